@@ -1,0 +1,28 @@
+# icegan — make setup | test | demo
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test demo clean
+
+setup: $(STAMP)
+
+# Reinstalls only when the pins or the package metadata change.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24" || true
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q -c constraints.txt --no-deps face_recognition
+	$(PY) -c "import torch, torchvision, torch_geometric, cv2, face_recognition, sklearn, skimage; print('icegan setup ok: torch', torch.__version__)"
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+demo: setup
+	$(PY) train.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,228 @@
+"""Typed experiment configuration: dataclasses loaded from YAML, overridden by ``key=value``.
+
+Every experiment section (LOSO, data, GAN, flow, main job) is a ``@dataclass`` whose fields carry
+type annotations and defaults. :func:`load_config` reads a YAML file into such a dataclass, then
+applies command-line overrides written as dotted keys (``train.epochs=2``,
+``model.name=ststnet``, ``data.roots.casme2=/data/CASME2``). Values are parsed as YAML scalars
+(``2`` → int, ``1e-3`` → float, ``true`` → bool, ``[1, 2]`` → list, ``null`` → None) and then checked
+against the annotation.
+
+Errors: an unknown key, or a value of the wrong type, raises :class:`ConfigError` whose message
+names the full dotted key, the file it came from (if any), and what was expected. Nothing is
+silently ignored.
+
+The resolved configuration is written back with :func:`save_config` into every run directory
+(``runs/<name>/config.yaml``) so a run can always be reproduced with
+``--config runs/<name>/config.yaml``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+__all__ = ["ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, malformed, or has a value of the wrong type."""
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against annotation ``tp`` and convert lossless cases (int → float, list → tuple)."""
+    where = f" (in {source})" if source else ""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Union:
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError as exc:  # try the next member of the union
+                errors.append(str(exc))
+        raise ConfigError(f"config key '{key}'{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ConfigError(
+                f"config key '{key}'{where}: {value!r} is not one of {list(get_args(tp))}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}'{where}: expected a list, got {value!r}")
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(
+                    f"config key '{key}'{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        out = [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}'{where}: expected a mapping, got {value!r}")
+        kt, vt = get_args(tp) or (Any, Any)
+        return {_coerce(k, kt, key, source): _coerce(v, vt, f"{key}.{k}", source) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}'{where}: expected a section (mapping), got {value!r}")
+        return from_dict(tp, value, prefix=key + ".", source=source)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}'{where}: expected true/false, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key '{key}'{where}: expected a number, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}'{where}: expected an integer, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. a subject id written as 006
+        raise ConfigError(f"config key '{key}'{where}: expected a string, got {value!r}")
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise ConfigError(f"config key '{key}'{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T:
+    """Build dataclass ``cls`` from a nested mapping, rejecting unknown keys by their dotted name.
+
+    Raises:
+        ConfigError: unknown key, missing required key, or a value of the wrong type.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        where = f" in {source}" if source else ""
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}'{where}; known keys here: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, hints[name], prefix + name, source)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field without default
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}': {exc}") from None
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict of a config dataclass (tuples become lists), suitable for YAML/JSON."""
+    def conv(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+    return conv(cfg)
+
+
+def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
+    """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections).
+
+    Raises:
+        ConfigError: malformed override (no ``=``), unknown key, or wrong value type.
+    """
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=2)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override '{item}': cannot parse value: {exc}") from None
+        node = data
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
+                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'")
+            node = node[part]
+        if parts[-1] not in node:
+            # dict-typed fields (e.g. data.roots) accept new keys; dataclass sections do not
+            if not _is_open_mapping(type(cfg), parts[:-1]):
+                raise ConfigError(f"unknown config key '{key}' in override '{item}'; "
+                                  f"known keys here: {sorted(node)}")
+        node[parts[-1]] = value
+    return from_dict(type(cfg), data, source="command line")
+
+
+def _is_open_mapping(cls: type, parts: list[str]) -> bool:
+    tp: Any = cls
+    for part in parts:
+        if not dataclasses.is_dataclass(tp):
+            return False
+        tp = _hints(tp).get(part)
+        if get_origin(tp) is Union:
+            tp = next(a for a in get_args(tp) if a is not type(None))
+    return get_origin(tp) is dict
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
+    """Load ``cls`` from YAML file ``path`` (defaults when None), then apply ``overrides``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the message names it).
+        ConfigError: invalid YAML, unknown key or wrong type (the message names key and file).
+    """
+    data: dict = {}
+    source = ""
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file not found: {p}")
+        source = str(p)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    cfg = from_dict(cls, data, source=source)
+    return apply_overrides(cfg, overrides)
+
+
+def save_config(cfg: Any, path: str | Path) -> Path:
+    """Write the resolved config as YAML to ``path`` (parents created) and return the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return p
