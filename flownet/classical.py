@@ -1,0 +1,89 @@
+"""Classical optical-flow baselines behind the same interface as the networks.
+
+``estimate(img1, img2) -> (B, 2, H, W)`` flow in pixels (channel 0 = u, 1 = v; flow maps pixel x of
+img1 to x + flow(x) in img2). Images are (B, 1 or 3, H, W) float tensors in [0, 1]; RGB is converted
+to grey (ITU-R 601 luma) and quantised to uint8 as OpenCV's implementations expect. These run on
+the CPU through OpenCV whatever ``device`` is; the result is returned on the images' device.
+Not differentiable.
+
+* :class:`TVL1Estimator`: ``cv2.optflow.DualTVL1OpticalFlow`` (Zach, Pock, Bischof 2007) with OpenCV's
+  default parameters unless overridden.
+* :class:`FarnebackEstimator`: ``cv2.calcOpticalFlowFarneback`` with the commonly used parameters
+  (pyr_scale 0.5, levels 3, winsize 15, iterations 3, poly_n 5, poly_sigma 1.2).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["to_gray_uint8", "TVL1Estimator", "FarnebackEstimator"]
+
+
+def to_gray_uint8(img: torch.Tensor) -> np.ndarray:
+    """(B, 1|3, H, W) float [0, 1] → (B, H, W) uint8 grey.
+
+    Raises:
+        ValueError: wrong shape.
+    """
+    if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[1] not in (1, 3):
+        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+        raise ValueError(f"images must be (B, 1 or 3, H, W) float tensors in [0, 1], got {shape}")
+    x = img.detach().float().cpu()
+    if x.shape[1] == 3:
+        x = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    else:
+        x = x[:, 0]
+    return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+class _Classical:
+    name = "classical"
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def estimate(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """Flow (B, 2, H, W) in pixels from img1 to img2 ((B, 1|3, H, W) in [0, 1])."""
+        if img1.shape != img2.shape:
+            raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
+        g1, g2 = to_gray_uint8(img1), to_gray_uint8(img2)
+        flows = [self._pair(a, b) for a, b in zip(g1, g2)]
+        out = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
+        return out.to(img1.device)
+
+    __call__ = estimate
+
+
+class TVL1Estimator(_Classical):
+    """OpenCV Dual TV-L1 (``cv2.optflow.DualTVL1OpticalFlow_create(**params)``)."""
+    name = "tvl1"
+
+    def __init__(self, device="cpu", **params):
+        super().__init__(device)
+        import cv2
+        if not hasattr(cv2, "optflow"):
+            raise ImportError("cv2.optflow is missing: install opencv-contrib-python(-headless)")
+        self.params = params
+        self._algo = cv2.optflow.DualTVL1OpticalFlow_create(**params)
+
+    def _pair(self, a, b):
+        return self._algo.calc(a, b, None).astype(np.float32)
+
+
+class FarnebackEstimator(_Classical):
+    """OpenCV Gunnar-Farneback dense flow."""
+    name = "farneback"
+
+    def __init__(self, device="cpu", pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5,
+                 poly_sigma=1.2, flags=0):
+        super().__init__(device)
+        self.params = dict(pyr_scale=pyr_scale, levels=levels, winsize=winsize, iterations=iterations,
+                           poly_n=poly_n, poly_sigma=poly_sigma, flags=flags)
+
+    def _pair(self, a, b):
+        import cv2
+        return cv2.calcOpticalFlowFarneback(a, b, None, **self.params).astype(np.float32)

@@ -1,0 +1,443 @@
+"""Facial optical flow with exact ground truth: real face crops warped by known smooth fields.
+
+A 2D analogue of the SRFlow dataset (which cannot be had here): a real CASME II face crop (frame 1)
+is warped by a known deformation to give frame 2, so the flow is exact by construction
+(SRFlow paper Sec. III motivates the head + expression decomposition). The field is
+
+    flow = flow_head + flow_expr      (both (2, H, W), pixels; the total is *defined* as their sum)
+
+* ``flow_head``: a small similarity transform about the image centre (rotation, scale, translation),
+  rescaled so its largest displacement over the crop is at most ``max_head`` px (default 2): head motion.
+* ``flow_expr``: action-unit (AU) motions anchored at the 68 iBUG face landmarks (:func:`au_displacement`),
+  amplitudes 0.2–3 px, smooth Gaussian support scaled by the inter-ocular distance.
+
+Frame 2 is synthesised with :func:`warp_forward` (inverse field by fixed-point iteration + backward
+bilinear warping), then photometric noise and blur are applied independently to both frames.
+
+Landmarks: dlib's 68-point shape predictor (``face_recognition``'s ``pose_predictor_68_point``) run on
+each crop with the known face box = the whole crop (the CASME II ``reg_img`` frames are already aligned
+face crops, so no detection is needed). Points may fall slightly outside a tight crop.
+
+Images are resized (whole crop, aspect not preserved) to ``size`` x ``size`` *before* warping, so the
+ground truth is exact at that size. Convention (DESIGN.md): flow(x) maps pixel x of frame 1 to
+x + flow(x) in frame 2.
+
+Data root: ``root`` argument, else ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data``; the crops are
+read from ``<root>/casme2/<subject>/<clip>/img*.jpg``. Nothing derived is written to disk.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
+           "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
+           "inverse_flow", "backward_warp", "warp_forward", "face_mask", "list_subjects",
+           "split_subjects", "make_pair", "SyntheticFaceFlow"]
+
+#: action units modelled (FACS numbers in brackets), each moves skin in its natural direction
+AU_NAMES = (
+    "brow_raise",          # AU1+2 inner/outer brow raiser: brows and forehead up
+    "brow_lower",          # AU4 brow lowerer: brows down and toward the midline
+    "upper_lid_raise",     # AU5 upper lid raiser: upper lids up
+    "lid_tighten",         # AU7 lid tightener: lower lids up
+    "cheek_raise",         # AU6 cheek raiser: cheeks (and lower lids) up
+    "lip_corner_pull",     # AU12 lip corner puller: mouth corners out and up
+    "lip_corner_depress",  # AU15 lip corner depressor: mouth corners down (slightly in)
+    "jaw_drop",            # AU26 jaw drop: chin and lower lip down
+)
+#: AU combinations of the three MEGC classes (for building synthetic micro-expressions)
+POSITIVE_AUS = ("lip_corner_pull", "cheek_raise")
+NEGATIVE_AUS = ("brow_lower", "lip_corner_depress")
+SURPRISE_AUS = ("brow_raise", "upper_lid_raise")
+
+
+def shared_data_root() -> Path:
+    """``$ICEGAN_SHARED_DATA`` or ``<repo>/../shared/data`` (flownet's own copy of the rule; no icegan import)."""
+    env = os.environ.get("ICEGAN_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+# --------------------------------------------------------------------------------------------- landmarks
+
+def detect_landmarks(image_rgb: np.ndarray) -> np.ndarray:
+    """68 iBUG landmarks (68, 2) float32 (x, y) pixels of a face crop, face box = whole image.
+
+    Args:
+        image_rgb: (H, W, 3) uint8 RGB (or (H, W) grey) face crop.
+    """
+    import dlib
+    import face_recognition.api as fr
+    img = np.ascontiguousarray(image_rgb if image_rgb.ndim == 3 else np.repeat(image_rgb[..., None], 3, -1))
+    h, w = img.shape[:2]
+    shape = fr.pose_predictor_68_point(img, dlib.rectangle(0, 0, w - 1, h - 1))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+
+
+def _check_landmarks(lm) -> np.ndarray:
+    lm = np.asarray(lm, dtype=np.float64)
+    if lm.shape != (68, 2) or not np.isfinite(lm).all():
+        raise ValueError(f"landmarks must be a finite (68, 2) array of (x, y) pixels, got shape {lm.shape}")
+    return lm
+
+
+def inter_ocular_distance(landmarks) -> float:
+    """Distance (pixels) between the two eye centres (means of points 36–41 and 42–47)."""
+    lm = _check_landmarks(landmarks)
+    return float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
+
+
+def _au_anchors(lm: np.ndarray, au: str):
+    """Anchor points (K, 2), unit-ish directions (K, 2) and support sigma (px) of one AU."""
+    iod = max(float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))), 1e-3)
+    x_mid = lm[27:31, 0].mean()
+    up = np.array([0.0, -1.0])
+    if au == "brow_raise":
+        pts = np.concatenate([lm[17:27], lm[17:27] + [0.0, -0.35 * iod]])
+        return pts, np.tile(up, (len(pts), 1)), 0.28 * iod
+    if au == "brow_lower":
+        pts = lm[17:27]
+        toward = np.sign(x_mid - pts[:, 0])[:, None] * np.array([[0.6, 0.0]])
+        d = toward + np.array([[0.0, 1.0]])
+        return pts, d / np.linalg.norm(d, axis=1, keepdims=True), 0.25 * iod
+    if au == "upper_lid_raise":
+        pts = lm[[37, 38, 43, 44]]
+        return pts, np.tile(up, (4, 1)), 0.12 * iod
+    if au == "lid_tighten":
+        pts = lm[[40, 41, 46, 47]]
+        return pts, np.tile(up, (4, 1)), 0.12 * iod
+    if au == "cheek_raise":
+        eye_r, eye_l = lm[36:42].mean(0), lm[42:48].mean(0)
+        cheeks = np.stack([eye_r + [-0.1 * iod, 0.6 * iod], eye_l + [0.1 * iod, 0.6 * iod]])
+        lids = lm[[40, 41, 46, 47]]
+        pts = np.concatenate([cheeks, lids])
+        d = np.concatenate([np.tile(up, (2, 1)), np.tile(0.5 * up, (4, 1))])
+        return pts, d, 0.3 * iod
+    if au in ("lip_corner_pull", "lip_corner_depress"):
+        pts = lm[[48, 54]]
+        out = np.sign(pts[:, 0] - x_mid)[:, None]
+        if au == "lip_corner_pull":
+            d = np.concatenate([0.8 * out, np.full((2, 1), -0.6)], 1)
+        else:
+            d = np.concatenate([-0.2 * out, np.ones((2, 1))], 1)
+        return pts, d / np.linalg.norm(d, axis=1, keepdims=True), 0.25 * iod
+    if au == "jaw_drop":
+        pts = np.concatenate([lm[5:12], lm[55:60], lm[65:68]])
+        return pts, np.tile(-up, (len(pts), 1)), 0.35 * iod
+    raise ValueError(f"unknown action unit '{au}'; known: {list(AU_NAMES)}")
+
+
+def au_displacement(landmarks, amplitudes: dict, height: int, width: int,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """Smooth displacement field of action units anchored at face landmarks.
+
+    Each AU has anchor points p_k (landmarks, or points derived from them), directions d_k (|d_k| <= 1,
+    image axes: +x right, +y down) and a support sigma proportional to the inter-ocular distance. With
+    ``w_k(x) = exp(-|x - p_k|^2 / (2 sigma^2))`` the AU field is
+
+        F_au(x) = a * sum_k w_k(x) d_k / max(1, sum_k w_k(x))
+
+    so its magnitude never exceeds |a| and reaches about |a| at the anchors; the result is the sum over
+    AUs. A negative amplitude reverses the motion.
+
+    Args:
+        landmarks: (68, 2) iBUG landmarks, (x, y) pixels in the target grid.
+        amplitudes: {AU name (see :data:`AU_NAMES`): amplitude a in pixels}; 0 entries are skipped.
+        height, width: output grid size (pixels).
+
+    Returns:
+        (2, H, W) float32 flow in pixels (u, v).
+
+    Raises:
+        ValueError: bad landmarks, unknown AU name, or non-finite amplitude.
+    """
+    lm = _check_landmarks(landmarks)
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                            indexing="ij")
+    grid = torch.stack([xs, ys], -1).reshape(-1, 1, 2)  # (HW, 1, 2)
+    field = torch.zeros(height * width, 2, dtype=torch.float64)
+    for au, a in amplitudes.items():
+        if not math.isfinite(float(a)):
+            raise ValueError(f"amplitude of '{au}' is not finite: {a}")
+        pts, dirs, sigma = _au_anchors(lm, au)
+        if float(a) == 0.0:
+            continue
+        p = torch.from_numpy(np.asarray(pts, np.float64))[None]          # (1, K, 2)
+        d = torch.from_numpy(np.asarray(dirs, np.float64))                # (K, 2)
+        w = torch.exp(-((grid - p) ** 2).sum(-1) / (2.0 * sigma ** 2))   # (HW, K)
+        field += float(a) * (w @ d) / w.sum(1, keepdim=True).clamp(min=1.0)
+    return field.T.reshape(2, height, width).float().to(device)
+
+
+def similarity_flow(height: int, width: int, angle_deg: float = 0.0, scale: float = 1.0,
+                    tx: float = 0.0, ty: float = 0.0) -> torch.Tensor:
+    """Flow (2, H, W) of a similarity transform about the image centre c: ``x -> s R (x - c) + c + t``."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                            indexing="ij")
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    th = math.radians(angle_deg)
+    c, s = scale * math.cos(th), scale * math.sin(th)
+    x0, y0 = xs - cx, ys - cy
+    u = c * x0 - s * y0 - x0 + tx
+    v = s * x0 + c * y0 - y0 + ty
+    return torch.stack([u, v]).float()
+
+
+# ---------------------------------------------------------------------------------------------- warping
+
+def _base_grid(b, h, w, device, dtype):
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                            torch.arange(w, device=device, dtype=dtype), indexing="ij")
+    return torch.stack([xs, ys])[None].expand(b, -1, -1, -1)
+
+
+def _sample(x: torch.Tensor, coords: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
+    """Bilinear sample x (B, C, H, W) at absolute pixel coords (B, 2, H, W) (align_corners=True)."""
+    h, w = x.shape[-2:]
+    gx = 2.0 * coords[:, 0] / max(w - 1, 1) - 1.0
+    gy = 2.0 * coords[:, 1] / max(h - 1, 1) - 1.0
+    return F.grid_sample(x, torch.stack([gx, gy], -1), mode="bilinear", padding_mode=padding_mode,
+                         align_corners=True)
+
+
+def _batch(t: torch.Tensor, name: str, channels=None) -> tuple[torch.Tensor, bool]:
+    if t.dim() == 3:
+        t, squeeze = t[None], True
+    elif t.dim() == 4:
+        squeeze = False
+    else:
+        raise ValueError(f"{name} must be (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
+    if channels is not None and t.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channels, got {tuple(t.shape)}")
+    return t, squeeze
+
+
+def inverse_flow(flow: torch.Tensor, iters: int = 10) -> torch.Tensor:
+    """Backward field b of a forward flow f: ``b(y) = -f(y + b(y))`` by fixed-point iteration.
+
+    Then ``y + b(y)`` is the frame-1 point that lands on y in frame 2. The iteration converges for
+    smooth fields with |grad f| < 1 (all fields here: < 3 px over tens of pixels); 10 iterations reach
+    ~1e-4 px for them. Differentiable.
+
+    Args:
+        flow: (B, 2, H, W) or (2, H, W) forward flow, pixels.
+
+    Returns:
+        backward flow of the same shape, pixels.
+    """
+    f, squeeze = _batch(flow, "flow", 2)
+    base = _base_grid(f.shape[0], f.shape[2], f.shape[3], f.device, f.dtype)
+    b = -f
+    for _ in range(int(iters)):
+        b = -_sample(f, base + b)
+    return b[0] if squeeze else b
+
+
+def backward_warp(image: torch.Tensor, flow_b: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
+    """``out(y) = image(y + flow_b(y))`` by bilinear sampling (image (B, C, H, W), flow_b (B, 2, H, W))."""
+    base = _base_grid(image.shape[0], image.shape[2], image.shape[3], image.device, image.dtype)
+    return _sample(image, base + flow_b.to(image.dtype), padding_mode)
+
+
+def warp_forward(image: torch.Tensor, flow: torch.Tensor, iters: int = 10,
+                 return_valid: bool = False):
+    """Synthesise frame 2 from frame 1 and a forward flow (pixel x of frame 1 moves to x + flow(x)).
+
+    Computes the backward field with :func:`inverse_flow` and samples frame 1 bilinearly
+    (``grid_sample``, border padding). Differentiable in ``image`` and ``flow``.
+
+    Args:
+        image: (B, C, H, W) or (C, H, W) float image (any range).
+        flow: (B, 2, H, W) or (2, H, W) forward flow in pixels (same H, W; batch broadcast from 1).
+        iters: fixed-point iterations for the inverse field.
+        return_valid: also return the (B, H, W) / (H, W) bool mask of target pixels whose source
+            point lies inside frame 1 (elsewhere the border was replicated).
+
+    Returns:
+        frame 2 with the shape of ``image`` (and the valid mask if asked).
+
+    Raises:
+        ValueError: shapes do not match.
+    """
+    img, squeeze = _batch(image, "image")
+    f, _ = _batch(flow, "flow", 2)
+    if f.shape[-2:] != img.shape[-2:]:
+        raise ValueError(f"flow {tuple(f.shape)} and image {tuple(img.shape)} differ in H, W")
+    if f.shape[0] != img.shape[0]:
+        if f.shape[0] == 1:
+            f = f.expand(img.shape[0], -1, -1, -1)
+        elif img.shape[0] == 1:
+            img = img.expand(f.shape[0], -1, -1, -1)
+        else:
+            raise ValueError(f"batch sizes differ: image {img.shape[0]}, flow {f.shape[0]}")
+    f = f.to(img.dtype)
+    b = inverse_flow(f, iters)
+    out = backward_warp(img, b)
+    if not return_valid:
+        return out[0] if squeeze else out
+    h, w = img.shape[-2:]
+    src = _base_grid(img.shape[0], h, w, img.device, img.dtype) + b
+    valid = (src[:, 0] >= 0) & (src[:, 0] <= w - 1) & (src[:, 1] >= 0) & (src[:, 1] <= h - 1)
+    return (out[0], valid[0]) if squeeze else (out, valid)
+
+
+def face_mask(landmarks, height: int, width: int) -> torch.Tensor:
+    """(1, H, W) float {0, 1} face mask: convex hull of the 68 landmarks plus the brows raised by
+    0.5 inter-ocular distance (forehead). This is M_bg of the SRFlow regularizers (Eq. 12, 16, 19)."""
+    import cv2
+    lm = _check_landmarks(landmarks)
+    iod = inter_ocular_distance(lm)
+    pts = np.concatenate([lm, lm[17:27] + [0.0, -0.5 * iod]])
+    hull = cv2.convexHull(np.round(pts).astype(np.int32))
+    m = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(m, hull, 1)
+    return torch.from_numpy(m).float()[None]
+
+
+# ---------------------------------------------------------------------------------------------- dataset
+
+def list_subjects(root: str | Path | None = None) -> list[str]:
+    """CASME II subject folders (``sub01`` …) under ``<root>/casme2`` that hold at least one frame.
+
+    Raises:
+        FileNotFoundError: ``<root>/casme2`` missing or without any subject frames.
+    """
+    base = Path(root) if root is not None else shared_data_root()
+    c2 = base / "casme2"
+    if not c2.is_dir():
+        raise FileNotFoundError(f"CASME II crops not found at {c2} (set --root or $ICEGAN_SHARED_DATA)")
+    subs = sorted(p.name for p in c2.iterdir() if p.is_dir() and any(p.glob("*/img*.jpg")))
+    if not subs:
+        raise FileNotFoundError(f"no CASME II frames (<subject>/<clip>/img*.jpg) under {c2}")
+    return subs
+
+
+def split_subjects(subjects: list[str], n_test: int = 4, seed: int = 2026) -> dict[str, list[str]]:
+    """Fixed seeded split by subject: ``{"train": [...], "test": [...]}`` (test = ``n_test`` subjects).
+
+    Raises:
+        ValueError: not enough subjects.
+    """
+    subs = sorted(subjects)
+    if len(subs) <= n_test:
+        raise ValueError(f"need more than {n_test} subjects for a subject split, got {len(subs)}")
+    perm = np.random.default_rng(seed).permutation(len(subs))
+    test = sorted(subs[i] for i in perm[:n_test])
+    return {"train": [s for s in subs if s not in test], "test": test}
+
+
+def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head: float = 2.0,
+              au_range: tuple = (0.2, 3.0), n_aus: tuple = (1, 3), noise: float = 0.01,
+              blur: float = 0.7, amplitudes: dict | None = None) -> dict:
+    """One synthetic pair from a face image and its landmarks.
+
+    Args:
+        image: (C, H, W) float [0, 1] frame 1.
+        landmarks: (68, 2) landmarks in that grid (pixels).
+        rng: numpy generator (all randomness comes from it).
+        max_head: the head motion's largest displacement is drawn uniformly in [0, max_head] px.
+        au_range: AU amplitude range (px); ``n_aus``: how many distinct AUs (inclusive range).
+        noise: Gaussian noise std drawn in [0, noise]; ``blur``: Gaussian blur sigma drawn in [0, blur] px
+            (independently per frame; no blur below 0.2).
+        amplitudes: fixed {AU: px} instead of random AUs (e.g. :data:`POSITIVE_AUS` for a demo).
+
+    Returns:
+        dict with img1, img2 (C, H, W) in [0, 1]; flow, flow_head, flow_expr (2, H, W) px with
+        flow = flow_head + flow_expr; mask (1, H, W) face mask; valid (H, W) bool; aus {name: px}.
+    """
+    from torchvision.transforms.functional import gaussian_blur
+    c, h, w = image.shape
+    ang, sc = rng.uniform(-1.5, 1.5), 1.0 + rng.uniform(-0.015, 0.015)
+    tx, ty = rng.uniform(-1.0, 1.0, size=2)
+    head = similarity_flow(h, w, ang, sc, tx, ty)
+    peak = float(head.norm(dim=0).max())
+    head = head * (rng.uniform(0.0, max_head) / max(peak, 1e-6))
+    if amplitudes is None:
+        k = int(rng.integers(n_aus[0], n_aus[1] + 1))
+        names = rng.choice(len(AU_NAMES), size=k, replace=False)
+        amplitudes = {AU_NAMES[i]: float(rng.uniform(*au_range)) for i in names}
+    expr = au_displacement(landmarks, amplitudes, h, w)
+    flow = head + expr
+    img2, valid = warp_forward(image, flow, return_valid=True)
+    frames = []
+    for im in (image, img2):
+        s = rng.uniform(0.0, blur)
+        if s >= 0.2:
+            im = gaussian_blur(im[None], kernel_size=5, sigma=float(s))[0]
+        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
+        im = im + float(rng.uniform(0.0, noise)) * torch.randn(im.shape, generator=gen)
+        frames.append(im.clamp(0.0, 1.0))
+    return {"img1": frames[0], "img2": frames[1], "flow": flow, "flow_head": head, "flow_expr": expr,
+            "mask": face_mask(landmarks, h, w), "valid": valid, "aus": amplitudes}
+
+
+class SyntheticFaceFlow(torch.utils.data.Dataset):
+    """Deterministic synthetic facial flow pairs from CASME II crops (module docstring).
+
+    Pair ``i`` of a split is fully determined by ``(seed, split, i)``: the frame (uniform over all
+    frames of the split's subjects), the head motion, the AUs and the noise. Frames are read from disk,
+    converted to grey (``gray=True``, the main pipeline's format) or kept RGB, resized to ``size`` x ``size``.
+
+    Args:
+        root: shared data root (holds ``casme2/``); None → $ICEGAN_SHARED_DATA or <repo>/../shared/data.
+        split: "train" or "test" (fixed seeded subject split, :func:`split_subjects` with ``n_test``, ``split_seed``).
+        size: output side in pixels. n_pairs: pairs in this split. seed: pair-generation seed.
+
+    Items: dict of img1, img2 (C, size, size) [0, 1]; flow, flow_head, flow_expr (2, size, size) px;
+    mask (1, size, size); valid (size, size) bool; subject (str); path (str).
+
+    Raises:
+        FileNotFoundError: no CASME II frames; ValueError: unknown split; OSError: unreadable frame (named).
+    """
+
+    def __init__(self, root=None, split: str = "train", size: int = 128, n_pairs: int = 1000, seed: int = 0,
+                 gray: bool = True, n_test: int = 4, split_seed: int = 2026, max_head: float = 2.0,
+                 au_range: tuple = (0.2, 3.0)):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        self.root = Path(root) if root is not None else shared_data_root()
+        self.split, self.size, self.n_pairs, self.seed, self.gray = split, int(size), int(n_pairs), int(seed), gray
+        self.max_head, self.au_range = max_head, tuple(au_range)
+        self.subjects = split_subjects(list_subjects(self.root), n_test, split_seed)[split]
+        self.frames = sorted(p for s in self.subjects for p in (self.root / "casme2" / s).glob("*/img*.jpg"))
+        if not self.frames:
+            raise FileNotFoundError(f"no frames for split {split} under {self.root / 'casme2'}")
+        self._lm_cache: dict = {}
+
+    def __len__(self) -> int:
+        return self.n_pairs
+
+    def load_frame(self, path: Path) -> tuple[torch.Tensor, np.ndarray]:
+        """Frame (C, size, size) [0, 1] and its landmarks (68, 2) in that grid."""
+        import cv2
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise OSError(f"cannot read face crop {path}")
+        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        h, w = rgb.shape[:2]
+        if path not in self._lm_cache:
+            self._lm_cache[path] = detect_landmarks(rgb)
+        lm = self._lm_cache[path] * np.array([self.size / w, self.size / h], np.float32)
+        small = cv2.resize(rgb, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        if self.gray:
+            arr = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)[None]
+        else:
+            arr = small.transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0, lm
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n_pairs:
+            raise IndexError(f"pair {i} out of range (n_pairs={self.n_pairs})")
+        rng = np.random.default_rng([self.seed, 0 if self.split == "train" else 1, i])
+        path = self.frames[int(rng.integers(len(self.frames)))]
+        img, lm = self.load_frame(path)
+        out = make_pair(img, lm, rng, max_head=self.max_head, au_range=self.au_range)
+        out.pop("aus")
+        out["subject"] = path.parent.parent.name
+        out["path"] = str(path)
+        return out

@@ -1,0 +1,186 @@
+"""Optical-flow file I/O and pictures.
+
+* Middlebury ``.flo``: little-endian float32 magic ``202021.25``, int32 width, int32 height, then
+  ``height * width * 2`` float32 values, u and v interleaved per pixel, row-major. Values with an
+  absolute value above ``1e9`` mean "unknown" (Middlebury convention) and become invalid pixels.
+* KITTI 16-bit flow PNG: three uint16 channels (stored as B, G, R by OpenCV); ``u = (R - 2**15) / 64``,
+  ``v = (G - 2**15) / 64``, valid where ``B > 0``.
+* Colour-coded flow pictures via :func:`torchvision.utils.flow_to_image` (Baker et al. colour wheel).
+
+Flow arrays are (H, W, 2) float32 numpy arrays in pixels (channel 0 = u horizontal, 1 = v vertical)
+at the file level; :func:`flow_to_tensor` converts to the (2, H, W) torch layout used elsewhere.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
+           "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image"]
+
+FLO_MAGIC = 202021.25
+UNKNOWN_FLOW_THRESH = 1e9
+
+
+def read_flo(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a Middlebury ``.flo`` file.
+
+    Returns:
+        (flow, valid): ``flow`` (H, W, 2) float32 in pixels with unknown values set to 0, and
+        ``valid`` (H, W) bool, False where |u| or |v| exceeds 1e9 (or is not finite).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: bad magic number, non-positive size, or truncated data (the message names the file).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f".flo file not found: {p}")
+    raw = p.read_bytes()
+    if len(raw) < 12:
+        raise ValueError(f"{p}: too short for a .flo header ({len(raw)} bytes)")
+    magic = np.frombuffer(raw[:4], "<f4")[0]
+    if magic != np.float32(FLO_MAGIC):
+        raise ValueError(f"{p}: not a Middlebury .flo file (magic {magic!r}, expected {FLO_MAGIC})")
+    w, h = (int(x) for x in np.frombuffer(raw[4:12], "<i4"))
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{p}: invalid size {w}x{h} in .flo header")
+    need = 12 + 4 * 2 * w * h
+    if len(raw) < need:
+        raise ValueError(f"{p}: truncated .flo data ({len(raw)} bytes, need {need} for {w}x{h})")
+    flow = np.frombuffer(raw[12:need], "<f4").reshape(h, w, 2).astype(np.float32)
+    valid = np.isfinite(flow).all(-1) & (np.abs(flow) <= UNKNOWN_FLOW_THRESH).all(-1)
+    flow = np.where(valid[..., None], flow, 0.0).astype(np.float32)
+    return flow, valid
+
+
+def write_flo(path: str | Path, flow, valid=None) -> Path:
+    """Write ``flow`` ((H, W, 2) array or (2, H, W) tensor/array, pixels) as a Middlebury ``.flo``.
+
+    Pixels where ``valid`` ((H, W) bool) is False are written as 1e10 (unknown). Parents are created.
+
+    Raises:
+        ValueError: ``flow`` is not (H, W, 2) or (2, H, W).
+    """
+    f = _as_hw2(flow)
+    if valid is not None:
+        v = np.asarray(valid, dtype=bool)
+        if v.shape != f.shape[:2]:
+            raise ValueError(f"valid mask shape {v.shape} does not match flow {f.shape[:2]}")
+        f = np.where(v[..., None], f, np.float32(1e10))
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    h, w = f.shape[:2]
+    with open(p, "wb") as fh:
+        fh.write(np.array([FLO_MAGIC], "<f4").tobytes())
+        fh.write(np.array([w, h], "<i4").tobytes())
+        fh.write(np.ascontiguousarray(f, dtype="<f4").tobytes())
+    return p
+
+
+def read_kitti_png(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a KITTI 16-bit flow PNG.
+
+    Returns:
+        (flow, valid): flow (H, W, 2) float32 pixels, ``u = (R - 32768) / 64``, ``v = (G - 32768) / 64``;
+        valid (H, W) bool from the B channel (> 0).
+
+    Raises:
+        FileNotFoundError / ValueError: missing file, or not a 3-channel 16-bit PNG.
+    """
+    import cv2
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"KITTI flow PNG not found: {p}")
+    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint16:
+        desc = None if img is None else (img.shape, img.dtype)
+        raise ValueError(f"{p}: not a 3-channel 16-bit KITTI flow PNG (got {desc})")
+    b, g, r = img[..., 0], img[..., 1], img[..., 2]
+    flow = np.stack([(r.astype(np.float32) - 2 ** 15) / 64.0, (g.astype(np.float32) - 2 ** 15) / 64.0], -1)
+    valid = b > 0
+    return np.where(valid[..., None], flow, 0.0).astype(np.float32), valid
+
+
+def write_kitti_png(path: str | Path, flow, valid=None) -> Path:
+    """Write flow as a KITTI 16-bit PNG (values clipped to the representable ±512 px range)."""
+    import cv2
+    f = _as_hw2(flow)
+    v = np.ones(f.shape[:2], bool) if valid is None else np.asarray(valid, bool)
+    enc = np.clip(np.round(f * 64.0 + 2 ** 15), 0, 2 ** 16 - 1).astype(np.uint16)
+    img = np.stack([v.astype(np.uint16), enc[..., 1], enc[..., 0]], -1)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(p), img):
+        raise OSError(f"could not write {p}")
+    return p
+
+
+def flow_to_color(flow):
+    """Colour-code flow with :func:`torchvision.utils.flow_to_image`.
+
+    Args:
+        flow: (2, H, W) or (B, 2, H, W) tensor, or (H, W, 2) numpy array, in pixels.
+
+    Returns:
+        uint8 tensor (3, H, W) or (B, 3, H, W); the colour saturates at the largest magnitude of each image.
+    """
+    import torch
+    from torchvision.utils import flow_to_image
+    if isinstance(flow, np.ndarray):
+        flow = torch.from_numpy(_as_hw2(flow)).permute(2, 0, 1)
+    return flow_to_image(flow.detach().float().cpu())
+
+
+def save_flow_image(path: str | Path, flow) -> Path:
+    """Save the colour-coded picture of one flow field ((2, H, W) tensor or (H, W, 2) array) as PNG."""
+    import cv2
+    img = flow_to_color(flow)
+    if img.ndim == 4:
+        if img.shape[0] != 1:
+            raise ValueError(f"save_flow_image takes one flow field, got a batch of {img.shape[0]}")
+        img = img[0]
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(p), img.permute(1, 2, 0).numpy()[..., ::-1]):
+        raise OSError(f"could not write {p}")
+    return p
+
+
+def flow_to_tensor(flow: np.ndarray):
+    """(H, W, 2) numpy flow → (2, H, W) float32 torch tensor."""
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(_as_hw2(flow).transpose(2, 0, 1)))
+
+
+def read_image(path: str | Path, gray: bool = False):
+    """Read an image file as a float tensor (C, H, W) in [0, 1] (C = 1 if ``gray`` else 3, RGB order).
+
+    Raises:
+        FileNotFoundError / ValueError: missing or unreadable file (named in the message).
+    """
+    import cv2
+    import torch
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image not found: {p}")
+    img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{p}: could not decode image")
+    if gray:
+        arr = img[None]
+    else:
+        arr = img[..., ::-1].transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
+
+
+def _as_hw2(flow) -> np.ndarray:
+    if hasattr(flow, "detach"):
+        flow = flow.detach().cpu().numpy()
+    f = np.asarray(flow, dtype=np.float32)
+    if f.ndim == 3 and f.shape[-1] == 2:
+        return f
+    if f.ndim == 3 and f.shape[0] == 2:
+        return np.ascontiguousarray(f.transpose(1, 2, 0))
+    raise ValueError(f"flow must be (H, W, 2) or (2, H, W), got shape {f.shape}")

@@ -1,0 +1,70 @@
+"""Optical-flow accuracy metrics over valid pixels (SRFlow paper, Table II columns).
+
+With ``e(x) = ||f_pred(x) - f_gt(x)||_2`` (end-point error, pixels) over the valid pixel set V:
+
+* ``EPE``  = mean_{x in V} e(x)                              (pixels, lower is better)
+* ``px1``, ``px3``, ``px5`` = |{x in V : e(x) < t}| / |V|, t = 1, 3, 5 px  (fraction in [0, 1], higher is better;
+  the SRFlow paper's px columns are these accuracies, not error rates)
+* ``Fl-all`` = 100 * |{x in V : e(x) > 3 and e(x) > 0.05 * ||f_gt(x)||}| / |V|   (percent, KITTI outlier rate)
+* ``WAUC`` (Spring benchmark, Mehl et al. CVPR 2023, used by the SRFlow paper) =
+  ``100 * sum_{i=1}^{100} w_i * A(delta_i) / sum_i w_i`` with ``delta_i = i / 20`` px (0.05 … 5 px),
+  ``w_i = 1 - (i - 1) / 100`` and ``A(delta) = |{x in V : e(x) <= delta}| / |V|``  (percent, higher is better).
+
+All functions take flows as (B, 2, H, W) or (2, H, W) tensors in pixels and an optional valid mask
+(B, H, W) / (H, W) bool. Values are pooled over all valid pixels of the batch.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["endpoint_error", "flow_metrics", "METRIC_NAMES"]
+
+METRIC_NAMES = ("EPE", "px1", "px3", "px5", "Fl-all", "WAUC")
+
+
+def _prep(pred: torch.Tensor, gt: torch.Tensor, valid):
+    if pred.shape != gt.shape:
+        raise ValueError(f"predicted flow {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in shape")
+    if pred.dim() == 3:
+        pred, gt = pred[None], gt[None]
+        valid = None if valid is None else valid[None]
+    if pred.dim() != 4 or pred.shape[1] != 2:
+        raise ValueError(f"flow must be (B, 2, H, W) or (2, H, W), got {tuple(pred.shape)}")
+    if valid is None:
+        valid = torch.ones(pred.shape[0], *pred.shape[2:], dtype=torch.bool, device=pred.device)
+    valid = valid.to(pred.device).bool()
+    if valid.shape != (pred.shape[0], *pred.shape[2:]):
+        raise ValueError(f"valid mask {tuple(valid.shape)} does not match flow {tuple(pred.shape)}")
+    return pred.float(), gt.float(), valid
+
+
+def endpoint_error(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per-pixel end-point error ||pred - gt||_2, (B, H, W) (or (H, W)) in pixels."""
+    return torch.linalg.vector_norm(pred - gt, dim=-3)
+
+
+def flow_metrics(pred: torch.Tensor, gt: torch.Tensor, valid=None) -> dict[str, float]:
+    """EPE, px1, px3, px5, Fl-all and WAUC (definitions in the module docstring) over valid pixels.
+
+    Raises:
+        ValueError: shape mismatch, or no valid pixel.
+    """
+    pred, gt, valid = _prep(pred, gt, valid)
+    e = endpoint_error(pred, gt)[valid].double()
+    if e.numel() == 0:
+        raise ValueError("no valid pixel to evaluate")
+    mag = torch.linalg.vector_norm(gt, dim=1)[valid].double()
+    out = {
+        "EPE": e.mean().item(),
+        "px1": (e < 1).double().mean().item(),
+        "px3": (e < 3).double().mean().item(),
+        "px5": (e < 5).double().mean().item(),
+        "Fl-all": 100.0 * ((e > 3) & (e > 0.05 * mag)).double().mean().item(),
+    }
+    i = torch.arange(1, 101, dtype=torch.float64, device=e.device)
+    w = 1.0 - (i - 1) / 100.0
+    delta = i / 20.0
+    acc = (e[None, :] <= delta[:, None]).double().mean(1) if e.numel() < 4_000_000 else \
+        torch.stack([(e <= d).double().mean() for d in delta])
+    out["WAUC"] = (100.0 * (w * acc).sum() / w.sum()).item()
+    return out
