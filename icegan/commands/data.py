@@ -1,0 +1,97 @@
+"""``icegan data composite``, ``icegan data check`` and ``icegan prepare``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add ``data`` (with ``composite`` and ``check``) and ``prepare`` to the ``icegan`` parser."""
+    data = subparsers.add_parser("data", help="inspect datasets: MEGC2019 composite counts, layout checks",
+                                 description="Inspect CASME II / SAMM / SMIC as distributed by their owners.")
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    comp = dsub.add_parser("composite", help="MEGC2019 composite counts from the official sheets alone",
+                           description="Apply the MEGC2019 3-class composite rules to the CASME II and "
+                                       "SAMM annotation sheets and print/write the counts.")
+    comp.add_argument("--annotations-dir", required=True, type=Path,
+                      help="folder holding CASME2-coding-20140508.xlsx and SAMM_Micro_FACS_Codes_v2.xlsx")
+    comp.add_argument("--json", type=Path, default=None, help="write the counts to this JSON file")
+    comp.set_defaults(func=_composite)
+
+    chk = dsub.add_parser("check", help="report what is on disk versus the annotation sheet",
+                          description="Clips found, clips in the sheet but missing on disk, missing "
+                                      "frames, onset/apex outside the frames present, unreadable images, "
+                                      "counts per class and subject. Never stops at a bad clip.")
+    chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic"])
+    chk.add_argument("--root", required=True, type=Path, help="dataset root (official layout)")
+    chk.add_argument("--annotations", type=Path, default=None,
+                     help="annotation sheet (default: the official file found near the root)")
+    chk.add_argument("--json", type=Path, default=None, help="write the report to this JSON file")
+    chk.add_argument("--composite-only", action="store_true", help="check only MEGC2019 composite clips")
+    chk.add_argument("--no-read-images", action="store_true", help="do not decode every frame (faster)")
+    chk.add_argument("--workers", type=int, default=2, help="threads decoding images (default 2)")
+    chk.set_defaults(func=_check)
+
+    data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
+
+    prep = subparsers.add_parser("prepare", help="face preprocessing into the cache (onset, apex, neighbours)",
+                                 description="Detect/align (raw) or resize (cropped) every usable clip "
+                                             "and cache uint8 arrays under data/cache/<hash>/.")
+    prep.add_argument("--config", required=True, type=Path, help="YAML config, e.g. configs/prepare_casme2.yaml")
+    prep.add_argument("overrides", nargs="*", metavar="key=value",
+                      help="config overrides, e.g. workers=1 size=64 cache_root=/tmp/cache")
+    prep.set_defaults(func=_prepare)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _composite(args: argparse.Namespace) -> int:
+    from icegan.data.composite import composite_from_sheets
+    out = composite_from_sheets(args.annotations_dir)
+    print(f"{'dataset':8s} {'clips':>5s} {'negative':>8s} {'positive':>8s} {'surprise':>8s} {'subjects':>8s}")
+    for ds, c in out.items():
+        print(f"{ds:8s} {c['clips']:5d} {c['negative']:8d} {c['positive']:8d} {c['surprise']:8d} {c['subjects']:8d}")
+        for e in c["excluded"]:
+            print(f"  excluded {ds}/{e['clip']}: {e['reason']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    _logging()
+    logging.getLogger("icegan.data").setLevel(logging.ERROR)  # the report lists every problem itself
+    from icegan.data.check import check_dataset
+    rep = check_dataset(args.dataset, args.root, args.annotations, composite_only=args.composite_only,
+                        read_images=not args.no_read_images, workers=args.workers, progress=True)
+    print(rep.text())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    _logging()
+    from icegan.config import load_config
+    from icegan.data.prepare import PrepareConfig, prepare_dataset
+    cfg = load_config(PrepareConfig, args.config, args.overrides)
+    p = prepare_dataset(cfg)
+    m = p.manifest
+    print(f"cache: {p.cache_dir}")
+    print(f"prepared {len(p)} clips ({p.frames.onset.shape[1]}x{p.frames.onset.shape[2]} {cfg.color}), "
+          f"skipped {len(p.skipped)}")
+    for (ds, c3), n in m.groupby(["dataset", "class3"]).size().items():
+        print(f"  {ds} class3={c3}: {n}")
+    for _, s in p.skipped.iterrows():
+        print(f"  skipped {s['key']}: {s['reason']}")
+    return 0

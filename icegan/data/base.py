@@ -1,0 +1,143 @@
+"""Shared machinery of the dataset loaders: root and sheet resolution, sheet row → :class:`ClipRecord`."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+from .composite import composite_class
+from .records import ClipRecord, list_frames
+from .sheets import SheetRow, read_sheet
+
+log = logging.getLogger("icegan.data")
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """A dataset root does not exist or does not look like the official layout."""
+
+
+def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
+    """The annotation sheet: ``explicit`` if given, else the official file ``name`` found in the root,
+    its parents (up to two levels) or an ``annotations/`` folder beside them.
+
+    Raises:
+        FileNotFoundError: ``explicit`` does not exist, or nothing was found (message lists where
+            it looked and how to pass the sheet).
+    """
+    if explicit is not None:
+        p = Path(explicit)
+        if not p.is_file():
+            raise FileNotFoundError(f"annotation sheet not found: {p}")
+        return p
+    looked = []
+    for base in [root, root.parent, root.parent.parent]:
+        for cand in (base / name, base / "annotations" / name):
+            looked.append(str(cand))
+            if cand.is_file():
+                return cand
+    raise FileNotFoundError(f"annotation sheet {name} not found (looked in {looked}); pass it with "
+                            f"--annotations / the 'annotations' config key")
+
+
+class SheetDataset:
+    """Base of the sheet-driven loaders (CASME II, SAMM).
+
+    Subclasses set ``name`` (dataset id), ``sheet_name`` (official sheet file), ``layout_dirs``
+    (official folder names that may sit inside the given root) and implement :meth:`looks_like_subject`.
+    """
+
+    name: str = ""
+    sheet_name: str = ""
+    layout_dirs: tuple[str, ...] = ()
+
+    def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetLayoutError(f"{self.name} root not found: {root}")
+        self.given_root = root
+        self.root = self.resolve_root(root)
+        self.sheet_path = find_sheet(annotations, self.sheet_name, root)
+        self._rows: Optional[list[SheetRow]] = None
+
+    @classmethod
+    def resolve_root(cls, root: Path) -> Path:
+        """The folder holding the subject folders: ``root`` itself or one of ``layout_dirs`` in it.
+
+        Raises:
+            DatasetLayoutError: no subject folders found (message names the root and what was expected).
+        """
+        for d in cls.layout_dirs:
+            if (root / d).is_dir():
+                return root / d
+        if any(cls.looks_like_subject(p.name) for p in root.iterdir() if p.is_dir()):
+            return root
+        raise DatasetLayoutError(
+            f"{root}: no {cls.name} subject folders found (expected e.g. {cls.example_layout()})")
+
+    @staticmethod
+    def looks_like_subject(name: str) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @staticmethod
+    def example_layout() -> str:  # pragma: no cover - overridden
+        return ""
+
+    # -- sheet ---------------------------------------------------------------------------------
+    def sheet_rows(self) -> list[SheetRow]:
+        """Rows of the annotation sheet (read once)."""
+        if self._rows is None:
+            self._rows = read_sheet(self.name, self.sheet_path)
+        return self._rows
+
+    def subject_folders(self) -> list[str]:
+        """Subject folder names present on disk, sorted."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.looks_like_subject(p.name))
+
+    def disk_clips(self) -> list[tuple[str, str]]:
+        """``(subject, clip)`` folders present on disk."""
+        out = []
+        for s in self.subject_folders():
+            out += [(s, p.name) for p in sorted((self.root / s).iterdir()) if p.is_dir()]
+        return out
+
+    def clip_dir(self, subject: str, clip: str) -> Path:
+        return self.root / subject / clip
+
+    def record(self, row: SheetRow, class3: Optional[int]) -> ClipRecord:
+        """Build the record of one sheet row (frames listed from disk; empty when the folder is absent)."""
+        d = self.clip_dir(row.subject, row.clip)
+        numbers, paths, problems = list_frames(d) if d.is_dir() else ((), (), [])
+        return ClipRecord(
+            dataset=self.name, subject=f"{self.name}/{row.subject}", clip=row.clip,
+            emotion=row.emotion, class3=class3, onset=row.onset, apex=row.apex, offset=row.offset,
+            frame_numbers=numbers, frame_paths=paths, apex_method="annotated",
+            class5=self.class5(row), objective_class=row.objective_class,
+            action_units=row.action_units, clip_dir=d, notes=tuple(row.notes + problems))
+
+    def class5(self, row: SheetRow) -> Optional[int]:
+        return None
+
+    def records(self, composite_only: bool = True, subjects: Iterable[str] = ()) -> list[ClipRecord]:
+        """Clip records of the sheet, in sheet order.
+
+        Args:
+            composite_only: keep only MEGC2019 composite clips (class3 set); otherwise every sheet
+                row, with ``class3`` None for clips outside the composite.
+            subjects: restrict to these subjects (``sub01`` or ``casme2/sub01``); empty = all.
+
+        Records are returned whether or not their frames are on disk; use
+        :func:`icegan.data.check.record_problems` to see which are usable.
+        """
+        wanted = {s.split("/")[-1] for s in subjects}
+        out = []
+        for row in self.sheet_rows():
+            if wanted and row.subject not in wanted:
+                continue
+            c3, why = composite_class(row)
+            if composite_only and c3 is None:
+                continue
+            out.append(self.record(row, c3))
+        return out
+
+    def __iter__(self) -> Iterator[ClipRecord]:
+        return iter(self.records())

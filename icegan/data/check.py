@@ -1,0 +1,245 @@
+"""Dataset check: what is on disk versus what the annotation sheet says.
+
+:func:`record_problems` lists the problems of one clip with a severity: ``"skip"`` (the clip cannot
+be used: folder missing, onset or apex frame absent or unreadable, no frames) or ``"warn"`` (usable,
+but e.g. truncated before the offset, or with gaps). :func:`check_dataset` runs it over a whole
+dataset and builds the report behind ``icegan data check``; nothing is ever dropped silently and no
+clip can stop the check mid-way.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .records import CLASS3_NAMES, ClipRecord, ranges_text
+
+log = logging.getLogger("icegan.data")
+
+SKIP, WARN = "skip", "warn"
+
+
+@dataclass
+class Problem:
+    """One problem of one clip. ``severity`` is ``"skip"`` (unusable) or ``"warn"`` (usable)."""
+
+    clip: str
+    problem: str
+    severity: str
+
+    def as_dict(self) -> dict:
+        return {"clip": self.clip, "problem": self.problem, "severity": self.severity}
+
+
+def _readable(path: Path) -> bool:
+    import cv2
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    except cv2.error:
+        return False
+    return img is not None and img.size > 0
+
+
+def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool = True,
+                    unreadable: Optional[set[Path]] = None) -> list[Problem]:
+    """Problems of one clip record.
+
+    Args:
+        rec: the clip.
+        read_images: decode every frame file and report the ones that fail (slow: ~1 ms/frame).
+        need_apex: an absent apex is a ``skip`` problem (False for SMIC before spotting).
+        unreadable: precomputed set of unreadable frame paths (overrides ``read_images``).
+
+    Returns:
+        Problems, ``skip`` ones first.
+    """
+    k = rec.key
+    out: list[Problem] = []
+    if rec.clip_dir is not None and not rec.clip_dir.is_dir():
+        subj_dir = rec.clip_dir.parent
+        where = "subject folder" if not subj_dir.is_dir() else "clip folder"
+        return [Problem(k, f"in the sheet but missing on disk ({where} {rec.clip_dir if where == 'clip folder' else subj_dir} not found)", SKIP)]
+    for n in rec.notes:
+        out.append(Problem(k, n, WARN))
+    nums = rec.frame_numbers
+    if not nums:
+        return [Problem(k, f"no frame images in {rec.clip_dir}", SKIP)] + out
+    present = set(nums)
+    if rec.onset is None:
+        out.append(Problem(k, "onset is not a frame number in the sheet", SKIP))
+    elif rec.onset not in present:
+        out.append(Problem(k, f"onset frame {rec.onset} not on disk (frames present: {ranges_text(nums)})", SKIP))
+    if rec.apex is None:
+        if need_apex:
+            out.append(Problem(k, "apex is not a frame number in the sheet", SKIP))
+    elif rec.apex not in present:
+        out.append(Problem(k, f"apex frame {rec.apex} not on disk (frames present: {ranges_text(nums)})", SKIP))
+    if rec.onset is not None and rec.apex is not None and rec.apex < rec.onset:
+        out.append(Problem(k, f"apex {rec.apex} is before onset {rec.onset}", SKIP))
+    if rec.onset is not None and rec.offset is not None:
+        if rec.offset < rec.onset:
+            out.append(Problem(k, f"offset {rec.offset} is before onset {rec.onset}", WARN))
+        else:
+            expected = range(rec.onset, rec.offset + 1)
+            missing = [n for n in expected if n not in present]
+            if missing:
+                if missing[-1] == rec.offset and all(n > max(present & set(expected), default=rec.onset - 1) for n in missing):
+                    what = f"truncated: frames {ranges_text(missing)} of onset..offset {rec.onset}-{rec.offset} missing"
+                else:
+                    what = f"missing frames {ranges_text(missing)} inside onset..offset {rec.onset}-{rec.offset}"
+                out.append(Problem(k, what, WARN))
+    if rec.offset is None and rec.dataset != "smic":
+        out.append(Problem(k, "offset is not a frame number in the sheet", WARN))
+    if unreadable is None and read_images:
+        unreadable = {p for p in rec.frame_paths if not _readable(p)}
+    if unreadable:
+        bad = [n for n, p in zip(nums, rec.frame_paths) if p in unreadable]
+        if bad:
+            key_frames = {rec.onset, rec.apex} - {None}
+            sev = SKIP if key_frames & set(bad) else WARN
+            out.append(Problem(k, f"unreadable image(s) for frame(s) {ranges_text(bad)}", sev))
+    out.sort(key=lambda p: p.severity != SKIP)
+    return out
+
+
+@dataclass
+class CheckReport:
+    """Result of :func:`check_dataset`; :meth:`as_dict` gives the JSON of ``icegan data check``."""
+
+    dataset: str
+    root: str
+    sheet: Optional[str]
+    scope: str
+    clips_in_sheet: int
+    clip_folders_on_disk: int
+    clips_ok: int
+    clips_usable: int
+    clips_with_problems: list[dict]
+    clips_skipped: list[dict]
+    missing_on_disk: list[str]
+    not_in_sheet: list[str]
+    missing_subjects: dict[str, int]
+    by_class: dict[str, int]
+    by_class_usable: dict[str, int]
+    by_emotion: dict[str, int]
+    subjects: dict[str, int]
+    frames_checked: int
+    unreadable_images: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def text(self) -> str:
+        """Human-readable summary (what ``icegan data check`` prints)."""
+        lines = [f"{self.dataset} at {self.root}" + (f" (sheet {self.sheet})" if self.sheet else ""),
+                 f"scope: {self.scope}; clips in sheet/tree: {self.clips_in_sheet}; clip folders on disk: "
+                 f"{self.clip_folders_on_disk}; frames checked: {self.frames_checked}",
+                 f"clips ok: {self.clips_ok}; usable (onset and apex present): {self.clips_usable}; "
+                 f"skipped: {len(self.clips_skipped)}; with problems: {len(self.clips_with_problems)}"]
+        if self.missing_subjects:
+            lines.append("subjects in the sheet but not on disk: " +
+                         ", ".join(f"{s} ({n} clips)" for s, n in self.missing_subjects.items()))
+        lines.append("composite classes (usable / in scope): " + ", ".join(
+            f"{c} {self.by_class_usable.get(c, 0)}/{self.by_class.get(c, 0)}" for c in CLASS3_NAMES))
+        lines.append(f"subjects with usable clips: {len(self.subjects)}")
+        if self.clips_with_problems:
+            lines.append("problems:")
+            for p in self.clips_with_problems:
+                lines.append(f"  [{p['severity']}] {p['clip']}: {p['problem']}")
+        if self.not_in_sheet:
+            lines.append(f"clip folders on disk not in the sheet ({len(self.not_in_sheet)}): "
+                         + ", ".join(self.not_in_sheet))
+        return "\n".join(lines)
+
+
+def _loader(dataset: str, root: str | Path, annotations: Optional[str | Path]):
+    if dataset == "casme2":
+        from .casme2 import CASME2
+        return CASME2(root, annotations)
+    if dataset == "samm":
+        from .samm import SAMM
+        return SAMM(root, annotations)
+    if dataset == "smic":
+        from .smic import SMIC
+        return SMIC(root, annotations)
+    raise ValueError(f"unknown dataset {dataset!r}; expected casme2, samm or smic")
+
+
+def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Path] = None,
+                  composite_only: bool = False, read_images: bool = True, workers: int = 2,
+                  progress: bool = False) -> CheckReport:
+    """Check a dataset root against its sheet (CASME II, SAMM) or its folder tree (SMIC).
+
+    Args:
+        dataset: ``casme2 | samm | smic``.
+        root: dataset root (see the loaders for accepted layouts).
+        annotations: sheet path; default: the official sheet found near the root.
+        composite_only: check only MEGC2019 composite clips (default: every sheet row).
+        read_images: decode every frame to find unreadable files (threads: ``workers``).
+        progress: show a tqdm bar while decoding.
+
+    Rows of subjects whose folder is absent are summarised in ``missing_subjects`` (subject →
+    clip count) rather than listed clip by clip; every other sheet clip missing on disk is listed in
+    ``missing_on_disk`` and in ``clips_with_problems``.
+
+    Raises:
+        DatasetLayoutError / FileNotFoundError / SheetError: root or sheet unusable (named).
+    """
+    ds = _loader(dataset, root, annotations)
+    recs: list[ClipRecord] = ds.records(composite_only=composite_only)
+    unreadable: set[Path] = set()
+    all_paths = [p for r in recs for p in r.frame_paths]
+    if read_images and all_paths:
+        from tqdm import tqdm
+        with ThreadPoolExecutor(max(1, workers)) as ex:
+            ok = list(tqdm(ex.map(_readable, all_paths, chunksize=64), total=len(all_paths),
+                           desc=f"reading {dataset} frames", disable=not progress))
+        unreadable = {p for p, good in zip(all_paths, ok) if not good}
+    problems: list[Problem] = []
+    missing_subjects: Counter = Counter()
+    missing_on_disk, skipped = [], []
+    usable: list[ClipRecord] = []
+    ok_count = 0
+    for r in recs:
+        if r.clip_dir is not None and not r.clip_dir.parent.is_dir():
+            missing_subjects[r.subject] += 1
+            continue
+        ps = record_problems(r, need_apex=dataset != "smic", unreadable=unreadable)
+        problems += ps
+        if any(p.severity == SKIP for p in ps):
+            reason = "; ".join(p.problem for p in ps if p.severity == SKIP)
+            skipped.append({"clip": r.key, "reason": reason})
+            log.warning("%s skipped: %s", r.key, reason)
+            if r.clip_dir is not None and not r.clip_dir.is_dir():
+                missing_on_disk.append(r.key)
+        else:
+            usable.append(r)
+            ok_count += not ps
+    for lp in getattr(ds, "layout_problems", []):
+        problems.append(Problem(lp["clip"], lp["problem"], SKIP))
+    in_sheet = {(r.subject.split("/")[-1], r.clip) for r in recs}
+    if dataset == "smic":
+        not_in_sheet = []
+    else:
+        all_rows = {(r.subject, r.clip) for r in ds.sheet_rows()}
+        not_in_sheet = [f"{dataset}/{s}/{c}" for s, c in ds.disk_clips() if (s, c) not in all_rows]
+    by_class = Counter(r.class3_name for r in recs if r.class3 is not None
+                       and r.subject not in missing_subjects)
+    by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
+    return CheckReport(
+        dataset=dataset, root=str(ds.root), sheet=str(ds.sheet_path) if ds.sheet_path else None,
+        scope="composite clips" if composite_only else ("all micro clips" if dataset == "smic" else "all sheet rows"),
+        clips_in_sheet=len(recs), clip_folders_on_disk=len(ds.disk_clips()),
+        clips_ok=ok_count, clips_usable=len(usable),
+        clips_with_problems=[p.as_dict() for p in problems], clips_skipped=skipped,
+        missing_on_disk=missing_on_disk, not_in_sheet=not_in_sheet,
+        missing_subjects=dict(sorted(missing_subjects.items())),
+        by_class={c: by_class.get(c, 0) for c in CLASS3_NAMES},
+        by_class_usable={c: by_class_usable.get(c, 0) for c in CLASS3_NAMES},
+        by_emotion=dict(sorted(Counter(r.emotion for r in usable).items())),
+        subjects=dict(sorted(Counter(r.subject for r in usable).items())),
+        frames_checked=len(all_paths) if read_images else 0,
+        unreadable_images=sorted(str(p) for p in unreadable))

@@ -1,0 +1,112 @@
+"""MEGC2019 composite rules (3 classes) and the single-dataset label sets.
+
+Composite (DESIGN.md, "Datasets and the MEGC2019 composite"; 442 clips, 68 subjects):
+
+- CASME II (145 clips: 88 negative / 32 positive / 25 surprise, 24 subjects): happiness → positive;
+  disgust, repression → negative; surprise → surprise; others, fear, sadness excluded. A clip whose
+  apex cell is not a number (sub04/EP12_01f, apex ``"/"``) or whose apex equals its onset
+  (sub05/EP09_05f) is excluded: it has no usable onset→apex motion.
+- SAMM (133 clips: 92 / 26 / 15, 28 subjects): Anger, Contempt, Disgust, Sadness, Fear → negative;
+  Happiness → positive; Surprise → surprise; Other excluded.
+- SMIC-HS (164 clips: 70 / 51 / 43, 16 subjects): the class is the folder name
+  (``negative | positive | surprise``); see :mod:`icegan.data.smic`.
+
+Single-dataset (SDE) label sets kept for users who want them: CASME II 5 classes (happiness 0,
+disgust 1, repression 2, surprise 3, others 4; fear and sadness excluded, as in the usual CASME II
+5-class protocol) and the SAMM objective classes 1..7 from the sheet.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+from .records import CLASS3_IDS, CLASS3_NAMES
+from .sheets import CASME2_SHEET, SAMM_SHEET, SheetRow, read_casme2_sheet, read_samm_sheet
+
+log = logging.getLogger("icegan.data")
+
+CASME2_TO_CLASS3 = {"happiness": "positive", "disgust": "negative", "repression": "negative",
+                    "surprise": "surprise"}
+SAMM_TO_CLASS3 = {"anger": "negative", "contempt": "negative", "disgust": "negative",
+                  "sadness": "negative", "fear": "negative", "happiness": "positive",
+                  "surprise": "surprise"}
+CASME2_CLASS5 = ("happiness", "disgust", "repression", "surprise", "others")
+
+
+def casme2_class5(emotion: str) -> Optional[int]:
+    """CASME II 5-class id of an emotion label (None for fear, sadness or unknown labels)."""
+    e = emotion.strip().lower()
+    return CASME2_CLASS5.index(e) if e in CASME2_CLASS5 else None
+
+
+def composite_class(row: SheetRow) -> tuple[Optional[int], Optional[str]]:
+    """MEGC2019 class id of a CASME II or SAMM sheet row, or ``(None, reason)`` if excluded.
+
+    Raises:
+        ValueError: ``row.dataset`` is neither ``casme2`` nor ``samm`` (SMIC's class is its folder).
+    """
+    e = row.emotion.strip().lower()
+    if row.dataset == "casme2":
+        name = CASME2_TO_CLASS3.get(e)
+        if name is None:
+            return None, f"emotion '{row.emotion}' is not in the composite"
+        if row.apex is None:
+            return None, f"apex is not a frame number ({'; '.join(row.notes) or 'empty'})"
+        if row.onset is None:
+            return None, "onset is not a frame number"
+        if row.apex == row.onset:
+            return None, f"apex equals onset ({row.onset}): no onset→apex motion"
+        return CLASS3_IDS[name], None
+    if row.dataset == "samm":
+        name = SAMM_TO_CLASS3.get(e)
+        if name is None:
+            return None, f"emotion '{row.emotion}' is not in the composite"
+        if row.onset is None or row.apex is None:
+            return None, "onset or apex is not a frame number (" + "; ".join(row.notes) + ")"
+        return CLASS3_IDS[name], None
+    raise ValueError(f"composite_class: dataset {row.dataset!r} has no sheet rule (SMIC uses folders)")
+
+
+def composite_rows(rows: list[SheetRow]) -> list[tuple[SheetRow, int]]:
+    """The composite rows of one sheet with their class id; exclusions are logged at DEBUG level."""
+    out = []
+    for r in rows:
+        c, why = composite_class(r)
+        if c is None:
+            log.debug("%s/%s/%s excluded from composite: %s", r.dataset, r.subject, r.clip, why)
+        else:
+            out.append((r, c))
+    return out
+
+
+def composite_summary(rows: list[SheetRow]) -> dict:
+    """``{"clips", "negative", "positive", "surprise", "subjects"}`` of the composite part of a sheet,
+    plus ``"excluded"``: list of ``{"clip", "reason"}`` for rows of composite emotions that were
+    excluded by a rule (not those whose emotion is simply outside the composite)."""
+    comp = composite_rows(rows)
+    counts = Counter(CLASS3_NAMES[c] for _, c in comp)
+    excluded = []
+    for r in rows:
+        c, why = composite_class(r)
+        if c is None and not why.startswith("emotion"):
+            excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": why})
+    return {"clips": len(comp), "negative": counts["negative"], "positive": counts["positive"],
+            "surprise": counts["surprise"], "subjects": len({r.subject for r, _ in comp}),
+            "excluded": excluded}
+
+
+def composite_from_sheets(annotations_dir: str | Path) -> dict:
+    """Composite counts of CASME II and SAMM from their official sheets in ``annotations_dir``.
+
+    Returns:
+        ``{"casme2": {...}, "samm": {...}}`` as :func:`composite_summary`. On the official sheets:
+        casme2 145 clips (88/32/25, 24 subjects), samm 133 (92/26/15, 28 subjects).
+
+    Raises:
+        SheetError: a sheet is missing or unreadable (the message names it).
+    """
+    d = Path(annotations_dir)
+    return {"casme2": composite_summary(read_casme2_sheet(d / CASME2_SHEET)),
+            "samm": composite_summary(read_samm_sheet(d / SAMM_SHEET))}

@@ -1,0 +1,474 @@
+"""Face preprocessing with an on-disk cache: ``icegan prepare --config configs/prepare_casme2.yaml``.
+
+For every usable clip of the configured datasets this produces, as uint8 arrays of ``size`` × ``size``
+(grayscale by default, RGB optional):
+
+- the onset frame, the apex frame and the apex's four neighbours (apex−2, apex−1, apex+1, apex+2; the
+  ICE-GAN paper, Sec. IV-B, uses them as extra apex images of the same intensity);
+- optionally the whole onset..offset sequence (for flow training);
+- in raw mode, the 68 landmarks of every output key frame, in output pixels.
+
+Two input modes per dataset: ``raw`` (full frames: face_recognition detection + 68 landmarks, one
+alignment per clip computed on the onset frame and applied to all frames; see
+:mod:`icegan.data.align`) and ``cropped`` (already-cropped releases: resize only).
+
+The cache lives in ``<cache_root>/<hash>/`` (``cache_root`` default: ``icegan.paths.default_data_root()
+/ "cache"``); the hash covers every setting that changes the output and the inputs (clip labels and
+frame numbers, frame files' names, sizes and modification times), so a second run with the same
+inputs is a directory lookup and any changed setting makes a new cache. Contents:
+
+==========================  ===================================================================
+``manifest.csv``            one row per prepared clip (column ``index`` = row in the arrays)
+``onset.npy``               (N, H, W) or (N, H, W, 3) uint8
+``apex.npy``                (N, H, W) or (N, H, W, 3) uint8
+``apex_neighbours.npy``     (N, 4, H, W[, 3]) uint8, order apex−2, apex−1, apex+1, apex+2
+``landmarks.npy``           (N, 6, 68, 2) float32 output pixels, order onset, apex−2, apex−1, apex,
+                            apex+1, apex+2 (NaN in cropped mode)
+``sequences/<index>.npy``   (T, H, W[, 3]) uint8 when ``sequences: true``
+``skipped.csv``             every clip not prepared, with the reason
+``settings.json``           settings, input hash, counts, timings
+==========================  ===================================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..paths import default_data_root, shared_data_root
+from .check import SKIP, record_problems
+from .records import ClipRecord
+
+log = logging.getLogger("icegan.data")
+
+#: bump when the preprocessing code changes its output (part of the cache hash)
+PIPELINE_VERSION = 1
+NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
+
+
+@dataclass
+class DatasetSpec:
+    """One dataset to prepare.
+
+    Attributes:
+        name: ``casme2 | samm | smic``.
+        root: dataset root (``{shared_data}`` and ``{data_root}`` are replaced by
+            :func:`icegan.paths.shared_data_root` / :func:`icegan.paths.default_data_root`).
+        annotations: sheet path (same placeholders); default: the official sheet found near the root.
+        mode: ``raw`` (detect + align) or ``cropped`` (resize only).
+        subjects: restrict to these subjects (``sub01`` or ``casme2/sub01``); empty = all.
+        clips: restrict to these clips (``EP02_01f`` or ``sub01/EP02_01f``); empty = all.
+        composite_only: only MEGC2019 composite clips (class3 set); False = every sheet clip.
+    """
+
+    name: Literal["casme2", "samm", "smic"]
+    root: str
+    annotations: Optional[str] = None
+    mode: Literal["raw", "cropped"] = "cropped"
+    subjects: list[str] = field(default_factory=list)
+    clips: list[str] = field(default_factory=list)
+    composite_only: bool = True
+
+
+@dataclass
+class PrepareConfig:
+    """Settings of ``icegan prepare`` (YAML: ``configs/prepare_casme2.yaml``).
+
+    Attributes:
+        datasets: the datasets to prepare (one cache holds them all).
+        cache_root: where caches go; None = ``default_data_root()/cache``.
+        size: output side in pixels (square).
+        color: ``gray`` (H, W) or ``rgb`` (H, W, 3).
+        detector: face detector of face_recognition: ``hog`` (default) or ``cnn``.
+        margin: crop margin as a fraction of the landmark box side, each side (raw mode).
+        refine: second landmark detection inside the first crop (raw mode).
+        neighbours: also output apex±1, apex±2.
+        sequences: also output every frame onset..offset present on disk.
+        landmarks: detect landmarks on every output key frame (raw mode).
+        apex_spotting: optical flow for spotting missing apexes (SMIC): ``farneback | dis``.
+        workers: parallel processes (1 = in this process).
+        progress: show a tqdm progress bar.
+    """
+
+    datasets: list[DatasetSpec] = field(default_factory=list)
+    cache_root: Optional[str] = None
+    size: int = 128
+    color: Literal["gray", "rgb"] = "gray"
+    detector: Literal["hog", "cnn"] = "hog"
+    margin: float = 0.1
+    refine: bool = True
+    neighbours: bool = True
+    sequences: bool = False
+    landmarks: bool = True
+    apex_spotting: Literal["farneback", "dis"] = "farneback"
+    workers: int = 1
+    progress: bool = True
+
+
+class PrepareError(RuntimeError):
+    """Preprocessing cannot run (bad config, no usable clip, corrupt cache)."""
+
+
+@dataclass
+class PreparedFrames:
+    """The cached arrays. N = prepared clips, S = output size.
+
+    Attributes:
+        onset: (N, S, S) or (N, S, S, 3) uint8.
+        apex: same shape as onset.
+        apex_neighbours: (N, 4, S, S[, 3]) uint8, order apex−2, apex−1, apex+1, apex+2
+            (empty (N, 0, ...) when ``neighbours`` was off).
+        landmarks: (N, 6, 68, 2) float32 output pixels (onset, apex−2, apex−1, apex, apex+1, apex+2);
+            NaN where not computed.
+    """
+
+    onset: np.ndarray
+    apex: np.ndarray
+    apex_neighbours: np.ndarray
+    landmarks: np.ndarray
+    cache_dir: Path
+
+    def sequence(self, index: int) -> np.ndarray:
+        """(T, S, S[, 3]) uint8 onset..offset frames of clip ``index``.
+
+        Raises:
+            FileNotFoundError: the cache was built with ``sequences: false``.
+        """
+        p = self.cache_dir / "sequences" / f"{index:05d}.npy"
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no sequence cached (prepare with sequences: true)")
+        return np.load(p)
+
+
+@dataclass
+class PreparedDataset:
+    """A prepared (cached) dataset: ``manifest`` rows align with ``frames`` arrays (column ``index``).
+
+    ``manifest`` columns: index, key, dataset, subject (prefixed), clip, emotion, class3 (int),
+    class5, objective_class, onset, apex, offset, apex_method, mode, apex_m2, apex_m1, apex_p1,
+    apex_p2 (frame numbers used for the neighbours), align_frame, align_angle_deg, crop_native,
+    affine (6 numbers, frame → crop pixels), landmark_fallbacks, seq_first, seq_last, notes.
+    ``skipped``: key, reason for every clip not prepared.
+    """
+
+    manifest: pd.DataFrame
+    frames: PreparedFrames
+    skipped: pd.DataFrame
+    cache_dir: Path
+    settings: dict
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+def _expand(path: Optional[str]) -> Optional[str]:
+    if path is None:
+        return None
+    return path.replace("{shared_data}", str(shared_data_root())).replace("{data_root}", str(default_data_root()))
+
+
+def dataset_records(spec: DatasetSpec) -> list[ClipRecord]:
+    """Clip records of one :class:`DatasetSpec` (filters applied, SMIC apex not yet spotted)."""
+    from .check import _loader
+    ds = _loader(spec.name, _expand(spec.root), _expand(spec.annotations))
+    recs = ds.records(composite_only=spec.composite_only, subjects=spec.subjects)
+    if spec.clips:
+        want = set(spec.clips)
+        recs = [r for r in recs if r.clip in want or f"{r.subject.split('/')[-1]}/{r.clip}" in want
+                or r.key in want]
+    return recs
+
+
+def composite_records(dataset: str, root: str | Path, annotations: Optional[str | Path] = None,
+                      composite_only: bool = True):
+    """Yield the (composite) :class:`ClipRecord` s of a dataset root + sheet, in sheet/tree order.
+
+    Records come whether or not their frames are usable; see :func:`icegan.data.check.record_problems`.
+    """
+    from .check import _loader
+    yield from _loader(dataset, root, annotations).records(composite_only=composite_only)
+
+
+def _settings(cfg: PrepareConfig) -> dict:
+    return {"pipeline_version": PIPELINE_VERSION, "size": cfg.size, "color": cfg.color,
+            "detector": cfg.detector, "margin": cfg.margin, "refine": cfg.refine,
+            "neighbours": cfg.neighbours, "sequences": cfg.sequences, "landmarks": cfg.landmarks,
+            "apex_spotting": cfg.apex_spotting}
+
+
+def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
+    """16-hex-digit SHA-1 of the settings and the inputs (labels, frame numbers, and each frame
+    file's name, size and mtime), in task order."""
+    h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
+    for rec, mode in tasks:
+        h.update(json.dumps([rec.key, mode, rec.emotion, rec.class3, rec.onset, rec.apex, rec.offset,
+                             rec.apex_method]).encode())
+        for p in rec.frame_paths:
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def select_neighbours(rec: ClipRecord, apex: int) -> tuple[list[int], list[str]]:
+    """Frame numbers for apex−2, apex−1, apex+1, apex+2: the frame itself when present, else the
+    present frame nearest to it (ties: towards the apex); returns the numbers and notes on substitutions."""
+    nums = np.array(rec.frame_numbers)
+    out, notes = [], []
+    for d in NEIGHBOUR_OFFSETS:
+        t = apex + d
+        if t in rec.frame_numbers:
+            out.append(t)
+            continue
+        dist = np.abs(nums - t) * 2 + (np.abs(nums - apex) > abs(d))  # tie-break towards the apex
+        n = int(nums[np.argmin(dist)])
+        out.append(n)
+        notes.append(f"apex{d:+d} frame {t} not on disk, used {n}")
+    return out, notes
+
+
+def _read(path: Path, color: str) -> np.ndarray:
+    import cv2
+    flag = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
+    img = cv2.imread(str(path), flag)
+    if img is None:
+        raise ValueError(f"cannot read image {path}")
+    return img if color == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
+    """Prepare one clip (runs in a worker). Returns a dict of arrays and manifest fields, or
+    ``{"key", "error"}`` when the clip cannot be prepared (the reason names the clip and frame)."""
+    import cv2
+    cv2.setNumThreads(1)
+    from .align import apply_alignment, compute_alignment, resize_cropped
+    from .landmarks import detect_landmarks, landmarks_on_frames
+    from .spotting import spot_record_apex
+    size, color = settings["size"], settings["color"]
+    notes: list[str] = []
+    try:
+        if rec.apex is None:
+            rec = spot_record_apex(rec, method=settings["apex_spotting"], detector=settings["detector"])
+        nb, nb_notes = select_neighbours(rec, rec.apex) if settings["neighbours"] else ([], [])
+        notes += nb_notes
+        key_frames = [rec.onset] + nb[:2] + [rec.apex] + nb[2:]  # onset, a-2, a-1, apex, a+1, a+2
+        seq: list[int] = []
+        if settings["sequences"]:
+            last = rec.offset if rec.offset is not None else rec.frame_numbers[-1]
+            seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
+        needed = sorted(set(key_frames) | set(seq))
+        images = {n: _read(rec.frame_path(n), color) for n in needed}
+        out: dict = {"key": rec.key, "record": rec, "mode": mode}
+        lm = np.full((6, 68, 2), np.nan, np.float32)
+        fallbacks = 0
+        if mode == "raw":
+            gray = (lambda im: im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_RGB2GRAY))
+            # alignment on the onset frame, else on the nearest frame (in time) with a face
+            order = sorted(rec.frame_numbers, key=lambda n: (abs(n - rec.onset), n))
+            align, align_frame, tried = None, None, 0
+            for n in order[:15]:
+                im = images.get(n)
+                if im is None:
+                    im = _read(rec.frame_path(n), color)
+                tried += 1
+                pts = detect_landmarks(gray(im), settings["detector"])
+                if pts is not None:
+                    align = compute_alignment(gray(im), settings["detector"], settings["margin"],
+                                              settings["refine"], landmarks=pts)
+                    align_frame = n
+                    break
+            if align is None:
+                return {"key": rec.key, "error": f"no face detected on the onset frame {rec.onset} nor on "
+                                                 f"its {tried - 1} nearest frames (whole-clip detection failure)"}
+            if align_frame != rec.onset:
+                notes.append(f"no face on onset frame {rec.onset}; aligned on frame {align_frame}")
+            warp = lambda im: apply_alignment(im, align, size)  # noqa: E731 - same matrix for every frame
+            if settings["landmarks"]:
+                uniq = sorted(set(key_frames))
+                pts, src = landmarks_on_frames([gray(images[n]) for n in uniq], settings["detector"])
+                if (src < 0).all():
+                    notes.append("landmarks: no face detected on any key frame")
+                fallbacks = int(((src >= 0) & (src != np.arange(len(uniq)))).sum())
+                if fallbacks:
+                    notes.append(f"landmarks: {fallbacks} key frame(s) used a neighbouring frame's face box")
+                by_frame = {n: align.to_output(pts[i], size) for i, n in enumerate(uniq)}
+                lm = np.stack([by_frame[n] for n in key_frames]) if settings["neighbours"] else lm
+                if not settings["neighbours"]:
+                    lm[0], lm[3] = by_frame[rec.onset], by_frame[rec.apex]
+            out.update(align_frame=align_frame, align_angle_deg=round(align.angle_deg, 3),
+                       crop_native=align.native, affine=" ".join(f"{v:.6g}" for v in align.matrix.ravel()))
+        else:
+            warp = lambda im: resize_cropped(im, size)  # noqa: E731
+            out.update(align_frame=None, align_angle_deg=None, crop_native=None, affine="")
+        out["onset_img"] = warp(images[rec.onset])
+        out["apex_img"] = warp(images[rec.apex])
+        out["neighbours"] = np.stack([warp(images[n]) for n in nb]) if nb else None
+        out["sequence"] = np.stack([warp(images[n]) for n in seq]) if seq else None
+        out.update(landmarks=lm, neighbour_frames=nb, landmark_fallbacks=fallbacks, notes="; ".join(notes),
+                   seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None)
+        return out
+    except (ValueError, KeyError, OSError) as exc:
+        return {"key": rec.key, "error": str(exc).strip("'\"")}
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def load_prepared(cache_dir: str | Path) -> PreparedDataset:
+    """Load a finished cache directory written by :func:`prepare_dataset`.
+
+    Raises:
+        PrepareError: the folder is not a complete cache (names the missing file).
+    """
+    d = Path(cache_dir)
+    for name in ("manifest.csv", "onset.npy", "apex.npy", "settings.json", "COMPLETE"):
+        if not (d / name).is_file():
+            raise PrepareError(f"{d} is not a complete icegan cache: {name} missing (run `icegan prepare` again)")
+    manifest = pd.read_csv(d / "manifest.csv", keep_default_na=True)
+    manifest["notes"] = manifest["notes"].fillna("")
+    skipped = pd.read_csv(d / "skipped.csv") if (d / "skipped.csv").is_file() else pd.DataFrame(columns=["key", "reason"])
+    settings = json.loads((d / "settings.json").read_text())
+    frames = PreparedFrames(onset=np.load(d / "onset.npy"), apex=np.load(d / "apex.npy"),
+                            apex_neighbours=np.load(d / "apex_neighbours.npy"),
+                            landmarks=np.load(d / "landmarks.npy"), cache_dir=d)
+    if len(frames.onset) != len(manifest):
+        raise PrepareError(f"{d}: manifest has {len(manifest)} rows but onset.npy {len(frames.onset)}")
+    return PreparedDataset(manifest=manifest, frames=frames, skipped=skipped, cache_dir=d, settings=settings)
+
+
+def cache_root_of(cfg: PrepareConfig) -> Path:
+    return Path(_expand(cfg.cache_root)) if cfg.cache_root else default_data_root() / "cache"
+
+
+def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
+    """Prepare (or load from the cache) every usable clip of ``cfg.datasets``.
+
+    Clips that cannot be used (missing folder, onset/apex frame absent, unreadable key frame, no
+    face on the onset frame nor its neighbours in raw mode) are logged with their reason and listed
+    in ``PreparedDataset.skipped`` / ``skipped.csv``; they never stop the run.
+
+    Raises:
+        PrepareError: no dataset configured, or no clip could be prepared.
+        DatasetLayoutError / FileNotFoundError / SheetError: a root or sheet is unusable.
+    """
+    if not cfg.datasets:
+        raise PrepareError("prepare: no datasets configured (add a 'datasets:' list to the config)")
+    if cfg.size < 8:
+        raise PrepareError(f"prepare: size must be ≥ 8 pixels, got {cfg.size}")
+    t0 = time.time()
+    settings = _settings(cfg)
+    tasks: list[tuple[ClipRecord, str]] = []
+    skipped: list[dict] = []
+    for spec in cfg.datasets:
+        recs = dataset_records(spec)
+        missing_subj: dict[str, int] = {}
+        for r in recs:
+            if r.clip_dir is not None and not r.clip_dir.parent.is_dir():
+                missing_subj[r.subject] = missing_subj.get(r.subject, 0) + 1
+                skipped.append({"key": r.key, "reason": f"subject folder {r.clip_dir.parent} not on disk"})
+                continue
+            probs = [p for p in record_problems(r, need_apex=r.dataset != "smic") if p.severity == SKIP]
+            if probs:
+                reason = "; ".join(p.problem for p in probs)
+                skipped.append({"key": r.key, "reason": reason})
+                log.warning("%s skipped: %s", r.key, reason)
+                continue
+            tasks.append((r, spec.mode))
+        if missing_subj:
+            log.warning("%s: subject folders not on disk, their clips skipped: %s", spec.name,
+                        ", ".join(f"{s} ({n})" for s, n in sorted(missing_subj.items())))
+    digest = inputs_hash(tasks, settings)
+    root = cache_root_of(cfg)
+    final = root / digest
+    if (final / "COMPLETE").is_file():
+        log.info("prepare: cache hit %s", final)
+        return load_prepared(final)
+    if not tasks:
+        raise PrepareError("prepare: no usable clip in the configured datasets; see the warnings above")
+    results: dict[str, dict] = {}
+    from tqdm import tqdm
+    bar = tqdm(total=len(tasks), desc="prepare", unit="clip", disable=not cfg.progress)
+    if cfg.workers <= 1:
+        for rec, mode in tasks:
+            results[rec.key] = process_clip(rec, mode, settings)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=cfg.workers, initializer=_worker_init) as ex:
+            futs = [ex.submit(process_clip, rec, mode, settings) for rec, mode in tasks]
+            for f in as_completed(futs):
+                res = f.result()
+                results[res["key"]] = res
+                bar.update()
+    bar.close()
+    rows, onset, apex, neigh, lms, seqs = [], [], [], [], [], []
+    for rec, mode in tasks:
+        res = results[rec.key]
+        if "error" in res:
+            skipped.append({"key": rec.key, "reason": res["error"]})
+            log.warning("%s skipped: %s", rec.key, res["error"])
+            continue
+        r: ClipRecord = res["record"]
+        nb = res["neighbour_frames"] or [None] * 4
+        rows.append({"index": len(rows), "key": r.key, "dataset": r.dataset, "subject": r.subject,
+                     "clip": r.clip, "emotion": r.emotion,
+                     "class3": -1 if r.class3 is None else r.class3,
+                     "class5": r.class5, "objective_class": r.objective_class, "onset": r.onset,
+                     "apex": r.apex, "offset": r.offset, "apex_method": r.apex_method, "mode": mode,
+                     "apex_m2": nb[0], "apex_m1": nb[1], "apex_p1": nb[2], "apex_p2": nb[3],
+                     "align_frame": res["align_frame"], "align_angle_deg": res["align_angle_deg"],
+                     "crop_native": res["crop_native"], "affine": res["affine"],
+                     "landmark_fallbacks": res["landmark_fallbacks"], "seq_first": res["seq_first"],
+                     "seq_last": res["seq_last"], "notes": "; ".join(x for x in (res["notes"],) if x)})
+        onset.append(res["onset_img"])
+        apex.append(res["apex_img"])
+        neigh.append(res["neighbours"])
+        lms.append(res["landmarks"])
+        seqs.append(res["sequence"])
+    if not rows:
+        raise PrepareError("prepare: every clip failed; reasons: " +
+                           "; ".join(f"{s['key']}: {s['reason']}" for s in skipped[:10]))
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{digest}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    shape = onset[0].shape
+    np.save(tmp / "onset.npy", np.stack(onset))
+    np.save(tmp / "apex.npy", np.stack(apex))
+    np.save(tmp / "apex_neighbours.npy", np.stack(neigh) if cfg.neighbours
+            else np.zeros((len(rows), 0) + shape, np.uint8))
+    np.save(tmp / "landmarks.npy", np.stack(lms).astype(np.float32))
+    if cfg.sequences:
+        (tmp / "sequences").mkdir()
+        for i, s in enumerate(seqs):
+            np.save(tmp / "sequences" / f"{i:05d}.npy", s)
+    manifest = pd.DataFrame(rows)
+    manifest.to_csv(tmp / "manifest.csv", index=False)
+    pd.DataFrame(skipped, columns=["key", "reason"]).to_csv(tmp / "skipped.csv", index=False)
+    (tmp / "settings.json").write_text(json.dumps({
+        "settings": settings, "hash": digest,
+        "datasets": [dataclasses.asdict(s) for s in cfg.datasets],
+        "clips_prepared": len(rows), "clips_skipped": len(skipped),
+        "seconds": round(time.time() - t0, 2), "workers": cfg.workers,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
+    (tmp / "COMPLETE").write_text("ok\n")
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process finished the same cache first
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("prepare: %d clips prepared, %d skipped, cache %s", len(rows), len(skipped), final)
+    return load_prepared(final)

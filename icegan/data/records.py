@@ -1,0 +1,155 @@
+"""The common clip record shared by the CASME II, SAMM and SMIC loaders, and frame discovery.
+
+A :class:`ClipRecord` is one micro-expression clip: which dataset and (dataset-prefixed) subject it
+belongs to, its labels (the sheet's original emotion, the MEGC2019 3-class id, and the
+dataset-specific label sets), its annotated onset / apex / offset frame numbers, and the frame files
+that exist on disk for it, sorted by frame number.
+
+Frame numbers are the integers at the end of the file stem, as in the official layouts:
+``img46.jpg`` / ``reg_img46.jpg`` (CASME II raw / cropped), ``006_05562.jpg`` (SAMM),
+``reg_image106114.bmp`` (SMIC).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+log = logging.getLogger("icegan.data")
+
+#: MEGC2019 composite class ids (DESIGN.md, "Datasets and the MEGC2019 composite")
+CLASS3_NAMES: tuple[str, str, str] = ("negative", "positive", "surprise")
+CLASS3_IDS: dict[str, int] = {name: i for i, name in enumerate(CLASS3_NAMES)}
+
+#: image extensions recognised as frames
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+_TRAILING_INT = re.compile(r"(\d+)$")
+
+
+def frame_number(path: str | Path) -> Optional[int]:
+    """Frame number of a frame file: the integer at the end of its stem, or None if there is none.
+
+    ``img46.jpg`` → 46, ``006_05562.jpg`` → 5562, ``reg_image106114.bmp`` → 106114.
+    """
+    m = _TRAILING_INT.search(Path(path).stem)
+    return int(m.group(1)) if m else None
+
+
+def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...], list[str]]:
+    """Frame files of one clip folder, sorted by frame number.
+
+    Returns:
+        ``(numbers, paths, problems)``: frame numbers (ascending), their paths, and human-readable
+        problems (files whose name carries no frame number, duplicate frame numbers). A folder that
+        does not exist gives empty tuples and one problem.
+    """
+    d = Path(clip_dir)
+    if not d.is_dir():
+        return (), (), [f"clip folder not found: {d}"]
+    problems: list[str] = []
+    found: dict[int, Path] = {}
+    for p in d.iterdir():
+        if p.suffix.lower() not in FRAME_EXTENSIONS or not p.is_file():
+            continue
+        n = frame_number(p)
+        if n is None:
+            problems.append(f"file without a frame number in its name: {p.name}")
+            continue
+        if n in found:
+            problems.append(f"two files for frame {n}: {found[n].name} and {p.name}")
+            continue
+        found[n] = p
+    numbers = tuple(sorted(found))
+    return numbers, tuple(found[n] for n in numbers), problems
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One micro-expression clip.
+
+    Attributes:
+        dataset: ``"casme2"``, ``"samm"`` or ``"smic"``.
+        subject: dataset-prefixed subject id, e.g. ``"casme2/sub01"``, ``"samm/006"``, ``"smic/s1"``
+            (LOSO folds are per prefixed subject).
+        clip: clip folder name, e.g. ``"EP02_01f"``, ``"006_1_2"``, ``"s1_ne_01"``.
+        emotion: the original label as written in the sheet (or the SMIC class folder).
+        class3: MEGC2019 class id (0 negative, 1 positive, 2 surprise) or None when the clip is not
+            part of the composite.
+        onset, apex, offset: annotated frame numbers (None when the sheet has no usable value).
+            For SMIC, onset is the first frame, offset the last and apex is spotted (see
+            ``apex_method``).
+        frame_numbers: frame numbers present on disk, ascending (empty if the folder is missing).
+        frame_paths: the matching files.
+        apex_method: ``"annotated"`` (from the sheet) or the spotting method used.
+        class5: CASME II 5-class id (happiness 0, disgust 1, repression 2, surprise 3, others 4)
+            or None; other datasets None.
+        objective_class: SAMM objective class (1..7, Davison et al. 2017) or None.
+        action_units: FACS action units as written in the sheet ('' if none).
+        clip_dir: the clip folder (whether or not it exists).
+        notes: remarks gathered while building the record (e.g. sheet quirks).
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    emotion: str
+    class3: Optional[int]
+    onset: Optional[int]
+    apex: Optional[int]
+    offset: Optional[int]
+    frame_numbers: tuple[int, ...] = ()
+    frame_paths: tuple[Path, ...] = ()
+    apex_method: str = "annotated"
+    class5: Optional[int] = None
+    objective_class: Optional[int] = None
+    action_units: str = ""
+    clip_dir: Optional[Path] = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        """``"<subject>/<clip>"``, e.g. ``"casme2/sub01/EP02_01f"``: unique across the composite."""
+        return f"{self.subject}/{self.clip}"
+
+    @property
+    def class3_name(self) -> Optional[str]:
+        """``"negative" | "positive" | "surprise"`` or None."""
+        return None if self.class3 is None else CLASS3_NAMES[self.class3]
+
+    def frame_path(self, number: int) -> Path:
+        """Path of frame ``number``.
+
+        Raises:
+            KeyError: the frame is not on disk (message names clip and frame).
+        """
+        try:
+            return self.frame_paths[self.frame_numbers.index(number)]
+        except ValueError:
+            raise KeyError(f"{self.key}: frame {number} is not on disk "
+                           f"(frames present: {_ranges(self.frame_numbers)})") from None
+
+    def has_frame(self, number: Optional[int]) -> bool:
+        return number is not None and number in set(self.frame_numbers)
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """Compact text for a sorted list of ints: ``[1,2,3,7,8]`` → ``"1-3, 7-8"``."""
+    if not numbers:
+        return "none"
+    out, start, prev = [], numbers[0], numbers[0]
+    for n in list(numbers[1:]) + [None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(f"{start}-{prev}" if prev != start else f"{start}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)
+
+
+def ranges_text(numbers: Sequence[int]) -> str:
+    """Public alias of the compact range formatter (``"46-72, 80"``)."""
+    return _ranges(sorted(numbers))

@@ -1,0 +1,269 @@
+"""Readers for the official annotation sheets of CASME II, SAMM and SMIC-HS-E.
+
+The sheets are read as the dataset owners distribute them, with their quirks:
+
+- CASME II ``CASME2-coding-20140508.xlsx``: header in the first row (``Subject, Filename, ,
+  OnsetFrame, ApexFrame, OffsetFrame, , Action Units, Estimated Emotion``), subjects written as
+  text ``'01'``; one apex is ``"/"`` (sub04/EP12_01f).
+- SAMM ``SAMM_Micro_FACS_Codes_v2.xlsx``: title and note rows above the header; the header row is
+  found by its content (the row whose first cell is ``Subject``), never by index. Duration is a
+  formula; objective classes 1..7.
+- SMIC-HS-E ``SMIC-HS-E_annotation.xlsx`` sheet ``HS``: 157 clips of the extended release, with
+  formula cells (read through their cached values) and trailing blank rows.
+
+Numeric cells may hold text (``"/"``, ``"?"``, ``"46 "``): numbers written as text are accepted,
+anything else becomes None with a note naming the sheet row, so the composite rules can exclude the
+clip with a reason. Blank rows are skipped. ``.csv`` exports of the same sheets are accepted too.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+#: official file names of the annotation sheets, as distributed
+CASME2_SHEET = "CASME2-coding-20140508.xlsx"
+SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
+SMIC_SHEET = "SMIC-HS-E_annotation.xlsx"
+OFFICIAL_SHEETS = {"casme2": CASME2_SHEET, "samm": SAMM_SHEET, "smic": SMIC_SHEET}
+
+
+class SheetError(ValueError):
+    """An annotation sheet cannot be read: missing file, no header row, or a required column absent."""
+
+
+@dataclass
+class SheetRow:
+    """One clip row of an annotation sheet.
+
+    Attributes:
+        dataset: ``casme2 | samm | smic``.
+        subject: the subject's folder name (``sub01``, ``006``, ``s20``).
+        clip: clip folder name (``EP02_01f``, ``006_1_2``, ``s20_ne_01``).
+        onset, apex, offset: frame numbers, None where the cell holds no number.
+        emotion: label as written (``happiness``, ``Anger``, ``negative`` ...).
+        action_units: FACS action units ('' where absent).
+        objective_class: SAMM objective class 1..7 (None elsewhere).
+        row: 1-based row number in the sheet (as Excel shows it).
+        notes: quirks met while parsing this row.
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    onset: Optional[int]
+    apex: Optional[int]
+    offset: Optional[int]
+    emotion: str
+    action_units: str = ""
+    objective_class: Optional[int] = None
+    row: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _norm(name: Any) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower()) if name is not None else ""
+
+
+def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
+    if not path.is_file():
+        raise SheetError(f"annotation sheet not found: {path}")
+    if path.suffix.lower() == ".csv":
+        import csv
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [tuple(c if c != "" else None for c in r) for r in csv.reader(f)]
+    import openpyxl
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zip/xml errors from a corrupt or non-xlsx file
+        raise SheetError(f"{path}: cannot be read as an .xlsx workbook: {exc}") from None
+    try:
+        if sheet is None:
+            ws = wb.worksheets[0]
+        elif sheet in wb.sheetnames:
+            ws = wb[sheet]
+        else:
+            raise SheetError(f"{path}: no worksheet named {sheet!r} (has {wb.sheetnames})")
+        return [tuple(r) for r in ws.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+
+
+def _find_header(rows: list[tuple], path: Path) -> int:
+    for i, r in enumerate(rows):
+        first = next((c for c in r if c is not None and str(c).strip() != ""), None)
+        if first is not None and _norm(first) == "subject":
+            return i
+    raise SheetError(f"{path}: no header row starting with 'Subject' found in {len(rows)} rows")
+
+
+def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, required: Iterable[str]) -> dict[str, int]:
+    names = [_norm(h) for h in header]
+    out: dict[str, int] = {}
+    for key, aliases in wanted.items():
+        for a in aliases:
+            if a in names:
+                out[key] = names.index(a)
+                break
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise SheetError(f"{path}: header row lacks column(s) {missing}; header is {list(header)}")
+    return out
+
+
+def parse_frame(value: Any) -> tuple[Optional[int], Optional[str]]:
+    """Frame number from a sheet cell: ``(number, None)`` or ``(None, reason)``.
+
+    Accepts ints, integral floats and digit strings (``"46 "``); text such as ``"/"`` or ``"?"``
+    and empty cells give None with a reason.
+    """
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None, "empty"
+    if isinstance(value, bool):
+        return None, f"{value!r} is not a frame number"
+    if isinstance(value, int):
+        return value, None
+    if isinstance(value, float):
+        return (int(value), None) if value.is_integer() else (None, f"{value!r} is not a whole frame number")
+    s = str(value).strip()
+    if re.fullmatch(r"\d+(\.0+)?", s):
+        return int(float(s)), None
+    return None, f"{s!r} is not a frame number"
+
+
+def _cell(r: tuple, idx: Optional[int]) -> Any:
+    return r[idx] if idx is not None and idx < len(r) else None
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v).strip()
+
+
+def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_fmt) -> list[SheetRow]:
+    table = _read_table(path, sheet)
+    h = _find_header(table, path)
+    cols = _columns(table[h], wanted, path, required=("subject", "clip", "onset", "emotion"))
+    out: list[SheetRow] = []
+    for i, r in enumerate(table[h + 1:], start=h + 2):
+        subj, clip = _cell(r, cols["subject"]), _cell(r, cols["clip"])
+        if all(c is None or str(c).strip() == "" for c in r):
+            continue  # blank row
+        if subj is None or clip is None or _text(subj) == "" or _text(clip) == "":
+            raise SheetError(f"{path} row {i}: subject or filename is empty in a non-blank row: {r}")
+        notes = []
+        frames = {}
+        for key in ("onset", "apex", "offset"):
+            if key not in cols:
+                frames[key] = None
+                continue
+            n, why = parse_frame(_cell(r, cols[key]))
+            frames[key] = n
+            if why and why != "empty":
+                notes.append(f"{key} cell {why} (sheet row {i})")
+            elif why == "empty" and key != "offset":
+                notes.append(f"{key} cell is empty (sheet row {i})")
+        obj = None
+        if "objective" in cols:
+            obj, why = parse_frame(_cell(r, cols["objective"]))
+            if why and why != "empty":
+                notes.append(f"objective class {why} (sheet row {i})")
+        out.append(SheetRow(dataset=dataset, subject=subject_fmt(subj), clip=_text(clip),
+                            onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
+                            emotion=_text(_cell(r, cols["emotion"])),
+                            action_units=_text(_cell(r, cols.get("au"))),
+                            objective_class=obj, row=i, notes=notes))
+    if not out:
+        raise SheetError(f"{path}: header found but no clip rows below it")
+    return out
+
+
+def _casme2_subject(v: Any) -> str:
+    s = _text(v)
+    if s.lower().startswith("sub"):
+        s = s[3:]
+    if not s.isdigit():
+        raise SheetError(f"CASME II subject {v!r} is not a number")
+    return f"sub{int(s):02d}"
+
+
+def _samm_subject(v: Any) -> str:
+    s = _text(v)
+    return f"{int(s):03d}" if s.isdigit() else s
+
+
+def _smic_subject(v: Any) -> str:
+    s = _text(v)
+    if s.lower().startswith("s"):
+        s = s[1:]
+    if not s.isdigit():
+        raise SheetError(f"SMIC subject {v!r} is not a number")
+    return f"s{int(s)}"
+
+
+def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
+    """Rows of ``CASME2-coding-20140508.xlsx`` (255 clips, 26 subjects), subject as ``subNN``.
+
+    Raises:
+        SheetError: file missing/unreadable, no ``Subject`` header row, required column missing,
+            or a non-blank row without subject/filename (message names file and row).
+    """
+    wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
+              "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
+              "au": ["actionunits"], "emotion": ["estimatedemotion", "emotion"]}
+    return _rows(Path(path), "casme2", None, wanted, _casme2_subject)
+
+
+def read_samm_sheet(path: str | Path) -> list[SheetRow]:
+    """Rows of ``SAMM_Micro_FACS_Codes_v2.xlsx`` (159 clips, 29 subjects), subject as ``006``.
+
+    The header row is located by content (first cell ``Subject``), below the title/notes rows.
+
+    Raises:
+        SheetError: as :func:`read_casme2_sheet`.
+    """
+    wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
+              "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
+              "au": ["actionunits"], "emotion": ["estimatedemotion", "emotion"],
+              "objective": ["objectiveclasses", "objectiveclass"]}
+    return _rows(Path(path), "samm", None, wanted, _samm_subject)
+
+
+def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
+    """Rows of worksheet ``sheet`` of ``SMIC-HS-E_annotation.xlsx`` (HS: 157 clips, 16 subjects).
+
+    Onset is ``OnsetF``, offset ``OffsetF`` (a formula, read through its cached value; when no value
+    is cached it is computed as ``OnsetF + TotalMF1 - 1``); no apex is annotated (None). Subject as
+    ``s20``. Note that the MEGC2019 composite uses the 164-clip SMIC-HS folder tree, whose class
+    comes from the folder name, not this sheet.
+
+    Raises:
+        SheetError: as :func:`read_casme2_sheet`, or the worksheet does not exist.
+    """
+    wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetf", "onset"],
+              "offset": ["offsetf", "offset"], "emotion": ["emotion"], "n1": ["totalmf1"]}
+    rows = _rows(Path(path), "smic", sheet, wanted, _smic_subject)
+    table = None
+    for r in rows:
+        if r.offset is None and r.onset is not None:
+            if table is None:
+                table = _read_table(Path(path), sheet)
+                h = _find_header(table, Path(path))
+                cols = _columns(table[h], wanted, Path(path), required=())
+            n, _ = parse_frame(_cell(table[r.row - 1], cols.get("n1")))
+            if n is not None:
+                r.offset = r.onset + n - 1
+        r.notes = [n for n in r.notes if not n.startswith("apex")]
+    return rows
+
+
+def read_sheet(dataset: str, path: str | Path) -> list[SheetRow]:
+    """Dispatch to the reader of ``dataset`` (``casme2 | samm | smic``)."""
+    readers = {"casme2": read_casme2_sheet, "samm": read_samm_sheet, "smic": read_smic_sheet}
+    if dataset not in readers:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(readers)}")
+    return readers[dataset](path)

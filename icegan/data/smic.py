@@ -1,0 +1,121 @@
+"""SMIC-HS loader: ``SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106114.bmp``.
+
+The 164 SMIC-HS clips of the MEGC2019 composite (70 negative / 51 positive / 43 surprise,
+16 subjects) take their class from the folder name. No apex is annotated: onset is the first frame,
+offset the last, and the apex is spotted by :mod:`icegan.data.spotting` (the method is stored in
+``ClipRecord.apex_method``; ``"unspotted"`` until :meth:`SMIC.records` is asked to spot).
+The ``SMIC-HS-E_annotation.xlsx`` sheet (157 clips of the extended release) is not needed for the
+composite; :func:`icegan.data.sheets.read_smic_sheet` reads it for users who want it.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .base import DatasetLayoutError
+from .records import CLASS3_IDS, ClipRecord, list_frames
+
+log = logging.getLogger("icegan.data")
+
+SMIC_CLASSES = ("negative", "positive", "surprise")
+
+
+class SMIC:
+    """SMIC-HS (Li et al. 2013) from its folder tree.
+
+    Args:
+        root: the ``HS`` folder (holding ``s1`` ... ``s20``), or a folder containing
+            ``SMIC_all_cropped/HS`` or ``HS``.
+        annotations: accepted for symmetry with the other loaders and ignored (class from folders).
+
+    Raises:
+        DatasetLayoutError: root missing or without ``sN`` subject folders.
+    """
+
+    name = "smic"
+
+    def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetLayoutError(f"smic root not found: {root}")
+        self.given_root = root
+        self.root = self.resolve_root(root)
+        self.sheet_path = Path(annotations) if annotations else None
+        #: problems met while walking the tree: list of {"clip", "problem"}
+        self.layout_problems: list[dict] = []
+
+    @staticmethod
+    def looks_like_subject(name: str) -> bool:
+        return re.fullmatch(r"s\d+", name) is not None
+
+    @classmethod
+    def resolve_root(cls, root: Path) -> Path:
+        for cand in (root / "SMIC_all_cropped" / "HS", root / "HS", root):
+            if cand.is_dir() and any(cls.looks_like_subject(p.name) for p in cand.iterdir() if p.is_dir()):
+                return cand
+        raise DatasetLayoutError(f"{root}: no SMIC-HS subject folders found (expected e.g. "
+                                 f"SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106114.bmp)")
+
+    def subject_folders(self) -> list[str]:
+        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and self.looks_like_subject(p.name)),
+                      key=lambda s: int(s[1:]))
+
+    def disk_clips(self) -> list[tuple[str, str]]:
+        return [(r.subject.split("/")[-1], r.clip) for r in self.records()]
+
+    def records(self, composite_only: bool = True, subjects: Iterable[str] = (),
+                spot_apex: bool = False, flow_method: str = "farneback", detector: str = "hog") -> list[ClipRecord]:
+        """Clip records of the folder tree, by subject number then class then clip name.
+
+        Args:
+            composite_only: unused (every SMIC-HS micro clip is in the composite); kept for symmetry.
+            subjects: restrict to these subjects (``s1`` or ``smic/s1``).
+            spot_apex: spot the apex now (reads every frame; ~seconds per clip); otherwise
+                ``apex`` is None and ``apex_method`` is ``"unspotted"``.
+
+        Folders that are not ``micro/<negative|positive|surprise>/<clip>`` are reported in
+        :attr:`layout_problems` and logged, never silently dropped.
+        """
+        from .spotting import spot_record_apex
+        wanted = {s.split("/")[-1] for s in subjects}
+        self.layout_problems = []
+        out = []
+        for s in self.subject_folders():
+            if wanted and s not in wanted:
+                continue
+            micro = self.root / s / "micro"
+            if not micro.is_dir():
+                self._problem(f"smic/{s}", f"no 'micro' folder in {self.root / s}")
+                continue
+            for cdir in sorted(p for p in micro.iterdir() if p.is_dir()):
+                if cdir.name not in SMIC_CLASSES:
+                    self._problem(f"smic/{s}/micro/{cdir.name}",
+                                  f"class folder '{cdir.name}' is not one of {SMIC_CLASSES}; skipped")
+                    continue
+                for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
+                    numbers, paths, problems = list_frames(clip)
+                    rec = ClipRecord(
+                        dataset="smic", subject=f"smic/{s}", clip=clip.name, emotion=cdir.name,
+                        class3=CLASS3_IDS[cdir.name],
+                        onset=numbers[0] if numbers else None, apex=None,
+                        offset=numbers[-1] if numbers else None,
+                        frame_numbers=numbers, frame_paths=paths, apex_method="unspotted",
+                        clip_dir=clip, notes=tuple(problems))
+                    if spot_apex and len(numbers) >= 2:
+                        try:
+                            rec = spot_record_apex(rec, method=flow_method, detector=detector)
+                        except ValueError as exc:
+                            self._problem(rec.key, f"apex spotting failed: {exc}")
+                    out.append(rec)
+        return out
+
+    def _problem(self, clip: str, problem: str) -> None:
+        log.warning("%s: %s", clip, problem)
+        self.layout_problems.append({"clip": clip, "problem": problem})
+
+
+def smic_records(root: str | Path, spot_apex: bool = False) -> list[ClipRecord]:
+    """SMIC-HS composite clip records: ``SMIC(root).records(spot_apex=spot_apex)``."""
+    return SMIC(root).records(spot_apex=spot_apex)
