@@ -338,8 +338,9 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
     for name in ("manifest.csv", "onset.npy", "apex.npy", "settings.json", "COMPLETE"):
         if not (d / name).is_file():
             raise PrepareError(f"{d} is not a complete icegan cache: {name} missing (run `icegan prepare` again)")
-    manifest = pd.read_csv(d / "manifest.csv", keep_default_na=True)
-    manifest["notes"] = manifest["notes"].fillna("")
+    manifest = pd.read_csv(d / "manifest.csv", dtype={"notes": str, "affine": str, "key": str})
+    for col in ("notes", "affine"):
+        manifest[col] = manifest[col].fillna("")
     skipped = pd.read_csv(d / "skipped.csv") if (d / "skipped.csv").is_file() else pd.DataFrame(columns=["key", "reason"])
     settings = json.loads((d / "settings.json").read_text())
     frames = PreparedFrames(onset=np.load(d / "onset.npy"), apex=np.load(d / "apex.npy"),

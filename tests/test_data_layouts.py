@@ -1,0 +1,181 @@
+"""SAMM and SMIC-HS official layouts on small trees built here with the exact official names
+(tiny synthetic images), apex spotting, and alignment geometry."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from icegan.data import prepare as prep
+from icegan.data.align import box_matrix
+from icegan.data.base import DatasetLayoutError
+from icegan.data.check import check_dataset
+from icegan.data.records import frame_number, list_frames
+from icegan.data.samm import SAMM
+from icegan.data.smic import SMIC
+from icegan.data.spotting import spot_apex_index
+
+APEX_INDEX = 7  # the synthetic SMIC clips move most at their 8th frame
+
+
+def _flat(path, value, size=(24, 20)):
+    cv2.imwrite(str(path), np.full(size, value, np.uint8))
+
+
+def _moving_clip(folder, first, n=15, seed=0):
+    """n textured frames whose content shifts by 3*sin(pi t / (n-1)) px: largest shift at t = 7."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur((rng.random((80, 80)) * 255).astype(np.uint8), (0, 0), 2.0)
+    base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX)
+    folder.mkdir(parents=True)
+    for t in range(n):
+        s = 3.0 * np.sin(np.pi * t / (n - 1))
+        img = cv2.warpAffine(base, np.float32([[1, 0, s], [0, 1, 0.5 * s]]), (80, 80), borderMode=cv2.BORDER_REFLECT)
+        cv2.imwrite(str(folder / f"reg_image{first + t}.bmp"), img)
+
+
+@pytest.fixture
+def smic_tree(tmp_path):
+    hs = tmp_path / "SMIC_all_cropped" / "HS"
+    _moving_clip(hs / "s1" / "micro" / "negative" / "s1_ne_01", 106114, seed=1)
+    _moving_clip(hs / "s1" / "micro" / "positive" / "s1_po_01", 5000, seed=2)
+    _moving_clip(hs / "s2" / "micro" / "surprise" / "s2_sur_01", 77, seed=3)
+    (hs / "s2" / "micro" / "happy" / "s2_ha_01").mkdir(parents=True)  # not an official class folder
+    (hs / "s2" / "non_micro" / "s2_x").mkdir(parents=True)
+    (hs / "s3").mkdir()  # subject without micro/
+    return tmp_path
+
+
+def test_frame_numbers_of_official_names():
+    assert frame_number("img46.jpg") == 46
+    assert frame_number("reg_img46.jpg") == 46
+    assert frame_number("006_05562.jpg") == 5562
+    assert frame_number("reg_image106114.bmp") == 106114
+    assert frame_number("thumbs.jpg") is None
+
+
+def test_smic_tree(smic_tree):
+    ds = SMIC(smic_tree)
+    assert ds.root == smic_tree / "SMIC_all_cropped" / "HS"
+    recs = ds.records()
+    assert [(r.subject, r.clip, r.class3, r.emotion) for r in recs] == [
+        ("smic/s1", "s1_ne_01", 0, "negative"), ("smic/s1", "s1_po_01", 1, "positive"),
+        ("smic/s2", "s2_sur_01", 2, "surprise")]
+    r = recs[0]
+    assert (r.onset, r.offset, r.apex, r.apex_method) == (106114, 106128, None, "unspotted")
+    assert r.frame_path(106120).name == "reg_image106120.bmp"
+    problems = {p["clip"]: p["problem"] for p in ds.layout_problems}
+    assert "'happy' is not one of" in problems["smic/s2/micro/happy"]
+    assert "no 'micro' folder" in problems["smic/s3"]
+    spotted = ds.records(spot_apex=True, subjects=["s1"])
+    assert [x.apex for x in spotted] == [106114 + APEX_INDEX, 5000 + APEX_INDEX]
+    assert spotted[0].apex_method == "farneback-max-mean-magnitude-from-onset-in-ellipse(no-face-detected)"
+    rep = check_dataset("smic", smic_tree)
+    assert rep.clips_usable == 3 and rep.by_class_usable == {"negative": 1, "positive": 1, "surprise": 1}
+    assert {p["clip"] for p in rep.clips_with_problems} == {"smic/s2/micro/happy", "smic/s3"}
+
+
+def test_spotting_known_apex_and_dis():
+    rng = np.random.default_rng(5)
+    base = cv2.GaussianBlur((rng.random((64, 64)) * 255).astype(np.uint8), (0, 0), 2.0)
+    shifts = [0, 0.5, 1.0, 2.5, 1.5, 0.5]
+    frames = [cv2.warpAffine(base, np.float32([[1, 0, s], [0, 1, 0]]), (64, 64), borderMode=cv2.BORDER_REFLECT)
+              for s in shifts]
+    for method in ("farneback", "dis"):
+        idx, name, mags = spot_apex_index(frames, method=method)
+        assert idx == 3 and name.startswith(method) and mags[0] == 0
+        assert mags[3] == pytest.approx(2.5, rel=0.35)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        spot_apex_index(frames[:1])
+
+
+def test_prepare_smic_spots_apex_into_manifest(smic_tree, tmp_path):
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="smic", root=str(smic_tree), mode="cropped")],
+                             cache_root=str(tmp_path / "cache"), size=32, workers=2, progress=False)
+    p = prep.prepare_dataset(cfg)
+    m = p.manifest
+    assert list(m["clip"]) == ["s1_ne_01", "s1_po_01", "s2_sur_01"]
+    assert list(m["apex"]) == [106114 + APEX_INDEX, 5000 + APEX_INDEX, 77 + APEX_INDEX]
+    assert list(m["onset"]) == [106114, 5000, 77]
+    assert all(s.startswith("farneback-max-mean-magnitude-from-onset") for s in m["apex_method"])
+    assert list(m["class3"]) == [0, 1, 2] and p.frames.apex.shape == (3, 32, 32)
+    src = cv2.imread(str(smic_tree / "SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106121.bmp"),
+                     cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(p.frames.apex[0], cv2.resize(src, (32, 32), interpolation=cv2.INTER_AREA))
+
+
+@pytest.fixture
+def samm_tree(tmp_path, shared_data):
+    root = tmp_path / "SAMM"
+    clip = root / "006" / "006_1_2"  # onset 5562, apex 5588, offset 5632 in the sheet
+    clip.mkdir(parents=True)
+    for n in range(5562, 5633):
+        _flat(clip / f"006_{n:05d}.jpg", n % 200)
+    trunc = root / "006" / "006_1_3"  # onset 3912, apex 3948: truncated before the apex
+    trunc.mkdir()
+    for n in range(3912, 3941):
+        _flat(trunc / f"006_{n:05d}.jpg", 50)
+    (trunc / "006_03925.jpg").write_bytes(b"not a jpeg")  # unreadable frame
+    extra = root / "006" / "006_9_9"  # not in the sheet
+    extra.mkdir()
+    _flat(extra / "006_00001.jpg", 0)
+    return tmp_path, shared_data / "annotations" / "SAMM_Micro_FACS_Codes_v2.xlsx"
+
+
+def test_samm_tree(samm_tree):
+    root, sheet = samm_tree
+    ds = SAMM(root, sheet)
+    assert ds.root == root / "SAMM"
+    recs = {r.clip: r for r in ds.records(subjects=["006"])}
+    r = recs["006_1_2"]
+    assert (r.subject, r.onset, r.apex, r.offset, r.class3, r.objective_class) == ("samm/006", 5562, 5588, 5632, 0, 3)
+    assert r.frame_numbers == tuple(range(5562, 5633)) and r.frame_path(5588).name == "006_05588.jpg"
+    rep = check_dataset("samm", root, sheet)
+    assert rep.clips_usable == 1
+    skipped = {s["clip"]: s["reason"] for s in rep.clips_skipped}
+    assert "apex frame 3948 not on disk (frames present: 3912-3940)" in skipped["samm/006/006_1_3"]
+    assert "unreadable image(s) for frame(s) 3925" in [p["problem"] for p in rep.clips_with_problems
+                                                        if p["clip"] == "samm/006/006_1_3"][-1]
+    assert rep.not_in_sheet == ["samm/006/006_9_9"]
+    assert len(rep.missing_subjects) == 28 and "samm/006" not in rep.missing_subjects
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="samm", root=str(root), annotations=str(sheet),
+                                                        mode="cropped", subjects=["006"])],
+                             cache_root=str(root / "cache"), size=16, workers=1, progress=False)
+    p = prep.prepare_dataset(cfg)
+    assert list(p.manifest["key"]) == ["samm/006/006_1_2"]
+    # the right frames were picked: each synthetic frame holds the value frame % 200
+    assert abs(int(p.frames.onset[0].mean()) - 5562 % 200) <= 2
+    assert abs(int(p.frames.apex[0].mean()) - 5588 % 200) <= 2
+    assert [abs(int(x.mean()) - (5588 + d) % 200) <= 2 for x, d in zip(p.frames.apex_neighbours[0], (-2, -1, 1, 2))] == [True] * 4
+    assert "samm/006/006_1_3" in set(p.skipped["key"])
+
+
+def test_layout_errors_are_clear(tmp_path):
+    with pytest.raises(DatasetLayoutError, match="not found"):
+        SMIC(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetLayoutError, match="no SMIC-HS subject folders"):
+        SMIC(tmp_path / "empty")
+    assert list_frames(tmp_path / "nothing")[2][0].startswith("clip folder not found")
+
+
+def test_box_matrix_levels_a_rotated_face():
+    # a synthetic 68-point face: eyes at y=40, mouth at y=80, then rotated by 20 degrees
+    pts = np.zeros((68, 2))
+    pts[:17] = np.c_[np.linspace(20, 100, 17), 60 + 30 * np.sin(np.linspace(0, np.pi, 17))]
+    pts[17:36] = [60, 50]
+    pts[36:42] = np.c_[np.linspace(35, 50, 6), np.full(6, 40)]
+    pts[42:48] = np.c_[np.linspace(70, 85, 6), np.full(6, 40)]
+    pts[48:68] = np.c_[np.linspace(45, 75, 20), np.full(20, 80)]
+    th = np.radians(20)
+    R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    rotated = (pts - 60) @ R.T + 60
+    m, native, angle = box_matrix(rotated, margin=0.1)
+    assert angle == pytest.approx(20, abs=1e-6)
+    q = rotated @ m[:, :2].T + m[:, 2]
+    assert np.ptp(q[36:48, 1]) < 1e-6  # eye line level
+    side = max(np.ptp(q[:, 0]), np.ptp(q[:, 1]))
+    assert native == round(side * 1.2)
+    assert q.min() >= 0.1 * side - 1 and q.max() <= native - 0.1 * side + 1
+    with pytest.raises(ValueError, match="finite"):
+        box_matrix(np.full((68, 2), np.nan))

@@ -1,0 +1,113 @@
+"""Official annotation sheets: exact MEGC2019 composite counts and the sheets' quirks."""
+from __future__ import annotations
+
+import json
+
+import openpyxl
+import pytest
+
+from icegan.cli import main as icegan_main
+from icegan.data.composite import composite_class, composite_from_sheets, composite_summary
+from icegan.data.sheets import (SheetError, parse_frame, read_casme2_sheet, read_samm_sheet,
+                                read_smic_sheet)
+
+
+@pytest.fixture(scope="module")
+def ann(shared_data):
+    return shared_data / "annotations"
+
+
+def test_casme2_sheet_composite_counts(ann):
+    rows = read_casme2_sheet(ann / "CASME2-coding-20140508.xlsx")
+    assert len(rows) == 255
+    assert len({r.subject for r in rows}) == 26
+    s = composite_summary(rows)
+    assert (s["clips"], s["negative"], s["positive"], s["surprise"], s["subjects"]) == (145, 88, 32, 25, 24)
+    excluded = {e["clip"] for e in s["excluded"]}
+    assert excluded == {"sub04/EP12_01f", "sub05/EP09_05f"}
+
+
+def test_casme2_sheet_quirk_slash_apex(ann):
+    rows = {(r.subject, r.clip): r for r in read_casme2_sheet(ann / "CASME2-coding-20140508.xlsx")}
+    r = rows[("sub04", "EP12_01f")]
+    assert r.apex is None and r.onset == 261 and r.offset == 321
+    assert any("'/'" in n and "row 31" in n for n in r.notes)
+    assert rows[("sub01", "EP02_01f")].onset == 46 and rows[("sub01", "EP02_01f")].apex == 59
+    cls, why = composite_class(r)
+    assert cls is None and why.startswith("apex is not a frame number")
+
+
+def test_samm_sheet_composite_counts(ann):
+    rows = read_samm_sheet(ann / "SAMM_Micro_FACS_Codes_v2.xlsx")
+    assert len(rows) == 159
+    assert rows[0].subject == "006" and rows[0].clip == "006_1_2" and rows[0].row == 15
+    assert (rows[0].onset, rows[0].apex, rows[0].offset) == (5562, 5588, 5632)
+    assert rows[0].objective_class == 3
+    s = composite_summary(rows)
+    assert (s["clips"], s["negative"], s["positive"], s["surprise"], s["subjects"]) == (133, 92, 26, 15, 28)
+
+
+def test_smic_sheet_counts(ann):
+    rows = read_smic_sheet(ann / "SMIC-HS-E_annotation.xlsx")
+    assert len(rows) == 157  # trailing blank rows skipped
+    assert len({r.subject for r in rows}) == 16
+    by = {e: sum(r.emotion == e for r in rows) for e in ("negative", "positive", "surprise")}
+    assert by == {"negative": 66, "positive": 51, "surprise": 40}
+    assert all(r.apex is None for r in rows)
+    r = rows[0]
+    assert (r.subject, r.clip, r.onset, r.offset) == ("s20", "s20_ne_01", 17581039, 17581055)
+
+
+def test_parse_frame_quirks():
+    assert parse_frame(46) == (46, None)
+    assert parse_frame(46.0) == (46, None)
+    assert parse_frame(" 46 ") == (46, None)
+    assert parse_frame("/")[0] is None and "'/'" in parse_frame("/")[1]
+    assert parse_frame("?")[0] is None
+    assert parse_frame(None) == (None, "empty")
+    assert parse_frame(4.5)[0] is None
+
+
+def test_header_found_by_content_with_blank_rows_and_text_cells(tmp_path):
+    p = tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["SAMM Dataset - Master FACS Codes"])
+    ws.append([])
+    ws.append(["Symbol Key:"])
+    ws.append(["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
+               "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"])
+    ws.append(["006", "006_1_2", 1, 5562, 5588, 5632, 71, "Micro - 1/2", "4+7", "Anger", 3, None])
+    ws.append([])
+    ws.append([7, "007_3_1", 3, "100", "?", 150, 51, "Micro", "12", "Happiness", 1, None])
+    ws.append(["007", "007_3_2", 3, 200, 230, 260, 61, "Micro", "12", "Other", 7, None])
+    wb.save(p)
+    rows = read_samm_sheet(p)
+    assert [r.clip for r in rows] == ["006_1_2", "007_3_1", "007_3_2"]
+    assert rows[1].subject == "007" and rows[1].onset == 100 and rows[1].apex is None
+    assert any("'?'" in n and "row 7" in n for n in rows[1].notes)
+    s = composite_summary(rows)
+    assert s["clips"] == 1 and s["excluded"][0]["clip"] == "007/007_3_1"
+
+
+def test_sheet_errors_name_the_file(tmp_path):
+    with pytest.raises(SheetError, match="not found"):
+        read_casme2_sheet(tmp_path / "nope.xlsx")
+    p = tmp_path / "bad.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["no", "header", "here"])
+    wb.save(p)
+    with pytest.raises(SheetError, match="bad.xlsx: no header row"):
+        read_samm_sheet(p)
+
+
+def test_cli_composite_json(ann, tmp_path, capsys):
+    out = tmp_path / "composite.json"
+    assert icegan_main(["data", "composite", "--annotations-dir", str(ann), "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert {k: d["casme2"][k] for k in ("clips", "negative", "positive", "surprise", "subjects")} == \
+        {"clips": 145, "negative": 88, "positive": 32, "surprise": 25, "subjects": 24}
+    assert {k: d["samm"][k] for k in ("clips", "negative", "positive", "surprise", "subjects")} == \
+        {"clips": 133, "negative": 92, "positive": 26, "surprise": 15, "subjects": 28}
+    assert "casme2" in capsys.readouterr().out
+    assert composite_from_sheets(ann)["samm"]["clips"] == 133
