@@ -115,3 +115,16 @@ def test_prepare_cropped_and_cache(shared_data, tmp_path, monkeypatch):
     r = prep.prepare_dataset(cfg)
     assert r.cache_dir != p.cache_dir and r.frames.onset.shape[1:] == (32, 32)
     assert prep.load_prepared(r.cache_dir).manifest.equals(r.manifest)
+
+
+def test_cli_prepare(shared_data, tmp_path, capsys):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("datasets:\n  - name: casme2\n    root: '{shared_data}/casme2'\n    subjects: [sub03]\n"
+                   "workers: 1\nprogress: false\n")
+    assert icegan_main(["prepare", "--config", str(cfg), f"cache_root={tmp_path}", "size=48"]) == 0
+    out = capsys.readouterr().out
+    caches = [d for d in tmp_path.iterdir() if d.is_dir()]
+    assert len(caches) == 1 and f"cache: {caches[0]}" in out
+    p = prep.load_prepared(caches[0])
+    assert p.frames.onset.shape[1:] == (48, 48) and set(p.manifest["subject"]) == {"casme2/sub03"}
+    assert f"prepared {len(p)} clips (48x48 gray)" in out

@@ -179,3 +179,13 @@ def test_box_matrix_levels_a_rotated_face():
     assert q.min() >= 0.1 * side - 1 and q.max() <= native - 0.1 * side + 1
     with pytest.raises(ValueError, match="finite"):
         box_matrix(np.full((68, 2), np.nan))
+
+
+def test_raw_mode_without_any_face_is_reported(samm_tree):
+    root, sheet = samm_tree
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="samm", root=str(root), annotations=str(sheet),
+                                                        mode="raw", clips=["006_1_2"])],
+                             cache_root=str(root / "cache"), size=16, workers=1, progress=False)
+    with pytest.raises(prep.PrepareError, match=r"samm/006/006_1_2: no face detected on the onset frame 5562 "
+                                                r"nor on its 14 nearest frames \(whole-clip detection failure\)"):
+        prep.prepare_dataset(cfg)

@@ -111,3 +111,12 @@ def test_cli_composite_json(ann, tmp_path, capsys):
         {"clips": 133, "negative": 92, "positive": 26, "surprise": 15, "subjects": 28}
     assert "casme2" in capsys.readouterr().out
     assert composite_from_sheets(ann)["samm"]["clips"] == 133
+
+
+def test_sde_label_sets(ann):
+    d = composite_from_sheets(ann)
+    assert d["casme2"]["sde"]["class5"] == {"happiness": 32, "disgust": 63, "repression": 27,
+                                           "surprise": 25, "others": 99}
+    assert d["casme2"]["sde"]["excluded_emotions"] == {"fear": 2, "sadness": 7}
+    oc = d["samm"]["sde"]["objective_class"]
+    assert sum(oc.values()) == 159 and oc["7"] == 84 and set(oc) == {str(i) for i in range(1, 8)}

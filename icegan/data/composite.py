@@ -94,7 +94,23 @@ def composite_summary(rows: list[SheetRow]) -> dict:
             excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": why})
     return {"clips": len(comp), "negative": counts["negative"], "positive": counts["positive"],
             "surprise": counts["surprise"], "subjects": len({r.subject for r, _ in comp}),
-            "excluded": excluded}
+            "excluded": excluded, "sde": sde_summary(rows)}
+
+
+def sde_summary(rows: list[SheetRow]) -> dict:
+    """Single-dataset label counts over every sheet row: CASME II ``{"class5": {label: n},
+    "excluded_emotions": {...}}``; SAMM ``{"objective_class": {1..7: n}, "emotion": {...}}``."""
+    if not rows:
+        return {}
+    if rows[0].dataset == "casme2":
+        c5 = Counter(r.emotion.lower() for r in rows if casme2_class5(r.emotion) is not None)
+        other = Counter(r.emotion.lower() for r in rows if casme2_class5(r.emotion) is None)
+        return {"class5": {k: c5.get(k, 0) for k in CASME2_CLASS5}, "excluded_emotions": dict(sorted(other.items()))}
+    if rows[0].dataset == "samm":
+        oc = Counter(r.objective_class for r in rows if r.objective_class is not None)
+        return {"objective_class": {str(k): oc[k] for k in sorted(oc)},
+                "emotion": dict(sorted(Counter(r.emotion for r in rows).items()))}
+    return {}
 
 
 def composite_from_sheets(annotations_dir: str | Path) -> dict:
