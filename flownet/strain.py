@@ -6,8 +6,8 @@ Optical strain (the infinitesimal strain tensor of the displacement field (u, v)
     eps = sqrt(eps_xx^2 + eps_yy^2 + 2 * eps_xy^2)
 
 (the Frobenius norm of the symmetric 2x2 strain tensor). Derivatives are central differences
-(``(f(x+1) - f(x-1)) / 2``, one-sided at the border via replicate padding), so the strain of
-``u = a*x`` is exactly |a| everywhere and a translation has zero strain. Note: one public Off-TANet
+(``(f(x+1) - f(x-1)) / 2`` inside, one-sided ``f(1) - f(0)`` at the border: :func:`torch.gradient`),
+so the strain of ``u = a*x`` is exactly |a| everywhere, border included, and a translation has zero strain. Note: one public Off-TANet
 implementation squares du/dy where dv/dy belongs; this module uses the definition above.
 """
 from __future__ import annotations
@@ -31,13 +31,16 @@ def flow_gradients(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flow: (B, 2, H, W) in pixels.
 
     Returns:
-        (d/dx, d/dy), each (B, 2, H, W) (per pixel, unitless); border pixels use one-sided differences
-        halved (replicate padding).
+        (d/dx, d/dy), each (B, 2, H, W) (per pixel, unitless); central differences inside, one-sided
+        at the border (exact for linear fields).
+
+    Raises:
+        ValueError: bad shape, or H or W below 2.
     """
     _check_flow(flow)
-    p = F.pad(flow, (1, 1, 1, 1), mode="replicate")
-    dx = (p[..., 1:-1, 2:] - p[..., 1:-1, :-2]) / 2.0
-    dy = (p[..., 2:, 1:-1] - p[..., :-2, 1:-1]) / 2.0
+    if min(flow.shape[-2:]) < 2:
+        raise ValueError(f"flow must be at least 2x2 to take derivatives, got {tuple(flow.shape)}")
+    dy, dx = torch.gradient(flow, dim=(-2, -1))
     return dx, dy
 
 

@@ -40,8 +40,8 @@ class SRFlowNetConfig:
 
     Defaults give ~1.0 M parameters: fast enough for 128x128 and 256x256 crops on a 2-core CPU.
     """
-    feature_layers: tuple = (32, 32, 48, 64, 96)     #: FeatureEncoder widths (last = correlation features)
-    context_layers: tuple = (32, 32, 48, 64, 128)    #: context encoder; last = hidden + context channels
+    feature_layers: tuple[int, ...] = (32, 32, 48, 64, 96)     #: FeatureEncoder widths (last = correlation features)
+    context_layers: tuple[int, ...] = (32, 32, 48, 64, 128)    #: context encoder; last = hidden + context channels
     hidden: int = 64                                 #: GRU hidden state size
     corr_levels: int = 4                             #: correlation pyramid levels
     corr_radius: int = 3                             #: look-up radius (per level)
@@ -116,6 +116,10 @@ class SKUpdateBlock(nn.Module):
         self.aggregate = SuperKernelBlock(c_in, kernel, small)
         self.recurrent_block = RecurrentBlock(input_size=c_in, hidden_size=hidden)
         self.flow_head = FlowHead(in_channels=hidden, hidden_size=flow_head_hidden)
+        # start from (almost) zero updates: facial motions are small, and a random first flow only
+        # adds large errors the network must unlearn
+        nn.init.normal_(self.flow_head.conv2.weight, std=1e-3)
+        nn.init.zeros_(self.flow_head.conv2.bias)
         self.hidden_state_size = hidden
 
     def forward(self, hidden_state, context, corr_features, flow):

@@ -1,0 +1,56 @@
+"""SRFlowNet training loss: gamma-decayed sequence EPE plus exactly one regularizer (SRFlow Sec. IV-B).
+
+``sequence_loss``: ``sum_i gamma^(n-i-1) * mean_{valid} |f^i - f_gt|_1`` (the L1 flow error RAFT and
+SKFlow train with; |.|_1 sums |du| + |dv|), pixels. ``srflownet_loss`` adds one regularizer from
+:mod:`flownet.regularizers` (``none`` for the plain backbone).
+"""
+from __future__ import annotations
+
+import torch
+
+from .regularizers import REGULARIZERS, regularizer_loss, stage_weights
+
+__all__ = ["sequence_loss", "srflownet_loss"]
+
+
+def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, gamma: float = 0.8,
+                  max_flow: float = 400.0) -> torch.Tensor:
+    """Gamma-weighted L1 flow loss over the prediction sequence (scalar tensor, pixels).
+
+    Args:
+        flows: list of (B, 2, H, W) predictions, last = final.
+        gt: (B, 2, H, W) ground truth; valid: (B, H, W) bool (None → all); pixels with |gt| >= max_flow
+            are ignored.
+
+    Raises:
+        ValueError: shape mismatch or no valid pixel.
+    """
+    flows = [flows] if isinstance(flows, torch.Tensor) else list(flows)
+    if any(f.shape != gt.shape for f in flows):
+        raise ValueError(f"predictions {[tuple(f.shape) for f in flows][:1]} do not match ground truth {tuple(gt.shape)}")
+    v = torch.ones(gt.shape[0], *gt.shape[2:], dtype=torch.bool, device=gt.device) if valid is None else valid.bool()
+    v = v & (gt.norm(dim=1) < max_flow)
+    vf = v[:, None].to(gt.dtype)
+    n = vf.sum() * 2.0
+    if n == 0:
+        raise ValueError("no valid pixel in the batch")
+    total = 0.0
+    for w, f in zip(stage_weights(len(flows), gamma), flows):
+        total = total + w * ((f - gt).abs() * vf).sum() / n * 2.0
+    return total
+
+
+def srflownet_loss(flows, gt, valid=None, img1=None, mask=None, regularizer: str = "fdr", gamma: float = 0.8,
+                   reg_weight: float | None = None, image_scale: float = 1.0,
+                   mask_mode: str = "interior") -> tuple[torch.Tensor, dict]:
+    """Total loss = sequence loss + one regularizer. Returns (loss, {"epe_loss", "reg_loss"} floats).
+
+    Raises:
+        ValueError: unknown regularizer (see :data:`flownet.regularizers.REGULARIZERS`).
+    """
+    if regularizer not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer '{regularizer}'; choose one of {list(REGULARIZERS)}")
+    seq = sequence_loss(flows, gt, valid, gamma)
+    reg = regularizer_loss(regularizer, flows, img1=img1, mask=mask, gamma=gamma, weight=reg_weight,
+                           image_scale=image_scale, mask_mode=mask_mode)
+    return seq + reg, {"epe_loss": float(seq.detach()), "reg_loss": float(reg.detach())}

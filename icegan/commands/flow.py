@@ -1,0 +1,92 @@
+"""``icegan flow train|eval|run``: facial optical flow (the :mod:`flownet` package).
+
+* ``icegan flow train --config configs/flow_srflownet_fdr.yaml [key=value ...]``: train SRFlowNet on
+  synthetic facial flow (TensorBoard, checkpoints, resume) → ``runs/<name>/``.
+* ``icegan flow eval --model srflownet|tvl1|farneback [--weights W] --data middlebury|synthetic-face
+  [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "per_pair": [...], "pairs_per_s": x}``.
+* ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("flow", help="facial optical flow: train / eval / run SRFlowNet and baselines")
+    sub = p.add_subparsers(dest="flow_command", metavar="ACTION")
+
+    t = sub.add_parser("train", help="train SRFlowNet on synthetic facial flow")
+    t.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_srflownet_fdr.yaml")
+    t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
+    t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="evaluate a flow method on Middlebury or the synthetic facial test set")
+    e.add_argument("--model", default="srflownet", choices=["srflownet", "tvl1", "farneback"])
+    e.add_argument("--weights", default=None, help="SRFlowNet weights (default: shipped weights)")
+    e.add_argument("--data", default="synthetic-face", choices=["middlebury", "synthetic-face"])
+    e.add_argument("--root", default=None,
+                   help="data root: Middlebury folder, or the shared data root holding casme2/ "
+                        "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
+    e.add_argument("--size", type=int, default=128, help="synthetic-face crop size (pixels)")
+    e.add_argument("--n-pairs", type=int, default=200, help="synthetic-face test pairs")
+    e.add_argument("--iters", type=int, default=None, help="SRFlowNet recurrent updates (default: model's)")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    e.add_argument("--json", default=None, help="write the results JSON here")
+    e.set_defaults(func=_eval)
+
+    r = sub.add_parser("run", help="estimate the flow between two images")
+    r.add_argument("img1")
+    r.add_argument("img2")
+    r.add_argument("--out", required=True, help="colour-coded flow PNG")
+    r.add_argument("--flo", default=None, help="also write Middlebury .flo")
+    r.add_argument("--model", default="srflownet", choices=["srflownet", "tvl1", "farneback"])
+    r.add_argument("--weights", default=None)
+    r.add_argument("--gray", action="store_true", help="read the images as grey")
+    r.add_argument("--device", default="cpu")
+    r.set_defaults(func=_run)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def _train(args: argparse.Namespace) -> int:
+    from flownet.train import FlowTrainConfig, train
+    from icegan.config import load_config
+    cfg = load_config(FlowTrainConfig, args.config, args.overrides)
+    train(cfg, progress=not args.no_progress)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from flownet.evaluate import evaluate, format_table
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
+                   size=args.size, n_pairs=args.n_pairs, iters=args.iters)
+    print(format_table(res))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import flownet
+    from flownet.io import read_image, save_flow_image, write_flo
+    i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
+    if i1.shape != i2.shape:
+        raise SystemExit(f"images differ in size: {args.img1} {tuple(i1.shape)} vs {args.img2} {tuple(i2.shape)}")
+    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device)
+    flow = est.estimate(i1[None], i2[None])[0].cpu()
+    save_flow_image(args.out, flow)
+    print(f"wrote {args.out} (max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
+    if args.flo:
+        write_flo(args.flo, flow)
+        print(f"wrote {args.flo}")
+    return 0

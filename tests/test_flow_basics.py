@@ -1,0 +1,287 @@
+"""flownet: .flo / KITTI I/O, metrics, optical strain, regularizers, warping, AU fields."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from flownet.io import read_flo, read_kitti_png, write_flo, write_kitti_png, flow_to_color
+from flownet.metrics import flow_metrics
+from flownet.regularizers import fdr, igvar, migar, regularizer_loss, sobel, total_mask, tvr
+from flownet.strain import flow_features, optical_strain
+from flownet.data.synthetic_face import (AU_NAMES, au_displacement, inverse_flow, similarity_flow,
+                                         warp_forward)
+
+
+# ------------------------------------------------------------------------------------------------ I/O
+
+def test_flo_round_trip_with_unknown(tmp_path):
+    rng = np.random.default_rng(0)
+    flow = rng.normal(size=(7, 9, 2)).astype(np.float32)
+    valid = np.ones((7, 9), bool)
+    valid[2, 3] = False
+    p = write_flo(tmp_path / "a.flo", flow, valid)
+    raw = p.read_bytes()
+    assert np.frombuffer(raw[:4], "<f4")[0] == np.float32(202021.25)
+    assert tuple(np.frombuffer(raw[4:12], "<i4")) == (9, 7)
+    back, v = read_flo(p)
+    assert v.sum() == 62 and not v[2, 3]
+    np.testing.assert_array_equal(back[valid], flow[valid])
+    assert back[2, 3].tolist() == [0.0, 0.0]
+    # (2, H, W) tensors are accepted too
+    write_flo(tmp_path / "b.flo", torch.from_numpy(flow).permute(2, 0, 1))
+    np.testing.assert_array_equal(read_flo(tmp_path / "b.flo")[0], flow)
+
+
+def test_flo_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_flo(tmp_path / "missing.flo")
+    bad = tmp_path / "bad.flo"
+    bad.write_bytes(np.array([1.0, 2.0, 3.0], "<f4").tobytes())
+    with pytest.raises(ValueError, match="magic"):
+        read_flo(bad)
+    trunc = tmp_path / "trunc.flo"
+    trunc.write_bytes(np.array([202021.25], "<f4").tobytes() + np.array([4, 4], "<i4").tobytes() + b"\0" * 8)
+    with pytest.raises(ValueError, match="truncated"):
+        read_flo(trunc)
+
+
+def test_kitti_png_round_trip(tmp_path):
+    flow = np.zeros((5, 6, 2), np.float32)
+    flow[..., 0] = 1.5
+    flow[..., 1] = -2.25
+    valid = np.ones((5, 6), bool)
+    valid[0, 0] = False
+    back, v = read_kitti_png(write_kitti_png(tmp_path / "k.png", flow, valid))
+    assert not v[0, 0] and v.sum() == 29
+    np.testing.assert_allclose(back[v], flow[v])
+
+
+def test_flow_to_color_shape():
+    img = flow_to_color(torch.randn(2, 2, 8, 10))
+    assert img.shape == (2, 3, 8, 10) and img.dtype == torch.uint8
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+def test_metrics_hand_computed():
+    gt = torch.zeros(1, 2, 1, 4)
+    gt[0, 0] = torch.tensor([0.0, 0.0, 10.0, 100.0])
+    pred = gt.clone()
+    # errors: 0.5, 2, 4 (vs |gt| 10 → outlier), 4 (vs |gt| 100: 4 < 5 % of 100 → not an outlier)
+    pred[0, 1] = torch.tensor([0.5, 2.0, 4.0, 4.0])
+    m = flow_metrics(pred, gt)
+    assert m["EPE"] == pytest.approx((0.5 + 2 + 4 + 4) / 4)
+    assert m["px1"] == pytest.approx(0.25)
+    assert m["px3"] == pytest.approx(0.5)
+    assert m["px5"] == pytest.approx(1.0)
+    assert m["Fl-all"] == pytest.approx(25.0)
+    # WAUC: delta_i = i/20, w_i = 1 - (i-1)/100
+    i = np.arange(1, 101)
+    w, d = 1 - (i - 1) / 100, i / 20
+    acc = np.array([(np.array([0.5, 2, 4, 4]) <= x).mean() for x in d])
+    assert m["WAUC"] == pytest.approx(100 * (w * acc).sum() / w.sum())
+
+
+def test_metrics_valid_mask_and_perfect():
+    gt = torch.randn(2, 2, 5, 5)
+    pred = gt.clone()
+    pred[0, :, 0, 0] += 100.0
+    valid = torch.ones(2, 5, 5, dtype=torch.bool)
+    valid[0, 0, 0] = False
+    m = flow_metrics(pred, gt, valid)
+    assert m["EPE"] == pytest.approx(0.0, abs=1e-6) and m["WAUC"] == pytest.approx(100.0)
+    assert m["Fl-all"] == 0.0
+    with pytest.raises(ValueError):
+        flow_metrics(pred, gt[:1])
+    with pytest.raises(ValueError, match="no valid"):
+        flow_metrics(pred, gt, torch.zeros_like(valid))
+
+
+# ------------------------------------------------------------------------------------------------ strain
+
+def test_strain_translation_is_zero():
+    f = torch.zeros(1, 2, 12, 14)
+    f[:, 0], f[:, 1] = 1.7, -0.4
+    assert optical_strain(f).max().item() < 1e-5
+
+
+@pytest.mark.parametrize("a", [0.3, -0.25])
+def test_strain_linear_stretch_equals_abs_a(a):
+    xs = torch.arange(16.0).view(1, 16).expand(10, 16)
+    f = torch.stack([a * xs, torch.zeros_like(xs)])[None]
+    s = optical_strain(f)
+    torch.testing.assert_close(s, torch.full_like(s, abs(a)), atol=1e-5, rtol=0)
+
+
+def test_strain_shear_uses_dv_dy_not_du_dy():
+    # u = b*y (pure shear): eps_xy = b/2 → eps = sqrt(2 * (b/2)^2) = |b|/sqrt(2); a bug squaring du/dy
+    # in place of dv/dy would give sqrt(b^2 + b^2/2)
+    b = 0.4
+    ys = torch.arange(12.0).view(12, 1).expand(12, 12)
+    f = torch.stack([b * ys, torch.zeros_like(ys)])[None]
+    torch.testing.assert_close(optical_strain(f), torch.full((1, 1, 12, 12), b / math.sqrt(2)), atol=1e-5, rtol=0)
+    # v = c*y: eps_yy = c
+    g = torch.stack([torch.zeros_like(ys), 0.2 * ys])[None]
+    torch.testing.assert_close(optical_strain(g), torch.full((1, 1, 12, 12), 0.2), atol=1e-5, rtol=0)
+
+
+def test_flow_features_shape_range_and_gradient():
+    f = torch.randn(2, 2, 64, 64, requires_grad=True)
+    for size in (28, 112):
+        x = flow_features(f, size)
+        assert x.shape == (2, 3, size, size)
+        assert x.min() >= 0 and x.max() <= 1
+    x = flow_features(f, 28, normalize="maxabs")
+    assert x[:, :2].abs().max() <= 1 + 1e-6
+    x.sum().backward()
+    assert torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        flow_features(torch.zeros(1, 3, 8, 8), 28)
+
+
+# ------------------------------------------------------------------------------------------------ regularizers
+
+def _step_u(h=8, w=10, k=5):
+    f = torch.zeros(1, 2, h, w)
+    f[:, 0, :, k:] = 1.0
+    return f
+
+
+def test_regularizers_zero_on_constant_flow():
+    f = torch.zeros(2, 2, 9, 11)
+    f[:, 0], f[:, 1] = 0.7, -1.3
+    img = torch.rand(2, 1, 9, 11)
+    mask = torch.ones(2, 1, 9, 11)
+    assert tvr([f, f]).item() == pytest.approx(0.0, abs=1e-7)
+    assert fdr([f, f], mask).item() == pytest.approx(0.0, abs=1e-7)
+    # MIGAR/IGVAR regularize c * M_total: with a full mask M_total = 1 and the flow is constant
+    assert migar([f], img, mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert igvar([f], img, mask).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_tvr_step_edge_value():
+    # Sobel/8 on a unit vertical step: 0.5 on the two columns beside the edge, 0 elsewhere
+    # → R(u) = 2 * 0.5 * H / (H W) = 1 / W; R(v) = 0; L = lambda * (R(u) + R(v)) for one stage
+    h, w = 8, 10
+    assert tvr([_step_u(h, w)], lam=0.05).item() == pytest.approx(0.05 / w)
+    # two stages, gamma 0.5: weights 0.5, 1
+    assert tvr([_step_u(h, w), _step_u(h, w)], gamma=0.5, lam=0.05).item() == pytest.approx(1.5 * 0.05 / w)
+
+
+def test_fdr_step_edge_value_and_mask():
+    h, w = 8, 10
+    f = _step_u(h, w, k=5)
+    ones = torch.ones(1, 1, h, w)
+    # |Dx u| = 1 on one of the W-1 difference columns → mean 1/(W-1)
+    assert fdr([f], ones, lam=0.05).item() == pytest.approx(0.05 / (w - 1))
+    m = ones.clone()
+    m[..., 4] = 0  # the difference column at x=4 uses M_bg^x[:, 4]
+    assert fdr([f], m, lam=0.05).item() == pytest.approx(0.0, abs=1e-8)
+
+
+def test_migar_igvar_respect_mask_and_weights():
+    h, w = 16, 16
+    f = _step_u(h, w, k=8)
+    img = torch.zeros(1, 1, h, w)
+    full = torch.ones(1, 1, h, w)
+    empty = torch.zeros(1, 1, h, w)
+    assert migar([f], img, empty).item() == 0.0
+    # flat image: G = 0 → w = 1; standard Sobel on the unit step: 4 on two columns → (2*4*H)/(H W)
+    # interior mask of a full mask is full
+    assert migar([f], img, full).item() == pytest.approx(8.0 / w, rel=1e-5)
+    assert igvar([f], img, full).item() == pytest.approx(8.0 / w, rel=1e-5)
+    # a textured first frame lowers the weights (w = base^-G < 1)
+    tex = torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(0))
+    assert migar([f], tex, full).item() < 8.0 / w
+    # M_total interior drops the mask boundary band
+    m = torch.zeros(1, 1, h, w)
+    m[..., 4:12, 4:12] = 1
+    mt = total_mask(m)
+    assert mt.sum() == 36 and mt[..., 5:11, 5:11].min() == 1
+
+
+@pytest.mark.parametrize("name", ["tvr", "fdr", "migar", "igvar"])
+def test_regularizer_gradients_finite(name):
+    f = torch.randn(2, 2, 12, 12, requires_grad=True)
+    g = torch.randn(2, 2, 12, 12, requires_grad=True)
+    mask = torch.zeros(2, 1, 12, 12)
+    mask[..., 2:10, 2:10] = 1
+    loss = regularizer_loss(name, [f, g], img1=torch.rand(2, 3, 12, 12), mask=mask)
+    loss.backward()
+    for t in (f, g):
+        assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        regularizer_loss("nope", [f])
+
+
+def test_sobel_normalized_slope():
+    ramp = torch.arange(10.0).view(1, 1, 1, 10).expand(1, 1, 6, 10)
+    gx, gy = sobel(ramp, normalized=True)
+    torch.testing.assert_close(gx[..., 1:-1], torch.ones_like(gx[..., 1:-1]))
+    assert gy.abs().max() == 0
+
+
+# ------------------------------------------------------------------------------------------------ warping & AUs
+
+def test_warp_forward_translation_is_exact():
+    img = torch.rand(1, 1, 20, 24, generator=torch.Generator().manual_seed(1))
+    flow = torch.zeros(1, 2, 20, 24)
+    flow[:, 0], flow[:, 1] = 2.0, 1.0  # content moves right 2, down 1
+    out, valid = warp_forward(img, flow, return_valid=True)
+    torch.testing.assert_close(out[..., 1:, 2:], img[..., :-1, :-2], atol=1e-5, rtol=0)
+    assert not valid[0, 0, 0] and valid[0, 5:, 5:].all()
+
+
+def test_inverse_flow_fixed_point_and_round_trip():
+    h, w = 48, 48
+    lm = _template_landmarks(h, w)
+    f = (au_displacement(lm, {"lip_corner_pull": 2.5, "brow_raise": 1.5}, h, w)
+         + similarity_flow(h, w, 1.0, 1.01, 0.5, -0.3))[None]
+    b = inverse_flow(f, 10)
+    # b(y) = -f(y + b(y)) holds to high precision for these smooth fields
+    from flownet.data.synthetic_face import backward_warp
+    resid = b + backward_warp(f, b)
+    assert resid.abs().max() < 1e-3
+    # warping forward then back with the forward flow recovers the image in the interior
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    img = (torch.sin(6 * xx) * torch.cos(5 * yy))[None, None]
+    img2 = warp_forward(img, f)
+    back = backward_warp(img2, f)  # image1(x) = image2(x + f(x))
+    assert (back - img)[..., 6:-6, 6:-6].abs().max() < 0.02
+
+
+def _template_landmarks(h, w):
+    """A crude 68-point layout (only used to anchor AUs in tests)."""
+    lm = np.zeros((68, 2))
+    lm[0:17] = np.stack([np.linspace(0.1, 0.9, 17) * w, (0.5 + 0.4 * np.sin(np.linspace(0, np.pi, 17))) * h], 1)
+    lm[17:22] = np.stack([np.linspace(0.2, 0.42, 5) * w, np.full(5, 0.3 * h)], 1)
+    lm[22:27] = np.stack([np.linspace(0.58, 0.8, 5) * w, np.full(5, 0.3 * h)], 1)
+    lm[27:36] = np.stack([np.full(9, 0.5 * w), np.linspace(0.4, 0.6, 9) * h], 1)
+    lm[36:42] = np.stack([np.linspace(0.25, 0.4, 6) * w, np.full(6, 0.4 * h)], 1)
+    lm[42:48] = np.stack([np.linspace(0.6, 0.75, 6) * w, np.full(6, 0.4 * h)], 1)
+    lm[48:68] = np.stack([np.linspace(0.35, 0.65, 20) * w, np.full(20, 0.75 * h)], 1)
+    lm[48], lm[54] = [0.35 * w, 0.75 * h], [0.65 * w, 0.75 * h]
+    return lm
+
+
+def test_au_displacement_amplitude_direction_and_errors():
+    h, w = 64, 64
+    lm = _template_landmarks(h, w)
+    for au in AU_NAMES:
+        f = au_displacement(lm, {au: 2.0}, h, w)
+        mag = f.norm(dim=0)
+        assert f.shape == (2, h, w) and mag.max() <= 2.0 + 1e-5 and mag.max() > 1.0, au
+    f = au_displacement(lm, {"lip_corner_pull": 2.0}, h, w)
+    r = np.round(lm[54]).astype(int)  # image-right mouth corner moves right and up
+    assert f[0, r[1], r[0]] > 0 and f[1, r[1], r[0]] < 0
+    f = au_displacement(lm, {"brow_raise": 1.0}, h, w)
+    b = np.round(lm[19]).astype(int)
+    assert f[1, b[1], b[0]] < -0.5
+    assert au_displacement(lm, {}, h, w).abs().max() == 0
+    with pytest.raises(ValueError, match="unknown action unit"):
+        au_displacement(lm, {"smile": 1.0}, h, w)
+    with pytest.raises(ValueError):
+        au_displacement(np.zeros((5, 2)), {"jaw_drop": 1.0}, h, w)
