@@ -128,3 +128,21 @@ def test_cli_prepare(shared_data, tmp_path, capsys):
     p = prep.load_prepared(caches[0])
     assert p.frames.onset.shape[1:] == (48, 48) and set(p.manifest["subject"]) == {"casme2/sub03"}
     assert f"prepared {len(p)} clips (48x48 gray)" in out
+
+
+def test_prepare_sequences_and_rgb(tmp_path):
+    cfg = prep.PrepareConfig(
+        datasets=[prep.DatasetSpec(name="casme2", root="{shared_data}/casme2", mode="cropped",
+                                   clips=["sub01/EP02_01f", "sub02/EP11_01"])],
+        cache_root=str(tmp_path), size=24, color="rgb", sequences=True, workers=1, progress=False)
+    p = prep.prepare_dataset(cfg)
+    m = p.manifest.set_index("clip")
+    assert p.frames.onset.shape == (2, 24, 24, 3) and p.frames.apex_neighbours.shape == (2, 4, 24, 24, 3)
+    a, b = int(m.loc["EP02_01f", "index"]), int(m.loc["EP11_01", "index"])
+    assert p.frames.sequence(a).shape == (41, 24, 24, 3)  # onset 46 .. offset 86
+    assert (m.loc["EP11_01", "seq_first"], m.loc["EP11_01", "seq_last"]) == (16, 98)  # truncated before 106
+    assert p.frames.sequence(b).shape[0] == 98 - 16 + 1
+    assert np.array_equal(p.frames.sequence(a)[0], p.frames.onset[a])
+    assert np.array_equal(p.frames.sequence(a)[59 - 46], p.frames.apex[a])
+    # colour: the released crops are colour images, channels differ
+    assert np.abs(p.frames.onset[a, ..., 0].astype(int) - p.frames.onset[a, ..., 2]).mean() > 1

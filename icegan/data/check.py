@@ -138,7 +138,8 @@ class CheckReport:
                  f"scope: {self.scope}; clips in sheet/tree: {self.clips_in_sheet}; clip folders on disk: "
                  f"{self.clip_folders_on_disk}; frames checked: {self.frames_checked}",
                  f"clips ok: {self.clips_ok}; usable (onset and apex present): {self.clips_usable}; "
-                 f"skipped: {len(self.clips_skipped)}; with problems: {len(self.clips_with_problems)}"]
+                 f"skipped: {len(self.clips_skipped)}; clips with problems: "
+                 f"{len({p['clip'] for p in self.clips_with_problems})} ({len(self.clips_with_problems)} problems)"]
         if self.missing_subjects:
             lines.append("subjects in the sheet but not on disk: " +
                          ", ".join(f"{s} ({n} clips)" for s, n in self.missing_subjects.items()))
