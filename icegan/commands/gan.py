@@ -1,0 +1,132 @@
+"""``icegan gan train``, ``icegan gan eval`` and ``icegan generate`` (ICE-GAN).
+
+Examples::
+
+    icegan gan train --config configs/gan_casme2.yaml data.holdout_subjects=[sub01]
+    icegan gan eval --checkpoint runs/gan_casme2/checkpoints/last.pt --data casme2 --json runs/gan_casme2/eval.json
+    icegan gan eval --checkpoint CKPT --data DIR_OF_ONSET_FACES
+    icegan generate --checkpoint CKPT --onset FACE.png --class positive -n 8 --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add ``gan`` (with ``train``/``eval``) and ``generate`` to the ``icegan`` parser."""
+    gan = subparsers.add_parser("gan", help="ICE-GAN: train the apex-face generator, evaluate it")
+    gsub = gan.add_subparsers(dest="gan_command", metavar="{train,eval}")
+
+    tr = gsub.add_parser("train", help="train ICE-GAN on onset/apex pairs (CASME II manifest)")
+    tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig)")
+    tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
+    tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
+    tr.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.epochs=2")
+    tr.set_defaults(func=_train)
+
+    ev = gsub.add_parser("eval", help="identity preservation, controllability, ExpCaps MER, speed, grids")
+    ev.add_argument("--checkpoint", required=True, help="checkpoint written by icegan gan train")
+    ev.add_argument("--data", default="casme2",
+                    help="'casme2' (the checkpoint's held-out CASME II subjects), a CASME II folder with "
+                         "manifest.csv, or a folder of onset face images")
+    ev.add_argument("--subjects", nargs="*", default=None,
+                    help="CASME II subjects to evaluate (default: the checkpoint's holdout_subjects)")
+    ev.add_argument("--n-per-class", type=int, default=2, help="synthetic faces per onset and class")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")
+    ev.add_argument("--json", default=None, help="write the metrics as JSON here")
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=_eval)
+
+    ge = subparsers.add_parser("generate", help="synthesise apex faces of a class from onset faces")
+    ge.add_argument("--checkpoint", required=True)
+    ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) or a folder of them")
+    ge.add_argument("--class", dest="cls", required=True, help="negative|positive|surprise or 0|1|2, or 'all'")
+    ge.add_argument("-n", type=int, default=1, help="faces per onset (and class)")
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--out", required=True, help="output folder (PNG files)")
+    ge.add_argument("--device", default="auto")
+    ge.set_defaults(func=_generate)
+
+    gan.set_defaults(func=lambda a: (gan.print_help(), 2)[1])
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from icegan.config import load_config, save_config
+    from icegan.gan.pairs import load_casme2_pairs
+    from icegan.gan.trainer import GanConfig, train_gan
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides = list(args.overrides)
+    if args.fold:
+        overrides.append(f"data.holdout_subjects=[{args.fold}]")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(GanConfig, args.config, overrides)
+    run = Path(cfg.out_dir) / cfg.name
+    save_config(cfg, run / "config.yaml")
+    pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
+    train = pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
+    split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
+             "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),
+             "skipped_clips": [list(s) for s in pairs.skipped]}
+    (run / "split.json").write_text(json.dumps(split, indent=1))
+    print(f"training ICE-GAN on {len(train)} pairs ({split['n_train_clips']} clips, "
+          f"{len(split['train_subjects'])} subjects) -> {run}")
+    onset, apex, labels = train.tensors()
+    with SummaryWriter(str(run / "tb")) as writer:
+        state = train_gan(onset, apex, labels, cfg, out_dir=run, log_writer=writer)
+    last = state.history[-1] if state.history else {}
+    print(f"done: {state.epochs_done} epochs; last epoch " +
+          " ".join(f"{k}={v:.4f}" for k, v in last.items() if isinstance(v, float)))
+    print(f"checkpoint: {run / 'checkpoints' / 'last.pt'}")
+    del torch
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import cv2
+
+    from icegan.gan.pairs import CLASS_NAMES, class_id, load_face_images, to_tensor
+    from icegan.gan.synthesis import load_generator, synthesize, to_uint8
+
+    g = load_generator(args.checkpoint, _device(args.device))
+    classes = list(range(g.n_classes)) if args.cls == "all" else [class_id(args.cls)]
+    onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
+    faces, names = load_face_images(onset_arg, g.img_size)
+    apex, src, cls = synthesize(g, to_tensor(faces), classes, args.n, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    imgs = to_uint8(apex)
+    counter: dict[tuple[int, int], int] = {}
+    for img, s, c in zip(imgs, src.tolist(), cls.tolist()):
+        j = counter.get((s, c), 0)
+        counter[(s, c)] = j + 1
+        cv2.imwrite(str(out / f"{names[s]}_{CLASS_NAMES[c]}_{j:02d}.png"), img)
+    print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}")
+    return 0
+
+
+def _device(name: str):
+    from icegan.gan.trainer import resolve_device
+    return resolve_device(name)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from icegan.gan.evaluate import run_eval
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
+                       seed=args.seed, out_dir=args.out, device=_device(args.device))
+    text = json.dumps(metrics, indent=1)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+    print(text)
+    return 0

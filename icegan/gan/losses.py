@@ -1,0 +1,57 @@
+"""ICE-GAN objectives (Eq. 4-8 of ``../shared/papers/icegan_identity_aware_capsule_gan.txt``).
+
+* ``L_ip = L1(X_syn, X_apex) + α·L_per(X_on, X_syn)`` (Eq. 4, α = 0.1).
+* ``L_cls = L_margin + β·L_rec`` (Eq. 5-6; m⁺ 0.9, m⁻ 0.1, λ 0.5, β 5e-4; L_rec = MSE of the
+  reconstruction from the masked ExpCaps).
+* ``L_gan`` (Eq. 7): binary cross-entropy on the AdvCaps lengths (index 1 = real, 0 = fake; each
+  length is a probability); the generator uses the non-saturating form.
+* ``L_tot = λ_adv·L_gan + λ_mes·L_ip + λ_mer·L_cls`` (Eq. 8; 0.1, 1, 1).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from icegan.models.capsules import margin_loss
+
+__all__ = ["adversarial_d_loss", "adversarial_g_loss", "classification_loss", "identity_preserving_loss",
+           "margin_loss"]
+
+_EPS = 1e-6
+
+
+def _bce(p: Tensor, target: float) -> Tensor:
+    p = p.clamp(_EPS, 1 - _EPS)
+    return F.binary_cross_entropy(p, torch.full_like(p, target))
+
+
+def adversarial_d_loss(adv_len_real: Tensor, adv_len_fake: Tensor) -> Tensor:
+    """Discriminator side of Eq. 7 on AdvCaps lengths (B, 2): real images → (fake 0, real 1), synthetic → (1, 0)."""
+    return 0.5 * (_bce(adv_len_real[:, 1], 1.0) + _bce(adv_len_real[:, 0], 0.0)
+                  + _bce(adv_len_fake[:, 1], 0.0) + _bce(adv_len_fake[:, 0], 1.0))
+
+
+def adversarial_g_loss(adv_len_fake: Tensor) -> Tensor:
+    """Generator side of Eq. 7 (non-saturating): synthetic images should read as (fake 0, real 1)."""
+    return 0.5 * (_bce(adv_len_fake[:, 1], 1.0) + _bce(adv_len_fake[:, 0], 0.0))
+
+
+def classification_loss(exp_len: Tensor, labels: Tensor, recon: Tensor | None, target_img: Tensor | None,
+                        beta: float = 5e-4, m_pos: float = 0.9, m_neg: float = 0.1, lam: float = 0.5) -> Tensor:
+    """``L_cls = L_margin(exp_len, labels) + β·MSE(recon, target_img)`` (Eq. 6); no recon term when recon is None."""
+    loss = margin_loss(exp_len, labels, m_pos, m_neg, lam)
+    if recon is not None and beta > 0:
+        loss = loss + beta * F.mse_loss(recon, target_img)
+    return loss
+
+
+def identity_preserving_loss(fake: Tensor, apex: Tensor | None, per_term: Tensor | None,
+                             alpha: float = 0.1) -> Tensor:
+    """``L_ip = L1(fake, apex) + α·per_term`` (Eq. 4); either part may be None (then it is left out)."""
+    loss = fake.new_zeros(())
+    if apex is not None:
+        loss = loss + F.l1_loss(fake, apex)
+    if per_term is not None and alpha > 0:
+        loss = loss + alpha * per_term
+    return loss

@@ -1,0 +1,258 @@
+"""Onset/apex face pairs for ICE-GAN training and evaluation.
+
+A stop-gap loader over the real CASME II crops in ``<shared data>/casme2`` (``manifest.csv`` +
+``subXX/EPxx_xx/imgN.jpg``) until the dataset layer (``icegan/data/``) provides prepared samples;
+it also reads a folder of onset face images for ``icegan generate`` / ``icegan gan eval --data DIR``.
+
+Rows used: clips of the MEGC2019 composite (``class3`` set: negative 0, positive 1, surprise 2)
+whose frames are verified and whose apex frame exists. Composite clips that fail those checks are
+*not* silently dropped: they are listed in :attr:`PairSet.skipped` with the manifest's note and
+a warning is logged. Non-composite clips (``class3`` empty) are outside the 3-class task and are
+counted in ``PairSet.n_not_composite``.
+
+Frames are read with OpenCV as grayscale and resized to ``img_size × img_size`` (``INTER_AREA``;
+the crops are not square, so the aspect ratio is not kept, as in the paper's preprocessing). With
+``apex_neighbors = k`` the frames ``apex-k … apex+k`` that exist each form a pair with the onset
+(the paper, Section IV-B, uses the four neighbours of the apex, k = 2). The decoded arrays are
+cached as ``.npz`` under ``<data root>/cache/`` (``icegan.paths.default_data_root()``, git-ignored).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from icegan.paths import default_data_root, shared_data_root
+
+__all__ = ["CLASS_NAMES", "PairSet", "load_casme2_pairs", "load_face_images", "read_face", "to_tensor",
+           "class_id"]
+
+log = logging.getLogger(__name__)
+
+#: MEGC2019 composite class names by id
+CLASS_NAMES = ("negative", "positive", "surprise")
+_IMG_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+def class_id(name_or_id: str | int) -> int:
+    """Class id (0 negative, 1 positive, 2 surprise) from a name or an id. Raises ValueError otherwise."""
+    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isdigit()):
+        i = int(name_or_id)
+        if 0 <= i < len(CLASS_NAMES):
+            return i
+    elif str(name_or_id).lower() in CLASS_NAMES:
+        return CLASS_NAMES.index(str(name_or_id).lower())
+    raise ValueError(f"unknown class {name_or_id!r}: use one of {list(CLASS_NAMES)} or 0..{len(CLASS_NAMES) - 1}")
+
+
+@dataclass
+class PairSet:
+    """Onset/apex pairs as uint8 arrays.
+
+    onset, apex: (N, H, W) uint8 grayscale faces; labels: (N,) int64 class ids; subjects: N prefixed
+    subject ids (``casme2/sub01``); clips: N clip ids (``sub01/EP02_01f``); onset_frames, apex_frames:
+    (N,) frame numbers; skipped: ``(clip, reason)`` of composite clips that could not be used.
+    """
+    onset: np.ndarray
+    apex: np.ndarray
+    labels: np.ndarray
+    subjects: list[str]
+    clips: list[str]
+    onset_frames: np.ndarray
+    apex_frames: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    n_not_composite: int = 0
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def select(self, mask: np.ndarray) -> "PairSet":
+        """Subset by a boolean mask or index array."""
+        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask, dtype=int)
+        return PairSet(self.onset[idx], self.apex[idx], self.labels[idx], [self.subjects[i] for i in idx],
+                       [self.clips[i] for i in idx], self.onset_frames[idx], self.apex_frames[idx],
+                       list(self.skipped), self.n_not_composite)
+
+    def by_subjects(self, include: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> "PairSet":
+        """Pairs whose subject is in ``include`` (all when None) and not in ``exclude``.
+
+        Subject ids may be given with or without the ``casme2/`` prefix.
+        Raises:
+            ValueError: a named subject has no pairs (typo guard).
+        """
+        def norm(s: str) -> str:
+            return s if "/" in s else f"casme2/{s}"
+        have = set(self.subjects)
+        for s in list(include or []) + list(exclude):
+            if norm(s) not in have:
+                raise ValueError(f"subject {s!r} has no usable pairs; known subjects: {sorted(have)}")
+        inc = None if include is None else {norm(s) for s in include}
+        exc = {norm(s) for s in exclude}
+        mask = np.array([(inc is None or s in inc) and s not in exc for s in self.subjects], dtype=bool)
+        return self.select(mask)
+
+    def unique_clips(self) -> "PairSet":
+        """One pair per clip (the annotated apex frame, dropping neighbour-frame pairs)."""
+        keep, seen = [], set()
+        for i, c in enumerate(self.clips):
+            if c not in seen:
+                seen.add(c)
+                keep.append(i)
+        return self.select(np.array(keep, dtype=int))
+
+    def tensors(self):
+        """``(onset, apex, labels)`` as torch tensors: (N, 1, H, W) float32 in [-1, 1] and (N,) int64."""
+        import torch
+        return to_tensor(self.onset), to_tensor(self.apex), torch.as_tensor(self.labels, dtype=torch.long)
+
+
+def to_tensor(faces: np.ndarray):
+    """uint8 faces (N, H, W) → float32 tensor (N, 1, H, W) in [-1, 1]."""
+    import torch
+    if faces.dtype != np.uint8 or faces.ndim != 3:
+        raise ValueError(f"to_tensor expects uint8 (N, H, W), got {faces.dtype} {faces.shape}")
+    return torch.from_numpy(faces.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+
+
+def read_face(path: str | Path, img_size: int) -> np.ndarray:
+    """Read one face image as grayscale uint8 (img_size, img_size) with OpenCV (INTER_AREA resize).
+
+    Raises:
+        FileNotFoundError: the file does not exist; ValueError: OpenCV cannot decode it.
+    """
+    import cv2
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"face image not found: {p}")
+    img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"cannot decode image {p} (not an image OpenCV can read)")
+    return cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
+
+
+def load_face_images(paths: str | Path | Sequence[str | Path], img_size: int) -> tuple[np.ndarray, list[str]]:
+    """Faces from a folder (all images, sorted) or a list of files → ((N, img_size, img_size) uint8, names).
+
+    Raises:
+        FileNotFoundError: a path is missing; ValueError: a folder holds no images, or an image is unreadable.
+    """
+    if isinstance(paths, (str, Path)):
+        p = Path(paths)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMG_EXT)
+            if not files:
+                raise ValueError(f"no face images ({sorted(_IMG_EXT)}) in folder {p}")
+        else:
+            files = [p]
+    else:
+        files = [Path(f) for f in paths]
+    faces = np.stack([read_face(f, img_size) for f in files])
+    return faces, [f.stem for f in files]
+
+
+def _frame_path(root: Path, subject: str, clip: str, frame: int) -> Path:
+    return root / subject / clip / f"img{frame}.jpg"
+
+
+def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_neighbors: int = 0,
+                      cache: bool = True, cache_dir: str | Path | None = None) -> PairSet:
+    """All usable MEGC2019-composite onset/apex pairs of the CASME II crops under ``root``.
+
+    Args:
+        root: folder with ``manifest.csv`` and ``subXX/`` (default ``shared_data_root()/casme2``).
+        img_size: output side in pixels.
+        apex_neighbors: also pair the onset with frames apex±1 … apex±k that exist (k ≥ 0).
+        cache: read/write the decoded arrays as ``.npz`` in ``cache_dir``
+            (default ``default_data_root()/cache``), keyed by the manifest's content, size and k.
+    Returns:
+        :class:`PairSet` (pairs ordered by manifest row, then frame).
+    Raises:
+        FileNotFoundError: no manifest, or a frame the manifest says exists is missing (names the file).
+        ValueError: malformed manifest row (names the row) or undecodable image.
+    """
+    import pandas as pd
+
+    root = Path(root) if root is not None else shared_data_root() / "casme2"
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"CASME II manifest not found: {manifest} (set ICEGAN_SHARED_DATA or pass root)")
+    if apex_neighbors < 0:
+        raise ValueError(f"apex_neighbors must be >= 0, got {apex_neighbors}")
+    raw = manifest.read_bytes()
+    key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}".encode()).hexdigest()[:12]
+    cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
+    cfile = cdir / f"gan_pairs_casme2_{img_size}_k{apex_neighbors}_{key}.npz"
+    if cache and cfile.is_file():
+        z = np.load(cfile, allow_pickle=False)
+        skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
+        for clip, why in skipped:
+            log.warning("CASME II clip %s skipped: %s", clip, why)
+        return PairSet(z["onset"], z["apex"], z["labels"], z["subjects"].tolist(), z["clips"].tolist(),
+                       z["onset_frames"], z["apex_frames"], skipped, int(z["n_not_composite"]))
+
+    df = pd.read_csv(manifest, dtype={"subject": str, "filename": str, "class3": str})
+    need = {"subject", "filename", "class3", "onset", "apex", "verified", "apex_in_folder"}
+    missing = need - set(df.columns)
+    if missing:
+        raise ValueError(f"{manifest}: missing columns {sorted(missing)}")
+    onsets, apexes, labels, subjects, clips, of, af, skipped = [], [], [], [], [], [], [], []
+    n_not = 0
+    for row_no, r in enumerate(df.itertuples(index=False), start=2):  # row 1 is the header
+        clip = f"{r.subject}/{r.filename}"
+        cls = r.class3 if isinstance(r.class3, str) else ""
+        if not cls.strip():
+            n_not += 1
+            continue
+        try:
+            y = class_id(cls.strip())
+        except ValueError as exc:
+            raise ValueError(f"{manifest} row {row_no} ({clip}): {exc}") from None
+        verified = str(r.verified).strip().lower() == "true"
+        apex_ok = str(r.apex_in_folder).strip().lower() == "true"
+        if not (verified and apex_ok):
+            note = getattr(r, "note", "")
+            note = note if isinstance(note, str) and note else "not verified / apex frame not in folder"
+            skipped.append((clip, note))
+            log.warning("CASME II clip %s skipped: %s", clip, note)
+            continue
+        try:
+            onset_f, apex_f = int(float(r.onset)), int(float(r.apex))
+        except (TypeError, ValueError):
+            raise ValueError(f"{manifest} row {row_no} ({clip}): onset {r.onset!r} / apex {r.apex!r} "
+                             f"are not frame numbers") from None
+        on_path = _frame_path(root, r.subject, r.filename, onset_f)
+        if not on_path.is_file():
+            raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): onset frame missing: {on_path}")
+        on_img = read_face(on_path, img_size)
+        for d in range(-apex_neighbors, apex_neighbors + 1):
+            fr = apex_f + d
+            p = _frame_path(root, r.subject, r.filename, fr)
+            if not p.is_file():
+                if d == 0:
+                    raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): apex frame missing: {p}")
+                continue
+            onsets.append(on_img)
+            apexes.append(read_face(p, img_size))
+            labels.append(y)
+            subjects.append(f"casme2/{r.subject}")
+            clips.append(clip)
+            of.append(onset_f)
+            af.append(fr)
+    if not labels:
+        raise ValueError(f"{manifest}: no usable composite clips")
+    ps = PairSet(np.stack(onsets), np.stack(apexes), np.asarray(labels, dtype=np.int64), subjects, clips,
+                 np.asarray(of, dtype=np.int64), np.asarray(af, dtype=np.int64), skipped, n_not)
+    if cache:
+        cdir.mkdir(parents=True, exist_ok=True)
+        tmp = cfile.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, onset=ps.onset, apex=ps.apex, labels=ps.labels,
+                            subjects=np.asarray(ps.subjects), clips=np.asarray(ps.clips),
+                            onset_frames=ps.onset_frames, apex_frames=ps.apex_frames,
+                            skipped=np.asarray([f"{c}\t{w}" for c, w in skipped], dtype=str),
+                            n_not_composite=n_not)
+        tmp.replace(cfile)
+    return ps

@@ -1,0 +1,122 @@
+"""Perceptual cost networks for the identity-preserving loss L_ip (Eq. 4).
+
+Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-C: ``L_per`` keeps a
+perceptual similarity between the onset ``X_on`` and the synthetic apex ``X_syn`` in the feature
+space of a cost network ("usually a pre-trained CNN"). Two cost networks are offered:
+
+``embedding`` (default, offline): identity consistency in the generator's own bottleneck,
+    ``L_per = ‖ê(G(x, z, c)) − ê(x)‖²`` with ``ê = e/‖e‖`` the L2-normalised identity embedding of
+    :meth:`Generator.embed`. The encoder is used as a *frozen* cost network inside this term
+    (its parameters are detached, so the term only moves the synthetic image, not the metric)
+    and the onset's embedding is a constant target. Needs no downloaded weights.
+``vgg16``: mean squared difference of torchvision VGG16 ``features[:16]`` (up to relu3_3)
+    activations of onset and synthetic apex (grayscale repeated to RGB, ImageNet normalisation).
+    The ImageNet weights are read only from the local torch cache
+    (``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``) or an explicit ``weights_path``; nothing is
+    downloaded. A missing file raises :class:`FileNotFoundError` saying where to put it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+__all__ = ["EmbeddingPerceptual", "VGGPerceptual", "build_perceptual", "VGG16_FILE"]
+
+#: file name torchvision uses for VGG16 ImageNet weights in the torch hub cache
+VGG16_FILE = "vgg16-397923af.pth"
+
+
+class _Embed(nn.Module):
+    def __init__(self, g: nn.Module):
+        super().__init__()
+        self.g = g
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.g.embed(x)
+
+
+class EmbeddingPerceptual(nn.Module):
+    """Offline perceptual cost: identity consistency in the generator's embedding.
+
+    ``forward(generator, onset (B,1,H,W), fake (B,1,H,W))`` → scalar, mean over the batch of
+    ``‖ê(fake) − ê(onset)‖²`` ∈ [0, 4].
+    """
+
+    def forward(self, generator: nn.Module, onset: Tensor, fake: Tensor) -> Tensor:
+        with torch.no_grad():
+            target = F.normalize(generator.embed(onset), dim=1)
+        wrapper = _Embed(generator)
+        params = {f"g.{k}": v.detach() for k, v in generator.named_parameters()}
+        params.update({f"g.{k}": v for k, v in generator.named_buffers()})
+        e_fake = F.normalize(functional_call(wrapper, params, (fake,)), dim=1)
+        return ((e_fake - target) ** 2).sum(dim=1).mean()
+
+
+class VGGPerceptual(nn.Module):
+    """VGG16 (ImageNet) feature-space distance up to relu3_3; frozen.
+
+    Args:
+        weights_path: a torchvision VGG16 state dict file; default: ``<torch hub dir>/checkpoints/vgg16-397923af.pth``.
+    ``forward(generator, onset, fake)`` → scalar mean squared feature difference (``generator`` unused;
+    the signature matches :class:`EmbeddingPerceptual`). Inputs (B, 1 or 3, H, W) in [-1, 1].
+    Raises:
+        FileNotFoundError: the weights file is absent (nothing is downloaded).
+        RuntimeError: the file is not a VGG16 state dict.
+    """
+
+    def __init__(self, weights_path: str | Path | None = None):
+        super().__init__()
+        from torchvision.models import vgg16
+        path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"VGG16 ImageNet weights not found at {path}. This machine cannot download them: copy "
+                f"torchvision's '{VGG16_FILE}' there (or set TORCH_HOME / pass weights_path), or use the "
+                f"offline perceptual loss (loss.perceptual=embedding).")
+        net = vgg16(weights=None)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{path} is not a torchvision VGG16 state dict: {exc}") from None
+        self.features = net.features[:16].eval()
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def _feat(self, x: Tensor) -> Tensor:
+        x = (x + 1) / 2
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        return self.features((x - self.mean) / self.std)
+
+    def forward(self, generator: nn.Module | None, onset: Tensor, fake: Tensor) -> Tensor:
+        with torch.no_grad():
+            target = self._feat(onset)
+        return F.mse_loss(self._feat(fake), target)
+
+    def train(self, mode: bool = True):  # the cost network stays in eval mode
+        super().train(mode)
+        self.features.eval()
+        return self
+
+
+def build_perceptual(name: str, weights_path: str | None = None) -> Callable[[nn.Module, Tensor, Tensor], Tensor] | None:
+    """Cost network by name: ``embedding`` (offline default), ``vgg16``, or ``none`` (→ None).
+
+    Raises:
+        ValueError: unknown name; FileNotFoundError: ``vgg16`` weights absent.
+    """
+    if name == "embedding":
+        return EmbeddingPerceptual()
+    if name == "vgg16":
+        return VGGPerceptual(weights_path)
+    if name == "none":
+        return None
+    raise ValueError(f"unknown perceptual cost network {name!r}: use embedding, vgg16 or none")

@@ -1,0 +1,111 @@
+"""Synthesis of apex faces with a trained ICE-GAN generator (Python API behind ``icegan generate``).
+
+``synthesize`` makes ``n_per_onset`` faces for every (onset, requested class); ``balanced_augmentation``
+chooses the classes so that real + synthetic counts become equal per class (class-balanced
+augmentation set for a list of onsets). Both are deterministic for a seed and run under
+``torch.no_grad`` in eval mode, in batches, on the generator's device.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from icegan.models.generator import Generator
+
+__all__ = ["synthesize", "balanced_augmentation", "load_generator", "to_uint8"]
+
+
+def load_generator(checkpoint, device="cpu") -> Generator:
+    """Generator of an ICE-GAN checkpoint (see :func:`icegan.gan.trainer.load_checkpoint`), eval mode."""
+    from .trainer import load_checkpoint
+    return load_checkpoint(checkpoint, device)[0]
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """Faces (N, 1, H, W) in [-1, 1] → uint8 array (N, H, W)."""
+    return ((x.detach().float().cpu().clamp(-1, 1)[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+@torch.no_grad()
+def _generate(generator: Generator, onset: Tensor, src: Tensor, cls: Tensor, seed: int, batch_size: int) -> Tensor:
+    dev = next(generator.parameters()).device
+    was = generator.training
+    generator.eval()
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(src), generator.z_dim, generator=gen)
+    out = []
+    for i in range(0, len(src), batch_size):
+        sl = slice(i, i + batch_size)
+        out.append(generator(onset[src[sl]].to(dev, torch.float32), z[sl].to(dev), cls[sl].to(dev)).float().cpu())
+    generator.train(was)
+    if not out:
+        return torch.empty(0, generator.in_channels, generator.img_size, generator.img_size)
+    return torch.cat(out)
+
+
+def synthesize(generator: Generator, onset: Tensor, classes: Sequence[int], n_per_onset: int = 1, seed: int = 0,
+               batch_size: int = 64) -> tuple[Tensor, Tensor, Tensor]:
+    """Synthetic apexes for every onset × requested class × ``n_per_onset`` noise draws.
+
+    Args:
+        generator: trained :class:`Generator`.
+        onset: (N, 1, H, W) in [-1, 1] (any device).
+        classes: class ids to synthesise for every onset (e.g. ``[0, 1, 2]``).
+        n_per_onset: faces per (onset, class).
+        seed: noise seed (same seed → same faces).
+    Returns:
+        ``(apex (M, 1, H, W) in [-1, 1], source_index (M,) long into onset, class (M,) long)`` on CPU,
+        M = N·len(classes)·n_per_onset, ordered onset-major, then class, then draw.
+    Raises:
+        ValueError: empty/invalid classes, n_per_onset < 1, onset of the wrong shape.
+    """
+    if n_per_onset < 1:
+        raise ValueError(f"n_per_onset must be >= 1, got {n_per_onset}")
+    classes = [int(c) for c in classes]
+    if not classes or min(classes) < 0 or max(classes) >= generator.n_classes:
+        raise ValueError(f"classes must be non-empty ids in [0, {generator.n_classes}), got {classes}")
+    n = onset.shape[0]
+    src = torch.arange(n).repeat_interleave(len(classes) * n_per_onset)
+    cls = torch.tensor(classes, dtype=torch.long).repeat_interleave(n_per_onset).repeat(n)
+    return _generate(generator, onset, src, cls, seed, batch_size), src, cls
+
+
+def balanced_augmentation(generator: Generator, onset: Tensor, labels: Tensor | Sequence[int],
+                          target_per_class: int | None = None, seed: int = 0,
+                          batch_size: int = 64) -> tuple[Tensor, Tensor, Tensor]:
+    """Class-balanced augmentation set for a list of onsets.
+
+    For every class k, ``need_k = target_per_class - count_k(labels)`` synthetic apexes are made
+    (``target_per_class`` defaults to the largest real class count, so real + synthetic is balanced);
+    the onsets are used round-robin (in a seed-dependent order) so every onset contributes about
+    equally. Onsets of any class may be asked for any class.
+
+    Args:
+        onset: (N, 1, H, W) in [-1, 1]; labels: (N,) real class ids of these clips.
+    Returns:
+        ``(apex (M, 1, H, W), source_index (M,), class (M,))`` as in :func:`synthesize`, M = Σ_k need_k.
+    Raises:
+        ValueError: labels do not match onsets, or target_per_class is below a real count.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    n = onset.shape[0]
+    if labels.shape != (n,):
+        raise ValueError(f"labels must be ({n},), got {tuple(labels.shape)}")
+    counts = torch.bincount(labels, minlength=generator.n_classes)
+    target = int(counts.max()) if target_per_class is None else int(target_per_class)
+    if target < int(counts.max()):
+        raise ValueError(f"target_per_class {target} is below the largest real class count {int(counts.max())}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    srcs, clss, pos = [], [], 0
+    for k in range(generator.n_classes):
+        need = target - int(counts[k])
+        for _ in range(need):
+            srcs.append(int(order[pos % n]))
+            clss.append(k)
+            pos += 1
+    src = torch.tensor(srcs, dtype=torch.long)
+    cls = torch.tensor(clss, dtype=torch.long)
+    return _generate(generator, onset, src, cls, seed, batch_size), src, cls

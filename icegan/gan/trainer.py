@@ -1,0 +1,423 @@
+"""ICE-GAN training: configuration, the alternating G/D loop, checkpoints with resume.
+
+Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-C (Eq. 4-8) and IV-B
+(λ_adv 0.1, λ_mes 1, λ_mer 1, α 0.1, β 5e-4, Adam(0.9, 0.999), lr 1e-3 with cosine decay,
+batch 16, 100 epochs, 128×128 grayscale).
+
+One step on a batch of real pairs ``(onset, apex, c)``:
+
+* the generator makes ``fake = G(onset, z, c)`` for the true class and, when
+  ``loss.counterfactual > 0``, ``fake' = G(onset, z', c')`` for a random *other* class ``c' ≠ c``
+  (no real apex exists for it, so it is trained by the adversarial, ExpCaps and perceptual terms
+  only; this is what teaches G to follow ``c``);
+* D step: ``λ_adv·L_gan(D) + λ_mer·L_cls(D)`` with ``L_cls`` = margin loss of ExpCaps on the real
+  apexes + β·MSE of their reconstruction;
+* G step: ``λ_adv·L_gan(G) + λ_mes·L_ip + λ_mer·L_margin(ExpCaps(fake), c)`` (+ the same for
+  ``fake'`` weighted by ``loss.counterfactual``, without the L1 part) ``+ extra_loss_fn(...)``.
+  Using D's ExpCaps on synthetic faces in G's loss is the auxiliary-classifier GAN practice the
+  paper's multi-task discriminator implies; Eq. 8 lists L_cls under D only.
+
+Deterministic for a seed on CPU: shuffling and noise use ``torch.Generator`` objects seeded per
+epoch, so resuming from a checkpoint at an epoch boundary continues the same sequence.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+import torch
+from torch import Tensor, nn
+
+from icegan.config import save_config, to_dict, from_dict
+from icegan.models.discriminator import CapsuleDiscriminator
+from icegan.models.generator import Generator
+from icegan.models.capsules import margin_loss
+from .losses import adversarial_d_loss, adversarial_g_loss, classification_loss, identity_preserving_loss
+from .perceptual import build_perceptual
+
+__all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
+           "build_models", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GanDataConfig:
+    """Pairs to train on. ``root``: CASME II folder with manifest.csv (None → shared data);
+    ``img_size`` pixels; ``apex_neighbors`` k (pairs onset with apex±1..k too);
+    ``holdout_subjects`` are never trained on (a LOSO fold's test subject, or an evaluation split);
+    ``train_subjects`` None = every other subject."""
+    root: Optional[str] = None
+    img_size: int = 128
+    apex_neighbors: int = 2
+    holdout_subjects: list[str] = field(default_factory=list)
+    train_subjects: Optional[list[str]] = None
+
+
+@dataclass
+class GanModelConfig:
+    """Generator and discriminator sizes (paper values by default, except channel widths)."""
+    z_dim: int = 100
+    id_dim: int = 320
+    n_classes: int = 3
+    g_base_channels: int = 32
+    g_max_channels: int = 256
+    grm_nodes: int = 8
+    use_grm: bool = True
+    d_base_channels: int = 64
+    n_primary: int = 8
+    d_primary: int = 16
+    d_adv: int = 256
+    d_exp: int = 32
+    routing_iters: int = 3
+
+
+@dataclass
+class GanLossConfig:
+    """Loss weights (Eq. 4-8). ``perceptual``: cost network (``embedding`` offline default, ``vgg16``
+    from the local torch cache or ``vgg_weights``, ``none``); ``counterfactual``: weight of the
+    random-other-class branch (0 disables)."""
+    lambda_adv: float = 0.1
+    lambda_mes: float = 1.0
+    lambda_mer: float = 1.0
+    alpha: float = 0.1
+    beta: float = 5e-4
+    m_pos: float = 0.9
+    m_neg: float = 0.1
+    lam: float = 0.5
+    perceptual: Literal["embedding", "vgg16", "none"] = "embedding"
+    vgg_weights: Optional[str] = None
+    counterfactual: float = 1.0
+
+
+@dataclass
+class GanTrainConfig:
+    """Optimisation. ``device``: auto|cpu|cuda|cuda:N; ``amp``: mixed precision (CUDA only);
+    ``sample_every``/``checkpoint_every`` in epochs; ``max_minutes``: stop after the epoch that
+    passes this wall-clock budget (None = no limit); ``num_threads``: torch CPU threads (None = keep)."""
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_d: Optional[float] = None
+    beta1: float = 0.9
+    beta2: float = 0.999
+    cosine: bool = True
+    seed: int = 0
+    hflip: bool = True
+    amp: bool = True
+    device: str = "auto"
+    sample_every: int = 5
+    checkpoint_every: int = 1
+    resume: bool = True
+    max_minutes: Optional[float] = None
+    num_threads: Optional[int] = None
+    progress: bool = True
+
+
+@dataclass
+class GanConfig:
+    """``icegan gan train`` configuration (``configs/gan_casme2.yaml``); runs go to ``out_dir/name``."""
+    name: str = "gan_casme2"
+    out_dir: str = "runs"
+    data: GanDataConfig = field(default_factory=GanDataConfig)
+    model: GanModelConfig = field(default_factory=GanModelConfig)
+    loss: GanLossConfig = field(default_factory=GanLossConfig)
+    train: GanTrainConfig = field(default_factory=GanTrainConfig)
+
+
+@dataclass
+class GanState:
+    """Result of :func:`train_gan`: the models (in eval mode), per-epoch mean losses/accuracies, epochs done."""
+    generator: Generator
+    discriminator: CapsuleDiscriminator
+    history: list[dict] = field(default_factory=list)
+    epochs_done: int = 0
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto``/None → cuda if available else cpu; otherwise ``torch.device(device)``."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
+    """Fresh generator and discriminator for ``cfg`` (seeded by ``cfg.train.seed``)."""
+    m, s = cfg.model, cfg.data.img_size
+    torch.manual_seed(cfg.train.seed)
+    g = Generator(img_size=s, in_channels=1, z_dim=m.z_dim, n_classes=m.n_classes, id_dim=m.id_dim,
+                  base_channels=m.g_base_channels, max_channels=m.g_max_channels, grm_nodes=m.grm_nodes,
+                  use_grm=m.use_grm)
+    d = CapsuleDiscriminator(img_size=s, in_channels=1, n_classes=m.n_classes, base_channels=m.d_base_channels,
+                             n_primary=m.n_primary, d_primary=m.d_primary, d_adv=m.d_adv, d_exp=m.d_exp,
+                             routing_iters=m.routing_iters)
+    return g, d
+
+
+def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
+                    history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None) -> Path:
+    """Write models, optimisers, schedulers, epoch, history and the resolved config to ``path`` (atomic)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": "icegan-gan-v1", "config": to_dict(cfg), "epoch": epoch, "history": history,
+               "generator": g.state_dict(), "discriminator": d.state_dict()}
+    for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
+        if o is not None:
+            payload[k] = o.state_dict()
+    tmp = p.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(p)
+    return p
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Returns:
+        ``(generator, discriminator, cfg: GanConfig, payload: dict)``; models on ``device`` in eval mode.
+    Raises:
+        FileNotFoundError: no such file; ValueError: not an ICE-GAN checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    payload = torch.load(p, map_location="cpu", weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != "icegan-gan-v1":
+        raise ValueError(f"{p} is not an ICE-GAN checkpoint (written by icegan gan train)")
+    cfg = from_dict(GanConfig, payload["config"], source=str(p))
+    g, d = build_models(cfg)
+    g.load_state_dict(payload["generator"])
+    d.load_state_dict(payload["discriminator"])
+    dev = resolve_device(device)
+    return g.to(dev).eval(), d.to(dev).eval(), cfg, payload
+
+
+@torch.no_grad()
+def sample_grid(g: Generator, onset: Tensor, apex: Tensor, seed: int = 0) -> Tensor:
+    """Image grid (3, H', W') in [0, 1]: one row per onset: onset | real apex | G(onset, z, c) for every class c."""
+    from torchvision.utils import make_grid
+    was = g.training
+    g.eval()
+    dev = next(g.parameters()).device
+    onset, apex = onset.to(dev), apex.to(dev)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    z = torch.randn(onset.shape[0], g.z_dim, generator=gen).to(dev)
+    cols = [onset, apex] + [g(onset, z, torch.full((onset.shape[0],), k, dtype=torch.long, device=dev))
+                            for k in range(g.n_classes)]
+    tiles = torch.stack(cols, dim=1).flatten(0, 1)                      # row-major: per onset, its columns
+    g.train(was)
+    return make_grid((tiles.float().cpu() + 1) / 2, nrow=len(cols), padding=2, pad_value=1.0)
+
+
+ExtraLoss = Callable[[Generator, Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, device: str | torch.device | None = None,
+              out_dir: str | Path | None = None, log_writer=None, extra_loss_fn: ExtraLoss | None = None,
+              init: tuple[Generator, CapsuleDiscriminator] | None = None) -> GanState:
+    """Train ICE-GAN on real pairs.
+
+    Args:
+        onset, apex: (N, 1, H, W) float in [-1, 1], H = W = ``cfg.data.img_size``.
+        labels: (N,) int64 class ids in [0, n_classes).
+        cfg: :class:`GanConfig` (``cfg.train`` and ``cfg.loss`` are used; ``cfg.data`` only for img_size).
+        device: overrides ``cfg.train.device`` when given.
+        out_dir: where ``checkpoints/last.pt`` and ``samples/epoch_XXX.png`` go; None writes nothing.
+            With ``cfg.train.resume`` an existing ``last.pt`` there is continued.
+        log_writer: a ``torch.utils.tensorboard.SummaryWriter`` (every loss term, capsule accuracies,
+            lr, sample grids) or None.
+        extra_loss_fn: ``f(G, onset, z, c, fake) → scalar`` added to the generator loss each step
+            (e.g. a recognizer's cross-entropy through optical flow of (onset, fake)); it receives the
+            true-class branch (``c`` (B,) long ids) and must be differentiable w.r.t. ``fake``.
+        init: start from these models instead of fresh ones (e.g. a pretrained G for joint training).
+    Returns:
+        :class:`GanState` with models in eval mode on ``device``.
+    Raises:
+        ValueError: shapes/labels inconsistent with the config (message says which).
+    """
+    tc, lc = cfg.train, cfg.loss
+    s = cfg.data.img_size
+    n = onset.shape[0]
+    if onset.shape != apex.shape or onset.dim() != 4 or onset.shape[1:] != (1, s, s):
+        raise ValueError(f"train_gan: onset {tuple(onset.shape)} and apex {tuple(apex.shape)} must both be (N, 1, {s}, {s})")
+    if labels.shape != (n,):
+        raise ValueError(f"train_gan: labels must be ({n},), got {tuple(labels.shape)}")
+    if n == 0:
+        raise ValueError("train_gan: no training pairs")
+    k = cfg.model.n_classes
+    if int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise ValueError(f"train_gan: labels must be in [0, {k}), got {sorted(set(labels.tolist()))}")
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    dev = resolve_device(device if device is not None else tc.device)
+    g, d = init if init is not None else build_models(cfg)
+    g, d = g.to(dev), d.to(dev)
+    perceptual = build_perceptual(lc.perceptual, lc.vgg_weights)
+    if isinstance(perceptual, nn.Module):
+        perceptual = perceptual.to(dev)
+    opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr_d or tc.lr, betas=(tc.beta1, tc.beta2))
+    if tc.cosine:
+        sched_g = torch.optim.lr_scheduler.CosineAnnealingLR(opt_g, T_max=max(1, tc.epochs))
+        sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=max(1, tc.epochs))
+    else:
+        sched_g = sched_d = None
+    use_amp = bool(tc.amp and dev.type == "cuda")
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt = out / "checkpoints" / "last.pt" if out else None
+    history: list[dict] = []
+    start_epoch = 0
+    if ckpt is not None and tc.resume and ckpt.is_file():
+        payload = torch.load(ckpt, map_location="cpu", weights_only=False)
+        g.load_state_dict(payload["generator"])
+        d.load_state_dict(payload["discriminator"])
+        opt_g.load_state_dict(payload["opt_g"])
+        opt_d.load_state_dict(payload["opt_d"])
+        if sched_g is not None and "sched_g" in payload:
+            sched_g.load_state_dict(payload["sched_g"])
+            sched_d.load_state_dict(payload["sched_d"])
+        start_epoch, history = int(payload["epoch"]), list(payload["history"])
+        log.info("resumed %s at epoch %d", ckpt, start_epoch)
+
+    onset_c, apex_c, labels_c = onset.float().cpu(), apex.float().cpu(), labels.long().cpu()
+    n_show = min(4, n)
+    show_idx = torch.linspace(0, n - 1, n_show).long()
+    bs = min(tc.batch_size, n)
+    steps = max(1, n // bs)  # drop the last partial batch (stable capsule/norm statistics)
+    t_start = time.time()
+    for epoch in range(start_epoch, tc.epochs):
+        g.train()
+        d.train()
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(tc.seed * 100003 + epoch))
+        noise = torch.Generator().manual_seed(tc.seed * 100019 + epoch + 7)
+        sums: dict[str, float] = {}
+        it = range(steps)
+        if tc.progress:
+            from tqdm import tqdm
+            it = tqdm(it, desc=f"gan epoch {epoch + 1}/{tc.epochs}", leave=False)
+        for step in it:
+            idx = perm[step * bs:(step + 1) * bs]
+            x_on, x_ap, y = onset_c[idx], apex_c[idx], labels_c[idx]
+            if tc.hflip:
+                flip = torch.rand(len(idx), generator=noise) < 0.5
+                x_on = torch.where(flip[:, None, None, None], x_on.flip(-1), x_on)
+                x_ap = torch.where(flip[:, None, None, None], x_ap.flip(-1), x_ap)
+            b = len(idx)
+            z = torch.randn(b, g.z_dim, generator=noise)
+            cf = lc.counterfactual > 0
+            if cf:
+                y2 = (y + torch.randint(1, k, (b,), generator=noise)) % k
+                z2 = torch.randn(b, g.z_dim, generator=noise)
+            x_on, x_ap, y, z = x_on.to(dev), x_ap.to(dev), y.to(dev), z.to(dev)
+            on_all = torch.cat([x_on, x_on]) if cf else x_on
+            z_all = torch.cat([z, z2.to(dev)]) if cf else z
+            y_all = torch.cat([y, y2.to(dev)]) if cf else y
+
+            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
+                fake_all = g(on_all, z_all, y_all)
+            fake_all = fake_all.float()
+            fake = fake_all[:b]
+
+            # ---- discriminator step
+            opt_d.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
+                dr = d(x_ap, y, reconstruct=lc.beta > 0)
+                df = d(fake_all.detach(), reconstruct=False)
+                l_adv_d = adversarial_d_loss(dr.adv_len.float(), df.adv_len.float())
+                l_cls_d = classification_loss(dr.exp_len.float(), y, None if dr.recon is None else dr.recon.float(),
+                                              x_ap, lc.beta, lc.m_pos, lc.m_neg, lc.lam)
+                loss_d = lc.lambda_adv * l_adv_d + lc.lambda_mer * l_cls_d
+            scaler.scale(loss_d).backward()
+            scaler.step(opt_d)
+            scaler.update()
+
+            # ---- generator step
+            opt_g.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
+                dg = d(fake_all, reconstruct=False)
+                adv_len, exp_len = dg.adv_len.float(), dg.exp_len.float()
+                l_adv_g = adversarial_g_loss(adv_len[:b])
+                l_cls_g = margin_loss(exp_len[:b], y, lc.m_pos, lc.m_neg, lc.lam)
+                per = per2 = None
+                if perceptual is not None:
+                    per_all = perceptual(g, on_all, fake_all)
+                    per = per_all  # both branches share one call: the mean over 2B samples
+                l1 = torch.nn.functional.l1_loss(fake, x_ap)
+                l_ip = identity_preserving_loss(fake, x_ap, per, lc.alpha)
+                loss_g = lc.lambda_adv * l_adv_g + lc.lambda_mes * l_ip + lc.lambda_mer * l_cls_g
+                if cf:
+                    l_adv_g2 = adversarial_g_loss(adv_len[b:])
+                    l_cls_g2 = margin_loss(exp_len[b:], y_all[b:], lc.m_pos, lc.m_neg, lc.lam)
+                    loss_g = loss_g + lc.counterfactual * (lc.lambda_adv * l_adv_g2 + lc.lambda_mer * l_cls_g2)
+                extra = None
+                if extra_loss_fn is not None:
+                    extra = extra_loss_fn(g, x_on, z, y, fake)
+                    loss_g = loss_g + extra
+            scaler.scale(loss_g).backward()
+            scaler.step(opt_g)
+            scaler.update()
+
+            with torch.no_grad():
+                vals = {
+                    "loss/d_total": loss_d.item(), "loss/d_adv": l_adv_d.item(), "loss/d_cls": l_cls_d.item(),
+                    "loss/g_total": loss_g.item(), "loss/g_adv": l_adv_g.item(), "loss/g_cls": l_cls_g.item(),
+                    "loss/l1": l1.item(), "loss/ip": l_ip.item(),
+                    "acc/adv_real": (dr.adv_len[:, 1] > dr.adv_len[:, 0]).float().mean().item(),
+                    "acc/adv_fake": (df.adv_len[:, 0] > df.adv_len[:, 1]).float().mean().item(),
+                    "acc/exp_real": (dr.exp_len.argmax(1) == y).float().mean().item(),
+                    "acc/exp_fake": (exp_len.argmax(1) == y_all).float().mean().item(),
+                }
+                if per is not None:
+                    vals["loss/perceptual"] = per.item()
+                if dr.recon is not None:
+                    vals["loss/d_rec"] = torch.nn.functional.mse_loss(dr.recon.float(), x_ap).item()
+                if extra is not None:
+                    vals["loss/extra"] = float(extra.detach())
+            for key, v in vals.items():
+                sums[key] = sums.get(key, 0.0) + v
+            if log_writer is not None:
+                gs = epoch * steps + step
+                for key, v in vals.items():
+                    log_writer.add_scalar(key, v, gs)
+        if sched_g is not None:
+            log_lr = opt_g.param_groups[0]["lr"]
+            sched_g.step()
+            sched_d.step()
+        else:
+            log_lr = opt_g.param_groups[0]["lr"]
+        rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(time.time() - t_start, 1),
+               **{key: v / steps for key, v in sums.items()}}
+        history.append(rec)
+        log.info("gan epoch %d/%d %s", epoch + 1, tc.epochs,
+                 " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
+        if log_writer is not None:
+            log_writer.add_scalar("lr", log_lr, epoch + 1)
+        last = epoch + 1 == tc.epochs
+        over = tc.max_minutes is not None and (time.time() - t_start) / 60 >= tc.max_minutes
+        if (log_writer is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
+            grid = sample_grid(g, onset_c[show_idx], apex_c[show_idx], seed=tc.seed)
+            if log_writer is not None:
+                log_writer.add_image("samples/onset_apex_class0_class1_class2", grid, epoch + 1)
+            if out is not None:
+                from torchvision.utils import save_image
+                (out / "samples").mkdir(parents=True, exist_ok=True)
+                save_image(grid, out / "samples" / f"epoch_{epoch + 1:03d}.png")
+        if ckpt is not None and (last or over or (tc.checkpoint_every and (epoch + 1) % tc.checkpoint_every == 0)):
+            save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d)
+        if over:
+            log.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
+            break
+    if out is not None:
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+    g.eval()
+    d.eval()
+    return GanState(g, d, history, history[-1]["epoch"] if history else start_epoch)

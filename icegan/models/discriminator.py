@@ -1,0 +1,116 @@
+"""Capsule-enhanced discriminator of ICE-GAN.
+
+Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-B (Fig. 3) and IV-B:
+70×70 PatchGAN trunk → ``N_prim = 8`` PrimaryCaps of dimension 16 → dynamic routing (3 iterations)
+→ AdvCaps (real / fake, dimension 256) and ExpCaps (3 classes, dimension 32), plus a reconstruction
+network fed by the masked ExpCaps vector (regularizer of Eq. 6).
+
+AdvCaps holds two capsules, index 0 = *fake*, 1 = *real*; ExpCaps one capsule per class
+(negative 0, positive 1, surprise 2). Capsule lengths are the probabilities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .capsules import PrimaryCaps, RoutingCaps
+
+__all__ = ["CapsuleDiscriminator", "DiscriminatorOutput", "patchgan_trunk"]
+
+
+def patchgan_trunk(in_channels: int, base: int = 64) -> nn.Sequential:
+    """The 70×70 PatchGAN (pix2pix) trunk without its final 1-channel layer.
+
+    C64(s2, no norm) - C128(s2) - C256(s2) - C512(s1), 4×4 kernels, LeakyReLU 0.2; receptive field 70
+    pixels once the PrimaryCaps 4×4 would follow; here PrimaryCaps (3×3, stride 2) takes its place.
+    Shapes: (B, in, H, W) → (B, 8·base, H/8 - 1, W/8 - 1).
+    """
+    def block(i, o, stride, norm):
+        layers = [nn.Conv2d(i, o, 4, stride=stride, padding=1)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(o, affine=True))
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        return layers
+    return nn.Sequential(*block(in_channels, base, 2, False), *block(base, 2 * base, 2, True),
+                         *block(2 * base, 4 * base, 2, True), *block(4 * base, 8 * base, 1, True))
+
+
+@dataclass
+class DiscriminatorOutput:
+    """Outputs of :class:`CapsuleDiscriminator` for a batch of B images.
+
+    adv: AdvCaps vectors (B, 2, d_adv); adv_len: their lengths (B, 2) in [0, 1) — [:, 1] = P(real).
+    exp: ExpCaps vectors (B, K, d_exp); exp_len: class probabilities (B, K) in [0, 1).
+    recon: reconstruction (B, C, H, W) in [-1, 1] from the masked ExpCaps, or None when not requested.
+    """
+    adv: Tensor
+    adv_len: Tensor
+    exp: Tensor
+    exp_len: Tensor
+    recon: Tensor | None
+
+
+class CapsuleDiscriminator(nn.Module):
+    """``D(x) →`` AdvCaps (real/fake) + ExpCaps (class) + reconstruction.
+
+    Args:
+        img_size: H = W of the input (pixels); ≥ 32 and a multiple of 16.
+        in_channels: image channels (1 = grayscale).
+        n_classes: expression classes (3).
+        base_channels: first PatchGAN width (64 in pix2pix).
+        n_primary, d_primary: primary capsule types and dimension (8, 16).
+        d_adv, d_exp: AdvCaps and ExpCaps dimensions (256, 32).
+        routing_iters: dynamic routing iterations (3).
+
+    Shapes: ``forward(x (B, C, H, W) in [-1, 1], labels (B,) or None, reconstruct=True)`` →
+    :class:`DiscriminatorOutput`. The reconstruction masks ExpCaps with ``labels`` when given,
+    else with the longest capsule.
+    Raises:
+        ValueError: unsupported ``img_size`` or input of the wrong shape.
+    """
+
+    def __init__(self, img_size: int = 128, in_channels: int = 1, n_classes: int = 3, base_channels: int = 64,
+                 n_primary: int = 8, d_primary: int = 16, d_adv: int = 256, d_exp: int = 32,
+                 routing_iters: int = 3):
+        super().__init__()
+        if img_size < 32 or img_size % 16:
+            raise ValueError(f"CapsuleDiscriminator: img_size must be >= 32 and a multiple of 16, got {img_size}")
+        self.img_size, self.in_channels, self.n_classes = img_size, in_channels, n_classes
+        self.trunk = patchgan_trunk(in_channels, base_channels)
+        self.primary = PrimaryCaps(8 * base_channels, n_primary, d_primary, kernel_size=3, stride=2)
+        self.adv_caps = RoutingCaps(n_primary, d_primary, 2, d_adv, routing_iters)
+        self.exp_caps = RoutingCaps(n_primary, d_primary, n_classes, d_exp, routing_iters)
+        start = max(4, img_size // 32)
+        n_up = 0
+        while start * 2 ** n_up < img_size:
+            n_up += 1
+        self._rec_start = start
+        ch = 128
+        self.rec_fc = nn.Sequential(nn.Linear(n_classes * d_exp, ch * start * start), nn.ReLU(inplace=True))
+        ups = []
+        for i in range(n_up):
+            o = in_channels if i == n_up - 1 else max(16, ch // 2)
+            ups.append(nn.ConvTranspose2d(ch, o, 4, stride=2, padding=1))
+            ups.append(nn.Tanh() if i == n_up - 1 else nn.ReLU(inplace=True))
+            ch = o
+        self.rec_up = nn.Sequential(*ups)
+        self._rec_ch = 128
+
+    def forward(self, x: Tensor, labels: Tensor | None = None, reconstruct: bool = True) -> DiscriminatorOutput:
+        if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (self.img_size, self.img_size):
+            raise ValueError(f"CapsuleDiscriminator: input must be (B, {self.in_channels}, {self.img_size}, "
+                             f"{self.img_size}), got {tuple(x.shape)}")
+        u = self.primary(self.trunk(x))                           # (B, 8·P, 16)
+        adv = self.adv_caps(u)                                    # (B, 2, 256)
+        exp = self.exp_caps(u)                                    # (B, K, 32)
+        adv_len, exp_len = adv.norm(dim=-1), exp.norm(dim=-1)
+        recon = None
+        if reconstruct:
+            idx = labels if labels is not None else exp_len.argmax(dim=1)
+            mask = F.one_hot(idx.long(), self.n_classes).to(exp.dtype).unsqueeze(-1)
+            h = self.rec_fc((exp * mask).flatten(1)).view(x.shape[0], self._rec_ch, self._rec_start, self._rec_start)
+            recon = self.rec_up(h)
+        return DiscriminatorOutput(adv, adv_len, exp, exp_len, recon)

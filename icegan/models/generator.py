@@ -1,0 +1,149 @@
+"""Identity-aware generator of ICE-GAN: U-Net-like encoder/decoder with a GRM on every encoder level.
+
+Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-A (Fig. 2, Eq. 1-3).
+
+Encoder: ``L = log2(img_size) - 1`` stride-2 convolution levels (6 at 128×128, 5 at 64×64, 7 at
+256×256, 4 at 32×32) take the onset face to a 2×2 map; a bottleneck convolution turns it into the
+identity-aware embedding ``e ∈ R^{id_dim}`` (320 in the paper). A :class:`GraphReasoningModule`
+turns every encoder map ``f_enc_i`` into ``g_i = f_enc_i ⊕ T⁻¹(M̂_i)``.
+
+Decoder: the seed ``s = [e, z, one_hot(c)] ∈ R^{id_dim + z_dim + n_classes}`` (423 in the paper) is
+deconvolved to the 2×2 map ``f_dec_L``; then ``f_dec_{i-1} = h(g_i ⊕ f_dec_i)`` (Eq. 3, ``⊕`` =
+channel concatenation, ``h`` = stride-2 transposed convolution) up to the full resolution, where
+``tanh`` gives the synthetic apex in [-1, 1].
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .grm import GraphReasoningModule
+
+__all__ = ["Generator", "one_hot_classes"]
+
+
+def one_hot_classes(c: Tensor, n_classes: int, batch: int, device, dtype) -> Tensor:
+    """Class condition as a float (B, n_classes) tensor.
+
+    Args:
+        c: (B,) integer class ids in ``[0, n_classes)``, or (B, n_classes) one-hot / soft labels.
+    Raises:
+        ValueError: wrong shape, batch size, or an id out of range.
+    """
+    if c.dim() == 1:
+        if c.dtype.is_floating_point:
+            raise ValueError(f"class ids must be integers, got dtype {c.dtype}; pass one-hot (B, {n_classes}) for floats")
+        if c.shape[0] != batch:
+            raise ValueError(f"class ids have batch {c.shape[0]}, onset has {batch}")
+        if c.numel() and (int(c.min()) < 0 or int(c.max()) >= n_classes):
+            raise ValueError(f"class ids must be in [0, {n_classes}), got min {int(c.min())} max {int(c.max())}")
+        return F.one_hot(c.long().to(device), n_classes).to(dtype)
+    if c.dim() == 2 and c.shape == (batch, n_classes):
+        return c.to(device=device, dtype=dtype)
+    raise ValueError(f"class condition must be (B,) ids or (B, {n_classes}) one-hot, got {tuple(c.shape)} for B={batch}")
+
+
+def _norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, ch), ch)
+
+
+class Generator(nn.Module):
+    """ICE-GAN generator ``G(onset, z, c) → apex``.
+
+    Args:
+        img_size: H = W of input and output, a power of two ≥ 16 (pixels).
+        in_channels: image channels (1 = grayscale).
+        z_dim: noise size (100 in the paper).
+        n_classes: number of expression classes (3: negative 0, positive 1, surprise 2).
+        id_dim: identity embedding size (320 in the paper).
+        base_channels: channels of the first encoder level; level i has
+            ``min(base_channels·2^(i-1), max_channels)``.
+        max_channels: channel cap.
+        grm_nodes: supernodes ``N̂s`` of each GRM.
+        use_grm: False replaces each GRM by the identity (plain skip connection; ablation).
+
+    Shapes:
+        ``forward(onset (B, in_channels, H, W) in [-1, 1], z (B, z_dim), c (B,) long ids or (B, n_classes))``
+        → apex (B, in_channels, H, W) in [-1, 1].
+        ``embed(onset)`` → (B, id_dim).
+
+    Raises:
+        ValueError: unsupported ``img_size``; inputs of the wrong shape (message names the input).
+    """
+
+    def __init__(self, img_size: int = 128, in_channels: int = 1, z_dim: int = 100, n_classes: int = 3,
+                 id_dim: int = 320, base_channels: int = 32, max_channels: int = 256, grm_nodes: int = 8,
+                 use_grm: bool = True):
+        super().__init__()
+        if img_size < 16 or 2 ** int(round(math.log2(img_size))) != img_size:
+            raise ValueError(f"Generator: img_size must be a power of two >= 16, got {img_size}")
+        self.img_size, self.in_channels, self.z_dim = img_size, in_channels, z_dim
+        self.n_classes, self.id_dim = n_classes, id_dim
+        self.n_levels = int(round(math.log2(img_size))) - 1
+        chans = [min(base_channels * 2 ** i, max_channels) for i in range(self.n_levels)]
+        self.channels = chans
+        enc, grms = [], []
+        prev = in_channels
+        for i, ch in enumerate(chans):
+            layers = [nn.Conv2d(prev, ch, 4, stride=2, padding=1)]
+            if i > 0:
+                layers.append(_norm(ch))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            enc.append(nn.Sequential(*layers))
+            grms.append(GraphReasoningModule(ch, grm_nodes) if use_grm else nn.Identity())
+            prev = ch
+        self.encoder = nn.ModuleList(enc)
+        self.grms = nn.ModuleList(grms)
+        self.bottleneck = nn.Conv2d(chans[-1], id_dim, kernel_size=2)               # 2×2 → 1×1: e
+        seed = id_dim + z_dim + n_classes
+        self.seed_to_map = nn.Sequential(                                           # f_dec_L, 2×2
+            nn.ConvTranspose2d(seed, chans[-1], kernel_size=2), _norm(chans[-1]), nn.ReLU(inplace=True))
+        dec = []
+        for i in range(self.n_levels - 1, -1, -1):                                  # h(g_i ⊕ f_dec_i)
+            in_ch = 2 * chans[i]
+            if i == 0:
+                dec.append(nn.Sequential(nn.ConvTranspose2d(in_ch, in_channels, 4, stride=2, padding=1), nn.Tanh()))
+            else:
+                out_ch = chans[i - 1]
+                dec.append(nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1),
+                                         _norm(out_ch), nn.ReLU(inplace=True)))
+        self.decoder = nn.ModuleList(dec)
+
+    def _check_onset(self, onset: Tensor) -> None:
+        if onset.dim() != 4 or onset.shape[1] != self.in_channels or onset.shape[-2:] != (self.img_size, self.img_size):
+            raise ValueError(f"Generator: onset must be (B, {self.in_channels}, {self.img_size}, {self.img_size}), "
+                             f"got {tuple(onset.shape)}")
+
+    def encode(self, onset: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Encoder pass: ``(e (B, id_dim), [g_1 … g_L])`` with ``g_i`` (B, C_i, H/2^i, W/2^i)."""
+        self._check_onset(onset)
+        gs = []
+        f = onset
+        for conv, grm in zip(self.encoder, self.grms):
+            f = conv(f)
+            gs.append(grm(f))
+        e = self.bottleneck(f).flatten(1)
+        return e, gs
+
+    def embed(self, onset: Tensor) -> Tensor:
+        """Identity-aware embedding ``e`` (B, id_dim) of onset faces (B, in_channels, H, W) in [-1, 1]."""
+        self._check_onset(onset)
+        f = onset
+        for conv in self.encoder:
+            f = conv(f)
+        return self.bottleneck(f).flatten(1)
+
+    def forward(self, onset: Tensor, z: Tensor, c: Tensor) -> Tensor:
+        b = onset.shape[0]
+        if z.dim() != 2 or z.shape != (b, self.z_dim):
+            raise ValueError(f"Generator: z must be ({b}, {self.z_dim}), got {tuple(z.shape)}")
+        e, gs = self.encode(onset)
+        onehot = one_hot_classes(c, self.n_classes, b, e.device, e.dtype)
+        s = torch.cat([e, z.to(e.dtype), onehot], dim=1)[:, :, None, None]        # seed (B, 423, 1, 1)
+        f = self.seed_to_map(s)
+        for i, h in zip(range(self.n_levels - 1, -1, -1), self.decoder):
+            f = h(torch.cat([gs[i], f], dim=1))                                     # Eq. 3
+        return f

@@ -1,0 +1,82 @@
+"""Graph reasoning module (GRM) of the ICE-GAN generator.
+
+Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-A, Eq. 1-2 and the
+residual ``g = f ⊕ T⁻¹(M̂)`` below Eq. 2.
+
+For one encoder feature map ``f ∈ R^{C×H×W}``:
+
+1. ``T(·)`` (supernodes): a 1×1 convolution ``C → N̂s`` gives, for every pixel, soft assignment
+   weights to ``N̂s`` supernodes, ``P ∈ R^{N̂s×HW}``; the supernode features are
+   ``f̂ = f·Pᵀ / (H·W) ∈ R^{C×N̂s}`` (one ``N̂s``-vector per channel).
+2. Eq. 1: ``M = φ(f̂) θ(f̂)ᵀ / sqrt(d)`` with ``φ, θ`` linear maps ``R^{N̂s} → R^{d}``; ``M ∈ R^{C×C}``
+   is the *channel graph* (node ``j`` = channel ``j``, node feature = row ``m_j ∈ R^{1×C}``).
+   The ``1/sqrt(d)`` is the usual dot-product-attention scale and keeps ``M`` of order one.
+3. Eq. 2: ``M̂ = σ((Ã + I) M W)`` computed by :class:`torch_geometric.nn.DenseGCNConv` over the fully
+   connected channel graph, ``σ`` = ReLU. **How the learnable adjacency is kept well behaved:**
+   the free parameter ``A ∈ R^{C×C}`` is initialised from ``N(0, 1)`` (as in the paper) and used as
+   ``Ã = sigmoid((A + Aᵀ)/2)``: symmetric (the paper's graph is undirected) with every edge in
+   (0, 1). ``Ã + I`` (self loops) is then symmetrically degree-normalised by DenseGCNConv,
+   ``D^{-1/2}(Ã + I)D^{-1/2}``, whose spectral radius is ≤ 1, so the propagation can neither blow
+   up nor flip sign, however ``A`` drifts during training.
+4. ``T⁻¹(·)``: ``M̂`` mixes the channels of the supernode features, ``M̂ f̂ ∈ R^{C×N̂s}``, which are
+   scattered back to pixels with the same assignment ``P`` (``(M̂ f̂) P ∈ R^{C×HW}``) and passed
+   through a 1×1 convolution; the output is ``g = f + T⁻¹(M̂)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import DenseGCNConv
+
+__all__ = ["GraphReasoningModule"]
+
+
+class GraphReasoningModule(nn.Module):
+    """GRM on one feature map (Eq. 1-2 of the ICE-GAN paper), shape preserving.
+
+    Args:
+        channels: ``C``, channels of the feature map (= nodes of the channel graph).
+        n_nodes: ``N̂s``, number of supernodes produced by ``T(·)``.
+        attn_dim: ``d``, output size of the linear maps ``φ`` and ``θ`` (default ``N̂s``).
+
+    Shapes:
+        ``forward(f)``: ``f`` (B, C, H, W) → ``g`` (B, C, H, W), any H, W ≥ 1.
+
+    Raises:
+        ValueError: ``f`` is not 4-D or its channel count differs from ``channels``.
+    """
+
+    def __init__(self, channels: int, n_nodes: int = 8, attn_dim: int | None = None):
+        super().__init__()
+        if channels < 1 or n_nodes < 1:
+            raise ValueError(f"GraphReasoningModule: channels ({channels}) and n_nodes ({n_nodes}) must be >= 1")
+        self.channels = channels
+        self.n_nodes = n_nodes
+        self.attn_dim = attn_dim or n_nodes
+        self.assign = nn.Conv2d(channels, n_nodes, kernel_size=1)          # T(·)
+        self.phi = nn.Linear(n_nodes, self.attn_dim)                        # φ
+        self.theta = nn.Linear(n_nodes, self.attn_dim)                      # θ
+        self.adj = nn.Parameter(torch.randn(channels, channels))            # A ~ N(0, 1)
+        self.gcn = DenseGCNConv(channels, channels)                         # (Ã+I) M W (+ bias)
+        self.out = nn.Conv2d(channels, channels, kernel_size=1)             # last step of T⁻¹(·)
+
+    def adjacency(self) -> Tensor:
+        """``Ã + I`` (C, C): the symmetric, (0, 1)-bounded learnable adjacency with self loops."""
+        a = torch.sigmoid(0.5 * (self.adj + self.adj.t()))
+        return a + torch.eye(self.channels, device=a.device, dtype=a.dtype)
+
+    def forward(self, f: Tensor) -> Tensor:
+        if f.dim() != 4 or f.shape[1] != self.channels:
+            raise ValueError(
+                f"GraphReasoningModule expects (B, {self.channels}, H, W), got {tuple(f.shape)}")
+        b, c, h, w = f.shape
+        x = f.flatten(2)                                                   # (B, C, HW)
+        p = self.assign(f).flatten(2)                                      # (B, N̂s, HW)
+        f_hat = torch.bmm(x, p.transpose(1, 2)) / (h * w)                  # (B, C, N̂s)
+        m = torch.bmm(self.phi(f_hat), self.theta(f_hat).transpose(1, 2))  # Eq. 1, (B, C, C)
+        m = m / math.sqrt(self.attn_dim)
+        m_hat = torch.relu(self.gcn(m, self.adjacency(), add_loop=False))  # Eq. 2, (B, C, C)
+        y = torch.bmm(torch.bmm(m_hat, f_hat), p)                          # (B, C, HW)
+        return f + self.out(y.view(b, c, h, w))

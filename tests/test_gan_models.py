@@ -1,0 +1,171 @@
+"""ICE-GAN models: shapes, GRM (Eq. 1-2) vs a naive implementation, capsule invariants, margin loss, gradients."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from icegan.gan.losses import adversarial_d_loss, adversarial_g_loss, classification_loss, identity_preserving_loss
+from icegan.gan.perceptual import EmbeddingPerceptual
+from icegan.models.capsules import RoutingCaps, dynamic_routing, margin_loss, squash
+from icegan.models.discriminator import CapsuleDiscriminator
+from icegan.models.generator import Generator
+from icegan.models.grm import GraphReasoningModule
+
+
+@pytest.mark.parametrize("size,levels", [(64, 5), (128, 6)])
+def test_shapes(size, levels):
+    torch.manual_seed(0)
+    g = Generator(img_size=size, base_channels=8, max_channels=32)
+    d = CapsuleDiscriminator(img_size=size, base_channels=8)
+    assert g.n_levels == levels
+    x = torch.rand(2, 1, size, size) * 2 - 1
+    y = g(x, torch.randn(2, 100), torch.tensor([0, 2]))
+    assert y.shape == (2, 1, size, size)
+    assert y.abs().max() <= 1.0                      # tanh output
+    assert g.embed(x).shape == (2, 320)
+    # one-hot condition gives the same output as ids
+    y2 = g(x, torch.zeros(2, 100), torch.eye(3)[[0, 2]])
+    assert torch.allclose(g(x, torch.zeros(2, 100), torch.tensor([0, 2])), y2)
+    out = d(y, torch.tensor([1, 2]))
+    assert out.adv.shape == (2, 2, 256) and out.exp.shape == (2, 3, 32)
+    assert out.recon.shape == (2, 1, size, size)
+    assert (out.adv_len < 1).all() and (out.exp_len < 1).all()
+
+
+def test_generator_rejects_bad_inputs():
+    g = Generator(img_size=32, base_channels=8, max_channels=16)
+    x = torch.zeros(2, 1, 32, 32)
+    with pytest.raises(ValueError, match="onset must be"):
+        g(torch.zeros(2, 1, 64, 64), torch.zeros(2, 100), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="class ids must be in"):
+        g(x, torch.zeros(2, 100), torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="z must be"):
+        g(x, torch.zeros(2, 10), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(img_size=100)
+
+
+def _naive_grm(m: GraphReasoningModule, f: torch.Tensor) -> torch.Tensor:
+    """Eq. 1-2 written out per sample with plain matrix algebra (no torch_geometric)."""
+    c, n_nodes, d = m.channels, m.n_nodes, m.attn_dim
+    a = torch.sigmoid((m.adj + m.adj.t()) / 2) + torch.eye(c)          # Ã + I
+    deg = a.sum(1)
+    a_norm = torch.diag(deg ** -0.5) @ a @ torch.diag(deg ** -0.5)
+    w_gcn = m.gcn.lin.weight.t()                                        # W (C × C)
+    outs = []
+    for x in f:                                                         # one sample at a time
+        h, w = x.shape[1:]
+        xf = x.reshape(c, h * w)
+        p = m.assign.weight.view(n_nodes, c) @ xf + m.assign.bias[:, None]     # T(·): (N̂s, HW)
+        f_hat = xf @ p.t() / (h * w)                                    # (C, N̂s)
+        phi = f_hat @ m.phi.weight.t() + m.phi.bias
+        theta = f_hat @ m.theta.weight.t() + m.theta.bias
+        mm = phi @ theta.t() / math.sqrt(d)                             # Eq. 1
+        m_hat = torch.relu(a_norm @ mm @ w_gcn + m.gcn.bias)            # Eq. 2
+        y = (m_hat @ f_hat) @ p                                         # T⁻¹ before the 1×1 conv
+        y = m.out.weight.view(c, c) @ y + m.out.bias[:, None]
+        outs.append(x + y.view(c, h, w))
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("hw", [(5, 7), (1, 1), (16, 16)])
+def test_grm_matches_naive_equations(hw):
+    torch.manual_seed(1)
+    m = GraphReasoningModule(channels=12, n_nodes=5, attn_dim=6)
+    f = torch.randn(3, 12, *hw)
+    got = m(f)
+    assert got.shape == f.shape
+    torch.testing.assert_close(got, _naive_grm(m, f), rtol=1e-4, atol=1e-5)
+
+
+def test_grm_adjacency_is_symmetric_and_bounded():
+    m = GraphReasoningModule(channels=6, n_nodes=3)
+    with torch.no_grad():
+        m.adj.mul_(100)                                                 # a badly drifted A
+    a = m.adjacency()
+    assert torch.allclose(a, a.t())
+    off = a - torch.eye(6)
+    assert (off >= 0).all() and (off <= 1).all()
+    assert torch.isfinite(m(torch.randn(2, 6, 4, 4))).all()
+
+
+def test_squash_direction_and_length():
+    torch.manual_seed(0)
+    s = torch.randn(50, 16) * torch.logspace(-3, 3, 50)[:, None]
+    v = squash(s)
+    r = s.norm(dim=-1)
+    torch.testing.assert_close(v.norm(dim=-1), r ** 2 / (1 + r ** 2), rtol=1e-4, atol=1e-7)
+    assert (v.norm(dim=-1) < 1).all() and (v.norm(dim=-1) >= 0).all()
+    cos = torch.nn.functional.cosine_similarity(v, s, dim=-1)
+    torch.testing.assert_close(cos, torch.ones(50), rtol=1e-4, atol=1e-4)
+    assert torch.equal(squash(torch.zeros(3, 4)), torch.zeros(3, 4))
+
+
+def test_routing_coefficients_sum_to_one_and_agree():
+    torch.manual_seed(0)
+    u_hat = torch.randn(2, 30, 4, 8)
+    v, c = dynamic_routing(u_hat, iterations=3)
+    assert v.shape == (2, 4, 8) and c.shape == (2, 30, 4)
+    torch.testing.assert_close(c.sum(dim=2), torch.ones(2, 30))
+    # one iteration = uniform coupling 1/N_out
+    v1, c1 = dynamic_routing(u_hat, iterations=1)
+    torch.testing.assert_close(c1, torch.full((2, 30, 4), 0.25))
+    torch.testing.assert_close(v1, squash((0.25 * u_hat).sum(dim=1)))
+    # inputs that all predict the same vector for output 0 pull their coupling towards it
+    u = torch.randn(1, 20, 3, 8) * 0.1
+    u[:, :, 0] = torch.ones(8)
+    _, c3 = dynamic_routing(u, iterations=3)
+    assert (c3[0, :, 0] > 1 / 3).all()
+    layer = RoutingCaps(n_types=2, in_dim=4, n_out=3, out_dim=5)
+    layer(torch.randn(2, 10, 4))
+    torch.testing.assert_close(layer.last_coupling.sum(-1), torch.ones(2, 10))
+
+
+def test_margin_loss_hand_computed():
+    lengths = torch.tensor([[0.95, 0.30, 0.05], [0.50, 0.05, 0.80]])
+    target = torch.tensor([0, 2])
+    # sample 1: pos max(0, 0.9-0.95)^2 = 0; neg 0.5*(0.30-0.1)^2 = 0.02; 0.05 < 0.1 → 0   => 0.02
+    # sample 2: pos (0.9-0.8)^2 = 0.01; neg 0.5*(0.5-0.1)^2 = 0.08; 0.05 → 0              => 0.09
+    torch.testing.assert_close(margin_loss(lengths, target), torch.tensor(0.055))
+    torch.testing.assert_close(margin_loss(lengths, torch.eye(3)[[0, 2]]), torch.tensor(0.055))
+    # m+ 0.9, m- 0.0, λ 1: s1: 0 + 0.30^2 + 0.05^2 = 0.0925; s2: 0.01 + 0.25 + 0.0025 = 0.2625
+    torch.testing.assert_close(margin_loss(lengths, target, 0.9, 0.0, 1.0), torch.tensor((0.0925 + 0.2625) / 2))
+    with pytest.raises(ValueError):
+        margin_loss(lengths, torch.tensor([0, 1, 2]))
+
+
+def test_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    g = Generator(img_size=32, base_channels=8, max_channels=16, id_dim=20, z_dim=10)
+    d = CapsuleDiscriminator(img_size=32, base_channels=8, d_adv=16, d_exp=8)
+    onset = torch.rand(4, 1, 32, 32) * 2 - 1
+    apex = torch.rand(4, 1, 32, 32) * 2 - 1
+    y = torch.tensor([0, 1, 2, 1])
+    fake = g(onset, torch.randn(4, 10), y)
+    out_f = d(fake, reconstruct=False)
+    loss_g = (0.1 * adversarial_g_loss(out_f.adv_len) + margin_loss(out_f.exp_len, y)
+              + identity_preserving_loss(fake, apex, EmbeddingPerceptual()(g, onset, fake), 0.1))
+    loss_g.backward()
+    for name, p in g.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"generator parameter {name} got no gradient"
+    out_r = d(apex, y)
+    out_f = d(fake.detach(), reconstruct=False)
+    d.zero_grad()
+    loss_d = adversarial_d_loss(out_r.adv_len, out_f.adv_len) + classification_loss(out_r.exp_len, y, out_r.recon, apex)
+    loss_d.backward()
+    for name, p in d.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"discriminator parameter {name} got no gradient"
+
+
+def test_embedding_perceptual_moves_images_not_the_metric():
+    torch.manual_seed(0)
+    g = Generator(img_size=32, base_channels=8, max_channels=16)
+    onset = torch.rand(2, 1, 32, 32) * 2 - 1
+    fake = (torch.rand(2, 1, 32, 32) * 2 - 1).requires_grad_(True)
+    loss = EmbeddingPerceptual()(g, onset, fake)
+    loss.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in g.parameters())
+    assert float(EmbeddingPerceptual()(g, onset, onset)) == pytest.approx(0.0, abs=1e-6)
