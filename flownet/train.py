@@ -43,6 +43,7 @@ class FlowTrainSection:
     gamma: float = 0.8
     iters: int = 6                 #: recurrent updates during training
     batch_size: int = 8
+    crop: int = 0                  #: random square training crops of this side from each pair (0 = whole)
     steps: int = 1000
     max_minutes: float = 0.0       #: stop (and save) after this wall time; 0 = no limit
     lr: float = 4e-4
@@ -170,6 +171,22 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     gen = torch.Generator().manual_seed(t.seed + step)
     loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=gen, collate_fn=collate,
                         drop_last=True)
+    crop_gen = torch.Generator().manual_seed(t.seed + 1 + step)
+
+    def random_crop(b: dict) -> dict:
+        """Same-size random crops of every per-pixel tensor of each sample (flow values are unchanged)."""
+        if not t.crop:
+            return b
+        h, w = b["img1"].shape[-2:]
+        if t.crop > min(h, w):
+            raise ValueError(f"train.crop={t.crop} is larger than the pairs ({h}x{w})")
+        out = dict(b)
+        ys = torch.randint(0, h - t.crop + 1, (len(b["img1"]),), generator=crop_gen)
+        xs = torch.randint(0, w - t.crop + 1, (len(b["img1"]),), generator=crop_gen)
+        for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
+            out[k] = torch.stack([v[..., y:y + t.crop, x:x + t.crop] for v, y, x in zip(b[k], ys, xs)])
+        return out
+
     model.train()
     start = time.time()
     set_lr()
@@ -177,6 +194,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     stop = False
     while step < t.steps and not stop:
         for b in loader:
+            b = random_crop(b)
             img1, img2 = b["img1"].to(device), b["img2"].to(device)
             flows = model(img1, img2, iters=t.iters)
             loss, parts = srflownet_loss(flows, b["flow"].to(device), b["valid"].to(device), img1=img1,

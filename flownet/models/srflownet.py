@@ -43,7 +43,7 @@ class SRFlowNetConfig:
     feature_layers: tuple[int, ...] = (32, 32, 48, 64, 96)     #: FeatureEncoder widths (last = correlation features)
     context_layers: tuple[int, ...] = (32, 32, 48, 64, 128)    #: context encoder; last = hidden + context channels
     hidden: int = 64                                 #: GRU hidden state size
-    corr_levels: int = 4                             #: correlation pyramid levels
+    corr_levels: int = 3                             #: correlation pyramid levels (min input 8*2*2**(L-1) px, padded)
     corr_radius: int = 3                             #: look-up radius (per level)
     motion_channels: int = 80                        #: motion-encoder output (incl. the 2 flow channels)
     super_kernel: int = 15                           #: large depth-wise kernel size (SKFlow uses 15)
