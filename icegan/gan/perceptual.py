@@ -66,25 +66,31 @@ class VGGPerceptual(nn.Module):
     the signature matches :class:`EmbeddingPerceptual`). Inputs (B, 1 or 3, H, W) in [-1, 1].
     Raises:
         FileNotFoundError: the weights file is absent (nothing is downloaded).
-        RuntimeError: the file is not a VGG16 state dict.
+        RuntimeError: the file is not a VGG16 state dict (only the ``features.*`` entries up to
+            relu3_3 are read; the classifier's may be absent).
     """
 
     def __init__(self, weights_path: str | Path | None = None):
         super().__init__()
-        from torchvision.models import vgg16
+        from torchvision.models.vgg import cfgs, make_layers
         path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
         if not path.is_file():
             raise FileNotFoundError(
                 f"VGG16 ImageNet weights not found at {path}. This machine cannot download them: copy "
                 f"torchvision's '{VGG16_FILE}' there (or set TORCH_HOME / pass weights_path), or use the "
                 f"offline perceptual loss (loss.perceptual=embedding).")
-        net = vgg16(weights=None)
+        features = make_layers(cfgs["D"])[:16]          # VGG16 convolutional layers up to relu3_3
         state = torch.load(path, map_location="cpu", weights_only=True)
+        want = features.state_dict()
         try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
+            sub = {k: state[f"features.{k}"] for k in want}
+            for k, v in sub.items():
+                if v.shape != want[k].shape:
+                    raise KeyError(f"features.{k} has shape {tuple(v.shape)}, expected {tuple(want[k].shape)}")
+        except (KeyError, TypeError) as exc:
             raise RuntimeError(f"{path} is not a torchvision VGG16 state dict: {exc}") from None
-        self.features = net.features[:16].eval()
+        features.load_state_dict(sub)
+        self.features = features.eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))

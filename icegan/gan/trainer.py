@@ -12,7 +12,7 @@ One step on a batch of real pairs ``(onset, apex, c)``:
   only; this is what teaches G to follow ``c``);
 * D step: ``λ_adv·L_gan(D) + λ_mer·L_cls(D)`` with ``L_cls`` = margin loss of ExpCaps on the real
   apexes + β·MSE of their reconstruction;
-* G step: ``λ_adv·L_gan(G) + λ_mes·L_ip + λ_mer·L_margin(ExpCaps(fake), c)`` (+ the same for
+* G step: ``λ_adv·L_gan(G) + λ_mes·L_ip + g_cls·L_margin(ExpCaps(fake), c)`` (+ the same for
   ``fake'`` weighted by ``loss.counterfactual``, without the L1 part) ``+ extra_loss_fn(...)``.
   Using D's ExpCaps on synthetic faces in G's loss is the auxiliary-classifier GAN practice the
   paper's multi-task discriminator implies; Eq. 8 lists L_cls under D only.
@@ -62,7 +62,8 @@ class GanDataConfig:
 
 @dataclass
 class GanModelConfig:
-    """Generator and discriminator sizes (paper values by default, except channel widths)."""
+    """Generator and discriminator sizes (paper values by default, except channel widths).
+    ``residual_output``: see :class:`icegan.models.generator.Generator` (True here: not in the paper)."""
     z_dim: int = 100
     id_dim: int = 320
     n_classes: int = 3
@@ -70,6 +71,7 @@ class GanModelConfig:
     g_max_channels: int = 256
     grm_nodes: int = 8
     use_grm: bool = True
+    residual_output: bool = True
     d_base_channels: int = 64
     n_primary: int = 8
     d_primary: int = 16
@@ -82,7 +84,8 @@ class GanModelConfig:
 class GanLossConfig:
     """Loss weights (Eq. 4-8). ``perceptual``: cost network (``embedding`` offline default, ``vgg16``
     from the local torch cache or ``vgg_weights``, ``none``); ``counterfactual``: weight of the
-    random-other-class branch (0 disables)."""
+    random-other-class branch (0 disables); ``g_cls``: weight of the ExpCaps margin loss of synthetic
+    faces towards their requested class in G's loss (auxiliary-classifier term, not in Eq. 8)."""
     lambda_adv: float = 0.1
     lambda_mes: float = 1.0
     lambda_mer: float = 1.0
@@ -94,6 +97,7 @@ class GanLossConfig:
     perceptual: Literal["embedding", "vgg16", "none"] = "embedding"
     vgg_weights: Optional[str] = None
     counterfactual: float = 1.0
+    g_cls: float = 0.1
 
 
 @dataclass
@@ -153,7 +157,7 @@ def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
     torch.manual_seed(cfg.train.seed)
     g = Generator(img_size=s, in_channels=1, z_dim=m.z_dim, n_classes=m.n_classes, id_dim=m.id_dim,
                   base_channels=m.g_base_channels, max_channels=m.g_max_channels, grm_nodes=m.grm_nodes,
-                  use_grm=m.use_grm)
+                  use_grm=m.use_grm, residual_output=m.residual_output)
     d = CapsuleDiscriminator(img_size=s, in_channels=1, n_classes=m.n_classes, base_channels=m.d_base_channels,
                              n_primary=m.n_primary, d_primary=m.d_primary, d_adv=m.d_adv, d_exp=m.d_exp,
                              routing_iters=m.routing_iters)
@@ -353,11 +357,11 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                     per = per_all  # both branches share one call: the mean over 2B samples
                 l1 = torch.nn.functional.l1_loss(fake, x_ap)
                 l_ip = identity_preserving_loss(fake, x_ap, per, lc.alpha)
-                loss_g = lc.lambda_adv * l_adv_g + lc.lambda_mes * l_ip + lc.lambda_mer * l_cls_g
+                loss_g = lc.lambda_adv * l_adv_g + lc.lambda_mes * l_ip + lc.g_cls * l_cls_g
                 if cf:
                     l_adv_g2 = adversarial_g_loss(adv_len[b:])
                     l_cls_g2 = margin_loss(exp_len[b:], y_all[b:], lc.m_pos, lc.m_neg, lc.lam)
-                    loss_g = loss_g + lc.counterfactual * (lc.lambda_adv * l_adv_g2 + lc.lambda_mer * l_cls_g2)
+                    loss_g = loss_g + lc.counterfactual * (lc.lambda_adv * l_adv_g2 + lc.g_cls * l_cls_g2)
                 extra = None
                 if extra_loss_fn is not None:
                     extra = extra_loss_fn(g, x_on, z, y, fake)

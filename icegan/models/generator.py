@@ -64,6 +64,11 @@ class Generator(nn.Module):
         max_channels: channel cap.
         grm_nodes: supernodes ``N̂s`` of each GRM.
         use_grm: False replaces each GRM by the identity (plain skip connection; ablation).
+        residual_output: False (the paper's form): the last deconvolution's tanh is the image.
+            True (our addition, not in the paper): the decoder predicts a change of the onset in
+            tanh space, ``apex = tanh(atanh(0.999·onset) + r)``, so a zero decoder output
+            reproduces the onset (micro-expression apexes differ from their onsets by a few grey
+            levels); still in (-1, 1) and differentiable.
 
     Shapes:
         ``forward(onset (B, in_channels, H, W) in [-1, 1], z (B, z_dim), c (B,) long ids or (B, n_classes))``
@@ -76,12 +81,13 @@ class Generator(nn.Module):
 
     def __init__(self, img_size: int = 128, in_channels: int = 1, z_dim: int = 100, n_classes: int = 3,
                  id_dim: int = 320, base_channels: int = 32, max_channels: int = 256, grm_nodes: int = 8,
-                 use_grm: bool = True):
+                 use_grm: bool = True, residual_output: bool = False):
         super().__init__()
         if img_size < 16 or 2 ** int(round(math.log2(img_size))) != img_size:
             raise ValueError(f"Generator: img_size must be a power of two >= 16, got {img_size}")
         self.img_size, self.in_channels, self.z_dim = img_size, in_channels, z_dim
         self.n_classes, self.id_dim = n_classes, id_dim
+        self.residual_output = residual_output
         self.n_levels = int(round(math.log2(img_size))) - 1
         chans = [min(base_channels * 2 ** i, max_channels) for i in range(self.n_levels)]
         self.channels = chans
@@ -105,7 +111,11 @@ class Generator(nn.Module):
         for i in range(self.n_levels - 1, -1, -1):                                  # h(g_i ⊕ f_dec_i)
             in_ch = 2 * chans[i]
             if i == 0:
-                dec.append(nn.Sequential(nn.ConvTranspose2d(in_ch, in_channels, 4, stride=2, padding=1), nn.Tanh()))
+                last = nn.ConvTranspose2d(in_ch, in_channels, 4, stride=2, padding=1)
+                if residual_output:  # start close to the onset; small (not zero) so every layer gets gradients
+                    nn.init.normal_(last.weight, std=1e-3)
+                    nn.init.zeros_(last.bias)
+                dec.append(nn.Sequential(last) if residual_output else nn.Sequential(last, nn.Tanh()))
             else:
                 out_ch = chans[i - 1]
                 dec.append(nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1),
@@ -146,4 +156,6 @@ class Generator(nn.Module):
         f = self.seed_to_map(s)
         for i, h in zip(range(self.n_levels - 1, -1, -1), self.decoder):
             f = h(torch.cat([gs[i], f], dim=1))                                     # Eq. 3
+        if self.residual_output:
+            return torch.tanh(torch.atanh(0.999 * onset) + f)
         return f

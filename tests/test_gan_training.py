@@ -1,0 +1,175 @@
+"""ICE-GAN training loop, checkpoints, synthesis API, perceptual cost networks, CASME II pair loader."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from icegan.gan.pairs import load_casme2_pairs
+from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
+from icegan.gan.synthesis import balanced_augmentation, synthesize
+from icegan.gan.trainer import GanConfig, build_models, load_checkpoint, save_checkpoint, train_gan
+
+
+def tiny_cfg(**train) -> GanConfig:
+    cfg = GanConfig()
+    cfg.data.img_size = 32
+    m = cfg.model
+    m.g_base_channels, m.g_max_channels, m.d_base_channels = 16, 32, 8
+    m.id_dim, m.z_dim, m.d_adv, m.d_exp = 32, 8, 16, 8
+    t = cfg.train
+    t.progress, t.batch_size, t.hflip, t.lr = False, 8, False, 1e-3
+    for k, v in train.items():
+        setattr(t, k, v)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def pairs32(shared_data):
+    return load_casme2_pairs(shared_data / "casme2", img_size=32, apex_neighbors=0, cache=False)
+
+
+def test_pair_loader_real_casme2(pairs32):
+    ps = pairs32
+    assert len(ps) == 118 and len(set(ps.clips)) == 118              # composite clips with a verified apex
+    assert np.bincount(ps.labels).tolist() == [74, 25, 19]
+    assert ps.onset.shape == (118, 32, 32) and ps.onset.dtype == np.uint8
+    assert all(s.startswith("casme2/sub") for s in ps.subjects)
+    skipped = dict(ps.skipped)
+    assert "sub12/EP09_02" in skipped and "apex frame missing" in skipped["sub02/EP14_01"]
+    assert ps.n_not_composite == 103
+    i = ps.clips.index("sub01/EP02_01f")
+    assert (ps.onset_frames[i], ps.apex_frames[i], ps.labels[i]) == (46, 59, 1)
+    held = ps.by_subjects(["sub01"])
+    assert set(held.subjects) == {"casme2/sub01"}
+    assert len(ps.by_subjects(exclude=["sub01"])) == len(ps) - len(held)
+    with pytest.raises(ValueError, match="sub99"):
+        ps.by_subjects(["sub99"])
+
+
+def test_pair_loader_reports_missing_frame(tmp_path):
+    (tmp_path / "manifest.csv").write_text(
+        "subject,filename,emotion,class3,onset,apex,offset,verified,apex_in_folder,note\n"
+        "sub01,EP01_01,happiness,positive,10,20,30,True,True,\n")
+    with pytest.raises(FileNotFoundError, match=r"row 2 \(sub01/EP01_01\): onset frame missing"):
+        load_casme2_pairs(tmp_path, img_size=32, cache=False)
+    with pytest.raises(FileNotFoundError, match="manifest not found"):
+        load_casme2_pairs(tmp_path / "nope", img_size=32)
+
+
+def test_tiny_overfit_l1(pairs32):
+    """8 real pairs, 150 steps at 32×32 with every loss term on: L1(G(onset), apex) ends below 0.015 and
+    below half of L1(onset, apex) (what copying the onset scores, ≈ 0.025 here)."""
+    idx = np.arange(0, 118, 15)[:8]
+    sub = pairs32.select(idx)
+    on, ap, y = sub.tensors()
+    copy_l1 = F.l1_loss(on, ap).item()
+    cfg = tiny_cfg(epochs=150)
+    cfg.loss.counterfactual = 0.0
+    state = train_gan(on, ap, y, cfg, device="cpu")
+    with torch.no_grad():
+        fake = state.generator(on, torch.zeros(8, cfg.model.z_dim), y)
+    l1 = F.l1_loss(fake, ap).item()
+    assert state.history[0]["loss/l1"] > l1
+    assert l1 < 0.015 and l1 < 0.5 * copy_l1, (l1, copy_l1)
+
+
+def test_checkpoint_round_trip_and_resume(tmp_path):
+    torch.manual_seed(0)
+    n = 16
+    on = torch.rand(n, 1, 32, 32) * 2 - 1
+    ap = (on + 0.1 * torch.randn_like(on)).clamp(-1, 1)
+    y = torch.arange(n) % 3
+    cfg = tiny_cfg(epochs=2, batch_size=8)
+    full = train_gan(on, ap, y, cfg, device="cpu", out_dir=tmp_path / "a")
+    # exact round trip of the saved models
+    g, d, cfg2, payload = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    assert cfg2 == cfg and payload["epoch"] == 2
+    z = torch.randn(n, cfg.model.z_dim)
+    with torch.no_grad():
+        assert torch.equal(g(on, z, y), full.generator(on, z, y))
+        assert torch.equal(d(ap, y).exp, full.discriminator(ap, y).exp)
+    # 1 epoch, then resume for the 2nd: same weights as 2 epochs at once (deterministic with the seed)
+    half = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_minutes=0.0))  # stops after epoch 1
+    assert train_gan(on, ap, y, half, device="cpu", out_dir=tmp_path / "b").epochs_done == 1
+    resumed = train_gan(on, ap, y, cfg, device="cpu", out_dir=tmp_path / "b")
+    assert resumed.epochs_done == 2 and len(resumed.history) == 2
+    for (k, a), b in zip(full.generator.state_dict().items(), resumed.generator.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    assert (tmp_path / "a" / "samples" / "epoch_002.png").is_file()
+    with pytest.raises(ValueError, match="not an ICE-GAN checkpoint"):
+        torch.save({"x": 1}, tmp_path / "bad.pt")
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_extra_loss_hook_is_called_and_differentiable():
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1
+    y = torch.arange(8) % 3
+    calls = []
+
+    def extra(g, onset, z, c, fake):
+        calls.append((onset.shape, z.shape, c.shape, fake.requires_grad))
+        return 0.5 * fake.mean() ** 2
+
+    train_gan(on, on.clone(), y, tiny_cfg(epochs=1), device="cpu", extra_loss_fn=extra)
+    assert calls == [((8, 1, 32, 32), (8, 8), (8,), True)]
+
+
+def test_synthesize_and_balanced_augmentation():
+    torch.manual_seed(0)
+    g, _ = build_models(tiny_cfg())
+    g.eval()
+    on = torch.rand(3, 1, 32, 32) * 2 - 1
+    apex, src, cls = synthesize(g, on, [0, 2], n_per_onset=2, seed=5)
+    assert apex.shape == (12, 1, 32, 32)
+    assert src.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert cls.tolist() == [0, 0, 2, 2] * 3
+    again, _, _ = synthesize(g, on, [0, 2], n_per_onset=2, seed=5, batch_size=5)
+    assert torch.equal(apex, again)                                    # same seed, any batching
+    assert not torch.equal(apex[0], apex[1])                           # different noise draws
+    labels = torch.tensor([0, 0, 1])
+    aug, asrc, acls = balanced_augmentation(g, on, labels, seed=1)
+    counts = torch.bincount(labels, minlength=3) + torch.bincount(acls, minlength=3)
+    assert counts.tolist() == [2, 2, 2] and len(aug) == 3
+    aug, asrc, acls = balanced_augmentation(g, on, labels, target_per_class=4, seed=1)
+    assert (torch.bincount(labels, minlength=3) + torch.bincount(acls, minlength=3)).tolist() == [4, 4, 4]
+    assert set(asrc.tolist()) == {0, 1, 2}                              # every onset used
+    with pytest.raises(ValueError):
+        synthesize(g, on, [3])
+
+
+def test_vgg_perceptual_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=VGG16_FILE):
+        build_perceptual("vgg16")
+    with pytest.raises(FileNotFoundError, match="cannot download"):
+        VGGPerceptual(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="unknown perceptual"):
+        build_perceptual("lpips")
+
+
+def test_vgg_perceptual_loads_a_saved_state_dict(tmp_path, monkeypatch):
+    from torchvision.models.vgg import cfgs, make_layers
+    torch.manual_seed(0)
+    features = make_layers(cfgs["D"])                                  # VGG16's convolutional part
+    sd = {f"features.{k}": v for k, v in features.state_dict().items()}
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    path = tmp_path / "hub" / "checkpoints" / VGG16_FILE
+    torch.save(sd, path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    per = build_perceptual("vgg16")                                    # found in the (fake) torch cache
+    assert torch.equal(per.features[0].weight, features[0].weight)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    assert float(per(None, x, x)) == 0.0
+    y = (x + 0.5).clamp(-1, 1).requires_grad_(True)
+    loss = per(None, x, y)
+    loss.backward()
+    assert loss.item() > 0 and y.grad.abs().sum() > 0
+    assert all(p.grad is None for p in per.parameters())
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(RuntimeError, match="not a torchvision VGG16"):
+        VGGPerceptual(tmp_path / "bad.pth")
