@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--detector", default="hog", choices=["hog", "cnn"])
     ap.add_argument("--chunk", type=int, default=8, help="frames per job (each job aligns once)")
     args = ap.parse_args()
+    from icegan.data.prepare import worker_context
     from icegan.data.records import list_frames
     from icegan.paths import shared_data_root
     root = shared_data_root() / "casme2_raw" / "sub01"
@@ -73,7 +74,7 @@ def main() -> None:
     print("| workers | frames | runs (s) | median s | frames/s | load (1 min) after |")
     print("|---|---|---|---|---|---|")
     for w in args.workers:
-        with ProcessPoolExecutor(max_workers=w, initializer=_init) as ex:
+        with ProcessPoolExecutor(max_workers=w, mp_context=worker_context(), initializer=_init) as ex:
             list(ex.map(_clip_job, jobs[:w]))  # warm-up: models loaded, code paths imported
             times = []
             for _ in range(args.repeats):

@@ -322,6 +322,22 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         return {"key": rec.key, "error": str(exc).strip("'\"")}
 
 
+def worker_context():
+    """Multiprocessing context for preprocessing workers.
+
+    ``forkserver`` (workers forked from a clean server process that has preloaded this module and
+    the face_recognition models), else ``spawn``. Plain ``fork`` is avoided: forking a process whose
+    OpenCV thread pool (or any other thread) is active can deadlock the child.
+    """
+    import multiprocessing as mp
+    try:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["icegan.data.prepare", "icegan.data.landmarks", "face_recognition"])
+        return ctx
+    except ValueError:  # no forkserver on this platform
+        return mp.get_context("spawn")
+
+
 def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
@@ -408,7 +424,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             results[rec.key] = process_clip(rec, mode, settings)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=cfg.workers, initializer=_worker_init) as ex:
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=worker_context(),
+                                 initializer=_worker_init) as ex:
             futs = [ex.submit(process_clip, rec, mode, settings) for rec, mode in tasks]
             for f in as_completed(futs):
                 res = f.result()
