@@ -1,0 +1,113 @@
+"""ICE-GAN evaluation: identity metrics, the real-data recognizer, and the CLI (generate, gan eval) end to end."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from icegan.cli import main
+from icegan.gan.evaluate import FlowRecognizer, face_embeddings, identity_metrics
+from icegan.gan.pairs import load_casme2_pairs
+from icegan.gan.trainer import GanConfig, build_models, save_checkpoint
+
+HOLDOUT = ["sub02", "sub03", "sub14", "sub24", "sub26"]
+
+
+@pytest.fixture(scope="module")
+def pairs64(shared_data):
+    return load_casme2_pairs(shared_data / "casme2", img_size=64, apex_neighbors=0, cache=False)
+
+
+def test_identity_metrics_known_values():
+    onset = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    ids = ["a", "a", "b"]
+    query = np.array([[0.0, 0.3], [4.0, 5.0], [0.9, 0.0]])
+    src = np.array([2, 2, 0])
+    # distances to own onset: |(0,.3)-(5,5)|, 1.0, 0.9; nearest onsets: 0 (a≠b ✗), 2 (b ✓), 1 (a = a ✓)
+    mean, rank1 = identity_metrics(onset, ids, query, src)
+    assert mean == pytest.approx((np.hypot(5, 4.7) + 1.0 + 0.9) / 3)
+    assert rank1 == pytest.approx(2 / 3)
+
+
+def test_face_embeddings_separate_subjects_on_real_crops(pairs64):
+    ps = pairs64
+    picks = [ps.subjects.index(s) for s in ("casme2/sub01", "casme2/sub05", "casme2/sub17", "casme2/sub23")]
+    on, ap = ps.onset[picks], ps.apex[picks]
+    e_on, e_ap = face_embeddings(on), face_embeddings(ap)
+    assert e_on.shape == (4, 128)
+    same = np.linalg.norm(e_on - e_ap, axis=1)                         # onset vs apex of one clip
+    diff = np.linalg.norm(e_on[:, None] - e_on[None], axis=2)[~np.eye(4, dtype=bool)]
+    assert same.mean() < 0.25 and diff.mean() > 0.35 and same.max() < diff.min()
+    _, rank1 = identity_metrics(e_on, [ps.subjects[i] for i in picks], e_ap, np.arange(4))
+    assert rank1 == 1.0
+
+
+def test_flow_recognizer_beats_chance_on_held_out_subjects(pairs64):
+    tr, te = pairs64.by_subjects(exclude=HOLDOUT), pairs64.by_subjects(HOLDOUT)
+    rec = FlowRecognizer().fit(tr.onset, tr.apex, tr.labels)
+    assert rec.features(te.onset[:2], te.apex[:2]).shape == (2, 3 * 28 * 28)
+    acc = float(np.mean(rec.predict(te.onset, te.apex) == te.labels))
+    assert acc > 0.6                                                    # 3 classes; majority class is 19/29
+    with pytest.raises(ValueError):
+        rec.features(te.onset[:2], te.apex[:3])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, shared_data):
+    cfg = GanConfig()
+    cfg.data.img_size, cfg.data.apex_neighbors, cfg.data.holdout_subjects = 32, 0, ["sub01"]
+    cfg.data.root = str(shared_data / "casme2")
+    m = cfg.model
+    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    g, d = build_models(cfg)
+    path = tmp_path_factory.mktemp("ckpt") / "last.pt"
+    save_checkpoint(path, cfg, g, d, 0, [])
+    return path
+
+
+def test_cli_generate(tiny_checkpoint, tmp_path, pairs64):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(faces / f"face{i}.png"), pairs64.onset[i])
+    out = tmp_path / "gen"
+    assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(faces / "face0.png"),
+                 "--class", "positive", "-n", "3", "--out", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["face0_positive_00.png", "face0_positive_01.png", "face0_positive_02.png"]
+    assert cv2.imread(str(out / files[0]), cv2.IMREAD_GRAYSCALE).shape == (32, 32)
+    assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(faces), "--class", "all",
+                 "--out", str(tmp_path / "gen2")]) == 0
+    assert len(list((tmp_path / "gen2").iterdir())) == 6
+    with pytest.raises(ValueError, match="unknown class"):
+        main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(faces), "--class", "fear",
+              "--out", str(tmp_path / "gen3")])
+
+
+def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64):
+    js = tmp_path / "m.json"
+    assert main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--data", "casme2", "--n-per-class", "1",
+                 "--out", str(tmp_path / "ev"), "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    for key in ("identity_mean_distance", "identity_rank1", "controllability", "controllability_per_class",
+                "expcaps_uf1", "faces_per_s"):
+        assert key in res, key
+    assert res["eval_subjects"] == ["casme2/sub01"] and res["n_synthetic"] == 3 * res["n_onsets"]
+    assert 0 <= res["identity_rank1"] <= 1 and res["identity_mean_distance"] >= 0
+    assert set(res["controllability_per_class"]) == {"negative", "positive", "surprise"}
+    assert len(res["grids"]) == 3
+    # a folder of onset faces
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(faces / f"f{i}.png"), pairs64.onset[i])
+    assert main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--data", str(faces), "--n-per-class", "1",
+                 "--out", str(tmp_path / "ev2"), "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["n_onsets"] == 2 and res["expcaps_uf1"] is None and res["controllability"] is not None
+    # subjects the checkpoint was trained on are refused
+    with pytest.raises(ValueError, match="were used to train"):
+        main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--subjects", "sub02", "--out", str(tmp_path / "x")])
