@@ -155,7 +155,8 @@ class PreparedFrames:
 class PreparedDataset:
     """A prepared (cached) dataset: ``manifest`` rows align with ``frames`` arrays (column ``index``).
 
-    ``manifest`` columns: index, key, dataset, subject (prefixed), clip, emotion, class3 (int),
+    ``manifest`` columns: index, key, dataset, subject (prefixed), clip, emotion, class3 (int: 0
+    negative, 1 positive, 2 surprise; -1 for clips outside the composite when ``composite_only: false``),
     class5, objective_class, onset, apex, offset, apex_method, mode, apex_m2, apex_m1, apex_p1,
     apex_p2 (frame numbers used for the neighbours), align_frame, align_angle_deg, crop_native,
     affine (6 numbers, frame → crop pixels), landmark_fallbacks, seq_first, seq_last, notes.
