@@ -1,0 +1,158 @@
+"""``icegan loso``: leave-one-subject-out evaluation of a recognizer on precomputed flow features.
+
+Example::
+
+    icegan loso --config configs/features_ststnet.yaml --out runs/ststnet model.epochs=50
+
+Config file sections (all keys optional, defaults below; unknown keys are errors):
+
+    name: run title                       protocol: CDE | SDE
+    dataset: SDE dataset (casme2|samm|smic)  oracle_epoch: false
+    seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
+    max_folds: 0 (>0: first k folds only, smoke runs)
+    data:  source (megc2019_htnet | toy), root, datasets
+    model: see icegan.recognition.RecognizerConfig
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from icegan.recognition import RecognizerConfig
+
+__all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set"]
+
+
+@dataclass
+class FeatureDataConfig:
+    """Where the features come from (YAML section ``data``).
+
+    Attributes:
+        source: ``megc2019_htnet`` (442 precomputed 28×28 u/v/strain PNGs) or ``toy`` (the tiny
+            synthetic set of :mod:`icegan.data.toy_features`, no licensed data needed).
+        root: folder of ``megc2019_htnet`` (default ``<shared data>/megc2019_htnet``).
+        datasets: keep only these datasets (``casme2``, ``samm``, ``smic``); empty = all.
+        toy_subjects: toy source only: subjects per dataset.
+    """
+    source: Literal["megc2019_htnet", "toy"] = "megc2019_htnet"
+    root: Optional[str] = None
+    datasets: list[str] = field(default_factory=list)
+    toy_subjects: int = 4
+
+
+@dataclass
+class LosoConfig:
+    """Top-level config of ``icegan loso`` (see the module docstring)."""
+    name: str = "loso"
+    protocol: Literal["CDE", "SDE"] = "CDE"
+    dataset: Optional[str] = None
+    oracle_epoch: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    max_folds: int = 0
+    data: FeatureDataConfig = field(default_factory=FeatureDataConfig)
+    model: RecognizerConfig = field(default_factory=RecognizerConfig)
+
+
+def load_feature_set(cfg: FeatureDataConfig):
+    """The :class:`~icegan.data.features.FeatureSet` described by ``cfg``."""
+    if cfg.source == "toy":
+        from icegan.data.toy_features import make_toy_features
+        fs = make_toy_features(n_subjects_per_dataset=cfg.toy_subjects)
+        if cfg.datasets:
+            from icegan.data.features import FeatureSet
+            keep = fs.samples["dataset"].isin(cfg.datasets).to_numpy()
+            fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[keep])
+        return fs
+    from icegan.data.features import load_megc2019_features
+    return load_megc2019_features(cfg.root, cfg.datasets or None)
+
+
+def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
+    """Run (or resume) the LOSO described by ``cfg`` into ``out``; returns the metrics.json content."""
+    import torch
+
+    from icegan.protocol import run_loso
+    from icegan.recognition import fit_predict_folds
+
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"config device={cfg.device!r} but CUDA is not available here; use device=cpu")
+    fs = load_feature_set(cfg.data)
+    x, y = fs.features, fs.labels
+    subjects = fs.samples["subject"].tolist()
+
+    def folds_fn(folds):
+        return fit_predict_folds(cfg.model, x, y, subjects, folds, device=cfg.device, seed=cfg.seed,
+                                 oracle_epoch=cfg.oracle_epoch, progress=progress,
+                                 writer=folds[0].writer)
+
+    per_call = 1 if cfg.model.name == "logreg" else cfg.model.folds_per_group
+    return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
+                    dataset=cfg.dataset, name=cfg.name, max_folds=cfg.max_folds, folds_fn=folds_fn,
+                    folds_per_call=per_call, progress=progress)
+
+
+HELP_EPILOG = """\
+config overrides (key=value, dotted for sections; values parsed as YAML):
+  name=STR                 run title used in metrics.md and plots
+  protocol=CDE|SDE         CDE: LOSO over all subjects of the composite; SDE: within one dataset
+  dataset=casme2|samm|smic dataset of an SDE run
+  oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled)
+  seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
+  data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
+  model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT
+  model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
+  model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
+  model.hflip=BOOL (mirror + negate u)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
+  model.tta_hflip=BOOL  model.inner_val_fraction=FLOAT (early stopping on training subjects)
+  model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
+  model.logreg_C=FLOAT  model.logreg_max_iter=INT
+
+outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
+from it), metrics.json, metrics.md, confusion.png, tb/ (TensorBoard events).
+"""
+
+
+def _main(args: argparse.Namespace) -> int:
+    from icegan.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(LosoConfig, args.config, args.overrides)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"icegan loso: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    metrics = run(cfg, out, progress=not args.no_progress)
+    o = metrics["overall"]
+    tag = " [ORACLE EPOCH: selected on the test subjects]" if metrics["oracle_epoch"] else ""
+    print(f"{cfg.name}: {metrics['protocol']} {metrics['n_folds']} folds, {metrics['n_samples']} samples: "
+          f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{tag}")
+    for d, m in metrics["per_dataset"].items():
+        print(f"  {d:7s} UF1 {m['UF1']:.4f}  UAR {m['UAR']:.4f}")
+    print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, confusion.png, tb/)")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``loso`` subcommand to the ``icegan`` parser."""
+    p = subparsers.add_parser(
+        "loso", help="leave-one-subject-out evaluation of a recognizer on precomputed flow features",
+        description="Leave-one-subject-out (CDE/SDE) evaluation of a recognizer (STSTNet, Off-TANet, "
+                    "logistic regression) on precomputed (u, v, strain) flow features. Honest by default: "
+                    "no model selection on the held-out subject. A rerun with the same --out resumes at the "
+                    "first unfinished fold.",
+        epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="YAML", default=None,
+                   help="YAML config file (e.g. configs/features_ststnet.yaml); defaults when omitted")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="run directory (default runs/<name>); an existing run there is resumed")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. model.epochs=2 max_folds=4 (listed below)")
+    p.set_defaults(func=_main)

@@ -1,0 +1,225 @@
+"""Precomputed MEGC2019 flow features (``megc2019_htnet``): u, v and optical strain per clip.
+
+Layout (see ``../shared/data/README.md``)::
+
+    megc2019_htnet/combined_3_class2_for_optical_flow.csv   # dataset, sub, filename_o, label, ...
+    megc2019_htnet/flow_uvos_28/<sub>_<filename_o> .png     # NOTE the space before ".png"
+
+Each PNG is a 28×28 RGB image whose channels hold the onset→apex TV-L1 flow of the clip, each channel
+min–max normalised per image to 0..255: channel 0 = horizontal flow u, 1 = vertical flow v,
+2 = optical strain. (Channel 0 is anti-symmetric under a left–right mirror of the face and
+channel 1 symmetric, which is how u and v were told apart.) Because of the per-image min–max
+normalisation, negating u maps a value ``a`` in [0, 1] to ``1 - a`` exactly; horizontal-flip
+augmentation relies on this (:func:`icegan.recognition.hflip_features`).
+
+Features are returned as float32 tensors in [0, 1] of shape (3, H, W) (u, v, strain); labels are
+MEGC2019 class ids (negative 0, positive 1, surprise 2); subjects are dataset-prefixed
+(``casme2/sub01``, ``samm/006``, ``smic/s01``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from icegan.paths import shared_data_root
+
+__all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "FeatureSet", "read_megc2019_table", "load_megc2019_features",
+           "MEGC2019Features", "validate_samples"]
+
+CSV_NAME = "combined_3_class2_for_optical_flow.csv"
+FLOW_DIR = "flow_uvos_28"
+#: canonical dataset names of the MEGC2019 composite
+DATASETS = ("casme2", "samm", "smic")
+_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_2": "casme2", "samm": "samm",
+            "smic": "smic", "smic_hs": "smic", "smic-hs": "smic"}
+
+
+def default_root() -> Path:
+    """``<shared data>/megc2019_htnet`` (``$ICEGAN_SHARED_DATA`` respected)."""
+    return shared_data_root() / "megc2019_htnet"
+
+
+def validate_samples(samples: pd.DataFrame, n_classes: int = 3, source: str = "samples") -> pd.DataFrame:
+    """Check a sample table (columns dataset, subject, clip, label) and return a clean copy.
+
+    ``label`` becomes int64, the others str. Subjects must be prefixed by their dataset
+    (``casme2/sub01``).
+
+    Raises:
+        ValueError: a missing column, a label that is not an integer in ``0..n_classes-1`` (the
+            message names the row and clip), a subject without its ``<dataset>/`` prefix, or a
+            duplicated (subject, clip) pair.
+    """
+    need = ["dataset", "subject", "clip", "label"]
+    missing = [c for c in need if c not in samples.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; need {need}")
+    out = samples.copy()
+    out.index = range(len(out))
+    for col in ("dataset", "subject", "clip"):
+        out[col] = out[col].astype(str)
+    labels = []
+    for i, (lab, clip) in enumerate(zip(samples["label"].tolist(), out["clip"])):
+        try:
+            val = float(lab)
+            ok = val.is_integer() and 0 <= val < n_classes
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{source}: row {i} (clip '{clip}'): label {lab!r} is not a class id in 0..{n_classes - 1}")
+        labels.append(int(val))
+    out["label"] = np.asarray(labels, dtype=np.int64)
+    bad = [i for i, (d, s) in enumerate(zip(out["dataset"], out["subject"])) if not s.startswith(d + "/")]
+    if bad:
+        i = bad[0]
+        raise ValueError(f"{source}: row {i} (clip '{out['clip'][i]}'): subject '{out['subject'][i]}' must be "
+                         f"prefixed by its dataset, e.g. '{out['dataset'][i]}/{out['subject'][i]}'")
+    dup = out.duplicated(["subject", "clip"])
+    if dup.any():
+        i = int(np.flatnonzero(dup.values)[0])
+        raise ValueError(f"{source}: row {i}: clip '{out['clip'][i]}' of subject '{out['subject'][i]}' appears twice")
+    return out
+
+
+def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Iterable[str]] = None) -> pd.DataFrame:
+    """Read the 442-row composite table of ``megc2019_htnet``.
+
+    Args:
+        root: folder holding ``combined_3_class2_for_optical_flow.csv`` and ``flow_uvos_28/``
+            (default: ``<shared data>/megc2019_htnet``).
+        datasets: keep only these datasets (``casme2``, ``samm``, ``smic``); None keeps all.
+
+    Returns:
+        DataFrame with columns dataset, subject (prefixed), clip, label (int 0..2), path (the
+        flow PNG, which is not opened here), in file order.
+
+    Raises:
+        FileNotFoundError: the CSV is missing (message names it).
+        ValueError: a required column is missing, an unknown dataset name, or a bad label (the
+            message names the CSV line and the clip).
+    """
+    root = Path(root) if root is not None else default_root()
+    csv = root / CSV_NAME
+    if not csv.is_file():
+        raise FileNotFoundError(f"MEGC2019 feature table not found: {csv} (set data.root or ICEGAN_SHARED_DATA)")
+    raw = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    need = ["dataset", "sub", "filename_o", "label"]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)}")
+    rows = []
+    for i, r in raw.iterrows():
+        line = i + 2  # 1-based line number in the file, after the header
+        ds = _ALIASES.get(r["dataset"].strip().lower())
+        if ds is None:
+            raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): unknown dataset '{r['dataset']}'; "
+                             f"expected one of {sorted(set(_ALIASES))}")
+        lab = r["label"].strip()
+        if lab not in ("0", "1", "2"):
+            raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): label {r['label']!r} is not a class id "
+                             f"in 0..2 (0 negative, 1 positive, 2 surprise)")
+        sub, clip = r["sub"].strip(), r["filename_o"].strip()
+        rows.append({"dataset": ds, "subject": f"{ds}/{sub}", "clip": clip, "label": int(lab),
+                     "path": str(root / FLOW_DIR / f"{sub}_{clip} .png")})
+    table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path"])
+    if datasets is not None:
+        keep = [_ALIASES.get(str(d).lower(), str(d)) for d in datasets]
+        unknown = [d for d in keep if d not in DATASETS]
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {unknown}; expected a subset of {list(DATASETS)}")
+        table = table[table["dataset"].isin(keep)].reset_index(drop=True)
+    return validate_samples(table, source=str(csv))
+
+
+def _read_png(path: str, clip: str, size: Optional[int]) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        hint = ""
+        if (p.parent / p.name.replace(" .png", ".png")).is_file():
+            hint = " (a file without the space before .png exists: the loader expects the dataset's original names)"
+        raise FileNotFoundError(f"flow feature file of clip '{clip}' not found: {p}{hint}")
+    try:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            if size is not None and im.size != (size, size):
+                raise ValueError(f"flow feature file of clip '{clip}' is {im.size[0]}×{im.size[1]}, expected "
+                                 f"{size}×{size}: {p}")
+            return np.asarray(im, dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"flow feature file of clip '{clip}' cannot be read as an image: {p}: {exc}") from None
+
+
+class FeatureSet:
+    """An in-memory feature set: a sample table plus one feature tensor row per sample.
+
+    Attributes:
+        samples: DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2)
+            (and possibly path), row i describing ``features[i]``.
+        features: float32 tensor (N, 3, H, W): u, v, optical strain, each in [0, 1].
+    """
+
+    def __init__(self, samples: pd.DataFrame, features: torch.Tensor):
+        samples = validate_samples(samples)
+        if features.ndim != 4 or features.shape[0] != len(samples):
+            raise ValueError(f"features must be (N, C, H, W) with N = {len(samples)} rows, got {tuple(features.shape)}")
+        if not torch.isfinite(features).all():
+            bad = int(torch.nonzero(~torch.isfinite(features.flatten(1)).all(1))[0])
+            raise ValueError(f"features of clip '{samples['clip'][bad]}' (row {bad}) contain NaN or Inf")
+        self.samples = samples
+        self.features = features.float()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """(N,) int64 class ids."""
+        return torch.tensor(self.samples["label"].to_numpy(dtype=np.int64))
+
+
+def load_megc2019_features(root: str | Path | None = None, datasets: Optional[Iterable[str]] = None,
+                           size: int = 28) -> FeatureSet:
+    """Load every flow feature of the composite into memory (442 × 3 × 28 × 28 floats ≈ 4 MB).
+
+    Args:
+        root: ``megc2019_htnet`` folder (default ``<shared data>/megc2019_htnet``).
+        datasets: subset of ``casme2``, ``samm``, ``smic`` (None: all three).
+        size: expected side of the PNGs in pixels (28); a file of another size is an error.
+
+    Returns:
+        :class:`FeatureSet` with features (N, 3, size, size) float32 in [0, 1], channels u, v, strain.
+
+    Raises:
+        FileNotFoundError: the table or a clip's PNG is missing (the message names the clip and path).
+        ValueError: a bad label (names the CSV line and clip), an unreadable or wrongly sized PNG.
+    """
+    table = read_megc2019_table(root, datasets)
+    arrays = [_read_png(p, c, size) for p, c in zip(table["path"], table["clip"])]
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    return FeatureSet(table, x)
+
+
+class MEGC2019Features(Dataset):
+    """``torch.utils.data.Dataset`` over the precomputed features of ``megc2019_htnet``.
+
+    Item ``i`` is a dict: ``features`` float32 (3, 28, 28) in [0, 1] (u, v, strain), ``label`` int
+    (0 negative, 1 positive, 2 surprise), ``dataset`` str, ``subject`` str (prefixed), ``clip`` str.
+    All files are read once at construction (errors are raised there, naming the clip).
+    """
+
+    def __init__(self, root: str | Path | None = None, datasets: Optional[Iterable[str]] = None):
+        self.data = load_megc2019_features(root, datasets)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.data.samples.iloc[i]
+        return {"features": self.data.features[i], "label": int(row["label"]), "dataset": row["dataset"],
+                "subject": row["subject"], "clip": row["clip"]}

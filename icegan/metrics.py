@@ -1,0 +1,89 @@
+"""Recognition metrics for MEGC leave-one-subject-out evaluation.
+
+All metrics are computed on predictions **pooled over all folds** (one row per clip), never averaged
+over folds. Class ids follow the project convention: negative 0, positive 1, surprise 2.
+
+* ``UF1`` (MEGC2019, unweighted F1): for each class ``c`` present in the ground truth,
+  ``F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c)``; UF1 is their unweighted mean.
+* ``UAR`` (MEGC2019, unweighted average recall): ``R_c = TP_c / N_c`` for each class present in
+  the ground truth; UAR is their unweighted mean.
+* ``P_M``, ``R_M``, ``F1_M`` (SRFlow paper ``srflow_srflownet_facial_flow.txt``, Tables VII–X):
+  macro precision, macro recall, macro F1 over the classes present in the ground truth. A class
+  that is never predicted has precision 0 (``zero_division=0``). ``R_M`` equals ``UAR`` and
+  ``F1_M`` equals ``UF1`` by construction; both names are kept because both literatures use them.
+* ``F1_mu``: micro-averaged F1 over the same classes (for single-label data with every prediction
+  inside the class set this is the accuracy).
+* ``G_M``: geometric mean of the per-class recalls (0 as soon as one present class is never
+  recognised).
+
+The per-class counts come from :func:`sklearn.metrics.precision_recall_fscore_support`.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
+from sklearn.metrics import precision_recall_fscore_support
+
+__all__ = ["CLASS_NAMES", "METRIC_KEYS", "compute_metrics", "confusion_matrix"]
+
+#: class id → name (MEGC2019 composite, 3 classes)
+CLASS_NAMES: tuple[str, ...] = ("negative", "positive", "surprise")
+#: keys of every metrics dict, in table order
+METRIC_KEYS: tuple[str, ...] = ("UF1", "UAR", "P_M", "R_M", "F1_M", "F1_mu", "G_M")
+
+
+def _check(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    yt = np.asarray(y_true)
+    yp = np.asarray(y_pred)
+    if yt.ndim != 1 or yp.ndim != 1 or len(yt) != len(yp):
+        raise ValueError(f"y_true and y_pred must be 1-D and of equal length, got shapes {yt.shape} and {yp.shape}")
+    if len(yt) == 0:
+        raise ValueError("cannot compute metrics on zero samples")
+    for name, arr in (("y_true", yt), ("y_pred", yp)):
+        if not np.issubdtype(arr.dtype, np.integer):
+            if not np.all(np.equal(np.mod(arr, 1), 0)):
+                raise ValueError(f"{name} must hold integer class ids, got {arr[:5]}...")
+        bad = np.flatnonzero((arr < 0) | (arr >= n_classes))
+        if len(bad):
+            raise ValueError(f"{name}[{bad[0]}] = {arr[bad[0]]} is outside the class ids 0..{n_classes - 1}")
+    return yt.astype(int), yp.astype(int)
+
+
+def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = 3) -> dict[str, float]:
+    """UF1, UAR, P_M, R_M, F1_M, F1_mu and G_M of pooled predictions.
+
+    Args:
+        y_true: (N,) ground-truth class ids in ``0..n_classes-1``.
+        y_pred: (N,) predicted class ids in ``0..n_classes-1``.
+        n_classes: number of classes (3 for MEGC2019).
+
+    Returns:
+        dict with the keys of :data:`METRIC_KEYS`, each a float in [0, 1]. Averages run over the
+        classes present in ``y_true`` (MEGC2019 convention); a present class that is never
+        predicted contributes precision 0 and F1 0.
+
+    Raises:
+        ValueError: different lengths, no samples, or a class id outside ``0..n_classes-1``.
+    """
+    yt, yp = _check(y_true, y_pred, n_classes)
+    labels = np.unique(yt)
+    p, r, f, _ = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
+    _, _, f_mu, _ = precision_recall_fscore_support(yt, yp, labels=labels, average="micro", zero_division=0)
+    g = float(np.prod(r) ** (1.0 / len(r)))
+    return {
+        "UF1": float(np.mean(f)),
+        "UAR": float(np.mean(r)),
+        "P_M": float(np.mean(p)),
+        "R_M": float(np.mean(r)),
+        "F1_M": float(np.mean(f)),
+        "F1_mu": float(f_mu),
+        "G_M": g,
+    }
+
+
+def confusion_matrix(y_true: Iterable[int], y_pred: Iterable[int], n_classes: int = 3) -> np.ndarray:
+    """(n_classes, n_classes) int confusion matrix; row = true class, column = predicted class."""
+    yt, yp = _check(list(y_true), list(y_pred), n_classes)
+    return _sk_confusion_matrix(yt, yp, labels=list(range(n_classes)))

@@ -1,0 +1,311 @@
+"""Micro-expression recognizers on flow features (u, v, optical strain).
+
+Both networks can hold ``n_models`` independent copies of themselves in one module ("grouped"
+weights: every convolution uses ``groups=n_models``, every linear layer is a batched matrix
+product, batch norm runs over ``n_models × C`` separate channels). Copy ``g`` only ever sees its own
+input slice, so training G copies together (e.g. one per LOSO fold and seed) is exactly G separate
+trainings done in one pass — the way :mod:`icegan.recognition` makes a whole LOSO fast on a CPU.
+
+Input/output shapes (``C`` = 3 feature channels, ``K`` = number of classes):
+
+* ``x`` (B, C, H, W) with ``n_models == 1`` → logits (B, K);
+* ``x`` (B, C, H, W) with ``n_models == G > 1`` → the same input to every copy → logits (B, G, K);
+* ``x`` (B, G, C, H, W) → copy g gets ``x[:, g]`` → logits (B, G, K).
+
+Sources:
+
+* STSTNet — Liong, Gan, See, Khor, Huang, "Shallow Triple Stream Three-dimensional CNN (STSTNet)
+  for micro-expression recognition", FG 2019 (arXiv 1902.03634): three shallow streams of 3×3
+  convolutions with 3, 5 and 8 filters on the 28×28 (u, v, strain) input, ReLU, 3×3 max pooling
+  with stride 3, concatenation, 2×2 average pooling, one fully connected layer. Batch norm and
+  dropout follow the authors' Python release, except that batch norm is applied after the max
+  pooling (on 10×10 instead of 30×30 maps: 9× less work; not numerically identical).
+* Off-TANet — Zhang, Liu, Zhou, "Off-TANet: a lightweight neural micro-expression recognizer with
+  optical flow features and integrated attention mechanism", PRICAI 2021 (reference [18] of
+  ``srflow_srflownet_facial_flow.txt``): 7×7 stride-2 stem, two residual blocks, an attention
+  residual block combining channel attention, spatial attention and multi-head self-attention
+  (the "triplet attention"), and a 3-layer MLP; 59,403 parameters at 112×112.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["GroupedLinear", "STSTNet", "OffTANet", "build_recognizer", "RECOGNIZERS"]
+
+
+class GroupedLinear(nn.Module):
+    """``G`` independent linear layers: (B, G, in) → (B, G, out).
+
+    Each copy is initialised like ``nn.Linear`` (uniform in ±1/sqrt(in)).
+    """
+
+    def __init__(self, n_models: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.n_models, self.in_features, self.out_features = n_models, in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(n_models, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_models, out_features).uniform_(-bound, bound)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.einsum("bgi,gio->bgo", x, self.weight)
+        return y + self.bias if self.bias is not None else y
+
+
+class MaskedBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm over ``n_models × C`` channels whose batch statistics can skip samples per copy.
+
+    ``forward(x, sample_mask)``: x (B, G*C, H, W); sample_mask (B, G) of 0/1 weights or None. In
+    training mode with a mask, copy g's mean and variance use only the samples with
+    ``sample_mask[:, g] = 1`` (e.g. its LOSO training subjects: a held-out subject in the same
+    batch never shifts the statistics of the copy that is tested on it). Without a mask, or in
+    eval mode, this is ``nn.BatchNorm2d``.
+    """
+
+    def __init__(self, n_models: int, num_features: int, **kwargs):
+        super().__init__(n_models * num_features, **kwargs)
+        self.n_models, self.per_model = n_models, num_features
+
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if sample_mask is None or not self.training:
+            return super().forward(x)
+        B, _, H, W = x.shape
+        G, C = self.n_models, self.per_model
+        m = sample_mask.to(x.dtype)                                   # (B, G)
+        n = m.sum(0).clamp_min(1.0) * (H * W)                         # (G,)
+        xv = x.view(B, G, C, H * W)
+        mean = torch.einsum("bgcp,bg->gc", xv, m) / n[:, None]        # (G, C)
+        d = xv - mean[None, :, :, None]
+        var = torch.einsum("bgcp,bg->gc", d * d, m) / n[:, None]      # biased, used to normalise
+        with torch.no_grad():
+            mom = self.momentum if self.momentum is not None else 0.1
+            unbiased = var * (n / (n - 1).clamp_min(1.0))[:, None]
+            self.running_mean.mul_(1 - mom).add_(mom * mean.reshape(-1))
+            self.running_var.mul_(1 - mom).add_(mom * unbiased.reshape(-1))
+            self.num_batches_tracked.add_(1)
+        y = d * torch.rsqrt(var + self.eps)[None, :, :, None]
+        y = y * self.weight.view(1, G, C, 1) + self.bias.view(1, G, C, 1)
+        return y.view(B, G * C, H, W)
+
+
+def _first_conv(conv: nn.Conv2d, x: torch.Tensor, n_models: int, in_channels: int) -> tuple[torch.Tensor, bool]:
+    """Apply a first convolution of G copies (weight (G*cout, cin, k, k)).
+
+    x (B, cin, H, W) is shared by every copy: one dense convolution with G*cout outputs (fast);
+    x (B, G, cin, H, W) gives each copy its own input: grouped convolution. Returns the
+    (B, G*cout, H', W') output and whether the caller's output keeps a G axis.
+    """
+    if x.dim() == 4:
+        if x.shape[1] != in_channels:
+            raise ValueError(f"expected features of shape (B, {in_channels}, H, W), got {tuple(x.shape)}")
+        return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding), n_models > 1
+    if x.dim() == 5:
+        if x.shape[1] != n_models or x.shape[2] != in_channels:
+            raise ValueError(f"expected grouped features (B, {n_models}, {in_channels}, H, W), got {tuple(x.shape)}")
+        xg = x.reshape(x.shape[0], n_models * in_channels, x.shape[3], x.shape[4])
+        return F.conv2d(xg, conv.weight, conv.bias, conv.stride, conv.padding, groups=n_models), True
+    raise ValueError(f"expected features (B, C, H, W) or (B, G, C, H, W), got {tuple(x.shape)}")
+
+
+class STSTNet(nn.Module):
+    """Shallow Triple Stream Three-dimensional CNN (Liong et al., FG 2019).
+
+    Args:
+        num_classes: K output classes (3).
+        in_channels: feature channels (3: u, v, strain).
+        input_size: side of the square input in pixels (28 in the paper).
+        dropout: dropout after each stream's pooling (0.5 in the authors' Python release).
+        n_models: number of independent copies (see the module docstring).
+        padding: convolution padding (1 = 'same' as in the paper: 28 → 28 → 10 → 5; the authors'
+            Python release uses 2: 28 → 30 → 10 → 5).
+
+    ``forward(x, sample_mask=None)``: x (B, 3, S, S) → (B, K) for one copy, (B, G, K) for G
+    copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
+    training samples (:class:`MaskedBatchNorm2d`).
+    """
+
+    STREAMS = (3, 5, 8)
+
+    def __init__(self, num_classes: int = 3, in_channels: int = 3, input_size: int = 28, dropout: float = 0.5,
+                 n_models: int = 1, padding: int = 1):
+        super().__init__()
+        G = self.n_models = n_models
+        self.in_channels, self.input_size = in_channels, input_size
+        self.streams = nn.ModuleList(nn.Conv2d(G * in_channels, G * c, 3, padding=padding, groups=G)
+                                     for c in self.STREAMS)
+        self.bns = nn.ModuleList(MaskedBatchNorm2d(G, c) for c in self.STREAMS)
+        self.pool = nn.MaxPool2d(3, stride=3, padding=1)
+        self.drop = nn.Dropout(dropout)
+        self.avg = nn.AvgPool2d(2, stride=2)
+        s = input_size + 2 * padding - 2
+        s = (s + 2 - 3) // 3 + 1
+        s = s // 2
+        if s < 1:
+            raise ValueError(f"STSTNet input_size {input_size} is too small")
+        self.fc = GroupedLinear(G, sum(self.STREAMS) * s * s, num_classes)
+
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        G = self.n_models
+        outs, grouped = [], False
+        for conv, bn, c in zip(self.streams, self.bns, self.STREAMS):
+            h, grouped = _first_conv(conv, x, G, self.in_channels)
+            h = self.drop(bn(F.relu(self.pool(h)), sample_mask))   # max pooling and ReLU commute
+            outs.append(h.view(h.shape[0], G, c, h.shape[-2], h.shape[-1]))
+        h = torch.cat(outs, dim=2)                       # (B, G, 16, s, s): concatenated streams per copy
+        B = h.shape[0]
+        h = self.avg(h.flatten(1, 2)).view(B, G, -1)     # (B, G, 16*s'*s')
+        y = self.fc(h)
+        return y if grouped else y[:, 0]
+
+
+# --------------------------------------------------------------------------------------------- #
+# Off-TANet
+# --------------------------------------------------------------------------------------------- #
+
+class _GConvBNReLU(nn.Module):
+    def __init__(self, G: int, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(G * cin, G * cout, 3, padding=1, groups=G)
+        self.bn = MaskedBatchNorm2d(G, cout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x), mask))
+
+
+class _Residual(nn.Module):
+    """[conv3×3-BN-ReLU] ×2 + 1×1 shortcut, then 2×2 max pooling (halves H and W)."""
+
+    def __init__(self, G: int, cin: int, cout: int):
+        super().__init__()
+        self.c1 = _GConvBNReLU(G, cin, cout)
+        self.c2 = _GConvBNReLU(G, cout, cout)
+        self.short = nn.Conv2d(G * cin, G * cout, 1, groups=G)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return F.max_pool2d(self.c2(self.c1(x, mask), mask) + self.short(x), 2)
+
+
+def _position_code(size: int) -> torch.Tensor:
+    """(size, size) code P[i, j] = e_i + e_j with e_i = sin / cos (even / odd i) of 1/10000^((i//2)/size)."""
+    i = torch.arange(size, dtype=torch.float64)
+    arg = 1.0 / (10000.0 ** ((i // 2) / size))
+    e = torch.where(i % 2 == 0, torch.sin(arg), torch.cos(arg))
+    return (e[:, None] + e[None, :]).float()
+
+
+class _AttentionResidual(nn.Module):
+    """Off-TANet's attention residual block (``cin`` → ``cout`` channels, H×W → H/2×W/2).
+
+    x0 = 1×1(x); h = conv-BN-ReLU(x); h = CA(h)·h (channel attention, hidden width 1);
+    h = SA(h)·h (spatial attention: 3×3 conv of channel mean and max); h = MHSA(h);
+    h = conv-BN-ReLU(h → cout); out = maxpool(h + x0).
+
+    MHSA (``heads`` heads of width cin/heads) treats each channel's S×S map as a matrix:
+    A = softmax over all S² entries of (Q Kᵀ + Q Pᵀ), output A ⊙ V, with P the fixed position
+    code (:func:`_position_code`); maps must be square.
+    """
+
+    def __init__(self, G: int, cin: int, cout: int, size: int, heads: int = 4):
+        super().__init__()
+        if cin % heads:
+            raise ValueError(f"attention width {cin} must be divisible by {heads} heads")
+        self.G, self.cin, self.heads = G, cin, heads
+        self.short = nn.Conv2d(G * cin, G * cout, 1, groups=G)
+        self.conv1 = _GConvBNReLU(G, cin, cin)
+        hidden = 1  # reduction ratio = cin in the paper's block
+        self.ca_fc1 = nn.Conv2d(G * cin, G * hidden, 1, groups=G, bias=False)
+        self.ca_fc2 = nn.Conv2d(G * hidden, G * cin, 1, groups=G, bias=False)
+        self.sa_conv = nn.Conv2d(G * 2, G, 3, padding=1, groups=G, bias=False)
+        self.qkv = nn.Conv2d(G * cin, G * 3 * cin, 1, groups=G)   # 4 heads × (q, k, v) of width cin/4
+        self.register_buffer("pos", _position_code(size), persistent=False)
+        self.conv2 = _GConvBNReLU(G, cin, cout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        B, _, H, W = x.shape
+        G, C = self.G, self.cin
+        if H != W or H != self.pos.shape[0]:
+            raise ValueError(f"Off-TANet attention block expects {self.pos.shape[0]}×{self.pos.shape[0]} maps, "
+                             f"got {H}×{W} (check input_size)")
+        x0 = self.short(x)
+        h = self.conv1(x, mask)
+        ca = self.ca_fc2(F.relu(self.ca_fc1(F.adaptive_avg_pool2d(h, 1)))) + \
+            self.ca_fc2(F.relu(self.ca_fc1(F.adaptive_max_pool2d(h, 1))))
+        h = torch.sigmoid(ca) * h
+        hg = h.view(B, G, C, H, W)
+        stats = torch.stack([hg.mean(2), hg.amax(2)], dim=2).view(B, G * 2, H, W)
+        h = (torch.sigmoid(self.sa_conv(stats)).view(B, G, 1, H, W) * hg).view(B, G * C, H, W)
+        q, k, v = self.qkv(h).view(B, G, 3, C, H, W).unbind(2)      # each (B, G, C, H, W)
+        logits = q @ k.transpose(-1, -2) + q @ self.pos.t()          # (B, G, C, H, H)
+        att = torch.softmax(logits.flatten(-2), dim=-1).view_as(logits)
+        h = (att * v).reshape(B, G * C, H, W)
+        return F.max_pool2d(self.conv2(h, mask) + x0, 2)
+
+
+class OffTANet(nn.Module):
+    """Off-TANet (Zhang, Liu, Zhou, PRICAI 2021).
+
+    Layers for input S×S (S = 112 in the paper, stem stride 2):
+    stem 7×7 conv (3→8, stride ``stem_stride``) + ReLU + BN → residual 8→18 (/2) → residual 18→28
+    (/2) → attention residual 28→8 (/2) → flatten → 64 → ReLU → dropout → 64 → ReLU → dropout → K.
+
+    Args:
+        num_classes: K (3).
+        in_channels: 3 (u, v, strain).
+        input_size: S in pixels; ``S / stem_stride`` must be divisible by 4 (112 with stride 2;
+            28 with stride 1 for the native 28×28 features).
+        stem_stride: stride of the 7×7 stem (2 in the paper).
+        dropout: dropout of the MLP (0.5).
+        n_models: independent copies (module docstring).
+
+    ``forward(x, sample_mask=None)``: (B, 3, S, S) → (B, K) (one copy) or (B, G, K);
+    59,403 parameters for one copy at S = 112, stride 2.
+    """
+
+    def __init__(self, num_classes: int = 3, in_channels: int = 3, input_size: int = 112, stem_stride: int = 2,
+                 dropout: float = 0.5, n_models: int = 1):
+        super().__init__()
+        G = self.n_models = n_models
+        self.in_channels, self.input_size = in_channels, input_size
+        s = (input_size + 2 * 3 - 7) // stem_stride + 1
+        if s % 4 or s < 8:
+            raise ValueError(f"Off-TANet: input_size {input_size} with stem_stride {stem_stride} gives {s}×{s} "
+                             f"stem maps; need a multiple of 4 (≥ 8), e.g. 112 with stride 2 or 28 with stride 1")
+        self.stem = nn.Conv2d(G * in_channels, G * 8, 7, stride=stem_stride, padding=3, groups=G)
+        self.stem_bn = MaskedBatchNorm2d(G, 8)
+        self.res1 = _Residual(G, 8, 18)
+        self.res2 = _Residual(G, 18, 28)
+        self.att = _AttentionResidual(G, 28, 8, size=s // 4)
+        flat = 8 * (s // 8) ** 2
+        self.fc1 = GroupedLinear(G, flat, 64)
+        self.fc2 = GroupedLinear(G, 64, 64)
+        self.fc3 = GroupedLinear(G, 64, num_classes)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h, grouped = _first_conv(self.stem, x, self.n_models, self.in_channels)
+        h = self.stem_bn(F.relu(h), sample_mask)
+        h = self.att(self.res2(self.res1(h, sample_mask), sample_mask), sample_mask)
+        h = h.view(h.shape[0], self.n_models, -1)
+        h = self.drop(F.relu(self.fc1(h)))
+        h = self.drop(F.relu(self.fc2(h)))
+        y = self.fc3(h)
+        return y if grouped else y[:, 0]
+
+
+RECOGNIZERS = {"ststnet": STSTNet, "offtanet": OffTANet}
+
+
+def build_recognizer(name: str, n_models: int = 1, **kwargs) -> nn.Module:
+    """Construct a recognizer by name (``ststnet`` or ``offtanet``).
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    try:
+        cls = RECOGNIZERS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown recognizer '{name}'; choose one of {sorted(RECOGNIZERS)}") from None
+    return cls(n_models=n_models, **kwargs)

@@ -1,0 +1,456 @@
+"""Leave-one-subject-out (LOSO) protocol: folds, resumable runs, pooled metrics and reports.
+
+Protocols (MEGC2019; ``../shared/DESIGN.md``):
+
+* ``CDE`` (composite / cross-database evaluation): one fold per dataset-prefixed subject of the
+  whole sample table (68 folds on the 442-clip composite); a fold trains on every other subject.
+* ``SDE`` (single-database evaluation): LOSO within one dataset; a fold trains on the other
+  subjects of that dataset only.
+
+Honesty: the runner never shows the held-out subject's labels to ``fold_fn``'s training; the test
+rows are scored once and stored. An ``oracle_epoch`` run (the published practice of picking each
+fold's best epoch on its test subject) lets ``fold_fn`` return scores for several epochs and picks,
+per fold, the epoch with the most correct test predictions; every output of such a run says so.
+
+Run directory (``out_dir``), which is also the run's state:
+
+* ``config.yaml`` – resolved config (``icegan.config.save_config``), ``run.json`` – protocol header;
+* ``predictions.csv`` – one row per scored clip, appended fold by fold (fold, dataset, subject,
+  clip, y_true, y_pred, score_negative, score_positive, score_surprise [, oracle_epoch]);
+  a rerun skips the folds already there and continues with the first unfinished one;
+* ``metrics.json``, ``metrics.md``, ``confusion.png``, ``tb/`` (TensorBoard events).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from icegan.data.features import validate_samples
+from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
+
+__all__ = ["Fold", "make_folds", "run_loso", "summarize_predictions", "REFERENCES", "DATASET_TITLES",
+           "LosoStateError"]
+
+#: display names of the composite's datasets, in table order
+DATASET_TITLES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
+
+#: Published / measured reference rows for the MEGC2019 composite CDE table (UF1, UAR).
+#: ``selection`` states how the reported epoch was chosen; ``None`` = not reported.
+REFERENCES: list[dict] = [
+    {"method": "Logistic regression on these features", "selection": "final fit (honest; measured on this machine)",
+     "full": (0.719, 0.729)},
+    {"method": "STSTNet, plain loop (100 epochs, class weights)", "selection": "final epoch (honest; measured on this machine)",
+     "full": (0.7211, 0.7493)},
+    {"method": "STSTNet, authors' Python release", "selection": "final epoch (honest)",
+     "full": (0.7209, 0.725)},
+    {"method": "STSTNet (Liong et al. 2019), published", "selection": "as published (selection not stated)",
+     "full": (0.735, 0.760), "smic": (0.680, 0.701), "casme2": (0.838, 0.868), "samm": (0.658, 0.681)},
+    {"method": "HTNet (published)", "selection": "ORACLE: best epoch per test subject",
+     "full": (0.8603, 0.8475)},
+    {"method": "ICE-GAN (published, Table I)", "selection": "ORACLE: best epoch per test subject",
+     "full": (0.874, 0.883), "smic": (0.782, 0.801), "casme2": (0.895, 0.904), "samm": (0.879, 0.883)},
+]
+
+SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASS_NAMES)
+PRED_COLUMNS = ("fold", "dataset", "subject", "clip", "y_true", "y_pred") + SCORE_COLUMNS
+
+
+class LosoStateError(RuntimeError):
+    """The run directory holds a run that does not match the one requested (protocol, samples, config)."""
+
+
+@dataclass
+class Fold:
+    """One LOSO fold.
+
+    Attributes:
+        index: position of the fold in the run (0-based, the order of :func:`make_folds`).
+        subject: the held-out dataset-prefixed subject (e.g. ``casme2/sub01``).
+        train_idx: (n_train,) int row indices of the training samples (other subjects only).
+        test_idx: (n_test,) int row indices of the held-out subject's samples.
+        writer: TensorBoard ``SummaryWriter`` of the run while :func:`run_loso` runs (else None);
+            ``fold_fn`` may log under ``f"fold/{fold.subject}/..."``.
+    """
+    index: int
+    subject: str
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    writer: Any = field(default=None, repr=False, compare=False)
+
+
+def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
+               dataset: Optional[str] = None) -> list[Fold]:
+    """Leave-one-subject-out folds over per-sample subject ids.
+
+    Args:
+        subjects: (N,) dataset-prefixed subject id of every sample (``casme2/sub01``).
+        protocol: ``"CDE"`` – one fold per subject over all samples; ``"SDE"`` – one fold per
+            subject of ``dataset``, training only on that dataset's other subjects.
+        dataset: the dataset of an SDE run (``casme2``, ``samm``, ``smic``); must be None for CDE.
+
+    Returns:
+        Folds sorted by subject id; no subject is on both sides of any fold, and every sample of
+        the protocol's scope is tested exactly once.
+
+    Raises:
+        ValueError: unknown protocol, a subject without a ``<dataset>/`` prefix, SDE without a
+            dataset (or one with no samples), a dataset given for CDE, or fewer than 2 subjects.
+    """
+    subj = np.asarray([str(s) for s in subjects])
+    for i, s in enumerate(subj):
+        if "/" not in s or s.startswith("/") or s.endswith("/"):
+            raise ValueError(f"sample {i}: subject '{s}' must be prefixed by its dataset, e.g. 'casme2/sub01'")
+    prefix = np.asarray([s.split("/", 1)[0] for s in subj])
+    if protocol == "CDE":
+        if dataset is not None:
+            raise ValueError(f"protocol CDE runs over all datasets; dataset={dataset!r} applies to SDE only")
+        scope = np.ones(len(subj), dtype=bool)
+    elif protocol == "SDE":
+        if not dataset:
+            raise ValueError("protocol SDE needs a dataset (e.g. dataset=casme2)")
+        scope = prefix == dataset
+        if not scope.any():
+            raise ValueError(f"SDE dataset '{dataset}' has no samples; datasets present: {sorted(set(prefix))}")
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; expected 'CDE' or 'SDE'")
+    names = sorted(set(subj[scope]))
+    if len(names) < 2:
+        raise ValueError(f"LOSO needs at least 2 subjects in scope, got {names}")
+    folds = []
+    for k, name in enumerate(names):
+        test = np.flatnonzero(subj == name)
+        train = np.flatnonzero(scope & (subj != name))
+        folds.append(Fold(index=k, subject=name, train_idx=train, test_idx=test))
+    return folds
+
+
+# ----------------------------------------------------------------------------------------------
+# run state
+# ----------------------------------------------------------------------------------------------
+
+def _config_dict(config: Any) -> Any:
+    if config is None:
+        return None
+    if dataclasses.is_dataclass(config):
+        from icegan.config import to_dict
+        return to_dict(config)
+    return config
+
+
+def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle_epoch: bool,
+            folds: list[Fold]) -> dict:
+    return {"protocol": protocol, "dataset": dataset, "oracle_epoch": bool(oracle_epoch),
+            "n_samples_in_table": int(len(samples)), "folds": [f.subject for f in folds]}
+
+
+def _prepare_dir(out: Path, header: dict, config: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    run_json = out / "run.json"
+    cfg_path = out / "config.yaml"
+    cfg = _config_dict(config)
+    if run_json.is_file():
+        old = json.loads(run_json.read_text())
+        if old != header:
+            diff = [k for k in header if old.get(k) != header[k]]
+            raise LosoStateError(f"{out} holds a different LOSO run (differs in {diff}); use another --out "
+                                 f"or delete that folder")
+        if cfg is not None and cfg_path.is_file():
+            old_cfg = yaml.safe_load(cfg_path.read_text())
+            if old_cfg != yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False)):
+                raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}); resuming "
+                                     f"would mix two experiments: use another --out or delete that folder")
+    else:
+        run_json.write_text(json.dumps(header, indent=1))
+    if cfg is not None:
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold]) -> pd.DataFrame:
+    """Rows of complete folds in predictions.csv; incomplete trailing folds are dropped (rewritten)."""
+    if not pred_csv.is_file():
+        return pd.DataFrame(columns=list(PRED_COLUMNS))
+    df = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
+    missing = [c for c in PRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise LosoStateError(f"{pred_csv}: missing column(s) {missing}; delete the file to restart the run")
+    by_subject = {f.subject: f for f in folds}
+    keep = []
+    for subject, rows in df.groupby("subject", sort=False):
+        fold = by_subject.get(subject)
+        if fold is None:
+            raise LosoStateError(f"{pred_csv}: subject '{subject}' is not a fold of this run")
+        expected = sorted(samples["clip"].iloc[fold.test_idx])
+        if sorted(rows["clip"]) == expected:
+            keep.append(subject)
+    done = df[df["subject"].isin(keep)]
+    if len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
+        tmp = pred_csv.with_suffix(".tmp")
+        done.to_csv(tmp, index=False)
+        os.replace(tmp, pred_csv)
+    return done
+
+
+def _append(pred_csv: Path, rows: pd.DataFrame) -> None:
+    header = not pred_csv.is_file() or pred_csv.stat().st_size == 0
+    with open(pred_csv, "a", newline="") as fh:
+        rows.to_csv(fh, index=False, header=header, float_format="%.9g")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _scores_to_rows(fold: Fold, samples: pd.DataFrame, scores: Any, oracle_epoch: bool,
+                    n_classes: int) -> pd.DataFrame:
+    s = np.asarray(scores, dtype=np.float64)
+    n = len(fold.test_idx)
+    y_true = samples["label"].to_numpy()[fold.test_idx]
+    chosen = None
+    if s.ndim == 3 and oracle_epoch:
+        if s.shape[1:] != (n, n_classes):
+            raise ValueError(f"fold '{fold.subject}': oracle scores must be (n_epochs, {n}, {n_classes}), got {s.shape}")
+        correct = (s.argmax(-1) == y_true[None]).sum(-1)
+        chosen = int(np.argmax(correct))  # first epoch with the most correct test predictions
+        s = s[chosen]
+    if s.shape != (n, n_classes):
+        extra = " (several epochs of scores are only accepted in an oracle_epoch run)" if s.ndim == 3 else ""
+        raise ValueError(f"fold '{fold.subject}': fold_fn must return scores of shape ({n}, {n_classes}), "
+                         f"got {s.shape}{extra}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"fold '{fold.subject}': fold_fn returned NaN/Inf scores")
+    sub = samples.iloc[fold.test_idx]
+    rows = pd.DataFrame({"fold": fold.index, "dataset": sub["dataset"].to_numpy(), "subject": sub["subject"].to_numpy(),
+                         "clip": sub["clip"].to_numpy(), "y_true": y_true, "y_pred": s.argmax(-1)})
+    for c, col in enumerate(SCORE_COLUMNS[:n_classes]):
+        rows[col] = s[:, c]
+    if oracle_epoch:
+        rows["oracle_epoch"] = -1 if chosen is None else chosen
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# reports
+# ----------------------------------------------------------------------------------------------
+
+def summarize_predictions(pred: pd.DataFrame, protocol: str, n_folds: int, oracle_epoch: bool,
+                          n_classes: int = 3) -> dict:
+    """metrics.json content from pooled predictions (columns dataset, y_true, y_pred).
+
+    Returns:
+        ``{"protocol", "n_folds", "n_samples", "oracle_epoch", "overall": {UF1, UAR, P_M, R_M, F1_M,
+        F1_mu, G_M}, "per_dataset": {dataset: {same keys}}}``.
+    """
+    overall = compute_metrics(pred["y_true"].to_numpy(), pred["y_pred"].to_numpy(), n_classes)
+    per = {}
+    for ds in sorted(pred["dataset"].unique(), key=lambda d: (list(DATASET_TITLES).index(d) if d in DATASET_TITLES else 99, d)):
+        sub = pred[pred["dataset"] == ds]
+        per[ds] = compute_metrics(sub["y_true"].to_numpy(), sub["y_pred"].to_numpy(), n_classes)
+    return {"protocol": protocol, "n_folds": int(n_folds), "n_samples": int(len(pred)),
+            "oracle_epoch": bool(oracle_epoch), "overall": overall, "per_dataset": per}
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def _markdown(metrics: dict, title: str) -> str:
+    oracle = metrics["oracle_epoch"]
+    sel = ("ORACLE EPOCH: best epoch picked on each test subject (published practice; NOT an honest estimate)"
+           if oracle else "honest: no model selection on the held-out subject")
+    cols = ["smic", "casme2", "samm"]
+    lines = [f"# {title}", "",
+             f"Protocol {metrics['protocol']}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
+             f"Selection: {sel}.", "",
+             "| Method | Selection | Full UF1 | Full UAR | SMIC UF1 | SMIC UAR | CASME II UF1 | CASME II UAR | SAMM UF1 | SAMM UAR |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    row = [f"**this run** ({title})", "oracle epoch" if oracle else "honest",
+           _fmt(metrics["overall"]["UF1"]), _fmt(metrics["overall"]["UAR"])]
+    for d in cols:
+        m = metrics["per_dataset"].get(d)
+        row += [_fmt(m["UF1"]) if m else "—", _fmt(m["UAR"]) if m else "—"]
+    lines.append("| " + " | ".join(row) + " |")
+    if metrics["protocol"] == "CDE":
+        for ref in REFERENCES:
+            r = [ref["method"], ref["selection"], _fmt(ref["full"][0]), _fmt(ref["full"][1])]
+            for d in cols:
+                v = ref.get(d)
+                r += [_fmt(v[0]) if v else "—", _fmt(v[1]) if v else "—"]
+            lines.append("| " + " | ".join(r) + " |")
+        lines += ["", "Reference rows: composite CDE on the MEGC2019 442-clip set; only rows labelled honest are "
+                  "comparable with an honest run."]
+    else:
+        lines += ["", "No published reference rows are shown for SDE runs (the published rows are CDE)."]
+    lines += ["", "## All metrics", "", "| Scope | " + " | ".join(METRIC_KEYS) + " |",
+              "|---|" + "---|" * len(METRIC_KEYS)]
+    scopes = [("Full", metrics["overall"])] + [(DATASET_TITLES.get(d, d), m) for d, m in metrics["per_dataset"].items()]
+    for name, m in scopes:
+        lines.append(f"| {name} | " + " | ".join(_fmt(m[k]) for k in METRIC_KEYS) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scopes = [("Full", pred)] + [(DATASET_TITLES.get(d, d), pred[pred["dataset"] == d])
+                                 for d in sorted(pred["dataset"].unique())]
+    fig, axes = plt.subplots(1, len(scopes), figsize=(3.6 * len(scopes), 3.8), squeeze=False)
+    names = list(CLASS_NAMES[:n_classes])
+    for ax, (name, df) in zip(axes[0], scopes):
+        cm = confusion_matrix(df["y_true"], df["y_pred"], n_classes)
+        ax.imshow(cm, cmap="Blues")
+        for i in range(n_classes):
+            for j in range(n_classes):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+        ax.set_xticks(range(n_classes), names, rotation=30)
+        ax.set_yticks(range(n_classes), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{name} (n={len(df)})")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# runner
+# ----------------------------------------------------------------------------------------------
+
+def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], out_dir: str | Path,
+             protocol: Literal["CDE", "SDE"] = "CDE", oracle_epoch: bool = False, config: Any = None,
+             dataset: Optional[str] = None, name: Optional[str] = None, max_folds: int = 0,
+             folds_fn: Optional[Callable[[list[Fold]], Sequence[Any]]] = None, folds_per_call: int = 1,
+             progress: bool = True, n_classes: int = 3) -> dict:
+    """Run (or resume) a LOSO evaluation and write every output into ``out_dir``.
+
+    Args:
+        samples: table with columns dataset, subject (dataset-prefixed, e.g. ``casme2/sub01``),
+            clip, label (0 negative, 1 positive, 2 surprise); row order defines the indices in
+            :class:`Fold`.
+        fold_fn: called once per unfinished fold with a :class:`Fold`; trains on
+            ``fold.train_idx`` only and returns per-class scores of ``fold.test_idx`` as an array
+            (n_test, n_classes) (any monotone score: logits or probabilities; y_pred = argmax).
+            In an ``oracle_epoch`` run it may return (n_epochs, n_test, n_classes); the epoch
+            with the most correct test predictions is kept (labelled as oracle everywhere).
+        out_dir: run directory (created); it is the run's state, so calling again with the same
+            arguments resumes at the first unfinished fold and yields identical metrics.
+        protocol: ``"CDE"`` or ``"SDE"`` (see :func:`make_folds`).
+        oracle_epoch: mark the run as using the published oracle-epoch selection.
+        config: resolved config (dataclass or mapping) saved as ``config.yaml``; a resumed run
+            must have the same config.
+        dataset: dataset of an SDE run.
+        name: title used in metrics.md and plots (default: the folder name).
+        max_folds: if > 0, only the first ``max_folds`` folds are run and scored (smoke runs).
+        folds_fn: alternative to ``fold_fn`` that trains several folds at once: called with a
+            list of up to ``folds_per_call`` folds, returns one score array per fold. Groups are
+            fixed slices of the full fold list (so a resumed run retrains exactly the same
+            groups); a group whose folds are all finished is skipped.
+        folds_per_call: group size for ``folds_fn`` (0 = all folds in one call).
+        progress: show a tqdm bar over folds.
+        n_classes: number of classes (3).
+
+    Returns:
+        The metrics.json content: ``{"protocol", "n_folds", "n_samples", "oracle_epoch",
+        "overall": {UF1, UAR, P_M, R_M, F1_M, F1_mu, G_M}, "per_dataset": {dataset: {...}}}``.
+
+    Raises:
+        ValueError: bad sample table (names the row), bad protocol, bad scores from ``fold_fn``.
+        LosoStateError: ``out_dir`` holds a different run.
+        Any exception raised by ``fold_fn`` propagates after the finished folds are saved.
+    """
+    from tqdm.auto import tqdm
+
+    if (fold_fn is None) == (folds_fn is None):
+        raise ValueError("give exactly one of fold_fn (one fold per call) or folds_fn (several folds per call)")
+    samples = validate_samples(samples, n_classes)
+    out = Path(out_dir)
+    title = name or out.name
+    folds = make_folds(samples["subject"].tolist(), protocol, dataset)
+    if max_folds and max_folds > 0:
+        folds = folds[:max_folds]
+    _prepare_dir(out, _header(samples, protocol, dataset, oracle_epoch, folds), config)
+    pred_csv = out / "predictions.csv"
+    done = _read_finished(pred_csv, samples, folds)
+    finished = set(done["subject"])
+
+    writer = None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(log_dir=str(out / "tb"))
+    except ImportError:  # pragma: no cover - tensorboard is a declared dependency
+        pass
+    for f in folds:
+        f.writer = writer
+
+    pooled = [done] if len(done) else []
+
+    def record(fold: Fold, scores: Any) -> None:
+        rows = _scores_to_rows(fold, samples, scores, oracle_epoch, n_classes)
+        _append(pred_csv, rows)
+        pooled.append(rows)
+        finished.add(fold.subject)
+        if writer is not None:
+            allp = pd.concat(pooled, ignore_index=True)
+            m = compute_metrics(allp["y_true"], allp["y_pred"], n_classes)
+            step = len(finished)
+            writer.add_scalar("loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
+            writer.add_scalar("loso/running_UF1", m["UF1"], step)
+            writer.add_scalar("loso/running_UAR", m["UAR"], step)
+            writer.flush()
+
+    todo = [f for f in folds if f.subject not in finished]
+    bar = tqdm(total=len(folds), initial=len(folds) - len(todo), desc=f"LOSO {protocol} {title}", unit="fold",
+               disable=not progress)
+    try:
+        if fold_fn is not None:
+            for fold in todo:
+                bar.set_postfix_str(fold.subject)
+                record(fold, fold_fn(fold))
+                bar.update(1)
+        else:
+            k = len(folds) if folds_per_call <= 0 else folds_per_call
+            for start in range(0, len(folds), k):
+                group = folds[start:start + k]
+                if all(f.subject in finished for f in group):
+                    continue
+                bar.set_postfix_str(f"{group[0].subject}..{group[-1].subject}")
+                results = list(folds_fn(group))
+                if len(results) != len(group):
+                    raise ValueError(f"folds_fn returned {len(results)} score arrays for {len(group)} folds")
+                for fold, scores in zip(group, results):
+                    if fold.subject not in finished:
+                        record(fold, scores)
+                        bar.update(1)
+    finally:
+        bar.close()
+
+    allp = pd.concat(pooled, ignore_index=True) if pooled else done
+    order = {f.subject: f.index for f in folds}
+    allp = allp.assign(_o=allp["subject"].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
+    metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    label = title + (" [ORACLE EPOCH]" if oracle_epoch else "")
+    md = _markdown(metrics, label)
+    (out / "metrics.md").write_text(md)
+    _confusion_png(allp, out / "confusion.png", f"{label}: {protocol} LOSO, "
+                   f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
+    if writer is not None:
+        for k in METRIC_KEYS:
+            writer.add_scalar(f"final/{k}", metrics["overall"][k], len(folds))
+            for d, m in metrics["per_dataset"].items():
+                writer.add_scalar(f"final_{d}/{k}", m[k], len(folds))
+        writer.add_text("metrics", md)
+        writer.close()
+    for f in folds:
+        f.writer = None
+    return metrics

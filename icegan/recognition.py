@@ -1,0 +1,429 @@
+"""Training and prediction of recognizers on flow-feature tensors, and the logistic-regression floor.
+
+The fast path trains **many models at once**: one model per (LOSO fold, seed) pair, all held in one
+grouped network (:mod:`icegan.models.recognizers`, ``n_models = G``). Every step draws one shared
+mini-batch from the whole in-memory feature tensor; model g's loss and batch-norm statistics use
+only the samples of its own training subjects (``train_mask[g]``), so the held-out subject of a
+fold never influences the model that is tested on it (it is forwarded, but weighted 0 everywhere).
+Adam is element-wise, so this is the same as G separate trainings that happen to share the order in
+which mini-batches are drawn. No data are reloaded per fold, and there is no per-fold Python loop.
+
+Honest selection: by default the model of the final epoch is used. ``inner_val_fraction > 0``
+holds out that fraction of each fold's *training* subjects, picks the epoch with the lowest
+class-weighted validation cross-entropy on them (checked every ``eval_every`` epochs) and never
+looks at the test subject. ``record_every`` (oracle-epoch runs only) returns test scores at several
+epochs so that :func:`icegan.protocol.run_loso` can reproduce the published oracle selection.
+
+Augmentations (training only): horizontal flip of the face (the feature maps are mirrored and u is
+negated: ``u → 1 − u`` for per-image min–max normalised u, see :mod:`icegan.data.features`) and mixup
+(Zhang et al., ICLR 2018) between training samples of the same model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from icegan.models.recognizers import build_recognizer
+
+__all__ = ["RecognizerConfig", "hflip_features", "resize_features", "train_models", "predict_models",
+           "fit_predict_folds", "fit_recognizer", "fit_predict_logreg", "class_weights", "inner_val_masks"]
+
+
+@dataclass
+class RecognizerConfig:
+    """Recognizer and training settings (YAML section ``model``).
+
+    Attributes:
+        name: ``ststnet``, ``offtanet`` or ``logreg`` (scikit-learn logistic regression on the
+            standardised flattened features).
+        input_size: side in pixels the features are bilinearly resized to before the network
+            (28 = native megc2019_htnet size; 112 = Off-TANet paper size).
+        stem_stride: Off-TANet stem stride (2 in the paper at 112; 1 for native 28×28 input).
+        epochs: training epochs (one epoch = ceil(N / batch_size) shared mini-batches).
+        batch_size: shared mini-batch size (0 = the whole feature tensor every step).
+        lr: AdamW learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        lr_schedule: ``constant`` or ``cosine`` (to 0 over all steps).
+        dropout: dropout probability of the network.
+        class_weighting: weight the cross-entropy of class c by n / (K · n_c) of the model's
+            training samples (also ``class_weight='balanced'`` for logreg).
+        hflip: random horizontal flips (u negated) during training.
+        mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
+        seeds: ensemble members per fold (probabilities averaged).
+        tta_hflip: average the probabilities of the features and of their mirror at test time.
+        inner_val_fraction: fraction of each fold's training subjects held out for early
+            stopping (0 = use the final epoch).
+        eval_every: epochs between inner-validation checks (and oracle records).
+        folds_per_group: folds trained together in one grouped network (0 = all folds at once).
+        logreg_C: inverse L2 strength of the logistic regression.
+        logreg_max_iter: iteration cap of the logistic regression solver.
+    """
+    name: Literal["ststnet", "offtanet", "logreg"] = "ststnet"
+    input_size: int = 28
+    stem_stride: int = 1
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    dropout: float = 0.5
+    class_weighting: bool = True
+    hflip: bool = True
+    mixup_alpha: float = 0.0
+    seeds: int = 1
+    tta_hflip: bool = True
+    inner_val_fraction: float = 0.0
+    eval_every: int = 5
+    folds_per_group: int = 0
+    logreg_C: float = 1.0
+    logreg_max_iter: int = 2000
+
+
+def hflip_features(x: torch.Tensor) -> torch.Tensor:
+    """Mirror (…, 3, H, W) flow features left–right: maps flipped along W and u → 1 − u.
+
+    Valid for u min–max normalised to [0, 1] per image (negating u maps a to 1 − a); v and strain
+    are mirror-symmetric quantities and are only flipped.
+    """
+    y = x.flip(-1).clone()
+    y[..., 0, :, :] = 1.0 - y[..., 0, :, :]
+    return y
+
+
+def resize_features(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) → (N, C, size, size) by bilinear interpolation (no-op when already that size)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def class_weights(y: torch.Tensor, train_mask: torch.Tensor, n_classes: int = 3, balanced: bool = True) -> torch.Tensor:
+    """(G, K) class weights n_g / (K · n_gc) over each model's training samples (1 when not balanced).
+
+    A class absent from a model's training set gets weight 0.
+    """
+    onehot = F.one_hot(y, n_classes).to(train_mask.dtype)            # (N, K)
+    counts = train_mask @ onehot                                      # (G, K)
+    if not balanced:
+        return (counts > 0).to(counts.dtype)
+    n = counts.sum(1, keepdim=True)
+    present = (counts > 0).sum(1, keepdim=True).clamp_min(1)
+    return torch.where(counts > 0, n / (present * counts.clamp_min(1)), torch.zeros_like(counts))
+
+
+def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split each model's training subjects into train / inner-validation subjects.
+
+    Args:
+        subjects: (N,) subject id per sample.
+        train_masks: (G, N) bool, the samples each model may learn from.
+        fraction: share of each model's training subjects moved to validation (at least 1).
+        rng: NumPy generator.
+
+    Returns:
+        (train, val) bool masks (G, N); disjoint, both inside ``train_masks``; no subject is split.
+    """
+    subj = np.asarray(subjects)
+    tr, va = train_masks.copy(), np.zeros_like(train_masks)
+    for g in range(train_masks.shape[0]):
+        names = np.unique(subj[train_masks[g]])
+        k = max(1, int(round(fraction * len(names))))
+        if k >= len(names):
+            raise ValueError(f"inner validation would take all {len(names)} training subjects; lower inner_val_fraction")
+        pick = rng.choice(names, size=k, replace=False)
+        v = train_masks[g] & np.isin(subj, pick)
+        va[g], tr[g] = v, train_masks[g] & ~v
+    return tr, va
+
+
+def _build(cfg: RecognizerConfig, n_models: int) -> torch.nn.Module:
+    kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout}
+    if cfg.name == "offtanet":
+        kw["stem_stride"] = cfg.stem_stride
+    return build_recognizer(cfg.name, n_models=n_models, **kw)
+
+
+@torch.no_grad()
+def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = True, batch: int = 512) -> torch.Tensor:
+    """Class probabilities of every copy: x (N, 3, S, S) → (N, G, K) (eval mode, optional flip TTA)."""
+    was = model.training
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        logits = model(xb)
+        if logits.dim() == 2:
+            logits = logits[:, None]
+        p = logits.softmax(-1)
+        if tta_hflip:
+            l2 = model(hflip_features(xb))
+            p = 0.5 * (p + (l2[:, None] if l2.dim() == 2 else l2).softmax(-1))
+        outs.append(p)
+    model.train(was)
+    return torch.cat(outs)
+
+
+def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """logits (B, G, K), y (B,), w (B, G) → (G,) weighted mean cross-entropy per model."""
+    B, G, K = logits.shape
+    ce = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(B, G), reduction="none")  # (B, G)
+    return (ce * w).sum(0) / w.sum(0).clamp_min(1e-12)
+
+
+def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_mask: torch.Tensor,
+                 val_mask: Optional[torch.Tensor] = None, device: str | torch.device = "cpu", seed: int = 0,
+                 record_every: int = 0, progress: bool = True, writer: Any = None, tag: str = "",
+                 n_classes: int = 3) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+    """Train G = ``train_mask.shape[0]`` independent recognizers on one in-memory feature tensor.
+
+    Args:
+        cfg: settings (``cfg.name`` must be ``ststnet`` or ``offtanet``).
+        x: (N, 3, S, S) float features already at ``cfg.input_size`` (u, v, strain in [0, 1]).
+        y: (N,) int64 labels in 0..K-1.
+        train_mask: (G, N) bool; model g learns from samples with ``train_mask[g]`` only.
+        val_mask: optional (G, N) bool inner-validation samples (disjoint from train_mask) for
+            early stopping on the class-weighted validation cross-entropy; None = final epoch.
+        device: torch device (``cpu``, ``cuda``...).
+        seed: seed of initialisation, batch order, augmentation and dropout.
+        record_every: if > 0, also return probabilities of all N samples every that many epochs
+            (oracle-epoch runs).
+        progress: tqdm bar over epochs.
+        writer: optional TensorBoard writer (mean training loss per epoch under ``train/<tag>``).
+        tag: name used in the progress bar and TensorBoard.
+        n_classes: K.
+
+    Returns:
+        (model in eval mode holding the selected weights, list of (N, G, K) probability tensors
+        recorded every ``record_every`` epochs (empty when 0)).
+
+    Raises:
+        ValueError: shapes disagree, a label outside 0..K-1, or a model without training samples.
+    """
+    from tqdm.auto import tqdm
+
+    if x.dim() != 4 or x.shape[0] != y.shape[0] or train_mask.shape[1] != x.shape[0]:
+        raise ValueError(f"x (N, C, H, W), y (N,) and train_mask (G, N) disagree: {tuple(x.shape)}, "
+                         f"{tuple(y.shape)}, {tuple(train_mask.shape)}")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {int(y.min())}..{int(y.max())}")
+    if (train_mask.sum(1) == 0).any():
+        raise ValueError(f"model {int(torch.nonzero(train_mask.sum(1) == 0)[0])} has no training samples")
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    G, N = train_mask.shape
+    x, y = x.to(device), y.to(device)
+    tm = train_mask.to(device=device, dtype=torch.float32)
+    vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
+    cw = class_weights(y, tm, n_classes, cfg.class_weighting)        # (G, K)
+    model = _build(cfg, G).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    bs = N if cfg.batch_size <= 0 else min(cfg.batch_size, N)
+    steps = math.ceil(N / bs)
+    total = max(1, steps * cfg.epochs)
+    sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
+             if cfg.lr_schedule == "cosine" else None)
+    best_state = None
+    best_val = torch.full((G,), float("inf"), device=device)
+    records: list[torch.Tensor] = []
+    beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha) if cfg.mixup_alpha > 0 else None
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.name} {tag}".strip(), unit="epoch", leave=False,
+               disable=not progress)
+    model.train()
+    for epoch in bar:
+        perm = torch.randperm(N, generator=gen).to(device)
+        ep_loss = 0.0
+        for st in range(steps):
+            idx = perm[st * bs:(st + 1) * bs]
+            xb, yb = x[idx], y[idx]
+            if device.type == "cpu":
+                xb = xb.contiguous(memory_format=torch.channels_last)   # faster oneDNN convolutions
+            mb = tm[:, idx].t()                                          # (B, G)
+            if cfg.hflip:
+                f = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
+                xb = torch.where(f[:, None, None, None], hflip_features(xb), xb)
+            if beta is not None:
+                j = torch.randperm(len(idx), generator=gen).to(device)
+                lam = beta.sample((len(idx),)).to(device)
+                xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
+                mb = mb * mb[j]                                          # both partners must be training samples
+                logits = model(xb, sample_mask=mb)
+                ce_a = F.cross_entropy(logits.permute(0, 2, 1), yb[:, None].expand(-1, G), reduction="none")
+                ce_b = F.cross_entropy(logits.permute(0, 2, 1), yb[j][:, None].expand(-1, G), reduction="none")
+                wa = mb * cw.t()[yb] * lam[:, None]
+                wb = mb * cw.t()[yb[j]] * (1 - lam[:, None])
+                loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
+            else:
+                logits = model(xb, sample_mask=mb)
+                loss_g = _weighted_ce(logits, yb, mb * cw.t()[yb])   # (G,)
+            opt.zero_grad(set_to_none=True)
+            loss_g.sum().backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            ep_loss += float(loss_g.detach().mean())
+        ep_loss /= steps
+        bar.set_postfix(loss=f"{ep_loss:.3f}")
+        if writer is not None:
+            writer.add_scalar(f"train/{tag or cfg.name}/loss", ep_loss, epoch)
+        last = epoch == cfg.epochs
+        if vm is not None and (epoch % cfg.eval_every == 0 or last):
+            p = predict_models(model, x, tta_hflip=cfg.tta_hflip)       # (N, G, K)
+            nll = -torch.log(p.gather(-1, y[:, None, None].expand(-1, G, 1)).squeeze(-1).clamp_min(1e-8))
+            wv = vm.t() * cw.t()[y]
+            val = (nll * wv).sum(0) / wv.sum(0).clamp_min(1e-12)      # (G,)
+            better = val < best_val
+            if better.any():
+                best_val = torch.where(better, val, best_val)
+                best_state = _merge_state(best_state, model.state_dict(), better, G)
+            if writer is not None:
+                writer.add_scalar(f"train/{tag or cfg.name}/inner_val_ce", float(val.mean()), epoch)
+        if record_every > 0 and (epoch % record_every == 0 or last):
+            records.append(predict_models(model, x, tta_hflip=cfg.tta_hflip).cpu())
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, records
+
+
+def _merge_state(best: Optional[dict], current: dict, better: torch.Tensor, G: int) -> dict:
+    """Copy the slices of models with ``better[g]`` from ``current`` into ``best``."""
+    if best is None:
+        return {k: v.detach().clone() for k, v in current.items()}
+    idx = better.cpu()
+    for k, v in current.items():
+        if v.dim() == 0 or v.shape[0] % G:
+            best[k] = v.detach().clone()
+            continue
+        b = best[k].view(G, -1)
+        b[idx] = v.detach().reshape(G, -1)[idx]
+    return best
+
+
+def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, subjects: Sequence[str],
+                      folds: Sequence[Any], device: str | torch.device = "cpu", seed: int = 0,
+                      oracle_epoch: bool = False, progress: bool = True, writer: Any = None) -> list[np.ndarray]:
+    """Train one grouped network for several LOSO folds (× ``cfg.seeds``) and score their test rows.
+
+    Args:
+        cfg: settings; ``cfg.name`` ``ststnet`` / ``offtanet`` (``logreg`` is dispatched to
+            :func:`fit_predict_logreg`).
+        x: (N, 3, H, W) features of the whole sample table (resized to ``cfg.input_size`` here).
+        y: (N,) labels.
+        subjects: (N,) prefixed subject ids (for the inner-validation split).
+        folds: :class:`icegan.protocol.Fold` objects (``train_idx``, ``test_idx``, ``index``).
+        device: torch device.
+        seed: base seed; the group's seed is ``seed + 1000 · folds[0].index`` so a group is
+            reproduced exactly when a run resumes.
+        oracle_epoch: return (R, n_test, K) scores recorded every ``cfg.eval_every`` epochs.
+        progress, writer: tqdm bar, TensorBoard writer.
+
+    Returns:
+        One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
+        (R, n_test, K) when ``oracle_epoch``.
+    """
+    if cfg.name == "logreg":
+        return [fit_predict_logreg(cfg, x, y, f) for f in folds]
+    N = x.shape[0]
+    S = max(1, cfg.seeds)
+    masks = np.zeros((len(folds) * S, N), dtype=bool)
+    for i, f in enumerate(folds):
+        masks[i * S:(i + 1) * S, f.train_idx] = True
+    group_seed = seed + 1000 * int(getattr(folds[0], "index", 0))
+    val = None
+    if cfg.inner_val_fraction > 0:
+        masks, val = inner_val_masks(subjects, masks, cfg.inner_val_fraction, np.random.default_rng(group_seed))
+        val = torch.from_numpy(val)
+    xs = resize_features(x.float(), cfg.input_size)
+    tag = f"folds{getattr(folds[0], 'index', 0)}-{getattr(folds[-1], 'index', len(folds) - 1)}"
+    model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
+                                  record_every=cfg.eval_every if oracle_epoch else 0, progress=progress,
+                                  writer=writer, tag=tag)
+    out = []
+    if oracle_epoch:
+        rec = torch.stack(records)                                     # (R, N, G, K)
+        for i, f in enumerate(folds):
+            out.append(rec[:, f.test_idx, i * S:(i + 1) * S].mean(2).numpy())
+    else:
+        probs = predict_models(model, xs.to(device), tta_hflip=cfg.tta_hflip).cpu()   # (N, G, K)
+        for i, f in enumerate(folds):
+            out.append(probs[f.test_idx, i * S:(i + 1) * S].mean(1).numpy())
+    return out
+
+
+def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.Tensor,
+                   device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
+                   y_val: Optional[torch.Tensor] = None, progress: bool = True,
+                   writer: Any = None) -> Callable[[torch.Tensor], np.ndarray]:
+    """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold; return its predict function.
+
+    Args:
+        cfg: settings (``ststnet``, ``offtanet`` or ``logreg``).
+        x_train: (N, 3, H, W) training features (u, v, strain in [0, 1]); y_train (N,) labels.
+        device: torch device.
+        seed: seed.
+        x_val, y_val: optional inner-validation samples from *training* subjects (never the test
+            subject) for early stopping; ignored by ``logreg``.
+
+    Returns:
+        ``predict(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
+    """
+    if cfg.name == "logreg":
+        clf = _logreg(cfg).fit(x_train.reshape(len(x_train), -1).numpy(), y_train.numpy())
+        return lambda xt: _proba(clf, xt.reshape(len(xt), -1).numpy(), 3)
+    S = max(1, cfg.seeds)
+    xs = x_train if x_val is None else torch.cat([x_train, x_val])
+    ys = y_train if y_val is None else torch.cat([y_train, y_val])
+    n = len(x_train)
+    tm = torch.zeros(S, len(xs), dtype=torch.bool)
+    tm[:, :n] = True
+    vm = None
+    if x_val is not None:
+        vm = torch.zeros_like(tm)
+        vm[:, n:] = True
+    model, _ = train_models(cfg, resize_features(xs.float(), cfg.input_size), ys.long(), tm, vm, device=device,
+                            seed=seed, progress=progress, writer=writer)
+
+    def predict(xt: torch.Tensor) -> np.ndarray:
+        p = predict_models(model, resize_features(xt.float(), cfg.input_size).to(device), cfg.tta_hflip)
+        return p.mean(1).cpu().numpy()
+    return predict
+
+
+def _logreg(cfg: RecognizerConfig):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    return make_pipeline(StandardScaler(), LogisticRegression(
+        C=cfg.logreg_C, max_iter=cfg.logreg_max_iter, class_weight="balanced" if cfg.class_weighting else None))
+
+
+def _proba(clf, x: np.ndarray, n_classes: int) -> np.ndarray:
+    p = clf.predict_proba(x)
+    out = np.zeros((len(x), n_classes))
+    out[:, clf.classes_] = p
+    return out
+
+
+def fit_predict_logreg(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, fold: Any,
+                       n_classes: int = 3) -> np.ndarray:
+    """Logistic regression (scikit-learn, standardised flattened features) for one fold.
+
+    Args:
+        x: (N, 3, H, W) features of the whole table (flattened at their stored size).
+        y: (N,) labels. fold: a :class:`icegan.protocol.Fold`.
+
+    Returns:
+        (n_test, K) class probabilities of ``fold.test_idx`` (0 for a class absent from training).
+    """
+    flat = x.reshape(len(x), -1).numpy()
+    yy = y.numpy()
+    clf = _logreg(cfg).fit(flat[fold.train_idx], yy[fold.train_idx])
+    return _proba(clf, flat[fold.test_idx], n_classes)

@@ -1,0 +1,102 @@
+"""The precomputed MEGC2019 feature loader on the real data, and its errors on bad input."""
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from icegan.data.features import (CSV_NAME, FLOW_DIR, MEGC2019Features, load_megc2019_features,
+                                  read_megc2019_table, validate_samples)
+from icegan.data.toy_features import make_toy_features
+
+
+@pytest.fixture(scope="module")
+def megc(shared_data):
+    return load_megc2019_features(shared_data / "megc2019_htnet")
+
+
+def test_composite_counts_and_format(megc):
+    s = megc.samples
+    assert len(megc) == 442
+    assert megc.features.shape == (442, 3, 28, 28)
+    assert megc.features.dtype == torch.float32
+    assert float(megc.features.min()) == 0.0 and float(megc.features.max()) == 1.0
+    assert s["subject"].nunique() == 68
+    counts = {d: np.bincount(s.loc[s["dataset"] == d, "label"], minlength=3).tolist() for d in ("smic", "casme2", "samm")}
+    assert counts == {"smic": [70, 51, 43], "casme2": [88, 32, 25], "samm": [92, 26, 15]}
+    assert all(subj.startswith(ds + "/") for ds, subj in zip(s["dataset"], s["subject"]))
+    assert s.groupby("dataset")["subject"].nunique().to_dict() == {"smic": 16, "casme2": 24, "samm": 28}
+    # the file-name quirk: a space before ".png"
+    assert all(p.endswith(" .png") for p in s["path"])
+    # channel 0 is u: anti-symmetric under a left-right mirror, v and strain symmetric (on average)
+    x = megc.features - megc.features.flatten(2).median(-1).values[..., None, None]
+    corr = [np.mean([np.corrcoef(x[i, c].ravel(), x[i, c].flip(-1).ravel())[0, 1] for i in range(0, 442, 4)])
+            for c in range(3)]
+    assert corr[0] < 0 < corr[1] and corr[2] > 0
+
+
+def test_dataset_subset_and_torch_dataset(shared_data):
+    t = read_megc2019_table(shared_data / "megc2019_htnet", datasets=["samm"])
+    assert len(t) == 133 and set(t["dataset"]) == {"samm"}
+    ds = MEGC2019Features(shared_data / "megc2019_htnet", datasets=["casme2"])
+    item = ds[0]
+    assert item["features"].shape == (3, 28, 28)
+    assert item["subject"] == "casme2/sub01" and item["clip"] == "EP02_01f" and item["label"] == 1
+
+
+def _mirror(shared_data, tmp_path, drop_clip=None, edit=None):
+    """A temporary copy of the table with symlinks to the real PNGs (nothing copied into the repo)."""
+    src = shared_data / "megc2019_htnet"
+    root = tmp_path / "megc"
+    (root / FLOW_DIR).mkdir(parents=True)
+    df = pd.read_csv(src / CSV_NAME, dtype=str, keep_default_na=False)
+    if edit:
+        edit(df)
+    df.to_csv(root / CSV_NAME, index=False)
+    for name in os.listdir(src / FLOW_DIR):
+        if drop_clip and name.startswith(drop_clip):
+            continue
+        os.symlink(src / FLOW_DIR / name, root / FLOW_DIR / name)
+    return root
+
+
+def test_missing_feature_file_names_the_clip(shared_data, tmp_path):
+    root = _mirror(shared_data, tmp_path, drop_clip="sub02_EP01_11f")
+    with pytest.raises(FileNotFoundError, match="clip 'EP01_11f'.*sub02_EP01_11f .png"):
+        load_megc2019_features(root)
+
+
+def test_label_outside_range_names_the_row(shared_data, tmp_path):
+    def edit(df):
+        df.loc[5, "label"] = "3"
+    root = _mirror(shared_data, tmp_path, edit=edit)
+    with pytest.raises(ValueError, match=r"line 7 \(clip '.*'\): label '3'"):
+        read_megc2019_table(root)
+
+
+def test_missing_table(tmp_path):
+    with pytest.raises(FileNotFoundError, match=CSV_NAME):
+        read_megc2019_table(tmp_path)
+
+
+def test_validate_samples_errors():
+    good = pd.DataFrame({"dataset": ["casme2", "samm"], "subject": ["casme2/sub01", "samm/006"],
+                         "clip": ["a", "b"], "label": [0, 2]})
+    assert validate_samples(good)["label"].tolist() == [0, 2]
+    bad = good.assign(label=[0, 5])
+    with pytest.raises(ValueError, match="row 1 \\(clip 'b'\\): label 5"):
+        validate_samples(bad)
+    with pytest.raises(ValueError, match="row 0 .*prefixed"):
+        validate_samples(good.assign(subject=["sub01", "samm/006"]))
+    with pytest.raises(ValueError, match="missing column"):
+        validate_samples(good.drop(columns="label"))
+
+
+def test_toy_features_deterministic_and_valid():
+    a, b = make_toy_features(seed=3), make_toy_features(seed=3)
+    assert torch.equal(a.features, b.features)
+    assert len(a) == 2 * 4 * 3 * 3 and a.features.shape[1:] == (3, 28, 28)
+    assert float(a.features.min()) >= 0 and float(a.features.max()) <= 1
+    assert not torch.equal(a.features, make_toy_features(seed=4).features)

@@ -1,0 +1,67 @@
+"""Metrics against hand-computed confusion matrices."""
+import math
+
+import numpy as np
+import pytest
+
+from icegan.metrics import METRIC_KEYS, compute_metrics, confusion_matrix
+
+
+def test_all_classes_predicted_hand_computed():
+    # confusion (rows true, cols pred): [[2,1,0],[0,1,1],[1,0,2]]
+    y_true = [0, 0, 0, 1, 1, 2, 2, 2]
+    y_pred = [0, 0, 1, 1, 2, 2, 2, 0]
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), [[2, 1, 0], [0, 1, 1], [1, 0, 2]])
+    m = compute_metrics(y_true, y_pred)
+    assert set(m) == set(METRIC_KEYS)
+    # F1 per class: 2/3, 1/2, 2/3; recall and precision per class: the same values
+    assert m["UF1"] == pytest.approx(11 / 18)
+    assert m["UAR"] == pytest.approx(11 / 18)
+    assert m["P_M"] == pytest.approx(11 / 18)
+    assert m["R_M"] == pytest.approx(m["UAR"])
+    assert m["F1_M"] == pytest.approx(m["UF1"])
+    assert m["F1_mu"] == pytest.approx(5 / 8)          # = accuracy
+    assert m["G_M"] == pytest.approx((2 / 3 * 1 / 2 * 2 / 3) ** (1 / 3))
+
+
+def test_class_never_predicted():
+    # class 2 (surprise) is never predicted: confusion [[2,0,0],[1,1,0],[1,1,0]]
+    y_true = [0, 0, 1, 1, 2, 2]
+    y_pred = [0, 0, 1, 0, 1, 0]
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), [[2, 0, 0], [1, 1, 0], [1, 1, 0]])
+    m = compute_metrics(y_true, y_pred)
+    # F1: c0 = 4/6, c1 = 2/4, c2 = 0
+    assert m["UF1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+    # recall: 1, 1/2, 0
+    assert m["UAR"] == pytest.approx(0.5)
+    # precision: c0 = 2/4, c1 = 1/2, c2 = 0 (never predicted -> 0)
+    assert m["P_M"] == pytest.approx(1 / 3)
+    assert m["F1_mu"] == pytest.approx(0.5)
+    assert m["G_M"] == 0.0
+
+
+def test_average_over_classes_present_in_ground_truth_only():
+    # surprise absent from the ground truth: MEGC2019 averages over negative and positive only
+    y_true = [0, 0, 1, 1]
+    y_pred = [0, 2, 1, 1]
+    m = compute_metrics(y_true, y_pred)
+    assert m["UF1"] == pytest.approx((2 / 3 + 1.0) / 2)
+    assert m["UAR"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["G_M"] == pytest.approx(math.sqrt(0.5))
+    assert m["F1_mu"] == pytest.approx(6 / 7)  # micro over {0, 1}: TP 3, FP 0, FN 1
+
+
+def test_perfect_predictions():
+    m = compute_metrics([0, 1, 2, 2], [0, 1, 2, 2])
+    assert all(v == pytest.approx(1.0) for v in m.values())
+
+
+@pytest.mark.parametrize("y_true,y_pred,msg", [
+    ([0, 1, 3], [0, 1, 2], "y_true\\[2\\] = 3"),
+    ([0, 1, 2], [0, -1, 2], "y_pred\\[1\\] = -1"),
+    ([0, 1], [0, 1, 2], "equal length"),
+    ([], [], "zero samples"),
+])
+def test_bad_input(y_true, y_pred, msg):
+    with pytest.raises(ValueError, match=msg):
+        compute_metrics(y_true, y_pred)
