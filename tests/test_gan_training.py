@@ -173,3 +173,22 @@ def test_vgg_perceptual_loads_a_saved_state_dict(tmp_path, monkeypatch):
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(RuntimeError, match="not a torchvision VGG16"):
         VGGPerceptual(tmp_path / "bad.pth")
+
+
+def test_cli_train_writes_run(tmp_path, monkeypatch, shared_data):
+    from icegan.cli import main
+    monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "data"))          # pair cache goes here
+    rc = main(["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--fold", "sub02", "name=t",
+               f"out_dir={tmp_path}", f"data.root={shared_data / 'casme2'}", "data.img_size=32",
+               "data.apex_neighbors=0", "data.train_subjects=[sub01,sub04,sub13,sub16]", "model.g_base_channels=8",
+               "model.g_max_channels=16", "model.d_base_channels=8", "train.epochs=1", "train.batch_size=4",
+               "train.progress=false", "train.max_minutes=null"])
+    assert rc == 0
+    run = tmp_path / "t"
+    split = __import__("json").loads((run / "split.json").read_text())
+    assert split["holdout_subjects"] == ["sub02"] and split["n_train_clips"] == 10
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "samples" / "epoch_001.png").is_file()
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "data" / "cache").glob("gan_pairs_casme2_32_k0_*.npz"))
+    _, _, cfg, payload = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert cfg.data.holdout_subjects == ["sub02"] and "loss/l1" in payload["history"][0]

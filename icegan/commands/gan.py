@@ -81,7 +81,7 @@ def _train(args: argparse.Namespace) -> int:
           f"{len(split['train_subjects'])} subjects) -> {run}")
     onset, apex, labels = train.tensors()
     with SummaryWriter(str(run / "tb")) as writer:
-        state = train_gan(onset, apex, labels, cfg, out_dir=run, log_writer=writer)
+        state = train_gan(onset, apex, labels, cfg, out_dir=run, log=writer)
     last = state.history[-1] if state.history else {}
     print(f"done: {state.epochs_done} epochs; last epoch " +
           " ".join(f"{k}={v:.4f}" for k, v in last.items() if isinstance(v, float)))

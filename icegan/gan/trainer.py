@@ -44,7 +44,7 @@ from .perceptual import build_perceptual
 __all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
            "build_models", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid"]
 
-log = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -223,7 +223,7 @@ ExtraLoss = Callable[[Generator, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
 def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, device: str | torch.device | None = None,
-              out_dir: str | Path | None = None, log_writer=None, extra_loss_fn: ExtraLoss | None = None,
+              out_dir: str | Path | None = None, log=None, extra_loss_fn: ExtraLoss | None = None,
               init: tuple[Generator, CapsuleDiscriminator] | None = None) -> GanState:
     """Train ICE-GAN on real pairs.
 
@@ -234,7 +234,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         device: overrides ``cfg.train.device`` when given.
         out_dir: where ``checkpoints/last.pt`` and ``samples/epoch_XXX.png`` go; None writes nothing.
             With ``cfg.train.resume`` an existing ``last.pt`` there is continued.
-        log_writer: a ``torch.utils.tensorboard.SummaryWriter`` (every loss term, capsule accuracies,
+        log: a ``torch.utils.tensorboard.SummaryWriter`` (every loss term, capsule accuracies,
             lr, sample grids) or None.
         extra_loss_fn: ``f(G, onset, z, c, fake) → scalar`` added to the generator loss each step
             (e.g. a recognizer's cross-entropy through optical flow of (onset, fake)); it receives the
@@ -290,7 +290,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             sched_g.load_state_dict(payload["sched_g"])
             sched_d.load_state_dict(payload["sched_d"])
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
-        log.info("resumed %s at epoch %d", ckpt, start_epoch)
+        _logger.info("resumed %s at epoch %d", ckpt, start_epoch)
 
     onset_c, apex_c, labels_c = onset.float().cpu(), apex.float().cpu(), labels.long().cpu()
     n_show = min(4, n)
@@ -388,10 +388,10 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                     vals["loss/extra"] = float(extra.detach())
             for key, v in vals.items():
                 sums[key] = sums.get(key, 0.0) + v
-            if log_writer is not None:
+            if log is not None:
                 gs = epoch * steps + step
                 for key, v in vals.items():
-                    log_writer.add_scalar(key, v, gs)
+                    log.add_scalar(key, v, gs)
         if sched_g is not None:
             log_lr = opt_g.param_groups[0]["lr"]
             sched_g.step()
@@ -401,16 +401,16 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(time.time() - t_start, 1),
                **{key: v / steps for key, v in sums.items()}}
         history.append(rec)
-        log.info("gan epoch %d/%d %s", epoch + 1, tc.epochs,
+        _logger.info("gan epoch %d/%d %s", epoch + 1, tc.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
-        if log_writer is not None:
-            log_writer.add_scalar("lr", log_lr, epoch + 1)
+        if log is not None:
+            log.add_scalar("lr", log_lr, epoch + 1)
         last = epoch + 1 == tc.epochs
         over = tc.max_minutes is not None and (time.time() - t_start) / 60 >= tc.max_minutes
-        if (log_writer is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
+        if (log is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
             grid = sample_grid(g, onset_c[show_idx], apex_c[show_idx], seed=tc.seed)
-            if log_writer is not None:
-                log_writer.add_image("samples/onset_apex_class0_class1_class2", grid, epoch + 1)
+            if log is not None:
+                log.add_image("samples/onset_apex_class0_class1_class2", grid, epoch + 1)
             if out is not None:
                 from torchvision.utils import save_image
                 (out / "samples").mkdir(parents=True, exist_ok=True)
@@ -418,7 +418,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         if ckpt is not None and (last or over or (tc.checkpoint_every and (epoch + 1) % tc.checkpoint_every == 0)):
             save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d)
         if over:
-            log.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
+            _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
             break
     if out is not None:
         (out / "history.json").write_text(json.dumps(history, indent=1))
