@@ -254,6 +254,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
                 mb = mb * mb[j]                                          # both partners must be training samples
                 logits = model(xb, sample_mask=mb)
+                if logits.dim() == 2:                                    # a single model (G = 1)
+                    logits = logits[:, None]
                 ce_a = F.cross_entropy(logits.permute(0, 2, 1), yb[:, None].expand(-1, G), reduction="none")
                 ce_b = F.cross_entropy(logits.permute(0, 2, 1), yb[j][:, None].expand(-1, G), reduction="none")
                 wa = mb * cw.t()[yb] * lam[:, None]
@@ -261,6 +263,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
             else:
                 logits = model(xb, sample_mask=mb)
+                if logits.dim() == 2:                                    # a single model (G = 1)
+                    logits = logits[:, None]
                 loss_g = _weighted_ce(logits, yb, mb * cw.t()[yb])   # (G,)
             opt.zero_grad(set_to_none=True)
             loss_g.sum().backward()

@@ -1,0 +1,27 @@
+"""``icegan train``: the main job (same as ``python train.py``); see :mod:`icegan.pipeline`."""
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    """Options shared by ``train.py`` and ``icegan train``."""
+    parser.add_argument("--config", default=None,
+                        help="YAML config (default: configs/demo.yaml, the built-in synthetic demo)")
+    parser.add_argument("--out", default=None, help="run directory (default: <out_dir>/<name> from the config); "
+                        "rerunning into the same directory resumes at the first unfinished fold")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. gan.epochs=2 flow.method=tvl1 data.max_folds=2 "
+                             "gan.enabled=false gan.skip=se gan.joint=false recognizer.name=ststnet")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="joint LOSO training of ICE-GAN + flow + recognizer (same as train.py)",
+                       description="Joint LOSO training of ICE-GAN, SRFlowNet flow and a recognizer; "
+                                   "with no --config, the built-in synthetic demo (configs/demo.yaml).")
+    add_arguments(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from icegan.pipeline import run_from_args
+    return run_from_args(args)

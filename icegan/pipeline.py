@@ -1,0 +1,556 @@
+"""The main job: joint LOSO training of ICE-GAN, facial optical flow and a recognizer.
+
+``python train.py [--config YAML] [--out DIR] [key=value ...]`` (same as ``icegan train``).
+
+One LOSO fold (data flow of ``../shared/DESIGN.md``):
+
+1. **Real features.** Onset→apex flow of every real clip (SRFlowNet by default; TV-L1 or Farneback
+   selectable), optical strain, and the (u, v, strain) feature maps (:func:`flownet.strain.flow_features`).
+   Flow of real pairs does not depend on the fold (the flow network is fixed during the LOSO run),
+   so it is computed once per run and cached in ``<run>/features_real.pt``.
+2. **Critic** (joint mode only): a recognizer trained on the fold's real training features.
+3. **ICE-GAN** (:func:`icegan.gan.trainer.train_gan`) on the training subjects' (onset, apex) pairs.
+   *Joint loss* (``gan.joint``): each generator step adds
+   ``gan.joint_weight · CE(critic(features(SRFlowNet(onset, G(onset, z, c)))), c)``, back-propagated
+   through the differentiable SRFlowNet, so a synthetic apex must carry motion that a recognizer
+   reads as class ``c``, not only the appearance of an apex.
+4. **Augmentation.** Class-balanced synthetic apexes for the training onsets
+   (:func:`icegan.gan.synthesis.balanced_augmentation`, ``gan.synthetic_ratio`` × the largest real
+   class count per class), their flow features, and a sample grid ``folds/<subject>/samples.png``.
+5. **Recognizer** (Off-TANet by default; STSTNet; or the discriminator's ExpCaps on apex faces)
+   trained on real + synthetic features of the training subjects only; scores of the held-out
+   subject's real clips are returned to :func:`icegan.protocol.run_loso`, which pools them into
+   UF1/UAR, writes every output and resumes finished folds after an interruption.
+
+No step looks at the held-out subject's labels; epochs are fixed in the config (honest selection).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from icegan.config import ConfigError, load_config, save_config
+from icegan.data.prepare import PrepareConfig
+from icegan.recognition import RecognizerConfig, fit_recognizer, resize_features, train_models
+
+log = logging.getLogger("icegan.pipeline")
+
+__all__ = ["MainConfig", "DataSection", "GanSection", "FlowSection", "RecognizerSection", "run_main",
+           "load_main_config", "load_samples", "compute_flow_features", "write_summary", "DEFAULT_CONFIG"]
+
+#: the embedded default: ``python train.py`` with no arguments runs this
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+
+
+@dataclass
+class DataSection:
+    """Where the clips come from.
+
+    Attributes:
+        source: ``synthetic`` (built-in, no files: :mod:`icegan.data.synthetic_me`) or ``prepared``
+            (real datasets through ``icegan prepare``'s cache, settings in ``prepare``).
+        n_subjects, clips_per_class, amplitude: synthetic dataset size and peak motion (px at 128).
+        img_size: face side in pixels for every stage (power of two; 64 or 128).
+        prepare: the preprocessing settings of a ``prepared`` source (same keys as
+            ``configs/prepare_casme2.yaml``); its ``size`` is forced to ``img_size``.
+        protocol: ``CDE`` (all subjects) or ``SDE`` (within ``dataset``).
+        dataset: dataset of an SDE run (``casme2``, ``samm``, ``smic``, or ``synthetic``).
+        max_folds: run only the first k folds (0 = all): smoke tests.
+    """
+    source: Literal["synthetic", "prepared"] = "synthetic"
+    n_subjects: int = 6
+    clips_per_class: int = 4
+    amplitude: list[float] = field(default_factory=lambda: [0.5, 3.0])
+    img_size: int = 64
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    protocol: Literal["CDE", "SDE"] = "CDE"
+    dataset: Optional[str] = None
+    max_folds: int = 0
+
+
+@dataclass
+class GanSection:
+    """ICE-GAN augmentation.
+
+    Attributes:
+        enabled: train a GAN per fold and add synthetic apexes (False: real data only).
+        skip: generator skip path: ``grm`` (graph reasoning, the paper), ``plain`` skip connections,
+            ``se`` squeeze-and-excitation (ICE-GAN Table III ablation).
+        epochs, batch_size, lr: GAN optimisation per fold (paper: 100, 16, 1e-3).
+        base_channels: generator width of the first level.
+        synthetic_ratio: synthetic apexes per class = ratio × largest real class count in the fold
+            (0.0 with ``enabled`` still trains the GAN, useful for the ExpCaps recognizer).
+        joint: add the recognizer's classification loss through SRFlowNet to the generator.
+        joint_weight: weight of that loss.
+        counterfactual: weight of the random-other-class branch of the GAN loss.
+    """
+    enabled: bool = True
+    skip: Literal["grm", "plain", "se"] = "grm"
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    base_channels: int = 16
+    synthetic_ratio: float = 1.0
+    joint: bool = True
+    joint_weight: float = 1.0
+    counterfactual: float = 1.0
+
+
+@dataclass
+class FlowSection:
+    """Optical flow of onset→apex pairs (real and synthetic).
+
+    Attributes:
+        method: ``srflownet`` (shipped weights unless ``weights``), ``tvl1`` or ``farneback``.
+        weights: SRFlowNet weights file (None = shipped).
+        iters: SRFlowNet refinement iterations (None = the weights' default).
+        batch_size: pairs per flow batch.
+    """
+    method: Literal["srflownet", "tvl1", "farneback"] = "srflownet"
+    weights: Optional[str] = None
+    iters: Optional[int] = None
+    batch_size: int = 32
+
+
+@dataclass
+class RecognizerSection(RecognizerConfig):
+    """The recognizer on (u, v, optical strain) features: every option of
+    :class:`icegan.recognition.RecognizerConfig` (``input_size`` is the side at which the flow
+    features are built, min–max normalised per map), plus ``name: expcaps``, which classifies the
+    apex face with the fold's ICE-GAN discriminator (ExpCaps capsule lengths; needs ``gan.enabled``).
+    Defaults: Off-TANet on 28×28 features (stem stride 1), 60 epochs, final epoch (no selection)."""
+    name: Literal["offtanet", "ststnet", "logreg", "expcaps"] = "offtanet"
+    input_size: int = 28
+    stem_stride: int = 1
+    epochs: int = 60
+
+
+@dataclass
+class MainConfig:
+    """``train.py`` configuration (``configs/demo.yaml``, ``configs/casme2.yaml``, ``configs/megc2019.yaml``)."""
+    name: str = "demo"
+    out_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    oracle_epoch: bool = False
+    data: DataSection = field(default_factory=DataSection)
+    gan: GanSection = field(default_factory=GanSection)
+    flow: FlowSection = field(default_factory=FlowSection)
+    recognizer: RecognizerSection = field(default_factory=RecognizerSection)
+
+
+def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig:
+    """Load and validate a main-job config (defaults: ``configs/demo.yaml``).
+
+    Raises:
+        ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys).
+    """
+    cfg = load_config(MainConfig, path if path is not None else DEFAULT_CONFIG, overrides)
+    s = cfg.data.img_size
+    if s < 32 or s & (s - 1):
+        raise ConfigError(f"data.img_size must be a power of two >= 32, got {s}")
+    if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
+        raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
+    if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method != "srflownet":
+        raise ConfigError("gan.joint back-propagates through the flow network: it needs flow.method=srflownet "
+                          f"(got {cfg.flow.method}); set gan.joint=false for classical flow")
+    if cfg.data.source == "prepared" and not cfg.data.prepare.datasets:
+        raise ConfigError("data.source=prepared needs data.prepare.datasets (see configs/casme2.yaml)")
+    if len(cfg.data.amplitude) != 2:
+        raise ConfigError(f"data.amplitude must be [min, max] pixels, got {cfg.data.amplitude}")
+    return cfg
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Clips:
+    """Real clips of a run: ``samples`` (dataset, subject, clip, label) aligned with the image arrays.
+
+    onset, apex: (N, S, S) uint8 grayscale faces.
+    """
+    samples: pd.DataFrame
+    onset: np.ndarray
+    apex: np.ndarray
+
+
+def load_samples(cfg: MainConfig) -> Clips:
+    """The run's real clips: the built-in synthetic set or a prepared (cached) real dataset.
+
+    Raises:
+        icegan.data.prepare.PrepareError: no usable clip in the configured datasets.
+    """
+    d = cfg.data
+    if d.source == "synthetic":
+        from icegan.data.synthetic_me import make_synthetic_me
+        me = make_synthetic_me(d.n_subjects, d.clips_per_class, d.img_size, tuple(d.amplitude), cfg.seed)
+        return Clips(me.manifest[["dataset", "subject", "clip", "label"]].copy(), me.onset, me.apex)
+    from icegan.data.prepare import prepare_dataset
+    pcfg = dataclasses.replace(d.prepare, size=d.img_size, color="gray")
+    prepared = prepare_dataset(pcfg)
+    m = prepared.manifest
+    keep = m["class3"].notna().to_numpy()
+    if not keep.all():
+        log.warning("%d prepared clips have no MEGC2019 class and are left out of the LOSO run: %s",
+                    int((~keep).sum()), ", ".join(m.loc[~keep, "key"].astype(str).tolist()[:10]))
+    m = m[keep]
+    idx = m["index"].to_numpy()
+    samples = pd.DataFrame({"dataset": m["dataset"].to_numpy(), "subject": m["subject"].to_numpy(),
+                            "clip": m["clip"].to_numpy(), "label": m["class3"].astype(int).to_numpy()})
+    return Clips(samples.reset_index(drop=True), prepared.frames.onset[idx], prepared.frames.apex[idx])
+
+
+def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, S, S) → float (N, 1, S, S) in [0, 1]."""
+    t = torch.as_tensor(x)
+    return (t.float() / 255.0).unsqueeze(1) if t.dim() == 3 else t.float() / 255.0
+
+
+# ---------------------------------------------------------------------------------------------
+# flow features
+# ---------------------------------------------------------------------------------------------
+
+def build_flow(cfg: MainConfig, device: torch.device):
+    """The flow estimator of ``cfg.flow`` (:func:`flownet.registry.get_estimator`)."""
+    from flownet.registry import get_estimator
+    kwargs = {}
+    if cfg.flow.method == "srflownet" and cfg.flow.iters is not None:
+        kwargs["iters"] = cfg.flow.iters
+    return get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device, **kwargs)
+
+
+def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor, size: int,
+                          normalize: str = "minmax", batch_size: int = 32, progress: bool = False,
+                          desc: str = "flow") -> torch.Tensor:
+    """(u, v, optical strain) features of onset→apex pairs, batched, without gradients.
+
+    Args:
+        estimator: object with ``estimate(img1, img2) -> (B, 2, H, W)`` pixels.
+        onset01, apex01: (N, 1, S, S) float in [0, 1].
+        size: feature side; normalize: see :func:`flownet.strain.flow_features`.
+
+    Returns:
+        (N, 3, size, size) float32 on CPU.
+    """
+    from tqdm.auto import tqdm
+
+    from flownet.strain import flow_features
+    out = []
+    n = onset01.shape[0]
+    with torch.no_grad():
+        for i in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
+            flow = estimator.estimate(onset01[i:i + batch_size], apex01[i:i + batch_size])
+            out.append(flow_features(flow.float(), size, normalize=normalize).cpu())
+    return torch.cat(out) if out else torch.zeros(0, 3, size, size)
+
+
+def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path) -> torch.Tensor:
+    """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings)."""
+    key = json.dumps({"flow": dataclasses.asdict(cfg.flow), "size": cfg.recognizer.input_size,
+                      "clips": clips.samples["clip"].tolist(),
+                      "img": int(clips.onset.shape[-1])}, sort_keys=True)
+    path = run_dir / "features_real.pt"
+    if path.is_file():
+        blob = torch.load(path, weights_only=True)
+        if blob.get("key") == key:
+            return blob["features"]
+    t0 = time.time()
+    feats = compute_flow_features(estimator, to_unit(clips.onset), to_unit(clips.apex), cfg.recognizer.input_size,
+                                  "minmax", cfg.flow.batch_size, progress=True, desc="real flow")
+    torch.save({"key": key, "features": feats, "seconds": time.time() - t0}, path)
+    log.info("real flow features: %d clips in %.1f s", len(feats), time.time() - t0)
+    return feats
+
+
+# ---------------------------------------------------------------------------------------------
+# recognizers
+# ---------------------------------------------------------------------------------------------
+
+def fit_predict(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
+                device: torch.device, seed: int = 0) -> np.ndarray:
+    """Train the recognizer (× ``rcfg.seeds``) on (N, 3, S, S) features and return test probabilities (n, 3)."""
+    base = RecognizerConfig(**{f.name: getattr(rcfg, f.name) for f in dataclasses.fields(RecognizerConfig)})
+    predict = fit_recognizer(base, x_train, y_train, device=device, seed=seed, progress=False)
+    return predict(x_test)
+
+
+def fit_critic(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Tensor, device: torch.device,
+               seed: int = 0) -> torch.nn.Module:
+    """A differentiable recognizer for the joint generator loss, frozen in eval mode.
+
+    Same settings as the fold's recognizer (one seed); STSTNet when that recognizer is not a network
+    (``logreg``, ``expcaps``). ``critic(features (B, 3, S, S)) -> logits (B, 3)``.
+    """
+    fields = {f.name: getattr(rcfg, f.name) for f in dataclasses.fields(RecognizerConfig)}
+    if fields["name"] not in ("ststnet", "offtanet"):
+        fields["name"] = "ststnet"
+    fields["seeds"] = 1
+    base = RecognizerConfig(**fields)
+    x = resize_features(x_train.float(), base.input_size)
+    model, _ = train_models(base, x, y_train.long(), torch.ones(1, len(x), dtype=torch.bool), device=device,
+                            seed=seed, progress=False)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# one fold
+# ---------------------------------------------------------------------------------------------
+
+def _gan_config(cfg: MainConfig, device: torch.device):
+    """The :class:`icegan.gan.trainer.GanConfig` of one fold (paper loss weights, our budget)."""
+    from icegan.gan.trainer import GanConfig
+    g = GanConfig(name=cfg.name)
+    g.data.img_size = cfg.data.img_size
+    g.model.g_base_channels = cfg.gan.base_channels
+    g.model.use_grm = cfg.gan.skip == "grm"
+    g.loss.counterfactual = cfg.gan.counterfactual
+    g.train.epochs = cfg.gan.epochs
+    g.train.batch_size = cfg.gan.batch_size
+    g.train.lr = cfg.gan.lr
+    g.train.seed = cfg.seed
+    g.train.device = str(device)
+    g.train.progress = False
+    g.train.sample_every = max(1, cfg.gan.epochs)
+    return g
+
+
+def _sample_grid_png(path: Path, onset: torch.Tensor, apex: torch.Tensor, fakes: list[torch.Tensor]) -> None:
+    """Rows: onset | real apex | synthetic apex for each class (all in [-1, 1])."""
+    import torchvision.utils as vutils
+    cols = torch.stack([onset, apex, *fakes], 1)          # (n, 2 + K, 1, S, S)
+    grid = vutils.make_grid(cols.flatten(0, 1), nrow=cols.shape[1], normalize=True, value_range=(-1, 1), pad_value=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vutils.save_image(grid, str(path))
+
+
+class FoldRunner:
+    """Callable ``fold → scores`` for :func:`icegan.protocol.run_loso` (one LOSO fold of the main job)."""
+
+    def __init__(self, cfg: MainConfig, clips: Clips, real_feats: torch.Tensor, estimator, run_dir: Path,
+                 device: torch.device):
+        self.cfg, self.clips, self.real_feats = cfg, clips, real_feats
+        self.estimator, self.run_dir, self.device = estimator, run_dir, device
+        self.labels = torch.tensor(clips.samples["label"].to_numpy(), dtype=torch.long)
+        self.fold_seconds: dict[str, float] = {}
+
+    # images in the GAN's range
+    def _pm1(self, arr: np.ndarray) -> torch.Tensor:
+        return to_unit(arr) * 2.0 - 1.0
+
+    def __call__(self, fold) -> np.ndarray:
+        t0 = time.time()
+        cfg = self.cfg
+        tr, te = fold.train_idx, fold.test_idx
+        fold_dir = self.run_dir / "folds" / fold.subject.replace("/", "_")
+        feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
+        gan_state = None
+        if cfg.gan.enabled:
+            gan_state, synth_feats, synth_y = self._gan_stage(fold, fold_dir, feats_tr, y_tr)
+            if synth_feats is not None and len(synth_feats):
+                feats_tr = torch.cat([feats_tr, synth_feats])
+                y_tr = torch.cat([y_tr, synth_y])
+        if cfg.recognizer.name == "expcaps":
+            scores = self._expcaps_scores(gan_state, te)
+        else:
+            scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
+                                 seed=cfg.seed + fold.index)
+        self.fold_seconds[fold.subject] = time.time() - t0
+        if fold.writer is not None:
+            fold.writer.add_scalar("fold/seconds", self.fold_seconds[fold.subject], fold.index)
+        return scores
+
+    def _gan_stage(self, fold, fold_dir: Path, feats_tr: torch.Tensor, y_tr: torch.Tensor):
+        from icegan.gan.synthesis import balanced_augmentation
+        from icegan.gan.trainer import train_gan
+        cfg = self.cfg
+        tr = fold.train_idx
+        onset = self._pm1(self.clips.onset[tr])
+        apex = self._pm1(self.clips.apex[tr])
+        extra = None
+        if cfg.gan.joint:
+            extra = self._joint_loss(feats_tr, y_tr, fold.index)
+        gcfg = _gan_config(cfg, self.device)
+        state = train_gan(onset, apex, y_tr[: len(tr)], gcfg, device=self.device, out_dir=fold_dir / "gan",
+                          extra_loss_fn=extra)
+        g = state.generator.eval()
+        # class-balanced augmentation for the training onsets
+        counts = torch.bincount(y_tr[: len(tr)], minlength=3)
+        target = int(round(int(counts.max()) * (1.0 + cfg.gan.synthetic_ratio)))
+        synth_feats = synth_y = None
+        if cfg.gan.synthetic_ratio > 0:
+            fake, src, cls = balanced_augmentation(g, onset.to(self.device), y_tr[: len(tr)],
+                                                   target_per_class=target, seed=cfg.seed + fold.index)
+            fake01 = (fake.cpu().float() + 1) / 2
+            onset01 = (onset[src] + 1) / 2
+            synth_feats = compute_flow_features(self.estimator, onset01, fake01, cfg.recognizer.input_size,
+                                                "minmax", cfg.flow.batch_size)
+            synth_y = cls.long()
+        # sample grid: one onset per class present
+        with torch.no_grad():
+            pick = [int(np.flatnonzero(y_tr[: len(tr)].numpy() == k)[0]) for k in range(3)
+                    if (y_tr[: len(tr)] == k).any()]
+            o = onset[pick].to(self.device)
+            z = torch.randn(len(pick), g.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(self.device)
+            fakes = [g(o, z, torch.full((len(pick),), k, dtype=torch.long, device=self.device)).cpu()
+                     for k in range(3)]
+        _sample_grid_png(fold_dir / "samples.png", onset[pick], apex[pick], fakes)
+        return state, synth_feats, synth_y
+
+    def _joint_loss(self, feats_tr: torch.Tensor, y_tr: torch.Tensor, fold_index: int):
+        """Joint generator loss: a critic recognizer (trained on the fold's real features, frozen)
+        classifies the SRFlowNet flow features of (onset, G(onset, z, c)); CE against c."""
+        from flownet.strain import flow_features
+        cfg = self.cfg
+        critic = fit_critic(cfg.recognizer, feats_tr, y_tr, self.device, seed=cfg.seed + 1000 + fold_index)
+        for p in critic.parameters():
+            p.requires_grad_(False)
+        net = self.estimator.model
+        for p in net.parameters():
+            p.requires_grad_(False)
+        weight, size = cfg.gan.joint_weight, cfg.recognizer.input_size
+
+        def loss(g, onset, z, c, fake):
+            flow = self.estimator.forward((onset + 1) / 2, (fake + 1) / 2)
+            logits = critic(flow_features(flow, size, normalize="minmax"))
+            return weight * F.cross_entropy(logits, c)
+        return loss
+
+    def _expcaps_scores(self, gan_state, test_idx) -> np.ndarray:
+        d = gan_state.discriminator.eval()
+        with torch.no_grad():
+            out = d(self._pm1(self.clips.apex[test_idx]).to(self.device), reconstruct=False)
+        return out.exp_len.float().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole run
+# ---------------------------------------------------------------------------------------------
+
+def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = True) -> dict:
+    """Run (or resume) the main job and return its ``metrics.json`` content.
+
+    Writes into ``out`` (default ``<cfg.out_dir>/<cfg.name>``): config.yaml, predictions.csv,
+    metrics.json/.md, confusion.png, tb/, folds/<subject>/samples.png and GAN checkpoints,
+    features_real.pt, timing.json; then refreshes ``summary.md`` in the parent folder.
+    """
+    from icegan.protocol import run_loso
+
+    run_dir = Path(out) if out is not None else Path(cfg.out_dir) / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    t0 = time.time()
+    clips = load_samples(cfg)
+    estimator = build_flow(cfg, device)
+    feats = _real_features(cfg, clips, estimator, run_dir)
+    runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
+    metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
+                       oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
+                       progress=progress)
+    timing_path = run_dir / "timing.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {"fold_seconds": {}}
+    timing["fold_seconds"].update(runner.fold_seconds)
+    timing["last_call_seconds"] = round(time.time() - t0, 1)
+    timing["device"] = str(device)
+    timing_path.write_text(json.dumps(timing, indent=2))
+    write_summary(run_dir.parent)
+    return metrics
+
+
+def _describe(cfg: dict) -> dict:
+    gan = cfg.get("gan", {})
+    return {
+        "data": cfg.get("data", {}).get("source", "?"),
+        "flow": cfg.get("flow", {}).get("method", "?"),
+        "recognizer": cfg.get("recognizer", {}).get("name", "?"),
+        "GAN": (gan.get("skip", "?") if gan.get("enabled") else "off"),
+        "joint": ("on" if gan.get("enabled") and gan.get("joint") else "off"),
+    }
+
+
+def write_summary(runs_root: str | Path) -> Path:
+    """Write ``<runs_root>/summary.md``: one row per finished run folder (metrics.json + config.yaml)
+    comparing the configurations (data, flow, recognizer, GAN skip path, joint loss, UF1, UAR, time)."""
+    import yaml
+    root = Path(runs_root)
+    rows = []
+    for m in sorted(root.glob("*/metrics.json")):
+        d = m.parent
+        try:
+            metrics = json.loads(m.read_text())
+            cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
+        except (OSError, ValueError):
+            continue
+        if not isinstance(cfg, dict) or "recognizer" not in cfg:
+            continue  # not a main-job run
+        timing = json.loads((d / "timing.json").read_text()) if (d / "timing.json").is_file() else {}
+        secs = sum(timing.get("fold_seconds", {}).values())
+        desc = _describe(cfg)
+        o = metrics.get("overall", {})
+        rows.append((d.name, desc, metrics, o, secs))
+    lines = ["# Runs compared", "",
+             "Pooled LOSO predictions of each run (UF1/UAR as in MEGC2019). "
+             "Selection: final epoch unless the run says ORACLE.", "",
+             "| run | data | protocol | folds | flow | recognizer | GAN | joint | UF1 | UAR | fold time (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, desc, metrics, o, secs in rows:
+        tag = " (ORACLE epoch)" if metrics.get("oracle_epoch") else ""
+        lines.append(f"| {name}{tag} | {desc['data']} | {metrics.get('protocol')} | {metrics.get('n_folds')} | "
+                     f"{desc['flow']} | {desc['recognizer']} | {desc['GAN']} | {desc['joint']} | "
+                     f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | {secs:.0f} |")
+    path = root / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``train.py`` / ``icegan train``."""
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Joint LOSO training of ICE-GAN, SRFlowNet flow and a recognizer; scores UF1/UAR. "
+                    "With no arguments: the built-in synthetic demo (configs/demo.yaml).")
+    from icegan.commands.train import add_arguments
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_from_args(args)
+
+
+def run_from_args(args) -> int:
+    import sys
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_main_config(args.config, args.overrides)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    metrics = run_main(cfg, args.out, progress=not args.no_progress)
+    o = metrics["overall"]
+    where = args.out or str(Path(cfg.out_dir) / cfg.name)
+    print(f"{cfg.name}: {metrics['protocol']} LOSO over {metrics['n_folds']} folds, {metrics['n_samples']} clips: "
+          f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}  → {where}/metrics.md")
+    return 0

@@ -1,0 +1,87 @@
+"""The main job (train.py / icegan.pipeline) end to end on a CI-sized synthetic demo.
+
+SRFlowNet runs with small random weights saved by the test through the real loading path (the
+shipped weights are tested by the flownet tests); the numbers here are not accuracy claims, only
+behaviour: outputs, resume, ablation switches, error handling.
+"""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+from flownet.registry import save_srflownet
+from icegan.config import ConfigError
+from icegan import pipeline
+from icegan.pipeline import load_main_config, run_main
+
+TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2",
+        "gan.epochs=1", "gan.batch_size=8", "gan.base_channels=8", "gan.synthetic_ratio=0.5",
+        "recognizer.epochs=2", "recognizer.batch_size=16", "recognizer.name=ststnet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=2)
+    return str(save_srflownet(SRFlowNet(cfg), tmp_path_factory.mktemp("w") / "tiny.pt"))
+
+
+def _cfg(tiny_weights, *extra):
+    return load_main_config(None, TINY + [f"flow.weights={tiny_weights}", *extra])
+
+
+def test_demo_two_folds_writes_every_output(tmp_path, tiny_weights):
+    out = tmp_path / "runs" / "demo"
+    m = run_main(_cfg(tiny_weights), out, progress=False)
+    assert m["protocol"] == "CDE" and m["n_folds"] == 2 and m["n_samples"] == 6
+    assert set(m["overall"]) == {"UF1", "UAR", "P_M", "R_M", "F1_M", "F1_mu", "G_M"}
+    assert 0.0 <= m["overall"]["UF1"] <= 1.0
+    for name in ("config.yaml", "predictions.csv", "metrics.json", "metrics.md", "confusion.png", "timing.json",
+                 "features_real.pt"):
+        assert (out / name).is_file(), name
+    assert list((out / "tb").iterdir())
+    pred = pd.read_csv(out / "predictions.csv")
+    assert sorted(pred["subject"].unique()) == ["synthetic/s01", "synthetic/s02"]
+    for s in ("synthetic_s01", "synthetic_s02"):
+        assert (out / "folds" / s / "samples.png").is_file()
+        assert (out / "folds" / s / "gan" / "checkpoints" / "last.pt").is_file()
+    summary = (tmp_path / "runs" / "summary.md").read_text()
+    assert "| demo | synthetic | CDE | 2 | srflownet | ststnet | grm | on |" in summary
+
+
+def test_resume_after_kill_gives_identical_metrics(tmp_path, tiny_weights, monkeypatch):
+    cfg = _cfg(tiny_weights, "gan.enabled=false")
+    ref = run_main(cfg, tmp_path / "ref", progress=False)
+
+    calls = []
+    real_call = pipeline.FoldRunner.__call__
+
+    def dying(self, fold):
+        calls.append(fold.subject)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_call(self, fold)
+    monkeypatch.setattr(pipeline.FoldRunner, "__call__", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_main(cfg, tmp_path / "run", progress=False)
+    assert len(pd.read_csv(tmp_path / "run" / "predictions.csv")) == 3   # fold 1 kept
+    calls.clear()
+    monkeypatch.setattr(pipeline.FoldRunner, "__call__", lambda self, fold: (calls.append(fold.subject),
+                                                                              real_call(self, fold))[1])
+    again = run_main(cfg, tmp_path / "run", progress=False)
+    assert calls == ["synthetic/s02"]            # the finished fold is not recomputed
+    assert again == ref
+
+
+def test_config_errors_name_the_keys(tiny_weights):
+    with pytest.raises(ConfigError, match="flow.method=srflownet"):
+        load_main_config(None, ["flow.method=tvl1"])          # joint loss needs a differentiable flow
+    with pytest.raises(ConfigError, match="gan.enabled"):
+        load_main_config(None, ["gan.enabled=false", "recognizer.name=expcaps"])
+    with pytest.raises(ConfigError, match="data.img_size"):
+        load_main_config(None, ["data.img_size=48"])
+    with pytest.raises(ConfigError, match="gan.epoch"):
+        load_main_config(None, ["gan.epoch=3"])
