@@ -86,7 +86,7 @@ def make_toy_features(n_subjects_per_dataset: int = 4, clips_per_class: int = 3,
                     dv_y, dv_x = np.gradient(v)
                     strain = np.sqrt(du_x ** 2 + dv_y ** 2 + 0.5 * (du_y + dv_x) ** 2)
                     feats.append(_normalise(np.stack([u, v, strain])))
-                    rows.append({"dataset": ds, "subject": subject, "clip": f"s{s + 1:02d}_c{label}{k}",
+                    rows.append({"dataset": ds, "subject": subject, "clip": f"{ds}_s{s + 1:02d}_c{label}{k}",
                                  "label": label})
     x = torch.from_numpy(np.stack(feats)).float()
     return FeatureSet(pd.DataFrame(rows), x)

@@ -1,0 +1,168 @@
+"""LOSO folds, resumable runs and report files."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from icegan.data.toy_features import make_toy_features
+from icegan.protocol import LosoStateError, make_folds, run_loso
+from icegan.recognition import RecognizerConfig, fit_predict_folds
+
+SUBJECTS = ["casme2/sub01"] * 3 + ["casme2/sub02"] * 2 + ["samm/006"] * 2 + ["smic/s01"] * 4 + ["samm/007"]
+
+
+def test_cde_folds_cover_everything_once_without_overlap():
+    folds = make_folds(SUBJECTS, "CDE")
+    assert [f.subject for f in folds] == sorted(set(SUBJECTS))
+    tested = np.concatenate([f.test_idx for f in folds])
+    assert sorted(tested.tolist()) == list(range(len(SUBJECTS)))
+    subj = np.asarray(SUBJECTS)
+    for f in folds:
+        assert set(subj[f.test_idx]) == {f.subject}
+        assert f.subject not in set(subj[f.train_idx])
+        assert len(f.train_idx) + len(f.test_idx) == len(SUBJECTS)
+
+
+def test_sde_folds_stay_inside_one_dataset():
+    folds = make_folds(SUBJECTS, "SDE", dataset="samm")
+    assert [f.subject for f in folds] == ["samm/006", "samm/007"]
+    subj = np.asarray(SUBJECTS)
+    for f in folds:
+        assert all(s.startswith("samm/") for s in subj[f.train_idx])
+        assert f.subject not in set(subj[f.train_idx])
+
+
+@pytest.mark.parametrize("subjects,protocol,dataset,msg", [
+    (["sub01", "sub02"], "CDE", None, "prefixed"),
+    (SUBJECTS, "SDE", None, "needs a dataset"),
+    (SUBJECTS, "SDE", "mmew", "no samples"),
+    (SUBJECTS, "CDE", "samm", "SDE only"),
+    (SUBJECTS, "LOVO", None, "unknown protocol"),
+    (["casme2/sub01"] * 3, "CDE", None, "at least 2 subjects"),
+])
+def test_fold_errors(subjects, protocol, dataset, msg):
+    with pytest.raises(ValueError, match=msg):
+        make_folds(subjects, protocol, dataset)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+
+
+def _centroid_fold_fn(fs, calls=None, fail_at=None):
+    """Nearest-class-mean classifier on the training rows only (deterministic)."""
+    x = fs.features.flatten(1).numpy()
+    y = fs.labels.numpy()
+
+    def fold_fn(fold):
+        if calls is not None:
+            calls.append(fold.index)
+        if fail_at is not None and fold.index == fail_at:
+            raise RuntimeError("killed")
+        means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
+        d = ((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
+        return -d
+    return fold_fn
+
+
+def test_run_writes_every_output_with_exact_schema(toy, tmp_path):
+    m = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "r", protocol="CDE",
+                 config={"model": "centroid"}, progress=False)
+    out = tmp_path / "r"
+    for name in ("predictions.csv", "metrics.json", "metrics.md", "confusion.png", "config.yaml", "run.json"):
+        assert (out / name).is_file(), name
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    j = json.loads((out / "metrics.json").read_text())
+    assert j == m
+    assert set(j) == {"protocol", "n_folds", "n_samples", "oracle_epoch", "overall", "per_dataset"}
+    assert set(j["overall"]) == {"UF1", "UAR", "P_M", "R_M", "F1_M", "F1_mu", "G_M"}
+    assert set(j["per_dataset"]) == {"casme2", "samm"}
+    assert j["n_folds"] == 6 and j["n_samples"] == len(toy) and j["oracle_epoch"] is False
+    pred = pd.read_csv(out / "predictions.csv")
+    assert list(pred.columns[:6]) == ["fold", "dataset", "subject", "clip", "y_true", "y_pred"]
+    assert len(pred) == len(toy) and pred["clip"].is_unique
+    md = (out / "metrics.md").read_text()
+    assert "honest" in md and "ORACLE" in md  # reference rows are labelled by their selection
+
+
+def test_resume_after_killed_run_gives_identical_metrics(toy, tmp_path):
+    ref = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "full", progress=False)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_loso(toy.samples, _centroid_fold_fn(toy, fail_at=3), tmp_path / "resumed", progress=False)
+    pred = pd.read_csv(tmp_path / "resumed" / "predictions.csv")
+    assert sorted(pred["fold"].unique()) == [0, 1, 2]
+    calls = []
+    again = run_loso(toy.samples, _centroid_fold_fn(toy, calls=calls), tmp_path / "resumed", progress=False)
+    assert calls == [3, 4, 5]          # resumed at the first unfinished fold
+    assert again == ref
+    assert (tmp_path / "resumed" / "metrics.json").read_text() == (tmp_path / "full" / "metrics.json").read_text()
+    calls.clear()
+    run_loso(toy.samples, _centroid_fold_fn(toy, calls=calls), tmp_path / "resumed", progress=False)
+    assert calls == []                 # a finished run is not redone
+
+
+def test_cut_off_fold_is_redone(toy, tmp_path):
+    ref = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
+    csv = tmp_path / "a" / "predictions.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:-1]) + "\n")   # last fold half-written
+    calls = []
+    assert run_loso(toy.samples, _centroid_fold_fn(toy, calls=calls), tmp_path / "a", progress=False) == ref
+    assert calls == [5]
+
+
+def test_grouped_training_resume_is_exact(toy, tmp_path):
+    """Several folds per call (grouped STSTNet): a run killed in the second group resumes identically."""
+    cfg = RecognizerConfig(epochs=1, batch_size=16)
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    subjects = toy.samples["subject"].tolist()
+
+    def folds_fn(folds, fail=False):
+        if fail and folds[0].index >= 2:  # second group of two folds
+            raise RuntimeError("killed")
+        return fit_predict_folds(cfg, toy.features, toy.labels, subjects, folds, seed=0, progress=False)
+
+    ref = run_loso(toy.samples, None, tmp_path / "full", folds_fn=folds_fn, folds_per_call=2, progress=False)
+    with pytest.raises(RuntimeError):
+        run_loso(toy.samples, None, tmp_path / "res", folds_fn=lambda f: folds_fn(f, True), folds_per_call=2,
+                 progress=False)
+    assert run_loso(toy.samples, None, tmp_path / "res", folds_fn=folds_fn, folds_per_call=2, progress=False) == ref
+    a = pd.read_csv(tmp_path / "full" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "res" / "predictions.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_oracle_epoch_is_labelled_everywhere(toy, tmp_path):
+    y = toy.labels.numpy()
+
+    def fold_fn(fold):  # epoch 1 is perfect on the test subject, epoch 0 is wrong
+        n = len(fold.test_idx)
+        wrong = np.eye(3)[(y[fold.test_idx] + 1) % 3]
+        right = np.eye(3)[y[fold.test_idx]]
+        return np.stack([wrong, right, wrong])
+
+    m = run_loso(toy.samples, fold_fn, tmp_path / "o", oracle_epoch=True, progress=False)
+    assert m["oracle_epoch"] is True and m["overall"]["UF1"] == pytest.approx(1.0)
+    pred = pd.read_csv(tmp_path / "o" / "predictions.csv")
+    assert (pred["oracle_epoch"] == 1).all()
+    assert "ORACLE EPOCH" in (tmp_path / "o" / "metrics.md").read_text().splitlines()[0]
+    with pytest.raises(ValueError, match="oracle_epoch"):
+        run_loso(toy.samples, fold_fn, tmp_path / "honest", progress=False)
+
+
+def test_bad_inputs(toy, tmp_path):
+    bad = toy.samples.copy()
+    bad.loc[4, "label"] = 7
+    with pytest.raises(ValueError, match="row 4 .*label 7"):
+        run_loso(bad, _centroid_fold_fn(toy), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="scores of shape"):
+        run_loso(toy.samples, lambda f: np.zeros((1, 3)), tmp_path / "c", progress=False)
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "d", config={"a": 1}, progress=False)
+    with pytest.raises(LosoStateError, match="different config"):
+        run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "d", config={"a": 2}, progress=False)
+    with pytest.raises(LosoStateError, match="protocol"):
+        run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "d", protocol="SDE", dataset="samm",
+                 config={"a": 1}, progress=False)
