@@ -143,3 +143,18 @@ def test_logreg_fit_recognizer():
     predict = fit_recognizer(RecognizerConfig(name="logreg"), fs.features[~test], fs.labels[~test])
     p = predict(fs.features[test])
     assert p.shape == (test.sum(), 3) and (p.argmax(1) == fs.labels[test].numpy()).mean() >= 0.75
+
+
+@pytest.mark.parametrize("name,kw", [("ststnet", {}), ("offtanet", {"input_size": 32, "stem_stride": 2}),
+                                     ("offtanet", {"input_size": 28, "stem_stride": 1})])
+def test_grouped_training_step_runs_for_every_recognizer(name, kw):
+    """One epoch through train_models (channels-last CPU batches, masked batch norm, mixup)."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    from icegan.recognition import resize_features
+    cfg = RecognizerConfig(name=name, epochs=1, batch_size=12, mixup_alpha=0.4, **kw)
+    x = resize_features(fs.features, cfg.input_size)
+    mask = torch.ones(2, len(fs), dtype=torch.bool)
+    mask[0, :6] = False
+    model, rec = train_models(cfg, x, fs.labels, mask, seed=0, record_every=1, progress=False)
+    assert len(rec) == 1 and rec[0].shape == (len(fs), 2, 3)
+    torch.testing.assert_close(rec[0].sum(-1), torch.ones(len(fs), 2))

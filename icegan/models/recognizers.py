@@ -76,7 +76,7 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         G, C = self.n_models, self.per_model
         m = sample_mask.to(x.dtype)                                   # (B, G)
         n = m.sum(0).clamp_min(1.0) * (H * W)                         # (G,)
-        xv = x.view(B, G, C, H * W)
+        xv = x.reshape(B, G, C, H * W)
         mean = torch.einsum("bgcp,bg->gc", xv, m) / n[:, None]        # (G, C)
         d = xv - mean[None, :, :, None]
         var = torch.einsum("bgcp,bg->gc", d * d, m) / n[:, None]      # biased, used to normalise
@@ -87,8 +87,8 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
             self.running_var.mul_(1 - mom).add_(mom * unbiased.reshape(-1))
             self.num_batches_tracked.add_(1)
         y = d * torch.rsqrt(var + self.eps)[None, :, :, None]
-        y = y * self.weight.view(1, G, C, 1) + self.bias.view(1, G, C, 1)
-        return y.view(B, G * C, H, W)
+        y = y * self.weight.reshape(1, G, C, 1) + self.bias.reshape(1, G, C, 1)
+        return y.reshape(B, G * C, H, W)
 
 
 def _first_conv(conv: nn.Conv2d, x: torch.Tensor, n_models: int, in_channels: int) -> tuple[torch.Tensor, bool]:
@@ -153,10 +153,10 @@ class STSTNet(nn.Module):
         for conv, bn, c in zip(self.streams, self.bns, self.STREAMS):
             h, grouped = _first_conv(conv, x, G, self.in_channels)
             h = self.drop(bn(F.relu(self.pool(h)), sample_mask))   # max pooling and ReLU commute
-            outs.append(h.view(h.shape[0], G, c, h.shape[-2], h.shape[-1]))
+            outs.append(h.reshape(h.shape[0], G, c, h.shape[-2], h.shape[-1]))
         h = torch.cat(outs, dim=2)                       # (B, G, 16, s, s): concatenated streams per copy
         B = h.shape[0]
-        h = self.avg(h.flatten(1, 2)).view(B, G, -1)     # (B, G, 16*s'*s')
+        h = self.avg(h.flatten(1, 2)).reshape(B, G, -1)     # (B, G, 16*s'*s')
         y = self.fc(h)
         return y if grouped else y[:, 0]
 
@@ -234,12 +234,12 @@ class _AttentionResidual(nn.Module):
         ca = self.ca_fc2(F.relu(self.ca_fc1(F.adaptive_avg_pool2d(h, 1)))) + \
             self.ca_fc2(F.relu(self.ca_fc1(F.adaptive_max_pool2d(h, 1))))
         h = torch.sigmoid(ca) * h
-        hg = h.view(B, G, C, H, W)
-        stats = torch.stack([hg.mean(2), hg.amax(2)], dim=2).view(B, G * 2, H, W)
-        h = (torch.sigmoid(self.sa_conv(stats)).view(B, G, 1, H, W) * hg).view(B, G * C, H, W)
-        q, k, v = self.qkv(h).view(B, G, 3, C, H, W).unbind(2)      # each (B, G, C, H, W)
+        hg = h.reshape(B, G, C, H, W)
+        stats = torch.stack([hg.mean(2), hg.amax(2)], dim=2).reshape(B, G * 2, H, W)
+        h = (torch.sigmoid(self.sa_conv(stats)).reshape(B, G, 1, H, W) * hg).reshape(B, G * C, H, W)
+        q, k, v = self.qkv(h).reshape(B, G, 3, C, H, W).unbind(2)      # each (B, G, C, H, W)
         logits = q @ k.transpose(-1, -2) + q @ self.pos.t()          # (B, G, C, H, H)
-        att = torch.softmax(logits.flatten(-2), dim=-1).view_as(logits)
+        att = torch.softmax(logits.flatten(-2), dim=-1).reshape(logits.shape)
         h = (att * v).reshape(B, G * C, H, W)
         return F.max_pool2d(self.conv2(h, mask) + x0, 2)
 
@@ -288,7 +288,7 @@ class OffTANet(nn.Module):
         h, grouped = _first_conv(self.stem, x, self.n_models, self.in_channels)
         h = self.stem_bn(F.relu(h), sample_mask)
         h = self.att(self.res2(self.res1(h, sample_mask), sample_mask), sample_mask)
-        h = h.view(h.shape[0], self.n_models, -1)
+        h = h.reshape(h.shape[0], self.n_models, -1)
         h = self.drop(F.relu(self.fc1(h)))
         h = self.drop(F.relu(self.fc2(h)))
         y = self.fc3(h)
