@@ -379,6 +379,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     face on the onset frame nor its neighbours in raw mode) are logged with their reason and listed
     in ``PreparedDataset.skipped`` / ``skipped.csv``; they never stop the run.
 
+    With ``workers > 1`` the workers are started with the ``forkserver`` context (see
+    :func:`worker_context`), so a script calling this must guard its entry point with
+    ``if __name__ == "__main__":`` (as for any non-fork multiprocessing).
+
     Raises:
         PrepareError: no dataset configured, or no clip could be prepared.
         DatasetLayoutError / FileNotFoundError / SheetError: a root or sheet is unusable.
