@@ -55,7 +55,6 @@ def register(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
     from torch.utils.tensorboard import SummaryWriter
 
     from icegan.config import load_config, save_config
@@ -86,7 +85,6 @@ def _train(args: argparse.Namespace) -> int:
     print(f"done: {state.epochs_done} epochs; last epoch " +
           " ".join(f"{k}={v:.4f}" for k, v in last.items() if isinstance(v, float)))
     print(f"checkpoint: {run / 'checkpoints' / 'last.pt'}")
-    del torch
     return 0
 
 

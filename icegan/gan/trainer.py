@@ -22,10 +22,8 @@ epoch, so resuming from a checkpoint at an epoch boundary continues the same seq
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Callable, Literal, Optional
 import torch
 from torch import Tensor, nn
 
-from icegan.config import save_config, to_dict, from_dict
+from icegan.config import from_dict, to_dict
 from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
 from icegan.models.capsules import margin_loss
@@ -351,7 +349,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 adv_len, exp_len = dg.adv_len.float(), dg.exp_len.float()
                 l_adv_g = adversarial_g_loss(adv_len[:b])
                 l_cls_g = margin_loss(exp_len[:b], y, lc.m_pos, lc.m_neg, lc.lam)
-                per = per2 = None
+                per = None
                 if perceptual is not None:
                     per_all = perceptual(g, on_all, fake_all)
                     per = per_all  # both branches share one call: the mean over 2B samples
