@@ -13,7 +13,7 @@ from icegan.data.check import check_dataset
 from icegan.data.records import frame_number, list_frames
 from icegan.data.samm import SAMM
 from icegan.data.smic import SMIC
-from icegan.data.spotting import spot_apex_index
+from icegan.data.spotting import ellipse_mask, flow_magnitudes, smooth_curve, spot_apex_index
 
 APEX_INDEX = 7  # the synthetic SMIC clips move most at their 8th frame
 
@@ -22,15 +22,33 @@ def _flat(path, value, size=(24, 20)):
     cv2.imwrite(str(path), np.full(size, value, np.uint8))
 
 
-def _moving_clip(folder, first, n=15, seed=0):
-    """n textured frames whose content shifts by 3*sin(pi t / (n-1)) px: largest shift at t = 7."""
+def _texture(seed, size=80):
     rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur((rng.random((80, 80)) * 255).astype(np.uint8), (0, 0), 2.0)
-    base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX)
-    folder.mkdir(parents=True)
+    base = cv2.GaussianBlur((rng.random((size, size)) * 255).astype(np.uint8), (0, 0), 2.0)
+    return cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX)
+
+
+def _shift(img, dx, dy=0.0):
+    return cv2.warpAffine(img, np.float32([[1, 0, dx], [0, 1, dy]]), img.shape[::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def _me_frames(seed=0, n=15):
+    """n textured frames: a local patch (the 'expression') moves by 3*sin(pi t/(n-1)) px, largest at
+    t = 7, while the whole head translates by up to 2 px around t = 3 (head motion, not expression)."""
+    base = _texture(seed)
+    head = {2: 1.0, 3: 2.0, 4: 1.0}
+    frames = []
     for t in range(n):
+        img = base.copy()
         s = 3.0 * np.sin(np.pi * t / (n - 1))
-        img = cv2.warpAffine(base, np.float32([[1, 0, s], [0, 1, 0.5 * s]]), (80, 80), borderMode=cv2.BORDER_REFLECT)
+        img[30:50, 25:55] = _shift(base, s, 0.5 * s)[30:50, 25:55]
+        frames.append(_shift(img, head.get(t, 0.0)))
+    return frames
+
+
+def _moving_clip(folder, first, n=15, seed=0):
+    folder.mkdir(parents=True)
+    for t, img in enumerate(_me_frames(seed, n)):
         cv2.imwrite(str(folder / f"reg_image{first + t}.bmp"), img)
 
 
@@ -69,24 +87,35 @@ def test_smic_tree(smic_tree):
     assert "no 'micro' folder" in problems["smic/s3"]
     spotted = ds.records(spot_apex=True, subjects=["s1"])
     assert [x.apex for x in spotted] == [106114 + APEX_INDEX, 5000 + APEX_INDEX]
-    assert spotted[0].apex_method == "farneback-max-mean-magnitude-from-onset-in-ellipse(no-face-detected)"
+    assert spotted[0].apex_method == "dis-head-compensated-mean-magnitude-smooth5-in-ellipse(no-face-detected)"
     rep = check_dataset("smic", smic_tree)
     assert rep.clips_usable == 3 and rep.by_class_usable == {"negative": 1, "positive": 1, "surprise": 1}
     assert {p["clip"] for p in rep.clips_with_problems} == {"smic/s2/micro/happy", "smic/s3"}
 
 
-def test_spotting_known_apex_and_dis():
-    rng = np.random.default_rng(5)
-    base = cv2.GaussianBlur((rng.random((64, 64)) * 255).astype(np.uint8), (0, 0), 2.0)
+def test_spotting_known_apex_and_head_motion():
+    base = _texture(5, 64)
     shifts = [0, 0.5, 1.0, 2.5, 1.5, 0.5]
-    frames = [cv2.warpAffine(base, np.float32([[1, 0, s], [0, 1, 0]]), (64, 64), borderMode=cv2.BORDER_REFLECT)
-              for s in shifts]
-    for method in ("farneback", "dis"):
-        idx, name, mags = spot_apex_index(frames, method=method)
-        assert idx == 3 and name.startswith(method) and mags[0] == 0
-        assert mags[3] == pytest.approx(2.5, rel=0.35)
+    frames = [_shift(base, x) for x in shifts]
+    mask = np.ones((64, 64), bool)
+    for method in ("dis", "farneback"):
+        raw = flow_magnitudes(frames, mask, method, compensate=False)
+        assert raw[0] == 0 and int(np.argmax(raw)) == 3 and raw[3] == pytest.approx(2.5, rel=0.35)
+        # a pure head translation is compensated away
+        assert flow_magnitudes(frames, mask, method, compensate=True).max() < 0.5
+    me = _me_frames(seed=9)
+    for method in ("dis", "farneback"):
+        idx, name, mags = spot_apex_index(me, method=method)
+        assert idx == APEX_INDEX, (method, np.round(mags, 2))
+        assert name.startswith(f"{method}-head-compensated")
+        # without compensation the head motion at t = 3 would win
+        assert int(np.argmax(flow_magnitudes(me, ellipse_mask((80, 80)), method, compensate=False))) in (2, 3, 4)
+    assert spot_apex_index(me, method="middle")[:2] == (7, "middle-frame")
+    assert list(smooth_curve(np.array([0, 0, 5, 0, 0.0]), 3)) == pytest.approx([0, 5 / 3, 5 / 3, 5 / 3, 0])
     with pytest.raises(ValueError, match="at least 2 frames"):
         spot_apex_index(frames[:1])
+    with pytest.raises(ValueError, match="unknown apex spotting method"):
+        spot_apex_index(frames, method="tvl1")
 
 
 def test_prepare_smic_spots_apex_into_manifest(smic_tree, tmp_path):
@@ -97,7 +126,7 @@ def test_prepare_smic_spots_apex_into_manifest(smic_tree, tmp_path):
     assert list(m["clip"]) == ["s1_ne_01", "s1_po_01", "s2_sur_01"]
     assert list(m["apex"]) == [106114 + APEX_INDEX, 5000 + APEX_INDEX, 77 + APEX_INDEX]
     assert list(m["onset"]) == [106114, 5000, 77]
-    assert all(s.startswith("farneback-max-mean-magnitude-from-onset") for s in m["apex_method"])
+    assert all(s.startswith("dis-head-compensated-mean-magnitude") for s in m["apex_method"])
     assert list(m["class3"]) == [0, 1, 2] and p.frames.apex.shape == (3, 32, 32)
     src = cv2.imread(str(smic_tree / "SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106121.bmp"),
                      cv2.IMREAD_GRAYSCALE)

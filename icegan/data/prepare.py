@@ -53,7 +53,7 @@ from .records import ClipRecord
 log = logging.getLogger("icegan.data")
 
 #: bump when the preprocessing code changes its output (part of the cache hash)
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
 
 
@@ -96,7 +96,9 @@ class PrepareConfig:
         neighbours: also output apex±1, apex±2.
         sequences: also output every frame onset..offset present on disk.
         landmarks: detect landmarks on every output key frame (raw mode).
-        apex_spotting: optical flow for spotting missing apexes (SMIC): ``farneback | dis``.
+        apex_spotting: how missing apexes (SMIC) are spotted: ``dis`` / ``farneback`` (largest
+            head-motion-compensated flow magnitude from the onset in the face) or ``middle``
+            (the clip's middle frame); see :mod:`icegan.data.spotting`.
         workers: parallel processes (1 = in this process).
         progress: show a tqdm progress bar.
     """
@@ -111,7 +113,7 @@ class PrepareConfig:
     neighbours: bool = True
     sequences: bool = False
     landmarks: bool = True
-    apex_spotting: Literal["farneback", "dis"] = "farneback"
+    apex_spotting: Literal["dis", "farneback", "middle"] = "dis"
     workers: int = 1
     progress: bool = True
 

@@ -66,7 +66,7 @@ class SMIC:
         return [(r.subject.split("/")[-1], r.clip) for r in self.records()]
 
     def records(self, composite_only: bool = True, subjects: Iterable[str] = (),
-                spot_apex: bool = False, flow_method: str = "farneback", detector: str = "hog") -> list[ClipRecord]:
+                spot_apex: bool = False, flow_method: str = "dis", detector: str = "hog") -> list[ClipRecord]:
         """Clip records of the folder tree, by subject number then class then clip name.
 
         Args:
