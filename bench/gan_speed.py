@@ -3,7 +3,7 @@
     .venv/bin/python bench/gan_speed.py [--threads 1 2] [--batch 16] [--repeats 10]
 
 Rows: the paper-size generator at 128×128 (configs/gan_casme2.yaml), the same with GRMs removed
-(plain skip connections) for the GRM's cost, and the 64×64 CPU-budget model (configs/gan_casme2_cpu.yaml).
+(plain skip connections) for the GRM's cost, the 64×64 CPU-budget model (configs/gan_casme2_cpu.yaml) and its widths at 128×128.
 Times are eval mode, no grad, batch 16, after one warm-up batch, on CPU.
 """
 from __future__ import annotations
@@ -29,9 +29,10 @@ def main() -> None:
     args = ap.parse_args()
     paper = load_config(GanConfig, "configs/gan_casme2.yaml")
     cpu = load_config(GanConfig, "configs/gan_casme2_cpu.yaml")
-    no_grm = dataclasses.replace(paper, model=dataclasses.replace(paper.model, use_grm=False))
-    rows = [("gan_casme2.yaml (paper sizes)", paper), ("gan_casme2.yaml, use_grm=false", no_grm),
-            ("gan_casme2_cpu.yaml", cpu)]
+    no_grm = dataclasses.replace(paper, model=dataclasses.replace(paper.model, skip="plain"))
+    rows = [("gan_casme2.yaml (paper sizes)", paper), ("gan_casme2.yaml, skip=plain", no_grm),
+            ("gan_casme2_cpu.yaml", cpu),
+            ("gan_casme2_cpu.yaml widths at 128", dataclasses.replace(cpu, data=dataclasses.replace(cpu.data, img_size=128)))]
     print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, torch {torch.__version__}")
     print("| model | size | G params (M) | D params (M) | threads | faces/s |")

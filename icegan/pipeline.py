@@ -325,7 +325,7 @@ def _gan_config(cfg: MainConfig, device: torch.device):
     g = GanConfig(name=cfg.name)
     g.data.img_size = cfg.data.img_size
     g.model.g_base_channels = cfg.gan.base_channels
-    g.model.use_grm = cfg.gan.skip == "grm"
+    g.model.skip = cfg.gan.skip
     g.loss.counterfactual = cfg.gan.counterfactual
     g.train.epochs = cfg.gan.epochs
     g.train.batch_size = cfg.gan.batch_size

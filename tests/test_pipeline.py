@@ -76,6 +76,38 @@ def test_resume_after_kill_gives_identical_metrics(tmp_path, tiny_weights, monke
     assert again == ref
 
 
+def test_ablation_switches(tmp_path, tiny_weights, monkeypatch):
+    seen = {}
+    import icegan.gan.trainer as trainer
+    real_train = trainer.train_gan
+
+    def spy(onset, apex, labels, cfg, **kw):
+        state = real_train(onset, apex, labels, cfg, **kw)
+        seen["skip"] = cfg.model.skip
+        seen["modules"] = {type(m).__name__ for m in state.generator.grms}
+        seen["joint"] = kw.get("extra_loss_fn") is not None
+        return state
+    monkeypatch.setattr("icegan.gan.trainer.train_gan", spy)
+
+    run_main(_cfg(tiny_weights, "gan.skip=plain", "gan.joint=false", "data.max_folds=1"), tmp_path / "a",
+             progress=False)
+    assert seen == {"skip": "plain", "modules": {"Identity"}, "joint": False}
+    run_main(_cfg(tiny_weights, "gan.skip=se", "data.max_folds=1"), tmp_path / "b", progress=False)
+    assert seen == {"skip": "se", "modules": {"SqueezeExcitation"}, "joint": True}
+    run_main(_cfg(tiny_weights, "data.max_folds=1"), tmp_path / "g", progress=False)
+    assert seen == {"skip": "grm", "modules": {"GraphReasoningModule"}, "joint": True}
+    # no GAN at all: nothing trained, no fold GAN folders
+    seen.clear()
+    run_main(_cfg(tiny_weights, "gan.enabled=false", "flow.method=farneback", "flow.weights=null",
+                  "data.max_folds=1"), tmp_path / "c",
+             progress=False)
+    assert seen == {} and not (tmp_path / "c" / "folds").exists()
+    # ExpCaps recognizer: the fold's discriminator classifies apex faces
+    m = run_main(_cfg(tiny_weights, "recognizer.name=expcaps", "gan.synthetic_ratio=0.0", "gan.joint=false",
+                      "data.max_folds=1"), tmp_path / "d", progress=False)
+    assert m["n_samples"] == 3
+
+
 def test_config_errors_name_the_keys(tiny_weights):
     with pytest.raises(ConfigError, match="flow.method=srflownet"):
         load_main_config(None, ["flow.method=tvl1"])          # joint loss needs a differentiable flow
@@ -85,3 +117,13 @@ def test_config_errors_name_the_keys(tiny_weights):
         load_main_config(None, ["data.img_size=48"])
     with pytest.raises(ConfigError, match="gan.epoch"):
         load_main_config(None, ["gan.epoch=3"])
+
+
+def test_nan_loss_stops_fold_with_clear_message(tmp_path, tiny_weights, monkeypatch):
+    def bad_joint(self, feats, y, k):
+        return lambda g, onset, z, c, fake: fake.sum() * float("nan")
+    monkeypatch.setattr(pipeline.FoldRunner, "_joint_loss", bad_joint)
+    out = tmp_path / "nan"
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        run_main(_cfg(tiny_weights, "gan.epochs=2", "data.max_folds=1"), out, progress=False)
+    assert not (out / "predictions.csv").exists() or len(pd.read_csv(out / "predictions.csv")) == 0

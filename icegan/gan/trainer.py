@@ -61,14 +61,15 @@ class GanDataConfig:
 @dataclass
 class GanModelConfig:
     """Generator and discriminator sizes (paper values by default, except channel widths).
-    ``residual_output``: see :class:`icegan.models.generator.Generator` (True here: not in the paper)."""
+    ``skip``: generator skip path (``grm`` | ``plain`` | ``se``, Table III ablation); ``residual_output``:
+    see :class:`icegan.models.generator.Generator` (True here: not in the paper)."""
     z_dim: int = 100
     id_dim: int = 320
     n_classes: int = 3
     g_base_channels: int = 32
     g_max_channels: int = 256
     grm_nodes: int = 8
-    use_grm: bool = True
+    skip: Literal["grm", "plain", "se"] = "grm"
     residual_output: bool = True
     d_base_channels: int = 64
     n_primary: int = 8
@@ -155,7 +156,7 @@ def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
     torch.manual_seed(cfg.train.seed)
     g = Generator(img_size=s, in_channels=1, z_dim=m.z_dim, n_classes=m.n_classes, id_dim=m.id_dim,
                   base_channels=m.g_base_channels, max_channels=m.g_max_channels, grm_nodes=m.grm_nodes,
-                  use_grm=m.use_grm, residual_output=m.residual_output)
+                  skip=m.skip, residual_output=m.residual_output)
     d = CapsuleDiscriminator(img_size=s, in_channels=1, n_classes=m.n_classes, base_channels=m.d_base_channels,
                              n_primary=m.n_primary, d_primary=m.d_primary, d_adv=m.d_adv, d_exp=m.d_exp,
                              routing_iters=m.routing_iters)
@@ -192,6 +193,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     payload = torch.load(p, map_location="cpu", weights_only=False)
     if not isinstance(payload, dict) or payload.get("format") != "icegan-gan-v1":
         raise ValueError(f"{p} is not an ICE-GAN checkpoint (written by icegan gan train)")
+    model_cfg = payload["config"].get("model", {})
+    if "use_grm" in model_cfg:  # checkpoints written before `skip` replaced `use_grm`
+        model_cfg["skip"] = "grm" if model_cfg.pop("use_grm") else "plain"
     cfg = from_dict(GanConfig, payload["config"], source=str(p))
     g, d = build_models(cfg)
     g.load_state_dict(payload["generator"])
@@ -220,6 +224,17 @@ def sample_grid(g: Generator, onset: Tensor, apex: Tensor, seed: int = 0) -> Ten
 ExtraLoss = Callable[[Generator, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
+def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | None) -> None:
+    """Stop training before a non-finite loss reaches the weights (the last checkpoint stays good)."""
+    if not bool(torch.isfinite(loss)):
+        kept = f"the last good checkpoint is kept at {ckpt}" if ckpt is not None and ckpt.is_file() \
+            else "no checkpoint was written yet"
+        raise FloatingPointError(
+            f"ICE-GAN {which} loss is non-finite ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}; "
+            f"training stopped before the update, {kept}. Lower the learning rate or check the inputs "
+            f"(and extra_loss_fn) for NaN/Inf.")
+
+
 def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, device: str | torch.device | None = None,
               out_dir: str | Path | None = None, log=None, extra_loss_fn: ExtraLoss | None = None,
               init: tuple[Generator, CapsuleDiscriminator] | None = None) -> GanState:
@@ -242,6 +257,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
         ValueError: shapes/labels inconsistent with the config (message says which).
+        FloatingPointError: a non-finite generator or discriminator loss (raised before that update;
+            the last epoch checkpoint in ``out_dir`` is left as it was).
     """
     tc, lc = cfg.train, cfg.loss
     s = cfg.data.img_size
@@ -338,6 +355,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 l_cls_d = classification_loss(dr.exp_len.float(), y, None if dr.recon is None else dr.recon.float(),
                                               x_ap, lc.beta, lc.m_pos, lc.m_neg, lc.lam)
                 loss_d = lc.lambda_adv * l_adv_d + lc.lambda_mer * l_cls_d
+            _check_finite(loss_d, "discriminator", epoch, step, ckpt)
             scaler.scale(loss_d).backward()
             scaler.step(opt_d)
             scaler.update()
@@ -364,6 +382,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 if extra_loss_fn is not None:
                     extra = extra_loss_fn(g, x_on, z, y, fake)
                     loss_g = loss_g + extra
+            _check_finite(loss_g, "generator", epoch, step, ckpt)
             scaler.scale(loss_g).backward()
             scaler.step(opt_g)
             scaler.update()

@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.ops import SqueezeExcitation
 
 from .grm import GraphReasoningModule
 
@@ -50,6 +51,18 @@ def _norm(ch: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, ch), ch)
 
 
+#: skip paths of the generator: graph reasoning (paper), plain skip connection, squeeze-and-excitation
+SKIP_PATHS = ("grm", "plain", "se")
+
+
+def _skip_module(skip: str, channels: int, grm_nodes: int) -> nn.Module:
+    if skip == "grm":
+        return GraphReasoningModule(channels, grm_nodes)
+    if skip == "se":
+        return SqueezeExcitation(channels, max(1, channels // 4))
+    return nn.Identity()
+
+
 class Generator(nn.Module):
     """ICE-GAN generator ``G(onset, z, c) → apex``.
 
@@ -63,7 +76,10 @@ class Generator(nn.Module):
             ``min(base_channels·2^(i-1), max_channels)``.
         max_channels: channel cap.
         grm_nodes: supernodes ``N̂s`` of each GRM.
-        use_grm: False replaces each GRM by the identity (plain skip connection; ablation).
+        skip: what carries each encoder level to the decoder (ICE-GAN Table III ablation):
+            ``grm`` the graph reasoning module (the paper's model F), ``plain`` the identity (a plain
+            skip connection, model D), ``se`` squeeze-and-excitation (Hu et al. 2018; model E), using
+            ``torchvision.ops.SqueezeExcitation`` with a channel reduction of 4.
         residual_output: False (the paper's form): the last deconvolution's tanh is the image.
             True (our addition, not in the paper): the decoder predicts a change of the onset in
             tanh space, ``apex = tanh(atanh(0.999·onset) + r)``, so a zero decoder output
@@ -81,8 +97,11 @@ class Generator(nn.Module):
 
     def __init__(self, img_size: int = 128, in_channels: int = 1, z_dim: int = 100, n_classes: int = 3,
                  id_dim: int = 320, base_channels: int = 32, max_channels: int = 256, grm_nodes: int = 8,
-                 use_grm: bool = True, residual_output: bool = False):
+                 skip: str = "grm", residual_output: bool = False):
         super().__init__()
+        if skip not in SKIP_PATHS:
+            raise ValueError(f"Generator: skip must be one of {SKIP_PATHS}, got {skip!r}")
+        self.skip = skip
         if img_size < 16 or 2 ** int(round(math.log2(img_size))) != img_size:
             raise ValueError(f"Generator: img_size must be a power of two >= 16, got {img_size}")
         self.img_size, self.in_channels, self.z_dim = img_size, in_channels, z_dim
@@ -99,7 +118,7 @@ class Generator(nn.Module):
                 layers.append(_norm(ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             enc.append(nn.Sequential(*layers))
-            grms.append(GraphReasoningModule(ch, grm_nodes) if use_grm else nn.Identity())
+            grms.append(_skip_module(skip, ch, grm_nodes))
             prev = ch
         self.encoder = nn.ModuleList(enc)
         self.grms = nn.ModuleList(grms)
