@@ -88,7 +88,8 @@ class GanSection:
         skip: generator skip path: ``grm`` (graph reasoning, the paper), ``plain`` skip connections,
             ``se`` squeeze-and-excitation (ICE-GAN Table III ablation).
         epochs, batch_size, lr: GAN optimisation per fold (paper: 100, 16, 1e-3).
-        base_channels: generator width of the first level.
+        base_channels: generator width of the first level; max_channels: generator channel cap.
+        d_base_channels: discriminator (PatchGAN) width of the first level (paper: 64).
         synthetic_ratio: synthetic apexes per class = ratio × largest real class count in the fold
             (0.0 with ``enabled`` still trains the GAN, useful for the ExpCaps recognizer).
         joint: add the recognizer's classification loss through SRFlowNet to the generator.
@@ -101,6 +102,8 @@ class GanSection:
     batch_size: int = 16
     lr: float = 1e-3
     base_channels: int = 16
+    max_channels: int = 128
+    d_base_channels: int = 32
     synthetic_ratio: float = 1.0
     joint: bool = True
     joint_weight: float = 1.0
@@ -325,6 +328,8 @@ def _gan_config(cfg: MainConfig, device: torch.device):
     g = GanConfig(name=cfg.name)
     g.data.img_size = cfg.data.img_size
     g.model.g_base_channels = cfg.gan.base_channels
+    g.model.g_max_channels = cfg.gan.max_channels
+    g.model.d_base_channels = cfg.gan.d_base_channels
     g.model.skip = cfg.gan.skip
     g.loss.counterfactual = cfg.gan.counterfactual
     g.train.epochs = cfg.gan.epochs
