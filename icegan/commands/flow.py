@@ -49,6 +49,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
+def _clean_errors(fn):
+    """Report missing files and bad inputs as one line on stderr (exit code 2), not a traceback."""
+    import functools
+    import sys
+
+    @functools.wraps(fn)
+    def wrapper(args):
+        try:
+            return fn(args)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"icegan flow {args.flow_command}: error: {exc}", file=sys.stderr)
+            return 2
+    return wrapper
+
+
+@_clean_errors
 def _train(args: argparse.Namespace) -> int:
     from flownet.train import FlowTrainConfig, train
     from icegan.config import load_config
@@ -57,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_clean_errors
 def _eval(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -76,6 +93,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@_clean_errors
 def _run(args: argparse.Namespace) -> int:
     import flownet
     from flownet.io import read_image, save_flow_image, write_flo
