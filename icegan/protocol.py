@@ -275,7 +275,8 @@ def _markdown(metrics: dict, title: str) -> str:
         m = metrics["per_dataset"].get(d)
         row += [_fmt(m["UF1"]) if m else "—", _fmt(m["UAR"]) if m else "—"]
     lines.append("| " + " | ".join(row) + " |")
-    if metrics["protocol"] == "CDE":
+    composite = set(metrics["per_dataset"]) <= set(DATASET_TITLES)
+    if metrics["protocol"] == "CDE" and composite:
         for ref in REFERENCES:
             r = [ref["method"], ref["selection"], _fmt(ref["full"][0]), _fmt(ref["full"][1])]
             for d in cols:
@@ -284,6 +285,8 @@ def _markdown(metrics: dict, title: str) -> str:
             lines.append("| " + " | ".join(r) + " |")
         lines += ["", "Reference rows: composite CDE on the MEGC2019 442-clip set; only rows labelled honest are "
                   "comparable with an honest run."]
+    elif not composite:
+        lines += ["", "No published reference rows: this run is not on the MEGC2019 datasets."]
     else:
         lines += ["", "No published reference rows are shown for SDE runs (the published rows are CDE)."]
     lines += ["", "## All metrics", "", "| Scope | " + " | ".join(METRIC_KEYS) + " |",
