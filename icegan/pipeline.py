@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from icegan.config import ConfigError, load_config, save_config
 from icegan.data.prepare import PrepareConfig
+from icegan.gan.trainer import resolve_device
 from icegan.recognition import RecognizerConfig, fit_recognizer, resize_features, train_models
 
 log = logging.getLogger("icegan.pipeline")
@@ -173,13 +174,6 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if len(cfg.data.amplitude) != 2:
         raise ConfigError(f"data.amplitude must be [min, max] pixels, got {cfg.data.amplitude}")
     return cfg
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------------------------------------
