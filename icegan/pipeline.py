@@ -392,15 +392,15 @@ class FoldRunner:
         if cfg.gan.joint:
             extra = self._joint_loss(feats_tr, y_tr, fold.index)
         gcfg = _gan_config(cfg, self.device)
-        state = train_gan(onset, apex, y_tr[: len(tr)], gcfg, device=self.device, out_dir=fold_dir / "gan",
+        state = train_gan(onset, apex, y_tr, gcfg, device=self.device, out_dir=fold_dir / "gan",
                           extra_loss_fn=extra)
         g = state.generator.eval()
         # class-balanced augmentation for the training onsets
-        counts = torch.bincount(y_tr[: len(tr)], minlength=3)
+        counts = torch.bincount(y_tr, minlength=3)
         target = int(round(int(counts.max()) * (1.0 + cfg.gan.synthetic_ratio)))
         synth_feats = synth_y = None
         if cfg.gan.synthetic_ratio > 0:
-            fake, src, cls = balanced_augmentation(g, onset.to(self.device), y_tr[: len(tr)],
+            fake, src, cls = balanced_augmentation(g, onset.to(self.device), y_tr,
                                                    target_per_class=target, seed=cfg.seed + fold.index)
             fake01 = (fake.cpu().float() + 1) / 2
             onset01 = (onset[src] + 1) / 2
@@ -409,8 +409,8 @@ class FoldRunner:
             synth_y = cls.long()
         # sample grid: one onset per class present
         with torch.no_grad():
-            pick = [int(np.flatnonzero(y_tr[: len(tr)].numpy() == k)[0]) for k in range(3)
-                    if (y_tr[: len(tr)] == k).any()]
+            pick = [int(np.flatnonzero(y_tr.numpy() == k)[0]) for k in range(3)
+                    if (y_tr == k).any()]
             o = onset[pick].to(self.device)
             z = torch.randn(len(pick), g.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(self.device)
             fakes = [g(o, z, torch.full((len(pick),), k, dtype=torch.long, device=self.device)).cpu()
