@@ -463,8 +463,8 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     np.random.seed(cfg.seed)
     device = resolve_device(cfg.device)
     t0 = time.time()
+    estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
     clips = load_samples(cfg)
-    estimator = build_flow(cfg, device)
     feats = _real_features(cfg, clips, estimator, run_dir)
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
@@ -547,7 +547,15 @@ def run_from_args(args) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    metrics = run_main(cfg, args.out, progress=not args.no_progress)
+    from icegan.data.prepare import PrepareError
+    from icegan.protocol import LosoStateError
+    try:
+        metrics = run_main(cfg, args.out, progress=not args.no_progress)
+    except (FileNotFoundError, PrepareError, LosoStateError, FloatingPointError) as exc:
+        # user-fixable problems (missing weights or data, a run folder of another config, a diverged
+        # fold): one clear line instead of a traceback; finished folds are kept for the rerun
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     o = metrics["overall"]
     where = args.out or str(Path(cfg.out_dir) / cfg.name)
     print(f"{cfg.name}: {metrics['protocol']} LOSO over {metrics['n_folds']} folds, {metrics['n_samples']} clips: "

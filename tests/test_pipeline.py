@@ -127,3 +127,10 @@ def test_nan_loss_stops_fold_with_clear_message(tmp_path, tiny_weights, monkeypa
     with pytest.raises(FloatingPointError, match="non-finite"):
         run_main(_cfg(tiny_weights, "gan.epochs=2", "data.max_folds=1"), out, progress=False)
     assert not (out / "predictions.csv").exists() or len(pd.read_csv(out / "predictions.csv")) == 0
+
+
+def test_cli_reports_missing_weights_in_one_line(tmp_path, capsys):
+    rc = pipeline.main(["--out", str(tmp_path / "x"), "--no-progress", "flow.weights=" + str(tmp_path / "none.pt")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "SRFlowNet weights not found" in err and "none.pt" in err and "Traceback" not in err
