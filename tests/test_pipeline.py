@@ -35,7 +35,7 @@ def _cfg(tiny_weights, *extra):
 
 def test_demo_two_folds_writes_every_output(tmp_path, tiny_weights):
     out = tmp_path / "runs" / "demo"
-    m = run_main(_cfg(tiny_weights), out, progress=False)
+    m = run_main(_cfg(tiny_weights, "gan.joint=true"), out, progress=False)
     assert m["protocol"] == "CDE" and m["n_folds"] == 2 and m["n_samples"] == 6
     assert set(m["overall"]) == {"UF1", "UAR", "P_M", "R_M", "F1_M", "F1_mu", "G_M"}
     assert 0.0 <= m["overall"]["UF1"] <= 1.0
@@ -92,10 +92,11 @@ def test_ablation_switches(tmp_path, tiny_weights, monkeypatch):
     run_main(_cfg(tiny_weights, "gan.skip=plain", "gan.joint=false", "data.max_folds=1"), tmp_path / "a",
              progress=False)
     assert seen == {"skip": "plain", "modules": {"Identity"}, "joint": False}
-    run_main(_cfg(tiny_weights, "gan.skip=se", "data.max_folds=1"), tmp_path / "b", progress=False)
+    run_main(_cfg(tiny_weights, "gan.skip=se", "gan.joint=true", "data.max_folds=1"), tmp_path / "b",
+             progress=False)
     assert seen == {"skip": "se", "modules": {"SqueezeExcitation"}, "joint": True}
     run_main(_cfg(tiny_weights, "data.max_folds=1"), tmp_path / "g", progress=False)
-    assert seen == {"skip": "grm", "modules": {"GraphReasoningModule"}, "joint": True}
+    assert seen == {"skip": "grm", "modules": {"GraphReasoningModule"}, "joint": False}   # the default
     # no GAN at all: nothing trained, no fold GAN folders
     seen.clear()
     run_main(_cfg(tiny_weights, "gan.enabled=false", "flow.method=farneback", "flow.weights=null",
@@ -110,7 +111,7 @@ def test_ablation_switches(tmp_path, tiny_weights, monkeypatch):
 
 def test_config_errors_name_the_keys(tiny_weights):
     with pytest.raises(ConfigError, match="flow.method=srflownet"):
-        load_main_config(None, ["flow.method=tvl1"])          # joint loss needs a differentiable flow
+        load_main_config(None, ["flow.method=tvl1", "gan.joint=true"])   # joint loss needs a differentiable flow
     with pytest.raises(ConfigError, match="gan.enabled"):
         load_main_config(None, ["gan.enabled=false", "recognizer.name=expcaps"])
     with pytest.raises(ConfigError, match="data.img_size"):
@@ -125,7 +126,7 @@ def test_nan_loss_stops_fold_with_clear_message(tmp_path, tiny_weights, monkeypa
     monkeypatch.setattr(pipeline.FoldRunner, "_joint_loss", bad_joint)
     out = tmp_path / "nan"
     with pytest.raises(FloatingPointError, match="non-finite"):
-        run_main(_cfg(tiny_weights, "gan.epochs=2", "data.max_folds=1"), out, progress=False)
+        run_main(_cfg(tiny_weights, "gan.joint=true", "gan.epochs=2", "data.max_folds=1"), out, progress=False)
     assert not (out / "predictions.csv").exists() or len(pd.read_csv(out / "predictions.csv")) == 0
 
 
