@@ -4,12 +4,12 @@ Accuracy (EPE / px1 / px3 / px5 / Fl-all / WAUC, mean over pairs) and speed (pai
 after one warm-up pair, same pairs as the accuracy) on
   * the synthetic facial flow test set (held-out CASME II subjects) at 128x128 and 256x256,
   * Middlebury (Grove2, Hydrangea, RubberWhale, Urban2; 640x480 and 584x388).
-Writes a JSON with everything and the Markdown fragment ``docs/benchmarks/flow.md``.
+Writes a JSON with everything and a Markdown table (``--md``; its tables are in the flow section of ``docs/benchmarks.md``).
 
 Usage:
     .venv/bin/python bench/flow_benchmark.py --threads 2 \
         --srflownet fdr=flownet/weights/srflownet_facial.pt [--srflownet tvr=runs/srflownet_tvr/weights.pt] \
-        --n128 200 --n256 50 --json runs/bench_flow.json --md docs/benchmarks/flow.md
+        --n128 200 --n256 50 --json runs/bench_flow.json --md runs/bench_flow.md
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default="runs/bench_flow.json")
-    ap.add_argument("--md", default="docs/benchmarks/flow.md")
+    ap.add_argument("--md", default="runs/bench_flow.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2_threads = None

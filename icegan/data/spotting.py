@@ -10,7 +10,7 @@ middle 80 %×90 % of the frame is used, and the method name says so. ``"middle"`
 the clip, a common simple choice for SMIC) is available too.
 
 Validation against CASME II's annotated apexes (118 usable composite clips of the cropped copy,
-onset..offset frames; ``bench/apex_spotting_casme2.py``, docs/benchmarks/data.md): without the head
+onset..offset frames; ``bench/apex_spotting_casme2.py``, docs/benchmarks.md): without the head
 motion compensation the flow maximum is no better than a random frame (median error 19–20 frames
 vs 15); with it, DIS: median 6 frames, 48 % within 5 frames, 68 % within 10, 81 % within 20; the
 middle frame: median 5.5, 50 %, 67 %, 91 % (fewer large misses).
