@@ -182,13 +182,18 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
     return out
 
 
-def _casme2_subject(v: Any) -> str:
+def _numbered_subject(v: Any, prefix: str, width: int, dataset: str) -> str:
+    """``'1'``, ``1`` or ``'<prefix>1'`` → ``<prefix>`` + the number zero-padded to ``width`` digits."""
     s = _text(v)
-    if s.lower().startswith("sub"):
-        s = s[3:]
+    if s.lower().startswith(prefix):
+        s = s[len(prefix):]
     if not s.isdigit():
-        raise SheetError(f"CASME II subject {v!r} is not a number")
-    return f"sub{int(s):02d}"
+        raise SheetError(f"{dataset} subject {v!r} is not a number")
+    return f"{prefix}{int(s):0{width}d}"
+
+
+def _casme2_subject(v: Any) -> str:
+    return _numbered_subject(v, "sub", 2, "CASME II")
 
 
 def _samm_subject(v: Any) -> str:
@@ -197,12 +202,7 @@ def _samm_subject(v: Any) -> str:
 
 
 def _smic_subject(v: Any) -> str:
-    s = _text(v)
-    if s.lower().startswith("s"):
-        s = s[1:]
-    if not s.isdigit():
-        raise SheetError(f"SMIC subject {v!r} is not a number")
-    return f"s{int(s)}"
+    return _numbered_subject(v, "s", 1, "SMIC")
 
 
 def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
