@@ -58,6 +58,7 @@ class FlowTrainSection:
     threads: int = 2
     seed: int = 0
     resume: bool = True
+    init_weights: str | None = None  #: start from this weights file (e.g. self-supervised SRFlowNet); ignored on resume
 
 
 @dataclass
@@ -91,6 +92,34 @@ def evaluate_model(model: SRFlowNet, loader, device, iters: int | None = None) -
         valids.append(b["valid"])
     model.train(was)
     return flow_metrics(torch.cat(preds), torch.cat(gts), torch.cat(valids))
+
+
+def load_init_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Copy the tensors of a weights file (``{"state_dict": ...}``, as saved by :mod:`flownet.registry`) into
+    ``model`` (``train.init_weights``: fine-tune e.g. a self-supervised SRFlowNet on synthetic faces).
+
+    Raises:
+        FileNotFoundError: the file does not exist. ValueError: unreadable, or its tensors do not match
+            ``model`` (names the file and the first mismatching keys).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"train.init_weights: weights file not found: {p}")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"train.init_weights: {p} cannot be read ({type(exc).__name__}: {exc})") from None
+    sd = ck.get("state_dict") if isinstance(ck, dict) else None
+    if not isinstance(sd, dict):
+        raise ValueError(f"train.init_weights: {p} has no state_dict (not a flownet weights file)")
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    extra = [k for k in sd if k not in own]
+    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or extra or wrong:
+        raise ValueError(f"train.init_weights: {p} does not match the model of this config: missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}, wrong shape {wrong[:3]}")
+    model.load_state_dict(sd)
 
 
 def _to_dict(cfg) -> dict:
@@ -140,6 +169,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     step, elapsed0 = 0, 0.0
     ckpt_path = run / "last.pt"
+    if t.init_weights and not (t.resume and ckpt_path.is_file()):
+        load_init_weights(model, t.init_weights)
+        print(f"initialised from {t.init_weights}")
     if t.resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])

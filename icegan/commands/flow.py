@@ -2,6 +2,7 @@
 
 * ``icegan flow train --config configs/flow_srflownet_fdr.yaml [key=value ...]``: train SRFlowNet on
   synthetic facial flow (TensorBoard, checkpoints, resume) → ``runs/<name>/``.
+  ``--mode selfsup --config configs/flow_selfsup.yaml``: self-supervised on unlabelled real CASME II pairs.
 * ``icegan flow eval --model srflownet|tvl1|farneback [--weights W] --data middlebury|synthetic-face
   [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "per_pair": [...], "pairs_per_s": x}``.
 * ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``.
@@ -17,6 +18,9 @@ def register(subparsers) -> None:
 
     t = sub.add_parser("train", help="train SRFlowNet on synthetic facial flow")
     t.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_srflownet_fdr.yaml")
+    t.add_argument("--mode", default="supervised", choices=["supervised", "selfsup"],
+                   help="supervised: synthetic faces with exact flow (default); selfsup: unlabelled real "
+                        "CASME II pairs, teacher -> student distillation (configs/flow_selfsup.yaml)")
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     t.set_defaults(func=_train)
@@ -68,6 +72,10 @@ def _clean_errors(fn):
 def _train(args: argparse.Namespace) -> int:
     from flownet.train import FlowTrainConfig, train
     from icegan.config import load_config
+    if getattr(args, "mode", "supervised") == "selfsup":
+        from flownet.selfsup import SelfSupConfig, train_selfsup
+        train_selfsup(load_config(SelfSupConfig, args.config, args.overrides), progress=not args.no_progress)
+        return 0
     cfg = load_config(FlowTrainConfig, args.config, args.overrides)
     train(cfg, progress=not args.no_progress)
     return 0

@@ -1,0 +1,400 @@
+"""Self-supervised SRFlowNet training on unlabelled real CASME II clips (thesis chapter 3, DistillFlow).
+
+``icegan flow train --mode selfsup --config configs/flow_selfsup.yaml [key=value ...]``
+
+Two stages (``../shared/papers/selfsupervised_dense_correspondence_thesis.txt``, Sec. 3.4.2, Fig. 3.18):
+
+1. **Teacher** (stage 1, Eq. 3.31–3.36): SRFlowNet predicts forward and backward flow of random crops of real
+   frame pairs (:class:`flownet.data.real_pairs.RealFramePairs`: consecutive and onset→apex pairs of the
+   train subjects); loss ``L_1 = L_pho + 0.1 L_smo`` with the 7x7 census photometric loss, the forward-
+   backward occlusion check (α1, α2) and edge-aware smoothness (β 10). For the first ``occ_warmup_frac``
+   of the stage the photometric loss covers all pixels (the thesis pre-trains without occlusion handling
+   "to avoid the trivial solution that all pixels are regarded occluded", Sec. 3.4.3).
+2. **Student** (stage 2, DistillFlow variant 2, Eq. 3.40–3.42): initialised from the teacher; the frozen
+   teacher predicts flow and confidence (M^T = 1 - O^T) on the whole frames; the student sees a random crop
+   (geometric transformation / boundary occlusion hallucination, Fig. 3.20 a) whose target frame has a few
+   SLIC superpixels filled with noise (Fig. 3.20 b), and learns ``L_dis + 0.1 L_smo`` against the cropped
+   teacher flows.
+
+Each loss is applied to every recurrent update of SRFlowNet with weights γ^(n-i-1) (as the supervised
+sequence loss); occlusion maps come from the final update (no gradient through them).
+
+A run writes ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events (``tb/``), ``last.pt`` (stage, step,
+model, optimizer, elapsed time: ``resume: true`` continues it, also mid-stage), ``teacher.pt`` (stage-1
+model) and ``weights.pt`` (final model) in the SRFlowNet weights format (:func:`flownet.registry.save_srflownet`),
+and ``metrics.json``. Each stage has its own step count and wall-time budget; the synthetic facial test
+pairs are only *monitored* (held-out subjects; never used for training or model selection).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models.srflownet import SRFlowNet, SRFlowNetConfig
+from .regularizers import stage_weights
+from .selfsup_losses import (confidence_map, forward_backward_occlusion, student_loss,
+                             superpixel_hallucination, teacher_loss)
+
+__all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "SelfSupConfig",
+           "bidirectional_flows", "teacher_step_loss", "teacher_targets", "student_step_loss", "random_crops",
+           "occluded_fraction", "train_selfsup"]
+
+
+@dataclass
+class SelfSupDataConfig:
+    root: str | None = None        #: shared data root (None → $ICEGAN_SHARED_DATA or <repo>/../shared/data)
+    size: int = 128                #: frames resized to size x size (pixels), as the synthetic facial set
+    crop: int = 64                 #: random square training crop side (pixels) for both stages
+    onset_apex_prob: float = 0.5   #: probability of an onset→apex pair (else consecutive frames)
+    flip: bool = True              #: random horizontal flips
+    n_items: int = 200000          #: dataset length (pairs are drawn deterministically per index)
+    preload: bool = False          #: decode all train-subject frames at start (else on first use)
+    seed: int = 0
+    n_test: int = 32               #: synthetic facial test pairs monitored (held-out subjects; GT only for logs)
+    n_occ_pairs: int = 32          #: fixed real pairs on which the final occluded fraction is reported
+
+
+@dataclass
+class SelfSupLossConfig:
+    census_window: int = 7         #: census window (7x7 for faces, thesis Eq. 4.9)
+    eps: float = 0.01              #: ψ epsilon (Eq. 3.34)
+    q: float = 0.4                 #: ψ exponent (Eq. 3.34)
+    alpha1: float = 0.01           #: forward-backward check, relative (Eq. 3.32)
+    alpha2: float = 0.5            #: forward-backward check, absolute px² (Eq. 3.32; loose for sub-pixel motion)
+    beta: float = 10.0             #: edge-aware smoothness (Eq. 3.35)
+    smooth_weight: float = 0.1     #: weight of L_smo (Eq. 3.36, 3.42)
+    gamma: float = 0.8             #: weight γ^(n-i-1) of recurrent update i
+    occ_warmup_frac: float = 0.2   #: fraction of the teacher stage without occlusion masking
+    report_alpha2: list[float] = field(default_factory=lambda: [0.5, 0.05])  #: α2 values for the final occluded-fraction report
+
+
+@dataclass
+class SelfSupTrainSection:
+    teacher_steps: int = 1000      #: stage-1 steps (0 = skip: the teacher is init_weights)
+    teacher_minutes: float = 0.0   #: stage-1 wall-time budget (0 = none)
+    student_steps: int = 500       #: stage-2 steps (0 = no distillation: weights.pt is the teacher)
+    student_minutes: float = 0.0   #: stage-2 wall-time budget (0 = none)
+    init_weights: str | None = None  #: start the teacher from an SRFlowNet weights file
+    iters: int = 4                 #: recurrent updates while training (student and teacher)
+    teacher_iters: int = 6         #: updates of the frozen teacher when it makes stage-2 targets
+    batch_size: int = 8
+    slic_segments: int = 40        #: SLIC superpixels per crop (stage 2)
+    slic_compactness: float = 0.1
+    noisy_min: int = 1             #: superpixels filled with noise per crop (min, max inclusive)
+    noisy_max: int = 4
+    lr: float = 4e-4               #: teacher-stage peak learning rate (AdamW; 3 % warm-up, linear decay)
+    student_lr: float = 1e-4       #: student-stage peak learning rate
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    log_every: int = 10
+    eval_every: int = 200
+    ckpt_every: int = 25
+    device: str = "cpu"
+    threads: int = 1
+    seed: int = 0
+    resume: bool = True
+
+
+@dataclass
+class SelfSupConfig:
+    name: str = "flow_selfsup"
+    out_dir: str = "runs"
+    data: SelfSupDataConfig = field(default_factory=SelfSupDataConfig)
+    model: SRFlowNetConfig = field(default_factory=SRFlowNetConfig)
+    loss: SelfSupLossConfig = field(default_factory=SelfSupLossConfig)
+    train: SelfSupTrainSection = field(default_factory=SelfSupTrainSection)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def bidirectional_flows(model: SRFlowNet, img1: torch.Tensor, img2: torch.Tensor, iters: int
+                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Forward and backward flows in one batched pass: ``[(w_f^i, w_b^i) for each update i]``,
+    each (B, 2, H, W) pixels (the thesis swaps the image pair to get w_b, Sec. 3.4.2 stage 1)."""
+    b = img1.shape[0]
+    flows = model(torch.cat([img1, img2]), torch.cat([img2, img1]), iters=iters)
+    return [(f[:b], f[b:]) for f in flows]
+
+
+def teacher_step_loss(flows, img1, img2, lc: SelfSupLossConfig, use_occlusion: bool = True
+                      ) -> tuple[torch.Tensor, dict]:
+    """Stage-1 loss (Eq. 3.36) summed over the updates with γ weights; returns (loss, logs).
+
+    ``flows`` from :func:`bidirectional_flows`. Occlusion maps (Eq. 3.32) come from the last update.
+    Logs: pho, smo (last update), occ_f, occ_b (occluded fractions; NaN-free, 0 when masking is off).
+    """
+    f_last, b_last = flows[-1]
+    occ_f = occ_b = None
+    if use_occlusion:
+        occ_f = forward_backward_occlusion(f_last, b_last, lc.alpha1, lc.alpha2)
+        occ_b = forward_backward_occlusion(b_last, f_last, lc.alpha1, lc.alpha2)
+    total, parts = 0.0, {}
+    for w, (ff, fb) in zip(stage_weights(len(flows), lc.gamma), flows):
+        loss, parts = teacher_loss(img1, img2, ff, fb, occ_f, occ_b, lc.census_window, lc.eps, lc.q, lc.beta,
+                                   lc.smooth_weight)
+        total = total + w * loss
+    parts["occ_f"] = float(occ_f.mean()) if occ_f is not None else 0.0
+    parts["occ_b"] = float(occ_b.mean()) if occ_b is not None else 0.0
+    return total, parts
+
+
+def random_crops(tensors: list[torch.Tensor], crop: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Same per-sample random square crop of every (B, C, H, W) tensor in ``tensors`` (flow values are
+    unchanged by cropping). ``crop`` 0 or >= the size returns them unchanged.
+
+    Raises:
+        ValueError: tensors differ in batch size or H, W.
+    """
+    b, _, h, w = tensors[0].shape
+    if any(t.shape[0] != b or t.shape[-2:] != (h, w) for t in tensors):
+        raise ValueError(f"random_crops: tensors differ in batch or size: {[tuple(t.shape) for t in tensors]}")
+    if not crop or crop >= min(h, w):
+        return tensors
+    ys = torch.randint(0, h - crop + 1, (b,), generator=gen).tolist()
+    xs = torch.randint(0, w - crop + 1, (b,), generator=gen).tolist()
+    return [torch.stack([t[i, :, y:y + crop, x:x + crop] for i, (y, x) in enumerate(zip(ys, xs))])
+            for t in tensors]
+
+
+@torch.no_grad()
+def teacher_targets(teacher: SRFlowNet, img1, img2, lc: SelfSupLossConfig, iters: int) -> dict:
+    """Teacher flows w_f^T, w_b^T (B, 2, H, W) and confidence maps M^T = 1 - O^T (Eq. 3.32, 3.40)."""
+    ff, fb = bidirectional_flows(teacher, img1, img2, iters)[-1]
+    occ_f = forward_backward_occlusion(ff, fb, lc.alpha1, lc.alpha2)
+    occ_b = forward_backward_occlusion(fb, ff, lc.alpha1, lc.alpha2)
+    return {"flow_f": ff, "flow_b": fb, "conf_f": confidence_map(occ_f), "conf_b": confidence_map(occ_b)}
+
+
+def student_step_loss(flows, targets: dict, img1, img2, lc: SelfSupLossConfig) -> tuple[torch.Tensor, dict]:
+    """Stage-2 variant-2 loss (Eq. 3.42) summed over the updates with γ weights; ``targets`` are the
+    cropped teacher flows / confidences, ``img1``/``img2`` the student's inputs. Returns (loss, logs)."""
+    total, parts = 0.0, {}
+    for w, (ff, fb) in zip(stage_weights(len(flows), lc.gamma), flows):
+        loss, parts = student_loss(targets["flow_f"], targets["flow_b"], ff, fb, targets["conf_f"],
+                                   targets["conf_b"], img1, img2, lc.eps, lc.q, lc.beta, lc.smooth_weight)
+        total = total + w * loss
+    parts["conf_f"] = float(targets["conf_f"].mean())
+    return total, parts
+
+
+@torch.no_grad()
+def occluded_fraction(model: SRFlowNet, pairs: list[tuple[torch.Tensor, torch.Tensor]], alpha1: float,
+                      alpha2_values, iters: int | None = None) -> dict:
+    """Mean forward occluded fraction (Eq. 3.32) of ``model`` on fixed pairs ((1, 1, H, W) each) for each α2."""
+    was = model.training
+    model.eval()
+    flows = [bidirectional_flows(model, a, b, iters or model.config.iters)[-1] for a, b in pairs]
+    model.train(was)
+    return {str(a2): float(np.mean([float(forward_backward_occlusion(f, b, alpha1, a2).mean()) for f, b in flows]))
+            for a2 in alpha2_values}
+
+
+def _to_dict(cfg) -> dict:
+    from .train import _to_dict as conv
+    return conv(cfg)
+
+
+# ---------------------------------------------------------------------------------------- training
+
+def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
+    """Run (or resume) both stages; returns the metrics dict also written to ``metrics.json``.
+
+    Raises:
+        ValueError: bad configuration values (named), init weights not matching ``cfg.model``.
+        FileNotFoundError: data or init weights missing.
+        FloatingPointError: a non-finite loss (stops before the update).
+    """
+    import yaml
+    from torch.utils.data import DataLoader, RandomSampler
+    from torch.utils.tensorboard import SummaryWriter
+
+    from .data.real_pairs import RealFramePairs
+    from .data.synthetic_face import SyntheticFaceFlow
+    from .registry import load_srflownet, save_srflownet
+    from .train import collate, evaluate_model
+
+    t, lc, d = cfg.train, cfg.loss, cfg.data
+    for key, val in (("train.teacher_steps", t.teacher_steps), ("train.student_steps", t.student_steps)):
+        if val < 0:
+            raise ValueError(f"{key} must be >= 0, got {val}")
+    if t.teacher_steps == 0 and not t.init_weights:
+        raise ValueError("train.teacher_steps=0 needs train.init_weights (the teacher to distil from)")
+    if not 0.0 <= lc.occ_warmup_frac <= 1.0:
+        raise ValueError(f"loss.occ_warmup_frac must be in [0, 1], got {lc.occ_warmup_frac}")
+    if t.noisy_min < 0 or t.noisy_max < t.noisy_min:
+        raise ValueError(f"train.noisy_min/noisy_max must satisfy 0 <= min <= max, got {t.noisy_min}, {t.noisy_max}")
+    torch.set_num_threads(max(1, int(t.threads)))
+    torch.manual_seed(t.seed)
+    device = torch.device(t.device)
+    run = Path(cfg.out_dir) / cfg.name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
+
+    data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,
+                          flip=d.flip, seed=d.seed, n_items=d.n_items, preload=d.preload)
+    print(f"real pairs: subjects {data.subjects}; consecutive {len(data.pairs['consecutive'])}, "
+          f"onset_apex {len(data.pairs['onset_apex'])}; skipped clips {len(data.skipped)}", flush=True)
+    test_ds = SyntheticFaceFlow(root=d.root, split="test", size=d.size, n_pairs=d.n_test, seed=0)
+    test_loader = DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate)
+    occ_items = [data[i] for i in range(d.n_occ_pairs)]
+    occ_pairs = [(it["img1"][None].to(device), it["img2"][None].to(device)) for it in occ_items]
+
+    model = SRFlowNet(cfg.model).to(device)
+    if t.init_weights:
+        init = load_srflownet(t.init_weights)
+        if init.config_dict() != model.config_dict():
+            raise ValueError(f"train.init_weights={t.init_weights}: model config {init.config_dict()} differs "
+                             f"from the run's model section {model.config_dict()}")
+        model.load_state_dict(init.state_dict())
+    ckpt_path = run / "last.pt"
+    state = {"stage": "teacher", "step": 0, "elapsed_s": 0.0}
+    ck = None
+    if t.resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ck["model"])
+        state = {"stage": ck["stage"], "step": int(ck["step"]), "elapsed_s": float(ck["elapsed_s"])}
+        print(f"resumed {ckpt_path}: stage {state['stage']} step {state['step']}", flush=True)
+
+    writer = SummaryWriter(str(run / "tb"))
+    history: dict = {"teacher": [], "student": []}
+    crop_gen = torch.Generator().manual_seed(t.seed + 17 + state["step"])
+    np_rng = np.random.default_rng([t.seed, state["step"], 1 if state["stage"] == "student" else 0])
+
+    def run_stage(stage: str, n_steps: int, minutes: float, teacher: SRFlowNet | None, opt_state=None) -> None:
+        peak = t.lr if stage == "teacher" else t.student_lr
+        opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=t.weight_decay)
+        if opt_state is not None:
+            opt.load_state_dict(opt_state)
+        step0, elapsed0 = state["step"], state["elapsed_s"]
+        start = time.time()
+        offset = 0 if stage == "teacher" else 10 ** 6  # global step for TensorBoard
+
+        def frac() -> float:
+            f = state["step"] / max(n_steps, 1)
+            if minutes:
+                f = max(f, (elapsed0 + time.time() - start) / (60.0 * minutes))
+            return min(f, 1.0)
+
+        def set_lr() -> float:
+            f = frac()
+            lr = peak * (f / 0.03 if f < 0.03 else 1.0 - 0.95 * (f - 0.03) / 0.97)
+            for g in opt.param_groups:
+                g["lr"] = max(lr, 1e-7)
+            return lr
+
+        def save_ckpt() -> None:
+            torch.save({"stage": stage, "step": state["step"], "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
+
+        gen = torch.Generator().manual_seed(t.seed + 1000 * (stage == "student") + state["step"])
+        loader = DataLoader(data, batch_size=t.batch_size, sampler=RandomSampler(data, generator=gen),
+                            collate_fn=collate, drop_last=True, num_workers=0)
+        model.train()
+        set_lr()
+        done = frac() >= 1.0
+        while not done:
+            for b in loader:
+                img1, img2 = b["img1"].to(device), b["img2"].to(device)
+                if stage == "teacher":
+                    img1, img2 = random_crops([img1, img2], d.crop, crop_gen)
+                    use_occ = frac() >= lc.occ_warmup_frac
+                    flows = bidirectional_flows(model, img1, img2, t.iters)
+                    loss, parts = teacher_step_loss(flows, img1, img2, lc, use_occlusion=use_occ)
+                else:
+                    tg = teacher_targets(teacher, img1, img2, lc, t.teacher_iters)
+                    img1, img2, tf, tb_, cf, cb = random_crops(
+                        [img1, img2, tg["flow_f"], tg["flow_b"], tg["conf_f"], tg["conf_b"]], d.crop, crop_gen)
+                    img2_noisy, noise_mask = superpixel_hallucination(
+                        img2, t.slic_segments, (t.noisy_min, t.noisy_max), t.slic_compactness, np_rng)
+                    flows = bidirectional_flows(model, img1, img2_noisy, t.iters)
+                    loss, parts = student_step_loss(flows, {"flow_f": tf, "flow_b": tb_, "conf_f": cf,
+                                                            "conf_b": cb}, img1, img2_noisy, lc)
+                    parts["noise_frac"] = float(noise_mask.mean())
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{stage} stage: non-finite loss at step {state['step']}: {parts}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
+                opt.step()
+                state["step"] += 1
+                lr_now = set_lr()
+                s = state["step"]
+                if s % t.log_every == 0:
+                    mag = float(flows[-1][0].detach().norm(dim=1).mean())
+                    writer.add_scalar(f"{stage}/loss", float(loss.detach()), offset + s)
+                    writer.add_scalar(f"{stage}/lr", lr_now, offset + s)
+                    writer.add_scalar(f"{stage}/flow_mag", mag, offset + s)
+                    for k, v in parts.items():
+                        writer.add_scalar(f"{stage}/{k}", v, offset + s)
+                    rec = {"step": s, "loss": float(loss.detach()), "flow_mag": mag,
+                           "elapsed_s": round(elapsed0 + time.time() - start, 1), **parts}
+                    history[stage].append(rec)
+                    print(f"{stage} " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                 for k, v in rec.items()), flush=True)
+                if s % t.ckpt_every == 0:
+                    save_ckpt()
+                if t.eval_every and s % t.eval_every == 0:
+                    m = evaluate_model(model, test_loader, device)
+                    for k, v in m.items():
+                        writer.add_scalar(f"test_{stage}/{k}", v, offset + s)
+                    print(f"{stage} step {s} synthetic facial test (monitor) {json.dumps(m)}", flush=True)
+                if frac() >= 1.0:
+                    done = True
+                    break
+        save_ckpt()
+        state["elapsed_s"] = elapsed0 + time.time() - start
+        print(f"{stage} stage done: {state['step'] - step0} steps this session, {state['step']} total, "
+              f"{state['elapsed_s'] / 60:.1f} min", flush=True)
+
+    results: dict = {"name": cfg.name}
+    opt_state = ck["optimizer"] if ck is not None else None
+    # ------------------------------------------------------------------ stage 1: teacher
+    if state["stage"] == "teacher":
+        if t.teacher_steps > 0:
+            run_stage("teacher", t.teacher_steps, t.teacher_minutes, None, opt_state)
+            opt_state = None
+        save_srflownet(model, run / "teacher.pt", meta={"name": cfg.name, "stage": "teacher",
+                                                          "steps": state["step"], "alpha2": lc.alpha2})
+        results["teacher_steps"] = state["step"]
+        results["teacher_minutes"] = round(state["elapsed_s"] / 60, 1)
+        results["teacher_test"] = evaluate_model(model, test_loader, device)
+        results["teacher_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
+        print(f"teacher: synthetic facial test {json.dumps(results['teacher_test'])}; occluded fraction by "
+              f"alpha2 {results['teacher_occ_frac']}", flush=True)
+        (run / "teacher_metrics.json").write_text(json.dumps(results, indent=2))
+        state.update(stage="student", step=0, elapsed_s=0.0)
+        torch.save({"stage": "student", "step": 0, "model": model.state_dict(),
+                    "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0}, ckpt_path)
+    elif (run / "teacher_metrics.json").is_file():
+        results.update(json.loads((run / "teacher_metrics.json").read_text()))
+    # ------------------------------------------------------------------ stage 2: student (variant 2)
+    if t.student_steps > 0:
+        if not (run / "teacher.pt").is_file():
+            raise FileNotFoundError(f"{run / 'teacher.pt'} missing: cannot resume the student stage")
+        teacher = load_srflownet(run / "teacher.pt", device=device)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        run_stage("student", t.student_steps, t.student_minutes, teacher,
+                  opt_state if ck is not None and ck["stage"] == "student" and state["step"] > 0 else None)
+        results["student_steps"] = state["step"]
+        results["student_minutes"] = round(state["elapsed_s"] / 60, 1)
+    metrics = evaluate_model(model, test_loader, device)
+    results["final_test"] = metrics
+    results["final_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
+    results["alpha1"], results["alpha2"] = lc.alpha1, lc.alpha2
+    results["history_tail"] = {k: v[-5:] for k, v in history.items()}
+    meta = {"name": cfg.name, "mode": "selfsup", "alpha2": lc.alpha2, "size": d.size,
+            "teacher_steps": results.get("teacher_steps"), "student_steps": results.get("student_steps"),
+            "test_metrics_monitor": metrics}
+    save_srflownet(model, run / "weights.pt", meta=meta)
+    (run / "metrics.json").write_text(json.dumps(results, indent=2))
+    writer.close()
+    print(f"final: synthetic facial test ({d.n_test} pairs, monitor) {json.dumps(metrics)}; occluded fraction "
+          f"{results['final_occ_frac']}; weights {run / 'weights.pt'}", flush=True)
+    return results

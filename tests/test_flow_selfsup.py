@@ -1,0 +1,342 @@
+"""Self-supervised flow losses (thesis ch. 3), real CASME II frame pairs and the self-sup config.
+
+Reads ../shared/data/casme2 (never skipped: CI has ../shared beside the clone).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from flownet.data.real_pairs import RealFramePairs
+from flownet.data.synthetic_face import backward_warp, list_subjects, shared_data_root, split_subjects
+from flownet.selfsup_losses import (census_border_mask, census_distance, census_transform, confidence_map,
+                                    distillation_loss, edge_aware_smoothness, forward_backward_occlusion,
+                                    hallucinated_occlusion, occlusion_distillation_loss, photometric_loss,
+                                    robust_penalty, slic_superpixels, smoothness_loss, student_loss,
+                                    superpixel_hallucination, teacher_loss)
+
+PSI0 = 0.01 ** 0.4
+
+
+def smooth_texture(h=48, w=48, seed=0, sigma=2.0):
+    """(1, 1, h, w) smooth random texture in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 1, h, w, generator=g)
+    k = torch.arange(-6, 7, dtype=torch.float32)
+    k = torch.exp(-k ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (6, 6, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, 6, 6), mode="reflect"), k.view(1, 1, -1, 1))
+    return (x - x.min()) / (x.max() - x.min())
+
+
+def const_flow(u, v, h, w, b=1):
+    return torch.stack([torch.full((h, w), float(u)), torch.full((h, w), float(v))])[None].expand(b, -1, -1, -1).clone()
+
+
+# ------------------------------------------------------------------------------------- ψ and census
+
+def test_robust_penalty_known_values_and_gradient():
+    x = torch.tensor([0.0, 1.0, -2.0, 0.5], requires_grad=True)
+    y = robust_penalty(x)
+    expected = torch.tensor([0.01 ** 0.4, 1.01 ** 0.4, 2.01 ** 0.4, 0.51 ** 0.4])
+    assert torch.allclose(y, expected, atol=1e-6)
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert math.isclose(float(x.grad[1]), 0.4 * 1.01 ** -0.6, rel_tol=1e-5)
+    assert math.isclose(float(x.grad[2]), -0.4 * 2.01 ** -0.6, rel_tol=1e-5)
+    with pytest.raises(ValueError, match="eps"):
+        robust_penalty(x, eps=0.0)
+
+
+def test_census_identical_images_zero_and_loss_floor():
+    img = smooth_texture(seed=1)
+    assert census_transform(img, 7).shape == (1, 49, 48, 48)
+    d = census_distance(img, img.clone(), 7)
+    assert d.shape == (1, 1, 48, 48) and float(d.abs().max()) == 0.0
+    zero = torch.zeros(1, 2, 48, 48)
+    # zero distance everywhere: the loss sits at its floor 2 ψ(0) (forward + backward term)
+    loss = photometric_loss(img, img.clone(), zero, zero)
+    assert math.isclose(float(loss), 2 * PSI0, rel_tol=1e-6)
+    # census ignores a brightness offset exactly and a gain nearly (robust to illumination change)
+    assert float(census_distance(img, img + 0.1, 7).max()) < 1e-4
+    shifted = torch.roll(img, 2, dims=-1)
+    assert float(census_distance(img, 0.8 * img, 7).mean()) < 0.2 * float(census_distance(img, shifted, 7).mean())
+
+
+def test_census_shift_compensated_by_warping():
+    big = smooth_texture(64, 64, seed=2)
+    img1 = big[..., 8:56, 8:56]
+    sx, sy = 2, 1
+    img2 = big[..., 8 - sy:56 - sy, 8 - sx:56 - sx]       # I2(x) = I1(x - s): flow_f = +s everywhere
+    flow = const_flow(sx, sy, 48, 48)
+    warped = backward_warp(img2, flow)                      # I2(p + w_f(p)) = I1(p)
+    inner = census_border_mask(48, 48, 7) * 0
+    inner[..., 3:48 - 3 - sy, 3:48 - 3 - sx] = 1.0          # census window and warp both inside the image
+    d_ok = census_distance(img1, warped, 7)
+    d_zero = census_distance(img1, img2, 7)
+    assert float((d_ok * inner).max()) < 1e-3
+    assert float((d_zero * inner).sum() / inner.sum()) > 1.0
+    # a sub-pixel shift of a smooth image: the right flow leaves a small residual, zero flow a large one
+    img2b = backward_warp(img1, const_flow(-0.5, 0.0, 48, 48))  # I2(x) = I1(x - 0.5): flow_f = +0.5
+    inner2 = torch.zeros(1, 1, 48, 48)
+    inner2[..., 4:-4, 4:-4] = 1.0
+    r_ok = float((census_distance(img1, backward_warp(img2b, const_flow(0.5, 0, 48, 48)), 7) * inner2).mean())
+    r_zero = float((census_distance(img1, img2b, 7) * inner2).mean())
+    assert r_ok < 0.5 * r_zero   # (two bilinear half-pixel resamplings blur a little: not 0)
+
+
+# ---------------------------------------------------------------------------------------- occlusion
+
+def test_occlusion_consistent_flow_passes_and_out_of_image_flags():
+    h, w = 20, 24
+    f = const_flow(1.5, 0.0, h, w)
+    occ = forward_backward_occlusion(f, -f)
+    outside = torch.zeros(1, 1, h, w)
+    outside[..., :, w - 2:] = 1.0                           # x + 1.5 > w - 1 for the last two columns
+    assert torch.equal(occ, outside)
+
+
+def test_occlusion_flags_known_region_and_alpha2():
+    h, w = 24, 24
+    f = const_flow(2.0, 0.0, h, w)
+    b = -f.clone()
+    b[..., 8:14, 10:16] = torch.tensor([3.0, 0.0]).view(1, 2, 1, 1)  # inconsistent backward flow in a block of I2
+    occ = forward_backward_occlusion(f, b)
+    expected = torch.zeros(1, 1, h, w)
+    expected[..., 8:14, 8:14] = 1.0                          # I1 pixels landing in that block (x + 2 ∈ [10, 15])
+    expected[..., :, w - 2:] = 1.0                           # leave the image
+    assert torch.equal(occ, expected)
+    # a 0.5 px forward-backward mismatch: |Δ|² = 0.25 passes α2 = 0.5 but not a tight α2 = 0.05
+    b2 = -f + torch.tensor([0.5, 0.0]).view(1, 2, 1, 1)
+    inner = (slice(None), slice(None), slice(None), slice(0, w - 2))
+    assert float(forward_backward_occlusion(f, b2, 0.01, 0.5)[inner].max()) == 0.0
+    assert float(forward_backward_occlusion(f, b2, 0.01, 0.05)[inner].min()) == 1.0
+
+
+# ---------------------------------------------------------------------------------------- smoothness
+
+def test_smoothness_constant_zero_and_step_known_value():
+    h, w = 16, 20
+    img = torch.full((1, 1, h, w), 0.5)
+    assert float(edge_aware_smoothness(const_flow(1.3, -0.7, h, w), img)) == 0.0
+    step = torch.zeros(1, 2, h, w)
+    step[:, 0, :, 9:] = 2.0                                  # u jumps by 2 px between columns 8 and 9
+    assert math.isclose(float(edge_aware_smoothness(step, img)), 2.0 / w, rel_tol=1e-6)
+    edge = img.clone()
+    edge[..., 9:] = 0.8                                      # an image edge of 0.3 at the same place
+    assert math.isclose(float(edge_aware_smoothness(step, edge, beta=10.0)), 2.0 * math.exp(-3.0) / w, rel_tol=1e-5)
+    # both directions (Eq. 3.35)
+    assert math.isclose(float(smoothness_loss(step, step, img, img)), 4.0 / w, rel_tol=1e-6)
+
+
+# -------------------------------------------------------------------------------------- distillation
+
+def test_hallucinated_occlusion_and_occlusion_distillation_only_there():
+    h, w = 12, 12
+    occ_t = torch.zeros(1, 1, h, w)
+    occ_t[..., :3, :] = 1.0                                  # occluded for the teacher already
+    occ_s = torch.zeros(1, 1, h, w)
+    occ_s[..., :6, :6] = 1.0                                 # occluded for the student
+    halluc = hallucinated_occlusion(occ_s, occ_t)            # Eq. 3.37: rows 3..5, cols 0..5
+    expected = torch.zeros(1, 1, h, w)
+    expected[..., 3:6, :6] = 1.0
+    assert torch.equal(halluc, expected)
+
+    teacher = torch.randn(1, 2, h, w)
+    student = (teacher + 1.0).requires_grad_(True)           # off by 1 px in both components everywhere
+    loss = occlusion_distillation_loss(teacher, teacher, student, student, halluc, halluc)
+    assert math.isclose(float(loss.detach()), 2 * 1.01 ** 0.4, rel_tol=1e-5)
+    loss.backward()
+    g = student.grad.abs().sum(1, keepdim=True)
+    assert float(g[halluc == 0].max()) == 0.0 and float(g[halluc == 1].min()) > 0.0
+    # changing the student outside the hallucinated occlusions does not change the loss
+    student2 = student.detach().clone()
+    student2[..., 8:, 8:] += 5.0
+    assert math.isclose(float(occlusion_distillation_loss(teacher, teacher, student2, student2, halluc, halluc)),
+                        float(loss.detach()), rel_tol=1e-6)
+
+
+def test_distillation_variant2_on_confident_pixels():
+    h, w = 10, 10
+    occ = torch.zeros(1, 1, h, w)
+    occ[..., :, :5] = 1.0
+    conf = confidence_map(occ)                               # Eq. 3.40
+    assert float(conf[..., :5].max()) == 0.0 and float(conf[..., 5:].min()) == 1.0
+    teacher = torch.zeros(1, 2, h, w)
+    student = torch.zeros(1, 2, h, w)
+    student[..., :5] = 7.0                                   # wrong only where the teacher is not confident
+    assert math.isclose(float(distillation_loss(teacher, teacher, student, student, conf, conf)), 2 * PSI0, rel_tol=1e-6)
+    student[..., 5:] = 1.0
+    assert math.isclose(float(distillation_loss(teacher, teacher, student, student, conf, conf)),
+                        2 * 1.01 ** 0.4, rel_tol=1e-5)
+    # empty confidence: no pixel, no loss (not NaN)
+    assert float(distillation_loss(teacher, teacher, student, student, conf * 0, conf * 0)) == 0.0
+
+
+# ----------------------------------------------------------------------------- SLIC hallucination
+
+def test_superpixel_hallucination_alters_only_chosen_superpixels():
+    img = torch.cat([smooth_texture(40, 40, seed=s) for s in (3, 4)])
+    labels = slic_superpixels(img, n_segments=30, compactness=0.1)
+    assert labels.shape == (2, 40, 40) and all(len(np.unique(l)) >= 10 for l in labels)
+    out, mask = superpixel_hallucination(img, n_noisy=(2, 4), rng=np.random.default_rng(0), labels=labels)
+    changed = (out != img)[:, 0]
+    m = mask[:, 0].bool()
+    assert not bool(changed[~m].any())                       # untouched outside the chosen superpixels
+    assert float(changed[m].float().mean()) > 0.99           # noise replaced the chosen ones
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    for i in range(2):
+        inside = np.unique(labels[i][m[i].numpy()])
+        assert 2 <= len(inside) <= 4
+        for lab in inside:                                   # whole superpixels, never parts
+            assert bool(m[i][torch.from_numpy(labels[i] == lab)].all())
+    with pytest.raises(ValueError, match="n_noisy"):
+        superpixel_hallucination(img, n_noisy=(3, 1), labels=labels)
+
+
+# -------------------------------------------------------------------------------------- gradients
+
+def test_losses_have_finite_gradients_including_zero_flow():
+    img1 = smooth_texture(32, 32, seed=5)
+    img2 = backward_warp(img1, const_flow(-1.0, 0.5, 32, 32))
+    for init in (0.0, 0.7):
+        ff = torch.full((1, 2, 32, 32), init, requires_grad=True)
+        fb = torch.full((1, 2, 32, 32), -init, requires_grad=True)
+        occ_f = forward_backward_occlusion(ff, fb)
+        occ_b = forward_backward_occlusion(fb, ff)
+        loss, parts = teacher_loss(img1, img2, ff, fb, occ_f, occ_b)
+        loss.backward()
+        assert torch.isfinite(ff.grad).all() and torch.isfinite(fb.grad).all() and float(ff.grad.abs().sum()) > 0
+        sf = torch.zeros(1, 2, 32, 32, requires_grad=True)
+        sl, _ = student_loss(ff.detach(), fb.detach(), sf, sf, 1 - occ_f, 1 - occ_b, img1, img2)
+        sl.backward()
+        assert torch.isfinite(sf.grad).all()
+
+
+# ------------------------------------------------------------------------------- real CASME II pairs
+
+def test_real_pairs_read_train_subjects_of_the_fixed_split():
+    root = shared_data_root()
+    split = split_subjects(list_subjects(root))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = RealFramePairs(root=root, crop=64, seed=3, n_items=50)
+    assert ds.subjects == sorted(split["train"]) and not set(ds.subjects) & set(split["test"])
+    assert len(ds.pairs["consecutive"]) > 1000 and len(ds.pairs["onset_apex"]) > 50
+    assert ds.skipped and any("skipped" in str(w.message) for w in caught)  # unverified clips are reported
+    kinds = set()
+    for i in range(6):
+        it = ds[i]
+        kinds.add(it["kind"])
+        assert it["img1"].shape == (1, 64, 64) and it["img2"].shape == (1, 64, 64)
+        assert 0.0 <= float(it["img1"].min()) and float(it["img1"].max()) <= 1.0
+        assert it["subject"] in split["train"]
+        p1, p2 = Path(it["path1"]), Path(it["path2"])
+        n1, n2 = int(p1.stem[3:]), int(p2.stem[3:])
+        assert n2 == n1 + 1 if it["kind"] == "consecutive" else n2 > n1
+    # deterministic per index, and served from the decoded-frame cache
+    n_cached = len(ds._cache)
+    again = ds[0]
+    assert torch.equal(again["img1"], ds[0]["img1"]) and len(ds._cache) == n_cached
+    # an onset→apex pair is the manifest's onset and apex frames
+    on, ap = ds.pairs["onset_apex"][0]
+    assert on.parent == ap.parent and on.name.startswith("img") and on != ap
+
+
+def _fake_casme2(tmp_path: Path, apex_present: bool = True, corrupt: bool = False) -> Path:
+    import cv2
+    c2 = tmp_path / "casme2"
+    rows = ["subject,filename,onset,apex,verified,note"]
+    rng = np.random.default_rng(0)
+    for s in range(1, 7):
+        sub = f"sub{s:02d}"
+        clip = c2 / sub / "EP01_01"
+        clip.mkdir(parents=True)
+        for n in range(10, 15):
+            if n == 13 and not apex_present and s == 1:
+                continue
+            cv2.imwrite(str(clip / f"img{n}.jpg"), (rng.random((40, 32)) * 255).astype(np.uint8))
+        rows.append(f"{sub},EP01_01,10,13,True,")
+        rows.append(f"{sub},EP02_02,10,13,False,dump truncated")
+    if corrupt:
+        (c2 / "sub01" / "EP01_01" / "img11.jpg").write_bytes(b"not a jpeg")
+    (c2 / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def test_real_pairs_missing_and_corrupt_files_are_named(tmp_path):
+    root = _fake_casme2(tmp_path / "a", apex_present=False)
+    with pytest.raises(FileNotFoundError, match=r"sub01/EP01_01.*apex frame .*img13\.jpg"):
+        RealFramePairs(root=root, subjects=["sub01", "sub02"])
+    root = _fake_casme2(tmp_path / "b", corrupt=True)
+    with pytest.warns(UserWarning, match="EP02_02: not verified"):
+        ds = RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",), flip=False)
+    bad = next(j for j, (a, b) in enumerate(ds.pairs["consecutive"]) if "img11" in (a.name + b.name))
+    with pytest.raises(OSError, match=r"img11\.jpg"):
+        ds.frame(ds.pairs["consecutive"][bad][1] if ds.pairs["consecutive"][bad][1].name == "img11.jpg"
+                 else ds.pairs["consecutive"][bad][0])
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        RealFramePairs(root=_no_manifest(tmp_path / "c"))
+
+
+def _no_manifest(root: Path) -> Path:
+    r = _fake_casme2(root)
+    (r / "casme2" / "manifest.csv").unlink()
+    return r
+
+
+# -------------------------------------------------------------------------- training on a real pair
+
+def test_selfsup_loss_decreases_on_a_fixed_real_pair():
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.selfsup import SelfSupLossConfig, bidirectional_flows, teacher_step_loss
+    torch.manual_seed(0)
+    ds = RealFramePairs(subjects=["sub01"], crop=0, size=64, kinds=("onset_apex",), flip=False, max_clips=1)
+    it = ds[0]
+    img1 = it["img1"][None]
+    img2 = torch.roll(it["img2"][None], shifts=1, dims=-1)  # real apex frame, moved 1 px right: motion to find
+    model = SRFlowNet(SRFlowNetConfig(iters=2))
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    lc = SelfSupLossConfig()
+    losses = []
+    for _ in range(12):
+        loss, _ = teacher_step_loss(bidirectional_flows(model, img1, img2, 2), img1, img2, lc, use_occlusion=False)
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-3:]) < losses[0] - 0.05
+
+
+def test_selfsup_config_loads_and_cli_mode():
+    from flownet.selfsup import SelfSupConfig
+    from icegan.config import ConfigError, load_config
+    cfg = load_config(SelfSupConfig, "configs/flow_selfsup.yaml", ["loss.alpha2=0.05"])
+    assert cfg.loss.census_window == 7 and cfg.loss.alpha2 == 0.05 and cfg.loss.beta == 10.0
+    assert cfg.train.threads == 1
+    with pytest.raises(ConfigError, match="loss.alpha3"):
+        load_config(SelfSupConfig, "configs/flow_selfsup.yaml", ["loss.alpha3=1"])
+
+
+def test_train_init_weights_loads_and_rejects_mismatch(tmp_path):
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.registry import save_srflownet
+    from flownet.train import load_init_weights
+    torch.manual_seed(1)
+    src = SRFlowNet(SRFlowNetConfig(iters=2))
+    path = save_srflownet(src, tmp_path / "selfsup.pt")
+    dst = SRFlowNet(SRFlowNetConfig(iters=2))
+    load_init_weights(dst, path)
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
+    with pytest.raises(ValueError, match="init_weights.*wrong shape"):
+        load_init_weights(SRFlowNet(SRFlowNetConfig(flow_head_hidden=64)), path)
+    with pytest.raises(FileNotFoundError, match="init_weights"):
+        load_init_weights(dst, tmp_path / "nope.pt")
