@@ -122,11 +122,24 @@ class FlowSection:
         weights: SRFlowNet weights file (None = shipped).
         iters: SRFlowNet refinement iterations (None = the weights' default).
         batch_size: pairs per flow batch.
+        component: which part of the flow the features are built from: ``total`` (the estimator's flow),
+            or the ``expression`` / ``head`` part of a head/expression decomposition
+            (:mod:`flownet.decompose`; DecFlow supplement, ../shared/papers/facialflownet_decflow_supplement.txt
+            Sec. 2.3 uses the expression flow for expression recognition).
+        decompose: how the flow is decomposed when ``component`` is not ``total``: ``ransac`` (a robust
+            global similarity/affine fit of ``method``'s flow is the head flow, the rest expression) or
+            ``learned`` (the DecFlow network :mod:`flownet.models.decflow`, which computes its own flow;
+            needs ``method=srflownet``).
+        decompose_weights: DecFlow weights for ``decompose=learned`` (None = shipped
+            ``flownet/weights/decflow_facial.pt``).
     """
     method: Literal["srflownet", "tvl1", "farneback"] = "srflownet"
     weights: Optional[str] = None
     iters: Optional[int] = None
     batch_size: int = 32
+    component: Literal["total", "expression", "head"] = "total"
+    decompose: Literal["ransac", "learned"] = "ransac"
+    decompose_weights: Optional[str] = None
 
 
 @dataclass
@@ -171,6 +184,12 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method != "srflownet":
         raise ConfigError("gan.joint back-propagates through the flow network: it needs flow.method=srflownet "
                           f"(got {cfg.flow.method}); set gan.joint=false for classical flow")
+    if cfg.flow.component != "total" and cfg.gan.joint and cfg.gan.enabled:
+        raise ConfigError("gan.joint back-propagates through the flow network's total flow: set "
+                          f"flow.component=total (got {cfg.flow.component}) or gan.joint=false")
+    if cfg.flow.component != "total" and cfg.flow.decompose == "learned" and cfg.flow.method != "srflownet":
+        raise ConfigError("flow.decompose=learned uses the DecFlow network (SRFlowNet with two decoders) for the "
+                          f"flow itself: set flow.method=srflownet (got {cfg.flow.method}) or flow.decompose=ransac")
     if cfg.data.source == "prepared" and not cfg.data.prepare.datasets:
         raise ConfigError("data.source=prepared needs data.prepare.datasets (see configs/casme2.yaml)")
     if len(cfg.data.amplitude) != 2:
@@ -235,6 +254,14 @@ def build_flow(cfg: MainConfig, device: torch.device):
     kwargs = {}
     if cfg.flow.method == "srflownet" and cfg.flow.iters is not None:
         kwargs["iters"] = cfg.flow.iters
+    if cfg.flow.component != "total":  # features from one part of a head/expression decomposition
+        from flownet.decompose import ComponentEstimator, get_decomposer
+        if cfg.flow.decompose == "learned":
+            dec = get_decomposer("learned", weights=cfg.flow.decompose_weights, device=device, **kwargs)
+        else:
+            dec = get_decomposer("ransac", base=get_estimator(cfg.flow.method, weights=cfg.flow.weights,
+                                                              device=device, **kwargs))
+        return ComponentEstimator(dec, cfg.flow.component)
     return get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device, **kwargs)
 
 

@@ -5,7 +5,10 @@
   ``--mode selfsup --config configs/flow_selfsup.yaml``: self-supervised on unlabelled real CASME II pairs.
 * ``icegan flow eval --model srflownet|tvl1|farneback [--weights W] --data middlebury|synthetic-face
   [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "per_pair": [...], "pairs_per_s": x}``.
-* ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``.
+* ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``;
+  ``--decompose [--decompose-method ransac|learned]`` also writes ``flow_head.png`` / ``flow_expression.png``
+  (and ``.flo``): head / expression decomposition (:mod:`flownet.decompose`, :mod:`flownet.models.decflow`).
+* ``icegan flow train-decflow --config configs/flow_decflow.yaml [key=value ...]``: train DecFlow.
 """
 from __future__ import annotations
 
@@ -49,7 +52,18 @@ def register(subparsers) -> None:
     r.add_argument("--weights", default=None)
     r.add_argument("--gray", action="store_true", help="read the images as grey")
     r.add_argument("--device", default="cpu")
+    r.add_argument("--decompose", action="store_true",
+                   help="also write the head and expression flow (OUT stem + _head / _expression; same for --flo)")
+    r.add_argument("--decompose-method", default="ransac", choices=["ransac", "learned"],
+                   help="ransac: global similarity fit of --model's flow (flownet.decompose); learned: the DecFlow "
+                        "network (--weights = DecFlow weights, default flownet/weights/decflow_facial.pt)")
     r.set_defaults(func=_run)
+
+    td = sub.add_parser("train-decflow", help="train DecFlow (SRFlowNet with head + expression decoders)")
+    td.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_decflow.yaml")
+    td.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_minutes=5")
+    td.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    td.set_defaults(func=_train_decflow)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -108,6 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
     if i1.shape != i2.shape:
         raise SystemExit(f"images differ in size: {args.img1} {tuple(i1.shape)} vs {args.img2} {tuple(i2.shape)}")
+    if getattr(args, "decompose", False):
+        return _run_decomposed(args, i1, i2)
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device)
     flow = est.estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
@@ -115,4 +131,41 @@ def _run(args: argparse.Namespace) -> int:
     if args.flo:
         write_flo(args.flo, flow)
         print(f"wrote {args.flo}")
+    return 0
+
+
+def _part_path(path: str, part: str) -> str:
+    """``flow.png`` → ``flow_head.png`` (the total keeps the given name)."""
+    from pathlib import Path
+    p = Path(path)
+    return str(p) if part == "total" else str(p.with_name(f"{p.stem}_{part}{p.suffix}"))
+
+
+def _run_decomposed(args: argparse.Namespace, i1, i2) -> int:
+    """``flow run --decompose``: total, head and expression flow pictures (and .flo files)."""
+    from flownet.decompose import get_decomposer
+    from flownet.io import save_flow_image, write_flo
+    if args.decompose_method == "learned":
+        dec = get_decomposer("learned", weights=args.weights, device=args.device)
+    else:
+        dec = get_decomposer("ransac", base=args.model, weights=args.weights, device=args.device)
+    parts = dec.decompose(i1[None], i2[None])
+    for part in ("total", "head", "expression"):
+        flow = parts[part][0].cpu()
+        out = _part_path(args.out, part)
+        save_flow_image(out, flow)
+        print(f"wrote {out} ({part}, max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
+        if args.flo:
+            flo = _part_path(args.flo, part)
+            write_flo(flo, flow)
+            print(f"wrote {flo}")
+    return 0
+
+
+@_clean_errors
+def _train_decflow(args: argparse.Namespace) -> int:
+    from flownet.models.decflow import DecFlowTrainConfig, train_decflow
+    from icegan.config import load_config
+    cfg = load_config(DecFlowTrainConfig, args.config, args.overrides)
+    train_decflow(cfg, progress=not args.no_progress)
     return 0

@@ -1,0 +1,557 @@
+"""DecFlow: SRFlowNet with two decoders, head flow + expression flow (learned decomposition).
+
+Source: FacialFlowNet / DecFlow, ``../shared/papers/facialflownet_decflow_supplement.txt``:
+facial flow = head flow + expression flow (Fig. 5: F_f, F_h, F_e), estimated by **two independent
+decoders** on a shared encoder (Sec. 2.2 and Tab. 2: one decoder with two GRU blocks was less accurate,
+"which validates the necessity of using two independent decoders"); the expression flow is the better
+expression-recognition feature (Sec. 2.3, Tab. 3).
+
+Architecture (:class:`DecFlow`), built on :class:`flownet.models.srflownet.SRFlowNet` (RAFT parts from
+torchvision):
+
+* shared: feature encoder, context encoder and all-pairs correlation pyramid of an ``SRFlowNet``
+  (``self.base``);
+* expression decoder: the SRFlowNet update block (SK motion encoder → super-kernel aggregation →
+  ConvGRU → flow head) and its convex-upsampling mask predictor (``self.base.raft.update_block``,
+  ``self.base.raft.mask_predictor``);
+* head decoder: a second, independent update block of the same design (``self.head_update``) with its own
+  GRU hidden state. ``head_model="affine"`` (default) projects its output onto the global affine fields
+  by a closed-form least-squares fit at 1/8 resolution (6 parameters; head motion of a face crop over an
+  ME interval is a near-rigid global motion, and the synthetic data's head motion is a similarity, i.e.
+  exactly affine); the full-resolution head flow is then the affine field itself. ``head_model="dense"``
+  keeps the head flow dense and upsamples it with a second mask predictor (``self.head_mask``).
+
+Recurrence (``iters`` updates, 1/8 resolution, both decoders read the same correlation features):
+
+    total_k = head_k + expr_k;  corr = lookup(coords0 + total_k)
+    head_{k+1} = P(head_k + Δh(GRU_h(corr, total_k)));   expr_{k+1} = expr_k + Δe(GRU_e(corr, total_k))
+
+(P = affine projection or identity; the look-up coordinates are detached between iterations as in RAFT.)
+The outputs satisfy ``total = head + expression`` exactly, at every iteration.
+
+Initialisation from the shipped SRFlowNet weights (:meth:`DecFlow.init_from_srflownet`): the shared parts
+and the expression decoder take the SRFlowNet weights, the head decoder starts as a copy of the SRFlowNet
+update block with a zero output layer, so an untrained head gives zero head flow and the total flow
+is SRFlowNet's.
+
+Loss (:func:`decflow_loss`): the gamma-weighted L1 sequence loss of :func:`flownet.losses.sequence_loss`
+on the head part, on the expression part and on the total (weights ``w_head``, ``w_expr``, ``w_total``).
+
+Weights files: ``{"format": "decflow-v1", "config": {...}, "state_dict": {...}, "meta": {...}}``, tensors
+stored as float16 when saved with ``half=True`` (loaded back to float32); :func:`load_decflow` checks
+every key and shape and names the file on any mismatch.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
+from torchvision.models.optical_flow.raft import MaskPredictor
+
+from ..train import FlowDataConfig
+from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
+
+__all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
+           "default_decflow_path", "save_decflow", "load_decflow", "DecFlowEstimator",
+           "DecFlowTrainSection", "DecFlowTrainConfig", "random_crop", "evaluate_decflow", "train_decflow"]
+
+DECFLOW_FORMAT = "decflow-v1"
+HEAD_MODELS = ("affine", "dense")
+
+
+@dataclass
+class DecFlowConfig(SRFlowNetConfig):
+    """SRFlowNet hyper-parameters (:class:`SRFlowNetConfig`, shared by both decoders) plus the head model.
+
+    ``head_model``: "affine" (head flow projected on global affine fields) or "dense".
+    """
+    head_model: str = "affine"
+
+
+def _srflownet_config(cfg: DecFlowConfig) -> SRFlowNetConfig:
+    return SRFlowNetConfig(**{f.name: getattr(cfg, f.name) for f in fields(SRFlowNetConfig)})
+
+
+def _affine_design(h: int, w: int, device, dtype, offset: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    """(h*w, 3) rows [x, y, 1] with x = (col - offset) / scale (same for y)."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype),
+                            indexing="ij")
+    return torch.stack([(xs - offset) / scale, (ys - offset) / scale, torch.ones_like(xs)], -1).reshape(-1, 3)
+
+
+def affine_project(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares projection of flow fields onto global affine fields (differentiable).
+
+    Solves ``min_M sum_x |flow(x) - M [x, y, 1]^T|^2`` per field (closed form, pixel coordinates of the
+    given grid) and returns the fitted field and ``M``.
+
+    Args:
+        flow: (B, 2, H, W) flow (pixels of that grid), H * W >= 3 and not all on one line.
+
+    Returns:
+        (projected (B, 2, H, W), M (B, 2, 3)).
+
+    Raises:
+        ValueError: not a (B, 2, H, W) tensor or fewer than 3 pixels.
+    """
+    if flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(f"flow must be (B, 2, H, W), got {tuple(flow.shape)}")
+    b, _, h, w = flow.shape
+    if h < 2 or w < 2:
+        raise ValueError(f"an affine fit needs a grid of at least 2x2 pixels, got {h}x{w}")
+    x = _affine_design(h, w, flow.device, flow.dtype)                     # (HW, 3)
+    pinv = torch.linalg.pinv(x)                                           # (3, HW)
+    m = flow.reshape(b, 2, h * w) @ pinv.T                                # (B, 2, 3)
+    return (m @ x.T).reshape(b, 2, h, w), m
+
+
+class DecFlow(nn.Module):
+    """Two-decoder SRFlowNet (module docstring). ``forward(img1, img2, iters=None) -> dict``.
+
+    Args:
+        config: :class:`DecFlowConfig` (None → defaults, the shipped SRFlowNet's architecture).
+
+    ``forward`` takes images (B, 1 or 3, H, W) float in [0, 1] (same shape; any H, W: padded like
+    SRFlowNet) and returns ``{"head": [...], "expression": [...], "total": [...]}``, one (B, 2, H, W)
+    flow in pixels per iteration each (last = final), with ``total[i] == head[i] + expression[i]``.
+
+    Raises:
+        ValueError: unknown ``head_model``, or mismatched / badly shaped images.
+    """
+
+    def __init__(self, config: DecFlowConfig | None = None):
+        super().__init__()
+        cfg = config or DecFlowConfig()
+        if cfg.head_model not in HEAD_MODELS:
+            raise ValueError(f"head_model must be one of {list(HEAD_MODELS)}, got {cfg.head_model!r}")
+        self.config = cfg
+        self.base = SRFlowNet(_srflownet_config(cfg))
+        corr_channels = self.base.raft.corr_block.out_channels
+        menc = SKMotionEncoder(in_channels_corr=corr_channels, out_channels=cfg.motion_channels,
+                               kernel=cfg.super_kernel, small=cfg.small_kernel)
+        self.head_update = SKUpdateBlock(motion_encoder=menc, context_channels=cfg.context_layers[-1] - cfg.hidden,
+                                         hidden=cfg.hidden, kernel=cfg.super_kernel, small=cfg.small_kernel,
+                                         flow_head_hidden=cfg.flow_head_hidden)
+        self.head_mask = (MaskPredictor(in_channels=cfg.hidden, hidden_size=cfg.mask_hidden, multiplier=0.25)
+                          if cfg.head_model == "dense" else None)
+        self.min_size = self.base.min_size
+
+    def init_from_srflownet(self, srflownet: SRFlowNet) -> "DecFlow":
+        """Copy an SRFlowNet's weights: shared parts + expression decoder; head decoder = a copy of its update
+        block with a zero output layer (so the head flow starts at 0). Returns self.
+
+        Raises:
+            ValueError: the SRFlowNet architecture differs from this model's.
+        """
+        if srflownet.config_dict() != self.base.config_dict():
+            raise ValueError(f"SRFlowNet config {srflownet.config_dict()} differs from DecFlow's "
+                             f"{self.base.config_dict()}")
+        self.base.load_state_dict(srflownet.state_dict())
+        self.head_update.load_state_dict(srflownet.raft.update_block.state_dict())
+        nn.init.zeros_(self.head_update.flow_head.conv2.weight)
+        nn.init.zeros_(self.head_update.flow_head.conv2.bias)
+        if self.head_mask is not None:
+            self.head_mask.load_state_dict(srflownet.raft.mask_predictor.state_dict())
+        return self
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> dict:
+        if img1.shape != img2.shape:
+            raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
+        raft = self.base.raft
+        x1, x2 = self.base.prepare(img1), self.base.prepare(img2)
+        h, w = x1.shape[-2:]
+        ph = max(self.min_size, math.ceil(h / 8) * 8) - h
+        pw = max(self.min_size, math.ceil(w / 8) * 8) - w
+        if ph or pw:
+            x1 = F.pad(x1, (0, pw, 0, ph), mode="replicate")
+            x2 = F.pad(x2, (0, pw, 0, ph), mode="replicate")
+        b, _, hp, wp = x1.shape
+        fmap1, fmap2 = torch.chunk(raft.feature_encoder(torch.cat([x1, x2], 0)), 2, 0)
+        raft.corr_block.build_pyramid(fmap1, fmap2)
+        ctx = raft.context_encoder(x1)
+        hid = self.config.hidden
+        hidden, context = torch.split(ctx, [hid, ctx.shape[1] - hid], 1)
+        hidden_e = hidden_h = torch.tanh(hidden)
+        context = F.relu(context)
+        coords0 = make_coords_grid(b, hp // 8, wp // 8).to(fmap1.device)
+        head = torch.zeros_like(coords0)
+        expr = torch.zeros_like(coords0)
+        affine = self.config.head_model == "affine"
+        if affine:  # full-resolution design matrix: 1/8-grid cell i covers pixels 8i .. 8i+7 (centre 8i+3.5)
+            design_full = _affine_design(hp, wp, coords0.device, coords0.dtype, offset=3.5, scale=8.0)
+        out = {"head": [], "expression": [], "total": []}
+        for _ in range(int(iters or self.config.iters)):
+            head, expr = head.detach(), expr.detach()
+            total = head + expr
+            corr = raft.corr_block.index_pyramid(centroids_coords=coords0 + total)
+            hidden_h, dh = self.head_update(hidden_h, context, corr, total)
+            hidden_e, de = raft.update_block(hidden_e, context, corr, total)
+            head = head + dh
+            expr = expr + de
+            if affine:
+                head, m = affine_project(head)
+                up_h = 8.0 * (m @ design_full.T).reshape(b, 2, hp, wp)
+            else:
+                up_h = upsample_flow(head, self.head_mask(hidden_h))
+            up_e = upsample_flow(expr, raft.mask_predictor(hidden_e))
+            if ph or pw:
+                up_h, up_e = up_h[..., :h, :w], up_e[..., :h, :w]
+            out["head"].append(up_h)
+            out["expression"].append(up_e)
+            out["total"].append(up_h + up_e)
+        return out
+
+    def config_dict(self) -> dict:
+        d = asdict(self.config)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def decflow_loss(out: dict, gt_head: torch.Tensor, gt_expr: torch.Tensor, valid: torch.Tensor | None = None,
+                 gamma: float = 0.8, w_head: float = 1.0, w_expr: float = 1.0,
+                 w_total: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """Decomposition loss: ``w_head L(head) + w_expr L(expr) + w_total L(head + expr)``.
+
+    ``L`` is the gamma-weighted L1 sequence loss (:func:`flownet.losses.sequence_loss`, pixels) against
+    ``gt_head``, ``gt_expr`` and ``gt_head + gt_expr``: the two parts are supervised separately, as DecFlow's
+    two decoders are by the head-flow and facial-flow labels (supplement Sec. 2.2), and the total keeps the
+    sum accurate.
+
+    Args:
+        out: :class:`DecFlow` output (lists under "head", "expression", "total").
+        gt_head, gt_expr: (B, 2, H, W) ground-truth parts, pixels. valid: (B, H, W) bool or None.
+        gamma: sequence decay; w_head, w_expr, w_total: non-negative weights (not all zero).
+
+    Returns:
+        (scalar loss, {"head": float, "expression": float, "total": float} unweighted part losses).
+
+    Raises:
+        ValueError: missing keys, shape mismatch, negative / all-zero weights.
+    """
+    from ..losses import sequence_loss
+    for k in ("head", "expression", "total"):
+        if k not in out:
+            raise ValueError(f"DecFlow output lacks '{k}' (keys: {sorted(out)})")
+    if min(w_head, w_expr, w_total) < 0 or w_head + w_expr + w_total == 0:
+        raise ValueError(f"loss weights must be >= 0 and not all zero, got {w_head}, {w_expr}, {w_total}")
+    if gt_head.shape != gt_expr.shape:
+        raise ValueError(f"gt_head {tuple(gt_head.shape)} and gt_expr {tuple(gt_expr.shape)} differ in shape")
+    lh = sequence_loss(out["head"], gt_head, valid, gamma)
+    le = sequence_loss(out["expression"], gt_expr, valid, gamma)
+    lt = sequence_loss(out["total"], gt_head + gt_expr, valid, gamma)
+    loss = w_head * lh + w_expr * le + w_total * lt
+    return loss, {"head": float(lh.detach()), "expression": float(le.detach()), "total": float(lt.detach())}
+
+
+# ------------------------------------------------------------------------------------------------ weights
+
+def default_decflow_path() -> Path:
+    """The shipped DecFlow weights: ``flownet/weights/decflow_facial.pt``."""
+    return Path(__file__).resolve().parents[1] / "weights" / "decflow_facial.pt"
+
+
+def save_decflow(model: DecFlow, path: str | Path, meta: dict | None = None, half: bool = False) -> Path:
+    """Save ``model`` as ``{"format": "decflow-v1", "config", "state_dict", "meta"}`` (float16 tensors if
+    ``half``, to keep shipped files small; :func:`load_decflow` restores float32)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    dt = torch.float16 if half else torch.float32
+    sd = {k: v.detach().cpu().to(dt) if v.is_floating_point() else v.detach().cpu()
+          for k, v in model.state_dict().items()}
+    torch.save({"format": DECFLOW_FORMAT, "config": model.config_dict(), "state_dict": sd,
+                "meta": dict(meta or {})}, p)
+    return p
+
+
+def load_decflow(path: str | Path | None = None, device: str | torch.device = "cpu") -> DecFlow:
+    """Build a :class:`DecFlow` from a weights file (None → shipped weights), in eval mode.
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message says how to train weights).
+        ValueError: not a DecFlow weights file, unknown config keys, or tensors that do not match the
+            model built from its config (names the file and the first mismatching keys).
+    """
+    p = Path(path) if path is not None else default_decflow_path()
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"DecFlow weights not found: {p}. Train them with `icegan flow train-decflow --config "
+            f"configs/flow_decflow.yaml` (then pass runs/decflow/weights.pt) or pass an existing file.")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling error, truncated file, ...
+        raise ValueError(f"{p}: cannot be read as a DecFlow weights file ({type(exc).__name__}: {exc})") from None
+    if isinstance(ckpt, dict) and "model" in ckpt and "format" not in ckpt:
+        ckpt = ckpt["model"]
+    if not isinstance(ckpt, dict) or ckpt.get("format") != DECFLOW_FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{p}: not a DecFlow weights file (format {got!r}, expected '{DECFLOW_FORMAT}')")
+    cfg_d = dict(ckpt.get("config") or {})
+    unknown = [k for k in cfg_d if k not in DecFlowConfig.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"{p}: unknown DecFlow config keys {unknown}")
+    model = DecFlow(DecFlowConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg_d.items()}))
+    sd = ckpt.get("state_dict")
+    if not isinstance(sd, dict):
+        raise ValueError(f"{p}: no state_dict in the weights file")
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    extra = [k for k in sd if k not in own]
+    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or extra or wrong:
+        raise ValueError(f"{p}: weights do not match DecFlow({cfg_d}): missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}, wrong shape {wrong[:3]}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    model.meta = dict(ckpt.get("meta") or {})
+    return model.to(device).eval()
+
+
+class DecFlowEstimator:
+    """DecFlow behind the estimator interface, plus ``decompose``.
+
+    ``estimate(img1, img2)`` → total flow (B, 2, H, W) px; ``decompose(img1, img2, region=None)`` →
+    ``{"total", "head", "expression"}`` (B, 2, H, W) px (``region`` is accepted for interface parity with
+    :class:`flownet.decompose.RansacDecomposer` and ignored); ``forward`` → the output dict with gradients.
+
+    Args:
+        model: a :class:`DecFlow`, or None to load ``weights`` (None → shipped weights).
+        device: torch device. iters: recurrent updates at inference (None → config default).
+    """
+    name = "decflow"
+
+    def __init__(self, model: DecFlow | None = None, weights=None, device="cpu", iters: int | None = None):
+        self.device = torch.device(device)
+        self.model = (model if model is not None else load_decflow(weights, device=self.device)).to(self.device)
+        self.iters = iters
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> dict:
+        """DecFlow output dict (lists per iteration) with gradients."""
+        return self.model(img1.to(self.device), img2.to(self.device), iters=self.iters)
+
+    @torch.no_grad()
+    def decompose(self, img1: torch.Tensor, img2: torch.Tensor, region=None) -> dict:
+        """Final total, head and expression flow (B, 2, H, W), pixels, eval mode, no gradients."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            out = self.forward(img1, img2)
+        finally:
+            self.model.train(was)
+        return {k: out[k][-1] for k in ("total", "head", "expression")}
+
+    def estimate(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """Total flow (B, 2, H, W), pixels."""
+        return self.decompose(img1, img2)["total"]
+
+    __call__ = estimate
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+@dataclass
+class DecFlowTrainSection:
+    """Training settings of :func:`train_decflow`."""
+    init_weights: str | None = "shipped"  #: SRFlowNet weights to start from ("shipped", a path, or null = scratch)
+    gamma: float = 0.8
+    w_head: float = 1.0
+    w_expr: float = 1.0
+    w_total: float = 1.0
+    iters: int = 4                 #: recurrent updates during training
+    batch_size: int = 4
+    crop: int = 96                 #: random square training crops of this side (0 = whole pairs; >= 64 px)
+    steps: int = 1000
+    max_minutes: float = 0.0       #: stop (and save) after this wall time; 0 = no limit
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    log_every: int = 10
+    eval_every: int = 0            #: test-set evaluation every N steps (0 = only at the end)
+    ckpt_every: int = 25
+    half_weights: bool = True      #: store weights.pt as float16 (half the size)
+    device: str = "cpu"
+    threads: int = 1
+    seed: int = 0
+    resume: bool = True
+
+
+@dataclass
+class DecFlowTrainConfig:
+    """``configs/flow_decflow.yaml``: sections ``data`` (:class:`flownet.train.FlowDataConfig`), ``model``
+    (:class:`DecFlowConfig`), ``train`` (:class:`DecFlowTrainSection`)."""
+    name: str = "decflow"
+    out_dir: str = "runs"
+    data: FlowDataConfig = field(default_factory=FlowDataConfig)
+    model: DecFlowConfig = field(default_factory=DecFlowConfig)
+    train: DecFlowTrainSection = field(default_factory=DecFlowTrainSection)
+
+
+def random_crop(batch: dict, crop: int, generator: torch.Generator) -> dict:
+    """Same-position random ``crop`` x ``crop`` crops of every per-pixel tensor of each sample (flow values
+    unchanged; a crop of an affine head field is still affine). ``crop=0`` returns the batch as is.
+
+    Raises:
+        ValueError: ``crop`` larger than the pairs.
+    """
+    if not crop:
+        return batch
+    h, w = batch["img1"].shape[-2:]
+    if crop > min(h, w):
+        raise ValueError(f"train.crop={crop} is larger than the pairs ({h}x{w})")
+    n = len(batch["img1"])
+    ys = torch.randint(0, h - crop + 1, (n,), generator=generator).tolist()
+    xs = torch.randint(0, w - crop + 1, (n,), generator=generator).tolist()
+    out = dict(batch)
+    for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
+        out[k] = torch.stack([v[..., y:y + crop, x:x + crop] for v, y, x in zip(batch[k], ys, xs)])
+    return out
+
+
+@torch.no_grad()
+def evaluate_decflow(model: DecFlow, loader, device, iters: int | None = None) -> dict:
+    """Mean EPE (pixels, over valid pixels pooled over the loader) of the head, expression and total flow."""
+    from ..metrics import endpoint_error
+    was = model.training
+    model.eval()
+    sums = {"head": 0.0, "expression": 0.0, "total": 0.0}
+    n = 0
+    for b in loader:
+        out = model(b["img1"].to(device), b["img2"].to(device), iters=iters)
+        v = b["valid"].to(device)
+        gts = {"head": b["flow_head"], "expression": b["flow_expr"], "total": b["flow"]}
+        for k in sums:
+            sums[k] += float(endpoint_error(out[k][-1], gts[k].to(device))[v].sum())
+        n += int(v.sum())
+    model.train(was)
+    return {f"EPE_{k}": s / max(n, 1) for k, s in sums.items()}
+
+
+def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
+    """Train (or resume) DecFlow on the synthetic facial data's head / expression parts.
+
+    Writes ``<out_dir>/<name>/``: config.yaml, TensorBoard events, ``last.pt`` (resume), ``weights.pt``
+    (:func:`save_decflow`) and ``metrics.json`` (test EPE of head / expression / total of the final model;
+    no model selection). Reuses :class:`flownet.train.FlowDataConfig`, :func:`flownet.train.collate`.
+
+    Returns:
+        the final test metrics dict.
+
+    Raises:
+        FileNotFoundError: missing CASME II frames or init weights. ValueError: bad config values.
+    """
+    import yaml
+    from torch.utils.data import DataLoader
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from ..data.synthetic_face import SyntheticFaceFlow
+    from ..registry import load_srflownet
+    from ..train import _to_dict, collate
+
+    t = cfg.train
+    if t.batch_size < 1 or t.iters < 1:
+        raise ValueError(f"train.batch_size and train.iters must be >= 1, got {t.batch_size}, {t.iters}")
+    torch.set_num_threads(max(1, int(t.threads)))
+    torch.manual_seed(t.seed)
+    device = torch.device(t.device)
+    run = Path(cfg.out_dir) / cfg.name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
+
+    d = cfg.data
+    common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
+                  au_range=(d.au_min, d.au_max))
+    train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, **common)
+    test_loader = DataLoader(SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common), batch_size=8,
+                             shuffle=False, collate_fn=collate)
+
+    model = DecFlow(cfg.model)
+    if t.init_weights:
+        model.init_from_srflownet(load_srflownet(None if t.init_weights == "shipped" else t.init_weights))
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    step, elapsed0 = 0, 0.0
+    ckpt_path = run / "last.pt"
+    if t.resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
+        print(f"resumed {ckpt_path} at step {step}", flush=True)
+    start = time.time()
+
+    def save_ckpt():
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                    "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
+
+    def frac() -> float:
+        f = step / max(t.steps, 1)
+        if t.max_minutes:
+            f = max(f, (elapsed0 + time.time() - start) / (60.0 * t.max_minutes))
+        return min(f, 1.0)
+
+    def set_lr() -> float:
+        """3 % linear warm-up, then linear decay to 5 % of lr over the step / wall-time budget."""
+        f = frac()
+        lr = t.lr * (f / 0.03 if f < 0.03 else 1.0 - 0.95 * (f - 0.03) / 0.97)
+        for g in opt.param_groups:
+            g["lr"] = max(lr, 1e-7)
+        return lr
+
+    writer = SummaryWriter(str(run / "tb"))
+    loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
+                        generator=torch.Generator().manual_seed(t.seed + step))
+    crop_gen = torch.Generator().manual_seed(t.seed + 1 + step)
+    model.train()
+    set_lr()
+    bar = tqdm(total=t.steps, initial=step, disable=not progress, desc=f"train {cfg.name}")
+    done = frac() >= 1.0
+    while not done:
+        for b in loader:
+            b = random_crop(b, t.crop, crop_gen)
+            img1, img2 = b["img1"].to(device), b["img2"].to(device)
+            out = model(img1, img2, iters=t.iters)
+            loss, parts = decflow_loss(out, b["flow_head"].to(device), b["flow_expr"].to(device),
+                                       b["valid"].to(device), t.gamma, t.w_head, t.w_expr, t.w_total)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite DecFlow loss at step {step}: {parts}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
+            opt.step()
+            step += 1
+            lr_now = set_lr()
+            bar.update(1)
+            if step % t.log_every == 0:
+                for k, v in parts.items():
+                    writer.add_scalar(f"train/loss_{k}", v, step)
+                writer.add_scalar("train/loss", float(loss.detach()), step)
+                writer.add_scalar("train/lr", lr_now, step)
+                print(f"step {step} loss {float(loss.detach()):.4f} head {parts['head']:.4f} expr {parts['expression']:.4f} "
+                      f"total {parts['total']:.4f} elapsed {elapsed0 + time.time() - start:.0f}s", flush=True)
+            if step % t.ckpt_every == 0:
+                save_ckpt()
+            if t.eval_every and step % t.eval_every == 0:
+                m = evaluate_decflow(model, test_loader, device)
+                for k, v in m.items():
+                    writer.add_scalar(f"test/{k}", v, step)
+                print(f"step {step} test {json.dumps(m)}", flush=True)
+            if frac() >= 1.0:
+                done = True
+                break
+    bar.close()
+    save_ckpt()
+    metrics = evaluate_decflow(model, test_loader, device)
+    meta = {"name": cfg.name, "steps": step, "train_iters": t.iters, "size": d.size, "init": t.init_weights,
+            "test_metrics": metrics, "n_test": d.n_test,
+            "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
+    save_decflow(model, run / "weights.pt", meta=meta, half=t.half_weights)
+    (run / "metrics.json").write_text(json.dumps(meta, indent=2))
+    writer.close()
+    print(f"final test metrics ({d.n_test} pairs): {json.dumps(metrics)}", flush=True)
+    return metrics

@@ -1,0 +1,306 @@
+"""Head / expression flow decomposition: RANSAC (flownet.decompose), DecFlow (flownet.models.decflow),
+``icegan flow run --decompose`` and the main job's ``flow.component`` option."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from flownet.data.synthetic_face import similarity_flow, warp_forward
+from flownet.decompose import (ComponentEstimator, RansacDecomposer, affine_field, central_region,
+                               decompose_ransac, fit_affine_ransac, get_decomposer)
+from flownet.models.decflow import (DecFlow, DecFlowConfig, DecFlowEstimator, affine_project, decflow_loss,
+                                    load_decflow, save_decflow)
+from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+
+TINY = dict(feature_layers=(16, 16, 16, 24, 32), context_layers=(16, 16, 16, 24, 48), hidden=24, corr_levels=2,
+            corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32, mask_hidden=32, iters=3)
+
+
+def _texture(b, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 1, h // 4, w // 4, generator=g)
+    return torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _disc_motion(h, w, cx, cy, r, u, v):
+    """A rigid local motion: every pixel of a disc moves by (u, v) px (zero outside)."""
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    inside = ((xs - cx) ** 2 + (ys - cy) ** 2 <= r * r).float()
+    return torch.stack([u * inside, v * inside])[None]
+
+
+# ------------------------------------------------------------------------------------------- RANSAC
+
+@pytest.mark.parametrize("model", ["affine", "similarity"])
+def test_ransac_recovers_known_head_motion_despite_local_motion_and_outliers(model):
+    h = w = 96
+    if model == "affine":
+        a = torch.tensor([[[1.012, -0.021, 0.8], [0.017, 0.991, -0.6]]], dtype=torch.float64)
+        head = affine_field(a, h, w).float()
+    else:
+        head = similarity_flow(h, w, angle_deg=1.2, scale=1.01, tx=0.7, ty=-0.4)[None]
+    local = _disc_motion(h, w, 60, 40, 12, 1.5, -1.0)                 # the "expression": |motion| >= 1.8 px
+    g = torch.Generator().manual_seed(1)
+    out = torch.rand(h, w, generator=g) < 0.1                          # 10 % gross outliers, 1..5 px
+    ang = torch.rand(h, w, generator=g) * 2 * math.pi
+    mag = 1 + 4 * torch.rand(h, w, generator=g)
+    outliers = torch.stack([mag * torch.cos(ang), mag * torch.sin(ang)])[None] * out
+    flow = head + local + outliers
+    d = decompose_ransac(flow, model=model)
+    assert torch.allclose(d["head"], head, atol=2e-3)
+    assert torch.allclose(d["expression"], local + outliers, atol=2e-3)
+    assert torch.allclose(d["head"] + d["expression"], flow, atol=1e-5)
+    assert 0.7 < float(d["inlier_ratio"][0]) < 0.95                  # disc + outliers are not inliers
+
+
+def test_affine_field_known_values_and_similarity_cannot_absorb_shear():
+    a = torch.tensor([[[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]], [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    f = affine_field(a, 4, 5)
+    assert torch.allclose(f[0, 0], torch.full((4, 5), 2.0)) and torch.allclose(f[0, 1], torch.full((4, 5), -1.0))
+    assert torch.allclose(f[1, 0], torch.arange(5.0).expand(4, 5)) and torch.allclose(f[1, 1], torch.zeros(4, 5))
+    shear = affine_field(torch.tensor([[[1.0, 0.03, 0.0], [0.0, 1.0, 0.0]]]), 64, 64)
+    sim, _ = fit_affine_ransac(shear, model="similarity")
+    aff, _ = fit_affine_ransac(shear, model="affine")
+    assert torch.allclose(aff, torch.tensor([[[1.0, 0.03, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64), atol=1e-4)
+    assert not torch.allclose(sim, aff, atol=1e-3)
+
+
+def test_ransac_bad_input_is_a_clear_error():
+    f = torch.zeros(1, 2, 16, 16)
+    with pytest.raises(ValueError, match="threshold"):
+        decompose_ransac(f, threshold=0)
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        decompose_ransac(torch.zeros(2, 16, 16))
+    with pytest.raises(ValueError, match="pixels"):
+        decompose_ransac(f, region=torch.zeros(16, 16, dtype=torch.bool))
+    with pytest.raises(ValueError, match="region"):
+        decompose_ransac(f, region=torch.ones(8, 8))
+    with pytest.raises(ValueError, match="non-finite"):
+        decompose_ransac(torch.full((1, 2, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="model"):
+        decompose_ransac(f, model="projective")
+    with pytest.raises(ValueError, match="margin"):
+        central_region(8, 8, 0.5)
+    with pytest.raises(ValueError, match="ransac"):
+        get_decomposer("pca")
+
+
+def test_ransac_on_synthetic_face_ground_truth(shared_data):
+    """The synthetic facial data's head flow (a similarity) is recovered exactly from itself on the face mask."""
+    from flownet.data.synthetic_face import SyntheticFaceFlow
+    it = SyntheticFaceFlow(root=shared_data, split="test", n_pairs=1, size=64)[0]
+    d = decompose_ransac(it["flow_head"][None], it["mask"][None])
+    assert torch.allclose(d["head"][0], it["flow_head"], atol=1e-3)
+
+
+def test_ransac_decomposer_on_tvl1_separates_head_translation():
+    img1 = _texture(1, 64, 64)
+    head = similarity_flow(64, 64, angle_deg=0.0, scale=1.0, tx=1.0, ty=0.5)[None]
+    img2 = warp_forward(img1, head)
+    dec = RansacDecomposer("tvl1", threshold=0.3, margin=0.15)
+    parts = dec.decompose(img1, img2)
+    inner = central_region(64, 64, 0.15)
+    assert torch.allclose(parts["head"][0, :, inner], head[0, :, inner], atol=0.1)
+    assert float(parts["expression"][0, :, inner].norm(dim=0).mean()) < 0.1
+    est = ComponentEstimator(dec, "expression")
+    assert torch.equal(est.estimate(img1, img2), parts["expression"])
+    with pytest.raises(ValueError, match="component"):
+        ComponentEstimator(dec, "rigid")
+
+
+# ------------------------------------------------------------------------------------------- DecFlow
+
+def _tiny_decflow(head_model="affine", seed=0):
+    torch.manual_seed(seed)
+    return DecFlow(DecFlowConfig(head_model=head_model, **TINY))
+
+
+@pytest.mark.parametrize("head_model", ["affine", "dense"])
+def test_decflow_parts_sum_to_total_and_gradients_reach_both_decoders(head_model):
+    m = _tiny_decflow(head_model)
+    img1 = torch.rand(2, 1, 40, 52)                      # padded internally, cropped back
+    img2 = torch.rand(2, 1, 40, 52)
+    out = m(img1, img2, iters=2)
+    assert len(out["total"]) == 2 and out["total"][-1].shape == (2, 2, 40, 52)
+    for h, e, t in zip(out["head"], out["expression"], out["total"]):
+        assert torch.allclose(h + e, t)
+    gt = torch.randn(2, 2, 40, 52)
+    loss, _ = decflow_loss(out, gt, -gt)
+    loss.backward()
+    head_g = [p.grad for p in m.head_update.parameters() if p.grad is not None]
+    expr_g = [p.grad for p in m.base.raft.update_block.parameters() if p.grad is not None]
+    assert head_g and expr_g
+    assert sum(float(g.abs().sum()) for g in head_g) > 0 and sum(float(g.abs().sum()) for g in expr_g) > 0
+    assert all(torch.isfinite(g).all() for g in head_g + expr_g)
+    if head_model == "affine":  # the head flow is a global affine field at full resolution
+        with torch.no_grad():
+            h = m(img1[:, :, :32, :32], img2[:, :, :32, :32])["head"][-1]  # 32 px: padded to 32x32 cells... crop-safe
+            proj, _ = affine_project(h)
+        assert torch.allclose(proj, h, atol=1e-4)
+
+
+def test_affine_project_known_values():
+    a = torch.tensor([[[0.01, -0.02, 0.5], [0.03, 0.0, -1.0]]])
+    f = affine_field(a + torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]), 8, 10)
+    proj, m = affine_project(f)
+    assert torch.allclose(proj, f, atol=1e-5) and torch.allclose(m, a, atol=1e-5)
+    bump = torch.zeros(1, 2, 8, 10)
+    bump[0, 0, 3, 4] = 1.0
+    proj, _ = affine_project(bump)
+    assert float((bump - proj).pow(2).sum()) < float(bump.pow(2).sum())     # a bump is mostly not affine
+    with pytest.raises(ValueError):
+        affine_project(torch.zeros(1, 3, 8, 8))
+
+
+def test_decflow_loss_known_values_and_errors():
+    out = {k: [torch.zeros(1, 2, 4, 4)] for k in ("head", "expression", "total")}
+    gh = torch.zeros(1, 2, 4, 4)
+    gh[:, 0] = 1.0                                   # L1 = |1| + |0| = 1 per pixel
+    ge = torch.zeros(1, 2, 4, 4)
+    ge[:, 1] = -2.0                                  # 2 per pixel; total gt (1, -2): 3 per pixel
+    loss, parts = decflow_loss(out, gh, ge)
+    assert parts == pytest.approx({"head": 1.0, "expression": 2.0, "total": 3.0})
+    assert float(loss) == pytest.approx(6.0)
+    loss, _ = decflow_loss(out, gh, ge, w_head=0.5, w_expr=0.0, w_total=2.0)
+    assert float(loss) == pytest.approx(6.5)
+    with pytest.raises(ValueError, match="weights"):
+        decflow_loss(out, gh, ge, w_head=-1.0)
+    with pytest.raises(ValueError, match="lacks"):
+        decflow_loss({"head": out["head"]}, gh, ge)
+
+
+def test_decflow_training_lowers_loss_on_fixed_batch():
+    m = _tiny_decflow("affine")
+    img1 = _texture(2, 64, 64, seed=3)
+    head = torch.cat([similarity_flow(64, 64, 1.0, 1.01, 0.8, -0.5)[None],
+                      similarity_flow(64, 64, -0.8, 0.99, -0.6, 0.4)[None]])
+    expr = torch.cat([_disc_motion(64, 64, 30, 34, 10, 1.0, 0.8), _disc_motion(64, 64, 40, 24, 9, -0.9, 1.2)])
+    img2 = warp_forward(img1, head + expr)
+    opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(12):
+        loss, _ = decflow_loss(m(img1, img2, iters=2), head, expr)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert all(math.isfinite(x) for x in losses)
+    assert min(losses[-3:]) < 0.8 * losses[0]
+
+
+def test_decflow_init_from_srflownet_starts_as_srflownet_with_zero_head():
+    torch.manual_seed(0)
+    sr = SRFlowNet(SRFlowNetConfig(**TINY)).eval()
+    m = DecFlow(DecFlowConfig(**TINY)).init_from_srflownet(sr).eval()
+    img1, img2 = _texture(1, 64, 64, 1), _texture(1, 64, 64, 2)
+    with torch.no_grad():
+        ref = sr(img1, img2)[-1]
+        out = m(img1, img2)
+    assert torch.allclose(out["total"][-1], ref, atol=1e-4)
+    assert float(out["head"][-1].abs().max()) == 0.0
+    other = SRFlowNet(SRFlowNetConfig(**{**TINY, "hidden": 16}))
+    with pytest.raises(ValueError, match="differs"):
+        m.init_from_srflownet(other)
+
+
+def test_decflow_weights_round_trip_and_clear_errors(tmp_path):
+    from flownet.registry import save_srflownet
+    m = _tiny_decflow("affine").eval()
+    img1, img2 = _texture(1, 64, 64, 1), _texture(1, 64, 64, 2)
+    p = save_decflow(m, tmp_path / "d.pt", meta={"note": "test"})
+    back = load_decflow(p)
+    with torch.no_grad():
+        a, b = m(img1, img2), back(img1, img2)
+    assert all(torch.equal(a[k][-1], b[k][-1]) for k in a) and back.meta == {"note": "test"}
+    ph = save_decflow(m, tmp_path / "h.pt", half=True)
+    assert ph.stat().st_size < 0.6 * p.stat().st_size
+    half = load_decflow(ph)
+    assert next(half.parameters()).dtype == torch.float32
+    with torch.no_grad():
+        assert torch.allclose(half(img1, img2)["total"][-1], a["total"][-1], atol=0.05)
+    with pytest.raises(FileNotFoundError, match="train-decflow"):
+        load_decflow(tmp_path / "missing.pt")
+    sr = save_srflownet(SRFlowNet(SRFlowNetConfig(**TINY)), tmp_path / "sr.pt")
+    with pytest.raises(ValueError, match="not a DecFlow weights file"):
+        load_decflow(sr)
+    blob = torch.load(p, weights_only=True)
+    blob["state_dict"].pop(next(iter(blob["state_dict"])))
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="bad.pt.*missing"):
+        load_decflow(tmp_path / "bad.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_decflow(tmp_path / "junk.pt")
+    est = DecFlowEstimator(weights=p)
+    parts = est.decompose(img1, img2)
+    assert torch.allclose(parts["head"] + parts["expression"], parts["total"], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- CLI / pipeline
+
+def _write_pair(tmp_path):
+    import cv2
+    img1 = (_texture(1, 64, 64, 5)[0, 0].numpy() * 255).astype(np.uint8)
+    img2 = (warp_forward(_texture(1, 64, 64, 5), similarity_flow(64, 64, 0.5, 1.0, 1.0, 0.5)[None])[0, 0].numpy()
+            * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), img1)
+    cv2.imwrite(str(tmp_path / "b.png"), img2)
+    return tmp_path / "a.png", tmp_path / "b.png"
+
+
+def test_cli_flow_run_decompose_writes_all_parts(tmp_path, capsys):
+    from flownet.io import read_flo
+    from icegan.cli import main
+    a, b = _write_pair(tmp_path)
+    out, flo = tmp_path / "f.png", tmp_path / "f.flo"
+    assert main(["flow", "run", str(a), str(b), "--out", str(out), "--flo", str(flo), "--model", "tvl1",
+                 "--gray", "--decompose"]) == 0
+    parts = {k: read_flo(tmp_path / f"f{s}.flo")[0] for k, s in (("total", ""), ("head", "_head"),
+                                                                 ("expression", "_expression"))}
+    for s in ("", "_head", "_expression"):
+        assert (tmp_path / f"f{s}.png").stat().st_size > 0
+    assert np.allclose(parts["head"] + parts["expression"], parts["total"], atol=1e-5)
+    # learned: DecFlow weights given with --weights; a missing file is one clear line, exit 2
+    w = save_decflow(_tiny_decflow(), tmp_path / "dec.pt")
+    assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "g.png"), "--gray", "--decompose",
+                 "--decompose-method", "learned", "--weights", str(w)]) == 0
+    assert (tmp_path / "g_expression.png").is_file() and (tmp_path / "g_head.png").is_file()
+    capsys.readouterr()
+    assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "h.png"), "--decompose",
+                 "--decompose-method", "learned", "--weights", str(tmp_path / "nope.pt")]) == 2
+    assert "DecFlow weights not found" in capsys.readouterr().err
+
+
+def test_pipeline_builds_features_from_expression_flow(tmp_path):
+    from icegan.config import ConfigError
+    from icegan.pipeline import build_flow, compute_flow_features, load_main_config
+    cfg = load_main_config(None, ["flow.method=tvl1", "flow.component=expression", "gan.joint=false"])
+    est = build_flow(cfg, torch.device("cpu"))
+    assert isinstance(est, ComponentEstimator) and est.component == "expression"
+    onset = _texture(2, 64, 64, 7)
+    head = similarity_flow(64, 64, 0.0, 1.0, 1.0, -0.5)[None]           # pure head motion, no expression
+    apex = warp_forward(onset, head)
+    total = build_flow(load_main_config(None, ["flow.method=tvl1", "gan.joint=false"]), torch.device("cpu"))
+    inner = central_region(64, 64, 0.15)
+    e = est.estimate(onset, apex)[:, :, inner].norm(dim=1).mean()
+    t = total.estimate(onset, apex)[:, :, inner].norm(dim=1).mean()
+    assert float(t) > 0.9 and float(e) < 0.1                          # the head motion is removed
+    feats = compute_flow_features(est, onset, apex, 28)
+    assert feats.shape == (2, 3, 28, 28) and torch.isfinite(feats).all()
+    # learned decomposition with given DecFlow weights
+    w = save_decflow(_tiny_decflow(), tmp_path / "dec.pt")
+    cfg = load_main_config(None, ["flow.component=expression", "flow.decompose=learned", "gan.joint=false",
+                                  f"flow.decompose_weights={w}"])
+    est = build_flow(cfg, torch.device("cpu"))
+    parts = est.decomposer.decompose(onset, apex)
+    assert torch.equal(est.estimate(onset, apex), parts["expression"])
+    with pytest.raises(ConfigError, match="gan.joint"):
+        load_main_config(None, ["flow.component=expression", "gan.joint=true", "gan.enabled=true"])
+    with pytest.raises(ConfigError, match="flow.method=srflownet"):
+        load_main_config(None, ["flow.component=expression", "flow.decompose=learned", "flow.method=tvl1",
+                                "gan.joint=false"])
+    with pytest.raises(ConfigError, match="flow.component"):
+        load_main_config(None, ["flow.component=rigid"])
