@@ -43,7 +43,7 @@ from .selfsup_losses import (confidence_map, forward_backward_occlusion, student
 
 __all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "SelfSupConfig",
            "bidirectional_flows", "teacher_step_loss", "teacher_targets", "student_step_loss", "random_crops",
-           "occluded_fraction", "train_selfsup"]
+           "occluded_fraction", "train_selfsup", "confidence_study"]
 
 
 @dataclass
@@ -384,9 +384,12 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                   opt_state if ck is not None and ck["stage"] == "student" and state["step"] > 0 else None)
         results["student_steps"] = state["step"]
         results["student_minutes"] = round(state["elapsed_s"] / 60, 1)
-    metrics = evaluate_model(model, test_loader, device)
+    if t.student_steps > 0 or "teacher_test" not in results:
+        metrics = evaluate_model(model, test_loader, device)
+        results["final_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
+    else:  # no student stage: the final model is the teacher just evaluated
+        metrics, results["final_occ_frac"] = results["teacher_test"], results["teacher_occ_frac"]
     results["final_test"] = metrics
-    results["final_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
     results["alpha1"], results["alpha2"] = lc.alpha1, lc.alpha2
     results["history_tail"] = {k: v[-5:] for k, v in history.items()}
     meta = {"name": cfg.name, "mode": "selfsup", "alpha2": lc.alpha2, "size": d.size,
@@ -398,3 +401,88 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     print(f"final: synthetic facial test ({d.n_test} pairs, monitor) {json.dumps(metrics)}; occluded fraction "
           f"{results['final_occ_frac']}; weights {run / 'weights.pt'}", flush=True)
     return results
+
+
+# ------------------------------------------------------------------------------------ α2 study
+
+@torch.no_grad()
+def confidence_study(model: SRFlowNet, synthetic_loader, real_pairs, alpha1: float = 0.01,
+                     alpha2_values=(0.5, 0.1, 0.05), iters: int | None = None) -> dict:
+    """How the forward-backward check (Eq. 3.32) with each α2 splits a model's flow into confident and
+    occluded pixels.
+
+    On synthetic facial pairs with exact flow (``synthetic_loader`` batches with img1, img2, flow, valid):
+    the occluded fraction, the EPE (pixels) of the pixels it keeps as confident and of those it flags (a
+    useful check flags the wrong flow, so its confident EPE is lower than the flagged EPE). On unlabelled
+    real pairs (list of ((1, 1, H, W), (1, 1, H, W))): the occluded fraction only.
+
+    Returns:
+        {"epe_all": float, "by_alpha2": {α2: {"occ_synthetic", "epe_confident", "epe_flagged", "occ_real"}}}
+        (NaN where a set is empty).
+    """
+    was = model.training
+    model.eval()
+    it = iters or model.config.iters
+    fw, bw, gts, valids = [], [], [], []
+    for b in synthetic_loader:
+        f, bk = bidirectional_flows(model, b["img1"], b["img2"], it)[-1]
+        fw.append(f)
+        bw.append(bk)
+        gts.append(b["flow"])
+        valids.append(b["valid"].bool())
+    f, bk, gt, valid = torch.cat(fw), torch.cat(bw), torch.cat(gts), torch.cat(valids)
+    err = (f - gt).norm(dim=1)
+    real = [bidirectional_flows(model, a, b2, it)[-1] for a, b2 in real_pairs]
+    model.train(was)
+    out = {"epe_all": float(err[valid].mean()), "by_alpha2": {}}
+    for a2 in alpha2_values:
+        occ = forward_backward_occlusion(f, bk, alpha1, a2)[:, 0].bool()
+        conf, flag = valid & ~occ, valid & occ
+        out["by_alpha2"][str(a2)] = {
+            "occ_synthetic": float(occ[valid].float().mean()),
+            "epe_confident": float(err[conf].mean()) if conf.any() else float("nan"),
+            "epe_flagged": float(err[flag].mean()) if flag.any() else float("nan"),
+            "occ_real": float(np.mean([float(forward_backward_occlusion(rf, rb, alpha1, a2).mean())
+                                       for rf, rb in real])) if real else float("nan"),
+        }
+    return out
+
+
+def _main(argv=None) -> int:
+    """``python -m flownet.selfsup --alpha2-study W [W ...] [--n-synthetic 32] [--n-real 32] [--json OUT]``:
+    :func:`confidence_study` of each weights file (``shipped`` = the shipped weights) on the first synthetic
+    facial test pairs (held-out subjects) and on real pairs of the held-out subjects."""
+    import argparse
+
+    from torch.utils.data import DataLoader
+
+    from .data.real_pairs import RealFramePairs
+    from .data.synthetic_face import SyntheticFaceFlow
+    from .registry import load_srflownet
+    from .train import collate
+    ap = argparse.ArgumentParser(prog="python -m flownet.selfsup")
+    ap.add_argument("--alpha2-study", nargs="+", required=True, metavar="WEIGHTS")
+    ap.add_argument("--alpha2", nargs="+", type=float, default=[0.5, 0.1, 0.05])
+    ap.add_argument("--alpha1", type=float, default=0.01)
+    ap.add_argument("--n-synthetic", type=int, default=32)
+    ap.add_argument("--n-real", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    syn = DataLoader(SyntheticFaceFlow(split="test", n_pairs=a.n_synthetic, seed=0), batch_size=8, collate_fn=collate)
+    real_ds = RealFramePairs(split="test", crop=0, seed=0, flip=False, n_items=a.n_real)
+    real = [(it["img1"][None], it["img2"][None]) for it in (real_ds[i] for i in range(a.n_real))]
+    res = {}
+    for w in a.alpha2_study:
+        model = load_srflownet(None if w == "shipped" else w)
+        res[w] = confidence_study(model, syn, real, a.alpha1, a.alpha2)
+        print(w, json.dumps(res[w]), flush=True)
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -340,3 +340,32 @@ def test_train_init_weights_loads_and_rejects_mismatch(tmp_path):
         load_init_weights(SRFlowNet(SRFlowNetConfig(flow_head_hidden=64)), path)
     with pytest.raises(FileNotFoundError, match="init_weights"):
         load_init_weights(dst, tmp_path / "nope.pt")
+
+
+def test_confidence_study_tight_alpha2_flags_subpixel_errors():
+    from types import SimpleNamespace
+
+    from flownet.selfsup import confidence_study
+
+    h = w = 32
+
+    class Stub(torch.nn.Module):
+        """Forward flow u = 1 px (the truth) except a 2 px error block and a 0.6 px error block;
+        backward flow exactly -1 px (consistent with the truth)."""
+        config = SimpleNamespace(iters=1)
+
+        def forward(self, a, b, iters=None):
+            n = a.shape[0] // 2
+            f = const_flow(1.0, 0.0, h, w, n)
+            f[:, 0, 4:10, 4:10] = 3.0
+            f[:, 0, 16:24, 4:12] = 1.6
+            return [torch.cat([f, const_flow(-1.0, 0.0, h, w, n)])]
+
+    img = smooth_texture(h, w, seed=7)
+    batch = {"img1": img, "img2": img, "flow": const_flow(1.0, 0.0, h, w), "valid": torch.ones(1, h, w, dtype=torch.bool)}
+    res = confidence_study(Stub(), [batch], [(img, img)], alpha2_values=(0.5, 0.05))
+    loose, tight = res["by_alpha2"]["0.5"], res["by_alpha2"]["0.05"]
+    assert tight["occ_synthetic"] > loose["occ_synthetic"]             # the 0.6 px block is flagged only when tight
+    assert tight["epe_confident"] < 1e-6 < loose["epe_confident"]      # what stays confident is exact when tight
+    assert loose["epe_flagged"] > tight["epe_flagged"] > 0.6
+    assert math.isclose(res["epe_all"], (36 * 2.0 + 64 * 0.6) / (h * w), rel_tol=1e-5)
