@@ -49,7 +49,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
 
     from . import get_estimator
     if estimator is None:
-        kw = {"iters": iters} if model == "srflownet" else {}
+        kw = {"iters": iters} if model not in ("tvl1", "farneback") and iters is not None else {}
         estimator = get_estimator(model, weights=weights, device=device, **kw)
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs)
     if not pairs:

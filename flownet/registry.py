@@ -1,4 +1,4 @@
-"""Estimator registry: one interface for SRFlowNet and the classical baselines.
+"""Estimator registry: one interface for SRFlowNet, the other learned backbones and the classical baselines.
 
 ``get_estimator(name, weights=None, device="cpu", **kwargs)`` returns an object with
 ``estimate(img1, img2) -> (B, 2, H, W)`` (pixels; images (B, 1 or 3, H, W) float in [0, 1]).
@@ -7,6 +7,15 @@ For ``"srflownet"`` the object also exposes ``.model`` (the differentiable :clas
 
 Weights files are dicts ``{"format": "srflownet-v1", "config": {...}, "state_dict": {...}, "meta": {...}}``
 loaded with ``torch.load(weights_only=True)``.
+
+Other learned backbones (``"liteflownet2"``, ``"raft_small"``, ``"raft_large"``, ``"ptlflow:<name>"``,
+see :mod:`flownet.models.liteflownet2` and :mod:`flownet.models.backbones`) use the general format
+``{"format": "flownet-backbone-v1", "backbone": <name>, "config": {...}, "state_dict": {...}, "meta": {...}}``
+(:func:`save_weights` / :func:`load_weights`; :func:`load_weights` also reads ``srflownet-v1`` files, a
+plain torchvision RAFT state dict for ``raft_*``, and a ptlflow / Lightning checkpoint with a
+``state_dict`` for ``ptlflow:<name>``). Their estimators (:class:`BackboneEstimator`) expose the same
+``estimate`` / ``forward`` / ``model`` as SRFlowNet's. There are no shipped weights for them: pass
+``weights=<local file>`` (nothing is downloaded), or ``random_init=True`` for an untrained model.
 """
 from __future__ import annotations
 
@@ -16,11 +25,14 @@ import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 
-__all__ = ["ESTIMATORS", "WEIGHTS_FORMAT", "default_weights_path", "load_srflownet", "save_srflownet",
-           "SRFlowNetEstimator", "get_estimator"]
+__all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "default_weights_path", "load_srflownet",
+           "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
+           "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator"]
 
 WEIGHTS_FORMAT = "srflownet-v1"
-ESTIMATORS = ("srflownet", "tvl1", "farneback")
+BACKBONE_FORMAT = "flownet-backbone-v1"
+BACKBONES = ("srflownet", "liteflownet2", "raft_small", "raft_large")   #: plus "ptlflow:<name>"
+ESTIMATORS = ("srflownet", "liteflownet2", "raft_small", "raft_large", "ptlflow:<name>", "tvl1", "farneback")
 
 
 def default_weights_path() -> Path:
@@ -115,23 +127,239 @@ class SRFlowNetEstimator:
     __call__ = estimate
 
 
-def get_estimator(name: str, weights=None, device="cpu", **kwargs):
-    """Return an estimator by name: ``"srflownet"`` | ``"tvl1"`` | ``"farneback"``.
-
-    ``weights`` applies to srflownet only (None → shipped weights); ``kwargs`` go to the estimator
-    (``iters`` for srflownet; OpenCV parameters for the classical ones).
+def canonical_name(name: str) -> str:
+    """Normalise an estimator name: ``SRFlowNet``/``sr-flownet`` → ``srflownet``, ``raft-small`` →
+    ``raft_small``, ``LiteFlowNet2`` → ``liteflownet2``, ``TV-L1`` → ``tvl1``, ``ptlflow:<name>`` keeps
+    the ptlflow model name as written.
 
     Raises:
-        ValueError: unknown name, or weights given for a classical method.
+        ValueError: unknown name (lists the known ones).
+    """
+    n = str(name).strip()
+    if n.lower().startswith("ptlflow:"):
+        sub = n.split(":", 1)[1].strip()
+        if not sub:
+            raise ValueError(f"'{name}': give the ptlflow model after the colon, e.g. ptlflow:skflow")
+        return f"ptlflow:{sub}"
+    key = n.lower().replace("-", "").replace("_", "")
+    table = {"srflownet": "srflownet", "liteflownet2": "liteflownet2", "lfn2": "liteflownet2",
+             "raftsmall": "raft_small", "raftlarge": "raft_large", "tvl1": "tvl1", "farneback": "farneback"}
+    if key not in table:
+        raise ValueError(f"unknown flow estimator '{name}'; choose one of {list(ESTIMATORS)}")
+    return table[key]
+
+
+def _config_from(cls, cfg, source: str):
+    """A config dataclass from None / an instance / a dict (lists → tuples), with a clear error."""
+    if cfg is None:
+        return cls()
+    if isinstance(cfg, cls):
+        return cfg
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{source}: config must be a mapping, got {type(cfg).__name__}")
+    unknown = [k for k in cfg if k not in cls.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"{source}: unknown {cls.__name__} keys {unknown}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+
+def build_backbone(name: str, config=None) -> torch.nn.Module:
+    """An untrained learned backbone by name (``srflownet``, ``liteflownet2``, ``raft_small``,
+    ``raft_large``, ``ptlflow:<name>``) with ``config`` (dataclass, dict, or None for defaults).
+
+    Raises:
+        ValueError: unknown / non-learned name or bad config keys.
+        ImportError: ``ptlflow:<name>`` without ptlflow installed.
+    """
+    from .models.backbones import RAFTBackbone, RAFTConfig, ptlflow_model
+    from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config
+    n = canonical_name(name)
+    if n == "srflownet":
+        return SRFlowNet(_config_from(SRFlowNetConfig, config, n))
+    if n == "liteflownet2":
+        return LiteFlowNet2(_config_from(LiteFlowNet2Config, config, n))
+    if n in ("raft_small", "raft_large"):
+        if config is None or (isinstance(config, dict) and "variant" not in config):
+            config = {**(config or {}), "variant": n}
+        cfg = _config_from(RAFTConfig, config, n)
+        if cfg.variant != n:
+            raise ValueError(f"{n}: config variant is '{cfg.variant}'")
+        return RAFTBackbone(cfg)
+    if n.startswith("ptlflow:"):
+        kw = dict(config or {}) if not hasattr(config, "__dataclass_fields__") else dict(vars(config))
+        sub = kw.pop("name", n.split(":", 1)[1])
+        if sub != n.split(":", 1)[1]:
+            raise ValueError(f"{n}: config names ptlflow model '{sub}'")
+        return ptlflow_model(sub, **kw)
+    raise ValueError(f"'{name}' is not a learned backbone; choose one of {list(BACKBONES)} or ptlflow:<name>")
+
+
+def backbone_name(model: torch.nn.Module) -> str:
+    """Registry name of a backbone instance (``srflownet``, ``liteflownet2``, ``raft_small``, ...).
+
+    Raises:
+        ValueError: not one of the registry's backbones.
+    """
+    from .models.backbones import PtlflowBackbone, RAFTBackbone
+    from .models.liteflownet2 import LiteFlowNet2
+    if isinstance(model, SRFlowNet):
+        return "srflownet"
+    if isinstance(model, LiteFlowNet2):
+        return "liteflownet2"
+    if isinstance(model, RAFTBackbone):
+        return model.config.variant
+    if isinstance(model, PtlflowBackbone):
+        return f"ptlflow:{model.config.name}"
+    raise ValueError(f"{type(model).__name__} is not a registry backbone")
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, meta: dict | None = None) -> Path:
+    """Save any registry backbone: SRFlowNet in ``srflownet-v1`` (:func:`save_srflownet`), the others in
+    ``flownet-backbone-v1`` (backbone name, config, float32 state dict, ``meta``)."""
+    name = backbone_name(model)
+    if name == "srflownet":
+        return save_srflownet(model, path, meta)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+          for k, v in model.state_dict().items()}
+    torch.save({"format": BACKBONE_FORMAT, "backbone": name, "config": model.config_dict(), "state_dict": sd,
+                "meta": dict(meta or {})}, p)
+    return p
+
+
+def load_weights(path: str | Path, expected: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Build a backbone from a local weights file, in eval mode (``model.meta`` holds the file's meta).
+
+    Reads ``flownet-backbone-v1`` and ``srflownet-v1`` files; with ``expected="raft_small"|"raft_large"``
+    also a plain torchvision RAFT state dict (e.g. a torchvision release file the user downloaded), and
+    with ``expected="ptlflow:<name>"`` a ptlflow / Lightning checkpoint (``{"state_dict": ...}``) or a plain
+    state dict of that model.
+
+    Raises:
+        FileNotFoundError: the file does not exist (names it).
+        ValueError: unreadable file, unknown format, a file of another backbone than ``expected``, or
+            tensors that do not match the model built from its config (names the file and keys).
+        ImportError: a ptlflow backbone without ptlflow installed.
+    """
+    p = Path(path)
+    exp = canonical_name(expected) if expected is not None else None
+    if not p.is_file():
+        raise FileNotFoundError(f"flow weights not found: {p} (weights load only from a local file; train some "
+                                f"with `icegan flow train --config configs/flow_<backbone>.yaml`)")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling error, truncated file, ...
+        raise ValueError(f"{p}: cannot be read as a flow weights file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{p}: not a flow weights file (a {type(ckpt).__name__}, expected a dict)")
+    fmt = ckpt.get("format")
+    if fmt == WEIGHTS_FORMAT:
+        if exp not in (None, "srflownet"):
+            raise ValueError(f"{p}: an SRFlowNet weights file, not {exp}")
+        return load_srflownet(p, device=device)
+    if fmt == BACKBONE_FORMAT:
+        name = canonical_name(ckpt.get("backbone", "?"))
+        if exp is not None and name != exp:
+            raise ValueError(f"{p}: weights of backbone '{name}', not '{exp}'")
+        model = build_backbone(name, ckpt.get("config"))
+        sd = ckpt.get("state_dict")
+        from .models.backbones import _strict_load
+        _strict_load(model, sd, f"{p} ({name})")
+        model.meta = dict(ckpt.get("meta") or {})
+        return model.to(device).eval()
+    if fmt is not None:
+        raise ValueError(f"{p}: unknown weights format '{fmt}' (expected '{BACKBONE_FORMAT}' or '{WEIGHTS_FORMAT}')")
+    # foreign files: a plain torchvision RAFT state dict, or a ptlflow / Lightning checkpoint
+    from .models.backbones import _strict_load
+    if exp in ("raft_small", "raft_large"):
+        model = build_backbone(exp)
+        model.load_torchvision_state_dict(ckpt, str(p))
+        model.meta = {"source": str(p)}
+        return model.to(device).eval()
+    if exp is not None and exp.startswith("ptlflow:"):
+        model = build_backbone(exp)
+        sd = ckpt.get("state_dict", ckpt)
+        _strict_load(model.model, sd, f"{p} ({exp})")
+        model.meta = {"source": str(p)}
+        return model.to(device).eval()
+    raise ValueError(f"{p}: no 'format' key: not a flownet weights file (a plain state dict is accepted only "
+                     f"for raft_small / raft_large / ptlflow:<name>)")
+
+
+def final_flow(model: torch.nn.Module, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> torch.Tensor:
+    """The final flow (B, 2, H, W) in pixels of any registry backbone (with gradients)."""
+    from .models.liteflownet2 import LiteFlowNet2
+    if isinstance(model, LiteFlowNet2):
+        return model(img1, img2)
+    return model(img1, img2, iters=iters)[-1]
+
+
+class BackboneEstimator:
+    """A learned backbone (LiteFlowNet2, RAFT, ptlflow, or SRFlowNet) behind the estimator interface.
+
+    Args:
+        model: the backbone module (moved to ``device``).
+        device: "cpu", "cuda", ...
+        iters: recurrent updates for RAFT-family backbones (None → the model's default; ignored by
+            LiteFlowNet2).
+    """
+
+    def __init__(self, model: torch.nn.Module, device="cpu", iters: int | None = None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.name = backbone_name(model)
+        self.iters = iters
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """Final flow (B, 2, H, W), pixels, with gradients (train/eval mode as the model is set)."""
+        return final_flow(self.model, img1.to(self.device), img2.to(self.device), self.iters)
+
+    @torch.no_grad()
+    def estimate(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """Flow (B, 2, H, W) in pixels, no gradients, model in eval mode; images (B, 1|3, H, W) in [0, 1]."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            return self.forward(img1, img2)
+        finally:
+            self.model.train(was)
+
+    __call__ = estimate
+
+
+def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, **kwargs):
+    """Return an estimator by name: ``"srflownet"`` | ``"liteflownet2"`` | ``"raft_small"`` |
+    ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"``.
+
+    ``weights``: a local weights file. For srflownet None → the shipped weights; the other learned
+    backbones have no shipped weights, so they need ``weights`` (or ``random_init=True`` for an untrained
+    model, e.g. tests). ``kwargs`` go to the estimator (``iters`` for srflownet and RAFT; OpenCV
+    parameters for the classical ones).
+
+    Raises:
+        ValueError: unknown name, weights given for a classical method, or no weights for a backbone
+            without shipped weights.
+        FileNotFoundError: the weights file does not exist.
     """
     from .classical import FarnebackEstimator, TVL1Estimator
-    key = str(name).lower().replace("-", "").replace("_", "")
-    if key == "srflownet":
+    n = canonical_name(name)
+    if n == "srflownet" and not random_init:
         return SRFlowNetEstimator(weights=weights, device=device, **kwargs)
+    if n in BACKBONES or n.startswith("ptlflow:"):
+        if weights is not None:
+            model = load_weights(weights, expected=n, device=device)
+        elif random_init:
+            model = build_backbone(n, kwargs.pop("config", None))
+        else:
+            raise ValueError(f"flow estimator '{n}' has no shipped weights: pass weights=<local file> "
+                             f"(--weights W; train with `icegan flow train --config configs/flow_{n.replace(':', '_')}.yaml`"
+                             f" or give a torchvision/ptlflow checkpoint you downloaded yourself)")
+        return BackboneEstimator(model, device=device, **kwargs)
     if weights is not None:
         raise ValueError(f"estimator '{name}' takes no weights (got {weights})")
-    if key == "tvl1":
+    if n == "tvl1":
         return TVL1Estimator(device=device, **kwargs)
-    if key == "farneback":
+    if n == "farneback":
         return FarnebackEstimator(device=device, **kwargs)
     raise ValueError(f"unknown flow estimator '{name}'; choose one of {list(ESTIMATORS)}")

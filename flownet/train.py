@@ -1,4 +1,13 @@
-"""Train SRFlowNet on synthetic facial flow (``icegan flow train --config configs/flow_srflownet_*.yaml``).
+"""Train a flow backbone on synthetic facial flow (``icegan flow train --config configs/flow_*.yaml``).
+
+``train.backbone`` picks the network: ``srflownet`` (section ``model``), ``liteflownet2`` (section
+``liteflownet2``: :class:`flownet.models.liteflownet2.LiteFlowNet2Config`; loss = the paper's multi-scale
+loss :func:`flownet.models.liteflownet2.multiscale_loss` + the regularizer on the final full-resolution
+flow), ``raft_small`` / ``raft_large`` (section ``raft``: torchvision RAFT, random init; loss = the
+gamma sequence loss + the regularizer, as SRFlowNet) or ``ptlflow:<name>`` (section ``ptlflow``; needs the
+optional ptlflow package; sequence loss over its predictions). The regularizer (``train.regularizer``:
+none | tvr | fdr | migar | igvar) is the same for all.
+
 
 The configuration is a plain dataclass (:class:`FlowTrainConfig`, sections ``data``, ``model``,
 ``train``) so any YAML loader can fill it; the ``icegan`` CLI uses its typed loader with ``key=value``
@@ -18,9 +27,12 @@ from pathlib import Path
 import torch
 
 from .losses import srflownet_loss
+from .models.backbones import PtlflowConfig, RAFTConfig
+from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 
-__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "collate", "train", "evaluate_model"]
+__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "collate", "train", "evaluate_model",
+           "build_model", "training_loss"]
 
 
 @dataclass
@@ -38,6 +50,7 @@ class FlowDataConfig:
 
 @dataclass
 class FlowTrainSection:
+    backbone: str = "srflownet"    #: srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name>
     regularizer: str = "fdr"       #: none | tvr | fdr | migar | igvar
     reg_weight: float | None = None  #: None → 0.05 (TVR, FDR) or 1.0 (MIGAR, IGVAR)
     gamma: float = 0.8
@@ -68,6 +81,9 @@ class FlowTrainConfig:
     data: FlowDataConfig = field(default_factory=FlowDataConfig)
     model: SRFlowNetConfig = field(default_factory=SRFlowNetConfig)
     train: FlowTrainSection = field(default_factory=FlowTrainSection)
+    liteflownet2: LiteFlowNet2Config = field(default_factory=LiteFlowNet2Config)   #: used when train.backbone=liteflownet2
+    raft: RAFTConfig = field(default_factory=RAFTConfig)                           #: train.backbone=raft_small|raft_large
+    ptlflow: PtlflowConfig = field(default_factory=PtlflowConfig)                  #: train.backbone=ptlflow:<name>
 
 
 def collate(items: list[dict]) -> dict:
@@ -79,15 +95,68 @@ def collate(items: list[dict]) -> dict:
     return out
 
 
+def build_model(cfg: FlowTrainConfig) -> torch.nn.Module:
+    """The untrained backbone named by ``cfg.train.backbone``, from its config section.
+
+    Raises:
+        ValueError: unknown backbone (names ``train.backbone`` and the choices).
+        ImportError: a ptlflow backbone without ptlflow installed.
+    """
+    import dataclasses
+
+    from .models.backbones import RAFTBackbone, ptlflow_model
+    from .registry import canonical_name
+    try:
+        name = canonical_name(cfg.train.backbone)
+    except ValueError:
+        name = None
+    if name == "srflownet":
+        return SRFlowNet(cfg.model)
+    if name == "liteflownet2":
+        return LiteFlowNet2(cfg.liteflownet2)
+    if name in ("raft_small", "raft_large"):
+        return RAFTBackbone(dataclasses.replace(cfg.raft, variant=name))
+    if name is not None and name.startswith("ptlflow:"):
+        p = cfg.ptlflow
+        return ptlflow_model(name.split(":", 1)[1], multiple=p.multiple, bgr=p.bgr)
+    raise ValueError(f"train.backbone must be srflownet, liteflownet2, raft_small, raft_large or ptlflow:<name>, "
+                     f"got '{cfg.train.backbone}'")
+
+
+def training_loss(model: torch.nn.Module, b: dict, t: FlowTrainSection, device,
+                  lfn2: LiteFlowNet2Config | None = None) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """Loss of one batch for any backbone → (loss, {"epe_loss", "reg_loss"} floats, final flow (B, 2, H, W)).
+
+    LiteFlowNet2: :func:`~flownet.models.liteflownet2.multiscale_loss` (weights from ``lfn2``) + the
+    regularizer on the final full-resolution flow; the others: :func:`flownet.losses.srflownet_loss` over
+    their prediction sequence (``t.iters`` updates).
+    """
+    from .regularizers import regularizer_loss
+    img1, img2 = b["img1"].to(device), b["img2"].to(device)
+    gt, valid, mask = b["flow"].to(device), b["valid"].to(device), b["mask"].to(device)
+    if isinstance(model, LiteFlowNet2):
+        c = lfn2 or model.config
+        out = model.forward_train(img1, img2)
+        ms = multiscale_loss(out, gt, valid, c.level_loss_weights, c.full_loss_weight)
+        reg = regularizer_loss(t.regularizer, [out.flow], img1=img1, mask=mask, gamma=t.gamma, weight=t.reg_weight,
+                               image_scale=t.image_scale, mask_mode=t.mask_mode)
+        return ms + reg, {"epe_loss": float(ms.detach()), "reg_loss": float(reg.detach())}, out.flow
+    flows = model(img1, img2, iters=t.iters)
+    loss, parts = srflownet_loss(flows, gt, valid, img1=img1, mask=mask, regularizer=t.regularizer, gamma=t.gamma,
+                                 reg_weight=t.reg_weight, image_scale=t.image_scale, mask_mode=t.mask_mode)
+    return loss, parts, flows[-1]
+
+
 @torch.no_grad()
-def evaluate_model(model: SRFlowNet, loader, device, iters: int | None = None) -> dict:
-    """Pooled flow metrics (:func:`flownet.metrics.flow_metrics`) of ``model`` over ``loader``."""
+def evaluate_model(model: torch.nn.Module, loader, device, iters: int | None = None) -> dict:
+    """Pooled flow metrics (:func:`flownet.metrics.flow_metrics`) of ``model`` (any backbone) over ``loader``."""
     from .metrics import flow_metrics
+    from .registry import final_flow
     was = model.training
     model.eval()
     preds, gts, valids = [], [], []
     for b in loader:
-        preds.append(model(b["img1"].to(device), b["img2"].to(device), iters=iters)[-1].cpu())
+        preds.append(final_flow(model, b["img1"].to(device), b["img2"].to(device), iters).cpu())
         gts.append(b["flow"])
         valids.append(b["valid"])
     model.train(was)
@@ -145,7 +214,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from .data.synthetic_face import SyntheticFaceFlow
-    from .registry import save_srflownet
+    from .registry import save_weights
 
     t = cfg.train
     from .regularizers import REGULARIZERS
@@ -165,7 +234,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
     test_loader = DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate)
 
-    model = SRFlowNet(cfg.model).to(device)
+    model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     step, elapsed0 = 0, 0.0
     ckpt_path = run / "last.pt"
@@ -227,12 +296,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     while step < t.steps and not stop:
         for b in loader:
             b = random_crop(b)
-            img1, img2 = b["img1"].to(device), b["img2"].to(device)
-            flows = model(img1, img2, iters=t.iters)
-            loss, parts = srflownet_loss(flows, b["flow"].to(device), b["valid"].to(device), img1=img1,
-                                         mask=b["mask"].to(device), regularizer=t.regularizer, gamma=t.gamma,
-                                         reg_weight=t.reg_weight, image_scale=t.image_scale,
-                                         mask_mode=t.mask_mode)
+            loss, parts, final = training_loss(model, b, t, device, cfg.liteflownet2)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step}: {parts}")
             opt.zero_grad(set_to_none=True)
@@ -243,7 +307,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             lr_now = set_lr()
             bar.update(1)
             if step % t.log_every == 0:
-                epe = float((flows[-1].detach() - b["flow"].to(device)).norm(dim=1).mean())
+                epe = float((final.detach() - b["flow"].to(device)).norm(dim=1).mean())
                 writer.add_scalar("train/loss", float(loss), step)
                 writer.add_scalar("train/epe_loss", parts["epe_loss"], step)
                 writer.add_scalar("train/reg_loss", parts["reg_loss"], step)
@@ -265,9 +329,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     bar.close()
     save_ckpt()
     metrics = evaluate_model(model, test_loader, device)
-    meta = {"name": cfg.name, "steps": step, "regularizer": t.regularizer, "train_iters": t.iters,
+    meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer, "train_iters": t.iters,
             "size": d.size, "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
-    save_srflownet(model, run / "weights.pt", meta=meta)
+    save_weights(model, run / "weights.pt", meta=meta)
     (run / "metrics.json").write_text(json.dumps(meta, indent=2))
     writer.close()
     print(f"final test metrics ({d.n_test} pairs): {json.dumps(metrics)}")

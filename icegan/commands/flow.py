@@ -3,7 +3,7 @@
 * ``icegan flow train --config configs/flow_srflownet_fdr.yaml [key=value ...]``: train SRFlowNet on
   synthetic facial flow (TensorBoard, checkpoints, resume) → ``runs/<name>/``.
   ``--mode selfsup --config configs/flow_selfsup.yaml``: self-supervised on unlabelled real CASME II pairs.
-* ``icegan flow eval --model srflownet|tvl1|farneback [--weights W] --data middlebury|synthetic-face
+* ``icegan flow eval --model srflownet|liteflownet2|raft_small|raft_large|ptlflow:<name>|tvl1|farneback [--weights W] --data middlebury|synthetic-face
   [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "per_pair": [...], "pairs_per_s": x}``.
 * ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``;
   ``--decompose [--decompose-method ransac|learned]`` also writes ``flow_head.png`` / ``flow_expression.png``
@@ -29,15 +29,17 @@ def register(subparsers) -> None:
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury or the synthetic facial test set")
-    e.add_argument("--model", default="srflownet", choices=["srflownet", "tvl1", "farneback"])
-    e.add_argument("--weights", default=None, help="SRFlowNet weights (default: shipped weights)")
+    e.add_argument("--model", default="srflownet", metavar="MODEL",
+                   help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
+    e.add_argument("--weights", default=None,
+                   help="local weights file (srflownet default: shipped weights; the other learned models need one)")
     e.add_argument("--data", default="synthetic-face", choices=["middlebury", "synthetic-face"])
     e.add_argument("--root", default=None,
                    help="data root: Middlebury folder, or the shared data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
     e.add_argument("--size", type=int, default=128, help="synthetic-face crop size (pixels)")
     e.add_argument("--n-pairs", type=int, default=200, help="synthetic-face test pairs")
-    e.add_argument("--iters", type=int, default=None, help="SRFlowNet recurrent updates (default: model's)")
+    e.add_argument("--iters", type=int, default=None, help="SRFlowNet / RAFT recurrent updates (default: model's)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     e.add_argument("--json", default=None, help="write the results JSON here")
@@ -48,7 +50,8 @@ def register(subparsers) -> None:
     r.add_argument("img2")
     r.add_argument("--out", required=True, help="colour-coded flow PNG")
     r.add_argument("--flo", default=None, help="also write Middlebury .flo")
-    r.add_argument("--model", default="srflownet", choices=["srflownet", "tvl1", "farneback"])
+    r.add_argument("--model", default="srflownet", metavar="MODEL",
+                   help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
     r.add_argument("--weights", default=None)
     r.add_argument("--gray", action="store_true", help="read the images as grey")
     r.add_argument("--device", default="cpu")
@@ -76,7 +79,7 @@ def _clean_errors(fn):
     def wrapper(args):
         try:
             return fn(args)
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ValueError, ImportError) as exc:
             print(f"icegan flow {args.flow_command}: error: {exc}", file=sys.stderr)
             return 2
     return wrapper

@@ -1,0 +1,357 @@
+"""flownet backbones: LiteFlowNet2 (cost volume, f-warp, f-lcon, multi-scale loss), torchvision RAFT,
+the ptlflow adapter (with a stand-in model; ptlflow itself is optional), the general weights format,
+the registry and the training loop with another backbone."""
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import flownet
+from flownet.data.synthetic_face import warp_forward
+from flownet.models.backbones import PtlflowBackbone, PtlflowConfig, RAFTBackbone, RAFTConfig
+from flownet.models.liteflownet2 import (LiteFlowNet2, LiteFlowNet2Config, LiteFlowNet2Output, cost_volume,
+                                         f_lcon, f_lcon_filters, multiscale_loss, sparse_cost_volume, warp)
+from flownet.registry import (BackboneEstimator, build_backbone, canonical_name, get_estimator, load_weights,
+                              save_weights)
+
+
+@pytest.fixture(scope="module")
+def lfn2():
+    torch.manual_seed(0)
+    return LiteFlowNet2()
+
+
+def _smooth_texture(b, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 1, h // 4, w // 4, generator=g)
+    return F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+# ---------------------------------------------------------------------------------------------- LFN2
+
+def test_lfn2_parameter_count_matches_paper(lfn2):
+    n = sum(p.numel() for p in lfn2.parameters())
+    assert abs(n - 6.42e6) / 6.42e6 < 0.10, n          # Table 5: 6.42 M
+    # NetC follows Table 8 exactly: 10 convolutions, 7x7 first, channel widths per level
+    convs = [m for m in lfn2.netc.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 32, 32, 64, 64, 96, 96, 128, 192]
+    assert convs[0].kernel_size == (7, 7) and all(c.kernel_size == (3, 3) for c in convs[1:])
+    assert [lvl.level for lvl in lfn2.levels] == [6, 5, 4, 3]
+    assert [(lvl.radius, lvl.stride) for lvl in lfn2.levels] == [(3, 1), (3, 1), (3, 1), (6, 2)]
+
+
+def test_lfn2_shapes_odd_sizes_grey_rgb_and_errors(lfn2):
+    for shape in [(2, 1, 37, 53), (1, 3, 20, 9), (1, 1, 1, 1)]:
+        x1, x2 = torch.rand(shape), torch.rand(shape)
+        with torch.no_grad():
+            out = lfn2.forward_train(x1, x2)
+        assert out.flow.shape == (shape[0], 2, *shape[2:]) and torch.isfinite(out.flow).all()
+        ph, pw = out.padded
+        assert ph % 32 == 0 and pw % 32 == 0 and ph >= shape[2] and pw >= shape[3]
+        for k, preds in out.levels:
+            assert all(p.shape == (shape[0], 2, ph // 2 ** (k - 1), pw // 2 ** (k - 1)) for p in preds)
+    with pytest.raises(ValueError, match="shapes differ"):
+        lfn2(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 40))
+    with pytest.raises(ValueError, match="B, 1 or 3"):
+        lfn2(torch.rand(1, 2, 32, 32), torch.rand(1, 2, 32, 32))
+    with pytest.raises(ValueError, match="multiple of corr_stride"):
+        LiteFlowNet2Config(corr_radius=(3, 3, 3, 5, 6))
+
+
+def test_cost_volume_matches_naive_computation():
+    g = torch.Generator().manual_seed(1)
+    f1, f2 = torch.randn(2, 3, 5, 6, generator=g), torch.randn(2, 3, 5, 6, generator=g)
+    r = 2
+    cv = cost_volume(f1, f2, r)
+    assert cv.shape == (2, 25, 5, 6)
+    naive = torch.zeros_like(cv)
+    for b in range(2):
+        for y in range(5):
+            for x in range(6):
+                for dy in range(-r, r + 1):
+                    for dx in range(-r, r + 1):
+                        yy, xx = y + dy, x + dx
+                        if 0 <= yy < 5 and 0 <= xx < 6:
+                            naive[b, (dy + r) * 5 + dx + r, y, x] = (f1[b, :, y, x] * f2[b, :, yy, xx]).sum() / 3
+    torch.testing.assert_close(cv, naive)
+    # sparse: matching at even positions and even displacements within radius 4
+    sp = sparse_cost_volume(f1, f2, 4, 2)
+    assert sp.shape == (2, 25, 3, 3)
+    for (i, j) in [(0, 0), (1, 2), (2, 1)]:
+        for di in range(-2, 3):
+            for dj in range(-2, 3):
+                y, x, yy, xx = 2 * i, 2 * j, 2 * i + 2 * di, 2 * j + 2 * dj
+                want = (f1[0, :, y, x] * f2[0, :, yy, xx]).sum() / 3 if 0 <= yy < 5 and 0 <= xx < 6 else 0.0
+                assert float(sp[0, (di + 2) * 5 + dj + 2, i, j]) == pytest.approx(float(want), abs=1e-6)
+    with pytest.raises(ValueError):
+        cost_volume(f1, f2[..., :5], 1)
+
+
+def test_warp_integer_shift_and_zero_outside():
+    x = torch.arange(20.0).view(1, 1, 4, 5)
+    flow = torch.zeros(1, 2, 4, 5)
+    flow[:, 0] = 1.0                                   # sample one pixel to the right
+    w = warp(x, flow)
+    torch.testing.assert_close(w[..., :4], x[..., 1:])
+    assert (w[..., 4] == 0).all()
+    flow[:, 0], flow[:, 1] = 0.5, 0.0                  # bilinear half-pixel: mean of neighbours
+    torch.testing.assert_close(warp(x, flow)[..., :4], (x[..., :4] + x[..., 1:]) / 2)
+
+
+def test_f_lcon_known_values_and_invariants():
+    g = torch.Generator().manual_seed(2)
+    flow = torch.randn(2, 2, 6, 7, generator=g)
+    dist = torch.randn(2, 9, 6, 7, generator=g) * 3
+    filt = f_lcon_filters(dist)
+    assert (filt >= 0).all()
+    torch.testing.assert_close(filt.sum(1), torch.ones(2, 6, 7))
+    # Eq. 8 by hand at one position
+    d = dist[0, :, 2, 3]
+    torch.testing.assert_close(filt[0, :, 2, 3], torch.exp(-d ** 2) / torch.exp(-d ** 2).sum())
+    # a constant field is unchanged whatever the filters (replicate padding, filters sum to 1)
+    const = torch.full((2, 2, 6, 7), 1.7)
+    torch.testing.assert_close(f_lcon(const, filt), const)
+    # D = 0 everywhere: a 3x3 box filter
+    box = F.avg_pool2d(F.pad(flow, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    torch.testing.assert_close(f_lcon(flow, f_lcon_filters(torch.zeros(2, 9, 6, 7))), box)
+    # D = 0 at the centre and large elsewhere: identity
+    big = torch.full((2, 9, 6, 7), 30.0)
+    big[:, 4] = 0.0
+    torch.testing.assert_close(f_lcon(flow, f_lcon_filters(big)), flow)
+    # Eq. 9 by hand at one position with a 5x5 window
+    dist5 = torch.randn(1, 25, 6, 7, generator=g)
+    out5 = f_lcon(flow[:1], f_lcon_filters(dist5))
+    patch = flow[0, :, 0:5, 1:6].reshape(2, 25)             # 5x5 window centred at (2, 3)
+    torch.testing.assert_close(out5[0, :, 2, 3], (patch * f_lcon_filters(dist5)[0, :, 2, 3]).sum(1))
+    with pytest.raises(ValueError, match="odd"):
+        f_lcon(flow, torch.rand(2, 4, 6, 7))
+
+
+def test_multiscale_loss_known_value():
+    b, h, w = 2, 64, 64
+    gt = torch.zeros(b, 2, h, w)
+    gt[:, 0] = 1.0                                     # 1 px everywhere
+    levels = [(k, tuple(torch.zeros(b, 2, h // 2 ** (k - 1), w // 2 ** (k - 1)) for _ in range(3))) for k in (6, 5, 4, 3)]
+    out = LiteFlowNet2Output(flow=torch.zeros(b, 2, h, w), levels=levels, padded=(h, w), flow_scale=20.0)
+    weights = {6: 0.32, 5: 0.08, 4: 0.02, 3: 0.01}
+    # per level: 3 predictions x pixels x |0 - 1/20|; full resolution: 6.25e-4 x pixels x 1 / 20
+    want = sum(wk * 3 * (h // 2 ** (k - 1)) * (w // 2 ** (k - 1)) * 0.05 for k, wk in weights.items())
+    want += 6.25e-4 * h * w / 20
+    assert multiscale_loss(out, gt).item() == pytest.approx(want, rel=1e-5)
+    # invalid pixels do not count; a perfect prediction has (almost) zero loss
+    assert multiscale_loss(out, gt, torch.zeros(b, h, w)).item() == pytest.approx(0.0, abs=1e-6)
+    levels_ok = [(k, tuple(p + torch.tensor([0.05, 0.0])[None, :, None, None] for p in ps)) for k, ps in levels]
+    ok = LiteFlowNet2Output(flow=gt.clone(), levels=levels_ok, padded=(h, w), flow_scale=20.0)
+    assert multiscale_loss(ok, gt).item() < 1e-3
+    with pytest.raises(ValueError, match="does not match"):
+        multiscale_loss(out, gt[..., :32])
+
+
+def test_lfn2_gradients_reach_every_parameter(lfn2):
+    lfn2.zero_grad()
+    x1 = _smooth_texture(2, 64, 64, seed=4)
+    gt = torch.zeros(2, 2, 64, 64)
+    gt[:, 0] = 0.7
+    out = lfn2.forward_train(x1, warp_forward(x1, gt))
+    multiscale_loss(out, gt).backward()
+    dead = [n for n, p in lfn2.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+            or p.grad.abs().sum() == 0]
+    assert not dead, dead[:5]
+    lfn2.zero_grad()
+
+
+def test_lfn2_loss_decreases_on_fixed_batch():
+    torch.manual_seed(0)
+    m = LiteFlowNet2()
+    img1 = _smooth_texture(2, 32, 32, seed=5)
+    gt = torch.zeros(2, 2, 32, 32)
+    gt[:, 0], gt[:, 1] = 1.5, -1.0
+    img2 = warp_forward(img1, gt)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(10):
+        loss = multiscale_loss(m.forward_train(img1, img2), gt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
+
+
+# ---------------------------------------------------------------------------------------------- RAFT
+
+def test_raft_small_shapes_and_gradients():
+    torch.manual_seed(0)
+    m = RAFTBackbone(RAFTConfig("raft_small", iters=2))
+    x1 = torch.rand(1, 1, 37, 45, requires_grad=True)
+    flows = m(x1, torch.rand(1, 1, 37, 45))
+    assert len(flows) == 2 and flows[-1].shape == (1, 2, 37, 45)
+    loss = flows[-1].abs().mean() + flows[0].abs().mean()
+    loss.backward()
+    dead = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead, dead[:5]
+    assert x1.grad is not None and x1.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="raft_small"):
+        RAFTConfig("raft_medium")
+
+
+# ---------------------------------------------------------------------------------------------- ptlflow
+
+class StandIn(nn.Module):
+    """A ptlflow-like model: {"images": (B, 2, 3, H, W)} → {"flows": (B, 1, 2, H, W), "flow_preds": [...]}."""
+    output_stride = 16
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(6, 2, 3, padding=1)
+        self.seen = None
+
+    def forward(self, inputs):
+        x = inputs["images"]
+        self.seen = x.detach().clone()
+        f = self.conv(torch.cat([x[:, 0], x[:, 1]], 1))
+        return {"flows": f[:, None], "flow_preds": [0.5 * f, f]}
+
+
+def test_ptlflow_adapter_with_stand_in():
+    torch.manual_seed(0)
+    inner = StandIn()
+    ad = PtlflowBackbone(inner, PtlflowConfig(name="standin"))
+    img1 = torch.rand(2, 1, 20, 30)
+    img2 = torch.rand(2, 1, 20, 30)
+    preds = ad(img1, img2)                             # training mode: both predictions
+    assert len(preds) == 2 and all(p.shape == (2, 2, 20, 30) for p in preds)
+    assert inner.seen.shape == (2, 2, 3, 32, 32)       # padded to output_stride 16, grey → 3 channels
+    torch.testing.assert_close(inner.seen[:, 0, :, :20, :30], img1.expand(-1, 3, -1, -1))
+    torch.testing.assert_close(inner.seen[:, 1, :, 20:, :30], img2[:, :, 19:20].expand(-1, 3, 12, -1))  # replicate
+    ad.eval()
+    (final,) = ad(img1, img2)                          # eval: flows[:, 0] only
+    with torch.no_grad():
+        torch.testing.assert_close(final, preds[-1])
+    rgb = torch.rand(1, 3, 16, 16)                     # RGB is flipped to BGR as ptlflow's IOAdapter feeds it
+    ad(rgb, rgb)
+    torch.testing.assert_close(inner.seen[0, 0], rgb[0].flip(0))
+    # gradients flow through the adapter into the wrapped model
+    ad.train()
+    ad(img1, img2)[-1].sum().backward()
+    assert inner.conv.weight.grad is not None and inner.conv.weight.grad.abs().sum() > 0
+
+    class Broken(nn.Module):
+        def forward(self, inputs):
+            return {"flow": inputs["images"][:, 0, :2]}
+    with pytest.raises(ValueError, match="no 'flows'"):
+        PtlflowBackbone(Broken(), PtlflowConfig(name="broken"))(img1, img2)
+
+
+def test_ptlflow_missing_and_fake_module(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ptlflow", None)  # import ptlflow → ImportError
+    with pytest.raises(ImportError, match=r"icegan\[ptlflow\]"):
+        build_backbone("ptlflow:skflow")
+    with pytest.raises(ImportError, match=r"icegan\[ptlflow\]"):
+        get_estimator("ptlflow:skflow", random_init=True)
+    fake = types.ModuleType("ptlflow")
+    fake.get_model_names = lambda: ["standin"]
+    fake.get_model = lambda name, **kw: StandIn()
+    monkeypatch.setitem(sys.modules, "ptlflow", fake)
+    with pytest.raises(ValueError, match="unknown ptlflow model"):
+        build_backbone("ptlflow:skflow")
+    m = build_backbone("ptlflow:standin")
+    p = save_weights(m, tmp_path / "pt.pt", meta={"n": 1})
+    m2 = load_weights(p, expected="ptlflow:standin")
+    torch.testing.assert_close(m2.model.conv.weight, m.model.conv.weight)
+    torch.save({"state_dict": m.model.state_dict(), "hyper_parameters": {"lr": 1.0}}, tmp_path / "lightning.ckpt")
+    est = get_estimator("ptlflow:standin", weights=tmp_path / "lightning.ckpt")
+    assert est.estimate(torch.rand(1, 1, 24, 24), torch.rand(1, 1, 24, 24)).shape == (1, 2, 24, 24)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+def test_registry_names_and_random_init():
+    assert canonical_name("LiteFlowNet2") == "liteflownet2"
+    assert canonical_name("raft-small") == "raft_small" and canonical_name("RAFT_large") == "raft_large"
+    assert canonical_name("ptlflow:dpflow") == "ptlflow:dpflow" and canonical_name("TV-L1") == "tvl1"
+    with pytest.raises(ValueError, match="unknown flow estimator"):
+        canonical_name("pwcnet")
+    with pytest.raises(ValueError, match="after the colon"):
+        canonical_name("ptlflow:")
+    with pytest.raises(ValueError, match="no shipped weights"):
+        get_estimator("liteflownet2")
+    est = get_estimator("liteflownet2", random_init=True)
+    assert isinstance(est, BackboneEstimator) and isinstance(est.model, LiteFlowNet2)
+    f = est.estimate(torch.rand(1, 1, 40, 44), torch.rand(1, 1, 40, 44))
+    assert f.shape == (1, 2, 40, 44) and not f.requires_grad
+    x1 = torch.rand(1, 1, 32, 32, requires_grad=True)
+    est.forward(x1, torch.rand(1, 1, 32, 32)).sum().backward()   # differentiable path for joint training
+    assert x1.grad is not None and x1.grad.abs().sum() > 0
+    assert isinstance(flownet.get_estimator("srflownet"), flownet.SRFlowNetEstimator)   # shipped default unchanged
+
+
+@pytest.mark.parametrize("name", ["liteflownet2", "raft_small", "raft_large"])
+def test_weights_round_trip(name, tmp_path):
+    torch.manual_seed(0)
+    m = build_backbone(name).eval()
+    p = save_weights(m, tmp_path / f"{name}.pt", meta={"note": name})
+    m2 = load_weights(p)
+    assert type(m2) is type(m) and m2.meta == {"note": name} and not m2.training
+    x1, x2 = torch.rand(1, 1, 32, 48), torch.rand(1, 1, 32, 48)
+    e1 = BackboneEstimator(m, iters=2) if name != "liteflownet2" else BackboneEstimator(m)
+    e2 = get_estimator(name, weights=p, iters=2) if name != "liteflownet2" else get_estimator(name, weights=p)
+    torch.testing.assert_close(e1.estimate(x1, x2), e2.estimate(x1, x2))
+
+
+def test_weights_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        get_estimator("raft_small", weights=tmp_path / "missing.pt")
+    m = build_backbone("raft_small")
+    # a plain torchvision state dict (the format torchvision's release files use) loads for raft_small
+    torch.save(m.raft.state_dict(), tmp_path / "tv.pth")
+    m2 = load_weights(tmp_path / "tv.pth", expected="raft_small")
+    for k, v in m.raft.state_dict().items():
+        torch.testing.assert_close(m2.raft.state_dict()[k], v)
+    with pytest.raises(ValueError, match="tv.pth.*do not match"):
+        load_weights(tmp_path / "tv.pth", expected="raft_large")      # small weights into the large model
+    with pytest.raises(ValueError, match="no 'format' key"):
+        load_weights(tmp_path / "tv.pth")
+    p = save_weights(m, tmp_path / "rs.pt")
+    with pytest.raises(ValueError, match="not 'liteflownet2'"):
+        get_estimator("liteflownet2", weights=p)
+    ck = torch.load(p, weights_only=True)
+    ck["state_dict"].pop(next(iter(ck["state_dict"])))
+    torch.save(ck, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="bad.pt.*missing"):
+        load_weights(tmp_path / "bad.pt")
+    ck["format"] = "something-v9"
+    torch.save(ck, tmp_path / "fmt.pt")
+    with pytest.raises(ValueError, match="unknown weights format"):
+        load_weights(tmp_path / "fmt.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_weights(tmp_path / "junk.pt", expected="raft_small")
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+def test_train_loop_with_liteflownet2_and_cli_eval(tmp_path, shared_data, capsys):
+    from flownet.train import FlowTrainConfig, train
+    from icegan.cli import main
+    from icegan.config import load_config
+    cfg = load_config(FlowTrainConfig, "configs/flow_liteflownet2.yaml",
+                      [f"out_dir={tmp_path}", "name=t", "data.n_train=8", "data.n_test=4", "data.size=64",
+                       "train.batch_size=2", "train.crop=32", "train.steps=2", "train.eval_every=0", "train.threads=1"])
+    assert cfg.train.backbone == "liteflownet2" and cfg.liteflownet2.corr_stride[3] == 2
+    metrics = train(cfg, progress=False)
+    assert np.isfinite(metrics["EPE"])
+    w = tmp_path / "t" / "weights.pt"
+    m = load_weights(w, expected="liteflownet2")
+    assert m.meta["backbone"] == "liteflownet2" and m.meta["steps"] == 2
+    rc = main(["flow", "eval", "--model", "liteflownet2", "--weights", str(w), "--n-pairs", "2", "--size", "64",
+               "--json", str(tmp_path / "e.json")])
+    assert rc == 0 and "liteflownet2 on synthetic-face" in capsys.readouterr().out
+    rc = main(["flow", "eval", "--model", "raft_small", "--n-pairs", "1"])
+    assert rc == 2 and "no shipped weights" in capsys.readouterr().err
