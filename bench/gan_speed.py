@@ -1,10 +1,21 @@
 """ICE-GAN generator synthesis speed (faces/s) and model sizes; prints a Markdown table.
 
-    .venv/bin/python bench/gan_speed.py [--threads 1 2] [--batch 16] [--repeats 10]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/gan_speed.py [--threads 1 2] [--batch 16] [--repeats 10]
 
-Rows: the paper-size generator at 128×128 (configs/gan_casme2.yaml), the same with GRMs removed
-(plain skip connections) for the GRM's cost, the 64×64 CPU-budget model (configs/gan_casme2_cpu.yaml) and its widths at 128×128.
-Times are eval mode, no grad, batch 16, after one warm-up batch, on CPU.
+Rows (all eval mode, ``torch.inference_mode``, batch 16, one warm-up batch, CPU;
+:func:`icegan.gan.evaluate.generator_speed`):
+
+* the generator of ``configs/gan_casme2.yaml`` (paper sizes, 128×128) as shipped: factored GRM
+  (Eq. 2 as ``(Âφ)(θᵀW)``, ``Â`` once per forward, 1×1 output conv on the supernodes) and a
+  channels-last copy — what ``synthesize`` and ``gan eval`` run;
+* the same in the default NCHW layout (effect of channels-last);
+* the same in NCHW with the reference GRM (``factored=False``: ``M`` formed, DenseGCNConv per
+  sample) — the implementation before the speed work;
+* the same with plain skip connections (no GRM at all) — a floor for the GRM's cost;
+* the 64×64 CPU-budget model (``configs/gan_casme2_cpu.yaml``).
+
+``faces/s`` = all faces / all timed seconds; ``best batch`` = 16 / fastest batch, the figure least
+disturbed by other processes on a shared machine. The load average is printed before and after.
 """
 from __future__ import annotations
 
@@ -21,6 +32,12 @@ from icegan.gan.evaluate import generator_speed
 from icegan.gan.trainer import GanConfig, build_models
 
 
+def _reference_grm(g) -> None:
+    for m in g.modules():
+        if hasattr(m, "factored"):
+            m.factored = False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -29,23 +46,30 @@ def main() -> None:
     args = ap.parse_args()
     paper = load_config(GanConfig, "configs/gan_casme2.yaml")
     cpu = load_config(GanConfig, "configs/gan_casme2_cpu.yaml")
-    no_grm = dataclasses.replace(paper, model=dataclasses.replace(paper.model, skip="plain"))
-    rows = [("gan_casme2.yaml (paper sizes)", paper), ("gan_casme2.yaml, skip=plain", no_grm),
-            ("gan_casme2_cpu.yaml", cpu),
-            ("gan_casme2_cpu.yaml widths at 128", dataclasses.replace(cpu, data=dataclasses.replace(cpu.data, img_size=128)))]
+    plain = dataclasses.replace(paper, model=dataclasses.replace(paper.model, skip="plain"))
+    # (name, config, channels_last, reference GRM)
+    rows = [("gan_casme2.yaml, shipped (factored GRM, channels-last)", paper, True, False),
+            ("gan_casme2.yaml, factored GRM, NCHW", paper, False, False),
+            ("gan_casme2.yaml, reference GRM (before), NCHW", paper, False, True),
+            ("gan_casme2.yaml, skip=plain (no GRM), channels-last", plain, True, False),
+            ("gan_casme2_cpu.yaml, shipped", cpu, True, False)]
+    la = os.getloadavg()
     print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, torch {torch.__version__}")
-    print("| model | size | G params (M) | D params (M) | threads | faces/s |")
+          f"{os.cpu_count()} CPUs, load {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, torch {torch.__version__}")
+    print("| model | size | G params (M) | threads | faces/s | best batch (faces/s) |")
     print("|---|---|---|---|---|---|")
-    for name, cfg in rows:
-        g, d = build_models(cfg)
+    for name, cfg, cl, ref in rows:
+        g, _ = build_models(cfg)
+        if ref:
+            _reference_grm(g)
         pg = sum(p.numel() for p in g.parameters()) / 1e6
-        pd = sum(p.numel() for p in d.parameters()) / 1e6
         for t in args.threads:
             torch.set_num_threads(t)
-            fps = generator_speed(g, batch=args.batch, repeats=args.repeats, device=torch.device("cpu"))
+            times: list[float] = []
+            fps = generator_speed(g, batch=args.batch, repeats=args.repeats, device=torch.device("cpu"),
+                                  channels_last=cl, per_batch=times)
             s = cfg.data.img_size
-            print(f"| {name} | {s}×{s} | {pg:.2f} | {pd:.2f} | {t} | {fps:.1f} |", flush=True)
+            print(f"| {name} | {s}×{s} | {pg:.2f} | {t} | {fps:.1f} | {args.batch / min(times):.1f} |", flush=True)
     print(f"# load after: {os.getloadavg()[0]:.2f}")
 
 

@@ -93,7 +93,7 @@ def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64):
                  "--out", str(tmp_path / "ev"), "--json", str(js)]) == 0
     res = json.loads(js.read_text())
     for key in ("identity_mean_distance", "identity_rank1", "controllability", "controllability_per_class",
-                "expcaps_uf1", "faces_per_s"):
+                "expcaps_uf1", "faces_per_s", "z_diversity", "class_diversity", "mean_abs_change_from_onset"):
         assert key in res, key
     assert res["eval_subjects"] == ["casme2/sub01"] and res["n_synthetic"] == 3 * res["n_onsets"]
     assert 0 <= res["identity_rank1"] <= 1 and res["identity_mean_distance"] >= 0
@@ -111,3 +111,27 @@ def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64):
     # subjects the checkpoint was trained on are refused
     with pytest.raises(ValueError, match="were used to train"):
         main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--subjects", "sub02", "--out", str(tmp_path / "x")])
+
+
+def test_cli_eval_motion_checkpoint(tmp_path, shared_data):
+    """A checkpoint with the motion head (prior in the state dict) and a motion-input discriminator evaluates;
+    its ExpCaps is given each held-out apex with its onset."""
+    cfg = GanConfig()
+    cfg.data.img_size, cfg.data.apex_neighbors, cfg.data.holdout_subjects = 32, 0, ["sub01"]
+    cfg.data.root = str(shared_data / "casme2")
+    m = cfg.model
+    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    m.motion_head, m.motion_prior, m.d_motion_input = True, "farneback", True
+    g, d = build_models(cfg)
+    prior = torch.zeros(3, 2, 32, 32)
+    prior[1, 0], prior[2, 1] = 1.0, -1.0
+    g.set_motion_prior(prior)
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, cfg, g, d, 0, [])
+    js = tmp_path / "m.json"
+    assert main(["gan", "eval", "--checkpoint", str(path), "--data", "casme2", "--n-per-class", "2",
+                 "--out", str(tmp_path / "ev"), "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["expcaps_uf1"] is not None and 0 <= res["expcaps_uf1"] <= 1
+    # classes 1 and 2 move the face, class 0 (zero prior) nearly copies it
+    assert res["class_diversity"] > 1.0 and res["z_diversity"] < res["class_diversity"]

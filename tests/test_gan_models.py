@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -169,3 +171,138 @@ def test_embedding_perceptual_moves_images_not_the_metric():
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     assert all(p.grad is None for p in g.parameters())
     assert float(EmbeddingPerceptual()(g, onset, onset)) == pytest.approx(0.0, abs=1e-6)
+
+
+# ---- speed path of the GRM and the motion additions (generator motion head, motion-input discriminator)
+
+def test_grm_factored_equals_densegcnconv_reference():
+    """The factored Eq. 2 ((Âφ)(θᵀW), Â once per forward, 1×1 conv on supernodes) = DenseGCNConv per sample."""
+    torch.manual_seed(3)
+    m = GraphReasoningModule(channels=24, n_nodes=8)
+    f = torch.randn(4, 24, 6, 5)
+    fast = m(f)
+    m.factored = False
+    ref = m(f)
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+    a = m.normalized_adjacency()
+    torch.testing.assert_close(a, a.t())
+    assert torch.linalg.eigvalsh(a).abs().max() <= 1 + 1e-5
+    # same gradients with respect to every parameter
+    m.factored = True
+    gf = torch.autograd.grad(m(f).square().sum(), list(m.parameters()), allow_unused=True)
+    m.factored = False
+    gr = torch.autograd.grad(m(f).square().sum(), list(m.parameters()), allow_unused=True)
+    for (name, _), x, y in zip(m.named_parameters(), gf, gr):
+        torch.testing.assert_close(x, y, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_warp_backward_known_shift_and_identity():
+    from icegan.models.generator import warp_backward
+    img = torch.arange(5 * 6, dtype=torch.float32).view(1, 1, 5, 6)
+    zero = torch.zeros(1, 2, 5, 6)
+    torch.testing.assert_close(warp_backward(img, zero), img)
+    right = zero.clone()
+    right[:, 0] = 1.0                                                    # content moves +1 px in x
+    out = warp_backward(img, right)
+    torch.testing.assert_close(out[..., 1:], img[..., :-1])              # out(x) = img(x - 1)
+    torch.testing.assert_close(out[..., 0], img[..., 0])                 # border padding
+    down = zero.clone()
+    down[:, 1] = 0.5                                                     # half a pixel in y: bilinear mean
+    torch.testing.assert_close(warp_backward(img, down)[..., 1:, :], 0.5 * (img[..., 1:, :] + img[..., :-1, :]))
+    with pytest.raises(ValueError, match="must match"):
+        warp_backward(img, torch.zeros(1, 2, 4, 6))
+
+
+def test_motion_prior_matches_farneback_sign_convention():
+    """The generator's warp moves content the way OpenCV's flow measures it (flow onset → apex = prior)."""
+    import cv2
+    from icegan.gan.motion import class_mean_flow
+    from icegan.models.generator import warp_backward
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    img = (torch.sin(xx / 3) * torch.cos(yy / 4))[None, None] * 0.8      # smooth texture in [-1, 1]
+    flow = torch.zeros(1, 2, 64, 64)
+    flow[:, 0], flow[:, 1] = 1.0, -0.5
+    moved = warp_backward(img, flow)
+    u8 = lambda t: ((t[0, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    f = cv2.calcOpticalFlowFarneback(u8(img), u8(moved), None, 0.5, 3, 15, 3, 5, 1.2, 0)[16:48, 16:48]
+    assert abs(float(np.median(f[..., 0])) - 1.0) < 0.15 and abs(float(np.median(f[..., 1])) + 0.5) < 0.15
+    prior = class_mean_flow(img.repeat(2, 1, 1, 1), moved.repeat(2, 1, 1, 1), torch.tensor([0, 0]), 2,
+                            method="farneback", symmetric=False)
+    assert prior.shape == (2, 2, 64, 64) and prior[1].abs().max() == 0  # class 1 has no pairs
+    assert abs(float(prior[0, 0, 16:48, 16:48].median()) - 1.0) < 0.15
+
+
+def test_mirror_flow_and_symmetric_class_mean_known_values():
+    from icegan.gan.motion import class_mean_flow, mirror_flow
+    f = torch.randn(3, 2, 4, 5)
+    torch.testing.assert_close(mirror_flow(mirror_flow(f)), f)
+    torch.testing.assert_close(mirror_flow(f)[:, 0, :, 0], -f[:, 0, :, -1])
+    torch.testing.assert_close(mirror_flow(f)[:, 1, :, 0], f[:, 1, :, -1])
+    on = torch.zeros(3, 1, 4, 5)
+    labels = torch.tensor([0, 0, 1])
+    prior = class_mean_flow(on, on, labels, 3, flows=f, symmetric=False)
+    torch.testing.assert_close(prior[0], f[:2].mean(0))
+    torch.testing.assert_close(prior[1], f[2])
+    sym = class_mean_flow(on, on, labels, 3, flows=f, symmetric=True)
+    torch.testing.assert_close(sym[0], 0.5 * (prior[0] + mirror_flow(prior[0])))
+    torch.testing.assert_close(mirror_flow(sym[0]), sym[0])               # mirror-symmetric
+    with pytest.raises(ValueError, match="method"):
+        class_mean_flow(on, on, labels, 3, method="raft")
+
+
+def _motion_generator(size=32):
+    torch.manual_seed(0)
+    g = Generator(img_size=size, base_channels=8, max_channels=16, id_dim=16, z_dim=8, motion_head=True)
+    prior = torch.zeros(3, 2, size, size)
+    prior[1, 0] = 1.5                                                    # class 1: move right
+    prior[2, 1] = -1.0                                                   # class 2: move up
+    g.set_motion_prior(prior)
+    return g.eval()
+
+
+def test_motion_head_follows_the_class_condition():
+    from icegan.models.generator import warp_backward
+    g = _motion_generator()
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    x = (0.7 * torch.sin(xx / 2 + yy / 3))[None, None].repeat(2, 1, 1, 1)
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        outs = [g(x, z, torch.full((2,), k)) for k in range(3)]
+        # the last layer starts near zero: the output is the onset warped by the requested class's prior
+        for k in range(3):
+            expect = warp_backward(x, g.motion_prior[k].expand(2, -1, -1, -1))
+            assert (outs[k] - expect).abs().mean() < 0.02
+        assert (outs[0] - x).abs().mean() < 0.02 < (outs[1] - x).abs().mean()
+        assert (outs[1] - outs[2]).abs().mean() > 0.1                    # c changes the output
+        # a soft label mixes the priors' flows
+        mix = g(x, z, torch.tensor([[0.0, 0.5, 0.5]] * 2))
+        expect = warp_backward(x, 0.5 * (g.motion_prior[1] + g.motion_prior[2]).expand(2, -1, -1, -1))
+        assert (mix - expect).abs().mean() < 0.02
+    assert "motion_prior" in g.state_dict()
+    with pytest.raises(ValueError, match="expected"):
+        g.set_motion_prior(torch.zeros(3, 2, 16, 16))
+    with pytest.raises(ValueError, match="motion_head=False"):
+        Generator(img_size=32, base_channels=8, max_channels=16).set_motion_prior(torch.zeros(3, 2, 32, 32))
+
+
+def test_motion_head_gradients_reach_every_parameter():
+    g = _motion_generator().train()
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    loss = g(x, torch.randn(4, 8), torch.tensor([0, 1, 2, 1])).square().mean()
+    loss.backward()
+    missing = [n for n, p in g.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing
+    assert g.decoder[-1][0].weight.grad.abs().sum() > 0
+
+
+def test_motion_input_discriminator_needs_and_uses_the_onset():
+    torch.manual_seed(0)
+    d = CapsuleDiscriminator(img_size=32, base_channels=8, motion_input=True).eval()
+    assert d.trunk[0].in_channels == 2
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    out = d(x, torch.tensor([0, 1]), onset=x)
+    assert out.exp_len.shape == (2, 3) and out.recon.shape == (2, 1, 32, 32)
+    other = d(x, torch.tensor([0, 1]), onset=x + 0.05)
+    assert not torch.allclose(out.exp_len, other.exp_len)               # the motion channel matters
+    with pytest.raises(ValueError, match="needs onset"):
+        d(x)

@@ -192,3 +192,64 @@ def test_cli_train_writes_run(tmp_path, monkeypatch, shared_data):
     assert list((tmp_path / "data" / "cache").glob("gan_pairs_casme2_32_k0_*.npz"))
     _, _, cfg, payload = load_checkpoint(run / "checkpoints" / "last.pt")
     assert cfg.data.holdout_subjects == ["sub02"] and "loss/l1" in payload["history"][0]
+
+
+def motion_cfg(**train) -> GanConfig:
+    cfg = tiny_cfg(**train)
+    cfg.model.motion_head, cfg.model.motion_prior, cfg.model.d_motion_input = True, "farneback", True
+    return cfg
+
+
+def test_motion_prior_needs_the_motion_head():
+    cfg = tiny_cfg()
+    cfg.model.motion_prior = "tvl1"
+    with pytest.raises(ValueError, match="motion_head"):
+        build_models(cfg)
+
+
+def test_train_with_motion_prior_and_motion_discriminator(tmp_path):
+    """train_gan fills the class-mean flow prior from its pairs, keeps it through a checkpoint and a resume."""
+    torch.manual_seed(0)
+    n = 16
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    base = 0.6 * torch.sin(xx / 2.5 + yy / 4)[None, None] + 0.1 * torch.randn(n, 1, 32, 32)
+    from icegan.models.generator import warp_backward
+    shift = torch.zeros(n, 2, 32, 32)
+    y = torch.arange(n) % 2                                           # class 0 moves right, class 1 down
+    shift[y == 0, 0], shift[y == 1, 1] = 1.0, 1.0
+    on, ap = base.clamp(-1, 1), warp_backward(base, shift).clamp(-1, 1)
+    cfg = motion_cfg(epochs=1)
+    cfg.model.motion_prior_symmetric = False
+    st = train_gan(on, ap, y, cfg, device="cpu", out_dir=tmp_path)
+    prior = st.generator.motion_prior
+    inner = (slice(None), slice(8, 24), slice(8, 24))
+    assert float(prior[0][0][inner[1:]].median()) > 0.5 > abs(float(prior[0][1][inner[1:]].median()))
+    assert float(prior[1][1][inner[1:]].median()) > 0.5 > abs(float(prior[1][0][inner[1:]].median()))
+    assert prior[2].abs().max() == 0                                   # no pairs of class 2
+    g, d, _, _ = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    torch.testing.assert_close(g.motion_prior, prior)
+    z = torch.randn(n, cfg.model.z_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(g(on, z, y), st.generator(on, z, y))
+        assert d(ap, y, onset=on).exp_len.shape == (n, 3)
+    # resuming does not recompute the prior (it comes from the checkpoint)
+    cfg2 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2))
+    st2 = train_gan(on, ap, y, cfg2, device="cpu", out_dir=tmp_path)
+    torch.testing.assert_close(st2.generator.motion_prior, prior)
+
+
+def test_diversity_metrics_known_values():
+    from icegan.gan.evaluate import diversity_metrics
+    onset = np.zeros((2, 2, 2), np.uint8)
+    # 2 onsets x 2 classes x 2 draws, synthesize order: onset, class, draw
+    vals = [0, 2, 10, 10, 0, 0, 0, 0]
+    syn = np.stack([np.full((2, 2), v, np.uint8) for v in vals])
+    src = np.repeat(np.arange(2), 4)
+    m = diversity_metrics(syn, onset, src, 2, 2)
+    assert m["z_diversity"] == pytest.approx((2 + 0 + 0 + 0) / 4)
+    assert m["class_diversity"] == pytest.approx((10 + 0) / 2)
+    assert m["mean_abs_change_from_onset"] == pytest.approx(sum(vals) / 8)
+    copy = diversity_metrics(np.zeros((8, 2, 2), np.uint8), onset, src, 2, 2)
+    assert copy == {"z_diversity": 0.0, "class_diversity": 0.0, "mean_abs_change_from_onset": 0.0}
+    with pytest.raises(ValueError, match="faces for"):
+        diversity_metrics(syn[:7], onset, src[:7], 2, 2)

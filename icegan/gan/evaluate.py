@@ -20,8 +20,14 @@ Metrics (issue #5; the JSON keys in brackets):
     accuracy / UF1 on the *real* held-out pairs is reported too (``recognizer_real_*``): it bounds
     how much the controllability number can say. A generator that copies its onset scores 1/3.
 (c) [``expcaps_uf1``, ``expcaps_uar``] the discriminator's ExpCaps as a recognizer on the held-out
-    real apexes (argmax capsule length), macro F1 / recall from scikit-learn.
-(d) [``faces_per_s``] generator throughput (batch 16, no grad, eval mode) on the evaluation device.
+    real apexes (argmax capsule length), macro F1 / recall from scikit-learn; a motion-input
+    discriminator (``motion_input``) is given each apex with its own onset.
+    Also reported, to read (a) and (b) together: [``z_diversity``] mean absolute grey-level
+    difference (0–255) between the first two noise draws of the same (onset, class);
+    [``class_diversity``] the same between requested classes (first draw); [``mean_abs_change_from_onset``]
+    synthetic apex vs its onset — a copy of the onset scores 0 on all three.
+(d) [``faces_per_s``] generator throughput (batch 16, inference mode, eval mode, channels-last copy)
+    on the evaluation device (:func:`generator_speed`).
 (e) one grid image per class (onset | synthetic apex of that class, 8 onsets) in ``out_dir``.
 """
 from __future__ import annotations
@@ -37,7 +43,7 @@ import torch
 from .pairs import CLASS_NAMES, load_casme2_pairs, load_face_images, to_tensor
 from .synthesis import synthesize, to_uint8
 
-__all__ = ["face_embeddings", "identity_metrics", "FlowRecognizer", "generator_speed", "run_eval",
+__all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "generator_speed", "run_eval",
            "evaluate_generator"]
 
 log = logging.getLogger(__name__)
@@ -131,26 +137,75 @@ class FlowRecognizer:
         return self.model.predict(self.features(onset, apex))
 
 
-@torch.no_grad()
-def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None) -> float:
-    """Synthesised faces per second (eval mode, no grad, one warm-up batch)."""
+def diversity_metrics(syn: np.ndarray, onset: np.ndarray, src: np.ndarray, n_classes: int,
+                      n_per_class: int) -> dict:
+    """How much synthetic faces depend on z and on c, and how far they are from their onsets.
+
+    Args:
+        syn: (M, H, W) uint8 synthetic faces ordered as :func:`icegan.gan.synthesis.synthesize` returns
+            them (onset-major, then class, then draw), M = N·n_classes·n_per_class.
+        onset: (N, H, W) uint8; src: (M,) index of each face's onset.
+    Returns:
+        ``z_diversity``: mean |draw 0 − draw 1| of the same (onset, class), grey levels 0–255 (None when
+        ``n_per_class`` < 2); ``class_diversity``: mean over class pairs of |class a − class b| (draw 0);
+        ``mean_abs_change_from_onset``: mean |synthetic − its onset|. A generator that copies its
+        onset scores 0 on all three.
+    Raises:
+        ValueError: M does not match N·n_classes·n_per_class.
+    """
+    n = len(onset)
+    if len(syn) != n * n_classes * n_per_class or len(src) != len(syn):
+        raise ValueError(f"diversity_metrics: {len(syn)} faces for {n} onsets x {n_classes} classes x {n_per_class}")
+    f = syn.astype(np.float32)
+    out = {"z_diversity": float(np.mean(np.abs(f[0::n_per_class] - f[1::n_per_class]))) if n_per_class >= 2 else None}
+    first = f[0::n_per_class].reshape(n, n_classes, *f.shape[1:])
+    out["class_diversity"] = float(np.mean([np.abs(first[:, a] - first[:, b]).mean() for a in range(n_classes)
+                                            for b in range(a + 1, n_classes)])) if n_classes > 1 else None
+    out["mean_abs_change_from_onset"] = float(np.mean(np.abs(f - onset[src].astype(np.float32))))
+    return out
+
+
+def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None, channels_last: bool = True,
+                    per_batch: list | None = None) -> float:
+    """Synthesised faces per second: eval mode, ``torch.inference_mode``, one warm-up batch, then
+    ``repeats`` timed batches of ``batch`` random onsets (total faces / total seconds).
+
+    Args:
+        channels_last: time a copy of the generator in ``torch.channels_last`` memory format (the
+            layout oneDNN's CPU convolutions prefer; as :func:`icegan.gan.synthesis.synthesize`
+            runs on CPU); the model passed in is not modified.
+        per_batch: if a list is given, the seconds of every timed batch are appended to it.
+    Returns:
+        faces per second (float).
+    """
+    import copy
     dev = device or next(generator.parameters()).device
+    g = generator
+    if channels_last:
+        g = copy.deepcopy(generator).to(dev, memory_format=torch.channels_last)
     was = generator.training
-    generator.eval()
-    s = generator.img_size
-    x = torch.rand(batch, generator.in_channels, s, s, device=dev) * 2 - 1
-    z = torch.randn(batch, generator.z_dim, device=dev)
-    c = torch.arange(batch, device=dev) % generator.n_classes
-    generator(x, z, c)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(repeats):
-        generator(x, z, c)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    g.eval()
+    s = g.img_size
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with torch.inference_mode():
+        x = (torch.rand(batch, g.in_channels, s, s, device=dev) * 2 - 1).contiguous(memory_format=fmt)
+        z = torch.randn(batch, g.z_dim, device=dev)
+        c = torch.arange(batch, device=dev) % g.n_classes
+        g(x, z, c)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        total = 0.0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            g(x, z, c)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t
+            total += dt
+            if per_batch is not None:
+                per_batch.append(dt)
     generator.train(was)
-    return batch * repeats / (time.perf_counter() - t)
+    return batch * repeats / total
 
 
 def _save_class_grids(onset: torch.Tensor, syn: torch.Tensor, src: np.ndarray, cls: np.ndarray, out: Path,
@@ -216,10 +271,15 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
             res["recognizer_real_accuracy"] = float(np.mean(pr == labels))
             res["recognizer_real_uf1"] = float(f1_score(labels, pr, labels=list(range(k)), average="macro", zero_division=0))
 
+    res.update(diversity_metrics(syn_u8, onset, src_np, k, n_per_class))
+
     res["expcaps_uf1"] = res["expcaps_uar"] = None
     if discriminator is not None and apex is not None and labels is not None:
+        motion = getattr(discriminator, "motion_input", False)  # D of pairs: it needs the onset too
         with torch.no_grad():
-            exp_len = torch.cat([discriminator(to_tensor(apex[i:i + 64]).to(dev), reconstruct=False).exp_len.cpu()
+            exp_len = torch.cat([discriminator(to_tensor(apex[i:i + 64]).to(dev), reconstruct=False,
+                                               onset=to_tensor(onset[i:i + 64]).to(dev) if motion else None
+                                               ).exp_len.cpu()
                                  for i in range(0, len(apex), 64)])
         pe = exp_len.argmax(1).numpy()
         res["expcaps_uf1"] = float(f1_score(labels, pe, labels=list(range(k)), average="macro", zero_division=0))

@@ -62,7 +62,15 @@ class GanDataConfig:
 class GanModelConfig:
     """Generator and discriminator sizes (paper values by default, except channel widths).
     ``skip``: generator skip path (``grm`` | ``plain`` | ``se``, Table III ablation); ``residual_output``:
-    see :class:`icegan.models.generator.Generator` (True here: not in the paper)."""
+    see :class:`icegan.models.generator.Generator` (True here: not in the paper).
+
+    Motion options (our additions, off by default = the paper's model; reasons in the module
+    docstrings of :mod:`icegan.models.generator`, :mod:`icegan.models.discriminator`,
+    :mod:`icegan.gan.motion`): ``motion_head`` — G warps the onset by a class-conditional flow;
+    ``motion_prior`` — how :func:`train_gan` fills that flow's per-class prior from the training
+    pairs (``tvl1`` | ``farneback`` class-mean flow, ``none`` = zeros, learned from scratch);
+    ``motion_prior_symmetric`` — average the prior with its mirror image (consistent with
+    ``train.hflip``); ``d_motion_input`` — D also sees ``d_motion_gain·(image − onset)``."""
     z_dim: int = 100
     id_dim: int = 320
     n_classes: int = 3
@@ -77,6 +85,11 @@ class GanModelConfig:
     d_adv: int = 256
     d_exp: int = 32
     routing_iters: int = 3
+    motion_head: bool = False
+    motion_prior: Literal["none", "tvl1", "farneback"] = "none"
+    motion_prior_symmetric: bool = True
+    d_motion_input: bool = False
+    d_motion_gain: float = 10.0
 
 
 @dataclass
@@ -151,15 +164,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
-    """Fresh generator and discriminator for ``cfg`` (seeded by ``cfg.train.seed``)."""
+    """Fresh generator and discriminator for ``cfg`` (seeded by ``cfg.train.seed``).
+
+    Raises:
+        ValueError: ``model.motion_prior`` other than ``none`` without ``model.motion_head``.
+    """
     m, s = cfg.model, cfg.data.img_size
+    if m.motion_prior != "none" and not m.motion_head:
+        raise ValueError(f"model.motion_prior={m.motion_prior!r} needs model.motion_head=true "
+                         f"(the prior is the flow the motion head warps the onset with)")
     torch.manual_seed(cfg.train.seed)
     g = Generator(img_size=s, in_channels=1, z_dim=m.z_dim, n_classes=m.n_classes, id_dim=m.id_dim,
                   base_channels=m.g_base_channels, max_channels=m.g_max_channels, grm_nodes=m.grm_nodes,
-                  skip=m.skip, residual_output=m.residual_output)
+                  skip=m.skip, residual_output=m.residual_output, motion_head=m.motion_head)
     d = CapsuleDiscriminator(img_size=s, in_channels=1, n_classes=m.n_classes, base_channels=m.d_base_channels,
                              n_primary=m.n_primary, d_primary=m.d_primary, d_adv=m.d_adv, d_exp=m.d_exp,
-                             routing_iters=m.routing_iters)
+                             routing_iters=m.routing_iters, motion_input=m.d_motion_input,
+                             motion_gain=m.d_motion_gain)
     return g, d
 
 
@@ -308,6 +329,16 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         _logger.info("resumed %s at epoch %d", ckpt, start_epoch)
 
     onset_c, apex_c, labels_c = onset.float().cpu(), apex.float().cpu(), labels.long().cpu()
+    mc = cfg.model
+    if getattr(g, "motion_head", False) and mc.motion_prior != "none" and start_epoch == 0 \
+            and not bool(g.motion_prior.abs().sum() > 0):
+        from .motion import class_mean_flow
+        t_prior = time.time()
+        prior = class_mean_flow(onset_c, apex_c, labels_c, k, mc.motion_prior, mc.motion_prior_symmetric)
+        g.set_motion_prior(prior)
+        _logger.info("motion prior (%s, symmetric=%s) from %d training pairs in %.1f s; mean |flow| per class %s",
+                     mc.motion_prior, mc.motion_prior_symmetric, n, time.time() - t_prior,
+                     [round(float(p.norm(dim=0).mean()), 4) for p in prior])
     n_show = min(4, n)
     show_idx = torch.linspace(0, n - 1, n_show).long()
     bs = min(tc.batch_size, n)
@@ -349,8 +380,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             # ---- discriminator step
             opt_d.zero_grad(set_to_none=True)
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                dr = d(x_ap, y, reconstruct=lc.beta > 0)
-                df = d(fake_all.detach(), reconstruct=False)
+                dr = d(x_ap, y, reconstruct=lc.beta > 0, onset=x_on)
+                df = d(fake_all.detach(), reconstruct=False, onset=on_all)
                 l_adv_d = adversarial_d_loss(dr.adv_len.float(), df.adv_len.float())
                 l_cls_d = classification_loss(dr.exp_len.float(), y, None if dr.recon is None else dr.recon.float(),
                                               x_ap, lc.beta, lc.m_pos, lc.m_neg, lc.lam)
@@ -363,7 +394,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             # ---- generator step
             opt_g.zero_grad(set_to_none=True)
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                dg = d(fake_all, reconstruct=False)
+                dg = d(fake_all, reconstruct=False, onset=on_all)
                 adv_len, exp_len = dg.adv_len.float(), dg.exp_len.float()
                 l_adv_g = adversarial_g_loss(adv_len[:b])
                 l_cls_g = margin_loss(exp_len[:b], y, lc.m_pos, lc.m_neg, lc.lam)

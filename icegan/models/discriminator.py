@@ -7,11 +7,20 @@ network fed by the masked ExpCaps vector (regularizer of Eq. 6).
 
 AdvCaps holds two capsules, index 0 = *fake*, 1 = *real*; ExpCaps one capsule per class
 (negative 0, positive 1, surprise 2). Capsule lengths are the probabilities.
+
+Optional *motion input* (``motion_input=True``; our addition, not in the paper): D sees the
+image together with its change from the onset, ``[x, gain·(x − onset)]`` (2 channels per image
+channel). Reason: the paper's D sees the apex alone; on 15 training subjects its ExpCaps learned to
+recognise the subjects (whose clips are mostly of one class) rather than the expression, so its
+class gradient carried no motion information (docs/benchmarks.md, ICE-GAN section). The onset
+difference removes most of the identity and makes the class a property of the motion. It also
+makes AdvCaps a conditional (pix2pix-style) critic of the pair.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -63,22 +72,28 @@ class CapsuleDiscriminator(nn.Module):
         n_primary, d_primary: primary capsule types and dimension (8, 16).
         d_adv, d_exp: AdvCaps and ExpCaps dimensions (256, 32).
         routing_iters: dynamic routing iterations (3).
+        motion_input: also feed ``motion_gain·(x − onset)`` (see the module docstring); then
+            ``forward`` needs ``onset``.
+        motion_gain: scale of the difference channel (ME differences are a few grey levels, about
+            0.03 in [-1, 1]; 10 brings them to the order of the image channel).
 
-    Shapes: ``forward(x (B, C, H, W) in [-1, 1], labels (B,) or None, reconstruct=True)`` →
-    :class:`DiscriminatorOutput`. The reconstruction masks ExpCaps with ``labels`` when given,
-    else with the longest capsule.
+    Shapes: ``forward(x (B, C, H, W) in [-1, 1], labels (B,) or None, reconstruct=True,
+    onset (B, C, H, W) or None)`` → :class:`DiscriminatorOutput`. The reconstruction (of ``x``,
+    C channels) masks ExpCaps with ``labels`` when given, else with the longest capsule.
     Raises:
-        ValueError: unsupported ``img_size`` or input of the wrong shape.
+        ValueError: unsupported ``img_size``, input of the wrong shape, or ``onset`` missing /
+            mis-shaped for a motion-input discriminator.
     """
 
     def __init__(self, img_size: int = 128, in_channels: int = 1, n_classes: int = 3, base_channels: int = 64,
                  n_primary: int = 8, d_primary: int = 16, d_adv: int = 256, d_exp: int = 32,
-                 routing_iters: int = 3):
+                 routing_iters: int = 3, motion_input: bool = False, motion_gain: float = 10.0):
         super().__init__()
         if img_size < 32 or img_size % 16:
             raise ValueError(f"CapsuleDiscriminator: img_size must be >= 32 and a multiple of 16, got {img_size}")
         self.img_size, self.in_channels, self.n_classes = img_size, in_channels, n_classes
-        self.trunk = patchgan_trunk(in_channels, base_channels)
+        self.motion_input, self.motion_gain = motion_input, float(motion_gain)
+        self.trunk = patchgan_trunk(in_channels * (2 if motion_input else 1), base_channels)
         self.primary = PrimaryCaps(8 * base_channels, n_primary, d_primary, kernel_size=3, stride=2)
         self.adv_caps = RoutingCaps(n_primary, d_primary, 2, d_adv, routing_iters)
         self.exp_caps = RoutingCaps(n_primary, d_primary, n_classes, d_exp, routing_iters)
@@ -98,11 +113,19 @@ class CapsuleDiscriminator(nn.Module):
         self.rec_up = nn.Sequential(*ups)
         self._rec_ch = 128
 
-    def forward(self, x: Tensor, labels: Tensor | None = None, reconstruct: bool = True) -> DiscriminatorOutput:
+    def forward(self, x: Tensor, labels: Tensor | None = None, reconstruct: bool = True,
+                onset: Tensor | None = None) -> DiscriminatorOutput:
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(f"CapsuleDiscriminator: input must be (B, {self.in_channels}, {self.img_size}, "
                              f"{self.img_size}), got {tuple(x.shape)}")
-        u = self.primary(self.trunk(x))                           # (B, 8·P, 16)
+        inp = x
+        if self.motion_input:
+            if onset is None or onset.shape != x.shape:
+                got = None if onset is None else tuple(onset.shape)
+                raise ValueError(f"CapsuleDiscriminator(motion_input=True) needs onset of shape {tuple(x.shape)}, "
+                                 f"got {got}")
+            inp = torch.cat([x, self.motion_gain * (x - onset.to(x.dtype))], dim=1)
+        u = self.primary(self.trunk(inp))                         # (B, 8·P, 16)
         adv = self.adv_caps(u)                                    # (B, 2, 256)
         exp = self.exp_caps(u)                                    # (B, K, 32)
         adv_len, exp_len = adv.norm(dim=-1), exp.norm(dim=-1)

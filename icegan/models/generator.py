@@ -11,6 +11,13 @@ Decoder: the seed ``s = [e, z, one_hot(c)] ∈ R^{id_dim + z_dim + n_classes}`` 
 deconvolved to the 2×2 map ``f_dec_L``; then ``f_dec_{i-1} = h(g_i ⊕ f_dec_i)`` (Eq. 3, ``⊕`` =
 channel concatenation, ``h`` = stride-2 transposed convolution) up to the full resolution, where
 ``tanh`` gives the synthetic apex in [-1, 1].
+
+Optional *motion output* (``motion_head=True``; our addition, not in the paper, see
+:class:`Generator`): the last deconvolution also predicts a flow correction, and the apex is the onset
+warped by ``class-conditional motion prior + correction`` plus an intensity residual. Reason: with
+the paper's image output the generator, trained in a CPU budget, learned no class-specific
+motion (controllability at chance, docs/benchmarks.md, ICE-GAN section); a warp makes the
+requested class a displacement of the onset's own pixels, which keeps identity by construction.
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ from torchvision.ops import SqueezeExcitation
 
 from .grm import GraphReasoningModule
 
-__all__ = ["Generator", "one_hot_classes"]
+__all__ = ["Generator", "one_hot_classes", "warp_backward"]
 
 
 def one_hot_classes(c: Tensor, n_classes: int, batch: int, device, dtype) -> Tensor:
@@ -45,6 +52,35 @@ def one_hot_classes(c: Tensor, n_classes: int, batch: int, device, dtype) -> Ten
     if c.dim() == 2 and c.shape == (batch, n_classes):
         return c.to(device=device, dtype=dtype)
     raise ValueError(f"class condition must be (B,) ids or (B, {n_classes}) one-hot, got {tuple(c.shape)} for B={batch}")
+
+
+def warp_backward(img: Tensor, flow: Tensor, base: Tensor | None = None) -> Tensor:
+    """Move the content of ``img`` by ``flow``: ``out(y) = img(y − flow(y))`` (bilinear, border padding).
+
+    For the small, smooth displacements of micro-expressions this is the image whose optical flow
+    from ``img`` is ``flow`` (flow convention of DESIGN.md: a pixel x of the first image moves to
+    x + flow(x)).
+
+    Args:
+        img: (B, C, H, W); flow: (B, 2, H, W) in pixels, channel 0 = u (x), 1 = v (y).
+        base: optional cached pixel grid (1, H, W, 2) in normalised [-1, 1] coordinates (x, y).
+    Returns:
+        (B, C, H, W), differentiable w.r.t. ``img`` and ``flow``.
+    Raises:
+        ValueError: shapes do not match.
+    """
+    if img.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[0] != img.shape[0] \
+            or flow.shape[-2:] != img.shape[-2:]:
+        raise ValueError(f"warp_backward: img (B, C, H, W) and flow (B, 2, H, W) must match, "
+                         f"got {tuple(img.shape)} and {tuple(flow.shape)}")
+    h, w = img.shape[-2:]
+    if base is None:
+        ys = torch.linspace(-1, 1, h, device=img.device, dtype=img.dtype)
+        xs = torch.linspace(-1, 1, w, device=img.device, dtype=img.dtype)
+        base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+    scale = flow.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+    grid = base - flow.permute(0, 2, 3, 1) * scale
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -85,6 +121,18 @@ class Generator(nn.Module):
             tanh space, ``apex = tanh(atanh(0.999·onset) + r)``, so a zero decoder output
             reproduces the onset (micro-expression apexes differ from their onsets by a few grey
             levels); still in (-1, 1) and differentiable.
+        motion_head: False (paper): the decoder outputs the image (or its residual). True (our
+            addition, not in the paper): the last deconvolution outputs ``in_channels + 2``
+            channels, an intensity residual ``r`` and a flow correction ``δ`` (pixels), and
+            ``apex = tanh(atanh(0.999·W(onset, φ)) + r)`` with ``W`` = :func:`warp_backward` and
+            ``φ = Σ_k c_k·prior_k + δ`` — the class condition selects (or, for soft labels,
+            mixes) a per-class motion prior (``motion_prior`` buffer (n_classes, 2, H, W) in
+            pixels, all zeros until :meth:`set_motion_prior` fills it, e.g. with the class-mean
+            flow of the training pairs from :func:`icegan.gan.motion.class_mean_flow`). Implies a
+            residual output. Reason: see the module docstring.
+
+    Buffers:
+        ``motion_prior`` (n_classes, 2, H, W), only with ``motion_head``; saved in the state dict.
 
     Shapes:
         ``forward(onset (B, in_channels, H, W) in [-1, 1], z (B, z_dim), c (B,) long ids or (B, n_classes))``
@@ -97,7 +145,7 @@ class Generator(nn.Module):
 
     def __init__(self, img_size: int = 128, in_channels: int = 1, z_dim: int = 100, n_classes: int = 3,
                  id_dim: int = 320, base_channels: int = 32, max_channels: int = 256, grm_nodes: int = 8,
-                 skip: str = "grm", residual_output: bool = False):
+                 skip: str = "grm", residual_output: bool = False, motion_head: bool = False):
         super().__init__()
         if skip not in SKIP_PATHS:
             raise ValueError(f"Generator: skip must be one of {SKIP_PATHS}, got {skip!r}")
@@ -106,7 +154,9 @@ class Generator(nn.Module):
             raise ValueError(f"Generator: img_size must be a power of two >= 16, got {img_size}")
         self.img_size, self.in_channels, self.z_dim = img_size, in_channels, z_dim
         self.n_classes, self.id_dim = n_classes, id_dim
-        self.residual_output = residual_output
+        self.motion_head = motion_head
+        self.residual_output = residual_output or motion_head
+        residual_output = self.residual_output
         self.n_levels = int(round(math.log2(img_size))) - 1
         chans = [min(base_channels * 2 ** i, max_channels) for i in range(self.n_levels)]
         self.channels = chans
@@ -130,7 +180,7 @@ class Generator(nn.Module):
         for i in range(self.n_levels - 1, -1, -1):                                  # h(g_i ⊕ f_dec_i)
             in_ch = 2 * chans[i]
             if i == 0:
-                last = nn.ConvTranspose2d(in_ch, in_channels, 4, stride=2, padding=1)
+                last = nn.ConvTranspose2d(in_ch, in_channels + (2 if motion_head else 0), 4, stride=2, padding=1)
                 if residual_output:  # start close to the onset; small (not zero) so every layer gets gradients
                     nn.init.normal_(last.weight, std=1e-3)
                     nn.init.zeros_(last.bias)
@@ -140,6 +190,27 @@ class Generator(nn.Module):
                 dec.append(nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1),
                                          _norm(out_ch), nn.ReLU(inplace=True)))
         self.decoder = nn.ModuleList(dec)
+        if motion_head:
+            self.register_buffer("motion_prior", torch.zeros(n_classes, 2, img_size, img_size))
+            lin = torch.linspace(-1, 1, img_size)
+            self.register_buffer("_grid", torch.stack(torch.meshgrid(lin, lin, indexing="xy"), -1)[None],
+                                 persistent=False)
+
+    def set_motion_prior(self, prior: Tensor) -> None:
+        """Fill the per-class motion prior (``motion_head`` only).
+
+        Args:
+            prior: (n_classes, 2, img_size, img_size) flow in pixels (channel 0 = u, 1 = v).
+        Raises:
+            ValueError: the generator has no motion head, or the shape is wrong / values non-finite.
+        """
+        if not self.motion_head:
+            raise ValueError("set_motion_prior: this generator was built with motion_head=False")
+        if tuple(prior.shape) != tuple(self.motion_prior.shape):
+            raise ValueError(f"set_motion_prior: expected {tuple(self.motion_prior.shape)}, got {tuple(prior.shape)}")
+        if not bool(torch.isfinite(prior).all()):
+            raise ValueError("set_motion_prior: prior has non-finite values")
+        self.motion_prior.copy_(prior.to(self.motion_prior))
 
     def _check_onset(self, onset: Tensor) -> None:
         if onset.dim() != 4 or onset.shape[1] != self.in_channels or onset.shape[-2:] != (self.img_size, self.img_size):
@@ -175,6 +246,11 @@ class Generator(nn.Module):
         f = self.seed_to_map(s)
         for i, h in zip(range(self.n_levels - 1, -1, -1), self.decoder):
             f = h(torch.cat([gs[i], f], dim=1))                                     # Eq. 3
+        if self.motion_head:
+            r, delta = f[:, :self.in_channels], f[:, self.in_channels:]
+            flow = torch.einsum("bk,kchw->bchw", onehot, self.motion_prior.to(f.dtype)) + delta
+            moved = warp_backward(onset.to(f.dtype), flow, self._grid.to(f.dtype))
+            return torch.tanh(torch.atanh(0.999 * moved) + r)
         if self.residual_output:
             return torch.tanh(torch.atanh(0.999 * onset) + f)
         return f
