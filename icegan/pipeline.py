@@ -118,9 +118,12 @@ class FlowSection:
     """Optical flow of onset→apex pairs (real and synthetic).
 
     Attributes:
-        method: ``srflownet`` (shipped weights unless ``weights``), ``tvl1`` or ``farneback``.
-        weights: SRFlowNet weights file (None = shipped).
-        iters: SRFlowNet refinement iterations (None = the weights' default).
+        method: ``srflownet`` (shipped weights unless ``weights``), ``liteflownet2``, ``raft_small`` or
+            ``raft_large`` (no shipped weights: ``weights`` is required; train them with
+            ``icegan flow train --config configs/flow_liteflownet2.yaml`` / ``flow_raft_small.yaml``),
+            ``tvl1`` or ``farneback``.
+        weights: weights file of the learned method (None = shipped, SRFlowNet only).
+        iters: SRFlowNet / RAFT refinement iterations (None = the weights' default).
         batch_size: pairs per flow batch.
         component: which part of the flow the features are built from: ``total`` (the estimator's flow),
             or the ``expression`` / ``head`` part of a head/expression decomposition
@@ -133,7 +136,7 @@ class FlowSection:
         decompose_weights: DecFlow weights for ``decompose=learned`` (None = shipped
             ``flownet/weights/decflow_facial.pt``).
     """
-    method: Literal["srflownet", "tvl1", "farneback"] = "srflownet"
+    method: Literal["srflownet", "liteflownet2", "raft_small", "raft_large", "tvl1", "farneback"] = "srflownet"
     weights: Optional[str] = None
     iters: Optional[int] = None
     batch_size: int = 32
@@ -181,9 +184,13 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
         raise ConfigError(f"data.img_size must be a power of two >= 32, got {s}")
     if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
-    if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method != "srflownet":
+    if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):
         raise ConfigError("gan.joint back-propagates through the flow network: it needs flow.method=srflownet "
-                          f"(got {cfg.flow.method}); set gan.joint=false for classical flow")
+                          f"(or liteflownet2, raft_small, raft_large; got {cfg.flow.method}); set gan.joint=false "
+                          "for classical flow")
+    if cfg.flow.method in ("liteflownet2", "raft_small", "raft_large") and not cfg.flow.weights:
+        raise ConfigError(f"flow.method={cfg.flow.method} has no shipped weights: set flow.weights to a local "
+                          f"weights file (e.g. runs/<name>/weights.pt from icegan flow train)")
     if cfg.flow.component != "total" and cfg.gan.joint and cfg.gan.enabled:
         raise ConfigError("gan.joint back-propagates through the flow network's total flow: set "
                           f"flow.component=total (got {cfg.flow.component}) or gan.joint=false")
@@ -252,7 +259,7 @@ def build_flow(cfg: MainConfig, device: torch.device):
     """The flow estimator of ``cfg.flow`` (:func:`flownet.registry.get_estimator`)."""
     from flownet.registry import get_estimator
     kwargs = {}
-    if cfg.flow.method == "srflownet" and cfg.flow.iters is not None:
+    if cfg.flow.method in ("srflownet", "raft_small", "raft_large") and cfg.flow.iters is not None:
         kwargs["iters"] = cfg.flow.iters
     if cfg.flow.component != "total":  # features from one part of a head/expression decomposition
         from flownet.decompose import ComponentEstimator, get_decomposer
