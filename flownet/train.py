@@ -8,7 +8,6 @@ gamma sequence loss + the regularizer, as SRFlowNet) or ``ptlflow:<name>`` (sect
 optional ptlflow package; sequence loss over its predictions). The regularizer (``train.regularizer``:
 none | tvr | fdr | migar | igvar) is the same for all.
 
-
 The configuration is a plain dataclass (:class:`FlowTrainConfig`, sections ``data``, ``model``,
 ``train``) so any YAML loader can fill it; the ``icegan`` CLI uses its typed loader with ``key=value``
 overrides. A run writes to ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events, ``last.pt``
@@ -40,7 +39,11 @@ class FlowDataConfig:
     root: str | None = None        #: shared data root (None → $ICEGAN_SHARED_DATA or <repo>/../shared/data)
     size: int = 128                #: crop side (pixels)
     n_train: int = 20000           #: synthetic training pairs (generated on the fly, deterministic)
-    n_test: int = 64               #: test pairs monitored during training
+    n_test: int = 64               #: test pairs (scored at the end; monitored during training only if n_val_subjects=0)
+    n_val_subjects: int = 0        #: training subjects held out as a validation split (0 = none: monitor the test set)
+    n_val: int = 64                #: validation pairs monitored during training (when n_val_subjects > 0)
+    frames_per_clip: int = 0       #: training split: evenly spaced frames per clip (0 = all; fewer = fewer landmark runs)
+    landmark_cache: str | None = None  #: .npz of precomputed landmarks (flownet.data.synthetic_face.build_landmark_cache)
     seed: int = 0
     gray: bool = True
     max_head: float = 2.0
@@ -230,9 +233,19 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     d = cfg.data
     common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
                   au_range=(d.au_min, d.au_max))
-    train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, **common)
+    if d.n_val_subjects:
+        common["n_val"] = int(d.n_val_subjects)
+    if d.landmark_cache:
+        common["landmark_cache"] = d.landmark_cache
+    train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, frames_per_clip=d.frames_per_clip, **common)
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
     test_loader = DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate)
+    # what is watched during training: the validation subjects if any, else (as before) the test set
+    mon_name, mon_loader = "test", test_loader
+    if d.n_val_subjects:
+        mon_name = "val"
+        mon_loader = DataLoader(SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common), batch_size=8,
+                                shuffle=False, collate_fn=collate)
 
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -319,10 +332,10 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             if step % t.ckpt_every == 0:
                 save_ckpt()
             if t.eval_every and step % t.eval_every == 0:
-                m = evaluate_model(model, test_loader, device)
+                m = evaluate_model(model, mon_loader, device)
                 for k, v in m.items():
-                    writer.add_scalar(f"test/{k}", v, step)
-                print(f"step {step} test {json.dumps(m)}", flush=True)
+                    writer.add_scalar(f"{mon_name}/{k}", v, step)
+                print(f"step {step} {mon_name} {json.dumps(m)}", flush=True)
             if progress_frac() >= 1.0:
                 stop = True
                 break
@@ -331,6 +344,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     metrics = evaluate_model(model, test_loader, device)
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer, "train_iters": t.iters,
             "size": d.size, "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
+    if d.n_val_subjects:
+        meta["val_metrics"] = evaluate_model(model, mon_loader, device)
+        print(f"final val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
     (run / "metrics.json").write_text(json.dumps(meta, indent=2))
     writer.close()

@@ -171,3 +171,122 @@ def test_cli_run_and_eval(tmp_path, shared_data):
     res = json.loads(js.read_text())
     assert set(res["mean"]) == {"EPE", "px1", "px3", "px5", "Fl-all", "WAUC"}
     assert len(res["per_pair"]) == 3 and res["pairs_per_s"] > 0
+
+
+# ------------------------------------------------------------------ fast depth-wise path, 1/4 grid, val split
+
+def test_depthwise_conv_matches_conv2d_values_and_gradients():
+    from flownet.models.srflownet import depthwise_conv
+    torch.manual_seed(1)
+    x = torch.randn(3, 5, 9, 11, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 1, 7, 7, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    ours = depthwise_conv(x, w, b)
+    ref = torch.nn.functional.conv2d(x, w, b, padding=3, groups=5)
+    torch.testing.assert_close(ours, ref)
+    g = torch.randn_like(ref)
+    ga = torch.autograd.grad((ours * g).sum(), (x, w, b))
+    gb = torch.autograd.grad((ref * g).sum(), (x, w, b))
+    for a, c in zip(ga, gb):
+        torch.testing.assert_close(a, c)
+    with pytest.raises(ValueError, match="must be"):
+        depthwise_conv(x, torch.randn(5, 1, 4, 4, dtype=torch.float64))
+
+
+def test_super_kernel_merged_kernel_equals_two_branches():
+    from flownet.models.srflownet import SuperKernelBlock
+    torch.manual_seed(2)
+    blk = SuperKernelBlock(6, kernel=7, small=3, ffn_expansion=1)
+    x = torch.randn(2, 6, 10, 12)
+    two = blk.dw_large(x) + blk.dw_small(x)  # the un-merged definition
+    w, b = blk.merged_kernel()
+    torch.testing.assert_close(torch.nn.functional.conv2d(x, w, b, padding=3, groups=6), two, atol=1e-5, rtol=1e-5)
+    expect = x + blk.pw(torch.nn.functional.gelu(two))
+    torch.testing.assert_close(blk(x), expect + blk.ffn(expect), atol=1e-5, rtol=1e-5)
+
+
+TINY4 = SRFlowNetConfig(feature_layers=(16, 16, 24, 24, 32), context_layers=(16, 16, 24, 24, 48), hidden=24,
+                        corr_levels=2, corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32,
+                        mask_hidden=32, iters=3, downsample=4, motion_corr_channels=24, motion_flow_channels=8,
+                        gru_kernel=3, ffn_expansion=1)
+
+
+def test_quarter_grid_shapes_eval_single_flow_and_training_step():
+    torch.manual_seed(0)
+    m = SRFlowNet(TINY4)
+    assert m.raft.mask_predictor.conv.out_channels == 9 * 4 * 4
+    img1, img2 = torch.rand(2, 1, 30, 45), torch.rand(2, 1, 30, 45)  # padded to the 1/4 grid and cropped back
+    flows = m(img1, img2)
+    assert len(flows) == 3 and all(f.shape == (2, 2, 30, 45) for f in flows)
+    m.eval()
+    with torch.no_grad():
+        last = m(img1, img2)
+        both = m(img1, img2, all_flows=True)
+    assert len(last) == 1 and len(both) == 3
+    torch.testing.assert_close(last[-1], both[-1])  # inference skips only the unused upsamplings
+    with pytest.raises(ValueError, match="iters"):
+        m(img1, img2, iters=-1)
+    # one optimiser step on a translated smooth texture lowers the loss of that batch
+    m.train()
+    a = _smooth_texture(2, 32, 32, seed=5)
+    gt = torch.zeros(2, 2, 32, 32)
+    gt[:, 0], gt[:, 1] = 1.0, -0.5
+    b = warp_forward(a, gt)
+    opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+    before = None
+    for _ in range(6):
+        loss, _ = srflownet_loss(m(a, b), gt, img1=a, mask=torch.ones(2, 1, 32, 32), regularizer="tvr")
+        before = loss.item() if before is None else before
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+        opt.step()
+    assert loss.item() < before
+
+
+def test_config_errors_and_face_config_round_trip(tmp_path):
+    with pytest.raises(ValueError, match="downsample"):
+        SRFlowNet(SRFlowNetConfig(downsample=2))
+    with pytest.raises(ValueError, match="stride-1"):
+        SRFlowNet(SRFlowNetConfig(downsample=4))  # legacy widths (.., 48, 64, ..) around a stride-1 stage
+    m = SRFlowNet(SRFlowNetConfig.face())
+    n = sum(p.numel() for p in m.parameters())
+    assert n < 2_000_000  # "a few MB" of float32
+    p = save_srflownet(m, tmp_path / "face.pt")
+    m2 = load_srflownet(p)
+    assert m2.config == SRFlowNetConfig.face()
+    x1, x2 = torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(m.eval()(x1, x2)[-1], m2(x1, x2)[-1])
+
+
+def test_validation_split_is_disjoint_and_deterministic(shared_data):
+    from flownet.data.synthetic_face import list_subjects, split_subjects, split_subjects_val
+    subs = list_subjects(shared_data)
+    sv = split_subjects_val(subs, n_val=2)
+    assert sv["test"] == split_subjects(subs)["test"]  # the test set is unchanged by the validation split
+    assert len(sv["val"]) == 2 and not set(sv["val"]) & set(sv["train"]) and not set(sv["val"]) & set(sv["test"])
+    assert sorted(sv["train"] + sv["val"]) == split_subjects(subs)["train"]
+    va = SyntheticFaceFlow(root=shared_data, split="val", n_val=2, n_pairs=2)
+    assert {p.parent.parent.name for p in va.frames} == set(sv["val"])
+    torch.testing.assert_close(va[0]["flow"], va[0]["flow"])
+    tr = SyntheticFaceFlow(root=shared_data, split="train", n_val=2, n_pairs=2, frames_per_clip=3)
+    clips = {p.parent for p in tr.frames}
+    assert len(tr.frames) <= 3 * len(clips) and not {p.parent.parent.name for p in tr.frames} & set(sv["val"])
+    with pytest.raises(ValueError, match="n_val"):
+        SyntheticFaceFlow(root=shared_data, split="val", n_pairs=2)
+    with pytest.raises(ValueError, match="n_val"):
+        split_subjects_val(subs, n_val=0)
+
+
+def test_landmark_cache_round_trip(shared_data, tmp_path):
+    from flownet.data.synthetic_face import build_landmark_cache
+    te = SyntheticFaceFlow(root=shared_data, split="test", n_pairs=1)
+    frame = te.frames[0]
+    p = build_landmark_cache([frame], tmp_path / "lm.npz", root=shared_data)
+    cached = SyntheticFaceFlow(root=shared_data, split="test", n_pairs=1, landmark_cache=p)
+    img_a, lm_a = te.load_frame(frame)
+    img_b, lm_b = cached.load_frame(frame)
+    np.testing.assert_allclose(lm_a, lm_b)
+    with pytest.raises(FileNotFoundError, match="landmark_cache"):
+        SyntheticFaceFlow(root=shared_data, split="test", n_pairs=1, landmark_cache=tmp_path / "none.npz")

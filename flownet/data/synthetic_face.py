@@ -38,7 +38,7 @@ import torch.nn.functional as F
 __all__ = ["AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
            "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
            "inverse_flow", "backward_warp", "warp_forward", "face_mask", "list_subjects",
-           "split_subjects", "make_pair", "SyntheticFaceFlow"]
+           "split_subjects", "split_subjects_val", "make_pair", "SyntheticFaceFlow", "build_landmark_cache"]
 
 #: action units modelled (FACS numbers in brackets), each moves skin in its natural direction
 AU_NAMES = (
@@ -331,6 +331,24 @@ def split_subjects(subjects: list[str], n_test: int = 4, seed: int = 2026) -> di
     return {"train": [s for s in subs if s not in test], "test": test}
 
 
+def split_subjects_val(subjects: list[str], n_test: int = 4, n_val: int = 2, split_seed: int = 2026,
+                       val_seed: int = 7) -> dict[str, list[str]]:
+    """:func:`split_subjects` (same test subjects) with ``n_val`` of its training subjects held out as a
+    validation split: ``{"train", "val", "test"}``. Model selection and recipe tuning look at "val" only,
+    so the test subjects are scored once per final model.
+
+    Raises:
+        ValueError: fewer than ``n_val + 1`` training subjects, or ``n_val < 1``.
+    """
+    base = split_subjects(subjects, n_test, split_seed)
+    if n_val < 1 or len(base["train"]) <= n_val:
+        raise ValueError(f"n_val must be in [1, {len(base['train']) - 1}] for {len(base['train'])} training "
+                         f"subjects, got {n_val}")
+    perm = np.random.default_rng(val_seed).permutation(len(base["train"]))
+    val = sorted(base["train"][i] for i in perm[:n_val])
+    return {"train": [s for s in base["train"] if s not in val], "val": val, "test": base["test"]}
+
+
 def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head: float = 2.0,
               au_range: tuple = (0.2, 3.0), n_aus: tuple = (1, 3), noise: float = 0.01,
               blur: float = 0.7, amplitudes: dict | None = None) -> dict:
@@ -385,29 +403,68 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
 
     Args:
         root: shared data root (holds ``casme2/``); None → $ICEGAN_SHARED_DATA or <repo>/../shared/data.
-        split: "train" or "test" (fixed seeded subject split, :func:`split_subjects` with ``n_test``, ``split_seed``).
+        split: "train", "test" (fixed seeded subject split, :func:`split_subjects` with ``n_test``, ``split_seed``)
+            or "val" (needs ``n_val`` > 0: :func:`split_subjects_val`; "train" then excludes the validation
+            subjects, "test" is unchanged).
+        frames_per_clip: use only this many evenly spaced frames of each clip (0 = all frames). Adjacent
+            frames of a clip are nearly identical, and each new frame costs one dlib landmark detection
+            (~0.3-1 s on this CPU), so training with e.g. 4 per clip is much faster for the same variety.
+        landmark_cache: optional ``.npz`` file of landmarks ``{relative frame path: (68, 2)}`` written by
+            :func:`build_landmark_cache` (derived coordinates only, no image data; keep it outside the
+            repository); frames missing from it are detected as usual.
         size: output side in pixels. n_pairs: pairs in this split. seed: pair-generation seed.
 
     Items: dict of img1, img2 (C, size, size) [0, 1]; flow, flow_head, flow_expr (2, size, size) px;
     mask (1, size, size); valid (size, size) bool; subject (str); path (str).
 
     Raises:
-        FileNotFoundError: no CASME II frames; ValueError: unknown split; OSError: unreadable frame (named).
+        FileNotFoundError: no CASME II frames; ValueError: unknown split, or "val" with ``n_val=0``;
+        OSError: unreadable frame (named).
     """
 
     def __init__(self, root=None, split: str = "train", size: int = 128, n_pairs: int = 1000, seed: int = 0,
                  gray: bool = True, n_test: int = 4, split_seed: int = 2026, max_head: float = 2.0,
-                 au_range: tuple = (0.2, 3.0)):
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+                 au_range: tuple = (0.2, 3.0), n_val: int = 0, frames_per_clip: int = 0,
+                 landmark_cache: str | Path | None = None):
+        if split not in ("train", "test", "val"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        if split == "val" and n_val < 1:
+            raise ValueError("split='val' needs n_val >= 1 validation subjects")
         self.root = Path(root) if root is not None else shared_data_root()
         self.split, self.size, self.n_pairs, self.seed, self.gray = split, int(size), int(n_pairs), int(seed), gray
         self.max_head, self.au_range = max_head, tuple(au_range)
-        self.subjects = split_subjects(list_subjects(self.root), n_test, split_seed)[split]
+        subjects = list_subjects(self.root)
+        if n_val:
+            self.subjects = split_subjects_val(subjects, n_test, n_val, split_seed)[split]
+        else:
+            self.subjects = split_subjects(subjects, n_test, split_seed)[split]
         self.frames = sorted(p for s in self.subjects for p in (self.root / "casme2" / s).glob("*/img*.jpg"))
         if not self.frames:
             raise FileNotFoundError(f"no frames for split {split} under {self.root / 'casme2'}")
+        if frames_per_clip < 0:
+            raise ValueError(f"frames_per_clip must be >= 0, got {frames_per_clip}")
+        if frames_per_clip:
+            by_clip: dict = {}
+            for p in self.frames:
+                by_clip.setdefault(p.parent, []).append(p)
+            keep = []
+            for clip in sorted(by_clip):
+                fs = by_clip[clip]
+                idx = np.unique(np.linspace(0, len(fs) - 1, min(frames_per_clip, len(fs))).round().astype(int))
+                keep += [fs[j] for j in idx]
+            self.frames = keep
         self._lm_cache: dict = {}
+        if landmark_cache is not None:
+            cp = Path(landmark_cache)
+            if not cp.is_file():
+                raise FileNotFoundError(f"landmark_cache {cp} does not exist (build it with build_landmark_cache)")
+            with np.load(cp) as z:
+                base = self.root / "casme2"
+                for k in z.files:
+                    arr = z[k]
+                    if arr.shape != (68, 2):
+                        raise ValueError(f"landmark_cache {cp}: entry {k} has shape {arr.shape}, expected (68, 2)")
+                    self._lm_cache[base / k] = arr.astype(np.float32)
 
     def __len__(self) -> int:
         return self.n_pairs
@@ -433,7 +490,7 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n_pairs:
             raise IndexError(f"pair {i} out of range (n_pairs={self.n_pairs})")
-        rng = np.random.default_rng([self.seed, 0 if self.split == "train" else 1, i])
+        rng = np.random.default_rng([self.seed, {"train": 0, "test": 1, "val": 2}[self.split], i])
         path = self.frames[int(rng.integers(len(self.frames)))]
         img, lm = self.load_frame(path)
         out = make_pair(img, lm, rng, max_head=self.max_head, au_range=self.au_range)
@@ -441,3 +498,29 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
         out["subject"] = path.parent.parent.name
         out["path"] = str(path)
         return out
+
+
+def build_landmark_cache(frames, path: str | Path, root: str | Path | None = None) -> Path:
+    """Detect landmarks of ``frames`` (paths under ``<root>/casme2``) once and save them to ``path`` (.npz,
+    keys = paths relative to ``<root>/casme2``, values (68, 2) float32 pixels of the original frame) for
+    :class:`SyntheticFaceFlow`'s ``landmark_cache``. Entries already in an existing file are kept.
+
+    Raises:
+        OSError: unreadable frame (named).
+    """
+    import cv2
+    base = (Path(root) if root is not None else shared_data_root()) / "casme2"
+    p = Path(path)
+    out = dict(np.load(p)) if p.is_file() else {}
+    for f in frames:
+        f = Path(f)
+        key = str(f.relative_to(base))
+        if key in out:
+            continue
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise OSError(f"cannot read face crop {f}")
+        out[key] = detect_landmarks(np.ascontiguousarray(bgr[..., ::-1]))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(p, **out)
+    return p

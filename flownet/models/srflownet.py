@@ -28,10 +28,12 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models.optical_flow.raft import (RAFT, CorrBlock, FeatureEncoder, FlowHead,
-                                                  MaskPredictor, RecurrentBlock, ResidualBlock)
+from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
+from torchvision.models.optical_flow.raft import (RAFT, CorrBlock, FeatureEncoder, FlowHead, RecurrentBlock,
+                                                  ResidualBlock)
+from torchvision.ops import Conv2dNormActivation
 
-__all__ = ["SRFlowNetConfig", "SuperKernelBlock", "SKMotionEncoder", "SKUpdateBlock", "SRFlowNet"]
+__all__ = ["SRFlowNetConfig", "depthwise_conv", "SuperKernelBlock", "ConvexMaskPredictor", "SKMotionEncoder", "SKUpdateBlock", "SRFlowNet"]
 
 
 @dataclass
@@ -51,6 +53,79 @@ class SRFlowNetConfig:
     flow_head_hidden: int = 96
     mask_hidden: int = 96
     iters: int = 8                                   #: default number of recurrent updates
+    downsample: int = 8                              #: feature grid = input / downsample (8 as RAFT, or 4)
+    motion_corr_channels: int = 64                   #: motion encoder: correlation branch width
+    motion_flow_channels: int = 32                   #: motion encoder: flow branch width
+    gru_kernel: int = 5                              #: separable ConvGRU kernel length (1xk then kx1)
+    ffn_expansion: int = 2                           #: super-kernel block feed-forward expansion
+
+    @classmethod
+    def face(cls) -> "SRFlowNetConfig":
+        """The light configuration for face crops (the shipped weights' architecture from 2026-11-22 on).
+
+        1/4 feature grid (4 px cells: action-unit bumps of a few pixels are resolved and sub-pixel
+        motion is easier to read from the correlation volume than on RAFT's 1/8 grid), 2 pyramid levels
+        of radius 3 (look-up reach +-3 cells = +-12 px at level 0, +-24 px at level 1: facial motion is
+        <= ~5 px), narrow encoders and update block, 4 updates; 15x15 super kernels as SKFlow.
+        """
+        return cls(feature_layers=(24, 24, 48, 48, 64), context_layers=(24, 24, 48, 48, 96), hidden=48,
+                   corr_levels=2, corr_radius=3, motion_channels=64, super_kernel=15, small_kernel=1,
+                   flow_head_hidden=64, mask_hidden=64, iters=4, downsample=4, motion_corr_channels=48,
+                   motion_flow_channels=16, gru_kernel=3, ffn_expansion=1)
+
+
+class _DepthwiseConv(torch.autograd.Function):
+    """Depth-wise 2-D convolution (stride 1, zero "same" padding) with a fast CPU path.
+
+    Forward runs ``F.conv2d(groups=C)`` on a channels-last copy of the input (oneDNN's depth-wise kernel
+    is 15-50x faster in that layout on this CPU for 15x15 kernels on 16x16-32x32 maps, measured with
+    ``runs/flow_core``'s probes); backward computes the input gradient as the same depth-wise convolution
+    with the flipped kernel and the weight gradient as one grouped convolution of the padded input with
+    the output gradient (5-8x faster than autograd's default for these shapes). Same values as
+    ``F.conv2d`` up to float rounding (tested).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, pad: int):
+        ctx.save_for_backward(x, weight)
+        ctx.pad = pad
+        return F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, bias, padding=pad,
+                        groups=weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        p, c = ctx.pad, weight.shape[0]
+        b, _, h, w = x.shape
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = F.conv2d(grad, weight.flip(-1, -2), padding=p, groups=c)
+        if ctx.needs_input_grad[1]:
+            xp = F.pad(x, (p, p, p, p)).transpose(0, 1).reshape(1, c * b, h + 2 * p, w + 2 * p)
+            g = grad.transpose(0, 1).reshape(c * b, 1, h, w)
+            gw = F.conv2d(xp.contiguous(memory_format=torch.channels_last),
+                          g.contiguous(memory_format=torch.channels_last), groups=c * b)
+            gw = gw.view(c, b, 2 * p + 1, 2 * p + 1).sum(1, keepdim=True)
+        if ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2, 3))
+        return gx, gw, gb, None
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Depth-wise "same" convolution: x (B, C, H, W), weight (C, 1, k, k) with odd k, bias (C,) or None
+    → (B, C, H, W). Equal to ``F.conv2d(x, weight, bias, padding=k // 2, groups=C)``, faster on CPU.
+
+    Raises:
+        ValueError: non-square / even kernel or channel mismatch.
+    """
+    c, one, kh, kw = weight.shape
+    if one != 1 or kh != kw or kh % 2 == 0 or x.shape[1] != c:
+        raise ValueError(f"depthwise_conv: weight {tuple(weight.shape)} must be (C, 1, k, k), k odd, "
+                         f"C = input channels {x.shape[1]}")
+    if bias is None:
+        bias = weight.new_zeros(c)
+    return _DepthwiseConv.apply(x, weight, bias, kh // 2)
 
 
 class SuperKernelBlock(nn.Module):
@@ -58,39 +133,51 @@ class SuperKernelBlock(nn.Module):
 
     ``x = x + PW(GELU(DW_k(x) + DW_s(x)))`` then ``x = x + FFN(x)``, where ``DW_k`` is a depth-wise k x k
     convolution (the "super kernel", large receptive field at little cost), ``DW_s`` a small depth-wise
-    kernel, ``PW`` a 1x1 convolution and FFN two 1x1 convolutions (expansion 2) with GELU.
+    kernel, ``PW`` a 1x1 convolution and FFN two 1x1 convolutions (expansion ``ffn_expansion``) with GELU.
+
+    ``DW_k(x) + DW_s(x)`` is computed as one depth-wise convolution whose kernel is the large kernel
+    plus the small one added at its centre (the two are linear with the same "same" padding, so this is
+    exact: SKFlow's / RepLKNet's re-parameterisation), through :func:`depthwise_conv`.
     """
 
-    def __init__(self, channels: int, kernel: int = 15, small: int = 1):
+    def __init__(self, channels: int, kernel: int = 15, small: int = 1, ffn_expansion: int = 2):
         super().__init__()
-        if kernel % 2 == 0 or small % 2 == 0:
-            raise ValueError(f"kernel sizes must be odd, got {kernel} and {small}")
+        if kernel % 2 == 0 or small % 2 == 0 or small > kernel:
+            raise ValueError(f"kernel sizes must be odd with small <= kernel, got {kernel} and {small}")
         self.dw_large = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels)
         self.dw_small = nn.Conv2d(channels, channels, small, padding=small // 2, groups=channels)
         self.pw = nn.Conv2d(channels, channels, 1)
-        self.ffn = nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.GELU(),
-                                 nn.Conv2d(2 * channels, channels, 1))
+        e = int(ffn_expansion) * channels
+        self.ffn = nn.Sequential(nn.Conv2d(channels, e, 1), nn.GELU(), nn.Conv2d(e, channels, 1))
+
+    def merged_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight (C, 1, k, k), bias (C,)) of the single depth-wise convolution equal to DW_k + DW_s."""
+        d = (self.dw_large.kernel_size[0] - self.dw_small.kernel_size[0]) // 2
+        w = self.dw_large.weight + F.pad(self.dw_small.weight, (d, d, d, d))
+        return w, self.dw_large.bias + self.dw_small.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pw(F.gelu(self.dw_large(x) + self.dw_small(x)))
+        w, b = self.merged_kernel()
+        x = x + self.pw(F.gelu(depthwise_conv(x, w, b)))
         return x + self.ffn(x)
 
 
 class SKMotionEncoder(nn.Module):
     """Motion encoder with super kernels (SKFlow's SKMotionEncoder, reduced).
 
-    Inputs ``flow`` (B, 2, h, w) at 1/8 resolution (pixels of that grid) and ``corr_features``
+    Inputs ``flow`` (B, 2, h, w) on the feature grid (pixels of that grid) and ``corr_features``
     (B, levels*(2r+1)^2, h, w). Output (B, out_channels, h, w): encoded motion with the flow appended as
     the last 2 channels (the interface torchvision's update block expects).
     """
 
-    def __init__(self, *, in_channels_corr: int, out_channels: int = 80, kernel: int = 15, small: int = 1):
+    def __init__(self, *, in_channels_corr: int, out_channels: int = 80, kernel: int = 15, small: int = 1,
+                 corr_channels: int = 64, flow_channels: int = 32, ffn_expansion: int = 2):
         super().__init__()
-        c_corr, c_flow = 64, 32
+        c_corr, c_flow = corr_channels, flow_channels
         self.convc1 = nn.Sequential(nn.Conv2d(in_channels_corr, c_corr, 1), nn.GELU())
-        self.skc = SuperKernelBlock(c_corr, kernel, small)
+        self.skc = SuperKernelBlock(c_corr, kernel, small, ffn_expansion)
         self.convf1 = nn.Sequential(nn.Conv2d(2, c_flow, 7, padding=3), nn.GELU())
-        self.skf = SuperKernelBlock(c_flow, kernel, small)
+        self.skf = SuperKernelBlock(c_flow, kernel, small, ffn_expansion)
         self.conv = nn.Sequential(nn.Conv2d(c_corr + c_flow, out_channels - 2, 3, padding=1), nn.GELU())
         self.out_channels = out_channels
 
@@ -102,19 +189,23 @@ class SKMotionEncoder(nn.Module):
 
 class SKUpdateBlock(nn.Module):
     """Update block: SK motion encoder → super-kernel aggregation of [context, motion] → torchvision
-    ``RecurrentBlock`` (separable ConvGRU) → ``FlowHead``. Exposes ``hidden_state_size`` for RAFT.
+    ``RecurrentBlock`` (separable ConvGRU, 1xk then kx1) → ``FlowHead``. Exposes ``hidden_state_size``.
 
     forward(hidden (B, hidden, h, w), context (B, Cc, h, w), corr (B, Ccorr, h, w), flow (B, 2, h, w))
-    → (new hidden, delta_flow (B, 2, h, w) in 1/8-grid pixels).
+    → (new hidden, delta_flow (B, 2, h, w) in feature-grid pixels).
     """
 
     def __init__(self, *, motion_encoder: SKMotionEncoder, context_channels: int, hidden: int,
-                 kernel: int, small: int, flow_head_hidden: int):
+                 kernel: int, small: int, flow_head_hidden: int, gru_kernel: int = 5, ffn_expansion: int = 2):
         super().__init__()
+        if gru_kernel % 2 == 0:
+            raise ValueError(f"gru_kernel must be odd, got {gru_kernel}")
         self.motion_encoder = motion_encoder
         c_in = context_channels + motion_encoder.out_channels
-        self.aggregate = SuperKernelBlock(c_in, kernel, small)
-        self.recurrent_block = RecurrentBlock(input_size=c_in, hidden_size=hidden)
+        self.aggregate = SuperKernelBlock(c_in, kernel, small, ffn_expansion)
+        k, p = int(gru_kernel), int(gru_kernel) // 2
+        self.recurrent_block = RecurrentBlock(input_size=c_in, hidden_size=hidden, kernel_size=((1, k), (k, 1)),
+                                              padding=((0, p), (p, 0)))
         self.flow_head = FlowHead(in_channels=hidden, hidden_size=flow_head_hidden)
         # start from (almost) zero updates: facial motions are small, and a random first flow only
         # adds large errors the network must unlearn
@@ -129,6 +220,24 @@ class SKUpdateBlock(nn.Module):
         return hidden_state, self.flow_head(hidden_state)
 
 
+class ConvexMaskPredictor(nn.Module):
+    """Convex-upsampling mask predictor (RAFT, torchvision ``MaskPredictor``) for any factor.
+
+    hidden (B, in_channels, h, w) → (B, 9 * factor**2, h, w) logits times ``multiplier`` (0.25 as RAFT,
+    which down-weights this branch's gradients). Same parameter names as torchvision's ``MaskPredictor``
+    (whose factor is fixed to 8), so factor-8 weights load unchanged.
+    """
+
+    def __init__(self, *, in_channels: int, hidden_size: int, factor: int = 8, multiplier: float = 0.25):
+        super().__init__()
+        self.convrelu = Conv2dNormActivation(in_channels, hidden_size, norm_layer=None, kernel_size=3)
+        self.conv = nn.Conv2d(hidden_size, factor * factor * 9, 1, padding=0)
+        self.multiplier = multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.multiplier * self.conv(self.convrelu(x))
+
+
 def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, channels), channels)
 
@@ -137,29 +246,48 @@ class SRFlowNet(nn.Module):
     """SRFlowNet (see module docstring). ``forward(img1, img2, iters=None) -> list[(B, 2, H, W)]``.
 
     Args:
-        config: :class:`SRFlowNetConfig` (or None for the defaults).
+        config: :class:`SRFlowNetConfig` (or None for the defaults; :meth:`SRFlowNetConfig.face` is the
+            light configuration of the shipped weights).
 
     ``forward`` arguments: images (B, 1 or 3, H, W) float in [0, 1] (same shape), ``iters`` recurrent
-    updates (default ``config.iters``). Raises ValueError for mismatched shapes or channel counts.
+    updates (default ``config.iters``), ``all_flows``: return every iteration's upsampled flow (needed
+    by the sequence loss; default: in training mode). Otherwise (eval mode) only the final flow is
+    upsampled and the list has one element. Raises ValueError for mismatched shapes or channel counts.
     """
 
     def __init__(self, config: SRFlowNetConfig | None = None):
         super().__init__()
         cfg = config or SRFlowNetConfig()
+        if cfg.downsample not in (4, 8):
+            raise ValueError(f"SRFlowNetConfig.downsample must be 4 or 8, got {cfg.downsample}")
+        if len(cfg.feature_layers) != 5 or len(cfg.context_layers) != 5:
+            raise ValueError("SRFlowNetConfig.feature_layers / context_layers need 5 widths each")
+        strides = (2, 1, 2, 2) if cfg.downsample == 8 else (2, 1, 2, 1)
+        for name, lay in (("feature_layers", cfg.feature_layers), ("context_layers", cfg.context_layers)):
+            if lay[0] != lay[1] or (cfg.downsample == 4 and lay[2] != lay[3]):
+                raise ValueError(f"SRFlowNetConfig.{name}={tuple(lay)}: widths around a stride-1 stage must "
+                                 f"be equal (layers[0] == layers[1]{', layers[2] == layers[3]' if cfg.downsample == 4 else ''})")
         self.config = cfg
-        feat = FeatureEncoder(block=ResidualBlock, layers=tuple(cfg.feature_layers), norm_layer=nn.InstanceNorm2d)
-        ctx = FeatureEncoder(block=ResidualBlock, layers=tuple(cfg.context_layers), norm_layer=_group_norm)
+        feat = FeatureEncoder(block=ResidualBlock, layers=tuple(cfg.feature_layers), strides=strides,
+                              norm_layer=nn.InstanceNorm2d)
+        ctx = FeatureEncoder(block=ResidualBlock, layers=tuple(cfg.context_layers), strides=strides,
+                             norm_layer=_group_norm)
         corr = CorrBlock(num_levels=cfg.corr_levels, radius=cfg.corr_radius)
         menc = SKMotionEncoder(in_channels_corr=corr.out_channels, out_channels=cfg.motion_channels,
-                               kernel=cfg.super_kernel, small=cfg.small_kernel)
+                               kernel=cfg.super_kernel, small=cfg.small_kernel,
+                               corr_channels=cfg.motion_corr_channels, flow_channels=cfg.motion_flow_channels,
+                               ffn_expansion=cfg.ffn_expansion)
         upd = SKUpdateBlock(motion_encoder=menc, context_channels=cfg.context_layers[-1] - cfg.hidden,
                             hidden=cfg.hidden, kernel=cfg.super_kernel, small=cfg.small_kernel,
-                            flow_head_hidden=cfg.flow_head_hidden)
-        mask = MaskPredictor(in_channels=cfg.hidden, hidden_size=cfg.mask_hidden, multiplier=0.25)
+                            flow_head_hidden=cfg.flow_head_hidden, gru_kernel=cfg.gru_kernel,
+                            ffn_expansion=cfg.ffn_expansion)
+        mask = ConvexMaskPredictor(in_channels=cfg.hidden, hidden_size=cfg.mask_hidden, factor=cfg.downsample)
+        # torchvision's RAFT holds the parts (parameter names as before); the iteration loop is ours so
+        # that the grid factor can be 4 and inference upsamples only the final flow
         self.raft = RAFT(feature_encoder=feat, context_encoder=ctx, corr_block=corr,
                          update_block=upd, mask_predictor=mask)
-        # smallest 1/8 feature map the pyramid accepts, in input pixels
-        self.min_size = 8 * 2 * 2 ** (cfg.corr_levels - 1)
+        # smallest feature map the pyramid accepts, in input pixels
+        self.min_size = cfg.downsample * 2 * 2 ** (cfg.corr_levels - 1)
 
     @staticmethod
     def prepare(img: torch.Tensor) -> torch.Tensor:
@@ -170,17 +298,43 @@ class SRFlowNet(nn.Module):
             img = img.expand(-1, 3, -1, -1)
         return img.float() * 2.0 - 1.0
 
-    def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> list[torch.Tensor]:
+    def _refine(self, x1: torch.Tensor, x2: torch.Tensor, iters: int, all_flows: bool) -> list[torch.Tensor]:
+        """RAFT's recurrence (torchvision ``RAFT.forward``) on a 1/``downsample`` grid."""
+        r, k = self.raft, self.config.downsample
+        b, _, h, w = x1.shape
+        fmap1, fmap2 = torch.chunk(r.feature_encoder(torch.cat([x1, x2], 0)), 2, dim=0)
+        r.corr_block.build_pyramid(fmap1, fmap2)
+        hidden, context = torch.split(r.context_encoder(x1), [self.config.hidden,
+                                                               self.config.context_layers[-1] - self.config.hidden], 1)
+        hidden, context = torch.tanh(hidden), F.relu(context)
+        coords0 = make_coords_grid(b, h // k, w // k).to(fmap1.device)
+        coords1 = coords0.clone()
+        out = []
+        for i in range(iters):
+            coords1 = coords1.detach()  # RAFT: no gradient through the coordinate feedback
+            corr = r.corr_block.index_pyramid(centroids_coords=coords1)
+            hidden, delta = r.update_block(hidden, context, corr, coords1 - coords0)
+            coords1 = coords1 + delta
+            if all_flows or i == iters - 1:
+                out.append(upsample_flow(coords1 - coords0, r.mask_predictor(hidden), factor=k))
+        return out
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None,
+                all_flows: bool | None = None) -> list[torch.Tensor]:
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
         x1, x2 = self.prepare(img1), self.prepare(img2)
         h, w = x1.shape[-2:]
-        ph = max(self.min_size, math.ceil(h / 8) * 8) - h
-        pw = max(self.min_size, math.ceil(w / 8) * 8) - w
+        k = self.config.downsample
+        ph = max(self.min_size, math.ceil(h / k) * k) - h
+        pw = max(self.min_size, math.ceil(w / k) * k) - w
         if ph or pw:
             x1 = F.pad(x1, (0, pw, 0, ph), mode="replicate")
             x2 = F.pad(x2, (0, pw, 0, ph), mode="replicate")
-        flows = self.raft(x1, x2, num_flow_updates=int(iters or self.config.iters))
+        n = int(iters or self.config.iters)
+        if n < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
+        flows = self._refine(x1, x2, n, self.training if all_flows is None else bool(all_flows))
         if ph or pw:
             flows = [f[..., :h, :w] for f in flows]
         return flows
