@@ -10,6 +10,12 @@ Usage:
     .venv/bin/python bench/flow_benchmark.py --threads 2 \
         --srflownet fdr=flownet/weights/srflownet_facial.pt [--srflownet tvr=runs/srflownet_tvr/weights.pt] \
         --n128 200 --n256 50 --json runs/bench_flow.json --md runs/bench_flow.md
+
+Other learned backbones (LiteFlowNet2, torchvision RAFT, ptlflow models; weights from local files)::
+
+    .venv/bin/python bench/flow_benchmark.py --methods backbones \
+        --backbone LiteFlowNet2-fdr=liteflownet2:runs/liteflownet2_fdr/weights.pt \
+        --backbone raft_small-fdr=raft_small:runs/raft_small_fdr/weights.pt ...
 """
 from __future__ import annotations
 
@@ -41,7 +47,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--srflownet", action="append", default=[],
                     help="LABEL=WEIGHTS for an SRFlowNet variant (repeatable); default: shipped weights as 'shipped'")
-    ap.add_argument("--methods", default="srflownet,tvl1,farneback")
+    ap.add_argument("--backbone", action="append", default=[],
+                    help="LABEL=NAME:WEIGHTS for another learned backbone (NAME: liteflownet2, raft_small, raft_large, "
+                         "ptlflow:<name>); used when --methods contains 'backbones' (repeatable)")
+    ap.add_argument("--methods", default="srflownet,tvl1,farneback",
+                    help="comma list of srflownet, backbones, tvl1, farneback")
+    ap.add_argument("--skip", default="", help="comma list of datasets to skip: facial128, facial256, middlebury")
     ap.add_argument("--n128", type=int, default=200, help="facial test pairs at 128x128")
     ap.add_argument("--n256", type=int, default=50, help="facial test pairs at 256x256")
     ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
@@ -67,20 +78,30 @@ def main(argv=None) -> int:
             for s in specs:
                 label, _, w = s.partition("=")
                 variants.append((f"SRFlowNet-{label}", "srflownet", w or None))
+        elif m == "backbones":
+            for s in args.backbone:
+                label, _, rest = s.partition("=")
+                pre = "ptlflow:" if rest.startswith("ptlflow:") else ""
+                name, _, w = rest[len(pre):].partition(":")
+                name = pre + name
+                if not name or not w:
+                    ap.error(f"--backbone {s!r}: expected LABEL=NAME:WEIGHTS")
+                variants.append((label, name, w))
         else:
             variants.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], m, None))
 
     mb_root = Path(args.root) / "middlebury" if args.root else None
-    datasets = [
-        ("facial 128x128", load_pairs("synthetic-face", args.root, size=128, n_pairs=args.n128)),
-        ("facial 256x256", load_pairs("synthetic-face", args.root, size=256, n_pairs=args.n256)),
-        ("Middlebury", load_pairs("middlebury", mb_root)),
-    ]
+    skip = set(filter(None, args.skip.split(",")))
+    datasets = [(d, loader()) for key, d, loader in [
+        ("facial128", "facial 128x128", lambda: load_pairs("synthetic-face", args.root, size=128, n_pairs=args.n128)),
+        ("facial256", "facial 256x256", lambda: load_pairs("synthetic-face", args.root, size=256, n_pairs=args.n256)),
+        ("middlebury", "Middlebury", lambda: load_pairs("middlebury", mb_root)),
+    ] if key not in skip]
     load_before = _uptime()
     started = dt.datetime.now(dt.timezone.utc)
     results = []
     for label, name, weights in variants:
-        kw = {"iters": args.iters} if name == "srflownet" else {}
+        kw = {"iters": args.iters} if name in ("srflownet", "raft_small", "raft_large") and args.iters else {}
         est = get_estimator(name, weights=weights, device=args.device, **kw)
         for dname, pairs in datasets:
             r = evaluate(name, data=dname, pairs=pairs, estimator=est, device=args.device)
@@ -88,6 +109,9 @@ def main(argv=None) -> int:
             if name == "srflownet":
                 r["model_meta"] = getattr(est.model, "meta", {})
                 r["iters"] = args.iters or est.model.config.iters
+            elif hasattr(est, "model"):
+                r["model_meta"] = getattr(est.model, "meta", {})
+                r["params"] = sum(p.numel() for p in est.model.parameters())
             results.append(r)
             print(f"{label:22s} {dname:16s} EPE {r['mean']['EPE']:.3f} px1 {r['mean']['px1']:.4f} "
                   f"Fl-all {r['mean']['Fl-all']:.2f} WAUC {r['mean']['WAUC']:.2f} {r['pairs_per_s']:.2f} pairs/s",
