@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from icegan import distributed
 from icegan.config import ConfigError, load_config, save_config
 from icegan.data.prepare import PrepareConfig
 from icegan.gan.trainer import resolve_device
@@ -165,6 +166,7 @@ class MainConfig:
     out_dir: str = "runs"
     seed: int = 0
     device: str = "auto"
+    threads: int = 0          #: torch CPU threads per fold (0 = torch's default; a Ray task: its num_cpus)
     oracle_epoch: bool = False
     data: DataSection = field(default_factory=DataSection)
     gan: GanSection = field(default_factory=GanSection)
@@ -303,14 +305,22 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path) -> t
                       "clips": clips.samples["clip"].tolist(),
                       "img": int(clips.onset.shape[-1])}, sort_keys=True)
     path = run_dir / "features_real.pt"
-    if path.is_file():
+    cached = None
+    if distributed.is_main() and path.is_file():
         blob = torch.load(path, weights_only=True)
         if blob.get("key") == key:
-            return blob["features"]
+            cached = blob["features"]
+    cached = distributed.broadcast_object(cached)          # every process takes the same branch
+    if cached is not None:
+        return cached
     t0 = time.time()
-    feats = compute_flow_features(estimator, to_unit(clips.onset), to_unit(clips.apex), cfg.recognizer.input_size,
-                                  "minmax", cfg.flow.batch_size, progress=True, desc="real flow")
-    torch.save({"key": key, "features": feats, "seconds": time.time() - t0}, path)
+    mine = distributed.split_indices(len(clips.onset))      # all clips, or this process's share under torchrun
+    part = compute_flow_features(estimator, to_unit(clips.onset[mine.numpy()]), to_unit(clips.apex[mine.numpy()]),
+                                 cfg.recognizer.input_size, "minmax", cfg.flow.batch_size,
+                                 progress=distributed.is_main(), desc="real flow")
+    feats = distributed.all_gather_rows(part, mine, len(clips.onset))
+    if distributed.is_main():
+        torch.save({"key": key, "features": feats, "seconds": time.time() - t0}, path)
     log.info("real flow features: %d clips in %.1f s", len(feats), time.time() - t0)
     return feats
 
@@ -390,14 +400,61 @@ class FoldRunner:
         self.estimator, self.run_dir, self.device = estimator, run_dir, device
         self.labels = torch.tensor(clips.samples["label"].to_numpy(), dtype=torch.long)
         self.fold_seconds: dict[str, float] = {}
+        self.fold_peak_rss_mb: dict[str, float] = {}      # Ray workers only (the driver's is the process's)
 
     # images in the GAN's range
     def _pm1(self, arr: np.ndarray) -> torch.Tensor:
         return to_unit(arr) * 2.0 - 1.0
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["device"] = None          # re-resolved where the fold runs (a Ray worker may have a GPU)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.device = resolve_device(self.cfg.device)
+        # Ray hands over read-only, zero-copy views of its object store: take private, freshly
+        # allocated copies (writable, and aligned like the sequential run's, so results are identical)
+        self.clips = Clips(self.clips.samples, np.array(self.clips.onset), np.array(self.clips.apex))
+        self.real_feats = self.real_feats.clone()
+        self.labels = self.labels.clone()
+        model = getattr(self.estimator, "model", None)
+        if isinstance(model, torch.nn.Module):
+            with torch.no_grad():
+                for t in list(model.parameters()) + list(model.buffers()):
+                    t.data = t.data.clone()
+            model.to(self.device)
+            if hasattr(self.estimator, "device"):
+                self.estimator.device = self.device
+
+    def task_report(self, fold) -> dict:
+        """Per-fold extras sent back from a Ray worker: the fold's wall time (s) and the worker's
+        peak resident memory so far (MiB)."""
+        import resource
+        return {"seconds": self.fold_seconds.get(fold.subject),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    def merge_report(self, fold, extra: dict) -> None:
+        """Driver side of :meth:`task_report`."""
+        if extra.get("peak_rss_mb") is not None:
+            self.fold_peak_rss_mb[fold.subject] = round(float(extra["peak_rss_mb"]), 1)
+        if extra.get("seconds") is not None:
+            self.fold_seconds[fold.subject] = extra["seconds"]
+            if fold.writer is not None:
+                fold.writer.add_scalar("fold/seconds", extra["seconds"], fold.index)
+
     def __call__(self, fold) -> np.ndarray:
+        """Train the fold's models on ``fold.train_idx`` and return (n_test, 3) scores of ``fold.test_idx``.
+
+        Seeded from ``cfg.seed`` and the fold index alone, so a fold gives the same scores whatever
+        ran before it, in this process or in a Ray worker (same torch thread count assumed)."""
         t0 = time.time()
         cfg = self.cfg
+        torch.manual_seed(cfg.seed + fold.index)
+        np.random.seed(cfg.seed + fold.index)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
         tr, te = fold.train_idx, fold.test_idx
         fold_dir = self.run_dir / "folds" / fold.subject.replace("/", "_")
         feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
@@ -428,8 +485,8 @@ class FoldRunner:
         if cfg.gan.joint:
             extra = self._joint_loss(feats_tr, y_tr, fold.index)
         gcfg = _gan_config(cfg, self.device)
-        state = train_gan(onset, apex, y_tr, gcfg, device=self.device, out_dir=fold_dir / "gan",
-                          extra_loss_fn=extra)
+        state = train_gan(onset, apex, y_tr, gcfg, device=self.device,
+                          out_dir=fold_dir / "gan" if distributed.is_main() else None, extra_loss_fn=extra)
         g = state.generator.eval()
         # class-balanced augmentation for the training onsets
         counts = torch.bincount(y_tr, minlength=3)
@@ -451,7 +508,8 @@ class FoldRunner:
             z = torch.randn(len(pick), g.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(self.device)
             fakes = [g(o, z, torch.full((len(pick),), k, dtype=torch.long, device=self.device)).cpu()
                      for k in range(3)]
-        _sample_grid_png(fold_dir / "samples.png", onset[pick], apex[pick], fakes)
+        if distributed.is_main():
+            _sample_grid_png(fold_dir / "samples.png", onset[pick], apex[pick], fakes)
         return state, synth_feats, synth_y
 
     def _joint_loss(self, feats_tr: torch.Tensor, y_tr: torch.Tensor, fold_index: int):
@@ -484,20 +542,30 @@ class FoldRunner:
 # the whole run
 # ---------------------------------------------------------------------------------------------
 
-def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = True) -> dict:
+def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = True,
+             executor: Optional[Any] = None) -> dict:
     """Run (or resume) the main job and return its ``metrics.json`` content.
 
     Writes into ``out`` (default ``<cfg.out_dir>/<cfg.name>``): config.yaml, predictions.csv,
     metrics.json/.md, confusion.png, tb/, folds/<subject>/samples.png and GAN checkpoints,
     features_real.pt, timing.json; then refreshes ``summary.md`` in the parent folder.
+
+    Args:
+        executor: where the folds run: None (one after another here) or a fold map such as
+            :class:`icegan.executors.RayExecutor`. Under ``torchrun`` each fold is trained by all
+            processes together (:mod:`icegan.distributed`); rank 0 writes the outputs.
     """
     from icegan.protocol import run_loso
 
+    distributed.init_from_env()
     run_dir = Path(out) if out is not None else Path(cfg.out_dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = distributed.local_device(resolve_device(cfg.device))
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
     clips = load_samples(cfg)
@@ -505,10 +573,15 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
-                       progress=progress)
+                       progress=progress and distributed.is_main(), fold_map=executor)
+    if not distributed.is_main():
+        return metrics
     timing_path = run_dir / "timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {"fold_seconds": {}}
     timing["fold_seconds"].update(runner.fold_seconds)
+    if runner.fold_peak_rss_mb:
+        timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
+    timing["executor"] = type(executor).__name__ if executor is not None else "sequential"
     timing["last_call_seconds"] = round(time.time() - t0, 1)
     timing["device"] = str(device)
     timing_path.write_text(json.dumps(timing, indent=2))
@@ -576,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_from_args(args) -> int:
+    import os
     import sys
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -585,13 +659,38 @@ def run_from_args(args) -> int:
         return 2
     from icegan.data.prepare import PrepareError
     from icegan.protocol import LosoStateError
+    executor = None
+    kind = getattr(args, "executor", "sequential") or "sequential"
+    if kind == "ray":
+        from icegan.executors import RayExecutor
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            print("error: --executor ray and torchrun are alternatives: run folds as Ray tasks, or train each "
+                  "fold with DDP under torchrun, not both", file=sys.stderr)
+            return 2
+        try:
+            executor = RayExecutor(address=getattr(args, "ray_address", None), workers=getattr(args, "workers", 0),
+                                   num_cpus=getattr(args, "cpus_per_fold", 1), threads=cfg.threads)
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif kind != "sequential":
+        print(f"error: unknown --executor {kind!r}; choose sequential or ray", file=sys.stderr)
+        return 2
     try:
-        metrics = run_main(cfg, args.out, progress=not args.no_progress)
+        if executor is not None:
+            with executor:
+                metrics = run_main(cfg, args.out, progress=not args.no_progress, executor=executor)
+        else:
+            metrics = run_main(cfg, args.out, progress=not args.no_progress)
     except (FileNotFoundError, PrepareError, LosoStateError, FloatingPointError) as exc:
         # user-fixable problems (missing weights or data, a run folder of another config, a diverged
         # fold): one clear line instead of a traceback; finished folds are kept for the rerun
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return 0                  # under torchrun rank 0 alone reports
     o = metrics["overall"]
     where = args.out or str(Path(cfg.out_dir) / cfg.name)
     print(f"{cfg.name}: {metrics['protocol']} LOSO over {metrics['n_folds']} folds, {metrics['n_samples']} clips: "

@@ -333,7 +333,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
              protocol: Literal["CDE", "SDE"] = "CDE", oracle_epoch: bool = False, config: Any = None,
              dataset: Optional[str] = None, name: Optional[str] = None, max_folds: int = 0,
              folds_fn: Optional[Callable[[list[Fold]], Sequence[Any]]] = None, folds_per_call: int = 1,
-             progress: bool = True, n_classes: int = 3) -> dict:
+             progress: bool = True, n_classes: int = 3, fold_map: Optional[Callable] = None) -> dict:
     """Run (or resume) a LOSO evaluation and write every output into ``out_dir``.
 
     Args:
@@ -361,6 +361,11 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         folds_per_call: group size for ``folds_fn`` (0 = all folds in one call).
         progress: show a tqdm bar over folds.
         n_classes: number of classes (3).
+        fold_map: where ``fold_fn`` runs: ``fold_map(fold_fn, folds)`` yields ``(fold, scores)`` in any
+            order (:mod:`icegan.executors`: ``sequential_map`` (default), ``RayExecutor``); each result is
+            recorded as it arrives, so an interrupted parallel run resumes like a sequential one.
+            Under ``torchrun`` (:mod:`icegan.distributed`) every process runs the same folds in
+            lockstep and only rank 0 writes the run directory; the others return rank 0's metrics.
 
     Returns:
         The metrics.json content: ``{"protocol", "n_folds", "n_samples", "oracle_epoch",
@@ -381,10 +386,14 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     folds = make_folds(samples["subject"].tolist(), protocol, dataset)
     if max_folds and max_folds > 0:
         folds = folds[:max_folds]
+    from icegan import distributed
+    if not distributed.is_main():
+        return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
     _prepare_dir(out, _header(samples, protocol, dataset, oracle_epoch, folds), config)
     pred_csv = out / "predictions.csv"
     done = _read_finished(pred_csv, samples, folds)
     finished = set(done["subject"])
+    distributed.broadcast_object(sorted(finished))       # the other processes skip the same folds
 
     writer = None
     try:
@@ -416,9 +425,11 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                disable=not progress)
     try:
         if fold_fn is not None:
-            for fold in todo:
+            if fold_map is None:
+                from icegan.executors import sequential_map as fold_map
+            for fold, scores in fold_map(fold_fn, todo):
                 bar.set_postfix_str(fold.subject)
-                record(fold, fold_fn(fold))
+                record(fold, scores)
                 bar.update(1)
         else:
             k = len(folds) if folds_per_call <= 0 else folds_per_call
@@ -456,4 +467,25 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         writer.close()
     for f in folds:
         f.writer = None
+    distributed.broadcast_object(metrics)
     return metrics
+
+
+def _follow_main(folds: list[Fold], fold_fn, folds_fn, folds_per_call: int, fold_map, out: Path) -> dict:
+    """A non-zero rank under torchrun: run the folds rank 0 runs (their collectives need every
+    process), write nothing, and return rank 0's metrics."""
+    from icegan import distributed
+    finished = set(distributed.broadcast_object(None))
+    if fold_fn is not None:
+        todo = [f for f in folds if f.subject not in finished]
+        if fold_map is None:
+            from icegan.executors import sequential_map as fold_map
+        for _ in fold_map(fold_fn, todo):
+            pass
+    else:
+        k = len(folds) if folds_per_call <= 0 else folds_per_call
+        for start in range(0, len(folds), k):
+            group = folds[start:start + k]
+            if not all(f.subject in finished for f in group):
+                list(folds_fn(group))
+    return distributed.broadcast_object(None)

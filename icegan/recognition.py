@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 
 __all__ = ["RecognizerConfig", "hflip_features", "resize_features", "train_models", "predict_models",
@@ -223,6 +224,11 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
     cw = class_weights(y, tm, n_classes, cfg.class_weighting)        # (G, K)
     model = _build(cfg, G).to(device)
+    # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
+    # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
+    # advances identically on every process
+    net = distributed.wrap_ddp(model, device)
+    aux = gen if distributed.world_size() == 1 else torch.Generator().manual_seed(seed + 7919 * (distributed.rank() + 1))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     bs = N if cfg.batch_size <= 0 else min(cfg.batch_size, N)
     steps = math.ceil(N / bs)
@@ -238,22 +244,22 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     model.train()
     for epoch in bar:
         perm = torch.randperm(N, generator=gen).to(device)
-        ep_loss = 0.0
+        ep_loss_t = torch.zeros((), device=device)          # summed on the device: no sync per step
         for st in range(steps):
-            idx = perm[st * bs:(st + 1) * bs]
+            idx = distributed.shard(perm[st * bs:(st + 1) * bs])
             xb, yb = x[idx], y[idx]
             if device.type == "cpu":
                 xb = xb.contiguous(memory_format=torch.channels_last)   # faster oneDNN convolutions
             mb = tm[:, idx].t()                                          # (B, G)
             if cfg.hflip:
-                f = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
+                f = (torch.rand(len(idx), generator=aux) < 0.5).to(device)
                 xb = torch.where(f[:, None, None, None], hflip_features(xb), xb)
             if beta is not None:
-                j = torch.randperm(len(idx), generator=gen).to(device)
+                j = torch.randperm(len(idx), generator=aux).to(device)
                 lam = beta.sample((len(idx),)).to(device)
                 xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
                 mb = mb * mb[j]                                          # both partners must be training samples
-                logits = model(xb, sample_mask=mb)
+                logits = net(xb, sample_mask=mb)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
                 ce_a = F.cross_entropy(logits.permute(0, 2, 1), yb[:, None].expand(-1, G), reduction="none")
@@ -262,7 +268,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 wb = mb * cw.t()[yb[j]] * (1 - lam[:, None])
                 loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
             else:
-                logits = model(xb, sample_mask=mb)
+                logits = net(xb, sample_mask=mb)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
                 loss_g = _weighted_ce(logits, yb, mb * cw.t()[yb])   # (G,)
@@ -271,12 +277,14 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             opt.step()
             if sched is not None:
                 sched.step()
-            ep_loss += float(loss_g.detach().mean())
-        ep_loss /= steps
+            ep_loss_t += loss_g.detach().mean()
+        ep_loss = float(ep_loss_t) / steps
         bar.set_postfix(loss=f"{ep_loss:.3f}")
         if writer is not None:
             writer.add_scalar(f"train/{tag or cfg.name}/loss", ep_loss, epoch)
         last = epoch == cfg.epochs
+        if distributed.is_distributed() and (vm is not None or record_every > 0 or last):
+            distributed.average_buffers(model)     # same model on every process before it is evaluated
         if vm is not None and (epoch % cfg.eval_every == 0 or last):
             p = predict_models(model, x, tta_hflip=cfg.tta_hflip)       # (N, G, K)
             nll = -torch.log(p.gather(-1, y[:, None, None].expand(-1, G, 1)).squeeze(-1).clamp_min(1e-8))

@@ -9,6 +9,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="run directory (default: <out_dir>/<name> from the config); "
                         "rerunning into the same directory resumes at the first unfinished fold")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--executor", choices=("sequential", "ray"), default="sequential",
+                        help="where the LOSO folds run: one after another in this process (default), or as Ray "
+                             "tasks (needs `pip install 'icegan[ray]'`; same results, same resume). For DDP "
+                             "inside each fold launch with `torchrun --nproc_per_node N train.py ...` instead")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="Ray cluster to join (e.g. auto, HOST:6379, ray://HOST:10001); default: start a local "
+                             "Ray instance. Workers on other machines must see the run directory (shared file system)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="with --executor ray: at most N folds at once (default: as many as the cluster fits)")
+    parser.add_argument("--cpus-per-fold", type=float, default=1, metavar="C",
+                        help="with --executor ray: CPU cores reserved per fold task (its torch threads unless the "
+                             "config sets threads); one GPU per fold when the cluster has GPUs")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. gan.epochs=2 flow.method=tvl1 data.max_folds=2 "
                              "gan.enabled=false gan.skip=se gan.joint=false recognizer.name=ststnet")

@@ -1,0 +1,215 @@
+"""Multi-process data parallelism for the main job (``torchrun --nproc_per_node N train.py ...``).
+
+Under ``torchrun`` every process runs the same LOSO folds in lockstep; inside a fold each training
+step's mini-batch is split over the processes (:func:`shard`), the recognizer is wrapped in
+``torch.nn.parallel.DistributedDataParallel`` (:func:`wrap_ddp`) and the two GAN networks, which
+are called several times per step (real, fake, counterfactual), average their gradients over the
+processes before every optimizer step (:func:`average_gradients`, the same all-reduce DDP performs,
+done explicitly). Parameters start identical on every process (same seed, then
+:func:`broadcast_module` from rank 0), so every process holds the same model after each step and
+predicts the same scores; rank 0 alone writes the run directory (:func:`is_main`).
+
+Backends: NCCL when CUDA is available (one GPU per process, ``cuda:LOCAL_RANK``), gloo on CPU.
+Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every function here is a no-op, so single-process
+code paths are unchanged.
+
+What differs from one process (the DDP test states the tolerance): batch-norm statistics are computed
+per shard (no SyncBatchNorm), and each shard's weighted loss is normalised by its own weight sum.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Optional
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "barrier", "shard",
+           "wrap_ddp", "average_gradients", "broadcast_module", "broadcast_object", "all_gather_rows",
+           "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers"]
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 when not distributed)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 when not distributed)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """True on the process that writes outputs (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def init_from_env(timeout_s: float = 1800.0) -> bool:
+    """Join the process group described by torchrun's environment (``WORLD_SIZE``, ``RANK``, ...).
+
+    Returns:
+        True when running distributed (``WORLD_SIZE`` > 1), False otherwise (nothing is done).
+
+    Raises:
+        RuntimeError: ``WORLD_SIZE`` > 1 but ``MASTER_ADDR``/``RANK`` are missing (not launched by torchrun).
+    """
+    ws = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if ws <= 1:
+        return False
+    if dist.is_initialized():
+        return True
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"WORLD_SIZE={ws} but {missing} are not set: launch with "
+                           "`torchrun --nproc_per_node N train.py ...`")
+    from datetime import timedelta
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    return True
+
+
+def shutdown() -> None:
+    """Leave the process group (if any)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_device(requested: torch.device) -> torch.device:
+    """The device of this process: ``cuda:LOCAL_RANK`` when distributed on CUDA, else ``requested``."""
+    if is_distributed() and requested.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return requested
+
+
+def barrier() -> None:
+    """Wait for every process (no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def shard(idx: torch.Tensor) -> torch.Tensor:
+    """This process's part of a mini-batch of sample indices: ``idx[rank::world_size]``.
+
+    Every process draws the same permutation (same seed), so the shards of one step are disjoint and
+    together are the whole batch. A batch smaller than the number of processes is not split (every
+    process takes all of it, so none is left with an empty batch; the averaged gradient is the same).
+    """
+    if not is_distributed() or len(idx) < world_size():
+        return idx
+    return idx[rank()::world_size()]
+
+
+def wrap_ddp(model: torch.nn.Module, device: Optional[torch.device] = None) -> torch.nn.Module:
+    """``DistributedDataParallel(model)`` when distributed, else ``model`` itself.
+
+    Parameters and buffers are broadcast from rank 0 at wrapping time (DDP does this).
+    """
+    if not is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    if device is not None and device.type == "cuda":
+        return DDP(model, device_ids=[device.index])
+    return DDP(model)
+
+
+def average_gradients(module: torch.nn.Module) -> None:
+    """All-reduce (mean) the ``.grad`` of every parameter that has one, in one flat buffer.
+
+    Call between ``backward()`` and ``optimizer.step()``; a no-op when not distributed. Parameters
+    without a gradient on this step are left alone (the same set on every process, since all run
+    the same code path).
+    """
+    if not is_distributed():
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world_size()
+    off = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[off:off + n].view_as(g))
+        off += n
+
+
+def average_buffers(module: torch.nn.Module) -> None:
+    """All-reduce (mean) the floating-point buffers (batch-norm running statistics) of ``module``.
+
+    DDP keeps buffers in step by broadcasting rank 0's before each forward, so after the last step
+    each process holds running statistics of its own shard; averaging them before any evaluation
+    gives every process the same model (and a statistic of the whole batch). No-op when not distributed.
+    """
+    if not is_distributed():
+        return
+    for b in module.buffers():
+        if b.is_floating_point():
+            dist.all_reduce(b.data, op=dist.ReduceOp.SUM)
+            b.data /= world_size()
+
+
+def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy parameters and buffers of rank ``src`` to every process (no-op when not distributed)."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src)
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every process (picklable objects; identity when not distributed)."""
+    if not is_distributed():
+        return obj
+    box = [obj if rank() == src else None]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
+def all_gather_rows(part: torch.Tensor, index: torch.Tensor, n_total: int) -> torch.Tensor:
+    """Assemble a tensor whose rows were computed in pieces on different processes.
+
+    Args:
+        part: (n_local, ...) rows computed here, for the global row numbers ``index`` (n_local,).
+        n_total: number of rows of the whole tensor.
+
+    Returns:
+        (n_total, ...) tensor on CPU with every process's rows in place (``part`` itself when not
+        distributed, which requires ``index`` to be ``arange(n_total)``).
+    """
+    if not is_distributed():
+        return part
+    pieces: list[Any] = [None] * world_size()
+    dist.all_gather_object(pieces, (index.cpu(), part.cpu()))
+    out = torch.empty((n_total, *part.shape[1:]), dtype=part.dtype)
+    for idx, rows in pieces:
+        out[idx] = rows
+    return out
+
+
+def split_indices(n: int) -> torch.Tensor:
+    """The row numbers 0..n-1 this process handles when work is split evenly: ``arange(n)[rank::world]``."""
+    return torch.arange(n)[rank()::world_size()]
+
+
+def params_equal_across_ranks(modules: Iterable[torch.nn.Module]) -> bool:
+    """True when every process holds bit-identical parameters and buffers (a check for tests and debugging)."""
+    if not is_distributed():
+        return True
+    ok = torch.tensor(1, dtype=torch.int32)
+    for m in modules:
+        for p in list(m.parameters()) + list(m.buffers()):
+            ref = p.detach().clone()
+            dist.broadcast(ref, 0)
+            if not torch.equal(ref, p.detach()):
+                ok.zero_()
+    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item())

@@ -1,0 +1,160 @@
+"""Fold executors: where the LOSO folds of a run are trained.
+
+:func:`icegan.protocol.run_loso` hands its unfinished folds to a *fold map*,
+``fold_map(fold_fn, folds) -> iterator of (fold, scores)``, and records each result in
+``predictions.csv`` the moment it arrives. Two fold maps exist:
+
+* :func:`sequential_map` (the default): one fold after another in this process.
+* :class:`RayExecutor`: every fold is a Ray task (``ray.remote``), one GPU each when the cluster has
+  GPUs, ``num_cpus`` cores each otherwise; results are yielded in completion order. All tasks write
+  to the same run directory, so the workers must see the driver's file system (one machine, or a
+  shared file system across machines).
+
+Results do not depend on the executor: every fold is seeded from ``cfg.seed`` and its index
+(:meth:`icegan.pipeline.FoldRunner.__call__`), and the metrics are computed from the predictions
+pooled in fold order. Bit-identical scores additionally need the same number of torch threads per
+fold in both runs (set ``threads`` in the config; a Ray task otherwise uses its ``num_cpus``).
+
+Scaling model (checked in docs/benchmarks.md): wall ≈ setup + ceil(folds / workers) × time per fold,
+where time per fold grows when workers share cores.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+__all__ = ["FoldMap", "sequential_map", "RayExecutor", "ray_available"]
+
+log = logging.getLogger(__name__)
+
+FoldMap = Callable[[Callable[[Any], Any], list], Iterable[tuple[Any, Any]]]
+
+
+def sequential_map(fold_fn: Callable[[Any], Any], folds: list) -> Iterator[tuple[Any, Any]]:
+    """Run ``fold_fn`` on each fold in order, in this process; yields ``(fold, scores)``."""
+    for fold in folds:
+        yield fold, fold_fn(fold)
+
+
+def ray_available() -> bool:
+    """True when the optional ``ray`` package can be imported."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _strip(fold):
+    """A picklable copy of a :class:`icegan.protocol.Fold` (the TensorBoard writer stays behind)."""
+    return dataclasses.replace(fold, writer=None)
+
+
+def _run_fold_task(fold_fn, fold, threads: int):
+    """Body of one Ray task: set the thread count, run the fold, return scores and extras."""
+    import torch
+    if threads > 0:
+        torch.set_num_threads(threads)
+    scores = fold_fn(fold)
+    extra = fold_fn.task_report(fold) if hasattr(fold_fn, "task_report") else None
+    return scores, extra
+
+
+class RayExecutor:
+    """Run LOSO folds as Ray tasks (``python train.py --executor ray [--ray-address ADDR]``).
+
+    Args:
+        address: Ray cluster address (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); None starts a
+            local Ray instance on this machine.
+        workers: at most this many folds at once (0 = as many as the cluster's resources allow).
+        num_cpus: CPU cores reserved per fold task (also its torch thread count unless ``threads``).
+        num_gpus: GPUs per fold task; None → 1 when the cluster has GPUs, else 0.
+        threads: torch threads inside each task (0 → ``num_cpus``).
+
+    The fold function is shipped once (``ray.put``) and must be picklable; its per-fold extras
+    (``fold_fn.task_report(fold)``, e.g. the fold's wall time) come back with the scores and are
+    merged by ``fold_fn.merge_report(fold, extra)`` on the driver.
+
+    Raises:
+        ImportError: ``ray`` is not installed (message says ``pip install 'icegan[ray]'``).
+    """
+
+    def __init__(self, address: Optional[str] = None, workers: int = 0, num_cpus: float = 1,
+                 num_gpus: Optional[float] = None, threads: int = 0):
+        try:
+            import ray
+        except ImportError:
+            raise ImportError("the Ray executor needs the optional 'ray' package: pip install 'icegan[ray]' "
+                              "(or -c constraints.txt ray)") from None
+        self.ray = ray
+        self.address, self.workers = address, int(workers)
+        self.num_cpus, self.num_gpus, self.threads = float(num_cpus), num_gpus, int(threads)
+        self._started = False
+
+    def __enter__(self) -> "RayExecutor":
+        ray = self.ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
+                                      "configure_logging": False}
+            if self.address:
+                kwargs["address"] = self.address
+            else:
+                # a local instance: as many CPUs as the workers need (or the machine has)
+                kwargs["num_cpus"] = max(1, int(self.workers * self.num_cpus) or os.cpu_count() or 1)
+            # the repository must be importable in the workers (editable installs are; a plain checkout too)
+            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                p for p in [_repo_root(), os.environ.get("PYTHONPATH", "")] if p)}}
+            ray.init(**kwargs)
+            self._started = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._started:
+            self.ray.shutdown()
+            self._started = False
+
+    def _gpus_per_task(self) -> float:
+        if self.num_gpus is not None:
+            return float(self.num_gpus)
+        return 1.0 if self.ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+    def __call__(self, fold_fn: Callable[[Any], Any], folds: list) -> Iterator[tuple[Any, Any]]:
+        """Submit the folds (at most ``workers`` in flight) and yield ``(fold, scores)`` as they finish.
+
+        A failing fold raises its error here after the folds finished before it were yielded (and so
+        recorded by :func:`icegan.protocol.run_loso`); the folds still running are cancelled.
+        """
+        ray = self.ray
+        if not ray.is_initialized():
+            with self:
+                yield from self(fold_fn, folds)
+            return
+        threads = self.threads or max(1, int(self.num_cpus))
+        task = ray.remote(num_cpus=self.num_cpus, num_gpus=self._gpus_per_task(), max_retries=0)(_run_fold_task)
+        fn_ref = ray.put(fold_fn)
+        by_index = {f.index: f for f in folds}
+        pending = list(folds)
+        running: dict[Any, Any] = {}
+        limit = self.workers if self.workers > 0 else len(folds)
+        try:
+            while pending or running:
+                while pending and len(running) < limit:
+                    f = pending.pop(0)
+                    running[task.remote(fn_ref, _strip(f), threads)] = f.index
+                done, _ = ray.wait(list(running), num_returns=1)
+                ref = done[0]
+                fold = by_index[running.pop(ref)]
+                scores, extra = ray.get(ref)
+                if extra is not None and hasattr(fold_fn, "merge_report"):
+                    fold_fn.merge_report(fold, extra)
+                yield fold, scores
+        finally:
+            for ref in running:
+                ray.cancel(ref, force=True)
+
+
+def _repo_root() -> str:
+    from pathlib import Path
+    return str(Path(__file__).resolve().parents[1])
