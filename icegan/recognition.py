@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 
-__all__ = ["RecognizerConfig", "hflip_features", "resize_features", "train_models", "predict_models",
+__all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "resize_features", "train_models", "predict_models",
            "fit_predict_folds", "fit_recognizer", "fit_predict_logreg", "class_weights", "inner_val_masks"]
 
 
@@ -60,6 +60,11 @@ class RecognizerConfig:
         inner_val_fraction: fraction of each fold's training subjects held out for early
             stopping (0 = use the final epoch).
         eval_every: epochs between inner-validation checks (and oracle records).
+        average_last: if > 0, predict with the average of the class probabilities of the weights
+            saved at the end of the final epoch and of every ``eval_every``-th epoch before it within
+            the last ``average_last`` epochs (a snapshot ensemble along the trajectory; fixed in
+            advance, no selection); 0 = the final epoch's weights only. Not combinable with
+            ``inner_val_fraction``.
         folds_per_group: folds trained together in one grouped network (0 = all folds at once).
         logreg_C: inverse L2 strength of the logistic regression.
         logreg_max_iter: iteration cap of the logistic regression solver.
@@ -80,6 +85,7 @@ class RecognizerConfig:
     tta_hflip: bool = True
     inner_val_fraction: float = 0.0
     eval_every: int = 5
+    average_last: int = 0
     folds_per_group: int = 0
     logreg_C: float = 1.0
     logreg_max_iter: int = 2000
@@ -150,6 +156,25 @@ def _build(cfg: RecognizerConfig, n_models: int) -> torch.nn.Module:
     return build_recognizer(cfg.name, n_models=n_models, **kw)
 
 
+class SnapshotAverage(torch.nn.Module):
+    """Several weight snapshots of one grouped recognizer, averaged in probability space.
+
+    ``forward(x)`` returns log(mean_k softmax(model_k(x))), shaped like one model's logits
+    ((B, K) or (B, G, K)), so that ``softmax`` of the output is the averaged class probability.
+    Inference only (no ``sample_mask``).
+    """
+
+    def __init__(self, models: Sequence[torch.nn.Module]):
+        super().__init__()
+        if not models:
+            raise ValueError("SnapshotAverage needs at least one model")
+        self.models = torch.nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor, sample_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        p = torch.stack([m(x).softmax(-1) for m in self.models]).mean(0)
+        return p.clamp_min(1e-12).log()
+
+
 @torch.no_grad()
 def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = True, batch: int = 512) -> torch.Tensor:
     """Class probabilities of every copy: x (N, 3, S, S) → (N, G, K) (eval mode, optional flip TTA)."""
@@ -200,7 +225,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         n_classes: K.
 
     Returns:
-        (model in eval mode holding the selected weights, list of (N, G, K) probability tensors
+        (model in eval mode holding the selected weights — a :class:`SnapshotAverage` when
+        ``cfg.average_last`` gives more than one snapshot —, list of (N, G, K) probability tensors
         recorded every ``record_every`` epochs (empty when 0)).
 
     Raises:
@@ -215,6 +241,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {int(y.min())}..{int(y.max())}")
     if (train_mask.sum(1) == 0).any():
         raise ValueError(f"model {int(torch.nonzero(train_mask.sum(1) == 0)[0])} has no training samples")
+    if cfg.average_last > 0 and val_mask is not None:
+        raise ValueError("model.average_last (snapshot averaging) and inner-validation early stopping "
+                         "(model.inner_val_fraction / val_mask) cannot be combined; set one of them to 0")
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -237,6 +266,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
              if cfg.lr_schedule == "cosine" else None)
     best_state = None
     best_val = torch.full((G,), float("inf"), device=device)
+    snapshots: list[dict] = []
     records: list[torch.Tensor] = []
     beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha) if cfg.mixup_alpha > 0 else None
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.name} {tag}".strip(), unit="epoch", leave=False,
@@ -298,9 +328,19 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 writer.add_scalar(f"train/{tag or cfg.name}/inner_val_ce", float(val.mean()), epoch)
         if record_every > 0 and (epoch % record_every == 0 or last):
             records.append(predict_models(model, x, tta_hflip=cfg.tta_hflip).cpu())
+        if (cfg.average_last > 0 and epoch > cfg.epochs - cfg.average_last
+                and (cfg.epochs - epoch) % max(1, cfg.eval_every) == 0):
+            snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    if len(snapshots) > 1:
+        copies = []
+        for state in snapshots:
+            m = _build(cfg, G).to(device)
+            m.load_state_dict(state)
+            copies.append(m)
+        model = SnapshotAverage(copies)
     model.eval()
     return model, records
 

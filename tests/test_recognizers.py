@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from icegan.data.toy_features import make_toy_features
-from icegan.models.recognizers import MaskedBatchNorm2d, OffTANet, STSTNet, build_recognizer
-from icegan.recognition import (RecognizerConfig, class_weights, fit_recognizer, hflip_features,
-                                inner_val_masks, train_models)
+from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, build_recognizer, conv_maxpool,
+                                       fast_dropout)
+from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, fit_recognizer, hflip_features,
+                                inner_val_masks, predict_models, train_models)
 
 
 def test_offtanet_parameter_count_matches_paper():
@@ -98,14 +99,16 @@ def test_inner_validation_is_subject_level_and_disjoint():
         assert not set(subj[va[g]]) & set(subj[tr[g]])
 
 
-def test_held_out_samples_do_not_influence_training():
-    """Changing samples that are masked out of model g's training leaves model g bit-identical."""
+@pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4}])
+def test_held_out_samples_do_not_influence_training(extra):
+    """Changing samples that are masked out of model g's training leaves model g bit-identical
+    (also for snapshot averaging and mixup)."""
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     x, y = fs.features, fs.labels
     mask = torch.ones(2, len(y), dtype=torch.bool)
     held = torch.arange(len(y)) < 6
     mask[0, held] = False
-    cfg = RecognizerConfig(epochs=3, batch_size=8, hflip=True)
+    cfg = RecognizerConfig(epochs=3, batch_size=8, hflip=True, **extra)
     m1, _ = train_models(cfg, x, y, mask, seed=1, progress=False)
     x2 = x.clone()
     x2[held] = torch.rand_like(x2[held])
@@ -158,3 +161,92 @@ def test_grouped_training_step_runs_for_every_recognizer(name, kw):
     model, rec = train_models(cfg, x, fs.labels, mask, seed=0, record_every=1, progress=False)
     assert len(rec) == 1 and rec[0].shape == (len(fs), 2, 3)
     torch.testing.assert_close(rec[0].sum(-1), torch.ones(len(fs), 2))
+
+
+def test_conv_maxpool_equals_unchunked_conv_and_pool():
+    """Chunked conv + max pool: same values and the same weight, bias and input gradients."""
+    torch.manual_seed(0)
+    x = torch.rand(11, 3, 28, 28, requires_grad=True)
+    w = torch.randn(20, 3, 3, 3, requires_grad=True)
+    b = torch.randn(20, requires_grad=True)
+    ref = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(x, w, b, padding=1), 3, 3, 1)
+    out = conv_maxpool(x, w, b, padding=1, pool=3, pool_pad=1, chunk=4)
+    assert out.shape == (11, 20, 10, 10)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    g = torch.randn_like(ref)
+    g_ref = torch.autograd.grad((ref * g).sum(), [x, w, b])
+    g_out = torch.autograd.grad((out * g).sum(), [x, w, b])
+    for a, r in zip(g_out, g_ref):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
+
+
+def test_fast_dropout_rate_scale_and_eval_identity():
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = fast_dropout(x, 0.5, True)
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0}
+    assert abs(float((y == 0).float().mean()) - 0.5) < 0.01      # p = 128/256 exactly
+    y = fast_dropout(x, 0.25, True)
+    assert abs(float((y == 0).float().mean()) - 0.25) < 0.01 and abs(float(y.mean()) - 1.0) < 0.01
+    assert fast_dropout(x, 0.5, False) is x and fast_dropout(x, 0.0, True) is x
+
+
+def test_ststnet_fast_path_equals_grouped_input_path_in_training():
+    """Shared input (chunked conv, fused batch norm) = per-copy input (grouped convs), train mode with a mask."""
+    torch.manual_seed(0)
+    G = 3
+    m = STSTNet(n_models=G, dropout=0.0).train()
+    x = torch.rand(9, 3, 28, 28)
+    mask = (torch.rand(9, G) > 0.3).float()
+    y_fast = m(x, sample_mask=mask)
+    rm_fast = [bn.running_mean.clone() for bn in m.bns]
+    m2 = STSTNet(n_models=G, dropout=0.0).train()
+    m2.load_state_dict({k: v for k, v in m.state_dict().items() if "running" not in k and "tracked" not in k},
+                       strict=False)
+    y_grouped = m2(x[:, None].expand(-1, G, -1, -1, -1).contiguous(), sample_mask=mask)
+    torch.testing.assert_close(y_fast, y_grouped, rtol=1e-4, atol=1e-5)
+    for a, b in zip(rm_fast, (bn.running_mean for bn in m2.bns)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ststnet_fused_batchnorm_equals_masked_batchnorm_per_stream():
+    """STSTNet._bn on the 16 concatenated stream channels = each stream's MaskedBatchNorm2d."""
+    torch.manual_seed(0)
+    G, B, P = 2, 7, 10
+    net = STSTNet(n_models=G).train()
+    for bn in net.bns:
+        torch.nn.init.uniform_(bn.weight, 0.5, 1.5)
+        torch.nn.init.uniform_(bn.bias, -0.5, 0.5)
+    h = torch.rand(B, G, 16, P * P) * 3
+    mask = (torch.rand(B, G) > 0.3).float()
+    mask[0] = 1.0
+    out = net._bn(h, mask)
+    off = 0
+    for bn, c in zip(net.bns, STSTNet.STREAMS):
+        ref_bn = MaskedBatchNorm2d(G, c).train()
+        ref_bn.load_state_dict({k: v for k, v in bn.state_dict().items()})
+        ref_bn.running_mean.zero_()
+        ref_bn.running_var.fill_(1.0)
+        ref = ref_bn(h[:, :, off:off + c].reshape(B, G * c, P, P), mask).reshape(B, G, c, P * P)
+        torch.testing.assert_close(out[:, :, off:off + c], ref, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(bn.running_mean, ref_bn.running_mean, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(bn.running_var, ref_bn.running_var, rtol=1e-4, atol=1e-5)
+        off += c
+
+
+def test_snapshot_average_members_and_probabilities():
+    """average_last keeps the weights of epochs E, E - eval_every, ... inside the last average_last
+    epochs, and predicts the mean of their class probabilities."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    mask = torch.ones(2, len(fs), dtype=torch.bool)
+    cfg = RecognizerConfig(epochs=5, batch_size=12, eval_every=2, average_last=4)
+    model, _ = train_models(cfg, fs.features, fs.labels, mask, seed=0, progress=False)
+    assert isinstance(model, SnapshotAverage) and len(model.models) == 2      # epochs 3 and 5
+    p = predict_models(model, fs.features, tta_hflip=False)
+    ref = torch.stack([predict_models(m, fs.features, tta_hflip=False) for m in model.models]).mean(0)
+    torch.testing.assert_close(p, ref, rtol=1e-5, atol=1e-6)
+    single, _ = train_models(RecognizerConfig(epochs=5, batch_size=12), fs.features, fs.labels, mask, seed=0,
+                             progress=False)
+    assert isinstance(single, STSTNet)
+    with pytest.raises(ValueError, match="average_last"):
+        train_models(cfg, fs.features, fs.labels, mask, val_mask=~mask, progress=False)

@@ -112,6 +112,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.hflip=BOOL (mirror + negate u)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
   model.tta_hflip=BOOL  model.inner_val_fraction=FLOAT (early stopping on training subjects)
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
+  model.average_last=INT (average the predictions of snapshots every eval_every epochs within the last N)
   model.logreg_C=FLOAT  model.logreg_max_iter=INT
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GroupedLinear", "STSTNet", "OffTANet", "build_recognizer", "RECOGNIZERS"]
+__all__ = ["GroupedLinear", "STSTNet", "OffTANet", "build_recognizer", "RECOGNIZERS", "conv_maxpool",
+           "fast_dropout"]
 
 
 class GroupedLinear(nn.Module):
@@ -110,6 +111,94 @@ def _first_conv(conv: nn.Conv2d, x: torch.Tensor, n_models: int, in_channels: in
     raise ValueError(f"expected features (B, C, H, W) or (B, G, C, H, W), got {tuple(x.shape)}")
 
 
+class _ConvMaxPool(torch.autograd.Function):
+    """Convolution followed by max pooling, computed in chunks of samples (exact, less memory traffic).
+
+    A plain ``max_pool2d(conv2d(x))`` materialises (B, O, H, W) conv outputs in the forward pass and
+    a dense zero-filled gradient of the same size in the backward pass (436 MB per step for 68 × 16
+    STSTNet filters, B = 128, 28×28); on a small CPU these memory-bound passes cost more than the
+    convolution itself. Here each chunk of ``chunk`` samples is convolved and pooled while its
+    conv outputs are still in cache, only the pooled maps and the argmax positions (int16) are
+    kept, and the backward pass rebuilds each chunk's sparse conv-output gradient in cache before
+    the weight gradient (and the input gradient when the input requires one, e.g. the joint loss
+    of the main job that reaches the flow network through the recognizer).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding: int, pool: int, pool_pad: int, chunk: int):
+        outs, idxs = [], []
+        for i in range(0, x.shape[0], chunk):
+            # channels-last conv output: CPU max pooling is ~10x faster in that layout
+            h = F.conv2d(x[i:i + chunk].contiguous(memory_format=torch.channels_last), weight, bias, padding=padding)
+            p, idx = F.max_pool2d(h, pool, pool, pool_pad, return_indices=True)
+            outs.append(p.contiguous())
+            idxs.append(idx.to(torch.int16) if h.shape[-1] * h.shape[-2] < 2 ** 15 else idx)
+        ctx.conv_hw = tuple(h.shape[-2:])
+        ctx.cfg = (padding, chunk)
+        ctx.save_for_backward(x, weight, torch.cat(idxs))
+        return torch.cat(outs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, idx = ctx.saved_tensors
+        padding, chunk = ctx.cfg
+        H, W = ctx.conv_hw
+        O = weight.shape[0]
+        dw = torch.zeros_like(weight)
+        db = torch.zeros(O, dtype=weight.dtype, device=weight.device)
+        need_x = ctx.needs_input_grad[0]
+        dxs = []
+        for i in range(0, x.shape[0], chunk):
+            g = grad[i:i + chunk]
+            b = g.shape[0]
+            gh = torch.zeros(b, O, H * W, dtype=g.dtype, device=g.device)
+            gh.scatter_(2, idx[i:i + chunk].reshape(b, O, -1).long(), g.reshape(b, O, -1))   # windows are disjoint
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                gh.view(b, O, H, W), x[i:i + chunk], weight, [O], [1, 1], [padding, padding], [1, 1], False,
+                [0, 0], 1, [need_x, True, True])
+            dw += gw
+            db += gb
+            if need_x:
+                dxs.append(gx)
+        return (torch.cat(dxs) if need_x else None), dw, db, None, None, None, None
+
+
+def conv_maxpool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int = 1, pool: int = 3,
+                 pool_pad: int = 1, chunk: int = 8) -> torch.Tensor:
+    """``max_pool2d(conv2d(x, weight, bias, padding=padding), pool, pool, pool_pad)`` in sample chunks.
+
+    Args:
+        x: (B, Cin, H, W) input (its gradient is computed only when it requires one).
+        weight: (O, Cin, k, k) dense convolution weight (stride 1); bias: (O,).
+        padding: convolution zero padding; pool / pool_pad: max-pooling window = stride, padding.
+        chunk: samples per chunk (8 keeps 8 × 1088 × 28 × 28 floats = 27 MB per chunk).
+
+    Returns:
+        (B, O, H', W') pooled maps, numerically identical to the unchunked expression; the weight and
+        bias gradients equal those of the unchunked expression up to float summation order.
+    Pooling windows must not overlap (stride = window), which the backward pass relies on.
+    """
+    return _ConvMaxPool.apply(x, weight, bias, padding, pool, pool_pad, chunk)
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout with a byte-resolution keep mask (p rounded to a multiple of 1/256).
+
+    ``torch.bernoulli`` draws one random number per element, which is slow on a CPU; here eight
+    mask bytes come from each 64-bit draw of torch's generator (seeded by ``torch.manual_seed``).
+    Kept elements are scaled by 256 / (256 − round(256 p)). Identity when not training or p = 0.
+    """
+    if not training or p <= 0:
+        return x
+    thr = int(round(256 * p))
+    if thr >= 256:
+        return torch.zeros_like(x)
+    n = x.numel()
+    raw = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
+    keep = raw.view(torch.uint8)[:n].view(x.shape) >= thr
+    return x * (keep.to(x.dtype) * (256.0 / (256 - thr)))
+
+
 class STSTNet(nn.Module):
     """Shallow Triple Stream Three-dimensional CNN (Liong et al., FG 2019).
 
@@ -148,17 +237,67 @@ class STSTNet(nn.Module):
         self.fc = GroupedLinear(G, sum(self.STREAMS) * s * s, num_classes)
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
-        G = self.n_models
-        outs, grouped = [], False
-        for conv, bn, c in zip(self.streams, self.bns, self.STREAMS):
-            h, grouped = _first_conv(conv, x, G, self.in_channels)
-            h = self.drop(bn(F.relu(self.pool(h)), sample_mask))   # max pooling and ReLU commute
-            outs.append(h.reshape(h.shape[0], G, c, h.shape[-2], h.shape[-1]))
-        h = torch.cat(outs, dim=2)                       # (B, G, 16, s, s): concatenated streams per copy
-        B = h.shape[0]
-        h = self.avg(h.flatten(1, 2)).reshape(B, G, -1)     # (B, G, 16*s'*s')
-        y = self.fc(h)
+        G, C = self.n_models, sum(self.STREAMS)
+        if x.dim() == 4 and x.shape[1] == self.in_channels:
+            # Shared input (fast path): the three streams' filters as one dense convolution whose
+            # G*16 outputs are ordered model by model (the 3 + 5 + 8 stream channels of copy g are
+            # contiguous), convolved and max-pooled in cache-sized chunks.
+            pad = self.streams[0].padding[0]
+            w = torch.cat([cv.weight.reshape(G, c, *cv.weight.shape[1:]) for cv, c in zip(self.streams, self.STREAMS)],
+                          1).reshape(G * C, *self.streams[0].weight.shape[1:])
+            b = torch.cat([cv.bias.reshape(G, c) for cv, c in zip(self.streams, self.STREAMS)], 1).reshape(-1)
+            h = conv_maxpool(x, w, b, padding=pad, pool=3, pool_pad=1)            # (B, G*16, P, P)
+            grouped = G > 1
+            B, P = h.shape[0], h.shape[-1]
+            h = h.reshape(B, G, C, P * P)
+        else:
+            parts, grouped = [], False
+            for conv, c in zip(self.streams, self.STREAMS):
+                hs, grouped = _first_conv(conv, x, G, self.in_channels)
+                hs = self.pool(hs)
+                parts.append(hs.reshape(hs.shape[0], G, c, -1))
+            B, P = parts[0].shape[0], int(round(math.sqrt(parts[0].shape[-1])))
+            h = torch.cat(parts, 2)                                              # (B, G, 16, P*P)
+        h = self._bn(F.relu(h), sample_mask)          # max pooling and ReLU commute
+        h = fast_dropout(h, self.drop.p, self.training)
+        s = P // 2                                    # 2x2 average pooling (AvgPool2d: odd last row dropped)
+        h = h.reshape(B, G, C, P, P)[..., :2 * s, :2 * s].reshape(B, G, C, s, 2, s, 2).mean((4, 6))
+        y = self.fc(h.reshape(B, G, C * s * s))
         return y if grouped else y[:, 0]
+
+    def _bn(self, h: torch.Tensor, sample_mask: torch.Tensor | None) -> torch.Tensor:
+        """The three streams' batch norms on h (B, G, 16, P²) in one pass (see :class:`MaskedBatchNorm2d`).
+
+        Training: per-copy batch statistics over the samples with ``sample_mask[:, g] = 1`` (all
+        samples without a mask); the running statistics of ``self.bns`` are updated. Eval: the
+        running statistics.
+        """
+        B, G, C, PP = h.shape
+
+        def cat(attr: str) -> torch.Tensor:
+            return torch.cat([getattr(bn, attr).reshape(G, c) for bn, c in zip(self.bns, self.STREAMS)], 1)
+
+        weight, bias, eps = cat("weight"), cat("bias"), self.bns[0].eps
+        if self.training:
+            m = (sample_mask.to(h.dtype) if sample_mask is not None
+                 else torch.ones(B, G, dtype=h.dtype, device=h.device))
+            n = m.sum(0).clamp_min(1.0) * PP                                       # (G,)
+            mean = torch.einsum("bgc,bg->gc", h.sum(-1), m) / n[:, None]           # (G, C)
+            var = (torch.einsum("bgc,bg->gc", (h * h).sum(-1), m) / n[:, None] - mean * mean).clamp_min(0.0)
+            with torch.no_grad():
+                unbiased = var * (n / (n - 1).clamp_min(1.0))[:, None]
+                off = 0
+                for bn, c in zip(self.bns, self.STREAMS):
+                    mom = bn.momentum if bn.momentum is not None else 0.1
+                    bn.running_mean.mul_(1 - mom).add_(mom * mean[:, off:off + c].reshape(-1))
+                    bn.running_var.mul_(1 - mom).add_(mom * unbiased[:, off:off + c].reshape(-1))
+                    bn.num_batches_tracked.add_(1)
+                    off += c
+        else:
+            mean, var = cat("running_mean"), cat("running_var")
+        scale = weight * torch.rsqrt(var + eps)
+        shift = bias - mean * scale
+        return torch.addcmul(shift[None, :, :, None], h, scale[None, :, :, None])
 
 
 # --------------------------------------------------------------------------------------------- #
