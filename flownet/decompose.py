@@ -35,8 +35,9 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_MODEL", "DEFAULT_MARGIN", "MODELS", "COMPONENTS", "central_region", "affine_field", "fit_affine_ransac",
-           "decompose_ransac", "RansacDecomposer", "ComponentEstimator", "get_decomposer"]
+__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_MODEL", "DEFAULT_MARGIN", "MODELS", "COMPONENTS", "central_region",
+           "affine_field", "fit_affine_ransac", "decompose_ransac",
+           "RansacDecomposer", "ComponentEstimator", "get_decomposer"]
 
 #: RANSAC inlier threshold (pixels of flow residual)
 DEFAULT_THRESHOLD = 0.3
@@ -108,8 +109,8 @@ def fit_affine_ransac(flow: torch.Tensor, region: torch.Tensor | None = None,
     region; ``cv2.estimateAffine2D(x, x + F(x), method=cv2.RANSAC, ransacReprojThreshold=threshold, ...)``
     fits ``[A | t]`` (6 degrees of freedom; ``model="similarity"``: ``cv2.estimateAffinePartial2D``,
     rotation + uniform scale + translation, 4 degrees of freedom, so that less of a broad facial action
-    can be absorbed into the head motion). If OpenCV finds no model (degenerate points), a plain least-squares affine fit on
-    the same points is used and a ``RuntimeWarning`` says so.
+    can be absorbed into the head motion). If OpenCV finds no model (degenerate points), a plain
+    least-squares affine fit on the same points is used and a ``RuntimeWarning`` says so.
 
     Args:
         flow: (B, 2, H, W) flow in pixels (any estimator's).

@@ -1,0 +1,202 @@
+"""Head / expression decomposition benchmark on the synthetic facial flow data (issue #7 item 3).
+
+The synthetic pairs (``flownet.data.synthetic_face``) carry exact ``flow_head`` (similarity head motion,
+<= 2 px) and ``flow_expr`` (action-unit motion); ``flow = flow_head + flow_expr``. For each method this
+script reports, over the held-out test subjects' pairs (mean over pairs of the per-pair EPE over valid
+pixels, pixels): EPE of the total, head and expression flow, and pairs/s (batch 1, after one warm-up pair,
+flow estimation + decomposition).
+
+Methods:
+  * ``no-decomposition``: head = 0, expression = GT total (what a recognizer gets without decomposing);
+  * ``ransac(GT)``: RANSAC on the exact total flow (the decomposition error alone);
+  * ``ransac(tvl1)``, ``ransac(srflownet)``: RANSAC on each estimator's flow (``flownet.decompose``);
+  * ``decflow``: the learned two-decoder network (``flownet.models.decflow``), given with ``--decflow``.
+
+``--tune N``: first sweep the RANSAC settings (model × threshold × region margin) on N pairs of the
+*training* split (TV-L1 flow), pick the setting with the lowest expression EPE, and use it on the test set
+(no test-set tuning). ``--middlebury``: also the DecFlow total-flow EPE on Middlebury.
+
+Usage:
+    OMP_NUM_THREADS=1 .venv/bin/python bench/flow_decompose.py --threads 1 --n-pairs 100 --tune 40 \
+        --decflow flownet/weights/decflow_facial.pt --json runs/flow_decompose/bench.json \
+        --md runs/flow_decompose/bench.md
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flownet.data.synthetic_face import SyntheticFaceFlow  # noqa: E402
+from flownet.decompose import (DEFAULT_MARGIN, DEFAULT_MODEL, DEFAULT_THRESHOLD, central_region,  # noqa: E402
+                               decompose_ransac)
+from flownet.metrics import endpoint_error  # noqa: E402
+from flownet.registry import get_estimator  # noqa: E402
+
+PARTS = ("total", "head", "expression")
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "n/a"
+
+
+def _epe(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> float:
+    return float(endpoint_error(pred.float().cpu(), gt.float())[valid].mean())
+
+
+def _score(parts: dict, it: dict) -> dict:
+    gts = {"total": it["flow"], "head": it["flow_head"], "expression": it["flow_expr"]}
+    return {k: _epe(parts[k][0], gts[k], it["valid"]) for k in PARTS}
+
+
+def _run_method(name, items, fn) -> dict:
+    """fn(item) -> parts dict of (1, 2, H, W); timed per pair after one warm-up."""
+    fn(items[0])
+    per, elapsed = [], 0.0
+    for it in items:
+        t0 = time.perf_counter()
+        parts = fn(it)
+        elapsed += time.perf_counter() - t0
+        per.append(_score(parts, it))
+    mean = {k: sum(p[k] for p in per) / len(per) for k in PARTS}
+    print(f"{name}: " + " ".join(f"EPE_{k} {v:.4f}" for k, v in mean.items()) + f"  {len(per) / elapsed:.2f} pairs/s",
+          flush=True)
+    return {"method": name, "mean": mean, "per_pair": per, "pairs_per_s": len(per) / elapsed}
+
+
+def tune(root, n: int, size: int) -> tuple[dict, list]:
+    """RANSAC settings sweep on training-split pairs (TV-L1 flow and exact flow)."""
+    ds = SyntheticFaceFlow(root=root, split="train", n_pairs=n, size=size, seed=1)
+    items = [ds[i] for i in range(n)]
+    tv = get_estimator("tvl1")
+    flows = [tv.estimate(it["img1"][None], it["img2"][None]) for it in items]
+    rows = []
+    for model in ("similarity", "affine"):
+        for margin in (0.0, 0.1):
+            for thr in (0.1, 0.2, 0.3, 0.5, 1.0):
+                row = {"model": model, "margin": margin, "threshold": thr}
+                for src in ("tvl1", "gt"):
+                    eh = ee = 0.0
+                    for it, f in zip(items, flows):
+                        flow = f if src == "tvl1" else it["flow"][None]
+                        d = decompose_ransac(flow, central_region(size, size, margin), thr, model=model)
+                        s = _score(d, it)
+                        eh += s["head"]
+                        ee += s["expression"]
+                    row[f"{src}_head"], row[f"{src}_expr"] = eh / n, ee / n
+                rows.append(row)
+                print("tune", json.dumps(row), flush=True)
+    best = min(rows, key=lambda r: r["tvl1_expr"])
+    return best, rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-pairs", type=int, default=100, help="synthetic test pairs")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
+    ap.add_argument("--methods", default="none,ransac-gt,ransac-tvl1,ransac-srflownet,decflow")
+    ap.add_argument("--srflownet", default=None, help="SRFlowNet weights (default: shipped)")
+    ap.add_argument("--decflow", default=None, help="DecFlow weights (default: shipped flownet/weights/decflow_facial.pt)")
+    ap.add_argument("--iters", type=int, default=None, help="updates of SRFlowNet / DecFlow (default: the model's)")
+    ap.add_argument("--tune", type=int, default=0, help="sweep RANSAC settings on N training pairs first")
+    ap.add_argument("--middlebury", action="store_true", help="also DecFlow total-flow EPE on Middlebury")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default="runs/flow_decompose/bench.json")
+    ap.add_argument("--md", default="runs/flow_decompose/bench.md")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import cv2
+    cv2.setNumThreads(args.threads)
+    info = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "uptime_before": _uptime(),
+            "threads": args.threads, "torch": torch.__version__, "argv": sys.argv[1:]}
+    print(info, flush=True)
+
+    setting = {"model": DEFAULT_MODEL, "margin": DEFAULT_MARGIN, "threshold": DEFAULT_THRESHOLD}
+    tune_rows = []
+    if args.tune:
+        best, tune_rows = tune(args.root, args.tune, args.size)
+        setting = {k: best[k] for k in setting}
+        print("chosen on the training split:", setting, flush=True)
+    region = central_region(args.size, args.size, setting["margin"])
+
+    def ransac(flow):
+        return decompose_ransac(flow, region, setting["threshold"], model=setting["model"])
+
+    ds = SyntheticFaceFlow(root=args.root, split="test", n_pairs=args.n_pairs, size=args.size, seed=0)
+    items = [ds[i] for i in range(len(ds))]
+    results = []
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        if m == "none":
+            results.append(_run_method("no decomposition (head = 0, expression = GT total)", items, lambda it: {
+                "total": it["flow"][None], "head": torch.zeros_like(it["flow"])[None], "expression": it["flow"][None]}))
+        elif m == "ransac-gt":
+            results.append(_run_method("RANSAC on the exact total flow", items, lambda it: ransac(it["flow"][None])))
+        elif m == "ransac-tvl1":
+            tv = get_estimator("tvl1")
+            results.append(_run_method("RANSAC on TV-L1", items,
+                                       lambda it: ransac(tv.estimate(it["img1"][None], it["img2"][None]))))
+        elif m == "ransac-srflownet":
+            sr = get_estimator("srflownet", weights=args.srflownet, iters=args.iters)
+            results.append(_run_method("RANSAC on SRFlowNet-FDR", items,
+                                       lambda it: ransac(sr.estimate(it["img1"][None], it["img2"][None]))))
+        elif m == "decflow":
+            from flownet.models.decflow import DecFlowEstimator
+            dec = DecFlowEstimator(weights=args.decflow, iters=args.iters)
+            results.append(_run_method("DecFlow (learned)", items,
+                                       lambda it: dec.decompose(it["img1"][None], it["img2"][None])))
+        else:
+            raise SystemExit(f"unknown method '{m}' in --methods")
+    mb = None
+    if args.middlebury:
+        from flownet.evaluate import evaluate
+        from flownet.models.decflow import DecFlowEstimator
+        res = evaluate("decflow", data="middlebury", root=args.root and str(Path(args.root) / "middlebury"),
+                       estimator=DecFlowEstimator(weights=args.decflow, iters=args.iters), progress=False)
+        mb = {"EPE": res["mean"]["EPE"], "pairs_per_s": res["pairs_per_s"],
+              "per_pair": {r["name"]: r["EPE"] for r in res["per_pair"]}}
+        print("DecFlow Middlebury", mb, flush=True)
+    info["uptime_after"] = _uptime()
+    out = {"info": info, "setting": setting, "tune": tune_rows, "results": results, "middlebury_decflow": mb,
+           "n_pairs": len(items), "size": args.size}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=2))
+    lines = [f"Date {info['date']}; load before: `{info['uptime_before']}`, after: `{info['uptime_after']}`; "
+             f"{args.threads} thread(s).", "",
+             f"RANSAC setting: model {setting['model']}, threshold {setting['threshold']} px, "
+             f"region margin {setting['margin']}" + (" (chosen on the training split)" if args.tune else ""), "",
+             f"### synthetic facial test set, {len(items)} pairs at {args.size}x{args.size} (EPE, px)", "",
+             "| method | EPE total | EPE head | EPE expression | pairs/s |", "|---|---|---|---|---|"]
+    for r in results:
+        m = r["mean"]
+        lines.append(f"| {r['method']} | {m['total']:.3f} | {m['head']:.3f} | {m['expression']:.3f} | "
+                     f"{r['pairs_per_s']:.2f} |")
+    if tune_rows:
+        lines += ["", f"### RANSAC settings on {args.tune} training-split pairs (EPE, px)", "",
+                  "| model | margin | threshold px | head (TV-L1) | expression (TV-L1) | head (exact flow) | "
+                  "expression (exact flow) |", "|---|---|---|---|---|---|---|"]
+        for r in tune_rows:
+            lines.append(f"| {r['model']} | {r['margin']} | {r['threshold']} | {r['tvl1_head']:.3f} | "
+                         f"{r['tvl1_expr']:.3f} | {r['gt_head']:.3f} | {r['gt_expr']:.3f} |")
+    if mb:
+        lines += ["", f"DecFlow total flow on Middlebury: mean EPE {mb['EPE']:.3f} px, {mb['pairs_per_s']:.3f} pairs/s; "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in mb["per_pair"].items())]
+    Path(args.md).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
