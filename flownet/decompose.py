@@ -17,12 +17,19 @@ local. So, for a flow field ``F`` (pixels) and a face region ``R``:
 
 so ``total = head + expression`` exactly (the same convention as :mod:`flownet.data.synthetic_face`,
 whose ``flow_head`` is a similarity, i.e. inside the affine family). The fit is OpenCV's
-``cv2.estimateAffine2D(method=cv2.RANSAC)`` on ``n_points`` pixels drawn at random (seeded) from ``R``,
+``cv2.estimateAffinePartial2D`` (similarity: rotation, uniform scale, translation; the default) or
+``cv2.estimateAffine2D`` (full affine), ``method=cv2.RANSAC``, on ``n_points`` pixels drawn at random
+(seeded) from ``R``,
 followed by OpenCV's Levenberg–Marquardt refinement on the inliers. A pixel is an inlier of the head
 motion when its flow differs from the affine prediction by at most ``threshold`` pixels
-(``ransacReprojThreshold``). Default :data:`DEFAULT_THRESHOLD` = 0.3 px: well above the flow noise of
-TV-L1 on faces (facial test EPE 0.12 px, docs/benchmarks.md) and well below the 0.2–3 px action-unit
-amplitudes of the synthetic data, chosen on the synthetic *training* split (docs/fragments/flow_decompose.md).
+(``ransacReprojThreshold``). Defaults (:data:`DEFAULT_MODEL` "similarity", :data:`DEFAULT_THRESHOLD`
+0.2 px, :data:`DEFAULT_MARGIN` 0, i.e. the whole frame) are the best of a sweep over model × threshold
+(0.1–1 px) × margin (0, 0.1) on 40 pairs of the synthetic *training* split with TV-L1 flow, scored by
+expression-flow EPE (``bench/flow_decompose.py --tune 40``; table in docs/fragments/flow_decompose.md).
+0.2 px is above TV-L1's flow noise on faces (facial test EPE 0.12 px, docs/benchmarks.md) and at the low
+end of the 0.2–3 px action-unit amplitudes. Limitation (measured there): where an action's motion covers
+most of the crop with a near-uniform displacement (broad synthetic AUs do), the largest consensus set
+is the action, not the head, and the split is wrong; the learned model can use facial context instead.
 
 Face region ``R``: a given mask (e.g. the landmark hull :func:`flownet.data.synthetic_face.face_mask`),
 else :func:`central_region` (the frame minus a ``margin`` border: aligned face crops are mostly face, and
@@ -40,7 +47,7 @@ __all__ = ["DEFAULT_THRESHOLD", "DEFAULT_MODEL", "DEFAULT_MARGIN", "MODELS", "CO
            "RansacDecomposer", "ComponentEstimator", "get_decomposer"]
 
 #: RANSAC inlier threshold (pixels of flow residual)
-DEFAULT_THRESHOLD = 0.3
+DEFAULT_THRESHOLD = 0.2
 #: head-motion models: "affine" (cv2.estimateAffine2D) or "similarity" (cv2.estimateAffinePartial2D)
 MODELS = ("affine", "similarity")
 DEFAULT_MODEL = "similarity"
