@@ -171,9 +171,9 @@ def test_lfn2_loss_decreases_on_fixed_batch():
     m = LiteFlowNet2()
     img1 = _smooth_texture(2, 32, 32, seed=5)
     gt = torch.zeros(2, 2, 32, 32)
-    gt[:, 0], gt[:, 1] = 1.5, -1.0
+    gt[0, 0], gt[0, 1], gt[1, 0], gt[1, 1] = 1.5, -1.0, -0.8, 2.0   # opposite motions: needs matching
     img2 = warp_forward(img1, gt)
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(m.parameters(), lr=5e-4)
     losses = []
     for _ in range(10):
         loss = multiscale_loss(m.forward_train(img1, img2), gt)
@@ -181,7 +181,16 @@ def test_lfn2_loss_decreases_on_fixed_batch():
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
+    assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
+
+
+def test_lfn2_init_keeps_feature_and_cost_volume_signal(lfn2):
+    # regression: PyTorch's default conv init shrank level-6 features to std ~0.01 and the cost volume
+    # to ~1e-4, so a trained model predicted the same flow for every pair
+    with torch.no_grad():
+        feats = lfn2.netc(lfn2.prepare(torch.rand(2, 1, 128, 128)))
+        assert all(float(f.std()) > 0.05 for f in feats), [float(f.std()) for f in feats]
+        assert float(cost_volume(feats[5][:1], feats[5][1:], 3).std()) > 1e-3
 
 
 # ---------------------------------------------------------------------------------------------- RAFT
@@ -342,7 +351,7 @@ def test_train_loop_with_liteflownet2_and_cli_eval(tmp_path, shared_data, capsys
     from icegan.cli import main
     from icegan.config import load_config
     cfg = load_config(FlowTrainConfig, "configs/flow_liteflownet2.yaml",
-                      [f"out_dir={tmp_path}", "name=t", "data.n_train=8", "data.n_test=4", "data.size=64",
+                      [f"out_dir={tmp_path}", "name=t", "data.n_train=4", "data.n_test=2", "data.size=64",
                        "train.batch_size=2", "train.crop=32", "train.steps=2", "train.eval_every=0", "train.threads=1"])
     assert cfg.train.backbone == "liteflownet2" and cfg.liteflownet2.corr_stride[3] == 2
     metrics = train(cfg, progress=False)
@@ -350,7 +359,7 @@ def test_train_loop_with_liteflownet2_and_cli_eval(tmp_path, shared_data, capsys
     w = tmp_path / "t" / "weights.pt"
     m = load_weights(w, expected="liteflownet2")
     assert m.meta["backbone"] == "liteflownet2" and m.meta["steps"] == 2
-    rc = main(["flow", "eval", "--model", "liteflownet2", "--weights", str(w), "--n-pairs", "2", "--size", "64",
+    rc = main(["flow", "eval", "--model", "liteflownet2", "--weights", str(w), "--n-pairs", "1", "--size", "64",
                "--json", str(tmp_path / "e.json")])
     assert rc == 0 and "liteflownet2 on synthetic-face" in capsys.readouterr().out
     rc = main(["flow", "eval", "--model", "raft_small", "--n-pairs", "1"])
