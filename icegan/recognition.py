@@ -313,7 +313,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         if writer is not None:
             writer.add_scalar(f"train/{tag or cfg.name}/loss", ep_loss, epoch)
         last = epoch == cfg.epochs
-        if distributed.is_distributed() and (vm is not None or record_every > 0 or last):
+        if distributed.is_distributed() and (vm is not None or record_every > 0 or cfg.average_last > 0 or last):
             distributed.average_buffers(model)     # same model on every process before it is evaluated
         if vm is not None and (epoch % cfg.eval_every == 0 or last):
             p = predict_models(model, x, tta_hflip=cfg.tta_hflip)       # (N, G, K)
