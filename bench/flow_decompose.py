@@ -7,7 +7,8 @@ pixels, pixels): EPE of the total, head and expression flow, and pairs/s (batch 
 flow estimation + decomposition).
 
 Methods:
-  * ``no-decomposition``: head = 0, expression = GT total (what a recognizer gets without decomposing);
+  * ``none``: head = 0, expression = GT total (what a recognizer gets without decomposing);
+    ``tvl1-none`` / ``srflownet-none``: the same with the estimator's total flow;
   * ``ransac(GT)``: RANSAC on the exact total flow (the decomposition error alone);
   * ``ransac(tvl1)``, ``ransac(srflownet)``: RANSAC on each estimator's flow (``flownet.decompose``);
   * ``decflow``: the learned two-decoder network (``flownet.models.decflow``), given with ``--decflow``.
@@ -101,6 +102,26 @@ def tune(root, n: int, size: int) -> tuple[dict, list]:
     return best, rows
 
 
+def casme2_stats(decflow_weights=None) -> dict:
+    """Mean |flow| (px, 64x64 crops) of total / head / expression on the main job's CASME II clips, and the
+    RANSAC inlier ratio: how much head motion there is to remove on real data (no ground truth)."""
+    from flownet.models.decflow import DecFlowEstimator
+    from icegan.pipeline import load_main_config, load_samples, to_unit
+    cfg = load_main_config("configs/casme2.yaml", ["gan.enabled=false", "gan.joint=false"])
+    clips = load_samples(cfg)
+    on, ap = to_unit(clips.onset), to_unit(clips.apex)
+    out = {"n_clips": int(len(on)), "size": int(on.shape[-1])}
+    tv = get_estimator("tvl1").estimate(on, ap)
+    d = decompose_ransac(tv)
+    out["ransac_tvl1"] = {k: float(d[k].norm(dim=1).mean()) for k in PARTS}
+    out["ransac_tvl1"]["inlier_ratio"] = float(d["inlier_ratio"].mean())
+    dec = DecFlowEstimator(weights=decflow_weights, iters=cfg.flow.iters)
+    parts = dec.decompose(on, ap)
+    out["decflow"] = {k: float(parts[k].norm(dim=1).mean()) for k in PARTS}
+    print("CASME II", json.dumps(out), flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-pairs", type=int, default=100, help="synthetic test pairs")
@@ -112,6 +133,9 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=None, help="updates of SRFlowNet / DecFlow (default: the model's)")
     ap.add_argument("--tune", type=int, default=0, help="sweep RANSAC settings on N training pairs first")
     ap.add_argument("--middlebury", action="store_true", help="also DecFlow total-flow EPE on Middlebury")
+    ap.add_argument("--casme2", action="store_true",
+                    help="also the size of the head / expression parts on the real CASME II onset→apex pairs "
+                         "of configs/casme2.yaml (prepared cache; no ground truth)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="runs/flow_decompose/bench.json")
     ap.add_argument("--md", default="runs/flow_decompose/bench.md")
@@ -142,6 +166,14 @@ def main(argv=None) -> int:
         if m == "none":
             results.append(_run_method("no decomposition (head = 0, expression = GT total)", items, lambda it: {
                 "total": it["flow"][None], "head": torch.zeros_like(it["flow"])[None], "expression": it["flow"][None]}))
+        elif m in ("tvl1-none", "srflownet-none"):
+            base = m.split("-")[0]
+            est = get_estimator(base, **({"weights": args.srflownet, "iters": args.iters} if base == "srflownet" else {}))
+
+            def plain(it, est=est):
+                f = est.estimate(it["img1"][None], it["img2"][None])
+                return {"total": f, "head": torch.zeros_like(f), "expression": f}
+            results.append(_run_method(f"no decomposition on {base} (head = 0, expression = total)", items, plain))
         elif m == "ransac-gt":
             results.append(_run_method("RANSAC on the exact total flow", items, lambda it: ransac(it["flow"][None])))
         elif m == "ransac-tvl1":
@@ -159,6 +191,9 @@ def main(argv=None) -> int:
                                        lambda it: dec.decompose(it["img1"][None], it["img2"][None])))
         else:
             raise SystemExit(f"unknown method '{m}' in --methods")
+    casme = None
+    if args.casme2:
+        casme = casme2_stats(args.decflow)
     mb = None
     if args.middlebury:
         from flownet.evaluate import evaluate
@@ -170,6 +205,7 @@ def main(argv=None) -> int:
         print("DecFlow Middlebury", mb, flush=True)
     info["uptime_after"] = _uptime()
     out = {"info": info, "setting": setting, "tune": tune_rows, "results": results, "middlebury_decflow": mb,
+           "casme2_stats": casme,
            "n_pairs": len(items), "size": args.size}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2))
@@ -193,6 +229,10 @@ def main(argv=None) -> int:
     if mb:
         lines += ["", f"DecFlow total flow on Middlebury: mean EPE {mb['EPE']:.3f} px, {mb['pairs_per_s']:.3f} pairs/s; "
                   + ", ".join(f"{k} {v:.3f}" for k, v in mb["per_pair"].items())]
+    if casme:
+        lines += ["", f"CASME II ({casme['n_clips']} onset→apex pairs, {casme['size']}x{casme['size']}), mean |flow| px: "
+                  + "; ".join(f"{m}: " + ", ".join(f"{k} {v:.3f}" for k, v in casme[m].items())
+                              for m in ("ransac_tvl1", "decflow"))]
     Path(args.md).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
