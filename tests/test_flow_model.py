@@ -290,3 +290,27 @@ def test_landmark_cache_round_trip(shared_data, tmp_path):
     np.testing.assert_allclose(lm_a, lm_b)
     with pytest.raises(FileNotFoundError, match="landmark_cache"):
         SyntheticFaceFlow(root=shared_data, split="test", n_pairs=1, landmark_cache=tmp_path / "none.npz")
+
+
+def test_fine_tune_run_watches_validation_and_scores_test_once(tmp_path, shared_data):
+    """The shipped recipe (configs/flow_srflownet_*.yaml) at toy scale: starts from given weights, watches the
+    validation subjects, stores both final metrics, and the result loads as SRFlowNet weights."""
+    from flownet.train import FlowTrainConfig, train
+    from icegan.config import load_config
+    init = save_srflownet(SRFlowNet(TINY), tmp_path / "init.pt")
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in
+            SRFlowNet(TINY).config_dict().items()]
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_migar.yaml",
+                      [f"out_dir={tmp_path}", "name=ft", f"data.root={shared_data}", "data.n_train=4", "data.n_test=2",
+                       "data.n_val=2", "data.size=64", "train.batch_size=2", "train.crop=48", "train.steps=2",
+                       "train.eval_every=1", "train.threads=1", f"train.init_weights={init}", *tiny])
+    assert cfg.data.n_val_subjects == 2 and cfg.train.regularizer == "migar"
+    metrics = train(cfg, progress=False)
+    meta = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert meta["steps"] == 2 and meta["test_metrics"] == metrics
+    assert set(meta["val_metrics"]) == set(metrics) and np.isfinite(meta["val_metrics"]["EPE"])
+    m = load_srflownet(tmp_path / "ft" / "weights.pt")
+    assert m.config == TINY
+    changed = any(not torch.equal(a, b) for a, b in zip(m.state_dict().values(),
+                                                       load_srflownet(init).state_dict().values()))
+    assert changed  # two optimiser steps moved the initial weights
