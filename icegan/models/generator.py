@@ -46,7 +46,9 @@ def one_hot_classes(c: Tensor, n_classes: int, batch: int, device, dtype) -> Ten
             raise ValueError(f"class ids must be integers, got dtype {c.dtype}; pass one-hot (B, {n_classes}) for floats")
         if c.shape[0] != batch:
             raise ValueError(f"class ids have batch {c.shape[0]}, onset has {batch}")
-        if c.numel() and (int(c.min()) < 0 or int(c.max()) >= n_classes):
+        # checked on CPU tensors only: on an accelerator the check would stall the training loop
+        # on a host-device sync every step (there, F.one_hot itself rejects out-of-range ids)
+        if c.numel() and c.device.type == "cpu" and (int(c.min()) < 0 or int(c.max()) >= n_classes):
             raise ValueError(f"class ids must be in [0, {n_classes}), got min {int(c.min())} max {int(c.max())}")
         return F.one_hot(c.long().to(device), n_classes).to(dtype)
     if c.dim() == 2 and c.shape == (batch, n_classes):
