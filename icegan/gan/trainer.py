@@ -36,6 +36,7 @@ from icegan.config import from_dict, to_dict
 from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
 from icegan.models.capsules import margin_loss
+from icegan import distributed
 from .losses import adversarial_d_loss, adversarial_g_loss, classification_loss, identity_preserving_loss
 from .perceptual import build_perceptual
 
@@ -328,6 +329,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
         _logger.info("resumed %s at epoch %d", ckpt, start_epoch)
 
+    distributed.broadcast_module(g)    # every process starts from rank 0's models (resumed or fresh)
+    distributed.broadcast_module(d)
     onset_c, apex_c, labels_c = onset.float().cpu(), apex.float().cpu(), labels.long().cpu()
     mc = cfg.model
     if getattr(g, "motion_head", False) and mc.motion_prior != "none" and start_epoch == 0 \
@@ -348,14 +351,14 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         g.train()
         d.train()
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(tc.seed * 100003 + epoch))
-        noise = torch.Generator().manual_seed(tc.seed * 100019 + epoch + 7)
+        noise = torch.Generator().manual_seed(tc.seed * 100019 + epoch + 7 + 1000003 * distributed.rank())
         sums: dict[str, float] = {}
         it = range(steps)
         if tc.progress:
             from tqdm import tqdm
             it = tqdm(it, desc=f"gan epoch {epoch + 1}/{tc.epochs}", leave=False)
         for step in it:
-            idx = perm[step * bs:(step + 1) * bs]
+            idx = distributed.shard(perm[step * bs:(step + 1) * bs])   # this process's part under torchrun
             x_on, x_ap, y = onset_c[idx], apex_c[idx], labels_c[idx]
             if tc.hflip:
                 flip = torch.rand(len(idx), generator=noise) < 0.5
@@ -388,6 +391,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 loss_d = lc.lambda_adv * l_adv_d + lc.lambda_mer * l_cls_d
             _check_finite(loss_d, "discriminator", epoch, step, ckpt)
             scaler.scale(loss_d).backward()
+            distributed.average_gradients(d)     # data parallel under torchrun (no-op otherwise)
             scaler.step(opt_d)
             scaler.update()
 
@@ -415,25 +419,26 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                     loss_g = loss_g + extra
             _check_finite(loss_g, "generator", epoch, step, ckpt)
             scaler.scale(loss_g).backward()
+            distributed.average_gradients(g)
             scaler.step(opt_g)
             scaler.update()
 
             with torch.no_grad():
                 vals = {
-                    "loss/d_total": loss_d.item(), "loss/d_adv": l_adv_d.item(), "loss/d_cls": l_cls_d.item(),
-                    "loss/g_total": loss_g.item(), "loss/g_adv": l_adv_g.item(), "loss/g_cls": l_cls_g.item(),
-                    "loss/l1": l1.item(), "loss/ip": l_ip.item(),
-                    "acc/adv_real": (dr.adv_len[:, 1] > dr.adv_len[:, 0]).float().mean().item(),
-                    "acc/adv_fake": (df.adv_len[:, 0] > df.adv_len[:, 1]).float().mean().item(),
-                    "acc/exp_real": (dr.exp_len.argmax(1) == y).float().mean().item(),
-                    "acc/exp_fake": (exp_len.argmax(1) == y_all).float().mean().item(),
+                    "loss/d_total": loss_d.detach(), "loss/d_adv": l_adv_d.detach(), "loss/d_cls": l_cls_d.detach(),
+                    "loss/g_total": loss_g.detach(), "loss/g_adv": l_adv_g.detach(), "loss/g_cls": l_cls_g.detach(),
+                    "loss/l1": l1.detach(), "loss/ip": l_ip.detach(),
+                    "acc/adv_real": (dr.adv_len[:, 1] > dr.adv_len[:, 0]).float().mean().detach(),
+                    "acc/adv_fake": (df.adv_len[:, 0] > df.adv_len[:, 1]).float().mean().detach(),
+                    "acc/exp_real": (dr.exp_len.argmax(1) == y).float().mean().detach(),
+                    "acc/exp_fake": (exp_len.argmax(1) == y_all).float().mean().detach(),
                 }
                 if per is not None:
-                    vals["loss/perceptual"] = per.item()
+                    vals["loss/perceptual"] = per.detach()
                 if dr.recon is not None:
-                    vals["loss/d_rec"] = torch.nn.functional.mse_loss(dr.recon.float(), x_ap).item()
+                    vals["loss/d_rec"] = torch.nn.functional.mse_loss(dr.recon.float(), x_ap).detach()
                 if extra is not None:
-                    vals["loss/extra"] = float(extra.detach())
+                    vals["loss/extra"] = extra.detach()
             for key, v in vals.items():
                 sums[key] = sums.get(key, 0.0) + v
             if log is not None:
@@ -447,7 +452,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         else:
             log_lr = opt_g.param_groups[0]["lr"]
         rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(time.time() - t_start, 1),
-               **{key: v / steps for key, v in sums.items()}}
+               **{key: float(v) / steps for key, v in sums.items()}}
         history.append(rec)
         _logger.info("gan epoch %d/%d %s", epoch + 1, tc.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
@@ -470,6 +475,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             break
     if out is not None:
         (out / "history.json").write_text(json.dumps(history, indent=1))
+    distributed.average_buffers(g)     # same running statistics on every process (torchrun)
+    distributed.average_buffers(d)
     g.eval()
     d.eval()
     return GanState(g, d, history, history[-1]["epoch"] if history else start_epoch)
