@@ -205,6 +205,9 @@ def _to_dict(cfg) -> dict:
 def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     """Run (or resume) both stages; returns the metrics dict also written to ``metrics.json``.
 
+    ``progress`` is accepted for symmetry with :func:`flownet.train.train`; progress is printed as one
+    line per ``log_every`` steps (and to TensorBoard) either way.
+
     Raises:
         ValueError: bad configuration values (named), init weights not matching ``cfg.model``.
         FileNotFoundError: data or init weights missing.
