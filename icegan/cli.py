@@ -38,9 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args`` that also accepts ``key=value`` overrides after options.
+
+    argparse stops filling a ``nargs="*"`` positional once an option follows it, so
+    ``train.py --config c.yaml a=1 --out runs/x b=2`` would reject ``b=2``; here such trailing
+    ``key=value`` words join ``args.overrides`` (for commands that take overrides). Anything else
+    unrecognised is an error, as with ``parse_args``.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides or []) + extra
+        else:
+            parser.error("unrecognized arguments: " + " ".join(extra))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_with_overrides(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -644,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
                     "With no arguments: the built-in synthetic demo (configs/demo.yaml).")
     from icegan.commands.train import add_arguments
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    from icegan.cli import parse_with_overrides
+    args = parse_with_overrides(parser, argv)
     return run_from_args(args)
 
 
