@@ -9,6 +9,11 @@ plus a frozen differentiable recognizer: a small CNN trained first on ``10·(ape
 role the main job's recognizer-through-flow loss will play. Evaluate the result with
 ``icegan gan eval --checkpoint runs/gan_casme2_cpu_joint/checkpoints/last.pt``: the controllability
 recognizer there (Farneback flow + logistic regression) is a different model from this CNN.
+
+``configs/gan_casme2_cpu.yaml`` now holds the motion recipe (motion head, TV-L1 prior, motion-input
+D). The run recorded in docs/benchmarks.md (ICE-GAN section) used the earlier apex-only recipe;
+reproduce it with the overrides ``model.motion_head=false model.motion_prior=none
+model.d_motion_input=false train.epochs=25 train.max_minutes=18``.
 """
 from __future__ import annotations
 

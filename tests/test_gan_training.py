@@ -253,3 +253,22 @@ def test_diversity_metrics_known_values():
     assert copy == {"z_diversity": 0.0, "class_diversity": 0.0, "mean_abs_change_from_onset": 0.0}
     with pytest.raises(ValueError, match="faces for"):
         diversity_metrics(syn[:7], onset, src[:7], 2, 2)
+
+
+def test_diversity_hinge_known_values_and_training_term():
+    from icegan.gan.losses import diversity_hinge
+    a = torch.zeros(2, 1, 4, 4)
+    b = torch.full((2, 1, 4, 4), 0.004)
+    assert diversity_hinge(a, b, 0.01).item() == pytest.approx(0.6)        # (0.01 - 0.004) / 0.01
+    assert diversity_hinge(a, a + 0.02, 0.01).item() == 0.0
+    b.requires_grad_(True)
+    diversity_hinge(a, b, 0.01).backward()
+    torch.testing.assert_close(b.grad, torch.full_like(b, -1 / (0.01 * b.numel())))  # pushes the draws apart
+    with pytest.raises(ValueError, match="target"):
+        diversity_hinge(a, a, 0.0)
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1
+    cfg = tiny_cfg(epochs=1)
+    cfg.loss.mode_seeking = 1.0
+    st = train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu")
+    assert 0.0 <= st.history[0]["loss/mode_seeking"] <= 1.0

@@ -26,8 +26,8 @@ Metrics (issue #5; the JSON keys in brackets):
     difference (0–255) between the first two noise draws of the same (onset, class);
     [``class_diversity``] the same between requested classes (first draw); [``mean_abs_change_from_onset``]
     synthetic apex vs its onset — a copy of the onset scores 0 on all three.
-(d) [``faces_per_s``] generator throughput (batch 16, inference mode, eval mode, channels-last copy)
-    on the evaluation device (:func:`generator_speed`).
+(d) [``faces_per_s``] generator throughput (batch 16, inference mode, eval mode) on the evaluation
+    device (:func:`generator_speed`).
 (e) one grid image per class (onset | synthetic apex of that class, 8 onsets) in ``out_dir``.
 """
 from __future__ import annotations
@@ -165,16 +165,20 @@ def diversity_metrics(syn: np.ndarray, onset: np.ndarray, src: np.ndarray, n_cla
     return out
 
 
-def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None, channels_last: bool = True,
-                    per_batch: list | None = None) -> float:
+def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None, channels_last: bool = False,
+                    per_batch: list | None = None, cpu_per_batch: list | None = None) -> float:
     """Synthesised faces per second: eval mode, ``torch.inference_mode``, one warm-up batch, then
     ``repeats`` timed batches of ``batch`` random onsets (total faces / total seconds).
 
     Args:
         channels_last: time a copy of the generator in ``torch.channels_last`` memory format (the
-            layout oneDNN's CPU convolutions prefer; as :func:`icegan.gan.synthesis.synthesize`
-            runs on CPU); the model passed in is not modified.
-        per_batch: if a list is given, the seconds of every timed batch are appended to it.
+            model passed in is not modified). Off by default: on this 2-core CPU it did not help
+            (bench/gan_speed.py, docs/fragments/gan.md), and synthesis runs NCHW.
+        per_batch: if a list is given, the wall-clock seconds of every timed batch are appended to it.
+        cpu_per_batch: if a list is given, the CPU seconds this process used for every timed batch
+            (``time.process_time``, all threads) are appended: on a shared machine, with 1 thread,
+            ``batch / cpu seconds`` estimates the speed of an unshared core (time-slicing by other
+            processes is not counted; their cache and memory-bandwidth interference still is).
     Returns:
         faces per second (float).
     """
@@ -196,7 +200,7 @@ def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None, c
             torch.cuda.synchronize()
         total = 0.0
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, tc = time.perf_counter(), time.process_time()
             g(x, z, c)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -204,6 +208,8 @@ def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None, c
             total += dt
             if per_batch is not None:
                 per_batch.append(dt)
+            if cpu_per_batch is not None:
+                cpu_per_batch.append(time.process_time() - tc)
     generator.train(was)
     return batch * repeats / total
 

@@ -3,8 +3,7 @@
 ``synthesize`` makes ``n_per_onset`` faces for every (onset, requested class); ``balanced_augmentation``
 chooses the classes so that real + synthetic counts become equal per class (class-balanced
 augmentation set for a list of onsets). Both are deterministic for a seed and run under
-``torch.no_grad`` in eval mode, in batches, on the generator's device (on CPU with a channels-last
-copy of the generator: same result up to float rounding, faster oneDNN convolutions).
+``torch.no_grad`` in eval mode, in batches, on the generator's device.
 """
 from __future__ import annotations
 
@@ -35,17 +34,12 @@ def _generate(generator: Generator, onset: Tensor, src: Tensor, cls: Tensor, see
     dev = next(generator.parameters()).device
     was = generator.training
     generator.eval()
-    g, fmt = generator, torch.contiguous_format
-    if dev.type == "cpu" and len(src):  # oneDNN convolutions are faster channels-last; a copy, the model is left as is
-        import copy
-        g, fmt = copy.deepcopy(generator).to(memory_format=torch.channels_last), torch.channels_last
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(len(src), generator.z_dim, generator=gen)
     out = []
     for i in range(0, len(src), batch_size):
         sl = slice(i, i + batch_size)
-        x = onset[src[sl]].to(dev, torch.float32).contiguous(memory_format=fmt)
-        out.append(g(x, z[sl].to(dev), cls[sl].to(dev)).float().cpu().contiguous())
+        out.append(generator(onset[src[sl]].to(dev, torch.float32), z[sl].to(dev), cls[sl].to(dev)).float().cpu())
     generator.train(was)
     if not out:
         return torch.empty(0, generator.in_channels, generator.img_size, generator.img_size)

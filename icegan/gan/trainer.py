@@ -15,7 +15,9 @@ One step on a batch of real pairs ``(onset, apex, c)``:
 * G step: ``λ_adv·L_gan(G) + λ_mes·L_ip + g_cls·L_margin(ExpCaps(fake), c)`` (+ the same for
   ``fake'`` weighted by ``loss.counterfactual``, without the L1 part) ``+ extra_loss_fn(...)``.
   Using D's ExpCaps on synthetic faces in G's loss is the auxiliary-classifier GAN practice the
-  paper's multi-task discriminator implies; Eq. 8 lists L_cls under D only.
+  paper's multi-task discriminator implies; Eq. 8 lists L_cls under D only. With
+  ``loss.mode_seeking > 0`` a second draw ``G(onset, z'', c)`` joins the generator pass and
+  ``mode_seeking · diversity_hinge(fake, fake'')`` is added (our addition: z otherwise gets ignored).
 
 Deterministic for a seed on CPU: shuffling and noise use ``torch.Generator`` objects seeded per
 epoch, so resuming from a checkpoint at an epoch boundary continues the same sequence.
@@ -37,7 +39,8 @@ from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
 from icegan.models.capsules import margin_loss
 from icegan import distributed
-from .losses import adversarial_d_loss, adversarial_g_loss, classification_loss, identity_preserving_loss
+from .losses import (adversarial_d_loss, adversarial_g_loss, classification_loss, diversity_hinge,
+                     identity_preserving_loss)
 from .perceptual import build_perceptual
 
 __all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
@@ -98,7 +101,9 @@ class GanLossConfig:
     """Loss weights (Eq. 4-8). ``perceptual``: cost network (``embedding`` offline default, ``vgg16``
     from the local torch cache or ``vgg_weights``, ``none``); ``counterfactual``: weight of the
     random-other-class branch (0 disables); ``g_cls``: weight of the ExpCaps margin loss of synthetic
-    faces towards their requested class in G's loss (auxiliary-classifier term, not in Eq. 8)."""
+    faces towards their requested class in G's loss (auxiliary-classifier term, not in Eq. 8); ``mode_seeking``: weight of
+    :func:`icegan.gan.losses.diversity_hinge` between the true-class branch and a second noise draw
+    of it (0 disables; our addition), ``mode_seeking_target`` its τ."""
     lambda_adv: float = 0.1
     lambda_mes: float = 1.0
     lambda_mer: float = 1.0
@@ -111,6 +116,8 @@ class GanLossConfig:
     vgg_weights: Optional[str] = None
     counterfactual: float = 1.0
     g_cls: float = 0.1
+    mode_seeking: float = 0.0
+    mode_seeking_target: float = 0.01
 
 
 @dataclass
@@ -374,10 +381,17 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             on_all = torch.cat([x_on, x_on]) if cf else x_on
             z_all = torch.cat([z, z2.to(dev)]) if cf else z
             y_all = torch.cat([y, y2.to(dev)]) if cf else y
+            ms = lc.mode_seeking > 0
+            if ms:  # a second noise draw of the true-class branch (not shown to D)
+                z3 = torch.randn(b, g.z_dim, generator=noise).to(dev)
+                g_in = (torch.cat([on_all, x_on]), torch.cat([z_all, z3]), torch.cat([y_all, y]))
+            else:
+                g_in = (on_all, z_all, y_all)
 
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                fake_all = g(on_all, z_all, y_all)
-            fake_all = fake_all.float()
+                fake_gen = g(*g_in)
+            fake_gen = fake_gen.float()
+            fake_all = fake_gen[:len(on_all)]
             fake = fake_all[:b]
 
             # ---- discriminator step
@@ -413,6 +427,10 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                     l_adv_g2 = adversarial_g_loss(adv_len[b:])
                     l_cls_g2 = margin_loss(exp_len[b:], y_all[b:], lc.m_pos, lc.m_neg, lc.lam)
                     loss_g = loss_g + lc.counterfactual * (lc.lambda_adv * l_adv_g2 + lc.g_cls * l_cls_g2)
+                l_ms = None
+                if ms:
+                    l_ms = diversity_hinge(fake, fake_gen[len(on_all):], lc.mode_seeking_target)
+                    loss_g = loss_g + lc.mode_seeking * l_ms
                 extra = None
                 if extra_loss_fn is not None:
                     extra = extra_loss_fn(g, x_on, z, y, fake)
@@ -439,6 +457,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                     vals["loss/d_rec"] = torch.nn.functional.mse_loss(dr.recon.float(), x_ap).detach()
                 if extra is not None:
                     vals["loss/extra"] = extra.detach()
+                if l_ms is not None:
+                    vals["loss/mode_seeking"] = l_ms.detach()
             for key, v in vals.items():
                 sums[key] = sums.get(key, 0.0) + v
             if log is not None:

@@ -30,7 +30,9 @@ multiply-adds per sample instead of ``O(C³)`` (32× fewer at C = 256, d = 8). T
 ``torch_geometric.nn.DenseGCNConv`` (its weight ``W`` and bias are the parameters used here, so
 checkpoints are unchanged). The final 1×1 convolution of ``T⁻¹`` is linear over channels, so it
 is applied to the ``C×N̂s`` supernode features before they are scattered to the ``H·W`` pixels
-(``O(C²N̂s)`` instead of ``O(C²HW)``). ``tests/test_gan_models.py`` checks the output against a per-sample
+(``O(C²N̂s)`` instead of ``O(C²HW)``); ``T(·)`` (a 1×1 convolution to N̂s = 8 channels, slow in
+oneDNN) is one matrix product, and the products with the shared ``Â`` and ``W`` are single 2-D
+matrix products over the stacked batch. ``tests/test_gan_models.py`` checks the output against a per-sample
 implementation of Eq. 1–2 written with plain matrix algebra.
 """
 from __future__ import annotations
@@ -95,21 +97,31 @@ class GraphReasoningModule(nn.Module):
             raise ValueError(
                 f"GraphReasoningModule expects (B, {self.channels}, H, W), got {tuple(f.shape)}")
         b, c, h, w = f.shape
-        x = f.flatten(2)                                                   # (B, C, HW)
-        p = self.assign(f).flatten(2)                                      # (B, N̂s, HW)
-        f_hat = torch.bmm(x, p.transpose(1, 2)) / (h * w)                  # (B, C, N̂s)
-        if not self.factored:                                              # reference: Eq. 1 then Eq. 2
+        if not self.factored:                                              # reference path
+            x = f.flatten(2)                                               # (B, C, HW)
+            p = self.assign(f).flatten(2)                                  # (B, N̂s, HW)
+            f_hat = torch.bmm(x, p.transpose(1, 2)) / (h * w)              # (B, C, N̂s)
             m = torch.bmm(self.phi(f_hat), self.theta(f_hat).transpose(1, 2)) / math.sqrt(self.attn_dim)
             m_hat = torch.relu(self.gcn(m, self.adjacency(), add_loop=False))
             return f + self.out(torch.bmm(torch.bmm(m_hat, f_hat), p).view(b, c, h, w))
-        # Eq. 1-2 with M = φθᵀ/sqrt(d) kept factored: Â M W = (Â φ)(θᵀ W)/sqrt(d)
-        left = torch.matmul(self.normalized_adjacency().to(f.dtype), self.phi(f_hat))      # (B, C, d)
-        right = torch.matmul(self.theta(f_hat).transpose(1, 2), self.gcn.lin.weight.t())  # (B, d, C)
-        pre = torch.baddbmm(self.gcn.bias.to(f.dtype).expand(b, c, c), left, right,
-                            alpha=1.0 / math.sqrt(self.attn_dim))                          # (B, C, C)
-        m_hat = torch.relu(pre)                                            # M̂, Eq. 2
+        nn_, d = self.n_nodes, self.attn_dim
+        x = f.contiguous().view(b, c, h * w)                               # (B, C, HW)
+        # T(·) as one matrix product (a 1×1 conv to N̂s = 8 channels is slow in oneDNN)
+        p = torch.matmul(self.assign.weight.view(nn_, c), x) + self.assign.bias.view(1, nn_, 1)  # (B, N̂s, HW)
+        f_hat = torch.bmm(x, p.transpose(1, 2)).div_(h * w)               # (B, C, N̂s)
+        # Eq. 1-2 with M = φθᵀ/sqrt(d) kept factored: Â M W = (Â φ)(θᵀ W)/sqrt(d); the products with
+        # the shared matrices Â (symmetric) and W are single 2-D matmuls over the stacked batch
+        phi_t = self.phi(f_hat).transpose(1, 2).reshape(b * d, c)          # φᵀ (B·d, C)
+        theta_t = self.theta(f_hat).transpose(1, 2).reshape(b * d, c)      # θᵀ (B·d, C)
+        left_t = torch.mm(phi_t, self.normalized_adjacency().to(f.dtype)).view(b, d, c)   # (Âφ)ᵀ
+        right = torch.mm(theta_t, self.gcn.lin.weight.t().to(f.dtype)).view(b, d, c)      # θᵀW
+        pre = torch.baddbmm(self.gcn.bias.to(f.dtype).view(1, 1, c), left_t.transpose(1, 2), right,
+                            alpha=1.0 / math.sqrt(d))                      # (B, C, C)
+        m_hat = pre.relu_()                                                # M̂, Eq. 2
         # T⁻¹: the 1×1 convolution is linear over channels, so it is applied to the C×N̂s supernode
-        # features before scattering them back to the H·W pixels: W_out (M̂ f̂) P + b_out
-        q = torch.matmul(self.out.weight.view(c, c).to(f.dtype), torch.bmm(m_hat, f_hat))  # (B, C, N̂s)
-        y = torch.baddbmm(self.out.bias.to(f.dtype).view(1, c, 1), q, p)                  # (B, C, HW)
-        return f + y.view(b, c, h, w)
+        # features before scattering them back to the H·W pixels: W_out (M̂ f̂) P + b_out (+ f)
+        q_t = torch.bmm(m_hat, f_hat).transpose(1, 2).reshape(b * nn_, c)  # (M̂ f̂)ᵀ (B·N̂s, C)
+        q = torch.mm(q_t, self.out.weight.view(c, c).t().to(f.dtype)).view(b, nn_, c).transpose(1, 2)
+        y = torch.baddbmm(x, q, p)                                         # f + W_out M̂ f̂ P, (B, C, HW)
+        y += self.out.bias.view(1, c, 1).to(f.dtype)
+        return y.view(b, c, h, w)
