@@ -306,3 +306,19 @@ def test_motion_input_discriminator_needs_and_uses_the_onset():
     assert not torch.allclose(out.exp_len, other.exp_len)               # the motion channel matters
     with pytest.raises(ValueError, match="needs onset"):
         d(x)
+
+
+def test_subpixel_transposed_conv_equals_conv_transpose2d():
+    from icegan.models.generator import SubpixelConvTranspose2d
+    torch.manual_seed(4)
+    fast = SubpixelConvTranspose2d(6, 3)
+    ref = torch.nn.ConvTranspose2d(6, 3, 4, stride=2, padding=1)
+    ref.load_state_dict(fast.state_dict())                              # same parameters and keys
+    x = torch.randn(2, 6, 5, 7, requires_grad=True)
+    y = fast(x)
+    assert y.shape == (2, 3, 10, 14)
+    torch.testing.assert_close(y, ref(x), rtol=1e-5, atol=1e-5)
+    g_fast = torch.autograd.grad(y.square().sum(), [x, fast.weight, fast.bias])
+    g_ref = torch.autograd.grad(ref(x).square().sum(), [x, ref.weight, ref.bias])
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
