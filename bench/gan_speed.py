@@ -10,7 +10,7 @@ Rows (all eval mode, ``torch.inference_mode``, batch 16, one warm-up batch, CPU;
   products on the supernodes), NCHW — what ``synthesize`` and ``gan eval`` run;
 * the same in a channels-last copy (measured, not adopted);
 * the same in NCHW with the reference GRM (``factored=False``: ``M`` formed, DenseGCNConv per
-  sample) — the implementation before the speed work;
+  sample) — the GRM as it was before the speed work;
 * the same with plain skip connections (no GRM at all) — a floor for the GRM's cost;
 * the 64×64 CPU-budget model (``configs/gan_casme2_cpu.yaml``).
 
@@ -54,7 +54,7 @@ def main() -> None:
     # (name, config, channels_last, reference GRM)
     rows = [("gan_casme2.yaml, shipped (factored GRM, NCHW)", paper, False, False),
             ("gan_casme2.yaml, factored GRM, channels-last", paper, True, False),
-            ("gan_casme2.yaml, reference GRM (before), NCHW", paper, False, True),
+            ("gan_casme2.yaml, reference GRM path (factored=False), NCHW", paper, False, True),
             ("gan_casme2.yaml, skip=plain (no GRM), NCHW", plain, False, False),
             ("gan_casme2_cpu.yaml, shipped", cpu, False, False)]
     la = os.getloadavg()
