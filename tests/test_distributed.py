@@ -17,9 +17,11 @@ import torch.multiprocessing as mp
 from icegan import distributed
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["data.n_subjects=3", "data.clips_per_class=3", "data.img_size=32", "data.max_folds=2",
+# a learnable toy run (64×64 synthetic faces: at 32×32 the flow features leave both runs at chance,
+# where comparing metrics says nothing)
+TINY = ["data.n_subjects=4", "data.clips_per_class=3", "data.max_folds=2",
         "gan.epochs=1", "gan.base_channels=8", "gan.max_channels=32", "gan.d_base_channels=8",
-        "recognizer.epochs=10", "threads=1", "flow.iters=2"]
+        "recognizer.epochs=40", "threads=1", "flow.iters=2"]
 
 
 def _free_port() -> int:
@@ -144,7 +146,9 @@ def test_torchrun_two_processes_gives_one_process_metrics(tmp_path):
     assert len(p2) == m1["n_samples"] == len(set(p2["clip"]))
     assert r2.stdout.count("UF1") == 1
     assert m2["n_folds"] == m1["n_folds"] == 2
-    # stated tolerance: 2-process DDP within 0.2 UF1/UAR of one process on this 2-fold toy run
-    # (shard-wise batch norm and loss normalisation; 18 test clips, so one clip moves UF1 by ~0.05)
+    # both runs learn the task, and 2-process DDP is within the stated tolerance of one process:
+    # 0.2 UF1/UAR on this 2-fold toy run (shard-wise batch norm and loss normalisation; 18 test clips,
+    # so one clip moves UF1 by ~0.05)
     for k in ("UF1", "UAR"):
+        assert m1["overall"][k] > 0.7 and m2["overall"][k] > 0.7, (k, m1["overall"], m2["overall"])
         assert abs(m2["overall"][k] - m1["overall"][k]) <= 0.2, (k, m1["overall"], m2["overall"])
