@@ -185,12 +185,26 @@ def test_lfn2_loss_decreases_on_fixed_batch():
 
 
 def test_lfn2_init_keeps_feature_and_cost_volume_signal(lfn2):
-    # regression: PyTorch's default conv init shrank level-6 features to std ~0.01 and the cost volume
-    # to ~1e-4, so a trained model predicted the same flow for every pair
+    # regression 1: PyTorch's default conv init shrank level-6 features to std ~0.01 and the cost volume
+    # to ~1e-4, so a trained model predicted the same flow for every pair.
+    # regression 2 (netc_init_gain): plain MSRA kept the small scale of the [-0.5, 0.5] images: features at
+    # std ~0.1 (~0.07 on grey faces), cost volume ~5e-3 with flow-induced changes ~1e-4; trained 667 steps on
+    # synthetic facial flow the model stayed at zero flow (test EPE 1.155 = zero-flow EPE). Features must
+    # start at order 1 and the cost volume at order 0.1-1.
+    x = torch.cat([_smooth_texture(1, 128, 128, seed=3), _smooth_texture(1, 128, 128, seed=4)])
     with torch.no_grad():
-        feats = lfn2.netc(lfn2.prepare(torch.rand(2, 1, 128, 128)))
-        assert all(float(f.std()) > 0.05 for f in feats), [float(f.std()) for f in feats]
-        assert float(cost_volume(feats[5][:1], feats[5][1:], 3).std()) > 1e-3
+        feats = lfn2.netc(lfn2.prepare(x))
+        assert all(float(f.std()) > 0.5 for f in feats), [float(f.std()) for f in feats]
+        for k in (3, 6):
+            cv = cost_volume(feats[k - 1][:1], feats[k - 1][1:], 3)
+            assert float(cv.std()) > 0.1 and float(cv.abs().mean()) > 0.1, (k, float(cv.std()))
+    # the gain is initialisation only: 1 gives plain MSRA (features 10x smaller), and it is validated
+    torch.manual_seed(0)
+    plain = LiteFlowNet2(LiteFlowNet2Config(netc_init_gain=1.0))
+    with torch.no_grad():
+        assert float(plain.netc(plain.prepare(x))[5].std()) < 0.3
+    with pytest.raises(ValueError, match="netc_init_gain"):
+        LiteFlowNet2Config(netc_init_gain=0.0)
 
 
 # ---------------------------------------------------------------------------------------------- RAFT
