@@ -104,6 +104,30 @@ def test_warp_integer_shift_and_zero_outside():
     torch.testing.assert_close(warp(x, flow)[..., :4], (x[..., :4] + x[..., 1:]) / 2)
 
 
+def test_lfn2_level_units_warp_aligns_with_ground_truth(lfn2):
+    # flows inside NetE are full-resolution pixels / flow_scale at every level: the previous level's ground
+    # truth, up-sampled by the level's upconv and converted by its px factor, must align I2 with I1 there
+    # (and the opposite sign must not)
+    g = torch.Generator().manual_seed(6)
+    img1 = F.interpolate(torch.rand(2, 1, 8, 8, generator=g), size=(128, 128), mode="bicubic",
+                         align_corners=False).clamp(0, 1)           # smooth enough for the 8x8 level-5 grid
+    gt = torch.zeros(2, 2, 128, 128)
+    gt[0, 0], gt[0, 1], gt[1, 0], gt[1, 1] = 6.0, -4.0, -5.0, 3.0
+    img2 = warp_forward(img1, gt)
+    s = lfn2.config.flow_scale
+    for lvl in lfn2.levels[1:]:                          # levels 5..3 (level 6 has no previous flow)
+        k = lvl.level
+        assert lvl.px == pytest.approx(s / 2 ** (k - 1))
+        i1, i2 = (F.avg_pool2d(lfn2.prepare(x), 2 ** (k - 1)) for x in (img1, img2))
+        with torch.no_grad():
+            up = lvl.upconv(F.avg_pool2d(gt / s, 2 ** k))
+        c = slice(2, -2)                                 # away from the zero-padded border
+        err = lambda f: float((i1 - warp(i2, f * lvl.px))[..., c, c].abs().mean())
+        e0 = err(torch.zeros_like(up))
+        assert err(up) < (0.5 if k < 5 else 0.9) * e0, (k, err(up), e0)
+        assert err(-up) > e0, k
+
+
 def test_f_lcon_known_values_and_invariants():
     g = torch.Generator().manual_seed(2)
     flow = torch.randn(2, 2, 6, 7, generator=g)
