@@ -25,7 +25,7 @@ motion when its flow differs from the affine prediction by at most ``threshold``
 (``ransacReprojThreshold``). Defaults (:data:`DEFAULT_MODEL` "similarity", :data:`DEFAULT_THRESHOLD`
 0.2 px, :data:`DEFAULT_MARGIN` 0, i.e. the whole frame) are the best of a sweep over model × threshold
 (0.1–1 px) × margin (0, 0.1) on 40 pairs of the synthetic *training* split with TV-L1 flow, scored by
-expression-flow EPE (``bench/flow_decompose.py --tune 40``; table in docs/fragments/flow_decompose.md).
+expression-flow EPE (``bench/flow_decompose.py --tune 40``; table in docs/benchmarks.md, section "Head / expression flow decomposition").
 0.2 px is above TV-L1's flow noise on faces (facial test EPE 0.12 px, docs/benchmarks.md) and at the low
 end of the 0.2–3 px action-unit amplitudes. Limitation (measured there): where an action's motion covers
 most of the crop with a near-uniform displacement (broad synthetic AUs do), the largest consensus set

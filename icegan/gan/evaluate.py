@@ -173,7 +173,7 @@ def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None, c
     Args:
         channels_last: time a copy of the generator in ``torch.channels_last`` memory format (the
             model passed in is not modified). Off by default: on this 2-core CPU it did not help
-            (bench/gan_speed.py, docs/fragments/gan.md), and synthesis runs NCHW.
+            (bench/gan_speed.py, docs/benchmarks.md, "ICE-GAN ... second round"), and synthesis runs NCHW.
         per_batch: if a list is given, the wall-clock seconds of every timed batch are appended to it.
         cpu_per_batch: if a list is given, the CPU seconds this process used for every timed batch
             (``time.process_time``, all threads) are appended: on a shared machine, with 1 thread,
