@@ -272,3 +272,49 @@ def test_diversity_hinge_known_values_and_training_term():
     cfg.loss.mode_seeking = 1.0
     st = train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu")
     assert 0.0 <= st.history[0]["loss/mode_seeking"] <= 1.0
+
+
+def test_amp_policy_per_device_and_dtype():
+    """CUDA: bf16 where supported (no scaler), else fp16 with a GradScaler; CPU: only explicit bf16."""
+    from icegan.gan.trainer import amp_policy
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert amp_policy(cuda, True, "auto", bf16_supported=True) == (True, torch.bfloat16, False)
+    assert amp_policy(cuda, True, "auto", bf16_supported=False) == (True, torch.float16, True)
+    assert amp_policy(cuda, True, "fp16", bf16_supported=True) == (True, torch.float16, True)
+    assert amp_policy(cuda, False, "bf16") == (False, torch.float32, False)
+    assert amp_policy(cpu, True, "auto") == (False, torch.float32, False)
+    assert amp_policy(cpu, True, "bf16") == (True, torch.bfloat16, False)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        amp_policy(cpu, True, "fp16")
+    with pytest.raises(ValueError, match="amp_dtype"):
+        amp_policy(cpu, True, "half")
+
+
+def test_bf16_autocast_training_matches_float32(pairs32):
+    """The trainer's autocast path (what runs on a GPU) on CPU in bfloat16: every loss stays finite, the
+    losses of the first epoch agree with float32 to within bf16 precision (10 %), every parameter of G
+    and D is updated, and training lowers L1 as in float32 (8 real pairs, 100 steps: measured L1 0.0259 →
+    0.0147 in bf16, 0.0146 in float32; the bound asks for < 0.7× the start and within 10 % of float32)."""
+    idx = np.arange(0, 118, 15)[:8]
+    on, ap, y = pairs32.select(idx).tensors()
+    runs = {}
+    for dt in ("auto", "bf16"):                      # auto = float32 on CPU
+        cfg = tiny_cfg(epochs=100, amp=True, amp_dtype=dt)
+        cfg.loss.counterfactual = 0.0
+        g0, d0 = build_models(cfg)
+        init = {k: v.clone() for k, v in {**g0.state_dict(), **{"d." + k: v for k, v in d0.state_dict().items()}}.items()}
+        st = train_gan(on, ap, y, cfg, device="cpu", init=(g0, d0))
+        runs[dt] = (st, init)
+    st16, init16 = runs["bf16"]
+    st32, _ = runs["auto"]
+    for h in st16.history:
+        assert all(np.isfinite(v) for v in h.values() if isinstance(v, float))
+    for key in ("loss/l1", "loss/d_total", "loss/g_total"):
+        a, b = st16.history[0][key], st32.history[0][key]
+        assert abs(a - b) <= 0.1 * abs(b), (key, a, b)
+    assert st16.history[-1]["loss/l1"] < 0.7 * st16.history[0]["loss/l1"]
+    assert abs(st16.history[-1]["loss/l1"] - st32.history[-1]["loss/l1"]) <= 0.1 * st32.history[-1]["loss/l1"]
+    now = {**st16.generator.state_dict(), **{"d." + k: v for k, v in st16.discriminator.state_dict().items()}}
+    named = dict(st16.generator.named_parameters()) | {"d." + k: v for k, v in st16.discriminator.named_parameters()}
+    unchanged = [k for k in named if torch.equal(now[k], init16[k])]
+    assert not unchanged, unchanged
