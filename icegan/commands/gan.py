@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")
     ev.add_argument("--json", default=None, help="write the metrics as JSON here")
     ev.add_argument("--device", default="auto")
+    ev.add_argument("--no-cross-dataset", dest="cross_dataset", action="store_false",
+                    help="skip the independent controllability check (an STSTNet trained on the SAMM and SMIC "
+                         "features of megc2019_htnet, applied to TV-L1 features of the synthetic apexes)")
     ev.set_defaults(func=_eval)
 
     ge = subparsers.add_parser("generate", help="synthesise apex faces of a class from onset faces")
@@ -121,7 +124,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
-                       seed=args.seed, out_dir=args.out, device=_device(args.device))
+                       seed=args.seed, out_dir=args.out, device=_device(args.device),
+                       cross_dataset=args.cross_dataset)
     text = json.dumps(metrics, indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,15 @@ Metrics (issue #5; the JSON keys in brackets):
     classified as the requested class, [``controllability_per_class``] per requested class. Its
     accuracy / UF1 on the *real* held-out pairs is reported too (``recognizer_real_*``): it bounds
     how much the controllability number can say. A generator that copies its onset scores 1/3.
+(b') independent controllability — the recognizer of (b) shares its training pairs with the class-mean
+    motion prior of a ``motion_prior`` generator, so it can reward class-typical motion almost by
+    construction. :class:`CrossDatasetRecognizer` shares neither data nor flow code with it: STSTNet
+    (the ``configs/features_ststnet.yaml`` recipe) trained on the MEGC2019 composite's precomputed TV-L1
+    features of the *other* datasets (SAMM and SMIC, ``megc2019_htnet``; no CASME II subject), applied
+    to (u, v, optical strain) of flownet's TV-L1 flow onset→apex, min–max normalised per map at 28×28
+    (:func:`flownet.strain.flow_features`). [``controllability_cross_dataset``] and
+    [``controllability_cross_dataset_per_class``], and its accuracy / UF1 on the real held-out pairs
+    (``cross_dataset_real_*``). Computed when ``megc2019_htnet`` is present (otherwise None, with a log line).
 (c) [``expcaps_uf1``, ``expcaps_uar``] the discriminator's ExpCaps as a recognizer on the held-out
     real apexes (argmax capsule length), macro F1 / recall from scikit-learn; a motion-input
     discriminator (``motion_input``) is given each apex with its own onset.
@@ -43,8 +52,8 @@ import torch
 from .pairs import CLASS_NAMES, load_casme2_pairs, load_face_images, to_tensor
 from .synthesis import synthesize, to_uint8
 
-__all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "generator_speed", "run_eval",
-           "evaluate_generator"]
+__all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "CrossDatasetRecognizer",
+           "generator_speed", "run_eval", "evaluate_generator"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +144,58 @@ class FlowRecognizer:
 
     def predict(self, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
         return self.model.predict(self.features(onset, apex))
+
+
+class CrossDatasetRecognizer:
+    """An expression recognizer that never saw CASME II: for controllability checks independent of the
+    generator's training data (module docstring, (b')).
+
+    STSTNet (Liong et al. 2019) with the recipe of ``configs/features_ststnet.yaml`` (100 epochs, AdamW
+    2e-3, cosine, class weights, flip augmentation + flip TTA, final epoch), trained on the 28×28 (u, v,
+    strain) features of ``megc2019_htnet`` for ``datasets`` (default SAMM + SMIC: 297 clips). At test time
+    the same kind of feature is built from flownet's OpenCV TV-L1 flow of each (onset, apex) pair
+    (:func:`flownet.strain.flow_features`, min–max per map, 28×28). Checked on the training subjects of
+    the GAN evaluation split (2026-11-30, 89 real CASME II pairs at 64×64, none of the held-out subjects):
+    our features correlate with the precomputed ones of the same clips at r = 0.62 (u), 0.87 (v), 0.50
+    (strain), and the recognizer scores accuracy 0.81 / UF1 0.79 on them (0.87 / 0.85 on the precomputed
+    features), so the two feature pipelines agree in sign and scale.
+
+    Args:
+        datasets: composite datasets to train on (``casme2``, ``samm``, ``smic``).
+        root: ``megc2019_htnet`` folder (None: the shared data).
+        seed: recognizer seed.
+    Raises:
+        FileNotFoundError: ``megc2019_htnet`` is missing (from :func:`icegan.data.features.load_megc2019_features`).
+    """
+
+    def __init__(self, datasets: Sequence[str] = ("samm", "smic"), root=None, seed: int = 0):
+        from icegan.data.features import load_megc2019_features
+        from icegan.recognition import RecognizerConfig, fit_recognizer
+        self.datasets = list(datasets)
+        fs = load_megc2019_features(root, self.datasets)
+        cfg = RecognizerConfig(name="ststnet", input_size=28, epochs=100, batch_size=128, lr=0.002,
+                               weight_decay=1e-4, lr_schedule="cosine", dropout=0.5, class_weighting=True,
+                               hflip=True, tta_hflip=True)
+        self.n_train = len(fs)
+        self._predict = fit_recognizer(cfg, fs.features, fs.labels, seed=seed, progress=False)
+
+    @staticmethod
+    def features(onset: np.ndarray, apex: np.ndarray, batch: int = 32) -> torch.Tensor:
+        """(N, H, W) uint8 onsets and apexes → (N, 3, 28, 28) float32 (u, v, strain) in [0, 1]."""
+        from flownet.registry import get_estimator
+        from flownet.strain import flow_features
+        if onset.shape != apex.shape or onset.ndim != 3 or onset.dtype != np.uint8 or apex.dtype != np.uint8:
+            raise ValueError(f"CrossDatasetRecognizer: onset {onset.dtype}{onset.shape} and apex "
+                             f"{apex.dtype}{apex.shape} must both be uint8 (N, H, W)")
+        est = get_estimator("tvl1")
+        a = torch.from_numpy(onset).float()[:, None] / 255.0
+        b = torch.from_numpy(apex).float()[:, None] / 255.0
+        flow = torch.cat([est.estimate(a[i:i + batch], b[i:i + batch]) for i in range(0, len(a), batch)])
+        return flow_features(flow, 28, "minmax")
+
+    def predict(self, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
+        """(N,) predicted class ids (0 negative, 1 positive, 2 surprise)."""
+        return np.asarray(self._predict(self.features(onset, apex))).argmax(1)
 
 
 def diversity_metrics(syn: np.ndarray, onset: np.ndarray, src: np.ndarray, n_classes: int,
@@ -237,7 +298,8 @@ def _save_class_grids(onset: torch.Tensor, syn: torch.Tensor, src: np.ndarray, c
 def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Sequence[str],
                        apex: np.ndarray | None = None, labels: np.ndarray | None = None,
                        recognizer: FlowRecognizer | None = None, n_per_class: int = 2, seed: int = 0,
-                       out_dir: str | Path | None = None, upsample_to: int = 128) -> dict:
+                       out_dir: str | Path | None = None, upsample_to: int = 128,
+                       cross_recognizer: "CrossDatasetRecognizer | None" = None) -> dict:
     """All metrics of the module docstring for one evaluation set.
 
     Args:
@@ -245,6 +307,7 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
         apex, labels: real apexes (N, H, W) uint8 and class ids (N,), or None (folder of onsets).
         recognizer: fitted :class:`FlowRecognizer` (None → no controllability).
         n_per_class: synthetic faces per (onset, class).
+        cross_recognizer: fitted :class:`CrossDatasetRecognizer` (None → no ``*_cross_dataset`` keys filled).
     Returns:
         dict with the JSON keys of the module docstring (None where not computable).
     """
@@ -277,6 +340,19 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
             res["recognizer_real_accuracy"] = float(np.mean(pr == labels))
             res["recognizer_real_uf1"] = float(f1_score(labels, pr, labels=list(range(k)), average="macro", zero_division=0))
 
+    res["controllability_cross_dataset"] = res["controllability_cross_dataset_per_class"] = None
+    if cross_recognizer is not None:
+        pred = cross_recognizer.predict(onset[src_np], syn_u8)
+        res["controllability_cross_dataset"] = float(np.mean(pred == cls_np))
+        res["controllability_cross_dataset_per_class"] = {CLASS_NAMES[c]: float(np.mean(pred[cls_np == c] == c))
+                                                         for c in range(k)}
+        res["cross_dataset_trained_on"] = cross_recognizer.datasets
+        if apex is not None and labels is not None:
+            pr = cross_recognizer.predict(onset, apex)
+            res["cross_dataset_real_accuracy"] = float(np.mean(pr == labels))
+            res["cross_dataset_real_uf1"] = float(f1_score(labels, pr, labels=list(range(k)), average="macro",
+                                                           zero_division=0))
+
     res.update(diversity_metrics(syn_u8, onset, src_np, k, n_per_class))
 
     res["expcaps_uf1"] = res["expcaps_uar"] = None
@@ -299,14 +375,17 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
 
 
 def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequence[str] | None = None,
-             n_per_class: int = 2, seed: int = 0, out_dir: str | Path | None = None, device="cpu") -> dict:
+             n_per_class: int = 2, seed: int = 0, out_dir: str | Path | None = None, device="cpu",
+             cross_dataset: bool = True) -> dict:
     """``icegan gan eval``: load a checkpoint, pick the evaluation faces, compute every metric.
 
     ``data``: ``casme2`` (shared data) or a CASME II folder with ``manifest.csv`` — evaluates the
     ``subjects`` (default: the checkpoint's ``holdout_subjects``), recognizer trained on the
     checkpoint's training subjects; or a folder of onset face images — identity (each image its own
     identity), controllability (recognizer trained on the checkpoint's training subjects of the
-    shared CASME II data), speed and grids; no ExpCaps MER (no labels).
+    shared CASME II data), speed and grids; no ExpCaps MER (no labels). ``cross_dataset``: also the
+    independent controllability of :class:`CrossDatasetRecognizer` (skipped with a log line when
+    ``megc2019_htnet`` is absent).
     Raises:
         ValueError: no subjects to evaluate, or evaluated subjects overlap the training subjects.
     """
@@ -327,6 +406,12 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         if is_casme:
             raise
         log.warning("no CASME II training pairs for the recognizer (%s): controllability not computed", exc)
+    cross = None
+    if cross_dataset:
+        try:
+            cross = CrossDatasetRecognizer(seed=seed)
+        except FileNotFoundError as exc:
+            log.warning("no megc2019_htnet features (%s): cross-dataset controllability not computed", exc)
     if is_casme:
         if not holdout:
             raise ValueError(f"{ckpt} was trained on every subject: pass --subjects to evaluate (they would not be held out)")
@@ -336,12 +421,13 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         if overlap:
             raise ValueError(f"evaluation subjects {sorted(overlap)} were used to train {ckpt}")
         res = evaluate_generator(g, d, pairs.onset, pairs.subjects, pairs.apex, pairs.labels, recognizer,
-                                 n_per_class, seed, out)
+                                 n_per_class, seed, out, cross_recognizer=cross)
         res["eval_subjects"] = sorted(set(pairs.subjects))
         res["class_counts"] = {CLASS_NAMES[c]: int(np.sum(pairs.labels == c)) for c in range(len(CLASS_NAMES))}
     else:
         faces, names = load_face_images(data_p, cfg.data.img_size)
-        res = evaluate_generator(g, d, faces, names, None, None, recognizer, n_per_class, seed, out)
+        res = evaluate_generator(g, d, faces, names, None, None, recognizer, n_per_class, seed, out,
+                                 cross_recognizer=cross)
         res["eval_images"] = names
     res["checkpoint"] = str(ckpt)
     return res
