@@ -70,7 +70,7 @@ class SelfSupLossConfig:
     beta: float = 10.0             #: edge-aware smoothness (Eq. 3.35)
     smooth_weight: float = 0.1     #: weight of L_smo (Eq. 3.36, 3.42)
     gamma: float = 0.8             #: weight γ^(n-i-1) of recurrent update i
-    occ_warmup_frac: float = 0.2   #: fraction of the teacher stage without occlusion masking
+    occ_warmup_frac: float = 0.5   #: fraction of the teacher stage without occlusion masking (configs/flow_selfsup.yaml says why)
     report_alpha2: list[float] = field(default_factory=lambda: [0.5, 0.05])  #: α2 values for the final occluded-fraction report
 
 
