@@ -58,7 +58,7 @@ def test_flow_recognizer_beats_chance_on_held_out_subjects(pairs64):
 def test_cross_dataset_recognizer_transfers_to_casme2(pairs64):
     """STSTNet trained on SAMM + SMIC features only recognises real CASME II pairs through our TV-L1
     features: measured accuracy 0.81 on the 89 training-split pairs; the bound, > 0.6 on 40 of them, is
-    far above the 0.33 of chance and of a sign error (negated u scored 0.10 in the same measurement)."""
+    far above the 0.33 of chance and of a sign error (the negated flow scored 0.10 in the same measurement)."""
     rec = CrossDatasetRecognizer()
     assert rec.datasets == ["samm", "smic"] and rec.n_train > 250
     ps = pairs64.by_subjects(exclude=HOLDOUT).unique_clips()
