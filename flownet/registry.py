@@ -25,7 +25,8 @@ import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 
-__all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "default_weights_path", "load_srflownet",
+__all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "default_weights_path",
+           "load_srflownet",
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator"]
 
@@ -35,9 +36,21 @@ BACKBONES = ("srflownet", "liteflownet2", "raft_small", "raft_large")   #: plus 
 ESTIMATORS = ("srflownet", "liteflownet2", "raft_small", "raft_large", "ptlflow:<name>", "tvl1", "farneback")
 
 
-def default_weights_path() -> Path:
-    """The shipped weights: ``flownet/weights/srflownet_facial.pt``."""
-    return Path(__file__).resolve().parent / "weights" / "srflownet_facial.pt"
+#: weight files shipped in ``flownet/weights/`` per backbone (used when no weights are given)
+SHIPPED_WEIGHTS = {"srflownet": "srflownet_facial.pt", "liteflownet2": "liteflownet2_facial.pt"}
+
+
+def default_weights_path(backbone: str = "srflownet") -> Path:
+    """The shipped weights of ``backbone``: ``flownet/weights/srflownet_facial.pt`` (SRFlowNet-TVR) or
+    ``flownet/weights/liteflownet2_facial.pt`` (LiteFlowNet2-FDR, float16; docs/benchmarks.md, flow table).
+
+    Raises:
+        ValueError: ``backbone`` has no shipped weights (raft_small, raft_large, ptlflow models).
+    """
+    n = canonical_name(backbone)
+    if n not in SHIPPED_WEIGHTS:
+        raise ValueError(f"flow estimator '{n}' has no shipped weights (shipped: {sorted(SHIPPED_WEIGHTS)})")
+    return Path(__file__).resolve().parent / "weights" / SHIPPED_WEIGHTS[n]
 
 
 def save_srflownet(model: SRFlowNet, path: str | Path, meta: dict | None = None) -> Path:
@@ -332,9 +345,9 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
     """Return an estimator by name: ``"srflownet"`` | ``"liteflownet2"`` | ``"raft_small"`` |
     ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"``.
 
-    ``weights``: a local weights file. For srflownet None → the shipped weights; the other learned
-    backbones have no shipped weights, so they need ``weights`` (or ``random_init=True`` for an untrained
-    model, e.g. tests). ``kwargs`` go to the estimator (``iters`` for srflownet and RAFT; OpenCV
+    ``weights``: a local weights file. For srflownet and liteflownet2 None → the shipped weights
+    (:data:`SHIPPED_WEIGHTS`); the other learned backbones have none, so they need ``weights`` (or
+    ``random_init=True`` for an untrained model, e.g. tests). ``kwargs`` go to the estimator (``iters`` for srflownet and RAFT; OpenCV
     parameters for the classical ones).
 
     Raises:
@@ -349,6 +362,8 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
     if n in BACKBONES or n.startswith("ptlflow:"):
         if weights is not None:
             model = load_weights(weights, expected=n, device=device)
+        elif not random_init and n in SHIPPED_WEIGHTS:
+            model = load_weights(default_weights_path(n), expected=n, device=device)
         elif random_init:
             model = build_backbone(n, kwargs.pop("config", None))
         else:

@@ -328,7 +328,7 @@ def test_registry_names_and_random_init():
     with pytest.raises(ValueError, match="after the colon"):
         canonical_name("ptlflow:")
     with pytest.raises(ValueError, match="no shipped weights"):
-        get_estimator("liteflownet2")
+        get_estimator("raft_small")
     est = get_estimator("liteflownet2", random_init=True)
     assert isinstance(est, BackboneEstimator) and isinstance(est.model, LiteFlowNet2)
     f = est.estimate(torch.rand(1, 1, 40, 44), torch.rand(1, 1, 40, 44))

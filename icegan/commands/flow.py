@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     e.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
     e.add_argument("--weights", default=None,
-                   help="local weights file (srflownet default: shipped weights; the other learned models need one)")
+                   help="local weights file (srflownet and liteflownet2 default: shipped weights; "
+                        "raft_small, raft_large and ptlflow models need one)")
     e.add_argument("--data", default="synthetic-face", choices=["middlebury", "synthetic-face"])
     e.add_argument("--root", default=None,
                    help="data root: Middlebury folder, or the shared data root holding casme2/ "
