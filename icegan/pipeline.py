@@ -99,6 +99,13 @@ class GanSection:
             (GAN without it) to 0.4677 and put checkerboard patterns into the synthetic apexes.
         joint_weight: weight of that loss.
         counterfactual: weight of the random-other-class branch of the GAN loss.
+        motion_head, motion_prior, d_motion_input: the motion recipe of ``configs/gan_casme2_cpu.yaml`` (our
+            additions, off = the paper's model; :class:`icegan.gan.trainer.GanModelConfig`): G warps the
+            onset by a class-conditional flow that starts at the class-mean ``tvl1``/``farneback`` flow of
+            the fold's training pairs, and D also sees image − onset. With it the synthetic apexes are
+            recognised as their class at 86 % by a recognizer trained on other datasets (docs/benchmarks.md,
+            ICE-GAN second round); without it the generator ignores the class (33 %).
+        lr_d, beta1: discriminator learning rate (None = ``lr``) and Adam β1 (paper 0.9).
     """
     enabled: bool = True
     skip: Literal["grm", "plain", "se"] = "grm"
@@ -112,6 +119,11 @@ class GanSection:
     joint: bool = False
     joint_weight: float = 1.0
     counterfactual: float = 1.0
+    motion_head: bool = False
+    motion_prior: Literal["none", "tvl1", "farneback"] = "none"
+    d_motion_input: bool = False
+    lr_d: Optional[float] = None
+    beta1: float = 0.9
 
 
 @dataclass
@@ -119,11 +131,10 @@ class FlowSection:
     """Optical flow of onset→apex pairs (real and synthetic).
 
     Attributes:
-        method: ``srflownet`` (shipped weights unless ``weights``), ``liteflownet2``, ``raft_small`` or
+        method: ``srflownet`` or ``liteflownet2`` (shipped weights unless ``weights``), ``raft_small`` or
             ``raft_large`` (no shipped weights: ``weights`` is required; train them with
-            ``icegan flow train --config configs/flow_liteflownet2.yaml`` / ``flow_raft_small.yaml``),
-            ``tvl1`` or ``farneback``.
-        weights: weights file of the learned method (None = shipped, SRFlowNet only).
+            ``icegan flow train --config configs/flow_raft_small.yaml``), ``tvl1`` or ``farneback``.
+        weights: weights file of the learned method (None = shipped: SRFlowNet and LiteFlowNet2 only).
         iters: SRFlowNet / RAFT refinement iterations (None = the weights' default).
         batch_size: pairs per flow batch.
         component: which part of the flow the features are built from: ``total`` (the estimator's flow),
@@ -184,13 +195,16 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     s = cfg.data.img_size
     if s < 32 or s & (s - 1):
         raise ConfigError(f"data.img_size must be a power of two >= 32, got {s}")
+    if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:
+        raise ConfigError(f"gan.motion_prior={cfg.gan.motion_prior} is the starting flow of the motion head: "
+                          "set gan.motion_head=true (or gan.motion_prior=none)")
     if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):
         raise ConfigError("gan.joint back-propagates through the flow network: it needs flow.method=srflownet "
                           f"(or liteflownet2, raft_small, raft_large; got {cfg.flow.method}); set gan.joint=false "
                           "for classical flow")
-    if cfg.flow.method in ("liteflownet2", "raft_small", "raft_large") and not cfg.flow.weights:
+    if cfg.flow.method in ("raft_small", "raft_large") and not cfg.flow.weights:
         raise ConfigError(f"flow.method={cfg.flow.method} has no shipped weights: set flow.weights to a local "
                           f"weights file (e.g. runs/<name>/weights.pt from icegan flow train)")
     if cfg.flow.component != "total" and cfg.gan.joint and cfg.gan.enabled:
@@ -371,7 +385,12 @@ def _gan_config(cfg: MainConfig, device: torch.device):
     g.model.g_max_channels = cfg.gan.max_channels
     g.model.d_base_channels = cfg.gan.d_base_channels
     g.model.skip = cfg.gan.skip
+    g.model.motion_head = cfg.gan.motion_head
+    g.model.motion_prior = cfg.gan.motion_prior
+    g.model.d_motion_input = cfg.gan.d_motion_input
     g.loss.counterfactual = cfg.gan.counterfactual
+    g.train.lr_d = cfg.gan.lr_d
+    g.train.beta1 = cfg.gan.beta1
     g.train.epochs = cfg.gan.epochs
     g.train.batch_size = cfg.gan.batch_size
     g.train.lr = cfg.gan.lr
@@ -534,7 +553,8 @@ class FoldRunner:
     def _expcaps_scores(self, gan_state, test_idx) -> np.ndarray:
         d = gan_state.discriminator.eval()
         with torch.no_grad():
-            out = d(self._pm1(self.clips.apex[test_idx]).to(self.device), reconstruct=False)
+            onset = self._pm1(self.clips.onset[test_idx]).to(self.device) if getattr(d, "motion_input", False) else None
+            out = d(self._pm1(self.clips.apex[test_idx]).to(self.device), reconstruct=False, onset=onset)
         return out.exp_len.float().cpu().numpy()
 
 

@@ -86,6 +86,9 @@ def test_ablation_switches(tmp_path, tiny_weights, monkeypatch):
         seen["skip"] = cfg.model.skip
         seen["modules"] = {type(m).__name__ for m in state.generator.grms}
         seen["joint"] = kw.get("extra_loss_fn") is not None
+        if cfg.model.motion_head:
+            seen["motion"] = (cfg.model.motion_prior, cfg.model.d_motion_input,
+                              bool(state.generator.motion_prior.abs().sum() > 0), getattr(state.discriminator, "motion_input", None))
         return state
     monkeypatch.setattr("icegan.gan.trainer.train_gan", spy)
 
@@ -107,9 +110,18 @@ def test_ablation_switches(tmp_path, tiny_weights, monkeypatch):
     m = run_main(_cfg(tiny_weights, "recognizer.name=expcaps", "gan.synthetic_ratio=0.0", "gan.joint=false",
                       "data.max_folds=1"), tmp_path / "d", progress=False)
     assert m["n_samples"] == 3
+    # the motion recipe reaches the fold's GAN (prior filled from the fold's training pairs; D sees the onset),
+    # and the ExpCaps recognizer hands the motion-input D each apex with its onset
+    seen.clear()
+    m = run_main(_cfg(tiny_weights, "gan.motion_head=true", "gan.motion_prior=farneback", "gan.d_motion_input=true",
+                      "recognizer.name=expcaps", "gan.synthetic_ratio=0.0", "data.max_folds=1"), tmp_path / "e",
+                 progress=False)
+    assert seen["motion"] == ("farneback", True, True, True) and m["n_samples"] == 3
 
 
 def test_config_errors_name_the_keys(tiny_weights):
+    with pytest.raises(ConfigError, match="gan.motion_head"):
+        load_main_config(None, ["gan.motion_prior=tvl1"])
     with pytest.raises(ConfigError, match="flow.method=srflownet"):
         load_main_config(None, ["flow.method=tvl1", "gan.joint=true"])   # joint loss needs a differentiable flow
     with pytest.raises(ConfigError, match="gan.enabled"):
