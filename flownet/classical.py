@@ -73,6 +73,18 @@ class TVL1Estimator(_Classical):
     def _pair(self, a, b):
         return self._algo.calc(a, b, None).astype(np.float32)
 
+    # The OpenCV algorithm object cannot be pickled; it is rebuilt from ``params`` so that an estimator
+    # can travel to another process (Ray fold tasks, DataLoader workers).
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_algo", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        import cv2
+        self.__dict__.update(state)
+        self._algo = cv2.optflow.DualTVL1OpticalFlow_create(**self.params)
+
 
 class FarnebackEstimator(_Classical):
     """OpenCV Gunnar-Farneback dense flow."""

@@ -104,6 +104,11 @@ def test_registry_classical_and_errors():
         assert f.shape == (1, 2, 64, 64)
         # a 1-px shift of a smooth texture is recovered within half a pixel in the interior
         assert (f - gt)[..., 8:-8, 8:-8].norm(dim=1).mean() < 0.5, name
+        # estimators travel to other processes (Ray fold tasks): a pickled copy gives the same flow
+        import pickle
+        assert torch.equal(pickle.loads(pickle.dumps(est)).estimate(img1, img2), f), name
+    tv = pickle.loads(pickle.dumps(flownet.get_estimator("tvl1", tau=0.2)))
+    assert tv.params == {"tau": 0.2} and tv._algo.getTau() == pytest.approx(0.2)
     with pytest.raises(ValueError, match="unknown flow estimator"):
         flownet.get_estimator("pwcnet")
     with pytest.raises(ValueError, match="takes no weights"):
