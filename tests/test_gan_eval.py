@@ -117,6 +117,9 @@ def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64):
     assert 0 <= res["identity_rank1"] <= 1 and res["identity_mean_distance"] >= 0
     assert set(res["controllability_per_class"]) == {"negative", "positive", "surprise"}
     assert len(res["grids"]) == 3
+    md = (tmp_path / "ev" / "eval.md").read_text()
+    assert "| identity rank-1 identification | " in md and "≤ 0.20" in md
+    assert f"{100 * res['controllability_cross_dataset']:.1f} %" in md
     # a folder of onset faces
     faces = tmp_path / "faces"
     faces.mkdir()

@@ -120,7 +120,7 @@ def _device(name: str):
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from icegan.gan.evaluate import run_eval
+    from icegan.gan.evaluate import metrics_markdown, run_eval
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
@@ -130,5 +130,11 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
+    md = metrics_markdown(metrics)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent.parent / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.md").write_text(md)
     print(text)
+    print(md)
+    print(f"wrote {out / 'eval.md'}" + (f" and {args.json}" if args.json else ""))
     return 0

@@ -53,7 +53,7 @@ from .pairs import CLASS_NAMES, load_casme2_pairs, load_face_images, to_tensor
 from .synthesis import synthesize, to_uint8
 
 __all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "CrossDatasetRecognizer",
-           "generator_speed", "run_eval", "evaluate_generator"]
+           "generator_speed", "run_eval", "evaluate_generator", "metrics_markdown"]
 
 log = logging.getLogger(__name__)
 
@@ -431,3 +431,38 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         res["eval_images"] = names
     res["checkpoint"] = str(ckpt)
     return res
+
+
+def metrics_markdown(res: dict) -> str:
+    """A paste-ready Markdown table of :func:`run_eval`'s result (the issue's targets beside each value).
+
+    Missing or None entries print as "—". Fractions are shown in %, distances with 3 decimals.
+    """
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.1f} %"
+
+    def num(v, fmt="{:.3f}"):
+        return "—" if v is None else fmt.format(v)
+
+    def per_class(d):
+        return "" if not d else " (" + " / ".join(f"{k} {pct(v)}" for k, v in d.items()) + ")"
+
+    rows = [
+        ("identity distance, synthetic apex vs its onset (mean) ↓", num(res.get("identity_mean_distance")), "≤ 0.20"),
+        ("identity rank-1 identification", pct(res.get("identity_rank1")), "≥ 95 %"),
+        ("controllability, recognizer on the generator's training subjects",
+         pct(res.get("controllability")) + per_class(res.get("controllability_per_class")), "> 70 %"),
+        ("controllability, recognizer trained on other datasets only",
+         pct(res.get("controllability_cross_dataset")) + per_class(res.get("controllability_cross_dataset_per_class")),
+         "> 70 %"),
+        ("ExpCaps UF1 on held-out real apexes", num(res.get("expcaps_uf1"), "{:.4f}"), "—"),
+        ("synthesis speed (faces/s)", num(res.get("faces_per_s"), "{:.1f}"), "≥ 50 at 128×128"),
+        ("reference: identity distance, real apex vs onset", num(res.get("real_apex_identity_mean_distance")), "—"),
+        ("reference: recognizers on the real held-out pairs (accuracy)",
+         f"{pct(res.get('recognizer_real_accuracy'))} / {pct(res.get('cross_dataset_real_accuracy'))}", "—"),
+    ]
+    head = (f"ICE-GAN evaluation: {res.get('n_onsets')} onsets of {res.get('n_subjects')} subjects, "
+            f"{res.get('n_synthetic')} synthetic apexes at {res.get('img_size')}×{res.get('img_size')}\n\n")
+    lines = ["| metric | value | target (issue #5) |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return head + "\n".join(lines) + "\n"
