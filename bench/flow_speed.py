@@ -9,6 +9,8 @@ so that the speed-up of :func:`flownet.models.srflownet.depthwise_conv` is measu
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 256 388x584 --iters 4 8 --plain-dw
     .venv/bin/python bench/flow_speed.py --weights fdr=runs/srflownet_fdr/weights.pt --iters 4
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 256 --iters 4 --content facial --repeats 20
+    .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 --iters 4 --content facial --repeats 64 \
+        --methods srflownet,liteflownet2,tvl1 --batch 32     # batched, as the main job computes flow
 
 ``--content facial`` times the methods on the first ``--repeats`` pairs of the synthetic facial flow test
 set (real CASME II crops of held-out subjects, warped; square sizes only) instead of one random texture:
@@ -71,14 +73,18 @@ def facial_pairs(size: tuple[int, int], repeats: int, root=None) -> list[tuple[t
     return [(p["img1"], p["img2"]) for p in load_pairs("synthetic-face", root, size=size[0], n_pairs=repeats)]
 
 
-def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext) -> float:
-    """Best over ``rounds`` of (pairs / seconds) for ``est.estimate`` over ``pairs`` (after one warm-up)."""
+def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext, batch: int = 1) -> float:
+    """Best over ``rounds`` of (pairs / seconds) for ``est.estimate`` over ``pairs`` (after one warm-up call of
+    the same batch size). ``batch`` > 1 stacks that many pairs into one call (how the main job computes flow,
+    ``flow.batch_size``); the classical methods still solve them one after another inside the call."""
+    groups = [(torch.cat([a for a, _ in pairs[i:i + batch]]), torch.cat([b for _, b in pairs[i:i + batch]]))
+              for i in range(0, len(pairs), batch)]
     best = 0.0
     with ctx():
-        est.estimate(*pairs[0])  # warm-up
+        est.estimate(*groups[0])  # warm-up
         for _ in range(rounds):
             t0 = time.perf_counter()
-            for a, b in pairs:
+            for a, b in groups:
                 est.estimate(a, b)
             best = max(best, len(pairs) / (time.perf_counter() - t0))
     return best
@@ -98,6 +104,8 @@ def main(argv=None) -> int:
                     help="random: one smooth random texture; facial: the first --repeats synthetic facial test pairs")
     ap.add_argument("--root", default=None, help="shared data root for --content facial (default ../shared/data)")
     ap.add_argument("--plain-dw", action="store_true", help="also time the plain nn.Conv2d super-kernel path")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="pairs per estimate call (default 1; the main job uses flow.batch_size=32)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     import cv2
@@ -114,6 +122,8 @@ def main(argv=None) -> int:
                     if args.plain_dw:
                         rows_spec.append((f"SRFlowNet-{label} ({k} updates, plain depth-wise conv)", est,
                                           plain_depthwise))
+        elif m == "liteflownet2":
+            rows_spec.append(("LiteFlowNet2 (shipped)", get_estimator("liteflownet2"), contextlib.nullcontext))
         else:
             rows_spec.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], get_estimator(m), contextlib.nullcontext))
     load0 = _uptime()
@@ -121,10 +131,11 @@ def main(argv=None) -> int:
     for s in sizes:  # size-major: the rows of one column are timed close together
         pairs = facial_pairs(s, args.repeats, args.root) if args.content == "facial" else random_pairs(s, args.repeats)
         for name, est, ctx in rows_spec:
-            vals[name].append(pairs_per_s(est, pairs, args.rounds, ctx))
+            vals[name].append(pairs_per_s(est, pairs, args.rounds, ctx, args.batch))
     load1 = _uptime()
     print(f"load average before {load0}, after {load1}; {args.threads} threads; "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; content {args.content}; pid {os.getpid()}")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; content {args.content}; batch {args.batch}; "
+          f"pid {os.getpid()}")
     print("| method | " + " | ".join(f"{h}x{w}" for h, w in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for name, v in vals.items():
