@@ -313,11 +313,40 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
     return torch.cat(out) if out else torch.zeros(0, 3, size, size)
 
 
+def flow_weights_provenance(cfg: MainConfig) -> dict:
+    """``{"flow_weights": <path>, "flow_weights_sha256": <hex>}`` of the weights file the flow network of
+    ``cfg`` loads (``flow.weights`` or, when unset, the shipped file), plus the same for the DecFlow weights
+    of ``flow.decompose=learned``; ``{}`` for classical flow. The run header and the feature cache carry it, so
+    that a run resumed after the weights file changed (e.g. new shipped weights) is refused instead of mixing
+    folds computed with two different networks.
+    """
+    import hashlib
+
+    from flownet.registry import SHIPPED_WEIGHTS, default_weights_path
+    files = {}
+    if cfg.flow.method in ("srflownet", "liteflownet2", "raft_small", "raft_large"):
+        if cfg.flow.weights:
+            files["flow_weights"] = Path(cfg.flow.weights)
+        elif cfg.flow.method in SHIPPED_WEIGHTS:
+            files["flow_weights"] = default_weights_path(cfg.flow.method)
+    if cfg.flow.component != "total" and cfg.flow.decompose == "learned":
+        from flownet.models.decflow import default_decflow_path
+        files["decompose_weights"] = Path(cfg.flow.decompose_weights) if cfg.flow.decompose_weights \
+            else default_decflow_path()
+    out = {}
+    for k, p in files.items():
+        if p.is_file():
+            out[k] = p.name
+            out[k + "_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
 def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path) -> torch.Tensor:
-    """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings)."""
+    """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
+    the SHA-256 of the flow weights, :func:`flow_weights_provenance`)."""
     key = json.dumps({"flow": dataclasses.asdict(cfg.flow), "size": cfg.recognizer.input_size,
                       "clips": clips.samples["clip"].tolist(),
-                      "img": int(clips.onset.shape[-1])}, sort_keys=True)
+                      "img": int(clips.onset.shape[-1]), "weights": flow_weights_provenance(cfg)}, sort_keys=True)
     path = run_dir / "features_real.pt"
     cached = None
     if distributed.is_main() and path.is_file():
@@ -593,7 +622,8 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
-                       progress=progress and distributed.is_main(), fold_map=executor)
+                       progress=progress and distributed.is_main(), fold_map=executor,
+                       provenance=flow_weights_provenance(cfg))
     if not distributed.is_main():
         return metrics
     timing_path = run_dir / "timing.json"

@@ -333,7 +333,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
              protocol: Literal["CDE", "SDE"] = "CDE", oracle_epoch: bool = False, config: Any = None,
              dataset: Optional[str] = None, name: Optional[str] = None, max_folds: int = 0,
              folds_fn: Optional[Callable[[list[Fold]], Sequence[Any]]] = None, folds_per_call: int = 1,
-             progress: bool = True, n_classes: int = 3, fold_map: Optional[Callable] = None) -> dict:
+             progress: bool = True, n_classes: int = 3, fold_map: Optional[Callable] = None,
+             provenance: Optional[dict] = None) -> dict:
     """Run (or resume) a LOSO evaluation and write every output into ``out_dir``.
 
     Args:
@@ -366,6 +367,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             recorded as it arrives, so an interrupted parallel run resumes like a sequential one.
             Under ``torchrun`` (:mod:`icegan.distributed`) every process runs the same folds in
             lockstep and only rank 0 writes the run directory; the others return rank 0's metrics.
+        provenance: JSON-able facts the config does not capture but the results depend on (e.g. the
+            SHA-256 of a weights file the config names only by default); kept in ``run.json``, so a
+            resumed run whose provenance changed is refused like one whose config changed.
 
     Returns:
         The metrics.json content: ``{"protocol", "n_folds", "n_samples", "oracle_epoch",
@@ -389,7 +393,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     from icegan import distributed
     if not distributed.is_main():
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
-    _prepare_dir(out, _header(samples, protocol, dataset, oracle_epoch, folds), config)
+    header = _header(samples, protocol, dataset, oracle_epoch, folds)
+    if provenance:
+        header["provenance"] = dict(provenance)
+    _prepare_dir(out, header, config)
     pred_csv = out / "predictions.csv"
     done = _read_finished(pred_csv, samples, folds)
     finished = set(done["subject"])

@@ -15,6 +15,7 @@ from flownet.registry import save_srflownet
 from icegan.config import ConfigError
 from icegan import pipeline
 from icegan.pipeline import load_main_config, run_main
+from icegan.protocol import LosoStateError
 
 TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2",
         "gan.epochs=1", "gan.batch_size=8", "gan.base_channels=8", "gan.synthetic_ratio=0.5",
@@ -74,6 +75,27 @@ def test_resume_after_kill_gives_identical_metrics(tmp_path, tiny_weights, monke
     again = run_main(cfg, tmp_path / "run", progress=False)
     assert calls == ["synthetic/s02"]            # the finished fold is not recomputed
     assert again == ref
+
+
+def test_resume_refuses_a_run_whose_flow_weights_changed(tmp_path, tiny_weights):
+    """The weights file's SHA-256 is part of the run header: same config, different weights file content
+    (e.g. new shipped weights) → the finished folds are not mixed with new ones."""
+    w = tmp_path / "w.pt"
+    w.write_bytes(open(tiny_weights, "rb").read())
+    cfg = load_main_config(None, TINY + [f"flow.weights={w}", "gan.enabled=false", "data.max_folds=1"])
+    run_main(cfg, tmp_path / "run", progress=False)
+    header = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert header["provenance"]["flow_weights"] == "w.pt" and len(header["provenance"]["flow_weights_sha256"]) == 64
+    assert run_main(cfg, tmp_path / "run", progress=False)["n_folds"] == 1          # unchanged weights resume
+    torch.manual_seed(1)
+    other = SRFlowNet(SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                                      corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=2))
+    save_srflownet(other, w)
+    with pytest.raises(LosoStateError, match="provenance"):
+        run_main(cfg, tmp_path / "run", progress=False)
+    # classical flow: no weights, no provenance entry
+    assert pipeline.flow_weights_provenance(load_main_config(None, ["flow.method=tvl1", "gan.joint=false"])) == {}
+    assert "flow_weights_sha256" in pipeline.flow_weights_provenance(load_main_config(None, []))   # shipped file
 
 
 def test_ablation_switches(tmp_path, tiny_weights, monkeypatch):
