@@ -159,9 +159,13 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     if run_json.is_file():
         old = json.loads(run_json.read_text())
         if old != header:
-            diff = [k for k in header if old.get(k) != header[k]]
-            raise LosoStateError(f"{out} holds a different LOSO run (differs in {diff}); use another --out "
-                                 f"or delete that folder")
+            diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
+            why = ""
+            if diff == ["provenance"]:
+                why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
+                       "weights file changed, or the folder was made before icegan recorded it)")
+            raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
+                                 f"--out or delete that folder")
         if cfg is not None and cfg_path.is_file():
             old_cfg = yaml.safe_load(cfg_path.read_text())
             if old_cfg != yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False)):
