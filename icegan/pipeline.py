@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
 from icegan.config import ConfigError, load_config, save_config
 from icegan.data.prepare import PrepareConfig
@@ -204,7 +205,7 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
         raise ConfigError("gan.joint back-propagates through the flow network: it needs flow.method=srflownet "
                           f"(or liteflownet2, raft_small, raft_large; got {cfg.flow.method}); set gan.joint=false "
                           "for classical flow")
-    if cfg.flow.method in ("raft_small", "raft_large") and not cfg.flow.weights:
+    if cfg.flow.method in BACKBONES and cfg.flow.method not in SHIPPED_WEIGHTS and not cfg.flow.weights:
         raise ConfigError(f"flow.method={cfg.flow.method} has no shipped weights: set flow.weights to a local "
                           f"weights file (e.g. runs/<name>/weights.pt from icegan flow train)")
     if cfg.flow.component != "total" and cfg.gan.joint and cfg.gan.enabled:
@@ -322,9 +323,9 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     """
     import hashlib
 
-    from flownet.registry import SHIPPED_WEIGHTS, default_weights_path
+    from flownet.registry import default_weights_path
     files = {}
-    if cfg.flow.method in ("srflownet", "liteflownet2", "raft_small", "raft_large"):
+    if cfg.flow.method in BACKBONES:
         if cfg.flow.weights:
             files["flow_weights"] = Path(cfg.flow.weights)
         elif cfg.flow.method in SHIPPED_WEIGHTS:
@@ -341,12 +342,12 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     return out
 
 
-def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path) -> torch.Tensor:
+def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, provenance: dict) -> torch.Tensor:
     """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
-    the SHA-256 of the flow weights, :func:`flow_weights_provenance`)."""
+    ``provenance``, the SHA-256 of the flow weights from :func:`flow_weights_provenance`)."""
     key = json.dumps({"flow": dataclasses.asdict(cfg.flow), "size": cfg.recognizer.input_size,
                       "clips": clips.samples["clip"].tolist(),
-                      "img": int(clips.onset.shape[-1]), "weights": flow_weights_provenance(cfg)}, sort_keys=True)
+                      "img": int(clips.onset.shape[-1]), "weights": provenance}, sort_keys=True)
     path = run_dir / "features_real.pt"
     cached = None
     if distributed.is_main() and path.is_file():
@@ -618,12 +619,13 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
     clips = load_samples(cfg)
-    feats = _real_features(cfg, clips, estimator, run_dir)
+    provenance = flow_weights_provenance(cfg)
+    feats = _real_features(cfg, clips, estimator, run_dir, provenance)
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
                        progress=progress and distributed.is_main(), fold_map=executor,
-                       provenance=flow_weights_provenance(cfg))
+                       provenance=provenance)
     if not distributed.is_main():
         return metrics
     timing_path = run_dir / "timing.json"

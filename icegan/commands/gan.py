@@ -130,11 +130,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
-    md = metrics_markdown(metrics)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent.parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.md").write_text(md)
     print(text)
-    print(md)
-    print(f"wrote {out / 'eval.md'}" + (f" and {args.json}" if args.json else ""))
+    print(metrics_markdown(metrics))
+    print(f"wrote {metrics['report']}" + (f" and {args.json}" if args.json else ""))
     return 0

@@ -181,17 +181,14 @@ class CrossDatasetRecognizer:
 
     @staticmethod
     def features(onset: np.ndarray, apex: np.ndarray, batch: int = 32) -> torch.Tensor:
-        """(N, H, W) uint8 onsets and apexes → (N, 3, 28, 28) float32 (u, v, strain) in [0, 1]."""
+        """(N, H, W) uint8 onsets and apexes → (N, 3, 28, 28) float32 (u, v, strain) in [0, 1], computed as the
+        main job does (:func:`icegan.pipeline.compute_flow_features` with TV-L1, min–max)."""
         from flownet.registry import get_estimator
-        from flownet.strain import flow_features
+        from icegan.pipeline import compute_flow_features, to_unit
         if onset.shape != apex.shape or onset.ndim != 3 or onset.dtype != np.uint8 or apex.dtype != np.uint8:
             raise ValueError(f"CrossDatasetRecognizer: onset {onset.dtype}{onset.shape} and apex "
                              f"{apex.dtype}{apex.shape} must both be uint8 (N, H, W)")
-        est = get_estimator("tvl1")
-        a = torch.from_numpy(onset).float()[:, None] / 255.0
-        b = torch.from_numpy(apex).float()[:, None] / 255.0
-        flow = torch.cat([est.estimate(a[i:i + batch], b[i:i + batch]) for i in range(0, len(a), batch)])
-        return flow_features(flow, 28, "minmax")
+        return compute_flow_features(get_estimator("tvl1"), to_unit(onset), to_unit(apex), 28, "minmax", batch)
 
     def predict(self, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
         """(N,) predicted class ids (0 negative, 1 positive, 2 surprise)."""
@@ -383,7 +380,9 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     ``subjects`` (default: the checkpoint's ``holdout_subjects``), recognizer trained on the
     checkpoint's training subjects; or a folder of onset face images — identity (each image its own
     identity), controllability (recognizer trained on the checkpoint's training subjects of the
-    shared CASME II data), speed and grids; no ExpCaps MER (no labels). ``cross_dataset``: also the
+    shared CASME II data), speed and grids; no ExpCaps MER (no labels). Writes the grids and ``eval.md``
+    (:func:`metrics_markdown`) into ``out_dir`` (default: ``eval/`` beside the checkpoints folder); the JSON
+    key ``report`` names the latter. ``cross_dataset``: also the
     independent controllability of :class:`CrossDatasetRecognizer` (skipped with a log line when
     ``megc2019_htnet`` is absent).
     Raises:
@@ -430,6 +429,9 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
                                  cross_recognizer=cross)
         res["eval_images"] = names
     res["checkpoint"] = str(ckpt)
+    out.mkdir(parents=True, exist_ok=True)
+    res["report"] = str(out / "eval.md")
+    (out / "eval.md").write_text(metrics_markdown(res))
     return res
 
 

@@ -137,7 +137,7 @@ class GanTrainConfig:
     seed: int = 0
     hflip: bool = True
     amp: bool = True
-    amp_dtype: str = "auto"
+    amp_dtype: Literal["auto", "bf16", "fp16"] = "auto"
     device: str = "auto"
     sample_every: int = 5
     checkpoint_every: int = 1
