@@ -72,6 +72,7 @@ class FlowTrainSection:
     ckpt_every: int = 50
     device: str = "cpu"
     threads: int = 2
+    workers: int = 0               #: DataLoader processes generating training pairs (0 = in the main process; a GPU needs several)
     seed: int = 0
     resume: bool = True
     init_weights: str | None = None  #: start from this weights file (e.g. self-supervised SRFlowNet); ignored on resume
@@ -283,8 +284,13 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
 
     writer = SummaryWriter(str(run / "tb"))
     gen = torch.Generator().manual_seed(t.seed + step)
+    if t.workers < 0:
+        raise ValueError(f"train.workers must be >= 0, got {t.workers}")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed pair size: let cuDNN pick its fastest convolutions once
     loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=gen, collate_fn=collate,
-                        drop_last=True)
+                        drop_last=True, num_workers=t.workers, persistent_workers=t.workers > 0,
+                        pin_memory=device.type == "cuda", prefetch_factor=4 if t.workers else None)
     crop_gen = torch.Generator().manual_seed(t.seed + 1 + step)
 
     def random_crop(b: dict) -> dict:

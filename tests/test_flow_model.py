@@ -322,3 +322,28 @@ def test_fine_tune_run_watches_validation_and_scores_test_once(tmp_path, shared_
     changed = any(not torch.equal(a, b) for a, b in zip(m.state_dict().values(),
                                                        load_srflownet(init).state_dict().values()))
     assert changed  # two optimiser steps moved the initial weights
+
+
+def test_loader_workers_give_the_same_training_as_the_main_process(tmp_path, shared_data):
+    """train.workers > 0 (pairs generated in DataLoader processes, as the GPU recipe
+    configs/flow_srflownet_fast.yaml does) trains exactly the same weights as workers=0: pairs are a
+    function of their index and the shuffle order comes from the run's seed, not from the workers."""
+    from flownet.train import FlowTrainConfig, train
+    from icegan.config import load_config
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in
+            SRFlowNet(TINY).config_dict().items()]
+    weights = {}
+    for w in (0, 2):
+        cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_fast.yaml",
+                          [f"out_dir={tmp_path}", f"name=w{w}", f"data.root={shared_data}", "data.n_train=8",
+                           "data.n_test=2", "data.n_val=2", "data.size=64", "train.batch_size=2", "train.steps=3",
+                           "train.eval_every=0", "train.threads=1", "train.device=cpu", f"train.workers={w}",
+                           "train.max_minutes=0", *tiny])
+        train(cfg, progress=False)
+        weights[w] = load_srflownet(tmp_path / f"w{w}" / "weights.pt").state_dict()
+    assert weights[0].keys() == weights[2].keys()
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[2][k], rtol=0, atol=0, msg=k)
+    cfg.train.workers = -1
+    with pytest.raises(ValueError, match="train.workers"):
+        train(cfg, progress=False)
