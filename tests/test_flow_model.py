@@ -118,7 +118,7 @@ def test_registry_classical_and_errors():
 @pytest.mark.parametrize("name", ["srflownet", "liteflownet2"])
 def test_shipped_weights_beat_zero_flow_on_synthetic_faces(shared_data, name):
     """Shipped weights (SRFlowNet-TVR; LiteFlowNet2-FDR stored as float16) load without --weights and beat
-    zero flow on 4 held-out synthetic facial pairs (measured on 100 pairs: 0.419 and 0.208 px vs 1.150)."""
+    zero flow on 4 held-out synthetic facial pairs (measured on 100 pairs: 0.170 and 0.208 px vs 1.150)."""
     assert default_weights_path(name).is_file(), f"shipped {name} weights missing"
     est = flownet.get_estimator(name)
     assert isinstance(est.model, torch.nn.Module)
@@ -131,7 +131,7 @@ def test_shipped_weights_beat_zero_flow_on_synthetic_faces(shared_data, name):
     pred = est.estimate(img1, img2)
     ours = flow_metrics(pred, gt, valid)["EPE"]
     zero = flow_metrics(torch.zeros_like(gt), gt, valid)["EPE"]
-    assert ours < (0.7 if name == "srflownet" else 0.4) * zero, (ours, zero)
+    assert ours < 0.4 * zero, (ours, zero)
     # the differentiable path gives gradients w.r.t. the second image
     x2 = img2[:1].clone().requires_grad_(True)
     est.forward(img1[:1], x2).pow(2).mean().backward()
