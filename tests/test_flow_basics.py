@@ -285,3 +285,21 @@ def test_au_displacement_amplitude_direction_and_errors():
         au_displacement(lm, {"smile": 1.0}, h, w)
     with pytest.raises(ValueError):
         au_displacement(np.zeros((5, 2)), {"jaw_drop": 1.0}, h, w)
+
+
+def test_au_displacement_equals_the_direct_formula():
+    """The separable computation equals F_au(x) = a * sum_k w_k(x) d_k / max(1, sum_k w_k(x)) evaluated
+    directly with an (H*W, K) table of Gaussian weights, for every AU, a non-square grid and two AUs summed."""
+    from flownet.data.synthetic_face import _au_anchors
+    h, w = 48, 72
+    lm = _template_landmarks(h, w)
+    ys, xs = np.mgrid[0:h, 0:w]
+    grid = np.stack([xs, ys], -1).reshape(-1, 1, 2).astype(np.float64)
+    for amps in [{au: 1.7} for au in AU_NAMES] + [{"jaw_drop": -2.0, "brow_lower": 0.6}]:
+        want = np.zeros((h * w, 2))
+        for au, a in amps.items():
+            pts, dirs, sigma = _au_anchors(lm, au)
+            wk = np.exp(-((grid - pts[None]) ** 2).sum(-1) / (2 * sigma ** 2))
+            want += a * (wk @ dirs) / np.maximum(wk.sum(1, keepdims=True), 1.0)
+        got = au_displacement(lm, amps, h, w).numpy()
+        np.testing.assert_allclose(got, want.T.reshape(2, h, w), atol=1e-5, err_msg=str(amps))

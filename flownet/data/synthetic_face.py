@@ -157,21 +157,25 @@ def au_displacement(landmarks, amplitudes: dict, height: int, width: int,
         ValueError: bad landmarks, unknown AU name, or non-finite amplitude.
     """
     lm = _check_landmarks(landmarks)
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                            indexing="ij")
-    grid = torch.stack([xs, ys], -1).reshape(-1, 1, 2)  # (HW, 1, 2)
-    field = torch.zeros(height * width, 2, dtype=torch.float64)
+    xs = torch.arange(width, dtype=torch.float64)[:, None]    # (W, 1)
+    ys = torch.arange(height, dtype=torch.float64)[:, None]   # (H, 1)
+    field = torch.zeros(2, height, width, dtype=torch.float64)
     for au, a in amplitudes.items():
         if not math.isfinite(float(a)):
             raise ValueError(f"amplitude of '{au}' is not finite: {a}")
         pts, dirs, sigma = _au_anchors(lm, au)
         if float(a) == 0.0:
             continue
-        p = torch.from_numpy(np.asarray(pts, np.float64))[None]          # (1, K, 2)
+        p = torch.from_numpy(np.asarray(pts, np.float64))                 # (K, 2)
         d = torch.from_numpy(np.asarray(dirs, np.float64))                # (K, 2)
-        w = torch.exp(-((grid - p) ** 2).sum(-1) / (2.0 * sigma ** 2))   # (HW, K)
-        field += float(a) * (w @ d) / w.sum(1, keepdim=True).clamp(min=1.0)
-    return field.T.reshape(2, height, width).float().to(device)
+        # the Gaussian weight is separable, w_k(x, y) = gx_k(x) * gy_k(y), so sum_k w_k d_k and sum_k w_k are
+        # (H, K) x (K, W) products instead of an (H*W, K) table (same values up to rounding, ~10x faster)
+        gx = torch.exp(-(xs - p[:, 0]) ** 2 / (2.0 * sigma ** 2))         # (W, K)
+        gy = torch.exp(-(ys - p[:, 1]) ** 2 / (2.0 * sigma ** 2))         # (H, K)
+        norm = (gy @ gx.T).clamp(min=1.0)                                 # (H, W)
+        for c in range(2):
+            field[c] += float(a) * ((gy * d[:, c]) @ gx.T) / norm
+    return field.float().to(device)
 
 
 def similarity_flow(height: int, width: int, angle_deg: float = 0.0, scale: float = 1.0,
