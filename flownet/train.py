@@ -49,6 +49,9 @@ class FlowDataConfig:
     max_head: float = 2.0
     au_min: float = 0.2
     au_max: float = 3.0
+    extra_faces: bool = False      #: training pairs also from SAMM + SMIC apex faces (megc2019_htnet/faces_224; 44 more identities)
+    hflip: bool = False            #: mirror half of the training pairs (flow u negated)
+    photometric: float = 0.0       #: brightness/contrast/gamma jitter of training pairs (same for both frames; 0 = off)
 
 
 @dataclass
@@ -238,7 +241,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         common["n_val"] = int(d.n_val_subjects)
     if d.landmark_cache:
         common["landmark_cache"] = d.landmark_cache
-    train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, frames_per_clip=d.frames_per_clip, **common)
+    train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, frames_per_clip=d.frames_per_clip,
+                                 extra_faces=d.extra_faces, hflip=d.hflip, photometric=d.photometric, **common)
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
     test_loader = DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate)
     # what is watched during training: the validation subjects if any, else (as before) the test set
@@ -327,13 +331,13 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             bar.update(1)
             if step % t.log_every == 0:
                 epe = float((final.detach() - b["flow"].to(device)).norm(dim=1).mean())
-                writer.add_scalar("train/loss", float(loss), step)
+                writer.add_scalar("train/loss", float(loss.detach()), step)
                 writer.add_scalar("train/epe_loss", parts["epe_loss"], step)
                 writer.add_scalar("train/reg_loss", parts["reg_loss"], step)
                 writer.add_scalar("train/epe", epe, step)
                 writer.add_scalar("train/lr", lr_now, step)
-                bar.set_postfix(loss=f"{float(loss):.3f}", epe=f"{epe:.3f}")
-                print(f"step {step} loss {float(loss):.4f} epe {epe:.4f} reg {parts['reg_loss']:.4f} "
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", epe=f"{epe:.3f}")
+                print(f"step {step} loss {float(loss.detach()):.4f} epe {epe:.4f} reg {parts['reg_loss']:.4f} "
                       f"elapsed {time.time() - start:.0f}s", flush=True)
             if step % t.ckpt_every == 0:
                 save_ckpt()

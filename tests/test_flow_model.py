@@ -347,3 +347,42 @@ def test_loader_workers_give_the_same_training_as_the_main_process(tmp_path, sha
     cfg.train.workers = -1
     with pytest.raises(ValueError, match="train.workers"):
         train(cfg, progress=False)
+
+
+def test_training_augmentations_flip_photometric_and_extra_identities(shared_data, tmp_path):
+    """hflip mirrors a pair exactly (images, masks; u negated), photometric changes only intensities (flow and
+    masks untouched, values in [0, 1]), extra_faces adds the 297 SAMM + SMIC apex faces and no CASME II face,
+    and none of the three touches the validation / test pairs."""
+    from flownet.data.synthetic_face import extra_face_paths
+    kw = dict(root=shared_data, split="train", n_pairs=16, n_val=2, frames_per_clip=2)
+    plain, flip = SyntheticFaceFlow(**kw), SyntheticFaceFlow(hflip=True, **kw)
+    photo = SyntheticFaceFlow(photometric=0.3, **kw)
+    flipped = 0
+    for i in range(16):
+        a, b = plain[i], flip[i]
+        if torch.equal(b["img1"], a["img1"]):
+            assert torch.equal(b["flow"], a["flow"])
+            continue
+        flipped += 1
+        torch.testing.assert_close(b["img1"], a["img1"].flip(-1), rtol=0, atol=0)
+        torch.testing.assert_close(b["img2"], a["img2"].flip(-1), rtol=0, atol=0)
+        torch.testing.assert_close(b["flow"][0], -a["flow"][0].flip(-1), rtol=0, atol=0)
+        torch.testing.assert_close(b["flow"][1], a["flow"][1].flip(-1), rtol=0, atol=0)
+        assert torch.equal(b["mask"], a["mask"].flip(-1)) and torch.equal(b["valid"], a["valid"].flip(-1))
+    assert 0 < flipped < 16
+    a, c = plain[0], photo[0]
+    assert torch.equal(c["flow"], a["flow"]) and torch.equal(c["mask"], a["mask"])
+    assert not torch.allclose(c["img1"], a["img1"]) and 0 <= float(c["img1"].min()) and float(c["img2"].max()) <= 1
+    extra = SyntheticFaceFlow(extra_faces=True, **kw)
+    faces = extra_face_paths(shared_data)
+    assert len(faces) == 297 and len(extra.frames) == len(plain.frames) + 297
+    assert not any("casme2" in f.name or f.name.startswith("sub") for f in faces)
+    for split in ("val", "test"):
+        base = SyntheticFaceFlow(root=shared_data, split=split, n_pairs=2, n_val=2)
+        aug = SyntheticFaceFlow(root=shared_data, split=split, n_pairs=2, n_val=2, extra_faces=True, hflip=True,
+                                photometric=0.3)
+        assert aug.frames == base.frames and torch.equal(aug[1]["img2"], base[1]["img2"])
+    with pytest.raises(ValueError, match="photometric"):
+        SyntheticFaceFlow(photometric=-0.1, **kw)
+    with pytest.raises(FileNotFoundError, match="combined_3_class2"):
+        extra_face_paths(tmp_path)

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 __all__ = ["AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
            "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
            "inverse_flow", "backward_warp", "warp_forward", "face_mask", "list_subjects",
-           "split_subjects", "split_subjects_val", "make_pair", "SyntheticFaceFlow", "build_landmark_cache"]
+           "split_subjects", "split_subjects_val", "make_pair", "SyntheticFaceFlow", "build_landmark_cache",
+           "extra_face_paths"]
 
 #: action units modelled (FACS numbers in brackets), each moves skin in its natural direction
 AU_NAMES = (
@@ -417,6 +418,14 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
             :func:`build_landmark_cache` (derived coordinates only, no image data; keep it outside the
             repository); frames missing from it are detected as usual.
         size: output side in pixels. n_pairs: pairs in this split. seed: pair-generation seed.
+        extra_faces: training split only: also draw frames from the apex faces of SAMM and SMIC in
+            ``<root>/megc2019_htnet/faces_224`` (44 identities that are not CASME II subjects; CASME II faces of
+            that folder are never used, so the test subjects stay unseen). Landmarks are detected on first use.
+        hflip: training split only: mirror half of the pairs left-right (images, masks; flow ``u`` negated),
+            a cheap source of new-looking identities.
+        photometric: training split only: strength p >= 0 of a brightness / contrast / gamma change applied
+            identically to both frames (contrast and gamma in [1 - p, 1 + p], brightness in [-p/2, p/2]);
+            0 = none. The flow is unchanged.
 
     Items: dict of img1, img2 (C, size, size) [0, 1]; flow, flow_head, flow_expr (2, size, size) px;
     mask (1, size, size); valid (size, size) bool; subject (str); path (str).
@@ -429,7 +438,8 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
     def __init__(self, root=None, split: str = "train", size: int = 128, n_pairs: int = 1000, seed: int = 0,
                  gray: bool = True, n_test: int = 4, split_seed: int = 2026, max_head: float = 2.0,
                  au_range: tuple = (0.2, 3.0), n_val: int = 0, frames_per_clip: int = 0,
-                 landmark_cache: str | Path | None = None):
+                 landmark_cache: str | Path | None = None, extra_faces: bool = False, hflip: bool = False,
+                 photometric: float = 0.0):
         if split not in ("train", "test", "val"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         if split == "val" and n_val < 1:
@@ -457,6 +467,12 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
                 idx = np.unique(np.linspace(0, len(fs) - 1, min(frames_per_clip, len(fs))).round().astype(int))
                 keep += [fs[j] for j in idx]
             self.frames = keep
+        if photometric < 0:
+            raise ValueError(f"photometric must be >= 0, got {photometric}")
+        train = split == "train"
+        self.hflip, self.photometric = bool(hflip) and train, float(photometric) if train else 0.0
+        if extra_faces and train:
+            self.frames = self.frames + extra_face_paths(self.root)
         self._lm_cache: dict = {}
         if landmark_cache is not None:
             cp = Path(landmark_cache)
@@ -499,9 +515,44 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
         img, lm = self.load_frame(path)
         out = make_pair(img, lm, rng, max_head=self.max_head, au_range=self.au_range)
         out.pop("aus")
-        out["subject"] = path.parent.parent.name
+        if self.photometric:  # same intensity change in both frames: the flow is unchanged
+            p = self.photometric
+            gamma, contrast = rng.uniform(1 - p, 1 + p, size=2)
+            bright = rng.uniform(-p / 2, p / 2)
+            for k in ("img1", "img2"):
+                x = out[k].clamp(0.0, 1.0) ** float(gamma)
+                out[k] = ((x - 0.5) * float(contrast) + 0.5 + float(bright)).clamp(0.0, 1.0)
+        if self.hflip and rng.random() < 0.5:
+            for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
+                out[k] = out[k].flip(-1)
+            for k in ("flow", "flow_head", "flow_expr"):
+                out[k] = out[k] * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
+        out["subject"] = path.parent.parent.name if path.parent.name != "faces_224" else f"megc2019:{path.stem}"
         out["path"] = str(path)
         return out
+
+
+def extra_face_paths(root: str | Path | None = None) -> list[Path]:
+    """Apex faces of SAMM and SMIC clips in ``<root>/megc2019_htnet/faces_224`` (from the composite's sheet
+    ``combined_3_class2_for_optical_flow.csv``; CASME II rows are skipped), sorted.
+
+    Raises:
+        FileNotFoundError: the sheet is missing, or a face it names is missing (names the file).
+    """
+    import csv
+    base = (Path(root) if root is not None else shared_data_root()) / "megc2019_htnet"
+    sheet = base / "combined_3_class2_for_optical_flow.csv"
+    if not sheet.is_file():
+        raise FileNotFoundError(f"extra_faces needs {sheet} (the MEGC2019 composite's faces); not found")
+    out = []
+    with open(sheet, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("dataset") in ("samm", "smic"):
+                f = base / "faces_224" / row["imagename"]
+                if not f.is_file():
+                    raise FileNotFoundError(f"{sheet} names {f}, which does not exist")
+                out.append(f)
+    return sorted(out)
 
 
 def build_landmark_cache(frames, path: str | Path, root: str | Path | None = None) -> Path:
