@@ -57,6 +57,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n256", type=int, default=50, help="facial test pairs at 256x256")
     ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
     ap.add_argument("--iters", type=int, default=None, help="SRFlowNet updates at test time (default: model's)")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
+                    help="inference precisions of the learned methods (one row each; non-fp32 rows get the "
+                         "precision in their label)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default="runs/bench_flow.json")
@@ -77,7 +80,8 @@ def main(argv=None) -> int:
             specs = args.srflownet or ["shipped="]
             for s in specs:
                 label, _, w = s.partition("=")
-                variants.append((f"SRFlowNet-{label}", "srflownet", w or None))
+                variants += [(f"SRFlowNet-{label}" + ("" if p == "fp32" else f" ({p})"), "srflownet", w or None, p)
+                             for p in args.precision]
         elif m == "backbones":
             for s in args.backbone:
                 label, _, rest = s.partition("=")
@@ -86,9 +90,9 @@ def main(argv=None) -> int:
                 name = pre + name
                 if not name or not w:
                     ap.error(f"--backbone {s!r}: expected LABEL=NAME:WEIGHTS")
-                variants.append((label, name, w))
+                variants += [(label + ("" if p == "fp32" else f" ({p})"), name, w, p) for p in args.precision]
         else:
-            variants.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], m, None))
+            variants.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], m, None, None))
 
     mb_root = Path(args.root) / "middlebury" if args.root else None
     skip = set(filter(None, args.skip.split(",")))
@@ -100,12 +104,14 @@ def main(argv=None) -> int:
     load_before = _uptime()
     started = dt.datetime.now(dt.timezone.utc)
     results = []
-    for label, name, weights in variants:
+    for label, name, weights, precision in variants:
         kw = {"iters": args.iters} if name in ("srflownet", "raft_small", "raft_large") and args.iters else {}
+        if precision is not None:
+            kw["precision"] = precision
         est = get_estimator(name, weights=weights, device=args.device, **kw)
         for dname, pairs in datasets:
             r = evaluate(name, data=dname, pairs=pairs, estimator=est, device=args.device)
-            r["label"], r["weights"] = label, weights
+            r["label"], r["weights"], r["precision"] = label, weights, getattr(est, "precision", None)
             if name == "srflownet":
                 r["model_meta"] = getattr(est.model, "meta", {})
                 r["iters"] = args.iters or est.model.config.iters

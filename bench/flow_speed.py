@@ -9,6 +9,8 @@ so that the speed-up of :func:`flownet.models.srflownet.depthwise_conv` is measu
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 256 388x584 --iters 4 8 --plain-dw
     .venv/bin/python bench/flow_speed.py --weights fdr=runs/srflownet_fdr/weights.pt --iters 4
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 256 --iters 4 --content facial --repeats 20
+    .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 --iters 1 --content facial --repeats 40 \
+        --precision fp32 bf16 --methods srflownet,tvl1   # bf16 autocast (CPUs with AVX512-BF16 / AMX)
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 --iters 4 --content facial --repeats 64 \
         --methods srflownet,liteflownet2,tvl1 --batch 32     # batched, as the main job computes flow
 
@@ -104,6 +106,8 @@ def main(argv=None) -> int:
                     help="random: one smooth random texture; facial: the first --repeats synthetic facial test pairs")
     ap.add_argument("--root", default=None, help="shared data root for --content facial (default ../shared/data)")
     ap.add_argument("--plain-dw", action="store_true", help="also time the plain nn.Conv2d super-kernel path")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
+                    help="SRFlowNet / LiteFlowNet2 inference precisions (one row each)")
     ap.add_argument("--batch", type=int, default=1,
                     help="pairs per estimate call (default 1; the main job uses flow.batch_size=32)")
     args = ap.parse_args(argv)
@@ -117,13 +121,17 @@ def main(argv=None) -> int:
             for spec in args.weights or ["shipped="]:
                 label, _, w = spec.partition("=")
                 for k in args.iters:
-                    est = get_estimator("srflownet", weights=w or None, iters=k)
-                    rows_spec.append((f"SRFlowNet-{label} ({k} updates)", est, contextlib.nullcontext))
-                    if args.plain_dw:
-                        rows_spec.append((f"SRFlowNet-{label} ({k} updates, plain depth-wise conv)", est,
-                                          plain_depthwise))
+                    for p in args.precision:
+                        est = get_estimator("srflownet", weights=w or None, iters=k, precision=p)
+                        tag = "" if p == "fp32" else f", {p}"
+                        rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag})", est, contextlib.nullcontext))
+                        if args.plain_dw:
+                            rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}, plain depth-wise conv)", est,
+                                              plain_depthwise))
         elif m == "liteflownet2":
-            rows_spec.append(("LiteFlowNet2 (shipped)", get_estimator("liteflownet2"), contextlib.nullcontext))
+            for p in args.precision:
+                rows_spec.append(("LiteFlowNet2 (shipped" + ("" if p == "fp32" else f", {p}") + ")",
+                                  get_estimator("liteflownet2", precision=p), contextlib.nullcontext))
         else:
             rows_spec.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], get_estimator(m), contextlib.nullcontext))
     load0 = _uptime()

@@ -152,6 +152,17 @@ def test_config_errors_name_the_keys(tiny_weights):
         load_main_config(None, ["data.img_size=48"])
     with pytest.raises(ConfigError, match="gan.epoch"):
         load_main_config(None, ["gan.epoch=3"])
+    with pytest.raises(ConfigError, match="flow.precision"):
+        load_main_config(None, ["flow.precision=fp16"])
+
+
+def test_flow_precision_reaches_the_estimator(tiny_weights):
+    cfg = _cfg(tiny_weights, "flow.precision=bf16")
+    assert pipeline.build_flow(cfg, torch.device("cpu")).precision == "bf16"
+    assert pipeline.build_flow(_cfg(tiny_weights), torch.device("cpu")).precision == "fp32"
+    # the classical methods take no precision (the option is ignored, not an error)
+    tv = load_main_config(None, TINY + ["flow.method=tvl1", "flow.precision=bf16", "gan.joint=false"])
+    assert not hasattr(pipeline.build_flow(tv, torch.device("cpu")), "precision")
 
 
 def test_nan_loss_stops_fold_with_clear_message(tmp_path, tiny_weights, monkeypatch):

@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     e.add_argument("--size", type=int, default=128, help="synthetic-face crop size (pixels)")
     e.add_argument("--n-pairs", type=int, default=200, help="synthetic-face test pairs")
     e.add_argument("--iters", type=int, default=None, help="SRFlowNet / RAFT recurrent updates (default: model's)")
+    e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="learned models: fp32 (default), bf16 (autocast; fast on CPUs with AVX512-BF16/AMX and on "
+                        "GPUs), auto (bf16 where the device has native bf16 kernels)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     e.add_argument("--json", default=None, help="write the results JSON here")
@@ -55,6 +58,8 @@ def register(subparsers) -> None:
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
     r.add_argument("--weights", default=None)
     r.add_argument("--gray", action="store_true", help="read the images as grey")
+    r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
     r.add_argument("--device", default="cpu")
     r.add_argument("--decompose", action="store_true",
                    help="also write the head and expression flow (OUT stem + _head / _expression; same for --flo)")
@@ -110,7 +115,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
-                   size=args.size, n_pairs=args.n_pairs, iters=args.iters)
+                   size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"images differ in size: {args.img1} {tuple(i1.shape)} vs {args.img2} {tuple(i2.shape)}")
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2)
-    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device)
+    kw = {} if args.model in ("tvl1", "farneback") else {"precision": args.precision}
+    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, **kw)
     flow = est.estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
     print(f"wrote {args.out} (max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
