@@ -241,8 +241,10 @@ class Clips:
     apex: np.ndarray
 
 
-def load_samples(cfg: MainConfig) -> Clips:
+def load_samples(cfg: MainConfig, progress: bool = True) -> Clips:
     """The run's real clips: the built-in synthetic set or a prepared (cached) real dataset.
+
+    ``progress`` shows the preparation bar (off for ``--no-progress`` and on non-main processes).
 
     Raises:
         icegan.data.prepare.PrepareError: no usable clip in the configured datasets.
@@ -253,7 +255,8 @@ def load_samples(cfg: MainConfig) -> Clips:
         me = make_synthetic_me(d.n_subjects, d.clips_per_class, d.img_size, tuple(d.amplitude), cfg.seed)
         return Clips(me.manifest[["dataset", "subject", "clip", "label"]].copy(), me.onset, me.apex)
     from icegan.data.prepare import prepare_dataset
-    pcfg = dataclasses.replace(d.prepare, size=d.img_size, color="gray")
+    pcfg = dataclasses.replace(d.prepare, size=d.img_size, color="gray",
+                               progress=d.prepare.progress and progress)
     prepared = prepare_dataset(pcfg)
     m = prepared.manifest
     keep = m["class3"].notna().to_numpy()
@@ -348,7 +351,8 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     return out
 
 
-def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, provenance: dict) -> torch.Tensor:
+def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, provenance: dict,
+                   progress: bool = True) -> torch.Tensor:
     """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
     ``provenance``, the SHA-256 of the flow weights from :func:`flow_weights_provenance`)."""
     key = json.dumps({"flow": dataclasses.asdict(cfg.flow), "size": cfg.recognizer.input_size,
@@ -367,7 +371,7 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
     mine = distributed.split_indices(len(clips.onset))      # all clips, or this process's share under torchrun
     part = compute_flow_features(estimator, to_unit(clips.onset[mine.numpy()]), to_unit(clips.apex[mine.numpy()]),
                                  cfg.recognizer.input_size, "minmax", cfg.flow.batch_size,
-                                 progress=distributed.is_main(), desc="real flow")
+                                 progress=progress and distributed.is_main(), desc="real flow")
     feats = distributed.all_gather_rows(part, mine, len(clips.onset))
     if distributed.is_main():
         torch.save({"key": key, "features": feats, "seconds": time.time() - t0}, path)
@@ -624,9 +628,9 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     device = distributed.local_device(resolve_device(cfg.device))
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
-    clips = load_samples(cfg)
+    clips = load_samples(cfg, progress=progress and distributed.is_main())
     provenance = flow_weights_provenance(cfg)
-    feats = _real_features(cfg, clips, estimator, run_dir, provenance)
+    feats = _real_features(cfg, clips, estimator, run_dir, provenance, progress=progress)
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,

@@ -34,9 +34,10 @@ def _cfg(tiny_weights, *extra):
     return load_main_config(None, TINY + [f"flow.weights={tiny_weights}", *extra])
 
 
-def test_demo_two_folds_writes_every_output(tmp_path, tiny_weights):
+def test_demo_two_folds_writes_every_output(tmp_path, tiny_weights, capfd):
     out = tmp_path / "runs" / "demo"
     m = run_main(_cfg(tiny_weights, "gan.joint=true"), out, progress=False)
+    assert "real flow" not in capfd.readouterr().err      # progress=False (--no-progress) silences every bar
     assert m["protocol"] == "CDE" and m["n_folds"] == 2 and m["n_samples"] == 6
     assert set(m["overall"]) == {"UF1", "UAR", "P_M", "R_M", "F1_M", "F1_mu", "G_M"}
     assert 0.0 <= m["overall"]["UF1"] <= 1.0
