@@ -15,8 +15,9 @@ looks at the test subject. ``record_every`` (oracle-epoch runs only) returns tes
 epochs so that :func:`icegan.protocol.run_loso` can reproduce the published oracle selection.
 
 Augmentations (training only): horizontal flip of the face (the feature maps are mirrored and u is
-negated: ``u → 1 − u`` for per-image min–max normalised u, see :mod:`icegan.data.features`) and mixup
-(Zhang et al., ICLR 2018) between training samples of the same model.
+negated: ``u → 1 − u`` for per-image min–max normalised u, see :mod:`icegan.data.features`), random
+integer translations of the feature maps (``shift_px``: alignment jitter, borders replicated) and
+mixup (Zhang et al., ICLR 2018) between training samples of the same model.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 
-__all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "resize_features", "train_models", "predict_models",
+__all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
            "fit_predict_folds", "fit_recognizer", "fit_predict_logreg", "class_weights", "inner_val_masks"]
 
 
@@ -54,6 +55,9 @@ class RecognizerConfig:
         class_weighting: weight the cross-entropy of class c by n / (K · n_c) of the model's
             training samples (also ``class_weight='balanced'`` for logreg).
         hflip: random horizontal flips (u negated) during training.
+        shift_px: random translation of each training sample by an integer offset drawn
+            uniformly in [-shift_px, shift_px] pixels per axis (of the ``input_size`` maps; border
+            values replicated); 0 disables.
         mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time.
@@ -80,6 +84,7 @@ class RecognizerConfig:
     dropout: float = 0.5
     class_weighting: bool = True
     hflip: bool = True
+    shift_px: int = 0
     mixup_alpha: float = 0.0
     seeds: int = 1
     tta_hflip: bool = True
@@ -100,6 +105,27 @@ def hflip_features(x: torch.Tensor) -> torch.Tensor:
     y = x.flip(-1).clone()
     y[..., 0, :, :] = 1.0 - y[..., 0, :, :]
     return y
+
+
+def shift_features(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Translate each of B (B, C, H, W) maps by its own integer offset, replicating the border.
+
+    ``out[b, :, i, j] = x[b, :, clamp(i - dy[b]), clamp(j - dx[b])]``: a positive ``dy`` / ``dx``
+    moves the content down / right by that many pixels. One gather for the whole batch.
+
+    Args:
+        x: (B, C, H, W) features.
+        dy, dx: (B,) int64 offsets in pixels.
+    Raises:
+        ValueError: offsets whose length is not B.
+    """
+    B, C, H, W = x.shape
+    if dy.shape != (B,) or dx.shape != (B,):
+        raise ValueError(f"shift_features needs one (dy, dx) per sample: B={B}, got {tuple(dy.shape)}, {tuple(dx.shape)}")
+    rows = (torch.arange(H, device=x.device)[None] - dy[:, None]).clamp(0, H - 1)      # (B, H)
+    cols = (torch.arange(W, device=x.device)[None] - dx[:, None]).clamp(0, W - 1)      # (B, W)
+    idx = (rows[:, :, None] * W + cols[:, None, :]).reshape(B, 1, H * W).expand(B, C, H * W)
+    return x.reshape(B, C, H * W).gather(2, idx).reshape(B, C, H, W)
 
 
 def resize_features(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -230,7 +256,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         recorded every ``record_every`` epochs (empty when 0)).
 
     Raises:
-        ValueError: shapes disagree, a label outside 0..K-1, or a model without training samples.
+        ValueError: shapes disagree, a label outside 0..K-1, a model without training samples, or
+            ``cfg.shift_px`` outside 0..S-1.
     """
     from tqdm.auto import tqdm
 
@@ -241,6 +268,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {int(y.min())}..{int(y.max())}")
     if (train_mask.sum(1) == 0).any():
         raise ValueError(f"model {int(torch.nonzero(train_mask.sum(1) == 0)[0])} has no training samples")
+    if cfg.shift_px < 0 or cfg.shift_px >= x.shape[-1]:
+        raise ValueError(f"model.shift_px must lie in 0..{x.shape[-1] - 1} pixels, got {cfg.shift_px}")
     if cfg.average_last > 0 and val_mask is not None:
         raise ValueError("model.average_last (snapshot averaging) and inner-validation early stopping "
                          "(model.inner_val_fraction / val_mask) cannot be combined; set one of them to 0")
@@ -278,12 +307,15 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         for st in range(steps):
             idx = distributed.shard(perm[st * bs:(st + 1) * bs])
             xb, yb = x[idx], y[idx]
-            if device.type == "cpu":
-                xb = xb.contiguous(memory_format=torch.channels_last)   # faster oneDNN convolutions
             mb = tm[:, idx].t()                                          # (B, G)
             if cfg.hflip:
                 f = (torch.rand(len(idx), generator=aux) < 0.5).to(device)
                 xb = torch.where(f[:, None, None, None], hflip_features(xb), xb)
+            if cfg.shift_px > 0:
+                d = torch.randint(-cfg.shift_px, cfg.shift_px + 1, (2, len(idx)), generator=aux).to(device)
+                xb = shift_features(xb, d[0], d[1])
+            if device.type == "cpu":
+                xb = xb.contiguous(memory_format=torch.channels_last)   # faster oneDNN convolutions
             if beta is not None:
                 j = torch.randperm(len(idx), generator=aux).to(device)
                 lam = beta.sample((len(idx),)).to(device)

@@ -7,7 +7,7 @@ from icegan.data.toy_features import make_toy_features
 from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, build_recognizer, conv_maxpool,
                                        fast_dropout)
 from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, fit_recognizer, hflip_features,
-                                inner_val_masks, predict_models, train_models)
+                                inner_val_masks, predict_models, shift_features, train_models)
 
 
 def test_offtanet_parameter_count_matches_paper():
@@ -80,6 +80,25 @@ def test_hflip_negates_u_and_is_an_involution():
     torch.testing.assert_close(hflip_features(f), x)
 
 
+def test_shift_features_known_values_and_replicated_border():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    out = shift_features(x, torch.tensor([1, 0]), torch.tensor([0, -2]))
+    # sample 0: content one row down, top row replicated
+    torch.testing.assert_close(out[0, :, 1:], x[0, :, :-1])
+    torch.testing.assert_close(out[0, :, 0], x[0, :, 0])
+    # sample 1: content two columns left, last column replicated
+    torch.testing.assert_close(out[1, :, :, :3], x[1, :, :, 2:])
+    torch.testing.assert_close(out[1, :, :, 3], x[1, :, :, 4])
+    torch.testing.assert_close(out[1, :, :, 4], x[1, :, :, 4])
+    torch.testing.assert_close(shift_features(x, torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long)), x)
+    with pytest.raises(ValueError, match="one \\(dy, dx\\) per sample"):
+        shift_features(x, torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    with pytest.raises(ValueError, match="model.shift_px"):
+        train_models(RecognizerConfig(epochs=1, shift_px=28), fs.features, fs.labels,
+                     torch.ones(1, len(fs), dtype=torch.bool), progress=False)
+
+
 def test_class_weights_known_values():
     y = torch.tensor([0, 0, 0, 1, 2, 2])
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1]], dtype=torch.float32)
@@ -99,10 +118,10 @@ def test_inner_validation_is_subject_level_and_disjoint():
         assert not set(subj[va[g]]) & set(subj[tr[g]])
 
 
-@pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4}])
+@pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4, "shift_px": 2}])
 def test_held_out_samples_do_not_influence_training(extra):
     """Changing samples that are masked out of model g's training leaves model g bit-identical
-    (also for snapshot averaging and mixup)."""
+    (also for snapshot averaging, mixup and random shifts)."""
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     x, y = fs.features, fs.labels
     mask = torch.ones(2, len(y), dtype=torch.bool)
