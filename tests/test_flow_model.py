@@ -415,3 +415,32 @@ def test_training_augmentations_flip_photometric_and_extra_identities(shared_dat
         SyntheticFaceFlow(photometric=-0.1, **kw)
     with pytest.raises(FileNotFoundError, match="combined_3_class2"):
         extra_face_paths(tmp_path)
+
+
+def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_data, tmp_path):
+    """bench/flow_val_iters.py (the shipping rule's input) scores sub05 + sub22, never a test subject, and its
+    EPE equals evaluate_model on the same pairs; a model saved with zero flow scores the zero-flow EPE."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("flow_val_iters", Path(__file__).parents[1] / "bench" / "flow_val_iters.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    tiny = SRFlowNet(SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                                     corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1))
+    for p in tiny.parameters():
+        torch.nn.init.zeros_(p)              # zero flow head → zero flow at every update
+    w = save_srflownet(tiny, tmp_path / "zero.pt")
+    out = tmp_path / "v.json"
+    assert bench.main(["--weights", f"zero={w}", "--n-val", "2", "--iters", "1", "2", "--root", str(shared_data),
+                       "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["subjects"] == ["sub05", "sub22"]
+    te = SyntheticFaceFlow(root=shared_data, split="test", size=128, n_pairs=1)
+    assert not set(res["subjects"]) & set(te.subjects)
+    val = SyntheticFaceFlow(root=shared_data, split="val", size=128, n_pairs=2, seed=0, n_val=2)
+    gt = torch.stack([val[i]["flow"] for i in range(2)])
+    valid = torch.stack([val[i]["valid"] for i in range(2)])
+    zero = flow_metrics(torch.zeros_like(gt), gt, valid)["EPE"]
+    for k in ("1", "2"):
+        assert res["epe"]["zero"][k] == pytest.approx(zero, rel=1e-5)

@@ -1,0 +1,53 @@
+"""Validation EPE of SRFlowNet weights at several test-time update counts (the shipping rule's input).
+
+The pairs are exactly the ones ``icegan flow train`` watches with the flow configs' defaults
+(``data.n_val_subjects=2`` → CASME II sub05 + sub22, ``data.n_val=48``, 128×128, seed 0): the
+update count of shipped weights is chosen on them, never on the test subjects.
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/flow_val_iters.py --weights shipped= --weights new=runs/X/weights.pt
+
+Prints one Markdown row per weights file (EPE in pixels per update count) and, with ``--json``, writes them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from torch.utils.data import DataLoader
+
+from flownet.data.synthetic_face import SyntheticFaceFlow
+from flownet.registry import load_srflownet
+from flownet.train import collate, evaluate_model
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", action="append", default=[], help="LABEL=PATH (empty PATH = shipped weights); repeatable")
+    ap.add_argument("--iters", type=int, nargs="+", default=[1, 2, 3, 4], help="update counts to score")
+    ap.add_argument("--n-val", type=int, default=48, help="validation pairs")
+    ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    ds = SyntheticFaceFlow(root=a.root, split="val", n_pairs=a.n_val, size=128, seed=0, gray=True, n_val=2)
+    loader = DataLoader(ds, batch_size=8, shuffle=False, collate_fn=collate)
+    out = {}
+    print("| weights | " + " | ".join(f"{k} update{'s' if k > 1 else ''}" for k in a.iters) + " |")
+    print("|---|" + "---|" * len(a.iters))
+    for spec in a.weights or ["shipped="]:
+        label, _, path = spec.partition("=")
+        model = load_srflownet(path or None)
+        out[label] = {k: evaluate_model(model, loader, "cpu", iters=k)["EPE"] for k in a.iters}
+        print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in out[label].values()) + " |", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"n_val": a.n_val, "subjects": ds.subjects, "epe": out}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
