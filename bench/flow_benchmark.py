@@ -92,7 +92,7 @@ def main(argv=None) -> int:
                     ap.error(f"--backbone {s!r}: expected LABEL=NAME:WEIGHTS")
                 variants += [(label + ("" if p == "fp32" else f" ({p})"), name, w, p) for p in args.precision]
         else:
-            variants.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], m, None, None))
+            variants.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], m, None, "fp32"))
 
     mb_root = Path(args.root) / "middlebury" if args.root else None
     skip = set(filter(None, args.skip.split(",")))
@@ -106,9 +106,7 @@ def main(argv=None) -> int:
     results = []
     for label, name, weights, precision in variants:
         kw = {"iters": args.iters} if name in ("srflownet", "raft_small", "raft_large") and args.iters else {}
-        if precision is not None:
-            kw["precision"] = precision
-        est = get_estimator(name, weights=weights, device=args.device, **kw)
+        est = get_estimator(name, weights=weights, device=args.device, precision=precision, **kw)
         for dname, pairs in datasets:
             r = evaluate(name, data=dname, pairs=pairs, estimator=est, device=args.device)
             r["label"], r["weights"], r["precision"] = label, weights, getattr(est, "precision", None)

@@ -1,8 +1,9 @@
 """Validation EPE of SRFlowNet weights at several test-time update counts (the shipping rule's input).
 
-The pairs are exactly the ones ``icegan flow train`` watches with the flow configs' defaults
-(``data.n_val_subjects=2`` → CASME II sub05 + sub22, ``data.n_val=48``, 128×128, seed 0): the
-update count of shipped weights is chosen on them, never on the test subjects.
+The pairs are exactly the ones ``icegan flow train --config CONFIG`` watches (its ``data`` section through
+:func:`flownet.train.dataset_kwargs`; with the flow configs ``data.n_val_subjects=2`` → CASME II sub05 +
+sub22, ``data.n_val=48``, 128×128, seed 0): the update count of shipped weights is chosen on them, never
+on the test subjects.
 
 Usage::
 
@@ -20,20 +21,29 @@ from torch.utils.data import DataLoader
 
 from flownet.data.synthetic_face import SyntheticFaceFlow
 from flownet.registry import load_srflownet
-from flownet.train import collate, evaluate_model
+from flownet.train import FlowTrainConfig, collate, dataset_kwargs, evaluate_model
+from icegan.config import load_config
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", action="append", default=[], help="LABEL=PATH (empty PATH = shipped weights); repeatable")
     ap.add_argument("--iters", type=int, nargs="+", default=[1, 2, 3, 4], help="update counts to score")
-    ap.add_argument("--n-val", type=int, default=48, help="validation pairs")
-    ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
+    ap.add_argument("--config", default="configs/flow_srflownet_tvr.yaml",
+                    help="flow training config whose validation pairs are scored")
+    ap.add_argument("--n-val", type=int, default=None, help="validation pairs (default: the config's data.n_val)")
+    ap.add_argument("--root", default=None, help="shared data root (default: the config's, else $ICEGAN_SHARED_DATA or ../shared/data)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    ds = SyntheticFaceFlow(root=a.root, split="val", n_pairs=a.n_val, size=128, seed=0, gray=True, n_val=2)
+    d = load_config(FlowTrainConfig, a.config).data
+    if a.root:
+        d.root = a.root
+    if not d.n_val_subjects:
+        raise SystemExit(f"{a.config}: data.n_val_subjects is 0, so the run has no validation split to score")
+    n_val = a.n_val or d.n_val
+    ds = SyntheticFaceFlow(split="val", n_pairs=n_val, **dataset_kwargs(d))
     loader = DataLoader(ds, batch_size=8, shuffle=False, collate_fn=collate)
     out = {}
     print("| weights | " + " | ".join(f"{k} update{'s' if k > 1 else ''}" for k in a.iters) + " |")
@@ -45,7 +55,7 @@ def main(argv=None) -> int:
         print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in out[label].values()) + " |", flush=True)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"n_val": a.n_val, "subjects": ds.subjects, "epe": out}, f, indent=1)
+            json.dump({"n_val": n_val, "subjects": ds.subjects, "epe": out}, f, indent=1)
     return 0
 
 

@@ -51,11 +51,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
 
     from . import get_estimator
     if estimator is None:
-        learned = model not in ("tvl1", "farneback")
-        kw = {"iters": iters} if learned and iters is not None else {}
-        if learned:
-            kw["precision"] = precision
-        estimator = get_estimator(model, weights=weights, device=device, **kw)
+        kw = {"iters": iters} if model not in ("tvl1", "farneback") and iters is not None else {}
+        estimator = get_estimator(model, weights=weights, device=device, precision=precision, **kw)
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs)
     if not pairs:
         raise ValueError("no pairs to evaluate")

@@ -75,9 +75,10 @@ class _LearnedEstimator:
     """Shared ``estimate`` of the learned estimators: eval mode, no gradients, optional bf16 autocast.
 
     ``precision="bf16"`` runs the network's convolutions and matrix products under
-    ``torch.autocast(dtype=torch.bfloat16)`` (on a CPU with AVX512-BF16 the shipped SRFlowNet runs 1.4x
-    faster at 128x128 for +0.0006 px facial EPE; docs/benchmarks.md, "Fifth pass"); the returned flow is
-    always float32. ``forward`` (with gradients, for back-propagating a loss) always runs in float32.
+    ``torch.autocast(dtype=torch.bfloat16)`` (shipped SRFlowNet, one thread, 128x128 facial pairs: 1.35x
+    faster on an AMD EPYC with AVX512-BF16, 1.17x on an Intel Xeon with AMX, 1.74x there at 256x256; mean EPE
+    within 0.005 px of float32 on faces and Middlebury; docs/benchmarks.md, "Fifth pass"); the returned flow
+    is always float32. ``forward`` (with gradients, for back-propagating a loss) always runs in float32.
     """
     device: torch.device
     model: torch.nn.Module
@@ -391,25 +392,27 @@ class BackboneEstimator(_LearnedEstimator):
         return final_flow(self.model, img1.to(self.device), img2.to(self.device), self.iters)
 
 
-def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, **kwargs):
+def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, precision: str = "fp32",
+                  **kwargs):
     """Return an estimator by name: ``"srflownet"`` | ``"liteflownet2"`` | ``"raft_small"`` |
     ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"``.
 
     ``weights``: a local weights file. For srflownet and liteflownet2 None → the shipped weights
     (:data:`SHIPPED_WEIGHTS`); the other learned backbones have none, so they need ``weights`` (or
-    ``random_init=True`` for an untrained model, e.g. tests). ``kwargs`` go to the estimator (``iters`` for srflownet and RAFT;
-    ``precision`` = ``"fp32"`` | ``"bf16"`` | ``"auto"`` for the learned ones, see :func:`resolve_precision`;
-    OpenCV parameters for the classical ones).
+    ``random_init=True`` for an untrained model, e.g. tests). ``precision`` = ``"fp32"`` | ``"bf16"`` | ``"auto"``
+    (:func:`resolve_precision`) is the learned estimators' inference precision; the classical ones validate it and
+    run OpenCV in float32 whatever it says, so callers can pass it for every method. ``kwargs`` go to the estimator
+    (``iters`` for srflownet and RAFT; OpenCV parameters for the classical ones).
 
     Raises:
-        ValueError: unknown name, weights given for a classical method, or no weights for a backbone
-            without shipped weights.
+        ValueError: unknown name, unknown precision, weights given for a classical method, or no weights for a
+            backbone without shipped weights.
         FileNotFoundError: the weights file does not exist.
     """
     from .classical import FarnebackEstimator, TVL1Estimator
     n = canonical_name(name)
     if n == "srflownet" and not random_init:
-        return SRFlowNetEstimator(weights=weights, device=device, **kwargs)
+        return SRFlowNetEstimator(weights=weights, device=device, precision=precision, **kwargs)
     if n in BACKBONES or n.startswith("ptlflow:"):
         if weights is not None:
             model = load_weights(weights, expected=n, device=device)
@@ -421,7 +424,8 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
             raise ValueError(f"flow estimator '{n}' has no shipped weights: pass weights=<local file> "
                              f"(--weights W; train with `icegan flow train --config configs/flow_{n.replace(':', '_')}.yaml`"
                              f" or give a torchvision/ptlflow checkpoint you downloaded yourself)")
-        return BackboneEstimator(model, device=device, **kwargs)
+        return BackboneEstimator(model, device=device, precision=precision, **kwargs)
+    resolve_precision(precision, device)        # a bad value fails here too; OpenCV itself runs in float32
     if weights is not None:
         raise ValueError(f"estimator '{name}' takes no weights (got {weights})")
     if n == "tvl1":

@@ -30,7 +30,7 @@ from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 
-__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "collate", "train", "evaluate_model",
+__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "collate", "dataset_kwargs", "train", "evaluate_model",
            "build_model", "training_loss"]
 
 
@@ -155,6 +155,17 @@ def training_loss(model: torch.nn.Module, b: dict, t: FlowTrainSection, device,
 
 
 @torch.no_grad()
+def dataset_kwargs(d: FlowDataConfig) -> dict:
+    """Keyword arguments of :class:`flownet.data.synthetic_face.SyntheticFaceFlow` shared by the train, val and
+    test splits of a run with data section ``d`` (root, size, seed, subject split, motion ranges, landmark cache)."""
+    kw = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head, au_range=(d.au_min, d.au_max))
+    if d.n_val_subjects:
+        kw["n_val"] = int(d.n_val_subjects)
+    if d.landmark_cache:
+        kw["landmark_cache"] = d.landmark_cache
+    return kw
+
+
 def evaluate_model(model: torch.nn.Module, loader, device, iters: int | None = None) -> dict:
     """Pooled flow metrics (:func:`flownet.metrics.flow_metrics`) of ``model`` (any backbone) over ``loader``."""
     from .metrics import flow_metrics
@@ -235,12 +246,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
 
     d = cfg.data
-    common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
-                  au_range=(d.au_min, d.au_max))
-    if d.n_val_subjects:
-        common["n_val"] = int(d.n_val_subjects)
-    if d.landmark_cache:
-        common["landmark_cache"] = d.landmark_cache
+    common = dataset_kwargs(d)
     train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, frames_per_clip=d.frames_per_clip,
                                  extra_faces=d.extra_faces, hflip=d.hflip, photometric=d.photometric, **common)
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)

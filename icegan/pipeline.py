@@ -139,8 +139,8 @@ class FlowSection:
         iters: SRFlowNet / RAFT refinement iterations (None = the weights' default).
         batch_size: pairs per flow batch.
         precision: inference precision of a learned method's flow: ``fp32`` (default), ``bf16`` (autocast;
-            faster on CPUs with AVX512-BF16/AMX and on GPUs, flow differs by ~1e-3 px) or ``auto`` (bf16 where
-            native). Part of the feature-cache key; ignored by ``tvl1`` / ``farneback`` and by the joint
+            faster on CPUs with AVX512-BF16/AMX and on GPUs; mean EPE within 0.005 px of fp32 in
+            docs/benchmarks.md) or ``auto`` (bf16 where native). Part of the feature-cache key; ignored by ``tvl1`` / ``farneback`` and by the joint
             GAN loss, which back-propagates through the flow in float32.
         component: which part of the flow the features are built from: ``total`` (the estimator's flow),
             or the ``expression`` / ``head`` part of a head/expression decomposition
@@ -286,16 +286,17 @@ def build_flow(cfg: MainConfig, device: torch.device):
     kwargs = {}
     if cfg.flow.method in ("srflownet", "raft_small", "raft_large") and cfg.flow.iters is not None:
         kwargs["iters"] = cfg.flow.iters
-    learned = {"precision": cfg.flow.precision} if cfg.flow.method in BACKBONES else {}
     if cfg.flow.component != "total":  # features from one part of a head/expression decomposition
         from flownet.decompose import ComponentEstimator, get_decomposer
         if cfg.flow.decompose == "learned":  # DecFlow runs in float32
             dec = get_decomposer("learned", weights=cfg.flow.decompose_weights, device=device, **kwargs)
         else:
             dec = get_decomposer("ransac", base=get_estimator(cfg.flow.method, weights=cfg.flow.weights,
-                                                              device=device, **kwargs, **learned))
+                                                              device=device, precision=cfg.flow.precision,
+                                                              **kwargs))
         return ComponentEstimator(dec, cfg.flow.component)
-    return get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device, **kwargs, **learned)
+    return get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device, precision=cfg.flow.precision,
+                         **kwargs)
 
 
 def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor, size: int,

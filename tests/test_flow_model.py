@@ -173,6 +173,10 @@ def test_bf16_inference_precision_close_to_fp32_and_validated(shared_data):
     assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
     with pytest.raises(ValueError, match="precision must be one of"):
         flownet.get_estimator("srflownet", precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        flownet.get_estimator("tvl1", precision="fp16")      # classical: validated, then OpenCV's float32
+    assert flownet.get_estimator("tvl1", precision="bf16").estimate(torch.rand(1, 1, 16, 16),
+                                                                    torch.rand(1, 1, 16, 16)).dtype == torch.float32
     ds = SyntheticFaceFlow(root=shared_data, split="test", size=64, n_pairs=2, seed=5)
     img1 = torch.stack([ds[i]["img1"] for i in range(2)])
     img2 = torch.stack([ds[i]["img2"] for i in range(2)])

@@ -133,8 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"images differ in size: {args.img1} {tuple(i1.shape)} vs {args.img2} {tuple(i2.shape)}")
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2)
-    kw = {} if args.model in ("tvl1", "farneback") else {"precision": args.precision}
-    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, **kw)
+    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision)
     flow = est.estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
     print(f"wrote {args.out} (max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
