@@ -119,7 +119,8 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
     """Build dataclass ``cls`` from a nested mapping, rejecting unknown keys by their dotted name.
 
     Raises:
-        ConfigError: unknown key, missing required key, or a value of the wrong type.
+        ConfigError: unknown key, missing required key, a value of the wrong type, or a value the
+            dataclass's own ``__post_init__`` check rejects (its message is kept).
     """
     if data is None:
         data = {}
@@ -137,8 +138,11 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
         kwargs[name] = _coerce(value, hints[name], prefix + name, source)
     try:
         return cls(**kwargs)
-    except TypeError as exc:  # a required field without default
-        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}': {exc}") from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # a required field without default, or a __post_init__ check
+        where = f" (in {source})" if source else ""
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}'{where}: {exc}") from None
 
 
 def to_dict(cfg: Any) -> dict:

@@ -46,6 +46,8 @@ class RecognizerConfig:
         input_size: side in pixels the features are bilinearly resized to before the network
             (28 = native megc2019_htnet size; 112 = Off-TANet paper size).
         stem_stride: Off-TANet stem stride (2 in the paper at 112; 1 for native 28×28 input).
+        width: STSTNet filter multiplier (1 = the paper's 3/5/8 filters per stream; 2 = 6/10/16);
+            any other value than 1 is an error for ``offtanet`` and ``logreg``.
         epochs: training epochs (one epoch = ceil(N / batch_size) shared mini-batches).
         batch_size: shared mini-batch size (0 = the whole feature tensor every step).
         lr: AdamW learning rate.
@@ -76,6 +78,7 @@ class RecognizerConfig:
     name: Literal["ststnet", "offtanet", "logreg"] = "ststnet"
     input_size: int = 28
     stem_stride: int = 1
+    width: int = 1
     epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-3
@@ -94,6 +97,12 @@ class RecognizerConfig:
     folds_per_group: int = 0
     logreg_C: float = 1.0
     logreg_max_iter: int = 2000
+
+    def __post_init__(self):
+        if self.width < 1:
+            raise ValueError(f"model.width must be >= 1, got {self.width}")
+        if self.width != 1 and self.name != "ststnet":
+            raise ValueError(f"model.width={self.width} applies to ststnet only, not {self.name}")
 
 
 def hflip_features(x: torch.Tensor) -> torch.Tensor:
@@ -179,6 +188,8 @@ def _build(cfg: RecognizerConfig, n_models: int) -> torch.nn.Module:
     kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout}
     if cfg.name == "offtanet":
         kw["stem_stride"] = cfg.stem_stride
+    if cfg.name == "ststnet":
+        kw["width"] = cfg.width
     return build_recognizer(cfg.name, n_models=n_models, **kw)
 
 

@@ -69,3 +69,23 @@ def test_save_round_trip(tmp_path):
 def test_missing_file_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config(Cfg, tmp_path / "nope.yaml")
+
+
+@dataclass
+class CheckedCfg:
+    width: int = 1
+
+    def __post_init__(self):
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
+
+
+@dataclass
+class OuterCfg:
+    model: CheckedCfg = field(default_factory=CheckedCfg)
+
+
+def test_post_init_check_becomes_config_error_naming_the_section():
+    with pytest.raises(ConfigError, match=r"'model' \(in command line\): width must be >= 1, got 0"):
+        apply_overrides(OuterCfg(), ["model.width=0"])
+    assert apply_overrides(OuterCfg(), ["model.width=3"]).model.width == 3

@@ -39,7 +39,7 @@ def test_bad_offtanet_geometry():
         build_recognizer("resnet")
 
 
-@pytest.mark.parametrize("cls,kw", [(STSTNet, {}), (OffTANet, {"input_size": 28, "stem_stride": 1})])
+@pytest.mark.parametrize("cls,kw", [(STSTNet, {}), (STSTNet, {"width": 2}), (OffTANet, {"input_size": 28, "stem_stride": 1})])
 def test_grouped_copies_equal_separate_models(cls, kw):
     """Copy g of a grouped network computes exactly what a single network with its weights computes."""
     torch.manual_seed(0)
@@ -210,22 +210,40 @@ def test_fast_dropout_rate_scale_and_eval_identity():
     assert fast_dropout(x, 0.5, False) is x and fast_dropout(x, 0.0, True) is x
 
 
-def test_ststnet_fast_path_equals_grouped_input_path_in_training():
+@pytest.mark.parametrize("width", [1, 2])
+def test_ststnet_fast_path_equals_grouped_input_path_in_training(width):
     """Shared input (chunked conv, fused batch norm) = per-copy input (grouped convs), train mode with a mask."""
     torch.manual_seed(0)
     G = 3
-    m = STSTNet(n_models=G, dropout=0.0).train()
+    m = STSTNet(n_models=G, dropout=0.0, width=width).train()
     x = torch.rand(9, 3, 28, 28)
     mask = (torch.rand(9, G) > 0.3).float()
     y_fast = m(x, sample_mask=mask)
     rm_fast = [bn.running_mean.clone() for bn in m.bns]
-    m2 = STSTNet(n_models=G, dropout=0.0).train()
+    m2 = STSTNet(n_models=G, dropout=0.0, width=width).train()
     m2.load_state_dict({k: v for k, v in m.state_dict().items() if "running" not in k and "tracked" not in k},
                        strict=False)
     y_grouped = m2(x[:, None].expand(-1, G, -1, -1, -1).contiguous(), sample_mask=mask)
     torch.testing.assert_close(y_fast, y_grouped, rtol=1e-4, atol=1e-5)
     for a, b in zip(rm_fast, (bn.running_mean for bn in m2.bns)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ststnet_width_multiplies_stream_filters():
+    """width=w gives 3w, 5w, 8w filters per stream; the parameter count follows by hand:
+    convs 3·3·3·16w + 16w, batch norms 2·16w, fc 16w·5·5·3 + 3."""
+    for w in (1, 2, 4):
+        m = STSTNet(width=w)
+        assert [cv.out_channels for cv in m.streams] == [3 * w, 5 * w, 8 * w]
+        c = 16 * w
+        assert sum(p.numel() for p in m.parameters()) == 27 * c + c + 2 * c + c * 25 * 3 + 3
+        assert m(torch.rand(2, 3, 28, 28)).shape == (2, 3)
+    with pytest.raises(ValueError, match="width"):
+        STSTNet(width=0)
+    with pytest.raises(ValueError, match="ststnet only"):
+        RecognizerConfig(name="offtanet", width=2)
+    with pytest.raises(ValueError, match="width must be"):
+        RecognizerConfig(width=0)
 
 
 def test_ststnet_fused_batchnorm_equals_masked_batchnorm_per_stream():

@@ -106,7 +106,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled)
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
   data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
-  model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT
+  model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
   model.hflip=BOOL (mirror + negate u)  model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)

@@ -210,6 +210,11 @@ class STSTNet(nn.Module):
         n_models: number of independent copies (see the module docstring).
         padding: convolution padding (1 = 'same' as in the paper: 28 → 28 → 10 → 5; the authors'
             Python release uses 2: 28 → 30 → 10 → 5).
+        width: filter multiplier of the three streams (1 = the paper's 3, 5 and 8 filters; 2 gives
+            6, 10 and 16). Not in the paper: a capacity knob for the same architecture.
+
+    Raises:
+        ValueError: ``width`` < 1 or an ``input_size`` too small for the pooling.
 
     ``forward(x, sample_mask=None)``: x (B, 3, S, S) → (B, K) for one copy, (B, G, K) for G
     copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
@@ -219,13 +224,16 @@ class STSTNet(nn.Module):
     STREAMS = (3, 5, 8)
 
     def __init__(self, num_classes: int = 3, in_channels: int = 3, input_size: int = 28, dropout: float = 0.5,
-                 n_models: int = 1, padding: int = 1):
+                 n_models: int = 1, padding: int = 1, width: int = 1):
         super().__init__()
+        if int(width) != width or width < 1:
+            raise ValueError(f"STSTNet width must be an integer >= 1, got {width}")
         G = self.n_models = n_models
         self.in_channels, self.input_size = in_channels, input_size
+        self.stream_channels = tuple(c * int(width) for c in self.STREAMS)
         self.streams = nn.ModuleList(nn.Conv2d(G * in_channels, G * c, 3, padding=padding, groups=G)
-                                     for c in self.STREAMS)
-        self.bns = nn.ModuleList(MaskedBatchNorm2d(G, c) for c in self.STREAMS)
+                                     for c in self.stream_channels)
+        self.bns = nn.ModuleList(MaskedBatchNorm2d(G, c) for c in self.stream_channels)
         self.pool = nn.MaxPool2d(3, stride=3, padding=1)
         self.drop = nn.Dropout(dropout)
         self.avg = nn.AvgPool2d(2, stride=2)
@@ -234,25 +242,25 @@ class STSTNet(nn.Module):
         s = s // 2
         if s < 1:
             raise ValueError(f"STSTNet input_size {input_size} is too small")
-        self.fc = GroupedLinear(G, sum(self.STREAMS) * s * s, num_classes)
+        self.fc = GroupedLinear(G, sum(self.stream_channels) * s * s, num_classes)
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
-        G, C = self.n_models, sum(self.STREAMS)
+        G, C = self.n_models, sum(self.stream_channels)
         if x.dim() == 4 and x.shape[1] == self.in_channels:
             # Shared input (fast path): the three streams' filters as one dense convolution whose
             # G*16 outputs are ordered model by model (the 3 + 5 + 8 stream channels of copy g are
             # contiguous), convolved and max-pooled in cache-sized chunks.
             pad = self.streams[0].padding[0]
-            w = torch.cat([cv.weight.reshape(G, c, *cv.weight.shape[1:]) for cv, c in zip(self.streams, self.STREAMS)],
+            w = torch.cat([cv.weight.reshape(G, c, *cv.weight.shape[1:]) for cv, c in zip(self.streams, self.stream_channels)],
                           1).reshape(G * C, *self.streams[0].weight.shape[1:])
-            b = torch.cat([cv.bias.reshape(G, c) for cv, c in zip(self.streams, self.STREAMS)], 1).reshape(-1)
+            b = torch.cat([cv.bias.reshape(G, c) for cv, c in zip(self.streams, self.stream_channels)], 1).reshape(-1)
             h = conv_maxpool(x, w, b, padding=pad, pool=3, pool_pad=1)            # (B, G*16, P, P)
             grouped = G > 1
             B, P = h.shape[0], h.shape[-1]
             h = h.reshape(B, G, C, P * P)
         else:
             parts, grouped = [], False
-            for conv, c in zip(self.streams, self.STREAMS):
+            for conv, c in zip(self.streams, self.stream_channels):
                 hs, grouped = _first_conv(conv, x, G, self.in_channels)
                 hs = self.pool(hs)
                 parts.append(hs.reshape(hs.shape[0], G, c, -1))
@@ -275,7 +283,7 @@ class STSTNet(nn.Module):
         B, G, C, PP = h.shape
 
         def cat(attr: str) -> torch.Tensor:
-            return torch.cat([getattr(bn, attr).reshape(G, c) for bn, c in zip(self.bns, self.STREAMS)], 1)
+            return torch.cat([getattr(bn, attr).reshape(G, c) for bn, c in zip(self.bns, self.stream_channels)], 1)
 
         weight, bias, eps = cat("weight"), cat("bias"), self.bns[0].eps
         if self.training:
@@ -287,7 +295,7 @@ class STSTNet(nn.Module):
             with torch.no_grad():
                 unbiased = var * (n / (n - 1).clamp_min(1.0))[:, None]
                 off = 0
-                for bn, c in zip(self.bns, self.STREAMS):
+                for bn, c in zip(self.bns, self.stream_channels):
                     mom = bn.momentum if bn.momentum is not None else 0.1
                     bn.running_mean.mul_(1 - mom).add_(mom * mean[:, off:off + c].reshape(-1))
                     bn.running_var.mul_(1 - mom).add_(mom * unbiased[:, off:off + c].reshape(-1))
