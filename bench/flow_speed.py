@@ -14,6 +14,9 @@ so that the speed-up of :func:`flownet.models.srflownet.depthwise_conv` is measu
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 --iters 4 --content facial --repeats 64 \
         --methods srflownet,liteflownet2,tvl1 --batch 32     # batched, as the main job computes flow
 
+``--compile`` adds, for every SRFlowNet row, the same weights with ``compile=True`` (``torch.compile`` of the
+network; the one-time compile happens in the warm-up call, whose duration is printed below the table).
+
 ``--content facial`` times the methods on the first ``--repeats`` pairs of the synthetic facial flow test
 set (real CASME II crops of held-out subjects, warped; square sizes only) instead of one random texture:
 TV-L1's run time depends on the images (it converges faster on faces with sub-pixel motion than on
@@ -75,21 +78,25 @@ def facial_pairs(size: tuple[int, int], repeats: int, root=None) -> list[tuple[t
     return [(p["img1"], p["img2"]) for p in load_pairs("synthetic-face", root, size=size[0], n_pairs=repeats)]
 
 
-def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext, batch: int = 1) -> float:
+def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext, batch: int = 1,
+                return_warmup: bool = False):
     """Best over ``rounds`` of (pairs / seconds) for ``est.estimate`` over ``pairs`` (after one warm-up call of
     the same batch size). ``batch`` > 1 stacks that many pairs into one call (how the main job computes flow,
-    ``flow.batch_size``); the classical methods still solve them one after another inside the call."""
+    ``flow.batch_size``); the classical methods still solve them one after another inside the call.
+    ``return_warmup``: return (pairs/s, seconds of the warm-up call) instead."""
     groups = [(torch.cat([a for a, _ in pairs[i:i + batch]]), torch.cat([b for _, b in pairs[i:i + batch]]))
               for i in range(0, len(pairs), batch)]
     best = 0.0
     with ctx():
-        est.estimate(*groups[0])  # warm-up
+        t0 = time.perf_counter()
+        est.estimate(*groups[0])  # warm-up (and compilation for compile=True)
+        warmup = time.perf_counter() - t0
         for _ in range(rounds):
             t0 = time.perf_counter()
             for a, b in groups:
                 est.estimate(a, b)
             best = max(best, len(pairs) / (time.perf_counter() - t0))
-    return best
+    return (best, warmup) if return_warmup else best
 
 
 def main(argv=None) -> int:
@@ -108,6 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plain-dw", action="store_true", help="also time the plain nn.Conv2d super-kernel path")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
                     help="SRFlowNet / LiteFlowNet2 inference precisions (one row each)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time every SRFlowNet row with torch.compile (compile time printed separately)")
     ap.add_argument("--batch", type=int, default=1,
                     help="pairs per estimate call (default 1; the main job uses flow.batch_size=32)")
     args = ap.parse_args(argv)
@@ -125,6 +134,10 @@ def main(argv=None) -> int:
                         est = get_estimator("srflownet", weights=w or None, iters=k, precision=p)
                         tag = "" if p == "fp32" else f", {p}"
                         rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag})", est, contextlib.nullcontext))
+                        if args.compile:
+                            rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}, torch.compile)",
+                                              get_estimator("srflownet", weights=w or None, iters=k, precision=p,
+                                                            compile=True), contextlib.nullcontext))
                         if args.plain_dw:
                             rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}, plain depth-wise conv)", est,
                                               plain_depthwise))
@@ -136,10 +149,13 @@ def main(argv=None) -> int:
             rows_spec.append(({"tvl1": "TV-L1", "farneback": "Farneback"}[m], get_estimator(m), contextlib.nullcontext))
     load0 = _uptime()
     vals = {name: [] for name, _, _ in rows_spec}
+    warm = {name: [] for name, _, _ in rows_spec}
     for s in sizes:  # size-major: the rows of one column are timed close together
         pairs = facial_pairs(s, args.repeats, args.root) if args.content == "facial" else random_pairs(s, args.repeats)
         for name, est, ctx in rows_spec:
-            vals[name].append(pairs_per_s(est, pairs, args.rounds, ctx, args.batch))
+            v, w = pairs_per_s(est, pairs, args.rounds, ctx, args.batch, return_warmup=True)
+            vals[name].append(v)
+            warm[name].append(w)
     load1 = _uptime()
     print(f"load average before {load0}, after {load1}; {args.threads} threads; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; content {args.content}; batch {args.batch}; "
@@ -148,6 +164,9 @@ def main(argv=None) -> int:
     print("|---|" + "---|" * len(sizes))
     for name, v in vals.items():
         print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in v) + " |")
+    for name, w in warm.items():
+        if "torch.compile" in name:
+            print(f"warm-up call incl. compilation, {name}: " + ", ".join(f"{x:.1f} s" for x in w))
     return 0
 
 

@@ -43,16 +43,17 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
 
 def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, weights=None, device="cpu",
              size: int = 128, n_pairs: int = 200, iters: int | None = None, pairs: list[dict] | None = None,
-             estimator=None, progress: bool = True, precision: str = "fp32") -> dict:
-    """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters`` and
-    ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) apply to the
-    learned models only."""
+             estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False) -> dict:
+    """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters``,
+    ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) and ``compile``
+    (``torch.compile``; the warm-up pair compiles, and every further image size compiles again inside the timed
+    loop) apply to the learned models only (ValueError for ``compile`` with a classical method)."""
     from tqdm import tqdm
 
     from . import get_estimator
     if estimator is None:
         kw = {"iters": iters} if model not in ("tvl1", "farneback") and iters is not None else {}
-        estimator = get_estimator(model, weights=weights, device=device, precision=precision, **kw)
+        estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, **kw)
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs)
     if not pairs:
         raise ValueError("no pairs to evaluate")

@@ -72,20 +72,39 @@ def resolve_precision(precision: str, device) -> str:
 
 
 class _LearnedEstimator:
-    """Shared ``estimate`` of the learned estimators: eval mode, no gradients, optional bf16 autocast.
+    """Shared ``estimate`` of the learned estimators: eval mode, no gradients, optional bf16 autocast,
+    optional ``torch.compile``.
 
     ``precision="bf16"`` runs the network's convolutions and matrix products under
     ``torch.autocast(dtype=torch.bfloat16)`` (shipped SRFlowNet, one thread, 128x128 facial pairs: 1.35x
     faster on an AMD EPYC with AVX512-BF16, 1.17x on an Intel Xeon with AMX, 1.74x there at 256x256; mean EPE
     within 0.005 px of float32 on faces and Middlebury; docs/benchmarks.md, "Fifth pass"); the returned flow
-    is always float32. ``forward`` (with gradients, for back-propagating a loss) always runs in float32.
+    is always float32. ``forward`` (with gradients, for back-propagating a loss) always runs in float32 and eager.
+
+    ``compile=True`` makes :meth:`estimate` run the network through ``torch.compile`` (inductor; on a CPU it needs
+    a C++ compiler). The first call of each input shape compiles (about a minute on a CPU) and every later call of
+    that shape is faster: worth it only for jobs of thousands of same-sized pairs (docs/benchmarks.md,
+    "torch.compile"). Results equal the eager ones up to float rounding.
     """
     device: torch.device
     model: torch.nn.Module
     precision: str = "fp32"
+    compile: bool = False
+    _compiled: torch.nn.Module | None = None
 
-    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def _run(self, net, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """Final flow (B, 2, H, W), pixels, with gradients (train/eval mode as the model is set); float32, eager."""
+        return self._run(self.model, img1.to(self.device), img2.to(self.device))
+
+    def _inference_net(self) -> torch.nn.Module:
+        if not self.compile:
+            return self.model
+        if self._compiled is None:
+            self._compiled = torch.compile(self.model, dynamic=False)
+        return self._compiled
 
     @torch.no_grad()
     def estimate(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
@@ -96,7 +115,7 @@ class _LearnedEstimator:
                else contextlib.nullcontext())
         try:
             with ctx:
-                flow = self.forward(img1, img2)
+                flow = self._run(self._inference_net(), img1.to(self.device), img2.to(self.device))
             return flow.float()
         finally:
             self.model.train(was)
@@ -185,19 +204,20 @@ class SRFlowNetEstimator(_LearnedEstimator):
         iters: recurrent updates at inference (None → the model config's default).
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"auto"`` for :meth:`estimate` (see
             :func:`resolve_precision`; ValueError for another value).
+        compile: run :meth:`estimate` through ``torch.compile`` (see :class:`_LearnedEstimator`).
     """
     name = "srflownet"
 
     def __init__(self, model: SRFlowNet | None = None, weights=None, device="cpu", iters: int | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", compile: bool = False):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = (model if model is not None else load_srflownet(weights, device=self.device)).to(self.device)
         self.iters = iters
+        self.compile = bool(compile)
 
-    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
-        """Final flow (B, 2, H, W), pixels, with gradients (train/eval mode as the model is set)."""
-        return self.model(img1.to(self.device), img2.to(self.device), iters=self.iters)[-1]
+    def _run(self, net, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        return net(img1, img2, iters=self.iters)[-1]
 
 
 def canonical_name(name: str) -> str:
@@ -378,22 +398,27 @@ class BackboneEstimator(_LearnedEstimator):
             LiteFlowNet2).
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"auto"`` for :meth:`estimate` (see
             :func:`resolve_precision`).
+        compile: run :meth:`estimate` through ``torch.compile`` (see :class:`_LearnedEstimator`).
     """
 
-    def __init__(self, model: torch.nn.Module, device="cpu", iters: int | None = None, precision: str = "fp32"):
+    def __init__(self, model: torch.nn.Module, device="cpu", iters: int | None = None, precision: str = "fp32",
+                 compile: bool = False):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device)
         self.name = backbone_name(model)
         self.iters = iters
+        self.compile = bool(compile)
 
-    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
-        """Final flow (B, 2, H, W), pixels, with gradients (train/eval mode as the model is set)."""
-        return final_flow(self.model, img1.to(self.device), img2.to(self.device), self.iters)
+    def _run(self, net, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        from .models.liteflownet2 import LiteFlowNet2
+        if isinstance(self.model, LiteFlowNet2):
+            return net(img1, img2)
+        return net(img1, img2, iters=self.iters)[-1]
 
 
 def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, precision: str = "fp32",
-                  **kwargs):
+                  compile: bool = False, **kwargs):
     """Return an estimator by name: ``"srflownet"`` | ``"liteflownet2"`` | ``"raft_small"`` |
     ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"``.
 
@@ -401,18 +426,19 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
     (:data:`SHIPPED_WEIGHTS`); the other learned backbones have none, so they need ``weights`` (or
     ``random_init=True`` for an untrained model, e.g. tests). ``precision`` = ``"fp32"`` | ``"bf16"`` | ``"auto"``
     (:func:`resolve_precision`) is the learned estimators' inference precision; the classical ones validate it and
-    run OpenCV in float32 whatever it says, so callers can pass it for every method. ``kwargs`` go to the estimator
+    run OpenCV in float32 whatever it says, so callers can pass it for every method. ``compile=True`` runs a learned
+    estimator's ``estimate`` through ``torch.compile`` (see :class:`_LearnedEstimator`). ``kwargs`` go to the estimator
     (``iters`` for srflownet and RAFT; OpenCV parameters for the classical ones).
 
     Raises:
-        ValueError: unknown name, unknown precision, weights given for a classical method, or no weights for a
-            backbone without shipped weights.
+        ValueError: unknown name, unknown precision, weights or ``compile=True`` given for a classical method, or no
+            weights for a backbone without shipped weights.
         FileNotFoundError: the weights file does not exist.
     """
     from .classical import FarnebackEstimator, TVL1Estimator
     n = canonical_name(name)
     if n == "srflownet" and not random_init:
-        return SRFlowNetEstimator(weights=weights, device=device, precision=precision, **kwargs)
+        return SRFlowNetEstimator(weights=weights, device=device, precision=precision, compile=compile, **kwargs)
     if n in BACKBONES or n.startswith("ptlflow:"):
         if weights is not None:
             model = load_weights(weights, expected=n, device=device)
@@ -424,10 +450,12 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
             raise ValueError(f"flow estimator '{n}' has no shipped weights: pass weights=<local file> "
                              f"(--weights W; train with `icegan flow train --config configs/flow_{n.replace(':', '_')}.yaml`"
                              f" or give a torchvision/ptlflow checkpoint you downloaded yourself)")
-        return BackboneEstimator(model, device=device, precision=precision, **kwargs)
+        return BackboneEstimator(model, device=device, precision=precision, compile=compile, **kwargs)
     resolve_precision(precision, device)        # a bad value fails here too; OpenCV itself runs in float32
     if weights is not None:
         raise ValueError(f"estimator '{name}' takes no weights (got {weights})")
+    if compile:
+        raise ValueError(f"compile=True (torch.compile) applies to the learned estimators, not '{name}'")
     if n == "tvl1":
         return TVL1Estimator(device=device, **kwargs)
     if n == "farneback":

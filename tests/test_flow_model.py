@@ -192,6 +192,30 @@ def test_bf16_inference_precision_close_to_fp32_and_validated(shared_data):
     assert lfn.precision == "bf16" and lfn.estimate(img1, img2).dtype == torch.float32
 
 
+def test_compiled_estimate_equals_eager_and_forward_stays_eager():
+    """compile=True: estimate runs a torch.compile'd network (compiled once, reused) whose flow equals the eager
+    flow up to float rounding; the differentiable forward keeps the plain module."""
+    from flownet.registry import SRFlowNetEstimator
+    torch.manual_seed(0)
+    m = SRFlowNet(TINY)
+    img1, img2 = _smooth_texture(1, 32, 32, seed=1), _smooth_texture(1, 32, 32, seed=2)
+    eager = SRFlowNetEstimator(m, iters=1).estimate(img1, img2)
+    est = SRFlowNetEstimator(m, iters=1, compile=True)   # one update: the shortest graph to compile
+    assert est._compiled is None
+    out = est.estimate(img1, img2)
+    compiled = est._compiled
+    assert compiled is not None and compiled is not m
+    torch.testing.assert_close(out, eager, rtol=1e-4, atol=1e-4)
+    assert float(eager.abs().max()) > 0
+    est.estimate(img2, img1)
+    assert est._compiled is compiled                      # compiled once per estimator
+    with pytest.raises(ValueError, match="torch.compile"):
+        flownet.get_estimator("tvl1", compile=True)
+    f = est.forward(img1, img2)                           # eager, with gradients to the weights
+    assert f.requires_grad
+    torch.testing.assert_close(f.detach(), eager, rtol=1e-5, atol=1e-5)
+
+
 def test_cli_run_and_eval(tmp_path, shared_data):
     from icegan.cli import main
     from flownet.io import read_flo

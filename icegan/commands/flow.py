@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 (autocast; fast on CPUs with AVX512-BF16/AMX and on "
                         "GPUs), auto (bf16 where the device has native bf16 kernels)")
+    e.add_argument("--compile", action="store_true",
+                   help="learned models: run the network through torch.compile (the warm-up pair compiles, about a "
+                        "minute on a CPU; then faster: for long runs of same-sized pairs)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     e.add_argument("--json", default=None, help="write the results JSON here")
@@ -115,7 +118,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
-                   size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision)
+                   size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,
+                   compile=args.compile)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
