@@ -33,7 +33,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -152,6 +152,13 @@ class FlowSection:
             needs ``method=srflownet``).
         decompose_weights: DecFlow weights for ``decompose=learned`` (None = shipped
             ``flownet/weights/decflow_facial.pt``).
+        input_size: the side (pixels) at which the flow is computed (:class:`flownet.resolution.ResizedEstimator`:
+            onset and apex resized to it, the flow resized back to ``data.img_size`` and rescaled to its pixels).
+            ``auto`` (default): a learned method runs at the crop size its weights were trained at
+            (``meta.size``; 128 for the shipped SRFlowNet), a classical method or weights without a recorded
+            size at ``data.img_size``; ``native``: always ``data.img_size``; an int: that size. Why it matters:
+            on 64×64 CASME II crops the shipped SRFlowNet's flow barely follows TV-L1's, at 128 it does
+            (docs/benchmarks.md, "Working resolution"). Part of the feature-cache key.
     """
     method: Literal["srflownet", "liteflownet2", "raft_small", "raft_large", "tvl1", "farneback"] = "srflownet"
     weights: Optional[str] = None
@@ -161,6 +168,11 @@ class FlowSection:
     component: Literal["total", "expression", "head"] = "total"
     decompose: Literal["ransac", "learned"] = "ransac"
     decompose_weights: Optional[str] = None
+    input_size: Union[Literal["auto", "native"], int] = "auto"
+
+    def __post_init__(self):
+        if isinstance(self.input_size, int) and self.input_size < 8:
+            raise ValueError(f"flow.input_size must be 'auto', 'native' or a side >= 8 pixels, got {self.input_size}")
 
 
 @dataclass
@@ -280,8 +292,24 @@ def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 # flow features
 # ---------------------------------------------------------------------------------------------
 
+def _at_working_size(cfg: MainConfig, estimator):
+    """``estimator`` wrapped to run at ``cfg.flow.input_size`` (:class:`flownet.resolution.ResizedEstimator`), or
+    itself when that is the image size."""
+    from flownet.resolution import ResizedEstimator, training_size
+    size = cfg.flow.input_size
+    if size == "auto":
+        size = training_size(estimator) or cfg.data.img_size
+    elif size == "native":
+        size = cfg.data.img_size
+    if int(size) == cfg.data.img_size:
+        return estimator
+    log.info("flow computed at %dx%d (images %dx%d; flow.input_size=%s)", size, size, cfg.data.img_size,
+             cfg.data.img_size, cfg.flow.input_size)
+    return ResizedEstimator(estimator, int(size))
+
+
 def build_flow(cfg: MainConfig, device: torch.device):
-    """The flow estimator of ``cfg.flow`` (:func:`flownet.registry.get_estimator`)."""
+    """The flow estimator of ``cfg.flow`` (:func:`flownet.registry.get_estimator`), run at ``flow.input_size``."""
     from flownet.registry import get_estimator
     kwargs = {}
     if cfg.flow.method in ("srflownet", "raft_small", "raft_large") and cfg.flow.iters is not None:
@@ -289,14 +317,14 @@ def build_flow(cfg: MainConfig, device: torch.device):
     if cfg.flow.component != "total":  # features from one part of a head/expression decomposition
         from flownet.decompose import ComponentEstimator, get_decomposer
         if cfg.flow.decompose == "learned":  # DecFlow runs in float32
-            dec = get_decomposer("learned", weights=cfg.flow.decompose_weights, device=device, **kwargs)
+            dec = _at_working_size(cfg, get_decomposer("learned", weights=cfg.flow.decompose_weights, device=device,
+                                                       **kwargs))
         else:
-            dec = get_decomposer("ransac", base=get_estimator(cfg.flow.method, weights=cfg.flow.weights,
-                                                              device=device, precision=cfg.flow.precision,
-                                                              **kwargs))
+            dec = get_decomposer("ransac", base=_at_working_size(cfg, get_estimator(
+                cfg.flow.method, weights=cfg.flow.weights, device=device, precision=cfg.flow.precision, **kwargs)))
         return ComponentEstimator(dec, cfg.flow.component)
-    return get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device, precision=cfg.flow.precision,
-                         **kwargs)
+    return _at_working_size(cfg, get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device,
+                                               precision=cfg.flow.precision, **kwargs))
 
 
 def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor, size: int,

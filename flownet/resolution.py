@@ -1,0 +1,112 @@
+"""Run a flow estimator at a working resolution: images resized in, flow resized and rescaled out.
+
+A learned flow network works at the resolution it was trained at. The shipped SRFlowNet was trained on
+128x128 face crops (its weights record ``meta["size"] = 128``); on 64x64 crops its 1/8 feature grid has
+8x8 cells and its flow on real CASME II onset→apex pairs barely follows TV-L1's (per-clip correlation
+0.25), while the same pairs upsampled to 128x128 give 0.75, on a par with Farneback's 0.70
+(docs/benchmarks.md, "Working resolution"). :class:`ResizedEstimator` makes that resampling part of the
+estimator, so every caller (real features, synthetic apexes, the joint loss) gets it.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["resize_flow", "training_size", "ResizedEstimator"]
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample a flow field to ``size`` = (H, W) and rescale its vectors to the new pixel grid.
+
+    Args:
+        flow: (B, 2, h, w), pixels of the (h, w) grid; channel 0 = u (x), 1 = v (y).
+        size: target (H, W) in pixels.
+
+    Returns:
+        (B, 2, H, W): bilinear resampling (``align_corners=False``, anti-aliased when shrinking), u multiplied
+        by W / w and v by H / h, so a displacement keeps its meaning in the new image. Differentiable.
+
+    Raises:
+        ValueError: ``flow`` is not (B, 2, h, w) or ``size`` is not two positive ints.
+    """
+    if flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(f"resize_flow expects a (B, 2, H, W) flow, got {tuple(flow.shape)}")
+    H, W = (int(size[0]), int(size[1]))
+    if H < 1 or W < 1:
+        raise ValueError(f"resize_flow: target size must be positive, got {size}")
+    h, w = flow.shape[-2:]
+    if (h, w) == (H, W):
+        return flow
+    out = F.interpolate(flow, size=(H, W), mode="bilinear", align_corners=False, antialias=(H < h or W < w))
+    scale = torch.tensor([W / w, H / h], dtype=out.dtype, device=out.device).view(1, 2, 1, 1)
+    return out * scale
+
+
+def training_size(estimator) -> Optional[int]:
+    """The square crop side (pixels) a learned estimator's weights were trained at, from their ``meta["size"]``
+    (written by ``icegan flow train``); None for classical methods and weights that do not record it."""
+    model = getattr(estimator, "model", None)
+    size = getattr(model, "meta", {}).get("size") if model is not None else None
+    return int(size) if isinstance(size, (int, float)) and size > 0 else None
+
+
+class ResizedEstimator:
+    """An estimator that runs ``base`` at a fixed working size and returns the flow at the input size.
+
+    ``estimate(img1, img2)``: images (B, C, H, W) in [0, 1] are resized to ``size`` (bilinear, anti-aliased when
+    shrinking), ``base.estimate`` computes the flow there, and :func:`resize_flow` brings it back to (H, W) in
+    pixels of the input. Inputs already at ``size`` pass through untouched. ``forward`` does the same with
+    gradients (for ``base`` estimators that have ``forward``), and ``decompose`` for decomposers (every part).
+
+    Args:
+        base: an estimator (``estimate``; optionally ``forward``, ``decompose``, ``model``).
+        size: working side in pixels (int, square) or (H, W).
+
+    Raises:
+        ValueError: a working size below 8 pixels.
+    """
+
+    def __init__(self, base, size: int | tuple[int, int]):
+        hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if min(hw) < 8:
+            raise ValueError(f"working size must be at least 8 pixels, got {size}")
+        self.base, self.size = base, hw
+        self.name = f"{getattr(base, 'name', type(base).__name__)}@{hw[0]}x{hw[1]}"
+
+    def __getattr__(self, attr: str):
+        # model, device, precision, iters, ...: the base estimator's (only called for names not found here)
+        if attr == "base":
+            raise AttributeError(attr)
+        return getattr(self.base, attr)
+
+    def __setattr__(self, attr: str, value) -> None:
+        if attr in ("base", "size", "name"):
+            object.__setattr__(self, attr, value)
+        else:                                   # e.g. ``device`` moved by an executor: the base's
+            setattr(self.base, attr, value)
+
+    def _in(self, img: torch.Tensor) -> torch.Tensor:
+        if tuple(img.shape[-2:]) == self.size:
+            return img
+        shrink = img.shape[-2] > self.size[0] or img.shape[-1] > self.size[1]
+        return F.interpolate(img, size=self.size, mode="bilinear", align_corners=False, antialias=shrink)
+
+    @torch.no_grad()
+    def estimate(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """Flow (B, 2, H, W) in pixels of the input images (B, C, H, W)."""
+        return resize_flow(self.base.estimate(self._in(img1), self._in(img2)), img1.shape[-2:])
+
+    __call__ = estimate
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """As :meth:`estimate`, with gradients through ``base.forward`` and both resamplings."""
+        return resize_flow(self.base.forward(self._in(img1), self._in(img2)), img1.shape[-2:])
+
+    @torch.no_grad()
+    def decompose(self, img1: torch.Tensor, img2: torch.Tensor) -> dict:
+        """``base.decompose`` at the working size, every flow part brought back to the input size."""
+        parts = self.base.decompose(self._in(img1), self._in(img2))
+        return {k: resize_flow(v, img1.shape[-2:]) if torch.is_tensor(v) and v.dim() == 4 and v.shape[1] == 2 else v
+                for k, v in parts.items()}

@@ -1,0 +1,102 @@
+"""Working resolution of a flow estimator (flownet.resolution) and the main job's flow.input_size."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import flownet
+from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+from flownet.registry import save_srflownet
+from flownet.resolution import ResizedEstimator, resize_flow, training_size
+
+
+def _texture(size, seed=0, pad=8):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 1, (size + 2 * pad) // 4, (size + 2 * pad) // 4, generator=g)
+    return F.interpolate(x, size=(size + 2 * pad, size + 2 * pad), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_resize_flow_rescales_vectors_to_the_new_grid():
+    flow = torch.zeros(2, 2, 16, 24)
+    flow[:, 0], flow[:, 1] = 1.5, -0.5
+    up = resize_flow(flow, (32, 72))                       # 2x in height, 3x in width
+    torch.testing.assert_close(up[:, 0], torch.full((2, 32, 72), 4.5))
+    torch.testing.assert_close(up[:, 1], torch.full((2, 32, 72), -1.0))
+    back = resize_flow(up, (16, 24))
+    torch.testing.assert_close(back, flow)
+    assert resize_flow(flow, (16, 24)) is flow
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        resize_flow(torch.zeros(1, 3, 4, 4), (8, 8))
+
+
+class _Recorder:
+    """A stand-in estimator: remembers the input size and returns 1 px of u on its own grid."""
+
+    def __init__(self):
+        self.seen, self.device = [], "cpu"
+
+    def estimate(self, a, b):
+        self.seen.append(tuple(a.shape[-2:]))
+        out = torch.zeros(a.shape[0], 2, *a.shape[-2:])
+        out[:, 0] = 1.0
+        return out
+
+
+def test_resized_estimator_runs_base_at_working_size_and_returns_input_pixels():
+    base = _Recorder()
+    est = ResizedEstimator(base, 128)
+    f = est.estimate(torch.rand(3, 1, 64, 64), torch.rand(3, 1, 64, 64))
+    assert base.seen == [(128, 128)] and f.shape == (3, 2, 64, 64)
+    torch.testing.assert_close(f[:, 0], torch.full((3, 64, 64), 0.5))     # 1 px at 128 = 0.5 px at 64
+    est.device = "meta"                                                      # attributes reach the base
+    assert base.device == "meta" and est.device == "meta"
+    with pytest.raises(ValueError, match="at least 8"):
+        ResizedEstimator(base, 4)
+
+
+def test_resized_tvl1_recovers_a_known_shift_in_input_pixels():
+    """img2 = img1 moved 2 px right; TV-L1 run at twice the size must still report u = 2 input pixels."""
+    big = _texture(64, seed=3)
+    img1, img2 = big[..., 8:72, 8:72], big[..., 8:72, 6:70]
+    est = ResizedEstimator(flownet.get_estimator("tvl1"), 128)
+    f = est.estimate(img1, img2)[0, :, 12:-12, 12:-12]
+    assert abs(float(f[0].median()) - 2.0) < 0.2 and abs(float(f[1].median())) < 0.2
+
+
+def test_resized_forward_keeps_gradients_and_training_size_reads_meta(tmp_path):
+    torch.manual_seed(0)
+    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1)
+    w = save_srflownet(SRFlowNet(cfg), tmp_path / "w.pt", meta={"size": 48})
+    base = flownet.get_estimator("srflownet", weights=w)
+    assert training_size(base) == 48 and training_size(flownet.get_estimator("tvl1")) is None
+    est = ResizedEstimator(base, training_size(base))
+    img1 = torch.rand(1, 1, 32, 32, requires_grad=True)
+    flow = est.forward(img1, torch.rand(1, 1, 32, 32))
+    assert flow.shape == (1, 2, 32, 32)
+    flow.abs().mean().backward()
+    assert img1.grad is not None and img1.grad.abs().sum() > 0
+    assert est.model is base.model
+
+
+def test_main_job_flow_input_size(tmp_path):
+    from icegan.config import ConfigError
+    from icegan.pipeline import build_flow, load_main_config
+    torch.manual_seed(0)
+    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1)
+    w = str(save_srflownet(SRFlowNet(cfg), tmp_path / "w.pt", meta={"size": 128}))
+    dev = torch.device("cpu")
+
+    def flow(*o):
+        return build_flow(load_main_config(None, ["data.img_size=64", f"flow.weights={w}", *o]), dev)
+    auto = flow()                                            # the weights' training size
+    assert isinstance(auto, ResizedEstimator) and auto.size == (128, 128)
+    assert not isinstance(flow("flow.input_size=native"), ResizedEstimator)
+    assert flow("flow.input_size=96").size == (96, 96)
+    assert not isinstance(flow("flow.input_size=64"), ResizedEstimator)   # = the image size: no wrapper
+    tv = build_flow(load_main_config(None, ["data.img_size=64", "flow.method=tvl1", "gan.joint=false"]), dev)
+    assert not isinstance(tv, ResizedEstimator)              # classical: native unless told
+    with pytest.raises(ConfigError, match="flow.input_size"):
+        load_main_config(None, ["flow.input_size=4"])
+    with pytest.raises(ConfigError, match="input_size"):
+        load_main_config(None, ["flow.input_size=big"])
