@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize_flow", "training_size", "ResizedEstimator"]
+__all__ = ["resize_flow", "training_size", "ResizedEstimator", "at_input_size"]
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -110,3 +110,35 @@ class ResizedEstimator:
         parts = self.base.decompose(self._in(img1), self._in(img2))
         return {k: resize_flow(v, img1.shape[-2:]) if torch.is_tensor(v) and v.dim() == 4 and v.shape[1] == 2 else v
                 for k, v in parts.items()}
+
+
+def at_input_size(estimator, input_size, image_size):
+    """``estimator`` made to compute its flow at ``input_size``, for images of ``image_size``.
+
+    Args:
+        estimator: any estimator (``estimate``).
+        input_size: ``"auto"`` (the crop size the weights were trained at, :func:`training_size`, square; the
+            image size for classical methods and weights that do not record one), ``"native"`` (the image size),
+            or an int side in pixels (square).
+        image_size: the images' side (int) or (H, W).
+
+    Returns:
+        ``estimator`` itself when the working size is the image size, else a :class:`ResizedEstimator`.
+
+    Raises:
+        ValueError: ``input_size`` is none of the above, or an int below 8.
+    """
+    hw = (int(image_size), int(image_size)) if isinstance(image_size, int) else tuple(int(v) for v in image_size)
+    if input_size == "native":
+        return estimator
+    if input_size == "auto":
+        size = training_size(estimator)
+        if size is None:
+            return estimator
+    elif isinstance(input_size, int) and not isinstance(input_size, bool):
+        size = input_size
+    else:
+        raise ValueError(f"input size must be 'auto', 'native' or a side in pixels, got {input_size!r}")
+    if (size, size) == hw:
+        return estimator
+    return ResizedEstimator(estimator, size)

@@ -293,19 +293,13 @@ def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 def _at_working_size(cfg: MainConfig, estimator):
-    """``estimator`` wrapped to run at ``cfg.flow.input_size`` (:class:`flownet.resolution.ResizedEstimator`), or
-    itself when that is the image size."""
-    from flownet.resolution import ResizedEstimator, training_size
-    size = cfg.flow.input_size
-    if size == "auto":
-        size = training_size(estimator) or cfg.data.img_size
-    elif size == "native":
-        size = cfg.data.img_size
-    if int(size) == cfg.data.img_size:
-        return estimator
-    log.info("flow computed at %dx%d (images %dx%d; flow.input_size=%s)", size, size, cfg.data.img_size,
-             cfg.data.img_size, cfg.flow.input_size)
-    return ResizedEstimator(estimator, int(size))
+    """``estimator`` run at ``cfg.flow.input_size`` (:func:`flownet.resolution.at_input_size`)."""
+    from flownet.resolution import ResizedEstimator, at_input_size
+    est = at_input_size(estimator, cfg.flow.input_size, cfg.data.img_size)
+    if isinstance(est, ResizedEstimator):
+        log.info("flow computed at %dx%d (images %dx%d; flow.input_size=%s)", *est.size, cfg.data.img_size,
+                 cfg.data.img_size, cfg.flow.input_size)
+    return est
 
 
 def build_flow(cfg: MainConfig, device: torch.device):

@@ -1,4 +1,5 @@
 """Working resolution of a flow estimator (flownet.resolution) and the main job's flow.input_size."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -100,3 +101,36 @@ def test_main_job_flow_input_size(tmp_path):
         load_main_config(None, ["flow.input_size=4"])
     with pytest.raises(ConfigError, match="input_size"):
         load_main_config(None, ["flow.input_size=big"])
+
+
+def test_at_input_size_resolves_auto_native_and_ints(tmp_path):
+    from flownet.resolution import at_input_size
+    tv = flownet.get_estimator("tvl1")
+    assert at_input_size(tv, "auto", 64) is tv and at_input_size(tv, "native", 64) is tv
+    assert at_input_size(tv, 64, (64, 64)) is tv
+    wrapped = at_input_size(tv, 96, (48, 64))
+    assert isinstance(wrapped, ResizedEstimator) and wrapped.size == (96, 96)
+    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1)
+    sr = flownet.get_estimator("srflownet", weights=save_srflownet(SRFlowNet(cfg), tmp_path / "w.pt",
+                                                                   meta={"size": 128}))
+    assert at_input_size(sr, "auto", 64).size == (128, 128) and at_input_size(sr, "auto", 128) is sr
+    for bad in ("big", 2.5, 4, True):
+        with pytest.raises(ValueError, match="input size|at least 8"):
+            at_input_size(tv, bad, 64)
+
+
+def test_cli_flow_run_input_size(tmp_path, capsys):
+    from PIL import Image
+    from flownet.io import read_flo
+    from icegan.cli import main
+    big = (_texture(48, seed=5)[0, 0] * 255).byte().numpy()
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(big[8:56, 8:56]).save(a)
+    Image.fromarray(big[8:56, 6:54]).save(b)                   # moved 2 px right
+    assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "f.png"), "--flo", str(tmp_path / "f.flo"),
+                 "--model", "tvl1", "--gray", "--input-size", "96"]) == 0
+    flow, _ = read_flo(tmp_path / "f.flo")                     # (H, W, 2)
+    assert flow.shape == (48, 48, 2) and abs(float(np.median(flow[10:-10, 10:-10, 0])) - 2.0) < 0.3
+    assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "g.png"), "--input-size", "big"]) == 2
+    assert "input size" in capsys.readouterr().err

@@ -63,6 +63,10 @@ def register(subparsers) -> None:
     r.add_argument("--gray", action="store_true", help="read the images as grey")
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
+    r.add_argument("--input-size", default="native", metavar="auto|native|INT",
+                   help="size the flow is computed at: native (default, the images' size), auto (the square crop size "
+                        "the learned weights were trained at, 128 for the shipped SRFlowNet: use it for small face "
+                        "crops), or a side in pixels; the flow is resized back to the images and rescaled")
     r.add_argument("--device", default="cpu")
     r.add_argument("--decompose", action="store_true",
                    help="also write the head and expression flow (OUT stem + _head / _expression; same for --flo)")
@@ -137,7 +141,10 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"images differ in size: {args.img1} {tuple(i1.shape)} vs {args.img2} {tuple(i2.shape)}")
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2)
+    from flownet.resolution import at_input_size
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision)
+    size = getattr(args, "input_size", "native")
+    est = at_input_size(est, int(size) if str(size).isdigit() else size, tuple(i1.shape[-2:]))
     flow = est.estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
     print(f"wrote {args.out} (max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
