@@ -43,11 +43,14 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
 
 def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, weights=None, device="cpu",
              size: int = 128, n_pairs: int = 200, iters: int | None = None, pairs: list[dict] | None = None,
-             estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False) -> dict:
+             estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False,
+             input_size="native") -> dict:
     """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters``,
     ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) and ``compile``
     (``torch.compile``; the warm-up pair compiles, and every further image size compiles again inside the timed
-    loop) apply to the learned models only (ValueError for ``compile`` with a classical method)."""
+    loop) apply to the learned models only (ValueError for ``compile`` with a classical method). ``input_size``
+    (``native`` | ``auto`` | int, :func:`flownet.resolution.at_input_size`) computes the flow at another size and
+    scores it at the pairs' own size."""
     from tqdm import tqdm
 
     from . import get_estimator
@@ -57,6 +60,9 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs)
     if not pairs:
         raise ValueError("no pairs to evaluate")
+    if input_size != "native":
+        from .resolution import at_input_size
+        estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))
     estimator.estimate(pairs[0]["img1"].to(device), pairs[0]["img2"].to(device))  # warm-up
     per, elapsed = [], 0.0
     for p in tqdm(pairs, disable=not progress, desc=f"eval {model} on {data}"):

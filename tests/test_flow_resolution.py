@@ -134,3 +134,20 @@ def test_cli_flow_run_input_size(tmp_path, capsys):
     assert flow.shape == (48, 48, 2) and abs(float(np.median(flow[10:-10, 10:-10, 0])) - 2.0) < 0.3
     assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "g.png"), "--input-size", "big"]) == 2
     assert "input size" in capsys.readouterr().err
+
+
+def test_evaluate_input_size_scores_at_the_pairs_size():
+    """evaluate(input_size=N) computes the flow at N and scores it against the pairs' own ground truth."""
+    from flownet.evaluate import evaluate
+    big = _texture(48, seed=9)
+    flow = torch.zeros(1, 2, 48, 48)
+    flow[:, 0] = 2.0
+    pair = {"name": "shift", "img1": big[..., 8:56, 8:56], "img2": big[..., 8:56, 6:54], "flow": flow,
+            "valid": torch.ones(1, 48, 48, dtype=torch.bool)}
+    native = evaluate("tvl1", pairs=[pair], progress=False)
+    at96 = evaluate("tvl1", pairs=[pair], progress=False, input_size=96)
+    assert native["image_size"] == at96["image_size"] == [48, 48]
+    assert at96["mean"]["EPE"] < 0.5 and native["mean"]["EPE"] < 0.5        # both near the true 2 px shift
+    rec = _Recorder()                                  # 1 px of u on its own 96-px grid = 0.5 px at 48
+    half = evaluate("stand-in", pairs=[pair], estimator=rec, progress=False, input_size=96)
+    assert rec.seen[-1] == (96, 96) and abs(half["mean"]["EPE"] - 1.5) < 1e-5

@@ -47,6 +47,9 @@ def register(subparsers) -> None:
     e.add_argument("--compile", action="store_true",
                    help="learned models: run the network through torch.compile (the warm-up pair compiles, about a "
                         "minute on a CPU; then faster: for long runs of same-sized pairs)")
+    e.add_argument("--input-size", default="native", metavar="auto|native|INT",
+                   help="size the flow is computed at before it is scored at the pairs' size: native (default), auto "
+                        "(the learned weights' training crop size), or a side in pixels (see icegan flow run --help)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     e.add_argument("--json", default=None, help="write the results JSON here")
@@ -98,6 +101,11 @@ def _clean_errors(fn):
     return wrapper
 
 
+def _input_size(text: str):
+    """``--input-size`` value: ``auto`` / ``native`` as given, digits as an int (anything else is rejected later)."""
+    return int(text) if str(text).isdigit() else text
+
+
 @_clean_errors
 def _train(args: argparse.Namespace) -> int:
     from flownet.train import FlowTrainConfig, train
@@ -123,7 +131,7 @@ def _eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
                    size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,
-                   compile=args.compile)
+                   compile=args.compile, input_size=_input_size(args.input_size))
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -143,8 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_decomposed(args, i1, i2)
     from flownet.resolution import at_input_size
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision)
-    size = getattr(args, "input_size", "native")
-    est = at_input_size(est, int(size) if str(size).isdigit() else size, tuple(i1.shape[-2:]))
+    est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
     flow = est.estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
     print(f"wrote {args.out} (max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
