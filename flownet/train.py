@@ -154,7 +154,6 @@ def training_loss(model: torch.nn.Module, b: dict, t: FlowTrainSection, device,
     return loss, parts, flows[-1]
 
 
-@torch.no_grad()
 def dataset_kwargs(d: FlowDataConfig) -> dict:
     """Keyword arguments of :class:`flownet.data.synthetic_face.SyntheticFaceFlow` shared by the train, val and
     test splits of a run with data section ``d`` (root, size, seed, subject split, motion ranges, landmark cache)."""
@@ -166,6 +165,7 @@ def dataset_kwargs(d: FlowDataConfig) -> dict:
     return kw
 
 
+@torch.no_grad()
 def evaluate_model(model: torch.nn.Module, loader, device, iters: int | None = None) -> dict:
     """Pooled flow metrics (:func:`flownet.metrics.flow_metrics`) of ``model`` (any backbone) over ``loader``."""
     from .metrics import flow_metrics

@@ -472,3 +472,20 @@ def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_dat
     zero = flow_metrics(torch.zeros_like(gt), gt, valid)["EPE"]
     for k in ("1", "2"):
         assert res["epe"]["zero"][k] == pytest.approx(zero, rel=1e-5)
+
+
+def test_evaluate_model_builds_no_autograd_graph():
+    """Validation during training scores without gradients (no graph kept per batch)."""
+    from flownet.train import evaluate_model
+    seen = []
+
+    class Spy(SRFlowNet):
+        def forward(self, *a, **k):
+            seen.append(torch.is_grad_enabled())
+            return super().forward(*a, **k)
+    torch.manual_seed(0)
+    m = Spy(TINY)
+    img = _smooth_texture(2, 32, 32)
+    batch = {"img1": img, "img2": img, "flow": torch.zeros(2, 2, 32, 32), "valid": torch.ones(2, 32, 32, dtype=torch.bool)}
+    res = evaluate_model(m, [batch], "cpu", iters=1)
+    assert seen == [False] and res["EPE"] >= 0
