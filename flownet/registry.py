@@ -380,12 +380,15 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
                      f"for raft_small / raft_large / ptlflow:<name>)")
 
 
-def final_flow(model: torch.nn.Module, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> torch.Tensor:
-    """The final flow (B, 2, H, W) in pixels of any registry backbone (with gradients)."""
+def final_flow(model: torch.nn.Module, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None,
+               net=None) -> torch.Tensor:
+    """The final flow (B, 2, H, W) in pixels of any registry backbone (with gradients). ``net``: a callable
+    standing in for ``model`` (e.g. its ``torch.compile`` wrapper); ``model`` still decides the call convention."""
     from .models.liteflownet2 import LiteFlowNet2
+    net = model if net is None else net
     if isinstance(model, LiteFlowNet2):
-        return model(img1, img2)
-    return model(img1, img2, iters=iters)[-1]
+        return net(img1, img2)
+    return net(img1, img2, iters=iters)[-1]
 
 
 class BackboneEstimator(_LearnedEstimator):
@@ -411,10 +414,7 @@ class BackboneEstimator(_LearnedEstimator):
         self.compile = bool(compile)
 
     def _run(self, net, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
-        from .models.liteflownet2 import LiteFlowNet2
-        if isinstance(self.model, LiteFlowNet2):
-            return net(img1, img2)
-        return net(img1, img2, iters=self.iters)[-1]
+        return final_flow(self.model, img1, img2, self.iters, net=net)
 
 
 def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, precision: str = "fp32",
