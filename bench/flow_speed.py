@@ -78,12 +78,11 @@ def facial_pairs(size: tuple[int, int], repeats: int, root=None) -> list[tuple[t
     return [(p["img1"], p["img2"]) for p in load_pairs("synthetic-face", root, size=size[0], n_pairs=repeats)]
 
 
-def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext, batch: int = 1,
-                return_warmup: bool = False):
+def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext, batch: int = 1) -> tuple[float, float]:
     """Best over ``rounds`` of (pairs / seconds) for ``est.estimate`` over ``pairs`` (after one warm-up call of
     the same batch size). ``batch`` > 1 stacks that many pairs into one call (how the main job computes flow,
     ``flow.batch_size``); the classical methods still solve them one after another inside the call.
-    ``return_warmup``: return (pairs/s, seconds of the warm-up call) instead."""
+    Returns (pairs/s, seconds of the warm-up call)."""
     groups = [(torch.cat([a for a, _ in pairs[i:i + batch]]), torch.cat([b for _, b in pairs[i:i + batch]]))
               for i in range(0, len(pairs), batch)]
     best = 0.0
@@ -96,7 +95,7 @@ def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext, b
             for a, b in groups:
                 est.estimate(a, b)
             best = max(best, len(pairs) / (time.perf_counter() - t0))
-    return (best, warmup) if return_warmup else best
+    return best, warmup
 
 
 def main(argv=None) -> int:
@@ -153,7 +152,7 @@ def main(argv=None) -> int:
     for s in sizes:  # size-major: the rows of one column are timed close together
         pairs = facial_pairs(s, args.repeats, args.root) if args.content == "facial" else random_pairs(s, args.repeats)
         for name, est, ctx in rows_spec:
-            v, w = pairs_per_s(est, pairs, args.rounds, ctx, args.batch, return_warmup=True)
+            v, w = pairs_per_s(est, pairs, args.rounds, ctx, args.batch)
             vals[name].append(v)
             warm[name].append(w)
     load1 = _uptime()
