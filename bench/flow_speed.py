@@ -14,6 +14,7 @@ so that the speed-up of :func:`flownet.models.srflownet.depthwise_conv` is measu
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 --iters 4 --content facial --repeats 64 \
         --methods srflownet,liteflownet2,tvl1 --batch 32     # batched, as the main job computes flow
 
+``--tta`` adds, for every SRFlowNet row, the same weights with ``tta="hflip"`` (the mirrored-pair average).
 ``--compile`` adds, for every SRFlowNet row, the same weights with ``compile=True`` (``torch.compile`` of the
 network; the one-time compile happens in the warm-up call, whose duration is printed below the table).
 
@@ -116,6 +117,8 @@ def main(argv=None) -> int:
                     help="SRFlowNet / LiteFlowNet2 inference precisions (one row each)")
     ap.add_argument("--compile", action="store_true",
                     help="also time every SRFlowNet row with torch.compile (compile time printed separately)")
+    ap.add_argument("--tta", action="store_true",
+                    help="also time every SRFlowNet row with tta='hflip' (the mirrored-pair average: twice the work)")
     ap.add_argument("--batch", type=int, default=1,
                     help="pairs per estimate call (default 1; the main job uses flow.batch_size=32)")
     args = ap.parse_args(argv)
@@ -133,10 +136,16 @@ def main(argv=None) -> int:
                         est = get_estimator("srflownet", weights=w or None, iters=k, precision=p)
                         tag = "" if p == "fp32" else f", {p}"
                         rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag})", est, contextlib.nullcontext))
-                        if args.compile:
-                            rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}, torch.compile)",
-                                              get_estimator("srflownet", weights=w or None, iters=k, precision=p,
-                                                            compile=True), contextlib.nullcontext))
+                        for tta in ("none", "hflip") if args.tta else ("none",):
+                            extra = "" if tta == "none" else ", mirrored-pair average"
+                            if tta != "none":
+                                rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}{extra})",
+                                                  get_estimator("srflownet", weights=w or None, iters=k, precision=p,
+                                                                tta=tta), contextlib.nullcontext))
+                            if args.compile:
+                                rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}{extra}, torch.compile)",
+                                                  get_estimator("srflownet", weights=w or None, iters=k, precision=p,
+                                                                compile=True, tta=tta), contextlib.nullcontext))
                         if args.plain_dw:
                             rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}, plain depth-wise conv)", est,
                                               plain_depthwise))

@@ -44,19 +44,23 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
 def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, weights=None, device="cpu",
              size: int = 128, n_pairs: int = 200, iters: int | None = None, pairs: list[dict] | None = None,
              estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False,
-             input_size="native") -> dict:
+             input_size="native", tta: str = "none") -> dict:
     """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters``,
     ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) and ``compile``
     (``torch.compile``; the warm-up pair compiles, and every further image size compiles again inside the timed
     loop) apply to the learned models only (ValueError for ``compile`` with a classical method). ``input_size``
     (``native`` | ``auto`` | int, :func:`flownet.resolution.at_input_size`) computes the flow at another size and
-    scores it at the pairs' own size."""
+    scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
+    un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it."""
     from tqdm import tqdm
 
     from . import get_estimator
+    if estimator is not None and tta != "none":
+        raise ValueError("tta applies when evaluate() builds the estimator; give it to get_estimator() instead")
     if estimator is None:
         kw = {"iters": iters} if model not in ("tvl1", "farneback") and iters is not None else {}
-        estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, **kw)
+        estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, tta=tta,
+                                  **kw)
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs)
     if not pairs:
         raise ValueError("no pairs to evaluate")
@@ -78,7 +82,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         per.append({"name": p["name"], **m})
     mean = {k: sum(r[k] for r in per) / len(per) for k in METRIC_NAMES}
     h, w = pairs[0]["img1"].shape[-2:]
-    return {"model": model, "data": data, "weights": None if weights is None else str(weights),
+    return {"model": model, "data": data, "weights": None if weights is None else str(weights), "tta": tta,
             "n_pairs": len(per), "image_size": [int(h), int(w)], "mean": mean, "per_pair": per,
             "pairs_per_s": len(per) / elapsed, "seconds_per_pair": elapsed / len(per)}
 

@@ -20,6 +20,7 @@ plain torchvision RAFT state dict for ``raft_*``, and a ptlflow / Lightning chec
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIP
            "load_srflownet",
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator", "PRECISIONS",
-           "native_bf16", "resolve_precision"]
+           "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average"]
 
 WEIGHTS_FORMAT = "srflownet-v1"
 BACKBONE_FORMAT = "flownet-backbone-v1"
@@ -60,6 +61,8 @@ def resolve_precision(precision: str, device) -> str:
     """``"fp32"`` | ``"bf16"`` | ``"auto"`` → ``"fp32"`` or ``"bf16"`` (``auto``: bf16 where
     :func:`native_bf16` says the device has native bf16 kernels, else fp32).
 
+    Warns (RuntimeWarning) when ``bf16`` is asked for on a device without native bf16 kernels.
+
     Raises:
         ValueError: an unknown precision (names the choices).
     """
@@ -68,6 +71,11 @@ def resolve_precision(precision: str, device) -> str:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got '{precision}'")
     if p == "auto":
         return "bf16" if native_bf16(device) else "fp32"
+    if p == "bf16" and not native_bf16(device):
+        warnings.warn(f"precision='bf16' on {torch.device(device)}, which has no native bfloat16 kernels: bf16 is "
+                      f"emulated there and far slower than float32 (shipped SRFlowNet on an AVX2-only AMD EPYC, one "
+                      f"thread, 128x128 faces: 0.36 vs 18.2 pairs/s, docs/benchmarks.md 'Seventh pass'); use "
+                      f"precision='auto' or 'fp32'", RuntimeWarning, stacklevel=2)
     return p
 
 
@@ -90,6 +98,7 @@ class _LearnedEstimator:
     model: torch.nn.Module
     precision: str = "fp32"
     compile: bool = False
+    tta: str = "none"
     _compiled: torch.nn.Module | None = None
 
     def _run(self, net, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -114,13 +123,42 @@ class _LearnedEstimator:
         ctx = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                else contextlib.nullcontext())
         try:
+            img1, img2 = img1.to(self.device), img2.to(self.device)
+            if self.tta == "hflip":
+                b = img1.shape[0]
+                with ctx:
+                    both = self._run(self._inference_net(), torch.cat([img1, img1.flip(-1)]),
+                                     torch.cat([img2, img2.flip(-1)])).float()
+                return mirror_average(both[:b], both[b:])
             with ctx:
-                flow = self._run(self._inference_net(), img1.to(self.device), img2.to(self.device))
+                flow = self._run(self._inference_net(), img1, img2)
             return flow.float()
         finally:
             self.model.train(was)
 
     __call__ = estimate
+
+
+TTA_MODES = ("none", "hflip")
+
+
+def resolve_tta(tta: str) -> str:
+    """Validate a test-time augmentation name: ``"none"`` or ``"hflip"`` (see :class:`_LearnedEstimator`).
+
+    Raises:
+        ValueError: another value (lists the allowed ones).
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"test-time augmentation must be one of {list(TTA_MODES)}, got {tta!r}")
+    return tta
+
+
+def mirror_average(flow: torch.Tensor, flow_of_mirrored: torch.Tensor) -> torch.Tensor:
+    """Mean of a flow (B, 2, H, W) and the flow computed on the horizontally mirrored pair, mirrored back:
+    ``x`` is flipped and ``u`` changes sign, ``v`` keeps its sign. Pixels in, pixels out."""
+    back = flow_of_mirrored.flip(-1)
+    back = torch.cat([-back[:, :1], back[:, 1:]], dim=1)
+    return 0.5 * (flow + back)
 
 
 #: weight files shipped in ``flownet/weights/`` per backbone (used when no weights are given)
@@ -205,13 +243,15 @@ class SRFlowNetEstimator(_LearnedEstimator):
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"auto"`` for :meth:`estimate` (see
             :func:`resolve_precision`; ValueError for another value).
         compile: run :meth:`estimate` through ``torch.compile`` (see :class:`_LearnedEstimator`).
+        tta: ``"none"`` or ``"hflip"`` (mirrored-pair average in :meth:`estimate`, see :class:`_LearnedEstimator`).
     """
     name = "srflownet"
 
     def __init__(self, model: SRFlowNet | None = None, weights=None, device="cpu", iters: int | None = None,
-                 precision: str = "fp32", compile: bool = False):
+                 precision: str = "fp32", compile: bool = False, tta: str = "none"):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
+        self.tta = resolve_tta(tta)
         self.model = (model if model is not None else load_srflownet(weights, device=self.device)).to(self.device)
         self.iters = iters
         self.compile = bool(compile)
@@ -405,9 +445,10 @@ class BackboneEstimator(_LearnedEstimator):
     """
 
     def __init__(self, model: torch.nn.Module, device="cpu", iters: int | None = None, precision: str = "fp32",
-                 compile: bool = False):
+                 compile: bool = False, tta: str = "none"):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
+        self.tta = resolve_tta(tta)
         self.model = model.to(self.device)
         self.name = backbone_name(model)
         self.iters = iters
@@ -418,7 +459,7 @@ class BackboneEstimator(_LearnedEstimator):
 
 
 def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, precision: str = "fp32",
-                  compile: bool = False, **kwargs):
+                  compile: bool = False, tta: str = "none", **kwargs):
     """Return an estimator by name: ``"srflownet"`` | ``"liteflownet2"`` | ``"raft_small"`` |
     ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"``.
 
@@ -427,18 +468,21 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
     ``random_init=True`` for an untrained model, e.g. tests). ``precision`` = ``"fp32"`` | ``"bf16"`` | ``"auto"``
     (:func:`resolve_precision`) is the learned estimators' inference precision; the classical ones validate it and
     run OpenCV in float32 whatever it says, so callers can pass it for every method. ``compile=True`` runs a learned
-    estimator's ``estimate`` through ``torch.compile`` (see :class:`_LearnedEstimator`). ``kwargs`` go to the estimator
+    estimator's ``estimate`` through ``torch.compile`` and ``tta="hflip"`` averages it with the flow of the mirrored
+    pair (see :class:`_LearnedEstimator`). ``kwargs`` go to the estimator
     (``iters`` for srflownet and RAFT; OpenCV parameters for the classical ones).
 
     Raises:
-        ValueError: unknown name, unknown precision, weights or ``compile=True`` given for a classical method, or no
+        ValueError: unknown name, unknown precision or ``tta``, weights, ``compile=True`` or a ``tta`` given for a
+            classical method, or no
             weights for a backbone without shipped weights.
         FileNotFoundError: the weights file does not exist.
     """
     from .classical import FarnebackEstimator, TVL1Estimator
     n = canonical_name(name)
     if n == "srflownet" and not random_init:
-        return SRFlowNetEstimator(weights=weights, device=device, precision=precision, compile=compile, **kwargs)
+        return SRFlowNetEstimator(weights=weights, device=device, precision=precision, compile=compile, tta=tta,
+                                  **kwargs)
     if n in BACKBONES or n.startswith("ptlflow:"):
         if weights is not None:
             model = load_weights(weights, expected=n, device=device)
@@ -450,12 +494,14 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
             raise ValueError(f"flow estimator '{n}' has no shipped weights: pass weights=<local file> "
                              f"(--weights W; train with `icegan flow train --config configs/flow_{n.replace(':', '_')}.yaml`"
                              f" or give a torchvision/ptlflow checkpoint you downloaded yourself)")
-        return BackboneEstimator(model, device=device, precision=precision, compile=compile, **kwargs)
+        return BackboneEstimator(model, device=device, precision=precision, compile=compile, tta=tta, **kwargs)
     resolve_precision(precision, device)        # a bad value fails here too; OpenCV itself runs in float32
     if weights is not None:
         raise ValueError(f"estimator '{name}' takes no weights (got {weights})")
     if compile:
         raise ValueError(f"compile=True (torch.compile) applies to the learned estimators, not '{name}'")
+    if resolve_tta(tta) != "none":
+        raise ValueError(f"tta={tta!r} (test-time mirrored-pair average) applies to the learned estimators, not '{name}'")
     if n == "tvl1":
         return TVL1Estimator(device=device, **kwargs)
     if n == "farneback":

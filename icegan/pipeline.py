@@ -159,6 +159,10 @@ class FlowSection:
             size at ``data.img_size``; ``native``: always ``data.img_size``; an int: that size. Why it matters:
             on 64×64 CASME II crops the shipped SRFlowNet's flow barely follows TV-L1's, at 128 it does
             (docs/benchmarks.md, "Working resolution"). Part of the feature-cache key.
+        tta: ``none`` (default) or ``hflip``: a learned method's flow is averaged with the un-mirrored flow of the
+            horizontally mirrored pair (:class:`flownet.registry._LearnedEstimator`; twice the flow work, lower
+            error on faces, docs/benchmarks.md "Seventh pass"). Real features and synthetic apexes' features only:
+            the joint GAN loss back-propagates through one plain pass. Part of the feature-cache key.
     """
     method: Literal["srflownet", "liteflownet2", "raft_small", "raft_large", "tvl1", "farneback"] = "srflownet"
     weights: Optional[str] = None
@@ -169,10 +173,15 @@ class FlowSection:
     decompose: Literal["ransac", "learned"] = "ransac"
     decompose_weights: Optional[str] = None
     input_size: Union[Literal["auto", "native"], int] = "auto"
+    tta: Literal["none", "hflip"] = "none"
 
     def __post_init__(self):
         if isinstance(self.input_size, int) and self.input_size < 8:
             raise ValueError(f"flow.input_size must be 'auto', 'native' or a side >= 8 pixels, got {self.input_size}")
+        if self.tta != "none" and self.method in ("tvl1", "farneback"):
+            raise ValueError(f"flow.tta={self.tta} applies to the learned methods, not flow.method={self.method}")
+        if self.tta != "none" and self.component != "total" and self.decompose == "learned":
+            raise ValueError("flow.tta does not apply to flow.decompose=learned (DecFlow computes its own flow)")
 
 
 @dataclass
@@ -315,10 +324,11 @@ def build_flow(cfg: MainConfig, device: torch.device):
                                                        **kwargs))
         else:
             dec = get_decomposer("ransac", base=_at_working_size(cfg, get_estimator(
-                cfg.flow.method, weights=cfg.flow.weights, device=device, precision=cfg.flow.precision, **kwargs)))
+                cfg.flow.method, weights=cfg.flow.weights, device=device, precision=cfg.flow.precision,
+                tta=cfg.flow.tta, **kwargs)))
         return ComponentEstimator(dec, cfg.flow.component)
     return _at_working_size(cfg, get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device,
-                                               precision=cfg.flow.precision, **kwargs))
+                                               precision=cfg.flow.precision, tta=cfg.flow.tta, **kwargs))
 
 
 def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor, size: int,

@@ -192,6 +192,22 @@ def test_bf16_inference_precision_close_to_fp32_and_validated(shared_data):
     assert lfn.precision == "bf16" and lfn.estimate(img1, img2).dtype == torch.float32
 
 
+def test_bf16_without_native_kernels_warns(monkeypatch):
+    """Asking for bf16 where it is emulated (an AVX2-only CPU: 50x slower than fp32, measured) warns and says
+    what to use; auto picks fp32 there, and a device with native bf16 gets no warning."""
+    import warnings
+
+    import flownet.registry as reg
+    monkeypatch.setattr(reg, "native_bf16", lambda device: False)
+    with pytest.warns(RuntimeWarning, match="precision='auto' or 'fp32'"):
+        assert reg.resolve_precision("bf16", "cpu") == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert reg.resolve_precision("auto", "cpu") == "fp32"
+        monkeypatch.setattr(reg, "native_bf16", lambda device: True)
+        assert reg.resolve_precision("bf16", "cpu") == "bf16" and reg.resolve_precision("auto", "cpu") == "bf16"
+
+
 def test_compiled_estimate_equals_eager_and_forward_stays_eager():
     """compile=True: estimate runs a torch.compile'd network (compiled once, reused) whose flow equals the eager
     flow up to float rounding; the differentiable forward keeps the plain module."""
@@ -489,3 +505,98 @@ def test_evaluate_model_builds_no_autograd_graph():
     batch = {"img1": img, "img2": img, "flow": torch.zeros(2, 2, 32, 32), "valid": torch.ones(2, 32, 32, dtype=torch.bool)}
     res = evaluate_model(m, [batch], "cpu", iters=1)
     assert seen == [False] and res["EPE"] >= 0
+
+
+def test_weight_average_values_training_resume_and_errors(tmp_path, shared_data):
+    """train.ema_decay: the average follows avg = d*avg + (1-d)*w after each step (hand-checked on a linear
+    layer), training ships the average as weights.pt with the raw weights beside it, a resumed run carries the
+    average on, and bad values / a checkpoint without an average fail with the key's name."""
+    from flownet.train import FlowTrainConfig, train, weight_ema
+    from icegan.config import load_config
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    ema = weight_ema(lin, 0.9)
+    for w in (2.0, 4.0):
+        with torch.no_grad():
+            lin.weight.fill_(w)
+        ema.update_parameters(lin)
+    # the first update copies the weights (2.0), the second averages: 0.9 * 2 + 0.1 * 4
+    assert float(ema.module.weight.detach()) == pytest.approx(0.9 * 2.0 + 0.1 * 4.0)
+    with pytest.raises(ValueError, match="decay"):
+        weight_ema(lin, 1.0)
+
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in SRFlowNet(TINY).config_dict().items()]
+    base = [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=8", "data.n_test=2", "data.n_val=2",
+            "data.size=64", "train.batch_size=2", "train.eval_every=1", "train.threads=1", "train.device=cpu",
+            "train.max_minutes=0", "train.init_weights=null", "train.crop=48", *tiny]
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                      base + ["name=ema", "train.steps=2", "train.ema_decay=0.5"])
+    train(cfg, progress=False)
+    run = tmp_path / "ema"
+    avg, raw = load_srflownet(run / "weights.pt"), load_srflownet(run / "weights_raw.pt")
+    assert avg.meta["weight_average"] == 0.5 and avg.meta["size"] == 64
+    assert any(not torch.equal(a, b) for a, b in zip(avg.state_dict().values(), raw.state_dict().values()))
+    ck = torch.load(run / "last.pt", weights_only=True)
+    assert int(ck["ema"]["n_averaged"]) == 2
+    # resume to 3 steps: the average takes one more update from where it stopped
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                      base + ["name=ema", "train.steps=3", "train.ema_decay=0.5"])
+    train(cfg, progress=False)
+    ck = torch.load(run / "last.pt", weights_only=True)
+    assert int(ck["ema"]["n_averaged"]) == 3 and ck["step"] == 3
+    # a checkpoint written without an average cannot silently start one
+    train(load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml", base + ["name=plain", "train.steps=1"]),
+          progress=False)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train(load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                          base + ["name=plain", "train.steps=2", "train.ema_decay=0.9"]), progress=False)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train(load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                          base + ["name=bad", "train.ema_decay=1.5"]), progress=False)
+
+
+def test_mirrored_pair_average_values_batches_and_errors(tmp_path, shared_data):
+    """tta='hflip': a network that ignores its input and says (u, v) = (a, b) everywhere becomes (0, b) (the
+    mirrored pair's u is negated when mirrored back); each pair of a batch is averaged with its own mirror; the
+    shipped SRFlowNet still recovers a known horizontal shift; classical methods and bad names are refused."""
+    from flownet.registry import SRFlowNetEstimator, mirror_average
+
+    class Constant(torch.nn.Module):
+        def forward(self, img1, img2, iters=None):
+            b, _, h, w = img1.shape
+            return [torch.tensor([1.5, -0.5]).view(1, 2, 1, 1).expand(b, 2, h, w).clone()]
+
+    est = SRFlowNetEstimator(Constant(), tta="hflip")
+    out = est.estimate(torch.rand(2, 1, 8, 12), torch.rand(2, 1, 8, 12))
+    assert out.shape == (2, 2, 8, 12)
+    torch.testing.assert_close(out[:, 0], torch.zeros(2, 8, 12))
+    torch.testing.assert_close(out[:, 1], torch.full((2, 8, 12), -0.5))
+    # the mirror is taken per sample: a flow that is a ramp in x and differs per sample, averaged by hand
+    f = torch.arange(2 * 2 * 3 * 4, dtype=torch.float32).view(2, 2, 3, 4)
+    g = torch.randn(2, 2, 3, 4)
+    ref = 0.5 * (f + torch.stack([-g[:, 0].flip(-1), g[:, 1].flip(-1)], dim=1))
+    torch.testing.assert_close(mirror_average(f, g), ref)
+
+    # shipped weights, a real CASME II face moved 1.5 px right: both ways find it
+    ds = SyntheticFaceFlow(root=shared_data, split="test", size=128, n_pairs=1)
+    img1 = ds[0]["img1"][None]
+    shift = 1.5
+    xs = torch.linspace(-1, 1, 128)
+    grid = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), -1)[None]
+    grid[..., 0] -= shift * 2 / 127
+    img2 = torch.nn.functional.grid_sample(img1, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
+    for tta in ("none", "hflip"):
+        flow = flownet.get_estimator("srflownet", tta=tta).estimate(img1, img2)[inner]
+        assert abs(float(flow[:, 0].median()) - shift) < 0.25 and abs(float(flow[:, 1].median())) < 0.25, tta
+    with pytest.raises(ValueError, match="tta"):
+        flownet.get_estimator("tvl1", tta="hflip")
+    with pytest.raises(ValueError, match="hflip"):
+        flownet.get_estimator("srflownet", tta="vflip")
+    from icegan.cli import main
+    js = tmp_path / "e.json"
+    assert main(["flow", "eval", "--model", "srflownet", "--tta", "hflip", "--data", "synthetic-face",
+                 "--root", str(shared_data), "--n-pairs", "2", "--size", "64", "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["tta"] == "hflip" and res["mean"]["EPE"] < 1.0

@@ -101,6 +101,12 @@ def test_main_job_flow_input_size(tmp_path):
         load_main_config(None, ["flow.input_size=4"])
     with pytest.raises(ConfigError, match="input_size"):
         load_main_config(None, ["flow.input_size=big"])
+    # flow.tta reaches the learned estimator inside the resize wrapper, and is refused where it cannot apply
+    assert auto.tta == "none" and flow("flow.tta=hflip").tta == "hflip"
+    with pytest.raises(ConfigError, match="flow.tta"):
+        load_main_config(None, ["flow.method=tvl1", "flow.tta=hflip"])
+    with pytest.raises(ConfigError, match="flow.tta"):
+        load_main_config(None, ["flow.component=expression", "flow.decompose=learned", "flow.tta=hflip"])
 
 
 def test_at_input_size_resolves_auto_native_and_ints(tmp_path):

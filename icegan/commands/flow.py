@@ -47,6 +47,9 @@ def register(subparsers) -> None:
     e.add_argument("--compile", action="store_true",
                    help="learned models: run the network through torch.compile (the warm-up pair compiles, about a "
                         "minute on a CPU; then faster: for long runs of same-sized pairs)")
+    e.add_argument("--tta", default="none", choices=["none", "hflip"],
+                   help="learned models: none (default) or hflip: average the flow with the un-mirrored flow of the "
+                        "horizontally mirrored pair (twice the work; lower error, docs/benchmarks.md 'Seventh pass')")
     e.add_argument("--input-size", default="native", metavar="auto|native|INT",
                    help="size the flow is computed at before it is scored at the pairs' size: native (default), auto "
                         "(the learned weights' training crop size), or a side in pixels (see icegan flow run --help)")
@@ -66,6 +69,9 @@ def register(subparsers) -> None:
     r.add_argument("--gray", action="store_true", help="read the images as grey")
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
+    r.add_argument("--tta", default="none", choices=["none", "hflip"],
+                   help="learned models: none (default) or hflip: average the flow with the un-mirrored flow of the "
+                        "horizontally mirrored pair (twice the work; lower error, docs/benchmarks.md 'Seventh pass')")
     r.add_argument("--input-size", default="native", metavar="auto|native|INT",
                    help="size the flow is computed at: native (default, the images' size), auto (the square crop size "
                         "the learned weights were trained at, 128 for the shipped SRFlowNet: use it for small face "
@@ -131,7 +137,7 @@ def _eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
                    size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,
-                   compile=args.compile, input_size=_input_size(args.input_size))
+                   compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2)
     from flownet.resolution import at_input_size
-    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision)
+    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
+                                tta=getattr(args, "tta", "none"))
     est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
     flow = est.estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
