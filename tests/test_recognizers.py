@@ -191,7 +191,9 @@ def test_conv_maxpool_equals_unchunked_conv_and_pool():
     ref = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(x, w, b, padding=1), 3, 3, 1)
     out = conv_maxpool(x, w, b, padding=1, pool=3, pool_pad=1, chunk=4)
     assert out.shape == (11, 20, 10, 10)
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    # float32 sums in another order (oneDNN picks per-shape algorithms: 3e-6 apart on an AVX2-only AMD EPYC);
+    # a wrong window or chunk boundary is off by O(1)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     g = torch.randn_like(ref)
     g_ref = torch.autograd.grad((ref * g).sum(), [x, w, b])
     g_out = torch.autograd.grad((out * g).sum(), [x, w, b])
