@@ -57,11 +57,12 @@ def native_bf16(device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device) -> str:
+def resolve_precision(precision: str, device, warn: bool = True) -> str:
     """``"fp32"`` | ``"bf16"`` | ``"auto"`` → ``"fp32"`` or ``"bf16"`` (``auto``: bf16 where
     :func:`native_bf16` says the device has native bf16 kernels, else fp32).
 
-    Warns (RuntimeWarning) when ``bf16`` is asked for on a device without native bf16 kernels.
+    Warns (RuntimeWarning) when ``bf16`` is asked for on a device without native bf16 kernels (``warn=False``: only
+    validate, for callers that run in float32 whatever the precision says).
 
     Raises:
         ValueError: an unknown precision (names the choices).
@@ -71,7 +72,7 @@ def resolve_precision(precision: str, device) -> str:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got '{precision}'")
     if p == "auto":
         return "bf16" if native_bf16(device) else "fp32"
-    if p == "bf16" and not native_bf16(device):
+    if warn and p == "bf16" and not native_bf16(device):
         warnings.warn(f"precision='bf16' on {torch.device(device)}, which has no native bfloat16 kernels: bf16 is "
                       f"emulated there and far slower than float32 (shipped SRFlowNet on an AVX2-only AMD EPYC, one "
                       f"thread, 128x128 faces: 0.36 vs 18.2 pairs/s, docs/benchmarks.md 'Seventh pass'); use "
@@ -495,7 +496,7 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
                              f"(--weights W; train with `icegan flow train --config configs/flow_{n.replace(':', '_')}.yaml`"
                              f" or give a torchvision/ptlflow checkpoint you downloaded yourself)")
         return BackboneEstimator(model, device=device, precision=precision, compile=compile, tta=tta, **kwargs)
-    resolve_precision(precision, device)        # a bad value fails here too; OpenCV itself runs in float32
+    resolve_precision(precision, device, warn=False)  # a bad value fails here too; OpenCV itself runs in float32
     if weights is not None:
         raise ValueError(f"estimator '{name}' takes no weights (got {weights})")
     if compile:

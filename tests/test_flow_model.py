@@ -204,6 +204,8 @@ def test_bf16_without_native_kernels_warns(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert reg.resolve_precision("auto", "cpu") == "fp32"
+        assert reg.resolve_precision("bf16", "cpu", warn=False) == "bf16"   # the classical methods' validation
+        flownet.get_estimator("tvl1", precision="bf16")                    # OpenCV runs float32 anyway: no warning
         monkeypatch.setattr(reg, "native_bf16", lambda device: True)
         assert reg.resolve_precision("bf16", "cpu") == "bf16" and reg.resolve_precision("auto", "cpu") == "bf16"
 
