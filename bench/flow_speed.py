@@ -135,13 +135,12 @@ def main(argv=None) -> int:
                     for p in args.precision:
                         est = get_estimator("srflownet", weights=w or None, iters=k, precision=p)
                         tag = "" if p == "fp32" else f", {p}"
-                        rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag})", est, contextlib.nullcontext))
                         for tta in ("none", "hflip") if args.tta else ("none",):
                             extra = "" if tta == "none" else ", mirrored-pair average"
-                            if tta != "none":
-                                rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}{extra})",
-                                                  get_estimator("srflownet", weights=w or None, iters=k, precision=p,
-                                                                tta=tta), contextlib.nullcontext))
+                            rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}{extra})",
+                                              est if tta == "none" else get_estimator(
+                                                  "srflownet", weights=w or None, iters=k, precision=p, tta=tta),
+                                              contextlib.nullcontext))
                             if args.compile:
                                 rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}{extra}, torch.compile)",
                                                   get_estimator("srflownet", weights=w or None, iters=k, precision=p,

@@ -70,8 +70,7 @@ def register(subparsers) -> None:
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
     r.add_argument("--tta", default="none", choices=["none", "hflip"],
-                   help="learned models: none (default) or hflip: average the flow with the un-mirrored flow of the "
-                        "horizontally mirrored pair (twice the work; lower error, docs/benchmarks.md 'Seventh pass')")
+                   help="learned models: none (default) or hflip, the mirrored-pair average (see icegan flow eval --help)")
     r.add_argument("--input-size", default="native", metavar="auto|native|INT",
                    help="size the flow is computed at: native (default, the images' size), auto (the square crop size "
                         "the learned weights were trained at, 128 for the shipped SRFlowNet: use it for small face "
