@@ -1,4 +1,5 @@
-"""Evaluate a flow method on Middlebury or the synthetic facial test set (``icegan flow eval``).
+"""Evaluate a flow method on Middlebury, the synthetic facial test set or generic synthetic scenes
+(``icegan flow eval``).
 
 Result dict: ``{"model", "data", "n_pairs", "mean": {EPE, px1, px3, px5, Fl-all, WAUC},
 "per_pair": [{"name", "EPE", ...}], "pairs_per_s", "seconds_per_pair", "image_size"}``.
@@ -35,8 +36,16 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
             it = ds[i]
             it["name"] = f"{i:04d}:{it['subject']}/{'/'.join(it['path'].split('/')[-2:])}"
             items.append(it)
+    elif data in ("synthetic-generic", "synthetic_generic"):
+        from .data.synthetic_generic import SyntheticGenericFlow
+        ds = SyntheticGenericFlow(split="test", size=size, n_pairs=n_pairs, seed=seed)
+        items = []
+        for i in range(len(ds)):
+            it = ds[i]
+            it["name"] = it["path"]
+            items.append(it)
     else:
-        raise ValueError(f"unknown data '{data}'; choose 'middlebury' or 'synthetic-face'")
+        raise ValueError(f"unknown data '{data}'; choose 'middlebury', 'synthetic-face' or 'synthetic-generic'")
     return [{"name": it["name"], "img1": it["img1"][None], "img2": it["img2"][None], "flow": it["flow"][None],
              "valid": it["valid"][None]} for it in items]
 

@@ -30,8 +30,8 @@ from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 
-__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "collate", "dataset_kwargs", "train", "evaluate_model", "weight_ema",
-           "build_model", "training_loss"]
+__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
+           "evaluate_model", "weight_ema", "build_model", "training_loss"]
 
 
 @dataclass
@@ -52,6 +52,9 @@ class FlowDataConfig:
     extra_faces: bool = False      #: training pairs also from SAMM + SMIC apex faces (megc2019_htnet/faces_224; 44 more identities)
     hflip: bool = False            #: mirror half of the training pairs (flow u negated)
     photometric: float = 0.0       #: brightness/contrast/gamma jitter of training pairs (same for both frames; 0 = off)
+    generic_fraction: float = 0.0  #: share of training pairs that are generic (non-face) scenes (flownet.data.synthetic_generic; 0 = faces only)
+    generic_max_motion: float = 10.0  #: largest object translation of the generic scenes (px)
+    n_generic_val: int = 0         #: generic validation pairs watched beside the facial ones (0 = none)
 
 
 @dataclass
@@ -92,6 +95,37 @@ class FlowTrainConfig:
     liteflownet2: LiteFlowNet2Config = field(default_factory=LiteFlowNet2Config)   #: used when train.backbone=liteflownet2
     raft: RAFTConfig = field(default_factory=RAFTConfig)                           #: train.backbone=raft_small|raft_large
     ptlflow: PtlflowConfig = field(default_factory=PtlflowConfig)                  #: train.backbone=ptlflow:<name>
+
+
+class MixedFlow(torch.utils.data.Dataset):
+    """Training pairs drawn from two datasets of equal length: item ``i`` is ``other[i]`` with probability
+    ``fraction`` (a fixed draw per ``(seed, i)``, so the mixture is deterministic and resumable), else ``base[i]``.
+
+    Used for ``data.generic_fraction``: facial pairs mixed with generic scenes. Both datasets must yield the same
+    keys (:class:`~flownet.data.synthetic_face.SyntheticFaceFlow` and
+    :class:`~flownet.data.synthetic_generic.SyntheticGenericFlow` do).
+
+    Raises:
+        ValueError: ``fraction`` outside [0, 1] or datasets of different lengths.
+    """
+
+    def __init__(self, base, other, fraction: float, seed: int = 0):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"data.generic_fraction must be in [0, 1], got {fraction}")
+        if len(base) != len(other):
+            raise ValueError(f"mixed datasets differ in length: {len(base)} and {len(other)}")
+        self.base, self.other, self.fraction, self.seed = base, other, float(fraction), int(seed)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def from_other(self, i: int) -> bool:
+        """Whether item ``i`` comes from ``other``."""
+        import numpy as np
+        return bool(np.random.default_rng([self.seed, 7, i]).random() < self.fraction)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.other[i] if self.from_other(i) else self.base[i]
 
 
 def collate(items: list[dict]) -> dict:
@@ -268,6 +302,15 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     common = dataset_kwargs(d)
     train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, frames_per_clip=d.frames_per_clip,
                                  extra_faces=d.extra_faces, hflip=d.hflip, photometric=d.photometric, **common)
+    if not 0.0 <= d.generic_fraction <= 1.0:
+        raise ValueError(f"data.generic_fraction must be in [0, 1], got {d.generic_fraction}")
+    if d.n_generic_val < 0:
+        raise ValueError(f"data.n_generic_val must be >= 0, got {d.n_generic_val}")
+    generic = dict(size=d.size, seed=d.seed, max_motion=d.generic_max_motion, gray=d.gray)
+    if d.generic_fraction > 0:
+        from .data.synthetic_generic import SyntheticGenericFlow
+        train_ds = MixedFlow(train_ds, SyntheticGenericFlow(split="train", n_pairs=d.n_train, **generic),
+                             d.generic_fraction, d.seed)
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
     test_loader = DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate)
     # what is watched during training: the validation subjects if any, else (as before) the test set
@@ -276,6 +319,11 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         mon_name = "val"
         mon_loader = DataLoader(SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common), batch_size=8,
                                 shuffle=False, collate_fn=collate)
+    generic_loader = None
+    if d.n_generic_val:
+        from .data.synthetic_generic import SyntheticGenericFlow
+        generic_loader = DataLoader(SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic),
+                                    batch_size=8, shuffle=False, collate_fn=collate)
 
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -384,6 +432,11 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                 for k, v in m.items():
                     writer.add_scalar(f"{mon_name}/{k}", v, step)
                 print(f"step {step} {mon_name} {json.dumps(m)}", flush=True)
+                if generic_loader is not None:
+                    m = evaluate_model(model, generic_loader, device)
+                    for k, v in m.items():
+                        writer.add_scalar(f"val_generic/{k}", v, step)
+                    print(f"step {step} val_generic {json.dumps(m)}", flush=True)
                 if ema is not None:
                     m = evaluate_model(ema.module, mon_loader, device)
                     for k, v in m.items():
@@ -404,6 +457,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if d.n_val_subjects:
         meta["val_metrics"] = evaluate_model(model, mon_loader, device)
         print(f"final val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")
+    if generic_loader is not None:
+        meta["val_generic_metrics"] = evaluate_model(model, generic_loader, device)
+        print(f"final generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
     (run / "metrics.json").write_text(json.dumps(meta, indent=2))
     writer.close()

@@ -3,7 +3,7 @@
 * ``icegan flow train --config configs/flow_srflownet_fdr.yaml [key=value ...]``: train SRFlowNet on
   synthetic facial flow (TensorBoard, checkpoints, resume) → ``runs/<name>/``.
   ``--mode selfsup --config configs/flow_selfsup.yaml``: self-supervised on unlabelled real CASME II pairs.
-* ``icegan flow eval --model srflownet|liteflownet2|raft_small|raft_large|ptlflow:<name>|tvl1|farneback [--weights W] --data middlebury|synthetic-face
+* ``icegan flow eval --model srflownet|liteflownet2|raft_small|raft_large|ptlflow:<name>|tvl1|farneback [--weights W] --data middlebury|synthetic-face|synthetic-generic
   [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "per_pair": [...], "pairs_per_s": x}``.
 * ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``;
   ``--decompose [--decompose-method ransac|learned]`` also writes ``flow_head.png`` / ``flow_expression.png``
@@ -28,18 +28,21 @@ def register(subparsers) -> None:
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="evaluate a flow method on Middlebury or the synthetic facial test set")
+    e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, the synthetic facial test set or "
+                                    "generic synthetic scenes")
     e.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
     e.add_argument("--weights", default=None,
                    help="local weights file (srflownet and liteflownet2 default: shipped weights; "
                         "raft_small, raft_large and ptlflow models need one)")
-    e.add_argument("--data", default="synthetic-face", choices=["middlebury", "synthetic-face"])
+    e.add_argument("--data", default="synthetic-face", choices=["middlebury", "synthetic-face", "synthetic-generic"],
+                   help="middlebury, synthetic-face (facial test subjects, exact flow) or synthetic-generic "
+                        "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic)")
     e.add_argument("--root", default=None,
                    help="data root: Middlebury folder, or the shared data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
-    e.add_argument("--size", type=int, default=128, help="synthetic-face crop size (pixels)")
-    e.add_argument("--n-pairs", type=int, default=200, help="synthetic-face test pairs")
+    e.add_argument("--size", type=int, default=128, help="synthetic pair side (pixels)")
+    e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs")
     e.add_argument("--iters", type=int, default=None, help="SRFlowNet / RAFT recurrent updates (default: model's)")
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 (autocast; fast on CPUs with AVX512-BF16/AMX and on "

@@ -1,0 +1,183 @@
+"""Generic (non-face) synthetic flow scenes (flownet.data.synthetic_generic) and their use in flow training."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms.functional import gaussian_blur
+
+import flownet.data.synthetic_generic as sg
+from flownet.data.synthetic_face import backward_warp
+from flownet.data.synthetic_generic import (SyntheticGenericFlow, affine_flow, make_scene_pair, noise_texture,
+                                            shape_mask)
+
+
+def _grid(n):
+    return torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32), indexing="ij")
+
+
+def test_affine_flow_known_values_and_inverse_round_trip():
+    ys, xs = _grid(9)
+    t = affine_flow(ys, xs, (4.0, 4.0), 1.0, 0.0, (1.5, -2.0))
+    assert torch.allclose(t[0], torch.full_like(xs, 1.5)) and torch.allclose(t[1], torch.full_like(xs, -2.0))
+    # a quarter turn about the centre (x right, y down): (cx + 1, cy) goes to (cx, cy + 1)
+    r = affine_flow(ys, xs, (4.0, 4.0), 1.0, math.pi / 2, (0.0, 0.0))
+    assert r[:, 4, 5].tolist() == pytest.approx([-1.0, 1.0], abs=1e-6)
+    assert r[:, 4, 4].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    # scale 2 about the centre: flow = x - c
+    s = affine_flow(ys, xs, (4.0, 4.0), 2.0, 0.0, (0.0, 0.0))
+    assert torch.allclose(s[0], xs - 4.0) and torch.allclose(s[1], ys - 4.0)
+    # A^-1(A(x)) = x for a general map
+    c, sc, a, tr = (3.0, 5.0), 1.07, 0.3, (2.5, -1.0)
+    f = affine_flow(ys, xs, c, sc, a, tr)
+    iy, ix = sg._inverse_coords(ys + f[1], xs + f[0], c, sc, a, tr)
+    assert torch.allclose(iy, ys, atol=1e-5) and torch.allclose(ix, xs, atol=1e-5)
+
+
+def test_shape_mask_inside_outline_outside():
+    ys, xs = _grid(41)
+    disc = {"kind": "blob", "cx": 20.0, "cy": 20.0, "r0": 10.0, "amps": [0.0] * 4, "phases": [0.0] * 4}
+    m = shape_mask(ys, xs, disc)
+    assert float(m[20, 20]) == 1.0 and float(m[20, 30]) == pytest.approx(0.5) and float(m[20, 35]) == 0.0
+    # a super-ellipse with p = 2 and a = b is the same disc
+    se = {"kind": "superellipse", "cx": 20.0, "cy": 20.0, "a": 10.0, "b": 10.0, "p": 2.0, "angle": 0.7}
+    assert torch.allclose(shape_mask(ys, xs, se), m, atol=1e-4)
+    # rotating a 10 x 4 box by 90 degrees swaps its extents
+    box = {"kind": "superellipse", "cx": 20.0, "cy": 20.0, "a": 10.0, "b": 4.0, "p": 8.0, "angle": 0.0}
+    assert float(shape_mask(ys, xs, box)[20, 28]) == 1.0 and float(shape_mask(ys, xs, box)[28, 20]) == 0.0
+    rot = dict(box, angle=math.pi / 2)
+    assert float(shape_mask(ys, xs, rot)[28, 20]) == 1.0 and float(shape_mask(ys, xs, rot)[20, 28]) == 0.0
+    with pytest.raises(ValueError, match="unknown shape kind"):
+        shape_mask(ys, xs, dict(disc, kind="star"))
+
+
+def test_noise_texture_range_contrast_and_size_check():
+    t = noise_texture(64, 80, np.random.default_rng(0))
+    assert t.shape == (64, 80) and float(t.min()) >= 0.0 and float(t.max()) <= 1.0 and float(t.std()) > 0.03
+    assert torch.equal(t, noise_texture(64, 80, np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        noise_texture(1, 8, np.random.default_rng(0))
+
+
+def _smooth_textures(monkeypatch):
+    """Low-pass textures, so that bilinear resampling is (nearly) exact and warping errors show flow errors."""
+    orig = sg.noise_texture
+    monkeypatch.setattr(sg, "noise_texture",
+                        lambda h, w, rng: gaussian_blur(orig(h, w, rng)[None, None], 21, 4.0)[0, 0])
+
+
+def test_scene_flow_is_exact_by_warping(monkeypatch):
+    """Frame 2 sampled at x + flow(x) reproduces frame 1: everywhere for a background-only scene, and on the
+    pixels an object owns in both frames for scenes with objects; a wrong flow (here, the background motion
+    alone on the object pixels) does not."""
+    _smooth_textures(monkeypatch)
+    p = make_scene_pair(96, np.random.default_rng(3), n_objects=(0, 0), noise=0.0, blur=0.0)
+    assert float(p["flow"].norm(dim=0).max()) > 0.0
+    err = (backward_warp(p["img2"][None], p["flow"][None])[0] - p["img1"]).abs()[0]
+    tgt_x = torch.arange(96)[None, :] + p["flow"][0]
+    tgt_y = torch.arange(96)[:, None] + p["flow"][1]
+    inside = (tgt_x >= 0) & (tgt_x <= 95) & (tgt_y >= 0) & (tgt_y <= 95)
+    shifted = p["flow"] + torch.tensor([0.5, 0.0]).view(2, 1, 1)  # a flow half a pixel off
+    err_off = (backward_warp(p["img2"][None], shifted[None])[0] - p["img1"]).abs()[0]
+    assert inside.float().mean() > 0.5 and float(err[inside].quantile(0.99)) < 2e-3
+    assert float(err[inside].median()) < 0.2 * float(err_off[inside].median())
+    checked = 0
+    for seed in range(6):
+        q = make_scene_pair(96, np.random.default_rng(seed), n_objects=(2, 3), max_motion=6.0, noise=0.0, blur=0.0)
+        assert torch.allclose(q["flow"], q["flow_head"] + q["flow_expr"])
+        assert float(q["flow_expr"][:, q["layers"] == 0].abs().max()) == 0.0  # the background is camera motion only
+        top = int(q["layers"].max())
+        own = (q["layers"] == top)
+        # interior of the topmost object in frame 1 (nothing can cover it in frame 2): away from its outline
+        own_in = (torch.nn.functional.max_pool2d((~own).float()[None, None], 7, 1, 3)[0, 0] == 0)
+        if own_in.sum() < 20:
+            continue
+        good = (backward_warp(q["img2"][None], q["flow"][None])[0] - q["img1"]).abs()[0][own_in]
+        bad = (backward_warp(q["img2"][None], q["flow_head"][None])[0] - q["img1"]).abs()[0][own_in]
+        assert float(good.median()) < 2e-3
+        if float(q["flow_expr"][:, own_in].norm(dim=0).mean()) > 1.0:
+            assert float(bad.median()) > 3 * float(good.median())
+        checked += 1
+    assert checked >= 3
+
+
+def test_scene_pair_contract_determinism_and_errors():
+    p = make_scene_pair((48, 64), np.random.default_rng(1))
+    assert p["img1"].shape == p["img2"].shape == (1, 48, 64) and p["flow"].shape == (2, 48, 64)
+    assert p["mask"].shape == (1, 48, 64) and bool(p["mask"].eq(1).all()) and bool(p["valid"].all())
+    assert 0.0 <= float(p["img1"].min()) and float(p["img2"].max()) <= 1.0
+    ds = SyntheticGenericFlow(split="train", size=32, n_pairs=3, seed=5)
+    a, b = ds[1], ds[1]
+    assert all(torch.equal(a[k], b[k]) for k in ("img1", "img2", "flow"))
+    assert a["subject"] == "generic" and a["path"] == "generic:train:1"
+    other = SyntheticGenericFlow(split="val", size=32, n_pairs=3, seed=5)[1]
+    assert not torch.equal(a["img1"], other["img1"])  # the splits draw from different streams
+    still = make_scene_pair(32, np.random.default_rng(0), max_motion=0.0)
+    # without translation the background only turns and scales about the image centre, which stays put
+    assert still["flow_head"][:, 16, 16].abs().max() < 1e-5
+    assert float(make_scene_pair(32, np.random.default_rng(0), max_motion=10.0)["flow_head"][:, 16, 16].norm()) > 0.01
+    with pytest.raises(ValueError, match="at least 16x16"):
+        make_scene_pair(8, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="max_motion"):
+        make_scene_pair(32, np.random.default_rng(0), max_motion=-1.0)
+    with pytest.raises(ValueError, match="n_objects"):
+        make_scene_pair(32, np.random.default_rng(0), n_objects=(3, 1))
+    with pytest.raises(ValueError, match="split"):
+        SyntheticGenericFlow(split="dev")
+    with pytest.raises(ValueError, match="grey"):
+        SyntheticGenericFlow(gray=False)
+    with pytest.raises(IndexError):
+        ds[3]
+
+
+def test_mixed_flow_draws_the_requested_share_deterministically():
+    from flownet.train import MixedFlow
+    base, other = list(range(2000)), [-i for i in range(1, 2001)]
+    m = MixedFlow(base, other, 0.4, seed=3)
+    picks = [m[i] < 0 for i in range(2000)]
+    assert 0.36 < np.mean(picks) < 0.44
+    assert picks == [MixedFlow(base, other, 0.4, seed=3)[i] < 0 for i in range(2000)]
+    assert all(MixedFlow(base, other, 0.0)[i] == i for i in range(50))
+    assert all(MixedFlow(base, other, 1.0)[i] == -(i + 1) for i in range(50))
+    with pytest.raises(ValueError, match="generic_fraction"):
+        MixedFlow(base, other, 1.5)
+    with pytest.raises(ValueError, match="differ in length"):
+        MixedFlow(base, other[:10], 0.5)
+
+
+def test_training_with_generic_scenes_watches_generic_validation(tmp_path, shared_data):
+    """data.generic_fraction mixes generic scenes into the facial training batches and data.n_generic_val scores
+    generic validation pairs beside the facial ones, into metrics.json; a bad fraction is refused by name."""
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.train import FlowTrainConfig, train
+    from icegan.config import load_config
+    small = SRFlowNetConfig(feature_layers=(16, 16, 16, 24, 32), context_layers=(16, 16, 16, 24, 48), hidden=24,
+                            corr_levels=2, corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32,
+                            mask_hidden=32, iters=2)
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in SRFlowNet(small).config_dict().items()]
+    base = [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=4", "data.n_test=2", "data.n_val=2",
+            "data.size=64", "train.batch_size=2", "train.crop=0", "train.steps=2", "train.eval_every=1",
+            "train.threads=1", "train.max_minutes=0", "data.generic_fraction=0.5", "data.n_generic_val=2", *tiny]
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml", base + ["name=g", "train.init_weights=null"])
+    train(cfg, progress=False)
+    meta = json.loads((tmp_path / "g" / "metrics.json").read_text())
+    assert np.isfinite(meta["val_generic_metrics"]["EPE"]) and meta["val_generic_metrics"]["EPE"] > 0
+    assert set(meta["val_generic_metrics"]) == set(meta["val_metrics"])
+    cfg.data.generic_fraction = -0.1
+    with pytest.raises(ValueError, match="generic_fraction"):
+        train(cfg, progress=False)
+
+
+def test_flow_eval_cli_on_generic_scenes(tmp_path):
+    """`icegan flow eval --data synthetic-generic`: Farneback's flow on the generic test stream is far better than
+    zero flow (so the scenes' frames really move as the ground truth says)."""
+    from icegan.cli import main
+    out = tmp_path / "g.json"
+    main(["flow", "eval", "--model", "farneback", "--data", "synthetic-generic", "--n-pairs", "4", "--size", "96",
+          "--json", str(out), "--threads", "1"])
+    res = json.loads(out.read_text())
+    assert res["n_pairs"] == 4 and res["data"] == "synthetic-generic"
+    ds = SyntheticGenericFlow(split="test", size=96, n_pairs=4)
+    zero = np.mean([float(ds[i]["flow"].norm(dim=0).mean()) for i in range(4)])
+    assert zero > 1.0 and res["mean"]["EPE"] < 0.5 * zero
