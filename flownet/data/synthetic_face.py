@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 __all__ = ["AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
            "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
-           "inverse_flow", "backward_warp", "warp_forward", "face_mask", "list_subjects",
+           "inverse_flow", "backward_warp", "warp_forward", "degrade_frames", "face_mask", "list_subjects",
            "split_subjects", "split_subjects_val", "make_pair", "SyntheticFaceFlow", "build_landmark_cache",
            "extra_face_paths"]
 
@@ -354,6 +354,28 @@ def split_subjects_val(subjects: list[str], n_test: int = 4, n_val: int = 2, spl
     return {"train": [s for s in base["train"] if s not in val], "val": val, "test": base["test"]}
 
 
+def degrade_frames(frames, rng: np.random.Generator, noise: float = 0.01, blur: float = 0.7) -> list[torch.Tensor]:
+    """Camera degradations applied to each frame independently: a Gaussian blur of sigma drawn in [0, blur] px
+    (5x5 kernel; none below 0.2 px), then Gaussian noise of std drawn in [0, noise], clipped to [0, 1].
+
+    Args:
+        frames: (C, H, W) float images in [0, 1]. rng: numpy generator (all randomness; same state → same output).
+
+    Returns:
+        list of (C, H, W) images in [0, 1], in the order given.
+    """
+    from torchvision.transforms.functional import gaussian_blur
+    out = []
+    for im in frames:
+        s = rng.uniform(0.0, blur)
+        if s >= 0.2:
+            im = gaussian_blur(im[None], kernel_size=5, sigma=float(s))[0]
+        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
+        im = im + float(rng.uniform(0.0, noise)) * torch.randn(im.shape, generator=gen)
+        out.append(im.clamp(0.0, 1.0))
+    return out
+
+
 def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head: float = 2.0,
               au_range: tuple = (0.2, 3.0), n_aus: tuple = (1, 3), noise: float = 0.01,
               blur: float = 0.7, amplitudes: dict | None = None) -> dict:
@@ -373,7 +395,6 @@ def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head
         dict with img1, img2 (C, H, W) in [0, 1]; flow, flow_head, flow_expr (2, H, W) px with
         flow = flow_head + flow_expr; mask (1, H, W) face mask; valid (H, W) bool; aus {name: px}.
     """
-    from torchvision.transforms.functional import gaussian_blur
     c, h, w = image.shape
     ang, sc = rng.uniform(-1.5, 1.5), 1.0 + rng.uniform(-0.015, 0.015)
     tx, ty = rng.uniform(-1.0, 1.0, size=2)
@@ -387,14 +408,7 @@ def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head
     expr = au_displacement(landmarks, amplitudes, h, w)
     flow = head + expr
     img2, valid = warp_forward(image, flow, return_valid=True)
-    frames = []
-    for im in (image, img2):
-        s = rng.uniform(0.0, blur)
-        if s >= 0.2:
-            im = gaussian_blur(im[None], kernel_size=5, sigma=float(s))[0]
-        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
-        im = im + float(rng.uniform(0.0, noise)) * torch.randn(im.shape, generator=gen)
-        frames.append(im.clamp(0.0, 1.0))
+    frames = degrade_frames((image, img2), rng, noise, blur)
     return {"img1": frames[0], "img2": frames[1], "flow": flow, "flow_head": head, "flow_expr": expr,
             "mask": face_mask(landmarks, h, w), "valid": valid, "aus": amplitudes}
 

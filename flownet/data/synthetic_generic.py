@@ -20,7 +20,7 @@ Frame 1 composites the layers at rest; frame 2 composites each layer moved by ``
 are sampled at ``A_k^-1(y)``, exact for an affine map). The flow at a pixel ``x`` of frame 1 is
 ``A_k(x) - x`` of the topmost layer ``k`` whose shape covers ``x`` (mask >= 0.5); it is exact everywhere,
 including pixels that are occluded or leave the image in frame 2 (``valid`` is all true, as in FlyingChairs).
-Frame-independent Gaussian noise and blur are added last (as in :func:`flownet.data.synthetic_face.make_pair`).
+Frame-independent Gaussian noise and blur are added last (:func:`flownet.data.synthetic_face.degrade_frames`, as for faces).
 
 Items have the keys of the facial data so the two can be mixed in one training batch: ``flow_head`` is the
 background (camera) motion field, ``flow_expr = flow - flow_head`` the objects' own motion, and ``mask`` is
@@ -182,7 +182,7 @@ def make_scene_pair(size: int | tuple[int, int], rng: np.random.Generator, n_obj
     Raises:
         ValueError: a side below 16 px, ``max_motion`` < 0, or a bad ``n_objects`` range.
     """
-    from torchvision.transforms.functional import gaussian_blur
+    from .synthetic_face import degrade_frames
     h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if h < 16 or w < 16:
         raise ValueError(f"scene size must be at least 16x16 pixels, got {h}x{w}")
@@ -219,14 +219,7 @@ def make_scene_pair(size: int | tuple[int, int], rng: np.random.Generator, n_obj
         own = m1 >= 0.5
         flow = torch.where(own[None], f_layer, flow)
         layers[own] = j
-    frames = []
-    for im in (img1[None], img2[None]):
-        s = rng.uniform(0.0, blur)
-        if s >= 0.2:
-            im = gaussian_blur(im[None], kernel_size=5, sigma=float(s))[0]
-        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
-        im = im + float(rng.uniform(0.0, noise)) * torch.randn(im.shape, generator=gen)
-        frames.append(im.clamp(0.0, 1.0))
+    frames = degrade_frames((img1[None], img2[None]), rng, noise, blur)
     return {"img1": frames[0], "img2": frames[1], "flow": flow, "flow_head": head, "flow_expr": flow - head,
             "mask": torch.ones(1, h, w), "valid": torch.ones(h, w, dtype=torch.bool), "layers": layers}
 
