@@ -465,7 +465,8 @@ def test_training_augmentations_flip_photometric_and_extra_identities(shared_dat
 
 def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_data, tmp_path):
     """bench/flow_val_iters.py (the shipping rule's input) scores sub05 + sub22, never a test subject, and its
-    EPE equals evaluate_model on the same pairs; a model saved with zero flow scores the zero-flow EPE."""
+    EPE equals evaluate_model on the same pairs; a model saved with zero flow scores the zero-flow EPE, on the
+    facial and on the generic validation pairs."""
     import importlib.util
     from pathlib import Path
     spec = importlib.util.spec_from_file_location("flow_val_iters", Path(__file__).parents[1] / "bench" / "flow_val_iters.py")
@@ -479,8 +480,13 @@ def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_dat
     w = save_srflownet(tiny, tmp_path / "zero.pt")
     out = tmp_path / "v.json"
     assert bench.main(["--weights", f"zero={w}", "--n-val", "2", "--iters", "1", "2", "--root", str(shared_data),
-                       "--json", str(out)]) == 0
+                       "--generic-val", "2", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
+    from flownet.data.synthetic_generic import SyntheticGenericFlow
+    gv = SyntheticGenericFlow(split="val", n_pairs=2, size=128, seed=0)
+    zero_generic = flow_metrics(torch.zeros(2, 2, 128, 128), torch.stack([gv[i]["flow"] for i in range(2)]),
+                                torch.stack([gv[i]["valid"] for i in range(2)]))["EPE"]
+    assert res["n_generic_val"] == 2 and res["epe_generic"]["zero"]["1"] == pytest.approx(zero_generic, rel=1e-5)
     assert res["subjects"] == ["sub05", "sub22"]
     te = SyntheticFaceFlow(root=shared_data, split="test", size=128, n_pairs=1)
     assert not set(res["subjects"]) & set(te.subjects)
