@@ -27,7 +27,8 @@ import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 
-__all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "default_weights_path",
+__all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
+           "resolve_weights",
            "load_srflownet",
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator", "PRECISIONS",
@@ -162,8 +163,36 @@ def mirror_average(flow: torch.Tensor, flow_of_mirrored: torch.Tensor) -> torch.
     return 0.5 * (flow + back)
 
 
-#: weight files shipped in ``flownet/weights/`` per backbone (used when no weights are given)
-SHIPPED_WEIGHTS = {"srflownet": "srflownet_facial.pt", "liteflownet2": "liteflownet2_facial.pt"}
+#: weight files shipped in ``flownet/weights/`` per backbone, by checkpoint name; ``facial`` is the default
+#: (used when no weights are given), the others are asked for as ``weights="shipped:<name>"``
+SHIPPED_CHECKPOINTS = {"srflownet": {"facial": "srflownet_facial.pt"},
+                       "liteflownet2": {"facial": "liteflownet2_facial.pt"}}
+#: the default shipped weight file per backbone
+SHIPPED_WEIGHTS = {k: v["facial"] for k, v in SHIPPED_CHECKPOINTS.items()}
+
+
+def resolve_weights(weights: str | Path | None, backbone: str = "srflownet") -> Path:
+    """The file a ``weights`` argument names: None → the default shipped file of ``backbone``;
+    ``"shipped:<name>"`` → the shipped checkpoint ``<name>`` of ``backbone`` (:data:`SHIPPED_CHECKPOINTS`,
+    e.g. ``shipped:facial``); anything else is a path, returned as is (existence is checked by the loader).
+
+    Raises:
+        ValueError: ``shipped:<name>`` with a name ``backbone`` does not ship (lists the names it has), or a
+            backbone without shipped weights.
+    """
+    if weights is None:
+        return default_weights_path(backbone)
+    w = str(weights)
+    if not w.startswith("shipped:"):
+        return Path(weights)
+    n = canonical_name(backbone)
+    ckpts = SHIPPED_CHECKPOINTS.get(n)
+    name = w.split(":", 1)[1]
+    if not ckpts:
+        raise ValueError(f"{w}: flow estimator '{n}' has no shipped weights (shipped: {sorted(SHIPPED_CHECKPOINTS)})")
+    if name not in ckpts:
+        raise ValueError(f"{w}: '{n}' ships the checkpoints {', '.join('shipped:' + k for k in ckpts)}, not '{name}'")
+    return Path(__file__).resolve().parent / "weights" / ckpts[name]
 
 
 def default_weights_path(backbone: str = "srflownet") -> Path:
@@ -191,14 +220,15 @@ def save_srflownet(model: SRFlowNet, path: str | Path, meta: dict | None = None)
 
 
 def load_srflownet(path: str | Path | None = None, device: str | torch.device = "cpu") -> SRFlowNet:
-    """Build an :class:`SRFlowNet` from a weights file (``None`` → the shipped weights), in eval mode.
+    """Build an :class:`SRFlowNet` from a weights file (``None`` → the shipped weights; ``"shipped:<name>"`` → a
+    named shipped checkpoint, :func:`resolve_weights`), in eval mode.
 
     Raises:
         FileNotFoundError: the file does not exist (message says how to get weights).
         ValueError: the file is not an SRFlowNet weights file, or its tensors do not match the model
             built from its config (names the file and the first mismatching keys).
     """
-    p = Path(path) if path is not None else default_weights_path()
+    p = resolve_weights(path, "srflownet")
     if not p.is_file():
         raise FileNotFoundError(
             f"SRFlowNet weights not found: {p}. Train some with `icegan flow train --config "
@@ -363,7 +393,8 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict | None = N
 
 
 def load_weights(path: str | Path, expected: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Build a backbone from a local weights file, in eval mode (``model.meta`` holds the file's meta).
+    """Build a backbone from a local weights file (or ``"shipped:<name>"``, :func:`resolve_weights`, with the
+    backbone taken from ``expected``), in eval mode (``model.meta`` holds the file's meta).
 
     Reads ``flownet-backbone-v1`` and ``srflownet-v1`` files; with ``expected="raft_small"|"raft_large"``
     also a plain torchvision RAFT state dict (e.g. a torchvision release file the user downloaded), and
@@ -376,8 +407,8 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
             tensors that do not match the model built from its config (names the file and keys).
         ImportError: a ptlflow backbone without ptlflow installed.
     """
-    p = Path(path)
     exp = canonical_name(expected) if expected is not None else None
+    p = resolve_weights(path, exp or "srflownet") if str(path).startswith("shipped:") else Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"flow weights not found: {p} (weights load only from a local file; train some "
                                 f"with `icegan flow train --config configs/flow_<backbone>.yaml`)")

@@ -135,7 +135,8 @@ class FlowSection:
         method: ``srflownet`` or ``liteflownet2`` (shipped weights unless ``weights``), ``raft_small`` or
             ``raft_large`` (no shipped weights: ``weights`` is required; train them with
             ``icegan flow train --config configs/flow_raft_small.yaml``), ``tvl1`` or ``farneback``.
-        weights: weights file of the learned method (None = shipped: SRFlowNet and LiteFlowNet2 only).
+        weights: weights file of the learned method, or ``shipped:<name>`` for a named shipped checkpoint
+            (None = shipped ``facial``: SRFlowNet and LiteFlowNet2 only; :func:`flownet.registry.resolve_weights`).
         iters: SRFlowNet / RAFT refinement iterations (None = the weights' default).
         batch_size: pairs per flow batch.
         precision: inference precision of a learned method's flow: ``fp32`` (default), ``bf16`` (autocast;
@@ -365,11 +366,11 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     """
     import hashlib
 
-    from flownet.registry import default_weights_path
+    from flownet.registry import default_weights_path, resolve_weights
     files = {}
     if cfg.flow.method in BACKBONES:
         if cfg.flow.weights:
-            files["flow_weights"] = Path(cfg.flow.weights)
+            files["flow_weights"] = resolve_weights(cfg.flow.weights, cfg.flow.method)
         elif cfg.flow.method in SHIPPED_WEIGHTS:
             files["flow_weights"] = default_weights_path(cfg.flow.method)
     if cfg.flow.component != "total" and cfg.flow.decompose == "learned":

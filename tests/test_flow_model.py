@@ -608,3 +608,25 @@ def test_mirrored_pair_average_values_batches_and_errors(tmp_path, shared_data):
                  "--root", str(shared_data), "--n-pairs", "2", "--size", "64", "--json", str(js)]) == 0
     res = json.loads(js.read_text())
     assert res["tta"] == "hflip" and res["mean"]["EPE"] < 1.0
+
+
+def test_named_shipped_checkpoints_resolve_and_unknown_names_are_refused(tmp_path):
+    """weights="shipped:<name>" picks a shipped checkpoint (shipped:facial = the default file, the same network);
+    a plain path passes through; an unknown name is refused with the names that exist, and a backbone without
+    shipped weights says so."""
+    from flownet.registry import SHIPPED_CHECKPOINTS, load_weights, resolve_weights
+    assert resolve_weights(None) == default_weights_path("srflownet")
+    assert resolve_weights("shipped:facial", "srflownet") == default_weights_path("srflownet")
+    assert resolve_weights(tmp_path / "x.pt") == tmp_path / "x.pt"
+    for backbone, ckpts in SHIPPED_CHECKPOINTS.items():
+        for name in ckpts:
+            assert resolve_weights(f"shipped:{name}", backbone).is_file(), (backbone, name)
+    a, b = load_srflownet("shipped:facial"), load_srflownet(None)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert isinstance(load_weights("shipped:facial", expected="liteflownet2"), torch.nn.Module)
+    with pytest.raises(ValueError, match="shipped:facial"):
+        resolve_weights("shipped:sintel", "srflownet")
+    with pytest.raises(ValueError, match="no shipped weights"):
+        resolve_weights("shipped:facial", "raft_small")
+    with pytest.raises(ValueError, match="shipped:facial"):
+        flownet.get_estimator("srflownet", weights="shipped:kitti")

@@ -33,8 +33,8 @@ def register(subparsers) -> None:
     e.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
     e.add_argument("--weights", default=None,
-                   help="local weights file (srflownet and liteflownet2 default: shipped weights; "
-                        "raft_small, raft_large and ptlflow models need one)")
+                   help="local weights file, or shipped:<name> for a named shipped checkpoint (srflownet and "
+                        "liteflownet2 default: shipped:facial; raft_small, raft_large and ptlflow models need a file)")
     e.add_argument("--data", default="synthetic-face", choices=["middlebury", "synthetic-face", "synthetic-generic"],
                    help="middlebury, synthetic-face (facial test subjects, exact flow) or synthetic-generic "
                         "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic)")
@@ -68,7 +68,7 @@ def register(subparsers) -> None:
     r.add_argument("--flo", default=None, help="also write Middlebury .flo")
     r.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
-    r.add_argument("--weights", default=None)
+    r.add_argument("--weights", default=None, help="as for icegan flow eval (see its --help)")
     r.add_argument("--gray", action="store_true", help="read the images as grey")
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
