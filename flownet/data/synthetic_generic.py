@@ -131,8 +131,8 @@ def affine_flow(ys: torch.Tensor, xs: torch.Tensor, centre: tuple[float, float],
     """Flow (2, *ys.shape) in pixels of the affine motion ``A(x) = c + s R(angle) (x - c) + t``: ``A(x) - x``.
 
     Args:
-        ys, xs: pixel coordinates (equal shapes). centre: c = (cx, cy) px. scale: s > 0. angle: radians,
-            counter-clockwise in (x right, y down) image axes appears clockwise on screen. translation: t = (tx, ty) px.
+        ys, xs: pixel coordinates (equal shapes). centre: c = (cx, cy) px. scale: s > 0. angle: radians; a
+            positive angle turns +x toward +y (clockwise on screen, where y points down). translation: t = (tx, ty) px.
     """
     cx, cy = centre
     c, s = math.cos(angle) * scale, math.sin(angle) * scale
