@@ -8,6 +8,11 @@ gamma sequence loss + the regularizer, as SRFlowNet) or ``ptlflow:<name>`` (sect
 optional ptlflow package; sequence loss over its predictions). The regularizer (``train.regularizer``:
 none | tvr | fdr | migar | igvar) is the same for all.
 
+``data.generic_fraction`` replaces that share of the training pairs by generic (non-face) scenes
+(:mod:`flownet.data.synthetic_generic`, :class:`MixedFlow`), and ``data.n_generic_val`` watches that many generic
+validation scenes beside the facial validation pairs (``val_generic`` in TensorBoard, ``val_generic_metrics`` in
+``metrics.json``).
+
 The configuration is a plain dataclass (:class:`FlowTrainConfig`, sections ``data``, ``model``,
 ``train``) so any YAML loader can fill it; the ``icegan`` CLI uses its typed loader with ``key=value``
 overrides. A run writes to ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events, ``last.pt``
