@@ -410,7 +410,7 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
         ImportError: a ptlflow backbone without ptlflow installed.
     """
     exp = canonical_name(expected) if expected is not None else None
-    p = resolve_weights(path, exp or "srflownet") if str(path).startswith("shipped:") else Path(path)
+    p = resolve_weights(path, exp or "srflownet")
     if not p.is_file():
         raise FileNotFoundError(f"flow weights not found: {p} (weights load only from a local file; train some "
                                 f"with `icegan flow train --config configs/flow_<backbone>.yaml`)")

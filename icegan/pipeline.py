@@ -366,13 +366,11 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     """
     import hashlib
 
-    from flownet.registry import default_weights_path, resolve_weights
+    from flownet.registry import resolve_weights
     files = {}
     if cfg.flow.method in BACKBONES:
-        if cfg.flow.weights:
-            files["flow_weights"] = resolve_weights(cfg.flow.weights, cfg.flow.method)
-        elif cfg.flow.method in SHIPPED_WEIGHTS:
-            files["flow_weights"] = default_weights_path(cfg.flow.method)
+        if cfg.flow.weights or cfg.flow.method in SHIPPED_WEIGHTS:   # unset: the shipped default
+            files["flow_weights"] = resolve_weights(cfg.flow.weights or None, cfg.flow.method)
     if cfg.flow.component != "total" and cfg.flow.decompose == "learned":
         from flownet.models.decflow import default_decflow_path
         files["decompose_weights"] = Path(cfg.flow.decompose_weights) if cfg.flow.decompose_weights \
