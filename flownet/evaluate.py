@@ -27,27 +27,24 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
     if data == "middlebury":
         from .data.middlebury import MiddleburyFlow
         ds = MiddleburyFlow(root)
-        items = [ds[i] for i in range(len(ds))]
+        name = lambda i, it: it["name"]  # noqa: E731
     elif data in ("synthetic-face", "synthetic_face"):
         from .data.synthetic_face import SyntheticFaceFlow
         ds = SyntheticFaceFlow(root=root, split="test", size=size, n_pairs=n_pairs, seed=seed)
-        items = []
-        for i in range(len(ds)):
-            it = ds[i]
-            it["name"] = f"{i:04d}:{it['subject']}/{'/'.join(it['path'].split('/')[-2:])}"
-            items.append(it)
+        name = lambda i, it: f"{i:04d}:{it['subject']}/{'/'.join(it['path'].split('/')[-2:])}"  # noqa: E731
     elif data in ("synthetic-generic", "synthetic_generic"):
         from .data.synthetic_generic import SyntheticGenericFlow
         ds = SyntheticGenericFlow(split="test", size=size, n_pairs=n_pairs, seed=seed)
-        items = []
-        for i in range(len(ds)):
-            it = ds[i]
-            it["name"] = it["path"]
-            items.append(it)
+        name = lambda i, it: it["path"]  # noqa: E731
     else:
         raise ValueError(f"unknown data '{data}'; choose 'middlebury', 'synthetic-face' or 'synthetic-generic'")
-    return [{"name": it["name"], "img1": it["img1"][None], "img2": it["img2"][None], "flow": it["flow"][None],
-             "valid": it["valid"][None]} for it in items]
+    return [_as_batch(it, name(i, it)) for i, it in enumerate(ds[i] for i in range(len(ds)))]
+
+
+def _as_batch(it: dict, name: str) -> dict:
+    """One dataset item as a batch-of-one pair dict (name, img1, img2, flow, valid)."""
+    return {"name": name, "img1": it["img1"][None], "img2": it["img2"][None], "flow": it["flow"][None],
+            "valid": it["valid"][None]}
 
 
 def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, weights=None, device="cpu",
