@@ -290,6 +290,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from .data.synthetic_face import SyntheticFaceFlow
+    from .data.synthetic_generic import SyntheticGenericFlow
     from .registry import save_weights
 
     t = cfg.train
@@ -313,7 +314,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         raise ValueError(f"data.n_generic_val must be >= 0, got {d.n_generic_val}")
     generic = dict(size=d.size, seed=d.seed, max_motion=d.generic_max_motion, gray=d.gray)
     if d.generic_fraction > 0:
-        from .data.synthetic_generic import SyntheticGenericFlow
         train_ds = MixedFlow(train_ds, SyntheticGenericFlow(split="train", n_pairs=d.n_train, **generic),
                              d.generic_fraction, d.seed)
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
@@ -326,7 +326,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                                 shuffle=False, collate_fn=collate)
     generic_loader = None
     if d.n_generic_val:
-        from .data.synthetic_generic import SyntheticGenericFlow
         generic_loader = DataLoader(SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic),
                                     batch_size=8, shuffle=False, collate_fn=collate)
 

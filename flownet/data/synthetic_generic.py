@@ -40,13 +40,6 @@ __all__ = ["noise_texture", "shape_mask", "affine_flow", "make_scene_pair", "Syn
 _SPLITS = {"train": 0, "test": 1, "val": 2}
 
 
-def _grid(h: int, w: int, pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel coordinates (ys, xs), each (h + 2 pad, w + 2 pad), of a canvas starting at (-pad, -pad)."""
-    ys = torch.arange(-pad, h + pad, dtype=torch.float32)
-    xs = torch.arange(-pad, w + pad, dtype=torch.float32)
-    return torch.meshgrid(ys, xs, indexing="ij")
-
-
 def noise_texture(h: int, w: int, rng: np.random.Generator) -> torch.Tensor:
     """A random grey texture (h, w) in [0, 1] with natural-image statistics.
 
@@ -191,7 +184,7 @@ def make_scene_pair(size: int | tuple[int, int], rng: np.random.Generator, n_obj
     if not 0 <= n_objects[0] <= n_objects[1]:
         raise ValueError(f"n_objects must be an inclusive range (lo, hi) with 0 <= lo <= hi, got {n_objects}")
     pad = int(math.ceil(max_motion + 0.12 * max(h, w))) + 2
-    ys, xs = _grid(h, w)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     k = int(rng.integers(n_objects[0], n_objects[1] + 1))
     img1 = img2 = None
     flow = torch.zeros(2, h, w)
