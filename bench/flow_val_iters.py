@@ -50,24 +50,25 @@ def main(argv=None) -> int:
     n_val = a.n_val or d.n_val
     ds = SyntheticFaceFlow(split="val", n_pairs=n_val, **dataset_kwargs(d))
     loader = DataLoader(ds, batch_size=8, shuffle=False, collate_fn=collate)
-    sets = [("", loader, {})]
+    loaders = {"epe": ("", loader)}                 # JSON key → (row-label suffix, pairs)
     if a.generic_val:
         from flownet.data.synthetic_generic import SyntheticGenericFlow
         gen = SyntheticGenericFlow(split="val", n_pairs=a.generic_val, size=d.size, seed=d.seed,
                                    max_motion=d.generic_max_motion)
-        sets.append((" (generic)", DataLoader(gen, batch_size=8, shuffle=False, collate_fn=collate), {}))
+        loaders["epe_generic"] = (" (generic)", DataLoader(gen, batch_size=8, shuffle=False, collate_fn=collate))
+    out = {key: {} for key in loaders}
     print("| weights | " + " | ".join(f"{k} update{'s' if k > 1 else ''}" for k in a.iters) + " |")
     print("|---|" + "---|" * len(a.iters))
     for spec in a.weights or ["shipped="]:
         label, _, path = spec.partition("=")
         model = load_srflownet(path or None)
-        for suffix, dl, res in sets:
-            res[label] = {k: evaluate_model(model, dl, "cpu", iters=k)["EPE"] for k in a.iters}
-            print(f"| {label}{suffix} | " + " | ".join(f"{v:.4f}" for v in res[label].values()) + " |", flush=True)
+        for key, (suffix, dl) in loaders.items():
+            out[key][label] = {k: evaluate_model(model, dl, "cpu", iters=k)["EPE"] for k in a.iters}
+            print(f"| {label}{suffix} | " + " | ".join(f"{v:.4f}" for v in out[key][label].values()) + " |", flush=True)
     if a.json:
-        doc = {"n_val": n_val, "subjects": ds.subjects, "epe": sets[0][2]}
+        doc = {"n_val": n_val, "subjects": ds.subjects, **out}
         if a.generic_val:
-            doc.update(n_generic_val=a.generic_val, epe_generic=sets[1][2])
+            doc["n_generic_val"] = a.generic_val
         with open(a.json, "w") as f:
             json.dump(doc, f, indent=1)
     return 0
