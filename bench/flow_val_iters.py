@@ -11,8 +11,9 @@ Usage::
 
 Prints one Markdown row per weights file (EPE in pixels per update count) and, with ``--json``, writes them.
 ``--generic-val N`` also scores the first N generic validation scenes (:mod:`flownet.data.synthetic_generic`,
-the pairs a run with ``data.n_generic_val=N`` watches; the config's size, seed and ``data.generic_max_motion``),
-one more row per weights file, under ``"epe_generic"`` in the JSON.
+the pairs a run with ``data.n_generic_val=N`` watches; the config's size, seed and ``data.generic_max_motion``,
+or ``--generic-max-motion`` to score a wider-motion draw), one more row per weights file, under ``"epe_generic"`` in
+the JSON; ``--generic-only`` skips the facial pairs (for the generic checkpoint, whose rule reads generic scenes only).
 """
 from __future__ import annotations
 
@@ -38,9 +39,14 @@ def main(argv=None) -> int:
     ap.add_argument("--root", default=None, help="shared data root (default: the config's, else $ICEGAN_SHARED_DATA or ../shared/data)")
     ap.add_argument("--generic-val", type=int, default=0, metavar="N",
                     help="also score N generic validation scenes (0 = facial validation only)")
+    ap.add_argument("--generic-max-motion", type=float, default=None, metavar="PX",
+                    help="largest object translation of the generic scenes (default: the config's data.generic_max_motion)")
+    ap.add_argument("--generic-only", action="store_true", help="score the generic scenes only (needs --generic-val)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
+    if a.generic_only and not a.generic_val:
+        raise SystemExit("--generic-only needs --generic-val N (N > 0)")
     torch.set_num_threads(a.threads)
     d = load_config(FlowTrainConfig, a.config).data
     if a.root:
@@ -50,11 +56,12 @@ def main(argv=None) -> int:
     n_val = a.n_val or d.n_val
     ds = SyntheticFaceFlow(split="val", n_pairs=n_val, **dataset_kwargs(d))
     loader = DataLoader(ds, batch_size=8, shuffle=False, collate_fn=collate)
-    loaders = {"epe": ("", loader)}                 # JSON key → (row-label suffix, pairs)
+    loaders = {} if a.generic_only else {"epe": ("", loader)}   # JSON key → (row-label suffix, pairs)
+    max_motion = d.generic_max_motion if a.generic_max_motion is None else a.generic_max_motion
     if a.generic_val:
         from flownet.data.synthetic_generic import SyntheticGenericFlow
         gen = SyntheticGenericFlow(split="val", n_pairs=a.generic_val, size=d.size, seed=d.seed,
-                                   max_motion=d.generic_max_motion)
+                                   max_motion=max_motion)
         loaders["epe_generic"] = (" (generic)", DataLoader(gen, batch_size=8, shuffle=False, collate_fn=collate))
     out = {key: {} for key in loaders}
     print("| weights | " + " | ".join(f"{k} update{'s' if k > 1 else ''}" for k in a.iters) + " |")
@@ -68,7 +75,7 @@ def main(argv=None) -> int:
     if a.json:
         doc = {"n_val": n_val, "subjects": ds.subjects, **out}
         if a.generic_val:
-            doc["n_generic_val"] = a.generic_val
+            doc["n_generic_val"], doc["generic_max_motion"] = a.generic_val, max_motion
         with open(a.json, "w") as f:
             json.dump(doc, f, indent=1)
     return 0

@@ -496,6 +496,18 @@ def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_dat
     zero = flow_metrics(torch.zeros_like(gt), gt, valid)["EPE"]
     for k in ("1", "2"):
         assert res["epe"]["zero"][k] == pytest.approx(zero, rel=1e-5)
+    # --generic-only with a wider motion draw: no facial rows, and the zero-flow EPE of those scenes (larger)
+    out2 = tmp_path / "wide.json"
+    assert bench.main(["--weights", f"zero={w}", "--iters", "1", "--root", str(shared_data), "--generic-val", "2",
+                       "--generic-max-motion", "24", "--generic-only", "--json", str(out2)]) == 0
+    wide = json.loads(out2.read_text())
+    gw = SyntheticGenericFlow(split="val", n_pairs=2, size=128, seed=0, max_motion=24)
+    zero_wide = flow_metrics(torch.zeros(2, 2, 128, 128), torch.stack([gw[i]["flow"] for i in range(2)]),
+                             torch.stack([gw[i]["valid"] for i in range(2)]))["EPE"]
+    assert "epe" not in wide and wide["generic_max_motion"] == 24
+    assert wide["epe_generic"]["zero"]["1"] == pytest.approx(zero_wide, rel=1e-5) and zero_wide > zero_generic
+    with pytest.raises(SystemExit, match="--generic-val"):
+        bench.main(["--weights", f"zero={w}", "--generic-only"])
 
 
 def test_evaluate_model_builds_no_autograd_graph():
