@@ -18,12 +18,19 @@ from .metrics import METRIC_NAMES, flow_metrics
 __all__ = ["load_pairs", "evaluate", "format_table"]
 
 
-def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: int = 0) -> list[dict]:
+def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: int = 0,
+               max_motion: float | None = None) -> list[dict]:
     """Pairs as dicts (name, img1 (1, C, H, W), img2, flow (1, 2, H, W), valid (1, H, W)).
 
+    ``max_motion`` (pixels, ``synthetic-generic`` only; default 10, the scenes' own default) is the largest object
+    translation of the generic scenes (:func:`flownet.data.synthetic_generic.make_scene_pair`).
+
     Raises:
-        ValueError: unknown ``data``; FileNotFoundError: data missing.
+        ValueError: unknown ``data``, or ``max_motion`` given for data other than ``synthetic-generic``;
+        FileNotFoundError: data missing.
     """
+    if max_motion is not None and data not in ("synthetic-generic", "synthetic_generic"):
+        raise ValueError(f"max_motion applies to data 'synthetic-generic' only, not '{data}'")
     if data == "middlebury":
         from .data.middlebury import MiddleburyFlow
         ds = MiddleburyFlow(root)
@@ -34,7 +41,8 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
         name = lambda i, it: f"{i:04d}:{it['subject']}/{'/'.join(it['path'].split('/')[-2:])}"  # noqa: E731
     elif data in ("synthetic-generic", "synthetic_generic"):
         from .data.synthetic_generic import SyntheticGenericFlow
-        ds = SyntheticGenericFlow(split="test", size=size, n_pairs=n_pairs, seed=seed)
+        ds = SyntheticGenericFlow(split="test", size=size, n_pairs=n_pairs, seed=seed,
+                                  **({} if max_motion is None else {"max_motion": max_motion}))
         name = lambda i, it: it["path"]  # noqa: E731
     else:
         raise ValueError(f"unknown data '{data}'; choose 'middlebury', 'synthetic-face' or 'synthetic-generic'")
@@ -50,14 +58,15 @@ def _as_batch(it: dict, name: str) -> dict:
 def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, weights=None, device="cpu",
              size: int = 128, n_pairs: int = 200, iters: int | None = None, pairs: list[dict] | None = None,
              estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False,
-             input_size="native", tta: str = "none") -> dict:
+             input_size="native", tta: str = "none", max_motion: float | None = None) -> dict:
     """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters``,
     ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) and ``compile``
     (``torch.compile``; the warm-up pair compiles, and every further image size compiles again inside the timed
     loop) apply to the learned models only (ValueError for ``compile`` with a classical method). ``input_size``
     (``native`` | ``auto`` | int, :func:`flownet.resolution.at_input_size`) computes the flow at another size and
     scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
-    un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it."""
+    un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it.
+    ``max_motion`` (pixels): the generic scenes' largest object translation (:func:`load_pairs`)."""
     from tqdm import tqdm
 
     from . import get_estimator
@@ -67,7 +76,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         kw = {"iters": iters} if model not in ("tvl1", "farneback") and iters is not None else {}
         estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, tta=tta,
                                   **kw)
-    pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs)
+    pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs, max_motion=max_motion)
     if not pairs:
         raise ValueError("no pairs to evaluate")
     if input_size != "native":

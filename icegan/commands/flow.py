@@ -43,6 +43,9 @@ def register(subparsers) -> None:
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
     e.add_argument("--size", type=int, default=128, help="synthetic pair side (pixels)")
     e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs")
+    e.add_argument("--max-motion", type=float, default=None, metavar="PX",
+                   help="synthetic-generic only: largest object translation of the scenes in pixels (default 10; "
+                        "the generic checkpoint was trained up to 24)")
     e.add_argument("--iters", type=int, default=None, help="SRFlowNet / RAFT recurrent updates (default: model's)")
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 (autocast; fast on CPUs with AVX512-BF16/AMX and on "
@@ -139,7 +142,8 @@ def _eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
                    size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,
-                   compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta)
+                   compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta,
+                   max_motion=args.max_motion)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
