@@ -166,7 +166,7 @@ def mirror_average(flow: torch.Tensor, flow_of_mirrored: torch.Tensor) -> torch.
 #: weight files shipped in ``flownet/weights/`` per backbone, by checkpoint name; ``facial`` is the default
 #: (used when no weights are given), the others are asked for as ``weights="shipped:<name>"``
 SHIPPED_CHECKPOINTS = {"srflownet": {"facial": "srflownet_facial.pt",
-                                     # non-face video (flownet.data.synthetic_generic scenes; docs/benchmarks.md, eighth pass)
+                                     # non-face video (flownet.data.synthetic_generic scenes; docs/benchmarks.md, eighth and ninth passes)
                                      "generic": "srflownet_generic.pt"},
                        "liteflownet2": {"facial": "liteflownet2_facial.pt"}}
 #: the default shipped weight file per backbone
