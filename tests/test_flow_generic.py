@@ -182,7 +182,7 @@ def test_flow_eval_cli_on_generic_scenes(tmp_path):
     zero = np.mean([float(ds[i]["flow"].norm(dim=0).mean()) for i in range(4)])
     assert zero > 1.0 and res["mean"]["EPE"] < 0.5 * zero
     # --max-motion draws the same test stream with larger translations; the ground truth it scores against is theirs
-    from flownet.evaluate import load_pairs
+    from flownet.evaluate import evaluate, load_pairs
     wide = load_pairs("synthetic-generic", size=96, n_pairs=4, max_motion=24)
     assert [p["name"] for p in wide] == [ds[i]["path"] for i in range(4)]
     zero_wide = np.mean([float(p["flow"].norm(dim=1).mean()) for p in wide])
@@ -191,7 +191,6 @@ def test_flow_eval_cli_on_generic_scenes(tmp_path):
     assert main(["flow", "eval", "--model", "farneback", "--data", "synthetic-generic", "--n-pairs", "4", "--size", "96",
                  "--max-motion", "24", "--json", str(out2), "--threads", "1"]) == 0
     w = json.loads(out2.read_text())
-    from flownet.evaluate import evaluate
     direct = evaluate("farneback", data="synthetic-generic", pairs=wide, progress=False)
     assert [p["EPE"] for p in w["per_pair"]] == pytest.approx([p["EPE"] for p in direct["per_pair"]], rel=1e-6)
     assert w["mean"]["EPE"] != pytest.approx(res["mean"]["EPE"], rel=1e-3)
@@ -208,18 +207,17 @@ def test_shipped_generic_checkpoint_beats_the_facial_one_on_generic_scenes():
     from flownet.metrics import flow_metrics
     from flownet.registry import load_srflownet
     assert load_srflownet("shipped:generic").meta["domain"] == "generic"
-    ds = SyntheticGenericFlow(split="test", size=128, n_pairs=4, seed=7)
-    items = [ds[i] for i in range(4)]
-    img1, img2 = torch.stack([it["img1"] for it in items]), torch.stack([it["img2"] for it in items])
-    gt, valid = torch.stack([it["flow"] for it in items]), torch.stack([it["valid"] for it in items])
-    epe = {w: flow_metrics(get_estimator("srflownet", weights=w).estimate(img1, img2), gt, valid)["EPE"]
-           for w in ("shipped:generic", "shipped:facial")}
-    zero = flow_metrics(torch.zeros_like(gt), gt, valid)["EPE"]
+
+    def epe_on(max_motion):
+        """EPE of both checkpoints and of zero flow on 4 test scenes drawn with ``max_motion``."""
+        ds = SyntheticGenericFlow(split="test", size=128, n_pairs=4, seed=7, max_motion=max_motion)
+        items = [ds[i] for i in range(len(ds))]
+        img1, img2 = torch.stack([it["img1"] for it in items]), torch.stack([it["img2"] for it in items])
+        gt, valid = torch.stack([it["flow"] for it in items]), torch.stack([it["valid"] for it in items])
+        out = {w: flow_metrics(get_estimator("srflownet", weights=w).estimate(img1, img2), gt, valid)["EPE"]
+               for w in ("shipped:generic", "shipped:facial")}
+        return out, flow_metrics(torch.zeros_like(gt), gt, valid)["EPE"]
+    epe, zero = epe_on(10.0)
     assert epe["shipped:generic"] < 0.8 * epe["shipped:facial"] < 0.8 * zero, (epe, zero)
-    wide = SyntheticGenericFlow(split="test", size=128, n_pairs=4, seed=7, max_motion=24)
-    items = [wide[i] for i in range(4)]
-    img1, img2 = torch.stack([it["img1"] for it in items]), torch.stack([it["img2"] for it in items])
-    gt, valid = torch.stack([it["flow"] for it in items]), torch.stack([it["valid"] for it in items])
-    epe = {w: flow_metrics(get_estimator("srflownet", weights=w).estimate(img1, img2), gt, valid)["EPE"]
-           for w in ("shipped:generic", "shipped:facial")}
+    epe, _ = epe_on(24.0)
     assert epe["shipped:generic"] < 0.5 * epe["shipped:facial"], epe
