@@ -187,13 +187,25 @@ def resolve_weights(weights: str | Path | None, backbone: str = "srflownet") -> 
     w = str(weights)
     if not w.startswith("shipped:"):
         return Path(weights)
+    n = canonical_name(backbone)                      # an unknown backbone fails here, unprefixed
+    try:
+        return _shipped_file(n, w.split(":", 1)[1])
+    except ValueError as exc:
+        raise ValueError(f"{w}: {exc}") from None
+
+
+def _shipped_file(backbone: str, name: str = "facial") -> Path:
+    """``flownet/weights/<file>`` of the shipped checkpoint ``name`` of ``backbone`` (:data:`SHIPPED_CHECKPOINTS`).
+
+    Raises:
+        ValueError: ``backbone`` ships no weights, or not a checkpoint called ``name`` (lists the names it has).
+    """
     n = canonical_name(backbone)
     ckpts = SHIPPED_CHECKPOINTS.get(n)
-    name = w.split(":", 1)[1]
     if not ckpts:
-        raise ValueError(f"{w}: flow estimator '{n}' has no shipped weights (shipped: {sorted(SHIPPED_CHECKPOINTS)})")
+        raise ValueError(f"flow estimator '{n}' has no shipped weights (shipped: {sorted(SHIPPED_CHECKPOINTS)})")
     if name not in ckpts:
-        raise ValueError(f"{w}: '{n}' ships the checkpoints {', '.join('shipped:' + k for k in ckpts)}, not '{name}'")
+        raise ValueError(f"'{n}' ships the checkpoints {', '.join('shipped:' + k for k in ckpts)}, not '{name}'")
     return Path(__file__).resolve().parent / "weights" / ckpts[name]
 
 
@@ -204,10 +216,7 @@ def default_weights_path(backbone: str = "srflownet") -> Path:
     Raises:
         ValueError: ``backbone`` has no shipped weights (raft_small, raft_large, ptlflow models).
     """
-    n = canonical_name(backbone)
-    if n not in SHIPPED_WEIGHTS:
-        raise ValueError(f"flow estimator '{n}' has no shipped weights (shipped: {sorted(SHIPPED_WEIGHTS)})")
-    return Path(__file__).resolve().parent / "weights" / SHIPPED_WEIGHTS[n]
+    return _shipped_file(backbone)
 
 
 def save_srflownet(model: SRFlowNet, path: str | Path, meta: dict | None = None) -> Path:
