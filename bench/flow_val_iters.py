@@ -13,7 +13,8 @@ Prints one Markdown row per weights file (EPE in pixels per update count) and, w
 ``--generic-val N`` also scores the first N generic validation scenes (:mod:`flownet.data.synthetic_generic`,
 the pairs a run with ``data.n_generic_val=N`` watches; the config's size, seed and ``data.generic_max_motion``,
 or ``--generic-max-motion`` to score a wider-motion draw), one more row per weights file, under ``"epe_generic"`` in
-the JSON; ``--generic-only`` skips the facial pairs (for the generic checkpoint, whose rule reads generic scenes only).
+the JSON; ``--generic-only`` skips the facial pairs, and their ``n_val`` / ``subjects`` in the JSON (for the generic
+checkpoint, whose rule reads generic scenes only).
 """
 from __future__ import annotations
 
@@ -51,12 +52,13 @@ def main(argv=None) -> int:
     d = load_config(FlowTrainConfig, a.config).data
     if a.root:
         d.root = a.root
-    if not d.n_val_subjects:
-        raise SystemExit(f"{a.config}: data.n_val_subjects is 0, so the run has no validation split to score")
-    n_val = a.n_val or d.n_val
-    ds = SyntheticFaceFlow(split="val", n_pairs=n_val, **dataset_kwargs(d))
-    loader = DataLoader(ds, batch_size=8, shuffle=False, collate_fn=collate)
-    loaders = {} if a.generic_only else {"epe": ("", loader)}   # JSON key → (row-label suffix, pairs)
+    loaders = {}                                     # JSON key → (row-label suffix, pairs)
+    if not a.generic_only:                           # the facial pairs are built only when they are scored
+        if not d.n_val_subjects:
+            raise SystemExit(f"{a.config}: data.n_val_subjects is 0, so the run has no validation split to score")
+        n_val = a.n_val or d.n_val
+        ds = SyntheticFaceFlow(split="val", n_pairs=n_val, **dataset_kwargs(d))
+        loaders["epe"] = ("", DataLoader(ds, batch_size=8, shuffle=False, collate_fn=collate))
     max_motion = d.generic_max_motion if a.generic_max_motion is None else a.generic_max_motion
     if a.generic_val:
         from flownet.data.synthetic_generic import SyntheticGenericFlow
@@ -73,7 +75,9 @@ def main(argv=None) -> int:
             out[key][label] = {k: evaluate_model(model, dl, "cpu", iters=k)["EPE"] for k in a.iters}
             print(f"| {label}{suffix} | " + " | ".join(f"{v:.4f}" for v in out[key][label].values()) + " |", flush=True)
     if a.json:
-        doc = {"n_val": n_val, "subjects": ds.subjects, **out}
+        doc = dict(out)
+        if "epe" in loaders:
+            doc["n_val"], doc["subjects"] = n_val, ds.subjects
         if a.generic_val:
             doc["n_generic_val"], doc["generic_max_motion"] = a.generic_val, max_motion
         with open(a.json, "w") as f:
