@@ -29,7 +29,8 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
         ValueError: unknown ``data``, or ``max_motion`` given for data other than ``synthetic-generic``;
         FileNotFoundError: data missing.
     """
-    if max_motion is not None and data not in ("synthetic-generic", "synthetic_generic"):
+    generic = data in ("synthetic-generic", "synthetic_generic")
+    if max_motion is not None and not generic:
         raise ValueError(f"max_motion applies to data 'synthetic-generic' only, not '{data}'")
     if data == "middlebury":
         from .data.middlebury import MiddleburyFlow
@@ -39,7 +40,7 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
         from .data.synthetic_face import SyntheticFaceFlow
         ds = SyntheticFaceFlow(root=root, split="test", size=size, n_pairs=n_pairs, seed=seed)
         name = lambda i, it: f"{i:04d}:{it['subject']}/{'/'.join(it['path'].split('/')[-2:])}"  # noqa: E731
-    elif data in ("synthetic-generic", "synthetic_generic"):
+    elif generic:
         from .data.synthetic_generic import SyntheticGenericFlow
         ds = SyntheticGenericFlow(split="test", size=size, n_pairs=n_pairs, seed=seed,
                                   **({} if max_motion is None else {"max_motion": max_motion}))
