@@ -483,9 +483,13 @@ def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_dat
                        "--generic-val", "2", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     from flownet.data.synthetic_generic import SyntheticGenericFlow
-    gv = SyntheticGenericFlow(split="val", n_pairs=2, size=128, seed=0)
-    zero_generic = flow_metrics(torch.zeros(2, 2, 128, 128), torch.stack([gv[i]["flow"] for i in range(2)]),
-                                torch.stack([gv[i]["valid"] for i in range(2)]))["EPE"]
+
+    def zero_flow_epe(**draw):
+        """Zero-flow EPE of the first 2 generic validation scenes of the config (size 128, seed 0)."""
+        gv = SyntheticGenericFlow(split="val", n_pairs=2, size=128, seed=0, **draw)
+        return flow_metrics(torch.zeros(2, 2, 128, 128), torch.stack([gv[i]["flow"] for i in range(2)]),
+                            torch.stack([gv[i]["valid"] for i in range(2)]))["EPE"]
+    zero_generic = zero_flow_epe()
     assert res["n_generic_val"] == 2 and res["epe_generic"]["zero"]["1"] == pytest.approx(zero_generic, rel=1e-5)
     assert res["subjects"] == ["sub05", "sub22"]
     te = SyntheticFaceFlow(root=shared_data, split="test", size=128, n_pairs=1)
@@ -501,9 +505,7 @@ def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_dat
     assert bench.main(["--weights", f"zero={w}", "--iters", "1", "--root", str(shared_data), "--generic-val", "2",
                        "--generic-max-motion", "24", "--generic-only", "--json", str(out2)]) == 0
     wide = json.loads(out2.read_text())
-    gw = SyntheticGenericFlow(split="val", n_pairs=2, size=128, seed=0, max_motion=24)
-    zero_wide = flow_metrics(torch.zeros(2, 2, 128, 128), torch.stack([gw[i]["flow"] for i in range(2)]),
-                             torch.stack([gw[i]["valid"] for i in range(2)]))["EPE"]
+    zero_wide = zero_flow_epe(max_motion=24)
     assert "epe" not in wide and "subjects" not in wide and wide["generic_max_motion"] == 24
     assert wide["epe_generic"]["zero"]["1"] == pytest.approx(zero_wide, rel=1e-5) and zero_wide > zero_generic
     with pytest.raises(SystemExit, match="--generic-val"):
