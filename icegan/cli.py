@@ -14,6 +14,7 @@ import sys
 #: subcommand modules, in the order they appear in ``icegan --help``
 COMMAND_MODULES = [
     "icegan.commands.loso",      # icegan loso
+    "icegan.commands.ensemble",  # icegan ensemble
     "icegan.commands.data",      # icegan data composite|check, icegan prepare
     "icegan.commands.flow",      # icegan flow train|eval|run
     "icegan.commands.gan",       # icegan gan train|eval, icegan generate

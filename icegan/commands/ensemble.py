@@ -1,0 +1,47 @@
+"""``icegan ensemble``: average the class probabilities of finished LOSO runs and score the average.
+
+Example::
+
+    icegan ensemble runs/ststnet runs/offtanet --out runs/ststnet+offtanet
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+
+def _main(args: argparse.Namespace) -> int:
+    from icegan.ensemble import EnsembleError, ensemble_runs
+    from icegan.protocol import LosoStateError
+
+    try:
+        metrics = ensemble_runs(args.runs, args.out, weights=args.weights, name=args.name)
+    except (EnsembleError, LosoStateError) as exc:
+        print(f"icegan ensemble: error: {exc}", file=sys.stderr)
+        return 2
+    o = metrics["overall"]
+    print(f"ensemble of {len(args.runs)} runs: {metrics['protocol']} {metrics['n_folds']} folds, "
+          f"{metrics['n_samples']} samples: UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}")
+    for d, m in metrics["per_dataset"].items():
+        print(f"  {d:7s} UF1 {m['UF1']:.4f}  UAR {m['UAR']:.4f}")
+    print(f"outputs in {args.out}/ (metrics.md, metrics.json, ensemble.json, predictions.csv, confusion.png)")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``ensemble`` subcommand to the ``icegan`` parser."""
+    p = subparsers.add_parser(
+        "ensemble", help="average the class probabilities of finished LOSO runs (e.g. STSTNet + Off-TANet)",
+        description="Average the per-clip class probabilities of two or more finished LOSO runs of the same "
+                    "protocol, folds and clips (icegan loso or train.py run folders) and score the average with "
+                    "the pooled MEGC metrics (UF1, UAR, ...). Honest when the members and weights are fixed "
+                    "before looking at LOSO results. Refuses oracle-epoch and unfinished runs.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders (run.json + predictions.csv)")
+    p.add_argument("--out", metavar="DIR", required=True,
+                   help="output folder: predictions.csv, metrics.json, metrics.md, ensemble.json, confusion.png")
+    p.add_argument("--weights", metavar="W", nargs="+", type=float, default=None,
+                   help="one non-negative weight per run (default: equal); fix them before seeing results")
+    p.add_argument("--name", default=None, help="title in metrics.md and the plot (default: the --out folder name)")
+    p.set_defaults(func=_main)

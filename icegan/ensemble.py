@@ -1,0 +1,179 @@
+"""Probability ensembles of finished LOSO runs (``icegan ensemble``).
+
+Several recognizers (say STSTNet and Off-TANet) are each run through the same leave-one-subject-out
+protocol by ``icegan loso`` or ``train.py``; this module averages their per-clip class
+probabilities (the ``score_*`` columns of each run's ``predictions.csv``) and scores the average
+with the same pooled MEGC metrics. Each member saw only its training subjects in every fold, so
+the average of fixed members with weights fixed in advance is as honest as its members: nothing
+is chosen on a held-out subject. Choosing members or weights *after* looking at the LOSO results
+is selection on the test subjects; the output says which runs and weights were used so a reader
+can judge.
+
+Refused (``EnsembleError``, naming the run and what differs): an unfinished member (a fold
+without predictions), members with different protocols, folds, clips, labels or fold
+assignments, an oracle-epoch member (its per-subject epoch pick is selection on the test
+subject), and score columns that are not probabilities (negative, or rows not summing to 1).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, _confusion_png, _markdown,
+                             summarize_predictions)
+
+__all__ = ["EnsembleError", "ensemble_runs", "load_run"]
+
+
+class EnsembleError(ValueError):
+    """Member runs that cannot be averaged (message names the run and the mismatch)."""
+
+
+def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+    """The header (``run.json``) and predictions of one finished LOSO run.
+
+    Args:
+        run_dir: a run directory written by :func:`icegan.protocol.run_loso`.
+
+    Returns:
+        ``(header, predictions)``; predictions sorted by (fold, clip), columns as in
+        ``predictions.csv`` (fold, dataset, subject, clip, y_true, y_pred, score_*).
+
+    Raises:
+        EnsembleError: missing files or columns, an oracle-epoch run, an unfinished run (a fold of
+            ``run.json`` without predictions), or scores that are not class probabilities.
+    """
+    d = Path(run_dir)
+    run_json, pred_csv = d / "run.json", d / "predictions.csv"
+    for f in (run_json, pred_csv):
+        if not f.is_file():
+            raise EnsembleError(f"{d}: no {f.name}; give the folder of a finished `icegan loso` or train.py run")
+    header = json.loads(run_json.read_text())
+    if header.get("oracle_epoch"):
+        raise EnsembleError(f"{d}: an oracle-epoch run (epochs picked on the test subjects); an ensemble of it "
+                            "would not be honest")
+    pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
+    missing = [c for c in PRED_COLUMNS if c not in pred.columns and not c.startswith("score_")]
+    scores = [c for c in SCORE_COLUMNS if c in pred.columns]
+    if missing or not scores:
+        raise EnsembleError(f"{pred_csv}: missing column(s) {missing or list(SCORE_COLUMNS)}")
+    unfinished = sorted(set(header.get("folds", [])) - set(pred["subject"]))
+    if unfinished:
+        raise EnsembleError(f"{d}: unfinished run, no predictions for {len(unfinished)} fold(s) "
+                            f"(first: {unfinished[0]}); resume it with the same command first")
+    dup = pred.duplicated(["subject", "clip"])
+    if dup.any():
+        r = pred[dup].iloc[0]
+        raise EnsembleError(f"{pred_csv}: clip {r['subject']}/{r['clip']} appears more than once")
+    p = pred[scores].to_numpy(np.float64)
+    bad = ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
+    if bad.any():
+        r = pred[bad].iloc[0]
+        raise EnsembleError(f"{pred_csv}: scores of clip {r['subject']}/{r['clip']} are not class probabilities "
+                            f"({p[bad][0].round(4).tolist()}); only probability scores can be averaged")
+    pred = pred.sort_values(["fold", "clip"], kind="stable").reset_index(drop=True)
+    return header, pred
+
+
+def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: Optional[Sequence[float]] = None,
+                  name: Optional[str] = None) -> dict:
+    """Average the class probabilities of finished LOSO runs and score the average.
+
+    ``p(clip) = Σ_m w_m p_m(clip) / Σ_m w_m`` over members m, y_pred = argmax; metrics pooled over
+    all folds as in MEGC2019 (:func:`icegan.protocol.summarize_predictions`).
+
+    Args:
+        run_dirs: two or more run directories of the same protocol, folds and clips.
+        out_dir: output folder (created; must not hold a LOSO run): ``predictions.csv``,
+            ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png`` and ``ensemble.json``
+            (members with their own UF1/UAR, weights).
+        weights: one non-negative weight per run (default: equal weights); fix them before looking at
+            results.
+        name: title in metrics.md and the plot (default: the folder name).
+
+    Returns:
+        The metrics.json content (``{"protocol", "n_folds", "n_samples", "oracle_epoch": false,
+        "overall", "per_dataset"}``).
+
+    Raises:
+        EnsembleError: fewer than two runs, bad weights, a member :func:`load_run` refuses, or
+            members that differ in protocol, SDE dataset, folds, clips, labels or fold numbers.
+        LosoStateError: ``out_dir`` is a member or holds a LOSO run (``run.json``); nothing is overwritten.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    if len(dirs) < 2:
+        raise EnsembleError(f"an ensemble needs at least two runs, got {len(dirs)}")
+    if len({d.resolve() for d in dirs}) != len(dirs):
+        raise EnsembleError("the same run is given twice; give its weight instead")
+    w = np.ones(len(dirs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(dirs),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise EnsembleError(f"weights must be {len(dirs)} non-negative numbers, not all zero; got {weights}")
+    w = w / w.sum()
+    out = Path(out_dir)
+    if (out / "run.json").is_file() or out.resolve() in {d.resolve() for d in dirs}:
+        raise LosoStateError(f"{out} holds a LOSO run (run.json); give the ensemble its own --out")
+
+    members = [load_run(d) for d in dirs]
+    h0, p0 = members[0]
+    for d, (h, p) in zip(dirs[1:], members[1:]):
+        for key in ("protocol", "dataset"):
+            if h.get(key) != h0.get(key):
+                raise EnsembleError(f"{d} differs from {dirs[0]} in '{key}' ({h.get(key)!r} vs {h0.get(key)!r}); "
+                                    "only runs of the same LOSO can be averaged")
+        if h.get("folds") != h0.get("folds"):
+            raise EnsembleError(f"{d} differs from {dirs[0]} in its folds ({len(h.get('folds') or [])} vs "
+                                f"{len(h0.get('folds') or [])} subjects, first difference "
+                                f"{_first_diff(h.get('folds') or [], h0.get('folds') or [])}); only runs of the "
+                                "same LOSO can be averaged")
+        for col in ("subject", "clip", "fold", "y_true"):
+            a, b = p[col].to_numpy(), p0[col].to_numpy()
+            if len(a) != len(b) or (a != b).any():
+                i = int(np.argmax(a != b)) if len(a) == len(b) else min(len(a), len(b))
+                where = (f"{len(a)} vs {len(b)} clips" if len(a) != len(b)
+                         else f"clip {p['subject'][i]}/{p['clip'][i]}: {a[i]!r} vs {b[i]!r}")
+                raise EnsembleError(f"{d} differs from {dirs[0]} in '{col}' ({where}); only runs of the same "
+                                    "clips and folds can be averaged")
+    score_cols = [c for c in SCORE_COLUMNS if c in p0.columns]
+    for d, (_, p) in zip(dirs, members):
+        if [c for c in SCORE_COLUMNS if c in p.columns] != score_cols:
+            raise EnsembleError(f"{d}: score columns differ from {dirs[0]}'s {score_cols}")
+    n_classes = len(score_cols)
+    probs = sum(wi * p[score_cols].to_numpy(np.float64) for wi, (_, p) in zip(w, members))
+    pred = p0[["fold", "dataset", "subject", "clip", "y_true"]].copy()
+    pred["y_pred"] = probs.argmax(1)
+    for c, col in enumerate(score_cols):
+        pred[col] = probs[:, c]
+    pred = pred.sort_values(["fold"], kind="stable").reset_index(drop=True)
+
+    out.mkdir(parents=True, exist_ok=True)
+    title = name or out.name
+    n_folds = len(h0.get("folds") or pred["subject"].unique())
+    metrics = summarize_predictions(pred, h0["protocol"], n_folds, False, n_classes)
+    member_rows = []
+    for d, wi, (_, p) in zip(dirs, w, members):
+        m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
+        member_rows.append({"run": str(d), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
+    pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "ensemble.json").write_text(json.dumps({"members": member_rows, "protocol": h0["protocol"],
+                                                   "dataset": h0.get("dataset")}, indent=1))
+    lines = [_markdown(metrics, f"{title} (probability ensemble)").rstrip("\n"), "", "## Members", "",
+             "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |" for r in member_rows]
+    lines += ["", "Members and weights must be fixed before looking at LOSO results; otherwise the ensemble "
+              "is selected on the test subjects.", ""]
+    (out / "metrics.md").write_text("\n".join(lines))
+    _confusion_png(pred, out / "confusion.png", f"{title}: ensemble of {len(dirs)} runs, {h0['protocol']} LOSO, "
+                   f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
+    return metrics
+
+
+def _first_diff(a: Sequence, b: Sequence) -> str:
+    for x, y in zip(a, b):
+        if x != y:
+            return f"{x!r} vs {y!r}"
+    return "in length"

@@ -1,0 +1,145 @@
+"""``icegan ensemble``: probability averages of finished LOSO runs, and what it refuses."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icegan.cli import main
+from icegan.data.toy_features import make_toy_features
+from icegan.ensemble import EnsembleError, ensemble_runs
+from icegan.metrics import compute_metrics
+from icegan.protocol import LosoStateError, run_loso
+
+SCORES = ["score_negative", "score_positive", "score_surprise"]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+
+
+def _random_prob_fn(seed, logits=False):
+    """Fold function returning fixed pseudo-random class probabilities (or raw logits) per test clip."""
+    def fold_fn(fold):
+        rng = np.random.default_rng(seed * 1000 + fold.index)
+        z = rng.normal(size=(len(fold.test_idx), 3)) * 2
+        if logits:
+            return z
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    return fold_fn
+
+
+@pytest.fixture(scope="module")
+def two_runs(toy, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ens")
+    for s in (1, 2):
+        run_loso(toy.samples, _random_prob_fn(s), root / f"r{s}", progress=False)
+    return root
+
+
+def _read(d):
+    return pd.read_csv(d / "predictions.csv", dtype={"subject": str, "clip": str}).sort_values(["fold", "clip"],
+                                                                                               ignore_index=True)
+
+
+@pytest.mark.parametrize("weights", [None, [3.0, 1.0]])
+def test_average_matches_hand_computation(two_runs, tmp_path, weights):
+    out = tmp_path / "ens"
+    m = ensemble_runs([two_runs / "r1", two_runs / "r2"], out, weights=weights)
+    a, b, e = _read(two_runs / "r1"), _read(two_runs / "r2"), _read(out)
+    w = np.array([0.5, 0.5]) if weights is None else np.array(weights) / sum(weights)
+    want = w[0] * a[SCORES].to_numpy() + w[1] * b[SCORES].to_numpy()
+    np.testing.assert_allclose(e[SCORES].to_numpy(), want, atol=1e-8)
+    assert (e["y_pred"].to_numpy() == want.argmax(1)).all()
+    assert (e["y_true"] == a["y_true"]).all() and (e["subject"] == a["subject"]).all()
+    expected = compute_metrics(e["y_true"].to_numpy(), want.argmax(1), 3)
+    assert m["overall"] == pytest.approx(expected)
+    assert set(m) == {"protocol", "n_folds", "n_samples", "oracle_epoch", "overall", "per_dataset"}
+    assert m["oracle_epoch"] is False and m["n_samples"] == len(a) and m["n_folds"] == a["subject"].nunique()
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(m))
+    info = json.loads((out / "ensemble.json").read_text())
+    assert [r["weight"] for r in info["members"]] == pytest.approx(w.tolist())
+    md = (out / "metrics.md").read_text()
+    assert "## Members" in md and str(two_runs / "r1") in md
+    assert (out / "confusion.png").stat().st_size > 0
+
+
+def test_ensemble_of_a_run_with_itself_weighted_is_the_run(two_runs, tmp_path):
+    """Weight 0 on one member leaves the other member's predictions and metrics unchanged."""
+    m = ensemble_runs([two_runs / "r1", two_runs / "r2"], tmp_path / "e", weights=[1, 0])
+    assert m == json.loads((two_runs / "r1" / "metrics.json").read_text())
+
+
+def test_refusals(toy, two_runs, tmp_path):
+    r1, r2 = two_runs / "r1", two_runs / "r2"
+    with pytest.raises(EnsembleError, match="at least two"):
+        ensemble_runs([r1], tmp_path / "a")
+    with pytest.raises(EnsembleError, match="twice"):
+        ensemble_runs([r1, r1], tmp_path / "a")
+    with pytest.raises(EnsembleError, match="weights"):
+        ensemble_runs([r1, r2], tmp_path / "a", weights=[1, -1])
+    before = (r1 / "predictions.csv").read_bytes()
+    with pytest.raises(LosoStateError, match="holds a LOSO run"):
+        ensemble_runs([r1, r2], r1)
+    assert (r1 / "predictions.csv").read_bytes() == before
+    with pytest.raises(EnsembleError, match="no run.json"):
+        ensemble_runs([r1, tmp_path], tmp_path / "a")
+
+    # logits instead of probabilities
+    run_loso(toy.samples, _random_prob_fn(3, logits=True), tmp_path / "logits", progress=False)
+    with pytest.raises(EnsembleError, match="not class probabilities"):
+        ensemble_runs([r1, tmp_path / "logits"], tmp_path / "a")
+
+    # an oracle-epoch run
+    run_loso(toy.samples, _random_prob_fn(4), tmp_path / "oracle", oracle_epoch=True, progress=False)
+    with pytest.raises(EnsembleError, match="oracle"):
+        ensemble_runs([r1, tmp_path / "oracle"], tmp_path / "a")
+
+    # another protocol / other folds
+    run_loso(toy.samples, _random_prob_fn(5), tmp_path / "sde", protocol="SDE", dataset="casme2", progress=False)
+    with pytest.raises(EnsembleError, match="'protocol'"):
+        ensemble_runs([r1, tmp_path / "sde"], tmp_path / "a")
+    run_loso(toy.samples, _random_prob_fn(6), tmp_path / "four", max_folds=4, progress=False)
+    with pytest.raises(EnsembleError, match="folds"):
+        ensemble_runs([r1, tmp_path / "four"], tmp_path / "a")
+
+    # an unfinished run: the last fold's rows cut off
+    cut = tmp_path / "cut"
+    run_loso(toy.samples, _random_prob_fn(7), cut, progress=False)
+    pred = pd.read_csv(cut / "predictions.csv")
+    last = pred["subject"].iloc[-1]
+    pred[pred["subject"] != last].to_csv(cut / "predictions.csv", index=False)
+    with pytest.raises(EnsembleError, match=f"unfinished.*{last}"):
+        ensemble_runs([r1, cut], tmp_path / "a")
+
+    # a changed label names the clip
+    lab = tmp_path / "label"
+    run_loso(toy.samples, _random_prob_fn(8), lab, progress=False)
+    pred = pd.read_csv(lab / "predictions.csv", dtype={"clip": str})
+    pred.loc[0, "y_true"] = (pred.loc[0, "y_true"] + 1) % 3
+    pred.to_csv(lab / "predictions.csv", index=False)
+    with pytest.raises(EnsembleError, match=f"'y_true'.*{pred.loc[0, 'clip']}"):
+        ensemble_runs([r1, lab], tmp_path / "a")
+
+
+def test_cli_on_two_short_real_runs(shared_data, tmp_path, capsys):
+    """Two real recognizers on the first 4 folds of megc2019_htnet, then their ensemble through the CLI."""
+    root = f"data.root={shared_data / 'megc2019_htnet'}"
+    common = ["--no-progress", root, "max_folds=4", "threads=1"]
+    assert main(["loso", "--config", "configs/features_logreg.yaml", "--out", str(tmp_path / "lr")] + common) == 0
+    assert main(["loso", "--config", "configs/features_ststnet.yaml", "--out", str(tmp_path / "st"), "model.epochs=2"]
+                + common) == 0
+    capsys.readouterr()
+    rc = main(["ensemble", str(tmp_path / "lr"), str(tmp_path / "st"), "--out", str(tmp_path / "ens"),
+               "--name", "lr+st"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    m = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert m["n_folds"] == 4 and m["n_samples"] == len(_read(tmp_path / "lr"))
+    assert f"UF1 {m['overall']['UF1']:.4f}" in out
+    assert "lr+st (probability ensemble)" in (tmp_path / "ens" / "metrics.md").read_text()
+    # the error path of the CLI: exit code 2 and the reason on stderr
+    assert main(["ensemble", str(tmp_path / "lr"), "--out", str(tmp_path / "x")]) == 2
+    assert "at least two" in capsys.readouterr().err
