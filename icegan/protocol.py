@@ -36,8 +36,8 @@ import yaml
 from icegan.data.features import validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
-__all__ = ["Fold", "make_folds", "run_loso", "summarize_predictions", "REFERENCES", "DATASET_TITLES",
-           "LosoStateError"]
+__all__ = ["Fold", "make_folds", "run_loso", "summarize_predictions", "summary_text", "REFERENCES",
+           "DATASET_TITLES", "LosoStateError"]
 
 #: display names of the composite's datasets, in table order
 DATASET_TITLES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -257,6 +257,17 @@ def summarize_predictions(pred: pd.DataFrame, protocol: str, n_folds: int, oracl
         per[ds] = compute_metrics(sub["y_true"].to_numpy(), sub["y_pred"].to_numpy(), n_classes)
     return {"protocol": protocol, "n_folds": int(n_folds), "n_samples": int(len(pred)),
             "oracle_epoch": bool(oracle_epoch), "overall": overall, "per_dataset": per}
+
+
+def summary_text(metrics: dict, title: str) -> str:
+    """Console summary of a metrics.json content: one line overall (with an ORACLE tag where it applies),
+    one line per dataset."""
+    o = metrics["overall"]
+    tag = " [ORACLE EPOCH: selected on the test subjects]" if metrics["oracle_epoch"] else ""
+    lines = [f"{title}: {metrics['protocol']} {metrics['n_folds']} folds, {metrics['n_samples']} samples: "
+             f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{tag}"]
+    lines += [f"  {d:7s} UF1 {m['UF1']:.4f}  UAR {m['UAR']:.4f}" for d, m in metrics["per_dataset"].items()]
+    return "\n".join(lines)
 
 
 def _fmt(v: Optional[float]) -> str:

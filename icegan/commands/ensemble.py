@@ -14,18 +14,14 @@ __all__ = ["register"]
 
 def _main(args: argparse.Namespace) -> int:
     from icegan.ensemble import EnsembleError, ensemble_runs
-    from icegan.protocol import LosoStateError
+    from icegan.protocol import LosoStateError, summary_text
 
     try:
         metrics = ensemble_runs(args.runs, args.out, weights=args.weights, name=args.name)
     except (EnsembleError, LosoStateError) as exc:
         print(f"icegan ensemble: error: {exc}", file=sys.stderr)
         return 2
-    o = metrics["overall"]
-    print(f"ensemble of {len(args.runs)} runs: {metrics['protocol']} {metrics['n_folds']} folds, "
-          f"{metrics['n_samples']} samples: UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}")
-    for d, m in metrics["per_dataset"].items():
-        print(f"  {d:7s} UF1 {m['UF1']:.4f}  UAR {m['UAR']:.4f}")
+    print(summary_text(metrics, f"ensemble of {len(args.runs)} runs"))
     print(f"outputs in {args.out}/ (metrics.md, metrics.json, ensemble.json, predictions.csv, confusion.png)")
     return 0
 

@@ -130,12 +130,8 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     metrics = run(cfg, out, progress=not args.no_progress)
-    o = metrics["overall"]
-    tag = " [ORACLE EPOCH: selected on the test subjects]" if metrics["oracle_epoch"] else ""
-    print(f"{cfg.name}: {metrics['protocol']} {metrics['n_folds']} folds, {metrics['n_samples']} samples: "
-          f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{tag}")
-    for d, m in metrics["per_dataset"].items():
-        print(f"  {d:7s} UF1 {m['UF1']:.4f}  UAR {m['UAR']:.4f}")
+    from icegan.protocol import summary_text
+    print(summary_text(metrics, cfg.name))
     print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, confusion.png, tb/)")
     return 0
 
