@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
+from .models.state_dict import load_state_dict_strict
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -262,14 +263,7 @@ def load_srflownet(path: str | Path | None = None, device: str | torch.device = 
     sd = ckpt.get("state_dict")
     if not isinstance(sd, dict):
         raise ValueError(f"{p}: no state_dict in the weights file")
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or extra or wrong:
-        raise ValueError(f"{p}: weights do not match SRFlowNet({cfg_d}): missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}, wrong shape {wrong[:3]}")
-    model.load_state_dict(sd)
+    load_state_dict_strict(model, sd, str(p), f"SRFlowNet({cfg_d})")
     model.meta = dict(ckpt.get("meta") or {})
     return model.to(device).eval()
 
@@ -440,14 +434,12 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
             raise ValueError(f"{p}: weights of backbone '{name}', not '{exp}'")
         model = build_backbone(name, ckpt.get("config"))
         sd = ckpt.get("state_dict")
-        from .models.backbones import _strict_load
-        _strict_load(model, sd, f"{p} ({name})")
+        load_state_dict_strict(model, sd, f"{p} ({name})")
         model.meta = dict(ckpt.get("meta") or {})
         return model.to(device).eval()
     if fmt is not None:
         raise ValueError(f"{p}: unknown weights format '{fmt}' (expected '{BACKBONE_FORMAT}' or '{WEIGHTS_FORMAT}')")
     # foreign files: a plain torchvision RAFT state dict, or a ptlflow / Lightning checkpoint
-    from .models.backbones import _strict_load
     if exp in ("raft_small", "raft_large"):
         model = build_backbone(exp)
         model.load_torchvision_state_dict(ckpt, str(p))
@@ -456,7 +448,7 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
     if exp is not None and exp.startswith("ptlflow:"):
         model = build_backbone(exp)
         sd = ckpt.get("state_dict", ckpt)
-        _strict_load(model.model, sd, f"{p} ({exp})")
+        load_state_dict_strict(model.model, sd, f"{p} ({exp})")
         model.meta = {"source": str(p)}
         return model.to(device).eval()
     raise ValueError(f"{p}: no 'format' key: not a flownet weights file (a plain state dict is accepted only "

@@ -34,6 +34,7 @@ from .losses import srflownet_loss
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
+from .models.state_dict import load_state_dict_strict
 
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
            "evaluate_model", "weight_ema", "build_model", "training_loss"]
@@ -239,14 +240,7 @@ def load_init_weights(model: torch.nn.Module, path: str | Path) -> None:
     sd = ck.get("state_dict") if isinstance(ck, dict) else None
     if not isinstance(sd, dict):
         raise ValueError(f"train.init_weights: {p} has no state_dict (not a flownet weights file)")
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or extra or wrong:
-        raise ValueError(f"train.init_weights: {p} does not match the model of this config: missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}, wrong shape {wrong[:3]}")
-    model.load_state_dict(sd)
+    load_state_dict_strict(model, sd, f"train.init_weights: {p}", "the model of this config")
 
 
 def weight_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:

@@ -303,3 +303,23 @@ def test_au_displacement_equals_the_direct_formula():
             want += a * (wk @ dirs) / np.maximum(wk.sum(1, keepdims=True), 1.0)
         got = au_displacement(lm, amps, h, w).numpy()
         np.testing.assert_allclose(got, want.T.reshape(2, h, w), atol=1e-5, err_msg=str(amps))
+
+
+def test_load_state_dict_strict_names_every_kind_of_mismatch():
+    import torch.nn as nn
+
+    from flownet.models.state_dict import load_state_dict_strict
+    src, dst = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv2d(3, 4, 1)), nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv2d(3, 4, 1))
+    load_state_dict_strict(dst, {k: v.half() for k, v in src.state_dict().items()}, "w.pt",
+                           convert=lambda v: v.float())
+    for k, v in src.state_dict().items():   # half precision round trip of the converted copy
+        torch.testing.assert_close(dst.state_dict()[k], v.half().float())
+    sd = dict(src.state_dict())
+    sd["0.weight"] = torch.zeros(3, 2, 5, 5)
+    sd["extra.bias"] = torch.zeros(1)
+    del sd["1.bias"]
+    with pytest.raises(ValueError, match=r"w\.pt: weights do not match Net: missing \['1\.bias'\] \(1\), "
+                                         r"unexpected \['extra\.bias'\] \(1\), wrong shape \['0\.weight'\] \(1\)"):
+        load_state_dict_strict(dst, sd, "w.pt", "Net")
+    with pytest.raises(ValueError, match="w.pt: not a state dict of tensors"):
+        load_state_dict_strict(dst, {"0.weight": [1, 2]}, "w.pt")

@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .state_dict import load_state_dict_strict
+
 __all__ = ["RAFTConfig", "RAFTBackbone", "PtlflowConfig", "PtlflowBackbone", "ptlflow_model",
            "PTLFLOW_MISSING"]
 
@@ -108,23 +110,10 @@ class RAFTBackbone(nn.Module):
         Raises:
             ValueError: missing / unexpected keys or wrong shapes (names ``source`` and the first keys).
         """
-        _strict_load(self.raft, state_dict, f"{source} (torchvision {self.config.variant})")
+        load_state_dict_strict(self.raft, state_dict, f"{source} (torchvision {self.config.variant})")
 
     def config_dict(self) -> dict:
         return asdict(self.config)
-
-
-def _strict_load(module: nn.Module, sd: dict, source: str) -> None:
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"{source}: not a state dict of tensors")
-    own = module.state_dict()
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or extra or wrong:
-        raise ValueError(f"{source}: weights do not match the model: missing {missing[:3]} "
-                         f"({len(missing)}), unexpected {extra[:3]} ({len(extra)}), wrong shape {wrong[:3]}")
-    module.load_state_dict(sd)
 
 
 @dataclass

@@ -58,6 +58,7 @@ from torchvision.models.optical_flow.raft import MaskPredictor
 
 from ..train import FlowDataConfig
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
+from .state_dict import load_state_dict_strict
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
            "default_decflow_path", "save_decflow", "load_decflow", "DecFlowEstimator",
@@ -300,14 +301,8 @@ def load_decflow(path: str | Path | None = None, device: str | torch.device = "c
     sd = ckpt.get("state_dict")
     if not isinstance(sd, dict):
         raise ValueError(f"{p}: no state_dict in the weights file")
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or extra or wrong:
-        raise ValueError(f"{p}: weights do not match DecFlow({cfg_d}): missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}, wrong shape {wrong[:3]}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    load_state_dict_strict(model, sd, str(p), f"DecFlow({cfg_d})",
+                           convert=lambda v: v.float() if v.is_floating_point() else v)
     model.meta = dict(ckpt.get("meta") or {})
     return model.to(device).eval()
 
