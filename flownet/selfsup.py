@@ -195,11 +195,6 @@ def occluded_fraction(model: SRFlowNet, pairs: list[tuple[torch.Tensor, torch.Te
             for a2 in alpha2_values}
 
 
-def _to_dict(cfg) -> dict:
-    from .train import _to_dict as conv
-    return conv(cfg)
-
-
 # ---------------------------------------------------------------------------------------- training
 
 def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
@@ -213,14 +208,13 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         FileNotFoundError: data or init weights missing.
         FloatingPointError: a non-finite loss (stops before the update).
     """
-    import yaml
     from torch.utils.data import DataLoader, RandomSampler
     from torch.utils.tensorboard import SummaryWriter
 
     from .data.real_pairs import RealFramePairs
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet, save_srflownet
-    from .train import collate, evaluate_model
+    from .train import collate, evaluate_model, start_run
 
     t, lc, d = cfg.train, cfg.loss, cfg.data
     for key, val in (("train.teacher_steps", t.teacher_steps), ("train.student_steps", t.student_steps)):
@@ -232,12 +226,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         raise ValueError(f"loss.occ_warmup_frac must be in [0, 1], got {lc.occ_warmup_frac}")
     if t.noisy_min < 0 or t.noisy_max < t.noisy_min:
         raise ValueError(f"train.noisy_min/noisy_max must satisfy 0 <= min <= max, got {t.noisy_min}, {t.noisy_max}")
-    torch.set_num_threads(max(1, int(t.threads)))
-    torch.manual_seed(t.seed)
-    device = torch.device(t.device)
-    run = Path(cfg.out_dir) / cfg.name
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
+    device, run = start_run(cfg)
 
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,
                           flip=d.flip, seed=d.seed, n_items=d.n_items, preload=d.preload)

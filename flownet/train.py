@@ -271,6 +271,20 @@ def _to_dict(cfg) -> dict:
     return conv(asdict(cfg))
 
 
+def start_run(cfg) -> tuple[torch.device, Path]:
+    """Common start of the flow training commands: torch threads and seed from ``cfg.train`` (``threads``,
+    ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created, its resolved ``config.yaml``
+    written. Returns ``(device, run folder)``."""
+    import yaml
+    t = cfg.train
+    torch.set_num_threads(max(1, int(t.threads)))
+    torch.manual_seed(t.seed)
+    run = Path(cfg.out_dir) / cfg.name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
+    return torch.device(t.device), run
+
+
 def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     """Run (or resume) training; returns the final test metrics dict.
 
@@ -278,7 +292,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         ValueError: unknown regularizer or bad sizes (from the loss / dataset).
         FileNotFoundError: no CASME II frames under the data root.
     """
-    import yaml
     from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -291,12 +304,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     from .regularizers import REGULARIZERS
     if t.regularizer not in REGULARIZERS:
         raise ValueError(f"train.regularizer must be one of {list(REGULARIZERS)}, got '{t.regularizer}'")
-    torch.set_num_threads(max(1, int(t.threads)))
-    torch.manual_seed(t.seed)
-    device = torch.device(t.device)
-    run = Path(cfg.out_dir) / cfg.name
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
+    device, run = start_run(cfg)
 
     d = cfg.data
     common = dataset_kwargs(d)

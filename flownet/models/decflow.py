@@ -439,24 +439,18 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     Raises:
         FileNotFoundError: missing CASME II frames or init weights. ValueError: bad config values.
     """
-    import yaml
     from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
     from ..data.synthetic_face import SyntheticFaceFlow
     from ..registry import load_srflownet
-    from ..train import _to_dict, collate
+    from ..train import collate, start_run
 
     t = cfg.train
     if t.batch_size < 1 or t.iters < 1:
         raise ValueError(f"train.batch_size and train.iters must be >= 1, got {t.batch_size}, {t.iters}")
-    torch.set_num_threads(max(1, int(t.threads)))
-    torch.manual_seed(t.seed)
-    device = torch.device(t.device)
-    run = Path(cfg.out_dir) / cfg.name
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
+    device, run = start_run(cfg)
 
     d = cfg.data
     common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
