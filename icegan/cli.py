@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = [
     "icegan.commands.loso",      # icegan loso
     "icegan.commands.ensemble",  # icegan ensemble
+    "icegan.commands.table",     # icegan table
     "icegan.commands.data",      # icegan data composite|check, icegan prepare
     "icegan.commands.flow",      # icegan flow train|eval|run
     "icegan.commands.gan",       # icegan gan train|eval, icegan generate

@@ -1,0 +1,46 @@
+"""``icegan table``: one results table (Markdown or CSV) over finished LOSO runs, seeds as mean ± std.
+
+Example::
+
+    icegan table "STSTNet=runs/ststnet_s*" "Off-TANet=runs/offtanet_s*" runs/logreg --out results.md
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _main(args: argparse.Namespace) -> int:
+    from icegan.report import parse_entry, results_table
+
+    try:
+        text = results_table([parse_entry(e) for e in args.entries], fmt=args.format)
+    except ValueError as exc:
+        print(f"icegan table: error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``table`` subcommand to the ``icegan`` parser."""
+    p = subparsers.add_parser(
+        "table", help="one results table over finished LOSO runs (UF1 / UAR overall and per dataset; seeds as mean ± std)",
+        description="Print one table, a row per entry, of finished runs' metrics.json (icegan loso, train.py or icegan "
+                    "ensemble folders): selection (honest / ORACLE epoch), protocol, number of runs, UF1 and UAR overall "
+                    "and per dataset. An entry with several runs (seeds) shows mean ± sample std over them, never the "
+                    "best run. Runs of one entry must share protocol, selection, folds and samples.",
+        epilog="entries: DIR (row named after the folder), LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob "
+               "pattern, e.g. \"STSTNet=runs/ststnet_s*\"")
+    p.add_argument("entries", nargs="+", metavar="ENTRY", help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed)")
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown",
+                   help="markdown (cells 'mean ± std', 4 decimals) or csv (mean and std as separate numeric columns)")
+    p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
+    p.set_defaults(func=_main)
