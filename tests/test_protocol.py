@@ -166,3 +166,17 @@ def test_bad_inputs(toy, tmp_path):
     with pytest.raises(LosoStateError, match="protocol"):
         run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "d", protocol="SDE", dataset="samm",
                  config={"a": 1}, progress=False)
+
+
+def test_reference_rows_label_every_oracle_number():
+    """In a composite CDE metrics.md every reference row whose number picked epochs on the test subject says ORACLE
+    in its own line, and our measured oracle row is among them."""
+    from icegan.protocol import REFERENCES, _markdown
+    m = {"UF1": 0.7, "UAR": 0.7}
+    md = _markdown({"protocol": "CDE", "n_folds": 68, "n_samples": 442, "oracle_epoch": False, "overall": m,
+                    "per_dataset": {"smic": m, "casme2": m, "samm": m}}, "run")
+    lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in md.splitlines() if ln.startswith("| ")}
+    oracle = [r["method"] for r in REFERENCES if "best epoch" in r["selection"]]
+    assert "STSTNet, this project's C recipe, mean of 3 seeds" in oracle and len(oracle) >= 3
+    for name in oracle:
+        assert "| ORACLE" in lines[name], name
