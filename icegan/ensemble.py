@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, _confusion_png, _markdown,
-                             summarize_predictions)
+                             per_subject_table, summarize_predictions)
 
 __all__ = ["EnsembleError", "ensemble_runs", "load_run"]
 
@@ -89,7 +89,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     Args:
         run_dirs: two or more run directories of the same protocol, folds and clips.
         out_dir: output folder (created; must not hold a LOSO run): ``predictions.csv``,
-            ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png`` and ``ensemble.json``
+            ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png``, ``per_subject.csv`` and ``ensemble.json``
             (members with their own UF1/UAR, weights).
         weights: one non-negative weight per run (default: equal weights); fix them before looking at
             results.
@@ -159,6 +159,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         member_rows.append({"run": str(d), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
     pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    per_subject_table(pred).to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     (out / "ensemble.json").write_text(json.dumps({"members": member_rows, "protocol": h0["protocol"],
                                                    "dataset": h0.get("dataset")}, indent=1))
     lines = [_markdown(metrics, f"{title} (probability ensemble)").rstrip("\n"), "", "## Members", "",

@@ -64,6 +64,8 @@ def test_average_matches_hand_computation(two_runs, tmp_path, weights):
     md = (out / "metrics.md").read_text()
     assert "## Members" in md and str(two_runs / "r1") in md
     assert (out / "confusion.png").stat().st_size > 0
+    per = pd.read_csv(out / "per_subject.csv")
+    assert per["n_correct"].sum() == int((e["y_true"] == e["y_pred"]).sum()) and per["n_clips"].sum() == len(e)
 
 
 def test_ensemble_of_a_run_with_itself_weighted_is_the_run(two_runs, tmp_path):

@@ -181,3 +181,18 @@ def test_reference_rows_label_every_oracle_number():
     assert "STSTNet, this project's C recipe, mean of 3 seeds" in oracle and len(oracle) >= 3
     for name in oracle:
         assert "| ORACLE" in lines[name], name
+
+
+def test_per_subject_csv_matches_the_predictions(toy, tmp_path):
+    """per_subject.csv: one row per held-out subject, clip and correct counts recomputed from predictions.csv, class
+    counts summing to the clips; the totals give the pooled accuracy."""
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "r", progress=False)
+    pred = pd.read_csv(tmp_path / "r" / "predictions.csv", dtype={"subject": str})
+    per = pd.read_csv(tmp_path / "r" / "per_subject.csv", dtype={"subject": str})
+    assert per["subject"].tolist() == list(dict.fromkeys(pred["subject"]))
+    for _, r in per.iterrows():
+        rows = pred[pred["subject"] == r["subject"]]
+        assert r["n_clips"] == len(rows) and r["n_correct"] == int((rows["y_true"] == rows["y_pred"]).sum())
+        assert r["accuracy"] == pytest.approx(r["n_correct"] / r["n_clips"], abs=1e-4)
+        assert [r["n_negative"], r["n_positive"], r["n_surprise"]] == [int((rows["y_true"] == c).sum()) for c in range(3)]
+    assert per["n_correct"].sum() / per["n_clips"].sum() == pytest.approx((pred["y_true"] == pred["y_pred"]).mean())

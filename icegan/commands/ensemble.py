@@ -22,7 +22,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"icegan ensemble: error: {exc}", file=sys.stderr)
         return 2
     print(summary_text(metrics, f"ensemble of {len(args.runs)} runs"))
-    print(f"outputs in {args.out}/ (metrics.md, metrics.json, ensemble.json, predictions.csv, confusion.png)")
+    print(f"outputs in {args.out}/ (metrics.md, metrics.json, ensemble.json, predictions.csv, per_subject.csv, confusion.png)")
     return 0
 
 
@@ -36,7 +36,8 @@ def register(subparsers) -> None:
                     "before looking at LOSO results. Refuses oracle-epoch and unfinished runs.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders (run.json + predictions.csv)")
     p.add_argument("--out", metavar="DIR", required=True,
-                   help="output folder: predictions.csv, metrics.json, metrics.md, ensemble.json, confusion.png")
+                   help="output folder: predictions.csv, metrics.json, metrics.md, ensemble.json, per_subject.csv, "
+                        "confusion.png")
     p.add_argument("--weights", metavar="W", nargs="+", type=float, default=None,
                    help="one non-negative weight per run (default: equal); fix them before seeing results")
     p.add_argument("--name", default=None, help="title in metrics.md and the plot (default: the --out folder name)")

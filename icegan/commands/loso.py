@@ -116,7 +116,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.logreg_C=FLOAT  model.logreg_max_iter=INT
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
-from it), metrics.json, metrics.md, confusion.png, tb/ (TensorBoard events).
+from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per held-out
+subject), tb/ (TensorBoard events).
 """
 
 
@@ -132,7 +133,7 @@ def _main(args: argparse.Namespace) -> int:
     metrics = run(cfg, out, progress=not args.no_progress)
     from icegan.protocol import summary_text
     print(summary_text(metrics, cfg.name))
-    print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, confusion.png, tb/)")
+    print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, confusion.png, tb/)")
     return 0
 
 
