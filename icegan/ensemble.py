@@ -23,8 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, _confusion_png, _markdown,
-                             per_subject_table, summarize_predictions)
+from icegan.protocol import PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, summarize_predictions, write_reports
 
 __all__ = ["EnsembleError", "ensemble_runs", "load_run"]
 
@@ -147,7 +146,6 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     pred["y_pred"] = probs.argmax(1)
     for c, col in enumerate(score_cols):
         pred[col] = probs[:, c]
-    pred = pred.sort_values(["fold"], kind="stable").reset_index(drop=True)
 
     out.mkdir(parents=True, exist_ok=True)
     title = name or out.name
@@ -158,18 +156,14 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
         member_rows.append({"run": str(d), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
     pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    per_subject_table(pred).to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     (out / "ensemble.json").write_text(json.dumps({"members": member_rows, "protocol": h0["protocol"],
                                                    "dataset": h0.get("dataset")}, indent=1))
-    lines = [_markdown(metrics, f"{title} (probability ensemble)").rstrip("\n"), "", "## Members", "",
-             "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
+    lines = ["", "## Members", "", "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
     lines += [f"| {r['run']} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |" for r in member_rows]
     lines += ["", "Members and weights must be fixed before looking at LOSO results; otherwise the ensemble "
               "is selected on the test subjects.", ""]
-    (out / "metrics.md").write_text("\n".join(lines))
-    _confusion_png(pred, out / "confusion.png", f"{title}: ensemble of {len(dirs)} runs, {h0['protocol']} LOSO, "
-                   f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
+    write_reports(out, pred, metrics, f"{title} (probability ensemble)", f"{title}: ensemble of {len(dirs)} runs, ",
+                  n_classes, md_extra="\n".join(lines))
     return metrics
 
 

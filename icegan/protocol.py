@@ -269,13 +269,29 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
     (subjects range from 1 to 39 clips on the MEGC2019 composite). Written as ``per_subject.csv`` by
     :func:`run_loso` and ``icegan ensemble``."""
     n_classes = sum(c in pred.columns for c in SCORE_COLUMNS) or len(CLASS_NAMES)
-    g = pred.assign(correct=(pred["y_true"] == pred["y_pred"]).astype(int)).groupby(["dataset", "subject"], sort=False)
-    out = g.agg(n_clips=("correct", "size"), n_correct=("correct", "sum")).reset_index()
-    out["accuracy"] = out["n_correct"] / out["n_clips"]
-    counts = pd.crosstab([pred["dataset"], pred["subject"]], pred["y_true"]).reindex(columns=range(n_classes), fill_value=0)
-    for c in range(n_classes):
-        out[f"n_{CLASS_NAMES[c]}"] = [int(counts.loc[(d, s), c]) for d, s in zip(out["dataset"], out["subject"])]
+    per_class = {f"n_{CLASS_NAMES[c]}": (pred["y_true"] == c).astype(int) for c in range(n_classes)}
+    df = pred.assign(correct=(pred["y_true"] == pred["y_pred"]).astype(int), **per_class)
+    out = df.groupby(["dataset", "subject"], sort=False).agg(
+        n_clips=("correct", "size"), n_correct=("correct", "sum"), **{k: (k, "sum") for k in per_class}).reset_index()
+    out.insert(4, "accuracy", out["n_correct"] / out["n_clips"])
     return out
+
+
+def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot_prefix: str, n_classes: int,
+                  md_extra: str = "") -> str:
+    """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
+    (:func:`_markdown` titled ``label``, then ``md_extra`` if given) and ``confusion.png`` (titled
+    ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``). Used by :func:`run_loso` and ``icegan ensemble``.
+    Returns the metrics.md text."""
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    per_subject_table(pred).to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
+    md = _markdown(metrics, label)
+    if md_extra:
+        md = md.rstrip("\n") + "\n" + md_extra
+    (out / "metrics.md").write_text(md)
+    _confusion_png(pred, out / "confusion.png", f"{plot_prefix}{metrics['protocol']} LOSO, "
+                   f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
+    return md
 
 
 def summary_text(metrics: dict, title: str) -> str:
@@ -493,13 +509,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     order = {f.subject: f.index for f in folds}
     allp = allp.assign(_o=allp["subject"].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
     metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    per_subject_table(allp).to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     label = title + (" [ORACLE EPOCH]" if oracle_epoch else "")
-    md = _markdown(metrics, label)
-    (out / "metrics.md").write_text(md)
-    _confusion_png(allp, out / "confusion.png", f"{label}: {protocol} LOSO, "
-                   f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
+    md = write_reports(out, allp, metrics, label, f"{label}: ", n_classes)
     if writer is not None:
         for k in METRIC_KEYS:
             writer.add_scalar(f"final/{k}", metrics["overall"][k], len(folds))
