@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from icegan.data.features import (CSV_NAME, FLOW_DIR, MEGC2019Features, load_megc2019_features,
-                                  read_megc2019_table, validate_samples)
+                                  read_megc2019_table, recenter_flow, validate_samples)
 from icegan.data.toy_features import make_toy_features
 
 
@@ -100,3 +100,24 @@ def test_toy_features_deterministic_and_valid():
     assert len(a) == 2 * 4 * 3 * 3 and a.features.shape[1:] == (3, 28, 28)
     assert float(a.features.min()) >= 0 and float(a.features.max()) <= 1
     assert not torch.equal(a.features, make_toy_features(seed=4).features)
+
+
+def test_recenter_flow_known_values_and_mirror_rule(megc):
+    # hand-made maps: u holds 0..15 / 15 on a 4x4 grid (median 7.5 / 15), v constant 0.8, strain random
+    u = torch.arange(16.0).reshape(4, 4) / 15
+    x = torch.stack([u, torch.full((4, 4), 0.8), torch.rand(4, 4)])[None]
+    y = recenter_flow(x)
+    torch.testing.assert_close(y[0, 0], u - 7.5 / 15 + 0.5)
+    torch.testing.assert_close(y[0, 1], torch.full((4, 4), 0.5))
+    assert torch.equal(y[0, 2], x[0, 2])
+    # on the real composite: every clip's u/v median lands on 0.5, strain untouched, and it commutes with the
+    # mirror augmentation (u -> 1 - u), so flips and flip TTA stay exact on recentred features
+    from icegan.recognition import hflip_features
+    r = recenter_flow(megc.features)
+    torch.testing.assert_close(torch.quantile(r[:, :2].flatten(2), 0.5, dim=-1), torch.full((442, 2), 0.5))
+    assert torch.equal(r[:, 2], megc.features[:, 2])
+    torch.testing.assert_close(recenter_flow(hflip_features(megc.features)), hflip_features(r))
+    # per clip: a clip's result does not depend on which other clips are in the batch
+    torch.testing.assert_close(recenter_flow(megc.features[5:6]), r[5:6])
+    with pytest.raises(ValueError, match="u/v/strain"):
+        recenter_flow(torch.zeros(2, 2, 4, 4))

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from icegan.cli import build_parser, main
 from icegan.commands.loso import FeatureDataConfig, LosoConfig
@@ -29,6 +30,7 @@ def test_help_documents_every_option(capsys):
     (["model.epochs=three"], "model.epochs"),
     (["protocol=LOVO"], "protocol"),
     (["model.name=resnet"], "model.name"),
+    (["data.recenter=mean"], "data.recenter"),
     (["epochs"], "key=value"),
 ])
 def test_config_errors_name_the_key(overrides, msg, capsys, tmp_path):
@@ -64,6 +66,19 @@ def test_short_real_loso_writes_every_output(shared_data, tmp_path, capsys):
     cfg = (out / "config.yaml").read_text()
     assert "epochs: 2" in cfg and "max_folds: 4" in cfg
     assert "UF1" in capsys.readouterr().out
+
+
+def test_recenter_option_reaches_the_features(shared_data):
+    from icegan.commands.loso import load_feature_set
+    root = str(shared_data / "megc2019_htnet")
+    plain = load_feature_set(FeatureDataConfig(root=root, datasets=["samm"]))
+    cent = load_feature_set(FeatureDataConfig(root=root, datasets=["samm"], recenter="median"))
+    assert cent.samples.equals(plain.samples)
+    med = torch.quantile(cent.features[:, :2].flatten(2), 0.5, dim=-1)
+    torch.testing.assert_close(med, torch.full_like(med, 0.5))
+    assert not torch.allclose(cent.features[:, :2], plain.features[:, :2])
+    toy = load_feature_set(FeatureDataConfig(source="toy", recenter="median"))
+    assert torch.quantile(toy.features[:, 0].flatten(1), 0.5, dim=-1).sub(0.5).abs().max() < 1e-6
 
 
 def test_loso_registered_in_cli():

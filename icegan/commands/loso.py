@@ -10,7 +10,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     dataset: SDE dataset (casme2|samm|smic)  oracle_epoch: false
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
     max_folds: 0 (>0: first k folds only, smoke runs)
-    data:  source (megc2019_htnet | toy), root, datasets
+    data:  source (megc2019_htnet | toy), root, datasets, recenter (none | median)
     model: see icegan.recognition.RecognizerConfig
 """
 from __future__ import annotations
@@ -36,11 +36,15 @@ class FeatureDataConfig:
         root: folder of ``megc2019_htnet`` (default ``<shared data>/megc2019_htnet``).
         datasets: keep only these datasets (``casme2``, ``samm``, ``smic``); empty = all.
         toy_subjects: toy source only: subjects per dataset.
+        recenter: ``none`` keeps the features as read; ``median`` moves the median of each clip's
+            u and v maps to 0.5 (:func:`icegan.data.features.recenter_flow`: undoes the offset the
+            per-image min–max normalisation gives zero motion; per clip, no other clip involved).
     """
     source: Literal["megc2019_htnet", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
     datasets: list[str] = field(default_factory=list)
     toy_subjects: int = 4
+    recenter: Literal["none", "median"] = "none"
 
 
 @dataclass
@@ -59,7 +63,15 @@ class LosoConfig:
 
 
 def load_feature_set(cfg: FeatureDataConfig):
-    """The :class:`~icegan.data.features.FeatureSet` described by ``cfg``."""
+    """The :class:`~icegan.data.features.FeatureSet` described by ``cfg`` (recentred if asked)."""
+    from icegan.data.features import FeatureSet, recenter_flow
+    fs = _read_feature_set(cfg)
+    if cfg.recenter == "median":
+        fs = FeatureSet(fs.samples, recenter_flow(fs.features))
+    return fs
+
+
+def _read_feature_set(cfg: FeatureDataConfig):
     if cfg.source == "toy":
         from icegan.data.toy_features import make_toy_features
         fs = make_toy_features(n_subjects_per_dataset=cfg.toy_subjects)
@@ -106,6 +118,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled)
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
   data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
+  data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from icegan.paths import shared_data_root
 
 __all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "FeatureSet", "read_megc2019_table", "load_megc2019_features",
-           "MEGC2019Features", "validate_samples"]
+           "MEGC2019Features", "validate_samples", "recenter_flow"]
 
 CSV_NAME = "combined_3_class2_for_optical_flow.csv"
 FLOW_DIR = "flow_uvos_28"
@@ -203,6 +203,35 @@ def load_megc2019_features(root: str | Path | None = None, datasets: Optional[It
     arrays = [_read_png(p, c, size) for p, c in zip(table["path"], table["clip"])]
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     return FeatureSet(table, x)
+
+
+def recenter_flow(x: torch.Tensor) -> torch.Tensor:
+    """Move the median of each clip's u and v maps to 0.5; strain is left as it is.
+
+    The per-image min–max normalisation of ``flow_uvos_28`` puts zero motion at a grey level that
+    depends on the clip's own extremes (over the 442 clips the median of u sits at 0.49 ± 0.15 and
+    that of v at 0.53 ± 0.23), so the same facial motion reaches a recognizer at different offsets.
+    This undoes the offset with the clip's own median (most of a face barely moves between onset and
+    apex, so the median is its background motion): ``u' = u - median(u) + 0.5``, the same for v. It
+    uses nothing but the clip itself, so it is as inductive as the features (no statistics of
+    other clips or subjects). The median is the midpoint of the two middle values (``torch.quantile``),
+    which keeps the mirror rule of :func:`icegan.recognition.hflip_features` exact:
+    ``recenter(hflip(x)) = hflip(recenter(x))`` (both map u to 1 − u).
+
+    Args:
+        x: (N, 3, H, W) features, channels u, v, strain (values of any range; [0, 1] for the PNGs).
+
+    Returns:
+        (N, 3, H, W) float tensor; u and v then lie in [-0.5, 1.5], strain unchanged.
+
+    Raises:
+        ValueError: ``x`` is not (N, 3, H, W).
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"recenter_flow needs (N, 3, H, W) u/v/strain features, got {tuple(x.shape)}")
+    uv = x[:, :2].float()
+    med = torch.quantile(uv.flatten(2), 0.5, dim=-1)           # (N, 2), midpoint of the two middles
+    return torch.cat([uv - med[..., None, None] + 0.5, x[:, 2:].float()], dim=1)
 
 
 class MEGC2019Features(Dataset):
