@@ -15,6 +15,8 @@ per fold, the epoch with the most correct test predictions; every output of such
 Run directory (``out_dir``), which is also the run's state:
 
 * ``config.yaml`` – resolved config (``icegan.config.save_config``), ``run.json`` – protocol header;
+* ``environment.jsonl`` – one line per start of the run (a resume adds one): library versions, CPU and
+  its kernel level, threads, GPU, git commit (:mod:`icegan.environment`);
 * ``predictions.csv`` – one row per scored clip, appended fold by fold (fold, dataset, subject,
   clip, y_true, y_pred, score_negative, score_positive, score_surprise [, oracle_epoch]);
   a rerun skips the folds already there and continues with the first unfinished one;
@@ -450,6 +452,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     pred_csv = out / "predictions.csv"
     done = _read_finished(pred_csv, samples, folds)
     finished = set(done["subject"])
+    from icegan.environment import append_environment
+    append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
+                       world_size=distributed.world_size())
     distributed.broadcast_object(sorted(finished))       # the other processes skip the same folds
 
     writer = None

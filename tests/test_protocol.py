@@ -102,6 +102,28 @@ def test_resume_after_killed_run_gives_identical_metrics(toy, tmp_path):
     calls.clear()
     run_loso(toy.samples, _centroid_fold_fn(toy, calls=calls), tmp_path / "resumed", progress=False)
     assert calls == []                 # a finished run is not redone
+    # every start of the run left one environment line, saying how far the run already was
+    env = [json.loads(line) for line in (tmp_path / "resumed" / "environment.jsonl").read_text().splitlines()]
+    assert [e["folds_finished_at_start"] for e in env] == [0, 3, 6]
+    assert all(e["folds_total"] == 6 and e["torch"] == torch.__version__ for e in env)
+    assert all(e["cpu_capability"] == torch.backends.cpu.get_cpu_capability() for e in env)
+
+
+def test_environment_record_names_the_code_and_machine(tmp_path):
+    import subprocess
+
+    from icegan.environment import append_environment, describe_environment
+    from icegan.paths import REPO_ROOT
+    d = describe_environment()
+    assert d["torch_threads"] == torch.get_num_threads() and d["cpu_count"] >= 1 and d["cpu"]
+    if (REPO_ROOT / ".git").exists():   # a clean clone in CI is a git checkout
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        assert d["git_commit"].split("+")[0] == head
+    rec = append_environment(tmp_path, note="x")
+    rec2 = append_environment(tmp_path)
+    lines = (tmp_path / "environment.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == [rec, rec2] and rec["note"] == "x" and "note" not in rec2
 
 
 def test_cut_off_fold_is_redone(toy, tmp_path):

@@ -130,7 +130,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
 from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per held-out
-subject), tb/ (TensorBoard events).
+subject), environment.jsonl (per start: versions, CPU kernel level, threads, git commit), tb/ (TensorBoard events).
 """
 
 
