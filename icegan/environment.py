@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
+from icegan.allocator import retaining
 from icegan.paths import REPO_ROOT
 
 __all__ = ["describe_environment", "append_environment", "ENVIRONMENT_FILE"]
@@ -55,7 +56,8 @@ def describe_environment() -> dict[str, Any]:
     Returns:
         ``{"utc": ISO time, "host": str, "python", "torch", "numpy", "sklearn": versions, "cpu": model name,
         "cpu_capability": torch's CPU kernel level ("AVX2", "AVX512", ...), "cpu_count": int,
-        "torch_threads": int, "cuda": GPU name or None, "git_commit": sha (+dirty) or None}``.
+        "torch_threads": int, "cuda": GPU name or None, "retain_freed_memory": bool
+        (:mod:`icegan.allocator`), "git_commit": sha (+dirty) or None}``.
     """
     import numpy
     import sklearn
@@ -74,6 +76,7 @@ def describe_environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": cuda,
+        "retain_freed_memory": retaining(),
         "git_commit": _git_commit(REPO_ROOT),
     }
 

@@ -201,6 +201,25 @@ def test_conv_maxpool_equals_unchunked_conv_and_pool():
         torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("padding,size,pool_pad", [(1, 28, 1), (2, 28, 1), (1, 17, 0)])
+def test_conv_maxpool_weight_gradient_from_argmax(padding, size, pool_pad):
+    """Input without gradient (the LOSO case): the weight and bias gradients come from the argmax positions alone
+    (embedding-bag path), and must equal autograd through the dense conv + pool, with and without padding."""
+    torch.manual_seed(1)
+    x = torch.rand(9, 3, size, size)
+    w = torch.randn(24, 3, 3, 3, requires_grad=True)
+    b = torch.randn(24, requires_grad=True)
+    ref = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(x, w, b, padding=padding), 3, 3, pool_pad)
+    out = conv_maxpool(x, w, b, padding=padding, pool=3, pool_pad=pool_pad, chunk=4)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(ref)
+    g_ref = torch.autograd.grad((ref * g).sum(), [w, b])
+    g_out = torch.autograd.grad((out * g).sum(), [w, b])
+    for a, r in zip(g_out, g_ref):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
+    assert g_out[0].abs().max() > 1.0            # a real gradient, not zeros compared with zeros
+
+
 def test_fast_dropout_rate_scale_and_eval_identity():
     torch.manual_seed(0)
     x = torch.ones(200_000)

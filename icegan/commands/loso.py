@@ -88,9 +88,11 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
     """Run (or resume) the LOSO described by ``cfg`` into ``out``; returns the metrics.json content."""
     import torch
 
+    from icegan.allocator import retain_freed_memory
     from icegan.protocol import run_loso
     from icegan.recognition import fit_predict_folds
 
+    retain_freed_memory()       # no page faults from the grouped networks' per-step temporaries
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():

@@ -144,6 +144,9 @@ class _ConvMaxPool(torch.autograd.Function):
         padding, chunk = ctx.cfg
         H, W = ctx.conv_hw
         O = weight.shape[0]
+        if not ctx.needs_input_grad[0]:
+            return (None, _weight_grad_from_argmax(x, weight, idx, grad, padding, (H, W)),
+                    grad.sum((0, 2, 3)), None, None, None, None)
         dw = torch.zeros_like(weight)
         db = torch.zeros(O, dtype=weight.dtype, device=weight.device)
         need_x = ctx.needs_input_grad[0]
@@ -161,6 +164,36 @@ class _ConvMaxPool(torch.autograd.Function):
             if need_x:
                 dxs.append(gx)
         return (torch.cat(dxs) if need_x else None), dw, db, None, None, None, None
+
+
+def _weight_grad_from_argmax(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, grad: torch.Tensor,
+                             padding: int, conv_hw: tuple[int, int]) -> torch.Tensor:
+    """Weight gradient of ``max_pool(conv2d(x))`` from the pooled gradient and the argmax positions only.
+
+    Only one conv output per pooling window receives gradient, so
+    ``dW[o] = sum_{b, p} grad[b, o, p] · patch(b, idx[b, o, p])``, where ``patch(b, l)`` is the (Cin·k·k,) input patch
+    under conv output position ``l``. That is one weighted embedding-bag sum per (sample, filter) over a table of
+    B·H·W patches (``F.unfold``, 11 MB for 128 samples at 28×28), 1/9 of the multiply-adds of the dense weight
+    gradient and no (B, O, H, W) gradient buffer to zero, scatter and reorder: 0.20 s → 0.04 s per STSTNet step of
+    68 × 16 filters on a 2-core CPU. Equal to the dense expression up to float summation order.
+
+    Args:
+        x: (B, Cin, H_in, W_in) conv input; weight: (O, Cin, k, k), stride 1.
+        idx: (B, O, P, Q) flat argmax positions in the (H, W) conv output (int16 or int64).
+        grad: (B, O, P, Q) gradient of the pooled output.
+        padding: the convolution's zero padding; conv_hw: (H, W) of the conv output.
+    Returns:
+        (O, Cin, k, k) weight gradient.
+    """
+    B, O = grad.shape[:2]
+    k = weight.shape[-1]
+    H, W = conv_hw
+    cols = F.unfold(x, k, padding=padding).transpose(1, 2).reshape(B * H * W, -1)     # (B·H·W, Cin·k·k)
+    itype = torch.int32 if B * H * W < 2 ** 31 else torch.int64
+    base = (torch.arange(B, dtype=itype, device=x.device) * (H * W)).view(B, 1, 1)
+    ind = (idx.reshape(B, O, -1).to(itype) + base).reshape(B * O, -1)                # rows of `cols`
+    dw = F.embedding_bag(ind, cols.to(grad.dtype), per_sample_weights=grad.reshape(B * O, -1), mode="sum")
+    return dw.view(B, O, -1).sum(0).view_as(weight).to(weight.dtype)
 
 
 def conv_maxpool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int = 1, pool: int = 3,
@@ -196,7 +229,8 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     n = x.numel()
     raw = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
     keep = raw.view(torch.uint8)[:n].view(x.shape) >= thr
-    return x * (keep.to(x.dtype) * (256.0 / (256 - thr)))
+    scale = torch.full((), 256.0 / (256 - thr), dtype=x.dtype, device=x.device)
+    return x * torch.where(keep, scale, torch.zeros((), dtype=x.dtype, device=x.device))   # one pass for the mask
 
 
 class STSTNet(nn.Module):
@@ -268,8 +302,8 @@ class STSTNet(nn.Module):
             h = torch.cat(parts, 2)                                              # (B, G, 16, P*P)
         h = self._bn(F.relu(h), sample_mask)          # max pooling and ReLU commute
         h = fast_dropout(h, self.drop.p, self.training)
-        s = P // 2                                    # 2x2 average pooling (AvgPool2d: odd last row dropped)
-        h = h.reshape(B, G, C, P, P)[..., :2 * s, :2 * s].reshape(B, G, C, s, 2, s, 2).mean((4, 6))
+        s = P // 2                                    # 2x2 average pooling (odd last row and column dropped)
+        h = F.avg_pool2d(h.reshape(B, G * C, P, P), 2)  # (B, G*C, s, s); 10x faster than a strided mean
         y = self.fc(h.reshape(B, G, C * s * s))
         return y if grouped else y[:, 0]
 
