@@ -647,8 +647,10 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
             :class:`icegan.executors.RayExecutor`. Under ``torchrun`` each fold is trained by all
             processes together (:mod:`icegan.distributed`); rank 0 writes the outputs.
     """
+    from icegan.allocator import retain_freed_memory
     from icegan.protocol import run_loso
 
+    retain_freed_memory()       # per-step temporaries reuse heap pages instead of fresh mmaps (docs: 106 -> 100 s demo)
     distributed.init_from_env()
     run_dir = Path(out) if out is not None else Path(cfg.out_dir) / cfg.name
     if distributed.is_main():
