@@ -52,7 +52,10 @@ def main() -> None:
         for d in ("smic", "casme2", "samm"):
             cells += [f"{pd_[d]['UF1']:.4f}", f"{pd_[d]['UAR']:.4f}"] if d in pd_ else ["—", "—"]
         rows.append(f"| {cfg.name} | " + " | ".join(cells) + f" | {wall:.0f} | {cpu:.0f} | {load0:.1f} → {load1:.1f} |")
-    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU cores")
+    from icegan.environment import describe_environment
+    env = describe_environment()
+    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {env['cpu']} ({env['cpu_capability']} "
+          f"kernels), {env['cpu_count']} CPU cores, {args.threads} threads, torch {env['torch']}, code {env['git_commit']}")
     print("| config | UF1 | UAR | SMIC UF1 | SMIC UAR | CASME II UF1 | CASME II UAR | SAMM UF1 | SAMM UAR "
           "| wall s | CPU s | load (1 min) |")
     print("|---|" + "---|" * 11)
