@@ -32,7 +32,8 @@ def retain_freed_memory(mmap_threshold: int = 1 << 30, trim_threshold: int = (1 
     """Raise glibc's mmap and trim thresholds for this process (idempotent).
 
     Args:
-        mmap_threshold: blocks larger than this (bytes) still come from ``mmap`` (default 1 GiB).
+        mmap_threshold: blocks larger than this (bytes) still come from ``mmap`` (default 1 GiB; 32 MiB where
+            the C library refuses more).
         trim_threshold: free bytes at the top of the heap before it is returned to the kernel.
 
     Returns:
@@ -53,7 +54,9 @@ def retain_freed_memory(mmap_threshold: int = 1 << 30, trim_threshold: int = (1 
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    ok = bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+    # glibc 2.36 (these machines) accepts 1 GiB; builds that cap the threshold at 32 MiB refuse it, so fall back on that
+    ok = (bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) or bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)))
+    ok = ok and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
     _applied = ok
     return ok
 
