@@ -63,6 +63,7 @@ class RecognizerConfig:
         mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time.
+        tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.
         inner_val_fraction: fraction of each fold's training subjects held out for early
             stopping (0 = use the final epoch).
         eval_every: epochs between inner-validation checks (and oracle records).
@@ -91,6 +92,7 @@ class RecognizerConfig:
     mixup_alpha: float = 0.0
     seeds: int = 1
     tta_hflip: bool = True
+    tta_shift_px: int = 0
     inner_val_fraction: float = 0.0
     eval_every: int = 5
     average_last: int = 0
@@ -213,21 +215,39 @@ class SnapshotAverage(torch.nn.Module):
 
 
 @torch.no_grad()
-def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = True, batch: int = 512) -> torch.Tensor:
-    """Class probabilities of every copy: x (N, 3, S, S) → (N, G, K) (eval mode, optional flip TTA)."""
+def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = True, batch: int = 512,
+                   tta_shift_px: int = 0) -> torch.Tensor:
+    """Class probabilities of every copy: x (N, 3, S, S) → (N, G, K) (eval mode, optional test-time augmentation).
+
+    Args:
+        tta_hflip: also score the mirrored features (:func:`hflip_features`) and average.
+        tta_shift_px: if k > 0, also score every integer translation in [-k, k]² pixels (:func:`shift_features`,
+            borders replicated) and average: (2k + 1)² views, twice that with ``tta_hflip``. Each clip's views
+            come from that clip alone.
+    Raises:
+        ValueError: a negative ``tta_shift_px`` or one that is not below the map size.
+    """
+    if tta_shift_px < 0 or tta_shift_px >= x.shape[-1]:
+        raise ValueError(f"model.tta_shift_px must lie in 0..{x.shape[-1] - 1} pixels, got {tta_shift_px}")
+    offsets = [(dy, dx) for dy in range(-tta_shift_px, tta_shift_px + 1) for dx in range(-tta_shift_px, tta_shift_px + 1)]
     was = model.training
     model.eval()
     outs = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
-        logits = model(xb)
-        if logits.dim() == 2:
-            logits = logits[:, None]
-        p = logits.softmax(-1)
-        if tta_hflip:
-            l2 = model(hflip_features(xb))
-            p = 0.5 * (p + (l2[:, None] if l2.dim() == 2 else l2).softmax(-1))
-        outs.append(p)
+        views = []
+        for dy, dx in offsets:
+            xs = xb if dy == dx == 0 else shift_features(xb, torch.full((len(xb),), dy, device=xb.device),
+                                                          torch.full((len(xb),), dx, device=xb.device))
+            views.append(xs)
+            if tta_hflip:
+                views.append(hflip_features(xs))
+        p = None
+        for v in views:
+            logits = model(v)
+            q = (logits[:, None] if logits.dim() == 2 else logits).softmax(-1)
+            p = q if p is None else p + q
+        outs.append(p / len(views))
     model.train(was)
     return torch.cat(outs)
 
@@ -359,7 +379,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         if distributed.is_distributed() and (vm is not None or record_every > 0 or cfg.average_last > 0 or last):
             distributed.average_buffers(model)     # same model on every process before it is evaluated
         if vm is not None and (epoch % cfg.eval_every == 0 or last):
-            p = predict_models(model, x, tta_hflip=cfg.tta_hflip)       # (N, G, K)
+            p = predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px)   # (N, G, K)
             nll = -torch.log(p.gather(-1, y[:, None, None].expand(-1, G, 1)).squeeze(-1).clamp_min(1e-8))
             wv = vm.t() * cw.t()[y]
             val = (nll * wv).sum(0) / wv.sum(0).clamp_min(1e-12)      # (G,)
@@ -370,7 +390,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             if writer is not None:
                 writer.add_scalar(f"train/{tag or cfg.name}/inner_val_ce", float(val.mean()), epoch)
         if record_every > 0 and (epoch % record_every == 0 or last):
-            records.append(predict_models(model, x, tta_hflip=cfg.tta_hflip).cpu())
+            records.append(predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px).cpu())
         if (cfg.average_last > 0 and epoch > cfg.epochs - cfg.average_last
                 and (cfg.epochs - epoch) % max(1, cfg.eval_every) == 0):
             snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -447,7 +467,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         for i, f in enumerate(folds):
             out.append(rec[:, f.test_idx, i * S:(i + 1) * S].mean(2).numpy())
     else:
-        probs = predict_models(model, xs.to(device), tta_hflip=cfg.tta_hflip).cpu()   # (N, G, K)
+        probs = predict_models(model, xs.to(device), tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px).cpu()
         for i, f in enumerate(folds):
             out.append(probs[f.test_idx, i * S:(i + 1) * S].mean(1).numpy())
     return out
@@ -487,7 +507,8 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
                             seed=seed, progress=progress, writer=writer)
 
     def predict(xt: torch.Tensor) -> np.ndarray:
-        p = predict_models(model, resize_features(xt.float(), cfg.input_size).to(device), cfg.tta_hflip)
+        p = predict_models(model, resize_features(xt.float(), cfg.input_size).to(device), cfg.tta_hflip,
+                           tta_shift_px=cfg.tta_shift_px)
         return p.mean(1).cpu().numpy()
     return predict
 

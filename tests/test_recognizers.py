@@ -308,3 +308,31 @@ def test_snapshot_average_members_and_probabilities():
     assert isinstance(single, STSTNet)
     with pytest.raises(ValueError, match="average_last"):
         train_models(cfg, fs.features, fs.labels, mask, val_mask=~mask, progress=False)
+
+
+def test_predict_models_shift_tta_averages_the_nine_views():
+    """tta_shift_px=1: the probabilities are the mean over the 9 translated views (borders replicated), computed by hand
+    for a model that reads one pixel; 0 keeps the plain prediction; bad values are refused."""
+    from icegan.recognition import predict_models
+
+    class Corner(torch.nn.Module):                 # logits (B, 3): [x[u, 0, 0], 0, 0]
+        def forward(self, x):
+            z = torch.zeros(x.shape[0], 3)
+            z[:, 0] = x[:, 0, 0, 0]
+            return z
+
+    x = torch.zeros(1, 3, 5, 5)
+    x[0, 0, :2, :2] = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    model = Corner()
+    plain = predict_models(model, x, tta_hflip=False)
+    torch.testing.assert_close(plain[:, 0], torch.softmax(torch.tensor([[1.0, 0, 0]]), -1))
+    # a shift by (dy, dx) shows x[clamp(-dy), clamp(-dx)] at the corner: rows {1, 0, 0} x cols {1, 0, 0}
+    corner = [x[0, 0, max(0, -dy), max(0, -dx)] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    want = torch.stack([torch.softmax(torch.stack([c, torch.tensor(0.0), torch.tensor(0.0)]), -1) for c in corner]).mean(0)
+    got = predict_models(model, x, tta_hflip=False, tta_shift_px=1)
+    torch.testing.assert_close(got[0, 0], want)
+    assert not torch.allclose(got, plain)
+    with pytest.raises(ValueError, match="tta_shift_px"):
+        predict_models(model, x, tta_shift_px=-1)
+    with pytest.raises(ValueError, match="tta_shift_px"):
+        predict_models(model, x, tta_shift_px=5)

@@ -125,7 +125,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
   model.hflip=BOOL (mirror + negate u)  model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
-  model.tta_hflip=BOOL  model.inner_val_fraction=FLOAT (early stopping on training subjects)
+  model.tta_hflip=BOOL  model.tta_shift_px=INT (test-time average over shifts in [-k,k]^2)
+  model.inner_val_fraction=FLOAT (early stopping on training subjects)
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
   model.average_last=INT (average the predictions of snapshots every eval_every epochs within the last N)
   model.logreg_C=FLOAT  model.logreg_max_iter=INT
