@@ -235,19 +235,15 @@ def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = Tr
     outs = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
-        views = []
+        p, n_views = 0.0, 0
         for dy, dx in offsets:
             xs = xb if dy == dx == 0 else shift_features(xb, torch.full((len(xb),), dy, device=xb.device),
                                                           torch.full((len(xb),), dx, device=xb.device))
-            views.append(xs)
-            if tta_hflip:
-                views.append(hflip_features(xs))
-        p = None
-        for v in views:
-            logits = model(v)
-            q = (logits[:, None] if logits.dim() == 2 else logits).softmax(-1)
-            p = q if p is None else p + q
-        outs.append(p / len(views))
+            for v in ((xs, hflip_features(xs)) if tta_hflip else (xs,)):   # each view scored as it is made
+                logits = model(v)
+                p = p + (logits[:, None] if logits.dim() == 2 else logits).softmax(-1)
+                n_views += 1
+        outs.append(p / n_views)
     model.train(was)
     return torch.cat(outs)
 

@@ -119,9 +119,11 @@ class _ConvMaxPool(torch.autograd.Function):
     STSTNet filters, B = 128, 28×28); on a small CPU these memory-bound passes cost more than the
     convolution itself. Here each chunk of ``chunk`` samples is convolved and pooled while its
     conv outputs are still in cache, only the pooled maps and the argmax positions (int16) are
-    kept, and the backward pass rebuilds each chunk's sparse conv-output gradient in cache before
-    the weight gradient (and the input gradient when the input requires one, e.g. the joint loss
-    of the main job that reaches the flow network through the recognizer).
+    kept. The backward pass takes the weight and bias gradients from the argmax positions alone
+    (:func:`_weight_grad_from_argmax`) when the input needs no gradient (a LOSO on fixed features);
+    when it does (e.g. the joint loss of the main job that reaches the flow network through the
+    recognizer), it rebuilds each chunk's sparse conv-output gradient in cache and runs oneDNN's
+    convolution backward for the input, weight and bias gradients.
     """
 
     @staticmethod
@@ -147,9 +149,9 @@ class _ConvMaxPool(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return (None, _weight_grad_from_argmax(x, weight, idx, grad, padding, (H, W)),
                     grad.sum((0, 2, 3)), None, None, None, None)
+        # the input needs a gradient (e.g. the main job's joint loss): dense per-chunk gradient through oneDNN
         dw = torch.zeros_like(weight)
         db = torch.zeros(O, dtype=weight.dtype, device=weight.device)
-        need_x = ctx.needs_input_grad[0]
         dxs = []
         for i in range(0, x.shape[0], chunk):
             g = grad[i:i + chunk]
@@ -158,12 +160,11 @@ class _ConvMaxPool(torch.autograd.Function):
             gh.scatter_(2, idx[i:i + chunk].reshape(b, O, -1).long(), g.reshape(b, O, -1))   # windows are disjoint
             gx, gw, gb = torch.ops.aten.convolution_backward(
                 gh.view(b, O, H, W), x[i:i + chunk], weight, [O], [1, 1], [padding, padding], [1, 1], False,
-                [0, 0], 1, [need_x, True, True])
+                [0, 0], 1, [True, True, True])
             dw += gw
             db += gb
-            if need_x:
-                dxs.append(gx)
-        return (torch.cat(dxs) if need_x else None), dw, db, None, None, None, None
+            dxs.append(gx)
+        return torch.cat(dxs), dw, db, None, None, None, None
 
 
 def _weight_grad_from_argmax(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, grad: torch.Tensor,
