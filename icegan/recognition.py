@@ -73,6 +73,11 @@ class RecognizerConfig:
             advance, no selection); 0 = the final epoch's weights only. Not combinable with
             ``inner_val_fraction``.
         folds_per_group: folds trained together in one grouped network (0 = all folds at once).
+        domain_bn: STSTNet only: batch-norm statistics per source dataset (the prefix of the subject id:
+            ``smic``, ``casme2``, ``samm``), affine weights shared; at test time a clip is normalised with
+            its dataset's running statistics, gathered from the training subjects of that fold only
+            (:class:`icegan.models.recognizers.STSTNet`, ``domains``). Needs the subject ids, so it
+            works in ``icegan loso`` feature runs; not combinable with ``mixup_alpha``.
         logreg_C: inverse L2 strength of the logistic regression.
         logreg_max_iter: iteration cap of the logistic regression solver.
     """
@@ -99,12 +104,18 @@ class RecognizerConfig:
     folds_per_group: int = 0
     logreg_C: float = 1.0
     logreg_max_iter: int = 2000
+    domain_bn: bool = False
 
     def __post_init__(self):
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":
             raise ValueError(f"model.width={self.width} applies to ststnet only, not {self.name}")
+        if self.domain_bn and self.name != "ststnet":
+            raise ValueError(f"model.domain_bn applies to ststnet only, not {self.name}")
+        if self.domain_bn and self.mixup_alpha > 0:
+            raise ValueError("model.domain_bn and model.mixup_alpha cannot be combined (a mixed pair may span "
+                             "two datasets); set one of them to 0 / false")
 
 
 def hflip_features(x: torch.Tensor) -> torch.Tensor:
@@ -186,8 +197,10 @@ def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: 
     return tr, va
 
 
-def _build(cfg: RecognizerConfig, n_models: int) -> torch.nn.Module:
+def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0) -> torch.nn.Module:
     kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout}
+    if n_domains:
+        kw["domains"] = n_domains
     if cfg.name == "offtanet":
         kw["stem_stride"] = cfg.stem_stride
     if cfg.name == "ststnet":
@@ -209,14 +222,16 @@ class SnapshotAverage(torch.nn.Module):
             raise ValueError("SnapshotAverage needs at least one model")
         self.models = torch.nn.ModuleList(models)
 
-    def forward(self, x: torch.Tensor, sample_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        p = torch.stack([m(x).softmax(-1) for m in self.models]).mean(0)
+    def forward(self, x: torch.Tensor, sample_mask: Optional[torch.Tensor] = None,
+                domain: Optional[torch.Tensor] = None) -> torch.Tensor:
+        kw = {} if domain is None else {"domain": domain}
+        p = torch.stack([m(x, **kw).softmax(-1) for m in self.models]).mean(0)
         return p.clamp_min(1e-12).log()
 
 
 @torch.no_grad()
 def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = True, batch: int = 512,
-                   tta_shift_px: int = 0) -> torch.Tensor:
+                   tta_shift_px: int = 0, domains: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Class probabilities of every copy: x (N, 3, S, S) → (N, G, K) (eval mode, optional test-time augmentation).
 
     Args:
@@ -224,6 +239,8 @@ def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = Tr
         tta_shift_px: if k > 0, also score every integer translation in [-k, k]² pixels (:func:`shift_features`,
             borders replicated) and average: (2k + 1)² views, twice that with ``tta_hflip``. Each clip's views
             come from that clip alone.
+        domains: (N,) int64 dataset index of every clip, for a model with per-dataset batch-norm
+            statistics (``RecognizerConfig.domain_bn``); None otherwise.
     Raises:
         ValueError: a negative ``tta_shift_px`` or one that is not below the map size.
     """
@@ -235,12 +252,13 @@ def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = Tr
     outs = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
+        kw = {} if domains is None else {"domain": domains[i:i + batch]}
         p, n_views = 0.0, 0
         for dy, dx in offsets:
             xs = xb if dy == dx == 0 else shift_features(xb, torch.full((len(xb),), dy, device=xb.device),
                                                           torch.full((len(xb),), dx, device=xb.device))
             for v in ((xs, hflip_features(xs)) if tta_hflip else (xs,)):   # each view scored as it is made
-                logits = model(v)
+                logits = model(v, **kw)
                 p = p + (logits[:, None] if logits.dim() == 2 else logits).softmax(-1)
                 n_views += 1
         outs.append(p / n_views)
@@ -258,7 +276,7 @@ def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torc
 def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_mask: torch.Tensor,
                  val_mask: Optional[torch.Tensor] = None, device: str | torch.device = "cpu", seed: int = 0,
                  record_every: int = 0, progress: bool = True, writer: Any = None, tag: str = "",
-                 n_classes: int = 3) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+                 n_classes: int = 3, domains: Optional[torch.Tensor] = None) -> tuple[torch.nn.Module, list[torch.Tensor]]:
     """Train G = ``train_mask.shape[0]`` independent recognizers on one in-memory feature tensor.
 
     Args:
@@ -276,6 +294,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         writer: optional TensorBoard writer (mean training loss per epoch under ``train/<tag>``).
         tag: name used in the progress bar and TensorBoard.
         n_classes: K.
+        domains: (N,) int64 dataset index of every sample (0..D-1); required when ``cfg.domain_bn``
+            (per-dataset batch-norm statistics), ignored otherwise.
 
     Returns:
         (model in eval mode holding the selected weights — a :class:`SnapshotAverage` when
@@ -283,8 +303,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         recorded every ``record_every`` epochs (empty when 0)).
 
     Raises:
-        ValueError: shapes disagree, a label outside 0..K-1, a model without training samples, or
-            ``cfg.shift_px`` outside 0..S-1.
+        ValueError: shapes disagree, a label outside 0..K-1, a model without training samples,
+            ``cfg.shift_px`` outside 0..S-1, or ``cfg.domain_bn`` without ``domains``.
     """
     from tqdm.auto import tqdm
 
@@ -300,15 +320,21 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if cfg.average_last > 0 and val_mask is not None:
         raise ValueError("model.average_last (snapshot averaging) and inner-validation early stopping "
                          "(model.inner_val_fraction / val_mask) cannot be combined; set one of them to 0")
+    if cfg.domain_bn and (domains is None or domains.shape != y.shape):
+        raise ValueError("model.domain_bn needs the dataset index of every sample (domains, shape (N,)); "
+                         "it is available in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     G, N = train_mask.shape
     x, y = x.to(device), y.to(device)
+    n_domains = int(domains.max()) + 1 if cfg.domain_bn else 0
+    dom = domains.to(device=device, dtype=torch.long) if cfg.domain_bn else None
+    dkw: dict[str, Any] = {} if dom is None else {"domains": dom}
     tm = train_mask.to(device=device, dtype=torch.float32)
     vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
     cw = class_weights(y, tm, n_classes, cfg.class_weighting)        # (G, K)
-    model = _build(cfg, G).to(device)
+    model = _build(cfg, G, n_domains).to(device)
     # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
     # advances identically on every process
@@ -334,6 +360,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         for st in range(steps):
             idx = distributed.shard(perm[st * bs:(st + 1) * bs])
             xb, yb = x[idx], y[idx]
+            fkw = {} if dom is None else {"domain": dom[idx]}
             mb = tm[:, idx].t()                                          # (B, G)
             if cfg.hflip:
                 f = (torch.rand(len(idx), generator=aux) < 0.5).to(device)
@@ -348,7 +375,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 lam = beta.sample((len(idx),)).to(device)
                 xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
                 mb = mb * mb[j]                                          # both partners must be training samples
-                logits = net(xb, sample_mask=mb)
+                logits = net(xb, sample_mask=mb, **fkw)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
                 ce_a = F.cross_entropy(logits.permute(0, 2, 1), yb[:, None].expand(-1, G), reduction="none")
@@ -357,7 +384,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 wb = mb * cw.t()[yb[j]] * (1 - lam[:, None])
                 loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
             else:
-                logits = net(xb, sample_mask=mb)
+                logits = net(xb, sample_mask=mb, **fkw)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
                 loss_g = _weighted_ce(logits, yb, mb * cw.t()[yb])   # (G,)
@@ -375,7 +402,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         if distributed.is_distributed() and (vm is not None or record_every > 0 or cfg.average_last > 0 or last):
             distributed.average_buffers(model)     # same model on every process before it is evaluated
         if vm is not None and (epoch % cfg.eval_every == 0 or last):
-            p = predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px)   # (N, G, K)
+            p = predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px, **dkw)   # (N, G, K)
             nll = -torch.log(p.gather(-1, y[:, None, None].expand(-1, G, 1)).squeeze(-1).clamp_min(1e-8))
             wv = vm.t() * cw.t()[y]
             val = (nll * wv).sum(0) / wv.sum(0).clamp_min(1e-12)      # (G,)
@@ -386,7 +413,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             if writer is not None:
                 writer.add_scalar(f"train/{tag or cfg.name}/inner_val_ce", float(val.mean()), epoch)
         if record_every > 0 and (epoch % record_every == 0 or last):
-            records.append(predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px).cpu())
+            records.append(predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px, **dkw).cpu())
         if (cfg.average_last > 0 and epoch > cfg.epochs - cfg.average_last
                 and (cfg.epochs - epoch) % max(1, cfg.eval_every) == 0):
             snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -396,7 +423,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if len(snapshots) > 1:
         copies = []
         for state in snapshots:
-            m = _build(cfg, G).to(device)
+            m = _build(cfg, G, n_domains).to(device)
             m.load_state_dict(state)
             copies.append(m)
         model = SnapshotAverage(copies)
@@ -428,7 +455,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
             :func:`fit_predict_logreg`).
         x: (N, 3, H, W) features of the whole sample table (resized to ``cfg.input_size`` here).
         y: (N,) labels.
-        subjects: (N,) prefixed subject ids (for the inner-validation split).
+        subjects: (N,) prefixed subject ids (``dataset/subject``: the inner-validation split, and the
+            dataset of every clip for ``cfg.domain_bn``).
         folds: :class:`icegan.protocol.Fold` objects (``train_idx``, ``test_idx``, ``index``).
         device: torch device.
         seed: base seed; the group's seed is ``seed + 1000 · folds[0].index`` so a group is
@@ -452,18 +480,25 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     if cfg.inner_val_fraction > 0:
         masks, val = inner_val_masks(subjects, masks, cfg.inner_val_fraction, np.random.default_rng(group_seed))
         val = torch.from_numpy(val)
+    domains = None
+    if cfg.domain_bn:
+        names = [str(s).split("/", 1)[0] for s in subjects]
+        index = {d: i for i, d in enumerate(sorted(set(names)))}
+        domains = torch.tensor([index[d] for d in names], dtype=torch.long)
+    dkw: dict[str, Any] = {} if domains is None else {"domains": domains}
     xs = resize_features(x.float(), cfg.input_size)
     tag = f"folds{getattr(folds[0], 'index', 0)}-{getattr(folds[-1], 'index', len(folds) - 1)}"
     model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
                                   record_every=cfg.eval_every if oracle_epoch else 0, progress=progress,
-                                  writer=writer, tag=tag)
+                                  writer=writer, tag=tag, **dkw)
     out = []
     if oracle_epoch:
         rec = torch.stack(records)                                     # (R, N, G, K)
         for i, f in enumerate(folds):
             out.append(rec[:, f.test_idx, i * S:(i + 1) * S].mean(2).numpy())
     else:
-        probs = predict_models(model, xs.to(device), tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px).cpu()
+        probs = predict_models(model, xs.to(device), tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px,
+                               domains=None if domains is None else domains.to(device)).cpu()
         for i, f in enumerate(folds):
             out.append(probs[f.test_idx, i * S:(i + 1) * S].mean(1).numpy())
     return out
@@ -485,7 +520,13 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
 
     Returns:
         ``predict(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
+
+    Raises:
+        ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids).
     """
+    if cfg.domain_bn:
+        raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
+                         "only, not by the main job's per-fold recognizer: set model.domain_bn=false")
     if cfg.name == "logreg":
         clf = _logreg(cfg).fit(x_train.reshape(len(x_train), -1).numpy(), y_train.numpy())
         return lambda xt: _proba(clf, xt.reshape(len(xt), -1).numpy(), 3)

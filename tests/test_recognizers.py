@@ -7,7 +7,7 @@ from icegan.data.toy_features import make_toy_features
 from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, build_recognizer, conv_maxpool,
                                        fast_dropout)
 from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, fit_recognizer, hflip_features,
-                                inner_val_masks, predict_models, shift_features, train_models)
+                                fit_predict_folds, inner_val_masks, predict_models, shift_features, train_models)
 
 
 def test_offtanet_parameter_count_matches_paper():
@@ -118,22 +118,24 @@ def test_inner_validation_is_subject_level_and_disjoint():
         assert not set(subj[va[g]]) & set(subj[tr[g]])
 
 
-@pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4, "shift_px": 2}])
+@pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4, "shift_px": 2},
+                                   {"domain_bn": True, "shift_px": 1}])
 def test_held_out_samples_do_not_influence_training(extra):
     """Changing samples that are masked out of model g's training leaves model g bit-identical
-    (also for snapshot averaging, mixup and random shifts)."""
+    (also for snapshot averaging, mixup, random shifts and per-dataset batch-norm statistics)."""
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     x, y = fs.features, fs.labels
     mask = torch.ones(2, len(y), dtype=torch.bool)
     held = torch.arange(len(y)) < 6
     mask[0, held] = False
     cfg = RecognizerConfig(epochs=3, batch_size=8, hflip=True, **extra)
-    m1, _ = train_models(cfg, x, y, mask, seed=1, progress=False)
+    dom = {"domains": torch.arange(len(y)) % 3} if cfg.domain_bn else {}   # the held-out rows span all 3
+    m1, _ = train_models(cfg, x, y, mask, seed=1, progress=False, **dom)
     x2 = x.clone()
     x2[held] = torch.rand_like(x2[held])
     y2 = y.clone()
     y2[held] = (y2[held] + 1) % 3
-    m2, _ = train_models(cfg, x2, y2, mask, seed=1, progress=False)
+    m2, _ = train_models(cfg, x2, y2, mask, seed=1, progress=False, **dom)
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         if a.dim() == 0:
             continue
@@ -336,3 +338,116 @@ def test_predict_models_shift_tta_averages_the_nine_views():
         predict_models(model, x, tta_shift_px=-1)
     with pytest.raises(ValueError, match="tta_shift_px"):
         predict_models(model, x, tta_shift_px=5)
+
+
+def test_ststnet_domain_bn_with_one_domain_equals_plain_batchnorm():
+    """domains=1 (every sample in domain 0) computes what the plain fused batch norm computes, in training
+    (outputs and running statistics) and in eval."""
+    torch.manual_seed(0)
+    G, B, P = 2, 7, 10
+    plain, dsbn = STSTNet(n_models=G).train(), STSTNet(n_models=G, domains=1).train()
+    for bn in plain.bns:
+        torch.nn.init.uniform_(bn.weight, 0.5, 1.5)
+        torch.nn.init.uniform_(bn.bias, -0.5, 0.5)
+    dsbn.load_state_dict(plain.state_dict(), strict=False)
+    h = torch.rand(B, G, 16, P * P) * 3
+    mask = (torch.rand(B, G) > 0.3).float()
+    mask[0] = 1.0
+    dom = torch.zeros(B, dtype=torch.long)
+    torch.testing.assert_close(dsbn._domain_bn(h, mask, dom), plain._bn(h, mask), rtol=1e-4, atol=1e-4)
+    running = torch.cat([bn.running_mean.reshape(G, c) for bn, c in zip(plain.bns, STSTNet.STREAMS)], 1)
+    torch.testing.assert_close(dsbn.domain_running_mean[:, 0], running, rtol=1e-5, atol=1e-6)
+    plain.eval(), dsbn.eval()
+    torch.testing.assert_close(dsbn._domain_bn(h, mask, dom), plain._bn(h, mask), rtol=1e-4, atol=1e-4)
+
+
+def test_ststnet_domain_bn_statistics_by_hand():
+    """Each sample is normalised with the mean and variance of its own domain over the copy's training
+    samples; running statistics move only where a (copy, domain) pair had samples; eval uses them."""
+    torch.manual_seed(1)
+    G, B, C, PP, D = 2, 9, 16, 4, 3
+    net = STSTNet(n_models=G, domains=D).train()
+    for bn in net.bns:
+        torch.nn.init.uniform_(bn.weight, 0.5, 1.5)
+        torch.nn.init.uniform_(bn.bias, -0.5, 0.5)
+    w, b = net._affine()
+    h = torch.randn(B, G, C, PP) * 2 + torch.arange(B, dtype=torch.float32)[:, None, None, None]
+    dom = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    mask = torch.ones(B, G)
+    mask[6:, 1] = 0.0          # copy 1 never sees domain 2
+    mask[0, 0] = 0.0           # copy 0 does not train on sample 0
+    out = net._domain_bn(h, mask, dom)
+    eps = net.bns[0].eps
+    for g in range(G):
+        for d in range(D):
+            rows = [i for i in range(B) if dom[i] == d and mask[i, g] > 0]
+            if not rows:
+                assert torch.equal(net.domain_running_mean[g, d], torch.zeros(C))   # untouched
+                assert torch.equal(net.domain_running_var[g, d], torch.ones(C))
+                continue
+            vals = h[rows, g].permute(1, 0, 2).reshape(C, -1)          # (C, n * PP)
+            mean, var = vals.mean(1), vals.var(1, unbiased=False)
+            for i in (i for i in range(B) if dom[i] == d):
+                ref = (h[i, g] - mean[:, None]) / torch.sqrt(var[:, None] + eps) * w[g][:, None] + b[g][:, None]
+                torch.testing.assert_close(out[i, g], ref, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(net.domain_running_mean[g, d], 0.1 * mean, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(net.domain_running_var[g, d], 0.9 + 0.1 * vals.var(1, unbiased=True),
+                                       rtol=1e-4, atol=1e-5)
+    net.eval()
+    net.domain_running_mean.normal_()
+    net.domain_running_var.uniform_(0.5, 2.0)
+    out = net._domain_bn(h, None, dom)
+    m, v = net.domain_running_mean, net.domain_running_var
+    for i in range(B):
+        ref = (h[i] - m[:, dom[i], :, None]) / torch.sqrt(v[:, dom[i], :, None] + eps) * w[:, :, None] + b[:, :, None]
+        torch.testing.assert_close(out[i], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_domain_bn_errors():
+    net = STSTNet(domains=2)
+    x = torch.rand(3, 3, 28, 28)
+    assert net(x, domain=torch.tensor([0, 1, 1])).shape == (3, 3)
+    with pytest.raises(ValueError, match="pass domain"):
+        net(x)
+    with pytest.raises(ValueError, match=r"indices in 0..1"):
+        net(x, domain=torch.tensor([0, 2, 1]))
+    with pytest.raises(ValueError, match="domains must be"):
+        STSTNet(domains=-1)
+    with pytest.raises(ValueError, match="ststnet only"):
+        RecognizerConfig(name="offtanet", domain_bn=True)
+    with pytest.raises(ValueError, match="mixup_alpha"):
+        RecognizerConfig(domain_bn=True, mixup_alpha=0.2)
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1)
+    cfg = RecognizerConfig(epochs=1, domain_bn=True)
+    with pytest.raises(ValueError, match="dataset index of every sample"):
+        train_models(cfg, fs.features, fs.labels, torch.ones(1, len(fs.labels), dtype=torch.bool), progress=False)
+    with pytest.raises(ValueError, match="icegan loso"):
+        fit_recognizer(cfg, fs.features, fs.labels)
+
+
+def test_fit_predict_folds_domain_bn_uses_the_subjects_datasets():
+    """domain_bn takes each clip's dataset from its subject prefix: with one prefix for all clips it trains
+    what plain batch norm trains; with the toy composite's two datasets (one with weaker maps) the
+    predictions differ."""
+    from icegan.protocol import make_folds
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    subjects = fs.samples["subject"].tolist()
+    assert len({s.split("/")[0] for s in subjects}) == 2
+    folds = make_folds(subjects, "CDE")[:2]
+    base = dict(epochs=6, batch_size=16, lr=0.01)
+    x = fs.features.clone()
+    second = torch.tensor([s.startswith("samm/") for s in subjects])
+    x[second] = 0.5 + 0.2 * (x[second] - 0.5)      # a dataset with weaker flow maps (a domain shift)
+
+    def run(cfg, subj):
+        return fit_predict_folds(cfg, x, fs.labels, subj, folds, progress=False)
+
+    plain = run(RecognizerConfig(**base), subjects)
+    with_d = run(RecognizerConfig(domain_bn=True, **base), subjects)
+    one_prefix = run(RecognizerConfig(domain_bn=True, **base), ["all/" + s.replace("/", "_") for s in subjects])
+    for f, p, q, r in zip(folds, with_d, plain, one_prefix):
+        assert p.shape == (len(f.test_idx), 3)
+        np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+        # one prefix: the same training up to float summation order (amplified by Adam over 6 epochs; the
+        # exact equality of the two batch norms is tested above); two datasets: a different model
+        assert np.abs(r - q).max() < 0.02 < 0.1 < np.abs(p - q).max()

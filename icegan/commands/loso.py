@@ -130,6 +130,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
   model.average_last=INT (average the predictions of snapshots every eval_every epochs within the last N)
   model.logreg_C=FLOAT  model.logreg_max_iter=INT
+  model.domain_bn=BOOL (STSTNet: batch-norm statistics per dataset, from the training subjects)
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
 from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per held-out
@@ -149,7 +150,7 @@ def _main(args: argparse.Namespace) -> int:
     metrics = run(cfg, out, progress=not args.no_progress)
     from icegan.protocol import summary_text
     print(summary_text(metrics, cfg.name))
-    print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, confusion.png, tb/)")
+    print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, confusion.png, environment.jsonl, tb/)")
     return 0
 
 

@@ -247,28 +247,46 @@ class STSTNet(nn.Module):
             Python release uses 2: 28 → 30 → 10 → 5).
         width: filter multiplier of the three streams (1 = the paper's 3, 5 and 8 filters; 2 gives
             6, 10 and 16). Not in the paper: a capacity knob for the same architecture.
+        domains: 0 = ordinary batch norm. D >= 1 = batch-norm *statistics* kept per domain (e.g. per
+            source dataset of a composite: SMIC, CASME II, SAMM), affine weights shared: in training each
+            sample is normalised with the batch mean and variance of its own domain (over the copy's
+            training samples), at test time with its domain's running statistics. This is the
+            statistics half of domain-specific batch norm (Chang et al., "Domain-Specific Batch
+            Normalization for Unsupervised Domain Adaptation", CVPR 2019, Sec. 3.1; there the affine
+            weights are per domain too). Not in STSTNet's paper.
 
     Raises:
-        ValueError: ``width`` < 1 or an ``input_size`` too small for the pooling.
+        ValueError: ``width`` < 1, ``domains`` < 0 or an ``input_size`` too small for the pooling;
+            in ``forward``, a missing or out-of-range ``domain`` when ``domains`` >= 1.
 
-    ``forward(x, sample_mask=None)``: x (B, 3, S, S) → (B, K) for one copy, (B, G, K) for G
-    copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
-    training samples (:class:`MaskedBatchNorm2d`).
+    ``forward(x, sample_mask=None, domain=None)``: x (B, 3, S, S) → (B, K) for one copy, (B, G, K) for
+    G copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
+    training samples (:class:`MaskedBatchNorm2d`); ``domain`` (B,) int64 domain index of each sample in
+    0..D-1 (required when ``domains`` >= 1, ignored otherwise).
     """
 
     STREAMS = (3, 5, 8)
 
     def __init__(self, num_classes: int = 3, in_channels: int = 3, input_size: int = 28, dropout: float = 0.5,
-                 n_models: int = 1, padding: int = 1, width: int = 1):
+                 n_models: int = 1, padding: int = 1, width: int = 1, domains: int = 0):
         super().__init__()
         if int(width) != width or width < 1:
             raise ValueError(f"STSTNet width must be an integer >= 1, got {width}")
+        if int(domains) != domains or domains < 0:
+            raise ValueError(f"STSTNet domains must be an integer >= 0, got {domains}")
         G = self.n_models = n_models
         self.in_channels, self.input_size = in_channels, input_size
         self.stream_channels = tuple(c * int(width) for c in self.STREAMS)
         self.streams = nn.ModuleList(nn.Conv2d(G * in_channels, G * c, 3, padding=padding, groups=G)
                                      for c in self.stream_channels)
         self.bns = nn.ModuleList(MaskedBatchNorm2d(G, c) for c in self.stream_channels)
+        self.domains = int(domains)
+        if self.domains:
+            # (G, D, C) running statistics per copy and domain (copy first, like every grouped tensor);
+            # self.bns then hold the shared affine weights only
+            C = sum(self.stream_channels)
+            self.register_buffer("domain_running_mean", torch.zeros(G, self.domains, C))
+            self.register_buffer("domain_running_var", torch.ones(G, self.domains, C))
         self.pool = nn.MaxPool2d(3, stride=3, padding=1)
         self.drop = nn.Dropout(dropout)
         self.avg = nn.AvgPool2d(2, stride=2)
@@ -279,8 +297,17 @@ class STSTNet(nn.Module):
             raise ValueError(f"STSTNet input_size {input_size} is too small")
         self.fc = GroupedLinear(G, sum(self.stream_channels) * s * s, num_classes)
 
-    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None,
+                domain: torch.Tensor | None = None) -> torch.Tensor:
         G, C = self.n_models, sum(self.stream_channels)
+        if self.domains:
+            if domain is None:
+                raise ValueError(f"this STSTNet keeps batch-norm statistics per domain (domains={self.domains}): "
+                                 f"pass domain, the (B,) domain index of every sample")
+            if domain.shape != (x.shape[0],) or (domain.numel() and (int(domain.min()) < 0 or int(domain.max()) >= self.domains)):
+                raise ValueError(f"domain must be a (B,) = ({x.shape[0]},) tensor of indices in 0..{self.domains - 1}, "
+                                 f"got shape {tuple(domain.shape)}"
+                                 + (f" with values {int(domain.min())}..{int(domain.max())}" if domain.numel() else ""))
         if x.dim() == 4 and x.shape[1] == self.in_channels:
             # Shared input (fast path): the three streams' filters as one dense convolution whose
             # G*16 outputs are ordered model by model (the 3 + 5 + 8 stream channels of copy g are
@@ -301,7 +328,8 @@ class STSTNet(nn.Module):
                 parts.append(hs.reshape(hs.shape[0], G, c, -1))
             B, P = parts[0].shape[0], int(round(math.sqrt(parts[0].shape[-1])))
             h = torch.cat(parts, 2)                                              # (B, G, 16, P*P)
-        h = self._bn(F.relu(h), sample_mask)          # max pooling and ReLU commute
+        h = F.relu(h)                                 # max pooling and ReLU commute
+        h = self._bn(h, sample_mask) if not self.domains else self._domain_bn(h, sample_mask, domain)
         h = fast_dropout(h, self.drop.p, self.training)
         s = P // 2                                    # 2x2 average pooling (odd last row and column dropped)
         h = F.avg_pool2d(h.reshape(B, G * C, P, P), 2)  # (B, G*C, s, s); 10x faster than a strided mean
@@ -341,6 +369,45 @@ class STSTNet(nn.Module):
         scale = weight * torch.rsqrt(var + eps)
         shift = bias - mean * scale
         return torch.addcmul(shift[None, :, :, None], h, scale[None, :, :, None])
+
+    def _affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        G = self.n_models
+        return (torch.cat([bn.weight.reshape(G, c) for bn, c in zip(self.bns, self.stream_channels)], 1),
+                torch.cat([bn.bias.reshape(G, c) for bn, c in zip(self.bns, self.stream_channels)], 1))
+
+    def _domain_bn(self, h: torch.Tensor, sample_mask: torch.Tensor | None, domain: torch.Tensor) -> torch.Tensor:
+        """Batch norm with statistics per (copy, domain) on h (B, G, C, P²); shared affine weights.
+
+        Training: the mean and (biased) variance of copy g and domain d are taken over the samples b with
+        ``domain[b] = d`` and ``sample_mask[b, g] = 1`` and all P² positions; each sample is normalised
+        with its own domain's; the running statistics (momentum of ``self.bns``, unbiased variance) move
+        only for (g, d) pairs present in the batch. Eval: each sample's domain's running statistics.
+        """
+        B, G, C, PP = h.shape
+        weight, bias = self._affine()                                              # (G, C)
+        eps = self.bns[0].eps
+        if self.training:
+            m = (sample_mask.to(h.dtype) if sample_mask is not None
+                 else torch.ones(B, G, dtype=h.dtype, device=h.device))
+            w = m[:, :, None] * F.one_hot(domain, self.domains).to(h.dtype)[:, None, :]   # (B, G, D)
+            count = w.sum(0)                                                       # (G, D) samples
+            n = count.clamp_min(1.0) * PP
+            mean = torch.einsum("bgc,bgd->gdc", h.sum(-1), w) / n[:, :, None]      # (G, D, C)
+            var = (torch.einsum("bgc,bgd->gdc", (h * h).sum(-1), w) / n[:, :, None] - mean * mean).clamp_min(0.0)
+            with torch.no_grad():
+                mom = self.bns[0].momentum if self.bns[0].momentum is not None else 0.1
+                present = (count > 0)[:, :, None]                                  # (G, D, 1)
+                unbiased = var * (n / (n - 1).clamp_min(1.0))[:, :, None]
+                self.domain_running_mean.copy_(torch.where(present, (1 - mom) * self.domain_running_mean + mom * mean,
+                                                           self.domain_running_mean))
+                self.domain_running_var.copy_(torch.where(present, (1 - mom) * self.domain_running_var + mom * unbiased,
+                                                          self.domain_running_var))
+        else:
+            mean, var = self.domain_running_mean, self.domain_running_var
+        mean_b, var_b = mean[:, domain].transpose(0, 1), var[:, domain].transpose(0, 1)   # (B, G, C)
+        scale = weight[None] * torch.rsqrt(var_b + eps)
+        shift = bias[None] - mean_b * scale
+        return torch.addcmul(shift[..., None], h, scale[..., None])
 
 
 # --------------------------------------------------------------------------------------------- #
