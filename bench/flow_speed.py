@@ -14,6 +14,9 @@ so that the speed-up of :func:`flownet.models.srflownet.depthwise_conv` is measu
     .venv/bin/python bench/flow_speed.py --threads 1 --sizes 128 --iters 4 --content facial --repeats 64 \
         --methods srflownet,liteflownet2,tvl1 --batch 32     # batched, as the main job computes flow
 
+``--plain-instance-norm`` likewise adds the same weights with ``nn.InstanceNorm2d`` in the feature encoder
+(before 2026-12-01) in place of :class:`flownet.models.srflownet.InstanceNorm2dFast`, interleaved.
+
 ``--tta`` adds, for every SRFlowNet row, the same weights with ``tta="hflip"`` (the mirrored-pair average).
 ``--compile`` adds, for every SRFlowNet row, the same weights with ``compile=True`` (``torch.compile`` of the
 network; the one-time compile happens in the warm-up call, whose duration is printed below the table).
@@ -61,6 +64,17 @@ def plain_depthwise():
         yield
     finally:
         srf.SuperKernelBlock.forward = fast
+
+
+@contextlib.contextmanager
+def plain_instance_norm():
+    """Temporarily run the feature encoder's InstanceNorm2dFast as ``nn.InstanceNorm2d`` (the path before 2026-12-01)."""
+    fast = srf.InstanceNorm2dFast.forward
+    srf.InstanceNorm2dFast.forward = torch.nn.InstanceNorm2d.forward
+    try:
+        yield
+    finally:
+        srf.InstanceNorm2dFast.forward = fast
 
 
 def random_pairs(size: tuple[int, int], repeats: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -113,6 +127,8 @@ def main(argv=None) -> int:
                     help="random: one smooth random texture; facial: the first --repeats synthetic facial test pairs")
     ap.add_argument("--root", default=None, help="shared data root for --content facial (default ../shared/data)")
     ap.add_argument("--plain-dw", action="store_true", help="also time the plain nn.Conv2d super-kernel path")
+    ap.add_argument("--plain-instance-norm", action="store_true",
+                    help="also time the feature encoder with nn.InstanceNorm2d instead of InstanceNorm2dFast")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
                     help="SRFlowNet / LiteFlowNet2 inference precisions (one row each)")
     ap.add_argument("--compile", action="store_true",
@@ -148,6 +164,9 @@ def main(argv=None) -> int:
                         if args.plain_dw:
                             rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}, plain depth-wise conv)", est,
                                               plain_depthwise))
+                        if args.plain_instance_norm:
+                            rows_spec.append((f"SRFlowNet-{label} ({k} updates{tag}, nn.InstanceNorm2d)", est,
+                                              plain_instance_norm))
         elif m == "liteflownet2":
             for p in args.precision:
                 rows_spec.append(("LiteFlowNet2 (shipped" + ("" if p == "fp32" else f", {p}") + ")",

@@ -644,3 +644,20 @@ def test_named_shipped_checkpoints_resolve_and_unknown_names_are_refused(tmp_pat
         resolve_weights("shipped:facial", "raft_small")
     with pytest.raises(ValueError, match="shipped:facial"):
         flownet.get_estimator("srflownet", weights="shipped:kitti")
+
+
+def test_fast_instance_norm_equals_instance_norm_with_gradients():
+    from flownet.models.srflownet import InstanceNorm2dFast
+    torch.manual_seed(0)
+    x = (torch.randn(3, 8, 12, 10) * 4 + 2).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    ref, fast = torch.nn.InstanceNorm2d(8), InstanceNorm2dFast(8)
+    assert not list(fast.state_dict())                       # nothing new in checkpoints
+    torch.testing.assert_close(fast(x), ref(x), rtol=1e-5, atol=1e-5)
+    g = torch.randn(3, 8, 12, 10)
+    (ref(x) * g).sum().backward()
+    (fast(x2) * g).sum().backward()
+    torch.testing.assert_close(x2.grad, x.grad, rtol=1e-4, atol=1e-5)
+    y = fast(x).detach()
+    torch.testing.assert_close(y.mean((2, 3)), torch.zeros(3, 8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.var((2, 3), unbiased=False), torch.ones(3, 8), atol=1e-3, rtol=0)
