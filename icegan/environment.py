@@ -20,7 +20,30 @@ from typing import Any, Optional
 from icegan.allocator import retaining
 from icegan.paths import REPO_ROOT
 
-__all__ = ["describe_environment", "append_environment", "ENVIRONMENT_FILE"]
+__all__ = ["describe_environment", "append_environment", "limit_threads", "ENVIRONMENT_FILE"]
+
+
+def limit_threads(n: int) -> None:
+    """Use ``n`` threads for all CPU math of this process: torch's intra-op pool and the BLAS / OpenMP pools of
+    NumPy, SciPy and scikit-learn (through ``threadpoolctl``). Those libraries are imported first, so that
+    their pools exist when the limit is set (``threadpoolctl`` only limits libraries already loaded).
+
+    Why: scikit-learn's logistic regression otherwise runs OpenBLAS with one thread per core next to torch's
+    limit; on the 2-core CPU a 68-fold logistic-regression LOSO took 115.6 s with ``threads=1`` before and
+    35.3 s after (docs/benchmarks.md), and fold workers in parallel processes oversubscribed the cores.
+
+    Raises:
+        ValueError: ``n`` < 1.
+    """
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import torch
+    from threadpoolctl import threadpool_limits
+    torch.set_num_threads(n)
+    threadpool_limits(n)
 
 #: file name of the per-run environment log (JSON lines, one object per start of the run)
 ENVIRONMENT_FILE = "environment.jsonl"

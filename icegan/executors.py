@@ -2,7 +2,8 @@
 
 :func:`icegan.protocol.run_loso` hands its unfinished folds to a *fold map*,
 ``fold_map(fold_fn, folds) -> iterator of (fold, scores)``, and records each result in
-``predictions.csv`` the moment it arrives. Two fold maps exist:
+``predictions.csv`` the moment it arrives. Two fold maps exist (and, for runs that train groups of folds
+together such as ``icegan loso``, :class:`ProcessGroupMap`, which trains the groups in local processes):
 
 * :func:`sequential_map` (the default): one fold after another in this process.
 * :class:`RayExecutor`: every fold is a Ray task (``ray.remote``), one GPU each when the cluster has
@@ -25,7 +26,7 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-__all__ = ["FoldMap", "sequential_map", "RayExecutor", "ray_available"]
+__all__ = ["FoldMap", "sequential_map", "RayExecutor", "ProcessGroupMap", "ray_available"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,68 @@ def _run_fold_task(fold_fn, fold, threads: int):
     scores = fold_fn(fold)
     extra = fold_fn.task_report(fold) if hasattr(fold_fn, "task_report") else None
     return scores, extra
+
+
+_GROUP_FN: Optional[Callable[[list], Any]] = None
+
+
+def _init_group_worker(folds_fn: Callable[[list], Any], threads: int) -> None:
+    """Initializer of a :class:`ProcessGroupMap` worker: thread count, allocator setting, the fold function."""
+    global _GROUP_FN
+    from icegan.allocator import retain_freed_memory
+    from icegan.environment import limit_threads
+    limit_threads(threads)          # torch and the BLAS pools: no oversubscription across workers
+    retain_freed_memory()
+    _GROUP_FN = folds_fn
+
+
+def _run_group_task(folds: list) -> list:
+    """Body of one :class:`ProcessGroupMap` task: the worker's fold function on one group of folds."""
+    assert _GROUP_FN is not None, "ProcessGroupMap worker was not initialised"
+    return list(_GROUP_FN(folds))
+
+
+class ProcessGroupMap:
+    """Train groups of LOSO folds in ``workers`` local processes (a CPU alternative to Ray, no extra package).
+
+    ``group_map(folds_fn, groups)`` yields ``(group, results)`` in completion order, where ``results`` =
+    ``folds_fn(group)``; :func:`icegan.protocol.run_loso` records each fold as its group arrives, so an
+    interrupted run resumes like a sequential one. ``folds_fn`` must be picklable: it is sent once to each
+    worker (the features travel with it), the folds are sent without their TensorBoard writer. Workers
+    are started with ``spawn`` (no fork of a process that already runs torch threads).
+
+    Args:
+        workers: processes (>= 1).
+        threads: torch threads in each worker (0 → max(1, CPU cores // workers)). Scores equal those of a
+            one-process run with the same thread count (every group is seeded from its first fold's index).
+
+    Raises:
+        ValueError: ``workers`` < 1 or ``threads`` < 0.
+    """
+
+    def __init__(self, workers: int, threads: int = 0):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        self.workers = int(workers)
+        self.threads = int(threads) or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def __call__(self, folds_fn: Callable[[list], Any], groups: list[list]) -> Iterator[tuple[list, list]]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        if not groups:
+            return
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(groups)),
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_group_worker, initargs=(folds_fn, self.threads))
+        try:
+            futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayExecutor:

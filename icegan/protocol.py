@@ -386,7 +386,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
              dataset: Optional[str] = None, name: Optional[str] = None, max_folds: int = 0,
              folds_fn: Optional[Callable[[list[Fold]], Sequence[Any]]] = None, folds_per_call: int = 1,
              progress: bool = True, n_classes: int = 3, fold_map: Optional[Callable] = None,
-             provenance: Optional[dict] = None) -> dict:
+             provenance: Optional[dict] = None, group_map: Optional[Callable] = None) -> dict:
     """Run (or resume) a LOSO evaluation and write every output into ``out_dir``.
 
     Args:
@@ -419,6 +419,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             recorded as it arrives, so an interrupted parallel run resumes like a sequential one.
             Under ``torchrun`` (:mod:`icegan.distributed`) every process runs the same folds in
             lockstep and only rank 0 writes the run directory; the others return rank 0's metrics.
+        group_map: where ``folds_fn`` runs: ``group_map(folds_fn, groups)`` yields ``(group, results)`` in any
+            order (:class:`icegan.executors.ProcessGroupMap`: groups in parallel processes); None = one
+            group after another in this process. Not under ``torchrun``.
         provenance: JSON-able facts the config does not capture but the results depend on (e.g. the
             SHA-256 of a weights file the config names only by default); kept in ``run.json``, so a
             resumed run whose provenance changed is refused like one whose config changed.
@@ -443,6 +446,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     if max_folds and max_folds > 0:
         folds = folds[:max_folds]
     from icegan import distributed
+    if group_map is not None and distributed.is_distributed():
+        raise ValueError("group_map (parallel fold groups) cannot be combined with torchrun; use one of them")
     if not distributed.is_main():
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
     header = _header(samples, protocol, dataset, oracle_epoch, folds)
@@ -495,12 +500,16 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                 bar.update(1)
         else:
             k = len(folds) if folds_per_call <= 0 else folds_per_call
-            for start in range(0, len(folds), k):
-                group = folds[start:start + k]
-                if all(f.subject in finished for f in group):
-                    continue
-                bar.set_postfix_str(f"{group[0].subject}..{group[-1].subject}")
-                results = list(folds_fn(group))
+            groups = [folds[s:s + k] for s in range(0, len(folds), k)]
+            groups = [g for g in groups if not all(f.subject in finished for f in g)]
+            def one_by_one(fn, gs):
+                for g in gs:
+                    bar.set_postfix_str(f"{g[0].subject}..{g[-1].subject}")
+                    yield g, fn(g)
+
+            runs = one_by_one(folds_fn, groups) if group_map is None else group_map(folds_fn, groups)
+            for group, results in runs:
+                results = list(results)
                 if len(results) != len(group):
                     raise ValueError(f"folds_fn returned {len(results)} score arrays for {len(group)} folds")
                 for fold, scores in zip(group, results):

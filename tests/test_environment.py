@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from icegan.environment import append_environment, describe_environment
@@ -36,3 +37,16 @@ def test_retain_freed_memory_applies_once_and_can_be_switched_off():
     # CI and these machines run glibc Linux, where mallopt exists and accepts both settings
     assert _in_subprocess(code) == "False True True True True"
     assert _in_subprocess(code, ICEGAN_RETAIN_FREED_MEMORY="0") == "False False False False False"
+
+
+def test_limit_threads_sets_torch_and_blas_pools():
+    """In a fresh process: torch and every BLAS / OpenMP pool threadpoolctl sees run one thread afterwards."""
+    code = ("import json, torch; from threadpoolctl import threadpool_info; from icegan.environment import limit_threads; "
+            "limit_threads(1); print(json.dumps([torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()}), "
+            "sorted({p['user_api'] for p in threadpool_info()})]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    torch_threads, pools, apis = json.loads(out.strip().splitlines()[-1])
+    assert torch_threads == 1 and pools == [1] and "blas" in apis
+    from icegan.environment import limit_threads
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        limit_threads(0)

@@ -1,4 +1,4 @@
-"""LOSO folds as Ray tasks (issue #8): same predictions as the sequential run, same resume."""
+"""LOSO folds as Ray tasks (issue #8) and fold groups in local processes: same predictions as the sequential run, same resume."""
 from __future__ import annotations
 
 import pandas as pd
@@ -82,3 +82,29 @@ def test_ray_executor_reports_a_failing_fold(ray_executor):
         for fold, res in ex(Boom(), folds):
             got.append(res)
     assert got == [0]          # the fold before the failure was delivered (and so recorded)
+
+
+class _GroupBoom:
+    """A picklable fold-group function that fails on the group holding fold 1."""
+
+    def __call__(self, folds):
+        if any(f.index == 1 for f in folds):
+            raise ValueError("group with fold 1 broke")
+        return [f.index * 10 for f in folds]
+
+
+def test_process_group_map_runs_groups_in_processes_and_reports_a_failure():
+    import numpy as np
+
+    from icegan.executors import ProcessGroupMap
+    from icegan.protocol import Fold
+    folds = [Fold(i, f"d/s{i}", np.arange(2), np.arange(1), writer=lambda: None) for i in range(4)]   # unpicklable writer stays behind
+    ok = dict((tuple(f.index for f in g), r) for g, r in ProcessGroupMap(2, threads=1)(_GroupBoom(), [folds[2:4], folds[0:1]]))
+    assert ok == {(2, 3): [20, 30], (0,): [0]}
+    got = []
+    with pytest.raises(ValueError, match="group with fold 1 broke"):
+        for group, res in ProcessGroupMap(1, threads=1)(_GroupBoom(), [folds[0:1], folds[1:2], folds[2:3]]):
+            got.append(res)
+    assert got == [[0]]        # the group before the failure was delivered (and so recorded)
+    with pytest.raises(ValueError, match="workers must be"):
+        ProcessGroupMap(0)

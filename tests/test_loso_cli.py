@@ -32,6 +32,8 @@ def test_help_documents_every_option(capsys):
     (["model.name=resnet"], "model.name"),
     (["data.recenter=mean"], "data.recenter"),
     (["epochs"], "key=value"),
+    (["workers=-1"], "workers"),
+    (["workers=2", "device=cuda"], "workers"),
 ])
 def test_config_errors_name_the_key(overrides, msg, capsys, tmp_path):
     rc = main(["loso", "--out", str(tmp_path / "x"), *overrides])
@@ -85,3 +87,30 @@ def test_loso_registered_in_cli():
     parser = build_parser()
     args = parser.parse_args(["loso", "model.epochs=1"])
     assert args.overrides == ["model.epochs=1"] and callable(args.func)
+
+
+def test_parallel_fold_groups_give_the_same_predictions(tmp_path):
+    """workers=2 trains the fold groups in two processes: the same predictions as one process (same thread
+    count), for grouped STSTNet and for logistic regression; a killed parallel run resumes to the same metrics."""
+    common = ["data.source=toy", "data.toy_subjects=2", "threads=1", "--no-progress"]
+    runs = {}
+    for name, extra in (("ststnet", ["model.epochs=2", "model.batch_size=16", "model.folds_per_group=1"]),
+                        ("logreg", ["model.name=logreg"])):
+        for w in (1, 2):
+            out = tmp_path / f"{name}_w{w}"
+            assert main(["loso", "--out", str(out), f"workers={w}", *common, *extra]) == 0
+            runs[name, w] = out
+        a, b = (pd.read_csv(runs[name, w] / "predictions.csv").sort_values(["fold", "clip"]).reset_index(drop=True)
+                for w in (1, 2))
+        pd.testing.assert_frame_equal(a, b)
+        assert len(a["fold"].unique()) == 4
+        assert (runs[name, 1] / "metrics.json").read_text() == (runs[name, 2] / "metrics.json").read_text()
+    # a parallel run cut after two folds (as a killed run leaves it) resumes to the same metrics
+    out = tmp_path / "resumed"
+    extra = ["model.epochs=2", "model.batch_size=16", "model.folds_per_group=1"]
+    assert main(["loso", "--out", str(out), "max_folds=4", "workers=2", *common, *extra]) == 0
+    pred = pd.read_csv(out / "predictions.csv")
+    pred[pred["fold"] < 2].to_csv(out / "predictions.csv", index=False)
+    (out / "metrics.json").unlink()
+    assert main(["loso", "--out", str(out), "max_folds=4", "workers=2", *common, *extra]) == 0
+    assert (out / "metrics.json").read_text() == (runs["ststnet", 1] / "metrics.json").read_text()

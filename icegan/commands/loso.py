@@ -9,6 +9,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     name: run title                       protocol: CDE | SDE
     dataset: SDE dataset (casme2|samm|smic)  oracle_epoch: false
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
+    workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core)
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | toy), root, datasets, recenter (none | median)
     model: see icegan.recognition.RecognizerConfig
@@ -16,6 +17,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,9 +59,17 @@ class LosoConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
+    workers: int = 1
     max_folds: int = 0
     data: FeatureDataConfig = field(default_factory=FeatureDataConfig)
     model: RecognizerConfig = field(default_factory=RecognizerConfig)
+
+    def __post_init__(self):
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+        if self.workers != 1 and not self.device.startswith("cpu"):
+            raise ValueError(f"workers={self.workers} trains fold groups in CPU processes; with device={self.device} "
+                             f"set workers=1")
 
 
 def load_feature_set(cfg: FeatureDataConfig):
@@ -90,26 +100,42 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
 
     from icegan.allocator import retain_freed_memory
     from icegan.protocol import run_loso
-    from icegan.recognition import fit_predict_folds
 
     retain_freed_memory()       # no page faults from the grouped networks' per-step temporaries
     if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+        from icegan.environment import limit_threads
+        limit_threads(cfg.threads)          # torch and NumPy/SciPy's BLAS (scikit-learn's logistic regression)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"config device={cfg.device!r} but CUDA is not available here; use device=cpu")
     fs = load_feature_set(cfg.data)
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
 
-    def folds_fn(folds):
-        return fit_predict_folds(cfg.model, x, y, subjects, folds, device=cfg.device, seed=cfg.seed,
-                                 oracle_epoch=cfg.oracle_epoch, progress=progress,
-                                 writer=folds[0].writer)
-
     per_call = 1 if cfg.model.name == "logreg" else cfg.model.folds_per_group
+    group_map = None
+    workers = cfg.workers or (os.cpu_count() or 1)
+    if workers > 1:
+        from icegan.executors import ProcessGroupMap
+        group_map = ProcessGroupMap(workers, threads=cfg.threads)
+    folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None)
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
                     dataset=cfg.dataset, name=cfg.name, max_folds=cfg.max_folds, folds_fn=folds_fn,
-                    folds_per_call=per_call, progress=progress)
+                    folds_per_call=per_call, progress=progress, group_map=group_map)
+
+
+class FeatureFolds:
+    """The picklable fold-group function of a feature LOSO: ``FeatureFolds(...)(folds)`` → one score array
+    per fold (:func:`icegan.recognition.fit_predict_folds`); it carries the features, so a worker process
+    (``workers`` > 1) receives them once."""
+
+    def __init__(self, cfg: "LosoConfig", x, y, subjects: list[str], progress: bool = True):
+        self.cfg, self.x, self.y, self.subjects, self.progress = cfg, x, y, subjects, progress
+
+    def __call__(self, folds):
+        from icegan.recognition import fit_predict_folds
+        c = self.cfg
+        return fit_predict_folds(c.model, self.x, self.y, self.subjects, folds, device=c.device, seed=c.seed,
+                                 oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer)
 
 
 HELP_EPILOG = """\
@@ -119,6 +145,10 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   dataset=casme2|samm|smic dataset of an SDE run
   oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled)
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
+  workers=INT              >1: train the fold groups (model.folds_per_group folds each; logreg: one fold) in that
+                           many processes with `threads` torch threads each (0: cores // workers); 0 = one per CPU
+                           core; same scores as one process with that thread count; per-epoch TensorBoard losses
+                           and inner bars are off
   data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
