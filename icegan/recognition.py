@@ -266,6 +266,12 @@ def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = Tr
     return torch.cat(outs)
 
 
+def _predict(cfg: RecognizerConfig, model: torch.nn.Module, x: torch.Tensor,
+             domains: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`predict_models` with the test-time augmentation of ``cfg``: (N, 3, S, S) → (N, G, K)."""
+    return predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px, domains=domains)
+
+
 def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """logits (B, G, K), y (B,), w (B, G) → (G,) weighted mean cross-entropy per model."""
     B, G, K = logits.shape
@@ -330,7 +336,6 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     x, y = x.to(device), y.to(device)
     n_domains = int(domains.max()) + 1 if cfg.domain_bn else 0
     dom = domains.to(device=device, dtype=torch.long) if cfg.domain_bn else None
-    dkw: dict[str, Any] = {} if dom is None else {"domains": dom}
     tm = train_mask.to(device=device, dtype=torch.float32)
     vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
     cw = class_weights(y, tm, n_classes, cfg.class_weighting)        # (G, K)
@@ -402,7 +407,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         if distributed.is_distributed() and (vm is not None or record_every > 0 or cfg.average_last > 0 or last):
             distributed.average_buffers(model)     # same model on every process before it is evaluated
         if vm is not None and (epoch % cfg.eval_every == 0 or last):
-            p = predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px, **dkw)   # (N, G, K)
+            p = _predict(cfg, model, x, dom)                          # (N, G, K)
             nll = -torch.log(p.gather(-1, y[:, None, None].expand(-1, G, 1)).squeeze(-1).clamp_min(1e-8))
             wv = vm.t() * cw.t()[y]
             val = (nll * wv).sum(0) / wv.sum(0).clamp_min(1e-12)      # (G,)
@@ -413,7 +418,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             if writer is not None:
                 writer.add_scalar(f"train/{tag or cfg.name}/inner_val_ce", float(val.mean()), epoch)
         if record_every > 0 and (epoch % record_every == 0 or last):
-            records.append(predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px, **dkw).cpu())
+            records.append(_predict(cfg, model, x, dom).cpu())
         if (cfg.average_last > 0 and epoch > cfg.epochs - cfg.average_last
                 and (cfg.epochs - epoch) % max(1, cfg.eval_every) == 0):
             snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -497,8 +502,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         for i, f in enumerate(folds):
             out.append(rec[:, f.test_idx, i * S:(i + 1) * S].mean(2).numpy())
     else:
-        probs = predict_models(model, xs.to(device), tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px,
-                               domains=None if domains is None else domains.to(device)).cpu()
+        probs = _predict(cfg, model, xs.to(device), None if domains is None else domains.to(device)).cpu()
         for i, f in enumerate(folds):
             out.append(probs[f.test_idx, i * S:(i + 1) * S].mean(1).numpy())
     return out
@@ -544,8 +548,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
                             seed=seed, progress=progress, writer=writer)
 
     def predict(xt: torch.Tensor) -> np.ndarray:
-        p = predict_models(model, resize_features(xt.float(), cfg.input_size).to(device), cfg.tta_hflip,
-                           tta_shift_px=cfg.tta_shift_px)
+        p = _predict(cfg, model, resize_features(xt.float(), cfg.input_size).to(device))
         return p.mean(1).cpu().numpy()
     return predict
 
