@@ -114,3 +114,10 @@ def test_parallel_fold_groups_give_the_same_predictions(tmp_path):
     (out / "metrics.json").unlink()
     assert main(["loso", "--out", str(out), "max_folds=4", "workers=2", *common, *extra]) == 0
     assert (out / "metrics.json").read_text() == (runs["ststnet", 1] / "metrics.json").read_text()
+
+
+def test_workers_with_one_group_says_it_has_no_effect(tmp_path, capsys):
+    rc = main(["loso", "--out", str(tmp_path / "one"), "data.source=toy", "data.toy_subjects=1", "model.epochs=1",
+               "workers=2", "threads=1", "--no-progress"])
+    assert rc == 0
+    assert "workers=2 has no effect with model.folds_per_group=0" in capsys.readouterr().err

@@ -114,6 +114,10 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
     per_call = 1 if cfg.model.name == "logreg" else cfg.model.folds_per_group
     group_map = None
     workers = cfg.workers or (os.cpu_count() or 1)
+    if workers > 1 and per_call <= 0:
+        print(f"note: workers={cfg.workers} has no effect with model.folds_per_group=0 (all folds in one grouped "
+              f"network); set model.folds_per_group to split the folds into groups", file=sys.stderr)
+        workers = 1
     if workers > 1:
         from icegan.executors import ProcessGroupMap
         group_map = ProcessGroupMap(workers, threads=cfg.threads)
