@@ -66,9 +66,39 @@ def _run_fold_task(fold_fn, fold, threads: int):
 _GROUP_FN: Optional[Callable[[list], Any]] = None
 
 
-def _init_group_worker(folds_fn: Callable[[list], Any], threads: int) -> None:
-    """Initializer of a :class:`ProcessGroupMap` worker: thread count, allocator setting, the fold function."""
+def _exit_with_parent(parent_pid: int) -> None:
+    """Make this process end when ``parent_pid`` does (a killed ``icegan loso`` must not leave workers training).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``. Elsewhere: a daemon thread that polls the parent id every 2 s.
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
+            if os.getppid() != parent_pid:          # the parent died before the call
+                os._exit(1)
+            return
+        except (OSError, AttributeError):           # pragma: no cover - no glibc: fall back on polling
+            pass
+
+    def watch() -> None:                            # pragma: no cover - non-Linux
+        while os.getppid() == parent_pid:
+            time.sleep(2.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_group_worker(folds_fn: Callable[[list], Any], threads: int, parent_pid: int = 0) -> None:
+    """Initializer of a :class:`ProcessGroupMap` worker: exit with the parent, thread count, allocator setting,
+    the fold function."""
     global _GROUP_FN
+    if parent_pid:
+        _exit_with_parent(parent_pid)
     from icegan.allocator import retain_freed_memory
     from icegan.environment import limit_threads
     limit_threads(threads)          # torch and the BLAS pools: no oversubscription across workers
@@ -89,7 +119,8 @@ class ProcessGroupMap:
     ``folds_fn(group)``; :func:`icegan.protocol.run_loso` records each fold as its group arrives, so an
     interrupted run resumes like a sequential one. ``folds_fn`` must be picklable: it is sent once to each
     worker (the features travel with it), the folds are sent without their TensorBoard writer. Workers
-    are started with ``spawn`` (no fork of a process that already runs torch threads).
+    are started with ``spawn`` (no fork of a process that already runs torch threads) and end when the
+    main process ends, also when it is killed.
 
     Args:
         workers: processes (>= 1).
@@ -116,7 +147,7 @@ class ProcessGroupMap:
             return
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(groups)),
                                    mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_group_worker, initargs=(folds_fn, self.threads))
+                                   initializer=_init_group_worker, initargs=(folds_fn, self.threads, os.getpid()))
         try:
             futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}
             for fut in as_completed(futures):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from _group_helpers import GroupBoom
 from icegan.executors import RayExecutor, sequential_map
 from icegan.pipeline import load_main_config, run_main
 
@@ -84,27 +85,55 @@ def test_ray_executor_reports_a_failing_fold(ray_executor):
     assert got == [0]          # the fold before the failure was delivered (and so recorded)
 
 
-class _GroupBoom:
-    """A picklable fold-group function that fails on the group holding fold 1."""
-
-    def __call__(self, folds):
-        if any(f.index == 1 for f in folds):
-            raise ValueError("group with fold 1 broke")
-        return [f.index * 10 for f in folds]
-
-
 def test_process_group_map_runs_groups_in_processes_and_reports_a_failure():
     import numpy as np
 
     from icegan.executors import ProcessGroupMap
     from icegan.protocol import Fold
     folds = [Fold(i, f"d/s{i}", np.arange(2), np.arange(1), writer=lambda: None) for i in range(4)]   # unpicklable writer stays behind
-    ok = dict((tuple(f.index for f in g), r) for g, r in ProcessGroupMap(2, threads=1)(_GroupBoom(), [folds[2:4], folds[0:1]]))
+    ok = dict((tuple(f.index for f in g), r) for g, r in ProcessGroupMap(2, threads=1)(GroupBoom(), [folds[2:4], folds[0:1]]))
     assert ok == {(2, 3): [20, 30], (0,): [0]}
     got = []
     with pytest.raises(ValueError, match="group with fold 1 broke"):
-        for group, res in ProcessGroupMap(1, threads=1)(_GroupBoom(), [folds[0:1], folds[1:2], folds[2:3]]):
+        for group, res in ProcessGroupMap(1, threads=1)(GroupBoom(), [folds[0:1], folds[1:2], folds[2:3]]):
             got.append(res)
     assert got == [[0]]        # the group before the failure was delivered (and so recorded)
     with pytest.raises(ValueError, match="workers must be"):
         ProcessGroupMap(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_process_group_map_workers_end_when_the_main_process_is_killed(tmp_path):
+    """A killed `icegan loso` (SIGKILL, no clean-up) must not leave its fold workers training."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import numpy as np; "
+            "from _group_helpers import SlowGroup; from icegan.executors import ProcessGroupMap; "
+            "from icegan.protocol import Fold; folds = [Fold(i, f'd/s{i}', np.arange(2), np.arange(1)) for i in range(2)]; "
+            f"list(ProcessGroupMap(2, threads=1)(SlowGroup({str(tmp_path)!r}), [folds[:1], folds[1:]]))")
+    main_proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 90
+        while len(os.listdir(tmp_path)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        workers = [int(p) for p in os.listdir(tmp_path)]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        main_proc.send_signal(signal.SIGKILL)
+        main_proc.wait()
+        deadline = time.time() + 15
+        while any(_alive(p) for p in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        main_proc.kill()
