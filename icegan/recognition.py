@@ -490,12 +490,11 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         names = [str(s).split("/", 1)[0] for s in subjects]
         index = {d: i for i, d in enumerate(sorted(set(names)))}
         domains = torch.tensor([index[d] for d in names], dtype=torch.long)
-    dkw: dict[str, Any] = {} if domains is None else {"domains": domains}
     xs = resize_features(x.float(), cfg.input_size)
     tag = f"folds{getattr(folds[0], 'index', 0)}-{getattr(folds[-1], 'index', len(folds) - 1)}"
     model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
                                   record_every=cfg.eval_every if oracle_epoch else 0, progress=progress,
-                                  writer=writer, tag=tag, **dkw)
+                                  writer=writer, tag=tag, domains=domains)
     out = []
     if oracle_epoch:
         rec = torch.stack(records)                                     # (R, N, G, K)

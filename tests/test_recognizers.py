@@ -370,7 +370,7 @@ def test_ststnet_domain_bn_statistics_by_hand():
     for bn in net.bns:
         torch.nn.init.uniform_(bn.weight, 0.5, 1.5)
         torch.nn.init.uniform_(bn.bias, -0.5, 0.5)
-    w, b = net._affine()
+    w, b = net._stream_cat("weight"), net._stream_cat("bias")
     h = torch.randn(B, G, C, PP) * 2 + torch.arange(B, dtype=torch.float32)[:, None, None, None]
     dom = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
     mask = torch.ones(B, G)

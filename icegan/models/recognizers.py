@@ -344,11 +344,7 @@ class STSTNet(nn.Module):
         running statistics.
         """
         B, G, C, PP = h.shape
-
-        def cat(attr: str) -> torch.Tensor:
-            return torch.cat([getattr(bn, attr).reshape(G, c) for bn, c in zip(self.bns, self.stream_channels)], 1)
-
-        weight, bias, eps = cat("weight"), cat("bias"), self.bns[0].eps
+        weight, bias, eps = self._stream_cat("weight"), self._stream_cat("bias"), self.bns[0].eps
         if self.training:
             m = (sample_mask.to(h.dtype) if sample_mask is not None
                  else torch.ones(B, G, dtype=h.dtype, device=h.device))
@@ -365,15 +361,15 @@ class STSTNet(nn.Module):
                     bn.num_batches_tracked.add_(1)
                     off += c
         else:
-            mean, var = cat("running_mean"), cat("running_var")
+            mean, var = self._stream_cat("running_mean"), self._stream_cat("running_var")
         scale = weight * torch.rsqrt(var + eps)
         shift = bias - mean * scale
         return torch.addcmul(shift[None, :, :, None], h, scale[None, :, :, None])
 
-    def _affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _stream_cat(self, attr: str) -> torch.Tensor:
+        """The three streams' batch-norm tensor ``attr`` (weight, bias, running_mean...) as (G, C), C = 16·width."""
         G = self.n_models
-        return (torch.cat([bn.weight.reshape(G, c) for bn, c in zip(self.bns, self.stream_channels)], 1),
-                torch.cat([bn.bias.reshape(G, c) for bn, c in zip(self.bns, self.stream_channels)], 1))
+        return torch.cat([getattr(bn, attr).reshape(G, c) for bn, c in zip(self.bns, self.stream_channels)], 1)
 
     def _domain_bn(self, h: torch.Tensor, sample_mask: torch.Tensor | None, domain: torch.Tensor) -> torch.Tensor:
         """Batch norm with statistics per (copy, domain) on h (B, G, C, P²); shared affine weights.
@@ -384,7 +380,7 @@ class STSTNet(nn.Module):
         only for (g, d) pairs present in the batch. Eval: each sample's domain's running statistics.
         """
         B, G, C, PP = h.shape
-        weight, bias = self._affine()                                              # (G, C)
+        weight, bias = self._stream_cat("weight"), self._stream_cat("bias")        # (G, C)
         eps = self.bns[0].eps
         if self.training:
             m = (sample_mask.to(h.dtype) if sample_mask is not None
