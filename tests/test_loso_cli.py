@@ -31,6 +31,8 @@ def test_help_documents_every_option(capsys):
     (["protocol=LOVO"], "protocol"),
     (["model.name=resnet"], "model.name"),
     (["data.recenter=mean"], "data.recenter"),
+    (["data.roi=eyes"], "data.roi"),
+    (["data.source=toy", "data.roi=landmarks"], "data.roi"),
     (["epochs"], "key=value"),
     (["workers=-1"], "workers"),
     (["workers=2", "device=cuda"], "workers"),

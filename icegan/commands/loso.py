@@ -11,7 +11,8 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
     workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core)
     max_folds: 0 (>0: first k folds only, smoke runs)
-    data:  source (megc2019_htnet | toy), root, datasets, recenter (none | median)
+    data:  source (megc2019_htnet | toy), root, datasets, recenter (none | median), roi (none | landmarks),
+           roi_patch (7)
     model: see icegan.recognition.RecognizerConfig
 """
 from __future__ import annotations
@@ -41,12 +42,26 @@ class FeatureDataConfig:
         recenter: ``none`` keeps the features as read; ``median`` moves the median of each clip's
             u and v maps to 0.5 (:func:`icegan.data.features.recenter_flow`: undoes the offset the
             per-image min–max normalisation gives zero motion; per clip, no other clip involved).
+        roi: ``none`` keeps the whole face map; ``landmarks`` replaces it with HTNet's four landmark regions
+            (brow/eye left and right, lip corners left and right), ``roi_patch`` pixels square each, tiled
+            2 × 2 (:func:`icegan.data.roi.landmark_roi_features`; landmarks of each clip's own apex face in
+            ``faces_224``, cached under ``<ICEGAN_DATA>/cache/megc2019_roi``). Applied after ``recenter``.
+            The model resizes the tiled map to its ``input_size``. megc2019_htnet source only.
+        roi_patch: side of each region window in flow-map pixels (HTNet: 7).
     """
     source: Literal["megc2019_htnet", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
     datasets: list[str] = field(default_factory=list)
     toy_subjects: int = 4
     recenter: Literal["none", "median"] = "none"
+    roi: Literal["none", "landmarks"] = "none"
+    roi_patch: int = 7
+
+    def __post_init__(self):
+        if self.roi != "none" and self.source != "megc2019_htnet":
+            raise ValueError(f"data.roi={self.roi} needs the faces of data.source=megc2019_htnet, not {self.source!r}")
+        if not 1 <= self.roi_patch <= 28:
+            raise ValueError(f"data.roi_patch must be in 1..28 flow-map pixels, got {self.roi_patch}")
 
 
 @dataclass
@@ -73,11 +88,17 @@ class LosoConfig:
 
 
 def load_feature_set(cfg: FeatureDataConfig):
-    """The :class:`~icegan.data.features.FeatureSet` described by ``cfg`` (recentred if asked)."""
+    """The :class:`~icegan.data.features.FeatureSet` described by ``cfg`` (recentred, cut to landmark regions
+    if asked)."""
     from icegan.data.features import FeatureSet, recenter_flow
     fs = _read_feature_set(cfg)
     if cfg.recenter == "median":
         fs = FeatureSet(fs.samples, recenter_flow(fs.features))
+    if cfg.roi == "landmarks":
+        from icegan.data.roi import landmark_roi_features
+        from icegan.paths import default_data_root
+        fs = landmark_roi_features(fs, cfg.roi_patch,
+                                   cache_dir=default_data_root() / "cache" / "megc2019_roi")
     return fs
 
 
@@ -155,6 +176,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            and inner bars are off
   data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
+  data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
+  data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
   model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL

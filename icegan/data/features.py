@@ -34,6 +34,7 @@ __all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "FeatureSet", "read_megc2019_tabl
 
 CSV_NAME = "combined_3_class2_for_optical_flow.csv"
 FLOW_DIR = "flow_uvos_28"
+FACE_DIR = "faces_224"
 #: canonical dataset names of the MEGC2019 composite
 DATASETS = ("casme2", "samm", "smic")
 _ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_2": "casme2", "samm": "samm",
@@ -97,7 +98,8 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
 
     Returns:
         DataFrame with columns dataset, subject (prefixed), clip, label (int 0..2), path (the
-        flow PNG, which is not opened here), in file order.
+        flow PNG, which is not opened here), face_path (the apex face in ``faces_224``: the CSV's
+        ``imagename`` column, else ``<sub>_<clip>.jpg``; SMIC's names differ from its flow files'), in file order.
 
     Raises:
         FileNotFoundError: the CSV is missing (message names it).
@@ -125,9 +127,10 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
             raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): label {r['label']!r} is not a class id "
                              f"in 0..2 (0 negative, 1 positive, 2 surprise)")
         sub, clip = r["sub"].strip(), r["filename_o"].strip()
+        face = (r.get("imagename") or "").strip() or f"{sub}_{clip}.jpg"
         rows.append({"dataset": ds, "subject": f"{ds}/{sub}", "clip": clip, "label": int(lab),
-                     "path": str(root / FLOW_DIR / f"{sub}_{clip} .png")})
-    table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path"])
+                     "path": str(root / FLOW_DIR / f"{sub}_{clip} .png"), "face_path": str(root / FACE_DIR / face)})
+    table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path", "face_path"])
     if datasets is not None:
         keep = [_ALIASES.get(str(d).lower(), str(d)) for d in datasets]
         unknown = [d for d in keep if d not in DATASETS]

@@ -1,0 +1,185 @@
+"""Landmark regions of interest of the flow maps: the input design of HTNet.
+
+HTNet (Wang, Ma, Peng, Jin, Wang, Li; "HTNet for micro-expression recognition", Neurocomputing 2024; not in
+``../shared/papers``) feeds its recognizer four small patches of the onset→apex u/v/strain maps centred on facial
+landmarks instead of the whole face map: the two brow-and-eye regions and the two lip corners, where the action
+units of the three MEGC2019 classes act (AU1/2/4 brows; AU12/14/15 lip corners). This module computes those
+patches for the ``megc2019_htnet`` features:
+
+1. 68 iBUG-300W landmarks of each clip's own apex face (``faces_224/<sub>_<clip>.jpg``), predicted with
+   face_recognition's 68-point model inside the whole image as the face box (the images are tight face crops,
+   on which the HOG detector often finds nothing; :func:`face_landmarks_megc2019`), cached on disk;
+2. four region centres from those points (:data:`ROI_POINTS`), scaled from face pixels to flow-map pixels;
+3. a ``patch × patch`` window of the flow map around each centre, the four tiled 2 × 2 into one map of side
+   ``2 · patch`` (brow/eye regions on top, lip corners below; image-left on the left), :func:`roi_patches`.
+
+Every step uses the clip's own face and flow only: no label, no other clip, no test statistic.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+__all__ = ["ROI_POINTS", "face_landmarks_megc2019", "roi_centers", "roi_patches",
+           "landmark_roi_features"]
+
+#: iBUG-300W point indices averaged into each region centre, in tiling order (row-major 2 × 2):
+#: image-left brow + eye, image-right brow + eye, image-left lip corner, image-right lip corner.
+ROI_POINTS: tuple[tuple[int, ...], ...] = (
+    tuple(range(17, 22)) + tuple(range(36, 42)),
+    tuple(range(22, 27)) + tuple(range(42, 48)),
+    (48,),
+    (54,),
+)
+
+
+def _read_face(path: Path, clip: str) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"apex face of clip '{clip}' not found: {path} (data.roi=landmarks needs "
+                                f"megc2019_htnet/faces_224/)")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"apex face of clip '{clip}' cannot be read as an image: {path}: {exc}") from None
+
+
+def _cache_key(paths: Sequence[Path]) -> str:
+    h = hashlib.sha1()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Path] = None,
+                            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """68 landmarks of every clip's apex face, predicted inside the whole image.
+
+    Args:
+        samples: table with columns clip and face_path (the apex face image), one row per clip
+            (:func:`icegan.data.features.read_megc2019_table`).
+        cache_dir: where the points are cached (``landmarks_<key>.npz``, the key hashes the face files' paths,
+            sizes and modification times, so a changed face is recomputed); None = no cache.
+        progress: tqdm bar over the faces.
+
+    Returns:
+        ``(points, sizes)``: (N, 68, 2) float32 (x, y) in face pixels (iBUG-300W order) and (N, 2) int
+        (width, height) of each face image, row i for ``samples`` row i.
+
+    Raises:
+        FileNotFoundError: a face image is missing (the message names the clip and path).
+        ValueError: a face image cannot be read.
+    """
+    if "face_path" not in samples.columns:
+        raise ValueError("face landmarks need a face_path column (the apex face of each clip) in the sample table")
+    paths = [Path(p) for p in samples["face_path"]]
+    for p, c in zip(paths, samples["clip"]):
+        if not p.is_file():
+            _read_face(p, c)  # raises with the clip's name
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"landmarks_{_cache_key(paths)}.npz"
+        if cache.is_file():
+            with np.load(cache) as z:
+                return z["points"], z["sizes"]
+    from icegan.data.landmarks import landmarks_in_box
+    points = np.empty((len(paths), 68, 2), np.float32)
+    sizes = np.empty((len(paths), 2), np.int64)
+    it = zip(paths, samples["clip"])
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, total=len(paths), desc="face landmarks", unit="face")
+    for i, (p, c) in enumerate(it):
+        im = _read_face(p, c)
+        h, w = im.shape[:2]
+        points[i] = landmarks_in_box(im, (0, w, h, 0))
+        sizes[i] = (w, h)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, points=points, sizes=sizes)
+        os.replace(tmp, cache)
+    return points, sizes
+
+
+def roi_centers(points: np.ndarray, face_sizes: np.ndarray, map_size: int) -> np.ndarray:
+    """Region centres in flow-map pixel indices.
+
+    A face pixel index ``x`` maps to ``(x + 0.5) · map_size / face_width − 0.5`` on the map (pixel centres at
+    integer indices on both grids; the face image and the flow map cover the same crop).
+
+    Args:
+        points: (N, 68, 2) landmarks (x, y) in face pixels.
+        face_sizes: (N, 2) (width, height) of the face images in pixels.
+        map_size: side of the square flow map in pixels (28).
+
+    Returns:
+        (N, 4, 2) float (x, y) in map pixels, regions in :data:`ROI_POINTS` order.
+    """
+    points = np.asarray(points, np.float64)
+    if points.ndim != 3 or points.shape[1:] != (68, 2):
+        raise ValueError(f"roi_centers needs (N, 68, 2) landmarks, got {points.shape}")
+    scale = map_size / np.asarray(face_sizes, np.float64)[:, None, :]  # (N, 1, 2)
+    pts = (points + 0.5) * scale - 0.5
+    return np.stack([pts[:, list(idx)].mean(1) for idx in ROI_POINTS], axis=1)
+
+
+def roi_patches(x: torch.Tensor, centers: np.ndarray | torch.Tensor, patch: int = 7) -> torch.Tensor:
+    """Cut a ``patch × patch`` window around each region centre and tile the four 2 × 2.
+
+    The window of a centre ``c`` starts at ``round(c − (patch − 1) / 2)``, clamped so that it lies inside the map.
+
+    Args:
+        x: (N, C, H, W) maps (u, v, strain).
+        centers: (N, 4, 2) region centres (x, y) in map pixel indices (:func:`roi_centers`).
+        patch: window side in pixels (7, HTNet's).
+
+    Returns:
+        (N, C, 2·patch, 2·patch): windows 0 and 1 on the top row, 2 and 3 below.
+
+    Raises:
+        ValueError: wrong shapes, or a patch larger than the map.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"roi_patches needs (N, C, H, W) maps, got {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    centers = torch.as_tensor(np.asarray(centers), dtype=torch.float64)
+    if centers.shape != (n, 4, 2):
+        raise ValueError(f"roi_patches needs (N, 4, 2) centres for N = {n} maps, got {tuple(centers.shape)}")
+    if not 1 <= patch <= min(h, w):
+        raise ValueError(f"patch must be in 1..{min(h, w)} for {h}×{w} maps, got {patch}")
+    start = torch.round(centers - (patch - 1) / 2).long()
+    x0 = start[..., 0].clamp(0, w - patch)                       # (N, 4)
+    y0 = start[..., 1].clamp(0, h - patch)
+    off = torch.arange(patch)
+    rows = (y0[..., None] + off)[..., :, None]                   # (N, 4, patch, 1)
+    cols = (x0[..., None] + off)[..., None, :]                   # (N, 4, 1, patch)
+    nidx = torch.arange(n)[:, None, None, None]
+    win = x.permute(0, 2, 3, 1)[nidx, rows, cols]                # (N, 4, patch, patch, C)
+    win = win.permute(0, 4, 1, 2, 3)                             # (N, C, 4, patch, patch)
+    top = torch.cat([win[:, :, 0], win[:, :, 1]], dim=-1)
+    bottom = torch.cat([win[:, :, 2], win[:, :, 3]], dim=-1)
+    return torch.cat([top, bottom], dim=-2).contiguous()
+
+
+def landmark_roi_features(fs, patch: int = 7, cache_dir: Optional[str | Path] = None, progress: bool = False):
+    """A :class:`~icegan.data.features.FeatureSet` of HTNet-style region maps (N, 3, 2·patch, 2·patch).
+
+    Args:
+        fs: the whole-face feature set of ``megc2019_htnet`` (N, 3, H, W), its samples with a face_path column.
+        patch, cache_dir, progress: see :func:`roi_patches` and :func:`face_landmarks_megc2019`.
+    """
+    from icegan.data.features import FeatureSet
+    if fs.features.shape[-1] != fs.features.shape[-2]:
+        raise ValueError(f"landmark regions need square flow maps, got {tuple(fs.features.shape[-2:])}")
+    points, sizes = face_landmarks_megc2019(fs.samples, cache_dir=cache_dir, progress=progress)
+    centers = roi_centers(points, sizes, fs.features.shape[-1])
+    return FeatureSet(fs.samples, roi_patches(fs.features, centers, patch))

@@ -1,0 +1,122 @@
+"""Landmark regions of interest (HTNet's input design): windows, centres, real landmarks, cache, config."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from icegan.commands.loso import FeatureDataConfig, load_feature_set
+from icegan.data.features import read_megc2019_table
+from icegan.data.roi import ROI_POINTS, face_landmarks_megc2019, roi_centers, roi_patches
+from icegan.recognition import hflip_features
+
+
+def _ramp(n=2, c=3, h=28, w=28):
+    return torch.arange(n * c * h * w, dtype=torch.float32).reshape(n, c, h, w)
+
+
+def test_roi_patches_known_windows_and_tiling():
+    x = _ramp()
+    centers = np.array([[[6, 7], [21, 7], [8, 20], [19, 20]],
+                        [[3.4, 3.6], [24.6, 3.5], [0, 27], [27, 0]]], dtype=np.float64)
+    out = roi_patches(x, centers, patch=7)
+    assert out.shape == (2, 3, 14, 14)
+    # clip 0: windows start at centre - 3
+    torch.testing.assert_close(out[0, :, :7, :7], x[0, :, 4:11, 3:10])
+    torch.testing.assert_close(out[0, :, :7, 7:], x[0, :, 4:11, 18:25])
+    torch.testing.assert_close(out[0, :, 7:, :7], x[0, :, 17:24, 5:12])
+    torch.testing.assert_close(out[0, :, 7:, 7:], x[0, :, 17:24, 16:23])
+    # clip 1: rounding (3.4 - 3 -> 0, 3.6 - 3 -> 1) and clamping to the map at every border
+    torch.testing.assert_close(out[1, :, :7, :7], x[1, :, 1:8, 0:7])
+    torch.testing.assert_close(out[1, :, :7, 7:], x[1, :, 0:7, 21:28])
+    torch.testing.assert_close(out[1, :, 7:, :7], x[1, :, 21:28, 0:7])
+    torch.testing.assert_close(out[1, :, 7:, 7:], x[1, :, 0:7, 21:28])
+
+
+def test_roi_patches_commute_with_the_mirror():
+    """Mirroring the face and then cutting (left/right regions swapped, centres mirrored) = cutting and
+    mirroring the tile: the flip augmentation of the recognizers stays a true mirror on region maps."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, 28, 28, generator=g)
+    c = torch.randint(0, 28, (5, 4, 2), generator=g).double().numpy()
+    mirrored = c[:, [1, 0, 3, 2]].copy()
+    mirrored[..., 0] = 27 - mirrored[..., 0]
+    torch.testing.assert_close(roi_patches(hflip_features(x), mirrored), hflip_features(roi_patches(x, c)))
+
+
+def test_roi_patches_errors():
+    x = torch.zeros(2, 3, 28, 28)
+    with pytest.raises(ValueError, match=r"\(N, 4, 2\)"):
+        roi_patches(x, np.zeros((2, 3, 2)))
+    with pytest.raises(ValueError, match="patch"):
+        roi_patches(x, np.zeros((2, 4, 2)), patch=29)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        roi_patches(torch.zeros(3, 28, 28), np.zeros((3, 4, 2)))
+
+
+def test_roi_centers_scale_and_average():
+    pts = np.zeros((1, 68, 2), np.float32)
+    pts[0, list(ROI_POINTS[0])] = (55.5, 59.5)      # face pixel 55.5 -> (56) * 28/224 - 0.5 = 6.5
+    pts[0, list(ROI_POINTS[1])] = (167.5, 67.5)
+    pts[0, 48] = (63.5, 163.5)
+    pts[0, 54] = (159.5, 163.5)
+    pts[0, ROI_POINTS[0][0]] = (55.5 + 11 * 8, 59.5)  # one point of 11 moved 11 map pixels: the mean moves 1
+    c = roi_centers(pts, np.array([[224, 224]]), 28)
+    np.testing.assert_allclose(c[0], [[7.5, 7.0], [20.5, 8.0], [7.5, 20.0], [19.5, 20.0]])
+    with pytest.raises(ValueError, match="68"):
+        roi_centers(np.zeros((1, 5, 2)), np.array([[224, 224]]), 28)
+
+
+@pytest.fixture(scope="module")
+def smic_samm_rows(shared_data):
+    table = read_megc2019_table(shared_data / "megc2019_htnet", ["smic", "samm"])
+    return table.groupby("dataset").head(3).reset_index(drop=True)   # 3 SMIC (face names differ) + 3 SAMM
+
+
+def test_real_landmarks_and_cache_round_trip(smic_samm_rows, tmp_path, monkeypatch):
+    rows = smic_samm_rows
+    assert rows["face_path"].map(lambda p: p.endswith("s1_ne_01.jpg")).any()   # SMIC's face names (s1, not s01)
+    pts, sizes = face_landmarks_megc2019(rows, cache_dir=tmp_path)
+    assert pts.shape == (6, 68, 2) and (sizes == 224).all()
+    assert (pts >= -10).all() and (pts <= 234).all()
+    c = roi_centers(pts, sizes, 28)
+    assert (c[:, 0, 0] < c[:, 1, 0]).all() and (c[:, 2, 0] < c[:, 3, 0]).all()     # image-left is left
+    assert (c[:, :2, 1].max(1) < c[:, 2:, 1].min(1)).all()                         # eyes above the lip corners
+    assert len(list(tmp_path.glob("landmarks_*.npz"))) == 1
+    import icegan.data.landmarks as lm
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed instead of read from the cache")
+    monkeypatch.setattr(lm, "landmarks_in_box", boom)
+    pts2, sizes2 = face_landmarks_megc2019(rows, cache_dir=tmp_path)
+    np.testing.assert_array_equal(pts2, pts)
+    np.testing.assert_array_equal(sizes2, sizes)
+
+
+def test_missing_face_names_the_clip(smic_samm_rows, tmp_path):
+    rows = smic_samm_rows.copy()
+    rows.loc[4, "face_path"] = str(tmp_path / "gone.jpg")
+    with pytest.raises(FileNotFoundError, match=f"clip '{rows.loc[4, 'clip']}'.*gone.jpg"):
+        face_landmarks_megc2019(rows)
+    with pytest.raises(ValueError, match="face_path"):
+        face_landmarks_megc2019(rows.drop(columns="face_path"))
+
+
+def test_roi_option_reaches_the_features(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("ICEGAN_DATA", str(tmp_path))
+    root = str(shared_data / "megc2019_htnet")
+    whole = load_feature_set(FeatureDataConfig(root=root, datasets=["samm"]))
+    roi = load_feature_set(FeatureDataConfig(root=root, datasets=["samm"], roi="landmarks"))
+    assert roi.features.shape == (len(whole), 3, 14, 14)
+    assert roi.samples.equals(whole.samples)
+    pts, sizes = face_landmarks_megc2019(whole.samples, cache_dir=tmp_path / "cache" / "megc2019_roi")
+    torch.testing.assert_close(roi.features, roi_patches(whole.features, roi_centers(pts, sizes, 28)))
+    assert list((tmp_path / "cache" / "megc2019_roi").glob("landmarks_*.npz"))
+    five = load_feature_set(FeatureDataConfig(root=root, datasets=["samm"], roi="landmarks", roi_patch=5))
+    assert five.features.shape[-2:] == (10, 10)
+
+
+def test_roi_config_errors():
+    with pytest.raises(ValueError, match="megc2019_htnet"):
+        FeatureDataConfig(source="toy", roi="landmarks")
+    with pytest.raises(ValueError, match="roi_patch"):
+        FeatureDataConfig(roi="landmarks", roi_patch=0)
