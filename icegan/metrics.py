@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 
-__all__ = ["CLASS_NAMES", "METRIC_KEYS", "compute_metrics", "confusion_matrix"]
+__all__ = ["CLASS_NAMES", "METRIC_KEYS", "compute_metrics", "confusion_matrix", "uf1_uar_from_confusion"]
 
 #: class id → name (MEGC2019 composite, 3 classes)
 CLASS_NAMES: tuple[str, ...] = ("negative", "positive", "surprise")
@@ -87,3 +87,34 @@ def confusion_matrix(y_true: Iterable[int], y_pred: Iterable[int], n_classes: in
     """(n_classes, n_classes) int confusion matrix; row = true class, column = predicted class."""
     yt, yp = _check(list(y_true), list(y_pred), n_classes)
     return _sk_confusion_matrix(yt, yp, labels=list(range(n_classes)))
+
+
+def uf1_uar_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """UF1 and UAR of many confusion matrices at once (vectorised; the bootstrap's inner loop).
+
+    The same definitions as :func:`compute_metrics` (classes present in the ground truth only, F1 and
+    precision 0 for a present class never predicted), from counts instead of label lists.
+
+    Args:
+        cm: (..., C, C) non-negative counts, row = true class, column = predicted class.
+
+    Returns:
+        ``(uf1, uar)``, each of shape ``cm.shape[:-2]``, float64 in [0, 1]; NaN where a matrix is empty.
+
+    Raises:
+        ValueError: ``cm`` is not (..., C, C).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
+        raise ValueError(f"confusion matrices must be (..., C, C), got shape {cm.shape}")
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    n_true = cm.sum(-1)
+    n_pred = cm.sum(-2)
+    present = n_true > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(present, 2.0 * tp / (n_true + n_pred), 0.0)
+        recall = np.where(present, tp / np.where(present, n_true, 1.0), 0.0)
+        n_present = present.sum(-1)
+        uf1 = f1.sum(-1) / n_present
+        uar = recall.sum(-1) / n_present
+    return uf1, uar

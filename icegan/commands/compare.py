@@ -1,0 +1,64 @@
+"""``icegan compare``: subject-bootstrap confidence intervals of finished LOSO runs and paired differences.
+
+Example::
+
+    icegan compare "baseline=runs/ststnet_s*" "shifts=runs/ststnet_shift_s*" --out compare.md
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _main(args: argparse.Namespace) -> int:
+    from icegan.report import parse_entry
+    from icegan.significance import bootstrap_compare, comparison_table, load_run_set
+
+    try:
+        entries = [parse_entry(e) for e in args.entries]
+        labels = [e.label for e in entries]
+        base = labels.index(args.baseline) if args.baseline is not None else 0
+        sets = [load_run_set(e.label, e.runs) for e in entries]
+        rows = bootstrap_compare(sets, baseline=base, resamples=args.resamples, confidence=args.confidence,
+                                 seed=args.seed)
+        text = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
+                                fmt=args.format)
+    except ValueError as exc:
+        msg = str(exc)
+        if args.baseline is not None and "is not in list" in msg:
+            msg = f"--baseline '{args.baseline}' is not one of the entries' labels {labels}"
+        print(f"icegan compare: error: {msg}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``compare`` subcommand to the ``icegan`` parser."""
+    p = subparsers.add_parser(
+        "compare", help="subject-bootstrap confidence intervals of UF1 / UAR for finished LOSO runs, and paired "
+                        "differences against a baseline",
+        description="Resample the subjects (with replacement) of finished runs over the same clips, pool each "
+                    "resample's predictions and compute UF1 / UAR as in MEGC2019; report percentile intervals for "
+                    "each entry and for its difference to the baseline entry (the same subjects in every entry of a "
+                    "resample: paired). An entry with several runs (seeds) uses their mean, as `icegan table` does. "
+                    "See icegan.significance.",
+        epilog="entries: DIR, LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob pattern, e.g. "
+               "\"STSTNet=runs/ststnet_s*\"")
+    p.add_argument("entries", nargs="+", metavar="ENTRY", help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed)")
+    p.add_argument("--baseline", metavar="LABEL", default=None,
+                   help="label of the entry the differences are taken against (default: the first entry)")
+    p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples of the subjects (default 9999)")
+    p.add_argument("--confidence", type=float, default=0.95, help="level of the percentile intervals (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0; same seed, same intervals)")
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown",
+                   help="markdown (value [low, high] cells and a legend) or csv (numeric columns)")
+    p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
+    p.set_defaults(func=_main)

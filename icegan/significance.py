@@ -1,0 +1,223 @@
+"""How far LOSO numbers can be trusted: subject-level bootstrap intervals and paired differences.
+
+A leave-one-subject-out UF1 is one number computed from a few hundred clips of a few dozen subjects
+(MEGC2019 composite: 442 clips, 68 subjects, 1–39 clips each). Clips of one subject are not independent
+(same face, same session, one fold model), so the unit to resample is the subject, not the clip. For B
+resamples, 68 subjects are drawn with replacement, their clips' predictions pooled, and UF1 / UAR computed
+as in MEGC2019 (:func:`icegan.metrics.uf1_uar_from_confusion`); the percentile interval of those B values
+is the interval reported (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13; the cluster
+form of the bootstrap for grouped data). Runs compared with each other are resampled with the *same*
+subjects in each resample (paired), so the interval of a difference excludes the spread the two runs share.
+
+An entry may hold several runs (seeds of one recipe): its statistic in a resample is the mean over those
+runs, the number ``icegan table`` reports as the mean. The resampling itself is
+:func:`scipy.stats.bootstrap` (percentile method).
+
+What it cannot say: the interval is about new *subjects* like these (same datasets, cameras, labelling);
+it is not a test of a recipe chosen after looking at these same LOSO numbers.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from icegan.metrics import uf1_uar_from_confusion
+
+__all__ = ["RunSet", "load_run_set", "subject_confusions", "bootstrap_compare", "comparison_table"]
+
+
+@dataclass
+class RunSet:
+    """The runs of one entry, reduced to per-subject confusion matrices.
+
+    Attributes:
+        label: the entry's name.
+        runs: the run folders.
+        subjects: (S,) subject ids, sorted.
+        confusions: (R, S, C, C) int counts per run and subject (row = true, column = predicted).
+        clips: the (subject, clip, y_true) rows, sorted: the same for every run of the entry.
+        oracle: True when the runs picked epochs on the test subject.
+    """
+    label: str
+    runs: list[Path]
+    subjects: list[str]
+    confusions: np.ndarray
+    clips: pd.DataFrame
+    oracle: bool
+
+
+def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: int = 3) -> np.ndarray:
+    """(S, C, C) confusion counts of each subject's clips (rows of ``pred``: subject, y_true, y_pred)."""
+    index = {s: i for i, s in enumerate(subjects)}
+    s = pred["subject"].map(index).to_numpy()
+    if np.isnan(s.astype(float)).any():
+        raise ValueError(f"prediction of an unknown subject {pred['subject'][np.isnan(s.astype(float))].iloc[0]}")
+    t, p = pred["y_true"].to_numpy(int), pred["y_pred"].to_numpy(int)
+    if ((t < 0) | (t >= n_classes) | (p < 0) | (p >= n_classes)).any():
+        raise ValueError(f"class ids outside 0..{n_classes - 1} in predictions")
+    flat = np.bincount((s.astype(int) * n_classes + t) * n_classes + p, minlength=len(subjects) * n_classes ** 2)
+    return flat.reshape(len(subjects), n_classes, n_classes)
+
+
+def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
+    run_json, pred_csv = run / "run.json", run / "predictions.csv"
+    for f in (run_json, pred_csv):
+        if not f.is_file():
+            raise ValueError(f"{run}: no {f.name}; give the folder of a finished `icegan loso` or train.py run")
+    header = json.loads(run_json.read_text())
+    pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
+    missing = [c for c in ("subject", "clip", "y_true", "y_pred") if c not in pred.columns]
+    if missing:
+        raise ValueError(f"{pred_csv}: missing column(s) {missing}")
+    unfinished = sorted(set(header.get("folds", [])) - set(pred["subject"]))
+    if unfinished:
+        raise ValueError(f"{run}: unfinished run, no predictions for {len(unfinished)} fold(s) (first: "
+                         f"{unfinished[0]}); resume it with the same command first")
+    if pred.duplicated(["subject", "clip"]).any():
+        r = pred[pred.duplicated(["subject", "clip"])].iloc[0]
+        raise ValueError(f"{pred_csv}: clip {r['subject']}/{r['clip']} appears more than once")
+    return header, pred.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
+
+
+def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> RunSet:
+    """Read finished runs (one entry) into per-subject confusion matrices.
+
+    Raises:
+        ValueError: a missing or unfinished run, or runs of one entry that differ in clips or labels, or mix
+            oracle and honest selection (the message names the runs).
+    """
+    runs = [Path(r) for r in runs]
+    if not runs:
+        raise ValueError(f"entry '{label}': no runs")
+    headers, preds = zip(*(_read_predictions(r) for r in runs))
+    keys = preds[0][["subject", "clip", "y_true"]]
+    for r, p in zip(runs[1:], preds[1:]):
+        if not p[["subject", "clip", "y_true"]].equals(keys):
+            raise ValueError(f"entry '{label}': {r} and {runs[0]} differ in clips or labels; runs of one entry must "
+                             "cover the same clips")
+    oracle = {bool(h.get("oracle_epoch")) for h in headers}
+    if len(oracle) > 1:
+        raise ValueError(f"entry '{label}': mixes oracle-epoch and honest runs")
+    subjects = sorted(keys["subject"].unique())
+    cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
+    return RunSet(label, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop())
+
+
+def _statistic(cms: np.ndarray):
+    """Vectorised statistic for scipy.stats.bootstrap: resampled subject indices (..., S) → mean over runs of
+    (UF1, UAR), stacked on the first axis."""
+    def stat(idx, axis=-1):
+        idx = np.asarray(idx).astype(int)
+        pooled = cms[:, idx].sum(axis=-3)                # (R, ..., C, C)
+        uf1, uar = uf1_uar_from_confusion(pooled)
+        return np.stack([uf1.mean(0), uar.mean(0)])
+    return stat
+
+
+def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int = 9999, confidence: float = 0.95,
+                      seed: int = 0) -> list[dict]:
+    """Subject-bootstrap intervals of UF1 and UAR for each entry and of its paired difference to the baseline.
+
+    Args:
+        sets: entries (:func:`load_run_set`) over the same clips and labels.
+        baseline: index of the entry the differences are taken against.
+        resamples: bootstrap resamples B (≥ 100).
+        confidence: level of the two-sided percentile intervals, in (0, 1).
+        seed: seed of the resampling (the same seed gives the same intervals).
+
+    Returns:
+        One dict per entry: label, runs (count), oracle, UF1, UAR (the point values: mean over the entry's runs
+        on all subjects), UF1_ci, UAR_ci ((low, high)), and for entries other than the baseline dUF1, dUAR
+        (point differences), dUF1_ci, dUAR_ci and p_better (share of resamples where the entry's UF1 beats the
+        baseline's).
+
+    Raises:
+        ValueError: entries over different clips or labels, a bad baseline, resamples < 100, or a confidence
+            outside (0, 1).
+    """
+    from scipy.stats import bootstrap
+
+    if not sets:
+        raise ValueError("nothing to compare")
+    if not 0 <= baseline < len(sets):
+        raise ValueError(f"baseline index {baseline} out of range for {len(sets)} entries")
+    if resamples < 100:
+        raise ValueError(f"resamples must be >= 100, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    ref = sets[baseline]
+    for s in sets:
+        if not s.clips.equals(ref.clips):
+            raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels; a paired comparison "
+                             "needs the same LOSO over the same data")
+    n_subj = len(ref.subjects)
+    # all entries' runs in one array, so one resample draws the same subjects for every entry (paired)
+    stats = [_statistic(s.confusions) for s in sets]
+
+    def joint(idx, axis=-1):
+        return np.concatenate([f(idx) for f in stats])       # (2 · entries, ...)
+
+    res = bootstrap((np.arange(n_subj),), joint, n_resamples=resamples, vectorized=True, method="percentile",
+                    confidence_level=confidence, rng=np.random.default_rng(seed), batch=500)
+    dist = res.bootstrap_distribution                         # (2 · entries, B)
+    point = joint(np.arange(n_subj))
+    alpha = (1 - confidence) / 2
+    out = []
+    for k, s in enumerate(sets):
+        row = {"label": s.label, "runs": len(s.runs), "oracle": s.oracle, "UF1": float(point[2 * k]),
+               "UAR": float(point[2 * k + 1]),
+               "UF1_ci": (float(res.confidence_interval.low[2 * k]), float(res.confidence_interval.high[2 * k])),
+               "UAR_ci": (float(res.confidence_interval.low[2 * k + 1]),
+                          float(res.confidence_interval.high[2 * k + 1]))}
+        if k != baseline:
+            for j, key in ((0, "UF1"), (1, "UAR")):
+                d = dist[2 * k + j] - dist[2 * baseline + j]
+                row[f"d{key}"] = float(point[2 * k + j] - point[2 * baseline + j])
+                row[f"d{key}_ci"] = (float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha)))
+            row["p_better"] = float(np.mean(dist[2 * k] > dist[2 * baseline]))
+        out.append(row)
+    return out
+
+
+def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
+                     fmt: str = "markdown") -> str:
+    """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend) or CSV."""
+    base = rows[baseline]["label"]
+    pct = f"{100 * confidence:g} %"
+    if fmt == "csv":
+        flat = []
+        for r in rows:
+            f = {"label": r["label"], "runs": r["runs"], "selection": "ORACLE" if r["oracle"] else "honest"}
+            for key in ("UF1", "UAR", "dUF1", "dUAR"):
+                if key in r:
+                    f[key], f[f"{key}_low"], f[f"{key}_high"] = r[key], *r[f"{key}_ci"]
+            if "p_better" in r:
+                f["p_better"] = r["p_better"]
+            flat.append(f)
+        return pd.DataFrame(flat).to_csv(index=False, float_format="%.4f")
+    if fmt != "markdown":
+        raise ValueError(f"unknown format {fmt!r}; expected markdown or csv")
+
+    def ci(v, lohi):
+        return f"{v:.4f} [{lohi[0]:.4f}, {lohi[1]:.4f}]"
+
+    lines = [f"| entry | runs | selection | UF1 [{pct} CI] | UAR [{pct} CI] | ΔUF1 vs {base} [{pct} CI] | "
+             f"ΔUAR vs {base} [{pct} CI] | resamples UF1 > {base} |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sel = "**ORACLE**" if r["oracle"] else "honest"
+        d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]), f"{100 * r['p_better']:.1f} %") \
+            if "dUF1" in r else ("(baseline)", "", "")
+        lines.append(f"| {r['label']} | {r['runs']} | {sel} | {ci(r['UF1'], r['UF1_ci'])} | "
+                     f"{ci(r['UAR'], r['UAR_ci'])} | {' | '.join(d)} |")
+    lines.append("")
+    lines.append(f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement (the same subjects "
+                 f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "
+                 f"an entry: the mean over its runs. Intervals describe new subjects like these, not a recipe chosen "
+                 f"after seeing these results.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,137 @@
+"""Subject-bootstrap intervals (icegan.significance, icegan compare) and the vectorised UF1/UAR."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icegan.cli import main
+from icegan.metrics import compute_metrics, confusion_matrix, uf1_uar_from_confusion
+from icegan.significance import _statistic, bootstrap_compare, comparison_table, load_run_set, subject_confusions
+
+
+def test_uf1_uar_from_confusion_matches_compute_metrics():
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, 3, 50), rng.integers(0, 3, 50)),
+             (rng.integers(0, 3, 40), rng.integers(0, 2, 40)),           # class 2 never predicted
+             (rng.integers(0, 2, 30), rng.integers(0, 3, 30)),           # class 2 absent from the truth
+             (np.array([0, 1, 2, 2]), np.array([0, 1, 2, 2]))]
+    cms = np.stack([confusion_matrix(t, p) for t, p in cases])
+    uf1, uar = uf1_uar_from_confusion(cms)
+    for k, (t, p) in enumerate(cases):
+        m = compute_metrics(t, p)
+        assert uf1[k] == pytest.approx(m["UF1"]) and uar[k] == pytest.approx(m["UAR"])
+    assert np.isnan(uf1_uar_from_confusion(np.zeros((3, 3)))[0])
+    with pytest.raises(ValueError, match="C, C"):
+        uf1_uar_from_confusion(np.zeros((3, 2)))
+
+
+def _write_run(d, rows, oracle=False, folds=None):
+    d.mkdir(parents=True)
+    pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
+    pred.insert(0, "fold", pred["subject"].map({s: i for i, s in enumerate(sorted(pred["subject"].unique()))}))
+    pred.insert(1, "dataset", pred["subject"].str.split("/").str[0])
+    pred.to_csv(d / "predictions.csv", index=False)
+    (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": oracle,
+                                            "folds": folds or sorted(pred["subject"].unique())}))
+    return d
+
+
+def _rows(n_subj, truth, pred_fn):
+    """Each subject has the clips of ``truth``; prediction of clip j of subject s = pred_fn(s, j, y)."""
+    return [(f"casme2/s{s:02d}", f"c{j}", y, pred_fn(s, j, y)) for s in range(n_subj) for j, y in enumerate(truth)]
+
+
+def test_statistic_equals_pooled_metrics_of_the_resampled_subjects(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = [(f"samm/{s:03d}", f"c{j}", int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+            for s in range(9) for j in range(int(rng.integers(1, 6)))]
+    rs = load_run_set("a", [_write_run(tmp_path / "a", rows)])
+    pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
+    idx = rng.integers(0, 9, (4, 9))
+    got = _statistic(rs.confusions)(idx)
+    for b in range(4):
+        parts = [pred[pred["subject"] == rs.subjects[i]] for i in idx[b]]
+        pooled = pd.concat(parts)
+        m = compute_metrics(pooled["y_true"], pooled["y_pred"])
+        assert got[0, b] == pytest.approx(m["UF1"]) and got[1, b] == pytest.approx(m["UAR"])
+    # per-subject counts add up to the pooled confusion matrix
+    np.testing.assert_array_equal(subject_confusions(pred, rs.subjects).sum(0),
+                                  confusion_matrix(pred["y_true"], pred["y_pred"]))
+
+
+def test_identical_subjects_give_a_point_interval_and_self_difference_zero(tmp_path):
+    truth = [0, 0, 1, 2]
+    # every subject makes the same single mistake: any resample pools the same proportions
+    a = _write_run(tmp_path / "a", _rows(8, truth, lambda s, j, y: 1 if j == 0 else y))
+    b = _write_run(tmp_path / "b", _rows(8, truth, lambda s, j, y: y))
+    sets = [load_run_set("a", [a]), load_run_set("b", [b]), load_run_set("a2", [a])]
+    rows = bootstrap_compare(sets, resamples=500)
+    expect = compute_metrics([0, 0, 1, 2], [1, 0, 1, 2])
+    assert rows[0]["UF1"] == pytest.approx(expect["UF1"])
+    assert rows[0]["UF1_ci"] == pytest.approx((expect["UF1"], expect["UF1"]))
+    assert rows[1]["UF1"] == 1.0 and rows[1]["UF1_ci"] == (1.0, 1.0)
+    assert rows[1]["dUF1"] == pytest.approx(1 - expect["UF1"]) and rows[1]["p_better"] == 1.0
+    assert rows[2]["dUF1"] == 0.0 and rows[2]["dUF1_ci"] == (0.0, 0.0) and rows[2]["p_better"] == 0.0
+
+
+def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_path):
+    rng = np.random.default_rng(2)
+    truth = [0, 0, 0, 1, 1, 2]
+    noise = {s: rng.random() < 0.5 for s in range(30)}                    # half the subjects are hard
+    base = _rows(30, truth, lambda s, j, y: (y + 1) % 3 if noise[s] and j % 2 == 0 else y)
+    better = [(s_, c, y, y if (s_, c) == ("casme2/s00", "c0") else p) for s_, c, y, p in base]   # fixes one clip
+    sets = [load_run_set("base", [_write_run(tmp_path / "base", base)]),
+            load_run_set("better", [_write_run(tmp_path / "better", better)]),
+            load_run_set("seeds", [tmp_path / "base", tmp_path / "better"])]
+    rows = bootstrap_compare(sets, resamples=2000, seed=3)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert rows[1]["dUF1"] > 0 and rows[1]["dUF1_ci"][0] >= 0
+    assert width(rows[1]["dUF1_ci"]) < width(rows[0]["UF1_ci"]) / 3
+    assert rows[2]["runs"] == 2 and rows[2]["UF1"] == pytest.approx((rows[0]["UF1"] + rows[1]["UF1"]) / 2)
+    again = bootstrap_compare(sets, resamples=2000, seed=3)
+    assert again == rows                                                  # seeded
+    table = comparison_table(rows)
+    assert "| better | 1 | honest |" in table and "(baseline)" in table and "ΔUF1 vs base" in table
+    csv = comparison_table(rows, fmt="csv")
+    assert csv.splitlines()[0].startswith("label,runs,selection,UF1,UF1_low,UF1_high")
+
+
+def test_errors_name_what_is_wrong(tmp_path):
+    truth = [0, 1, 2]
+    a = _write_run(tmp_path / "a", _rows(4, truth, lambda s, j, y: y))
+    other = _write_run(tmp_path / "other", _rows(5, truth, lambda s, j, y: y))
+    cut = _write_run(tmp_path / "cut", _rows(4, truth, lambda s, j, y: y), folds=[f"casme2/s{s:02d}" for s in range(6)])
+    oracle = _write_run(tmp_path / "oracle", _rows(4, truth, lambda s, j, y: y), oracle=True)
+    with pytest.raises(ValueError, match="unfinished run.*casme2/s04"):
+        load_run_set("cut", [cut])
+    with pytest.raises(ValueError, match="differ in clips"):
+        load_run_set("x", [a, other])
+    with pytest.raises(ValueError, match="mixes oracle"):
+        load_run_set("x", [a, oracle])
+    with pytest.raises(ValueError, match="no run.json"):
+        load_run_set("x", [tmp_path])
+    sa, so = load_run_set("a", [a]), load_run_set("o", [other])
+    with pytest.raises(ValueError, match="different clips"):
+        bootstrap_compare([sa, so])
+    with pytest.raises(ValueError, match="resamples"):
+        bootstrap_compare([sa], resamples=10)
+    assert load_run_set("o", [oracle]).oracle
+    assert "**ORACLE**" in comparison_table(bootstrap_compare([load_run_set("o", [oracle])], resamples=100))
+
+
+def test_compare_cli(tmp_path, capsys):
+    truth = [0, 1, 2, 2]
+    _write_run(tmp_path / "r_s0", _rows(6, truth, lambda s, j, y: y if s % 3 else 0))
+    _write_run(tmp_path / "r_s1", _rows(6, truth, lambda s, j, y: y if s % 2 else 0))
+    _write_run(tmp_path / "plain", _rows(6, truth, lambda s, j, y: 0 if j == 3 else y))
+    out = tmp_path / "cmp.md"
+    rc = main(["compare", f"seeds={tmp_path}/r_s*", f"plain={tmp_path}/plain", "--baseline", "plain",
+               "--resamples", "300", "--out", str(out)])
+    assert rc == 0
+    text = out.read_text()
+    assert "| seeds | 2 | honest |" in text and "ΔUF1 vs plain" in text
+    assert main(["compare", f"{tmp_path}/plain", "--baseline", "nope"]) == 2
+    assert "--baseline 'nope'" in capsys.readouterr().err
+    assert main(["compare", f"{tmp_path}/missing_*"]) == 2
+    assert "matches no run folder" in capsys.readouterr().err
