@@ -66,9 +66,12 @@ def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: i
 
 def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
     run_json, pred_csv = run / "run.json", run / "predictions.csv"
+    if not run_json.is_file() and (run / "ensemble.json").is_file():
+        run_json = run / "ensemble.json"        # `icegan ensemble` output: finished, honest members by construction
     for f in (run_json, pred_csv):
         if not f.is_file():
-            raise ValueError(f"{run}: no {f.name}; give the folder of a finished `icegan loso` or train.py run")
+            raise ValueError(f"{run}: no {f.name}; give the folder of a finished `icegan loso`, train.py or "
+                             "`icegan ensemble` run")
     header = json.loads(run_json.read_text())
     pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
     missing = [c for c in ("subject", "clip", "y_true", "y_pred") if c not in pred.columns]
@@ -86,6 +89,9 @@ def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
 
 def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> RunSet:
     """Read finished runs (one entry) into per-subject confusion matrices.
+
+    A run is a folder of ``icegan loso`` or train.py (``run.json`` + ``predictions.csv``) or of
+    ``icegan ensemble`` (``ensemble.json`` + ``predictions.csv``).
 
     Raises:
         ValueError: a missing or unfinished run, or runs of one entry that differ in clips or labels, or mix

@@ -111,6 +111,11 @@ def test_errors_name_what_is_wrong(tmp_path):
         load_run_set("x", [a, oracle])
     with pytest.raises(ValueError, match="no run.json"):
         load_run_set("x", [tmp_path])
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    (ens / "predictions.csv").write_text((a / "predictions.csv").read_text())
+    (ens / "ensemble.json").write_text(json.dumps({"members": [], "protocol": "CDE"}))
+    assert load_run_set("e", [ens]).clips.equals(load_run_set("a", [a]).clips)
     sa, so = load_run_set("a", [a]), load_run_set("o", [other])
     with pytest.raises(ValueError, match="different clips"):
         bootstrap_compare([sa, so])
