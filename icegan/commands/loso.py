@@ -12,7 +12,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core)
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | toy), root, datasets, recenter (none | median), roi (none | landmarks),
-           roi_patch (7)
+           roi_patch (7), synthetic_per_clip (0)
     model: see icegan.recognition.RecognizerConfig
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Literal, Optional
 
 from icegan.recognition import RecognizerConfig
 
-__all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set"]
+__all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set"]
 
 
 @dataclass
@@ -48,6 +48,11 @@ class FeatureDataConfig:
             ``faces_224``, cached under ``<ICEGAN_DATA>/cache/megc2019_roi``). Applied after ``recenter``.
             The model resizes the tiled map to its ``input_size``. megc2019_htnet source only.
         roi_patch: side of each region window in flow-map pixels (HTNet: 7).
+        synthetic_per_clip: > 0 adds that many synthetic clips per real clip to the training sets: each clip's
+            apex face warped by a class-specific action-unit motion, TV-L1 features like the real ones
+            (:func:`icegan.data.synthetic_features.synthetic_au_features`, cached under
+            ``<ICEGAN_DATA>/cache/megc2019_roi``). A fold trains on the synthetic clips of its own training
+            subjects only; they are never scored. megc2019_htnet source only; not with ``roi``.
     """
     source: Literal["megc2019_htnet", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
@@ -56,10 +61,19 @@ class FeatureDataConfig:
     recenter: Literal["none", "median"] = "none"
     roi: Literal["none", "landmarks"] = "none"
     roi_patch: int = 7
+    synthetic_per_clip: int = 0
 
     def __post_init__(self):
         if self.roi != "none" and self.source != "megc2019_htnet":
             raise ValueError(f"data.roi={self.roi} needs the faces of data.source=megc2019_htnet, not {self.source!r}")
+        if self.synthetic_per_clip < 0:
+            raise ValueError(f"data.synthetic_per_clip must be >= 0, got {self.synthetic_per_clip}")
+        if self.synthetic_per_clip and self.source != "megc2019_htnet":
+            raise ValueError(f"data.synthetic_per_clip needs the faces of data.source=megc2019_htnet, not "
+                             f"{self.source!r}")
+        if self.synthetic_per_clip and self.roi != "none":
+            raise ValueError("data.synthetic_per_clip makes whole-face maps; it cannot be combined with "
+                             f"data.roi={self.roi}")
         if not 1 <= self.roi_patch <= 28:
             raise ValueError(f"data.roi_patch must be in 1..28 flow-map pixels, got {self.roi_patch}")
 
@@ -85,6 +99,21 @@ class LosoConfig:
         if self.workers != 1 and not self.device.startswith("cpu"):
             raise ValueError(f"workers={self.workers} trains fold groups in CPU processes; with device={self.device} "
                              f"set workers=1")
+
+
+def load_synthetic_set(cfg: FeatureDataConfig, fs, progress: bool = False):
+    """The training-only synthetic clips of ``cfg.synthetic_per_clip`` for the real set ``fs`` (None when 0),
+    recentred like the real features."""
+    if not cfg.synthetic_per_clip:
+        return None
+    from icegan.data.features import FeatureSet, recenter_flow
+    from icegan.data.synthetic_features import synthetic_au_features
+    from icegan.paths import default_data_root
+    syn = synthetic_au_features(fs, cfg.synthetic_per_clip, cache_dir=default_data_root() / "cache" / "megc2019_roi",
+                                progress=progress)
+    if cfg.recenter == "median":
+        syn = FeatureSet(syn.samples, recenter_flow(syn.features))
+    return syn
 
 
 def load_feature_set(cfg: FeatureDataConfig):
@@ -131,6 +160,7 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
     fs = load_feature_set(cfg.data)
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
+    syn = load_synthetic_set(cfg.data, fs, progress=progress)
 
     per_call = 1 if cfg.model.name == "logreg" else cfg.model.folds_per_group
     group_map = None
@@ -142,7 +172,7 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
     if workers > 1:
         from icegan.executors import ProcessGroupMap
         group_map = ProcessGroupMap(workers, threads=cfg.threads)
-    folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None)
+    folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None, extra=syn)
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
                     dataset=cfg.dataset, name=cfg.name, max_folds=cfg.max_folds, folds_fn=folds_fn,
                     folds_per_call=per_call, progress=progress, group_map=group_map)
@@ -153,12 +183,22 @@ class FeatureFolds:
     per fold (:func:`icegan.recognition.fit_predict_folds`); it carries the features, so a worker process
     (``workers`` > 1) receives them once."""
 
-    def __init__(self, cfg: "LosoConfig", x, y, subjects: list[str], progress: bool = True):
-        self.cfg, self.x, self.y, self.subjects, self.progress = cfg, x, y, subjects, progress
+    def __init__(self, cfg: "LosoConfig", x, y, subjects: list[str], progress: bool = True, extra=None):
+        self.cfg, self.progress = cfg, progress
+        self.n_real = len(subjects)
+        self.extra_subjects = [] if extra is None else extra.samples["subject"].tolist()
+        if extra is not None:       # training-only rows after the real ones (icegan.data.synthetic_features)
+            import torch
+            x, y = torch.cat([x, extra.features]), torch.cat([y, extra.labels])
+            subjects = list(subjects) + self.extra_subjects
+        self.x, self.y, self.subjects = x, y, subjects
 
     def __call__(self, folds):
         from icegan.recognition import fit_predict_folds
         c = self.cfg
+        if self.extra_subjects:
+            from icegan.data.synthetic_features import add_training_rows
+            folds = add_training_rows(folds, self.subjects[:self.n_real], self.extra_subjects, self.n_real)
         return fit_predict_folds(c.model, self.x, self.y, self.subjects, folds, device=c.device, seed=c.seed,
                                  oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer)
 
@@ -178,6 +218,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
+  data.synthetic_per_clip=INT  >0: that many synthetic AU clips per real clip, from the training subjects' own
+                           faces, added to each fold's training set (never scored)
   model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
