@@ -282,12 +282,17 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
 def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot_prefix: str, n_classes: int,
                   md_extra: str = "") -> str:
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
-    (:func:`_markdown` titled ``label``, then ``md_extra`` if given) and ``confusion.png`` (titled
+    (:func:`_markdown` titled ``label``, the subject-bootstrap interval of UF1/UAR
+    (:func:`icegan.significance.subject_interval`), then ``md_extra`` if given) and ``confusion.png`` (titled
     ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``). Used by :func:`run_loso` and ``icegan ensemble``.
     Returns the metrics.md text."""
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     per_subject_table(pred).to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
+    from icegan.significance import interval_markdown, subject_interval
     md = _markdown(metrics, label)
+    ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
+    if ci:
+        md = md.rstrip("\n") + "\n\n" + ci
     if md_extra:
         md = md.rstrip("\n") + "\n" + md_extra
     (out / "metrics.md").write_text(md)

@@ -28,7 +28,8 @@ import pandas as pd
 
 from icegan.metrics import uf1_uar_from_confusion
 
-__all__ = ["RunSet", "load_run_set", "subject_confusions", "bootstrap_compare", "comparison_table"]
+__all__ = ["RunSet", "load_run_set", "subject_confusions", "bootstrap_compare", "comparison_table",
+           "subject_interval", "interval_markdown"]
 
 
 @dataclass
@@ -227,3 +228,38 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
                  f"an entry: the mean over its runs. Intervals describe new subjects like these, not a recipe chosen "
                  f"after seeing these results.")
     return "\n".join(lines) + "\n"
+
+
+def subject_interval(pred: pd.DataFrame, resamples: int = 9999, confidence: float = 0.95, seed: int = 0,
+                     n_classes: int = 3) -> Optional[dict]:
+    """Subject-bootstrap interval of one run's pooled UF1 and UAR.
+
+    Args:
+        pred: predictions with columns subject, y_true, y_pred (one row per clip).
+        resamples, confidence, seed: as in :func:`bootstrap_compare`.
+
+    Returns:
+        ``{"UF1": (low, high), "UAR": (low, high), "n_subjects": S, "resamples": B, "confidence": c}``, or None
+        with fewer than 2 subjects (nothing to resample).
+    """
+    from scipy.stats import bootstrap
+
+    subjects = sorted(pred["subject"].astype(str).unique())
+    if len(subjects) < 2:
+        return None
+    cms = subject_confusions(pred.assign(subject=pred["subject"].astype(str)), subjects, n_classes)[None]
+    res = bootstrap((np.arange(len(subjects)),), _statistic(cms), n_resamples=resamples, vectorized=True,
+                    method="percentile", confidence_level=confidence, rng=np.random.default_rng(seed), batch=500)
+    lo, hi = res.confidence_interval
+    return {"UF1": (float(lo[0]), float(hi[0])), "UAR": (float(lo[1]), float(hi[1])), "n_subjects": len(subjects),
+            "resamples": resamples, "confidence": confidence}
+
+
+def interval_markdown(ci: Optional[dict]) -> str:
+    """One metrics.md paragraph for :func:`subject_interval`'s result (empty for None)."""
+    if ci is None:
+        return ""
+    pct = f"{100 * ci['confidence']:g} %"
+    return (f"Subject-bootstrap {pct} interval ({ci['resamples']} resamples of the {ci['n_subjects']} subjects, "
+            f"percentile; `icegan compare` for paired differences between runs): "
+            f"UF1 [{ci['UF1'][0]:.4f}, {ci['UF1'][1]:.4f}], UAR [{ci['UAR'][0]:.4f}, {ci['UAR'][1]:.4f}].\n")

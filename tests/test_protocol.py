@@ -86,6 +86,10 @@ def test_run_writes_every_output_with_exact_schema(toy, tmp_path):
     assert len(pred) == len(toy) and pred["clip"].is_unique
     md = (out / "metrics.md").read_text()
     assert "honest" in md and "ORACLE" in md  # reference rows are labelled by their selection
+    from icegan.significance import subject_interval
+    ci = subject_interval(pred)
+    assert ci["n_subjects"] == 6 and ci["UF1"][0] <= j["overall"]["UF1"] <= ci["UF1"][1]
+    assert f"UF1 [{ci['UF1'][0]:.4f}, {ci['UF1'][1]:.4f}]" in md and "of the 6 subjects" in md
 
 
 def test_resume_after_killed_run_gives_identical_metrics(toy, tmp_path):

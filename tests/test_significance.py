@@ -7,7 +7,8 @@ import pytest
 
 from icegan.cli import main
 from icegan.metrics import compute_metrics, confusion_matrix, uf1_uar_from_confusion
-from icegan.significance import _statistic, bootstrap_compare, comparison_table, load_run_set, subject_confusions
+from icegan.significance import (_statistic, bootstrap_compare, comparison_table, interval_markdown, load_run_set,
+                                 subject_confusions, subject_interval)
 
 
 def test_uf1_uar_from_confusion_matches_compute_metrics():
@@ -140,3 +141,15 @@ def test_compare_cli(tmp_path, capsys):
     assert "--baseline 'nope'" in capsys.readouterr().err
     assert main(["compare", f"{tmp_path}/missing_*"]) == 2
     assert "matches no run folder" in capsys.readouterr().err
+
+
+def test_subject_interval_is_compare_s_interval_of_one_run(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = [(f"smic/s{s}", f"c{j}", int(rng.integers(0, 3)), int(rng.integers(0, 3))) for s in range(12) for j in range(4)]
+    run = _write_run(tmp_path / "r", rows)
+    ci = subject_interval(pd.read_csv(run / "predictions.csv", dtype={"subject": str}), resamples=999, seed=7)
+    row = bootstrap_compare([load_run_set("r", [run])], resamples=999, seed=7)[0]
+    assert ci["UF1"] == row["UF1_ci"] and ci["UAR"] == row["UAR_ci"] and ci["n_subjects"] == 12
+    assert "UF1 [" in interval_markdown(ci) and "12 subjects" in interval_markdown(ci)
+    one = pd.DataFrame({"subject": ["a"] * 3, "y_true": [0, 1, 2], "y_pred": [0, 1, 1]})
+    assert subject_interval(one) is None and interval_markdown(None) == ""
