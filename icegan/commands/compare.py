@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from icegan.commands.table import ENTRIES_EPILOG, add_entry_arguments, emit
 
 __all__ = ["register"]
 
@@ -32,12 +33,7 @@ def _main(args: argparse.Namespace) -> int:
             msg = f"--baseline '{args.baseline}' is not one of the entries' labels {labels}"
         print(f"icegan compare: error: {msg}", file=sys.stderr)
         return 2
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit(text, args.out)
 
 
 def register(subparsers) -> None:
@@ -50,15 +46,11 @@ def register(subparsers) -> None:
                     "each entry and for its difference to the baseline entry (the same subjects in every entry of a "
                     "resample: paired). An entry with several runs (seeds) uses their mean, as `icegan table` does. "
                     "See icegan.significance.",
-        epilog="entries: DIR, LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob pattern, e.g. "
-               "\"STSTNet=runs/ststnet_s*\"")
-    p.add_argument("entries", nargs="+", metavar="ENTRY", help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed)")
+        epilog=ENTRIES_EPILOG)
+    add_entry_arguments(p, "markdown (value [low, high] cells and a legend) or csv (numeric columns)")
     p.add_argument("--baseline", metavar="LABEL", default=None,
                    help="label of the entry the differences are taken against (default: the first entry)")
     p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples of the subjects (default 9999)")
     p.add_argument("--confidence", type=float, default=0.95, help="level of the percentile intervals (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0; same seed, same intervals)")
-    p.add_argument("--format", choices=("markdown", "csv"), default="markdown",
-                   help="markdown (value [low, high] cells and a legend) or csv (numeric columns)")
-    p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
     p.set_defaults(func=_main)

@@ -10,7 +10,27 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["register"]
+__all__ = ["register", "add_entry_arguments", "emit"]
+
+ENTRIES_EPILOG = ("entries: DIR (row named after the folder), LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob "
+                  "pattern, e.g. \"STSTNet=runs/ststnet_s*\"")
+
+
+def add_entry_arguments(p: argparse.ArgumentParser, format_help: str) -> None:
+    """The run-entry arguments shared by ``icegan table`` and ``icegan compare``: entries, --format, --out."""
+    p.add_argument("entries", nargs="+", metavar="ENTRY", help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed)")
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown", help=format_help)
+    p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
+
+
+def emit(text: str, out: str | None) -> int:
+    """Write ``text`` to ``out`` (saying so) or to stdout; returns exit code 0."""
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -21,12 +41,7 @@ def _main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"icegan table: error: {exc}", file=sys.stderr)
         return 2
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit(text, args.out)
 
 
 def register(subparsers) -> None:
@@ -37,10 +52,6 @@ def register(subparsers) -> None:
                     "ensemble folders): selection (honest / ORACLE epoch), protocol, number of runs, UF1 and UAR overall "
                     "and per dataset. An entry with several runs (seeds) shows mean ± sample std over them, never the "
                     "best run. Runs of one entry must share protocol, selection, folds and samples.",
-        epilog="entries: DIR (row named after the folder), LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob "
-               "pattern, e.g. \"STSTNet=runs/ststnet_s*\"")
-    p.add_argument("entries", nargs="+", metavar="ENTRY", help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed)")
-    p.add_argument("--format", choices=("markdown", "csv"), default="markdown",
-                   help="markdown (cells 'mean ± std', 4 decimals) or csv (mean and std as separate numeric columns)")
-    p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
+        epilog=ENTRIES_EPILOG)
+    add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals) or csv (mean and std as separate numeric columns)")
     p.set_defaults(func=_main)
