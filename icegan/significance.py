@@ -51,6 +51,23 @@ class RunSet:
     clips: pd.DataFrame
     oracle: bool
 
+    def datasets(self) -> list[str]:
+        """The dataset prefixes of the subjects (``casme2``, ``samm``, ``smic``), sorted."""
+        return sorted({s.split("/", 1)[0] for s in self.subjects})
+
+    def restrict(self, dataset: str) -> "RunSet":
+        """The same runs scored on one dataset's subjects only (their clips were predicted by the same models).
+
+        Raises:
+            ValueError: no subject of ``dataset``.
+        """
+        keep = [i for i, s in enumerate(self.subjects) if s.split("/", 1)[0] == dataset]
+        if not keep:
+            raise ValueError(f"'{self.label}' has no subject of dataset '{dataset}'")
+        subjects = [self.subjects[i] for i in keep]
+        clips = self.clips[self.clips["subject"].isin(subjects)].reset_index(drop=True)
+        return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle)
+
 
 def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: int = 3) -> np.ndarray:
     """(S, C, C) confusion counts of each subject's clips (rows of ``pred``: subject, y_true, y_pred)."""
@@ -192,8 +209,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
 
 
 def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
-                     fmt: str = "markdown") -> str:
-    """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend) or CSV."""
+                     fmt: str = "markdown", legend: bool = True) -> str:
+    """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``) or CSV."""
     base = rows[baseline]["label"]
     pct = f"{100 * confidence:g} %"
     if fmt == "csv":
@@ -222,6 +239,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             if "dUF1" in r else ("(baseline)", "", "")
         lines.append(f"| {r['label']} | {r['runs']} | {sel} | {ci(r['UF1'], r['UF1_ci'])} | "
                      f"{ci(r['UAR'], r['UAR_ci'])} | {' | '.join(d)} |")
+    if not legend:
+        return "\n".join(lines) + "\n"
     lines.append("")
     lines.append(f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement (the same subjects "
                  f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "

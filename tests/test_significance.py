@@ -153,3 +153,27 @@ def test_subject_interval_is_compare_s_interval_of_one_run(tmp_path):
     assert "UF1 [" in interval_markdown(ci) and "12 subjects" in interval_markdown(ci)
     one = pd.DataFrame({"subject": ["a"] * 3, "y_true": [0, 1, 2], "y_pred": [0, 1, 1]})
     assert subject_interval(one) is None and interval_markdown(None) == ""
+
+
+def test_per_dataset_scopes(tmp_path, capsys):
+    truth = [0, 1, 2]
+    rows = [(f"{d}/s{s}", f"c{j}", y, y if (d == "samm" or s % 2) else 0)
+            for d in ("casme2", "samm") for s in range(4) for j, y in enumerate(truth)]
+    run = _write_run(tmp_path / "r", rows)
+    rs = load_run_set("r", [run])
+    assert rs.datasets() == ["casme2", "samm"]
+    samm = rs.restrict("samm")
+    assert samm.subjects == [f"samm/s{s}" for s in range(4)] and len(samm.clips) == 12
+    assert bootstrap_compare([samm], resamples=200)[0]["UF1_ci"] == (1.0, 1.0)     # every SAMM clip right
+    casme = bootstrap_compare([rs.restrict("casme2")], resamples=200)[0]
+    pooled = pd.DataFrame(rows[:12], columns=["subject", "clip", "y_true", "y_pred"])
+    assert casme["UF1"] == pytest.approx(compute_metrics(pooled["y_true"], pooled["y_pred"])["UF1"])
+    with pytest.raises(ValueError, match="smic"):
+        rs.restrict("smic")
+    assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "## all (8 subjects)" in out and "## casme2 (4 subjects)" in out and "## samm (4 subjects)" in out
+    assert out.count("Subject-level bootstrap") == 1
+    assert main(["compare", str(run), "--per-dataset", "--resamples", "200", "--format", "csv"]) == 0
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0].startswith("scope,label,") and [ln.split(",")[0] for ln in csv[1:]] == ["all", "casme2", "samm"]

@@ -23,10 +23,23 @@ def _main(args: argparse.Namespace) -> int:
         labels = [e.label for e in entries]
         base = labels.index(args.baseline) if args.baseline is not None else 0
         sets = [load_run_set(e.label, e.runs) for e in entries]
-        rows = bootstrap_compare(sets, baseline=base, resamples=args.resamples, confidence=args.confidence,
-                                 seed=args.seed)
-        text = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
-                                fmt=args.format)
+        scopes = [("all", sets)]
+        if args.per_dataset:
+            scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
+        parts = []
+        for name, scoped in scopes:
+            rows = bootstrap_compare(scoped, baseline=base, resamples=args.resamples, confidence=args.confidence,
+                                     seed=args.seed)
+            part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
+                                    fmt=args.format, legend=name == scopes[-1][0])
+            if args.per_dataset and args.format == "markdown":
+                part = f"## {name} ({len(scoped[0].subjects)} subjects)\n\n{part}"
+            elif args.per_dataset:       # csv: one table, a scope column first
+                lines = part.splitlines()
+                part = "".join((["scope," + lines[0] + "\n"] if not parts else [])
+                               + [f"{name},{ln}\n" for ln in lines[1:]])
+            parts.append(part)
+        text = ("\n" if args.format == "markdown" else "").join(parts)
     except ValueError as exc:
         msg = str(exc)
         if args.baseline is not None and "is not in list" in msg:
@@ -52,5 +65,7 @@ def register(subparsers) -> None:
                    help="label of the entry the differences are taken against (default: the first entry)")
     p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples of the subjects (default 9999)")
     p.add_argument("--confidence", type=float, default=0.95, help="level of the percentile intervals (default 0.95)")
+    p.add_argument("--per-dataset", action="store_true",
+                   help="also one table per dataset (its subjects resampled alone; the same runs' predictions)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0; same seed, same intervals)")
     p.set_defaults(func=_main)
