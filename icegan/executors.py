@@ -54,10 +54,10 @@ def _strip(fold):
 
 
 def _run_fold_task(fold_fn, fold, threads: int):
-    """Body of one Ray task: set the thread count, run the fold, return scores and extras."""
-    import torch
+    """Body of one Ray task: set the thread count (torch and BLAS), run the fold, return scores and extras."""
     if threads > 0:
-        torch.set_num_threads(threads)
+        from icegan.environment import limit_threads
+        limit_threads(threads)
     scores = fold_fn(fold)
     extra = fold_fn.task_report(fold) if hasattr(fold_fn, "task_report") else None
     return scores, extra

@@ -545,7 +545,8 @@ class FoldRunner:
         torch.manual_seed(cfg.seed + fold.index)
         np.random.seed(cfg.seed + fold.index)
         if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+            from icegan.environment import limit_threads
+            limit_threads(cfg.threads)      # torch and the BLAS pools (a Ray worker runs folds with this too)
         tr, te = fold.train_idx, fold.test_idx
         fold_dir = self.run_dir / "folds" / fold.subject.replace("/", "_")
         feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
@@ -656,7 +657,8 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+        from icegan.environment import limit_threads
+        limit_threads(cfg.threads)          # torch and NumPy/SciPy/scikit-learn's BLAS pools
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = distributed.local_device(resolve_device(cfg.device))
