@@ -29,7 +29,7 @@ import pandas as pd
 from icegan.metrics import uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "bootstrap_compare", "comparison_table",
-           "subject_interval", "interval_markdown"]
+           "subject_interval", "interval_markdown", "forest_plot"]
 
 
 @dataclass
@@ -282,3 +282,50 @@ def interval_markdown(ci: Optional[dict]) -> str:
     return (f"Subject-bootstrap {pct} interval ({ci['resamples']} resamples of the {ci['n_subjects']} subjects, "
             f"percentile; `icegan compare` for paired differences between runs): "
             f"UF1 [{ci['UF1'][0]:.4f}, {ci['UF1'][1]:.4f}], UAR [{ci['UAR'][0]:.4f}, {ci['UAR'][1]:.4f}].\n")
+
+
+def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, baseline: int = 0,
+                confidence: float = 0.95) -> None:
+    """A forest plot of :func:`bootstrap_compare` results: per scope (all subjects, then datasets), UF1 with its
+    interval per entry (left) and the paired ΔUF1 to the baseline (right, with a line at 0). Oracle entries are
+    drawn hollow and tagged.
+
+    Args:
+        scopes: ``[(name, rows), ...]``, rows of one :func:`bootstrap_compare` call each, same entries in each.
+        path: PNG file to write.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows = len(scopes[0][1])
+    fig, axes = plt.subplots(len(scopes), 2, figsize=(11, 0.45 * n_rows * len(scopes) + 1.2 * len(scopes)),
+                             squeeze=False, sharex="col")
+    base = scopes[0][1][baseline]["label"]
+    pct = f"{100 * confidence:g} %"
+    for (name, rows), (ax_l, ax_r) in zip(scopes, axes):
+        ys = np.arange(len(rows))[::-1]
+        labels = [r["label"] + (" [ORACLE]" if r["oracle"] else "") for r in rows]
+        for y, r in zip(ys, rows):
+            face = "white" if r["oracle"] else "C0"
+            ax_l.errorbar(r["UF1"], y, xerr=[[r["UF1"] - r["UF1_ci"][0]], [r["UF1_ci"][1] - r["UF1"]]], fmt="o",
+                          color="C0", mfc=face, capsize=3)
+            if "dUF1" not in r:
+                ax_r.annotate("baseline", (0, y), xytext=(4, 0), textcoords="offset points", va="center",
+                              fontsize=8, color="0.4")
+            else:
+                color = "C2" if r["dUF1_ci"][0] > 0 else ("C3" if r["dUF1_ci"][1] < 0 else "C7")
+                ax_r.errorbar(r["dUF1"], y, xerr=[[r["dUF1"] - r["dUF1_ci"][0]], [r["dUF1_ci"][1] - r["dUF1"]]],
+                              fmt="o", color=color, mfc="white" if r["oracle"] else color, capsize=3)
+        for ax in (ax_l, ax_r):
+            ax.set_yticks(ys)
+            ax.set_ylim(-0.7, len(rows) - 0.3)
+            ax.grid(axis="x", alpha=0.3)
+        ax_l.set_yticklabels(labels)
+        ax_r.set_yticklabels([])
+        ax_r.axvline(0, color="k", lw=0.8)
+        ax_l.set_title(f"{name}: UF1, {pct} subject-bootstrap interval", fontsize=10)
+        ax_r.set_title(f"{name}: ΔUF1 vs {base} (paired)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

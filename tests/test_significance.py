@@ -174,6 +174,12 @@ def test_per_dataset_scopes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "## all (8 subjects)" in out and "## casme2 (4 subjects)" in out and "## samm (4 subjects)" in out
     assert out.count("Subject-level bootstrap") == 1
+    png = tmp_path / "forest.png"
+    assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200", "--plot", str(png)]) == 0
+    from PIL import Image
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[1] > im.size[0] / 2          # three scopes stacked
+    capsys.readouterr()
     assert main(["compare", str(run), "--per-dataset", "--resamples", "200", "--format", "csv"]) == 0
     csv = capsys.readouterr().out.splitlines()
     assert csv[0].startswith("scope,label,") and [ln.split(",")[0] for ln in csv[1:]] == ["all", "casme2", "samm"]

@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 def _main(args: argparse.Namespace) -> int:
     from icegan.report import parse_entry
-    from icegan.significance import bootstrap_compare, comparison_table, load_run_set
+    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
 
     try:
         entries = [parse_entry(e) for e in args.entries]
@@ -26,10 +26,11 @@ def _main(args: argparse.Namespace) -> int:
         scopes = [("all", sets)]
         if args.per_dataset:
             scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
-        parts = []
+        parts, plotted = [], []
         for name, scoped in scopes:
             rows = bootstrap_compare(scoped, baseline=base, resamples=args.resamples, confidence=args.confidence,
                                      seed=args.seed)
+            plotted.append((f"{name} ({len(scoped[0].subjects)} subjects)", rows))
             part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
                                     fmt=args.format, legend=name == scopes[-1][0])
             if args.per_dataset and args.format == "markdown":
@@ -40,12 +41,16 @@ def _main(args: argparse.Namespace) -> int:
                                + [f"{name},{ln}\n" for ln in lines[1:]])
             parts.append(part)
         text = ("\n" if args.format == "markdown" else "").join(parts)
+        if args.plot:
+            forest_plot(plotted, args.plot, baseline=base, confidence=args.confidence)
     except ValueError as exc:
         msg = str(exc)
         if args.baseline is not None and "is not in list" in msg:
             msg = f"--baseline '{args.baseline}' is not one of the entries' labels {labels}"
         print(f"icegan compare: error: {msg}", file=sys.stderr)
         return 2
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
     return emit(text, args.out)
 
 
@@ -67,5 +72,8 @@ def register(subparsers) -> None:
     p.add_argument("--confidence", type=float, default=0.95, help="level of the percentile intervals (default 0.95)")
     p.add_argument("--per-dataset", action="store_true",
                    help="also one table per dataset (its subjects resampled alone; the same runs' predictions)")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="also draw a forest plot: UF1 with its interval per entry and the paired ΔUF1 (per dataset "
+                        "too with --per-dataset)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0; same seed, same intervals)")
     p.set_defaults(func=_main)
