@@ -1,6 +1,5 @@
 """Landmark regions of interest (HTNet's input design): windows, centres, real landmarks, cache, config."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-__all__ = ["ROI_POINTS", "face_landmarks_megc2019", "roi_centers", "roi_patches",
+__all__ = ["ROI_POINTS", "files_cache_key", "face_landmarks_megc2019", "roi_centers", "roi_patches",
            "landmark_roi_features"]
 
 #: iBUG-300W point indices averaged into each region centre, in tiling order (row-major 2 × 2):
@@ -51,7 +51,8 @@ def _read_face(path: Path, clip: str) -> np.ndarray:
         raise ValueError(f"apex face of clip '{clip}' cannot be read as an image: {path}: {exc}") from None
 
 
-def _cache_key(paths: Sequence[Path]) -> str:
+def files_cache_key(paths: Sequence[Path]) -> str:
+    """16 hex digits identifying a list of files by path, size and modification time (cache file names)."""
     h = hashlib.sha1()
     for p in paths:
         st = p.stat()
@@ -86,7 +87,7 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
             _read_face(p, c)  # raises with the clip's name
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"landmarks_{_cache_key(paths)}.npz"
+        cache = Path(cache_dir) / f"landmarks_{files_cache_key(paths)}.npz"
         if cache.is_file():
             with np.load(cache) as z:
                 return z["points"], z["sizes"]

@@ -59,7 +59,7 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         FileNotFoundError: a missing face (names the clip).
     """
     from icegan.data.features import FeatureSet
-    from icegan.data.roi import _cache_key, face_landmarks_megc2019
+    from icegan.data.roi import face_landmarks_megc2019, files_cache_key
 
     if per_clip < 1:
         raise ValueError(f"per_clip must be >= 1, got {per_clip}")
@@ -83,7 +83,7 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         for p, c in zip(paths, samples["clip"]):
             if not p.is_file():
                 raise FileNotFoundError(f"apex face of clip '{c}' not found: {p}")
-        key = hashlib.sha1((_cache_key(paths) + json.dumps(_settings(per_clip, size, amp_range, max_head, seed)))
+        key = hashlib.sha1((files_cache_key(paths) + json.dumps(_settings(per_clip, size, amp_range, max_head, seed)))
                            .encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"synthetic_{key}.npz"
         if cache.is_file():
