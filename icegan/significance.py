@@ -29,7 +29,7 @@ import pandas as pd
 from icegan.metrics import uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "bootstrap_compare", "comparison_table",
-           "subject_interval", "interval_markdown", "forest_plot"]
+           "subject_interval", "interval_markdown", "interval_line", "forest_plot"]
 
 
 @dataclass
@@ -272,6 +272,14 @@ def subject_interval(pred: pd.DataFrame, resamples: int = 9999, confidence: floa
     lo, hi = res.confidence_interval
     return {"UF1": (float(lo[0]), float(hi[0])), "UAR": (float(lo[1]), float(hi[1])), "n_subjects": len(subjects),
             "resamples": resamples, "confidence": confidence}
+
+
+def interval_line(ci: Optional[dict]) -> str:
+    """A one-line console form of :func:`subject_interval`'s result (empty for None)."""
+    if ci is None:
+        return ""
+    return (f"  {100 * ci['confidence']:g} % subject-bootstrap interval ({ci['n_subjects']} subjects): "
+            f"UF1 [{ci['UF1'][0]:.4f}, {ci['UF1'][1]:.4f}]  UAR [{ci['UAR'][0]:.4f}, {ci['UAR'][1]:.4f}]")
 
 
 def interval_markdown(ci: Optional[dict]) -> str:

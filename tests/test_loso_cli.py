@@ -69,7 +69,11 @@ def test_short_real_loso_writes_every_output(shared_data, tmp_path, capsys):
     assert len(pred) == m["n_samples"] and pred[["score_negative", "score_positive", "score_surprise"]].sum(axis=1).round(4).eq(1).all()
     cfg = (out / "config.yaml").read_text()
     assert "epochs: 2" in cfg and "max_folds: 4" in cfg
-    assert "UF1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "UF1" in printed
+    md_ci = [ln for ln in (out / "metrics.md").read_text().splitlines() if ln.startswith("Subject-bootstrap")][0]
+    console_ci = [ln for ln in printed.splitlines() if "subject-bootstrap interval (4 subjects)" in ln][0]
+    assert console_ci.split("UF1 ")[1].split("]")[0] == md_ci.split("UF1 ")[1].split("]")[0]   # same interval
 
 
 def test_recenter_option_reaches_the_features(shared_data):

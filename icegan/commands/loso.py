@@ -247,8 +247,14 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     metrics = run(cfg, out, progress=not args.no_progress)
+    import pandas as pd
+
     from icegan.protocol import summary_text
+    from icegan.significance import interval_line, subject_interval
     print(summary_text(metrics, cfg.name))
+    ci = interval_line(subject_interval(pd.read_csv(out / "predictions.csv", dtype={"subject": str})))
+    if ci:
+        print(ci)
     print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, confusion.png, environment.jsonl, tb/)")
     return 0
 
