@@ -32,33 +32,43 @@ class EnsembleError(ValueError):
     """Member runs that cannot be averaged (message names the run and the mismatch)."""
 
 
-def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+def load_run(run_dir: str | Path, for_averaging: bool = True) -> tuple[dict, pd.DataFrame]:
     """The header (``run.json``) and predictions of one finished LOSO run.
 
     Args:
         run_dir: a run directory written by :func:`icegan.protocol.run_loso`.
+        for_averaging: True (an ensemble member): the run must be an honest LOSO run (``run.json``, no
+            oracle epoch) whose ``predictions.csv`` has every column of :data:`~icegan.protocol.PRED_COLUMNS`
+            with probability scores. False (``icegan compare``): any finished run, also an oracle-epoch run or
+            an ``icegan ensemble`` folder (``ensemble.json`` as header); subject, clip, y_true and y_pred suffice.
 
     Returns:
-        ``(header, predictions)``; predictions sorted by (fold, clip), columns as in
-        ``predictions.csv`` (fold, dataset, subject, clip, y_true, y_pred, score_*).
+        ``(header, predictions)``; predictions sorted by (fold, clip) when ``for_averaging`` (else in file
+        order), columns as in ``predictions.csv`` (fold, dataset, subject, clip, y_true, y_pred, score_*).
 
     Raises:
-        EnsembleError: missing files or columns, an oracle-epoch run, an unfinished run (a fold of
-            ``run.json`` without predictions), or scores that are not class probabilities.
+        EnsembleError: missing files or columns, an oracle-epoch run (when ``for_averaging``), an unfinished
+            run (a fold of ``run.json`` without predictions), a clip listed twice, or scores that are not class
+            probabilities (when ``for_averaging``).
     """
     d = Path(run_dir)
     run_json, pred_csv = d / "run.json", d / "predictions.csv"
+    if not for_averaging and not run_json.is_file() and (d / "ensemble.json").is_file():
+        run_json = d / "ensemble.json"      # `icegan ensemble` output: finished, honest members by construction
     for f in (run_json, pred_csv):
         if not f.is_file():
-            raise EnsembleError(f"{d}: no {f.name}; give the folder of a finished `icegan loso` or train.py run")
+            kinds = "`icegan loso` or train.py run" if for_averaging else "`icegan loso`, train.py or `icegan ensemble` run"
+            raise EnsembleError(f"{d}: no {f.name}; give the folder of a finished {kinds}")
     header = json.loads(run_json.read_text())
-    if header.get("oracle_epoch"):
+    if for_averaging and header.get("oracle_epoch"):
         raise EnsembleError(f"{d}: an oracle-epoch run (epochs picked on the test subjects); an ensemble of it "
                             "would not be honest")
     pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
-    missing = [c for c in PRED_COLUMNS if c not in pred.columns and not c.startswith("score_")]
+    need = ([c for c in PRED_COLUMNS if not c.startswith("score_")] if for_averaging
+            else ["subject", "clip", "y_true", "y_pred"])
+    missing = [c for c in need if c not in pred.columns]
     scores = [c for c in SCORE_COLUMNS if c in pred.columns]
-    if missing or not scores:
+    if missing or (for_averaging and not scores):
         raise EnsembleError(f"{pred_csv}: missing column(s) {missing or list(SCORE_COLUMNS)}")
     unfinished = sorted(set(header.get("folds", [])) - set(pred["subject"]))
     if unfinished:
@@ -68,6 +78,8 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     if dup.any():
         r = pred[dup].iloc[0]
         raise EnsembleError(f"{pred_csv}: clip {r['subject']}/{r['clip']} appears more than once")
+    if not for_averaging:
+        return header, pred
     p = pred[scores].to_numpy(np.float64)
     bad = ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
     if bad.any():

@@ -18,7 +18,6 @@ it is not a test of a recipe chosen after looking at these same LOSO numbers.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -72,9 +71,10 @@ class RunSet:
 def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: int = 3) -> np.ndarray:
     """(S, C, C) confusion counts of each subject's clips (rows of ``pred``: subject, y_true, y_pred)."""
     index = {s: i for i, s in enumerate(subjects)}
-    s = pred["subject"].map(index).to_numpy()
-    if np.isnan(s.astype(float)).any():
-        raise ValueError(f"prediction of an unknown subject {pred['subject'][np.isnan(s.astype(float))].iloc[0]}")
+    mapped = pred["subject"].map(index)
+    if mapped.isna().any():
+        raise ValueError(f"prediction of an unknown subject {pred['subject'][mapped.isna()].iloc[0]}")
+    s = mapped.to_numpy()
     t, p = pred["y_true"].to_numpy(int), pred["y_pred"].to_numpy(int)
     if ((t < 0) | (t >= n_classes) | (p < 0) | (p >= n_classes)).any():
         raise ValueError(f"class ids outside 0..{n_classes - 1} in predictions")
@@ -83,25 +83,9 @@ def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: i
 
 
 def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
-    run_json, pred_csv = run / "run.json", run / "predictions.csv"
-    if not run_json.is_file() and (run / "ensemble.json").is_file():
-        run_json = run / "ensemble.json"        # `icegan ensemble` output: finished, honest members by construction
-    for f in (run_json, pred_csv):
-        if not f.is_file():
-            raise ValueError(f"{run}: no {f.name}; give the folder of a finished `icegan loso`, train.py or "
-                             "`icegan ensemble` run")
-    header = json.loads(run_json.read_text())
-    pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
-    missing = [c for c in ("subject", "clip", "y_true", "y_pred") if c not in pred.columns]
-    if missing:
-        raise ValueError(f"{pred_csv}: missing column(s) {missing}")
-    unfinished = sorted(set(header.get("folds", [])) - set(pred["subject"]))
-    if unfinished:
-        raise ValueError(f"{run}: unfinished run, no predictions for {len(unfinished)} fold(s) (first: "
-                         f"{unfinished[0]}); resume it with the same command first")
-    if pred.duplicated(["subject", "clip"]).any():
-        r = pred[pred.duplicated(["subject", "clip"])].iloc[0]
-        raise ValueError(f"{pred_csv}: clip {r['subject']}/{r['clip']} appears more than once")
+    """A finished run's header and predictions (:func:`icegan.ensemble.load_run`, any selection), by subject and clip."""
+    from icegan.ensemble import load_run
+    header, pred = load_run(run, for_averaging=False)
     return header, pred.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
 
 
