@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-__all__ = ["ROI_POINTS", "files_cache_key", "face_landmarks_megc2019", "roi_centers", "roi_patches",
+__all__ = ["ROI_POINTS", "face_paths", "files_cache_key", "face_landmarks_megc2019", "roi_centers", "roi_patches",
            "landmark_roi_features"]
 
 #: iBUG-300W point indices averaged into each region centre, in tiling order (row-major 2 × 2):
@@ -41,14 +41,29 @@ ROI_POINTS: tuple[tuple[int, ...], ...] = (
 
 
 def _read_face(path: Path, clip: str) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"apex face of clip '{clip}' not found: {path} (data.roi=landmarks needs "
-                                f"megc2019_htnet/faces_224/)")
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except OSError as exc:
         raise ValueError(f"apex face of clip '{clip}' cannot be read as an image: {path}: {exc}") from None
+
+
+def face_paths(samples: pd.DataFrame) -> list[Path]:
+    """The apex face image of every row (column ``face_path``), each checked to exist.
+
+    Raises:
+        ValueError: no ``face_path`` column.
+        FileNotFoundError: a missing face (the message names the clip and the path).
+    """
+    if "face_path" not in samples.columns:
+        raise ValueError("the sample table needs a face_path column (the apex face of each clip; "
+                         "icegan.data.features.read_megc2019_table gives it)")
+    paths = [Path(p) for p in samples["face_path"]]
+    for p, c in zip(paths, samples["clip"]):
+        if not p.is_file():
+            raise FileNotFoundError(f"apex face of clip '{c}' not found: {p} (the MEGC2019 apex faces are in "
+                                    f"megc2019_htnet/faces_224/)")
+    return paths
 
 
 def files_cache_key(paths: Sequence[Path]) -> str:
@@ -79,12 +94,7 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
         FileNotFoundError: a face image is missing (the message names the clip and path).
         ValueError: a face image cannot be read.
     """
-    if "face_path" not in samples.columns:
-        raise ValueError("face landmarks need a face_path column (the apex face of each clip) in the sample table")
-    paths = [Path(p) for p in samples["face_path"]]
-    for p, c in zip(paths, samples["clip"]):
-        if not p.is_file():
-            _read_face(p, c)  # raises with the clip's name
+    paths = face_paths(samples)
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / f"landmarks_{files_cache_key(paths)}.npz"

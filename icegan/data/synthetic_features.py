@@ -59,15 +59,14 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         FileNotFoundError: a missing face (names the clip).
     """
     from icegan.data.features import FeatureSet
-    from icegan.data.roi import face_landmarks_megc2019, files_cache_key
+    from icegan.data.roi import face_landmarks_megc2019, face_paths, files_cache_key
 
     if per_clip < 1:
         raise ValueError(f"per_clip must be >= 1, got {per_clip}")
     if not 0 < amp_range[0] <= amp_range[1]:
         raise ValueError(f"amp_range must be 0 < low <= high, got {amp_range}")
-    if "face_path" not in fs.samples.columns:
-        raise ValueError("synthetic clips need a face_path column (the apex face of each clip) in the sample table")
     samples = fs.samples
+    paths = face_paths(samples)
     n = len(samples)
     rng = np.random.default_rng(seed)
     labels = np.resize(np.arange(3), n * per_clip)
@@ -79,10 +78,6 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
 
     cache = None
     if cache_dir is not None:
-        paths = [Path(p) for p in samples["face_path"]]
-        for p, c in zip(paths, samples["clip"]):
-            if not p.is_file():
-                raise FileNotFoundError(f"apex face of clip '{c}' not found: {p}")
         key = hashlib.sha1((files_cache_key(paths) + json.dumps(_settings(per_clip, size, amp_range, max_head, seed)))
                            .encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"synthetic_{key}.npz"
@@ -106,7 +101,7 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         order = tqdm(order, desc="synthetic AU clips", unit="clip")
     for j in order:
         i = j % n
-        with Image.open(samples["face_path"][i]) as im:
+        with Image.open(paths[i]) as im:
             grey = im.convert("L").resize((size, size), Image.BILINEAR)
         face = torch.from_numpy(np.asarray(grey, np.float32) / 255.0)[None]
         lm = (points[i] + 0.5) * (size / sizes[i]) - 0.5
