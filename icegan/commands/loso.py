@@ -101,6 +101,13 @@ class LosoConfig:
                              f"set workers=1")
 
 
+def _face_cache_dir():
+    """Cache of what is derived from the MEGC2019 apex faces (landmarks, synthetic clips):
+    ``<ICEGAN_DATA>/cache/megc2019_roi``."""
+    from icegan.paths import default_data_root
+    return default_data_root() / "cache" / "megc2019_roi"
+
+
 def load_synthetic_set(cfg: FeatureDataConfig, fs, progress: bool = False):
     """The training-only synthetic clips of ``cfg.synthetic_per_clip`` for the real set ``fs`` (None when 0),
     recentred like the real features."""
@@ -108,9 +115,7 @@ def load_synthetic_set(cfg: FeatureDataConfig, fs, progress: bool = False):
         return None
     from icegan.data.features import FeatureSet, recenter_flow
     from icegan.data.synthetic_features import synthetic_au_features
-    from icegan.paths import default_data_root
-    syn = synthetic_au_features(fs, cfg.synthetic_per_clip, cache_dir=default_data_root() / "cache" / "megc2019_roi",
-                                progress=progress)
+    syn = synthetic_au_features(fs, cfg.synthetic_per_clip, cache_dir=_face_cache_dir(), progress=progress)
     if cfg.recenter == "median":
         syn = FeatureSet(syn.samples, recenter_flow(syn.features))
     return syn
@@ -125,9 +130,7 @@ def load_feature_set(cfg: FeatureDataConfig):
         fs = FeatureSet(fs.samples, recenter_flow(fs.features))
     if cfg.roi == "landmarks":
         from icegan.data.roi import landmark_roi_features
-        from icegan.paths import default_data_root
-        fs = landmark_roi_features(fs, cfg.roi_patch,
-                                   cache_dir=default_data_root() / "cache" / "megc2019_roi")
+        fs = landmark_roi_features(fs, cfg.roi_patch, cache_dir=_face_cache_dir())
     return fs
 
 
