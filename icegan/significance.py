@@ -245,17 +245,15 @@ def subject_interval(pred: pd.DataFrame, resamples: int = 9999, confidence: floa
         ``{"UF1": (low, high), "UAR": (low, high), "n_subjects": S, "resamples": B, "confidence": c}``, or None
         with fewer than 2 subjects (nothing to resample).
     """
-    from scipy.stats import bootstrap
-
-    subjects = sorted(pred["subject"].astype(str).unique())
+    pred = pred.assign(subject=pred["subject"].astype(str))
+    subjects = sorted(pred["subject"].unique())
     if len(subjects) < 2:
         return None
-    cms = subject_confusions(pred.assign(subject=pred["subject"].astype(str)), subjects, n_classes)[None]
-    res = bootstrap((np.arange(len(subjects)),), _statistic(cms), n_resamples=resamples, vectorized=True,
-                    method="percentile", confidence_level=confidence, rng=np.random.default_rng(seed), batch=500)
-    lo, hi = res.confidence_interval
-    return {"UF1": (float(lo[0]), float(hi[0])), "UAR": (float(lo[1]), float(hi[1])), "n_subjects": len(subjects),
-            "resamples": resamples, "confidence": confidence}
+    one = RunSet("run", [], subjects, subject_confusions(pred, subjects, n_classes)[None],
+                 pred[["subject", "clip"]] if "clip" in pred.columns else pred[["subject"]], False)
+    row = bootstrap_compare([one], resamples=resamples, confidence=confidence, seed=seed)[0]
+    return {"UF1": row["UF1_ci"], "UAR": row["UAR_ci"], "n_subjects": len(subjects), "resamples": resamples,
+            "confidence": confidence}
 
 
 def interval_line(ci: Optional[dict]) -> str:
