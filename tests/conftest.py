@@ -27,3 +27,17 @@ def shared_data():
     if not root.is_dir():
         pytest.fail(f"real test data not found at {root}: set ICEGAN_SHARED_DATA")
     return root
+
+
+@pytest.fixture
+def htnet_clone(shared_data, tmp_path):
+    """The MEGC2019 features in the HTNet release's layout (CSV at the root, ``datasets/STSNet_whole_norm_u_v_os``,
+    ``datasets/combined_datasets_whole``), made of symlinks to the real files (nothing is copied)."""
+    from icegan.data.features import CSV_NAME, FACE_DIR, FLOW_DIR
+    src = shared_data / "megc2019_htnet"
+    root = tmp_path / "HTNet"
+    (root / "datasets").mkdir(parents=True)
+    os.symlink(src / CSV_NAME, root / CSV_NAME)
+    os.symlink(src / FLOW_DIR, root / "datasets" / "STSNet_whole_norm_u_v_os")
+    os.symlink(src / FACE_DIR, root / "datasets" / "combined_datasets_whole")
+    return root

@@ -1,6 +1,7 @@
 """The precomputed MEGC2019 feature loader on the real data, and its errors on bad input."""
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from icegan.data.features import (CSV_NAME, FLOW_DIR, MEGC2019Features, load_megc2019_features,
-                                  read_megc2019_table, recenter_flow, validate_samples)
+                                  megc2019_layout, read_megc2019_table, recenter_flow, validate_samples)
 from icegan.data.toy_features import make_toy_features
 
 
@@ -121,3 +122,26 @@ def test_recenter_flow_known_values_and_mirror_rule(megc):
     torch.testing.assert_close(recenter_flow(megc.features[5:6]), r[5:6])
     with pytest.raises(ValueError, match="u/v/strain"):
         recenter_flow(torch.zeros(2, 2, 4, 4))
+
+
+def test_htnet_release_layout_reads_the_same_features(shared_data, htnet_clone, megc):
+    root = htnet_clone
+    assert megc2019_layout(root)[0] == "HTNet release"
+    assert megc2019_layout(shared_data / "megc2019_htnet")[0] == "icegan"
+    fs = load_megc2019_features(root)
+    assert torch.equal(fs.features, megc.features)
+    cols = ["dataset", "subject", "clip", "label"]
+    assert fs.samples[cols].equals(megc.samples[cols])
+    assert all(p.startswith(str(root / "datasets" / "STSNet_whole_norm_u_v_os")) for p in fs.samples["path"])
+    faces = fs.samples["face_path"].map(lambda p: Path(p).relative_to(root / "datasets" / "combined_datasets_whole"))
+    assert faces.tolist() == megc.samples["face_path"].map(lambda p: Path(p).name).map(Path).tolist()
+    assert all(Path(p).is_file() for p in fs.samples["face_path"])
+
+
+def test_missing_flow_folder_lists_the_layouts(shared_data, tmp_path):
+    root = tmp_path / "only_csv"
+    root.mkdir()
+    os.symlink(shared_data / "megc2019_htnet" / CSV_NAME, root / CSV_NAME)
+    with pytest.raises(FileNotFoundError, match=r"clip '.*'.*flow folder itself is missing.*flow_uvos_28/ "
+                                                 r"\(icegan layout\); datasets/STSNet_whole_norm_u_v_os/ \(HTNet"):
+        load_megc2019_features(root)

@@ -127,3 +127,14 @@ def test_workers_with_one_group_says_it_has_no_effect(tmp_path, capsys):
                "workers=2", "threads=1", "--no-progress"])
     assert rc == 0
     assert "workers=2 has no effect with model.folds_per_group=0" in capsys.readouterr().err
+
+
+def test_loso_runs_on_a_clone_of_the_htnet_release(shared_data, htnet_clone, tmp_path):
+    """`data.root` may point at the HTNet release as cloned: same predictions as the icegan layout."""
+    clone = htnet_clone
+    common = ["--config", "configs/features_logreg.yaml", "--no-progress", "max_folds=2", "threads=1", "workers=1"]
+    assert main(["loso", "--out", str(tmp_path / "htnet"), f"data.root={clone}", *common]) == 0
+    assert main(["loso", "--out", str(tmp_path / "icegan"), f"data.root={shared_data / 'megc2019_htnet'}", *common]) == 0
+    a = pd.read_csv(tmp_path / "htnet" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "icegan" / "predictions.csv")
+    assert len(a) > 0 and a.equals(b)

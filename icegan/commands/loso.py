@@ -36,7 +36,8 @@ class FeatureDataConfig:
     Attributes:
         source: ``megc2019_htnet`` (442 precomputed 28×28 u/v/strain PNGs) or ``toy`` (the tiny
             synthetic set of :mod:`icegan.data.toy_features`, no licensed data needed).
-        root: folder of ``megc2019_htnet`` (default ``<shared data>/megc2019_htnet``).
+        root: folder of ``megc2019_htnet`` (default ``<shared data>/megc2019_htnet``), or a clone of the
+            HTNet release (``datasets/STSNet_whole_norm_u_v_os/``; see ``icegan.data.features.LAYOUTS``).
         datasets: keep only these datasets (``casme2``, ``samm``, ``smic``); empty = all.
         toy_subjects: toy source only: subjects per dataset.
         recenter: ``none`` keeps the features as read; ``median`` moves the median of each clip's
@@ -218,6 +219,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            core; same scores as one process with that thread count; per-epoch TensorBoard losses
                            and inner bars are off
   data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
+                           (data.root: a megc2019_htnet folder, or a clone of the HTNet release as it is)
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)

@@ -1,9 +1,15 @@
 """Precomputed MEGC2019 flow features (``megc2019_htnet``): u, v and optical strain per clip.
 
-Layout (see ``../shared/data/README.md``)::
+Two layouts of the same files are read (see ``../shared/data/README.md`` and :func:`megc2019_layout`)::
 
-    megc2019_htnet/combined_3_class2_for_optical_flow.csv   # dataset, sub, filename_o, label, ...
-    megc2019_htnet/flow_uvos_28/<sub>_<filename_o> .png     # NOTE the space before ".png"
+    <root>/combined_3_class2_for_optical_flow.csv                 # dataset, sub, filename_o, label, ...
+    <root>/flow_uvos_28/<sub>_<filename_o> .png                   # NOTE the space before ".png"
+    <root>/faces_224/<imagename>                                  # the apex face of each clip
+
+    # or the HTNet release as cloned (github.com/wangzhifengharrison/HTNet), root = the clone:
+    <root>/combined_3_class2_for_optical_flow.csv
+    <root>/datasets/STSNet_whole_norm_u_v_os/<sub>_<filename_o> .png
+    <root>/datasets/combined_datasets_whole/<imagename>
 
 Each PNG is a 28×28 RGB image whose channels hold the onset→apex TV-L1 flow of the clip, each channel
 min–max normalised per image to 0..255: channel 0 = horizontal flow u, 1 = vertical flow v,
@@ -29,12 +35,15 @@ from torch.utils.data import Dataset
 
 from icegan.paths import shared_data_root
 
-__all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "FeatureSet", "read_megc2019_table", "load_megc2019_features",
-           "MEGC2019Features", "validate_samples", "recenter_flow"]
+__all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "FeatureSet", "read_megc2019_table",
+           "load_megc2019_features", "MEGC2019Features", "validate_samples", "recenter_flow"]
 
 CSV_NAME = "combined_3_class2_for_optical_flow.csv"
 FLOW_DIR = "flow_uvos_28"
 FACE_DIR = "faces_224"
+#: accepted layouts, in the order they are tried: (name, flow folder, face folder), relative to the root
+LAYOUTS = (("icegan", FLOW_DIR, FACE_DIR),
+           ("HTNet release", "datasets/STSNet_whole_norm_u_v_os", "datasets/combined_datasets_whole"))
 #: canonical dataset names of the MEGC2019 composite
 DATASETS = ("casme2", "samm", "smic")
 _ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_2": "casme2", "samm": "samm",
@@ -44,6 +53,27 @@ _ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_2": "casme2", "samm"
 def default_root() -> Path:
     """``<shared data>/megc2019_htnet`` (``$ICEGAN_SHARED_DATA`` respected)."""
     return shared_data_root() / "megc2019_htnet"
+
+
+def megc2019_layout(root: str | Path) -> tuple[str, Path, Path]:
+    """Which of :data:`LAYOUTS` a feature root uses: (layout name, flow folder, face folder).
+
+    The first layout whose flow folder exists under ``root`` wins. When none exists the icegan layout is
+    returned, so that the per-clip check names the first missing file; its message then lists both
+    layouts (:func:`_read_png`).
+
+    Args:
+        root: folder holding ``combined_3_class2_for_optical_flow.csv``.
+
+    Returns:
+        (name, flow folder, face folder), the folders as absolute-or-relative paths under ``root``.
+    """
+    root = Path(root)
+    for name, flow, face in LAYOUTS:
+        if (root / flow).is_dir():
+            return name, root / flow, root / face
+    name, flow, face = LAYOUTS[0]
+    return name, root / flow, root / face
 
 
 def validate_samples(samples: pd.DataFrame, n_classes: int = 3, source: str = "samples") -> pd.DataFrame:
@@ -92,13 +122,14 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
     """Read the 442-row composite table of ``megc2019_htnet``.
 
     Args:
-        root: folder holding ``combined_3_class2_for_optical_flow.csv`` and ``flow_uvos_28/``
-            (default: ``<shared data>/megc2019_htnet``).
+        root: folder holding ``combined_3_class2_for_optical_flow.csv`` and the flow folder, in either
+            layout of :data:`LAYOUTS` (``flow_uvos_28/``, or the HTNet release's
+            ``datasets/STSNet_whole_norm_u_v_os/``) (default: ``<shared data>/megc2019_htnet``).
         datasets: keep only these datasets (``casme2``, ``samm``, ``smic``); None keeps all.
 
     Returns:
         DataFrame with columns dataset, subject (prefixed), clip, label (int 0..2), path (the
-        flow PNG, which is not opened here), face_path (the apex face in ``faces_224``: the CSV's
+        flow PNG, which is not opened here), face_path (the apex face in the face folder: the CSV's
         ``imagename`` column, else ``<sub>_<clip>.jpg``; SMIC's names differ from its flow files'), in file order.
 
     Raises:
@@ -115,6 +146,7 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)}")
+    _, flow_dir, face_dir = megc2019_layout(root)
     rows = []
     for i, r in raw.iterrows():
         line = i + 2  # 1-based line number in the file, after the header
@@ -129,7 +161,7 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
         sub, clip = r["sub"].strip(), r["filename_o"].strip()
         face = (r.get("imagename") or "").strip() or f"{sub}_{clip}.jpg"
         rows.append({"dataset": ds, "subject": f"{ds}/{sub}", "clip": clip, "label": int(lab),
-                     "path": str(root / FLOW_DIR / f"{sub}_{clip} .png"), "face_path": str(root / FACE_DIR / face)})
+                     "path": str(flow_dir / f"{sub}_{clip} .png"), "face_path": str(face_dir / face)})
     table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path", "face_path"])
     if datasets is not None:
         keep = [_ALIASES.get(str(d).lower(), str(d)) for d in datasets]
@@ -144,7 +176,10 @@ def _read_png(path: str, clip: str, size: Optional[int]) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         hint = ""
-        if (p.parent / p.name.replace(" .png", ".png")).is_file():
+        if not p.parent.is_dir():
+            hint = (" (the flow folder itself is missing; the feature root must hold one of: "
+                    + "; ".join(f"{flow}/ ({name} layout)" for name, flow, _ in LAYOUTS) + ")")
+        elif (p.parent / p.name.replace(" .png", ".png")).is_file():
             hint = " (a file without the space before .png exists: the loader expects the dataset's original names)"
         raise FileNotFoundError(f"flow feature file of clip '{clip}' not found: {p}{hint}")
     try:

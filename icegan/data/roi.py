@@ -62,7 +62,7 @@ def face_paths(samples: pd.DataFrame) -> list[Path]:
     for p, c in zip(paths, samples["clip"]):
         if not p.is_file():
             raise FileNotFoundError(f"apex face of clip '{c}' not found: {p} (the MEGC2019 apex faces are in "
-                                    f"megc2019_htnet/faces_224/)")
+                                    f"faces_224/, or datasets/combined_datasets_whole/ of the HTNet release)")
     return paths
 
 
