@@ -79,11 +79,13 @@ def _exit_with_parent(parent_pid: int) -> None:
     if sys.platform.startswith("linux"):
         try:
             import ctypes
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
+            # the symbols already loaded into this process: the C library's prctl, whatever its file name
+            # (glibc's libc.so.6, musl's libc.so)
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
             if os.getppid() != parent_pid:          # the parent died before the call
                 os._exit(1)
             return
-        except (OSError, AttributeError):           # pragma: no cover - no glibc: fall back on polling
+        except (OSError, AttributeError):           # pragma: no cover - no prctl: fall back on polling
             pass
 
     def watch() -> None:                            # pragma: no cover - non-Linux
