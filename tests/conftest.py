@@ -41,3 +41,27 @@ def htnet_clone(shared_data, tmp_path):
     os.symlink(src / FLOW_DIR, root / "datasets" / "STSNet_whole_norm_u_v_os")
     os.symlink(src / FACE_DIR, root / "datasets" / "combined_datasets_whole")
     return root
+
+
+@pytest.fixture
+def resized_megc(shared_data):
+    """A factory ``(folder, side, odd_clip=None) -> root``: the composite table cut to CASME II sub01-sub03, with
+    their flow maps resized to side x side (``odd_clip``: one more pixel), written under ``folder`` (a tmp path)."""
+    import pandas as pd
+    from PIL import Image
+
+    from icegan.data.features import CSV_NAME, FLOW_DIR
+
+    def make(folder, side, odd_clip=None):
+        src = shared_data / "megc2019_htnet"
+        root = folder / f"maps{side}"
+        (root / FLOW_DIR).mkdir(parents=True)
+        df = pd.read_csv(src / CSV_NAME, dtype=str, keep_default_na=False)
+        df = df[df["sub"].isin(["sub01", "sub02", "sub03"])]
+        df.to_csv(root / CSV_NAME, index=False)
+        for sub, clip in zip(df["sub"], df["filename_o"]):
+            name = f"{sub}_{clip} .png"
+            s = side + 1 if clip == odd_clip else side
+            Image.open(src / FLOW_DIR / name).resize((s, s), Image.BILINEAR).save(root / FLOW_DIR / name)
+        return root
+    return make

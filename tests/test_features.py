@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from icegan.data.features import (CSV_NAME, FLOW_DIR, MEGC2019Features, load_megc2019_features,
+from icegan.data.features import (CSV_NAME, FLOW_DIR, MEGC2019Features, dataset_name, load_megc2019_features,
                                   megc2019_layout, read_megc2019_table, recenter_flow, validate_samples)
 from icegan.data.toy_features import make_toy_features
 
@@ -145,3 +145,38 @@ def test_missing_flow_folder_lists_the_layouts(shared_data, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"clip '.*'.*flow folder itself is missing.*flow_uvos_28/ "
                                                  r"\(icegan layout\); datasets/STSNet_whole_norm_u_v_os/ \(HTNet"):
         load_megc2019_features(root)
+
+
+def test_other_dataset_names_are_kept_and_bad_ones_name_the_line(shared_data, tmp_path):
+    def edit(df):
+        df.loc[df["dataset"] == "samm", "dataset"] = "CAS(ME)3"     # not usable as a name: brackets
+    with pytest.raises(ValueError, match=r"line \d+ \(clip '.*'\): dataset name 'CAS\(ME\)3' is not usable"):
+        read_megc2019_table(_mirror(shared_data, tmp_path / "a", edit=edit))
+
+    def rename(df):
+        df.loc[df["dataset"] == "samm", "dataset"] = "MMEW"         # any short name is a dataset of its own
+        df.loc[df["dataset"] == "casme2", "dataset"] = "CASME_2"    # a known alias still maps to casme2
+    root = _mirror(shared_data, tmp_path / "b", edit=rename)
+    t = read_megc2019_table(root)
+    assert t["dataset"].value_counts().to_dict() == {"smic": 164, "casme2": 145, "mmew": 133}
+    assert t.loc[t["dataset"] == "mmew", "subject"].str.startswith("mmew/").all()
+    assert len(read_megc2019_table(root, datasets=["MMEW"])) == 133
+    with pytest.raises(ValueError, match=r"dataset\(s\) \['samm'\] not in .*it has \['casme2', 'mmew', 'smic'\]"):
+        read_megc2019_table(root, datasets=["samm"])
+    assert dataset_name("SMIC-HS") == "smic" and dataset_name("casme3") == "casme3" and dataset_name("a/b") is None
+
+
+def test_maps_of_another_size(shared_data, tmp_path, resized_megc):
+    root = resized_megc(tmp_path, 56)
+    with pytest.raises(ValueError, match=r"clip '.*' is 56×56, expected 28×28"):
+        load_megc2019_features(root)
+    fs = load_megc2019_features(root, size=None)
+    assert fs.features.shape[1:] == (3, 56, 56) and len(fs) == len(read_megc2019_table(root))
+    ref = load_megc2019_features(shared_data / "megc2019_htnet", datasets=["casme2"])
+    same = torch.from_numpy(ref.samples["subject"].isin(["casme2/sub01", "casme2/sub02", "casme2/sub03"]).to_numpy().copy())
+    down = torch.nn.functional.avg_pool2d(fs.features, 2)             # back near the original maps
+    assert (down - ref.features[same]).abs().mean() < 0.05
+    odd = read_megc2019_table(root)["clip"].iloc[3]
+    root2 = resized_megc(tmp_path / "odd", 56, odd_clip=odd)
+    with pytest.raises(ValueError, match=rf"clip '{odd}' is 57×57, expected 56×56"):
+        load_megc2019_features(root2, size=None)

@@ -138,3 +138,15 @@ def test_loso_runs_on_a_clone_of_the_htnet_release(shared_data, htnet_clone, tmp
     a = pd.read_csv(tmp_path / "htnet" / "predictions.csv")
     b = pd.read_csv(tmp_path / "icegan" / "predictions.csv")
     assert len(a) > 0 and a.equals(b)
+
+
+def test_loso_on_maps_of_another_size(resized_megc, tmp_path, capsys):
+    """data.size=0 takes 56x56 maps as they are; STSTNet resizes them to its input size."""
+    root = resized_megc(tmp_path, 56)
+    common = ["--config", "configs/features_ststnet.yaml", "--no-progress", f"data.root={root}", "max_folds=2",
+              "model.epochs=1", "threads=1"]
+    assert main(["loso", "--out", str(tmp_path / "fixed"), *common]) == 2      # data.size=28 by default
+    assert "56×56, expected 28×28" in capsys.readouterr().err
+    assert main(["loso", "--out", str(tmp_path / "any"), *common, "data.size=0"]) == 0
+    pred = pd.read_csv(tmp_path / "any" / "predictions.csv")
+    assert sorted(pred["subject"].unique()) == ["casme2/sub01", "casme2/sub02"]

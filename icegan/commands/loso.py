@@ -11,7 +11,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
     workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core)
     max_folds: 0 (>0: first k folds only, smoke runs)
-    data:  source (megc2019_htnet | toy), root, datasets, recenter (none | median), roi (none | landmarks),
+    data:  source (megc2019_htnet | toy), root, datasets, size (28), recenter (none | median), roi (none | landmarks),
            roi_patch (7), synthetic_per_clip (0)
     model: see icegan.recognition.RecognizerConfig
 """
@@ -38,7 +38,10 @@ class FeatureDataConfig:
             synthetic set of :mod:`icegan.data.toy_features`, no licensed data needed).
         root: folder of ``megc2019_htnet`` (default ``<shared data>/megc2019_htnet``), or a clone of the
             HTNet release (``datasets/STSNet_whole_norm_u_v_os/``; see ``icegan.data.features.LAYOUTS``).
-        datasets: keep only these datasets (``casme2``, ``samm``, ``smic``); empty = all.
+        datasets: keep only these datasets (``casme2``, ``samm``, ``smic``, or other names the table holds);
+            empty = all.
+        size: side of the flow-map PNGs in pixels (28); 0 accepts any square size that all files share (e.g.
+            112×112 maps; the model resizes to its ``input_size``). megc2019_htnet source only.
         toy_subjects: toy source only: subjects per dataset.
         recenter: ``none`` keeps the features as read; ``median`` moves the median of each clip's
             u and v maps to 0.5 (:func:`icegan.data.features.recenter_flow`: undoes the offset the
@@ -58,6 +61,7 @@ class FeatureDataConfig:
     source: Literal["megc2019_htnet", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
     datasets: list[str] = field(default_factory=list)
+    size: int = 28
     toy_subjects: int = 4
     recenter: Literal["none", "median"] = "none"
     roi: Literal["none", "landmarks"] = "none"
@@ -75,6 +79,11 @@ class FeatureDataConfig:
         if self.synthetic_per_clip and self.roi != "none":
             raise ValueError("data.synthetic_per_clip makes whole-face maps; it cannot be combined with "
                              f"data.roi={self.roi}")
+        if self.size < 0:
+            raise ValueError(f"data.size must be >= 0 pixels (0 = any square size), got {self.size}")
+        if self.synthetic_per_clip and self.size != 28:
+            raise ValueError(f"data.synthetic_per_clip makes 28x28 maps like the composite's; it needs data.size=28, "
+                             f"not {self.size}")
         if not 1 <= self.roi_patch <= 28:
             raise ValueError(f"data.roi_patch must be in 1..28 flow-map pixels, got {self.roi_patch}")
 
@@ -145,11 +154,15 @@ def _read_feature_set(cfg: FeatureDataConfig):
             fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[keep])
         return fs
     from icegan.data.features import load_megc2019_features
-    return load_megc2019_features(cfg.root, cfg.datasets or None)
+    return load_megc2019_features(cfg.root, cfg.datasets or None, size=cfg.size or None)
 
 
-def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
-    """Run (or resume) the LOSO described by ``cfg`` into ``out``; returns the metrics.json content."""
+def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> dict:
+    """Run (or resume) the LOSO described by ``cfg`` into ``out``; returns the metrics.json content.
+
+    ``feature_set``: the :func:`load_feature_set` of ``cfg.data`` when the caller has loaded it already (the CLI
+    does, to report bad input as an error message); None loads it here.
+    """
     import torch
 
     from icegan.allocator import retain_freed_memory
@@ -161,7 +174,7 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True) -> dict:
         limit_threads(cfg.threads)          # torch and NumPy/SciPy's BLAS (scikit-learn's logistic regression)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"config device={cfg.device!r} but CUDA is not available here; use device=cpu")
-    fs = load_feature_set(cfg.data)
+    fs = load_feature_set(cfg.data) if feature_set is None else feature_set
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)
@@ -220,6 +233,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            and inner bars are off
   data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
                            (data.root: a megc2019_htnet folder, or a clone of the HTNet release as it is)
+  data.size=INT              side of the flow-map PNGs (28); 0 = any square size shared by all files
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
@@ -251,7 +265,12 @@ def _main(args: argparse.Namespace) -> int:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("runs") / cfg.name
-    metrics = run(cfg, out, progress=not args.no_progress)
+    try:                    # bad input (a missing or unreadable map, a bad label...) is a message, not a traceback
+        fs = load_feature_set(cfg.data)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"icegan loso: error: {exc}", file=sys.stderr)
+        return 2
+    metrics = run(cfg, out, progress=not args.no_progress, feature_set=fs)
     import pandas as pd
 
     from icegan.protocol import summary_text

@@ -24,6 +24,7 @@ MEGC2019 class ids (negative 0, positive 1, surprise 2); subjects are dataset-pr
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -35,7 +36,7 @@ from torch.utils.data import Dataset
 
 from icegan.paths import shared_data_root
 
-__all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "FeatureSet", "read_megc2019_table",
+__all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "FeatureSet", "read_megc2019_table",
            "load_megc2019_features", "MEGC2019Features", "validate_samples", "recenter_flow"]
 
 CSV_NAME = "combined_3_class2_for_optical_flow.csv"
@@ -53,6 +54,18 @@ _ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_2": "casme2", "samm"
 def default_root() -> Path:
     """``<shared data>/megc2019_htnet`` (``$ICEGAN_SHARED_DATA`` respected)."""
     return shared_data_root() / "megc2019_htnet"
+
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def dataset_name(name) -> Optional[str]:
+    """Canonical dataset name: a known alias mapped (``CASME_2`` → ``casme2``, ``SMIC-HS`` → ``smic``), any other
+    short name of letters, digits, ``_`` and ``-`` lower-cased (a table may hold other datasets, e.g. CAS(ME)³);
+    None when the name is unusable (empty, spaces, ``/``...)."""
+    n = str(name).strip().lower()
+    n = _ALIASES.get(n, n)
+    return n if _NAME_RE.match(n) else None
 
 
 def megc2019_layout(root: str | Path) -> tuple[str, Path, Path]:
@@ -125,7 +138,8 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
         root: folder holding ``combined_3_class2_for_optical_flow.csv`` and the flow folder, in either
             layout of :data:`LAYOUTS` (``flow_uvos_28/``, or the HTNet release's
             ``datasets/STSNet_whole_norm_u_v_os/``) (default: ``<shared data>/megc2019_htnet``).
-        datasets: keep only these datasets (``casme2``, ``samm``, ``smic``); None keeps all.
+        datasets: keep only these datasets (``casme2``, ``samm``, ``smic``, or any other name the table
+            holds); None keeps all.
 
     Returns:
         DataFrame with columns dataset, subject (prefixed), clip, label (int 0..2), path (the
@@ -134,8 +148,9 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
 
     Raises:
         FileNotFoundError: the CSV is missing (message names it).
-        ValueError: a required column is missing, an unknown dataset name, or a bad label (the
-            message names the CSV line and the clip).
+        ValueError: a required column is missing, an unusable dataset name (:func:`dataset_name`; names
+            other than the composite's three are accepted), a requested dataset the table does not hold, or a
+            bad label (the message names the CSV line and the clip).
     """
     root = Path(root) if root is not None else default_root()
     csv = root / CSV_NAME
@@ -150,10 +165,11 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
     rows = []
     for i, r in raw.iterrows():
         line = i + 2  # 1-based line number in the file, after the header
-        ds = _ALIASES.get(r["dataset"].strip().lower())
+        ds = dataset_name(r["dataset"])
         if ds is None:
-            raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): unknown dataset '{r['dataset']}'; "
-                             f"expected one of {sorted(set(_ALIASES))}")
+            raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): dataset name '{r['dataset']}' is not "
+                             f"usable; give a short name of letters, digits, '_' or '-' (known aliases: "
+                             f"{sorted(set(_ALIASES))})")
         lab = r["label"].strip()
         if lab not in ("0", "1", "2"):
             raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): label {r['label']!r} is not a class id "
@@ -164,10 +180,10 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
                      "path": str(flow_dir / f"{sub}_{clip} .png"), "face_path": str(face_dir / face)})
     table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path", "face_path"])
     if datasets is not None:
-        keep = [_ALIASES.get(str(d).lower(), str(d)) for d in datasets]
-        unknown = [d for d in keep if d not in DATASETS]
+        keep = [dataset_name(d) or str(d) for d in datasets]
+        unknown = [d for d in keep if d not in set(table["dataset"])]
         if unknown:
-            raise ValueError(f"unknown dataset(s) {unknown}; expected a subset of {list(DATASETS)}")
+            raise ValueError(f"dataset(s) {unknown} not in {csv}; it has {sorted(set(table['dataset']))}")
         table = table[table["dataset"].isin(keep)].reset_index(drop=True)
     return validate_samples(table, source=str(csv))
 
@@ -222,23 +238,32 @@ class FeatureSet:
 
 
 def load_megc2019_features(root: str | Path | None = None, datasets: Optional[Iterable[str]] = None,
-                           size: int = 28) -> FeatureSet:
+                           size: Optional[int] = 28) -> FeatureSet:
     """Load every flow feature of the composite into memory (442 × 3 × 28 × 28 floats ≈ 4 MB).
 
     Args:
         root: ``megc2019_htnet`` folder (default ``<shared data>/megc2019_htnet``).
         datasets: subset of ``casme2``, ``samm``, ``smic`` (None: all three).
-        size: expected side of the PNGs in pixels (28); a file of another size is an error.
+        size: expected side of the PNGs in pixels (28); a file of another size is an error. None: any square
+            size, the first clip's, which every other file must then have (e.g. 112×112 maps).
 
     Returns:
         :class:`FeatureSet` with features (N, 3, size, size) float32 in [0, 1], channels u, v, strain.
 
     Raises:
         FileNotFoundError: the table or a clip's PNG is missing (the message names the clip and path).
-        ValueError: a bad label (names the CSV line and clip), an unreadable or wrongly sized PNG.
+        ValueError: a bad label (names the CSV line and clip), an unreadable or wrongly sized PNG (names the
+            clip and file).
     """
     table = read_megc2019_table(root, datasets)
-    arrays = [_read_png(p, c, size) for p, c in zip(table["path"], table["clip"])]
+    arrays = []
+    for p, c in zip(table["path"], table["clip"]):
+        arrays.append(_read_png(p, c, size))
+        if size is None:
+            h, w = arrays[0].shape[:2]
+            if h != w:
+                raise ValueError(f"flow feature file of clip '{c}' is {w}×{h}: the maps must be square: {p}")
+            size = h
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     return FeatureSet(table, x)
 
