@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -661,3 +662,36 @@ def test_fast_instance_norm_equals_instance_norm_with_gradients():
     y = fast(x).detach()
     torch.testing.assert_close(y.mean((2, 3)), torch.zeros(3, 8), atol=1e-5, rtol=0)
     torch.testing.assert_close(y.var((2, 3), unbiased=False), torch.ones(3, 8), atol=1e-3, rtol=0)
+
+
+def test_middlebury_official_layout(shared_data, tmp_path):
+    """The official download (other-gt-flow/ beside other-data-gray/): the same pairs; sequences without
+    ground truth are left out; a frame folder that is missing is named."""
+    from flownet.data.middlebury import MiddleburyFlow
+    src = shared_data / "middlebury"
+    root = tmp_path / "middlebury"
+    for seq in ("Grove2", "RubberWhale"):
+        (root / "other-gt-flow" / seq).mkdir(parents=True)
+        (root / "other-data-gray" / seq).mkdir(parents=True)
+        os.symlink(src / seq / "flow10.flo", root / "other-gt-flow" / seq / "flow10.flo")
+        for f in ("frame10.png", "frame11.png"):
+            os.symlink(src / seq / f, root / "other-data-gray" / seq / f)
+    (root / "other-data-gray" / "Army").mkdir()                        # an evaluation sequence: no ground truth
+    for f in ("frame10.png", "frame11.png"):
+        os.symlink(src / "Urban2" / f, root / "other-data-gray" / "Army" / f)
+    official, flat = MiddleburyFlow(root), MiddleburyFlow(src, sequences=["Grove2", "RubberWhale"])
+    assert official.official and official.sequences == ["Grove2", "RubberWhale"]
+    for a, b in zip(official, flat):
+        assert a["name"] == b["name"]
+        for k in ("img1", "img2", "flow", "valid"):
+            assert torch.equal(a[k], b[k])
+    os.remove(root / "other-data-gray" / "RubberWhale" / "frame11.png")
+    with pytest.raises(FileNotFoundError, match="sequence RubberWhale: missing .*other-data-gray/RubberWhale/frame11.png"):
+        MiddleburyFlow(root)
+    for seq in ("Grove2", "RubberWhale", "Army"):
+        for f in (root / "other-data-gray" / seq).iterdir():
+            f.unlink()
+        (root / "other-data-gray" / seq).rmdir()
+    (root / "other-data-gray").rmdir()
+    with pytest.raises(FileNotFoundError, match="no frame folder is beside it"):
+        MiddleburyFlow(root)

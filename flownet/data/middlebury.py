@@ -1,8 +1,14 @@
-"""Middlebury optical-flow pairs with ground truth (``<root>/<Sequence>/frame10.png, frame11.png, flow10.flo``).
+"""Middlebury optical-flow pairs with ground truth, in either of two layouts under ``root``:
+
+* one folder per sequence (the shared copy): ``<root>/<Sequence>/frame10.png, frame11.png, flow10.flo``;
+* the official download as unpacked (``other-gt-flow.zip`` beside ``other-gray-twoframes.zip`` and/or
+  ``other-color-twoframes.zip``): ``<root>/other-gt-flow/<Sequence>/flow10.flo`` with the frames in
+  ``<root>/other-data-gray/<Sequence>/`` (else ``<root>/other-data/<Sequence>/``). Only the sequences with
+  ground truth are pairs; the evaluation sequences without it (Army, Mequon, ...) are left out.
 
 Default root: ``$ICEGAN_SHARED_DATA/middlebury`` (else ``<repo>/../shared/data/middlebury``).
-Frames are read as grey (the shared copy is grey; RubberWhale also has ``*_rgb.png``, not used) and
-returned as (1, H, W) float in [0, 1]; flow (2, H, W) pixels; valid (H, W) bool (``.flo`` values above
+Frames are read as grey (colour frames are converted; RubberWhale's ``*_rgb.png`` of the shared copy is not used)
+and returned as (1, H, W) float in [0, 1]; flow (2, H, W) pixels; valid (H, W) bool (``.flo`` values above
 1e9 are unknown).
 """
 from __future__ import annotations
@@ -14,38 +20,63 @@ import torch
 from ..io import flow_to_tensor, read_flo, read_image
 from .synthetic_face import shared_data_root
 
-__all__ = ["MiddleburyFlow"]
+__all__ = ["MiddleburyFlow", "OFFICIAL_FLOW_DIR", "OFFICIAL_FRAME_DIRS"]
+
+#: the official download's ground-truth folder and its frame folders (tried in this order)
+OFFICIAL_FLOW_DIR = "other-gt-flow"
+OFFICIAL_FRAME_DIRS = ("other-data-gray", "other-data")
 
 
 class MiddleburyFlow(torch.utils.data.Dataset):
     """Items: dict(name, img1, img2, flow, valid) (see module docstring).
 
+    Args:
+        root: a folder of sequence folders, or the official download's root (it holds ``other-gt-flow/``).
+        sequences: names to use (default: every sequence with ground truth).
+
     Raises:
-        FileNotFoundError: root missing, or a sequence without frame10.png / frame11.png / flow10.flo
-            (the message names the sequence and the missing file).
+        FileNotFoundError: root missing, no sequence, or a sequence without frame10.png / frame11.png /
+            flow10.flo (the message names the sequence and the missing file).
     """
 
     def __init__(self, root: str | Path | None = None, sequences: list[str] | None = None):
         self.root = Path(root) if root is not None else shared_data_root() / "middlebury"
         if not self.root.is_dir():
             raise FileNotFoundError(f"Middlebury folder not found: {self.root} (use --root)")
-        names = sequences or sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        gt = self.root / OFFICIAL_FLOW_DIR
+        self.official = gt.is_dir()
+        if self.official:
+            frame_dirs = [self.root / f for f in OFFICIAL_FRAME_DIRS if (self.root / f).is_dir()]
+            if not frame_dirs:
+                raise FileNotFoundError(f"{gt} holds the ground truth, but no frame folder is beside it: unpack "
+                                        f"other-gray-twoframes.zip or other-color-twoframes.zip into {self.root} "
+                                        f"(expected one of {list(OFFICIAL_FRAME_DIRS)})")
+            names = sequences or sorted(p.name for p in gt.iterdir() if p.is_dir())
+            self._flow = {n: gt / n / "flow10.flo" for n in names}
+            self._frames = {n: next((d / n for d in frame_dirs if (d / n / "frame10.png").is_file()), frame_dirs[0] / n)
+                            for n in names}
+        else:
+            names = sequences or sorted(p.name for p in self.root.iterdir() if p.is_dir())
+            self._flow = {n: self.root / n / "flow10.flo" for n in names}
+            self._frames = {n: self.root / n for n in names}
         if not names:
-            raise FileNotFoundError(f"no sequence folders under {self.root}")
+            raise FileNotFoundError(f"no sequence folders under {gt if self.official else self.root}")
         for n in names:
-            for f in ("frame10.png", "frame11.png", "flow10.flo"):
-                if not (self.root / n / f).is_file():
-                    raise FileNotFoundError(f"Middlebury sequence {n}: missing {self.root / n / f}")
+            for f in (self._frames[n] / "frame10.png", self._frames[n] / "frame11.png", self._flow[n]):
+                if not f.is_file():
+                    raise FileNotFoundError(f"Middlebury sequence {n}: missing {f}")
         self.sequences = names
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, i: int) -> dict:
-        d = self.root / self.sequences[i]
-        flow, valid = read_flo(d / "flow10.flo")
+        n = self.sequences[i]
+        flow, valid = read_flo(self._flow[n])
+        d = self._frames[n]
         img1, img2 = read_image(d / "frame10.png", gray=True), read_image(d / "frame11.png", gray=True)
         if img1.shape[-2:] != flow.shape[:2]:
-            raise ValueError(f"{d}: frame size {tuple(img1.shape[-2:])} differs from flow size {flow.shape[:2]}")
-        return {"name": self.sequences[i], "img1": img1, "img2": img2, "flow": flow_to_tensor(flow),
+            raise ValueError(f"{d}: frame size {tuple(img1.shape[-2:])} differs from flow size {flow.shape[:2]} "
+                             f"({self._flow[n]})")
+        return {"name": n, "img1": img1, "img2": img2, "flow": flow_to_tensor(flow),
                 "valid": torch.from_numpy(valid)}

@@ -39,7 +39,8 @@ def register(subparsers) -> None:
                    help="middlebury, synthetic-face (facial test subjects, exact flow) or synthetic-generic "
                         "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic)")
     e.add_argument("--root", default=None,
-                   help="data root: Middlebury folder, or the shared data root holding casme2/ "
+                   help="data root: Middlebury folder (one folder per sequence, or the official download with "
+                        "other-gt-flow/ beside other-data-gray/), or the shared data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
     e.add_argument("--size", type=int, default=128, help="synthetic pair side (pixels)")
     e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs")
