@@ -257,6 +257,15 @@ def test_cli_run_and_eval(tmp_path, shared_data):
                  "--model", "tvl1", "--precision", "bf16", "--gray"]) == 0
 
 
+def test_cli_run_frames_of_two_sizes_is_an_error_message(tmp_path, shared_data, capsys):
+    from icegan.cli import main
+    a, b = shared_data / "middlebury" / "RubberWhale" / "frame10.png", shared_data / "middlebury" / "Grove2" / "frame10.png"
+    assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "f.png"), "--model", "farneback"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan flow run: error: images differ in size") and "584x388" in err and "640x480" in err
+    assert not (tmp_path / "f.png").exists()
+
+
 # ------------------------------------------------------------------ fast depth-wise path, 1/4 grid, val split
 
 def test_depthwise_conv_matches_conv2d_values_and_gradients():

@@ -159,7 +159,8 @@ def _run(args: argparse.Namespace) -> int:
     from flownet.io import read_image, save_flow_image, write_flo
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
     if i1.shape != i2.shape:
-        raise SystemExit(f"images differ in size: {args.img1} {tuple(i1.shape)} vs {args.img2} {tuple(i2.shape)}")
+        raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
+                         f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them alike)")
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2)
     from flownet.resolution import at_input_size
