@@ -399,7 +399,9 @@ def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head
     ang, sc = rng.uniform(-1.5, 1.5), 1.0 + rng.uniform(-0.015, 0.015)
     tx, ty = rng.uniform(-1.0, 1.0, size=2)
     head = similarity_flow(h, w, ang, sc, tx, ty)
-    peak = float(head.norm(dim=0).max())
+    # the largest displacement; hypot rather than norm(dim=0), whose size-2 reduction takes ~3.5 ms here
+    # (a fifth of a pair's generation) against ~0.1 ms (the two agree to 1 ulp)
+    peak = float(torch.hypot(head[0], head[1]).max())
     head = head * (rng.uniform(0.0, max_head) / max(peak, 1e-6))
     if amplitudes is None:
         k = int(rng.integers(n_aus[0], n_aus[1] + 1))
