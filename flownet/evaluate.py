@@ -1,5 +1,5 @@
-"""Evaluate a flow method on Middlebury, the synthetic facial test set or generic synthetic scenes
-(``icegan flow eval``).
+"""Evaluate a flow method on Middlebury, KITTI (2012/2015 training pairs), the synthetic facial test set or generic
+synthetic scenes (``icegan flow eval``).
 
 Result dict: ``{"model", "data", "n_pairs", "mean": {EPE, px1, px3, px5, Fl-all, WAUC},
 "per_pair": [{"name", "EPE", ...}], "pairs_per_s", "seconds_per_pair", "image_size"}``.
@@ -36,6 +36,12 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
         from .data.middlebury import MiddleburyFlow
         ds = MiddleburyFlow(root)
         name = lambda i, it: it["name"]  # noqa: E731
+    elif data == "kitti":
+        from .data.kitti import KittiFlow
+        if root is None:
+            raise FileNotFoundError("KITTI is not in the shared data: give --root (the folder holding training/)")
+        ds = KittiFlow(root, n_pairs=n_pairs)
+        name = lambda i, it: it["name"]  # noqa: E731
     elif data in ("synthetic-face", "synthetic_face"):
         from .data.synthetic_face import SyntheticFaceFlow
         ds = SyntheticFaceFlow(root=root, split="test", size=size, n_pairs=n_pairs, seed=seed)
@@ -46,7 +52,7 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
                                   **({} if max_motion is None else {"max_motion": max_motion}))
         name = lambda i, it: it["path"]  # noqa: E731
     else:
-        raise ValueError(f"unknown data '{data}'; choose 'middlebury', 'synthetic-face' or 'synthetic-generic'")
+        raise ValueError(f"unknown data '{data}'; choose 'middlebury', 'kitti', 'synthetic-face' or 'synthetic-generic'")
     return [_as_batch(it, name(i, it)) for i, it in enumerate(ds[i] for i in range(len(ds)))]
 
 

@@ -704,3 +704,43 @@ def test_middlebury_official_layout(shared_data, tmp_path):
     (root / "other-data-gray").rmdir()
     with pytest.raises(FileNotFoundError, match="no frame folder is beside it"):
         MiddleburyFlow(root)
+
+
+def test_kitti_layout_and_eval(tmp_path, shared_data, capsys):
+    """KITTI 2015's training layout, made from Middlebury pairs (their flow written as KITTI 16-bit PNGs, every other
+    row invalid): the loader gives the pairs back within KITTI's 1/64-px quantisation, and `icegan flow eval --data
+    kitti` scores the valid pixels only."""
+    from flownet.data.kitti import KittiFlow
+    from flownet.data.middlebury import MiddleburyFlow
+    from flownet.io import write_kitti_png
+    from icegan.cli import main
+    mb = MiddleburyFlow(shared_data / "middlebury", sequences=["RubberWhale", "Grove2"])
+    root = tmp_path / "kitti"
+    (root / "training" / "image_2").mkdir(parents=True)
+    for i, it in enumerate(mb):
+        valid = it["valid"].clone()
+        valid[::2] = False
+        write_kitti_png(root / "training" / "flow_occ" / f"{i:06d}_10.png", it["flow"], valid)
+        for k, tag in (("img1", "10"), ("img2", "11")):
+            os.symlink(shared_data / "middlebury" / it["name"] / f"frame{tag}.png",
+                       root / "training" / "image_2" / f"{i:06d}_{tag}.png")
+    ds = KittiFlow(root)
+    assert len(ds) == 2 and len(KittiFlow(root / "training", n_pairs=1)) == 1
+    for it, ref in zip(ds, mb):
+        assert torch.equal(it["img1"], ref["img1"]) and torch.equal(it["img2"], ref["img2"])
+        assert torch.equal(it["valid"], ref["valid"] & (torch.arange(it["valid"].shape[0]) % 2 == 1)[:, None])
+        v = it["valid"]
+        assert (it["flow"][:, v] - ref["flow"][:, v]).abs().max() <= 0.5 / 64 + 1e-4    # KITTI stores 1/64 px
+        assert (it["flow"][:, ~v] == 0).all()
+    js = tmp_path / "k.json"
+    assert main(["flow", "eval", "--model", "farneback", "--data", "kitti", "--root", str(root), "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["n_pairs"] == 2 and [r["name"] for r in res["per_pair"]] == ["000000", "000001"]
+    assert 0.0 < res["mean"]["EPE"] < 5.0
+    os.remove(root / "training" / "image_2" / "000001_11.png")
+    with pytest.raises(FileNotFoundError, match="KITTI pair 000001: missing .*000001_11.png"):
+        KittiFlow(root)
+    assert main(["flow", "eval", "--model", "farneback", "--data", "kitti"]) == 2
+    assert "give --root" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="ground-truth folder"):
+        KittiFlow(tmp_path)

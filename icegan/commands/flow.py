@@ -35,15 +35,17 @@ def register(subparsers) -> None:
     e.add_argument("--weights", default=None,
                    help="local weights file, or shipped:<name> for a named shipped checkpoint (srflownet and "
                         "liteflownet2 default: shipped:facial; raft_small, raft_large and ptlflow models need a file)")
-    e.add_argument("--data", default="synthetic-face", choices=["middlebury", "synthetic-face", "synthetic-generic"],
-                   help="middlebury, synthetic-face (facial test subjects, exact flow) or synthetic-generic "
+    e.add_argument("--data", default="synthetic-face", choices=["middlebury", "kitti", "synthetic-face", "synthetic-generic"],
+                   help="middlebury, kitti (the 2012/2015 training pairs; --root needed, --n-pairs the first n), "
+                        "synthetic-face (facial test subjects, exact flow) or synthetic-generic "
                         "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic)")
     e.add_argument("--root", default=None,
                    help="data root: Middlebury folder (one folder per sequence, or the official download with "
-                        "other-gt-flow/ beside other-data-gray/), or the shared data root holding casme2/ "
+                        "other-gt-flow/ beside other-data-gray/), KITTI folder (holding training/), or the shared "
+                        "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
     e.add_argument("--size", type=int, default=128, help="synthetic pair side (pixels)")
-    e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs")
+    e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs (kitti: the first n pairs)")
     e.add_argument("--max-motion", type=float, default=None, metavar="PX",
                    help="synthetic-generic only: largest object translation of the scenes in pixels (default 10; "
                         "the generic checkpoint was trained up to 24)")
