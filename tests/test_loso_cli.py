@@ -150,3 +150,31 @@ def test_loso_on_maps_of_another_size(resized_megc, tmp_path, capsys):
     assert main(["loso", "--out", str(tmp_path / "any"), *common, "data.size=0"]) == 0
     pred = pd.read_csv(tmp_path / "any" / "predictions.csv")
     assert sorted(pred["subject"].unique()) == ["casme2/sub01", "casme2/sub02"]
+
+
+def test_permute_labels_keeps_each_datasets_class_counts(shared_data):
+    from icegan.commands.loso import load_feature_set, permute_labels
+    root = str(shared_data / "megc2019_htnet")
+    real = load_feature_set(FeatureDataConfig(root=root))
+    null = load_feature_set(FeatureDataConfig(root=root, permute_labels=3))
+    assert torch.equal(null.features, real.features)
+    assert null.samples.drop(columns="label").equals(real.samples.drop(columns="label"))
+    for ds in ("casme2", "samm", "smic"):
+        a = real.samples.loc[real.samples["dataset"] == ds, "label"].value_counts().sort_index()
+        b = null.samples.loc[null.samples["dataset"] == ds, "label"].value_counts().sort_index()
+        assert a.equals(b)
+    changed = (null.samples["label"] != real.samples["label"]).mean()
+    assert 0.4 < changed < 0.8                       # a real shuffle (about 1 - sum p_c^2 of the clips move class)
+    assert permute_labels(real.samples, 3)["label"].equals(null.samples["label"])          # seeded
+    assert not permute_labels(real.samples, 4)["label"].equals(null.samples["label"])
+    with pytest.raises(ValueError, match="permute_labels must be -1"):
+        FeatureDataConfig(permute_labels=-2)
+
+
+def test_null_run_says_so_in_its_outputs(shared_data, tmp_path, capsys):
+    out = tmp_path / "null"
+    assert main(["loso", "--config", "configs/features_logreg.yaml", "--out", str(out), "--no-progress", "max_folds=3",
+                 "threads=1", "workers=1", f"data.root={shared_data / 'megc2019_htnet'}", "data.permute_labels=0"]) == 0
+    assert "NULL RUN: labels permuted" in (out / "metrics.md").read_text().splitlines()[0]
+    assert "null run on permuted labels" in capsys.readouterr().err
+    assert "permute_labels: 0" in (out / "config.yaml").read_text()

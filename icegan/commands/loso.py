@@ -12,7 +12,8 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core)
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | toy), root, datasets, size (28), recenter (none | median), roi (none | landmarks),
-           roi_patch (7), synthetic_per_clip (0)
+           roi_patch (7), synthetic_per_clip (0),
+           permute_labels (-1)
     model: see icegan.recognition.RecognizerConfig
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Literal, Optional
 
 from icegan.recognition import RecognizerConfig
 
-__all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set"]
+__all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
+           "permute_labels"]
 
 
 @dataclass
@@ -52,6 +54,11 @@ class FeatureDataConfig:
             ``faces_224``, cached under ``<ICEGAN_DATA>/cache/megc2019_roi``). Applied after ``recenter``.
             The model resizes the tiled map to its ``input_size``. megc2019_htnet source only.
         roi_patch: side of each region window in flow-map pixels (HTNet: 7).
+        permute_labels: >= 0: a null run. The labels are permuted within each dataset (seeded by this value; every
+            dataset keeps its class counts) before anything else, so no feature carries label information and an
+            honest LOSO must score chance (about 1/3 UF1, give or take the sampling spread of 442 clips). A higher
+            score would mean a leak somewhere in the pipeline. The run's title says so in metrics.md and the
+            plots. -1 (default): the real labels.
         synthetic_per_clip: > 0 adds that many synthetic clips per real clip to the training sets: each clip's
             apex face warped by a class-specific action-unit motion, TV-L1 features like the real ones
             (:func:`icegan.data.synthetic_features.synthetic_au_features`, cached under
@@ -67,6 +74,7 @@ class FeatureDataConfig:
     roi: Literal["none", "landmarks"] = "none"
     roi_patch: int = 7
     synthetic_per_clip: int = 0
+    permute_labels: int = -1
 
     def __post_init__(self):
         if self.roi != "none" and self.source != "megc2019_htnet":
@@ -79,6 +87,8 @@ class FeatureDataConfig:
         if self.synthetic_per_clip and self.roi != "none":
             raise ValueError("data.synthetic_per_clip makes whole-face maps; it cannot be combined with "
                              f"data.roi={self.roi}")
+        if self.permute_labels < -1:
+            raise ValueError(f"data.permute_labels must be -1 (real labels) or a seed >= 0, got {self.permute_labels}")
         if self.size < 0:
             raise ValueError(f"data.size must be >= 0 pixels (0 = any square size), got {self.size}")
         if self.synthetic_per_clip and self.size != 28:
@@ -136,12 +146,34 @@ def load_feature_set(cfg: FeatureDataConfig):
     if asked)."""
     from icegan.data.features import FeatureSet, recenter_flow
     fs = _read_feature_set(cfg)
+    if cfg.permute_labels >= 0:
+        fs = FeatureSet(permute_labels(fs.samples, cfg.permute_labels), fs.features)
     if cfg.recenter == "median":
         fs = FeatureSet(fs.samples, recenter_flow(fs.features))
     if cfg.roi == "landmarks":
         from icegan.data.roi import landmark_roi_features
         fs = landmark_roi_features(fs, cfg.roi_patch, cache_dir=_face_cache_dir())
     return fs
+
+
+def permute_labels(samples, seed: int):
+    """A copy of the sample table with its labels permuted within each dataset (null runs, ``data.permute_labels``).
+
+    Args:
+        samples: table with columns dataset and label. seed: permutation seed (NumPy).
+
+    Returns:
+        the table with ``label`` permuted among the rows of each dataset; every other column unchanged.
+    """
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    out = samples.copy()
+    labels = out["label"].to_numpy().copy()
+    for ds in sorted(out["dataset"].unique()):
+        idx = np.flatnonzero(out["dataset"].to_numpy() == ds)
+        labels[idx] = labels[rng.permutation(idx)]
+    out["label"] = labels
+    return out
 
 
 def _read_feature_set(cfg: FeatureDataConfig):
@@ -190,8 +222,13 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
         from icegan.executors import ProcessGroupMap
         group_map = ProcessGroupMap(workers, threads=cfg.threads)
     folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None, extra=syn)
+    name = cfg.name
+    if cfg.data.permute_labels >= 0:
+        name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
+        print(f"note: data.permute_labels={cfg.data.permute_labels}: a null run on permuted labels; an honest "
+              f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
-                    dataset=cfg.dataset, name=cfg.name, max_folds=cfg.max_folds, folds_fn=folds_fn,
+                    dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
                     folds_per_call=per_call, progress=progress, group_map=group_map)
 
 
@@ -234,6 +271,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
                            (data.root: a megc2019_htnet folder, or a clone of the HTNet release as it is)
   data.size=INT              side of the flow-map PNGs (28); 0 = any square size shared by all files
+  data.permute_labels=INT    >= 0: null run, labels permuted within each dataset (seed); honest LOSO scores chance
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
