@@ -15,7 +15,10 @@ import torch
 
 from .metrics import METRIC_NAMES, flow_metrics
 
-__all__ = ["load_pairs", "evaluate", "format_table"]
+__all__ = ["DATA_NAMES", "load_pairs", "evaluate", "format_table"]
+
+#: the ``data`` values :func:`load_pairs` accepts (``icegan flow eval --data``)
+DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
 
 
 def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: int = 0,
@@ -52,7 +55,7 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
                                   **({} if max_motion is None else {"max_motion": max_motion}))
         name = lambda i, it: it["path"]  # noqa: E731
     else:
-        raise ValueError(f"unknown data '{data}'; choose 'middlebury', 'kitti', 'synthetic-face' or 'synthetic-generic'")
+        raise ValueError(f"unknown data '{data}'; choose one of {list(DATA_NAMES)}")
     return [_as_batch(it, name(i, it)) for i, it in enumerate(ds[i] for i in range(len(ds)))]
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from icegan.data.features import validate_samples
+from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
 __all__ = ["Fold", "make_folds", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "REFERENCES",
@@ -114,7 +114,7 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
     for i, s in enumerate(subj):
         if "/" not in s or s.startswith("/") or s.endswith("/"):
             raise ValueError(f"sample {i}: subject '{s}' must be prefixed by its dataset, e.g. 'casme2/sub01'")
-    prefix = np.asarray([s.split("/", 1)[0] for s in subj])
+    prefix = np.asarray([subject_dataset(s) for s in subj])
     if protocol == "CDE":
         if dataset is not None:
             raise ValueError(f"protocol CDE runs over all datasets; dataset={dataset!r} applies to SDE only")

@@ -487,7 +487,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         val = torch.from_numpy(val)
     domains = None
     if cfg.domain_bn:
-        names = [str(s).split("/", 1)[0] for s in subjects]
+        from icegan.data.features import subject_dataset
+        names = [subject_dataset(s) for s in subjects]
         index = {d: i for i, d in enumerate(sorted(set(names)))}
         domains = torch.tensor([index[d] for d in names], dtype=torch.long)
     xs = resize_features(x.float(), cfg.input_size)

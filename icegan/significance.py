@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from icegan.data.features import subject_dataset
 from icegan.metrics import uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "bootstrap_compare", "comparison_table",
@@ -52,7 +53,7 @@ class RunSet:
 
     def datasets(self) -> list[str]:
         """The dataset prefixes of the subjects (``casme2``, ``samm``, ``smic``), sorted."""
-        return sorted({s.split("/", 1)[0] for s in self.subjects})
+        return sorted({subject_dataset(s) for s in self.subjects})
 
     def restrict(self, dataset: str) -> "RunSet":
         """The same runs scored on one dataset's subjects only (their clips were predicted by the same models).
@@ -60,7 +61,7 @@ class RunSet:
         Raises:
             ValueError: no subject of ``dataset``.
         """
-        keep = [i for i, s in enumerate(self.subjects) if s.split("/", 1)[0] == dataset]
+        keep = [i for i, s in enumerate(self.subjects) if subject_dataset(s) == dataset]
         if not keep:
             raise ValueError(f"'{self.label}' has no subject of dataset '{dataset}'")
         subjects = [self.subjects[i] for i in keep]

@@ -28,14 +28,15 @@ def register(subparsers) -> None:
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, the synthetic facial test set or "
+    e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
                                     "generic synthetic scenes")
     e.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
     e.add_argument("--weights", default=None,
                    help="local weights file, or shipped:<name> for a named shipped checkpoint (srflownet and "
                         "liteflownet2 default: shipped:facial; raft_small, raft_large and ptlflow models need a file)")
-    e.add_argument("--data", default="synthetic-face", choices=["middlebury", "kitti", "synthetic-face", "synthetic-generic"],
+    from flownet.evaluate import DATA_NAMES
+    e.add_argument("--data", default="synthetic-face", choices=DATA_NAMES,
                    help="middlebury, kitti (the 2012/2015 training pairs; --root needed, --n-pairs the first n), "
                         "synthetic-face (facial test subjects, exact flow) or synthetic-generic "
                         "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic)")

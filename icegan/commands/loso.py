@@ -169,8 +169,9 @@ def permute_labels(samples, seed: int):
     rng = np.random.default_rng(seed)
     out = samples.copy()
     labels = out["label"].to_numpy().copy()
-    for ds in sorted(out["dataset"].unique()):
-        idx = np.flatnonzero(out["dataset"].to_numpy() == ds)
+    datasets = out["dataset"].to_numpy()
+    for ds in sorted(set(datasets)):
+        idx = np.flatnonzero(datasets == ds)
         labels[idx] = labels[rng.permutation(idx)]
     out["label"] = labels
     return out

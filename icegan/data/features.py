@@ -36,8 +36,9 @@ from torch.utils.data import Dataset
 
 from icegan.paths import shared_data_root
 
-__all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "FeatureSet", "read_megc2019_table",
-           "load_megc2019_features", "MEGC2019Features", "validate_samples", "recenter_flow"]
+__all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "subject_dataset",
+           "FeatureSet", "read_megc2019_table", "load_megc2019_features", "MEGC2019Features", "validate_samples",
+           "recenter_flow"]
 
 CSV_NAME = "combined_3_class2_for_optical_flow.csv"
 FLOW_DIR = "flow_uvos_28"
@@ -66,6 +67,11 @@ def dataset_name(name) -> Optional[str]:
     n = str(name).strip().lower()
     n = _ALIASES.get(n, n)
     return n if _NAME_RE.match(n) else None
+
+
+def subject_dataset(subject) -> str:
+    """The dataset of a dataset-prefixed subject id: ``"casme2/sub01"`` → ``"casme2"``."""
+    return str(subject).split("/", 1)[0]
 
 
 def megc2019_layout(root: str | Path) -> tuple[str, Path, Path]:
@@ -181,9 +187,10 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
     table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path", "face_path"])
     if datasets is not None:
         keep = [dataset_name(d) or str(d) for d in datasets]
-        unknown = [d for d in keep if d not in set(table["dataset"])]
+        present = set(table["dataset"])
+        unknown = [d for d in keep if d not in present]
         if unknown:
-            raise ValueError(f"dataset(s) {unknown} not in {csv}; it has {sorted(set(table['dataset']))}")
+            raise ValueError(f"dataset(s) {unknown} not in {csv}; it has {sorted(present)}")
         table = table[table["dataset"].isin(keep)].reset_index(drop=True)
     return validate_samples(table, source=str(csv))
 
