@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import load_state_dict_strict
+from .models.state_dict import load_model_file, load_state_dict_strict
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -241,31 +241,10 @@ def load_srflownet(path: str | Path | None = None, device: str | torch.device = 
             built from its config (names the file and the first mismatching keys).
     """
     p = resolve_weights(path, "srflownet")
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"SRFlowNet weights not found: {p}. Train some with `icegan flow train --config "
-            f"configs/flow_srflownet_fdr.yaml` or pass --weights to an existing file.")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling error, truncated file, ...
-        raise ValueError(f"{p}: cannot be read as an SRFlowNet weights file ({type(exc).__name__}: {exc})") from None
-    if isinstance(ckpt, dict) and "model" in ckpt and "format" not in ckpt:
-        ckpt = ckpt["model"]  # a training checkpoint: take its model part
-    if not isinstance(ckpt, dict) or ckpt.get("format") != WEIGHTS_FORMAT:
-        raise ValueError(f"{p}: not an SRFlowNet weights file (expected a dict with format='{WEIGHTS_FORMAT}')")
-    cfg_d = dict(ckpt.get("config") or {})
-    known = SRFlowNetConfig.__dataclass_fields__
-    unknown = [k for k in cfg_d if k not in known]
-    if unknown:
-        raise ValueError(f"{p}: unknown SRFlowNet config keys {unknown}")
-    cfg = SRFlowNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg_d.items()})
-    model = SRFlowNet(cfg)
-    sd = ckpt.get("state_dict")
-    if not isinstance(sd, dict):
-        raise ValueError(f"{p}: no state_dict in the weights file")
-    load_state_dict_strict(model, sd, str(p), f"SRFlowNet({cfg_d})")
-    model.meta = dict(ckpt.get("meta") or {})
-    return model.to(device).eval()
+    model = load_model_file(p, WEIGHTS_FORMAT, "SRFlowNet", SRFlowNet, SRFlowNetConfig,
+                            "Train some with `icegan flow train --config configs/flow_srflownet_fdr.yaml` or pass "
+                            "--weights to an existing file.")
+    return model.to(device)
 
 
 class SRFlowNetEstimator(_LearnedEstimator):

@@ -90,8 +90,18 @@ def test_weights_round_trip_and_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="do not match"):
         load_srflownet(tmp_path / "bad.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="cannot be read"):
+    with pytest.raises(ValueError, match="cannot be read as an SRFlowNet"):
         load_srflownet(tmp_path / "junk.pt")
+    ck = torch.load(p, weights_only=True)
+    ck["config"]["wings"] = 2
+    torch.save(ck, tmp_path / "unknown_key.pt")
+    with pytest.raises(ValueError, match=r"unknown SRFlowNet config keys \['wings'\]"):
+        load_srflownet(tmp_path / "unknown_key.pt")
+    torch.save({"model": torch.load(p, weights_only=True), "step": 7}, tmp_path / "ckpt.pt")   # a training checkpoint
+    m3 = load_srflownet(tmp_path / "ckpt.pt")
+    assert m3.meta == {"note": "test"} and not m3.training
+    with torch.no_grad():
+        torch.testing.assert_close(m2(x1, x2)[-1], m3(x1, x2)[-1])
 
 
 def test_registry_classical_and_errors():

@@ -58,7 +58,7 @@ from torchvision.models.optical_flow.raft import MaskPredictor
 
 from ..train import FlowDataConfig
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
-from .state_dict import load_state_dict_strict
+from .state_dict import load_model_file
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
            "default_decflow_path", "save_decflow", "load_decflow", "DecFlowEstimator",
@@ -280,31 +280,11 @@ def load_decflow(path: str | Path | None = None, device: str | torch.device = "c
             model built from its config (names the file and the first mismatching keys).
     """
     p = Path(path) if path is not None else default_decflow_path()
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"DecFlow weights not found: {p}. Train them with `icegan flow train-decflow --config "
-            f"configs/flow_decflow.yaml` (then pass runs/decflow/weights.pt) or pass an existing file.")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling error, truncated file, ...
-        raise ValueError(f"{p}: cannot be read as a DecFlow weights file ({type(exc).__name__}: {exc})") from None
-    if isinstance(ckpt, dict) and "model" in ckpt and "format" not in ckpt:
-        ckpt = ckpt["model"]
-    if not isinstance(ckpt, dict) or ckpt.get("format") != DECFLOW_FORMAT:
-        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{p}: not a DecFlow weights file (format {got!r}, expected '{DECFLOW_FORMAT}')")
-    cfg_d = dict(ckpt.get("config") or {})
-    unknown = [k for k in cfg_d if k not in DecFlowConfig.__dataclass_fields__]
-    if unknown:
-        raise ValueError(f"{p}: unknown DecFlow config keys {unknown}")
-    model = DecFlow(DecFlowConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg_d.items()}))
-    sd = ckpt.get("state_dict")
-    if not isinstance(sd, dict):
-        raise ValueError(f"{p}: no state_dict in the weights file")
-    load_state_dict_strict(model, sd, str(p), f"DecFlow({cfg_d})",
-                           convert=lambda v: v.float() if v.is_floating_point() else v)
-    model.meta = dict(ckpt.get("meta") or {})
-    return model.to(device).eval()
+    model = load_model_file(p, DECFLOW_FORMAT, "DecFlow", DecFlow, DecFlowConfig,
+                            "Train them with `icegan flow train-decflow --config configs/flow_decflow.yaml` (then "
+                            "pass runs/decflow/weights.pt) or pass an existing file.",
+                            convert=lambda v: v.float() if v.is_floating_point() else v)
+    return model.to(device)
 
 
 class DecFlowEstimator:

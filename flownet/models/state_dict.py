@@ -1,12 +1,14 @@
-"""Strict loading of a state dict into a flow network, with an error that says what does not match."""
+"""Reading flow-network weights files: strict state-dict loading, and the shared reader of the project's own
+``{"format", "config", "state_dict", "meta"}`` files, with errors that say what does not match."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
 
-__all__ = ["load_state_dict_strict"]
+__all__ = ["load_state_dict_strict", "load_model_file"]
 
 
 def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model",
@@ -34,3 +36,49 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
         raise ValueError(f"{source}: weights do not match {what}: missing {missing[:3]} ({len(missing)}), "
                          f"unexpected {extra[:3]} ({len(extra)}), wrong shape {wrong[:3]} ({len(wrong)})")
     module.load_state_dict({k: convert(v) for k, v in sd.items()} if convert else sd)
+
+
+def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls: type, hint: str,
+                    convert: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> nn.Module:
+    """Build a network from one of the project's weights files, with its ``meta`` attached, in eval mode on CPU.
+
+    The file is a dict ``{"format": fmt, "config": {...}, "state_dict": {...}, "meta": {...}}`` (a training
+    checkpoint ``{"model": <that dict>, ...}`` is accepted too), read with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: the local file. fmt: the expected ``format`` value (e.g. ``srflownet-v1``).
+        what: the network's name in messages (``SRFlowNet``, ``DecFlow``).
+        model_cls, config_cls: the network class, built as ``model_cls(config_cls(**config))`` (config lists
+            turned into tuples); ``config_cls`` is a dataclass.
+        hint: the sentence after "weights not found: <path>." telling how to get weights.
+        convert: applied to every tensor before loading (e.g. half → float).
+
+    Raises:
+        FileNotFoundError: no such file (names it, then ``hint``).
+        ValueError: unreadable file, another format, unknown config keys, no state dict, or tensors that do not
+            match the network built from the file's config (names the file).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} weights not found: {p}. {hint}")
+    article = "an" if what[:1].upper() in "AEIOUS" else "a"     # "an SRFlowNet", "a DecFlow"
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling error, truncated file, ...
+        raise ValueError(f"{p}: cannot be read as {article} {what} weights file ({type(exc).__name__}: {exc})") from None
+    if isinstance(ckpt, dict) and "model" in ckpt and "format" not in ckpt:
+        ckpt = ckpt["model"]  # a training checkpoint: take its model part
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{p}: not {article} {what} weights file (format {got!r}, expected '{fmt}')")
+    cfg_d = dict(ckpt.get("config") or {})
+    unknown = [k for k in cfg_d if k not in config_cls.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"{p}: unknown {what} config keys {unknown}")
+    model = model_cls(config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg_d.items()}))
+    sd = ckpt.get("state_dict")
+    if not isinstance(sd, dict):
+        raise ValueError(f"{p}: no state_dict in the weights file")
+    load_state_dict_strict(model, sd, str(p), f"{what}({cfg_d})", convert=convert)
+    model.meta = dict(ckpt.get("meta") or {})
+    return model.eval()
