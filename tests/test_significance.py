@@ -183,3 +183,51 @@ def test_per_dataset_scopes(tmp_path, capsys):
     assert main(["compare", str(run), "--per-dataset", "--resamples", "200", "--format", "csv"]) == 0
     csv = capsys.readouterr().out.splitlines()
     assert csv[0].startswith("scope,label,") and [ln.split(",")[0] for ln in csv[1:]] == ["all", "casme2", "samm"]
+
+
+def _decision_bench():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("decision_rule_bound",
+                                                  Path(__file__).parents[1] / "bench" / "decision_rule_bound.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_decision_rule_bound_finds_the_offset_that_fixes_a_biased_rule():
+    """bench/decision_rule_bound.py: scores that over-predict class 2 by a constant factor e^1 are fixed exactly
+    by an offset near -1 on class 2; scores already right keep b = 0 (ties go to the smallest offset)."""
+    bench = _decision_bench()
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 0, 1, 2])
+    clean = np.full((len(y), 3), 0.2)
+    clean[np.arange(len(y)), y] = 0.6
+    uf1, uar, b_uf1, b_uar, b = bench.bound(clean, y)
+    assert uf1 == 1.0 and b_uf1 == 1.0 and np.array_equal(b, [0, 0, 0])
+    biased = clean.copy()
+    biased[:, 2] *= np.e ** 1.5                  # class 2 now wins every row: UF1 of argmax is low
+    uf1, uar, b_uf1, b_uar, b = bench.bound(biased, y)
+    assert uf1 < 0.3 and b_uf1 == 1.0 and b_uar == 1.0
+    assert b[0] == 0 and -2.0 <= b[2] < -(1.5 - np.log(3)) and b[1] == 0    # just enough to undo the bias
+
+
+def test_decision_rule_bound_dataset_priors_use_the_other_subjects_only():
+    """λ = 0 is plain argmax; λ = 1 adds log π_d, the class frequencies among the *other* subjects of the clip's
+    dataset: a clip near the boundary goes to that majority; its own label never enters its prior."""
+    from icegan.metrics import compute_metrics
+    bench = _decision_bench()
+    y = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    subject = np.array(["a", "b", "b", "c", "c", "e", "e", "f"])
+    dataset = np.array(["d1"] * 5 + ["d2"] * 3)
+    scores = np.array([[0.45, 0.55, 0.0], [0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.1, 0.9, 0.0],
+                       [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]])
+    curve = bench.dataset_prior_curve(scores, y, dataset, subject)
+    assert len(curve) == len(bench.LAMBDAS)
+    argmax = scores.argmax(1)                       # row 0 (true 0) goes to class 1
+    assert curve[0] == pytest.approx(compute_metrics(y, argmax)["UF1"])
+    # λ = 1, row 0 (subject a of d1): the others of d1 are 3 x class 0, 1 x class 1 → log .45 + log .75 > log .55 +
+    # log .25; subject c's class-1 row: others of d1 (a, b) hold no class 1 → its prior is log 1e-12 → class 0.
+    # d2: subject e's class-1 row has others (f) = class 2 only → it goes to class 2.
+    fixed = argmax.copy()
+    fixed[0], fixed[4], fixed[5] = 0, 0, 2
+    assert curve[-1] == pytest.approx(compute_metrics(y, fixed)["UF1"])
