@@ -119,3 +119,23 @@ def test_roi_config_errors():
         FeatureDataConfig(source="toy", roi="landmarks")
     with pytest.raises(ValueError, match="roi_patch"):
         FeatureDataConfig(roi="landmarks", roi_patch=0)
+
+
+def test_apex_landmark_bench_alignment_removes_similarity_transforms():
+    """bench/apex_landmark_loso.py: eye centres land on (−1, 0) and (1, 0), and a rotated, scaled, shifted copy
+    of a face's landmarks aligns to the same points."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("apex_landmark_loso",
+                                                  Path(__file__).parents[1] / "bench" / "apex_landmark_loso.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(50, 150, (1, 68, 2))
+    a = bench.align_landmarks(pts)
+    np.testing.assert_allclose(a[0, 36:42].mean(0), [-1, 0], atol=1e-12)
+    np.testing.assert_allclose(a[0, 42:48].mean(0), [1, 0], atol=1e-12)
+    t = 0.4
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    moved = 2.5 * pts @ rot.T + np.array([30.0, -12.0])
+    np.testing.assert_allclose(bench.align_landmarks(moved), a, atol=1e-9)

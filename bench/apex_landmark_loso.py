@@ -1,0 +1,63 @@
+"""Diagnostic: does the apex face's landmark geometry alone tell the MEGC2019 class? (Composite CDE LOSO.)
+
+The 28×28 flow maps hold motion only; ``faces_224`` holds each clip's apex face. This scores a second modality on
+its own: the 68 landmarks of every apex face (:func:`icegan.data.roi.face_landmarks_megc2019`, cached under
+``data/cache/megc2019_roi``), aligned by the similarity transform that puts the two eye centres at (−1, 0) and
+(1, 0), flattened (136 values), logistic regression (standardised, balanced class weights, C = 1), leave one subject
+out over the 68 subjects (scikit-learn ``LeaveOneGroupOut`` + ``cross_val_predict``). Prints UF1 / UAR overall and
+per dataset (MEGC2019 definitions, :func:`icegan.metrics.compute_metrics`).
+
+Usage::
+
+    .venv/bin/python bench/apex_landmark_loso.py [--root PATH/TO/megc2019_htnet]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def align_landmarks(points: np.ndarray) -> np.ndarray:
+    """(N, 68, 2) landmarks → (N, 68, 2) with the eye centres (points 36–41, 42–47) moved to (−1, 0) and (1, 0)
+    by a similarity transform (translation, rotation, scale)."""
+    left, right = points[:, 36:42].mean(1), points[:, 42:48].mean(1)
+    centre, d = (left + right) / 2, right - left
+    scale = np.linalg.norm(d, axis=1) / 2
+    ang = -np.arctan2(d[:, 1], d[:, 0])
+    rot = np.stack([np.stack([np.cos(ang), -np.sin(ang)], -1), np.stack([np.sin(ang), np.cos(ang)], -1)], -2)
+    return np.einsum("nij,nkj->nki", rot, points - centre[:, None]) / scale[:, None, None]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", default=None, help="megc2019_htnet folder (default: the shared data)")
+    args = ap.parse_args()
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from icegan.data.features import load_megc2019_features
+    from icegan.data.roi import face_landmarks_megc2019
+    from icegan.metrics import compute_metrics
+    from icegan.paths import default_data_root
+
+    start = time.time()
+    fs = load_megc2019_features(args.root, None, size=28)
+    points, _ = face_landmarks_megc2019(fs.samples, cache_dir=default_data_root() / "cache" / "megc2019_roi")
+    x = align_landmarks(points.astype(np.float64)).reshape(len(points), -1)
+    y, subjects = fs.labels.numpy(), fs.samples["subject"].to_numpy()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced"))
+    pred = cross_val_predict(clf, x, y, groups=subjects, cv=LeaveOneGroupOut())
+    datasets = fs.samples["dataset"].to_numpy()
+    print("| scope | clips | UF1 | UAR |\n|---|---|---|---|")
+    for name, rows in [("Full", np.ones(len(y), bool))] + [(d, datasets == d) for d in sorted(set(datasets))]:
+        m = compute_metrics(y[rows], pred[rows])
+        print(f"| {name} | {int(rows.sum())} | {m['UF1']:.4f} | {m['UAR']:.4f} |")
+    print(f"\n{len(set(subjects))} folds in {time.time() - start:.1f} s (landmarks cached after the first run)")
+
+
+if __name__ == "__main__":
+    main()
