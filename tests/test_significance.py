@@ -231,3 +231,35 @@ def test_decision_rule_bound_dataset_priors_use_the_other_subjects_only():
     fixed = argmax.copy()
     fixed[0], fixed[4], fixed[5] = 0, 0, 2
     assert curve[-1] == pytest.approx(compute_metrics(y, fixed)["UF1"])
+
+
+def test_epoch_curve_pools_every_fold_at_the_same_epoch(tmp_path, capsys, monkeypatch):
+    """bench/epoch_curve.py: the curve at record r is the MEGC2019 UF1 of every fold's record r pooled; its last
+    record is the final-epoch run's (same models); a short toy run prints one row per recorded epoch."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+    from icegan.metrics import compute_metrics
+    from icegan.protocol import make_folds
+    spec = importlib.util.spec_from_file_location("epoch_curve", Path(__file__).parents[1] / "bench" / "epoch_curve.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    subjects = ["d/a", "d/a", "d/b", "d/c"]
+    folds = make_folds(subjects, "CDE")
+    y = np.array([0, 1, 2, 1])
+    right = np.eye(3)[y]
+    wrong = np.eye(3)[(y + 1) % 3]
+    rec = [np.stack([wrong[f.test_idx], right[f.test_idx]]) for f in folds]     # record 0 all wrong, 1 all right
+    rec[1][1] = wrong[folds[1].test_idx]                                        # subject b wrong at record 1 too
+    uf1, uar = bench.pooled_curve(rec, folds, y)
+    assert uf1[0] == 0.0
+    expected = np.array([0, 1, 0, 1])                                           # b's clip (label 2) predicted 0
+    assert uf1[1] == pytest.approx(compute_metrics(y, expected)["UF1"])
+    assert uar[1] == pytest.approx(compute_metrics(y, expected)["UAR"])
+    monkeypatch.setattr(sys, "argv", ["epoch_curve", "--config", str(Path(__file__).parents[1] / "configs" /
+                                                                      "demo_features.yaml"),
+                                      "--threads", "1", "--plot", str(tmp_path / "c.png"),
+                                      "model.name=ststnet", "model.epochs=4", "model.eval_every=2", "max_folds=0"])
+    bench.main()
+    out = capsys.readouterr().out
+    assert "| 2 |" in out and "| 4 |" in out and "upper bound" in out and (tmp_path / "c.png").is_file()

@@ -1,0 +1,98 @@
+"""Diagnostic: pooled LOSO UF1 at every recorded epoch, the same epoch for every subject (a learning curve).
+
+Trains the feature recognizer of an ``icegan loso`` config on all folds at once (the grouped engine), records the
+class probabilities every ``model.eval_every`` epochs (the same models as the final-epoch run: recording does not
+change training), and prints the pooled UF1 / UAR of each recorded epoch, per seed and as the mean over seeds.
+
+Two things it answers:
+
+* is the configured final epoch on a plateau, or past a peak? (the curve's shape);
+* how much could *any* fixed stopping epoch add? The best epoch of the curve is chosen on the test labels, so it is
+  an upper bound of what an honest stopping rule (inner folds of the training subjects) could reach, never a result.
+  The oracle of ``oracle_epoch=true`` goes further: it picks the best epoch *per test subject*.
+
+Usage::
+
+    .venv/bin/python bench/epoch_curve.py --config configs/features_ststnet.yaml --seeds 0 1 2 \
+        [--plot curve.png] [--threads 2] [-- key=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def pooled_curve(records: list[np.ndarray], folds, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(UF1, UAR) per recorded epoch, each (R,), from per-fold (R, n_test, K) scores pooled over the folds."""
+    from icegan.metrics import compute_metrics
+    pooled = np.zeros((records[0].shape[0], len(y), records[0].shape[-1]))
+    for f, s in zip(folds, records):
+        pooled[:, f.test_idx] = s
+    m = [compute_metrics(y, p.argmax(1)) for p in pooled]
+    return np.array([x["UF1"] for x in m]), np.array([x["UAR"] for x in m])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="icegan loso YAML (a ststnet or offtanet recognizer)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default 0)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--plot", default=None, help="also draw the curves to this PNG")
+    ap.add_argument("overrides", nargs="*", help="key=value config overrides (as icegan loso)")
+    args = ap.parse_args()
+
+    import torch
+
+    from icegan.commands.loso import LosoConfig, load_feature_set
+    from icegan.config import load_config
+    from icegan.protocol import make_folds
+    from icegan.recognition import fit_predict_folds
+
+    torch.set_num_threads(args.threads)
+    cfg = load_config(LosoConfig, args.config, args.overrides)
+    if cfg.model.name == "logreg":
+        raise SystemExit("epoch_curve: logistic regression has no epochs; use a ststnet or offtanet config")
+    fs = load_feature_set(cfg.data)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, cfg.protocol, cfg.dataset)
+    y = fs.labels.numpy()
+    curves = []
+    for seed in args.seeds:
+        start = time.time()
+        rec = fit_predict_folds(cfg.model, fs.features, fs.labels, subjects, folds, device=cfg.device, seed=seed,
+                                oracle_epoch=True, progress=False)
+        uf1, uar = pooled_curve(rec, folds, y)
+        curves.append((uf1, uar))
+        print(f"seed {seed}: {len(folds)} folds in {time.time() - start:.0f} s", flush=True)
+    epochs = [cfg.model.eval_every * (r + 1) for r in range(len(curves[0][0]))]
+    print("\n| epoch | " + " | ".join(f"seed {s} UF1 / UAR" for s in args.seeds) + " | mean UF1 |")
+    print("|---|" + "---|" * (len(args.seeds) + 1))
+    for r, e in enumerate(epochs):
+        cells = " | ".join(f"{c[0][r]:.4f} / {c[1][r]:.4f}" for c in curves)
+        print(f"| {e} | {cells} | {np.mean([c[0][r] for c in curves]):.4f} |")
+    best = [int(np.argmax(c[0])) for c in curves]
+    mean_best = np.mean([c[0][b] for c, b in zip(curves, best)])
+    print(f"\nfinal epoch ({epochs[-1]}): mean UF1 {np.mean([c[0][-1] for c in curves]):.4f}; best epoch per seed "
+          f"chosen on the test labels (an upper bound, not a result): {[epochs[b] for b in best]}, mean UF1 "
+          f"{mean_best:.4f}")
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for s, c in zip(args.seeds, curves):
+            ax.plot(epochs, c[0], marker=".", label=f"seed {s}")
+        ax.set_xlabel("epoch (the same for every held-out subject)")
+        ax.set_ylabel("pooled LOSO UF1")
+        ax.set_title(f"{cfg.name}: UF1 per epoch ({len(folds)} folds)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
