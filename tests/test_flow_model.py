@@ -487,11 +487,8 @@ def test_flow_val_iters_bench_scores_the_training_validation_subjects(shared_dat
     """bench/flow_val_iters.py (the shipping rule's input) scores sub05 + sub22, never a test subject, and its
     EPE equals evaluate_model on the same pairs; a model saved with zero flow scores the zero-flow EPE, on the
     facial and on the generic validation pairs."""
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("flow_val_iters", Path(__file__).parents[1] / "bench" / "flow_val_iters.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from _bench import load_bench
+    bench = load_bench("flow_val_iters")
     torch.manual_seed(0)
     tiny = SRFlowNet(SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
                                      corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1))

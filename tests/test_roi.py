@@ -124,12 +124,8 @@ def test_roi_config_errors():
 def test_apex_landmark_bench_alignment_removes_similarity_transforms():
     """bench/apex_landmark_loso.py: eye centres land on (−1, 0) and (1, 0), and a rotated, scaled, shifted copy
     of a face's landmarks aligns to the same points."""
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("apex_landmark_loso",
-                                                  Path(__file__).parents[1] / "bench" / "apex_landmark_loso.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from _bench import load_bench
+    bench = load_bench("apex_landmark_loso")
     rng = np.random.default_rng(0)
     pts = rng.uniform(50, 150, (1, 68, 2))
     a = bench.align_landmarks(pts)

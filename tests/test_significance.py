@@ -1,9 +1,11 @@
-"""Subject-bootstrap intervals (icegan.significance, icegan compare) and the vectorised UF1/UAR."""
+"""Subject-bootstrap intervals (icegan.significance, icegan compare), the vectorised UF1/UAR, and the bench
+diagnostics built on them (decision-rule bound, epoch curve)."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from _bench import load_bench
 
 from icegan.cli import main
 from icegan.metrics import compute_metrics, confusion_matrix, uf1_uar_from_confusion
@@ -185,20 +187,10 @@ def test_per_dataset_scopes(tmp_path, capsys):
     assert csv[0].startswith("scope,label,") and [ln.split(",")[0] for ln in csv[1:]] == ["all", "casme2", "samm"]
 
 
-def _decision_bench():
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("decision_rule_bound",
-                                                  Path(__file__).parents[1] / "bench" / "decision_rule_bound.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_decision_rule_bound_finds_the_offset_that_fixes_a_biased_rule():
     """bench/decision_rule_bound.py: scores that over-predict class 2 by a constant factor e^1 are fixed exactly
     by an offset near -1 on class 2; scores already right keep b = 0 (ties go to the smallest offset)."""
-    bench = _decision_bench()
+    bench = load_bench("decision_rule_bound")
     y = np.array([0, 0, 0, 1, 1, 2, 2, 0, 1, 2])
     clean = np.full((len(y), 3), 0.2)
     clean[np.arange(len(y)), y] = 0.6
@@ -214,8 +206,7 @@ def test_decision_rule_bound_finds_the_offset_that_fixes_a_biased_rule():
 def test_decision_rule_bound_dataset_priors_use_the_other_subjects_only():
     """λ = 0 is plain argmax; λ = 1 adds log π_d, the class frequencies among the *other* subjects of the clip's
     dataset: a clip near the boundary goes to that majority; its own label never enters its prior."""
-    from icegan.metrics import compute_metrics
-    bench = _decision_bench()
+    bench = load_bench("decision_rule_bound")
     y = np.array([0, 0, 0, 0, 1, 1, 2, 2])
     subject = np.array(["a", "b", "b", "c", "c", "e", "e", "f"])
     dataset = np.array(["d1"] * 5 + ["d2"] * 3)
@@ -236,14 +227,11 @@ def test_decision_rule_bound_dataset_priors_use_the_other_subjects_only():
 def test_epoch_curve_pools_every_fold_at_the_same_epoch(tmp_path, capsys, monkeypatch):
     """bench/epoch_curve.py: the curve at record r is the MEGC2019 UF1 of every fold's record r pooled; its last
     record is the final-epoch run's (same models); a short toy run prints one row per recorded epoch."""
-    import importlib.util
     import sys
     from pathlib import Path
-    from icegan.metrics import compute_metrics
+
     from icegan.protocol import make_folds
-    spec = importlib.util.spec_from_file_location("epoch_curve", Path(__file__).parents[1] / "bench" / "epoch_curve.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("epoch_curve")
     subjects = ["d/a", "d/a", "d/b", "d/c"]
     folds = make_folds(subjects, "CDE")
     y = np.array([0, 1, 2, 1])
