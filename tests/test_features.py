@@ -180,3 +180,24 @@ def test_maps_of_another_size(shared_data, tmp_path, resized_megc):
     root2 = resized_megc(tmp_path / "odd", 56, odd_clip=odd)
     with pytest.raises(ValueError, match=rf"clip '{odd}' is 57×57, expected 56×56"):
         load_megc2019_features(root2, size=None)
+
+
+def test_maps_must_be_rgb(shared_data, tmp_path, resized_megc):
+    """A grayscale map cannot hold u, v and strain: the error names the clip and its mode (no silent copy of one
+    channel into three). An RGBA map loads as its RGB channels."""
+    from PIL import Image
+
+    from icegan.data.features import FLOW_DIR
+    root = resized_megc(tmp_path, 28)
+    table = read_megc2019_table(root)
+    gray_clip, rgba_clip = table["clip"].iloc[0], table["clip"].iloc[1]
+    ref = load_megc2019_features(root)
+    for clip, mode in ((gray_clip, "L"), (rgba_clip, "RGBA")):
+        path = next((root / FLOW_DIR).glob(f"*_{clip} .png"))
+        Image.open(path).convert(mode).save(path)
+    with pytest.raises(ValueError, match=rf"clip '{gray_clip}' is a L-mode image \(1 band\(s\) L\); expected RGB"):
+        load_megc2019_features(root)
+    path = next((root / FLOW_DIR).glob(f"*_{gray_clip} .png"))
+    Image.open(path).convert("RGB").save(path)       # fixed: back to three (equal) channels, as the user would
+    fs = load_megc2019_features(root)
+    torch.testing.assert_close(fs.features[1], ref.features[1])      # the RGBA map: alpha dropped, RGB unchanged

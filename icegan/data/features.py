@@ -207,6 +207,10 @@ def _read_png(path: str, clip: str, size: Optional[int]) -> np.ndarray:
         raise FileNotFoundError(f"flow feature file of clip '{clip}' not found: {p}{hint}")
     try:
         with Image.open(p) as im:
+            if im.mode not in ("RGB", "RGBA"):
+                raise ValueError(f"flow feature file of clip '{clip}' is a {im.mode}-mode image ({len(im.getbands())} "
+                                 f"band(s) {''.join(im.getbands())}); expected RGB whose channels hold u, v and optical "
+                                 f"strain: {p}")
             im = im.convert("RGB")
             if size is not None and im.size != (size, size):
                 raise ValueError(f"flow feature file of clip '{clip}' is {im.size[0]}×{im.size[1]}, expected "
