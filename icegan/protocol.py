@@ -124,7 +124,8 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
             raise ValueError("protocol SDE needs a dataset (e.g. dataset=casme2)")
         scope = prefix == dataset
         if not scope.any():
-            raise ValueError(f"SDE dataset '{dataset}' has no samples; datasets present: {sorted(set(prefix))}")
+            raise ValueError(f"SDE dataset '{dataset}' has no samples; datasets present: "
+                             f"{sorted({str(p) for p in prefix})}")
     else:
         raise ValueError(f"unknown protocol {protocol!r}; expected 'CDE' or 'SDE'")
     names = sorted(set(subj[scope]))

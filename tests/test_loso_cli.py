@@ -178,3 +178,31 @@ def test_null_run_says_so_in_its_outputs(shared_data, tmp_path, capsys):
     assert "NULL RUN: labels permuted" in (out / "metrics.md").read_text().splitlines()[0]
     assert "null run on permuted labels" in capsys.readouterr().err
     assert "permute_labels: 0" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("overrides,msg", [
+    (["protocol=SDE"], "protocol SDE needs a dataset (e.g. dataset=casme2)"),
+    (["protocol=SDE", "dataset=casme3"], "SDE dataset 'casme3' has no samples; datasets present: ['casme2', 'samm', 'smic']"),
+    (["dataset=samm"], "protocol CDE runs over all datasets"),
+])
+def test_protocol_errors_are_messages(shared_data, overrides, msg, tmp_path, capsys):
+    """A protocol that cannot be built from the feature table ends with the error line and exit 2, before any
+    run folder is made."""
+    rc = main(["loso", "--config", "configs/features_logreg.yaml", "--out", str(tmp_path / "x"), *overrides])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"icegan loso: error: {msg}" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_another_run_in_out_is_a_message(shared_data, tmp_path, capsys):
+    """--out holding a run made with another config: exit 2 with the reason; the finished run is untouched."""
+    out = tmp_path / "run"
+    base = ["loso", "--config", "configs/features_logreg.yaml", "--out", str(out), "--no-progress", "max_folds=1",
+            "workers=1", "threads=1"]
+    assert main(base) == 0
+    before = (out / "predictions.csv").read_bytes()
+    capsys.readouterr()
+    assert main(base + ["model.logreg_C=2"]) == 2
+    err = capsys.readouterr().err
+    assert "icegan loso: error:" in err and "different config" in err
+    assert (out / "predictions.csv").read_bytes() == before

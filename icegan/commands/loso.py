@@ -306,10 +306,17 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     try:                    # bad input (a missing or unreadable map, a bad label...) is a message, not a traceback
         fs = load_feature_set(cfg.data)
+        from icegan.protocol import make_folds
+        make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 subjects
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
-    metrics = run(cfg, out, progress=not args.no_progress, feature_set=fs)
+    from icegan.protocol import LosoStateError
+    try:
+        metrics = run(cfg, out, progress=not args.no_progress, feature_set=fs)
+    except LosoStateError as exc:   # --out holds another run, or an unreadable predictions.csv
+        print(f"icegan loso: error: {exc}", file=sys.stderr)
+        return 2
     import pandas as pd
 
     from icegan.protocol import summary_text
