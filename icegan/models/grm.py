@@ -38,10 +38,14 @@ implementation of Eq. 1–2 written with plain matrix algebra.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import DenseGCNConv
+
+with warnings.catch_warnings():     # torch_geometric 2.8 scripts helpers at import; torch 2.14 deprecates jit.script
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from torch_geometric.nn import DenseGCNConv
 
 __all__ = ["GraphReasoningModule"]
 
