@@ -18,8 +18,9 @@ Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition'
 _FR = None
 
 
-def _fr():
-    """Import face_recognition once (it loads the dlib models at import)."""
+def face_recognition_modules():
+    """``(face_recognition, face_recognition.api)``, imported once (they load the dlib models at import), without
+    face_recognition_models' pkg_resources deprecation warning."""
     global _FR
     if _FR is None:
         with warnings.catch_warnings():
@@ -47,7 +48,7 @@ def detect_faces(image: np.ndarray, detector: Detector = "hog", upsample: Option
         upsample: times to upsample before detecting. None = try 0, then 1, then 2 until a face is
             found (HOG finds faces ≥ 80 px at 0; each upsampling halves that).
     """
-    fr, _ = _fr()
+    fr, _ = face_recognition_modules()
     img = _as_uint8(image)
     if detector not in ("hog", "cnn"):
         raise ValueError(f"unknown face detector {detector!r}; expected 'hog' or 'cnn'")
@@ -61,7 +62,7 @@ def detect_faces(image: np.ndarray, detector: Detector = "hog", upsample: Option
 
 def landmarks_in_box(image: np.ndarray, box: Box) -> np.ndarray:
     """(68, 2) float32 landmarks predicted inside ``box`` (top, right, bottom, left)."""
-    fr, api = _fr()
+    fr, api = face_recognition_modules()
     import dlib
     top, right, bottom, left = (int(round(v)) for v in box)
     shape = api.pose_predictor_68_point(_as_uint8(image), dlib.rectangle(left, top, right, bottom))

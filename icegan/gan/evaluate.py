@@ -70,8 +70,9 @@ def face_embeddings(faces: np.ndarray, upsample_to: int = 128) -> np.ndarray:
         ValueError: not (N, H, W) uint8.
     """
     import cv2
-    import face_recognition
 
+    from icegan.data.landmarks import face_recognition_modules
+    face_recognition = face_recognition_modules()[0]
     if faces.dtype != np.uint8 or faces.ndim != 3:
         raise ValueError(f"face_embeddings expects uint8 (N, H, W), got {faces.dtype} {faces.shape}")
     out = np.zeros((len(faces), 128))
