@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from icegan.metrics import uf1_uar_from_confusion
+from icegan.metrics import compute_metrics, uf1_uar_from_confusion
 
 GRID = np.round(np.arange(-2.0, 2.0 + 1e-9, 0.05), 2)
 
@@ -65,9 +65,7 @@ def dataset_prior_curve(scores: np.ndarray, y: np.ndarray, dataset: np.ndarray, 
         logprior[rows] = np.log(np.clip(counts / max(counts.sum(), 1.0), 1e-12, None))
     out = []
     for lam in LAMBDAS:
-        pred = (logp + lam * logprior).argmax(1)
-        cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-        out.append(float(uf1_uar_from_confusion(cm)[0]))
+        out.append(compute_metrics(y, (logp + lam * logprior).argmax(1), n_classes=k)["UF1"])
     return out
 
 
