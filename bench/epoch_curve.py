@@ -48,12 +48,12 @@ def main() -> None:
     from icegan.commands.loso import LosoConfig, load_feature_set
     from icegan.config import load_config
     from icegan.protocol import make_folds
-    from icegan.recognition import fit_predict_folds
+    from icegan.recognition import SKLEARN_MODELS, fit_predict_folds
 
     torch.set_num_threads(args.threads)
     cfg = load_config(LosoConfig, args.config, args.overrides)
-    if cfg.model.name == "logreg":
-        raise SystemExit("epoch_curve: logistic regression has no epochs; use a ststnet or offtanet config")
+    if cfg.model.name in SKLEARN_MODELS:
+        raise SystemExit(f"epoch_curve: {cfg.model.name} has no epochs; use a ststnet or offtanet config")
     fs = load_feature_set(cfg.data)
     subjects = fs.samples["subject"].tolist()
     folds = make_folds(subjects, cfg.protocol, cfg.dataset)

@@ -192,7 +192,7 @@ class RecognizerSection(RecognizerConfig):
     features are built, min–max normalised per map), plus ``name: expcaps``, which classifies the
     apex face with the fold's ICE-GAN discriminator (ExpCaps capsule lengths; needs ``gan.enabled``).
     Defaults: Off-TANet on 28×28 features (stem stride 1), 60 epochs, final epoch (no selection)."""
-    name: Literal["offtanet", "ststnet", "logreg", "expcaps"] = "offtanet"
+    name: Literal["offtanet", "ststnet", "logreg", "random_forest", "expcaps"] = "offtanet"
     input_size: int = 28
     stem_stride: int = 1
     epochs: int = 60
@@ -428,7 +428,7 @@ def fit_critic(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Te
     """A differentiable recognizer for the joint generator loss, frozen in eval mode.
 
     Same settings as the fold's recognizer (one seed); STSTNet when that recognizer is not a network
-    (``logreg``, ``expcaps``). ``critic(features (B, 3, S, S)) -> logits (B, 3)``.
+    (``logreg``, ``random_forest``, ``expcaps``). ``critic(features (B, 3, S, S)) -> logits (B, 3)``.
     """
     fields = {f.name: getattr(rcfg, f.name) for f in dataclasses.fields(RecognizerConfig)}
     if fields["name"] not in ("ststnet", "offtanet"):

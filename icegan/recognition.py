@@ -1,4 +1,5 @@
-"""Training and prediction of recognizers on flow-feature tensors, and the logistic-regression floor.
+"""Training and prediction of recognizers on flow-feature tensors, and the scikit-learn recognizers (the
+logistic-regression floor and a random forest).
 
 The fast path trains **many models at once**: one model per (LOSO fold, seed) pair, all held in one
 grouped network (:mod:`icegan.models.recognizers`, ``n_models = G``). Every step draws one shared
@@ -33,7 +34,11 @@ from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
-           "fit_predict_folds", "fit_recognizer", "fit_predict_logreg", "class_weights", "inner_val_masks"]
+           "fit_predict_folds", "fit_recognizer", "fit_predict_sklearn", "SKLEARN_MODELS", "class_weights", "inner_val_masks"]
+
+
+#: recognizers fitted by scikit-learn, one fit per fold (no epochs, no grouped network)
+SKLEARN_MODELS = ("logreg", "random_forest")
 
 
 @dataclass
@@ -41,8 +46,9 @@ class RecognizerConfig:
     """Recognizer and training settings (YAML section ``model``).
 
     Attributes:
-        name: ``ststnet``, ``offtanet`` or ``logreg`` (scikit-learn logistic regression on the
-            standardised flattened features).
+        name: ``ststnet``, ``offtanet``, ``logreg`` (scikit-learn logistic regression on the
+            standardised flattened features) or ``random_forest`` (scikit-learn random forest on the
+            flattened features; Breiman 2001).
         input_size: side in pixels the features are bilinearly resized to before the network
             (28 = native megc2019_htnet size; 112 = Off-TANet paper size).
         stem_stride: Off-TANet stem stride (2 in the paper at 112; 1 for native 28×28 input).
@@ -80,8 +86,10 @@ class RecognizerConfig:
             works in ``icegan loso`` feature runs; not combinable with ``mixup_alpha``.
         logreg_C: inverse L2 strength of the logistic regression.
         logreg_max_iter: iteration cap of the logistic regression solver.
+        forest_trees: trees of the random forest (``class_weight='balanced'`` with ``class_weighting``; its
+            random state is the run's seed, the same in every fold).
     """
-    name: Literal["ststnet", "offtanet", "logreg"] = "ststnet"
+    name: Literal["ststnet", "offtanet", "logreg", "random_forest"] = "ststnet"
     input_size: int = 28
     stem_stride: int = 1
     width: int = 1
@@ -104,9 +112,15 @@ class RecognizerConfig:
     folds_per_group: int = 0
     logreg_C: float = 1.0
     logreg_max_iter: int = 2000
+    forest_trees: int = 500
     domain_bn: bool = False
 
     def __post_init__(self):
+        if self.forest_trees < 1:
+            raise ValueError(f"model.forest_trees must be >= 1, got {self.forest_trees}")
+        if self.name in SKLEARN_MODELS and self.seeds != 1:
+            raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
+                             "(set model.seeds=1; for the random forest raise model.forest_trees instead)")
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":
@@ -456,8 +470,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     """Train one grouped network for several LOSO folds (× ``cfg.seeds``) and score their test rows.
 
     Args:
-        cfg: settings; ``cfg.name`` ``ststnet`` / ``offtanet`` (``logreg`` is dispatched to
-            :func:`fit_predict_logreg`).
+        cfg: settings; ``cfg.name`` ``ststnet`` / ``offtanet`` (``logreg`` and ``random_forest`` are dispatched
+            to :func:`fit_predict_sklearn`, fold by fold).
         x: (N, 3, H, W) features of the whole sample table (resized to ``cfg.input_size`` here).
         y: (N,) labels.
         subjects: (N,) prefixed subject ids (``dataset/subject``: the inner-validation split, and the
@@ -473,8 +487,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
         (R, n_test, K) when ``oracle_epoch``.
     """
-    if cfg.name == "logreg":
-        return [fit_predict_logreg(cfg, x, y, f) for f in folds]
+    if cfg.name in SKLEARN_MODELS:
+        return [fit_predict_sklearn(cfg, x, y, f, seed=seed) for f in folds]
     N = x.shape[0]
     S = max(1, cfg.seeds)
     masks = np.zeros((len(folds) * S, N), dtype=bool)
@@ -515,12 +529,12 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold; return its predict function.
 
     Args:
-        cfg: settings (``ststnet``, ``offtanet`` or ``logreg``).
+        cfg: settings (``ststnet``, ``offtanet``, ``logreg`` or ``random_forest``).
         x_train: (N, 3, H, W) training features (u, v, strain in [0, 1]); y_train (N,) labels.
         device: torch device.
         seed: seed.
         x_val, y_val: optional inner-validation samples from *training* subjects (never the test
-            subject) for early stopping; ignored by ``logreg``.
+            subject) for early stopping; ignored by ``logreg`` and ``random_forest``.
 
     Returns:
         ``predict(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
@@ -531,8 +545,8 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     if cfg.domain_bn:
         raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
                          "only, not by the main job's per-fold recognizer: set model.domain_bn=false")
-    if cfg.name == "logreg":
-        clf = _logreg(cfg).fit(x_train.reshape(len(x_train), -1).numpy(), y_train.numpy())
+    if cfg.name in SKLEARN_MODELS:
+        clf = _sklearn_classifier(cfg, seed).fit(x_train.reshape(len(x_train), -1).numpy(), y_train.numpy())
         return lambda xt: _proba(clf, xt.reshape(len(xt), -1).numpy(), 3)
     S = max(1, cfg.seeds)
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
@@ -553,12 +567,20 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     return predict
 
 
-def _logreg(cfg: RecognizerConfig):
+def _sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):
+    """The unfitted scikit-learn estimator of ``cfg.name``: standardised logistic regression, or a random forest
+    (scale-free, so unstandardised; ``random_state = seed``; one job, since folds run in parallel processes)."""
+    weights = "balanced" if cfg.class_weighting else None
+    if cfg.name == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+        return RandomForestClassifier(n_estimators=cfg.forest_trees, class_weight=weights, random_state=seed, n_jobs=1)
+    if cfg.name != "logreg":
+        raise ValueError(f"model.name={cfg.name!r} is not a scikit-learn recognizer ({', '.join(SKLEARN_MODELS)})")
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    return make_pipeline(StandardScaler(), LogisticRegression(
-        C=cfg.logreg_C, max_iter=cfg.logreg_max_iter, class_weight="balanced" if cfg.class_weighting else None))
+    return make_pipeline(StandardScaler(), LogisticRegression(C=cfg.logreg_C, max_iter=cfg.logreg_max_iter,
+                                                              class_weight=weights))
 
 
 def _proba(clf, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -568,18 +590,24 @@ def _proba(clf, x: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def fit_predict_logreg(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, fold: Any,
-                       n_classes: int = 3) -> np.ndarray:
-    """Logistic regression (scikit-learn, standardised flattened features) for one fold.
+def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, fold: Any, seed: int = 0,
+                        n_classes: int = 3) -> np.ndarray:
+    """A scikit-learn recognizer (``cfg.name``: ``logreg`` or ``random_forest``) fitted on one fold's training rows.
 
     Args:
+        cfg: settings (``logreg_C``, ``logreg_max_iter``, ``forest_trees``, ``class_weighting``).
         x: (N, 3, H, W) features of the whole table (flattened at their stored size).
-        y: (N,) labels. fold: a :class:`icegan.protocol.Fold`.
+        y: (N,) labels in 0..n_classes-1.
+        fold: a :class:`icegan.protocol.Fold` (``train_idx``, ``test_idx``).
+        seed: the random forest's random state (the same in every fold, so a resumed run refits the same forest).
 
     Returns:
-        (n_test, K) class probabilities of ``fold.test_idx`` (0 for a class absent from training).
+        (n_test, n_classes) class probabilities of ``fold.test_idx`` (0 for a class absent from training).
+
+    Raises:
+        ValueError: ``cfg.name`` is not a scikit-learn recognizer.
     """
     flat = x.reshape(len(x), -1).numpy()
     yy = y.numpy()
-    clf = _logreg(cfg).fit(flat[fold.train_idx], yy[fold.train_idx])
+    clf = _sklearn_classifier(cfg, seed).fit(flat[fold.train_idx], yy[fold.train_idx])
     return _proba(clf, flat[fold.test_idx], n_classes)

@@ -36,6 +36,8 @@ def test_help_documents_every_option(capsys):
     (["epochs"], "key=value"),
     (["workers=-1"], "workers"),
     (["workers=2", "device=cuda"], "workers"),
+    (["model.name=random_forest", "oracle_epoch=true"], "oracle_epoch"),
+    (["model.name=random_forest", "model.forest_trees=0"], "model.forest_trees"),
 ])
 def test_config_errors_name_the_key(overrides, msg, capsys, tmp_path):
     rc = main(["loso", "--out", str(tmp_path / "x"), *overrides])
@@ -101,7 +103,8 @@ def test_parallel_fold_groups_give_the_same_predictions(tmp_path):
     common = ["data.source=toy", "data.toy_subjects=2", "threads=1", "--no-progress"]
     runs = {}
     for name, extra in (("ststnet", ["model.epochs=2", "model.batch_size=16", "model.folds_per_group=1"]),
-                        ("logreg", ["model.name=logreg"])):
+                        ("logreg", ["model.name=logreg"]),
+                        ("random_forest", ["model.name=random_forest", "model.forest_trees=20"])):
         for w in (1, 2):
             out = tmp_path / f"{name}_w{w}"
             assert main(["loso", "--out", str(out), f"workers={w}", *common, *extra]) == 0
@@ -206,3 +209,29 @@ def test_another_run_in_out_is_a_message(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "icegan loso: error:" in err and "different config" in err
     assert (out / "predictions.csv").read_bytes() == before
+
+
+def test_random_forest_config_on_real_features_equals_scikit_learn(shared_data, tmp_path):
+    """configs/features_randomforest.yaml (cut to 2 folds and 40 trees) on megc2019_htnet: every held-out clip's
+    probabilities are those of a RandomForestClassifier fitted directly on the other subjects' clips."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    from icegan.data.features import load_megc2019_features
+    root = shared_data / "megc2019_htnet"
+    out = tmp_path / "rf"
+    assert main(["loso", "--config", "configs/features_randomforest.yaml", "--out", str(out), "--no-progress",
+                 f"data.root={root}", "max_folds=2", "model.forest_trees=40", "seed=3", "workers=1",
+                 "threads=1"]) == 0
+    pred = pd.read_csv(out / "predictions.csv", dtype={"subject": str, "clip": str})
+    fs = load_megc2019_features(root, None, size=28)
+    flat, y = fs.features.reshape(len(fs), -1).numpy(), fs.labels.numpy()
+    subj = fs.samples["subject"].to_numpy()
+    assert sorted(pred["subject"].unique()) == ["casme2/sub01", "casme2/sub02"]
+    for s in ("casme2/sub01", "casme2/sub02"):
+        ref = RandomForestClassifier(40, class_weight="balanced", random_state=3).fit(flat[subj != s], y[subj != s])
+        want = ref.predict_proba(flat[subj == s])
+        got = pred[pred["subject"] == s].set_index("clip").loc[fs.samples["clip"][subj == s]]
+        np.testing.assert_allclose(got[["score_negative", "score_positive", "score_surprise"]].to_numpy(), want,
+                                   rtol=0, atol=1e-8)
+        assert (got["y_pred"].to_numpy() == want.argmax(1)).all()

@@ -7,7 +7,8 @@ from icegan.data.toy_features import make_toy_features
 from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, build_recognizer, conv_maxpool,
                                        fast_dropout)
 from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, fit_recognizer, hflip_features,
-                                fit_predict_folds, inner_val_masks, predict_models, shift_features, train_models)
+                                fit_predict_folds, fit_predict_sklearn, inner_val_masks, predict_models,
+                                shift_features, train_models)
 
 
 def test_offtanet_parameter_count_matches_paper():
@@ -167,6 +168,53 @@ def test_logreg_fit_recognizer():
     predict = fit_recognizer(RecognizerConfig(name="logreg"), fs.features[~test], fs.labels[~test])
     p = predict(fs.features[test])
     assert p.shape == (test.sum(), 3) and (p.argmax(1) == fs.labels[test].numpy()).mean() >= 0.75
+
+
+def test_random_forest_fit_recognizer_learns_and_is_seeded():
+    """The random forest learns the toy task; its random state is the seed (same seed: identical probabilities,
+    another seed: other probabilities)."""
+    fs = make_toy_features(n_subjects_per_dataset=2)
+    test = fs.samples["subject"].to_numpy() == "samm/s02"
+    cfg = RecognizerConfig(name="random_forest", forest_trees=30)
+    p0, p0b, p1 = (fit_recognizer(cfg, fs.features[~test], fs.labels[~test], seed=s)(fs.features[test])
+                   for s in (0, 0, 1))
+    assert p0.shape == (test.sum(), 3) and (p0.argmax(1) == fs.labels[test].numpy()).mean() >= 0.75
+    np.testing.assert_allclose(p0.sum(1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(p0, p0b)
+    assert not np.array_equal(p0, p1)
+
+
+def test_fit_predict_folds_random_forest_equals_scikit_learn_on_the_fold():
+    """fit_predict_folds with model.name=random_forest gives, fold by fold, the probabilities of a
+    RandomForestClassifier fitted directly on that fold's training rows (balanced weights, random_state = seed);
+    the held-out subject's rows never reach the fit."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from icegan.protocol import make_folds
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[:3]
+    cfg = RecognizerConfig(name="random_forest", forest_trees=25)
+    out = fit_predict_folds(cfg, fs.features, fs.labels, subjects, folds, seed=7, progress=False)
+    flat, y = fs.features.reshape(len(fs), -1).numpy(), fs.labels.numpy()
+    for f, p in zip(folds, out):
+        ref = RandomForestClassifier(25, class_weight="balanced", random_state=7).fit(flat[f.train_idx], y[f.train_idx])
+        np.testing.assert_array_equal(p, ref.predict_proba(flat[f.test_idx]))
+        # scrambling the held-out rows changes nothing
+        x2 = fs.features.clone()
+        x2[f.test_idx] = torch.rand_like(x2[f.test_idx])
+        y2 = fs.labels.clone()
+        y2[f.test_idx] = (y2[f.test_idx] + 1) % 3
+        again = fit_predict_sklearn(cfg, x2, y2, f, seed=7)
+        np.testing.assert_array_equal(again, ref.predict_proba(x2.reshape(len(fs), -1).numpy()[f.test_idx]))
+
+
+@pytest.mark.parametrize("kw,msg", [({"name": "random_forest", "forest_trees": 0}, "model.forest_trees"),
+                                    ({"name": "random_forest", "seeds": 3}, "model.seeds=3"),
+                                    ({"name": "logreg", "seeds": 2}, "model.seeds=2")])
+def test_sklearn_recognizer_config_errors(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        RecognizerConfig(**kw)
 
 
 @pytest.mark.parametrize("name,kw", [("ststnet", {}), ("offtanet", {"input_size": 32, "stem_stride": 2}),

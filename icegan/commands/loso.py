@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from icegan.recognition import RecognizerConfig
+from icegan.recognition import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
            "permute_labels"]
@@ -119,6 +119,9 @@ class LosoConfig:
         if self.workers != 1 and not self.device.startswith("cpu"):
             raise ValueError(f"workers={self.workers} trains fold groups in CPU processes; with device={self.device} "
                              f"set workers=1")
+        if self.oracle_epoch and self.model.name in SKLEARN_MODELS:
+            raise ValueError(f"oracle_epoch picks an epoch per test subject; model.name={self.model.name} has no "
+                             "epochs (set oracle_epoch=false)")
 
 
 def _face_cache_dir():
@@ -212,7 +215,7 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)
 
-    per_call = 1 if cfg.model.name == "logreg" else cfg.model.folds_per_group
+    per_call = 1 if cfg.model.name in SKLEARN_MODELS else cfg.model.folds_per_group
     group_map = None
     workers = cfg.workers or (os.cpu_count() or 1)
     if workers > 1 and per_call <= 0:
@@ -265,7 +268,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   dataset=casme2|samm|smic dataset of an SDE run
   oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled)
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
-  workers=INT              >1: train the fold groups (model.folds_per_group folds each; logreg: one fold) in that
+  workers=INT              >1: train the fold groups (model.folds_per_group folds each; logreg, random_forest: one fold) in that
                            many processes with `threads` torch threads each (0: cores // workers); 0 = one per CPU
                            core; same scores as one process with that thread count; per-epoch TensorBoard losses
                            and inner bars are off
@@ -278,7 +281,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
   data.synthetic_per_clip=INT  >0: that many synthetic AU clips per real clip, from the training subjects' own
                            faces, added to each fold's training set (never scored)
-  model.name=ststnet|offtanet|logreg   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
+  model.name=ststnet|offtanet|logreg|random_forest   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
   model.hflip=BOOL (mirror + negate u)  model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
@@ -286,7 +289,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.inner_val_fraction=FLOAT (early stopping on training subjects)
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
   model.average_last=INT (average the predictions of snapshots every eval_every epochs within the last N)
-  model.logreg_C=FLOAT  model.logreg_max_iter=INT
+  model.logreg_C=FLOAT  model.logreg_max_iter=INT  model.forest_trees=INT (random forest; random state = seed)
   model.domain_bn=BOOL (STSTNet: batch-norm statistics per dataset, from the training subjects)
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
