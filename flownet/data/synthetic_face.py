@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
+__all__ = ["face_recognition_modules", "AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
            "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
            "inverse_flow", "backward_warp", "warp_forward", "degrade_frames", "face_mask", "list_subjects",
            "split_subjects", "split_subjects_val", "make_pair", "SyntheticFaceFlow", "build_landmark_cache",
@@ -66,6 +67,22 @@ def shared_data_root() -> Path:
 
 # --------------------------------------------------------------------------------------------- landmarks
 
+_FR = None
+
+
+def face_recognition_modules():
+    """``(face_recognition, face_recognition.api)``, imported once (they load the dlib models at import), without
+    face_recognition_models' pkg_resources deprecation warning."""
+    global _FR
+    if _FR is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources deprecation warning of face_recognition_models
+            import face_recognition
+            import face_recognition.api as api
+        _FR = (face_recognition, api)
+    return _FR
+
+
 def detect_landmarks(image_rgb: np.ndarray) -> np.ndarray:
     """68 iBUG landmarks (68, 2) float32 (x, y) pixels of a face crop, face box = whole image.
 
@@ -73,7 +90,7 @@ def detect_landmarks(image_rgb: np.ndarray) -> np.ndarray:
         image_rgb: (H, W, 3) uint8 RGB (or (H, W) grey) face crop.
     """
     import dlib
-    import face_recognition.api as fr
+    _, fr = face_recognition_modules()
     img = np.ascontiguousarray(image_rgb if image_rgb.ndim == 3 else np.repeat(image_rgb[..., None], 3, -1))
     h, w = img.shape[:2]
     shape = fr.pose_predictor_68_point(img, dlib.rectangle(0, 0, w - 1, h - 1))

@@ -7,28 +7,14 @@ the ICE-GAN paper).
 """
 from __future__ import annotations
 
-import warnings
 from typing import Literal, Optional, Sequence
 
 import numpy as np
 
+from flownet.data.synthetic_face import face_recognition_modules
+
 Detector = Literal["hog", "cnn"]
 Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's convention
-
-_FR = None
-
-
-def face_recognition_modules():
-    """``(face_recognition, face_recognition.api)``, imported once (they load the dlib models at import), without
-    face_recognition_models' pkg_resources deprecation warning."""
-    global _FR
-    if _FR is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pkg_resources deprecation warning of face_recognition_models
-            import face_recognition
-            import face_recognition.api as api
-        _FR = (face_recognition, api)
-    return _FR
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
