@@ -62,13 +62,14 @@ class RecognizerConfig:
         dropout: dropout probability of the network.
         class_weighting: weight the cross-entropy of class c by n / (K · n_c) of the model's
             training samples (also ``class_weight='balanced'`` for logreg).
-        hflip: random horizontal flips (u negated) during training.
+        hflip: random horizontal flips (u negated) during training; ``logreg`` and ``random_forest`` are fitted
+            on the training clips and their mirrors instead.
         shift_px: random translation of each training sample by an integer offset drawn
             uniformly in [-shift_px, shift_px] pixels per axis (of the ``input_size`` maps; border
             values replicated); 0 disables.
         mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
         seeds: ensemble members per fold (probabilities averaged).
-        tta_hflip: average the probabilities of the features and of their mirror at test time.
+        tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
         tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.
         inner_val_fraction: fraction of each fold's training subjects held out for early
             stopping (0 = use the final epoch).
@@ -121,6 +122,15 @@ class RecognizerConfig:
         if self.name in SKLEARN_MODELS and self.seeds != 1:
             raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
                              "(set model.seeds=1; for the random forest raise model.forest_trees instead)")
+        if self.name in SKLEARN_MODELS:
+            network_only = {"shift_px": self.shift_px, "mixup_alpha": self.mixup_alpha,
+                            "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
+                            "average_last": self.average_last}
+            used = [f"model.{k}={v}" for k, v in network_only.items() if v]
+            if used:
+                verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
+                raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
+                                 f"{self.name}; set {it} to 0")
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":
@@ -546,8 +556,8 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
                          "only, not by the main job's per-fold recognizer: set model.domain_bn=false")
     if cfg.name in SKLEARN_MODELS:
-        clf = _sklearn_classifier(cfg, seed).fit(x_train.reshape(len(x_train), -1).numpy(), y_train.numpy())
-        return lambda xt: _proba(clf, xt.reshape(len(xt), -1).numpy(), 3)
+        clf = _fit_sklearn(cfg, seed, x_train, y_train)
+        return lambda xt: _predict_sklearn(cfg, clf, xt, 3)
     S = max(1, cfg.seeds)
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
     ys = y_train if y_val is None else torch.cat([y_train, y_val])
@@ -583,6 +593,23 @@ def _sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):
                                                               class_weight=weights))
 
 
+def _fit_sklearn(cfg: RecognizerConfig, seed: int, x: torch.Tensor, y: torch.Tensor):
+    """Fit ``cfg``'s scikit-learn recognizer on (n, 3, H, W) features flattened; with ``cfg.hflip`` on the clips and
+    their mirrors (:func:`hflip_features`), mirrors appended after the clips."""
+    if cfg.hflip:
+        x, y = torch.cat([x, hflip_features(x)]), torch.cat([y, y])
+    return _sklearn_classifier(cfg, seed).fit(x.reshape(len(x), -1).numpy(), y.numpy())
+
+
+def _predict_sklearn(cfg: RecognizerConfig, clf, x: torch.Tensor, n_classes: int) -> np.ndarray:
+    """(n, n_classes) probabilities of a fitted scikit-learn recognizer; with ``cfg.tta_hflip`` averaged with those
+    of the mirrored features."""
+    p = _proba(clf, x.reshape(len(x), -1).numpy(), n_classes)
+    if cfg.tta_hflip:
+        p = (p + _proba(clf, hflip_features(x).reshape(len(x), -1).numpy(), n_classes)) / 2
+    return p
+
+
 def _proba(clf, x: np.ndarray, n_classes: int) -> np.ndarray:
     p = clf.predict_proba(x)
     out = np.zeros((len(x), n_classes))
@@ -595,7 +622,8 @@ def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor,
     """A scikit-learn recognizer (``cfg.name``: ``logreg`` or ``random_forest``) fitted on one fold's training rows.
 
     Args:
-        cfg: settings (``logreg_C``, ``logreg_max_iter``, ``forest_trees``, ``class_weighting``).
+        cfg: settings (``logreg_C``, ``logreg_max_iter``, ``forest_trees``, ``class_weighting``, ``hflip``: fit on
+            the training clips and their mirrors, ``tta_hflip``: average with the mirrored test clips' probabilities).
         x: (N, 3, H, W) features of the whole table (flattened at their stored size).
         y: (N,) labels in 0..n_classes-1.
         fold: a :class:`icegan.protocol.Fold` (``train_idx``, ``test_idx``).
@@ -607,7 +635,6 @@ def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor,
     Raises:
         ValueError: ``cfg.name`` is not a scikit-learn recognizer.
     """
-    flat = x.reshape(len(x), -1).numpy()
-    yy = y.numpy()
-    clf = _sklearn_classifier(cfg, seed).fit(flat[fold.train_idx], yy[fold.train_idx])
-    return _proba(clf, flat[fold.test_idx], n_classes)
+    train, test = torch.as_tensor(fold.train_idx), torch.as_tensor(fold.test_idx)
+    clf = _fit_sklearn(cfg, seed, x[train], y[train])
+    return _predict_sklearn(cfg, clf, x[test], n_classes)

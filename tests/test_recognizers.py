@@ -194,7 +194,7 @@ def test_fit_predict_folds_random_forest_equals_scikit_learn_on_the_fold():
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     subjects = fs.samples["subject"].tolist()
     folds = make_folds(subjects, "CDE")[:3]
-    cfg = RecognizerConfig(name="random_forest", forest_trees=25)
+    cfg = RecognizerConfig(name="random_forest", forest_trees=25, hflip=False, tta_hflip=False)
     out = fit_predict_folds(cfg, fs.features, fs.labels, subjects, folds, seed=7, progress=False)
     flat, y = fs.features.reshape(len(fs), -1).numpy(), fs.labels.numpy()
     for f, p in zip(folds, out):
@@ -209,7 +209,33 @@ def test_fit_predict_folds_random_forest_equals_scikit_learn_on_the_fold():
         np.testing.assert_array_equal(again, ref.predict_proba(x2.reshape(len(fs), -1).numpy()[f.test_idx]))
 
 
+@pytest.mark.parametrize("name", ["random_forest", "logreg"])
+def test_sklearn_recognizers_fit_mirrors_and_average_mirror_probabilities(name):
+    """hflip: the fit sees the training clips followed by their mirrors (u -> 1 - u, maps flipped); tta_hflip: the
+    probabilities are the mean over the clip and its mirror, so a clip and its mirror get identical scores."""
+    from sklearn.base import clone
+
+    from icegan.protocol import make_folds
+    from icegan.recognition import _sklearn_classifier
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    fold = make_folds(fs.samples["subject"].tolist(), "CDE")[1]
+    cfg = RecognizerConfig(name=name, forest_trees=15, hflip=True, tta_hflip=True)
+    got = fit_predict_sklearn(cfg, fs.features, fs.labels, fold, seed=4)
+    tr, te = fold.train_idx, fold.test_idx
+    xt = torch.cat([fs.features[tr], hflip_features(fs.features[tr])]).reshape(2 * len(tr), -1).numpy()
+    ref = clone(_sklearn_classifier(cfg, 4)).fit(xt, np.concatenate([fs.labels[tr].numpy()] * 2))
+    flat = lambda t: t.reshape(len(t), -1).numpy()
+    want = (ref.predict_proba(flat(fs.features[te])) + ref.predict_proba(flat(hflip_features(fs.features[te])))) / 2
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    mirrored = fs.features.clone()
+    mirrored[te] = hflip_features(fs.features[te])
+    np.testing.assert_allclose(fit_predict_sklearn(cfg, mirrored, fs.labels, fold, seed=4), got, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("kw,msg", [({"name": "random_forest", "forest_trees": 0}, "model.forest_trees"),
+                                    ({"name": "random_forest", "shift_px": 1, "mixup_alpha": 0.2},
+                                     "model.shift_px=1, model.mixup_alpha=0.2 apply to the networks"),
+                                    ({"name": "logreg", "inner_val_fraction": 0.2}, "model.inner_val_fraction"),
                                     ({"name": "random_forest", "seeds": 3}, "model.seeds=3"),
                                     ({"name": "logreg", "seeds": 2}, "model.seeds=2")])
 def test_sklearn_recognizer_config_errors(kw, msg):

@@ -284,7 +284,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.name=ststnet|offtanet|logreg|random_forest   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
-  model.hflip=BOOL (mirror + negate u)  model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
+  model.hflip=BOOL (mirror + negate u; logreg, random_forest: fit on the clips + their mirrors)
+  model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
   model.tta_hflip=BOOL  model.tta_shift_px=INT (test-time average over shifts in [-k,k]^2)
   model.inner_val_fraction=FLOAT (early stopping on training subjects)
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
