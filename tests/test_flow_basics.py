@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -323,3 +324,24 @@ def test_load_state_dict_strict_names_every_kind_of_mismatch():
         load_state_dict_strict(dst, sd, "w.pt", "Net")
     with pytest.raises(ValueError, match="w.pt: not a state dict of tensors"):
         load_state_dict_strict(dst, {"0.weight": [1, 2]}, "w.pt")
+
+
+@pytest.mark.parametrize("net", ["srflownet", "liteflownet2"])
+def test_network_inputs_repeat_grey_and_map_the_range(net):
+    """Every network takes (B, 1|3, H, W) in [0, 1]: grey equals the same image repeated to RGB, SRFlowNet maps
+    [0, 1] to [-1, 1], LiteFlowNet2 to [-0.5, 0.5]; another layout is a ValueError naming the shape."""
+    from flownet.models.inputs import rgb01_batch
+    from flownet.models.liteflownet2 import LiteFlowNet2
+    from flownet.models.srflownet import SRFlowNet
+    prepare = {"srflownet": SRFlowNet.prepare, "liteflownet2": LiteFlowNet2.prepare}[net]
+    lo, hi = {"srflownet": (-1.0, 1.0), "liteflownet2": (-0.5, 0.5)}[net]
+    grey = torch.tensor([0.0, 0.5, 1.0]).reshape(1, 1, 1, 3).double()
+    out = prepare(grey)
+    assert out.shape == (1, 3, 1, 3) and out.dtype == torch.float32
+    torch.testing.assert_close(out, prepare(grey.expand(-1, 3, -1, -1)))
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([lo, (lo + hi) / 2, hi]))
+    for bad in (torch.zeros(3, 8, 8), torch.zeros(1, 2, 8, 8)):
+        with pytest.raises(ValueError, match=r"\(B, 1 or 3, H, W\).*" + re.escape(str(tuple(bad.shape)))):
+            rgb01_batch(bad)
+        with pytest.raises(ValueError, match="B, 1 or 3"):
+            prepare(bad)

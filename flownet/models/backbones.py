@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .inputs import rgb01_batch
 from .state_dict import load_state_dict_strict
 
 __all__ = ["RAFTConfig", "RAFTBackbone", "PtlflowConfig", "PtlflowBackbone", "ptlflow_model",
@@ -36,12 +37,6 @@ __all__ = ["RAFTConfig", "RAFTBackbone", "PtlflowConfig", "PtlflowBackbone", "pt
 
 PTLFLOW_MISSING = ("the ptlflow backbones need the optional ptlflow package: pip install 'icegan[ptlflow]' "
                    "(or pip install ptlflow)")
-
-
-def _to_rgb01(img: torch.Tensor) -> torch.Tensor:
-    if img.dim() != 4 or img.shape[1] not in (1, 3):
-        raise ValueError(f"images must be (B, 1 or 3, H, W) in [0, 1], got {tuple(img.shape)}")
-    return (img.expand(-1, 3, -1, -1) if img.shape[1] == 1 else img).float()
 
 
 def _pad_pair(x1, x2, multiple: int, minimum: int = 1):
@@ -99,7 +94,7 @@ class RAFTBackbone(nn.Module):
     def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> list[torch.Tensor]:
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
-        x1, x2 = _to_rgb01(img1) * 2.0 - 1.0, _to_rgb01(img2) * 2.0 - 1.0
+        x1, x2 = rgb01_batch(img1) * 2.0 - 1.0, rgb01_batch(img2) * 2.0 - 1.0
         x1, x2, h, w = _pad_pair(x1, x2, 8, self.min_size)
         flows = self.raft(x1, x2, num_flow_updates=int(iters or self.config.iters))
         return [f[..., :h, :w] for f in flows]
@@ -160,7 +155,7 @@ class PtlflowBackbone(nn.Module):
     def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> list[torch.Tensor]:
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
-        x1, x2, h, w = _pad_pair(_to_rgb01(img1), _to_rgb01(img2), self.multiple)
+        x1, x2, h, w = _pad_pair(rgb01_batch(img1), rgb01_batch(img2), self.multiple)
         if self.config.bgr:
             x1, x2 = x1.flip(1), x2.flip(1)
         out = self.model({"images": torch.stack([x1, x2], 1)})

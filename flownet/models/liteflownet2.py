@@ -54,6 +54,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .inputs import rgb01_batch
+
 __all__ = ["LiteFlowNet2Config", "NetC", "PyramidLevel", "LiteFlowNet2", "LiteFlowNet2Output",
            "cost_volume", "sparse_cost_volume", "warp", "f_lcon", "f_lcon_filters", "multiscale_loss"]
 
@@ -396,11 +398,7 @@ class LiteFlowNet2(nn.Module):
     @staticmethod
     def prepare(img: torch.Tensor) -> torch.Tensor:
         """[0, 1] grey/RGB (B, 1|3, H, W) → (B, 3, H, W) in [-0.5, 0.5]."""
-        if img.dim() != 4 or img.shape[1] not in (1, 3):
-            raise ValueError(f"images must be (B, 1 or 3, H, W) in [0, 1], got {tuple(img.shape)}")
-        if img.shape[1] == 1:
-            img = img.expand(-1, 3, -1, -1)
-        return img.float() - 0.5
+        return rgb01_batch(img) - 0.5
 
     def forward_train(self, img1: torch.Tensor, img2: torch.Tensor) -> LiteFlowNet2Output:
         """Run NetC and NetE; return the final flow and every level's (x_m, x_s, x_r)."""

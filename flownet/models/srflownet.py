@@ -33,6 +33,8 @@ from torchvision.models.optical_flow.raft import (RAFT, CorrBlock, FeatureEncode
                                                   ResidualBlock)
 from torchvision.ops import Conv2dNormActivation
 
+from .inputs import rgb01_batch
+
 __all__ = ["SRFlowNetConfig", "InstanceNorm2dFast", "depthwise_conv", "SuperKernelBlock", "ConvexMaskPredictor", "SKMotionEncoder", "SKUpdateBlock", "SRFlowNet"]
 
 
@@ -306,11 +308,7 @@ class SRFlowNet(nn.Module):
     @staticmethod
     def prepare(img: torch.Tensor) -> torch.Tensor:
         """[0, 1] grey/RGB (B, 1|3, H, W) → RAFT input (B, 3, H, W) in [-1, 1]."""
-        if img.dim() != 4 or img.shape[1] not in (1, 3):
-            raise ValueError(f"images must be (B, 1 or 3, H, W) in [0, 1], got {tuple(img.shape)}")
-        if img.shape[1] == 1:
-            img = img.expand(-1, 3, -1, -1)
-        return img.float() * 2.0 - 1.0
+        return rgb01_batch(img) * 2.0 - 1.0
 
     def _refine(self, x1: torch.Tensor, x2: torch.Tensor, iters: int, all_flows: bool) -> list[torch.Tensor]:
         """RAFT's recurrence (torchvision ``RAFT.forward``) on a 1/``downsample`` grid."""
