@@ -142,6 +142,17 @@ def test_ablation_switches(tmp_path, tiny_weights, monkeypatch):
     assert seen["motion"] == ("farneback", True, True, True) and m["n_samples"] == 3
 
 
+def test_main_job_with_a_random_forest_recognizer(tmp_path, tiny_weights):
+    """recognizer.name=random_forest in the main job: the fold's forest scores the held-out clips (probabilities),
+    and the joint GAN loss, which needs a differentiable critic, trains an STSTNet for it instead."""
+    m = run_main(_cfg(tiny_weights, "recognizer.name=random_forest", "recognizer.forest_trees=10", "gan.joint=true",
+                      "data.max_folds=1"), tmp_path / "rf", progress=False)
+    assert m["n_samples"] == 3
+    pred = pd.read_csv(tmp_path / "rf" / "predictions.csv")
+    scores = pred[["score_negative", "score_positive", "score_surprise"]].to_numpy()
+    assert ((scores >= 0) & (scores <= 1)).all() and abs(scores.sum(1) - 1).max() < 1e-6
+
+
 def test_config_errors_name_the_keys(tiny_weights):
     with pytest.raises(ConfigError, match="gan.motion_head"):
         load_main_config(None, ["gan.motion_prior=tvl1"])
