@@ -190,6 +190,10 @@ def test_reference_rows_label_every_oracle_number():
     assert "STSTNet, this project's C recipe, mean of 3 seeds" in oracle and len(oracle) >= 3
     for name in oracle:
         assert "| ORACLE" in lines[name], name
+    # every reference row says how its number was selected: honest, ORACLE, or that the paper does not say
+    for r in REFERENCES:
+        assert any(w in r["selection"] for w in ("honest", "ORACLE", "not stated")), r["method"]
+        assert ("honest" in r["selection"]) != ("ORACLE" in r["selection"]) or "not stated" in r["selection"], r
 
 
 def test_per_subject_csv_matches_the_predictions(toy, tmp_path):
