@@ -3,7 +3,7 @@
 The 28×28 flow maps hold motion only; ``faces_224`` holds each clip's apex face. This scores a second modality on
 its own: the 68 landmarks of every apex face (:func:`icegan.data.roi.face_landmarks_megc2019`, cached under
 ``data/cache/megc2019_roi``), aligned by the similarity transform that puts the two eye centres at (−1, 0) and
-(1, 0), flattened (136 values), logistic regression (standardised, balanced class weights, C = 1), leave one subject
+(1, 0) (:func:`icegan.data.roi.align_by_eyes`), flattened (136 values), logistic regression (standardised, balanced class weights, C = 1), leave one subject
 out over the 68 subjects (scikit-learn ``LeaveOneGroupOut`` + ``cross_val_predict``). Prints UF1 / UAR overall and
 per dataset (MEGC2019 definitions, :func:`icegan.metrics.compute_metrics`).
 
@@ -19,17 +19,6 @@ import time
 import numpy as np
 
 
-def align_landmarks(points: np.ndarray) -> np.ndarray:
-    """(N, 68, 2) landmarks → (N, 68, 2) with the eye centres (points 36–41, 42–47) moved to (−1, 0) and (1, 0)
-    by a similarity transform (translation, rotation, scale)."""
-    left, right = points[:, 36:42].mean(1), points[:, 42:48].mean(1)
-    centre, d = (left + right) / 2, right - left
-    scale = np.linalg.norm(d, axis=1) / 2
-    ang = -np.arctan2(d[:, 1], d[:, 0])
-    rot = np.stack([np.stack([np.cos(ang), -np.sin(ang)], -1), np.stack([np.sin(ang), np.cos(ang)], -1)], -2)
-    return np.einsum("nij,nkj->nki", rot, points - centre[:, None]) / scale[:, None, None]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=None, help="megc2019_htnet folder (default: the shared data)")
@@ -40,14 +29,14 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from icegan.data.features import load_megc2019_features
-    from icegan.data.roi import face_landmarks_megc2019
+    from icegan.data.roi import align_by_eyes, face_landmarks_megc2019
     from icegan.metrics import compute_metrics
     from icegan.paths import default_data_root
 
     start = time.time()
     fs = load_megc2019_features(args.root, None, size=28)
     points, _ = face_landmarks_megc2019(fs.samples, cache_dir=default_data_root() / "cache" / "megc2019_roi")
-    x = align_landmarks(points.astype(np.float64)).reshape(len(points), -1)
+    x = align_by_eyes(points).reshape(len(points), -1)
     y, subjects = fs.labels.numpy(), fs.samples["subject"].to_numpy()
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced"))
     pred = cross_val_predict(clf, x, y, groups=subjects, cv=LeaveOneGroupOut())

@@ -121,17 +121,40 @@ def test_roi_config_errors():
         FeatureDataConfig(roi="landmarks", roi_patch=0)
 
 
-def test_apex_landmark_bench_alignment_removes_similarity_transforms():
-    """bench/apex_landmark_loso.py: eye centres land on (−1, 0) and (1, 0), and a rotated, scaled, shifted copy
-    of a face's landmarks aligns to the same points."""
-    from _bench import load_bench
-    bench = load_bench("apex_landmark_loso")
+def test_align_by_eyes_removes_similarity_transforms():
+    """Eye centres land on (−1, 0) and (1, 0), a rotated, scaled, shifted copy of a face's landmarks aligns to the
+    same points, and bad shapes or coinciding eyes are errors."""
+    from icegan.data.roi import align_by_eyes
     rng = np.random.default_rng(0)
     pts = rng.uniform(50, 150, (1, 68, 2))
-    a = bench.align_landmarks(pts)
+    a = align_by_eyes(pts)
     np.testing.assert_allclose(a[0, 36:42].mean(0), [-1, 0], atol=1e-12)
     np.testing.assert_allclose(a[0, 42:48].mean(0), [1, 0], atol=1e-12)
     t = 0.4
     rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     moved = 2.5 * pts @ rot.T + np.array([30.0, -12.0])
-    np.testing.assert_allclose(bench.align_landmarks(moved), a, atol=1e-9)
+    np.testing.assert_allclose(align_by_eyes(moved), a, atol=1e-9)
+    with pytest.raises(ValueError, match=r"\(N, 68, 2\)"):
+        align_by_eyes(pts[0])
+    with pytest.raises(ValueError, match="face 0"):
+        align_by_eyes(np.ones((1, 68, 2)))
+
+
+def test_classical_bench_subject_reference_known_values():
+    """bench/classical_loso.py: with k = 0 every subject's rows have mean 0; with k the subject of n rows loses
+    n/(n+k) of its mean (hand-computed); rows are never mixed across subjects; bad k or ids are errors."""
+    from _bench import load_bench
+    bench = load_bench("classical_loso")
+    x = np.array([[1.0, 2.0], [3.0, 6.0], [10.0, 0.0]])
+    subjects = ["a", "a", "b"]
+    full = bench.subtract_subject_mean(x, subjects, 0)
+    np.testing.assert_allclose(full, [[-1.0, -2.0], [1.0, 2.0], [0.0, 0.0]])
+    shrunk = bench.subtract_subject_mean(x, subjects, 2)      # a: n = 2, half its mean (2, 4); b: n = 1, a third of (10, 0)
+    np.testing.assert_allclose(shrunk, [[0.0, 0.0], [2.0, 4.0], [10.0 - 10.0 / 3, 0.0]])
+    with pytest.raises(ValueError, match=">= 0"):
+        bench.subtract_subject_mean(x, subjects, -1)
+    with pytest.raises(ValueError, match="2 subject ids for 3 rows"):
+        bench.subtract_subject_mean(x, subjects[:2], 0)
+    with pytest.raises(ValueError, match="unknown learner 'xgb'"):
+        bench.make_learner("xgb")
+    assert all(hasattr(bench.make_learner(n), "fit") for n in bench.LEARNERS)

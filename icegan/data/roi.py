@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-__all__ = ["ROI_POINTS", "face_paths", "files_cache_key", "face_landmarks_megc2019", "roi_centers", "roi_patches",
+__all__ = ["ROI_POINTS", "align_by_eyes", "face_paths", "files_cache_key", "face_landmarks_megc2019", "roi_centers", "roi_patches",
            "landmark_roi_features"]
 
 #: iBUG-300W point indices averaged into each region centre, in tiling order (row-major 2 × 2):
@@ -119,6 +119,32 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
         np.savez(tmp, points=points, sizes=sizes)
         os.replace(tmp, cache)
     return points, sizes
+
+
+def align_by_eyes(points: np.ndarray) -> np.ndarray:
+    """Landmarks normalised for position, size and in-plane rotation: the similarity transform that moves the left
+    and right eye centres (means of iBUG points 36–41 and 42–47) to (−1, 0) and (1, 0).
+
+    Args:
+        points: (N, 68, 2) landmarks (x, y), any unit (pixels).
+
+    Returns:
+        (N, 68, 2) float64 in units of half the inter-ocular distance.
+
+    Raises:
+        ValueError: not an (N, 68, 2) array, or a face whose two eye centres coincide.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 3 or p.shape[1:] != (68, 2):
+        raise ValueError(f"landmarks must be (N, 68, 2), got shape {p.shape}")
+    left, right = p[:, 36:42].mean(1), p[:, 42:48].mean(1)
+    centre, d = (left + right) / 2, right - left
+    scale = np.linalg.norm(d, axis=1) / 2
+    if (scale == 0).any():
+        raise ValueError(f"face {int(np.flatnonzero(scale == 0)[0])}: both eye centres at the same point")
+    ang = -np.arctan2(d[:, 1], d[:, 0])
+    rot = np.stack([np.stack([np.cos(ang), -np.sin(ang)], -1), np.stack([np.sin(ang), np.cos(ang)], -1)], -2)
+    return np.einsum("nij,nkj->nki", rot, p - centre[:, None]) / scale[:, None, None]
 
 
 def roi_centers(points: np.ndarray, face_sizes: np.ndarray, map_size: int) -> np.ndarray:
