@@ -69,19 +69,20 @@ def subtract_subject_mean(x: np.ndarray, subjects, k: float) -> np.ndarray:
 
 def make_learner(name: str, seed: int = 0):
     """The unfitted scikit-learn estimator of one of :data:`LEARNERS`."""
-    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
-    table = {
-        "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced")),
+
+    from icegan.recognition import RecognizerConfig, sklearn_classifier
+    table = {     # logreg and random-forest: the package's own estimators (features_logreg / _randomforest.yaml)
+        "logreg": lambda: sklearn_classifier(RecognizerConfig(name="logreg", logreg_max_iter=5000)),
         "logreg-unweighted": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
         "logreg-raw": lambda: LogisticRegression(max_iter=5000),
         "logreg-raw-balanced": lambda: LogisticRegression(max_iter=5000, class_weight="balanced"),
         "svm-rbf": lambda: make_pipeline(StandardScaler(), SVC(C=1.0, gamma="scale", class_weight="balanced")),
-        "random-forest": lambda: RandomForestClassifier(500, class_weight="balanced", random_state=seed),
+        "random-forest": lambda: sklearn_classifier(RecognizerConfig(name="random_forest", forest_trees=500), seed),
         "knn": lambda: make_pipeline(StandardScaler(), KNeighborsClassifier(7, weights="distance")),
     }
     if name not in table:

@@ -34,7 +34,7 @@ from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
-           "fit_predict_folds", "fit_recognizer", "fit_predict_sklearn", "SKLEARN_MODELS", "class_weights", "inner_val_masks"]
+           "fit_predict_folds", "fit_recognizer", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "inner_val_masks"]
 
 
 #: recognizers fitted by scikit-learn, one fit per fold (no epochs, no grouped network)
@@ -119,10 +119,10 @@ class RecognizerConfig:
     def __post_init__(self):
         if self.forest_trees < 1:
             raise ValueError(f"model.forest_trees must be >= 1, got {self.forest_trees}")
-        if self.name in SKLEARN_MODELS and self.seeds != 1:
-            raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
-                             "(set model.seeds=1; for the random forest raise model.forest_trees instead)")
         if self.name in SKLEARN_MODELS:
+            if self.seeds != 1:
+                raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
+                                 "(set model.seeds=1; for the random forest raise model.forest_trees instead)")
             network_only = {"shift_px": self.shift_px, "mixup_alpha": self.mixup_alpha,
                             "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
                             "average_last": self.average_last}
@@ -577,9 +577,13 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     return predict
 
 
-def _sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):
+def sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):
     """The unfitted scikit-learn estimator of ``cfg.name``: standardised logistic regression, or a random forest
-    (scale-free, so unstandardised; ``random_state = seed``; one job, since folds run in parallel processes)."""
+    (scale-free, so unstandardised; ``random_state = seed``; one job, since folds run in parallel processes).
+
+    Raises:
+        ValueError: ``cfg.name`` is not one of :data:`SKLEARN_MODELS`.
+    """
     weights = "balanced" if cfg.class_weighting else None
     if cfg.name == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
@@ -598,7 +602,7 @@ def _fit_sklearn(cfg: RecognizerConfig, seed: int, x: torch.Tensor, y: torch.Ten
     their mirrors (:func:`hflip_features`), mirrors appended after the clips."""
     if cfg.hflip:
         x, y = torch.cat([x, hflip_features(x)]), torch.cat([y, y])
-    return _sklearn_classifier(cfg, seed).fit(x.reshape(len(x), -1).numpy(), y.numpy())
+    return sklearn_classifier(cfg, seed).fit(x.reshape(len(x), -1).numpy(), y.numpy())
 
 
 def _predict_sklearn(cfg: RecognizerConfig, clf, x: torch.Tensor, n_classes: int) -> np.ndarray:

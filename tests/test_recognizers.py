@@ -216,14 +216,14 @@ def test_sklearn_recognizers_fit_mirrors_and_average_mirror_probabilities(name):
     from sklearn.base import clone
 
     from icegan.protocol import make_folds
-    from icegan.recognition import _sklearn_classifier
+    from icegan.recognition import sklearn_classifier
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     fold = make_folds(fs.samples["subject"].tolist(), "CDE")[1]
     cfg = RecognizerConfig(name=name, forest_trees=15, hflip=True, tta_hflip=True)
     got = fit_predict_sklearn(cfg, fs.features, fs.labels, fold, seed=4)
     tr, te = fold.train_idx, fold.test_idx
     xt = torch.cat([fs.features[tr], hflip_features(fs.features[tr])]).reshape(2 * len(tr), -1).numpy()
-    ref = clone(_sklearn_classifier(cfg, 4)).fit(xt, np.concatenate([fs.labels[tr].numpy()] * 2))
+    ref = clone(sklearn_classifier(cfg, 4)).fit(xt, np.concatenate([fs.labels[tr].numpy()] * 2))
     flat = lambda t: t.reshape(len(t), -1).numpy()
     want = (ref.predict_proba(flat(fs.features[te])) + ref.predict_proba(flat(hflip_features(fs.features[te])))) / 2
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -7,7 +7,8 @@ __all__ = ["rgb01_batch"]
 
 
 def rgb01_batch(img: torch.Tensor) -> torch.Tensor:
-    """Images (B, 1|3, H, W) in [0, 1] as float (B, 3, H, W), grey repeated to RGB (a view, no copy).
+    """Images (B, 1|3, H, W) in [0, 1] as float32 (B, 3, H, W), grey repeated to RGB (a view of float32 input; other
+    dtypes are converted, which copies).
 
     Raises:
         ValueError: not a 4-D tensor with 1 or 3 channels.
