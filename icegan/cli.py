@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "icegan.commands.ensemble",  # icegan ensemble
     "icegan.commands.table",     # icegan table
     "icegan.commands.compare",   # icegan compare
+    "icegan.commands.suite",     # icegan suite
     "icegan.commands.data",      # icegan data composite|check, icegan prepare
     "icegan.commands.flow",      # icegan flow train|eval|run
     "icegan.commands.gan",       # icegan gan train|eval, icegan generate

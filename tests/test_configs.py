@@ -29,6 +29,9 @@ def _config_class(name: str):
     if name.startswith("prepare_"):
         from icegan.data.prepare import PrepareConfig
         return PrepareConfig
+    if name.startswith("suite_"):
+        from icegan.suite import SuiteConfig
+        return SuiteConfig
     if name in ("demo.yaml", "casme2.yaml", "megc2019.yaml"):
         from icegan.pipeline import MainConfig
         return MainConfig

@@ -9,7 +9,8 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     name: run title                       protocol: CDE | SDE
     dataset: SDE dataset (casme2|samm|smic)  oracle_epoch: false
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
-    workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core)
+    workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core;
+               CPU only for the networks; logreg and random_forest ignore device)
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | toy), root, datasets, size (28), recenter (none | median), roi (none | landmarks),
            roi_patch (7), synthetic_per_clip (0),
@@ -116,7 +117,7 @@ class LosoConfig:
     def __post_init__(self):
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
-        if self.workers != 1 and not self.device.startswith("cpu"):
+        if self.workers != 1 and not self.device.startswith("cpu") and self.model.name not in SKLEARN_MODELS:
             raise ValueError(f"workers={self.workers} trains fold groups in CPU processes; with device={self.device} "
                              f"set workers=1")
         if self.oracle_epoch and self.model.name in SKLEARN_MODELS:

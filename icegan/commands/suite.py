@@ -1,0 +1,84 @@
+"""``icegan suite``: several LOSO recipes × seeds, their ensembles, and one results page, in one command.
+
+Example::
+
+    icegan suite --config configs/suite_composite.yaml --out runs/composite device=cuda
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+EPILOG = """\
+suite file (YAML; see configs/suite_composite.yaml):
+  name: composite
+  seeds: [0, 1, 2, 3, 4]
+  baseline: STSTNet                       # the entry paired differences are taken against (default: first run)
+  runs:                                   # each: an `icegan loso` config (path relative to the suite file)
+    - {label: logistic regression, config: features_logreg.yaml, seeded: false}   # deterministic: run once
+    - {label: STSTNet + shifts, config: features_ststnet.yaml, overrides: [model.shift_px=1]}
+    - {label: random forest, config: features_randomforest.yaml}
+  ensembles:                              # probability averages of runs of the same seed (icegan ensemble)
+    - {label: STSTNet + shifts + random forest, members: [STSTNet + shifts, random forest]}
+    - {label: weighted, members: [STSTNet + shifts, random forest], weights: [2, 1]}   # default: equal weights
+  resamples: 9999                         # subject-bootstrap resamples of the comparison
+
+outputs in --out: <label>_s<seed>/ per run (an `icegan loso` or `icegan ensemble` folder), results.md (results table
+with seeds as mean ± std, subject-bootstrap intervals and paired differences, the equivalent commands; rewritten
+after every seed), compare.png (forest plot). Rerunning the same command resumes: finished runs are only re-read.
+"""
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers (e.g. 0,1,2), got '{text}'") from None
+
+
+def _main(args: argparse.Namespace) -> int:
+    from icegan.config import ConfigError
+    from icegan.ensemble import EnsembleError
+    from icegan.protocol import LosoStateError
+    from icegan.suite import run_suite
+
+    out = args.out
+    if out is None:
+        from icegan.suite import load_suite
+        try:
+            out = f"runs/{load_suite(args.config).name}"
+        except (ConfigError, FileNotFoundError) as exc:
+            print(f"icegan suite: error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        run_suite(args.config, out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
+                  dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr)
+    except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError, OSError) as exc:
+        print(f"icegan suite: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        print(f"results in {out}/results.md (and compare.png)")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``suite`` subcommand to the ``icegan`` parser."""
+    p = subparsers.add_parser(
+        "suite", help="run several LOSO recipes over seeds, their ensembles, and write one results page",
+        description="Run every recipe of a suite file (each an `icegan loso` config with overrides) for every seed, "
+                    "average the probabilities of the ensembles it names, then write results.md: the results "
+                    "table (seeds as mean ± std), subject-bootstrap intervals with paired differences to the "
+                    "baseline, and the equivalent commands. Interrupted suites resume where they stopped.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="YAML", required=True, help="suite file (e.g. configs/suite_composite.yaml)")
+    p.add_argument("--out", metavar="DIR", default=None, help="output folder (default runs/<suite name>)")
+    p.add_argument("--seeds", metavar="S,S,...", type=_seed_list, default=None,
+                   help="seeds to run instead of the file's (e.g. --seeds 0,1,2)")
+    p.add_argument("--dry-run", action="store_true", help="print the equivalent commands and stop")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars of the runs")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="`icegan loso` config overrides applied to every run (e.g. device=cuda threads=2 "
+                        "data.root=PATH); seed and name are set by the suite")
+    p.set_defaults(func=_main)

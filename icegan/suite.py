@@ -1,0 +1,288 @@
+"""A suite of LOSO recipes × seeds in one command (``icegan suite``), ending in one results page.
+
+A suite file (YAML, :class:`SuiteConfig`) names feature-LOSO recipes (an ``icegan loso`` config plus overrides),
+probability ensembles of them (``icegan ensemble``), the seeds, and the baseline of the paired comparison. Running
+it does, for every seed, what a researcher would otherwise type by hand::
+
+    icegan loso --config <run.config> --out <out>/<run>_s<seed> seed=<seed> <run.overrides> <command-line overrides>
+    icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>_s<seed>
+
+then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
+mean ± std), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
+equivalent commands; ``<out>/compare.png`` draws the intervals (forest plot). ``results.md`` is rewritten after
+every seed, so an interrupted suite still leaves the table of the seeds it finished.
+
+Honesty: every member run is an honest LOSO (final epoch / final fit, nothing chosen on the held-out subject), and
+ensemble members and weights are fixed in the suite file before anything runs. What the suite cannot know is how
+the recipes in the file were chosen: a recipe picked after seeing these subjects' results is one more look at
+them, and the file's comments should say so (``configs/suite_composite.yaml`` does).
+
+Resuming: each member run resumes at its first unfinished fold (:func:`icegan.protocol.run_loso`), a finished one
+is only re-read, and ensembles are recomputed from their members (seconds), so rerunning the same command after an
+interruption finishes the suite with the same numbers. A member whose folder holds a run of another config is
+refused (:class:`icegan.protocol.LosoStateError`), never overwritten.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from icegan.config import ConfigError, load_config, to_dict
+
+__all__ = ["SuiteRun", "SuiteEnsemble", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
+           "slug"]
+
+
+@dataclass
+class SuiteRun:
+    """One recipe: ``label`` (the table row), ``config`` (an ``icegan loso`` YAML; a relative path is relative to
+    the suite file's folder), ``overrides`` (``key=value``, as on the ``icegan loso`` command line) and ``seeded``
+    (False: a deterministic recipe, e.g. logistic regression, run once with the suite's first seed)."""
+    label: str = ""
+    config: str = ""
+    overrides: list[str] = field(default_factory=list)
+    seeded: bool = True
+
+
+@dataclass
+class SuiteEnsemble:
+    """An equal-weight (or ``weights``) probability average of runs of the suite, by their labels, one per seed."""
+    label: str = ""
+    members: list[str] = field(default_factory=list)
+    weights: Optional[list[float]] = None
+
+
+@dataclass
+class SuiteConfig:
+    """A suite file. ``baseline``: label of the entry the paired differences are taken against (default: the
+    first run); ``resamples``: subject-bootstrap resamples of the comparison."""
+    name: str = "suite"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    runs: list[SuiteRun] = field(default_factory=list)
+    ensembles: list[SuiteEnsemble] = field(default_factory=list)
+    baseline: Optional[str] = None
+    resamples: int = 9999
+
+    def __post_init__(self):
+        if not self.runs:
+            raise ValueError("a suite needs at least one entry in 'runs'")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        labels = [r.label for r in self.runs] + [e.label for e in self.ensembles]
+        for i, r in enumerate(self.runs):
+            if not r.label.strip() or not r.config.strip():
+                raise ValueError(f"runs[{i}] needs a label and a config")
+        for lab in labels:
+            if labels.count(lab) > 1:
+                raise ValueError(f"label '{lab}' is used twice; every run and ensemble needs its own")
+        slugs = [slug(lab) for lab in labels]
+        for lab, s in zip(labels, slugs):
+            if slugs.count(s) > 1:
+                raise ValueError(f"labels {[x for x, t in zip(labels, slugs) if t == s]} give the same folder "
+                                 f"name '{s}'; make them differ in letters or digits")
+        run_labels = [r.label for r in self.runs]
+        for e in self.ensembles:
+            if len(e.members) < 2:
+                raise ValueError(f"ensemble '{e.label}' needs at least two members, got {e.members}")
+            for m in e.members:
+                if m not in run_labels:
+                    raise ValueError(f"ensemble '{e.label}': member '{m}' is not the label of a run ({run_labels})")
+            if e.weights is not None and len(e.weights) != len(e.members):
+                raise ValueError(f"ensemble '{e.label}': {len(e.weights)} weights for {len(e.members)} members")
+        if self.baseline is not None and self.baseline not in labels:
+            raise ValueError(f"baseline '{self.baseline}' is not the label of a run or an ensemble ({labels})")
+        if self.resamples < 100:
+            raise ValueError(f"resamples must be >= 100, got {self.resamples}")
+
+
+@dataclass
+class PlannedRun:
+    """One folder the suite fills: a LOSO run (``config`` set) or an ensemble (``members`` set)."""
+    label: str
+    seed: int
+    out: Path
+    config: object = None                  # icegan.commands.loso.LosoConfig of a LOSO run
+    command: str = ""                       # the equivalent command line
+    members: list[Path] = field(default_factory=list)
+    weights: Optional[list[float]] = None
+
+
+def slug(label: str) -> str:
+    """Folder name of a label: lower case, runs of other characters than letters and digits as one ``_``
+    (``"STSTNet + shifts"`` → ``ststnet_shifts``)."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "run"
+
+
+def load_suite(path: str | Path, seeds: Optional[Sequence[int]] = None) -> SuiteConfig:
+    """Read a suite file (``seeds`` replaces the file's seeds when given).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError: an unknown key, a wrong type, or an inconsistent suite (duplicate labels, an ensemble member
+            or baseline that is not a label...), with the file's name.
+    """
+    over = [f"seeds=[{', '.join(str(int(s)) for s in seeds)}]"] if seeds else []
+    return load_config(SuiteConfig, path, over)
+
+
+def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
+               overrides: Sequence[str] = ()) -> list[PlannedRun]:
+    """Every folder of the suite, in the order they are filled (seed by seed: the runs, then the ensembles), with
+    each run's config loaded and checked (so a typo fails before anything trains).
+
+    Args:
+        suite: the loaded suite.
+        suite_path: the suite file (relative member configs are found next to it).
+        out: the suite's output folder.
+        overrides: ``key=value`` applied to every member run after its own overrides (e.g. ``device=cuda``,
+            ``data.root=...``, ``threads=2``).
+
+    Raises:
+        FileNotFoundError: a member config that does not exist (named with the run's label).
+        ConfigError: a member's config, overrides or command-line overrides are invalid (named with the run's
+            label); ``seed`` given as an override (the suite sets it).
+    """
+    from icegan.commands.loso import LosoConfig
+
+    base = Path(suite_path).parent
+    out = Path(out)
+    for o in overrides:
+        if o.split("=", 1)[0].strip() in ("seed", "name"):
+            raise ConfigError(f"override '{o}': the suite sets each run's seed and name; give seeds with --seeds")
+    plan: list[PlannedRun] = []
+    by_key: dict[tuple[str, int], Path] = {}
+    for i, seed in enumerate(suite.seeds):
+        for r in suite.runs:
+            if not r.seeded and i > 0:
+                by_key[(r.label, seed)] = by_key[(r.label, suite.seeds[0])]
+                continue
+            cfg_path = Path(r.config) if Path(r.config).is_absolute() else base / r.config
+            if not cfg_path.is_file():
+                raise FileNotFoundError(f"suite run '{r.label}': config file not found: {cfg_path}")
+            folder = out / (f"{slug(r.label)}_s{seed}" if r.seeded else slug(r.label))
+            name = folder.name
+            over = [f"seed={seed}", f"name={name}", *r.overrides, *overrides]
+            try:
+                cfg = load_config(LosoConfig, cfg_path, over)
+            except ConfigError as exc:
+                raise ConfigError(f"suite run '{r.label}': {exc}") from None
+            shown = " ".join(over)
+            plan.append(PlannedRun(r.label, seed, folder, config=cfg,
+                                   command=f"icegan loso --config {cfg_path} --out {folder} {shown}".rstrip()))
+            by_key[(r.label, seed)] = folder
+        for e in suite.ensembles:
+            members = [by_key[(m, seed)] for m in e.members]
+            folder = out / f"{slug(e.label)}_s{seed}"
+            if all(not next(r for r in suite.runs if r.label == m).seeded for m in e.members):
+                if i > 0:
+                    continue
+                folder = out / slug(e.label)
+            w = f" --weights {' '.join(f'{x:g}' for x in e.weights)}" if e.weights else ""
+            plan.append(PlannedRun(e.label, seed, folder, members=members, weights=e.weights,
+                                   command=f"icegan ensemble {' '.join(map(str, members))} --out {folder}{w}"))
+    return plan
+
+
+def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> list:
+    from icegan.report import TableEntry
+
+    labels = [r.label for r in suite.runs] + [e.label for e in suite.ensembles]
+    entries = []
+    for lab in labels:
+        runs = [p.out for p in plan if p.label == lab and p.out in finished]
+        if runs:
+            entries.append(TableEntry(lab, runs))
+    return entries
+
+
+def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, finished: set[Path],
+                  suite_path: str | Path) -> Optional[Path]:
+    """Write ``results.md`` (table, bootstrap comparison, commands) and ``compare.png`` for the finished folders.
+
+    Returns the path of results.md, or None when nothing has finished yet.
+    """
+    from icegan.report import results_table
+    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
+
+    entries = _entries(suite, plan, finished)
+    if not entries:
+        return None
+    labels = [e.label for e in entries]
+    want = suite.baseline or suite.runs[0].label
+    base = labels.index(want) if want in labels else 0
+    seeds_done = sorted({p.seed for p in plan if p.out in finished})
+    lines = [f"# {suite.name}", "",
+             f"Suite `{suite_path}`, seeds {', '.join(map(str, seeds_done))} of {', '.join(map(str, suite.seeds))} "
+             f"finished ({time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
+             "ensembles average the class probabilities of runs of the same seed, members and weights fixed in the "
+             "suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries)]
+    sets = [load_run_set(e.label, e.runs) for e in entries]
+    rows = bootstrap_compare(sets, baseline=base, resamples=suite.resamples)
+    lines += [f"## Subject-bootstrap intervals, paired differences to {labels[base]}", "",
+              comparison_table(rows, baseline=base, resamples=suite.resamples)]
+    forest_plot([(f"all ({len(sets[0].subjects)} subjects)", rows)], out / "compare.png", baseline=base)
+    lines += ["![UF1 intervals](compare.png)", ""]
+    lines += ["## Commands (what the suite ran, one folder each)", "", "```bash"]
+    lines += [p.command for p in plan if p.out in finished] + ["```", ""]
+    path = out / "results.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] = (),
+              seeds: Optional[Sequence[int]] = None, progress: bool = True, dry_run: bool = False,
+              log=sys.stderr) -> list[PlannedRun]:
+    """Run (or resume) the suite in ``suite_path`` into ``out`` and write its results page.
+
+    Args:
+        suite_path: the suite YAML.
+        out: output folder: one subfolder per run and seed (``<slug>_s<seed>``), ``results.md``, ``compare.png``.
+        overrides: ``key=value`` for every member run (see :func:`plan_suite`).
+        seeds: replace the suite's seeds.
+        progress: tqdm bars of the member runs.
+        dry_run: only print the equivalent commands (nothing runs, nothing is written).
+        log: where progress lines go.
+
+    Returns:
+        The plan (every folder, in order).
+
+    Raises:
+        FileNotFoundError, ConfigError: as :func:`load_suite` and :func:`plan_suite`, before anything runs.
+        icegan.protocol.LosoStateError: a member folder holds a run of another config.
+        icegan.ensemble.EnsembleError: members an ensemble cannot average (e.g. scores that are not probabilities).
+    """
+    from icegan.commands.loso import load_feature_set, run
+    from icegan.ensemble import ensemble_runs
+
+    suite = load_suite(suite_path, seeds)
+    out = Path(out)
+    plan = plan_suite(suite, suite_path, out, overrides)
+    if dry_run:
+        for p in plan:
+            print(p.command, file=log)
+        return plan
+    out.mkdir(parents=True, exist_ok=True)
+    feature_sets: dict[str, object] = {}
+    finished: set[Path] = set()
+    for k, p in enumerate(plan):
+        t0 = time.time()
+        print(f"[{k + 1}/{len(plan)}] {p.label}, seed {p.seed} -> {p.out}", file=log, flush=True)
+        if p.config is not None:
+            key = repr(to_dict(p.config.data))
+            if key not in feature_sets:          # one read of the maps for every run over the same data
+                feature_sets[key] = load_feature_set(p.config.data)
+            m = run(p.config, p.out, progress=progress, feature_set=feature_sets[key])
+        else:
+            m = ensemble_runs(p.members, p.out, weights=p.weights, name=p.out.name)
+        finished.add(p.out)
+        print(f"    UF1 {m['overall']['UF1']:.4f}  UAR {m['overall']['UAR']:.4f}  ({time.time() - t0:.0f} s)",
+              file=log, flush=True)
+        last_of_seed = k + 1 == len(plan) or plan[k + 1].seed != p.seed
+        if last_of_seed:
+            path = write_results(suite, plan, out, finished, suite_path)
+            print(f"    wrote {path}", file=log, flush=True)
+    return plan

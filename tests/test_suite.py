@@ -1,0 +1,181 @@
+"""``icegan suite``: recipes × seeds in one command, the same runs as by hand, resumable, with clear errors."""
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from icegan.cli import main
+from icegan.config import ConfigError
+from icegan.ensemble import ensemble_runs
+from icegan.suite import SuiteConfig, load_suite, plan_suite, run_suite, slug
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+# three small recipes on the real megc2019_htnet maps; the suite-wide overrides cut them to 3 folds
+TINY = f"""\
+name: tiny
+seeds: [0, 1]
+baseline: STSTNet
+runs:
+  - {{label: logistic regression, config: {CONFIGS}/features_logreg.yaml, seeded: false, overrides: [workers=1]}}
+  - {{label: STSTNet, config: {CONFIGS}/features_ststnet.yaml, overrides: [model.epochs=2]}}
+  - {{label: random forest, config: {CONFIGS}/features_randomforest.yaml,
+      overrides: [model.forest_trees=5, workers=1]}}
+ensembles:
+  - {{label: STSTNet + random forest, members: [STSTNet, random forest]}}
+  - {{label: floor + forest, members: [logistic regression, random forest], weights: [1, 3]}}
+"""
+SMALL = ["max_folds=3", "threads=1"]
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "suite.yaml"
+    p.write_text(TINY)
+    return p
+
+
+def test_slug():
+    assert slug("STSTNet + shifts") == "ststnet_shifts"
+    assert slug("  Off-TANet (60 ep.) ") == "off_tanet_60_ep"
+    assert slug("++") == "run"
+
+
+def test_plan_folders_order_and_commands(tiny, tmp_path):
+    plan = plan_suite(load_suite(tiny), tiny, tmp_path / "out", ["threads=1"])
+    names = [p.out.name for p in plan]
+    # seed by seed: the runs, then the ensembles; the deterministic floor once, reused by seed 1's ensemble
+    assert names == ["logistic_regression", "ststnet_s0", "random_forest_s0", "ststnet_random_forest_s0",
+                     "floor_forest_s0", "ststnet_s1", "random_forest_s1", "ststnet_random_forest_s1",
+                     "floor_forest_s1"]
+    by = {p.out.name: p for p in plan}
+    assert by["floor_forest_s1"].members == [tmp_path / "out/logistic_regression", tmp_path / "out/random_forest_s1"]
+    assert by["floor_forest_s1"].weights == [1.0, 3.0]
+    st1 = by["ststnet_s1"]
+    assert (st1.config.seed, st1.config.name, st1.config.model.epochs, st1.config.threads) == (1, "ststnet_s1", 2, 1)
+    assert st1.command.endswith("seed=1 name=ststnet_s1 model.epochs=2 threads=1")
+    assert "--weights 1 3" in by["floor_forest_s0"].command
+    # --seeds replaces the file's seeds
+    assert {p.seed for p in plan_suite(load_suite(tiny, seeds=[7]), tiny, tmp_path)} == {7}
+
+
+def test_shipped_suite_plans(tmp_path):
+    """configs/suite_composite.yaml: every member config loads, and the recipes are the documented ones."""
+    path = CONFIGS / "suite_composite.yaml"
+    plan = plan_suite(load_suite(path), path, tmp_path)
+    assert len(plan) == 1 + 5 * 4       # the floor once; per seed STSTNet, + shifts, forest, their ensemble
+    shifts = [p for p in plan if p.label == "STSTNet + shifts"]
+    assert [p.config.model.shift_px for p in shifts] == [1] * 5
+    assert all(p.config.model.shift_px == 0 for p in plan if p.label == "STSTNet")
+    assert {p.config.model.name for p in plan if p.config is not None} == {"logreg", "ststnet", "random_forest"}
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (lambda s: s.replace("seeds: [0, 1]", "seeds: []"), "seeds"),
+    (lambda s: s.replace("seeds: [0, 1]", "seeds: [1, 1]"), "seeds"),
+    (lambda s: s.replace("label: random forest,", "label: STSTNet,"), "used twice"),
+    (lambda s: s.replace("label: random forest,", "label: STSTNet!,"), "same folder name"),
+    (lambda s: s.replace("members: [STSTNet, random forest]", "members: [STSTNet, forest]"), "member 'forest'"),
+    (lambda s: s.replace("members: [STSTNet, random forest]", "members: [STSTNet]"), "at least two"),
+    (lambda s: s.replace("weights: [1, 3]", "weights: [1]"), "1 weights for 2 members"),
+    (lambda s: s.replace("baseline: STSTNet", "baseline: HTNet"), "baseline 'HTNet'"),
+    (lambda s: s + "resample: 10\n", "resample"),
+    (lambda s: s.replace("seeded: false", "seeded: maybe"), "runs[0].seeded"),
+])
+def test_suite_file_errors(tiny, edit, msg):
+    tiny.write_text(edit(TINY))
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        load_suite(tiny)
+
+
+def test_member_errors_name_the_run(tiny, tmp_path):
+    suite = load_suite(tiny)
+    with pytest.raises(ConfigError, match="suite run 'logistic regression'.*model.epoch'"):
+        plan_suite(suite, tiny, tmp_path, ["model.epoch=3"])
+    with pytest.raises(ConfigError, match="sets each run's seed"):
+        plan_suite(suite, tiny, tmp_path, ["seed=3"])
+    tiny.write_text(TINY.replace("features_randomforest.yaml", "features_rf.yaml"))
+    with pytest.raises(FileNotFoundError, match="suite run 'random forest'.*features_rf.yaml"):
+        plan_suite(load_suite(tiny), tiny, tmp_path)
+
+
+def test_cli_errors_and_dry_run(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["suite", "--config", str(tiny), "--out", str(out), "--dry-run", "--seeds", "3", "threads=1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (f"icegan loso --config {CONFIGS}/features_ststnet.yaml --out {out}/ststnet_s3 seed=3 "
+                          "name=ststnet_s3 model.epochs=2 threads=1")
+    assert not out.exists()                      # a dry run writes nothing
+    assert main(["suite", "--config", str(tiny), "--out", str(out), "model.epoch=3"]) == 2
+    assert "model.epoch" in capsys.readouterr().err
+    assert main(["suite", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["suite", "--config", str(tiny), "--seeds", "0,x"])
+    assert "comma-separated" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_help_documents_every_key(capsys):
+    with pytest.raises(SystemExit):
+        main(["suite", "--help"])
+    text = capsys.readouterr().out
+    from dataclasses import fields
+
+    from icegan.suite import SuiteEnsemble, SuiteRun
+    for cls in (SuiteConfig, SuiteRun, SuiteEnsemble):
+        for f in fields(cls):
+            assert f"{f.name}:" in text, f"icegan suite --help does not document '{f.name}'"
+
+
+def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path, capsys):
+    """On the real maps (3 folds): each folder holds what `icegan loso` / `icegan ensemble` give by hand; an
+    interrupted suite (seed 0 only) finishes with the same folders; a rerun retrains nothing; a folder of another
+    config is refused, not overwritten."""
+    out = tmp_path / "out"
+    assert main(["suite", "--config", str(tiny), "--out", str(out), "--seeds", "0", "--no-progress", *SMALL]) == 0
+    first = {p.name: _md5(p / "predictions.csv") for p in out.iterdir() if p.is_dir()}
+    assert sorted(first) == ["floor_forest_s0", "logistic_regression", "random_forest_s0", "ststnet_random_forest_s0",
+                             "ststnet_s0"]
+    res = (out / "results.md").read_text()
+    assert "seeds 0 of 0" in res and "| STSTNet | honest | CDE | 1 |" in res
+
+    assert main(["suite", "--config", str(tiny), "--out", str(out), "--no-progress", *SMALL]) == 0
+    capsys.readouterr()
+    for name, h in first.items():                # the seed-0 folders were only re-read
+        assert _md5(out / name / "predictions.csv") == h, name
+    res = (out / "results.md").read_text()
+    assert "seeds 0, 1 of 0, 1" in res
+    assert "| STSTNet | honest | CDE | 2 |" in res and "| logistic regression | honest | CDE | 1 |" in res
+    assert "paired differences to STSTNet" in res and (out / "compare.png").stat().st_size > 0
+
+    # by hand: the same LOSO command line, and the same ensemble
+    hand = tmp_path / "hand"
+    assert main(["loso", "--config", str(CONFIGS / "features_ststnet.yaml"), "--out", str(hand / "st"), "seed=1",
+                 "name=ststnet_s1", "model.epochs=2", "--no-progress", *SMALL]) == 0
+    suite_pred = pd.read_csv(out / "ststnet_s1" / "predictions.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(hand / "st" / "predictions.csv"), suite_pred)
+    m = ensemble_runs([out / "logistic_regression", out / "random_forest_s1"], hand / "ens", weights=[1, 3])
+    suite_m = json.loads((out / "floor_forest_s1" / "metrics.json").read_text())
+    assert suite_m["overall"] == m["overall"]
+    pd.testing.assert_frame_equal(pd.read_csv(hand / "ens" / "predictions.csv"),
+                                  pd.read_csv(out / "floor_forest_s1" / "predictions.csv"))
+    assert len(suite_pred) > 0 and suite_pred["subject"].nunique() == 3
+
+    # another recipe into the same folders is refused, and nothing is overwritten
+    before = _md5(out / "logistic_regression" / "predictions.csv")
+    assert main(["suite", "--config", str(tiny), "--out", str(out), "--no-progress", "model.lr=0.01", *SMALL]) == 2
+    assert "different config" in capsys.readouterr().err
+    assert _md5(out / "logistic_regression" / "predictions.csv") == before
+
+
+def test_run_suite_returns_the_plan_of_a_dry_run(tiny, tmp_path, capsys):
+    plan = run_suite(tiny, tmp_path / "o", ["threads=1"], dry_run=True)
+    assert len(plan) == 9 and not (tmp_path / "o").exists()
