@@ -55,6 +55,18 @@ def test_config_file_errors(capsys, tmp_path):
     assert "model.epochz" in capsys.readouterr().err
 
 
+def test_sklearn_learners_ignore_the_device():
+    """Folds in processes (workers != 1) are refused on a GPU for the networks only; logistic regression and the
+    forest never use the device, so a suite-wide device=cuda must not stop them."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import ConfigError, load_config
+    for name in ("features_logreg.yaml", "features_randomforest.yaml"):
+        cfg = load_config(LosoConfig, f"configs/{name}", ["device=cuda"])
+        assert (cfg.workers, cfg.device) == (0, "cuda")
+    with pytest.raises(ConfigError, match="workers"):
+        load_config(LosoConfig, "configs/features_ststnet.yaml", ["device=cuda", "workers=0"])
+
+
 def test_short_real_loso_writes_every_output(shared_data, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["loso", "--config", "configs/features_ststnet.yaml", "--out", str(out), "--no-progress",
