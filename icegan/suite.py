@@ -1,10 +1,12 @@
 """A suite of LOSO recipes × seeds in one command (``icegan suite``), ending in one results page.
 
-A suite file (YAML, :class:`SuiteConfig`) names feature-LOSO recipes (an ``icegan loso`` config plus overrides),
-probability ensembles of them (``icegan ensemble``), the seeds, and the baseline of the paired comparison. Running
-it does, for every seed, what a researcher would otherwise type by hand::
+A suite file (YAML, :class:`SuiteConfig`) names recipes (an ``icegan loso`` config on precomputed features, or a
+``train.py`` main-job config, plus overrides), probability ensembles of them (``icegan ensemble``), the seeds, and
+the baseline of the paired comparison. Running it does, for every seed, what a researcher would otherwise type by
+hand::
 
-    icegan loso --config <run.config> --out <out>/<run>_s<seed> seed=<seed> <run.overrides> <command-line overrides>
+    icegan loso --config <run.config> --out <out>/<run>_s<seed> seed=<seed> name=<run>_s<seed> <run.overrides> <overrides>
+    python train.py --config <run.config> --out <out>/<run>_s<seed> seed=<seed> ...      (command: train)
     icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>_s<seed>
 
 then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
@@ -29,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 from icegan.config import ConfigError, load_config, to_dict
 
@@ -39,11 +41,13 @@ __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteConfig", "PlannedRun", "plan_suite
 
 @dataclass
 class SuiteRun:
-    """One recipe: ``label`` (the table row), ``config`` (an ``icegan loso`` YAML; a relative path is relative to
-    the suite file's folder), ``overrides`` (``key=value``, as on the ``icegan loso`` command line) and ``seeded``
-    (False: a deterministic recipe, e.g. logistic regression, run once with the suite's first seed)."""
+    """One recipe: ``label`` (the table row), ``command`` (``loso``: ``icegan loso`` on precomputed features;
+    ``train``: the main job, ``train.py``), ``config`` (that command's YAML; a relative path is relative to the suite
+    file's folder), ``overrides`` (``key=value``, as on that command's line) and ``seeded`` (False: a deterministic
+    recipe, e.g. logistic regression, run once with the suite's first seed)."""
     label: str = ""
     config: str = ""
+    command: Literal["loso", "train"] = "loso"
     overrides: list[str] = field(default_factory=list)
     seeded: bool = True
 
@@ -105,7 +109,7 @@ class PlannedRun:
     label: str
     seed: int
     out: Path
-    config: object = None                  # icegan.commands.loso.LosoConfig of a LOSO run
+    config: object = None                  # LosoConfig (``icegan loso``) or MainConfig (``train.py``)
     command: str = ""                       # the equivalent command line
     members: list[Path] = field(default_factory=list)
     weights: Optional[list[float]] = None
@@ -147,6 +151,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             label); ``seed`` given as an override (the suite sets it).
     """
     from icegan.commands.loso import LosoConfig
+    from icegan.pipeline import load_main_config
 
     base = Path(suite_path).parent
     out = Path(out)
@@ -167,12 +172,13 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             name = folder.name
             over = [f"seed={seed}", f"name={name}", *r.overrides, *overrides]
             try:
-                cfg = load_config(LosoConfig, cfg_path, over)
+                cfg = (load_config(LosoConfig, cfg_path, over) if r.command == "loso"
+                       else load_main_config(cfg_path, over))
             except ConfigError as exc:
-                raise ConfigError(f"suite run '{r.label}': {exc}") from None
-            shown = " ".join(over)
+                raise ConfigError(f"suite run '{r.label}' ({r.command}): {exc}") from None
+            prog = "icegan loso" if r.command == "loso" else "python train.py"
             plan.append(PlannedRun(r.label, seed, folder, config=cfg,
-                                   command=f"icegan loso --config {cfg_path} --out {folder} {shown}".rstrip()))
+                                   command=f"{prog} --config {cfg_path} --out {folder} {' '.join(over)}"))
             by_key[(r.label, seed)] = folder
         for e in suite.ensembles:
             members = [by_key[(m, seed)] for m in e.members]
@@ -255,8 +261,9 @@ def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] 
         icegan.protocol.LosoStateError: a member folder holds a run of another config.
         icegan.ensemble.EnsembleError: members an ensemble cannot average (e.g. scores that are not probabilities).
     """
-    from icegan.commands.loso import load_feature_set, run
+    from icegan.commands.loso import LosoConfig, load_feature_set, run
     from icegan.ensemble import ensemble_runs
+    from icegan.pipeline import run_main
 
     suite = load_suite(suite_path, seeds)
     out = Path(out)
@@ -271,11 +278,13 @@ def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] 
     for k, p in enumerate(plan):
         t0 = time.time()
         print(f"[{k + 1}/{len(plan)}] {p.label}, seed {p.seed} -> {p.out}", file=log, flush=True)
-        if p.config is not None:
+        if isinstance(p.config, LosoConfig):
             key = repr(to_dict(p.config.data))
             if key not in feature_sets:          # one read of the maps for every run over the same data
                 feature_sets[key] = load_feature_set(p.config.data)
             m = run(p.config, p.out, progress=progress, feature_set=feature_sets[key])
+        elif p.config is not None:
+            m = run_main(p.config, p.out, progress=progress)
         else:
             m = ensemble_runs(p.members, p.out, weights=p.weights, name=p.out.name)
         finished.add(p.out)

@@ -179,3 +179,36 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
 def test_run_suite_returns_the_plan_of_a_dry_run(tiny, tmp_path, capsys):
     plan = run_suite(tiny, tmp_path / "o", ["threads=1"], dry_run=True)
     assert len(plan) == 9 and not (tmp_path / "o").exists()
+
+
+def test_shipped_casme2_flow_suite_plans(tmp_path):
+    """configs/suite_casme2_flow.yaml: four main-job recipes (train.py), no GAN, one flow method each."""
+    from icegan.pipeline import MainConfig
+    path = CONFIGS / "suite_casme2_flow.yaml"
+    plan = plan_suite(load_suite(path), path, tmp_path)
+    assert len(plan) == 4 * 3 and all(isinstance(p.config, MainConfig) for p in plan)
+    assert [p.config.flow.method for p in plan[:4]] == ["srflownet", "farneback", "tvl1", "liteflownet2"]
+    assert not any(p.config.gan.enabled for p in plan)
+    assert plan[0].command.startswith("python train.py --config")
+
+
+def test_train_command_runs_the_main_job(tmp_path):
+    """command: train runs train.py's job into the suite's folder: the same predictions as run_main by hand, and
+    train.py's own keys are checked (an `icegan loso` key is an error naming the run)."""
+    from icegan.pipeline import load_main_config, run_main
+    tiny = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2",
+            "recognizer.epochs=2", "recognizer.batch_size=16", "gan.enabled=false", "gan.joint=false",
+            "flow.method=farneback", "threads=1"]
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: t\nseeds: [3]\nruns:\n  - {{label: Farneback, command: train, config: "
+                     f"{CONFIGS}/demo.yaml, overrides: [{', '.join(tiny)}]}}\n")
+    run_suite(suite, tmp_path / "out", progress=False)
+    by_hand = run_main(load_main_config(CONFIGS / "demo.yaml", ["seed=3", "name=farneback_s3", *tiny]),
+                       tmp_path / "hand", progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "farneback_s3" / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "hand" / "predictions.csv"))
+    assert json.loads((tmp_path / "out" / "farneback_s3" / "metrics.json").read_text())["overall"] == \
+        by_hand["overall"]
+    assert "| Farneback | honest |" in (tmp_path / "out" / "results.md").read_text()
+    with pytest.raises(ConfigError, match=r"suite run 'Farneback' \(train\).*max_folds"):
+        plan_suite(load_suite(suite), suite, tmp_path, ["max_folds=2"])

@@ -17,9 +17,12 @@ suite file (YAML; see configs/suite_composite.yaml):
   seeds: [0, 1, 2, 3, 4]
   baseline: STSTNet                       # the entry paired differences are taken against (default: first run)
   runs:                                   # each: an `icegan loso` config (path relative to the suite file)
+                                          # and its overrides; command: loso (default) | train
     - {label: logistic regression, config: features_logreg.yaml, seeded: false}   # deterministic: run once
     - {label: STSTNet + shifts, config: features_ststnet.yaml, overrides: [model.shift_px=1]}
     - {label: random forest, config: features_randomforest.yaml}
+    # command: train runs the main job (train.py) instead, e.g. (configs/suite_casme2_flow.yaml)
+    # - {label: TV-L1, command: train, config: casme2.yaml, overrides: [gan.enabled=false, flow.method=tvl1]}
   ensembles:                              # probability averages of runs of the same seed (icegan ensemble)
     - {label: STSTNet + shifts + random forest, members: [STSTNet + shifts, random forest]}
     - {label: weighted, members: [STSTNet + shifts, random forest], weights: [2, 1]}   # default: equal weights
@@ -80,5 +83,6 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars of the runs")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="`icegan loso` config overrides applied to every run (e.g. device=cuda threads=2 "
-                        "data.root=PATH); seed and name are set by the suite")
+                        "data.root=PATH; `train.py` overrides for command: train runs); seed and name are set by "
+                        "the suite")
     p.set_defaults(func=_main)
