@@ -11,7 +11,8 @@ hand::
 
 then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
 mean ± std), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
-equivalent commands; ``<out>/compare.png`` draws the intervals (forest plot). ``results.md`` is rewritten after
+equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
+``<out>/compare.png`` draws the intervals (forest plot). ``results.md`` is rewritten after
 every seed, so an interrupted suite still leaves the table of the seeds it finished.
 
 Honesty: every member run is an honest LOSO (final epoch / final fit, nothing chosen on the held-out subject), and
@@ -26,6 +27,7 @@ refused (:class:`icegan.protocol.LosoStateError`), never overwritten.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -232,11 +234,19 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
               comparison_table(rows, baseline=base, resamples=suite.resamples)]
     forest_plot([(f"all ({len(sets[0].subjects)} subjects)", rows)], out / "compare.png", baseline=base)
     lines += ["![UF1 intervals](compare.png)", ""]
-    lines += ["## Commands (what the suite ran, one folder each)", "", "```bash"]
-    lines += [p.command for p in plan if p.out in finished] + ["```", ""]
+    times = _read_times(out)
+    lines += ["## Commands (what the suite ran, one folder each; # wall seconds of the call that finished it)", "",
+              "```bash"]
+    lines += [p.command + (f"   # {times[p.out.name]:.0f} s" if p.out.name in times else "")
+              for p in plan if p.out in finished] + ["```", ""]
     path = out / "results.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _read_times(out: Path) -> dict:
+    f = out / "suite_times.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
 
 
 def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] = (),
@@ -278,6 +288,7 @@ def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] 
     for k, p in enumerate(plan):
         t0 = time.time()
         print(f"[{k + 1}/{len(plan)}] {p.label}, seed {p.seed} -> {p.out}", file=log, flush=True)
+        was_finished = (p.out / "metrics.json").is_file()
         if isinstance(p.config, LosoConfig):
             key = repr(to_dict(p.config.data))
             if key not in feature_sets:          # one read of the maps for every run over the same data
@@ -288,6 +299,10 @@ def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] 
         else:
             m = ensemble_runs(p.members, p.out, weights=p.weights, name=p.out.name)
         finished.add(p.out)
+        if not was_finished:                     # the wall time of the call that finished this folder
+            times = _read_times(out)
+            times[p.out.name] = round(time.time() - t0, 1)
+            (out / "suite_times.json").write_text(json.dumps(times, indent=1))
         print(f"    UF1 {m['overall']['UF1']:.4f}  UAR {m['overall']['UAR']:.4f}  ({time.time() - t0:.0f} s)",
               file=log, flush=True)
         last_of_seed = k + 1 == len(plan) or plan[k + 1].seed != p.seed

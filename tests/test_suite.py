@@ -147,14 +147,20 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     res = (out / "results.md").read_text()
     assert "seeds 0 of 0" in res and "| STSTNet | honest | CDE | 1 |" in res
 
+    times = json.loads((out / "suite_times.json").read_text())
+    assert sorted(times) == sorted(first) and all(t >= 0 for t in times.values())
     assert main(["suite", "--config", str(tiny), "--out", str(out), "--no-progress", *SMALL]) == 0
     capsys.readouterr()
+    later = json.loads((out / "suite_times.json").read_text())
+    assert {k: later[k] for k in times} == times          # re-read folders keep the time of the call that ran them
+    assert len(later) == 9
     for name, h in first.items():                # the seed-0 folders were only re-read
         assert _md5(out / name / "predictions.csv") == h, name
     res = (out / "results.md").read_text()
     assert "seeds 0, 1 of 0, 1" in res
     assert "| STSTNet | honest | CDE | 2 |" in res and "| logistic regression | honest | CDE | 1 |" in res
     assert "paired differences to STSTNet" in res and (out / "compare.png").stat().st_size > 0
+    assert f"--out {out}/ststnet_s1 seed=1 name=ststnet_s1 model.epochs=2 max_folds=3 threads=1   # " in res
 
     # by hand: the same LOSO command line, and the same ensemble
     hand = tmp_path / "hand"

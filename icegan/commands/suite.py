@@ -29,8 +29,8 @@ suite file (YAML; see configs/suite_composite.yaml):
   resamples: 9999                         # subject-bootstrap resamples of the comparison
 
 outputs in --out: <label>_s<seed>/ per run (an `icegan loso` or `icegan ensemble` folder), results.md (results table
-with seeds as mean ± std, subject-bootstrap intervals and paired differences, the equivalent commands; rewritten
-after every seed), compare.png (forest plot). Rerunning the same command resumes: finished runs are only re-read.
+with seeds as mean ± std, subject-bootstrap intervals and paired differences, the equivalent commands with their
+wall times; rewritten after every seed), compare.png (forest plot), suite_times.json. Rerunning the same command resumes: finished runs are only re-read.
 """
 
 
