@@ -65,13 +65,15 @@ class SuiteEnsemble:
 @dataclass
 class SuiteConfig:
     """A suite file. ``baseline``: label of the entry the paired differences are taken against (default: the
-    first run); ``resamples``: subject-bootstrap resamples of the comparison."""
+    first run); ``resamples``: subject-bootstrap resamples of the comparison; ``per_dataset``: also one comparison
+    per dataset (each dataset's subjects resampled alone) when the runs span several datasets."""
     name: str = "suite"
     seeds: list[int] = field(default_factory=lambda: [0])
     runs: list[SuiteRun] = field(default_factory=list)
     ensembles: list[SuiteEnsemble] = field(default_factory=list)
     baseline: Optional[str] = None
     resamples: int = 9999
+    per_dataset: bool = True
 
     def __post_init__(self):
         if not self.runs:
@@ -213,6 +215,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
 
     Returns the path of results.md, or None when nothing has finished yet.
     """
+    from icegan.protocol import DATASET_TITLES
     from icegan.report import results_table
     from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
 
@@ -229,10 +232,18 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
              "ensembles average the class probabilities of runs of the same seed, members and weights fixed in the "
              "suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries)]
     sets = [load_run_set(e.label, e.runs) for e in entries]
-    rows = bootstrap_compare(sets, baseline=base, resamples=suite.resamples)
-    lines += [f"## Subject-bootstrap intervals, paired differences to {labels[base]}", "",
-              comparison_table(rows, baseline=base, resamples=suite.resamples)]
-    forest_plot([(f"all ({len(sets[0].subjects)} subjects)", rows)], out / "compare.png", baseline=base)
+    scopes = [("all", sets)]
+    if suite.per_dataset and len(sets[0].datasets()) > 1:
+        scopes += [(d, [x.restrict(d) for x in sets]) for d in sets[0].datasets()]
+    plotted = []
+    for k, (scope, scoped) in enumerate(scopes):
+        rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples)
+        title = f"{DATASET_TITLES.get(scope, scope)} ({len(scoped[0].subjects)} subjects)"
+        plotted.append((title, rows))
+        head = "Subject-bootstrap intervals" if k == 0 else f"Subject-bootstrap intervals, {title}"
+        lines += [f"## {head}, paired differences to {labels[base]}", "",
+                  comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == len(scopes) - 1)]
+    forest_plot(plotted, out / "compare.png", baseline=base)
     lines += ["![UF1 intervals](compare.png)", ""]
     times = _read_times(out)
     lines += ["## Commands (what the suite ran, one folder each; # wall seconds of the call that finished it)", "",

@@ -218,3 +218,28 @@ def test_train_command_runs_the_main_job(tmp_path):
     assert "| Farneback | honest |" in (tmp_path / "out" / "results.md").read_text()
     with pytest.raises(ConfigError, match=r"suite run 'Farneback' \(train\).*max_folds"):
         plan_suite(load_suite(suite), suite, tmp_path, ["max_folds=2"])
+
+
+def test_per_dataset_comparisons(tmp_path):
+    """Runs over several datasets get one bootstrap table per dataset (titled, subjects counted) and a taller forest
+    plot; per_dataset: false keeps the overall table only."""
+    suite = tmp_path / "s.yaml"
+    body = (f"name: toy\nseeds: [0, 1]\nresamples: 200\nruns:\n"
+            f"  - {{label: logreg, config: {CONFIGS}/demo_features.yaml, seeded: false,"
+            f" overrides: [model.name=logreg, model.hflip=false, model.tta_hflip=false]}}\n"
+            f"  - {{label: STSTNet, config: {CONFIGS}/demo_features.yaml, overrides: [model.epochs=2]}}\n")
+    suite.write_text(body)
+    run_suite(suite, tmp_path / "a", ["threads=1"], progress=False)
+    res = (tmp_path / "a" / "results.md").read_text()
+    heads = [ln for ln in res.splitlines() if ln.startswith("## Subject-bootstrap")]
+    assert heads == ["## Subject-bootstrap intervals, paired differences to logreg",      # the toy set: 2 datasets
+                     "## Subject-bootstrap intervals, CASME II (4 subjects), paired differences to logreg",
+                     "## Subject-bootstrap intervals, SAMM (4 subjects), paired differences to logreg"]
+    assert res.count("Subject-level bootstrap: 200 resamples") == 1          # one legend, after the last table
+    tall = (tmp_path / "a" / "compare.png").stat().st_size
+    suite.write_text(body + "per_dataset: false\n")
+    run_suite(suite, tmp_path / "b", ["threads=1"], progress=False)
+    res = (tmp_path / "b" / "results.md").read_text()
+    assert [ln for ln in res.splitlines() if ln.startswith("## Subject-bootstrap")] == [
+        "## Subject-bootstrap intervals, paired differences to logreg"]
+    assert (tmp_path / "b" / "compare.png").stat().st_size < tall

@@ -27,6 +27,7 @@ suite file (YAML; see configs/suite_composite.yaml):
     - {label: STSTNet + shifts + random forest, members: [STSTNet + shifts, random forest]}
     - {label: weighted, members: [STSTNet + shifts, random forest], weights: [2, 1]}   # default: equal weights
   resamples: 9999                         # subject-bootstrap resamples of the comparison
+  per_dataset: true                       # also a comparison per dataset (runs over several datasets)
 
 outputs in --out: <label>_s<seed>/ per run (an `icegan loso` or `icegan ensemble` folder), results.md (results table
 with seeds as mean ± std, subject-bootstrap intervals and paired differences, the equivalent commands with their
