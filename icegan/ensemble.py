@@ -25,50 +25,69 @@ import pandas as pd
 
 from icegan.protocol import PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, summarize_predictions, write_reports
 
-__all__ = ["EnsembleError", "ensemble_runs", "load_run"]
+__all__ = ["EnsembleError", "ensemble_runs", "load_member", "read_finished_run"]
 
 
 class EnsembleError(ValueError):
     """Member runs that cannot be averaged (message names the run and the mismatch)."""
 
 
-def load_run(run_dir: str | Path, for_averaging: bool = True) -> tuple[dict, pd.DataFrame]:
-    """The header (``run.json``) and predictions of one finished LOSO run.
-
-    Args:
-        run_dir: a run directory written by :func:`icegan.protocol.run_loso`.
-        for_averaging: True (an ensemble member): the run must be an honest LOSO run (``run.json``, no
-            oracle epoch) whose ``predictions.csv`` has every column of :data:`~icegan.protocol.PRED_COLUMNS`
-            with probability scores. False (``icegan compare``): any finished run, also an oracle-epoch run or
-            an ``icegan ensemble`` folder (``ensemble.json`` as header); subject, clip, y_true and y_pred suffice.
+def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+    """The header and predictions of any finished run: an ``icegan loso`` or train.py folder (``run.json``, also an
+    oracle-epoch run) or an ``icegan ensemble`` folder (``ensemble.json`` as header). Used by ``icegan compare``.
 
     Returns:
-        ``(header, predictions)``; predictions sorted by (fold, clip) when ``for_averaging`` (else in file
-        order), columns as in ``predictions.csv`` (fold, dataset, subject, clip, y_true, y_pred, score_*).
+        ``(header, predictions)``, predictions in file order with at least subject, clip, y_true, y_pred.
 
     Raises:
-        EnsembleError: missing files or columns, an oracle-epoch run (when ``for_averaging``), an unfinished
-            run (a fold of ``run.json`` without predictions), a clip listed twice, or scores that are not class
-            probabilities (when ``for_averaging``).
+        EnsembleError: no header or ``predictions.csv``, a missing column, an unfinished run (a fold of the header
+            without predictions), or a clip listed twice.
     """
     d = Path(run_dir)
-    run_json, pred_csv = d / "run.json", d / "predictions.csv"
-    if not for_averaging and not run_json.is_file() and (d / "ensemble.json").is_file():
+    run_json = d / "run.json"
+    if not run_json.is_file() and (d / "ensemble.json").is_file():
         run_json = d / "ensemble.json"      # `icegan ensemble` output: finished, honest members by construction
-    for f in (run_json, pred_csv):
-        if not f.is_file():
-            kinds = "`icegan loso` or train.py run" if for_averaging else "`icegan loso`, train.py or `icegan ensemble` run"
-            raise EnsembleError(f"{d}: no {f.name}; give the folder of a finished {kinds}")
-    header = json.loads(run_json.read_text())
-    if for_averaging and header.get("oracle_epoch"):
+    return _read(d, run_json, ["subject", "clip", "y_true", "y_pred"],
+                 "`icegan loso`, train.py or `icegan ensemble` run")
+
+
+def load_member(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+    """The header (``run.json``) and predictions of a finished honest LOSO run, checked for averaging.
+
+    Returns:
+        ``(header, predictions)``; predictions sorted by (fold, clip), columns as in ``predictions.csv`` (fold,
+        dataset, subject, clip, y_true, y_pred, score_*).
+
+    Raises:
+        EnsembleError: as :func:`read_finished_run`, and an oracle-epoch run, a column of
+            :data:`~icegan.protocol.PRED_COLUMNS` missing, or scores that are not class probabilities.
+    """
+    d = Path(run_dir)
+    header, pred = _read(d, d / "run.json", [c for c in PRED_COLUMNS if not c.startswith("score_")],
+                         "`icegan loso` or train.py run", need_scores=True)
+    if header.get("oracle_epoch"):
         raise EnsembleError(f"{d}: an oracle-epoch run (epochs picked on the test subjects); an ensemble of it "
                             "would not be honest")
-    pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
-    need = ([c for c in PRED_COLUMNS if not c.startswith("score_")] if for_averaging
-            else ["subject", "clip", "y_true", "y_pred"])
-    missing = [c for c in need if c not in pred.columns]
     scores = [c for c in SCORE_COLUMNS if c in pred.columns]
-    if missing or (for_averaging and not scores):
+    p = pred[scores].to_numpy(np.float64)
+    bad = ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
+    if bad.any():
+        r = pred[bad].iloc[0]
+        raise EnsembleError(f"{d / 'predictions.csv'}: scores of clip {r['subject']}/{r['clip']} are not class "
+                            f"probabilities ({p[bad][0].round(4).tolist()}); only probability scores can be averaged")
+    return header, pred.sort_values(["fold", "clip"], kind="stable").reset_index(drop=True)
+
+
+def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: bool = False):
+    """Header and predictions of a finished run, with the checks both readers share."""
+    pred_csv = d / "predictions.csv"
+    for f in (run_json, pred_csv):
+        if not f.is_file():
+            raise EnsembleError(f"{d}: no {f.name}; give the folder of a finished {kinds}")
+    header = json.loads(run_json.read_text())
+    pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
+    missing = [c for c in need if c not in pred.columns]
+    if missing or (need_scores and not any(c in pred.columns for c in SCORE_COLUMNS)):
         raise EnsembleError(f"{pred_csv}: missing column(s) {missing or list(SCORE_COLUMNS)}")
     unfinished = sorted(set(header.get("folds", [])) - set(pred["subject"]))
     if unfinished:
@@ -78,15 +97,6 @@ def load_run(run_dir: str | Path, for_averaging: bool = True) -> tuple[dict, pd.
     if dup.any():
         r = pred[dup].iloc[0]
         raise EnsembleError(f"{pred_csv}: clip {r['subject']}/{r['clip']} appears more than once")
-    if not for_averaging:
-        return header, pred
-    p = pred[scores].to_numpy(np.float64)
-    bad = ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
-    if bad.any():
-        r = pred[bad].iloc[0]
-        raise EnsembleError(f"{pred_csv}: scores of clip {r['subject']}/{r['clip']} are not class probabilities "
-                            f"({p[bad][0].round(4).tolist()}); only probability scores can be averaged")
-    pred = pred.sort_values(["fold", "clip"], kind="stable").reset_index(drop=True)
     return header, pred
 
 
@@ -111,7 +121,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         "overall", "per_dataset"}``).
 
     Raises:
-        EnsembleError: fewer than two runs, bad weights, a member :func:`load_run` refuses, or
+        EnsembleError: fewer than two runs, bad weights, a member :func:`load_member` refuses, or
             members that differ in protocol, SDE dataset, folds, clips, labels or fold numbers.
         LosoStateError: ``out_dir`` is a member or holds a LOSO run (``run.json``); nothing is overwritten.
     """
@@ -128,7 +138,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     if (out / "run.json").is_file() or out.resolve() in {d.resolve() for d in dirs}:
         raise LosoStateError(f"{out} holds a LOSO run (run.json); give the ensemble its own --out")
 
-    members = [load_run(d) for d in dirs]
+    members = [load_member(d) for d in dirs]
     h0, p0 = members[0]
     for d, (h, p) in zip(dirs[1:], members[1:]):
         for key in ("protocol", "dataset"):

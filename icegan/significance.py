@@ -84,9 +84,10 @@ def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: i
 
 
 def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
-    """A finished run's header and predictions (:func:`icegan.ensemble.load_run`, any selection), by subject and clip."""
-    from icegan.ensemble import load_run
-    header, pred = load_run(run, for_averaging=False)
+    """A finished run's header and predictions (:func:`icegan.ensemble.read_finished_run`, any selection), by subject
+    and clip."""
+    from icegan.ensemble import read_finished_run
+    header, pred = read_finished_run(run)
     return header, pred.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
 
 
