@@ -243,3 +243,12 @@ def test_per_dataset_comparisons(tmp_path):
     assert [ln for ln in res.splitlines() if ln.startswith("## Subject-bootstrap")] == [
         "## Subject-bootstrap intervals, paired differences to logreg"]
     assert (tmp_path / "b" / "compare.png").stat().st_size < tall
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("suite_*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_suite_plans(path, tmp_path):
+    """Each shipped suite's member configs load with their overrides (a typo there fails here, not after an hour)."""
+    plan = plan_suite(load_suite(path), path, tmp_path)
+    suite = load_suite(path)
+    assert {p.label for p in plan} == {r.label for r in suite.runs} | {e.label for e in suite.ensembles}
+    assert {p.seed for p in plan} == set(suite.seeds)
