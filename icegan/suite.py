@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -182,7 +183,8 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 raise ConfigError(f"suite run '{r.label}' ({r.command}): {exc}") from None
             prog = "icegan loso" if r.command == "loso" else "python train.py"
             plan.append(PlannedRun(r.label, seed, folder, config=cfg,
-                                   command=f"{prog} --config {cfg_path} --out {folder} {' '.join(over)}"))
+                                   command=shlex.join([*prog.split(), "--config", str(cfg_path), "--out", str(folder),
+                                                       *over])))
             by_key[(r.label, seed)] = folder
         for e in suite.ensembles:
             members = [by_key[(m, seed)] for m in e.members]
@@ -191,9 +193,10 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 if i > 0:
                     continue
                 folder = out / slug(e.label)
-            w = f" --weights {' '.join(f'{x:g}' for x in e.weights)}" if e.weights else ""
+            w = ["--weights", *(f"{x:g}" for x in e.weights)] if e.weights else []
             plan.append(PlannedRun(e.label, seed, folder, members=members, weights=e.weights,
-                                   command=f"icegan ensemble {' '.join(map(str, members))} --out {folder}{w}"))
+                                   command=shlex.join(["icegan", "ensemble", *map(str, members), "--out", str(folder),
+                                                       *w])))
     return plan
 
 

@@ -62,6 +62,10 @@ def test_plan_folders_order_and_commands(tiny, tmp_path):
     assert (st1.config.seed, st1.config.name, st1.config.model.epochs, st1.config.threads) == (1, "ststnet_s1", 2, 1)
     assert st1.command.endswith("seed=1 name=ststnet_s1 model.epochs=2 threads=1")
     assert "--weights 1 3" in by["floor_forest_s0"].command
+    # the commands are shell-quoted: a path with a space survives copy and paste
+    spaced = plan_suite(load_suite(tiny), tiny, tmp_path / "my runs", ["data.root=/data/my htnet"])
+    assert "--out '" + str(tmp_path / "my runs" / "ststnet_s0") + "'" in spaced[1].command
+    assert spaced[1].command.endswith("'data.root=/data/my htnet'")
     # --seeds replaces the file's seeds
     assert {p.seed for p in plan_suite(load_suite(tiny, seeds=[7]), tiny, tmp_path)} == {7}
 
