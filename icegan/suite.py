@@ -76,12 +76,17 @@ class SuiteConfig:
     resamples: int = 9999
     per_dataset: bool = True
 
+    @property
+    def labels(self) -> list[str]:
+        """Every entry's label: the runs', then the ensembles' (the order of the results table)."""
+        return [r.label for r in self.runs] + [e.label for e in self.ensembles]
+
     def __post_init__(self):
         if not self.runs:
             raise ValueError("a suite needs at least one entry in 'runs'")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
-        labels = [r.label for r in self.runs] + [e.label for e in self.ensembles]
+        labels = self.labels
         for i, r in enumerate(self.runs):
             if not r.label.strip() or not r.config.strip():
                 raise ValueError(f"runs[{i}] needs a label and a config")
@@ -203,9 +208,8 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
 def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> list:
     from icegan.report import TableEntry
 
-    labels = [r.label for r in suite.runs] + [e.label for e in suite.ensembles]
     entries = []
-    for lab in labels:
+    for lab in suite.labels:
         runs = [p.out for p in plan if p.label == lab and p.out in finished]
         if runs:
             entries.append(TableEntry(lab, runs))
@@ -263,14 +267,15 @@ def _read_times(out: Path) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
-def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] = (),
+def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
               seeds: Optional[Sequence[int]] = None, progress: bool = True, dry_run: bool = False,
               log=sys.stderr) -> list[PlannedRun]:
     """Run (or resume) the suite in ``suite_path`` into ``out`` and write its results page.
 
     Args:
         suite_path: the suite YAML.
-        out: output folder: one subfolder per run and seed (``<slug>_s<seed>``), ``results.md``, ``compare.png``.
+        out: output folder: one subfolder per run and seed (``<slug>_s<seed>``), ``results.md``, ``compare.png``
+            (None: ``runs/<suite name>``).
         overrides: ``key=value`` for every member run (see :func:`plan_suite`).
         seeds: replace the suite's seeds.
         progress: tqdm bars of the member runs.
@@ -290,7 +295,7 @@ def run_suite(suite_path: str | Path, out: str | Path, overrides: Sequence[str] 
     from icegan.pipeline import run_main
 
     suite = load_suite(suite_path, seeds)
-    out = Path(out)
+    out = Path("runs") / suite.name if out is None else Path(out)
     plan = plan_suite(suite, suite_path, out, overrides)
     if dry_run:
         for p in plan:

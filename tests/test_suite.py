@@ -189,6 +189,8 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
 def test_run_suite_returns_the_plan_of_a_dry_run(tiny, tmp_path, capsys):
     plan = run_suite(tiny, tmp_path / "o", ["threads=1"], dry_run=True)
     assert len(plan) == 9 and not (tmp_path / "o").exists()
+    # without an output folder: runs/<suite name>
+    assert run_suite(tiny, None, dry_run=True)[0].out == Path("runs") / "tiny" / "logistic_regression"
 
 
 def test_shipped_casme2_flow_suite_plans(tmp_path):

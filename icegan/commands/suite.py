@@ -48,22 +48,14 @@ def _main(args: argparse.Namespace) -> int:
     from icegan.protocol import LosoStateError
     from icegan.suite import run_suite
 
-    out = args.out
-    if out is None:
-        from icegan.suite import load_suite
-        try:
-            out = f"runs/{load_suite(args.config).name}"
-        except (ConfigError, FileNotFoundError) as exc:
-            print(f"icegan suite: error: {exc}", file=sys.stderr)
-            return 2
     try:
-        run_suite(args.config, out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
-                  dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr)
+        plan = run_suite(args.config, args.out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
+                         dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr)
     except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError, OSError) as exc:
         print(f"icegan suite: error: {exc}", file=sys.stderr)
         return 2
     if not args.dry_run:
-        print(f"results in {out}/results.md (and compare.png)")
+        print(f"results in {plan[0].out.parent}/results.md (and compare.png)")
     return 0
 
 
