@@ -34,7 +34,8 @@ class EnsembleError(ValueError):
 
 def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """The header and predictions of any finished run: an ``icegan loso`` or train.py folder (``run.json``, also an
-    oracle-epoch run) or an ``icegan ensemble`` folder (``ensemble.json`` as header). Used by ``icegan compare``.
+    oracle-epoch run), an ``icegan ensemble`` folder (``ensemble.json`` as header) or a nested selection
+    (:mod:`icegan.selection`, ``selection.json``). Used by ``icegan compare``.
 
     Returns:
         ``(header, predictions)``, predictions in file order with at least subject, clip, y_true, y_pred.
@@ -45,10 +46,11 @@ def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """
     d = Path(run_dir)
     run_json = d / "run.json"
-    if not run_json.is_file() and (d / "ensemble.json").is_file():
-        run_json = d / "ensemble.json"      # `icegan ensemble` output: finished, honest members by construction
+    for other in ("ensemble.json", "selection.json"):
+        if not run_json.is_file() and (d / other).is_file():
+            run_json = d / other    # `icegan ensemble` / nested selection output: finished, honest by construction
     return _read(d, run_json, ["subject", "clip", "y_true", "y_pred"],
-                 "`icegan loso`, train.py or `icegan ensemble` run")
+                 "`icegan loso`, train.py, `icegan ensemble` or nested-selection run")
 
 
 def load_member(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:

@@ -18,7 +18,10 @@ every seed, so an interrupted suite still leaves the table of the seeds it finis
 Honesty: every member run is an honest LOSO (final epoch / final fit, nothing chosen on the held-out subject), and
 ensemble members and weights are fixed in the suite file before anything runs. What the suite cannot know is how
 the recipes in the file were chosen: a recipe picked after seeing these subjects' results is one more look at
-them, and the file's comments should say so (``configs/suite_composite.yaml`` does).
+them, and the file's comments should say so (``configs/suite_composite.yaml`` does). Picking the best row of the
+table is such a look too; a ``selection`` section (:class:`SuiteSelection`) adds the honest version of it, one
+row per seed: a nested selection (:mod:`icegan.selection`) in which every outer fold gets the predictions of the
+entry that scored best in an inner cross-validation over that fold's training subjects.
 
 Resuming: each member run resumes at its first unfinished fold (:func:`icegan.protocol.run_loso`), a finished one
 is only re-read, and ensembles are recomputed from their members (seconds), so rerunning the same command after an
@@ -38,7 +41,7 @@ from typing import Literal, Optional, Sequence
 
 from icegan.config import ConfigError, load_config, to_dict
 
-__all__ = ["SuiteRun", "SuiteEnsemble", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
+__all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
            "slug"]
 
 
@@ -64,6 +67,23 @@ class SuiteEnsemble:
 
 
 @dataclass
+class SuiteSelection:
+    """Nested selection among the suite's entries (:mod:`icegan.selection`), one more row per seed.
+
+    ``inner_folds`` (0 = off; >= 2 turns it on): for every outer LOSO fold, the candidates are scored by an inner
+    cross-validation over that fold's training subjects (``inner_folds`` groups of subjects), and the fold gets the
+    predictions of the best one by ``criterion`` (``UF1`` / ``UAR`` of the pooled inner predictions; ``scope``
+    ``all`` training clips or only those of the held-out subject's ``dataset``). The row is an honest score of
+    "pick the best of these recipes", which the best row of the table is not. ``candidates``: labels of ``loso``
+    runs and of ensembles of them (empty: all of them); ``label``: the row's name."""
+    label: str = "nested selection"
+    inner_folds: int = 0
+    criterion: Literal["UF1", "UAR"] = "UF1"
+    scope: Literal["all", "dataset"] = "all"
+    candidates: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SuiteConfig:
     """A suite file. ``baseline``: label of the entry the paired differences are taken against (default: the
     first run); ``resamples``: subject-bootstrap resamples of the comparison; ``per_dataset``: also one comparison
@@ -75,11 +95,23 @@ class SuiteConfig:
     baseline: Optional[str] = None
     resamples: int = 9999
     per_dataset: bool = True
+    selection: SuiteSelection = field(default_factory=SuiteSelection)
 
     @property
     def labels(self) -> list[str]:
-        """Every entry's label: the runs', then the ensembles' (the order of the results table)."""
-        return [r.label for r in self.runs] + [e.label for e in self.ensembles]
+        """Every entry's label: the runs', the ensembles', then the nested selection's when it is on (the order of
+        the results table)."""
+        sel = [self.selection.label] if self.selection.inner_folds else []
+        return [r.label for r in self.runs] + [e.label for e in self.ensembles] + sel
+
+    @property
+    def candidates(self) -> list[str]:
+        """Labels the nested selection chooses among (in the suite's order): the ``selection.candidates``, or
+        every ``loso`` run and every ensemble of ``loso`` runs."""
+        loso = {r.label for r in self.runs if r.command == "loso"}
+        every = [r.label for r in self.runs if r.label in loso] + \
+            [e.label for e in self.ensembles if all(m in loso for m in e.members)]
+        return [lab for lab in every if lab in self.selection.candidates] if self.selection.candidates else every
 
     def __post_init__(self):
         if not self.runs:
@@ -111,6 +143,25 @@ class SuiteConfig:
             raise ValueError(f"baseline '{self.baseline}' is not the label of a run or an ensemble ({labels})")
         if self.resamples < 100:
             raise ValueError(f"resamples must be >= 100, got {self.resamples}")
+        sel = self.selection
+        if sel.inner_folds < 0 or sel.inner_folds == 1:
+            raise ValueError(f"selection.inner_folds must be 0 (off) or >= 2, got {sel.inner_folds}")
+        if sel.inner_folds:
+            if not sel.label.strip():
+                raise ValueError("selection.label must not be empty")
+            runs = {r.label: r for r in self.runs}
+            ens = {e.label: e for e in self.ensembles}
+            for lab in sel.candidates:
+                if lab not in runs and lab not in ens:
+                    raise ValueError(f"selection candidate '{lab}' is not the label of a run or an ensemble "
+                                     f"({[r.label for r in self.runs] + list(ens)})")
+                members = [lab] if lab in runs else ens[lab].members
+                for m in members:
+                    if runs[m].command != "loso":
+                        raise ValueError(f"selection candidate '{lab}': run '{m}' is a train.py run; only `icegan "
+                                         "loso` recipes (and ensembles of them) can be selected among")
+            if len(self.candidates) < 2:
+                raise ValueError(f"a nested selection needs at least two candidates, got {self.candidates}")
 
 
 @dataclass
@@ -123,6 +174,7 @@ class PlannedRun:
     command: str = ""                       # the equivalent command line
     members: list[Path] = field(default_factory=list)
     weights: Optional[list[float]] = None
+    selection: list = field(default_factory=list)          # icegan.selection.Candidate objects
 
 
 def slug(label: str) -> str:
@@ -170,10 +222,12 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             raise ConfigError(f"override '{o}': the suite sets each run's seed and name; give seeds with --seeds")
     plan: list[PlannedRun] = []
     by_key: dict[tuple[str, int], Path] = {}
+    configs: dict[tuple[str, int], object] = {}
     for i, seed in enumerate(suite.seeds):
         for r in suite.runs:
             if not r.seeded and i > 0:
                 by_key[(r.label, seed)] = by_key[(r.label, suite.seeds[0])]
+                configs[(r.label, seed)] = configs[(r.label, suite.seeds[0])]
                 continue
             cfg_path = Path(r.config) if Path(r.config).is_absolute() else base / r.config
             if not cfg_path.is_file():
@@ -187,6 +241,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             except ConfigError as exc:
                 raise ConfigError(f"suite run '{r.label}' ({r.command}): {exc}") from None
             prog = "icegan loso" if r.command == "loso" else "python train.py"
+            configs[(r.label, seed)] = cfg
             plan.append(PlannedRun(r.label, seed, folder, config=cfg,
                                    command=shlex.join([*prog.split(), "--config", str(cfg_path), "--out", str(folder),
                                                        *over])))
@@ -196,12 +251,31 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             folder = out / f"{slug(e.label)}_s{seed}"
             if all(not next(r for r in suite.runs if r.label == m).seeded for m in e.members):
                 if i > 0:
+                    by_key[(e.label, seed)] = by_key[(e.label, suite.seeds[0])]
                     continue
                 folder = out / slug(e.label)
             w = ["--weights", *(f"{x:g}" for x in e.weights)] if e.weights else []
+            by_key[(e.label, seed)] = folder
             plan.append(PlannedRun(e.label, seed, folder, members=members, weights=e.weights,
                                    command=shlex.join(["icegan", "ensemble", *map(str, members), "--out", str(folder),
                                                        *w])))
+        sel = suite.selection
+        if sel.inner_folds:
+            from icegan.selection import Candidate
+            recipe = {r.label: Candidate(r.label, by_key[(r.label, seed)], config=configs[(r.label, seed)])
+                      for r in suite.runs if r.command == "loso"}
+            cands = []
+            for lab in suite.candidates:
+                e = next((x for x in suite.ensembles if x.label == lab), None)
+                cands.append(recipe[lab] if e is None else
+                             Candidate(lab, by_key[(lab, seed)], members=[recipe[m] for m in e.members],
+                                       weights=e.weights))
+            folder = out / f"{slug(sel.label)}_s{seed}"
+            plan.append(PlannedRun(sel.label, seed, folder, selection=cands,
+                                   command=shlex.join(["icegan", "suite", "--config", str(suite_path), "--out",
+                                                       str(out), "--seeds", str(seed), *overrides])
+                                   + f"   # nested selection: {sel.inner_folds} inner folds, {sel.criterion}, scope "
+                                     f"{sel.scope}, among {len(cands)} candidates"))
     return plan
 
 
@@ -293,6 +367,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     from icegan.commands.loso import LosoConfig, load_feature_set, run
     from icegan.ensemble import ensemble_runs
     from icegan.pipeline import run_main
+    from icegan.selection import select_nested
 
     suite = load_suite(suite_path, seeds)
     out = Path("runs") / suite.name if out is None else Path(out)
@@ -315,6 +390,10 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             m = run(p.config, p.out, progress=progress, feature_set=feature_sets[key])
         elif p.config is not None:
             m = run_main(p.config, p.out, progress=progress)
+        elif p.selection:
+            sel = suite.selection
+            m = select_nested(p.selection, feature_sets, p.out, k=sel.inner_folds, criterion=sel.criterion,
+                              scope=sel.scope, cache_dir=out / "inner", name=p.out.name, progress=progress, log=log)
         else:
             m = ensemble_runs(p.members, p.out, weights=p.weights, name=p.out.name)
         finished.add(p.out)

@@ -133,8 +133,8 @@ def test_help_documents_every_key(capsys):
     text = capsys.readouterr().out
     from dataclasses import fields
 
-    from icegan.suite import SuiteEnsemble, SuiteRun
-    for cls in (SuiteConfig, SuiteRun, SuiteEnsemble):
+    from icegan.suite import SuiteEnsemble, SuiteRun, SuiteSelection
+    for cls in (SuiteConfig, SuiteRun, SuiteEnsemble, SuiteSelection):
         for f in fields(cls):
             assert f"{f.name}:" in text, f"icegan suite --help does not document '{f.name}'"
 
@@ -256,5 +256,5 @@ def test_every_shipped_suite_plans(path, tmp_path):
     """Each shipped suite's member configs load with their overrides (a typo there fails here, not after an hour)."""
     plan = plan_suite(load_suite(path), path, tmp_path)
     suite = load_suite(path)
-    assert {p.label for p in plan} == {r.label for r in suite.runs} | {e.label for e in suite.ensembles}
+    assert {p.label for p in plan} == set(suite.labels)
     assert {p.seed for p in plan} == set(suite.seeds)

@@ -29,7 +29,7 @@ from typing import Literal, Optional
 from icegan.recognition import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
-           "permute_labels"]
+           "permute_labels", "fold_runner"]
 
 
 @dataclass
@@ -200,10 +200,37 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
     ``feature_set``: the :func:`load_feature_set` of ``cfg.data`` when the caller has loaded it already (the CLI
     does, to report bad input as an error message); None loads it here.
     """
+    from icegan.protocol import run_loso
+
+    fs = load_feature_set(cfg.data) if feature_set is None else feature_set
+    folds_fn, per_call, group_map = fold_runner(cfg, fs, progress=progress)
+    name = cfg.name
+    if cfg.data.permute_labels >= 0:
+        name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
+        print(f"note: data.permute_labels={cfg.data.permute_labels}: a null run on permuted labels; an honest "
+              f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
+    return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
+                    dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
+                    folds_per_call=per_call, progress=progress, group_map=group_map)
+
+
+def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
+    """How ``cfg``'s folds are trained on the feature set ``fs``: ``(folds_fn, per_call, group_map)`` for
+    :func:`icegan.protocol.run_loso` (also used for the inner folds of a nested selection, :mod:`icegan.selection`).
+
+    Sets up this process first: the allocator, ``cfg.threads`` torch/BLAS threads.
+
+    Returns:
+        ``folds_fn`` (:class:`FeatureFolds`: a list of folds → one score array per fold), ``per_call`` (folds per
+        call: 1 for scikit-learn recognizers, else ``model.folds_per_group``, 0 = all in one grouped network) and
+        ``group_map`` (:class:`icegan.executors.ProcessGroupMap` when ``workers`` > 1 applies, else None).
+
+    Raises:
+        SystemExit: ``device`` is CUDA but CUDA is not available.
+    """
     import torch
 
     from icegan.allocator import retain_freed_memory
-    from icegan.protocol import run_loso
 
     retain_freed_memory()       # no page faults from the grouped networks' per-step temporaries
     if cfg.threads > 0:
@@ -211,11 +238,9 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
         limit_threads(cfg.threads)          # torch and NumPy/SciPy's BLAS (scikit-learn's logistic regression)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"config device={cfg.device!r} but CUDA is not available here; use device=cpu")
-    fs = load_feature_set(cfg.data) if feature_set is None else feature_set
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)
-
     per_call = 1 if cfg.model.name in SKLEARN_MODELS else cfg.model.folds_per_group
     group_map = None
     workers = cfg.workers or (os.cpu_count() or 1)
@@ -227,14 +252,7 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
         from icegan.executors import ProcessGroupMap
         group_map = ProcessGroupMap(workers, threads=cfg.threads)
     folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None, extra=syn)
-    name = cfg.name
-    if cfg.data.permute_labels >= 0:
-        name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
-        print(f"note: data.permute_labels={cfg.data.permute_labels}: a null run on permuted labels; an honest "
-              f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
-    return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
-                    dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
-                    folds_per_call=per_call, progress=progress, group_map=group_map)
+    return folds_fn, per_call, group_map
 
 
 class FeatureFolds:

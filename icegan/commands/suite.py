@@ -28,10 +28,23 @@ suite file (YAML; see configs/suite_composite.yaml):
     - {label: weighted, members: [STSTNet + shifts, random forest], weights: [2, 1]}   # default: equal weights
   resamples: 9999                         # subject-bootstrap resamples of the comparison
   per_dataset: true                       # also a comparison per dataset (runs over several datasets)
+  selection:                              # nested selection among the entries (off unless inner_folds >= 2)
+    inner_folds: 4                        # per outer fold: its training subjects in 4 groups (inner cross-validation)
+    criterion: UF1                        # UF1 | UAR of the pooled inner predictions
+    scope: all                            # all training clips | dataset: those of the held-out subject's dataset
+    candidates: []                        # labels of loso runs and their ensembles; empty = all of them
+    label: nested selection               # its row in the table
 
-outputs in --out: <label>_s<seed>/ per run (an `icegan loso` or `icegan ensemble` folder), results.md (results table
-with seeds as mean ± std, subject-bootstrap intervals and paired differences, the equivalent commands with their
-wall times; rewritten after every seed), compare.png (forest plot), suite_times.json. Rerunning the same command resumes: finished runs are only re-read.
+  The best row of a table of recipes is chosen on the test subjects; the nested-selection row is an honest score
+  of "choose among these recipes": each outer fold gets the predictions of the candidate that scored best in an
+  inner cross-validation over its training subjects only. It trains every candidate recipe inner_folds more times
+  per outer fold.
+
+outputs in --out: <label>_s<seed>/ per run (an `icegan loso` or `icegan ensemble` folder; the nested selection's
+holds selection.csv: per outer fold each candidate's inner score and the choice), inner/ (inner-fold predictions,
+per recipe run), results.md (results table with seeds as mean ± std, subject-bootstrap intervals and paired
+differences, the equivalent commands with their wall times; rewritten after every seed), compare.png (forest
+plot), suite_times.json. Rerunning the same command resumes: finished runs and inner folds are only re-read.
 """
 
 

@@ -1,0 +1,366 @@
+"""Nested (inner-cross-validated) selection among LOSO recipes: an honest score for "the best of these recipes".
+
+Comparing several recipes on the same LOSO and reporting the best one is a selection on the test subjects: the
+best of k noisy scores is biased upwards. Nested selection removes that bias. For every outer LOSO fold (held-out
+subject s) the recipes are scored on the training subjects alone: those subjects are split by subject into
+``inner_folds`` groups (:class:`sklearn.model_selection.GroupKFold`), every recipe is trained on all groups but
+one and scores the left-out group, and the recipe with the best pooled inner UF1 (or UAR) is the one whose
+prediction is used for s. Subject s's clips, labels and outer predictions play no part in that choice, so the
+pooled outer score of the chosen predictions is an honest estimate of the whole procedure "choose among these
+recipes by cross-validation, then train the choice": the standard remedy for selection bias (Varma & Simon, BMC
+Bioinformatics 7:91, 2006; Cawley & Talbot, JMLR 11:2079, 2010). It is what the MEGC protocol asks of any
+choice of hyper-parameters ("no model selection on the held-out subject").
+
+Candidates are ``icegan loso`` recipes (their outer runs are ordinary finished LOSO folders) and probability
+ensembles of them (inner and outer probabilities averaged with the ensemble's weights). Inner predictions are
+kept in one CSV per candidate run and inner-fold count (``<cache>/<run folder>_k<k>.csv``), appended after every
+group of outer folds, so an interrupted selection resumes where it stopped.
+
+Cost: every candidate recipe is trained ``inner_folds`` more times per outer fold (e.g. 68 × 4 = 272 models for
+the composite CDE; the grouped STSTNet engine trains them in groups as large as the outer run's).
+
+Used by ``icegan suite`` (a ``selection`` section in the suite file, :class:`icegan.suite.SuiteSelection`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Candidate", "inner_folds", "inner_predictions", "select_nested", "SelectionError"]
+
+INNER_COLUMNS = ("outer", "inner", "row", "dataset", "subject", "clip", "y_true")
+
+
+class SelectionError(ValueError):
+    """Candidates that cannot be selected among (the message names the candidate and what is wrong)."""
+
+
+@dataclass
+class Candidate:
+    """One recipe to choose from.
+
+    Attributes:
+        label: its name in the tables.
+        run_dir: the finished outer LOSO folder (``icegan loso``) or ensemble folder whose predictions are used
+            for the folds where it is chosen.
+        config: the ``icegan loso`` :class:`~icegan.commands.loso.LosoConfig` of a recipe (None for an ensemble).
+        members: an ensemble's member candidates (recipes), with ``weights`` (None: equal weights).
+    """
+    label: str
+    run_dir: Path
+    config: object = None
+    members: list["Candidate"] = field(default_factory=list)
+    weights: Optional[list[float]] = None
+
+
+def inner_folds(outer, subjects: Sequence[str], k: int, index_base: int = 0) -> list:
+    """The inner folds of one outer LOSO fold: its training rows split by subject into ``k`` groups.
+
+    Args:
+        outer: an :class:`icegan.protocol.Fold` (``train_idx`` = the rows of its training subjects).
+        subjects: (N,) subject id of every row of the sample table.
+        k: number of inner folds, >= 2 (:class:`sklearn.model_selection.GroupKFold`: deterministic, groups of
+            about equal clip counts; no subject on both sides).
+        index_base: ``index`` of the first inner fold (the rest follow); it seeds a grouped network's training,
+            so inner folds must not share indices with each other.
+
+    Returns:
+        ``k`` :class:`~icegan.protocol.Fold` objects with ``subject`` = the outer subject, ``train_idx`` and
+        ``test_idx`` subsets of ``outer.train_idx``; every training row is in exactly one ``test_idx``.
+
+    Raises:
+        SelectionError: ``k`` < 2, or fewer than ``k`` training subjects.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    from icegan.protocol import Fold
+
+    train = np.asarray(outer.train_idx)
+    groups = np.asarray(subjects)[train]
+    n_groups = len(np.unique(groups))
+    if k < 2:
+        raise SelectionError(f"inner_folds must be >= 2, got {k}")
+    if n_groups < k:
+        raise SelectionError(f"outer fold '{outer.subject}': {n_groups} training subjects cannot be split into "
+                             f"{k} inner folds; lower inner_folds")
+    out = []
+    for j, (tr, te) in enumerate(GroupKFold(n_splits=k).split(train, groups=groups)):
+        out.append(Fold(index=index_base + j, subject=outer.subject, train_idx=train[tr], test_idx=train[te]))
+    return out
+
+
+def _cache_ok(df: pd.DataFrame, outer_folds: Sequence, n_train: dict) -> pd.DataFrame:
+    """Rows of the outer folds whose inner predictions are complete (one row per training clip)."""
+    counts = df.groupby("outer").size()
+    done = [f.subject for f in outer_folds if counts.get(f.subject, -1) == n_train[f.subject]]
+    return df[df["outer"].isin(done)]
+
+
+def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Path, progress: bool = True,
+                      log=sys.stderr) -> pd.DataFrame:
+    """Inner-fold class probabilities of one ``icegan loso`` recipe for every outer fold (computed or resumed).
+
+    Args:
+        cfg: the recipe's :class:`~icegan.commands.loso.LosoConfig` (its seed, model, device, workers...).
+        feature_set: its :class:`~icegan.data.features.FeatureSet` (the same sample table as the outer run).
+        outer_folds: the outer LOSO folds (:func:`icegan.protocol.make_folds`).
+        k: inner folds per outer fold.
+        cache: the CSV holding this recipe's inner predictions (appended per group of outer folds; rows of a
+            group cut short are dropped and recomputed).
+        progress: tqdm bar over the groups.
+
+    Returns:
+        One row per (outer fold, training clip): ``outer`` (the outer subject), ``inner`` (0..k-1), ``row``
+        (index into the sample table), dataset, subject, clip, y_true and ``score_*`` (probabilities).
+
+    Raises:
+        SelectionError: an oracle-epoch recipe (its scores are not one prediction per clip), or one that does not
+            return class probabilities; as :func:`inner_folds`.
+    """
+    from tqdm.auto import tqdm
+
+    from icegan.commands.loso import fold_runner
+    from icegan.protocol import SCORE_COLUMNS
+
+    if cfg.oracle_epoch:
+        raise SelectionError(f"recipe '{cfg.name}': an oracle-epoch run cannot be a candidate of an honest selection")
+    samples = feature_set.samples
+    subjects = samples["subject"].astype(str).to_numpy()
+    n_train = {f.subject: len(f.train_idx) for f in outer_folds}
+    n_classes = 3
+    score_cols = list(SCORE_COLUMNS[:n_classes])
+    done = pd.DataFrame(columns=[*INNER_COLUMNS, *score_cols])
+    cache = Path(cache)
+    if cache.is_file():
+        done = _cache_ok(pd.read_csv(cache, dtype={"outer": str, "dataset": str, "subject": str, "clip": str}),
+                         outer_folds, n_train)
+        done.to_csv(cache, index=False, float_format="%.9g")        # drop an outer fold cut short
+    finished_outer = set(done["outer"])
+    if all(f.subject in finished_outer for f in outer_folds):
+        return done.reset_index(drop=True)
+    folds_fn, per_call, group_map = fold_runner(cfg, feature_set, progress=False)
+    n_outer = len(outer_folds)
+    # as many models per call as the outer run trains (all outer folds' worth when it trains them in one network);
+    # the chunks of outer folds are fixed, so a resumed chunk is trained exactly as in an uninterrupted run
+    outer_per_call = 1 if per_call == 1 else max(1, (per_call if per_call > 0 else n_outer) // k)
+    chunks = [list(outer_folds[s:s + outer_per_call]) for s in range(0, n_outer, outer_per_call)]
+    finished_outer = set(done["outer"])
+    chunks = [c for c in chunks if not all(f.subject in finished_outer for f in c)]
+    todo = [f for c in chunks for f in c]
+    if not todo:
+        return done.reset_index(drop=True)
+    if finished_outer & {f.subject for f in todo}:     # a chunk cut short: drop its rows, train it again whole
+        done = done[~done["outer"].isin({f.subject for f in todo})]
+        done.to_csv(cache, index=False, float_format="%.9g")
+    inner = {f.subject: inner_folds(f, subjects, k, index_base=n_outer + f.index * k) for f in todo}
+    groups = [[g for f in c for g in inner[f.subject]] for c in chunks]
+    if per_call == 1:
+        groups = [[g] for grp in groups for g in grp]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    label = samples["label"].to_numpy()
+    pending: dict[str, list[pd.DataFrame]] = {f.subject: [] for f in todo}
+
+    def one_by_one(fn, gs):
+        for g in gs:
+            yield g, fn(g)
+
+    runs = one_by_one(folds_fn, groups) if group_map is None else group_map(folds_fn, groups)
+    bar = tqdm(total=len(todo), desc=f"inner folds {cfg.name}", unit="outer fold", disable=not progress, leave=False)
+    parts = [done]
+    for group, results in runs:
+        for fold, scores in zip(group, results):
+            p = np.asarray(scores, dtype=np.float64)
+            if p.shape != (len(fold.test_idx), n_classes) or not np.isfinite(p).all() or \
+                    (np.abs(p.sum(1) - 1) > 1e-3).any():
+                raise SelectionError(f"recipe '{cfg.name}': inner fold scores are not class probabilities of shape "
+                                     f"({len(fold.test_idx)}, {n_classes}); only probability recognizers can be "
+                                     "selected among")
+            rows = samples.iloc[fold.test_idx]
+            df = pd.DataFrame({"outer": fold.subject, "inner": (fold.index - n_outer) % k,
+                               "row": fold.test_idx, "dataset": rows["dataset"].to_numpy(),
+                               "subject": rows["subject"].to_numpy(), "clip": rows["clip"].to_numpy(),
+                               "y_true": label[fold.test_idx]})
+            for c, col in enumerate(score_cols):
+                df[col] = p[:, c]
+            pending[fold.subject].append(df)
+        finished = [s for s, dfs in pending.items() if sum(len(d) for d in dfs) == n_train[s]]
+        if finished:
+            new = pd.concat([d for s in finished for d in pending.pop(s)], ignore_index=True)
+            new.to_csv(cache, mode="a", header=not cache.is_file() or cache.stat().st_size == 0, index=False,
+                       float_format="%.9g")
+            parts.append(new)
+            bar.update(len(finished))
+    bar.close()
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    print(f"    inner folds of {cfg.name}: {len(todo)} outer fold(s) x {k} computed -> {cache}", file=log, flush=True)
+    return out
+
+
+def _score(y_true: np.ndarray, probs: np.ndarray, criterion: str, n_classes: int) -> float:
+    from icegan.metrics import compute_metrics
+    return float(compute_metrics(y_true, probs.argmax(1), n_classes)[criterion])
+
+
+def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: str | Path, k: int = 4,
+                  criterion: Literal["UF1", "UAR"] = "UF1", scope: Literal["all", "dataset"] = "all",
+                  cache_dir: Optional[str | Path] = None, name: Optional[str] = None, progress: bool = True,
+                  log=sys.stderr) -> dict:
+    """Choose a candidate per outer LOSO fold by inner cross-validation and score the chosen predictions.
+
+    Args:
+        candidates: two or more :class:`Candidate`; recipes need finished outer runs in ``run_dir``, ensembles
+            finished ensemble folders; ties go to the earlier candidate.
+        feature_sets: ``{repr of a recipe's data section: FeatureSet}`` (loaded here when missing).
+        out_dir: the selection's folder (created): ``predictions.csv`` (the chosen candidate's outer predictions,
+            fold by fold), ``selection.csv`` (per outer fold: each candidate's inner score and the choice),
+            ``selection.json`` (header), ``metrics.json`` / ``metrics.md`` / ``confusion.png`` /
+            ``per_subject.csv`` as for any run.
+        k: inner folds per outer fold.
+        criterion: ``UF1`` or ``UAR`` of the pooled inner predictions of the outer fold's training subjects.
+        scope: ``all``: pooled over all training clips; ``dataset``: over the training clips of the held-out
+            subject's own dataset only (its dataset is known before any label is seen).
+        cache_dir: where inner predictions are kept (default ``out_dir/inner``); one CSV per recipe run folder.
+        name: title in metrics.md.
+
+    Returns:
+        The metrics.json content of the selected predictions (LOSO schema, ``oracle_epoch`` false).
+
+    Raises:
+        SelectionError: fewer than two candidates, candidates over different clips, folds or protocols, an
+            ensemble without members, or as :func:`inner_predictions`.
+        icegan.ensemble.EnsembleError: an outer run that is unfinished or has no probabilities.
+        icegan.protocol.LosoStateError: ``out_dir`` holds an ``icegan loso`` or ensemble run.
+    """
+    from icegan.commands.loso import load_feature_set
+    from icegan.config import to_dict
+    from icegan.ensemble import load_member, read_finished_run
+    from icegan.protocol import SCORE_COLUMNS, LosoStateError, make_folds, summarize_predictions, write_reports
+
+    if len(candidates) < 2:
+        raise SelectionError(f"a selection needs at least two candidates, got {len(candidates)}")
+    if criterion not in ("UF1", "UAR"):
+        raise SelectionError(f"criterion must be UF1 or UAR, got {criterion!r}")
+    if scope not in ("all", "dataset"):
+        raise SelectionError(f"scope must be 'all' or 'dataset', got {scope!r}")
+    out = Path(out_dir)
+    for other in ("run.json", "ensemble.json"):
+        if (out / other).is_file():
+            raise LosoStateError(f"{out} holds another run ({other}); give the selection its own folder")
+    cache = Path(cache_dir) if cache_dir is not None else out / "inner"
+    n_classes = 3
+    score_cols = list(SCORE_COLUMNS[:n_classes])
+
+    outer_pred, headers = {}, {}
+    for c in candidates:
+        if c.config is None and not c.members:
+            raise SelectionError(f"candidate '{c.label}' is neither a recipe (config) nor an ensemble (members)")
+        h, p = read_finished_run(c.run_dir)
+        if c.config is not None:
+            h, p = load_member(c.run_dir)           # probabilities checked; refuses oracle-epoch runs
+        headers[c.label], outer_pred[c.label] = h, p.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
+    first = candidates[0].label
+    keys = outer_pred[first][["subject", "clip", "y_true"]]
+    for c in candidates[1:]:
+        if not outer_pred[c.label][["subject", "clip", "y_true"]].equals(keys):
+            raise SelectionError(f"candidate '{c.label}' ({c.run_dir}) and '{first}' ({candidates[0].run_dir}) "
+                                 "differ in clips, subjects or labels; a selection needs runs of the same LOSO")
+        if headers[c.label].get("protocol") != headers[first].get("protocol"):
+            raise SelectionError(f"candidate '{c.label}' is a {headers[c.label].get('protocol')} run, '{first}' a "
+                                 f"{headers[first].get('protocol')} run")
+
+    recipes: dict[str, Candidate] = {}
+    for c in candidates:
+        for r in ([c] if c.config is not None else c.members):
+            if r.config is None:
+                raise SelectionError(f"ensemble '{c.label}': member '{r.label}' is not a recipe")
+            recipes.setdefault(str(Path(r.run_dir)), r)
+    inner: dict[str, pd.DataFrame] = {}
+    folds = None
+    for key, r in recipes.items():
+        dkey = repr(to_dict(r.config.data))
+        if dkey not in feature_sets:
+            feature_sets[dkey] = load_feature_set(r.config.data)
+        fs = feature_sets[dkey]
+        f = make_folds(fs.samples["subject"].astype(str).tolist(), r.config.protocol, r.config.dataset)
+        scored = set(keys["subject"])
+        f = [x for x in f if x.subject in scored]           # the outer folds the runs hold (max_folds runs: a prefix)
+        if len(f) != len(scored):
+            raise SelectionError(f"recipe '{r.label}': its config's folds do not cover the subjects of its run "
+                                 f"{r.run_dir}; was the run made with another data section?")
+        if folds is None:
+            folds = f
+        elif [x.subject for x in f] != [x.subject for x in folds]:
+            raise SelectionError(f"recipe '{r.label}' has other outer folds than the first recipe")
+        inner[key] = inner_predictions(r.config, fs, f, k, cache / f"{Path(r.run_dir).name}_k{k}.csv",
+                                       progress=progress, log=log).sort_values(["outer", "row"], kind="stable") \
+            .reset_index(drop=True)
+
+    def inner_of(c: Candidate) -> pd.DataFrame:
+        if c.config is not None:
+            return inner[str(Path(c.run_dir))]
+        w = np.ones(len(c.members)) if c.weights is None else np.asarray(c.weights, dtype=np.float64)
+        w = w / w.sum()
+        parts = [inner[str(Path(m.run_dir))] for m in c.members]
+        df = parts[0][list(INNER_COLUMNS)].copy()
+        for m, part in zip(c.members[1:], parts[1:]):
+            if not part[["outer", "row"]].equals(parts[0][["outer", "row"]]):
+                raise SelectionError(f"ensemble '{c.label}': member '{m.label}' has other inner folds")
+        probs = sum(wi * part[score_cols].to_numpy(np.float64) for wi, part in zip(w, parts))
+        for j, col in enumerate(score_cols):
+            df[col] = probs[:, j]
+        return df
+
+    inner_c = {c.label: inner_of(c) for c in candidates}
+    rows, chosen_parts = [], []
+    for f in folds:
+        ds = f.subject.split("/", 1)[0]
+        scores = {}
+        for c in candidates:
+            d = inner_c[c.label]
+            d = d[d["outer"] == f.subject]
+            if scope == "dataset":
+                d = d[d["dataset"] == ds]
+            if len(d) == 0:
+                raise SelectionError(f"outer fold '{f.subject}': no inner clips of dataset '{ds}' among its "
+                                     "training subjects; use scope: all")
+            scores[c.label] = _score(d["y_true"].to_numpy(), d[score_cols].to_numpy(), criterion, n_classes)
+        best = max(scores.values())
+        choice = next(lab for lab in scores if scores[lab] == best)          # ties: the earlier candidate
+        rows.append({"subject": f.subject, "dataset": ds, "chosen": choice,
+                     **{f"inner_{criterion}[{lab}]": round(v, 6) for lab, v in scores.items()}})
+        p = outer_pred[choice]
+        chosen_parts.append(p[p["subject"] == f.subject])
+    pred = pd.concat(chosen_parts, ignore_index=True)
+    pred = pred[[c for c in ("fold", "dataset", "subject", "clip", "y_true", "y_pred", *score_cols) if c in pred.columns]]
+    protocol = headers[first].get("protocol", "CDE")
+    metrics = summarize_predictions(pred, protocol, len(folds), False, n_classes)
+    out.mkdir(parents=True, exist_ok=True)
+    pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "selection.csv", index=False)
+    counts = table["chosen"].value_counts()
+    cand_rows = []
+    for c in candidates:
+        m = summarize_predictions(outer_pred[c.label], protocol, len(folds), False, n_classes)["overall"]
+        cand_rows.append({"label": c.label, "run": str(c.run_dir), "chosen_folds": int(counts.get(c.label, 0)),
+                          "UF1": m["UF1"], "UAR": m["UAR"]})
+    header = {"kind": "nested selection", "protocol": protocol, "dataset": headers[first].get("dataset"),
+              "folds": [f.subject for f in folds], "oracle_epoch": False, "inner_folds": k, "criterion": criterion,
+              "scope": scope, "candidates": cand_rows}
+    (out / "selection.json").write_text(json.dumps(header, indent=1))
+    lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "
+             f"{scope})", "", "| Candidate | chosen in folds | its own LOSO UF1 | UAR |", "|---|---|---|---|"]
+    lines += [f"| {r['label']} | {r['chosen_folds']} of {len(folds)} | {r['UF1']:.4f} | {r['UAR']:.4f} |"
+              for r in cand_rows]
+    lines += ["", "Each outer fold's choice used only its training subjects (selection.csv); the candidates' own "
+              "LOSO scores are shown for reference and were not used to choose.", ""]
+    title = name or out.name
+    write_reports(out, pred, metrics, f"{title} (nested selection)", f"{title}: nested selection, ", n_classes,
+                  md_extra="\n".join(lines))
+    return metrics
