@@ -187,7 +187,7 @@ def _read_feature_set(cfg: FeatureDataConfig):
         fs = make_toy_features(n_subjects_per_dataset=cfg.toy_subjects)
         if cfg.datasets:
             from icegan.data.features import FeatureSet
-            keep = fs.samples["dataset"].isin(cfg.datasets).to_numpy()
+            keep = fs.samples["dataset"].isin(cfg.datasets).to_numpy().copy()   # writable, for torch indexing
             fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[keep])
         return fs
     from icegan.data.features import load_megc2019_features
