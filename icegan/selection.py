@@ -13,8 +13,8 @@ choice of hyper-parameters ("no model selection on the held-out subject").
 
 Candidates are ``icegan loso`` recipes (their outer runs are ordinary finished LOSO folders) and probability
 ensembles of them (inner and outer probabilities averaged with the ensemble's weights). Inner predictions are
-kept in one CSV per candidate run and inner-fold count (``<cache>/<run folder>_k<k>.csv``), appended after every
-group of outer folds, so an interrupted selection resumes where it stopped.
+kept in one CSV per candidate run, inner-fold count and settings (``<cache>/<run folder>_k<k>_<settings digest>.csv``),
+appended after every group of outer folds, so an interrupted selection resumes where it stopped.
 
 Cost: every candidate recipe is trained ``inner_folds`` more times per outer fold (e.g. 68 × 4 = 272 models for
 the composite CDE; the grouped STSTNet engine trains them in groups as large as the outer run's).
@@ -202,6 +202,16 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     return out
 
 
+def _digest(cfg) -> str:
+    """8 hex digits naming a recipe's settings (all but its name): a cache of inner predictions made under other
+    settings (a folder reused for another recipe) is never read back."""
+    import hashlib
+
+    from icegan.config import to_dict
+    d = {k: v for k, v in to_dict(cfg).items() if k != "name"}
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def _score(y_true: np.ndarray, probs: np.ndarray, criterion: str, n_classes: int) -> float:
     from icegan.metrics import compute_metrics
     return float(compute_metrics(y_true, probs.argmax(1), n_classes)[criterion])
@@ -225,7 +235,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         criterion: ``UF1`` or ``UAR`` of the pooled inner predictions of the outer fold's training subjects.
         scope: ``all``: pooled over all training clips; ``dataset``: over the training clips of the held-out
             subject's own dataset only (its dataset is known before any label is seen).
-        cache_dir: where inner predictions are kept (default ``out_dir/inner``); one CSV per recipe run folder.
+        cache_dir: where inner predictions are kept (default ``out_dir/inner``); one CSV per recipe run folder,
+            inner-fold count and recipe settings.
         name: title in metrics.md.
 
     Returns:
@@ -260,9 +271,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     for c in candidates:
         if c.config is None and not c.members:
             raise SelectionError(f"candidate '{c.label}' is neither a recipe (config) nor an ensemble (members)")
-        h, p = read_finished_run(c.run_dir)
-        if c.config is not None:
-            h, p = load_member(c.run_dir)           # probabilities checked; refuses oracle-epoch runs
+        # a recipe's run: probabilities checked, oracle-epoch runs refused; an ensemble's folder as written
+        h, p = load_member(c.run_dir) if c.config is not None else read_finished_run(c.run_dir)
         headers[c.label], outer_pred[c.label] = h, p.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
     first = candidates[0].label
     keys = outer_pred[first][["subject", "clip", "y_true"]]
@@ -297,7 +307,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             folds = f
         elif [x.subject for x in f] != [x.subject for x in folds]:
             raise SelectionError(f"recipe '{r.label}' has other outer folds than the first recipe")
-        inner[key] = inner_predictions(r.config, fs, f, k, cache / f"{Path(r.run_dir).name}_k{k}.csv",
+        inner[key] = inner_predictions(r.config, fs, f, k, cache / f"{Path(r.run_dir).name}_k{k}_{_digest(r.config)}.csv",
                                        progress=progress, log=log).sort_values(["outer", "row"], kind="stable") \
             .reset_index(drop=True)
 

@@ -31,6 +31,13 @@ def toy():
     return load_feature_set(cfg.data)
 
 
+def _cache(folder: Path, run: str, k: int) -> Path:
+    """The one inner-prediction CSV of a run folder name and k (its name ends in the settings digest)."""
+    found = sorted(folder.glob(f"{run}_k{k}_*.csv"))
+    assert len(found) == 1 and re.fullmatch(rf"{re.escape(run)}_k{k}_[0-9a-f]{{8}}\.csv", found[0].name), found
+    return found[0]
+
+
 def _candidates(root: Path, fs, recipes: dict) -> list:
     out = []
     for label, over in recipes.items():
@@ -92,7 +99,7 @@ def test_choice_is_the_best_inner_score_and_uses_its_predictions(toy, tmp_path):
     cands.append(Candidate("mix", tmp_path / "mix", members=cands[:2], weights=[1, 3]))
     m = select_nested(cands, {}, tmp_path / "sel", k=3, progress=False)
     table = pd.read_csv(tmp_path / "sel" / "selection.csv")
-    inner = {c: pd.read_csv(tmp_path / "sel" / "inner" / f"{c}_k3.csv", dtype={"outer": str})
+    inner = {c: pd.read_csv(_cache(tmp_path / "sel" / "inner", c, 3), dtype={"outer": str})
              for c in ("floor", "weak", "floor again")}
     # the ensemble's inner probabilities are the 1:3 weighted mean of its members'
     for _, r in table.iterrows():
@@ -127,7 +134,7 @@ def test_scope_dataset_scores_only_the_held_out_subjects_dataset(toy, tmp_path):
                                         "weak": ["model.name=ststnet", "model.epochs=1"]})
     select_nested(cands, {}, tmp_path / "sel", k=3, scope="dataset", criterion="UAR", progress=False)
     table = pd.read_csv(tmp_path / "sel" / "selection.csv")
-    inner = pd.read_csv(tmp_path / "sel" / "inner" / "weak_k3.csv", dtype={"outer": str})
+    inner = pd.read_csv(_cache(tmp_path / "sel" / "inner", "weak", 3), dtype={"outer": str})
     for _, r in table.iterrows():
         d = inner[(inner["outer"] == r["subject"]) & (inner["dataset"] == r["dataset"])]
         assert set(d["dataset"]) == {r["subject"].split("/")[0]}
@@ -191,8 +198,8 @@ def test_suite_selection_row(tmp_path, capsys):
     assert [p.out.name for p in sel] == ["nested_selection_s0", "nested_selection_s1"]
     assert [c.label for c in sel[1].selection] == ["floor", "STSTNet", "both"]
     assert sel[1].selection[0].run_dir == tmp_path / "out" / "floor"          # the deterministic floor, run once
-    assert sorted(p.name for p in (tmp_path / "out" / "inner").iterdir()) == \
-        ["floor_k3.csv", "ststnet_s0_k3.csv", "ststnet_s1_k3.csv"]               # its inner folds, computed once
+    assert sorted(p.name[:-13] for p in (tmp_path / "out" / "inner").iterdir()) == \
+        ["floor_k3", "ststnet_s0_k3", "ststnet_s1_k3"]                           # the floor's inner folds: once
     results = (tmp_path / "out" / "results.md").read_text()
     assert re.search(r"\| nested selection \| honest \| CDE \| 2 \|", results)
     assert "--seeds 1   # nested selection: 3 inner folds, UF1, scope all, among 3 candidates" in results
@@ -247,7 +254,25 @@ selection: {{inner_folds: 2}}
     for _, r in table.iterrows():
         best = "floor" if r["inner_UF1[floor]"] >= r["inner_UF1[forest]"] else "forest"
         assert r["chosen"] == best
-    inner = pd.read_csv(tmp_path / "out" / "inner" / "floor_s0_k2.csv", dtype={"outer": str})
+    inner = pd.read_csv(_cache(tmp_path / "out" / "inner", "floor_s0", 2), dtype={"outer": str})
     assert inner.groupby("outer").size().tolist() == [442 - n for n in
                                                       pd.read_csv(tmp_path / "out" / "floor_s0" / "predictions.csv")
                                                       .groupby("subject", sort=True).size().tolist()]
+
+
+def test_a_folder_reused_for_other_settings_never_reads_the_old_inner_predictions(toy, tmp_path):
+    cands = _candidates(tmp_path, toy, {"floor": ["model.name=logreg"], "net": ["model.name=ststnet",
+                                                                                 "model.epochs=1"]})
+    select_nested(cands, {}, tmp_path / "sel", k=3, progress=False)
+    import shutil
+    shutil.rmtree(tmp_path / "net")                       # the same folder name, now another recipe
+    cands[1:] = _candidates(tmp_path, toy, {"net": ["model.name=ststnet", "model.epochs=2"]})
+    select_nested(cands, {}, tmp_path / "sel", k=3, progress=False)
+    old, new = sorted((tmp_path / "sel" / "inner").glob("net_k3_*.csv"), key=lambda p: p.stat().st_mtime)
+    table = pd.read_csv(tmp_path / "sel" / "selection.csv")
+    d = pd.read_csv(new, dtype={"outer": str})
+    s = table.iloc[0]["subject"]
+    d = d[d["outer"] == s]
+    assert table.iloc[0]["inner_UF1[net]"] == pytest.approx(
+        compute_metrics(d["y_true"], d[SCORES].to_numpy().argmax(1))["UF1"], abs=1e-6)
+    assert not pd.read_csv(old)[SCORES].equals(pd.read_csv(new)[SCORES])
