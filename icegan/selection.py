@@ -138,9 +138,10 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     done = pd.DataFrame(columns=[*INNER_COLUMNS, *score_cols])
     cache = Path(cache)
     if cache.is_file():
-        done = _cache_ok(pd.read_csv(cache, dtype={"outer": str, "dataset": str, "subject": str, "clip": str}),
-                         outer_folds, n_train)
-        done.to_csv(cache, index=False, float_format="%.9g")        # drop an outer fold cut short
+        read = pd.read_csv(cache, dtype={"outer": str, "dataset": str, "subject": str, "clip": str})
+        done = _cache_ok(read, outer_folds, n_train)
+        if len(done) != len(read):
+            done.to_csv(cache, index=False, float_format="%.9g")    # drop an outer fold cut short
     finished_outer = set(done["outer"])
     if all(f.subject in finished_outer for f in outer_folds):
         return done.reset_index(drop=True)
