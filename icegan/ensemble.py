@@ -25,7 +25,7 @@ import pandas as pd
 
 from icegan.protocol import PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, summarize_predictions, write_reports
 
-__all__ = ["EnsembleError", "ensemble_runs", "load_member", "read_finished_run"]
+__all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "read_finished_run"]
 
 
 class EnsembleError(ValueError):
@@ -72,12 +72,18 @@ def load_member(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
                             "would not be honest")
     scores = [c for c in SCORE_COLUMNS if c in pred.columns]
     p = pred[scores].to_numpy(np.float64)
-    bad = ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
+    bad = not_probabilities(p)
     if bad.any():
         r = pred[bad].iloc[0]
         raise EnsembleError(f"{d / 'predictions.csv'}: scores of clip {r['subject']}/{r['clip']} are not class "
                             f"probabilities ({p[bad][0].round(4).tolist()}); only probability scores can be averaged")
     return header, pred.sort_values(["fold", "clip"], kind="stable").reset_index(drop=True)
+
+
+def not_probabilities(p: np.ndarray) -> np.ndarray:
+    """(n,) True for the rows of (n, K) scores that are not class probabilities: a non-finite or negative
+    (below −1e-6) value, or a sum off 1 by more than 1e-3."""
+    return ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
 
 
 def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: bool = False):

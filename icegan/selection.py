@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
@@ -126,6 +126,8 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     from tqdm.auto import tqdm
 
     from icegan.commands.loso import fold_runner
+    from icegan.ensemble import not_probabilities
+    from icegan.executors import sequential_map
     from icegan.protocol import SCORE_COLUMNS
 
     if cfg.oracle_epoch:
@@ -151,7 +153,6 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     # the chunks of outer folds are fixed, so a resumed chunk is trained exactly as in an uninterrupted run
     outer_per_call = 1 if per_call == 1 else max(1, (per_call if per_call > 0 else n_outer) // k)
     chunks = [list(outer_folds[s:s + outer_per_call]) for s in range(0, n_outer, outer_per_call)]
-    finished_outer = set(done["outer"])
     chunks = [c for c in chunks if not all(f.subject in finished_outer for f in c)]
     todo = [f for c in chunks for f in c]
     if not todo:
@@ -167,18 +168,13 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     label = samples["label"].to_numpy()
     pending: dict[str, list[pd.DataFrame]] = {f.subject: [] for f in todo}
 
-    def one_by_one(fn, gs):
-        for g in gs:
-            yield g, fn(g)
-
-    runs = one_by_one(folds_fn, groups) if group_map is None else group_map(folds_fn, groups)
+    runs = (sequential_map if group_map is None else group_map)(folds_fn, groups)
     bar = tqdm(total=len(todo), desc=f"inner folds {cfg.name}", unit="outer fold", disable=not progress, leave=False)
     parts = [done]
     for group, results in runs:
         for fold, scores in zip(group, results):
             p = np.asarray(scores, dtype=np.float64)
-            if p.shape != (len(fold.test_idx), n_classes) or not np.isfinite(p).all() or \
-                    (np.abs(p.sum(1) - 1) > 1e-3).any():
+            if p.shape != (len(fold.test_idx), n_classes) or not_probabilities(p).any():
                 raise SelectionError(f"recipe '{cfg.name}': inner fold scores are not class probabilities of shape "
                                      f"({len(fold.test_idx)}, {n_classes}); only probability recognizers can be "
                                      "selected among")
@@ -227,7 +223,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     Args:
         candidates: two or more :class:`Candidate`; recipes need finished outer runs in ``run_dir``, ensembles
             finished ensemble folders; ties go to the earlier candidate.
-        feature_sets: ``{repr of a recipe's data section: FeatureSet}`` (loaded here when missing).
+        feature_sets: the caller's feature-set cache (:func:`icegan.commands.loso.load_feature_set`'s ``cache``;
+            a data section missing from it is read and added).
         out_dir: the selection's folder (created): ``predictions.csv`` (the chosen candidate's outer predictions,
             fold by fold), ``selection.csv`` (per outer fold: each candidate's inner score and the choice),
             ``selection.json`` (header), ``metrics.json`` / ``metrics.md`` / ``confusion.png`` /
@@ -250,7 +247,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         icegan.protocol.LosoStateError: ``out_dir`` holds an ``icegan loso`` or ensemble run.
     """
     from icegan.commands.loso import load_feature_set
-    from icegan.config import to_dict
+    from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run
     from icegan.protocol import SCORE_COLUMNS, LosoStateError, make_folds, summarize_predictions, write_reports
 
@@ -293,13 +290,10 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             recipes.setdefault(str(Path(r.run_dir)), r)
     inner: dict[str, pd.DataFrame] = {}
     folds = None
+    scored = set(keys["subject"])
     for key, r in recipes.items():
-        dkey = repr(to_dict(r.config.data))
-        if dkey not in feature_sets:
-            feature_sets[dkey] = load_feature_set(r.config.data)
-        fs = feature_sets[dkey]
+        fs = load_feature_set(r.config.data, cache=feature_sets)
         f = make_folds(fs.samples["subject"].astype(str).tolist(), r.config.protocol, r.config.dataset)
-        scored = set(keys["subject"])
         f = [x for x in f if x.subject in scored]           # the outer folds the runs hold (max_folds runs: a prefix)
         if len(f) != len(scored):
             raise SelectionError(f"recipe '{r.label}': its config's folds do not cover the subjects of its run "
@@ -330,7 +324,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     inner_c = {c.label: inner_of(c) for c in candidates}
     rows, chosen_parts = [], []
     for f in folds:
-        ds = f.subject.split("/", 1)[0]
+        ds = subject_dataset(f.subject)
         scores = {}
         for c in candidates:
             d = inner_c[c.label]

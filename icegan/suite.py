@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from icegan.config import ConfigError, load_config, to_dict
+from icegan.config import ConfigError, load_config
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
            "slug"]
@@ -384,10 +384,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
         print(f"[{k + 1}/{len(plan)}] {p.label}, seed {p.seed} -> {p.out}", file=log, flush=True)
         was_finished = (p.out / "metrics.json").is_file()
         if isinstance(p.config, LosoConfig):
-            key = repr(to_dict(p.config.data))
-            if key not in feature_sets:          # one read of the maps for every run over the same data
-                feature_sets[key] = load_feature_set(p.config.data)
-            m = run(p.config, p.out, progress=progress, feature_set=feature_sets[key])
+            fs = load_feature_set(p.config.data, cache=feature_sets)   # one read of the maps per data section
+            m = run(p.config, p.out, progress=progress, feature_set=fs)
         elif p.config is not None:
             m = run_main(p.config, p.out, progress=progress)
         elif p.selection:

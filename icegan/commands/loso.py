@@ -145,9 +145,16 @@ def load_synthetic_set(cfg: FeatureDataConfig, fs, progress: bool = False):
     return syn
 
 
-def load_feature_set(cfg: FeatureDataConfig):
+def load_feature_set(cfg: FeatureDataConfig, cache: Optional[dict] = None):
     """The :class:`~icegan.data.features.FeatureSet` described by ``cfg`` (recentred, cut to landmark regions
-    if asked)."""
+    if asked). ``cache``: a dict kept by the caller; a data section read before is taken from it, so runs over the
+    same data (a suite's recipes, a nested selection's candidates) read the maps once."""
+    if cache is not None:
+        from icegan.config import to_dict
+        key = repr(to_dict(cfg))
+        if key not in cache:
+            cache[key] = load_feature_set(cfg)
+        return cache[key]
     from icegan.data.features import FeatureSet, recenter_flow
     fs = _read_feature_set(cfg)
     if cfg.permute_labels >= 0:
