@@ -68,7 +68,8 @@ def _as_batch(it: dict, name: str) -> dict:
 def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, weights=None, device="cpu",
              size: int = 128, n_pairs: int = 200, iters: int | None = None, pairs: list[dict] | None = None,
              estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False,
-             input_size="native", tta: str = "none", max_motion: float | None = None) -> dict:
+             input_size="native", tta: str = "none", max_motion: float | None = None,
+             module: str | None = None) -> dict:
     """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters``,
     ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) and ``compile``
     (``torch.compile``; the warm-up pair compiles, and every further image size compiles again inside the timed
@@ -76,14 +77,17 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     (``native`` | ``auto`` | int, :func:`flownet.resolution.at_input_size`) computes the flow at another size and
     scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
     un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it.
-    ``max_motion`` (pixels): the generic scenes' largest object translation (:func:`load_pairs`)."""
+    ``max_motion`` (pixels): the generic scenes' largest object translation (:func:`load_pairs`). ``module``: the
+    spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`)."""
     from tqdm import tqdm
 
     from . import get_estimator
     if estimator is not None and tta != "none":
         raise ValueError("tta applies when evaluate() builds the estimator; give it to get_estimator() instead")
     if estimator is None:
-        kw = {"iters": iters} if model not in ("tvl1", "farneback") and iters is not None else {}
+        kw = {"iters": iters} if model not in ("tvl1", "farneback", "custom") and iters is not None else {}
+        if module:
+            kw["module"] = module
         estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, tta=tta,
                                   **kw)
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs, max_motion=max_motion)

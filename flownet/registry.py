@@ -16,6 +16,10 @@ plain torchvision RAFT state dict for ``raft_*``, and a ptlflow / Lightning chec
 ``state_dict`` for ``ptlflow:<name>``). Their estimators (:class:`BackboneEstimator`) expose the same
 ``estimate`` / ``forward`` / ``model`` as SRFlowNet's. There are no shipped weights for them: pass
 ``weights=<local file>`` (nothing is downloaded), or ``random_init=True`` for an untrained model.
+
+Your own flow network: ``get_estimator("custom", module="package.module:factory" | "path/to/file.py:factory",
+weights=None | <state-dict file>)`` (:class:`CustomFlowEstimator`): the factory returns a ``torch.nn.Module`` whose
+``forward(img1, img2)`` gives the flow (B, 2, H, W) in pixels (or a list of refinements, the last one final).
 """
 from __future__ import annotations
 
@@ -33,12 +37,13 @@ __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIP
            "load_srflownet",
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator", "PRECISIONS",
-           "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average"]
+           "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average", "CustomFlowEstimator"]
 
 WEIGHTS_FORMAT = "srflownet-v1"
 BACKBONE_FORMAT = "flownet-backbone-v1"
 BACKBONES = ("srflownet", "liteflownet2", "raft_small", "raft_large")   #: plus "ptlflow:<name>"
-ESTIMATORS = ("srflownet", "liteflownet2", "raft_small", "raft_large", "ptlflow:<name>", "tvl1", "farneback")
+ESTIMATORS = ("srflownet", "liteflownet2", "raft_small", "raft_large", "ptlflow:<name>", "tvl1", "farneback",
+              "custom")
 
 
 #: inference precisions of the learned estimators (``precision=`` of :func:`get_estimator`)
@@ -291,7 +296,8 @@ def canonical_name(name: str) -> str:
         return f"ptlflow:{sub}"
     key = n.lower().replace("-", "").replace("_", "")
     table = {"srflownet": "srflownet", "liteflownet2": "liteflownet2", "lfn2": "liteflownet2",
-             "raftsmall": "raft_small", "raftlarge": "raft_large", "tvl1": "tvl1", "farneback": "farneback"}
+             "raftsmall": "raft_small", "raftlarge": "raft_large", "tvl1": "tvl1", "farneback": "farneback",
+             "custom": "custom"}
     if key not in table:
         raise ValueError(f"unknown flow estimator '{name}'; choose one of {list(ESTIMATORS)}")
     return table[key]
@@ -472,10 +478,71 @@ class BackboneEstimator(_LearnedEstimator):
         return final_flow(self.model, img1, img2, self.iters, net=net)
 
 
+class CustomFlowEstimator(_LearnedEstimator):
+    """Your own flow network behind the estimator interface (``estimate`` / ``forward`` / ``model``, bf16, compile
+    and mirrored-pair test-time augmentation as for the shipped networks).
+
+    Contract of the network the factory returns: ``forward(img1, img2)`` with images (B, C, H, W) float in [0, 1]
+    (C = 1 for the grey facial crops, 3 for colour input; as the caller gives them) returns the flow from img1 to
+    img2 as (B, 2, H, W) in pixels, channel 0 horizontal; a list or tuple of flows is read as a refinement sequence
+    and its last element taken. H and W are those of the input.
+
+    Args:
+        module: ``'package.module:factory'`` or ``'path/to/file.py:factory'`` (:func:`flownet.plugins.load_factory`);
+            the factory is called without arguments.
+        weights: optional file holding the network's state dict, or a dict with one under ``state_dict`` (read with
+            ``torch.load(weights_only=True)``; keys and shapes must match exactly). None: the network as the
+            factory builds it (e.g. one that loads its own weights, or has none).
+        device, precision, compile, tta: as for :class:`BackboneEstimator`.
+
+    Raises:
+        ValueError: an unusable spec, a factory that fails or returns no ``torch.nn.Module``, weights that do not fit
+            (names the missing / unexpected keys); in ``estimate``/``forward``, a network output of another shape.
+        FileNotFoundError: ``weights`` is missing.
+    """
+
+    def __init__(self, module: str, weights=None, device="cpu", precision: str = "fp32", compile: bool = False,
+                 tta: str = "none"):
+        from .plugins import call_factory, load_factory
+        self.spec = module
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.tta = resolve_tta(tta)
+        model = call_factory(load_factory(module, "flow.module"), {}, module, "flow.module")
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"flow.module={module!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        if weights is not None:
+            path = Path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(f"weights of flow.module={module!r} not found: {path}")
+            try:
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise ValueError(f"{path}: cannot be read as a state dict ({type(exc).__name__}: {exc})") from None
+            if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+                sd = sd["state_dict"]
+            load_state_dict_strict(model, sd, str(path), what=f"flow.module={module!r}")
+        self.model = model.to(self.device)
+        self.name = "custom"
+        self.compile = bool(compile)
+
+    def _run(self, net, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        out = net(img1, img2)
+        if isinstance(out, (list, tuple)) and out:
+            out = out[-1]
+        want = (img1.shape[0], 2, img1.shape[-2], img1.shape[-1])
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"flow.module={self.spec!r} returned {got} for images {tuple(img1.shape)}; a flow network "
+                             f"must return the flow {want} in pixels")
+        return out
+
+
 def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, precision: str = "fp32",
                   compile: bool = False, tta: str = "none", **kwargs):
     """Return an estimator by name: ``"srflownet"`` | ``"liteflownet2"`` | ``"raft_small"`` |
-    ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"``.
+    ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"`` | ``"custom"`` (with ``module=SPEC``:
+    :class:`CustomFlowEstimator`; ``weights`` an optional state-dict file).
 
     ``weights``: a local weights file. For srflownet and liteflownet2 None → the shipped weights
     (:data:`SHIPPED_WEIGHTS`); the other learned backbones have none, so they need ``weights`` (or
@@ -494,6 +561,18 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
     """
     from .classical import FarnebackEstimator, TVL1Estimator
     n = canonical_name(name)
+    module = kwargs.pop("module", None)
+    if n == "custom":
+        if not module:
+            raise ValueError("flow estimator 'custom' needs module='package.module:factory' or "
+                             "'path/to/file.py:factory' (--module, flow.module)")
+        if kwargs:
+            raise ValueError(f"flow estimator 'custom' takes no options {sorted(kwargs)} (its factory is called "
+                             "without arguments)")
+        return CustomFlowEstimator(module, weights=weights, device=device, precision=precision, compile=compile,
+                                   tta=tta)
+    if module:
+        raise ValueError(f"module={module!r} is read only by the 'custom' flow estimator, not '{name}'")
     if n == "srflownet" and not random_init:
         return SRFlowNetEstimator(weights=weights, device=device, precision=precision, compile=compile, tta=tta,
                                   **kwargs)

@@ -45,7 +45,8 @@ from icegan import distributed
 from icegan.config import ConfigError, load_config, save_config
 from icegan.data.prepare import PrepareConfig
 from icegan.gan.trainer import resolve_device
-from icegan.recognition import RecognizerConfig, fit_recognizer, resize_features, train_models
+from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
+                                train_models)
 
 log = logging.getLogger("icegan.pipeline")
 
@@ -134,7 +135,12 @@ class FlowSection:
     Attributes:
         method: ``srflownet`` or ``liteflownet2`` (shipped weights unless ``weights``), ``raft_small`` or
             ``raft_large`` (no shipped weights: ``weights`` is required; train them with
-            ``icegan flow train --config configs/flow_raft_small.yaml``), ``tvl1`` or ``farneback``.
+            ``icegan flow train --config configs/flow_raft_small.yaml``), ``tvl1``, ``farneback``, or ``custom``
+            (your own network, ``module``; :class:`flownet.registry.CustomFlowEstimator`).
+        module: ``custom`` only: ``'package.module:factory'`` or ``'path/to/file.py:factory'``, a callable returning a
+            ``torch.nn.Module`` whose ``forward(img1, img2)`` gives the flow (B, 2, H, W) in pixels; ``weights`` may
+            name a file with its state dict. The file's SHA-256 joins the weights' in the run header and the
+            feature-cache key, so editing the network never reuses features of the old one.
         weights: weights file of the learned method, or ``shipped:<name>`` for a named shipped checkpoint
             (None = shipped ``facial``: SRFlowNet and LiteFlowNet2 only; :func:`flownet.registry.resolve_weights`).
         iters: SRFlowNet / RAFT refinement iterations (None = the weights' default).
@@ -165,7 +171,9 @@ class FlowSection:
             error on faces, docs/benchmarks.md "Seventh pass"). Real features and synthetic apexes' features only:
             the joint GAN loss back-propagates through one plain pass. Part of the feature-cache key.
     """
-    method: Literal["srflownet", "liteflownet2", "raft_small", "raft_large", "tvl1", "farneback"] = "srflownet"
+    method: Literal["srflownet", "liteflownet2", "raft_small", "raft_large", "tvl1", "farneback",
+                    "custom"] = "srflownet"
+    module: str = ""
     weights: Optional[str] = None
     iters: Optional[int] = None
     batch_size: int = 32
@@ -177,6 +185,16 @@ class FlowSection:
     tta: Literal["none", "hflip"] = "none"
 
     def __post_init__(self):
+        if self.method == "custom":
+            if not self.module:
+                raise ValueError("flow.method=custom needs flow.module='package.module:factory' or "
+                                 "'path/to/file.py:factory' (a callable returning a torch.nn.Module)")
+            from flownet.plugins import load_factory
+            load_factory(self.module, "flow.module")        # fail now, naming the spec, not after loading data
+        elif self.module:
+            raise ValueError(f"flow.module={self.module!r} is read only with flow.method=custom, not {self.method}")
+        if self.iters is not None and self.method == "custom":
+            raise ValueError("flow.iters applies to srflownet and RAFT; a custom network's factory sets its own")
         if isinstance(self.input_size, int) and self.input_size < 8:
             raise ValueError(f"flow.input_size must be 'auto', 'native' or a side >= 8 pixels, got {self.input_size}")
         if self.tta != "none" and self.method in ("tvl1", "farneback"):
@@ -190,9 +208,10 @@ class RecognizerSection(RecognizerConfig):
     """The recognizer on (u, v, optical strain) features: every option of
     :class:`icegan.recognition.RecognizerConfig` (``input_size`` is the side at which the flow
     features are built, min–max normalised per map), plus ``name: expcaps``, which classifies the
-    apex face with the fold's ICE-GAN discriminator (ExpCaps capsule lengths; needs ``gan.enabled``).
+    apex face with the fold's ICE-GAN discriminator (ExpCaps capsule lengths; needs ``gan.enabled``), and
+    ``name: custom`` with ``module`` (your own network, as in ``icegan loso``).
     Defaults: Off-TANet on 28×28 features (stem stride 1), 60 epochs, final epoch (no selection)."""
-    name: Literal["offtanet", "ststnet", "logreg", "random_forest", "expcaps"] = "offtanet"
+    name: Literal["offtanet", "ststnet", "logreg", "random_forest", "expcaps", "custom"] = "offtanet"
     input_size: int = 28
     stem_stride: int = 1
     epochs: int = 60
@@ -230,7 +249,7 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):
         raise ConfigError("gan.joint back-propagates through the flow network: it needs flow.method=srflownet "
-                          f"(or liteflownet2, raft_small, raft_large; got {cfg.flow.method}); set gan.joint=false "
+                          f"(or liteflownet2, raft_small, raft_large, custom; got {cfg.flow.method}); set gan.joint=false "
                           "for classical flow")
     if cfg.flow.method in BACKBONES and cfg.flow.method not in SHIPPED_WEIGHTS and not cfg.flow.weights:
         raise ConfigError(f"flow.method={cfg.flow.method} has no shipped weights: set flow.weights to a local "
@@ -324,10 +343,14 @@ def build_flow(cfg: MainConfig, device: torch.device):
             dec = _at_working_size(cfg, get_decomposer("learned", weights=cfg.flow.decompose_weights, device=device,
                                                        **kwargs))
         else:
+            if cfg.flow.method == "custom":
+                kwargs["module"] = cfg.flow.module
             dec = get_decomposer("ransac", base=_at_working_size(cfg, get_estimator(
                 cfg.flow.method, weights=cfg.flow.weights, device=device, precision=cfg.flow.precision,
                 tta=cfg.flow.tta, **kwargs)))
         return ComponentEstimator(dec, cfg.flow.component)
+    if cfg.flow.method == "custom":
+        kwargs["module"] = cfg.flow.module
     return _at_working_size(cfg, get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device,
                                                precision=cfg.flow.precision, tta=cfg.flow.tta, **kwargs))
 
@@ -360,7 +383,8 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
 def flow_weights_provenance(cfg: MainConfig) -> dict:
     """``{"flow_weights": <path>, "flow_weights_sha256": <hex>}`` of the weights file the flow network of
     ``cfg`` loads (``flow.weights`` or, when unset, the shipped file), plus the same for the DecFlow weights
-    of ``flow.decompose=learned``; ``{}`` for classical flow. The run header and the feature cache carry it, so
+    of ``flow.decompose=learned``, and for ``flow.method=custom`` the spec and SHA-256 of its source file
+    (``flow_module``, ``flow_module_sha256``); ``{}`` for classical flow. The run header and the feature cache carry it, so
     that a run resumed after the weights file changed (e.g. new shipped weights) is refused instead of mixing
     folds computed with two different networks.
     """
@@ -371,6 +395,8 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     if cfg.flow.method in BACKBONES:
         if cfg.flow.weights or cfg.flow.method in SHIPPED_WEIGHTS:   # unset: the shipped default
             files["flow_weights"] = resolve_weights(cfg.flow.weights or None, cfg.flow.method)
+    if cfg.flow.method == "custom" and cfg.flow.weights:
+        files["flow_weights"] = Path(cfg.flow.weights)
     if cfg.flow.component != "total" and cfg.flow.decompose == "learned":
         from flownet.models.decflow import default_decflow_path
         files["decompose_weights"] = Path(cfg.flow.decompose_weights) if cfg.flow.decompose_weights \
@@ -380,6 +406,10 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
         if p.is_file():
             out[k] = p.name
             out[k + "_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    if cfg.flow.method == "custom":
+        from flownet.plugins import source_sha256
+        out["flow_module"] = cfg.flow.module
+        out["flow_module_sha256"] = source_sha256(cfg.flow.module, "flow.module")
     return out
 
 
@@ -387,7 +417,8 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
                    progress: bool = True) -> torch.Tensor:
     """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
     ``provenance``, the SHA-256 of the flow weights from :func:`flow_weights_provenance`)."""
-    key = json.dumps({"flow": dataclasses.asdict(cfg.flow), "size": cfg.recognizer.input_size,
+    flow = {k: v for k, v in dataclasses.asdict(cfg.flow).items() if k != "module" or v}   # keys of older caches
+    key = json.dumps({"flow": flow, "size": cfg.recognizer.input_size,
                       "clips": clips.samples["clip"].tolist(),
                       "img": int(clips.onset.shape[-1]), "weights": provenance}, sort_keys=True)
     path = run_dir / "features_real.pt"
@@ -428,11 +459,11 @@ def fit_critic(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Te
     """A differentiable recognizer for the joint generator loss, frozen in eval mode.
 
     Same settings as the fold's recognizer (one seed); STSTNet when that recognizer is not a network
-    (``logreg``, ``random_forest``, ``expcaps``). ``critic(features (B, 3, S, S)) -> logits (B, 3)``.
+    (``logreg``, ``random_forest``, ``expcaps``); a ``custom`` network is its own critic. ``critic(features (B, 3, S, S)) -> logits (B, 3)``.
     """
     fields = {f.name: getattr(rcfg, f.name) for f in dataclasses.fields(RecognizerConfig)}
-    if fields["name"] not in ("ststnet", "offtanet"):
-        fields["name"] = "ststnet"
+    if fields["name"] not in ("ststnet", "offtanet", "custom"):
+        fields["name"], fields["module"] = "ststnet", ""
     fields["seeds"] = 1
     base = RecognizerConfig(**fields)
     x = resize_features(x_train.float(), base.input_size)
@@ -671,7 +702,7 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
                        progress=progress and distributed.is_main(), fold_map=executor,
-                       provenance=provenance)
+                       provenance={**provenance, **recognizer_provenance(cfg.recognizer)})
     if not distributed.is_main():
         return metrics
     timing_path = run_dir / "timing.json"

@@ -164,6 +164,35 @@ def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle
             "n_samples_in_table": int(len(samples)), "folds": [f.subject for f in folds]}
 
 
+def _default_config_dict(config: Any) -> Optional[dict]:
+    """The config of a default-constructed instance of ``config``'s dataclass (None for a mapping, or a dataclass
+    without a default for every field)."""
+    if not dataclasses.is_dataclass(config):
+        return None
+    try:
+        return yaml.safe_load(yaml.safe_dump(_config_dict(type(config)()), sort_keys=False))
+    except (TypeError, ValueError):
+        return None
+
+
+def _same_config(old: Any, new: Any, defaults: Any) -> bool:
+    """Whether a run folder's saved config ``old`` describes the same experiment as ``new``.
+
+    Equal values are the same; so is a key that ``old`` lacks (icegan added it after the run began) when ``new``
+    holds that key's default value, which is what the older code did. Any other difference is not.
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        defaults = defaults if isinstance(defaults, dict) else {}
+        for key in set(old) | set(new):
+            if key not in old:
+                if key not in defaults or new[key] != defaults[key]:
+                    return False
+            elif key not in new or not _same_config(old[key], new[key], defaults.get(key)):
+                return False
+        return True
+    return old == new
+
+
 def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json"
@@ -181,7 +210,8 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
                                  f"--out or delete that folder")
         if cfg is not None and cfg_path.is_file():
             old_cfg = yaml.safe_load(cfg_path.read_text())
-            if old_cfg != yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False)):
+            new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
+            if not _same_config(old_cfg, new_cfg, _default_config_dict(config)):
                 raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}); resuming "
                                      f"would mix two experiments: use another --out or delete that folder")
     else:

@@ -9,6 +9,10 @@ fold never influences the model that is tested on it (it is forwarded, but weigh
 Adam is element-wise, so this is the same as G separate trainings that happen to share the order in
 which mini-batches are drawn. No data are reloaded per fold, and there is no per-fold Python loop.
 
+A custom recognizer (``name=custom``, ``module`` naming a factory of a plain ``torch.nn.Module``) cannot hold
+grouped copies: it is trained one model per fold and seed (:func:`fit_recognizer`) on batches of that fold's
+training rows only, so its own batch norm never sees another row; the rest of this loop applies unchanged.
+
 Honest selection: by default the model of the final epoch is used. ``inner_val_fraction > 0``
 holds out that fraction of each fold's *training* subjects, picks the epoch with the lowest
 class-weighted validation cross-entropy on them (checked every ``eval_every`` epochs) and never
@@ -34,7 +38,7 @@ from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
-           "fit_predict_folds", "fit_recognizer", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "inner_val_masks"]
+           "fit_predict_folds", "fit_recognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "inner_val_masks"]
 
 
 #: recognizers fitted by scikit-learn, one fit per fold (no epochs, no grouped network)
@@ -47,8 +51,15 @@ class RecognizerConfig:
 
     Attributes:
         name: ``ststnet``, ``offtanet``, ``logreg`` (scikit-learn logistic regression on the
-            standardised flattened features) or ``random_forest`` (scikit-learn random forest on the
-            flattened features; Breiman 2001).
+            standardised flattened features), ``random_forest`` (scikit-learn random forest on the
+            flattened features; Breiman 2001) or ``custom`` (your own network, ``module``).
+        module: ``custom`` only: ``'package.module:factory'`` or ``'path/to/file.py:factory'``, a callable
+            returning a ``torch.nn.Module`` that maps (B, 3, S, S) features (S = ``input_size``) to (B, 3) logits;
+            called with those of ``num_classes``, ``in_channels``, ``input_size``, ``dropout`` its signature
+            accepts (:func:`icegan.models.recognizers.load_recognizer_factory`). It is trained with every
+            setting below that applies to the networks (epochs, AdamW, schedule, class weights, flips, shifts,
+            mixup, seeds, test-time augmentation, inner-validation early stopping, snapshot averaging), one model
+            per fold and seed, on batches of that fold's training rows only.
         input_size: side in pixels the features are bilinearly resized to before the network
             (28 = native megc2019_htnet size; 112 = Off-TANet paper size).
         stem_stride: Off-TANet stem stride (2 in the paper at 112; 1 for native 28×28 input).
@@ -90,7 +101,8 @@ class RecognizerConfig:
         forest_trees: trees of the random forest (``class_weight='balanced'`` with ``class_weighting``; its
             random state is the run's seed, the same in every fold).
     """
-    name: Literal["ststnet", "offtanet", "logreg", "random_forest"] = "ststnet"
+    name: Literal["ststnet", "offtanet", "logreg", "random_forest", "custom"] = "ststnet"
+    module: str = ""
     input_size: int = 28
     stem_stride: int = 1
     width: int = 1
@@ -117,6 +129,14 @@ class RecognizerConfig:
     domain_bn: bool = False
 
     def __post_init__(self):
+        if self.name == "custom":
+            if not self.module:
+                raise ValueError("model.name=custom needs model.module='package.module:factory' or "
+                                 "'path/to/file.py:factory' (a callable returning a torch.nn.Module)")
+            from icegan.models.recognizers import load_recognizer_factory
+            load_recognizer_factory(self.module)             # fail now, naming the spec, not after loading data
+        elif self.module:
+            raise ValueError(f"model.module={self.module!r} is read only with model.name=custom, not {self.name}")
         if self.forest_trees < 1:
             raise ValueError(f"model.forest_trees must be >= 1, got {self.forest_trees}")
         if self.name in SKLEARN_MODELS:
@@ -223,6 +243,8 @@ def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: 
 
 def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0) -> torch.nn.Module:
     kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout}
+    if cfg.name == "custom":
+        return build_recognizer("custom", n_models=n_models, module=cfg.module, **kw)
     if n_domains:
         kw["domains"] = n_domains
     if cfg.name == "offtanet":
@@ -370,8 +392,12 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     net = distributed.wrap_ddp(model, device)
     aux = gen if distributed.world_size() == 1 else torch.Generator().manual_seed(seed + 7919 * (distributed.rank() + 1))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    bs = N if cfg.batch_size <= 0 else min(cfg.batch_size, N)
-    steps = math.ceil(N / bs)
+    # a custom recognizer (one copy, no masked batch norm) is given batches of its training rows only; the
+    # grouped networks draw from all N rows and weight the others 0 (their batch norm is masked)
+    rows = torch.nonzero(tm.any(0)).flatten() if cfg.name == "custom" else None
+    n_rows = N if rows is None else len(rows)
+    bs = n_rows if cfg.batch_size <= 0 else min(cfg.batch_size, n_rows)
+    steps = math.ceil(n_rows / bs)
     total = max(1, steps * cfg.epochs)
     sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
              if cfg.lr_schedule == "cosine" else None)
@@ -384,7 +410,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                disable=not progress)
     model.train()
     for epoch in bar:
-        perm = torch.randperm(N, generator=gen).to(device)
+        perm = torch.randperm(n_rows, generator=gen).to(device)
+        if rows is not None:
+            perm = rows[perm]
         ep_loss_t = torch.zeros((), device=device)          # summed on the device: no sync per step
         for st in range(steps):
             idx = distributed.shard(perm[st * bs:(st + 1) * bs])
@@ -499,6 +527,11 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     """
     if cfg.name in SKLEARN_MODELS:
         return [fit_predict_sklearn(cfg, x, y, f, seed=seed) for f in folds]
+    if cfg.name == "custom":
+        if oracle_epoch:
+            raise ValueError("oracle_epoch is not available for model.name=custom (it records every epoch's test "
+                             "scores inside the grouped networks only); set oracle_epoch=false")
+        return [_fit_predict_custom_fold(cfg, x, y, subjects, f, device, seed, progress, writer) for f in folds]
     N = x.shape[0]
     S = max(1, cfg.seeds)
     masks = np.zeros((len(folds) * S, N), dtype=bool)
@@ -532,6 +565,68 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     return out
 
 
+def recognizer_provenance(cfg: RecognizerConfig) -> dict:
+    """What a run's results depend on beyond its config: for ``name=custom``, ``{"recognizer_module": the spec,
+    "recognizer_source_sha256": SHA-256 of the file that defines it}``, kept in ``run.json`` so that a resumed run
+    whose recognizer code changed is refused; ``{}`` for the built-in recognizers.
+
+    Raises:
+        ValueError: an unusable ``cfg.module`` (:func:`icegan.models.recognizers.load_recognizer_factory`).
+    """
+    if cfg.name != "custom":
+        return {}
+    from icegan.models.recognizers import recognizer_source_sha256
+    return {"recognizer_module": cfg.module, "recognizer_source_sha256": recognizer_source_sha256(cfg.module)}
+
+
+def check_custom_recognizer(cfg: RecognizerConfig, x: torch.Tensor) -> None:
+    """Build ``cfg``'s custom recognizer and score two feature maps, so that a wrong module is reported before any
+    training (a no-op for the built-in recognizers).
+
+    Args:
+        cfg: settings. x: (N ≥ 1, 3, H, W) features (resized to ``cfg.input_size`` here).
+
+    Raises:
+        ValueError: the factory cannot be built, or the module fails on, or returns other than (B, 3) logits for,
+            a (B, 3, S, S) batch (the message names ``model.module``).
+    """
+    if cfg.name != "custom":
+        return
+    batch = resize_features(x[:2].float(), cfg.input_size)
+    with torch.random.fork_rng(devices=[]):           # the check leaves the caller's random state as it was
+        torch.manual_seed(0)
+        model = _build(cfg, 1).eval()
+        try:
+            with torch.no_grad():
+                model(batch)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"model.module={cfg.module!r} failed on a batch of shape {tuple(batch.shape)} "
+                             f"(model.input_size={cfg.input_size}): {type(exc).__name__}: {exc}") from exc
+
+
+def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, subjects: Sequence[str],
+                             fold: Any, device: str | torch.device, seed: int, progress: bool,
+                             writer: Any) -> np.ndarray:
+    """One LOSO fold of a custom recognizer: (n_test, K) probabilities of ``fold.test_idx`` from models trained on
+    ``fold.train_idx`` only (less the inner-validation subjects when ``cfg.inner_val_fraction`` > 0). The fold's
+    seed is ``seed + 1000 · fold.index``, as a grouped network's, so a resumed run retrains it identically."""
+    fold_seed = seed + 1000 * int(getattr(fold, "index", 0))
+    train = np.asarray(fold.train_idx)
+    x_val = y_val = None
+    if cfg.inner_val_fraction > 0:
+        mask = np.zeros((1, len(x)), dtype=bool)
+        mask[0, train] = True
+        tr, va = inner_val_masks(subjects, mask, cfg.inner_val_fraction, np.random.default_rng(fold_seed))
+        train, val = np.flatnonzero(tr[0]), np.flatnonzero(va[0])
+        x_val, y_val = x[torch.from_numpy(val)], y[torch.from_numpy(val)]
+    index = torch.from_numpy(train)
+    predict = fit_recognizer(cfg, x[index], y[index], device=device, seed=fold_seed, x_val=x_val, y_val=y_val,
+                             progress=progress, writer=writer)
+    return predict(x[torch.as_tensor(fold.test_idx)])
+
+
 def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.Tensor,
                    device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
                    y_val: Optional[torch.Tensor] = None, progress: bool = True,
@@ -539,7 +634,8 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold; return its predict function.
 
     Args:
-        cfg: settings (``ststnet``, ``offtanet``, ``logreg`` or ``random_forest``).
+        cfg: settings (``ststnet``, ``offtanet``, ``logreg``, ``random_forest`` or ``custom``: then ``cfg.seeds``
+            models are trained one after another, with seeds ``seed``, ``seed + 1``, ...).
         x_train: (N, 3, H, W) training features (u, v, strain in [0, 1]); y_train (N,) labels.
         device: torch device.
         seed: seed.
@@ -562,17 +658,21 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
     ys = y_train if y_val is None else torch.cat([y_train, y_val])
     n = len(x_train)
-    tm = torch.zeros(S, len(xs), dtype=torch.bool)
+    copies = 1 if cfg.name == "custom" else S      # a custom recognizer: one model per seed, one after another
+    tm = torch.zeros(copies, len(xs), dtype=torch.bool)
     tm[:, :n] = True
     vm = None
     if x_val is not None:
         vm = torch.zeros_like(tm)
         vm[:, n:] = True
-    model, _ = train_models(cfg, resize_features(xs.float(), cfg.input_size), ys.long(), tm, vm, device=device,
-                            seed=seed, progress=progress, writer=writer)
+    xs = resize_features(xs.float(), cfg.input_size)
+    models = [train_models(cfg, xs, ys.long(), tm, vm, device=device, seed=seed + k, progress=progress,
+                           writer=writer, tag=f"seed{k}" if S > copies else "")[0]
+              for k in range(S // copies)]
 
     def predict(xt: torch.Tensor) -> np.ndarray:
-        p = _predict(cfg, model, resize_features(xt.float(), cfg.input_size).to(device))
+        xt = resize_features(xt.float(), cfg.input_size).to(device)
+        p = torch.stack([_predict(cfg, m, xt) for m in models]).mean(0)      # (n, copies, K)
         return p.mean(1).cpu().numpy()
     return predict
 

@@ -200,12 +200,18 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
 
 
 def _digest(cfg) -> str:
-    """8 hex digits naming a recipe's settings (all but its name): a cache of inner predictions made under other
+    """8 hex digits naming a recipe's settings (all but its name; for a custom recognizer also its source file's
+    SHA-256): a cache of inner predictions made under other
     settings (a folder reused for another recipe) is never read back."""
     import hashlib
 
     from icegan.config import to_dict
+    from icegan.recognition import recognizer_provenance
     d = {k: v for k, v in to_dict(cfg).items() if k != "name"}
+    if not d["model"].get("module"):              # the key added with custom recognizers: old digests stay valid
+        d["model"].pop("module", None)
+    if recognizer_provenance(cfg.model):          # a custom recognizer's code is part of its settings
+        d["provenance"] = recognizer_provenance(cfg.model)
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

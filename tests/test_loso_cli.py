@@ -247,3 +247,25 @@ def test_random_forest_config_on_real_features_equals_scikit_learn(shared_data, 
         np.testing.assert_allclose(got[["score_negative", "score_positive", "score_surprise"]].to_numpy(), want,
                                    rtol=0, atol=1e-8)
         assert (got["y_pred"].to_numpy() == want.argmax(1)).all()
+
+
+def test_a_run_saved_before_a_key_existed_still_resumes(tmp_path, capsys):
+    """A config.yaml written before icegan added a key (here model.module and data.normalize are removed from it)
+    resumes when the key holds its default now, and is refused when it does not."""
+    import yaml
+    out = tmp_path / "r"
+    args = ["loso", "--out", str(out), "--no-progress", "data.source=toy", "model.name=logreg", "max_folds=2",
+            "workers=1"]
+    assert main(args) == 0
+    before = (out / "predictions.csv").read_text()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["model"]["module"], saved["data"]["normalize"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert main(args) == 0
+    assert (out / "predictions.csv").read_text() == before
+    assert "module" in yaml.safe_load((out / "config.yaml").read_text())["model"]      # rewritten in full
+    del saved["model"]["logreg_C"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    capsys.readouterr()
+    assert main(args + ["model.logreg_C=0.5"]) == 2                  # the missing key is not at its default now
+    assert "different config" in capsys.readouterr().err

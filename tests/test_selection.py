@@ -66,8 +66,12 @@ def test_inner_folds_partition_the_training_subjects(toy):
         inner_folds(folds[0], subjects, 8)
 
 
-@pytest.mark.parametrize("model", [["model.name=logreg"], ["model.name=ststnet", "model.epochs=2"]],
-                         ids=["logreg", "ststnet"])
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "custom_recognizer.py"
+
+
+@pytest.mark.parametrize("model", [["model.name=logreg"], ["model.name=ststnet", "model.epochs=2"],
+                                   ["model.name=custom", f"model.module={EXAMPLE}:TwoLayerCNN", "model.epochs=2"]],
+                         ids=["logreg", "ststnet", "custom"])
 def test_held_out_subject_never_reaches_its_inner_predictions(toy, tmp_path, model):
     """Relabelling and rescrambling the held-out subject's clips leaves its outer fold's inner predictions
     bit-identical (the grouped STSTNet engine trains all inner folds of several outer folds in one network)."""
@@ -276,3 +280,23 @@ def test_a_folder_reused_for_other_settings_never_reads_the_old_inner_prediction
     assert table.iloc[0]["inner_UF1[net]"] == pytest.approx(
         compute_metrics(d["y_true"], d[SCORES].to_numpy().argmax(1))["UF1"], abs=1e-6)
     assert not pd.read_csv(old)[SCORES].equals(pd.read_csv(new)[SCORES])
+
+
+def test_settings_digest_follows_a_custom_recognizers_code(tmp_path):
+    """The inner-prediction cache of a custom recipe is named by its source file's SHA-256 too (an edited network
+    never reads back the old inner folds); the built-in recipes' digests do not carry the empty module key."""
+    import hashlib
+    import json
+
+    from icegan.config import to_dict
+    from icegan.selection import _digest
+    net = tmp_path / "net.py"
+    net.write_text(EXAMPLE.read_text())
+    cfg = _cfg("model.name=custom", f"model.module={net}:TwoLayerCNN")
+    before = _digest(cfg)
+    net.write_text(EXAMPLE.read_text() + "\n# edited\n")
+    assert _digest(cfg) != before
+    plain = _cfg("model.name=ststnet")
+    d = {k: v for k, v in to_dict(plain).items() if k != "name"}
+    del d["model"]["module"]
+    assert _digest(plain) == hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]

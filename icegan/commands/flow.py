@@ -31,7 +31,13 @@ def register(subparsers) -> None:
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
                                     "generic synthetic scenes")
     e.add_argument("--model", default="srflownet", metavar="MODEL",
-                   help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
+                   help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback | "
+                        "custom (your own network: --module)")
+    e.add_argument("--module", default=None, metavar="SPEC",
+                   help="--model custom: 'package.module:factory' or 'path/to/file.py:factory', a callable (called "
+                        "without arguments) returning a torch.nn.Module whose forward(img1, img2), images (B, C, H, W) "
+                        "in [0, 1], returns the flow (B, 2, H, W) in pixels (or a list of refinements, the last "
+                        "final); --weights: an optional file with its state dict")
     e.add_argument("--weights", default=None,
                    help="local weights file, or shipped:<name> for a named shipped checkpoint (srflownet and "
                         "liteflownet2 default: shipped:facial; raft_small, raft_large and ptlflow models need a file)")
@@ -74,7 +80,9 @@ def register(subparsers) -> None:
     r.add_argument("--out", required=True, help="colour-coded flow PNG")
     r.add_argument("--flo", default=None, help="also write Middlebury .flo")
     r.add_argument("--model", default="srflownet", metavar="MODEL",
-                   help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback")
+                   help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback | "
+                        "custom (--module)")
+    r.add_argument("--module", default=None, metavar="SPEC", help="--model custom: as for icegan flow eval")
     r.add_argument("--weights", default=None, help="as for icegan flow eval (see its --help)")
     r.add_argument("--gray", action="store_true", help="read the images as grey")
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
@@ -147,7 +155,7 @@ def _eval(args: argparse.Namespace) -> int:
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
                    size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,
                    compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta,
-                   max_motion=args.max_motion)
+                   max_motion=args.max_motion, module=args.module)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2)
     from flownet.resolution import at_input_size
+    module = {"module": args.module} if getattr(args, "module", None) else {}
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
-                                tta=getattr(args, "tta", "none"))
+                                tta=getattr(args, "tta", "none"), **module)
     est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
     flow = est.estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)

@@ -12,7 +12,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core;
                CPU only for the networks; logreg and random_forest ignore device)
     max_folds: 0 (>0: first k folds only, smoke runs)
-    data:  source (megc2019_htnet | toy), root, datasets, size (28), recenter (none | median), roi (none | landmarks),
+    data:  source (megc2019_htnet | table | toy), root, table, normalize (none | minmax), datasets, size (28), recenter (none | median), roi (none | landmarks),
            roi_patch (7), synthetic_per_clip (0),
            permute_labels (-1)
     model: see icegan.recognition.RecognizerConfig
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from icegan.recognition import SKLEARN_MODELS, RecognizerConfig
+from icegan.recognition import SKLEARN_MODELS, RecognizerConfig, recognizer_provenance
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
            "permute_labels", "fold_runner"]
@@ -37,14 +37,19 @@ class FeatureDataConfig:
     """Where the features come from (YAML section ``data``).
 
     Attributes:
-        source: ``megc2019_htnet`` (442 precomputed 28×28 u/v/strain PNGs) or ``toy`` (the tiny
-            synthetic set of :mod:`icegan.data.toy_features`, no licensed data needed).
+        source: ``megc2019_htnet`` (442 precomputed 28×28 u/v/strain PNGs), ``table`` (your own features listed
+            in the CSV ``table``: :mod:`icegan.data.feature_table`) or ``toy`` (the tiny synthetic set of
+            :mod:`icegan.data.toy_features`, no licensed data needed).
+        table: ``table`` source only: the CSV (columns dataset, subject, clip, label, path; paths relative to it).
+        normalize: ``table`` source only: ``none`` (the maps must already lie in [0, 1], min–max normalised per
+            clip like the MEGC2019 maps) or ``minmax`` (each channel of each clip normalised to [0, 1] on loading,
+            for raw flow in pixels).
         root: folder of ``megc2019_htnet`` (default ``<shared data>/megc2019_htnet``), or a clone of the
             HTNet release (``datasets/STSNet_whole_norm_u_v_os/``; see ``icegan.data.features.LAYOUTS``).
         datasets: keep only these datasets (``casme2``, ``samm``, ``smic``, or other names the table holds);
             empty = all.
         size: side of the flow-map PNGs in pixels (28); 0 accepts any square size that all files share (e.g.
-            112×112 maps; the model resizes to its ``input_size``). megc2019_htnet source only.
+            112×112 maps; the model resizes to its ``input_size``). megc2019_htnet and table sources.
         toy_subjects: toy source only: subjects per dataset.
         recenter: ``none`` keeps the features as read; ``median`` moves the median of each clip's
             u and v maps to 0.5 (:func:`icegan.data.features.recenter_flow`: undoes the offset the
@@ -66,8 +71,10 @@ class FeatureDataConfig:
             ``<ICEGAN_DATA>/cache/megc2019_roi``). A fold trains on the synthetic clips of its own training
             subjects only; they are never scored. megc2019_htnet source only; not with ``roi``.
     """
-    source: Literal["megc2019_htnet", "toy"] = "megc2019_htnet"
+    source: Literal["megc2019_htnet", "table", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
+    table: Optional[str] = None
+    normalize: Literal["none", "minmax"] = "none"
     datasets: list[str] = field(default_factory=list)
     size: int = 28
     toy_subjects: int = 4
@@ -78,6 +85,16 @@ class FeatureDataConfig:
     permute_labels: int = -1
 
     def __post_init__(self):
+        if self.source == "table" and not self.table:
+            raise ValueError("data.source=table needs data.table=PATH/TO/features.csv (columns dataset, subject, "
+                             "clip, label, path)")
+        if self.table and self.source != "table":
+            raise ValueError(f"data.table is read only with data.source=table, not {self.source!r}")
+        if self.normalize != "none" and self.source != "table":
+            raise ValueError(f"data.normalize applies to data.source=table (the {self.source!r} maps are normalised "
+                             "already)")
+        if self.root and self.source == "table":
+            raise ValueError("data.root is the megc2019_htnet folder; with data.source=table give data.table")
         if self.roi != "none" and self.source != "megc2019_htnet":
             raise ValueError(f"data.roi={self.roi} needs the faces of data.source=megc2019_htnet, not {self.source!r}")
         if self.synthetic_per_clip < 0:
@@ -123,6 +140,9 @@ class LosoConfig:
         if self.oracle_epoch and self.model.name in SKLEARN_MODELS:
             raise ValueError(f"oracle_epoch picks an epoch per test subject; model.name={self.model.name} has no "
                              "epochs (set oracle_epoch=false)")
+        if self.oracle_epoch and self.model.name == "custom":
+            raise ValueError("oracle_epoch is available for the built-in networks only, not model.name=custom "
+                             "(set oracle_epoch=false)")
 
 
 def _face_cache_dir():
@@ -197,6 +217,9 @@ def _read_feature_set(cfg: FeatureDataConfig):
             keep = fs.samples["dataset"].isin(cfg.datasets).to_numpy().copy()   # writable, for torch indexing
             fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[keep])
         return fs
+    if cfg.source == "table":
+        from icegan.data.feature_table import load_table_features
+        return load_table_features(cfg.table, cfg.datasets or None, size=cfg.size or None, normalize=cfg.normalize)
     from icegan.data.features import load_megc2019_features
     return load_megc2019_features(cfg.root, cfg.datasets or None, size=cfg.size or None)
 
@@ -218,7 +241,8 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
               f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
                     dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
-                    folds_per_call=per_call, progress=progress, group_map=group_map)
+                    folds_per_call=per_call, progress=progress, group_map=group_map,
+                    provenance=recognizer_provenance(cfg.model))
 
 
 def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
@@ -229,7 +253,7 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
 
     Returns:
         ``folds_fn`` (:class:`FeatureFolds`: a list of folds → one score array per fold), ``per_call`` (folds per
-        call: 1 for scikit-learn recognizers, else ``model.folds_per_group``, 0 = all in one grouped network) and
+        call: 1 for scikit-learn and custom recognizers, else ``model.folds_per_group``, 0 = all in one grouped network) and
         ``group_map`` (:class:`icegan.executors.ProcessGroupMap` when ``workers`` > 1 applies, else None).
 
     Raises:
@@ -248,7 +272,8 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)
-    per_call = 1 if cfg.model.name in SKLEARN_MODELS else cfg.model.folds_per_group
+    one_per_call = cfg.model.name in SKLEARN_MODELS or cfg.model.name == "custom"
+    per_call = 1 if one_per_call else cfg.model.folds_per_group
     group_map = None
     workers = cfg.workers or (os.cpu_count() or 1)
     if workers > 1 and per_call <= 0:
@@ -298,16 +323,25 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            many processes with `threads` torch threads each (0: cores // workers); 0 = one per CPU
                            core; same scores as one process with that thread count; per-epoch TensorBoard losses
                            and inner bars are off
-  data.source=megc2019_htnet|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
+  data.source=megc2019_htnet|table|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
                            (data.root: a megc2019_htnet folder, or a clone of the HTNet release as it is)
-  data.size=INT              side of the flow-map PNGs (28); 0 = any square size shared by all files
+  data.table=CSV             table source: your own features, one row per clip: dataset, subject, clip,
+                           label (0-2 or negative|positive|surprise), path (.npy (3,H,W)/(H,W,3) or RGB image,
+                           relative to the CSV)
+  data.normalize=none|minmax table source: minmax normalises each channel of each clip to [0, 1] (raw flow);
+                           none requires values already in [0, 1]
+  data.size=INT              side of the flow maps (28); 0 = any square size shared by all files
   data.permute_labels=INT    >= 0: null run, labels permuted within each dataset (seed); honest LOSO scores chance
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
   data.synthetic_per_clip=INT  >0: that many synthetic AU clips per real clip, from the training subjects' own
                            faces, added to each fold's training set (never scored)
-  model.name=ststnet|offtanet|logreg|random_forest   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
+  model.name=ststnet|offtanet|logreg|random_forest|custom   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
+  model.module=SPEC          custom: 'package.module:factory' or 'path/to/file.py:factory', a callable returning a
+                           torch.nn.Module mapping (B, 3, S, S) features to (B, 3) logits (S = model.input_size); it
+                           gets those of num_classes, in_channels, input_size, dropout it accepts; trained one fold
+                           and seed at a time with the settings below; its file's SHA-256 is kept in run.json
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
   model.hflip=BOOL (mirror + negate u; logreg, random_forest: fit on the clips + their mirrors)
@@ -338,6 +372,8 @@ def _main(args: argparse.Namespace) -> int:
         fs = load_feature_set(cfg.data)
         from icegan.protocol import make_folds
         make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 subjects
+        from icegan.recognition import check_custom_recognizer
+        check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2

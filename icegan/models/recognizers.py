@@ -25,17 +25,23 @@ Sources:
   ``srflow_srflownet_facial_flow.txt``): 7×7 stride-2 stem, two residual blocks, an attention
   residual block combining channel attention, spatial attention and multi-head self-attention
   (the "triplet attention"), and a 3-layer MLP; 59,403 parameters at 112×112.
+
+Your own recognizer (``model.name=custom model.module=SPEC``): any ``torch.nn.Module`` that maps (B, C, S, S)
+features to (B, K) class logits, built by the factory that ``SPEC`` names (:func:`load_recognizer_factory`) and
+wrapped in :class:`PlainRecognizer`, so that the same training loop, augmentations, test-time augmentation and LOSO
+protocol apply to it. It is one copy per fold (no grouped weights), trained on that fold's training rows only.
 """
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GroupedLinear", "STSTNet", "OffTANet", "build_recognizer", "RECOGNIZERS", "conv_maxpool",
-           "fast_dropout"]
+__all__ = ["GroupedLinear", "STSTNet", "OffTANet", "PlainRecognizer", "build_recognizer", "RECOGNIZERS",
+           "conv_maxpool", "fast_dropout", "load_recognizer_factory", "recognizer_source_sha256"]
 
 
 class GroupedLinear(nn.Module):
@@ -540,17 +546,109 @@ class OffTANet(nn.Module):
         return y if grouped else y[:, 0]
 
 
+# --------------------------------------------------------------------------------------------- #
+# Your own recognizer
+# --------------------------------------------------------------------------------------------- #
+
+#: keyword arguments a custom factory may accept (passed only if its signature names them, or takes **kwargs)
+FACTORY_ARGUMENTS = ("num_classes", "in_channels", "input_size", "dropout")
+
+
+def load_recognizer_factory(spec: str) -> Callable[..., nn.Module]:
+    """Resolve ``model.module``: the callable that builds a user's recognizer
+    (:func:`flownet.plugins.load_factory`).
+
+    Args:
+        spec: ``'package.module:factory'`` (importable from the current environment) or
+            ``'path/to/file.py:factory'`` (a file, relative to the working directory). ``factory`` is a class or a
+            function; a dotted attribute (``'pkg.mod:Zoo.small'``) is followed.
+
+    Returns:
+        The factory. :func:`build_recognizer` calls it with the keyword arguments of :data:`FACTORY_ARGUMENTS`
+        that its signature accepts (``num_classes`` K, ``in_channels`` C = 3, ``input_size`` S in pixels,
+        ``dropout``); it must return a ``torch.nn.Module`` mapping (B, C, S, S) to (B, K) logits.
+
+    Raises:
+        ValueError: a malformed spec, a missing file or module, an import error inside it (its message is kept),
+            a missing attribute or one that is not callable; every message names the spec.
+    """
+    from flownet.plugins import load_factory
+    return load_factory(spec, "model.module")
+
+
+def recognizer_source_sha256(spec: str) -> str:
+    """SHA-256 (hex) of the source file that defines ``spec``'s module: a run records it, so a resumed run whose
+    recognizer code changed is refused instead of mixing two models. Empty when the module has no source file.
+
+    Raises:
+        ValueError: as :func:`load_recognizer_factory`.
+    """
+    from flownet.plugins import source_sha256
+    return source_sha256(spec, "model.module")
+
+
+class PlainRecognizer(nn.Module):
+    """A user's recognizer as one copy of the training loop's recognizers.
+
+    ``forward(x, sample_mask=None)``: x (B, C, S, S) → (B, K) logits of the wrapped module. ``sample_mask`` is
+    accepted and ignored: the training loop gives a custom recognizer batches of its fold's training rows only
+    (:func:`icegan.recognition.train_models`), so its batch-norm statistics never see another row.
+
+    Raises (in ``forward``):
+        ValueError: the module returned something other than a (B, K) float tensor (names the spec, the input
+            shape and what came back).
+    """
+
+    n_models = 1
+
+    def __init__(self, net: nn.Module, num_classes: int, spec: str = ""):
+        super().__init__()
+        self.net, self.num_classes, self.spec = net, num_classes, spec
+
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.net(x)
+        if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0], self.num_classes) \
+                or not out.is_floating_point():
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"model.module={self.spec!r} returned {got} for input {tuple(x.shape)}; a recognizer "
+                             f"must return ({x.shape[0]}, {self.num_classes}) float class logits")
+        return out
+
+
+def _build_custom(spec: str, n_models: int, num_classes: int = 3, in_channels: int = 3, input_size: int = 28,
+                  dropout: float = 0.5) -> PlainRecognizer:
+    if n_models != 1:
+        raise ValueError(f"model.module={spec!r}: a custom recognizer is trained one copy per fold and seed "
+                         f"(n_models=1), not {n_models}")
+    from flownet.plugins import call_factory
+    offered = {"num_classes": num_classes, "in_channels": in_channels, "input_size": input_size, "dropout": dropout}
+    net = call_factory(load_recognizer_factory(spec), offered, spec, "model.module")
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"model.module={spec!r} returned a {type(net).__name__}, not a torch.nn.Module")
+    if not any(p.requires_grad for p in net.parameters()):
+        raise ValueError(f"model.module={spec!r}: the module has no trainable parameters")
+    return PlainRecognizer(net, num_classes, spec)
+
+
 RECOGNIZERS = {"ststnet": STSTNet, "offtanet": OffTANet}
 
 
-def build_recognizer(name: str, n_models: int = 1, **kwargs) -> nn.Module:
-    """Construct a recognizer by name (``ststnet`` or ``offtanet``).
+def build_recognizer(name: str, n_models: int = 1, module: str = "", **kwargs) -> nn.Module:
+    """Construct a recognizer by name: ``ststnet``, ``offtanet``, or ``custom`` (the factory ``module`` names,
+    :func:`load_recognizer_factory`, wrapped in :class:`PlainRecognizer`; only ``num_classes``, ``in_channels``,
+    ``input_size`` and ``dropout`` of ``kwargs`` reach it).
 
     Raises:
-        ValueError: unknown name (the message lists the known ones).
+        ValueError: unknown name (the message lists the known ones); for ``custom``, an empty or unusable
+            ``module``, or ``n_models`` > 1.
     """
+    if name.lower() == "custom":
+        if not module:
+            raise ValueError("model.name=custom needs model.module='package.module:factory' or 'file.py:factory'")
+        allowed = {k: v for k, v in kwargs.items() if k in FACTORY_ARGUMENTS}
+        return _build_custom(module, n_models, **allowed)
     try:
         cls = RECOGNIZERS[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown recognizer '{name}'; choose one of {sorted(RECOGNIZERS)}") from None
+        raise ValueError(f"unknown recognizer '{name}'; choose one of {sorted(RECOGNIZERS) + ['custom']}") from None
     return cls(n_models=n_models, **kwargs)

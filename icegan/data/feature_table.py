@@ -1,0 +1,214 @@
+"""Your own precomputed flow features, listed in one CSV: ``icegan loso ... data.source=table data.table=FILE.csv``.
+
+The table has one row per clip::
+
+    dataset,subject,clip,label,path
+    casme2,sub01,EP02_01f,positive,maps/sub01_EP02_01f.npy
+    samm,006,006_1_2,0,maps/006_006_1_2.png
+
+* ``subject``: the subject id; prefixed with ``<dataset>/`` unless it already is (``casme2/sub01``). LOSO folds are
+  per prefixed subject. ``dataset`` may be left out when every subject is prefixed.
+* ``clip``: the clip name (unique within its subject).
+* ``label``: a class id 0..2 or its name: ``negative`` 0, ``positive`` 1, ``surprise`` 2 (MEGC2019).
+* ``path``: the clip's features, relative to the CSV's folder or absolute:
+
+  - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
+  - ``.png`` / ``.jpg`` / ``.bmp``: an RGB image whose channels hold u, v, strain as 0..255 (divided by 255).
+
+Every map must be square, all of one size (``data.size``, or any shared size with ``data.size=0``). The recognizers
+expect each channel min–max normalised per clip to [0, 1], as the MEGC2019 maps are: the mirror augmentation turns u
+into 1 − u, which is the negated flow only under that normalisation. Raw flow in pixels is therefore an error, unless
+``data.normalize=minmax`` normalises each channel of each clip here (:func:`minmax_per_clip`). Every error names the
+CSV line and the clip.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Literal, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from icegan.data.features import FeatureSet, dataset_name, validate_samples
+
+__all__ = ["CLASS_NAMES", "read_feature_table", "load_table_features", "minmax_per_clip"]
+
+#: MEGC2019 class names accepted in the label column, and their ids
+CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None) -> pd.DataFrame:
+    """Read and check a feature table (the module docstring gives its columns); the maps are not opened here.
+
+    Args:
+        csv: the table's path.
+        datasets: keep only these datasets; None keeps all.
+
+    Returns:
+        DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2), path (absolute), line (the
+        CSV line of the row), in file order.
+
+    Raises:
+        FileNotFoundError: the CSV is missing.
+        ValueError: a missing column, an empty cell, an unusable dataset name, a subject prefixed with another
+            dataset, a label that is neither 0..2 nor a class name, a duplicated clip, a requested dataset the table
+            does not hold; each names the CSV line and clip.
+    """
+    csv = Path(csv)
+    if not csv.is_file():
+        raise FileNotFoundError(f"feature table not found: {csv} (data.table)")
+    raw = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    need = ["subject", "clip", "label", "path"]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (need dataset, subject, clip, "
+                         f"label, path; dataset may be left out when every subject is 'dataset/subject')")
+    if raw.empty:
+        raise ValueError(f"{csv}: no rows")
+    has_dataset = "dataset" in raw.columns
+    rows = []
+    for i, r in raw.iterrows():
+        line = i + 2
+        clip = r["clip"].strip()
+        where = f"{csv}, line {line} (clip '{clip}')"
+        empty = [c for c in need + (["dataset"] if has_dataset else []) if not r[c].strip()]
+        if empty:
+            raise ValueError(f"{where}: empty {', '.join(empty)}")
+        subject = r["subject"].strip()
+        prefix, slash, rest = subject.partition("/")
+        given = r["dataset"].strip() if has_dataset else ""
+        if not slash and not given:
+            raise ValueError(f"{where}: subject '{subject}' has no dataset; add a dataset column or write the subject "
+                             f"as 'dataset/{subject}'")
+        ds = dataset_name(prefix if slash else given)
+        if ds is None:
+            raise ValueError(f"{where}: dataset name '{prefix if slash else given}' is not usable; give a short name "
+                             f"of letters, digits, '_' or '-'")
+        if slash and given and dataset_name(given) != ds:
+            raise ValueError(f"{where}: subject '{subject}' is prefixed with '{prefix}' but the dataset column says "
+                             f"'{given}'")
+        label = r["label"].strip()
+        if label.lower() in CLASS_NAMES:
+            label = CLASS_NAMES[label.lower()]
+        elif label in ("0", "1", "2"):
+            label = int(label)
+        else:
+            raise ValueError(f"{where}: label {r['label']!r} is neither a class id 0..2 nor one of "
+                             f"{sorted(CLASS_NAMES, key=CLASS_NAMES.get)}")
+        path = Path(r["path"].strip())
+        rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
+                     "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
+    table = pd.DataFrame(rows)
+    if datasets is not None:
+        keep = [dataset_name(d) or str(d) for d in datasets]
+        unknown = [d for d in keep if d not in set(table["dataset"])]
+        if unknown:
+            raise ValueError(f"dataset(s) {unknown} not in {csv}; it has {sorted(set(table['dataset']))}")
+        table = table[table["dataset"].isin(keep)].reset_index(drop=True)
+    dup = table.duplicated(["subject", "clip"])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise ValueError(f"{csv}, line {table['line'][i]}: clip '{table['clip'][i]}' of subject "
+                         f"'{table['subject'][i]}' appears twice")
+    return validate_samples(table, source=str(csv))
+
+
+def _read_map(path: str, where: str) -> np.ndarray:
+    """One clip's features as float32 (3, H, W)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{where}: features file not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        try:
+            a = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{where}: {p} cannot be read as a NumPy array: {exc}") from None
+        if a.ndim == 3 and a.shape[0] == 3:
+            pass
+        elif a.ndim == 3 and a.shape[-1] == 3:
+            a = a.transpose(2, 0, 1)
+        else:
+            raise ValueError(f"{where}: {p} holds an array of shape {a.shape}; expected (3, H, W) or (H, W, 3): "
+                             f"u, v, optical strain")
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise ValueError(f"{where}: {p} holds {a.dtype} values; expected real numbers")
+        a = a.astype(np.float32)
+    elif suffix in IMAGE_SUFFIXES:
+        try:
+            with Image.open(p) as im:
+                if im.mode not in ("RGB", "RGBA"):
+                    raise ValueError(f"{where}: {p} is a {im.mode}-mode image; expected RGB whose channels hold u, v "
+                                     f"and optical strain")
+                a = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+        except OSError as exc:
+            raise ValueError(f"{where}: {p} cannot be read as an image: {exc}") from None
+    else:
+        raise ValueError(f"{where}: {p}: unknown features file type '{p.suffix}'; use .npy or "
+                         f"{', '.join(IMAGE_SUFFIXES)}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{where}: {p} contains NaN or Inf")
+    if a.shape[1] != a.shape[2]:
+        raise ValueError(f"{where}: {p} is {a.shape[2]}×{a.shape[1]}; the maps must be square")
+    return a
+
+
+def minmax_per_clip(x: torch.Tensor) -> torch.Tensor:
+    """Each channel of each clip min–max normalised to [0, 1], as the MEGC2019 maps are (a constant channel → 0.5).
+
+    Args:
+        x: (N, C, H, W) float features (e.g. flow in pixels and strain).
+
+    Returns:
+        (N, C, H, W) float32 in [0, 1].
+    """
+    x = x.float()
+    lo = x.amin(dim=(2, 3), keepdim=True)
+    span = x.amax(dim=(2, 3), keepdim=True) - lo
+    return torch.where(span > 0, (x - lo) / span.clamp_min(1e-30), torch.full_like(x, 0.5))
+
+
+def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = None, size: Optional[int] = None,
+                        normalize: Literal["none", "minmax"] = "none") -> FeatureSet:
+    """Load the clips a feature table lists into memory.
+
+    Args:
+        csv: the table (:func:`read_feature_table`).
+        datasets: keep only these datasets (None: all).
+        size: expected side of every map in pixels; None accepts the first clip's side, which every other clip must
+            then share.
+        normalize: ``none`` keeps the values, which must lie in [0, 1]; ``minmax`` normalises each channel of each
+            clip to [0, 1] (:func:`minmax_per_clip`).
+
+    Returns:
+        :class:`~icegan.data.features.FeatureSet`: samples (dataset, subject, clip, label, path) and features
+        (N, 3, S, S) float32 in [0, 1].
+
+    Raises:
+        FileNotFoundError: the table or a clip's file is missing (names the line and clip).
+        ValueError: as :func:`read_feature_table`; an unreadable file, a wrong shape or size, NaN/Inf, or (with
+            ``normalize=none``) values outside [0, 1] (each names the line, the clip and the file).
+    """
+    table = read_feature_table(csv, datasets)
+    maps = []
+    for path, clip, line in zip(table["path"], table["clip"], table["line"]):
+        where = f"{csv}, line {line} (clip '{clip}')"
+        a = _read_map(path, where)
+        if size is None:
+            size = a.shape[-1]
+        if a.shape[-1] != size:
+            raise ValueError(f"{where}: {path} is {a.shape[-1]}×{a.shape[-1]}, expected {size}×{size} (data.size; "
+                             f"0 accepts any size the first clip sets)")
+        if normalize == "none" and (a.min() < 0 or a.max() > 1):
+            raise ValueError(f"{where}: {path} holds values in [{a.min():.4g}, {a.max():.4g}]; the recognizers expect "
+                             f"each channel min–max normalised to [0, 1] per clip: set data.normalize=minmax (or "
+                             f"normalise the maps yourself)")
+        maps.append(a)
+    x = torch.from_numpy(np.stack(maps))
+    if normalize == "minmax":
+        x = minmax_per_clip(x)
+    return FeatureSet(table.drop(columns=["line"]), x)
