@@ -251,3 +251,28 @@ def test_epoch_curve_pools_every_fold_at_the_same_epoch(tmp_path, capsys, monkey
     bench.main()
     out = capsys.readouterr().out
     assert "| 2 |" in out and "| 4 |" in out and "upper bound" in out and (tmp_path / "c.png").is_file()
+
+
+def test_shared_errors_counts_clips_missed_by_every_run(tmp_path, capsys):
+    """bench/shared_errors.py: per-clip error shares over runs, known by construction; runs over other clips and a
+    single run are errors."""
+    import pandas as pd
+
+    mod = load_bench("shared_errors")
+    clips = pd.DataFrame({"fold": [0, 0, 1, 1], "dataset": ["casme2", "casme2", "samm", "samm"],
+                          "subject": ["casme2/sub01", "casme2/sub01", "samm/006", "samm/006"],
+                          "clip": ["a", "b", "c", "d"], "y_true": [0, 1, 2, 0]})
+    preds = {"r1": [0, 0, 0, 0], "r2": [1, 0, 2, 0], "r3": [2, 0, 0, 1]}     # clip b: all wrong; a: 2 of 3; c: 2 of 3
+    for name, y_pred in preds.items():
+        (tmp_path / name).mkdir()
+        clips.assign(y_pred=y_pred).to_csv(tmp_path / name / "predictions.csv", index=False)
+    e = mod.error_shares([tmp_path / n for n in preds]).set_index("clip")["error"]
+    assert e.to_dict() == pytest.approx({"a": 2 / 3, "b": 1.0, "c": 2 / 3, "d": 1 / 3})
+    assert mod.main([str(tmp_path / n) for n in preds] + ["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "| every run | 1 | 0.250 |" in out and "| casme2 | casme2/sub01 | b | positive |" in out
+    clips.assign(y_pred=0, clip=["a", "b", "c", "e"]).to_csv(tmp_path / "r3" / "predictions.csv", index=False)
+    with pytest.raises(ValueError, match="other clips"):
+        mod.error_shares([tmp_path / n for n in preds])
+    with pytest.raises(ValueError, match="at least two runs"):
+        mod.error_shares([tmp_path / "r1"])

@@ -1,0 +1,77 @@
+"""Diagnostic: do different recognizers miss the same clips? Per-clip error agreement over finished LOSO runs.
+
+For every clip, the share of the given runs that misclassify it (argmax of the per-class scores in each run's
+``predictions.csv``). If the errors were independent between recognizers, few clips would be missed by all of them;
+many clips missed by every run, including learners as different as logistic regression, a random forest and
+STSTNet, point at the inputs (the flow maps, or the labels) rather than at the learners. Prints, in Markdown:
+
+* how many clips every run misses, at least 80 % of the runs miss, and no run misses;
+* the same per dataset and class (``mean error``: the mean of the per-clip error shares);
+* with ``--list``, the clips every run misses (dataset, subject, clip, label).
+
+Usage::
+
+    .venv/bin/python bench/shared_errors.py RUN_DIR [RUN_DIR ...] [--list]
+
+Every run must hold the same clips (the same dataset, subject and clip names).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+CLASSES = {0: "negative", 1: "positive", 2: "surprise"}
+KEY = ["dataset", "subject", "clip"]
+
+
+def error_shares(run_dirs: list[Path]) -> pd.DataFrame:
+    """One row per clip: dataset, subject, clip, y_true and ``error``, the share of runs that misclassify it.
+
+    Raises:
+        FileNotFoundError: a run without predictions.csv.
+        ValueError: fewer than two runs, or runs over different clips (names the first one that differs).
+    """
+    if len(run_dirs) < 2:
+        raise ValueError("give at least two runs")
+    wrong, first = [], None
+    for d in run_dirs:
+        path = Path(d) / "predictions.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found (a finished LOSO run folder is needed)")
+        df = pd.read_csv(path, dtype={"subject": str, "clip": str}).set_index(KEY).sort_index()
+        if first is None:
+            first = df
+        elif not df.index.equals(first.index):
+            raise ValueError(f"{d} holds other clips than {run_dirs[0]}")
+        wrong.append((df["y_pred"] != df["y_true"]).rename(str(d)))
+    out = first[["y_true"]].copy()
+    out["error"] = pd.concat(wrong, axis=1).mean(axis=1)
+    return out.reset_index()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders (predictions.csv)")
+    p.add_argument("--list", action="store_true", help="also list the clips every run misses")
+    args = p.parse_args(argv)
+    e = error_shares(args.runs)
+    n = len(e)
+    print(f"{len(args.runs)} runs, {n} clips\n")
+    print("| clips missed by | count | share |\n|---|---|---|")
+    for name, mask in (("every run", e["error"] == 1), ("at least 80 % of the runs", e["error"] >= 0.8),
+                       ("no run", e["error"] == 0)):
+        print(f"| {name} | {int(mask.sum())} | {mask.mean():.3f} |")
+    print("\n| dataset | class | clips | mean error | missed by every run |\n|---|---|---|---|---|")
+    for (ds, y), g in e.groupby(["dataset", "y_true"]):
+        print(f"| {ds} | {CLASSES.get(int(y), y)} | {len(g)} | {g['error'].mean():.3f} | {int((g['error'] == 1).sum())} |")
+    if args.list:
+        print("\n| dataset | subject | clip | label |\n|---|---|---|---|")
+        for _, r in e[e["error"] == 1].iterrows():
+            print(f"| {r['dataset']} | {r['subject']} | {r['clip']} | {CLASSES.get(int(r['y_true']), r['y_true'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
