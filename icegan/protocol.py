@@ -45,6 +45,9 @@ __all__ = ["Fold", "make_folds", "run_loso", "summarize_predictions", "summary_t
 #: display names of the composite's datasets, in table order
 DATASET_TITLES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
 
+#: clips of the MEGC2019 composite (SMIC 164, CASME II 145, SAMM 133)
+COMPOSITE_CLIPS = 442
+
 #: Published / measured reference rows for the MEGC2019 composite CDE table (UF1, UAR).
 #: ``selection`` states how the reported epoch was chosen; ``None`` = not reported.
 REFERENCES: list[dict] = [
@@ -379,6 +382,9 @@ def _markdown(metrics: dict, title: str) -> str:
             lines.append("| " + " | ".join(r) + " |")
         lines += ["", "Reference rows: composite CDE on the MEGC2019 442-clip set; only rows labelled honest are "
                   "comparable with an honest run."]
+        if metrics["n_samples"] != COMPOSITE_CLIPS:
+            lines[-1] += (f" This run scored {metrics['n_samples']} clips, not the {COMPOSITE_CLIPS} of the composite: "
+                          "its numbers are not comparable with these rows.")
     elif not composite:
         lines += ["", "No published reference rows: this run is not on the MEGC2019 datasets."]
     else:

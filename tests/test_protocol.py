@@ -209,3 +209,16 @@ def test_per_subject_csv_matches_the_predictions(toy, tmp_path):
         assert r["accuracy"] == pytest.approx(r["n_correct"] / r["n_clips"], abs=1e-4)
         assert [r["n_negative"], r["n_positive"], r["n_surprise"]] == [int((rows["y_true"] == c).sum()) for c in range(3)]
     assert per["n_correct"].sum() / per["n_clips"].sum() == pytest.approx((pred["y_true"] == pred["y_pred"]).mean())
+
+
+def test_reference_rows_warn_when_the_run_is_not_the_whole_composite():
+    """A CDE run over part of the composite (a smoke run, one dataset) keeps the reference rows but says its numbers
+    are not comparable with them; the full 442 clips do not carry that sentence."""
+    from icegan.metrics import METRIC_KEYS
+    from icegan.protocol import _markdown
+    m = {k: 0.7 for k in METRIC_KEYS}
+    base = {"protocol": "CDE", "n_folds": 4, "oracle_epoch": False, "overall": m, "per_dataset": {"casme2": m}}
+    part = _markdown(dict(base, n_samples=19), "run")
+    assert "HTNet" in part and "This run scored 19 clips, not the 442 of the composite" in part
+    full = _markdown(dict(base, n_samples=442, per_dataset={"smic": m, "casme2": m, "samm": m}), "run")
+    assert "HTNet" in full and "not comparable with these rows" not in full
