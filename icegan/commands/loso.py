@@ -400,7 +400,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "loso", help="leave-one-subject-out evaluation of a recognizer on precomputed flow features",
         description="Leave-one-subject-out (CDE/SDE) evaluation of a recognizer (STSTNet, Off-TANet, "
-                    "logistic regression) on precomputed (u, v, strain) flow features. Honest by default: "
+                    "logistic regression, random forest, or your own network: model.name=custom) on precomputed "
+                    "(u, v, strain) flow features (the MEGC2019 maps, or yours: data.source=table). Honest by default: "
                     "no model selection on the held-out subject. A rerun with the same --out resumes at the "
                     "first unfinished fold.",
         epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
