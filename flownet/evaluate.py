@@ -85,6 +85,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     if estimator is not None and tta != "none":
         raise ValueError("tta applies when evaluate() builds the estimator; give it to get_estimator() instead")
     if estimator is None:
+        if model == "custom" and iters is not None:
+            raise ValueError("iters applies to srflownet and RAFT; a custom network's factory sets its own")
         kw = {"iters": iters} if model not in ("tvl1", "farneback", "custom") and iters is not None else {}
         if module:
             kw["module"] = module

@@ -55,10 +55,12 @@ def _import(spec: str, target: str, key: str):
         return module
     except ValueError:
         raise
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
     except ModuleNotFoundError as exc:
         raise ValueError(f"{key}={spec!r}: cannot import {exc.name!r} ({exc}); give an importable module or a path "
                          "to a .py file") from None
-    except Exception as exc:
+    except BaseException as exc:            # SystemExit too: user code must not end the command silently
         raise ValueError(f"{key}={spec!r}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -95,10 +97,14 @@ def call_factory(factory: Callable[..., Any], offered: dict, spec: str, key: str
     Raises:
         ValueError: the call raised (its type and message are kept, with the arguments given).
     """
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        params = None
+    import torch
+    if inspect.isclass(factory) and factory.__init__ in (object.__init__, torch.nn.Module.__init__):
+        params = {}                         # a class without its own __init__ takes no arguments
+    else:
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            params = None
     if params is None or any(p.kind is p.VAR_KEYWORD for p in params.values()):
         kwargs = dict(offered)
     else:
@@ -110,18 +116,28 @@ def call_factory(factory: Callable[..., Any], offered: dict, spec: str, key: str
 
 
 def source_sha256(spec: str, key: str = "module") -> str:
-    """SHA-256 (hex) of the source file of the spec's module; empty when that module has no file.
+    """SHA-256 (hex) of the code a spec names: the source file of the spec's module and, when the factory is defined
+    in another file (e.g. a package re-exporting it), that file too. Other modules they import are not covered.
+    Empty when neither has a source file.
 
     Raises:
         ValueError: as :func:`load_factory`.
     """
     target, _ = _split(spec, key)
+    factory = load_factory(spec, key)
     path = _file(target)
-    if path is None:
-        module = _import(spec, target, key)
-        path = getattr(module, "__file__", None)
-        if path is None:
-            return ""
-    elif not path.is_file():
-        load_factory(spec, key)             # raises the message naming the missing file
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    module_file = str(path.resolve()) if path is not None else getattr(sys.modules.get(target), "__file__", None)
+    try:
+        factory_file = inspect.getsourcefile(factory)
+    except TypeError:                       # a builtin or a C extension
+        factory_file = None
+    files = []
+    for f in (module_file, factory_file):
+        if f and Path(f).is_file() and Path(f).resolve() not in [Path(g).resolve() for g in files]:
+            files.append(f)
+    if not files:
+        return ""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(hashlib.sha256(Path(f).read_bytes()).digest())
+    return h.hexdigest() if len(files) > 1 else hashlib.sha256(Path(files[0]).read_bytes()).hexdigest()

@@ -518,16 +518,21 @@ class CustomFlowEstimator(_LearnedEstimator):
             try:
                 sd = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
-                raise ValueError(f"{path}: cannot be read as a state dict ({type(exc).__name__}: {exc})") from None
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ValueError(f"{path}: cannot be read as a state dict ({type(exc).__name__}: {first})") from None
             if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
                 sd = sd["state_dict"]
             load_state_dict_strict(model, sd, str(path), what=f"flow.module={module!r}")
-        self.model = model.to(self.device)
+        self.model = model.to(self.device).eval()     # as the shipped networks: forward() runs it in eval mode
         self.name = "custom"
         self.compile = bool(compile)
 
     def _run(self, net, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
-        out = net(img1, img2)
+        try:
+            out = net(img1, img2)
+        except Exception as exc:
+            raise ValueError(f"flow.module={self.spec!r} failed on images {tuple(img1.shape)} (forward(img1, img2), "
+                             f"each (B, C, H, W) in [0, 1]): {type(exc).__name__}: {exc}") from exc
         if isinstance(out, (list, tuple)) and out:
             out = out[-1]
         want = (img1.shape[0], 2, img1.shape[-2], img1.shape[-1])

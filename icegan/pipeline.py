@@ -211,6 +211,8 @@ class RecognizerSection(RecognizerConfig):
     apex face with the fold's ICE-GAN discriminator (ExpCaps capsule lengths; needs ``gan.enabled``), and
     ``name: custom`` with ``module`` (your own network, as in ``icegan loso``).
     Defaults: Off-TANet on 28×28 features (stem stride 1), 60 epochs, final epoch (no selection)."""
+    SECTION = "recognizer"
+
     name: Literal["offtanet", "ststnet", "logreg", "random_forest", "expcaps", "custom"] = "offtanet"
     input_size: int = 28
     stem_stride: int = 1
@@ -232,6 +234,35 @@ class MainConfig:
     recognizer: RecognizerSection = field(default_factory=RecognizerSection)
 
 
+def _check_custom_code(cfg: MainConfig) -> None:
+    """Build and run once the custom recognizer (an evaluation pass and a training step) and the custom flow network
+    (two random 32×32 grey pairs, with a backward pass when ``gan.joint`` will back-propagate through it).
+
+    Raises:
+        ConfigError: either fails (the message names ``recognizer.module`` / ``flow.module`` and the error).
+    """
+    from icegan.recognition import check_custom_recognizer
+    try:
+        check_custom_recognizer(cfg.recognizer)
+        if cfg.flow.method == "custom":
+            from flownet.registry import get_estimator
+            est = get_estimator("custom", module=cfg.flow.module, weights=cfg.flow.weights)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                img1, img2 = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32, requires_grad=True)
+            est.estimate(img1, img2.detach())
+            if cfg.gan.joint and cfg.gan.enabled:
+                try:
+                    est.forward(img1, img2).float().square().mean().backward()
+                except ValueError:
+                    raise
+                except Exception as exc:
+                    raise ValueError(f"flow.module={cfg.flow.module!r}: gan.joint back-propagates through the flow, "
+                                     f"and the backward pass failed: {type(exc).__name__}: {exc}") from exc
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig:
     """Load and validate a main-job config (defaults: ``configs/demo.yaml``).
 
@@ -245,6 +276,8 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:
         raise ConfigError(f"gan.motion_prior={cfg.gan.motion_prior} is the starting flow of the motion head: "
                           "set gan.motion_head=true (or gan.motion_prior=none)")
+    if cfg.recognizer.name == "custom" or cfg.flow.method == "custom":
+        _check_custom_code(cfg)        # a wrong network is a message now, not a traceback after the first GAN
     if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):

@@ -178,19 +178,26 @@ def _default_config_dict(config: Any) -> Optional[dict]:
         return None
 
 
-def _same_config(old: Any, new: Any, defaults: Any) -> bool:
+#: config keys added after runs were made whose default reproduces what the older code did exactly (a key that
+#: only switches on something new). A saved config.yaml that lacks one of them still resumes when the new value is
+#: that default. Keys whose default changed behaviour (e.g. ``flow.input_size``) must never be listed here.
+NEUTRAL_NEW_KEYS = frozenset({"model.module", "recognizer.module", "flow.module", "data.table", "data.normalize"})
+
+
+def _same_config(old: Any, new: Any, defaults: Any, prefix: str = "") -> bool:
     """Whether a run folder's saved config ``old`` describes the same experiment as ``new``.
 
-    Equal values are the same; so is a key that ``old`` lacks (icegan added it after the run began) when ``new``
-    holds that key's default value, which is what the older code did. Any other difference is not.
+    Equal values are the same; so is a key of :data:`NEUTRAL_NEW_KEYS` that ``old`` lacks (icegan added it after the
+    run began) when ``new`` holds that key's default value. Any other difference is not.
     """
     if isinstance(old, dict) and isinstance(new, dict):
         defaults = defaults if isinstance(defaults, dict) else {}
         for key in set(old) | set(new):
+            path = f"{prefix}{key}"
             if key not in old:
-                if key not in defaults or new[key] != defaults[key]:
+                if path not in NEUTRAL_NEW_KEYS or key not in defaults or new[key] != defaults[key]:
                     return False
-            elif key not in new or not _same_config(old[key], new[key], defaults.get(key)):
+            elif key not in new or not _same_config(old[key], new[key], defaults.get(key), path + "."):
                 return False
         return True
     return old == new

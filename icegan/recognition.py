@@ -101,6 +101,9 @@ class RecognizerConfig:
         forest_trees: trees of the random forest (``class_weight='balanced'`` with ``class_weighting``; its
             random state is the run's seed, the same in every fold).
     """
+    #: the YAML section this config is read from (named in error messages; ``recognizer`` in the main job)
+    SECTION = "model"
+
     name: Literal["ststnet", "offtanet", "logreg", "random_forest", "custom"] = "ststnet"
     module: str = ""
     input_size: int = 28
@@ -129,14 +132,15 @@ class RecognizerConfig:
     domain_bn: bool = False
 
     def __post_init__(self):
+        sec = self.SECTION
         if self.name == "custom":
             if not self.module:
-                raise ValueError("model.name=custom needs model.module='package.module:factory' or "
+                raise ValueError(f"{sec}.name=custom needs {sec}.module='package.module:factory' or "
                                  "'path/to/file.py:factory' (a callable returning a torch.nn.Module)")
             from icegan.models.recognizers import load_recognizer_factory
-            load_recognizer_factory(self.module)             # fail now, naming the spec, not after loading data
+            load_recognizer_factory(self.module, f"{sec}.module")   # fail now, naming the spec, not after loading
         elif self.module:
-            raise ValueError(f"model.module={self.module!r} is read only with model.name=custom, not {self.name}")
+            raise ValueError(f"{sec}.module={self.module!r} is read only with {sec}.name=custom, not {self.name}")
         if self.forest_trees < 1:
             raise ValueError(f"model.forest_trees must be >= 1, got {self.forest_trees}")
         if self.name in SKLEARN_MODELS:
@@ -244,7 +248,7 @@ def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: 
 def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0) -> torch.nn.Module:
     kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout}
     if cfg.name == "custom":
-        return build_recognizer("custom", n_models=n_models, module=cfg.module, **kw)
+        return build_recognizer("custom", n_models=n_models, module=cfg.module, key=f"{cfg.SECTION}.module", **kw)
     if n_domains:
         kw["domains"] = n_domains
     if cfg.name == "offtanet":
@@ -398,6 +402,11 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     n_rows = N if rows is None else len(rows)
     bs = n_rows if cfg.batch_size <= 0 else min(cfg.batch_size, n_rows)
     steps = math.ceil(n_rows / bs)
+    bounds = [(st * bs, min((st + 1) * bs, n_rows)) for st in range(steps)]
+    if rows is not None and steps > 1 and n_rows % bs == 1:
+        # a custom network may hold BatchNorm, which fails on a batch of one: the last row joins the batch before
+        bounds[-2:] = [(bounds[-2][0], n_rows)]
+        steps -= 1
     total = max(1, steps * cfg.epochs)
     sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
              if cfg.lr_schedule == "cosine" else None)
@@ -414,8 +423,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         if rows is not None:
             perm = rows[perm]
         ep_loss_t = torch.zeros((), device=device)          # summed on the device: no sync per step
-        for st in range(steps):
-            idx = distributed.shard(perm[st * bs:(st + 1) * bs])
+        for lo, hi in bounds:
+            idx = distributed.shard(perm[lo:hi])
             xb, yb = x[idx], y[idx]
             fkw = {} if dom is None else {"domain": dom[idx]}
             mb = tm[:, idx].t()                                          # (B, G)
@@ -567,7 +576,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
 
 def recognizer_provenance(cfg: RecognizerConfig) -> dict:
     """What a run's results depend on beyond its config: for ``name=custom``, ``{"recognizer_module": the spec,
-    "recognizer_source_sha256": SHA-256 of the file that defines it}``, kept in ``run.json`` so that a resumed run
+    "recognizer_source_sha256": SHA-256 of its code}`` (the module's and the factory's files), kept in ``run.json`` so that a resumed run
     whose recognizer code changed is refused; ``{}`` for the built-in recognizers.
 
     Raises:
@@ -576,34 +585,43 @@ def recognizer_provenance(cfg: RecognizerConfig) -> dict:
     if cfg.name != "custom":
         return {}
     from icegan.models.recognizers import recognizer_source_sha256
-    return {"recognizer_module": cfg.module, "recognizer_source_sha256": recognizer_source_sha256(cfg.module)}
+    return {"recognizer_module": cfg.module,
+            "recognizer_source_sha256": recognizer_source_sha256(cfg.module, f"{cfg.SECTION}.module")}
 
 
-def check_custom_recognizer(cfg: RecognizerConfig, x: torch.Tensor) -> None:
-    """Build ``cfg``'s custom recognizer and score two feature maps, so that a wrong module is reported before any
-    training (a no-op for the built-in recognizers).
+def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = None) -> None:
+    """Build ``cfg``'s custom recognizer and run it once in evaluation mode and once as a training step (forward and
+    backward), so that a wrong module is reported before any training (a no-op for the built-in recognizers). The
+    caller's random state is left as it was.
 
     Args:
-        cfg: settings. x: (N ≥ 1, 3, H, W) features (resized to ``cfg.input_size`` here).
+        cfg: settings. x: (N ≥ 2, 3, H, W) features (two are resized to ``cfg.input_size`` here); None: two random
+            maps in [0, 1].
 
     Raises:
-        ValueError: the factory cannot be built, or the module fails on, or returns other than (B, 3) logits for,
-            a (B, 3, S, S) batch (the message names ``model.module``).
+        ValueError: the factory cannot be built; the module fails on, or returns other than (B, 3) floating-point
+            logits for, a (2, 3, S, S) batch; or its loss cannot be back-propagated (the message names the
+            ``module`` key of the config's section).
     """
     if cfg.name != "custom":
         return
-    batch = resize_features(x[:2].float(), cfg.input_size)
+    key = f"{cfg.SECTION}.module"
     with torch.random.fork_rng(devices=[]):           # the check leaves the caller's random state as it was
         torch.manual_seed(0)
-        model = _build(cfg, 1).eval()
+        batch = (torch.rand(2, 3, cfg.input_size, cfg.input_size) if x is None
+                 else resize_features(x[:2].float(), cfg.input_size))
+        model = _build(cfg, 1)
+        stage = "evaluation"
         try:
             with torch.no_grad():
-                model(batch)
+                model.eval()(batch)
+            stage = "a training step"
+            F.cross_entropy(model.train()(batch), torch.tensor([0, 1])).backward()
         except ValueError:
             raise
         except Exception as exc:
-            raise ValueError(f"model.module={cfg.module!r} failed on a batch of shape {tuple(batch.shape)} "
-                             f"(model.input_size={cfg.input_size}): {type(exc).__name__}: {exc}") from exc
+            raise ValueError(f"{key}={cfg.module!r} failed in {stage} on a batch of shape {tuple(batch.shape)} "
+                             f"({cfg.SECTION}.input_size={cfg.input_size}): {type(exc).__name__}: {exc}") from exc
 
 
 def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, subjects: Sequence[str],
@@ -627,6 +645,14 @@ def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Te
     return predict(x[torch.as_tensor(fold.test_idx)])
 
 
+def member_seed(seed: int, k: int) -> int:
+    """Seed of ensemble member k of a custom recognizer: ``seed`` itself for k = 0, else a draw of NumPy's
+    ``SeedSequence([seed, k])``, so that member k of one run is never member 0 of the run with the next seed."""
+    if k == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1)[0])
+
+
 def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.Tensor,
                    device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
                    y_val: Optional[torch.Tensor] = None, progress: bool = True,
@@ -635,7 +661,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
 
     Args:
         cfg: settings (``ststnet``, ``offtanet``, ``logreg``, ``random_forest`` or ``custom``: then ``cfg.seeds``
-            models are trained one after another, with seeds ``seed``, ``seed + 1``, ...).
+            models are trained one after another, with the seeds :func:`member_seed` gives).
         x_train: (N, 3, H, W) training features (u, v, strain in [0, 1]); y_train (N,) labels.
         device: torch device.
         seed: seed.
@@ -666,7 +692,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         vm = torch.zeros_like(tm)
         vm[:, n:] = True
     xs = resize_features(xs.float(), cfg.input_size)
-    models = [train_models(cfg, xs, ys.long(), tm, vm, device=device, seed=seed + k, progress=progress,
+    models = [train_models(cfg, xs, ys.long(), tm, vm, device=device, seed=member_seed(seed, k), progress=progress,
                            writer=writer, tag=f"seed{k}" if S > copies else "")[0]
               for k in range(S // copies)]
 

@@ -208,8 +208,10 @@ def _digest(cfg) -> str:
     from icegan.config import to_dict
     from icegan.recognition import recognizer_provenance
     d = {k: v for k, v in to_dict(cfg).items() if k != "name"}
-    if not d["model"].get("module"):              # the key added with custom recognizers: old digests stay valid
-        d["model"].pop("module", None)
+    # keys added after caches were made, dropped at their neutral defaults so that those caches stay valid
+    for section, key, neutral in (("model", "module", ""), ("data", "table", None), ("data", "normalize", "none")):
+        if d.get(section, {}).get(key, neutral) == neutral:
+            d.get(section, {}).pop(key, None)
     if recognizer_provenance(cfg.model):          # a custom recognizer's code is part of its settings
         d["provenance"] = recognizer_provenance(cfg.model)
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -237,7 +237,13 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             over = [f"seed={seed}", f"name={name}", *r.overrides, *overrides]
             try:
                 cfg = (load_config(LosoConfig, cfg_path, over) if r.command == "loso"
-                       else load_main_config(cfg_path, over))
+                       else load_main_config(cfg_path, over))      # load_main_config checks custom code itself
+                if r.command == "loso":
+                    from icegan.recognition import check_custom_recognizer
+                    try:
+                        check_custom_recognizer(cfg.model)         # a wrong network fails here, before any run
+                    except ValueError as exc:
+                        raise ConfigError(str(exc)) from None
             except ConfigError as exc:
                 raise ConfigError(f"suite run '{r.label}' ({r.command}): {exc}") from None
             prog = "icegan loso" if r.command == "loso" else "python train.py"

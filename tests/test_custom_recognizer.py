@@ -18,7 +18,7 @@ from icegan.models.recognizers import (PlainRecognizer, build_recognizer, load_r
                                        recognizer_source_sha256)
 from icegan.protocol import make_folds
 from icegan.recognition import (RecognizerConfig, check_custom_recognizer, fit_predict_folds, fit_recognizer,
-                                train_models)
+                                member_seed, train_models)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_recognizer.py"
 EXAMPLE_SPEC = f"{EXAMPLE}:TwoLayerCNN"
@@ -57,6 +57,36 @@ def wrong_width(input_size):
 
 def crashes(input_size):
     return nn.Sequential(nn.Linear(10, 3))
+
+
+class TrainRaise(Recorder):
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("only when training")
+        return super().forward(x)
+
+
+class IntegerLogits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.zeros(len(x), 3, dtype=torch.long)
+
+
+def integer_logits():
+    return IntegerLogits()
+
+
+class WithBatchNorm1d(nn.Module):
+    def __init__(self, input_size):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * input_size * input_size, 8), nn.BatchNorm1d(8),
+                                 nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.net(x)
 
 
 NOT_CALLABLE = 3
@@ -124,10 +154,14 @@ def test_factory_gets_only_the_arguments_it_names(plugin):
 
 def test_wrong_outputs_are_reported_before_training(plugin):
     x = torch.rand(5, 3, 28, 28)
-    with pytest.raises(ValueError, match=r"returned \(2, 5\) for input \(2, 3, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"returned \(2, 5\) float32 for input \(2, 3, 28, 28\)"):
         check_custom_recognizer(RecognizerConfig(name="custom", module=f"{plugin}:wrong_width"), x)
-    with pytest.raises(ValueError, match="failed on a batch of shape"):
+    with pytest.raises(ValueError, match="failed in evaluation on a batch of shape"):
         check_custom_recognizer(RecognizerConfig(name="custom", module=f"{plugin}:crashes"), x)
+    with pytest.raises(ValueError, match="failed in a training step.*RuntimeError: only when training"):
+        check_custom_recognizer(RecognizerConfig(name="custom", module=f"{plugin}:TrainRaise"), x)
+    with pytest.raises(ValueError, match=r"returned \(2, 3\) int64 .* floating-point class logits"):
+        check_custom_recognizer(RecognizerConfig(name="custom", module=f"{plugin}:integer_logits"))
     check_custom_recognizer(RecognizerConfig(name="custom", module=EXAMPLE_SPEC), x)      # fine: no error
     check_custom_recognizer(RecognizerConfig(), x)                                          # built-ins: no-op
 
@@ -190,7 +224,8 @@ def test_seed_members_are_averaged(plugin):
     base = dict(name="custom", module=EXAMPLE_SPEC, epochs=2, batch_size=8)
     both = fit_recognizer(RecognizerConfig(**base, seeds=2), x, y, seed=5, progress=False)(x)
     one = fit_recognizer(RecognizerConfig(**base), x, y, seed=5, progress=False)(x)
-    two = fit_recognizer(RecognizerConfig(**base), x, y, seed=6, progress=False)(x)
+    two = fit_recognizer(RecognizerConfig(**base), x, y, seed=member_seed(5, 1), progress=False)(x)
+    assert member_seed(5, 0) == 5 and member_seed(5, 1) not in (5, 6) and member_seed(5, 1) != member_seed(6, 1)
     np.testing.assert_allclose(both, (one + two) / 2, rtol=1e-6, atol=1e-7)
     assert not np.allclose(one, two)
     np.testing.assert_allclose(both.sum(1), 1.0, rtol=1e-5)
@@ -227,3 +262,22 @@ def test_real_loso_with_a_custom_recognizer_resumes_and_records_its_code(shared_
     capsys.readouterr()
     assert main(args) == 2
     assert "provenance" in capsys.readouterr().err
+
+
+def test_a_last_batch_of_one_joins_the_batch_before(plugin):
+    """11 training rows in batches of 5 would leave a batch of one, which BatchNorm1d cannot train on: the custom
+    path trains on batches of 5 and 6 instead (the built-in networks are unchanged)."""
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    mask = torch.zeros(1, len(fs.labels), dtype=torch.bool)
+    mask[0, :11] = True
+    cfg = RecognizerConfig(name="custom", module=f"{plugin}:WithBatchNorm1d", epochs=2, batch_size=5)
+    model, _ = train_models(cfg, fs.features, fs.labels, mask, seed=0, progress=False)
+    assert model(fs.features[:4]).shape == (4, 3)
+
+
+def test_main_job_names_the_recognizer_key(plugin):
+    from icegan.pipeline import load_main_config
+    with pytest.raises(ConfigError, match=r"recognizer.module='.*wrong_width' returned \(2, 5\)"):
+        load_main_config(None, ["recognizer.name=custom", f"recognizer.module={plugin}:wrong_width"])
+    with pytest.raises(ConfigError, match="recognizer.name=custom needs recognizer.module"):
+        load_main_config(None, ["recognizer.name=custom"])

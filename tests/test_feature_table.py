@@ -168,3 +168,14 @@ def test_loso_on_a_table_equals_loso_on_megc2019(casme2_maps, tmp_path, capsys):
     assert main(["loso", *common, "--out", str(tmp_path / "b"), "data.source=table", f"data.table={csv}"]) == 2
     err = capsys.readouterr().err
     assert f"line 7 (clip '{rows[5]['clip']}')" in err and "gone.png" in err
+
+
+def test_line_numbers_count_blank_lines_and_ragged_rows_name_the_file(tmp_path):
+    np.save(tmp_path / "a.npy", np.full((3, 8, 8), 0.5, dtype=np.float32))
+    csv = tmp_path / "blank.csv"
+    csv.write_text("dataset,subject,clip,label,path\ncasme2,sub01,EP01,0,a.npy\n\n\ncasme2,sub02,EP02,7,a.npy\n")
+    with pytest.raises(ValueError, match=r"blank.csv, line 5 \(clip 'EP02'\): label '7'"):
+        read_feature_table(csv)
+    csv.write_text("dataset,subject,clip,label,path\ncasme2,sub01,EP01,0,a.npy,extra\n")
+    with pytest.raises(ValueError, match=r"blank.csv: not a readable CSV table"):
+        read_feature_table(csv)

@@ -141,7 +141,41 @@ def test_spec_loader(nets, tmp_path):
     sha = source_sha256(f"{nets}:TinyFlow")
     nets.write_text(NETS + "\n# edited\n")
     assert len(sha) == 64 and source_sha256(f"{nets}:TinyFlow") != sha
-    assert source_sha256("torch.nn:Conv2d") == source_sha256("torch.nn:Linear")      # one file: torch/nn/__init__
+    # torch.nn re-exports its classes: the file that defines each one is hashed too
+    assert source_sha256("torch.nn:Conv2d") != source_sha256("torch.nn:Linear")      # conv.py vs linear.py
+
+
+def test_source_hash_covers_the_file_defining_a_re_exported_factory(tmp_path, monkeypatch):
+    pkg = tmp_path / "myflowpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .nets import TinyFlow\n")
+    (pkg / "nets.py").write_text(NETS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_sha256("myflowpkg:TinyFlow")
+    (pkg / "nets.py").write_text(NETS + "\n# the network changed\n")
+    assert source_sha256("myflowpkg:TinyFlow") != before
+
+
+def test_a_module_without_its_own_init_gets_no_arguments(tmp_path):
+    path = tmp_path / "noinit.py"
+    path.write_text("import torch\nclass NoInit(torch.nn.Conv2d):\n    pass\n"
+                    "class Plain(torch.nn.Module):\n    pass\n")
+    assert isinstance(call_factory(load_factory(f"{path}:Plain"), {"input_size": 28}, "s"), torch.nn.Module)
+
+
+def test_network_failures_are_named(nets, tmp_path):
+    path = tmp_path / "one_arg.py"
+    path.write_text("import torch\nclass OneArg(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.w = torch.nn.Parameter(torch.zeros(1))\n    def forward(self, img):\n"
+                    "        return img\n")
+    with pytest.raises(ValueError, match=r"failed on images \(1, 1, 8, 8\).*TypeError"):
+        get_estimator("custom", module=f"{path}:OneArg").estimate(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
+    exits = tmp_path / "exits.py"
+    exits.write_text("raise SystemExit(3)\n")
+    with pytest.raises(ValueError, match="SystemExit"):
+        load_factory(f"{exits}:Net")
+    est = get_estimator("custom", module=f"{nets}:TinyFlow")
+    assert not est.model.training                         # eval mode, as the shipped networks
 
 
 def test_flow_eval_and_run_commands(tmp_path, capsys):
@@ -158,6 +192,11 @@ def test_flow_eval_and_run_commands(tmp_path, capsys):
     from flownet.io import read_flo
     flow, _ = read_flo(tmp_path / "f.flo")                                          # (H, W, 2)
     assert abs(float(np.median(flow[12:-12, 12:-12, 0])) - 1.0) < 0.15
+    assert main(["flow", "run", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--gray", "--model", "custom",
+                 "--module", HS, "--decompose", "--out", str(tmp_path / "d.png")]) == 0
+    assert all((tmp_path / f"d{part}.png").is_file() for part in ("", "_head", "_expression"))
     capsys.readouterr()
+    assert main(["flow", "eval", "--model", "custom", "--module", HS, "--iters", "3", "--n-pairs", "1"]) == 2
+    assert "iters applies to srflownet and RAFT" in capsys.readouterr().err
     assert main(["flow", "eval", "--model", "custom", "--module", "nope.py:X", "--n-pairs", "1"]) == 2
     assert "flow.module='nope.py:X': file nope.py not found" in capsys.readouterr().err

@@ -108,6 +108,12 @@ def test_member_errors_name_the_run(tiny, tmp_path):
     tiny.write_text(TINY.replace("features_randomforest.yaml", "features_rf.yaml"))
     with pytest.raises(FileNotFoundError, match="suite run 'random forest'.*features_rf.yaml"):
         plan_suite(load_suite(tiny), tiny, tmp_path)
+    wrong = tmp_path / "wrong.py"                 # a custom recognizer with 5 logits fails at planning, named
+    wrong.write_text("import torch\ndef Net(input_size):\n    return torch.nn.Sequential(torch.nn.Flatten(), "
+                     "torch.nn.Linear(3 * input_size ** 2, 5))\n")
+    with pytest.raises(ConfigError, match=r"suite run 'logistic regression' \(loso\).*returned \(2, 5\)"):
+        plan_suite(load_suite(tiny), tiny, tmp_path, ["model.name=custom", f"model.module={wrong}:Net",
+                                                      "model.seeds=1"])
 
 
 def test_cli_errors_and_dry_run(tiny, tmp_path, capsys):

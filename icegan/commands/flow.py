@@ -202,7 +202,8 @@ def _run_decomposed(args: argparse.Namespace, i1, i2) -> int:
     if args.decompose_method == "learned":
         dec = get_decomposer("learned", weights=args.weights, device=args.device)
     else:
-        dec = get_decomposer("ransac", base=args.model, weights=args.weights, device=args.device)
+        module = {"module": args.module} if getattr(args, "module", None) else {}
+        dec = get_decomposer("ransac", base=args.model, weights=args.weights, device=args.device, **module)
     parts = dec.decompose(i1[None], i2[None])
     for part in ("total", "head", "expression"):
         flow = parts[part][0].cpu()

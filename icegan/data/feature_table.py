@@ -23,6 +23,7 @@ CSV line and the clip.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Iterable, Literal, Optional
 
@@ -60,8 +61,14 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     csv = Path(csv)
     if not csv.is_file():
         raise FileNotFoundError(f"feature table not found: {csv} (data.table)")
-    raw = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    try:        # blank lines kept as rows (dropped below), so that row i is line i + 2 of the file
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
+            raw = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError) as exc:
+        raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
+    raw = raw[(raw != "").any(axis=1)]
     need = ["subject", "clip", "label", "path"]
     missing = [c for c in need if c not in raw.columns]
     if missing:
@@ -72,7 +79,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     has_dataset = "dataset" in raw.columns
     rows = []
     for i, r in raw.iterrows():
-        line = i + 2
+        line = int(i) + 2
         clip = r["clip"].strip()
         where = f"{csv}, line {line} (clip '{clip}')"
         empty = [c for c in need + (["dataset"] if has_dataset else []) if not r[c].strip()]

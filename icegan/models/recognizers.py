@@ -554,7 +554,7 @@ class OffTANet(nn.Module):
 FACTORY_ARGUMENTS = ("num_classes", "in_channels", "input_size", "dropout")
 
 
-def load_recognizer_factory(spec: str) -> Callable[..., nn.Module]:
+def load_recognizer_factory(spec: str, key: str = "model.module") -> Callable[..., nn.Module]:
     """Resolve ``model.module``: the callable that builds a user's recognizer
     (:func:`flownet.plugins.load_factory`).
 
@@ -573,18 +573,19 @@ def load_recognizer_factory(spec: str) -> Callable[..., nn.Module]:
             a missing attribute or one that is not callable; every message names the spec.
     """
     from flownet.plugins import load_factory
-    return load_factory(spec, "model.module")
+    return load_factory(spec, key)
 
 
-def recognizer_source_sha256(spec: str) -> str:
-    """SHA-256 (hex) of the source file that defines ``spec``'s module: a run records it, so a resumed run whose
-    recognizer code changed is refused instead of mixing two models. Empty when the module has no source file.
+def recognizer_source_sha256(spec: str, key: str = "model.module") -> str:
+    """SHA-256 (hex) of the recognizer's code: the spec's module file and the file defining the factory
+    (:func:`flownet.plugins.source_sha256`). A run records it, so a resumed run whose recognizer code changed is
+    refused instead of mixing two models. Empty when neither has a source file.
 
     Raises:
         ValueError: as :func:`load_recognizer_factory`.
     """
     from flownet.plugins import source_sha256
-    return source_sha256(spec, "model.module")
+    return source_sha256(spec, key)
 
 
 class PlainRecognizer(nn.Module):
@@ -601,42 +602,44 @@ class PlainRecognizer(nn.Module):
 
     n_models = 1
 
-    def __init__(self, net: nn.Module, num_classes: int, spec: str = ""):
+    def __init__(self, net: nn.Module, num_classes: int, spec: str = "", key: str = "model.module"):
         super().__init__()
-        self.net, self.num_classes, self.spec = net, num_classes, spec
+        self.net, self.num_classes, self.spec, self.key = net, num_classes, spec, key
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
         out = self.net(x)
         if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0], self.num_classes) \
                 or not out.is_floating_point():
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"model.module={self.spec!r} returned {got} for input {tuple(x.shape)}; a recognizer "
-                             f"must return ({x.shape[0]}, {self.num_classes}) float class logits")
+            got = (f"{tuple(out.shape)} {str(out.dtype).replace('torch.', '')}" if isinstance(out, torch.Tensor)
+                   else type(out).__name__)
+            raise ValueError(f"{self.key}={self.spec!r} returned {got} for input {tuple(x.shape)}; a recognizer "
+                             f"must return ({x.shape[0]}, {self.num_classes}) floating-point class logits")
         return out
 
 
 def _build_custom(spec: str, n_models: int, num_classes: int = 3, in_channels: int = 3, input_size: int = 28,
-                  dropout: float = 0.5) -> PlainRecognizer:
+                  dropout: float = 0.5, key: str = "model.module") -> PlainRecognizer:
     if n_models != 1:
-        raise ValueError(f"model.module={spec!r}: a custom recognizer is trained one copy per fold and seed "
+        raise ValueError(f"{key}={spec!r}: a custom recognizer is trained one copy per fold and seed "
                          f"(n_models=1), not {n_models}")
     from flownet.plugins import call_factory
     offered = {"num_classes": num_classes, "in_channels": in_channels, "input_size": input_size, "dropout": dropout}
-    net = call_factory(load_recognizer_factory(spec), offered, spec, "model.module")
+    net = call_factory(load_recognizer_factory(spec, key), offered, spec, key)
     if not isinstance(net, nn.Module):
-        raise ValueError(f"model.module={spec!r} returned a {type(net).__name__}, not a torch.nn.Module")
+        raise ValueError(f"{key}={spec!r} returned a {type(net).__name__}, not a torch.nn.Module")
     if not any(p.requires_grad for p in net.parameters()):
-        raise ValueError(f"model.module={spec!r}: the module has no trainable parameters")
-    return PlainRecognizer(net, num_classes, spec)
+        raise ValueError(f"{key}={spec!r}: the module has no trainable parameters")
+    return PlainRecognizer(net, num_classes, spec, key)
 
 
 RECOGNIZERS = {"ststnet": STSTNet, "offtanet": OffTANet}
 
 
-def build_recognizer(name: str, n_models: int = 1, module: str = "", **kwargs) -> nn.Module:
+def build_recognizer(name: str, n_models: int = 1, module: str = "", key: str = "model.module",
+                     **kwargs) -> nn.Module:
     """Construct a recognizer by name: ``ststnet``, ``offtanet``, or ``custom`` (the factory ``module`` names,
     :func:`load_recognizer_factory`, wrapped in :class:`PlainRecognizer`; only ``num_classes``, ``in_channels``,
-    ``input_size`` and ``dropout`` of ``kwargs`` reach it).
+    ``input_size`` and ``dropout`` of ``kwargs`` reach it; ``key``: the config key named in its error messages).
 
     Raises:
         ValueError: unknown name (the message lists the known ones); for ``custom``, an empty or unusable
@@ -646,7 +649,7 @@ def build_recognizer(name: str, n_models: int = 1, module: str = "", **kwargs) -
         if not module:
             raise ValueError("model.name=custom needs model.module='package.module:factory' or 'file.py:factory'")
         allowed = {k: v for k, v in kwargs.items() if k in FACTORY_ARGUMENTS}
-        return _build_custom(module, n_models, **allowed)
+        return _build_custom(module, n_models, key=key, **allowed)
     try:
         cls = RECOGNIZERS[name.lower()]
     except KeyError:
