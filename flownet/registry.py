@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import load_model_file, load_state_dict_strict
+from .models.state_dict import load_model_file, load_state_dict_file, load_state_dict_strict
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -512,17 +512,7 @@ class CustomFlowEstimator(_LearnedEstimator):
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"flow.module={module!r} returned a {type(model).__name__}, not a torch.nn.Module")
         if weights is not None:
-            path = Path(weights)
-            if not path.is_file():
-                raise FileNotFoundError(f"weights of flow.module={module!r} not found: {path}")
-            try:
-                sd = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise ValueError(f"{path}: cannot be read as a state dict ({type(exc).__name__}: {first})") from None
-            if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-                sd = sd["state_dict"]
-            load_state_dict_strict(model, sd, str(path), what=f"flow.module={module!r}")
+            load_state_dict_file(model, weights, f"weights of flow.module={module!r}", "this network")
         self.model = model.to(self.device).eval()     # as the shipped networks: forward() runs it in eval mode
         self.name = "custom"
         self.compile = bool(compile)

@@ -34,7 +34,7 @@ from .losses import srflownet_loss
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import load_state_dict_strict
+from .models.state_dict import load_state_dict_file
 
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
            "evaluate_model", "weight_ema", "build_model", "training_loss"]
@@ -230,17 +230,7 @@ def load_init_weights(model: torch.nn.Module, path: str | Path) -> None:
         FileNotFoundError: the file does not exist. ValueError: unreadable, or its tensors do not match
             ``model`` (names the file and the first mismatching keys).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"train.init_weights: weights file not found: {p}")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"train.init_weights: {p} cannot be read ({type(exc).__name__}: {exc})") from None
-    sd = ck.get("state_dict") if isinstance(ck, dict) else None
-    if not isinstance(sd, dict):
-        raise ValueError(f"train.init_weights: {p} has no state_dict (not a flownet weights file)")
-    load_state_dict_strict(model, sd, f"train.init_weights: {p}", "the model of this config")
+    load_state_dict_file(model, path, "train.init_weights", "the model of this config", plain=False)
 
 
 def weight_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:

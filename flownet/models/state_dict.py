@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-__all__ = ["load_state_dict_strict", "load_model_file"]
+__all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file"]
 
 
 def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model",
@@ -36,6 +36,37 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
         raise ValueError(f"{source}: weights do not match {what}: missing {missing[:3]} ({len(missing)}), "
                          f"unexpected {extra[:3]} ({len(extra)}), wrong shape {wrong[:3]} ({len(wrong)})")
     module.load_state_dict({k: convert(v) for k, v in sd.items()} if convert else sd)
+
+
+def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: str = "the model",
+                         plain: bool = True) -> None:
+    """Load the state dict a file holds into ``module`` (strictly, :func:`load_state_dict_strict`).
+
+    Args:
+        module: the network. path: the file, read with ``torch.load(weights_only=True)``.
+        label: how errors name the file's role (``train.init_weights``, ``weights of flow.module='...'``).
+        what: how errors name the model.
+        plain: also accept a bare state dict (a dict of tensors); otherwise the file must be a dict with a
+            ``state_dict`` entry, as the project's weights files and training checkpoints are.
+
+    Raises:
+        FileNotFoundError: the file does not exist. ValueError: unreadable (first line of torch's message), no state
+            dict in it, or tensors that do not match ``module``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{label}: weights file not found: {p}")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{label}: {p} cannot be read ({type(exc).__name__}: {first})") from None
+    sd = ck.get("state_dict") if isinstance(ck, dict) else None
+    if not isinstance(sd, dict):
+        if not (plain and isinstance(ck, dict)):
+            raise ValueError(f"{label}: {p} has no state_dict (not a flownet weights file)")
+        sd = ck
+    load_state_dict_strict(module, sd, f"{label}: {p}", what)
 
 
 def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls: type, hint: str,
