@@ -26,7 +26,8 @@ import yaml
 
 T = TypeVar("T")
 
-__all__ = ["ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config"]
+__all__ = ["ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
+           "NEUTRAL_NEW_KEYS", "without_neutral_keys"]
 
 
 class ConfigError(ValueError):
@@ -158,6 +159,27 @@ def to_dict(cfg: Any) -> dict:
             return str(v)
         return v
     return conv(cfg)
+
+
+#: config keys added after runs and caches were made, with the value that reproduces what the older code did
+#: exactly (each only switches on something new). A saved run or cache key that lacks one of them is the same
+#: experiment as one holding that value (:func:`without_neutral_keys`). Keys whose default changed behaviour
+#: (e.g. ``flow.input_size``) must never be listed here.
+NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "", "flow.module": "",
+                                    "data.table": None, "data.normalize": "none"}
+
+
+def without_neutral_keys(d: dict, prefix: str = "") -> dict:
+    """A copy of a nested config dict without the :data:`NEUTRAL_NEW_KEYS` that hold their neutral value, so that it
+    compares (and hashes) equal to the same config saved before those keys existed. ``prefix``: the dotted path of
+    ``d`` itself (``"flow."`` for a flow section given alone)."""
+    out = {}
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if path in NEUTRAL_NEW_KEYS and v == NEUTRAL_NEW_KEYS[path]:
+            continue
+        out[k] = without_neutral_keys(v, path + ".") if isinstance(v, dict) else v
+    return out
 
 
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
-from icegan.config import ConfigError, load_config, save_config
+from icegan.config import ConfigError, load_config, save_config, without_neutral_keys
 from icegan.data.prepare import PrepareConfig
 from icegan.gan.trainer import resolve_device
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
@@ -370,20 +370,18 @@ def build_flow(cfg: MainConfig, device: torch.device):
     kwargs = {}
     if cfg.flow.method in ("srflownet", "raft_small", "raft_large") and cfg.flow.iters is not None:
         kwargs["iters"] = cfg.flow.iters
+    if cfg.flow.method == "custom":     # (decompose=learned, which ignores the method, needs srflownet)
+        kwargs["module"] = cfg.flow.module
     if cfg.flow.component != "total":  # features from one part of a head/expression decomposition
         from flownet.decompose import ComponentEstimator, get_decomposer
         if cfg.flow.decompose == "learned":  # DecFlow runs in float32
             dec = _at_working_size(cfg, get_decomposer("learned", weights=cfg.flow.decompose_weights, device=device,
                                                        **kwargs))
         else:
-            if cfg.flow.method == "custom":
-                kwargs["module"] = cfg.flow.module
             dec = get_decomposer("ransac", base=_at_working_size(cfg, get_estimator(
                 cfg.flow.method, weights=cfg.flow.weights, device=device, precision=cfg.flow.precision,
                 tta=cfg.flow.tta, **kwargs)))
         return ComponentEstimator(dec, cfg.flow.component)
-    if cfg.flow.method == "custom":
-        kwargs["module"] = cfg.flow.module
     return _at_working_size(cfg, get_estimator(cfg.flow.method, weights=cfg.flow.weights, device=device,
                                                precision=cfg.flow.precision, tta=cfg.flow.tta, **kwargs))
 
@@ -450,7 +448,7 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
                    progress: bool = True) -> torch.Tensor:
     """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
     ``provenance``, the SHA-256 of the flow weights from :func:`flow_weights_provenance`)."""
-    flow = {k: v for k, v in dataclasses.asdict(cfg.flow).items() if k != "module" or v}   # keys of older caches
+    flow = without_neutral_keys(dataclasses.asdict(cfg.flow), "flow.")      # the keys of older caches
     key = json.dumps({"flow": flow, "size": cfg.recognizer.input_size,
                       "clips": clips.samples["clip"].tolist(),
                       "img": int(clips.onset.shape[-1]), "weights": provenance}, sort_keys=True)

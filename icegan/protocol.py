@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from icegan.config import without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
@@ -167,42 +168,6 @@ def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle
             "n_samples_in_table": int(len(samples)), "folds": [f.subject for f in folds]}
 
 
-def _default_config_dict(config: Any) -> Optional[dict]:
-    """The config of a default-constructed instance of ``config``'s dataclass (None for a mapping, or a dataclass
-    without a default for every field)."""
-    if not dataclasses.is_dataclass(config):
-        return None
-    try:
-        return yaml.safe_load(yaml.safe_dump(_config_dict(type(config)()), sort_keys=False))
-    except (TypeError, ValueError):
-        return None
-
-
-#: config keys added after runs were made whose default reproduces what the older code did exactly (a key that
-#: only switches on something new). A saved config.yaml that lacks one of them still resumes when the new value is
-#: that default. Keys whose default changed behaviour (e.g. ``flow.input_size``) must never be listed here.
-NEUTRAL_NEW_KEYS = frozenset({"model.module", "recognizer.module", "flow.module", "data.table", "data.normalize"})
-
-
-def _same_config(old: Any, new: Any, defaults: Any, prefix: str = "") -> bool:
-    """Whether a run folder's saved config ``old`` describes the same experiment as ``new``.
-
-    Equal values are the same; so is a key of :data:`NEUTRAL_NEW_KEYS` that ``old`` lacks (icegan added it after the
-    run began) when ``new`` holds that key's default value. Any other difference is not.
-    """
-    if isinstance(old, dict) and isinstance(new, dict):
-        defaults = defaults if isinstance(defaults, dict) else {}
-        for key in set(old) | set(new):
-            path = f"{prefix}{key}"
-            if key not in old:
-                if path not in NEUTRAL_NEW_KEYS or key not in defaults or new[key] != defaults[key]:
-                    return False
-            elif key not in new or not _same_config(old[key], new[key], defaults.get(key), path + "."):
-                return False
-        return True
-    return old == new
-
-
 def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json"
@@ -221,7 +186,8 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
         if cfg is not None and cfg_path.is_file():
             old_cfg = yaml.safe_load(cfg_path.read_text())
             new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-            if not _same_config(old_cfg, new_cfg, _default_config_dict(config)):
+            # a key icegan added since the run began, at its neutral value, is the same experiment
+            if without_neutral_keys(old_cfg) != without_neutral_keys(new_cfg):
                 raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}); resuming "
                                      f"would mix two experiments: use another --out or delete that folder")
     else:

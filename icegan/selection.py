@@ -205,15 +205,13 @@ def _digest(cfg) -> str:
     settings (a folder reused for another recipe) is never read back."""
     import hashlib
 
-    from icegan.config import to_dict
+    from icegan.config import to_dict, without_neutral_keys
     from icegan.recognition import recognizer_provenance
-    d = {k: v for k, v in to_dict(cfg).items() if k != "name"}
-    # keys added after caches were made, dropped at their neutral defaults so that those caches stay valid
-    for section, key, neutral in (("model", "module", ""), ("data", "table", None), ("data", "normalize", "none")):
-        if d.get(section, {}).get(key, neutral) == neutral:
-            d.get(section, {}).pop(key, None)
-    if recognizer_provenance(cfg.model):          # a custom recognizer's code is part of its settings
-        d["provenance"] = recognizer_provenance(cfg.model)
+    # keys added after caches were made, at their neutral values, are left out so that those caches stay valid
+    d = without_neutral_keys({k: v for k, v in to_dict(cfg).items() if k != "name"})
+    provenance = recognizer_provenance(cfg.model)
+    if provenance:                                # a custom recognizer's code is part of its settings
+        d["provenance"] = provenance
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -172,10 +172,10 @@ def _run(args: argparse.Namespace) -> int:
     if i1.shape != i2.shape:
         raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
                          f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them alike)")
+    module = {"module": args.module} if getattr(args, "module", None) else {}     # --model custom
     if getattr(args, "decompose", False):
-        return _run_decomposed(args, i1, i2)
+        return _run_decomposed(args, i1, i2, module)
     from flownet.resolution import at_input_size
-    module = {"module": args.module} if getattr(args, "module", None) else {}
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
                                 tta=getattr(args, "tta", "none"), **module)
     est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
@@ -195,14 +195,14 @@ def _part_path(path: str, part: str) -> str:
     return str(p) if part == "total" else str(p.with_name(f"{p.stem}_{part}{p.suffix}"))
 
 
-def _run_decomposed(args: argparse.Namespace, i1, i2) -> int:
-    """``flow run --decompose``: total, head and expression flow pictures (and .flo files)."""
+def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
+    """``flow run --decompose``: total, head and expression flow pictures (and .flo files); ``module``: the
+    ``get_estimator`` argument of ``--model custom`` (empty otherwise)."""
     from flownet.decompose import get_decomposer
     from flownet.io import save_flow_image, write_flo
     if args.decompose_method == "learned":
         dec = get_decomposer("learned", weights=args.weights, device=args.device)
     else:
-        module = {"module": args.module} if getattr(args, "module", None) else {}
         dec = get_decomposer("ransac", base=args.model, weights=args.weights, device=args.device, **module)
     parts = dec.decompose(i1[None], i2[None])
     for part in ("total", "head", "expression"):

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from icegan.data.features import FeatureSet, dataset_name, validate_samples
+from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 
 __all__ = ["CLASS_NAMES", "read_feature_table", "load_table_features", "minmax_per_clip"]
 
@@ -109,13 +109,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         path = Path(r["path"].strip())
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
                      "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
-    table = pd.DataFrame(rows)
-    if datasets is not None:
-        keep = [dataset_name(d) or str(d) for d in datasets]
-        unknown = [d for d in keep if d not in set(table["dataset"])]
-        if unknown:
-            raise ValueError(f"dataset(s) {unknown} not in {csv}; it has {sorted(set(table['dataset']))}")
-        table = table[table["dataset"].isin(keep)].reset_index(drop=True)
+    table = keep_datasets(pd.DataFrame(rows), datasets, csv)
     dup = table.duplicated(["subject", "clip"])
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])

@@ -38,7 +38,7 @@ from icegan.paths import shared_data_root
 
 __all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "subject_dataset",
            "FeatureSet", "read_megc2019_table", "load_megc2019_features", "MEGC2019Features", "validate_samples",
-           "recenter_flow"]
+           "recenter_flow", "keep_datasets"]
 
 CSV_NAME = "combined_3_class2_for_optical_flow.csv"
 FLOW_DIR = "flow_uvos_28"
@@ -185,14 +185,24 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
         rows.append({"dataset": ds, "subject": f"{ds}/{sub}", "clip": clip, "label": int(lab),
                      "path": str(flow_dir / f"{sub}_{clip} .png"), "face_path": str(face_dir / face)})
     table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path", "face_path"])
-    if datasets is not None:
-        keep = [dataset_name(d) or str(d) for d in datasets]
-        present = set(table["dataset"])
-        unknown = [d for d in keep if d not in present]
-        if unknown:
-            raise ValueError(f"dataset(s) {unknown} not in {csv}; it has {sorted(present)}")
-        table = table[table["dataset"].isin(keep)].reset_index(drop=True)
-    return validate_samples(table, source=str(csv))
+    return validate_samples(keep_datasets(table, datasets, csv), source=str(csv))
+
+
+def keep_datasets(table: pd.DataFrame, datasets: Optional[Iterable[str]], source) -> pd.DataFrame:
+    """The rows of ``table`` (column ``dataset``, canonical names) whose dataset is one of ``datasets`` (aliases
+    accepted, :func:`dataset_name`), renumbered from 0; all rows when ``datasets`` is None.
+
+    Raises:
+        ValueError: a requested dataset the table does not hold (names ``source`` and the datasets it has).
+    """
+    if datasets is None:
+        return table
+    keep = [dataset_name(d) or str(d) for d in datasets]
+    present = set(table["dataset"])
+    unknown = [d for d in keep if d not in present]
+    if unknown:
+        raise ValueError(f"dataset(s) {unknown} not in {source}; it has {sorted(present)}")
+    return table[table["dataset"].isin(keep)].reset_index(drop=True)
 
 
 def _read_png(path: str, clip: str, size: Optional[int]) -> np.ndarray:
