@@ -4,7 +4,7 @@ Used for a custom flow network (:class:`flownet.registry.CustomFlowEstimator`, `
 --module SPEC``, ``flow.method=custom flow.module=SPEC``) and by icegan for a custom recognizer
 (``model.name=custom model.module=SPEC``). A spec names a module (importable, or a ``.py`` file read relative to the
 working directory) and a callable in it (a class or a function; a dotted attribute such as ``Zoo.small`` is
-followed). The file's SHA-256 (:func:`source_sha256`) lets a run refuse to resume, or a cache refuse to be reused,
+followed). The SHA-256 of its files and of the user modules they import (:func:`source_sha256`) lets a run refuse to resume, or a cache refuse to be reused,
 after the code changed.
 """
 from __future__ import annotations
@@ -115,10 +115,94 @@ def call_factory(factory: Callable[..., Any], offered: dict, spec: str, key: str
         raise ValueError(f"{key}={spec!r}: calling it with {kwargs} failed: {type(exc).__name__}: {exc}") from exc
 
 
+def _is_user_file(path: str) -> bool:
+    """True for a source file of the user's own code: not the standard library, not an installed package (pip's
+    site-packages), not icegan or flownet themselves (their version is the run's git commit)."""
+    import sysconfig
+    p = Path(path).resolve()
+    if not p.is_file():
+        return False
+    skip = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    import flownet
+    skip |= {str(Path(flownet.__file__).parent), str(Path(flownet.__file__).parent.parent / "icegan")}
+    return not any(d and p.is_relative_to(Path(d).resolve()) for d in skip)
+
+
+def _imported_names(path: Path, package: str) -> set[str]:
+    """Module names the source file ``path`` imports anywhere (top level or inside functions), relative imports
+    resolved against ``package``; for ``from a import b`` both ``a`` and ``a.b`` (b may be a submodule)."""
+    import ast
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        elif isinstance(node, ast.ImportFrom):
+            try:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                    else node.module
+            except (ImportError, ValueError):
+                continue
+            if base:
+                names.add(base)
+                names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def _module_file(name: str) -> Optional[str]:
+    """The source file of module ``name``: from ``sys.modules`` when it is loaded; a top-level module not loaded yet
+    is located without importing it; None otherwise."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return getattr(module, "__file__", None)
+    if "." in name:                         # locating a submodule would import its package
+        return None
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return found.origin if found is not None and found.has_location else None
+
+
+def _helper_files(roots: list) -> list[str]:
+    """Source files of the user modules that the modules ``roots`` import, directly or through other user modules
+    (read from their import statements); sorted, without the roots' own files."""
+    own, stack = set(), []
+    for m in roots:
+        f = getattr(m, "__file__", None)
+        if f and _is_user_file(f):
+            own.add(str(Path(f).resolve()))
+            stack.append((Path(f), getattr(m, "__package__", None) or ""))
+    seen, files = set(own), set()
+    while stack:
+        path, package = stack.pop()
+        for name in sorted(_imported_names(path, package)):
+            f = _module_file(name)
+            if not f or not _is_user_file(f):
+                continue
+            f = str(Path(f).resolve())
+            if f in seen:
+                continue
+            seen.add(f)
+            files.add(f)
+            is_package = Path(f).name == "__init__.py"
+            stack.append((Path(f), name if is_package else name.rpartition(".")[0]))
+    return sorted(files)
+
+
 def source_sha256(spec: str, key: str = "module") -> str:
-    """SHA-256 (hex) of the code a spec names: the source file of the spec's module and, when the factory is defined
-    in another file (e.g. a package re-exporting it), that file too. Other modules they import are not covered.
-    Empty when neither has a source file.
+    """SHA-256 (hex) of the code a spec names: the source file of the spec's module; when the factory is defined in
+    another file (e.g. a package re-exporting it), that file too; and the files of the user's own modules these
+    import, directly or through other user modules (read from their import statements, including relative ones and those
+    inside functions), so editing a helper changes the hash too. Installed packages (the standard library,
+    site-packages) and icegan/flownet themselves are not hashed: their versions are in the run's environment record.
+    Modules imported by other means (``importlib.import_module`` with a computed name) are not found. Empty when no
+    file is found.
 
     Raises:
         ValueError: as :func:`load_factory`.
@@ -126,7 +210,11 @@ def source_sha256(spec: str, key: str = "module") -> str:
     target, _ = _split(spec, key)
     factory = load_factory(spec, key)
     path = _file(target)
-    module_file = str(path.resolve()) if path is not None else getattr(sys.modules.get(target), "__file__", None)
+    if path is not None:
+        module = sys.modules.get("flownet_user_code_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12])
+    else:
+        module = sys.modules.get(target)
+    module_file = str(path.resolve()) if path is not None else getattr(module, "__file__", None)
     try:
         factory_file = inspect.getsourcefile(factory)
     except TypeError:                       # a builtin or a C extension
@@ -135,6 +223,9 @@ def source_sha256(spec: str, key: str = "module") -> str:
     for f in (module_file, factory_file):
         if f and Path(f).is_file() and Path(f).resolve() not in [Path(g).resolve() for g in files]:
             files.append(f)
+    factory_module = sys.modules.get(getattr(factory, "__module__", None) or "")
+    roots = [m for m in (module, factory_module) if m is not None]
+    files += [f for f in _helper_files(roots) if Path(f).resolve() not in [Path(g).resolve() for g in files]]
     if not files:
         return ""
     h = hashlib.sha256()

@@ -156,6 +156,33 @@ def test_source_hash_covers_the_file_defining_a_re_exported_factory(tmp_path, mo
     assert source_sha256("myflowpkg:TinyFlow") != before
 
 
+def test_source_hash_covers_the_users_helper_modules(tmp_path, monkeypatch):
+    """Editing a user module the network imports (a sibling file, a relative import inside a package, a helper of a
+    helper) changes the hash; installed packages and an unrelated file beside it do not."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "zz_blocks.py").write_text("import torch\nclass Block(torch.nn.Conv2d):\n    pass\n")
+    (tmp_path / "zz_scale.py").write_text("import zz_blocks\nSCALE = 1.0\n")
+    (tmp_path / "zz_unrelated.py").write_text("X = 1\n")
+    net = tmp_path / "zz_net.py"
+    net.write_text("import numpy\nfrom zz_blocks import Block\nfrom zz_scale import SCALE\n" + NETS)
+    pkg = tmp_path / "zzpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "layers.py").write_text("LAYERS = 2\n")
+    (pkg / "net.py").write_text("from .layers import LAYERS\n" + NETS)
+    hashes = lambda: (source_sha256(f"{net}:TinyFlow"), source_sha256("zzpkg.net:TinyFlow"))   # noqa: E731
+    before = hashes()
+    (tmp_path / "zz_unrelated.py").write_text("X = 2\n")
+    assert hashes() == before
+    (tmp_path / "zz_blocks.py").write_text("import torch\nclass Block(torch.nn.Conv2d):\n    pass\n# edited\n")
+    after_blocks = hashes()
+    assert after_blocks[0] != before[0] and after_blocks[1] == before[1]
+    (tmp_path / "zz_scale.py").write_text("import zz_blocks\nSCALE = 2.0\n")
+    assert hashes()[0] != after_blocks[0]
+    (pkg / "layers.py").write_text("LAYERS = 3\n")
+    assert hashes()[1] != after_blocks[1]
+
+
 def test_a_module_without_its_own_init_gets_no_arguments(tmp_path):
     path = tmp_path / "noinit.py"
     path.write_text("import torch\nclass NoInit(torch.nn.Conv2d):\n    pass\n"
