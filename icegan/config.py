@@ -166,7 +166,8 @@ def to_dict(cfg: Any) -> dict:
 #: experiment as one holding that value (:func:`without_neutral_keys`). Keys whose default changed behaviour
 #: (e.g. ``flow.input_size``) must never be listed here.
 NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "", "flow.module": "",
-                                    "data.table": None, "data.normalize": "none"}
+                                    "data.table": None, "data.normalize": "none",
+                                    "data.train_subject_fraction": 1.0}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

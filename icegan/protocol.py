@@ -40,7 +40,7 @@ from icegan.config import without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
-__all__ = ["Fold", "make_folds", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "REFERENCES",
+__all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "REFERENCES",
            "DATASET_TITLES", "LosoStateError"]
 
 #: display names of the composite's datasets, in table order
@@ -147,6 +147,46 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
         train = np.flatnonzero(scope & (subj != name))
         folds.append(Fold(index=k, subject=name, train_idx=train, test_idx=test))
     return folds
+
+
+def subsample_training_subjects(fold: Fold, subjects: Sequence[str], fraction: float, seed: int) -> Fold:
+    """The fold with only a random share of its training subjects kept: one point of a learning curve.
+
+    Each dataset among the fold's training subjects keeps ``max(1, floor(fraction · n + 0.5))`` of its ``n``
+    training subjects (so the composite keeps all three datasets, in about their proportions), chosen by a
+    permutation seeded by ``seed`` and the held-out subject's name: the same fold gets the same subjects in any
+    fold order, group or worker process, and for one ``seed`` the subjects kept at a smaller fraction are a subset
+    of those kept at a larger one (nested learning-curve points). Whole subjects are kept or dropped, never single
+    clips, and the test rows are untouched.
+
+    Args:
+        fold: a :class:`Fold` (its ``train_idx`` index ``subjects``).
+        subjects: (N,) dataset-prefixed subject of every row.
+        fraction: share of training subjects to keep, in (0, 1]; 1 returns ``fold`` unchanged.
+        seed: the run's seed.
+
+    Returns:
+        A new :class:`Fold` (same index, subject, test rows and writer) whose ``train_idx`` holds the rows of the
+        kept subjects, in their original order.
+
+    Raises:
+        ValueError: ``fraction`` outside (0, 1].
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"the share of training subjects to keep must be in (0, 1], got {fraction}")
+    if fraction == 1.0:
+        return fold
+    import zlib
+    subj = np.asarray([str(s) for s in subjects])
+    train = np.asarray(fold.train_idx)
+    names = np.unique(subj[train])
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(str(fold.subject).encode())]))
+    kept = []
+    for ds in sorted({subject_dataset(n) for n in names}):
+        pool = np.asarray(sorted(n for n in names if subject_dataset(n) == ds))
+        k = max(1, int(np.floor(fraction * len(pool) + 0.5)))
+        kept.extend(pool[rng.permutation(len(pool))[:k]])
+    return dataclasses.replace(fold, train_idx=train[np.isin(subj[train], kept)])
 
 
 # ----------------------------------------------------------------------------------------------

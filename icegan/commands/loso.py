@@ -14,7 +14,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | table | toy), root, table, normalize (none | minmax), datasets, size (28), recenter (none | median), roi (none | landmarks),
            roi_patch (7), synthetic_per_clip (0),
-           permute_labels (-1)
+           permute_labels (-1), train_subject_fraction (1.0)
     model: see icegan.recognition.RecognizerConfig
 """
 from __future__ import annotations
@@ -65,6 +65,10 @@ class FeatureDataConfig:
             honest LOSO must score chance (about 1/3 UF1, give or take the sampling spread of 442 clips). A higher
             score would mean a leak somewhere in the pipeline. The run's title says so in metrics.md and the
             plots. -1 (default): the real labels.
+        train_subject_fraction: < 1 makes the run one point of a learning curve: every fold (and every inner fold
+            of a nested selection) trains on that share of its training subjects, per dataset, chosen by ``seed``
+            and the held-out subject (:func:`icegan.protocol.subsample_training_subjects`); every clip is still
+            tested once. 1.0 (default): all training subjects.
         synthetic_per_clip: > 0 adds that many synthetic clips per real clip to the training sets: each clip's
             apex face warped by a class-specific action-unit motion, TV-L1 features like the real ones
             (:func:`icegan.data.synthetic_features.synthetic_au_features`, cached under
@@ -83,6 +87,7 @@ class FeatureDataConfig:
     roi_patch: int = 7
     synthetic_per_clip: int = 0
     permute_labels: int = -1
+    train_subject_fraction: float = 1.0
 
     def __post_init__(self):
         if self.source == "table" and not self.table:
@@ -107,6 +112,9 @@ class FeatureDataConfig:
                              f"data.roi={self.roi}")
         if self.permute_labels < -1:
             raise ValueError(f"data.permute_labels must be -1 (real labels) or a seed >= 0, got {self.permute_labels}")
+        if not 0.0 < self.train_subject_fraction <= 1.0:
+            raise ValueError(f"data.train_subject_fraction must be in (0, 1] (the share of each fold's training "
+                             f"subjects kept), got {self.train_subject_fraction}")
         if self.size < 0:
             raise ValueError(f"data.size must be >= 0 pixels (0 = any square size), got {self.size}")
         if self.synthetic_per_clip and self.size != 28:
@@ -305,6 +313,10 @@ class FeatureFolds:
     def __call__(self, folds):
         from icegan.recognition import fit_predict_folds
         c = self.cfg
+        if c.data.train_subject_fraction < 1.0:     # a learning-curve point; before the synthetic rows are added
+            from icegan.protocol import subsample_training_subjects
+            real = self.subjects[:self.n_real]
+            folds = [subsample_training_subjects(f, real, c.data.train_subject_fraction, c.seed) for f in folds]
         if self.extra_subjects:
             from icegan.data.synthetic_features import add_training_rows
             folds = add_training_rows(folds, self.subjects[:self.n_real], self.extra_subjects, self.n_real)
@@ -332,6 +344,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            none requires values already in [0, 1]
   data.size=INT              side of the flow maps (28); 0 = any square size shared by all files
   data.permute_labels=INT    >= 0: null run, labels permuted within each dataset (seed); honest LOSO scores chance
+  data.train_subject_fraction=FLOAT  < 1: a learning-curve point; each fold trains on that share of its training
+                           subjects (per dataset, chosen by seed and fold; whole subjects); every clip is still tested
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
