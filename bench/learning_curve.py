@@ -10,6 +10,7 @@ the mean number of training subjects per fold, not the nominal share. Prints, in
 * per curve and share: runs, mean training subjects per fold, UF1 and UAR (mean ± std over the runs);
 * per curve: the least-squares fit ``UF1 = a + b · log2(subjects)`` over the points' means, ``b`` being the gain per
   doubling of the training subjects, and where that line would cross ``--target`` (an extrapolation, not a promise);
+  the same from the last step alone (the two largest shares), smaller than ``b`` when the curve bends;
 
 and draws ``--plot`` (default ``learning_curve.png`` beside the first run): every run as a dot, the means joined, the
 fit dashed, the target as a horizontal line.
@@ -87,33 +88,42 @@ def read_runs(run_dirs: list[Path]) -> pd.DataFrame:
 
 
 def _labels(df: pd.DataFrame) -> list[str]:
-    """A readable name per curve: the model and the config keys whose values tell the curves apart."""
+    """A readable name per curve: its model, plus, for curves of the same model, the config keys that tell them
+    apart."""
     first = {k: df.loc[df["key"] == k, "cfg"].iloc[0] for k in dict.fromkeys(df["key"])}
-    keys = sorted({k for c in first.values() for k in c} - IGNORED - {"model.name"})
-    differing = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in first.values()}) > 1]
     names = {}
-    for key, c in first.items():
-        extra = ", ".join(f"{k}={c.get(k)}" for k in differing)
-        names[key] = f"{c.get('model.name', 'model')}" + (f" ({extra})" if extra else "")
+    for model in dict.fromkeys(c.get("model.name", "model") for c in first.values()):
+        group = {k: c for k, c in first.items() if c.get("model.name", "model") == model}
+        keys = sorted({k for c in group.values() for k in c} - IGNORED - {"model.name"})
+        differing = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in group.values()}) > 1]
+        for key, c in group.items():
+            extra = ", ".join(f"{k}={c.get(k)}" for k in differing)
+            names[key] = model + (f" ({extra})" if extra else "")
     return [names[k] for k in df["key"]]
 
 
 def summarize(df: pd.DataFrame, target: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(points, fits): the mean ± std per curve and share; per curve ``a``, ``b`` (UF1 per doubling of the training
     subjects) and ``subjects_at_target`` (where ``a + b log2 n`` reaches ``target``; NaN when b <= 0 or fewer than two
-    shares)."""
+    shares); and the same from the last step alone (the two largest shares: ``b_last``, ``subjects_at_target_last``),
+    which a bending curve makes smaller than the fit's."""
     pts = (df.groupby(["curve", "fraction"])
              .agg(runs=("UF1", "size"), subjects=("subjects", "mean"), UF1=("UF1", "mean"),
                   UF1_std=("UF1", "std"), UAR=("UAR", "mean"), UAR_std=("UAR", "std"))
              .reset_index().sort_values(["curve", "fraction"]))
     fits = []
     for curve, p in pts.groupby("curve", sort=False):
-        a = b = at = float("nan")
+        a = b = at = b_last = at_last = float("nan")
         if len(p) >= 2:
-            b, a = np.polyfit(np.log2(p["subjects"]), p["UF1"], 1)
+            x, y = np.log2(p["subjects"].to_numpy()), p["UF1"].to_numpy()
+            b, a = np.polyfit(x, y, 1)
             if b > 0:
                 at = float(2 ** ((target - a) / b))
-        fits.append({"curve": curve, "a": a, "b": b, "subjects_at_target": at})
+            b_last = float((y[-1] - y[-2]) / (x[-1] - x[-2]))
+            if b_last > 0:
+                at_last = float(2 ** (x[-1] + (target - y[-1]) / b_last))
+        fits.append({"curve": curve, "a": a, "b": b, "subjects_at_target": at, "b_last": b_last,
+                     "subjects_at_target_last": at_last})
     return pts, pd.DataFrame(fits)
 
 
@@ -124,11 +134,15 @@ def markdown(pts: pd.DataFrame, fits: pd.DataFrame, target: float) -> str:
         sd = lambda v: "" if np.isnan(v) else f" ± {v:.4f}"   # noqa: E731  (one run: no spread)
         lines.append(f"| {r.curve} | {r.fraction:g} | {r.runs} | {r.subjects:.1f} | {r.UF1:.4f}{sd(r.UF1_std)} | "
                      f"{r.UAR:.4f}{sd(r.UAR_std)} |")
-    lines += ["", f"| curve | fit UF1 = a + b log2(subjects): a | b (per doubling) | subjects where the line reaches "
-              f"UF1 {target:g} (extrapolation) |", "|---|---|---|---|"]
+    lines += ["", f"| curve | fit UF1 = a + b log2(subjects): a | b (per doubling) | subjects where the fit reaches "
+              f"UF1 {target:g} | last step: UF1 per doubling | subjects where the last step's line reaches "
+              f"{target:g} |", "|---|---|---|---|---|---|"]
+    never = lambda v: "never (slope <= 0)" if np.isnan(v) else f"{v:.0f}"     # noqa: E731
     for r in fits.itertuples():
-        at = "never (b <= 0)" if np.isnan(r.subjects_at_target) else f"{r.subjects_at_target:.0f}"
-        lines.append(f"| {r.curve} | {r.a:.4f} | {r.b:+.4f} | {at} |")
+        lines.append(f"| {r.curve} | {r.a:.4f} | {r.b:+.4f} | {never(r.subjects_at_target)} | {r.b_last:+.4f} | "
+                     f"{never(r.subjects_at_target_last)} |")
+    lines += ["", "Both subject counts are extrapolations beyond the data (a log-linear line; the first, fitted over "
+              "every share, is the more optimistic when the curve bends)."]
     return "\n".join(lines)
 
 

@@ -136,13 +136,27 @@ def test_learning_curve_script_recovers_a_known_curve(tmp_path, capsys):
     assert fit.loc["ststnet", "b"] == pytest.approx(0.1) and fit.loc["ststnet", "a"] == pytest.approx(0.5)
     assert fit.loc["ststnet", "subjects_at_target"] == pytest.approx(2 ** 2.5)
     assert np.isnan(fit.loc["logreg", "subjects_at_target"])                    # falling line: never reaches it
+    # the last step (7 -> 13 subjects) of a straight line in log2 has the line's slope
+    assert fit.loc["ststnet", "b_last"] == pytest.approx(0.1)
+    assert fit.loc["ststnet", "subjects_at_target_last"] == pytest.approx(2 ** 2.5)
     assert (pts["runs"] == 2).all() and pts["UF1_std"].to_numpy() == pytest.approx(np.full(6, 0.02 / np.sqrt(2)))
     assert mod.main([str(r) for r in runs] + ["--plot", str(tmp_path / "lc.png")]) == 0
     out = capsys.readouterr().out
-    assert "| ststnet | 0.5 | 2 | 7.0 |" in out and "never (b <= 0)" in out and (tmp_path / "lc.png").is_file()
+    assert "| ststnet | 0.5 | 2 | 7.0 |" in out and "never (slope <= 0)" in out and (tmp_path / "lc.png").is_file()
     cfg = yaml.safe_load((runs[0] / "config.yaml").read_text())
     (runs[0] / "config.yaml").write_text(yaml.safe_dump(dict(cfg, max_folds=3)))
     with pytest.raises(ValueError, match="partial run"):
         mod.read_runs(runs)
     with pytest.raises(ValueError, match="at least two"):
         mod.read_runs(runs[:1])
+
+
+def test_curve_labels_name_the_keys_that_tell_a_models_curves_apart():
+    from tests._bench import load_bench
+    mod = load_bench("learning_curve")
+    cfgs = [{"model.name": "ststnet", "model.shift_px": 0, "model.lr": 0.002},
+            {"model.name": "ststnet", "model.shift_px": 1, "model.lr": 0.002},
+            {"model.name": "logreg", "model.shift_px": 0, "model.lr": 0.001}]
+    df = pd.DataFrame({"key": ["a", "b", "c", "a"], "cfg": [cfgs[0], cfgs[1], cfgs[2], cfgs[0]]})
+    assert mod._labels(df) == ["ststnet (model.shift_px=0)", "ststnet (model.shift_px=1)", "logreg",
+                               "ststnet (model.shift_px=0)"]
