@@ -34,8 +34,9 @@ class EnsembleError(ValueError):
 
 def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """The header and predictions of any finished run: an ``icegan loso`` or train.py folder (``run.json``, also an
-    oracle-epoch run), an ``icegan ensemble`` folder (``ensemble.json`` as header) or a nested selection
-    (:mod:`icegan.selection`, ``selection.json``). Used by ``icegan compare``.
+    oracle-epoch run), an ``icegan ensemble`` folder (``ensemble.json`` as header), a nested selection
+    (:mod:`icegan.selection`, ``selection.json``) or runs merged over disjoint clips (``bench/merge_runs.py``,
+    ``merged.json``). Used by ``icegan compare``.
 
     Returns:
         ``(header, predictions)``, predictions in file order with at least subject, clip, y_true, y_pred.
@@ -46,9 +47,9 @@ def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """
     d = Path(run_dir)
     run_json = d / "run.json"
-    for other in ("ensemble.json", "selection.json"):
+    for other in ("ensemble.json", "selection.json", "merged.json"):
         if not run_json.is_file() and (d / other).is_file():
-            run_json = d / other    # `icegan ensemble` / nested selection output: finished, honest by construction
+            run_json = d / other    # ensemble / nested selection / merged output: finished, honest by construction
     return _read(d, run_json, ["subject", "clip", "y_true", "y_pred"],
                  "`icegan loso`, train.py, `icegan ensemble` or nested-selection run")
 

@@ -276,3 +276,42 @@ def test_shared_errors_counts_clips_missed_by_every_run(tmp_path, capsys):
         mod.error_shares([tmp_path / n for n in preds])
     with pytest.raises(ValueError, match="at least two runs"):
         mod.error_shares([tmp_path / "r1"])
+
+
+def test_merge_runs_joins_disjoint_runs_for_compare(tmp_path):
+    """bench/merge_runs.py: two runs over disjoint clips become one prediction set that icegan compare reads, with
+    metrics pooled over both; overlapping clips, oracle runs, a single run and a busy folder are errors."""
+    import json
+
+    import pandas as pd
+
+    from icegan.metrics import compute_metrics
+    from icegan.significance import load_run_set
+    mod = load_bench("merge_runs")
+
+    def run(name, dataset, subjects, y_true, y_pred, oracle=False):
+        d = tmp_path / name
+        d.mkdir()
+        n = len(subjects)
+        pd.DataFrame({"fold": 0, "dataset": dataset, "subject": subjects, "clip": [f"c{i}" for i in range(n)],
+                      "y_true": y_true, "y_pred": y_pred}).to_csv(d / "predictions.csv", index=False)
+        (d / "run.json").write_text(json.dumps({"protocol": "SDE", "dataset": dataset, "oracle_epoch": oracle,
+                                                "folds": sorted(set(subjects))}))
+        return d
+    a = run("smic", "smic", ["smic/s1", "smic/s1", "smic/s2"], [0, 1, 2], [0, 1, 1])
+    b = run("samm", "samm", ["samm/006", "samm/007", "samm/007"], [0, 0, 2], [2, 0, 2])
+    m = mod.merge_runs([a, b], tmp_path / "merged")
+    want = compute_metrics([0, 1, 2, 0, 0, 2], [0, 1, 1, 2, 0, 2], 3)
+    assert m["overall"]["UF1"] == pytest.approx(want["UF1"]) and m["n_samples"] == 6 and m["n_folds"] == 4
+    assert set(m["per_dataset"]) == {"smic", "samm"} and m["protocol"] == "SDE samm+SDE smic"
+    rs = load_run_set("merged", [tmp_path / "merged"])
+    assert rs.subjects == ["samm/006", "samm/007", "smic/s1", "smic/s2"]
+    assert mod.merge_runs([a, b], tmp_path / "merged")["n_samples"] == 6          # rerun into its own folder
+    with pytest.raises(ValueError, match="in more than one run"):
+        mod.merge_runs([a, b, run("smic2", "smic", ["smic/s1"], [0], [0])], tmp_path / "m2")
+    with pytest.raises(ValueError, match="oracle-epoch"):
+        mod.merge_runs([a, run("o", "casme2", ["casme2/sub01"], [0], [0], oracle=True)], tmp_path / "m3")
+    with pytest.raises(ValueError, match="at least two"):
+        mod.merge_runs([a], tmp_path / "m4")
+    with pytest.raises(ValueError, match="holds other files"):
+        mod.merge_runs([a, b], a)

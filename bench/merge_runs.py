@@ -1,0 +1,71 @@
+"""Merge finished LOSO runs over disjoint clips into one prediction set, e.g. the three SDE runs of one seed.
+
+An SDE run per dataset (``protocol=SDE dataset=smic|casme2|samm``) scores each dataset's clips with models trained
+on that dataset's other subjects only. Merged, the three cover the 442 clips of the composite, so they can be set
+beside the CDE runs of the same recipe in ``icegan compare --per-dataset`` (paired, per dataset): does training on
+the other datasets' subjects help a dataset's clips? The merged folder holds ``predictions.csv`` (the runs' rows,
+concatenated), ``metrics.json`` / ``metrics.md`` / ``confusion.png`` (pooled as in MEGC2019) and ``merged.json``
+(the runs and their folds, the header ``icegan compare`` reads).
+
+Usage::
+
+    .venv/bin/python bench/merge_runs.py RUN_DIR RUN_DIR [...] --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def merge_runs(run_dirs: list[Path], out: Path) -> dict:
+    """Concatenate finished honest runs over disjoint clips into ``out``; returns the metrics.json content.
+
+    Raises:
+        ValueError: fewer than two runs, an oracle-epoch run, a clip in two runs, or an ``out`` that holds a
+            LOSO run or other files.
+        icegan.ensemble.EnsembleError: a run that is missing or unfinished.
+    """
+    from icegan.ensemble import read_finished_run
+    from icegan.protocol import summarize_predictions, write_reports
+    if len(run_dirs) < 2:
+        raise ValueError("give at least two finished runs to merge")
+    headers, preds = zip(*(read_finished_run(d) for d in run_dirs))
+    for d, h in zip(run_dirs, headers):
+        if h.get("oracle_epoch"):
+            raise ValueError(f"{d}: an oracle-epoch run; merging it would not be honest")
+    pred = pd.concat(preds, ignore_index=True)
+    dup = pred.duplicated(["subject", "clip"])
+    if dup.any():
+        r = pred[dup].iloc[0]
+        raise ValueError(f"clip {r['subject']}/{r['clip']} is in more than one run; merge runs over disjoint clips")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "merged.json").is_file():
+        raise ValueError(f"{out} holds other files; give an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    folds = [f for h in headers for f in h.get("folds", [])]
+    protocols = sorted({str(h.get("protocol")) + (f" {h['dataset']}" if h.get("dataset") else "") for h in headers})
+    header = {"merged_from": [str(d) for d in run_dirs], "protocols": protocols, "oracle_epoch": False,
+              "folds": folds}
+    pred.to_csv(out / "predictions.csv", index=False)
+    metrics = summarize_predictions(pred, "+".join(protocols), len(folds), False)
+    write_reports(out, pred, metrics, f"merged: {', '.join(protocols)}", "merged ", 3)
+    (out / "merged.json").write_text(json.dumps(header, indent=1))
+    return metrics
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders over disjoint clips")
+    p.add_argument("--out", type=Path, required=True, help="folder of the merged prediction set")
+    args = p.parse_args(argv)
+    m = merge_runs(args.runs, args.out)
+    print(f"merged {m['n_samples']} clips, {m['n_folds']} folds: UF1 {m['overall']['UF1']:.4f}  "
+          f"UAR {m['overall']['UAR']:.4f}  -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
