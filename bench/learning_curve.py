@@ -44,11 +44,13 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def training_subjects_per_fold(pred: pd.DataFrame, protocol: str, dataset, fraction: float, seed: int) -> float:
     """Mean number of training subjects per fold of a run whose predictions are ``pred`` (one row per tested clip)."""
+    from icegan.data.features import subject_dataset
     from icegan.protocol import make_folds, subsample_training_subjects
     subjects = pred["subject"].astype(str).tolist()
     if protocol == "SDE":           # the run's predictions hold its dataset only; the folds are the same
-        dataset = dataset or subjects[0].split("/", 1)[0]
-    folds = make_folds(subjects, protocol, dataset if protocol == "SDE" else None)
+        folds = make_folds(subjects, protocol, dataset or subject_dataset(subjects[0]))
+    else:
+        folds = make_folds(subjects, protocol)
     counts = [len({subjects[i] for i in subsample_training_subjects(f, subjects, fraction, seed).train_idx})
               for f in folds]
     return float(np.mean(counts))
@@ -63,13 +65,13 @@ def read_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """
     if len(run_dirs) < 2:
         raise ValueError("give at least two finished runs")
+    from icegan.config import without_neutral_keys     # runs saved before a key existed group with newer ones
     rows = []
     for d in run_dirs:
         d = Path(d)
         for f in ("config.yaml", "metrics.json", "predictions.csv"):
             if not (d / f).is_file():
                 raise FileNotFoundError(f"{d / f} not found (a finished icegan loso run folder is needed)")
-        from icegan.config import without_neutral_keys     # runs saved before a key existed group with newer ones
         cfg = _flat(without_neutral_keys(yaml.safe_load((d / "config.yaml").read_text()) or {}))
         if cfg.get("max_folds", 0):
             raise ValueError(f"{d}: max_folds={cfg['max_folds']} is a partial run, not a learning-curve point")

@@ -9,6 +9,7 @@ after the code changed.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -32,6 +33,11 @@ def _file(target: str) -> Optional[Path]:
     return Path(target) if target.endswith(".py") else None
 
 
+def _file_module_name(path: Path) -> str:
+    """The ``sys.modules`` name a ``.py`` spec file is imported under (one per resolved path)."""
+    return "flownet_user_code_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+
+
 def _import(spec: str, target: str, key: str):
     path = _file(target)
     try:
@@ -41,7 +47,7 @@ def _import(spec: str, target: str, key: str):
             raise ValueError(f"{key}={spec!r}: file {path} not found (a path is read relative to the working "
                              f"directory {Path.cwd()})")
         resolved = path.resolve()
-        name = "flownet_user_code_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+        name = _file_module_name(resolved)
         module = sys.modules.get(name)
         if module is None:
             loader_spec = importlib.util.spec_from_file_location(name, resolved)
@@ -115,17 +121,22 @@ def call_factory(factory: Callable[..., Any], offered: dict, spec: str, key: str
         raise ValueError(f"{key}={spec!r}: calling it with {kwargs} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _is_user_file(path: str) -> bool:
-    """True for a source file of the user's own code: not the standard library, not an installed package (pip's
-    site-packages), not icegan or flownet themselves (their version is the run's git commit)."""
+@functools.lru_cache(maxsize=1)
+def _not_user_dirs() -> tuple[Path, ...]:
+    """Folders whose files are not the user's own code: the standard library, installed packages (site-packages),
+    and icegan and flownet themselves (their version is the run's git commit)."""
     import sysconfig
+    paths = sysconfig.get_paths()
+    dirs = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    here = Path(__file__).resolve().parent
+    dirs += [str(here), str(here.parent / "icegan")]
+    return tuple(Path(d).resolve() for d in dict.fromkeys(dirs) if d)
+
+
+def _is_user_file(path: str) -> bool:
+    """True for an existing source file of the user's own code (outside :func:`_not_user_dirs`)."""
     p = Path(path).resolve()
-    if not p.is_file():
-        return False
-    skip = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    import flownet
-    skip |= {str(Path(flownet.__file__).parent), str(Path(flownet.__file__).parent.parent / "icegan")}
-    return not any(d and p.is_relative_to(Path(d).resolve()) for d in skip)
+    return p.is_file() and not any(p.is_relative_to(d) for d in _not_user_dirs())
 
 
 def _imported_names(path: Path, package: str) -> set[str]:
@@ -211,7 +222,7 @@ def source_sha256(spec: str, key: str = "module") -> str:
     factory = load_factory(spec, key)
     path = _file(target)
     if path is not None:
-        module = sys.modules.get("flownet_user_code_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12])
+        module = sys.modules.get(_file_module_name(path))
     else:
         module = sys.modules.get(target)
     module_file = str(path.resolve()) if path is not None else getattr(module, "__file__", None)

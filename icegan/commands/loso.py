@@ -313,13 +313,13 @@ class FeatureFolds:
     def __call__(self, folds):
         from icegan.recognition import fit_predict_folds
         c = self.cfg
+        real = self.subjects[:self.n_real]
         if c.data.train_subject_fraction < 1.0:     # a learning-curve point; before the synthetic rows are added
             from icegan.protocol import subsample_training_subjects
-            real = self.subjects[:self.n_real]
             folds = [subsample_training_subjects(f, real, c.data.train_subject_fraction, c.seed) for f in folds]
         if self.extra_subjects:
             from icegan.data.synthetic_features import add_training_rows
-            folds = add_training_rows(folds, self.subjects[:self.n_real], self.extra_subjects, self.n_real)
+            folds = add_training_rows(folds, real, self.extra_subjects, self.n_real)
         return fit_predict_folds(c.model, self.x, self.y, self.subjects, folds, device=c.device, seed=c.seed,
                                  oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer)
 
