@@ -167,7 +167,8 @@ def to_dict(cfg: Any) -> dict:
 #: (e.g. ``flow.input_size``) must never be listed here.
 NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "", "flow.module": "",
                                     "data.table": None, "data.normalize": "none",
-                                    "data.train_subject_fraction": 1.0}
+                                    "data.train_subject_fraction": 1.0,
+                                    "model.subject_weighting": False, "recognizer.subject_weighting": False}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

@@ -278,6 +278,9 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
                           "set gan.motion_head=true (or gan.motion_prior=none)")
     if cfg.recognizer.name == "custom" or cfg.flow.method == "custom":
         _check_custom_code(cfg)        # a wrong network is a message now, not a traceback after the first GAN
+    if cfg.recognizer.subject_weighting:
+        raise ConfigError("recognizer.subject_weighting is supported by `icegan loso` feature runs, not by the main "
+                          "job (its recognizer is not given the subject of every synthetic apex); set it to false")
     if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):

@@ -38,7 +38,7 @@ from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
-           "fit_predict_folds", "fit_recognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "inner_val_masks"]
+           "fit_predict_folds", "fit_recognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "inner_val_masks"]
 
 
 #: recognizers fitted by scikit-learn, one fit per fold (no epochs, no grouped network)
@@ -73,6 +73,11 @@ class RecognizerConfig:
         dropout: dropout probability of the network.
         class_weighting: weight the cross-entropy of class c by n / (K · n_c) of the model's
             training samples (also ``class_weight='balanced'`` for logreg).
+        subject_weighting: weight every training subject equally: each clip of subject s counts 1 / n_s
+            (n_s: that subject's training clips in the fold), rescaled to mean 1 over the fold's training clips;
+            the class weights are then computed on these weighted counts, so the classes stay balanced
+            (:func:`subject_weights`). Needs the subject of every clip: ``icegan loso`` feature runs (every
+            recognizer); not the main job. Synthetic rows count for the subject they were made from.
         hflip: random horizontal flips (u negated) during training; ``logreg`` and ``random_forest`` are fitted
             on the training clips and their mirrors instead.
         shift_px: random translation of each training sample by an integer offset drawn
@@ -130,6 +135,7 @@ class RecognizerConfig:
     logreg_max_iter: int = 2000
     forest_trees: int = 500
     domain_bn: bool = False
+    subject_weighting: bool = False
 
     def __post_init__(self):
         sec = self.SECTION
@@ -217,6 +223,30 @@ def class_weights(y: torch.Tensor, train_mask: torch.Tensor, n_classes: int = 3,
     n = counts.sum(1, keepdim=True)
     present = (counts > 0).sum(1, keepdim=True).clamp_min(1)
     return torch.where(counts > 0, n / (present * counts.clamp_min(1)), torch.zeros_like(counts))
+
+
+def subject_weights(subjects: Sequence[str], train_mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(G, N) float32 sample weights that give every training subject of each model the same total weight.
+
+    ``w[g, i] = c_g / n_{g, s(i)}`` for a training sample i of model g (``n_{g, s}``: the samples of subject s in
+    ``train_mask[g]``), 0 outside ``train_mask[g]``; ``c_g`` makes the mean over model g's training samples 1, so the
+    loss keeps its scale. A subject with 1 clip then weighs as much as one with 39.
+
+    Args:
+        subjects: (N,) subject id of every sample (prefixed ids, e.g. ``casme2/sub01``).
+        train_mask: (G, N) bool.
+
+    Raises:
+        ValueError: ``subjects`` and ``train_mask`` disagree in N.
+    """
+    mask = torch.as_tensor(np.asarray(train_mask), dtype=torch.float32)
+    if mask.dim() != 2 or mask.shape[1] != len(subjects):
+        raise ValueError(f"subject_weights: {len(subjects)} subjects for a train mask of shape {tuple(mask.shape)}")
+    _, inverse = np.unique(np.asarray(subjects), return_inverse=True)
+    onehot = F.one_hot(torch.from_numpy(inverse.reshape(-1)), int(inverse.max()) + 1 if len(inverse) else 1).float()
+    per_subject = mask @ onehot                                            # (G, S) clips per subject and model
+    w = mask / (per_subject @ onehot.t()).clamp_min(1)                     # (G, N): 1 / n_s on the training rows
+    return w * (mask.sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-12))
 
 
 def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: float,
@@ -332,7 +362,8 @@ def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torc
 def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_mask: torch.Tensor,
                  val_mask: Optional[torch.Tensor] = None, device: str | torch.device = "cpu", seed: int = 0,
                  record_every: int = 0, progress: bool = True, writer: Any = None, tag: str = "",
-                 n_classes: int = 3, domains: Optional[torch.Tensor] = None) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+                 n_classes: int = 3, domains: Optional[torch.Tensor] = None,
+                 sample_weight: Optional[torch.Tensor] = None) -> tuple[torch.nn.Module, list[torch.Tensor]]:
     """Train G = ``train_mask.shape[0]`` independent recognizers on one in-memory feature tensor.
 
     Args:
@@ -352,6 +383,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         n_classes: K.
         domains: (N,) int64 dataset index of every sample (0..D-1); required when ``cfg.domain_bn``
             (per-dataset batch-norm statistics), ignored otherwise.
+        sample_weight: optional (G, N) non-negative weight of every sample in model g's loss (e.g.
+            :func:`subject_weights`), multiplied with the class weights, which are then computed on the weighted
+            counts; None = 1. Batch-norm statistics stay unweighted.
 
     Returns:
         (model in eval mode holding the selected weights — a :class:`SnapshotAverage` when
@@ -360,7 +394,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
 
     Raises:
         ValueError: shapes disagree, a label outside 0..K-1, a model without training samples,
-            ``cfg.shift_px`` outside 0..S-1, or ``cfg.domain_bn`` without ``domains``.
+            ``cfg.shift_px`` outside 0..S-1, ``cfg.domain_bn`` without ``domains``, or a ``sample_weight`` of
+            another shape than ``train_mask``, negative or not finite.
     """
     from tqdm.auto import tqdm
 
@@ -379,6 +414,10 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if cfg.domain_bn and (domains is None or domains.shape != y.shape):
         raise ValueError("model.domain_bn needs the dataset index of every sample (domains, shape (N,)); "
                          "it is available in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
+    if sample_weight is not None and (sample_weight.shape != train_mask.shape or not torch.isfinite(sample_weight).all()
+                                      or (sample_weight < 0).any()):
+        raise ValueError(f"sample_weight must be finite, non-negative and shaped like train_mask "
+                         f"{tuple(train_mask.shape)}, got {tuple(sample_weight.shape)}")
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -388,7 +427,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     dom = domains.to(device=device, dtype=torch.long) if cfg.domain_bn else None
     tm = train_mask.to(device=device, dtype=torch.float32)
     vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
-    cw = class_weights(y, tm, n_classes, cfg.class_weighting)        # (G, K)
+    sw = None if sample_weight is None else sample_weight.to(device=device, dtype=torch.float32) * tm
+    cw = class_weights(y, tm if sw is None else sw, n_classes, cfg.class_weighting)        # (G, K)
     model = _build(cfg, G, n_domains).to(device)
     # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
@@ -428,6 +468,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             xb, yb = x[idx], y[idx]
             fkw = {} if dom is None else {"domain": dom[idx]}
             mb = tm[:, idx].t()                                          # (B, G)
+            rw = mb if sw is None else sw[:, idx].t()                   # loss weight of each row, (B, G)
             if cfg.hflip:
                 f = (torch.rand(len(idx), generator=aux) < 0.5).to(device)
                 xb = torch.where(f[:, None, None, None], hflip_features(xb), xb)
@@ -440,20 +481,20 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 j = torch.randperm(len(idx), generator=aux).to(device)
                 lam = beta.sample((len(idx),)).to(device)
                 xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
-                mb = mb * mb[j]                                          # both partners must be training samples
-                logits = net(xb, sample_mask=mb, **fkw)
+                both = mb * mb[j]                                        # both partners must be training samples
+                logits = net(xb, sample_mask=both, **fkw)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
                 ce_a = F.cross_entropy(logits.permute(0, 2, 1), yb[:, None].expand(-1, G), reduction="none")
                 ce_b = F.cross_entropy(logits.permute(0, 2, 1), yb[j][:, None].expand(-1, G), reduction="none")
-                wa = mb * cw.t()[yb] * lam[:, None]
-                wb = mb * cw.t()[yb[j]] * (1 - lam[:, None])
+                wa = both * rw * cw.t()[yb] * lam[:, None]
+                wb = both * rw[j] * cw.t()[yb[j]] * (1 - lam[:, None])
                 loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
             else:
                 logits = net(xb, sample_mask=mb, **fkw)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
-                loss_g = _weighted_ce(logits, yb, mb * cw.t()[yb])   # (G,)
+                loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb])   # (G,)
             opt.zero_grad(set_to_none=True)
             loss_g.sum().backward()
             opt.step()
@@ -535,7 +576,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         (R, n_test, K) when ``oracle_epoch``.
     """
     if cfg.name in SKLEARN_MODELS:
-        return [fit_predict_sklearn(cfg, x, y, f, seed=seed) for f in folds]
+        return [fit_predict_sklearn(cfg, x, y, f, seed=seed, subjects=subjects) for f in folds]
     if cfg.name == "custom":
         if oracle_epoch:
             raise ValueError("oracle_epoch is not available for model.name=custom (it records every epoch's test "
@@ -557,11 +598,12 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         names = [subject_dataset(s) for s in subjects]
         index = {d: i for i, d in enumerate(sorted(set(names)))}
         domains = torch.tensor([index[d] for d in names], dtype=torch.long)
+    sw = subject_weights(subjects, masks) if cfg.subject_weighting else None
     xs = resize_features(x.float(), cfg.input_size)
     tag = f"folds{getattr(folds[0], 'index', 0)}-{getattr(folds[-1], 'index', len(folds) - 1)}"
     model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
                                   record_every=cfg.eval_every if oracle_epoch else 0, progress=progress,
-                                  writer=writer, tag=tag, domains=domains)
+                                  writer=writer, tag=tag, domains=domains, sample_weight=sw)
     out = []
     if oracle_epoch:
         rec = torch.stack(records)                                     # (R, N, G, K)
@@ -641,7 +683,7 @@ def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Te
         x_val, y_val = x[torch.from_numpy(val)], y[torch.from_numpy(val)]
     index = torch.from_numpy(train)
     predict = fit_recognizer(cfg, x[index], y[index], device=device, seed=fold_seed, x_val=x_val, y_val=y_val,
-                             progress=progress, writer=writer)
+                             progress=progress, writer=writer, subjects_train=[subjects[i] for i in train])
     return predict(x[torch.as_tensor(fold.test_idx)])
 
 
@@ -655,8 +697,8 @@ def member_seed(seed: int, k: int) -> int:
 
 def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.Tensor,
                    device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
-                   y_val: Optional[torch.Tensor] = None, progress: bool = True,
-                   writer: Any = None) -> Callable[[torch.Tensor], np.ndarray]:
+                   y_val: Optional[torch.Tensor] = None, progress: bool = True, writer: Any = None,
+                   subjects_train: Optional[Sequence[str]] = None) -> Callable[[torch.Tensor], np.ndarray]:
     """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold; return its predict function.
 
     Args:
@@ -667,18 +709,27 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         seed: seed.
         x_val, y_val: optional inner-validation samples from *training* subjects (never the test
             subject) for early stopping; ignored by ``logreg`` and ``random_forest``.
+        subjects_train: (N,) subject of every training row; required by ``cfg.subject_weighting``.
 
     Returns:
         ``predict(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
 
     Raises:
-        ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids).
+        ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids); ``cfg.subject_weighting`` without
+            ``subjects_train`` (or with another number of them than training rows).
     """
     if cfg.domain_bn:
         raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
                          "only, not by the main job's per-fold recognizer: set model.domain_bn=false")
+    weights = None
+    if cfg.subject_weighting:
+        if subjects_train is None or len(subjects_train) != len(x_train):
+            raise ValueError(f"{cfg.SECTION}.subject_weighting needs the subject of every training clip; it is "
+                             f"supported by `icegan loso` feature runs, not by the main job's per-fold recognizer: "
+                             f"set {cfg.SECTION}.subject_weighting=false")
+        weights = subject_weights(subjects_train, np.ones((1, len(x_train)), dtype=bool))[0]     # (N,)
     if cfg.name in SKLEARN_MODELS:
-        clf = _fit_sklearn(cfg, seed, x_train, y_train)
+        clf = _fit_sklearn(cfg, seed, x_train, y_train, weights)
         return lambda xt: _predict_sklearn(cfg, clf, xt, 3)
     S = max(1, cfg.seeds)
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
@@ -691,9 +742,13 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     if x_val is not None:
         vm = torch.zeros_like(tm)
         vm[:, n:] = True
+    sw = None
+    if weights is not None:
+        sw = torch.zeros(copies, len(xs))
+        sw[:, :n] = weights
     xs = resize_features(xs.float(), cfg.input_size)
     models = [train_models(cfg, xs, ys.long(), tm, vm, device=device, seed=member_seed(seed, k), progress=progress,
-                           writer=writer, tag=f"seed{k}" if S > copies else "")[0]
+                           writer=writer, tag=f"seed{k}" if S > copies else "", sample_weight=sw)[0]
               for k in range(S // copies)]
 
     def predict(xt: torch.Tensor) -> np.ndarray:
@@ -723,12 +778,23 @@ def sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):
                                                               class_weight=weights))
 
 
-def _fit_sklearn(cfg: RecognizerConfig, seed: int, x: torch.Tensor, y: torch.Tensor):
+def _fit_sklearn(cfg: RecognizerConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
+                 sample_weight: Optional[torch.Tensor] = None):
     """Fit ``cfg``'s scikit-learn recognizer on (n, 3, H, W) features flattened; with ``cfg.hflip`` on the clips and
-    their mirrors (:func:`hflip_features`), mirrors appended after the clips."""
+    their mirrors (:func:`hflip_features`), mirrors appended after the clips. ``sample_weight`` (n,) (e.g.
+    :func:`subject_weights`): passed to ``fit``, times the balanced class weights computed on the weighted counts
+    (:func:`class_weights`), which then replace scikit-learn's ``class_weight``."""
+    clf = sklearn_classifier(cfg, seed)
+    fit_kw = {}
+    if sample_weight is not None:
+        w = sample_weight.float() * class_weights(y, sample_weight.float()[None], 3, cfg.class_weighting)[0][y]
+        if cfg.hflip:
+            w = torch.cat([w, w])
+        clf.set_params(**{k: None for k in clf.get_params() if k.endswith("class_weight")})
+        fit_kw = {(clf.steps[-1][0] + "__" if hasattr(clf, "steps") else "") + "sample_weight": w.numpy()}
     if cfg.hflip:
         x, y = torch.cat([x, hflip_features(x)]), torch.cat([y, y])
-    return sklearn_classifier(cfg, seed).fit(x.reshape(len(x), -1).numpy(), y.numpy())
+    return clf.fit(x.reshape(len(x), -1).numpy(), y.numpy(), **fit_kw)
 
 
 def _predict_sklearn(cfg: RecognizerConfig, clf, x: torch.Tensor, n_classes: int) -> np.ndarray:
@@ -748,7 +814,7 @@ def _proba(clf, x: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, fold: Any, seed: int = 0,
-                        n_classes: int = 3) -> np.ndarray:
+                        n_classes: int = 3, subjects: Optional[Sequence[str]] = None) -> np.ndarray:
     """A scikit-learn recognizer (``cfg.name``: ``logreg`` or ``random_forest``) fitted on one fold's training rows.
 
     Args:
@@ -758,13 +824,19 @@ def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor,
         y: (N,) labels in 0..n_classes-1.
         fold: a :class:`icegan.protocol.Fold` (``train_idx``, ``test_idx``).
         seed: the random forest's random state (the same in every fold, so a resumed run refits the same forest).
+        subjects: (N,) subject of every row; required by ``cfg.subject_weighting`` (:func:`subject_weights`).
 
     Returns:
         (n_test, n_classes) class probabilities of ``fold.test_idx`` (0 for a class absent from training).
 
     Raises:
-        ValueError: ``cfg.name`` is not a scikit-learn recognizer.
+        ValueError: ``cfg.name`` is not a scikit-learn recognizer; ``cfg.subject_weighting`` without ``subjects``.
     """
     train, test = torch.as_tensor(fold.train_idx), torch.as_tensor(fold.test_idx)
-    clf = _fit_sklearn(cfg, seed, x[train], y[train])
+    weights = None
+    if cfg.subject_weighting:
+        if subjects is None:
+            raise ValueError(f"{cfg.SECTION}.subject_weighting needs the subject of every clip (subjects=...)")
+        weights = subject_weights([subjects[int(i)] for i in train], np.ones((1, len(train)), dtype=bool))[0]
+    clf = _fit_sklearn(cfg, seed, x[train], y[train], weights)
     return _predict_sklearn(cfg, clf, x[test], n_classes)

@@ -366,6 +366,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.average_last=INT (average the predictions of snapshots every eval_every epochs within the last N)
   model.logreg_C=FLOAT  model.logreg_max_iter=INT  model.forest_trees=INT (random forest; random state = seed)
   model.domain_bn=BOOL (STSTNet: batch-norm statistics per dataset, from the training subjects)
+  model.subject_weighting=BOOL (every training subject weighs the same in the loss: 1/n_s per clip)
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
 from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per held-out
