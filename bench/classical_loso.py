@@ -122,7 +122,7 @@ def main() -> None:
         points, _ = face_landmarks_megc2019(fs.samples, cache_dir=default_data_root() / "cache" / "megc2019_roi")
         x = align_by_eyes(points).reshape(len(points), -1)
     names = sorted(set(datasets))
-    print(f"| input | subject reference | learner | Full UF1 / UAR | " + " | ".join(f"{d} UF1" for d in names)
+    print("| input | subject reference | learner | Full UF1 / UAR | " + " | ".join(f"{d} UF1" for d in names)
           + " | wall |")
     print("|---|---|---|---|" + "---|" * len(names) + "---|")
     for k in refs:

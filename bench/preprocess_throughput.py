@@ -14,10 +14,8 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -27,7 +27,6 @@ pairs are only *monitored* (held-out subjects; never used for training or model 
 """
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import dataclass, field

@@ -1,6 +1,5 @@
 """The precomputed MEGC2019 feature loader on the real data, and its errors on bad input."""
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np

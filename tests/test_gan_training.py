@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from icegan.gan.pairs import load_casme2_pairs
 from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
 from icegan.gan.synthesis import balanced_augmentation, synthesize
-from icegan.gan.trainer import GanConfig, build_models, load_checkpoint, save_checkpoint, train_gan
+from icegan.gan.trainer import GanConfig, build_models, load_checkpoint, train_gan
 
 
 def tiny_cfg(**train) -> GanConfig:

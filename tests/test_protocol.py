@@ -148,7 +148,6 @@ def test_oracle_epoch_is_labelled_everywhere(toy, tmp_path):
     y = toy.labels.numpy()
 
     def fold_fn(fold):  # epoch 1 is perfect on the test subject, epoch 0 is wrong
-        n = len(fold.test_idx)
         wrong = np.eye(3)[(y[fold.test_idx] + 1) % 3]
         right = np.eye(3)[y[fold.test_idx]]
         return np.stack([wrong, right, wrong])

@@ -43,7 +43,6 @@ every key and shape and names the file on any mismatch.
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time

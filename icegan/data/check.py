@@ -13,7 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from .records import CLASS3_NAMES, ClipRecord, ranges_text
 
@@ -221,7 +221,6 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
             ok_count += not ps
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
-    in_sheet = {(r.subject.split("/")[-1], r.clip) for r in recs}
     if dataset == "smic":
         not_in_sheet = []
     else:
