@@ -555,6 +555,8 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
         FileNotFoundError: the weights file does not exist.
     """
     from .classical import FarnebackEstimator, TVL1Estimator
+    from .devices import resolve_device
+    device = resolve_device(device)         # a device this machine lacks: named here, not as a driver error
     n = canonical_name(name)
     module = kwargs.pop("module", None)
     if n == "custom":

@@ -23,13 +23,13 @@ model selection on the test subjects).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from .devices import resolve_device
 from .losses import srflownet_loss
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
@@ -267,12 +267,13 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     written. Returns ``(device, run folder)``."""
     import yaml
     t = cfg.train
+    device = resolve_device(t.device, "train.device")      # before any folder is made
     torch.set_num_threads(max(1, int(t.threads)))
     torch.manual_seed(t.seed)
     run = Path(cfg.out_dir) / cfg.name
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
-    return torch.device(t.device), run
+    return device, run
 
 
 def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 
 from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
-from icegan.config import ConfigError, load_config, save_config, without_neutral_keys
+from icegan.config import ConfigError, load_config, without_neutral_keys
 from icegan.data.prepare import PrepareConfig
 from icegan.gan.trainer import resolve_device
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
@@ -278,6 +277,10 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
                           "set gan.motion_head=true (or gan.motion_prior=none)")
     if cfg.recognizer.name == "custom" or cfg.flow.method == "custom":
         _check_custom_code(cfg)        # a wrong network is a message now, not a traceback after the first GAN
+    try:
+        resolve_device(cfg.device)          # a device this machine lacks: a message now, not a driver error later
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if cfg.recognizer.subject_weighting:
         raise ConfigError("recognizer.subject_weighting is supported by `icegan loso` feature runs, not by the main "
                           "job (its recognizer is not given the subject of every synthetic apex); set it to false")

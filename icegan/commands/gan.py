@@ -71,6 +71,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.device:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(GanConfig, args.config, overrides)
+    _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
     run = Path(cfg.out_dir) / cfg.name
     save_config(cfg, run / "config.yaml")
     pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
@@ -114,9 +115,13 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device(name: str):
+def _device(name: str, key: str = "--device"):
+    """The ``torch.device`` of ``name``; a device this machine lacks ends the command with a one-line message."""
     from icegan.gan.trainer import resolve_device
-    return resolve_device(name)
+    try:
+        return resolve_device(name, key)
+    except ValueError as exc:
+        raise SystemExit(f"icegan gan: error: {exc}") from None
 
 
 def _eval(args: argparse.Namespace) -> int:

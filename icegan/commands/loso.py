@@ -265,18 +265,19 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
         ``group_map`` (:class:`icegan.executors.ProcessGroupMap` when ``workers`` > 1 applies, else None).
 
     Raises:
-        SystemExit: ``device`` is CUDA but CUDA is not available.
+        SystemExit: ``device`` names a device this machine does not have (:func:`flownet.devices.resolve_device`).
     """
-    import torch
-
+    from flownet.devices import resolve_device
     from icegan.allocator import retain_freed_memory
 
     retain_freed_memory()       # no page faults from the grouped networks' per-step temporaries
     if cfg.threads > 0:
         from icegan.environment import limit_threads
         limit_threads(cfg.threads)          # torch and NumPy/SciPy's BLAS (scikit-learn's logistic regression)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"config device={cfg.device!r} but CUDA is not available here; use device=cpu")
+    try:
+        resolve_device(cfg.device)
+    except ValueError as exc:
+        raise SystemExit(f"config {exc}") from None
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)

@@ -197,11 +197,15 @@ class GanState:
     epochs_done: int = 0
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto``/None → cuda if available else cpu; otherwise ``torch.device(device)``."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def resolve_device(device: str | torch.device | None, key: str = "device") -> torch.device:
+    """``auto``/None → cuda if available else cpu; otherwise the named device, checked against this machine
+    (:func:`flownet.devices.resolve_device`).
+
+    Raises:
+        ValueError: an unknown name, or a device this machine does not have (names ``key``).
+    """
+    from flownet.devices import resolve_device as resolve
+    return resolve(device, key)
 
 
 def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
@@ -336,7 +340,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         raise ValueError(f"train_gan: labels must be in [0, {k}), got {sorted(set(labels.tolist()))}")
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
-    dev = resolve_device(device if device is not None else tc.device)
+    dev = resolve_device(device if device is not None else tc.device, "device" if device is not None else "train.device")
     g, d = init if init is not None else build_models(cfg)
     g, d = g.to(dev), d.to(dev)
     perceptual = build_perceptual(lc.perceptual, lc.vgg_weights)

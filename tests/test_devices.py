@@ -1,0 +1,85 @@
+"""A device the machine does not have is named where it is set, not reported as a driver error deep in torch."""
+import pytest
+import torch
+
+from flownet.devices import resolve_device
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
+def test_names_this_machine_has():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == want and resolve_device(None).type == want
+
+
+def test_auto_without_a_gpu_is_the_cpu(no_cuda):
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_cuda_without_cuda_names_the_setting(no_cuda):
+    with pytest.raises(ValueError, match=r"train.device='cuda' but CUDA is not available here .*use train.device=cpu"):
+        resolve_device("cuda", "train.device")
+    with pytest.raises(ValueError, match=r"device='cuda:1' but CUDA is not available"):
+        resolve_device("cuda:1")
+
+
+def test_cuda_index_beyond_the_gpus(one_gpu):
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ValueError, match=r"'cuda:3' but this machine has 1 CUDA device\(s\) \(cuda:0..cuda:0\)"):
+        resolve_device("cuda:3")
+
+
+@pytest.mark.parametrize("name,msg", [("gpu", "is not a device name"), ("cuda:x", "is not a device name"),
+                                      ("meta", "runs on cpu, cuda or mps, not meta")])
+def test_unknown_names(name, msg):
+    with pytest.raises(ValueError, match=msg):
+        resolve_device(name, "--device")
+
+
+def test_main_job_refuses_the_device_at_config_load(no_cuda):
+    from icegan.config import ConfigError
+    from icegan.pipeline import load_main_config
+    with pytest.raises(ConfigError, match="device='cuda' but CUDA is not available"):
+        load_main_config(None, ["device=cuda"])
+    assert load_main_config(None, ["device=auto"]).device == "auto"
+
+
+def test_commands_report_the_device_in_one_line(no_cuda, tmp_path, capsys):
+    from icegan.cli import main
+    with pytest.raises(SystemExit, match="config device='cuda' but CUDA is not available"):
+        main(["loso", "--config", "configs/demo_features.yaml", "--out", str(tmp_path / "l"), "device=cuda",
+              "--no-progress"])
+    assert not (tmp_path / "l" / "predictions.csv").exists()
+    import cv2
+    import numpy as np
+    frames = [str(tmp_path / f"{k}.png") for k in (1, 2)]
+    for f in frames:
+        cv2.imwrite(f, np.zeros((32, 32), np.uint8))
+    assert main(["flow", "run", *frames, "--model", "tvl1", "--device", "cuda", "--out", str(tmp_path / "f.png")]) == 2
+    assert "device='cuda' but CUDA is not available" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="icegan gan: error: train.device='cuda' but CUDA"):
+        main(["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--device", "cuda",
+              f"out_dir={tmp_path}"])
+    assert not any(tmp_path.glob("*/config.yaml"))
+
+
+def test_flow_training_checks_before_making_its_folder(no_cuda, tmp_path):
+    from flownet.train import FlowTrainConfig, start_run
+    from icegan.config import load_config
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_fast.yaml", [f"out_dir={tmp_path}", "name=x",
+                                                                               "train.device=cuda"])
+    with pytest.raises(ValueError, match="train.device='cuda'"):
+        start_run(cfg)
+    assert not (tmp_path / "x").exists()
