@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import load_model_file, load_state_dict_file, load_state_dict_strict
+from .models.state_dict import load_model_file, load_state_dict_file, load_state_dict_strict, read_torch_file
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -402,10 +402,7 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
     if not p.is_file():
         raise FileNotFoundError(f"flow weights not found: {p} (weights load only from a local file; train some "
                                 f"with `icegan flow train --config configs/flow_<backbone>.yaml`)")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling error, truncated file, ...
-        raise ValueError(f"{p}: cannot be read as a flow weights file ({type(exc).__name__}: {exc})") from None
+    ckpt = read_torch_file(p, "flow weights file")
     if not isinstance(ckpt, dict):
         raise ValueError(f"{p}: not a flow weights file (a {type(ckpt).__name__}, expected a dict)")
     fmt = ckpt.get("format")

@@ -69,9 +69,9 @@ def test_commands_report_the_device_in_one_line(no_cuda, tmp_path, capsys):
         cv2.imwrite(f, np.zeros((32, 32), np.uint8))
     assert main(["flow", "run", *frames, "--model", "tvl1", "--device", "cuda", "--out", str(tmp_path / "f.png")]) == 2
     assert "device='cuda' but CUDA is not available" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="icegan gan: error: train.device='cuda' but CUDA"):
-        main(["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--device", "cuda",
-              f"out_dir={tmp_path}"])
+    assert main(["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--device", "cuda",
+                 f"out_dir={tmp_path}"]) == 2
+    assert "icegan gan train: error: train.device='cuda' but CUDA" in capsys.readouterr().err
     assert not any(tmp_path.glob("*/config.yaml"))
 
 
@@ -83,3 +83,24 @@ def test_flow_training_checks_before_making_its_folder(no_cuda, tmp_path):
     with pytest.raises(ValueError, match="train.device='cuda'"):
         start_run(cfg)
     assert not (tmp_path / "x").exists()
+
+
+def test_gan_and_data_commands_report_bad_input_in_one_line(tmp_path, capsys):
+    """A missing or foreign checkpoint and a wrong dataset root end the command with one line on stderr (exit 2),
+    naming the file, instead of a traceback."""
+    from icegan.cli import main
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    cases = [(["gan", "eval", "--checkpoint", str(tmp_path / "none.pt")], "icegan gan eval: error: checkpoint not found"),
+             (["gan", "eval", "--checkpoint", str(junk), "--device", "cpu"],
+              "icegan gan eval: error: ICE-GAN checkpoint: " + str(junk) + " cannot be read by torch.load"),
+             (["generate", "--checkpoint", str(junk), "--onset", str(junk), "--class", "all", "--out", str(tmp_path),
+               "--device", "cpu"], "icegan generate: error: ICE-GAN checkpoint"),
+             (["data", "check", "--dataset", "casme2", "--root", str(tmp_path / "nowhere")],
+              "icegan data check: error: casme2 root not found"),
+             (["data", "check", "--dataset", "samm", "--root", str(tmp_path)],
+              "icegan data check: error: " + str(tmp_path) + ": no samm subject folders found")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -8,7 +8,40 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-__all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file"]
+__all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file", "read_torch_file"]
+
+
+def _load_error_detail(exc: Exception) -> str:
+    """The informative part of a ``torch.load`` error: for a file refused by the ``weights_only`` unpickler, the
+    line after "WeightsUnpickler error:" (torch's advice about ``weights_only=False`` around it is left out, since
+    the usual cause is a file that torch did not write); otherwise the first line."""
+    text = str(exc).strip()
+    if "WeightsUnpickler error:" in text:
+        rest = [ln.strip() for ln in text.split("WeightsUnpickler error:", 1)[1].splitlines() if ln.strip()]
+        return rest[0] if rest else "refused by the weights-only unpickler"
+    return text.splitlines()[0] if text else ""
+
+
+def read_torch_file(path: str | Path, label: str, weights_only: bool = True) -> object:
+    """``torch.load`` of a user-given file on the CPU, with errors that name the file and its role.
+
+    Args:
+        path: the file. label: its role in messages (``--weights``, ``checkpoint``, ``train.init_weights``).
+        weights_only: torch's safe unpickler (tensors, containers, numbers, strings); False only for the project's
+            own checkpoints that hold other objects.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: torch cannot read it (not written by ``torch.save``, truncated,
+            or holding objects the weights-only unpickler refuses), with torch's reason in one line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{label}: file not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # unpickling error, truncated zip, ...
+        raise ValueError(f"{label}: {p} cannot be read by torch.load; is it a file written by torch.save, and "
+                         f"complete? ({type(exc).__name__}: {_load_error_detail(exc)})") from None
 
 
 def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model",
@@ -56,11 +89,7 @@ def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{label}: weights file not found: {p}")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"{label}: {p} cannot be read ({type(exc).__name__}: {first})") from None
+    ck = read_torch_file(p, label)
     sd = ck.get("state_dict") if isinstance(ck, dict) else None
     if not isinstance(sd, dict):
         if not (plain and isinstance(ck, dict)):
@@ -93,10 +122,7 @@ def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls
     if not p.is_file():
         raise FileNotFoundError(f"{what} weights not found: {p}. {hint}")
     article = "an" if what[:1].upper() in "AEIOUS" else "a"     # "an SRFlowNet", "a DecFlow"
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling error, truncated file, ...
-        raise ValueError(f"{p}: cannot be read as {article} {what} weights file ({type(exc).__name__}: {exc})") from None
+    ckpt = read_torch_file(p, f"{article} {what} weights file")
     if isinstance(ckpt, dict) and "model" in ckpt and "format" not in ckpt:
         ckpt = ckpt["model"]  # a training checkpoint: take its model part
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:

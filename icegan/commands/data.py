@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from icegan.commands import one_line_errors
+
 
 def register(subparsers) -> None:
     """Add ``data`` (with ``composite`` and ``check``) and ``prepare`` to the ``icegan`` parser."""
@@ -51,6 +53,7 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+@one_line_errors("icegan data composite")
 def _composite(args: argparse.Namespace) -> int:
     from icegan.data.composite import composite_from_sheets
     out = composite_from_sheets(args.annotations_dir)
@@ -66,6 +69,7 @@ def _composite(args: argparse.Namespace) -> int:
     return 0
 
 
+@one_line_errors("icegan data check")
 def _check(args: argparse.Namespace) -> int:
     _logging()
     logging.getLogger("icegan.data").setLevel(logging.ERROR)  # the report lists every problem itself
@@ -80,12 +84,16 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+@one_line_errors("icegan prepare")
 def _prepare(args: argparse.Namespace) -> int:
     _logging()
     from icegan.config import load_config
-    from icegan.data.prepare import PrepareConfig, prepare_dataset
+    from icegan.data.prepare import PrepareConfig, PrepareError, prepare_dataset
     cfg = load_config(PrepareConfig, args.config, args.overrides)
-    p = prepare_dataset(cfg)
+    try:
+        p = prepare_dataset(cfg)
+    except PrepareError as exc:                 # no usable clip, corrupt cache: the input, not the code
+        raise ValueError(str(exc)) from None
     m = p.manifest
     print(f"cache: {p.cache_dir}")
     print(f"prepared {len(p)} clips ({p.frames.onset.shape[1]}x{p.frames.onset.shape[2]} {cfg.color}), "

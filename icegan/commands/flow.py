@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from icegan.commands import one_line_errors
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("flow", help="facial optical flow: train / eval / run SRFlowNet and baselines")
@@ -109,27 +111,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
-def _clean_errors(fn):
-    """Report missing files and bad inputs as one line on stderr (exit code 2), not a traceback."""
-    import functools
-    import sys
-
-    @functools.wraps(fn)
-    def wrapper(args):
-        try:
-            return fn(args)
-        except (FileNotFoundError, ValueError, ImportError) as exc:
-            print(f"icegan flow {args.flow_command}: error: {exc}", file=sys.stderr)
-            return 2
-    return wrapper
-
-
 def _input_size(text: str):
     """``--input-size`` value: ``auto`` / ``native`` as given, digits as an int (anything else is rejected later)."""
     return int(text) if str(text).isdigit() else text
 
 
-@_clean_errors
+@one_line_errors("icegan flow {flow_command}")
 def _train(args: argparse.Namespace) -> int:
     from flownet.train import FlowTrainConfig, train
     from icegan.config import load_config
@@ -142,7 +129,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-@_clean_errors
+@one_line_errors("icegan flow {flow_command}")
 def _eval(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -164,7 +151,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-@_clean_errors
+@one_line_errors("icegan flow {flow_command}")
 def _run(args: argparse.Namespace) -> int:
     import flownet
     from flownet.io import read_image, save_flow_image, write_flo
@@ -217,7 +204,7 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
     return 0
 
 
-@_clean_errors
+@one_line_errors("icegan flow {flow_command}")
 def _train_decflow(args: argparse.Namespace) -> int:
     from flownet.models.decflow import DecFlowTrainConfig, train_decflow
     from icegan.config import load_config

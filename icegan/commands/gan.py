@@ -14,6 +14,8 @@ import json
 import logging
 from pathlib import Path
 
+from icegan.commands import one_line_errors
+
 
 def register(subparsers) -> None:
     """Add ``gan`` (with ``train``/``eval``) and ``generate`` to the ``icegan`` parser."""
@@ -57,6 +59,7 @@ def register(subparsers) -> None:
     gan.set_defaults(func=lambda a: (gan.print_help(), 2)[1])
 
 
+@one_line_errors("icegan gan train")
 def _train(args: argparse.Namespace) -> int:
     from torch.utils.tensorboard import SummaryWriter
 
@@ -92,6 +95,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@one_line_errors("icegan generate")
 def _generate(args: argparse.Namespace) -> int:
     import cv2
 
@@ -116,14 +120,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _device(name: str, key: str = "--device"):
-    """The ``torch.device`` of ``name``; a device this machine lacks ends the command with a one-line message."""
+    """The ``torch.device`` of ``name`` (ValueError, reported in one line, for a device this machine lacks)."""
     from icegan.gan.trainer import resolve_device
-    try:
-        return resolve_device(name, key)
-    except ValueError as exc:
-        raise SystemExit(f"icegan gan: error: {exc}") from None
+    return resolve_device(name, key)
 
 
+@one_line_errors("icegan gan eval")
 def _eval(args: argparse.Namespace) -> int:
     from icegan.gan.evaluate import metrics_markdown, run_eval
 

@@ -80,7 +80,8 @@ class VGGPerceptual(nn.Module):
                 f"torchvision's '{VGG16_FILE}' there (or set TORCH_HOME / pass weights_path), or use the "
                 f"offline perceptual loss (loss.perceptual=embedding).")
         features = make_layers(cfgs["D"])[:16]          # VGG16 convolutional layers up to relu3_3
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from flownet.models.state_dict import read_torch_file
+        state = read_torch_file(path, "VGG16 weights")
         want = features.state_dict()
         try:
             sub = {k: state[f"features.{k}"] for k in want}

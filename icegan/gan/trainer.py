@@ -253,10 +253,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     Raises:
         FileNotFoundError: no such file; ValueError: not an ICE-GAN checkpoint.
     """
+    from flownet.models.state_dict import read_torch_file
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
-    payload = torch.load(p, map_location="cpu", weights_only=False)
+    payload = read_torch_file(p, "ICE-GAN checkpoint", weights_only=False)   # holds its config: the project's own file
     if not isinstance(payload, dict) or payload.get("format") != "icegan-gan-v1":
         raise ValueError(f"{p} is not an ICE-GAN checkpoint (written by icegan gan train)")
     model_cfg = payload["config"].get("model", {})
