@@ -205,7 +205,7 @@ class FlowSection:
 @dataclass
 class RecognizerSection(RecognizerConfig):
     """The recognizer on (u, v, optical strain) features: every option of
-    :class:`icegan.recognition.RecognizerConfig` (``input_size`` is the side at which the flow
+    :class:`icegan.recognizer_config.RecognizerConfig` (``input_size`` is the side at which the flow
     features are built, min–max normalised per map), plus ``name: expcaps``, which classifies the
     apex face with the fold's ICE-GAN discriminator (ExpCaps capsule lengths; needs ``gan.enabled``), and
     ``name: custom`` with ``module`` (your own network, as in ``icegan loso``).

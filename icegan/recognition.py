@@ -27,149 +27,18 @@ mixup (Zhang et al., ICLR 2018) between training samples of the same model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from icegan import distributed
+from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 from icegan.models.recognizers import build_recognizer
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
            "fit_predict_folds", "fit_recognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "inner_val_masks"]
-
-
-#: recognizers fitted by scikit-learn, one fit per fold (no epochs, no grouped network)
-SKLEARN_MODELS = ("logreg", "random_forest")
-
-
-@dataclass
-class RecognizerConfig:
-    """Recognizer and training settings (YAML section ``model``).
-
-    Attributes:
-        name: ``ststnet``, ``offtanet``, ``logreg`` (scikit-learn logistic regression on the
-            standardised flattened features), ``random_forest`` (scikit-learn random forest on the
-            flattened features; Breiman 2001) or ``custom`` (your own network, ``module``).
-        module: ``custom`` only: ``'package.module:factory'`` or ``'path/to/file.py:factory'``, a callable
-            returning a ``torch.nn.Module`` that maps (B, 3, S, S) features (S = ``input_size``) to (B, 3) logits;
-            called with those of ``num_classes``, ``in_channels``, ``input_size``, ``dropout`` its signature
-            accepts (:func:`icegan.models.recognizers.load_recognizer_factory`). It is trained with every
-            setting below that applies to the networks (epochs, AdamW, schedule, class weights, flips, shifts,
-            mixup, seeds, test-time augmentation, inner-validation early stopping, snapshot averaging), one model
-            per fold and seed, on batches of that fold's training rows only.
-        input_size: side in pixels the features are bilinearly resized to before the network
-            (28 = native megc2019_htnet size; 112 = Off-TANet paper size).
-        stem_stride: Off-TANet stem stride (2 in the paper at 112; 1 for native 28×28 input).
-        width: STSTNet filter multiplier (1 = the paper's 3/5/8 filters per stream; 2 = 6/10/16);
-            any other value than 1 is an error for ``offtanet`` and ``logreg``.
-        epochs: training epochs (one epoch = ceil(N / batch_size) shared mini-batches).
-        batch_size: shared mini-batch size (0 = the whole feature tensor every step).
-        lr: AdamW learning rate.
-        weight_decay: AdamW decoupled weight decay.
-        lr_schedule: ``constant`` or ``cosine`` (to 0 over all steps).
-        dropout: dropout probability of the network.
-        class_weighting: weight the cross-entropy of class c by n / (K · n_c) of the model's
-            training samples (also ``class_weight='balanced'`` for logreg).
-        subject_weighting: weight every training subject equally: each clip of subject s counts 1 / n_s
-            (n_s: that subject's training clips in the fold), rescaled to mean 1 over the fold's training clips;
-            the class weights are then computed on these weighted counts, so the classes stay balanced
-            (:func:`subject_weights`). Needs the subject of every clip: ``icegan loso`` feature runs (every
-            recognizer); not the main job. Synthetic rows count for the subject they were made from.
-        hflip: random horizontal flips (u negated) during training; ``logreg`` and ``random_forest`` are fitted
-            on the training clips and their mirrors instead.
-        shift_px: random translation of each training sample by an integer offset drawn
-            uniformly in [-shift_px, shift_px] pixels per axis (of the ``input_size`` maps; border
-            values replicated); 0 disables.
-        mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
-        seeds: ensemble members per fold (probabilities averaged).
-        tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
-        tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.
-        inner_val_fraction: fraction of each fold's training subjects held out for early
-            stopping (0 = use the final epoch).
-        eval_every: epochs between inner-validation checks (and oracle records).
-        average_last: if > 0, predict with the average of the class probabilities of the weights
-            saved at the end of the final epoch and of every ``eval_every``-th epoch before it within
-            the last ``average_last`` epochs (a snapshot ensemble along the trajectory; fixed in
-            advance, no selection); 0 = the final epoch's weights only. Not combinable with
-            ``inner_val_fraction``.
-        folds_per_group: folds trained together in one grouped network (0 = all folds at once).
-        domain_bn: STSTNet only: batch-norm statistics per source dataset (the prefix of the subject id:
-            ``smic``, ``casme2``, ``samm``), affine weights shared; at test time a clip is normalised with
-            its dataset's running statistics, gathered from the training subjects of that fold only
-            (:class:`icegan.models.recognizers.STSTNet`, ``domains``). Needs the subject ids, so it
-            works in ``icegan loso`` feature runs; not combinable with ``mixup_alpha``.
-        logreg_C: inverse L2 strength of the logistic regression.
-        logreg_max_iter: iteration cap of the logistic regression solver.
-        forest_trees: trees of the random forest (``class_weight='balanced'`` with ``class_weighting``; its
-            random state is the run's seed, the same in every fold).
-    """
-    #: the YAML section this config is read from (named in error messages; ``recognizer`` in the main job)
-    SECTION = "model"
-
-    name: Literal["ststnet", "offtanet", "logreg", "random_forest", "custom"] = "ststnet"
-    module: str = ""
-    input_size: int = 28
-    stem_stride: int = 1
-    width: int = 1
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    lr_schedule: Literal["constant", "cosine"] = "cosine"
-    dropout: float = 0.5
-    class_weighting: bool = True
-    hflip: bool = True
-    shift_px: int = 0
-    mixup_alpha: float = 0.0
-    seeds: int = 1
-    tta_hflip: bool = True
-    tta_shift_px: int = 0
-    inner_val_fraction: float = 0.0
-    eval_every: int = 5
-    average_last: int = 0
-    folds_per_group: int = 0
-    logreg_C: float = 1.0
-    logreg_max_iter: int = 2000
-    forest_trees: int = 500
-    domain_bn: bool = False
-    subject_weighting: bool = False
-
-    def __post_init__(self):
-        sec = self.SECTION
-        if self.name == "custom":
-            if not self.module:
-                raise ValueError(f"{sec}.name=custom needs {sec}.module='package.module:factory' or "
-                                 "'path/to/file.py:factory' (a callable returning a torch.nn.Module)")
-            from icegan.models.recognizers import load_recognizer_factory
-            load_recognizer_factory(self.module, f"{sec}.module")   # fail now, naming the spec, not after loading
-        elif self.module:
-            raise ValueError(f"{sec}.module={self.module!r} is read only with {sec}.name=custom, not {self.name}")
-        if self.forest_trees < 1:
-            raise ValueError(f"model.forest_trees must be >= 1, got {self.forest_trees}")
-        if self.name in SKLEARN_MODELS:
-            if self.seeds != 1:
-                raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
-                                 "(set model.seeds=1; for the random forest raise model.forest_trees instead)")
-            network_only = {"shift_px": self.shift_px, "mixup_alpha": self.mixup_alpha,
-                            "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
-                            "average_last": self.average_last}
-            used = [f"model.{k}={v}" for k, v in network_only.items() if v]
-            if used:
-                verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
-                raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
-                                 f"{self.name}; set {it} to 0")
-        if self.width < 1:
-            raise ValueError(f"model.width must be >= 1, got {self.width}")
-        if self.width != 1 and self.name != "ststnet":
-            raise ValueError(f"model.width={self.width} applies to ststnet only, not {self.name}")
-        if self.domain_bn and self.name != "ststnet":
-            raise ValueError(f"model.domain_bn applies to ststnet only, not {self.name}")
-        if self.domain_bn and self.mixup_alpha > 0:
-            raise ValueError("model.domain_bn and model.mixup_alpha cannot be combined (a mixed pair may span "
-                             "two datasets); set one of them to 0 / false")
 
 
 def hflip_features(x: torch.Tensor) -> torch.Tensor:

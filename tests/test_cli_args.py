@@ -27,3 +27,25 @@ def test_train_py_accepts_trailing_overrides(tmp_path):
     finally:
         P.run_from_args = orig
     assert seen["args"].overrides == ["gan.epochs=1", "data.max_folds=1"]
+
+
+def test_building_the_parser_imports_no_torch():
+    """``icegan --help`` and the parsers of every subcommand are built without torch, NumPy or OpenCV (they load
+    in the handlers), so the help and the light commands answer at once."""
+    import subprocess
+    import sys
+    code = ("import sys, icegan.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'torchvision', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_light_copies_agree_with_their_sources():
+    """What the parsers repeat to stay light is the same as in the modules they would otherwise import."""
+    import flownet.evaluate
+    import icegan.recognition
+    import icegan.recognizer_config
+    from icegan.commands.flow import FLOW_DATA_NAMES
+    assert FLOW_DATA_NAMES == flownet.evaluate.DATA_NAMES
+    assert icegan.recognition.RecognizerConfig is icegan.recognizer_config.RecognizerConfig
+    assert icegan.recognition.SKLEARN_MODELS is icegan.recognizer_config.SKLEARN_MODELS

@@ -16,6 +16,10 @@ import argparse
 
 from icegan.commands import one_line_errors
 
+#: ``--data`` choices of ``icegan flow eval``: flownet.evaluate.DATA_NAMES, repeated here so that building the parser
+#: does not import torch (tests/test_cli_args.py checks that they agree)
+FLOW_DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("flow", help="facial optical flow: train / eval / run SRFlowNet and baselines")
@@ -43,8 +47,7 @@ def register(subparsers) -> None:
     e.add_argument("--weights", default=None,
                    help="local weights file, or shipped:<name> for a named shipped checkpoint (srflownet and "
                         "liteflownet2 default: shipped:facial; raft_small, raft_large and ptlflow models need a file)")
-    from flownet.evaluate import DATA_NAMES
-    e.add_argument("--data", default="synthetic-face", choices=DATA_NAMES,
+    e.add_argument("--data", default="synthetic-face", choices=FLOW_DATA_NAMES,
                    help="middlebury, kitti (the 2012/2015 training pairs; --root needed, --n-pairs the first n), "
                         "synthetic-face (facial test subjects, exact flow) or synthetic-generic "
                         "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic)")

@@ -15,7 +15,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     data:  source (megc2019_htnet | table | toy), root, table, normalize (none | minmax), datasets, size (28), recenter (none | median), roi (none | landmarks),
            roi_patch (7), synthetic_per_clip (0),
            permute_labels (-1), train_subject_fraction (1.0)
-    model: see icegan.recognition.RecognizerConfig
+    model: see icegan.recognizer_config.RecognizerConfig
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from icegan.recognition import SKLEARN_MODELS, RecognizerConfig, recognizer_provenance
+from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
            "permute_labels", "fold_runner"]
@@ -247,6 +247,7 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
         name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
         print(f"note: data.permute_labels={cfg.data.permute_labels}: a null run on permuted labels; an honest "
               f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
+    from icegan.recognition import recognizer_provenance
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
                     dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
                     folds_per_call=per_call, progress=progress, group_map=group_map,
