@@ -10,7 +10,7 @@ hand::
     icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>_s<seed>
 
 then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
-mean ± std), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
+mean ± std), every run's UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
 equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
 ``<out>/compare.png`` draws the intervals (forest plot). ``results.md`` is rewritten after
 every seed, so an interrupted suite still leaves the table of the seeds it finished.
@@ -296,9 +296,36 @@ def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]
     return entries
 
 
+def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> str:
+    """Markdown table of every finished run: one row per entry, one column per seed, cells ``UF1 / UAR`` of the
+    whole protocol (``metrics.json`` ``overall``), ``–`` where that seed has not finished. A run that is not seeded
+    (``seeded: false``, e.g. the deterministic logistic regression) fills one cell, marked "(one run)".
+
+    Raises:
+        ValueError: a finished run without a readable ``metrics.json`` (names the folder).
+    """
+    seeds = sorted({p.seed for p in plan if p.out in finished})
+    head = "| entry | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    rows = [head, "|---|" + "---|" * len(seeds)]
+    for lab in suite.labels:
+        mine = [p for p in plan if p.label == lab and p.out in finished]
+        if not mine:
+            continue
+        one = len(suite.seeds) > 1 and sum(p.label == lab for p in plan) == 1     # planned once: not seeded
+        cells = {}
+        for p in mine:
+            try:
+                m = json.loads((p.out / "metrics.json").read_text())["overall"]
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
+            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + (" (one run)" if one else "")
+        rows.append(f"| {lab} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
+    return "\n".join(rows)
+
+
 def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, finished: set[Path],
                   suite_path: str | Path) -> Optional[Path]:
-    """Write ``results.md`` (table, bootstrap comparison, commands) and ``compare.png`` for the finished folders.
+    """Write ``results.md`` (table, every run by seed, bootstrap comparison, commands) and ``compare.png`` for the finished folders.
 
     Returns the path of results.md, or None when nothing has finished yet.
     """
@@ -317,7 +344,8 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
              f"Suite `{suite_path}`, seeds {', '.join(map(str, seeds_done))} of {', '.join(map(str, suite.seeds))} "
              f"finished ({time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
              "ensembles average the class probabilities of runs of the same seed, members and weights fixed in the "
-             "suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries)]
+             "suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries), "",
+             "## Every run (UF1 / UAR of the whole protocol, by seed)", "", per_seed_table(suite, plan, finished)]
     sets = [load_run_set(e.label, e.runs) for e in entries]
     scopes = [("all", sets)]
     if suite.per_dataset and len(sets[0].datasets()) > 1:

@@ -171,6 +171,13 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     assert "| STSTNet | honest | CDE | 2 |" in res and "| logistic regression | honest | CDE | 1 |" in res
     assert "paired differences to STSTNet" in res and (out / "compare.png").stat().st_size > 0
     assert f"--out {out}/ststnet_s1 seed=1 name=ststnet_s1 model.epochs=2 max_folds=3 threads=1   # " in res
+    # every run, by seed: each cell is that folder's overall UF1 / UAR; the unseeded floor fills one cell
+    cell = lambda name: "{UF1:.4f} / {UAR:.4f}".format(**json.loads((out / name / "metrics.json").read_text())["overall"])
+    assert "## Every run (UF1 / UAR of the whole protocol, by seed)\n\n| entry | seed 0 | seed 1 |" in res
+    assert f"| STSTNet | {cell('ststnet_s0')} | {cell('ststnet_s1')} |" in res
+    assert f"| logistic regression | {cell('logistic_regression')} (one run) | – |" in res
+    assert f"| floor + forest | {cell('floor_forest_s0')} | {cell('floor_forest_s1')} |" in res
+    assert cell("ststnet_s0") != cell("ststnet_s1")
 
     # by hand: the same LOSO command line, and the same ensemble
     hand = tmp_path / "hand"

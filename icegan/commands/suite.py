@@ -42,7 +42,7 @@ suite file (YAML; see configs/suite_composite.yaml):
 
 outputs in --out: <label>_s<seed>/ per run (an `icegan loso` or `icegan ensemble` folder; the nested selection's
 holds selection.csv: per outer fold each candidate's inner score and the choice), inner/ (inner-fold predictions,
-per recipe run), results.md (results table with seeds as mean ± std, subject-bootstrap intervals and paired
+per recipe run), results.md (results table with seeds as mean ± std, every run's UF1 / UAR by seed, subject-bootstrap intervals and paired
 differences, the equivalent commands with their wall times; rewritten after every seed), compare.png (forest
 plot), suite_times.json. Rerunning the same command resumes: finished runs and inner folds are only re-read.
 """
