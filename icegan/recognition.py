@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from icegan import distributed
-from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 from icegan.models.recognizers import build_recognizer
+from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
            "fit_predict_folds", "fit_recognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "inner_val_masks"]
@@ -283,10 +283,12 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if cfg.domain_bn and (domains is None or domains.shape != y.shape):
         raise ValueError("model.domain_bn needs the dataset index of every sample (domains, shape (N,)); "
                          "it is available in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
-    if sample_weight is not None and (sample_weight.shape != train_mask.shape or not torch.isfinite(sample_weight).all()
-                                      or (sample_weight < 0).any()):
-        raise ValueError(f"sample_weight must be finite, non-negative and shaped like train_mask "
-                         f"{tuple(train_mask.shape)}, got {tuple(sample_weight.shape)}")
+    if sample_weight is not None:
+        if sample_weight.shape != train_mask.shape:
+            raise ValueError(f"sample_weight must be shaped like train_mask {tuple(train_mask.shape)}, "
+                             f"got {tuple(sample_weight.shape)}")
+        if not torch.isfinite(sample_weight).all() or (sample_weight < 0).any():
+            raise ValueError("sample_weight must be finite and non-negative")
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

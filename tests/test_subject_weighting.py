@@ -71,7 +71,7 @@ def test_uniform_weights_change_nothing():
     got = predict_models(train_models(cfg, x, y, mask, seed=1, progress=False,
                                       sample_weight=torch.full((1, len(y)), 2.5))[0], x)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="sample_weight must be finite, non-negative"):
+    with pytest.raises(ValueError, match="sample_weight must be finite and non-negative"):
         train_models(cfg, x, y, mask, progress=False, sample_weight=-torch.ones(1, len(y)))
     with pytest.raises(ValueError, match="shaped like train_mask"):
         train_models(cfg, x, y, mask, progress=False, sample_weight=torch.ones(2, len(y)))
