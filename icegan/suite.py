@@ -345,7 +345,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
              f"finished ({time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
              "ensembles average the class probabilities of runs of the same seed, members and weights fixed in the "
              "suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries), "",
-             "## Every run (UF1 / UAR of the whole protocol, by seed)", "", per_seed_table(suite, plan, finished)]
+             "## Every run (UF1 / UAR of the whole protocol, by seed)", "", per_seed_table(suite, plan, finished), ""]
     sets = [load_run_set(e.label, e.runs) for e in entries]
     scopes = [("all", sets)]
     if suite.per_dataset and len(sets[0].datasets()) > 1:

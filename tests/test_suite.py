@@ -176,7 +176,7 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     assert "## Every run (UF1 / UAR of the whole protocol, by seed)\n\n| entry | seed 0 | seed 1 |" in res
     assert f"| STSTNet | {cell('ststnet_s0')} | {cell('ststnet_s1')} |" in res
     assert f"| logistic regression | {cell('logistic_regression')} (one run) | – |" in res
-    assert f"| floor + forest | {cell('floor_forest_s0')} | {cell('floor_forest_s1')} |" in res
+    assert f"| floor + forest | {cell('floor_forest_s0')} | {cell('floor_forest_s1')} |\n\n## " in res
     assert cell("ststnet_s0") != cell("ststnet_s1")
 
     # by hand: the same LOSO command line, and the same ensemble
