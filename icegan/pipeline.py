@@ -81,6 +81,14 @@ class DataSection:
     dataset: Optional[str] = None
     max_folds: int = 0
 
+    def __post_init__(self):
+        if self.source == "synthetic":
+            if self.n_subjects < 2 or self.clips_per_class < 1:
+                raise ValueError(f"data.n_subjects must be >= 2 (LOSO) and data.clips_per_class >= 1, got "
+                                 f"{self.n_subjects} and {self.clips_per_class}")
+            if len(self.amplitude) != 2 or not 0 < self.amplitude[0] <= self.amplitude[1] <= 10:
+                raise ValueError(f"data.amplitude must be [min, max] with 0 < min <= max <= 10 px, got {self.amplitude}")
+
 
 @dataclass
 class GanSection:
@@ -825,7 +833,8 @@ def run_from_args(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from icegan.data.prepare import PrepareError
-    from icegan.protocol import LosoStateError
+    from icegan.data.sheets import SheetError
+    from icegan.protocol import LosoScopeError, LosoStateError
     executor = None
     kind = getattr(args, "executor", "sequential") or "sequential"
     if kind == "ray":
@@ -849,9 +858,9 @@ def run_from_args(args) -> int:
                 metrics = run_main(cfg, args.out, progress=not args.no_progress, executor=executor)
         else:
             metrics = run_main(cfg, args.out, progress=not args.no_progress)
-    except (FileNotFoundError, PrepareError, LosoStateError, FloatingPointError) as exc:
-        # user-fixable problems (missing weights or data, a run folder of another config, a diverged
-        # fold): one clear line instead of a traceback; finished folds are kept for the rerun
+    except (FileNotFoundError, PrepareError, SheetError, LosoScopeError, LosoStateError, FloatingPointError) as exc:
+        # user-fixable problems (missing weights or data, an unreadable coding sheet, too few subjects loaded, a run
+        # folder of another config, a diverged fold): one clear line instead of a traceback; finished folds are kept
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -83,6 +83,11 @@ class LosoStateError(RuntimeError):
     """The run directory holds a run that does not match the one requested (protocol, samples, config)."""
 
 
+class LosoScopeError(ValueError):
+    """The clips in the protocol's scope cannot make LOSO folds: an SDE dataset without clips, or fewer than two
+    subjects (usually data that did not load: a wrong root, clips skipped by preprocessing)."""
+
+
 @dataclass
 class Fold:
     """One LOSO fold.
@@ -117,8 +122,9 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
         the protocol's scope is tested exactly once.
 
     Raises:
-        ValueError: unknown protocol, a subject without a ``<dataset>/`` prefix, SDE without a
-            dataset (or one with no samples), a dataset given for CDE, or fewer than 2 subjects.
+        ValueError: unknown protocol, a subject without a ``<dataset>/`` prefix, SDE without a dataset, or a
+            dataset given for CDE. LosoScopeError (a ValueError): an SDE dataset with no samples, or fewer than 2
+            subjects in scope.
     """
     subj = np.asarray([str(s) for s in subjects])
     for i, s in enumerate(subj):
@@ -134,13 +140,15 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
             raise ValueError("protocol SDE needs a dataset (e.g. dataset=casme2)")
         scope = prefix == dataset
         if not scope.any():
-            raise ValueError(f"SDE dataset '{dataset}' has no samples; datasets present: "
-                             f"{sorted({str(p) for p in prefix})}")
+            raise LosoScopeError(f"SDE dataset '{dataset}' has no samples; datasets present: "
+                                 f"{sorted({str(p) for p in prefix})}")
     else:
         raise ValueError(f"unknown protocol {protocol!r}; expected 'CDE' or 'SDE'")
-    names = sorted(set(subj[scope]))
+    names = sorted({str(s) for s in subj[scope]})
     if len(names) < 2:
-        raise ValueError(f"LOSO needs at least 2 subjects in scope, got {names}")
+        raise LosoScopeError(f"LOSO needs at least 2 subjects in scope ({protocol}{' ' + dataset if dataset else ''}), "
+                             f"got {len(names)}: {names} from {int(scope.sum())} clip(s); check that the data loaded "
+                             f"(dataset root, clips skipped by preprocessing)")
     folds = []
     for k, name in enumerate(names):
         test = np.flatnonzero(subj == name)

@@ -5,6 +5,7 @@ shipped weights are tested by the flownet tests); the numbers here are not accur
 behaviour: outputs, resume, ablation switches, error handling.
 """
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -235,3 +236,32 @@ def test_main_job_with_a_custom_flow_network(tmp_path):
         load_main_config(None, ["flow.method=custom"])
     with pytest.raises(ConfigError, match="read only with flow.method=custom"):
         load_main_config(None, [f"flow.module={net}:HornSchunck"])
+
+
+def test_main_job_reports_bad_data_in_one_line(tmp_path, capsys):
+    """Data that cannot make LOSO folds, and synthetic-set sizes that cannot either, end the main job with one line
+    (exit 2) naming the setting, not a traceback."""
+    from icegan.pipeline import main
+    from icegan.protocol import LosoScopeError, make_folds
+    for override, message in [("data.n_subjects=1", "data.n_subjects must be >= 2"),
+                              ("data.amplitude=[3, 1]", "data.amplitude must be [min, max]")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_main_config(None, [override])
+    assert main(["data.protocol=SDE", "data.dataset=samm", "data.n_subjects=2", "data.clips_per_class=1",
+                 "gan.enabled=false", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "error: SDE dataset 'samm' has no samples; datasets present: ['synthetic']" in err and "Traceback" not in err
+    with pytest.raises(LosoScopeError, match=r"at least 2 subjects in scope \(CDE\), got 1: \['casme2/sub01'\] "
+                                             r"from 3 clip\(s\)"):
+        make_folds(["casme2/sub01"] * 3, "CDE")
+
+
+def test_main_job_reports_an_unreadable_coding_sheet_in_one_line(shared_data, tmp_path, capsys):
+    from icegan.pipeline import main
+    sheet = tmp_path / "coding.xlsx"
+    sheet.write_bytes(b"not a workbook")
+    datasets = f"[{{name: casme2, root: {shared_data / 'casme2'}, annotations: {sheet}, mode: cropped}}]"
+    assert main(["--config", "configs/casme2.yaml", f"data.prepare.datasets={datasets}", "gan.enabled=false",
+                 f"data.prepare.cache_root={tmp_path / 'cache'}", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {sheet}: cannot be read as an .xlsx workbook" in err and "Traceback" not in err
