@@ -71,7 +71,7 @@ def test_refusals_name_the_entry(tmp_path):
 
 def test_cli_writes_the_table_and_reports_errors(tmp_path, capsys):
     _run(tmp_path, "a", uf1=0.7, uar=0.71)
-    out = tmp_path / "t.md"
+    out = tmp_path / "paper" / "tables" / "t.md"          # its folder is made
     assert main(["table", f"A={tmp_path}/a", "--out", str(out)]) == 0
     assert "| A | honest | CDE | 1 | 0.7000 | 0.7100 |" in out.read_text()
     assert main(["table", str(tmp_path / "missing")]) == 2

@@ -24,8 +24,9 @@ def add_entry_arguments(p: argparse.ArgumentParser, format_help: str) -> None:
 
 
 def emit(text: str, out: str | None) -> int:
-    """Write ``text`` to ``out`` (saying so) or to stdout; returns exit code 0."""
+    """Write ``text`` to ``out`` (its folder made if needed; saying so) or to stdout; returns exit code 0."""
     if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
         print(f"wrote {out}")
     else:
