@@ -121,14 +121,22 @@ def _input_size(text: str):
 
 @one_line_errors("icegan flow {flow_command}")
 def _train(args: argparse.Namespace) -> int:
+    from flownet.selfsup import SelfSupConfig, train_selfsup
     from flownet.train import FlowTrainConfig, train
-    from icegan.config import load_config
-    if getattr(args, "mode", "supervised") == "selfsup":
-        from flownet.selfsup import SelfSupConfig, train_selfsup
-        train_selfsup(load_config(SelfSupConfig, args.config, args.overrides), progress=not args.no_progress)
-        return 0
-    cfg = load_config(FlowTrainConfig, args.config, args.overrides)
-    train(cfg, progress=not args.no_progress)
+    from icegan.config import ConfigError, load_config
+    mode = getattr(args, "mode", "supervised")
+    kinds = {"supervised": FlowTrainConfig, "selfsup": SelfSupConfig}
+    try:
+        cfg = load_config(kinds[mode], args.config, args.overrides)
+    except ConfigError as exc:
+        other = "selfsup" if mode == "supervised" else "supervised"
+        try:
+            load_config(kinds[other], args.config)          # is the file itself one of the other mode?
+        except (ValueError, FileNotFoundError):
+            raise exc from None
+        raise ValueError(f"{exc}; {args.config} is a config for --mode {other}: run icegan flow train --mode {other} "
+                         f"--config {args.config}") from None
+    (train_selfsup if mode == "selfsup" else train)(cfg, progress=not args.no_progress)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""A device the machine does not have is named where it is set, not reported as a driver error deep in torch."""
+"""Bad input is named where it is given, in one line: devices this machine lacks, foreign checkpoints, wrong
+dataset roots, a config of the other flow-training mode; never a driver error or a traceback from deep inside."""
 import pytest
 import torch
 
@@ -104,3 +105,17 @@ def test_gan_and_data_commands_report_bad_input_in_one_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_flow_train_names_the_mode_a_config_is_for(capsys):
+    """A self-supervised config given to the supervised trainer (or the reverse) is refused with the command that
+    runs it, not only with the unknown key."""
+    from icegan.cli import main
+    assert main(["flow", "train", "--config", "configs/flow_selfsup.yaml", "train.steps=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'loss'" in err
+    assert "configs/flow_selfsup.yaml is a config for --mode selfsup: run icegan flow train --mode selfsup" in err
+    assert main(["flow", "train", "--mode", "selfsup", "--config", "configs/flow_srflownet_fast.yaml"]) == 2
+    assert "is a config for --mode supervised" in capsys.readouterr().err
+    assert main(["flow", "train", "--config", "configs/gan_casme2_cpu.yaml"]) == 2      # neither: the error alone
+    assert "is a config for" not in capsys.readouterr().err
