@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    rc = args.func(args)
+    try:
+        rc = args.func(args)
+    except KeyboardInterrupt:
+        from icegan.commands import interrupted
+        return interrupted(args.command)
     return int(rc or 0)
 
 

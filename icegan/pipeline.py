@@ -819,8 +819,12 @@ def main(argv: list[str] | None = None) -> int:
     from icegan.commands.train import add_arguments
     add_arguments(parser)
     from icegan.cli import parse_with_overrides
+    from icegan.commands import interrupted
     args = parse_with_overrides(parser, argv)
-    return run_from_args(args)
+    try:
+        return run_from_args(args)
+    except KeyboardInterrupt:
+        return interrupted("train.py")
 
 
 def run_from_args(args) -> int:

@@ -1,5 +1,8 @@
 """Bad input is named where it is given, in one line: devices this machine lacks, foreign checkpoints, wrong
 dataset roots, a config of the other flow-training mode; never a driver error or a traceback from deep inside."""
+import json
+
+import pandas as pd
 import pytest
 import torch
 
@@ -119,3 +122,35 @@ def test_flow_train_names_the_mode_a_config_is_for(capsys):
     assert "is a config for --mode supervised" in capsys.readouterr().err
     assert main(["flow", "train", "--config", "configs/gan_casme2_cpu.yaml"]) == 2      # neither: the error alone
     assert "is a config for" not in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_in_one_line_and_the_rerun_resumes(monkeypatch, tmp_path, capsys):
+    """Ctrl-C during a LOSO run: exit 130 and one line saying the finished folds are kept (no traceback); the same
+    command then resumes from them and ends with the metrics of an uninterrupted run."""
+    import icegan.commands.loso as loso_cmd
+    from icegan.cli import main
+    from icegan.pipeline import main as train_main
+    args = ["loso", "--config", "configs/features_logreg.yaml", "max_folds=4", "workers=1", "threads=1",
+            "--no-progress"]
+    real_fit = loso_cmd.FeatureFolds.__call__
+    calls = {"n": 0}
+
+    def interrupt_on_third(self, folds):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_fit(self, folds)
+    monkeypatch.setattr(loso_cmd.FeatureFolds, "__call__", interrupt_on_third)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == ("icegan loso: interrupted: the folds finished so far are kept; run the same command again "
+                           "to resume from them")
+    monkeypatch.setattr(loso_cmd.FeatureFolds, "__call__", real_fit)
+    assert pd.read_csv(tmp_path / "cut" / "predictions.csv")["subject"].nunique() == 2
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 0
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    assert (json.loads((tmp_path / "cut" / "metrics.json").read_text())
+            == json.loads((tmp_path / "whole" / "metrics.json").read_text()))
+    monkeypatch.setattr("icegan.pipeline.run_from_args", lambda a: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert train_main(["--out", str(tmp_path / "t")]) == 130
+    assert "train.py: interrupted: the folds finished so far are kept" in capsys.readouterr().err

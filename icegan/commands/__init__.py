@@ -31,3 +31,20 @@ def one_line_errors(prog: str, extra: tuple[type[BaseException], ...] = ()) -> C
                 return 2
         return wrapper
     return decorate
+
+
+#: commands whose finished work (LOSO folds, suite runs) is kept on disk and picked up by the same command line
+RESUMABLE = ("loso", "suite", "train", "train.py")
+
+
+def interrupted(command: str) -> int:
+    """Report a Ctrl-C of ``command`` in one line on stderr, without a traceback; returns the exit code 130.
+
+    For a resumable command (:data:`RESUMABLE`) the line says that the finished folds are kept and that the same
+    command line resumes from them (:func:`icegan.protocol.run_loso` appends each fold as it finishes).
+    """
+    name = command if command == "train.py" else f"icegan {command}"
+    more = (": the folds finished so far are kept; run the same command again to resume from them"
+            if command in RESUMABLE else "")
+    print(f"{name}: interrupted{more}", file=sys.stderr)
+    return 130
