@@ -21,6 +21,7 @@ where time per fold grows when workers share cores.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -96,9 +97,11 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _init_group_worker(folds_fn: Callable[[list], Any], threads: int, parent_pid: int = 0) -> None:
-    """Initializer of a :class:`ProcessGroupMap` worker: exit with the parent, thread count, allocator setting,
-    the fold function."""
+    """Initializer of a :class:`ProcessGroupMap` worker: Ctrl-C left to the parent, exit with the parent, thread
+    count, allocator setting, the fold function."""
+    import signal
     global _GROUP_FN
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # the parent stops the pool (it was ignored from the start)
     if parent_pid:
         _exit_with_parent(parent_pid)
     from icegan.allocator import retain_freed_memory
@@ -151,11 +154,33 @@ class ProcessGroupMap:
                                    mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_group_worker, initargs=(folds_fn, self.threads, os.getpid()))
         try:
-            futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}
+            with _sigint_ignored():     # the workers start (on submit) ignoring Ctrl-C: a terminal's Ctrl-C reaches
+                futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}   # the parent only
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:           # Ctrl-C, a failed group, or the consumer gone: stop the workers now
+            workers = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for w in workers:           # SIGTERM: a group in progress is dropped; finished folds are recorded
+                w.terminate()
+            raise
+        pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in this process for the block (processes started in it inherit that), then restore the handler;
+    a no-op outside the main thread, where handlers cannot be set."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 class RayExecutor:

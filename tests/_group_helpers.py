@@ -23,3 +23,11 @@ class SlowGroup:
         open(os.path.join(self.pid_dir, str(os.getpid())), "w").close()
         time.sleep(60)
         return [0 for _ in folds]
+
+
+class SigintState:
+    """A picklable fold-group function that returns whether its worker ignores SIGINT."""
+
+    def __call__(self, folds):
+        import signal
+        return [signal.getsignal(signal.SIGINT) == signal.SIG_IGN for _ in folds]

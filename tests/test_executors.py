@@ -137,3 +137,52 @@ def test_process_group_map_workers_end_when_the_main_process_is_killed(tmp_path)
         assert not any(_alive(p) for p in workers)
     finally:
         main_proc.kill()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_process_group_map_leaves_ctrl_c_to_the_parent(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the workers ignore it (no traceback from each), the main
+    process stops and ends the workers at once instead of waiting for their groups, and the handler of the main
+    process is what it was before."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from _group_helpers import SigintState
+    from icegan.executors import ProcessGroupMap
+    from icegan.protocol import Fold
+    before = signal.getsignal(signal.SIGINT)
+    folds = [Fold(i, f"d/s{i}", np.arange(2), np.arange(1)) for i in range(2)]
+    got = [r for _, r in ProcessGroupMap(2, threads=1)(SigintState(), [folds[:1], folds[1:]])]
+    assert got == [[True], [True]] and signal.getsignal(signal.SIGINT) is before
+
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import numpy as np; import signal; "
+            # Python's own Ctrl-C handler, as in a terminal (a pytest-xdist worker runs with SIGINT ignored)
+            "signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from _group_helpers import SlowGroup; from icegan.executors import ProcessGroupMap; "
+            "from icegan.protocol import Fold; folds = [Fold(i, f'd/s{i}', np.arange(2), np.arange(1)) for i in range(2)]\n"
+            "try:\n"
+            f"    list(ProcessGroupMap(2, threads=1)(SlowGroup({str(tmp_path)!r}), [folds[:1], folds[1:]]))\n"
+            "except KeyboardInterrupt:\n"
+            "    print('main: interrupted', file=sys.stderr); sys.exit(130)")
+    main_proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)          # its own process group, as a terminal job
+    try:
+        deadline = time.time() + 90
+        while len(os.listdir(tmp_path)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        workers = [int(p) for p in os.listdir(tmp_path)]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        os.killpg(main_proc.pid, signal.SIGINT)          # what a terminal does on Ctrl-C
+        _, err = main_proc.communicate(timeout=30)      # well before the groups' 60 s of work
+        assert main_proc.returncode == 130 and err.strip() == "main: interrupted", err
+        deadline = time.time() + 15
+        while any(_alive(p) for p in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        main_proc.kill()
