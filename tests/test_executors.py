@@ -110,31 +110,46 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
-def test_process_group_map_workers_end_when_the_main_process_is_killed(tmp_path):
-    """A killed `icegan loso` (SIGKILL, no clean-up) must not leave its fold workers training."""
+def _slow_pool(pid_dir, preamble: str = "", on_interrupt: str = "", **popen):
+    """A Python process running 2 slow fold groups (tests/_group_helpers.SlowGroup) in a ProcessGroupMap of 2
+    workers, started with ``preamble`` and ending with ``on_interrupt`` on KeyboardInterrupt (if given); returns the
+    process and the 2 worker ids, once both workers are at work."""
     import os
-    import signal
     import subprocess
     import sys
     import time
-    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import numpy as np; "
+    run = f"list(ProcessGroupMap(2, threads=1)(SlowGroup({str(pid_dir)!r}), [folds[:1], folds[1:]]))"
+    body = f"try:\n    {run}\nexcept KeyboardInterrupt:\n    {on_interrupt}" if on_interrupt else run
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import numpy as np; {preamble}"
             "from _group_helpers import SlowGroup; from icegan.executors import ProcessGroupMap; "
-            "from icegan.protocol import Fold; folds = [Fold(i, f'd/s{i}', np.arange(2), np.arange(1)) for i in range(2)]; "
-            f"list(ProcessGroupMap(2, threads=1)(SlowGroup({str(tmp_path)!r}), [folds[:1], folds[1:]]))")
-    main_proc = subprocess.Popen([sys.executable, "-c", code])
+            "from icegan.protocol import Fold; folds = [Fold(i, f'd/s{i}', np.arange(2), np.arange(1)) for i in range(2)]\n"
+            + body)
+    proc = subprocess.Popen([sys.executable, "-c", code], **popen)
+    deadline = time.time() + 90
+    while len(os.listdir(pid_dir)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    workers = [int(p) for p in os.listdir(pid_dir)]
+    assert len(workers) == 2 and all(_alive(p) for p in workers)
+    return proc, workers
+
+
+def _assert_gone(workers, seconds: float = 15) -> None:
+    import time
+    deadline = time.time() + seconds
+    while any(_alive(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_process_group_map_workers_end_when_the_main_process_is_killed(tmp_path):
+    """A killed `icegan loso` (SIGKILL, no clean-up) must not leave its fold workers training."""
+    import signal
+    main_proc, workers = _slow_pool(tmp_path)
     try:
-        deadline = time.time() + 90
-        while len(os.listdir(tmp_path)) < 2 and time.time() < deadline:
-            time.sleep(0.2)
-        workers = [int(p) for p in os.listdir(tmp_path)]
-        assert len(workers) == 2 and all(_alive(p) for p in workers)
         main_proc.send_signal(signal.SIGKILL)
         main_proc.wait()
-        deadline = time.time() + 15
-        while any(_alive(p) for p in workers) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(p) for p in workers)
+        _assert_gone(workers)
     finally:
         main_proc.kill()
 
@@ -147,8 +162,6 @@ def test_process_group_map_leaves_ctrl_c_to_the_parent(tmp_path):
     import os
     import signal
     import subprocess
-    import sys
-    import time
 
     import numpy as np
 
@@ -160,29 +173,15 @@ def test_process_group_map_leaves_ctrl_c_to_the_parent(tmp_path):
     got = [r for _, r in ProcessGroupMap(2, threads=1)(SigintState(), [folds[:1], folds[1:]])]
     assert got == [[True], [True]] and signal.getsignal(signal.SIGINT) is before
 
-    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import numpy as np; import signal; "
-            # Python's own Ctrl-C handler, as in a terminal (a pytest-xdist worker runs with SIGINT ignored)
-            "signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from _group_helpers import SlowGroup; from icegan.executors import ProcessGroupMap; "
-            "from icegan.protocol import Fold; folds = [Fold(i, f'd/s{i}', np.arange(2), np.arange(1)) for i in range(2)]\n"
-            "try:\n"
-            f"    list(ProcessGroupMap(2, threads=1)(SlowGroup({str(tmp_path)!r}), [folds[:1], folds[1:]]))\n"
-            "except KeyboardInterrupt:\n"
-            "    print('main: interrupted', file=sys.stderr); sys.exit(130)")
-    main_proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
-                                 start_new_session=True)          # its own process group, as a terminal job
+    # Python's own Ctrl-C handler, as in a terminal (a pytest-xdist worker runs with SIGINT ignored); its own process
+    # group, as a terminal job
+    main_proc, workers = _slow_pool(tmp_path, "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); ",
+                                    "print('main: interrupted', file=sys.stderr); sys.exit(130)",
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.time() + 90
-        while len(os.listdir(tmp_path)) < 2 and time.time() < deadline:
-            time.sleep(0.2)
-        workers = [int(p) for p in os.listdir(tmp_path)]
-        assert len(workers) == 2 and all(_alive(p) for p in workers)
         os.killpg(main_proc.pid, signal.SIGINT)          # what a terminal does on Ctrl-C
         _, err = main_proc.communicate(timeout=30)      # well before the groups' 60 s of work
         assert main_proc.returncode == 130 and err.strip() == "main: interrupted", err
-        deadline = time.time() + 15
-        while any(_alive(p) for p in workers) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(p) for p in workers)
+        _assert_gone(workers)
     finally:
         main_proc.kill()
