@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from flownet.devices import resolve_device
 from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
@@ -242,7 +243,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         train_mask: (G, N) bool; model g learns from samples with ``train_mask[g]`` only.
         val_mask: optional (G, N) bool inner-validation samples (disjoint from train_mask) for
             early stopping on the class-weighted validation cross-entropy; None = final epoch.
-        device: torch device (``cpu``, ``cuda``...).
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``auto`` (a GPU where there is one) or a torch.device
+            (:func:`flownet.devices.resolve_device`; a device this machine lacks is a ValueError).
         seed: seed of initialisation, batch order, augmentation and dropout.
         record_every: if > 0, also return probabilities of all N samples every that many epochs
             (oracle-epoch runs).
@@ -289,7 +291,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                              f"got {tuple(sample_weight.shape)}")
         if not torch.isfinite(sample_weight).all() or (sample_weight < 0).any():
             raise ValueError("sample_weight must be finite and non-negative")
-    device = torch.device(device)
+    device = resolve_device(device)             # "auto", and a device this machine lacks named, as everywhere
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     G, N = train_mask.shape
@@ -436,7 +438,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         subjects: (N,) prefixed subject ids (``dataset/subject``: the inner-validation split, and the
             dataset of every clip for ``cfg.domain_bn``).
         folds: :class:`icegan.protocol.Fold` objects (``train_idx``, ``test_idx``, ``index``).
-        device: torch device.
+        device: as :func:`train_models` (``auto`` included).
         seed: base seed; the group's seed is ``seed + 1000 · folds[0].index`` so a group is
             reproduced exactly when a run resumes.
         oracle_epoch: return (R, n_test, K) scores recorded every ``cfg.eval_every`` epochs.
@@ -446,6 +448,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
         (R, n_test, K) when ``oracle_epoch``.
     """
+    device = resolve_device(device)
     if cfg.name in SKLEARN_MODELS:
         return [fit_predict_sklearn(cfg, x, y, f, seed=seed, subjects=subjects) for f in folds]
     if cfg.name == "custom":
@@ -576,7 +579,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         cfg: settings (``ststnet``, ``offtanet``, ``logreg``, ``random_forest`` or ``custom``: then ``cfg.seeds``
             models are trained one after another, with the seeds :func:`member_seed` gives).
         x_train: (N, 3, H, W) training features (u, v, strain in [0, 1]); y_train (N,) labels.
-        device: torch device.
+        device: as :func:`train_models` (``auto`` included).
         seed: seed.
         x_val, y_val: optional inner-validation samples from *training* subjects (never the test
             subject) for early stopping; ignored by ``logreg`` and ``random_forest``.
@@ -589,6 +592,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids); ``cfg.subject_weighting`` without
             ``subjects_train`` (or with another number of them than training rows).
     """
+    device = resolve_device(device)
     if cfg.domain_bn:
         raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
                          "only, not by the main job's per-fold recognizer: set model.domain_bn=false")

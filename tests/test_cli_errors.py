@@ -154,3 +154,25 @@ def test_ctrl_c_ends_in_one_line_and_the_rerun_resumes(monkeypatch, tmp_path, ca
     monkeypatch.setattr("icegan.pipeline.run_from_args", lambda a: (_ for _ in ()).throw(KeyboardInterrupt))
     assert train_main(["--out", str(tmp_path / "t")]) == 130
     assert "train.py: interrupted: the folds finished so far are kept" in capsys.readouterr().err
+
+
+def test_recognizers_take_auto_and_name_a_missing_gpu(no_cuda):
+    """The training entry points resolve the device themselves: ``auto`` is the CPU here and gives the CPU's
+    predictions exactly; ``cuda`` is refused with the message of :func:`resolve_device`."""
+    import numpy as np
+
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import make_folds
+    from icegan.recognition import RecognizerConfig, fit_predict_folds, fit_recognizer
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[:2]
+    cfg = RecognizerConfig(epochs=2, batch_size=16)
+    run = lambda dev: fit_predict_folds(cfg, fs.features, fs.labels, subjects, folds, device=dev, progress=False)
+    for a, b in zip(run("auto"), run("cpu")):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="device='cuda' but CUDA is not available"):
+        run("cuda")
+    with pytest.raises(ValueError, match="device='cuda' but CUDA is not available"):
+        fit_recognizer(cfg, fs.features, fs.labels, device="cuda", progress=False)
+    assert fit_recognizer(cfg, fs.features, fs.labels, device="auto", progress=False)(fs.features[:2]).shape == (2, 3)
