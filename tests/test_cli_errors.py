@@ -103,7 +103,9 @@ def test_gan_and_data_commands_report_bad_input_in_one_line(tmp_path, capsys):
              (["data", "check", "--dataset", "casme2", "--root", str(tmp_path / "nowhere")],
               "icegan data check: error: casme2 root not found"),
              (["data", "check", "--dataset", "samm", "--root", str(tmp_path)],
-              "icegan data check: error: " + str(tmp_path) + ": no samm subject folders found")]
+              "icegan data check: error: " + str(tmp_path) + ": no samm subject folders found"),
+             (["prepare", "--config", "configs/prepare_casme2.yaml", f"cache_root={tmp_path / 'cache'}", "datasets=[]"],
+              "icegan prepare: error: prepare: no datasets configured")]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

@@ -88,12 +88,9 @@ def _check(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     _logging()
     from icegan.config import load_config
-    from icegan.data.prepare import PrepareConfig, PrepareError, prepare_dataset
+    from icegan.data.prepare import PrepareConfig, prepare_dataset
     cfg = load_config(PrepareConfig, args.config, args.overrides)
-    try:
-        p = prepare_dataset(cfg)
-    except PrepareError as exc:                 # no usable clip, corrupt cache: the input, not the code
-        raise ValueError(str(exc)) from None
+    p = prepare_dataset(cfg)
     m = p.manifest
     print(f"cache: {p.cache_dir}")
     print(f"prepared {len(p)} clips ({p.frames.onset.shape[1]}x{p.frames.onset.shape[2]} {cfg.color}), "

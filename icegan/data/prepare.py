@@ -118,8 +118,9 @@ class PrepareConfig:
     progress: bool = True
 
 
-class PrepareError(RuntimeError):
-    """Preprocessing cannot run (bad config, no usable clip, corrupt cache)."""
+class PrepareError(ValueError):
+    """Preprocessing cannot run (bad config, no usable clip, corrupt cache): a problem of the input, reported by the
+    commands in one line like any bad value."""
 
 
 @dataclass
