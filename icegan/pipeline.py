@@ -39,11 +39,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from flownet.devices import resolve_device
 from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
 from icegan.config import ConfigError, load_config, without_neutral_keys
 from icegan.data.prepare import PrepareConfig
-from icegan.gan.trainer import resolve_device
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
                                 train_models)
 

@@ -121,7 +121,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _device(name: str, key: str = "--device"):
     """The ``torch.device`` of ``name`` (ValueError, reported in one line, for a device this machine lacks)."""
-    from icegan.gan.trainer import resolve_device
+    from flownet.devices import resolve_device
     return resolve_device(name, key)
 
 

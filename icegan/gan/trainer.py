@@ -34,6 +34,7 @@ from typing import Callable, Literal, Optional
 import torch
 from torch import Tensor, nn
 
+from flownet.devices import resolve_device
 from icegan.config import from_dict, to_dict
 from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
@@ -195,17 +196,6 @@ class GanState:
     discriminator: CapsuleDiscriminator
     history: list[dict] = field(default_factory=list)
     epochs_done: int = 0
-
-
-def resolve_device(device: str | torch.device | None, key: str = "device") -> torch.device:
-    """``auto``/None → cuda if available else cpu; otherwise the named device, checked against this machine
-    (:func:`flownet.devices.resolve_device`).
-
-    Raises:
-        ValueError: an unknown name, or a device this machine does not have (names ``key``).
-    """
-    from flownet.devices import resolve_device as resolve
-    return resolve(device, key)
 
 
 def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
