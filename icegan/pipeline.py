@@ -83,11 +83,8 @@ class DataSection:
 
     def __post_init__(self):
         if self.source == "synthetic":
-            if self.n_subjects < 2 or self.clips_per_class < 1:
-                raise ValueError(f"data.n_subjects must be >= 2 (LOSO) and data.clips_per_class >= 1, got "
-                                 f"{self.n_subjects} and {self.clips_per_class}")
-            if len(self.amplitude) != 2 or not 0 < self.amplitude[0] <= self.amplitude[1] <= 10:
-                raise ValueError(f"data.amplitude must be [min, max] with 0 < min <= max <= 10 px, got {self.amplitude}")
+            from icegan.data.synthetic_me import check_synthetic_me_sizes
+            check_synthetic_me_sizes(self.n_subjects, self.clips_per_class, self.amplitude, "data.")
 
 
 @dataclass

@@ -159,6 +159,24 @@ class SyntheticME:
     landmarks: np.ndarray
 
 
+def check_synthetic_me_sizes(n_subjects: int, clips_per_class: int, amplitude, prefix: str = "") -> None:
+    """The sizes :func:`make_synthetic_me` needs: ``n_subjects`` ≥ 2 (LOSO), ``clips_per_class`` ≥ 1 and an
+    ``amplitude`` ``(min, max)`` with 0 < min ≤ max ≤ 10 px; checked where they are set (the main job's config) and
+    where they are used.
+
+    Args:
+        prefix: put before each name in the messages (``"data."`` for the config keys).
+
+    Raises:
+        ValueError: a size outside those bounds (the message names it and its value).
+    """
+    if n_subjects < 2 or clips_per_class < 1:
+        raise ValueError(f"{prefix}n_subjects must be >= 2 (LOSO) and {prefix}clips_per_class >= 1, got "
+                         f"{n_subjects} and {clips_per_class}")
+    if len(amplitude) != 2 or not 0 < amplitude[0] <= amplitude[1] <= 10:
+        raise ValueError(f"{prefix}amplitude must be [min, max] with 0 < min <= max <= 10 px, got {list(amplitude)}")
+
+
 def make_synthetic_me(n_subjects: int = 8, clips_per_class: int = 4, size: int = 128,
                       amplitude: tuple[float, float] = (0.5, 3.0), seed: int = 0) -> SyntheticME:
     """Generate the synthetic ME dataset (deterministic in ``seed``).
@@ -178,12 +196,10 @@ def make_synthetic_me(n_subjects: int = 8, clips_per_class: int = 4, size: int =
     from flownet.data.synthetic_face import au_displacement, warp_forward  # icegan → flownet only
     import torch
 
-    if n_subjects < 2 or clips_per_class < 1 or size < 32:
-        raise ValueError(f"make_synthetic_me: need n_subjects ≥ 2, clips_per_class ≥ 1, size ≥ 32; "
-                         f"got {n_subjects}, {clips_per_class}, {size}")
+    check_synthetic_me_sizes(n_subjects, clips_per_class, amplitude, "make_synthetic_me: ")
+    if size < 32:
+        raise ValueError(f"make_synthetic_me: size must be >= 32 pixels, got {size}")
     lo, hi = amplitude
-    if not (0 < lo <= hi <= 10):
-        raise ValueError(f"make_synthetic_me: amplitude range {amplitude} must satisfy 0 < min ≤ max ≤ 10 px")
     rng = np.random.default_rng(seed)
     px = size / 128.0
     rows, onsets, apexes, flows, lms = [], [], [], [], []
