@@ -21,8 +21,9 @@ epochs so that :func:`icegan.protocol.run_loso` can reproduce the published orac
 
 Augmentations (training only): horizontal flip of the face (the feature maps are mirrored and u is
 negated: ``u → 1 − u`` for per-image min–max normalised u, see :mod:`icegan.data.features`), random
-integer translations of the feature maps (``shift_px``: alignment jitter, borders replicated) and
-mixup (Zhang et al., ICLR 2018) between training samples of the same model.
+integer translations of the feature maps (``shift_px``: alignment jitter, borders replicated), random in-plane
+rotations and scalings of the maps (``rotate_deg``, ``scale_jitter``: the rest of the alignment jitter, bilinear,
+borders replicated) and mixup (Zhang et al., ICLR 2018) between training samples of the same model.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
-__all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "resize_features", "train_models", "predict_models",
+__all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "warp_features", "resize_features", "train_models", "predict_models",
            "fit_predict_folds", "fit_recognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "inner_val_masks"]
 
 
@@ -72,6 +73,40 @@ def shift_features(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch
     cols = (torch.arange(W, device=x.device)[None] - dx[:, None]).clamp(0, W - 1)      # (B, W)
     idx = (rows[:, :, None] * W + cols[:, None, :]).reshape(B, 1, H * W).expand(B, C, H * W)
     return x.reshape(B, C, H * W).gather(2, idx).reshape(B, C, H, W)
+
+
+def warp_features(x: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Rotate and scale each of B square (B, C, S, S) maps about its centre by its own angle and factor.
+
+    ``out[b](p) = x[b](R(−θ_b) p / s_b)`` in the map's centred coordinates: the content turns by θ_b (positive =
+    counter-clockwise as displayed, row 0 at the top; 90° equals ``torch.rot90(x, 1, (-2, -1))``) and grows by s_b.
+    Bilinear sampling at pixel centres (so θ = 0, s = 1 returns ``x`` exactly); samples outside the map take the
+    nearest border value. The maps are warped as images: the u and v values are not rotated with them (their per-clip
+    min–max normalisation hides the zero and scale a vector rotation would need), which for the few degrees of an
+    alignment jitter is a small approximation. One ``affine_grid`` + ``grid_sample`` for the whole batch.
+
+    Args:
+        x: (B, C, S, S) features.
+        angle_deg: (B,) rotation in degrees.
+        scale: (B,) positive scale factors (> 1 enlarges the content).
+    Raises:
+        ValueError: maps that are not square, or angles / scales whose length is not B, or a scale ≤ 0.
+    """
+    B, C, H, W = x.shape
+    if H != W:
+        raise ValueError(f"warp_features needs square maps, got {H}x{W}")
+    if angle_deg.shape != (B,) or scale.shape != (B,):
+        raise ValueError(f"warp_features needs one angle and one scale per sample: B={B}, got "
+                         f"{tuple(angle_deg.shape)}, {tuple(scale.shape)}")
+    if bool((scale <= 0).any()):
+        raise ValueError("warp_features needs scales > 0")
+    t = torch.deg2rad(angle_deg.to(x.dtype))
+    c, s = torch.cos(t) / scale.to(x.dtype), torch.sin(t) / scale.to(x.dtype)
+    z = torch.zeros_like(c)
+    # grid coordinates (x right, y down): content turned counter-clockwise on screen samples the input at R(+t) p
+    theta = torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1)], 1)      # (B, 2, 3)
+    grid = F.affine_grid(theta, [B, C, H, W], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def resize_features(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -345,6 +380,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             if cfg.hflip:
                 f = (torch.rand(len(idx), generator=aux) < 0.5).to(device)
                 xb = torch.where(f[:, None, None, None], hflip_features(xb), xb)
+            if cfg.rotate_deg > 0 or cfg.scale_jitter > 0:
+                u = torch.rand(2, len(idx), generator=aux).to(device) * 2 - 1         # uniform in [-1, 1)
+                xb = warp_features(xb, u[0] * cfg.rotate_deg, 1 + u[1] * cfg.scale_jitter)
             if cfg.shift_px > 0:
                 d = torch.randint(-cfg.shift_px, cfg.shift_px + 1, (2, len(idx)), generator=aux).to(device)
                 xb = shift_features(xb, d[0], d[1])

@@ -50,6 +50,12 @@ class RecognizerConfig:
         shift_px: random translation of each training sample by an integer offset drawn
             uniformly in [-shift_px, shift_px] pixels per axis (of the ``input_size`` maps; border
             values replicated); 0 disables.
+        rotate_deg: random in-plane rotation of each training map about its centre by an angle drawn uniformly in
+            [-rotate_deg, rotate_deg] degrees (bilinear, border values replicated; the map is turned as an image,
+            the u/v values are not rotated: :func:`icegan.recognition.warp_features`); 0 disables; at most 180.
+        scale_jitter: random isotropic scaling of each training map about its centre by a factor drawn uniformly in
+            [1 - scale_jitter, 1 + scale_jitter]; 0 disables; below 1. Applied with ``rotate_deg`` in one warp,
+            before the shifts.
         mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
@@ -90,6 +96,8 @@ class RecognizerConfig:
     class_weighting: bool = True
     hflip: bool = True
     shift_px: int = 0
+    rotate_deg: float = 0.0
+    scale_jitter: float = 0.0
     mixup_alpha: float = 0.0
     seeds: int = 1
     tta_hflip: bool = True
@@ -120,7 +128,8 @@ class RecognizerConfig:
             if self.seeds != 1:
                 raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
                                  "(set model.seeds=1; for the random forest raise model.forest_trees instead)")
-            network_only = {"shift_px": self.shift_px, "mixup_alpha": self.mixup_alpha,
+            network_only = {"shift_px": self.shift_px, "rotate_deg": self.rotate_deg,
+                            "scale_jitter": self.scale_jitter, "mixup_alpha": self.mixup_alpha,
                             "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
                             "average_last": self.average_last}
             used = [f"model.{k}={v}" for k, v in network_only.items() if v]
@@ -128,6 +137,10 @@ class RecognizerConfig:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
                 raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
                                  f"{self.name}; set {it} to 0")
+        if not 0 <= self.rotate_deg <= 180:
+            raise ValueError(f"{sec}.rotate_deg must lie in 0..180 degrees, got {self.rotate_deg}")
+        if not 0 <= self.scale_jitter < 1:
+            raise ValueError(f"{sec}.scale_jitter must lie in [0, 1), got {self.scale_jitter}")
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":

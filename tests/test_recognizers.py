@@ -8,7 +8,7 @@ from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, bui
                                        fast_dropout)
 from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, fit_recognizer, hflip_features,
                                 fit_predict_folds, fit_predict_sklearn, inner_val_masks, predict_models,
-                                shift_features, train_models)
+                                shift_features, train_models, warp_features)
 
 
 def test_offtanet_parameter_count_matches_paper():
@@ -119,8 +119,65 @@ def test_inner_validation_is_subject_level_and_disjoint():
         assert not set(subj[va[g]]) & set(subj[tr[g]])
 
 
+def test_warp_features_known_values():
+    """Rotation and scaling about the centre: identity exact, 90° = rot90 (counter-clockwise), a ramp scaled by s has
+    slope 1/s, a constant map stays constant (borders replicated), one angle/scale per sample."""
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 6, 6)
+    one, zero = torch.ones(3), torch.zeros(3)
+    torch.testing.assert_close(warp_features(x, zero, one), x, rtol=0, atol=1e-6)
+    torch.testing.assert_close(warp_features(x, torch.full((3,), 90.0), one), torch.rot90(x, 1, (-2, -1)),
+                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(warp_features(x, torch.full((3,), -90.0), one), torch.rot90(x, -1, (-2, -1)),
+                               rtol=0, atol=1e-5)
+    per_sample = warp_features(x, torch.tensor([0.0, 90.0, 180.0]), one)
+    torch.testing.assert_close(per_sample[0], x[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(per_sample[1], torch.rot90(x[1], 1, (-2, -1)), rtol=0, atol=1e-5)
+    torch.testing.assert_close(per_sample[2], torch.rot90(x[2], 2, (-2, -1)), rtol=0, atol=1e-5)
+    # a ramp along the columns, value = column index: scaled by 2 about the centre (2.5), the centre columns hold
+    # 2.5 + (j - 2.5) / 2
+    ramp = torch.arange(6.0).expand(1, 1, 6, 6).clone()
+    out = warp_features(ramp, torch.zeros(1), torch.full((1,), 2.0))
+    torch.testing.assert_close(out[0, 0, 3, 1:5], 2.5 + (torch.arange(1.0, 5.0) - 2.5) / 2, rtol=0, atol=1e-5)
+    # shrunk by 2, the outer columns sample outside the map and take the border value
+    out = warp_features(ramp, torch.zeros(1), torch.full((1,), 0.5))
+    assert out[0, 0, 2, 0] == 0.0 and out[0, 0, 2, 5] == 5.0
+    const = torch.full((2, 3, 8, 8), 0.3)
+    torch.testing.assert_close(warp_features(const, torch.tensor([17.0, -40.0]), torch.tensor([0.8, 1.3])), const)
+    with pytest.raises(ValueError, match="one angle and one scale per sample"):
+        warp_features(x, torch.zeros(2), one)
+    with pytest.raises(ValueError, match="square"):
+        warp_features(torch.rand(1, 3, 4, 6), torch.zeros(1), torch.ones(1))
+    with pytest.raises(ValueError, match="scales > 0"):
+        warp_features(x, zero, torch.tensor([1.0, 0.0, 1.0]))
+
+
+def test_rotation_and_scale_augmentation_is_used_and_checked():
+    """model.rotate_deg / scale_jitter change the trained network (the warp is applied), leave it bit-identical when
+    both are 0, and are refused out of range or for the scikit-learn recognizers."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    mask = torch.ones(1, len(fs), dtype=torch.bool)
+
+    def weights(**kw):
+        m, _ = train_models(RecognizerConfig(epochs=2, batch_size=8, **kw), fs.features, fs.labels, mask, seed=3,
+                            progress=False)
+        return torch.cat([v.flatten().float() for v in m.state_dict().values()])
+
+    plain = weights()
+    assert torch.equal(plain, weights(rotate_deg=0.0, scale_jitter=0.0))
+    assert not torch.equal(plain, weights(rotate_deg=5.0))
+    assert not torch.equal(plain, weights(scale_jitter=0.05))
+    with pytest.raises(ValueError, match="model.rotate_deg must lie in 0..180"):
+        RecognizerConfig(rotate_deg=-1)
+    with pytest.raises(ValueError, match=r"model.scale_jitter must lie in \[0, 1\)"):
+        RecognizerConfig(scale_jitter=1.0)
+    with pytest.raises(ValueError, match="model.rotate_deg=5.0 applies to the networks"):
+        RecognizerConfig(name="logreg", rotate_deg=5.0)
+
+
 @pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4, "shift_px": 2},
-                                   {"domain_bn": True, "shift_px": 1}])
+                                   {"domain_bn": True, "shift_px": 1},
+                                   {"shift_px": 1, "rotate_deg": 5.0, "scale_jitter": 0.05}])
 def test_held_out_samples_do_not_influence_training(extra):
     """Changing samples that are masked out of model g's training leaves model g bit-identical
     (also for snapshot averaging, mixup, random shifts and per-dataset batch-norm statistics)."""

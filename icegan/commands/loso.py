@@ -362,6 +362,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
   model.hflip=BOOL (mirror + negate u; logreg, random_forest: fit on the clips + their mirrors)
   model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
+  model.rotate_deg=FLOAT  model.scale_jitter=FLOAT (random rotation in [-a,a] degrees, scale in [1-s,1+s])
   model.tta_hflip=BOOL  model.tta_shift_px=INT (test-time average over shifts in [-k,k]^2)
   model.inner_val_fraction=FLOAT (early stopping on training subjects)
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
