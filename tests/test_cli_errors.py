@@ -178,3 +178,26 @@ def test_recognizers_take_auto_and_name_a_missing_gpu(no_cuda):
     with pytest.raises(ValueError, match="device='cuda' but CUDA is not available"):
         fit_recognizer(cfg, fs.features, fs.labels, device="cuda", progress=False)
     assert fit_recognizer(cfg, fs.features, fs.labels, device="auto", progress=False)(fs.features[:2]).shape == (2, 3)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_auto_with_fold_processes_runs_on_a_cpu_machine_only(monkeypatch, gpu):
+    """``device=auto workers=2`` (the Off-TANet config's processes) is accepted where auto means the CPU, and refused
+    with the value to set where auto would take a GPU; ``cuda`` with workers is refused at config load."""
+    from icegan.commands.loso import LosoConfig, fold_runner
+    from icegan.data.toy_features import make_toy_features
+    from icegan.executors import ProcessGroupMap
+    from icegan.recognizer_config import RecognizerConfig
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(gpu))
+    cfg = LosoConfig(device="auto", workers=2, threads=1, model=RecognizerConfig(folds_per_group=2))
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1)
+    if gpu:
+        with pytest.raises(SystemExit, match=r"workers=2 trains fold groups in CPU processes; with device=auto "
+                                             r"\(cuda\) set workers=1"):
+            fold_runner(cfg, fs, progress=False)
+    else:
+        _, per_call, group_map = fold_runner(cfg, fs, progress=False)
+        assert per_call == 2 and isinstance(group_map, ProcessGroupMap) and group_map.workers == 2
+    with pytest.raises(ValueError, match="with device=cuda set workers=1"):
+        LosoConfig(device="cuda", workers=2)

@@ -142,15 +142,18 @@ class LosoConfig:
     def __post_init__(self):
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
-        if self.workers != 1 and not self.device.startswith("cpu") and self.model.name not in SKLEARN_MODELS:
-            raise ValueError(f"workers={self.workers} trains fold groups in CPU processes; with device={self.device} "
-                             f"set workers=1")
+        if self.workers != 1 and not self.device.startswith(("cpu", "auto")) and self.model.name not in SKLEARN_MODELS:
+            raise ValueError(_workers_need_cpu(self.workers, self.device))
         if self.oracle_epoch and self.model.name in SKLEARN_MODELS:
             raise ValueError(f"oracle_epoch picks an epoch per test subject; model.name={self.model.name} has no "
                              "epochs (set oracle_epoch=false)")
         if self.oracle_epoch and self.model.name == "custom":
             raise ValueError("oracle_epoch is available for the built-in networks only, not model.name=custom "
                              "(set oracle_epoch=false)")
+
+
+def _workers_need_cpu(workers: int, device: str) -> str:
+    return f"workers={workers} trains fold groups in CPU processes; with device={device} set workers=1"
 
 
 def _face_cache_dir():
@@ -276,9 +279,12 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
         from icegan.environment import limit_threads
         limit_threads(cfg.threads)          # torch and NumPy/SciPy's BLAS (scikit-learn's logistic regression)
     try:
-        resolve_device(cfg.device)
+        dev = resolve_device(cfg.device)
     except ValueError as exc:
         raise SystemExit(f"config {exc}") from None
+    if cfg.workers != 1 and dev.type != "cpu" and cfg.model.name not in SKLEARN_MODELS:
+        # device=auto is known only now: on a machine without a GPU it is the CPU, and the processes may run
+        raise SystemExit(f"config {_workers_need_cpu(cfg.workers, f'{cfg.device} ({dev})')}")
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)
