@@ -294,7 +294,8 @@ def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | 
 
 def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, device: str | torch.device | None = None,
               out_dir: str | Path | None = None, log=None, extra_loss_fn: ExtraLoss | None = None,
-              init: tuple[Generator, CapsuleDiscriminator] | None = None) -> GanState:
+              init: tuple[Generator, CapsuleDiscriminator] | None = None,
+              log_level: int = logging.INFO) -> GanState:
     """Train ICE-GAN on real pairs.
 
     Args:
@@ -310,6 +311,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             (e.g. a recognizer's cross-entropy through optical flow of (onset, fake)); it receives the
             true-class branch (``c`` (B,) long ids) and must be differentiable w.r.t. ``fake``.
         init: start from these models instead of fresh ones (e.g. a pretrained G for joint training).
+        log_level: level of this function's progress messages (one line per epoch with its losses, accuracies and
+            lr; the motion prior; a resumed checkpoint). The main job, which trains a GAN in every fold, passes
+            ``logging.DEBUG`` and sends the same values to ``log``, so its console keeps the fold progress bar.
     Returns:
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
@@ -363,7 +367,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             sched_g.load_state_dict(payload["sched_g"])
             sched_d.load_state_dict(payload["sched_d"])
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
-        _logger.info("resumed %s at epoch %d", ckpt, start_epoch)
+        _logger.log(log_level, "resumed %s at epoch %d", ckpt, start_epoch)
 
     distributed.broadcast_module(g)    # every process starts from rank 0's models (resumed or fresh)
     distributed.broadcast_module(d)
@@ -375,7 +379,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         t_prior = time.time()
         prior = class_mean_flow(onset_c, apex_c, labels_c, k, mc.motion_prior, mc.motion_prior_symmetric)
         g.set_motion_prior(prior)
-        _logger.info("motion prior (%s, symmetric=%s) from %d training pairs in %.1f s; mean |flow| per class %s",
+        _logger.log(log_level, "motion prior (%s, symmetric=%s) from %d training pairs in %.1f s; mean |flow| per class %s",
                      mc.motion_prior, mc.motion_prior_symmetric, n, time.time() - t_prior,
                      [round(float(p.norm(dim=0).mean()), 4) for p in prior])
     n_show = min(4, n)
@@ -503,7 +507,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(time.time() - t_start, 1),
                **{key: float(v) / steps for key, v in sums.items()}}
         history.append(rec)
-        _logger.info("gan epoch %d/%d %s", epoch + 1, tc.epochs,
+        _logger.log(log_level, "gan epoch %d/%d %s", epoch + 1, tc.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
         if log is not None:
             log.add_scalar("lr", log_lr, epoch + 1)
