@@ -118,10 +118,12 @@ def test_spotting_known_apex_and_head_motion():
         spot_apex_index(frames, method="tvl1")
 
 
-def test_prepare_smic_spots_apex_into_manifest(smic_tree, tmp_path):
+def test_prepare_smic_spots_apex_into_manifest(smic_tree, tmp_path, capfd):
     cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="smic", root=str(smic_tree), mode="cropped")],
                              cache_root=str(tmp_path / "cache"), size=32, workers=2, progress=False)
     p = prep.prepare_dataset(cfg)
+    # the worker processes (forked from a server that preloads the face models) print no library warnings
+    assert "pkg_resources" not in capfd.readouterr().err
     m = p.manifest
     assert list(m["clip"]) == ["s1_ne_01", "s1_po_01", "s2_sur_01"]
     assert list(m["apex"]) == [106114 + APEX_INDEX, 5000 + APEX_INDEX, 77 + APEX_INDEX]

@@ -336,7 +336,7 @@ def worker_context():
     import multiprocessing as mp
     try:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["icegan.data.prepare", "icegan.data.landmarks", "face_recognition"])
+        ctx.set_forkserver_preload(["icegan.data.prepare", "icegan.data.landmarks", "icegan.data.face_models_preload"])
         return ctx
     except ValueError:  # no forkserver on this platform
         return mp.get_context("spawn")
