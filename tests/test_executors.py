@@ -85,6 +85,50 @@ def test_ray_executor_reports_a_failing_fold(ray_executor):
     assert got == [0]          # the fold before the failure was delivered (and so recorded)
 
 
+def test_ray_executor_stops_running_folds_on_ctrl_c(ray_executor, tmp_path):
+    """Ctrl-C in the driver while folds run as Ray tasks: the finished fold was delivered, and the task still running
+    is cancelled (its worker process ends) instead of training on unseen."""
+    import os
+    import time
+
+    import numpy as np
+
+    from icegan.protocol import Fold
+
+    class SlowSecond:
+        def __init__(self, pid_file):
+            self.pid_file = pid_file
+
+        def __call__(self, fold):
+            if fold.index == 1:
+                with open(self.pid_file, "w") as fh:
+                    fh.write(str(os.getpid()))
+                time.sleep(120)
+            return fold.index
+
+    pid_file = tmp_path / "pid"
+    folds = [Fold(i, f"d/s{i}", np.arange(2), np.arange(1)) for i in range(2)]
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for fold, res in RayExecutor(workers=2, num_cpus=1)(SlowSecond(str(pid_file)), folds):
+            got.append(res)
+            deadline = time.time() + 60
+            while not pid_file.exists() and time.time() < deadline:
+                time.sleep(0.1)
+            raise KeyboardInterrupt             # what a terminal's Ctrl-C raises in the driver
+    assert got == [0]
+    pid = int(pid_file.read_text())
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the Ray worker {pid} running the interrupted fold is still alive")
+
+
 def test_process_group_map_runs_groups_in_processes_and_reports_a_failure():
     import numpy as np
 
