@@ -250,9 +250,14 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     return apply_overrides(cfg, overrides)
 
 
+def config_yaml(cfg: Any) -> str:
+    """The resolved config as YAML, as :func:`save_config` writes it (``--print-config`` of the commands)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
 def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config as YAML to ``path`` (parents created) and return the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    p.write_text(config_yaml(cfg))
     return p

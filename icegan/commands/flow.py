@@ -32,6 +32,8 @@ def register(subparsers) -> None:
                         "CASME II pairs, teacher -> student distillation (configs/flow_selfsup.yaml)")
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (the file, then the key=value overrides) as YAML and exit: every key and its value")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
@@ -136,6 +138,10 @@ def _train(args: argparse.Namespace) -> int:
             raise exc from None
         raise ValueError(f"{exc}; {args.config} is a config for --mode {other}: run icegan flow train --mode {other} "
                          f"--config {args.config}") from None
+    if args.print_config:
+        from icegan.config import config_yaml
+        print(config_yaml(cfg), end="")
+        return 0
     (train_selfsup if mode == "selfsup" else train)(cfg, progress=not args.no_progress)
     return 0
 

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig)")
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
+    tr.add_argument("--print-config", action="store_true",
+                    help="print the resolved config (the file, then the key=value overrides) as YAML and exit: every key and its value")
     tr.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.epochs=2")
     tr.set_defaults(func=_train)
 
@@ -74,6 +76,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.device:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(GanConfig, args.config, overrides)
+    if args.print_config:
+        from icegan.config import config_yaml
+        print(config_yaml(cfg), end="")
+        return 0
     _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
     run = Path(cfg.out_dir) / cfg.name
     save_config(cfg, run / "config.yaml")
