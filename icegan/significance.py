@@ -18,6 +18,7 @@ it is not a test of a recipe chosen after looking at these same LOSO numbers.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -316,8 +317,12 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
         ax_l.set_yticklabels(labels)
         ax_r.set_yticklabels([])
         ax_r.axvline(0, color="k", lw=0.8)
-        ax_l.set_title(f"{name}: UF1, {pct} subject-bootstrap interval", fontsize=10)
-        ax_r.set_title(f"{name}: ΔUF1 vs {base} (paired)", fontsize=10)
+        # two short titles per row (long ones ran into each other): the scope on the left, the baseline on the right
+        ax_l.set_title(f"{name}: UF1, {pct} interval", fontsize=10, loc="left")
+        ax_r.set_title(textwrap.shorten(f"paired ΔUF1 vs {base}", width=48, placeholder="…"), fontsize=10,
+                       loc="left")
+    axes[-1][0].set_xlabel(f"UF1 ({pct} subject-bootstrap interval)")
+    axes[-1][1].set_xlabel("ΔUF1 (green: interval above 0, red: below 0, grey: includes 0)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
