@@ -101,7 +101,10 @@ def test_gan_and_data_commands_report_bad_input_in_one_line(tmp_path, capsys):
              (["generate", "--checkpoint", str(junk), "--onset", str(junk), "--class", "all", "--out", str(tmp_path),
                "--device", "cpu"], "icegan generate: error: ICE-GAN checkpoint"),
              (["data", "check", "--dataset", "casme2", "--root", str(tmp_path / "nowhere")],
-              "icegan data check: error: casme2 root not found"),
+              "icegan data check: error: casme2 root not found: " + str(tmp_path / "nowhere") + ". Put or symlink "
+              "your copy of the casme2 release there, in its official layout (data/README.md)"),
+             (["data", "check", "--dataset", "smic", "--root", str(tmp_path / "nowhere")],
+              "icegan data check: error: smic root not found: " + str(tmp_path / "nowhere") + ". Put or symlink"),
              (["data", "check", "--dataset", "samm", "--root", str(tmp_path)],
               "icegan data check: error: " + str(tmp_path) + ": no samm subject folders found"),
              (["prepare", "--config", "configs/prepare_casme2.yaml", f"cache_root={tmp_path / 'cache'}", "datasets=[]"],

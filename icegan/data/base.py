@@ -16,6 +16,13 @@ class DatasetLayoutError(FileNotFoundError):
     """A dataset root does not exist or does not look like the official layout."""
 
 
+def missing_root_message(name: str, root: str | Path) -> str:
+    """The error for a dataset root that is not a folder: what is missing and how to point at the release."""
+    return (f"{name} root not found: {root}. Put or symlink your copy of the {name} release there, in its official "
+            f"layout (data/README.md), or point at it: `root:` of the {name} entry under data.prepare.datasets in "
+            f"the config, or --root")
+
+
 def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
     """The annotation sheet: ``explicit`` if given, else the official file ``name`` found in the root,
     its parents (up to two levels) or an ``annotations/`` folder beside them.
@@ -53,7 +60,7 @@ class SheetDataset:
     def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
         root = Path(root)
         if not root.is_dir():
-            raise DatasetLayoutError(f"{self.name} root not found: {root}")
+            raise DatasetLayoutError(missing_root_message(self.name, root))
         self.given_root = root
         self.root = self.resolve_root(root)
         self.sheet_path = find_sheet(annotations, self.sheet_name, root)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .base import DatasetLayoutError
+from .base import DatasetLayoutError, missing_root_message
 from .records import CLASS3_IDS, ClipRecord, list_frames
 
 log = logging.getLogger("icegan.data")
@@ -39,7 +39,7 @@ class SMIC:
     def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
         root = Path(root)
         if not root.is_dir():
-            raise DatasetLayoutError(f"smic root not found: {root}")
+            raise DatasetLayoutError(missing_root_message("smic", root))
         self.given_root = root
         self.root = self.resolve_root(root)
         self.sheet_path = Path(annotations) if annotations else None
