@@ -78,8 +78,9 @@ def shift_features(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch
 def warp_features(x: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Rotate and scale each of B square (B, C, S, S) maps about its centre by its own angle and factor.
 
-    ``out[b](p) = x[b](R(−θ_b) p / s_b)`` in the map's centred coordinates: the content turns by θ_b (positive =
-    counter-clockwise as displayed, row 0 at the top; 90° equals ``torch.rot90(x, 1, (-2, -1))``) and grows by s_b.
+    ``out[b](p) = x[b](R(θ_b) p / s_b)`` with p = (column, row) measured from the map's centre (row axis pointing
+    down) and R(θ) = [[cos θ, −sin θ], [sin θ, cos θ]]: the content turns by θ_b (positive = counter-clockwise as
+    displayed, row 0 at the top; 90° equals ``torch.rot90(x, 1, (-2, -1))``) and grows by s_b.
     Bilinear sampling at pixel centres (so θ = 0, s = 1 returns ``x`` exactly); samples outside the map take the
     nearest border value. The maps are warped as images: the u and v values are not rotated with them (their per-clip
     min–max normalisation hides the zero and scale a vector rotation would need), which for the few degrees of an
@@ -103,7 +104,7 @@ def warp_features(x: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor)
     t = torch.deg2rad(angle_deg.to(x.dtype))
     c, s = torch.cos(t) / scale.to(x.dtype), torch.sin(t) / scale.to(x.dtype)
     z = torch.zeros_like(c)
-    # grid coordinates (x right, y down): content turned counter-clockwise on screen samples the input at R(+t) p
+    # affine_grid's (x right, y down) coordinates: out(p) samples the input at R(t) p / s
     theta = torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1)], 1)      # (B, 2, 3)
     grid = F.affine_grid(theta, [B, C, H, W], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
