@@ -484,6 +484,53 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
     return feats
 
 
+def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> Path:
+    """Write the flow features of the run's real clips as a feature table for ``icegan loso data.source=table``.
+
+    The clips, the flow method and the feature size are the main job's (``cfg.data``, ``cfg.flow``,
+    ``cfg.recognizer.input_size``): the maps are exactly those :func:`run_main` computes once per run (same function,
+    same arguments), so any recognizer, suite or nested selection of ``icegan loso`` can be run on your own
+    prepared clips and flow. No labels are used to compute them (per-clip flow, per-clip min–max).
+
+    Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2, path; :mod:`icegan.data.feature_table`),
+    ``maps/<subject>_<clip>.npy`` (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
+    ``config.yaml`` (the resolved main config) and ``provenance.json`` (flow method, weights' SHA-256, size, clips,
+    seconds).
+
+    Returns:
+        The path of ``features.csv``.
+    Raises:
+        FileExistsError: ``out`` already holds a ``features.csv`` (choose another folder or remove it).
+        FileNotFoundError, ValueError: from the data or flow settings (a missing root, weights, a bad value).
+    """
+    from icegan.config import save_config
+    out = Path(out)
+    table = out / "features.csv"
+    if table.exists():
+        raise FileExistsError(f"{table} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
+    device = resolve_device(cfg.device)
+    t0 = time.time()
+    estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
+    clips = load_samples(cfg, progress=progress)
+    feats = compute_flow_features(estimator, to_unit(clips.onset), to_unit(clips.apex), cfg.recognizer.input_size,
+                                  "minmax", cfg.flow.batch_size, progress=progress, desc="flow features")
+    maps = out / "maps"
+    maps.mkdir(parents=True, exist_ok=True)
+    rows = []
+    samples = clips.samples[["dataset", "subject", "clip", "label"]]
+    for (dataset, subject, clip, label), f in zip(samples.itertuples(index=False), feats.numpy()):
+        name = f"{str(subject).replace('/', '_')}_{clip}.npy"
+        np.save(maps / name, np.ascontiguousarray(f, dtype=np.float32))
+        rows.append({"dataset": dataset, "subject": subject, "clip": clip, "label": int(label),
+                     "path": f"maps/{name}"})
+    save_config(cfg, out / "config.yaml")
+    info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
+            "size": int(feats.shape[-1]), "clips": len(rows), "seconds": round(time.time() - t0, 1)}
+    (out / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
+    pd.DataFrame(rows).to_csv(table, index=False)       # last: a table on disk means every map is there
+    return table
+
+
 # ---------------------------------------------------------------------------------------------
 # recognizers
 # ---------------------------------------------------------------------------------------------

@@ -282,3 +282,36 @@ def test_cli_says_a_synthetic_run_is_a_pipeline_check(tmp_path, tiny_weights, ca
     out = capsys.readouterr().out
     assert rc == 0 and "CDE LOSO over 2 folds, 6 clips: UF1" in out
     assert "note: data.source=synthetic" in out and "not a micro-expression result" in out
+
+
+def test_exported_features_are_the_main_jobs_and_run_under_icegan_loso(tmp_path, tiny_weights, capsys):
+    """``icegan features`` writes exactly the maps the main job computes for its real clips (bit for bit, same rows,
+    labels and subjects), refuses to overwrite a table, and ``icegan loso data.source=table`` runs on them."""
+    from icegan.cli import main
+    from icegan.data.feature_table import load_table_features
+    cfg = _cfg(tiny_weights, "gan.enabled=false")
+    run_main(cfg, tmp_path / "run", progress=False)
+    ref = torch.load(tmp_path / "run" / "features_real.pt", weights_only=True)["features"]
+    table = pipeline.export_features(cfg, tmp_path / "feats", progress=False)
+    fs = load_table_features(table)
+    assert torch.equal(fs.features, ref)
+    pred = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert set(zip(fs.samples["subject"], fs.samples["clip"], fs.samples["label"])) >= set(
+        zip(pred["subject"], pred["clip"], pred["y_true"]))
+    assert (tmp_path / "feats" / "config.yaml").is_file()
+    info = json.loads((tmp_path / "feats" / "provenance.json").read_text())
+    assert info["clips"] == len(fs) and info["size"] == 28 and info["flow"]["method"] == "srflownet"
+    with pytest.raises(FileExistsError, match="features.csv exists"):
+        pipeline.export_features(cfg, tmp_path / "feats", progress=False)
+    # the command line: the table and the icegan loso line that runs it
+    args = ["--no-progress", *TINY, f"flow.weights={tiny_weights}"]
+    assert main(["features", "--out", str(tmp_path / "cli"), *args]) == 0
+    out = capsys.readouterr().out
+    assert f"data.table={tmp_path / 'cli' / 'features.csv'} data.size=28" in out
+    assert main(["features", "--out", str(tmp_path / "cli"), *args]) == 2
+    assert "features.csv exists" in capsys.readouterr().err
+    assert main(["loso", "--config", "configs/features_ststnet.yaml", "--out", str(tmp_path / "loso"), "--no-progress",
+                 "data.source=table", f"data.table={tmp_path / 'cli' / 'features.csv'}", "data.size=28",
+                 "model.epochs=2", "model.batch_size=16"]) == 0
+    m = json.loads((tmp_path / "loso" / "metrics.json").read_text())
+    assert m["n_samples"] == len(fs) and m["per_dataset"].keys() == {"synthetic"}
