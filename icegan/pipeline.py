@@ -892,9 +892,8 @@ def run_from_args(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "print_config", False):
-        from icegan.config import config_yaml
-        print(config_yaml(cfg), end="")
-        return 0
+        from icegan.commands import print_config
+        return print_config(cfg)
     from icegan.data.prepare import PrepareError
     from icegan.data.sheets import SheetError
     from icegan.protocol import LosoScopeError, LosoStateError

@@ -30,6 +30,20 @@ def one_line_errors(prog: str) -> Callable:
     return decorate
 
 
+def add_print_config(parser) -> None:
+    """The ``--print-config`` flag of a command that reads a YAML config with ``key=value`` overrides."""
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (the file, then the key=value overrides) as YAML and exit: "
+                             "every key and its value")
+
+
+def print_config(cfg) -> int:
+    """Print ``cfg`` as YAML (what the run would save as config.yaml) for ``--print-config``; returns exit code 0."""
+    from icegan.config import config_yaml
+    print(config_yaml(cfg), end="")
+    return 0
+
+
 #: commands whose finished work (LOSO folds, suite runs) is kept on disk and picked up by the same command line
 RESUMABLE = ("loso", "suite", "train", "train.py")
 

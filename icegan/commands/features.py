@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from icegan.commands import one_line_errors
+from icegan.commands import add_print_config, one_line_errors, print_config
 
 
 def register(sub) -> None:
@@ -21,8 +21,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for features.csv and maps/ (must not hold a "
                                                                 "features.csv yet)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config (the file, then the key=value overrides) as YAML and exit")
+    add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="main-job config overrides, e.g. flow.method=tvl1 recognizer.input_size=28")
     p.set_defaults(func=_run)
@@ -32,14 +31,12 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     import logging
 
-    from icegan.config import config_yaml
     from icegan.pipeline import export_features, load_main_config
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_main_config(args.config, args.overrides)      # ConfigError, PrepareError: ValueErrors, one line
     if args.print_config:
-        print(config_yaml(cfg), end="")
-        return 0
+        return print_config(cfg)
     try:
         table = export_features(cfg, args.out, progress=not args.no_progress)
     except FileExistsError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from icegan.commands import one_line_errors
+from icegan.commands import add_print_config, one_line_errors, print_config
 
 #: ``--data`` choices of ``icegan flow eval``: flownet.evaluate.DATA_NAMES, repeated here so that building the parser
 #: does not import torch (tests/test_cli_args.py checks that they agree)
@@ -32,8 +32,7 @@ def register(subparsers) -> None:
                         "CASME II pairs, teacher -> student distillation (configs/flow_selfsup.yaml)")
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    t.add_argument("--print-config", action="store_true",
-                   help="print the resolved config (the file, then the key=value overrides) as YAML and exit: every key and its value")
+    add_print_config(t)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
@@ -139,9 +138,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"{exc}; {args.config} is a config for --mode {other}: run icegan flow train --mode {other} "
                          f"--config {args.config}") from None
     if args.print_config:
-        from icegan.config import config_yaml
-        print(config_yaml(cfg), end="")
-        return 0
+        return print_config(cfg)
     (train_selfsup if mode == "selfsup" else train)(cfg, progress=not args.no_progress)
     return 0
 

@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from icegan.commands import one_line_errors
+from icegan.commands import add_print_config, one_line_errors, print_config
 
 
 def register(subparsers) -> None:
@@ -26,8 +26,7 @@ def register(subparsers) -> None:
     tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig)")
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
-    tr.add_argument("--print-config", action="store_true",
-                    help="print the resolved config (the file, then the key=value overrides) as YAML and exit: every key and its value")
+    add_print_config(tr)
     tr.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.epochs=2")
     tr.set_defaults(func=_train)
 
@@ -77,9 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(GanConfig, args.config, overrides)
     if args.print_config:
-        from icegan.config import config_yaml
-        print(config_yaml(cfg), end="")
-        return 0
+        return print_config(cfg)
     _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
     run = Path(cfg.out_dir) / cfg.name
     save_config(cfg, run / "config.yaml")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from icegan.commands import add_print_config, print_config
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
@@ -392,9 +393,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
     if args.print_config:
-        from icegan.config import config_yaml
-        print(config_yaml(cfg), end="")
-        return 0
+        return print_config(cfg)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     try:                    # bad input (a missing or unreadable map, a bad label...) is a message, not a traceback
         fs = load_feature_set(cfg.data)
@@ -438,8 +437,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="run directory (default runs/<name>); an existing run there is resumed")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config (the file, then the key=value overrides) as YAML and exit: every key and its value")
+    add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. model.epochs=2 max_folds=4 (listed below)")
     p.set_defaults(func=_main)

@@ -1,6 +1,8 @@
 """``icegan train``: the main job (same as ``python train.py``); see :mod:`icegan.pipeline`."""
 from __future__ import annotations
 
+from icegan.commands import add_print_config
+
 
 def add_arguments(parser) -> None:
     """Options shared by ``train.py`` and ``icegan train``."""
@@ -9,8 +11,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="run directory (default: <out_dir>/<name> from the config); "
                         "rerunning into the same directory resumes at the first unfinished fold")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved config (the file, then the key=value overrides) as YAML and exit: every key and its value")
+    add_print_config(parser)
     parser.add_argument("--executor", choices=("sequential", "ray"), default="sequential",
                         help="where the LOSO folds run: one after another in this process (default), or as Ray "
                              "tasks (needs `pip install 'icegan[ray]'`; same results, same resume). For DDP "
