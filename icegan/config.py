@@ -170,7 +170,8 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "data.train_subject_fraction": 1.0,
                                     "model.subject_weighting": False, "recognizer.subject_weighting": False,
                                     "model.rotate_deg": 0.0, "recognizer.rotate_deg": 0.0,
-                                    "model.scale_jitter": 0.0, "recognizer.scale_jitter": 0.0}
+                                    "model.scale_jitter": 0.0, "recognizer.scale_jitter": 0.0,
+                                    "gan.synthetic_weight": 1.0}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

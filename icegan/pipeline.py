@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +99,13 @@ class GanSection:
         epochs, batch_size, lr: GAN optimisation per fold (paper: 100, 16, 1e-3).
         base_channels: generator width of the first level; max_channels: generator channel cap.
         d_base_channels: discriminator (PatchGAN) width of the first level (paper: 64).
-        synthetic_ratio: synthetic apexes per class = ratio × largest real class count in the fold
-            (0.0 with ``enabled`` still trains the GAN, useful for the ExpCaps recognizer).
+        synthetic_ratio: ≥ 0; every class is filled with synthetic apexes up to (1 + ratio) × the largest real
+            class count of the fold, so 0 only balances the classes (0.0 with ``enabled`` still trains the GAN
+            and adds apexes to the smaller classes; the ExpCaps recognizer uses the GAN itself).
+        synthetic_weight: > 0; the loss weight of one synthetic row relative to one real row in the recognizer's
+            training (class weights are computed on the weighted counts). 1.0 = every row the same. On CASME II
+            (118 clips, 74/25/19) ratio 0.5 adds ~200 synthetic rows to ~112 real ones: 0.25 makes their total
+            weight ~0.45 × the real rows' instead of ~1.8 × (docs/benchmarks.md, "Synthetic rows weighing less").
         joint: add the recognizer's classification loss through SRFlowNet to the generator. Off by
             default: on real CASME II (SDE, 20 folds, docs/benchmarks.md) it lowered UF1 from 0.5614
             (GAN without it) to 0.4677 and put checkerboard patterns into the synthetic apexes.
@@ -122,6 +128,7 @@ class GanSection:
     max_channels: int = 128
     d_base_channels: int = 32
     synthetic_ratio: float = 1.0
+    synthetic_weight: float = 1.0
     joint: bool = False
     joint_weight: float = 1.0
     counterfactual: float = 1.0
@@ -130,6 +137,14 @@ class GanSection:
     d_motion_input: bool = False
     lr_d: Optional[float] = None
     beta1: float = 0.9
+
+    def __post_init__(self):
+        if not math.isfinite(self.synthetic_ratio) or self.synthetic_ratio < 0:
+            raise ValueError(f"gan.synthetic_ratio must be a finite number >= 0 (classes are filled to "
+                             f"(1 + ratio) x the largest real class), got {self.synthetic_ratio}")
+        if not math.isfinite(self.synthetic_weight) or self.synthetic_weight <= 0:
+            raise ValueError(f"gan.synthetic_weight must be a finite number > 0 (1 = a synthetic row weighs as much "
+                             f"as a real one), got {self.synthetic_weight}")
 
 
 @dataclass
@@ -536,10 +551,13 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
 # ---------------------------------------------------------------------------------------------
 
 def fit_predict(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
-                device: torch.device, seed: int = 0) -> np.ndarray:
-    """Train the recognizer (× ``rcfg.seeds``) on (N, 3, S, S) features and return test probabilities (n, 3)."""
+                device: torch.device, seed: int = 0, sample_weight: Optional[torch.Tensor] = None) -> np.ndarray:
+    """Train the recognizer (× ``rcfg.seeds``) on (N, 3, S, S) features and return test probabilities (n, 3).
+
+    ``sample_weight``: optional (N,) loss weight of every training row (:func:`icegan.recognition.fit_recognizer`)."""
     base = RecognizerConfig(**{f.name: getattr(rcfg, f.name) for f in dataclasses.fields(RecognizerConfig)})
-    predict = fit_recognizer(base, x_train, y_train, device=device, seed=seed, progress=False)
+    predict = fit_recognizer(base, x_train, y_train, device=device, seed=seed, progress=False,
+                             sample_weight=sample_weight)
     return predict(x_test)
 
 
@@ -670,17 +688,20 @@ class FoldRunner:
         tr, te = fold.train_idx, fold.test_idx
         fold_dir = self.run_dir / "folds" / fold.subject.replace("/", "_")
         feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
-        gan_state = None
+        gan_state = weight = None
         if cfg.gan.enabled:
             gan_state, synth_feats, synth_y = self._gan_stage(fold, fold_dir, feats_tr, y_tr)
             if synth_feats is not None and len(synth_feats):
+                if cfg.gan.synthetic_weight != 1.0:     # 1.0: no weights at all, bit-identical to before the option
+                    weight = torch.cat([torch.ones(len(feats_tr)),
+                                        torch.full((len(synth_feats),), float(cfg.gan.synthetic_weight))])
                 feats_tr = torch.cat([feats_tr, synth_feats])
                 y_tr = torch.cat([y_tr, synth_y])
         if cfg.recognizer.name == "expcaps":
             scores = self._expcaps_scores(gan_state, te)
         else:
             scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
-                                 seed=cfg.seed + fold.index)
+                                 seed=cfg.seed + fold.index, sample_weight=weight)
         self.fold_seconds[fold.subject] = time.time() - t0
         if fold.writer is not None:
             fold.writer.add_scalar("fold/seconds", self.fold_seconds[fold.subject], fold.index)

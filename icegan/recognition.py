@@ -611,7 +611,8 @@ def member_seed(seed: int, k: int) -> int:
 def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.Tensor,
                    device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
                    y_val: Optional[torch.Tensor] = None, progress: bool = True, writer: Any = None,
-                   subjects_train: Optional[Sequence[str]] = None) -> Callable[[torch.Tensor], np.ndarray]:
+                   subjects_train: Optional[Sequence[str]] = None,
+                   sample_weight: Optional[torch.Tensor] = None) -> Callable[[torch.Tensor], np.ndarray]:
     """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold; return its predict function.
 
     Args:
@@ -623,13 +624,17 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         x_val, y_val: optional inner-validation samples from *training* subjects (never the test
             subject) for early stopping; ignored by ``logreg`` and ``random_forest``.
         subjects_train: (N,) subject of every training row; required by ``cfg.subject_weighting``.
+        sample_weight: optional (N,) non-negative loss weight of every training row (e.g. the main job's
+            ``gan.synthetic_weight`` for its synthetic rows), multiplied with the subject weights when both are
+            given; the class weights are computed on the weighted counts. None = 1.
 
     Returns:
         ``predict(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
 
     Raises:
         ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids); ``cfg.subject_weighting`` without
-            ``subjects_train`` (or with another number of them than training rows).
+            ``subjects_train`` (or with another number of them than training rows); a ``sample_weight`` of
+            another length than the training rows, negative or not finite.
     """
     device = resolve_device(device)
     if cfg.domain_bn:
@@ -642,6 +647,14 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
                              f"supported by `icegan loso` feature runs, not by the main job's per-fold recognizer: "
                              f"set {cfg.SECTION}.subject_weighting=false")
         weights = subject_weights(subjects_train, np.ones((1, len(x_train)), dtype=bool))[0]     # (N,)
+    if sample_weight is not None:
+        sample_weight = torch.as_tensor(sample_weight, dtype=torch.float32)
+        if sample_weight.shape != (len(x_train),):
+            raise ValueError(f"sample_weight must have one weight per training row ({len(x_train)},), "
+                             f"got {tuple(sample_weight.shape)}")
+        if not torch.isfinite(sample_weight).all() or (sample_weight < 0).any():
+            raise ValueError("sample_weight must be finite and non-negative")
+        weights = sample_weight if weights is None else weights * sample_weight
     if cfg.name in SKLEARN_MODELS:
         clf = _fit_sklearn(cfg, seed, x_train, y_train, weights)
         return lambda xt: _predict_sklearn(cfg, clf, xt, 3)

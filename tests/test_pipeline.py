@@ -161,6 +161,44 @@ def test_main_job_with_a_random_forest_recognizer(tmp_path, tiny_weights):
     assert ((scores >= 0) & (scores <= 1)).all() and abs(scores.sum(1) - 1).max() < 1e-6
 
 
+def test_synthetic_weight_reaches_the_recognizer_and_changes_it(tmp_path, tiny_weights, monkeypatch):
+    """gan.synthetic_weight: the fold's recognizer gets weight 1 for every real row and the setting for every synthetic
+    row; 1.0 (the default) passes no weights at all; a lower weight changes the held-out scores."""
+    seen = []
+    real_fit_predict = pipeline.fit_predict
+
+    def spy(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None):
+        seen.append((len(x_train), None if sample_weight is None else sample_weight.clone()))
+        return real_fit_predict(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight)
+    monkeypatch.setattr(pipeline, "fit_predict", spy)
+
+    run_main(_cfg(tiny_weights, "data.max_folds=1"), tmp_path / "w1", progress=False)
+    n_train, w = seen[-1]
+    assert w is None
+    run_main(_cfg(tiny_weights, "data.max_folds=1", "gan.synthetic_weight=0.25"), tmp_path / "w25", progress=False)
+    n_train_25, w = seen[-1]
+    n_real = 6      # the tiny demo: 3 subjects x 3 classes x 1 clip, one subject held out
+    assert n_train_25 == n_train > n_real            # the same real + synthetic rows as with weight 1
+    assert torch.equal(w[:n_real], torch.ones(n_real))
+    assert torch.equal(w[n_real:], torch.full((n_train - n_real,), 0.25))
+    s1 = pd.read_csv(tmp_path / "w1" / "predictions.csv")["score_negative"].to_numpy()
+    s25 = pd.read_csv(tmp_path / "w25" / "predictions.csv")["score_negative"].to_numpy()
+    assert abs(s1 - s25).max() > 1e-6
+    # a run of before the option resumes: the neutral value is left out of the saved config's comparison
+    from icegan.config import without_neutral_keys
+    saved = {"gan": {"synthetic_weight": 1.0, "epochs": 1}}
+    assert without_neutral_keys(saved) == {"gan": {"epochs": 1}}
+
+
+@pytest.mark.parametrize("override, key", [("gan.synthetic_weight=0", "gan.synthetic_weight"),
+                                           ("gan.synthetic_weight=-1", "gan.synthetic_weight"),
+                                           ("gan.synthetic_weight=.nan", "gan.synthetic_weight"),
+                                           ("gan.synthetic_ratio=-0.5", "gan.synthetic_ratio")])
+def test_synthetic_row_settings_out_of_range_are_refused(override, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_main_config(None, [override])
+
+
 def test_config_errors_name_the_keys(tiny_weights):
     with pytest.raises(ConfigError, match="gan.motion_head"):
         load_main_config(None, ["gan.motion_prior=tvl1"])
