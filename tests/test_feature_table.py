@@ -2,12 +2,15 @@
 labels by name, prefixes, per-clip min-max normalisation, every bad input named by line and clip, and `icegan loso`
 on a table giving the same predictions as on megc2019_htnet."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from PIL import Image
+
+from _bench import load_bench
 
 from icegan.cli import main
 from icegan.commands.loso import LosoConfig
@@ -179,3 +182,39 @@ def test_line_numbers_count_blank_lines_and_ragged_rows_name_the_file(tmp_path):
     csv.write_text("dataset,subject,clip,label,path\ncasme2,sub01,EP01,0,a.npy,extra\n")
     with pytest.raises(ValueError, match=r"blank.csv: not a readable CSV table"):
         read_feature_table(csv)
+
+
+def test_map_tables_pair_the_released_maps_with_exported_ones(shared_data, tmp_path):
+    """bench/map_tables.py: the subset table holds the released maps of exactly the exported clips, the mixed table
+    the whole composite with those clips' maps swapped for the exported ones (and equal to the released loader's
+    features elsewhere); a clip outside the composite or with another label is named."""
+    mod = load_bench("map_tables")
+    root = shared_data / "megc2019_htnet"
+    comp = read_megc2019_table(root, ["casme2", "samm", "smic"])
+    picked = comp[comp["dataset"] == "casme2"].iloc[[0, 5]]
+    (tmp_path / "maps").mkdir()
+    rows = []
+    for i, r in enumerate(picked.itertuples()):
+        np.save(tmp_path / "maps" / f"m{i}.npy", np.full((3, 28, 28), 0.25 * (i + 1), np.float32))
+        rows.append({"dataset": r.dataset, "subject": r.subject, "clip": r.clip, "label": r.label,
+                     "path": f"maps/m{i}.npy"})
+    exported = _write(tmp_path, rows)
+    subset, mixed = mod.map_tables(exported, root)
+    assert list(zip(subset["subject"], subset["clip"])) == list(zip(picked["subject"], picked["clip"]))
+    assert list(subset["path"]) == [str(Path(p).resolve()) for p in picked["path"]]
+    assert len(mixed) == len(comp) == 442
+    swapped = mixed["path"].str.endswith(".npy")
+    assert swapped.sum() == 2 and list(mixed.loc[swapped, "clip"]) == list(picked["clip"])
+    # the mixed table through the feature-table loader: the exported values on the two clips, the released elsewhere
+    table = tmp_path / "mixed.csv"
+    mixed.to_csv(table, index=False)
+    fs = load_table_features(table, size=28)
+    ref = load_megc2019_features(root, ["casme2", "samm", "smic"])
+    sw = torch.tensor(swapped.to_numpy())
+    assert torch.equal(fs.features[~sw], ref.features[~sw])
+    assert torch.allclose(fs.features[sw][0], torch.full((3, 28, 28), 0.25)) and torch.equal(fs.labels, ref.labels)
+    bad = dict(rows[0], label=(int(rows[0]["label"]) + 1) % 3)
+    with pytest.raises(ValueError, match=re.escape(f"{rows[0]['subject']}/{rows[0]['clip']} has label")):
+        mod.map_tables(_write(tmp_path, [bad], "bad.csv"), root)
+    with pytest.raises(ValueError, match="not a clip of the MEGC2019 composite"):
+        mod.map_tables(_write(tmp_path, [dict(rows[0], clip="EP99_99")], "bad2.csv"), root)

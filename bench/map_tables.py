@@ -1,0 +1,83 @@
+"""Feature tables that set the released MEGC2019 maps beside the main job's own maps of the same clips.
+
+``icegan features`` writes the main job's (u, v, optical strain) maps of your prepared clips as a feature table. This
+script writes two tables from it, both for ``icegan loso data.source=table`` (docs/benchmarks.md, "The released maps
+against the main job's maps"):
+
+* ``--subset OUT.csv``: the released 28×28 TV-L1 maps of ``megc2019_htnet`` for exactly the clips of the exported
+  table (same dataset / subject / clip keys, so runs on both tables pair clip by clip in ``icegan compare``);
+* ``--mixed OUT.csv``: the whole 442-clip composite as released, except that every clip of the exported table carries
+  the exported map instead (composite CDE with the main job's maps where there are frames for them).
+
+Every exported clip must be a composite clip with the same label, else the script stops and names the clip.
+
+Usage::
+
+    .venv/bin/icegan features --config configs/casme2.yaml --out data/features/casme2_srflownet
+    .venv/bin/python bench/map_tables.py data/features/casme2_srflownet/features.csv \\
+        --subset data/features/casme2_released.csv --mixed data/features/composite_mixed.csv
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from icegan.paths import shared_data_root
+
+
+def map_tables(exported: Path, megc_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(subset, mixed) tables (columns dataset, subject, clip, label, path; absolute paths).
+
+    Args:
+        exported: ``features.csv`` written by ``icegan features`` (paths relative to it).
+        megc_root: the ``megc2019_htnet`` folder.
+
+    Raises:
+        ValueError: an exported clip that is not in the composite, or whose label differs from the composite's.
+    """
+    from icegan.data.features import read_megc2019_table
+
+    ours = pd.read_csv(exported)
+    released = read_megc2019_table(megc_root, ["casme2", "samm", "smic"])[["dataset", "subject", "clip", "label",
+                                                                           "path"]]
+    key = list(zip(released["subject"], released["clip"]))
+    label_of = dict(zip(key, released["label"]))
+    ours_path = {}
+    for line, (s, c, y, p) in enumerate(zip(ours["subject"], ours["clip"], ours["label"], ours["path"]), start=2):
+        if (s, c) not in label_of:
+            raise ValueError(f"{exported} line {line}: {s}/{c} is not a clip of the MEGC2019 composite in {megc_root}")
+        if int(label_of[(s, c)]) != int(y):
+            raise ValueError(f"{exported} line {line}: {s}/{c} has label {y}, the composite's is {label_of[(s, c)]}")
+        ours_path[(s, c)] = str((exported.parent / p).resolve())
+    released["path"] = [str(Path(p).resolve()) for p in released["path"]]
+    subset = released[[k in ours_path for k in key]].reset_index(drop=True)
+    mixed = released.copy()
+    mixed["path"] = [ours_path.get(k, p) for k, p in zip(key, released["path"])]
+    return subset, mixed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("exported", type=Path, help="features.csv written by icegan features")
+    ap.add_argument("--megc-root", type=Path, default=shared_data_root() / "megc2019_htnet",
+                    help="megc2019_htnet folder (default $ICEGAN_SHARED_DATA/megc2019_htnet, else "
+                         "../shared/data/megc2019_htnet beside the repository)")
+    ap.add_argument("--subset", type=Path, help="write the released maps of the exported clips here")
+    ap.add_argument("--mixed", type=Path, help="write the composite with the exported maps swapped in here")
+    args = ap.parse_args(argv)
+    if args.subset is None and args.mixed is None:
+        ap.error("give --subset and/or --mixed")
+    subset, mixed = map_tables(args.exported, args.megc_root)
+    for table, out in ((subset, args.subset), (mixed, args.mixed)):
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(out, index=False)
+            print(f"{out}: {len(table)} clips")
+    print(f"{len(subset)} of {len(mixed)} composite clips carry the exported maps in the mixed table")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
