@@ -258,6 +258,15 @@ def _predict(cfg: RecognizerConfig, model: torch.nn.Module, x: torch.Tensor,
     return predict_models(model, x, tta_hflip=cfg.tta_hflip, tta_shift_px=cfg.tta_shift_px, domains=domains)
 
 
+def _check_sample_weight(w: torch.Tensor, shape: tuple, expected: str) -> None:
+    """ValueError unless the loss weights ``w`` have ``shape`` (``expected`` says it in words) and are finite and
+    non-negative."""
+    if tuple(w.shape) != shape:
+        raise ValueError(f"sample_weight must {expected}, got {tuple(w.shape)}")
+    if not torch.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+
+
 def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """logits (B, G, K), y (B,), w (B, G) → (G,) weighted mean cross-entropy per model."""
     B, G, K = logits.shape
@@ -322,11 +331,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         raise ValueError("model.domain_bn needs the dataset index of every sample (domains, shape (N,)); "
                          "it is available in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
     if sample_weight is not None:
-        if sample_weight.shape != train_mask.shape:
-            raise ValueError(f"sample_weight must be shaped like train_mask {tuple(train_mask.shape)}, "
-                             f"got {tuple(sample_weight.shape)}")
-        if not torch.isfinite(sample_weight).all() or (sample_weight < 0).any():
-            raise ValueError("sample_weight must be finite and non-negative")
+        shape = tuple(train_mask.shape)
+        _check_sample_weight(sample_weight, shape, f"be shaped like train_mask {shape}")
     device = resolve_device(device)             # "auto", and a device this machine lacks named, as everywhere
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -649,11 +655,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         weights = subject_weights(subjects_train, np.ones((1, len(x_train)), dtype=bool))[0]     # (N,)
     if sample_weight is not None:
         sample_weight = torch.as_tensor(sample_weight, dtype=torch.float32)
-        if sample_weight.shape != (len(x_train),):
-            raise ValueError(f"sample_weight must have one weight per training row ({len(x_train)},), "
-                             f"got {tuple(sample_weight.shape)}")
-        if not torch.isfinite(sample_weight).all() or (sample_weight < 0).any():
-            raise ValueError("sample_weight must be finite and non-negative")
+        _check_sample_weight(sample_weight, (len(x_train),), f"have one weight per training row ({len(x_train)},)")
         weights = sample_weight if weights is None else weights * sample_weight
     if cfg.name in SKLEARN_MODELS:
         clf = _fit_sklearn(cfg, seed, x_train, y_train, weights)
