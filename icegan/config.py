@@ -171,7 +171,9 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "model.subject_weighting": False, "recognizer.subject_weighting": False,
                                     "model.rotate_deg": 0.0, "recognizer.rotate_deg": 0.0,
                                     "model.scale_jitter": 0.0, "recognizer.scale_jitter": 0.0,
-                                    "gan.synthetic_weight": 1.0}
+                                    "gan.synthetic_weight": 1.0,
+                                    "model.label_smoothing": 0.0, "recognizer.label_smoothing": 0.0,
+                                    "model.ema_decay": 0.0, "recognizer.ema_decay": 0.0}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

@@ -23,7 +23,9 @@ Augmentations (training only): horizontal flip of the face (the feature maps are
 negated: ``u → 1 − u`` for per-image min–max normalised u, see :mod:`icegan.data.features`), random
 integer translations of the feature maps (``shift_px``: alignment jitter, borders replicated), random in-plane
 rotations and scalings of the maps (``rotate_deg``, ``scale_jitter``: the rest of the alignment jitter, bilinear,
-borders replicated) and mixup (Zhang et al., ICLR 2018) between training samples of the same model.
+borders replicated) and mixup (Zhang et al., ICLR 2018) between training samples of the same model. Against noisy
+or ambiguous labels and the step-to-step variance of the final weights: label smoothing (``label_smoothing``) and
+a moving average of the weights used for prediction (``ema_decay``).
 """
 from __future__ import annotations
 
@@ -267,10 +269,17 @@ def _check_sample_weight(w: torch.Tensor, shape: tuple, expected: str) -> None:
         raise ValueError("sample_weight must be finite and non-negative")
 
 
-def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """logits (B, G, K), y (B,), w (B, G) → (G,) weighted mean cross-entropy per model."""
+def _ce_rows(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """logits (B, G, K), y (B,) → (B, G) cross-entropy of every row under every model (target smoothed by
+    ``label_smoothing``, :attr:`RecognizerConfig.label_smoothing`)."""
     B, G, K = logits.shape
-    ce = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(B, G), reduction="none")  # (B, G)
+    return F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(B, G), reduction="none",
+                           label_smoothing=label_smoothing)
+
+
+def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """logits (B, G, K), y (B,), w (B, G) → (G,) weighted mean cross-entropy per model."""
+    ce = _ce_rows(logits, y, label_smoothing)
     return (ce * w).sum(0) / w.sum(0).clamp_min(1e-12)
 
 
@@ -351,6 +360,12 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     net = distributed.wrap_ddp(model, device)
     aux = gen if distributed.world_size() == 1 else torch.Generator().manual_seed(seed + 7919 * (distributed.rank() + 1))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # the weights that are scored (inner validation, oracle records, snapshots, the returned model): the moving
+    # average of the weights with model.ema_decay, else the trained weights themselves
+    if cfg.ema_decay > 0:
+        from flownet.train import weight_ema
+    ema = weight_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    scored = model if ema is None else ema.module
     # a custom recognizer (one copy, no masked batch norm) is given batches of its training rows only; the
     # grouped networks draw from all N rows and weight the others 0 (their batch norm is masked)
     rows = torch.nonzero(tm.any(0)).flatten() if cfg.name == "custom" else None
@@ -403,8 +418,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 logits = net(xb, sample_mask=both, **fkw)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
-                ce_a = F.cross_entropy(logits.permute(0, 2, 1), yb[:, None].expand(-1, G), reduction="none")
-                ce_b = F.cross_entropy(logits.permute(0, 2, 1), yb[j][:, None].expand(-1, G), reduction="none")
+                ce_a = _ce_rows(logits, yb, cfg.label_smoothing)
+                ce_b = _ce_rows(logits, yb[j], cfg.label_smoothing)
                 wa = both * rw * cw.t()[yb] * lam[:, None]
                 wb = both * rw[j] * cw.t()[yb[j]] * (1 - lam[:, None])
                 loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
@@ -412,10 +427,12 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 logits = net(xb, sample_mask=mb, **fkw)
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
-                loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb])   # (G,)
+                loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb], cfg.label_smoothing)   # (G,)
             opt.zero_grad(set_to_none=True)
             loss_g.sum().backward()
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             if sched is not None:
                 sched.step()
             ep_loss_t += loss_g.detach().mean()
@@ -425,24 +442,26 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             writer.add_scalar(f"train/{tag or cfg.name}/loss", ep_loss, epoch)
         last = epoch == cfg.epochs
         if distributed.is_distributed() and (vm is not None or record_every > 0 or cfg.average_last > 0 or last):
-            distributed.average_buffers(model)     # same model on every process before it is evaluated
+            distributed.average_buffers(scored)    # same model on every process before it is evaluated
         if vm is not None and (epoch % cfg.eval_every == 0 or last):
-            p = _predict(cfg, model, x, dom)                          # (N, G, K)
+            p = _predict(cfg, scored, x, dom)                         # (N, G, K)
             nll = -torch.log(p.gather(-1, y[:, None, None].expand(-1, G, 1)).squeeze(-1).clamp_min(1e-8))
             wv = vm.t() * cw.t()[y]
             val = (nll * wv).sum(0) / wv.sum(0).clamp_min(1e-12)      # (G,)
             better = val < best_val
             if better.any():
                 best_val = torch.where(better, val, best_val)
-                best_state = _merge_state(best_state, model.state_dict(), better, G)
+                best_state = _merge_state(best_state, scored.state_dict(), better, G)
             if writer is not None:
                 writer.add_scalar(f"train/{tag or cfg.name}/inner_val_ce", float(val.mean()), epoch)
         if record_every > 0 and (epoch % record_every == 0 or last):
-            records.append(_predict(cfg, model, x, dom).cpu())
+            records.append(_predict(cfg, scored, x, dom).cpu())
         if (cfg.average_last > 0 and epoch > cfg.epochs - cfg.average_last
                 and (cfg.epochs - epoch) % max(1, cfg.eval_every) == 0):
-            snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            snapshots.append({k: v.detach().clone() for k, v in scored.state_dict().items()})
     bar.close()
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)
     if len(snapshots) > 1:

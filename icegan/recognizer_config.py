@@ -57,6 +57,13 @@ class RecognizerConfig:
             [1 - scale_jitter, 1 + scale_jitter]; 0 disables; below 1. Applied with ``rotate_deg`` in one warp,
             before the shifts.
         mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
+        label_smoothing: ε in [0, 1): the cross-entropy's target is (1 - ε) · one-hot + ε / K instead of the
+            one-hot label (Szegedy et al., CVPR 2016, section 7); 0 (default) = plain cross-entropy. Networks only.
+        ema_decay: d in [0, 1): predict with an exponential moving average of the weights and batch-norm
+            buffers, ``avg ← d · avg + (1 − d) · weights`` after every optimizer step (Polyak averaging;
+            :func:`flownet.train.weight_ema`); the inner validation, oracle records and snapshots score the average
+            too. 0 (default) = the weights of the last step. With 4 steps per epoch on the composite, 0.99 averages
+            over about the last 25 epochs. Networks only.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
         tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.
@@ -99,6 +106,8 @@ class RecognizerConfig:
     rotate_deg: float = 0.0
     scale_jitter: float = 0.0
     mixup_alpha: float = 0.0
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.0
     seeds: int = 1
     tta_hflip: bool = True
     tta_shift_px: int = 0
@@ -131,7 +140,8 @@ class RecognizerConfig:
             network_only = {"shift_px": self.shift_px, "rotate_deg": self.rotate_deg,
                             "scale_jitter": self.scale_jitter, "mixup_alpha": self.mixup_alpha,
                             "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
-                            "average_last": self.average_last}
+                            "average_last": self.average_last, "label_smoothing": self.label_smoothing,
+                            "ema_decay": self.ema_decay}
             used = [f"model.{k}={v}" for k, v in network_only.items() if v]
             if used:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
@@ -141,6 +151,10 @@ class RecognizerConfig:
             raise ValueError(f"{sec}.rotate_deg must lie in 0..180 degrees, got {self.rotate_deg}")
         if not 0 <= self.scale_jitter < 1:
             raise ValueError(f"{sec}.scale_jitter must lie in [0, 1), got {self.scale_jitter}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"{sec}.label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"{sec}.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":

@@ -9,6 +9,7 @@ from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, bui
 from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, fit_recognizer, hflip_features,
                                 fit_predict_folds, fit_predict_sklearn, inner_val_masks, predict_models,
                                 shift_features, train_models, warp_features)
+from icegan.recognition import _weighted_ce
 
 
 def test_offtanet_parameter_count_matches_paper():
@@ -177,7 +178,8 @@ def test_rotation_and_scale_augmentation_is_used_and_checked():
 
 @pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4, "shift_px": 2},
                                    {"domain_bn": True, "shift_px": 1},
-                                   {"shift_px": 1, "rotate_deg": 5.0, "scale_jitter": 0.05}])
+                                   {"shift_px": 1, "rotate_deg": 5.0, "scale_jitter": 0.05},
+                                   {"label_smoothing": 0.1, "ema_decay": 0.9}])
 def test_held_out_samples_do_not_influence_training(extra):
     """Changing samples that are masked out of model g's training leaves model g bit-identical
     (also for snapshot averaging, mixup, random shifts and per-dataset batch-norm statistics)."""
@@ -200,6 +202,50 @@ def test_held_out_samples_do_not_influence_training(extra):
         torch.testing.assert_close(a.reshape(2, -1)[0], b.reshape(2, -1)[0], rtol=0, atol=0, msg=k)
     assert any(not torch.equal(a.reshape(2, -1)[1], b.reshape(2, -1)[1])
                for a, b in zip(m1.state_dict().values(), m2.state_dict().values()) if a.dim() > 0)
+
+
+def test_label_smoothing_cross_entropy_known_values():
+    """_weighted_ce with label smoothing ε is (1 - ε) · CE(one-hot) + ε · mean_k(-log p_k), by hand."""
+    logits = torch.tensor([[[2.0, 0.0, -1.0]], [[0.5, 0.5, 3.0]]])            # (B=2, G=1, K=3)
+    y = torch.tensor([0, 2])
+    w = torch.tensor([[1.0], [3.0]])
+    logp = torch.log_softmax(logits[:, 0], -1)
+    for eps in (0.0, 0.1, 0.5):
+        rows = -(1 - eps) * logp[torch.arange(2), y] - eps * logp.mean(-1)
+        want = (rows * w[:, 0]).sum() / w.sum()
+        torch.testing.assert_close(_weighted_ce(logits, y, w, eps), want[None])
+
+
+def test_label_smoothing_and_weight_average_in_training():
+    """model.label_smoothing and model.ema_decay at 0 leave training bit-identical; label smoothing changes the
+    network; with ema_decay d the returned weights (and batch-norm buffers) are the moving average of the weights
+    after each step (2 steps: d · w1 + (1 - d) · w2, the average starting at the first step's weights); both are
+    refused out of range and for the scikit-learn recognizers."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    mask = torch.ones(2, len(fs), dtype=torch.bool)
+    mask[1, :4] = False
+
+    def state(**kw):
+        cfg = RecognizerConfig(batch_size=0, lr_schedule="constant", lr=0.05, **kw)   # one step per epoch
+        m, _ = train_models(cfg, fs.features, fs.labels, mask, seed=3, progress=False)
+        return {k: v.float() for k, v in m.state_dict().items() if v.is_floating_point()}
+
+    w2 = state(epochs=2)
+    for k, v in state(epochs=2, label_smoothing=0.0, ema_decay=0.0).items():
+        assert torch.equal(v, w2[k]), k
+    assert any(not torch.equal(v, w2[k]) for k, v in state(epochs=2, label_smoothing=0.2).items())
+    w1 = state(epochs=1)
+    d = 0.75
+    averaged = state(epochs=2, ema_decay=d)
+    assert any(not torch.equal(w1[k], w2[k]) for k in w2)
+    for k, v in averaged.items():
+        torch.testing.assert_close(v, d * w1[k] + (1 - d) * w2[k], rtol=1e-5, atol=1e-6, msg=k)
+    with pytest.raises(ValueError, match=r"model.label_smoothing must lie in \[0, 1\)"):
+        RecognizerConfig(label_smoothing=1.0)
+    with pytest.raises(ValueError, match=r"model.ema_decay must lie in \[0, 1\)"):
+        RecognizerConfig(ema_decay=float("nan"))
+    with pytest.raises(ValueError, match="model.label_smoothing=0.1, model.ema_decay=0.9 apply to the networks"):
+        RecognizerConfig(name="random_forest", label_smoothing=0.1, ema_decay=0.9)
 
 
 def test_fit_recognizer_learns_toy_task_with_inner_validation():

@@ -369,6 +369,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
   model.hflip=BOOL (mirror + negate u; logreg, random_forest: fit on the clips + their mirrors)
   model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
+  model.label_smoothing=FLOAT (target (1-e) one-hot + e/K)  model.ema_decay=FLOAT (predict with a moving
+                           average of the weights, updated every step; 0 = the last weights)
   model.rotate_deg=FLOAT  model.scale_jitter=FLOAT (random rotation in [-a,a] degrees, scale in [1-s,1+s])
   model.tta_hflip=BOOL  model.tta_shift_px=INT (test-time average over shifts in [-k,k]^2)
   model.inner_val_fraction=FLOAT (early stopping on training subjects)
