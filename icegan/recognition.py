@@ -707,13 +707,17 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
 
 
 def sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):
-    """The unfitted scikit-learn estimator of ``cfg.name``: standardised logistic regression, or a random forest
-    (scale-free, so unstandardised; ``random_state = seed``; one job, since folds run in parallel processes).
+    """The unfitted scikit-learn estimator of ``cfg.name``: standardised logistic regression, a random forest
+    (scale-free, so unstandardised; ``random_state = seed``; one job, since folds run in parallel processes) or
+    histogram gradient-boosted trees (scale-free; scikit-learn's defaults, early stopping off: deterministic).
 
     Raises:
         ValueError: ``cfg.name`` is not one of :data:`SKLEARN_MODELS`.
     """
     weights = "balanced" if cfg.class_weighting else None
+    if cfg.name == "gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        return HistGradientBoostingClassifier(early_stopping=False, class_weight=weights, random_state=seed)
     if cfg.name == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
         return RandomForestClassifier(n_estimators=cfg.forest_trees, class_weight=weights, random_state=seed, n_jobs=1)
@@ -763,7 +767,8 @@ def _proba(clf, x: np.ndarray, n_classes: int) -> np.ndarray:
 
 def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, fold: Any, seed: int = 0,
                         n_classes: int = 3, subjects: Optional[Sequence[str]] = None) -> np.ndarray:
-    """A scikit-learn recognizer (``cfg.name``: ``logreg`` or ``random_forest``) fitted on one fold's training rows.
+    """A scikit-learn recognizer (``cfg.name``: ``logreg``, ``random_forest`` or ``gradient_boosting``) fitted on one
+    fold's training rows.
 
     Args:
         cfg: settings (``logreg_C``, ``logreg_max_iter``, ``forest_trees``, ``class_weighting``, ``hflip``: fit on

@@ -319,6 +319,28 @@ def test_random_forest_fit_recognizer_learns_and_is_seeded():
     assert not np.array_equal(p0, p1)
 
 
+def test_gradient_boosting_fit_recognizer_learns_is_deterministic_and_takes_sample_weights():
+    """Gradient-boosted trees learn the toy task, with scikit-learn's defaults and no early stopping (the estimator
+    is checked), give the same probabilities for any seed (nothing is drawn), and per-row weights reach the fit
+    (balanced class weights then computed on the weighted counts)."""
+    from icegan.recognition import sklearn_classifier
+    fs = make_toy_features(n_subjects_per_dataset=2)
+    test = fs.samples["subject"].to_numpy() == "samm/s02"
+    cfg = RecognizerConfig(name="gradient_boosting")
+    clf = sklearn_classifier(cfg, 0)
+    assert type(clf).__name__ == "HistGradientBoostingClassifier"
+    assert (clf.early_stopping, clf.max_iter, clf.class_weight) == (False, 100, "balanced")
+    xtr, ytr = fs.features[~test], fs.labels[~test]
+    p0, p1 = (fit_recognizer(cfg, xtr, ytr, seed=s)(fs.features[test]) for s in (0, 7))
+    assert p0.shape == (test.sum(), 3) and (p0.argmax(1) == fs.labels[test].numpy()).mean() >= 0.75
+    np.testing.assert_allclose(p0.sum(1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(p0, p1)
+    w = torch.ones(len(ytr))
+    np.testing.assert_allclose(fit_recognizer(cfg, xtr, ytr, sample_weight=w)(fs.features[test]), p0, atol=1e-9)
+    w[::2] = 0.05                       # every other row nearly dropped: another fit
+    assert np.abs(fit_recognizer(cfg, xtr, ytr, sample_weight=w)(fs.features[test]) - p0).max() > 1e-3
+
+
 def test_fit_predict_folds_random_forest_equals_scikit_learn_on_the_fold():
     """fit_predict_folds with model.name=random_forest gives, fold by fold, the probabilities of a
     RandomForestClassifier fitted directly on that fold's training rows (balanced weights, random_state = seed);
@@ -344,7 +366,7 @@ def test_fit_predict_folds_random_forest_equals_scikit_learn_on_the_fold():
         np.testing.assert_array_equal(again, ref.predict_proba(x2.reshape(len(fs), -1).numpy()[f.test_idx]))
 
 
-@pytest.mark.parametrize("name", ["random_forest", "logreg"])
+@pytest.mark.parametrize("name", ["random_forest", "logreg", "gradient_boosting"])
 def test_sklearn_recognizers_fit_mirrors_and_average_mirror_probabilities(name):
     """hflip: the fit sees the training clips followed by their mirrors (u -> 1 - u, maps flipped); tta_hflip: the
     probabilities are the mean over the clip and its mirror, so a clip and its mirror get identical scores."""
@@ -372,6 +394,7 @@ def test_sklearn_recognizers_fit_mirrors_and_average_mirror_probabilities(name):
                                      "model.shift_px=1, model.mixup_alpha=0.2 apply to the networks"),
                                     ({"name": "logreg", "inner_val_fraction": 0.2}, "model.inner_val_fraction"),
                                     ({"name": "random_forest", "seeds": 3}, "model.seeds=3"),
+                                    ({"name": "gradient_boosting", "shift_px": 1}, "model.shift_px=1 applies"),
                                     ({"name": "logreg", "seeds": 2}, "model.seeds=2")])
 def test_sklearn_recognizer_config_errors(kw, msg):
     with pytest.raises(ValueError, match=msg):

@@ -10,7 +10,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     dataset: SDE dataset (casme2|samm|smic)  oracle_epoch: false
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
     workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core;
-               CPU only for the networks; logreg and random_forest ignore device)
+               CPU only for the networks; logreg, random_forest and gradient_boosting ignore device)
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | table | toy), root, table, normalize (none | minmax), datasets, size (28), recenter (none | median), roi (none | landmarks),
            roi_patch (7), synthetic_per_clip (0),
@@ -340,7 +340,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   dataset=casme2|samm|smic dataset of an SDE run
   oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled)
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
-  workers=INT              >1: train the fold groups (model.folds_per_group folds each; logreg, random_forest: one fold) in that
+  workers=INT              >1: train the fold groups (model.folds_per_group folds each; scikit-learn recognizers: one fold) in that
                            many processes with `threads` torch threads each (0: cores // workers); 0 = one per CPU
                            core; same scores as one process with that thread count; per-epoch TensorBoard losses
                            and inner bars are off
@@ -360,14 +360,14 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
   data.synthetic_per_clip=INT  >0: that many synthetic AU clips per real clip, from the training subjects' own
                            faces, added to each fold's training set (never scored)
-  model.name=ststnet|offtanet|logreg|random_forest|custom   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
+  model.name=ststnet|offtanet|logreg|random_forest|gradient_boosting|custom   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.module=SPEC          custom: 'package.module:factory' or 'path/to/file.py:factory', a callable returning a
                            torch.nn.Module mapping (B, 3, S, S) features to (B, 3) logits (S = model.input_size); it
                            gets those of num_classes, in_channels, input_size, dropout it accepts; trained one fold
                            and seed at a time with the settings below; its file's SHA-256 is kept in run.json
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
-  model.hflip=BOOL (mirror + negate u; logreg, random_forest: fit on the clips + their mirrors)
+  model.hflip=BOOL (mirror + negate u; scikit-learn recognizers: fit on the clips + their mirrors)
   model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
   model.label_smoothing=FLOAT (target (1-e) one-hot + e/K)  model.ema_decay=FLOAT (predict with a moving
                            average of the weights, updated every step; 0 = the last weights)
@@ -429,10 +429,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "loso", help="leave-one-subject-out evaluation of a recognizer on precomputed flow features",
         description="Leave-one-subject-out (CDE/SDE) evaluation of a recognizer (STSTNet, Off-TANet, "
-                    "logistic regression, random forest, or your own network: model.name=custom) on precomputed "
-                    "(u, v, strain) flow features (the MEGC2019 maps, or yours: data.source=table). Honest by default: "
-                    "no model selection on the held-out subject. A rerun with the same --out resumes at the "
-                    "first unfinished fold.",
+                    "logistic regression, random forest, gradient-boosted trees, or your own network: "
+                    "model.name=custom) on precomputed (u, v, strain) flow features (the MEGC2019 maps, or yours: "
+                    "data.source=table). Honest by default: no model selection on the held-out subject. A rerun "
+                    "with the same --out resumes at the first unfinished fold.",
         epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="YAML", default=None,
                    help="YAML config file (e.g. configs/features_ststnet.yaml); defaults when omitted")
