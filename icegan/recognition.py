@@ -362,9 +362,10 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # the weights that are scored (inner validation, oracle records, snapshots, the returned model): the moving
     # average of the weights with model.ema_decay, else the trained weights themselves
+    ema = None
     if cfg.ema_decay > 0:
         from flownet.train import weight_ema
-    ema = weight_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        ema = weight_ema(model, cfg.ema_decay)
     scored = model if ema is None else ema.module
     # a custom recognizer (one copy, no masked batch norm) is given batches of its training rows only; the
     # grouped networks draw from all N rows and weight the others 0 (their batch norm is masked)
@@ -495,8 +496,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     """Train one grouped network for several LOSO folds (× ``cfg.seeds``) and score their test rows.
 
     Args:
-        cfg: settings; ``cfg.name`` ``ststnet`` / ``offtanet`` (``logreg`` and ``random_forest`` are dispatched
-            to :func:`fit_predict_sklearn`, fold by fold).
+        cfg: settings; ``cfg.name`` ``ststnet`` / ``offtanet`` (the scikit-learn recognizers, :data:`SKLEARN_MODELS`,
+            are dispatched to :func:`fit_predict_sklearn`, fold by fold).
         x: (N, 3, H, W) features of the whole sample table (resized to ``cfg.input_size`` here).
         y: (N,) labels.
         subjects: (N,) prefixed subject ids (``dataset/subject``: the inner-validation split, and the
@@ -647,7 +648,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         device: as :func:`train_models` (``auto`` included).
         seed: seed.
         x_val, y_val: optional inner-validation samples from *training* subjects (never the test
-            subject) for early stopping; ignored by ``logreg`` and ``random_forest``.
+            subject) for early stopping; ignored by the scikit-learn recognizers (:data:`SKLEARN_MODELS`).
         subjects_train: (N,) subject of every training row; required by ``cfg.subject_weighting``.
         sample_weight: optional (N,) non-negative loss weight of every training row (e.g. the main job's
             ``gan.synthetic_weight`` for its synthetic rows), multiplied with the subject weights when both are

@@ -48,8 +48,8 @@ class RecognizerConfig:
             the class weights are then computed on these weighted counts, so the classes stay balanced
             (:func:`subject_weights`). Needs the subject of every clip: ``icegan loso`` feature runs (every
             recognizer); not the main job. Synthetic rows count for the subject they were made from.
-        hflip: random horizontal flips (u negated) during training; ``logreg`` and ``random_forest`` are fitted
-            on the training clips and their mirrors instead.
+        hflip: random horizontal flips (u negated) during training; the scikit-learn recognizers
+            (:data:`SKLEARN_MODELS`) are fitted on the training clips and their mirrors instead.
         shift_px: random translation of each training sample by an integer offset drawn
             uniformly in [-shift_px, shift_px] pixels per axis (of the ``input_size`` maps; border
             values replicated); 0 disables.
