@@ -173,7 +173,9 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "model.scale_jitter": 0.0, "recognizer.scale_jitter": 0.0,
                                     "gan.synthetic_weight": 1.0,
                                     "model.label_smoothing": 0.0, "recognizer.label_smoothing": 0.0,
-                                    "model.ema_decay": 0.0, "recognizer.ema_decay": 0.0}
+                                    "model.ema_decay": 0.0, "recognizer.ema_decay": 0.0,
+                                    "model.au_weight": 0.0, "recognizer.au_weight": 0.0,
+                                    "data.annotations": None}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

@@ -304,6 +304,10 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if cfg.recognizer.subject_weighting:
         raise ConfigError("recognizer.subject_weighting is supported by `icegan loso` feature runs, not by the main "
                           "job (its recognizer is not given the subject of every synthetic apex); set it to false")
+    if cfg.recognizer.au_weight > 0:
+        raise ConfigError("recognizer.au_weight (action units as an auxiliary target) is supported by `icegan loso` "
+                          "feature runs, not by the main job (a synthetic apex has no coded action units); set it "
+                          "to 0")
     if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):

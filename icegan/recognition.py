@@ -183,8 +183,10 @@ def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: 
     return tr, va
 
 
-def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0) -> torch.nn.Module:
+def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0, n_action_units: int = 0) -> torch.nn.Module:
     kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout}
+    if n_action_units:
+        kw["aux_outputs"] = n_action_units
     if cfg.name == "custom":
         return build_recognizer("custom", n_models=n_models, module=cfg.module, key=f"{cfg.SECTION}.module", **kw)
     if n_domains:
@@ -283,11 +285,21 @@ def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, label_s
     return (ce * w).sum(0) / w.sum(0).clamp_min(1e-12)
 
 
+def _action_unit_loss(logits: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """logits (B, G, A), targets (B, A) in [0, 1], w (B, G) → (G,): per model, the w-weighted mean over rows of the
+    mean binary cross-entropy over the A action units (:attr:`RecognizerConfig.au_weight`); 0 for a model whose
+    rows all weigh 0."""
+    bce = F.binary_cross_entropy_with_logits(logits, targets[:, None].expand_as(logits), reduction="none").mean(-1)
+    return (bce * w).sum(0) / w.sum(0).clamp_min(1e-12)
+
+
 def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_mask: torch.Tensor,
                  val_mask: Optional[torch.Tensor] = None, device: str | torch.device = "cpu", seed: int = 0,
                  record_every: int = 0, progress: bool = True, writer: Any = None, tag: str = "",
                  n_classes: int = 3, domains: Optional[torch.Tensor] = None,
-                 sample_weight: Optional[torch.Tensor] = None) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+                 sample_weight: Optional[torch.Tensor] = None,
+                 action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+                 ) -> tuple[torch.nn.Module, list[torch.Tensor]]:
     """Train G = ``train_mask.shape[0]`` independent recognizers on one in-memory feature tensor.
 
     Args:
@@ -311,6 +323,10 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         sample_weight: optional (G, N) non-negative weight of every sample in model g's loss (e.g.
             :func:`subject_weights`), multiplied with the class weights, which are then computed on the weighted
             counts; None = 1. Batch-norm statistics stay unweighted.
+        action_units: (targets (N, A) float in [0, 1], known (N,) bool), the rows' FACS action units
+            (:func:`icegan.data.action_units.action_unit_targets`); required when ``cfg.au_weight`` > 0, ignored
+            otherwise. Model g learns the units of its training rows with ``known`` only (not class- or
+            subject-weighted); under mixup a pair's targets mix like its labels and count when both are known.
 
     Returns:
         (model in eval mode holding the selected weights — a :class:`SnapshotAverage` when
@@ -319,8 +335,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
 
     Raises:
         ValueError: shapes disagree, a label outside 0..K-1, a model without training samples,
-            ``cfg.shift_px`` outside 0..S-1, ``cfg.domain_bn`` without ``domains``, or a ``sample_weight`` of
-            another shape than ``train_mask``, negative or not finite.
+            ``cfg.shift_px`` outside 0..S-1, ``cfg.domain_bn`` without ``domains``, a ``sample_weight`` of
+            another shape than ``train_mask``, negative or not finite, or ``cfg.au_weight`` > 0 without
+            ``action_units`` of N rows (or with targets outside [0, 1]).
     """
     from tqdm.auto import tqdm
 
@@ -342,6 +359,15 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if sample_weight is not None:
         shape = tuple(train_mask.shape)
         _check_sample_weight(sample_weight, shape, f"be shaped like train_mask {shape}")
+    if cfg.au_weight > 0:
+        if (action_units is None or action_units[0].dim() != 2 or action_units[0].shape[0] != x.shape[0]
+                or tuple(action_units[1].shape) != (x.shape[0],)):
+            got = None if action_units is None else [tuple(t.shape) for t in action_units]
+            raise ValueError(f"{cfg.SECTION}.au_weight={cfg.au_weight} needs the action units of every row: "
+                             f"(targets ({x.shape[0]}, A), known ({x.shape[0]},)), got {got}; they are read from the "
+                             f"coding sheets in `icegan loso` feature runs")
+        if ((action_units[0] < 0) | (action_units[0] > 1)).any():
+            raise ValueError("action-unit targets must lie in [0, 1]")
     device = resolve_device(device)             # "auto", and a device this machine lacks named, as everywhere
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -353,7 +379,11 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
     sw = None if sample_weight is None else sample_weight.to(device=device, dtype=torch.float32) * tm
     cw = class_weights(y, tm if sw is None else sw, n_classes, cfg.class_weighting)        # (G, K)
-    model = _build(cfg, G, n_domains).to(device)
+    au_t = au_k = None
+    if cfg.au_weight > 0:
+        au_t = action_units[0].to(device=device, dtype=torch.float32)
+        au_k = action_units[1].to(device=device, dtype=torch.float32)
+    model = _build(cfg, G, n_domains, 0 if au_t is None else au_t.shape[1]).to(device)
     # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
     # advances identically on every process
@@ -398,6 +428,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             idx = distributed.shard(perm[lo:hi])
             xb, yb = x[idx], y[idx]
             fkw = {} if dom is None else {"domain": dom[idx]}
+            if au_t is not None:
+                fkw["with_aux"] = True
             mb = tm[:, idx].t()                                          # (B, G)
             rw = mb if sw is None else sw[:, idx].t()                   # loss weight of each row, (B, G)
             if cfg.hflip:
@@ -417,6 +449,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
                 both = mb * mb[j]                                        # both partners must be training samples
                 logits = net(xb, sample_mask=both, **fkw)
+                if au_t is not None:
+                    logits, au_logits = logits
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
                 ce_a = _ce_rows(logits, yb, cfg.label_smoothing)
@@ -424,11 +458,22 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 wa = both * rw * cw.t()[yb] * lam[:, None]
                 wb = both * rw[j] * cw.t()[yb[j]] * (1 - lam[:, None])
                 loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
+                if au_t is not None:
+                    la = lam[:, None]
+                    t_mix = la * au_t[idx] + (1 - la) * au_t[idx][j]
+                    w_au = both * (au_k[idx] * au_k[idx][j])[:, None]
+                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits.reshape(len(idx), G, -1), t_mix,
+                                                                        w_au)
             else:
                 logits = net(xb, sample_mask=mb, **fkw)
+                if au_t is not None:
+                    logits, au_logits = logits
                 if logits.dim() == 2:                                    # a single model (G = 1)
                     logits = logits[:, None]
                 loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb], cfg.label_smoothing)   # (G,)
+                if au_t is not None:
+                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits.reshape(len(idx), G, -1), au_t[idx],
+                                                                        mb * au_k[idx][:, None])
             opt.zero_grad(set_to_none=True)
             loss_g.sum().backward()
             opt.step()
@@ -468,7 +513,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if len(snapshots) > 1:
         copies = []
         for state in snapshots:
-            m = _build(cfg, G, n_domains).to(device)
+            m = _build(cfg, G, n_domains, 0 if au_t is None else au_t.shape[1]).to(device)
             m.load_state_dict(state)
             copies.append(m)
         model = SnapshotAverage(copies)
@@ -492,7 +537,8 @@ def _merge_state(best: Optional[dict], current: dict, better: torch.Tensor, G: i
 
 def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, subjects: Sequence[str],
                       folds: Sequence[Any], device: str | torch.device = "cpu", seed: int = 0,
-                      oracle_epoch: bool = False, progress: bool = True, writer: Any = None) -> list[np.ndarray]:
+                      oracle_epoch: bool = False, progress: bool = True, writer: Any = None,
+                      action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> list[np.ndarray]:
     """Train one grouped network for several LOSO folds (× ``cfg.seeds``) and score their test rows.
 
     Args:
@@ -508,6 +554,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
             reproduced exactly when a run resumes.
         oracle_epoch: return (R, n_test, K) scores recorded every ``cfg.eval_every`` epochs.
         progress, writer: tqdm bar, TensorBoard writer.
+        action_units: (targets (N, A), known (N,)) for ``cfg.au_weight`` > 0 (:func:`train_models`); only the
+            folds' training rows reach a model, as for the labels.
 
     Returns:
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
@@ -542,7 +590,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     tag = f"folds{getattr(folds[0], 'index', 0)}-{getattr(folds[-1], 'index', len(folds) - 1)}"
     model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
                                   record_every=cfg.eval_every if oracle_epoch else 0, progress=progress,
-                                  writer=writer, tag=tag, domains=domains, sample_weight=sw)
+                                  writer=writer, tag=tag, domains=domains, sample_weight=sw,
+                                  action_units=action_units)
     out = []
     if oracle_epoch:
         rec = torch.stack(records)                                     # (R, N, G, K)

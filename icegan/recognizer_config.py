@@ -2,6 +2,7 @@
 code of :mod:`icegan.recognition` so that reading a config, or ``icegan --help``, does not import torch."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,6 +68,13 @@ class RecognizerConfig:
             :func:`flownet.train.weight_ema`); the inner validation, oracle records and snapshots score the average
             too. 0 (default) = the weights of the last step. With 4 steps per epoch on the composite, 0.99 averages
             over about the last 25 epochs. Networks only.
+        au_weight: λ >= 0: STSTNet also learns the clips' FACS action units as an auxiliary target, a second head
+            of 14 logits (:data:`icegan.data.action_units.EMFACS_ACTION_UNITS`) on the same pooled features; the loss
+            is the class cross-entropy + λ · the mean binary cross-entropy over those units, averaged over the
+            training clips whose sheet codes action units (CASME II and SAMM; SMIC clips and uncoded clips add
+            none). The units come from the official coding sheets (``data.annotations``); only training clips' units
+            are used; the head is not used at test time. 0 (default) = off. ``icegan loso`` feature runs with
+            ``model.name=ststnet`` only.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
         tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.
@@ -111,6 +119,7 @@ class RecognizerConfig:
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
     ema_decay: float = 0.0
+    au_weight: float = 0.0
     seeds: int = 1
     tta_hflip: bool = True
     tta_shift_px: int = 0
@@ -158,6 +167,11 @@ class RecognizerConfig:
             raise ValueError(f"{sec}.label_smoothing must lie in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"{sec}.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
+        if not (self.au_weight >= 0 and math.isfinite(self.au_weight)):
+            raise ValueError(f"{sec}.au_weight must be a finite number >= 0 (0 = off), got {self.au_weight}")
+        if self.au_weight > 0 and self.name != "ststnet":
+            raise ValueError(f"{sec}.au_weight (action units as an auxiliary target) applies to ststnet only, not "
+                             f"{self.name}; set {sec}.au_weight=0")
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":

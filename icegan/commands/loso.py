@@ -14,7 +14,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | table | toy), root, table, normalize (none | minmax), datasets, size (28), recenter (none | median), roi (none | landmarks),
            roi_patch (7), synthetic_per_clip (0),
-           permute_labels (-1), train_subject_fraction (1.0)
+           permute_labels (-1), train_subject_fraction (1.0), annotations (sheets folder, model.au_weight)
     model: see icegan.recognizer_config.RecognizerConfig
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from icegan.commands import add_print_config, print_config
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
-           "permute_labels", "fold_runner"]
+           "load_action_units", "permute_labels", "fold_runner"]
 
 
 @dataclass
@@ -75,6 +75,9 @@ class FeatureDataConfig:
             (:func:`icegan.data.synthetic_features.synthetic_au_features`, cached under
             ``<ICEGAN_DATA>/cache/megc2019_roi``). A fold trains on the synthetic clips of its own training
             subjects only; they are never scored. megc2019_htnet source only; not with ``roi``.
+        annotations: folder holding the official coding sheets (``CASME2-coding-20140508.xlsx``,
+            ``SAMM_Micro_FACS_Codes_v2.xlsx``) under their official names; read only for ``model.au_weight`` > 0
+            (:func:`icegan.data.action_units.action_unit_targets`). Default ``<shared data>/annotations``.
     """
     source: Literal["megc2019_htnet", "table", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
@@ -89,6 +92,7 @@ class FeatureDataConfig:
     synthetic_per_clip: int = 0
     permute_labels: int = -1
     train_subject_fraction: float = 1.0
+    annotations: Optional[str] = None
 
     def __post_init__(self):
         if self.source == "table" and not self.table:
@@ -300,8 +304,36 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
     if workers > 1:
         from icegan.executors import ProcessGroupMap
         group_map = ProcessGroupMap(workers, threads=cfg.threads)
-    folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None, extra=syn)
+    try:
+        au = load_action_units(cfg, fs)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(str(exc)) from None
+    folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None, extra=syn, au=au)
     return folds_fn, per_call, group_map
+
+
+def load_action_units(cfg: "LosoConfig", fs):
+    """The action-unit targets of ``fs``'s clips for ``model.au_weight`` > 0, else None:
+    ``(targets (N, 14), known (N,))`` from the coding sheets in ``data.annotations``
+    (:func:`icegan.data.action_units.action_unit_targets`).
+
+    Raises:
+        FileNotFoundError: a needed sheet is missing. ValueError: a clip missing from its sheet, an unreadable
+            cell, or no clip of the run with coded action units (every message starts with the key).
+    """
+    if cfg.model.au_weight <= 0:
+        return None
+    from icegan.data.action_units import action_unit_targets
+    key = f"model.au_weight={cfg.model.au_weight}"
+    try:
+        au = action_unit_targets(fs.samples["dataset"].tolist(), fs.samples["subject"].tolist(),
+                                 fs.samples["clip"].tolist(), cfg.data.annotations)
+    except (OSError, ValueError) as exc:
+        raise type(exc)(f"{key}: {exc}") from None
+    if not bool(au[1].any()):
+        raise ValueError(f"{key}: no clip of this run has coded action units (only CASME II and SAMM clips do; "
+                         f"datasets here: {sorted(set(fs.samples['dataset']))}); set model.au_weight=0")
+    return au
 
 
 class FeatureFolds:
@@ -309,7 +341,7 @@ class FeatureFolds:
     per fold (:func:`icegan.recognition.fit_predict_folds`); it carries the features, so a worker process
     (``workers`` > 1) receives them once."""
 
-    def __init__(self, cfg: "LosoConfig", x, y, subjects: list[str], progress: bool = True, extra=None):
+    def __init__(self, cfg: "LosoConfig", x, y, subjects: list[str], progress: bool = True, extra=None, au=None):
         self.cfg, self.progress = cfg, progress
         self.n_real = len(subjects)
         self.extra_subjects = [] if extra is None else extra.samples["subject"].tolist()
@@ -317,7 +349,11 @@ class FeatureFolds:
             import torch
             x, y = torch.cat([x, extra.features]), torch.cat([y, extra.labels])
             subjects = list(subjects) + self.extra_subjects
-        self.x, self.y, self.subjects = x, y, subjects
+            if au is not None:      # synthetic clips have no coded action units
+                n = len(self.extra_subjects)
+                au = (torch.cat([au[0], au[0].new_zeros(n, au[0].shape[1])]),
+                      torch.cat([au[1], au[1].new_zeros(n)]))
+        self.x, self.y, self.subjects, self.au = x, y, subjects, au
 
     def __call__(self, folds):
         from icegan.recognition import fit_predict_folds
@@ -330,7 +366,8 @@ class FeatureFolds:
             from icegan.data.synthetic_features import add_training_rows
             folds = add_training_rows(folds, real, self.extra_subjects, self.n_real)
         return fit_predict_folds(c.model, self.x, self.y, self.subjects, folds, device=c.device, seed=c.seed,
-                                 oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer)
+                                 oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer,
+                                 action_units=self.au)
 
 
 HELP_EPILOG = """\
@@ -358,6 +395,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
+  data.annotations=PATH      folder of the official CASME II / SAMM coding sheets (model.au_weight; default
+                           <shared data>/annotations)
   data.synthetic_per_clip=INT  >0: that many synthetic AU clips per real clip, from the training subjects' own
                            faces, added to each fold's training set (never scored)
   model.name=ststnet|offtanet|logreg|random_forest|gradient_boosting|custom   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
@@ -379,6 +418,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.logreg_C=FLOAT  model.logreg_max_iter=INT  model.forest_trees=INT (random forest; random state = seed)
   model.domain_bn=BOOL (STSTNet: batch-norm statistics per dataset, from the training subjects)
   model.subject_weighting=BOOL (every training subject weighs the same in the loss: 1/n_s per clip)
+  model.au_weight=FLOAT (STSTNet: + that times the binary cross-entropy of the 14 EMFACS action units of the
+                           training clips coded in the CASME II / SAMM sheets, a second head; 0 = off)
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
 from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per held-out
@@ -403,6 +444,7 @@ def _main(args: argparse.Namespace) -> int:
         make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 subjects
         from icegan.recognition import check_custom_recognizer
         check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
+        load_action_units(cfg, fs)                          # model.au_weight: the sheets hold every clip
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2

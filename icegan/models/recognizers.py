@@ -260,22 +260,29 @@ class STSTNet(nn.Module):
             statistics half of domain-specific batch norm (Chang et al., "Domain-Specific Batch
             Normalization for Unsupervised Domain Adaptation", CVPR 2019, Sec. 3.1; there the affine
             weights are per domain too). Not in STSTNet's paper.
+        aux_outputs: 0 = none. A >= 1 = a second grouped linear head on the same pooled features, A logits
+            (e.g. the action units of :mod:`icegan.data.action_units`, learned as an auxiliary target); the
+            class head is unchanged. Not in STSTNet's paper.
 
     Raises:
-        ValueError: ``width`` < 1, ``domains`` < 0 or an ``input_size`` too small for the pooling;
-            in ``forward``, a missing or out-of-range ``domain`` when ``domains`` >= 1.
+        ValueError: ``width`` < 1, ``domains`` < 0, ``aux_outputs`` < 0 or an ``input_size`` too small for the
+            pooling; in ``forward``, a missing or out-of-range ``domain`` when ``domains`` >= 1, ``with_aux``
+            without an auxiliary head.
 
-    ``forward(x, sample_mask=None, domain=None)``: x (B, 3, S, S) → (B, K) for one copy, (B, G, K) for
-    G copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
+    ``forward(x, sample_mask=None, domain=None, with_aux=False)``: x (B, 3, S, S) → (B, K) for one copy,
+    (B, G, K) for G copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
     training samples (:class:`MaskedBatchNorm2d`); ``domain`` (B,) int64 domain index of each sample in
-    0..D-1 (required when ``domains`` >= 1, ignored otherwise).
+    0..D-1 (required when ``domains`` >= 1, ignored otherwise). ``with_aux``: return (class logits,
+    auxiliary logits (B, A) or (B, G, A)).
     """
 
     STREAMS = (3, 5, 8)
 
     def __init__(self, num_classes: int = 3, in_channels: int = 3, input_size: int = 28, dropout: float = 0.5,
-                 n_models: int = 1, padding: int = 1, width: int = 1, domains: int = 0):
+                 n_models: int = 1, padding: int = 1, width: int = 1, domains: int = 0, aux_outputs: int = 0):
         super().__init__()
+        if int(aux_outputs) != aux_outputs or aux_outputs < 0:
+            raise ValueError(f"STSTNet aux_outputs must be an integer >= 0, got {aux_outputs}")
         if int(width) != width or width < 1:
             raise ValueError(f"STSTNet width must be an integer >= 1, got {width}")
         if int(domains) != domains or domains < 0:
@@ -302,10 +309,13 @@ class STSTNet(nn.Module):
         if s < 1:
             raise ValueError(f"STSTNet input_size {input_size} is too small")
         self.fc = GroupedLinear(G, sum(self.stream_channels) * s * s, num_classes)
+        self.aux_fc = GroupedLinear(G, sum(self.stream_channels) * s * s, int(aux_outputs)) if aux_outputs else None
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None,
-                domain: torch.Tensor | None = None) -> torch.Tensor:
+                domain: torch.Tensor | None = None, with_aux: bool = False):
         G, C = self.n_models, sum(self.stream_channels)
+        if with_aux and self.aux_fc is None:
+            raise ValueError("with_aux=True needs an STSTNet built with aux_outputs >= 1")
         if self.domains:
             if domain is None:
                 raise ValueError(f"this STSTNet keeps batch-norm statistics per domain (domains={self.domains}): "
@@ -339,7 +349,11 @@ class STSTNet(nn.Module):
         h = fast_dropout(h, self.drop.p, self.training)
         s = P // 2                                    # 2x2 average pooling (odd last row and column dropped)
         h = F.avg_pool2d(h.reshape(B, G * C, P, P), 2)  # (B, G*C, s, s); 10x faster than a strided mean
-        y = self.fc(h.reshape(B, G, C * s * s))
+        h = h.reshape(B, G, C * s * s)
+        y = self.fc(h)
+        if with_aux:
+            a = self.aux_fc(h)
+            return (y, a) if grouped else (y[:, 0], a[:, 0])
         return y if grouped else y[:, 0]
 
     def _bn(self, h: torch.Tensor, sample_mask: torch.Tensor | None) -> torch.Tensor:
