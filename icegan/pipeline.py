@@ -304,6 +304,9 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if cfg.recognizer.subject_weighting:
         raise ConfigError("recognizer.subject_weighting is supported by `icegan loso` feature runs, not by the main "
                           "job (its recognizer is not given the subject of every synthetic apex); set it to false")
+    if cfg.recognizer.noise_filter != "none":
+        raise ConfigError("recognizer.noise_filter is supported by `icegan loso` feature runs, not by the main job; "
+                          "set it to none")
     if cfg.recognizer.au_weight > 0:
         raise ConfigError("recognizer.au_weight (action units as an auxiliary target) is supported by `icegan loso` "
                           "feature runs, not by the main job (a synthetic apex has no coded action units); set it "

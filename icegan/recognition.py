@@ -219,6 +219,24 @@ class SnapshotAverage(torch.nn.Module):
         return p.clamp_min(1e-12).log()
 
 
+def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, masks: np.ndarray,
+                       folds: Sequence[Any], S: int, seed: int, progress: bool) -> np.ndarray:
+    """``cfg.noise_filter=forest``: the training masks (G, N) of ``folds`` (``S`` copies each) less the training clips
+    flagged by :func:`icegan.label_noise.flag_noisy_labels` on that fold's training clips (forest seed: the fold's,
+    ``seed + 1000 · fold.index``)."""
+    from tqdm.auto import tqdm
+
+    from icegan.label_noise import flag_noisy_labels
+    flat, labels = x.reshape(len(x), -1).numpy(), y.numpy()
+    masks = masks.copy()
+    for i, f in enumerate(tqdm(folds, desc="noise filter", unit="fold", leave=False, disable=not progress)):
+        train = np.asarray(f.train_idx)
+        flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, seed + 1000 * int(getattr(f, "index", i)),
+                                  cfg.class_weighting, n_jobs=max(1, torch.get_num_threads()))
+        masks[i * S:(i + 1) * S, train[flags]] = False
+    return masks
+
+
 @torch.no_grad()
 def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = True, batch: int = 512,
                    tta_shift_px: int = 0, domains: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -575,6 +593,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     for i, f in enumerate(folds):
         masks[i * S:(i + 1) * S, f.train_idx] = True
     group_seed = seed + 1000 * int(getattr(folds[0], "index", 0))
+    if cfg.noise_filter == "forest":
+        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress)
     val = None
     if cfg.inner_val_fraction > 0:
         masks, val = inner_val_masks(subjects, masks, cfg.inner_val_fraction, np.random.default_rng(group_seed))
@@ -707,11 +727,14 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         ``predict(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
 
     Raises:
-        ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids); ``cfg.subject_weighting`` without
+        ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids), ``cfg.noise_filter`` (no LOSO folds); ``cfg.subject_weighting`` without
             ``subjects_train`` (or with another number of them than training rows); a ``sample_weight`` of
             another length than the training rows, negative or not finite.
     """
     device = resolve_device(device)
+    if cfg.noise_filter != "none":
+        raise ValueError(f"{cfg.SECTION}.noise_filter works on LOSO folds (`icegan loso` feature runs), not in this "
+                         f"per-fold entry point; set {cfg.SECTION}.noise_filter=none")
     if cfg.domain_bn:
         raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
                          "only, not by the main job's per-fold recognizer: set model.domain_bn=false")

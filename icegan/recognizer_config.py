@@ -75,6 +75,11 @@ class RecognizerConfig:
             none). The units come from the official coding sheets (``data.annotations``); only training clips' units
             are used; the head is not used at test time. 0 (default) = off. ``icegan loso`` feature runs with
             ``model.name=ststnet`` only.
+        noise_filter: ``none`` (default) or ``forest``: in every LOSO fold, leave out of the network's training set
+            the training clips that confident learning flags as mislabelled, on the out-of-bag probabilities of a
+            random forest (``forest_trees`` trees, balanced with ``class_weighting``, fitted on that fold's training
+            clips without mirrors; Northcutt et al., JAIR 2021; :mod:`icegan.label_noise`). No threshold to set; the
+            test subject is never involved. ``icegan loso`` feature runs with ``ststnet`` or ``offtanet``.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
         tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.
@@ -120,6 +125,7 @@ class RecognizerConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0
     au_weight: float = 0.0
+    noise_filter: Literal["none", "forest"] = "none"
     seeds: int = 1
     tta_hflip: bool = True
     tta_shift_px: int = 0
@@ -172,6 +178,9 @@ class RecognizerConfig:
         if self.au_weight > 0 and self.name != "ststnet":
             raise ValueError(f"{sec}.au_weight (action units as an auxiliary target) applies to ststnet only, not "
                              f"{self.name}; set {sec}.au_weight=0")
+        if self.noise_filter != "none" and self.name not in ("ststnet", "offtanet"):
+            raise ValueError(f"{sec}.noise_filter={self.noise_filter} applies to the grouped networks (ststnet, "
+                             f"offtanet), not {self.name}; set {sec}.noise_filter=none")
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":

@@ -1,0 +1,91 @@
+"""Training clips that look mislabelled: confident learning on out-of-bag random-forest probabilities.
+
+Used by ``model.noise_filter=forest`` (:func:`icegan.recognition.fit_predict_folds`): in every LOSO fold, the clips
+flagged here among the fold's *training* clips are left out of the network's training set. The test subject is never
+involved, so the filter is as honest as the rest of the fold.
+
+Source: Northcutt, Jiang and Chuang, "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR 70, 2021,
+Sec. 3.1 (the confident joint): per-class thresholds t_j = the mean predicted probability of class j over the clips
+labelled j; a clip's confident classes are those with p_j >= t_j; it counts as mislabelled (an off-diagonal entry of
+the confident joint) when it has confident classes and the most probable of them is not its label. The out-of-sample
+probabilities come from a random forest's out-of-bag votes (Breiman 2001), computed on the training clips only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["confident_joint_flags", "forest_out_of_bag_probabilities", "flag_noisy_labels"]
+
+
+def confident_joint_flags(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Which clips the confident joint puts off its diagonal (Northcutt et al. 2021, Sec. 3.1).
+
+    Args:
+        probs: (n, K) out-of-sample class probabilities, rows summing to 1; a row of NaN (no out-of-sample
+            prediction) is never flagged.
+        labels: (n,) given labels in 0..K-1.
+
+    Returns:
+        (n,) bool: True where the clip has at least one confident class (p_j >= t_j, t_j = mean of p_j over the clips
+        labelled j) and the most probable confident class is not its label. A class without clips has no threshold
+        and is never confident.
+
+    Raises:
+        ValueError: shapes disagree or a label is outside 0..K-1.
+    """
+    probs = np.asarray(probs, dtype=float)
+    labels = np.asarray(labels)
+    if probs.ndim != 2 or labels.shape != (probs.shape[0],):
+        raise ValueError(f"probs (n, K) and labels (n,) disagree: {probs.shape}, {labels.shape}")
+    K = probs.shape[1]
+    if len(labels) and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"labels must lie in 0..{K - 1}, got {labels.min()}..{labels.max()}")
+    valid = np.isfinite(probs).all(1)
+    thresholds = np.full(K, np.inf)
+    for j in range(K):
+        rows = valid & (labels == j)
+        if rows.any():
+            thresholds[j] = probs[rows, j].mean()
+    confident = (probs >= thresholds) & valid[:, None]                         # (n, K)
+    has = confident.any(1)
+    best = np.where(confident, probs, -np.inf).argmax(1)
+    return has & (best != labels)
+
+
+def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: int = 500, seed: int = 0,
+                                    balanced: bool = True, n_classes: int = 3, n_jobs: int = 1) -> np.ndarray:
+    """(n, n_classes) out-of-bag class probabilities of a scikit-learn random forest fitted on (x, labels).
+
+    Args:
+        x: (n, D) features (e.g. flattened flow maps).
+        labels: (n,) labels in 0..n_classes-1.
+        trees: forest size (each clip is out of the bag of about 37 % of the trees).
+        seed: the forest's random state.
+        balanced: ``class_weight='balanced'``.
+        n_jobs: scikit-learn worker threads (the result does not depend on it).
+
+    Returns:
+        Probabilities; a row of NaN for a clip that was in the bag of every tree.
+    """
+    import warnings
+
+    from sklearn.ensemble import RandomForestClassifier
+    clf = RandomForestClassifier(n_estimators=trees, class_weight="balanced" if balanced else None,
+                                 random_state=seed, n_jobs=n_jobs, oob_score=True)
+    with warnings.catch_warnings():          # "some inputs do not have OOB scores": those rows are NaN below
+        warnings.simplefilter("ignore", UserWarning)
+        clf.fit(x, labels)
+    oob = clf.oob_decision_function_
+    out = np.full((len(x), n_classes), np.nan)
+    out[:, clf.classes_] = oob
+    never = ~np.isfinite(oob).all(1) | (oob.sum(1) == 0)
+    out[never] = np.nan
+    return out
+
+
+def flag_noisy_labels(x: np.ndarray, labels: np.ndarray, trees: int = 500, seed: int = 0,
+                      balanced: bool = True, n_classes: int = 3, n_jobs: int = 1) -> np.ndarray:
+    """(n,) bool: the clips of (x (n, D), labels (n,)) that confident learning on the forest's out-of-bag
+    probabilities flags as mislabelled (:func:`forest_out_of_bag_probabilities`, :func:`confident_joint_flags`)."""
+    p = forest_out_of_bag_probabilities(x, labels, trees, seed, balanced, n_classes, n_jobs)
+    return confident_joint_flags(p, labels)

@@ -1,0 +1,95 @@
+"""Confident learning on out-of-bag forest probabilities (model.noise_filter=forest): the confident joint by hand,
+the forest's out-of-bag probabilities, flipped labels found, the fold masks, and that the held-out subject never
+reaches the filter."""
+import numpy as np
+import pytest
+
+from icegan.data.toy_features import make_toy_features
+from icegan.label_noise import confident_joint_flags, flag_noisy_labels, forest_out_of_bag_probabilities
+from icegan.recognition import RecognizerConfig, _drop_noisy_labels, fit_predict_folds, fit_recognizer
+
+
+def test_confident_joint_flags_by_hand():
+    """Thresholds t = (0.5, 0.55, 0.6) (means of each class's own probability); row 1 is confidently class 1 but
+    labelled 0, row 3 confidently 0 but labelled 1; row 5 has no confident class; the NaN row is never flagged and
+    does not enter the thresholds."""
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1],
+                      [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [np.nan, np.nan, np.nan]])
+    labels = np.array([0, 0, 1, 1, 2, 2, 0])
+    assert confident_joint_flags(probs, labels).tolist() == [False, True, False, True, False, False, False]
+    # two confident classes: the more probable decides (t = (0.5, 0.35, 0.35): row 0 is confident in 0 and 2, 0 wins;
+    # row 3 is confident in 0 and 1, 0 wins, not its label 1)
+    probs = np.array([[0.55, 0.0, 0.45], [0.45, 0.5, 0.05], [0.4, 0.2, 0.4], [0.5, 0.4, 0.1], [0.2, 0.3, 0.3],
+                      [0.3, 0.3, 0.4]])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    flags = confident_joint_flags(probs, labels)
+    assert flags.tolist() == [False, True, True, True, False, False]
+    # a class without clips has no threshold: never confident
+    assert confident_joint_flags(np.array([[0.1, 0.1, 0.8], [0.6, 0.3, 0.1]]), np.array([0, 0])).tolist() == [False, False]
+    with pytest.raises(ValueError, match="labels must lie in 0..2"):
+        confident_joint_flags(probs, labels + 1)
+    with pytest.raises(ValueError, match="disagree"):
+        confident_joint_flags(probs, labels[:3])
+
+
+def test_forest_out_of_bag_probabilities_and_flipped_labels_found():
+    """Out-of-bag probabilities are proper rows, reproducible by seed, and confident learning on them finds labels
+    flipped on a separable toy set (and flags few others). (A flipped clip the forest was unsure of may stay below
+    every threshold and unflagged: confident learning is conservative.)"""
+    fs = make_toy_features(n_subjects_per_dataset=3, clips_per_class=4)
+    x, y = fs.features.reshape(len(fs), -1).numpy(), fs.labels.numpy().copy()
+    p = forest_out_of_bag_probabilities(x, y, trees=200, seed=1)
+    assert p.shape == (len(y), 3) and np.allclose(p.sum(1), 1)
+    np.testing.assert_array_equal(p, forest_out_of_bag_probabilities(x, y, trees=200, seed=1, n_jobs=2))
+    assert (p.argmax(1) == y).mean() > 0.9                      # the toy classes are separable
+    # flip the clip of each class the forest is surest of (highest own out-of-bag probability)
+    own = p[np.arange(len(y)), y]
+    flipped = np.array([np.flatnonzero(y == c)[own[y == c].argmax()] for c in range(3)])
+    y[flipped] = (y[flipped] + 1) % 3
+    flags = flag_noisy_labels(x, y, trees=200, seed=1)
+    assert flags[flipped].all() and flags.sum() <= len(flipped) + 2
+
+
+def test_noise_filter_masks_and_held_out_isolation():
+    """The filter removes exactly the flagged training clips of each fold from its masks; the held-out subject's
+    features and labels cannot reach it (its predictions are bit-identical when they change); and with flipped
+    training labels the filter changes the trained network."""
+    from icegan.protocol import make_folds
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=3)
+    x, y = fs.features, fs.labels.clone()
+    y[[1, 20]] = (y[[1, 20]] + 1) % 3                          # two noisy labels
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[:2]
+    cfg = RecognizerConfig(epochs=3, batch_size=16, noise_filter="forest", forest_trees=60, shift_px=1)
+    masks = np.zeros((2, len(y)), dtype=bool)
+    for i, f in enumerate(folds):
+        masks[i, f.train_idx] = True
+    kept = _drop_noisy_labels(cfg, x, y, masks, folds, 1, 5, False)
+    flat = x.reshape(len(y), -1).numpy()
+    for i, f in enumerate(folds):
+        flags = flag_noisy_labels(flat[f.train_idx], y.numpy()[f.train_idx], 60, 5 + 1000 * f.index)
+        assert flags.any()
+        want = masks[i].copy()
+        want[np.asarray(f.train_idx)[flags]] = False
+        np.testing.assert_array_equal(kept[i], want)
+    out = fit_predict_folds(cfg, x, y, subjects, folds[:1], seed=5, progress=False)[0]
+    y2 = y.clone()
+    y2[folds[0].test_idx] = (y2[folds[0].test_idx] + 1) % 3      # the held-out subject's labels: never seen
+    np.testing.assert_array_equal(out, fit_predict_folds(cfg, x, y2, subjects, folds[:1], seed=5, progress=False)[0])
+    plain = fit_predict_folds(RecognizerConfig(epochs=3, batch_size=16, shift_px=1), x, y, subjects, folds[:1], seed=5,
+                              progress=False)[0]
+    assert not np.array_equal(plain, out)
+
+
+def test_noise_filter_config_errors():
+    with pytest.raises(ValueError, match="model.noise_filter=forest applies to the grouped networks"):
+        RecognizerConfig(name="random_forest", noise_filter="forest")
+    with pytest.raises(ValueError, match="model.noise_filter=forest applies to the grouped networks"):
+        RecognizerConfig(name="logreg", noise_filter="forest")
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    with pytest.raises(ValueError, match="noise_filter works on LOSO folds"):
+        fit_recognizer(RecognizerConfig(epochs=1, noise_filter="forest"), fs.features, fs.labels, progress=False)
+    from icegan.config import ConfigError
+    from icegan.pipeline import load_main_config
+    with pytest.raises(ConfigError, match="recognizer.noise_filter is supported by `icegan loso` feature runs"):
+        load_main_config("configs/demo.yaml", ["recognizer.noise_filter=forest"])
