@@ -1,0 +1,49 @@
+"""How many training clips `model.noise_filter=forest` leaves out, fold by fold, on the 442-clip composite.
+
+For every CDE fold, the same filter as a run with that seed (:func:`icegan.label_noise.flag_noisy_labels` on the
+fold's training clips, forest seed ``seed + 1000 · fold``) and prints the share dropped per fold and per class, and
+which datasets the clips flagged in most of their folds come from.
+
+    .venv/bin/python bench/noise_filter_share.py [--seed 0] [--trees 500]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from tqdm import tqdm
+
+from icegan.data.features import load_megc2019_features
+from icegan.label_noise import flag_noisy_labels
+from icegan.protocol import make_folds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0, help="the run's seed (forest seed = seed + 1000 * fold)")
+    ap.add_argument("--trees", type=int, default=500, help="model.forest_trees")
+    args = ap.parse_args()
+    fs = load_megc2019_features()
+    s = fs.samples
+    x, y = fs.features.reshape(len(s), -1).numpy(), fs.labels.numpy()
+    folds = make_folds(s["subject"].tolist(), "CDE")
+    share, per_class, flagged = [], np.zeros(3), np.zeros(len(y))
+    for f in tqdm(folds, desc="folds", unit="fold"):
+        tr = np.asarray(f.train_idx)
+        fl = flag_noisy_labels(x[tr], y[tr], args.trees, args.seed + 1000 * f.index, True, n_jobs=2)
+        share.append(fl.mean())
+        per_class += np.bincount(y[tr][fl], minlength=3) / np.bincount(y[tr], minlength=3)
+        flagged[tr[fl]] += 1
+    n_train_folds = len(folds) - 1
+    mostly = flagged > 0.5 * n_train_folds
+    print(f"share dropped per fold: mean {np.mean(share):.3f}, min {np.min(share):.3f}, max {np.max(share):.3f}")
+    print("per class (negative, positive, surprise), mean over folds:", np.round(per_class / len(folds), 3).tolist())
+    print(f"clips flagged in at least one fold: {int((flagged > 0).sum())} of {len(y)}; in more than half of their "
+          f"{n_train_folds} training folds: {int(mostly.sum())}")
+    for d in sorted(s["dataset"].unique()):
+        m = (s["dataset"] == d).to_numpy()
+        print(f"  {d}: {mostly[m].mean():.3f} of its {int(m.sum())} clips flagged in more than half of their folds")
+
+
+if __name__ == "__main__":
+    main()
