@@ -167,12 +167,10 @@ class RecognizerConfig:
                                  f"{self.name}; set {it} to 0")
         if not 0 <= self.rotate_deg <= 180:
             raise ValueError(f"{sec}.rotate_deg must lie in 0..180 degrees, got {self.rotate_deg}")
-        if not 0 <= self.scale_jitter < 1:
-            raise ValueError(f"{sec}.scale_jitter must lie in [0, 1), got {self.scale_jitter}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"{sec}.label_smoothing must lie in [0, 1), got {self.label_smoothing}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"{sec}.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
+        for key, note in (("scale_jitter", ""), ("label_smoothing", ""), ("ema_decay", " (0 = off)")):
+            value = getattr(self, key)
+            if not 0 <= value < 1:                  # NaN fails too
+                raise ValueError(f"{sec}.{key} must lie in [0, 1){note}, got {value}")
         if not (self.au_weight >= 0 and math.isfinite(self.au_weight)):
             raise ValueError(f"{sec}.au_weight must be a finite number >= 0 (0 = off), got {self.au_weight}")
         if self.au_weight > 0 and self.name != "ststnet":
