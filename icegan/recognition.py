@@ -220,10 +220,11 @@ class SnapshotAverage(torch.nn.Module):
 
 
 def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, masks: np.ndarray,
-                       folds: Sequence[Any], S: int, seed: int, progress: bool) -> np.ndarray:
+                       folds: Sequence[Any], S: int, seed: int, progress: bool, writer: Any = None) -> np.ndarray:
     """``cfg.noise_filter=forest``: the training masks (G, N) of ``folds`` (``S`` copies each) less the training clips
     flagged by :func:`icegan.label_noise.flag_noisy_labels` on that fold's training clips (forest seed: the fold's,
-    ``seed + 1000 · fold.index``)."""
+    ``seed + 1000 · fold.index``). With a TensorBoard ``writer``, the share of each fold's training clips left out is
+    logged as ``noise_filter/dropped_share`` at step = the fold's index."""
     from tqdm.auto import tqdm
 
     from icegan.label_noise import flag_noisy_labels
@@ -234,6 +235,8 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
         flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, seed + 1000 * int(getattr(f, "index", i)),
                                   cfg.class_weighting, n_jobs=max(1, torch.get_num_threads()))
         masks[i * S:(i + 1) * S, train[flags]] = False
+        if writer is not None:
+            writer.add_scalar("noise_filter/dropped_share", float(flags.mean()), int(getattr(f, "index", i)))
     return masks
 
 
@@ -594,7 +597,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         masks[i * S:(i + 1) * S, f.train_idx] = True
     group_seed = seed + 1000 * int(getattr(folds[0], "index", 0))
     if cfg.noise_filter == "forest":
-        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress)
+        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer)
     val = None
     if cfg.inner_val_fraction > 0:
         masks, val = inner_val_masks(subjects, masks, cfg.inner_val_fraction, np.random.default_rng(group_seed))

@@ -51,8 +51,8 @@ def test_forest_out_of_bag_probabilities_and_flipped_labels_found():
 
 
 def test_noise_filter_masks_and_held_out_isolation():
-    """The filter removes exactly the flagged training clips of each fold from its masks; the held-out subject's
-    features and labels cannot reach it (its predictions are bit-identical when they change); and with flipped
+    """The filter removes exactly the flagged training clips of each fold from its masks and logs their share; the
+    held-out subject's labels cannot reach it (its predictions are bit-identical when they change); and with flipped
     training labels the filter changes the trained network."""
     from icegan.protocol import make_folds
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=3)
@@ -64,7 +64,16 @@ def test_noise_filter_masks_and_held_out_isolation():
     masks = np.zeros((2, len(y)), dtype=bool)
     for i, f in enumerate(folds):
         masks[i, f.train_idx] = True
-    kept = _drop_noisy_labels(cfg, x, y, masks, folds, 1, 5, False)
+
+    class Writer:                                                # records what reaches TensorBoard
+        def __init__(self):
+            self.logged = []
+
+        def add_scalar(self, tag, value, step):
+            self.logged.append((tag, value, step))
+
+    writer = Writer()
+    kept = _drop_noisy_labels(cfg, x, y, masks, folds, 1, 5, False, writer)
     flat = x.reshape(len(y), -1).numpy()
     for i, f in enumerate(folds):
         flags = flag_noisy_labels(flat[f.train_idx], y.numpy()[f.train_idx], 60, 5 + 1000 * f.index)
@@ -72,6 +81,7 @@ def test_noise_filter_masks_and_held_out_isolation():
         want = masks[i].copy()
         want[np.asarray(f.train_idx)[flags]] = False
         np.testing.assert_array_equal(kept[i], want)
+        assert writer.logged[i] == ("noise_filter/dropped_share", float(flags.mean()), f.index)
     out = fit_predict_folds(cfg, x, y, subjects, folds[:1], seed=5, progress=False)[0]
     y2 = y.clone()
     y2[folds[0].test_idx] = (y2[folds[0].test_idx] + 1) % 3      # the held-out subject's labels: never seen
