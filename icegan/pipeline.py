@@ -301,16 +301,14 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
         resolve_device(cfg.device)          # a device this machine lacks: a message now, not a driver error later
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if cfg.recognizer.subject_weighting:
-        raise ConfigError("recognizer.subject_weighting is supported by `icegan loso` feature runs, not by the main "
-                          "job (its recognizer is not given the subject of every synthetic apex); set it to false")
-    if cfg.recognizer.noise_filter != "none":
-        raise ConfigError("recognizer.noise_filter is supported by `icegan loso` feature runs, not by the main job; "
-                          "set it to none")
-    if cfg.recognizer.au_weight > 0:
-        raise ConfigError("recognizer.au_weight (action units as an auxiliary target) is supported by `icegan loso` "
-                          "feature runs, not by the main job (a synthetic apex has no coded action units); set it "
-                          "to 0")
+    # recognizer options of `icegan loso` feature runs only: (key, what it is, why not here, its off value)
+    for key, what, why, off in (
+            ("subject_weighting", "", " (its recognizer is not given the subject of every synthetic apex)", False),
+            ("noise_filter", "", "", "none"),
+            ("au_weight", " (action units as an auxiliary target)", " (a synthetic apex has no coded action units)", 0)):
+        if getattr(cfg.recognizer, key) != off:
+            raise ConfigError(f"recognizer.{key}{what} is supported by `icegan loso` feature runs, not by the main "
+                              f"job{why}; set it to {str(off).lower()}")
     if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):

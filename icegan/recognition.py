@@ -231,12 +231,12 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
     flat, labels = x.reshape(len(x), -1).numpy(), y.numpy()
     masks = masks.copy()
     for i, f in enumerate(tqdm(folds, desc="noise filter", unit="fold", leave=False, disable=not progress)):
-        train = np.asarray(f.train_idx)
-        flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, seed + 1000 * int(getattr(f, "index", i)),
+        train, index = np.asarray(f.train_idx), int(getattr(f, "index", i))
+        flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, seed + 1000 * index,
                                   cfg.class_weighting, n_jobs=max(1, torch.get_num_threads()))
         masks[i * S:(i + 1) * S, train[flags]] = False
         if writer is not None:
-            writer.add_scalar("noise_filter/dropped_share", float(flags.mean()), int(getattr(f, "index", i)))
+            writer.add_scalar("noise_filter/dropped_share", float(flags.mean()), index)
     return masks
 
 
@@ -300,10 +300,14 @@ def _ce_rows(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0
                            label_smoothing=label_smoothing)
 
 
+def _weighted_mean(rows: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """rows (B, G), w (B, G) → (G,): each model's w-weighted mean over the rows (0 where all its weights are 0)."""
+    return (rows * w).sum(0) / w.sum(0).clamp_min(1e-12)
+
+
 def _weighted_ce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """logits (B, G, K), y (B,), w (B, G) → (G,) weighted mean cross-entropy per model."""
-    ce = _ce_rows(logits, y, label_smoothing)
-    return (ce * w).sum(0) / w.sum(0).clamp_min(1e-12)
+    return _weighted_mean(_ce_rows(logits, y, label_smoothing), w)
 
 
 def _action_unit_loss(logits: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -311,7 +315,7 @@ def _action_unit_loss(logits: torch.Tensor, targets: torch.Tensor, w: torch.Tens
     mean binary cross-entropy over the A action units (:attr:`RecognizerConfig.au_weight`); 0 for a model whose
     rows all weigh 0."""
     bce = F.binary_cross_entropy_with_logits(logits, targets[:, None].expand_as(logits), reduction="none").mean(-1)
-    return (bce * w).sum(0) / w.sum(0).clamp_min(1e-12)
+    return _weighted_mean(bce, w)
 
 
 def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_mask: torch.Tensor,
@@ -404,7 +408,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if cfg.au_weight > 0:
         au_t = action_units[0].to(device=device, dtype=torch.float32)
         au_k = action_units[1].to(device=device, dtype=torch.float32)
-    model = _build(cfg, G, n_domains, 0 if au_t is None else au_t.shape[1]).to(device)
+    n_au = 0 if au_t is None else au_t.shape[1]
+    model = _build(cfg, G, n_domains, n_au).to(device)
     # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
     # advances identically on every process
@@ -437,6 +442,16 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     snapshots: list[dict] = []
     records: list[torch.Tensor] = []
     beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha) if cfg.mixup_alpha > 0 else None
+
+    def forward(xb: torch.Tensor, mask: torch.Tensor, fkw: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The training network on a batch: (class logits (B, G, K), action-unit logits (B, G, A) or None)."""
+        out = net(xb, sample_mask=mask, **fkw)
+        logits, au_logits = out if au_t is not None else (out, None)
+        if logits.dim() == 2:                                            # a single model (G = 1)
+            logits = logits[:, None]
+            au_logits = None if au_logits is None else au_logits[:, None]
+        return logits, au_logits
+
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.name} {tag}".strip(), unit="epoch", leave=False,
                disable=not progress)
     model.train()
@@ -469,11 +484,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 lam = beta.sample((len(idx),)).to(device)
                 xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
                 both = mb * mb[j]                                        # both partners must be training samples
-                logits = net(xb, sample_mask=both, **fkw)
-                if au_t is not None:
-                    logits, au_logits = logits
-                if logits.dim() == 2:                                    # a single model (G = 1)
-                    logits = logits[:, None]
+                logits, au_logits = forward(xb, both, fkw)
                 ce_a = _ce_rows(logits, yb, cfg.label_smoothing)
                 ce_b = _ce_rows(logits, yb[j], cfg.label_smoothing)
                 wa = both * rw * cw.t()[yb] * lam[:, None]
@@ -483,18 +494,12 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                     la = lam[:, None]
                     t_mix = la * au_t[idx] + (1 - la) * au_t[idx][j]
                     w_au = both * (au_k[idx] * au_k[idx][j])[:, None]
-                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits.reshape(len(idx), G, -1), t_mix,
-                                                                        w_au)
+                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, t_mix, w_au)
             else:
-                logits = net(xb, sample_mask=mb, **fkw)
-                if au_t is not None:
-                    logits, au_logits = logits
-                if logits.dim() == 2:                                    # a single model (G = 1)
-                    logits = logits[:, None]
+                logits, au_logits = forward(xb, mb, fkw)
                 loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb], cfg.label_smoothing)   # (G,)
                 if au_t is not None:
-                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits.reshape(len(idx), G, -1), au_t[idx],
-                                                                        mb * au_k[idx][:, None])
+                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, au_t[idx], mb * au_k[idx][:, None])
             opt.zero_grad(set_to_none=True)
             loss_g.sum().backward()
             opt.step()
@@ -514,7 +519,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             p = _predict(cfg, scored, x, dom)                         # (N, G, K)
             nll = -torch.log(p.gather(-1, y[:, None, None].expand(-1, G, 1)).squeeze(-1).clamp_min(1e-8))
             wv = vm.t() * cw.t()[y]
-            val = (nll * wv).sum(0) / wv.sum(0).clamp_min(1e-12)      # (G,)
+            val = _weighted_mean(nll, wv)                             # (G,)
             better = val < best_val
             if better.any():
                 best_val = torch.where(better, val, best_val)
@@ -534,7 +539,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if len(snapshots) > 1:
         copies = []
         for state in snapshots:
-            m = _build(cfg, G, n_domains, 0 if au_t is None else au_t.shape[1]).to(device)
+            m = _build(cfg, G, n_domains, n_au).to(device)
             m.load_state_dict(state)
             copies.append(m)
         model = SnapshotAverage(copies)
