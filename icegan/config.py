@@ -175,6 +175,7 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "model.label_smoothing": 0.0, "recognizer.label_smoothing": 0.0,
                                     "model.ema_decay": 0.0, "recognizer.ema_decay": 0.0,
                                     "model.au_weight": 0.0, "recognizer.au_weight": 0.0,
+                                    "model.domain_adversarial": 0.0, "recognizer.domain_adversarial": 0.0,
                                     "data.annotations": None,
                                     "model.noise_filter": "none", "recognizer.noise_filter": "none"}
 

@@ -305,7 +305,9 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     for key, what, why, off in (
             ("subject_weighting", "", " (its recognizer is not given the subject of every synthetic apex)", False),
             ("noise_filter", "", "", "none"),
-            ("au_weight", " (action units as an auxiliary target)", " (a synthetic apex has no coded action units)", 0)):
+            ("au_weight", " (action units as an auxiliary target)", " (a synthetic apex has no coded action units)", 0),
+            ("domain_adversarial", " (domain-adversarial training)", " (its recognizer is not given the dataset of "
+             "every synthetic apex)", 0)):
         if getattr(cfg.recognizer, key) != off:
             raise ConfigError(f"recognizer.{key}{what} is supported by `icegan loso` feature runs, not by the main "
                               f"job{why}; set it to {str(off).lower()}")

@@ -344,7 +344,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         tag: name used in the progress bar and TensorBoard.
         n_classes: K.
         domains: (N,) int64 dataset index of every sample (0..D-1); required when ``cfg.domain_bn``
-            (per-dataset batch-norm statistics), ignored otherwise.
+            (per-dataset batch-norm statistics) or ``cfg.domain_adversarial`` > 0 (the dataset head's targets;
+            every model's training rows must span at least two datasets), ignored otherwise.
         sample_weight: optional (G, N) non-negative weight of every sample in model g's loss (e.g.
             :func:`subject_weights`), multiplied with the class weights, which are then computed on the weighted
             counts; None = 1. Batch-norm statistics stay unweighted.
@@ -360,7 +361,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
 
     Raises:
         ValueError: shapes disagree, a label outside 0..K-1, a model without training samples,
-            ``cfg.shift_px`` outside 0..S-1, ``cfg.domain_bn`` without ``domains``, a ``sample_weight`` of
+            ``cfg.shift_px`` outside 0..S-1, ``cfg.domain_bn`` or ``cfg.domain_adversarial`` without ``domains``, a
+            model whose training rows come from one dataset under ``cfg.domain_adversarial``, a ``sample_weight`` of
             another shape than ``train_mask``, negative or not finite, or ``cfg.au_weight`` > 0 without
             ``action_units`` of N rows (or with targets outside [0, 1]).
     """
@@ -381,6 +383,16 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if cfg.domain_bn and (domains is None or domains.shape != y.shape):
         raise ValueError("model.domain_bn needs the dataset index of every sample (domains, shape (N,)); "
                          "it is available in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
+    if cfg.domain_adversarial > 0:
+        if domains is None or domains.shape != y.shape:
+            raise ValueError(f"{cfg.SECTION}.domain_adversarial needs the dataset index of every sample (domains, "
+                             f"shape (N,)); it is available in `icegan loso` feature runs, which pass the subjects' "
+                             f"dataset prefixes")
+        for g in range(train_mask.shape[0]):
+            if len(torch.unique(domains[train_mask[g]])) < 2:
+                raise ValueError(f"{cfg.SECTION}.domain_adversarial={cfg.domain_adversarial}: model {g} trains on "
+                                 f"clips of one dataset only, so there is no dataset to be invariant to; use it on "
+                                 f"a composite of several datasets (CDE), or set it to 0")
     if sample_weight is not None:
         shape = tuple(train_mask.shape)
         _check_sample_weight(sample_weight, shape, f"be shaped like train_mask {shape}")
@@ -400,6 +412,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     x, y = x.to(device), y.to(device)
     n_domains = int(domains.max()) + 1 if cfg.domain_bn else 0
     dom = domains.to(device=device, dtype=torch.long) if cfg.domain_bn else None
+    # domain-adversarial training: the dataset head's targets and how many datasets it tells apart
+    dom_t = domains.to(device=device, dtype=torch.long) if cfg.domain_adversarial > 0 else None
     tm = train_mask.to(device=device, dtype=torch.float32)
     vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
     sw = None if sample_weight is None else sample_weight.to(device=device, dtype=torch.float32) * tm
@@ -409,6 +423,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         au_t = action_units[0].to(device=device, dtype=torch.float32)
         au_k = action_units[1].to(device=device, dtype=torch.float32)
     n_au = 0 if au_t is None else au_t.shape[1]
+    if dom_t is not None:
+        n_au = int(domains.max()) + 1                                    # the auxiliary head's outputs: datasets
     model = _build(cfg, G, n_domains, n_au).to(device)
     # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
@@ -444,9 +460,10 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha) if cfg.mixup_alpha > 0 else None
 
     def forward(xb: torch.Tensor, mask: torch.Tensor, fkw: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The training network on a batch: (class logits (B, G, K), action-unit logits (B, G, A) or None)."""
+        """The training network on a batch: (class logits (B, G, K), auxiliary logits (B, G, A) or None: the action
+        units, or the datasets under domain-adversarial training)."""
         out = net(xb, sample_mask=mask, **fkw)
-        logits, au_logits = out if au_t is not None else (out, None)
+        logits, au_logits = out if n_au else (out, None)
         if logits.dim() == 2:                                            # a single model (G = 1)
             logits = logits[:, None]
             au_logits = None if au_logits is None else au_logits[:, None]
@@ -460,12 +477,17 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         if rows is not None:
             perm = rows[perm]
         ep_loss_t = torch.zeros((), device=device)          # summed on the device: no sync per step
-        for lo, hi in bounds:
+        ep_dom_t = torch.zeros((), device=device)
+        for step, (lo, hi) in enumerate(bounds):
             idx = distributed.shard(perm[lo:hi])
             xb, yb = x[idx], y[idx]
             fkw = {} if dom is None else {"domain": dom[idx]}
-            if au_t is not None:
+            if n_au:
                 fkw["with_aux"] = True
+            if dom_t is not None:
+                # the reversal's strength ramps from 0 to 1 over training (Ganin et al., JMLR 2016, Sec. 5.2.2)
+                p = ((epoch - 1) * steps + step) / total
+                fkw["aux_grad_scale"] = -(2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
             mb = tm[:, idx].t()                                          # (B, G)
             rw = mb if sw is None else sw[:, idx].t()                   # loss weight of each row, (B, G)
             if cfg.hflip:
@@ -500,6 +522,10 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb], cfg.label_smoothing)   # (G,)
                 if au_t is not None:
                     loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, au_t[idx], mb * au_k[idx][:, None])
+                if dom_t is not None:
+                    dom_ce = _weighted_ce(au_logits, dom_t[idx], mb)                      # (G,)
+                    loss_g = loss_g + cfg.domain_adversarial * dom_ce
+                    ep_dom_t += dom_ce.detach().mean()
             opt.zero_grad(set_to_none=True)
             loss_g.sum().backward()
             opt.step()
@@ -512,6 +538,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         bar.set_postfix(loss=f"{ep_loss:.3f}")
         if writer is not None:
             writer.add_scalar(f"train/{tag or cfg.name}/loss", ep_loss, epoch)
+            if dom_t is not None:           # chance level: ln(number of datasets), e.g. 1.0986 for three
+                writer.add_scalar(f"train/{tag or cfg.name}/domain_ce", float(ep_dom_t) / steps, epoch)
         last = epoch == cfg.epochs
         if distributed.is_distributed() and (vm is not None or record_every > 0 or cfg.average_last > 0 or last):
             distributed.average_buffers(scored)    # same model on every process before it is evaluated
@@ -573,7 +601,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         x: (N, 3, H, W) features of the whole sample table (resized to ``cfg.input_size`` here).
         y: (N,) labels.
         subjects: (N,) prefixed subject ids (``dataset/subject``: the inner-validation split, and the
-            dataset of every clip for ``cfg.domain_bn``).
+            dataset of every clip for ``cfg.domain_bn`` and ``cfg.domain_adversarial``).
         folds: :class:`icegan.protocol.Fold` objects (``train_idx``, ``test_idx``, ``index``).
         device: as :func:`train_models` (``auto`` included).
         seed: base seed; the group's seed is ``seed + 1000 · folds[0].index`` so a group is
@@ -608,7 +636,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         masks, val = inner_val_masks(subjects, masks, cfg.inner_val_fraction, np.random.default_rng(group_seed))
         val = torch.from_numpy(val)
     domains = None
-    if cfg.domain_bn:
+    if cfg.domain_bn or cfg.domain_adversarial > 0:
         from icegan.data.features import subject_dataset
         names = [subject_dataset(s) for s in subjects]
         index = {d: i for i, d in enumerate(sorted(set(names)))}
@@ -626,7 +654,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         for i, f in enumerate(folds):
             out.append(rec[:, f.test_idx, i * S:(i + 1) * S].mean(2).numpy())
     else:
-        probs = _predict(cfg, model, xs.to(device), None if domains is None else domains.to(device)).cpu()
+        probs = _predict(cfg, model, xs.to(device), domains.to(device) if cfg.domain_bn else None).cpu()
         for i, f in enumerate(folds):
             out.append(probs[f.test_idx, i * S:(i + 1) * S].mean(1).numpy())
     return out

@@ -75,6 +75,16 @@ class RecognizerConfig:
             none). The units come from the official coding sheets (``data.annotations``); only training clips' units
             are used; the head is not used at test time. 0 (default) = off. ``icegan loso`` feature runs with
             ``model.name=ststnet`` only.
+        domain_adversarial: w >= 0: STSTNet also gets a second head that tells the source dataset of each training
+            clip (the prefix of its subject id: ``smic``, ``casme2``, ``samm``) from the same pooled features, trained
+            adversarially (domain-adversarial training, Ganin & Lempitsky, ICML 2015; Ganin et al., JMLR 2016): the
+            loss is the class cross-entropy + w · the dataset cross-entropy over the model's training clips, and the
+            dataset head's gradient into the shared layers is reversed and scaled by λ_p = 2 / (1 + exp(−10 p)) − 1,
+            p the share of training done (JMLR 2016, Sec. 5.2.2), so those layers learn features that classify the
+            expression and carry less of the dataset. The head is not used at test time; the test subject is
+            never used. 0 (default) = off. ``icegan loso`` feature runs with ``model.name=ststnet`` and training
+            clips from at least two datasets; not combinable with ``au_weight`` (one auxiliary head) or
+            ``mixup_alpha`` (a mixed pair may span two datasets).
         noise_filter: ``none`` (default) or ``forest``: in every LOSO fold, leave out of the network's training set
             the training clips that confident learning flags as mislabelled, on the out-of-bag probabilities of a
             random forest (``forest_trees`` trees, balanced with ``class_weighting``, fitted on that fold's training
@@ -126,6 +136,7 @@ class RecognizerConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0
     au_weight: float = 0.0
+    domain_adversarial: float = 0.0
     noise_filter: Literal["none", "forest"] = "none"
     seeds: int = 1
     tta_hflip: bool = True
@@ -177,6 +188,17 @@ class RecognizerConfig:
         if self.au_weight > 0 and self.name != "ststnet":
             raise ValueError(f"{sec}.au_weight (action units as an auxiliary target) applies to ststnet only, not "
                              f"{self.name}; set {sec}.au_weight=0")
+        if not (self.domain_adversarial >= 0 and math.isfinite(self.domain_adversarial)):
+            raise ValueError(f"{sec}.domain_adversarial must be a finite number >= 0 (0 = off), "
+                             f"got {self.domain_adversarial}")
+        if self.domain_adversarial > 0:
+            for bad, why in ((self.name != "ststnet", f"applies to ststnet only, not {self.name}"),
+                             (self.au_weight > 0, f"and {sec}.au_weight both need STSTNet's one auxiliary head"),
+                             (self.mixup_alpha > 0, f"and {sec}.mixup_alpha cannot be combined (a mixed pair may "
+                                                    "span two datasets)")):
+                if bad:
+                    raise ValueError(f"{sec}.domain_adversarial={self.domain_adversarial} {why}; "
+                                     f"set {sec}.domain_adversarial=0")
         if self.noise_filter != "none" and self.name not in ("ststnet", "offtanet"):
             raise ValueError(f"{sec}.noise_filter={self.noise_filter} applies to the grouped networks (ststnet, "
                              f"offtanet), not {self.name}; set {sec}.noise_filter=none")

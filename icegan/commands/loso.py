@@ -30,7 +30,7 @@ from icegan.commands import add_print_config, print_config
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
-           "load_action_units", "permute_labels", "fold_runner"]
+           "load_action_units", "check_domain_adversarial", "permute_labels", "fold_runner"]
 
 
 @dataclass
@@ -336,6 +336,22 @@ def load_action_units(cfg: "LosoConfig", fs):
     return au
 
 
+def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
+    """For ``model.domain_adversarial`` > 0: the run's folds train on clips of at least two datasets (a CDE run over
+    a composite), else there is no dataset to be invariant to.
+
+    Raises:
+        ValueError: an SDE run, or fewer than two datasets among ``fs``'s clips (the message starts with the key).
+    """
+    if cfg.model.domain_adversarial <= 0:
+        return
+    key = f"model.domain_adversarial={cfg.model.domain_adversarial}"
+    datasets = sorted(set(fs.samples["dataset"]))
+    if cfg.protocol != "CDE" or len(datasets) < 2:
+        raise ValueError(f"{key} learns features that carry less of the dataset: it needs a CDE run over at least "
+                         f"two datasets (here protocol={cfg.protocol}, datasets {datasets}); set it to 0")
+
+
 class FeatureFolds:
     """The picklable fold-group function of a feature LOSO: ``FeatureFolds(...)(folds)`` → one score array
     per fold (:func:`icegan.recognition.fit_predict_folds`); it carries the features, so a worker process
@@ -422,6 +438,9 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            mislabelled, on a random forest's out-of-bag probabilities; networks only)
   model.au_weight=FLOAT (STSTNet: + that times the binary cross-entropy of the 14 EMFACS action units of the
                            training clips coded in the CASME II / SAMM sheets, a second head; 0 = off)
+  model.domain_adversarial=FLOAT (STSTNet: + that times the cross-entropy of a second head telling the training
+                           clip's dataset, its gradient into the network reversed: features that carry less of
+                           the dataset; CDE over several datasets; 0 = off)
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
 from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per held-out
@@ -447,6 +466,7 @@ def _main(args: argparse.Namespace) -> int:
         from icegan.recognition import check_custom_recognizer
         check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
         load_action_units(cfg, fs)                          # model.au_weight: the sheets hold every clip
+        check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2

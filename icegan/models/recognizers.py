@@ -40,8 +40,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GroupedLinear", "STSTNet", "OffTANet", "PlainRecognizer", "build_recognizer", "RECOGNIZERS",
+__all__ = ["GroupedLinear", "scale_gradient", "STSTNet", "OffTANet", "PlainRecognizer", "build_recognizer", "RECOGNIZERS",
            "conv_maxpool", "fast_dropout", "load_recognizer_factory", "recognizer_source_sha256"]
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the backward multiplies the incoming gradient by a constant."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` unchanged in the forward pass; in the backward pass the gradient into ``x`` is multiplied by ``scale``.
+
+    With ``scale = -λ`` this is the gradient reversal layer of domain-adversarial training (Ganin & Lempitsky,
+    "Unsupervised Domain Adaptation by Backpropagation", ICML 2015, Sec. 3.2, Eq. 6–7: R(x) = x, dR/dx = −λ I); with
+    0 the layers before ``x`` receive nothing from what follows it; with 1 it is the identity (returned as is).
+
+    Args:
+        x: any tensor.
+        scale: finite float.
+
+    Raises:
+        ValueError: ``scale`` not finite.
+    """
+    if not math.isfinite(scale):
+        raise ValueError(f"scale_gradient: scale must be finite, got {scale}")
+    return x if scale == 1 else _ScaleGradient.apply(x, float(scale))
 
 
 class GroupedLinear(nn.Module):
@@ -261,19 +293,22 @@ class STSTNet(nn.Module):
             Normalization for Unsupervised Domain Adaptation", CVPR 2019, Sec. 3.1; there the affine
             weights are per domain too). Not in STSTNet's paper.
         aux_outputs: 0 = none. A >= 1 = a second grouped linear head on the same pooled features, A logits
-            (e.g. the action units of :mod:`icegan.data.action_units`, learned as an auxiliary target); the
-            class head is unchanged. Not in STSTNet's paper.
+            (e.g. the action units of :mod:`icegan.data.action_units`, learned as an auxiliary target, or the
+            source dataset of each clip, learned adversarially); the class head is unchanged. Not in STSTNet's
+            paper.
 
     Raises:
         ValueError: ``width`` < 1, ``domains`` < 0, ``aux_outputs`` < 0 or an ``input_size`` too small for the
             pooling; in ``forward``, a missing or out-of-range ``domain`` when ``domains`` >= 1, ``with_aux``
             without an auxiliary head.
 
-    ``forward(x, sample_mask=None, domain=None, with_aux=False)``: x (B, 3, S, S) → (B, K) for one copy,
-    (B, G, K) for G copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
+    ``forward(x, sample_mask=None, domain=None, with_aux=False, aux_grad_scale=1.0)``: x (B, 3, S, S) → (B, K) for
+    one copy, (B, G, K) for G copies; ``sample_mask`` (B, G) restricts each copy's batch-norm statistics to its own
     training samples (:class:`MaskedBatchNorm2d`); ``domain`` (B,) int64 domain index of each sample in
     0..D-1 (required when ``domains`` >= 1, ignored otherwise). ``with_aux``: return (class logits,
-    auxiliary logits (B, A) or (B, G, A)).
+    auxiliary logits (B, A) or (B, G, A)). ``aux_grad_scale``: factor on the gradient that flows from the auxiliary
+    head back into the shared layers (:func:`scale_gradient`): 1 = ordinary multi-task learning, −λ = gradient
+    reversal (domain-adversarial training); the auxiliary head's own weights always get their full gradient.
     """
 
     STREAMS = (3, 5, 8)
@@ -312,7 +347,7 @@ class STSTNet(nn.Module):
         self.aux_fc = GroupedLinear(G, sum(self.stream_channels) * s * s, int(aux_outputs)) if aux_outputs else None
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None,
-                domain: torch.Tensor | None = None, with_aux: bool = False):
+                domain: torch.Tensor | None = None, with_aux: bool = False, aux_grad_scale: float = 1.0):
         G, C = self.n_models, sum(self.stream_channels)
         if with_aux and self.aux_fc is None:
             raise ValueError("with_aux=True needs an STSTNet built with aux_outputs >= 1")
@@ -352,7 +387,7 @@ class STSTNet(nn.Module):
         h = h.reshape(B, G, C * s * s)
         y = self.fc(h)
         if with_aux:
-            a = self.aux_fc(h)
+            a = self.aux_fc(scale_gradient(h, aux_grad_scale))
             return (y, a) if grouped else (y[:, 0], a[:, 0])
         return y if grouped else y[:, 0]
 
