@@ -240,16 +240,18 @@ def _read_feature_set(cfg: FeatureDataConfig):
     return load_megc2019_features(cfg.root, cfg.datasets or None, size=cfg.size or None)
 
 
-def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> dict:
+def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None, action_units=None) -> dict:
     """Run (or resume) the LOSO described by ``cfg`` into ``out``; returns the metrics.json content.
 
     ``feature_set``: the :func:`load_feature_set` of ``cfg.data`` when the caller has loaded it already (the CLI
-    does, to report bad input as an error message); None loads it here.
+    does, to report bad input as an error message); None loads it here. ``action_units``: the
+    :func:`load_action_units` of ``cfg`` and that feature set when the caller has read them already; None reads
+    them here (when ``model.au_weight`` > 0).
     """
     from icegan.protocol import run_loso
 
     fs = load_feature_set(cfg.data) if feature_set is None else feature_set
-    folds_fn, per_call, group_map = fold_runner(cfg, fs, progress=progress)
+    folds_fn, per_call, group_map = fold_runner(cfg, fs, progress=progress, action_units=action_units)
     name = cfg.name
     if cfg.data.permute_labels >= 0:
         name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
@@ -262,11 +264,12 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None) -> 
                     provenance=recognizer_provenance(cfg.model))
 
 
-def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
+def fold_runner(cfg: LosoConfig, fs, progress: bool = True, action_units=None):
     """How ``cfg``'s folds are trained on the feature set ``fs``: ``(folds_fn, per_call, group_map)`` for
     :func:`icegan.protocol.run_loso` (also used for the inner folds of a nested selection, :mod:`icegan.selection`).
 
-    Sets up this process first: the allocator, ``cfg.threads`` torch/BLAS threads.
+    Sets up this process first: the allocator, ``cfg.threads`` torch/BLAS threads. ``action_units``: as in
+    :func:`run` (None: read from the sheets here when ``model.au_weight`` > 0).
 
     Returns:
         ``folds_fn`` (:class:`FeatureFolds`: a list of folds → one score array per fold), ``per_call`` (folds per
@@ -304,10 +307,12 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True):
     if workers > 1:
         from icegan.executors import ProcessGroupMap
         group_map = ProcessGroupMap(workers, threads=cfg.threads)
-    try:
-        au = load_action_units(cfg, fs)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(str(exc)) from None
+    au = action_units
+    if au is None:
+        try:
+            au = load_action_units(cfg, fs)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(str(exc)) from None
     folds_fn = FeatureFolds(cfg, x, y, subjects, progress=progress and group_map is None, extra=syn, au=au)
     return folds_fn, per_call, group_map
 
@@ -465,14 +470,14 @@ def _main(args: argparse.Namespace) -> int:
         make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 subjects
         from icegan.recognition import check_custom_recognizer
         check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
-        load_action_units(cfg, fs)                          # model.au_weight: the sheets hold every clip
+        au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
         check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
     from icegan.protocol import LosoStateError
     try:
-        metrics = run(cfg, out, progress=not args.no_progress, feature_set=fs)
+        metrics = run(cfg, out, progress=not args.no_progress, feature_set=fs, action_units=au)
     except LosoStateError as exc:   # --out holds another run, or an unreadable predictions.csv
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
