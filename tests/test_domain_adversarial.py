@@ -190,3 +190,17 @@ def test_sde_run_is_refused_before_a_run_folder(shared_data, tmp_path, capsys):
     assert rc == 2 and "icegan loso: error: model.domain_adversarial=1.0 learns features" in err
     assert "protocol=SDE" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_dataset_probe_of_the_bench():
+    """bench/dataset_probe.py's probe: features that encode the dataset score about 1, features that do not about
+    chance (balanced accuracy, folds grouped by subject)."""
+    import numpy as np
+    from _bench import load_bench
+    probe = load_bench("dataset_probe").probe
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.arange(30), 6)
+    datasets = subjects % 3
+    noise = rng.normal(size=(len(subjects), 8))
+    assert probe(noise + 3 * np.eye(8)[datasets], datasets, subjects) > 0.95
+    assert abs(probe(noise, datasets, subjects) - 1 / 3) < 0.15
