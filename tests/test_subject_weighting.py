@@ -97,11 +97,15 @@ def test_fit_predict_folds_subject_weighting(name):
     kw = {"epochs": 2, "batch_size": 16} if name == "ststnet" else {"forest_trees": 20}
     run = lambda xx, yy, ss, on: fit_predict_folds(RecognizerConfig(name=name, subject_weighting=on, **kw), xx, yy,
                                                    ss, make_folds(ss, "CDE")[:2], seed=0, progress=False)
+    # the logistic regression's lbfgs stops at tol 1e-4: the weighted loss (weights of 1) is the same function written
+    # another way, and its iterates end about 3e-5 apart in probability, by an amount that depends on the CPU's BLAS
+    # kernels; the effect of unequal weights checked below is about 0.016
+    atol = 2e-4 if name == "logreg" else 1e-5
     for a, b in zip(run(x, y, subjects, False), run(x, y, subjects, True)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol)
     xu, yu, su = _unequal(x, y, subjects)
     off, on = run(xu, yu, su, False), run(xu, yu, su, True)
-    assert max(np.abs(a - b).max() for a, b in zip(off, on)) > 1e-4
+    assert max(np.abs(a - b).max() for a, b in zip(off, on)) > 10 * atol
     # the held-out rows: scrambling them changes nothing
     f = make_folds(su, "CDE")[0]
     x2, y2 = xu.clone(), yu.clone()
