@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from icegan.config import load_config
 from icegan.commands.loso import LosoConfig
-from icegan.data.features import load_megc2019_features, subject_dataset
+from icegan.data.features import dataset_indices, load_megc2019_features
 from icegan.recognition import resize_features, train_models
 
 
@@ -40,19 +40,17 @@ def main() -> None:
     torch.set_num_threads(2)
     fs = load_megc2019_features()
     subjects = np.asarray(fs.samples["subject"])
-    names = [subject_dataset(s) for s in subjects]
-    index = {d: i for i, d in enumerate(sorted(set(names)))}
-    d = torch.tensor([index[n] for n in names])
+    d, names = dataset_indices(subjects)
     x = fs.features.float()
     print(f"raw maps: balanced accuracy {probe(x.reshape(len(x), -1).numpy(), d.numpy(), subjects):.3f} "
-          f"(chance {1 / len(index):.3f})")
+          f"(chance {1 / len(names):.3f})")
     mask = torch.ones(1, len(x), dtype=torch.bool)
     for w in args.weights:
+        cfg = load_config(LosoConfig, "configs/features_ststnet.yaml",
+                          ["model.shift_px=1", f"model.domain_adversarial={w}"]).model
+        xs = resize_features(x, cfg.input_size)
         accs = []
         for seed in args.seeds:
-            cfg = load_config(LosoConfig, "configs/features_ststnet.yaml",
-                              ["model.shift_px=1", f"model.domain_adversarial={w}"]).model
-            xs = resize_features(x, cfg.input_size)
             model, _ = train_models(cfg, xs, fs.labels.long(), mask, seed=seed, progress=False, domains=d)
             pooled = {}
             hook = model.fc.register_forward_hook(lambda mod, inp, out: pooled.__setitem__("h", inp[0].detach()))

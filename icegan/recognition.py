@@ -380,19 +380,18 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if cfg.average_last > 0 and val_mask is not None:
         raise ValueError("model.average_last (snapshot averaging) and inner-validation early stopping "
                          "(model.inner_val_fraction / val_mask) cannot be combined; set one of them to 0")
-    if cfg.domain_bn and (domains is None or domains.shape != y.shape):
-        raise ValueError("model.domain_bn needs the dataset index of every sample (domains, shape (N,)); "
-                         "it is available in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
+    for key, on in (("model.domain_bn", cfg.domain_bn),
+                    (f"{cfg.SECTION}.domain_adversarial", cfg.domain_adversarial > 0)):
+        if on and (domains is None or domains.shape != y.shape):
+            raise ValueError(f"{key} needs the dataset index of every sample (domains, shape (N,)); it is available "
+                             f"in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
     if cfg.domain_adversarial > 0:
-        if domains is None or domains.shape != y.shape:
-            raise ValueError(f"{cfg.SECTION}.domain_adversarial needs the dataset index of every sample (domains, "
-                             f"shape (N,)); it is available in `icegan loso` feature runs, which pass the subjects' "
-                             f"dataset prefixes")
-        for g in range(train_mask.shape[0]):
-            if len(torch.unique(domains[train_mask[g]])) < 2:
-                raise ValueError(f"{cfg.SECTION}.domain_adversarial={cfg.domain_adversarial}: model {g} trains on "
-                                 f"clips of one dataset only, so there is no dataset to be invariant to; use it on "
-                                 f"a composite of several datasets (CDE), or set it to 0")
+        per_dataset = train_mask.float() @ F.one_hot(domains.long()).float()         # (G, D) training clips
+        single = torch.nonzero((per_dataset > 0).sum(1) < 2).flatten()
+        if len(single):
+            raise ValueError(f"{cfg.SECTION}.domain_adversarial={cfg.domain_adversarial}: model {int(single[0])} "
+                             f"trains on clips of one dataset only, so there is no dataset to be invariant to; use it "
+                             f"on a composite of several datasets (CDE), or set it to 0")
     if sample_weight is not None:
         shape = tuple(train_mask.shape)
         _check_sample_weight(sample_weight, shape, f"be shaped like train_mask {shape}")
@@ -410,10 +409,13 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     torch.manual_seed(seed)
     G, N = train_mask.shape
     x, y = x.to(device), y.to(device)
-    n_domains = int(domains.max()) + 1 if cfg.domain_bn else 0
-    dom = domains.to(device=device, dtype=torch.long) if cfg.domain_bn else None
-    # domain-adversarial training: the dataset head's targets and how many datasets it tells apart
-    dom_t = domains.to(device=device, dtype=torch.long) if cfg.domain_adversarial > 0 else None
+    # the dataset of every row: per-dataset batch-norm statistics (dom) and the targets of the adversarial dataset
+    # head (dom_t)
+    uses_domains = cfg.domain_bn or cfg.domain_adversarial > 0
+    n_datasets = int(domains.max()) + 1 if uses_domains else 0
+    dom_all = domains.to(device=device, dtype=torch.long) if uses_domains else None
+    n_domains, dom = (n_datasets, dom_all) if cfg.domain_bn else (0, None)
+    dom_t = dom_all if cfg.domain_adversarial > 0 else None
     tm = train_mask.to(device=device, dtype=torch.float32)
     vm = val_mask.to(device=device, dtype=torch.float32) if val_mask is not None else None
     sw = None if sample_weight is None else sample_weight.to(device=device, dtype=torch.float32) * tm
@@ -424,7 +426,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         au_k = action_units[1].to(device=device, dtype=torch.float32)
     n_au = 0 if au_t is None else au_t.shape[1]
     if dom_t is not None:
-        n_au = int(domains.max()) + 1                                    # the auxiliary head's outputs: datasets
+        n_au = n_datasets                                                # the auxiliary head's outputs: datasets
     model = _build(cfg, G, n_domains, n_au).to(device)
     # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
@@ -637,10 +639,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         val = torch.from_numpy(val)
     domains = None
     if cfg.domain_bn or cfg.domain_adversarial > 0:
-        from icegan.data.features import subject_dataset
-        names = [subject_dataset(s) for s in subjects]
-        index = {d: i for i, d in enumerate(sorted(set(names)))}
-        domains = torch.tensor([index[d] for d in names], dtype=torch.long)
+        from icegan.data.features import dataset_indices
+        domains = dataset_indices(subjects)[0]
     sw = subject_weights(subjects, masks) if cfg.subject_weighting else None
     xs = resize_features(x.float(), cfg.input_size)
     tag = f"folds{getattr(folds[0], 'index', 0)}-{getattr(folds[-1], 'index', len(folds) - 1)}"

@@ -183,14 +183,13 @@ class RecognizerConfig:
             value = getattr(self, key)
             if not 0 <= value < 1:                  # NaN fails too
                 raise ValueError(f"{sec}.{key} must lie in [0, 1){note}, got {value}")
-        if not (self.au_weight >= 0 and math.isfinite(self.au_weight)):
-            raise ValueError(f"{sec}.au_weight must be a finite number >= 0 (0 = off), got {self.au_weight}")
+        for key in ("au_weight", "domain_adversarial"):
+            value = getattr(self, key)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{sec}.{key} must be a finite number >= 0 (0 = off), got {value}")
         if self.au_weight > 0 and self.name != "ststnet":
             raise ValueError(f"{sec}.au_weight (action units as an auxiliary target) applies to ststnet only, not "
                              f"{self.name}; set {sec}.au_weight=0")
-        if not (self.domain_adversarial >= 0 and math.isfinite(self.domain_adversarial)):
-            raise ValueError(f"{sec}.domain_adversarial must be a finite number >= 0 (0 = off), "
-                             f"got {self.domain_adversarial}")
         if self.domain_adversarial > 0:
             for bad, why in ((self.name != "ststnet", f"applies to ststnet only, not {self.name}"),
                              (self.au_weight > 0, f"and {sec}.au_weight both need STSTNet's one auxiliary head"),

@@ -200,3 +200,11 @@ def test_maps_must_be_rgb(shared_data, tmp_path, resized_megc):
     Image.open(path).convert("RGB").save(path)       # fixed: back to three (equal) channels, as the user would
     fs = load_megc2019_features(root)
     torch.testing.assert_close(fs.features[1], ref.features[1])      # the RGBA map: alpha dropped, RGB unchanged
+
+
+def test_dataset_indices_known_values():
+    """Each subject's dataset prefix as an index into the sorted dataset names."""
+    from icegan.data.features import dataset_indices
+    index, names = dataset_indices(["smic/s1", "casme2/sub01", "samm/006", "smic/s2"])
+    assert names == ["casme2", "samm", "smic"]
+    assert index.dtype == torch.long and index.tolist() == [2, 0, 1, 2]

@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from icegan.paths import shared_data_root
 
 __all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "subject_dataset",
+           "dataset_indices",
            "FeatureSet", "read_megc2019_table", "load_megc2019_features", "MEGC2019Features", "validate_samples",
            "recenter_flow", "keep_datasets"]
 
@@ -72,6 +73,16 @@ def dataset_name(name) -> Optional[str]:
 def subject_dataset(subject) -> str:
     """The dataset of a dataset-prefixed subject id: ``"casme2/sub01"`` → ``"casme2"``."""
     return str(subject).split("/", 1)[0]
+
+
+def dataset_indices(subjects: Iterable) -> tuple[torch.Tensor, list[str]]:
+    """The dataset of every dataset-prefixed subject id as an index: ``(index (N,) int64 in 0..D-1, the D dataset
+    names in index order, sorted)``; e.g. ``["smic/s1", "casme2/sub01"]`` → ``(tensor([1, 0]), ["casme2", "smic"])``.
+    """
+    names = [subject_dataset(s) for s in subjects]
+    order = sorted(set(names))
+    position = {d: i for i, d in enumerate(order)}
+    return torch.tensor([position[d] for d in names], dtype=torch.long), order
 
 
 def megc2019_layout(root: str | Path) -> tuple[str, Path, Path]:
