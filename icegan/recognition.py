@@ -361,7 +361,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
 
     Raises:
         ValueError: shapes disagree, a label outside 0..K-1, a model without training samples,
-            ``cfg.shift_px`` outside 0..S-1, ``cfg.domain_bn`` or ``cfg.domain_adversarial`` without ``domains``, a
+            ``cfg.shift_px`` outside 0..S-1, ``cfg.domain_bn`` or ``cfg.domain_adversarial`` without ``domains`` (or
+            with negative or non-integer ones), a
             model whose training rows come from one dataset under ``cfg.domain_adversarial``, a ``sample_weight`` of
             another shape than ``train_mask``, negative or not finite, or ``cfg.au_weight`` > 0 without
             ``action_units`` of N rows (or with targets outside [0, 1]).
@@ -385,6 +386,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         if on and (domains is None or domains.shape != y.shape):
             raise ValueError(f"{key} needs the dataset index of every sample (domains, shape (N,)); it is available "
                              f"in `icegan loso` feature runs, which pass the subjects' dataset prefixes")
+        if on and (domains.is_floating_point() or domains.is_complex() or bool((domains < 0).any())):
+            raise ValueError(f"{key}: domains must hold integer dataset indices 0, 1, ..., D-1 (one per dataset), "
+                             f"got dtype {domains.dtype}, min {domains.min().item()}")
     if cfg.domain_adversarial > 0:
         per_dataset = train_mask.float() @ F.one_hot(domains.long()).float()         # (G, D) training clips
         single = torch.nonzero((per_dataset > 0).sum(1) < 2).flatten()

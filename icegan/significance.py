@@ -148,8 +148,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         baseline's).
 
     Raises:
-        ValueError: entries over different clips or labels, a bad baseline, resamples < 100, or a confidence
-            outside (0, 1).
+        ValueError: entries over different clips or labels, fewer than two subjects, a bad baseline, resamples < 100,
+            or a confidence outside (0, 1).
     """
     from scipy.stats import bootstrap
 
@@ -162,6 +162,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     ref = sets[baseline]
+    if len(ref.subjects) < 2:
+        raise ValueError(f"a subject bootstrap needs at least two subjects; '{ref.label}' has "
+                         f"{len(ref.subjects)} ({', '.join(map(str, ref.subjects))})")
     for s in sets:
         if not s.clips.equals(ref.clips):
             raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels; a paired comparison "

@@ -351,15 +351,20 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     if suite.per_dataset and len(sets[0].datasets()) > 1:
         scopes += [(d, [x.restrict(d) for x in sets]) for d in sets[0].datasets()]
     plotted = []
+    last = max((k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2), default=-1)
     for k, (scope, scoped) in enumerate(scopes):
-        rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples)
         title = f"{DATASET_TITLES.get(scope, scope)} ({len(scoped[0].subjects)} subjects)"
-        plotted.append((title, rows))
         head = "Subject-bootstrap intervals" if k == 0 else f"Subject-bootstrap intervals, {title}"
+        if len(scoped[0].subjects) < 2:         # a short run (max_folds=1): nothing to resample
+            lines += [f"## {head}", "", "None: a subject bootstrap needs at least two subjects.", ""]
+            continue
+        rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples)
+        plotted.append((title, rows))
         lines += [f"## {head}, paired differences to {labels[base]}", "",
-                  comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == len(scopes) - 1)]
-    forest_plot(plotted, out / "compare.png", baseline=base)
-    lines += ["![UF1 intervals](compare.png)", ""]
+                  comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == last)]
+    if plotted:
+        forest_plot(plotted, out / "compare.png", baseline=base)
+        lines += ["![UF1 intervals](compare.png)", ""]
     times = _read_times(out)
     lines += ["## Commands (what the suite ran, one folder each; # wall seconds of the call that finished it)", "",
               "```bash"]
@@ -395,10 +400,13 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
 
     Raises:
         FileNotFoundError, ConfigError: as :func:`load_suite` and :func:`plan_suite`, before anything runs.
+        ValueError, OSError: a member's data fails the checks of ``icegan loso``
+            (:func:`icegan.commands.loso.check_run`: folds, custom network, coding sheets, datasets), named with
+            the member's label and seed, before any member trains.
         icegan.protocol.LosoStateError: a member folder holds a run of another config.
         icegan.ensemble.EnsembleError: members an ensemble cannot average (e.g. scores that are not probabilities).
     """
-    from icegan.commands.loso import LosoConfig, load_feature_set, run
+    from icegan.commands.loso import LosoConfig, check_run, load_feature_set, run
     from icegan.ensemble import ensemble_runs
     from icegan.pipeline import run_main
     from icegan.selection import select_nested
@@ -410,16 +418,24 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
         for p in plan:
             print(p.command, file=log)
         return plan
-    out.mkdir(parents=True, exist_ok=True)
     feature_sets: dict[str, object] = {}
+    action_units: dict[Path, object] = {}
+    for p in plan:          # every member's data checked before the first one trains (or a folder is made)
+        if isinstance(p.config, LosoConfig):
+            try:
+                fs = load_feature_set(p.config.data, cache=feature_sets)   # one read of the maps per data section
+                action_units[p.out] = check_run(p.config, fs)
+            except (ValueError, OSError) as exc:
+                raise type(exc)(f"suite run '{p.label}' (seed {p.seed}): {exc}") from None
+    out.mkdir(parents=True, exist_ok=True)
     finished: set[Path] = set()
     for k, p in enumerate(plan):
         t0 = time.time()
         print(f"[{k + 1}/{len(plan)}] {p.label}, seed {p.seed} -> {p.out}", file=log, flush=True)
         was_finished = (p.out / "metrics.json").is_file()
         if isinstance(p.config, LosoConfig):
-            fs = load_feature_set(p.config.data, cache=feature_sets)   # one read of the maps per data section
-            m = run(p.config, p.out, progress=progress, feature_set=fs)
+            fs = load_feature_set(p.config.data, cache=feature_sets)
+            m = run(p.config, p.out, progress=progress, feature_set=fs, action_units=action_units[p.out])
         elif p.config is not None:
             m = run_main(p.config, p.out, progress=progress)
         elif p.selection:

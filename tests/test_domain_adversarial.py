@@ -141,6 +141,10 @@ def test_training_errors():
     one[0, d == 1] = False
     with pytest.raises(ValueError, match="model 0 trains on clips of one dataset only"):
         train_models(cfg, x, y, one, progress=False, domains=d)
+    for bad in (d - 1, d.float()):          # a -1 index, float indices: a message, not a crash deep in one_hot
+        for c in (cfg, RecognizerConfig(epochs=1, domain_bn=True)):
+            with pytest.raises(ValueError, match="domains must hold integer dataset indices 0, 1, ..., D-1"):
+                train_models(c, x, y, mask, progress=False, domains=bad)
 
 
 @pytest.mark.parametrize("kw,msg", [

@@ -124,6 +124,9 @@ def test_errors_name_what_is_wrong(tmp_path):
         bootstrap_compare([sa, so])
     with pytest.raises(ValueError, match="resamples"):
         bootstrap_compare([sa], resamples=10)
+    single = load_run_set("one", [_write_run(tmp_path / "one", _rows(1, truth, lambda s, j, y: y))])
+    with pytest.raises(ValueError, match="needs at least two subjects; 'one' has 1 \\(casme2/s00\\)"):
+        bootstrap_compare([single])
     assert load_run_set("o", [oracle]).oracle
     assert "**ORACLE**" in comparison_table(bootstrap_compare([load_run_set("o", [oracle])], resamples=100))
 

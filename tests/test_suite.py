@@ -271,3 +271,51 @@ def test_every_shipped_suite_plans(path, tmp_path):
     suite = load_suite(path)
     assert {p.label for p in plan} == set(suite.labels)
     assert {p.seed for p in plan} == set(suite.seeds)
+
+
+def test_member_data_errors_fail_before_any_member_trains(shared_data, tmp_path, capsys):
+    """A member whose data fails `icegan loso`'s checks (here an SDE run with the dataset head, and a table with a
+    missing map) stops the suite before the first member trains, naming the member and its seed."""
+    root = f"data.root={shared_data / 'megc2019_htnet'}"
+    for bad, msg in [(["protocol=SDE", "dataset=casme2", "model.domain_adversarial=1"],
+                      "suite run 'dataset head' (seed 0): model.domain_adversarial=1.0 learns features"),
+                     (["model.au_weight=1", f"data.annotations={tmp_path / 'no_sheets'}"],
+                      "suite run 'dataset head' (seed 0): model.au_weight=1.0: ")]:
+        suite = tmp_path / "bad.yaml"
+        suite.write_text(f"name: bad\nseeds: [0]\nruns:\n"
+                         f"  - {{label: plain, config: {CONFIGS}/features_ststnet.yaml, overrides: [model.epochs=1]}}\n"
+                         f"  - {{label: dataset head, config: {CONFIGS}/features_ststnet.yaml, "
+                         f"overrides: [{', '.join(bad)}]}}\n")
+        out = tmp_path / "out"
+        assert main(["suite", "--config", str(suite), "--out", str(out), "--no-progress", root, *SMALL]) == 2
+        err = capsys.readouterr().err
+        assert f"icegan suite: error: {msg}" in err and "Traceback" not in err
+        assert not out.exists()                  # the first, valid member did not start either
+
+
+def test_members_read_the_sheets_once(shared_data, tmp_path, monkeypatch):
+    """The pre-check's action units are handed to the member run: one read of the sheets per member that needs
+    them, none for the others."""
+    import icegan.data.action_units as action_units
+    calls = []
+    real = action_units.action_unit_targets
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(action_units, "action_unit_targets", counted)
+    suite = tmp_path / "au.yaml"
+    suite.write_text(f"name: au\nseeds: [0]\nruns:\n"
+                     f"  - {{label: plain, config: {CONFIGS}/features_ststnet.yaml, overrides: [model.epochs=1]}}\n"
+                     f"  - {{label: units, config: {CONFIGS}/features_ststnet.yaml, "
+                     f"overrides: [model.epochs=1, model.au_weight=1]}}\n")
+    run_suite(suite, tmp_path / "out", [f"data.root={shared_data / 'megc2019_htnet'}",
+                                        f"data.annotations={shared_data / 'annotations'}", "max_folds=1",
+                                        "threads=1"], progress=False)
+    assert len(calls) == 1
+    assert json.loads((tmp_path / "out" / "units_s0" / "metrics.json").read_text())["n_folds"] == 1
+    # one fold = one subject: the results page says there is nothing to resample instead of failing
+    page = (tmp_path / "out" / "results.md").read_text()
+    assert "None: a subject bootstrap needs at least two subjects." in page and "units" in page
+    assert not (tmp_path / "out" / "compare.png").exists()

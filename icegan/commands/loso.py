@@ -30,7 +30,7 @@ from icegan.commands import add_print_config, print_config
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
-           "load_action_units", "check_domain_adversarial", "permute_labels", "fold_runner"]
+           "load_action_units", "check_domain_adversarial", "check_run", "permute_labels", "fold_runner"]
 
 
 @dataclass
@@ -341,6 +341,32 @@ def load_action_units(cfg: "LosoConfig", fs):
     return au
 
 
+def check_run(cfg: "LosoConfig", fs):
+    """Every check of a feature LOSO that needs its clips, made before a run folder exists (by ``icegan loso``, and by
+    ``icegan suite`` for every member before the first one trains): the folds can be built (an SDE run's dataset
+    is present, at least two subjects), a custom recognizer builds and returns (B, 3) logits on two of the clips,
+    the coding sheets hold every clip (``model.au_weight``) and the clips come from several datasets
+    (``model.domain_adversarial``).
+
+    Args:
+        cfg: the run's config. fs: its feature set (:func:`load_feature_set`).
+
+    Returns:
+        The action-unit targets for :func:`run` (:func:`load_action_units`; None unless ``model.au_weight`` > 0).
+
+    Raises:
+        ValueError: a fold, network, sheet or dataset mistake, with the key to change.
+        FileNotFoundError: a coding sheet that ``model.au_weight`` needs is missing.
+    """
+    from icegan.protocol import make_folds
+    from icegan.recognition import check_custom_recognizer
+    make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 subjects
+    check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
+    au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
+    check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
+    return au
+
+
 def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
     """For ``model.domain_adversarial`` > 0: the run's folds train on clips of at least two datasets (a CDE run over
     a composite), else there is no dataset to be invariant to.
@@ -466,12 +492,7 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     try:                    # bad input (a missing or unreadable map, a bad label...) is a message, not a traceback
         fs = load_feature_set(cfg.data)
-        from icegan.protocol import make_folds
-        make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 subjects
-        from icegan.recognition import check_custom_recognizer
-        check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
-        au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
-        check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
+        au = check_run(cfg, fs)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
