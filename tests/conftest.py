@@ -65,3 +65,19 @@ def resized_megc(shared_data):
             Image.open(src / FLOW_DIR / name).resize((s, s), Image.BILINEAR).save(root / FLOW_DIR / name)
         return root
     return make
+
+
+@pytest.fixture
+def sheet_reads(monkeypatch):
+    """Counts the reads of the coding sheets' action units (:func:`icegan.data.action_units.action_unit_targets`):
+    a list that gets one entry per call, the real function still answering."""
+    import icegan.data.action_units as action_units
+    calls = []
+    real = action_units.action_unit_targets
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(action_units, "action_unit_targets", counted)
+    return calls

@@ -221,18 +221,9 @@ def test_loso_action_unit_errors_are_messages(shared_data, tmp_path, capsys, ove
     assert not (tmp_path / "x").exists()
 
 
-def test_loso_reads_the_sheets_once(shared_data, tmp_path, monkeypatch):
+def test_loso_reads_the_sheets_once(shared_data, tmp_path, sheet_reads):
     """The command's pre-check reads the coding sheets and hands the units to the run: one read per command."""
-    import icegan.data.action_units as action_units
-    calls = []
-    real = action_units.action_unit_targets
-
-    def counted(*a, **kw):
-        calls.append(1)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(action_units, "action_unit_targets", counted)
     assert main(["loso", "--config", "configs/features_ststnet.yaml", "--out", str(tmp_path / "au"), "--no-progress",
                  "max_folds=1", "model.epochs=1", "threads=1", f"data.root={shared_data / 'megc2019_htnet'}",
                  f"data.annotations={shared_data / 'annotations'}", "model.au_weight=1"]) == 0
-    assert len(calls) == 1
+    assert len(sheet_reads) == 1

@@ -293,18 +293,9 @@ def test_member_data_errors_fail_before_any_member_trains(shared_data, tmp_path,
         assert not out.exists()                  # the first, valid member did not start either
 
 
-def test_members_read_the_sheets_once(shared_data, tmp_path, monkeypatch):
+def test_members_read_the_sheets_once(shared_data, tmp_path, sheet_reads):
     """The pre-check's action units are handed to the member run: one read of the sheets per member that needs
     them, none for the others."""
-    import icegan.data.action_units as action_units
-    calls = []
-    real = action_units.action_unit_targets
-
-    def counted(*a, **kw):
-        calls.append(1)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(action_units, "action_unit_targets", counted)
     suite = tmp_path / "au.yaml"
     suite.write_text(f"name: au\nseeds: [0]\nruns:\n"
                      f"  - {{label: plain, config: {CONFIGS}/features_ststnet.yaml, overrides: [model.epochs=1]}}\n"
@@ -313,7 +304,7 @@ def test_members_read_the_sheets_once(shared_data, tmp_path, monkeypatch):
     run_suite(suite, tmp_path / "out", [f"data.root={shared_data / 'megc2019_htnet'}",
                                         f"data.annotations={shared_data / 'annotations'}", "max_folds=1",
                                         "threads=1"], progress=False)
-    assert len(calls) == 1
+    assert len(sheet_reads) == 1
     assert json.loads((tmp_path / "out" / "units_s0" / "metrics.json").read_text())["n_folds"] == 1
     # one fold = one subject: the results page says there is nothing to resample instead of failing
     page = (tmp_path / "out" / "results.md").read_text()
