@@ -177,7 +177,8 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "model.au_weight": 0.0, "recognizer.au_weight": 0.0,
                                     "model.domain_adversarial": 0.0, "recognizer.domain_adversarial": 0.0,
                                     "data.annotations": None,
-                                    "model.noise_filter": "none", "recognizer.noise_filter": "none"}
+                                    "model.noise_filter": "none", "recognizer.noise_filter": "none",
+                                    "model.sam_rho": 0.0, "recognizer.sam_rho": 0.0}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

@@ -507,33 +507,46 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 xb = shift_features(xb, d[0], d[1])
             if device.type == "cpu":
                 xb = xb.contiguous(memory_format=torch.channels_last)   # faster oneDNN convolutions
+            j = lam = None
             if beta is not None:
                 j = torch.randperm(len(idx), generator=aux).to(device)
                 lam = beta.sample((len(idx),)).to(device)
-                xb = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
-                both = mb * mb[j]                                        # both partners must be training samples
-                logits, au_logits = forward(xb, both, fkw)
-                ce_a = _ce_rows(logits, yb, cfg.label_smoothing)
-                ce_b = _ce_rows(logits, yb[j], cfg.label_smoothing)
-                wa = both * rw * cw.t()[yb] * lam[:, None]
-                wb = both * rw[j] * cw.t()[yb[j]] * (1 - lam[:, None])
-                loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
-                if au_t is not None:
-                    la = lam[:, None]
-                    t_mix = la * au_t[idx] + (1 - la) * au_t[idx][j]
-                    w_au = both * (au_k[idx] * au_k[idx][j])[:, None]
-                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, t_mix, w_au)
-            else:
-                logits, au_logits = forward(xb, mb, fkw)
-                loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb], cfg.label_smoothing)   # (G,)
-                if au_t is not None:
-                    loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, au_t[idx], mb * au_k[idx][:, None])
-                if dom_t is not None:
-                    dom_ce = _weighted_ce(au_logits, dom_t[idx], mb)                      # (G,)
-                    loss_g = loss_g + cfg.domain_adversarial * dom_ce
-                    ep_dom_t += dom_ce.detach().mean()
+
+            def batch_loss(xb=xb, idx=idx, yb=yb, mb=mb, rw=rw, fkw=fkw, j=j, lam=lam):
+                """(G,) loss of every model on this batch, and the (G,) dataset cross-entropy (or None)."""
+                dom_ce = None
+                if j is not None:
+                    xm = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
+                    both = mb * mb[j]                                    # both partners must be training samples
+                    logits, au_logits = forward(xm, both, fkw)
+                    ce_a = _ce_rows(logits, yb, cfg.label_smoothing)
+                    ce_b = _ce_rows(logits, yb[j], cfg.label_smoothing)
+                    wa = both * rw * cw.t()[yb] * lam[:, None]
+                    wb = both * rw[j] * cw.t()[yb[j]] * (1 - lam[:, None])
+                    loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
+                    if au_t is not None:
+                        la = lam[:, None]
+                        t_mix = la * au_t[idx] + (1 - la) * au_t[idx][j]
+                        w_au = both * (au_k[idx] * au_k[idx][j])[:, None]
+                        loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, t_mix, w_au)
+                else:
+                    logits, au_logits = forward(xb, mb, fkw)
+                    loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb], cfg.label_smoothing)   # (G,)
+                    if au_t is not None:
+                        loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, au_t[idx],
+                                                                            mb * au_k[idx][:, None])
+                    if dom_t is not None:
+                        dom_ce = _weighted_ce(au_logits, dom_t[idx], mb)                  # (G,)
+                        loss_g = loss_g + cfg.domain_adversarial * dom_ce
+                return loss_g, dom_ce
+
+            loss_g, dom_ce = batch_loss()
+            if dom_ce is not None:
+                ep_dom_t += dom_ce.detach().mean()
             opt.zero_grad(set_to_none=True)
             loss_g.sum().backward()
+            if cfg.sam_rho > 0:      # the gradient at the sharpest nearby weights replaces it (SAM)
+                sam_gradient(model, G, cfg.sam_rho, lambda: batch_loss()[0].sum())
             opt.step()
             if ema is not None:
                 ema.update_parameters(model)
@@ -579,6 +592,49 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         model = SnapshotAverage(copies)
     model.eval()
     return model, records
+
+
+def sam_gradient(model: torch.nn.Module, n_models: int, rho: float, loss_fn: Callable[[], torch.Tensor]) -> None:
+    """Replace the gradients held by ``model``'s parameters with the sharpness-aware (SAM) gradient (Foret et al.,
+    "Sharpness-Aware Minimization for Efficiently Improving Generalization", ICLR 2021, Eq. 2 and Algorithm 1):
+    every copy g moves to w_g + ε_g with ε_g = ρ · ∇L_g / ‖∇L_g‖₂ (its own gradient, normalised over its own
+    weights, so that the copies stay independent), the gradient of ``loss_fn`` is taken there, and the weights go back
+    to w. The optimizer's step then applies that gradient at w. Batch-norm running statistics (every buffer) are left
+    as the first pass set them, and the weights exactly as they were.
+
+    Args:
+        model: the network; its parameters hold the gradient of the batch loss at w (``.grad``). Grouped networks
+            keep copy g's slice of every parameter at rows ``[g · n / G, (g + 1) · n / G)`` of the first dimension
+            (:class:`icegan.models.recognizers.STSTNet`, :class:`~icegan.models.recognizers.OffTANet`).
+        n_models: G, the independent copies in ``model`` (1 for a single network: one norm over all weights).
+        rho: ρ > 0, the radius of the neighbourhood (L2, in weight units).
+        loss_fn: recomputes the summed loss of all copies on the same batch (same augmentations) at the current
+            weights.
+
+    Raises:
+        ValueError: G > 1 and a parameter whose first dimension does not split into G copies.
+    """
+    G = int(n_models)
+    params = [p for p in model.parameters() if p.grad is not None]
+    for p in params:
+        if G > 1 and (p.dim() == 0 or p.shape[0] % G):
+            raise ValueError(f"SAM (model.sam_rho) needs every parameter of a grouped network split into its {G} "
+                             f"copies along the first dimension; got a parameter of shape {tuple(p.shape)}")
+    with torch.no_grad():
+        sq = sum(p.grad.reshape(G, -1).float().pow(2).sum(1) for p in params)           # (G,)
+        scale = rho / (sq.sqrt() + 1e-12)
+        weights = [p.detach().clone() for p in params]                  # w, restored exactly afterwards
+        for p in params:
+            p.add_((p.grad.reshape(G, -1) * scale[:, None].to(p.dtype)).reshape(p.shape))
+        saved = [b.detach().clone() for b in model.buffers()]
+    for p in model.parameters():
+        p.grad = None
+    loss_fn().backward()
+    with torch.no_grad():
+        for p, w in zip(params, weights):
+            p.copy_(w)
+        for b, v in zip(model.buffers(), saved):
+            b.copy_(v)
 
 
 def _merge_state(best: Optional[dict], current: dict, better: torch.Tensor, G: int) -> dict:

@@ -68,6 +68,10 @@ class RecognizerConfig:
             :func:`flownet.train.weight_ema`); the inner validation, oracle records and snapshots score the average
             too. 0 (default) = the weights of the last step. With 4 steps per epoch on the composite, 0.99 averages
             over about the last 25 epochs. Networks only.
+        sam_rho: ρ >= 0: sharpness-aware minimisation (SAM; Foret et al., ICLR 2021, Eq. 2, Algorithm 1): every step
+            takes the gradient at the weights moved by ρ · g / ‖g‖₂ (g: each fold model's own gradient, normalised
+            over its own weights) and applies it at the unmoved weights with AdamW; twice the work per step. 0
+            (default) = off. Networks only.
         au_weight: λ >= 0: STSTNet also learns the clips' FACS action units as an auxiliary target, a second head
             of 14 logits (:data:`icegan.data.action_units.EMFACS_ACTION_UNITS`) on the same pooled features; the loss
             is the class cross-entropy + λ · the mean binary cross-entropy over those units, averaged over the
@@ -135,6 +139,7 @@ class RecognizerConfig:
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
     ema_decay: float = 0.0
+    sam_rho: float = 0.0
     au_weight: float = 0.0
     domain_adversarial: float = 0.0
     noise_filter: Literal["none", "forest"] = "none"
@@ -171,7 +176,7 @@ class RecognizerConfig:
                             "scale_jitter": self.scale_jitter, "mixup_alpha": self.mixup_alpha,
                             "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
                             "average_last": self.average_last, "label_smoothing": self.label_smoothing,
-                            "ema_decay": self.ema_decay}
+                            "ema_decay": self.ema_decay, "sam_rho": self.sam_rho}
             used = [f"model.{k}={v}" for k, v in network_only.items() if v]
             if used:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
@@ -183,7 +188,7 @@ class RecognizerConfig:
             value = getattr(self, key)
             if not 0 <= value < 1:                  # NaN fails too
                 raise ValueError(f"{sec}.{key} must lie in [0, 1){note}, got {value}")
-        for key in ("au_weight", "domain_adversarial"):
+        for key in ("au_weight", "domain_adversarial", "sam_rho"):
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{sec}.{key} must be a finite number >= 0 (0 = off), got {value}")

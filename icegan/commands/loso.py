@@ -457,6 +457,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.shift_px=INT (random shifts)  model.mixup_alpha=FLOAT  model.seeds=INT (ensemble)
   model.label_smoothing=FLOAT (target (1-e) one-hot + e/K)  model.ema_decay=FLOAT (predict with a moving
                            average of the weights, updated every step; 0 = the last weights)
+  model.sam_rho=FLOAT (sharpness-aware minimisation: the gradient taken at weights moved by rho along each fold
+                           model's own normalised gradient; twice the work per step; 0 = off)
   model.rotate_deg=FLOAT  model.scale_jitter=FLOAT (random rotation in [-a,a] degrees, scale in [1-s,1+s])
   model.tta_hflip=BOOL  model.tta_shift_px=INT (test-time average over shifts in [-k,k]^2)
   model.inner_val_fraction=FLOAT (early stopping on training subjects)
