@@ -25,7 +25,8 @@ integer translations of the feature maps (``shift_px``: alignment jitter, border
 rotations and scalings of the maps (``rotate_deg``, ``scale_jitter``: the rest of the alignment jitter, bilinear,
 borders replicated) and mixup (Zhang et al., ICLR 2018) between training samples of the same model. Against noisy
 or ambiguous labels and the step-to-step variance of the final weights: label smoothing (``label_smoothing``) and
-a moving average of the weights used for prediction (``ema_decay``).
+a moving average of the weights used for prediction (``ema_decay``). Towards flat minima: sharpness-aware
+minimisation (``sam_rho``, :func:`sam_gradient`).
 """
 from __future__ import annotations
 
