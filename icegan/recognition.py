@@ -513,8 +513,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 j = torch.randperm(len(idx), generator=aux).to(device)
                 lam = beta.sample((len(idx),)).to(device)
 
-            def batch_loss(xb=xb, idx=idx, yb=yb, mb=mb, rw=rw, fkw=fkw, j=j, lam=lam):
-                """(G,) loss of every model on this batch, and the (G,) dataset cross-entropy (or None)."""
+            def batch_loss():
+                """(G,) loss of every model on this step's batch, and the (G,) dataset cross-entropy (or None); called
+                within the step only (once, twice under SAM)."""
                 dom_ce = None
                 if j is not None:
                     xm = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]

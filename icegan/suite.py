@@ -419,12 +419,12 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             print(p.command, file=log)
         return plan
     feature_sets: dict[str, object] = {}
-    action_units: dict[Path, object] = {}
+    checked: dict[Path, tuple] = {}     # member folder -> (its feature set, its action units)
     for p in plan:          # every member's data checked before the first one trains (or a folder is made)
         if isinstance(p.config, LosoConfig):
             try:
                 fs = load_feature_set(p.config.data, cache=feature_sets)   # one read of the maps per data section
-                action_units[p.out] = check_run(p.config, fs)
+                checked[p.out] = fs, check_run(p.config, fs)
             except (ValueError, OSError) as exc:
                 raise type(exc)(f"suite run '{p.label}' (seed {p.seed}): {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
@@ -434,8 +434,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
         print(f"[{k + 1}/{len(plan)}] {p.label}, seed {p.seed} -> {p.out}", file=log, flush=True)
         was_finished = (p.out / "metrics.json").is_file()
         if isinstance(p.config, LosoConfig):
-            fs = load_feature_set(p.config.data, cache=feature_sets)
-            m = run(p.config, p.out, progress=progress, feature_set=fs, action_units=action_units[p.out])
+            fs, au = checked[p.out]
+            m = run(p.config, p.out, progress=progress, feature_set=fs, action_units=au)
         elif p.config is not None:
             m = run_main(p.config, p.out, progress=progress)
         elif p.selection:
