@@ -23,7 +23,8 @@ Augmentations (training only): horizontal flip of the face (the feature maps are
 negated: ``u → 1 − u`` for per-image min–max normalised u, see :mod:`icegan.data.features`), random
 integer translations of the feature maps (``shift_px``: alignment jitter, borders replicated), random in-plane
 rotations and scalings of the maps (``rotate_deg``, ``scale_jitter``: the rest of the alignment jitter, bilinear,
-borders replicated) and mixup (Zhang et al., ICLR 2018) between training samples of the same model. Against noisy
+borders replicated), cutout (``cutout_px``: one square per map filled with its channel means) and mixup (Zhang et
+al., ICLR 2018) between training samples of the same model. Against noisy
 or ambiguous labels and the step-to-step variance of the final weights: label smoothing (``label_smoothing``) and
 a moving average of the weights used for prediction (``ema_decay``). Towards flat minima: sharpness-aware
 minimisation (``sam_rho``, :func:`sam_gradient`).
@@ -76,6 +77,39 @@ def shift_features(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch
     cols = (torch.arange(W, device=x.device)[None] - dx[:, None]).clamp(0, W - 1)      # (B, W)
     idx = (rows[:, :, None] * W + cols[:, None, :]).reshape(B, 1, H * W).expand(B, C, H * W)
     return x.reshape(B, C, H * W).gather(2, idx).reshape(B, C, H, W)
+
+
+def cutout_features(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, side: int) -> torch.Tensor:
+    """Cutout: fill one square of each of B (B, C, H, W) maps with that map's per-channel mean.
+
+    The square of ``side`` pixels of sample b covers rows ``cy[b] - side // 2 .. cy[b] - side // 2 + side - 1`` and
+    the columns likewise, clipped at the border (a centre near the edge erases less), as in DeVries & Taylor,
+    "Improved regularization of convolutional neural networks with Cutout", arXiv:1708.04552 (2017), Sec. 3.
+    The fill is each channel's mean over the whole map before erasing: for min–max normalised u, v, strain maps a
+    neutral value of that clip (the paper fills zeros after mean normalisation, i.e. the dataset mean). One mask
+    for the whole batch, no loop over samples.
+
+    Args:
+        x: (B, C, H, W) features.
+        cy, cx: (B,) int64 centres in pixels (rows, columns), any value; the square is clipped to the map.
+        side: the square's side in pixels, >= 1.
+    Returns:
+        (B, C, H, W), ``x`` outside the squares.
+    Raises:
+        ValueError: ``side`` < 1, or centres whose length is not B.
+    """
+    B, C, H, W = x.shape
+    if side < 1:
+        raise ValueError(f"cutout_features needs a square side >= 1 pixel, got {side}")
+    if cy.shape != (B,) or cx.shape != (B,):
+        raise ValueError(f"cutout_features needs one centre per sample: B={B}, got {tuple(cy.shape)}, {tuple(cx.shape)}")
+    top, left = cy - side // 2, cx - side // 2
+    rows = torch.arange(H, device=x.device)[None]
+    cols = torch.arange(W, device=x.device)[None]
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)                     # (B, H)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)                   # (B, W)
+    mask = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]                         # (B, 1, H, W)
+    return torch.where(mask, x.mean(dim=(2, 3), keepdim=True), x)
 
 
 def warp_features(x: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -506,6 +540,9 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             if cfg.shift_px > 0:
                 d = torch.randint(-cfg.shift_px, cfg.shift_px + 1, (2, len(idx)), generator=aux).to(device)
                 xb = shift_features(xb, d[0], d[1])
+            if cfg.cutout_px > 0:
+                c = torch.randint(0, x.shape[-1], (2, len(idx)), generator=aux).to(device)
+                xb = cutout_features(xb, c[0], c[1], cfg.cutout_px)
             if device.type == "cpu":
                 xb = xb.contiguous(memory_format=torch.channels_last)   # faster oneDNN convolutions
             j = lam = None

@@ -60,6 +60,10 @@ class RecognizerConfig:
         scale_jitter: random isotropic scaling of each training map about its centre by a factor drawn uniformly in
             [1 - scale_jitter, 1 + scale_jitter]; 0 disables; below 1. Applied with ``rotate_deg`` in one warp,
             before the shifts.
+        cutout_px: cutout (DeVries & Taylor, 2017): every training map, after flips, warps and shifts, gets one
+            square of this side in pixels (of the ``input_size`` maps), centred uniformly over the map and clipped
+            at its border, filled with the map's per-channel mean (:func:`icegan.recognition.cutout_features`);
+            0 (default) disables; below ``input_size``. Networks only.
         mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
         label_smoothing: ε in [0, 1): the cross-entropy's target is (1 - ε) · one-hot + ε / K instead of the
             one-hot label (Szegedy et al., CVPR 2016, section 7); 0 (default) = plain cross-entropy. Networks only.
@@ -136,6 +140,7 @@ class RecognizerConfig:
     shift_px: int = 0
     rotate_deg: float = 0.0
     scale_jitter: float = 0.0
+    cutout_px: int = 0
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
     ema_decay: float = 0.0
@@ -176,12 +181,16 @@ class RecognizerConfig:
                             "scale_jitter": self.scale_jitter, "mixup_alpha": self.mixup_alpha,
                             "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
                             "average_last": self.average_last, "label_smoothing": self.label_smoothing,
-                            "ema_decay": self.ema_decay, "sam_rho": self.sam_rho}
+                            "ema_decay": self.ema_decay, "sam_rho": self.sam_rho,
+                            "cutout_px": self.cutout_px}
             used = [f"model.{k}={v}" for k, v in network_only.items() if v]
             if used:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
                 raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
                                  f"{self.name}; set {it} to 0")
+        if not 0 <= self.cutout_px < self.input_size:
+            raise ValueError(f"{sec}.cutout_px must lie in 0..{self.input_size - 1} pixels (0 = off), "
+                             f"got {self.cutout_px}")
         if not 0 <= self.rotate_deg <= 180:
             raise ValueError(f"{sec}.rotate_deg must lie in 0..180 degrees, got {self.rotate_deg}")
         for key, note in (("scale_jitter", ""), ("label_smoothing", ""), ("ema_decay", " (0 = off)")):

@@ -7,8 +7,8 @@ from _model_checks import assert_only_second_copy_changed
 from icegan.data.toy_features import make_toy_features
 from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, build_recognizer, conv_maxpool,
                                        fast_dropout)
-from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, fit_recognizer, hflip_features,
-                                fit_predict_folds, fit_predict_sklearn, inner_val_masks, predict_models,
+from icegan.recognition import (RecognizerConfig, SnapshotAverage, class_weights, cutout_features, fit_recognizer,
+                                hflip_features, fit_predict_folds, fit_predict_sklearn, inner_val_masks, predict_models,
                                 shift_features, train_models, warp_features)
 from icegan.recognition import _weighted_ce
 
@@ -177,10 +177,55 @@ def test_rotation_and_scale_augmentation_is_used_and_checked():
         RecognizerConfig(name="logreg", rotate_deg=5.0)
 
 
+def test_cutout_features_known_square_clipping_and_fill():
+    """One square per sample at its own centre, clipped at the border, filled with that map's channel means;
+    everything outside the square unchanged."""
+    x = torch.rand(3, 3, 6, 7)
+    means = x.mean(dim=(2, 3))
+    out = cutout_features(x, torch.tensor([2, 0, 5]), torch.tensor([3, 0, 6]), side=2)
+    expect_mask = torch.zeros(3, 6, 7, dtype=torch.bool)
+    expect_mask[0, 1:3, 2:4] = True          # centre (2, 3), side 2: rows 1-2, columns 2-3
+    expect_mask[1, 0:1, 0:1] = True          # centre (0, 0): clipped to the corner pixel
+    expect_mask[2, 4:6, 5:7] = True          # centre (5, 6): rows 4-5, columns 5-6
+    for b in range(3):
+        m = expect_mask[b]
+        torch.testing.assert_close(out[b][:, ~m], x[b][:, ~m])
+        torch.testing.assert_close(out[b][:, m], means[b][:, None].expand(3, int(m.sum())))
+    odd = cutout_features(x, torch.tensor([3, 3, 3]), torch.tensor([3, 3, 3]), side=3)
+    assert ((odd != x).any(1)[0] == torch.nn.functional.pad(torch.ones(3, 3), (2, 2, 2, 1)).bool()).all()
+    with pytest.raises(ValueError, match="side >= 1"):
+        cutout_features(x, torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), side=0)
+    with pytest.raises(ValueError, match="one centre per sample"):
+        cutout_features(x, torch.zeros(2, dtype=torch.long), torch.zeros(3, dtype=torch.long), side=2)
+
+
+def test_cutout_augmentation_is_used_and_checked():
+    """model.cutout_px changes the trained network, 0 leaves it bit-identical, and it is refused at or above the
+    input size or for the scikit-learn recognizers."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    mask = torch.ones(1, len(fs), dtype=torch.bool)
+
+    def weights(**kw):
+        m, _ = train_models(RecognizerConfig(epochs=2, batch_size=8, shift_px=1, **kw), fs.features, fs.labels,
+                            mask, seed=3, progress=False)
+        return torch.cat([v.flatten().float() for v in m.state_dict().values()])
+
+    plain = weights()
+    assert torch.equal(plain, weights(cutout_px=0))
+    assert not torch.equal(plain, weights(cutout_px=8))
+    with pytest.raises(ValueError, match=r"model.cutout_px must lie in 0..27 pixels"):
+        RecognizerConfig(cutout_px=28)
+    with pytest.raises(ValueError, match=r"model.cutout_px must lie in 0..111 pixels"):
+        RecognizerConfig(cutout_px=-1, input_size=112)
+    with pytest.raises(ValueError, match="model.cutout_px=8 applies to the networks"):
+        RecognizerConfig(name="random_forest", cutout_px=8)
+
+
 @pytest.mark.parametrize("extra", [{}, {"average_last": 2, "eval_every": 1, "mixup_alpha": 0.4, "shift_px": 2},
                                    {"domain_bn": True, "shift_px": 1},
                                    {"shift_px": 1, "rotate_deg": 5.0, "scale_jitter": 0.05},
-                                   {"label_smoothing": 0.1, "ema_decay": 0.9}])
+                                   {"label_smoothing": 0.1, "ema_decay": 0.9},
+                                   {"shift_px": 1, "cutout_px": 8}])
 def test_held_out_samples_do_not_influence_training(extra):
     """Changing samples that are masked out of model g's training leaves model g bit-identical
     (also for snapshot averaging, mixup, random shifts and per-dataset batch-norm statistics)."""

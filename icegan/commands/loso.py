@@ -460,6 +460,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.sam_rho=FLOAT (sharpness-aware minimisation: the gradient taken at weights moved by rho along each fold
                            model's own normalised gradient; twice the work per step; 0 = off)
   model.rotate_deg=FLOAT  model.scale_jitter=FLOAT (random rotation in [-a,a] degrees, scale in [1-s,1+s])
+  model.cutout_px=INT (cutout: one square of this side per training map, filled with its channel means)
   model.tta_hflip=BOOL  model.tta_shift_px=INT (test-time average over shifts in [-k,k]^2)
   model.inner_val_fraction=FLOAT (early stopping on training subjects)
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
