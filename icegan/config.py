@@ -178,6 +178,7 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "model.domain_adversarial": 0.0, "recognizer.domain_adversarial": 0.0,
                                     "data.annotations": None,
                                     "model.noise_filter": "none", "recognizer.noise_filter": "none",
+                                    "model.cutout_px": 0, "recognizer.cutout_px": 0,
                                     "model.sam_rho": 0.0, "recognizer.sam_rho": 0.0}
 
 

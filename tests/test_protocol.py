@@ -242,3 +242,18 @@ def test_only_neutral_new_keys_are_tolerated_on_resume():
     old = {k: (dict(v) if isinstance(v, dict) else v) for k, v in new.items()}
     del old["flow"]["module"]
     assert not same(old, changed)              # the key is not at its neutral value now
+
+
+def test_every_neutral_new_key_is_the_default_of_its_config():
+    """Each NEUTRAL_NEW_KEYS entry names a real key of the main job's or `icegan loso`'s config at its default value:
+    a wrong neutral value would let a resumed run mix two experiments."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import NEUTRAL_NEW_KEYS, to_dict
+    from icegan.pipeline import MainConfig
+
+    defaults = {"main": to_dict(MainConfig()), "loso": to_dict(LosoConfig())}
+    for path, neutral in NEUTRAL_NEW_KEYS.items():
+        section, key = path.split(".")
+        found = [d[section][key] for d in defaults.values() if key in d.get(section, {})]
+        assert found, f"{path} is no key of MainConfig or LosoConfig"
+        assert all(v == neutral for v in found), f"{path}: neutral {neutral!r} but default {found!r}"
