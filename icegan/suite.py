@@ -27,12 +27,19 @@ Resuming: each member run resumes at its first unfinished fold (:func:`icegan.pr
 is only re-read, and ensembles are recomputed from their members (seconds), so rerunning the same command after an
 interruption finishes the suite with the same numbers. A member whose folder holds a run of another config is
 refused (:class:`icegan.protocol.LosoStateError`), never overwritten.
+
+Reusing runs of other suites (``reuse``, ``icegan suite --reuse DIR``): a member run whose folder does not exist yet
+is copied from a finished run in DIR (an earlier suite's output folder, or one run folder) made with the same
+resolved config except its name (:func:`find_reusable_run`, :func:`copy_finished_run`), instead of being trained
+again. The copy is then read like any finished run, so the LOSO header (folds, clips) is checked against the data
+of this suite, and results.md names the source of every copied run.
 """
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -42,7 +49,7 @@ from typing import Literal, Optional, Sequence
 from icegan.config import ConfigError, load_config
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
-           "slug"]
+           "slug", "reusable_runs", "find_reusable_run", "copy_finished_run"]
 
 
 @dataclass
@@ -285,6 +292,91 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     return plan
 
 
+REUSED_FROM = "reused_from.txt"
+
+
+def _comparable(config_dict: dict) -> dict:
+    """A resolved config as compared for reuse: through YAML (as saved in config.yaml), without ``name`` and without
+    neutral new keys (:func:`icegan.config.without_neutral_keys`)."""
+    import yaml
+
+    from icegan.config import without_neutral_keys
+    d = yaml.safe_load(yaml.safe_dump(config_dict, sort_keys=False))
+    d.pop("name", None)
+    return without_neutral_keys(d)
+
+
+def reusable_runs(folders: Sequence[str | Path]) -> list[tuple[Path, dict]]:
+    """The finished LOSO runs in ``folders``, each with its comparable config (:func:`_comparable`).
+
+    A folder is a run folder itself (it holds ``config.yaml``) or a folder of run folders (e.g. an earlier
+    ``icegan suite`` output); a run counts as finished when it holds ``config.yaml``, ``run.json``,
+    ``predictions.csv`` and ``metrics.json``, and ``metrics.json`` says it is not an oracle-epoch run. Ensemble and
+    nested-selection folders (no ``config.yaml``) are not runs and are skipped, as are runs copied from elsewhere.
+
+    Raises:
+        FileNotFoundError: a folder that does not exist (named).
+        ValueError: a run's ``config.yaml`` or ``metrics.json`` that cannot be read (names the file).
+    """
+    import yaml
+
+    found: list[tuple[Path, dict]] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--reuse {folder}: no such folder")
+        runs = [folder] if (folder / "config.yaml").is_file() else sorted(d for d in folder.iterdir() if d.is_dir())
+        for run in runs:
+            need = [run / n for n in ("config.yaml", "run.json", "predictions.csv", "metrics.json")]
+            if not all(f.is_file() for f in need) or (run / REUSED_FROM).is_file():
+                continue
+            try:
+                cfg = yaml.safe_load((run / "config.yaml").read_text())
+                oracle = json.loads((run / "metrics.json").read_text()).get("oracle_epoch", False)
+            except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"--reuse: cannot read {run}/config.yaml or metrics.json ({exc})") from None
+            if isinstance(cfg, dict) and not oracle:
+                found.append((run.resolve(), _comparable(cfg)))
+    return found
+
+
+def find_reusable_run(config: object, runs: Sequence[tuple[Path, dict]]) -> Optional[Path]:
+    """The first of ``runs`` (:func:`reusable_runs`) made with ``config`` (a LosoConfig or MainConfig dataclass)
+    except its name, or None. Every other key counts, seed, threads and device included: a run is reused only where
+    it is the run this suite would make."""
+    from icegan.config import to_dict
+    want = _comparable(to_dict(config))
+    return next((path for path, cfg in runs if cfg == want), None)
+
+
+def copy_finished_run(src: Path, dst: Path, config: object) -> None:
+    """Copy the finished run ``src`` into the new folder ``dst`` for ``config`` (the same run but for its name).
+
+    Every file and folder is copied (symbolic links followed), except a ``folds`` folder (the main job's per-fold
+    checkpoints and sample grids, large and only read), which is linked. ``config.yaml`` is written for ``config``
+    (its own name) and ``reused_from.txt`` names ``src``. Nothing in ``src`` is changed.
+
+    Raises:
+        FileExistsError: ``dst`` exists.
+    """
+    import yaml
+
+    from icegan.config import to_dict
+    if dst.exists():
+        raise FileExistsError(f"{dst} exists: a run is only copied into a new folder")
+    dst.mkdir(parents=True)
+    for item in sorted(src.iterdir()):
+        target = dst / item.name
+        if item.is_dir() and item.name == "folds":
+            target.symlink_to(item.resolve(), target_is_directory=True)
+        elif item.is_dir():
+            shutil.copytree(item, target)
+        else:
+            shutil.copy2(item, target)
+    (dst / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    (dst / REUSED_FROM).write_text(f"{src}\n")
+
+
 def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> list:
     from icegan.report import TableEntry
 
@@ -368,8 +460,11 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     times = _read_times(out)
     lines += ["## Commands (what the suite ran, one folder each; # wall seconds of the call that finished it)", "",
               "```bash"]
-    lines += [p.command + (f"   # {times[p.out.name]:.0f} s" if p.out.name in times else "")
-              for p in plan if p.out in finished] + ["```", ""]
+    def note(p: PlannedRun) -> str:
+        if (p.out / REUSED_FROM).is_file():
+            return f"   # reused: copied from {(p.out / REUSED_FROM).read_text().strip()}"
+        return f"   # {times[p.out.name]:.0f} s" if p.out.name in times else ""
+    lines += [p.command + note(p) for p in plan if p.out in finished] + ["```", ""]
     path = out / "results.md"
     path.write_text("\n".join(lines))
     return path
@@ -382,7 +477,7 @@ def _read_times(out: Path) -> dict:
 
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
               seeds: Optional[Sequence[int]] = None, progress: bool = True, dry_run: bool = False,
-              log=sys.stderr) -> list[PlannedRun]:
+              log=sys.stderr, reuse: Sequence[str | Path] = ()) -> list[PlannedRun]:
     """Run (or resume) the suite in ``suite_path`` into ``out`` and write its results page.
 
     Args:
@@ -392,31 +487,42 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
         overrides: ``key=value`` for every member run (see :func:`plan_suite`).
         seeds: replace the suite's seeds.
         progress: tqdm bars of the member runs.
-        dry_run: only print the equivalent commands (nothing runs, nothing is written).
+        dry_run: only print the equivalent commands (nothing runs, nothing is written); a member that would be
+            copied from ``reuse`` says so after its command.
         log: where progress lines go.
+        reuse: folders of finished runs (earlier suites' output folders, or run folders): a member run whose folder
+            does not exist yet and that one of them holds with the same config but its name is copied from it
+            (:func:`copy_finished_run`) instead of trained.
 
     Returns:
         The plan (every folder, in order).
 
     Raises:
-        FileNotFoundError, ConfigError: as :func:`load_suite` and :func:`plan_suite`, before anything runs.
+        FileNotFoundError, ConfigError: as :func:`load_suite` and :func:`plan_suite`, before anything runs; a
+            ``reuse`` folder that does not exist.
         ValueError, OSError: a member's data fails the checks of ``icegan loso``
             (:func:`icegan.commands.loso.check_run`: folds, custom network, coding sheets, datasets), named with
             the member's label and seed, before any member trains.
-        icegan.protocol.LosoStateError: a member folder holds a run of another config.
+        icegan.protocol.LosoStateError: a member folder holds a run of another config; a run copied from ``reuse``
+            whose LOSO header (folds, clips) differs from this suite's data (the copy is removed).
         icegan.ensemble.EnsembleError: members an ensemble cannot average (e.g. scores that are not probabilities).
     """
     from icegan.commands.loso import LosoConfig, check_run, load_feature_set, run
     from icegan.ensemble import ensemble_runs
     from icegan.pipeline import run_main
+    from icegan.protocol import LosoStateError
     from icegan.selection import select_nested
 
     suite = load_suite(suite_path, seeds)
     out = Path("runs") / suite.name if out is None else Path(out)
     plan = plan_suite(suite, suite_path, out, overrides)
+    pool = reusable_runs(reuse) if reuse else []
+    sources = {p.out: find_reusable_run(p.config, pool) for p in plan
+               if p.config is not None and pool and not p.out.exists()}
     if dry_run:
         for p in plan:
-            print(p.command, file=log)
+            src = sources.get(p.out)
+            print(p.command + (f"   # reuse: copy {src}" if src else ""), file=log)
         return plan
     feature_sets: dict[str, object] = {}
     checked: dict[Path, tuple] = {}     # member folder -> (its feature set, its action units)
@@ -432,12 +538,24 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     for k, p in enumerate(plan):
         t0 = time.time()
         print(f"[{k + 1}/{len(plan)}] {p.label}, seed {p.seed} -> {p.out}", file=log, flush=True)
+        if sources.get(p.out) is not None:
+            copy_finished_run(sources[p.out], p.out, p.config)
+            print(f"    reused: copied from {sources[p.out]}", file=log, flush=True)
         was_finished = (p.out / "metrics.json").is_file()
-        if isinstance(p.config, LosoConfig):
-            fs, au = checked[p.out]
-            m = run(p.config, p.out, progress=progress, feature_set=fs, action_units=au)
-        elif p.config is not None:
-            m = run_main(p.config, p.out, progress=progress)
+        if p.config is not None:
+            try:
+                if isinstance(p.config, LosoConfig):
+                    fs, au = checked[p.out]
+                    m = run(p.config, p.out, progress=progress, feature_set=fs, action_units=au)
+                else:
+                    m = run_main(p.config, p.out, progress=progress)
+            except LosoStateError as exc:
+                if sources.get(p.out) is None:
+                    raise
+                shutil.rmtree(p.out)             # the copy, never the source
+                raise LosoStateError(f"suite run '{p.label}' (seed {p.seed}): the run copied from "
+                                     f"{sources[p.out]} is not this suite's run on this data ({exc}); the copy was "
+                                     "removed: rerun without that --reuse folder to train it") from None
         elif p.selection:
             sel = suite.selection
             m = select_nested(p.selection, feature_sets, p.out, k=sel.inner_folds, criterion=sel.criterion,

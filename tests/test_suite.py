@@ -310,3 +310,129 @@ def test_members_read_the_sheets_once(shared_data, tmp_path, sheet_reads):
     page = (tmp_path / "out" / "results.md").read_text()
     assert "None: a subject bootstrap needs at least two subjects." in page and "units" in page
     assert not (tmp_path / "out" / "compare.png").exists()
+
+
+OTHER = f"""\
+name: other
+seeds: [0]
+baseline: plain STSTNet
+runs:
+  - {{label: plain STSTNet, config: {CONFIGS}/features_ststnet.yaml, overrides: [model.epochs=2]}}
+  - {{label: STSTNet fast, config: {CONFIGS}/features_ststnet.yaml, overrides: [model.epochs=2, model.lr=0.01]}}
+"""
+
+
+def _tree_md5(folder: Path) -> dict:
+    return {str(f.relative_to(folder)): _md5(f) for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_suite_reuses_finished_runs_of_another_suite(shared_data, tiny, tmp_path, capsys):
+    """--reuse copies a run another suite made with the same config but its name (byte-identical predictions, the
+    source untouched, the copy named in results.md); another config is trained; a copy whose LOSO header does not
+    match the data is refused and removed; a missing --reuse folder is an error."""
+    first = tmp_path / "first"
+    assert main(["suite", "--config", str(tiny), "--out", str(first), "--seeds", "0", "--no-progress", *SMALL]) == 0
+    src = first / "ststnet_s0"
+    before = _tree_md5(src)
+    other = tmp_path / "other.yaml"
+    other.write_text(OTHER)
+    out = tmp_path / "second"
+    capsys.readouterr()
+    assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--dry-run", *SMALL]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert dry[0].endswith(f"   # reuse: copy {src.resolve()}") and "# reuse" not in dry[1]
+    assert not out.exists()
+    assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--no-progress",
+                 *SMALL]) == 0
+    err = capsys.readouterr().err
+    assert f"reused: copied from {src.resolve()}" in err and err.count("reused: copied") == 1
+    copy = out / "plain_ststnet_s0"
+    assert _md5(copy / "predictions.csv") == before["predictions.csv"]
+    assert (copy / "reused_from.txt").read_text().strip() == str(src.resolve())
+    assert "name: plain_ststnet_s0" in (copy / "config.yaml").read_text()
+    assert json.loads((copy / "metrics.json").read_text())["overall"] == \
+        json.loads((src / "metrics.json").read_text())["overall"]
+    assert not (out / "ststnet_fast_s0" / "reused_from.txt").exists()          # model.lr differs: trained
+    assert _md5(out / "ststnet_fast_s0" / "predictions.csv") != before["predictions.csv"]
+    assert _tree_md5(src) == before                                            # the source is never written
+    res = (out / "results.md").read_text()
+    assert f"name=plain_ststnet_s0 model.epochs=2 max_folds=3 threads=1   # reused: copied from {src.resolve()}" in res
+    assert "model.lr=0.01 max_folds=3 threads=1   # " in res and res.count("# reused") == 1
+    # a rerun re-reads the copy (nothing copied again)
+    assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--no-progress",
+                 *SMALL]) == 0
+    assert "reused: copied" not in capsys.readouterr().err
+
+    # a source whose LOSO header is not this data's (here: one fold fewer) is refused after the copy; the copy goes
+    header = json.loads((src / "run.json").read_text())
+    header["folds"] = header["folds"][:-1]
+    (src / "run.json").write_text(json.dumps(header))
+    bad = tmp_path / "third"
+    assert main(["suite", "--config", str(other), "--out", str(bad), "--reuse", str(first), "--no-progress",
+                 *SMALL]) == 2
+    msg = capsys.readouterr().err
+    assert "is not this suite's run on this data" in msg and "the copy was removed" in msg
+    assert not (bad / "plain_ststnet_s0").exists()
+    assert main(["suite", "--config", str(other), "--out", str(bad), "--reuse", str(tmp_path / "nowhere"),
+                 *SMALL]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_reusable_runs_skip_unfinished_oracle_and_ensemble_folders(tmp_path):
+    """Only finished honest run folders are offered for reuse; the config comparison ignores the name and neutral new
+    keys but nothing else."""
+    import yaml
+
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config, to_dict
+    from icegan.suite import find_reusable_run, reusable_runs
+
+    cfg = load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", ["seed=3"])
+    saved = to_dict(cfg)
+    saved["name"] = "older_name"
+    del saved["model"]["cutout_px"]                     # a run made before that key existed, at its neutral value
+
+    def make(name, metrics=None, files=("config.yaml", "run.json", "predictions.csv", "metrics.json")):
+        d = tmp_path / "pool" / name
+        d.mkdir(parents=True)
+        for f in files:
+            (d / f).write_text("x")
+        if "config.yaml" in files:
+            (d / "config.yaml").write_text(yaml.safe_dump(saved))
+        if "metrics.json" in files:
+            (d / "metrics.json").write_text(json.dumps(metrics or {"oracle_epoch": False}))
+        return d
+
+    make("a_unfinished", files=("config.yaml", "run.json", "predictions.csv"))
+    make("b_oracle", metrics={"oracle_epoch": True})
+    make("c_ensemble", files=("run.json", "predictions.csv", "metrics.json"))
+    good = make("d_good")
+    pool = reusable_runs([tmp_path / "pool"])
+    assert [p for p, _ in pool] == [good.resolve()]
+    assert find_reusable_run(cfg, pool) == good.resolve()
+    assert reusable_runs([good]) == pool                      # a run folder itself
+    for over in (["seed=4"], ["seed=3", "threads=1"], ["seed=3", "model.cutout_px=4"]):
+        assert find_reusable_run(load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", over), pool) is None
+    (good / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read .*d_good"):
+        reusable_runs([tmp_path / "pool"])
+
+
+def test_reuse_of_a_main_job_run_links_its_fold_folders(tmp_path, capsys):
+    """command: train runs are reused too: the copy has the same predictions, and the main job's per-fold folder
+    (checkpoints, sample grids) is linked, not copied."""
+    tiny = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2",
+            "recognizer.epochs=2", "recognizer.batch_size=16", "gan.epochs=1", "gan.joint=false",
+            "flow.method=farneback", "threads=1"]
+    for name, label in (("a", "Farneback"), ("b", "Farneback again")):
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\nseeds: [3]\nruns:\n  - {{label: {label}, command: train, "
+                                               f"config: {CONFIGS}/demo.yaml, overrides: [{', '.join(tiny)}]}}\n")
+    run_suite(tmp_path / "a.yaml", tmp_path / "a", progress=False)
+    src = tmp_path / "a" / "farneback_s3"
+    assert (src / "folds").is_dir()
+    run_suite(tmp_path / "b.yaml", tmp_path / "b", progress=False, reuse=[tmp_path / "a"])
+    copy = tmp_path / "b" / "farneback_again_s3"
+    assert (copy / "reused_from.txt").is_file()
+    assert (copy / "folds").is_symlink() and (copy / "folds").resolve() == (src / "folds").resolve()
+    assert _md5(copy / "predictions.csv") == _md5(src / "predictions.csv")
+    assert "name: farneback_again_s3" in (copy / "config.yaml").read_text()

@@ -45,6 +45,8 @@ holds selection.csv: per outer fold each candidate's inner score and the choice)
 per recipe run), results.md (results table with seeds as mean ± std, every run's UF1 / UAR by seed, subject-bootstrap intervals and paired
 differences, the equivalent commands with their wall times; rewritten after every seed), compare.png (forest
 plot), suite_times.json. Rerunning the same command resumes: finished runs and inner folds are only re-read.
+With --reuse DIR, runs another suite already made (same config, seed, threads, device) are copied, not retrained:
+  icegan suite --config configs/suite_cutout.yaml --out runs/cutout --reuse runs/composite
 """
 
 
@@ -63,7 +65,7 @@ def _main(args: argparse.Namespace) -> int:
 
     try:
         plan = run_suite(args.config, args.out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
-                         dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr)
+                         dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr, reuse=args.reuse)
     except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError, OSError) as exc:
         print(f"icegan suite: error: {exc}", file=sys.stderr)
         return 2
@@ -85,6 +87,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default runs/<suite name>)")
     p.add_argument("--seeds", metavar="S,S,...", type=_seed_list, default=None,
                    help="seeds to run instead of the file's (e.g. --seeds 0,1,2)")
+    p.add_argument("--reuse", metavar="DIR", action="append", default=[],
+                   help="copy, instead of training again, every member run that DIR (an earlier suite's --out, or "
+                        "one run folder) holds finished with the same config but its name (seed, threads and device "
+                        "included); repeatable; the copies' source is named in results.md")
     p.add_argument("--dry-run", action="store_true", help="print the equivalent commands and stop")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars of the runs")
     p.add_argument("overrides", nargs="*", metavar="key=value",
