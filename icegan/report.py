@@ -16,7 +16,7 @@ import numpy as np
 
 from icegan.protocol import DATASET_TITLES
 
-__all__ = ["TableEntry", "parse_entry", "results_table"]
+__all__ = ["TableEntry", "parse_entry", "results_table", "latex_escape"]
 
 
 @dataclass
@@ -72,20 +72,40 @@ def _cell(st: tuple[float, float] | None) -> str:
     return f"{st[0]:.4f}" if np.isnan(st[1]) else f"{st[0]:.4f} ± {st[1]:.4f}"
 
 
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    r"""``text`` with LaTeX's ten special characters escaped, for a table cell in text mode (``STSTNet_2 & co`` →
+    ``STSTNet\_2 \& co``)."""
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_cell(st: tuple[float, float] | None) -> str:
+    if st is None:
+        return "--"
+    return f"{st[0]:.4f}" if np.isnan(st[1]) else f"{st[0]:.4f} $\\pm$ {st[1]:.4f}"
+
+
 def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
-    """The table of ``entries`` as Markdown (paste into a paper or README) or CSV (for pandas / a spreadsheet).
+    """The table of ``entries`` as Markdown (paste into a README), LaTeX (paste into a paper) or CSV (for pandas / a
+    spreadsheet).
 
     Columns: Method, Selection (honest / ORACLE epoch), Protocol, n (runs), Full UF1, Full UAR, then UF1 and UAR per
     dataset present in any run (SMIC, CASME II, SAMM first). Markdown cells: the metric of one run, or
-    ``mean ± std`` (sample std) over the entry's runs, to 4 decimals. CSV: each metric as two numeric columns,
-    ``<metric>`` (the mean) and ``<metric> std`` (empty for one run), full precision.
+    ``mean ± std`` (sample std) over the entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs
+    ``tabular`` (``\\usepackage{booktabs}``; pandas ``DataFrame.to_latex``) whose column groups (Full, SMIC,
+    CASME II, SAMM) each span UF1 and UAR, labels escaped, ``--`` for a dataset an entry has no runs on. CSV: each
+    metric as two numeric columns, ``<metric>`` (the mean) and ``<metric> std`` (empty for one run), full precision.
 
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
-            number of folds or samples (pooling them would mix different experiments); ``fmt`` not markdown / csv.
+            number of folds or samples (pooling them would mix different experiments); ``fmt`` not markdown /
+            latex / csv.
     """
-    if fmt not in ("markdown", "csv"):
-        raise ValueError(f"format must be markdown or csv, got '{fmt}'")
+    if fmt not in ("markdown", "latex", "csv"):
+        raise ValueError(f"format must be markdown, latex or csv, got '{fmt}'")
     rows, datasets = [], []
     for e in entries:
         ms = [_load(r) for r in e.runs]
@@ -121,6 +141,17 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
             w.writerow(lead + [x for st in cells for x in
                                (("", "") if st is None else (repr(st[0]), "" if np.isnan(st[1]) else repr(st[1])))])
         return buf.getvalue()
+    if fmt == "latex":
+        import pandas as pd
+        cols = pd.MultiIndex.from_tuples([("", h) for h in head] + [(t, k) for t, _ in metric_cols
+                                                                      for k in ("UF1", "UAR")])
+        frame = pd.DataFrame([[latex_escape(x) for x in lead] + [_latex_cell(st) for st in cells]
+                              for lead, cells in body], columns=cols)
+        tab = frame.to_latex(index=False, escape=False, multicolumn=True, multicolumn_format="c",
+                             column_format="llcr" + "c" * len(names))
+        return ("% icegan table: UF1 / UAR pooled over all folds (MEGC2019); several runs: mean $\\pm$ sample std "
+                "over the n runs;\n% honest = no selection on the held-out subject. Needs \\usepackage{booktabs}.\n"
+                + tab)
     out = ["| " + " | ".join(head + names) + " |", "|" + "---|" * (len(head) + len(names))]
     out += ["| " + " | ".join(lead + [_cell(st) for st in cells]) + " |" for lead, cells in body]
     return "\n".join(out) + "\n"

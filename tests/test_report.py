@@ -65,8 +65,8 @@ def test_refusals_name_the_entry(tmp_path):
         parse_entry(f"x={tmp_path}/zz_*")
     with pytest.raises(ValueError, match="expected DIR or LABEL=DIR"):
         parse_entry("x=")
-    with pytest.raises(ValueError, match="markdown or csv"):
-        results_table([parse_entry(str(tmp_path / "a"))], fmt="latex")
+    with pytest.raises(ValueError, match="markdown, latex or csv"):
+        results_table([parse_entry(str(tmp_path / "a"))], fmt="html")
 
 
 def test_cli_writes_the_table_and_reports_errors(tmp_path, capsys):
@@ -76,3 +76,29 @@ def test_cli_writes_the_table_and_reports_errors(tmp_path, capsys):
     assert "| A | honest | CDE | 1 | 0.7000 | 0.7100 |" in out.read_text()
     assert main(["table", str(tmp_path / "missing")]) == 2
     assert "matches no run folder" in capsys.readouterr().err
+
+
+def test_latex_table_groups_escapes_and_dashes(tmp_path, capsys):
+    """--format latex: a booktabs tabular whose dataset groups span UF1 / UAR, the same numbers as the Markdown
+    cells, labels with LaTeX's special characters escaped, '--' where an entry has no run on a dataset."""
+    from icegan.report import latex_escape
+    for s, (f, r) in enumerate([(0.70, 0.75), (0.72, 0.74), (0.74, 0.79)]):
+        _run(tmp_path, f"st_s{s}", uf1=f, uar=r)
+    c = _run(tmp_path, "casme2_sde", uf1=0.79, uar=0.81, protocol="SDE", n_folds=26, datasets=("casme2",))
+    entries = [parse_entry(f"STSTNet_2 & 50% #1={tmp_path}/st_s*"), TableEntry("SDE", [c])]
+    tex = results_table(entries, "latex")
+    lines = tex.splitlines()
+    assert lines[0].startswith("%") and "booktabs" in lines[1]
+    body = lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]
+    assert lines[2] == r"\begin{tabular}{llcrcccccccc}" and lines[-1] == r"\end{tabular}"
+    assert lines[4] == (r"\multicolumn{4}{c}{} & \multicolumn{2}{c}{Full} & \multicolumn{2}{c}{SMIC} & "
+                        r"\multicolumn{2}{c}{CASME II} & \multicolumn{2}{c}{SAMM} \\")
+    assert lines[5] == r"Method & Selection & Protocol & n & UF1 & UAR & UF1 & UAR & UF1 & UAR & UF1 & UAR \\"
+    assert body[0].startswith(r"STSTNet\_2 \& 50\% \#1 & honest & CDE & 3 & 0.7200 $\pm$ 0.0200 & "
+                              r"0.7600 $\pm$ 0.0265 &")
+    assert body[1] == r"SDE & honest & SDE & 1 & 0.7900 & 0.8100 & -- & -- & 0.7900 & 0.8100 & -- & -- \\"
+    # every cell separator is a real column: 12 columns in each row, none from an escaped label
+    assert all(row.count(" & ") == 11 for row in body)
+    assert latex_escape(r"a\b~c^d{e}$") == r"a\textbackslash{}b\textasciitilde{}c\textasciicircum{}d\{e\}\$"
+    assert main(["table", f"A={tmp_path}/st_s0", "--format", "latex"]) == 0
+    assert r"A & honest & CDE & 1 & 0.7000 & 0.7500 &" in capsys.readouterr().out

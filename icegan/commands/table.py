@@ -1,4 +1,4 @@
-"""``icegan table``: one results table (Markdown or CSV) over finished LOSO runs, seeds as mean ± std.
+"""``icegan table``: one results table (Markdown, LaTeX or CSV) over finished LOSO runs, seeds as mean ± std.
 
 Example::
 
@@ -16,10 +16,12 @@ ENTRIES_EPILOG = ("entries: DIR (row named after the folder), LABEL=DIR, or LABE
                   "pattern, e.g. \"STSTNet=runs/ststnet_s*\"")
 
 
-def add_entry_arguments(p: argparse.ArgumentParser, format_help: str) -> None:
-    """The run-entry arguments shared by ``icegan table`` and ``icegan compare``: entries, --format, --out."""
+def add_entry_arguments(p: argparse.ArgumentParser, format_help: str,
+                        formats: tuple[str, ...] = ("markdown", "csv")) -> None:
+    """The run-entry arguments shared by ``icegan table`` and ``icegan compare``: entries, --format (one of
+    ``formats``, the first the default), --out."""
     p.add_argument("entries", nargs="+", metavar="ENTRY", help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed)")
-    p.add_argument("--format", choices=("markdown", "csv"), default="markdown", help=format_help)
+    p.add_argument("--format", choices=formats, default=formats[0], help=format_help)
     p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
 
 
@@ -54,5 +56,7 @@ def register(subparsers) -> None:
                     "and per dataset. An entry with several runs (seeds) shows mean ± sample std over them, never the "
                     "best run. Runs of one entry must share protocol, selection, folds and samples.",
         epilog=ENTRIES_EPILOG)
-    add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals) or csv (mean and std as separate numeric columns)")
+    add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals), latex (the same as a booktabs tabular for a "
+                           "paper) or csv (mean and std as separate numeric columns)",
+                        formats=("markdown", "latex", "csv"))
     p.set_defaults(func=_main)
