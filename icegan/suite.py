@@ -12,7 +12,8 @@ hand::
 then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
 mean ± std), every run's UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
 equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
-``<out>/compare.png`` draws the intervals (forest plot). ``results.md`` is rewritten after
+``<out>/compare.png`` draws the intervals (forest plot) and ``<out>/results.tex`` holds the results table as a
+LaTeX booktabs tabular. ``results.md`` is rewritten after
 every seed, so an interrupted suite still leaves the table of the seeds it finished.
 
 Honesty: every member run is an honest LOSO (final epoch / final fit, nothing chosen on the held-out subject), and
@@ -417,7 +418,8 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
 
 def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, finished: set[Path],
                   suite_path: str | Path) -> Optional[Path]:
-    """Write ``results.md`` (table, every run by seed, bootstrap comparison, commands) and ``compare.png`` for the finished folders.
+    """Write ``results.md`` (table, every run by seed, bootstrap comparison, commands), ``results.tex`` (the table as a
+    booktabs tabular) and ``compare.png`` for the finished folders.
 
     Returns the path of results.md, or None when nothing has finished yet.
     """
@@ -467,6 +469,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     lines += [p.command + note(p) for p in plan if p.out in finished] + ["```", ""]
     path = out / "results.md"
     path.write_text("\n".join(lines))
+    (out / "results.tex").write_text(results_table(entries, "latex"))     # the same table for a paper
     return path
 
 

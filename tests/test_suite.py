@@ -170,6 +170,10 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     assert "seeds 0, 1 of 0, 1" in res
     assert "| STSTNet | honest | CDE | 2 |" in res and "| logistic regression | honest | CDE | 1 |" in res
     assert "paired differences to STSTNet" in res and (out / "compare.png").stat().st_size > 0
+    tex = (out / "results.tex").read_text()                  # the same table for a paper
+    st = json.loads((out / "ststnet_s0" / "metrics.json").read_text())["overall"]["UF1"]
+    st1 = json.loads((out / "ststnet_s1" / "metrics.json").read_text())["overall"]["UF1"]
+    assert r"\begin{tabular}" in tex and f"STSTNet & honest & CDE & 2 & {(st + st1) / 2:.4f} $\\pm$" in tex
     assert f"--out {out}/ststnet_s1 seed=1 name=ststnet_s1 model.epochs=2 max_folds=3 threads=1   # " in res
     # every run, by seed: each cell is that folder's overall UF1 / UAR; the unseeded floor fills one cell
     cell = lambda name: "{UF1:.4f} / {UAR:.4f}".format(**json.loads((out / name / "metrics.json").read_text())["overall"])
