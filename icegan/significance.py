@@ -200,7 +200,12 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
 
 def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
                      fmt: str = "markdown", legend: bool = True) -> str:
-    """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``) or CSV."""
+    """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``), a LaTeX
+    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, the legend as ``%`` comment lines) or CSV.
+
+    Raises:
+        ValueError: ``fmt`` not markdown / latex / csv.
+    """
     base = rows[baseline]["label"]
     pct = f"{100 * confidence:g} %"
     if fmt == "csv":
@@ -214,11 +219,33 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
                 f["p_better"] = r["p_better"]
             flat.append(f)
         return pd.DataFrame(flat).to_csv(index=False, float_format="%.4f")
-    if fmt != "markdown":
-        raise ValueError(f"unknown format {fmt!r}; expected markdown or csv")
+    if fmt not in ("markdown", "latex"):
+        raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
 
     def ci(v, lohi):
         return f"{v:.4f} [{lohi[0]:.4f}, {lohi[1]:.4f}]"
+
+    note = (f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement (the same subjects "
+            f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "
+            f"an entry: the mean over its runs. Intervals describe new subjects like these, not a recipe chosen "
+            f"after seeing these results.")
+    if fmt == "latex":
+        from icegan.report import latex_escape
+
+        def ci(v, lohi):                 # numbers in math mode: a negative difference gets a minus sign
+            return f"${v:.4f}$ [${lohi[0]:.4f}$, ${lohi[1]:.4f}$]"
+        b = latex_escape(base)
+        head = ["Entry", "Runs", "Selection", f"UF1 [{pct} CI]", f"UAR [{pct} CI]", f"$\\Delta$UF1 vs {b}",
+                f"$\\Delta$UAR vs {b}", f"Resamples UF1 $>$ {b}"]
+        body = []
+        for r in rows:
+            d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]), f"{100 * r['p_better']:.1f}\\%") \
+                if "dUF1" in r else ("(baseline)", "", "")
+            body.append([latex_escape(r["label"]), str(r["runs"]), "ORACLE epoch" if r["oracle"] else "honest",
+                         ci(r["UF1"], r["UF1_ci"]), ci(r["UAR"], r["UAR_ci"]), *d])
+        head = [h.replace("%", "\\%") for h in head]
+        tab = pd.DataFrame(body, columns=head).to_latex(index=False, escape=False, column_format="lrlccccr")
+        return tab + ("" if not legend else "".join(f"% {ln}\n" for ln in textwrap.wrap(note, 110)))
 
     lines = [f"| entry | runs | selection | UF1 [{pct} CI] | UAR [{pct} CI] | ΔUF1 vs {base} [{pct} CI] | "
              f"ΔUAR vs {base} [{pct} CI] | resamples UF1 > {base} |",
@@ -232,10 +259,7 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     if not legend:
         return "\n".join(lines) + "\n"
     lines.append("")
-    lines.append(f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement (the same subjects "
-                 f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "
-                 f"an entry: the mean over its runs. Intervals describe new subjects like these, not a recipe chosen "
-                 f"after seeing these results.")
+    lines.append(note)
     return "\n".join(lines) + "\n"
 
 

@@ -98,6 +98,19 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     assert "| better | 1 | honest |" in table and "(baseline)" in table and "ΔUF1 vs base" in table
     csv = comparison_table(rows, fmt="csv")
     assert csv.splitlines()[0].startswith("label,runs,selection,UF1,UF1_low,UF1_high")
+    tex = comparison_table(rows, fmt="latex").splitlines()
+    assert tex[0] == r"\begin{tabular}{lrlccccr}" and tex[-1].startswith("% ") and r"\end{tabular}" in tex
+    assert tex[2].startswith(r"Entry & Runs & Selection & UF1 [95 \% CI] & UAR [95 \% CI] & $\Delta$UF1 vs base &")
+    r1 = rows[1]
+    assert tex[5] == (f"better & 1 & honest & ${r1['UF1']:.4f}$ [${r1['UF1_ci'][0]:.4f}$, ${r1['UF1_ci'][1]:.4f}$] & "
+                      f"${r1['UAR']:.4f}$ [${r1['UAR_ci'][0]:.4f}$, ${r1['UAR_ci'][1]:.4f}$] & "
+                      f"${r1['dUF1']:.4f}$ [${r1['dUF1_ci'][0]:.4f}$, ${r1['dUF1_ci'][1]:.4f}$] & "
+                      f"${r1['dUAR']:.4f}$ [${r1['dUAR_ci'][0]:.4f}$, ${r1['dUAR_ci'][1]:.4f}$] & "
+                      f"{100 * r1['p_better']:.1f}\\% \\\\")
+    assert tex[4].startswith("base & 1 & honest &") and "(baseline)" in tex[4]
+    assert not comparison_table(rows, fmt="latex", legend=False).splitlines()[-1].startswith("%")
+    with pytest.raises(ValueError, match="markdown, latex or csv"):
+        comparison_table(rows, fmt="html")
 
 
 def test_errors_name_what_is_wrong(tmp_path):
@@ -188,6 +201,11 @@ def test_per_dataset_scopes(tmp_path, capsys):
     assert main(["compare", str(run), "--per-dataset", "--resamples", "200", "--format", "csv"]) == 0
     csv = capsys.readouterr().out.splitlines()
     assert csv[0].startswith("scope,label,") and [ln.split(",")[0] for ln in csv[1:]] == ["all", "casme2", "samm"]
+    assert main(["compare", str(run), "--per-dataset", "--resamples", "200", "--format", "latex"]) == 0
+    tex = capsys.readouterr().out
+    assert [ln for ln in tex.splitlines() if ln.startswith("% ") and "subjects)" in ln] == \
+        ["% all (8 subjects)", "% casme2 (4 subjects)", "% samm (4 subjects)"]
+    assert tex.count(r"\begin{tabular}") == 3 and tex.count("% Subject-level bootstrap") == 1
 
 
 def test_decision_rule_bound_finds_the_offset_that_fixes_a_biased_rule():

@@ -35,12 +35,14 @@ def _main(args: argparse.Namespace) -> int:
                                     fmt=args.format, legend=name == scopes[-1][0])
             if args.per_dataset and args.format == "markdown":
                 part = f"## {name} ({len(scoped[0].subjects)} subjects)\n\n{part}"
+            elif args.per_dataset and args.format == "latex":
+                part = f"% {name} ({len(scoped[0].subjects)} subjects)\n{part}"
             elif args.per_dataset:       # csv: one table, a scope column first
                 lines = part.splitlines()
                 part = "".join((["scope," + lines[0] + "\n"] if not parts else [])
                                + [f"{name},{ln}\n" for ln in lines[1:]])
             parts.append(part)
-        text = ("\n" if args.format == "markdown" else "").join(parts)
+        text = ("" if args.format == "csv" else "\n").join(parts)
         if args.plot:
             forest_plot(plotted, args.plot, baseline=base, confidence=args.confidence)
     except ValueError as exc:
@@ -65,7 +67,9 @@ def register(subparsers) -> None:
                     "resample: paired). An entry with several runs (seeds) uses their mean, as `icegan table` does. "
                     "See icegan.significance.",
         epilog=ENTRIES_EPILOG)
-    add_entry_arguments(p, "markdown (value [low, high] cells and a legend) or csv (numeric columns)")
+    add_entry_arguments(p, "markdown (value [low, high] cells and a legend), latex (the same as a booktabs tabular for a "
+                           "paper, the legend as % comments) or csv (numeric columns)",
+                        formats=("markdown", "latex", "csv"))
     p.add_argument("--baseline", metavar="LABEL", default=None,
                    help="label of the entry the differences are taken against (default: the first entry)")
     p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples of the subjects (default 9999)")
