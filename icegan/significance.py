@@ -223,6 +223,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
 
     def ci(v, lohi):
+        if fmt == "latex":               # numbers in math mode: a negative difference gets a minus sign
+            return f"${v:.4f}$ [${lohi[0]:.4f}$, ${lohi[1]:.4f}$]"
         return f"{v:.4f} [{lohi[0]:.4f}, {lohi[1]:.4f}]"
 
     note = (f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement (the same subjects "
@@ -231,9 +233,6 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             f"after seeing these results.")
     if fmt == "latex":
         from icegan.report import latex_escape
-
-        def ci(v, lohi):                 # numbers in math mode: a negative difference gets a minus sign
-            return f"${v:.4f}$ [${lohi[0]:.4f}$, ${lohi[1]:.4f}$]"
         b = latex_escape(base)
         head = ["Entry", "Runs", "Selection", f"UF1 [{pct} CI]", f"UAR [{pct} CI]", f"$\\Delta$UF1 vs {b}",
                 f"$\\Delta$UAR vs {b}", f"Resamples UF1 $>$ {b}"]
