@@ -33,7 +33,8 @@ Reusing runs of other suites (``reuse``, ``icegan suite --reuse DIR``): a member
 is copied from a finished run in DIR (an earlier suite's output folder, or one run folder) made with the same
 resolved config except its name (:func:`find_reusable_run`, :func:`copy_finished_run`), instead of being trained
 again. The copy is then read like any finished run, so the LOSO header (folds, clips) is checked against the data
-of this suite, and results.md names the source of every copied run.
+of this suite, and results.md names the source of every copied run. With a ``selection`` section, the inner-fold
+predictions the source suite kept for that run are copied too (:func:`copy_inner_predictions`).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ from typing import Literal, Optional, Sequence
 from icegan.config import ConfigError, load_config
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
-           "slug", "reusable_runs", "find_reusable_run", "copy_finished_run"]
+           "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "copy_inner_predictions"]
 
 
 @dataclass
@@ -378,6 +379,24 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     (dst / REUSED_FROM).write_text(f"{src}\n")
 
 
+def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path) -> list[Path]:
+    """Copy the nested-selection inner-fold predictions the source suite kept for run ``src`` (its ``inner/`` folder,
+    :func:`icegan.selection.inner_predictions`) to ``inner_dir`` under the name of the copied run ``dst``, so that a
+    selection over the copy does not train them again. Only files of ``config``'s recipe digest (all settings but the
+    name) are copied; an existing file is never overwritten. Returns the files written.
+    """
+    from icegan.selection import _digest
+    digest = _digest(config)
+    written = []
+    for f in sorted((src.parent / "inner").glob(f"{src.name}_k*_{digest}.csv")):
+        target = inner_dir / (dst.name + f.name[len(src.name):])
+        if not target.exists():
+            inner_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+            written.append(target)
+    return written
+
+
 def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> list:
     from icegan.report import TableEntry
 
@@ -544,6 +563,9 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
         if sources.get(p.out) is not None:
             copy_finished_run(sources[p.out], p.out, p.config)
             print(f"    reused: copied from {sources[p.out]}", file=log, flush=True)
+            if isinstance(p.config, LosoConfig) and suite.selection.inner_folds:
+                for f in copy_inner_predictions(sources[p.out], p.out, p.config, out / "inner"):
+                    print(f"    reused: inner-fold predictions {f.name}", file=log, flush=True)
         was_finished = (p.out / "metrics.json").is_file()
         if p.config is not None:
             try:

@@ -1,5 +1,6 @@
 """Nested selection (icegan.selection): inner folds never see the held-out subject, the choice is the best inner
 score, ensembles average their members' inner probabilities, inner predictions resume, and the suite's row."""
+import io
 import re
 from pathlib import Path
 
@@ -297,3 +298,27 @@ def test_settings_digest_follows_a_custom_recognizers_code(tmp_path):
     for name, digest in (("features_ststnet", "a78183fd"), ("features_randomforest", "355ba76a"),
                          ("features_logreg", "07fe579a")):
         assert _digest(load_config(LosoConfig, CONFIGS / f"{name}.yaml", [])) == digest, name
+
+
+def test_suite_reuse_copies_the_inner_fold_predictions(tmp_path):
+    """A selection suite reusing another suite's runs (--reuse) also takes their inner-fold predictions: nothing is
+    trained again, and the selection is the same."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(TOY_SUITE)
+    run_suite(path, tmp_path / "out", progress=False, seeds=[0])
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(TOY_SUITE.replace("label: STSTNet,", "label: STSTNet again,")
+                       .replace("members: [floor, STSTNet]", "members: [floor, STSTNet again]"))
+    log = io.StringIO()
+    run_suite(renamed, tmp_path / "out2", progress=False, seeds=[0], reuse=[tmp_path / "out"], log=log)
+    err = log.getvalue()
+    assert err.count("reused: copied from") == 2 and err.count("reused: inner-fold predictions") == 2
+    assert "inner folds of" not in err                                   # no inner fold was computed
+    old = sorted((tmp_path / "out" / "inner").iterdir())
+    new = sorted((tmp_path / "out2" / "inner").iterdir())
+    assert [p.name for p in new] == [p.name.replace("ststnet_s0", "ststnet_again_s0") for p in old]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(old, new))
+    first, second = tmp_path / "out" / "nested_selection_s0", tmp_path / "out2" / "nested_selection_s0"
+    assert (second / "predictions.csv").read_bytes() == (first / "predictions.csv").read_bytes()
+    assert (second / "selection.csv").read_text().replace("STSTNet again", "STSTNet") == \
+        (first / "selection.csv").read_text()          # the same inner scores and choices, under the new label

@@ -90,7 +90,8 @@ def register(subparsers) -> None:
     p.add_argument("--reuse", metavar="DIR", action="append", default=[],
                    help="copy, instead of training again, every member run that DIR (an earlier suite's --out, or "
                         "one run folder) holds finished with the same config but its name (seed, threads and device "
-                        "included); repeatable; the copies' source is named in results.md")
+                        "included), with the inner-fold predictions its suite kept for a selection; repeatable; the "
+                        "copies' source is named in results.md")
     p.add_argument("--dry-run", action="store_true", help="print the equivalent commands and stop")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars of the runs")
     p.add_argument("overrides", nargs="*", metavar="key=value",
