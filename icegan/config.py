@@ -132,8 +132,8 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
     unknown = [k for k in data if k not in fields]
     if unknown:
         where = f" in {source}" if source else ""
-        raise ConfigError(
-            f"unknown config key '{prefix}{unknown[0]}'{where}; known keys here: {sorted(fields)}")
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'{where}{_did_you_mean(unknown[0], fields)}; "
+                          f"known keys here: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(value, hints[name], prefix + name, source)
@@ -215,15 +215,24 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
-                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'")
+                sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
+                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'"
+                                  f"{_did_you_mean(part, sections)}")
             node = node[part]
         if parts[-1] not in node:
             # dict-typed fields (e.g. data.roots) accept new keys; dataclass sections do not
             if not _is_open_mapping(type(cfg), parts[:-1]):
-                raise ConfigError(f"unknown config key '{key}' in override '{item}'; "
-                                  f"known keys here: {sorted(node)}")
+                raise ConfigError(f"unknown config key '{key}' in override '{item}'"
+                                  f"{_did_you_mean(parts[-1], node)}; known keys here: {sorted(node)}")
         node[parts[-1]] = value
     return from_dict(type(cfg), data, source="command line")
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'epochs'?)`` for the closest known key to a misspelt ``name`` (difflib), else ``""``."""
+    import difflib
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _is_open_mapping(cls: type, parts: list[str]) -> bool:

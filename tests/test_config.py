@@ -49,6 +49,22 @@ def test_unknown_key_named(tmp_path):
         apply_overrides(Cfg(), ["train.epochs"])
 
 
+
+def test_a_misspelt_key_gets_the_closest_known_one():
+    """In a file, in an override and in a section name; nothing is suggested for a key unlike any known one."""
+    with pytest.raises(ConfigError, match=r"'train\.epoch' in .*\(did you mean 'epochs'\?\)"):
+        from_yaml = {"train": {"epoch": 5}}
+        from icegan.config import from_dict
+        from_dict(Cfg, from_yaml, source="c.yaml")
+    with pytest.raises(ConfigError, match=r"'train\.epochz' in override 'train\.epochz=3' \(did you mean 'epochs'\?\)"):
+        apply_overrides(Cfg(), ["train.epochz=3"])
+    with pytest.raises(ConfigError, match=r"'trian' in override 'trian\.epochs=3' \(did you mean 'train'\?\)"):
+        apply_overrides(Cfg(), ["trian.epochs=3"])
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(Cfg(), ["train.zzz=3"])
+    assert "did you mean" not in str(err.value) and "known keys here" in str(err.value)
+
+
 def test_wrong_type_named():
     with pytest.raises(ConfigError, match=r"train\.epochs.*integer"):
         apply_overrides(Cfg(), ["train.epochs=two"])
