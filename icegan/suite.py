@@ -38,6 +38,7 @@ predictions the source suite kept for that run are copied too (:func:`copy_inner
 """
 from __future__ import annotations
 
+import glob
 import json
 import re
 import shlex
@@ -314,7 +315,8 @@ def reusable_runs(folders: Sequence[str | Path]) -> list[tuple[Path, dict]]:
     A folder is a run folder itself (it holds ``config.yaml``) or a folder of run folders (e.g. an earlier
     ``icegan suite`` output); a run counts as finished when it holds ``config.yaml``, ``run.json``,
     ``predictions.csv`` and ``metrics.json``, and ``metrics.json`` says it is not an oracle-epoch run. Ensemble and
-    nested-selection folders (no ``config.yaml``) are not runs and are skipped, as are runs copied from elsewhere.
+    nested-selection folders (no ``config.yaml``) are not runs and are skipped. A run a suite copied (``--reuse``) is
+    a finished run like any other and can be copied again.
 
     Raises:
         FileNotFoundError: a folder that does not exist (named).
@@ -330,7 +332,7 @@ def reusable_runs(folders: Sequence[str | Path]) -> list[tuple[Path, dict]]:
         runs = [folder] if (folder / "config.yaml").is_file() else sorted(d for d in folder.iterdir() if d.is_dir())
         for run in runs:
             need = [run / n for n in ("config.yaml", "run.json", "predictions.csv", "metrics.json")]
-            if not all(f.is_file() for f in need) or (run / REUSED_FROM).is_file():
+            if not all(f.is_file() for f in need):
                 continue
             try:
                 cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -388,7 +390,7 @@ def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path
     from icegan.selection import _digest
     digest = _digest(config)
     written = []
-    for f in sorted((src.parent / "inner").glob(f"{src.name}_k*_{digest}.csv")):
+    for f in sorted((src.parent / "inner").glob(f"{glob.escape(src.name)}_k*_{digest}.csv")):
         target = inner_dir / (dst.name + f.name[len(src.name):])
         if not target.exists():
             inner_dir.mkdir(parents=True, exist_ok=True)

@@ -362,6 +362,11 @@ def test_suite_reuses_finished_runs_of_another_suite(shared_data, tiny, tmp_path
     res = (out / "results.md").read_text()
     assert f"name=plain_ststnet_s0 model.epochs=2 max_folds=3 threads=1   # reused: copied from {src.resolve()}" in res
     assert "model.lr=0.01 max_folds=3 threads=1   # " in res and res.count("# reused") == 1
+    # a copy is a finished run like any other: it can be copied again, and its copy has the same predictions
+    assert main(["suite", "--config", str(other), "--out", str(tmp_path / "fourth"), "--reuse", str(out),
+                 "--no-progress", *SMALL]) == 0
+    assert capsys.readouterr().err.count("reused: copied from") == 2
+    assert _md5(tmp_path / "fourth" / "plain_ststnet_s0" / "predictions.csv") == before["predictions.csv"]
     # a rerun re-reads the copy (nothing copied again)
     assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--no-progress",
                  *SMALL]) == 0
