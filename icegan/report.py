@@ -66,10 +66,11 @@ def _stats(values: list[float]) -> tuple[float, float] | None:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
-def _cell(st: tuple[float, float] | None) -> str:
+def _cell(st: tuple[float, float] | None, pm: str = "±", missing: str = "—") -> str:
+    """``mean ± std`` to 4 decimals (the mean alone for one run; ``missing`` for none); ``pm`` is the sign between."""
     if st is None:
-        return "—"
-    return f"{st[0]:.4f}" if np.isnan(st[1]) else f"{st[0]:.4f} ± {st[1]:.4f}"
+        return missing
+    return f"{st[0]:.4f}" if np.isnan(st[1]) else f"{st[0]:.4f} {pm} {st[1]:.4f}"
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -80,12 +81,6 @@ def latex_escape(text: str) -> str:
     r"""``text`` with LaTeX's ten special characters escaped, for a table cell in text mode (``STSTNet_2 & co`` →
     ``STSTNet\_2 \& co``)."""
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _latex_cell(st: tuple[float, float] | None) -> str:
-    if st is None:
-        return "--"
-    return f"{st[0]:.4f}" if np.isnan(st[1]) else f"{st[0]:.4f} $\\pm$ {st[1]:.4f}"
 
 
 def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
@@ -145,7 +140,7 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
         import pandas as pd
         cols = pd.MultiIndex.from_tuples([("", h) for h in head] + [(t, k) for t, _ in metric_cols
                                                                       for k in ("UF1", "UAR")])
-        frame = pd.DataFrame([[latex_escape(x) for x in lead] + [_latex_cell(st) for st in cells]
+        frame = pd.DataFrame([[latex_escape(x) for x in lead] + [_cell(st, "$\\pm$", "--") for st in cells]
                               for lead, cells in body], columns=cols)
         tab = frame.to_latex(index=False, escape=False, multicolumn=True, multicolumn_format="c",
                              column_format="llcr" + "c" * len(names))

@@ -221,40 +221,38 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         return pd.DataFrame(flat).to_csv(index=False, float_format="%.4f")
     if fmt not in ("markdown", "latex"):
         raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
+    from icegan.report import latex_escape
+    latex = fmt == "latex"
+    esc = latex_escape if latex else str            # labels as LaTeX text, or as they are
+    percent = "\\%" if latex else " %"
 
     def ci(v, lohi):
-        if fmt == "latex":               # numbers in math mode: a negative difference gets a minus sign
+        if latex:                        # numbers in math mode: a negative difference gets a minus sign
             return f"${v:.4f}$ [${lohi[0]:.4f}$, ${lohi[1]:.4f}$]"
         return f"{v:.4f} [{lohi[0]:.4f}, {lohi[1]:.4f}]"
 
+    body = []                            # the cells of every row, in either format
+    for r in rows:
+        d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]),
+             f"{100 * r['p_better']:.1f}{percent}") if "dUF1" in r else ("(baseline)", "", "")
+        sel = ("ORACLE epoch" if latex else "**ORACLE**") if r["oracle"] else "honest"
+        body.append([esc(r["label"]), str(r["runs"]), sel, ci(r["UF1"], r["UF1_ci"]),
+                     ci(r["UAR"], r["UAR_ci"]), *d])
     note = (f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement (the same subjects "
             f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "
             f"an entry: the mean over its runs. Intervals describe new subjects like these, not a recipe chosen "
             f"after seeing these results.")
-    if fmt == "latex":
-        from icegan.report import latex_escape
-        b = latex_escape(base)
-        head = ["Entry", "Runs", "Selection", f"UF1 [{pct} CI]", f"UAR [{pct} CI]", f"$\\Delta$UF1 vs {b}",
+    if latex:
+        b, p = esc(base), pct.replace("%", "\\%")
+        head = ["Entry", "Runs", "Selection", f"UF1 [{p} CI]", f"UAR [{p} CI]", f"$\\Delta$UF1 vs {b}",
                 f"$\\Delta$UAR vs {b}", f"Resamples UF1 $>$ {b}"]
-        body = []
-        for r in rows:
-            d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]), f"{100 * r['p_better']:.1f}\\%") \
-                if "dUF1" in r else ("(baseline)", "", "")
-            body.append([latex_escape(r["label"]), str(r["runs"]), "ORACLE epoch" if r["oracle"] else "honest",
-                         ci(r["UF1"], r["UF1_ci"]), ci(r["UAR"], r["UAR_ci"]), *d])
-        head = [h.replace("%", "\\%") for h in head]
         tab = pd.DataFrame(body, columns=head).to_latex(index=False, escape=False, column_format="lrlccccr")
         return tab + ("" if not legend else "".join(f"% {ln}\n" for ln in textwrap.wrap(note, 110)))
 
     lines = [f"| entry | runs | selection | UF1 [{pct} CI] | UAR [{pct} CI] | ΔUF1 vs {base} [{pct} CI] | "
              f"ΔUAR vs {base} [{pct} CI] | resamples UF1 > {base} |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        sel = "**ORACLE**" if r["oracle"] else "honest"
-        d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]), f"{100 * r['p_better']:.1f} %") \
-            if "dUF1" in r else ("(baseline)", "", "")
-        lines.append(f"| {r['label']} | {r['runs']} | {sel} | {ci(r['UF1'], r['UF1_ci'])} | "
-                     f"{ci(r['UAR'], r['UAR_ci'])} | {' | '.join(d)} |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
     if not legend:
         return "\n".join(lines) + "\n"
     lines.append("")

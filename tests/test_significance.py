@@ -111,6 +111,9 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     assert not comparison_table(rows, fmt="latex", legend=False).splitlines()[-1].startswith("%")
     with pytest.raises(ValueError, match="markdown, latex or csv"):
         comparison_table(rows, fmt="html")
+    pct = comparison_table([dict(rows[0], label="top 5%_a"), rows[1]], fmt="latex").splitlines()
+    assert pct[2].endswith(r"$\Delta$UF1 vs top 5\%\_a & $\Delta$UAR vs top 5\%\_a & Resamples UF1 $>$ top 5\%\_a \\")
+    assert pct[4].startswith(r"top 5\%\_a & 1 & honest &")
 
 
 def test_errors_name_what_is_wrong(tmp_path):
