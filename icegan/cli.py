@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "icegan.commands.suite",     # icegan suite
     "icegan.commands.data",      # icegan data composite|check, icegan prepare
     "icegan.commands.features",  # icegan features (flow features of your clips as a feature table)
+    "icegan.commands.predict",   # icegan fit, icegan predict (a saved recognizer for new clips)
     "icegan.commands.flow",      # icegan flow train|eval|run
     "icegan.commands.gan",       # icegan gan train|eval, icegan generate
     "icegan.commands.train",     # icegan train (same as train.py)

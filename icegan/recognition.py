@@ -44,7 +44,7 @@ from icegan.models.recognizers import build_recognizer
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "warp_features", "resize_features", "train_models", "predict_models",
-           "fit_predict_folds", "fit_recognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "inner_val_masks"]
+           "fit_predict_folds", "fit_recognizer", "FittedRecognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "inner_val_masks"]
 
 
 def hflip_features(x: torch.Tensor) -> torch.Tensor:
@@ -842,8 +842,9 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
                    device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
                    y_val: Optional[torch.Tensor] = None, progress: bool = True, writer: Any = None,
                    subjects_train: Optional[Sequence[str]] = None,
-                   sample_weight: Optional[torch.Tensor] = None) -> Callable[[torch.Tensor], np.ndarray]:
-    """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold; return its predict function.
+                   sample_weight: Optional[torch.Tensor] = None) -> "FittedRecognizer":
+    """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold (or, in ``icegan fit``, on every clip); return it
+    as a function of the features.
 
     Args:
         cfg: settings (``ststnet``, ``offtanet``, ``logreg``, ``random_forest`` or ``custom``: then ``cfg.seeds``
@@ -859,7 +860,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
             given; the class weights are computed on the weighted counts. None = 1.
 
     Returns:
-        ``predict(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
+        :class:`FittedRecognizer`: ``fitted(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
 
     Raises:
         ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids), ``cfg.noise_filter`` (no LOSO folds); ``cfg.subject_weighting`` without
@@ -885,8 +886,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         _check_sample_weight(sample_weight, (len(x_train),), f"have one weight per training row ({len(x_train)},)")
         weights = sample_weight if weights is None else weights * sample_weight
     if cfg.name in SKLEARN_MODELS:
-        clf = _fit_sklearn(cfg, seed, x_train, y_train, weights)
-        return lambda xt: _predict_sklearn(cfg, clf, xt, 3)
+        return FittedRecognizer(cfg, clf=_fit_sklearn(cfg, seed, x_train, y_train, weights), device=device)
     S = max(1, cfg.seeds)
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
     ys = y_train if y_val is None else torch.cat([y_train, y_val])
@@ -906,12 +906,84 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     models = [train_models(cfg, xs, ys.long(), tm, vm, device=device, seed=member_seed(seed, k), progress=progress,
                            writer=writer, tag=f"seed{k}" if S > copies else "", sample_weight=sw)[0]
               for k in range(S // copies)]
+    return FittedRecognizer(cfg, models=models, device=device)
 
-    def predict(xt: torch.Tensor) -> np.ndarray:
-        xt = resize_features(xt.float(), cfg.input_size).to(device)
-        p = torch.stack([_predict(cfg, m, xt) for m in models]).mean(0)      # (n, copies, K)
+
+class FittedRecognizer:
+    """A trained recognizer (all its ensemble members) as a function: ``fitted(x) -> (n, K)`` probabilities.
+
+    What :func:`fit_recognizer` returns; :meth:`state` and :meth:`from_state` turn it into plain tensors and back
+    (:mod:`icegan.saved_recognizer` writes them to a file), so a model trained once can score new clips later.
+
+    Args:
+        cfg: the settings it was trained with (its test-time augmentation and ``input_size`` apply when scoring).
+        models: the networks (``ststnet``, ``offtanet``, ``custom``): a list of members, each a grouped network of G
+            copies or a :class:`SnapshotAverage` of such networks, in evaluation mode. Probabilities are averaged
+            over copies and members.
+        clf: the fitted scikit-learn estimator (``cfg.name`` in :data:`SKLEARN_MODELS`) instead of ``models``.
+        device: where the networks live and the features are scored.
+
+    Raises:
+        ValueError: neither or both of ``models`` and ``clf``.
+    """
+
+    def __init__(self, cfg: RecognizerConfig, models: Optional[Sequence[torch.nn.Module]] = None, clf: Any = None,
+                 device: str | torch.device = "cpu"):
+        if (models is None) == (clf is None):
+            raise ValueError("FittedRecognizer needs either the trained networks (models) or a scikit-learn "
+                             "estimator (clf), not both or neither")
+        self.cfg, self.models, self.clf, self.device = cfg, list(models or []), clf, resolve_device(device)
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        """(n, 3, H, W) features (u, v, strain in [0, 1], any square size: resized to ``cfg.input_size`` for the
+        networks) → (n, K) class probabilities, float64 for scikit-learn and float32 for the networks."""
+        if self.clf is not None:
+            return _predict_sklearn(self.cfg, self.clf, x, 3)
+        xt = resize_features(x.float(), self.cfg.input_size).to(self.device)
+        p = torch.stack([_predict(self.cfg, m, xt) for m in self.models]).mean(0)      # (n, copies, K)
         return p.mean(1).cpu().numpy()
-    return predict
+
+    def state(self) -> dict:
+        """The networks as plain tensors: ``{"members": [{"copies": G, "snapshots": k (0: one set of weights),
+        "state_dict": {name: CPU tensor}}, ...]}``; for a scikit-learn recognizer ``{"members": []}`` (the estimator
+        itself is pickled by :mod:`icegan.saved_recognizer`)."""
+        members = []
+        for m in self.models:
+            inner = m.models if isinstance(m, SnapshotAverage) else [m]
+            members.append({"copies": _copies(inner[0]), "snapshots": len(inner) if isinstance(m, SnapshotAverage) else 0,
+                            "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()}})
+        return {"members": members}
+
+    @classmethod
+    def from_state(cls, cfg: RecognizerConfig, state: dict, clf: Any = None,
+                   device: str | torch.device = "cpu") -> "FittedRecognizer":
+        """Rebuild the networks of ``cfg`` and load :meth:`state`'s weights into them (or wrap a scikit-learn
+        ``clf``).
+
+        Raises:
+            ValueError: the state's weights do not fit the networks ``cfg`` builds (another recognizer, width or
+                input size than the one they were trained with), naming the first mismatch.
+        """
+        if cfg.name in SKLEARN_MODELS:
+            return cls(cfg, clf=clf, device=device)
+        device = resolve_device(device)
+        models = []
+        for i, member in enumerate(state["members"]):
+            k, G = int(member["snapshots"]), int(member["copies"])
+            m = SnapshotAverage([_build(cfg, G) for _ in range(k)]) if k else _build(cfg, G)
+            try:
+                m.load_state_dict(member["state_dict"])
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()
+                raise ValueError(f"member {i}: the saved weights do not fit a {cfg.name} recognizer built from the "
+                                 f"saved config ({first[1].strip() if len(first) > 1 else first[0]})") from None
+            models.append(m.to(device).eval())
+        return cls(cfg, models=models, device=device)
+
+
+def _copies(model: torch.nn.Module) -> int:
+    """G, the number of grouped copies a built recognizer holds (1 for a custom network)."""
+    return int(getattr(model, "n_models", 1))
 
 
 def sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):

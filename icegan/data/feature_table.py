@@ -41,16 +41,19 @@ CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
-def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None) -> pd.DataFrame:
+def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None,
+                       labelled: bool = True) -> pd.DataFrame:
     """Read and check a feature table (the module docstring gives its columns); the maps are not opened here.
 
     Args:
         csv: the table's path.
         datasets: keep only these datasets; None keeps all.
+        labelled: True (training, LOSO): every row needs a label. False (``icegan predict`` on new clips): the
+            label column may be left out and a label cell left empty; such clips get the label -1 (unknown).
 
     Returns:
-        DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2), path (absolute), line (the
-        CSV line of the row), in file order.
+        DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2, or -1 unknown when
+        ``labelled`` is False), path (absolute), line (the CSV line of the row), in file order.
 
     Raises:
         FileNotFoundError: the CSV is missing.
@@ -69,6 +72,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     raw = raw[(raw != "").any(axis=1)]
+    if not labelled and "label" not in raw.columns:
+        raw["label"] = ""
     need = ["subject", "clip", "label", "path"]
     missing = [c for c in need if c not in raw.columns]
     if missing:
@@ -82,7 +87,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         line = int(i) + 2
         clip = r["clip"].strip()
         where = f"{csv}, line {line} (clip '{clip}')"
-        empty = [c for c in need + (["dataset"] if has_dataset else []) if not r[c].strip()]
+        empty = [c for c in need + (["dataset"] if has_dataset else []) if not r[c].strip()
+                 and (labelled or c != "label")]
         if empty:
             raise ValueError(f"{where}: empty {', '.join(empty)}")
         subject = r["subject"].strip()
@@ -99,7 +105,9 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             raise ValueError(f"{where}: subject '{subject}' is prefixed with '{prefix}' but the dataset column says "
                              f"'{given}'")
         label = r["label"].strip()
-        if label.lower() in CLASS_NAMES:
+        if not label:                               # only reached when unlabelled rows are allowed
+            label = -1
+        elif label.lower() in CLASS_NAMES:
             label = CLASS_NAMES[label.lower()]
         elif label in ("0", "1", "2"):
             label = int(label)
@@ -115,7 +123,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise ValueError(f"{csv}, line {table['line'][i]}: clip '{table['clip'][i]}' of subject "
                          f"'{table['subject'][i]}' appears twice")
-    return validate_samples(table, source=str(csv))
+    return validate_samples(table, source=str(csv), unlabelled=not labelled)
 
 
 def _read_map(path: str, where: str) -> np.ndarray:
@@ -174,7 +182,7 @@ def minmax_per_clip(x: torch.Tensor) -> torch.Tensor:
 
 
 def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = None, size: Optional[int] = None,
-                        normalize: Literal["none", "minmax"] = "none") -> FeatureSet:
+                        normalize: Literal["none", "minmax"] = "none", labelled: bool = True) -> FeatureSet:
     """Load the clips a feature table lists into memory.
 
     Args:
@@ -184,6 +192,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
             then share.
         normalize: ``none`` keeps the values, which must lie in [0, 1]; ``minmax`` normalises each channel of each
             clip to [0, 1] (:func:`minmax_per_clip`).
+        labelled: False lets rows go without a label (-1), for scoring new clips (:func:`read_feature_table`).
 
     Returns:
         :class:`~icegan.data.features.FeatureSet`: samples (dataset, subject, clip, label, path) and features
@@ -194,7 +203,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         ValueError: as :func:`read_feature_table`; an unreadable file, a wrong shape or size, NaN/Inf, or (with
             ``normalize=none``) values outside [0, 1] (each names the line, the clip and the file).
     """
-    table = read_feature_table(csv, datasets)
+    table = read_feature_table(csv, datasets, labelled=labelled)
     maps = []
     for path, clip, line in zip(table["path"], table["clip"], table["line"]):
         where = f"{csv}, line {line} (clip '{clip}')"
@@ -212,4 +221,4 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     x = torch.from_numpy(np.stack(maps))
     if normalize == "minmax":
         x = minmax_per_clip(x)
-    return FeatureSet(table.drop(columns=["line"]), x)
+    return FeatureSet(table.drop(columns=["line"]), x, unlabelled=not labelled)

@@ -106,11 +106,12 @@ def megc2019_layout(root: str | Path) -> tuple[str, Path, Path]:
     return name, root / flow, root / face
 
 
-def validate_samples(samples: pd.DataFrame, n_classes: int = 3, source: str = "samples") -> pd.DataFrame:
+def validate_samples(samples: pd.DataFrame, n_classes: int = 3, source: str = "samples",
+                     unlabelled: bool = False) -> pd.DataFrame:
     """Check a sample table (columns dataset, subject, clip, label) and return a clean copy.
 
     ``label`` becomes int64, the others str. Subjects must be prefixed by their dataset
-    (``casme2/sub01``).
+    (``casme2/sub01``). ``unlabelled``: also accept the label -1 (unknown; clips to be scored, never trained on).
 
     Raises:
         ValueError: a missing column, a label that is not an integer in ``0..n_classes-1`` (the
@@ -129,7 +130,7 @@ def validate_samples(samples: pd.DataFrame, n_classes: int = 3, source: str = "s
     for i, (lab, clip) in enumerate(zip(samples["label"].tolist(), out["clip"])):
         try:
             val = float(lab)
-            ok = val.is_integer() and 0 <= val < n_classes
+            ok = val.is_integer() and (0 <= val < n_classes or (unlabelled and val == -1))
         except (TypeError, ValueError):
             ok = False
         if not ok:
@@ -245,13 +246,14 @@ class FeatureSet:
     """An in-memory feature set: a sample table plus one feature tensor row per sample.
 
     Attributes:
-        samples: DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2)
-            (and possibly path), row i describing ``features[i]``.
+        samples: DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2; -1 = unknown when
+            built with ``unlabelled=True``, for clips to be scored by ``icegan predict``) (and possibly path), row i
+            describing ``features[i]``.
         features: float32 tensor (N, 3, H, W): u, v, optical strain, each in [0, 1].
     """
 
-    def __init__(self, samples: pd.DataFrame, features: torch.Tensor):
-        samples = validate_samples(samples)
+    def __init__(self, samples: pd.DataFrame, features: torch.Tensor, unlabelled: bool = False):
+        samples = validate_samples(samples, unlabelled=unlabelled)
         if features.ndim != 4 or features.shape[0] != len(samples):
             raise ValueError(f"features must be (N, C, H, W) with N = {len(samples)} rows, got {tuple(features.shape)}")
         if not torch.isfinite(features).all():

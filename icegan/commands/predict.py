@@ -1,0 +1,270 @@
+"""``icegan fit`` and ``icegan predict``: train a chosen recipe once on every labelled clip, save it, and score new
+clips with it.
+
+Example::
+
+    icegan fit --config configs/features_ststnet.yaml --out models/ststnet.pt model.shift_px=1
+    icegan fit --config configs/features_randomforest.yaml --out models/forest.pt
+    icegan predict --model models/ststnet.pt --model models/forest.pt --table my_clips.csv --out my_predictions.csv
+
+A fitted model's accuracy on new subjects is what ``icegan loso`` measured for its recipe; ``icegan fit`` itself
+measures nothing, and ``icegan predict`` on clips that were in the training set says so.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from icegan.commands import add_print_config, print_config
+
+__all__ = ["register", "fit", "predict_table"]
+
+FIT_EPILOG = """\
+The recipe is the config's, as `icegan loso` runs it (model.*, seed, device, threads), trained once on every clip
+its data section lists (data.source=megc2019: the 442 composite clips; data.source=table: your table;
+protocol=SDE with dataset=NAME: that dataset's clips only). model.seeds=N trains N members whose probabilities
+are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early stopping, as in a LOSO
+fold. Options that need LOSO folds or other inputs are refused: oracle_epoch, model.noise_filter, model.domain_bn,
+model.domain_adversarial, model.au_weight, data.synthetic_per_clip, data.permute_labels.
+
+The file (one .pt) holds the weights, the resolved config, what the model was trained on (clips, subjects,
+datasets, classes, map size) and the environment; `icegan predict` reads it. A scikit-learn recognizer is stored
+as a pickle inside it: load only model files you trust.
+"""
+
+PREDICT_EPILOG = """\
+The table has the columns of a feature table (dataset, subject, clip, path; label optional: an empty cell or no
+label column means unknown), one row per clip; see `icegan loso --help` (data.source=table). The maps must be
+prepared like the model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each
+channel min-max normalised per clip to [0, 1]); their size may differ (the networks resize to model.input_size).
+
+Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), score_negative,
+score_positive, score_surprise (probabilities, averaged over the --model files with equal weights or --weights).
+When every clip has a label, UF1 / UAR are printed, with a warning when clips or subjects of the table were in a
+model's training set (then it is not a test).
+"""
+
+#: settings of a LOSO recipe that `icegan fit` cannot apply, with why
+_UNSUPPORTED = (
+    ("oracle_epoch", lambda c: c.oracle_epoch, "it picks an epoch per test subject, and a fitted model has none"),
+    ("model.noise_filter", lambda c: c.model.noise_filter != "none", "it filters each LOSO fold's training clips"),
+    ("model.domain_bn", lambda c: c.model.domain_bn, "per-dataset statistics need every scored clip's dataset"),
+    ("model.domain_adversarial", lambda c: c.model.domain_adversarial > 0, "supported by `icegan loso` only"),
+    ("model.au_weight", lambda c: c.model.au_weight > 0, "supported by `icegan loso` only"),
+    ("data.synthetic_per_clip", lambda c: c.data.synthetic_per_clip > 0, "supported by `icegan loso` only"),
+    ("data.permute_labels", lambda c: c.data.permute_labels >= 0, "a model of permuted labels is a null model"),
+)
+
+
+def fit(cfg, out: Path, progress: bool = True) -> tuple:
+    """Train ``cfg``'s recipe on every clip of its data section and save it to ``out`` (:mod:`icegan.saved_recognizer`).
+
+    Args:
+        cfg: an :class:`icegan.commands.loso.LosoConfig`.
+        out: the model file to write.
+        progress: tqdm bars over epochs.
+
+    Returns:
+        (the :class:`icegan.recognition.FittedRecognizer` as trained, its training record
+        (:func:`icegan.saved_recognizer.training_record`) plus ``seconds``, the training wall time).
+
+    Raises:
+        ValueError: a setting ``icegan fit`` cannot apply (named, with the reason); ``protocol=SDE`` without a
+            ``dataset`` held by the data; bad input as :func:`icegan.commands.loso.load_feature_set`; a custom
+            network that fails its check.
+        FileNotFoundError: missing features.
+    """
+    import numpy as np
+    import torch
+
+    from icegan.commands.loso import load_feature_set
+    from icegan.config import to_dict
+    from icegan.data.features import FeatureSet
+    from icegan.environment import describe_environment, limit_threads
+    from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, fit_recognizer, inner_val_masks,
+                                    recognizer_provenance)
+    from icegan.saved_recognizer import save_recognizer, training_record
+
+    for key, on, why in _UNSUPPORTED:
+        if on(cfg):
+            raise ValueError(f"icegan fit cannot apply {key} ({why}); set it to its default for a fitted model")
+    if cfg.threads > 0:
+        limit_threads(cfg.threads)
+    fs = load_feature_set(cfg.data)
+    if cfg.protocol == "SDE":
+        if not cfg.dataset:
+            raise ValueError("protocol=SDE trains on one dataset: set dataset=NAME (or protocol=CDE for all)")
+        keep = (fs.samples["dataset"] == cfg.dataset).to_numpy().copy()     # writable, for torch indexing
+        if not keep.any():
+            raise ValueError(f"dataset={cfg.dataset!r} has no clips in the data (datasets: "
+                             f"{sorted(set(fs.samples['dataset']))})")
+        fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[torch.from_numpy(keep)])
+    check_custom_recognizer(cfg.model, fs.features)
+    x, y = fs.features, fs.labels
+    subjects = fs.samples["subject"].astype(str).tolist()
+    x_val = y_val = None
+    if cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS:
+        tr, va = inner_val_masks(subjects, np.ones((1, len(x)), dtype=bool), cfg.model.inner_val_fraction,
+                                 np.random.default_rng(cfg.seed))
+        train, val = torch.from_numpy(np.flatnonzero(tr[0])), torch.from_numpy(np.flatnonzero(va[0]))
+        x, y, x_val, y_val = x[train], y[train], x[val], y[val]
+        subjects = [subjects[i] for i in train.tolist()]
+    start = time.perf_counter()
+    fitted = fit_recognizer(cfg.model, x, y, device=cfg.device, seed=cfg.seed, x_val=x_val, y_val=y_val,
+                            progress=progress, subjects_train=subjects)
+    seconds = time.perf_counter() - start
+    record = training_record(fs.samples, fs.features)
+    save_recognizer(out, fitted, to_dict(cfg), record, recognizer_provenance(cfg.model), describe_environment())
+    return fitted, {**record, "seconds": seconds}
+
+
+def predict_table(models: list, table: str | Path, normalize: str = "auto", weights=None, device: str = "cpu"):
+    """Score the clips of a feature table with one or several saved recognizers.
+
+    Args:
+        models: paths of files written by ``icegan fit``.
+        table: the feature table (labels optional).
+        normalize: ``none``, ``minmax``, or ``auto``: the first model's training ``data.normalize`` (``none`` for the
+            MEGC2019 maps).
+        weights: one non-negative weight per model (None: equal).
+        device: where the networks run.
+
+    Returns:
+        (predictions DataFrame as written by the command, list of each model's metadata, the table's map size).
+
+    Raises:
+        icegan.saved_recognizer.SavedRecognizerError: an unusable model file.
+        ValueError: weights that do not match the models or are all zero; bad table rows (named by line and clip).
+        FileNotFoundError: the table or a clip's map is missing.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from icegan.data.feature_table import load_table_features
+    from icegan.metrics import CLASS_NAMES
+    from icegan.protocol import SCORE_COLUMNS
+    from icegan.saved_recognizer import load_recognizer
+
+    if weights is not None and (len(weights) != len(models) or any(w < 0 for w in weights) or sum(weights) <= 0):
+        raise ValueError(f"--weights: give one non-negative weight per --model ({len(models)}), not all 0; "
+                         f"got {list(weights)}")
+    loaded = [load_recognizer(m, device=device) for m in models]
+    if normalize == "auto":
+        data = loaded[0][1]["config"].get("data", {})
+        normalize = data.get("normalize", "none") if data.get("source") == "table" else "none"
+    fs = load_table_features(table, normalize=normalize, labelled=False)
+    w = np.ones(len(models)) if weights is None else np.asarray(weights, dtype=float)
+    p = sum(wi * np.asarray(fitted(fs.features), dtype=np.float64) for wi, (fitted, _) in zip(w, loaded)) / w.sum()
+    y_true = fs.samples["label"].to_numpy()
+    y_pred = p.argmax(1)
+    out = pd.DataFrame({"dataset": fs.samples["dataset"], "subject": fs.samples["subject"],
+                        "clip": fs.samples["clip"],
+                        "y_true": pd.array([None if t < 0 else int(t) for t in y_true], dtype="Int64"),
+                        "y_pred": y_pred, "predicted": [CLASS_NAMES[i] for i in y_pred]})
+    for k, col in enumerate(SCORE_COLUMNS):
+        out[col] = p[:, k]
+    return out, [meta for _, meta in loaded], int(fs.features.shape[-1])
+
+
+def _fit_main(args: argparse.Namespace) -> int:
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(LosoConfig, args.config, args.overrides)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"icegan fit: error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        return print_config(cfg)
+    try:
+        _, record = fit(cfg, Path(args.out), progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"icegan fit: error: {exc}", file=sys.stderr)
+        return 2
+    ds = ", ".join(f"{k} {v}" for k, v in record["datasets"].items())
+    cl = ", ".join(f"{k} {v}" for k, v in record["classes"].items())
+    print(f"{cfg.model.name}: trained on {record['clips']} clips of {len(record['subjects'])} subjects ({ds}; {cl}), "
+          f"{record['map_size']}×{record['map_size']} maps, in {record['seconds']:.1f} s")
+    print(f"saved to {args.out}; score new clips with `icegan predict --model {args.out} --table CLIPS.csv`. How well "
+          f"it does on new subjects is what `icegan loso` measures for this recipe, not its fit on these clips.")
+    return 0
+
+
+def _predict_main(args: argparse.Namespace) -> int:
+    from icegan.metrics import compute_metrics
+    from icegan.saved_recognizer import SavedRecognizerError
+
+    try:
+        out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
+                                         device=args.device)
+    except (SavedRecognizerError, ValueError, FileNotFoundError, OSError) as exc:
+        print(f"icegan predict: error: {exc}", file=sys.stderr)
+        return 2
+    for path, meta in zip(args.model, metas):
+        trained = meta["training"]
+        if trained["map_size"] != size:
+            print(f"note: {path} was trained on {trained['map_size']}×{trained['map_size']} maps, these are "
+                  f"{size}×{size}; the networks resize them, but maps made another way than the training maps are "
+                  f"a distribution shift", file=sys.stderr)
+        keys = set(out["subject"] + "/" + out["clip"])
+        seen_clips = len(keys & set(trained["clip_keys"]))
+        seen_subjects = sorted(set(out["subject"]) & set(trained["subjects"]))
+        if seen_clips:
+            print(f"warning: {seen_clips} of these {len(out)} clips were in the training set of {path}: their "
+                  f"predictions are not a test", file=sys.stderr)
+        elif seen_subjects:
+            print(f"warning: {len(seen_subjects)} of these subjects ({', '.join(seen_subjects[:5])}"
+                  f"{', ...' if len(seen_subjects) > 5 else ''}) were in the training set of {path}: not a "
+                  f"subject-independent test", file=sys.stderr)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    counts = out["predicted"].value_counts()
+    print(f"{len(out)} clips scored with {len(args.model)} model(s): "
+          + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in ("negative", "positive", "surprise")))
+    if out["y_true"].notna().all():
+        m = compute_metrics(out["y_true"].astype(int), out["y_pred"])
+        print(f"against the table's labels: UF1 {m['UF1']:.4f} / UAR {m['UAR']:.4f} (accuracy "
+              f"{(out['y_true'] == out['y_pred']).mean():.4f})")
+    elif out["y_true"].notna().any():
+        print(f"{int(out['y_true'].notna().sum())} of {len(out)} clips have a label; metrics need all of them")
+    print(f"predictions in {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``fit`` and ``predict`` subcommands to the ``icegan`` parser."""
+    p = subparsers.add_parser(
+        "fit", help="train a recognizer recipe once on every labelled clip and save it (for icegan predict)",
+        description="Train the recipe of an `icegan loso` config once on every clip of its data section and save "
+                    "the model to one file, for scoring new clips with `icegan predict`. Measures nothing: a "
+                    "recipe's accuracy on new subjects is what `icegan loso` reports.",
+        epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="YAML", default=None,
+                   help="an `icegan loso` config (e.g. configs/features_ststnet.yaml); defaults when omitted")
+    p.add_argument("--out", metavar="FILE", required=True, help="the model file to write (e.g. models/ststnet.pt)")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+    add_print_config(p)
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, as for `icegan loso` (e.g. model.shift_px=1 seed=1)")
+    p.set_defaults(func=_fit_main)
+
+    q = subparsers.add_parser(
+        "predict", help="score the clips of a feature table with models saved by icegan fit",
+        description="Class probabilities and predictions for the clips of a feature table, from one or several "
+                    "models written by `icegan fit` (their probabilities averaged).",
+        epilog=PREDICT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--model", metavar="FILE", action="append", required=True,
+                   help="a model file from `icegan fit`; repeat to average several (e.g. STSTNet and a forest)")
+    q.add_argument("--table", metavar="CSV", required=True,
+                   help="feature table of the clips to score (dataset, subject, clip, path; label optional)")
+    q.add_argument("--out", metavar="CSV", required=True, help="predictions file to write")
+    q.add_argument("--weights", metavar="W", nargs="+", type=float, default=None,
+                   help="one non-negative weight per --model (default: equal)")
+    q.add_argument("--normalize", choices=("auto", "none", "minmax"), default="auto",
+                   help="none: maps already min-max normalised per clip to [0, 1]; minmax: normalise them here; "
+                        "auto (default): as the first model's training table (none for the MEGC2019 maps)")
+    q.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    q.set_defaults(func=_predict_main)

@@ -1,0 +1,158 @@
+"""A recognizer trained once on every labelled clip, saved to one file and used later on new clips
+(``icegan fit`` and ``icegan predict``).
+
+LOSO (``icegan loso``) answers "how well does this recipe generalise to an unseen subject"; it keeps no model. Once a
+recipe is chosen, ``icegan fit`` trains it on all the clips of its config (the same data section, the same recipe,
+one model × ``model.seeds`` members) and writes one ``.pt`` file; ``icegan predict`` scores the clips of a feature
+table with one or several such files (their probabilities averaged, as ``icegan ensemble`` averages LOSO runs).
+
+The file (``torch.save``, read back with ``weights_only=True``) holds plain values only::
+
+    {"format": "icegan-recognizer", "version": 1,
+     "config": the resolved `icegan loso` config (dict; its model section rebuilds the network),
+     "classes": ["negative", "positive", "surprise"],
+     "training": {"clips": N, "subjects": [...], "clip_keys": ["subject/clip", ...], "datasets": {name: N},
+                  "classes": {name: N}, "map_size": S},
+     "provenance": {...}  (a custom network's module spec and source SHA-256),
+     "environment": {...} (library versions, CPU, git commit at training time),
+     "members": [{"copies": G, "snapshots": k, "state_dict": {...}}, ...],
+     "sklearn_pickle": bytes or None, "sklearn_sha256": str or None}
+
+A scikit-learn recognizer (logistic regression, random forest, gradient-boosted trees) is stored as a pickle inside
+the file and unpickled on loading: load only model files you made or trust, as for any pickle.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from icegan.metrics import CLASS_NAMES
+
+__all__ = ["FORMAT", "VERSION", "SavedRecognizerError", "save_recognizer", "load_recognizer", "training_record"]
+
+FORMAT = "icegan-recognizer"
+VERSION = 1
+
+
+class SavedRecognizerError(ValueError):
+    """A model file that cannot be used: missing, not an icegan recognizer, another format version, or a custom
+    network whose code changed since it was trained. The message names the file."""
+
+
+def training_record(samples, features: torch.Tensor) -> dict:
+    """What a saved recognizer was trained on, for the file and for :func:`icegan.commands.predict` to warn when
+    new clips are clips it has seen.
+
+    Args:
+        samples: the training clips' table (columns dataset, subject, clip, label 0..2).
+        features: (N, 3, S, S) their maps.
+
+    Returns:
+        ``{"clips": N, "subjects": sorted subjects, "clip_keys": ["subject/clip", ...], "datasets": {name: clips},
+        "classes": {class name: clips}, "map_size": S}``.
+    """
+    labels = samples["label"].astype(int).tolist()
+    return {"clips": int(len(samples)), "subjects": sorted(set(samples["subject"].astype(str))),
+            "clip_keys": [f"{s}/{c}" for s, c in zip(samples["subject"].astype(str), samples["clip"].astype(str))],
+            "datasets": {str(k): int(v) for k, v in samples["dataset"].value_counts().sort_index().items()},
+            "classes": {name: int(sum(lab == i for lab in labels)) for i, name in enumerate(CLASS_NAMES)},
+            "map_size": int(features.shape[-1])}
+
+
+def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict, provenance: Optional[dict] = None,
+                    environment: Optional[dict] = None) -> Path:
+    """Write a :class:`icegan.recognition.FittedRecognizer` and what it was trained with to one file.
+
+    Args:
+        path: the file to write (its folder is created; an existing file is replaced).
+        fitted: the trained recognizer.
+        config: the resolved ``icegan loso`` config as a dict (:func:`icegan.config.to_dict`).
+        training: :func:`training_record` of the training clips.
+        provenance: :func:`icegan.recognition.recognizer_provenance` of the model section (a custom network's code).
+        environment: :func:`icegan.environment.describe_environment` at training time.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    environment = json.loads(json.dumps(environment or {}, default=str))   # plain values only (weights_only loading)
+    blob = None if fitted.clf is None else pickle.dumps(fitted.clf, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = {"format": FORMAT, "version": VERSION, "config": config, "classes": list(CLASS_NAMES),
+               "training": training, "provenance": provenance or {}, "environment": environment,
+               "members": fitted.state()["members"], "sklearn_pickle": blob,
+               "sklearn_sha256": None if blob is None else hashlib.sha256(blob).hexdigest()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)                         # never a half-written model file under the final name
+    return path
+
+
+def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tuple[Any, dict]:
+    """Read a file written by :func:`save_recognizer`.
+
+    Args:
+        path: the ``.pt`` file.
+        device: where the networks are put and the features scored (``cpu``, ``cuda``, ``auto``).
+
+    Returns:
+        (:class:`icegan.recognition.FittedRecognizer`, the file's other entries: config, classes, training,
+        provenance, environment).
+
+    Raises:
+        SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer, of another format
+            version, its scikit-learn pickle does not match its checksum, its weights do not fit the network its
+            config builds, or a custom network's source changed since training (the message names the file).
+    """
+    from icegan.config import ConfigError, from_dict
+    from icegan.recognition import FittedRecognizer, recognizer_provenance
+    from icegan.recognizer_config import RecognizerConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise SavedRecognizerError(f"model file not found: {path} (make one with `icegan fit --config ... --out "
+                                   f"{path}`)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:           # a truncated file, another pickle, a file of another program
+        raise SavedRecognizerError(f"{path} cannot be read as an icegan model file: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SavedRecognizerError(f"{path} is not an icegan recognizer (written by `icegan fit`); a LOSO run keeps "
+                                   f"no model, and flow or GAN checkpoints are other files")
+    if payload.get("version") != VERSION:
+        raise SavedRecognizerError(f"{path} is an icegan recognizer of format version {payload.get('version')}; this "
+                                   f"icegan reads version {VERSION}: retrain it with `icegan fit`")
+    try:
+        cfg = from_dict(RecognizerConfig, dict(payload["config"]["model"]), prefix="model.", source=str(path))
+    except ConfigError as exc:
+        raise SavedRecognizerError(f"{path}: its saved model config no longer loads: {exc}") from None
+    saved = payload.get("provenance") or {}
+    if saved:
+        try:
+            now = recognizer_provenance(cfg)
+        except ValueError as exc:
+            raise SavedRecognizerError(f"{path}: its custom network cannot be built here: {exc}") from None
+        if now != saved:
+            raise SavedRecognizerError(
+                f"{path}: the custom network's source changed since it was trained (module {saved.get('recognizer_module')!r}, "
+                f"SHA-256 then {saved.get('recognizer_source_sha256')}, now {now.get('recognizer_source_sha256')}); "
+                f"restore that code or retrain with `icegan fit`")
+    clf = None
+    if payload.get("sklearn_pickle") is not None:
+        blob = payload["sklearn_pickle"]
+        if hashlib.sha256(blob).hexdigest() != payload.get("sklearn_sha256"):
+            raise SavedRecognizerError(f"{path}: the stored scikit-learn model does not match its checksum (a damaged "
+                                       f"or edited file)")
+        clf = pickle.loads(blob)
+    try:
+        fitted = FittedRecognizer.from_state(cfg, {"members": payload["members"]}, clf=clf, device=device)
+    except ValueError as exc:
+        raise SavedRecognizerError(f"{path}: {exc}") from None
+    meta = {k: payload.get(k) for k in ("config", "classes", "training", "provenance", "environment")}
+    return fitted, meta

@@ -1,0 +1,207 @@
+"""`icegan fit` / `icegan predict`: a recognizer trained once on every clip, saved, loaded and used on new clips."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from icegan.cli import main
+from icegan.commands.loso import LosoConfig
+from icegan.commands.predict import _UNSUPPORTED, fit, predict_table
+from icegan.config import load_config
+from icegan.data.toy_features import make_toy_features
+from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_recognizer.py"
+TOY = ["data.source=toy", "data.toy_subjects=2", "threads=1", "model.epochs=3"]
+
+
+def _cfg(*overrides: str) -> LosoConfig:
+    return load_config(LosoConfig, None, [*TOY, *overrides])
+
+
+def _write_table(tmp_path: Path, fs, labels: str = "names", name: str = "clips.csv") -> Path:
+    """The clips of ``fs`` as a feature table of .npy maps; labels: ``names``, ``empty`` cells or ``none`` (no
+    column)."""
+    maps = tmp_path / "maps"
+    maps.mkdir(exist_ok=True)
+    rows = []
+    for i, r in fs.samples.iterrows():
+        np.save(maps / f"{i}.npy", fs.features[i].numpy())
+        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"],
+                     "label": ["negative", "positive", "surprise"][int(r["label"])] if labels == "names" else "",
+                     "path": f"maps/{i}.npy"})
+    table = pd.DataFrame(rows)
+    if labels == "none":
+        table = table.drop(columns=["label"])
+    table.to_csv(tmp_path / name, index=False)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.name=ststnet", "model.seeds=2", "model.shift_px=1"],           # one grouped network of two copies
+    ["model.name=ststnet", "model.average_last=2", "model.eval_every=1"],   # snapshots averaged
+    ["model.name=offtanet", "model.input_size=32", "model.epochs=1"],
+    ["model.name=logreg"],
+    ["model.name=random_forest", "model.forest_trees=20"],
+    ["model.name=custom", f"model.module={EXAMPLE}:TwoLayerCNN", "model.seeds=2"],   # two networks, one per seed
+], ids=["ststnet-seeds", "ststnet-snapshots", "offtanet", "logreg", "forest", "custom"])
+def test_saved_recognizer_round_trip(tmp_path, overrides):
+    """What `icegan predict` loads scores every clip exactly as the model that `icegan fit` trained."""
+    cfg = _cfg(*overrides)
+    fitted, record = fit(cfg, tmp_path / "m.pt", progress=False)
+    x = make_toy_features(n_subjects_per_dataset=1, seed=5).features       # other clips than the training ones
+    loaded, meta = load_recognizer(tmp_path / "m.pt")
+    p = fitted(x)
+    assert p.shape == (len(x), 3) and np.allclose(p.sum(1), 1, atol=1e-5)
+    np.testing.assert_array_equal(loaded(x), p)
+    assert meta["config"]["model"]["name"] == cfg.model.name
+    assert record["clips"] == meta["training"]["clips"] == 2 * 2 * 9         # 2 datasets × 2 subjects × 9 clips
+    assert meta["training"]["subjects"] == sorted(set(meta["training"]["subjects"]))
+    assert sum(meta["training"]["classes"].values()) == record["clips"]
+
+
+def test_fit_trains_on_every_clip_and_sde_on_one_dataset(tmp_path):
+    """CDE: all clips of the data section; SDE with a dataset: that dataset's clips only."""
+    _, cde = fit(_cfg("model.name=logreg"), tmp_path / "a.pt", progress=False)
+    _, sde = fit(_cfg("model.name=logreg", "protocol=SDE", "dataset=samm"), tmp_path / "b.pt", progress=False)
+    assert cde["datasets"] == {"casme2": 18, "samm": 18}
+    assert sde["datasets"] == {"samm": 18} and all(s.startswith("samm/") for s in sde["subjects"])
+    with pytest.raises(ValueError, match="dataset=NAME"):
+        fit(_cfg("model.name=logreg", "protocol=SDE"), tmp_path / "c.pt", progress=False)
+
+
+def test_fit_with_inner_validation_differs_from_final_epoch(tmp_path):
+    """model.inner_val_fraction holds subjects out for early stopping, as in a LOSO fold: another model."""
+    x = make_toy_features(n_subjects_per_dataset=1, seed=5).features
+    a, _ = fit(_cfg("model.epochs=4"), tmp_path / "a.pt", progress=False)
+    b, _ = fit(_cfg("model.epochs=4", "model.inner_val_fraction=0.25", "model.eval_every=1"), tmp_path / "b.pt",
+               progress=False)
+    assert not np.allclose(a(x), b(x))
+
+
+@pytest.mark.parametrize("key,_on,_why", _UNSUPPORTED, ids=[k for k, _, _ in _UNSUPPORTED])
+def test_fit_refuses_loso_only_settings(tmp_path, key, _on, _why):
+    value = {"oracle_epoch": "true", "model.noise_filter": "forest", "model.domain_bn": "true",
+             "model.domain_adversarial": "1", "model.au_weight": "1", "data.synthetic_per_clip": "1",
+             "data.permute_labels": "0"}[key]
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        fit(_cfg(f"{key}={value}"), tmp_path / "m.pt", progress=False)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
+    """Rows in table order, probabilities that sum to 1, y_pred their argmax, no label needed; with every label
+    given, UF1 / UAR are printed; with clips of the training set, a warning says so."""
+    assert main(["fit", "--out", str(tmp_path / "m.pt"), "--no-progress", *TOY]) == 0
+    assert "trained on 36 clips of 4 subjects" in capsys.readouterr().out
+    new = make_toy_features(n_subjects_per_dataset=1, seed=5, datasets=("smic",))
+    for labels in ("empty", "none"):
+        table = _write_table(tmp_path, new, labels=labels)
+        assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table),
+                     "--out", str(tmp_path / "p.csv")]) == 0
+        captured = capsys.readouterr()
+        assert "UF1" not in captured.out and "warning" not in captured.err
+        p = pd.read_csv(tmp_path / "p.csv", dtype={"subject": str})
+        assert p["clip"].tolist() == new.samples["clip"].tolist() and p["y_true"].isna().all()
+        scores = p[["score_negative", "score_positive", "score_surprise"]].to_numpy()
+        np.testing.assert_allclose(scores.sum(1), 1, atol=1e-6)
+        assert (p["y_pred"] == scores.argmax(1)).all()
+        assert p["predicted"].tolist() == [["negative", "positive", "surprise"][i] for i in p["y_pred"]]
+        loaded, _ = load_recognizer(tmp_path / "m.pt")
+        np.testing.assert_allclose(scores, loaded(new.features), atol=1e-6)
+    table = _write_table(tmp_path, new, labels="names")
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    captured = capsys.readouterr()
+    from icegan.metrics import compute_metrics
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert f"UF1 {compute_metrics(p['y_true'], p['y_pred'])['UF1']:.4f}" in captured.out
+    assert "warning" not in captured.err
+    seen = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="seen.csv")   # training clips
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(seen),
+                 "--out", str(tmp_path / "q.csv")]) == 0
+    assert "36 of these 36 clips were in the training set" in capsys.readouterr().err
+
+
+def test_predict_averages_models_with_weights(tmp_path):
+    """Several --model files: their probabilities averaged; weight 0 for one gives the other alone."""
+    fit(_cfg("model.name=logreg"), tmp_path / "a.pt", progress=False)
+    fit(_cfg("model.name=random_forest", "model.forest_trees=20"), tmp_path / "b.pt", progress=False)
+    table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    a, _, _ = predict_table([tmp_path / "a.pt"], table)
+    b, _, _ = predict_table([tmp_path / "b.pt"], table)
+    ab, _, _ = predict_table([tmp_path / "a.pt", tmp_path / "b.pt"], table)
+    a0, _, _ = predict_table([tmp_path / "a.pt", tmp_path / "b.pt"], table, weights=[1, 0])
+    cols = ["score_negative", "score_positive", "score_surprise"]
+    np.testing.assert_allclose(ab[cols].to_numpy(), (a[cols].to_numpy() + b[cols].to_numpy()) / 2)
+    np.testing.assert_allclose(a0[cols].to_numpy(), a[cols].to_numpy())
+    with pytest.raises(ValueError, match="one non-negative weight per --model"):
+        predict_table([tmp_path / "a.pt"], table, weights=[1, 1])
+
+
+def test_unusable_model_files_are_named(tmp_path):
+    """Missing, foreign, another version, damaged pickle, weights that do not fit, edited custom code."""
+    with pytest.raises(SavedRecognizerError, match="model file not found"):
+        load_recognizer(tmp_path / "none.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(SavedRecognizerError, match="other.pt is not an icegan recognizer"):
+        load_recognizer(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("not a model")
+    with pytest.raises(SavedRecognizerError, match="text.pt cannot be read"):
+        load_recognizer(tmp_path / "text.pt")
+
+    fit(_cfg("model.name=logreg"), tmp_path / "lr.pt", progress=False)
+    payload = torch.load(tmp_path / "lr.pt", weights_only=True)
+    torch.save({**payload, "version": 99}, tmp_path / "v99.pt")
+    with pytest.raises(SavedRecognizerError, match="format version 99"):
+        load_recognizer(tmp_path / "v99.pt")
+    torch.save({**payload, "sklearn_pickle": payload["sklearn_pickle"] + b"x"}, tmp_path / "bad.pt")
+    with pytest.raises(SavedRecognizerError, match="checksum"):
+        load_recognizer(tmp_path / "bad.pt")
+
+    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    payload = torch.load(tmp_path / "st.pt", weights_only=True)
+    payload["config"]["model"]["width"] = 2                   # a config that builds another network
+    torch.save(payload, tmp_path / "wide.pt")
+    with pytest.raises(SavedRecognizerError, match="wide.pt: member 0: the saved weights do not fit"):
+        load_recognizer(tmp_path / "wide.pt")
+
+    net = tmp_path / "net.py"
+    net.write_text(EXAMPLE.read_text())
+    fit(_cfg("model.name=custom", f"model.module={net}:TwoLayerCNN", "model.epochs=1"), tmp_path / "c.pt",
+        progress=False)
+    load_recognizer(tmp_path / "c.pt")                        # unchanged code: loads
+    net.write_text(EXAMPLE.read_text() + "\n# edited\n")
+    with pytest.raises(SavedRecognizerError, match="source changed since it was trained"):
+        load_recognizer(tmp_path / "c.pt")
+
+
+def test_predict_cli_errors_name_the_file(tmp_path, capsys):
+    fit(_cfg("model.name=logreg"), tmp_path / "m.pt", progress=False)
+    fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
+    table = _write_table(tmp_path, fs, labels="empty")
+    rc = main(["predict", "--model", str(tmp_path / "missing.pt"), "--table", str(table), "--out", str(tmp_path / "p.csv")])
+    assert rc == 2 and "missing.pt" in capsys.readouterr().err
+    bad = pd.read_csv(table, keep_default_na=False)
+    bad.loc[2, "label"] = "angry"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    rc = main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(tmp_path / "bad.csv"),
+               "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "line 4" in err and "'angry'" in err
+    assert not (tmp_path / "p.csv").exists()
+    rc = main(["fit", "--out", str(tmp_path / "x.pt"), *TOY, "oracle_epoch=true"])
+    assert rc == 2 and "icegan fit cannot apply oracle_epoch" in capsys.readouterr().err
+
+
+def test_training_tables_still_need_labels(tmp_path):
+    """An empty label stays an error where labels are needed (icegan loso, icegan fit)."""
+    from icegan.data.feature_table import load_table_features
+    table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1), labels="empty")
+    with pytest.raises(ValueError, match="line 2 .*empty label"):
+        load_table_features(table)
+    assert (load_table_features(table, labelled=False).labels == -1).all()
