@@ -68,7 +68,7 @@ def test_readme_shows_commands():
 @pytest.mark.parametrize("argv", _shown_commands(), ids=lambda a: " ".join(a)[:70])
 def test_readme_command_parses(argv, monkeypatch):
     """Every subcommand and option the README shows exists, with a valid choice where the option has choices, and
-    the config and overrides of every ``icegan loso`` / ``train.py`` command it shows load (run from the repository
+    the config and overrides of every ``icegan loso`` / ``icegan fit`` / ``train.py`` command it shows load (run from the repository
     root, as the README's relative paths are)."""
     monkeypatch.chdir(ROOT)
     try:
@@ -76,7 +76,7 @@ def test_readme_command_parses(argv, monkeypatch):
     except SystemExit as exc:      # argparse's error exit
         pytest.fail(f"README.md shows `icegan {' '.join(argv)}`, which the command line rejects (exit {exc.code})")
     assert getattr(args, "func", None) is not None
-    if args.command in ("loso", "train") and getattr(args, "config", None):
+    if args.command in ("loso", "fit", "train") and getattr(args, "config", None):
         from icegan.commands.loso import LosoConfig
         from icegan.config import ConfigError, load_config
         from icegan.pipeline import MainConfig
@@ -87,7 +87,7 @@ def test_readme_command_parses(argv, monkeypatch):
         overrides = [f"{o.split('=')[0]}={examples[o.split('=')[0]]}" if "my_package" in o else o
                      for o in args.overrides if not o.startswith("flow.weights=my_")]
         try:
-            load_config(LosoConfig if args.command == "loso" else MainConfig, ROOT / args.config, overrides)
+            load_config(MainConfig if args.command == "train" else LosoConfig, ROOT / args.config, overrides)
         except ConfigError as exc:
             pytest.fail(f"README.md shows `icegan {' '.join(argv)}`, whose config is rejected: {exc}")
 
