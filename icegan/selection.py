@@ -32,7 +32,7 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Candidate", "inner_folds", "inner_predictions", "select_nested", "SelectionError"]
+__all__ = ["Candidate", "inner_folds", "inner_predictions", "recipe_digest", "select_nested", "SelectionError"]
 
 INNER_COLUMNS = ("outer", "inner", "row", "dataset", "subject", "clip", "y_true")
 
@@ -199,7 +199,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     return out
 
 
-def _digest(cfg) -> str:
+def recipe_digest(cfg) -> str:
     """8 hex digits naming a recipe's settings (all but its name; for a custom recognizer also its source file's
     SHA-256): a cache of inner predictions made under other
     settings (a folder reused for another recipe) is never read back."""
@@ -308,7 +308,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             folds = f
         elif [x.subject for x in f] != [x.subject for x in folds]:
             raise SelectionError(f"recipe '{r.label}' has other outer folds than the first recipe")
-        inner[key] = inner_predictions(r.config, fs, f, k, cache / f"{Path(r.run_dir).name}_k{k}_{_digest(r.config)}.csv",
+        inner[key] = inner_predictions(r.config, fs, f, k, cache / f"{Path(r.run_dir).name}_k{k}_{recipe_digest(r.config)}.csv",
                                        progress=progress, log=log).sort_values(["outer", "row"], kind="stable") \
             .reset_index(drop=True)
 

@@ -387,8 +387,8 @@ def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path
     selection over the copy does not train them again. Only files of ``config``'s recipe digest (all settings but the
     name) are copied; an existing file is never overwritten. Returns the files written.
     """
-    from icegan.selection import _digest
-    digest = _digest(config)
+    from icegan.selection import recipe_digest
+    digest = recipe_digest(config)
     written = []
     for f in sorted((src.parent / "inner").glob(f"{glob.escape(src.name)}_k*_{digest}.csv")):
         target = inner_dir / (dst.name + f.name[len(src.name):])

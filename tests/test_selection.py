@@ -286,18 +286,18 @@ def test_a_folder_reused_for_other_settings_never_reads_the_old_inner_prediction
 def test_settings_digest_follows_a_custom_recognizers_code(tmp_path):
     """The inner-prediction cache of a custom recipe is named by its source file's SHA-256 too (an edited network
     never reads back the old inner folds); the built-in recipes' digests do not carry the empty module key."""
-    from icegan.selection import _digest
+    from icegan.selection import recipe_digest
     net = tmp_path / "net.py"
     net.write_text(EXAMPLE.read_text())
     cfg = _cfg("model.name=custom", f"model.module={net}:TwoLayerCNN")
-    before = _digest(cfg)
+    before = recipe_digest(cfg)
     net.write_text(EXAMPLE.read_text() + "\n# edited\n")
-    assert _digest(cfg) != before
+    assert recipe_digest(cfg) != before
     # known values: the shipped recipes' digests as computed before the module / table / normalize keys existed
     # (commit 9fe438f), so that inner-prediction caches made then are still read
     for name, digest in (("features_ststnet", "a78183fd"), ("features_randomforest", "355ba76a"),
                          ("features_logreg", "07fe579a")):
-        assert _digest(load_config(LosoConfig, CONFIGS / f"{name}.yaml", [])) == digest, name
+        assert recipe_digest(load_config(LosoConfig, CONFIGS / f"{name}.yaml", [])) == digest, name
 
 
 def test_suite_reuse_copies_the_inner_fold_predictions(tmp_path):
