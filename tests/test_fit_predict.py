@@ -119,12 +119,18 @@ def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
     captured = capsys.readouterr()
     from icegan.metrics import compute_metrics
     p = pd.read_csv(tmp_path / "p.csv")
-    assert f"UF1 {compute_metrics(p['y_true'], p['y_pred'])['UF1']:.4f}" in captured.out
+    assert f"all (9 clips): UF1 {compute_metrics(p['y_true'], p['y_pred'])['UF1']:.4f}" in captured.out
+    assert "smic (9 clips)" not in captured.out          # one dataset: no per-dataset lines
     assert "warning" not in captured.err
     seen = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="seen.csv")   # training clips
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(seen),
                  "--out", str(tmp_path / "q.csv")]) == 0
-    assert "36 of these 36 clips were in the training set" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "36 of these 36 clips were in the training set" in captured.err
+    q = pd.read_csv(tmp_path / "q.csv")
+    for ds in ("casme2", "samm"):                          # two datasets: a line each, with its own metrics
+        g = q[q["dataset"] == ds]
+        assert f"{ds} (18 clips): UF1 {compute_metrics(g['y_true'], g['y_pred'])['UF1']:.4f}" in captured.out
 
 
 def test_predict_averages_models_with_weights(tmp_path):

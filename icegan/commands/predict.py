@@ -42,8 +42,8 @@ channel min-max normalised per clip to [0, 1]); their size may differ (the netwo
 
 Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), score_negative,
 score_positive, score_surprise (probabilities, averaged over the --model files with equal weights or --weights).
-When every clip has a label, UF1 / UAR are printed, with a warning when clips or subjects of the table were in a
-model's training set (then it is not a test).
+When every clip has a label, UF1 / UAR are printed (overall, and per dataset when the table holds several), with a
+warning when clips or subjects of the table were in a model's training set (then it is not a test).
 """
 
 #: settings of a LOSO recipe that `icegan fit` cannot apply, with why
@@ -225,9 +225,12 @@ def _predict_main(args: argparse.Namespace) -> int:
     print(f"{len(out)} clips scored with {len(args.model)} model(s): "
           + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in ("negative", "positive", "surprise")))
     if out["y_true"].notna().all():
-        m = compute_metrics(out["y_true"].astype(int), out["y_pred"])
-        print(f"against the table's labels: UF1 {m['UF1']:.4f} / UAR {m['UAR']:.4f} (accuracy "
-              f"{(out['y_true'] == out['y_pred']).mean():.4f})")
+        parts = [("all", out)] + ([(d, g) for d, g in out.groupby("dataset", sort=True)]
+                                  if out["dataset"].nunique() > 1 else [])
+        for name, g in parts:
+            m = compute_metrics(g["y_true"].astype(int), g["y_pred"])
+            print(f"against the table's labels, {name} ({len(g)} clips): UF1 {m['UF1']:.4f} / UAR {m['UAR']:.4f} "
+                  f"(accuracy {(g['y_true'] == g['y_pred']).mean():.4f})")
     elif out["y_true"].notna().any():
         print(f"{int(out['y_true'].notna().sum())} of {len(out)} clips have a label; metrics need all of them")
     print(f"predictions in {args.out}")
