@@ -961,11 +961,13 @@ class FittedRecognizer:
         ``clf``).
 
         Raises:
-            ValueError: the state's weights do not fit the networks ``cfg`` builds (another recognizer, width or
-                input size than the one they were trained with), naming the first mismatch.
+            ValueError: no members, or the state's weights do not fit the networks ``cfg`` builds (another
+                recognizer, width or input size than the one they were trained with), naming the first mismatch.
         """
         if cfg.name in SKLEARN_MODELS:
             return cls(cfg, clf=clf, device=device)
+        if not state.get("members"):
+            raise ValueError(f"no trained weights for the {cfg.name} networks (an empty member list)")
         device = resolve_device(device)
         models = []
         for i, member in enumerate(state["members"]):

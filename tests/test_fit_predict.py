@@ -175,6 +175,9 @@ def test_unusable_model_files_are_named(tmp_path):
     torch.save(payload, tmp_path / "wide.pt")
     with pytest.raises(SavedRecognizerError, match="wide.pt: member 0: the saved weights do not fit"):
         load_recognizer(tmp_path / "wide.pt")
+    torch.save({**torch.load(tmp_path / "st.pt", weights_only=True), "members": []}, tmp_path / "empty.pt")
+    with pytest.raises(SavedRecognizerError, match="empty.pt: no trained weights"):
+        load_recognizer(tmp_path / "empty.pt")
 
     net = tmp_path / "net.py"
     net.write_text(EXAMPLE.read_text())
