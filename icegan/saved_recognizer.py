@@ -12,7 +12,7 @@ The file (``torch.save``, read back with ``weights_only=True``) holds plain valu
      "config": the resolved `icegan loso` config (dict; its model section rebuilds the network),
      "classes": ["negative", "positive", "surprise"],
      "training": {"clips": N, "subjects": [...], "clip_keys": ["subject/clip", ...], "datasets": {name: N},
-                  "classes": {name: N}, "map_size": S},
+                  "classes": {name: N}, "map_size": S, "maps": how the maps were made (maps_provenance)},
      "provenance": {...}  (a custom network's module spec and source SHA-256),
      "environment": {...} (library versions, CPU, git commit at training time),
      "members": [{"copies": G, "snapshots": k, "state_dict": {...}}, ...],
@@ -33,7 +33,8 @@ import torch
 
 from icegan.metrics import CLASS_NAMES
 
-__all__ = ["FORMAT", "VERSION", "SavedRecognizerError", "save_recognizer", "load_recognizer", "training_record"]
+__all__ = ["FORMAT", "VERSION", "SavedRecognizerError", "save_recognizer", "load_recognizer", "training_record",
+           "maps_provenance", "maps_differ"]
 
 FORMAT = "icegan-recognizer"
 VERSION = 1
@@ -42,6 +43,55 @@ VERSION = 1
 class SavedRecognizerError(ValueError):
     """A model file that cannot be used: missing, not an icegan recognizer, another format version, or a custom
     network whose code changed since it was trained. The message names the file."""
+
+
+#: the flow settings that change the maps (batch size, precision of the arithmetic and compilation do not, or barely)
+_MAP_KEYS = ("method", "module", "weights", "iters", "component", "decompose", "decompose_weights", "input_size")
+
+
+def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
+    """How the maps of a feature set were made, as far as it is known: for the released composite
+    ``{"maps": "megc2019_htnet"}``; for a feature table written by ``icegan features``, the flow settings and weight
+    checksums of its ``provenance.json`` (``{"flow": {...}, "weights": {...}, "size": S}``); ``{}`` when unknown
+    (a table you made yourself, the toy set).
+
+    Args:
+        source: the data section's ``source`` (``megc2019``, ``table``, ``toy``).
+        table: the feature table's path when ``source`` is ``table``.
+    """
+    if source == "megc2019":
+        return {"maps": "megc2019_htnet"}
+    if source != "table" or table is None:
+        return {}
+    prov = Path(table).parent / "provenance.json"
+    if not prov.is_file():
+        return {}
+    try:
+        info = json.loads(prov.read_text())
+    except (OSError, ValueError):
+        return {}
+    flow = info.get("flow") or {}
+    return {"flow": {k: flow.get(k) for k in _MAP_KEYS if k in flow}, "weights": info.get("weights") or {},
+            "size": info.get("size")}
+
+
+def maps_differ(trained: dict, scored: dict) -> Optional[str]:
+    """A sentence saying how the scored maps were made otherwise than the training maps, or None when they agree or
+    either side is unknown (:func:`maps_provenance`)."""
+    if not trained or not scored or trained == scored:
+        return None
+    def name(p: dict) -> str:
+        if "maps" in p:
+            return f"the released {p['maps']} maps"
+        f = p.get("flow", {})
+        return f"{f.get('method')} flow (icegan features, {p.get('size')} px)"
+    if name(trained) != name(scored):
+        return f"trained on {name(trained)}, these are {name(scored)}"
+    keys = sorted(k for k in set(trained.get("flow", {})) | set(scored.get("flow", {}))
+                  if trained.get("flow", {}).get(k) != scored.get("flow", {}).get(k))
+    if keys:
+        return f"the flow settings differ from the training maps' ({', '.join('flow.' + k for k in keys)})"
+    return "the flow weights differ from the training maps' (another checkpoint)"
 
 
 def training_record(samples, features: torch.Tensor) -> dict:

@@ -214,3 +214,38 @@ def test_training_tables_still_need_labels(tmp_path):
     with pytest.raises(ValueError, match="line 2 .*empty label"):
         load_table_features(table)
     assert (load_table_features(table, labelled=False).labels == -1).all()
+
+
+def test_maps_made_another_way_are_named():
+    """The released maps, icegan features maps of another flow method or setting: a sentence; the same or unknown:
+    None."""
+    from icegan.saved_recognizer import maps_differ
+    released = {"maps": "megc2019_htnet"}
+    sr = {"flow": {"method": "srflownet", "input_size": "auto"}, "weights": {"flow_weights_sha256": "a"}, "size": 28}
+    assert maps_differ(released, sr) == ("trained on the released megc2019_htnet maps, these are srflownet flow "
+                                         "(icegan features, 28 px)")
+    assert "flow.input_size" in maps_differ(sr, {**sr, "flow": {"method": "srflownet", "input_size": 128}})
+    assert "another checkpoint" in maps_differ(sr, {**sr, "weights": {"flow_weights_sha256": "b"}})
+    assert maps_differ(sr, dict(sr)) is None
+    assert maps_differ(sr, {}) is None and maps_differ({}, sr) is None
+
+
+def test_predict_warns_when_maps_come_from_another_flow(tmp_path, capsys):
+    """A model fitted on an `icegan features` table records its flow; scoring a table made with another flow warns."""
+    import json
+    train_dir, new_dir = tmp_path / "train", tmp_path / "new"
+    for d, method in ((train_dir, "srflownet"), (new_dir, "tvl1")):
+        d.mkdir()
+        (d / "provenance.json").write_text(json.dumps({"flow": {"method": method, "batch_size": 8}, "weights": {},
+                                                       "size": 28, "clips": 1, "seconds": 0}))
+    table = _write_table(train_dir, make_toy_features(n_subjects_per_dataset=2))
+    cfg = load_config(LosoConfig, None, ["model.name=logreg", "data.source=table", f"data.table={table}", "threads=1"])
+    _, record = fit(cfg, tmp_path / "m.pt", progress=False)
+    assert record["maps"]["flow"] == {"method": "srflownet"}                   # batch size: not a map setting
+    same = _write_table(train_dir, make_toy_features(n_subjects_per_dataset=1, seed=5), name="same.csv")
+    other = _write_table(new_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    for scored, warned in ((same, False), (other, True)):
+        assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(scored),
+                     "--out", str(tmp_path / "p.csv")]) == 0
+        err = capsys.readouterr().err
+        assert ("trained on srflownet flow (icegan features, 28 px), these are tvl1 flow" in err) == warned

@@ -85,7 +85,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     from icegan.environment import describe_environment, limit_threads
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, fit_recognizer, inner_val_masks,
                                     recognizer_provenance)
-    from icegan.saved_recognizer import save_recognizer, training_record
+    from icegan.saved_recognizer import maps_provenance, save_recognizer, training_record
 
     for key, on, why in _UNSUPPORTED:
         if on(cfg):
@@ -115,7 +115,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     fitted = fit_recognizer(cfg.model, x, y, device=cfg.device, seed=cfg.seed, x_val=x_val, y_val=y_val,
                             progress=progress, subjects_train=subjects)
     seconds = time.perf_counter() - start
-    record = training_record(fs.samples, fs.features)
+    record = {**training_record(fs.samples, fs.features), "maps": maps_provenance(cfg.data.source, cfg.data.table)}
     save_recognizer(out, fitted, to_dict(cfg), record, recognizer_provenance(cfg.model), describe_environment())
     return fitted, {**record, "seconds": seconds}
 
@@ -195,7 +195,7 @@ def _fit_main(args: argparse.Namespace) -> int:
 
 def _predict_main(args: argparse.Namespace) -> int:
     from icegan.metrics import compute_metrics
-    from icegan.saved_recognizer import SavedRecognizerError
+    from icegan.saved_recognizer import SavedRecognizerError, maps_differ, maps_provenance
 
     try:
         out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
@@ -203,8 +203,13 @@ def _predict_main(args: argparse.Namespace) -> int:
     except (SavedRecognizerError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"icegan predict: error: {exc}", file=sys.stderr)
         return 2
+    scored_maps = maps_provenance("table", args.table)
     for path, meta in zip(args.model, metas):
         trained = meta["training"]
+        differ = maps_differ(trained.get("maps") or {}, scored_maps)
+        if differ:
+            print(f"warning: {path}: {differ}; a model scores reliably only maps made the way its training maps "
+                  f"were", file=sys.stderr)
         if trained["map_size"] != size:
             print(f"note: {path} was trained on {trained['map_size']}×{trained['map_size']} maps, these are "
                   f"{size}×{size}; the networks resize them, but maps made another way than the training maps are "
