@@ -357,7 +357,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     if md_extra:
         md = md.rstrip("\n") + "\n" + md_extra
     (out / "metrics.md").write_text(md)
-    _confusion_png(pred, out / "confusion.png", f"{plot_prefix}{metrics['protocol']} LOSO, "
+    confusion_png(pred, out / "confusion.png", f"{plot_prefix}{metrics['protocol']} LOSO, "
                    f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
     return md
 
@@ -419,7 +419,13 @@ def _markdown(metrics: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def _confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int) -> None:
+def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3) -> None:
+    """Confusion matrices (counts) of pooled predictions as one PNG: all clips, then one panel per dataset.
+
+    Args:
+        pred: rows with columns dataset, y_true, y_pred (class ids 0..n_classes-1).
+        path: the PNG to write. title: the figure's title. n_classes: K.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -105,6 +105,7 @@ def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
                      "--out", str(tmp_path / "p.csv")]) == 0
         captured = capsys.readouterr()
         assert "UF1" not in captured.out and "warning" not in captured.err
+        assert not (tmp_path / "p_confusion.png").exists()
         p = pd.read_csv(tmp_path / "p.csv", dtype={"subject": str})
         assert p["clip"].tolist() == new.samples["clip"].tolist() and p["y_true"].isna().all()
         scores = p[["score_negative", "score_positive", "score_surprise"]].to_numpy()
@@ -121,6 +122,9 @@ def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
     p = pd.read_csv(tmp_path / "p.csv")
     assert f"all (9 clips): UF1 {compute_metrics(p['y_true'], p['y_pred'])['UF1']:.4f}" in captured.out
     assert "smic (9 clips)" not in captured.out          # one dataset: no per-dataset lines
+    from PIL import Image
+    with Image.open(tmp_path / "p_confusion.png") as im:  # the confusion matrices beside the predictions
+        assert im.size[0] > im.size[1] > 100
     assert "warning" not in captured.err
     seen = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="seen.csv")   # training clips
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(seen),

@@ -42,8 +42,9 @@ channel min-max normalised per clip to [0, 1]); their size may differ (the netwo
 
 Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), score_negative,
 score_positive, score_surprise (probabilities, averaged over the --model files with equal weights or --weights).
-When every clip has a label, UF1 / UAR are printed (overall, and per dataset when the table holds several), with a
-warning when clips or subjects of the table were in a model's training set (then it is not a test).
+When every clip has a label, UF1 / UAR are printed (overall, and per dataset when the table holds several) and the
+confusion matrices are drawn beside the output (OUT_confusion.png), with a warning when clips or subjects of the
+table were in a model's training set (then it is not a test).
 """
 
 #: settings of a LOSO recipe that `icegan fit` cannot apply, with why
@@ -236,6 +237,11 @@ def _predict_main(args: argparse.Namespace) -> int:
             m = compute_metrics(g["y_true"].astype(int), g["y_pred"])
             print(f"against the table's labels, {name} ({len(g)} clips): UF1 {m['UF1']:.4f} / UAR {m['UAR']:.4f} "
                   f"(accuracy {(g['y_true'] == g['y_pred']).mean():.4f})")
+        from icegan.protocol import confusion_png
+        png = Path(args.out).with_name(Path(args.out).stem + "_confusion.png")
+        confusion_png(out.assign(y_true=out["y_true"].astype(int)), png,
+                      f"icegan predict: {len(args.model)} model(s) on {Path(args.table).name}")
+        print(f"confusion matrices in {png}")
     elif out["y_true"].notna().any():
         print(f"{int(out['y_true'].notna().sum())} of {len(out)} clips have a label; metrics need all of them")
     print(f"predictions in {args.out}")
