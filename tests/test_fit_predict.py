@@ -253,3 +253,24 @@ def test_predict_warns_when_maps_come_from_another_flow(tmp_path, capsys):
                      "--out", str(tmp_path / "p.csv")]) == 0
         err = capsys.readouterr().err
         assert ("trained on srflownet flow (icegan features, 28 px), these are tvl1 flow" in err) == warned
+
+
+@pytest.mark.parametrize("name", ["logreg", "random_forest"])
+def test_fitted_model_is_the_recipe_loso_scored(tmp_path, name):
+    """The model `icegan fit` trains is the one LOSO evaluated: fitted on every subject but one, a deterministic
+    recipe scores that subject's clips exactly as the LOSO fold that held it out (same seed, same training rows,
+    same mirroring and test-time averaging)."""
+    from icegan.commands.loso import load_feature_set, run
+    from icegan.recognition import fit_recognizer
+    cfg = _cfg(f"model.name={name}", "model.forest_trees=30", "seed=3")
+    run(cfg, tmp_path / "loso", progress=False)
+    pred = pd.read_csv(tmp_path / "loso" / "predictions.csv", dtype={"subject": str})
+    fs = load_feature_set(cfg.data)
+    subjects = fs.samples["subject"].to_numpy()
+    for held in sorted(set(subjects))[:2]:
+        train, test = subjects != held, subjects == held
+        fitted = fit_recognizer(cfg.model, fs.features[torch.from_numpy(train)], fs.labels[torch.from_numpy(train)],
+                                seed=cfg.seed, progress=False)
+        rows = pred[pred["subject"] == held].set_index("clip").loc[fs.samples["clip"][test]]
+        np.testing.assert_allclose(fitted(fs.features[torch.from_numpy(test)]),
+                                   rows[["score_negative", "score_positive", "score_surprise"]].to_numpy(), atol=1e-6)
