@@ -348,10 +348,34 @@ class Clips:
     apex: np.ndarray
 
 
-def load_samples(cfg: MainConfig, progress: bool = True) -> Clips:
+def with_clip_list(cfg: MainConfig, clip_list: str | Path, mode: str = "raw") -> MainConfig:
+    """``cfg`` with your own clips (a clip list, :mod:`icegan.data.clip_list`) in place of its datasets, everything
+    else kept (preprocessing, flow, sizes), so that their maps are made the way the config makes its training maps.
+
+    Args:
+        cfg: a main-job config. clip_list: the CSV. mode: ``raw`` (detect, align, crop) or ``cropped``.
+
+    Raises:
+        FileNotFoundError: the clip list is missing.
+        ConfigError: ``cfg`` reads the built-in synthetic set, not prepared clips.
+    """
+    from icegan.data.prepare import DatasetSpec
+    if not Path(clip_list).is_file():
+        raise FileNotFoundError(f"clip list not found: {clip_list}")
+    if cfg.data.source != "prepared":
+        raise ConfigError(f"--clips replaces the prepared datasets of a config with data.source=prepared (e.g. "
+                          f"configs/casme2.yaml); this config has data.source={cfg.data.source}")
+    spec = DatasetSpec(name="clips", root=str(clip_list), mode=mode, composite_only=False)
+    prepare = dataclasses.replace(cfg.data.prepare, datasets=[spec])
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, prepare=prepare, protocol="CDE", dataset=None))
+
+
+def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = False) -> Clips:
     """The run's real clips: the built-in synthetic set or a prepared (cached) real dataset.
 
     ``progress`` shows the preparation bar (off for ``--no-progress`` and on non-main processes).
+    ``unlabelled``: also keep prepared clips without a MEGC2019 class (label -1: a sheet's non-composite clips, a
+    clip list's clips without a label), for ``icegan features``; a LOSO run leaves them out, with a warning.
 
     Raises:
         icegan.data.prepare.PrepareError: no usable clip in the configured datasets.
@@ -366,14 +390,15 @@ def load_samples(cfg: MainConfig, progress: bool = True) -> Clips:
                                progress=d.prepare.progress and progress)
     prepared = prepare_dataset(pcfg)
     m = prepared.manifest
-    keep = m["class3"].notna().to_numpy()
+    labelled = (m["class3"].fillna(-1).astype(int) >= 0).to_numpy()       # the cache writes -1 for "no class"
+    keep = labelled | unlabelled
     if not keep.all():
         log.warning("%d prepared clips have no MEGC2019 class and are left out of the LOSO run: %s",
                     int((~keep).sum()), ", ".join(m.loc[~keep, "key"].astype(str).tolist()[:10]))
     m = m[keep]
     idx = m["index"].to_numpy()
     samples = pd.DataFrame({"dataset": m["dataset"].to_numpy(), "subject": m["subject"].to_numpy(),
-                            "clip": m["clip"].to_numpy(), "label": m["class3"].astype(int).to_numpy()})
+                            "clip": m["clip"].to_numpy(), "label": m["class3"].fillna(-1).astype(int).to_numpy()})
     return Clips(samples.reset_index(drop=True), prepared.frames.onset[idx], prepared.frames.apex[idx])
 
 
@@ -514,7 +539,9 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     same arguments), so any recognizer, suite or nested selection of ``icegan loso`` can be run on your own
     prepared clips and flow. No labels are used to compute them (per-clip flow, per-clip min–max).
 
-    Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2, path; :mod:`icegan.data.feature_table`),
+    Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2 or empty for a clip without a MEGC2019
+    class, path; :mod:`icegan.data.feature_table`: ``icegan loso`` refuses empty labels, ``icegan predict`` scores
+    those clips),
     ``maps/<subject>_<clip>.npy`` (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
     ``config.yaml`` (the resolved main config) and ``provenance.json`` (flow method, weights' SHA-256, size, clips,
     seconds).
@@ -533,7 +560,7 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     device = resolve_device(cfg.device)
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
-    clips = load_samples(cfg, progress=progress)
+    clips = load_samples(cfg, progress=progress, unlabelled=True)
     feats = compute_flow_features(estimator, to_unit(clips.onset), to_unit(clips.apex), cfg.recognizer.input_size,
                                   "minmax", cfg.flow.batch_size, progress=progress, desc="flow features")
     maps = out / "maps"
@@ -543,8 +570,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     for (dataset, subject, clip, label), f in zip(samples.itertuples(index=False), feats.numpy()):
         name = f"{str(subject).replace('/', '_')}_{clip}.npy"
         np.save(maps / name, np.ascontiguousarray(f, dtype=np.float32))
-        rows.append({"dataset": dataset, "subject": subject, "clip": clip, "label": int(label),
-                     "path": f"maps/{name}"})
+        rows.append({"dataset": dataset, "subject": subject, "clip": clip,
+                     "label": int(label) if label >= 0 else "", "path": f"maps/{name}"})
     save_config(cfg, out / "config.yaml")
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
             "size": int(feats.shape[-1]), "clips": len(rows), "seconds": round(time.time() - t0, 1)}

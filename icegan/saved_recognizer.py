@@ -56,10 +56,10 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
     (a table you made yourself, the toy set).
 
     Args:
-        source: the data section's ``source`` (``megc2019``, ``table``, ``toy``).
+        source: the data section's ``source`` (``megc2019_htnet``, ``table``, ``toy``).
         table: the feature table's path when ``source`` is ``table``.
     """
-    if source == "megc2019":
+    if source == "megc2019_htnet":
         return {"maps": "megc2019_htnet"}
     if source != "table" or table is None:
         return {}

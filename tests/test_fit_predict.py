@@ -274,3 +274,20 @@ def test_fitted_model_is_the_recipe_loso_scored(tmp_path, name):
         rows = pred[pred["subject"] == held].set_index("clip").loc[fs.samples["clip"][test]]
         np.testing.assert_allclose(fitted(fs.features[torch.from_numpy(test)]),
                                    rows[["score_negative", "score_positive", "score_surprise"]].to_numpy(), atol=1e-6)
+
+
+def test_a_model_of_the_released_maps_warns_on_icegan_features_maps(shared_data, tmp_path, capsys):
+    """Fitted on the composite's released maps, a model records them; scoring maps of `icegan features` (here a
+    provenance.json saying SRFlowNet) warns."""
+    import json
+    _, record = fit(load_config(LosoConfig, None, ["model.name=logreg", "threads=1"]), tmp_path / "m.pt",
+                    progress=False)
+    assert record["maps"] == {"maps": "megc2019_htnet"} and record["clips"] == 442
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "provenance.json").write_text(json.dumps({"flow": {"method": "srflownet"}, "weights": {}, "size": 28}))
+    table = _write_table(d, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    assert ("trained on the released megc2019_htnet maps, these are srflownet flow (icegan features, 28 px)"
+            in capsys.readouterr().err)

@@ -28,7 +28,8 @@ def register(subparsers) -> None:
                           description="Clips found, clips in the sheet but missing on disk, missing "
                                       "frames, onset/apex outside the frames present, unreadable images, "
                                       "counts per class and subject. Never stops at a bad clip.")
-    chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic"])
+    chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "clips"],
+                     help="clips: your own clip list (a CSV; --root is its path; icegan/data/clip_list.py)")
     chk.add_argument("--root", required=True, type=Path, help="dataset root (official layout)")
     chk.add_argument("--annotations", type=Path, default=None,
                      help="annotation sheet (default: the official file found near the root)")

@@ -21,6 +21,14 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for features.csv and maps/ (must not hold a "
                                                                 "features.csv yet)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--clips", metavar="CSV", default=None,
+                   help="your own clips instead of the config's datasets: a clip list (subject, clip, frames, onset; "
+                        "optional apex, offset, label, dataset; icegan/data/clip_list.py), prepared with the config's "
+                        "preprocessing and flow so the maps match the ones a model was trained on; unlabelled clips "
+                        "get an empty label, for icegan predict")
+    p.add_argument("--clips-mode", choices=("raw", "cropped"), default="raw",
+                   help="with --clips: raw (default) detects, aligns and crops the face on each clip; cropped only "
+                        "resizes frames that are already face crops")
     add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="main-job config overrides, e.g. flow.method=tvl1 recognizer.input_size=28")
@@ -31,10 +39,12 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     import logging
 
-    from icegan.pipeline import export_features, load_main_config
+    from icegan.pipeline import export_features, load_main_config, with_clip_list
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_main_config(args.config, args.overrides)      # ConfigError, PrepareError: ValueErrors, one line
+    if args.clips:
+        cfg = with_clip_list(cfg, args.clips, args.clips_mode)
     if args.print_config:
         return print_config(cfg)
     try:
@@ -42,9 +52,14 @@ def _run(args: argparse.Namespace) -> int:
     except FileExistsError as exc:
         raise ValueError(str(exc)) from None
     import pandas as pd
-    n = len(pd.read_csv(table))
+    written = pd.read_csv(table, keep_default_na=False)
+    n, unlabelled = len(written), int((written["label"].astype(str) == "").sum())
     s = cfg.recognizer.input_size
-    print(f"{n} clips: (3, {s}, {s}) u/v/strain maps from {cfg.flow.method} flow -> {table}\n"
-          f"run a recognizer on them: icegan loso --config configs/features_ststnet.yaml --out runs/<name> "
-          f"data.source=table data.table={table} data.size={s}")
+    print(f"{n} clips: (3, {s}, {s}) u/v/strain maps from {cfg.flow.method} flow -> {table}")
+    if unlabelled:
+        print(f"{unlabelled} of them without a label: score them with icegan predict --model MODEL.pt --table {table} "
+              f"--out predictions.csv (a model from icegan fit on maps made this same way)")
+    if unlabelled < n:
+        print(f"run a recognizer on the labelled ones: icegan loso --config configs/features_ststnet.yaml --out "
+              f"runs/<name> data.source=table data.table={table} data.size={s}")
     return 0

@@ -61,7 +61,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     if rec.clip_dir is not None and not rec.clip_dir.is_dir():
         subj_dir = rec.clip_dir.parent
         where = "subject folder" if not subj_dir.is_dir() else "clip folder"
-        return [Problem(k, f"in the sheet but missing on disk ({where} {rec.clip_dir if where == 'clip folder' else subj_dir} not found)", SKIP)]
+        listed = "in the clip list" if rec.dataset not in ("casme2", "samm", "smic") else "in the sheet"
+        return [Problem(k, f"{listed} but missing on disk ({where} {rec.clip_dir if where == 'clip folder' else subj_dir} not found)", SKIP)]
     for n in rec.notes:
         out.append(Problem(k, n, WARN))
     nums = rec.frame_numbers
@@ -91,7 +92,7 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
                 else:
                     what = f"missing frames {ranges_text(missing)} inside onset..offset {rec.onset}-{rec.offset}"
                 out.append(Problem(k, what, WARN))
-    if rec.offset is None and rec.dataset != "smic":
+    if rec.offset is None and rec.dataset in ("casme2", "samm"):      # optional in SMIC and in a clip list
         out.append(Problem(k, "offset is not a frame number in the sheet", WARN))
     if unreadable is None and read_images:
         unreadable = {p for p in rec.frame_paths if not _readable(p)}
@@ -166,16 +167,20 @@ def _loader(dataset: str, root: str | Path, annotations: Optional[str | Path]):
     if dataset == "smic":
         from .smic import SMIC
         return SMIC(root, annotations)
-    raise ValueError(f"unknown dataset {dataset!r}; expected casme2, samm or smic")
+    if dataset == "clips":
+        from .clip_list import ClipList
+        return ClipList(root, annotations)
+    raise ValueError(f"unknown dataset {dataset!r}; expected casme2, samm, smic or clips (your own clip list)")
 
 
 def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Path] = None,
                   composite_only: bool = False, read_images: bool = True, workers: int = 2,
                   progress: bool = False) -> CheckReport:
-    """Check a dataset root against its sheet (CASME II, SAMM) or its folder tree (SMIC).
+    """Check a dataset root against its sheet (CASME II, SAMM), its folder tree (SMIC), or a clip list's clips
+    against their folders (``clips``, :mod:`icegan.data.clip_list`: ``root`` is the CSV).
 
     Args:
-        dataset: ``casme2 | samm | smic``.
+        dataset: ``casme2 | samm | smic | clips``.
         root: dataset root (see the loaders for accepted layouts).
         annotations: sheet path; default: the official sheet found near the root.
         composite_only: check only MEGC2019 composite clips (default: every sheet row).
@@ -205,10 +210,10 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     usable: list[ClipRecord] = []
     ok_count = 0
     for r in recs:
-        if r.clip_dir is not None and not r.clip_dir.parent.is_dir():
+        if dataset != "clips" and r.clip_dir is not None and not r.clip_dir.parent.is_dir():
             missing_subjects[r.subject] += 1
             continue
-        ps = record_problems(r, need_apex=dataset != "smic", unreadable=unreadable)
+        ps = record_problems(r, need_apex=r.apex_method != "unspotted", unreadable=unreadable)
         problems += ps
         if any(p.severity == SKIP for p in ps):
             reason = "; ".join(p.problem for p in ps if p.severity == SKIP)
@@ -221,7 +226,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
             ok_count += not ps
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
-    if dataset == "smic":
+    if dataset in ("smic", "clips"):      # SMIC has no sheet; a clip list is the whole dataset
         not_in_sheet = []
     else:
         all_rows = {(r.subject, r.clip) for r in ds.sheet_rows()}
@@ -231,7 +236,8 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
     return CheckReport(
         dataset=dataset, root=str(ds.root), sheet=str(ds.sheet_path) if ds.sheet_path else None,
-        scope="composite clips" if composite_only else ("all micro clips" if dataset == "smic" else "all sheet rows"),
+        scope=("all listed clips" if dataset == "clips" else "composite clips" if composite_only
+               else "all micro clips" if dataset == "smic" else "all sheet rows"),
         clips_in_sheet=len(recs), clip_folders_on_disk=len(ds.disk_clips()),
         clips_ok=ok_count, clips_usable=len(usable),
         clips_with_problems=[p.as_dict() for p in problems], clips_skipped=skipped,

@@ -62,7 +62,8 @@ class DatasetSpec:
     """One dataset to prepare.
 
     Attributes:
-        name: ``casme2 | samm | smic``.
+        name: ``casme2 | samm | smic``, or ``clips``: your own clips listed in a CSV (:mod:`icegan.data.clip_list`;
+            ``root`` is the CSV, ``annotations`` and ``composite_only`` do not apply).
         root: dataset root (``{shared_data}`` and ``{data_root}`` are replaced by
             :func:`icegan.paths.shared_data_root` / :func:`icegan.paths.default_data_root`).
         annotations: sheet path (same placeholders); default: the official sheet found near the root.
@@ -72,7 +73,7 @@ class DatasetSpec:
         composite_only: only MEGC2019 composite clips (class3 set); False = every sheet clip.
     """
 
-    name: Literal["casme2", "samm", "smic"]
+    name: Literal["casme2", "samm", "smic", "clips"]
     root: str
     annotations: Optional[str] = None
     mode: Literal["raw", "cropped"] = "cropped"
@@ -402,11 +403,11 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         recs = dataset_records(spec)
         missing_subj: dict[str, int] = {}
         for r in recs:
-            if r.clip_dir is not None and not r.clip_dir.parent.is_dir():
+            if spec.name != "clips" and r.clip_dir is not None and not r.clip_dir.parent.is_dir():
                 missing_subj[r.subject] = missing_subj.get(r.subject, 0) + 1
                 skipped.append({"key": r.key, "reason": f"subject folder {r.clip_dir.parent} not on disk"})
                 continue
-            probs = [p for p in record_problems(r, need_apex=r.dataset != "smic") if p.severity == SKIP]
+            probs = [p for p in record_problems(r, need_apex=r.apex_method != "unspotted") if p.severity == SKIP]
             if probs:
                 reason = "; ".join(p.problem for p in probs)
                 skipped.append({"key": r.key, "reason": reason})

@@ -126,13 +126,18 @@ def spot_apex_index(frames: Sequence[np.ndarray], method: SpotMethod = "dis",
 
 
 def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: str = "hog") -> ClipRecord:
-    """Copy of ``record`` with ``apex`` spotted on its frames (onset = first frame) and ``apex_method`` set.
+    """Copy of ``record`` with ``apex`` spotted on its frames from the onset to the offset (the first and last frame
+    when they are not set, as for SMIC) and ``apex_method`` set.
 
     Raises:
-        ValueError: the clip has fewer than 2 frames or an unreadable frame (message names the clip).
+        ValueError: the clip has fewer than 2 frames in that range or an unreadable frame (message names the clip).
     """
+    first = record.onset if record.onset is not None else -1
+    last = record.offset if record.offset is not None else float("inf")
+    span = [(n, p) for n, p in zip(record.frame_numbers, record.frame_paths) if first <= n <= last]
+    numbers = [n for n, _ in span]
     frames = []
-    for p in record.frame_paths:
+    for _, p in span:
         img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
         if img is None:
             raise ValueError(f"{record.key}: cannot read frame {p} for apex spotting")
@@ -140,4 +145,4 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     if len(frames) < 2:
         raise ValueError(f"{record.key}: apex spotting needs at least 2 frames, found {len(frames)}")
     idx, name, _ = spot_apex_index(frames, method=method, detector=detector)
-    return dataclasses.replace(record, apex=record.frame_numbers[idx], apex_method=name)
+    return dataclasses.replace(record, apex=numbers[idx], apex_method=name)

@@ -1,0 +1,163 @@
+"""Your own clips, listed in one CSV: a dataset of the main job's preprocessing that is not CASME II, SAMM or SMIC
+(``name: clips`` under ``data.prepare.datasets``, or ``icegan features --clips FILE.csv``).
+
+The list has one row per clip::
+
+    subject,clip,frames,onset,apex,offset,label
+    p01,take1,videos/p01/take1,12,31,55,
+    p01,take2,videos/p01/take2,3,,40,positive
+
+* ``subject``: the person; LOSO folds and warnings go by it. Prefixed with the ``dataset`` column's value (default
+  ``clips``) unless it already holds a ``/``.
+* ``clip``: the clip's name (unique within its subject).
+* ``frames``: the folder of the clip's frames, relative to the CSV or absolute. Frame files are matched by the number
+  at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the official releases.
+* ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
+  SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional.
+* ``label``: optional; a MEGC2019 class name or id (``negative`` 0, ``positive`` 1, ``surprise`` 2), or empty for a
+  clip without one (``icegan features`` keeps it with an empty label, for ``icegan predict``; a LOSO run leaves it
+  out).
+* ``dataset``: optional; a short name for the source of the clips (default ``clips``).
+
+Every error names the CSV line and the clip.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+
+from .records import ClipRecord, list_frames
+
+__all__ = ["ClipList", "CLIP_LIST_COLUMNS"]
+
+#: required columns, then optional ones
+CLIP_LIST_COLUMNS = (("subject", "clip", "frames", "onset"), ("apex", "offset", "label", "dataset"))
+_CLASSES = {"negative": 0, "positive": 1, "surprise": 2}
+
+
+def _frame_number(value: str, column: str, where: str, required: bool) -> Optional[int]:
+    value = value.strip()
+    if not value:
+        if required:
+            raise ValueError(f"{where}: empty {column}; give the {column} frame number")
+        return None
+    try:
+        f = float(value)
+    except ValueError:
+        f = float("nan")
+    if not f.is_integer() or f < 0:
+        raise ValueError(f"{where}: {column} {value!r} is not a frame number (a non-negative integer)")
+    return int(f)
+
+
+class ClipList:
+    """The clips of one clip list (module docstring), as :class:`~icegan.data.records.ClipRecord` s for
+    :func:`icegan.data.prepare.prepare_dataset`.
+
+    Args:
+        root: the CSV file.
+        annotations: unused (a clip list carries its own onsets, apexes and labels); accepted so that a clip list
+            fits where a dataset root and sheet go.
+
+    Raises:
+        FileNotFoundError: the CSV is missing.
+        ValueError: a missing column, an empty required cell, a frame number that is not one, an apex before the
+            onset, a label that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice
+            (each names the CSV line and clip).
+    """
+
+    name = "clips"
+
+    def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
+        self.path = Path(root)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"clip list not found: {self.path} (a CSV with columns "
+                                    f"{', '.join(CLIP_LIST_COLUMNS[0])} and optionally {', '.join(CLIP_LIST_COLUMNS[1])})")
+        self._records: Optional[list[ClipRecord]] = None
+        self.root, self.sheet_path = self.path.parent, self.path      # where `icegan data check` reports them
+
+    def disk_clips(self) -> list[tuple[str, str]]:
+        """``(subject, clip)`` of the listed clips whose frame folder exists."""
+        return [(r.subject, r.clip) for r in self.records() if r.clip_dir is not None and r.clip_dir.is_dir()]
+
+    def _read(self) -> list[ClipRecord]:
+        csv = self.path
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                raw = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
+        except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError) as exc:
+            raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): "
+                             f"{exc}") from None
+        raw.columns = [str(c).strip().lower() for c in raw.columns]
+        missing = [c for c in CLIP_LIST_COLUMNS[0] if c not in raw.columns]
+        if missing:
+            raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a clip list needs "
+                             f"{', '.join(CLIP_LIST_COLUMNS[0])}; optional: {', '.join(CLIP_LIST_COLUMNS[1])})")
+        for c in CLIP_LIST_COLUMNS[1]:
+            if c not in raw.columns:
+                raw[c] = ""
+        out, seen = [], {}
+        for i, r in raw.iterrows():
+            line = int(i) + 2
+            if not any(str(v).strip() for v in r.to_numpy()):
+                continue
+            clip = r["clip"].strip()
+            where = f"{csv}, line {line} (clip '{clip}')"
+            for c in ("subject", "clip", "frames"):
+                if not r[c].strip():
+                    raise ValueError(f"{where}: empty {c}")
+            dataset = r["dataset"].strip() or self.name
+            if not dataset.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"{where}: dataset name {dataset!r} is not usable; give a short name of letters, "
+                                 f"digits, '_' or '-'")
+            subject = r["subject"].strip()
+            if "/" in subject:
+                dataset, _, rest = subject.partition("/")
+                subject = rest
+            onset = _frame_number(r["onset"], "onset", where, required=True)
+            apex = _frame_number(r["apex"], "apex", where, required=False)
+            offset = _frame_number(r["offset"], "offset", where, required=False)
+            if apex is not None and apex < onset:
+                raise ValueError(f"{where}: apex {apex} is before onset {onset}")
+            label = r["label"].strip()
+            if not label:
+                class3 = None
+            elif label.lower() in _CLASSES:
+                class3 = _CLASSES[label.lower()]
+            elif label in ("0", "1", "2"):
+                class3 = int(label)
+            else:
+                raise ValueError(f"{where}: label {label!r} is neither empty, a class id 0..2 nor one of "
+                                 f"{list(_CLASSES)}")
+            key = f"{dataset}/{subject}/{clip}"
+            if key in seen:
+                raise ValueError(f"{where}: clip '{clip}' of subject '{dataset}/{subject}' is listed twice (first on "
+                                 f"line {seen[key]})")
+            seen[key] = line
+            folder = Path(r["frames"].strip())
+            folder = folder if folder.is_absolute() else csv.parent / folder
+            numbers, paths, problems = list_frames(folder) if folder.is_dir() else ((), (), [])
+            out.append(ClipRecord(dataset=dataset, subject=f"{dataset}/{subject}", clip=clip, emotion=label,
+                                  class3=class3, onset=onset, apex=apex, offset=offset, frame_numbers=numbers,
+                                  frame_paths=paths, apex_method="annotated" if apex is not None else "unspotted",
+                                  clip_dir=folder, notes=tuple(problems)))
+        if not out:
+            raise ValueError(f"{csv}: no clips listed")
+        return out
+
+    def records(self, composite_only: bool = True, subjects: Iterable[str] = ()) -> list[ClipRecord]:
+        """The listed clips, in file order, labelled or not (``composite_only`` does not apply to a clip list:
+        every listed clip is yours to prepare).
+
+        Args:
+            composite_only: ignored (see above).
+            subjects: restrict to these subjects (``p01`` or ``clips/p01``); empty = all.
+        """
+        if self._records is None:
+            self._records = self._read()
+        wanted = {s.split("/")[-1] for s in subjects}
+        return [r for r in self._records if not wanted or r.subject.split("/", 1)[1] in wanted]

@@ -1,0 +1,156 @@
+"""Your own clips (a clip list) through the main job's preprocessing and flow: `icegan features --clips`, then
+`icegan predict`; and the prepared clips without a MEGC2019 class (label -1) left out of a LOSO run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icegan.cli import main
+from icegan.data.clip_list import ClipList
+
+
+def _write(tmp_path: Path, text: str, name: str = "clips.csv") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _frames(folder: Path, numbers, size: int = 16) -> None:
+    import cv2
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        cv2.imwrite(str(folder / f"img{n}.jpg"), np.full((size, size), 100 + n, np.uint8))
+
+
+def test_clip_list_records(tmp_path):
+    """Columns, prefixes, labels (names, ids, empty), an empty apex left to spotting, frames found by number."""
+    _frames(tmp_path / "v" / "a", range(10, 16))
+    csv = _write(tmp_path, "subject,clip,frames,onset,apex,offset,label,dataset\n"
+                           "p01,a,v/a,10,13,15,positive,\n"
+                           "p01,b,v/b,3,,,,\n"
+                           "lab/p02,c,v/c,1,2,,2,\n"
+                           "p03,d,v/d,1,2,,surprise,mine\n")
+    recs = ClipList(csv).records()
+    assert [r.key for r in recs] == ["clips/p01/a", "clips/p01/b", "lab/p02/c", "mine/p03/d"]
+    a, b, c, d = recs
+    assert (a.class3, a.onset, a.apex, a.offset, a.apex_method) == (1, 10, 13, 15, "annotated")
+    assert a.frame_numbers == tuple(range(10, 16)) and a.frame_paths[0] == tmp_path / "v" / "a" / "img10.jpg"
+    assert (b.class3, b.apex, b.apex_method, b.frame_numbers) == (None, None, "unspotted", ())
+    assert (c.dataset, c.class3) == ("lab", 2) and (d.dataset, d.class3) == ("mine", 2)
+    assert [r.key for r in ClipList(csv).records(subjects=["p01"])] == ["clips/p01/a", "clips/p01/b"]
+    minimal = _write(tmp_path, "subject,clip,frames,onset\np01,a,v/a,10\n", "minimal.csv")
+    assert ClipList(minimal).records()[0].class3 is None
+
+
+@pytest.mark.parametrize("text,match", [
+    ("subject,clip,onset\np,a,1\n", r"missing column\(s\) \['frames'\]"),
+    ("subject,clip,frames,onset\np,a,v,\n", r"line 2 \(clip 'a'\): empty onset"),
+    ("subject,clip,frames,onset,apex\np,a,v,5,x\n", r"line 2 \(clip 'a'\): apex 'x' is not a frame number"),
+    ("subject,clip,frames,onset,apex\np,a,v,5,3\n", r"line 2 \(clip 'a'\): apex 3 is before onset 5"),
+    ("subject,clip,frames,onset,label\np,a,v,5,angry\n", r"line 2 \(clip 'a'\): label 'angry'"),
+    ("subject,clip,frames,onset\np,a,v,5\n\np,a,w,6\n", r"line 4 \(clip 'a'\): .*listed twice \(first on line 2\)"),
+    ("subject,clip,frames,onset,dataset\np,a,v,5,my data\n", r"line 2 .*dataset name 'my data' is not usable"),
+    ("subject,clip,frames,onset\n", r"no clips listed"),
+])
+def test_clip_list_errors_name_the_line(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        ClipList(_write(tmp_path, text)).records()
+
+
+def test_missing_clip_list_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="clip list not found: .*none.csv"):
+        ClipList(tmp_path / "none.csv")
+
+
+def test_apex_is_spotted_between_onset_and_offset(tmp_path):
+    """An empty apex is spotted on the frames from the onset to the offset only."""
+    from icegan.data.spotting import spot_record_apex
+    _frames(tmp_path / "v", range(1, 11))
+    csv = _write(tmp_path, "subject,clip,frames,onset,offset\np,a,v,5,9\np,b,v,1,\n")
+    a, b = ClipList(csv).records()
+    assert spot_record_apex(a, method="middle").apex == 7          # middle of frames 5..9
+    assert spot_record_apex(b, method="middle").apex == 6          # no offset: middle of frames 1..10
+
+
+def _fake_prepared(monkeypatch, class3):
+    """prepare_dataset replaced by a cache of len(class3) clips whose class is class3 (-1: none)."""
+    import icegan.data.prepare as prepare
+    n = len(class3)
+    manifest = pd.DataFrame({"index": range(n), "key": [f"clips/p{i}/c" for i in range(n)], "dataset": "clips",
+                             "subject": [f"clips/p{i}" for i in range(n)], "clip": "c", "class3": class3})
+    frames = prepare.PreparedFrames(onset=np.zeros((n, 64, 64), np.uint8), apex=np.ones((n, 64, 64), np.uint8),
+                                    apex_neighbours=np.zeros((n, 4, 64, 64), np.uint8),
+                                    landmarks=np.zeros((n, 6, 68, 2), np.float32), cache_dir=Path("."))
+    fake = prepare.PreparedDataset(manifest=manifest, frames=frames, skipped=pd.DataFrame(), cache_dir=Path("."),
+                                   settings={})
+    monkeypatch.setattr(prepare, "prepare_dataset", lambda cfg: fake)
+
+
+def test_loso_leaves_out_clips_without_a_class(monkeypatch, caplog):
+    """The cache writes class3 = -1 for a clip without a MEGC2019 class: a LOSO run leaves it out (with a warning);
+    icegan features keeps it with label -1."""
+    from icegan.pipeline import load_main_config, load_samples
+    _fake_prepared(monkeypatch, [0, -1, 2, -1])
+    cfg = load_main_config("configs/casme2.yaml", ["device=cpu"])
+    with caplog.at_level("WARNING"):
+        clips = load_samples(cfg, progress=False)
+    assert clips.samples["label"].tolist() == [0, 2] and len(clips.onset) == 2
+    assert clips.samples["subject"].tolist() == ["clips/p0", "clips/p2"]
+    assert "2 prepared clips have no MEGC2019 class" in caplog.text
+    kept = load_samples(cfg, progress=False, unlabelled=True)
+    assert kept.samples["label"].tolist() == [0, -1, 2, -1] and len(kept.apex) == 4
+
+
+def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
+    """Two real CASME II clips listed as your own (one labelled, one not, its apex spotted), prepared and flowed with
+    configs/casme2.yaml's settings, written as a table with an empty label, then scored by icegan predict."""
+    root = shared_data / "casme2" / "sub01"
+    csv = _write(tmp_path, f"subject,clip,frames,onset,apex,offset,label\n"
+                           f"me,happy,{root / 'EP02_01f'},46,59,86,positive\n"
+                           f"me,other,{root / 'EP03_02'},131,,141,\n")
+    out = tmp_path / "features"
+    rc = main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--clips-mode", "cropped",
+               "--out", str(out), "--no-progress", "device=cpu", "data.prepare.workers=1",
+               f"data.prepare.cache_root={tmp_path / 'cache'}"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    table = pd.read_csv(out / "features.csv", keep_default_na=False, dtype=str)
+    assert table["subject"].tolist() == ["clips/me", "clips/me"] and table["label"].tolist() == ["1", ""]
+    assert "1 of them without a label: score them with icegan predict" in printed
+    manifest = pd.read_csv(next((tmp_path / "cache").glob("*/manifest.csv")))
+    spotted = manifest.set_index("clip").loc["other"]
+    assert 131 <= spotted["apex"] <= 141 and spotted["apex_method"] != "annotated"
+    maps = np.load(out / table["path"][1])
+    assert maps.shape == (3, 28, 28) and maps.min() >= 0 and maps.max() <= 1
+
+    assert main(["fit", "--out", str(tmp_path / "m.pt"), "--no-progress", "data.source=toy", "model.name=logreg",
+                 "threads=1"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(out / "features.csv"),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert p["clip"].tolist() == ["happy", "other"] and p["y_true"].isna().tolist() == [False, True]
+    assert "metrics need all of them" in capsys.readouterr().out
+
+
+def test_data_check_reports_a_clip_list(shared_data, tmp_path):
+    """`icegan data check --dataset clips`: usable clips, a missing folder and an apex outside the frames, named."""
+    import json
+    root = shared_data / "casme2" / "sub01"
+    csv = _write(tmp_path, f"subject,clip,frames,onset,apex,offset,label\n"
+                           f"me,happy,{root / 'EP02_01f'},46,59,86,positive\n"
+                           f"me,spotted,{root / 'EP02_01f'},46,,,\n"
+                           f"me,gone,{tmp_path / 'nowhere'},1,,,\n"
+                           f"me,late,{root / 'EP02_01f'},46,999,,\n")
+    assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["clips_in_sheet"], report["clips_usable"], report["scope"]) == (4, 2, "all listed clips")
+    assert report["by_class_usable"] == {"negative": 0, "positive": 1, "surprise": 0}
+    reasons = {s["clip"]: s["reason"] for s in report["clips_skipped"]}
+    assert set(reasons) == {"clips/me/gone", "clips/me/late"}
+    assert "in the clip list but missing on disk" in reasons["clips/me/gone"]
+    assert "apex frame 999 not on disk" in reasons["clips/me/late"]
+    assert not any("offset" in p["problem"] for p in report["clips_with_problems"])   # offset is optional here
