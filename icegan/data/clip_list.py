@@ -29,13 +29,14 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
+from .feature_table import parse_class_label
+from .features import dataset_name
 from .records import ClipRecord, list_frames
 
 __all__ = ["ClipList", "CLIP_LIST_COLUMNS"]
 
 #: required columns, then optional ones
 CLIP_LIST_COLUMNS = (("subject", "clip", "frames", "onset"), ("apex", "offset", "label", "dataset"))
-_CLASSES = {"negative": 0, "positive": 1, "surprise": 2}
 
 
 def _frame_number(value: str, column: str, where: str, required: bool) -> Optional[int]:
@@ -110,29 +111,21 @@ class ClipList:
             for c in ("subject", "clip", "frames"):
                 if not r[c].strip():
                     raise ValueError(f"{where}: empty {c}")
-            dataset = r["dataset"].strip() or self.name
-            if not dataset.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"{where}: dataset name {dataset!r} is not usable; give a short name of letters, "
-                                 f"digits, '_' or '-'")
+            given = r["dataset"].strip() or self.name
             subject = r["subject"].strip()
             if "/" in subject:
-                dataset, _, rest = subject.partition("/")
-                subject = rest
+                given, _, subject = subject.partition("/")
+            dataset = dataset_name(given)
+            if dataset is None:
+                raise ValueError(f"{where}: dataset name {given!r} is not usable; give a short name of letters, "
+                                 f"digits, '_' or '-'")
             onset = _frame_number(r["onset"], "onset", where, required=True)
             apex = _frame_number(r["apex"], "apex", where, required=False)
             offset = _frame_number(r["offset"], "offset", where, required=False)
             if apex is not None and apex < onset:
                 raise ValueError(f"{where}: apex {apex} is before onset {onset}")
             label = r["label"].strip()
-            if not label:
-                class3 = None
-            elif label.lower() in _CLASSES:
-                class3 = _CLASSES[label.lower()]
-            elif label in ("0", "1", "2"):
-                class3 = int(label)
-            else:
-                raise ValueError(f"{where}: label {label!r} is neither empty, a class id 0..2 nor one of "
-                                 f"{list(_CLASSES)}")
+            class3 = parse_class_label(label, where, allow_empty=True)
             key = f"{dataset}/{subject}/{clip}"
             if key in seen:
                 raise ValueError(f"{where}: clip '{clip}' of subject '{dataset}/{subject}' is listed twice (first on "

@@ -34,11 +34,30 @@ from PIL import Image
 
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 
-__all__ = ["CLASS_NAMES", "read_feature_table", "load_table_features", "minmax_per_clip"]
+__all__ = ["CLASS_NAMES", "parse_class_label", "read_feature_table", "load_table_features", "minmax_per_clip"]
 
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def parse_class_label(text: str, where: str, allow_empty: bool = False) -> Optional[int]:
+    """A MEGC2019 class written in a CSV cell: a name (``negative``, ``positive``, ``surprise``, any case) or an id
+    0..2 → the id; an empty cell → None when ``allow_empty``.
+
+    Raises:
+        ValueError: anything else (``where`` names the file, line and clip).
+    """
+    label = str(text).strip()
+    if not label and allow_empty:
+        return None
+    if label.lower() in CLASS_NAMES:
+        return CLASS_NAMES[label.lower()]
+    if label in ("0", "1", "2"):
+        return int(label)
+    names = sorted(CLASS_NAMES, key=CLASS_NAMES.get)
+    raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
+                     f"of {names}")
 
 
 def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None,
@@ -104,16 +123,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         if slash and given and dataset_name(given) != ds:
             raise ValueError(f"{where}: subject '{subject}' is prefixed with '{prefix}' but the dataset column says "
                              f"'{given}'")
-        label = r["label"].strip()
-        if not label:                               # only reached when unlabelled rows are allowed
-            label = -1
-        elif label.lower() in CLASS_NAMES:
-            label = CLASS_NAMES[label.lower()]
-        elif label in ("0", "1", "2"):
-            label = int(label)
-        else:
-            raise ValueError(f"{where}: label {r['label']!r} is neither a class id 0..2 nor one of "
-                             f"{sorted(CLASS_NAMES, key=CLASS_NAMES.get)}")
+        label = parse_class_label(r["label"], where, allow_empty=not labelled)
+        label = -1 if label is None else label
         path = Path(r["path"].strip())
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
                      "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
