@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from icegan.commands import add_print_config, print_config
+from icegan.commands import add_print_config, one_line_errors, print_config
 
 __all__ = ["register", "fit", "predict_table"]
 
@@ -169,22 +169,15 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     return out, [meta for _, meta in loaded], int(fs.features.shape[-1])
 
 
+@one_line_errors("icegan fit")
 def _fit_main(args: argparse.Namespace) -> int:
     from icegan.commands.loso import LosoConfig
-    from icegan.config import ConfigError, load_config
+    from icegan.config import load_config
 
-    try:
-        cfg = load_config(LosoConfig, args.config, args.overrides)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"icegan fit: error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(LosoConfig, args.config, args.overrides)
     if args.print_config:
         return print_config(cfg)
-    try:
-        _, record = fit(cfg, Path(args.out), progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        print(f"icegan fit: error: {exc}", file=sys.stderr)
-        return 2
+    _, record = fit(cfg, Path(args.out), progress=not args.no_progress)
     ds = ", ".join(f"{k} {v}" for k, v in record["datasets"].items())
     cl = ", ".join(f"{k} {v}" for k, v in record["classes"].items())
     print(f"{cfg.model.name}: trained on {record['clips']} clips of {len(record['subjects'])} subjects ({ds}; {cl}), "
@@ -194,16 +187,13 @@ def _fit_main(args: argparse.Namespace) -> int:
     return 0
 
 
+@one_line_errors("icegan predict")
 def _predict_main(args: argparse.Namespace) -> int:
     from icegan.metrics import compute_metrics
-    from icegan.saved_recognizer import SavedRecognizerError, maps_differ, maps_provenance
+    from icegan.saved_recognizer import maps_differ, maps_provenance
 
-    try:
-        out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
-                                         device=args.device)
-    except (SavedRecognizerError, ValueError, FileNotFoundError, OSError) as exc:
-        print(f"icegan predict: error: {exc}", file=sys.stderr)
-        return 2
+    out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
+                                     device=args.device)
     scored_maps = maps_provenance("table", args.table)
     for path, meta in zip(args.model, metas):
         trained = meta["training"]
