@@ -179,7 +179,8 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "data.annotations": None,
                                     "model.noise_filter": "none", "recognizer.noise_filter": "none",
                                     "model.cutout_px": 0, "recognizer.cutout_px": 0,
-                                    "model.sam_rho": 0.0, "recognizer.sam_rho": 0.0}
+                                    "model.sam_rho": 0.0, "recognizer.sam_rho": 0.0,
+                                    "model.class_balance": "pooled", "recognizer.class_balance": "pooled"}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

@@ -304,6 +304,7 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     # recognizer options of `icegan loso` feature runs only: (key, what it is, why not here, its off value)
     for key, what, why, off in (
             ("subject_weighting", "", " (its recognizer is not given the subject of every synthetic apex)", False),
+            ("class_balance", "", " (its recognizer is not given the dataset of every synthetic apex)", "pooled"),
             ("noise_filter", "", "", "none"),
             ("au_weight", " (action units as an auxiliary target)", " (a synthetic apex has no coded action units)", 0),
             ("domain_adversarial", " (domain-adversarial training)", " (its recognizer is not given the dataset of "

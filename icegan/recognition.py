@@ -44,7 +44,7 @@ from icegan.models.recognizers import build_recognizer
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "warp_features", "resize_features", "train_models", "predict_models",
-           "fit_predict_folds", "fit_recognizer", "FittedRecognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "inner_val_masks"]
+           "fit_predict_folds", "fit_recognizer", "FittedRecognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "dataset_class_weights", "inner_val_masks"]
 
 
 def hflip_features(x: torch.Tensor) -> torch.Tensor:
@@ -182,14 +182,64 @@ def subject_weights(subjects: Sequence[str], train_mask: np.ndarray | torch.Tens
     Raises:
         ValueError: ``subjects`` and ``train_mask`` disagree in N.
     """
+    return _equal_group_weights(subjects, train_mask, "subject_weights", "subjects")
+
+
+def dataset_class_weights(subjects: Sequence[str], y: torch.Tensor | np.ndarray,
+                          train_mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(G, N) float32 sample weights under which every (dataset, class) cell of each model's training rows has the
+    same total weight (``model.class_balance=per_dataset``).
+
+    ``w[g, i] = c_g / n_{g, d(i), y(i)}`` for a training sample i of model g (``n_{g, d, c}``: its training samples of
+    dataset d and class c; d from the subject's ``dataset/`` prefix), 0 outside ``train_mask[g]``; ``c_g`` makes the
+    mean over model g's training samples 1. When every dataset holds every class, class weights computed on these
+    weighted counts (:func:`class_weights`) are then all 1.
+
+    Args:
+        subjects: (N,) dataset-prefixed subject ids (``samm/006``). y: (N,) class ids. train_mask: (G, N) bool.
+
+    Raises:
+        ValueError: ``subjects``, ``y`` and ``train_mask`` disagree in N.
+    """
+    y = np.asarray(y).reshape(-1)
+    if len(y) != len(subjects):
+        raise ValueError(f"dataset_class_weights: {len(subjects)} subjects for {len(y)} labels")
+    cells = [f"{str(s).split('/', 1)[0]}|{int(c)}" for s, c in zip(subjects, y)]
+    return _equal_group_weights(cells, train_mask, "dataset_class_weights", "subjects")
+
+
+def _equal_group_weights(groups: Sequence[str], train_mask: np.ndarray | torch.Tensor, who: str,
+                         what: str) -> torch.Tensor:
+    """(G, N) weights c_g / n_{g, group(i)} on each model's training rows (0 elsewhere), mean 1 over them: every
+    group of a model's training rows weighs the same in total."""
     mask = torch.as_tensor(np.asarray(train_mask), dtype=torch.float32)
-    if mask.dim() != 2 or mask.shape[1] != len(subjects):
-        raise ValueError(f"subject_weights: {len(subjects)} subjects for a train mask of shape {tuple(mask.shape)}")
-    _, inverse = np.unique(np.asarray(subjects), return_inverse=True)
+    if mask.dim() != 2 or mask.shape[1] != len(groups):
+        raise ValueError(f"{who}: {len(groups)} {what} for a train mask of shape {tuple(mask.shape)}")
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
     onehot = F.one_hot(torch.from_numpy(inverse.reshape(-1)), int(inverse.max()) + 1 if len(inverse) else 1).float()
-    per_subject = mask @ onehot                                            # (G, S) clips per subject and model
-    w = mask / (per_subject @ onehot.t()).clamp_min(1)                     # (G, N): 1 / n_s on the training rows
+    per_group = mask @ onehot                                              # (G, S) rows per group and model
+    w = mask / (per_group @ onehot.t()).clamp_min(1)                       # (G, N): 1 / n_group on the training rows
     return w * (mask.sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-12))
+
+
+def _balance_weights(cfg: RecognizerConfig, subjects: Optional[Sequence[str]], y, train_mask,
+                     where: str) -> Optional[torch.Tensor]:
+    """The (G, N) sample weights of ``cfg.subject_weighting`` and ``cfg.class_balance`` (their product when both are
+    on), or None when neither is.
+
+    Raises:
+        ValueError: one of them is on and ``subjects`` is None (``where`` says which entry point lacks them).
+    """
+    if not cfg.subject_weighting and cfg.class_balance == "pooled":
+        return None
+    if subjects is None:
+        key = "subject_weighting" if cfg.subject_weighting else "class_balance"
+        raise ValueError(f"{cfg.SECTION}.{key} needs the subject of every training clip; {where}")
+    w = subject_weights(subjects, train_mask) if cfg.subject_weighting else None
+    if cfg.class_balance == "per_dataset":
+        c = dataset_class_weights(subjects, y, train_mask)
+        w = c if w is None else w * c
+    return w
 
 
 def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: float,
@@ -740,7 +790,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     if cfg.domain_bn or cfg.domain_adversarial > 0:
         from icegan.data.features import dataset_indices
         domains = dataset_indices(subjects)[0]
-    sw = subject_weights(subjects, masks) if cfg.subject_weighting else None
+    sw = _balance_weights(cfg, subjects, y.numpy(), masks, "pass subjects=...")
     xs = resize_features(x.float(), cfg.input_size)
     tag = f"folds{getattr(folds[0], 'index', 0)}-{getattr(folds[-1], 'index', len(folds) - 1)}"
     model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
@@ -874,13 +924,13 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     if cfg.domain_bn:
         raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
                          "only, not by the main job's per-fold recognizer: set model.domain_bn=false")
-    weights = None
-    if cfg.subject_weighting:
-        if subjects_train is None or len(subjects_train) != len(x_train):
-            raise ValueError(f"{cfg.SECTION}.subject_weighting needs the subject of every training clip; it is "
-                             f"supported by `icegan loso` feature runs, not by the main job's per-fold recognizer: "
-                             f"set {cfg.SECTION}.subject_weighting=false")
-        weights = subject_weights(subjects_train, np.ones((1, len(x_train)), dtype=bool))[0]     # (N,)
+    if subjects_train is not None and len(subjects_train) != len(x_train):
+        raise ValueError(f"subjects_train holds {len(subjects_train)} subjects for {len(x_train)} training rows")
+    key = "subject_weighting" if cfg.subject_weighting else "class_balance"
+    weights = _balance_weights(cfg, subjects_train, y_train.numpy(), np.ones((1, len(x_train)), dtype=bool),
+                               f"it is supported by `icegan loso` feature runs and `icegan fit`, not by the main job's "
+                               f"per-fold recognizer: set {cfg.SECTION}.{key} to its default")
+    weights = None if weights is None else weights[0]                                          # (N,)
     if sample_weight is not None:
         sample_weight = torch.as_tensor(sample_weight, dtype=torch.float32)
         _check_sample_weight(sample_weight, (len(x_train),), f"have one weight per training row ({len(x_train)},)")
@@ -1068,10 +1118,8 @@ def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor,
         ValueError: ``cfg.name`` is not a scikit-learn recognizer; ``cfg.subject_weighting`` without ``subjects``.
     """
     train, test = torch.as_tensor(fold.train_idx), torch.as_tensor(fold.test_idx)
-    weights = None
-    if cfg.subject_weighting:
-        if subjects is None:
-            raise ValueError(f"{cfg.SECTION}.subject_weighting needs the subject of every clip (subjects=...)")
-        weights = subject_weights([subjects[int(i)] for i in train], np.ones((1, len(train)), dtype=bool))[0]
+    weights = _balance_weights(cfg, None if subjects is None else [subjects[int(i)] for i in train],
+                               y[train].numpy(), np.ones((1, len(train)), dtype=bool), "pass subjects=...")
+    weights = None if weights is None else weights[0]
     clf = _fit_sklearn(cfg, seed, x[train], y[train], weights)
     return _predict_sklearn(cfg, clf, x[test], n_classes)

@@ -49,6 +49,12 @@ class RecognizerConfig:
             the class weights are then computed on these weighted counts, so the classes stay balanced
             (:func:`subject_weights`). Needs the subject of every clip: ``icegan loso`` feature runs (every
             recognizer); not the main job. Synthetic rows count for the subject they were made from.
+        class_balance: over which rows ``class_weighting`` balances the classes: ``pooled`` (default: all of a
+            model's training rows, as above) or ``per_dataset``: every (dataset, class) cell of its training rows
+            weighs the same in the loss (each clip 1 / n_{d,c}, rescaled to mean 1), so each dataset's minority classes
+            count as much as its majority class, and the datasets as much as each other
+            (:func:`icegan.recognition.dataset_class_weights`). Needs ``class_weighting`` and the subject of every
+            clip: ``icegan loso`` feature runs and ``icegan fit`` (every recognizer); not the main job.
         hflip: random horizontal flips (u negated) during training; the scikit-learn recognizers
             (:data:`SKLEARN_MODELS`) are fitted on the training clips and their mirrors instead.
         shift_px: random translation of each training sample by an integer offset drawn
@@ -160,9 +166,13 @@ class RecognizerConfig:
     forest_trees: int = 500
     domain_bn: bool = False
     subject_weighting: bool = False
+    class_balance: Literal["pooled", "per_dataset"] = "pooled"
 
     def __post_init__(self):
         sec = self.SECTION
+        if self.class_balance == "per_dataset" and not self.class_weighting:
+            raise ValueError(f"{sec}.class_balance=per_dataset balances the classes within each dataset: it needs "
+                             f"{sec}.class_weighting=true")
         if self.name == "custom":
             if not self.module:
                 raise ValueError(f"{sec}.name=custom needs {sec}.module='package.module:factory' or "

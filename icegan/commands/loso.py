@@ -468,6 +468,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.logreg_C=FLOAT  model.logreg_max_iter=INT  model.forest_trees=INT (random forest; random state = seed)
   model.domain_bn=BOOL (STSTNet: batch-norm statistics per dataset, from the training subjects)
   model.subject_weighting=BOOL (every training subject weighs the same in the loss: 1/n_s per clip)
+  model.class_balance=pooled|per_dataset (balance the classes over all training clips, or within each dataset:
+                           every (dataset, class) cell weighs the same; needs model.class_weighting=true)
   model.noise_filter=none|forest (leave out of each fold's training the clips confident learning flags as
                            mislabelled, on a random forest's out-of-bag probabilities; networks only)
   model.au_weight=FLOAT (STSTNet: + that times the binary cross-entropy of the 14 EMFACS action units of the
