@@ -87,9 +87,13 @@ def test_fit_with_inner_validation_differs_from_final_epoch(tmp_path):
 def test_fit_refuses_loso_only_settings(tmp_path, key, _on, _why):
     value = {"oracle_epoch": "true", "model.noise_filter": "forest", "model.domain_bn": "true",
              "model.domain_adversarial": "1", "model.au_weight": "1", "data.synthetic_per_clip": "1",
-             "data.permute_labels": "0"}[key]
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
-        fit(_cfg(f"{key}={value}"), tmp_path / "m.pt", progress=False)
+             "data.permute_labels": "0", "data.roi": "landmarks"}[key]
+    # landmark regions and synthetic clips need the composite's faces (a toy config refuses them itself): refused
+    # before any data is read
+    composite_only = key in ("data.roi", "data.synthetic_per_clip")
+    cfg = load_config(LosoConfig, None, [f"{key}={value}"]) if composite_only else _cfg(f"{key}={value}")
+    with pytest.raises(ValueError, match=f"icegan fit cannot apply {key}"):
+        fit(cfg, tmp_path / "m.pt", progress=False)
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -291,3 +295,25 @@ def test_a_model_of_the_released_maps_warns_on_icegan_features_maps(shared_data,
                  "--out", str(tmp_path / "p.csv")]) == 0
     assert ("trained on the released megc2019_htnet maps, these are srflownet flow (icegan features, 28 px)"
             in capsys.readouterr().err)
+
+
+def test_scored_maps_go_through_the_training_maps_path(tmp_path):
+    """Maps of another size are resized to the training maps' size first (a scikit-learn model needs exactly that
+    many values); a model trained with data.recenter=median gets its scored clips recentred the same way."""
+    from icegan.data.features import recenter_flow
+    from icegan.recognition import resize_features
+    new = make_toy_features(n_subjects_per_dataset=1, seed=5)
+    big = new.features.clone()
+    big = torch.nn.functional.interpolate(big, size=56, mode="bilinear", align_corners=False)
+    from icegan.data.features import FeatureSet
+    table = _write_table(tmp_path, FeatureSet(new.samples, big), labels="empty")
+    fitted, _ = fit(_cfg("model.name=logreg"), tmp_path / "lr.pt", progress=False)
+    p, _, size = predict_table([tmp_path / "lr.pt"], table)
+    assert size == 56
+    cols = ["score_negative", "score_positive", "score_surprise"]
+    np.testing.assert_allclose(p[cols].to_numpy(), fitted(resize_features(big, 28)), atol=1e-6)
+    table28 = _write_table(tmp_path, new, labels="empty", name="t28.csv")
+    fitted, _ = fit(_cfg("model.name=logreg", "data.recenter=median"), tmp_path / "rc.pt", progress=False)
+    p, _, _ = predict_table([tmp_path / "rc.pt"], table28)
+    np.testing.assert_allclose(p[cols].to_numpy(), fitted(recenter_flow(new.features)), atol=1e-6)
+    assert not np.allclose(p[cols].to_numpy(), fitted(new.features), atol=1e-3)

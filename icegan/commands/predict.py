@@ -19,7 +19,7 @@ from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
 
-__all__ = ["register", "fit", "predict_table"]
+__all__ = ["register", "fit", "predict_table", "as_trained"]
 
 FIT_EPILOG = """\
 The recipe is the config's, as `icegan loso` runs it (model.*, seed, device, threads), trained once on every clip
@@ -27,7 +27,8 @@ its data section lists (data.source=megc2019: the 442 composite clips; data.sour
 protocol=SDE with dataset=NAME: that dataset's clips only). model.seeds=N trains N members whose probabilities
 are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early stopping, as in a LOSO
 fold. Options that need LOSO folds or other inputs are refused: oracle_epoch, model.noise_filter, model.domain_bn,
-model.domain_adversarial, model.au_weight, data.synthetic_per_clip, data.permute_labels.
+model.domain_adversarial, model.au_weight, data.synthetic_per_clip, data.permute_labels, data.roi.
+data.recenter=median is applied again to the clips `icegan predict` scores.
 
 The file (one .pt) holds the weights, the resolved config, what the model was trained on (clips, subjects,
 datasets, classes, map size) and the environment; `icegan predict` reads it. A scikit-learn recognizer is stored
@@ -56,6 +57,8 @@ _UNSUPPORTED = (
     ("model.au_weight", lambda c: c.model.au_weight > 0, "supported by `icegan loso` only"),
     ("data.synthetic_per_clip", lambda c: c.data.synthetic_per_clip > 0, "supported by `icegan loso` only"),
     ("data.permute_labels", lambda c: c.data.permute_labels >= 0, "a model of permuted labels is a null model"),
+    ("data.roi", lambda c: c.data.roi != "none", "landmark regions are cut from the composite's apex faces, which "
+     "new clips' tables do not have"),
 )
 
 
@@ -157,7 +160,8 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         normalize = data.get("normalize", "none") if data.get("source") == "table" else "none"
     fs = load_table_features(table, normalize=normalize, labelled=False)
     w = np.ones(len(models)) if weights is None else np.asarray(weights, dtype=float)
-    p = sum(wi * np.asarray(fitted(fs.features), dtype=np.float64) for wi, (fitted, _) in zip(w, loaded)) / w.sum()
+    p = sum(wi * np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
+            for wi, (fitted, meta) in zip(w, loaded)) / w.sum()
     y_true = fs.samples["label"].to_numpy()
     y_pred = p.argmax(1)
     out = pd.DataFrame({"dataset": fs.samples["dataset"], "subject": fs.samples["subject"],
@@ -167,6 +171,21 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     for k, col in enumerate(SCORE_COLUMNS):
         out[col] = p[:, k]
     return out, [meta for _, meta in loaded], int(fs.features.shape[-1])
+
+
+def as_trained(x, meta: dict):
+    """Maps (n, 3, S, S) brought to the form a saved model's training maps had when it learned from them: resized
+    to their size (bilinear, :func:`icegan.recognition.resize_features`; a network then resizes to its input size
+    as in training, and a scikit-learn model needs exactly that many values) and, under ``data.recenter=median``,
+    each clip's u and v recentred (:func:`icegan.data.features.recenter_flow`, a per-clip operation)."""
+    from icegan.recognition import resize_features
+    size = int(meta["training"]["map_size"])
+    if x.shape[-1] != size:
+        x = resize_features(x, size)
+    if (meta["config"].get("data") or {}).get("recenter") == "median":
+        from icegan.data.features import recenter_flow
+        x = recenter_flow(x)
+    return x
 
 
 @one_line_errors("icegan fit")
