@@ -23,7 +23,7 @@ __all__ = ["register", "fit", "predict_table", "as_trained"]
 
 FIT_EPILOG = """\
 The recipe is the config's, as `icegan loso` runs it (model.*, seed, device, threads), trained once on every clip
-its data section lists (data.source=megc2019: the 442 composite clips; data.source=table: your table;
+its data section lists (data.source=megc2019_htnet: the 442 composite clips; data.source=table: your table;
 protocol=SDE with dataset=NAME: that dataset's clips only). model.seeds=N trains N members whose probabilities
 are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early stopping, as in a LOSO
 fold. Options that need LOSO folds or other inputs are refused: oracle_epoch, model.noise_filter, model.domain_bn,
@@ -39,7 +39,10 @@ PREDICT_EPILOG = """\
 The table has the columns of a feature table (dataset, subject, clip, path; label optional: an empty cell or no
 label column means unknown), one row per clip; see `icegan loso --help` (data.source=table). The maps must be
 prepared like the model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each
-channel min-max normalised per clip to [0, 1]); their size may differ (the networks resize to model.input_size).
+channel min-max normalised per clip to [0, 1]); their size may differ (they are resized to the training maps' size).
+Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
+C being the config whose `icegan features` maps the model was fitted on; a warning says when the maps of the table
+and of a model's training come from another flow method, setting or checkpoint.
 
 Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), score_negative,
 score_positive, score_surprise (probabilities, averaged over the --model files with equal weights or --weights).
