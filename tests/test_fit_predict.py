@@ -219,7 +219,7 @@ def test_training_tables_still_need_labels(tmp_path):
     """An empty label stays an error where labels are needed (icegan loso, icegan fit)."""
     from icegan.data.feature_table import load_table_features
     table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1), labels="empty")
-    with pytest.raises(ValueError, match="line 2 .*empty label"):
+    with pytest.raises(ValueError, match="line 2 .*empty label .*can be scored by `icegan predict`"):
         load_table_features(table)
     assert (load_table_features(table, labelled=False).labels == -1).all()
 

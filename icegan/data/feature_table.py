@@ -109,7 +109,9 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         empty = [c for c in need + (["dataset"] if has_dataset else []) if not r[c].strip()
                  and (labelled or c != "label")]
         if empty:
-            raise ValueError(f"{where}: empty {', '.join(empty)}")
+            hint = (" (a clip without a label can be scored by `icegan predict`, not trained or tested on: leave it out "
+                    "of this table)") if "label" in empty else ""
+            raise ValueError(f"{where}: empty {', '.join(empty)}{hint}")
         subject = r["subject"].strip()
         prefix, slash, rest = subject.partition("/")
         given = r["dataset"].strip() if has_dataset else ""
