@@ -154,3 +154,14 @@ def test_data_check_reports_a_clip_list(shared_data, tmp_path):
     assert "in the clip list but missing on disk" in reasons["clips/me/gone"]
     assert "apex frame 999 not on disk" in reasons["clips/me/late"]
     assert not any("offset" in p["problem"] for p in report["clips_with_problems"])   # offset is optional here
+
+
+def test_features_clips_errors_are_one_line(tmp_path, capsys):
+    """A missing clip list, or a config that reads the synthetic demo set: one line naming the problem."""
+    rc = main(["features", "--clips", str(tmp_path / "none.csv"), "--out", str(tmp_path / "f"), "--config",
+               "configs/casme2.yaml", "device=cpu"])
+    assert rc == 2 and "clip list not found" in capsys.readouterr().err
+    csv = _write(tmp_path, "subject,clip,frames,onset\np,a,v,1\n")
+    rc = main(["features", "--clips", str(csv), "--out", str(tmp_path / "f")])        # configs/demo.yaml: synthetic
+    assert rc == 2 and "--clips replaces the prepared datasets" in capsys.readouterr().err
+    assert not (tmp_path / "f" / "features.csv").exists()
