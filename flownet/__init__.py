@@ -13,6 +13,13 @@ Entry point::
 """
 __version__ = "0.1.0"
 
-from .registry import ESTIMATORS, SRFlowNetEstimator, get_estimator, load_srflownet, default_weights_path
-
 __all__ = ["ESTIMATORS", "SRFlowNetEstimator", "get_estimator", "load_srflownet", "default_weights_path"]
+
+
+def __getattr__(name: str):
+    """The entry points above, imported on first use (PEP 562): ``flownet.registry`` pulls in the network code and
+    torchvision (about 1.6 s), which ``import flownet.devices`` or ``flownet.flow_io`` alone should not pay."""
+    if name in __all__:
+        from . import registry
+        return getattr(registry, name)
+    raise AttributeError(f"module 'flownet' has no attribute {name!r}")

@@ -41,6 +41,19 @@ def test_building_the_parser_imports_no_torch():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_feature_runs_import_no_flow_networks():
+    """The recognizers of `icegan loso`, `fit` and `predict` load without the flow networks and torchvision
+    (flownet's entry points are imported on first use), which cost about 1.5 s of every start; flownet's entry
+    points still resolve."""
+    import subprocess
+    import sys
+    code = ("import sys, icegan.recognition, icegan.saved_recognizer; "
+            "print(sorted(m for m in ('torchvision', 'flownet.registry') if m in sys.modules)); "
+            "import flownet; print(flownet.get_estimator.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "flownet.registry"], out.stdout + out.stderr
+
+
 def test_light_copies_agree_with_their_sources():
     """What the parsers repeat to stay light is the same as in the modules they would otherwise import."""
     import flownet.evaluate
