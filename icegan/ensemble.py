@@ -109,6 +109,18 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
     return header, pred
 
 
+def mixing_weights(weights: Optional[Sequence[float]], n: int) -> np.ndarray:
+    """The (n,) weights of a probability average, normalised to sum 1 (None: equal).
+
+    Raises:
+        EnsembleError: not n finite non-negative numbers, or all zero.
+    """
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise EnsembleError(f"weights must be {n} non-negative numbers, not all zero; got {weights}")
+    return w / w.sum()
+
+
 def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: Optional[Sequence[float]] = None,
                   name: Optional[str] = None) -> dict:
     """Average the class probabilities of finished LOSO runs and score the average.
@@ -139,10 +151,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         raise EnsembleError(f"an ensemble needs at least two runs, got {len(dirs)}")
     if len({d.resolve() for d in dirs}) != len(dirs):
         raise EnsembleError("the same run is given twice; give its weight instead")
-    w = np.ones(len(dirs)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(dirs),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise EnsembleError(f"weights must be {len(dirs)} non-negative numbers, not all zero; got {weights}")
-    w = w / w.sum()
+    w = mixing_weights(weights, len(dirs))
     out = Path(out_dir)
     if (out / "run.json").is_file() or out.resolve() in {d.resolve() for d in dirs}:
         raise LosoStateError(f"{out} holds a LOSO run (run.json); give the ensemble its own --out")

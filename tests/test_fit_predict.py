@@ -155,6 +155,8 @@ def test_predict_averages_models_with_weights(tmp_path):
     np.testing.assert_allclose(a0[cols].to_numpy(), a[cols].to_numpy())
     with pytest.raises(ValueError, match="one non-negative weight per --model"):
         predict_table([tmp_path / "a.pt"], table, weights=[1, 1])
+    with pytest.raises(ValueError, match="one non-negative weight per --model"):     # NaN: not a weight
+        predict_table([tmp_path / "a.pt", tmp_path / "b.pt"], table, weights=[1, float("nan")])
 
 
 def test_unusable_model_files_are_named(tmp_path):

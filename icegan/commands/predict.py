@@ -150,21 +150,23 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     import pandas as pd
 
     from icegan.data.feature_table import load_table_features
+    from icegan.ensemble import EnsembleError, mixing_weights
     from icegan.metrics import CLASS_NAMES
     from icegan.protocol import SCORE_COLUMNS
     from icegan.saved_recognizer import load_recognizer
 
-    if weights is not None and (len(weights) != len(models) or any(w < 0 for w in weights) or sum(weights) <= 0):
+    try:                                    # the rule of `icegan ensemble`'s weights, in this command's words
+        w = mixing_weights(weights, len(models))
+    except EnsembleError:
         raise ValueError(f"--weights: give one non-negative weight per --model ({len(models)}), not all 0; "
-                         f"got {list(weights)}")
+                         f"got {list(weights)}") from None
     loaded = [load_recognizer(m, device=device) for m in models]
     if normalize == "auto":
         data = loaded[0][1]["config"].get("data", {})
         normalize = data.get("normalize", "none") if data.get("source") == "table" else "none"
     fs = load_table_features(table, normalize=normalize, labelled=False)
-    w = np.ones(len(models)) if weights is None else np.asarray(weights, dtype=float)
     p = sum(wi * np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
-            for wi, (fitted, meta) in zip(w, loaded)) / w.sum()
+            for wi, (fitted, meta) in zip(w, loaded))
     y_true = fs.samples["label"].to_numpy()
     y_pred = p.argmax(1)
     out = pd.DataFrame({"dataset": fs.samples["dataset"], "subject": fs.samples["subject"],
@@ -211,12 +213,13 @@ def _fit_main(args: argparse.Namespace) -> int:
 
 @one_line_errors("icegan predict")
 def _predict_main(args: argparse.Namespace) -> int:
-    from icegan.metrics import compute_metrics
+    from icegan.metrics import CLASS_NAMES, compute_metrics
     from icegan.saved_recognizer import maps_differ, maps_provenance
 
     out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
                                      device=args.device)
     scored_maps = maps_provenance("table", args.table)
+    keys = set(out["subject"] + "/" + out["clip"])
     for path, meta in zip(args.model, metas):
         trained = meta["training"]
         differ = maps_differ(trained.get("maps") or {}, scored_maps)
@@ -225,9 +228,8 @@ def _predict_main(args: argparse.Namespace) -> int:
                   f"were", file=sys.stderr)
         if trained["map_size"] != size:
             print(f"note: {path} was trained on {trained['map_size']}×{trained['map_size']} maps, these are "
-                  f"{size}×{size}; the networks resize them, but maps made another way than the training maps are "
-                  f"a distribution shift", file=sys.stderr)
-        keys = set(out["subject"] + "/" + out["clip"])
+                  f"{size}×{size}; they are resized to the training size, but maps made another way than the training "
+                  f"maps are a distribution shift", file=sys.stderr)
         seen_clips = len(keys & set(trained["clip_keys"]))
         seen_subjects = sorted(set(out["subject"]) & set(trained["subjects"]))
         if seen_clips:
@@ -241,7 +243,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     out.to_csv(args.out, index=False)
     counts = out["predicted"].value_counts()
     print(f"{len(out)} clips scored with {len(args.model)} model(s): "
-          + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in ("negative", "positive", "surprise")))
+          + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in CLASS_NAMES))
     if out["y_true"].notna().all():
         parts = [("all", out)] + ([(d, g) for d, g in out.groupby("dataset", sort=True)]
                                   if out["dataset"].nunique() > 1 else [])
