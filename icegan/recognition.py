@@ -44,7 +44,8 @@ from icegan.models.recognizers import build_recognizer
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "warp_features", "resize_features", "train_models", "predict_models",
-           "fit_predict_folds", "fit_recognizer", "FittedRecognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "dataset_class_weights", "inner_val_masks"]
+           "fit_predict_folds", "fit_recognizer", "FittedRecognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "dataset_class_weights", "inner_val_masks",
+           "inner_val_split"]
 
 
 def hflip_features(x: torch.Tensor) -> torch.Tensor:
@@ -266,6 +267,20 @@ def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: 
         v = train_masks[g] & np.isin(subj, pick)
         va[g], tr[g] = v, train_masks[g] & ~v
     return tr, va
+
+
+def inner_val_split(subjects: Sequence[str], train_idx: np.ndarray, fraction: float,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One model's training rows split into (train, inner-validation) row indices, ascending: ``fraction`` of the
+    subjects of ``train_idx`` moved to validation (:func:`inner_val_masks` with ``np.random.default_rng(seed)``).
+
+    Raises:
+        ValueError: the split would leave no training subject (as :func:`inner_val_masks`).
+    """
+    mask = np.zeros((1, len(subjects)), dtype=bool)
+    mask[0, np.asarray(train_idx)] = True
+    tr, va = inner_val_masks(subjects, mask, fraction, np.random.default_rng(seed))
+    return np.flatnonzero(tr[0]), np.flatnonzero(va[0])
 
 
 def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0, n_action_units: int = 0) -> torch.nn.Module:
@@ -869,10 +884,7 @@ def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Te
     train = np.asarray(fold.train_idx)
     x_val = y_val = None
     if cfg.inner_val_fraction > 0:
-        mask = np.zeros((1, len(x)), dtype=bool)
-        mask[0, train] = True
-        tr, va = inner_val_masks(subjects, mask, cfg.inner_val_fraction, np.random.default_rng(fold_seed))
-        train, val = np.flatnonzero(tr[0]), np.flatnonzero(va[0])
+        train, val = inner_val_split(subjects, train, cfg.inner_val_fraction, fold_seed)
         x_val, y_val = x[torch.from_numpy(val)], y[torch.from_numpy(val)]
     index = torch.from_numpy(train)
     predict = fit_recognizer(cfg, x[index], y[index], device=device, seed=fold_seed, x_val=x_val, y_val=y_val,

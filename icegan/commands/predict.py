@@ -90,7 +90,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     from icegan.config import to_dict
     from icegan.data.features import FeatureSet
     from icegan.environment import describe_environment, limit_threads
-    from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, fit_recognizer, inner_val_masks,
+    from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, fit_recognizer, inner_val_split,
                                     recognizer_provenance)
     from icegan.saved_recognizer import maps_provenance, save_recognizer, training_record
 
@@ -113,11 +113,10 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     subjects = fs.samples["subject"].astype(str).tolist()
     x_val = y_val = None
     if cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS:
-        tr, va = inner_val_masks(subjects, np.ones((1, len(x)), dtype=bool), cfg.model.inner_val_fraction,
-                                 np.random.default_rng(cfg.seed))
-        train, val = torch.from_numpy(np.flatnonzero(tr[0])), torch.from_numpy(np.flatnonzero(va[0]))
+        train, val = inner_val_split(subjects, np.arange(len(x)), cfg.model.inner_val_fraction, cfg.seed)
+        subjects = [subjects[i] for i in train]
+        train, val = torch.from_numpy(train), torch.from_numpy(val)
         x, y, x_val, y_val = x[train], y[train], x[val], y[val]
-        subjects = [subjects[i] for i in train.tolist()]
     start = time.perf_counter()
     fitted = fit_recognizer(cfg.model, x, y, device=cfg.device, seed=cfg.seed, x_val=x_val, y_val=y_val,
                             progress=progress, subjects_train=subjects)
