@@ -23,13 +23,10 @@ Every error names the CSV line and the clip.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
-import pandas as pd
-
-from .feature_table import parse_class_label
+from .feature_table import parse_class_label, read_csv_cells
 from .features import dataset_name
 from .records import ClipRecord, list_frames
 
@@ -86,14 +83,7 @@ class ClipList:
 
     def _read(self) -> list[ClipRecord]:
         csv = self.path
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                raw = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
-        except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError) as exc:
-            raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): "
-                             f"{exc}") from None
-        raw.columns = [str(c).strip().lower() for c in raw.columns]
+        raw = read_csv_cells(csv)
         missing = [c for c in CLIP_LIST_COLUMNS[0] if c not in raw.columns]
         if missing:
             raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a clip list needs "

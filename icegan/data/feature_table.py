@@ -34,11 +34,29 @@ from PIL import Image
 
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 
-__all__ = ["CLASS_NAMES", "parse_class_label", "read_feature_table", "load_table_features", "minmax_per_clip"]
+__all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "read_feature_table", "load_table_features", "minmax_per_clip"]
 
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def read_csv_cells(csv: Path) -> pd.DataFrame:
+    """Every cell of a CSV table as a string (empty cells ``""``, nothing turned into NaN), column names stripped and
+    lower-cased; blank lines are kept as rows of empty cells, so that row i is line i + 2 of the file (error messages
+    name lines).
+
+    Raises:
+        ValueError: the file is not a readable CSV table (a row with more fields than the header, bad encoding).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
+            raw = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError) as exc:
+        raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    return raw
 
 
 def parse_class_label(text: str, where: str, allow_empty: bool = False) -> Optional[int]:
@@ -83,13 +101,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     csv = Path(csv)
     if not csv.is_file():
         raise FileNotFoundError(f"feature table not found: {csv} (data.table)")
-    try:        # blank lines kept as rows (dropped below), so that row i is line i + 2 of the file
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
-            raw = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
-    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError) as exc:
-        raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    raw = read_csv_cells(csv)
     raw = raw[(raw != "").any(axis=1)]
     if not labelled and "label" not in raw.columns:
         raw["label"] = ""
