@@ -143,7 +143,7 @@ def test_data_check_reports_a_clip_list(shared_data, tmp_path):
     csv = _write(tmp_path, f"subject,clip,frames,onset,apex,offset,label\n"
                            f"me,happy,{root / 'EP02_01f'},46,59,86,positive\n"
                            f"me,spotted,{root / 'EP02_01f'},46,,,\n"
-                           f"me,gone,{tmp_path / 'nowhere'},1,,,\n"
+                           f"me,gone,{tmp_path / 'nowhere' / 'take1'},1,,,\n"
                            f"me,late,{root / 'EP02_01f'},46,999,,\n")
     assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--json", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
@@ -151,7 +151,8 @@ def test_data_check_reports_a_clip_list(shared_data, tmp_path):
     assert report["by_class_usable"] == {"negative": 0, "positive": 1, "surprise": 0}
     reasons = {s["clip"]: s["reason"] for s in report["clips_skipped"]}
     assert set(reasons) == {"clips/me/gone", "clips/me/late"}
-    assert "in the clip list but missing on disk" in reasons["clips/me/gone"]
+    assert "in the clip list but missing on disk (clip folder" in reasons["clips/me/gone"]
+    assert report["missing_subjects"] == {}     # listed one by one: a missing parent folder is not a missing subject
     assert "apex frame 999 not on disk" in reasons["clips/me/late"]
     assert not any("offset" in p["problem"] for p in report["clips_with_problems"])   # offset is optional here
 

@@ -90,6 +90,11 @@ class SheetDataset:
         return ""
 
     # -- sheet ---------------------------------------------------------------------------------
+    @staticmethod
+    def check_scope(composite_only: bool) -> str:
+        """What ``records(composite_only)`` covers, in words (``icegan data check``'s report)."""
+        return "composite clips" if composite_only else "all sheet rows"
+
     def sheet_rows(self) -> list[SheetRow]:
         """Rows of the annotation sheet (read once)."""
         if self._rows is None:
@@ -119,7 +124,8 @@ class SheetDataset:
             emotion=row.emotion, class3=class3, onset=row.onset, apex=row.apex, offset=row.offset,
             frame_numbers=numbers, frame_paths=paths, apex_method="annotated",
             class5=self.class5(row), objective_class=row.objective_class,
-            action_units=row.action_units, clip_dir=d, notes=tuple(row.notes + problems))
+            action_units=row.action_units, clip_dir=d, notes=tuple(row.notes + problems),
+            subject_dir=self.root / row.subject, listed_in="sheet")
 
     def class5(self, row: SheetRow) -> Optional[int]:
         return None

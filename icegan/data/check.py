@@ -43,6 +43,13 @@ def _readable(path: Path) -> bool:
     return img is not None and img.size > 0
 
 
+def subject_missing(rec: ClipRecord) -> bool:
+    """Whether the clip's subject folder is absent (a release copied without that subject): its clips are then
+    counted per subject rather than reported one by one. Always False for clips listed one by one
+    (``rec.subject_dir`` None, a clip list), whose folders are checked clip by clip."""
+    return rec.subject_dir is not None and not rec.subject_dir.is_dir()
+
+
 def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool = True,
                     unreadable: Optional[set[Path]] = None) -> list[Problem]:
     """Problems of one clip record.
@@ -59,10 +66,11 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     k = rec.key
     out: list[Problem] = []
     if rec.clip_dir is not None and not rec.clip_dir.is_dir():
-        subj_dir = rec.clip_dir.parent
-        where = "subject folder" if not subj_dir.is_dir() else "clip folder"
-        listed = "in the clip list" if rec.dataset not in ("casme2", "samm", "smic") else "in the sheet"
-        return [Problem(k, f"{listed} but missing on disk ({where} {rec.clip_dir if where == 'clip folder' else subj_dir} not found)", SKIP)]
+        if subject_missing(rec):
+            where = f"subject folder {rec.subject_dir}"
+        else:
+            where = f"clip folder {rec.clip_dir}"
+        return [Problem(k, f"in the {rec.listed_in} but missing on disk ({where} not found)", SKIP)]
     for n in rec.notes:
         out.append(Problem(k, n, WARN))
     nums = rec.frame_numbers
@@ -210,7 +218,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     usable: list[ClipRecord] = []
     ok_count = 0
     for r in recs:
-        if dataset != "clips" and r.clip_dir is not None and not r.clip_dir.parent.is_dir():
+        if subject_missing(r):
             missing_subjects[r.subject] += 1
             continue
         ps = record_problems(r, need_apex=r.apex_method != "unspotted", unreadable=unreadable)
@@ -226,7 +234,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
             ok_count += not ps
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
-    if dataset in ("smic", "clips"):      # SMIC has no sheet; a clip list is the whole dataset
+    if not hasattr(ds, "sheet_rows"):     # SMIC has no sheet; a clip list is the whole dataset
         not_in_sheet = []
     else:
         all_rows = {(r.subject, r.clip) for r in ds.sheet_rows()}
@@ -236,8 +244,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
     return CheckReport(
         dataset=dataset, root=str(ds.root), sheet=str(ds.sheet_path) if ds.sheet_path else None,
-        scope=("all listed clips" if dataset == "clips" else "composite clips" if composite_only
-               else "all micro clips" if dataset == "smic" else "all sheet rows"),
+        scope=ds.check_scope(composite_only),
         clips_in_sheet=len(recs), clip_folders_on_disk=len(ds.disk_clips()),
         clips_ok=ok_count, clips_usable=len(usable),
         clips_with_problems=[p.as_dict() for p in problems], clips_skipped=skipped,

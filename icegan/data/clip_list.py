@@ -81,6 +81,12 @@ class ClipList:
         """``(subject, clip)`` of the listed clips whose frame folder exists."""
         return [(r.subject, r.clip) for r in self.records() if r.clip_dir is not None and r.clip_dir.is_dir()]
 
+    @staticmethod
+    def check_scope(composite_only: bool) -> str:
+        """What ``records()`` covers, in words (``icegan data check``'s report): every listed clip, whatever
+        ``composite_only`` says (a clip list has no composite subset)."""
+        return "all listed clips"
+
     def _read(self) -> list[ClipRecord]:
         csv = self.path
         raw = read_csv_cells(csv)
@@ -127,7 +133,8 @@ class ClipList:
             out.append(ClipRecord(dataset=dataset, subject=f"{dataset}/{subject}", clip=clip, emotion=label,
                                   class3=class3, onset=onset, apex=apex, offset=offset, frame_numbers=numbers,
                                   frame_paths=paths, apex_method="annotated" if apex is not None else "unspotted",
-                                  clip_dir=folder, notes=tuple(problems)))
+                                  clip_dir=folder, notes=tuple(problems), subject_dir=None,
+                                  listed_in="clip list"))
         if not out:
             raise ValueError(f"{csv}: no clips listed")
         return out

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import default_data_root, shared_data_root
-from .check import SKIP, record_problems
+from .check import SKIP, record_problems, subject_missing
 from .records import ClipRecord
 
 log = logging.getLogger("icegan.data")
@@ -403,9 +403,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         recs = dataset_records(spec)
         missing_subj: dict[str, int] = {}
         for r in recs:
-            if spec.name != "clips" and r.clip_dir is not None and not r.clip_dir.parent.is_dir():
+            if subject_missing(r):
                 missing_subj[r.subject] = missing_subj.get(r.subject, 0) + 1
-                skipped.append({"key": r.key, "reason": f"subject folder {r.clip_dir.parent} not on disk"})
+                skipped.append({"key": r.key, "reason": f"subject folder {r.subject_dir} not on disk"})
                 continue
             probs = [p for p in record_problems(r, need_apex=r.apex_method != "unspotted") if p.severity == SKIP]
             if probs:

@@ -89,6 +89,11 @@ class ClipRecord:
         objective_class: SAMM objective class (1..7, Davison et al. 2017) or None.
         action_units: FACS action units as written in the sheet ('' if none).
         clip_dir: the clip folder (whether or not it exists).
+        subject_dir: the subject's folder in a release kept as one folder per subject (CASME II, SAMM, SMIC), whether
+            or not it exists: a missing one means the subject was not copied, and its clips are summarised by subject
+            instead of listed one by one. None where clips are listed one by one (a clip list).
+        listed_in: where the clip comes from, for messages: ``"sheet"`` (CASME II, SAMM), ``"folder tree"`` (SMIC)
+            or ``"clip list"``.
         notes: remarks gathered while building the record (e.g. sheet quirks).
     """
 
@@ -108,6 +113,8 @@ class ClipRecord:
     action_units: str = ""
     clip_dir: Optional[Path] = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    subject_dir: Optional[Path] = None
+    listed_in: str = "sheet"
 
     @property
     def key(self) -> str:

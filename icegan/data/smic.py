@@ -65,6 +65,11 @@ class SMIC:
     def disk_clips(self) -> list[tuple[str, str]]:
         return [(r.subject.split("/")[-1], r.clip) for r in self.records()]
 
+    @staticmethod
+    def check_scope(composite_only: bool) -> str:
+        """What ``records(composite_only)`` covers, in words (``icegan data check``'s report)."""
+        return "composite clips" if composite_only else "all micro clips"
+
     def records(self, composite_only: bool = True, subjects: Iterable[str] = (),
                 spot_apex: bool = False, flow_method: str = "dis", detector: str = "hog") -> list[ClipRecord]:
         """Clip records of the folder tree, by subject number then class then clip name.
@@ -102,7 +107,8 @@ class SMIC:
                         onset=numbers[0] if numbers else None, apex=None,
                         offset=numbers[-1] if numbers else None,
                         frame_numbers=numbers, frame_paths=paths, apex_method="unspotted",
-                        clip_dir=clip, notes=tuple(problems))
+                        clip_dir=clip, notes=tuple(problems), subject_dir=self.root / s,
+                        listed_in="folder tree")
                     if spot_apex and len(numbers) >= 2:
                         try:
                             rec = spot_record_apex(rec, method=flow_method, detector=detector)
