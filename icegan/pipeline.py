@@ -68,7 +68,8 @@ class DataSection:
         img_size: face side in pixels for every stage (power of two; 64 or 128).
         prepare: the preprocessing settings of a ``prepared`` source (same keys as
             ``configs/prepare_casme2.yaml``); its ``size`` is forced to ``img_size``.
-        protocol: ``CDE`` (all subjects) or ``SDE`` (within ``dataset``).
+        protocol: ``CDE`` (all subjects) or ``SDE`` (within ``dataset``). ``HDE`` (leave one dataset out) is
+            refused with a pointer to ``icegan loso protocol=HDE``, which runs it on precomputed features.
         dataset: dataset of an SDE run (``casme2``, ``samm``, ``smic``, or ``synthetic``).
         max_folds: run only the first k folds (0 = all): smoke tests.
     """
@@ -78,11 +79,16 @@ class DataSection:
     amplitude: list[float] = field(default_factory=lambda: [0.5, 3.0])
     img_size: int = 64
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
-    protocol: Literal["CDE", "SDE"] = "CDE"
+    protocol: Literal["CDE", "SDE", "HDE"] = "CDE"
     dataset: Optional[str] = None
     max_folds: int = 0
 
     def __post_init__(self):
+        if self.protocol == "HDE":
+            raise ValueError("data.protocol=HDE (leave one dataset out) is not run by the main job (train.py), whose "
+                             "folds are subjects; run it on precomputed features with `icegan loso --config "
+                             "configs/features_ststnet.yaml protocol=HDE` (or export this job's maps with "
+                             "`icegan features` and give them as data.source=table), or set data.protocol=CDE or SDE")
         if self.source == "synthetic":
             from icegan.data.synthetic_me import check_synthetic_me_sizes
             check_synthetic_me_sizes(self.n_subjects, self.clips_per_class, self.amplitude, "data.")
@@ -470,6 +476,24 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
     return torch.cat(out) if out else torch.zeros(0, 3, size, size)
 
 
+def face_provenance(cfg: MainConfig) -> dict:
+    """How the faces whose flow makes the maps were prepared, as far as it changes the maps: for prepared clips
+    ``{"modes": sorted modes of the datasets ("cropped": the release's crops resized; "raw": detected, aligned and
+    cropped here), "size": face side in pixels}`` plus, when a dataset is prepared from raw frames, the crop settings
+    ``detector``, ``margin`` and ``refine``; ``{"source": "synthetic"}`` for the built-in synthetic clips. Written
+    into ``provenance.json`` by :func:`export_features` and compared by ``icegan predict``
+    (:func:`icegan.saved_recognizer.maps_differ`): a model trained on the release's crops and given maps of faces
+    cropped otherwise is warned about."""
+    d = cfg.data
+    if d.source == "synthetic":
+        return {"source": "synthetic"}
+    modes = sorted({spec.mode for spec in d.prepare.datasets})
+    out: dict = {"modes": modes, "size": int(d.img_size)}
+    if "raw" in modes:
+        out.update(detector=d.prepare.detector, margin=float(d.prepare.margin), refine=bool(d.prepare.refine))
+    return out
+
+
 def flow_weights_provenance(cfg: MainConfig) -> dict:
     """``{"flow_weights": <path>, "flow_weights_sha256": <hex>}`` of the weights file the flow network of
     ``cfg`` loads (``flow.weights`` or, when unset, the shipped file), plus the same for the DecFlow weights
@@ -544,8 +568,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     class, path; :mod:`icegan.data.feature_table`: ``icegan loso`` refuses empty labels, ``icegan predict`` scores
     those clips),
     ``maps/<subject>_<clip>.npy`` (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
-    ``config.yaml`` (the resolved main config) and ``provenance.json`` (flow method, weights' SHA-256, size, clips,
-    seconds).
+    ``config.yaml`` (the resolved main config) and ``provenance.json`` (flow method, weights' SHA-256, how the faces
+    were prepared (:func:`face_provenance`), size, clips, seconds).
 
     Returns:
         The path of ``features.csv``.
@@ -575,7 +599,7 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
                      "label": int(label) if label >= 0 else "", "path": f"maps/{name}"})
     save_config(cfg, out / "config.yaml")
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
-            "size": int(feats.shape[-1]), "clips": len(rows), "seconds": round(time.time() - t0, 1)}
+            "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "clips": len(rows), "seconds": round(time.time() - t0, 1)}
     (out / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
     pd.DataFrame(rows).to_csv(table, index=False)       # last: a table on disk means every map is there
     return table

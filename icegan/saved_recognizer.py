@@ -52,7 +52,8 @@ _MAP_KEYS = ("method", "module", "weights", "iters", "component", "decompose", "
 def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
     """How the maps of a feature set were made, as far as it is known: for the released composite
     ``{"maps": "megc2019_htnet"}``; for a feature table written by ``icegan features``, the flow settings and weight
-    checksums of its ``provenance.json`` (``{"flow": {...}, "weights": {...}, "size": S}``); ``{}`` when unknown
+    checksums of its ``provenance.json`` (``{"flow": {...}, "weights": {...}, "size": S}``, with ``"faces": {...}``
+    (:func:`icegan.pipeline.face_provenance`) when the table records them); ``{}`` when unknown
     (a table you made yourself, the toy set).
 
     Args:
@@ -71,13 +72,18 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
     except (OSError, ValueError):
         return {}
     flow = info.get("flow") or {}
-    return {"flow": {k: flow.get(k) for k in _MAP_KEYS if k in flow}, "weights": info.get("weights") or {},
-            "size": info.get("size")}
+    out = {"flow": {k: flow.get(k) for k in _MAP_KEYS if k in flow}, "weights": info.get("weights") or {},
+           "size": info.get("size")}
+    if info.get("faces"):          # tables written before the faces were recorded have none
+        out["faces"] = info["faces"]
+    return out
 
 
 def maps_differ(trained: dict, scored: dict) -> Optional[str]:
-    """A sentence saying how the scored maps were made otherwise than the training maps, or None when they agree or
-    either side is unknown (:func:`maps_provenance`)."""
+    """A sentence saying how the scored maps were made otherwise than the training maps (another source, flow
+    setting or checkpoint, or faces prepared otherwise: crop mode, face size, detector, margin), or None when they
+    agree or either side is unknown (:func:`maps_provenance`; the faces are compared only when both sides record
+    them)."""
     if not trained or not scored or trained == scored:
         return None
     def name(p: dict) -> str:
@@ -87,11 +93,19 @@ def maps_differ(trained: dict, scored: dict) -> Optional[str]:
         return f"{f.get('method')} flow (icegan features, {p.get('size')} px)"
     if name(trained) != name(scored):
         return f"trained on {name(trained)}, these are {name(scored)}"
+    reasons = []
     keys = sorted(k for k in set(trained.get("flow", {})) | set(scored.get("flow", {}))
                   if trained.get("flow", {}).get(k) != scored.get("flow", {}).get(k))
     if keys:
-        return f"the flow settings differ from the training maps' ({', '.join('flow.' + k for k in keys)})"
-    return "the flow weights differ from the training maps' (another checkpoint)"
+        reasons.append(f"the flow settings differ from the training maps' ({', '.join('flow.' + k for k in keys)})")
+    elif trained.get("weights") != scored.get("weights"):
+        reasons.append("the flow weights differ from the training maps' (another checkpoint)")
+    then, now = trained.get("faces"), scored.get("faces")
+    if then and now and then != now:          # unknown on either side (an older table): nothing to say
+        diff = ", ".join(f"{k}: {then.get(k)} for training, {now.get(k)} here"
+                         for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
+        reasons.append(f"the faces were prepared otherwise than the training faces ({diff})")
+    return "; ".join(reasons) or None
 
 
 def training_record(samples, features: torch.Tensor) -> dict:

@@ -238,27 +238,57 @@ def test_maps_made_another_way_are_named():
     assert "another checkpoint" in maps_differ(sr, {**sr, "weights": {"flow_weights_sha256": "b"}})
     assert maps_differ(sr, dict(sr)) is None
     assert maps_differ(sr, {}) is None and maps_differ({}, sr) is None
+    # faces: compared only when both sides record them; named key by key, beside a flow difference
+    cropped = {**sr, "faces": {"modes": ["cropped"], "size": 128}}
+    raw = {**sr, "faces": {"modes": ["raw"], "size": 128, "detector": "hog", "margin": 0.1, "refine": True}}
+    assert maps_differ(cropped, raw) == ("the faces were prepared otherwise than the training faces (detector: None "
+                                         "for training, hog here, margin: None for training, 0.1 here, modes: "
+                                         "['cropped'] for training, ['raw'] here, refine: None for training, True here)")
+    assert maps_differ(cropped, dict(cropped)) is None and maps_differ(sr, raw) is None and maps_differ(raw, sr) is None
+    both = maps_differ(cropped, {**raw, "weights": {"flow_weights_sha256": "b"}})
+    assert both.startswith("the flow weights differ") and "; the faces were prepared otherwise" in both
+
+
+def test_face_provenance_of_a_config(tmp_path):
+    """What `icegan features` records about the faces: the crop mode and size, and the crop settings only when a
+    dataset is cropped here from raw frames."""
+    from icegan.pipeline import face_provenance, load_main_config, with_clip_list
+    cfg = load_main_config("configs/casme2.yaml", [])
+    assert face_provenance(cfg) == {"modes": ["cropped"], "size": cfg.data.img_size}
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset\np,a,v,1\n")
+    raw = with_clip_list(cfg, csv, "raw")
+    assert face_provenance(raw) == {"modes": ["raw"], "size": cfg.data.img_size, "detector": cfg.data.prepare.detector,
+                                    "margin": cfg.data.prepare.margin, "refine": cfg.data.prepare.refine}
+    assert face_provenance(load_main_config(None, [])) == {"source": "synthetic"}
 
 
 def test_predict_warns_when_maps_come_from_another_flow(tmp_path, capsys):
     """A model fitted on an `icegan features` table records its flow; scoring a table made with another flow warns."""
     import json
-    train_dir, new_dir = tmp_path / "train", tmp_path / "new"
-    for d, method in ((train_dir, "srflownet"), (new_dir, "tvl1")):
+    train_dir, new_dir, raw_dir = tmp_path / "train", tmp_path / "new", tmp_path / "raw"
+    for d, method, mode in ((train_dir, "srflownet", "cropped"), (new_dir, "tvl1", "cropped"),
+                            (raw_dir, "srflownet", "raw")):
         d.mkdir()
         (d / "provenance.json").write_text(json.dumps({"flow": {"method": method, "batch_size": 8}, "weights": {},
+                                                       "faces": {"modes": [mode], "size": 128},
                                                        "size": 28, "clips": 1, "seconds": 0}))
     table = _write_table(train_dir, make_toy_features(n_subjects_per_dataset=2))
     cfg = load_config(LosoConfig, None, ["model.name=logreg", "data.source=table", f"data.table={table}", "threads=1"])
     _, record = fit(cfg, tmp_path / "m.pt", progress=False)
     assert record["maps"]["flow"] == {"method": "srflownet"}                   # batch size: not a map setting
+    assert record["maps"]["faces"] == {"modes": ["cropped"], "size": 128}
     same = _write_table(train_dir, make_toy_features(n_subjects_per_dataset=1, seed=5), name="same.csv")
     other = _write_table(new_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
-    for scored, warned in ((same, False), (other, True)):
+    raw = _write_table(raw_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    for scored, warned in ((same, None), (other, "trained on srflownet flow (icegan features, 28 px), these are tvl1 "
+                                                  "flow"),
+                           (raw, "the faces were prepared otherwise than the training faces (modes: ['cropped'] for "
+                                 "training, ['raw'] here)")):
         assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(scored),
                      "--out", str(tmp_path / "p.csv")]) == 0
         err = capsys.readouterr().err
-        assert ("trained on srflownet flow (icegan features, 28 px), these are tvl1 flow" in err) == warned
+        assert (warned in err) if warned else ("these are" not in err and "prepared otherwise" not in err)
 
 
 @pytest.mark.parametrize("name", ["logreg", "random_forest"])

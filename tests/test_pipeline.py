@@ -339,6 +339,7 @@ def test_exported_features_are_the_main_jobs_and_run_under_icegan_loso(tmp_path,
     assert (tmp_path / "feats" / "config.yaml").is_file()
     info = json.loads((tmp_path / "feats" / "provenance.json").read_text())
     assert info["clips"] == len(fs) and info["size"] == 28 and info["flow"]["method"] == "srflownet"
+    assert info["faces"] == {"source": "synthetic"}
     with pytest.raises(FileExistsError, match="features.csv exists"):
         pipeline.export_features(cfg, tmp_path / "feats", progress=False)
     # the command line: the table and the icegan loso line that runs it
