@@ -599,7 +599,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
                      "label": int(label) if label >= 0 else "", "path": f"maps/{name}"})
     save_config(cfg, out / "config.yaml")
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
-            "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "clips": len(rows), "seconds": round(time.time() - t0, 1)}
+            "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "clips": len(rows),
+            "seconds": round(time.time() - t0, 1)}
     (out / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
     pd.DataFrame(rows).to_csv(table, index=False)       # last: a table on disk means every map is there
     return table
