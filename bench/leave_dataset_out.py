@@ -1,6 +1,18 @@
 """Leave one dataset out of the MEGC2019 composite: `icegan fit` on the other two datasets, `icegan predict` on the
 held-out one (cross-dataset transfer; not a LOSO number and not comparable to one).
 
+The first-class way to run this evaluation is now ``icegan loso ... protocol=HDE`` (leave-one-dataset-out folds,
+:func:`icegan.protocol.make_folds`): one resumable run folder with predictions.csv, metrics.json (overall and per
+dataset), metrics.md, per_subject.csv and confusion.png, and it works with ``icegan ensemble``, ``icegan compare``,
+``icegan table`` and ``icegan suite``::
+
+    icegan loso --config configs/features_ststnet.yaml --out runs/hde/G_s0 protocol=HDE model.shift_px=1 seed=0
+
+This script is kept because it measures the other path, a model saved by ``icegan fit`` and scored by
+``icegan predict`` from a feature table. The random forest gave the same per-clip probabilities on both paths (seed
+0); STSTNet does not, because ``icegan loso`` trains the three fold models in one grouped network whose mini-batches
+are drawn from all 442 clips (docs/benchmarks.md, "A model for new clips ..., and leaving one dataset out").
+
 For each held-out dataset and seed, the recipes of the given configs are fitted on the composite's clips of the
 other datasets (``data.datasets``), then the held-out dataset's released maps are scored from a feature table that
 lists them where they are (``megc2019_htnet``; nothing is copied), alone and as the equal-weight average of all the

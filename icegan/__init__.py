@@ -2,7 +2,7 @@
 
 Sub-packages: ``icegan.data`` (dataset loaders, preprocessing), ``icegan.models`` (ICE-GAN generator,
 graph reasoning module, capsule discriminator, recognizers). Modules: ``icegan.config`` (typed YAML
-configs), ``icegan.metrics`` (UF1/UAR and friends), ``icegan.protocol`` (LOSO folds and runs),
+configs), ``icegan.metrics`` (UF1/UAR and friends), ``icegan.protocol`` (LOSO and leave-one-dataset-out folds and runs),
 ``icegan.cli`` (the ``icegan`` command). Optical flow lives in the separate package ``flownet``.
 """
 __version__ = "0.1.0"

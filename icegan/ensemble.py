@@ -23,7 +23,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from icegan.protocol import PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, summarize_predictions, write_reports
+from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, summarize_predictions,
+                             write_reports)
 
 __all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "read_finished_run"]
 
@@ -58,7 +59,7 @@ def load_member(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """The header (``run.json``) and predictions of a finished honest LOSO run, checked for averaging.
 
     Returns:
-        ``(header, predictions)``; predictions sorted by (fold, clip), columns as in ``predictions.csv`` (fold,
+        ``(header, predictions)``; predictions sorted by (fold, subject, clip), columns as in ``predictions.csv`` (fold,
         dataset, subject, clip, y_true, y_pred, score_*).
 
     Raises:
@@ -78,7 +79,8 @@ def load_member(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
         r = pred[bad].iloc[0]
         raise EnsembleError(f"{d / 'predictions.csv'}: scores of clip {r['subject']}/{r['clip']} are not class "
                             f"probabilities ({p[bad][0].round(4).tolist()}); only probability scores can be averaged")
-    return header, pred.sort_values(["fold", "clip"], kind="stable").reset_index(drop=True)
+    # subject too: in an HDE fold (a whole dataset) two subjects may have clips of the same name
+    return header, pred.sort_values(["fold", "subject", "clip"], kind="stable").reset_index(drop=True)
 
 
 def not_probabilities(p: np.ndarray) -> np.ndarray:
@@ -98,7 +100,8 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
     missing = [c for c in need if c not in pred.columns]
     if missing or (need_scores and not any(c in pred.columns for c in SCORE_COLUMNS)):
         raise EnsembleError(f"{pred_csv}: missing column(s) {missing or list(SCORE_COLUMNS)}")
-    unfinished = sorted(set(header.get("folds", [])) - set(pred["subject"]))
+    # a fold is named by its held-out subject, or by its dataset in an HDE run
+    unfinished = sorted(set(header.get("folds", [])) - set(pred[held_out_column(header.get("protocol", ""))]))
     if unfinished:
         raise EnsembleError(f"{d}: unfinished run, no predictions for {len(unfinished)} fold(s) "
                             f"(first: {unfinished[0]}); resume it with the same command first")

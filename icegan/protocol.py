@@ -1,16 +1,22 @@
-"""Leave-one-subject-out (LOSO) protocol: folds, resumable runs, pooled metrics and reports.
+"""Evaluation protocols (leave-one-subject-out and leave-one-dataset-out): folds, resumable runs, pooled metrics and
+reports.
 
-Protocols (MEGC2019; ``../shared/DESIGN.md``):
+Protocols (MEGC2019, MEGC2018; ``../shared/DESIGN.md``):
 
 * ``CDE`` (composite / cross-database evaluation): one fold per dataset-prefixed subject of the
   whole sample table (68 folds on the 442-clip composite); a fold trains on every other subject.
 * ``SDE`` (single-database evaluation): LOSO within one dataset; a fold trains on the other
   subjects of that dataset only.
+* ``HDE`` (holdout-database evaluation, MEGC2018; here leave-one-dataset-out over the datasets of the
+  sample table): one fold per dataset (3 on the composite, in sorted order: casme2, samm, smic); a fold
+  tests every clip of its dataset and trains on every clip of the other datasets. The held-out unit of a
+  fold is a dataset, not a subject (:attr:`Fold.unit`); its subjects, camera, frame rate and coders are
+  all unseen in training. Its numbers are not comparable with the CDE reference rows.
 
-Honesty: the runner never shows the held-out subject's labels to ``fold_fn``'s training; the test
+Honesty: the runner never shows the held-out unit's labels to ``fold_fn``'s training; the test
 rows are scored once and stored. An ``oracle_epoch`` run (the published practice of picking each
-fold's best epoch on its test subject) lets ``fold_fn`` return scores for several epochs and picks,
-per fold, the epoch with the most correct test predictions; every output of such a run says so.
+fold's best epoch on its test subject; CDE and SDE) lets ``fold_fn`` return scores for several epochs
+and picks, per fold, the epoch with the most correct test predictions; every output of such a run says so.
 
 Run directory (``out_dir``), which is also the run's state:
 
@@ -19,8 +25,9 @@ Run directory (``out_dir``), which is also the run's state:
   its kernel level, threads, GPU, git commit (:mod:`icegan.environment`);
 * ``predictions.csv`` – one row per scored clip, appended fold by fold (fold, dataset, subject,
   clip, y_true, y_pred, score_negative, score_positive, score_surprise [, oracle_epoch]);
-  a rerun skips the folds already there and continues with the first unfinished one;
-* ``metrics.json``, ``metrics.md``, ``confusion.png``, ``per_subject.csv`` (clips and accuracy per held-out
+  a rerun skips the folds already there (recognised by their ``subject`` column, or ``dataset`` for
+  HDE: :func:`held_out_column`) and continues with the first unfinished one;
+* ``metrics.json``, ``metrics.md``, ``confusion.png``, ``per_subject.csv`` (clips and accuracy per tested
   subject), ``tb/`` (TensorBoard events).
 """
 from __future__ import annotations
@@ -41,7 +48,10 @@ from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "REFERENCES",
-           "DATASET_TITLES", "LosoStateError"]
+           "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title"]
+
+#: the evaluation protocols :func:`make_folds` builds (see the module docstring)
+PROTOCOLS = ("CDE", "SDE", "HDE")
 
 #: display names of the composite's datasets, in table order
 DATASET_TITLES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -84,53 +94,89 @@ class LosoStateError(RuntimeError):
 
 
 class LosoScopeError(ValueError):
-    """The clips in the protocol's scope cannot make LOSO folds: an SDE dataset without clips, or fewer than two
-    subjects (usually data that did not load: a wrong root, clips skipped by preprocessing)."""
+    """The clips in the protocol's scope cannot make folds: an SDE dataset without clips, fewer than two subjects
+    (CDE, SDE) or fewer than two datasets (HDE) (usually data that did not load: a wrong root, clips skipped by
+    preprocessing, a ``data.datasets`` list of one)."""
 
 
 @dataclass
 class Fold:
-    """One LOSO fold.
+    """One fold of an evaluation protocol: one held-out unit (a subject, or for HDE a dataset) and its training rows.
 
     Attributes:
         index: position of the fold in the run (0-based, the order of :func:`make_folds`).
-        subject: the held-out dataset-prefixed subject (e.g. ``casme2/sub01``).
-        train_idx: (n_train,) int row indices of the training samples (other subjects only).
-        test_idx: (n_test,) int row indices of the held-out subject's samples.
+        subject: the id of the held-out unit, which keys the fold everywhere (the finished folds of a resumed
+            run, run.json's ``folds``, progress bars, seeds derived from the fold): the dataset-prefixed subject
+            (e.g. ``casme2/sub01``) when ``unit`` is ``"subject"`` (CDE, SDE), the dataset (e.g. ``casme2``) when
+            ``unit`` is ``"dataset"`` (HDE).
+        train_idx: (n_train,) int row indices of the training samples (other subjects only; HDE: other datasets
+            only).
+        test_idx: (n_test,) int row indices of the held-out unit's samples.
         writer: TensorBoard ``SummaryWriter`` of the run while :func:`run_loso` runs (else None);
             ``fold_fn`` may log under ``f"fold/{fold.subject}/..."``.
+        unit: what ``subject`` names, ``"subject"`` or ``"dataset"``; also the predictions.csv column that holds
+            ``subject`` on every test row of the fold (:func:`held_out_column`).
     """
     index: int
     subject: str
     train_idx: np.ndarray
     test_idx: np.ndarray
     writer: Any = field(default=None, repr=False, compare=False)
+    unit: Literal["subject", "dataset"] = "subject"
 
 
-def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
+def held_out_column(protocol: str) -> str:
+    """The column of a run's predictions (and sample table) whose value names the fold a clip was tested in:
+    ``"dataset"`` for HDE (a fold holds out a dataset), ``"subject"`` for CDE and SDE (and any other value)."""
+    return "dataset" if protocol == "HDE" else "subject"
+
+
+def protocol_title(protocol: str) -> str:
+    """``protocol`` with what it holds out, for titles and progress bars: ``"HDE leave-one-dataset-out"``,
+    ``"CDE LOSO"``, ``"SDE LOSO"``."""
+    return f"{protocol} leave-one-dataset-out" if protocol == "HDE" else f"{protocol} LOSO"
+
+
+def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] = "CDE",
                dataset: Optional[str] = None) -> list[Fold]:
-    """Leave-one-subject-out folds over per-sample subject ids.
+    """Leave-one-subject-out (CDE, SDE) or leave-one-dataset-out (HDE) folds over per-sample subject ids.
 
     Args:
         subjects: (N,) dataset-prefixed subject id of every sample (``casme2/sub01``).
         protocol: ``"CDE"`` – one fold per subject over all samples; ``"SDE"`` – one fold per
-            subject of ``dataset``, training only on that dataset's other subjects.
-        dataset: the dataset of an SDE run (``casme2``, ``samm``, ``smic``); must be None for CDE.
+            subject of ``dataset``, training only on that dataset's other subjects; ``"HDE"`` – one fold
+            per dataset prefix present (``casme2``, ``samm``, ``smic``, ...), testing every sample of that
+            dataset and training on every sample of the other datasets.
+        dataset: the dataset of an SDE run (``casme2``, ``samm``, ``smic``); must be None for CDE and HDE.
 
     Returns:
-        Folds sorted by subject id; no subject is on both sides of any fold, and every sample of
-        the protocol's scope is tested exactly once.
+        Folds sorted by their held-out unit (``Fold.subject``): subject ids (CDE, SDE; ``unit == "subject"``,
+        S folds for S subjects in scope) or dataset names (HDE; ``unit == "dataset"``, D folds for D datasets,
+        3 on the composite: casme2, samm, smic). ``train_idx`` and ``test_idx`` are ascending int64 row indices
+        into ``subjects``. No subject (HDE: no dataset) is on both sides of any fold, and every sample of the
+        protocol's scope is tested exactly once.
 
     Raises:
         ValueError: unknown protocol, a subject without a ``<dataset>/`` prefix, SDE without a dataset, or a
-            dataset given for CDE. LosoScopeError (a ValueError): an SDE dataset with no samples, or fewer than 2
-            subjects in scope.
+            dataset given for CDE or HDE. LosoScopeError (a ValueError): an SDE dataset with no samples, fewer than
+            2 subjects in scope (CDE, SDE), or fewer than 2 datasets (HDE; the message names those present).
     """
     subj = np.asarray([str(s) for s in subjects])
     for i, s in enumerate(subj):
         if "/" not in s or s.startswith("/") or s.endswith("/"):
             raise ValueError(f"sample {i}: subject '{s}' must be prefixed by its dataset, e.g. 'casme2/sub01'")
     prefix = np.asarray([subject_dataset(s) for s in subj])
+    if protocol == "HDE":
+        if dataset is not None:
+            raise ValueError(f"protocol HDE holds out every dataset in turn; dataset={dataset!r} applies to SDE only "
+                             "(choose the datasets with data.datasets=[...])")
+        present = sorted({str(p) for p in prefix})
+        if len(present) < 2:
+            raise LosoScopeError(f"HDE (leave one dataset out) needs clips of at least 2 datasets, got {len(present)}: "
+                                 f"{present} from {len(subj)} clip(s); list several in data.datasets (or none for "
+                                 "all), or use protocol=SDE dataset=NAME for LOSO within one dataset")
+        return [Fold(index=k, subject=d, train_idx=np.flatnonzero(prefix != d), test_idx=np.flatnonzero(prefix == d),
+                     unit="dataset") for k, d in enumerate(present)]
     if protocol == "CDE":
         if dataset is not None:
             raise ValueError(f"protocol CDE runs over all datasets; dataset={dataset!r} applies to SDE only")
@@ -143,7 +189,7 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE"] = "CDE",
             raise LosoScopeError(f"SDE dataset '{dataset}' has no samples; datasets present: "
                                  f"{sorted({str(p) for p in prefix})}")
     else:
-        raise ValueError(f"unknown protocol {protocol!r}; expected 'CDE' or 'SDE'")
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
     names = sorted({str(s) for s in subj[scope]})
     if len(names) < 2:
         raise LosoScopeError(f"LOSO needs at least 2 subjects in scope ({protocol}{' ' + dataset if dataset else ''}), "
@@ -162,10 +208,10 @@ def subsample_training_subjects(fold: Fold, subjects: Sequence[str], fraction: f
 
     Each dataset among the fold's training subjects keeps ``max(1, floor(fraction · n + 0.5))`` of its ``n``
     training subjects (so the composite keeps all three datasets, in about their proportions), chosen by a
-    permutation seeded by ``seed`` and the held-out subject's name: the same fold gets the same subjects in any
-    fold order, group or worker process, and for one ``seed`` the subjects kept at a smaller fraction are a subset
-    of those kept at a larger one (nested learning-curve points). Whole subjects are kept or dropped, never single
-    clips, and the test rows are untouched.
+    permutation seeded by ``seed`` and the fold's held-out unit (``fold.subject``): the same fold gets the same
+    subjects in any fold order, group or worker process, and for one ``seed`` the subjects kept at a smaller fraction
+    are a subset of those kept at a larger one (nested learning-curve points). Whole subjects are kept or dropped,
+    never single clips, and the test rows are untouched.
 
     Args:
         fold: a :class:`Fold` (its ``train_idx`` index ``subjects``).
@@ -244,24 +290,25 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold]) -> pd.DataFrame:
-    """Rows of complete folds in predictions.csv; incomplete trailing folds are dropped (rewritten)."""
+def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject") -> pd.DataFrame:
+    """Rows of complete folds in predictions.csv (a fold's rows found by their ``key`` column, ``subject`` or for HDE
+    ``dataset``); incomplete trailing folds are dropped (rewritten)."""
     if not pred_csv.is_file():
         return pd.DataFrame(columns=list(PRED_COLUMNS))
     df = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
     missing = [c for c in PRED_COLUMNS if c not in df.columns]
     if missing:
         raise LosoStateError(f"{pred_csv}: missing column(s) {missing}; delete the file to restart the run")
-    by_subject = {f.subject: f for f in folds}
+    by_unit = {f.subject: f for f in folds}
     keep = []
-    for subject, rows in df.groupby("subject", sort=False):
-        fold = by_subject.get(subject)
+    for unit, rows in df.groupby(key, sort=False):
+        fold = by_unit.get(unit)
         if fold is None:
-            raise LosoStateError(f"{pred_csv}: subject '{subject}' is not a fold of this run")
+            raise LosoStateError(f"{pred_csv}: {key} '{unit}' is not a fold of this run")
         expected = sorted(samples["clip"].iloc[fold.test_idx])
         if sorted(rows["clip"]) == expected:
-            keep.append(subject)
-    done = df[df["subject"].isin(keep)]
+            keep.append(unit)
+    done = df[df[key].isin(keep)]
     if len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
         tmp = pred_csv.with_suffix(".tmp")
         done.to_csv(tmp, index=False)
@@ -327,10 +374,10 @@ def summarize_predictions(pred: pd.DataFrame, protocol: str, n_folds: int, oracl
 
 
 def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
-    """Per held-out subject: dataset, subject, n_clips, n_correct, accuracy (n_correct / n_clips) and the true-class
-    counts (``n_<class>``), in the order the subjects appear in ``pred``. Shows which subjects the pooled UF1 rests on
-    (subjects range from 1 to 39 clips on the MEGC2019 composite). Written as ``per_subject.csv`` by
-    :func:`run_loso` and ``icegan ensemble``."""
+    """Per tested subject (held out in its fold; HDE: with its whole dataset): dataset, subject, n_clips, n_correct,
+    accuracy (n_correct / n_clips) and the true-class counts (``n_<class>``), in the order the subjects appear in
+    ``pred``. Shows which subjects the pooled UF1 rests on (subjects range from 1 to 39 clips on the MEGC2019
+    composite). Written as ``per_subject.csv`` by :func:`run_loso` and ``icegan ensemble``."""
     n_classes = sum(c in pred.columns for c in SCORE_COLUMNS) or len(CLASS_NAMES)
     per_class = {f"n_{CLASS_NAMES[c]}": (pred["y_true"] == c).astype(int) for c in range(n_classes)}
     df = pred.assign(correct=(pred["y_true"] == pred["y_pred"]).astype(int), **per_class)
@@ -345,8 +392,8 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
     (:func:`_markdown` titled ``label``, the subject-bootstrap interval of UF1/UAR
     (:func:`icegan.significance.subject_interval`), then ``md_extra`` if given) and ``confusion.png`` (titled
-    ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``). Used by :func:`run_loso` and ``icegan ensemble``.
-    Returns the metrics.md text."""
+    ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``; HDE: ``leave-one-dataset-out``, :func:`protocol_title`).
+    Used by :func:`run_loso` and ``icegan ensemble``. Returns the metrics.md text."""
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     per_subject_table(pred).to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval
@@ -357,7 +404,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     if md_extra:
         md = md.rstrip("\n") + "\n" + md_extra
     (out / "metrics.md").write_text(md)
-    confusion_png(pred, out / "confusion.png", f"{plot_prefix}{metrics['protocol']} LOSO, "
+    confusion_png(pred, out / "confusion.png", f"{plot_prefix}{protocol_title(metrics['protocol'])}, "
                    f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
     return md
 
@@ -367,7 +414,8 @@ def summary_text(metrics: dict, title: str) -> str:
     one line per dataset."""
     o = metrics["overall"]
     tag = " [ORACLE EPOCH: selected on the test subjects]" if metrics["oracle_epoch"] else ""
-    lines = [f"{title}: {metrics['protocol']} {metrics['n_folds']} folds, {metrics['n_samples']} samples: "
+    what = " (leave one dataset out)" if metrics["protocol"] == "HDE" else ""
+    lines = [f"{title}: {metrics['protocol']}{what} {metrics['n_folds']} folds, {metrics['n_samples']} samples: "
              f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{tag}"]
     lines += [f"  {d:7s} UF1 {m['UF1']:.4f}  UAR {m['UAR']:.4f}" for d, m in metrics["per_dataset"].items()]
     return "\n".join(lines)
@@ -379,11 +427,14 @@ def _fmt(v: Optional[float]) -> str:
 
 def _markdown(metrics: dict, title: str) -> str:
     oracle = metrics["oracle_epoch"]
+    hde = metrics["protocol"] == "HDE"
     sel = ("ORACLE EPOCH: best epoch picked on each test subject (published practice; NOT an honest estimate)"
-           if oracle else "honest: no model selection on the held-out subject")
+           if oracle else f"honest: no model selection on the held-out {'dataset' if hde else 'subject'}")
     cols = ["smic", "casme2", "samm"]
-    lines = [f"# {title}", "",
-             f"Protocol {metrics['protocol']}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
+    what = (" (holdout-database evaluation, leave-one-dataset-out: each dataset's clips scored by a model trained on "
+            "the other datasets only)" if hde else "")
+    lines = [f"# {title}" + (" — HDE, leave-one-dataset-out" if hde else ""), "",
+             f"Protocol {metrics['protocol']}{what}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
              f"Selection: {sel}.", "",
              "| Method | Selection | Full UF1 | Full UAR | SMIC UF1 | SMIC UAR | CASME II UF1 | CASME II UAR | SAMM UF1 | SAMM UAR |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -408,6 +459,10 @@ def _markdown(metrics: dict, title: str) -> str:
                           "its numbers are not comparable with these rows.")
     elif not composite:
         lines += ["", "No published reference rows: this run is not on the MEGC2019 datasets."]
+    elif hde:
+        lines += ["", "No reference rows are shown for HDE runs: the published and measured rows are composite CDE "
+                  "(leave-one-subject-out, the held-out subject's own dataset among the training subjects), which is "
+                  "not comparable with leaving the whole dataset out."]
     else:
         lines += ["", "No published reference rows are shown for SDE runs (the published rows are CDE)."]
     lines += ["", "## All metrics", "", "| Scope | " + " | ".join(METRIC_KEYS) + " |",
@@ -457,12 +512,13 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
 # ----------------------------------------------------------------------------------------------
 
 def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], out_dir: str | Path,
-             protocol: Literal["CDE", "SDE"] = "CDE", oracle_epoch: bool = False, config: Any = None,
+             protocol: Literal["CDE", "SDE", "HDE"] = "CDE", oracle_epoch: bool = False, config: Any = None,
              dataset: Optional[str] = None, name: Optional[str] = None, max_folds: int = 0,
              folds_fn: Optional[Callable[[list[Fold]], Sequence[Any]]] = None, folds_per_call: int = 1,
              progress: bool = True, n_classes: int = 3, fold_map: Optional[Callable] = None,
              provenance: Optional[dict] = None, group_map: Optional[Callable] = None) -> dict:
-    """Run (or resume) a LOSO evaluation and write every output into ``out_dir``.
+    """Run (or resume) a LOSO (CDE, SDE) or leave-one-dataset-out (HDE) evaluation and write every output into
+    ``out_dir``.
 
     Args:
         samples: table with columns dataset, subject (dataset-prefixed, e.g. ``casme2/sub01``),
@@ -475,7 +531,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             with the most correct test predictions is kept (labelled as oracle everywhere).
         out_dir: run directory (created); it is the run's state, so calling again with the same
             arguments resumes at the first unfinished fold and yields identical metrics.
-        protocol: ``"CDE"`` or ``"SDE"`` (see :func:`make_folds`).
+        protocol: ``"CDE"``, ``"SDE"`` or ``"HDE"`` (see :func:`make_folds`; HDE folds hold out a dataset each).
         oracle_epoch: mark the run as using the published oracle-epoch selection.
         config: resolved config (dataclass or mapping) saved as ``config.yaml``; a resumed run
             must have the same config.
@@ -507,6 +563,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
 
     Raises:
         ValueError: bad sample table (names the row), bad protocol, bad scores from ``fold_fn``.
+        LosoScopeError (a ValueError): the clips cannot make the protocol's folds (:func:`make_folds`).
         LosoStateError: ``out_dir`` holds a different run.
         Any exception raised by ``fold_fn`` propagates after the finished folds are saved.
     """
@@ -530,8 +587,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         header["provenance"] = dict(provenance)
     _prepare_dir(out, header, config)
     pred_csv = out / "predictions.csv"
-    done = _read_finished(pred_csv, samples, folds)
-    finished = set(done["subject"])
+    key = held_out_column(protocol)             # the predictions column naming each row's fold
+    done = _read_finished(pred_csv, samples, folds, key)
+    finished = set(done[key])
     from icegan.environment import append_environment
     append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
                        world_size=distributed.world_size())
@@ -563,8 +621,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             writer.flush()
 
     todo = [f for f in folds if f.subject not in finished]
-    bar = tqdm(total=len(folds), initial=len(folds) - len(todo), desc=f"LOSO {protocol} {title}", unit="fold",
-               disable=not progress)
+    bar = tqdm(total=len(folds), initial=len(folds) - len(todo), desc=f"{protocol_title(protocol)} {title}",
+               unit="fold", disable=not progress)
     try:
         if fold_fn is not None:
             if fold_map is None:
@@ -596,7 +654,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
 
     allp = pd.concat(pooled, ignore_index=True) if pooled else done
     order = {f.subject: f.index for f in folds}
-    allp = allp.assign(_o=allp["subject"].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
+    allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
     metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
     label = title + (" [ORACLE EPOCH]" if oracle_epoch else "")
     md = write_reports(out, allp, metrics, label, f"{label}: ", n_classes)

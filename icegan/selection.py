@@ -19,6 +19,10 @@ appended after every group of outer folds, so an interrupted selection resumes w
 Cost: every candidate recipe is trained ``inner_folds`` more times per outer fold (e.g. 68 × 4 = 272 models for
 the composite CDE; the grouped STSTNet engine trains them in groups as large as the outer run's).
 
+Leave-one-dataset-out runs (``protocol=HDE``): an outer fold holds out a dataset, and its inner folds split the
+training subjects (of the other datasets) by subject as above; only ``scope: all`` applies, since a fold has no
+training clip of its held-out dataset.
+
 Used by ``icegan suite`` (a ``selection`` section in the suite file, :class:`icegan.suite.SuiteSelection`).
 """
 from __future__ import annotations
@@ -71,7 +75,8 @@ def inner_folds(outer, subjects: Sequence[str], k: int, index_base: int = 0) -> 
             so inner folds must not share indices with each other.
 
     Returns:
-        ``k`` :class:`~icegan.protocol.Fold` objects with ``subject`` = the outer subject, ``train_idx`` and
+        ``k`` :class:`~icegan.protocol.Fold` objects with ``subject`` and ``unit`` of the outer fold (its held-out
+        subject, or dataset for HDE), ``train_idx`` and
         ``test_idx`` subsets of ``outer.train_idx``; every training row is in exactly one ``test_idx``.
 
     Raises:
@@ -91,7 +96,8 @@ def inner_folds(outer, subjects: Sequence[str], k: int, index_base: int = 0) -> 
                              f"{k} inner folds; lower inner_folds")
     out = []
     for j, (tr, te) in enumerate(GroupKFold(n_splits=k).split(train, groups=groups)):
-        out.append(Fold(index=index_base + j, subject=outer.subject, train_idx=train[tr], test_idx=train[te]))
+        out.append(Fold(index=index_base + j, subject=outer.subject, train_idx=train[tr], test_idx=train[te],
+                        unit=outer.unit))
     return out
 
 
@@ -116,7 +122,8 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
         progress: tqdm bar over the groups.
 
     Returns:
-        One row per (outer fold, training clip): ``outer`` (the outer subject), ``inner`` (0..k-1), ``row``
+        One row per (outer fold, training clip): ``outer`` (the outer fold's held-out subject, or dataset for
+        HDE), ``inner`` (0..k-1), ``row``
         (index into the sample table), dataset, subject, clip, y_true and ``score_*`` (probabilities).
 
     Raises:
@@ -238,7 +245,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         k: inner folds per outer fold.
         criterion: ``UF1`` or ``UAR`` of the pooled inner predictions of the outer fold's training subjects.
         scope: ``all``: pooled over all training clips; ``dataset``: over the training clips of the held-out
-            subject's own dataset only (its dataset is known before any label is seen).
+            subject's own dataset only (its dataset is known before any label is seen; not for HDE runs, whose
+            folds have no training clip of the held-out dataset).
         cache_dir: where inner predictions are kept (default ``out_dir/inner``); one CSV per recipe run folder,
             inner-fold count and recipe settings.
         name: title in metrics.md.
@@ -248,14 +256,15 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
 
     Raises:
         SelectionError: fewer than two candidates, candidates over different clips, folds or protocols, an
-            ensemble without members, or as :func:`inner_predictions`.
+            ensemble without members, ``scope="dataset"`` for HDE runs, or as :func:`inner_predictions`.
         icegan.ensemble.EnsembleError: an outer run that is unfinished or has no probabilities.
         icegan.protocol.LosoStateError: ``out_dir`` holds an ``icegan loso`` or ensemble run.
     """
     from icegan.commands.loso import load_feature_set
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run
-    from icegan.protocol import SCORE_COLUMNS, LosoStateError, make_folds, summarize_predictions, write_reports
+    from icegan.protocol import (SCORE_COLUMNS, LosoStateError, held_out_column, make_folds, summarize_predictions,
+                                 write_reports)
 
     if len(candidates) < 2:
         raise SelectionError(f"a selection needs at least two candidates, got {len(candidates)}")
@@ -287,6 +296,11 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         if headers[c.label].get("protocol") != headers[first].get("protocol"):
             raise SelectionError(f"candidate '{c.label}' is a {headers[c.label].get('protocol')} run, '{first}' a "
                                  f"{headers[first].get('protocol')} run")
+    protocol = headers[first].get("protocol", "CDE")
+    if protocol == "HDE" and scope == "dataset":
+        raise SelectionError("scope 'dataset' scores the candidates on the training clips of the held-out unit's own "
+                             "dataset; in an HDE (leave-one-dataset-out) run a fold has none; use scope: all")
+    unit_col = held_out_column(protocol)     # the predictions column naming each clip's outer fold
 
     recipes: dict[str, Candidate] = {}
     for c in candidates:
@@ -296,13 +310,13 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             recipes.setdefault(str(Path(r.run_dir)), r)
     inner: dict[str, pd.DataFrame] = {}
     folds = None
-    scored = set(keys["subject"])
+    scored = set(outer_pred[first][unit_col])
     for key, r in recipes.items():
         fs = load_feature_set(r.config.data, cache=feature_sets)
         f = make_folds(fs.samples["subject"].astype(str).tolist(), r.config.protocol, r.config.dataset)
         f = [x for x in f if x.subject in scored]           # the outer folds the runs hold (max_folds runs: a prefix)
         if len(f) != len(scored):
-            raise SelectionError(f"recipe '{r.label}': its config's folds do not cover the subjects of its run "
+            raise SelectionError(f"recipe '{r.label}': its config's folds do not cover the {unit_col}s of its run "
                                  f"{r.run_dir}; was the run made with another data section?")
         if folds is None:
             folds = f
@@ -343,13 +357,13 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             scores[c.label] = _score(d["y_true"].to_numpy(), d[score_cols].to_numpy(), criterion, n_classes)
         best = max(scores.values())
         choice = next(lab for lab in scores if scores[lab] == best)          # ties: the earlier candidate
-        rows.append({"subject": f.subject, "dataset": ds, "chosen": choice,
+        unit = {"dataset": ds} if unit_col == "dataset" else {"subject": f.subject, "dataset": ds}
+        rows.append({**unit, "chosen": choice,
                      **{f"inner_{criterion}[{lab}]": round(v, 6) for lab, v in scores.items()}})
         p = outer_pred[choice]
-        chosen_parts.append(p[p["subject"] == f.subject])
+        chosen_parts.append(p[p[unit_col] == f.subject])
     pred = pd.concat(chosen_parts, ignore_index=True)
     pred = pred[[c for c in ("fold", "dataset", "subject", "clip", "y_true", "y_pred", *score_cols) if c in pred.columns]]
-    protocol = headers[first].get("protocol", "CDE")
     metrics = summarize_predictions(pred, protocol, len(folds), False, n_classes)
     out.mkdir(parents=True, exist_ok=True)
     pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")

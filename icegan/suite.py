@@ -83,7 +83,8 @@ class SuiteSelection:
     ``inner_folds`` (0 = off; >= 2 turns it on): for every outer LOSO fold, the candidates are scored by an inner
     cross-validation over that fold's training subjects (``inner_folds`` groups of subjects), and the fold gets the
     predictions of the best one by ``criterion`` (``UF1`` / ``UAR`` of the pooled inner predictions; ``scope``
-    ``all`` training clips or only those of the held-out subject's ``dataset``). The row is an honest score of
+    ``all`` training clips or only those of the held-out subject's ``dataset``; ``protocol=HDE`` runs, whose outer
+    folds hold out a dataset, take ``all`` only). The row is an honest score of
     "pick the best of these recipes", which the best row of the table is not. ``candidates``: labels of ``loso``
     runs and of ensembles of them (empty: all of them); ``label``: the row's name."""
     label: str = "nested selection"
@@ -286,6 +287,12 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 cands.append(recipe[lab] if e is None else
                              Candidate(lab, by_key[(lab, seed)], members=[recipe[m] for m in e.members],
                                        weights=e.weights))
+            hde = sorted({r.label for c in cands for r in ([c] if c.config is not None else c.members)
+                          if r.config.protocol == "HDE"})
+            if sel.scope == "dataset" and hde:
+                raise ConfigError(f"selection.scope=dataset scores the candidates on the training clips of the "
+                                  f"held-out unit's own dataset, and the HDE runs {hde} (leave one dataset out) have "
+                                  "none in any fold; set selection.scope=all")
             folder = out / f"{slug(sel.label)}_s{seed}"
             plan.append(PlannedRun(sel.label, seed, folder, selection=cands,
                                    command=shlex.join(["icegan", "suite", "--config", str(suite_path), "--out",

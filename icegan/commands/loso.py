@@ -1,12 +1,22 @@
-"""``icegan loso``: leave-one-subject-out evaluation of a recognizer on precomputed flow features.
+"""``icegan loso``: leave-one-subject-out (or leave-one-dataset-out) evaluation of a recognizer on precomputed flow
+features.
 
 Example::
 
     icegan loso --config configs/features_ststnet.yaml --out runs/ststnet model.epochs=50
+    icegan loso --config configs/features_ststnet.yaml --out runs/ststnet_hde protocol=HDE
+
+Protocols (:mod:`icegan.protocol`): ``CDE`` LOSO over every subject of the data (68 folds on the composite), ``SDE``
+LOSO within ``dataset``, ``HDE`` leave one dataset out (MEGC2018's holdout-database evaluation generalised: one fold
+per dataset of the data, tested whole by a model trained on the other datasets; 3 folds on the composite). Under HDE
+the settings that need subject folds or the held-out dataset's own clips are refused before any run folder exists
+(:func:`hde_conflicts`): ``oracle_epoch``, ``model.domain_bn``, ``data.train_subject_fraction`` < 1;
+``model.domain_adversarial`` needs at least three datasets (two in every fold's training). Inner splits of the
+training clips (``model.inner_val_fraction``, a suite's nested selection) stay by training subject.
 
 Config file sections (all keys optional, defaults below; unknown keys are errors):
 
-    name: run title                       protocol: CDE | SDE
+    name: run title                       protocol: CDE | SDE | HDE
     dataset: SDE dataset (casme2|samm|smic)  oracle_epoch: false
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
     workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core;
@@ -30,7 +40,8 @@ from icegan.commands import add_print_config, print_config
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
-           "load_action_units", "check_domain_adversarial", "check_run", "permute_labels", "fold_runner"]
+           "load_action_units", "check_domain_adversarial", "check_run", "permute_labels", "fold_runner",
+           "hde_conflicts"]
 
 
 @dataclass
@@ -69,7 +80,7 @@ class FeatureDataConfig:
         train_subject_fraction: < 1 makes the run one point of a learning curve: every fold (and every inner fold
             of a nested selection) trains on that share of its training subjects, per dataset, chosen by ``seed``
             and the held-out subject (:func:`icegan.protocol.subsample_training_subjects`); every clip is still
-            tested once. 1.0 (default): all training subjects.
+            tested once. 1.0 (default): all training subjects. CDE and SDE only (``protocol=HDE`` refuses it).
         synthetic_per_clip: > 0 adds that many synthetic clips per real clip to the training sets: each clip's
             apex face warped by a class-specific action-unit motion, TV-L1 features like the real ones
             (:func:`icegan.data.synthetic_features.synthetic_au_features`, cached under
@@ -131,9 +142,10 @@ class FeatureDataConfig:
 
 @dataclass
 class LosoConfig:
-    """Top-level config of ``icegan loso`` (see the module docstring)."""
+    """Top-level config of ``icegan loso`` (see the module docstring). ``protocol=HDE`` refuses the settings
+    :func:`hde_conflicts` lists (a ValueError naming each key)."""
     name: str = "loso"
-    protocol: Literal["CDE", "SDE"] = "CDE"
+    protocol: Literal["CDE", "SDE", "HDE"] = "CDE"
     dataset: Optional[str] = None
     oracle_epoch: bool = False
     seed: int = 0
@@ -155,6 +167,38 @@ class LosoConfig:
         if self.oracle_epoch and self.model.name == "custom":
             raise ValueError("oracle_epoch is available for the built-in networks only, not model.name=custom "
                              "(set oracle_epoch=false)")
+        conflicts = hde_conflicts(self)
+        if conflicts:
+            raise ValueError("; ".join(conflicts))
+
+
+def hde_conflicts(cfg: "LosoConfig") -> list[str]:
+    """The settings of ``cfg`` that cannot apply under ``protocol=HDE`` (leave one dataset out), one message per
+    setting naming its key, why, and what to set; empty for CDE and SDE, or when none is set. :class:`LosoConfig`
+    raises them when it is built, so a config file, a command line or a suite member is refused before any run folder
+    exists.
+
+    Refused: ``oracle_epoch`` (the epoch would be picked on a whole test dataset), ``model.domain_bn`` (the held-out
+    dataset's batch-norm statistics would never be trained), ``data.train_subject_fraction`` < 1 (a learning-curve
+    point over the training subjects of subject folds). ``model.domain_adversarial`` depends on the data (at least two
+    training datasets per fold): :func:`check_domain_adversarial`.
+    """
+    if cfg.protocol != "HDE":
+        return []
+    out = []
+    if cfg.oracle_epoch:
+        out.append("protocol=HDE cannot use oracle_epoch=true: it picks each fold's best epoch on the fold's test "
+                   "clips, which under HDE are a whole dataset (selection on the test set itself, not the published "
+                   "per-subject practice); set oracle_epoch=false")
+    if cfg.model.domain_bn:
+        out.append("protocol=HDE cannot use model.domain_bn=true: it normalises a test clip with its own dataset's "
+                   "batch-norm statistics, gathered from the fold's training clips, and under HDE the held-out "
+                   "dataset has none (its statistics would never be trained); set model.domain_bn=false")
+    if cfg.data.train_subject_fraction < 1.0:
+        out.append(f"protocol=HDE cannot use data.train_subject_fraction={cfg.data.train_subject_fraction}: a "
+                   "learning-curve point subsamples the training subjects of subject folds (CDE, SDE); to vary what "
+                   "an HDE fold trains on, choose the datasets with data.datasets=[...]; set it to 1.0")
+    return out
 
 
 def _workers_need_cpu(workers: int, device: str) -> str:
@@ -344,9 +388,10 @@ def load_action_units(cfg: "LosoConfig", fs):
 def check_run(cfg: "LosoConfig", fs):
     """Every check of a feature LOSO that needs its clips, made before a run folder exists (by ``icegan loso``, and by
     ``icegan suite`` for every member before the first one trains): the folds can be built (an SDE run's dataset
-    is present, at least two subjects), a custom recognizer builds and returns (B, 3) logits on two of the clips,
-    the coding sheets hold every clip (``model.au_weight``) and the clips come from several datasets
-    (``model.domain_adversarial``).
+    is present, at least two subjects; HDE: at least two datasets, no ``dataset``), a custom recognizer builds and
+    returns (B, 3) logits on two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold
+    trains on several datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data
+    (:func:`hde_conflicts`) were refused when ``cfg`` was built.
 
     Args:
         cfg: the run's config. fs: its feature set (:func:`load_feature_set`).
@@ -360,7 +405,7 @@ def check_run(cfg: "LosoConfig", fs):
     """
     from icegan.protocol import make_folds
     from icegan.recognition import check_custom_recognizer
-    make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 subjects
+    make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 units
     check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
     check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
@@ -368,19 +413,29 @@ def check_run(cfg: "LosoConfig", fs):
 
 
 def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
-    """For ``model.domain_adversarial`` > 0: the run's folds train on clips of at least two datasets (a CDE run over
-    a composite), else there is no dataset to be invariant to.
+    """For ``model.domain_adversarial`` > 0: every fold of the run trains on clips of at least two datasets, else there
+    is no dataset to be invariant to: a CDE run over at least two datasets, or an HDE run over at least three (each
+    fold trains on all datasets but the one it holds out).
 
     Raises:
-        ValueError: an SDE run, or fewer than two datasets among ``fs``'s clips (the message starts with the key).
+        ValueError: an SDE run, a CDE run over fewer than two datasets, or an HDE run over fewer than three datasets
+            of ``fs``'s clips (the message starts with the key).
     """
     if cfg.model.domain_adversarial <= 0:
         return
     key = f"model.domain_adversarial={cfg.model.domain_adversarial}"
     datasets = sorted(set(fs.samples["dataset"]))
+    if cfg.protocol == "HDE":
+        if len(datasets) < 3:
+            raise ValueError(f"{key} learns features that carry less of the dataset: under protocol=HDE every fold "
+                             f"must train on at least two datasets, so the data needs at least three (here "
+                             f"{datasets}: a fold trains on {max(len(datasets) - 1, 0)}); add a dataset to "
+                             "data.datasets or set it to 0")
+        return
     if cfg.protocol != "CDE" or len(datasets) < 2:
         raise ValueError(f"{key} learns features that carry less of the dataset: it needs a CDE run over at least "
-                         f"two datasets (here protocol={cfg.protocol}, datasets {datasets}); set it to 0")
+                         f"two datasets, or an HDE run over at least three (here protocol={cfg.protocol}, datasets "
+                         f"{datasets}); set it to 0")
 
 
 class FeatureFolds:
@@ -420,9 +475,11 @@ class FeatureFolds:
 HELP_EPILOG = """\
 config overrides (key=value, dotted for sections; values parsed as YAML):
   name=STR                 run title used in metrics.md and plots
-  protocol=CDE|SDE         CDE: LOSO over all subjects of the composite; SDE: within one dataset
-  dataset=casme2|samm|smic dataset of an SDE run
-  oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled)
+  protocol=CDE|SDE|HDE     CDE: LOSO over all subjects of the composite; SDE: within one dataset; HDE: leave one
+                           dataset out (one fold per dataset, tested whole, trained on the other datasets; 3 folds
+                           on the composite; refuses oracle_epoch, model.domain_bn, data.train_subject_fraction<1)
+  dataset=casme2|samm|smic dataset of an SDE run (CDE and HDE: none; HDE over some datasets: data.datasets=[...])
+  oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled; not with HDE)
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
   workers=INT              >1: train the fold groups (model.folds_per_group folds each; scikit-learn recognizers: one fold) in that
                            many processes with `threads` torch threads each (0: cores // workers); 0 = one per CPU
@@ -439,6 +496,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.permute_labels=INT    >= 0: null run, labels permuted within each dataset (seed); honest LOSO scores chance
   data.train_subject_fraction=FLOAT  < 1: a learning-curve point; each fold trains on that share of its training
                            subjects (per dataset, chosen by seed and fold; whole subjects); every clip is still tested
+                           (CDE and SDE)
   data.recenter=none|median  (median: move each clip's u/v median to 0.5, undoing the min-max offset)
   data.roi=none|landmarks    (landmarks: HTNet's four landmark regions of the maps, tiled 2x2)
   data.roi_patch=INT         side of each landmark region in flow-map pixels (7)
@@ -466,7 +524,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.eval_every=INT  model.folds_per_group=INT (0 = all folds in one grouped network)
   model.average_last=INT (average the predictions of snapshots every eval_every epochs within the last N)
   model.logreg_C=FLOAT  model.logreg_max_iter=INT  model.forest_trees=INT (random forest; random state = seed)
-  model.domain_bn=BOOL (STSTNet: batch-norm statistics per dataset, from the training subjects)
+  model.domain_bn=BOOL (STSTNet: batch-norm statistics per dataset, from the training subjects; not with HDE)
   model.subject_weighting=BOOL (every training subject weighs the same in the loss: 1/n_s per clip)
   model.class_balance=pooled|per_dataset (balance the classes over all training clips, or within each dataset:
                            every (dataset, class) cell weighs the same; needs model.class_weighting=true)
@@ -476,10 +534,10 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            training clips coded in the CASME II / SAMM sheets, a second head; 0 = off)
   model.domain_adversarial=FLOAT (STSTNet: + that times the cross-entropy of a second head telling the training
                            clip's dataset, its gradient into the network reversed: features that carry less of
-                           the dataset; CDE over several datasets; 0 = off)
+                           the dataset; CDE over several datasets, or HDE over three or more; 0 = off)
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
-from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per held-out
+from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per tested
 subject), environment.jsonl (per start: versions, CPU kernel level, threads, git commit), tb/ (TensorBoard events).
 """
 
@@ -522,12 +580,14 @@ def _main(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add the ``loso`` subcommand to the ``icegan`` parser."""
     p = subparsers.add_parser(
-        "loso", help="leave-one-subject-out evaluation of a recognizer on precomputed flow features",
-        description="Leave-one-subject-out (CDE/SDE) evaluation of a recognizer (STSTNet, Off-TANet, "
+        "loso", help="leave-one-subject-out (or leave-one-dataset-out) evaluation of a recognizer on precomputed "
+                     "flow features",
+        description="Leave-one-subject-out (CDE/SDE) or leave-one-dataset-out (HDE) evaluation of a recognizer "
+                    "(STSTNet, Off-TANet, "
                     "logistic regression, random forest, gradient-boosted trees, or your own network: "
                     "model.name=custom) on precomputed (u, v, strain) flow features (the MEGC2019 maps, or yours: "
-                    "data.source=table). Honest by default: no model selection on the held-out subject. A rerun "
-                    "with the same --out resumes at the first unfinished fold.",
+                    "data.source=table). Honest by default: no model selection on the held-out subject (HDE: "
+                    "dataset). A rerun with the same --out resumes at the first unfinished fold.",
         epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="YAML", default=None,
                    help="YAML config file (e.g. configs/features_ststnet.yaml); defaults when omitted")

@@ -24,10 +24,12 @@ __all__ = ["register", "fit", "predict_table", "as_trained"]
 FIT_EPILOG = """\
 The recipe is the config's, as `icegan loso` runs it (model.*, seed, device, threads), trained once on every clip
 its data section lists (data.source=megc2019_htnet: the 442 composite clips; data.source=table: your table;
-protocol=SDE with dataset=NAME: that dataset's clips only). model.seeds=N trains N members whose probabilities
-are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early stopping, as in a LOSO
-fold. Options that need LOSO folds or other inputs are refused: oracle_epoch, model.noise_filter, model.domain_bn,
-model.domain_adversarial, model.au_weight, data.synthetic_per_clip, data.permute_labels, data.roi.
+protocol=SDE with dataset=NAME: that dataset's clips only; protocol=HDE is refused: fit on the datasets you
+choose with data.datasets=[...] and score the held-out one with icegan predict). model.seeds=N trains N members
+whose probabilities are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early
+stopping, as in a LOSO fold. Options that need LOSO folds or other inputs are refused: oracle_epoch,
+model.noise_filter, model.domain_bn, model.domain_adversarial, model.au_weight, data.synthetic_per_clip,
+data.permute_labels, data.roi.
 data.recenter=median is applied again to the clips `icegan predict` scores.
 
 The file (one .pt) holds the weights, the resolved config, what the model was trained on (clips, subjects,
@@ -79,7 +81,8 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
 
     Raises:
         ValueError: a setting ``icegan fit`` cannot apply (named, with the reason); ``protocol=SDE`` without a
-            ``dataset`` held by the data; bad input as :func:`icegan.commands.loso.load_feature_set`; a custom
+            ``dataset`` held by the data; ``protocol=HDE`` (a model is fitted on chosen datasets:
+            ``data.datasets``); bad input as :func:`icegan.commands.loso.load_feature_set`; a custom
             network that fails its check.
         FileNotFoundError: missing features.
     """
@@ -97,6 +100,11 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     for key, on, why in _UNSUPPORTED:
         if on(cfg):
             raise ValueError(f"icegan fit cannot apply {key} ({why}); set it to its default for a fitted model")
+    if cfg.protocol == "HDE":
+        raise ValueError("icegan fit trains one model, it has no folds to leave a dataset out of: protocol=HDE is "
+                         "`icegan loso`'s; to fit on some datasets and score another, fit with "
+                         "data.datasets=[casme2,samm] (the datasets to train on; protocol=CDE) and score the held-out "
+                         "dataset's clips with icegan predict")
     if cfg.threads > 0:
         limit_threads(cfg.threads)
     fs = load_feature_set(cfg.data)

@@ -128,8 +128,8 @@ def add_training_rows(folds: Sequence, subjects: Sequence[str], extra_subjects: 
 
     Returns:
         New folds (same index, subject, test rows and writer) with ``train_idx`` = the real training rows followed
-        by the extra rows whose subject is one of the fold's training subjects (so never the held-out subject, and
-        in SDE never another dataset's subject).
+        by the extra rows whose subject is one of the fold's training subjects (so never the held-out subject, in
+        SDE never another dataset's subject, and in HDE never a subject of the held-out dataset).
     """
     from dataclasses import replace
 
