@@ -134,7 +134,8 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     Args:
         run_dirs: two or more run directories of the same protocol, folds and clips.
         out_dir: output folder (created; must not hold a LOSO run): ``predictions.csv``,
-            ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png``, ``per_subject.csv`` and ``ensemble.json``
+            ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png``, ``per_subject.csv``,
+            ``per_subject.png`` and ``ensemble.json``
             (members with their own UF1/UAR, weights).
         weights: one non-negative weight per run (default: equal weights); fix them before looking at
             results.

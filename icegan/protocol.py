@@ -28,7 +28,7 @@ Run directory (``out_dir``), which is also the run's state:
   a rerun skips the folds already there (recognised by their ``subject`` column, or ``dataset`` for
   HDE: :func:`held_out_column`) and continues with the first unfinished one;
 * ``metrics.json``, ``metrics.md``, ``confusion.png``, ``per_subject.csv`` (clips and accuracy per tested
-  subject), ``tb/`` (TensorBoard events).
+  subject) and ``per_subject.png`` (the same as bars, one panel per dataset), ``tb/`` (TensorBoard events).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ from icegan.config import without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
-__all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "REFERENCES",
+__all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title"]
 
 #: the evaluation protocols :func:`make_folds` builds (see the module docstring)
@@ -392,10 +392,12 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
     (:func:`_markdown` titled ``label``, the subject-bootstrap interval of UF1/UAR
     (:func:`icegan.significance.subject_interval`), then ``md_extra`` if given) and ``confusion.png`` (titled
-    ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``; HDE: ``leave-one-dataset-out``, :func:`protocol_title`).
-    Used by :func:`run_loso` and ``icegan ensemble``. Returns the metrics.md text."""
+    ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``; HDE: ``leave-one-dataset-out``, :func:`protocol_title`) and
+    ``per_subject.png`` (:func:`per_subject_png`). Used by :func:`run_loso` and ``icegan ensemble``. Returns the
+    metrics.md text."""
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    per_subject_table(pred).to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
+    per_subject = per_subject_table(pred)
+    per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval
     md = _markdown(metrics, label)
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
@@ -406,6 +408,8 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     (out / "metrics.md").write_text(md)
     confusion_png(pred, out / "confusion.png", f"{plot_prefix}{protocol_title(metrics['protocol'])}, "
                    f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
+    per_subject_png(per_subject, out / "per_subject.png", f"{plot_prefix}{protocol_title(metrics['protocol'])}: "
+                    f"accuracy per tested subject")
     return md
 
 
@@ -472,6 +476,56 @@ def _markdown(metrics: dict, title: str) -> str:
         lines.append(f"| {name} | " + " | ".join(_fmt(m[k]) for k in METRIC_KEYS) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[str, str, float]]:
+    """The accuracy of every tested subject as one PNG: one panel per dataset, one horizontal bar per subject
+    (accuracy in [0, 1], labelled ``correct/clips``), the dataset's pooled accuracy as a dashed line. Shows at a
+    glance which subjects a pooled UF1 rests on and which ones the recognizer fails (a subject with one clip scores 0
+    or 1).
+
+    Args:
+        table: :func:`per_subject_table`'s rows (columns dataset, subject, n_clips, n_correct, accuracy).
+        path: the PNG to write. title: the figure's title.
+
+    Returns:
+        The bars drawn, ``(dataset, subject, accuracy)``, panel by panel (datasets sorted) and top to bottom within a
+        panel (subjects in ``table``'s order).
+
+    Raises:
+        ValueError: ``table`` has no rows.
+    """
+    if table.empty:
+        raise ValueError("per_subject_png: no subjects to plot")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted(table["dataset"].astype(str).unique())
+    tallest = int(table.groupby("dataset").size().max())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.4 * len(datasets), 1.4 + 0.22 * tallest), squeeze=False)
+    drawn = []
+    for ax, d in zip(axes[0], datasets):
+        rows = table[table["dataset"].astype(str) == d]
+        names = [str(s).split("/", 1)[-1] for s in rows["subject"]]
+        pos = (tallest - 1) - np.arange(len(rows))       # first subject on top, panels aligned at the top
+        acc = rows["accuracy"].to_numpy(dtype=float)
+        ax.barh(pos, acc, color=["#c0392b" if a < 0.5 else "#2e86c1" for a in acc], height=0.75)
+        for y, a, k, n in zip(pos, acc, rows["n_correct"], rows["n_clips"]):
+            ax.text(min(a, 1.0) + 0.02, y, f"{int(k)}/{int(n)}", va="center", fontsize=7)
+        pooled = float(rows["n_correct"].sum() / rows["n_clips"].sum())
+        ax.axvline(pooled, color="black", linestyle="--", linewidth=1)
+        ax.set_yticks(pos, names, fontsize=7)
+        ax.set_xlim(0, 1.25)
+        ax.set_ylim(-0.75, tallest - 0.25)
+        ax.set_xlabel("accuracy")
+        ax.set_title(f"{DATASET_TITLES.get(d, d)}: {len(rows)} subjects, pooled {pooled:.2f}", fontsize=9)
+        drawn += [(d, str(s), float(a)) for s, a in zip(rows["subject"], acc)]
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return drawn
 
 
 def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3) -> None:

@@ -72,7 +72,8 @@ def test_short_real_loso_writes_every_output(shared_data, tmp_path, capsys):
     rc = main(["loso", "--config", "configs/features_ststnet.yaml", "--out", str(out), "--no-progress",
                f"data.root={shared_data / 'megc2019_htnet'}", "max_folds=4", "model.epochs=2", "threads=1"])
     assert rc == 0
-    for name in ("config.yaml", "run.json", "predictions.csv", "metrics.json", "metrics.md", "confusion.png"):
+    for name in ("config.yaml", "run.json", "predictions.csv", "metrics.json", "metrics.md", "confusion.png",
+                 "per_subject.csv", "per_subject.png"):
         assert (out / name).is_file(), name
     assert list((out / "tb").glob("events.out.tfevents.*"))
     m = json.loads((out / "metrics.json").read_text())

@@ -210,6 +210,27 @@ def test_per_subject_csv_matches_the_predictions(toy, tmp_path):
     assert per["n_correct"].sum() / per["n_clips"].sum() == pytest.approx((pred["y_true"] == pred["y_pred"]).mean())
 
 
+def test_per_subject_png_draws_every_subject_by_dataset(toy, tmp_path):
+    """per_subject.png beside per_subject.csv: one bar per tested subject, panels by dataset (sorted), subjects in the
+    table's order, bar length the subject's accuracy; an empty table is refused."""
+    from PIL import Image
+
+    from icegan.protocol import per_subject_png
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "r", progress=False)
+    with Image.open(tmp_path / "r" / "per_subject.png") as im:
+        assert im.format == "PNG" and min(im.size) > 100
+    per = pd.read_csv(tmp_path / "r" / "per_subject.csv", dtype={"subject": str})
+    table = pd.DataFrame({"dataset": ["samm", "casme2", "samm", "casme2"], "subject": ["samm/2", "casme2/b", "samm/1",
+                          "casme2/a"], "n_clips": [4, 1, 2, 3], "n_correct": [1, 1, 2, 0]})
+    table["accuracy"] = table["n_correct"] / table["n_clips"]
+    drawn = per_subject_png(table, tmp_path / "p.png", "t")
+    assert drawn == [("casme2", "casme2/b", 1.0), ("casme2", "casme2/a", 0.0), ("samm", "samm/2", 0.25),
+                     ("samm", "samm/1", 1.0)]
+    assert sorted(s for _, s, _ in per_subject_png(per, tmp_path / "q.png", "t")) == sorted(per["subject"])
+    with pytest.raises(ValueError, match="no subjects"):
+        per_subject_png(table.iloc[:0], tmp_path / "e.png", "t")
+
+
 def test_reference_rows_warn_when_the_run_is_not_the_whole_composite():
     """A CDE run over part of the composite (a smoke run, one dataset) keeps the reference rows but says its numbers
     are not comparable with them; the full 442 clips do not carry that sentence."""

@@ -22,7 +22,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"icegan ensemble: error: {exc}", file=sys.stderr)
         return 2
     print(summary_text(metrics, f"ensemble of {len(args.runs)} runs"))
-    print(f"outputs in {args.out}/ (metrics.md, metrics.json, ensemble.json, predictions.csv, per_subject.csv, confusion.png)")
+    print(f"outputs in {args.out}/ (metrics.md, metrics.json, ensemble.json, predictions.csv, per_subject.csv, "
+          f"per_subject.png, confusion.png)")
     return 0
 
 
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders (run.json + predictions.csv)")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="output folder: predictions.csv, metrics.json, metrics.md, ensemble.json, per_subject.csv, "
-                        "confusion.png")
+                        "per_subject.png, confusion.png")
     p.add_argument("--weights", metavar="W", nargs="+", type=float, default=None,
                    help="one non-negative weight per run (default: equal); fix them before seeing results")
     p.add_argument("--name", default=None, help="title in metrics.md and the plot (default: the --out folder name)")

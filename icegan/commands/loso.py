@@ -537,8 +537,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            the dataset; CDE over several datasets, or HDE over three or more; 0 = off)
 
 outputs in --out: config.yaml, run.json, predictions.csv (appended per fold; the run resumes
-from it), metrics.json, metrics.md, confusion.png, per_subject.csv (clips and accuracy per tested
-subject), environment.jsonl (per start: versions, CPU kernel level, threads, git commit), tb/ (TensorBoard events).
+from it), metrics.json, metrics.md, confusion.png, per_subject.csv and per_subject.png (clips and accuracy
+per tested subject), environment.jsonl (per start: versions, CPU kernel level, threads, git commit), tb/ (TensorBoard events).
 """
 
 
@@ -573,7 +573,8 @@ def _main(args: argparse.Namespace) -> int:
     ci = interval_line(subject_interval(pd.read_csv(out / "predictions.csv", dtype={"subject": str})))
     if ci:
         print(ci)
-    print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, confusion.png, environment.jsonl, tb/)")
+    print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, per_subject.png, "
+          f"confusion.png, environment.jsonl, tb/)")
     return 0
 
 
