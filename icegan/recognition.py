@@ -431,7 +431,10 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         cfg: settings (``cfg.name`` must be ``ststnet`` or ``offtanet``).
         x: (N, 3, S, S) float features already at ``cfg.input_size`` (u, v, strain in [0, 1]).
         y: (N,) int64 labels in 0..K-1.
-        train_mask: (G, N) bool; model g learns from samples with ``train_mask[g]`` only.
+        train_mask: (G, N) bool; model g learns from samples with ``train_mask[g]`` only. Batches of
+            ``cfg.batch_size`` are drawn from the rows some model trains on (``train_mask.any(0)``), so a row that no
+            model learns from changes nothing: one model trained on a subset of a table is trained exactly as on
+            that subset alone.
         val_mask: optional (G, N) bool inner-validation samples (disjoint from train_mask) for
             early stopping on the class-weighted validation cross-entropy; None = final epoch.
         device: ``cpu``, ``cuda``, ``cuda:N``, ``auto`` (a GPU where there is one) or a torch.device
@@ -545,14 +548,17 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         from flownet.train import weight_ema
         ema = weight_ema(model, cfg.ema_decay)
     scored = model if ema is None else ema.module
-    # a custom recognizer (one copy, no masked batch norm) is given batches of its training rows only; the
-    # grouped networks draw from all N rows and weight the others 0 (their batch norm is masked)
-    rows = torch.nonzero(tm.any(0)).flatten() if cfg.name == "custom" else None
-    n_rows = N if rows is None else len(rows)
+    # batches are drawn from the rows that some model of the group trains on, so that a model's batches, steps and
+    # learning-rate schedule do not depend on clips no model here learns from (an SDE run's other datasets, the
+    # datasets an HDE fold trains on when its fold is trained alone); within a group the rows of other folds are
+    # weighted 0 (the grouped networks' batch norm is masked). When every row is some model's training row (the
+    # folds of a CDE run trained together) this is the whole table and the draws are those of a plain permutation.
+    rows = torch.nonzero(tm.any(0)).flatten()
+    n_rows = len(rows)
     bs = n_rows if cfg.batch_size <= 0 else min(cfg.batch_size, n_rows)
     steps = math.ceil(n_rows / bs)
     bounds = [(st * bs, min((st + 1) * bs, n_rows)) for st in range(steps)]
-    if rows is not None and steps > 1 and n_rows % bs == 1:
+    if cfg.name == "custom" and steps > 1 and n_rows % bs == 1:
         # a custom network may hold BatchNorm, which fails on a batch of one: the last row joins the batch before
         bounds[-2:] = [(bounds[-2][0], n_rows)]
         steps -= 1
@@ -579,9 +585,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                disable=not progress)
     model.train()
     for epoch in bar:
-        perm = torch.randperm(n_rows, generator=gen).to(device)
-        if rows is not None:
-            perm = rows[perm]
+        perm = rows[torch.randperm(n_rows, generator=gen).to(device)]
         ep_loss_t = torch.zeros((), device=device)          # summed on the device: no sync per step
         ep_dom_t = torch.zeros((), device=device)
         for step, (lo, hi) in enumerate(bounds):

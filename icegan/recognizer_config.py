@@ -116,7 +116,10 @@ class RecognizerConfig:
             the last ``average_last`` epochs (a snapshot ensemble along the trajectory; fixed in
             advance, no selection); 0 = the final epoch's weights only. Not combinable with
             ``inner_val_fraction``.
-        folds_per_group: folds trained together in one grouped network (0 = all folds at once).
+        folds_per_group: folds trained together in one grouped network (0 = all folds at once). A group's
+            batches are drawn from the clips some fold of the group trains on (never from clips none of them learns
+            from, such as an SDE run's other datasets); each fold weighs the other folds' held-out clips 0, a small
+            share when folds hold out one subject each (CDE, SDE); ``protocol=HDE`` trains every fold alone.
         domain_bn: STSTNet only: batch-norm statistics per source dataset (the prefix of the subject id:
             ``smic``, ``casme2``, ``samm``), affine weights shared; at test time a clip is normalised with
             its dataset's running statistics, gathered from the training subjects of that fold only

@@ -349,3 +349,45 @@ def test_scored_maps_go_through_the_training_maps_path(tmp_path):
     p, _, _ = predict_table([tmp_path / "rc.pt"], table28)
     np.testing.assert_allclose(p[cols].to_numpy(), fitted(recenter_flow(new.features)), atol=1e-6)
     assert not np.allclose(p[cols].to_numpy(), fitted(new.features), atol=1e-3)
+
+
+def test_a_fold_trained_alone_is_fit_on_its_training_clips(tmp_path):
+    """An HDE fold is trained alone: its batches hold its own training clips only, so the fold's model is the one
+    `icegan fit` trains on those clips with the fold's seed (base seed + 1000 x fold index) - the same
+    probabilities for the held-out dataset's clips, although the table also holds the held-out clips."""
+    from icegan.commands.loso import load_feature_set, run
+    from icegan.recognition import fit_recognizer
+    cfg = _cfg("protocol=HDE", "model.shift_px=1", "seed=2")
+    run(cfg, tmp_path / "hde", progress=False)
+    pred = pd.read_csv(tmp_path / "hde" / "predictions.csv", dtype={"subject": str})
+    fs = load_feature_set(cfg.data)
+    datasets = fs.samples["dataset"].to_numpy()
+    for index, held in enumerate(sorted(set(datasets))):
+        train, test = datasets != held, datasets == held
+        fitted = fit_recognizer(cfg.model, fs.features[torch.from_numpy(train)], fs.labels[torch.from_numpy(train)],
+                                seed=cfg.seed + 1000 * index, progress=False)
+        rows = pred[pred["dataset"] == held].set_index(["subject", "clip"])
+        keys = list(zip(fs.samples["subject"][test], fs.samples["clip"][test]))
+        np.testing.assert_allclose(fitted(fs.features[torch.from_numpy(test)]),
+                                   rows.loc[keys, ["score_negative", "score_positive", "score_surprise"]].to_numpy(),
+                                   atol=1e-5)
+
+
+def test_an_sde_run_does_not_depend_on_the_other_datasets_clips(tmp_path):
+    """SDE within one dataset: the same predictions whether the table also holds other datasets' clips or not (the
+    grouped network draws its batches from the rows its folds train on, never from clips no fold learns from)."""
+    from icegan.commands.loso import run
+    fs = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+    both = _write_table(tmp_path, fs, name="both.csv")
+    keep = (fs.samples["dataset"] == "samm").to_numpy().copy()
+    alone = type(fs)(fs.samples[keep].reset_index(drop=True), fs.features[torch.from_numpy(keep)])
+    only = _write_table(tmp_path, alone, name="only.csv")
+    preds = []
+    for table in (both, only):
+        cfg = load_config(LosoConfig, None, ["data.source=table", f"data.table={table}", "protocol=SDE",
+                                             "dataset=samm", "model.epochs=3", "model.batch_size=8", "threads=1"])
+        run(cfg, tmp_path / table.stem, progress=False)
+        preds.append(pd.read_csv(tmp_path / table.stem / "predictions.csv").sort_values(["subject", "clip"]))
+    cols = ["score_negative", "score_positive", "score_surprise"]
+    assert len(preds[0]) == int(keep.sum())
+    np.testing.assert_allclose(preds[0][cols].to_numpy(), preds[1][cols].to_numpy(), atol=1e-6)

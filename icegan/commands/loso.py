@@ -12,7 +12,9 @@ per dataset of the data, tested whole by a model trained on the other datasets; 
 the settings that need subject folds or the held-out dataset's own clips are refused before any run folder exists
 (:func:`hde_conflicts`): ``oracle_epoch``, ``model.domain_bn``, ``data.train_subject_fraction`` < 1;
 ``model.domain_adversarial`` needs at least three datasets (two in every fold's training). Inner splits of the
-training clips (``model.inner_val_fraction``, a suite's nested selection) stay by training subject.
+training clips (``model.inner_val_fraction``, a suite's nested selection) stay by training subject. Each HDE fold is
+trained alone (``model.folds_per_group`` does not apply), on batches of its own training clips: the model ``icegan
+fit`` trains on the same datasets with the fold's seed.
 
 Config file sections (all keys optional, defaults below; unknown keys are errors):
 
@@ -317,7 +319,8 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True, action_units=None):
 
     Returns:
         ``folds_fn`` (:class:`FeatureFolds`: a list of folds → one score array per fold), ``per_call`` (folds per
-        call: 1 for scikit-learn and custom recognizers, else ``model.folds_per_group``, 0 = all in one grouped network) and
+        call: 1 for scikit-learn and custom recognizers and under ``protocol=HDE``, else ``model.folds_per_group``, 0 =
+        all in one grouped network) and
         ``group_map`` (:class:`icegan.executors.ProcessGroupMap` when ``workers`` > 1 applies, else None).
 
     Raises:
@@ -340,7 +343,10 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True, action_units=None):
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)
-    one_per_call = cfg.model.name in SKLEARN_MODELS or cfg.model.name == "custom"
+    # HDE: each fold trained alone. Its training datasets are a different two thirds of the table for every fold, so
+    # grouped folds would each learn from a masked part of every batch; alone, a fold is trained exactly as
+    # `icegan fit` trains the recipe on those datasets (batches of model.batch_size of its own clips)
+    one_per_call = cfg.model.name in SKLEARN_MODELS or cfg.model.name == "custom" or cfg.protocol == "HDE"
     per_call = 1 if one_per_call else cfg.model.folds_per_group
     group_map = None
     workers = cfg.workers or (os.cpu_count() or 1)
