@@ -90,15 +90,17 @@ def maps_differ(trained: dict, scored: dict) -> Optional[str]:
         if "maps" in p:
             return f"the released {p['maps']} maps"
         f = p.get("flow", {})
-        return f"{f.get('method')} flow (icegan features, {p.get('size')} px)"
-    if name(trained) != name(scored):
+        return f"{f.get('method')} flow" + (f" ({p['size']} px maps)" if p.get("size") else "")
+    def source(p: dict) -> tuple:       # the map size is not compared here: icegan predict notes it on its own
+        return ("released", p["maps"]) if "maps" in p else ("flow", p.get("flow", {}).get("method"))
+    if source(trained) != source(scored):
         return f"trained on {name(trained)}, these are {name(scored)}"
     reasons = []
     keys = sorted(k for k in set(trained.get("flow", {})) | set(scored.get("flow", {}))
                   if trained.get("flow", {}).get(k) != scored.get("flow", {}).get(k))
     if keys:
         reasons.append(f"the flow settings differ from the training maps' ({', '.join('flow.' + k for k in keys)})")
-    elif trained.get("weights") != scored.get("weights"):
+    elif trained.get("weights") and scored.get("weights") and trained["weights"] != scored["weights"]:
         reasons.append("the flow weights differ from the training maps' (another checkpoint)")
     then, now = trained.get("faces"), scored.get("faces")
     if then and now and then != now:          # unknown on either side (an older table): nothing to say

@@ -233,11 +233,15 @@ def test_maps_made_another_way_are_named():
     released = {"maps": "megc2019_htnet"}
     sr = {"flow": {"method": "srflownet", "input_size": "auto"}, "weights": {"flow_weights_sha256": "a"}, "size": 28}
     assert maps_differ(released, sr) == ("trained on the released megc2019_htnet maps, these are srflownet flow "
-                                         "(icegan features, 28 px)")
+                                         "(28 px maps)")
     assert "flow.input_size" in maps_differ(sr, {**sr, "flow": {"method": "srflownet", "input_size": 128}})
     assert "another checkpoint" in maps_differ(sr, {**sr, "weights": {"flow_weights_sha256": "b"}})
     assert maps_differ(sr, dict(sr)) is None
     assert maps_differ(sr, {}) is None and maps_differ({}, sr) is None
+    # a provenance.json written by hand for a table of your own: only what it says is compared
+    assert maps_differ(released, {"flow": {"method": "tvl1"}}) == ("trained on the released megc2019_htnet maps, these "
+                                                                 "are tvl1 flow")
+    assert maps_differ(sr, {"flow": {"method": "srflownet", "input_size": "auto"}}) is None   # no checksum, no size
     # faces: compared only when both sides record them; named key by key, beside a flow difference
     cropped = {**sr, "faces": {"modes": ["cropped"], "size": 128}}
     raw = {**sr, "faces": {"modes": ["raw"], "size": 128, "detector": "hog", "margin": 0.1, "refine": True}}
@@ -281,7 +285,7 @@ def test_predict_warns_when_maps_come_from_another_flow(tmp_path, capsys):
     same = _write_table(train_dir, make_toy_features(n_subjects_per_dataset=1, seed=5), name="same.csv")
     other = _write_table(new_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
     raw = _write_table(raw_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
-    for scored, warned in ((same, None), (other, "trained on srflownet flow (icegan features, 28 px), these are tvl1 "
+    for scored, warned in ((same, None), (other, "trained on srflownet flow (28 px maps), these are tvl1 "
                                                   "flow"),
                            (raw, "the faces were prepared otherwise than the training faces (modes: ['cropped'] for "
                                  "training, ['raw'] here)")):
@@ -325,7 +329,7 @@ def test_a_model_of_the_released_maps_warns_on_icegan_features_maps(shared_data,
     table = _write_table(d, make_toy_features(n_subjects_per_dataset=1, seed=5))
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table),
                  "--out", str(tmp_path / "p.csv")]) == 0
-    assert ("trained on the released megc2019_htnet maps, these are srflownet flow (icegan features, 28 px)"
+    assert ("trained on the released megc2019_htnet maps, these are srflownet flow (28 px maps)"
             in capsys.readouterr().err)
 
 

@@ -20,6 +20,16 @@ expect each channel min–max normalised per clip to [0, 1], as the MEGC2019 map
 into 1 − u, which is the negated flow only under that normalisation. Raw flow in pixels is therefore an error, unless
 ``data.normalize=minmax`` normalises each channel of each clip here (:func:`minmax_per_clip`). Every error names the
 CSV line and the clip.
+
+How the maps were made may be written beside the table as ``provenance.json`` (``icegan features`` writes it; for a
+table you made, write it yourself)::
+
+    {"flow": {"method": "tvl1"}, "faces": {"modes": ["raw"], "size": 128, "detector": "hog", "margin": 0.1,
+     "refine": true}, "size": 28}
+
+``icegan fit`` stores it in the model file and ``icegan predict`` warns when a table to score says otherwise
+(:func:`icegan.saved_recognizer.maps_provenance`, :func:`~icegan.saved_recognizer.maps_differ`); without it nothing
+is claimed either way.
 """
 from __future__ import annotations
 
