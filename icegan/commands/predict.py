@@ -64,6 +64,9 @@ _UNSUPPORTED = (
     ("data.permute_labels", lambda c: c.data.permute_labels >= 0, "a model of permuted labels is a null model"),
     ("data.roi", lambda c: c.data.roi != "none", "landmark regions are cut from the composite's apex faces, which "
      "new clips' tables do not have"),
+    ("protocol", lambda c: c.protocol == "HDE", "protocol=HDE leaves each dataset out of `icegan loso`'s folds, and a "
+     "fitted model has no folds; to fit on some datasets and score another, fit with data.datasets=[casme2,samm] "
+     "(the datasets to train on) and score the held-out dataset's clips with icegan predict"),
 )
 
 
@@ -100,11 +103,6 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     for key, on, why in _UNSUPPORTED:
         if on(cfg):
             raise ValueError(f"icegan fit cannot apply {key} ({why}); set it to its default for a fitted model")
-    if cfg.protocol == "HDE":
-        raise ValueError("icegan fit trains one model, it has no folds to leave a dataset out of: protocol=HDE is "
-                         "`icegan loso`'s; to fit on some datasets and score another, fit with "
-                         "data.datasets=[casme2,samm] (the datasets to train on; protocol=CDE) and score the held-out "
-                         "dataset's clips with icegan predict")
     if cfg.threads > 0:
         limit_threads(cfg.threads)
     fs = load_feature_set(cfg.data)
