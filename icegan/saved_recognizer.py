@@ -82,8 +82,8 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
 def maps_differ(trained: dict, scored: dict) -> Optional[str]:
     """A sentence saying how the scored maps were made otherwise than the training maps (another source, flow
     setting or checkpoint, or faces prepared otherwise: crop mode, face size, detector, margin), or None when they
-    agree or either side is unknown (:func:`maps_provenance`; the faces are compared only when both sides record
-    them)."""
+    agree or either side is unknown (:func:`maps_provenance`; a flow setting or checkpoint is compared only when both
+    sides record it, the faces only when both sides record them)."""
     if not trained or not scored or trained == scored:
         return None
     def name(p: dict) -> str:
@@ -96,8 +96,8 @@ def maps_differ(trained: dict, scored: dict) -> Optional[str]:
     if source(trained) != source(scored):
         return f"trained on {name(trained)}, these are {name(scored)}"
     reasons = []
-    keys = sorted(k for k in set(trained.get("flow", {})) | set(scored.get("flow", {}))
-                  if trained.get("flow", {}).get(k) != scored.get("flow", {}).get(k))
+    then_flow, now_flow = trained.get("flow", {}), scored.get("flow", {})
+    keys = sorted(k for k in set(then_flow) & set(now_flow) if then_flow[k] != now_flow[k])   # both record it
     if keys:
         reasons.append(f"the flow settings differ from the training maps' ({', '.join('flow.' + k for k in keys)})")
     elif trained.get("weights") and scored.get("weights") and trained["weights"] != scored["weights"]:

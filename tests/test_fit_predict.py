@@ -242,6 +242,7 @@ def test_maps_made_another_way_are_named():
     assert maps_differ(released, {"flow": {"method": "tvl1"}}) == ("trained on the released megc2019_htnet maps, these "
                                                                  "are tvl1 flow")
     assert maps_differ(sr, {"flow": {"method": "srflownet", "input_size": "auto"}}) is None   # no checksum, no size
+    assert maps_differ(sr, {"flow": {"method": "srflownet"}}) is None        # a setting it does not record: no claim
     # faces: compared only when both sides record them; named key by key, beside a flow difference
     cropped = {**sr, "faces": {"modes": ["cropped"], "size": 128}}
     raw = {**sr, "faces": {"modes": ["raw"], "size": 128, "detector": "hog", "margin": 0.1, "refine": True}}
