@@ -423,7 +423,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                  record_every: int = 0, progress: bool = True, writer: Any = None, tag: str = "",
                  n_classes: int = 3, domains: Optional[torch.Tensor] = None,
                  sample_weight: Optional[torch.Tensor] = None,
-                 action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+                 action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+                 batch_rows: Optional[torch.Tensor] = None
                  ) -> tuple[torch.nn.Module, list[torch.Tensor]]:
     """Train G = ``train_mask.shape[0]`` independent recognizers on one in-memory feature tensor.
 
@@ -456,6 +457,10 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             (:func:`icegan.data.action_units.action_unit_targets`); required when ``cfg.au_weight`` > 0, ignored
             otherwise. Model g learns the units of its training rows with ``known`` only (not class- or
             subject-weighted); under mixup a pair's targets mix like its labels and count when both are known.
+        batch_rows: optional (N,) bool, the rows batches are drawn from (a superset of ``train_mask.any(0)``);
+            None = ``train_mask.any(0)``. :func:`fit_predict_folds` passes the folds' training rows before its
+            label-noise filter, so that the rows no model keeps, which depend on the labels of every subject,
+            never change a model's batches.
 
     Returns:
         (model in eval mode holding the selected weights — a :class:`SnapshotAverage` when
@@ -553,7 +558,11 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     # datasets an HDE fold trains on when its fold is trained alone); within a group the rows of other folds are
     # weighted 0 (the grouped networks' batch norm is masked). When every row is some model's training row (the
     # folds of a CDE run trained together) this is the whole table and the draws are those of a plain permutation.
-    rows = torch.nonzero(tm.any(0)).flatten()
+    if batch_rows is not None:
+        batch_rows = batch_rows.to(tm.device).bool()
+        if batch_rows.shape != (N,) or bool((tm.any(0) & ~batch_rows).any()):
+            raise ValueError(f"batch_rows must be an ({N},) bool mask holding every training row of train_mask")
+    rows = torch.nonzero(tm.any(0) if batch_rows is None else batch_rows).flatten()
     n_rows = len(rows)
     bs = n_rows if cfg.batch_size <= 0 else min(cfg.batch_size, n_rows)
     steps = math.ceil(n_rows / bs)
@@ -799,7 +808,12 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     for i, f in enumerate(folds):
         masks[i * S:(i + 1) * S, f.train_idx] = True
     group_seed = seed + 1000 * int(getattr(folds[0], "index", 0))
+    batch_rows = None
     if cfg.noise_filter == "forest":
+        # batches keep being drawn from the folds' training rows as they were before the filter: a clip that every
+        # other fold flags (a flag that depends on its own subject's labels) must not change the batches of the
+        # model tested on that subject
+        batch_rows = torch.from_numpy(masks.any(0))
         masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer)
     val = None
     if cfg.inner_val_fraction > 0:
@@ -815,7 +829,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
                                   record_every=cfg.eval_every if oracle_epoch else 0, progress=progress,
                                   writer=writer, tag=tag, domains=domains, sample_weight=sw,
-                                  action_units=action_units)
+                                  action_units=action_units, batch_rows=batch_rows)
     out = []
     if oracle_epoch:
         rec = torch.stack(records)                                     # (R, N, G, K)

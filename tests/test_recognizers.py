@@ -724,3 +724,34 @@ def test_fit_predict_folds_domain_bn_uses_the_subjects_datasets():
         # one prefix: the same training up to float summation order (amplified by Adam over 6 epochs; the
         # exact equality of the two batch norms is tested above); two datasets: a different model
         assert np.abs(r - q).max() < 0.02 < 0.1 < np.abs(p - q).max()
+
+
+def test_batchnorm_copy_without_samples_keeps_running_statistics():
+    """A copy with no sample in a training batch keeps its running mean and variance (they would decay towards 0
+    and 0 otherwise), in MaskedBatchNorm2d and in STSTNet's fused stream batch norm; the other copy moves as
+    ``nn.BatchNorm2d`` would on its own samples."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 6, 4, 4) * 2 + 1
+    mask = torch.tensor([[1, 0]] * 5, dtype=torch.float32)          # copy 1 has no sample in this batch
+    bn = MaskedBatchNorm2d(2, 3).train()
+    bn.running_mean.fill_(0.3)
+    bn.running_var.fill_(0.9)
+    bn(x, mask)
+    torch.testing.assert_close(bn.running_mean[3:], torch.full((3,), 0.3))
+    torch.testing.assert_close(bn.running_var[3:], torch.full((3,), 0.9))
+    ref = torch.nn.BatchNorm2d(3).train()
+    ref.running_mean.fill_(0.3)
+    ref.running_var.fill_(0.9)
+    ref(x[:, :3])
+    torch.testing.assert_close(bn.running_mean[:3], ref.running_mean)
+    torch.testing.assert_close(bn.running_var[:3], ref.running_var)
+
+    G, P = 2, 6
+    net = STSTNet(n_models=G).train()
+    h = torch.rand(5, G, 16, P * P) * 3
+    before = [(b.running_mean.clone(), b.running_var.clone()) for b in net.bns]
+    net._bn(h, mask)
+    for b, c, (m0, v0) in zip(net.bns, STSTNet.STREAMS, before):
+        torch.testing.assert_close(b.running_mean.reshape(G, c)[1], m0.reshape(G, c)[1])
+        torch.testing.assert_close(b.running_var.reshape(G, c)[1], v0.reshape(G, c)[1])
+        assert not torch.equal(b.running_mean.reshape(G, c)[0], m0.reshape(G, c)[0])

@@ -100,8 +100,9 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
     ``forward(x, sample_mask)``: x (B, G*C, H, W); sample_mask (B, G) of 0/1 weights or None. In
     training mode with a mask, copy g's mean and variance use only the samples with
     ``sample_mask[:, g] = 1`` (e.g. its LOSO training subjects: a held-out subject in the same
-    batch never shifts the statistics of the copy that is tested on it). Without a mask, or in
-    eval mode, this is ``nn.BatchNorm2d``.
+    batch never shifts the statistics of the copy that is tested on it); the running statistics of a
+    copy with no sample in the batch stay as they were. Without a mask, or in eval mode, this is
+    ``nn.BatchNorm2d``.
     """
 
     def __init__(self, n_models: int, num_features: int, **kwargs):
@@ -122,8 +123,11 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         with torch.no_grad():
             mom = self.momentum if self.momentum is not None else 0.1
             unbiased = var * (n / (n - 1).clamp_min(1.0))[:, None]
-            self.running_mean.mul_(1 - mom).add_(mom * mean.reshape(-1))
-            self.running_var.mul_(1 - mom).add_(mom * unbiased.reshape(-1))
+            # a copy with no sample in this batch keeps its running statistics (they would decay towards 0)
+            present = (m.sum(0) > 0)[:, None].expand(G, C).reshape(-1)
+            rm, rv = self.running_mean, self.running_var
+            rm.copy_(torch.where(present, rm * (1 - mom) + mom * mean.reshape(-1), rm))
+            rv.copy_(torch.where(present, rv * (1 - mom) + mom * unbiased.reshape(-1), rv))
             self.num_batches_tracked.add_(1)
         y = d * torch.rsqrt(var + self.eps)[None, :, :, None]
         y = y * self.weight.reshape(1, G, C, 1) + self.bias.reshape(1, G, C, 1)
@@ -408,11 +412,14 @@ class STSTNet(nn.Module):
             var = (torch.einsum("bgc,bg->gc", (h * h).sum(-1), m) / n[:, None] - mean * mean).clamp_min(0.0)
             with torch.no_grad():
                 unbiased = var * (n / (n - 1).clamp_min(1.0))[:, None]
+                present = m.sum(0) > 0              # (G,): a copy with no sample in the batch keeps its statistics
                 off = 0
                 for bn, c in zip(self.bns, self.stream_channels):
                     mom = bn.momentum if bn.momentum is not None else 0.1
-                    bn.running_mean.mul_(1 - mom).add_(mom * mean[:, off:off + c].reshape(-1))
-                    bn.running_var.mul_(1 - mom).add_(mom * unbiased[:, off:off + c].reshape(-1))
+                    keep = present[:, None].expand(G, c).reshape(-1)
+                    rm, rv = bn.running_mean, bn.running_var
+                    rm.copy_(torch.where(keep, rm * (1 - mom) + mom * mean[:, off:off + c].reshape(-1), rm))
+                    rv.copy_(torch.where(keep, rv * (1 - mom) + mom * unbiased[:, off:off + c].reshape(-1), rv))
                     bn.num_batches_tracked.add_(1)
                     off += c
         else:
