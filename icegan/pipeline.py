@@ -530,7 +530,8 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
 def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, provenance: dict,
                    progress: bool = True) -> torch.Tensor:
     """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
-    ``provenance``, the SHA-256 of the flow weights from :func:`flow_weights_provenance`)."""
+    ``provenance``: the SHA-256 of the flow weights from :func:`flow_weights_provenance` and, from :func:`run`, the
+    clips' :func:`icegan.protocol.data_digest`)."""
     flow = without_neutral_keys(dataclasses.asdict(cfg.flow), "flow.")      # the keys of older caches
     key = json.dumps({"flow": flow, "size": cfg.recognizer.input_size,
                       "clips": clips.samples["clip"].tolist(),
@@ -877,7 +878,10 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
     clips = load_samples(cfg, progress=progress and distributed.is_main())
-    provenance = flow_weights_provenance(cfg)
+    from icegan.protocol import data_digest
+    # the weights' checksums and the clips themselves (labels and onset/apex pixels): a cache or a resumed run made
+    # on other faces with the same clip names is never read back
+    provenance = {**flow_weights_provenance(cfg), "data": data_digest(clips.samples, clips.onset, clips.apex)}
     feats = _real_features(cfg, clips, estimator, run_dir, provenance, progress=progress)
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,

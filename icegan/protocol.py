@@ -48,7 +48,8 @@ from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
-           "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title"]
+           "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
+           "data_digest"]
 
 #: the evaluation protocols :func:`make_folds` builds (see the module docstring)
 PROTOCOLS = ("CDE", "SDE", "HDE")
@@ -256,6 +257,32 @@ def _config_dict(config: Any) -> Any:
     return config
 
 
+def data_digest(samples: pd.DataFrame, *arrays: Any) -> str:
+    """16 hex digits naming the data a run is scored on: every row's dataset, subject, clip and label, in order, and
+    the bytes of ``arrays`` (e.g. the (N, 3, S, S) feature maps, or a main job's onset and apex frames).
+
+    Kept in ``run.json`` (``provenance.data``), so that a run resumed on a changed annotation sheet, a regenerated
+    feature table or another ``data.root`` with the same clip names is refused instead of mixing old folds with new
+    ones. Deterministic across machines and processes (SHA-256 of the values, not of Python objects).
+
+    Args:
+        samples: the sample table (columns dataset, subject, clip, label).
+        *arrays: NumPy arrays or torch tensors; hashed as contiguous C-order bytes with their dtype and shape.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for col in ("dataset", "subject", "clip", "label"):
+        h.update("\x1f".join(samples[col].astype(str).tolist()).encode())
+        h.update(b"\x1e")
+    for a in arrays:
+        arr = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()[:16]
+
+
 def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle_epoch: bool,
             folds: list[Fold]) -> dict:
     return {"protocol": protocol, "dataset": dataset, "oracle_epoch": bool(oracle_epoch),
@@ -272,7 +299,12 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
         if old != header:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
             why = ""
-            if diff == ["provenance"]:
+            old_data = (old.get("provenance") or {}).get("data")
+            new_data = (header.get("provenance") or {}).get("data")
+            if diff == ["provenance"] and old_data and new_data and old_data != new_data:
+                why = (f" (its data {old_data} vs now {new_data}: the clips, their labels or their maps changed, e.g. a "
+                       "corrected annotation sheet or a regenerated feature table)")
+            elif diff == ["provenance"]:
                 why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
                        "weights file changed, or the folder was made before icegan recorded it)")
             raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
@@ -307,6 +339,15 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
             raise LosoStateError(f"{pred_csv}: {key} '{unit}' is not a fold of this run")
         expected = sorted(samples["clip"].iloc[fold.test_idx])
         if sorted(rows["clip"]) == expected:
+            test = samples.iloc[fold.test_idx]
+            label = dict(zip(zip(test["subject"].astype(str), test["clip"].astype(str)), test["label"].astype(int)))
+            got = zip(zip(rows["subject"].astype(str), rows["clip"].astype(str)), rows["y_true"])
+            wrong = [(k[1], int(t), label.get(k)) for k, t in got if int(t) != label.get(k)]
+            if wrong:
+                c, was, now = wrong[0]
+                raise LosoStateError(f"{pred_csv}: fold '{unit}' was scored on other labels ({len(wrong)} clip(s), "
+                                     f"e.g. clip '{c}': y_true {was} there, label {now} now); resuming would mix two "
+                                     "annotations: use another --out or delete that folder")
             keep.append(unit)
     done = df[df[key].isin(keep)]
     if len(done) != len(df):  # a fold was cut off while being written: keep complete folds only

@@ -101,8 +101,26 @@ def inner_folds(outer, subjects: Sequence[str], k: int, index_base: int = 0) -> 
     return out
 
 
-def _cache_ok(df: pd.DataFrame, outer_folds: Sequence, n_train: dict) -> pd.DataFrame:
-    """Rows of the outer folds whose inner predictions are complete (one row per training clip)."""
+def _cache_ok(df: pd.DataFrame, outer_folds: Sequence, n_train: dict, samples: pd.DataFrame,
+              cache: Path) -> pd.DataFrame:
+    """Rows of the outer folds whose inner predictions are complete (one row per training clip).
+
+    Raises:
+        SelectionError: a cached row names another clip or label than the sample table's row it points at (the
+            cache was made on other data: a changed annotation sheet or feature table)."""
+    df = df.dropna()             # a line cut short by a kill: its outer fold counts as unfinished and is recomputed
+    rows = df["row"].to_numpy(dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(samples)):
+        raise SelectionError(f"{cache}: inner predictions point at rows beyond the {len(samples)} clips of this "
+                             "feature set; it was made on other data: delete it")
+    here = samples.iloc[rows]
+    bad = ((here["clip"].astype(str).to_numpy() != df["clip"].astype(str).to_numpy())
+           | (here["label"].astype(int).to_numpy() != df["y_true"].astype(int).to_numpy()))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SelectionError(f"{cache}: inner predictions were made on other data ({int(bad.sum())} row(s), e.g. "
+                             f"row {rows[i]}: clip '{df['clip'].iloc[i]}' label {int(df['y_true'].iloc[i])} there, "
+                             f"clip '{here['clip'].iloc[i]}' label {int(here['label'].iloc[i])} now): delete it")
     counts = df.groupby("outer").size()
     done = [f.subject for f in outer_folds if counts.get(f.subject, -1) == n_train[f.subject]]
     return df[df["outer"].isin(done)]
@@ -148,7 +166,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     cache = Path(cache)
     if cache.is_file():
         read = pd.read_csv(cache, dtype={"outer": str, "dataset": str, "subject": str, "clip": str})
-        done = _cache_ok(read, outer_folds, n_train)
+        done = _cache_ok(read, outer_folds, n_train, samples, cache)
         if len(done) != len(read):
             done.to_csv(cache, index=False, float_format="%.9g")    # drop an outer fold cut short
     finished_outer = set(done["outer"])

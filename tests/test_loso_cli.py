@@ -270,3 +270,22 @@ def test_a_run_saved_before_a_key_existed_still_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(args + ["model.logreg_C=0.5"]) == 2                  # the missing key is not at its default now
     assert "different config" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_feature_set_that_changed(tmp_path):
+    """run.json records the data's digest: the same run folder resumed on maps that changed (a regenerated feature
+    table with the same clip names and labels) is refused and says why; unchanged maps resume."""
+    from icegan.commands.loso import load_feature_set, run
+    from icegan.config import load_config
+    from icegan.data.features import FeatureSet
+    from icegan.protocol import LosoStateError, data_digest
+    cfg = load_config(LosoConfig, None, ["data.source=toy", "model.name=logreg", "max_folds=2", "workers=1"])
+    fs = load_feature_set(cfg.data)
+    out = tmp_path / "r"
+    run(cfg, out, progress=False, feature_set=fs)
+    assert json.loads((out / "run.json").read_text())["provenance"]["data"] == data_digest(fs.samples, fs.features)
+    run(cfg, out, progress=False, feature_set=fs)
+    moved = fs.features.clone()
+    moved[0] = moved[0].flip(-1)
+    with pytest.raises(LosoStateError, match="its data .* the clips, their labels or their maps changed"):
+        run(cfg, out, progress=False, feature_set=FeatureSet(fs.samples, moved))

@@ -278,3 +278,30 @@ def test_every_neutral_new_key_is_the_default_of_its_config():
         found = [d[section][key] for d in defaults.values() if key in d.get(section, {})]
         assert found, f"{path} is no key of MainConfig or LosoConfig"
         assert all(v == neutral for v in found), f"{path}: neutral {neutral!r} but default {found!r}"
+
+
+def test_resume_refuses_predictions_made_on_other_labels(toy, tmp_path):
+    """A finished fold whose y_true disagrees with today's labels (a corrected annotation sheet, the same clip names)
+    is refused by name instead of being kept beside folds scored on the new labels."""
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "r", progress=False)
+    changed = toy.samples.copy()
+    changed.loc[2, "label"] = (int(changed.loc[2, "label"]) + 1) % 3
+    clip = changed.loc[2, "clip"]
+    with pytest.raises(LosoStateError, match=rf"other labels \(1 clip\(s\), e.g. clip '{clip}'"):
+        run_loso(changed, _centroid_fold_fn(toy), tmp_path / "r", progress=False)
+
+
+def test_data_digest_names_the_rows_labels_and_arrays(toy):
+    """The digest is the same for equal data (tensor or array of the same values), and changes with a label, a clip's
+    order, one map value, an array's dtype or its shape."""
+    from icegan.protocol import data_digest
+    s, x = toy.samples, toy.features
+    d = data_digest(s, x)
+    assert len(d) == 16 and d == data_digest(s.copy(), x.clone()) == data_digest(s, x.numpy())
+    other = s.copy()
+    other.loc[0, "label"] = (int(other.loc[0, "label"]) + 1) % 3
+    x2 = x.clone()
+    x2[3, 1, 2, 2] += 1e-3
+    changed = [data_digest(other, x), data_digest(s.iloc[::-1].reset_index(drop=True), x), data_digest(s, x2),
+               data_digest(s, x.double()), data_digest(s, x.reshape(len(x), -1)), data_digest(s)]
+    assert len({d, *changed}) == 1 + len(changed)

@@ -322,3 +322,17 @@ def test_suite_reuse_copies_the_inner_fold_predictions(tmp_path):
     assert (second / "predictions.csv").read_bytes() == (first / "predictions.csv").read_bytes()
     assert (second / "selection.csv").read_text().replace("STSTNet again", "STSTNet") == \
         (first / "selection.csv").read_text()          # the same inner scores and choices, under the new label
+
+
+def test_inner_predictions_made_on_other_labels_are_refused(toy, tmp_path):
+    """A cache of inner predictions whose rows name other labels than today's table (a corrected annotation sheet) is
+    refused with the file's name, not mixed into the selection."""
+    cfg = _cfg("model.name=logreg")
+    folds = make_folds(toy.samples["subject"].tolist())[:2]
+    cache = tmp_path / "c.csv"
+    inner_predictions(cfg, toy, folds, 3, cache, progress=False)
+    changed = toy.samples.copy()
+    row = int(folds[0].train_idx[0])
+    changed.loc[row, "label"] = (int(changed.loc[row, "label"]) + 1) % 3
+    with pytest.raises(SelectionError, match=rf"c\.csv: inner predictions were made on other data .* row {row}"):
+        inner_predictions(cfg, FeatureSet(changed, toy.features), folds, 3, cache, progress=False)

@@ -303,11 +303,12 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None, act
         name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
         print(f"note: data.permute_labels={cfg.data.permute_labels}: a null run on permuted labels; an honest "
               f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
+    from icegan.protocol import data_digest
     from icegan.recognition import recognizer_provenance
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
                     dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
                     folds_per_call=per_call, progress=progress, group_map=group_map,
-                    provenance=recognizer_provenance(cfg.model))
+                    provenance={**recognizer_provenance(cfg.model), "data": data_digest(fs.samples, fs.features)})
 
 
 def fold_runner(cfg: LosoConfig, fs, progress: bool = True, action_units=None):
