@@ -86,3 +86,26 @@ def test_print_config_shows_the_resolved_config_and_round_trips(argv, key, value
     saved.write_text(printed)
     assert main([*argv[:-1], str(saved), "--print-config"]) == 0
     assert capsys.readouterr().out == printed
+
+
+def _subcommand_paths(parser, prefix=()):
+    """Every (sub)command path of an argparse parser, e.g. ('flow', 'eval'), depth first."""
+    import argparse
+    out = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _subcommand_paths(sub, prefix + (name,))
+    return out
+
+
+def test_every_subcommand_prints_its_help(capsys):
+    """`--help` of the top level and of every (nested) subcommand prints a usage text and exits 0 (argparse
+    %-formats help strings: a stray '%' in one crashes that command's help)."""
+    paths = _subcommand_paths(build_parser())
+    assert ("loso",) in paths and ("compare",) in paths and len(paths) > 10
+    for path in paths:
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args([*path, "--help"])
+        assert e.value.code == 0, path
+        assert "usage:" in capsys.readouterr().out, path

@@ -68,7 +68,7 @@ def register(subparsers) -> None:
                     "See icegan.significance.",
         epilog=ENTRIES_EPILOG)
     add_entry_arguments(p, "markdown (value [low, high] cells and a legend), latex (the same as a booktabs tabular for a "
-                           "paper, the legend as % comments) or csv (numeric columns)",
+                           "paper, the legend as %% comments) or csv (numeric columns)",
                         formats=("markdown", "latex", "csv"))
     p.add_argument("--baseline", metavar="LABEL", default=None,
                    help="label of the entry the differences are taken against (default: the first entry)")
