@@ -876,6 +876,8 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     np.random.seed(cfg.seed)
     device = distributed.local_device(resolve_device(cfg.device))
     t0 = time.time()
+    from icegan.recognition import check_network_builds
+    check_network_builds(cfg.recognizer)    # recognizer.input_size fits the network, before any work
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
     clips = load_samples(cfg, progress=progress and distributed.is_main())
     from icegan.protocol import data_digest
@@ -973,7 +975,10 @@ def run_from_args(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_main_config(args.config, args.overrides)
-    except (ConfigError, FileNotFoundError) as exc:
+        if not getattr(args, "print_config", False):
+            from icegan.recognition import check_network_builds
+            check_network_builds(cfg.recognizer)     # a recognizer.input_size the network cannot take: one line
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "print_config", False):

@@ -857,6 +857,23 @@ def recognizer_provenance(cfg: RecognizerConfig) -> dict:
             "recognizer_source_sha256": recognizer_source_sha256(cfg.module, f"{cfg.SECTION}.module")}
 
 
+def check_network_builds(cfg: RecognizerConfig) -> None:
+    """Build ``cfg``'s built-in network (ststnet, offtanet) once, so that a setting it cannot be built with (an
+    ``input_size`` too small for its pooling, an Off-TANet size its stem stride does not divide) is reported with the
+    config key before any run folder or training exists; a no-op for the scikit-learn recognizers and ``custom``
+    (:func:`check_custom_recognizer`).
+
+    Raises:
+        ValueError: the network cannot be built; the message names ``<section>.input_size`` and the network's reason.
+    """
+    if cfg.name not in ("ststnet", "offtanet"):
+        return
+    try:
+        _build(cfg, 1)
+    except ValueError as exc:
+        raise ValueError(f"{cfg.SECTION}.input_size={cfg.input_size} does not fit {cfg.name}: {exc}") from None
+
+
 def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = None) -> None:
     """Build ``cfg``'s custom recognizer and run it once in evaluation mode and once as a training step (forward and
     backward), so that a wrong module is reported before any training (a no-op for the built-in recognizers). The

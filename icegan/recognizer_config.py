@@ -201,6 +201,8 @@ class RecognizerConfig:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
                 raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
                                  f"{self.name}; set {it} to 0")
+        if self.input_size < 1:
+            raise ValueError(f"{sec}.input_size must be >= 1 pixel (28 for the MEGC2019 maps), got {self.input_size}")
         if not 0 <= self.cutout_px < self.input_size:
             raise ValueError(f"{sec}.cutout_px must lie in 0..{self.input_size - 1} pixels (0 = off), "
                              f"got {self.cutout_px}")

@@ -289,3 +289,27 @@ def test_resume_refuses_a_feature_set_that_changed(tmp_path):
     moved[0] = moved[0].flip(-1)
     with pytest.raises(LosoStateError, match="its data .* the clips, their labels or their maps changed"):
         run(cfg, out, progress=False, feature_set=FeatureSet(fs.samples, moved))
+
+
+@pytest.mark.parametrize("over, msg", [
+    (["model.input_size=2"], "model.input_size=2 does not fit ststnet: STSTNet input_size 2 is too small"),
+    (["model.name=offtanet", "model.input_size=30"], "model.input_size=30 does not fit offtanet: Off-TANet: input_size 30"),
+    (["model.input_size=0"], "model.input_size must be >= 1 pixel"),
+])
+def test_a_network_size_it_cannot_build_is_refused_before_the_run_folder(tmp_path, capsys, over, msg):
+    """A model.input_size the network cannot be built at is one error line naming the key, and leaves no run folder
+    behind (so the corrected rerun is not refused as another config)."""
+    out = tmp_path / "r"
+    assert main(["loso", "--out", str(out), "--no-progress", "data.source=toy", "max_folds=1", "workers=1",
+                 *over]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+    assert not (out / "run.json").exists()
+
+
+def test_train_py_refuses_a_recognizer_size_it_cannot_build(tmp_path, capsys):
+    from icegan.pipeline import main as train_main
+    assert train_main(["--out", str(tmp_path / "r"), "--no-progress", "recognizer.input_size=2"]) == 2
+    err = capsys.readouterr().err
+    assert "recognizer.input_size=2 does not fit ststnet" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()

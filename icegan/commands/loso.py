@@ -395,7 +395,8 @@ def load_action_units(cfg: "LosoConfig", fs):
 def check_run(cfg: "LosoConfig", fs):
     """Every check of a feature LOSO that needs its clips, made before a run folder exists (by ``icegan loso``, and by
     ``icegan suite`` for every member before the first one trains): the folds can be built (an SDE run's dataset
-    is present, at least two subjects; HDE: at least two datasets, no ``dataset``), a custom recognizer builds and
+    is present, at least two subjects; HDE: at least two datasets, no ``dataset``), the network builds at
+    ``model.input_size``, a custom recognizer builds and
     returns (B, 3) logits on two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold
     trains on several datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data
     (:func:`hde_conflicts`) were refused when ``cfg`` was built.
@@ -411,8 +412,9 @@ def check_run(cfg: "LosoConfig", fs):
         FileNotFoundError: a coding sheet that ``model.au_weight`` needs is missing.
     """
     from icegan.protocol import make_folds
-    from icegan.recognition import check_custom_recognizer
+    from icegan.recognition import check_custom_recognizer, check_network_builds
     make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 units
+    check_network_builds(cfg.model)                     # model.input_size fits the network's pooling
     check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
     check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets

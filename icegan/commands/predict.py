@@ -96,8 +96,8 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     from icegan.config import to_dict
     from icegan.data.features import FeatureSet
     from icegan.environment import describe_environment, limit_threads
-    from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, fit_recognizer, inner_val_split,
-                                    recognizer_provenance)
+    from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
+                                    inner_val_split, recognizer_provenance)
     from icegan.saved_recognizer import maps_provenance, save_recognizer, training_record
 
     for key, on, why in _UNSUPPORTED:
@@ -114,6 +114,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
             raise ValueError(f"dataset={cfg.dataset!r} has no clips in the data (datasets: "
                              f"{sorted(set(fs.samples['dataset']))})")
         fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[torch.from_numpy(keep)])
+    check_network_builds(cfg.model)
     check_custom_recognizer(cfg.model, fs.features)
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].astype(str).tolist()
