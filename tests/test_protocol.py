@@ -232,14 +232,17 @@ def test_per_subject_png_draws_every_subject_by_dataset(toy, tmp_path):
 
 
 def test_reference_rows_warn_when_the_run_is_not_the_whole_composite():
-    """A CDE run over part of the composite (a smoke run, one dataset) keeps the reference rows but says its numbers
-    are not comparable with them; the full 442 clips do not carry that sentence."""
+    """A CDE run over part of the composite (a smoke run over two datasets) keeps the reference rows but says its
+    numbers are not comparable with them; a CDE run over one dataset's clips shows none and says it is that dataset's
+    LOSO; the full 442 clips do not carry either sentence."""
     from icegan.metrics import METRIC_KEYS
     from icegan.protocol import _markdown
     m = {k: 0.7 for k in METRIC_KEYS}
-    base = {"protocol": "CDE", "n_folds": 4, "oracle_epoch": False, "overall": m, "per_dataset": {"casme2": m}}
+    base = {"protocol": "CDE", "n_folds": 4, "oracle_epoch": False, "overall": m, "per_dataset": {"casme2": m, "samm": m}}
     part = _markdown(dict(base, n_samples=19), "run")
     assert "HTNet" in part and "This run scored 19 clips, not the 442 of the composite" in part
+    one = _markdown(dict(base, n_samples=118, per_dataset={"casme2": m}), "run")
+    assert "HTNet" not in one and "holds CASME II clips only" in one and "protocol=SDE dataset=casme2" in one
     full = _markdown(dict(base, n_samples=442, per_dataset={"smic": m, "casme2": m, "samm": m}), "run")
     assert "HTNet" in full and "not comparable with these rows" not in full
 
