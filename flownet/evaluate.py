@@ -119,9 +119,12 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
 
 
 def format_table(res: dict) -> str:
-    """Markdown table: one row per pair, then the mean and the speed."""
+    """Markdown table: one row per pair, then the mean and the speed; each header says its unit (EPE in pixels, px1/3/5
+    as the share of valid pixels in [0, 1], Fl-all and WAUC in percent: :mod:`flownet.metrics`)."""
     cols = list(METRIC_NAMES)
-    lines = [f"| pair | {' | '.join(cols)} |", "|" + "---|" * (len(cols) + 1)]
+    unit = {"EPE": "EPE (px)", "px1": "px1 (share < 1 px)", "px3": "px3 (share < 3 px)", "px5": "px5 (share < 5 px)",
+            "Fl-all": "Fl-all (%)", "WAUC": "WAUC (%)"}
+    lines = [f"| pair | {' | '.join(unit.get(c, c) for c in cols)} |", "|" + "---|" * (len(cols) + 1)]
     fmt = {"EPE": "{:.3f}", "px1": "{:.4f}", "px3": "{:.4f}", "px5": "{:.4f}", "Fl-all": "{:.2f}", "WAUC": "{:.2f}"}
     rows = res["per_pair"] if len(res["per_pair"]) <= 20 else []
     for r in rows:

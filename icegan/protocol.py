@@ -49,7 +49,7 @@ from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
-           "data_digest"]
+           "data_digest", "dataset_order"]
 
 #: the evaluation protocols :func:`make_folds` builds (see the module docstring)
 PROTOCOLS = ("CDE", "SDE", "HDE")
@@ -529,6 +529,14 @@ def _markdown(metrics: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def dataset_order(names: Sequence[str]) -> list[str]:
+    """Dataset names in the order of every table and figure: the composite's (SMIC, CASME II, SAMM, as in MEGC2019's
+    table) first, any other dataset after them, sorted; each name once."""
+    names = sorted(set(map(str, names)))
+    known = [d for d in DATASET_TITLES if d in names]
+    return known + [d for d in names if d not in DATASET_TITLES]
+
+
 def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[str, str, float]]:
     """The accuracy of every tested subject as one PNG: one panel per dataset, one horizontal bar per subject
     (accuracy in [0, 1], labelled ``correct/clips``), the dataset's pooled accuracy as a dashed line. Shows at a
@@ -540,8 +548,9 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
         path: the PNG to write. title: the figure's title.
 
     Returns:
-        The bars drawn, ``(dataset, subject, accuracy)``, panel by panel (datasets sorted) and top to bottom within a
-        panel (subjects in ``table``'s order).
+        The bars drawn, ``(dataset, subject, accuracy)``, panel by panel (datasets in :func:`dataset_order`) and top
+        to bottom within a panel (subjects in ``table``'s order). Bars below 0.5 are red, the others blue (a legend
+        under the panels says so).
 
     Raises:
         ValueError: ``table`` has no rows.
@@ -552,7 +561,7 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = sorted(table["dataset"].astype(str).unique())
+    datasets = dataset_order(table["dataset"].astype(str).unique())
     tallest = int(table.groupby("dataset").size().max())
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.4 * len(datasets), 1.4 + 0.22 * tallest), squeeze=False)
     drawn = []
@@ -572,15 +581,21 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
         ax.set_xlabel("accuracy")
         ax.set_title(f"{DATASET_TITLES.get(d, d)}: {len(rows)} subjects, pooled {pooled:.2f}", fontsize=9)
         drawn += [(d, str(s), float(a)) for s, a in zip(rows["subject"], acc)]
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    fig.legend(handles=[Patch(color="#2e86c1", label="accuracy ≥ 0.5"), Patch(color="#c0392b", label="accuracy < 0.5"),
+                        Line2D([], [], color="black", linestyle="--", linewidth=1, label="dataset's pooled accuracy")],
+               loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return drawn
 
 
 def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3) -> None:
-    """Confusion matrices (counts) of pooled predictions as one PNG: all clips, then one panel per dataset.
+    """Confusion matrices (counts) of pooled predictions as one PNG: all clips, then one panel per dataset (in
+    :func:`dataset_order`, the order of the tables).
 
     Args:
         pred: rows with columns dataset, y_true, y_pred (class ids 0..n_classes-1).
@@ -591,7 +606,7 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
     import matplotlib.pyplot as plt
 
     scopes = [("Full", pred)] + [(DATASET_TITLES.get(d, d), pred[pred["dataset"] == d])
-                                 for d in sorted(pred["dataset"].unique())]
+                                 for d in dataset_order(pred["dataset"].unique())]
     fig, axes = plt.subplots(1, len(scopes), figsize=(3.6 * len(scopes), 3.8), squeeze=False)
     names = list(CLASS_NAMES[:n_classes])
     for ax, (name, df) in zip(axes[0], scopes):

@@ -345,3 +345,17 @@ def test_network_inputs_repeat_grey_and_map_the_range(net):
             rgb01_batch(bad)
         with pytest.raises(ValueError, match="B, 1 or 3"):
             prepare(bad)
+
+
+def test_flow_eval_table_states_each_metric_unit():
+    """The `icegan flow eval` table says what each column counts: EPE in pixels, px1/3/5 as shares in [0, 1],
+    Fl-all and WAUC in percent (values as flow_metrics returns them)."""
+    from flownet.evaluate import format_table
+    gt = torch.zeros(1, 2, 8, 8)
+    m = flow_metrics(gt + 0.5, gt)
+    res = {"per_pair": [{"name": "a", **m}], "mean": m, "n_pairs": 1, "model": "x", "data": "y",
+           "pairs_per_s": 2.0, "seconds_per_pair": 0.5, "image_size": [8, 8]}
+    head, _, row, mean = format_table(res).splitlines()[:4]
+    assert head == ("| pair | EPE (px) | px1 (share < 1 px) | px3 (share < 3 px) | px5 (share < 5 px) | Fl-all (%) "
+                    "| WAUC (%) |")
+    assert row.startswith(f"| a | {m['EPE']:.3f} | 1.0000 |") and "**mean (1 pairs)**" in mean

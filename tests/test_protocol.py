@@ -211,7 +211,8 @@ def test_per_subject_csv_matches_the_predictions(toy, tmp_path):
 
 
 def test_per_subject_png_draws_every_subject_by_dataset(toy, tmp_path):
-    """per_subject.png beside per_subject.csv: one bar per tested subject, panels by dataset (sorted), subjects in the
+    """per_subject.png beside per_subject.csv: one bar per tested subject, panels by dataset (in the tables' order),
+    subjects in the
     table's order, bar length the subject's accuracy; an empty table is refused."""
     from PIL import Image
 
@@ -220,15 +221,21 @@ def test_per_subject_png_draws_every_subject_by_dataset(toy, tmp_path):
     with Image.open(tmp_path / "r" / "per_subject.png") as im:
         assert im.format == "PNG" and min(im.size) > 100
     per = pd.read_csv(tmp_path / "r" / "per_subject.csv", dtype={"subject": str})
-    table = pd.DataFrame({"dataset": ["samm", "casme2", "samm", "casme2"], "subject": ["samm/2", "casme2/b", "samm/1",
-                          "casme2/a"], "n_clips": [4, 1, 2, 3], "n_correct": [1, 1, 2, 0]})
+    table = pd.DataFrame({"dataset": ["samm", "casme2", "samm", "casme2", "smic"], "subject": ["samm/2", "casme2/b",
+                          "samm/1", "casme2/a", "smic/s1"], "n_clips": [4, 1, 2, 3, 2], "n_correct": [1, 1, 2, 0, 1]})
     table["accuracy"] = table["n_correct"] / table["n_clips"]
     drawn = per_subject_png(table, tmp_path / "p.png", "t")
-    assert drawn == [("casme2", "casme2/b", 1.0), ("casme2", "casme2/a", 0.0), ("samm", "samm/2", 0.25),
-                     ("samm", "samm/1", 1.0)]
+    assert drawn == [("smic", "smic/s1", 0.5), ("casme2", "casme2/b", 1.0), ("casme2", "casme2/a", 0.0),
+                     ("samm", "samm/2", 0.25), ("samm", "samm/1", 1.0)]      # the tables' order: SMIC, CASME II, SAMM
     assert sorted(s for _, s, _ in per_subject_png(per, tmp_path / "q.png", "t")) == sorted(per["subject"])
     with pytest.raises(ValueError, match="no subjects"):
         per_subject_png(table.iloc[:0], tmp_path / "e.png", "t")
+
+
+def test_dataset_order_is_the_tables_order():
+    from icegan.protocol import dataset_order
+    assert dataset_order(["samm", "casme2", "smic", "samm"]) == ["smic", "casme2", "samm"]
+    assert dataset_order(["mmew", "casme2", "4dme"]) == ["casme2", "4dme", "mmew"]
 
 
 def test_reference_rows_warn_when_the_run_is_not_the_whole_composite():
