@@ -169,7 +169,7 @@ def test_bad_inputs(toy, tmp_path):
     with pytest.raises(ValueError, match="scores of shape"):
         run_loso(toy.samples, lambda f: np.zeros((1, 3)), tmp_path / "c", progress=False)
     run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "d", config={"a": 1}, progress=False)
-    with pytest.raises(LosoStateError, match="different config"):
+    with pytest.raises(LosoStateError, match=r"different config \(.*config.yaml: a: 1 there, 2 now\)"):
         run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "d", config={"a": 2}, progress=False)
     with pytest.raises(LosoStateError, match="protocol"):
         run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "d", protocol="SDE", dataset="samm",
