@@ -493,14 +493,15 @@ def _markdown(metrics: dict, title: str) -> str:
     hde = metrics["protocol"] == "HDE"
     sel = ("ORACLE EPOCH: best epoch picked on each test subject (published practice; NOT an honest estimate)"
            if oracle else f"honest: no model selection on the held-out {'dataset' if hde else 'subject'}")
-    cols = ["smic", "casme2", "samm"]
+    cols = dataset_order(metrics["per_dataset"]) or ["smic", "casme2", "samm"]     # the datasets this run scored
     what = (" (holdout-database evaluation, leave-one-dataset-out: each dataset's clips scored by a model trained on "
             "the other datasets only)" if hde else "")
     lines = [f"# {title}" + (" — HDE, leave-one-dataset-out" if hde else ""), "",
              f"Protocol {metrics['protocol']}{what}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
              f"Selection: {sel}.", "",
-             "| Method | Selection | Full UF1 | Full UAR | SMIC UF1 | SMIC UAR | CASME II UF1 | CASME II UAR | SAMM UF1 | SAMM UAR |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| Method | Selection | Full UF1 | Full UAR | "
+             + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
+             "|---|---|---|---|" + "---|---|" * len(cols)]
     row = [f"**this run** ({title})", "oracle epoch" if oracle else "honest",
            _fmt(metrics["overall"]["UF1"]), _fmt(metrics["overall"]["UAR"])]
     for d in cols:

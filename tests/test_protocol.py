@@ -315,3 +315,17 @@ def test_data_digest_names_the_rows_labels_and_arrays(toy):
     changed = [data_digest(other, x), data_digest(s.iloc[::-1].reset_index(drop=True), x), data_digest(s, x2),
                data_digest(s, x.double()), data_digest(s, x.reshape(len(x), -1)), data_digest(s)]
     assert len({d, *changed}) == 1 + len(changed)
+
+
+def test_metrics_md_has_a_column_pair_per_dataset_scored():
+    """The table of metrics.md has UF1/UAR columns for the datasets the run scored, in the tables' order: one dataset
+    for an SDE run, a dataset outside the composite too (whose numbers had no column before)."""
+    from icegan.metrics import METRIC_KEYS
+    from icegan.protocol import _markdown
+    m = {k: 0.5 for k in METRIC_KEYS}
+    sde = _markdown({"protocol": "SDE", "n_folds": 3, "n_samples": 30, "oracle_epoch": False, "overall": m,
+                     "per_dataset": {"casme2": m}}, "run")
+    assert "| Method | Selection | Full UF1 | Full UAR | CASME II UF1 | CASME II UAR |\n|---|---|---|---|---|---|\n" in sde
+    mixed = _markdown({"protocol": "CDE", "n_folds": 3, "n_samples": 30, "oracle_epoch": False, "overall": m,
+                       "per_dataset": {"mmew": m, "samm": m}}, "run")
+    assert "| Full UF1 | Full UAR | SAMM UF1 | SAMM UAR | mmew UF1 | mmew UAR |" in mixed
