@@ -2,21 +2,26 @@
 
 Each entry is a label and one or more run folders holding a ``metrics.json`` (written by ``icegan loso``,
 ``train.py`` or ``icegan ensemble``). A row shows UF1 and UAR overall and per dataset; with several runs (seeds)
-the cell is ``mean ± std`` (sample standard deviation over the runs, n in its own column), never the best run.
+the cell is ``mean ± std`` (sample standard deviation over the runs, n in its own column), never the best run; the
+last column gives the folds and clips the row is scored on. The runs of one entry must be seeds of one recipe
+(:func:`check_one_recipe`): an entry that mixes recipes is refused, not averaged.
 """
 from __future__ import annotations
 
 import glob
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from icegan.protocol import DATASET_TITLES
 
-__all__ = ["TableEntry", "parse_entry", "results_table", "latex_escape"]
+__all__ = ["TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
+           "check_one_recipe"]
 
 
 @dataclass
@@ -28,7 +33,9 @@ class TableEntry:
 
 def parse_entry(text: str) -> TableEntry:
     """``DIR``, ``LABEL=DIR`` or ``LABEL=DIR,DIR,...``; each DIR may be a glob pattern (``runs/G_s*``, folders only).
-    Without a label the row is named after the folder.
+    Without a label the row is named after the folder, or after the pattern (``st_s*``); where the pattern's name is
+    a bare wildcard (``runs/suite/*``) or several folders are listed, after what the matched folders' names share
+    once a seed suffix is dropped (``ststnet_s0``, ``ststnet_s1`` → ``ststnet``), else after the entry as written.
 
     Raises:
         ValueError: a pattern that matches no folder, or an empty label or list (names the entry).
@@ -45,7 +52,202 @@ def parse_entry(text: str) -> TableEntry:
         if not hits:
             raise ValueError(f"table entry '{text}': '{pat}' matches no run folder")
         runs += [Path(h) for h in hits]
+    if not sep and ("," in text or not re.search(r"[^\W_]", re.sub(r"\[[^\]]*\]|[*?]", "", label))):
+        label = _shared_name(runs) or text
     return TableEntry(label.strip(), runs)
+
+
+def _shared_name(runs: Sequence[Path]) -> str:
+    """What the folder names of ``runs`` share once a seed suffix (``_s3``, ``-seed3``, ``_3``) is dropped: the common
+    name, or their common prefix of whole words (``ststnet_shifts``, ``ststnet`` → ``ststnet``); empty when they share
+    nothing readable."""
+    if len({Path(r).resolve() for r in runs}) == 1:
+        return Path(runs[0]).resolve().name
+    names = [re.sub(r"[_-](?:s|seed)?\d+$", "", Path(r).resolve().name) for r in runs]
+    if len(set(names)) == 1:
+        return names[0]
+    prefix = os.path.commonprefix(names)
+    if not all(re.match(r"$|[_\-. ]", n[len(prefix):]) for n in names):     # ends inside a word: back to a separator
+        prefix = re.sub(r"[^_\-. ]*$", "", prefix)
+    prefix = prefix.rstrip("_-. ")
+    return prefix if re.search(r"[^\W_]", prefix) else ""
+
+
+#: config keys that say where, how fast or with which seed a run was made, not what it computes; left out (at any
+#: depth, e.g. the main job's ``data.prepare.workers``) when the runs of one entry are compared
+#: (:func:`check_one_recipe`), as is the run's top-level ``name``. ``model.seeds`` (ensemble members per fold) is
+#: part of the recipe.
+RUN_ONLY_KEYS = frozenset({"seed", "out_dir", "device", "threads", "workers", "progress", "cache_root"})
+
+#: how :func:`run_recipe` names the kinds of folders in messages
+_KINDS = {"run": "an icegan loso / train.py run (config.yaml)", "ensemble": "an ensemble (ensemble.json)",
+          "nested selection": "a nested selection (selection.json)", "merged": "a merged run (merged.json)"}
+
+
+def _strip_run_only(d):
+    """``d`` without :data:`RUN_ONLY_KEYS`, at any depth (mappings, and mappings in lists)."""
+    if isinstance(d, dict):
+        return {k: _strip_run_only(v) for k, v in d.items() if k not in RUN_ONLY_KEYS}
+    if isinstance(d, list):
+        return [_strip_run_only(x) for x in d]
+    return d
+
+
+def _read_json(f: Path) -> dict:
+    try:
+        d = json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{f}: cannot be read ({exc})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{f}: not a JSON object")
+    return d
+
+
+def _member_dir(folder: Path, recorded: str) -> Optional[Path]:
+    """A member / candidate folder named in ``folder``'s header: where it was recorded, else beside ``folder`` (a
+    suite's output moved as a whole)."""
+    p = Path(recorded)
+    for cand in (p, folder.parent / p.name):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
+    """(:func:`run_recipe` of ``run``, why it is None: empty when it is not)."""
+    import yaml
+
+    from icegan.config import without_neutral_keys
+    run = Path(run)
+    if depth > 8:
+        return None, f"{run}: members nested too deeply"
+    if (run / "config.yaml").is_file():
+        try:
+            cfg = yaml.safe_load((run / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{run / 'config.yaml'}: cannot be read ({exc})") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{run / 'config.yaml'}: not a config (a YAML mapping)")
+        cfg = {k: v for k, v in cfg.items() if k != "name"}
+        return {"kind": "run", **_strip_run_only(without_neutral_keys(cfg))}, ""
+
+    def part(recorded: str) -> tuple[Optional[dict], str]:
+        d = _member_dir(run, str(recorded))
+        if d is None:
+            return None, f"its member {recorded} is not found"
+        rec, why = _recipe(d, depth + 1)
+        return rec, (f"its member {d} records none ({why})" if rec is None else "")
+
+    if (run / "ensemble.json").is_file():
+        members = []
+        for m in _read_json(run / "ensemble.json").get("members") or []:
+            rec, why = part(m.get("run", ""))
+            if rec is None:
+                return None, why
+            members.append({"weight": round(float(m.get("weight", 0.0)), 9), **rec})
+        return {"kind": "ensemble", "members": members}, ""
+    if (run / "selection.json").is_file():
+        h = _read_json(run / "selection.json")
+        cands = []
+        for c in h.get("candidates") or []:
+            rec, why = part(c.get("run", ""))
+            if rec is None:
+                return None, why
+            cands.append({"label": c.get("label"), **rec})
+        return {"kind": "nested selection", "inner_folds": h.get("inner_folds"), "criterion": h.get("criterion"),
+                "scope": h.get("scope"), "candidates": cands}, ""
+    if (run / "merged.json").is_file():
+        h = _read_json(run / "merged.json")
+        parts = []
+        for r in h.get("merged_from") or []:
+            rec, why = part(r)
+            if rec is None:
+                return None, why
+            parts.append(rec)
+        return {"kind": "merged", "protocols": h.get("protocols"), "runs": parts}, ""
+    return None, "no config.yaml, ensemble.json, selection.json or merged.json in it"
+
+
+def run_recipe(run: str | Path) -> Optional[dict]:
+    """What a finished run folder records of its recipe, without what only names it, seeds it or says where and how
+    fast it ran; None where it records none (a folder of metrics alone, or an ensemble whose member cannot be found).
+
+    * ``icegan loso`` / train.py folder: its ``config.yaml`` without the top-level ``name``, without
+      :data:`RUN_ONLY_KEYS` at any depth and without the neutral new keys (:func:`icegan.config.without_neutral_keys`,
+      as a suite compares configs before it reuses a run), under ``kind: run``;
+    * ``icegan ensemble`` folder: ``kind: ensemble`` and, from ``ensemble.json``, each member's weight and recipe (a
+      member is looked for where ensemble.json names it, then beside the ensemble's folder);
+    * nested selection (``selection.json``): its inner folds, criterion and scope, and each candidate's label and
+      recipe; a merged folder (``merged.json``, bench/merge_runs.py): the recipes of the runs merged.
+
+    Raises:
+        ValueError: a ``config.yaml`` or header that cannot be read (names the file).
+    """
+    return _recipe(Path(run))[0]
+
+
+def _flat(d, prefix: str = "") -> dict:
+    """Dotted keys of a nested recipe (lists of mappings by index: ``members[1].model.name``)."""
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out if out or not prefix else {prefix: d}
+    if isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
+        out = {}
+        for i, v in enumerate(d):
+            out.update(_flat(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: d}
+
+
+def _differences(a: dict, b: dict, most: int = 3) -> str:
+    """``key (a vs b)`` for the first ``most`` differing dotted keys of two recipes, then how many more."""
+    if a.get("kind") != b.get("kind"):
+        ka, kb = a.get("kind"), b.get("kind")
+        return f"one is {_KINDS.get(ka, ka)}, the other {_KINDS.get(kb, kb)}"
+    fa, fb = _flat(a), _flat(b)
+    absent = object()
+    keys = [k for k in list(fa) + [k for k in fb if k not in fa] if fa.get(k, absent) != fb.get(k, absent)]
+
+    def show(v) -> str:
+        text = "(absent)" if v is absent else repr(v)
+        return text if len(text) <= 40 else text[:37] + "..."
+    shown = [f"{k} ({show(fa.get(k, absent))} vs {show(fb.get(k, absent))})" for k in keys[:most]]
+    more = f", and {len(keys) - most} more key(s)" if len(keys) > most else ""
+    return "they differ in " + ", ".join(shown) + more
+
+
+def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
+    """Check that the runs of entry ``label`` are one recipe up to the seed, so that averaging them (``icegan table``
+    rows, ``icegan compare`` entries) means averaging seeds: their :func:`run_recipe` must be equal. A single run
+    (or the same folder given twice) is its own recipe and is not checked.
+
+    Raises:
+        ValueError: two runs of different recipes (names the entry, the two runs and up to three differing keys, and
+            says to give each recipe its own entry, ``LABEL=GLOB``); a run of several that records no recipe (no
+            ``config.yaml``, and no ensemble, selection or merge header whose members can be read); a header that
+            cannot be read.
+    """
+    unique: list[Path] = []
+    for r in map(Path, runs):
+        if all(r.resolve() != u.resolve() for u in unique):
+            unique.append(r)
+    if len(unique) < 2:
+        return
+    fix = 'give each recipe its own entry, LABEL=GLOB (e.g. "STSTNet=runs/ststnet_s*")'
+    recipes = []
+    for r in unique:
+        rec, why = _recipe(r)
+        if rec is None:
+            raise ValueError(f"entry '{label}': cannot tell that its {len(unique)} runs are seeds of one recipe: {r} "
+                             f"records no recipe ({why}); {fix}, or give a run that records none an entry of its own "
+                             "(LABEL=DIR)")
+        recipes.append(rec)
+    for r, rec in zip(unique[1:], recipes[1:]):
+        if rec != recipes[0]:
+            raise ValueError(f"entry '{label}': {unique[0]} and {r} are different recipes, not seeds of one "
+                             f"({_differences(recipes[0], rec)}); {fix}")
 
 
 def _load(run: Path) -> dict:
@@ -83,20 +285,28 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
+def _folds_clips(m: dict) -> tuple[Optional[int], Optional[int]]:
+    """(n_folds, n_samples) of a metrics.json, None where it lacks one."""
+    return m.get("n_folds"), m.get("n_samples")
+
+
 def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     """The table of ``entries`` as Markdown (paste into a README), LaTeX (paste into a paper) or CSV (for pandas / a
     spreadsheet).
 
     Columns: Method, Selection (honest / ORACLE epoch), Protocol, n (runs), Full UF1, Full UAR, then UF1 and UAR per
-    dataset present in any run (SMIC, CASME II, SAMM first). Markdown cells: the metric of one run, or
-    ``mean ± std`` (sample std) over the entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs
-    ``tabular`` (``\\usepackage{booktabs}``; pandas ``DataFrame.to_latex``) whose column groups (Full, SMIC,
-    CASME II, SAMM) each span UF1 and UAR, labels escaped, ``--`` for a dataset an entry has no runs on. CSV: each
-    metric as two numeric columns, ``<metric>`` (the mean) and ``<metric> std`` (empty for one run), full precision.
+    dataset present in any run (SMIC, CASME II, SAMM first), and last ``Folds / clips``: the LOSO folds and the clips
+    the row's metrics are pooled over (``68 / 442`` for the composite CDE; a ``max_folds`` smoke run shows fewer), the
+    same for every run of the entry. Markdown cells: the metric of one run, or ``mean ± std`` (sample std) over the
+    entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs ``tabular`` (``\\usepackage{booktabs}``; pandas
+    ``DataFrame.to_latex``) whose column groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels escaped,
+    ``--`` for a dataset an entry has no runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and
+    ``<metric> std`` (empty for one run), full precision, then ``Folds`` and ``Clips``.
 
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
-            number of folds or samples (pooling them would mix different experiments); ``fmt`` not markdown /
+            number of folds or samples (pooling them would mix different experiments), or are not seeds of one recipe
+            (:func:`check_one_recipe`: names the entry, two runs and the keys they differ in); ``fmt`` not markdown /
             latex / csv.
     """
     if fmt not in ("markdown", "latex", "csv"):
@@ -109,6 +319,7 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
             if len(vals) > 1:
                 raise ValueError(f"table entry '{e.label}': its runs differ in {key} ({sorted(vals)}); give them "
                                  "separate entries")
+        check_one_recipe(e.label, e.runs)
         for m in ms:
             datasets += [d for d in m["per_dataset"] if d not in datasets]
         rows.append((e, ms))
@@ -116,6 +327,7 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     datasets.sort(key=lambda d: (order.index(d) if d in order else len(order), d))
     metric_cols = [("Full", None)] + [(DATASET_TITLES.get(d, d), d) for d in datasets]
     head = ["Method", "Selection", "Protocol", "n"]
+    size_head = "Folds / clips"
     body = []
     for e, ms in rows:
         cells = []
@@ -124,29 +336,34 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
                    if d is None or d in m["per_dataset"]]
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
         body.append(([e.label, "ORACLE epoch" if ms[0]["oracle_epoch"] else "honest", ms[0]["protocol"],
-                       str(len(ms))], cells))
+                       str(len(ms))], cells, _folds_clips(ms[0])))
     names = [f"{t} {k}" for t, _ in metric_cols for k in ("UF1", "UAR")]
+
+    def size(fc: tuple, missing: str) -> str:
+        return missing if fc == (None, None) else " / ".join("?" if v is None else str(v) for v in fc)
     if fmt == "csv":
         import csv
         import io
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(head + [c for n in names for c in (n, f"{n} std")])
-        for lead, cells in body:
+        w.writerow(head + [c for n in names for c in (n, f"{n} std")] + ["Folds", "Clips"])
+        for lead, cells, fc in body:
             w.writerow(lead + [x for st in cells for x in
-                               (("", "") if st is None else (repr(st[0]), "" if np.isnan(st[1]) else repr(st[1])))])
+                               (("", "") if st is None else (repr(st[0]), "" if np.isnan(st[1]) else repr(st[1])))]
+                       + ["" if v is None else str(v) for v in fc])
         return buf.getvalue()
     if fmt == "latex":
         import pandas as pd
         cols = pd.MultiIndex.from_tuples([("", h) for h in head] + [(t, k) for t, _ in metric_cols
-                                                                      for k in ("UF1", "UAR")])
+                                                                      for k in ("UF1", "UAR")] + [("", size_head)])
         frame = pd.DataFrame([[latex_escape(x) for x in lead] + [_cell(st, "$\\pm$", "--") for st in cells]
-                              for lead, cells in body], columns=cols)
+                              + [size(fc, "--")] for lead, cells, fc in body], columns=cols)
         tab = frame.to_latex(index=False, escape=False, multicolumn=True, multicolumn_format="c",
-                             column_format="llcr" + "c" * len(names))
+                             column_format="llcr" + "c" * len(names) + "r")
         return ("% icegan table: UF1 / UAR pooled over all folds (MEGC2019); several runs: mean $\\pm$ sample std "
-                "over the n runs;\n% honest = no selection on the held-out subject. Needs \\usepackage{booktabs}.\n"
-                + tab)
-    out = ["| " + " | ".join(head + names) + " |", "|" + "---|" * (len(head) + len(names))]
-    out += ["| " + " | ".join(lead + [_cell(st) for st in cells]) + " |" for lead, cells in body]
+                "over the n runs;\n% honest = no selection on the held-out subject; Folds / clips: what each row "
+                "is scored on. Needs \\usepackage{booktabs}.\n" + tab)
+    out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]
+    out += ["| " + " | ".join(lead + [_cell(st) for st in cells] + [size(fc, "—")]) + " |"
+            for lead, cells, fc in body]
     return "\n".join(out) + "\n"

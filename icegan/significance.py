@@ -9,9 +9,9 @@ is the interval reported (Efron & Tibshirani, *An Introduction to the Bootstrap*
 form of the bootstrap for grouped data). Runs compared with each other are resampled with the *same*
 subjects in each resample (paired), so the interval of a difference excludes the spread the two runs share.
 
-An entry may hold several runs (seeds of one recipe): its statistic in a resample is the mean over those
-runs, the number ``icegan table`` reports as the mean. The resampling itself is
-:func:`scipy.stats.bootstrap` (percentile method).
+An entry may hold several runs (seeds of one recipe; runs of different recipes in one entry are refused): its
+statistic in a resample is the mean over those runs, the number ``icegan table`` reports as the mean. The
+resampling itself is :func:`scipy.stats.bootstrap` (percentile method).
 
 What it cannot say: the interval is about new *subjects* like these (same datasets, cameras, labelling);
 it is not a test of a recipe chosen after looking at these same LOSO numbers.
@@ -98,9 +98,13 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> 
     A run is a folder of ``icegan loso`` or train.py (``run.json`` + ``predictions.csv``) or of
     ``icegan ensemble`` (``ensemble.json`` + ``predictions.csv``).
 
+    The runs of one entry must be seeds of one recipe (:func:`icegan.report.check_one_recipe`, as ``icegan table``
+    requires): their statistic is the mean over them.
+
     Raises:
-        ValueError: a missing or unfinished run, or runs of one entry that differ in clips or labels, or mix
-            oracle and honest selection (the message names the runs).
+        ValueError: a missing or unfinished run, or runs of one entry that differ in clips or labels, mix
+            oracle and honest selection (the message names the runs), or are not seeds of one recipe (names the
+            entry, two runs and the keys they differ in, and says to give each recipe its own entry, LABEL=GLOB).
     """
     runs = [Path(r) for r in runs]
     if not runs:
@@ -114,6 +118,8 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> 
     oracle = {bool(h.get("oracle_epoch")) for h in headers}
     if len(oracle) > 1:
         raise ValueError(f"entry '{label}': mixes oracle-epoch and honest runs")
+    from icegan.report import check_one_recipe
+    check_one_recipe(label, runs)
     subjects = sorted(keys["subject"].unique())
     cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
     return RunSet(label, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop())

@@ -10,7 +10,7 @@ hand::
     icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>_s<seed>
 
 then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
-mean ± std), every run's UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
+mean ± std, folds / clips), every run's UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
 equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
 ``<out>/compare.png`` draws the intervals (forest plot) and ``<out>/results.tex`` holds the results table as a
 LaTeX booktabs tabular. ``results.md`` is rewritten after

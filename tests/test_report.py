@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from icegan.cli import main
 from icegan.report import TableEntry, parse_entry, results_table
@@ -16,10 +17,22 @@ def _metrics(uf1, uar, protocol="CDE", oracle=False, n_folds=68, datasets=("smic
             "overall": {"UF1": uf1, "UAR": uar}, "per_dataset": per}
 
 
-def _run(root, name, **kw):
+def _config(name="st", seed=0, model="ststnet", **model_keys):
+    """A resolved config as ``icegan loso`` saves it (the keys that matter here)."""
+    return {"name": name, "protocol": "CDE", "oracle_epoch": False, "seed": seed, "device": "cpu", "threads": 0,
+            "workers": 1, "max_folds": 0, "data": {"source": "megc2019_htnet", "datasets": []},
+            "model": {"name": model, "epochs": 100, "shift_px": 1, "seeds": 1, **model_keys}}
+
+
+def _run(root, name, config=None, n_samples=442, **kw):
+    """A finished run folder: metrics.json and (unless ``config`` is False) config.yaml, one recipe by default."""
     d = root / name
     d.mkdir()
-    (d / "metrics.json").write_text(json.dumps(_metrics(**kw)))
+    m = _metrics(**kw)
+    m["n_samples"] = n_samples
+    (d / "metrics.json").write_text(json.dumps(m))
+    if config is not False:
+        (d / "config.yaml").write_text(yaml.safe_dump(_config(name) if config is None else config, sort_keys=False))
     return d
 
 
@@ -90,15 +103,125 @@ def test_latex_table_groups_escapes_and_dashes(tmp_path, capsys):
     lines = tex.splitlines()
     assert lines[0].startswith("%") and "booktabs" in lines[1]
     body = lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]
-    assert lines[2] == r"\begin{tabular}{llcrcccccccc}" and lines[-1] == r"\end{tabular}"
+    assert lines[2] == r"\begin{tabular}{llcrccccccccr}" and lines[-1] == r"\end{tabular}"
     assert lines[4] == (r"\multicolumn{4}{c}{} & \multicolumn{2}{c}{Full} & \multicolumn{2}{c}{SMIC} & "
-                        r"\multicolumn{2}{c}{CASME II} & \multicolumn{2}{c}{SAMM} \\")
-    assert lines[5] == r"Method & Selection & Protocol & n & UF1 & UAR & UF1 & UAR & UF1 & UAR & UF1 & UAR \\"
+                        r"\multicolumn{2}{c}{CASME II} & \multicolumn{2}{c}{SAMM} &  \\")
+    assert lines[5] == (r"Method & Selection & Protocol & n & UF1 & UAR & UF1 & UAR & UF1 & UAR & UF1 & UAR & "
+                        r"Folds / clips \\")
     assert body[0].startswith(r"STSTNet\_2 \& 50\% \#1 & honest & CDE & 3 & 0.7200 $\pm$ 0.0200 & "
                               r"0.7600 $\pm$ 0.0265 &")
-    assert body[1] == r"SDE & honest & SDE & 1 & 0.7900 & 0.8100 & -- & -- & 0.7900 & 0.8100 & -- & -- \\"
-    # every cell separator is a real column: 12 columns in each row, none from an escaped label
-    assert all(row.count(" & ") == 11 for row in body)
+    assert body[1] == (r"SDE & honest & SDE & 1 & 0.7900 & 0.8100 & -- & -- & 0.7900 & 0.8100 & -- & -- & "
+                       r"26 / 442 \\")
+    # every cell separator is a real column: 13 columns in each row, none from an escaped label
+    assert all(row.count(" & ") == 12 for row in body)
     assert latex_escape(r"a\b~c^d{e}$") == r"a\textbackslash{}b\textasciitilde{}c\textasciicircum{}d\{e\}\$"
     assert main(["table", f"A={tmp_path}/st_s0", "--format", "latex"]) == 0
     assert r"A & honest & CDE & 1 & 0.7000 & 0.7500 &" in capsys.readouterr().out
+
+
+def test_an_entry_of_different_recipes_is_refused_naming_the_keys(tmp_path, capsys):
+    """Runs of different recipes in one entry are not seeds: `icegan table` refuses them (exit 2, one line naming the
+    entry, two runs and the keys that differ, and the fix), also for a bare glob over a suite's folder."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    lr = _run(suite, "logreg", config=_config("logreg", model="logreg"), uf1=0.69, uar=0.70)
+    st = _run(suite, "ststnet_s0", config=_config("ststnet_s0", seed=0), uf1=0.72, uar=0.74)
+    _run(suite, "ststnet_s1", config=_config("ststnet_s1", seed=1), uf1=0.74, uar=0.75)
+    with pytest.raises(ValueError, match=r"entry 'Mixed': .*logreg and .*ststnet_s0 are different recipes.*"
+                                         r"model\.name \('logreg' vs 'ststnet'\).*LABEL=GLOB"):
+        results_table([parse_entry(f"Mixed={lr},{st}")])
+    longer = _run(tmp_path, "ststnet_long", config=_config("ststnet_long", seed=2, epochs=200), uf1=0.7, uar=0.7)
+    with pytest.raises(ValueError, match=r"model\.epochs \(100 vs 200\)"):
+        results_table([parse_entry(f"STSTNet={st},{longer}")])
+    more = _run(tmp_path, "ststnet_members", config=_config("m", seeds=3), uf1=0.7, uar=0.7)  # ensemble per fold
+    with pytest.raises(ValueError, match=r"model\.seeds \(1 vs 3\)"):
+        results_table([parse_entry(f"STSTNet={st},{more}")])
+    # the CLI: no row named '*' averaging everything, but an error and exit code 2
+    assert main(["table", f"{suite}/*"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan table: error: entry ") and "different recipes" in err and len(err.splitlines()) == 1
+    assert main(["table", f"Mixed={lr},{st}", "--format", "csv"]) == 2
+    assert "model.name" in capsys.readouterr().err
+    # a folder that records no recipe cannot be pooled with others, but is a row of its own
+    bare = _run(tmp_path, "bare", config=False, uf1=0.7, uar=0.7)
+    with pytest.raises(ValueError, match=r"'B': cannot tell .*/bare records no recipe \(no config\.yaml"):
+        results_table([parse_entry(f"B={st},{bare}")])
+    assert "| bare | honest | CDE | 1 |" in results_table([parse_entry(str(bare))])
+
+
+def test_seeds_of_one_recipe_are_pooled_whatever_their_run_only_keys(tmp_path):
+    """Name, seed, threads, workers, device, the main job's prepare workers / progress / cache and a neutral new key
+    (absent from an older run) do not make another recipe; a bare glob of one recipe's seeds is named after them."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for s in range(3):
+        cfg = _config(f"ststnet_s{s}", seed=s)
+        cfg.update(threads=s, workers=s + 1, device=["cpu", "cuda", "cuda:1"][s])
+        cfg["data"]["prepare"] = {"size": 128, "workers": s + 1, "progress": s == 0, "cache_root": f"/c{s}"}
+        if s == 2:
+            cfg["model"]["sam_rho"] = 0.0          # a key added later, at its neutral value
+        _run(seeds, f"ststnet_s{s}", config=cfg, uf1=0.70 + 0.02 * s, uar=0.75)
+    entry = parse_entry(f"{seeds}/*")
+    assert entry.label == "ststnet" and len(entry.runs) == 3
+    assert parse_entry(f"{seeds}/ststnet_s*").label == "ststnet_s*"            # a named pattern keeps its name
+    assert parse_entry(f"{seeds}/ststnet_s0,{seeds}/ststnet_s1").label == "ststnet"
+    md = results_table([entry]).splitlines()
+    assert md[2].startswith("| ststnet | honest | CDE | 3 | 0.7200 ± 0.0200 |")
+    cfg = _config("x", seed=5)
+    cfg["data"]["prepare"] = {"size": 128}
+    cfg["model"]["sam_rho"] = 0.05                                               # not neutral: another recipe
+    _run(seeds, "ststnet_sam_s5", config=cfg, uf1=0.7, uar=0.7)
+    with pytest.raises(ValueError, match=r"entry 'ststnet': .*ststnet_s0 and .*ststnet_sam_s5 .* differ in "
+                                         r"model\.sam_rho \(\(absent\) vs 0\.05\)\)"):
+        results_table([parse_entry(f"{seeds}/*")])
+
+
+def _ensemble(root, name, members, weights):
+    d = root / name
+    d.mkdir()
+    (d / "metrics.json").write_text(json.dumps(_metrics(0.74, 0.75)))
+    rows = [{"run": str(m), "weight": w, "UF1": 0.7, "UAR": 0.7} for m, w in zip(members, weights)]
+    (d / "ensemble.json").write_text(json.dumps({"members": rows, "protocol": "CDE", "dataset": None}))
+    return d
+
+
+def test_ensembles_of_one_recipe_pool_and_others_are_refused(tmp_path):
+    """Ensemble folders (no config.yaml) are compared by what ensemble.json records: each member's recipe and
+    weight."""
+    for s in (0, 1):
+        _run(tmp_path, f"st_s{s}", config=_config(f"st_s{s}", seed=s), uf1=0.7, uar=0.7)
+        _run(tmp_path, f"rf_s{s}", config=_config(f"rf_s{s}", seed=s, model="random_forest"), uf1=0.7, uar=0.7)
+    e0 = _ensemble(tmp_path, "ens_s0", [tmp_path / "st_s0", tmp_path / "rf_s0"], [0.5, 0.5])
+    e1 = _ensemble(tmp_path, "ens_s1", [tmp_path / "st_s1", tmp_path / "rf_s1"], [0.5, 0.5])
+    assert "| GRF | honest | CDE | 2 |" in results_table([parse_entry(f"GRF={e0},{e1}")])
+    heavy = _ensemble(tmp_path, "heavy_s1", [tmp_path / "st_s1", tmp_path / "rf_s1"], [0.25, 0.75])
+    with pytest.raises(ValueError, match=r"members\[0\]\.weight \(0\.5 vs 0\.25\)"):
+        results_table([parse_entry(f"GRF={e0},{heavy}")])
+    swapped = _ensemble(tmp_path, "lr_s1", [tmp_path / "st_s1", tmp_path / "st_s0"], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"members\[1\]\.model\.name \('random_forest' vs 'ststnet'\)"):
+        results_table([parse_entry(f"GRF={e0},{swapped}")])
+    with pytest.raises(ValueError, match=r"one is an ensemble \(ensemble\.json\), the other an icegan loso"):
+        results_table([parse_entry(f"X={e0},{tmp_path / 'st_s0'}")])
+    lost = _ensemble(tmp_path, "lost", [tmp_path / "gone_s0", tmp_path / "rf_s0"], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"lost records no recipe \(its member .*gone_s0 is not found\)"):
+        results_table([parse_entry(f"GRF={e0},{lost}")])
+
+
+def test_folds_and_clips_columns(tmp_path):
+    """A 4-fold smoke run of 19 clips and a full 68-fold run of 442 clips no longer look alike."""
+    full = _run(tmp_path, "full", uf1=0.7, uar=0.7)
+    short = _run(tmp_path, "short", uf1=0.9, uar=0.9, n_folds=4, n_samples=19, datasets=("casme2",))
+    entries = [TableEntry("full", [full]), TableEntry("smoke", [short])]
+    md = results_table(entries).splitlines()
+    assert md[0].endswith("| SAMM UAR | Folds / clips |") and md[1].count("---|") == md[0].count(" | ") + 1
+    assert md[2].endswith("| 68 / 442 |") and md[3].endswith("| 4 / 19 |")
+    rows = list(csv.DictReader(io.StringIO(results_table(entries, "csv"))))
+    assert [(r["Folds"], r["Clips"]) for r in rows] == [("68", "442"), ("4", "19")]
+    tex = results_table(entries, "latex").splitlines()
+    assert tex[tex.index(r"\midrule") + 2].endswith(r"& 4 / 19 \\")
+    old = tmp_path / "old"                                  # a metrics.json without the counts: a dash, not a guess
+    old.mkdir()
+    m = _metrics(0.7, 0.7)
+    del m["n_folds"], m["n_samples"]
+    (old / "metrics.json").write_text(json.dumps(m))
+    assert results_table([TableEntry("old", [old])]).splitlines()[2].endswith("| — |")

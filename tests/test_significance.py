@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from _bench import load_bench
 
 from icegan.cli import main
@@ -29,8 +30,11 @@ def test_uf1_uar_from_confusion_matches_compute_metrics():
         uf1_uar_from_confusion(np.zeros((3, 2)))
 
 
-def _write_run(d, rows, oracle=False, folds=None):
+def _write_run(d, rows, oracle=False, folds=None, model="ststnet", seed=0):
+    """A finished run folder: predictions.csv, run.json and config.yaml (recipe ``model``, seed ``seed``)."""
     d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "threads": seed,
+                                                   "oracle_epoch": oracle, "model": {"name": model, "epochs": 100}}))
     pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
     pred.insert(0, "fold", pred["subject"].map({s: i for i, s in enumerate(sorted(pred["subject"].unique()))}))
     pred.insert(1, "dataset", pred["subject"].str.split("/").str[0])
@@ -339,3 +343,23 @@ def test_merge_runs_joins_disjoint_runs_for_compare(tmp_path):
         mod.merge_runs([a], tmp_path / "m4")
     with pytest.raises(ValueError, match="holds other files"):
         mod.merge_runs([a, b], a)
+
+
+def test_compare_refuses_an_entry_of_different_recipes(tmp_path, capsys):
+    """`icegan compare` averages the runs of an entry as seeds: runs of different recipes in one entry are refused
+    (exit 2, naming the entry, the runs and the differing key); seeds of one recipe are averaged."""
+    truth = [0, 1, 2, 2]
+    lr = _write_run(tmp_path / "logreg", _rows(6, truth, lambda s, j, y: y if s % 3 else 0), model="logreg")
+    st0 = _write_run(tmp_path / "ststnet_s0", _rows(6, truth, lambda s, j, y: y if s % 2 else 0), seed=0)
+    st1 = _write_run(tmp_path / "ststnet_s1", _rows(6, truth, lambda s, j, y: 0 if j == 3 else y), seed=1)
+    with pytest.raises(ValueError, match=r"entry 'Mixed': .*logreg and .*ststnet_s0 are different recipes.*"
+                                         r"model\.name \('logreg' vs 'ststnet'\).*LABEL=GLOB"):
+        load_run_set("Mixed", [lr, st0])
+    assert load_run_set("STSTNet", [st0, st1]).confusions.shape[0] == 2       # seed and threads differ: one recipe
+    assert main(["compare", f"Mixed={lr},{st0}", f"{st1}", "--resamples", "200"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan compare: error: entry 'Mixed'") and "model.name" in err
+    assert main(["compare", f"{tmp_path}/*", "--resamples", "200"]) == 2           # no entry named '*' of everything
+    assert "different recipes" in capsys.readouterr().err
+    assert main(["compare", f"{tmp_path}/ststnet_s*", str(lr), "--resamples", "200"]) == 0
+    assert "| ststnet_s* | 2 | honest |" in capsys.readouterr().out

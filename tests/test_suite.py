@@ -174,6 +174,12 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     st = json.loads((out / "ststnet_s0" / "metrics.json").read_text())["overall"]["UF1"]
     st1 = json.loads((out / "ststnet_s1" / "metrics.json").read_text())["overall"]["UF1"]
     assert r"\begin{tabular}" in tex and f"STSTNet & honest & CDE & 2 & {(st + st1) / 2:.4f} $\\pm$" in tex
+    # the folds and clips every row is pooled over (3 folds of max_folds=3), in both tables; the ensembles of two
+    # seeds are one recipe (the same members' recipes and weights), so they pool too
+    n = json.loads((out / "ststnet_s0" / "metrics.json").read_text())["n_samples"]
+    st_row = next(ln for ln in res.splitlines() if ln.startswith("| STSTNet | honest | CDE | 2 |"))
+    assert st_row.endswith(f"| 3 / {n} |") and "| Folds / clips |" in res
+    assert "| STSTNet + random forest | honest | CDE | 2 |" in res and f"& 3 / {n} \\\\" in tex
     assert f"--out {out}/ststnet_s1 seed=1 name=ststnet_s1 model.epochs=2 max_folds=3 threads=1   # " in res
     # every run, by seed: each cell is that folder's overall UF1 / UAR; the unseeded floor fills one cell
     cell = lambda name: "{UF1:.4f} / {UAR:.4f}".format(**json.loads((out / name / "metrics.json").read_text())["overall"])

@@ -1,4 +1,6 @@
-"""``icegan table``: one results table (Markdown, LaTeX or CSV) over finished LOSO runs, seeds as mean ± std.
+"""``icegan table``: one results table (Markdown, LaTeX or CSV) over finished LOSO runs, seeds as mean ± std, with the
+folds / clips each row is scored on. The runs of an entry must be seeds of one recipe
+(:func:`icegan.report.check_one_recipe`).
 
 Example::
 
@@ -13,14 +15,18 @@ from pathlib import Path
 __all__ = ["register", "add_entry_arguments", "emit"]
 
 ENTRIES_EPILOG = ("entries: DIR (row named after the folder), LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob "
-                  "pattern, e.g. \"STSTNet=runs/ststnet_s*\"")
+                  "pattern, e.g. \"STSTNet=runs/ststnet_s*\". The runs of one entry are averaged as seeds, so they "
+                  "must be one recipe: their config.yaml equal but for name, seed, device, threads, workers and "
+                  "progress (ensembles: the same members' recipes and weights); an entry that mixes recipes is "
+                  "refused, give each recipe its own LABEL=GLOB entry")
 
 
 def add_entry_arguments(p: argparse.ArgumentParser, format_help: str,
                         formats: tuple[str, ...] = ("markdown", "csv")) -> None:
     """The run-entry arguments shared by ``icegan table`` and ``icegan compare``: entries, --format (one of
     ``formats``, the first the default), --out."""
-    p.add_argument("entries", nargs="+", metavar="ENTRY", help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed)")
+    p.add_argument("entries", nargs="+", metavar="ENTRY",
+                   help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed; the runs of one entry: seeds of one recipe)")
     p.add_argument("--format", choices=formats, default=formats[0], help=format_help)
     p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
 
@@ -53,10 +59,11 @@ def register(subparsers) -> None:
         "table", help="one results table over finished LOSO runs (UF1 / UAR overall and per dataset; seeds as mean ± std)",
         description="Print one table, a row per entry, of finished runs' metrics.json (icegan loso, train.py or icegan "
                     "ensemble folders): selection (honest / ORACLE epoch), protocol, number of runs, UF1 and UAR overall "
-                    "and per dataset. An entry with several runs (seeds) shows mean ± sample std over them, never the "
-                    "best run. Runs of one entry must share protocol, selection, folds and samples.",
+                    "and per dataset, and the folds / clips they are pooled over (68 / 442 for the composite CDE). "
+                    "An entry with several runs (seeds) shows mean ± sample std over them, never the best run. Runs "
+                    "of one entry must be seeds of one recipe and share protocol, selection, folds and clips.",
         epilog=ENTRIES_EPILOG)
     add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals), latex (the same as a booktabs tabular for a "
-                           "paper) or csv (mean and std as separate numeric columns)",
+                           "paper) or csv (mean and std as separate numeric columns; folds and clips as two columns)",
                         formats=("markdown", "latex", "csv"))
     p.set_defaults(func=_main)
