@@ -3,7 +3,9 @@
 Every experiment section (LOSO, data, GAN, flow, main job) is a ``@dataclass`` whose fields carry
 type annotations and defaults. :func:`load_config` reads a YAML file into such a dataclass, then
 applies command-line overrides written as dotted keys (``train.epochs=2``,
-``model.name=ststnet``, ``data.roots.casme2=/data/CASME2``). Values are parsed as YAML scalars
+``model.name=ststnet``, ``data.roots.casme2=/data/CASME2``); a number picks one item of a list
+(``data.prepare.datasets.0.root=/data/CASME2``), and a list given as a value replaces the whole list
+(``"data.prepare.datasets=[{name: casme2, root: /data/CASME2}]"``). Values are parsed as YAML scalars
 (``2`` → int, ``1e-3`` → float, ``true`` → bool, ``[1, 2]`` → list, ``null`` → None) and then checked
 against the annotation.
 
@@ -197,10 +199,13 @@ def without_neutral_keys(d: dict, prefix: str = "") -> dict:
 
 
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
-    """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections).
+    """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections; a number
+    picks an item of a list, ``data.prepare.datasets.0.root=/x``).
 
     Raises:
-        ConfigError: malformed override (no ``=``), unknown key, or wrong value type.
+        ConfigError: malformed override (no ``=``), unknown key, a list index out of range, or wrong value type.
+            An unknown key is answered with the closest known one: in its own section, else any key of the config
+            whose last part is alike (``max_folds`` → ``data.max_folds``).
     """
     data = to_dict(cfg)
     for item in overrides:
@@ -215,18 +220,65 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
         node = data
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
-            if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
+            if isinstance(node, list):
+                node = node[_list_index(node, parts, i, item)]
+                continue
+            if not isinstance(node, dict) or part not in node or not isinstance(node[part], (dict, list)):
                 sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
-                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'"
-                                  f"{_did_you_mean(part, sections)}")
+                hint = _did_you_mean(part, sections) or _did_you_mean_nested(parts[-1], data)
+                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'{hint}")
             node = node[part]
+        if isinstance(node, list):
+            node[_list_index(node, parts, len(parts) - 1, item)] = value
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"config key '{'.'.join(parts[:-1])}' in override '{item}' is a single value, not a "
+                              f"section: set it as '{'.'.join(parts[:-1])}=...'")
         if parts[-1] not in node:
             # dict-typed fields (e.g. data.roots) accept new keys; dataclass sections do not
             if not _is_open_mapping(type(cfg), parts[:-1]):
-                raise ConfigError(f"unknown config key '{key}' in override '{item}'"
-                                  f"{_did_you_mean(parts[-1], node)}; known keys here: {sorted(node)}")
+                hint = _did_you_mean(parts[-1], node) or _did_you_mean_nested(parts[-1], data)
+                raise ConfigError(f"unknown config key '{key}' in override '{item}'{hint}; known keys here: "
+                                  f"{sorted(node)}")
         node[parts[-1]] = value
     return from_dict(type(cfg), data, source="command line")
+
+
+def _list_index(items: list, parts: list[str], i: int, item: str) -> int:
+    """The list index ``parts[i]`` of an override into ``items`` (the value of the key ``parts[:i]``).
+
+    Raises:
+        ConfigError: not a number, or out of range; the message says that the list can also be replaced whole,
+            with the syntax that does it.
+    """
+    part, path = parts[i], ".".join(parts[:i])
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    tail = ".".join(parts[i + 1:] if part.isdigit() else parts[i:])
+    what = f"with no item {part}" if part.isdigit() else "not a section"
+    n = len(items)
+    by_index = (f"set an item by its index ({'0' if n == 1 else f'0 to {n - 1}'}: '{path}.0{'.' + tail if tail else ''}"
+                f"=...'), or " if items else "")
+    defaults = " (keys left out of an item take their defaults)" if _dict_items(items) else ""
+    raise ConfigError(f"config key '{path}' in override '{item}' is a list of {n} item(s), {what}: {by_index}replace "
+                      f"the whole list, e.g. \"{path}={_list_example(items)}\"{defaults}")
+
+
+def _dict_items(items: list) -> bool:
+    return any(isinstance(x, dict) for x in items)
+
+
+def _list_example(items: list) -> str:
+    """A short flow-style YAML example of a value for a list (its present items, each cut to its first
+    two keys, e.g. ``[{name: casme2, root: ...}]``)."""
+    if not items:
+        return "[...]"
+    if not _dict_items(items):
+        return yaml.safe_dump(list(items), default_flow_style=True, width=10**6).strip()
+    cut = [{k: v for k, v in list(x.items())[:2]} if isinstance(x, dict) else x for x in items]
+    dump = lambda x: yaml.safe_dump(x, default_flow_style=True, width=10**6, sort_keys=False).strip()
+    text = dump(cut)
+    return text if len(text) <= 160 or len(cut) == 1 else dump(cut[:1])[:-1] + ", ...]"
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -236,9 +288,32 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _did_you_mean_nested(name: str, data: dict) -> str:
+    """`` (did you mean 'data.max_folds'?)``: the dotted keys anywhere in the nested config ``data`` whose last part
+    is the closest to ``name`` (difflib; lists are not entered), at most three, else ``""``."""
+    import difflib
+    paths: dict[str, list[str]] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            paths.setdefault(str(k), []).append(prefix + str(k))
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+    walk(data, "")
+    close = difflib.get_close_matches(name, list(paths), n=1, cutoff=0.75)
+    if not close:
+        return ""
+    found = [f"'{p}'" for p in paths[close[0]]][:3]
+    return f" (did you mean {' or '.join(found)}?)"
+
+
 def _is_open_mapping(cls: type, parts: list[str]) -> bool:
     tp: Any = cls
     for part in parts:
+        if get_origin(tp) in (list, tuple) and part.isdigit():
+            args = get_args(tp)
+            tp = args[0] if args else Any
+            continue
         if not dataclasses.is_dataclass(tp):
             return False
         tp = _hints(tp).get(part)

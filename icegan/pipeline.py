@@ -567,7 +567,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
 
     Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2 or empty for a clip without a MEGC2019
     class, path; :mod:`icegan.data.feature_table`: ``icegan loso`` refuses empty labels, ``icegan predict`` scores
-    those clips),
+    those clips), and when some clips have a label and others not, ``features_labelled.csv``: the rows of the
+    labelled clips alone, same maps (what ``icegan loso`` and ``icegan fit`` take),
     ``maps/<subject>_<clip>.npy`` (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
     ``config.yaml`` (the resolved main config) and ``provenance.json`` (flow method, weights' SHA-256, how the faces
     were prepared (:func:`face_provenance`), size, clips, seconds).
@@ -575,14 +576,16 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     Returns:
         The path of ``features.csv``.
     Raises:
-        FileExistsError: ``out`` already holds a ``features.csv`` (choose another folder or remove it).
+        FileExistsError: ``out`` already holds a ``features.csv`` or ``features_labelled.csv`` (choose another folder
+            or remove it).
         FileNotFoundError, ValueError: from the data or flow settings (a missing root, weights, a bad value).
     """
     from icegan.config import save_config
     out = Path(out)
-    table = out / "features.csv"
-    if table.exists():
-        raise FileExistsError(f"{table} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
+    table, labelled_table = out / "features.csv", out / "features_labelled.csv"
+    for t in (table, labelled_table):
+        if t.exists():
+            raise FileExistsError(f"{t} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
     device = resolve_device(cfg.device)
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
@@ -603,7 +606,11 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
             "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "clips": len(rows),
             "seconds": round(time.time() - t0, 1)}
     (out / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
-    pd.DataFrame(rows).to_csv(table, index=False)       # last: a table on disk means every map is there
+    written = pd.DataFrame(rows)
+    has_label = written["label"].astype(str) != ""
+    if has_label.any() and not has_label.all():           # icegan loso / fit refuse a row without a label
+        written[has_label].to_csv(labelled_table, index=False)
+    written.to_csv(table, index=False)       # last: a table on disk means every map is there
     return table
 
 

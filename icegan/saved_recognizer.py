@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -184,10 +185,15 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise SavedRecognizerError(f"model file not found: {path} (make one with `icegan fit --config ... --out "
                                    f"{path}`)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():     # torch's note on a pickle protocol it did not write: not our file
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:           # a truncated file, another pickle, a file of another program
-        raise SavedRecognizerError(f"{path} cannot be read as an icegan model file: {type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        said = f"{path} cannot be read: it is not an icegan model file (made by `icegan fit`)"
+        if "weights_only" in str(exc):      # a pickle of other objects, or no torch file at all: never torch's advice
+            raise SavedRecognizerError(said) from None     # to load it with weights_only=False (runs the file's code)
+        raise SavedRecognizerError(f"{said}, or a damaged one ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SavedRecognizerError(f"{path} is not an icegan recognizer (written by `icegan fit`); a LOSO run keeps "
                                    f"no model, and flow or GAN checkpoints are other files")

@@ -115,6 +115,54 @@ def test_gan_and_data_commands_report_bad_input_in_one_line(tmp_path, capsys):
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_a_missing_root_is_pointed_at_the_way_the_command_takes_it(tmp_path, capsys, monkeypatch):
+    """`icegan data check` took the root from --root and names it; a config's root (icegan prepare, train.py, which
+    have no --root) is pointed at by its `root:` entry, an override of it, and ICEGAN_DATA, which moves {data_root}."""
+    from icegan.cli import main
+    from icegan.pipeline import main as train_main
+    nowhere = tmp_path / "nowhere"
+    assert main(["data", "check", "--dataset", "samm", "--root", str(nowhere)]) == 2
+    assert capsys.readouterr().err.strip().endswith("in its official layout (data/README.md), or give its folder "
+                                                    "with --root")
+    monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "mine"))
+    for argv, run in ((["prepare", "--config", "configs/prepare_casme2.yaml", f"datasets.0.root={nowhere}",
+                        f"cache_root={tmp_path / 'cache'}"], main),
+                      (["--config", "configs/casme2.yaml", f"data.prepare.datasets.0.root={nowhere}", "--out",
+                        str(tmp_path / "run"), f"data.prepare.cache_root={tmp_path / 'cache'}", "--no-progress"],
+                       train_main)):
+        assert run(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"casme2 root not found: {nowhere}" in err and "Traceback" not in err, err
+        assert "--root" not in err and "`root:` of the casme2 entry" in err
+        assert "data.prepare.datasets.N.root=DIR" in err
+        assert f"{{data_root}} is {tmp_path / 'mine'} (set ICEGAN_DATA to move it)" in err
+
+
+def test_predict_with_a_file_that_is_no_model_says_so_without_unsafe_advice(tmp_path, capsys):
+    """A pickle of other objects, a NumPy file or a text file given as --model: one line saying it is not an icegan
+    model file, never torch's advice to load it with weights_only=False (nor its warning on the pickle protocol)."""
+    import collections
+    import pickle
+    import warnings
+
+    import numpy as np
+
+    from icegan.cli import main
+    (tmp_path / "pickle.pt").write_bytes(pickle.dumps({"clf": collections.OrderedDict, "x": object}))
+    np.save(tmp_path / "maps.npy", np.zeros(3))
+    (tmp_path / "notes.txt").write_text("hello\n")
+    for model in (tmp_path / "pickle.pt", tmp_path / "maps.npy", tmp_path / "notes.txt"):
+        with warnings.catch_warnings(record=True) as seen:      # nor torch's warning about the pickle protocol
+            warnings.simplefilter("always")
+            assert main(["predict", "--model", str(model), "--table", str(tmp_path / "t.csv"),
+                         "--out", str(tmp_path / "p.csv")]) == 2
+        assert not seen, [str(w.message) for w in seen]
+        err = capsys.readouterr().err
+        assert err.startswith(f"icegan predict: error: {model} cannot be read: it is not an icegan model file "
+                              f"(made by `icegan fit`)"), err
+        assert len(err.strip().splitlines()) == 1 and "weights_only" not in err and "Traceback" not in err
+
+
 def test_flow_train_names_the_mode_a_config_is_for(capsys):
     """A self-supervised config given to the supervised trainer (or the reverse) is refused with the command that
     runs it, not only with the unknown key."""

@@ -104,6 +104,31 @@ def test_loso_leaves_out_clips_without_a_class(monkeypatch, caplog):
     assert kept.samples["label"].tolist() == [0, -1, 2, -1] and len(kept.apex) == 4
 
 
+def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, tmp_path, capsys):
+    """Some clips without a label: features.csv keeps every clip (for icegan predict), features_labelled.csv the
+    labelled ones alone, and the `icegan loso` line the command prints reads that table and runs (a LOSO refuses a
+    row without a label, so it cannot read features.csv)."""
+    _fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
+    csv = _write(tmp_path, "subject,clip,frames,onset\np,a,v,1\n")      # the fake cache stands for its clips
+    out = tmp_path / "f"
+    assert main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(out),
+                 "--no-progress", "device=cpu", "flow.method=farneback"]) == 0
+    printed = capsys.readouterr().out
+    every = pd.read_csv(out / "features.csv", keep_default_na=False, dtype=str)
+    labelled = pd.read_csv(out / "features_labelled.csv", keep_default_na=False, dtype=str)
+    assert every["label"].tolist() == ["0", "1", "", "2", "0", "1", "2", ""]
+    assert labelled.to_dict("records") == every[every["label"] != ""].to_dict("records")
+    line = next(x for x in printed.splitlines() if x.startswith("run a recognizer on the labelled ones: "))
+    command = line.split(": ", 1)[1].replace("runs/<name>", str(tmp_path / "loso")).split()
+    assert command[:2] == ["icegan", "loso"] and f"data.table={out / 'features_labelled.csv'}" in command
+    assert main([*command[1:], "--no-progress", "model.epochs=1", "threads=1"]) == 0, capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "loso" / "predictions.csv")) == 6
+    from icegan.pipeline import export_features, load_main_config, with_clip_list
+    (out / "features.csv").unlink()
+    with pytest.raises(FileExistsError, match="features_labelled.csv exists"):     # never overwritten
+        export_features(with_clip_list(load_main_config("configs/casme2.yaml", ["device=cpu"]), csv, "raw"), out)
+
+
 def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
     """Two real CASME II clips listed as your own (one labelled, one not, its apex spotted), prepared and flowed with
     configs/casme2.yaml's settings, written as a table with an empty label, then scored by icegan predict."""
@@ -120,6 +145,7 @@ def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
     table = pd.read_csv(out / "features.csv", keep_default_na=False, dtype=str)
     assert table["subject"].tolist() == ["clips/me", "clips/me"] and table["label"].tolist() == ["1", ""]
     assert "1 of them without a label: score them with icegan predict" in printed
+    assert pd.read_csv(out / "features_labelled.csv", keep_default_na=False, dtype=str)["clip"].tolist() == ["happy"]
     manifest = pd.read_csv(next((tmp_path / "cache").glob("*/manifest.csv")))
     spotted = manifest.set_index("clip").loc["other"]
     assert 131 <= spotted["apex"] <= 141 and spotted["apex_method"] != "annotated"

@@ -105,3 +105,58 @@ def test_post_init_check_becomes_config_error_naming_the_section():
     with pytest.raises(ConfigError, match=r"'model' \(in command line\): width must be >= 1, got 0"):
         apply_overrides(OuterCfg(), ["model.width=0"])
     assert apply_overrides(OuterCfg(), ["model.width=3"]).model.width == 3
+
+
+@dataclass
+class ItemCfg:
+    name: str = "casme2"
+    root: str = ""
+    mode: str = "cropped"
+
+
+@dataclass
+class PrepCfg:
+    datasets: List[ItemCfg] = field(default_factory=lambda: [ItemCfg(root="/a"), ItemCfg("samm", "/b", "raw")])
+    max_folds: int = 0
+
+
+@dataclass
+class ListCfg:
+    name: str = "run"
+    data: PrepCfg = field(default_factory=PrepCfg)
+    train: TrainCfg = field(default_factory=TrainCfg)
+
+
+def test_a_list_item_is_overridden_by_its_index():
+    """``data.datasets.1.root=/x`` sets one key of one item, the others kept; a list of values takes an index too."""
+    cfg = apply_overrides(ListCfg(), ["data.datasets.1.root=/x", "train.seeds.0=7"])
+    assert cfg.data.datasets == [ItemCfg("casme2", "/a"), ItemCfg("samm", "/x", "raw")] and cfg.train.seeds == [7]
+    with pytest.raises(ConfigError, match=r"'data\.datasets\[1\]\.root' .*expected a string"):
+        apply_overrides(ListCfg(), ["data.datasets.1.root=[1]"])
+    with pytest.raises(ConfigError, match=r"'data\.datasets\.0\.rot' .*\(did you mean 'root'\?\)"):
+        apply_overrides(ListCfg(), ["data.datasets.0.rot=/x"])
+
+
+@pytest.mark.parametrize("override", ["data.datasets.2.root=/x", "data.datasets.root=/x"])
+def test_a_list_key_says_it_is_a_list_and_how_to_replace_it(override):
+    """An index past the end (or no index) is refused with what the key is, the indices it has, and an example of
+    the whole-list syntax that works (which itself parses)."""
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(ListCfg(), [override])
+    msg = str(err.value)
+    assert "unknown config key" not in msg
+    assert "config key 'data.datasets' in override" in msg and "is a list of 2 item(s)" in msg
+    assert "(0 to 1: 'data.datasets.0.root=...')" in msg and "replace the whole list, e.g. " in msg
+    example = msg.split('e.g. "')[1].split('"')[0]
+    assert example == "data.datasets=[{name: casme2, root: /a}, {name: samm, root: /b}]"
+    assert apply_overrides(ListCfg(), [example]).data.datasets[1] == ItemCfg("samm", "/b")     # mode: its default
+
+
+def test_a_key_given_without_its_section_gets_the_nested_one():
+    """``max_folds=2`` at the top names ``data.max_folds`` (the last part of a nested key, misspelt or not)."""
+    with pytest.raises(ConfigError, match=r"unknown config key 'max_folds' .*\(did you mean 'data\.max_folds'\?\)"):
+        apply_overrides(ListCfg(), ["max_folds=2"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'nope' .*\(did you mean 'train\.epochs'\?\)"):
+        apply_overrides(ListCfg(), ["nope.epochs=2"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'epoch' .*\(did you mean 'train\.epochs'\?\)"):
+        apply_overrides(ListCfg(), ["epoch=2"])

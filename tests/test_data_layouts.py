@@ -2,6 +2,8 @@
 (tiny synthetic images), apex spotting, and alignment geometry."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -220,3 +222,24 @@ def test_raw_mode_without_any_face_is_reported(samm_tree):
     with pytest.raises(prep.PrepareError, match=r"samm/006/006_1_2: no face detected on the onset frame 5562 "
                                                 r"nor on its 14 nearest frames \(whole-clip detection failure\)"):
         prep.prepare_dataset(cfg)
+
+
+def test_the_readmes_prepare_step_makes_the_cache_train_py_reads(shared_data, tmp_path, monkeypatch, capsys):
+    """README, "Using your own data": `icegan prepare --config configs/prepare_casme2.yaml`, then `train.py --config
+    configs/casme2.yaml`; the second finds the first's cache (same datasets, size, colour and every other setting in
+    the cache key) instead of preparing another. One subject here, to stay small."""
+    from icegan.cli import main
+    from icegan.config import load_config
+    from icegan.pipeline import load_main_config, load_samples
+    cache, one = tmp_path / "cache", "datasets.0.subjects=[sub01]"
+    assert main(["prepare", "--config", "configs/prepare_casme2.yaml", f"cache_root={cache}", one, "workers=1"]) == 0
+    made = [d.name for d in cache.iterdir()]
+    assert len(made) == 1 and f"cache: {cache / made[0]}" in capsys.readouterr().out
+    monkeypatch.setattr(prep, "process_clip", lambda *a: pytest.fail("train.py prepared the clips again"))
+    cfg = load_main_config("configs/casme2.yaml", [f"data.prepare.cache_root={cache}", f"data.prepare.{one}",
+                                                   "data.prepare.workers=1", "device=cpu"])
+    clips = load_samples(cfg, progress=False)
+    assert [d.name for d in cache.iterdir()] == made and clips.onset.shape[1:] == (64, 64)
+    standalone = load_config(prep.PrepareConfig, "configs/prepare_casme2.yaml")
+    assert prep._settings(standalone) == prep._settings(
+        dataclasses.replace(cfg.data.prepare, size=cfg.data.img_size, color="gray"))

@@ -111,6 +111,24 @@ def test_bad_rows_name_the_line_and_clip(tmp_path, edit, array, msg):
     assert re.search(msg, str(exc.value)), str(exc.value)
 
 
+@pytest.mark.parametrize("write", [
+    lambda f: np.save(f, np.array([{"u": 1}], dtype=object)),                  # an object array
+    lambda f: f.write_bytes(__import__("pickle").dumps({"u": np.zeros(3)})),  # a pickle named .npy
+    lambda f: f.write_text("u,v\n1,2\n"),                                     # another kind of file
+], ids=["object-array", "pickle", "text"])
+def test_a_pickled_npy_is_refused_without_unsafe_advice(tmp_path, write):
+    """A map file numpy would only open with allow_pickle=True is named as not a plain numeric .npy map; the error
+    does not advise loading it unsafely (numpy's own message does)."""
+    write(tmp_path / "a.npy")
+    np.save(tmp_path / "ok.npy", np.full((3, 8, 8), 0.5, dtype=np.float32))
+    csv = _write(tmp_path, [dict(GOOD, clip="EP00", subject="sub02", path="ok.npy"), GOOD])
+    with pytest.raises(ValueError) as exc:
+        load_table_features(csv)
+    msg = str(exc.value)
+    assert msg.startswith(f"{csv}, line 3 (clip 'EP01'): {tmp_path / 'a.npy'} is not a plain numeric .npy map")
+    assert "allow_pickle" not in msg and "unsafe" not in msg and "trust" not in msg
+
+
 def test_table_level_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="feature table not found"):
         read_feature_table(tmp_path / "none.csv")

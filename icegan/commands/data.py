@@ -74,7 +74,10 @@ def _composite(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     _logging()
     logging.getLogger("icegan.data").setLevel(logging.ERROR)  # the report lists every problem itself
+    from icegan.data.base import DatasetLayoutError, missing_root_message
     from icegan.data.check import check_dataset
+    if args.dataset != "clips" and not args.root.is_dir():      # (a clip list's --root is its CSV)
+        raise DatasetLayoutError(missing_root_message(args.dataset, args.root, given_by="--root"))
     rep = check_dataset(args.dataset, args.root, args.annotations, composite_only=args.composite_only,
                         read_images=not args.no_read_images, workers=args.workers, progress=True)
     print(rep.text())

@@ -15,7 +15,8 @@ def register(sub) -> None:
                     "flow method (flow section) and write (u, v, optical strain) maps of recognizer.input_size, "
                     "min-max normalised per clip, as OUT/features.csv + OUT/maps/*.npy. Every recognizer, suite and "
                     "nested selection of `icegan loso` then runs on them with data.source=table "
-                    "data.table=OUT/features.csv.")
+                    "data.table=OUT/features.csv (OUT/features_labelled.csv when some clips have no label: "
+                    "features.csv keeps those for icegan predict, a LOSO needs every row labelled).")
     p.add_argument("--config", default=None,
                    help="main-job YAML (e.g. configs/casme2.yaml; default: configs/demo.yaml, the synthetic demo)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for features.csv and maps/ (must not hold a "
@@ -25,7 +26,8 @@ def register(sub) -> None:
                    help="your own clips instead of the config's datasets: a clip list (subject, clip, frames, onset; "
                         "optional apex, offset, label, dataset; icegan/data/clip_list.py), prepared with the config's "
                         "preprocessing and flow so the maps match the ones a model was trained on; unlabelled clips "
-                        "get an empty label, for icegan predict")
+                        "get an empty label, for icegan predict, and the labelled ones are also written alone to "
+                        "OUT/features_labelled.csv, for icegan loso or fit")
     p.add_argument("--clips-mode", choices=("raw", "cropped"), default="raw",
                    help="with --clips: raw (default) detects, aligns and crops the face on each clip; cropped only "
                         "resizes frames that are already face crops")
@@ -60,6 +62,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{unlabelled} of them without a label: score them with icegan predict --model MODEL.pt --table {table} "
               f"--out predictions.csv (a model from icegan fit on maps made this same way)")
     if unlabelled < n:
-        print(f"run a recognizer on the labelled ones: icegan loso --config configs/features_ststnet.yaml --out "
-              f"runs/<name> data.source=table data.table={table} data.size={s}")
+        # a LOSO refuses a row without a label: with some, export_features also wrote the labelled rows alone
+        labelled = table.parent / "features_labelled.csv" if unlabelled else table
+        print(f"run a recognizer on the {'labelled ones' if unlabelled else 'clips'}: icegan loso --config "
+              f"configs/features_ststnet.yaml --out runs/<name> data.source=table data.table={labelled} "
+              f"data.size={s}")
     return 0

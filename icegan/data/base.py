@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from ..paths import default_data_root, shared_data_root
 from .composite import composite_class
 from .records import ClipRecord, list_frames
 from .sheets import SheetRow, read_sheet
@@ -16,11 +17,24 @@ class DatasetLayoutError(FileNotFoundError):
     """A dataset root does not exist or does not look like the official layout."""
 
 
-def missing_root_message(name: str, root: str | Path) -> str:
-    """The error for a dataset root that is not a folder: what is missing and how to point at the release."""
-    return (f"{name} root not found: {root}. Put or symlink your copy of the {name} release there, in its official "
-            f"layout (data/README.md), or point at it: `root:` of the {name} entry under data.prepare.datasets in "
-            f"the config, or --root")
+def missing_root_message(name: str, root: str | Path, given_by: Optional[str] = None) -> str:
+    """The error for a dataset root that is not a folder: what is missing and how to point at the release.
+
+    Args:
+        name: the dataset (``casme2``, ``samm``, ``smic``).
+        root: the folder looked for.
+        given_by: how the command at hand took the root (``--root`` for ``icegan data check``); None: from a
+            config, whose ``root:`` and the ``{data_root}`` / ``{shared_data}`` placeholders in it are named.
+    """
+    head = (f"{name} root not found: {root}. Put or symlink your copy of the {name} release there, in its official "
+            f"layout (data/README.md), or ")
+    if given_by:
+        return head + f"give its folder with {given_by}"
+    return head + (f"point at it with the `root:` of the {name} entry in the config's dataset list "
+                   f"(data.prepare.datasets; on the command line data.prepare.datasets.N.root=DIR, N its place "
+                   f"from 0; `datasets` in an icegan prepare config); in a root, {{data_root}} is "
+                   f"{default_data_root()} (set ICEGAN_DATA to move it) and {{shared_data}} is {shared_data_root()} "
+                   f"(ICEGAN_SHARED_DATA)")
 
 
 def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:

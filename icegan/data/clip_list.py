@@ -15,8 +15,10 @@ The list has one row per clip::
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
   SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional.
 * ``label``: optional; a MEGC2019 class name or id (``negative`` 0, ``positive`` 1, ``surprise`` 2), or empty for a
-  clip without one (``icegan features`` keeps it with an empty label, for ``icegan predict``; a LOSO run leaves it
-  out).
+  clip without one. ``icegan features`` keeps such a clip in ``features.csv`` with an empty label, for
+  ``icegan predict``, and writes the labelled clips alone to ``features_labelled.csv``, the table for ``icegan loso``
+  and ``icegan fit`` (which refuse a row without a label); the main job (``train.py`` with this list under
+  ``data.prepare.datasets``) leaves it out of its LOSO with a warning.
 * ``dataset``: optional; a short name for the source of the clips (default ``clips``).
 
 Every error names the CSV line and the clip.

@@ -131,8 +131,9 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         empty = [c for c in need + (["dataset"] if has_dataset else []) if not r[c].strip()
                  and (labelled or c != "label")]
         if empty:
-            hint = (" (a clip without a label can be scored by `icegan predict`, not trained or tested on: leave it out "
-                    "of this table)") if "label" in empty else ""
+            hint = (" (a clip without a label can be scored by `icegan predict`, not trained or tested on: leave it "
+                    "out of this table; `icegan features` writes its labelled clips alone to features_labelled.csv)"
+                    ) if "label" in empty else ""
             raise ValueError(f"{where}: empty {', '.join(empty)}{hint}")
         subject = r["subject"].strip()
         prefix, slash, rest = subject.partition("/")
@@ -171,6 +172,10 @@ def _read_map(path: str, where: str) -> np.ndarray:
         try:
             a = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
+            if "pickle" in str(exc).lower():    # object arrays, pickles, other files: never loaded unsafely here
+                raise ValueError(f"{where}: {p} is not a plain numeric .npy map (it holds pickled Python objects or "
+                                 f"is another kind of file); write the map with numpy.save of a float array (3, H, W) "
+                                 f"or (H, W, 3)") from None
             raise ValueError(f"{where}: {p} cannot be read as a NumPy array: {exc}") from None
         if a.ndim == 3 and a.shape[0] == 3:
             pass
