@@ -463,8 +463,9 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     base = labels.index(want) if want in labels else 0
     seeds_done = sorted({p.seed for p in plan if p.out in finished})
     lines = [f"# {suite.name}", "",
-             f"Suite `{suite_path}`, seeds {', '.join(map(str, seeds_done))} of {', '.join(map(str, suite.seeds))} "
-             f"finished ({time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
+             f"Suite `{suite_path}`: {len(seeds_done)} of its {len(suite.seeds)} seed(s) finished (seeds "
+             f"{', '.join(map(str, seeds_done))}; the suite's: {', '.join(map(str, suite.seeds))}; "
+             f"{time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
              "ensembles average the class probabilities of runs of the same seed, members and weights fixed in the "
              "suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries), "",
              "## Every run (UF1 / UAR of the whole protocol, by seed)", "", per_seed_table(suite, plan, finished), ""]

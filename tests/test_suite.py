@@ -155,7 +155,7 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     assert sorted(first) == ["floor_forest_s0", "logistic_regression", "random_forest_s0", "ststnet_random_forest_s0",
                              "ststnet_s0"]
     res = (out / "results.md").read_text()
-    assert "seeds 0 of 0" in res and "| STSTNet | honest | CDE | 1 |" in res
+    assert "1 of its 1 seed(s) finished (seeds 0; the suite's: 0;" in res and "| STSTNet | honest | CDE | 1 |" in res
 
     times = json.loads((out / "suite_times.json").read_text())
     assert sorted(times) == sorted(first) and all(t >= 0 for t in times.values())
@@ -167,7 +167,7 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     for name, h in first.items():                # the seed-0 folders were only re-read
         assert _md5(out / name / "predictions.csv") == h, name
     res = (out / "results.md").read_text()
-    assert "seeds 0, 1 of 0, 1" in res
+    assert "2 of its 2 seed(s) finished (seeds 0, 1; the suite's: 0, 1;" in res
     assert "| STSTNet | honest | CDE | 2 |" in res and "| logistic regression | honest | CDE | 1 |" in res
     assert "paired differences to STSTNet" in res and (out / "compare.png").stat().st_size > 0
     tex = (out / "results.tex").read_text()                  # the same table for a paper
