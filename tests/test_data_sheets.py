@@ -109,7 +109,8 @@ def test_cli_composite_json(ann, tmp_path, capsys):
         {"clips": 145, "negative": 88, "positive": 32, "surprise": 25, "subjects": 24}
     assert {k: d["samm"][k] for k in ("clips", "negative", "positive", "surprise", "subjects")} == \
         {"clips": 133, "negative": 92, "positive": 26, "surprise": 15, "subjects": 28}
-    assert "casme2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "casme2" in printed and "smic: not from a sheet" in printed     # SMIC's clips are said, not silently absent
     assert composite_from_sheets(ann)["samm"]["clips"] == 133
 
 

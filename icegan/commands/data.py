@@ -63,6 +63,9 @@ def _composite(args: argparse.Namespace) -> int:
         print(f"{ds:8s} {c['clips']:5d} {c['negative']:8d} {c['positive']:8d} {c['surprise']:8d} {c['subjects']:8d}")
         for e in c["excluded"]:
             print(f"  excluded {ds}/{e['clip']}: {e['reason']}")
+    if "smic" not in out:
+        print("smic: not from a sheet: the composite's SMIC-HS clips (164 in MEGC2019) take their class from the folder "
+              "names of your copy; count them with icegan data check --dataset smic --root DIR")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))
