@@ -105,7 +105,9 @@ def maps_differ(trained: dict, scored: dict) -> Optional[str]:
         reasons.append("the flow weights differ from the training maps' (another checkpoint)")
     then, now = trained.get("faces"), scored.get("faces")
     if then and now and then != now:          # unknown on either side (an older table): nothing to say
-        diff = ", ".join(f"{k}: {then.get(k)} for training, {now.get(k)} here"
+        def show(v) -> str:            # a setting one side never used (a detector for cropped faces) is absent
+            return "not used" if v is None else ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+        diff = ", ".join(f"{k}: {show(then.get(k))} for training, {show(now.get(k))} here"
                          for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
         reasons.append(f"the faces were prepared otherwise than the training faces ({diff})")
     return "; ".join(reasons) or None

@@ -246,9 +246,10 @@ def test_maps_made_another_way_are_named():
     # faces: compared only when both sides record them; named key by key, beside a flow difference
     cropped = {**sr, "faces": {"modes": ["cropped"], "size": 128}}
     raw = {**sr, "faces": {"modes": ["raw"], "size": 128, "detector": "hog", "margin": 0.1, "refine": True}}
-    assert maps_differ(cropped, raw) == ("the faces were prepared otherwise than the training faces (detector: None "
-                                         "for training, hog here, margin: None for training, 0.1 here, modes: "
-                                         "['cropped'] for training, ['raw'] here, refine: None for training, True here)")
+    assert maps_differ(cropped, raw) == ("the faces were prepared otherwise than the training faces (detector: not "
+                                         "used for training, hog here, margin: not used for training, 0.1 here, "
+                                         "modes: cropped for training, raw here, refine: not used for training, True "
+                                         "here)")
     assert maps_differ(cropped, dict(cropped)) is None and maps_differ(sr, raw) is None and maps_differ(raw, sr) is None
     both = maps_differ(cropped, {**raw, "weights": {"flow_weights_sha256": "b"}})
     assert both.startswith("the flow weights differ") and "; the faces were prepared otherwise" in both
@@ -288,8 +289,8 @@ def test_predict_warns_when_maps_come_from_another_flow(tmp_path, capsys):
     raw = _write_table(raw_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
     for scored, warned in ((same, None), (other, "trained on srflownet flow (28 px maps), these are tvl1 "
                                                   "flow"),
-                           (raw, "the faces were prepared otherwise than the training faces (modes: ['cropped'] for "
-                                 "training, ['raw'] here)")):
+                           (raw, "the faces were prepared otherwise than the training faces (modes: cropped for "
+                                 "training, raw here)")):
         assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(scored),
                      "--out", str(tmp_path / "p.csv")]) == 0
         err = capsys.readouterr().err
