@@ -9,7 +9,8 @@ hand::
     python train.py --config <run.config> --out <out>/<run>_s<seed> seed=<seed> ...      (command: train)
     icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>_s<seed>
 
-then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
+and, after the last seed, one ensemble of every seed's runs for an ensemble marked ``over_seeds``
+(``icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>``), then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
 mean ± std, folds / clips), every run's UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
 equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
 ``<out>/compare.png`` draws the intervals (forest plot) and ``<out>/results.tex`` holds the results table as a
@@ -70,10 +71,17 @@ class SuiteRun:
 
 @dataclass
 class SuiteEnsemble:
-    """An equal-weight (or ``weights``) probability average of runs of the suite, by their labels, one per seed."""
+    """An equal-weight (or ``weights``) probability average of runs of the suite, by their labels, one per seed.
+
+    ``over_seeds: true`` makes one model of every seed instead: after the last seed, the runs of all the members and
+    all the suite's seeds are averaged in one folder ``<slug>`` (a member's weight, 1 by default, is shared equally
+    by its runs, so that five seeds of one member and five of another weigh as the two members; an unseeded member
+    counts once). Its row is one run, compared like any row; it cannot be a nested-selection candidate (the
+    selection chooses per seed)."""
     label: str = ""
     members: list[str] = field(default_factory=list)
     weights: Optional[list[float]] = None
+    over_seeds: bool = False
 
 
 @dataclass
@@ -121,7 +129,7 @@ class SuiteConfig:
         every ``loso`` run and every ensemble of ``loso`` runs."""
         loso = {r.label for r in self.runs if r.command == "loso"}
         every = [r.label for r in self.runs if r.label in loso] + \
-            [e.label for e in self.ensembles if all(m in loso for m in e.members)]
+            [e.label for e in self.ensembles if all(m in loso for m in e.members) and not e.over_seeds]
         return [lab for lab in every if lab in self.selection.candidates] if self.selection.candidates else every
 
     def __post_init__(self):
@@ -166,6 +174,10 @@ class SuiteConfig:
                 if lab not in runs and lab not in ens:
                     raise ValueError(f"selection candidate '{lab}' is not the label of a run or an ensemble "
                                      f"({[r.label for r in self.runs] + list(ens)})")
+                if lab in ens and ens[lab].over_seeds:
+                    raise ValueError(f"selection candidate '{lab}' is an ensemble over the seeds (over_seeds: true), "
+                                     "one model of all seeds; the nested selection chooses among the recipes of "
+                                     "each seed")
                 members = [lab] if lab in runs else ens[lab].members
                 for m in members:
                     if runs[m].command != "loso":
@@ -186,6 +198,7 @@ class PlannedRun:
     members: list[Path] = field(default_factory=list)
     weights: Optional[list[float]] = None
     selection: list = field(default_factory=list)          # icegan.selection.Candidate objects
+    over_seeds: bool = False                                # an ensemble of the runs of every seed
 
 
 def slug(label: str) -> str:
@@ -264,6 +277,8 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                                                        *over])))
             by_key[(r.label, seed)] = folder
         for e in suite.ensembles:
+            if e.over_seeds:
+                continue                   # planned once, after the last seed (below)
             members = [by_key[(m, seed)] for m in e.members]
             folder = out / f"{slug(e.label)}_s{seed}"
             if all(not next(r for r in suite.runs if r.label == m).seeded for m in e.members):
@@ -299,6 +314,21 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                                                        str(out), "--seeds", str(seed), *overrides])
                                    + f"   # nested selection: {sel.inner_folds} inner folds, {sel.criterion}, scope "
                                      f"{sel.scope}, among {len(cands)} candidates"))
+    for e in suite.ensembles:
+        if not e.over_seeds:
+            continue
+        members, weights = [], []
+        for m, w in zip(e.members, e.weights or [1.0] * len(e.members)):
+            runs = list(dict.fromkeys(by_key[(m, seed)] for seed in suite.seeds))    # an unseeded run once
+            members += runs
+            weights += [w / len(runs)] * len(runs)
+        folder = out / slug(e.label)
+        equal = len(set(weights)) == 1
+        w = [] if equal else ["--weights", *(f"{x:.6g}" for x in weights)]
+        plan.append(PlannedRun(e.label, suite.seeds[-1], folder, members=members, weights=None if equal else weights,
+                               command=shlex.join(["icegan", "ensemble", *map(str, members), "--out", str(folder),
+                                                   *w]) + f"   # one model of seeds {', '.join(map(str, suite.seeds))}",
+                               over_seeds=True))
     return plan
 
 
@@ -420,7 +450,8 @@ def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]
 def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> str:
     """Markdown table of every finished run: one row per entry, one column per seed, cells ``UF1 / UAR`` of the
     whole protocol (``metrics.json`` ``overall``), ``–`` where that seed has not finished. A run that is not seeded
-    (``seeded: false``, e.g. the deterministic logistic regression) fills one cell, marked "(one run)".
+    (``seeded: false``, e.g. the deterministic logistic regression) fills one cell, marked "(one run)"; an ensemble
+    over the seeds fills the last seed's cell, marked "(one model of all seeds)".
 
     Raises:
         ValueError: a finished run without a readable ``metrics.json`` (names the folder).
@@ -433,13 +464,14 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
         if not mine:
             continue
         one = len(suite.seeds) > 1 and sum(p.label == lab for p in plan) == 1     # planned once: not seeded
+        mark = " (one model of all seeds)" if any(p.over_seeds for p in mine) else " (one run)" if one else ""
         cells = {}
         for p in mine:
             try:
                 m = json.loads((p.out / "metrics.json").read_text())["overall"]
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
-            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + (" (one run)" if one else "")
+            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark
         rows.append(f"| {lab} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
     return "\n".join(rows)
 
@@ -466,8 +498,9 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
              f"Suite `{suite_path}`: {len(seeds_done)} of its {len(suite.seeds)} seed(s) finished (seeds "
              f"{', '.join(map(str, seeds_done))}; the suite's: {', '.join(map(str, suite.seeds))}; "
              f"{time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
-             "ensembles average the class probabilities of runs of the same seed, members and weights fixed in the "
-             "suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries), "",
+             "ensembles average the class probabilities of runs of the same seed"
+             + (" (those marked 'one model of all seeds' average the runs of every seed)"
+                if any(p.over_seeds for p in plan) else "") + ", members and weights fixed in the suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries), "",
              "## Every run (UF1 / UAR of the whole protocol, by seed)", "", per_seed_table(suite, plan, finished), ""]
     sets = [load_run_set(e.label, e.runs) for e in entries]
     scopes = [("all", sets)]

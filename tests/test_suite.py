@@ -74,7 +74,8 @@ def test_shipped_suite_plans(tmp_path):
     """configs/suite_composite.yaml: every member config loads, and the recipes are the documented ones."""
     path = CONFIGS / "suite_composite.yaml"
     plan = plan_suite(load_suite(path), path, tmp_path)
-    assert len(plan) == 1 + 5 * 4       # the floor once; per seed STSTNet, + shifts, forest, their ensemble
+    assert len(plan) == 1 + 5 * 4 + 1   # the floor once; per seed STSTNet, + shifts, forest, their ensemble; then
+    assert plan[-1].over_seeds and len(plan[-1].members) == 10       # that ensemble over the ten runs of all seeds
     shifts = [p for p in plan if p.label == "STSTNet + shifts"]
     assert [p.config.model.shift_px for p in shifts] == [1] * 5
     assert all(p.config.model.shift_px == 0 for p in plan if p.label == "STSTNet")
@@ -451,3 +452,48 @@ def test_reuse_of_a_main_job_run_links_its_fold_folders(tmp_path, capsys):
     assert (copy / "folds").is_symlink() and (copy / "folds").resolve() == (src / "folds").resolve()
     assert _md5(copy / "predictions.csv") == _md5(src / "predictions.csv")
     assert "name: farneback_again_s3" in (copy / "config.yaml").read_text()
+
+
+def test_ensemble_over_seeds_plan_and_errors(tiny, tmp_path):
+    """``over_seeds: true``: one folder after the last seed averaging every seed's runs of the members, each member
+    weighing its weight in all (shared by its runs; an unseeded run once); not a selection candidate."""
+    tiny.write_text(TINY + "  - {label: all seeds, members: [STSTNet, random forest], over_seeds: true}\n"
+                           "  - {label: floor all seeds, members: [logistic regression, random forest], "
+                           "weights: [1, 3], over_seeds: true}\n")
+    plan = plan_suite(load_suite(tiny), tiny, tmp_path / "out")
+    assert [p.out.name for p in plan[-2:]] == ["all_seeds", "floor_all_seeds"]
+    assert not any(p.label.endswith("all seeds") for p in plan[:-2])       # never planned per seed
+    every, floor = plan[-2:]
+    o = tmp_path / "out"
+    assert every.members == [o / "ststnet_s0", o / "ststnet_s1", o / "random_forest_s0", o / "random_forest_s1"]
+    assert every.weights is None and every.over_seeds and every.seed == 1
+    assert floor.members == [o / "logistic_regression", o / "random_forest_s0", o / "random_forest_s1"]
+    assert floor.weights == [1.0, 1.5, 1.5]
+    assert "--weights 1 1.5 1.5" in floor.command and "# one model of seeds 0, 1" in floor.command
+    assert load_suite(tiny).candidates == ["logistic regression", "STSTNet", "random forest",
+                                           "STSTNet + random forest", "floor + forest"]
+    tiny.write_text(TINY + "  - {label: all seeds, members: [STSTNet, random forest], over_seeds: true}\n"
+                           "selection: {inner_folds: 2, candidates: [STSTNet, all seeds]}\n")
+    with pytest.raises(ConfigError, match="'all seeds' is an ensemble over the seeds"):
+        load_suite(tiny)
+
+
+def test_real_suite_ensemble_over_seeds(shared_data, tiny, tmp_path):
+    """On the real maps (2 folds): the over-seeds folder holds exactly `icegan ensemble` of the four runs, and the
+    results page shows it as one model of all seeds."""
+    tiny.write_text(TINY.replace("  - {label: floor + forest, members: [logistic regression, random forest], "
+                                 "weights: [1, 3]}\n", "")
+                    + "  - {label: all seeds, members: [STSTNet, random forest], over_seeds: true}\n")
+    out = tmp_path / "out"
+    assert main(["suite", "--config", str(tiny), "--out", str(out), "--no-progress", "max_folds=2",
+                 "threads=1"]) == 0
+    members = [out / n for n in ("ststnet_s0", "ststnet_s1", "random_forest_s0", "random_forest_s1")]
+    m = ensemble_runs(members, tmp_path / "hand")
+    got = json.loads((out / "all_seeds" / "metrics.json").read_text())
+    assert got["overall"] == m["overall"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "all_seeds" / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "hand" / "predictions.csv"))
+    res = (out / "results.md").read_text()
+    cell = "{UF1:.4f} / {UAR:.4f}".format(**got["overall"])
+    assert f"| all seeds | – | {cell} (one model of all seeds) |" in res
+    assert "| all seeds | honest | CDE | 1 |" in res and "average the runs of every seed" in res

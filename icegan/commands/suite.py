@@ -26,6 +26,8 @@ suite file (YAML; see configs/suite_composite.yaml):
   ensembles:                              # probability averages of runs of the same seed (icegan ensemble)
     - {label: STSTNet + shifts + random forest, members: [STSTNet + shifts, random forest]}
     - {label: weighted, members: [STSTNet + shifts, random forest], weights: [2, 1]}   # default: equal weights
+    # over_seeds: true averages the members' runs of every seed as one model (one folder, made after the last seed)
+    - {label: all seeds, members: [STSTNet + shifts, random forest], over_seeds: true}
   resamples: 9999                         # subject-bootstrap resamples of the comparison
   per_dataset: true                       # also a comparison per dataset (runs over several datasets)
   selection:                              # nested selection among the entries (off unless inner_folds >= 2)
