@@ -121,6 +121,7 @@ def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, t
     line = next(x for x in printed.splitlines() if x.startswith("run a recognizer on the labelled ones: "))
     command = line.split(": ", 1)[1].replace("runs/<name>", str(tmp_path / "loso")).split()
     assert command[:2] == ["icegan", "loso"] and f"data.table={out / 'features_labelled.csv'}" in command
+    assert command[-2:] == ["protocol=SDE", "dataset=clips"]           # one dataset: its own LOSO
     assert main([*command[1:], "--no-progress", "model.epochs=1", "threads=1"]) == 0, capsys.readouterr().err
     assert len(pd.read_csv(tmp_path / "loso" / "predictions.csv")) == 6
     from icegan.pipeline import export_features, load_main_config, with_clip_list

@@ -64,7 +64,10 @@ def _run(args: argparse.Namespace) -> int:
     if unlabelled < n:
         # a LOSO refuses a row without a label: with some, export_features also wrote the labelled rows alone
         labelled = table.parent / "features_labelled.csv" if unlabelled else table
+        datasets = sorted(set(written.loc[written["label"].astype(str) != "", "dataset"].astype(str)))
+        # one dataset: its own leave-one-subject-out (SDE), as the tables of the field report it
+        scope = f" protocol=SDE dataset={datasets[0]}" if len(datasets) == 1 else ""
         print(f"run a recognizer on the {'labelled ones' if unlabelled else 'clips'}: icegan loso --config "
               f"configs/features_ststnet.yaml --out runs/<name> data.source=table data.table={labelled} "
-              f"data.size={s}")
+              f"data.size={s}{scope}")
     return 0
