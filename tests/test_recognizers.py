@@ -346,6 +346,44 @@ def test_logreg_fit_recognizer():
     assert p.shape == (test.sum(), 3) and (p.argmax(1) == fs.labels[test].numpy()).mean() >= 0.75
 
 
+def test_scikit_learn_recognizers_fit_and_predict_on_one_blas_thread(shared_data, monkeypatch):
+    """Logistic regression fits and predicts with BLAS on one thread whatever the caller's limit (with two threads
+    its lbfgs took 5x longer per fold on a 2-core Xeon and its probabilities moved by up to 0.04), so that a fold
+    scores the same with threads=1 and threads=2."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from sklearn.linear_model import LogisticRegression
+
+    from icegan.data.features import load_megc2019_features
+    from icegan.protocol import make_folds
+    from icegan.recognition import fit_predict_sklearn
+    seen = []
+    fit, proba = LogisticRegression.fit, LogisticRegression.predict_proba
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    def spy_fit(self, *a, **k):
+        seen.append(("fit", blas_threads()))
+        return fit(self, *a, **k)
+
+    def spy_proba(self, *a, **k):
+        seen.append(("predict", blas_threads()))
+        return proba(self, *a, **k)
+    monkeypatch.setattr(LogisticRegression, "fit", spy_fit)
+    monkeypatch.setattr(LogisticRegression, "predict_proba", spy_proba)
+    fs = load_megc2019_features()
+    fold = make_folds(fs.samples["subject"].tolist(), "CDE")[0]
+    cfg = RecognizerConfig(name="logreg", hflip=False, tta_hflip=False)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == {2}
+        p2 = fit_predict_sklearn(cfg, fs.features, fs.labels.long(), fold)
+        assert blas_threads() == {2}                                   # the caller's limit is restored
+    assert seen and all(threads == {1} for _, threads in seen), seen
+    with threadpool_limits(limits=1, user_api="blas"):
+        p1 = fit_predict_sklearn(cfg, fs.features, fs.labels.long(), fold)
+    np.testing.assert_array_equal(p1, p2)
+
+
 def test_random_forest_fit_recognizer_learns_and_is_seeded():
     """The random forest learns the toy task; its random state is the seed (same seed: identical probabilities,
     another seed: other probabilities)."""
