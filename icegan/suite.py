@@ -286,11 +286,9 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                     by_key[(e.label, seed)] = by_key[(e.label, suite.seeds[0])]
                     continue
                 folder = out / slug(e.label)
-            w = ["--weights", *(f"{x:g}" for x in e.weights)] if e.weights else []
             by_key[(e.label, seed)] = folder
             plan.append(PlannedRun(e.label, seed, folder, members=members, weights=e.weights,
-                                   command=shlex.join(["icegan", "ensemble", *map(str, members), "--out", str(folder),
-                                                       *w])))
+                                   command=_ensemble_command(members, folder, e.weights)))
         sel = suite.selection
         if sel.inner_folds:
             from icegan.selection import Candidate
@@ -323,13 +321,17 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             members += runs
             weights += [w / len(runs)] * len(runs)
         folder = out / slug(e.label)
-        equal = len(set(weights)) == 1
-        w = [] if equal else ["--weights", *(f"{x:.6g}" for x in weights)]
-        plan.append(PlannedRun(e.label, suite.seeds[-1], folder, members=members, weights=None if equal else weights,
-                               command=shlex.join(["icegan", "ensemble", *map(str, members), "--out", str(folder),
-                                                   *w]) + f"   # one model of seeds {', '.join(map(str, suite.seeds))}",
-                               over_seeds=True))
+        weights = None if len(set(weights)) == 1 else weights
+        plan.append(PlannedRun(e.label, suite.seeds[-1], folder, members=members, weights=weights,
+                               command=_ensemble_command(members, folder, weights)
+                               + f"   # one model of seeds {', '.join(map(str, suite.seeds))}", over_seeds=True))
     return plan
+
+
+def _ensemble_command(members: Sequence[Path], folder: Path, weights: Optional[Sequence[float]]) -> str:
+    """The ``icegan ensemble`` line that makes ``folder`` (shell-quoted)."""
+    w = ["--weights", *(f"{x:g}" for x in weights)] if weights else []
+    return shlex.join(["icegan", "ensemble", *map(str, members), "--out", str(folder), *w])
 
 
 REUSED_FROM = "reused_from.txt"
@@ -500,7 +502,9 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
              f"{time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
              "ensembles average the class probabilities of runs of the same seed"
              + (" (those marked 'one model of all seeds' average the runs of every seed)"
-                if any(p.over_seeds for p in plan) else "") + ", members and weights fixed in the suite file.", "", "## Results (seeds as mean ± sample std)", "", results_table(entries), "",
+                if any(p.over_seeds for p in plan) else "")
+             + ", members and weights fixed in the suite file.", "", "## Results (seeds as mean ± sample std)", "",
+             results_table(entries), "",
              "## Every run (UF1 / UAR of the whole protocol, by seed)", "", per_seed_table(suite, plan, finished), ""]
     sets = [load_run_set(e.label, e.runs) for e in entries]
     scopes = [("all", sets)]

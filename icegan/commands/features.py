@@ -55,7 +55,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(str(exc)) from None
     import pandas as pd
     written = pd.read_csv(table, keep_default_na=False)
-    n, unlabelled = len(written), int((written["label"].astype(str) == "").sum())
+    labelled_rows = written["label"].astype(str) != ""
+    n, unlabelled = len(written), int((~labelled_rows).sum())
     s = cfg.recognizer.input_size
     print(f"{n} clips: (3, {s}, {s}) u/v/strain maps from {cfg.flow.method} flow -> {table}")
     if unlabelled:
@@ -64,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     if unlabelled < n:
         # a LOSO refuses a row without a label: with some, export_features also wrote the labelled rows alone
         labelled = table.parent / "features_labelled.csv" if unlabelled else table
-        datasets = sorted(set(written.loc[written["label"].astype(str) != "", "dataset"].astype(str)))
+        datasets = sorted(set(written.loc[labelled_rows, "dataset"].astype(str)))
         # one dataset: its own leave-one-subject-out (SDE), as the tables of the field report it
         scope = f" protocol=SDE dataset={datasets[0]}" if len(datasets) == 1 else ""
         print(f"run a recognizer on the {'labelled ones' if unlabelled else 'clips'}: icegan loso --config "
