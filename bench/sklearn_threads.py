@@ -1,6 +1,6 @@
 """Seconds per fold of the scikit-learn recognizers with BLAS on 1 thread and on all cores, on the composite maps.
 
-The recognizers fit in :func:`icegan.recognition._one_blas_thread`; this bench times the same estimator
+The recognizers fit in :func:`icegan.recognition.one_blas_thread`; this bench times the same estimator
 (:func:`icegan.recognition.sklearn_classifier` with the model section of ``configs/features_<model>.yaml``, fitted
 on the flattened 3×28×28 maps as in a run of that config, which fits no mirrors) on the first ``--folds`` CDE folds,
 once under each BLAS thread limit, and says how much the predicted probabilities differ between the two.

@@ -1125,12 +1125,13 @@ def _fit_sklearn(cfg: RecognizerConfig, seed: int, x: torch.Tensor, y: torch.Ten
         fit_kw = {(clf.steps[-1][0] + "__" if hasattr(clf, "steps") else "") + "sample_weight": w.numpy()}
     if cfg.hflip:
         x, y = torch.cat([x, hflip_features(x)]), torch.cat([y, y])
-    with _one_blas_thread():
+    with one_blas_thread():
         return clf.fit(x.reshape(len(x), -1).numpy(), y.numpy(), **fit_kw)
 
 
-def _one_blas_thread():
-    """Context in which BLAS (OpenBLAS / MKL) runs one thread. The scikit-learn recognizers fit and predict in it:
+def one_blas_thread():
+    """Context in which BLAS (OpenBLAS / MKL) runs one thread. The scikit-learn recognizers (and the logistic-regression
+    probe of ``icegan gan eval``, :class:`icegan.gan.evaluate.FlowRecognizer`) fit and predict in it:
     their matrices are small (a fold of 28×28 maps: about 430 × 2352), where a second BLAS thread costs more than it
     gives (logistic regression 0.24 s against 1.32 s per fold on a 2-core Intel Xeon, ``bench/sklearn_threads.py``),
     and their predictions then no longer depend on the thread count (float summation order). Folds in parallel
@@ -1149,7 +1150,7 @@ def _predict_sklearn(cfg: RecognizerConfig, clf, x: torch.Tensor, n_classes: int
 
 
 def _proba(clf, x: np.ndarray, n_classes: int) -> np.ndarray:
-    with _one_blas_thread():
+    with one_blas_thread():
         p = clf.predict_proba(x)
     out = np.zeros((len(x), n_classes))
     out[:, clf.classes_] = p

@@ -55,6 +55,36 @@ def test_flow_recognizer_beats_chance_on_held_out_subjects(pairs64):
         rec.features(te.onset[:2], te.apex[:3])
 
 
+def test_flow_recognizer_fits_and_predicts_on_one_blas_thread(pairs64, monkeypatch):
+    """The probe's logistic regression runs BLAS on one thread whatever the caller's limit (as the scikit-learn
+    recognizers of `icegan loso`: two threads made their probabilities depend on the thread count), and the caller's
+    limit is restored; its predictions are the same under a caller limit of 1 and of 2."""
+    from sklearn.pipeline import Pipeline
+    from threadpoolctl import threadpool_info, threadpool_limits
+    seen = []
+    fit, predict = Pipeline.fit, Pipeline.predict
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    def spy(name, method):
+        def wrapped(self, *a, **k):
+            seen.append((name, blas_threads()))
+            return method(self, *a, **k)
+        return wrapped
+    monkeypatch.setattr(Pipeline, "fit", spy("fit", fit))
+    monkeypatch.setattr(Pipeline, "predict", spy("predict", predict))
+    tr, te = pairs64.by_subjects(exclude=HOLDOUT), pairs64.by_subjects(HOLDOUT)
+    preds = []
+    for limit in (2, 1):
+        with threadpool_limits(limits=limit, user_api="blas"):
+            rec = FlowRecognizer().fit(tr.onset, tr.apex, tr.labels)
+            preds.append(rec.predict(te.onset, te.apex))
+            assert blas_threads() == {limit}                              # the caller's limit is restored
+    assert [n for n, _ in seen] == ["fit", "predict"] * 2 and all(t == {1} for _, t in seen), seen
+    np.testing.assert_array_equal(preds[0], preds[1])
+
+
 def test_cross_dataset_recognizer_transfers_to_casme2(pairs64):
     """STSTNet trained on SAMM + SMIC features only recognises real CASME II pairs through our TV-L1
     features: measured accuracy 0.81 on the 89 training-split pairs; the bound, > 0.6 on 40 of them, is

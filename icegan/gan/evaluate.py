@@ -140,11 +140,20 @@ class FlowRecognizer:
         return np.asarray(feats, dtype=np.float32)
 
     def fit(self, onset: np.ndarray, apex: np.ndarray, labels: np.ndarray) -> "FlowRecognizer":
-        self.model.fit(self.features(onset, apex), labels)
+        """Fit on (N, H, W) uint8 onsets and apexes with (N,) class ids, BLAS on one thread
+        (:func:`icegan.recognition.one_blas_thread`: the same probe whatever the machine's thread count)."""
+        from icegan.recognition import one_blas_thread
+        feats = self.features(onset, apex)
+        with one_blas_thread():
+            self.model.fit(feats, labels)
         return self
 
     def predict(self, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
-        return self.model.predict(self.features(onset, apex))
+        """(N,) predicted class ids of (N, H, W) uint8 onsets and apexes, BLAS on one thread."""
+        from icegan.recognition import one_blas_thread
+        feats = self.features(onset, apex)
+        with one_blas_thread():
+            return self.model.predict(feats)
 
 
 class CrossDatasetRecognizer:
