@@ -359,3 +359,16 @@ def test_flow_eval_table_states_each_metric_unit():
     assert head == ("| pair | EPE (px) | px1 (share < 1 px) | px3 (share < 3 px) | px5 (share < 5 px) | Fl-all (%) "
                     "| WAUC (%) |")
     assert row.startswith(f"| a | {m['EPE']:.3f} | 1.0000 |") and "**mean (1 pairs)**" in mean
+
+
+@pytest.mark.parametrize("data", ["synthetic-face", "synthetic-generic"])
+def test_evaluation_pairs_are_a_prefix_of_one_sequence(data):
+    """`icegan flow eval --n-pairs n` scores the first n pairs of one fixed sequence (as its help says): the EPEs
+    recorded with 100 pairs are the first half of the default 200, and 2 pairs are the first two of 4."""
+    from flownet.evaluate import load_pairs
+    few, more = load_pairs(data, None, 32, 2), load_pairs(data, None, 32, 4)
+    assert len(few) == 2 and len(more) == 4
+    for a, b in zip(few, more):
+        for key in ("img1", "img2", "flow"):
+            np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
+    assert not np.array_equal(np.asarray(more[0]["flow"]), np.asarray(more[1]["flow"]))

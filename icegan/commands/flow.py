@@ -58,7 +58,8 @@ def register(subparsers) -> None:
                         "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
     e.add_argument("--size", type=int, default=128, help="synthetic pair side (pixels)")
-    e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs (kitti: the first n pairs)")
+    e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 are "
+                        "the first half of the default 200. The EPEs in README.md and docs/benchmarks.md use 100")
     e.add_argument("--max-motion", type=float, default=None, metavar="PX",
                    help="synthetic-generic only: largest object translation of the scenes in pixels (default 10; "
                         "the generic checkpoint was trained up to 24)")
