@@ -198,6 +198,42 @@ def without_neutral_keys(d: dict, prefix: str = "") -> dict:
     return out
 
 
+class _Absent:
+    """The value of a key that one side of :func:`config_differences` lacks; reads ``(absent)``."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = _Absent()
+
+
+def dotted_items(d: Any, prefix: str = "") -> dict[str, Any]:
+    """The leaves of a nested config dict by dotted key, in the dict's order: ``{"model.name": "ststnet", ...}``;
+    a list of mappings by index (``members[1].model.name``), any other list as one value; an empty mapping below the
+    top as one value."""
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(dotted_items(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out if out or not prefix else {prefix: d}
+    if isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
+        out = {}
+        for i, v in enumerate(d):
+            out.update(dotted_items(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: d}
+
+
+def config_differences(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every leaf that differs between two nested config dicts, in
+    ``a``'s key order and then the keys only ``b`` has; a key one side lacks holds :data:`ABSENT` there (so that a
+    key set to None and a missing key differ). Used to say how two runs' configs or recipes differ."""
+    fa, fb = dotted_items(a), dotted_items(b)
+    keys = list(fa) + [k for k in fb if k not in fa]
+    return [(k, fa.get(k, ABSENT), fb.get(k, ABSENT)) for k in keys if fa.get(k, ABSENT) != fb.get(k, ABSENT)]
+
+
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections; a number
     picks an item of a list, ``data.prepare.datasets.0.root=/x``).

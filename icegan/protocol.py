@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from icegan.config import without_neutral_keys
+from icegan.config import config_differences, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
@@ -318,7 +318,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
             new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
             # a key icegan added since the run began, at its neutral value, is the same experiment
             if without_neutral_keys(old_cfg) != without_neutral_keys(new_cfg):
-                diff = _config_differences(without_neutral_keys(old_cfg), without_neutral_keys(new_cfg))
+                diff = config_differences(without_neutral_keys(old_cfg), without_neutral_keys(new_cfg))
                 shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
                 more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
                 raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}); "
@@ -327,17 +327,6 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
         run_json.write_text(json.dumps(header, indent=1))
     if cfg is not None:
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-
-def _config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """The dotted keys whose values differ between two nested config dicts, ``(key, old, new)``, sorted by key (a key
-    missing on one side reads as None)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new), key=str):
-            out += _config_differences(old.get(k), new.get(k), f"{prefix}{k}.")
-        return out
-    return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
 def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject") -> pd.DataFrame:

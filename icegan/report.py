@@ -186,34 +186,18 @@ def run_recipe(run: str | Path) -> Optional[dict]:
     return _recipe(Path(run))[0]
 
 
-def _flat(d, prefix: str = "") -> dict:
-    """Dotted keys of a nested recipe (lists of mappings by index: ``members[1].model.name``)."""
-    if isinstance(d, dict):
-        out = {}
-        for k, v in d.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out if out or not prefix else {prefix: d}
-    if isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
-        out = {}
-        for i, v in enumerate(d):
-            out.update(_flat(v, f"{prefix}[{i}]"))
-        return out
-    return {prefix: d}
-
-
 def _differences(a: dict, b: dict, most: int = 3) -> str:
     """``key (a vs b)`` for the first ``most`` differing dotted keys of two recipes, then how many more."""
     if a.get("kind") != b.get("kind"):
         ka, kb = a.get("kind"), b.get("kind")
         return f"one is {_KINDS.get(ka, ka)}, the other {_KINDS.get(kb, kb)}"
-    fa, fb = _flat(a), _flat(b)
-    absent = object()
-    keys = [k for k in list(fa) + [k for k in fb if k not in fa] if fa.get(k, absent) != fb.get(k, absent)]
+    from icegan.config import config_differences
+    keys = config_differences(a, b)
 
     def show(v) -> str:
-        text = "(absent)" if v is absent else repr(v)
+        text = repr(v)
         return text if len(text) <= 40 else text[:37] + "..."
-    shown = [f"{k} ({show(fa.get(k, absent))} vs {show(fb.get(k, absent))})" for k in keys[:most]]
+    shown = [f"{k} ({show(va)} vs {show(vb)})" for k, va, vb in keys[:most]]
     more = f", and {len(keys) - most} more key(s)" if len(keys) > most else ""
     return "they differ in " + ", ".join(shown) + more
 

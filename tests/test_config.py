@@ -160,3 +160,18 @@ def test_a_key_given_without_its_section_gets_the_nested_one():
         apply_overrides(ListCfg(), ["nope.epochs=2"])
     with pytest.raises(ConfigError, match=r"unknown config key 'epoch' .*\(did you mean 'train\.epochs'\?\)"):
         apply_overrides(ListCfg(), ["epoch=2"])
+
+
+def test_config_differences_dotted_keys_absent_and_order():
+    """The leaves that differ, by dotted key (lists of mappings by index), in the first dict's order then the second's
+    new keys; a missing key is ABSENT (not None: a key set to None and a missing key differ); equal dicts: none."""
+    from icegan.config import ABSENT, config_differences, dotted_items
+    a = {"model": {"name": "ststnet", "lr": 0.002, "extra": None}, "seed": 0,
+         "members": [{"run": "r0", "weight": 1.0}, {"run": "r1", "weight": 1.0}]}
+    b = {"model": {"name": "ststnet", "lr": 0.001}, "seed": 0,
+         "members": [{"run": "r0", "weight": 1.0}, {"run": "r1", "weight": 2.0}], "new": {"k": [1, 2]}}
+    assert dotted_items(a)["members[1].weight"] == 1.0 and dotted_items(b)["new.k"] == [1, 2]
+    assert config_differences(a, b) == [("model.lr", 0.002, 0.001), ("model.extra", None, ABSENT),
+                                        ("members[1].weight", 1.0, 2.0), ("new.k", ABSENT, [1, 2])]
+    assert repr(ABSENT) == "(absent)" and config_differences(a, a) == [] and config_differences({}, {}) == []
+    assert config_differences({"x": {}}, {"x": {"y": 1}}) == [("x", {}, ABSENT), ("x.y", ABSENT, 1)]
