@@ -352,7 +352,8 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
         ax_r.set_title(textwrap.shorten(f"paired ΔUF1 vs {base}", width=48, placeholder="…"), fontsize=10,
                        loc="left")
     axes[-1][0].set_xlabel(f"UF1 ({pct} subject-bootstrap interval)")
-    axes[-1][1].set_xlabel("ΔUF1 (green: interval above 0, red: below 0, grey: includes 0)")
+    # two lines: on one, the key ran past the figure's right edge and was cut (a 6-entry suite page)
+    axes[-1][1].set_xlabel("ΔUF1 to the baseline\ngreen: interval above 0, red: below 0, grey: includes 0")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.15)     # nothing drawn outside the page is lost
     plt.close(fig)

@@ -197,7 +197,7 @@ def test_per_dataset_scopes(tmp_path, capsys):
         rs.restrict("smic")
     assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200"]) == 0
     out = capsys.readouterr().out
-    assert "## all (8 subjects)" in out and "## casme2 (4 subjects)" in out and "## samm (4 subjects)" in out
+    assert "## all (8 subjects)" in out and "## CASME II (4 subjects)" in out and "## SAMM (4 subjects)" in out
     assert out.count("Subject-level bootstrap") == 1
     png = tmp_path / "forest.png"
     assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200", "--plot", str(png)]) == 0
@@ -211,7 +211,7 @@ def test_per_dataset_scopes(tmp_path, capsys):
     assert main(["compare", str(run), "--per-dataset", "--resamples", "200", "--format", "latex"]) == 0
     tex = capsys.readouterr().out
     assert [ln for ln in tex.splitlines() if ln.startswith("% ") and "subjects)" in ln] == \
-        ["% all (8 subjects)", "% casme2 (4 subjects)", "% samm (4 subjects)"]
+        ["% all (8 subjects)", "% CASME II (4 subjects)", "% SAMM (4 subjects)"]
     assert tex.count(r"\begin{tabular}") == 3 and tex.count("% Subject-level bootstrap") == 1
 
 
@@ -363,3 +363,22 @@ def test_compare_refuses_an_entry_of_different_recipes(tmp_path, capsys):
     assert "different recipes" in capsys.readouterr().err
     assert main(["compare", f"{tmp_path}/ststnet_s*", str(lr), "--resamples", "200"]) == 0
     assert "| ststnet_s* | 2 | honest |" in capsys.readouterr().out
+
+
+def test_forest_plot_keeps_every_label_on_the_page(tmp_path):
+    """The forest plot's text stays inside the saved image, with a blank margin on every side: before, the right
+    panel's colour key ran past the page's right edge and was cut (a six-entry suite page). Long entry labels too."""
+    import matplotlib.image as mpimg
+
+    from icegan.significance import forest_plot
+    truth = [0, 0, 1, 2]
+    base = _write_run(tmp_path / "a", _rows(8, truth, lambda s, j, y: 1 if j == 0 else y))
+    other = _write_run(tmp_path / "b", _rows(8, truth, lambda s, j, y: y))
+    sets = [load_run_set("STSTNet", [base])] + [
+        load_run_set(f"STSTNet + shifts + random forest, all seeds, variant {i}", [other]) for i in range(5)]
+    forest_plot([("all (8 subjects)", bootstrap_compare(sets, resamples=100))], tmp_path / "p.png")
+    img = mpimg.imread(tmp_path / "p.png")[..., :3]
+    ink = (img < 0.9).any(-1)                                             # any non-white pixel
+    assert ink.any()
+    for edge in (ink[:4], ink[-4:], ink[:, :4], ink[:, -4:]):
+        assert not edge.any()

@@ -15,6 +15,7 @@ __all__ = ["register"]
 
 
 def _main(args: argparse.Namespace) -> int:
+    from icegan.protocol import DATASET_TITLES
     from icegan.report import parse_entry
     from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
 
@@ -30,13 +31,15 @@ def _main(args: argparse.Namespace) -> int:
         for name, scoped in scopes:
             rows = bootstrap_compare(scoped, baseline=base, resamples=args.resamples, confidence=args.confidence,
                                      seed=args.seed)
-            plotted.append((f"{name} ({len(scoped[0].subjects)} subjects)", rows))
+            # headings and plot titles by the datasets' names (CASME II), as icegan suite writes them; csv keeps the key
+            title = f"{DATASET_TITLES.get(name, name)} ({len(scoped[0].subjects)} subjects)"
+            plotted.append((title, rows))
             part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
                                     fmt=args.format, legend=name == scopes[-1][0])
             if args.per_dataset and args.format == "markdown":
-                part = f"## {name} ({len(scoped[0].subjects)} subjects)\n\n{part}"
+                part = f"## {title}\n\n{part}"
             elif args.per_dataset and args.format == "latex":
-                part = f"% {name} ({len(scoped[0].subjects)} subjects)\n{part}"
+                part = f"% {title}\n{part}"
             elif args.per_dataset:       # csv: one table, a scope column first
                 lines = part.splitlines()
                 part = "".join((["scope," + lines[0] + "\n"] if not parts else [])
