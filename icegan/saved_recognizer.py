@@ -157,8 +157,40 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
                "sklearn_sha256": None if blob is None else hashlib.sha256(blob).hexdigest()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)                         # never a half-written model file under the final name
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)                     # never a half-written model file under the final name
+    finally:
+        tmp.unlink(missing_ok=True)           # nor a stray .tmp when writing failed
+    return path
+
+
+def check_model_output(path: str | Path) -> Path:
+    """Check, before training, that ``icegan fit --out path`` may write there: not a folder, not a file of a run
+    folder (:func:`icegan.paths.check_output_file`), and an existing file only if it is an icegan recognizer (which
+    is then replaced: refitting a recipe to the same file is the usual workflow). Anything else there (a predictions
+    table, a flow or GAN checkpoint) is never replaced.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: the path is a folder, a run's file, or an existing file that is not an icegan recognizer (named,
+            with what to do).
+    """
+    from icegan.paths import check_output_file
+    path = check_output_file(path)
+    if path.exists():
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+            ours = isinstance(payload, dict) and payload.get("format") == FORMAT
+        except Exception:                 # not a torch file, or a pickle of other objects: not ours either way
+            ours = False
+        if not ours:
+            raise ValueError(f"--out {path} exists and is not an icegan model file (made by `icegan fit`); it would be "
+                             f"replaced: give another --out, or delete it first")
     return path
 
 

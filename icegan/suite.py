@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from icegan.config import ConfigError, load_config
+from icegan.paths import run_folder_header
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
            "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "copy_inner_predictions"]
@@ -571,7 +572,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             ``reuse`` folder that does not exist.
         ValueError, OSError: a member's data fails the checks of ``icegan loso``
             (:func:`icegan.commands.loso.check_run`: folds, custom network, coding sheets, datasets), named with
-            the member's label and seed, before any member trains.
+            the member's label and seed, before any member trains; ``out`` is the folder of one run (it holds a
+            :data:`icegan.paths.RUN_HEADERS` file).
         icegan.protocol.LosoStateError: a member folder holds a run of another config; a run copied from ``reuse``
             whose LOSO header (folds, clips) differs from this suite's data (the copy is removed).
         icegan.ensemble.EnsembleError: members an ensemble cannot average (e.g. scores that are not probabilities).
@@ -584,6 +586,10 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
 
     suite = load_suite(suite_path, seeds)
     out = Path("runs") / suite.name if out is None else Path(out)
+    header = run_folder_header(out)
+    if header is not None:
+        raise ValueError(f"--out {out} is the folder of one run (it holds {header.name}), not a suite's: a suite writes "
+                         f"a folder per run and its results page there; give a new folder, e.g. {out.parent / suite.name}")
     plan = plan_suite(suite, suite_path, out, overrides)
     pool = reusable_runs(reuse) if reuse else []
     sources = {p.out: find_reusable_run(p.config, pool) for p in plan

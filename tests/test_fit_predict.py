@@ -16,6 +16,7 @@ from icegan.data.toy_features import make_toy_features
 from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_recognizer.py"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TOY = ["data.source=toy", "data.toy_subjects=2", "threads=1", "model.epochs=3"]
 
 
@@ -397,3 +398,44 @@ def test_an_sde_run_does_not_depend_on_the_other_datasets_clips(tmp_path):
     cols = ["score_negative", "score_positive", "score_surprise"]
     assert len(preds[0]) == int(keep.sum())
     np.testing.assert_allclose(preds[0][cols].to_numpy(), preds[1][cols].to_numpy(), atol=1e-6)
+
+
+def test_outputs_never_replace_a_run_s_files_or_other_files(tmp_path, capsys):
+    """fit, predict, table, compare and suite refuse, before any work and with the path named, an --out that would
+    damage other results: a folder given as a file, an existing file of a run folder (a LOSO run's predictions.csv or
+    metrics.md), an existing non-model file for fit, a run folder as a suite's folder. A model file is replaced by
+    refitting, and a new file beside a run's files is written; the run's files stay byte-identical."""
+    run = tmp_path / "runs" / "logreg"
+    assert main(["loso", "--out", str(run), "--no-progress", *TOY, "model.name=logreg", "max_folds=2"]) == 0
+    before = {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()}
+    model = tmp_path / "m.pt"
+    assert main(["fit", "--out", str(model), "--no-progress", *TOY, "model.name=logreg"]) == 0
+    out = capsys.readouterr().out
+    assert f"icegan predict --model {model} --table CLIPS.csv --out PREDICTIONS.csv" in out    # a hint that runs
+    table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5), labels="empty")
+    refused = [
+        (["fit", "--out", str(run), "--no-progress", *TOY], "is a folder"),
+        (["fit", "--out", str(run / "predictions.csv"), "--no-progress", *TOY], "would overwrite a file of the run"),
+        (["fit", "--out", str(table), "--no-progress", *TOY], "is not an icegan model file"),
+        (["predict", "--model", str(model), "--table", str(table), "--out", str(run / "predictions.csv")],
+         "would overwrite a file of the run"),
+        (["table", str(run), "--out", str(run / "metrics.md")], "would overwrite a file of the run"),
+        (["compare", str(run), "--out", str(run / "metrics.md")], "would overwrite a file of the run"),
+        (["compare", str(run), "--plot", str(run / "confusion.png")], "would overwrite a file of the run"),
+    ]
+    for argv, said in refused:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, (argv, err)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: toy\nseeds: [0]\nruns:\n  - {{label: logreg, config: {CONFIGS}/demo_features.yaml, "
+                     f"seeded: false, overrides: [model.name=logreg]}}\n")
+    assert main(["suite", "--config", str(suite), "--out", str(run)]) == 2
+    assert "is the folder of one run (it holds run.json)" in capsys.readouterr().err
+    assert {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()} == before       # the run untouched
+    assert not list(tmp_path.rglob("*.tmp"))
+    stamp = model.stat().st_mtime_ns
+    assert main(["fit", "--out", str(model), "--no-progress", *TOY, "model.name=logreg", "seed=1"]) == 0
+    assert model.stat().st_mtime_ns != stamp and load_recognizer(model)[1]["config"]["seed"] == 1   # replaced
+    assert main(["table", str(run), "--out", str(run / "table.md")]) == 0              # a new file beside: fine
+    assert (run / "table.md").is_file()

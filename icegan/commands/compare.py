@@ -15,11 +15,15 @@ __all__ = ["register"]
 
 
 def _main(args: argparse.Namespace) -> int:
+    from icegan.paths import check_output_file
     from icegan.protocol import DATASET_TITLES
     from icegan.report import parse_entry
     from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
 
     try:
+        for path, flag in ((args.out, "--out"), (args.plot, "--plot")):
+            if path:
+                check_output_file(path, flag)             # before the resampling: never over a run's own files
         entries = [parse_entry(e) for e in args.entries]
         labels = [e.label for e in entries]
         base = labels.index(args.baseline) if args.baseline is not None else 0

@@ -203,16 +203,19 @@ def as_trained(x, meta: dict):
 def _fit_main(args: argparse.Namespace) -> int:
     from icegan.commands.loso import LosoConfig
     from icegan.config import load_config
+    from icegan.saved_recognizer import check_model_output
 
     cfg = load_config(LosoConfig, args.config, args.overrides)
     if args.print_config:
         return print_config(cfg)
+    check_model_output(args.out)                          # before training, not after
     _, record = fit(cfg, Path(args.out), progress=not args.no_progress)
     ds = ", ".join(f"{k} {v}" for k, v in record["datasets"].items())
     cl = ", ".join(f"{k} {v}" for k, v in record["classes"].items())
     print(f"{cfg.model.name}: trained on {record['clips']} clips of {len(record['subjects'])} subjects ({ds}; {cl}), "
           f"{record['map_size']}×{record['map_size']} maps, in {record['seconds']:.1f} s")
-    print(f"saved to {args.out}; score new clips with `icegan predict --model {args.out} --table CLIPS.csv`. How well "
+    print(f"saved to {args.out}; score new clips with `icegan predict --model {args.out} --table CLIPS.csv --out "
+          f"PREDICTIONS.csv` (CLIPS.csv: a feature table, e.g. from `icegan features`). How well "
           f"it does on new subjects is what `icegan loso` measures for this recipe, not its fit on these clips.")
     return 0
 
@@ -220,8 +223,10 @@ def _fit_main(args: argparse.Namespace) -> int:
 @one_line_errors("icegan predict")
 def _predict_main(args: argparse.Namespace) -> int:
     from icegan.metrics import CLASS_NAMES, compute_metrics
+    from icegan.paths import check_output_file
     from icegan.saved_recognizer import maps_differ, maps_provenance
 
+    check_output_file(args.out)                           # never over a LOSO run's predictions.csv
     out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
                                      device=args.device)
     scored_maps = maps_provenance("table", args.table)
