@@ -335,6 +335,22 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
                           f"flow itself: set flow.method=srflownet (got {cfg.flow.method}) or flow.decompose=ransac")
     if cfg.data.source == "prepared" and not cfg.data.prepare.datasets:
         raise ConfigError("data.source=prepared needs data.prepare.datasets (see configs/casme2.yaml)")
+    if cfg.data.protocol == "SDE":
+        # the dataset an SDE run stays within must be one the data section gives: a message now, not after every
+        # face was prepared and every flow computed (a clip list's datasets are its own: checked when it is read)
+        if cfg.data.source == "synthetic":
+            known = ["synthetic"]
+        else:
+            names = [spec.name for spec in cfg.data.prepare.datasets]
+            known = None if "clips" in names else sorted(set(names))
+        if not cfg.data.dataset:
+            raise ConfigError(f"data.protocol=SDE needs data.dataset, the dataset to run LOSO within"
+                              f"{f' (one of {known})' if known else ''}")
+        if known is not None and cfg.data.dataset not in known:
+            import difflib
+            close = difflib.get_close_matches(cfg.data.dataset, known, n=1)
+            raise ConfigError(f"data.dataset={cfg.data.dataset!r} is not a dataset of this config's data section "
+                              f"({known}){f'; did you mean {close[0]!r}?' if close else ''}")
     if len(cfg.data.amplitude) != 2:
         raise ConfigError(f"data.amplitude must be [min, max] pixels, got {cfg.data.amplitude}")
     return cfg

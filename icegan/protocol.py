@@ -191,8 +191,12 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
             raise ValueError("protocol SDE needs a dataset (e.g. dataset=casme2)")
         scope = prefix == dataset
         if not scope.any():
-            raise LosoScopeError(f"SDE dataset '{dataset}' has no samples; datasets present: "
-                                 f"{sorted({str(p) for p in prefix})}")
+            import difflib
+            present = sorted({str(p) for p in prefix})
+            close = difflib.get_close_matches(str(dataset), present, n=1)
+            raise LosoScopeError(f"SDE dataset '{dataset}' has no clips; datasets present: {present}"
+                                 f"{f' (did you mean {close[0]!r}?)' if close else ''}; set the run's dataset to one "
+                                 f"of them (dataset=NAME in icegan loso, data.dataset=NAME in train.py)")
     else:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
     names = sorted({str(s) for s in subj[scope]})

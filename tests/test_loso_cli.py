@@ -198,7 +198,7 @@ def test_null_run_says_so_in_its_outputs(shared_data, tmp_path, capsys):
 
 @pytest.mark.parametrize("overrides,msg", [
     (["protocol=SDE"], "protocol SDE needs a dataset (e.g. dataset=casme2)"),
-    (["protocol=SDE", "dataset=casme3"], "SDE dataset 'casme3' has no samples; datasets present: ['casme2', 'samm', 'smic']"),
+    (["protocol=SDE", "dataset=casme3"], "SDE dataset 'casme3' has no clips; datasets present: ['casme2', 'samm', 'smic'] (did you mean 'casme2'?)"),
     (["dataset=samm"], "protocol CDE runs over all datasets"),
 ])
 def test_protocol_errors_are_messages(shared_data, overrides, msg, tmp_path, capsys):

@@ -7,6 +7,7 @@ behaviour: outputs, resume, ablation switches, error handling.
 import json
 import logging
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -295,7 +296,20 @@ def test_main_job_reports_bad_data_in_one_line(tmp_path, capsys):
     assert main(["data.protocol=SDE", "data.dataset=samm", "data.n_subjects=2", "data.clips_per_class=1",
                  "gan.enabled=false", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "error: SDE dataset 'samm' has no samples; datasets present: ['synthetic']" in err and "Traceback" not in err
+    assert "data.dataset='samm' is not a dataset of this config's data section (['synthetic'])" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()           # refused before anything ran
+    # a prepared source: the SDE dataset checked against data.prepare.datasets when the config loads, key named
+    casme = Path(__file__).resolve().parents[1] / "configs" / "casme2.yaml"
+    with pytest.raises(ConfigError, match=re.escape("data.dataset='casme' is not a dataset of this config's data "
+                                                    "section (['casme2']); did you mean 'casme2'?")):
+        load_main_config(casme, ["data.dataset=casme"])
+    with pytest.raises(ConfigError, match=r"data.protocol=SDE needs data.dataset.*\['casme2'\]"):
+        load_main_config(casme, ["data.dataset=null"])
+    # the LOSO protocol's own message names the key of both commands
+    with pytest.raises(LosoScopeError, match=r"SDE dataset 'casme' has no clips; datasets present: \['casme2'\] "
+                                             r"\(did you mean 'casme2'\?\); .*dataset=NAME in icegan loso, "
+                                             r"data.dataset=NAME in train.py"):
+        make_folds(["casme2/sub01", "casme2/sub02"], "SDE", "casme")
     with pytest.raises(LosoScopeError, match=r"at least 2 subjects in scope \(CDE\), got 1: \['casme2/sub01'\] "
                                              r"from 3 clip\(s\)"):
         make_folds(["casme2/sub01"] * 3, "CDE")

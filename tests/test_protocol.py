@@ -37,7 +37,7 @@ def test_sde_folds_stay_inside_one_dataset():
 @pytest.mark.parametrize("subjects,protocol,dataset,msg", [
     (["sub01", "sub02"], "CDE", None, "prefixed"),
     (SUBJECTS, "SDE", None, "needs a dataset"),
-    (SUBJECTS, "SDE", "mmew", "no samples"),
+    (SUBJECTS, "SDE", "mmew", "no clips"),
     (SUBJECTS, "CDE", "samm", "SDE only"),
     (SUBJECTS, "LOVO", None, "unknown protocol"),
     (["casme2/sub01"] * 3, "CDE", None, "at least 2 subjects"),
