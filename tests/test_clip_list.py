@@ -54,6 +54,8 @@ def test_clip_list_records(tmp_path):
     ("subject,clip,frames,onset\np,a,v,5\n\np,a,w,6\n", r"line 4 \(clip 'a'\): .*listed twice \(first on line 2\)"),
     ("subject,clip,frames,onset,dataset\np,a,v,5,my data\n", r"line 2 .*dataset name 'my data' is not usable"),
     ("subject,clip,frames,onset\n", r"no clips listed"),
+    ("subject,clip,frames,onset\np,a\n", r"line 2 \(clip 'a'\): empty frames \(the line has 2 of the header's 4 "
+                                          r"fields: a row cut short"),
 ])
 def test_clip_list_errors_name_the_line(tmp_path, text, match):
     with pytest.raises(ValueError, match=match):

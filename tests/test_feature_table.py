@@ -200,6 +200,28 @@ def test_line_numbers_count_blank_lines_and_ragged_rows_name_the_file(tmp_path):
     csv.write_text("dataset,subject,clip,label,path\ncasme2,sub01,EP01,0,a.npy,extra\n")
     with pytest.raises(ValueError, match=r"blank.csv: not a readable CSV table"):
         read_feature_table(csv)
+    # a row cut short is named as such, not taken for an unlabelled clip (predict) or a clip with empty cells
+    csv.write_text("dataset,subject,clip,label,path\ncasme2,sub01,EP01,0,a.npy\ncasme2,casme2/sub01,EPX\n")
+    for labelled in (True, False):
+        with pytest.raises(ValueError, match=r"blank.csv, line 3 \(clip 'EPX'\): empty (label, )?path \(the line "
+                                             r"has 3 of the header's 5 fields: a row cut short or a missing comma\?\)$"):
+            read_feature_table(csv, labelled=labelled)
+    csv.write_text("dataset,subject,clip,label,path\ncasme2,sub01,EP01,,a.npy\n")       # all fields, label empty
+    with pytest.raises(ValueError, match="empty label .a clip without a label can be scored by `icegan predict`"):
+        read_feature_table(csv)
+    assert read_feature_table(csv, labelled=False)["label"].tolist() == [-1]
+
+
+def test_a_clip_list_given_as_a_feature_table_says_to_compute_its_maps(tmp_path):
+    """A clip list (frames, onset, ...) where a feature table is wanted: the message says which command makes the
+    table; for icegan predict (labelled=False) the label column is said to be optional."""
+    csv = tmp_path / "my_clips.csv"
+    csv.write_text("subject,clip,frames,onset,apex,offset,label\nsub01,EP01,frames/EP01,1,5,9,negative\n")
+    for labelled, label in ((True, "label, path"), (False, r"label \(optional here\), path")):
+        with pytest.raises(ValueError, match=rf"missing column\(s\) \['path'\].*a feature table needs dataset, "
+                                             rf"subject, clip, {label}.*This is a clip list \(frames, onset\): compute "
+                                             rf"its maps first with `icegan features --config CONFIG --clips "):
+            read_feature_table(csv, labelled=labelled)
 
 
 def test_map_tables_pair_the_released_maps_with_exported_ones(shared_data, tmp_path):

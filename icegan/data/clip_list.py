@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .feature_table import parse_class_label, read_csv_cells
+from .feature_table import parse_class_label, read_csv_cells, short_row_note
 from .features import dataset_name
 from .records import ClipRecord, list_frames
 
@@ -108,7 +108,7 @@ class ClipList:
             where = f"{csv}, line {line} (clip '{clip}')"
             for c in ("subject", "clip", "frames"):
                 if not r[c].strip():
-                    raise ValueError(f"{where}: empty {c}")
+                    raise ValueError(f"{where}: empty {c}{short_row_note(raw, line)}")
             given = r["dataset"].strip() or self.name
             subject = r["subject"].strip()
             if "/" in subject:

@@ -37,6 +37,8 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Literal, Optional
 
+import csv as csv_module
+
 import numpy as np
 import pandas as pd
 import torch
@@ -44,7 +46,7 @@ from PIL import Image
 
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 
-__all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "read_feature_table", "load_table_features", "minmax_per_clip"]
+__all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table", "load_table_features", "minmax_per_clip"]
 
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
@@ -56,6 +58,10 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     lower-cased; blank lines are kept as rows of empty cells, so that row i is line i + 2 of the file (error messages
     name lines).
 
+    A row with fewer fields than the header reads with empty cells at its end; ``raw.attrs["fields"]`` maps the CSV
+    line of each such row to its number of fields and ``raw.attrs["width"]`` is the header's, so that a message
+    about its empty cells can say that the row was cut short (:func:`short_row_note`).
+
     Raises:
         ValueError: the file is not a readable CSV table (a row with more fields than the header, bad encoding).
     """
@@ -63,10 +69,23 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
             raw = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
-    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError) as exc:
+        with open(csv, newline="", encoding="utf-8") as f:
+            lengths = [len(row) for row in csv_module.reader(f)]
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, csv_module.Error) as exc:
         raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
+    width = lengths[0] if lengths else 0
+    raw.attrs["width"] = width
+    raw.attrs["fields"] = {i + 1: n for i, n in enumerate(lengths) if 0 < n < width}      # blank lines have 0
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     return raw
+
+
+def short_row_note(raw: pd.DataFrame, line: int) -> str:
+    """`` (the line has K of the header's M fields: a row cut short or a missing comma?)`` when CSV line ``line`` of a
+    :func:`read_csv_cells` table had fewer fields than its header, else ``""``."""
+    n = raw.attrs.get("fields", {}).get(line)
+    return "" if n is None else (f" (the line has {n} of the header's {raw.attrs['width']} fields: a row cut short "
+                                 f"or a missing comma?)")
 
 
 def parse_class_label(text: str, where: str, allow_empty: bool = False) -> Optional[int]:
@@ -118,8 +137,15 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     need = ["subject", "clip", "label", "path"]
     missing = [c for c in need if c not in raw.columns]
     if missing:
-        raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (need dataset, subject, clip, "
-                         f"label, path; dataset may be left out when every subject is 'dataset/subject')")
+        from icegan.data.clip_list import CLIP_LIST_COLUMNS
+        hint = ""
+        if all(c in raw.columns for c in CLIP_LIST_COLUMNS[0]):      # frames and onsets: a clip list, not maps
+            hint = (" This is a clip list (frames, onset): compute its maps first with `icegan features --config "
+                    "CONFIG --clips " + str(csv) + "`, then give the feature table it writes.")
+        label = "label (optional here), " if not labelled else "label, "
+        raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a feature table needs "
+                         f"dataset, subject, clip, {label}path; dataset may be left out when every subject is "
+                         f"'dataset/subject').{hint}")
     if raw.empty:
         raise ValueError(f"{csv}: no rows")
     has_dataset = "dataset" in raw.columns
@@ -131,9 +157,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         empty = [c for c in need + (["dataset"] if has_dataset else []) if not r[c].strip()
                  and (labelled or c != "label")]
         if empty:
-            hint = (" (a clip without a label can be scored by `icegan predict`, not trained or tested on: leave it "
-                    "out of this table; `icegan features` writes its labelled clips alone to features_labelled.csv)"
-                    ) if "label" in empty else ""
+            hint = short_row_note(raw, line) or ((
+                " (a clip without a label can be scored by `icegan predict`, not trained or tested on: leave it "
+                "out of this table; `icegan features` writes its labelled clips alone to features_labelled.csv)"
+            ) if "label" in empty else "")
             raise ValueError(f"{where}: empty {', '.join(empty)}{hint}")
         subject = r["subject"].strip()
         prefix, slash, rest = subject.partition("/")
