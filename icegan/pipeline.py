@@ -365,10 +365,13 @@ class Clips:
     """Real clips of a run: ``samples`` (dataset, subject, clip, label) aligned with the image arrays.
 
     onset, apex: (N, S, S) uint8 grayscale faces.
+    skipped: the clips preprocessing could not prepare (key, reason: frames not on disk, no face found, ...), which
+    are not in ``samples``; empty for the synthetic set.
     """
     samples: pd.DataFrame
     onset: np.ndarray
     apex: np.ndarray
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["key", "reason"]))
 
 
 def with_clip_list(cfg: MainConfig, clip_list: str | Path, mode: str = "raw") -> MainConfig:
@@ -422,7 +425,8 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
     idx = m["index"].to_numpy()
     samples = pd.DataFrame({"dataset": m["dataset"].to_numpy(), "subject": m["subject"].to_numpy(),
                             "clip": m["clip"].to_numpy(), "label": m["class3"].fillna(-1).astype(int).to_numpy()})
-    return Clips(samples.reset_index(drop=True), prepared.frames.onset[idx], prepared.frames.apex[idx])
+    return Clips(samples.reset_index(drop=True), prepared.frames.onset[idx], prepared.frames.apex[idx],
+                 pd.DataFrame(prepared.skipped).reindex(columns=["key", "reason"]))
 
 
 def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -586,8 +590,9 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     those clips), and when some clips have a label and others not, ``features_labelled.csv``: the rows of the
     labelled clips alone, same maps (what ``icegan loso`` and ``icegan fit`` take),
     ``maps/<subject>_<clip>.npy`` (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
-    ``config.yaml`` (the resolved main config) and ``provenance.json`` (flow method, weights' SHA-256, how the faces
-    were prepared (:func:`face_provenance`), size, clips, seconds).
+    ``config.yaml`` (the resolved main config), ``provenance.json`` (flow method, weights' SHA-256, how the faces
+    were prepared (:func:`face_provenance`), size, clips, clips skipped, seconds) and, when preprocessing could not
+    prepare some of the clips (frames not on disk, no face found), ``skipped.csv``: their keys and reasons.
 
     Returns:
         The path of ``features.csv``.
@@ -618,9 +623,13 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
         rows.append({"dataset": dataset, "subject": subject, "clip": clip,
                      "label": int(label) if label >= 0 else "", "path": f"maps/{name}"})
     save_config(cfg, out / "config.yaml")
+    skipped_csv = out / "skipped.csv"
+    skipped_csv.unlink(missing_ok=True)
+    if len(clips.skipped):
+        clips.skipped.to_csv(skipped_csv, index=False)
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
             "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "clips": len(rows),
-            "seconds": round(time.time() - t0, 1)}
+            "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1)}
     (out / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
     written = pd.DataFrame(rows)
     has_label = written["label"].astype(str) != ""

@@ -2,6 +2,7 @@
 `icegan predict`; and the prepared clips without a MEGC2019 class (label -1) left out of a LOSO run."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,8 @@ def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
     root = shared_data / "casme2" / "sub01"
     csv = _write(tmp_path, f"subject,clip,frames,onset,apex,offset,label\n"
                            f"me,happy,{root / 'EP02_01f'},46,59,86,positive\n"
-                           f"me,other,{root / 'EP03_02'},131,,141,\n")
+                           f"me,other,{root / 'EP03_02'},131,,141,\n"
+                           f"me,typo,{root / 'EP99_nowhere'},1,2,3,negative\n")
     out = tmp_path / "features"
     rc = main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--clips-mode", "cropped",
                "--out", str(out), "--no-progress", "device=cpu", "data.prepare.workers=1",
@@ -148,6 +150,11 @@ def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
     table = pd.read_csv(out / "features.csv", keep_default_na=False, dtype=str)
     assert table["subject"].tolist() == ["clips/me", "clips/me"] and table["label"].tolist() == ["1", ""]
     assert "1 of them without a label: score them with icegan predict" in printed
+    # the clip whose frames are not on disk: no maps, and the summary says so (not only a log warning)
+    assert "1 clip(s) could not be prepared and have no maps, e.g. clips/me/typo: " in printed
+    assert f"(all of them in {out / 'skipped.csv'})" in printed
+    assert pd.read_csv(out / "skipped.csv")["key"].tolist() == ["clips/me/typo"]
+    assert json.loads((out / "provenance.json").read_text())["clips_skipped"] == 1
     assert pd.read_csv(out / "features_labelled.csv", keep_default_na=False, dtype=str)["clip"].tolist() == ["happy"]
     manifest = pd.read_csv(next((tmp_path / "cache").glob("*/manifest.csv")))
     spotted = manifest.set_index("clip").loc["other"]

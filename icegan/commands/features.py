@@ -59,6 +59,12 @@ def _run(args: argparse.Namespace) -> int:
     n, unlabelled = len(written), int((~labelled_rows).sum())
     s = cfg.recognizer.input_size
     print(f"{n} clips: (3, {s}, {s}) u/v/strain maps from {cfg.flow.method} flow -> {table}")
+    skipped_csv = table.parent / "skipped.csv"
+    if skipped_csv.is_file():
+        skipped = pd.read_csv(skipped_csv, keep_default_na=False)
+        first = skipped.iloc[0]
+        print(f"{len(skipped)} clip(s) could not be prepared and have no maps, e.g. {first['key']}: {first['reason']} "
+              f"(all of them in {skipped_csv})")
     if unlabelled:
         print(f"{unlabelled} of them without a label: score them with icegan predict --model MODEL.pt --table {table} "
               f"--out predictions.csv (a model from icegan fit on maps made this same way)")
