@@ -84,6 +84,8 @@ class DataSection:
     max_folds: int = 0
 
     def __post_init__(self):
+        if self.max_folds < 0:
+            raise ValueError(f"data.max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.protocol == "HDE":
             raise ValueError("data.protocol=HDE (leave one dataset out) is not run by the main job (train.py), whose "
                              "folds are subjects; run it on precomputed features with `icegan loso --config "

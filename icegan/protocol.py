@@ -703,7 +703,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     out = Path(out_dir)
     title = name or out.name
     folds = make_folds(samples["subject"].tolist(), protocol, dataset)
-    if max_folds and max_folds > 0:
+    if max_folds < 0:
+        raise ValueError(f"max_folds must be >= 0 (0 = all folds), got {max_folds}")
+    if max_folds > 0:
         folds = folds[:max_folds]
     from icegan import distributed
     if group_map is not None and distributed.is_distributed():

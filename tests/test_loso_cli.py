@@ -35,6 +35,7 @@ def test_help_documents_every_option(capsys):
     (["data.source=toy", "data.roi=landmarks"], "data.roi"),
     (["epochs"], "key=value"),
     (["workers=-1"], "workers"),
+    (["max_folds=-1"], "max_folds must be >= 0"),
     (["workers=2", "device=cuda"], "workers"),
     (["model.name=random_forest", "oracle_epoch=true"], "oracle_epoch"),
     (["model.name=random_forest", "model.forest_trees=0"], "model.forest_trees"),

@@ -290,7 +290,8 @@ def test_main_job_reports_bad_data_in_one_line(tmp_path, capsys):
     from icegan.pipeline import main
     from icegan.protocol import LosoScopeError, make_folds
     for override, message in [("data.n_subjects=1", "data.n_subjects must be >= 2"),
-                              ("data.amplitude=[3, 1]", "data.amplitude must be [min, max]")]:
+                              ("data.amplitude=[3, 1]", "data.amplitude must be [min, max]"),
+                              ("data.max_folds=-1", "data.max_folds must be >= 0")]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_main_config(None, [override])
     assert main(["data.protocol=SDE", "data.dataset=samm", "data.n_subjects=2", "data.clips_per_class=1",

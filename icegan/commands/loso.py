@@ -161,6 +161,8 @@ class LosoConfig:
     def __post_init__(self):
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+        if self.max_folds < 0:
+            raise ValueError(f"max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.workers != 1 and not self.device.startswith(("cpu", "auto")) and self.model.name not in SKLEARN_MODELS:
             raise ValueError(_workers_need_cpu(self.workers, self.device))
         if self.oracle_epoch and self.model.name in SKLEARN_MODELS:
