@@ -128,7 +128,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
+        raise ConfigError(f"{_section(prefix)} must be a mapping, got {data!r}")
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
@@ -145,7 +145,13 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
         raise
     except (TypeError, ValueError) as exc:  # a required field without default, or a __post_init__ check
         where = f" (in {source})" if source else ""
-        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}'{where}: {exc}") from None
+        raise ConfigError(f"{_section(prefix)}{where}: {exc}") from None
+
+
+def _section(prefix: str) -> str:
+    """How a message names the config section at dotted ``prefix``: ``config section 'model'``, or ``config`` for the
+    top level."""
+    return f"config section '{prefix.rstrip('.')}'" if prefix else "config"
 
 
 def to_dict(cfg: Any) -> dict:

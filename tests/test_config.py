@@ -175,3 +175,21 @@ def test_config_differences_dotted_keys_absent_and_order():
                                         ("members[1].weight", 1.0, 2.0), ("new.k", ABSENT, [1, 2])]
     assert repr(ABSENT) == "(absent)" and config_differences(a, a) == [] and config_differences({}, {}) == []
     assert config_differences({"x": {}}, {"x": {"y": 1}}) == [("x", {}, ABSENT), ("x.y", ABSENT, 1)]
+
+
+def test_a_top_level_check_reads_config_not_a_placeholder(tmp_path):
+    """A value the top-level dataclass's own check rejects names the file and says "config", a nested one says its
+    section; never the internal "<root>" placeholder."""
+    from icegan.commands.loso import LosoConfig
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workers: -3\n")
+    with pytest.raises(ConfigError) as top:
+        load_config(LosoConfig, bad)
+    assert str(top.value).startswith(f"config (in {bad}): workers must be >= 0") and "<root>" not in str(top.value)
+    bad.write_text("model:\n  forest_trees: 0\n")
+    with pytest.raises(ConfigError, match=r"^config section 'model' \(in .*bad.yaml\): "):
+        load_config(LosoConfig, bad)
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError) as listed:
+        load_config(LosoConfig, bad)
+    assert "<root>" not in str(listed.value), listed.value

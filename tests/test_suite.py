@@ -478,15 +478,20 @@ def test_ensemble_over_seeds_plan_and_errors(tiny, tmp_path):
         load_suite(tiny)
 
 
-def test_real_suite_ensemble_over_seeds(shared_data, tiny, tmp_path):
+def test_real_suite_ensemble_over_seeds(shared_data, tiny, tmp_path, capsys):
     """On the real maps (2 folds): the over-seeds folder holds exactly `icegan ensemble` of the four runs, and the
-    results page shows it as one model of all seeds."""
+    results page shows it as one model of all seeds; the console names its seeds, not the last one, and the last line
+    names every results file."""
     tiny.write_text(TINY.replace("  - {label: floor + forest, members: [logistic regression, random forest], "
                                  "weights: [1, 3]}\n", "")
                     + "  - {label: all seeds, members: [STSTNet, random forest], over_seeds: true}\n")
     out = tmp_path / "out"
     assert main(["suite", "--config", str(tiny), "--out", str(out), "--no-progress", "max_folds=2",
                  "threads=1"]) == 0
+    printed = capsys.readouterr()
+    assert f"all seeds, seeds 0, 1 -> {out / 'all_seeds'}" in printed.err and "all seeds, seed 1" not in printed.err
+    assert f"results in {out}/results.md (and results.tex, compare.png)" in printed.out
+    assert (out / "results.tex").is_file()
     members = [out / n for n in ("ststnet_s0", "ststnet_s1", "random_forest_s0", "random_forest_s1")]
     m = ensemble_runs(members, tmp_path / "hand")
     got = json.loads((out / "all_seeds" / "metrics.json").read_text())

@@ -73,7 +73,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"icegan suite: error: {exc}", file=sys.stderr)
         return 2
     if not args.dry_run:
-        print(f"results in {plan[0].out.parent}/results.md (and compare.png)")
+        print(f"results in {plan[0].out.parent}/results.md (and results.tex, compare.png)")
     return 0
 
 
