@@ -37,6 +37,7 @@ from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_state_dict_file
 
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
+           "init_weights_file", "load_init_weights",
            "evaluate_model", "weight_ema", "build_model", "training_loss"]
 
 
@@ -87,7 +88,7 @@ class FlowTrainSection:
     workers: int = 0               #: DataLoader processes generating training pairs (0 = in the main process; a GPU needs several)
     seed: int = 0
     resume: bool = True
-    init_weights: str | None = None  #: start from this weights file (e.g. self-supervised SRFlowNet); ignored on resume
+    init_weights: str | None = None  #: start from this weights file (e.g. self-supervised SRFlowNet) or shipped:<name>; ignored on resume
     ema_decay: float = 0.0         #: exponential moving average of the weights (e.g. 0.999; 0 = off); the average is saved as weights.pt
 
 
@@ -222,15 +223,63 @@ def evaluate_model(model: torch.nn.Module, loader, device, iters: int | None = N
     return flow_metrics(torch.cat(preds), torch.cat(gts), torch.cat(valids))
 
 
-def load_init_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Copy the tensors of a weights file (``{"state_dict": ...}``, as saved by :mod:`flownet.registry`) into
-    ``model`` (``train.init_weights``: fine-tune e.g. a self-supervised SRFlowNet on synthetic faces).
+def init_weights_file(value: str | Path, backbone: str = "srflownet") -> Path:
+    """The file a ``train.init_weights`` value names: ``shipped:<name>`` → that shipped checkpoint of ``backbone``
+    (:func:`flownet.registry.resolve_weights`, e.g. ``shipped:facial``), anything else a path (relative to the
+    working directory), which must exist.
 
     Raises:
-        FileNotFoundError: the file does not exist. ValueError: unreadable, or its tensors do not match
-            ``model`` (names the file and the first mismatching keys).
+        FileNotFoundError: no such file; the message names the key and the path and says what to do: the
+            ``git show`` command that writes it when the name is a shipped file pinned to a commit
+            (``runs/srflownet_facial_0abdbed.pt``, as the configs/flow_srflownet_*.yaml recipes use), else another
+            value (an existing file, the shipped checkpoints of ``backbone``, or null to train from scratch).
+        ValueError: ``shipped:<name>`` that ``backbone`` does not ship (lists what it ships).
     """
-    load_state_dict_file(model, path, "train.init_weights", "the model of this config", plain=False)
+    import re
+    import shlex
+
+    from .registry import SHIPPED_CHECKPOINTS, canonical_name, resolve_weights
+    text = str(value)
+    if text.startswith("shipped:"):
+        try:
+            return resolve_weights(text, backbone)
+        except ValueError as exc:
+            raise ValueError(f"train.init_weights={text}: {exc}") from None
+    p = Path(value)
+    if p.is_file():
+        return p
+    try:
+        ships = SHIPPED_CHECKPOINTS.get(canonical_name(backbone), {})
+    except ValueError:
+        ships = {}
+    shipped_files = {f for ckpts in SHIPPED_CHECKPOINTS.values() for f in ckpts.values()}
+    m = re.fullmatch(r"(.+)_([0-9a-f]{7,40})\.pt", p.name)
+    fixes = []
+    if m and f"{m.group(1)}.pt" in shipped_files:
+        get = f"git show {m.group(2)}:flownet/weights/{m.group(1)}.pt > {shlex.quote(str(p))}"
+        if not p.parent.is_dir():
+            get = f"mkdir -p {shlex.quote(str(p.parent))} && {get}"
+        fixes.append(f"write it (the weights shipped at commit {m.group(2)}) from a git clone of icegan with "
+                     f"`{get}`")
+    fixes.append("set train.init_weights=<an existing weights file>")
+    if ships:
+        fixes.append(f"train.init_weights={' or '.join('shipped:' + k for k in ships)} (the weights shipped now)")
+    fixes.append("train.init_weights=null to train from scratch")
+    raise FileNotFoundError(f"train.init_weights: weights file not found: {p}; {', or '.join(fixes)}")
+
+
+def load_init_weights(model: torch.nn.Module, path: str | Path, backbone: str = "srflownet") -> None:
+    """Copy the tensors of a weights file (``{"state_dict": ...}``, as saved by :mod:`flownet.registry`) into
+    ``model`` (``train.init_weights``: fine-tune e.g. a self-supervised SRFlowNet on synthetic faces). ``path`` may
+    be ``shipped:<name>``, a shipped checkpoint of ``backbone`` (:func:`init_weights_file`).
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message says how to get it or what to set instead).
+        ValueError: unreadable, or its tensors do not match ``model`` (names the file and the first mismatching
+            keys).
+    """
+    load_state_dict_file(model, init_weights_file(path, backbone), "train.init_weights", "the model of this config",
+                         plain=False)
 
 
 def weight_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -295,6 +344,10 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     from .regularizers import REGULARIZERS
     if t.regularizer not in REGULARIZERS:
         raise ValueError(f"train.regularizer must be one of {list(REGULARIZERS)}, got '{t.regularizer}'")
+    ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
+    init = None
+    if t.init_weights and not (t.resume and ckpt_path.is_file()):
+        init = init_weights_file(t.init_weights, t.backbone)    # a missing file fails before any data is made
     device, run = start_run(cfg)
 
     d = cfg.data
@@ -327,10 +380,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if not 0.0 <= t.ema_decay < 1.0:
         raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {t.ema_decay}")
     step, elapsed0 = 0, 0.0
-    ckpt_path = run / "last.pt"
-    if t.init_weights and not (t.resume and ckpt_path.is_file()):
-        load_init_weights(model, t.init_weights)
-        print(f"initialised from {t.init_weights}")
+    if init is not None:
+        load_init_weights(model, init)
+        print(f"initialised from {t.init_weights}" + (f" ({init})" if str(init) != str(t.init_weights) else ""))
     ema = weight_ema(model, t.ema_decay) if t.ema_decay else None
     if t.resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)

@@ -753,3 +753,61 @@ def test_kitti_layout_and_eval(tmp_path, shared_data, capsys):
     assert "give --root" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="ground-truth folder"):
         KittiFlow(tmp_path)
+
+
+@pytest.mark.parametrize("reg", ["fdr", "tvr", "migar", "igvar"])
+def test_flow_train_missing_init_weights_says_how_to_get_them(reg, tmp_path, monkeypatch, capsys):
+    """The fine-tuning configs start from runs/srflownet_facial_0abdbed.pt, which a fresh clone lacks: the one-line
+    error names the key and the path and gives the command that writes the file (the one the config's comment
+    gives, under the right key name) and the values that work instead; it fails before any run folder is made."""
+    from pathlib import Path
+
+    from icegan.cli import main
+    config = Path("configs") / f"flow_srflownet_{reg}.yaml"
+    comment = config.read_text()
+    monkeypatch.chdir(tmp_path)                     # no runs/ here, as in a fresh clone
+    assert main(["flow", "train", "--config", str(Path(__file__).resolve().parents[1] / config),
+                 f"out_dir={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("icegan flow train: error: train.init_weights: weights file not found: "
+                          "runs/srflownet_facial_0abdbed.pt; "), err
+    get = ("mkdir -p runs && git show 0abdbed:flownet/weights/srflownet_facial.pt > "
+           "runs/srflownet_facial_0abdbed.pt")
+    assert f"`{get}`" in err and get in comment
+    assert "train.init_weights=shipped:facial or shipped:generic" in err and "train.init_weights=null" in err
+    assert "train.init_weights=shipped:facial" in comment and "train.init_weights=null" in comment
+    assert "drop train.init " not in comment and "train.init\n" not in comment
+    assert not (tmp_path / "out").exists()
+
+
+def test_init_weights_file_accepts_shipped_and_the_suggested_git_command_works(tmp_path, monkeypatch):
+    """``train.init_weights=shipped:facial`` names the shipped file; an unknown shipped name is refused with the
+    names there are; and, in a git clone, the command of the missing-file message writes weights that the
+    fine-tuning config's model loads."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from flownet.train import FlowTrainConfig, build_model, init_weights_file, load_init_weights
+    from icegan.config import load_config
+    assert init_weights_file("shipped:facial") == default_weights_path()
+    with pytest.raises(ValueError, match="train.init_weights=shipped:nope: .*shipped:facial, shipped:generic"):
+        init_weights_file("shipped:nope")
+    with pytest.raises(FileNotFoundError, match="nope.pt; set train.init_weights=<an existing weights file>"):
+        init_weights_file(tmp_path / "nope.pt")     # not a pinned shipped file: no git command
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_fdr.yaml")
+    model = build_model(cfg)
+    load_init_weights(model, "shipped:facial")
+    repo = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-e", "0abdbed:flownet/weights/srflownet_facial.pt"],
+            capture_output=True).returncode != 0:
+        pytest.skip("not a git clone with commit 0abdbed")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as exc:
+        init_weights_file(cfg.train.init_weights)
+    cmd = str(exc.value).split("`")[1]
+    subprocess.run(cmd.replace("git show", f"git -C {repo} show"), shell=True, check=True)
+    assert init_weights_file(cfg.train.init_weights) == Path("runs/srflownet_facial_0abdbed.pt")
+    load_init_weights(model, cfg.train.init_weights)
