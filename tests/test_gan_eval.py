@@ -188,3 +188,16 @@ def test_cli_eval_motion_checkpoint(tmp_path, shared_data):
     assert res["expcaps_uf1"] is not None and 0 <= res["expcaps_uf1"] <= 1
     # classes 1 and 2 move the face, class 0 (zero prior) nearly copies it
     assert res["class_diversity"] > 1.0 and res["z_diversity"] < res["class_diversity"]
+
+
+def test_cli_eval_missing_data_names_the_option_and_what_it_takes(tiny_checkpoint, tmp_path, capsys):
+    """``--data`` that is neither ``casme2`` nor an existing path is reported as ``--data`` not found, with the
+    three kinds of value it takes (not as a missing face image), before any recognizer is trained."""
+    nowhere = tmp_path / "nowhere"
+    assert main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--data", str(nowhere),
+                 "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"icegan gan eval: error: --data {nowhere}: not found; --data takes 'casme2'"), err
+    assert "a CASME II folder with manifest.csv" in err and "a folder of onset face images" in err
+    assert "face image not found" not in err and not (tmp_path / "ev").exists()

@@ -397,12 +397,18 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     ``megc2019_htnet`` is absent).
     Raises:
         ValueError: no subjects to evaluate, or evaluated subjects overlap the training subjects.
+        FileNotFoundError: ``data`` is neither ``casme2`` nor an existing path (the message lists what
+            ``--data`` accepts).
     """
     from .trainer import load_checkpoint
+    data_p = Path(str(data))
+    if str(data) != "casme2" and not data_p.exists():      # before the checkpoint and the recognizer are loaded
+        raise FileNotFoundError(f"--data {data}: not found; --data takes 'casme2' (the checkpoint's held-out CASME II "
+                                f"subjects in the shared data), a CASME II folder with manifest.csv, or a folder of "
+                                f"onset face images (or one image)")
     g, d, cfg, _ = load_checkpoint(checkpoint, device)
     ckpt = Path(checkpoint)
     out = Path(out_dir) if out_dir is not None else ckpt.parent.parent / "eval"
-    data_p = Path(str(data))
     is_casme = str(data) == "casme2" or (data_p / "manifest.csv").is_file()
     root = cfg.data.root if str(data) == "casme2" else (str(data_p) if is_casme else cfg.data.root)
     holdout = list(subjects) if subjects else list(cfg.data.holdout_subjects)
