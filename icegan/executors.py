@@ -27,7 +27,7 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-__all__ = ["FoldMap", "sequential_map", "RayExecutor", "ProcessGroupMap", "ray_available"]
+__all__ = ["FoldMap", "sequential_map", "RayExecutor", "ProcessGroupMap", "ray_available", "writable_indices"]
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,25 @@ def _strip(fold):
     return dataclasses.replace(fold, writer=None)
 
 
+def writable_indices(fold):
+    """``fold`` with writable ``train_idx`` / ``test_idx``: Ray hands a task's numpy arguments over as read-only
+    views of its object store, and torch warns ("The given NumPy array is not writable", once per process) when
+    such an array indexes a tensor (``real_feats[fold.train_idx]``) or is converted with ``torch.as_tensor``.
+    Only read-only arrays are copied (int row indices: a few KB); a fold whose arrays are writable is returned as is.
+    """
+    import numpy as np
+    copies = {k: np.array(v) for k in ("train_idx", "test_idx")
+              if isinstance(v := getattr(fold, k, None), np.ndarray) and not v.flags.writeable}
+    return dataclasses.replace(fold, **copies) if copies else fold
+
+
 def _run_fold_task(fold_fn, fold, threads: int):
-    """Body of one Ray task: set the thread count (torch and BLAS), run the fold, return scores and extras."""
+    """Body of one Ray task: set the thread count (torch and BLAS), run the fold (its index arrays made writable,
+    :func:`writable_indices`), return scores and extras."""
     if threads > 0:
         from icegan.environment import limit_threads
         limit_threads(threads)
+    fold = writable_indices(fold)
     scores = fold_fn(fold)
     extra = fold_fn.task_report(fold) if hasattr(fold_fn, "task_report") else None
     return scores, extra

@@ -229,3 +229,58 @@ def test_process_group_map_leaves_ctrl_c_to_the_parent(tmp_path):
         _assert_gone(workers)
     finally:
         main_proc.kill()
+
+
+def _index_tensors():
+    """A fold function (defined here, so that Ray pickles it by value) that indexes a tensor with the fold's rows
+    and converts them with ``torch.as_tensor``, with every warning an error and torch's once-per-process warnings
+    re-armed; returns the rows it selected and whether the fold's training rows were writable."""
+
+    class IndexTensors:
+        def __call__(self, fold):
+            import warnings
+
+            import torch
+            torch.set_warn_always(True)         # "not writable" is a once-per-process warning: make it fire every time
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    rows = torch.arange(10.0)[fold.train_idx]
+                    test = torch.as_tensor(fold.test_idx)
+            finally:
+                torch.set_warn_always(False)
+            return rows.tolist(), test.tolist(), bool(fold.train_idx.flags.writeable)
+
+    return IndexTensors()
+
+
+def test_fold_task_makes_read_only_indices_writable_without_torch_warning():
+    """Ray hands a fold's index arrays over read-only; torch warns "The given NumPy array is not writable" when one
+    indexes a tensor (FoldRunner's real_feats[fold.train_idx]). The task body copies such arrays only: no warning,
+    same rows; a fold with writable arrays is passed on untouched (no copy)."""
+    import numpy as np
+
+    from icegan.executors import _run_fold_task, writable_indices
+    from icegan.protocol import Fold
+    train, test = np.array([1, 3, 5]), np.array([0, 2])
+    for a in (train, test):
+        a.flags.writeable = False
+    fold = Fold(0, "d/s0", train, test)
+    assert _run_fold_task(_index_tensors(), fold, 0) == (([1.0, 3.0, 5.0], [0, 2], True), None)
+    assert not fold.train_idx.flags.writeable          # the caller's fold is not changed
+    ok = Fold(1, "d/s1", np.array([1, 3]), np.array([0]))
+    assert writable_indices(ok) is ok
+    mixed = Fold(2, "d/s2", np.array([4]), test)
+    got = writable_indices(mixed)
+    assert got.train_idx is mixed.train_idx and got.test_idx is not test and got.test_idx.flags.writeable
+
+
+def test_ray_fold_gets_writable_indices(ray_executor):
+    """End to end: the index arrays a Ray task's fold function sees are writable, and indexing a tensor with them
+    does not warn (the function turns warnings into errors, so a warning would fail the task)."""
+    import numpy as np
+
+    from icegan.protocol import Fold
+    folds = [Fold(i, f"d/s{i}", np.array([i, i + 2]), np.array([i])) for i in range(2)]
+    got = {fold.index: res for fold, res in ray_executor(_index_tensors(), folds)}
+    assert got == {0: ([0.0, 2.0], [0], True), 1: ([1.0, 3.0], [1], True)}
