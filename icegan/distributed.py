@@ -109,10 +109,15 @@ def shard(idx: torch.Tensor) -> torch.Tensor:
 def wrap_ddp(model: torch.nn.Module, device: Optional[torch.device] = None) -> torch.nn.Module:
     """``DistributedDataParallel(model)`` when distributed, else ``model`` itself.
 
-    Parameters and buffers are broadcast from rank 0 at wrapping time (DDP does this).
+    Parameters and buffers are broadcast from rank 0 at wrapping time (DDP does this). DDP's "Grad strides do not
+    match bucket view strides" warning is silenced: the recognizers' channels_last CPU inputs give the gradient of a
+    1×1 convolution's weight (Off-TANet's attention) strides that differ from the bucket view's only in dimensions of
+    size 1, the same memory layout, so no copy is made and the warning says nothing (pytorch/pytorch#47163).
     """
     if not is_distributed():
         return model
+    import warnings
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     from torch.nn.parallel import DistributedDataParallel as DDP
     if device is not None and device.type == "cuda":
         return DDP(model, device_ids=[device.index])
