@@ -101,6 +101,51 @@ def test_sheet_errors_name_the_file(tmp_path):
         read_samm_sheet(p)
 
 
+def _samm_workbook(path, header=None, rows=(), notes_sheet_first=False):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    if notes_sheet_first:
+        ws.title = "README"
+        ws.append(["How to read this workbook"])
+        ws.append([])
+        ws = wb.create_sheet("MICRO_ONLY")
+    ws.append(header or ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Action Units",
+                         "Estimated Emotion", "Objective Classes"])
+    for r in rows:
+        ws.append(list(r))
+    wb.save(path)
+    return path
+
+
+def test_sheet_quirks_users_meet(tmp_path):
+    """A notes worksheet in front of the clip sheet is passed over; a renamed apex column is a header error (not a
+    skip of every clip); an apex after the offset is a note naming the row; an old .xls says to save it as .xlsx or
+    .csv; a workbook without any header names its worksheets."""
+    rows = [("006", "006_1_2", 5562, 5588, 5580, "4+7", "Anger", 3), ("006", "006_1_3", 3900, 3950, 3990, "12",
+                                                                         "Happiness", 1)]
+    p = _samm_workbook(tmp_path / "extra.xlsx", rows=rows, notes_sheet_first=True)
+    got = read_samm_sheet(p)
+    assert [r.clip for r in got] == ["006_1_2", "006_1_3"]
+    assert got[0].notes == ["apex 5588 is after offset 5580 (sheet row 2): one of the two cells is wrong; the apex is "
+                            "used as written"]
+    assert got[1].notes == []
+    renamed = ["Subject", "Filename", "Onset Frame", "Apex Frame No.", "Offset Frame", "Action Units",
+               "Estimated Emotion"]
+    p = _samm_workbook(tmp_path / "renamed.xlsx", header=renamed, rows=[r[:7] for r in rows])
+    with pytest.raises(SheetError, match=r"renamed.xlsx: header row lacks column\(s\) \['apex'\]; header is "):
+        read_samm_sheet(p)
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0 not really")
+    with pytest.raises(SheetError, match=r"old.xls: the old .xls format is not read; .*save it as \.xlsx.*\.csv"):
+        read_samm_sheet(tmp_path / "old.xls")
+    wb = openpyxl.Workbook()
+    wb.active.append(["notes"])
+    wb.create_sheet("other").append(["still", "no", "header"])
+    wb.save(tmp_path / "none.xlsx")
+    with pytest.raises(SheetError, match=r"none.xlsx: no worksheet has a header row starting with 'Subject' "
+                                         r"\(worksheets \['Sheet', 'other'\]\)"):
+        read_samm_sheet(tmp_path / "none.xlsx")
+
+
 def test_cli_composite_json(ann, tmp_path, capsys):
     out = tmp_path / "composite.json"
     assert icegan_main(["data", "composite", "--annotations-dir", str(ann), "--json", str(out)]) == 0

@@ -67,35 +67,55 @@ def _norm(name: Any) -> str:
 
 
 def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
+    """The rows of worksheet ``sheet``, or with ``sheet`` None of the first worksheet that holds a ``Subject`` header
+    row (a workbook saved with a notes sheet in front still reads); a ``.csv`` file is one table."""
     if not path.is_file():
         raise SheetError(f"annotation sheet not found: {path}")
     if path.suffix.lower() == ".csv":
         import csv
         with open(path, newline="", encoding="utf-8-sig") as f:
             return [tuple(c if c != "" else None for c in r) for r in csv.reader(f)]
+    if path.suffix.lower() == ".xls":
+        raise SheetError(f"{path}: the old .xls format is not read; open it in a spreadsheet program and save it as "
+                         f".xlsx (the format the datasets are distributed in), or export the clip sheet as .csv")
     import openpyxl
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zip/xml errors from a corrupt or non-xlsx file
         raise SheetError(f"{path}: cannot be read as an .xlsx workbook: {exc}") from None
     try:
-        if sheet is None:
-            ws = wb.worksheets[0]
-        elif sheet in wb.sheetnames:
-            ws = wb[sheet]
-        else:
-            raise SheetError(f"{path}: no worksheet named {sheet!r} (has {wb.sheetnames})")
-        return [tuple(r) for r in ws.iter_rows(values_only=True)]
+        if sheet is not None:
+            if sheet not in wb.sheetnames:
+                raise SheetError(f"{path}: no worksheet named {sheet!r} (has {wb.sheetnames})")
+            return [tuple(r) for r in wb[sheet].iter_rows(values_only=True)]
+        first = None
+        for ws in wb.worksheets:
+            rows = [tuple(r) for r in ws.iter_rows(values_only=True)]
+            if _header_index(rows) is not None:
+                return rows
+            first = rows if first is None else first
+        if len(wb.worksheets) > 1:
+            raise SheetError(f"{path}: no worksheet has a header row starting with 'Subject' (worksheets "
+                             f"{wb.sheetnames})")
+        return first or []
     finally:
         wb.close()
 
 
-def _find_header(rows: list[tuple], path: Path) -> int:
+def _header_index(rows: list[tuple]) -> Optional[int]:
+    """Index of the first row whose first non-empty cell is ``Subject`` (any case and punctuation), or None."""
     for i, r in enumerate(rows):
         first = next((c for c in r if c is not None and str(c).strip() != ""), None)
         if first is not None and _norm(first) == "subject":
             return i
-    raise SheetError(f"{path}: no header row starting with 'Subject' found in {len(rows)} rows")
+    return None
+
+
+def _find_header(rows: list[tuple], path: Path) -> int:
+    i = _header_index(rows)
+    if i is None:
+        raise SheetError(f"{path}: no header row starting with 'Subject' found in {len(rows)} rows")
+    return i
 
 
 def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, required: Iterable[str]) -> dict[str, int]:
@@ -144,10 +164,11 @@ def _text(v: Any) -> str:
     return str(v).strip()
 
 
-def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_fmt) -> list[SheetRow]:
+def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_fmt,
+          required: Iterable[str] = ("subject", "clip", "onset", "emotion")) -> list[SheetRow]:
     table = _read_table(path, sheet)
     h = _find_header(table, path)
-    cols = _columns(table[h], wanted, path, required=("subject", "clip", "onset", "emotion"))
+    cols = _columns(table[h], wanted, path, required=required)
     out: list[SheetRow] = []
     for i, r in enumerate(table[h + 1:], start=h + 2):
         subj, clip = _cell(r, cols["subject"]), _cell(r, cols["clip"])
@@ -167,6 +188,10 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
                 notes.append(f"{key} cell {why} (sheet row {i})")
             elif why == "empty" and key != "offset":
                 notes.append(f"{key} cell is empty (sheet row {i})")
+        on, ap, off = frames["onset"], frames["apex"], frames["offset"]
+        if None not in (on, ap, off) and off >= on and ap > off:      # (apex before onset: a skip, data check)
+            notes.append(f"apex {ap} is after offset {off} (sheet row {i}): one of the two cells is wrong; the apex is "
+                         f"used as written")
         obj = None
         if "objective" in cols:
             obj, why = parse_frame(_cell(r, cols["objective"]))
@@ -208,14 +233,19 @@ def _smic_subject(v: Any) -> str:
 def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
     """Rows of ``CASME2-coding-20140508.xlsx`` (255 clips, 26 subjects), subject as ``subNN``.
 
+    The workbook's first worksheet with a ``Subject`` header row is read. A row whose apex lies after its offset
+    gets a note (shown by ``icegan data check``).
+
     Raises:
-        SheetError: file missing/unreadable, no ``Subject`` header row, required column missing,
-            or a non-blank row without subject/filename (message names file and row).
+        SheetError: file missing/unreadable (an old ``.xls``: save it as ``.xlsx`` or ``.csv``), no ``Subject``
+            header row, a required column (subject, filename, onset, apex, emotion) missing, or a non-blank row
+            without subject/filename (message names file and row).
     """
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
               "au": ["actionunits"], "emotion": ["estimatedemotion", "emotion"]}
-    return _rows(Path(path), "casme2", None, wanted, _casme2_subject)
+    return _rows(Path(path), "casme2", None, wanted, _casme2_subject,
+                 required=("subject", "clip", "onset", "apex", "emotion"))
 
 
 def read_samm_sheet(path: str | Path) -> list[SheetRow]:
@@ -230,7 +260,8 @@ def read_samm_sheet(path: str | Path) -> list[SheetRow]:
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
               "au": ["actionunits"], "emotion": ["estimatedemotion", "emotion"],
               "objective": ["objectiveclasses", "objectiveclass"]}
-    return _rows(Path(path), "samm", None, wanted, _samm_subject)
+    return _rows(Path(path), "samm", None, wanted, _samm_subject,
+                 required=("subject", "clip", "onset", "apex", "emotion"))
 
 
 def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
