@@ -243,3 +243,28 @@ def test_the_readmes_prepare_step_makes_the_cache_train_py_reads(shared_data, tm
     standalone = load_config(prep.PrepareConfig, "configs/prepare_casme2.yaml")
     assert prep._settings(standalone) == prep._settings(
         dataclasses.replace(cfg.data.prepare, size=cfg.data.img_size, color="gray"))
+
+
+def test_folder_names_that_differ_only_in_case_are_found(tmp_path, shared_data):
+    """A copy whose folder names differ from the official ones only in case (made on a case-insensitive file system,
+    or renamed by hand) is read as the official one: CASME II Sub01/ep02_01f for the sheet's sub01/EP02_01f, SMIC
+    S1/Micro/Negative for s1/micro/negative, with the canonical subject and class; data check counts those clips
+    and lists no folder as not in the sheet."""
+    from icegan.data.casme2 import CASME2
+    root = tmp_path / "CASME2_RAW_selected"
+    clip = root / "Sub01" / "ep02_01f"                         # sheet: sub01, EP02_01f, onset 46, apex 59
+    clip.mkdir(parents=True)
+    for n in range(46, 87):
+        _flat(clip / f"img{n}.jpg", n)
+    ds = CASME2(tmp_path, shared_data / "annotations" / "CASME2-coding-20140508.xlsx")
+    recs = {r.clip: r for r in ds.records(subjects=["sub01"])}
+    r = recs["EP02_01f"]
+    assert r.subject == "casme2/sub01" and r.clip_dir == clip and r.frame_numbers == tuple(range(46, 87))
+    rep = check_dataset("casme2", tmp_path, shared_data / "annotations" / "CASME2-coding-20140508.xlsx")
+    assert "casme2/sub01" not in rep.missing_subjects and rep.not_in_sheet == []
+    assert "casme2/sub01" in rep.subjects
+    hs = tmp_path / "smic" / "HS"
+    _moving_clip(hs / "S1" / "Micro" / "Negative" / "s1_ne_01", 106114, seed=1)
+    recs = SMIC(tmp_path / "smic").records(subjects=["smic/s1"])
+    assert [(r.subject, r.clip, r.emotion, r.class3) for r in recs] == [("smic/s1", "s1_ne_01", "negative", 0)]
+    assert check_dataset("smic", tmp_path / "smic", read_images=False).clips_usable == 1

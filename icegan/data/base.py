@@ -60,6 +60,18 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
                             f"--annotations / the 'annotations' config key")
 
 
+def find_dir(parent: Path, name: str) -> Path:
+    """``parent / name``; when no such folder exists, the one folder of ``parent`` whose name equals ``name`` but for
+    case (``Sub01`` for ``sub01``, ``ep03_02f`` for ``EP03_02f``: a copy made on a case-insensitive file system, or
+    renamed by hand), so that the sheet's names find it on any file system. ``parent / name`` (absent) when there is
+    none, or several that differ only in case."""
+    exact = parent / name
+    if exact.is_dir() or not parent.is_dir():
+        return exact
+    alike = [p for p in parent.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    return alike[0] if len(alike) == 1 else exact
+
+
 class SheetDataset:
     """Base of the sheet-driven loaders (CASME II, SAMM).
 
@@ -127,7 +139,9 @@ class SheetDataset:
         return out
 
     def clip_dir(self, subject: str, clip: str) -> Path:
-        return self.root / subject / clip
+        """The clip's folder; subject and clip folder names are matched ignoring case when they differ only in case
+        (:func:`find_dir`)."""
+        return find_dir(find_dir(self.root, subject), clip)
 
     def record(self, row: SheetRow, class3: Optional[int]) -> ClipRecord:
         """Build the record of one sheet row (frames listed from disk; empty when the folder is absent)."""
@@ -139,7 +153,7 @@ class SheetDataset:
             frame_numbers=numbers, frame_paths=paths, apex_method="annotated",
             class5=self.class5(row), objective_class=row.objective_class,
             action_units=row.action_units, clip_dir=d, notes=tuple(row.notes + problems),
-            subject_dir=self.root / row.subject, listed_in="sheet")
+            subject_dir=find_dir(self.root, row.subject), listed_in="sheet")
 
     def class5(self, row: SheetRow) -> Optional[int]:
         return None

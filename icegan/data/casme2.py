@@ -35,7 +35,7 @@ class CASME2(SheetDataset):
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
-        return re.fullmatch(r"sub\d+", name) is not None
+        return re.fullmatch(r"sub\d+", name, re.IGNORECASE) is not None       # Sub01 too (a copy's case)
 
     @staticmethod
     def example_layout() -> str:

@@ -237,8 +237,8 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     if not hasattr(ds, "sheet_rows"):     # SMIC has no sheet; a clip list is the whole dataset
         not_in_sheet = []
     else:
-        all_rows = {(r.subject, r.clip) for r in ds.sheet_rows()}
-        not_in_sheet = [f"{dataset}/{s}/{c}" for s, c in ds.disk_clips() if (s, c) not in all_rows]
+        all_rows = {(r.subject.lower(), r.clip.lower()) for r in ds.sheet_rows()}      # folders found ignoring case
+        not_in_sheet = [f"{dataset}/{s}/{c}" for s, c in ds.disk_clips() if (s.lower(), c.lower()) not in all_rows]
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
                        and r.subject not in missing_subjects)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)

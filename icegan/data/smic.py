@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .base import DatasetLayoutError, missing_root_message
+from .base import DatasetLayoutError, find_dir, missing_root_message
 from .records import CLASS3_IDS, ClipRecord, list_frames
 
 log = logging.getLogger("icegan.data")
@@ -42,13 +42,13 @@ class SMIC:
             raise DatasetLayoutError(missing_root_message("smic", root))
         self.given_root = root
         self.root = self.resolve_root(root)
-        self.sheet_path = Path(annotations) if annotations else None
+        self.sheet_path = None      # the class comes from the folders; a sheet given is not read (nor reported)
         #: problems met while walking the tree: list of {"clip", "problem"}
         self.layout_problems: list[dict] = []
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
-        return re.fullmatch(r"s\d+", name) is not None
+        return re.fullmatch(r"s\d+", name, re.IGNORECASE) is not None
 
     @classmethod
     def resolve_root(cls, root: Path) -> Path:
@@ -84,26 +84,28 @@ class SMIC:
         :attr:`layout_problems` and logged, never silently dropped.
         """
         from .spotting import spot_record_apex
-        wanted = {s.split("/")[-1] for s in subjects}
+        wanted = {s.split("/")[-1].lower() for s in subjects}
         self.layout_problems = []
         out = []
         for s in self.subject_folders():
-            if wanted and s not in wanted:
+            if wanted and s.lower() not in wanted:
                 continue
-            micro = self.root / s / "micro"
+            name = s.lower()                                   # smic/s1 whatever the folder's case
+            micro = find_dir(self.root / s, "micro")
             if not micro.is_dir():
                 self._problem(f"smic/{s}", f"no 'micro' folder in {self.root / s}")
                 continue
             for cdir in sorted(p for p in micro.iterdir() if p.is_dir()):
-                if cdir.name not in SMIC_CLASSES:
+                emotion = cdir.name.lower()                    # Negative/ as negative/ (a copy's case)
+                if emotion not in SMIC_CLASSES:
                     self._problem(f"smic/{s}/micro/{cdir.name}",
                                   f"class folder '{cdir.name}' is not one of {SMIC_CLASSES}; skipped")
                     continue
                 for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
                     numbers, paths, problems = list_frames(clip)
                     rec = ClipRecord(
-                        dataset="smic", subject=f"smic/{s}", clip=clip.name, emotion=cdir.name,
-                        class3=CLASS3_IDS[cdir.name],
+                        dataset="smic", subject=f"smic/{name}", clip=clip.name, emotion=emotion,
+                        class3=CLASS3_IDS[emotion],
                         onset=numbers[0] if numbers else None, apex=None,
                         offset=numbers[-1] if numbers else None,
                         frame_numbers=numbers, frame_paths=paths, apex_method="unspotted",
