@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
     from torch.utils.tensorboard import SummaryWriter
 
     from icegan.config import load_config, save_config
-    from icegan.gan.pairs import load_casme2_pairs
+    from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
     from icegan.gan.trainer import GanConfig, train_gan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -80,7 +80,10 @@ def _train(args: argparse.Namespace) -> int:
     _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
     run = Path(cfg.out_dir) / cfg.name
     save_config(cfg, run / "config.yaml")
-    pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
+    if cfg.data.source == "prepared":        # your own copy of a release, in its official layout
+        pairs = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, cfg.data.apex_neighbors)
+    else:
+        pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
     train = pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
              "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),

@@ -28,8 +28,8 @@ import numpy as np
 
 from icegan.paths import default_data_root, shared_data_root
 
-__all__ = ["CLASS_NAMES", "PairSet", "load_casme2_pairs", "load_face_images", "read_face", "to_tensor",
-           "class_id"]
+__all__ = ["CLASS_NAMES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "load_face_images", "read_face",
+           "to_tensor", "class_id"]
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,12 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     root = Path(root) if root is not None else shared_data_root() / "casme2"
     manifest = root / "manifest.csv"
     if not manifest.is_file():
-        raise FileNotFoundError(f"CASME II manifest not found: {manifest} (set ICEGAN_SHARED_DATA or pass root)")
+        raise FileNotFoundError(f"CASME II manifest not found: {manifest}. data.root is the cropped CASME II copy with "
+                                f"its manifest.csv (as in the shared data; set ICEGAN_SHARED_DATA); for your own copy "
+                                f"of a release in its official layout (CASME II, SAMM or SMIC, raw or cropped, with "
+                                f"its coding sheet) set data.source=prepared and list it under data.prepare.datasets "
+                                f"(the keys of configs/prepare_casme2.yaml), e.g. "
+                                f"data.prepare.datasets=[{{name: casme2, root: DIR, mode: raw}}]")
     if apex_neighbors < 0:
         raise ValueError(f"apex_neighbors must be >= 0, got {apex_neighbors}")
     raw = manifest.read_bytes()
@@ -256,3 +261,76 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
                             n_not_composite=n_not)
         tmp.replace(cfile)
     return ps
+
+
+#: where each apex neighbour sits in a prepared cache's ``apex_neighbours`` (N, 4, S, S) and its manifest column
+_NEIGHBOUR_SLOTS = {-2: (0, "apex_m2"), -1: (1, "apex_m1"), 1: (2, "apex_p1"), 2: (3, "apex_p2")}
+
+
+def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, progress: bool = True) -> PairSet:
+    """Onset/apex pairs of the MEGC2019 composite clips of any prepared dataset (CASME II, SAMM, SMIC or a clip list
+    in its official layout, raw or cropped): the faces :func:`icegan.data.prepare.prepare_dataset` detects, aligns
+    and caches, as the main job uses them.
+
+    Args:
+        prepare: :class:`icegan.data.prepare.PrepareConfig` (its ``size`` is set to ``img_size`` and its ``color`` to
+            gray here).
+        img_size: face side in pixels.
+        apex_neighbors: k in 0..2: also pair the onset with apex±1 … apex±k, from the cache's neighbour frames
+            (``neighbours: true``); a neighbour the clip lacks was replaced by the nearest frame when the cache was
+            made, and a frame already paired is not paired twice.
+        progress: show preprocessing's progress bar.
+
+    Returns:
+        :class:`PairSet`: subjects prefixed (``samm/006``), clips ``<subject>/<clip>`` (``006/006_1_2``); clips the
+        cache could not prepare in ``skipped`` (with the reason), clips outside the 3 classes counted in
+        ``n_not_composite``.
+
+    Raises:
+        ValueError: ``apex_neighbors`` outside 0..2, or > 0 with ``prepare.neighbours`` off; no composite clip.
+        icegan.data.prepare.PrepareError, FileNotFoundError: from preprocessing (a missing root or sheet, no usable
+            clip).
+    """
+    import dataclasses
+
+    from icegan.data.prepare import prepare_dataset
+    if not 0 <= apex_neighbors <= 2:
+        raise ValueError(f"apex_neighbors must lie in 0..2 for prepared datasets (the cache holds apex±1 and apex±2), "
+                         f"got {apex_neighbors}")
+    if apex_neighbors > 0 and not prepare.neighbours:
+        raise ValueError(f"apex_neighbors={apex_neighbors} needs the neighbour frames in the cache: set "
+                         f"data.prepare.neighbours=true (or data.apex_neighbors=0)")
+    cfg = dataclasses.replace(prepare, size=img_size, color="gray", progress=prepare.progress and progress)
+    prepared = prepare_dataset(cfg)
+    m = prepared.manifest
+    onsets, apexes, labels, subjects, clips, of, af = [], [], [], [], [], [], []
+    n_not = 0
+    for r in m.itertuples(index=False):
+        y = int(r.class3) if r.class3 == r.class3 else -1            # NaN: no class
+        if y < 0:
+            n_not += 1
+            continue
+        i = int(r.index)
+        frames = [(int(r.apex), prepared.frames.apex[i])]
+        for d in sorted(_NEIGHBOUR_SLOTS, key=lambda d: (abs(d), d)):
+            slot, col = _NEIGHBOUR_SLOTS[d]
+            if abs(d) <= apex_neighbors:
+                frames.append((int(getattr(r, col)), prepared.frames.apex_neighbours[i, slot]))
+        seen: set[int] = set()
+        for number, face in frames:
+            if number in seen:                              # a substituted neighbour repeats a frame
+                continue
+            seen.add(number)
+            onsets.append(prepared.frames.onset[i])
+            apexes.append(face)
+            labels.append(y)
+            subjects.append(str(r.subject))
+            clips.append(f"{str(r.subject).split('/')[-1]}/{r.clip}")
+            of.append(int(r.onset))
+            af.append(number)
+    skipped = [(str(k), str(w)) for k, w in zip(prepared.skipped.get("key", []), prepared.skipped.get("reason", []))]
+    if not labels:
+        raise ValueError(f"no composite clip (negative, positive, surprise) among the {len(m)} prepared clips of "
+                         f"{[d.name for d in prepare.datasets]}")
+    return PairSet(np.stack(onsets), np.stack(apexes), np.asarray(labels, dtype=np.int64), subjects, clips,
+                   np.asarray(of, dtype=np.int64), np.asarray(af, dtype=np.int64), skipped, n_not)

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from flownet.devices import resolve_device
 from icegan.config import from_dict, to_dict
+from icegan.data.prepare import PrepareConfig
 from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
 from icegan.models.capsules import margin_loss
@@ -52,15 +53,27 @@ _logger = logging.getLogger(__name__)
 
 @dataclass
 class GanDataConfig:
-    """Pairs to train on. ``root``: CASME II folder with manifest.csv (None → shared data);
-    ``img_size`` pixels; ``apex_neighbors`` k (pairs onset with apex±1..k too);
-    ``holdout_subjects`` are never trained on (a LOSO fold's test subject, or an evaluation split);
+    """Pairs to train on. ``source``: ``manifest`` (the cropped CASME II copy in ``root``, a folder with the
+    project's manifest.csv; None → shared data; :func:`icegan.gan.pairs.load_casme2_pairs`) or ``prepared`` (the
+    faces preprocessing makes of the datasets in ``prepare``, any of CASME II, SAMM, SMIC or a clip list in its
+    official layout, raw or cropped: :func:`icegan.gan.pairs.load_prepared_pairs`; ``root`` unused);
+    ``img_size`` pixels; ``apex_neighbors`` k (pairs onset with apex±1..k too; ≤ 2 when prepared);
+    ``holdout_subjects`` are never trained on (a LOSO fold's test subject, or an evaluation split; ``sub01`` means
+    ``casme2/sub01``, other datasets' subjects are written with their prefix, ``samm/006``);
     ``train_subjects`` None = every other subject."""
     root: Optional[str] = None
     img_size: int = 128
     apex_neighbors: int = 2
     holdout_subjects: list[str] = field(default_factory=list)
     train_subjects: Optional[list[str]] = None
+    source: Literal["manifest", "prepared"] = "manifest"
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+
+    def __post_init__(self):
+        if self.source == "prepared" and not self.prepare.datasets:
+            raise ValueError("data.source=prepared needs data.prepare.datasets (the keys of "
+                             "configs/prepare_casme2.yaml), e.g. data.prepare.datasets=[{name: casme2, root: DIR, "
+                             "mode: raw}]")
 
 
 @dataclass
