@@ -38,10 +38,10 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Collection, Iterator, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,7 @@ from .records import ClipRecord
 log = logging.getLogger("icegan.data")
 
 #: bump when the preprocessing code changes its output (part of the cache hash)
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
 
 
@@ -226,20 +226,23 @@ def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def select_neighbours(rec: ClipRecord, apex: int) -> tuple[list[int], list[str]]:
+def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = ()) -> tuple[list[int], list[str]]:
     """Frame numbers for apex−2, apex−1, apex+1, apex+2: the frame itself when present, else the
-    present frame nearest to it (ties: towards the apex); returns the numbers and notes on substitutions."""
-    nums = np.array(rec.frame_numbers)
+    present frame nearest to it (ties: towards the apex); returns the numbers and notes on substitutions.
+
+    Frames in ``unreadable`` (files on disk that cannot be decoded) count as absent; the apex must not be one."""
+    nums = np.array([n for n in rec.frame_numbers if n not in unreadable])
     out, notes = [], []
     for d in NEIGHBOUR_OFFSETS:
         t = apex + d
-        if t in rec.frame_numbers:
+        if t in rec.frame_numbers and t not in unreadable:
             out.append(t)
             continue
         dist = np.abs(nums - t) * 2 + (np.abs(nums - apex) > abs(d))  # tie-break towards the apex
         n = int(nums[np.argmin(dist)])
         out.append(n)
-        notes.append(f"apex{d:+d} frame {t} not on disk, used {n}")
+        why = f"unreadable ({rec.frame_path(t).name})" if t in unreadable else "not on disk"
+        notes.append(f"apex{d:+d} frame {t} {why}, used {n}")
     return out, notes
 
 
@@ -265,15 +268,27 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     try:
         if rec.apex is None:
             rec = spot_record_apex(rec, method=settings["apex_spotting"], detector=settings["detector"])
-        nb, nb_notes = select_neighbours(rec, rec.apex) if settings["neighbours"] else ([], [])
-        notes += nb_notes
+        # an unreadable onset or apex skips the clip (ValueError below); an unreadable neighbour counts as absent
+        images = {n: _read(rec.frame_path(n), color) for n in (rec.onset, rec.apex)}
+        nb: list[int] = []
+        unreadable: set[int] = set()
+        while settings["neighbours"]:
+            nb, nb_notes = select_neighbours(rec, rec.apex, unreadable)
+            try:
+                for n in nb:
+                    if n not in images:
+                        images[n] = _read(rec.frame_path(n), color)
+            except ValueError:
+                unreadable.add(n)               # pick again without it: the nearest readable frame
+                continue
+            notes += nb_notes
+            break
         key_frames = [rec.onset] + nb[:2] + [rec.apex] + nb[2:]  # onset, a-2, a-1, apex, a+1, a+2
         seq: list[int] = []
         if settings["sequences"]:
             last = rec.offset if rec.offset is not None else rec.frame_numbers[-1]
             seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
-        needed = sorted(set(key_frames) | set(seq))
-        images = {n: _read(rec.frame_path(n), color) for n in needed}
+        images.update({n: _read(rec.frame_path(n), color) for n in sorted(set(seq) - set(images))})
         out: dict = {"key": rec.key, "record": rec, "mode": mode}
         lm = np.full((6, 68, 2), np.nan, np.float32)
         fallbacks = 0
@@ -337,16 +352,58 @@ def worker_context():
     import multiprocessing as mp
     try:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["icegan.data.prepare", "icegan.data.landmarks", "icegan.data.face_models_preload"])
+        ctx.set_forkserver_preload(["icegan.data.face_models_preload", "icegan.data.prepare", "icegan.data.landmarks"])
         return ctx
     except ValueError:  # no forkserver on this platform
         return mp.get_context("spawn")
 
 
 def _worker_init() -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the parent's: it stops the pool (see _pool_map)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
     cv2.setNumThreads(1)
+
+
+def _pool_map(workers: int, jobs: list[tuple]) -> Iterator[dict]:
+    """Run :func:`process_clip` on each ``(rec, mode, settings)`` of ``jobs`` in ``workers`` processes; yield the
+    results in completion order.
+
+    Ctrl-C (SIGINT, which a terminal sends to every process of the group) is the parent's alone: the forkserver and
+    the workers ignore it (:mod:`icegan.data.face_models_preload`, :func:`_worker_init`), and while the pool runs the
+    parent only notes it (a KeyboardInterrupt raised inside the pool's locks leaves them broken: "release unlocked
+    lock"), then terminates the workers, shuts the pool down and raises :class:`KeyboardInterrupt`, which the
+    commands report in one line.
+
+    Raises:
+        KeyboardInterrupt: SIGINT while the pool ran (the workers are terminated, results so far dropped).
+    """
+    import signal
+    import threading
+    main = threading.current_thread() is threading.main_thread()   # handlers can only be set there
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum)) if main else None
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_worker_init)
+    try:
+        pending = {ex.submit(process_clip, *job) for job in jobs}
+        while pending and not caught:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+        if caught:
+            raise KeyboardInterrupt
+    except BaseException:               # Ctrl-C, a failed worker, or the consumer gone: stop the workers now
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        ex.shutdown(wait=True)
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
+    ex.shutdown(wait=True)
 
 
 def load_prepared(cache_dir: str | Path) -> PreparedDataset:
@@ -379,9 +436,10 @@ def cache_root_of(cfg: PrepareConfig) -> Path:
 def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     """Prepare (or load from the cache) every usable clip of ``cfg.datasets``.
 
-    Clips that cannot be used (missing folder, onset/apex frame absent, unreadable key frame, no
+    Clips that cannot be used (missing folder, onset/apex frame absent or unreadable, no
     face on the onset frame nor its neighbours in raw mode) are logged with their reason and listed
-    in ``PreparedDataset.skipped`` / ``skipped.csv``; they never stop the run.
+    in ``PreparedDataset.skipped`` / ``skipped.csv``; they never stop the run. An apex neighbour that is
+    absent or unreadable is replaced by the nearest readable frame (noted in the manifest's ``notes``).
 
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see
     :func:`worker_context`), so a script calling this must guard its entry point with
@@ -427,20 +485,15 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         raise PrepareError("prepare: no usable clip in the configured datasets; see the warnings above")
     results: dict[str, dict] = {}
     from tqdm import tqdm
-    bar = tqdm(total=len(tasks), desc="prepare", unit="clip", disable=not cfg.progress)
-    if cfg.workers <= 1:
-        for rec, mode in tasks:
-            results[rec.key] = process_clip(rec, mode, settings)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=worker_context(),
-                                 initializer=_worker_init) as ex:
-            futs = [ex.submit(process_clip, rec, mode, settings) for rec, mode in tasks]
-            for f in as_completed(futs):
-                res = f.result()
+    with tqdm(total=len(tasks), desc="prepare", unit="clip", disable=not cfg.progress) as bar:  # closed on Ctrl-C too
+        if cfg.workers <= 1:
+            for rec, mode in tasks:
+                results[rec.key] = process_clip(rec, mode, settings)
+                bar.update()
+        else:
+            for res in _pool_map(cfg.workers, [(rec, mode, settings) for rec, mode in tasks]):
                 results[res["key"]] = res
                 bar.update()
-    bar.close()
     rows, onset, apex, neigh, lms, seqs = [], [], [], [], [], []
     for rec, mode in tasks:
         res = results[rec.key]

@@ -1,0 +1,111 @@
+"""``icegan prepare`` (:mod:`icegan.data.prepare`): Ctrl-C with worker processes, unreadable neighbour frames."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _session(sid: int) -> dict[int, int]:
+    """{pid: parent pid} of the live processes of session ``sid`` (Linux /proc)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue                            # gone meanwhile
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            out[int(stat.parent.name)] = int(fields[1])
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("when", ["forkserver_loading", "workers_running"])
+def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
+    """workers=2, SIGINT while the forkserver loads the face models or once the workers run, to the main process
+    then to the whole process group (as ``timeout -s INT`` sends it; a terminal's Ctrl-C goes to the group): the one
+    line "icegan prepare: interrupted", exit code 130, no traceback nor leaked-semaphore warning, no process left."""
+    frames = shared_data / "casme2_raw" / "sub01" / "EP02_01f"       # raw 640x480 frames: ~2 s of detection a clip
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\n"
+                     + "".join(f"p{i % 2},c{i},{frames},46,59,86\n" for i in range(16)))
+    cfg = tmp_path / "prepare.yaml"
+    cfg.write_text(f"datasets:\n  - name: clips\n    root: {clips}\n    mode: raw\n"
+                   f"cache_root: {tmp_path / 'cache'}\nsize: 32\nworkers: 2\nprogress: false\n")
+    proc = subprocess.Popen([sys.executable, "-m", "icegan.cli", "prepare", "--config", str(cfg)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and proc.poll() is None:
+            tree = _session(proc.pid)
+            if when == "forkserver_loading":
+                if any("forkserver" in _cmdline(pid) for pid, ppid in tree.items() if ppid == proc.pid):
+                    break
+            elif sum(tree.get(ppid) == proc.pid for ppid in tree.values()) >= 2:   # workers: the forkserver's
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"prepare ended before the signal ({when})"
+        time.sleep(0.3 if when == "forkserver_loading" else 1.0)   # inside the model import / the first clips
+        os.kill(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "icegan prepare: interrupted", err
+    assert "Traceback" not in err and "leaked" not in err, err
+    assert "prepared" not in out
+    deadline = time.time() + 10                                       # workers, forkserver: all gone
+    while _session(proc.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _session(proc.pid)
+
+
+def test_unreadable_neighbour_is_replaced_unreadable_onset_or_apex_skips(shared_data, tmp_path):
+    """A neighbour file that cannot be decoded (random bytes, empty) counts as absent: the nearest readable frame
+    stands in, with a note; an unreadable onset or apex skips its clip with the reason."""
+    import numpy as np
+
+    from icegan.data import prepare as prep
+    src = shared_data / "casme2" / "sub01" / "EP02_01f"                  # onset 46, apex 59
+    for clip in ("good", "bad_onset", "bad_apex"):
+        (tmp_path / clip).mkdir()
+        for n in (46, 57, 58, 59, 60, 61):
+            (tmp_path / clip / f"img{n}.jpg").write_bytes((src / f"img{n}.jpg").read_bytes())
+    noise = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    (tmp_path / "good" / "img60.jpg").write_bytes(noise)               # apex+1
+    (tmp_path / "good" / "img57.jpg").write_bytes(b"")                  # apex-2
+    (tmp_path / "bad_onset" / "img46.jpg").write_bytes(noise)
+    (tmp_path / "bad_apex" / "img59.jpg").write_bytes(b"")
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\n"
+                     + "".join(f"me,{c},{c},46,59,61\n" for c in ("good", "bad_onset", "bad_apex")))
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
+                             cache_root=str(tmp_path / "cache"), size=32, workers=1, progress=False)
+    p = prep.prepare_dataset(cfg)
+    row = p.manifest.set_index("clip").loc["good"]
+    assert [row[c] for c in ("apex_m2", "apex_m1", "apex_p1", "apex_p2")] == [58, 58, 59, 61]
+    assert "apex-2 frame 57 unreadable (img57.jpg), used 58" in row["notes"]
+    assert "apex+1 frame 60 unreadable (img60.jpg), used 59" in row["notes"]
+    i = int(row["index"])
+    assert np.array_equal(p.frames.apex_neighbours[i, 2], p.frames.apex[i])    # apex+1 is the apex frame
+    reasons = dict(zip(p.skipped["key"], p.skipped["reason"]))
+    assert set(reasons) == {"clips/me/bad_onset", "clips/me/bad_apex"}
+    assert "cannot read image" in reasons["clips/me/bad_onset"] and "img46.jpg" in reasons["clips/me/bad_onset"]
+    assert "cannot read image" in reasons["clips/me/bad_apex"] and "img59.jpg" in reasons["clips/me/bad_apex"]
