@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     ge.add_argument("--class", dest="cls", required=True, help="negative|positive|surprise or 0|1|2, or 'all'")
     ge.add_argument("-n", type=int, default=1, help="faces per onset (and class)")
     ge.add_argument("--seed", type=int, default=0)
-    ge.add_argument("--out", required=True, help="output folder (PNG files)")
+    ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
+                                                 "name; a name met again gets -2, -3, ... in the order given)")
     ge.add_argument("--device", default="auto")
     ge.set_defaults(func=_generate)
 
@@ -112,6 +113,12 @@ def _generate(args: argparse.Namespace) -> int:
     classes = list(range(g.n_classes)) if args.cls == "all" else [class_id(args.cls)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
     faces, names = load_face_images(onset_arg, g.img_size)
+    unique = unique_names(names)
+    renamed = [u for n, u in zip(names, unique) if n != u]
+    if renamed:                 # A/img46.jpg and B/img46.jpg, or x.png and x.jpg: else the outputs overwrite each other
+        print(f"note: {len(renamed)} onset image(s) share a file name with an earlier one; their outputs are named "
+              f"{', '.join(renamed)} (in the order given)")
+    names = unique
     apex, src, cls = synthesize(g, to_tensor(faces), classes, args.n, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +130,22 @@ def _generate(args: argparse.Namespace) -> int:
         cv2.imwrite(str(out / f"{names[s]}_{CLASS_NAMES[c]}_{j:02d}.png"), img)
     print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}")
     return 0
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` made unique: a name met again gets ``-2``, ``-3``, ... (the first suffix no other name has); names
+    met once are kept as they are. ``["img46", "img46", "x"]`` → ``["img46", "img46-2", "x"]``."""
+    taken, seen, out = set(names), set(), []
+    for name in names:
+        if name in seen:
+            k = 2
+            while f"{name}-{k}" in taken:
+                k += 1
+            name = f"{name}-{k}"
+            taken.add(name)
+        seen.add(name)
+        out.append(name)
+    return out
 
 
 def _device(name: str, key: str = "--device"):
