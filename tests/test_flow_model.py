@@ -811,3 +811,32 @@ def test_init_weights_file_accepts_shipped_and_the_suggested_git_command_works(t
     subprocess.run(cmd.replace("git show", f"git -C {repo} show"), shell=True, check=True)
     assert init_weights_file(cfg.train.init_weights) == Path("runs/srflownet_facial_0abdbed.pt")
     load_init_weights(model, cfg.train.init_weights)
+
+
+def test_cli_run_grey_and_colour_pair_is_read_as_grey(tmp_path, shared_data, capsys):
+    """One greyscale and one colour image: both are read as grey (with a note), so the flow equals that of the two
+    grey images; without it the grey values were matched against colour ones (a wrong flow, silently)."""
+    import cv2
+    from icegan.cli import main
+    from flownet.io import read_flo
+    mb = shared_data / "middlebury" / "RubberWhale"
+    for k, name in ((10, "a"), (11, "b")):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.imread(str(mb / f"frame{k}_rgb.png"))[100:228, 200:328])
+        grey = cv2.imread(str(tmp_path / f"{name}.png"), cv2.IMREAD_GRAYSCALE)     # as --gray reads the colour file
+        cv2.imwrite(str(tmp_path / f"{name}_gray.png"), grey)
+
+    def flow(*images: str) -> np.ndarray:
+        flo = tmp_path / "f.flo"
+        assert main(["flow", "run", *(str(tmp_path / i) for i in images), "--out", str(tmp_path / "f.png"),
+                     "--flo", str(flo), "--model", "tvl1"]) == 0
+        return read_flo(flo)[0]
+
+    grey = flow("a_gray.png", "b_gray.png")
+    capsys.readouterr()
+    mixed, printed = flow("a.png", "b_gray.png"), capsys.readouterr().out
+    np.testing.assert_array_equal(mixed, grey)
+    assert f"note: {tmp_path / 'b_gray.png'} is greyscale and {tmp_path / 'a.png'} colour: both read as grey" in printed
+    np.testing.assert_array_equal(flow("a_gray.png", "b.png"), grey)
+    assert f"note: {tmp_path / 'a_gray.png'} is greyscale and {tmp_path / 'b.png'} colour" in capsys.readouterr().out
+    assert float(np.abs(flow("a.png", "b.png") - grey).max()) > 0      # colour pairs: read as colour, as before
+    assert "note:" not in capsys.readouterr().out

@@ -91,7 +91,8 @@ def register(subparsers) -> None:
                         "custom (--module)")
     r.add_argument("--module", default=None, metavar="SPEC", help="--model custom: as for icegan flow eval")
     r.add_argument("--weights", default=None, help="as for icegan flow eval (see its --help)")
-    r.add_argument("--gray", action="store_true", help="read the images as grey")
+    r.add_argument("--gray", action="store_true",
+                   help="read the images as grey (done anyway, with a note, when one is grey and the other colour)")
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
     r.add_argument("--tta", default="none", choices=["none", "hflip"],
@@ -171,6 +172,10 @@ def _run(args: argparse.Namespace) -> int:
     import flownet
     from flownet.io import read_image, save_flow_image, write_flo
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
+    if not args.gray and _is_grey(i1) != _is_grey(i2):     # grey values against colour ones: a wrong flow
+        grey, colour = (args.img1, args.img2) if _is_grey(i1) else (args.img2, args.img1)
+        print(f"note: {grey} is greyscale and {colour} colour: both read as grey (as with --gray)")
+        i1, i2 = read_image(args.img1, gray=True), read_image(args.img2, gray=True)
     if i1.shape != i2.shape:
         raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
                          f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them alike)")
@@ -188,6 +193,12 @@ def _run(args: argparse.Namespace) -> int:
         write_flo(args.flo, flow)
         print(f"wrote {args.flo}")
     return 0
+
+
+def _is_grey(img) -> bool:
+    """Whether a (3, H, W) image of :func:`flownet.io.read_image` is grey: a greyscale file, read as colour, has three
+    equal channels."""
+    return bool((img[0] == img[1]).all() and (img[1] == img[2]).all())
 
 
 def _part_path(path: str, part: str) -> str:
