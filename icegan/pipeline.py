@@ -920,23 +920,43 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     provenance = {**flow_weights_provenance(cfg), "data": data_digest(clips.samples, clips.onset, clips.apex)}
     feats = _real_features(cfg, clips, estimator, run_dir, provenance, progress=progress)
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
+    timing_path = run_dir / "timing.json"
+    if executor is None:
+        from icegan.executors import sequential_map as executor_map
+    else:
+        executor_map = executor
+
+    def timed_map(fold_fn, folds):
+        """The executor's folds, each one's time written to timing.json as it arrives: an interrupted run keeps
+        the times of its finished folds, and the resumed run reports every fold."""
+        for fold, scores in executor_map(fold_fn, folds):
+            if distributed.is_main():
+                _update_timing(timing_path, runner)
+            yield fold, scores
+
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
-                       progress=progress and distributed.is_main(), fold_map=executor,
+                       progress=progress and distributed.is_main(), fold_map=timed_map,
                        provenance={**provenance, **recognizer_provenance(cfg.recognizer)})
     if not distributed.is_main():
         return metrics
-    timing_path = run_dir / "timing.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {"fold_seconds": {}}
+    _update_timing(timing_path, runner, executor=type(executor).__name__ if executor is not None else "sequential",
+                   last_call_seconds=round(time.time() - t0, 1), device=str(device))
+    write_summary(run_dir.parent)
+    return metrics
+
+
+def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
+    """Merge the runner's fold times (seconds) and peak memory (MiB) by subject, and ``extra``, into ``path``
+    (``timing.json``), keeping the folds of earlier, interrupted calls; written whole or not at all."""
+    timing = json.loads(path.read_text()) if path.is_file() else {"fold_seconds": {}}
     timing["fold_seconds"].update(runner.fold_seconds)
     if runner.fold_peak_rss_mb:
         timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
-    timing["executor"] = type(executor).__name__ if executor is not None else "sequential"
-    timing["last_call_seconds"] = round(time.time() - t0, 1)
-    timing["device"] = str(device)
-    timing_path.write_text(json.dumps(timing, indent=2))
-    write_summary(run_dir.parent)
-    return metrics
+    timing.update(extra)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(timing, indent=2))
+    tmp.replace(path)                   # a Ctrl-C mid-write leaves the previous file, not half of one
 
 
 def _describe(cfg: dict) -> dict:

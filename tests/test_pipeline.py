@@ -87,6 +87,33 @@ def test_resume_after_kill_gives_identical_metrics(tmp_path, tiny_weights, monke
     assert again == ref
 
 
+def test_resumed_run_reports_the_time_of_every_fold(tmp_path, tiny_weights, monkeypatch):
+    """Each fold's time is written to timing.json as the fold finishes: after a Ctrl-C in fold 2 the file holds fold 1,
+    and the resumed run's timing.json and summary.md count both folds (not only those of the last call)."""
+    cfg = _cfg(tiny_weights, "gan.enabled=false")
+    real_call = pipeline.FoldRunner.__call__
+
+    def dying(self, fold):
+        if fold.index == 1:
+            raise KeyboardInterrupt("killed")
+        return real_call(self, fold)
+    monkeypatch.setattr(pipeline.FoldRunner, "__call__", dying)
+    out = tmp_path / "runs" / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_main(cfg, out, progress=False)
+    first = json.loads((out / "timing.json").read_text())["fold_seconds"]
+    assert list(first) == ["synthetic/s01"] and first["synthetic/s01"] > 0
+    monkeypatch.setattr(pipeline.FoldRunner, "__call__", real_call)
+    run_main(cfg, out, progress=False)
+    timing = json.loads((out / "timing.json").read_text())
+    assert sorted(timing["fold_seconds"]) == ["synthetic/s01", "synthetic/s02"]
+    assert timing["fold_seconds"]["synthetic/s01"] == first["synthetic/s01"]    # kept, not retrained
+    assert timing["executor"] == "sequential" and not (out / "timing.json.tmp").exists()
+    summary = (tmp_path / "runs" / "summary.md").read_text().splitlines()
+    row = next(r for r in summary if r.startswith("| run | synthetic"))
+    assert row.endswith(f"| {sum(timing['fold_seconds'].values()):.0f} |")
+
+
 def test_resume_refuses_a_run_whose_flow_weights_changed(tmp_path, tiny_weights):
     """The weights file's SHA-256 is part of the run header: same config, different weights file content
     (e.g. new shipped weights) → the finished folds are not mixed with new ones."""
