@@ -268,3 +268,33 @@ def test_folder_names_that_differ_only_in_case_are_found(tmp_path, shared_data):
     recs = SMIC(tmp_path / "smic").records(subjects=["smic/s1"])
     assert [(r.subject, r.clip, r.emotion, r.class3) for r in recs] == [("smic/s1", "s1_ne_01", "negative", 0)]
     assert check_dataset("smic", tmp_path / "smic", read_images=False).clips_usable == 1
+
+
+def test_prepare_names_filter_typos_and_lists_layout_problems(smic_tree, samm_tree, tmp_path):
+    """A subjects or clips filter that names nothing of the dataset is an error naming the filter, the name and real
+    ones (it left no clip, 'see the warnings above' with none above); folders the SMIC loader cannot read as clips
+    are in the skipped list with their reason; a sheet's note on a clip (here a truncated clip's missing frames) is
+    in the manifest's notes."""
+    def prepare(spec, **kw):
+        return prep.prepare_dataset(prep.PrepareConfig(datasets=[spec], cache_root=str(tmp_path / "cache"), size=16,
+                                                       workers=1, progress=False, **kw))
+    smic = dict(name="smic", root=str(smic_tree), mode="cropped")
+    with pytest.raises(prep.PrepareError, match=r"the subjects filter of dataset 'smic' \(datasets.N.subjects in an "
+                                                r"icegan prepare config, data.prepare.datasets.N.subjects in "
+                                                r"train.py\): \['sub1'\] not among the subjects of its composite "
+                                                r"clips \(s1, s2\)"):
+        prepare(prep.DatasetSpec(**smic, subjects=["sub1"]))
+    with pytest.raises(prep.PrepareError, match=r"the clips filter of dataset 'smic' .*\['s1_ne_1'\] not among its "
+                                                r"composite clips of the subjects kept \(e.g. s1_ne_01, s1_po_01\)"):
+        prepare(prep.DatasetSpec(**smic, subjects=["S1"], clips=["s1_ne_1"]))
+    p = prepare(prep.DatasetSpec(**smic))
+    reasons = dict(zip(p.skipped["key"], p.skipped["reason"]))
+    assert "'happy' is not one of" in reasons["smic/s2/micro/happy"] and "no 'micro' folder" in reasons["smic/s3"]
+    p = prepare(prep.DatasetSpec(**smic, subjects=["s1"], clips=["S1_NE_01"]))        # case does not matter
+    assert list(p.manifest["clip"]) == ["s1_ne_01"] and not len(p.skipped)          # s2's, s3's problems not here
+    root, sheet = samm_tree
+    (root / "SAMM" / "006" / "006_1_2" / "thumbs.jpg").write_bytes(b"")     # a record note of the frame listing
+    p = prepare(prep.DatasetSpec(name="samm", root=str(root), annotations=str(sheet), mode="cropped",
+                                 subjects=["006"], clips=["006_1_2"]))
+    assert list(p.manifest["key"]) == ["samm/006/006_1_2"]
+    assert "file without a frame number in its name: thumbs.jpg" in p.manifest["notes"][0]

@@ -184,15 +184,47 @@ def _expand(path: Optional[str]) -> Optional[str]:
     return path.replace("{shared_data}", str(shared_data_root())).replace("{data_root}", str(default_data_root()))
 
 
-def dataset_records(spec: DatasetSpec) -> list[ClipRecord]:
-    """Clip records of one :class:`DatasetSpec` (filters applied, SMIC apex not yet spotted)."""
+def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None) -> list[ClipRecord]:
+    """Clip records of one :class:`DatasetSpec` (filters applied, SMIC apex not yet spotted).
+
+    Args:
+        spec: the dataset entry.
+        layout_problems: when given, the loader's folder problems (SMIC: a class folder that is no class, a subject
+            without ``micro/``) are appended to it as ``{"key", "reason"}``, for the skipped list.
+
+    Raises:
+        PrepareError: a ``subjects`` or ``clips`` filter names something the dataset does not hold (a typo would
+            otherwise leave no clip, or fewer, with no word of why): the names and examples of real ones.
+    """
     from .check import _loader
     ds = _loader(spec.name, _expand(spec.root), _expand(spec.annotations))
-    recs = ds.records(composite_only=spec.composite_only, subjects=spec.subjects)
+    recs = ds.records(composite_only=spec.composite_only)
+    kept = {x.split("/")[-1].lower() for x in spec.subjects}
+    for p in getattr(ds, "layout_problems", []):           # "smic/s2/micro/happy": of subject s2
+        if layout_problems is not None and (not kept or p["clip"].split("/")[1].lower() in kept):
+            layout_problems.append({"key": p["clip"], "reason": p["problem"]})
+    where = (f"the {{}} filter of dataset '{spec.name}' (datasets.N.{{}} in an icegan prepare config, "
+             f"data.prepare.datasets.N.{{}} in train.py)")
+    scope = "composite clips" if spec.composite_only else "clips"
+    if spec.subjects:
+        have = {r.subject.split("/")[-1].lower(): r.subject.split("/")[-1] for r in recs}
+        unknown = [s for s in spec.subjects if s.split("/")[-1].lower() not in have]
+        if unknown:
+            raise PrepareError(f"{where.format('subjects', 'subjects', 'subjects')}: {unknown} not among the "
+                               f"subjects of its {scope} ({', '.join(sorted(have.values())[:8])}"
+                               f"{', ...' if len(have) > 8 else ''})")
+        wanted = {s.split("/")[-1].lower() for s in spec.subjects}
+        recs = [r for r in recs if r.subject.split("/")[-1].lower() in wanted]
     if spec.clips:
-        want = set(spec.clips)
-        recs = [r for r in recs if r.clip in want or f"{r.subject.split('/')[-1]}/{r.clip}" in want
-                or r.key in want]
+        names = {n.lower() for r in recs for n in (r.clip, f"{r.subject.split('/')[-1]}/{r.clip}", r.key)}
+        unknown = [c for c in spec.clips if c.lower() not in names]
+        if unknown:
+            raise PrepareError(f"{where.format('clips', 'clips', 'clips')}: {unknown} not among its {scope}"
+                               f"{' of the subjects kept' if spec.subjects else ''} (e.g. "
+                               f"{', '.join(r.clip for r in recs[:5])})")
+        want = {c.lower() for c in spec.clips}
+        recs = [r for r in recs if r.clip.lower() in want or f"{r.subject.split('/')[-1]}/{r.clip}".lower() in want
+                or r.key.lower() in want]
     return recs
 
 
@@ -264,7 +296,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     from .landmarks import detect_landmarks, landmarks_on_frames
     from .spotting import spot_record_apex
     size, color = settings["size"], settings["color"]
-    notes: list[str] = []
+    notes: list[str] = list(rec.notes)            # the sheet's and the frame listing's (data check shows them too)
     try:
         if rec.apex is None:
             rec = spot_record_apex(rec, method=settings["apex_spotting"], detector=settings["detector"])
@@ -458,7 +490,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     tasks: list[tuple[ClipRecord, str]] = []
     skipped: list[dict] = []
     for spec in cfg.datasets:
-        recs = dataset_records(spec)
+        layout: list[dict] = []
+        recs = dataset_records(spec, layout)
+        skipped += layout                  # folders the loader could not read as clips (logged by the loader)
         missing_subj: dict[str, int] = {}
         for r in recs:
             if subject_missing(r):
