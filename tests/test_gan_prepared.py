@@ -61,9 +61,16 @@ def test_cli_gan_train_on_a_prepared_release(shared_data, tmp_path):
     from icegan.cli import main
     from icegan.gan.trainer import load_checkpoint
     sheet = shared_data / "annotations" / "CASME2-coding-20140508.xlsx"
+    copy = tmp_path / "my_casme2"                      # a user's copy: sub02 holds its surprise clips only
+    for sub in ("sub01", "sub04"):
+        (copy / sub).parent.mkdir(parents=True, exist_ok=True)
+        (copy / sub).symlink_to(shared_data / "casme2" / sub)
+    for clip in ("EP11_01", "EP13_04"):
+        (copy / "sub02").mkdir(parents=True, exist_ok=True)
+        (copy / "sub02" / clip).symlink_to(shared_data / "casme2" / "sub02" / clip)
     rc = main(["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--fold", "sub02", "name=t",
                f"out_dir={tmp_path}", "data.source=prepared",
-               f"data.prepare.datasets=[{{name: casme2, root: {shared_data / 'casme2'}, annotations: {sheet}, "
+               f"data.prepare.datasets=[{{name: casme2, root: {copy}, annotations: {sheet}, "
                f"mode: cropped, subjects: [sub01, sub02, sub04]}}]", f"data.prepare.cache_root={tmp_path / 'cache'}",
                "data.prepare.workers=1", "data.img_size=32", "data.apex_neighbors=0", "model.g_base_channels=8",
                "model.g_max_channels=16", "model.d_base_channels=8", "train.epochs=1", "train.batch_size=4",
@@ -73,3 +80,11 @@ def test_cli_gan_train_on_a_prepared_release(shared_data, tmp_path):
     assert split["holdout_subjects"] == ["sub02"] and split["train_subjects"] == ["casme2/sub01", "casme2/sub04"]
     _, _, cfg, _ = load_checkpoint(tmp_path / "t" / "checkpoints" / "last.pt")
     assert cfg.data.source == "prepared" and cfg.data.prepare.datasets[0].subjects == ["sub01", "sub02", "sub04"]
+    # gan eval on its own data: the held-out subject's prepared faces, the recognizer on its training subjects'
+    rc = main(["gan", "eval", "--checkpoint", str(tmp_path / "t" / "checkpoints" / "last.pt"), "--data", "casme2",
+               "--no-cross-dataset", "--n-per-class", "1", "--json", str(tmp_path / "eval.json")])
+    assert rc == 0
+    res = json.loads((tmp_path / "eval.json").read_text())
+    ref = load_prepared_pairs(cfg.data.prepare, 32, 0, progress=False).by_subjects(["sub02"])
+    assert res["eval_subjects"] == ["casme2/sub02"] and len(ref) == 2
+    assert res["class_counts"] == {"negative": 0, "positive": 0, "surprise": 2}    # the copy's, not the shared one's

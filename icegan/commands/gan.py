@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     ev = gsub.add_parser("eval", help="identity preservation, controllability, ExpCaps MER, speed, grids")
     ev.add_argument("--checkpoint", required=True, help="checkpoint written by icegan gan train")
     ev.add_argument("--data", default="casme2",
-                    help="'casme2' (the checkpoint's held-out CASME II subjects), a CASME II folder with "
+                    help="'casme2' (the checkpoint's held-out subjects of its own data: the shared CASME II copy, "
+                         "or the datasets it was prepared from with data.source=prepared), a CASME II folder with "
                          "manifest.csv, or a folder of onset face images")
     ev.add_argument("--subjects", nargs="*", default=None,
                     help="CASME II subjects to evaluate (default: the checkpoint's holdout_subjects)")

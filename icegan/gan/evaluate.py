@@ -49,7 +49,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .pairs import CLASS_NAMES, load_casme2_pairs, load_face_images, to_tensor
+from .pairs import CLASS_NAMES, PairSet, load_casme2_pairs, load_face_images, to_tensor
 from .synthesis import synthesize, to_uint8
 
 __all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "CrossDatasetRecognizer",
@@ -386,7 +386,8 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
              cross_dataset: bool = True) -> dict:
     """``icegan gan eval``: load a checkpoint, pick the evaluation faces, compute every metric.
 
-    ``data``: ``casme2`` (shared data) or a CASME II folder with ``manifest.csv`` — evaluates the
+    ``data``: ``casme2`` (the checkpoint's own data: the shared CASME II copy, or the datasets it was prepared from
+    when trained with ``data.source=prepared``) or a CASME II folder with ``manifest.csv`` — evaluates the
     ``subjects`` (default: the checkpoint's ``holdout_subjects``), recognizer trained on the
     checkpoint's training subjects; or a folder of onset face images — identity (each image its own
     identity), controllability (recognizer trained on the checkpoint's training subjects of the
@@ -412,9 +413,17 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     is_casme = str(data) == "casme2" or (data_p / "manifest.csv").is_file()
     root = cfg.data.root if str(data) == "casme2" else (str(data_p) if is_casme else cfg.data.root)
     holdout = list(subjects) if subjects else list(cfg.data.holdout_subjects)
+
+    def labelled_pairs(k: int) -> PairSet:
+        """The checkpoint's own labelled pairs (its prepared datasets when it was trained on data.source=prepared,
+        unless --data names a manifest folder), else the manifest copy at ``root``; apex±1..k."""
+        if cfg.data.source == "prepared" and str(data) == "casme2":
+            from .pairs import load_prepared_pairs
+            return load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, k, progress=False)
+        return load_casme2_pairs(root, cfg.data.img_size, k)
     recognizer = None
     try:
-        train_pairs = load_casme2_pairs(root, cfg.data.img_size, cfg.data.apex_neighbors)
+        train_pairs = labelled_pairs(cfg.data.apex_neighbors)
         train_pairs = train_pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
         recognizer = FlowRecognizer(seed=seed).fit(train_pairs.onset, train_pairs.apex, train_pairs.labels)
     except FileNotFoundError as exc:
@@ -430,7 +439,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     if is_casme:
         if not holdout:
             raise ValueError(f"{ckpt} was trained on every subject: pass --subjects to evaluate (they would not be held out)")
-        pairs = load_casme2_pairs(root, cfg.data.img_size, 0).by_subjects(holdout)
+        pairs = labelled_pairs(0).by_subjects(holdout)
         trained_on = set() if recognizer is None else set(train_pairs.subjects)
         overlap = trained_on & set(pairs.subjects)
         if overlap:
