@@ -35,27 +35,36 @@ def run_folder_header(folder: str | Path) -> Path | None:
     return next((folder / n for n in RUN_HEADERS if (folder / n).is_file()), None)
 
 
-def check_output_file(path: str | Path, flag: str = "--out") -> Path:
-    """Refuse an output file that would damage other results, before any work is done: an existing folder, or an
-    existing file inside a run's folder (its ``predictions.csv``, ``metrics.md``, ...: overwriting one would leave the
-    run inconsistent, e.g. a resume failing on a predictions file of another kind). A new file beside a run's files
-    is allowed, and so is replacing a file elsewhere.
+#: The files a run writes into its own folder (``icegan loso`` / ``train.py``, ``icegan ensemble``, a nested selection,
+#: a merge): an output of another command must never replace one of them.
+RUN_FILES = frozenset(RUN_HEADERS) | {
+    "predictions.csv", "metrics.json", "metrics.md", "config.yaml", "environment.jsonl", "per_subject.csv",
+    "per_subject.png", "confusion.png", "timing.json", "features_real.pt", "selection.csv", "reused_from.txt"}
+
+
+def check_output_file(path: str | Path, flag: str = "--out", example: str = "out.csv") -> Path:
+    """Refuse an output file that would damage other results, before any work is done: an existing folder, or one of
+    the files a run wrote into its folder (:data:`RUN_FILES` in a folder holding a :data:`RUN_HEADERS` file: its
+    ``predictions.csv``, ``metrics.md``, ...; replacing one would leave the run inconsistent, e.g. a resume failing
+    on a predictions file of another kind). Any other file may be written or replaced, beside a run's files too (a
+    table written into a run folder, then written again).
 
     Args:
         path: the file the command will write.
         flag: the option that named it, for the message.
+        example: a file name of the kind the option takes, for the folder message (``compare.png``, ``model.pt``).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ValueError: ``path`` is a folder, or an existing file of a run folder (names the run's header file).
+        ValueError: ``path`` is a folder, or a file of a run folder (names the run's header file).
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{flag} {path} is a folder; give the path of a file to write (e.g. {path / 'out.csv'})")
+        raise ValueError(f"{flag} {path} is a folder; give the path of a file to write (e.g. {path / example})")
     header = run_folder_header(path.parent)
-    if path.exists() and header is not None:
+    if header is not None and path.name in RUN_FILES:
         raise ValueError(f"{flag} {path} would overwrite a file of the run in {path.parent} (it holds {header.name}); "
                          f"write elsewhere, e.g. {path.parent.parent / path.name}")
     return path

@@ -166,8 +166,8 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
 
 
 def check_model_output(path: str | Path) -> Path:
-    """Check, before training, that ``icegan fit --out path`` may write there: not a folder, not a file of a run
-    folder (:func:`icegan.paths.check_output_file`), and an existing file only if it is an icegan recognizer (which
+    """Check, before training, that ``icegan fit --out path`` may write there: not a folder, not a file a run wrote
+    (:func:`icegan.paths.check_output_file`), and an existing file only if it is an icegan recognizer (which
     is then replaced: refitting a recipe to the same file is the usual workflow). Anything else there (a predictions
     table, a flow or GAN checkpoint) is never replaced.
 
@@ -179,7 +179,7 @@ def check_model_output(path: str | Path) -> Path:
             with what to do).
     """
     from icegan.paths import check_output_file
-    path = check_output_file(path)
+    path = check_output_file(path, "--out", "model.pt")
     if path.exists():
         try:
             with warnings.catch_warnings():

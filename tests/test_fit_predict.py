@@ -414,7 +414,9 @@ def test_outputs_never_replace_a_run_s_files_or_other_files(tmp_path, capsys):
     assert f"icegan predict --model {model} --table CLIPS.csv --out PREDICTIONS.csv" in out    # a hint that runs
     table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5), labels="empty")
     refused = [
-        (["fit", "--out", str(run), "--no-progress", *TOY], "is a folder"),
+        (["fit", "--out", str(run), "--no-progress", *TOY], f"is a folder; give the path of a file to write (e.g. "
+                                                             f"{run / 'model.pt'})"),
+        (["compare", str(run), "--plot", str(run)], f"(e.g. {run / 'compare.png'})"),
         (["fit", "--out", str(run / "predictions.csv"), "--no-progress", *TOY], "would overwrite a file of the run"),
         (["fit", "--out", str(table), "--no-progress", *TOY], "is not an icegan model file"),
         (["predict", "--model", str(model), "--table", str(table), "--out", str(run / "predictions.csv")],
@@ -437,5 +439,8 @@ def test_outputs_never_replace_a_run_s_files_or_other_files(tmp_path, capsys):
     stamp = model.stat().st_mtime_ns
     assert main(["fit", "--out", str(model), "--no-progress", *TOY, "model.name=logreg", "seed=1"]) == 0
     assert model.stat().st_mtime_ns != stamp and load_recognizer(model)[1]["config"]["seed"] == 1   # replaced
-    assert main(["table", str(run), "--out", str(run / "table.md")]) == 0              # a new file beside: fine
-    assert (run / "table.md").is_file()
+    for _ in range(2):                             # a file beside the run's own: written, then written again
+        assert main(["table", str(run), "--out", str(run / "table.md")]) == 0
+        assert main(["predict", "--model", str(model), "--table", str(table), "--out", str(run / "new.csv")]) == 0
+    assert (run / "table.md").is_file() and (run / "new.csv").is_file()
+    assert {f.name: f.read_bytes() for f in run.iterdir() if f.name in before} == before

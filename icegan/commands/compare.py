@@ -21,9 +21,9 @@ def _main(args: argparse.Namespace) -> int:
     from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
 
     try:
-        for path, flag in ((args.out, "--out"), (args.plot, "--plot")):
+        for path, flag, example in ((args.out, "--out", "compare.md"), (args.plot, "--plot", "compare.png")):
             if path:
-                check_output_file(path, flag)             # before the resampling: never over a run's own files
+                check_output_file(path, flag, example)    # before the resampling: never over a run's own files
         entries = [parse_entry(e) for e in args.entries]
         labels = [e.label for e in entries]
         base = labels.index(args.baseline) if args.baseline is not None else 0

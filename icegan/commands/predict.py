@@ -226,7 +226,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
     from icegan.saved_recognizer import maps_differ, maps_provenance
 
-    check_output_file(args.out)                           # never over a LOSO run's predictions.csv
+    check_output_file(args.out, "--out", "predictions.csv")   # never over a LOSO run's predictions.csv
     out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
                                      device=args.device)
     scored_maps = maps_provenance("table", args.table)

@@ -48,7 +48,7 @@ def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
     try:
         if args.out:
-            check_output_file(args.out)                   # never over a run's own metrics.md
+            check_output_file(args.out, "--out", "table.md")      # never over a run's own metrics.md
         text = results_table([parse_entry(e) for e in args.entries], fmt=args.format)
     except ValueError as exc:
         print(f"icegan table: error: {exc}", file=sys.stderr)
