@@ -281,8 +281,7 @@ def test_prepare_names_filter_typos_and_lists_layout_problems(smic_tree, samm_tr
     smic = dict(name="smic", root=str(smic_tree), mode="cropped")
     with pytest.raises(prep.PrepareError, match=r"the subjects filter of dataset 'smic' \(datasets.N.subjects in an "
                                                 r"icegan prepare config, data.prepare.datasets.N.subjects in "
-                                                r"train.py\): \['sub1'\] not among the subjects of its composite "
-                                                r"clips \(s1, s2\)"):
+                                                r"train.py\): \['sub1'\] not among its subjects \(s1, s2, s3\)"):
         prepare(prep.DatasetSpec(**smic, subjects=["sub1"]))
     with pytest.raises(prep.PrepareError, match=r"the clips filter of dataset 'smic' .*\['s1_ne_1'\] not among its "
                                                 r"composite clips of the subjects kept \(e.g. s1_ne_01, s1_po_01\)"):
@@ -290,7 +289,9 @@ def test_prepare_names_filter_typos_and_lists_layout_problems(smic_tree, samm_tr
     p = prepare(prep.DatasetSpec(**smic))
     reasons = dict(zip(p.skipped["key"], p.skipped["reason"]))
     assert "'happy' is not one of" in reasons["smic/s2/micro/happy"] and "no 'micro' folder" in reasons["smic/s3"]
-    p = prepare(prep.DatasetSpec(**smic, subjects=["s1"], clips=["S1_NE_01"]))        # case does not matter
+    p = prepare(prep.DatasetSpec(**smic, subjects=["s1", "s3"], clips=["S1_NE_01"]))   # case does not matter
+    assert list(p.skipped["key"]) == ["smic/s3"]                 # s3 exists (no micro/ folder): its problem, no typo
+    p = prepare(prep.DatasetSpec(**smic, subjects=["s1"], clips=["S1_NE_01"]))
     assert list(p.manifest["clip"]) == ["s1_ne_01"] and not len(p.skipped)          # s2's, s3's problems not here
     root, sheet = samm_tree
     (root / "SAMM" / "006" / "006_1_2" / "thumbs.jpg").write_bytes(b"")     # a record note of the frame listing

@@ -80,6 +80,8 @@ def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
 def test_unreadable_neighbour_is_replaced_unreadable_onset_or_apex_skips(shared_data, tmp_path):
     """A neighbour file that cannot be decoded (random bytes, empty) counts as absent: the nearest readable frame
     stands in, with a note; an unreadable onset or apex skips its clip with the reason."""
+    import dataclasses
+
     import numpy as np
 
     from icegan.data import prepare as prep
@@ -109,3 +111,10 @@ def test_unreadable_neighbour_is_replaced_unreadable_onset_or_apex_skips(shared_
     assert set(reasons) == {"clips/me/bad_onset", "clips/me/bad_apex"}
     assert "cannot read image" in reasons["clips/me/bad_onset"] and "img46.jpg" in reasons["clips/me/bad_onset"]
     assert "cannot read image" in reasons["clips/me/bad_apex"] and "img59.jpg" in reasons["clips/me/bad_apex"]
+    # with the sequences cached too: the unreadable frames between onset and offset are left out of the sequence
+    # (as absent ones are), not a reason to skip the clip
+    seq = prep.prepare_dataset(dataclasses.replace(cfg, sequences=True, cache_root=str(tmp_path / "cache_seq")))
+    row = seq.manifest.set_index("clip").loc["good"]
+    assert "sequence frame(s) 57, 60 unreadable, left out" in row["notes"]
+    assert len(seq.frames.sequence(int(row["index"]))) == 4                       # 46, 58, 59, 61
+    assert set(seq.skipped["key"]) == {"clips/me/bad_onset", "clips/me/bad_apex"}

@@ -208,10 +208,13 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
     scope = "composite clips" if spec.composite_only else "clips"
     if spec.subjects:
         have = {r.subject.split("/")[-1].lower(): r.subject.split("/")[-1] for r in recs}
+        # a subject whose folder the loader could not read (SMIC without micro/) exists: its problem is reported
+        have.update({p["clip"].split("/")[1].lower(): p["clip"].split("/")[1]
+                     for p in getattr(ds, "layout_problems", [])})
         unknown = [s for s in spec.subjects if s.split("/")[-1].lower() not in have]
         if unknown:
-            raise PrepareError(f"{where.format('subjects', 'subjects', 'subjects')}: {unknown} not among the "
-                               f"subjects of its {scope} ({', '.join(sorted(have.values())[:8])}"
+            raise PrepareError(f"{where.format('subjects', 'subjects', 'subjects')}: {unknown} not among its "
+                               f"subjects ({', '.join(sorted(have.values())[:8])}"
                                f"{', ...' if len(have) > 8 else ''})")
         wanted = {s.split("/")[-1].lower() for s in spec.subjects}
         recs = [r for r in recs if r.subject.split("/")[-1].lower() in wanted]
@@ -320,7 +323,15 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         if settings["sequences"]:
             last = rec.offset if rec.offset is not None else rec.frame_numbers[-1]
             seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
-        images.update({n: _read(rec.frame_path(n), color) for n in sorted(set(seq) - set(images))})
+        bad_seq = []
+        for n in sorted(set(seq) - set(images)):
+            try:
+                images[n] = _read(rec.frame_path(n), color)
+            except ValueError:                  # an unreadable frame between onset and offset: left out, as absent
+                bad_seq.append(n)
+        if bad_seq:
+            seq = [n for n in seq if n not in bad_seq]
+            notes.append(f"sequence frame(s) {', '.join(map(str, bad_seq))} unreadable, left out")
         out: dict = {"key": rec.key, "record": rec, "mode": mode}
         lm = np.full((6, 68, 2), np.nan, np.float32)
         fallbacks = 0
@@ -514,7 +525,13 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     final = root / digest
     if (final / "COMPLETE").is_file():
         log.info("prepare: cache hit %s", final)
-        return load_prepared(final)
+        hit = load_prepared(final)
+        # the same clips, maybe from another config (other filters, other layout problems): this call's skips, and
+        # the cached failures of these clips (no face found, ...), never the skips of the call that made the cache
+        keys = {r.key for r, _ in tasks}
+        failed = hit.skipped[hit.skipped["key"].isin(keys)] if len(hit.skipped) else hit.skipped
+        hit.skipped = pd.concat([pd.DataFrame(skipped, columns=["key", "reason"]), failed], ignore_index=True)
+        return hit
     if not tasks:
         raise PrepareError("prepare: no usable clip in the configured datasets; see the warnings above")
     results: dict[str, dict] = {}
