@@ -278,6 +278,27 @@ def test_cli_run_frames_of_two_sizes_is_an_error_message(tmp_path, shared_data, 
     assert not (tmp_path / "f.png").exists()
 
 
+@pytest.mark.parametrize("side,ok", [(1, False), (7, False), (8, True)])
+def test_cli_run_refuses_images_too_small_for_flow(tmp_path, capsys, side, ok):
+    """A 1x1 pair gave a 'flow' of 1.4 px (SRFlowNet) without a word: images below 8 px a side are refused by name;
+    8 px runs."""
+    import cv2
+    import numpy as np
+
+    from icegan.cli import main
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), (rng.random((side, side)) * 255).astype(np.uint8))
+    rc = main(["flow", "run", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(tmp_path / "f.png"),
+               "--model", "farneback"])
+    err = capsys.readouterr().err
+    if ok:
+        assert rc == 0 and (tmp_path / "f.png").is_file(), err
+    else:
+        assert rc == 2 and f"are {side}x{side} pixels; optical flow needs images of at least 8x8 pixels" in err
+        assert not (tmp_path / "f.png").exists()
+
+
 # ------------------------------------------------------------------ fast depth-wise path, 1/4 grid, val split
 
 def test_depthwise_conv_matches_conv2d_values_and_gradients():

@@ -16,6 +16,8 @@ import argparse
 
 from icegan.commands import add_print_config, one_line_errors, print_config
 
+#: the smallest image side (pixels) `icegan flow run` accepts: below it there is no neighbourhood to match
+MIN_FLOW_SIDE = 8
 #: ``--data`` choices of ``icegan flow eval``: flownet.evaluate.DATA_NAMES, repeated here so that building the parser
 #: does not import torch (tests/test_cli_args.py checks that they agree)
 FLOW_DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
@@ -179,6 +181,9 @@ def _run(args: argparse.Namespace) -> int:
     if i1.shape != i2.shape:
         raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
                          f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them alike)")
+    if min(i1.shape[-2:]) < MIN_FLOW_SIDE:        # a 1x1 pair gave a 'flow' of 1.4 px: nothing to estimate there
+        raise ValueError(f"{args.img1} and {args.img2} are {i1.shape[-1]}x{i1.shape[-2]} pixels; optical flow needs "
+                         f"images of at least {MIN_FLOW_SIDE}x{MIN_FLOW_SIDE} pixels")
     module = {"module": args.module} if getattr(args, "module", None) else {}     # --model custom
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2, module)
