@@ -134,7 +134,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
     unknown = [k for k in data if k not in fields]
     if unknown:
         where = f" in {source}" if source else ""
-        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'{where}{_did_you_mean(unknown[0], fields)}; "
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'{where}{did_you_mean(unknown[0], fields)}; "
                           f"known keys here: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
@@ -267,7 +267,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
                 continue
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], (dict, list)):
                 sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
-                hint = _did_you_mean(part, sections) or _did_you_mean_nested(parts[-1], data)
+                hint = did_you_mean(part, sections) or _did_you_mean_nested(parts[-1], data)
                 raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'{hint}")
             node = node[part]
         if isinstance(node, list):
@@ -279,7 +279,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
         if parts[-1] not in node:
             # dict-typed fields (e.g. data.roots) accept new keys; dataclass sections do not
             if not _is_open_mapping(type(cfg), parts[:-1]):
-                hint = _did_you_mean(parts[-1], node) or _did_you_mean_nested(parts[-1], data)
+                hint = did_you_mean(parts[-1], node) or _did_you_mean_nested(parts[-1], data)
                 raise ConfigError(f"unknown config key '{key}' in override '{item}'{hint}; known keys here: "
                                   f"{sorted(node)}")
         node[parts[-1]] = value
@@ -323,8 +323,9 @@ def _list_example(items: list) -> str:
     return text if len(text) <= 160 or len(cut) == 1 else dump(cut[:1])[:-1] + ", ...]"
 
 
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'epochs'?)`` for the closest known key to a misspelt ``name`` (difflib), else ``""``."""
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'epochs'?)`` for the closest known name to a misspelt ``name`` (difflib), else ``""``: config
+    keys, and the dataset an SDE run stays within."""
     import difflib
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from flownet.devices import resolve_device
 from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
-from icegan.config import ConfigError, load_config, without_neutral_keys
+from icegan.config import ConfigError, did_you_mean, load_config, without_neutral_keys
 from icegan.data.prepare import PrepareConfig
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
                                 train_models)
@@ -349,10 +349,8 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             raise ConfigError(f"data.protocol=SDE needs data.dataset, the dataset to run LOSO within"
                               f"{f' (one of {known})' if known else ''}")
         if known is not None and cfg.data.dataset not in known:
-            import difflib
-            close = difflib.get_close_matches(cfg.data.dataset, known, n=1)
             raise ConfigError(f"data.dataset={cfg.data.dataset!r} is not a dataset of this config's data section "
-                              f"({known}){f'; did you mean {close[0]!r}?' if close else ''}")
+                              f"({known}){did_you_mean(cfg.data.dataset, known)}")
     if len(cfg.data.amplitude) != 2:
         raise ConfigError(f"data.amplitude must be [min, max] pixels, got {cfg.data.amplitude}")
     return cfg

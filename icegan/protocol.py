@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from icegan.config import config_differences, without_neutral_keys
+from icegan.config import config_differences, did_you_mean, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 
@@ -191,12 +191,10 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
             raise ValueError("protocol SDE needs a dataset (e.g. dataset=casme2)")
         scope = prefix == dataset
         if not scope.any():
-            import difflib
             present = sorted({str(p) for p in prefix})
-            close = difflib.get_close_matches(str(dataset), present, n=1)
             raise LosoScopeError(f"SDE dataset '{dataset}' has no clips; datasets present: {present}"
-                                 f"{f' (did you mean {close[0]!r}?)' if close else ''}; set the run's dataset to one "
-                                 f"of them (dataset=NAME in icegan loso, data.dataset=NAME in train.py)")
+                                 f"{did_you_mean(str(dataset), present)}; set the run's dataset to one of them "
+                                 f"(dataset=NAME in icegan loso, data.dataset=NAME in train.py)")
     else:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
     names = sorted({str(s) for s in subj[scope]})

@@ -329,7 +329,7 @@ def test_main_job_reports_bad_data_in_one_line(tmp_path, capsys):
     # a prepared source: the SDE dataset checked against data.prepare.datasets when the config loads, key named
     casme = Path(__file__).resolve().parents[1] / "configs" / "casme2.yaml"
     with pytest.raises(ConfigError, match=re.escape("data.dataset='casme' is not a dataset of this config's data "
-                                                    "section (['casme2']); did you mean 'casme2'?")):
+                                                    "section (['casme2']) (did you mean 'casme2'?)")):
         load_main_config(casme, ["data.dataset=casme"])
     with pytest.raises(ConfigError, match=r"data.protocol=SDE needs data.dataset.*\['casme2'\]"):
         load_main_config(casme, ["data.dataset=null"])
