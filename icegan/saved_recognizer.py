@@ -165,6 +165,19 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
     return path
 
 
+def _read_payload(path: Path) -> Any:
+    """The object a ``.pt`` file holds, loaded with ``weights_only`` (never running a file's code), without torch's
+    note on a pickle protocol it did not write (a file that is not ours). Raises what :func:`torch.load` raises."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _is_recognizer(payload: Any) -> bool:
+    """Whether a loaded payload is one :func:`save_recognizer` wrote (any format version)."""
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
 def check_model_output(path: str | Path) -> Path:
     """Check, before training, that ``icegan fit --out path`` may write there: not a folder, not a file a run wrote
     (:func:`icegan.paths.check_output_file`), and an existing file only if it is an icegan recognizer (which
@@ -182,10 +195,7 @@ def check_model_output(path: str | Path) -> Path:
     path = check_output_file(path, "--out", "model.pt")
     if path.exists():
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Detected pickle protocol")
-                payload = torch.load(path, map_location="cpu", weights_only=True)
-            ours = isinstance(payload, dict) and payload.get("format") == FORMAT
+            ours = _is_recognizer(_read_payload(path))
         except Exception:                 # not a torch file, or a pickle of other objects: not ours either way
             ours = False
         if not ours:
@@ -219,16 +229,14 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise SavedRecognizerError(f"model file not found: {path} (make one with `icegan fit --config ... --out "
                                    f"{path}`)")
     try:
-        with warnings.catch_warnings():     # torch's note on a pickle protocol it did not write: not our file
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = _read_payload(path)
     except Exception as exc:           # a truncated file, another pickle, a file of another program
         said = f"{path} cannot be read: it is not an icegan model file (made by `icegan fit`)"
         if "weights_only" in str(exc):      # a pickle of other objects, or no torch file at all: never torch's advice
             raise SavedRecognizerError(said) from None     # to load it with weights_only=False (runs the file's code)
         raise SavedRecognizerError(f"{said}, or a damaged one ({type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not _is_recognizer(payload):
         raise SavedRecognizerError(f"{path} is not an icegan recognizer (written by `icegan fit`); a LOSO run keeps "
                                    f"no model, and flow or GAN checkpoints are other files")
     if payload.get("version") != VERSION:
