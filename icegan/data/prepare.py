@@ -199,35 +199,39 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
     from .check import _loader
     ds = _loader(spec.name, _expand(spec.root), _expand(spec.annotations))
     recs = ds.records(composite_only=spec.composite_only)
-    kept = {x.split("/")[-1].lower() for x in spec.subjects}
-    for p in getattr(ds, "layout_problems", []):           # "smic/s2/micro/happy": of subject s2
-        if layout_problems is not None and (not kept or p["clip"].split("/")[1].lower() in kept):
-            layout_problems.append({"key": p["clip"], "reason": p["problem"]})
-    where = (f"the {{}} filter of dataset '{spec.name}' (datasets.N.{{}} in an icegan prepare config, "
-             f"data.prepare.datasets.N.{{}} in train.py)")
-    scope = "composite clips" if spec.composite_only else "clips"
-    if spec.subjects:
-        have = {r.subject.split("/")[-1].lower(): r.subject.split("/")[-1] for r in recs}
+    problems = getattr(ds, "layout_problems", [])             # keys like "smic/s2/micro/happy": of subject s2
+
+    def subject(key: str) -> str:                               # "casme2/sub01" (or a problem's key) → "sub01"
+        return key.split("/")[1]
+
+    def names(r: ClipRecord) -> set[str]:                       # how a clips filter may name a clip, lower case
+        return {r.clip.lower(), f"{subject(r.subject)}/{r.clip}".lower(), r.key.lower()}
+
+    def where(key: str) -> str:
+        return (f"the {key} filter of dataset '{spec.name}' (datasets.N.{key} in an icegan prepare config, "
+                f"data.prepare.datasets.N.{key} in train.py)")
+    kept = {s.split("/")[-1].lower() for s in spec.subjects}
+    if kept:
         # a subject whose folder the loader could not read (SMIC without micro/) exists: its problem is reported
-        have.update({p["clip"].split("/")[1].lower(): p["clip"].split("/")[1]
-                     for p in getattr(ds, "layout_problems", [])})
+        have = {subject(k).lower(): subject(k) for k in [r.subject for r in recs] + [p["clip"] for p in problems]}
         unknown = [s for s in spec.subjects if s.split("/")[-1].lower() not in have]
         if unknown:
-            raise PrepareError(f"{where.format('subjects', 'subjects', 'subjects')}: {unknown} not among its "
-                               f"subjects ({', '.join(sorted(have.values())[:8])}"
-                               f"{', ...' if len(have) > 8 else ''})")
-        wanted = {s.split("/")[-1].lower() for s in spec.subjects}
-        recs = [r for r in recs if r.subject.split("/")[-1].lower() in wanted]
+            raise PrepareError(f"{where('subjects')}: {unknown} not among its subjects "
+                               f"({', '.join(sorted(have.values())[:8])}{', ...' if len(have) > 8 else ''})")
+        recs = [r for r in recs if subject(r.subject).lower() in kept]
+        problems = [p for p in problems if subject(p["clip"]).lower() in kept]
+    if layout_problems is not None:
+        layout_problems += [{"key": p["clip"], "reason": p["problem"]} for p in problems]
     if spec.clips:
-        names = {n.lower() for r in recs for n in (r.clip, f"{r.subject.split('/')[-1]}/{r.clip}", r.key)}
-        unknown = [c for c in spec.clips if c.lower() not in names]
+        want = {c.lower() for c in spec.clips}
+        known = set().union(*map(names, recs))
+        unknown = [c for c in spec.clips if c.lower() not in known]
         if unknown:
-            raise PrepareError(f"{where.format('clips', 'clips', 'clips')}: {unknown} not among its {scope}"
+            scope = "composite clips" if spec.composite_only else "clips"
+            raise PrepareError(f"{where('clips')}: {unknown} not among its {scope}"
                                f"{' of the subjects kept' if spec.subjects else ''} (e.g. "
                                f"{', '.join(r.clip for r in recs[:5])})")
-        want = {c.lower() for c in spec.clips}
-        recs = [r for r in recs if r.clip.lower() in want or f"{r.subject.split('/')[-1]}/{r.clip}".lower() in want
-                or r.key.lower() in want]
+        recs = [r for r in recs if names(r) & want]
     return recs
 
 
@@ -323,14 +327,14 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         if settings["sequences"]:
             last = rec.offset if rec.offset is not None else rec.frame_numbers[-1]
             seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
-        bad_seq = []
-        for n in sorted(set(seq) - set(images)):
+        for n in sorted(set(seq) - set(images) - unreadable):
             try:
                 images[n] = _read(rec.frame_path(n), color)
             except ValueError:                  # an unreadable frame between onset and offset: left out, as absent
-                bad_seq.append(n)
+                unreadable.add(n)
+        bad_seq = sorted(unreadable & set(seq))        # (neighbours found unreadable above are not read again)
         if bad_seq:
-            seq = [n for n in seq if n not in bad_seq]
+            seq = [n for n in seq if n not in unreadable]
             notes.append(f"sequence frame(s) {', '.join(map(str, bad_seq))} unreadable, left out")
         out: dict = {"key": rec.key, "record": rec, "mode": mode}
         lm = np.full((6, 68, 2), np.nan, np.float32)
