@@ -612,8 +612,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     finished: set[Path] = set()
     for k, p in enumerate(plan):
         t0 = time.time()
-        seeds = f"seeds {', '.join(map(str, suite.seeds))}" if p.over_seeds else f"seed {p.seed}"
-        print(f"[{k + 1}/{len(plan)}] {p.label}, {seeds} -> {p.out}", file=log, flush=True)
+        which = f"seeds {', '.join(map(str, suite.seeds))}" if p.over_seeds else f"seed {p.seed}"
+        print(f"[{k + 1}/{len(plan)}] {p.label}, {which} -> {p.out}", file=log, flush=True)
         if sources.get(p.out) is not None:
             copy_finished_run(sources[p.out], p.out, p.config)
             print(f"    reused: copied from {sources[p.out]}", file=log, flush=True)

@@ -60,8 +60,9 @@ def register(subparsers) -> None:
                         "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
     e.add_argument("--size", type=int, default=128, help="synthetic pair side (pixels)")
-    e.add_argument("--n-pairs", type=int, default=200, help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 are "
-                        "the first half of the default 200. The EPEs in README.md and docs/benchmarks.md use 100")
+    e.add_argument("--n-pairs", type=int, default=200,
+                   help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 "
+                        "are the first half of the default 200. The EPEs in README.md and docs/benchmarks.md use 100")
     e.add_argument("--max-motion", type=float, default=None, metavar="PX",
                    help="synthetic-generic only: largest object translation of the scenes in pixels (default 10; "
                         "the generic checkpoint was trained up to 24)")
@@ -174,8 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     import flownet
     from flownet.io import read_image, save_flow_image, write_flo
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
-    if not args.gray and _is_grey(i1) != _is_grey(i2):     # grey values against colour ones: a wrong flow
-        grey, colour = (args.img1, args.img2) if _is_grey(i1) else (args.img2, args.img1)
+    grey1 = not args.gray and _is_grey(i1)
+    if not args.gray and grey1 != _is_grey(i2):             # grey values against colour ones: a wrong flow
+        grey, colour = (args.img1, args.img2) if grey1 else (args.img2, args.img1)
         print(f"note: {grey} is greyscale and {colour} colour: both read as grey (as with --gray)")
         i1, i2 = read_image(args.img1, gray=True), read_image(args.img2, gray=True)
     if i1.shape != i2.shape:

@@ -43,9 +43,9 @@ def emit(text: str, out: str | None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from icegan.paths import check_output_file
     from icegan.report import parse_entry, results_table
 
-    from icegan.paths import check_output_file
     try:
         if args.out:
             check_output_file(args.out, "--out", "table.md")      # never over a run's own metrics.md

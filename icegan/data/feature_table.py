@@ -33,11 +33,10 @@ is claimed either way.
 """
 from __future__ import annotations
 
+import csv as csv_module                # the module; `csv` names the table's path in the functions below
 import warnings
 from pathlib import Path
 from typing import Iterable, Literal, Optional
-
-import csv as csv_module
 
 import numpy as np
 import pandas as pd
@@ -46,7 +45,8 @@ from PIL import Image
 
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 
-__all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table", "load_table_features", "minmax_per_clip"]
+__all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
+           "load_table_features", "minmax_per_clip"]
 
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
