@@ -404,9 +404,9 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     from .trainer import load_checkpoint
     data_p = Path(str(data))
     if str(data) != "casme2" and not data_p.exists():      # before the checkpoint and the recognizer are loaded
-        raise FileNotFoundError(f"--data {data}: not found; --data takes 'casme2' (the checkpoint's held-out CASME II "
-                                f"subjects in the shared data), a CASME II folder with manifest.csv, or a folder of "
-                                f"onset face images (or one image)")
+        raise FileNotFoundError(f"--data {data}: not found; --data takes 'casme2' (the checkpoint's held-out subjects "
+                                f"of its own data: the shared CASME II copy, or the datasets it was prepared from), a "
+                                f"CASME II folder with manifest.csv, or a folder of onset face images (or one image)")
     g, d, cfg, _ = load_checkpoint(checkpoint, device)
     ckpt = Path(checkpoint)
     out = Path(out_dir) if out_dir is not None else ckpt.parent.parent / "eval"
