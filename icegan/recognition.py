@@ -435,7 +435,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         train_mask: (G, N) bool; model g learns from samples with ``train_mask[g]`` only. Batches of
             ``cfg.batch_size`` are drawn from the rows some model trains on (``train_mask.any(0)``), so a row that no
             model learns from changes nothing: one model trained on a subset of a table is trained exactly as on
-            that subset alone.
+            that subset alone. A model with no training row in a batch takes no step on it: its weights and
+            Adam moments stay as they were (:func:`step_learning_copies`).
         val_mask: optional (G, N) bool inner-validation samples (disjoint from train_mask) for
             early stopping on the class-weighted validation cross-entropy; None = final epoch.
         device: ``cpu``, ``cuda``, ``cuda:N``, ``auto`` (a GPU where there is one) or a torch.device
@@ -572,6 +573,12 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         bounds[-2:] = [(bounds[-2][0], n_rows)]
         steps -= 1
     total = max(1, steps * cfg.epochs)
+    # a copy can sit out a batch (no training row in it) only when some copy does not train on every row batches are
+    # drawn from and there is more than one batch; those steps leave the copy as it was (step_learning_copies)
+    may_idle = steps > 1 and bool((tm[:, rows] == 0).any())
+    # under mixup a copy with rows but no pair of two training rows learns nothing either; its pairs are drawn per
+    # process, so this refinement is made in a single process only
+    idle_pairs = cfg.mixup_alpha > 0 and distributed.world_size() == 1
     sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
              if cfg.lr_schedule == "cosine" else None)
     best_state = None
@@ -595,6 +602,11 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     model.train()
     for epoch in bar:
         perm = rows[torch.randperm(n_rows, generator=gen).to(device)]
+        idle_steps, any_idle = None, [False] * steps
+        if may_idle:            # (steps, G): copy g has no training row in that step's whole (unsharded) batch
+            in_batch = tm[:, perm]
+            idle_steps = torch.stack([in_batch[:, lo:hi].sum(1) == 0 for lo, hi in bounds])
+            any_idle = idle_steps.any(1).tolist()                        # one synchronisation per epoch
         ep_loss_t = torch.zeros((), device=device)          # summed on the device: no sync per step
         ep_dom_t = torch.zeros((), device=device)
         for step, (lo, hi) in enumerate(bounds):
@@ -664,7 +676,13 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             loss_g.sum().backward()
             if cfg.sam_rho > 0:      # the gradient at the sharpest nearby weights replaces it (SAM)
                 sam_gradient(model, G, cfg.sam_rho, lambda: batch_loss()[0].sum())
-            opt.step()
+            if idle_pairs:
+                idle = (mb * mb[j]).sum(0) == 0
+                step_learning_copies(opt, G, idle if idle_steps is None else idle | idle_steps[step])
+            elif any_idle[step]:
+                step_learning_copies(opt, G, idle_steps[step])
+            else:
+                opt.step()
             if ema is not None:
                 ema.update_parameters(model)
             if sched is not None:
@@ -709,6 +727,59 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         model = SnapshotAverage(copies)
     model.eval()
     return model, records
+
+
+_ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def step_learning_copies(opt: torch.optim.Optimizer, n_models: int, idle: torch.Tensor) -> None:
+    """``opt.step()`` for the copies of a grouped network that learned from this batch only.
+
+    A copy g with ``idle[g]`` True had no training row in the batch: its gradient is 0, but AdamW would still decay
+    its weights and move them along its momentum. Its slice of every parameter and of Adam's moment estimates
+    (``exp_avg``, ``exp_avg_sq``, and ``max_exp_avg_sq`` under AMSGrad) is put back as it was before the step, so
+    the batch leaves it exactly as if it had not been drawn. One approximation remains: Adam's step count (for its
+    bias correction, Kingma & Ba, ICLR 2015, Algorithm 1) is one number per parameter tensor, shared by the copies,
+    so a copy that sat out k steps divides by 1 − β^t with the group's count t instead of t − k; both factors tend
+    to 1 as training goes on.
+
+    Args:
+        opt: the optimizer over the grouped network's parameters (AdamW here; any optimizer whose per-parameter
+            state holds the moments named above works the same, other state entries are not restored).
+        n_models: G. Copy g's slice of every parameter is rows ``[g · n / G, (g + 1) · n / G)`` of its first
+            dimension (:class:`icegan.models.recognizers.STSTNet`, :class:`~icegan.models.recognizers.OffTANet`);
+            with G = 1 the whole tensor is the copy.
+        idle: (G,) bool, True for the copies to hold.
+
+    Raises:
+        ValueError: ``idle`` is not shaped (G,), or G > 1 and a parameter's first dimension does not split into G
+            copies.
+    """
+    G = int(n_models)
+    if tuple(idle.shape) != (G,):
+        raise ValueError(f"idle must be shaped ({G},), one flag per copy; got {tuple(idle.shape)}")
+    held = []
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.grad is None:                       # the optimizer leaves it alone
+                continue
+            if G > 1 and (p.dim() == 0 or p.shape[0] % G):
+                raise ValueError(f"a grouped network's parameters must split into its {G} copies along the first "
+                                 f"dimension; got a parameter of shape {tuple(p.shape)}")
+            state = opt.state.get(p, {})
+            held.append((p, p.detach().clone(), {k: state[k].clone() for k in _ADAM_MOMENTS if k in state}))
+    opt.step()
+    with torch.no_grad():
+        for p, before, moments in held:
+            keep = (idle.to(p.device).repeat_interleave(p.shape[0] // G) if G > 1 and p.dim() else idle.to(p.device))
+            keep = keep.reshape(-1, *([1] * (p.dim() - 1))) if p.dim() else keep.reshape(())
+            p.copy_(torch.where(keep, before, p))
+            state = opt.state[p]
+            for k in _ADAM_MOMENTS:
+                if k in state:                        # created by this step: it was zero before
+                    old = moments.get(k)
+                    state[k].copy_(torch.where(keep, old if old is not None else torch.zeros_like(state[k]),
+                                               state[k]))
 
 
 def sam_gradient(model: torch.nn.Module, n_models: int, rho: float, loss_fn: Callable[[], torch.Tensor]) -> None:

@@ -793,3 +793,65 @@ def test_batchnorm_copy_without_samples_keeps_running_statistics():
         torch.testing.assert_close(b.running_mean.reshape(G, c)[1], m0.reshape(G, c)[1])
         torch.testing.assert_close(b.running_var.reshape(G, c)[1], v0.reshape(G, c)[1])
         assert not torch.equal(b.running_mean.reshape(G, c)[0], m0.reshape(G, c)[0])
+
+
+def test_step_learning_copies_holds_the_idle_copies_exactly():
+    """An idle copy keeps its weights and Adam moments through the step, also on the step that creates the moments;
+    a learning copy moves exactly as plain AdamW moves it; a bad mask or a parameter that does not split is refused."""
+    from icegan.recognition import step_learning_copies
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(4, 3))             # G = 2 copies of two rows each
+    ref = torch.nn.Parameter(w.detach().clone())
+    opt = torch.optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    opt_ref = torch.optim.AdamW([ref], lr=0.1, weight_decay=0.5)
+    start = w.detach().clone()
+    for step, idle in enumerate(([True, False], [True, False], [False, True])):
+        g = torch.randn(4, 3)
+        g[:2] = 0 if idle[0] else g[:2]
+        g[2:] = 0 if idle[1] else g[2:]
+        w.grad, ref.grad = g.clone(), g.clone()
+        before, m_before = w.detach().clone(), opt.state[w].get("exp_avg", torch.zeros(4, 3)).clone()
+        step_learning_copies(opt, 2, torch.tensor(idle))
+        opt_ref.step()
+        held = slice(0, 2) if idle[0] else slice(2, 4)
+        moved = slice(2, 4) if idle[0] else slice(0, 2)
+        assert torch.equal(w.detach()[held], before[held])
+        assert torch.equal(opt.state[w]["exp_avg"][held], m_before[held])
+        assert not torch.equal(w.detach()[moved], before[moved])
+        if step < 2:        # copy 1 has learned on every step so far: it is plain AdamW's
+            assert torch.equal(w.detach()[2:], ref.detach()[2:])
+    assert not torch.equal(w.detach()[:2], start[:2])     # copy 0 learned on the third step
+    with pytest.raises(ValueError, match=r"shaped \(2,\)"):
+        step_learning_copies(opt, 2, torch.tensor([True]))
+    odd = torch.nn.Parameter(torch.zeros(3))
+    odd.grad = torch.ones(3)
+    with pytest.raises(ValueError, match="split into its 2 copies"):
+        step_learning_copies(torch.optim.AdamW([odd]), 2, torch.tensor([True, False]))
+
+
+@pytest.mark.parametrize("mixup_alpha", [0.0, 0.4])
+def test_a_copy_with_no_row_in_a_batch_takes_no_step(mixup_alpha):
+    """Grouped training: copy 0 trains on the first row of the batch order only, copy 1 on all rows (batches of one,
+    one epoch, constant learning rate, weight decay on). Copy 0 sits out every batch after its first, so it must end
+    exactly where one step on that row takes it, as in a run where both copies train on that row alone. Before the
+    idle copies were held, AdamW's weight decay and momentum kept moving copy 0 on every later batch. Under mixup
+    (a batch of one is mixed with itself) the same holds, through the per-step pair check."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    n = len(fs)
+    seed = 4
+    first = int(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[0])   # train_models' batch order
+    cfg = RecognizerConfig(epochs=1, batch_size=1, lr_schedule="constant", weight_decay=0.1, dropout=0.0,
+                           hflip=False, tta_hflip=False, mixup_alpha=mixup_alpha)
+
+    def copy0(mask_copy1):
+        mask = torch.zeros(2, n, dtype=torch.bool)
+        mask[0, first] = True
+        mask[1] = mask_copy1
+        m, _ = train_models(cfg, fs.features, fs.labels, mask, seed=seed, progress=False)
+        return {k: (v[: v.shape[0] // 2] if v.dim() else v) for k, v in m.state_dict().items()
+                if "running" in k or v.dim()}
+
+    alone = copy0(torch.nn.functional.one_hot(torch.tensor(first), n).bool())
+    grouped = copy0(torch.ones(n, dtype=torch.bool))
+    for k in alone:
+        assert torch.allclose(alone[k], grouped[k], atol=1e-6), k
