@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from icegan.paths import run_folder_conflict, run_folder_header
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, summarize_predictions,
                              write_reports)
 
@@ -47,10 +48,8 @@ def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
             without predictions), or a clip listed twice.
     """
     d = Path(run_dir)
-    run_json = d / "run.json"
-    for other in ("ensemble.json", "selection.json", "merged.json"):
-        if not run_json.is_file() and (d / other).is_file():
-            run_json = d / other    # ensemble / nested selection / merged output: finished, honest by construction
+    # a LOSO run's run.json, else an ensemble's, nested selection's or merge's header: finished, honest by construction
+    run_json = run_folder_header(d) or d / "run.json"
     return _read(d, run_json, ["subject", "clip", "y_true", "y_pred"],
                  "`icegan loso`, train.py, `icegan ensemble` or nested-selection run")
 
@@ -148,7 +147,9 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     Raises:
         EnsembleError: fewer than two runs, bad weights, a member :func:`load_member` refuses, or
             members that differ in protocol, SDE dataset, folds, clips, labels or fold numbers.
-        LosoStateError: ``out_dir`` is a member or holds a LOSO run (``run.json``); nothing is overwritten.
+        LosoStateError: ``out_dir`` is a member, holds another kind of run (a LOSO run's ``run.json``, a nested
+            selection, a merge) or a ``predictions.csv`` without a run header
+            (:func:`icegan.paths.run_folder_conflict`); nothing is overwritten.
     """
     dirs = [Path(d) for d in run_dirs]
     if len(dirs) < 2:
@@ -157,8 +158,11 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         raise EnsembleError("the same run is given twice; give its weight instead")
     w = mixing_weights(weights, len(dirs))
     out = Path(out_dir)
-    if (out / "run.json").is_file() or out.resolve() in {d.resolve() for d in dirs}:
-        raise LosoStateError(f"{out} holds a LOSO run (run.json); give the ensemble its own --out")
+    if out.resolve() in {d.resolve() for d in dirs}:
+        raise LosoStateError(f"{out} is one of the ensemble's members; give the ensemble its own --out")
+    conflict = run_folder_conflict(out, "ensemble.json")
+    if conflict:
+        raise LosoStateError(conflict)
 
     members = [load_member(d) for d in dirs]
     h0, p0 = members[0]

@@ -35,6 +35,41 @@ def run_folder_header(folder: str | Path) -> Path | None:
     return next((folder / n for n in RUN_HEADERS if (folder / n).is_file()), None)
 
 
+#: What writes each run header, for messages.
+RUN_KINDS = {"run.json": "a LOSO run of icegan loso or train.py", "ensemble.json": "an ensemble of icegan ensemble",
+             "selection.json": "a nested selection of icegan suite", "merged.json": "a merge of bench/merge_runs.py"}
+
+
+def run_folder_conflict(folder: str | Path, own_header: str) -> str | None:
+    """Why a run whose header is ``own_header`` (one of :data:`RUN_HEADERS`) must not write into ``folder``, or None
+    when it may: the folder is new or empty, holds no run's files, or holds a run of the same kind (which the
+    command resumes or checks itself). A folder that holds another kind of run (its predictions would be read as
+    this run's finished folds, or replaced) or a ``predictions.csv`` without any run header (of unknown origin) is a
+    conflict.
+
+    Args:
+        folder: the ``--out`` folder of the run about to start.
+        own_header: the header file this kind of run writes, e.g. ``"run.json"``.
+
+    Returns:
+        A message naming the folder and what it holds, ending with what to do; None when there is no conflict.
+
+    Raises:
+        ValueError: ``own_header`` is not one of :data:`RUN_HEADERS`.
+    """
+    if own_header not in RUN_HEADERS:
+        raise ValueError(f"own_header must be one of {RUN_HEADERS}, got {own_header!r}")
+    folder = Path(folder)
+    header = run_folder_header(folder)
+    if header is not None and header.name != own_header and not (folder / own_header).is_file():
+        return (f"{folder} holds {RUN_KINDS[header.name]} ({header.name}), not {RUN_KINDS[own_header]}; "
+                f"give this run its own --out")
+    if header is None and (folder / "predictions.csv").is_file():
+        return (f"{folder} holds a predictions.csv but no run header ({', '.join(RUN_HEADERS)}), so it is no icegan "
+                f"run this command could resume or replace; give another --out, or move that file away")
+    return None
+
+
 #: The files a run writes into its own folder (``icegan loso`` / ``train.py``, ``icegan ensemble``, a nested selection,
 #: a merge): an output of another command must never replace one of them.
 RUN_FILES = frozenset(RUN_HEADERS) | {

@@ -46,6 +46,7 @@ import yaml
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
+from icegan.paths import run_folder_conflict
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
@@ -296,6 +297,9 @@ def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle
 
 
 def _prepare_dir(out: Path, header: dict, config: Any) -> None:
+    conflict = run_folder_conflict(out, "run.json")
+    if conflict:
+        raise LosoStateError(conflict)
     out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json"
     cfg_path = out / "config.yaml"
@@ -690,7 +694,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     Raises:
         ValueError: bad sample table (names the row), bad protocol, bad scores from ``fold_fn``.
         LosoScopeError (a ValueError): the clips cannot make the protocol's folds (:func:`make_folds`).
-        LosoStateError: ``out_dir`` holds a different run.
+        LosoStateError: ``out_dir`` holds a different run, another kind of run (an ensemble, a nested selection, a
+            merge) or a ``predictions.csv`` without a run header (:func:`icegan.paths.run_folder_conflict`).
         Any exception raised by ``fold_fn`` propagates after the finished folds are saved.
     """
     from tqdm.auto import tqdm

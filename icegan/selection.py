@@ -276,11 +276,13 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         SelectionError: fewer than two candidates, candidates over different clips, folds or protocols, an
             ensemble without members, ``scope="dataset"`` for HDE runs, or as :func:`inner_predictions`.
         icegan.ensemble.EnsembleError: an outer run that is unfinished or has no probabilities.
-        icegan.protocol.LosoStateError: ``out_dir`` holds an ``icegan loso`` or ensemble run.
+        icegan.protocol.LosoStateError: ``out_dir`` holds another kind of run (``icegan loso``, ensemble, merge) or
+            a ``predictions.csv`` without a run header (:func:`icegan.paths.run_folder_conflict`).
     """
     from icegan.commands.loso import load_feature_set
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run
+    from icegan.paths import run_folder_conflict
     from icegan.protocol import (SCORE_COLUMNS, LosoStateError, held_out_column, make_folds, summarize_predictions,
                                  write_reports)
 
@@ -291,9 +293,9 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     if scope not in ("all", "dataset"):
         raise SelectionError(f"scope must be 'all' or 'dataset', got {scope!r}")
     out = Path(out_dir)
-    for other in ("run.json", "ensemble.json"):
-        if (out / other).is_file():
-            raise LosoStateError(f"{out} holds another run ({other}); give the selection its own folder")
+    conflict = run_folder_conflict(out, "selection.json")
+    if conflict:
+        raise LosoStateError(conflict)
     cache = Path(cache_dir) if cache_dir is not None else out / "inner"
     n_classes = 3
     score_cols = list(SCORE_COLUMNS[:n_classes])

@@ -1,5 +1,6 @@
 """``icegan ensemble``: probability averages of finished LOSO runs, and what it refuses."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -83,9 +84,23 @@ def test_refusals(toy, two_runs, tmp_path):
     with pytest.raises(EnsembleError, match="weights"):
         ensemble_runs([r1, r2], tmp_path / "a", weights=[1, -1])
     before = (r1 / "predictions.csv").read_bytes()
-    with pytest.raises(LosoStateError, match="holds a LOSO run"):
+    with pytest.raises(LosoStateError, match="is one of the ensemble's members"):
         ensemble_runs([r1, r2], r1)
     assert (r1 / "predictions.csv").read_bytes() == before
+    # a third LOSO run, and a predictions.csv of unknown origin, are not replaced either
+    run_loso(toy.samples, _random_prob_fn(3), tmp_path / "third", progress=False)
+    third = (tmp_path / "third" / "predictions.csv").read_bytes()
+    with pytest.raises(LosoStateError, match=r"holds a LOSO run of icegan loso or train.py \(run.json\), not an "
+                                             r"ensemble"):
+        ensemble_runs([r1, r2], tmp_path / "third")
+    assert (tmp_path / "third" / "predictions.csv").read_bytes() == third
+    assert not (tmp_path / "third" / "ensemble.json").exists()
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "predictions.csv").write_bytes(third)
+    with pytest.raises(LosoStateError, match="predictions.csv but no run header"):
+        ensemble_runs([r1, r2], tmp_path / "loose")
+    ensemble_runs([r1, r2], tmp_path / "ens")
+    ensemble_runs([r1, r2], tmp_path / "ens", weights=[2, 1])      # its own folder: written again
     with pytest.raises(EnsembleError, match="no run.json"):
         ensemble_runs([r1, tmp_path], tmp_path / "a")
 
@@ -149,3 +164,49 @@ def test_cli_on_two_short_real_runs(shared_data, tmp_path, capsys):
     # the error path of the CLI: exit code 2 and the reason on stderr
     assert main(["ensemble", str(tmp_path / "lr"), "--out", str(tmp_path / "x")]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+def test_a_loso_run_never_resumes_from_another_kind_of_run(toy, two_runs, tmp_path):
+    """`icegan loso --out` an ensemble's folder used to read the ensemble's predictions as its own finished folds and
+    report them as a LOSO run's metrics. Now a folder holding another kind of run (ensemble, nested selection, merge),
+    or a predictions.csv without any run header, is refused and left as it was; its own run.json still resumes."""
+    ens = tmp_path / "ens"
+    ensemble_runs([two_runs / "r1", two_runs / "r2"], ens)
+    files = {f.name: f.read_bytes() for f in ens.iterdir() if f.is_file()}
+    with pytest.raises(LosoStateError, match=r"holds an ensemble of icegan ensemble \(ensemble.json\), not a LOSO "
+                                             r"run"):
+        run_loso(toy.samples, _random_prob_fn(3), ens, progress=False)
+    assert {f.name: f.read_bytes() for f in ens.iterdir() if f.is_file()} == files
+    for header in ("selection.json", "merged.json"):
+        other = tmp_path / header.split(".")[0]
+        other.mkdir()
+        (other / header).write_text("{}")
+        with pytest.raises(LosoStateError, match=f"\\({header}\\), not a LOSO run"):
+            run_loso(toy.samples, _random_prob_fn(3), other, progress=False)
+        assert not (other / "run.json").exists()
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "predictions.csv").write_bytes((two_runs / "r1" / "predictions.csv").read_bytes())
+    with pytest.raises(LosoStateError, match="predictions.csv but no run header"):
+        run_loso(toy.samples, _random_prob_fn(3), loose, progress=False)
+    m = run_loso(toy.samples, _random_prob_fn(3), two_runs / "r1", progress=False)      # resumes: all folds finished
+    assert m == json.loads((two_runs / "r1" / "metrics.json").read_text())
+
+
+def test_run_folder_conflict():
+    """The guard's three answers: none for a new, empty or same-kind folder; another kind named; a loose file."""
+    from icegan.paths import run_folder_conflict
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        assert run_folder_conflict(d / "new", "run.json") is None
+        assert run_folder_conflict(d, "ensemble.json") is None
+        (d / "ensemble.json").write_text("{}")
+        assert run_folder_conflict(d, "ensemble.json") is None
+        assert "holds an ensemble of icegan ensemble (ensemble.json), not a nested selection" in \
+            run_folder_conflict(d, "selection.json")
+        (d / "ensemble.json").unlink()
+        (d / "predictions.csv").write_text("x\n")
+        assert "no run header" in run_folder_conflict(d, "run.json")
+        with pytest.raises(ValueError, match="own_header must be one of"):
+            run_folder_conflict(d, "metrics.json")

@@ -171,7 +171,8 @@ def test_selection_errors(toy, tmp_path):
         select_nested(cands[:1], {}, tmp_path / "s1", k=3)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "run.json").write_text("{}")
-    with pytest.raises(LosoStateError, match="holds another run"):
+    with pytest.raises(LosoStateError, match=r"holds a LOSO run of icegan loso or train.py \(run.json\), not a "
+                                             r"nested selection"):
         select_nested(cands, {}, tmp_path / "busy", k=3)
     cfg = _cfg("model.name=logreg", "data.datasets=[casme2]", "name=casme2 only")
     run(cfg, tmp_path / "casme2", progress=False)
