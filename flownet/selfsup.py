@@ -47,6 +47,13 @@ __all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "Sel
 
 @dataclass
 class SelfSupDataConfig:
+    """The ``data:`` section of a self-supervised run's YAML (``configs/flow_selfsup.yaml``; :class:`SelfSupConfig`).
+
+    What both stages train on: unlabelled real CASME II frame pairs of the train subjects
+    (:class:`flownet.data.real_pairs.RealFramePairs`: frame size, crop, pair mix, flips, length, seed, preloading);
+    what is only watched: the synthetic facial test pairs of held-out subjects and the first ``n_occ_pairs`` real
+    training pairs, on which the final occluded fraction is reported.
+    """
     root: str | None = None        #: shared data root (None → $ICEGAN_SHARED_DATA or <repo>/../shared/data)
     size: int = 128                #: frames resized to size x size (pixels), as the synthetic facial set
     crop: int = 64                 #: random square training crop side (pixels) for both stages
@@ -61,6 +68,13 @@ class SelfSupDataConfig:
 
 @dataclass
 class SelfSupLossConfig:
+    """The ``loss:`` section of a self-supervised run's YAML (``configs/flow_selfsup.yaml``; :class:`SelfSupConfig`).
+
+    Hyper-parameters of the stage-1 teacher loss (census photometric loss with the forward-backward occlusion check,
+    edge-aware smoothness: Eq. 3.31–3.36) and the stage-2 distillation loss (Eq. 3.40–3.42) of
+    ``../shared/papers/selfsupervised_dense_correspondence_thesis.txt`` Sec. 3.4.2, the γ weights over the recurrent
+    updates, the share of the teacher stage without occlusion masking, and the α2 values of the final report.
+    """
     census_window: int = 7         #: census window (7x7 for faces, thesis Eq. 4.9)
     eps: float = 0.01              #: ψ epsilon (Eq. 3.34)
     q: float = 0.4                 #: ψ exponent (Eq. 3.34)
@@ -75,6 +89,13 @@ class SelfSupLossConfig:
 
 @dataclass
 class SelfSupTrainSection:
+    """The ``train:`` section of a self-supervised run's YAML (``configs/flow_selfsup.yaml``; :class:`SelfSupConfig`).
+
+    Step counts and wall-time budgets of the teacher and student stages (a stage ends when either runs out), the
+    teacher's optional initial weights, recurrent updates, the stage-2 SLIC superpixel noise, AdamW settings (3 %
+    linear warm-up, then linear decay to 5 % of the peak rate), gradient clipping, logging / evaluation / checkpoint
+    intervals in steps, device, torch threads, seed and resume.
+    """
     teacher_steps: int = 1000      #: stage-1 steps (0 = skip: the teacher is init_weights)
     teacher_minutes: float = 0.0   #: stage-1 wall-time budget (0 = none)
     student_steps: int = 500       #: stage-2 steps (0 = no distillation: weights.pt is the teacher)
@@ -102,6 +123,13 @@ class SelfSupTrainSection:
 
 @dataclass
 class SelfSupConfig:
+    """A self-supervised SRFlowNet run (:func:`train_selfsup`): one YAML file such as ``configs/flow_selfsup.yaml``.
+
+    Top-level keys ``name`` and ``out_dir`` (the run writes to ``<out_dir>/<name>/``) and the sections ``data``
+    (:class:`SelfSupDataConfig`), ``model`` (:class:`~flownet.models.srflownet.SRFlowNetConfig`, the architecture of
+    teacher and student), ``loss`` (:class:`SelfSupLossConfig`) and ``train`` (:class:`SelfSupTrainSection`). Loaded
+    by ``icegan flow train --mode selfsup`` with ``key=value`` overrides.
+    """
     name: str = "flow_selfsup"
     out_dir: str = "runs"
     data: SelfSupDataConfig = field(default_factory=SelfSupDataConfig)

@@ -43,6 +43,14 @@ __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow",
 
 @dataclass
 class FlowDataConfig:
+    """The ``data:`` section of a supervised flow run's YAML (``configs/flow_srflownet_fdr.yaml`` ...;
+    :class:`FlowTrainConfig`); also that of ``configs/flow_decflow.yaml``, which reads only part of it.
+
+    The synthetic facial flow pairs (:class:`flownet.data.synthetic_face.SyntheticFaceFlow`, made from CASME II
+    frames under ``root``): pair side, numbers of training / validation / test pairs, the subject split, head and
+    action-unit motion ranges, augmentations, and the optional share of generic (non-face) scenes
+    (:mod:`flownet.data.synthetic_generic`).
+    """
     root: str | None = None        #: shared data root (None → $ICEGAN_SHARED_DATA or <repo>/../shared/data)
     size: int = 128                #: crop side (pixels)
     n_train: int = 20000           #: synthetic training pairs (generated on the fly, deterministic)
@@ -66,6 +74,13 @@ class FlowDataConfig:
 
 @dataclass
 class FlowTrainSection:
+    """The ``train:`` section of a supervised flow run's YAML (:class:`FlowTrainConfig`).
+
+    The backbone to train, the loss (regularizer and its weight, γ of the sequence loss, image scale and mask mode of
+    the regularizer), the optimisation (AdamW, 3 % linear warm-up then linear decay to 5 % of ``lr`` over the step or
+    wall-time budget, gradient clipping, optional weight average), random crops, logging / evaluation / checkpoint
+    intervals in steps, device, torch threads, data-loader workers, seed, resume and initial weights.
+    """
     backbone: str = "srflownet"    #: srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name>
     regularizer: str = "fdr"       #: none | tvr | fdr | migar | igvar
     reg_weight: float | None = None  #: None → 0.05 (TVR, FDR) or 1.0 (MIGAR, IGVAR)
@@ -94,6 +109,14 @@ class FlowTrainSection:
 
 @dataclass
 class FlowTrainConfig:
+    """A supervised flow training run (:func:`train`): one YAML file such as ``configs/flow_srflownet_fdr.yaml``.
+
+    Top-level keys ``name`` and ``out_dir`` (the run writes to ``<out_dir>/<name>/``), the sections ``data``
+    (:class:`FlowDataConfig`) and ``train`` (:class:`FlowTrainSection`), and one architecture section per backbone,
+    of which only the one ``train.backbone`` names is read: ``model`` (SRFlowNet), ``liteflownet2``, ``raft`` (its
+    ``variant`` is taken from ``train.backbone``) or ``ptlflow`` (its ``name`` too). Loaded by ``icegan flow train``
+    with ``key=value`` overrides.
+    """
     name: str = "srflownet_fdr"
     out_dir: str = "runs"
     data: FlowDataConfig = field(default_factory=FlowDataConfig)

@@ -92,6 +92,19 @@ class RAFTBackbone(nn.Module):
         nn.init.zeros_(head.bias)
 
     def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> list[torch.Tensor]:
+        """Flow predictions of torchvision RAFT, one per recurrent update (in training and in eval mode).
+
+        Args:
+            img1, img2: (B, 1 or 3, H, W) images in [0, 1] of equal shape, any H, W >= 1 (mapped to [-1, 1] RGB,
+                replicate-padded to a multiple of 8 and at least 128 px; module docstring).
+            iters: recurrent updates (None or 0 → ``config.iters``).
+
+        Returns:
+            List of flows (B, 2, H, W) in pixels of the input grid, one per update, last = final.
+
+        Raises:
+            ValueError: the shapes differ, or the images are not (B, 1 or 3, H, W).
+        """
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
         x1, x2 = rgb01_batch(img1) * 2.0 - 1.0, rgb01_batch(img2) * 2.0 - 1.0
@@ -108,6 +121,8 @@ class RAFTBackbone(nn.Module):
         load_state_dict_strict(self.raft, state_dict, f"{source} (torchvision {self.config.variant})")
 
     def config_dict(self) -> dict:
+        """``{"variant", "iters"}`` of ``self.config``: the ``"config"`` of a weights file
+        (:func:`flownet.registry.save_weights`)."""
         return asdict(self.config)
 
 
@@ -150,9 +165,25 @@ class PtlflowBackbone(nn.Module):
 
     @property
     def multiple(self) -> int:
+        """Inputs are padded to a multiple of this: ``config.multiple``, else the model's ``output_stride``, else 8."""
         return int(self.config.multiple or getattr(self.model, "output_stride", 8) or 8)
 
     def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> list[torch.Tensor]:
+        """Flow predictions of the wrapped model in our list format (class docstring).
+
+        Args:
+            img1, img2: (B, 1 or 3, H, W) images in [0, 1] of equal shape (grey repeated to RGB, flipped to BGR when
+                ``config.bgr``, replicate-padded to a multiple of :attr:`multiple`).
+            iters: ignored.
+
+        Returns:
+            The model's ``flow_preds`` when it is training and returns them, else ``[flows[:, 0]]``: flows
+            (B, 2, H, W) in pixels, cropped to the input size.
+
+        Raises:
+            ValueError: the shapes differ or are not (B, 1 or 3, H, W); the output has no ``flows``, ``flows`` is not
+                (B, N, 2, H', W'), or a prediction is not of the padded size.
+        """
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
         x1, x2, h, w = _pad_pair(rgb01_batch(img1), rgb01_batch(img2), self.multiple)
@@ -174,6 +205,8 @@ class PtlflowBackbone(nn.Module):
         return [p[..., :h, :w] for p in preds]
 
     def config_dict(self) -> dict:
+        """``{"name", "multiple", "bgr"}`` of ``self.config``: the ``"config"`` of a weights file
+        (:func:`flownet.registry.save_weights`)."""
         return asdict(self.config)
 
 

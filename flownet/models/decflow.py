@@ -163,6 +163,21 @@ class DecFlow(nn.Module):
         return self
 
     def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None) -> dict:
+        """Head, expression and total flow at every update (module docstring, "Recurrence"; the two decoders of
+        ``../shared/papers/facialflownet_decflow_supplement.txt`` Sec. 2.2).
+
+        Args:
+            img1, img2: (B, 1 or 3, H, W) images in [0, 1] of equal shape, any H, W >= 1 (replicate-padded to a
+                multiple of 8 and at least ``min_size``; the loop assumes ``config.downsample`` = 8).
+            iters: recurrent updates (None or 0 → ``config.iters``).
+
+        Returns:
+            ``{"head": [...], "expression": [...], "total": [...]}``: lists of flows (B, 2, H, W) in pixels, one per
+            update in training and in eval mode, last = final, ``total[i] == head[i] + expression[i]``.
+
+        Raises:
+            ValueError: the shapes differ, or the images are not (B, 1 or 3, H, W).
+        """
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
         raft = self.base.raft
@@ -210,6 +225,8 @@ class DecFlow(nn.Module):
         return out
 
     def config_dict(self) -> dict:
+        """``self.config`` (:class:`DecFlowConfig`) as a plain dict (tuples as lists): the ``"config"`` of a DecFlow
+        weights file (:func:`save_decflow`)."""
         d = asdict(self.config)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 

@@ -254,6 +254,15 @@ class NetC(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature pyramid of one image stream (``../shared/papers/liteflownet2.txt``, Appendix Table 8).
+
+        Args:
+            x: (B, 3, H, W) images (:class:`LiteFlowNet2` feeds both images of the pair, stacked, prepared to
+                [-0.5, 0.5] and padded to a multiple of 32).
+
+        Returns:
+            ``[F_1, ..., F_6]``, F_k (B, C_k, ⌈H/2^(k-1)⌉, ⌈W/2^(k-1)⌉) with C = ``channels``.
+        """
         feats = []
         for layer in self.levels:
             x = layer(x)
@@ -307,6 +316,18 @@ class PyramidLevel(nn.Module):
             nn.init.zeros_(head.bias)
 
     def forward(self, f1, f2, im1, im2, flow_prev=None):
+        """NetE at this level: M (Eq. 2–3), S (Eq. 4) and R (Eq. 5–9) of ``../shared/papers/liteflownet2.txt``.
+
+        Args:
+            f1, f2: (B, channels, h, w) NetC features of the two images (h, w even when ``stride`` > 1).
+            im1, im2: (B, 3, h, w) the prepared images average-pooled to this level (for R's brightness error).
+            flow_prev: (B, 2, h/2, w/2) flow of the next coarser level, or None (then, and on the ``first`` level, M
+                neither up-samples nor warps).
+
+        Returns:
+            ``(x_m, x_s, x_r)``, each (B, 2, h, w) in full-resolution pixels / ``flow_scale``; ``x_r`` is the
+            level's output.
+        """
         # --- M: descriptor matching (Eq. 2-3)
         if self.first or flow_prev is None:
             flow_up = None
@@ -428,9 +449,23 @@ class LiteFlowNet2(nn.Module):
                                   flow_scale=self.config.flow_scale)
 
     def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        """Flow from ``img1`` to ``img2``: the ``flow`` of :meth:`forward_train` (``../shared/papers/liteflownet2.txt``
+        Sec. 3 and 6.2).
+
+        Args:
+            img1, img2: (B, 1 or 3, H, W) images in [0, 1] of equal shape, any H, W >= 1.
+
+        Returns:
+            (B, 2, H, W) flow in pixels of the input grid (channel 0 horizontal).
+
+        Raises:
+            ValueError: the shapes differ, or the images are not (B, 1 or 3, H, W).
+        """
         return self.forward_train(img1, img2).flow
 
     def config_dict(self) -> dict:
+        """``self.config`` as a plain dict (tuples as lists): the ``"config"`` of a weights file
+        (:func:`flownet.registry.save_weights`), from which the loader rebuilds the network."""
         d = asdict(self.config)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 

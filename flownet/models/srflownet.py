@@ -159,6 +159,15 @@ class SuperKernelBlock(nn.Module):
         return w, self.dw_large.bias + self.dw_small.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + PW(GELU(DW_k(x) + DW_s(x)))``, then ``+ FFN`` (class docstring; SKFlow's super kernels, the backbone
+        of ``../shared/papers/srflow_srflownet_facial_flow.txt`` Sec. IV-A).
+
+        Args:
+            x: (B, channels, h, w) features.
+
+        Returns:
+            (B, channels, h, w).
+        """
         w, b = self.merged_kernel()
         x = x + self.pw(F.gelu(depthwise_conv(x, w, b)))
         return x + self.ffn(x)
@@ -184,6 +193,15 @@ class SKMotionEncoder(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, flow: torch.Tensor, corr_features: torch.Tensor) -> torch.Tensor:
+        """Encode the current flow and its correlation look-up.
+
+        Args:
+            flow: (B, 2, h, w) current flow on the feature grid (pixels of that grid).
+            corr_features: (B, in_channels_corr, h, w) correlation features (levels·(2r+1)² channels).
+
+        Returns:
+            (B, out_channels, h, w): out_channels − 2 encoded motion channels, then ``flow`` unchanged.
+        """
         c = self.skc(self.convc1(corr_features))
         f = self.skf(self.convf1(flow))
         return torch.cat([self.conv(torch.cat([c, f], 1)), flow], 1)
@@ -216,6 +234,18 @@ class SKUpdateBlock(nn.Module):
         self.hidden_state_size = hidden
 
     def forward(self, hidden_state, context, corr_features, flow):
+        """One recurrent update: motion encoding, aggregation with the context, ConvGRU step, flow head.
+
+        Args:
+            hidden_state: (B, hidden, h, w) GRU state.
+            context: (B, context_channels, h, w) context features.
+            corr_features: (B, levels·(2r+1)², h, w) correlation look-up at the current flow.
+            flow: (B, 2, h, w) current flow, pixels of the feature grid.
+
+        Returns:
+            ``(hidden_state, delta_flow)``: the new (B, hidden, h, w) state and the (B, 2, h, w) flow update in
+            feature-grid pixels.
+        """
         motion = self.motion_encoder(flow, corr_features)
         x = self.aggregate(torch.cat([context, motion], 1))
         hidden_state = self.recurrent_block(hidden_state, x)
@@ -237,6 +267,15 @@ class ConvexMaskPredictor(nn.Module):
         self.multiplier = multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convex-upsampling mask logits of every coarse cell.
+
+        Args:
+            x: (B, in_channels, h, w) GRU hidden state.
+
+        Returns:
+            (B, 9·factor², h, w) logits times ``multiplier``; torchvision's ``upsample_flow`` takes the softmax over
+            each cell's 9 neighbours.
+        """
         return self.multiplier * self.conv(self.convrelu(x))
 
 
@@ -249,6 +288,15 @@ class InstanceNorm2dFast(nn.InstanceNorm2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Instance normalisation of ``x`` (class docstring).
+
+        Args:
+            x: (B, C, H, W), normalised per sample and channel over H × W; another shape, or an affine or
+                running-statistics module, goes through ``nn.InstanceNorm2d.forward``.
+
+        Returns:
+            Tensor of ``x``'s shape.
+        """
         if self.affine or self.track_running_stats or x.dim() != 4:
             return super().forward(x)
         return F.group_norm(x, x.shape[1], eps=self.eps)
@@ -333,6 +381,21 @@ class SRFlowNet(nn.Module):
 
     def forward(self, img1: torch.Tensor, img2: torch.Tensor, iters: int | None = None,
                 all_flows: bool | None = None) -> list[torch.Tensor]:
+        """Flow from ``img1`` to ``img2`` (module docstring; ``../shared/papers/srflow_srflownet_facial_flow.txt``
+        Sec. IV-A).
+
+        Args:
+            img1, img2: (B, 1 or 3, H, W) images in [0, 1] of equal shape, any H, W >= 1.
+            iters: recurrent updates (None or 0 → ``config.iters``).
+            all_flows: return every update's up-sampled flow; None → ``self.training``.
+
+        Returns:
+            List of (B, 2, H, W) flows in pixels of the input grid (channel 0 horizontal), last = final: one per
+            update with ``all_flows``, else only the final one.
+
+        Raises:
+            ValueError: the shapes differ, the images are not (B, 1 or 3, H, W), or ``iters`` is negative.
+        """
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
         x1, x2 = self.prepare(img1), self.prepare(img2)
@@ -352,5 +415,7 @@ class SRFlowNet(nn.Module):
         return flows
 
     def config_dict(self) -> dict:
+        """``self.config`` as a plain dict (tuples as lists): the ``"config"`` of a weights file
+        (:func:`flownet.registry.save_srflownet`), also compared to check that two models share an architecture."""
         d = asdict(self.config)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -8,6 +8,12 @@ from icegan.commands import add_print_config, one_line_errors, print_config
 
 
 def register(sub) -> None:
+    """Add ``features`` to the ``icegan`` parser: the flow features of a main-job config's clips (or of ``--clips``)
+    written as a feature table (:func:`icegan.pipeline.export_features`).
+
+    Args:
+        sub: the ``add_subparsers`` action of the ``icegan`` parser.
+    """
     p = sub.add_parser(
         "features", help="compute the flow features (u, v, optical strain) of your clips once and write them as a "
                          "feature table for icegan loso",

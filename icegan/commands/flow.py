@@ -24,6 +24,12 @@ FLOW_DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
 
 
 def register(subparsers) -> None:
+    """Add ``flow`` with its actions ``train``, ``eval``, ``run`` and ``train-decflow`` to the ``icegan`` parser.
+
+    Args:
+        subparsers: the ``add_subparsers`` action of the ``icegan`` parser. ``icegan flow`` without an action
+            prints the ``flow`` help and exits with code 2.
+    """
     p = subparsers.add_parser("flow", help="facial optical flow: train / eval / run SRFlowNet and baselines")
     sub = p.add_subparsers(dest="flow_command", metavar="ACTION")
 

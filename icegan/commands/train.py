@@ -30,6 +30,12 @@ def add_arguments(parser) -> None:
 
 
 def register(sub) -> None:
+    """Add ``train`` (the main job, ``train.py``'s options: :func:`add_arguments`) to the ``icegan`` parser; it runs
+    :func:`icegan.pipeline.run_from_args`.
+
+    Args:
+        sub: the ``add_subparsers`` action of the ``icegan`` parser.
+    """
     p = sub.add_parser("train", help="joint LOSO training of ICE-GAN + flow + recognizer (same as train.py)",
                        description="Joint LOSO training of ICE-GAN, SRFlowNet flow and a recognizer; "
                                    "with no --config, the built-in synthetic demo (configs/demo.yaml).")

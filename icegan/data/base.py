@@ -109,10 +109,16 @@ class SheetDataset:
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:  # pragma: no cover - overridden
+        """Whether a folder name is a subject folder of this dataset (e.g. ``sub01``); each subclass implements it.
+
+        Raises:
+            NotImplementedError: in this base class.
+        """
         raise NotImplementedError
 
     @staticmethod
     def example_layout() -> str:  # pragma: no cover - overridden
+        """An official-layout frame path, named in :meth:`resolve_root`'s error; empty here, subclasses override it."""
         return ""
 
     # -- sheet ---------------------------------------------------------------------------------
@@ -156,6 +162,8 @@ class SheetDataset:
             subject_dir=find_dir(self.root, row.subject), listed_in="sheet")
 
     def class5(self, row: SheetRow) -> Optional[int]:
+        """The row's CASME II 5-class id for :attr:`ClipRecord.class5`: None here (datasets without one, e.g. SAMM);
+        :class:`~icegan.data.casme2.CASME2` overrides it."""
         return None
 
     def records(self, composite_only: bool = True, subjects: Iterable[str] = ()) -> list[ClipRecord]:

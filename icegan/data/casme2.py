@@ -35,13 +35,17 @@ class CASME2(SheetDataset):
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
+        """Whether a folder name is a CASME II subject folder: ``sub`` and digits, any case (``sub01``, ``Sub01``)."""
         return re.fullmatch(r"sub\d+", name, re.IGNORECASE) is not None       # Sub01 too (a copy's case)
 
     @staticmethod
     def example_layout() -> str:
+        """An official-layout frame path for error messages: ``CASME2_RAW_selected/sub01/EP02_01f/img46.jpg``."""
         return "CASME2_RAW_selected/sub01/EP02_01f/img46.jpg"
 
     def class5(self, row: SheetRow) -> Optional[int]:
+        """CASME II 5-class id of a sheet row's emotion (happiness 0, disgust 1, repression 2, surprise 3, others 4;
+        None for fear, sadness or an unknown label; :func:`icegan.data.composite.casme2_class5`)."""
         return casme2_class5(row.emotion)
 
 

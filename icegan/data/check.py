@@ -31,6 +31,7 @@ class Problem:
     severity: str
 
     def as_dict(self) -> dict:
+        """``{"clip", "problem", "severity"}``: a new JSON-ready dict (an entry of ``clips_with_problems``)."""
         return {"clip": self.clip, "problem": self.problem, "severity": self.severity}
 
 
@@ -139,6 +140,8 @@ class CheckReport:
     unreadable_images: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
+        ``icegan data check --json`` writes; all values are strings, ints, None, or lists / dicts of them."""
         return dict(self.__dict__)
 
     def text(self) -> str:

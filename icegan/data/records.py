@@ -139,6 +139,7 @@ class ClipRecord:
                            f"(frames present: {_ranges(self.frame_numbers)})") from None
 
     def has_frame(self, number: Optional[int]) -> bool:
+        """Whether frame ``number`` is on disk (one of ``frame_numbers``); False for None."""
         return number is not None and number in set(self.frame_numbers)
 
 

@@ -32,10 +32,12 @@ class SAMM(SheetDataset):
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
+        """Whether a folder name is a SAMM subject folder: exactly three digits (``006``)."""
         return re.fullmatch(r"\d{3}", name) is not None
 
     @staticmethod
     def example_layout() -> str:
+        """An official-layout frame path for error messages: ``SAMM/006/006_1_2/006_05562.jpg``."""
         return "SAMM/006/006_1_2/006_05562.jpg"
 
 

@@ -48,10 +48,17 @@ class SMIC:
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
+        """Whether a folder name is a SMIC-HS subject folder: ``s`` and digits, in any case (``s1``, ``S20``)."""
         return re.fullmatch(r"s\d+", name, re.IGNORECASE) is not None
 
     @classmethod
     def resolve_root(cls, root: Path) -> Path:
+        """The folder holding the subject folders: the first of ``root/SMIC_all_cropped/HS``, ``root/HS`` and ``root``
+        that is a folder with at least one subject folder (:meth:`looks_like_subject`) in it.
+
+        Raises:
+            DatasetLayoutError: none is (the message names ``root`` and an example path of the official layout).
+        """
         for cand in (root / "SMIC_all_cropped" / "HS", root / "HS", root):
             if cand.is_dir() and any(cls.looks_like_subject(p.name) for p in cand.iterdir() if p.is_dir()):
                 return cand
@@ -59,10 +66,17 @@ class SMIC:
                                  f"SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106114.bmp)")
 
     def subject_folders(self) -> list[str]:
+        """Subject folder names in the root, as written on disk (``s1``, ``S2``), sorted by subject number."""
         return sorted((p.name for p in self.root.iterdir() if p.is_dir() and self.looks_like_subject(p.name)),
                       key=lambda s: int(s[1:]))
 
     def disk_clips(self) -> list[tuple[str, str]]:
+        """``(subject, clip)`` of every clip folder under ``<subject>/micro/<negative|positive|surprise>/``, in
+        :meth:`records` order; ``subject`` in lower case (``s1``), ``clip`` as on disk.
+
+        Walks the tree again through :meth:`records` (no apex spotting), which resets :attr:`layout_problems` and
+        logs the layout problems once more.
+        """
         return [(r.subject.split("/")[-1], r.clip) for r in self.records()]
 
     @staticmethod

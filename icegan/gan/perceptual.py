@@ -48,6 +48,21 @@ class EmbeddingPerceptual(nn.Module):
     """
 
     def forward(self, generator: nn.Module, onset: Tensor, fake: Tensor) -> Tensor:
+        """L_per of Eq. 4 (``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Sec. III-C) in the generator's
+        embedding: the batch mean of ``‖ê(fake) − ê(onset)‖²``.
+
+        Args:
+            generator: the :class:`~icegan.models.generator.Generator` whose :meth:`embed` is the cost network; its
+                parameters enter detached, so the term moves only ``fake`` (and, through it, what generated it).
+            onset: (B, C, H, W) real onset faces in [-1, 1]; their embedding is a constant target (no gradient).
+            fake: (B, C, H, W) synthetic apexes in [-1, 1], the shape of ``onset``.
+
+        Returns:
+            Scalar tensor in [0, 4] (squared distance of unit vectors), differentiable with respect to ``fake``.
+
+        Raises:
+            ValueError: from :meth:`Generator.embed`: ``onset`` or ``fake`` not (B, in_channels, img_size, img_size).
+        """
         with torch.no_grad():
             target = F.normalize(generator.embed(onset), dim=1)
         wrapper = _Embed(generator)
@@ -104,11 +119,32 @@ class VGGPerceptual(nn.Module):
         return self.features((x - self.mean) / self.std)
 
     def forward(self, generator: nn.Module | None, onset: Tensor, fake: Tensor) -> Tensor:
+        """L_per of Eq. 4 (``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Sec. III-C) with VGG16 as the
+        cost network: mean squared difference of the relu3_3 activations of ``fake`` and ``onset``.
+
+        Args:
+            generator: unused (the signature matches :meth:`EmbeddingPerceptual.forward`).
+            onset: (B, 1 or 3, H, W) in [-1, 1] (mapped to [0, 1], grey repeated to RGB, ImageNet-normalised); its
+                features are the target (no gradient).
+            fake: (B, 1 or 3, H, W) in [-1, 1], the shape of ``onset``.
+
+        Returns:
+            Scalar tensor: the mean over the (B, 256, ⌊H/4⌋, ⌊W/4⌋) feature elements, differentiable with respect to
+            ``fake`` (the VGG weights are frozen).
+        """
         with torch.no_grad():
             target = self._feat(onset)
         return F.mse_loss(self._feat(fake), target)
 
     def train(self, mode: bool = True):  # the cost network stays in eval mode
+        """Set the training flag like ``nn.Module.train``, except that the VGG features stay in eval mode.
+
+        Args:
+            mode: True = training mode, False = eval mode (of this module; ``self.features`` is always in eval mode).
+
+        Returns:
+            self.
+        """
         super().train(mode)
         self.features.eval()
         return self

@@ -67,6 +67,16 @@ class PrimaryCaps(nn.Module):
         self.conv = nn.Conv2d(in_channels, n_caps * dim, kernel_size, stride=stride)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Primary capsules of a feature map (``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Sec. III-B,
+        Fig. 3; squash of Sabour et al. 2017).
+
+        Args:
+            x: (B, in_channels, H, W).
+
+        Returns:
+            (B, n_caps·H'·W', dim) squashed capsules (lengths in [0, 1)), type-major: row ``t·H'·W' + p`` is type t at
+            position p (row-major); H' = (H − kernel_size)//stride + 1, W' likewise.
+        """
         y = self.conv(x)                                           # (B, n·d, H', W')
         b, _, h, w = y.shape
         y = y.view(b, self.n_caps, self.dim, h * w).permute(0, 1, 3, 2).reshape(b, self.n_caps * h * w, self.dim)
@@ -94,6 +104,20 @@ class RoutingCaps(nn.Module):
         self.last_coupling: Tensor | None = None
 
     def forward(self, u: Tensor) -> Tensor:
+        """Output capsules by routing-by-agreement (:func:`dynamic_routing`, ``iterations`` rounds; Sec. III-B and the
+        CapsNet of Sabour et al. 2017 that the paper cites as [13]).
+
+        Args:
+            u: (B, N_in, in_dim) input capsules, type-major as :class:`PrimaryCaps` emits them; N_in a multiple of
+                ``n_types``.
+
+        Returns:
+            v (B, n_out, out_dim), squashed (lengths in [0, 1)). The final coupling coefficients c (B, N_in, n_out)
+            are kept, detached, in ``self.last_coupling``.
+
+        Raises:
+            ValueError: N_in is not a multiple of ``n_types``.
+        """
         b, n_in, d_in = u.shape
         if n_in % self.n_types:
             raise ValueError(f"RoutingCaps: {n_in} input capsules is not a multiple of {self.n_types} types")

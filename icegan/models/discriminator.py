@@ -115,6 +115,25 @@ class CapsuleDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, labels: Tensor | None = None, reconstruct: bool = True,
                 onset: Tensor | None = None) -> DiscriminatorOutput:
+        """AdvCaps, ExpCaps and the reconstruction of ``x`` (``../shared/papers/icegan_identity_aware_capsule_gan.txt``
+        Sec. III-B, Fig. 3; the reconstruction regularizes ExpCaps through L_rec of Eq. 6).
+
+        Args:
+            x: (B, in_channels, img_size, img_size) images in [-1, 1].
+            labels: (B,) integer class ids selecting the ExpCaps capsule fed to the reconstruction, or None (the
+                longest capsule).
+            reconstruct: False skips the reconstruction network (``recon`` is None).
+            onset: (B, in_channels, img_size, img_size), needed with ``motion_input`` (module docstring), else ignored.
+
+        Returns:
+            :class:`DiscriminatorOutput`: adv (B, 2, d_adv), adv_len (B, 2), exp (B, n_classes, d_exp), exp_len
+            (B, n_classes), lengths in [0, 1); recon (B, in_channels, R, R) in [-1, 1], R the first
+            ``max(4, img_size // 32)·2^n`` >= img_size (= img_size for powers of two; 64 for 48), or None.
+
+        Raises:
+            ValueError: ``x`` not (B, in_channels, img_size, img_size); for a motion-input discriminator, ``onset``
+                missing or not of ``x``'s shape.
+        """
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(f"CapsuleDiscriminator: input must be (B, {self.in_channels}, {self.img_size}, "
                              f"{self.img_size}), got {tuple(x.shape)}")

@@ -119,6 +119,15 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
         return w, self.bias.repeat_interleave(4)
 
     def forward(self, x: Tensor, output_size=None) -> Tensor:
+        """The 4×4 stride-2 transposed convolution, computed as a 3×3 convolution and ``pixel_shuffle(2)``.
+
+        Args:
+            x: (B, in_channels, H, W); weight and bias are cast to ``x``'s dtype.
+            output_size: accepted for ``nn.ConvTranspose2d`` compatibility and ignored (the output is always 2H × 2W).
+
+        Returns:
+            (B, out_channels, 2H, 2W), equal to ``nn.ConvTranspose2d.forward`` up to float rounding.
+        """
         w, b = self.subpixel_weight()
         return F.pixel_shuffle(F.conv2d(x, w.to(x.dtype), b.to(x.dtype), padding=1), 2)
 
@@ -277,6 +286,23 @@ class Generator(nn.Module):
         return self.bottleneck(f).flatten(1)
 
     def forward(self, onset: Tensor, z: Tensor, c: Tensor) -> Tensor:
+        """Synthetic apex ``G(onset, z, c)`` (``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Sec. III-A,
+        Eq. 1–3; the residual and motion outputs, our additions, in the class docstring).
+
+        Args:
+            onset: (B, in_channels, img_size, img_size) onset faces in [-1, 1].
+            z: (B, z_dim) noise.
+            c: (B,) integer class ids in [0, n_classes), or (B, n_classes) one-hot / soft labels
+                (:func:`one_hot_classes`).
+
+        Returns:
+            (B, in_channels, img_size, img_size) apex in [-1, 1] (in (-1, 1) with ``residual_output`` or
+            ``motion_head``).
+
+        Raises:
+            ValueError: ``onset`` or ``z`` of the wrong shape; ``c`` of the wrong shape, float ids, or (CPU tensors)
+                an id out of range.
+        """
         b = onset.shape[0]
         if z.dim() != 2 or z.shape != (b, self.z_dim):
             raise ValueError(f"Generator: z must be ({b}, {self.z_dim}), got {tuple(z.shape)}")

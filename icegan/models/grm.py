@@ -97,6 +97,18 @@ class GraphReasoningModule(nn.Module):
         return d[:, None] * a * d[None, :]
 
     def forward(self, f: Tensor) -> Tensor:
+        """``g = f + T⁻¹(M̂)`` for one feature map (Eq. 1–2 and the residual below them,
+        ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Sec. III-A; computation in the module docstring).
+
+        Args:
+            f: (B, channels, H, W) encoder feature map, any H, W >= 1.
+
+        Returns:
+            g (B, channels, H, W); the factored and the reference path agree up to float rounding.
+
+        Raises:
+            ValueError: ``f`` not 4-D or with another channel count than ``channels``.
+        """
         if f.dim() != 4 or f.shape[1] != self.channels:
             raise ValueError(
                 f"GraphReasoningModule expects (B, {self.channels}, H, W), got {tuple(f.shape)}")

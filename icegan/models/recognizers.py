@@ -90,6 +90,14 @@ class GroupedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_models, out_features).uniform_(-bound, bound)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply copy g's linear layer to ``x[:, g]`` for every copy.
+
+        Args:
+            x: (B, G, in_features) with G = ``n_models``.
+
+        Returns:
+            (B, G, out_features): ``x[:, g] @ weight[g] + bias[g]`` (no bias term when built with ``bias=False``).
+        """
         y = torch.einsum("bgi,gio->bgo", x, self.weight)
         return y + self.bias if self.bias is not None else y
 
@@ -110,6 +118,18 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         self.n_models, self.per_model = n_models, num_features
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Batch norm with each copy's batch statistics taken over its own samples (class docstring).
+
+        Args:
+            x: (B, G·C, H, W), G = ``n_models`` copies of C = ``num_features`` channels, copy by copy.
+            sample_mask: (B, G) 0/1 weight of each sample in each copy's statistics, or None (then, and in eval mode,
+                plain ``nn.BatchNorm2d``).
+
+        Returns:
+            (B, G·C, H, W). With a mask in training mode: normalised with the masked mean and biased variance; the
+            running mean and (unbiased) variance of the copies with a sample in the batch move by ``momentum`` (0.1
+            when ``momentum`` is None), the others keep theirs.
+        """
         if sample_mask is None or not self.training:
             return super().forward(x)
         B, _, H, W = x.shape
@@ -352,6 +372,25 @@ class STSTNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None,
                 domain: torch.Tensor | None = None, with_aux: bool = False, aux_grad_scale: float = 1.0):
+        """Class logits of every copy (Liong et al., FG 2019; layers and arguments in the module and class docstrings).
+
+        Args:
+            x: (B, C, S, S) features shared by all copies, or (B, G, C, S, S), copy g reading ``x[:, g]``.
+            sample_mask: (B, G) 0/1: the samples in each copy's batch-norm statistics (training mode only), or None.
+            domain: (B,) int64 domain index in 0..D-1 of each sample; required when ``domains`` >= 1, else ignored.
+            with_aux: also return the auxiliary head's logits.
+            aux_grad_scale: finite factor on the gradient from the auxiliary head into the shared layers
+                (:func:`scale_gradient`; −λ = gradient reversal).
+
+        Returns:
+            Logits (B, K) for one copy with a 4-D ``x``, else (B, G, K); with ``with_aux``, the pair (logits,
+            auxiliary logits (B, A) or (B, G, A)).
+
+        Raises:
+            ValueError: ``with_aux`` without an auxiliary head; ``domain`` missing, of another shape than (B,) or out of
+                range; ``x`` not (B, C, H, W) or (B, G, C, H, W) with C = ``in_channels``; a non-finite
+                ``aux_grad_scale`` (with ``with_aux``).
+        """
         G, C = self.n_models, sum(self.stream_channels)
         if with_aux and self.aux_fc is None:
             raise ValueError("with_aux=True needs an STSTNet built with aux_outputs >= 1")
@@ -592,6 +631,21 @@ class OffTANet(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of every copy (Off-TANet, Zhang, Liu, Zhou, PRICAI 2021; layers in the class docstring).
+
+        Args:
+            x: (B, C, S, S) features shared by all copies, or (B, G, C, S, S), copy g reading ``x[:, g]``;
+                S = ``input_size``.
+            sample_mask: (B, G) 0/1: the samples in each copy's batch-norm statistics (training mode only,
+                :class:`MaskedBatchNorm2d`), or None.
+
+        Returns:
+            Logits (B, K) for one copy with a 4-D ``x``, else (B, G, K).
+
+        Raises:
+            ValueError: ``x`` not (B, C, H, W) or (B, G, C, H, W) with C = ``in_channels``; maps reaching the attention
+                block at another size than ``input_size`` gives.
+        """
         h, grouped = _first_conv(self.stem, x, self.n_models, self.in_channels)
         h = self.stem_bn(F.relu(h), sample_mask)
         h = self.att(self.res2(self.res1(h, sample_mask), sample_mask), sample_mask)
@@ -663,6 +717,18 @@ class PlainRecognizer(nn.Module):
         self.net, self.num_classes, self.spec, self.key = net, num_classes, spec, key
 
     def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the wrapped module, checked.
+
+        Args:
+            x: (B, C, S, S) features.
+            sample_mask: accepted for the training loop's interface and ignored (class docstring).
+
+        Returns:
+            The module's (B, K) floating-point class logits, K = ``num_classes``.
+
+        Raises:
+            ValueError: the module returned anything else (names the spec, the input shape and what came back).
+        """
         out = self.net(x)
         if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0], self.num_classes) \
                 or not out.is_floating_point():
