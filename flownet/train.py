@@ -14,7 +14,7 @@ validation scenes beside the facial validation pairs (``val_generic`` in TensorB
 ``metrics.json``).
 
 The configuration is a plain dataclass (:class:`FlowTrainConfig`, sections ``data``, ``model``,
-``train``) so any YAML loader can fill it; the ``icegan`` CLI uses its typed loader with ``key=value``
+``train``, and ``liteflownet2``, ``raft``, ``ptlflow`` for the other backbones) so any YAML loader can fill it; the ``icegan`` CLI uses its typed loader with ``key=value``
 overrides. A run writes to ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events, ``last.pt``
 (model + optimizer + step + elapsed time: ``resume: true`` continues from it), ``weights.pt`` (the final
 model in the shipped-weights format) and ``metrics.json`` (test-set metrics of the final model; no
@@ -52,7 +52,7 @@ class FlowDataConfig:
     (:mod:`flownet.data.synthetic_generic`).
     """
     root: str | None = None        #: shared data root (None → $ICEGAN_SHARED_DATA or <repo>/../shared/data)
-    size: int = 128                #: crop side (pixels)
+    size: int = 128                #: side of the synthetic pairs: each face crop is resized to it (pixels)
     n_train: int = 20000           #: synthetic training pairs (generated on the fly, deterministic)
     n_test: int = 64               #: test pairs (scored at the end; monitored during training only if n_val_subjects=0)
     n_val_subjects: int = 0        #: training subjects held out as a validation split (0 = none: monitor the test set)

@@ -206,6 +206,24 @@ def test_decflow_init_from_srflownet_starts_as_srflownet_with_zero_head():
         m.init_from_srflownet(other)
 
 
+def test_decflow_head_decoder_follows_every_update_block_width_and_needs_the_eighth_grid():
+    """The head decoder is built with the config's motion-encoder, GRU and feed-forward widths, as the expression
+    decoder is: an SRFlowNet with non-default widths initialises a DecFlow of the same config (it failed with a
+    state-dict size mismatch). A 1/4 feature grid, which the recurrence does not implement, is refused when built
+    (it crashed inside grid_sample)."""
+    torch.manual_seed(0)
+    widths = {**TINY, "motion_corr_channels": 24, "motion_flow_channels": 8, "gru_kernel": 3, "ffn_expansion": 1}
+    sr = SRFlowNet(SRFlowNetConfig(**widths)).eval()
+    m = DecFlow(DecFlowConfig(**widths)).init_from_srflownet(sr).eval()
+    for (name, a), b in zip(m.head_update.state_dict().items(), sr.raft.update_block.state_dict().values()):
+        assert a.shape == b.shape, name
+    img1, img2 = _texture(1, 64, 64, 1), _texture(1, 64, 64, 2)
+    with torch.no_grad():
+        assert torch.allclose(m(img1, img2)["total"][-1], sr(img1, img2)[-1], atol=1e-4)
+    with pytest.raises(ValueError, match="downsample must be 8, got 4"):
+        DecFlow(DecFlowConfig(**{**TINY, "downsample": 4}))
+
+
 def test_decflow_weights_round_trip_and_clear_errors(tmp_path):
     from flownet.registry import save_srflownet
     m = _tiny_decflow("affine").eval()

@@ -36,6 +36,18 @@ def test_shapes(size, levels):
     assert (out.adv_len < 1).all() and (out.exp_len < 1).all()
 
 
+@pytest.mark.parametrize("size", [32, 160, 256])
+def test_discriminator_reconstructs_at_the_input_size_or_refuses_the_size(size):
+    """The reconstruction (compared with the input in L_rec) has the input's size for every size the discriminator
+    accepts; 48 and 96, which passed the old check and reconstructed at 64 and 128, are refused when built."""
+    d = CapsuleDiscriminator(img_size=size, base_channels=8, d_adv=8, d_exp=8).eval()
+    with torch.no_grad():
+        assert d(torch.zeros(1, 1, size, size)).recon.shape == (1, 1, size, size)
+    for bad in (48, 96):
+        with pytest.raises(ValueError, match=f"not img_size {bad}; use a power of two"):
+            CapsuleDiscriminator(img_size=bad, base_channels=8)
+
+
 def test_generator_rejects_bad_inputs():
     g = Generator(img_size=32, base_channels=8, max_channels=16)
     x = torch.zeros(2, 1, 32, 32)

@@ -124,7 +124,8 @@ class DecFlow(nn.Module):
     flow in pixels per iteration each (last = final), with ``total[i] == head[i] + expression[i]``.
 
     Raises:
-        ValueError: unknown ``head_model``, or mismatched / badly shaped images.
+        ValueError: unknown ``head_model``, a config whose ``downsample`` is not 8, or mismatched / badly shaped
+            images.
     """
 
     def __init__(self, config: DecFlowConfig | None = None):
@@ -132,14 +133,21 @@ class DecFlow(nn.Module):
         cfg = config or DecFlowConfig()
         if cfg.head_model not in HEAD_MODELS:
             raise ValueError(f"head_model must be one of {list(HEAD_MODELS)}, got {cfg.head_model!r}")
+        if cfg.downsample != 8:
+            raise ValueError(f"DecFlow's two decoders run on the 1/8 feature grid (padding, coordinates, affine head "
+                             f"fit, upsampling); its config's downsample must be 8, got {cfg.downsample}")
         self.config = cfg
         self.base = SRFlowNet(_srflownet_config(cfg))
         corr_channels = self.base.raft.corr_block.out_channels
+        # the head decoder: the expression decoder's design (SRFlowNet's update block), every width from the config
         menc = SKMotionEncoder(in_channels_corr=corr_channels, out_channels=cfg.motion_channels,
-                               kernel=cfg.super_kernel, small=cfg.small_kernel)
+                               kernel=cfg.super_kernel, small=cfg.small_kernel,
+                               corr_channels=cfg.motion_corr_channels, flow_channels=cfg.motion_flow_channels,
+                               ffn_expansion=cfg.ffn_expansion)
         self.head_update = SKUpdateBlock(motion_encoder=menc, context_channels=cfg.context_layers[-1] - cfg.hidden,
                                          hidden=cfg.hidden, kernel=cfg.super_kernel, small=cfg.small_kernel,
-                                         flow_head_hidden=cfg.flow_head_hidden)
+                                         flow_head_hidden=cfg.flow_head_hidden, gru_kernel=cfg.gru_kernel,
+                                         ffn_expansion=cfg.ffn_expansion)
         self.head_mask = (MaskPredictor(in_channels=cfg.hidden, hidden_size=cfg.mask_hidden, multiplier=0.25)
                           if cfg.head_model == "dense" else None)
         self.min_size = self.base.min_size
@@ -168,7 +176,7 @@ class DecFlow(nn.Module):
 
         Args:
             img1, img2: (B, 1 or 3, H, W) images in [0, 1] of equal shape, any H, W >= 1 (replicate-padded to a
-                multiple of 8 and at least ``min_size``; the loop assumes ``config.downsample`` = 8).
+                multiple of 8 and at least ``min_size``; ``config.downsample`` is 8, checked when built).
             iters: recurrent updates (None or 0 → ``config.iters``).
 
         Returns:

@@ -13,8 +13,9 @@ Input handling (what torchvision's RAFT needs and how :class:`SRFlowNet` provide
 
 * RAFT expects 3-channel RGB in [-1, 1]: :meth:`SRFlowNet.forward` takes images in **[0, 1]**, (B, 1, H, W)
   grey or (B, 3, H, W) RGB; grey is repeated to 3 channels, then ``x * 2 - 1``.
-* RAFT needs H and W divisible by 8, and the correlation pyramid needs the 1/8 feature map to be at
-  least ``2 * 2**(levels - 1)`` (16 for 4 levels, i.e. 128 px input): inputs are replicate-padded
+* The feature grid is 1/``downsample`` of the input (1/8 as RAFT, or 1/4): H and W must divide by it, and the
+  correlation pyramid needs the feature map to be at least ``2 * 2**(levels - 1)`` cells (16 for 4 levels, i.e.
+  128 px input at 1/8): inputs are replicate-padded
   (right and bottom) up to that, and the flow is cropped back. Any H, W >= 1 works.
 * Output: list (one per iteration) of (B, 2, H, W) flows in pixels of the input grid; the last is the
   final estimate. Differentiable end to end with respect to both images (RAFT detaches only its
@@ -47,7 +48,7 @@ class SRFlowNetConfig:
     feature_layers: tuple[int, ...] = (32, 32, 48, 64, 96)     #: FeatureEncoder widths (last = correlation features)
     context_layers: tuple[int, ...] = (32, 32, 48, 64, 128)    #: context encoder; last = hidden + context channels
     hidden: int = 64                                 #: GRU hidden state size
-    corr_levels: int = 3                             #: correlation pyramid levels (min input 8*2*2**(L-1) px, padded)
+    corr_levels: int = 3                             #: pyramid levels (min input downsample*2*2**(L-1) px, padded)
     corr_radius: int = 3                             #: look-up radius (per level)
     motion_channels: int = 80                        #: motion-encoder output (incl. the 2 flow channels)
     super_kernel: int = 15                           #: large depth-wise kernel size (SKFlow uses 15)
@@ -63,7 +64,9 @@ class SRFlowNetConfig:
 
     @classmethod
     def face(cls) -> "SRFlowNetConfig":
-        """The light configuration for face crops (the shipped weights' architecture from 2026-11-22 on).
+        """A light 1/4-grid configuration for face crops, tested, with no shipped weights: the shipped files
+        (``flownet/weights/srflownet_*.pt``) hold the defaults' architecture with ``iters`` 2 (docs/benchmarks.md,
+        "Facial optical flow: SRFlowNet core", on why this one was not kept).
 
         1/4 feature grid (4 px cells: action-unit bumps of a few pixels are resolved and sub-pixel
         motion is easier to read from the correlation volume than on RAFT's 1/8 grid), 2 pyramid levels
@@ -310,8 +313,8 @@ class SRFlowNet(nn.Module):
     """SRFlowNet (see module docstring). ``forward(img1, img2, iters=None) -> list[(B, 2, H, W)]``.
 
     Args:
-        config: :class:`SRFlowNetConfig` (or None for the defaults; :meth:`SRFlowNetConfig.face` is the
-            light configuration of the shipped weights).
+        config: :class:`SRFlowNetConfig` (or None for the defaults, the shipped weights' architecture;
+            :meth:`SRFlowNetConfig.face` is a light 1/4-grid configuration).
 
     ``forward`` arguments: images (B, 1 or 3, H, W) float in [0, 1] (same shape), ``iters`` recurrent
     updates (default ``config.iters``), ``all_flows``: return every iteration's upsampled flow (needed

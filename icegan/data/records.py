@@ -71,7 +71,8 @@ class ClipRecord:
     """One micro-expression clip.
 
     Attributes:
-        dataset: ``"casme2"``, ``"samm"`` or ``"smic"``.
+        dataset: ``"casme2"``, ``"samm"`` or ``"smic"``; for a clip list (:mod:`icegan.data.clip_list`) the
+            list's dataset name (default ``"clips"``).
         subject: dataset-prefixed subject id, e.g. ``"casme2/sub01"``, ``"samm/006"``, ``"smic/s1"``
             (LOSO folds are per prefixed subject).
         clip: clip folder name, e.g. ``"EP02_01f"``, ``"006_1_2"``, ``"s1_ne_01"``.

@@ -65,7 +65,8 @@ class CapsuleDiscriminator(nn.Module):
     """``D(x) →`` AdvCaps (real/fake) + ExpCaps (class) + reconstruction.
 
     Args:
-        img_size: H = W of the input (pixels); ≥ 32 and a multiple of 16.
+        img_size: H = W of the input (pixels); ≥ 32, a multiple of 16, and max(4, img_size // 32) · 2^n for some n
+            (the reconstruction's sizes: every power of two from 32 qualifies, 48 or 96 does not).
         in_channels: image channels (1 = grayscale).
         n_classes: expression classes (3).
         base_channels: first PatchGAN width (64 in pix2pix).
@@ -101,6 +102,10 @@ class CapsuleDiscriminator(nn.Module):
         n_up = 0
         while start * 2 ** n_up < img_size:
             n_up += 1
+        if start * 2 ** n_up != img_size:
+            raise ValueError(f"CapsuleDiscriminator: the reconstruction doubles from max(4, img_size // 32) = {start} "
+                             f"pixels and reaches {start * 2 ** n_up}, not img_size {img_size}; use a power of two "
+                             f"(32, 64, 128, 256), as the generator needs")
         self._rec_start = start
         ch = 128
         self.rec_fc = nn.Sequential(nn.Linear(n_classes * d_exp, ch * start * start), nn.ReLU(inplace=True))
@@ -127,8 +132,7 @@ class CapsuleDiscriminator(nn.Module):
 
         Returns:
             :class:`DiscriminatorOutput`: adv (B, 2, d_adv), adv_len (B, 2), exp (B, n_classes, d_exp), exp_len
-            (B, n_classes), lengths in [0, 1); recon (B, in_channels, R, R) in [-1, 1], R the first
-            ``max(4, img_size // 32)·2^n`` >= img_size (= img_size for powers of two; 64 for 48), or None.
+            (B, n_classes), lengths in [0, 1); recon (B, in_channels, img_size, img_size) in [-1, 1], or None.
 
         Raises:
             ValueError: ``x`` not (B, in_channels, img_size, img_size); for a motion-input discriminator, ``onset``

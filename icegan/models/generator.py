@@ -5,7 +5,8 @@ Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-A
 Encoder: ``L = log2(img_size) - 1`` stride-2 convolution levels (6 at 128×128, 5 at 64×64, 7 at
 256×256, 4 at 32×32) take the onset face to a 2×2 map; a bottleneck convolution turns it into the
 identity-aware embedding ``e ∈ R^{id_dim}`` (320 in the paper). A :class:`GraphReasoningModule`
-turns every encoder map ``f_enc_i`` into ``g_i = f_enc_i ⊕ T⁻¹(M̂_i)``.
+turns every encoder map ``f_enc_i`` into ``g_i = f_enc_i + T⁻¹(M̂_i)`` (a residual sum; the paper writes ``⊕`` for
+it as for the concatenation below).
 
 Decoder: the seed ``s = [e, z, one_hot(c)] ∈ R^{id_dim + z_dim + n_classes}`` (423 in the paper) is
 deconvolved to the 2×2 map ``f_dec_L``; then ``f_dec_{i-1} = h(g_i ⊕ f_dec_i)`` (Eq. 3, ``⊕`` =
