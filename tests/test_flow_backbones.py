@@ -246,6 +246,8 @@ def test_raft_small_shapes_and_gradients():
     assert x1.grad is not None and x1.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="raft_small"):
         RAFTConfig("raft_medium")
+    with pytest.raises(ValueError, match="iters must be >= 1, got -1"):     # was an empty list of flows
+        m(x1, x1, iters=-1)
 
 
 # ---------------------------------------------------------------------------------------------- ptlflow

@@ -222,6 +222,8 @@ def test_decflow_head_decoder_follows_every_update_block_width_and_needs_the_eig
         assert torch.allclose(m(img1, img2)["total"][-1], sr(img1, img2)[-1], atol=1e-4)
     with pytest.raises(ValueError, match="downsample must be 8, got 4"):
         DecFlow(DecFlowConfig(**{**TINY, "downsample": 4}))
+    with pytest.raises(ValueError, match="iters must be >= 1, got -2"):     # was empty lists of flows
+        m(img1, img2, iters=-2)
 
 
 def test_decflow_weights_round_trip_and_clear_errors(tmp_path):

@@ -103,13 +103,16 @@ class RAFTBackbone(nn.Module):
             List of flows (B, 2, H, W) in pixels of the input grid, one per update, last = final.
 
         Raises:
-            ValueError: the shapes differ, or the images are not (B, 1 or 3, H, W).
+            ValueError: the shapes differ, the images are not (B, 1 or 3, H, W), or ``iters`` < 0.
         """
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
         x1, x2 = rgb01_batch(img1) * 2.0 - 1.0, rgb01_batch(img2) * 2.0 - 1.0
+        n = int(iters or self.config.iters)
+        if n < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
         x1, x2, h, w = _pad_pair(x1, x2, 8, self.min_size)
-        flows = self.raft(x1, x2, num_flow_updates=int(iters or self.config.iters))
+        flows = self.raft(x1, x2, num_flow_updates=n)
         return [f[..., :h, :w] for f in flows]
 
     def load_torchvision_state_dict(self, state_dict: dict, source: str = "state dict") -> None:

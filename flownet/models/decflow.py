@@ -184,10 +184,13 @@ class DecFlow(nn.Module):
             update in training and in eval mode, last = final, ``total[i] == head[i] + expression[i]``.
 
         Raises:
-            ValueError: the shapes differ, or the images are not (B, 1 or 3, H, W).
+            ValueError: the shapes differ, the images are not (B, 1 or 3, H, W), or ``iters`` < 0.
         """
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
+        n_iters = int(iters or self.config.iters)
+        if n_iters < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
         raft = self.base.raft
         x1, x2 = self.base.prepare(img1), self.base.prepare(img2)
         h, w = x1.shape[-2:]
@@ -211,7 +214,7 @@ class DecFlow(nn.Module):
         if affine:  # full-resolution design matrix: 1/8-grid cell i covers pixels 8i .. 8i+7 (centre 8i+3.5)
             design_full = _affine_design(hp, wp, coords0.device, coords0.dtype, offset=3.5, scale=8.0)
         out = {"head": [], "expression": [], "total": []}
-        for _ in range(int(iters or self.config.iters)):
+        for _ in range(n_iters):
             head, expr = head.detach(), expr.detach()
             total = head + expr
             corr = raft.corr_block.index_pyramid(centroids_coords=coords0 + total)
