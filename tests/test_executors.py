@@ -50,7 +50,7 @@ def test_ray_executor_matches_sequential_and_resumes(sequential_run, ray_executo
     # (2) resume: a run interrupted after its first fold, finished by the Ray executor
     res_dir = tmp_path / "resume"
     res_dir.mkdir()
-    for f in ("config.yaml", "predictions.csv"):
+    for f in ("run.json", "config.yaml", "predictions.csv"):
         (res_dir / f).write_bytes((seq_dir / f).read_bytes())
     p = pd.read_csv(res_dir / "predictions.csv")
     first = p["fold"].min()
