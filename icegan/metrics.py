@@ -11,8 +11,15 @@ over folds. Class ids follow the project convention: negative 0, positive 1, sur
   macro precision, macro recall, macro F1 over the classes present in the ground truth. A class
   that is never predicted has precision 0 (``zero_division=0``). ``R_M`` equals ``UAR`` and
   ``F1_M`` equals ``UF1`` by construction; both names are kept because both literatures use them.
-* ``F1_mu``: micro-averaged F1 over the same classes (for single-label data with every prediction
-  inside the class set this is the accuracy).
+* ``F1_mu``: micro-averaged F1 over all ``n_classes`` classes; for single-label predictions this is the
+  accuracy. (Micro-averaging over the present classes only would drop the false positives of a class
+  predicted but absent from the ground truth.)
+
+A class absent from the ground truth is left out of UF1, UAR and the macro averages even when it is
+predicted (its wrong predictions still count as misses of the present classes). The
+``recognition_evaluation`` snippet copied across ME repositories scores such a class as F1 0 in UF1
+instead; the two differ only on subsets that lack a class (never on the MEGC2019 composite or its
+three parts, which hold every class).
 * ``G_M``: geometric mean of the per-class recalls (0 as soon as one present class is never
   recognised).
 
@@ -70,7 +77,8 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int
     yt, yp = _check(y_true, y_pred, n_classes)
     labels = np.unique(yt)
     p, r, f, _ = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
-    _, _, f_mu, _ = precision_recall_fscore_support(yt, yp, labels=labels, average="micro", zero_division=0)
+    _, _, f_mu, _ = precision_recall_fscore_support(yt, yp, labels=np.arange(n_classes), average="micro",
+                                                    zero_division=0)
     g = float(np.prod(r) ** (1.0 / len(r)))
     return {
         "UF1": float(np.mean(f)),

@@ -204,19 +204,24 @@ def _differences(a: dict, b: dict, most: int = 3) -> str:
 
 def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
     """Check that the runs of entry ``label`` are one recipe up to the seed, so that averaging them (``icegan table``
-    rows, ``icegan compare`` entries) means averaging seeds: their :func:`run_recipe` must be equal. A single run
-    (or the same folder given twice) is its own recipe and is not checked.
+    rows, ``icegan compare`` entries) means averaging seeds: their :func:`run_recipe` must be equal. A single run is
+    its own recipe and is not checked.
 
     Raises:
-        ValueError: two runs of different recipes (names the entry, the two runs and up to three differing keys, and
+        ValueError: a run listed twice (it would count twice in the mean and in n; overlapping globs do this); two
+            runs of different recipes (names the entry, the two runs and up to three differing keys, and
             says to give each recipe its own entry, ``LABEL=GLOB``); a run of several that records no recipe (no
             ``config.yaml``, and no ensemble, selection or merge header whose members can be read); a header that
             cannot be read.
     """
     unique: list[Path] = []
     for r in map(Path, runs):
-        if all(r.resolve() != u.resolve() for u in unique):
-            unique.append(r)
+        twin = next((u for u in unique if r.resolve() == u.resolve()), None)
+        if twin is not None:
+            raise ValueError(f"entry '{label}' lists the run {r} twice" + (f" (also as {twin})" if str(twin) != str(r)
+                             else "") + "; it would count twice in the mean over runs: list each run once (two glob "
+                             "patterns of one entry may overlap)")
+        unique.append(r)
     if len(unique) < 2:
         return
     fix = 'give each recipe its own entry, LABEL=GLOB (e.g. "STSTNet=runs/ststnet_s*")'

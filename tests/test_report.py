@@ -149,6 +149,20 @@ def test_an_entry_of_different_recipes_is_refused_naming_the_keys(tmp_path, caps
     assert "| bare | honest | CDE | 1 |" in results_table([parse_entry(str(bare))])
 
 
+def test_a_run_listed_twice_in_an_entry_is_refused(tmp_path, capsys):
+    """A run named twice in one entry (two overlapping globs, or a typo) counted twice in the row's mean and n; it is
+    refused, naming the entry and the run, in table and compare alike."""
+    s0 = _run(tmp_path, "st_s0", config=_config("st_s0", seed=0), uf1=0.70, uar=0.70)
+    s1 = _run(tmp_path, "st_s1", config=_config("st_s1", seed=1), uf1=0.74, uar=0.74)
+    with pytest.raises(ValueError, match=r"entry 'X' lists the run .*st_s0 twice.*list each run once"):
+        results_table([parse_entry(f"X={s0},{s1},{s0}")])
+    with pytest.raises(ValueError, match=r"lists the run .*st_s0 twice"):
+        results_table([parse_entry(f"dup={s0},{s0}")])
+    assert main(["table", f"S={tmp_path}/st_s*,{s0}"]) == 2                      # overlapping patterns
+    assert "lists the run" in capsys.readouterr().err
+    assert "| S | honest | CDE | 2 | 0.7200 ± 0.0283 |" in results_table([parse_entry(f"S={tmp_path}/st_s*")])
+
+
 def test_seeds_of_one_recipe_are_pooled_whatever_their_run_only_keys(tmp_path):
     """Name, seed, threads, workers, device, the main job's prepare workers / progress / cache and a neutral new key
     (absent from an older run) do not make another recipe; a bare glob of one recipe's seeds is named after them."""

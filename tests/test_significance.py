@@ -363,6 +363,8 @@ def test_compare_refuses_an_entry_of_different_recipes(tmp_path, capsys):
     assert "different recipes" in capsys.readouterr().err
     assert main(["compare", f"{tmp_path}/ststnet_s*", str(lr), "--resamples", "200"]) == 0
     assert "| ststnet_s* | 2 | honest |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"entry 'S' lists the run .*ststnet_s0 twice"):    # it counted twice
+        load_run_set("S", [st0, st1, st0])
 
 
 def test_forest_plot_keeps_every_label_on_the_page(tmp_path):
