@@ -127,12 +127,13 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
                   name: Optional[str] = None) -> dict:
     """Average the class probabilities of finished LOSO runs and score the average.
 
-    ``p(clip) = Σ_m w_m p_m(clip) / Σ_m w_m`` over members m, y_pred = argmax; metrics pooled over
-    all folds as in MEGC2019 (:func:`icegan.protocol.summarize_predictions`).
+    ``p(clip) = Σ_m w_m p_m(clip) / Σ_m w_m`` over members m, y_pred = argmax (an exact tie goes to the lower class
+    id: negative before positive before surprise); metrics pooled over all folds as in MEGC2019
+    (:func:`icegan.protocol.summarize_predictions`).
 
     Args:
         run_dirs: two or more run directories of the same protocol, folds and clips.
-        out_dir: output folder (created; must not hold a LOSO run): ``predictions.csv``,
+        out_dir: output folder (created; must not hold another run): ``predictions.csv``,
             ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png``, ``per_subject.csv``,
             ``per_subject.png`` and ``ensemble.json``
             (members with their own UF1/UAR, weights).

@@ -150,8 +150,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     Returns:
         One dict per entry: label, runs (count), oracle, UF1, UAR (the point values: mean over the entry's runs
         on all subjects), UF1_ci, UAR_ci ((low, high)), and for entries other than the baseline dUF1, dUAR
-        (point differences), dUF1_ci, dUAR_ci and p_better (share of resamples where the entry's UF1 beats the
-        baseline's).
+        (point differences), dUF1_ci, dUAR_ci, p_better (share of resamples where the entry's UF1 is strictly above
+        the baseline's) and p_tie (share where the two are equal, e.g. runs that differ on a few subjects only, in
+        the resamples that draw none of them).
 
     Raises:
         ValueError: entries over different clips or labels, fewer than two subjects, a bad baseline, resamples < 100,
@@ -200,6 +201,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
                 row[f"d{key}"] = float(point[2 * k + j] - point[2 * baseline + j])
                 row[f"d{key}_ci"] = (float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha)))
             row["p_better"] = float(np.mean(dist[2 * k] > dist[2 * baseline]))
+            row["p_tie"] = float(np.mean(dist[2 * k] == dist[2 * baseline]))
         out.append(row)
     return out
 
@@ -223,6 +225,7 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
                     f[key], f[f"{key}_low"], f[f"{key}_high"] = r[key], *r[f"{key}_ci"]
             if "p_better" in r:
                 f["p_better"] = r["p_better"]
+                f["p_tie"] = r.get("p_tie", 0.0)
             flat.append(f)
         return pd.DataFrame(flat).to_csv(index=False, float_format="%.4f")
     if fmt not in ("markdown", "latex"):
@@ -237,16 +240,22 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             return f"${v:.4f}$ [${lohi[0]:.4f}$, ${lohi[1]:.4f}$]"
         return f"{v:.4f} [{lohi[0]:.4f}, {lohi[1]:.4f}]"
 
+    def better(r) -> str:
+        """The share of resamples with a strictly higher UF1, and the share of ties when there are any."""
+        tie = r.get("p_tie", 0.0)
+        return f"{100 * r['p_better']:.1f}{percent}" + (f" (ties {100 * tie:.1f}{percent})" if tie > 0 else "")
+
     body = []                            # the cells of every row, in either format
     for r in rows:
-        d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]),
-             f"{100 * r['p_better']:.1f}{percent}") if "dUF1" in r else ("(baseline)", "", "")
+        d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]), better(r)) if "dUF1" in r \
+            else ("(baseline)", "", "")
         sel = ("ORACLE epoch" if latex else "**ORACLE**") if r["oracle"] else "honest"
         body.append([esc(r["label"]), str(r["runs"]), sel, ci(r["UF1"], r["UF1_ci"]),
                      ci(r["UAR"], r["UAR_ci"]), *d])
     note = (f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement (the same subjects "
             f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "
-            f"an entry: the mean over its runs. Intervals describe new subjects like these, not a recipe chosen "
+            f"an entry: the mean over its runs. Resamples UF1 > baseline counts strictly higher UF1s; equal ones "
+            f"are given as ties. Intervals describe new subjects like these, not a recipe chosen "
             f"after seeing these results.")
     if latex:
         b, p = esc(base), pct.replace("%", "\\%")

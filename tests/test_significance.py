@@ -80,6 +80,11 @@ def test_identical_subjects_give_a_point_interval_and_self_difference_zero(tmp_p
     assert rows[1]["UF1"] == 1.0 and rows[1]["UF1_ci"] == (1.0, 1.0)
     assert rows[1]["dUF1"] == pytest.approx(1 - expect["UF1"]) and rows[1]["p_better"] == 1.0
     assert rows[2]["dUF1"] == 0.0 and rows[2]["dUF1_ci"] == (0.0, 0.0) and rows[2]["p_better"] == 0.0
+    # a run against itself is tied in every resample, not "lower in 100 %": the table says so
+    assert rows[2]["p_tie"] == 1.0 and rows[1]["p_tie"] == 0.0
+    table = comparison_table(rows, resamples=500)
+    assert "| 0.0 % (ties 100.0 %) |" in table and "| 100.0 % |" in table
+    assert "p_tie" in comparison_table(rows, fmt="csv").splitlines()[0]
 
 
 def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_path):
@@ -110,7 +115,8 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
                       f"${r1['UAR']:.4f}$ [${r1['UAR_ci'][0]:.4f}$, ${r1['UAR_ci'][1]:.4f}$] & "
                       f"${r1['dUF1']:.4f}$ [${r1['dUF1_ci'][0]:.4f}$, ${r1['dUF1_ci'][1]:.4f}$] & "
                       f"${r1['dUAR']:.4f}$ [${r1['dUAR_ci'][0]:.4f}$, ${r1['dUAR_ci'][1]:.4f}$] & "
-                      f"{100 * r1['p_better']:.1f}\\% \\\\")
+                      f"{100 * r1['p_better']:.1f}\\% (ties {100 * r1['p_tie']:.1f}\\%) \\\\")
+    assert r1["p_tie"] > 0          # in this data a resample drawing none of the subjects where they differ ties
     assert tex[4].startswith("base & 1 & honest &") and "(baseline)" in tex[4]
     assert not comparison_table(rows, fmt="latex", legend=False).splitlines()[-1].startswith("%")
     with pytest.raises(ValueError, match="markdown, latex or csv"):
