@@ -294,6 +294,28 @@ def test_cli_flow_run_decompose_writes_all_parts(tmp_path, capsys):
     assert "DecFlow weights not found" in capsys.readouterr().err
 
 
+def test_cli_flow_run_decompose_applies_the_base_flow_options(tmp_path, capsys):
+    """--tta and --input-size shape the RANSAC method's base flow exactly as they shape a plain `flow run` (they were
+    ignored under --decompose); with the learned method, which has no base estimator, they are refused by name."""
+    from flownet.io import read_flo
+    from icegan.cli import main
+    a, b = _write_pair(tmp_path)
+    for model, extra in (("srflownet", ["--tta", "hflip"]), ("tvl1", ["--input-size", "48"])):
+        plain, parts, bare = tmp_path / "plain.flo", tmp_path / "parts.flo", tmp_path / "bare.flo"
+        assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "p.png"), "--flo", str(plain),
+                     "--model", model, "--gray", *extra]) == 0
+        assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "q.png"), "--flo", str(parts),
+                     "--model", model, "--gray", "--decompose", *extra]) == 0
+        assert np.array_equal(read_flo(parts)[0], read_flo(plain)[0]), extra
+        assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "r.png"), "--flo", str(bare),
+                     "--model", model, "--gray"]) == 0
+        assert not np.array_equal(read_flo(bare)[0], read_flo(plain)[0]), extra     # the option changes the flow
+    capsys.readouterr()
+    assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "s.png"), "--decompose",
+                 "--decompose-method", "learned", "--tta", "hflip", "--precision", "bf16"]) == 2
+    assert "--precision, --tta set the base flow estimator of --decompose-method ransac" in capsys.readouterr().err
+
+
 def test_pipeline_builds_features_from_expression_flow(tmp_path):
     from icegan.config import ConfigError
     from icegan.pipeline import build_flow, compute_flow_features, load_main_config

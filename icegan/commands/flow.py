@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("flow", help="facial optical flow: train / eval / run SRFlowNet and baselines")
     sub = p.add_subparsers(dest="flow_command", metavar="ACTION")
 
-    t = sub.add_parser("train", help="train SRFlowNet on synthetic facial flow (or self-supervised on real clips)")
+    t = sub.add_parser("train", help="train a flow network (SRFlowNet, LiteFlowNet2, RAFT: train.backbone) on synthetic facial "
+                                            "or generic flow, or SRFlowNet self-supervised on real clips")
     t.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_srflownet_fdr.yaml")
     t.add_argument("--mode", default="supervised", choices=["supervised", "selfsup"],
                    help="supervised: synthetic faces with exact flow (default); selfsup: unlabelled real "
@@ -223,13 +224,31 @@ def _part_path(path: str, part: str) -> str:
 
 def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
     """``flow run --decompose``: total, head and expression flow pictures (and .flo files); ``module``: the
-    ``get_estimator`` argument of ``--model custom`` (empty otherwise)."""
+    ``get_estimator`` argument of ``--model custom`` (empty otherwise).
+
+    Raises:
+        ValueError: ``--precision``, ``--tta`` or ``--input-size`` given with ``--decompose-method learned`` (they set
+            the RANSAC method's base estimator only).
+    """
+    import flownet
     from flownet.decompose import get_decomposer
     from flownet.io import save_flow_image, write_flo
+    from flownet.resolution import at_input_size
     if args.decompose_method == "learned":
+        # DecFlow is its own network: the base estimator's options cannot apply, and are not dropped silently
+        given = [flag for flag, value, default in (("--precision", args.precision, "fp32"),
+                                                   ("--tta", getattr(args, "tta", "none"), "none"),
+                                                   ("--input-size", getattr(args, "input_size", "native"), "native"))
+                 if value != default]
+        if given:
+            raise ValueError(f"{', '.join(given)} set the base flow estimator of --decompose-method ransac; the "
+                             "learned decomposition (DecFlow) runs in fp32 at the images' own size: leave them out")
         dec = get_decomposer("learned", weights=args.weights, device=args.device)
-    else:
-        dec = get_decomposer("ransac", base=args.model, weights=args.weights, device=args.device, **module)
+    else:     # the base flow is built as plain `flow run` builds it: precision, test-time flips and input size apply
+        est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
+                                    tta=getattr(args, "tta", "none"), **module)
+        est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
+        dec = get_decomposer("ransac", base=est)
     parts = dec.decompose(i1[None], i2[None])
     for part in ("total", "head", "expression"):
         flow = parts[part][0].cpu()

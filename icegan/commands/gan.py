@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     gan = subparsers.add_parser("gan", help="ICE-GAN: train the apex-face generator, evaluate it")
     gsub = gan.add_subparsers(dest="gan_command", metavar="{train,eval}")
 
-    tr = gsub.add_parser("train", help="train ICE-GAN on onset/apex pairs (CASME II manifest)")
+    tr = gsub.add_parser("train", help="train ICE-GAN on onset/apex face pairs (the shared CASME II copy, or "
+                                             "data.source=prepared: your CASME II, SAMM, SMIC or clip list)")
     tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig)")
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
                          "or the datasets it was prepared from with data.source=prepared), a CASME II folder with "
                          "manifest.csv, or a folder of onset face images")
     ev.add_argument("--subjects", nargs="*", default=None,
-                    help="CASME II subjects to evaluate (default: the checkpoint's holdout_subjects)")
+                    help="subjects to evaluate, e.g. sub01 or samm/006 (default: the checkpoint's holdout_subjects)")
     ev.add_argument("--n-per-class", type=int, default=2, help="synthetic faces per onset and class")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")

@@ -540,7 +540,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.class_balance=pooled|per_dataset (balance the classes over all training clips, or within each dataset:
                            every (dataset, class) cell weighs the same; needs model.class_weighting=true)
   model.noise_filter=none|forest (leave out of each fold's training the clips confident learning flags as
-                           mislabelled, on a random forest's out-of-bag probabilities; networks only)
+                           mislabelled, on a random forest's out-of-bag probabilities; ststnet, offtanet only)
   model.au_weight=FLOAT (STSTNet: + that times the binary cross-entropy of the 14 EMFACS action units of the
                            training clips coded in the CASME II / SAMM sheets, a second head; 0 = off)
   model.domain_adversarial=FLOAT (STSTNet: + that times the cross-entropy of a second head telling the training
