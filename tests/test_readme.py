@@ -93,6 +93,8 @@ def test_readme_command_parses(argv, monkeypatch):
 
 
 def _config_keys() -> set[str]:
+    from flownet.selfsup import SelfSupConfig
+    from flownet.train import FlowTrainConfig
     from icegan.commands.loso import LosoConfig
     from icegan.data.prepare import PrepareConfig
     from icegan.gan.trainer import GanConfig
@@ -104,7 +106,7 @@ def _config_keys() -> set[str]:
             if isinstance(v, dict):
                 yield from flat(v, prefix + k + ".")
     keys: set[str] = set()
-    for cls in (LosoConfig, MainConfig, GanConfig, PrepareConfig):
+    for cls in (LosoConfig, MainConfig, GanConfig, PrepareConfig, FlowTrainConfig, SelfSupConfig):
         keys |= set(flat(to_dict(cls())))
     return keys
 
