@@ -580,22 +580,28 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
         names = [str(s).split("/", 1)[-1] for s in rows["subject"]]
         pos = (tallest - 1) - np.arange(len(rows))       # first subject on top, panels aligned at the top
         acc = rows["accuracy"].to_numpy(dtype=float)
-        ax.barh(pos, acc, color=["#c0392b" if a < 0.5 else "#2e86c1" for a in acc], height=0.75)
-        for y, a, k, n in zip(pos, acc, rows["n_correct"], rows["n_clips"]):
-            ax.text(min(a, 1.0) + 0.02, y, f"{int(k)}/{int(n)}", va="center", fontsize=7)
+        colours = ["#c0392b" if a < 0.5 else "#2e86c1" for a in acc]
+        ax.barh(pos, acc, color=colours, height=0.75)
+        zero = acc == 0                  # a bar of length 0 is invisible: a subject with no clip right gets a stub
+        if zero.any():
+            ax.barh(pos[zero], 0.012, color="#c0392b", height=0.75)
+        for y, k, n in zip(pos, rows["n_correct"], rows["n_clips"]):
+            # the counts in a column right of every bar, clear of the bars and of the pooled line (at most 1)
+            ax.text(1.03, y, f"{int(k)}/{int(n)}", va="center", fontsize=8)
         pooled = float(rows["n_correct"].sum() / rows["n_clips"].sum())
         ax.axvline(pooled, color="black", linestyle="--", linewidth=1)
-        ax.set_yticks(pos, names, fontsize=7)
-        ax.set_xlim(0, 1.25)
+        ax.set_yticks(pos, names, fontsize=8)
+        ax.set_xlim(0, 1.22)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_ylim(-0.75, tallest - 0.25)
         ax.set_xlabel("accuracy")
-        ax.set_title(f"{DATASET_TITLES.get(d, d)}: {len(rows)} subjects, pooled {pooled:.2f}", fontsize=9)
+        ax.set_title(f"{DATASET_TITLES.get(d, d)}: {len(rows)} subjects, pooled accuracy {pooled:.2f}", fontsize=9)
         drawn += [(d, str(s), float(a)) for s, a in zip(rows["subject"], acc)]
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     fig.legend(handles=[Patch(color="#2e86c1", label="accuracy ≥ 0.5"), Patch(color="#c0392b", label="accuracy < 0.5"),
                         Line2D([], [], color="black", linestyle="--", linewidth=1, label="dataset's pooled accuracy")],
-               loc="lower center", ncol=3, fontsize=7, frameon=False)
+               loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=100)
@@ -603,13 +609,19 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
     return drawn
 
 
-def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3) -> None:
-    """Confusion matrices (counts) of pooled predictions as one PNG: all clips, then one panel per dataset (in
-    :func:`dataset_order`, the order of the tables).
+def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3) -> list[tuple[str, np.ndarray]]:
+    """Confusion matrices of pooled predictions as one PNG: all clips, then one panel per dataset (in
+    :func:`dataset_order`, the order of the tables). A cell's colour is its share of the true class's clips (row-
+    normalised: the diagonal is each class's recall, what UAR averages, so a minority class reads as well as the
+    majority), on one 0–1 scale shared by every panel with a colour bar; the cell text gives the count and that
+    share. A class with no clip in a panel (a dataset without it) is a grey row marked "no clips".
 
     Args:
         pred: rows with columns dataset, y_true, y_pred (class ids 0..n_classes-1).
         path: the PNG to write. title: the figure's title. n_classes: K.
+
+    Returns:
+        ``(panel title, (K, K) float row shares in [0, 1], NaN for a class without clips)`` for every panel drawn.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -617,24 +629,35 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
 
     scopes = [("Full", pred)] + [(DATASET_TITLES.get(d, d), pred[pred["dataset"] == d])
                                  for d in dataset_order(pred["dataset"].unique())]
-    fig, axes = plt.subplots(1, len(scopes), figsize=(3.6 * len(scopes), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(scopes), figsize=(3.6 * len(scopes) + 0.8, 3.9), squeeze=False)
     names = list(CLASS_NAMES[:n_classes])
+    cmap = plt.get_cmap("Blues").with_extremes(bad="#dddddd")
+    drawn, image = [], None
     for ax, (name, df) in zip(axes[0], scopes):
         cm = confusion_matrix(df["y_true"], df["y_pred"], n_classes)
-        ax.imshow(cm, cmap="Blues")
+        totals = cm.sum(1, keepdims=True)
+        share = np.where(totals > 0, cm / np.maximum(totals, 1), np.nan)
+        image = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, vmin=0.0, vmax=1.0)
         for i in range(n_classes):
             for j in range(n_classes):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+                if totals[i, 0] == 0:
+                    text, dark = ("no clips" if j == 1 else ""), False
+                else:
+                    text, dark = f"{cm[i, j]}\n{100 * share[i, j]:.0f} %", share[i, j] > 0.55
+                ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black")
         ax.set_xticks(range(n_classes), names, rotation=30)
         ax.set_yticks(range(n_classes), names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{name} (n={len(df)})")
+        drawn.append((name, share))
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    bar = fig.colorbar(image, ax=list(axes[0]), fraction=0.025, pad=0.02)
+    bar.set_label("share of the true class's clips (diagonal: recall)")
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return drawn
 
 
 # ----------------------------------------------------------------------------------------------

@@ -232,6 +232,25 @@ def test_per_subject_png_draws_every_subject_by_dataset(toy, tmp_path):
         per_subject_png(table.iloc[:0], tmp_path / "e.png", "t")
 
 
+def test_confusion_png_colours_each_true_class_by_its_own_share(tmp_path):
+    """The confusion figure's colours are row shares (the diagonal is recall, what UAR averages), not raw counts that
+    made a well-recognised minority class look pale; a dataset without a class gets an empty row, not zeros."""
+    from PIL import Image
+
+    from icegan.protocol import confusion_png
+    pred = pd.DataFrame({"dataset": ["casme2"] * 7 + ["samm"] * 4,
+                         "y_true": [0, 0, 0, 0, 0, 2, 2, 0, 0, 1, 1],
+                         "y_pred": [0, 0, 0, 1, 1, 2, 2, 0, 1, 1, 1]})
+    drawn = dict(confusion_png(pred, tmp_path / "c.png", "t"))
+    assert list(drawn) == ["Full", "CASME II", "SAMM"]
+    np.testing.assert_allclose(drawn["CASME II"][0], [0.6, 0.4, 0.0])       # 3 of 5 negatives right
+    np.testing.assert_allclose(drawn["CASME II"][2], [0.0, 0.0, 1.0])       # 2 of 2 surprises: full colour
+    assert np.isnan(drawn["CASME II"][1]).all() and np.isnan(drawn["SAMM"][2]).all()
+    np.testing.assert_allclose(np.diag(drawn["Full"]), [4 / 7, 1.0, 1.0])        # 3 of 5 and 1 of 2 negatives
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.format == "PNG" and im.size[0] > 2.5 * im.size[1]         # three panels side by side
+
+
 def test_dataset_order_is_the_tables_order():
     from icegan.protocol import dataset_order
     assert dataset_order(["samm", "casme2", "smic", "samm"]) == ["smic", "casme2", "samm"]
