@@ -50,7 +50,7 @@ from icegan.paths import run_folder_conflict
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
-           "data_digest", "dataset_order"]
+           "data_digest", "dataset_order", "recipe_line"]
 
 #: the evaluation protocols :func:`make_folds` builds (see the module docstring)
 PROTOCOLS = ("CDE", "SDE", "HDE")
@@ -441,10 +441,34 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def recipe_line(config: Any) -> str:
+    """One line naming what a run's config trained: its seed and recognizer (name, epochs), so that the pages and
+    figures of two seeds or two epoch counts of one config file do not read alike. Empty without a config (or for a
+    config without these keys).
+
+    Args:
+        config: the run's config (a dataclass such as ``LosoConfig`` or ``MainConfig``, or its dict), or None.
+
+    Returns:
+        e.g. ``"seed 1, ststnet, 5 epochs"``; the parts the config has, in that order.
+    """
+    cfg = _config_dict(config)
+    if not isinstance(cfg, dict):
+        return ""
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else cfg.get("recognizer")
+    parts = [f"seed {cfg['seed']}"] if cfg.get("seed") is not None else []
+    if isinstance(model, dict) and model.get("name"):
+        parts.append(str(model["name"]))
+        if model.get("epochs") and model["name"] not in ("logreg", "random_forest", "gradient_boosting"):
+            parts.append(f"{model['epochs']} epochs")
+    return ", ".join(parts)
+
+
 def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot_prefix: str, n_classes: int,
-                  md_extra: str = "") -> str:
+                  md_extra: str = "", recipe: str = "") -> str:
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
-    (:func:`_markdown` titled ``label``, the subject-bootstrap interval of UF1/UAR
+    (:func:`_markdown` titled ``label``, with ``recipe`` (:func:`recipe_line`) under the protocol line when given,
+    the subject-bootstrap interval of UF1/UAR
     (:func:`icegan.significance.subject_interval`), then ``md_extra`` if given) and ``confusion.png`` (titled
     ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``; HDE: ``leave-one-dataset-out``, :func:`protocol_title`) and
     ``per_subject.png`` (:func:`per_subject_png`). Used by :func:`run_loso` and ``icegan ensemble``. Returns the
@@ -453,7 +477,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     per_subject = per_subject_table(pred)
     per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval
-    md = _markdown(metrics, label)
+    md = _markdown(metrics, label, recipe)
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
     if ci:
         md = md.rstrip("\n") + "\n\n" + ci
@@ -483,7 +507,7 @@ def _fmt(v: Optional[float]) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
-def _markdown(metrics: dict, title: str) -> str:
+def _markdown(metrics: dict, title: str, recipe: str = "") -> str:
     oracle = metrics["oracle_epoch"]
     hde = metrics["protocol"] == "HDE"
     sel = ("ORACLE EPOCH: best epoch picked on each test subject (published practice; NOT an honest estimate)"
@@ -493,7 +517,8 @@ def _markdown(metrics: dict, title: str) -> str:
             "the other datasets only)" if hde else "")
     lines = [f"# {title}" + (" — HDE, leave-one-dataset-out" if hde else ""), "",
              f"Protocol {metrics['protocol']}{what}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
-             f"Selection: {sel}.", "",
+             f"Selection: {sel}." + (f" Recipe: {recipe} (the whole config: `config.yaml` beside this file)."
+                                     if recipe else ""), "",
              "| Method | Selection | Full UF1 | Full UAR | "
              + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
              "|---|---|---|---|" + "---|---|" * len(cols)]
@@ -813,7 +838,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
     metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
     label = title + (" [ORACLE EPOCH]" if oracle_epoch else "")
-    md = write_reports(out, allp, metrics, label, f"{label}: ", n_classes)
+    recipe = recipe_line(config)
+    md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
+                       recipe=recipe)
     if writer is not None:
         for k in METRIC_KEYS:
             writer.add_scalar(f"final/{k}", metrics["overall"][k], len(folds))

@@ -268,6 +268,12 @@ LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
+def markdown_cell(text: str) -> str:
+    """``text`` as the cell of a Markdown table: a ``|`` (which would end the cell) escaped as ``\\|``, line breaks
+    as spaces."""
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 def latex_escape(text: str) -> str:
     r"""``text`` with LaTeX's ten special characters escaped, for a table cell in text mode (``STSTNet_2 & co`` →
     ``STSTNet\_2 \& co``)."""
@@ -350,9 +356,9 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
         tab = frame.to_latex(index=False, escape=False, multicolumn=True, multicolumn_format="c",
                              column_format="llcr" + "c" * len(names) + "r")
         return ("% icegan table: UF1 / UAR pooled over all folds (MEGC2019); several runs: mean $\\pm$ sample std "
-                "over the n runs;\n% honest = no selection on the held-out subject; Folds / clips: what each row "
-                "is scored on. Needs \\usepackage{booktabs}.\n" + tab)
+                "over the n runs;\n% honest = no selection on the held-out subject (HDE rows: the held-out "
+                "dataset); Folds / clips: what each row is scored on. Needs \\usepackage{booktabs}.\n" + tab)
     out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]
-    out += ["| " + " | ".join(lead + [_cell(st) for st in cells] + [size(fc, "—")]) + " |"
-            for lead, cells, fc in body]
+    out += ["| " + " | ".join([markdown_cell(lead[0])] + lead[1:] + [_cell(st) for st in cells] + [size(fc, "—")])
+            + " |" for lead, cells, fc in body]
     return "\n".join(out) + "\n"

@@ -53,8 +53,10 @@ class RunSet:
     oracle: bool
 
     def datasets(self) -> list[str]:
-        """The dataset prefixes of the subjects (``casme2``, ``samm``, ``smic``), sorted."""
-        return sorted({subject_dataset(s) for s in self.subjects})
+        """The dataset prefixes of the subjects (``smic``, ``casme2``, ``samm``), in the order of every table
+        (:func:`icegan.protocol.dataset_order`)."""
+        from icegan.protocol import dataset_order
+        return dataset_order({subject_dataset(s) for s in self.subjects})
 
     def restrict(self, dataset: str) -> "RunSet":
         """The same runs scored on one dataset's subjects only (their clips were predicted by the same models).
@@ -232,7 +234,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
     from icegan.report import latex_escape
     latex = fmt == "latex"
-    esc = latex_escape if latex else str            # labels as LaTeX text, or as they are
+    from icegan.report import markdown_cell
+    esc = latex_escape if latex else markdown_cell  # labels as LaTeX text, or as Markdown table cells
     percent = "\\%" if latex else " %"
 
     def ci(v, lohi):
@@ -259,13 +262,14 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             f"after seeing these results.")
     if latex:
         b, p = esc(base), pct.replace("%", "\\%")
-        head = ["Entry", "Runs", "Selection", f"UF1 [{p} CI]", f"UAR [{p} CI]", f"$\\Delta$UF1 vs {b}",
-                f"$\\Delta$UAR vs {b}", f"Resamples UF1 $>$ {b}"]
+        head = ["Entry", "Runs", "Selection", f"UF1 [{p} CI]", f"UAR [{p} CI]", f"$\\Delta$UF1 vs {b} [{p} CI]",
+                f"$\\Delta$UAR vs {b} [{p} CI]", f"Resamples UF1 $>$ {b}"]
         tab = pd.DataFrame(body, columns=head).to_latex(index=False, escape=False, column_format="lrlccccr")
         return tab + ("" if not legend else "".join(f"% {ln}\n" for ln in textwrap.wrap(note, 110)))
 
-    lines = [f"| entry | runs | selection | UF1 [{pct} CI] | UAR [{pct} CI] | ΔUF1 vs {base} [{pct} CI] | "
-             f"ΔUAR vs {base} [{pct} CI] | resamples UF1 > {base} |",
+    mb = esc(base)
+    lines = [f"| entry | runs | selection | UF1 [{pct} CI] | UAR [{pct} CI] | ΔUF1 vs {mb} [{pct} CI] | "
+             f"ΔUAR vs {mb} [{pct} CI] | resamples UF1 > {mb} |",
              "|---|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     if not legend:
@@ -337,7 +341,8 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
     pct = f"{100 * confidence:g} %"
     for (name, rows), (ax_l, ax_r) in zip(scopes, axes):
         ys = np.arange(len(rows))[::-1]
-        labels = [r["label"] + (" [ORACLE]" if r["oracle"] else "") for r in rows]
+        labels = [r["label"] + (f" ({r['runs']} runs)" if r.get("runs", 1) > 1 else "")
+                  + (" [ORACLE]" if r["oracle"] else "") for r in rows]
         for y, r in zip(ys, rows):
             face = "white" if r["oracle"] else "C0"
             ax_l.errorbar(r["UF1"], y, xerr=[[r["UF1"] - r["UF1_ci"][0]], [r["UF1_ci"][1] - r["UF1"]]], fmt="o",

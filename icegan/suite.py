@@ -514,7 +514,8 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     plotted = []
     last = max((k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2), default=-1)
     for k, (scope, scoped) in enumerate(scopes):
-        title = f"{DATASET_TITLES.get(scope, scope)} ({len(scoped[0].subjects)} subjects)"
+        scope_name = "Full" if scope == "all" else DATASET_TITLES.get(scope, scope)
+        title = f"{scope_name} ({len(scoped[0].subjects)} subjects)"
         head = "Subject-bootstrap intervals" if k == 0 else f"Subject-bootstrap intervals, {title}"
         if len(scoped[0].subjects) < 2:         # a short run (max_folds=1): nothing to resample
             lines += [f"## {head}", "", "None: a subject bootstrap needs at least two subjects.", ""]

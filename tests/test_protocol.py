@@ -251,6 +251,21 @@ def test_confusion_png_colours_each_true_class_by_its_own_share(tmp_path):
         assert im.format == "PNG" and im.size[0] > 2.5 * im.size[1]         # three panels side by side
 
 
+def test_the_pages_name_the_seed_and_recognizer_of_the_run(toy, tmp_path):
+    """Two seeds (or epoch counts) of one config file wrote pages and figures that read alike; metrics.md now names the
+    seed and the recognizer, and the figures' titles too (recipe_line)."""
+    from icegan.protocol import recipe_line
+    cfg = {"name": "x", "seed": 3, "model": {"name": "ststnet", "epochs": 7}}
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "r", config=cfg, progress=False)
+    assert "Recipe: seed 3, ststnet, 7 epochs (the whole config: `config.yaml` beside this file)." in \
+        (tmp_path / "r" / "metrics.md").read_text()
+    assert recipe_line({"seed": 0, "model": {"name": "logreg", "epochs": 100}}) == "seed 0, logreg"   # no epochs
+    assert recipe_line({"seed": 2, "recognizer": {"name": "offtanet", "epochs": 60}}) == "seed 2, offtanet, 60 epochs"
+    assert recipe_line(None) == "" and recipe_line({"other": 1}) == ""
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "bare", progress=False)
+    assert "Recipe:" not in (tmp_path / "bare" / "metrics.md").read_text()
+
+
 def test_dataset_order_is_the_tables_order():
     from icegan.protocol import dataset_order
     assert dataset_order(["samm", "casme2", "smic", "samm"]) == ["smic", "casme2", "samm"]

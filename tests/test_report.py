@@ -149,6 +149,16 @@ def test_an_entry_of_different_recipes_is_refused_naming_the_keys(tmp_path, caps
     assert "| bare | honest | CDE | 1 |" in results_table([parse_entry(str(bare))])
 
 
+def test_a_label_with_a_pipe_stays_one_markdown_cell(tmp_path):
+    """A label such as 'G|RF' ended its table cell and shifted every column of the row; it is escaped now."""
+    from icegan.report import markdown_cell
+    run = _run(tmp_path, "r", config=_config("r", seed=0), uf1=0.70, uar=0.71)
+    row = next(line for line in results_table([parse_entry(f"G|RF={run}")]).splitlines() if "RF" in line)
+    assert row.startswith("| G\\|RF | honest |") and row.replace("\\|", "").count("|") == \
+        results_table([parse_entry(f"G={run}")]).splitlines()[0].count("|")
+    assert markdown_cell("a|b\nc") == "a\\|b c"
+
+
 def test_a_run_listed_twice_in_an_entry_is_refused(tmp_path, capsys):
     """A run named twice in one entry (two overlapping globs, or a typo) counted twice in the row's mean and n; it is
     refused, naming the entry and the run, in table and compare alike."""

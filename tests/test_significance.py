@@ -109,7 +109,8 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     assert csv.splitlines()[0].startswith("label,runs,selection,UF1,UF1_low,UF1_high")
     tex = comparison_table(rows, fmt="latex").splitlines()
     assert tex[0] == r"\begin{tabular}{lrlccccr}" and tex[-1].startswith("% ") and r"\end{tabular}" in tex
-    assert tex[2].startswith(r"Entry & Runs & Selection & UF1 [95 \% CI] & UAR [95 \% CI] & $\Delta$UF1 vs base &")
+    assert tex[2].startswith(r"Entry & Runs & Selection & UF1 [95 \% CI] & UAR [95 \% CI] & $\Delta$UF1 vs base [95 \% CI] & "
+                             r"$\Delta$UAR vs base [95 \% CI] &")                 # the PDF shows what the brackets are
     r1 = rows[1]
     assert tex[5] == (f"better & 1 & honest & ${r1['UF1']:.4f}$ [${r1['UF1_ci'][0]:.4f}$, ${r1['UF1_ci'][1]:.4f}$] & "
                       f"${r1['UAR']:.4f}$ [${r1['UAR_ci'][0]:.4f}$, ${r1['UAR_ci'][1]:.4f}$] & "
@@ -122,7 +123,8 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     with pytest.raises(ValueError, match="markdown, latex or csv"):
         comparison_table(rows, fmt="html")
     pct = comparison_table([dict(rows[0], label="top 5%_a"), rows[1]], fmt="latex").splitlines()
-    assert pct[2].endswith(r"$\Delta$UF1 vs top 5\%\_a & $\Delta$UAR vs top 5\%\_a & Resamples UF1 $>$ top 5\%\_a \\")
+    assert pct[2].endswith(r"$\Delta$UF1 vs top 5\%\_a [95 \% CI] & $\Delta$UAR vs top 5\%\_a [95 \% CI] & "
+                           r"Resamples UF1 $>$ top 5\%\_a \\")
     assert pct[4].startswith(r"top 5\%\_a & 1 & honest &")
 
 
@@ -193,6 +195,8 @@ def test_per_dataset_scopes(tmp_path, capsys):
     run = _write_run(tmp_path / "r", rows)
     rs = load_run_set("r", [run])
     assert rs.datasets() == ["casme2", "samm"]
+    three = _write_run(tmp_path / "three", [(f"{d}/s0", "c0", 0, 0) for d in ("samm", "smic", "casme2")])
+    assert load_run_set("t", [three]).datasets() == ["smic", "casme2", "samm"]     # the tables' order, not a-z
     samm = rs.restrict("samm")
     assert samm.subjects == [f"samm/s{s}" for s in range(4)] and len(samm.clips) == 12
     assert bootstrap_compare([samm], resamples=200)[0]["UF1_ci"] == (1.0, 1.0)     # every SAMM clip right
@@ -203,7 +207,7 @@ def test_per_dataset_scopes(tmp_path, capsys):
         rs.restrict("smic")
     assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200"]) == 0
     out = capsys.readouterr().out
-    assert "## all (8 subjects)" in out and "## CASME II (4 subjects)" in out and "## SAMM (4 subjects)" in out
+    assert "## Full (8 subjects)" in out and "## CASME II (4 subjects)" in out and "## SAMM (4 subjects)" in out
     assert out.count("Subject-level bootstrap") == 1
     png = tmp_path / "forest.png"
     assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200", "--plot", str(png)]) == 0
@@ -217,7 +221,7 @@ def test_per_dataset_scopes(tmp_path, capsys):
     assert main(["compare", str(run), "--per-dataset", "--resamples", "200", "--format", "latex"]) == 0
     tex = capsys.readouterr().out
     assert [ln for ln in tex.splitlines() if ln.startswith("% ") and "subjects)" in ln] == \
-        ["% all (8 subjects)", "% CASME II (4 subjects)", "% SAMM (4 subjects)"]
+        ["% Full (8 subjects)", "% CASME II (4 subjects)", "% SAMM (4 subjects)"]
     assert tex.count(r"\begin{tabular}") == 3 and tex.count("% Subject-level bootstrap") == 1
 
 

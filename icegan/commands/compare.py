@@ -36,7 +36,8 @@ def _main(args: argparse.Namespace) -> int:
             rows = bootstrap_compare(scoped, baseline=base, resamples=args.resamples, confidence=args.confidence,
                                      seed=args.seed)
             # headings and plot titles by the datasets' names (CASME II), as icegan suite writes them; csv keeps the key
-            title = f"{DATASET_TITLES.get(name, name)} ({len(scoped[0].subjects)} subjects)"
+            scope_name = "Full" if name == "all" else DATASET_TITLES.get(name, name)
+            title = f"{scope_name} ({len(scoped[0].subjects)} subjects)"
             plotted.append((title, rows))
             part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
                                     fmt=args.format, legend=name == scopes[-1][0])
