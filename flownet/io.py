@@ -117,26 +117,42 @@ def write_kitti_png(path: str | Path, flow, valid=None) -> Path:
     return p
 
 
-def flow_to_color(flow):
-    """Colour-code flow with :func:`torchvision.utils.flow_to_image`.
+def flow_to_color(flow, max_flow: float | None = None):
+    """Colour-code flow with :func:`torchvision.utils.flow_to_image` (hue = direction, saturation = magnitude).
 
     Args:
         flow: (2, H, W) or (B, 2, H, W) tensor, or (H, W, 2) numpy array, in pixels.
+        max_flow: the magnitude (pixels) that saturates the colour, the same for every image, so that several
+            pictures compare (e.g. the head and expression parts of one flow); a larger magnitude in an image
+            saturates at its own maximum instead. None: each image saturates at its own largest magnitude.
 
     Returns:
-        uint8 tensor (3, H, W) or (B, 3, H, W); the colour saturates at the largest magnitude of each image.
+        uint8 tensor (3, H, W) or (B, 3, H, W).
+
+    Raises:
+        ValueError: ``max_flow`` not a positive finite number.
     """
     import torch
     from torchvision.utils import flow_to_image
     if isinstance(flow, np.ndarray):
         flow = torch.from_numpy(_as_hw2(flow)).permute(2, 0, 1)
-    return flow_to_image(flow.detach().float().cpu())
+    flow = flow.detach().float().cpu()
+    if max_flow is None:
+        return flow_to_image(flow)
+    if not (np.isfinite(max_flow) and max_flow > 0):
+        raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
+    # flow_to_image scales each image by its largest magnitude: one extra column holding a vector of length max_flow
+    # makes that scale max_flow (or the image's own maximum, if larger); the column is cut off again
+    pad = torch.zeros(*flow.shape[:-1], 1)
+    pad[..., 0, :, :] = float(max_flow)
+    return flow_to_image(torch.cat([flow, pad], -1))[..., :-1]
 
 
-def save_flow_image(path: str | Path, flow) -> Path:
-    """Save the colour-coded picture of one flow field ((2, H, W) tensor or (H, W, 2) array) as PNG."""
+def save_flow_image(path: str | Path, flow, max_flow: float | None = None) -> Path:
+    """Save the colour-coded picture of one flow field ((2, H, W) tensor or (H, W, 2) array) as PNG; ``max_flow``:
+    the saturating magnitude in pixels, as in :func:`flow_to_color` (None: the field's own maximum)."""
     import cv2
-    img = flow_to_color(flow)
+    img = flow_to_color(flow, max_flow)
     if img.ndim == 4:
         if img.shape[0] != 1:
             raise ValueError(f"save_flow_image takes one flow field, got a batch of {img.shape[0]}")

@@ -65,6 +65,23 @@ def test_flow_to_color_shape():
     assert img.shape == (2, 3, 8, 10) and img.dtype == torch.uint8
 
 
+def test_flow_to_color_on_a_shared_scale():
+    """With max_flow, a field half as strong as another is drawn paler (the same hue, less saturated) instead of
+    saturating at its own maximum like the stronger one; without it both look alike."""
+    strong = torch.zeros(2, 4, 4)
+    strong[0] = 2.0                                      # 2 px to the right everywhere
+    weak = strong / 2
+    assert torch.equal(flow_to_color(weak), flow_to_color(strong))            # each at its own maximum
+    a, b = flow_to_color(strong, max_flow=2.0), flow_to_color(weak, max_flow=2.0)
+    assert a.shape == (3, 4, 4) and torch.equal(a, flow_to_color(strong))     # the stronger one saturates: unchanged
+    white = torch.full((3,), 255, dtype=torch.uint8)
+    dist = lambda img: (img[:, 0, 0].float() - white.float()).norm()         # distance from white (zero flow)
+    assert dist(b) < dist(a) and dist(b) > 0
+    assert torch.equal(flow_to_color(strong[None], max_flow=4.0)[0], b)      # 2 of 4 px = 1 of 2 px; batches too
+    with pytest.raises(ValueError, match="positive number of pixels"):
+        flow_to_color(strong, max_flow=0.0)
+
+
 # ------------------------------------------------------------------------------------------------ metrics
 
 def test_metrics_hand_computed():

@@ -278,8 +278,14 @@ def test_cli_flow_run_decompose_writes_all_parts(tmp_path, capsys):
     out, flo = tmp_path / "f.png", tmp_path / "f.flo"
     assert main(["flow", "run", str(a), str(b), "--out", str(out), "--flo", str(flo), "--model", "tvl1",
                  "--gray", "--decompose"]) == 0
+    assert "the three pictures share one colour scale: full colour at" in capsys.readouterr().out
     parts = {k: read_flo(tmp_path / f"f{s}.flo")[0] for k, s in (("total", ""), ("head", "_head"),
                                                                  ("expression", "_expression"))}
+    from flownet.io import flow_to_color, read_image
+    scale = max(float(np.linalg.norm(p, axis=-1).max()) for p in parts.values())
+    head_png = read_image(tmp_path / "f_head.png")                          # (3, H, W) in [0, 1], RGB
+    want = flow_to_color(parts["head"], max_flow=scale).float() / 255
+    assert torch.allclose(head_png, want, atol=1.5 / 255)                   # drawn on the parts' common scale
     for s in ("", "_head", "_expression"):
         assert (tmp_path / f"f{s}.png").stat().st_size > 0
     assert np.allclose(parts["head"] + parts["expression"], parts["total"], atol=1e-5)

@@ -250,15 +250,18 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
         est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
         dec = get_decomposer("ransac", base=est)
     parts = dec.decompose(i1[None], i2[None])
+    # one colour scale for the three pictures, so a weak part looks weak (each saturated at its own maximum before)
+    scale = max(float(parts[p][0].norm(dim=0).max()) for p in ("total", "head", "expression"))
     for part in ("total", "head", "expression"):
         flow = parts[part][0].cpu()
         out = _part_path(args.out, part)
-        save_flow_image(out, flow)
+        save_flow_image(out, flow, max_flow=scale if scale > 0 else None)
         print(f"wrote {out} ({part}, max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
         if args.flo:
             flo = _part_path(args.flo, part)
             write_flo(flo, flow)
             print(f"wrote {flo}")
+    print(f"the three pictures share one colour scale: full colour at {scale:.2f} px")
     return 0
 
 
