@@ -318,3 +318,25 @@ def test_bf16_autocast_training_matches_float32(pairs32):
     named = dict(st16.generator.named_parameters()) | {"d." + k: v for k, v in st16.discriminator.named_parameters()}
     unchanged = [k for k in named if torch.equal(now[k], init16[k])]
     assert not unchanged, unchanged
+
+
+def test_adversarial_losses_are_float32_outside_autocast(monkeypatch):
+    """CUDA autocast refuses F.binary_cross_entropy on probabilities ("unsafe to autocast"), so a GPU run with
+    train.amp (the default) stopped at its first step. The capsule-length BCE now runs in float32 with autocast off.
+    CPU autocast accepts the op, so the CUDA refusal is emulated: BCE raises whenever autocast is on."""
+    import icegan.gan.losses as losses
+    from icegan.gan.losses import adversarial_d_loss, adversarial_g_loss
+    plain = torch.nn.functional.binary_cross_entropy
+
+    def like_cuda(*args, **kwargs):
+        if torch.is_autocast_enabled("cpu"):
+            raise RuntimeError("binary_cross_entropy is unsafe to autocast")
+        return plain(*args, **kwargs)
+    monkeypatch.setattr(losses.F, "binary_cross_entropy", like_cuda)
+    torch.manual_seed(0)
+    real, fake = torch.rand(6, 2).bfloat16(), torch.rand(6, 2).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d, g = adversarial_d_loss(real, fake), adversarial_g_loss(fake)
+    assert d.dtype == torch.float32 and g.dtype == torch.float32
+    assert torch.equal(d, adversarial_d_loss(real.float(), fake.float()))
+    assert torch.equal(g, adversarial_g_loss(fake.float()))

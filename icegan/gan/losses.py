@@ -24,8 +24,12 @@ _EPS = 1e-6
 
 
 def _bce(p: Tensor, target: float) -> Tensor:
-    p = p.clamp(_EPS, 1 - _EPS)
-    return F.binary_cross_entropy(p, torch.full_like(p, target))
+    """Binary cross-entropy of probabilities ``p`` (any shape, in [0, 1]) against one target, in float32 outside
+    autocast: CUDA autocast refuses ``F.binary_cross_entropy`` on probabilities ("unsafe to autocast"), which
+    stopped ``train.amp`` GAN training at its first step, and a bf16 log near 0 or 1 is coarse anyway."""
+    with torch.autocast(device_type=p.device.type, enabled=False):
+        p = p.float().clamp(_EPS, 1 - _EPS)
+        return F.binary_cross_entropy(p, torch.full_like(p, target))
 
 
 def adversarial_d_loss(adv_len_real: Tensor, adv_len_fake: Tensor) -> Tensor:
