@@ -495,6 +495,22 @@ def test_grouped_training_step_runs_for_every_recognizer(name, kw):
     torch.testing.assert_close(rec[0].sum(-1), torch.ones(len(fs), 2))
 
 
+def test_conv_chunk_size_rule_and_default_chunks():
+    """The chunk rule: about 1 MB of conv output per chunk on a CPU (1 sample for the 68 grouped STSTNet copies, 20 for
+    one copy at 28 x 28, never 0, never more than the batch), the whole batch on an accelerator; the default chunking
+    gives the values of explicit chunks."""
+    from icegan.models.recognizers import CHUNK_BYTES, conv_chunk_size
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert conv_chunk_size(128, 68 * 16, (28, 28), 4, cpu) == 1
+    assert conv_chunk_size(128, 16, (28, 28), 4, cpu) == CHUNK_BYTES // (16 * 28 * 28 * 4) == 20
+    assert conv_chunk_size(5, 16, (28, 28), 4, cpu) == 5 and conv_chunk_size(128, 4096, (64, 64), 4, cpu) == 1
+    assert conv_chunk_size(128, 68 * 16, (28, 28), 4, gpu) == 128
+    torch.manual_seed(0)
+    x, w, b = torch.rand(23, 3, 28, 28), torch.randn(16, 3, 3, 3), torch.randn(16)
+    assert torch.equal(conv_maxpool(x, w, b), conv_maxpool(x, w, b, chunk=20))
+    torch.testing.assert_close(conv_maxpool(x, w, b), conv_maxpool(x, w, b, chunk=1), rtol=1e-5, atol=1e-5)
+
+
 def test_conv_maxpool_equals_unchunked_conv_and_pool():
     """Chunked conv + max pool: same values and the same weight, bias and input gradients."""
     torch.manual_seed(0)
