@@ -607,6 +607,11 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     for t in (table, labelled_table):
         if t.exists():
             raise FileExistsError(f"{t} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
+    from icegan.allocator import retain_freed_memory
+    retain_freed_memory()       # as train.py: the flow network's temporaries reuse heap pages (flow 2.6 -> 1.8 s)
+    if cfg.threads > 0:         # the config's threads=, as in train.py (it was ignored here)
+        from icegan.environment import limit_threads
+        limit_threads(cfg.threads)
     device = resolve_device(cfg.device)
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work

@@ -4,6 +4,7 @@ SRFlowNet runs with small random weights saved by the test through the real load
 shipped weights are tested by the flownet tests); the numbers here are not accuracy claims, only
 behaviour: outputs, resume, ablation switches, error handling.
 """
+import dataclasses
 import json
 import logging
 import re
@@ -364,7 +365,7 @@ def test_cli_says_a_synthetic_run_is_a_pipeline_check(tmp_path, tiny_weights, ca
     assert "note: data.source=synthetic" in out and "not a micro-expression result" in out
 
 
-def test_exported_features_are_the_main_jobs_and_run_under_icegan_loso(tmp_path, tiny_weights, capsys):
+def test_exported_features_are_the_main_jobs_and_run_under_icegan_loso(tmp_path, tiny_weights, capsys, monkeypatch):
     """``icegan features`` writes exactly the maps the main job computes for its real clips (bit for bit, same rows,
     labels and subjects), refuses to overwrite a table, and ``icegan loso data.source=table`` runs on them."""
     from icegan.cli import main
@@ -390,6 +391,17 @@ def test_exported_features_are_the_main_jobs_and_run_under_icegan_loso(tmp_path,
     out = capsys.readouterr().out
     assert f"data.table={tmp_path / 'cli' / 'features.csv'} data.size=28" in out
     assert main(["features", "--out", str(tmp_path / "cli"), *args]) == 2
+    # threads= is honoured as train.py honours it (it was ignored), and the allocator setting is the main job's
+    import icegan.allocator
+    calls = []
+    monkeypatch.setattr(icegan.allocator, "retain_freed_memory", lambda: calls.append(1) or True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        pipeline.export_features(dataclasses.replace(cfg, threads=1), tmp_path / "one_thread", progress=False)
+        assert torch.get_num_threads() == 1 and calls == [1]
+    finally:
+        torch.set_num_threads(before)
     assert "features.csv exists" in capsys.readouterr().err
     assert main(["loso", "--config", "configs/features_ststnet.yaml", "--out", str(tmp_path / "loso"), "--no-progress",
                  "data.source=table", f"data.table={tmp_path / 'cli' / 'features.csv'}", "data.size=28",
