@@ -511,6 +511,24 @@ def test_conv_chunk_size_rule_and_default_chunks():
     torch.testing.assert_close(conv_maxpool(x, w, b), conv_maxpool(x, w, b, chunk=1), rtol=1e-5, atol=1e-5)
 
 
+def test_conv_maxpool_input_gradient_under_autocast():
+    """The main job's joint loss backpropagates through the critic's conv-pool under the GAN's autocast: the pooled
+    output is bf16 while the input and weight are float32, and the input-gradient path's convolution backward failed
+    on that mix (on CUDA and on CPU). The gradients now come back in float32, finite, close to float32's."""
+    torch.manual_seed(0)
+    x = torch.rand(5, 3, 28, 28, requires_grad=True)
+    w, b = torch.randn(16, 3, 3, 3, requires_grad=True), torch.randn(16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv_maxpool(x, w, b)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == torch.float32
+    assert all(torch.isfinite(t.grad).all() for t in (x, w, b))
+    ref = torch.autograd.grad(conv_maxpool(x, w, b).sum(), [w, b])
+    torch.testing.assert_close(b.grad, ref[1])                          # every pooled output counts once
+    assert (w.grad - ref[0]).abs().max() < 0.05 * ref[0].abs().max()   # bf16 conv: a few argmax positions move
+
+
 def test_conv_maxpool_equals_unchunked_conv_and_pool():
     """Chunked conv + max pool: same values and the same weight, bias and input gradients."""
     torch.manual_seed(0)

@@ -211,21 +211,24 @@ class _ConvMaxPool(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return (None, _weight_grad_from_argmax(x, weight, idx, grad, padding, (H, W)),
                     grad.sum((0, 2, 3)), None, None, None, None)
-        # the input needs a gradient (e.g. the main job's joint loss): dense per-chunk gradient through oneDNN
+        # the input needs a gradient (e.g. the main job's joint loss): dense per-chunk gradient through oneDNN, in
+        # the weight's precision: under autocast the pooled output, hence `grad`, is bf16/fp16 while x and the
+        # weight are float32, and one convolution backward needs one dtype (it failed on CUDA and on CPU)
+        dt = weight.dtype
         dw = torch.zeros_like(weight)
-        db = torch.zeros(O, dtype=weight.dtype, device=weight.device)
+        db = torch.zeros(O, dtype=dt, device=weight.device)
         dxs = []
         for i in range(0, x.shape[0], chunk):
-            g = grad[i:i + chunk]
+            g = grad[i:i + chunk].to(dt)
             b = g.shape[0]
-            gh = torch.zeros(b, O, H * W, dtype=g.dtype, device=g.device)
+            gh = torch.zeros(b, O, H * W, dtype=dt, device=g.device)
             gh.scatter_(2, idx[i:i + chunk].reshape(b, O, -1).long(), g.reshape(b, O, -1))   # windows are disjoint
             gx, gw, gb = torch.ops.aten.convolution_backward(
-                gh.view(b, O, H, W), x[i:i + chunk], weight, [O], [1, 1], [padding, padding], [1, 1], False,
+                gh.view(b, O, H, W), x[i:i + chunk].to(dt), weight, [O], [1, 1], [padding, padding], [1, 1], False,
                 [0, 0], 1, [True, True, True])
             dw += gw
             db += gb
-            dxs.append(gx)
+            dxs.append(gx.to(x.dtype))
         return torch.cat(dxs), dw, db, None, None, None, None
 
 
