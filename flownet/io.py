@@ -137,11 +137,13 @@ def flow_to_color(flow, max_flow: float | None = None):
     if isinstance(flow, np.ndarray):
         flow = torch.from_numpy(_as_hw2(flow)).permute(2, 0, 1)
     flow = flow.detach().float().cpu()
+    if max_flow is not None and not (np.isfinite(max_flow) and max_flow > 0):
+        raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
+    if flow.dim() == 4:          # flow_to_image scales a batch by its largest magnitude: one image at a time instead
+        return torch.stack([flow_to_color(f, max_flow) for f in flow]) if len(flow) else flow_to_image(flow)
     if max_flow is None:
         return flow_to_image(flow)
-    if not (np.isfinite(max_flow) and max_flow > 0):
-        raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
-    # flow_to_image scales each image by its largest magnitude: one extra column holding a vector of length max_flow
+    # flow_to_image scales an image by its largest magnitude: one extra column holding a vector of length max_flow
     # makes that scale max_flow (or the image's own maximum, if larger); the column is cut off again
     pad = torch.zeros(*flow.shape[:-1], 1)
     pad[..., 0, :, :] = float(max_flow)

@@ -61,8 +61,9 @@ def run_folder_conflict(folder: str | Path, own_header: str) -> str | None:
         raise ValueError(f"own_header must be one of {RUN_HEADERS}, got {own_header!r}")
     folder = Path(folder)
     header = run_folder_header(folder)
-    if header is not None and header.name != own_header and not (folder / own_header).is_file():
-        return (f"{folder} holds {RUN_KINDS[header.name]} ({header.name}), not {RUN_KINDS[own_header]}; "
+    other = next((folder / n for n in RUN_HEADERS if n != own_header and (folder / n).is_file()), None)
+    if other is not None:             # also beside a header of its own kind: the folder holds another run's files
+        return (f"{folder} holds {RUN_KINDS[other.name]} ({other.name}), not {RUN_KINDS[own_header]}; "
                 f"give this run its own --out")
     if header is None and (folder / "predictions.csv").is_file():
         return (f"{folder} holds a predictions.csv but no run header ({', '.join(RUN_HEADERS)}), so it is no icegan "

@@ -522,7 +522,8 @@ def _markdown(metrics: dict, title: str, recipe: str = "") -> str:
              "| Method | Selection | Full UF1 | Full UAR | "
              + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
              "|---|---|---|---|" + "---|---|" * len(cols)]
-    row = [f"**this run** ({title})", "oracle epoch" if oracle else "honest",
+    from icegan.report import markdown_cell
+    row = [f"**this run** ({markdown_cell(title)})", "oracle epoch" if oracle else "honest",
            _fmt(metrics["overall"]["UF1"]), _fmt(metrics["overall"]["UAR"])]
     for d in cols:
         m = metrics["per_dataset"].get(d)

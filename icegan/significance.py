@@ -202,8 +202,10 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
                 d = dist[2 * k + j] - dist[2 * baseline + j]
                 row[f"d{key}"] = float(point[2 * k + j] - point[2 * baseline + j])
                 row[f"d{key}_ci"] = (float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha)))
-            row["p_better"] = float(np.mean(dist[2 * k] > dist[2 * baseline]))
-            row["p_tie"] = float(np.mean(dist[2 * k] == dist[2 * baseline]))
+            # equal up to float rounding (e.g. the same per-class F1s summed in another order) is a tie
+            tie = np.isclose(dist[2 * k], dist[2 * baseline], rtol=0.0, atol=1e-12)
+            row["p_better"] = float(np.mean((dist[2 * k] > dist[2 * baseline]) & ~tie))
+            row["p_tie"] = float(np.mean(tie))
         out.append(row)
     return out
 

@@ -459,6 +459,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
     Raises:
         ValueError: a finished run without a readable ``metrics.json`` (names the folder).
     """
+    from icegan.report import markdown_cell
     seeds = sorted({p.seed for p in plan if p.out in finished})
     head = "| entry | " + " | ".join(f"seed {s}" for s in seeds) + " |"
     rows = [head, "|---|" + "---|" * len(seeds)]
@@ -475,7 +476,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
             cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark
-        rows.append(f"| {lab} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
+        rows.append(f"| {markdown_cell(lab)} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
     return "\n".join(rows)
 
 

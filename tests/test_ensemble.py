@@ -205,6 +205,9 @@ def test_run_folder_conflict():
         assert run_folder_conflict(d, "ensemble.json") is None
         assert "holds an ensemble of icegan ensemble (ensemble.json), not a nested selection" in \
             run_folder_conflict(d, "selection.json")
+        (d / "run.json").write_text("{}")            # a folder the old bug mixed: another kind beside its own
+        assert "holds a LOSO run" in run_folder_conflict(d, "ensemble.json")
+        (d / "run.json").unlink()
         (d / "ensemble.json").unlink()
         (d / "predictions.csv").write_text("x\n")
         assert "no run header" in run_folder_conflict(d, "run.json")

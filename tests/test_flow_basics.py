@@ -80,6 +80,9 @@ def test_flow_to_color_on_a_shared_scale():
     assert torch.equal(flow_to_color(strong[None], max_flow=4.0)[0], b)      # 2 of 4 px = 1 of 2 px; batches too
     with pytest.raises(ValueError, match="positive number of pixels"):
         flow_to_color(strong, max_flow=0.0)
+    # a batch is coloured image by image (torchvision scales a batch by its largest magnitude)
+    batch = flow_to_color(torch.stack([weak, strong]))
+    assert torch.equal(batch[0], flow_to_color(weak)) and torch.equal(batch[1], flow_to_color(strong))
 
 
 # ------------------------------------------------------------------------------------------------ metrics

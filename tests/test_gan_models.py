@@ -44,7 +44,7 @@ def test_discriminator_reconstructs_at_the_input_size_or_refuses_the_size(size):
     with torch.no_grad():
         assert d(torch.zeros(1, 1, size, size)).recon.shape == (1, 1, size, size)
     for bad in (48, 96):
-        with pytest.raises(ValueError, match=f"not img_size {bad}; use a power of two"):
+        with pytest.raises(ValueError, match=f"not img_size {bad}; use a size it reaches: a power of two"):
             CapsuleDiscriminator(img_size=bad, base_channels=8)
 
 

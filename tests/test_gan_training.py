@@ -340,3 +340,4 @@ def test_adversarial_losses_are_float32_outside_autocast(monkeypatch):
     assert d.dtype == torch.float32 and g.dtype == torch.float32
     assert torch.equal(d, adversarial_d_loss(real.float(), fake.float()))
     assert torch.equal(g, adversarial_g_loss(fake.float()))
+    assert adversarial_g_loss(torch.rand(3, 2, device="meta")).device.type == "meta"    # no autocast there: no error

@@ -262,8 +262,9 @@ def test_the_pages_name_the_seed_and_recognizer_of_the_run(toy, tmp_path):
     assert recipe_line({"seed": 0, "model": {"name": "logreg", "epochs": 100}}) == "seed 0, logreg"   # no epochs
     assert recipe_line({"seed": 2, "recognizer": {"name": "offtanet", "epochs": 60}}) == "seed 2, offtanet, 60 epochs"
     assert recipe_line(None) == "" and recipe_line({"other": 1}) == ""
-    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "bare", progress=False)
-    assert "Recipe:" not in (tmp_path / "bare" / "metrics.md").read_text()
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "bare", progress=False, name="g|rf")
+    md = (tmp_path / "bare" / "metrics.md").read_text()
+    assert "Recipe:" not in md and "| **this run** (g\\|rf) | honest |" in md      # a | in the name stays in its cell
 
 
 def test_dataset_order_is_the_tables_order():

@@ -110,7 +110,7 @@ class RAFTBackbone(nn.Module):
         x1, x2 = rgb01_batch(img1) * 2.0 - 1.0, rgb01_batch(img2) * 2.0 - 1.0
         n = int(iters or self.config.iters)
         if n < 1:
-            raise ValueError(f"iters must be >= 1, got {iters}")
+            raise ValueError(f"iters must be >= 1, got {iters if iters else f'config.iters = {n}'}")
         x1, x2, h, w = _pad_pair(x1, x2, 8, self.min_size)
         flows = self.raft(x1, x2, num_flow_updates=n)
         return [f[..., :h, :w] for f in flows]

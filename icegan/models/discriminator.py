@@ -104,8 +104,8 @@ class CapsuleDiscriminator(nn.Module):
             n_up += 1
         if start * 2 ** n_up != img_size:
             raise ValueError(f"CapsuleDiscriminator: the reconstruction doubles from max(4, img_size // 32) = {start} "
-                             f"pixels and reaches {start * 2 ** n_up}, not img_size {img_size}; use a power of two "
-                             f"(32, 64, 128, 256), as the generator needs")
+                             f"pixels and reaches {start * 2 ** n_up}, not img_size {img_size}; use a size it reaches: a "
+                             f"power of two (32, 64, 128, 256), as the generator needs")
         self._rec_start = start
         ch = 128
         self.rec_fc = nn.Sequential(nn.Linear(n_classes * d_exp, ch * start * start), nn.ReLU(inplace=True))
