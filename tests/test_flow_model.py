@@ -319,6 +319,24 @@ def test_depthwise_conv_matches_conv2d_values_and_gradients():
         depthwise_conv(x, torch.randn(5, 1, 4, 4, dtype=torch.float64))
 
 
+def test_depthwise_conv_backward_under_autocast():
+    """The main job's joint loss backpropagates through SRFlowNet inside the GAN's autocast: the output (and its
+    gradient) is bf16 while the weight is float32, which the backward's convolutions refused (on CUDA and on CPU).
+    The gradients now come back in their inputs' dtypes, close to the float32 ones."""
+    from flownet.models.srflownet import depthwise_conv
+    torch.manual_seed(1)
+    x = torch.rand(2, 4, 16, 16, requires_grad=True)
+    w, b = torch.randn(4, 1, 7, 7, requires_grad=True), torch.randn(4, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = depthwise_conv(x * 1.0, w, b)
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == torch.float32
+    ref = torch.autograd.grad(depthwise_conv(x, w, b).sum(), (x, w, b))
+    for got, want in zip((x.grad, w.grad, b.grad), ref):
+        assert (got - want).abs().max() <= 0.02 * want.abs().max()
+
+
 def test_super_kernel_merged_kernel_equals_two_branches():
     from flownet.models.srflownet import SuperKernelBlock
     torch.manual_seed(2)

@@ -99,13 +99,18 @@ class _DepthwiseConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
+        x_in, weight = ctx.saved_tensors
         p, c = ctx.pad, weight.shape[0]
-        b, _, h, w = x.shape
-        grad = grad.contiguous(memory_format=torch.channels_last)
+        b, _, h, w = x_in.shape
+        # in the weight's precision: under autocast the output, hence `grad`, is bf16/fp16 while the weight (and
+        # maybe the input) is float32, and one convolution needs one dtype (the joint loss through SRFlowNet failed
+        # on CUDA); each gradient is returned in its input's dtype
+        dt = weight.dtype
+        grad = grad.to(dt).contiguous(memory_format=torch.channels_last)
+        x = x_in.to(dt)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = F.conv2d(grad, weight.flip(-1, -2), padding=p, groups=c)
+            gx = F.conv2d(grad, weight.flip(-1, -2), padding=p, groups=c).to(x_in.dtype)
         if ctx.needs_input_grad[1]:
             xp = F.pad(x, (p, p, p, p)).transpose(0, 1).reshape(1, c * b, h + 2 * p, w + 2 * p)
             g = grad.transpose(0, 1).reshape(c * b, 1, h, w)
