@@ -166,6 +166,45 @@ def save_flow_image(path: str | Path, flow, max_flow: float | None = None) -> Pa
     return p
 
 
+def save_flow_key(path: str | Path, max_flow: float, size: int = 161) -> Path:
+    """Save the colour key of :func:`flow_to_color` pictures drawn with ``max_flow``: a disc whose pixel at offset
+    (dx, dy) from the centre has the colour of the flow (dx, dy) scaled to ``max_flow`` pixels at the rim (hue =
+    direction, x to the right and y down as in the images; white = no motion; full colour = ``max_flow``), with the
+    scale written under it.
+
+    Args:
+        path: the PNG to write (parents are created).
+        max_flow: the magnitude in pixels that saturates the colour (> 0).
+        size: side of the disc in pixels.
+
+    Raises:
+        ValueError: ``max_flow`` not a positive finite number, or ``size`` < 16.
+    """
+    if not (np.isfinite(max_flow) and max_flow > 0):
+        raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
+    if size < 16:
+        raise ValueError(f"size must be at least 16 pixels, got {size}")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    r = (size - 1) / 2
+    yy, xx = torch.meshgrid(torch.arange(size) - r, torch.arange(size) - r, indexing="ij")
+    field = torch.stack([xx, yy]).float() * (max_flow / r)                      # the rim is max_flow pixels
+    img = flow_to_color(field, max_flow).permute(1, 2, 0).numpy().copy()
+    img[(xx ** 2 + yy ** 2).numpy() > r ** 2] = 255                             # white outside the disc
+    fig, ax = plt.subplots(figsize=(2.6, 2.9))
+    ax.imshow(img)
+    ax.set_axis_off()
+    ax.set_title("flow direction: colour", fontsize=9)
+    fig.text(0.5, 0.04, f"white = still, rim = {max_flow:.2f} px or more", ha="center", fontsize=8)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return p
+
+
 def flow_to_tensor(flow: np.ndarray):
     """(H, W, 2) numpy flow → (2, H, W) float32 torch tensor."""
     import torch

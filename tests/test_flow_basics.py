@@ -65,7 +65,7 @@ def test_flow_to_color_shape():
     assert img.shape == (2, 3, 8, 10) and img.dtype == torch.uint8
 
 
-def test_flow_to_color_on_a_shared_scale():
+def test_flow_to_color_on_a_shared_scale(tmp_path):
     """With max_flow, a field half as strong as another is drawn paler (the same hue, less saturated) instead of
     saturating at its own maximum like the stronger one; without it both look alike."""
     strong = torch.zeros(2, 4, 4)
@@ -80,6 +80,13 @@ def test_flow_to_color_on_a_shared_scale():
     assert torch.equal(flow_to_color(strong[None], max_flow=4.0)[0], b)      # 2 of 4 px = 1 of 2 px; batches too
     with pytest.raises(ValueError, match="positive number of pixels"):
         flow_to_color(strong, max_flow=0.0)
+    from flownet.io import save_flow_key
+    from PIL import Image
+    with Image.open(save_flow_key(tmp_path / "k" / "key.png", 2.0)) as im:           # the colour key of such pictures
+        rgb = np.asarray(im.convert("RGB"))
+    assert im.format == "PNG" and (rgb.std(-1) > 40).mean() > 0.2                    # a coloured disc, not blank
+    with pytest.raises(ValueError, match="positive number of pixels"):
+        save_flow_key(tmp_path / "bad.png", float("nan"))
     # a batch is coloured image by image (torchvision scales a batch by its largest magnitude)
     batch = flow_to_color(torch.stack([weak, strong]))
     assert torch.equal(batch[0], flow_to_color(weak)) and torch.equal(batch[1], flow_to_color(strong))

@@ -277,8 +277,10 @@ def test_cli_flow_run_decompose_writes_all_parts(tmp_path, capsys):
     a, b = _write_pair(tmp_path)
     out, flo = tmp_path / "f.png", tmp_path / "f.flo"
     assert main(["flow", "run", str(a), str(b), "--out", str(out), "--flo", str(flo), "--model", "tvl1",
-                 "--gray", "--decompose"]) == 0
-    assert "the three pictures share one colour scale: full colour at" in capsys.readouterr().out
+                 "--gray", "--decompose", "--key"]) == 0
+    out = capsys.readouterr().out
+    assert "the three pictures share one colour scale: full colour at" in out
+    assert (tmp_path / "f_key.png").is_file() and "the colour key: full colour at" in out
     parts = {k: read_flo(tmp_path / f"f{s}.flo")[0] for k, s in (("total", ""), ("head", "_head"),
                                                                  ("expression", "_expression"))}
     from flownet.io import flow_to_color, read_image

@@ -112,6 +112,9 @@ def register(subparsers) -> None:
                         "the learned weights were trained at, 128 for the shipped SRFlowNet: use it for small face "
                         "crops), or a side in pixels; the flow is resized back to the images and rescaled")
     r.add_argument("--device", default="cpu")
+    r.add_argument("--key", action="store_true",
+                   help="also write the colour key of the picture(s), OUT stem + _key (hue = direction, full colour "
+                        "at the largest motion, in pixels)")
     r.add_argument("--decompose", action="store_true",
                    help="also write the head and expression flow (OUT stem + _head / _expression; same for --flo)")
     r.add_argument("--decompose-method", default="ransac", choices=["ransac", "learned"],
@@ -206,7 +209,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.flo:
         write_flo(args.flo, flow)
         print(f"wrote {args.flo}")
+    _write_key(args, float(flow.norm(dim=0).max()))
     return 0
+
+
+def _write_key(args: argparse.Namespace, scale: float) -> None:
+    """``--key``: the colour key of the pictures just written (:func:`flownet.io.save_flow_key`), beside OUT."""
+    if not getattr(args, "key", False):
+        return
+    from flownet.io import save_flow_key
+    key = _part_path(args.out, "key")
+    save_flow_key(key, scale if scale > 0 else 1.0)
+    print(f"wrote {key} (the colour key: full colour at {scale:.2f} px)")
 
 
 def _is_grey(img) -> bool:
@@ -262,6 +276,7 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
             write_flo(flo, flow)
             print(f"wrote {flo}")
     print(f"the three pictures share one colour scale: full colour at {scale:.2f} px")
+    _write_key(args, scale)
     return 0
 
 
