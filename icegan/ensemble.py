@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from icegan.paths import run_folder_conflict, run_folder_header
+from icegan.report import markdown_cell
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, summarize_predictions,
                              write_reports)
 
@@ -208,10 +209,13 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     (out / "ensemble.json").write_text(json.dumps({"members": member_rows, "protocol": h0["protocol"],
                                                    "dataset": h0.get("dataset")}, indent=1))
     lines = ["", "## Members", "", "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |" for r in member_rows]
+    lines += [f"| {markdown_cell(r['run'])} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |"
+              for r in member_rows]
     lines += ["", "Members and weights must be fixed before looking at LOSO results; otherwise the ensemble "
               "is selected on the test subjects.", ""]
-    write_reports(out, pred, metrics, f"{title} (probability ensemble)", f"{title}: ensemble of {len(dirs)} runs, ",
+    # the figures name the members (up to four), not only the output folder
+    members = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
+    write_reports(out, pred, metrics, f"{title} (probability ensemble)", f"{title}: ensemble of {members}, ",
                   n_classes, md_extra="\n".join(lines))
     return metrics
 
