@@ -87,6 +87,18 @@ def test_identical_subjects_give_a_point_interval_and_self_difference_zero(tmp_p
     assert "p_tie" in comparison_table(rows, fmt="csv").splitlines()[0]
 
 
+def test_equal_uf1_up_to_float_rounding_is_a_tie(tmp_path):
+    """Two runs whose pooled UF1 are the same number (their per-class F1s sum to 9/14) but come out one rounding apart
+    (0.6428571428571429 against ...28) are tied in every resample, not 'lower in 100 %'."""
+    truth = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    pa, pb = (0, 0, 0, 1, 2, 0, 1, 2, 2), (0, 0, 1, 0, 1, 0, 2, 2, 2)
+    assert compute_metrics(truth, pa)["UF1"] != compute_metrics(truth, pb)["UF1"]          # the rounding is real
+    a = _write_run(tmp_path / "a", _rows(4, truth, lambda s, j, y: pa[j]))
+    b = _write_run(tmp_path / "b", _rows(4, truth, lambda s, j, y: pb[j]))
+    row = bootstrap_compare([load_run_set("a", [a]), load_run_set("b", [b])], resamples=200)[1]
+    assert row["p_tie"] == 1.0 and row["p_better"] == 0.0
+
+
 def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_path):
     rng = np.random.default_rng(2)
     truth = [0, 0, 0, 1, 1, 2]
