@@ -529,6 +529,11 @@ def _markdown(metrics: dict, title: str, recipe: str = "") -> str:
         m = metrics["per_dataset"].get(d)
         row += [_fmt(m["UF1"]) if m else "—", _fmt(m["UAR"]) if m else "—"]
     lines.append("| " + " | ".join(row) + " |")
+    if hde and len(metrics["per_dataset"]) >= 2:
+        per = list(metrics["per_dataset"].values())
+        mean_uf1, mean_uar = (_fmt(float(np.mean([m[k] for m in per]))) for k in ("UF1", "UAR"))
+        lines += ["", f"Full pools the clips of the {len(per)} held-out datasets, so each weighs by its number of "
+                  f"clips; their mean, each held-out dataset weighing the same: UF1 {mean_uf1} / UAR {mean_uar}."]
     composite = set(metrics["per_dataset"]) <= set(DATASET_TITLES)
     one = sorted(metrics["per_dataset"]) if len(metrics["per_dataset"]) == 1 else None
     if metrics["protocol"] == "CDE" and composite and one:

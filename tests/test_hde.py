@@ -76,6 +76,11 @@ def test_killed_hde_run_resumes_at_the_first_unfinished_dataset(tmp_path):
     run_loso(toy.samples, _centroid(toy, calls), tmp_path / "res", protocol="HDE", progress=False)
     assert calls == []                                      # finished: nothing trained again
     assert ref["protocol"] == "HDE" and ref["n_folds"] == 3
+    # metrics.md gives, beside the pooled Full, the mean over the held-out datasets (each weighing the same)
+    per = ref["per_dataset"].values()
+    mean = (sum(m["UF1"] for m in per) / 3, sum(m["UAR"] for m in per) / 3)
+    assert (f"their mean, each held-out dataset weighing the same: UF1 {mean[0]:.4f} / UAR {mean[1]:.4f}."
+            in (tmp_path / "full" / "metrics.md").read_text())
     # the same folder is another experiment under another protocol
     from icegan.protocol import LosoStateError
     with pytest.raises(LosoStateError, match="protocol"):
