@@ -509,6 +509,7 @@ def test_conv_chunk_size_rule_and_default_chunks():
     x, w, b = torch.rand(23, 3, 28, 28), torch.randn(16, 3, 3, 3), torch.randn(16)
     assert torch.equal(conv_maxpool(x, w, b), conv_maxpool(x, w, b, chunk=20))
     torch.testing.assert_close(conv_maxpool(x, w, b), conv_maxpool(x, w, b, chunk=1), rtol=1e-5, atol=1e-5)
+    assert conv_maxpool(x[:0], w, b).shape == (0, 16, 10, 10)          # no samples: empty, as the plain expression
 
 
 def test_conv_maxpool_input_gradient_under_autocast():

@@ -296,6 +296,8 @@ def conv_maxpool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padd
         bias gradients equal those of the unchunked expression up to float summation order.
     Pooling windows must not overlap (stride = window), which the backward pass relies on.
     """
+    if x.shape[0] == 0:          # no samples: the plain expression's empty result (the chunk loop has nothing to do)
+        return F.max_pool2d(F.conv2d(x, weight, bias, padding=padding), pool, pool, pool_pad)
     if chunk is None:
         k = weight.shape[-1]
         hw = (x.shape[-2] + 2 * padding - k + 1, x.shape[-1] + 2 * padding - k + 1)
