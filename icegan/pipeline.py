@@ -706,6 +706,9 @@ def _gan_config(cfg: MainConfig, device: torch.device):
     g.train.device = str(device)
     g.train.progress = False
     g.train.sample_every = max(1, cfg.gan.epochs)
+    # a fold's GAN checkpoint (its resume point inside the fold) at most ten times per fold, and at its last epoch:
+    # every epoch, configs/megc2019.yaml's 100 GAN epochs wrote 100 checkpoints per fold and 68 folds per run
+    g.train.checkpoint_every = max(1, cfg.gan.epochs // 10)
     return g
 
 
