@@ -119,6 +119,31 @@ def test_extra_loss_hook_is_called_and_differentiable():
     assert calls == [((8, 1, 32, 32), (8, 8), (8,), True)]
 
 
+def test_step_scalars_reach_the_log_as_numbers_that_average_to_the_history():
+    """The per-step TensorBoard scalars go to the writer as Python floats (one host copy per step, not one
+    synchronisation per value), and each epoch's steps average to that epoch's history entry."""
+    torch.manual_seed(0)
+    on = torch.rand(16, 1, 32, 32) * 2 - 1
+    y = torch.arange(16) % 3
+
+    class Log:
+        def __init__(self):
+            self.rows = []
+
+        def add_scalar(self, key, value, step):
+            self.rows.append((key, value, step))
+
+        def add_image(self, *args, **kwargs):
+            pass
+    log = Log()
+    st = train_gan(on, on.clone(), y, tiny_cfg(epochs=2), device="cpu", log=log)
+    steps = [(k, v, s) for k, v, s in log.rows if k != "lr"]
+    assert steps and all(type(v) is float for _, v, _ in steps)
+    for epoch, rec in enumerate(st.history):
+        l1 = [v for k, v, s in steps if k == "loss/l1" and epoch * 2 <= s < (epoch + 1) * 2]     # 16 pairs / 8 = 2
+        assert len(l1) == 2 and abs(sum(l1) / 2 - rec["loss/l1"]) < 1e-6
+
+
 def test_synthesize_and_balanced_augmentation():
     torch.manual_seed(0)
     g, _ = build_models(tiny_cfg())

@@ -509,7 +509,10 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 sums[key] = sums.get(key, 0.0) + v
             if log is not None:
                 gs = epoch * steps + step
-                for key, v in vals.items():
+                # one device-to-host copy for the step's scalars (add_scalar of a tensor synchronises once per value:
+                # twelve waits per step on a GPU)
+                host = torch.stack([v.float() for v in vals.values()]).cpu().tolist()
+                for key, v in zip(vals, host):
                     log.add_scalar(key, v, gs)
         if sched_g is not None:
             log_lr = opt_g.param_groups[0]["lr"]
