@@ -155,7 +155,7 @@ def samm_tree(tmp_path, shared_data):
     return tmp_path, shared_data / "annotations" / "SAMM_Micro_FACS_Codes_v2.xlsx"
 
 
-def test_samm_tree(samm_tree):
+def test_samm_tree(samm_tree, monkeypatch):
     root, sheet = samm_tree
     ds = SAMM(root, sheet)
     assert ds.root == root / "SAMM"
@@ -163,8 +163,11 @@ def test_samm_tree(samm_tree):
     r = recs["006_1_2"]
     assert (r.subject, r.onset, r.apex, r.offset, r.class3, r.objective_class) == ("samm/006", 5562, 5588, 5632, 0, 3)
     assert r.frame_numbers == tuple(range(5562, 5633)) and r.frame_path(5588).name == "006_05588.jpg"
+    walks = []
+    real_disk_clips = SAMM.disk_clips
+    monkeypatch.setattr(SAMM, "disk_clips", lambda self: walks.append(1) or real_disk_clips(self))
     rep = check_dataset("samm", root, sheet)
-    assert rep.clips_usable == 1
+    assert rep.clips_usable == 1 and len(walks) == 1               # the clip folders on disk are listed once
     skipped = {s["clip"]: s["reason"] for s in rep.clips_skipped}
     assert "apex frame 3948 not on disk (frames present: 3912-3940)" in skipped["samm/006/006_1_3"]
     assert "unreadable image(s) for frame(s) 3925" in [p["problem"] for p in rep.clips_with_problems

@@ -237,18 +237,20 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
             ok_count += not ps
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
+    # listed once (for SMIC a listing also rebuilds the records and logs their layout problems)
+    on_disk = ds.disk_clips()
     if not hasattr(ds, "sheet_rows"):     # SMIC has no sheet; a clip list is the whole dataset
         not_in_sheet = []
     else:
         all_rows = {(r.subject.lower(), r.clip.lower()) for r in ds.sheet_rows()}      # folders found ignoring case
-        not_in_sheet = [f"{dataset}/{s}/{c}" for s, c in ds.disk_clips() if (s.lower(), c.lower()) not in all_rows]
+        not_in_sheet = [f"{dataset}/{s}/{c}" for s, c in on_disk if (s.lower(), c.lower()) not in all_rows]
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
                        and r.subject not in missing_subjects)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
     return CheckReport(
         dataset=dataset, root=str(ds.root), sheet=str(ds.sheet_path) if ds.sheet_path else None,
         scope=ds.check_scope(composite_only),
-        clips_in_sheet=len(recs), clip_folders_on_disk=len(ds.disk_clips()),
+        clips_in_sheet=len(recs), clip_folders_on_disk=len(on_disk),
         clips_ok=ok_count, clips_usable=len(usable),
         clips_with_problems=[p.as_dict() for p in problems], clips_skipped=skipped,
         missing_on_disk=missing_on_disk, not_in_sheet=not_in_sheet,
