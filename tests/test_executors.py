@@ -101,8 +101,9 @@ def test_ray_executor_stops_running_folds_on_ctrl_c(ray_executor, tmp_path):
 
         def __call__(self, fold):
             if fold.index == 1:
-                with open(self.pid_file, "w") as fh:
+                with open(self.pid_file + ".tmp", "w") as fh:
                     fh.write(str(os.getpid()))
+                os.replace(self.pid_file + ".tmp", self.pid_file)      # the file appears whole: no empty read
                 time.sleep(120)
             return fold.index
 
