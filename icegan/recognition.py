@@ -732,6 +732,17 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
 _ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 
+def _check_copy_rows(p: torch.Tensor, G: int, who: str) -> None:
+    """Refuse a parameter whose first dimension does not split into the G copies of a grouped network (G > 1).
+
+    Raises:
+        ValueError: names ``who`` and the parameter's shape.
+    """
+    if G > 1 and (p.dim() == 0 or p.shape[0] % G):
+        raise ValueError(f"{who} must split into its {G} copies along the first dimension; got a parameter of shape "
+                         f"{tuple(p.shape)}")
+
+
 def step_learning_copies(opt: torch.optim.Optimizer, n_models: int, idle: torch.Tensor) -> None:
     """``opt.step()`` for the copies of a grouped network that learned from this batch only.
 
@@ -758,28 +769,24 @@ def step_learning_copies(opt: torch.optim.Optimizer, n_models: int, idle: torch.
     G = int(n_models)
     if tuple(idle.shape) != (G,):
         raise ValueError(f"idle must be shaped ({G},), one flag per copy; got {tuple(idle.shape)}")
-    held = []
+    held = []                                        # (parameter, its idle rows, the idle rows of its moments)
     for group in opt.param_groups:
         for p in group["params"]:
             if p.grad is None:                       # the optimizer leaves it alone
                 continue
-            if G > 1 and (p.dim() == 0 or p.shape[0] % G):
-                raise ValueError(f"a grouped network's parameters must split into its {G} copies along the first "
-                                 f"dimension; got a parameter of shape {tuple(p.shape)}")
+            _check_copy_rows(p, G, "a grouped network's parameters")
+            rows = idle.to(p.device)
             state = opt.state.get(p, {})
-            held.append((p, p.detach().clone(), {k: state[k].clone() for k in _ADAM_MOMENTS if k in state}))
+            held.append((p, rows, p.detach().view(G, -1)[rows],
+                         {k: state[k].view(G, -1)[rows] for k in _ADAM_MOMENTS if k in state}))
     opt.step()
     with torch.no_grad():
-        for p, before, moments in held:
-            keep = (idle.to(p.device).repeat_interleave(p.shape[0] // G) if G > 1 and p.dim() else idle.to(p.device))
-            keep = keep.reshape(-1, *([1] * (p.dim() - 1))) if p.dim() else keep.reshape(())
-            p.copy_(torch.where(keep, before, p))
+        for p, rows, before, moments in held:
+            p.view(G, -1)[rows] = before
             state = opt.state[p]
             for k in _ADAM_MOMENTS:
-                if k in state:                        # created by this step: it was zero before
-                    old = moments.get(k)
-                    state[k].copy_(torch.where(keep, old if old is not None else torch.zeros_like(state[k]),
-                                               state[k]))
+                if k in state:                        # absent before: created by this step from zero
+                    state[k].view(G, -1)[rows] = moments.get(k, 0.0)
 
 
 def sam_gradient(model: torch.nn.Module, n_models: int, rho: float, loss_fn: Callable[[], torch.Tensor]) -> None:
@@ -805,9 +812,7 @@ def sam_gradient(model: torch.nn.Module, n_models: int, rho: float, loss_fn: Cal
     G = int(n_models)
     params = [p for p in model.parameters() if p.grad is not None]
     for p in params:
-        if G > 1 and (p.dim() == 0 or p.shape[0] % G):
-            raise ValueError(f"SAM (model.sam_rho) needs every parameter of a grouped network split into its {G} "
-                             f"copies along the first dimension; got a parameter of shape {tuple(p.shape)}")
+        _check_copy_rows(p, G, "SAM (model.sam_rho): a grouped network's parameters")
     with torch.no_grad():
         sq = sum(p.grad.reshape(G, -1).float().pow(2).sum(1) for p in params)           # (G,)
         scale = rho / (sq.sqrt() + 1e-12)
