@@ -60,12 +60,11 @@ def run_folder_conflict(folder: str | Path, own_header: str) -> str | None:
     if own_header not in RUN_HEADERS:
         raise ValueError(f"own_header must be one of {RUN_HEADERS}, got {own_header!r}")
     folder = Path(folder)
-    header = run_folder_header(folder)
     other = next((folder / n for n in RUN_HEADERS if n != own_header and (folder / n).is_file()), None)
     if other is not None:             # also beside a header of its own kind: the folder holds another run's files
         return (f"{folder} holds {RUN_KINDS[other.name]} ({other.name}), not {RUN_KINDS[own_header]}; "
                 f"give this run its own --out")
-    if header is None and (folder / "predictions.csv").is_file():
+    if not (folder / own_header).is_file() and (folder / "predictions.csv").is_file():
         return (f"{folder} holds a predictions.csv but no run header ({', '.join(RUN_HEADERS)}), so it is no icegan "
                 f"run this command could resume or replace; give another --out, or move that file away")
     return None

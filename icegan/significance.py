@@ -72,6 +72,14 @@ class RunSet:
         return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle)
 
 
+def scope_title(scope: str, sets: Sequence[RunSet]) -> str:
+    """Heading of one comparison scope, as ``icegan compare`` and ``icegan suite`` write it: ``Full (68 subjects)``
+    for ``"all"``, else the dataset's name (``CASME II (24 subjects)``)."""
+    from icegan.protocol import DATASET_TITLES
+    name = "Full" if scope == "all" else DATASET_TITLES.get(scope, scope)
+    return f"{name} ({len(sets[0].subjects)} subjects)"
+
+
 def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: int = 3) -> np.ndarray:
     """(S, C, C) confusion counts of each subject's clips (rows of ``pred``: subject, y_true, y_pred)."""
     index = {s: i for i, s in enumerate(subjects)}
@@ -234,9 +242,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         return pd.DataFrame(flat).to_csv(index=False, float_format="%.4f")
     if fmt not in ("markdown", "latex"):
         raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
-    from icegan.report import latex_escape
+    from icegan.report import latex_escape, markdown_cell
     latex = fmt == "latex"
-    from icegan.report import markdown_cell
     esc = latex_escape if latex else markdown_cell  # labels as LaTeX text, or as Markdown table cells
     percent = "\\%" if latex else " %"
 

@@ -487,9 +487,8 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
 
     Returns the path of results.md, or None when nothing has finished yet.
     """
-    from icegan.protocol import DATASET_TITLES
     from icegan.report import results_table
-    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
+    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set, scope_title
 
     entries = _entries(suite, plan, finished)
     if not entries:
@@ -515,8 +514,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     plotted = []
     last = max((k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2), default=-1)
     for k, (scope, scoped) in enumerate(scopes):
-        scope_name = "Full" if scope == "all" else DATASET_TITLES.get(scope, scope)
-        title = f"{scope_name} ({len(scoped[0].subjects)} subjects)"
+        title = scope_title(scope, scoped)
         head = "Subject-bootstrap intervals" if k == 0 else f"Subject-bootstrap intervals, {title}"
         if len(scoped[0].subjects) < 2:         # a short run (max_folds=1): nothing to resample
             lines += [f"## {head}", "", "None: a subject bootstrap needs at least two subjects.", ""]

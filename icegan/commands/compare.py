@@ -16,9 +16,8 @@ __all__ = ["register"]
 
 def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
-    from icegan.protocol import DATASET_TITLES
     from icegan.report import parse_entry
-    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set
+    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set, scope_title
 
     try:
         for path, flag, example in ((args.out, "--out", "compare.md"), (args.plot, "--plot", "compare.png")):
@@ -36,8 +35,7 @@ def _main(args: argparse.Namespace) -> int:
             rows = bootstrap_compare(scoped, baseline=base, resamples=args.resamples, confidence=args.confidence,
                                      seed=args.seed)
             # headings and plot titles by the datasets' names (CASME II), as icegan suite writes them; csv keeps the key
-            scope_name = "Full" if name == "all" else DATASET_TITLES.get(name, name)
-            title = f"{scope_name} ({len(scoped[0].subjects)} subjects)"
+            title = scope_title(name, scoped)
             plotted.append((title, rows))
             part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
                                     fmt=args.format, legend=name == scopes[-1][0])

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,7 +29,6 @@ def _bce(p: Tensor, target: float) -> Tensor:
     """Binary cross-entropy of probabilities ``p`` (any shape, in [0, 1]) against one target, in float32 outside
     autocast: CUDA autocast refuses ``F.binary_cross_entropy`` on probabilities ("unsafe to autocast"), which
     stopped ``train.amp`` GAN training at its first step, and a bf16 log near 0 or 1 is coarse anyway."""
-    import contextlib
     off = (torch.autocast(device_type=p.device.type, enabled=False)
            if torch.amp.is_autocast_available(p.device.type) else contextlib.nullcontext())   # e.g. the meta device
     with off:
