@@ -607,11 +607,7 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     for t in (table, labelled_table):
         if t.exists():
             raise FileExistsError(f"{t} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
-    from icegan.allocator import retain_freed_memory
-    retain_freed_memory()       # as train.py: the flow network's temporaries reuse heap pages (flow 2.6 -> 1.8 s)
-    if cfg.threads > 0:         # the config's threads=, as in train.py (it was ignored here)
-        from icegan.environment import limit_threads
-        limit_threads(cfg.threads)
+    _start_process(cfg)         # as train.py (the flow network's temporaries: 2.6 -> 1.8 s); threads= was ignored here
     device = resolve_device(cfg.device)
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
@@ -683,6 +679,23 @@ def fit_critic(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Te
 # ---------------------------------------------------------------------------------------------
 # one fold
 # ---------------------------------------------------------------------------------------------
+
+def _use_threads(cfg: MainConfig) -> None:
+    """``cfg.threads`` (> 0) threads for torch and NumPy/SciPy/scikit-learn's BLAS pools
+    (:func:`icegan.environment.limit_threads`); 0 leaves the defaults."""
+    if cfg.threads > 0:
+        from icegan.environment import limit_threads
+        limit_threads(cfg.threads)
+
+
+def _start_process(cfg: MainConfig) -> None:
+    """Process setup before a command's work (``train.py``, ``icegan features``): freed memory kept for reuse, so
+    per-step temporaries reuse heap pages instead of fresh mmaps (:func:`icegan.allocator.retain_freed_memory`;
+    docs: 106 -> 100 s demo), and :func:`_use_threads`."""
+    from icegan.allocator import retain_freed_memory
+    retain_freed_memory()
+    _use_threads(cfg)
+
 
 def _gan_config(cfg: MainConfig, device: torch.device):
     """The :class:`icegan.gan.trainer.GanConfig` of one fold (paper loss weights, our budget)."""
@@ -783,9 +796,7 @@ class FoldRunner:
         cfg = self.cfg
         torch.manual_seed(cfg.seed + fold.index)
         np.random.seed(cfg.seed + fold.index)
-        if cfg.threads > 0:
-            from icegan.environment import limit_threads
-            limit_threads(cfg.threads)      # torch and the BLAS pools (a Ray worker runs folds with this too)
+        _use_threads(cfg)                   # a Ray worker runs folds with this too
         tr, te = fold.train_idx, fold.test_idx
         fold_dir = self.run_dir / "folds" / fold.subject.replace("/", "_")
         feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
@@ -901,17 +912,13 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
             :class:`icegan.executors.RayExecutor`. Under ``torchrun`` each fold is trained by all
             processes together (:mod:`icegan.distributed`); rank 0 writes the outputs.
     """
-    from icegan.allocator import retain_freed_memory
     from icegan.protocol import run_loso
 
-    retain_freed_memory()       # per-step temporaries reuse heap pages instead of fresh mmaps (docs: 106 -> 100 s demo)
+    _start_process(cfg)
     distributed.init_from_env()
     run_dir = Path(out) if out is not None else Path(cfg.out_dir) / cfg.name
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.threads > 0:
-        from icegan.environment import limit_threads
-        limit_threads(cfg.threads)          # torch and NumPy/SciPy/scikit-learn's BLAS pools
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = distributed.local_device(resolve_device(cfg.device))
