@@ -178,10 +178,8 @@ def save_flow_key(path: str | Path, max_flow: float, size: int = 161) -> Path:
         size: side of the disc in pixels.
 
     Raises:
-        ValueError: ``max_flow`` not a positive finite number, or ``size`` < 16.
+        ValueError: ``max_flow`` not a positive finite number (:func:`flow_to_color`), or ``size`` < 16.
     """
-    if not (np.isfinite(max_flow) and max_flow > 0):
-        raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
     import matplotlib

@@ -182,7 +182,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 @one_line_errors("icegan flow {flow_command}")
 def _run(args: argparse.Namespace) -> int:
-    import flownet
     from flownet.io import read_image, save_flow_image, write_flo
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
     grey1 = not args.gray and _is_grey(i1)
@@ -199,11 +198,7 @@ def _run(args: argparse.Namespace) -> int:
     module = {"module": args.module} if getattr(args, "module", None) else {}     # --model custom
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2, module)
-    from flownet.resolution import at_input_size
-    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
-                                tta=getattr(args, "tta", "none"), **module)
-    est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
-    flow = est.estimate(i1[None], i2[None])[0].cpu()
+    flow = _estimator(args, i1, module).estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
     print(f"wrote {args.out} (max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
     if args.flo:
@@ -211,6 +206,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {args.flo}")
     _write_key(args, float(flow.norm(dim=0).max()))
     return 0
+
+
+def _estimator(args: argparse.Namespace, img, module: dict):
+    """``flow run``'s flow estimator: ``--model`` with ``--weights``, ``--device``, ``--precision`` and ``--tta``,
+    computing at ``--input-size`` for images of ``img``'s size ((C, H, W)); ``module``: as for
+    :func:`_run_decomposed`."""
+    import flownet
+    from flownet.resolution import at_input_size
+    est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
+                                tta=getattr(args, "tta", "none"), **module)
+    return at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(img.shape[-2:]))
 
 
 def _write_key(args: argparse.Namespace, scale: float) -> None:
@@ -244,10 +250,8 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
         ValueError: ``--precision``, ``--tta`` or ``--input-size`` given with ``--decompose-method learned`` (they set
             the RANSAC method's base estimator only).
     """
-    import flownet
     from flownet.decompose import get_decomposer
     from flownet.io import save_flow_image, write_flo
-    from flownet.resolution import at_input_size
     if args.decompose_method == "learned":
         # DecFlow is its own network: the base estimator's options cannot apply, and are not dropped silently
         given = [flag for flag, value, default in (("--precision", args.precision, "fp32"),
@@ -259,18 +263,17 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
                              "learned decomposition (DecFlow) runs in fp32 at the images' own size: leave them out")
         dec = get_decomposer("learned", weights=args.weights, device=args.device)
     else:     # the base flow is built as plain `flow run` builds it: precision, test-time flips and input size apply
-        est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
-                                    tta=getattr(args, "tta", "none"), **module)
-        est = at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(i1.shape[-2:]))
-        dec = get_decomposer("ransac", base=est)
+        dec = get_decomposer("ransac", base=_estimator(args, i1, module))
     parts = dec.decompose(i1[None], i2[None])
+    names = ("total", "head", "expression")
+    peak = {part: float(parts[part][0].norm(dim=0).max()) for part in names}
     # one colour scale for the three pictures, so a weak part looks weak (each saturated at its own maximum before)
-    scale = max(float(parts[p][0].norm(dim=0).max()) for p in ("total", "head", "expression"))
-    for part in ("total", "head", "expression"):
+    scale = max(peak.values())
+    for part in names:
         flow = parts[part][0].cpu()
         out = _part_path(args.out, part)
         save_flow_image(out, flow, max_flow=scale if scale > 0 else None)
-        print(f"wrote {out} ({part}, max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
+        print(f"wrote {out} ({part}, max |flow| {peak[part]:.2f} px)")
         if args.flo:
             flo = _part_path(args.flo, part)
             write_flo(flo, flow)
