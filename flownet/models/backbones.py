@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .inputs import rgb01_batch
+from .inputs import rgb01_batch, update_count
 from .state_dict import load_state_dict_strict
 
 __all__ = ["RAFTConfig", "RAFTBackbone", "PtlflowConfig", "PtlflowBackbone", "ptlflow_model",
@@ -108,9 +108,7 @@ class RAFTBackbone(nn.Module):
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
         x1, x2 = rgb01_batch(img1) * 2.0 - 1.0, rgb01_batch(img2) * 2.0 - 1.0
-        n = int(iters or self.config.iters)
-        if n < 1:
-            raise ValueError(f"iters must be >= 1, got {iters if iters else f'config.iters = {n}'}")
+        n = update_count(iters, self.config.iters)
         x1, x2, h, w = _pad_pair(x1, x2, 8, self.min_size)
         flows = self.raft(x1, x2, num_flow_updates=n)
         return [f[..., :h, :w] for f in flows]

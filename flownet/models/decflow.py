@@ -56,6 +56,7 @@ from torchvision.models.optical_flow._utils import make_coords_grid, upsample_fl
 from torchvision.models.optical_flow.raft import MaskPredictor
 
 from ..train import FlowDataConfig
+from .inputs import update_count
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
 from .state_dict import load_model_file
 
@@ -188,9 +189,7 @@ class DecFlow(nn.Module):
         """
         if img1.shape != img2.shape:
             raise ValueError(f"image pair shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
-        n_iters = int(iters or self.config.iters)
-        if n_iters < 1:
-            raise ValueError(f"iters must be >= 1, got {iters}")
+        n_iters = update_count(iters, self.config.iters)
         raft = self.base.raft
         x1, x2 = self.base.prepare(img1), self.base.prepare(img2)
         h, w = x1.shape[-2:]

@@ -3,7 +3,20 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rgb01_batch"]
+__all__ = ["rgb01_batch", "update_count"]
+
+
+def update_count(iters: int | None, default: int) -> int:
+    """The number of recurrent updates a ``forward(img1, img2, iters)`` runs: ``iters``, or ``default`` (the model
+    config's) when it is None or 0.
+
+    Raises:
+        ValueError: the count is below 1 (names ``iters``, or the config's value when that is the one used).
+    """
+    n = int(iters or default)
+    if n < 1:
+        raise ValueError(f"iters must be >= 1, got {iters if iters else f'config.iters = {n}'}")
+    return n
 
 
 def rgb01_batch(img: torch.Tensor) -> torch.Tensor:

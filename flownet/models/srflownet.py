@@ -34,7 +34,7 @@ from torchvision.models.optical_flow.raft import (RAFT, CorrBlock, FeatureEncode
                                                   ResidualBlock)
 from torchvision.ops import Conv2dNormActivation
 
-from .inputs import rgb01_batch
+from .inputs import rgb01_batch, update_count
 
 __all__ = ["SRFlowNetConfig", "InstanceNorm2dFast", "depthwise_conv", "SuperKernelBlock", "ConvexMaskPredictor", "SKMotionEncoder", "SKUpdateBlock", "SRFlowNet"]
 
@@ -414,9 +414,7 @@ class SRFlowNet(nn.Module):
         if ph or pw:
             x1 = F.pad(x1, (0, pw, 0, ph), mode="replicate")
             x2 = F.pad(x2, (0, pw, 0, ph), mode="replicate")
-        n = int(iters or self.config.iters)
-        if n < 1:
-            raise ValueError(f"iters must be >= 1, got {iters}")
+        n = update_count(iters, self.config.iters)
         flows = self._refine(x1, x2, n, self.training if all_flows is None else bool(all_flows))
         if ph or pw:
             flows = [f[..., :h, :w] for f in flows]
