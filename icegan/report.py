@@ -280,6 +280,20 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
+def latex_float(tabular: str, caption: str, label: str) -> str:
+    r"""``tabular`` as a LaTeX float to paste into a paper: ``table*`` (full text width in a two-column paper, an
+    ordinary table in a one-column one) with ``caption`` above, ``\label{label}``, and the tabular scaled down to the
+    text width only when it is wider (``adjustbox``'s ``max width``; never scaled up). ``caption`` is LaTeX already
+    (escape text with :func:`latex_escape`). The first line names the packages it needs: ``booktabs`` (the rules of
+    pandas' tabulars) and ``adjustbox``."""
+    return ("% needs \\usepackage{booktabs} and \\usepackage{adjustbox}\n"
+            "\\begin{table*}[t]\n\\centering\n"
+            f"\\caption{{{caption}}}\n\\label{{{label}}}\n"
+            "\\begin{adjustbox}{max width=\\textwidth}\n"
+            f"{tabular.rstrip()}\n"
+            "\\end{adjustbox}\n\\end{table*}\n")
+
+
 def _folds_clips(m: dict) -> tuple[Optional[int], Optional[int]]:
     """(n_folds, n_samples) of a metrics.json, None where it lacks one."""
     return m.get("n_folds"), m.get("n_samples")
@@ -293,10 +307,11 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     dataset present in any run (SMIC, CASME II, SAMM first), and last ``Folds / clips``: the LOSO folds and the clips
     the row's metrics are pooled over (``68 / 442`` for the composite CDE; a ``max_folds`` smoke run shows fewer), the
     same for every run of the entry. Markdown cells: the metric of one run, or ``mean ± std`` (sample std) over the
-    entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs ``tabular`` (``\\usepackage{booktabs}``; pandas
-    ``DataFrame.to_latex``) whose column groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels escaped,
-    ``--`` for a dataset an entry has no runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and
-    ``<metric> std`` (empty for one run), full precision, then ``Folds`` and ``Clips``.
+    entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs ``tabular`` (pandas ``DataFrame.to_latex``)
+    inside a ``table*`` float with a caption and ``\\label{tab:icegan-results}`` (:func:`latex_float`); its column
+    groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels escaped, ``--`` for a dataset an entry has no
+    runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and ``<metric> std`` (empty for one
+    run), full precision, then ``Folds`` and ``Clips``.
 
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
@@ -355,9 +370,10 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
                               + [size(fc, "--")] for lead, cells, fc in body], columns=cols)
         tab = frame.to_latex(index=False, escape=False, multicolumn=True, multicolumn_format="c",
                              column_format="llcr" + "c" * len(names) + "r")
-        return ("% icegan table: UF1 / UAR pooled over all folds (MEGC2019); several runs: mean $\\pm$ sample std "
-                "over the n runs;\n% honest = no selection on the held-out subject (HDE rows: the held-out "
-                "dataset); Folds / clips: what each row is scored on. Needs \\usepackage{booktabs}.\n" + tab)
+        caption = ("Micro-expression recognition: UF1 and UAR pooled over all folds (MEGC2019). n: runs; several "
+                   "runs: mean $\\pm$ sample standard deviation over the n runs. Honest: no selection on the "
+                   "held-out subject (HDE rows: the held-out dataset). Folds / clips: what each row is scored on.")
+        return latex_float(tab, caption, "tab:icegan-results")
     out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]
     out += ["| " + " | ".join([markdown_cell(lead[0])] + lead[1:] + [_cell(st) for st in cells] + [size(fc, "—")])
             + " |" for lead, cells, fc in body]

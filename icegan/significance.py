@@ -219,9 +219,12 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
 
 
 def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
-                     fmt: str = "markdown", legend: bool = True) -> str:
+                     fmt: str = "markdown", legend: bool = True, scope: str = "",
+                     label: str = "tab:icegan-compare") -> str:
     """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``), a LaTeX
-    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, the legend as ``%`` comment lines) or CSV.
+    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, the legend as ``%`` comment lines) in a
+    ``table*`` float with a caption and ``\\label{label}`` (:func:`icegan.report.latex_float`; ``scope``, e.g.
+    ``"CASME II (4 subjects)"``, is named in the caption), or CSV.
 
     Raises:
         ValueError: ``fmt`` not markdown / latex / csv.
@@ -242,7 +245,7 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         return pd.DataFrame(flat).to_csv(index=False, float_format="%.4f")
     if fmt not in ("markdown", "latex"):
         raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
-    from icegan.report import latex_escape, markdown_cell
+    from icegan.report import latex_escape, latex_float, markdown_cell
     latex = fmt == "latex"
     esc = latex_escape if latex else markdown_cell  # labels as LaTeX text, or as Markdown table cells
     percent = "\\%" if latex else " %"
@@ -274,7 +277,11 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         head = ["Entry", "Runs", "Selection", f"UF1 [{p} CI]", f"UAR [{p} CI]", f"$\\Delta$UF1 vs {b} [{p} CI]",
                 f"$\\Delta$UAR vs {b} [{p} CI]", f"Resamples UF1 $>$ {b}"]
         tab = pd.DataFrame(body, columns=head).to_latex(index=False, escape=False, column_format="lrlccccr")
-        return tab + ("" if not legend else "".join(f"% {ln}\n" for ln in textwrap.wrap(note, 110)))
+        where = f" on {esc(scope)}" if scope else ""
+        caption = (f"UF1 and UAR{where} with {p} subject-bootstrap intervals ({resamples} resamples of the subjects, "
+                   f"the same for every entry), and the paired differences to {b}.")
+        return latex_float(tab, caption, label) + ("" if not legend else "".join(f"% {ln}\n"
+                                                                                  for ln in textwrap.wrap(note, 110)))
 
     mb = esc(base)
     lines = [f"| entry | runs | selection | UF1 [{pct} CI] | UAR [{pct} CI] | ΔUF1 vs {mb} [{pct} CI] | "

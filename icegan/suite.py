@@ -14,7 +14,7 @@ and, after the last seed, one ensemble of every seed's runs for an ensemble mark
 mean ± std, folds / clips), every run's UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
 equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
 ``<out>/compare.png`` draws the intervals (forest plot) and ``<out>/results.tex`` holds the results table as a
-LaTeX booktabs tabular. ``results.md`` is rewritten after
+LaTeX table float (booktabs, caption, label). ``results.md`` is rewritten after
 every seed, so an interrupted suite still leaves the table of the seeds it finished.
 
 Honesty: every member run is an honest LOSO (final epoch / final fit, nothing chosen on the held-out subject), and
@@ -483,7 +483,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
 def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, finished: set[Path],
                   suite_path: str | Path) -> Optional[Path]:
     """Write ``results.md`` (table, every run by seed, bootstrap comparison, commands), ``results.tex`` (the table as a
-    booktabs tabular) and ``compare.png`` for the finished folders.
+    LaTeX table float) and ``compare.png`` for the finished folders.
 
     Returns the path of results.md, or None when nothing has finished yet.
     """

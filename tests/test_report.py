@@ -100,13 +100,19 @@ def test_latex_table_groups_escapes_and_dashes(tmp_path, capsys):
     c = _run(tmp_path, "casme2_sde", uf1=0.79, uar=0.81, protocol="SDE", n_folds=26, datasets=("casme2",))
     entries = [parse_entry(f"STSTNet_2 & 50% #1={tmp_path}/st_s*"), TableEntry("SDE", [c])]
     tex = results_table(entries, "latex")
-    lines = tex.splitlines()
-    assert lines[0].startswith("%") and "booktabs" in lines[1]
+    head, lines = tex.splitlines()[:6], tex.splitlines()[6:]
+    # a float to paste: packages named, table* with caption and label, the tabular shrunk only when too wide
+    assert head[0] == r"% needs \usepackage{booktabs} and \usepackage{adjustbox}"
+    assert head[1:3] == [r"\begin{table*}[t]", r"\centering"] and head[3].startswith(r"\caption{Micro-expression")
+    assert head[3].endswith("}") and "mean $\\pm$ sample standard deviation" in head[3]
+    assert head[4:] == [r"\label{tab:icegan-results}", r"\begin{adjustbox}{max width=\textwidth}"]
+    assert lines[-3:] == [r"\end{tabular}", r"\end{adjustbox}", r"\end{table*}"]
+    lines = lines[:-2]
     body = lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]
-    assert lines[2] == r"\begin{tabular}{llcrccccccccr}" and lines[-1] == r"\end{tabular}"
-    assert lines[4] == (r"\multicolumn{4}{c}{} & \multicolumn{2}{c}{Full} & \multicolumn{2}{c}{SMIC} & "
+    assert lines[0] == r"\begin{tabular}{llcrccccccccr}" and lines[-1] == r"\end{tabular}"
+    assert lines[2] == (r"\multicolumn{4}{c}{} & \multicolumn{2}{c}{Full} & \multicolumn{2}{c}{SMIC} & "
                         r"\multicolumn{2}{c}{CASME II} & \multicolumn{2}{c}{SAMM} &  \\")
-    assert lines[5] == (r"Method & Selection & Protocol & n & UF1 & UAR & UF1 & UAR & UF1 & UAR & UF1 & UAR & "
+    assert lines[3] == (r"Method & Selection & Protocol & n & UF1 & UAR & UF1 & UAR & UF1 & UAR & UF1 & UAR & "
                         r"Folds / clips \\")
     assert body[0].startswith(r"STSTNet\_2 \& 50\% \#1 & honest & CDE & 3 & 0.7200 $\pm$ 0.0200 & "
                               r"0.7600 $\pm$ 0.0265 &")

@@ -120,7 +120,13 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     csv = comparison_table(rows, fmt="csv")
     assert csv.splitlines()[0].startswith("label,runs,selection,UF1,UF1_low,UF1_high")
     tex = comparison_table(rows, fmt="latex").splitlines()
-    assert tex[0] == r"\begin{tabular}{lrlccccr}" and tex[-1].startswith("% ") and r"\end{tabular}" in tex
+    assert tex[3] == (r"\caption{UF1 and UAR with 95 \% subject-bootstrap intervals (9999 resamples of the subjects, "
+                      r"the same for every entry), and the paired differences to base.}")
+    assert tex[4:6] == [r"\label{tab:icegan-compare}", r"\begin{adjustbox}{max width=\textwidth}"]
+    end = tex.index(r"\end{table*}")
+    assert tex[end - 2:end] == [r"\end{tabular}", r"\end{adjustbox}"] and tex[-1].startswith("% ")
+    tex = tex[6:]
+    assert tex[0] == r"\begin{tabular}{lrlccccr}"
     assert tex[2].startswith(r"Entry & Runs & Selection & UF1 [95 \% CI] & UAR [95 \% CI] & $\Delta$UF1 vs base [95 \% CI] & "
                              r"$\Delta$UAR vs base [95 \% CI] &")                 # the PDF shows what the brackets are
     r1 = rows[1]
@@ -134,7 +140,9 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     assert not comparison_table(rows, fmt="latex", legend=False).splitlines()[-1].startswith("%")
     with pytest.raises(ValueError, match="markdown, latex or csv"):
         comparison_table(rows, fmt="html")
-    pct = comparison_table([dict(rows[0], label="top 5%_a"), rows[1]], fmt="latex").splitlines()
+    pct = comparison_table([dict(rows[0], label="top 5%_a"), rows[1]], fmt="latex", scope="SAMM & co").splitlines()
+    assert pct[3].startswith(r"\caption{UF1 and UAR on SAMM \& co with") and pct[3].endswith(r"to top 5\%\_a.}")
+    pct = pct[6:]
     assert pct[2].endswith(r"$\Delta$UF1 vs top 5\%\_a [95 \% CI] & $\Delta$UAR vs top 5\%\_a [95 \% CI] & "
                            r"Resamples UF1 $>$ top 5\%\_a \\")
     assert pct[4].startswith(r"top 5\%\_a & 1 & honest &")
@@ -235,6 +243,9 @@ def test_per_dataset_scopes(tmp_path, capsys):
     assert [ln for ln in tex.splitlines() if ln.startswith("% ") and "subjects)" in ln] == \
         ["% Full (8 subjects)", "% CASME II (4 subjects)", "% SAMM (4 subjects)"]
     assert tex.count(r"\begin{tabular}") == 3 and tex.count("% Subject-level bootstrap") == 1
+    assert [ln for ln in tex.splitlines() if ln.startswith(r"\label")] == \
+        [r"\label{tab:icegan-compare-all}", r"\label{tab:icegan-compare-casme2}", r"\label{tab:icegan-compare-samm}"]
+    assert r"\caption{UF1 and UAR on CASME II (4 subjects) with" in tex
 
 
 def test_decision_rule_bound_finds_the_offset_that_fixes_a_biased_rule():

@@ -7,11 +7,17 @@ Example::
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from icegan.commands.table import ENTRIES_EPILOG, add_entry_arguments, emit
 
 __all__ = ["register"]
+
+
+def _label_part(name: str) -> str:
+    """A dataset's key as the end of a LaTeX ``\\label`` (letters, digits and ``-`` only)."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", name)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -38,7 +44,9 @@ def _main(args: argparse.Namespace) -> int:
             title = scope_title(name, scoped)
             plotted.append((title, rows))
             part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
-                                    fmt=args.format, legend=name == scopes[-1][0])
+                                    fmt=args.format, legend=name == scopes[-1][0],
+                                    scope=title if args.per_dataset else "",
+                                    label="tab:icegan-compare" + (f"-{_label_part(name)}" if args.per_dataset else ""))
             if args.per_dataset and args.format == "markdown":
                 part = f"## {title}\n\n{part}"
             elif args.per_dataset and args.format == "latex":
@@ -73,8 +81,8 @@ def register(subparsers) -> None:
                     "resample: paired). An entry with several runs (seeds) uses their mean, as `icegan table` does. "
                     "See icegan.significance.",
         epilog=ENTRIES_EPILOG)
-    add_entry_arguments(p, "markdown (value [low, high] cells and a legend), latex (the same as a booktabs tabular for a "
-                           "paper, the legend as %% comments) or csv (numeric columns)",
+    add_entry_arguments(p, "markdown (value [low, high] cells and a legend), latex (the same as a booktabs table float for a "
+                           "paper, with caption and label; the legend as %% comments) or csv (numeric columns)",
                         formats=("markdown", "latex", "csv"))
     p.add_argument("--baseline", metavar="LABEL", default=None,
                    help="label of the entry the differences are taken against (default: the first entry)")
