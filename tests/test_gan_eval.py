@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from icegan.cli import main
-from icegan.gan.evaluate import CrossDatasetRecognizer, FlowRecognizer, face_embeddings, identity_metrics
+from icegan.gan.evaluate import (CrossDatasetRecognizer, FlowRecognizer, evaluate_generator, face_embeddings,
+                                 identity_metrics)
 from icegan.gan.pairs import load_casme2_pairs
 from icegan.gan.trainer import GanConfig, build_models, save_checkpoint
 
@@ -188,6 +189,42 @@ def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64, capsys):
     assert main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--subjects", "sub02",
                  "--out", str(tmp_path / "x")]) == 2
     assert "were used to train" in capsys.readouterr().err
+
+
+class _ConstantRecognizer:
+    """A recognizer stub that calls every pair class ``answer``."""
+    datasets = ["samm", "smic"]
+
+    def __init__(self, answer: int):
+        self.answer = answer
+
+    def predict(self, onset, apex):
+        assert len(onset) == len(apex)
+        return np.full(len(onset), self.answer)
+
+
+def test_controllability_is_the_share_of_synthetic_faces_recognised_as_their_class(pairs64):
+    """With 1 face per (onset, class), a recognizer that always answers "positive" (1) is right on exactly the third
+    of the faces asked for "positive": controllability 1/3, per class {negative 0, positive 1, surprise 0}; the same
+    for the cross-dataset recognizer (answering "surprise"), and real accuracy is the share of real pairs so
+    labelled."""
+    cfg = GanConfig()
+    cfg.data.img_size = 64
+    m = cfg.model
+    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    g, _ = build_models(cfg)
+    pick = [0, 1, 2, 3]
+    labels = pairs64.labels[pick]
+    res = evaluate_generator(g.eval(), None, pairs64.onset[pick], [pairs64.subjects[i] for i in pick],
+                             apex=pairs64.apex[pick], labels=labels, recognizer=_ConstantRecognizer(1),
+                             n_per_class=1, cross_recognizer=_ConstantRecognizer(2))
+    assert res["n_synthetic"] == 12
+    assert res["controllability"] == pytest.approx(1 / 3)
+    assert res["controllability_per_class"] == {"negative": 0.0, "positive": 1.0, "surprise": 0.0}
+    assert res["controllability_cross_dataset"] == pytest.approx(1 / 3)
+    assert res["controllability_cross_dataset_per_class"] == {"negative": 0.0, "positive": 0.0, "surprise": 1.0}
+    assert res["recognizer_real_accuracy"] == pytest.approx(float(np.mean(labels == 1)))
+    assert res["cross_dataset_real_accuracy"] == pytest.approx(float(np.mean(labels == 2)))
 
 
 def test_cli_eval_motion_checkpoint(tmp_path, shared_data):
