@@ -156,6 +156,38 @@ def test_au_weight_in_training():
         fit(1.0, units=(au[0] * 2, au[1]))
 
 
+class _Recorder:
+    def __init__(self):
+        self.values: dict[str, list[float]] = {}
+
+    def add_scalar(self, key, value, step):
+        self.values.setdefault(key, []).append(float(value))
+
+
+def test_au_weight_scales_the_action_unit_loss_by_hand():
+    """The first epoch's logged loss (one full batch, no augmentation) is the initial network's class cross-entropy
+    (classes weighted n / (K n_c)) plus au_weight times the mean binary cross-entropy of its action-unit head,
+    computed here by hand."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    x, y = fs.features, fs.labels
+    y = torch.where(torch.arange(len(y)) == 0, (y + 1) % 3, y)       # unequal classes: the weights matter
+    mask = torch.ones(1, len(y), dtype=torch.bool)
+    au = _toy_action_units(fs)
+    rec = _Recorder()
+    cfg = RecognizerConfig(epochs=1, batch_size=0, dropout=0.0, hflip=False, tta_hflip=False, au_weight=0.5)
+    train_models(cfg, x, y, mask, seed=3, progress=False, action_units=au, writer=rec)
+    torch.manual_seed(3)
+    net = STSTNet(n_models=1, aux_outputs=4, dropout=0.0).train()
+    with torch.no_grad():
+        logits, a = net(x, sample_mask=mask.t().float(), with_aux=True)
+    assert cfg.class_weighting
+    w = (len(y) / (3 * torch.bincount(y, minlength=3).float()))[y]
+    ce = torch.nn.functional.cross_entropy(logits.reshape(len(y), -1), y, reduction="none")
+    class_ce = float((w * ce).sum() / w.sum())
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(a.reshape(len(y), -1), au[0])
+    assert rec.values["train/ststnet/loss"][0] == pytest.approx(class_ce + 0.5 * float(bce), rel=1e-5)
+
+
 @pytest.mark.parametrize("extra", [{}, {"mixup_alpha": 0.4, "shift_px": 1, "average_last": 2, "eval_every": 1}])
 def test_held_out_action_units_do_not_influence_training(extra):
     """Changing the features, labels and action units of rows masked out of model 0's training leaves model 0

@@ -89,9 +89,17 @@ def test_reversal_schedule_and_dataset_loss_by_hand(monkeypatch):
     monkeypatch.setattr(STSTNet, "forward", forward)
     torch.manual_seed(3)
     net = STSTNet(n_models=1, aux_outputs=2, dropout=0.0).train()
-    _, a = net(x, sample_mask=mask.t().float(), with_aux=True)
+    logits, a = net(x, sample_mask=mask.t().float(), with_aux=True)
     by_hand = F.cross_entropy(a[mask[0]], d[mask[0]]).detach()
     assert rec.values["train/ststnet/domain_ce"][0] == pytest.approx(float(by_hand), rel=1e-5)
+    # the epoch's loss is the class cross-entropy (classes weighted n / (K n_c) over the training rows) plus the
+    # option's weight times the dataset cross-entropy
+    yt = y[mask[0]]
+    assert cfg.class_weighting
+    w = (len(yt) / (3 * torch.bincount(yt, minlength=3).float()))[yt]
+    ce = F.cross_entropy(logits.reshape(len(y), -1)[mask[0]], yt, reduction="none").detach()
+    class_ce = float((w * ce).sum() / w.sum())
+    assert rec.values["train/ststnet/loss"][0] == pytest.approx(class_ce + 0.5 * float(by_hand), rel=1e-5)
     assert len(rec.values["train/ststnet/domain_ce"]) == 4
 
 
