@@ -119,7 +119,7 @@ def test_refusals(toy, two_runs, tmp_path):
     with pytest.raises(EnsembleError, match="'protocol'"):
         ensemble_runs([r1, tmp_path / "sde"], tmp_path / "a")
     run_loso(toy.samples, _random_prob_fn(6), tmp_path / "four", max_folds=4, progress=False)
-    with pytest.raises(EnsembleError, match="folds"):
+    with pytest.raises(EnsembleError, match=r"in its folds \(4 vs 6 subjects, first difference in length\)"):
         ensemble_runs([r1, tmp_path / "four"], tmp_path / "a")
 
     # an unfinished run: the last fold's rows cut off
