@@ -265,14 +265,25 @@ def test_real_loso_with_a_custom_recognizer_resumes_and_records_its_code(shared_
     assert "provenance" in capsys.readouterr().err
 
 
-def test_a_last_batch_of_one_joins_the_batch_before(plugin):
+def test_a_last_batch_of_one_joins_the_batch_before(plugin, monkeypatch):
     """11 training rows in batches of 5 would leave a batch of one, which BatchNorm1d cannot train on: the custom
-    path trains on batches of 5 and 6 instead (the built-in networks are unchanged)."""
+    path trains on batches of 5 and 6 instead (every row still trained on each epoch; the built-in networks are
+    unchanged)."""
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     mask = torch.zeros(1, len(fs.labels), dtype=torch.bool)
     mask[0, :11] = True
+    seen = []
+    forward = torch.nn.BatchNorm1d.forward
+
+    def spy(self, x):
+        if self.training:
+            seen.append(x.shape[0])
+        return forward(self, x)
+
+    monkeypatch.setattr(torch.nn.BatchNorm1d, "forward", spy)
     cfg = RecognizerConfig(name="custom", module=f"{plugin}:WithBatchNorm1d", epochs=2, batch_size=5)
     model, _ = train_models(cfg, fs.features, fs.labels, mask, seed=0, progress=False)
+    assert sorted(seen[:2]) == sorted(seen[2:]) == [5, 6]
     assert model(fs.features[:4]).shape == (4, 3)
 
 
