@@ -150,6 +150,28 @@ def test_margin_loss_hand_computed():
         margin_loss(lengths, torch.tensor([0, 1, 2]))
 
 
+def test_gan_losses_hand_computed():
+    """Eq. 7's two sides on AdvCaps lengths (fake, real), Eq. 6 (margin + beta * reconstruction MSE) and Eq. 4 (L1 +
+    alpha * perceptual term), against values worked out by hand (ICE-GAN paper, ../shared/papers)."""
+    real, fake = torch.tensor([[0.2, 0.8]]), torch.tensor([[0.6, 0.3]])
+    # D: real read as (fake 0, real 1), synthetic as (1, 0): 0.5 (-ln 0.8 - ln 0.8 - ln 0.7 - ln 0.6)
+    want_d = 0.5 * -(2 * math.log(0.8) + math.log(0.7) + math.log(0.6))
+    assert float(adversarial_d_loss(real, fake)) == pytest.approx(want_d, rel=1e-6)
+    assert want_d == pytest.approx(0.65689, abs=1e-5)
+    # G (non-saturating): synthetic should read as (0, 1): 0.5 (-ln 0.3 - ln 0.4)
+    assert float(adversarial_g_loss(fake)) == pytest.approx(0.5 * -(math.log(0.3) + math.log(0.4)), rel=1e-6)
+    assert float(adversarial_g_loss(fake)) == pytest.approx(1.06013, abs=1e-5)
+    # margin: class 0 at 0.95 (no loss), class 2 at 0.2 > m- = 0.1: 0.5 * 0.1^2; reconstruction MSE 1 * beta 5e-4
+    exp_len, labels = torch.tensor([[0.95, 0.05, 0.2]]), torch.tensor([0])
+    assert float(classification_loss(exp_len, labels, None, None)) == pytest.approx(0.005, rel=1e-6)
+    recon, target = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
+    assert float(classification_loss(exp_len, labels, recon, target)) == pytest.approx(0.0055, rel=1e-6)
+    # identity: mean |0 - 0.5| = 0.5, plus 0.1 * 2.0
+    fake_img, apex = torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)
+    assert float(identity_preserving_loss(fake_img, apex, torch.tensor(2.0))) == pytest.approx(0.7, rel=1e-6)
+    assert float(identity_preserving_loss(fake_img, None, torch.tensor(2.0), alpha=0.5)) == pytest.approx(1.0)
+
+
 def test_every_parameter_gets_a_gradient():
     torch.manual_seed(0)
     g = Generator(img_size=32, base_channels=8, max_channels=16, id_dim=20, z_dim=10)
