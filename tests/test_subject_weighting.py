@@ -141,15 +141,31 @@ def test_logreg_subject_weighting_passes_the_hand_computed_weights():
     assert np.abs(got - fit(None)).max() > 0.01
 
 
-def test_custom_recognizer_subject_weighting_runs_and_weights():
-    """The custom path (one model per fold) is given the fold's training subjects; weighting changes its model
-    when the subjects are unequal."""
+def test_custom_recognizer_subject_weighting_runs_and_weights(monkeypatch):
+    """The custom path (one model per fold) is given the fold's training subjects: its training receives, for each
+    training row, N / (S n_s) (S training subjects, n_s clips of the row's subject: every subject the same total,
+    mean 1), worked out here by hand; weighting changes its model when the subjects are unequal."""
+    import icegan.recognition as recognition
     x, y, subjects = _unequal(*_toy())
     base = dict(name="custom", module="docs/examples/custom_recognizer.py:TwoLayerCNN", epochs=2, batch_size=8)
     folds = make_folds(subjects, "CDE")[:1]
     off = fit_predict_folds(RecognizerConfig(**base), x, y, subjects, folds, progress=False)[0]
+    given = []
+    train = recognition.train_models
+
+    def spy(*a, **kw):
+        given.append(kw["sample_weight"])
+        return train(*a, **kw)
+
+    monkeypatch.setattr(recognition, "train_models", spy)
     on = fit_predict_folds(RecognizerConfig(**base, subject_weighting=True), x, y, subjects, folds, progress=False)[0]
     assert off.shape == on.shape and np.abs(off - on).max() > 1e-5
+    tr = [subjects[i] for i in folds[0].train_idx]
+    counts = {s: tr.count(s) for s in tr}
+    assert len(set(counts.values())) > 1                          # unequal subjects, or the check would be vacuous
+    want = torch.tensor([len(tr) / (len(counts) * counts[s]) for s in tr])
+    assert len(given) == 1 and given[0].shape == (1, len(tr))
+    torch.testing.assert_close(given[0][0], want)
 
 
 def test_subject_weighting_errors_and_neutral_key():
