@@ -884,16 +884,20 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     for i, f in enumerate(folds):
         masks[i * S:(i + 1) * S, f.train_idx] = True
     group_seed = seed + 1000 * int(getattr(folds[0], "index", 0))
-    batch_rows = None
+    batch_rows = val = None
+    if cfg.inner_val_fraction > 0:
+        # validation subjects are drawn from the training subjects as they are before the noise filter: the draws of
+        # all models share one generator, and another fold's flags depend on this fold's held-out labels (a subject
+        # that fold dropped entirely would change its draw, and so every later fold's); validation keeps all its clips
+        val = inner_val_masks(subjects, masks, cfg.inner_val_fraction, np.random.default_rng(group_seed))[1]
     if cfg.noise_filter == "forest":
         # batches keep being drawn from the folds' training rows as they were before the filter: a clip that every
         # other fold flags (a flag that depends on its own subject's labels) must not change the batches of the
         # model tested on that subject
         batch_rows = torch.from_numpy(masks.any(0))
         masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer)
-    val = None
-    if cfg.inner_val_fraction > 0:
-        masks, val = inner_val_masks(subjects, masks, cfg.inner_val_fraction, np.random.default_rng(group_seed))
+    if val is not None:
+        masks = masks & ~val
         val = torch.from_numpy(val)
     domains = None
     if cfg.domain_bn or cfg.domain_adversarial > 0:

@@ -104,7 +104,8 @@ class RecognizerConfig:
             random forest (``forest_trees`` trees, balanced with ``class_weighting``, fitted on that fold's training
             clips without mirrors; Northcutt et al., JAIR 2021; :mod:`icegan.label_noise`). No threshold to set; the
             test subject is never involved. The share left out per fold is logged to TensorBoard
-            (``noise_filter/dropped_share``). ``icegan loso`` feature runs with ``ststnet`` or ``offtanet``.
+            (``noise_filter/dropped_share``). With ``inner_val_fraction`` the validation subjects are drawn before
+            the filter and keep all their clips. ``icegan loso`` feature runs with ``ststnet`` or ``offtanet``.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
         tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.

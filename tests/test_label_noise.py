@@ -126,3 +126,29 @@ def test_noise_filter_grouped_folds_do_not_see_held_out_labels():
     a = fit_predict_folds(cfg, x, y, subjects, folds, seed=0, progress=False)[0]
     b = fit_predict_folds(cfg, x, y2, subjects, folds, seed=0, progress=False)[0]
     np.testing.assert_array_equal(a, b)
+
+
+def test_noise_filter_with_inner_validation_keeps_held_out_labels_out(monkeypatch):
+    """With the filter and inner validation together, another fold's flags (which depend on this fold's held-out
+    labels) must not move this fold's validation split: fold 1's predictions are bit-identical when only its
+    held-out subject's labels change, even though that change drops the whole subject from fold 0's training.
+    The filter is replaced by a rule that flags every clip labelled 2, so the drop is certain."""
+    import icegan.label_noise
+    from icegan.protocol import make_folds
+    monkeypatch.setattr(icegan.label_noise, "flag_noisy_labels", lambda x, y, *a, **kw: y == 2)
+    fs = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+    x, y = fs.features, fs.labels.clone()
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")
+    cfg = RecognizerConfig(epochs=3, batch_size=16, noise_filter="forest", inner_val_fraction=0.3)
+    t = folds[1].test_idx
+    y2 = y.clone()
+    y2[t] = 2                                          # fold 0 now drops every clip of fold 1's subject
+    masks = np.zeros((len(folds), len(y)), dtype=bool)
+    for i, f in enumerate(folds):
+        masks[i, f.train_idx] = True
+    kept = [_drop_noisy_labels(cfg, x, yy, masks, folds, 1, 0, False, None)[0] for yy in (y, y2)]
+    assert kept[0][t].any() and not kept[1][t].any()
+    a = fit_predict_folds(cfg, x, y, subjects, folds, seed=0, progress=False)[1]
+    b = fit_predict_folds(cfg, x, y2, subjects, folds, seed=0, progress=False)[1]
+    np.testing.assert_array_equal(a, b)
