@@ -30,10 +30,11 @@ import dataclasses
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -577,6 +578,24 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
     return feats
 
 
+def map_file_names(subjects: Sequence[str], clips: Sequence[str]) -> list[str]:
+    """File names of the clips' exported maps: ``<subject with / as _>_<clip>.npy`` (path separators in the clip name
+    as ``_`` too), with ``_2``, ``_3``, ... added to a name an earlier clip already has, compared ignoring case (as a
+    disk may): ``a/b_c`` + ``d`` and ``a/b`` + ``c_d`` would otherwise share one file, the second map replacing the
+    first."""
+    taken: set[str] = set()
+    names = []
+    for subject, clip in zip(subjects, clips):
+        stem = re.sub(r"[/\\]", "_", f"{subject}/{clip}")
+        name, k = f"{stem}.npy", 1
+        while name.lower() in taken:
+            k += 1
+            name = f"{stem}_{k}.npy"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
 def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> Path:
     """Write the flow features of the run's real clips as a feature table for ``icegan loso data.source=table``.
 
@@ -618,8 +637,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     maps.mkdir(parents=True, exist_ok=True)
     rows = []
     samples = clips.samples[["dataset", "subject", "clip", "label"]]
-    for (dataset, subject, clip, label), f in zip(samples.itertuples(index=False), feats.numpy()):
-        name = f"{str(subject).replace('/', '_')}_{clip}.npy"
+    names = map_file_names(samples["subject"], samples["clip"])
+    for (dataset, subject, clip, label), f, name in zip(samples.itertuples(index=False), feats.numpy(), names):
         np.save(maps / name, np.ascontiguousarray(f, dtype=np.float32))
         rows.append({"dataset": dataset, "subject": subject, "clip": clip,
                      "label": int(label) if label >= 0 else "", "path": f"maps/{name}"})

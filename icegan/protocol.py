@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Sequence
@@ -163,9 +164,10 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
         protocol's scope is tested exactly once.
 
     Raises:
-        ValueError: unknown protocol, a subject without a ``<dataset>/`` prefix, SDE without a dataset, or a
-            dataset given for CDE or HDE. LosoScopeError (a ValueError): an SDE dataset with no samples, fewer than
-            2 subjects in scope (CDE, SDE), or fewer than 2 datasets (HDE; the message names those present).
+        ValueError: unknown protocol, a subject without a ``<dataset>/`` prefix, SDE without a dataset, a
+            dataset given for CDE or HDE, or (CDE, SDE) two spellings of one subject (:func:`check_subject_spellings`).
+            LosoScopeError (a ValueError): an SDE dataset with no samples, fewer than 2 subjects in scope (CDE, SDE),
+            or fewer than 2 datasets (HDE; the message names those present).
     """
     subj = np.asarray([str(s) for s in subjects])
     for i, s in enumerate(subj):
@@ -203,12 +205,37 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
         raise LosoScopeError(f"LOSO needs at least 2 subjects in scope ({protocol}{' ' + dataset if dataset else ''}), "
                              f"got {len(names)}: {names} from {int(scope.sum())} clip(s); check that the data loaded "
                              f"(dataset root, clips skipped by preprocessing)")
+    check_subject_spellings(names)
     folds = []
     for k, name in enumerate(names):
         test = np.flatnonzero(subj == name)
         train = np.flatnonzero(scope & (subj != name))
         folds.append(Fold(index=k, subject=name, train_idx=train, test_idx=test))
     return folds
+
+
+def subject_key(subject: str) -> str:
+    """The form two spellings of one subject id share: lower case, ``/`` as ``_`` (as in a fold's folder name), and
+    numbers without leading zeros (``SAMM/006`` → ``samm_6``, ``smic/s01`` → ``smic_s1``)."""
+    return re.sub(r"\d+", lambda m: str(int(m.group())), str(subject).lower().replace("/", "_"))
+
+
+def check_subject_spellings(subjects: Sequence[str]) -> None:
+    """Refuse distinct subject ids that :func:`subject_key` makes equal (``samm/6`` and ``samm/006``, ``Sub01`` and
+    ``sub01``, ``lab_a/x`` and ``lab/a_x``): LOSO would put one person in two folds, each trained on the other's
+    clips, and the two folds' folders (``folds/<subject with / as _>``) would be one on a disk that ignores case.
+
+    Raises:
+        ValueError: naming the two ids and what to do.
+    """
+    seen: dict[str, str] = {}
+    for s in sorted({str(s) for s in subjects}):
+        other = seen.setdefault(subject_key(s), s)
+        if other != s:
+            raise ValueError(f"subjects '{other}' and '{s}' differ only in case, leading zeros or '/' against '_': "
+                             "leave-one-subject-out would hold them out in two folds, each trained on the other's "
+                             "clips (a leak if they are one person), and their fold folders would collide; give "
+                             "each person one spelling in the data (clip list, feature table or coding sheet)")
 
 
 def subsample_training_subjects(fold: Fold, subjects: Sequence[str], fraction: float, seed: int) -> Fold:

@@ -365,6 +365,16 @@ def test_cli_says_a_synthetic_run_is_a_pipeline_check(tmp_path, tiny_weights, ca
     assert "note: data.source=synthetic" in out and "not a micro-expression result" in out
 
 
+def test_exported_map_names_never_share_a_file():
+    """Each clip's map gets its own file, also where subject and clip names would join to one name (``a/b_c`` + ``d``
+    and ``a/b`` + ``c_d``), where two names differ only in case (one file on a case-blind disk), or where a clip name
+    holds a path separator; names met once stay ``<subject with / as _>_<clip>.npy``."""
+    names = pipeline.map_file_names(["a/b_c", "a/b", "casme2/sub01", "casme2/Sub01", "smic/s1", "a/b"],
+                                    ["d", "c_d", "EP01", "ep01", "Negative/n1", "c\\d"])
+    assert names == ["a_b_c_d.npy", "a_b_c_d_2.npy", "casme2_sub01_EP01.npy", "casme2_Sub01_ep01_2.npy",
+                     "smic_s1_Negative_n1.npy", "a_b_c_d_3.npy"]
+
+
 def test_exported_features_are_the_main_jobs_and_run_under_icegan_loso(tmp_path, tiny_weights, capsys, monkeypatch):
     """``icegan features`` writes exactly the maps the main job computes for its real clips (bit for bit, same rows,
     labels and subjects), refuses to overwrite a table, and ``icegan loso data.source=table`` runs on them."""

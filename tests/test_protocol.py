@@ -47,6 +47,22 @@ def test_fold_errors(subjects, protocol, dataset, msg):
         make_folds(subjects, protocol, dataset)
 
 
+@pytest.mark.parametrize("a,b", [("samm/6", "samm/006"), ("casme2/Sub01", "casme2/sub01"), ("smic/s1", "smic/s01"),
+                                 ("lab_a/x", "lab/a_x")])
+def test_two_spellings_of_one_subject_are_refused(a, b):
+    """Ids that differ only in case, leading zeros or '/' against '_' would be one person in two LOSO folds (and one
+    fold folder): refused for subject folds, naming both; distinct numbers and other datasets' ids stay apart."""
+    subjects = [a, b, "casme2/sub02", "casme2/sub02"]
+    for protocol, dataset in (("CDE", None), ("SDE", a.split("/")[0])):
+        if dataset == "lab_a":
+            continue                         # SDE within lab_a holds one of them only
+        with pytest.raises(ValueError, match=rf"subjects '{sorted([a, b])[0]}' and '{sorted([a, b])[1]}' differ only in "
+                                             r"case, leading zeros or '/' against '_'"):
+            make_folds(subjects, protocol, dataset)
+    assert len(make_folds(["samm/6", "samm/60", "smic/6", "casme2/sub10", "casme2/sub01"], "CDE")) == 5
+    assert len(make_folds([a, b, "other/1"], "HDE")) == len({a.split("/")[0], b.split("/")[0], "other"})
+
+
 @pytest.fixture(scope="module")
 def toy():
     return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
