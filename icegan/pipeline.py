@@ -255,7 +255,7 @@ class MainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0          #: torch CPU threads per fold (0 = torch's default; a Ray task: its num_cpus)
-    oracle_epoch: bool = False
+    oracle_epoch: bool = False  #: kept for old config files; true is refused (icegan loso has the oracle selection)
     data: DataSection = field(default_factory=DataSection)
     gan: GanSection = field(default_factory=GanSection)
     flow: FlowSection = field(default_factory=FlowSection)
@@ -317,10 +317,18 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             ("noise_filter", "", "", "none"),
             ("au_weight", " (action units as an auxiliary target)", " (a synthetic apex has no coded action units)", 0),
             ("domain_adversarial", " (domain-adversarial training)", " (its recognizer is not given the dataset of "
-             "every synthetic apex)", 0)):
+             "every synthetic apex)", 0),
+            ("inner_val_fraction", " (inner-validation early stopping)", " (its recognizer trains to the final epoch "
+             "on every training row)", 0)):
         if getattr(cfg.recognizer, key) != off:
             raise ConfigError(f"recognizer.{key}{what} is supported by `icegan loso` feature runs, not by the main "
                               f"job{why}; set it to {str(off).lower()}")
+    if cfg.oracle_epoch:
+        raise ConfigError("oracle_epoch=true (the epoch picked per test subject, the published practice) is "
+                          "supported by `icegan loso` feature runs, not by the main job, whose recognizer trains to "
+                          "its final epoch (its run would be labelled ORACLE for nothing); set oracle_epoch=false, or "
+                          "export the maps with `icegan features` and run `icegan loso data.source=table "
+                          "oracle_epoch=true`")
     if cfg.recognizer.name == "expcaps" and not cfg.gan.enabled:
         raise ConfigError("recognizer.name=expcaps classifies with the GAN discriminator: set gan.enabled=true")
     if cfg.gan.joint and cfg.gan.enabled and cfg.flow.method in ("tvl1", "farneback"):

@@ -241,6 +241,12 @@ def test_config_errors_name_the_keys(tiny_weights):
         load_main_config(None, ["gan.epoch=3"])
     with pytest.raises(ConfigError, match="flow.precision"):
         load_main_config(None, ["flow.precision=fp16"])
+    # options the main job's recognizer would only pretend to apply: its run would say ORACLE, or early stopping
+    with pytest.raises(ConfigError, match=r"oracle_epoch=true .* not by the main job.*set oracle_epoch=false"):
+        load_main_config(None, ["oracle_epoch=true"])
+    with pytest.raises(ConfigError, match=r"recognizer.inner_val_fraction \(inner-validation early stopping\) is "
+                                          r"supported by `icegan loso` feature runs, not by the main job.*set it to 0"):
+        load_main_config(None, ["recognizer.inner_val_fraction=0.2"])
 
 
 def test_flow_precision_reaches_the_estimator(tiny_weights):
