@@ -106,11 +106,10 @@ def test_metrics_hand_computed():
     assert m["px3"] == pytest.approx(0.5)
     assert m["px5"] == pytest.approx(1.0)
     assert m["Fl-all"] == pytest.approx(25.0)
-    # WAUC: delta_i = i/20, w_i = 1 - (i-1)/100
-    i = np.arange(1, 101)
-    w, d = 1 - (i - 1) / 100, i / 20
-    acc = np.array([(np.array([0.5, 2, 4, 4]) <= x).mean() for x in d])
-    assert m["WAUC"] == pytest.approx(100 * (w * acc).sum() / w.sum())
+    # WAUC: thresholds delta_i = i/20 px with weights w_i = 1 - (i-1)/100, i = 1..100 (sum of weights 50.5); the
+    # share of errors within delta_i is 1/4 from i = 10, 2/4 from i = 40 and 1 from i = 80:
+    # 100 * (0.25 * sum_{10..39} w + 0.5 * sum_{40..79} w + sum_{80..100} w) / 50.5 = 6539 / 202
+    assert m["WAUC"] == pytest.approx(6539 / 202)
 
 
 def test_metrics_valid_mask_and_perfect():
