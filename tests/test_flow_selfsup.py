@@ -220,6 +220,20 @@ def test_losses_have_finite_gradients_including_zero_flow():
         assert torch.isfinite(sf.grad).all()
 
 
+def test_smooth_weight_weighs_the_smoothness_term():
+    """L_1 = L_pho + w L_smo (Eq. 3.36) and L = L_dis + w L_smo (Eq. 3.42) with the configured w, not the
+    thesis's 0.1: the returned parts recombine to the loss, and a flow with texture (smoothness > 0) is used."""
+    img1 = smooth_texture(32, 32, seed=5)
+    img2 = backward_warp(img1, const_flow(-1.0, 0.5, 32, 32))
+    ff = torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+    fb = -ff
+    loss, parts = teacher_loss(img1, img2, ff, fb, smooth_weight=0.3)
+    assert parts["smo"] > 0 and float(loss) == pytest.approx(parts["pho"] + 0.3 * parts["smo"], rel=1e-5)
+    ones = torch.ones(1, 1, 32, 32)
+    sl, sp = student_loss(ff, fb, 0.5 * ff, 0.5 * fb, ones, ones, img1, img2, smooth_weight=2.0)
+    assert sp["smo"] > 0 and float(sl) == pytest.approx(sp["dis"] + 2.0 * sp["smo"], rel=1e-5)
+
+
 # ------------------------------------------------------------------------------- real CASME II pairs
 
 def test_real_pairs_read_train_subjects_of_the_fixed_split():

@@ -144,6 +144,36 @@ def test_step_scalars_reach_the_log_as_numbers_that_average_to_the_history():
         assert len(l1) == 2 and abs(sum(l1) / 2 - rec["loss/l1"]) < 1e-6
 
 
+def test_loss_weights_combine_the_logged_terms():
+    """Each step's logged totals are the logged terms times their configured weights (Eq. 4-8 as the trainer's
+    docstring combines them): D = lambda_adv * adv + lambda_mer * cls, G = lambda_adv * adv + lambda_mes * ip +
+    g_cls * margin, with weights none of which is 1 (counterfactual branch and mode seeking off)."""
+    torch.manual_seed(0)
+    on = torch.rand(16, 1, 32, 32) * 2 - 1
+    y = torch.arange(16) % 3
+
+    class Log:
+        def __init__(self):
+            self.rows = {}
+
+        def add_scalar(self, key, value, step):
+            self.rows.setdefault(step, {})[key] = value
+
+        def add_image(self, *args, **kwargs):
+            pass
+    cfg = tiny_cfg(epochs=1)
+    lc = cfg.loss
+    lc.lambda_adv, lc.lambda_mer, lc.lambda_mes, lc.g_cls, lc.counterfactual, lc.mode_seeking = 0.3, 0.7, 2.0, 0.5, 0, 0
+    log = Log()
+    train_gan(on, (on * 0.9).clone(), y, cfg, device="cpu", log=log)
+    assert sorted(log.rows) == [0, 1]
+    for r in log.rows.values():
+        assert r["loss/d_total"] == pytest.approx(0.3 * r["loss/d_adv"] + 0.7 * r["loss/d_cls"], rel=1e-5)
+        assert r["loss/g_total"] == pytest.approx(0.3 * r["loss/g_adv"] + 2.0 * r["loss/ip"] + 0.5 * r["loss/g_cls"],
+                                                  rel=1e-5)
+        assert r["loss/ip"] > r["loss/l1"] > 0              # the identity term holds the L1 and the perceptual part
+
+
 def test_synthesize_and_balanced_augmentation():
     torch.manual_seed(0)
     g, _ = build_models(tiny_cfg())

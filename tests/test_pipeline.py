@@ -228,6 +228,27 @@ def test_synthetic_row_settings_out_of_range_are_refused(override, key):
         load_main_config(None, [override])
 
 
+def test_joint_weight_scales_the_joint_loss(tmp_path, tiny_weights, monkeypatch):
+    """gan.joint_weight multiplies the joint loss the generator is given: on the same fold (same critic, same flow
+    network) and the same images, 2.5 gives 2.5 times the loss of 1.0, which is the critic's cross-entropy (> 0)."""
+    import icegan.gan.trainer as trainer
+    real_train = trainer.train_gan
+    torch.manual_seed(0)
+    onset, fake = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
+    c = torch.tensor([0, 1, 2, 0])
+    got = {}
+
+    def spy(*a, extra_loss_fn=None, **kw):
+        with torch.no_grad():
+            got[len(got)] = float(extra_loss_fn(None, onset, None, c, fake))
+        return real_train(*a, extra_loss_fn=extra_loss_fn, **kw)
+    monkeypatch.setattr("icegan.gan.trainer.train_gan", spy)
+    for k, w in enumerate(("1.0", "2.5")):
+        run_main(_cfg(tiny_weights, "gan.joint=true", f"gan.joint_weight={w}", "data.max_folds=1"), tmp_path / str(k),
+                 progress=False)
+    assert got[0] > 0 and got[1] == pytest.approx(2.5 * got[0], rel=1e-6)
+
+
 def test_config_errors_name_the_keys(tiny_weights):
     with pytest.raises(ConfigError, match="gan.motion_head"):
         load_main_config(None, ["gan.motion_prior=tvl1"])
