@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from icegan.gan.pairs import load_casme2_pairs
 from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
 from icegan.gan.synthesis import balanced_augmentation, synthesize
-from icegan.gan.trainer import GanConfig, build_models, load_checkpoint, train_gan
+from icegan.gan.trainer import GanConfig, build_models, load_checkpoint, train_gan, training_pairs_sha256
 
 
 def tiny_cfg(**train) -> GanConfig:
@@ -100,6 +100,17 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     for (k, a), b in zip(full.generator.state_dict().items(), resumed.generator.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), k
     assert (tmp_path / "a" / "samples" / "epoch_002.png").is_file()
+    # a checkpoint of other pairs (here: one label changed) is never continued: that model has seen other data
+    y2 = y.clone()
+    y2[0] = (y2[0] + 1) % 3
+    assert train_gan(on, ap, y, half, device="cpu", out_dir=tmp_path / "c").epochs_done == 1
+    with pytest.raises(ValueError, match=r"last.pt was trained on other training pairs than these .* set "
+                                         r"train.resume=false"):
+        train_gan(on, ap, y2, cfg, device="cpu", out_dir=tmp_path / "c")
+    fresh = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=False))
+    assert train_gan(on, ap, y2, fresh, device="cpu", out_dir=tmp_path / "c").epochs_done == 2
+    assert load_checkpoint(tmp_path / "c" / "checkpoints" / "last.pt")[3]["data_sha256"] == \
+        training_pairs_sha256(on, ap, y2) != training_pairs_sha256(on, ap, y)
     with pytest.raises(ValueError, match="not an ICE-GAN checkpoint"):
         torch.save({"x": 1}, tmp_path / "bad.pt")
         load_checkpoint(tmp_path / "bad.pt")
@@ -230,14 +241,15 @@ def test_vgg_perceptual_loads_a_saved_state_dict(tmp_path, monkeypatch):
         VGGPerceptual(tmp_path / "bad.pth")
 
 
-def test_cli_train_writes_run(tmp_path, monkeypatch, shared_data):
+def test_cli_train_writes_run(tmp_path, monkeypatch, shared_data, capsys):
     from icegan.cli import main
     monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "data"))          # pair cache goes here
-    rc = main(["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--fold", "sub02", "name=t",
-               f"out_dir={tmp_path}", f"data.root={shared_data / 'casme2'}", "data.img_size=32",
-               "data.apex_neighbors=0", "data.train_subjects=[sub01,sub04,sub13,sub16]", "model.g_base_channels=8",
-               "model.g_max_channels=16", "model.d_base_channels=8", "train.epochs=1", "train.batch_size=4",
-               "train.progress=false", "train.max_minutes=null"])
+    args = ["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--fold", "sub02", "name=t",
+            f"out_dir={tmp_path}", f"data.root={shared_data / 'casme2'}", "data.img_size=32",
+            "data.apex_neighbors=0", "model.g_base_channels=8",
+            "model.g_max_channels=16", "model.d_base_channels=8", "train.epochs=1", "train.batch_size=4",
+            "train.progress=false", "train.max_minutes=null"]
+    rc = main(args + ["data.train_subjects=[sub01,sub04,sub13,sub16]"])
     assert rc == 0
     run = tmp_path / "t"
     split = __import__("json").loads((run / "split.json").read_text())
@@ -247,6 +259,14 @@ def test_cli_train_writes_run(tmp_path, monkeypatch, shared_data):
     assert list((tmp_path / "data" / "cache").glob("gan_pairs_casme2_32_k0_*.npz"))
     _, _, cfg, payload = load_checkpoint(run / "checkpoints" / "last.pt")
     assert cfg.data.holdout_subjects == ["sub02"] and "loss/l1" in payload["history"][0]
+    # the same folder with other training subjects: refused in one line before its config or split is rewritten
+    before = {f: (run / f).read_text() for f in ("config.yaml", "split.json")}
+    capsys.readouterr()
+    assert main(args + ["data.train_subjects=[sub01,sub04,sub13,sub17]", "train.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan gan train: error: ") and "was trained on other training pairs" in err
+    assert {f: (run / f).read_text() for f in before} == before
+    assert load_checkpoint(run / "checkpoints" / "last.pt")[3]["epoch"] == 1
 
 
 def motion_cfg(**train) -> GanConfig:

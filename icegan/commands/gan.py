@@ -69,7 +69,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from icegan.config import load_config, save_config
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
-    from icegan.gan.trainer import GanConfig, train_gan
+    from icegan.gan.trainer import GanConfig, check_resumable, train_gan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
@@ -82,19 +82,20 @@ def _train(args: argparse.Namespace) -> int:
         return print_config(cfg)
     _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
     run = Path(cfg.out_dir) / cfg.name
-    save_config(cfg, run / "config.yaml")
     if cfg.data.source == "prepared":        # your own copy of a release, in its official layout
         pairs = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, cfg.data.apex_neighbors)
     else:
         pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
     train = pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
+    onset, apex, labels = train.tensors()
+    check_resumable(run, cfg, onset, apex, labels)    # a checkpoint of other pairs: refused before the folder changes
+    save_config(cfg, run / "config.yaml")
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
              "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),
              "skipped_clips": [list(s) for s in pairs.skipped]}
     (run / "split.json").write_text(json.dumps(split, indent=1))
     print(f"training ICE-GAN on {len(train)} pairs ({split['n_train_clips']} clips, "
           f"{len(split['train_subjects'])} subjects) -> {run}")
-    onset, apex, labels = train.tensors()
     with SummaryWriter(str(run / "tb")) as writer:
         state = train_gan(onset, apex, labels, cfg, out_dir=run, log=writer)
     last = state.history[-1] if state.history else {}

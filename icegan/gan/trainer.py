@@ -232,13 +232,49 @@ def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
     return g, d
 
 
+def training_pairs_sha256(onset: Tensor, apex: Tensor, labels: Tensor) -> str:
+    """SHA-256 of the training pairs (onset and apex pixels as float32, labels as int64, with their shapes): what a
+    checkpoint records so that a resumed run continues only on the pairs it started on (:func:`train_gan`)."""
+    import hashlib
+    h = hashlib.sha256()
+    for t, dtype in ((onset, torch.float32), (apex, torch.float32), (labels, torch.int64)):
+        a = t.detach().to("cpu", dtype).contiguous().numpy()
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _refuse_other_pairs(ckpt: Path, payload: dict, data_sha256: str) -> None:
+    """Raise ValueError when the checkpoint to resume records other training pairs than ``data_sha256`` (one written
+    before checkpoints recorded them is taken as it is)."""
+    if payload.get("data_sha256") not in (None, data_sha256):
+        # continuing would hand back a model that has seen other pairs: e.g. the faces of subjects now held out
+        raise ValueError(f"{ckpt} was trained on other training pairs than these (another data section, e.g. other "
+                         f"holdout_subjects, or changed frames or labels); resuming would continue a model that has "
+                         f"seen other data. Train into a new output folder, or set train.resume=false to start this "
+                         f"one afresh")
+
+
+def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> None:
+    """Before anything is written to ``out_dir``: raise ValueError when :func:`train_gan` would refuse to resume its
+    ``checkpoints/last.pt`` (trained on other pairs). No checkpoint, or ``train.resume=false``: nothing to check."""
+    ckpt = Path(out_dir) / "checkpoints" / "last.pt"
+    if cfg.train.resume and ckpt.is_file():
+        _refuse_other_pairs(ckpt, torch.load(ckpt, map_location="cpu", weights_only=False),
+                            training_pairs_sha256(onset, apex, labels))
+
+
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
-                    history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None) -> Path:
-    """Write models, optimisers, schedulers, epoch, history and the resolved config to ``path`` (atomic)."""
+                    history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None,
+                    data_sha256: str | None = None) -> Path:
+    """Write models, optimisers, schedulers, epoch, history, the resolved config and (when given) the training pairs'
+    :func:`training_pairs_sha256` to ``path`` (atomic)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "icegan-gan-v1", "config": to_dict(cfg), "epoch": epoch, "history": history,
                "generator": g.state_dict(), "discriminator": d.state_dict()}
+    if data_sha256 is not None:
+        payload["data_sha256"] = data_sha256
     for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
         if o is not None:
             payload[k] = o.state_dict()
@@ -317,7 +353,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         cfg: :class:`GanConfig` (``cfg.train`` and ``cfg.loss`` are used; ``cfg.data`` only for img_size).
         device: overrides ``cfg.train.device`` when given.
         out_dir: where ``checkpoints/last.pt`` and ``samples/epoch_XXX.png`` go; None writes nothing.
-            With ``cfg.train.resume`` an existing ``last.pt`` there is continued.
+            With ``cfg.train.resume`` an existing ``last.pt`` there is continued, if it was trained on these same
+            pairs (:func:`training_pairs_sha256`).
         log: a ``torch.utils.tensorboard.SummaryWriter`` (every loss term, capsule accuracies,
             lr, sample grids) or None.
         extra_loss_fn: ``f(G, onset, z, c, fake) → scalar`` added to the generator loss each step
@@ -330,7 +367,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     Returns:
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
-        ValueError: shapes/labels inconsistent with the config (message says which).
+        ValueError: shapes/labels inconsistent with the config (message says which), or a ``last.pt`` to resume
+            that was trained on other pairs.
         FloatingPointError: a non-finite generator or discriminator loss (raised before that update;
             the last epoch checkpoint in ``out_dir`` is left as it was).
     """
@@ -370,8 +408,10 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     ckpt = out / "checkpoints" / "last.pt" if out else None
     history: list[dict] = []
     start_epoch = 0
+    data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
     if ckpt is not None and tc.resume and ckpt.is_file():
         payload = torch.load(ckpt, map_location="cpu", weights_only=False)
+        _refuse_other_pairs(ckpt, payload, data_sha256)
         g.load_state_dict(payload["generator"])
         d.load_state_dict(payload["discriminator"])
         opt_g.load_state_dict(payload["opt_g"])
@@ -538,7 +578,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 (out / "samples").mkdir(parents=True, exist_ok=True)
                 save_image(grid, out / "samples" / f"epoch_{epoch + 1:03d}.png")
         if ckpt is not None and (last or over or (tc.checkpoint_every and (epoch + 1) % tc.checkpoint_every == 0)):
-            save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d)
+            save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d, data_sha256)
         if over:
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
             break
