@@ -20,7 +20,10 @@ background-valid mask M_bg (1 = face).
   ``R_wpp(c) = 1/(HW) sum w (|Sx(c * M_total)| + |Sy(c * M_total)|)``;
   ``L = weight * sum_i gamma^(n-i-1) (R_wpp(u^i) + R_wpp(v^i))`` (Eq. 18 has no lambda: ``weight``
   defaults to 1).
-* IGVAR (Eq. 19): as MIGAR with ``base = max(Var{G(x) : M_bg(x) = 1} / 100, e)`` per image.
+* IGVAR (Eq. 19): as MIGAR with ``base = max(Var{G(x) : M_bg(x) = 1} / 100, e)`` per image. Mind the scale: for
+  images in [0, 1] (``image_scale=1``) G is at most 4·√2, its variance at most 8, and the base is always e, so the
+  variance term has no effect (IGVAR is then ``w = exp(-G)``); it can act only from ``image_scale`` ≈ 5.8 up
+  (:func:`igvar_is_variance_free`; the paper's division by 100 suggests 0–255 intensities, ``image_scale=255``).
 
 M_total (Eq. 16) is printed as ``M_bg * ((grad_x M_bg > 0) AND (grad_y M_bg > 0))``, which read literally
 keeps only the few boundary pixels where both mask gradients are positive (an almost empty mask for a
@@ -140,6 +143,13 @@ def igvar_weights(img: torch.Tensor, mask: torch.Tensor, image_scale: float = 1.
     var = (((g - mean) ** 2) * m).sum(dim=(2, 3), keepdim=True) / n
     base = torch.clamp(var / 100.0, min=math.e)
     return torch.exp(-torch.log(base) * g)
+
+
+def igvar_is_variance_free(image_scale: float) -> bool:
+    """True when IGVAR's base (Eq. 19) is e whatever the image: images in [0, 1] times ``image_scale`` have a standard
+    Sobel gradient magnitude G of at most ``4·√2·image_scale``, so ``Var(G) / 100 ≤ 8·image_scale² / 100``, which is
+    below e for ``image_scale < √(100·e / 8)`` ≈ 5.83."""
+    return 8.0 * float(image_scale) ** 2 / 100.0 < math.e
 
 
 def total_mask(mask: torch.Tensor, mode: str = "interior") -> torch.Tensor:

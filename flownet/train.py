@@ -23,6 +23,7 @@ model selection on the test subjects).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,9 +37,11 @@ from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_lo
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_state_dict_file
 
+log = logging.getLogger(__name__)
+
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
            "init_weights_file", "load_init_weights",
-           "evaluate_model", "weight_ema", "build_model", "training_loss"]
+           "evaluate_model", "weight_ema", "build_model", "training_loss", "warn_igvar_scale"]
 
 
 @dataclass
@@ -348,6 +351,20 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     return device, run
 
 
+def warn_igvar_scale(t: "FlowTrainSection") -> bool:
+    """Log a warning (and return True) when ``t.regularizer`` is ``igvar`` at an ``image_scale`` where its variance
+    term cannot act (:func:`flownet.regularizers.igvar_is_variance_free`: the base is e, IGVAR is exp(-G)-weighted
+    smoothness)."""
+    from .regularizers import igvar_is_variance_free
+    if t.regularizer != "igvar" or not igvar_is_variance_free(t.image_scale):
+        return False
+    log.warning("train.regularizer=igvar at train.image_scale=%g: the gradient variance of images in [0, %g] stays "
+                "below 100·e, so IGVAR's base is always e and it trains as exp(-G)-weighted smoothness "
+                "(flownet/regularizers.py); set train.image_scale=255 for the 0-255 intensities its division by 100 "
+                "assumes", t.image_scale, t.image_scale)
+    return True
+
+
 def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     """Run (or resume) training; returns the final test metrics dict.
 
@@ -371,6 +388,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     init = None
     if t.init_weights and not (t.resume and ckpt_path.is_file()):
         init = init_weights_file(t.init_weights, t.backbone)    # a missing file fails before any data is made
+    warn_igvar_scale(t)
     device, run = start_run(cfg)
 
     d = cfg.data

@@ -230,6 +230,38 @@ def test_migar_igvar_respect_mask_and_weights():
     assert mt.sum() == 36 and mt[..., 5:11, 5:11].min() == 1
 
 
+def test_igvar_base_is_e_for_unit_images_and_grows_at_255():
+    """IGVAR's base max(Var(G) / 100, e): for images in [0, 1] even a 0/1 checkerboard (the largest gradients) keeps
+    it at e, so w = exp(-G); at 0-255 intensities the variance takes over (w = base^-G with base > e)."""
+    from flownet.regularizers import igvar_is_variance_free, igvar_weights, image_gradient_magnitude
+    board = ((torch.arange(16)[:, None] + torch.arange(16)[None]) % 2).float()[None, None]
+    board[..., :8, :] = 0.0                               # half flat: a large variance of G
+    full = torch.ones(1, 1, 16, 16)
+    g = image_gradient_magnitude(board)
+    assert float(g.max()) <= 4 * 2 ** 0.5 and float(g.var(unbiased=False)) < 100 * math.e
+    torch.testing.assert_close(igvar_weights(board, full), torch.exp(-g))
+    g255 = image_gradient_magnitude(board, 255.0)
+    base = g255.var(unbiased=False) / 100
+    assert float(base) > math.e
+    torch.testing.assert_close(igvar_weights(board, full, 255.0), torch.exp(-torch.log(base) * g255))
+    assert igvar_is_variance_free(1.0) and igvar_is_variance_free(5.8)
+    assert not igvar_is_variance_free(5.9) and not igvar_is_variance_free(255)
+
+
+def test_flow_train_warns_when_igvar_cannot_use_its_variance(caplog):
+    """configs/flow_srflownet_igvar.yaml at its image_scale 1 trains IGVAR without its variance term: a warning says
+    so and names the fix; image_scale=255, or another regularizer, gives none."""
+    from flownet.train import FlowTrainConfig, warn_igvar_scale
+    from icegan.config import load_config
+    igvar_cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_igvar.yaml")
+    with caplog.at_level("WARNING", logger="flownet.train"):
+        assert warn_igvar_scale(igvar_cfg.train)
+    assert "IGVAR's base is always e" in caplog.text and "train.image_scale=255" in caplog.text
+    assert not warn_igvar_scale(load_config(FlowTrainConfig, "configs/flow_srflownet_igvar.yaml",
+                                            ["train.image_scale=255"]).train)
+    assert not warn_igvar_scale(load_config(FlowTrainConfig, "configs/flow_srflownet_migar.yaml").train)
+
+
 @pytest.mark.parametrize("name", ["tvr", "fdr", "migar", "igvar"])
 def test_regularizer_gradients_finite(name):
     f = torch.randn(2, 2, 12, 12, requires_grad=True)
