@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from .metrics import METRIC_NAMES, flow_metrics
+from .metrics import METRIC_NAMES, flow_metrics, valid_pixel_count
 
 __all__ = ["DATA_NAMES", "load_pairs", "evaluate", "format_table"]
 
@@ -78,7 +78,13 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
     un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it.
     ``max_motion`` (pixels): the generic scenes' largest object translation (:func:`load_pairs`). ``module``: the
-    spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`)."""
+    spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`).
+
+    Returns a dict with ``mean`` (each metric averaged over pairs, every pair weighing the same), ``pooled`` (over
+    all valid pixels, each pair weighted by its ``n_valid`` pixels: the KITTI benchmark's Fl-all; equal to ``mean``
+    when every pair has the same valid mask), ``n_valid_pixels``, ``per_pair`` rows (the metrics of
+    :func:`flownet.metrics.flow_metrics` plus ``name`` and ``n_valid``), and the speed (``pairs_per_s``,
+    ``seconds_per_pair``)."""
     from tqdm import tqdm
 
     from . import get_estimator
@@ -110,11 +116,14 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
             torch.cuda.synchronize()
         elapsed += time.perf_counter() - t0
         m = flow_metrics(pred.cpu(), p["flow"], p["valid"])
-        per.append({"name": p["name"], **m})
+        per.append({"name": p["name"], **m, "n_valid": valid_pixel_count(p["flow"], p["valid"])})
     mean = {k: sum(r[k] for r in per) / len(per) for k in METRIC_NAMES}
+    n_valid = sum(r["n_valid"] for r in per)
+    pooled = {k: sum(r[k] * r["n_valid"] for r in per) / n_valid for k in METRIC_NAMES}
     h, w = pairs[0]["img1"].shape[-2:]
     return {"model": model, "data": data, "weights": None if weights is None else str(weights), "tta": tta,
-            "n_pairs": len(per), "image_size": [int(h), int(w)], "mean": mean, "per_pair": per,
+            "n_pairs": len(per), "image_size": [int(h), int(w)], "mean": mean, "pooled": pooled,
+            "n_valid_pixels": n_valid, "per_pair": per,
             "pairs_per_s": len(per) / elapsed, "seconds_per_pair": elapsed / len(per)}
 
 
@@ -130,5 +139,9 @@ def format_table(res: dict) -> str:
     for r in rows:
         lines.append(f"| {r['name']} | " + " | ".join(fmt[c].format(r[c]) for c in cols) + " |")
     lines.append(f"| **mean ({res['n_pairs']} pairs)** | " + " | ".join(fmt[c].format(res['mean'][c]) for c in cols) + " |")
+    if len({r.get("n_valid") for r in res["per_pair"]}) > 1 and "pooled" in res:
+        # unequal valid masks (KITTI): the benchmark's figures pool every valid pixel, a pair weighing its pixel count
+        lines.append(f"| pooled ({res['n_valid_pixels']} valid pixels) | "
+                     + " | ".join(fmt[c].format(res['pooled'][c]) for c in cols) + " |")
     return "\n".join(lines) + f"\n\n{res['model']} on {res['data']}: {res['pairs_per_s']:.2f} pairs/s " \
                               f"({res['seconds_per_pair'] * 1000:.0f} ms/pair, size {res['image_size']})"

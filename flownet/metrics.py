@@ -11,13 +11,15 @@ With ``e(x) = ||f_pred(x) - f_gt(x)||_2`` (end-point error, pixels) over the val
   ``w_i = 1 - (i - 1) / 100`` and ``A(delta) = |{x in V : e(x) <= delta}| / |V|``  (percent, higher is better).
 
 All functions take flows as (B, 2, H, W) or (2, H, W) tensors in pixels and an optional valid mask
-(B, H, W) / (H, W) bool. Values are pooled over all valid pixels of the batch.
+(B, H, W) / (H, W) bool. Values are pooled over all valid pixels of the batch. Every metric is a mean over valid
+pixels (WAUC a fixed weighted sum of such means), so pairs scored one at a time pool exactly by weighting each pair's
+value with its :func:`valid_pixel_count` (KITTI's convention for Fl-all, whose pairs have unequal valid masks).
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["endpoint_error", "flow_metrics", "METRIC_NAMES"]
+__all__ = ["endpoint_error", "flow_metrics", "valid_pixel_count", "METRIC_NAMES"]
 
 METRIC_NAMES = ("EPE", "px1", "px3", "px5", "Fl-all", "WAUC")
 
@@ -36,6 +38,12 @@ def _prep(pred: torch.Tensor, gt: torch.Tensor, valid):
     if valid.shape != (pred.shape[0], *pred.shape[2:]):
         raise ValueError(f"valid mask {tuple(valid.shape)} does not match flow {tuple(pred.shape)}")
     return pred.float(), gt.float(), valid
+
+
+def valid_pixel_count(gt: torch.Tensor, valid=None) -> int:
+    """The number of valid pixels :func:`flow_metrics` scores for ground truth ``gt`` (B, 2, H, W) / (2, H, W) and
+    ``valid`` (None: every pixel). Raises ValueError as :func:`flow_metrics` for mismatched shapes."""
+    return int(_prep(gt, gt, valid)[2].sum())
 
 
 def endpoint_error(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

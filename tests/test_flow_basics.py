@@ -430,3 +430,32 @@ def test_evaluation_pairs_are_a_prefix_of_one_sequence(data):
         for key in ("img1", "img2", "flow"):
             np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
     assert not np.array_equal(np.asarray(more[0]["flow"]), np.asarray(more[1]["flow"]))
+
+
+def test_evaluate_pools_pairs_with_unequal_valid_masks_by_pixel():
+    """Pairs with unequal valid masks (KITTI): ``mean`` weighs every pair the same, ``pooled`` every valid pixel, as
+    the KITTI benchmark's Fl-all does, and equals the metrics of both pairs scored as one batch. A zero-flow
+    estimator on u = 2 px (16 valid pixels) and u = 4 px (4 valid): EPE mean 3, pooled (2·16 + 4·4) / 20 = 2.4;
+    Fl-all mean 50 %, pooled 4 / 20 = 20 %."""
+    from flownet.evaluate import evaluate, format_table
+
+    class Zero:
+        def estimate(self, img1, img2):
+            return torch.zeros(img1.shape[0], 2, *img1.shape[-2:])
+    img = torch.zeros(1, 1, 4, 4)
+    gt_a, gt_b = torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4)
+    gt_a[:, 0], gt_b[:, 0] = 2.0, 4.0
+    valid_b = torch.zeros(1, 4, 4, dtype=torch.bool)
+    valid_b[0, :2, :2] = True
+    pairs = [{"name": "a", "img1": img, "img2": img, "flow": gt_a, "valid": torch.ones(1, 4, 4, dtype=torch.bool)},
+             {"name": "b", "img1": img, "img2": img, "flow": gt_b, "valid": valid_b}]
+    res = evaluate("zero", pairs=pairs, estimator=Zero(), progress=False)
+    assert [r["n_valid"] for r in res["per_pair"]] == [16, 4] and res["n_valid_pixels"] == 20
+    assert res["mean"]["EPE"] == pytest.approx(3.0) and res["pooled"]["EPE"] == pytest.approx(2.4)
+    assert res["mean"]["Fl-all"] == pytest.approx(50.0) and res["pooled"]["Fl-all"] == pytest.approx(20.0)
+    both = flow_metrics(torch.zeros(2, 2, 4, 4), torch.cat([gt_a, gt_b]),
+                        torch.cat([torch.ones(1, 4, 4, dtype=torch.bool), valid_b]))
+    assert res["pooled"] == pytest.approx(both)
+    assert "| pooled (20 valid pixels) | 2.400 |" in format_table(res)
+    same = evaluate("zero", pairs=pairs[:1] * 2, estimator=Zero(), progress=False)
+    assert same["pooled"] == pytest.approx(same["mean"]) and "pooled" not in format_table(same)
