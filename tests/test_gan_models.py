@@ -48,6 +48,20 @@ def test_discriminator_reconstructs_at_the_input_size_or_refuses_the_size(size):
             CapsuleDiscriminator(img_size=bad, base_channels=8)
 
 
+def test_primary_capsule_receptive_field_is_62_pixels():
+    """The PatchGAN trunk (4×4: s2, s2, s2, s1) followed by PrimaryCaps (3×3, s2) makes one capsule position see a
+    62×62 window (46 from the trunk + 2 · 8): the gradient of one central output reaches exactly that square (with
+    the instance norms, whose statistics span the whole map, set aside)."""
+    d = CapsuleDiscriminator(img_size=128, base_channels=8)
+    d.trunk = torch.nn.Sequential(*[torch.nn.Identity() if isinstance(m, torch.nn.InstanceNorm2d) else m
+                                    for m in d.trunk])
+    x = torch.zeros(1, 1, 128, 128, requires_grad=True)
+    y = d.primary.conv(d.trunk(x))
+    y[0, :, y.shape[-2] // 2, y.shape[-1] // 2].sum().backward()
+    rows, cols = torch.nonzero(x.grad[0, 0].abs() > 0, as_tuple=True)
+    assert (int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1) == (62, 62)
+
+
 def test_generator_rejects_bad_inputs():
     g = Generator(img_size=32, base_channels=8, max_channels=16)
     x = torch.zeros(2, 1, 32, 32)

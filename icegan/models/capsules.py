@@ -30,7 +30,7 @@ def dynamic_routing(u_hat: Tensor, iterations: int = 3) -> tuple[Tensor, Tensor]
 
     Args:
         u_hat: predictions ``û_{j|i}`` (B, N_in, N_out, D_out).
-        iterations: routing iterations (3 in the paper), ≥ 1.
+        iterations: routing iterations (3 as in Sabour et al. 2017, ICE-GAN's ref. [13]), ≥ 1.
     Returns:
         ``v`` (B, N_out, D_out) output capsules and the final coupling coefficients ``c``
         (B, N_in, N_out), which sum to 1 over ``N_out`` for every input capsule.

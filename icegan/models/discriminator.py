@@ -1,7 +1,9 @@
 """Capsule-enhanced discriminator of ICE-GAN.
 
 Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-B (Fig. 3) and IV-B:
-70×70 PatchGAN trunk → ``N_prim = 8`` PrimaryCaps of dimension 16 → dynamic routing (3 iterations)
+the 70×70 PatchGAN trunk with PrimaryCaps (3×3, stride 2) in place of its last layer, so that each capsule sees
+62×62 pixels → ``N_prim = 8`` PrimaryCaps of dimension 16 → dynamic routing (3 iterations, the count of Sabour et
+al. 2017, the paper's ref. [13]; the ICE-GAN paper gives none)
 → AdvCaps (real / fake, dimension 256) and ExpCaps (3 classes, dimension 32), plus a reconstruction
 network fed by the masked ExpCaps vector (regularizer of Eq. 6).
 
@@ -32,8 +34,8 @@ __all__ = ["CapsuleDiscriminator", "DiscriminatorOutput", "patchgan_trunk"]
 def patchgan_trunk(in_channels: int, base: int = 64) -> nn.Sequential:
     """The 70×70 PatchGAN (pix2pix) trunk without its final 1-channel layer.
 
-    C64(s2, no norm) - C128(s2) - C256(s2) - C512(s1), 4×4 kernels, LeakyReLU 0.2; receptive field 70
-    pixels once the PrimaryCaps 4×4 would follow; here PrimaryCaps (3×3, stride 2) takes its place.
+    C64(s2, no norm) - C128(s2) - C256(s2) - C512(s1), 4×4 kernels, LeakyReLU 0.2; receptive field 46 pixels, 70
+    with pix2pix's final 4×4 stride-1 layer; here PrimaryCaps (3×3, stride 2) takes its place: 62 pixels.
     Shapes: (B, in, H, W) → (B, 8·base, H/8 - 1, W/8 - 1).
     """
     def block(i, o, stride, norm):

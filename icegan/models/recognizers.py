@@ -577,9 +577,10 @@ class _AttentionResidual(nn.Module):
     h = SA(h)·h (spatial attention: 3×3 conv of channel mean and max); h = MHSA(h);
     h = conv-BN-ReLU(h → cout); out = maxpool(h + x0).
 
-    MHSA (``heads`` heads of width cin/heads) treats each channel's S×S map as a matrix:
-    A = softmax over all S² entries of (Q Kᵀ + Q Pᵀ), output A ⊙ V, with P the fixed position
-    code (:func:`_position_code`); maps must be square.
+    MHSA treats each channel's S×S map as a matrix: A = softmax over all S² entries of (Q Kᵀ + Q Pᵀ),
+    output A ⊙ V, with P the fixed position code (:func:`_position_code`); maps must be square. The paper
+    splits the channels into ``heads`` heads of width cin/heads; since every channel attends within its own
+    map, that split changes nothing here, and ``heads`` only has to divide ``cin``.
     """
 
     def __init__(self, G: int, cin: int, cout: int, size: int, heads: int = 4):
@@ -593,7 +594,7 @@ class _AttentionResidual(nn.Module):
         self.ca_fc1 = nn.Conv2d(G * cin, G * hidden, 1, groups=G, bias=False)
         self.ca_fc2 = nn.Conv2d(G * hidden, G * cin, 1, groups=G, bias=False)
         self.sa_conv = nn.Conv2d(G * 2, G, 3, padding=1, groups=G, bias=False)
-        self.qkv = nn.Conv2d(G * cin, G * 3 * cin, 1, groups=G)   # 4 heads × (q, k, v) of width cin/4
+        self.qkv = nn.Conv2d(G * cin, G * 3 * cin, 1, groups=G)   # (q, k, v) per channel (the heads split nothing)
         self.register_buffer("pos", _position_code(size), persistent=False)
         self.conv2 = _GConvBNReLU(G, cin, cout)
 
