@@ -459,3 +459,65 @@ def test_evaluate_pools_pairs_with_unequal_valid_masks_by_pixel():
     assert "| pooled (20 valid pixels) | 2.400 |" in format_table(res)
     same = evaluate("zero", pairs=pairs[:1] * 2, estimator=Zero(), progress=False)
     assert same["pooled"] == pytest.approx(same["mean"]) and "pooled" not in format_table(same)
+
+
+# ------------------------------------------------------------------ known values that pin single lines (mutation audit)
+
+def test_flow_features_rescale_u_by_width_and_v_by_height():
+    """Resizing a (8, 16) flow to 8×8 halves the horizontal component (16 → 8 columns) and keeps the vertical one."""
+    f = torch.zeros(1, 2, 8, 16)
+    f[:, 0] = 1.0
+    out = flow_features(f, 8, normalize="none")
+    torch.testing.assert_close(out[:, 0], torch.full((1, 8, 8), 0.5))
+    g = torch.zeros(1, 2, 16, 8)
+    g[:, 1] = 1.0
+    torch.testing.assert_close(flow_features(g, 8, normalize="none")[:, 1], torch.full((1, 8, 8), 0.5))
+
+
+def test_maxabs_divides_u_and_v_by_one_shared_maximum():
+    """u ≡ 2, v ≡ 1: maxabs keeps their ratio (u 1, v 0.5), as a flow direction must survive the normalisation."""
+    f = torch.zeros(1, 2, 16, 16)
+    f[:, 0], f[:, 1] = 2.0, 1.0
+    out = flow_features(f, 16, normalize="maxabs")
+    torch.testing.assert_close(out[:, 0], torch.ones(1, 16, 16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:, 1], torch.full((1, 16, 16), 0.5), atol=1e-5, rtol=0)
+
+
+def test_a_small_rotation_has_no_strain():
+    """u = −0.1·y, v = 0.1·x is a rigid rotation: du/dy = −0.1 and dv/dx = 0.1 cancel in the shear
+    ε_xy = ½(du/dy + dv/dx), so the strain magnitude is 0 (a wrong sign would give 0.1·√2)."""
+    y, x = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")
+    f = torch.stack([-0.1 * y, 0.1 * x])[None]
+    assert float(optical_strain(f).abs().max()) < 1e-5
+
+
+def test_px_thresholds_are_strict_and_fl_all_uses_the_true_magnitude():
+    """An error of exactly 1, 3 or 5 px is not within px1, px3, px5 (e < t); Fl-all's 5 % is of the ground truth:
+    gt u = 78, prediction 82 (error 4 > 3 and > 3.9) is an outlier, though 4 < 5 % of the prediction's 82."""
+    gt = torch.zeros(1, 2, 1, 3)
+    pred = gt.clone()
+    pred[0, 0] = torch.tensor([1.0, 3.0, 5.0])
+    m = flow_metrics(pred, gt)
+    assert (m["px1"], m["px3"], m["px5"]) == pytest.approx((0.0, 1 / 3, 2 / 3))
+    gt = torch.zeros(1, 2, 1, 1)
+    gt[0, 0] = 78.0
+    pred = gt.clone()
+    pred[0, 0] = 82.0
+    assert flow_metrics(pred, gt)["Fl-all"] == pytest.approx(100.0)
+
+
+def test_flo_pixel_with_one_unknown_component_is_invalid(tmp_path):
+    """Middlebury: a component above 1e9 marks the pixel unknown, even when the other is a real value."""
+    flow = np.zeros((2, 3, 2), dtype=np.float32)
+    flow[0, 1] = [1e10, 0.5]
+    flow[1, 2] = [0.25, 2e9]
+    read, valid = read_flo(write_flo(tmp_path / "u.flo", flow))
+    assert valid.tolist() == [[True, False, True], [True, True, False]]
+    assert read[0, 1].tolist() == [0.0, 0.0] and read[1, 2].tolist() == [0.0, 0.0]
+
+
+def test_grey_conversion_uses_the_bt601_weights():
+    """Classical flow sees grey levels 0.299 R + 0.587 G + 0.114 B: pure red 76, green 150, blue 29."""
+    from flownet.classical import to_gray_uint8
+    rgb = torch.eye(3).reshape(3, 3, 1, 1)                # three 1×1 images: red, green, blue
+    assert to_gray_uint8(rgb).reshape(-1).tolist() == [76, 150, 29]
