@@ -163,15 +163,15 @@ def test_grouped_training_resume_is_exact(toy, tmp_path):
 def test_oracle_epoch_is_labelled_everywhere(toy, tmp_path):
     y = toy.labels.numpy()
 
-    def fold_fn(fold):  # epoch 1 is perfect on the test subject, epoch 0 is wrong
+    def fold_fn(fold):  # epochs 1 and 3 are perfect on the test subject, 0 and 2 are wrong
         wrong = np.eye(3)[(y[fold.test_idx] + 1) % 3]
         right = np.eye(3)[y[fold.test_idx]]
-        return np.stack([wrong, right, wrong])
+        return np.stack([wrong, right, wrong, right])
 
     m = run_loso(toy.samples, fold_fn, tmp_path / "o", oracle_epoch=True, progress=False)
     assert m["oracle_epoch"] is True and m["overall"]["UF1"] == pytest.approx(1.0)
     pred = pd.read_csv(tmp_path / "o" / "predictions.csv")
-    assert (pred["oracle_epoch"] == 1).all()
+    assert (pred["oracle_epoch"] == 1).all()                # the first of the best epochs
     assert "ORACLE EPOCH" in (tmp_path / "o" / "metrics.md").read_text().splitlines()[0]
     with pytest.raises(ValueError, match="oracle_epoch"):
         run_loso(toy.samples, fold_fn, tmp_path / "honest", progress=False)
@@ -380,3 +380,8 @@ def test_metrics_md_has_a_column_pair_per_dataset_scored():
     mixed = _markdown({"protocol": "CDE", "n_folds": 3, "n_samples": 30, "oracle_epoch": False, "overall": m,
                        "per_dataset": {"mmew": m, "samm": m}}, "run")
     assert "| Full UF1 | Full UAR | SAMM UF1 | SAMM UAR | mmew UF1 | mmew UAR |" in mixed
+    # each cell holds its own number: distinct values for every dataset and metric
+    full, c2 = dict(m, UF1=0.5, UAR=0.55), dict(m, UF1=0.6, UAR=0.7)
+    own = _markdown({"protocol": "SDE", "n_folds": 3, "n_samples": 30, "oracle_epoch": False, "overall": full,
+                     "per_dataset": {"casme2": c2}}, "run")
+    assert "| honest | 0.5000 | 0.5500 | 0.6000 | 0.7000 |" in own

@@ -80,11 +80,42 @@ def test_identical_subjects_give_a_point_interval_and_self_difference_zero(tmp_p
     assert rows[1]["UF1"] == 1.0 and rows[1]["UF1_ci"] == (1.0, 1.0)
     assert rows[1]["dUF1"] == pytest.approx(1 - expect["UF1"]) and rows[1]["p_better"] == 1.0
     assert rows[2]["dUF1"] == 0.0 and rows[2]["dUF1_ci"] == (0.0, 0.0) and rows[2]["p_better"] == 0.0
+    # UAR differences are UAR minus the baseline's UAR (here UF1 0.7778 and UAR 0.8333 differ)
+    assert rows[2]["dUAR_ci"] == (0.0, 0.0)
+    assert rows[1]["dUAR_ci"] == pytest.approx((1 - expect["UAR"], 1 - expect["UAR"]))
     # a run against itself is tied in every resample, not "lower in 100 %": the table says so
     assert rows[2]["p_tie"] == 1.0 and rows[1]["p_tie"] == 0.0
     table = comparison_table(rows, resamples=500)
     assert "| 0.0 % (ties 100.0 %) |" in table and "| 100.0 % |" in table
     assert "p_tie" in comparison_table(rows, fmt="csv").splitlines()[0]
+
+
+def test_p_better_counts_higher_uf1_not_higher_uar(tmp_path):
+    """Truth [0, 0, 0, 1, 1, 2] on every subject: predicting all 0 scores UF1 2/9, UAR 1/3; predicting
+    [0, 1, 1, 1, 2, 1] scores UF1 5/18 (higher) and UAR 5/18 (lower). The share of resamples 'UF1 > baseline' is 1."""
+    truth, pred = [0, 0, 0, 1, 1, 2], [0, 1, 1, 1, 2, 1]
+    base = _write_run(tmp_path / "base", _rows(8, truth, lambda s, j, y: 0))
+    other = _write_run(tmp_path / "other", _rows(8, truth, lambda s, j, y: pred[j]))
+    rows = bootstrap_compare([load_run_set("base", [base]), load_run_set("other", [other])], resamples=200)
+    assert (rows[0]["UF1"], rows[0]["UAR"]) == pytest.approx((2 / 9, 1 / 3))
+    assert (rows[1]["UF1"], rows[1]["UAR"]) == pytest.approx((5 / 18, 5 / 18))
+    assert rows[1]["p_better"] == 1.0 and rows[1]["p_tie"] == 0.0
+
+
+def test_difference_interval_is_the_entrys_interval_shifted_when_the_baseline_is_constant(tmp_path):
+    """A baseline right on every clip has UF1 1 in every resample, so the paired difference is the entry's UF1 − 1
+    resample by resample: its interval is the entry's interval minus 1, at the same confidence level."""
+    rng = np.random.default_rng(4)
+    truth = [0, 0, 1, 2]
+    wrong = {s: int(rng.integers(0, 3)) for s in range(12)}           # 0-2 mistakes per subject
+    perfect = _write_run(tmp_path / "p", _rows(12, truth, lambda s, j, y: y))
+    noisy = _write_run(tmp_path / "n", _rows(12, truth, lambda s, j, y: (y + 1) % 3 if j < wrong[s] else y))
+    for confidence in (0.95, 0.8):
+        rows = bootstrap_compare([load_run_set("p", [perfect]), load_run_set("n", [noisy])], resamples=400,
+                                 confidence=confidence)
+        lo, hi = rows[1]["UF1_ci"]
+        assert hi - lo > 0.01
+        assert rows[1]["dUF1_ci"] == pytest.approx((lo - 1, hi - 1), abs=1e-9)
 
 
 def test_equal_uf1_up_to_float_rounding_is_a_tie(tmp_path):
