@@ -62,6 +62,10 @@ def test_average_matches_hand_computation(two_runs, tmp_path, weights):
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(m))
     info = json.loads((out / "ensemble.json").read_text())
     assert [r["weight"] for r in info["members"]] == pytest.approx(w.tolist())
+    for r, d in zip(info["members"], (a, b)):             # each member's own scores, not the ensemble's
+        own = compute_metrics(d["y_true"].to_numpy(), d["y_pred"].to_numpy(), 3)
+        assert (r["UF1"], r["UAR"]) == pytest.approx((own["UF1"], own["UAR"]))
+    assert info["members"][0]["UF1"] != pytest.approx(m["overall"]["UF1"])
     md = (out / "metrics.md").read_text()
     assert "## Members" in md and str(two_runs / "r1") in md
     assert (out / "confusion.png").stat().st_size > 0

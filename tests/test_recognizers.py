@@ -686,6 +686,40 @@ def test_predict_models_shift_tta_averages_the_nine_views():
         predict_models(model, x, tta_shift_px=5)
 
 
+def test_predict_models_hflip_tta_averages_the_mirrored_view():
+    """tta_hflip: the mean of the plain view and the mirror, in which the corner shows 1 − u of the last column: with
+    u = 1 at (0, 0) and 0.25 at (0, 4), the views' corner logits are 1 and 0.75."""
+    class Corner(torch.nn.Module):                 # logits (B, 3): [x[u, 0, 0], 0, 0]
+        def forward(self, x):
+            z = torch.zeros(x.shape[0], 3)
+            z[:, 0] = x[:, 0, 0, 0]
+            return z
+
+    x = torch.zeros(1, 3, 5, 5)
+    x[0, 0, 0, 0], x[0, 0, 0, 4] = 1.0, 0.25
+    want = (torch.softmax(torch.tensor([1.0, 0, 0]), -1) + torch.softmax(torch.tensor([0.75, 0, 0]), -1)) / 2
+    torch.testing.assert_close(predict_models(Corner(), x, tta_hflip=True)[0, 0], want)
+
+
+def test_training_shifts_draw_every_offset_from_minus_k_to_k(monkeypatch):
+    """model.shift_px=1 moves each training map by an offset drawn from {−1, 0, 1} in each direction, all three
+    occurring."""
+    import icegan.recognition as recognition
+    seen = set()
+    shift = recognition.shift_features
+
+    def spy(x, dy, dx):
+        seen.update(dy.tolist())
+        seen.update(dx.tolist())
+        return shift(x, dy, dx)
+    monkeypatch.setattr(recognition, "shift_features", spy)
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    mask = torch.ones(1, len(fs.labels), dtype=torch.bool)
+    train_models(RecognizerConfig(epochs=4, batch_size=8, shift_px=1), fs.features, fs.labels, mask, seed=0,
+                 progress=False)
+    assert seen == {-1, 0, 1}
+
+
 def test_ststnet_domain_bn_with_one_domain_equals_plain_batchnorm():
     """domains=1 (every sample in domain 0) computes what the plain fused batch norm computes, in training
     (outputs and running statistics) and in eval."""
