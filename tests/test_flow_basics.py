@@ -521,3 +521,15 @@ def test_grey_conversion_uses_the_bt601_weights():
     from flownet.classical import to_gray_uint8
     rgb = torch.eye(3).reshape(3, 3, 1, 1)                # three 1×1 images: red, green, blue
     assert to_gray_uint8(rgb).reshape(-1).tolist() == [76, 150, 29]
+
+
+def test_minmax_normalises_each_map_on_its_own():
+    """minmax maps u, v and strain each to [0, 1] by its own range: u from 0 to 2 and v from 0 to 1 (a ramp in x)
+    both become the same 0..1 ramp."""
+    x = torch.arange(16.0).expand(16, 16) / 15
+    f = torch.stack([2 * x, x])[None]
+    out = flow_features(f, 16, normalize="minmax")
+    for c in (0, 1):
+        assert float(out[0, c].min()) == pytest.approx(0.0, abs=1e-6)
+        assert float(out[0, c].max()) == pytest.approx(1.0, abs=1e-5)
+    torch.testing.assert_close(out[0, 0], out[0, 1], atol=1e-5, rtol=0)

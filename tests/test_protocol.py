@@ -385,3 +385,16 @@ def test_metrics_md_has_a_column_pair_per_dataset_scored():
     own = _markdown({"protocol": "SDE", "n_folds": 3, "n_samples": 30, "oracle_epoch": False, "overall": full,
                      "per_dataset": {"casme2": c2}}, "run")
     assert "| honest | 0.5000 | 0.5500 | 0.6000 | 0.7000 |" in own
+
+
+def test_per_dataset_metrics_pool_each_datasets_own_clips():
+    """summarize_predictions: each dataset's metrics come from its own clips only (casme2 all right: 1.0; samm all
+    wrong: 0.0), the overall from all of them, and the datasets in the tables' order (SMIC, CASME II, SAMM)."""
+    from icegan.protocol import summarize_predictions
+    pred = pd.DataFrame({"dataset": ["samm"] * 3 + ["casme2"] * 3, "y_true": [0, 1, 2, 0, 1, 2],
+                         "y_pred": [1, 2, 0, 0, 1, 2]})
+    m = summarize_predictions(pred, "CDE", 2, False)
+    assert list(m["per_dataset"]) == ["casme2", "samm"]
+    assert m["per_dataset"]["casme2"]["UF1"] == 1.0 and m["per_dataset"]["samm"]["UF1"] == 0.0
+    assert m["per_dataset"]["samm"]["UAR"] == 0.0 and m["overall"]["UAR"] == pytest.approx(0.5)
+    assert m["n_samples"] == 6 and m["n_folds"] == 2
