@@ -235,7 +235,7 @@ def check_subject_spellings(subjects: Sequence[str]) -> None:
         if other != s:
             raise ValueError(f"subjects '{other}' and '{s}' differ only in case, leading zeros or '/' against '_': "
                              "leave-one-subject-out would hold them out in two folds, each trained on the other's "
-                             "clips (a leak if they are one person), and their fold folders would collide; give "
+                             "clips (a leak if they are one person), and the main job would give both one fold folder; give "
                              "each person one spelling in the data (clip list, feature table or coding sheet)")
 
 
