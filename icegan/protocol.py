@@ -235,8 +235,9 @@ def check_subject_spellings(subjects: Sequence[str]) -> None:
         if other != s:
             raise ValueError(f"subjects '{other}' and '{s}' differ only in case, leading zeros or '/' against '_': "
                              "leave-one-subject-out would hold them out in two folds, each trained on the other's "
-                             "clips (a leak if they are one person), and the main job would give both one fold folder; give "
-                             "each person one spelling in the data (clip list, feature table or coding sheet)")
+                             "clips (a leak if they are one person), and the main job would give both one fold "
+                             "folder; give each person one spelling in the data (clip list, feature table or coding "
+                             "sheet)")
 
 
 def subsample_training_subjects(fold: Fold, subjects: Sequence[str], fraction: float, seed: int) -> Fold:
