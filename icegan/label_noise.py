@@ -65,7 +65,8 @@ def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: in
         n_jobs: scikit-learn worker threads (the result does not depend on it).
 
     Returns:
-        Probabilities; a row of NaN for a clip that was in the bag of every tree.
+        Probabilities (0 for a class absent from ``labels``); a row of NaN for a clip that was in the bag of every
+        tree.
     """
     import warnings
 
@@ -76,7 +77,9 @@ def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: in
         warnings.simplefilter("ignore", UserWarning)
         clf.fit(x, labels)
     oob = clf.oob_decision_function_
-    out = np.full((len(x), n_classes), np.nan)
+    # a class absent from the labels gets probability 0 (not NaN: a NaN column would mark every clip as having no
+    # out-of-bag prediction, and the filter would then flag nothing)
+    out = np.zeros((len(x), n_classes))
     out[:, clf.classes_] = oob
     never = ~np.isfinite(oob).all(1) | (oob.sum(1) == 0)
     out[never] = np.nan

@@ -50,6 +50,21 @@ def test_forest_out_of_bag_probabilities_and_flipped_labels_found():
     assert flags[flipped].all() and flags.sum() <= len(flipped) + 2
 
 
+def test_a_class_missing_from_the_labels_does_not_switch_the_filter_off():
+    """A fold whose training clips lack a class (labels 0 and 2 only): that class's out-of-bag probability is 0, not
+    NaN, so the clips keep their predictions and flipped labels are still found (before, the NaN column marked every
+    clip as unpredicted and the filter flagged nothing)."""
+    rng = np.random.default_rng(0)
+    y = np.array([0, 2] * 20)
+    x = rng.normal(size=(40, 4)) + 3 * y[:, None]
+    p = forest_out_of_bag_probabilities(x, y, trees=60, seed=0)
+    ok = np.isfinite(p).all(1)
+    assert ok.sum() > 30 and (p[ok, 1] == 0).all() and np.allclose(p[ok].sum(1), 1)
+    flipped = y.copy()
+    flipped[:4] = 2 - flipped[:4]                          # four labels swapped between the two classes
+    assert flag_noisy_labels(x, flipped, trees=60, seed=0)[:4].sum() >= 3
+
+
 def test_noise_filter_masks_and_held_out_isolation():
     """The filter removes exactly the flagged training clips of each fold from its masks and logs their share; the
     held-out subject's labels cannot reach it (its predictions are bit-identical when they change); and with flipped
