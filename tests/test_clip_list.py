@@ -202,3 +202,11 @@ def test_features_clips_errors_are_one_line(tmp_path, capsys):
     rc = main(["features", "--clips", str(csv), "--out", str(tmp_path / "f")])        # configs/demo.yaml: synthetic
     assert rc == 2 and "--clips replaces the prepared datasets" in capsys.readouterr().err
     assert not (tmp_path / "f" / "features.csv").exists()
+
+
+def test_onset_frame_zero_is_a_frame(tmp_path):
+    """Frame numbers start at 0: a clip whose onset is frame 0 loads with onset 0."""
+    from icegan.data.clip_list import ClipList
+    p = tmp_path / "clips.csv"
+    p.write_text("subject,clip,frames,onset,apex\np01,take1,frames,0,5\n")
+    assert ClipList(p).records()[0].onset == 0

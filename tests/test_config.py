@@ -1,5 +1,5 @@
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 import yaml
@@ -193,3 +193,33 @@ def test_a_top_level_check_reads_config_not_a_placeholder(tmp_path):
     with pytest.raises(ConfigError) as listed:
         load_config(LosoConfig, bad)
     assert "<root>" not in str(listed.value), listed.value
+
+
+@dataclass
+class _T:
+    epochs: int = 10
+    lr: float = 1e-3
+    name: str = "x"
+    pair: Tuple[int, int] = (1, 2)
+
+
+def test_a_boolean_is_not_a_number():
+    """true is refused for an int or a float key, naming the key and the type it wants."""
+    from icegan.config import ConfigError, apply_overrides
+    with pytest.raises(ConfigError, match="epochs.*integer"):
+        apply_overrides(_T(), ["epochs=true"])
+    with pytest.raises(ConfigError, match="lr.*number"):
+        apply_overrides(_T(), ["lr=true"])
+
+
+def test_an_empty_override_is_an_empty_string():
+    """name= sets the empty string, not None."""
+    from icegan.config import apply_overrides
+    assert apply_overrides(_T(), ["name="]).name == ""
+
+
+def test_a_fixed_length_tuple_checks_its_length():
+    """A Tuple[int, int] key given one value is refused: expected 2 values."""
+    from icegan.config import ConfigError, apply_overrides
+    with pytest.raises(ConfigError, match="expected 2 values"):
+        apply_overrides(_T(), ["pair=[3]"])

@@ -166,3 +166,47 @@ def test_sde_label_sets(ann):
     assert d["casme2"]["sde"]["excluded_emotions"] == {"fear": 2, "sadness": 7}
     oc = d["samm"]["sde"]["objective_class"]
     assert sum(oc.values()) == 159 and oc["7"] == 84 and set(oc) == {str(i) for i in range(1, 8)}
+
+
+def test_casme2_class5_ids_follow_the_sheet_order():
+    """CASME II's five-class ids: happiness 0, disgust 1, repression 2, surprise 3, others 4, fear none (the composite's class5 column)."""
+    from icegan.data.composite import casme2_class5
+    assert [casme2_class5(e) for e in ("happiness", "disgust", "repression", "surprise", "others", "fear")] == \
+        [0, 1, 2, 3, 4, None]
+
+
+def test_smic_subjects_keep_their_unpadded_numbers(shared_data):
+    """SMIC subject ids as the release spells its folders: s1, s2, s20, never s01."""
+    from icegan.data.sheets import read_smic_sheet
+    subs = {r.subject for r in read_smic_sheet(shared_data / "annotations" / "SMIC-HS-E_annotation.xlsx")}
+    assert {"s1", "s2", "s3", "s20"} <= subs and "s01" not in subs
+
+
+def test_an_apex_on_the_offset_frame_is_not_noted(shared_data):
+    """An apex on the offset frame is valid (sub05/EP16_04f: apex = offset = 181) and gets no note."""
+    from icegan.data.sheets import read_casme2_sheet
+    rows = {(r.subject, r.clip): r for r in read_casme2_sheet(shared_data / "annotations" / "CASME2-coding-20140508.xlsx")}
+    r = rows[("sub05", "EP16_04f")]
+    assert (r.apex, r.offset) == (181, 181) and r.notes == []
+
+
+def test_smic_offset_from_the_onset_and_frame_count_when_the_formula_has_no_cached_value(tmp_path):
+    """An uncached OffsetF formula falls back to onset + TotalMF1 − 1: 100 + 17 − 1 = 116."""
+    import openpyxl
+    from icegan.data.sheets import read_smic_sheet
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "HS"
+    ws.append(["Subject", "Filename", "OnsetF", "TotalMF1", "OffsetF", "Emotion"])
+    ws.append([20, "s20_ne_01", 100, 17, "=C2+D2-1", "negative"])      # a formula openpyxl saves uncached
+    wb.save(tmp_path / "smic.xlsx")
+    (r,) = read_smic_sheet(tmp_path / "smic.xlsx")
+    assert (r.onset, r.offset) == (100, 116)
+
+
+def test_smic_subject_folders_sort_by_number(tmp_path):
+    """SMIC subject folders in numeric order: s1, s2, s10 (not s1, s10, s2)."""
+    from icegan.data.smic import SMIC
+    for s in ("s10", "s2", "s1"):
+        (tmp_path / "HS" / s / "micro").mkdir(parents=True)
+    assert SMIC(tmp_path).subject_folders() == ["s1", "s2", "s10"]

@@ -208,3 +208,32 @@ def test_dataset_indices_known_values():
     index, names = dataset_indices(["smic/s1", "casme2/sub01", "samm/006", "smic/s2"])
     assert names == ["casme2", "samm", "smic"]
     assert index.dtype == torch.long and index.tolist() == [2, 0, 1, 2]
+
+
+def test_face_path_without_an_imagename_column_is_subject_and_clip(shared_data, tmp_path):
+    """Without its imagename column, a composite row's face file is <subject>_<clip>.jpg (the release's naming)."""
+    import os
+    from icegan.data.features import CSV_NAME, FLOW_DIR, read_megc2019_table
+    src = shared_data / "megc2019_htnet"
+    df = pd.read_csv(src / CSV_NAME, dtype=str, keep_default_na=False).drop(columns=["imagename"])
+    df.to_csv(tmp_path / CSV_NAME, index=False)
+    os.symlink(src / FLOW_DIR, tmp_path / FLOW_DIR)
+    t = read_megc2019_table(tmp_path)
+    assert Path(t["face_path"][0]).name == "sub01_EP02_01f.jpg"
+
+
+def test_a_label_equal_to_the_class_count_is_refused():
+    """Labels lie in 0..K−1: label 3 with three classes is refused, naming it."""
+    from icegan.data.features import validate_samples
+    good = pd.DataFrame({"dataset": ["casme2", "samm"], "subject": ["casme2/sub01", "samm/006"],
+                         "clip": ["a", "b"], "label": [0, 3]})
+    with pytest.raises(ValueError, match="label 3"):
+        validate_samples(good)
+
+
+def test_toy_features_are_min_max_per_map():
+    """The toy feature set is min–max normalised per clip and map: each map spans exactly [0, 1]."""
+    from icegan.data.toy_features import make_toy_features
+    x = make_toy_features().features
+    torch.testing.assert_close(x.amin(dim=(2, 3)), torch.zeros(x.shape[:2]))
+    torch.testing.assert_close(x.amax(dim=(2, 3)), torch.ones(x.shape[:2]))

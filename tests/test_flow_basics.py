@@ -533,3 +533,23 @@ def test_minmax_normalises_each_map_on_its_own():
         assert float(out[0, c].min()) == pytest.approx(0.0, abs=1e-6)
         assert float(out[0, c].max()) == pytest.approx(1.0, abs=1e-5)
     torch.testing.assert_close(out[0, 0], out[0, 1], atol=1e-5, rtol=0)
+
+
+def test_similarity_flow_rotates_counterclockwise_in_image_axes():
+    """A 90° similarity flow moves the pixel one right of the centre to one below it: flow (−1, +1)."""
+    from flownet.data.synthetic_face import similarity_flow
+    f = similarity_flow(65, 65, angle_deg=90.0)
+    torch.testing.assert_close(f[:, 32, 33], torch.tensor([-1.0, 1.0]), atol=1e-5, rtol=0)   # (1, 0) -> (0, 1)
+
+
+def test_landmarks_scale_per_axis_on_a_non_square_crop(shared_data):
+    """Cached landmarks of a non-square crop scale by width and height separately to the square size."""
+    import cv2
+    from flownet.data.synthetic_face import SyntheticFaceFlow
+    ds = SyntheticFaceFlow(root=shared_data, split="test", size=64, n_pairs=1)
+    p = ds.frames[0]
+    h, w = cv2.imread(str(p)).shape[:2]
+    assert h != w
+    ds._lm_cache[p] = np.tile(np.array([[w, h / 2]], np.float32), (68, 1))
+    _, lm = ds.load_frame(p)
+    np.testing.assert_allclose(lm, np.tile([[64.0, 32.0]], (68, 1)), rtol=1e-5)

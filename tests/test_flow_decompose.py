@@ -385,3 +385,40 @@ def test_shipped_decflow_weights_load_and_decompose():
     parts = est.decompose(img1, warp_forward(img1, similarity_flow(64, 64, 0.0, 1.0, 1.0, 0.0)[None]))
     assert torch.allclose(parts["head"] + parts["expression"], parts["total"], atol=1e-5)
     assert affine_project(parts["head"])[0].sub(parts["head"]).abs().max() < 1e-3
+
+
+def _two_motions(h=32, w=32, left=12):
+    f = torch.zeros(1, 2, h, w)
+    f[:, 0] = 3.0
+    f[:, 0, :, :left] = 1.0
+    return f
+
+
+def test_central_region_of_a_non_square_map():
+    """central_region(10, 40, 0.25): rows 2..7 and columns 10..29, 6 × 20 = 120 pixels."""
+    from flownet.decompose import central_region
+    m = central_region(10, 40, 0.25)
+    assert int(m.sum()) == 6 * 20 and bool(m[2, 10]) and not bool(m[2, 9]) and not bool(m[1, 10])
+
+
+def test_a_float_region_is_thresholded():
+    """A float {0, 1} region (as face_mask gives) selects its pixels: the head motion fitted on the left 12 columns is their u = 1."""
+    from flownet.decompose import decompose_ransac
+    region = torch.zeros(1, 1, 32, 32)
+    region[..., :12] = 1.0                                          # float {0, 1} mask, as face_mask gives
+    d = decompose_ransac(_two_motions(), region)
+    assert abs(float(d["head"][0, 0].mean()) - 1.0) < 1e-3
+
+
+def test_the_decomposer_uses_its_margin():
+    """RansacDecomposer(margin=0.25) fits the head on the central region only: u = 1 there, though the border moves by 3."""
+    from flownet.decompose import RansacDecomposer
+
+    class Base:
+        def estimate(self, a, b):
+            f = torch.full((1, 2, 32, 32), 0.0)
+            f[:, 0] = 3.0
+            f[:, 0, 8:24, 8:24] = 1.0                               # the centre moves by 1, the 75 % border by 3
+            return f
+    d = RansacDecomposer(Base(), margin=0.25).decompose(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))
+    assert abs(float(d["head"][0, 0].mean()) - 1.0) < 1e-3

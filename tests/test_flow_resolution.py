@@ -157,3 +157,41 @@ def test_evaluate_input_size_scores_at_the_pairs_size():
     rec = _Recorder()                                  # 1 px of u on its own 96-px grid = 0.5 px at 48
     half = evaluate("stand-in", pairs=[pair], estimator=rec, progress=False, input_size=96)
     assert rec.seen[-1] == (96, 96) and abs(half["mean"]["EPE"] - 1.5) < 1e-5
+
+
+class _Keep:
+    def __init__(self):
+        self.seen = None
+
+    def estimate(self, a, b):
+        self.seen = a
+        return torch.zeros(a.shape[0], 2, *a.shape[-2:])
+
+    def decompose(self, a, b):
+        return {"total": torch.ones(a.shape[0], 2, *a.shape[-2:]), "affine": torch.zeros(a.shape[0], 2, 3)}
+
+
+def test_shrinking_a_flow_antialiases():
+    """Shrinking a flow averages (antialias): an alternating ±1 u over 24 columns resized to 8 stays below 0.1, not aliased to ±1/3."""
+    from flownet.resolution import resize_flow
+    f = torch.zeros(1, 2, 4, 24)
+    f[:, 0] = torch.tensor([(-1.0) ** x for x in range(24)])
+    assert resize_flow(f, (4, 8))[:, 0].abs().max() < 0.1           # not aliased to ±1/3
+
+
+def test_a_resized_estimator_antialiases_its_input():
+    """ResizedEstimator shrinks a 384² striped image to 128² with antialiasing: the base sees nearly flat grey (std < 0.1), not stripes."""
+    from flownet.resolution import ResizedEstimator
+    base = _Keep()
+    img = torch.zeros(1, 1, 384, 384)
+    img[..., ::2] = 1.0
+    ResizedEstimator(base, 128).estimate(img, img)
+    assert float(base.seen.std()) < 0.1
+
+
+def test_a_resized_decomposition_comes_back_in_input_pixels():
+    """ResizedEstimator.decompose returns the parts at the images' size and in their pixels: 1 px at 128 is 0.5 px at 64; the affine part keeps its shape."""
+    from flownet.resolution import ResizedEstimator
+    out = ResizedEstimator(_Keep(), 128).decompose(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))
+    torch.testing.assert_close(out["total"], torch.full((2, 2, 64, 64), 0.5))
+    assert out["affine"].shape == (2, 2, 3)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import types
 
 import cv2
 import numpy as np
@@ -262,3 +263,31 @@ def test_cli_eval_missing_data_names_the_option_and_what_it_takes(tiny_checkpoin
     assert err.startswith(f"icegan gan eval: error: --data {nowhere}: not found; --data takes 'casme2'"), err
     assert "a CASME II folder with manifest.csv" in err and "a folder of onset face images" in err
     assert "face image not found" not in err and not (tmp_path / "ev").exists()
+
+
+def test_expcaps_uf1_is_the_macro_f1_of_its_answers(shared_data):
+    """ExpCaps MER scores: a discriminator that always answers class 1 on labels [1, 0, 0] gives UF1 1/6 (macro F1
+    over the three classes: 0, 1/2, 0) and UAR 1/3."""
+    from sklearn.metrics import f1_score, recall_score
+    from icegan.gan.pairs import load_casme2_pairs
+    from icegan.gan.evaluate import evaluate_generator
+    from icegan.gan.trainer import GanConfig, build_models
+    pairs = load_casme2_pairs(shared_data / "casme2", img_size=64, apex_neighbors=0, cache=False)
+    cfg = GanConfig()
+    cfg.data.img_size = 64
+    m = cfg.model
+    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    g, _ = build_models(cfg)
+
+    class D:
+        def __call__(self, x, reconstruct=False, onset=None):
+            return types.SimpleNamespace(exp_len=torch.tensor([[0.0, 1.0, 0.0]]).repeat(len(x), 1))
+    labels = np.asarray(pairs.labels)
+    pick = [int(np.flatnonzero(labels == 1)[0]), int(np.flatnonzero(labels == 0)[0]), int(np.flatnonzero(labels == 0)[1])]
+    res = evaluate_generator(g.eval(), D(), pairs.onset[pick], [pairs.subjects[i] for i in pick], apex=pairs.apex[pick],
+                             labels=labels[pick], n_per_class=1)
+    ones = np.ones(3, int)
+    assert res["expcaps_uf1"] == pytest.approx(f1_score(labels[pick], ones, labels=[0, 1, 2], average="macro",
+                                                        zero_division=0))          # (0 + 0.5 + 0) / 3
+    assert res["expcaps_uar"] == pytest.approx(recall_score(labels[pick], ones, labels=[0, 1, 2], average="macro",
+                                                            zero_division=0))      # 1 / 3

@@ -167,3 +167,10 @@ def test_noise_filter_with_inner_validation_keeps_held_out_labels_out(monkeypatc
     a = fit_predict_folds(cfg, x, y, subjects, folds, seed=0, progress=False)[1]
     b = fit_predict_folds(cfg, x, y2, subjects, folds, seed=0, progress=False)[1]
     np.testing.assert_array_equal(a, b)
+
+
+def test_the_most_probable_confident_class_decides():
+    """A clip's flag follows its most probable confident class, not its overall argmax: [.5, .4, .1] labelled 0 is confident only in class 1 (thresholds .7 / .3 / .8), so it is flagged."""
+    from icegan.label_noise import confident_joint_flags
+    probs = np.array([[0.9, 0.05, 0.05], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+    assert confident_joint_flags(probs, np.array([0, 0, 1, 2])).tolist() == [False, True, False, False]

@@ -1,6 +1,7 @@
 """``icegan prepare`` (:mod:`icegan.data.prepare`): Ctrl-C with worker processes, unreadable neighbour frames."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -118,3 +119,16 @@ def test_unreadable_neighbour_is_replaced_unreadable_onset_or_apex_skips(shared_
     assert "sequence frame(s) 57, 60 unreadable, left out" in row["notes"]
     assert len(seq.frames.sequence(int(row["index"]))) == 4                       # 46, 58, 59, 61
     assert set(seq.skipped["key"]) == {"clips/me/bad_onset", "clips/me/bad_apex"}
+
+
+def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
+    """The preprocessing cache key changes with a clip's class or apex frame and with any setting (here the crop margin)."""
+    from icegan.data import prepare as prep
+    from icegan.data.casme2 import CASME2
+    rec = CASME2(shared_data / "casme2", shared_data / "annotations" / "CASME2-coding-20140508.xlsx").records(
+        subjects=["sub01"])[0]
+    s = prep._settings(prep.PrepareConfig())
+    h = prep.inputs_hash([(rec, "cropped")], s)
+    assert h != prep.inputs_hash([(dataclasses.replace(rec, class3=(rec.class3 + 1) % 3), "cropped")], s)
+    assert h != prep.inputs_hash([(dataclasses.replace(rec, apex=rec.apex + 1), "cropped")], s)
+    assert h != prep.inputs_hash([(rec, "cropped")], prep._settings(prep.PrepareConfig(margin=0.2)))

@@ -337,3 +337,25 @@ def test_inner_predictions_made_on_other_labels_are_refused(toy, tmp_path):
     changed.loc[row, "label"] = (int(changed.loc[row, "label"]) + 1) % 3
     with pytest.raises(SelectionError, match=rf"c\.csv: inner predictions were made on other data .* row {row}"):
         inner_predictions(cfg, FeatureSet(changed, toy.features), folds, 3, cache, progress=False)
+
+
+def test_inner_folds_have_their_own_indices_and_match_groupkfold(tmp_path, monkeypatch):
+    """Nested selection: inner folds get indices of their own (none equals an outer fold's) and the inner column of each outer fold's rows is the inner split that scored them (4 outer folds, k = 3, not a multiple)."""
+    import icegan.selection as sel
+    from icegan.commands.loso import LosoConfig, load_feature_set
+    from icegan.config import load_config
+    from icegan.protocol import make_folds
+    cfg = load_config(LosoConfig, None, ["data.source=toy", "workers=1", "threads=1", "model.name=logreg"])
+    fs = load_feature_set(cfg.data)
+    subjects = fs.samples["subject"].astype(str).to_numpy()
+    folds = make_folds(subjects.tolist())[:4]           # n_outer = 4, not a multiple of k = 3
+    made = []
+    real = sel.inner_folds
+    monkeypatch.setattr(sel, "inner_folds", lambda *a, **k: made.extend(real(*a, **k)) or made[-a[2]:])
+    df = sel.inner_predictions(cfg, fs, folds, 3, tmp_path / "c.csv", progress=False)
+    idx = [g.index for g in made]
+    assert len(set(idx)) == len(idx) and not set(idx) & {f.index for f in folds}
+    for f in folds:
+        for j, g in enumerate(real(f, subjects, 3)):
+            got = df[(df["outer"] == f.subject) & (df["inner"] == j)]["row"]
+            assert sorted(got) == sorted(g.test_idx)

@@ -502,3 +502,27 @@ def test_real_suite_ensemble_over_seeds(shared_data, tiny, tmp_path, capsys):
     cell = "{UF1:.4f} / {UAR:.4f}".format(**got["overall"])
     assert f"| all seeds | – | {cell} (one model of all seeds) |" in res
     assert "| all seeds | honest | CDE | 1 |" in res and "average the runs of every seed" in res
+
+
+def test_an_unseeded_member_is_planned_once(tmp_path):
+    """A recipe with seeded: false runs once for the whole suite, in a folder without a seed suffix."""
+    from icegan.suite import load_suite, plan_suite
+    p = tmp_path / "s.yaml"
+    p.write_text(TINY.replace("overrides: [model.forest_trees=5, workers=1]}",
+                              "seeded: false, overrides: [model.forest_trees=5, workers=1]}"))
+    names = [x.out.name for x in plan_suite(load_suite(p), p, tmp_path / "out")]
+    assert names.count("floor_forest") == 1 and not any(n.startswith("floor_forest_s") for n in names)
+
+
+def test_a_one_seed_suite_marks_no_run_as_one_run(tmp_path):
+    """With one seed every entry has one run, so the per-seed table needs no '(one run)' mark."""
+    from icegan.suite import load_suite, per_seed_table, plan_suite
+    p = tmp_path / "s.yaml"
+    p.write_text(TINY)
+    suite = load_suite(p, seeds=[0])
+    plan = plan_suite(suite, p, tmp_path / "out")
+    for x in plan:
+        x.out.mkdir(parents=True)
+        (x.out / "metrics.json").write_text(json.dumps({"overall": {"UF1": 0.5, "UAR": 0.5}}))
+    table = per_seed_table(suite, plan, {x.out for x in plan})
+    assert "(one run)" not in table
