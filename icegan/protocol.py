@@ -166,7 +166,8 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
 
     Raises:
         ValueError: unknown protocol, a subject without a ``<dataset>/`` prefix, SDE without a dataset, a
-            dataset given for CDE or HDE, or (CDE, SDE) two spellings of one subject (:func:`check_subject_spellings`).
+            dataset given for CDE or HDE, or two spellings of one subject (CDE, SDE) or dataset (HDE)
+            (:func:`check_subject_spellings`).
             LosoScopeError (a ValueError): an SDE dataset with no samples, fewer than 2 subjects in scope (CDE, SDE),
             or fewer than 2 datasets (HDE; the message names those present).
     """
@@ -180,6 +181,7 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
             raise ValueError(f"protocol HDE holds out every dataset in turn; dataset={dataset!r} applies to SDE only "
                              "(choose the datasets with data.datasets=[...])")
         present = sorted({str(p) for p in prefix})
+        check_subject_spellings(present, "dataset")
         if len(present) < 2:
             raise LosoScopeError(f"HDE (leave one dataset out) needs clips of at least 2 datasets, got {len(present)}: "
                                  f"{present} from {len(subj)} clip(s); list several in data.datasets (or none for "
@@ -221,10 +223,11 @@ def subject_key(subject: str) -> str:
     return re.sub(r"\d+", lambda m: str(int(m.group())), str(subject).lower().replace("/", "_"))
 
 
-def check_subject_spellings(subjects: Sequence[str]) -> None:
-    """Refuse distinct subject ids that :func:`subject_key` makes equal (``samm/6`` and ``samm/006``, ``Sub01`` and
-    ``sub01``, ``lab_a/x`` and ``lab/a_x``): LOSO would put one person in two folds, each trained on the other's
-    clips, and the two folds' folders (``folds/<subject with / as _>``) would be one on a disk that ignores case.
+def check_subject_spellings(subjects: Sequence[str], unit: str = "subject") -> None:
+    """Refuse distinct ids that :func:`subject_key` makes equal (``samm/6`` and ``samm/006``, ``Sub01`` and ``sub01``,
+    ``lab_a/x`` and ``lab/a_x``; with ``unit="dataset"``, ``CASME2`` and ``casme2``): leave-one-out would hold them out
+    in two folds, each trained on the other's clips. Ids that differ in ``/`` against ``_``, or only in case on a disk
+    that ignores case, would also share one fold folder (``folds/<id with / as _>``) in the main job.
 
     Raises:
         ValueError: naming the two ids and what to do.
@@ -233,11 +236,10 @@ def check_subject_spellings(subjects: Sequence[str]) -> None:
     for s in sorted({str(s) for s in subjects}):
         other = seen.setdefault(subject_key(s), s)
         if other != s:
-            raise ValueError(f"subjects '{other}' and '{s}' differ only in case, leading zeros or '/' against '_': "
-                             "leave-one-subject-out would hold them out in two folds, each trained on the other's "
-                             "clips (a leak if they are one person), and the main job would give both one fold "
-                             "folder; give each person one spelling in the data (clip list, feature table or coding "
-                             "sheet)")
+            raise ValueError(f"{unit}s '{other}' and '{s}' differ only in case, leading zeros or '/' against '_': "
+                             f"leaving one {unit} out would hold them out in two folds, each trained on the other's "
+                             f"clips (a leak if they are one {'person' if unit == 'subject' else 'dataset'}); give "
+                             f"each one spelling in the data (clip list, feature table or coding sheet)")
 
 
 def subsample_training_subjects(fold: Fold, subjects: Sequence[str], fraction: float, seed: int) -> Fold:

@@ -225,10 +225,10 @@ def test_face_path_without_an_imagename_column_is_subject_and_clip(shared_data, 
 def test_a_label_equal_to_the_class_count_is_refused():
     """Labels lie in 0..K−1: label 3 with three classes is refused, naming it."""
     from icegan.data.features import validate_samples
-    good = pd.DataFrame({"dataset": ["casme2", "samm"], "subject": ["casme2/sub01", "samm/006"],
-                         "clip": ["a", "b"], "label": [0, 3]})
+    bad = pd.DataFrame({"dataset": ["casme2", "samm"], "subject": ["casme2/sub01", "samm/006"],
+                        "clip": ["a", "b"], "label": [0, 3]})
     with pytest.raises(ValueError, match="label 3"):
-        validate_samples(good)
+        validate_samples(bad)
 
 
 def test_toy_features_are_min_max_per_map():

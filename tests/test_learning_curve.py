@@ -18,10 +18,11 @@ def _train_subjects(fold):
     return {SUBJECTS[i] for i in fold.train_idx}
 
 
-@pytest.mark.parametrize("fraction,kept", [(0.5, {"smic": 4, "casme2": 2, "samm": 1}),
-                                           (0.25, {"smic": 2, "casme2": 1, "samm": 1}),
-                                           (0.1, {"smic": 1, "casme2": 1, "samm": 1})])
-def test_each_dataset_keeps_its_share_of_whole_subjects(fraction, kept):
+@pytest.mark.parametrize("fraction,kept,held", [(0.5, {"smic": 4, "casme2": 2, "samm": 1}, {}),
+                                                (0.25, {"smic": 2, "casme2": 1, "samm": 1}, {}),
+                                                (0.1, {"smic": 1, "casme2": 1, "samm": 1}, {}),
+                                                (0.6, {"smic": 5, "casme2": 2, "samm": 1}, {"smic": 4})])
+def test_each_dataset_keeps_its_share_of_whole_subjects(fraction, kept, held):
     for fold in make_folds(SUBJECTS):
         sub = subsample_training_subjects(fold, SUBJECTS, fraction, seed=0)
         assert np.array_equal(sub.test_idx, fold.test_idx) and sub.subject == fold.subject
@@ -29,9 +30,10 @@ def test_each_dataset_keeps_its_share_of_whole_subjects(fraction, kept):
         assert fold.subject not in names and names <= _train_subjects(fold)
         held_ds = fold.subject.split("/")[0]
         for ds, n in kept.items():
-            # the held-out subject's dataset has one subject fewer to draw from (smic 7, casme2 3, samm 1), which in
-            # this toy rounds to the same counts: max(1, floor(fraction * n + 0.5)) worked out by hand
-            assert len({s for s in names if s.startswith(ds + "/")}) == n, (fold.subject, ds, held_ds)
+            # max(1, floor(fraction * n + 0.5)) of the dataset's training subjects, worked out by hand: smic has 8,
+            # casme2 4, samm 2, and the held-out subject's dataset one fewer (at 0.6: smic 4 of 7, not 5 of 8)
+            want = held.get(ds, n) if ds == held_ds else n
+            assert len({s for s in names if s.startswith(ds + "/")}) == want, (fold.subject, ds, held_ds)
         # whole subjects: every row of a kept subject is kept, in the original order
         want_rows = [i for i in fold.train_idx if SUBJECTS[i] in names]
         assert sub.train_idx.tolist() == want_rows

@@ -56,11 +56,14 @@ def test_two_spellings_of_one_subject_are_refused(a, b):
     for protocol, dataset in (("CDE", None), ("SDE", a.split("/")[0])):
         if dataset == "lab_a":
             continue                         # SDE within lab_a holds one of them only
-        with pytest.raises(ValueError, match=rf"subjects '{sorted([a, b])[0]}' and '{sorted([a, b])[1]}' differ only in "
-                                             r"case, leading zeros or '/' against '_'"):
+        with pytest.raises(ValueError, match=rf"subjects '{sorted([a, b])[0]}' and '{sorted([a, b])[1]}' differ "
+                                             r"only in case, leading zeros or '/' against '_'"):
             make_folds(subjects, protocol, dataset)
     assert len(make_folds(["samm/6", "samm/60", "smic/6", "casme2/sub10", "casme2/sub01"], "CDE")) == 5
     assert len(make_folds([a, b, "other/1"], "HDE")) == len({a.split("/")[0], b.split("/")[0], "other"})
+    # HDE holds out datasets: two spellings of one dataset would train each fold on the dataset it tests
+    with pytest.raises(ValueError, match=r"datasets 'CASME2' and 'casme2' differ only in case"):
+        make_folds(["CASME2/sub01", "casme2/sub02", "samm/006"], "HDE")
 
 
 @pytest.fixture(scope="module")

@@ -81,8 +81,9 @@ def register(subparsers) -> None:
                     "resample: paired). An entry with several runs (seeds) uses their mean, as `icegan table` does. "
                     "See icegan.significance.",
         epilog=ENTRIES_EPILOG)
-    add_entry_arguments(p, "markdown (value [low, high] cells and a legend), latex (the same as a booktabs table float for a "
-                           "paper, with caption and label; the legend as %% comments) or csv (numeric columns)",
+    add_entry_arguments(p, "markdown (value [low, high] cells and a legend), latex (the same as a booktabs table "
+                           "float for a paper, with caption and label; the legend as %% comments) or csv (numeric "
+                           "columns)",
                         formats=("markdown", "latex", "csv"))
     p.add_argument("--baseline", metavar="LABEL", default=None,
                    help="label of the entry the differences are taken against (default: the first entry)")

@@ -4,7 +4,8 @@
   synthetic facial flow (TensorBoard, checkpoints, resume) → ``runs/<name>/``.
   ``--mode selfsup --config configs/flow_selfsup.yaml``: self-supervised on unlabelled real CASME II pairs.
 * ``icegan flow eval --model srflownet|liteflownet2|raft_small|raft_large|ptlflow:<name>|tvl1|farneback [--weights W] --data middlebury|synthetic-face|synthetic-generic
-  [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "pooled": {...}, "per_pair": [...], "pairs_per_s": x}``.
+  [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "pooled": {...}, "per_pair": [...],
+  "pairs_per_s": x}``.
 * ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``;
   ``--decompose [--decompose-method ransac|learned]`` also writes ``flow_head.png`` / ``flow_expression.png``
   (and ``.flo``): head / expression decomposition (:mod:`flownet.decompose`, :mod:`flownet.models.decflow`).

@@ -44,11 +44,11 @@ suite file (YAML; see configs/suite_composite.yaml):
 
 outputs in --out: <label>_s<seed>/ per run (an `icegan loso` or `icegan ensemble` folder; the nested selection's
 holds selection.csv: per outer fold each candidate's inner score and the choice), inner/ (inner-fold predictions,
-per recipe run), results.md (results table with seeds as mean ± std, every run's UF1 / UAR by seed, subject-bootstrap intervals and paired
-differences, the equivalent commands with their wall times; rewritten after every seed), results.tex (the results
-table as a LaTeX table float with caption and label), compare.png (forest plot), suite_times.json. Rerunning the same command
-resumes: finished runs and inner folds are only re-read. With --reuse DIR, runs another suite already made (same
-config, seed, threads, device) are copied, not retrained:
+per recipe run), results.md (results table with seeds as mean ± std, every run's UF1 / UAR by seed,
+subject-bootstrap intervals and paired differences, the equivalent commands with their wall times; rewritten after
+every seed), results.tex (the results table as a LaTeX table float with caption and label), compare.png (forest
+plot), suite_times.json. Rerunning the same command resumes: finished runs and inner folds are only re-read. With
+--reuse DIR, runs another suite already made (same config, seed, threads, device) are copied, not retrained:
   icegan suite --config configs/suite_cutout.yaml --out runs/cutout --reuse runs/composite
 """
 

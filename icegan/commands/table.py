@@ -66,7 +66,8 @@ def register(subparsers) -> None:
                     "An entry with several runs (seeds) shows mean ± sample std over them, never the best run. Runs "
                     "of one entry must be seeds of one recipe and share protocol, selection, folds and clips.",
         epilog=ENTRIES_EPILOG)
-    add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals), latex (the same as a booktabs table float for a "
-                           "paper, with caption and label) or csv (mean and std as separate numeric columns; folds and clips as two columns)",
+    add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals), latex (the same as a booktabs table float "
+                           "for a paper, with caption and label) or csv (mean and std as separate numeric columns; "
+                           "folds and clips as two columns)",
                         formats=("markdown", "latex", "csv"))
     p.set_defaults(func=_main)
