@@ -882,3 +882,28 @@ def test_cli_run_grey_and_colour_pair_is_read_as_grey(tmp_path, shared_data, cap
     assert f"note: {tmp_path / 'a_gray.png'} is greyscale and {tmp_path / 'b.png'} colour" in capsys.readouterr().out
     assert float(np.abs(flow("a.png", "b.png") - grey).max()) > 0      # colour pairs: read as colour, as before
     assert "note:" not in capsys.readouterr().out
+
+
+def test_srflownet_pads_to_grid_and_crops_top_left():
+    """A size off the 1/8 grid (34 × 30) is padded right and bottom by replication and cropped back from the top left:
+    the same flow as padding by hand."""
+    import math
+    import torch
+    import torch.nn.functional as F
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    torch.manual_seed(0)
+    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1)
+    m = SRFlowNet(cfg).eval()
+    h, w = 34, 30
+    a, b = torch.rand(1, 1, h, w), torch.rand(1, 1, h, w)
+    k = cfg.downsample
+    H = max(m.min_size, math.ceil(h / k) * k)
+    W = max(m.min_size, math.ceil(w / k) * k)
+    assert (H, W) != (h, w)
+    with torch.no_grad():
+        out = m(a, b, iters=1)[-1]
+        ref = m(F.pad(a, (0, W - w, 0, H - h), mode="replicate"),
+                F.pad(b, (0, W - w, 0, H - h), mode="replicate"), iters=1)[-1][..., :h, :w]
+    assert out.shape == (1, 2, h, w)
+    assert out.abs().max() > 0 and (out - ref).abs().max() <= 1e-4 * out.abs().max()

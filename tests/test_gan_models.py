@@ -370,3 +370,88 @@ def test_subpixel_transposed_conv_equals_conv_transpose2d():
     g_ref = torch.autograd.grad(ref(x).square().sum(), [x, ref.weight, ref.bias])
     for a, b in zip(g_fast, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _zero_last(g):
+    import torch
+    last = g.decoder[-1][0]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    return last
+
+
+def test_generator_class_condition_changes_output():
+    """The class enters the seed: the same onset and noise with class 0 and class 1 give different faces."""
+    import torch
+    from icegan.models.generator import Generator
+    torch.manual_seed(0)
+    g = Generator(img_size=16, z_dim=4, id_dim=8, base_channels=8, max_channels=16).eval()
+    on = torch.rand(2, 1, 16, 16) * 2 - 1
+    z = torch.randn(2, 4)
+    with torch.no_grad():
+        a = g(on, z, torch.tensor([0, 0]))
+        b = g(on, z, torch.tensor([1, 1]))
+    assert (a - b).abs().max().item() > 1e-5   # the one-hot class is part of the seed
+
+
+def test_generator_residual_output_zero_decoder_is_0999_onset():
+    """With the residual output and a zeroed last layer, G returns 0.999 · onset (tanh(atanh(0.999 x)) = 0.999 x)."""
+    import torch
+    from icegan.models.generator import Generator
+    torch.manual_seed(0)
+    g = Generator(img_size=16, z_dim=4, id_dim=8, base_channels=8, max_channels=16, residual_output=True).eval()
+    _zero_last(g)
+    on = torch.linspace(-0.9, 0.9, 256).view(1, 1, 16, 16)
+    with torch.no_grad():
+        out = g(on, torch.zeros(1, 4), torch.tensor([0]))
+    assert torch.allclose(out, 0.999 * on, atol=1e-5)   # tanh(atanh(0.999 x)) = 0.999 x
+
+
+def test_generator_motion_head_adds_flow_correction():
+    """The motion head warps by prior + delta: a bias of u = +1 px on a horizontal ramp moves each value one column
+    right, out(x) = 0.999 · onset(x − 1)."""
+    import torch
+    from icegan.models.generator import Generator
+    torch.manual_seed(0)
+    g = Generator(img_size=16, z_dim=4, id_dim=8, base_channels=8, max_channels=16, motion_head=True).eval()
+    last = _zero_last(g)
+    with torch.no_grad():
+        last.bias[1] = 1.0            # delta u = +1 px everywhere, r = 0, prior = 0
+    ramp = torch.linspace(-0.75, 0.75, 16)                 # horizontal ramp, step 0.1
+    on = ramp.view(1, 1, 1, 16).expand(1, 1, 16, 16).contiguous()
+    with torch.no_grad():
+        out = g(on, torch.zeros(1, 4), torch.tensor([0]))
+    # out(x) = 0.999 * onset(x - 1): column 5 holds 0.999 * ramp[4] = 0.999 * -0.35
+    assert abs(out[0, 0, 7, 5].item() - 0.999 * ramp[4].item()) < 1e-4
+
+
+def _disc():
+    import torch
+    from icegan.models.discriminator import CapsuleDiscriminator
+    torch.manual_seed(0)
+    return CapsuleDiscriminator(img_size=32, base_channels=8, d_adv=16, d_exp=8).eval()
+
+
+def test_discriminator_recon_without_labels_masks_longest_capsule():
+    """Without labels the reconstruction keeps the longest ExpCaps capsule (the predicted class), as it would with
+    those labels given."""
+    import torch
+    d = _disc()
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        o = d(x)
+        ref = d(x, o.exp_len.argmax(dim=1))
+    assert torch.allclose(o.recon, ref.recon, atol=1e-6)
+    assert not torch.equal(o.exp_len.argmax(1), o.exp_len.argmin(1))
+
+
+def test_discriminator_recon_depends_on_masked_class():
+    """The reconstruction is fed the masked ExpCaps vector: masking class 0 or class 1 gives different images."""
+    import torch
+    d = _disc()
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        r0 = d(x, torch.tensor([0, 0])).recon
+        r1 = d(x, torch.tensor([1, 1])).recon
+    assert (r0 - r1).abs().max().item() > 1e-6

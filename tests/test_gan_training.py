@@ -419,3 +419,67 @@ def test_adversarial_losses_are_float32_outside_autocast(monkeypatch):
     assert torch.equal(d, adversarial_d_loss(real.float(), fake.float()))
     assert torch.equal(g, adversarial_g_loss(fake.float()))
     assert adversarial_g_loss(torch.rand(3, 2, device="meta")).device.type == "meta"    # no autocast there: no error
+
+
+def test_trainer_hflip_flips_onset_and_apex_together(monkeypatch):
+    """hflip mirrors the onset and apex of a pair together: with apex = onset, the apex the identity loss sees is the
+    onset the joint loss sees, at every step."""
+    import torch
+    import icegan.gan.trainer as tr
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1          # asymmetric faces; apex = onset
+    aps, ons = [], []
+    real_ip = tr.identity_preserving_loss
+
+    def ip(fake, x_ap, per, alpha):
+        aps.append(x_ap.detach().clone())
+        return real_ip(fake, x_ap, per, alpha)
+    monkeypatch.setattr(tr, "identity_preserving_loss", ip)
+
+    def extra(g, x_on, z, y, fake):
+        ons.append(x_on.detach().clone())
+        return fake.sum() * 0
+    cfg = tiny_cfg(epochs=2, hflip=True)
+    cfg.loss.perceptual = "none"
+    tr.train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu", extra_loss_fn=extra)
+    assert len(aps) == len(ons) == 2
+    for a, o in zip(aps, ons):
+        assert torch.equal(a, o)                   # the pair is flipped as one
+
+
+def test_trainer_counterfactual_class_differs(monkeypatch):
+    """The counterfactual branch draws a class c' different from c for every sample (randint(1, K) added to c mod K)."""
+    import torch
+    import icegan.gan.trainer as tr
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1
+    cs = []
+    cfg = tiny_cfg(epochs=3)
+    cfg.loss.perceptual = "none"
+    cfg.loss.counterfactual = 1.0
+    cfg.loss.mode_seeking = 0.0
+    g, d = tr.build_models(cfg)
+    g.register_forward_pre_hook(lambda m, args: cs.append(args[2].clone()) if g.training else None)
+    tr.train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu", init=(g, d))
+    assert len(cs) == 3
+    for c in cs:
+        assert c.shape == (16,) and bool((c[:8] != c[8:]).all())   # c' != c for every sample
+
+
+def test_trainer_checkpoint_cadence(monkeypatch, tmp_path):
+    """checkpoint_every=2 over 3 epochs saves after epochs 2 and 3 (the last), not 1."""
+    import torch
+    import icegan.gan.trainer as tr
+    saved = []
+    real = tr.save_checkpoint
+
+    def rec(path, cfg, g, d, epoch, *a, **k):
+        saved.append(epoch)
+        return real(path, cfg, g, d, epoch, *a, **k)
+    monkeypatch.setattr(tr, "save_checkpoint", rec)
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1
+    cfg = tiny_cfg(epochs=3, checkpoint_every=2, sample_every=0)
+    cfg.loss.perceptual = "none"
+    tr.train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu", out_dir=tmp_path)
+    assert saved == [2, 3]
