@@ -658,20 +658,23 @@ def test_snapshot_average_members_and_probabilities():
         train_models(cfg, fs.features, fs.labels, mask, val_mask=~mask, progress=False)
 
 
+class _Corner(torch.nn.Module):
+    """A model that reads one pixel: logits (B, 3) = [u at (0, 0), 0, 0]."""
+
+    def forward(self, x):
+        z = torch.zeros(x.shape[0], 3)
+        z[:, 0] = x[:, 0, 0, 0]
+        return z
+
+
 def test_predict_models_shift_tta_averages_the_nine_views():
     """tta_shift_px=1: the probabilities are the mean over the 9 translated views (borders replicated), computed by hand
     for a model that reads one pixel; 0 keeps the plain prediction; bad values are refused."""
     from icegan.recognition import predict_models
 
-    class Corner(torch.nn.Module):                 # logits (B, 3): [x[u, 0, 0], 0, 0]
-        def forward(self, x):
-            z = torch.zeros(x.shape[0], 3)
-            z[:, 0] = x[:, 0, 0, 0]
-            return z
-
     x = torch.zeros(1, 3, 5, 5)
     x[0, 0, :2, :2] = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    model = Corner()
+    model = _Corner()
     plain = predict_models(model, x, tta_hflip=False)
     torch.testing.assert_close(plain[:, 0], torch.softmax(torch.tensor([[1.0, 0, 0]]), -1))
     # a shift by (dy, dx) shows x[clamp(-dy), clamp(-dx)] at the corner: rows {1, 0, 0} x cols {1, 0, 0}
@@ -689,16 +692,10 @@ def test_predict_models_shift_tta_averages_the_nine_views():
 def test_predict_models_hflip_tta_averages_the_mirrored_view():
     """tta_hflip: the mean of the plain view and the mirror, in which the corner shows 1 − u of the last column: with
     u = 1 at (0, 0) and 0.25 at (0, 4), the views' corner logits are 1 and 0.75."""
-    class Corner(torch.nn.Module):                 # logits (B, 3): [x[u, 0, 0], 0, 0]
-        def forward(self, x):
-            z = torch.zeros(x.shape[0], 3)
-            z[:, 0] = x[:, 0, 0, 0]
-            return z
-
     x = torch.zeros(1, 3, 5, 5)
     x[0, 0, 0, 0], x[0, 0, 0, 4] = 1.0, 0.25
     want = (torch.softmax(torch.tensor([1.0, 0, 0]), -1) + torch.softmax(torch.tensor([0.75, 0, 0]), -1)) / 2
-    torch.testing.assert_close(predict_models(Corner(), x, tta_hflip=True)[0, 0], want)
+    torch.testing.assert_close(predict_models(_Corner(), x, tta_hflip=True)[0, 0], want)
 
 
 def test_training_shifts_draw_every_offset_from_minus_k_to_k(monkeypatch):
