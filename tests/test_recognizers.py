@@ -921,3 +921,16 @@ def test_a_copy_with_no_row_in_a_batch_takes_no_step(mixup_alpha):
     grouped = copy0(torch.ones(n, dtype=torch.bool))
     for k in alone:
         assert torch.allclose(alone[k], grouped[k], atol=1e-6), k
+
+
+def test_inner_validation_takes_the_rounded_share_of_whole_subjects():
+    """fraction 0.3 of 5 subjects rounds to 2 validation subjects (4 of 10 rows); inner_val_split keeps every training
+    row on one side or the other (4 subjects × 3 rows at 0.25: 1 subject, 3 rows, to validation)."""
+    from icegan.recognition import inner_val_split
+    subj = np.repeat(["s1", "s2", "s3", "s4", "s5"], 2)
+    tr, va = inner_val_masks(subj, np.ones((1, 10), bool), 0.3, np.random.default_rng(0))
+    assert len(np.unique(subj[va[0]])) == 2 and va.sum() == 4 and tr.sum() == 6
+    subj = np.repeat(["a", "b", "c", "d"], 3)
+    tr, va = inner_val_split(subj, np.arange(12), 0.25, seed=0)
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(12))
+    assert len(va) == 3 and len(tr) == 9
