@@ -249,6 +249,30 @@ def test_joint_weight_scales_the_joint_loss(tmp_path, tiny_weights, monkeypatch)
     assert got[0] > 0 and got[1] == pytest.approx(2.5 * got[0], rel=1e-6)
 
 
+def test_synthetic_rows_pair_each_fake_apex_with_its_own_onset(tmp_path, tiny_weights, monkeypatch):
+    """The flow of a synthetic row runs from the onset the GAN made that apex from: the onsets handed to the flow are
+    the training onsets in the order of the augmentation's source indices (not sorted, not shifted)."""
+    import icegan.gan.synthesis as synthesis
+    real_aug, real_flow = synthesis.balanced_augmentation, pipeline.compute_flow_features
+    seen = {}
+
+    def aug(g, onset, labels, **kw):
+        fake, src, cls = real_aug(g, onset, labels, **kw)
+        seen["onset"], seen["src"] = onset.cpu(), src
+        return fake, src, cls
+
+    def flow(estimator, onset01, apex01, *a, **kw):
+        if "src" in seen and "flow_onset" not in seen:
+            seen["flow_onset"] = onset01.clone()
+        return real_flow(estimator, onset01, apex01, *a, **kw)
+    monkeypatch.setattr(synthesis, "balanced_augmentation", aug)
+    monkeypatch.setattr(pipeline, "compute_flow_features", flow)
+    run_main(_cfg(tiny_weights, "data.max_folds=1", "gan.synthetic_ratio=1.0"), tmp_path / "r", progress=False)
+    src = seen["src"]
+    assert len(src) > 2 and not torch.equal(src, torch.sort(src).values)      # an order a mistake would change
+    torch.testing.assert_close(seen["flow_onset"], (seen["onset"][src] + 1) / 2, rtol=0, atol=0)
+
+
 def test_config_errors_name_the_keys(tiny_weights):
     with pytest.raises(ConfigError, match="gan.motion_head"):
         load_main_config(None, ["gan.motion_prior=tvl1"])
