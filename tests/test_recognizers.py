@@ -934,3 +934,35 @@ def test_inner_validation_takes_the_rounded_share_of_whole_subjects():
     tr, va = inner_val_split(subj, np.arange(12), 0.25, seed=0)
     assert sorted(np.concatenate([tr, va]).tolist()) == list(range(12))
     assert len(va) == 3 and len(tr) == 9
+
+
+def test_mixup_weighs_each_label_by_its_images_share(monkeypatch):
+    """With the mixing share fixed at λ = 0.9 (one full batch, one epoch, no class weights), the logged loss is the mean
+    over rows of 0.9 · CE(own label) + 0.1 · CE(partner's label): each label weighs what its image contributes."""
+    import icegan.recognition as recognition
+    calls = []
+    ce_rows = recognition._ce_rows
+
+    def spy(logits, y, label_smoothing=0.0):
+        out = ce_rows(logits, y, label_smoothing)
+        calls.append(out.detach())
+        return out
+    monkeypatch.setattr(recognition, "_ce_rows", spy)
+    monkeypatch.setattr(torch.distributions.Beta, "sample", lambda self, shape=(): torch.full(tuple(shape), 0.9))
+
+    class Log:
+        def __init__(self):
+            self.values = {}
+
+        def add_scalar(self, key, value, step):
+            self.values.setdefault(key, []).append(float(value))
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    mask = torch.ones(1, len(fs.labels), dtype=torch.bool)
+    log = Log()
+    cfg = RecognizerConfig(epochs=1, batch_size=0, mixup_alpha=0.4, class_weighting=False, hflip=False,
+                           tta_hflip=False)
+    train_models(cfg, fs.features, fs.labels, mask, seed=0, progress=False, writer=log)
+    ce_a, ce_b = calls[0], calls[1]                       # the step's two cross-entropies: own and partner labels
+    want = float((0.9 * ce_a + 0.1 * ce_b).mean())
+    assert not torch.allclose(ce_a, ce_b)
+    assert log.values["train/ststnet/loss"][0] == pytest.approx(want, rel=1e-5)
