@@ -23,10 +23,10 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from icegan.paths import run_folder_conflict, run_folder_header
+from icegan.paths import run_folder_header
 from icegan.report import markdown_cell
-from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, summarize_predictions,
-                             write_reports)
+from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, refuse_run_folder_conflict,
+                             summarize_predictions, write_reports)
 
 __all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "read_finished_run"]
 
@@ -162,9 +162,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     out = Path(out_dir)
     if out.resolve() in {d.resolve() for d in dirs}:
         raise LosoStateError(f"{out} is one of the ensemble's members; give the ensemble its own --out")
-    conflict = run_folder_conflict(out, "ensemble.json")
-    if conflict:
-        raise LosoStateError(conflict)
+    refuse_run_folder_conflict(out, "ensemble.json")
 
     members = [load_member(d) for d in dirs]
     h0, p0 = members[0]
@@ -214,8 +212,8 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     lines += ["", "Members and weights must be fixed before looking at LOSO results; otherwise the ensemble "
               "is selected on the test subjects.", ""]
     # the figures name the members (up to four), not only the output folder
-    members = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
-    write_reports(out, pred, metrics, f"{title} (probability ensemble)", f"{title}: ensemble of {members}, ",
+    member_names = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
+    write_reports(out, pred, metrics, f"{title} (probability ensemble)", f"{title}: ensemble of {member_names}, ",
                   n_classes, md_extra="\n".join(lines))
     return metrics
 

@@ -51,7 +51,7 @@ from icegan.paths import run_folder_conflict
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
-           "data_digest", "dataset_order", "recipe_line"]
+           "data_digest", "dataset_order", "recipe_line", "refuse_run_folder_conflict"]
 
 #: the evaluation protocols :func:`make_folds` builds (see the module docstring)
 PROTOCOLS = ("CDE", "SDE", "HDE")
@@ -327,10 +327,16 @@ def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle
             "n_samples_in_table": int(len(samples)), "folds": [f.subject for f in folds]}
 
 
-def _prepare_dir(out: Path, header: dict, config: Any) -> None:
-    conflict = run_folder_conflict(out, "run.json")
+def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:
+    """Raise :class:`LosoStateError` with :func:`icegan.paths.run_folder_conflict`'s message when a run whose header is
+    ``own_header`` (``run.json``, ``ensemble.json``, ``selection.json``) must not write into ``out``."""
+    conflict = run_folder_conflict(out, own_header)
     if conflict:
         raise LosoStateError(conflict)
+
+
+def _prepare_dir(out: Path, header: dict, config: Any) -> None:
+    refuse_run_folder_conflict(out, "run.json")
     out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json"
     cfg_path = out / "config.yaml"

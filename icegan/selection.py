@@ -282,9 +282,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     from icegan.commands.loso import load_feature_set
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run
-    from icegan.paths import run_folder_conflict
-    from icegan.protocol import (SCORE_COLUMNS, LosoStateError, held_out_column, make_folds, summarize_predictions,
-                                 write_reports)
+    from icegan.protocol import (SCORE_COLUMNS, held_out_column, make_folds, refuse_run_folder_conflict,
+                                 summarize_predictions, write_reports)
 
     if len(candidates) < 2:
         raise SelectionError(f"a selection needs at least two candidates, got {len(candidates)}")
@@ -293,9 +292,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     if scope not in ("all", "dataset"):
         raise SelectionError(f"scope must be 'all' or 'dataset', got {scope!r}")
     out = Path(out_dir)
-    conflict = run_folder_conflict(out, "selection.json")
-    if conflict:
-        raise LosoStateError(conflict)
+    refuse_run_folder_conflict(out, "selection.json")
     cache = Path(cache_dir) if cache_dir is not None else out / "inner"
     n_classes = 3
     score_cols = list(SCORE_COLUMNS[:n_classes])
