@@ -82,9 +82,9 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
 
     Returns a dict with ``mean`` (each metric averaged over pairs, every pair weighing the same), ``pooled`` (over
     all valid pixels, each pair weighted by its ``n_valid`` pixels: the KITTI benchmark's Fl-all, while published
-    KITTI EPEs average per image as ``mean`` does; equal to ``mean`` when every pair has the same valid mask), ``n_valid_pixels``, ``per_pair`` rows (the metrics of
-    :func:`flownet.metrics.flow_metrics` plus ``name`` and ``n_valid``), and the speed (``pairs_per_s``,
-    ``seconds_per_pair``)."""
+    KITTI EPEs average per image as ``mean`` does; equal to ``mean`` when every pair has the same valid mask),
+    ``n_valid_pixels``, ``per_pair`` rows (the metrics of :func:`flownet.metrics.flow_metrics` plus ``name`` and
+    ``n_valid``), and the speed (``pairs_per_s``, ``seconds_per_pair``)."""
     from tqdm import tqdm
 
     from . import get_estimator

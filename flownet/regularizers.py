@@ -146,9 +146,9 @@ def igvar_weights(img: torch.Tensor, mask: torch.Tensor, image_scale: float = 1.
 
 
 def igvar_is_variance_free(image_scale: float) -> bool:
-    """True when IGVAR's base (Eq. 19) is e whatever the image: images in [0, 1] times ``image_scale`` have a standard
-    Sobel gradient magnitude G of at most ``4·√2·image_scale``, so ``Var(G) / 100 ≤ 8·image_scale² / 100``, which
-    is below e for ``image_scale < √(100·e / 8)`` ≈ 5.83."""
+    """True when IGVAR's base (Eq. 19) is e whatever the image: images in [0, 1] times ``image_scale`` have a
+    standard Sobel gradient magnitude G of at most ``4·√2·image_scale``, so ``Var(G) / 100 ≤ 8·image_scale² / 100``,
+    which is below e for ``image_scale < √(100·e / 8)`` ≈ 5.83."""
     return 8.0 * float(image_scale) ** 2 / 100.0 < math.e
 
 

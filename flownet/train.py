@@ -14,8 +14,9 @@ validation scenes beside the facial validation pairs (``val_generic`` in TensorB
 ``metrics.json``).
 
 The configuration is a plain dataclass (:class:`FlowTrainConfig`, sections ``data``, ``model``,
-``train``, and ``liteflownet2``, ``raft``, ``ptlflow`` for the other backbones) so any YAML loader can fill it; the ``icegan`` CLI uses its typed loader with ``key=value``
-overrides. A run writes to ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events, ``last.pt``
+``train``, and ``liteflownet2``, ``raft``, ``ptlflow`` for the other backbones) so any YAML loader can fill
+it; the ``icegan`` CLI uses its typed loader with ``key=value`` overrides. A run writes to
+``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events, ``last.pt``
 (model + optimizer + step + elapsed time: ``resume: true`` continues from it), ``weights.pt`` (the final
 model in the shipped-weights format) and ``metrics.json`` (test-set metrics of the final model; no
 model selection on the test subjects).

@@ -34,8 +34,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("flow", help="facial optical flow: train / eval / run SRFlowNet and baselines")
     sub = p.add_subparsers(dest="flow_command", metavar="ACTION")
 
-    t = sub.add_parser("train", help="train a flow network (SRFlowNet, LiteFlowNet2, RAFT: train.backbone) on synthetic facial "
-                                            "or generic flow, or SRFlowNet self-supervised on real clips")
+    t = sub.add_parser("train", help="train a flow network (SRFlowNet, LiteFlowNet2, RAFT: train.backbone) on "
+                                     "synthetic facial or generic flow, or SRFlowNet self-supervised on real clips")
     t.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_srflownet_fdr.yaml")
     t.add_argument("--mode", default="supervised", choices=["supervised", "selfsup"],
                    help="supervised: synthetic faces with exact flow (default); selfsup: unlabelled real "

@@ -16,8 +16,8 @@ __all__ = ["register", "add_entry_arguments", "emit"]
 
 ENTRIES_EPILOG = ("entries: DIR (row named after the folder), LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob "
                   "pattern, e.g. \"STSTNet=runs/ststnet_s*\". The runs of one entry are averaged as seeds, so they "
-                  "must be one recipe: their config.yaml equal but for name, seed, out_dir, cache_root, device, threads, "
-                  "workers and progress (ensembles: the same members' recipes and weights); an entry that mixes "
+                  "must be one recipe: their config.yaml equal but for name, seed, out_dir, cache_root, device, "
+                  "threads, workers and progress (ensembles: the same members' recipes and weights); an entry that mixes "
                   "recipes, or lists one run twice, is refused: give each recipe its own LABEL=GLOB entry")
 
 
