@@ -106,14 +106,16 @@ class SuiteSelection:
 @dataclass
 class SuiteConfig:
     """A suite file. ``baseline``: label of the entry the paired differences are taken against (default: the
-    first run); ``resamples``: subject-bootstrap resamples of the comparison; ``per_dataset``: also one comparison
-    per dataset (each dataset's subjects resampled alone) when the runs span several datasets."""
+    first run); ``resamples``: subject-bootstrap resamples of the comparison; ``stratify``: draw the subjects within
+    each dataset (:func:`icegan.significance.bootstrap_compare`; default False, one pool); ``per_dataset``: also one
+    comparison per dataset (each dataset's subjects resampled alone) when the runs span several datasets."""
     name: str = "suite"
     seeds: list[int] = field(default_factory=lambda: [0])
     runs: list[SuiteRun] = field(default_factory=list)
     ensembles: list[SuiteEnsemble] = field(default_factory=list)
     baseline: Optional[str] = None
     resamples: int = 9999
+    stratify: bool = False
     per_dataset: bool = True
     selection: SuiteSelection = field(default_factory=SuiteSelection)
 
@@ -519,10 +521,11 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
         if len(scoped[0].subjects) < 2:         # a short run (max_folds=1): nothing to resample
             lines += [f"## {head}", "", "None: a subject bootstrap needs at least two subjects.", ""]
             continue
-        rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples)
+        rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples, stratify=suite.stratify)
         plotted.append((title, rows))
         lines += [f"## {head}, paired differences to {labels[base]}", "",
-                  comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == last)]
+                  comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == last,
+                                   stratified=suite.stratify)]
     if plotted:
         forest_plot(plotted, out / "compare.png", baseline=base)
         lines += ["![UF1 intervals](compare.png)", ""]

@@ -448,3 +448,75 @@ def test_forest_plot_keeps_every_label_on_the_page(tmp_path):
     assert ink.any()
     for edge in (ink[:4], ink[-4:], ink[:, :4], ink[:, -4:]):
         assert not edge.any()
+
+
+def _two_dataset_rows(n_a, n_b):
+    """Subjects of two datasets, each with one clip of every class: the SMIC subjects are right on every clip, the
+    SAMM subjects wrong on every clip (each label predicted as the next class)."""
+    truth = [0, 1, 2]
+    rows = [(f"smic/s{s:02d}", f"c{j}", y, y) for s in range(n_a) for j, y in enumerate(truth)]
+    rows += [(f"samm/{s:03d}", f"c{j}", y, (y + 1) % 3) for s in range(n_b) for j, y in enumerate(truth)]
+    return rows
+
+
+def test_stratified_indices_keep_every_dataset_s_subject_count():
+    from icegan.significance import stratified_indices
+    strata = ["samm", "smic", "samm", "casme2", "smic", "samm"]
+    idx = stratified_indices(strata, 300, np.random.default_rng(0))
+    assert idx.shape == (300, 6)
+    drawn = np.asarray(strata)[idx]
+    for value, n in (("samm", 3), ("smic", 2), ("casme2", 1)):
+        assert ((drawn == value).sum(axis=1) == n).all()
+    # with replacement: some resamples repeat a SAMM subject; every SAMM subject is drawn somewhere
+    samm = [0, 2, 5]
+    cols = idx[:, :3]
+    assert set(np.unique(cols)) == set(samm) and (np.sort(cols, axis=1)[:, :-1] == np.sort(cols, axis=1)[:, 1:]).any()
+    again = stratified_indices(strata, 300, np.random.default_rng(0))
+    np.testing.assert_array_equal(idx, again)
+
+
+def test_stratified_bootstrap_keeps_the_dataset_mix(tmp_path):
+    """Every SMIC subject is right on all three of its clips and every SAMM subject wrong on all of them, so the
+    pooled confusion matrix of a resample depends only on how many SMIC subjects it draws. Drawn within each dataset,
+    that number never changes: the interval is one point (UF1 = accuracy = 6/10 here, per-class F1 all 0.6).
+    Drawn from one pool, it varies and so does UF1."""
+    run = _write_run(tmp_path / "a", _two_dataset_rows(6, 4))
+    one = [load_run_set("a", [run])]
+    strat = bootstrap_compare(one, resamples=500, stratify=True)[0]
+    assert strat["UF1"] == pytest.approx(0.6) and strat["UF1_ci"] == pytest.approx((0.6, 0.6))
+    assert strat["UAR_ci"] == pytest.approx((0.6, 0.6))
+    pooled = bootstrap_compare(one, resamples=500)[0]
+    assert pooled["UF1"] == pytest.approx(0.6)
+    assert pooled["UF1_ci"][1] - pooled["UF1_ci"][0] > 0.2
+
+
+def test_stratify_changes_nothing_within_one_dataset(tmp_path):
+    """Subjects of one dataset are one stratum: the stratified intervals are the one-pool intervals, draw for draw."""
+    rng = np.random.default_rng(5)
+    truth = [0, 0, 1, 2]
+    a = _write_run(tmp_path / "a", _rows(10, truth, lambda s, j, y: int(rng.integers(0, 3))))
+    b = _write_run(tmp_path / "b", _rows(10, truth, lambda s, j, y: y if j else (y + 1) % 3))
+    sets = [load_run_set("a", [a]), load_run_set("b", [b])]
+    assert bootstrap_compare(sets, resamples=300, stratify=True) == bootstrap_compare(sets, resamples=300)
+
+
+def test_stratified_paired_difference_and_the_compare_command(tmp_path, capsys):
+    """The paired difference under stratified draws: a run that fixes every SAMM clip gains exactly the SAMM share of
+    the clips in every resample (+0.4 accuracy, UF1 0.6 → 1.0), so its difference interval is one point; the
+    command's --stratify reaches the resampling and its legend says how the subjects were drawn."""
+    base = _write_run(tmp_path / "base", _two_dataset_rows(6, 4))
+    fixed = _write_run(tmp_path / "fixed", [(s, c, y, y) for s, c, y, _ in _two_dataset_rows(6, 4)])
+    row = bootstrap_compare([load_run_set("b", [base]), load_run_set("f", [fixed])], resamples=400,
+                            stratify=True)[1]
+    assert row["dUF1"] == pytest.approx(0.4) and row["dUF1_ci"] == pytest.approx((0.4, 0.4))
+    assert row["p_better"] == 1.0
+    out = tmp_path / "c.md"
+    assert main(["compare", f"b={base}", f"f={fixed}", "--stratify", "--resamples", "200", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| 0.6000 [0.6000, 0.6000] |" in text and "with replacement within each dataset" in text
+    assert main(["compare", f"b={base}", f"f={fixed}", "--resamples", "200", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| 0.6000 [0.6000, 0.6000] |" not in text and "within each dataset" not in text
+    assert main(["compare", f"b={base}", f"f={fixed}", "--stratify", "--resamples", "200", "--format", "latex",
+                 "--out", str(out)]) == 0
+    assert "resamples of the subjects within each dataset" in out.read_text()

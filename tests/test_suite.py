@@ -266,6 +266,8 @@ def test_per_dataset_comparisons(tmp_path):
                      "## Subject-bootstrap intervals, CASME II (4 subjects), paired differences to logreg",
                      "## Subject-bootstrap intervals, SAMM (4 subjects), paired differences to logreg"]
     assert res.count("Subject-level bootstrap: 200 resamples") == 1          # one legend, after the last table
+    assert "within each dataset" not in res
+    res_a = res
     tall = (tmp_path / "a" / "compare.png").stat().st_size
     suite.write_text(body + "per_dataset: false\n")
     run_suite(suite, tmp_path / "b", ["threads=1"], progress=False)
@@ -273,6 +275,18 @@ def test_per_dataset_comparisons(tmp_path):
     assert [ln for ln in res.splitlines() if ln.startswith("## Subject-bootstrap")] == [
         "## Subject-bootstrap intervals, paired differences to logreg"]
     assert (tmp_path / "b" / "compare.png").stat().st_size < tall
+    # stratify: true reaches the overall comparison (subjects drawn within each dataset) and its legend says so;
+    # the per-dataset tables, one stratum each, are the same draws as without it
+    suite.write_text(body + "stratify: true\n")
+    run_suite(suite, tmp_path / "c", ["threads=1"], progress=False)
+    strat = (tmp_path / "c" / "results.md").read_text()
+    assert strat.count("resamples of the subjects with replacement within each dataset") == 1
+
+    def tables(text):
+        return [[ln for ln in block.splitlines() if ln.startswith("|")]
+                for block in text.split("## ") if block.startswith("Subject-bootstrap")]
+    assert tables(strat)[0] != tables(res_a)[0]
+    assert tables(strat)[1:] == tables(res_a)[1:]
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("suite_*.yaml")), ids=lambda p: p.name)

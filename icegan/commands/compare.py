@@ -39,14 +39,15 @@ def _main(args: argparse.Namespace) -> int:
         parts, plotted = [], []
         for name, scoped in scopes:
             rows = bootstrap_compare(scoped, baseline=base, resamples=args.resamples, confidence=args.confidence,
-                                     seed=args.seed)
+                                     seed=args.seed, stratify=args.stratify)
             # headings and plot titles by the datasets' names (CASME II), as icegan suite writes them; csv keeps the key
             title = scope_title(name, scoped)
             plotted.append((title, rows))
             part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
                                     fmt=args.format, legend=name == scopes[-1][0],
                                     scope=title if args.per_dataset else "",
-                                    label="tab:icegan-compare" + (f"-{_label_part(name)}" if args.per_dataset else ""))
+                                    label="tab:icegan-compare" + (f"-{_label_part(name)}" if args.per_dataset else ""),
+                                    stratified=args.stratify)
             if args.per_dataset and args.format == "markdown":
                 part = f"## {title}\n\n{part}"
             elif args.per_dataset and args.format == "latex":
@@ -91,6 +92,9 @@ def register(subparsers) -> None:
     p.add_argument("--confidence", type=float, default=0.95, help="level of the percentile intervals (default 0.95)")
     p.add_argument("--per-dataset", action="store_true",
                    help="also one table per dataset (its subjects resampled alone; the same runs' predictions)")
+    p.add_argument("--stratify", action="store_true",
+                   help="draw the subjects within each dataset (every resample keeps the runs' number of SMIC, "
+                        "CASME II and SAMM subjects; for a composite CDE). Default: one pool of subjects")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="also draw a forest plot: UF1 with its interval per entry and the paired ΔUF1 (per dataset "
                         "too with --per-dataset)")
