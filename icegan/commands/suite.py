@@ -29,6 +29,7 @@ suite file (YAML; see configs/suite_composite.yaml):
     # over_seeds: true averages the members' runs of every seed as one model (one folder, made after the last seed)
     - {label: all seeds, members: [STSTNet + shifts, random forest], over_seeds: true}
   resamples: 9999                         # subject-bootstrap resamples of the comparison
+  stratify: false                         # true: draw the subjects within each dataset (keeps the datasets' mix)
   per_dataset: true                       # also a comparison per dataset (runs over several datasets)
   selection:                              # nested selection among the entries (off unless inner_folds >= 2)
     inner_folds: 4                        # per outer fold: its training subjects in 4 groups (inner cross-validation)
