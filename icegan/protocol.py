@@ -374,10 +374,29 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
 
 def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject") -> pd.DataFrame:
     """Rows of complete folds in predictions.csv (a fold's rows found by their ``key`` column, ``subject`` or for HDE
-    ``dataset``); incomplete trailing folds are dropped (rewritten)."""
+    ``dataset``); incomplete trailing folds are dropped (rewritten). A run killed while appending can leave the file
+    empty or end it in a line cut short (no newline): that line's fold counts as unfinished and is rerun.
+
+    Raises:
+        LosoStateError: the file is not a predictions table (unparsable, columns missing), names a unit that is not
+            a fold of this run, or scored a fold on other labels.
+    """
+    import io
     if not pred_csv.is_file():
         return pd.DataFrame(columns=list(PRED_COLUMNS))
-    df = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
+    text = pred_csv.read_text(encoding="utf-8", errors="replace")
+    cut = not text.endswith("\n")
+    if cut:                      # a line cut off by the kill: never read its (possibly cut) numbers
+        text = text[:text.rfind("\n") + 1]
+    if not text.strip():
+        if cut and pred_csv.stat().st_size:     # a header cut short: start the file again
+            pred_csv.write_text("")
+        return pd.DataFrame(columns=list(PRED_COLUMNS))
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype={"dataset": str, "subject": str, "clip": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise LosoStateError(f"{pred_csv}: not a predictions table ({str(exc).strip()}); delete the file to restart "
+                             "the run") from None
     missing = [c for c in PRED_COLUMNS if c not in df.columns]
     if missing:
         raise LosoStateError(f"{pred_csv}: missing column(s) {missing}; delete the file to restart the run")
@@ -400,7 +419,7 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
                                      "annotations: use another --out or delete that folder")
             keep.append(unit)
     done = df[df[key].isin(keep)]
-    if len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
+    if cut or len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
         tmp = pred_csv.with_suffix(".tmp")
         done.to_csv(tmp, index=False)
         os.replace(tmp, pred_csv)

@@ -142,6 +142,27 @@ def test_cut_off_fold_is_redone(toy, tmp_path):
     assert calls == [5]
 
 
+def test_a_line_cut_short_or_an_empty_file_is_resumed_not_a_traceback(toy, tmp_path):
+    """A kill in the middle of an append leaves the last line without its newline, often mid-number: that fold is
+    rerun (its cut numbers never read) and the run ends with the uninterrupted metrics. An empty file or a header
+    cut short means no fold finished. A file that is not a predictions table is refused by name."""
+    ref = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
+    csv = tmp_path / "a" / "predictions.csv"
+    whole = csv.read_text()
+    for damaged, redone in ((whole[:-7], [5]),                      # the last row cut inside a score
+                            (whole[:whole.index("\n") + 9], [0, 1, 2, 3, 4, 5]),   # the first row cut short
+                            ("", [0, 1, 2, 3, 4, 5]),                  # killed before anything was written
+                            (whole[:20], [0, 1, 2, 3, 4, 5])):          # the header cut short
+        csv.write_text(damaged)
+        calls = []
+        assert run_loso(toy.samples, _centroid_fold_fn(toy, calls=calls), tmp_path / "a", progress=False) == ref
+        assert calls == redone
+        assert csv.read_text() == whole
+    csv.write_text('fold,dataset\n"0,casme2\n')
+    with pytest.raises(LosoStateError, match=r"predictions.csv: not a predictions table"):
+        run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
+
+
 def test_grouped_training_resume_is_exact(toy, tmp_path):
     """Several folds per call (grouped STSTNet): a run killed in the second group resumes identically."""
     cfg = RecognizerConfig(epochs=1, batch_size=16)
