@@ -954,7 +954,20 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     from icegan.recognition import check_network_builds
     check_network_builds(cfg.recognizer)    # recognizer.input_size fits the network, before any work
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
-    clips = load_samples(cfg, progress=progress and distributed.is_main())
+    from icegan.data.features import validate_samples
+    from icegan.data.prepare import PrepareError
+    from icegan.data.sheets import SheetError
+    from icegan.protocol import LosoScopeError, make_folds
+    try:
+        clips = load_samples(cfg, progress=progress and distributed.is_main())
+        # the clips' table (labels, dataset prefixes, one row per clip) and its folds (two spellings of a subject,
+        # too few subjects): bad input stops here in one line, before any training
+        validate_samples(clips.samples)
+        make_folds(clips.samples["subject"].astype(str).tolist(), cfg.data.protocol, cfg.data.dataset)
+    except (PrepareError, SheetError, LosoScopeError):
+        raise               # their messages already name the file or the setting
+    except ValueError as exc:
+        raise PrepareError(f"the run's clips: {exc}") from None
     from icegan.protocol import data_digest
     # the weights' checksums and the clips themselves (labels and onset/apex pixels): a cache or a resumed run made
     # on other faces with the same clip names is never read back

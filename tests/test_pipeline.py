@@ -395,6 +395,32 @@ def test_main_job_reports_bad_data_in_one_line(tmp_path, capsys):
         make_folds(["casme2/sub01"] * 3, "CDE")
 
 
+def test_main_job_reports_bad_clips_in_one_line(tmp_path, capsys, monkeypatch):
+    """The clips the main job loaded are checked before any training: a clip listed twice, or a loader's own
+    ValueError (e.g. an unknown label in a clip list), ends the run with one line naming the problem, no traceback
+    and no fold trained."""
+    import icegan.pipeline as pipeline
+    real = pipeline.load_samples
+
+    def twice(cfg, progress=True, unlabelled=False):
+        clips = real(cfg, progress=progress, unlabelled=unlabelled)
+        clips.samples.loc[1, ["subject", "clip"]] = clips.samples.loc[0, ["subject", "clip"]].to_numpy()
+        return clips
+    base = ["data.n_subjects=3", "data.clips_per_class=1", "gan.enabled=false", "flow.method=farneback",
+            "--no-progress"]
+    monkeypatch.setattr(pipeline, "load_samples", twice)
+    assert pipeline.main([*base, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "error: the run's clips: samples: row 1: clip" in err and "appears twice" in err
+    assert "Traceback" not in err and not (tmp_path / "a" / "predictions.csv").exists()
+
+    def unknown_label(cfg, progress=True, unlabelled=False):
+        raise ValueError("clips.csv line 3: unknown label 'happiness'")
+    monkeypatch.setattr(pipeline, "load_samples", unknown_label)
+    assert pipeline.main([*base, "--out", str(tmp_path / "b")]) == 2
+    assert "error: the run's clips: clips.csv line 3: unknown label 'happiness'" in capsys.readouterr().err
+
+
 def test_main_job_reports_an_unreadable_coding_sheet_in_one_line(shared_data, tmp_path, capsys):
     from icegan.pipeline import main
     sheet = tmp_path / "coding.xlsx"
