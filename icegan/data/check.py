@@ -36,12 +36,15 @@ class Problem:
 
 
 def _readable(path: Path) -> bool:
+    """Whether the frame decodes and is not cut short (:func:`icegan.data.frame_io.read_frame`, at half size)."""
     import cv2
+
+    from .frame_io import read_frame
     try:
-        img = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_2)
-    except cv2.error:
+        read_frame(path, cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    except ValueError:
         return False
-    return img is not None and img.size > 0
+    return True
 
 
 def subject_missing(rec: ClipRecord) -> bool:

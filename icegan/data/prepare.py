@@ -286,11 +286,12 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
 
 
 def _read(path: Path, color: str) -> np.ndarray:
+    """One frame, grey (H, W) or RGB (H, W, 3) uint8; ValueError naming the file when it cannot be decoded or was
+    cut short (:func:`icegan.data.frame_io.read_frame`)."""
     import cv2
-    flag = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
-    img = cv2.imread(str(path), flag)
-    if img is None:
-        raise ValueError(f"cannot read image {path}")
+
+    from .frame_io import read_frame
+    img = read_frame(path, cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR)
     return img if color == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

@@ -136,12 +136,13 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     last = record.offset if record.offset is not None else float("inf")
     span = [(n, p) for n, p in zip(record.frame_numbers, record.frame_paths) if first <= n <= last]
     numbers = [n for n, _ in span]
+    from .frame_io import read_frame
     frames = []
     for _, p in span:
-        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-        if img is None:
-            raise ValueError(f"{record.key}: cannot read frame {p} for apex spotting")
-        frames.append(img)
+        try:
+            frames.append(read_frame(p, cv2.IMREAD_GRAYSCALE))
+        except ValueError as exc:
+            raise ValueError(f"{record.key}: apex spotting: {exc}") from None
     if len(frames) < 2:
         raise ValueError(f"{record.key}: apex spotting needs at least 2 frames, found {len(frames)}")
     idx, name, _ = spot_apex_index(frames, method=method, detector=detector)

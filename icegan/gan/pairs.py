@@ -122,15 +122,14 @@ def read_face(path: str | Path, img_size: int) -> np.ndarray:
     """Read one face image as grayscale uint8 (img_size, img_size) with OpenCV (INTER_AREA resize).
 
     Raises:
-        FileNotFoundError: the file does not exist; ValueError: OpenCV cannot decode it.
+        FileNotFoundError: the file does not exist; ValueError: OpenCV cannot decode it, or it was cut short.
     """
     import cv2
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"face image not found: {p}")
-    img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise ValueError(f"cannot decode image {p} (not an image OpenCV can read)")
+    from icegan.data.frame_io import read_frame
+    img = read_frame(p, cv2.IMREAD_GRAYSCALE)       # ValueError naming the file: undecodable or cut short
     return cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
 
 

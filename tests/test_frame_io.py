@@ -1,0 +1,81 @@
+"""Frames cut short (icegan.data.frame_io): refused by name instead of decoded with grey rows, in the reader and in
+`icegan prepare` / `icegan data check`."""
+import cv2
+import numpy as np
+import pytest
+
+from icegan.data.frame_io import read_frame, truncation_problem
+
+
+def _encoded(ext: str) -> bytes:
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (64, 48), dtype=np.uint8), (5, 5), 0)
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp"])
+def test_a_complete_file_passes_and_every_cut_is_caught(ext):
+    data = _encoded(ext)
+    assert truncation_problem(data) is None
+    for keep in (len(data) // 3, len(data) // 2, len(data) - 20, len(data) - 1):
+        why = truncation_problem(data[:keep])
+        assert why is not None and why.startswith("truncated"), (ext, keep)
+
+
+def test_jpeg_padding_after_the_end_marker_is_accepted_and_unknown_formats_are_not_judged():
+    data = _encoded(".jpg")
+    assert truncation_problem(data + b"\x00" * 300) is None
+    assert truncation_problem(data + b"\x00" * 5000) is not None      # beyond the 4096-byte allowance
+    assert truncation_problem(b"GIF89a" + b"\x00" * 10) is None         # not checked: left to the decoder
+
+
+def test_read_frame_decodes_as_imread_and_names_the_cut_file(shared_data, tmp_path):
+    src = shared_data / "casme2" / "sub01" / "EP02_01f" / "img59.jpg"
+    for flag in (cv2.IMREAD_GRAYSCALE, cv2.IMREAD_COLOR, cv2.IMREAD_REDUCED_GRAYSCALE_2):
+        np.testing.assert_array_equal(read_frame(src, flag), cv2.imread(str(src), flag))
+    cut = tmp_path / "img59.jpg"
+    cut.write_bytes(src.read_bytes()[:1100])
+    # OpenCV alone decodes the cut file (the missing rows grey): the reason this reader exists
+    assert cv2.imread(str(cut), cv2.IMREAD_GRAYSCALE) is not None
+    with pytest.raises(ValueError, match=rf"cannot read image {cut}: truncated: no JPEG end marker .*copy the file"):
+        read_frame(cut)
+    with pytest.raises(ValueError, match="cannot read image .*missing.jpg"):
+        read_frame(tmp_path / "missing.jpg")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="not an image OpenCV can decode"):
+        read_frame(tmp_path / "empty.jpg")
+
+
+def test_prepare_and_data_check_refuse_cut_frames(shared_data, tmp_path):
+    """A clip whose onset was cut short is skipped with the reason; a cut neighbour counts as unreadable and the
+    nearest complete frame stands in; `icegan data check --read-images` lists both files."""
+    from icegan.data import prepare as prep
+    src = shared_data / "casme2" / "sub01" / "EP02_01f"                  # onset 46, apex 59
+    for clip in ("cut_neighbour", "cut_onset"):
+        (tmp_path / clip).mkdir()
+        for n in (46, 57, 58, 59, 60, 61):
+            (tmp_path / clip / f"img{n}.jpg").write_bytes((src / f"img{n}.jpg").read_bytes())
+    for rel in ("cut_neighbour/img60.jpg", "cut_onset/img46.jpg"):
+        f = tmp_path / rel
+        f.write_bytes(f.read_bytes()[:1100])
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\n"
+                     + "".join(f"me,{c},{c},46,59,61\n" for c in ("cut_neighbour", "cut_onset")))
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
+                             cache_root=str(tmp_path / "cache"), size=32, workers=1, progress=False)
+    p = prep.prepare_dataset(cfg)
+    assert p.manifest["clip"].tolist() == ["cut_neighbour"]
+    assert "apex+1 frame 60 unreadable (img60.jpg), used 59" in p.manifest["notes"].iloc[0]
+    reason = dict(zip(p.skipped["key"], p.skipped["reason"]))["clips/me/cut_onset"]
+    assert "img46.jpg: truncated: no JPEG end marker" in reason
+
+    from icegan.cli import main
+    out = tmp_path / "check.json"
+    assert main(["data", "check", "--dataset", "clips", "--root", str(clips),
+                 "--json", str(out)]) in (0, 1)
+    import json
+    report = json.loads(out.read_text())
+    assert sorted(report["unreadable_images"]) == sorted(str(tmp_path / r) for r in
+                                                           ("cut_neighbour/img60.jpg", "cut_onset/img46.jpg"))
