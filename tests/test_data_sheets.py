@@ -146,6 +146,30 @@ def test_sheet_quirks_users_meet(tmp_path):
         read_samm_sheet(tmp_path / "none.xlsx")
 
 
+def test_a_clip_on_two_rows_and_sheets_users_export_badly(tmp_path):
+    """A row pasted twice is one clip (with a note), not two; two rows of one clip with different cells are refused
+    naming both rows; a CSV saved in a non-UTF-8 encoding and a subject that is not a number name the file (and row)."""
+    rows = [("006", "006_1_2", 5562, 5570, 5580, "4+7", "Anger", 3), ("006", "006_1_3", 3900, 3950, 3990, "12",
+                                                                        "Happiness", 1)]
+    got = read_samm_sheet(_samm_workbook(tmp_path / "twice.xlsx", rows=[*rows, rows[0]]))
+    assert [r.clip for r in got] == ["006_1_2", "006_1_3"]
+    assert got[0].notes == ["listed twice (sheet rows 2 and 4, the same cells): counted once"]
+    changed = (*rows[0][:3], 5571, *rows[0][4:])
+    with pytest.raises(SheetError, match=r"conflict.xlsx rows 2 and 4: clip 006/006_1_2 is listed twice with "
+                                         r"different apex; delete the wrong row"):
+        read_samm_sheet(_samm_workbook(tmp_path / "conflict.xlsx", rows=[*rows, changed]))
+    csv = tmp_path / "casme2.csv"
+    csv.write_bytes("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
+                    "1,EP01_01,10,13,16,4,caf\u00e9\n".encode("cp1252"))
+    with pytest.raises(SheetError, match=r"casme2.csv: not UTF-8 text \(byte 0xe9 at byte \d+; .*save it as "
+                                         r"'CSV UTF-8' or as .xlsx"):
+        read_casme2_sheet(csv)
+    csv.write_text("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
+                   "1,EP01_01,10,13,16,4,others\nS-01,EP01_02,10,13,16,4,others\n")
+    with pytest.raises(SheetError, match=r"casme2.csv row 3: CASME II subject 'S-01' is not a number"):
+        read_casme2_sheet(csv)
+
+
 def test_cli_composite_json(ann, tmp_path, capsys):
     out = tmp_path / "composite.json"
     assert icegan_main(["data", "composite", "--annotations-dir", str(ann), "--json", str(out)]) == 0

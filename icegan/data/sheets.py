@@ -73,8 +73,13 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
         raise SheetError(f"annotation sheet not found: {path}")
     if path.suffix.lower() == ".csv":
         import csv
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return [tuple(c if c != "" else None for c in r) for r in csv.reader(f)]
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                return [tuple(c if c != "" else None for c in r) for r in csv.reader(f)]
+        except UnicodeDecodeError as exc:
+            raise SheetError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at byte {exc.start}; a "
+                             "spreadsheet's plain 'CSV' export uses the computer's own encoding): save it as "
+                             "'CSV UTF-8' or as .xlsx") from None
     if path.suffix.lower() == ".xls":
         raise SheetError(f"{path}: the old .xls format is not read; open it in a spreadsheet program and save it as "
                          f".xlsx (the format the datasets are distributed in), or export the clip sheet as .csv")
@@ -170,12 +175,17 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
     h = _find_header(table, path)
     cols = _columns(table[h], wanted, path, required=required)
     out: list[SheetRow] = []
+    seen: dict[tuple[str, str], int] = {}           # (subject, clip) → index in out
     for i, r in enumerate(table[h + 1:], start=h + 2):
         subj, clip = _cell(r, cols["subject"]), _cell(r, cols["clip"])
         if all(c is None or str(c).strip() == "" for c in r):
             continue  # blank row
         if subj is None or clip is None or _text(subj) == "" or _text(clip) == "":
             raise SheetError(f"{path} row {i}: subject or filename is empty in a non-blank row: {r}")
+        try:
+            subject = subject_fmt(subj)
+        except SheetError as exc:
+            raise SheetError(f"{path} row {i}: {exc}") from None
         notes = []
         frames = {}
         for key in ("onset", "apex", "offset"):
@@ -197,11 +207,23 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
             obj, why = parse_frame(_cell(r, cols["objective"]))
             if why and why != "empty":
                 notes.append(f"objective class {why} (sheet row {i})")
-        out.append(SheetRow(dataset=dataset, subject=subject_fmt(subj), clip=_text(clip),
-                            onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
-                            emotion=_text(_cell(r, cols["emotion"])),
-                            action_units=_text(_cell(r, cols.get("au"))),
-                            objective_class=obj, row=i, notes=notes))
+        row = SheetRow(dataset=dataset, subject=subject, clip=_text(clip),
+                       onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
+                       emotion=_text(_cell(r, cols["emotion"])),
+                       action_units=_text(_cell(r, cols.get("au"))),
+                       objective_class=obj, row=i, notes=notes)
+        key = (row.subject, row.clip)
+        if key in seen:           # a row pasted twice: one clip, counted once; two codings of it: the user decides
+            first = out[seen[key]]
+            fields = ("onset", "apex", "offset", "emotion", "action_units", "objective_class")
+            differ = [f for f in fields if getattr(first, f) != getattr(row, f)]
+            if differ:
+                raise SheetError(f"{path} rows {first.row} and {i}: clip {row.subject}/{row.clip} is listed twice "
+                                 f"with different {', '.join(differ)}; delete the wrong row")
+            first.notes.append(f"listed twice (sheet rows {first.row} and {i}, the same cells): counted once")
+            continue
+        seen[key] = len(out)
+        out.append(row)
     if not out:
         raise SheetError(f"{path}: header found but no clip rows below it")
     return out
@@ -237,9 +259,11 @@ def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
     gets a note (shown by ``icegan data check``).
 
     Raises:
-        SheetError: file missing/unreadable (an old ``.xls``: save it as ``.xlsx`` or ``.csv``), no ``Subject``
-            header row, a required column (subject, filename, onset, apex, emotion) missing, or a non-blank row
-            without subject/filename (message names file and row).
+        SheetError: file missing/unreadable (an old ``.xls``: save it as ``.xlsx`` or ``.csv``; a ``.csv`` that is
+            not UTF-8), no ``Subject`` header row, a required column (subject, filename, onset, apex, emotion)
+            missing, a non-blank row without subject/filename or with a subject that is not a number, or one clip
+            on two rows with different cells (message names file and row). Two identical rows of one clip are read
+            as one, with a note.
     """
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
