@@ -51,6 +51,8 @@ def test_clip_list_records(tmp_path):
     ("subject,clip,frames,onset\np,a,v,\n", r"line 2 \(clip 'a'\): empty onset"),
     ("subject,clip,frames,onset,apex\np,a,v,5,x\n", r"line 2 \(clip 'a'\): apex 'x' is not a frame number"),
     ("subject,clip,frames,onset,apex\np,a,v,5,3\n", r"line 2 \(clip 'a'\): apex 3 is before onset 5"),
+    ("subject,clip,frames,onset,apex\np,a,v,5,5\n", r"line 2 \(clip 'a'\): apex 5 is the onset frame, so the "
+                                                 r"onset→apex flow would be zero; .*leave the apex cell empty"),
     ("subject,clip,frames,onset,label\np,a,v,5,angry\n", r"line 2 \(clip 'a'\): label 'angry'"),
     ("subject,clip,frames,onset\np,a,v,5\n\np,a,w,6\n", r"line 4 \(clip 'a'\): .*listed twice \(first on line 2\)"),
     ("subject,clip,frames,onset,dataset\np,a,v,5,my data\n", r"line 2 .*dataset name 'my data' is not usable"),

@@ -122,6 +122,9 @@ class ClipList:
             offset = _frame_number(r["offset"], "offset", where, required=False)
             if apex is not None and apex < onset:
                 raise ValueError(f"{where}: apex {apex} is before onset {onset}")
+            if apex is not None and apex == onset:     # as the MEGC2019 composite excludes such a clip
+                raise ValueError(f"{where}: apex {apex} is the onset frame, so the onset→apex flow would be zero; "
+                                 f"give the apex frame, or leave the apex cell empty to have it spotted")
             label = r["label"].strip()
             class3 = parse_class_label(label, where, allow_empty=True)
             key = f"{dataset}/{subject}/{clip}"
