@@ -128,6 +128,15 @@ def test_cli_prepare(shared_data, tmp_path, capsys):
     p = prep.load_prepared(caches[0])
     assert p.frames.onset.shape[1:] == (48, 48) and set(p.manifest["subject"]) == {"casme2/sub03"}
     assert f"prepared {len(p)} clips (48x48 gray)" in out
+    # a cache file damaged after the cache was finished: one line naming the file and the fix, not numpy's error
+    apex = caches[0] / "apex.npy"
+    apex.write_bytes(apex.read_bytes()[:200])
+    with pytest.raises(prep.PrepareError, match=rf"{apex}: cannot be read .*the cache is damaged; delete the folder "
+                                                rf"{caches[0]} and run the command again"):
+        prep.load_prepared(caches[0])
+    assert icegan_main(["prepare", "--config", str(cfg), f"cache_root={tmp_path}", "size=48"]) == 2
+    err = capsys.readouterr().err
+    assert f"{apex}: cannot be read" in err and "Traceback" not in err
 
 
 def test_prepare_sequences_and_rgb(tmp_path):

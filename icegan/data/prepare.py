@@ -458,20 +458,31 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
     """Load a finished cache directory written by :func:`prepare_dataset`.
 
     Raises:
-        PrepareError: the folder is not a complete cache (names the missing file).
+        PrepareError: the folder is not a complete cache (names the missing file), or one of its files cannot be read
+            (names the file and says to delete the folder).
     """
     d = Path(cache_dir)
     for name in ("manifest.csv", "onset.npy", "apex.npy", "settings.json", "COMPLETE"):
         if not (d / name).is_file():
             raise PrepareError(f"{d} is not a complete icegan cache: {name} missing (run `icegan prepare` again)")
-    manifest = pd.read_csv(d / "manifest.csv", dtype={"notes": str, "affine": str, "key": str})
-    for col in ("notes", "affine"):
-        manifest[col] = manifest[col].fillna("")
-    skipped = pd.read_csv(d / "skipped.csv") if (d / "skipped.csv").is_file() else pd.DataFrame(columns=["key", "reason"])
-    settings = json.loads((d / "settings.json").read_text())
-    frames = PreparedFrames(onset=np.load(d / "onset.npy"), apex=np.load(d / "apex.npy"),
-                            apex_neighbours=np.load(d / "apex_neighbours.npy"),
-                            landmarks=np.load(d / "landmarks.npy"), cache_dir=d)
+    reading = "manifest.csv"
+    try:          # a file damaged after the cache was finished (a disk full, a partial copy of the cache folder)
+        manifest = pd.read_csv(d / "manifest.csv", dtype={"notes": str, "affine": str, "key": str})
+        for col in ("notes", "affine"):
+            manifest[col] = manifest[col].fillna("")
+        reading = "skipped.csv"
+        skipped = (pd.read_csv(d / "skipped.csv") if (d / "skipped.csv").is_file()
+                   else pd.DataFrame(columns=["key", "reason"]))
+        reading = "settings.json"
+        settings = json.loads((d / "settings.json").read_text())
+        arrays = {}
+        for name in ("onset", "apex", "apex_neighbours", "landmarks"):
+            reading = f"{name}.npy"
+            arrays[name] = np.load(d / reading)
+    except (OSError, EOFError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise PrepareError(f"{d / reading}: cannot be read ({str(exc).strip() or type(exc).__name__}): the cache "
+                           f"is damaged; delete the folder {d} and run the command again to rebuild it") from None
+    frames = PreparedFrames(**arrays, cache_dir=d)
     if len(frames.onset) != len(manifest):
         raise PrepareError(f"{d}: manifest has {len(manifest)} rows but onset.npy {len(frames.onset)}")
     return PreparedDataset(manifest=manifest, frames=frames, skipped=skipped, cache_dir=d, settings=settings)
