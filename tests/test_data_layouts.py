@@ -93,6 +93,14 @@ def test_smic_tree(smic_tree):
     rep = check_dataset("smic", smic_tree)
     assert rep.clips_usable == 3 and rep.by_class_usable == {"negative": 1, "positive": 1, "surprise": 1}
     assert {p["clip"] for p in rep.clips_with_problems} == {"smic/s2/micro/happy", "smic/s3"}
+    # a clip of one frame cannot have its apex spotted: the check says so (skip), as icegan prepare then does
+    one = smic_tree / "SMIC_all_cropped" / "HS" / "s2" / "micro" / "negative" / "s2_ne_01"
+    one.mkdir(parents=True)
+    cv2.imwrite(str(one / "reg_image10.bmp"), _texture(4))
+    rep = check_dataset("smic", smic_tree)
+    assert rep.clips_usable == 3
+    assert {"clip": "smic/s2/s2_ne_01", "severity": "skip",
+            "problem": "apex spotting needs at least 2 frames from onset to offset, found 1"} in rep.clips_with_problems
 
 
 def test_spotting_known_apex_and_head_motion():

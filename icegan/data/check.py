@@ -88,6 +88,13 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     if rec.apex is None:
         if need_apex:
             out.append(Problem(k, "apex is not a frame number in the sheet", SKIP))
+        else:                    # to be spotted (icegan.data.spotting.spot_record_apex): needs two frames
+            first = rec.onset if rec.onset is not None else -1
+            last = rec.offset if rec.offset is not None else float("inf")
+            span = sum(first <= n <= last for n in nums)
+            if span < 2:
+                out.append(Problem(k, f"apex spotting needs at least 2 frames from onset to offset, found {span}",
+                                   SKIP))
     elif rec.apex not in present:
         out.append(Problem(k, f"apex frame {rec.apex} not on disk (frames present: {ranges_text(nums)})", SKIP))
     if rec.onset is not None and rec.apex is not None and rec.apex < rec.onset:
