@@ -84,7 +84,9 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     all valid pixels, each pair weighted by its ``n_valid`` pixels: the KITTI benchmark's Fl-all, while published
     KITTI EPEs average per image as ``mean`` does; equal to ``mean`` when every pair has the same valid mask),
     ``n_valid_pixels``, ``per_pair`` rows (the metrics of :func:`flownet.metrics.flow_metrics` plus ``name`` and
-    ``n_valid``), and the speed (``pairs_per_s``, ``seconds_per_pair``)."""
+    ``n_valid``), and the speed (``pairs_per_s``, ``seconds_per_pair``).
+
+    Raises ValueError for no pairs, or for pairs whose ground truth has no valid pixel (named: a broken ``.flo``)."""
     from tqdm import tqdm
 
     from . import get_estimator
@@ -101,6 +103,10 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs, max_motion=max_motion)
     if not pairs:
         raise ValueError("no pairs to evaluate")
+    empty = [str(p["name"]) for p in pairs if valid_pixel_count(p["flow"], p["valid"]) == 0]
+    if empty:
+        raise ValueError(f"{len(empty)} pair(s) have no valid ground-truth pixel (every flow value unknown: above "
+                         f"1e9 or not finite, or masked out), e.g. {', '.join(empty[:3])}: check their .flo files")
     if input_size != "native":
         from .resolution import at_input_size
         estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))

@@ -459,6 +459,11 @@ def test_evaluate_pools_pairs_with_unequal_valid_masks_by_pixel():
     assert "| pooled (20 valid pixels) | 2.400 |" in format_table(res)
     same = evaluate("zero", pairs=pairs[:1] * 2, estimator=Zero(), progress=False)
     assert same["pooled"] == pytest.approx(same["mean"]) and "pooled" not in format_table(same)
+    # a pair whose ground truth is all unknown (a broken .flo) is named before any estimate
+    unknown = dict(pairs[1], name="Broken", valid=torch.zeros(1, 4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"1 pair\(s\) have no valid ground-truth pixel .*e.g. Broken: check their "
+                                         r"\.flo files"):
+        evaluate("zero", pairs=[pairs[0], unknown], estimator=Zero(), progress=False)
 
 
 # ------------------------------------------------------------------ known values that pin single lines (mutation audit)
