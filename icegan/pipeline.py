@@ -957,13 +957,14 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     from icegan.data.features import validate_samples
     from icegan.data.prepare import PrepareError
     from icegan.data.sheets import SheetError
-    from icegan.protocol import LosoScopeError, make_folds
+    from icegan.protocol import LosoScopeError, check_classes, make_folds
     try:
         clips = load_samples(cfg, progress=progress and distributed.is_main())
         # the clips' table (labels, dataset prefixes, one row per clip) and its folds (two spellings of a subject,
         # too few subjects): bad input stops here in one line, before any training
         validate_samples(clips.samples)
-        make_folds(clips.samples["subject"].astype(str).tolist(), cfg.data.protocol, cfg.data.dataset)
+        folds = make_folds(clips.samples["subject"].astype(str).tolist(), cfg.data.protocol, cfg.data.dataset)
+        check_classes(clips.samples["label"].to_numpy(), folds)
     except (PrepareError, SheetError, LosoScopeError):
         raise               # their messages already name the file or the setting
     except ValueError as exc:

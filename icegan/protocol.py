@@ -145,6 +145,27 @@ def protocol_title(protocol: str) -> str:
     return f"{protocol} leave-one-dataset-out" if protocol == "HDE" else f"{protocol} LOSO"
 
 
+def check_classes(labels: Sequence[int], folds: Sequence[Fold]) -> None:
+    """Refuse a LOSO whose clips in scope (those the folds test) all carry one class: UF1 and UAR average over the
+    classes present in the ground truth, so such a run scores 1.0 for a model that predicts that class everywhere
+    (usually a label column read wrongly, or a filter that kept one class).
+
+    Args:
+        labels: (N,) int class of every sample. folds: the run's folds (:func:`make_folds`).
+
+    Raises:
+        LosoScopeError: fewer than two classes among the tested clips (the message gives the class and count).
+    """
+    tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
+    present = np.unique(np.asarray(labels)[tested])
+    if len(present) < 2:
+        from icegan.metrics import CLASS_NAMES
+        what = (f"all have label {int(present[0])} ({CLASS_NAMES[int(present[0])]})"
+                if len(present) == 1 and 0 <= int(present[0]) < len(CLASS_NAMES) else f"have labels {present.tolist()}")
+        raise LosoScopeError(f"the {len(tested)} clip(s) in the LOSO's scope {what}: UF1 and UAR need clips of at "
+                             "least two classes; check the label column of the data (or the protocol's dataset)")
+
+
 def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] = "CDE",
                dataset: Optional[str] = None) -> list[Fold]:
     """Leave-one-subject-out (CDE, SDE) or leave-one-dataset-out (HDE) folds over per-sample subject ids.
@@ -803,7 +824,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
 
     Raises:
         ValueError: bad sample table (names the row), bad protocol, bad scores from ``fold_fn``.
-        LosoScopeError (a ValueError): the clips cannot make the protocol's folds (:func:`make_folds`).
+        LosoScopeError (a ValueError): the clips cannot make the protocol's folds (:func:`make_folds`), or those in
+            scope have one class only (:func:`check_classes`).
         LosoStateError: ``out_dir`` holds a different run, another kind of run (an ensemble, a nested selection, a
             merge) or a ``predictions.csv`` without a run header (:func:`icegan.paths.run_folder_conflict`).
         Any exception raised by ``fold_fn`` propagates after the finished folds are saved.
@@ -816,6 +838,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     out = Path(out_dir)
     title = name or out.name
     folds = make_folds(samples["subject"].tolist(), protocol, dataset)
+    check_classes(samples["label"].to_numpy(), folds)
     if max_folds < 0:
         raise ValueError(f"max_folds must be >= 0 (0 = all folds), got {max_folds}")
     if max_folds > 0:

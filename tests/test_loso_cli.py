@@ -2,6 +2,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -144,6 +145,31 @@ def test_workers_with_one_group_says_it_has_no_effect(tmp_path, capsys):
                "workers=2", "threads=1", "--no-progress"])
     assert rc == 0
     assert "workers=2 has no effect with model.folds_per_group=0" in capsys.readouterr().err
+
+
+def test_a_table_of_one_class_is_refused_before_training(tmp_path, capsys):
+    """A feature table whose labels are all one class (a label column mapped wrongly) would score UF1 1.0 for a
+    constant guess: `icegan loso` refuses it in one line before a run folder exists."""
+    from icegan.protocol import LosoScopeError, check_classes, make_folds
+    folds = make_folds(["a/1", "a/1", "a/2", "b/3"], "CDE")
+    check_classes([0, 1, 1, 1], folds)                          # two classes: fine
+    with pytest.raises(LosoScopeError, match=r"the 4 clip\(s\) in the LOSO's scope all have label 1 \(positive\)"):
+        check_classes([1, 1, 1, 1], folds)
+    with pytest.raises(LosoScopeError, match=r"the 3 clip\(s\) in the LOSO's scope all have label 2"):
+        check_classes([0, 2, 2, 2], make_folds(["b/1", "a/1", "a/2", "a/3"], "SDE", "a"))   # class 0 out of scope
+    table = tmp_path / "one_class.csv"
+    (tmp_path / "maps").mkdir()
+    rows = ["dataset,subject,clip,label,path"]
+    for i in range(6):
+        np.save(tmp_path / "maps" / f"{i}.npy", np.random.default_rng(i).random((3, 28, 28), dtype=np.float32))
+        rows.append(f"mine,mine/p{i % 3},c{i},surprise,maps/{i}.npy")
+    table.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["loso", "--out", str(out), "data.source=table", f"data.table={table}", "model.name=logreg",
+                 "threads=1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "icegan loso: error: the 6 clip(s) in the LOSO's scope all have label 2 (surprise)" in err
+    assert "Traceback" not in err and not out.exists()
 
 
 def test_loso_runs_on_a_clone_of_the_htnet_release(shared_data, htnet_clone, tmp_path):

@@ -413,9 +413,10 @@ def check_run(cfg: "LosoConfig", fs):
         ValueError: a fold, network, sheet or dataset mistake, with the key to change.
         FileNotFoundError: a coding sheet that ``model.au_weight`` needs is missing.
     """
-    from icegan.protocol import make_folds
+    from icegan.protocol import check_classes, make_folds
     from icegan.recognition import check_custom_recognizer, check_network_builds
-    make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 units
+    folds = make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 units
+    check_classes(fs.samples["label"].to_numpy(), folds)   # two classes at least among the clips in scope
     check_network_builds(cfg.model)                     # model.input_size fits the network's pooling
     check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
