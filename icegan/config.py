@@ -128,7 +128,11 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{_section(prefix)} must be a mapping, got {data!r}")
+        where = f" (in {source})" if source else ""
+        got = repr(data)
+        got = got if len(got) <= 80 else got[:77] + "..."
+        raise ConfigError(f"{_section(prefix)}{where} must be a mapping of keys to values, got a "
+                          f"{type(data).__name__}: {got}")
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
@@ -370,7 +374,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
-        ConfigError: invalid YAML, unknown key or wrong type (the message names key and file).
+        ConfigError: a file that is not UTF-8 text, invalid YAML, a top level that is not a mapping, unknown key or
+            wrong type (the message names the file, and the key where there is one).
     """
     data: dict = {}
     source = ""
@@ -380,7 +385,12 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             raise FileNotFoundError(f"config file not found: {p}")
         source = str(p)
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            utf16 = p.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+            raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}"
+                              f"{'; it is UTF-16, as PowerShell and Notepad may save' if utf16 else ''}): save it as "
+                              f"UTF-8") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     cfg = from_dict(cls, data, source=source)

@@ -944,14 +944,21 @@ def check_network_builds(cfg: RecognizerConfig) -> None:
     (:func:`check_custom_recognizer`).
 
     Raises:
-        ValueError: the network cannot be built; the message names ``<section>.input_size`` and the network's reason.
+        ValueError: the network cannot be built; the message names ``<section>.input_size`` when the network's reason
+            is its size, else the settings it is built from, and the network's reason.
     """
     if cfg.name not in ("ststnet", "offtanet"):
         return
     try:
         _build(cfg, 1)
     except ValueError as exc:
-        raise ValueError(f"{cfg.SECTION}.input_size={cfg.input_size} does not fit {cfg.name}: {exc}") from None
+        sec = cfg.SECTION
+        if "input_size" in str(exc):                  # the network's own reason names the size it cannot take
+            raise ValueError(f"{sec}.input_size={cfg.input_size} does not fit {cfg.name}: {exc}") from None
+        built_from = [f"{sec}.input_size={cfg.input_size}", f"{sec}.dropout={cfg.dropout}"]
+        built_from.append(f"{sec}.stem_stride={cfg.stem_stride}" if cfg.name == "offtanet"
+                          else f"{sec}.width={cfg.width}")
+        raise ValueError(f"{sec}.name={cfg.name} cannot be built with {', '.join(built_from)}: {exc}") from None
 
 
 def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = None) -> None:

@@ -173,7 +173,15 @@ class RecognizerConfig:
     class_balance: Literal["pooled", "per_dataset"] = "pooled"
 
     def __post_init__(self):
+        """Check the settings.
+
+        Raises:
+            ValueError: a setting out of its range (e.g. ``model.epochs=0``, ``model.lr=-1``, ``model.dropout=1.5``) or
+                settings that do not go together; the message names the key as written in the config
+                (``<section>.<key>``).
+        """
         sec = self.SECTION
+        self._check_ranges()
         if self.class_balance == "per_dataset" and not self.class_weighting:
             raise ValueError(f"{sec}.class_balance=per_dataset balances the classes within each dataset: it needs "
                              f"{sec}.class_weighting=true")
@@ -186,7 +194,7 @@ class RecognizerConfig:
         elif self.module:
             raise ValueError(f"{sec}.module={self.module!r} is read only with {sec}.name=custom, not {self.name}")
         if self.forest_trees < 1:
-            raise ValueError(f"model.forest_trees must be >= 1, got {self.forest_trees}")
+            raise ValueError(f"{sec}.forest_trees must be >= 1, got {self.forest_trees}")
         if self.name in SKLEARN_MODELS:
             if self.seeds != 1:
                 raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
@@ -240,3 +248,34 @@ class RecognizerConfig:
         if self.domain_bn and self.mixup_alpha > 0:
             raise ValueError("model.domain_bn and model.mixup_alpha cannot be combined (a mixed pair may span "
                              "two datasets); set one of them to 0 / false")
+
+    def _check_ranges(self) -> None:
+        """Refuse a numeric setting outside the range where it means something (NaN included), naming the key as
+        ``<section>.<key>``; a 0 that means "off" or "all" stays valid.
+
+        Raises:
+            ValueError: the first setting out of range.
+        """
+        sec = self.SECTION
+        at_least = (("epochs", 1, ""), ("seeds", 1, " (ensemble members per fold)"), ("stem_stride", 1, ""),
+                    ("eval_every", 1, " epoch"), ("logreg_max_iter", 1, ""),
+                    ("batch_size", 0, " (0 = the whole feature tensor every step)"), ("shift_px", 0, " (0 = off)"),
+                    ("tta_shift_px", 0, " (0 = off)"), ("average_last", 0, " (0 = off)"),
+                    ("folds_per_group", 0, " (0 = all folds at once)"))
+        for key, low, note in at_least:
+            value = getattr(self, key)
+            if not value >= low:
+                raise ValueError(f"{sec}.{key} must be >= {low}{note}, got {value}")
+        for key in ("lr", "logreg_C"):
+            value = getattr(self, key)
+            if not (value > 0 and math.isfinite(value)):             # NaN fails too
+                raise ValueError(f"{sec}.{key} must be a finite number > 0, got {value}")
+        for key, note in (("weight_decay", " (0 = none)"), ("mixup_alpha", " (0 = off)")):
+            value = getattr(self, key)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{sec}.{key} must be a finite number >= 0{note}, got {value}")
+        for key, note in (("dropout", " (a probability; 0 = none)"),
+                          ("inner_val_fraction", " (0 = use the final epoch)")):
+            value = getattr(self, key)
+            if not 0 <= value < 1:
+                raise ValueError(f"{sec}.{key} must lie in [0, 1){note}, got {value}")

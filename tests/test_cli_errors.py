@@ -252,3 +252,32 @@ def test_auto_with_fold_processes_runs_on_a_cpu_machine_only(monkeypatch, gpu):
         assert per_call == 2 and isinstance(group_map, ProcessGroupMap) and group_map.workers == 2
     with pytest.raises(ValueError, match="with device=cuda set workers=1"):
         LosoConfig(device="cuda", workers=2)
+
+
+@pytest.mark.parametrize("over, msg", [
+    (["model.epochs=0"], "model.epochs must be >= 1, got 0"),
+    (["model.seeds=-1"], "model.seeds must be >= 1"),
+    (["model.lr=.nan"], "model.lr must be a finite number > 0, got nan"),
+    (["model.name=logreg", "model.logreg_C=-1"], "model.logreg_C must be a finite number > 0, got -1.0"),
+    (["model.dropout=1.5"], "model.dropout must lie in [0, 1)"),
+])
+def test_loso_refuses_nonsensical_recognizer_settings_in_one_line(tmp_path, capsys, over, msg):
+    """`icegan loso` answers a recognizer setting outside its range with one line naming the key (no torch/sklearn
+    traceback, no silent no-op training) and leaves no run folder."""
+    from icegan.cli import main
+    out = tmp_path / "r"
+    assert main(["loso", "--out", str(out), "--no-progress", "data.source=toy", "max_folds=1", "workers=1",
+                 *over]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "input_size" not in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_utf16_config_file_is_one_line_naming_it(tmp_path, capsys):
+    """A config saved as UTF-16 (PowerShell's `>`) is one error line naming the file and saying to save it as UTF-8."""
+    from icegan.cli import main
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("model:\n  epochs: 2\n", encoding="utf-16")
+    assert main(["loso", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"icegan loso: error: {cfg}: not UTF-8 text") and err.endswith("save it as UTF-8")

@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -223,3 +224,28 @@ def test_a_fixed_length_tuple_checks_its_length():
     from icegan.config import ConfigError, apply_overrides
     with pytest.raises(ConfigError, match="expected 2 values"):
         apply_overrides(_T(), ["pair=[3]"])
+
+
+def test_a_config_file_that_is_not_utf8_is_named_with_the_fix(tmp_path):
+    """A UTF-16 config (as PowerShell writes) is a ConfigError naming the file and saying to save it as UTF-8, not a
+    raw UnicodeDecodeError; a UTF-8 file with a byte-order mark still loads."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text("name: x\n", encoding="utf-16")
+    with pytest.raises(ConfigError) as exc:
+        load_config(Cfg, path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: not UTF-8 text") and "UTF-16" in msg and msg.endswith("save it as UTF-8")
+    path.write_bytes("name: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at position 9\): save it as UTF-8"):
+        load_config(Cfg, path)
+    path.write_text("name: x\n", encoding="utf-8-sig")
+    assert load_config(Cfg, path).name == "x"
+
+
+def test_a_config_file_whose_top_level_is_a_list_names_the_file(tmp_path):
+    """A YAML file holding a list instead of a mapping is refused naming the file."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text("- name: x\n- seed: 1\n")
+    with pytest.raises(ConfigError, match=rf"config \(in {re.escape(str(path))}\) must be a mapping of keys to "
+                                          r"values, got a list: \[\{'name': 'x'\}"):
+        load_config(Cfg, path)

@@ -966,3 +966,64 @@ def test_mixup_weighs_each_label_by_its_images_share(monkeypatch):
     want = float((0.9 * ce_a + 0.1 * ce_b).mean())
     assert not torch.allclose(ce_a, ce_b)
     assert log.values["train/ststnet/loss"][0] == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"epochs": 0}, "model.epochs must be >= 1, got 0"),
+    ({"epochs": -3}, "model.epochs must be >= 1, got -3"),
+    ({"seeds": 0}, "model.seeds must be >= 1"),
+    ({"name": "logreg", "seeds": -1}, "model.seeds must be >= 1"),
+    ({"lr": float("nan")}, "model.lr must be a finite number > 0, got nan"),
+    ({"lr": -1e-3}, "model.lr must be a finite number > 0"),
+    ({"lr": 0.0}, "model.lr must be a finite number > 0"),
+    ({"name": "logreg", "logreg_C": -1.0}, "model.logreg_C must be a finite number > 0"),
+    ({"name": "logreg", "logreg_max_iter": 0}, "model.logreg_max_iter must be >= 1"),
+    ({"dropout": 1.5}, r"model.dropout must lie in \[0, 1\)"),
+    ({"dropout": -0.1}, r"model.dropout must lie in \[0, 1\)"),
+    ({"weight_decay": -1e-4}, "model.weight_decay must be a finite number >= 0"),
+    ({"weight_decay": float("inf")}, "model.weight_decay must be a finite number >= 0"),
+    ({"batch_size": -1}, "model.batch_size must be >= 0"),
+    ({"stem_stride": 0, "name": "offtanet"}, "model.stem_stride must be >= 1"),
+    ({"eval_every": 0}, "model.eval_every must be >= 1"),
+    ({"shift_px": -1}, "model.shift_px must be >= 0"),
+    ({"tta_shift_px": -1}, "model.tta_shift_px must be >= 0"),
+    ({"average_last": -1}, "model.average_last must be >= 0"),
+    ({"folds_per_group": -1}, "model.folds_per_group must be >= 0"),
+    ({"mixup_alpha": -0.2}, "model.mixup_alpha must be a finite number >= 0"),
+    ({"inner_val_fraction": 1.0}, r"model.inner_val_fraction must lie in \[0, 1\)"),
+])
+def test_a_nonsensical_numeric_setting_is_refused_naming_its_key(kw, msg):
+    """A recognizer setting outside its meaningful range (0 epochs or seeds, a NaN/negative lr, C <= 0, dropout >= 1,
+    ...) is refused by the config, naming the key, instead of training nothing or failing inside torch/sklearn."""
+    with pytest.raises(ValueError, match=msg):
+        RecognizerConfig(**kw)
+
+
+def test_zero_meaning_off_or_all_stays_valid():
+    """The settings whose 0 means "off" or "all" (batch_size, shift_px, weight_decay, dropout, ...) accept 0."""
+    cfg = RecognizerConfig(batch_size=0, shift_px=0, tta_shift_px=0, weight_decay=0.0, dropout=0.0, mixup_alpha=0.0,
+                           average_last=0, folds_per_group=0, inner_val_fraction=0.0)
+    assert cfg.batch_size == 0 and cfg.dropout == 0.0
+
+
+def test_a_range_error_names_the_main_jobs_recognizer_section():
+    """In train.py's config the same checks name the key as ``recognizer.<key>``, the way the user types it."""
+    from icegan.config import ConfigError, apply_overrides
+    from icegan.pipeline import MainConfig
+    with pytest.raises(ConfigError, match=r"recognizer.epochs must be >= 1, got 0"):
+        apply_overrides(MainConfig(), ["recognizer.epochs=0"])
+
+
+def test_a_build_error_that_is_not_the_size_does_not_blame_input_size():
+    """check_network_builds blames model.input_size only for a size the network cannot take; another reason (here a
+    dropout outside [0, 1] that bypassed the config check) names the settings the network is built from."""
+    from icegan.recognition import check_network_builds
+    cfg = RecognizerConfig()
+    cfg.dropout = 1.5                                 # set after the config's own check, as a caller could
+    with pytest.raises(ValueError) as info:
+        check_network_builds(cfg)
+    msg = str(info.value)
+    assert "does not fit" not in msg and "model.dropout=1.5" in msg and "dropout probability" in msg
+    small = RecognizerConfig(input_size=2)
+    with pytest.raises(ValueError, match="model.input_size=2 does not fit ststnet"):
+        check_network_builds(small)
