@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from icegan.paths import run_folder_header
-from icegan.report import markdown_cell
+from icegan.report import DAMAGED, RERUN, RESUME, markdown_cell
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, refuse_run_folder_conflict,
                              summarize_predictions, write_reports)
 
@@ -45,8 +45,9 @@ def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
         ``(header, predictions)``, predictions in file order with at least subject, clip, y_true, y_pred.
 
     Raises:
-        EnsembleError: no header or ``predictions.csv``, a missing column, an unfinished run (a fold of the header
-            without predictions), or a clip listed twice.
+        EnsembleError: no header or ``predictions.csv``, one of them damaged (not JSON / an empty, unreadable or
+            cut-short CSV: the message names the file and says to rerun), a missing column, an unfinished run (a fold
+            of the header without predictions), or a clip listed twice.
     """
     d = Path(run_dir)
     # a LOSO run's run.json, else an ensemble's, nested selection's or merge's header: finished, honest by construction
@@ -89,17 +90,65 @@ def not_probabilities(p: np.ndarray) -> np.ndarray:
     return ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
 
 
+def _read_header(f: Path) -> dict:
+    """A run folder's JSON header (``run.json``, ``ensemble.json``, ...).
+
+    Raises:
+        EnsembleError: the file cannot be read, is not JSON (e.g. cut short) or not a JSON object (names the file).
+    """
+    try:
+        header = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnsembleError(f"{f}: cannot be read as JSON ({exc}); {DAMAGED}: {RERUN}") from None
+    if not isinstance(header, dict):
+        raise EnsembleError(f"{f}: not a JSON object (got a {type(header).__name__}); {DAMAGED}: {RERUN}")
+    return header
+
+
 def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: bool = False):
-    """Header and predictions of a finished run, with the checks both readers share."""
+    """Header and predictions of a finished run, with the checks both readers share.
+
+    Raises:
+        EnsembleError: a missing, unreadable, empty or cut-short header or ``predictions.csv`` (names the file, and
+            the line of a row cut short), a missing column, an unfinished run or a clip listed twice.
+    """
     pred_csv = d / "predictions.csv"
     for f in (run_json, pred_csv):
         if not f.is_file():
             raise EnsembleError(f"{d}: no {f.name}; give the folder of a finished {kinds}")
-    header = json.loads(run_json.read_text())
-    pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str})
+    header = _read_header(run_json)
+    damaged = f"{DAMAGED}: {RESUME}"
+    text = pred_csv.read_bytes()
+    if not text.strip():
+        raise EnsembleError(f"{pred_csv}: the file is empty; {damaged}")
+    if not text.endswith(b"\n"):               # every writer ends each row with a line break: a write cut off
+        last = text.count(b"\n") + 1
+        raise EnsembleError(f"{pred_csv}, line {last}: the file ends inside this line (cut short); {damaged}")
+    try:
+        # blank lines kept (and dropped below) so that the index gives each row's line in the file
+        pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str}, skip_blank_lines=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise EnsembleError(f"{pred_csv}: not a readable CSV table ({str(exc).strip()}); {damaged}") from None
+    n_lines = len(pred)
+    pred = pred.dropna(how="all")
+    blank_lines = len(pred) < n_lines
     missing = [c for c in need if c not in pred.columns]
     if missing or (need_scores and not any(c in pred.columns for c in SCORE_COLUMNS)):
         raise EnsembleError(f"{pred_csv}: missing column(s) {missing or list(SCORE_COLUMNS)}")
+    if pred.empty:
+        raise EnsembleError(f"{pred_csv}: no rows, only the header; {damaged}")
+    filled = need + [c for c in SCORE_COLUMNS if c in pred.columns]
+    short = pred[filled].isna().any(axis=1).to_numpy()
+    if short.any():
+        i = int(np.flatnonzero(short)[0])
+        empty = [c for c in filled if pd.isna(pred[c].iloc[i])]
+        raise EnsembleError(f"{pred_csv}, line {int(pred.index[i]) + 2}: empty {', '.join(empty)} (a row cut "
+                            f"short, or cells left empty); {damaged}")
+    pred = pred.reset_index(drop=True)
+    if blank_lines:                            # their NaN made the integer columns float: back to integers
+        for c in ("fold", "y_true", "y_pred"):
+            if c in pred.columns and pred[c].dtype.kind == "f" and (pred[c] % 1 == 0).all():
+                pred[c] = pred[c].astype(np.int64)
     # a fold is named by its held-out subject, or by its dataset in an HDE run
     unfinished = sorted(set(header.get("folds", [])) - set(pred[held_out_column(header.get("protocol", ""))]))
     if unfinished:

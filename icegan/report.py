@@ -93,13 +93,28 @@ def _strip_run_only(d):
     return d
 
 
-def _read_json(f: Path) -> dict:
+#: what a message says of a run's file that cannot be read or is cut short (also :mod:`icegan.ensemble`), then what
+#: to do: :data:`RERUN` for a header or config (a resume would read it too), :data:`RESUME` for the files a run rewrites
+DAMAGED = "it looks damaged or incomplete (was the run killed while writing it?)"
+RERUN = "rerun that run into a fresh --out folder"
+RESUME = ("run the command that wrote this folder again with the same --out (a LOSO run resumes, rerunning only folds "
+          "it has no complete predictions for, and writes its results again)")
+
+
+def _read_json(f: Path, fix: str = RERUN) -> dict:
+    """A run folder's JSON file (``metrics.json``, ``ensemble.json``, ...) as a dict; ``fix``: what the message about
+    a damaged file says to do.
+
+    Raises:
+        ValueError: the file cannot be read, is not JSON (e.g. cut short) or not a JSON object; the message names the
+            file, says it looks damaged or incomplete, and gives ``fix``.
+    """
     try:
-        d = json.loads(f.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{f}: cannot be read ({exc})") from None
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{f}: cannot be read as JSON ({exc}); {DAMAGED}: {fix}") from None
     if not isinstance(d, dict):
-        raise ValueError(f"{f}: not a JSON object")
+        raise ValueError(f"{f}: not a JSON object (got a {type(d).__name__}); {DAMAGED}: {fix}")
     return d
 
 
@@ -123,9 +138,9 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
         return None, f"{run}: members nested too deeply"
     if (run / "config.yaml").is_file():
         try:
-            cfg = yaml.safe_load((run / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{run / 'config.yaml'}: cannot be read ({exc})") from None
+            cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"{run / 'config.yaml'}: cannot be read ({exc}); {DAMAGED}: {RERUN}") from None
         if not isinstance(cfg, dict):
             raise ValueError(f"{run / 'config.yaml'}: not a config (a YAML mapping)")
         cfg = {k: v for k, v in cfg.items() if k != "name"}
@@ -240,10 +255,16 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
 
 
 def _load(run: Path) -> dict:
+    """A finished run's ``metrics.json``.
+
+    Raises:
+        ValueError: no ``metrics.json``, one that cannot be read or is cut short (:func:`_read_json`), or one that
+            lacks a key of icegan's metrics (each names the file).
+    """
     f = run / "metrics.json"
     if not f.is_file():
         raise ValueError(f"{run}: no metrics.json (an unfinished run, or not a run folder)")
-    m = json.loads(f.read_text())
+    m = _read_json(f, RESUME)
     for key in ("protocol", "oracle_epoch", "overall", "per_dataset"):
         if key not in m:
             raise ValueError(f"{f}: no '{key}' (not an icegan metrics.json)")

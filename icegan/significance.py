@@ -98,7 +98,12 @@ def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: i
 
 def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
     """A finished run's header and predictions (:func:`icegan.ensemble.read_finished_run`, any selection), by subject
-    and clip."""
+    and clip.
+
+    Raises:
+        ValueError: (:class:`icegan.ensemble.EnsembleError`) a missing, unfinished or damaged run: the message names the
+            file (a header that is not JSON, an empty or cut-short ``predictions.csv``) and says to rerun the run.
+    """
     from icegan.ensemble import read_finished_run
     header, pred = read_finished_run(run)
     return header, pred.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
@@ -114,9 +119,10 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> 
     requires): their statistic is the mean over them.
 
     Raises:
-        ValueError: a missing or unfinished run, or runs of one entry that differ in clips or labels, mix
-            oracle and honest selection (the message names the runs), or are not seeds of one recipe (names the
-            entry, two runs and the keys they differ in, and says to give each recipe its own entry, LABEL=GLOB).
+        ValueError: a missing, unfinished or damaged run (names the damaged file), or runs of one entry that differ
+            in clips or labels, mix oracle and honest selection (the message names the runs), or are not seeds of one
+            recipe (names the entry, two runs and the keys they differ in, and says to give each recipe its own
+            entry, LABEL=GLOB).
     """
     runs = [Path(r) for r in runs]
     if not runs:

@@ -217,3 +217,48 @@ def test_run_folder_conflict():
         assert "no run header" in run_folder_conflict(d, "run.json")
         with pytest.raises(ValueError, match="own_header must be one of"):
             run_folder_conflict(d, "metrics.json")
+
+
+def _damage(src, dst, name, cut):
+    """A copy of run folder ``src`` at ``dst`` whose file ``name`` keeps only its first ``cut`` bytes."""
+    import shutil
+    shutil.copytree(src, dst)
+    f = dst / name
+    f.write_bytes(f.read_bytes()[:cut])
+    return f
+
+
+@pytest.mark.parametrize("name, cut, msg, fix", [
+    ("predictions.csv", 0, "the file is empty", "with the same --out"),
+    ("predictions.csv", 150, r", line 2: the file ends inside this line \(cut short\)", "with the same --out"),
+    ("run.json", 0, "cannot be read as JSON", "rerun that run into a fresh --out"),
+    ("run.json", 40, "cannot be read as JSON", "rerun that run into a fresh --out"),
+], ids=["empty-predictions", "cut-predictions", "empty-run-json", "cut-run-json"])
+def test_a_damaged_member_is_named_in_one_line(two_runs, tmp_path, capsys, name, cut, msg, fix):
+    """A member whose predictions.csv or run.json is empty or cut short (a killed run) is one error line naming the
+    damaged file and saying what to run again, not a pandas/json traceback, and no ensemble is written."""
+    f = _damage(two_runs / "r2", tmp_path / "r2", name, cut)
+    with pytest.raises(EnsembleError, match=msg):
+        ensemble_runs([two_runs / "r1", tmp_path / "r2"], tmp_path / "out")
+    assert main(["ensemble", str(two_runs / "r1"), str(tmp_path / "r2"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"icegan ensemble: error: {f}") and "damaged or incomplete" in err and fix in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out" / "ensemble.json").exists()
+
+
+def test_blank_lines_in_predictions_change_nothing_and_count_in_line_numbers(two_runs, tmp_path):
+    """Blank lines in a member's predictions.csv are skipped (the ensemble is the same) and a row cut short is
+    reported at its real line in the file."""
+    import shutil
+    from icegan.ensemble import load_member
+    shutil.copytree(two_runs / "r2", tmp_path / "r2")
+    f = tmp_path / "r2" / "predictions.csv"
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join(lines[:3] + ["", ""] + lines[3:]) + "\n\n")
+    h, p = load_member(tmp_path / "r2")
+    h0, p0 = load_member(two_runs / "r2")
+    assert p.equals(p0)
+    f.write_text("\n".join(lines[:3] + ["", ""] + [lines[3][:12]] + lines[4:]) + "\n")
+    with pytest.raises(EnsembleError, match=rf"{f.name}, line 6: empty"):
+        load_member(tmp_path / "r2")

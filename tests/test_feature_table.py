@@ -258,3 +258,25 @@ def test_map_tables_pair_the_released_maps_with_exported_ones(shared_data, tmp_p
         mod.map_tables(_write(tmp_path, [bad], "bad.csv"), root)
     with pytest.raises(ValueError, match="not a clip of the MEGC2019 composite"):
         mod.map_tables(_write(tmp_path, [dict(rows[0], clip="EP99_99")], "bad2.csv"), root)
+
+
+def test_an_empty_table_file_is_named(tmp_path, capsys):
+    """A 0-byte features.csv is one error line naming the file and saying it is empty (not pandas' bare 'No columns
+    to parse from file')."""
+    csv = tmp_path / "features.csv"
+    csv.write_bytes(b"")
+    with pytest.raises(ValueError, match=re.escape(f"{csv}: the file is empty")):
+        read_feature_table(csv)
+    assert main(["loso", "--out", str(tmp_path / "r"), "--no-progress", "data.source=table",
+                 f"data.table={csv}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{csv}: the file is empty" in err and "Traceback" not in err
+
+
+def test_an_empty_npy_map_names_the_map_and_the_clip(tmp_path):
+    """A 0-byte .npy map is a ValueError naming the CSV line, the clip and the map file, not numpy's raw EOFError."""
+    (tmp_path / "a.npy").write_bytes(b"")
+    csv = _write(tmp_path, [GOOD])
+    with pytest.raises(ValueError) as exc:
+        load_table_features(csv)
+    assert str(exc.value).startswith(f"{csv}, line 2 (clip 'EP01'): {tmp_path / 'a.npy'} is empty (0 bytes)")

@@ -237,3 +237,43 @@ def test_toy_features_are_min_max_per_map():
     x = make_toy_features().features
     torch.testing.assert_close(x.amin(dim=(2, 3)), torch.zeros(x.shape[:2]))
     torch.testing.assert_close(x.amax(dim=(2, 3)), torch.ones(x.shape[:2]))
+
+
+_MEGC_HEADER = "dataset,sub,filename_o,label,apex,imagename,sub_filename\n"
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("", "the file is empty"),
+    (_MEGC_HEADER, "no rows (only the header line)"),
+    (_MEGC_HEADER + "\n\n", "no rows (only the header line)"),
+])
+def test_an_empty_or_header_only_megc2019_table_says_it_has_no_rows(tmp_path, text, msg):
+    """An empty or header-only composite CSV is one error naming the file, not numpy's 'need at least one array to
+    stack' after reading nothing."""
+    (tmp_path / CSV_NAME).write_text(text)
+    with pytest.raises(ValueError) as exc:
+        load_megc2019_features(tmp_path)
+    assert str(exc.value).startswith(f"{tmp_path / CSV_NAME}: {msg}")
+
+
+def test_a_megc2019_row_with_extra_fields_names_the_file(tmp_path):
+    """A row longer than the header is a ValueError naming the CSV (pandas' tokenizing error alone does not)."""
+    (tmp_path / CSV_NAME).write_text(_MEGC_HEADER + "casme2,sub01,EP01,0,,a.jpg,\ncasme2,sub01,EP02,1,,b.jpg,,x,y\n")
+    with pytest.raises(ValueError) as exc:
+        read_megc2019_table(tmp_path)
+    assert str(exc.value).startswith(f"{tmp_path / CSV_NAME}: not a readable CSV table") and "line 3" in str(exc.value)
+
+
+def test_megc2019_line_numbers_count_blank_lines(tmp_path):
+    """With blank lines in the CSV, a bad row is reported at its real line in the file (here 6, not 4)."""
+    (tmp_path / CSV_NAME).write_text(_MEGC_HEADER + "casme2,sub01,EP01,0,,a.jpg,\n\n\ncasme2,sub01,EP02,1,,b.jpg,\n"
+                                     "casme2,sub02,EP03,happy,,c.jpg,\n")
+    with pytest.raises(ValueError, match=r", line 6 \(clip 'EP03'\): label 'happy'"):
+        read_megc2019_table(tmp_path)
+
+
+def test_an_empty_sub_cell_is_named_as_empty(tmp_path):
+    """An empty ``sub`` cell is reported as an empty cell on its line, not later as a flow file that is not found."""
+    (tmp_path / CSV_NAME).write_text(_MEGC_HEADER + "casme2,sub01,EP01,0,,a.jpg,\ncasme2,,EP02,1,,b.jpg,\n")
+    with pytest.raises(ValueError, match=r", line 3 \(clip 'EP02'\): empty sub cell$"):
+        load_megc2019_features(tmp_path)

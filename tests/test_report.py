@@ -255,3 +255,26 @@ def test_folds_and_clips_columns(tmp_path):
     del m["n_folds"], m["n_samples"]
     (old / "metrics.json").write_text(json.dumps(m))
     assert results_table([TableEntry("old", [old])]).splitlines()[2].endswith("| — |")
+
+
+@pytest.mark.parametrize("text", ["", '{"protocol": "CDE", "overall": {"UF'], ids=["empty", "cut"])
+def test_a_damaged_metrics_json_is_named_as_damaged(tmp_path, capsys, text):
+    """An empty or cut-short metrics.json (a killed run) is one error line of `icegan table` naming the file and
+    saying it looks damaged or incomplete, with what to run again; not json's bare 'Expecting value'."""
+    d = _run(tmp_path, "a", uf1=0.7, uar=0.71)
+    (d / "metrics.json").write_text(text)
+    assert main(["table", str(d)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"icegan table: error: {d / 'metrics.json'}: cannot be read as JSON (")
+    assert "looks damaged or incomplete" in err and "again with the same --out" in err and len(err.splitlines()) == 1
+
+
+def test_a_damaged_ensemble_header_is_named_as_damaged(tmp_path):
+    """A cut-short ensemble.json met while checking an entry's recipes names the file and says it looks damaged."""
+    a = _run(tmp_path, "a", uf1=0.7, uar=0.71)
+    e1 = _run(tmp_path, "e1", config=False, uf1=0.7, uar=0.7)
+    e2 = _run(tmp_path, "e2", config=False, uf1=0.7, uar=0.7)
+    (e1 / "ensemble.json").write_text(json.dumps({"members": [{"run": str(a), "weight": 1.0}]}))
+    (e2 / "ensemble.json").write_text('{"members": [{"run": ')
+    with pytest.raises(ValueError, match=rf"{e2.name}/ensemble.json: cannot be read as JSON .*looks damaged"):
+        results_table([TableEntry("E", [e1, e2])])

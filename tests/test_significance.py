@@ -520,3 +520,24 @@ def test_stratified_paired_difference_and_the_compare_command(tmp_path, capsys):
     assert main(["compare", f"b={base}", f"f={fixed}", "--stratify", "--resamples", "200", "--format", "latex",
                  "--out", str(out)]) == 0
     assert "resamples of the subjects within each dataset" in out.read_text()
+
+
+@pytest.mark.parametrize("name, cut, msg", [
+    ("predictions.csv", 0, "predictions.csv: the file is empty"),
+    ("predictions.csv", 60, r"predictions.csv, line 2: the file ends inside this line \(cut short\)"),
+    ("run.json", 25, r"run.json: cannot be read as JSON \("),
+], ids=["empty-predictions", "cut-predictions", "cut-run-json"])
+def test_compare_names_a_damaged_run_file(tmp_path, capsys, name, cut, msg):
+    """A run whose predictions.csv or run.json is empty or cut short (a killed run) is refused by load_run_set and
+    `icegan compare` naming that file and saying it looks damaged or incomplete, not with pandas'/json's bare text."""
+    truth = [0, 1, 2]
+    a = _write_run(tmp_path / "a", _rows(4, truth, lambda s, j, y: y))
+    b = _write_run(tmp_path / "b", _rows(4, truth, lambda s, j, y: y))
+    f = b / name
+    f.write_bytes(f.read_bytes()[:cut])
+    with pytest.raises(ValueError, match=msg):
+        load_run_set("b", [b])
+    assert main(["compare", str(a), str(b), "--resamples", "100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"icegan compare: error: {f}") and "looks damaged or incomplete" in err
+    assert len(err.splitlines()) == 1

@@ -63,7 +63,8 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     about its empty cells can say that the row was cut short (:func:`short_row_note`).
 
     Raises:
-        ValueError: the file is not a readable CSV table (a row with more fields than the header, bad encoding).
+        ValueError: the file is empty (0 bytes or only blank space) or not a readable CSV table (a row with more
+            fields than the header, bad encoding); the message names the file.
     """
     try:
         with warnings.catch_warnings():
@@ -71,6 +72,8 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
             raw = pd.read_csv(csv, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
         with open(csv, newline="", encoding="utf-8") as f:
             lengths = [len(row) for row in csv_module.reader(f)]
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{csv}: the file is empty (not even a header line); was it written completely?") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, csv_module.Error) as exc:
         raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
     width = lengths[0] if lengths else 0
@@ -190,7 +193,13 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
 
 
 def _read_map(path: str, where: str) -> np.ndarray:
-    """One clip's features as float32 (3, H, W)."""
+    """One clip's features as float32 (3, H, W).
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: the file is empty, unreadable, of an unknown type, of a wrong shape or dtype, holds NaN/Inf or is
+            not square (``where`` names the CSV line and the clip, then the map file).
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{where}: features file not found: {p}")
@@ -198,6 +207,10 @@ def _read_map(path: str, where: str) -> np.ndarray:
     if suffix == ".npy":
         try:
             a = np.load(p, allow_pickle=False)
+        except EOFError:                        # np.load of a 0-byte (or cut-short) file
+            size = p.stat().st_size
+            raise ValueError(f"{where}: {p} is {'empty (0 bytes)' if size == 0 else f'cut short ({size} bytes)'}; "
+                             f"the map was not written completely: write it again with numpy.save") from None
         except (ValueError, OSError) as exc:
             if "pickle" in str(exc).lower():    # object arrays, pickles, other files: never loaded unsafely here
                 raise ValueError(f"{where}: {p} is not a plain numeric .npy map (it holds pickled Python objects or "

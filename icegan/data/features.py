@@ -166,23 +166,35 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
 
     Raises:
         FileNotFoundError: the CSV is missing (message names it).
-        ValueError: a required column is missing, an unusable dataset name (:func:`dataset_name`; names
-            other than the composite's three are accepted), a requested dataset the table does not hold, or a
-            bad label (the message names the CSV line and the clip).
+        ValueError: the CSV is empty, unreadable (e.g. a row with more fields than the header) or has no rows; a
+            required column is missing; an empty dataset, sub, filename_o or label cell; an unusable dataset name
+            (:func:`dataset_name`; names other than the composite's three are accepted), a requested dataset the
+            table does not hold, or a bad label (the message names the CSV and, for a row, its line in the file and
+            the clip).
     """
     root = Path(root) if root is not None else default_root()
     csv = root / CSV_NAME
     if not csv.is_file():
         raise FileNotFoundError(f"MEGC2019 feature table not found: {csv} (set data.root or ICEGAN_SHARED_DATA)")
-    raw = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    from icegan.data.feature_table import read_csv_cells, short_row_note    # that module imports this one
+    raw = read_csv_cells(csv)                  # every cell a string; blank lines kept, so row i is line i + 2
     need = ["dataset", "sub", "filename_o", "label"]
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)}")
+    raw = raw[(raw != "").any(axis=1)]         # blank lines; the index keeps each row's place in the file
+    if raw.empty:
+        raise ValueError(f"{csv}: no rows (only the header line); the table needs one row per clip: "
+                         f"{', '.join(need)}")
     _, flow_dir, face_dir = megc2019_layout(root)
     rows = []
     for i, r in raw.iterrows():
-        line = i + 2  # 1-based line number in the file, after the header
+        line = int(i) + 2  # 1-based line number in the file (header on line 1, blank lines counted)
+        empty = [c for c in need if not r[c].strip()]
+        if empty:
+            clip = r["filename_o"].strip()
+            raise ValueError(f"{csv}, line {line}{f' (clip {clip!r})' if clip else ''}: empty {', '.join(empty)} "
+                             f"cell{'s' if len(empty) > 1 else ''}{short_row_note(raw, line)}")
         ds = dataset_name(r["dataset"])
         if ds is None:
             raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): dataset name '{r['dataset']}' is not "
