@@ -356,6 +356,26 @@ def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:
         raise LosoStateError(conflict)
 
 
+def _read_state_file(path: Path, parse: Callable[[str], Any], kind: type) -> Any:
+    """A run folder's ``run.json`` or ``config.yaml``, parsed, for the checks of a resume.
+
+    Raises:
+        LosoStateError: the file cannot be read or parsed, or is not a ``kind`` (cut short by a kill while it was
+            written, or edited by hand): the message names it and says how to go on.
+    """
+    try:
+        value = parse(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:      # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        value, why = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    else:
+        why = f"not a mapping but {type(value).__name__}"
+    if not isinstance(value, kind):
+        raise LosoStateError(f"{path}: cannot be read ({why}); it looks damaged (was the run killed while writing "
+                             f"it?), so this folder's finished folds cannot be checked against the run asked for: "
+                             f"use another --out, or delete that folder")
+    return value
+
+
 def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     refuse_run_folder_conflict(out, "run.json")
     out.mkdir(parents=True, exist_ok=True)
@@ -363,7 +383,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     cfg_path = out / "config.yaml"
     cfg = _config_dict(config)
     if run_json.is_file():
-        old = json.loads(run_json.read_text())
+        old = _read_state_file(run_json, json.loads, dict)
         if old != header:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
             why = ""
@@ -378,7 +398,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
             raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
                                  f"--out or delete that folder")
         if cfg is not None and cfg_path.is_file():
-            old_cfg = yaml.safe_load(cfg_path.read_text())
+            old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
             new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
             # a key icegan added since the run began, at its neutral value, is the same experiment
             if without_neutral_keys(old_cfg) != without_neutral_keys(new_cfg):

@@ -163,6 +163,25 @@ def test_a_line_cut_short_or_an_empty_file_is_resumed_not_a_traceback(toy, tmp_p
         run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
 
 
+def test_a_damaged_run_header_or_config_is_named_on_resume(toy, tmp_path):
+    """run.json or config.yaml cut short (or not a mapping) cannot vouch for the finished folds: the resume is refused
+    naming the file, not a JSON or YAML traceback."""
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", config={"model": "centroid"}, progress=False)
+    for name, damaged in (("run.json", '{"protocol": "CD'), ("config.yaml", "model: [centroid"),
+                          ("run.json", "[1, 2]")):
+        d = tmp_path / "a" / name
+        whole = d.read_text()
+        d.write_text(damaged)
+        with pytest.raises(LosoStateError, match=rf"{name}: cannot be read .*looks damaged.*use another --out"):
+            run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", config={"model": "centroid"},
+                     progress=False)
+        d.write_text(whole)
+    calls = []
+    run_loso(toy.samples, _centroid_fold_fn(toy, calls=calls), tmp_path / "a", config={"model": "centroid"},
+             progress=False)
+    assert calls == []                 # restored: the finished run is recognised again
+
+
 def test_grouped_training_resume_is_exact(toy, tmp_path):
     """Several folds per call (grouped STSTNet): a run killed in the second group resumes identically."""
     cfg = RecognizerConfig(epochs=1, batch_size=16)
