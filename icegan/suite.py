@@ -395,6 +395,27 @@ def find_reusable_run(config: object, runs: Sequence[tuple[Path, dict]]) -> Opti
     return next((path for path, cfg in runs if cfg == want), None)
 
 
+def reuse_near_miss(config: object, runs: Sequence[tuple[Path, dict]], most: int = 3) -> Optional[str]:
+    """Why no run of ``runs`` (:func:`reusable_runs`) can stand for ``config``, when one comes close: the run that
+    differs in the fewest keys, if at most ``most``, as ``"<run> differs in threads (2 here, 0 there)"``; else None.
+    It tells the user of ``--reuse`` which override (a ``threads=2``, another ``device``) kept a run from being
+    copied, instead of a silent retraining."""
+    from icegan.config import ABSENT, config_differences, to_dict
+    want = _comparable(to_dict(config))
+    best = None
+    for path, cfg in runs:
+        diff = config_differences(want, cfg)
+        if diff and (best is None or len(diff) < len(best[1])):
+            best = (path, diff)
+    if best is None or len(best[1]) > most:
+        return None
+
+    def shown(v):
+        return "absent" if v is ABSENT else repr(v)
+    parts = ", ".join(f"{k} ({shown(a)} here, {shown(b)} there)" for k, a, b in best[1])
+    return f"{best[0]} differs in {parts}"
+
+
 def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     """Copy the finished run ``src`` into the new folder ``dst`` for ``config`` (the same run but for its name).
 
@@ -597,11 +618,18 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     pool = reusable_runs(reuse) if reuse else []
     sources = {p.out: find_reusable_run(p.config, pool) for p in plan
                if p.config is not None and pool and not p.out.exists()}
+    # a run --reuse nearly matched: which keys kept it from being copied (often an override such as threads=2)
+    misses = {out: reuse_near_miss(p.config, pool) for p in plan for out in [p.out]
+              if out in sources and sources[out] is None}
     if dry_run:
         for p in plan:
-            src = sources.get(p.out)
-            print(p.command + (f"   # reuse: copy {src}" if src else ""), file=log)
+            src, miss = sources.get(p.out), misses.get(p.out)
+            print(p.command + (f"   # reuse: copy {src}" if src else f"   # not reused: {miss}" if miss else ""),
+                  file=log)
         return plan
+    for p in plan:
+        if misses.get(p.out):
+            print(f"note: --reuse: '{p.label}' seed {p.seed} is trained, not copied: {misses[p.out]}", file=log)
     feature_sets: dict[str, object] = {}
     checked: dict[Path, tuple] = {}     # member folder -> (its feature set, its action units)
     for p in plan:          # every member's data checked before the first one trains (or a folder is made)

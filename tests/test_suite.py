@@ -366,11 +366,14 @@ def test_suite_reuses_finished_runs_of_another_suite(shared_data, tiny, tmp_path
     assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--dry-run", *SMALL]) == 0
     dry = capsys.readouterr().out.splitlines()
     assert dry[0].endswith(f"   # reuse: copy {src.resolve()}") and "# reuse" not in dry[1]
+    # the run that differs in one key says which, so that a stray override (threads=2) is not a silent retraining
+    assert dry[1].endswith(f"   # not reused: {src.resolve()} differs in model.lr (0.01 here, 0.002 there)")
     assert not out.exists()
     assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--no-progress",
                  *SMALL]) == 0
     err = capsys.readouterr().err
     assert f"reused: copied from {src.resolve()}" in err and err.count("reused: copied") == 1
+    assert "note: --reuse: 'STSTNet fast' seed 0 is trained, not copied: " in err
     copy = out / "plain_ststnet_s0"
     assert _md5(copy / "predictions.csv") == before["predictions.csv"]
     assert (copy / "reused_from.txt").read_text().strip() == str(src.resolve())
