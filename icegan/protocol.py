@@ -701,7 +701,9 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
 
     datasets = dataset_order(table["dataset"].astype(str).unique())
     tallest = int(table.groupby("dataset").size().max())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.4 * len(datasets), 1.4 + 0.22 * tallest), squeeze=False)
+    # at least 7 in wide: the legend's three entries and the title fit a run of one dataset too
+    width = max(3.4 * len(datasets), 7.0)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(width, 1.4 + 0.22 * tallest), squeeze=False)
     drawn = []
     for ax, d in zip(axes[0], datasets):
         rows = table[table["dataset"].astype(str) == d]
@@ -730,11 +732,20 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
     fig.legend(handles=[Patch(color="#2e86c1", label="accuracy ≥ 0.5"), Patch(color="#c0392b", label="accuracy < 0.5"),
                         Line2D([], [], color="black", linestyle="--", linewidth=1, label="dataset's pooled accuracy")],
                loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(title)
+    fig.suptitle(fit_title(title, width))
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return drawn
+
+
+def fit_title(title: str, width_in: float, fontsize: float = 12.0) -> str:
+    """``title`` broken into lines that fit a figure ``width_in`` inches wide (at ``fontsize`` points), so that a long
+    run name or an ORACLE mark is wrapped instead of cut off at the PNG's edges. A character is taken as 0.6 em wide
+    (DejaVu Sans, matplotlib's default font, averages about 0.55 em), with 5 % of the width kept free."""
+    import textwrap
+    chars = max(20, int(0.95 * width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(title, chars, break_long_words=True, break_on_hyphens=False)) or title
 
 
 def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3) -> list[tuple[str, np.ndarray]]:
@@ -757,7 +768,8 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
 
     scopes = [("Full", pred)] + [(DATASET_TITLES.get(d, d), pred[pred["dataset"] == d])
                                  for d in dataset_order(pred["dataset"].unique())]
-    fig, axes = plt.subplots(1, len(scopes), figsize=(3.6 * len(scopes) + 0.8, 3.9), squeeze=False)
+    width = 3.6 * len(scopes) + 0.8
+    fig, axes = plt.subplots(1, len(scopes), figsize=(width, 3.9), squeeze=False)
     names = list(CLASS_NAMES[:n_classes])
     cmap = plt.get_cmap("Blues").with_extremes(bad="#dddddd")
     drawn, image = [], None
@@ -779,7 +791,7 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
         ax.set_ylabel("true")
         ax.set_title(f"{name} (n={len(df)})")
         drawn.append((name, share))
-    fig.suptitle(title)
+    fig.suptitle(fit_title(title, width * 0.93))
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     bar = fig.colorbar(image, ax=list(axes[0]), fraction=0.025, pad=0.02)
     bar.set_label("share of the true class's clips (diagonal: recall)")

@@ -289,6 +289,22 @@ def test_per_subject_png_draws_every_subject_by_dataset(toy, tmp_path):
     assert sorted(s for _, s, _ in per_subject_png(per, tmp_path / "q.png", "t")) == sorted(per["subject"])
     with pytest.raises(ValueError, match="no subjects"):
         per_subject_png(table.iloc[:0], tmp_path / "e.png", "t")
+    # one dataset (an SDE run): still wide enough for the legend and a wrapped title (was 340 px, both cut off)
+    per_subject_png(table[table["dataset"] == "samm"], tmp_path / "one.png", "t")
+    with Image.open(tmp_path / "one.png") as im:
+        assert im.size[0] >= 700
+
+
+def test_long_figure_titles_are_wrapped_to_the_figure_width():
+    """A run name with its ORACLE mark is broken into lines that fit the figure (at 12 pt, 0.6 em a character), with
+    no word lost; a short title stays one line."""
+    from icegan.protocol import fit_title
+    title = ("features_ststnet_s0 [ORACLE EPOCH: best epoch per test subject, not honest] (features_ststnet, "
+             "ststnet, 100 epochs): SDE LOSO: accuracy per subject")
+    lines = fit_title(title, 7.0).split("\n")
+    assert len(lines) == 3 and max(map(len, lines)) <= int(0.95 * 7.0 * 72 / 7.2) == 66
+    assert " ".join(lines) == title
+    assert fit_title("CDE LOSO", 3.4) == "CDE LOSO"
 
 
 def test_confusion_png_colours_each_true_class_by_its_own_share(tmp_path):
