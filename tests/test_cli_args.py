@@ -109,3 +109,39 @@ def test_every_subcommand_prints_its_help(capsys):
             build_parser().parse_args([*path, "--help"])
         assert e.value.code == 0, path
         assert "usage:" in capsys.readouterr().out, path
+
+
+def test_every_option_with_a_default_says_it_in_its_help():
+    """An option that has a default (not None, False or an empty list) says "default" in its help, so that a command
+    the README gives without it (`icegan flow eval --n-pairs 100`) can be read from `--help` alone."""
+    import argparse
+
+    def options(parser, path):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    yield from options(sub, (*path, name))
+            else:
+                yield path, a
+    silent = [(" ".join(path), a.option_strings[-1], a.default) for path, a in options(build_parser(), ("icegan",))
+              if a.option_strings and a.default not in (None, False, [], argparse.SUPPRESS)
+              and not isinstance(a, (argparse._HelpAction, argparse._StoreTrueAction, argparse._StoreFalseAction))
+              and "default" not in (a.help or "").lower()]
+    assert silent == []
+
+
+def test_flow_commands_take_device_auto(tmp_path, capsys):
+    """`--device auto` of icegan flow eval and flow run resolves to this machine's device (was torch's 'Expected one
+    of cpu, cuda, ...' error in flow eval)."""
+    import numpy as np
+    from PIL import Image
+
+    from icegan.cli import main
+    assert main(["flow", "eval", "--model", "farneback", "--n-pairs", "1", "--size", "64", "--device", "auto"]) == 0
+    assert "farneback on synthetic-face" in capsys.readouterr().out
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / name)
+    assert main(["flow", "run", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", "farneback",
+                 "--out", str(tmp_path / "f.png"), "--device", "auto"]) == 0
+    assert (tmp_path / "f.png").is_file()

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
                                     "generic synthetic scenes")
     e.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback | "
-                        "custom (your own network: --module)")
+                        "custom (your own network: --module); default srflownet")
     e.add_argument("--module", default=None, metavar="SPEC",
                    help="--model custom: 'package.module:factory' or 'path/to/file.py:factory', a callable (called "
                         "without arguments) returning a torch.nn.Module whose forward(img1, img2), images (B, C, H, W) "
@@ -61,13 +61,14 @@ def register(subparsers) -> None:
     e.add_argument("--data", default="synthetic-face", choices=FLOW_DATA_NAMES,
                    help="middlebury, kitti (the 2012/2015 training pairs; --root needed, --n-pairs the first n), "
                         "synthetic-face (facial test subjects, exact flow) or synthetic-generic "
-                        "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic)")
+                        "(procedural textured layers in affine motion, test stream; flownet.data.synthetic_generic); "
+                        "default synthetic-face")
     e.add_argument("--root", default=None,
                    help="data root: Middlebury folder (one folder per sequence, or the official download with "
                         "other-gt-flow/ beside other-data-gray/), KITTI folder (holding training/), or the shared "
                         "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
-    e.add_argument("--size", type=int, default=128, help="synthetic pair side (pixels)")
+    e.add_argument("--size", type=int, default=128, help="synthetic pair side in pixels (default 128)")
     e.add_argument("--n-pairs", type=int, default=200,
                    help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 "
                         "are the first half of the default 200. The EPEs in README.md and docs/benchmarks.md use 100")
@@ -87,7 +88,7 @@ def register(subparsers) -> None:
     e.add_argument("--input-size", default="native", metavar="auto|native|INT",
                    help="size the flow is computed at before it is scored at the pairs' size: native (default), auto "
                         "(the learned weights' training crop size), or a side in pixels (see icegan flow run --help)")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     e.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     e.add_argument("--json", default=None, help="write the results JSON here")
     e.set_defaults(func=_eval)
@@ -99,7 +100,7 @@ def register(subparsers) -> None:
     r.add_argument("--flo", default=None, help="also write Middlebury .flo")
     r.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback | "
-                        "custom (--module)")
+                        "custom (--module); default srflownet")
     r.add_argument("--module", default=None, metavar="SPEC", help="--model custom: as for icegan flow eval")
     r.add_argument("--weights", default=None, help="as for icegan flow eval (see its --help)")
     r.add_argument("--gray", action="store_true",
@@ -112,7 +113,7 @@ def register(subparsers) -> None:
                    help="size the flow is computed at: native (default, the images' size), auto (the square crop size "
                         "the learned weights were trained at, 128 for the shipped SRFlowNet: use it for small face "
                         "crops), or a side in pixels; the flow is resized back to the images and rescaled")
-    r.add_argument("--device", default="cpu")
+    r.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     r.add_argument("--key", action="store_true",
                    help="also write the colour key of the picture(s), OUT stem + _key (hue = direction, full colour "
                         "at the largest motion, in pixels)")
@@ -166,10 +167,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     import torch
 
+    from flownet.devices import resolve_device
     from flownet.evaluate import evaluate, format_table
     if args.threads:
         torch.set_num_threads(args.threads)
-    res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=args.device,
+    device = resolve_device(args.device, "--device")     # auto → cuda or cpu; a device this machine lacks: one line
+    res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=device,
                    size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,
                    compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta,
                    max_motion=args.max_motion, module=args.module)
@@ -183,7 +186,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 @one_line_errors("icegan flow {flow_command}")
 def _run(args: argparse.Namespace) -> int:
+    from flownet.devices import resolve_device
     from flownet.io import read_image, save_flow_image, write_flo
+    args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
     grey1 = not args.gray and _is_grey(i1)
     if not args.gray and grey1 != _is_grey(i2):             # grey values against colour ones: a wrong flow

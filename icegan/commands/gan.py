@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
     tr = gsub.add_parser("train", help="train ICE-GAN on onset/apex face pairs (the shared CASME II copy, or "
                                              "data.source=prepared: your CASME II, SAMM, SMIC or clip list)")
-    tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig)")
+    tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig; default configs/gan_casme2.yaml)")
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)
@@ -35,15 +35,15 @@ def register(subparsers) -> None:
     ev.add_argument("--checkpoint", required=True, help="checkpoint written by icegan gan train")
     ev.add_argument("--data", default="casme2",
                     help="'casme2' (the checkpoint's held-out subjects of its own data: the shared CASME II copy, "
-                         "or the datasets it was prepared from with data.source=prepared), a CASME II folder with "
-                         "manifest.csv, or a folder of onset face images")
+                         "or the datasets it was prepared from with data.source=prepared; the default), a CASME II "
+                         "folder with manifest.csv, or a folder of onset face images")
     ev.add_argument("--subjects", nargs="*", default=None,
                     help="subjects to evaluate, e.g. sub01 or samm/006 (default: the checkpoint's holdout_subjects)")
-    ev.add_argument("--n-per-class", type=int, default=2, help="synthetic faces per onset and class")
+    ev.add_argument("--n-per-class", type=int, default=2, help="synthetic faces per onset and class (default 2)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")
     ev.add_argument("--json", default=None, help="write the metrics as JSON here")
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
     ev.add_argument("--no-cross-dataset", dest="cross_dataset", action="store_false",
                     help="skip the independent controllability check (an STSTNet trained on the SAMM and SMIC "
                          "features of megc2019_htnet, applied to TV-L1 features of the synthetic apexes)")
@@ -53,11 +53,11 @@ def register(subparsers) -> None:
     ge.add_argument("--checkpoint", required=True)
     ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) or a folder of them")
     ge.add_argument("--class", dest="cls", required=True, help="negative|positive|surprise or 0|1|2, or 'all'")
-    ge.add_argument("-n", type=int, default=1, help="faces per onset (and class)")
+    ge.add_argument("-n", type=int, default=1, help="faces per onset (and class; default 1)")
     ge.add_argument("--seed", type=int, default=0)
     ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
                                                  "name; a name met again gets -2, -3, ... in the order given)")
-    ge.add_argument("--device", default="auto")
+    ge.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
     ge.set_defaults(func=_generate)
 
     gan.set_defaults(func=lambda a: (gan.print_help(), 2)[1])

@@ -27,7 +27,7 @@ def add_entry_arguments(p: argparse.ArgumentParser, format_help: str,
     ``formats``, the first the default), --out."""
     p.add_argument("entries", nargs="+", metavar="ENTRY",
                    help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed; the runs of one entry: seeds of one recipe)")
-    p.add_argument("--format", choices=formats, default=formats[0], help=format_help)
+    p.add_argument("--format", choices=formats, default=formats[0], help=f"{format_help} (default {formats[0]})")
     p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
 
 

@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
                         help="with --executor ray: at most N folds at once (default: as many as the cluster fits)")
     parser.add_argument("--cpus-per-fold", type=float, default=1, metavar="C",
                         help="with --executor ray: CPU cores reserved per fold task (its torch threads unless the "
-                             "config sets threads); one GPU per fold when the cluster has GPUs")
+                             "config sets threads; default 1); one GPU per fold when the cluster has GPUs")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. gan.epochs=2 flow.method=tvl1 data.max_folds=2 "
                              "gan.enabled=false gan.skip=se gan.joint=false recognizer.name=ststnet")
