@@ -103,7 +103,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs, max_motion=max_motion)
     if not pairs:
         raise ValueError("no pairs to evaluate")
-    empty = [str(p["name"]) for p in pairs if valid_pixel_count(p["flow"], p["valid"]) == 0]
+    counts = [valid_pixel_count(p["flow"], p["valid"]) for p in pairs]
+    empty = [str(p["name"]) for p, n in zip(pairs, counts) if n == 0]
     if empty:
         raise ValueError(f"{len(empty)} pair(s) have no valid ground-truth pixel (every flow value unknown: above "
                          f"1e9 or not finite, or masked out), e.g. {', '.join(empty[:3])}: check their .flo files")
@@ -112,7 +113,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))
     estimator.estimate(pairs[0]["img1"].to(device), pairs[0]["img2"].to(device))  # warm-up
     per, elapsed = [], 0.0
-    for p in tqdm(pairs, disable=not progress, desc=f"eval {model} on {data}"):
+    for p, n_valid in zip(tqdm(pairs, disable=not progress, desc=f"eval {model} on {data}"), counts):
         i1, i2 = p["img1"].to(device), p["img2"].to(device)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
@@ -122,7 +123,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
             torch.cuda.synchronize()
         elapsed += time.perf_counter() - t0
         m = flow_metrics(pred.cpu(), p["flow"], p["valid"])
-        per.append({"name": p["name"], **m, "n_valid": valid_pixel_count(p["flow"], p["valid"])})
+        per.append({"name": p["name"], **m, "n_valid": n_valid})
     mean = {k: sum(r[k] for r in per) / len(per) for k in METRIC_NAMES}
     n_valid = sum(r["n_valid"] for r in per)
     pooled = {k: sum(r[k] * r["n_valid"] for r in per) / n_valid for k in METRIC_NAMES}
