@@ -365,15 +365,29 @@ def test_suite_reuses_finished_runs_of_another_suite(shared_data, tiny, tmp_path
     capsys.readouterr()
     assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--dry-run", *SMALL]) == 0
     dry = capsys.readouterr().out.splitlines()
-    assert dry[0].endswith(f"   # reuse: copy {src.resolve()}") and "# reuse" not in dry[1]
-    # the run that differs in one key says which, so that a stray override (threads=2) is not a silent retraining
-    assert dry[1].endswith(f"   # not reused: {src.resolve()} differs in model.lr (0.01 here, 0.002 there)")
+    assert dry[0].endswith(f"   # reuse: copy {src.resolve()}") and "#" not in dry[1]   # model.lr: another recipe
+    # a run of the same recipe that differs in a setting says which, so that a stray override (threads=2) is not a
+    # silent retraining; a new seed is trained as planned, without a note
+    assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--dry-run",
+                 "max_folds=3", "threads=2"]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert dry[0].endswith(f"   # not reused: {src.resolve()} differs in threads (2 here, 1 there)")
+    assert "#" not in dry[1]
+    assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--dry-run",
+                 "--seeds", "1", *SMALL]) == 0
+    assert "#" not in capsys.readouterr().out
     assert not out.exists()
+    # the same note before training, in a real run (here one fold: max_folds differs too)
+    assert main(["suite", "--config", str(other), "--out", str(tmp_path / "near"), "--reuse", str(first),
+                 "--no-progress", "max_folds=1", "threads=2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: --reuse: ") == 1 and "'plain STSTNet' seed 0 is trained, not copied: " in err
+    assert "threads (2 here, 1 there)" in err and "max_folds (1 here, 3 there)" in err
     assert main(["suite", "--config", str(other), "--out", str(out), "--reuse", str(first), "--no-progress",
                  *SMALL]) == 0
     err = capsys.readouterr().err
     assert f"reused: copied from {src.resolve()}" in err and err.count("reused: copied") == 1
-    assert "note: --reuse: 'STSTNet fast' seed 0 is trained, not copied: " in err
+    assert "note: --reuse" not in err
     copy = out / "plain_ststnet_s0"
     assert _md5(copy / "predictions.csv") == before["predictions.csv"]
     assert (copy / "reused_from.txt").read_text().strip() == str(src.resolve())
