@@ -159,10 +159,14 @@ def test_a_clip_on_two_rows_and_sheets_users_export_badly(tmp_path):
                                          r"different apex; delete the wrong row"):
         read_samm_sheet(_samm_workbook(tmp_path / "conflict.xlsx", rows=[*rows, changed]))
     csv = tmp_path / "casme2.csv"
-    csv.write_bytes("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
-                    "1,EP01_01,10,13,16,4,caf\u00e9\n".encode("cp1252"))
-    with pytest.raises(SheetError, match=r"casme2.csv: not UTF-8 text \(byte 0xe9 at byte \d+; .*save it as "
-                                         r"'CSV UTF-8' or as .xlsx"):
+    # the bad byte far past the first read chunk (8 KiB): its offset and line are the file's
+    text = ("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
+            + "".join(f"1,EP01_{i:03d},10,13,16,4,others\n" for i in range(400)) + "2,EP02_01,10,13,16,4,caf\u00e9\n")
+    csv.write_bytes(text.encode("cp1252"))
+    at = text.index("\u00e9")
+    assert at > 10_000
+    with pytest.raises(SheetError, match=rf"casme2.csv: not UTF-8 text \(byte 0xe9 at byte {at}, line 402; .*save "
+                                         r"it as 'CSV UTF-8' or as .xlsx"):
         read_casme2_sheet(csv)
     csv.write_text("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
                    "1,EP01_01,10,13,16,4,others\nS-01,EP01_02,10,13,16,4,others\n")

@@ -73,13 +73,16 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
         raise SheetError(f"annotation sheet not found: {path}")
     if path.suffix.lower() == ".csv":
         import csv
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                return [tuple(c if c != "" else None for c in r) for r in csv.reader(f)]
+        import io
+        raw = path.read_bytes()
+        try:        # decoded in one go, so that a bad byte's offset and line are the file's, not a read chunk's
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise SheetError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at byte {exc.start}; a "
-                             "spreadsheet's plain 'CSV' export uses the computer's own encoding): save it as "
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise SheetError(f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at byte {exc.start}, line {line}; "
+                             "a spreadsheet's plain 'CSV' export uses the computer's own encoding): save it as "
                              "'CSV UTF-8' or as .xlsx") from None
+        return [tuple(c if c != "" else None for c in r) for r in csv.reader(io.StringIO(text, newline=""))]
     if path.suffix.lower() == ".xls":
         raise SheetError(f"{path}: the old .xls format is not read; open it in a spreadsheet program and save it as "
                          f".xlsx (the format the datasets are distributed in), or export the clip sheet as .csv")
