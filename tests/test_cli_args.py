@@ -124,7 +124,8 @@ def test_every_option_with_a_default_says_it_in_its_help():
             else:
                 yield path, a
     silent = [(" ".join(path), a.option_strings[-1], a.default) for path, a in options(build_parser(), ("icegan",))
-              if a.option_strings and a.default not in (None, False, [], argparse.SUPPRESS)
+              if a.option_strings and not any(a.default is d for d in (None, False, argparse.SUPPRESS))
+              and a.default != []      # identity checks: a default of 0 is a default (0 == False)
               and not isinstance(a, (argparse._HelpAction, argparse._StoreTrueAction, argparse._StoreFalseAction))
               and "default" not in (a.help or "").lower()]
     assert silent == []

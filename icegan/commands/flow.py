@@ -89,7 +89,7 @@ def register(subparsers) -> None:
                    help="size the flow is computed at before it is scored at the pairs' size: native (default), auto "
                         "(the learned weights' training crop size), or a side in pixels (see icegan flow run --help)")
     e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    e.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    e.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: leave as is)")
     e.add_argument("--json", default=None, help="write the results JSON here")
     e.set_defaults(func=_eval)
 

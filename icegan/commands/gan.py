@@ -40,7 +40,9 @@ def register(subparsers) -> None:
     ev.add_argument("--subjects", nargs="*", default=None,
                     help="subjects to evaluate, e.g. sub01 or samm/006 (default: the checkpoint's holdout_subjects)")
     ev.add_argument("--n-per-class", type=int, default=2, help="synthetic faces per onset and class (default 2)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the generator's noise and of the recognizers the metrics train (default 0; same "
+                         "seed, same synthetic faces and metrics)")
     ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")
     ev.add_argument("--json", default=None, help="write the metrics as JSON here")
     ev.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
@@ -54,7 +56,8 @@ def register(subparsers) -> None:
     ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) or a folder of them")
     ge.add_argument("--class", dest="cls", required=True, help="negative|positive|surprise or 0|1|2, or 'all'")
     ge.add_argument("-n", type=int, default=1, help="faces per onset (and class; default 1)")
-    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--seed", type=int, default=0,
+                    help="seed of the generator's noise (default 0; same seed, same faces)")
     ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
                                                  "name; a name met again gets -2, -3, ... in the order given)")
     ge.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
