@@ -24,11 +24,35 @@ def test_a_complete_file_passes_and_every_cut_is_caught(ext):
         assert why is not None and why.startswith("truncated"), (ext, keep)
 
 
-def test_jpeg_padding_after_the_end_marker_is_accepted_and_unknown_formats_are_not_judged():
+def test_jpeg_bytes_after_the_end_marker_are_accepted_and_unknown_formats_are_not_judged(tmp_path):
     data = _encoded(".jpg")
     assert truncation_problem(data + b"\x00" * 300) is None
-    assert truncation_problem(data + b"\x00" * 5000) is not None      # beyond the 4096-byte allowance
+    trailer = data + np.random.default_rng(1).integers(0, 256, 50_000, dtype=np.uint8).tobytes()   # e.g. a video
+    assert truncation_problem(trailer) is None
+    (tmp_path / "trailer.jpg").write_bytes(trailer)
+    np.testing.assert_array_equal(read_frame(tmp_path / "trailer.jpg"), cv2.imdecode(np.frombuffer(data, np.uint8), 0))
     assert truncation_problem(b"GIF89a" + b"\x00" * 10) is None         # not checked: left to the decoder
+
+
+def test_jpeg_cuts_are_caught_past_an_exif_thumbnail_and_in_progressive_files():
+    """The end marker of an EXIF thumbnail (in an APP1 segment before the scan) does not make a cut file complete;
+    a progressive JPEG (several scans) is complete only with its last scan; a cut inside the header is named."""
+    data = _encoded(".jpg")
+    thumb = _encoded(".jpg")[:200] + b"\xff\xd9"                      # a thumbnail ending in its own FF D9
+    app1 = b"Exif\x00\x00" + thumb
+    exif = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:]
+    assert truncation_problem(exif) is None
+    assert cv2.imdecode(np.frombuffer(exif, np.uint8), 0).shape == (64, 48)
+    for keep in (len(exif) - 2, len(exif) - 100, len(data) // 2 + len(app1)):
+        assert truncation_problem(exif[:keep]) == "truncated: no JPEG end marker (FF D9) after its image data"
+    assert truncation_problem(exif[:40]) == "truncated: the JPEG ends inside its header"
+    rng = np.random.default_rng(2)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), (5, 5), 0)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    prog = buf.tobytes()
+    assert ok and prog.count(b"\xff\xda") > 1 and truncation_problem(prog) is None
+    for keep in (len(prog) // 3, len(prog) // 2, len(prog) - 2):
+        assert truncation_problem(prog[:keep]) is not None, keep
 
 
 def test_read_frame_decodes_as_imread_and_names_the_cut_file(shared_data, tmp_path):

@@ -1,16 +1,18 @@
 """Reading video frames and face images from disk, refusing files that were cut short.
 
-OpenCV decodes a JPEG or PNG that ends early (a partial copy, an interrupted unzip) without an error: the rows it
-could not read come back grey, and the flow of that clip is silently wrong. :func:`read_frame` reads the file's
-bytes, checks that it ends where its format says it ends, and only then decodes it with OpenCV
-(``cv2.imdecode``, the same decoder and the same pixels as ``cv2.imread``).
+``cv2.imread`` decodes a JPEG that ends early (a partial copy, an interrupted unzip) with only a warning on stderr:
+the rows it could not read come back grey, and the flow of that clip is silently wrong. :func:`read_frame` reads the
+file's bytes, checks that it ends where its format says it ends, and only then decodes it with ``cv2.imdecode``
+(the decoder of ``cv2.imread``; with OpenCV 5.0 it refuses a cut file, but only as "cannot decode", and other
+OpenCV builds differ), so that a cut file is named as cut, with what to do about it.
 
 What counts as complete:
 
-* JPEG (starts ``FF D8``): the end-of-image marker ``FF D9`` within the file's last 4096 bytes. The marker cannot
-  occur inside the entropy-coded scan data (a ``FF`` byte there is always followed by ``00`` or a restart
-  marker ``D0``–``D7``), so a file cut inside its scan has no such marker at its end; the 4096 bytes leave room for
-  padding or a short trailer some cameras write after it.
+* JPEG (starts ``FF D8``): an end-of-image marker ``FF D9`` after the start of its first scan. The marker segments
+  before the scan (EXIF, whose thumbnail holds its own ``FF D9``; tables; frame header) are stepped over by their
+  lengths; inside the entropy-coded scan data a ``FF`` byte is always followed by ``00``, a restart marker
+  ``D0``–``D7`` or the segments between the scans of a progressive file, never ``D9``, so a file cut inside its
+  scans has no such marker. Bytes after the marker (padding, a camera's trailer, an appended video) are allowed.
 * PNG (starts ``89 50 4E 47``): the ``IEND`` chunk and its 4-byte checksum at the end (at most 8 bytes after it).
 * BMP (starts ``BM``): at least as many bytes as the file size in its header.
 * Any other format: decoded as it is (no completeness check).
@@ -23,7 +25,33 @@ import numpy as np
 
 __all__ = ["read_frame", "truncation_problem"]
 
-_JPEG_TAIL = 4096
+
+def _jpeg_problem(data: bytes) -> str | None:
+    """Why a JPEG (``data`` starts ``FF D8``) looks cut short, or None (module docstring): its marker segments are
+    stepped over up to the first start-of-scan (``FF DA``), and an end-of-image marker must follow it."""
+    i, n = 2, len(data)
+    while True:
+        if i + 2 > n:
+            return "truncated: the JPEG ends inside its header"
+        if data[i] != 0xFF:
+            return None         # not a marker where one belongs: a malformed file, the decoder's to refuse
+        marker = data[i + 1]
+        if marker == 0xFF:      # a fill byte before a marker
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:       # markers without a length
+            i += 2
+            continue
+        if marker == 0xD9:      # end of image before any scan: the decoder's to refuse
+            return None
+        if i + 4 > n:
+            return "truncated: the JPEG ends inside its header"
+        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:
+            if data.find(b"\xff\xd9", end) < 0:
+                return "truncated: no JPEG end marker (FF D9) after its image data"
+            return None
+        i = end
 
 
 def truncation_problem(data: bytes) -> str | None:
@@ -33,11 +61,10 @@ def truncation_problem(data: bytes) -> str | None:
         data: the whole file's bytes.
 
     Returns:
-        A short reason, e.g. ``"truncated: no JPEG end marker (FF D9) at its end"``, or None.
+        A short reason, e.g. ``"truncated: no JPEG end marker (FF D9) after its image data"``, or None.
     """
     if data[:2] == b"\xff\xd8":
-        if data.rfind(b"\xff\xd9") < max(len(data) - _JPEG_TAIL, 2):
-            return "truncated: no JPEG end marker (FF D9) at its end"
+        return _jpeg_problem(data)
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         end = data.rfind(b"IEND")
         if end < 0 or not 0 <= len(data) - (end + 8) <= 8:      # "IEND" and its 4-byte CRC end the file
