@@ -280,3 +280,8 @@ def test_an_empty_npy_map_names_the_map_and_the_clip(tmp_path):
     with pytest.raises(ValueError) as exc:
         load_table_features(csv)
     assert str(exc.value).startswith(f"{csv}, line 2 (clip 'EP01'): {tmp_path / 'a.npy'} is empty (0 bytes)")
+    # cut inside numpy's 6-byte magic string: cut short (numpy itself speaks of pickled data)
+    (tmp_path / "a.npy").write_bytes(b"\x93NU")
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'a.npy'} is cut short (3 bytes); the map was not "
+                                                   "written completely")):
+        load_table_features(csv)

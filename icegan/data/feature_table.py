@@ -205,12 +205,18 @@ def _read_map(path: str, where: str) -> np.ndarray:
         raise FileNotFoundError(f"{where}: features file not found: {p}")
     suffix = p.suffix.lower()
     if suffix == ".npy":
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(6)
+        # 0 bytes (np.load: EOFError) or cut inside the 6-byte magic string (np.load: "pickled data")
+        if size == 0 or (len(head) < 6 and b"\x93NUMPY".startswith(head)):
+            raise ValueError(f"{where}: {p} is {'empty (0 bytes)' if size == 0 else f'cut short ({size} bytes)'}; "
+                             f"the map was not written completely: write it again with numpy.save")
         try:
             a = np.load(p, allow_pickle=False)
-        except EOFError:                        # np.load of a 0-byte (or cut-short) file
-            size = p.stat().st_size
-            raise ValueError(f"{where}: {p} is {'empty (0 bytes)' if size == 0 else f'cut short ({size} bytes)'}; "
-                             f"the map was not written completely: write it again with numpy.save") from None
+        except EOFError:
+            raise ValueError(f"{where}: {p} is cut short ({size} bytes); the map was not written completely: write "
+                             f"it again with numpy.save") from None
         except (ValueError, OSError) as exc:
             if "pickle" in str(exc).lower():    # object arrays, pickles, other files: never loaded unsafely here
                 raise ValueError(f"{where}: {p} is not a plain numeric .npy map (it holds pickled Python objects or "
