@@ -486,11 +486,11 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if (train_mask.sum(1) == 0).any():
         raise ValueError(f"model {int(torch.nonzero(train_mask.sum(1) == 0)[0])} has no training samples")
     if cfg.shift_px < 0 or cfg.shift_px >= x.shape[-1]:
-        raise ValueError(f"model.shift_px must lie in 0..{x.shape[-1] - 1} pixels, got {cfg.shift_px}")
+        raise ValueError(f"{cfg.SECTION}.shift_px must lie in 0..{x.shape[-1] - 1} pixels, got {cfg.shift_px}")
     if cfg.average_last > 0 and val_mask is not None:
-        raise ValueError("model.average_last (snapshot averaging) and inner-validation early stopping "
-                         "(model.inner_val_fraction / val_mask) cannot be combined; set one of them to 0")
-    for key, on in (("model.domain_bn", cfg.domain_bn),
+        raise ValueError(f"{cfg.SECTION}.average_last (snapshot averaging) and inner-validation early stopping "
+                         f"({cfg.SECTION}.inner_val_fraction / val_mask) cannot be combined; set one of them to 0")
+    for key, on in ((f"{cfg.SECTION}.domain_bn", cfg.domain_bn),
                     (f"{cfg.SECTION}.domain_adversarial", cfg.domain_adversarial > 0)):
         if on and (domains is None or domains.shape != y.shape):
             raise ValueError(f"{key} needs the dataset index of every sample (domains, shape (N,)); it is available "

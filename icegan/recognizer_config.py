@@ -197,15 +197,15 @@ class RecognizerConfig:
             raise ValueError(f"{sec}.forest_trees must be >= 1, got {self.forest_trees}")
         if self.name in SKLEARN_MODELS:
             if self.seeds != 1:
-                raise ValueError(f"model.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
-                                 "(set model.seeds=1; for the random forest raise model.forest_trees instead)")
+                raise ValueError(f"{sec}.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
+                                 f"(set {sec}.seeds=1; for the random forest raise {sec}.forest_trees instead)")
             network_only = {"shift_px": self.shift_px, "rotate_deg": self.rotate_deg,
                             "scale_jitter": self.scale_jitter, "mixup_alpha": self.mixup_alpha,
                             "tta_shift_px": self.tta_shift_px, "inner_val_fraction": self.inner_val_fraction,
                             "average_last": self.average_last, "label_smoothing": self.label_smoothing,
                             "ema_decay": self.ema_decay, "sam_rho": self.sam_rho,
                             "cutout_px": self.cutout_px}
-            used = [f"model.{k}={v}" for k, v in network_only.items() if v]
+            used = [f"{sec}.{k}={v}" for k, v in network_only.items() if v]
             if used:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
                 raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
@@ -240,13 +240,13 @@ class RecognizerConfig:
             raise ValueError(f"{sec}.noise_filter={self.noise_filter} applies to the grouped networks (ststnet, "
                              f"offtanet), not {self.name}; set {sec}.noise_filter=none")
         if self.width < 1:
-            raise ValueError(f"model.width must be >= 1, got {self.width}")
+            raise ValueError(f"{sec}.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":
-            raise ValueError(f"model.width={self.width} applies to ststnet only, not {self.name}")
+            raise ValueError(f"{sec}.width={self.width} applies to ststnet only, not {self.name}")
         if self.domain_bn and self.name != "ststnet":
-            raise ValueError(f"model.domain_bn applies to ststnet only, not {self.name}")
+            raise ValueError(f"{sec}.domain_bn applies to ststnet only, not {self.name}")
         if self.domain_bn and self.mixup_alpha > 0:
-            raise ValueError("model.domain_bn and model.mixup_alpha cannot be combined (a mixed pair may span "
+            raise ValueError(f"{sec}.domain_bn and {sec}.mixup_alpha cannot be combined (a mixed pair may span "
                              "two datasets); set one of them to 0 / false")
 
     def _check_ranges(self) -> None:

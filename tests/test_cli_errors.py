@@ -281,3 +281,32 @@ def test_a_utf16_config_file_is_one_line_naming_it(tmp_path, capsys):
     assert main(["loso", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"icegan loso: error: {cfg}: not UTF-8 text") and err.endswith("save it as UTF-8")
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(name="offtanet", width=3), "recognizer.width=3 applies to ststnet only, not offtanet"),
+    (dict(name="offtanet", domain_bn=True), "recognizer.domain_bn applies to ststnet only"),
+    (dict(name="logreg", seeds=2), "recognizer.seeds=2 ensembles networks; logreg is fitted once per fold (set "
+                                   "recognizer.seeds=1; for the random forest raise recognizer.forest_trees instead)"),
+    (dict(name="logreg", shift_px=1, ema_decay=0.5), "recognizer.shift_px=1, recognizer.ema_decay=0.5 apply to the "
+                                                     "networks"),
+    (dict(name="ststnet", domain_bn=True, mixup_alpha=0.2), "recognizer.domain_bn and recognizer.mixup_alpha cannot"),
+])
+def test_train_py_recognizer_errors_name_the_recognizer_section(kw, msg):
+    """The main job's recognizer settings are `recognizer.<key>` in its config: every refusal names them so (not
+    `model.<key>`, the key of `icegan loso`, which a train.py user cannot set)."""
+    from icegan.pipeline import RecognizerSection
+    with pytest.raises(ValueError) as exc:
+        RecognizerSection(**kw)
+    assert msg in str(exc.value) and "model." not in str(exc.value)
+
+
+def test_train_py_recognizer_fit_errors_name_the_recognizer_section():
+    import torch
+
+    from icegan.pipeline import RecognizerSection
+    from icegan.recognition import fit_recognizer
+    cfg = RecognizerSection(name="ststnet", epochs=1, shift_px=40)
+    x, y = torch.rand(6, 3, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match=r"^recognizer.shift_px must lie in 0..27 pixels, got 40"):
+        fit_recognizer(cfg, x, y, progress=False)
