@@ -772,6 +772,16 @@ class FoldRunner:
         self.labels = torch.tensor(clips.samples["label"].to_numpy(), dtype=torch.long)
         self.fold_seconds: dict[str, float] = {}
         self.fold_peak_rss_mb: dict[str, float] = {}      # Ray workers only (the driver's is the process's)
+        self._prior_flows: dict[str, torch.Tensor] = {}     # motion-prior method -> every clip's flow (N, 2, S, S)
+
+    def _motion_prior_flows(self, method: str, idx) -> torch.Tensor:
+        """The classical flows onset → apex of clips ``idx`` for the GAN's motion prior (rows of every clip's flows,
+        computed once per run and process: a clip is in the training set of all folds but its own, and its flow
+        does not depend on the fold)."""
+        from icegan.gan.motion import pair_flows
+        if method not in self._prior_flows:
+            self._prior_flows[method] = pair_flows(self._pm1(self.clips.onset), self._pm1(self.clips.apex), method)
+        return self._prior_flows[method][torch.as_tensor(idx, dtype=torch.long)]
 
     # images in the GAN's range
     def _pm1(self, arr: np.ndarray) -> torch.Tensor:
@@ -858,6 +868,9 @@ class FoldRunner:
         if cfg.gan.joint:
             extra = self._joint_loss(feats_tr, y_tr, fold.index)
         gcfg = _gan_config(cfg, self.device)
+        prior_flows = None
+        if gcfg.model.motion_head and gcfg.model.motion_prior != "none":
+            prior_flows = self._motion_prior_flows(gcfg.model.motion_prior, tr)
         writer = None
         if distributed.is_main():
             # the fold's GAN curves and samples in TensorBoard (runs/<name>/tb/gan/<subject>) instead of a console
@@ -867,7 +880,7 @@ class FoldRunner:
         try:
             state = train_gan(onset, apex, y_tr, gcfg, device=self.device,
                               out_dir=fold_dir / "gan" if distributed.is_main() else None, extra_loss_fn=extra,
-                              log=writer, log_level=logging.DEBUG)
+                              log=writer, log_level=logging.DEBUG, prior_flows=prior_flows)
         finally:
             if writer is not None:
                 writer.close()

@@ -504,3 +504,30 @@ def test_fold_gan_checkpoints_at_most_ten_times():
     for epochs, every in ((100, 10), (25, 2), (5, 1), (1, 1)):
         cfg = load_main_config(None, [f"gan.epochs={epochs}"])
         assert _gan_config(cfg, torch.device("cpu")).train.checkpoint_every == every
+
+
+def test_motion_prior_flows_are_computed_once_per_run_and_each_fold_gets_its_rows(tmp_path, tiny_weights,
+                                                                                  monkeypatch):
+    """With the GAN's motion prior, every clip's classical flow is computed once per run (a clip is in the training
+    set of every fold but its own), and each fold's prior is averaged from exactly its training pairs' flows: the
+    rows handed to the fold equal the flows of that fold's pairs computed on their own."""
+    from icegan.gan import motion
+    real_pair_flows, real_class_mean_flow = motion.pair_flows, motion.class_mean_flow
+    calls, checked = [], []
+
+    def counting_pair_flows(onset, apex, method="tvl1"):
+        calls.append((onset.shape[0], method))
+        return real_pair_flows(onset, apex, method)
+
+    def checking_class_mean_flow(onset, apex, labels, n_classes, method="tvl1", symmetric=True, flows=None):
+        assert flows is not None and method == "farneback"
+        torch.testing.assert_close(flows, real_pair_flows(onset, apex, method), rtol=0, atol=0)
+        checked.append(onset.shape[0])
+        return real_class_mean_flow(onset, apex, labels, n_classes, method, symmetric, flows=flows)
+    monkeypatch.setattr(motion, "pair_flows", counting_pair_flows)
+    monkeypatch.setattr(motion, "class_mean_flow", checking_class_mean_flow)
+    m = run_main(_cfg(tiny_weights, "gan.motion_head=true", "gan.motion_prior=farneback"), tmp_path / "run",
+                 progress=False)
+    assert m["n_folds"] == 2
+    assert calls == [(9, "farneback")]           # all 9 clips (3 subjects x 3 classes), once
+    assert checked == [6, 6]                     # each fold: the 6 clips of the two other subjects

@@ -23,7 +23,7 @@ import logging
 import torch
 from torch import Tensor
 
-__all__ = ["class_mean_flow", "mirror_flow", "PRIOR_METHODS"]
+__all__ = ["class_mean_flow", "mirror_flow", "pair_flows", "PRIOR_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,30 @@ def mirror_flow(flow: Tensor) -> Tensor:
         raise ValueError(f"mirror_flow expects (..., 2, H, W), got {tuple(flow.shape)}")
     f = flow.flip(-1)
     return torch.stack([-f[..., 0, :, :], f[..., 1, :, :]], dim=-3)
+
+
+def pair_flows(onset: Tensor, apex: Tensor, method: str = "tvl1") -> Tensor:
+    """The classical optical flow onset → apex of every pair, as :func:`class_mean_flow` averages it: each pair on
+    its own, so the flows of a subset of pairs are those rows of the flows of all (the main job computes them once
+    per run and hands each fold its rows).
+
+    Args:
+        onset, apex: (N, 1, H, W) float in [-1, 1] (the GAN's range).
+        method: ``tvl1`` (OpenCV Dual TV-L1, default parameters) or ``farneback``.
+    Returns:
+        (N, 2, H, W) float32 flow in pixels (channel 0 = u, 1 = v).
+    Raises:
+        ValueError: unknown method, or shapes that are not two equal (N, 1, H, W).
+    """
+    if method not in PRIOR_METHODS:
+        raise ValueError(f"motion prior method must be one of {PRIOR_METHODS}, got {method!r}")
+    if onset.shape != apex.shape or onset.dim() != 4 or onset.shape[1] != 1:
+        raise ValueError(f"pair_flows: onset {tuple(onset.shape)} and apex {tuple(apex.shape)} must be (N, 1, H, W)")
+    from flownet.classical import FarnebackEstimator, TVL1Estimator
+    n, _, h, w = onset.shape
+    est = TVL1Estimator() if method == "tvl1" else FarnebackEstimator()
+    return torch.cat([est((onset[i:i + 64].float().cpu() + 1) / 2, (apex[i:i + 64].float().cpu() + 1) / 2)
+                      for i in range(0, n, 64)]) if n else torch.zeros(0, 2, h, w)
 
 
 def class_mean_flow(onset: Tensor, apex: Tensor, labels: Tensor, n_classes: int, method: str = "tvl1",
@@ -70,10 +94,7 @@ def class_mean_flow(onset: Tensor, apex: Tensor, labels: Tensor, n_classes: int,
     if n and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
         raise ValueError(f"class_mean_flow: labels must be in [0, {n_classes})")
     if flows is None:
-        from flownet.classical import FarnebackEstimator, TVL1Estimator
-        est = TVL1Estimator() if method == "tvl1" else FarnebackEstimator()
-        flows = torch.cat([est((onset[i:i + 64].float().cpu() + 1) / 2, (apex[i:i + 64].float().cpu() + 1) / 2)
-                           for i in range(0, n, 64)]) if n else torch.zeros(0, 2, h, w)
+        flows = pair_flows(onset, apex, method)
     if flows.shape != (n, 2, h, w):
         raise ValueError(f"class_mean_flow: flows must be ({n}, 2, {h}, {w}), got {tuple(flows.shape)}")
     prior = torch.zeros(n_classes, 2, h, w)

@@ -344,7 +344,7 @@ def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | 
 def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, device: str | torch.device | None = None,
               out_dir: str | Path | None = None, log=None, extra_loss_fn: ExtraLoss | None = None,
               init: tuple[Generator, CapsuleDiscriminator] | None = None,
-              log_level: int = logging.INFO) -> GanState:
+              log_level: int = logging.INFO, prior_flows: Tensor | None = None) -> GanState:
     """Train ICE-GAN on real pairs.
 
     Args:
@@ -364,6 +364,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         log_level: level of this function's progress messages (one line per epoch with its losses, accuracies and
             lr; the motion prior; a resumed checkpoint). The main job, which trains a GAN in every fold, passes
             ``logging.DEBUG`` and sends the same values to ``log``, so its console keeps the fold progress bar.
+        prior_flows: (N, 2, H, W) classical flows onset → apex of these pairs in pixels
+            (:func:`icegan.gan.motion.pair_flows` with ``cfg.model.motion_prior``), for the motion prior instead of
+            computing them here; the main job computes every clip's once per run and passes each fold its rows.
     Returns:
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
@@ -430,7 +433,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             and not bool(g.motion_prior.abs().sum() > 0):
         from .motion import class_mean_flow
         t_prior = time.time()
-        prior = class_mean_flow(onset_c, apex_c, labels_c, k, mc.motion_prior, mc.motion_prior_symmetric)
+        prior = class_mean_flow(onset_c, apex_c, labels_c, k, mc.motion_prior, mc.motion_prior_symmetric,
+                                flows=prior_flows)
         g.set_motion_prior(prior)
         _logger.log(log_level, "motion prior (%s, symmetric=%s) from %d training pairs in %.1f s; mean |flow| per class %s",
                      mc.motion_prior, mc.motion_prior_symmetric, n, time.time() - t_prior,
