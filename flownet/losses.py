@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .metrics import flow_magnitude
 from .regularizers import REGULARIZERS, regularizer_loss, stage_weights
 
 __all__ = ["sequence_loss", "srflownet_loss"]
@@ -29,7 +30,7 @@ def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, ga
     if any(f.shape != gt.shape for f in flows):
         raise ValueError(f"predictions {[tuple(f.shape) for f in flows][:1]} do not match ground truth {tuple(gt.shape)}")
     v = torch.ones(gt.shape[0], *gt.shape[2:], dtype=torch.bool, device=gt.device) if valid is None else valid.bool()
-    v = v & (gt.norm(dim=1) < max_flow)
+    v = v & (flow_magnitude(gt) < max_flow)
     vf = v[:, None].to(gt.dtype)
     n = vf.sum() * 2.0
     if n == 0:

