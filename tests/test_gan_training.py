@@ -459,11 +459,62 @@ def test_trainer_counterfactual_class_differs(monkeypatch):
     cfg.loss.counterfactual = 1.0
     cfg.loss.mode_seeking = 0.0
     g, d = tr.build_models(cfg)
-    g.register_forward_pre_hook(lambda m, args: cs.append(args[2].clone()) if g.training else None)
+    decode = g.decode
+    monkeypatch.setattr(g, "decode", lambda onset, e, gs, z, c: (cs.append(c.clone()), decode(onset, e, gs, z, c))[1])
     tr.train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu", init=(g, d))
     assert len(cs) == 3
     for c in cs:
         assert c.shape == (16,) and bool((c[:8] != c[8:]).all())   # c' != c for every sample
+
+
+@pytest.mark.parametrize("mode_seeking, perceptual, copies", [(0.0, "embedding", 2), (1.0, "embedding", 3),
+                                                               (1.0, "none", 3)])
+def test_trainer_encodes_each_onset_once_per_step(monkeypatch, mode_seeking, perceptual, copies):
+    """The generator pass encodes the B onsets of a step once and decodes their 2B (counterfactual) or 3B (+ mode
+    seeking) branches from repeated encodings; the perceptual term takes the onsets' embedding from that pass
+    instead of running the encoder again (Generator.embed runs on the fakes only)."""
+    import icegan.gan.trainer as tr
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1
+    cfg = tiny_cfg(epochs=2)
+    cfg.loss.perceptual, cfg.loss.counterfactual, cfg.loss.mode_seeking = perceptual, 1.0, mode_seeking
+    g, d = tr.build_models(cfg)
+    encoded, decoded, embedded = [], [], []
+    encode, decode, embed = g.encode, g.decode, g.embed
+    monkeypatch.setattr(g, "encode", lambda x: (encoded.append(len(x)), encode(x))[1])
+    monkeypatch.setattr(g, "decode", lambda o, e, gs, z, c: (decoded.append(len(o)), decode(o, e, gs, z, c))[1])
+    monkeypatch.setattr(g, "embed", lambda x: (embedded.append(len(x)) if g.training else None, embed(x))[1])
+    tr.train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu", init=(g, d))
+    assert encoded == [8, 8] and decoded == [8 * copies] * 2
+    # embed runs on the 2B fakes only (one step per epoch); the 2B onsets' target comes from the generator pass
+    assert embedded == ([16, 16] if perceptual == "embedding" else [])
+
+
+def test_generator_decode_of_repeated_encodings_is_the_forward_pass():
+    """decode(onset, *encode(onset) repeated, z, c) equals G(onset repeated, z, c), motion head included; the
+    perceptual term with the embedding handed in equals the one that embeds the onsets itself."""
+    from icegan.gan.perceptual import EmbeddingPerceptual
+    from icegan.models.generator import Generator
+    torch.manual_seed(0)
+    for motion in (False, True):
+        g = Generator(img_size=32, base_channels=8, max_channels=16, id_dim=16, z_dim=4, motion_head=motion)
+        if motion:
+            g.set_motion_prior(torch.randn(3, 2, 32, 32))
+        on = torch.rand(4, 1, 32, 32) * 2 - 1
+        z, c = torch.randn(12, 4), torch.tensor([0, 1, 2, 0] * 3)
+        e, gs = g.encode(on)
+        e2, gs2 = g.encode(on[:2])         # each face encoded alone: repeating an encoding is encoding a repeat
+        torch.testing.assert_close(e2, e[:2], rtol=0, atol=0)
+        for a, b in zip(gs2, gs):
+            torch.testing.assert_close(a, b[:2], rtol=0, atol=0)
+        fast = g.decode(on.repeat(3, 1, 1, 1), e.repeat(3, 1), [t.repeat(3, 1, 1, 1) for t in gs], z, c)
+        torch.testing.assert_close(fast, g(on.repeat(3, 1, 1, 1), z, c), rtol=1e-5, atol=1e-6)
+        per = EmbeddingPerceptual()
+        torch.testing.assert_close(per(g, on, fast[:4], onset_embedding=e), per(g, on, fast[:4]))
+    with pytest.raises(ValueError, match="Generator.decode: onset \\(4, ...\\), e \\(3, 16\\)"):
+        g.decode(on, e[:3], gs, z[:4], c[:4])
+    with pytest.raises(ValueError, match="onset_embedding \\(4, 5\\) is not the generator's embedding of 4"):
+        EmbeddingPerceptual()(g, on, on, onset_embedding=torch.zeros(4, 5))
 
 
 def test_trainer_checkpoint_cadence(monkeypatch, tmp_path):

@@ -47,7 +47,7 @@ class EmbeddingPerceptual(nn.Module):
     ``‖ê(fake) − ê(onset)‖²`` ∈ [0, 4].
     """
 
-    def forward(self, generator: nn.Module, onset: Tensor, fake: Tensor) -> Tensor:
+    def forward(self, generator: nn.Module, onset: Tensor, fake: Tensor, onset_embedding: Tensor | None = None) -> Tensor:
         """L_per of Eq. 4 (``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Sec. III-C) in the generator's
         embedding: the batch mean of ``‖ê(fake) − ê(onset)‖²``.
 
@@ -56,6 +56,8 @@ class EmbeddingPerceptual(nn.Module):
                 parameters enter detached, so the term moves only ``fake`` (and, through it, what generated it).
             onset: (B, C, H, W) real onset faces in [-1, 1]; their embedding is a constant target (no gradient).
             fake: (B, C, H, W) synthetic apexes in [-1, 1], the shape of ``onset``.
+            onset_embedding: (B, id_dim) ``generator.embed(onset)`` when the caller has it already (the trainer's
+                generator pass encodes the onsets with the same weights), so it is not computed again; detached.
 
         Returns:
             Scalar tensor in [0, 4] (squared distance of unit vectors), differentiable with respect to ``fake``.
@@ -63,8 +65,14 @@ class EmbeddingPerceptual(nn.Module):
         Raises:
             ValueError: from :meth:`Generator.embed`: ``onset`` or ``fake`` not (B, in_channels, img_size, img_size).
         """
-        with torch.no_grad():
-            target = F.normalize(generator.embed(onset), dim=1)
+        if onset_embedding is not None:
+            if onset_embedding.shape != (onset.shape[0], getattr(generator, "id_dim", onset_embedding.shape[1])):
+                raise ValueError(f"EmbeddingPerceptual: onset_embedding {tuple(onset_embedding.shape)} is not the "
+                                 f"generator's embedding of {onset.shape[0]} onsets")
+            target = F.normalize(onset_embedding.detach(), dim=1)
+        else:
+            with torch.no_grad():
+                target = F.normalize(generator.embed(onset), dim=1)
         wrapper = _Embed(generator)
         params = {f"g.{k}": v.detach() for k, v in generator.named_parameters()}
         params.update({f"g.{k}": v for k, v in generator.named_buffers()})
@@ -118,12 +126,13 @@ class VGGPerceptual(nn.Module):
             x = x.repeat(1, 3, 1, 1)
         return self.features((x - self.mean) / self.std)
 
-    def forward(self, generator: nn.Module | None, onset: Tensor, fake: Tensor) -> Tensor:
+    def forward(self, generator: nn.Module | None, onset: Tensor, fake: Tensor,
+                onset_embedding: Tensor | None = None) -> Tensor:
         """L_per of Eq. 4 (``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Sec. III-C) with VGG16 as the
         cost network: mean squared difference of the relu3_3 activations of ``fake`` and ``onset``.
 
         Args:
-            generator: unused (the signature matches :meth:`EmbeddingPerceptual.forward`).
+            generator, onset_embedding: unused (the signature matches :meth:`EmbeddingPerceptual.forward`).
             onset: (B, 1 or 3, H, W) in [-1, 1] (mapped to [0, 1], grey repeated to RGB, ImageNet-normalised); its
                 features are the target (no gradient).
             fake: (B, 1 or 3, H, W) in [-1, 1], the shape of ``onset``.

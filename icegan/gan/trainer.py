@@ -478,8 +478,13 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             else:
                 g_in = (on_all, z_all, y_all)
 
+            # each onset encoded once: its branches (counterfactual class, second noise) repeat e and the GRM maps
+            # (the encoder works on each face alone, so this is G(*g_in) without the repeated encoder passes)
+            reps = len(g_in[0]) // b
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                fake_gen = g(*g_in)
+                e_on, gs_on = g.encode(x_on)
+                fake_gen = g.decode(g_in[0], e_on.repeat(reps, 1), [t.repeat(reps, 1, 1, 1) for t in gs_on],
+                                    g_in[1], g_in[2])
             fake_gen = fake_gen.float()
             fake_all = fake_gen[:len(on_all)]
             fake = fake_all[:b]
@@ -508,7 +513,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 l_cls_g = margin_loss(exp_len[:b], y, lc.m_pos, lc.m_neg, lc.lam)
                 per = None
                 if perceptual is not None:
-                    per_all = perceptual(g, on_all, fake_all)
+                    # the onsets' embedding from the generator pass above (G's weights unchanged since) as target
+                    per_all = perceptual(g, on_all, fake_all,
+                                         onset_embedding=e_on.detach().repeat(len(on_all) // b, 1))
                     per = per_all  # both branches share one call: the mean over 2B samples
                 l1 = torch.nn.functional.l1_loss(fake, x_ap)
                 l_ip = identity_preserving_loss(fake, x_ap, per, lc.alpha)

@@ -308,6 +308,29 @@ class Generator(nn.Module):
         if z.dim() != 2 or z.shape != (b, self.z_dim):
             raise ValueError(f"Generator: z must be ({b}, {self.z_dim}), got {tuple(z.shape)}")
         e, gs = self.encode(onset)
+        return self.decode(onset, e, gs, z, c)
+
+    def decode(self, onset: Tensor, e: Tensor, gs: list[Tensor], z: Tensor, c: Tensor) -> Tensor:
+        """The decoder half of :meth:`forward`, from an :meth:`encode` result: ``forward(onset, z, c)`` is
+        ``decode(onset, *encode(onset), z, c)``. A trainer that draws several noises or classes for one onset
+        encodes it once and repeats ``e`` and ``gs`` (the encoder works on each face alone).
+
+        Args:
+            onset: (B, in_channels, img_size, img_size) onset faces in [-1, 1] (warped by the motion head, or the
+                base of the residual output).
+            e: (B, id_dim) identity embeddings; gs: the L GRM outputs, ``gs[i]`` (B, C_i, H/2^(i+1), W/2^(i+1)).
+            z: (B, z_dim) noise; c: class ids or one-hot labels as in :meth:`forward`.
+
+        Returns:
+            (B, in_channels, img_size, img_size) apex in [-1, 1], as :meth:`forward`.
+
+        Raises:
+            ValueError: ``e`` or ``z`` without B rows or ``gs`` not of L maps; ``c`` as in :meth:`forward`.
+        """
+        b = onset.shape[0]
+        if e.dim() != 2 or e.shape[0] != b or z.shape != (b, self.z_dim) or len(gs) != self.n_levels:
+            raise ValueError(f"Generator.decode: onset ({b}, ...), e {tuple(e.shape)}, z {tuple(z.shape)} and "
+                             f"{len(gs)} GRM maps do not fit (B rows each, {self.n_levels} maps)")
         onehot = one_hot_classes(c, self.n_classes, b, e.device, e.dtype)
         s = torch.cat([e, z.to(e.dtype), onehot], dim=1)[:, :, None, None]        # seed (B, 423, 1, 1)
         f = self.seed_to_map(s)
