@@ -261,7 +261,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     print(f"real pairs: subjects {data.subjects}; consecutive {len(data.pairs['consecutive'])}, "
           f"onset_apex {len(data.pairs['onset_apex'])}; skipped clips {len(data.skipped)}", flush=True)
     test_ds = SyntheticFaceFlow(root=d.root, split="test", size=d.size, n_pairs=d.n_test, seed=0)
-    test_loader = DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate)
+    # fixed pairs (seeded per index): built once as batches, not again at every evaluation
+    test_loader = list(DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate))
     occ_items = [data[i] for i in range(d.n_occ_pairs)]
     occ_pairs = [(it["img1"][None].to(device), it["img2"][None].to(device)) for it in occ_items]
 
@@ -285,6 +286,15 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     history: dict = {"teacher": [], "student": []}
     crop_gen = torch.Generator().manual_seed(t.seed + 17 + state["step"])
     np_rng = np.random.default_rng([t.seed, state["step"], 1 if state["stage"] == "student" else 0])
+    # (stage, step) of the last test evaluation and checkpoint: a stage that ends on an eval_every / ckpt_every step
+    # reuses that evaluation and does not write the same checkpoint again
+    last_test: dict = {"at": None, "metrics": None}
+    last_saved: dict = {"at": None}
+
+    def test_metrics(stage: str) -> dict:
+        if last_test["at"] != (stage, state["step"]):
+            last_test.update(at=(stage, state["step"]), metrics=evaluate_model(model, test_loader, device))
+        return last_test["metrics"]
 
     def run_stage(stage: str, n_steps: int, minutes: float, teacher: SRFlowNet | None, opt_state=None) -> None:
         peak = t.lr if stage == "teacher" else t.student_lr
@@ -309,8 +319,11 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             return lr
 
         def save_ckpt() -> None:
+            if last_saved["at"] == (stage, state["step"]):
+                return
             torch.save({"stage": stage, "step": state["step"], "model": model.state_dict(),
                         "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
+            last_saved["at"] = (stage, state["step"])
 
         gen = torch.Generator().manual_seed(t.seed + 1000 * (stage == "student") + state["step"])
         loader = DataLoader(data, batch_size=t.batch_size, sampler=RandomSampler(data, generator=gen),
@@ -360,7 +373,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                 if s % t.ckpt_every == 0:
                     save_ckpt()
                 if t.eval_every and s % t.eval_every == 0:
-                    m = evaluate_model(model, test_loader, device)
+                    m = test_metrics(stage)
                     for k, v in m.items():
                         writer.add_scalar(f"test_{stage}/{k}", v, offset + s)
                     print(f"{stage} step {s} synthetic facial test (monitor) {json.dumps(m)}", flush=True)
@@ -383,7 +396,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                                                           "steps": state["step"], "alpha2": lc.alpha2})
         results["teacher_steps"] = state["step"]
         results["teacher_minutes"] = round(state["elapsed_s"] / 60, 1)
-        results["teacher_test"] = evaluate_model(model, test_loader, device)
+        results["teacher_test"] = test_metrics("teacher")
         results["teacher_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
         print(f"teacher: synthetic facial test {json.dumps(results['teacher_test'])}; occluded fraction by "
               f"alpha2 {results['teacher_occ_frac']}", flush=True)
@@ -405,7 +418,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         results["student_steps"] = state["step"]
         results["student_minutes"] = round(state["elapsed_s"] / 60, 1)
     if t.student_steps > 0 or "teacher_test" not in results:
-        metrics = evaluate_model(model, test_loader, device)
+        metrics = test_metrics("student" if t.student_steps > 0 else "teacher")
         results["final_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
     else:  # no student stage: the final model is the teacher just evaluated
         metrics, results["final_occ_frac"] = results["teacher_test"], results["teacher_occ_frac"]

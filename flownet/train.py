@@ -405,18 +405,19 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if d.generic_fraction > 0:
         train_ds = MixedFlow(train_ds, SyntheticGenericFlow(split="train", n_pairs=d.n_train, **generic),
                              d.generic_fraction, d.seed)
+    # the evaluation pairs are fixed (seeded per index): built once as batches, not again at every evaluation
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
-    test_loader = DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate)
+    test_loader = list(DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate))
     # what is watched during training: the validation subjects if any, else (as before) the test set
     mon_name, mon_loader = "test", test_loader
     if d.n_val_subjects:
         mon_name = "val"
-        mon_loader = DataLoader(SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common), batch_size=8,
-                                shuffle=False, collate_fn=collate)
+        mon_loader = list(DataLoader(SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common), batch_size=8,
+                                     shuffle=False, collate_fn=collate))
     generic_loader = None
     if d.n_generic_val:
-        generic_loader = DataLoader(SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic),
-                                    batch_size=8, shuffle=False, collate_fn=collate)
+        generic_loader = list(DataLoader(SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic),
+                                         batch_size=8, shuffle=False, collate_fn=collate))
 
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -439,12 +440,28 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             ema.load_state_dict(ck["ema"])
         print(f"resumed {ckpt_path} at step {step}")
 
+    saved_at = [None]           # the step last written to last.pt (the final save skips a repeat)
+    evaluated: dict = {}        # (set, weights) -> (step, metrics) of the last evaluation
+
     def save_ckpt():
+        if saved_at[0] == step:
+            return
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
               "elapsed_s": elapsed0 + time.time() - start}
         if ema is not None:
             ck["ema"] = ema.state_dict()
         torch.save(ck, ckpt_path)
+        saved_at[0] = step
+
+    def evaluate(name: str, loader, weights: str) -> dict:
+        """Metrics of the raw or averaged weights on one evaluation set, computed once per step (a run that ends
+        on an eval_every step reuses that evaluation for its final metrics)."""
+        hit = evaluated.get((name, weights))
+        if hit is not None and hit[0] == step:
+            return hit[1]
+        m = evaluate_model(model if weights == "raw" else ema.module, loader, device)
+        evaluated[(name, weights)] = (step, m)
+        return m
 
     def progress_frac() -> float:
         """Fraction of the budget used: steps, or wall time when max_minutes is set (whichever is larger)."""
@@ -520,17 +537,17 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             if step % t.ckpt_every == 0:
                 save_ckpt()
             if t.eval_every and step % t.eval_every == 0:
-                m = evaluate_model(model, mon_loader, device)
+                m = evaluate(mon_name, mon_loader, "raw")
                 for k, v in m.items():
                     writer.add_scalar(f"{mon_name}/{k}", v, step)
                 print(f"step {step} {mon_name} {json.dumps(m)}", flush=True)
                 if generic_loader is not None:
-                    m = evaluate_model(model, generic_loader, device)
+                    m = evaluate("generic", generic_loader, "raw")
                     for k, v in m.items():
                         writer.add_scalar(f"val_generic/{k}", v, step)
                     print(f"step {step} val_generic {json.dumps(m)}", flush=True)
                 if ema is not None:
-                    m = evaluate_model(ema.module, mon_loader, device)
+                    m = evaluate(mon_name, mon_loader, "ema")
                     for k, v in m.items():
                         writer.add_scalar(f"{mon_name}_ema/{k}", v, step)
                     print(f"step {step} {mon_name} (weight average) {json.dumps(m)}", flush=True)
@@ -542,15 +559,17 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if ema is not None:  # the raw weights are kept beside the average, which is what ships
         save_weights(model, run / "weights_raw.pt", meta={"name": cfg.name, "steps": step, "size": d.size,
                                                           "weight_average": False})
+    weights = "raw" if ema is None else "ema"     # what ships (the average, when there is one)
+    metrics = evaluate("test", test_loader, weights)
+    if ema is not None:
         model = ema.module
-    metrics = evaluate_model(model, test_loader, device)
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer, "train_iters": t.iters,
             "size": d.size, "weight_average": t.ema_decay or False, "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
     if d.n_val_subjects:
-        meta["val_metrics"] = evaluate_model(model, mon_loader, device)
+        meta["val_metrics"] = evaluate("val", mon_loader, weights)
         print(f"final val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")
     if generic_loader is not None:
-        meta["val_generic_metrics"] = evaluate_model(model, generic_loader, device)
+        meta["val_generic_metrics"] = evaluate("generic", generic_loader, weights)
         print(f"final generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
     (run / "metrics.json").write_text(json.dumps(meta, indent=2))

@@ -907,3 +907,43 @@ def test_srflownet_pads_to_grid_and_crops_top_left():
                 F.pad(b, (0, W - w, 0, H - h), mode="replicate"), iters=1)[-1][..., :h, :w]
     assert out.shape == (1, 2, h, w)
     assert out.abs().max() > 0 and (out - ref).abs().max() <= 1e-4 * out.abs().max()
+
+
+@pytest.mark.parametrize("extra, n_eval, n_sets", [
+    ([], 2, 2),                              # val at step 2, test at the end; the final val metrics reuse step 2's
+    (["data.n_val_subjects=0"], 1, 1),       # the monitor is the test set: its step-2 pass is the final one
+    (["train.ema_decay=0.5"], 3, 2),         # val of the raw and the averaged weights at step 2, test at the end
+])
+def test_flow_train_ending_on_an_eval_step_evaluates_it_once(tmp_path, shared_data, monkeypatch, extra, n_eval,
+                                                             n_sets):
+    """A run whose last step is an eval_every step reuses that step's evaluation for its final metrics (was one
+    more pass of the monitored set) and does not write last.pt twice; the evaluation pairs are built once."""
+    import json
+
+    import flownet.train as ftrain
+    from flownet.train import FlowTrainConfig, train
+    from icegan.config import load_config
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in SRFlowNet(TINY).config_dict().items()]
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml", [
+        f"out_dir={tmp_path}", "name=r", f"data.root={shared_data}", "data.n_train=8", "data.n_test=2",
+        "data.n_val=2", "data.size=64", "train.batch_size=2", "train.eval_every=2", "train.ckpt_every=2",
+        "train.threads=1", "train.device=cpu", "train.max_minutes=0", "train.init_weights=null", "train.crop=48",
+        "train.steps=2", *tiny, *extra])
+    sets, saves = [], []
+    real_eval, real_save = ftrain.evaluate_model, torch.save
+
+    def counting_eval(model, loader, device, iters=None):
+        assert isinstance(loader, list)             # batches built once, not a DataLoader regenerating pairs
+        sets.append(id(loader))
+        return real_eval(model, loader, device, iters)
+
+    def counting_save(obj, f, *a, **k):
+        if isinstance(obj, dict) and "optimizer" in obj:
+            saves.append(obj["step"])
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(ftrain, "evaluate_model", counting_eval)
+    monkeypatch.setattr(torch, "save", counting_save)
+    metrics = train(cfg, progress=False)
+    assert len(sets) == n_eval and len(set(sets)) == n_sets and saves == [2]
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["test_metrics"] == metrics

@@ -474,3 +474,42 @@ def test_teacher_loss_trains_srflownet_on_a_synthetic_facial_pair(shared_data):
         flow = model(img1, img2, iters=4)[-1]
     learned, zero = _epe(flow, gt, valid)[0], _epe(torch.zeros_like(gt), gt, valid)[0]
     assert learned < 0.5 * zero, (learned, zero)
+
+
+def test_selfsup_training_end_to_end_evaluates_and_saves_each_step_once(tmp_path, shared_data, monkeypatch):
+    """Both stages on real CASME II pairs with a tiny SRFlowNet: weights.pt and metrics.json are written with the
+    teacher's and the final test metrics. A stage that ends on an eval_every / ckpt_every step reuses that
+    step's test evaluation (teacher_test, final_test) and does not write last.pt again."""
+    import json
+
+    import flownet.train as ftrain
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.registry import load_srflownet
+    from flownet.selfsup import SelfSupConfig, train_selfsup
+    from icegan.config import load_config
+    tiny = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                           corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=2)
+    model = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in SRFlowNet(tiny).config_dict().items()]
+    cfg = load_config(SelfSupConfig, "configs/flow_selfsup.yaml", [
+        f"out_dir={tmp_path}", "name=ss", f"data.root={shared_data}", "data.size=64", "data.crop=48",
+        "data.n_test=2", "data.n_occ_pairs=2", "train.teacher_steps=2", "train.student_steps=2",
+        "train.teacher_minutes=0", "train.student_minutes=0", "train.eval_every=2", "train.ckpt_every=1",
+        "train.log_every=1", "train.batch_size=2", "train.iters=2", "train.teacher_iters=2", *model])
+    evaluations, saves = [], []
+    real_eval, real_save = ftrain.evaluate_model, torch.save
+
+    def counting_save(obj, f, *a, **k):
+        if isinstance(obj, dict) and "stage" in obj:
+            saves.append((obj["stage"], obj["step"]))
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(ftrain, "evaluate_model", lambda *a, **k: (evaluations.append(1), real_eval(*a, **k))[1])
+    monkeypatch.setattr(torch, "save", counting_save)
+    res = train_selfsup(cfg, progress=False)
+    run = tmp_path / "ss"
+    assert res["teacher_steps"] == 2 and res["student_steps"] == 2
+    assert len(evaluations) == 2           # teacher step 2 (= teacher_test) and student step 2 (= final_test)
+    assert saves == [("teacher", 1), ("teacher", 2), ("student", 0), ("student", 1), ("student", 2)]
+    saved = json.loads((run / "metrics.json").read_text())
+    assert set(saved["final_test"]) == {"EPE", "px1", "px3", "px5", "Fl-all", "WAUC"}
+    assert saved["final_test"] != saved["teacher_test"]
+    assert load_srflownet(run / "weights.pt").meta["test_metrics_monitor"] == saved["final_test"]
