@@ -38,7 +38,7 @@ import torch
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .regularizers import stage_weights
-from .selfsup_losses import (confidence_map, forward_backward_occlusion, student_loss,
+from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
                              superpixel_hallucination, teacher_loss)
 
 __all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "SelfSupConfig",
@@ -163,9 +163,11 @@ def teacher_step_loss(flows, img1, img2, lc: SelfSupLossConfig, use_occlusion: b
         occ_f = forward_backward_occlusion(f_last, b_last, lc.alpha1, lc.alpha2)
         occ_b = forward_backward_occlusion(b_last, f_last, lc.alpha1, lc.alpha2)
     total, parts = 0.0, {}
+    # the two images' census transforms are the same for every update's flow: computed once per step
+    census = (census_transform(img1, lc.census_window), census_transform(img2, lc.census_window))
     for w, (ff, fb) in zip(stage_weights(len(flows), lc.gamma), flows):
         loss, parts = teacher_loss(img1, img2, ff, fb, occ_f, occ_b, lc.census_window, lc.eps, lc.q, lc.beta,
-                                   lc.smooth_weight)
+                                   lc.smooth_weight, census)
         total = total + w * loss
     parts["occ_f"] = float(occ_f.mean()) if occ_f is not None else 0.0
     parts["occ_b"] = float(occ_b.mean()) if occ_b is not None else 0.0

@@ -140,7 +140,8 @@ def census_transform(img: torch.Tensor, window: int = 7) -> torch.Tensor:
     return d / torch.sqrt(0.81 + d * d)
 
 
-def census_distance(img1: torch.Tensor, img2: torch.Tensor, window: int = 7) -> torch.Tensor:
+def census_distance(img1: torch.Tensor, img2: torch.Tensor, window: int = 7,
+                    census1: torch.Tensor | None = None) -> torch.Tensor:
     """Soft Hamming distance between the census transforms of two images (module docstring).
 
     ``H(p) = Σ_{p'} (t1 - t2)^2 / (0.1 + (t1 - t2)^2)``: 0 for identical images, up to ~window² - 1 when
@@ -149,6 +150,8 @@ def census_distance(img1: torch.Tensor, img2: torch.Tensor, window: int = 7) -> 
     Args:
         img1, img2: (B, 1|3, H, W) float [0, 1], same shape.
         window: census window side (odd, pixels).
+        census1: ``census_transform(img1, window)`` when the caller has it (a loss that compares one image with
+            several warps of another), so it is not computed again.
 
     Returns:
         (B, 1, H, W) distances (>= 0).
@@ -160,7 +163,12 @@ def census_distance(img1: torch.Tensor, img2: torch.Tensor, window: int = 7) -> 
     _check_image(img2, "img2")
     if img1.shape != img2.shape:
         raise ValueError(f"census_distance: image shapes differ: {tuple(img1.shape)} vs {tuple(img2.shape)}")
-    diff = census_transform(img1, window) - census_transform(img2, window)
+    if census1 is None:
+        census1 = census_transform(img1, window)
+    elif census1.shape != (img1.shape[0], window * window, *img1.shape[2:]):
+        raise ValueError(f"census_distance: census1 {tuple(census1.shape)} is not the {window}x{window} census of "
+                         f"img1 {tuple(img1.shape)}")
+    diff = census1 - census_transform(img2, window)
     sq = diff * diff
     return (sq / (0.1 + sq)).sum(1, keepdim=True)
 
@@ -218,7 +226,8 @@ def forward_backward_occlusion(flow_f: torch.Tensor, flow_b: torch.Tensor, alpha
 
 def photometric_loss(img1: torch.Tensor, img2: torch.Tensor, flow_f: torch.Tensor, flow_b: torch.Tensor,
                      occ_f: torch.Tensor | None = None, occ_b: torch.Tensor | None = None, window: int = 7,
-                     eps: float = 0.01, q: float = 0.4) -> torch.Tensor:
+                     eps: float = 0.01, q: float = 0.4,
+                     census: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Census photometric loss L_pho (thesis Eq. 3.33–3.34; census distance as the difference).
 
     ``I^w_{2→1}(p) = I2(p + w_f(p))`` (Eq. 3.33) and
@@ -232,6 +241,8 @@ def photometric_loss(img1: torch.Tensor, img2: torch.Tensor, flow_f: torch.Tenso
         img1, img2: (B, 1|3, H, W) [0, 1]. flow_f, flow_b: (B, 2, H, W) pixels.
         occ_f, occ_b: (B, 1, H, W) {0, 1} occlusion maps or None.
         window: census window (7 for faces). eps, q: ψ parameters.
+        census: ``(census_transform(img1, window), census_transform(img2, window))`` when the caller has them
+            (a loss over several refinement updates of one image pair), so they are not computed again.
 
     Returns:
         scalar tensor, differentiable in the flows (and images).
@@ -242,12 +253,14 @@ def photometric_loss(img1: torch.Tensor, img2: torch.Tensor, flow_f: torch.Tenso
     _check_flow(flow_b, "flow_b", img1)
     border = census_border_mask(img1.shape[2], img1.shape[3], window, img1.device, img1.dtype)
     total = img1.new_zeros(())
-    for ref, tgt, fl, occ, name in ((img1, img2, flow_f, occ_f, "occ_f"), (img2, img1, flow_b, occ_b, "occ_b")):
+    c1, c2 = (None, None) if census is None else census
+    for ref, tgt, fl, occ, name, c_ref in ((img1, img2, flow_f, occ_f, "occ_f", c1),
+                                           (img2, img1, flow_b, occ_b, "occ_b", c2)):
         warped = backward_warp(tgt, fl)
         valid = border.expand(ref.shape[0], -1, -1, -1)
         if occ is not None:
             valid = valid * (1.0 - _check_mask(occ, name, ref))
-        total = total + masked_mean(robust_penalty(census_distance(ref, warped, window), eps, q), valid)
+        total = total + masked_mean(robust_penalty(census_distance(ref, warped, window, c_ref), eps, q), valid)
     return total
 
 
@@ -288,13 +301,15 @@ def smoothness_loss(flow_f: torch.Tensor, flow_b: torch.Tensor, img1: torch.Tens
 
 
 def teacher_loss(img1, img2, flow_f, flow_b, occ_f=None, occ_b=None, window: int = 7, eps: float = 0.01,
-                 q: float = 0.4, beta: float = 10.0, smooth_weight: float = 0.1) -> tuple[torch.Tensor, dict]:
+                 q: float = 0.4, beta: float = 10.0, smooth_weight: float = 0.1,
+                 census: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
     """Stage-1 (teacher) loss L_1 = L_pho + 0.1 L_smo (thesis Eq. 3.36; weight configurable).
 
-    Returns (loss, {"pho": float, "smo": float}). Arguments as :func:`photometric_loss` and
+    Returns (loss, {"pho": float, "smo": float}). Arguments as :func:`photometric_loss` (``census``: the two
+    images' census transforms, computed once per pair by a caller that scores several flows) and
     :func:`smoothness_loss`.
     """
-    pho = photometric_loss(img1, img2, flow_f, flow_b, occ_f, occ_b, window, eps, q)
+    pho = photometric_loss(img1, img2, flow_f, flow_b, occ_f, occ_b, window, eps, q, census)
     smo = smoothness_loss(flow_f, flow_b, img1, img2, beta)
     return pho + smooth_weight * smo, {"pho": float(pho.detach()), "smo": float(smo.detach())}
 

@@ -513,3 +513,43 @@ def test_selfsup_training_end_to_end_evaluates_and_saves_each_step_once(tmp_path
     assert set(saved["final_test"]) == {"EPE", "px1", "px3", "px5", "Fl-all", "WAUC"}
     assert saved["final_test"] != saved["teacher_test"]
     assert load_srflownet(run / "weights.pt").meta["test_metrics_monitor"] == saved["final_test"]
+
+
+def test_teacher_step_loss_computes_the_images_census_once_and_equals_the_plain_sum(monkeypatch):
+    """Over U refinement updates the two images' census transforms are computed once (then one per warped image:
+    2 + 2U, was 4U), and the loss and its gradient equal the gamma-weighted sum of teacher_loss per update."""
+    import flownet.selfsup as ss
+    import flownet.selfsup_losses as sl
+    from flownet.regularizers import stage_weights
+    from flownet.selfsup import SelfSupLossConfig, teacher_step_loss
+    g = torch.Generator().manual_seed(0)
+    img1, img2 = smooth_texture(40, 40, seed=1), smooth_texture(40, 40, seed=2)
+    img1, img2 = torch.cat([img1, img2]), torch.cat([img2, img1])
+    flows = [tuple((torch.randn(2, 2, 40, 40, generator=g) * 0.5).requires_grad_() for _ in range(2))
+             for _ in range(3)]
+    lc = SelfSupLossConfig()
+    calls = []
+    real = sl.census_transform
+
+    def counting(img, window=7):
+        calls.append(img.shape[0])
+        return real(img, window)
+    monkeypatch.setattr(sl, "census_transform", counting)
+    monkeypatch.setattr(ss, "census_transform", counting)
+    for occlusion in (False, True):
+        calls.clear()
+        loss, parts = teacher_step_loss(flows, img1, img2, lc, use_occlusion=occlusion)
+        assert len(calls) == 2 + 2 * 3
+        grads = torch.autograd.grad(loss, [t for pair in flows for t in pair])
+        occ_f = occ_b = None
+        if occlusion:
+            occ_f = sl.forward_backward_occlusion(*flows[-1], lc.alpha1, lc.alpha2)
+            occ_b = sl.forward_backward_occlusion(flows[-1][1], flows[-1][0], lc.alpha1, lc.alpha2)
+        plain = sum(w * sl.teacher_loss(img1, img2, ff, fb, occ_f, occ_b, lc.census_window, lc.eps, lc.q, lc.beta,
+                                        lc.smooth_weight)[0]
+                    for w, (ff, fb) in zip(stage_weights(3, lc.gamma), flows))
+        torch.testing.assert_close(loss, plain)
+        for a, b in zip(grads, torch.autograd.grad(plain, [t for pair in flows for t in pair])):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="census1 \\(2, 9, 40, 40\\) is not the 7x7 census of img1"):
+        sl.census_distance(img1, img2, 7, census1=torch.zeros(2, 9, 40, 40))
