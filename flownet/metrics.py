@@ -86,7 +86,9 @@ def flow_metrics(pred: torch.Tensor, gt: torch.Tensor, valid=None) -> dict[str, 
     i = torch.arange(1, 101, dtype=torch.float64, device=e.device)
     w = 1.0 - (i - 1) / 100.0
     delta = i / 20.0
-    # A(delta) for all 100 thresholds at once: the count of errors <= delta in the sorted errors
-    acc = torch.searchsorted(torch.sort(e).values, delta, right=True).double() / e.numel()
+    # A(delta) for all 100 thresholds at once: the count of errors <= delta in the sorted errors (a NaN error, from
+    # a NaN flow, is within no threshold, as e <= delta says; searchsorted would count it as within all)
+    finite = torch.sort(e[~torch.isnan(e)]).values
+    acc = torch.searchsorted(finite, delta, right=True).double() / e.numel()
     out["WAUC"] = (100.0 * (w * acc).sum() / w.sum()).item()
     return out

@@ -244,7 +244,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     from .data.real_pairs import RealFramePairs
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet, save_srflownet
-    from .train import collate, evaluate_model, start_run
+    from .train import collate, evaluate_model, evaluation_batches, start_run
 
     t, lc, d = cfg.train, cfg.loss, cfg.data
     for key, val in (("train.teacher_steps", t.teacher_steps), ("train.student_steps", t.student_steps)):
@@ -264,7 +264,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
           f"onset_apex {len(data.pairs['onset_apex'])}; skipped clips {len(data.skipped)}", flush=True)
     test_ds = SyntheticFaceFlow(root=d.root, split="test", size=d.size, n_pairs=d.n_test, seed=0)
     # fixed pairs (seeded per index): built once as batches, not again at every evaluation
-    test_loader = list(DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate))
+    test_loader = evaluation_batches(test_ds)
     occ_items = [data[i] for i in range(d.n_occ_pairs)]
     occ_pairs = [(it["img1"][None].to(device), it["img2"][None].to(device)) for it in occ_items]
 
@@ -372,13 +372,13 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                     history[stage].append(rec)
                     print(f"{stage} " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                  for k, v in rec.items()), flush=True)
-                if s % t.ckpt_every == 0:
-                    save_ckpt()
                 if t.eval_every and s % t.eval_every == 0:
                     m = test_metrics(stage)
                     for k, v in m.items():
                         writer.add_scalar(f"test_{stage}/{k}", v, offset + s)
                     print(f"{stage} step {s} synthetic facial test (monitor) {json.dumps(m)}", flush=True)
+                if s % t.ckpt_every == 0:       # after the evaluation: its time counts in elapsed_s on resume
+                    save_ckpt()
                 if frac() >= 1.0:
                     done = True
                     break

@@ -236,6 +236,17 @@ def dataset_kwargs(d: FlowDataConfig) -> dict:
 
 
 @torch.no_grad()
+def evaluation_batches(dataset, batch_size: int = 8) -> list[dict]:
+    """Every item of a fixed evaluation ``dataset`` (pairs seeded per index), collated into batches of
+    ``batch_size``, in order: built once per run and scored at every evaluation.
+
+    The loader draws its base seed from a generator of its own, so building the batches leaves torch's global
+    random state as it was (the weights of a model built afterwards do not depend on it)."""
+    from torch.utils.data import DataLoader
+    return list(DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                           generator=torch.Generator()))
+
+
 def evaluate_model(model: torch.nn.Module, loader, device, iters: int | None = None) -> dict:
     """Pooled flow metrics (:func:`flownet.metrics.flow_metrics`) of ``model`` (any backbone) over ``loader``."""
     from .metrics import flow_metrics
@@ -407,17 +418,15 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                              d.generic_fraction, d.seed)
     # the evaluation pairs are fixed (seeded per index): built once as batches, not again at every evaluation
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
-    test_loader = list(DataLoader(test_ds, batch_size=8, shuffle=False, collate_fn=collate))
+    test_loader = evaluation_batches(test_ds)
     # what is watched during training: the validation subjects if any, else (as before) the test set
     mon_name, mon_loader = "test", test_loader
     if d.n_val_subjects:
         mon_name = "val"
-        mon_loader = list(DataLoader(SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common), batch_size=8,
-                                     shuffle=False, collate_fn=collate))
+        mon_loader = evaluation_batches(SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common))
     generic_loader = None
     if d.n_generic_val:
-        generic_loader = list(DataLoader(SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic),
-                                         batch_size=8, shuffle=False, collate_fn=collate))
+        generic_loader = evaluation_batches(SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic))
 
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -534,8 +543,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", epe=f"{epe:.3f}")
                 print(f"step {step} loss {float(loss.detach()):.4f} epe {epe:.4f} reg {parts['reg_loss']:.4f} "
                       f"elapsed {time.time() - start:.0f}s", flush=True)
-            if step % t.ckpt_every == 0:
-                save_ckpt()
             if t.eval_every and step % t.eval_every == 0:
                 m = evaluate(mon_name, mon_loader, "raw")
                 for k, v in m.items():
@@ -551,6 +558,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                     for k, v in m.items():
                         writer.add_scalar(f"{mon_name}_ema/{k}", v, step)
                     print(f"step {step} {mon_name} (weight average) {json.dumps(m)}", flush=True)
+            if step % t.ckpt_every == 0:        # after the evaluation: its time counts in elapsed_s on resume
+                save_ckpt()
             if progress_frac() >= 1.0:
                 stop = True
                 break

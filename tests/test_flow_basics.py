@@ -130,6 +130,12 @@ def test_metrics_match_their_definitions_on_random_flows():
     w = [1 - (i - 1) / 100 for i in range(1, 101)]
     wauc = 100 * sum(wi * float((e <= i / 20).double().mean()) for i, wi in zip(range(1, 101), w)) / sum(w)
     assert m["WAUC"] == pytest.approx(wauc, abs=1e-9) and m["EPE"] == pytest.approx(float(e.mean()), abs=1e-5)
+    # a NaN prediction is within no threshold: 400 of 1000 NaN errors, the others 0, leave WAUC at 60
+    gt = torch.zeros(2, 1, 1000)
+    pred = gt.clone()
+    pred[:, :, :400] = float("nan")
+    m = flow_metrics(pred, gt)
+    assert m["WAUC"] == pytest.approx(60.0) and m["px1"] == pytest.approx(0.6) and math.isnan(m["EPE"])
 
 
 def test_metrics_valid_mask_and_perfect():

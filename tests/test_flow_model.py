@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -929,13 +930,26 @@ def test_flow_train_ending_on_an_eval_step_evaluates_it_once(tmp_path, shared_da
         "data.n_val=2", "data.size=64", "train.batch_size=2", "train.eval_every=2", "train.ckpt_every=2",
         "train.threads=1", "train.device=cpu", "train.max_minutes=0", "train.init_weights=null", "train.crop=48",
         "train.steps=2", *tiny, *extra])
-    sets, saves = [], []
+    sets, saves, rng = [], [], {}
     real_eval, real_save = ftrain.evaluate_model, torch.save
+    real_start, real_build = ftrain.start_run, ftrain.build_model
 
     def counting_eval(model, loader, device, iters=None):
         assert isinstance(loader, list)             # batches built once, not a DataLoader regenerating pairs
         sets.append(id(loader))
+        time.sleep(0.3)                             # an evaluation's time must count in last.pt's elapsed_s
         return real_eval(model, loader, device, iters)
+
+    def start_run(c):
+        out = real_start(c)
+        rng["seeded"] = torch.get_rng_state()
+        return out
+
+    def build_model(c):
+        rng["built"] = torch.get_rng_state()
+        return real_build(c)
+    monkeypatch.setattr(ftrain, "start_run", start_run)
+    monkeypatch.setattr(ftrain, "build_model", build_model)
 
     def counting_save(obj, f, *a, **k):
         if isinstance(obj, dict) and "optimizer" in obj:
@@ -945,5 +959,9 @@ def test_flow_train_ending_on_an_eval_step_evaluates_it_once(tmp_path, shared_da
     monkeypatch.setattr(torch, "save", counting_save)
     metrics = train(cfg, progress=False)
     assert len(sets) == n_eval and len(set(sets)) == n_sets and saves == [2]
+    # building the evaluation batches draws nothing from the global generator: a model trained from scratch starts
+    # from the weights of the seed alone (a DataLoader's iteration takes its base seed from torch's global state)
+    assert torch.equal(rng["seeded"], rng["built"])
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["elapsed_s"] >= 0.3
     saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert saved["test_metrics"] == metrics

@@ -482,6 +482,7 @@ def test_selfsup_training_end_to_end_evaluates_and_saves_each_step_once(tmp_path
     step's test evaluation (teacher_test, final_test) and does not write last.pt again."""
     import json
 
+    import flownet.selfsup as ss
     import flownet.train as ftrain
     from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
     from flownet.registry import load_srflownet
@@ -504,7 +505,14 @@ def test_selfsup_training_end_to_end_evaluates_and_saves_each_step_once(tmp_path
         return real_save(obj, f, *a, **k)
     monkeypatch.setattr(ftrain, "evaluate_model", lambda *a, **k: (evaluations.append(1), real_eval(*a, **k))[1])
     monkeypatch.setattr(torch, "save", counting_save)
+    rng = {}
+    real_start = ftrain.start_run
+    monkeypatch.setattr(ftrain, "start_run",
+                        lambda c: (real_start(c), rng.setdefault("seeded", torch.get_rng_state()))[0])
+    monkeypatch.setattr(ss, "SRFlowNet", lambda c: (rng.setdefault("built", torch.get_rng_state()), SRFlowNet(c))[1])
     res = train_selfsup(cfg, progress=False)
+    # the test batches are built without drawing from the global generator: the teacher starts from the seed's weights
+    assert torch.equal(rng["seeded"], rng["built"])
     run = tmp_path / "ss"
     assert res["teacher_steps"] == 2 and res["student_steps"] == 2
     assert len(evaluations) == 2           # teacher step 2 (= teacher_test) and student step 2 (= final_test)
