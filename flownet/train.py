@@ -235,7 +235,6 @@ def dataset_kwargs(d: FlowDataConfig) -> dict:
     return kw
 
 
-@torch.no_grad()
 def evaluation_batches(dataset, batch_size: int = 8) -> list[dict]:
     """Every item of a fixed evaluation ``dataset`` (pairs seeded per index), collated into batches of
     ``batch_size``, in order: built once per run and scored at every evaluation.
@@ -247,6 +246,7 @@ def evaluation_batches(dataset, batch_size: int = 8) -> list[dict]:
                            generator=torch.Generator()))
 
 
+@torch.no_grad()
 def evaluate_model(model: torch.nn.Module, loader, device, iters: int | None = None) -> dict:
     """Pooled flow metrics (:func:`flownet.metrics.flow_metrics`) of ``model`` (any backbone) over ``loader``."""
     from .metrics import flow_metrics
