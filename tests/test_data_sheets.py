@@ -168,6 +168,9 @@ def test_a_clip_on_two_rows_and_sheets_users_export_badly(tmp_path):
     with pytest.raises(SheetError, match=rf"casme2.csv: not UTF-8 text \(byte 0xe9 at byte {at}, line 402; .*save "
                                          r"it as 'CSV UTF-8' or as .xlsx"):
         read_casme2_sheet(csv)
+    csv.write_bytes(b"\xef\xbb\xbf" + text.encode("cp1252"))      # with a BOM: the offset still counts it
+    with pytest.raises(SheetError, match=rf"not UTF-8 text \(byte 0xe9 at byte {at + 3}, line 402; "):
+        read_casme2_sheet(csv)
     csv.write_text("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
                    "1,EP01_01,10,13,16,4,others\nS-01,EP01_02,10,13,16,4,others\n")
     with pytest.raises(SheetError, match=r"casme2.csv row 3: CASME II subject 'S-01' is not a number"):

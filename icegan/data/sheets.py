@@ -78,8 +78,9 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
         try:        # decoded in one go, so that a bad byte's offset and line are the file's, not a read chunk's
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise SheetError(f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at byte {exc.start}, line {line}; "
+            at = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)    # utf-8-sig counts after its BOM
+            line = raw.count(b"\n", 0, at) + 1
+            raise SheetError(f"{path}: not UTF-8 text (byte {raw[at]:#04x} at byte {at}, line {line}; "
                              "a spreadsheet's plain 'CSV' export uses the computer's own encoding): save it as "
                              "'CSV UTF-8' or as .xlsx") from None
         return [tuple(c if c != "" else None for c in r) for r in csv.reader(io.StringIO(text, newline=""))]
