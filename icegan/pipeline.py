@@ -27,6 +27,7 @@ No step looks at the held-out subject's labels; epochs are fixed in the config (
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -762,6 +763,11 @@ def _sample_grid_png(path: Path, onset: torch.Tensor, apex: torch.Tensor, fakes:
     vutils.save_image(grid, str(path))
 
 
+#: (motion-prior method, digest of the clips) -> every clip's classical flow (N, 2, S, S): the GAN motion prior's
+#: flows of the run this process works for (:meth:`FoldRunner._motion_prior_flows`)
+_PRIOR_FLOWS: dict[tuple[str, str], torch.Tensor] = {}
+
+
 class FoldRunner:
     """Callable ``fold → scores`` for :func:`icegan.protocol.run_loso` (one LOSO fold of the main job)."""
 
@@ -772,16 +778,22 @@ class FoldRunner:
         self.labels = torch.tensor(clips.samples["label"].to_numpy(), dtype=torch.long)
         self.fold_seconds: dict[str, float] = {}
         self.fold_peak_rss_mb: dict[str, float] = {}      # Ray workers only (the driver's is the process's)
-        self._prior_flows: dict[str, torch.Tensor] = {}     # motion-prior method -> every clip's flow (N, 2, S, S)
 
     def _motion_prior_flows(self, method: str, idx) -> torch.Tensor:
-        """The classical flows onset → apex of clips ``idx`` for the GAN's motion prior (rows of every clip's flows,
-        computed once per run and process: a clip is in the training set of all folds but its own, and its flow
-        does not depend on the fold)."""
+        """The classical flows onset → apex of clips ``idx`` for the GAN's motion prior: rows of every clip's flows,
+        computed once per run and process (a clip is in the training set of all folds but its own, and its flow
+        does not depend on the fold). The flows are kept in the module (:data:`_PRIOR_FLOWS`, keyed by the method
+        and a digest of the clips' pixels), not in the runner: a Ray worker unpickles a fresh runner per fold."""
         from icegan.gan.motion import pair_flows
-        if method not in self._prior_flows:
-            self._prior_flows[method] = pair_flows(self._pm1(self.clips.onset), self._pm1(self.clips.apex), method)
-        return self._prior_flows[method][torch.as_tensor(idx, dtype=torch.long)]
+        h = hashlib.sha1()
+        for a in (self.clips.onset, self.clips.apex):
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        key = (method, h.hexdigest())
+        if key not in _PRIOR_FLOWS:
+            _PRIOR_FLOWS.clear()            # one run's flows per process
+            _PRIOR_FLOWS[key] = pair_flows(self._pm1(self.clips.onset), self._pm1(self.clips.apex), method)
+        return _PRIOR_FLOWS[key][torch.as_tensor(idx, dtype=torch.long)]
 
     # images in the GAN's range
     def _pm1(self, arr: np.ndarray) -> torch.Tensor:
@@ -1006,6 +1018,7 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
                        progress=progress and distributed.is_main(), fold_map=timed_map,
                        provenance={**provenance, **recognizer_provenance(cfg.recognizer)})
+    _PRIOR_FLOWS.clear()                # the run's prior flows are not needed after its folds
     if not distributed.is_main():
         return metrics
     _update_timing(timing_path, runner, executor=type(executor).__name__ if executor is not None else "sequential",

@@ -526,8 +526,41 @@ def test_motion_prior_flows_are_computed_once_per_run_and_each_fold_gets_its_row
         return real_class_mean_flow(onset, apex, labels, n_classes, method, symmetric, flows=flows)
     monkeypatch.setattr(motion, "pair_flows", counting_pair_flows)
     monkeypatch.setattr(motion, "class_mean_flow", checking_class_mean_flow)
+    pipeline._PRIOR_FLOWS.clear()
     m = run_main(_cfg(tiny_weights, "gan.motion_head=true", "gan.motion_prior=farneback"), tmp_path / "run",
                  progress=False)
     assert m["n_folds"] == 2
     assert calls == [(9, "farneback")]           # all 9 clips (3 subjects x 3 classes), once
     assert checked == [6, 6]                     # each fold: the 6 clips of the two other subjects
+    assert pipeline._PRIOR_FLOWS == {}           # released when the run's folds are done
+
+
+def test_motion_prior_flows_survive_a_runner_unpickled_per_fold(tmp_path, tiny_weights, monkeypatch):
+    """A Ray worker unpickles a fresh FoldRunner for every fold: the prior's flows are still computed once per
+    process (kept in the module, keyed by the clips), and clips with other pixels get their own."""
+    import pickle
+
+    import numpy as np
+
+    from icegan.gan import motion
+    cfg = _cfg(tiny_weights)
+    rng = np.random.default_rng(0)
+    onset, apex = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8), rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    samples = pd.DataFrame({"dataset": "d", "subject": [f"d/s{i}" for i in range(5)],
+                            "clip": [f"c{i}" for i in range(5)], "label": [0, 1, 2, 0, 1]})
+    runner = pipeline.FoldRunner(cfg, pipeline.Clips(samples, onset, apex), torch.zeros(5, 3, 28, 28), None,
+                                 tmp_path, torch.device("cpu"))
+    calls = []
+    real = motion.pair_flows
+    monkeypatch.setattr(motion, "pair_flows", lambda o, a, m: (calls.append(len(o)), real(o, a, m))[1])
+    pipeline._PRIOR_FLOWS.clear()
+    first = pickle.loads(pickle.dumps(runner))._motion_prior_flows("farneback", [0, 2])
+    second = pickle.loads(pickle.dumps(runner))._motion_prior_flows("farneback", [1, 2, 3])
+    assert calls == [5]
+    torch.testing.assert_close(first[1], second[1], rtol=0, atol=0)
+    torch.testing.assert_close(second, real(runner._pm1(onset[[1, 2, 3]]), runner._pm1(apex[[1, 2, 3]]), "farneback"))
+    other = pipeline.FoldRunner(cfg, pipeline.Clips(samples, apex, onset), torch.zeros(5, 3, 28, 28), None, tmp_path,
+                                torch.device("cpu"))
+    other._motion_prior_flows("farneback", [0])
+    assert calls == [5, 5]
+    pipeline._PRIOR_FLOWS.clear()
