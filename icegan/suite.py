@@ -398,20 +398,23 @@ def find_reusable_run(config: object, runs: Sequence[tuple[Path, dict]]) -> Opti
 #: keys of a run's recipe (its seed and its model sections): a pool run that differs in one of them is another
 #: run, not a near miss (a new seed or a new recipe is trained as planned, without a note)
 RECIPE_KEYS = ("seed", "model", "gan", "flow", "recognizer")
+#: keys inside those sections that change the speed of a run, not its result: a difference in them is a near miss
+SPEED_KEYS = ("flow.batch_size",)
 
 
 def reuse_near_miss(config: object, runs: Sequence[tuple[Path, dict]], most: int = 3) -> Optional[str]:
     """Why no run of ``runs`` (:func:`reusable_runs`) can stand for ``config``, when one comes close: the run with the
-    same recipe (seed and model sections, :data:`RECIPE_KEYS`) that differs in the fewest other keys, if at most
-    ``most``, as ``"<run> differs in threads (2 here, 0 there)"``; else None. It tells the user of ``--reuse`` which
-    setting (a ``threads=2`` override, another ``device`` or ``data.root``) kept a run from being copied, instead of
-    a silent retraining; a run of another seed or recipe is no near miss."""
+    same recipe (seed and model sections, :data:`RECIPE_KEYS`, but for :data:`SPEED_KEYS`) that differs in the
+    fewest other keys, if at most ``most``, as ``"<run> differs in threads (2 here, 0 there)"``; else None. It tells
+    the user of ``--reuse`` which setting (a ``threads=2`` or ``flow.batch_size`` override, another ``device`` or
+    ``data.root``) kept a run from being copied, instead of a silent retraining; a run of another seed or recipe is
+    no near miss."""
     from icegan.config import ABSENT, config_differences, to_dict
     want = _comparable(to_dict(config))
     best = None
     for path, cfg in runs:
         diff = config_differences(want, cfg)
-        if any(k.split(".")[0] in RECIPE_KEYS for k, _, _ in diff):
+        if any(k.split(".")[0] in RECIPE_KEYS and k not in SPEED_KEYS for k, _, _ in diff):
             continue
         if diff and (best is None or len(diff) < len(best[1])):
             best = (path, diff)

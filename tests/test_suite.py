@@ -557,3 +557,19 @@ def test_a_one_seed_suite_marks_no_run_as_one_run(tmp_path):
         (x.out / "metrics.json").write_text(json.dumps({"overall": {"UF1": 0.5, "UAR": 0.5}}))
     table = per_seed_table(suite, plan, {x.out for x in plan})
     assert "(one run)" not in table
+
+
+def test_reuse_near_miss_names_settings_not_other_recipes():
+    """A pool run of the same seed and model sections that differs in a setting (threads, flow.batch_size: speed,
+    not result) is named with the keys; one of another seed or another model-section value is no near miss."""
+    from icegan.config import apply_overrides, to_dict
+    from icegan.pipeline import load_main_config
+    from icegan.suite import _comparable, reuse_near_miss
+    base = load_main_config(None, [])
+    pool = [(Path("/runs/pool/demo_s0"), _comparable(to_dict(base)))]
+    for over, note in ((["threads=2"], "threads (2 here, 0 there)"),
+                       (["flow.batch_size=64"], "flow.batch_size (64 here, 32 there)"),
+                       (["threads=2", "flow.batch_size=8"], "threads (2 here, 0 there), flow.batch_size (8 here")):
+        assert reuse_near_miss(apply_overrides(base, over), pool).startswith(f"/runs/pool/demo_s0 differs in {note}")
+    for over in (["seed=1"], ["gan.epochs=3"], ["recognizer.lr=0.01", "threads=2"], ["flow.method=tvl1"]):
+        assert reuse_near_miss(apply_overrides(base, over), pool) is None, over
