@@ -89,9 +89,7 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         if need_apex:
             out.append(Problem(k, "apex is not a frame number in the sheet", SKIP))
         else:                    # to be spotted (icegan.data.spotting.spot_record_apex): needs two frames
-            first = rec.onset if rec.onset is not None else -1
-            last = rec.offset if rec.offset is not None else float("inf")
-            span = sum(first <= n <= last for n in nums)
+            span = len(rec.spotting_span())
             if span < 2:
                 out.append(Problem(k, f"apex spotting needs at least 2 frames from onset to offset, found {span}",
                                    SKIP))

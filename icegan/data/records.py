@@ -139,6 +139,14 @@ class ClipRecord:
             raise KeyError(f"{self.key}: frame {number} is not on disk "
                            f"(frames present: {_ranges(self.frame_numbers)})") from None
 
+    def spotting_span(self) -> list[tuple[int, Path]]:
+        """``(number, path)`` of the frames on disk from the onset to the offset, both included (the first and last
+        frame when they are not set, as for SMIC): the frames apex spotting reads
+        (:func:`icegan.data.spotting.spot_record_apex`), and that ``icegan data check`` counts."""
+        first = self.onset if self.onset is not None else -1
+        last = self.offset if self.offset is not None else float("inf")
+        return [(n, p) for n, p in zip(self.frame_numbers, self.frame_paths) if first <= n <= last]
+
     def has_frame(self, number: Optional[int]) -> bool:
         """Whether frame ``number`` is on disk (one of ``frame_numbers``); False for None."""
         return number is not None and number in set(self.frame_numbers)

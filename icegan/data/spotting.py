@@ -132,9 +132,7 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     Raises:
         ValueError: the clip has fewer than 2 frames in that range or an unreadable frame (message names the clip).
     """
-    first = record.onset if record.onset is not None else -1
-    last = record.offset if record.offset is not None else float("inf")
-    span = [(n, p) for n, p in zip(record.frame_numbers, record.frame_paths) if first <= n <= last]
+    span = record.spotting_span()
     numbers = [n for n, _ in span]
     from .frame_io import read_frame
     frames = []
