@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from icegan.paths import run_folder_header
-from icegan.report import DAMAGED, RERUN, RESUME, markdown_cell
+from icegan.report import DAMAGED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, refuse_run_folder_conflict,
                              summarize_predictions, write_reports)
 
@@ -90,21 +90,6 @@ def not_probabilities(p: np.ndarray) -> np.ndarray:
     return ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (np.abs(p.sum(1) - 1.0) > 1e-3)
 
 
-def _read_header(f: Path) -> dict:
-    """A run folder's JSON header (``run.json``, ``ensemble.json``, ...).
-
-    Raises:
-        EnsembleError: the file cannot be read, is not JSON (e.g. cut short) or not a JSON object (names the file).
-    """
-    try:
-        header = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnsembleError(f"{f}: cannot be read as JSON ({exc}); {DAMAGED}: {RERUN}") from None
-    if not isinstance(header, dict):
-        raise EnsembleError(f"{f}: not a JSON object (got a {type(header).__name__}); {DAMAGED}: {RERUN}")
-    return header
-
-
 def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: bool = False):
     """Header and predictions of a finished run, with the checks both readers share.
 
@@ -116,7 +101,7 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
     for f in (run_json, pred_csv):
         if not f.is_file():
             raise EnsembleError(f"{d}: no {f.name}; give the folder of a finished {kinds}")
-    header = _read_header(run_json)
+    header = read_run_json(run_json, RERUN, EnsembleError)
     damaged = f"{DAMAGED}: {RESUME}"
     text = pred_csv.read_bytes()
     if not text.strip():

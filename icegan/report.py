@@ -20,7 +20,7 @@ import numpy as np
 
 from icegan.protocol import DATASET_TITLES
 
-__all__ = ["TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
+__all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
            "check_one_recipe"]
 
 
@@ -101,20 +101,21 @@ RESUME = ("run the command that wrote this folder again with the same --out (a L
           "it has no complete predictions for, and writes its results again)")
 
 
-def _read_json(f: Path, fix: str = RERUN) -> dict:
-    """A run folder's JSON file (``metrics.json``, ``ensemble.json``, ...) as a dict; ``fix``: what the message about
-    a damaged file says to do.
+def read_run_json(f: Path, fix: str = RERUN, error: type[ValueError] = ValueError) -> dict:
+    """A run folder's JSON file (``metrics.json``, ``run.json``, ``ensemble.json``, ...) as a dict; ``fix``: what the
+    message about a damaged file says to do; ``error``: the ValueError class raised (e.g.
+    :class:`icegan.ensemble.EnsembleError`).
 
     Raises:
-        ValueError: the file cannot be read, is not JSON (e.g. cut short) or not a JSON object; the message names the
-            file, says it looks damaged or incomplete, and gives ``fix``.
+        ValueError (``error``): the file cannot be read, is not JSON (e.g. cut short) or not a JSON object; the message
+            names the file, says it looks damaged or incomplete, and gives ``fix``.
     """
     try:
         d = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"{f}: cannot be read as JSON ({exc}); {DAMAGED}: {fix}") from None
+        raise error(f"{f}: cannot be read as JSON ({exc}); {DAMAGED}: {fix}") from None
     if not isinstance(d, dict):
-        raise ValueError(f"{f}: not a JSON object (got a {type(d).__name__}); {DAMAGED}: {fix}")
+        raise error(f"{f}: not a JSON object (got a {type(d).__name__}); {DAMAGED}: {fix}")
     return d
 
 
@@ -155,14 +156,14 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
 
     if (run / "ensemble.json").is_file():
         members = []
-        for m in _read_json(run / "ensemble.json").get("members") or []:
+        for m in read_run_json(run / "ensemble.json").get("members") or []:
             rec, why = part(m.get("run", ""))
             if rec is None:
                 return None, why
             members.append({"weight": round(float(m.get("weight", 0.0)), 9), **rec})
         return {"kind": "ensemble", "members": members}, ""
     if (run / "selection.json").is_file():
-        h = _read_json(run / "selection.json")
+        h = read_run_json(run / "selection.json")
         cands = []
         for c in h.get("candidates") or []:
             rec, why = part(c.get("run", ""))
@@ -172,7 +173,7 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
         return {"kind": "nested selection", "inner_folds": h.get("inner_folds"), "criterion": h.get("criterion"),
                 "scope": h.get("scope"), "candidates": cands}, ""
     if (run / "merged.json").is_file():
-        h = _read_json(run / "merged.json")
+        h = read_run_json(run / "merged.json")
         parts = []
         for r in h.get("merged_from") or []:
             rec, why = part(r)
@@ -258,13 +259,13 @@ def _load(run: Path) -> dict:
     """A finished run's ``metrics.json``.
 
     Raises:
-        ValueError: no ``metrics.json``, one that cannot be read or is cut short (:func:`_read_json`), or one that
+        ValueError: no ``metrics.json``, one that cannot be read or is cut short (:func:`read_run_json`), or one that
             lacks a key of icegan's metrics (each names the file).
     """
     f = run / "metrics.json"
     if not f.is_file():
         raise ValueError(f"{run}: no metrics.json (an unfinished run, or not a run folder)")
-    m = _read_json(f, RESUME)
+    m = read_run_json(f, RESUME)
     for key in ("protocol", "oracle_epoch", "overall", "per_dataset"):
         if key not in m:
             raise ValueError(f"{f}: no '{key}' (not an icegan metrics.json)")
