@@ -193,8 +193,6 @@ class RecognizerConfig:
             load_recognizer_factory(self.module, f"{sec}.module")   # fail now, naming the spec, not after loading
         elif self.module:
             raise ValueError(f"{sec}.module={self.module!r} is read only with {sec}.name=custom, not {self.name}")
-        if self.forest_trees < 1:
-            raise ValueError(f"{sec}.forest_trees must be >= 1, got {self.forest_trees}")
         if self.name in SKLEARN_MODELS:
             if self.seeds != 1:
                 raise ValueError(f"{sec}.seeds={self.seeds} ensembles networks; {self.name} is fitted once per fold "
@@ -210,21 +208,11 @@ class RecognizerConfig:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
                 raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
                                  f"{self.name}; set {it} to 0")
-        if self.input_size < 1:
-            raise ValueError(f"{sec}.input_size must be >= 1 pixel (28 for the MEGC2019 maps), got {self.input_size}")
         if not 0 <= self.cutout_px < self.input_size:
             raise ValueError(f"{sec}.cutout_px must lie in 0..{self.input_size - 1} pixels (0 = off), "
                              f"got {self.cutout_px}")
         if not 0 <= self.rotate_deg <= 180:
             raise ValueError(f"{sec}.rotate_deg must lie in 0..180 degrees, got {self.rotate_deg}")
-        for key, note in (("scale_jitter", ""), ("label_smoothing", ""), ("ema_decay", " (0 = off)")):
-            value = getattr(self, key)
-            if not 0 <= value < 1:                  # NaN fails too
-                raise ValueError(f"{sec}.{key} must lie in [0, 1){note}, got {value}")
-        for key in ("au_weight", "domain_adversarial", "sam_rho"):
-            value = getattr(self, key)
-            if not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{sec}.{key} must be a finite number >= 0 (0 = off), got {value}")
         if self.au_weight > 0 and self.name != "ststnet":
             raise ValueError(f"{sec}.au_weight (action units as an auxiliary target) applies to ststnet only, not "
                              f"{self.name}; set {sec}.au_weight=0")
@@ -239,8 +227,6 @@ class RecognizerConfig:
         if self.noise_filter != "none" and self.name not in ("ststnet", "offtanet"):
             raise ValueError(f"{sec}.noise_filter={self.noise_filter} applies to the grouped networks (ststnet, "
                              f"offtanet), not {self.name}; set {sec}.noise_filter=none")
-        if self.width < 1:
-            raise ValueError(f"{sec}.width must be >= 1, got {self.width}")
         if self.width != 1 and self.name != "ststnet":
             raise ValueError(f"{sec}.width={self.width} applies to ststnet only, not {self.name}")
         if self.domain_bn and self.name != "ststnet":
@@ -258,7 +244,8 @@ class RecognizerConfig:
         """
         sec = self.SECTION
         at_least = (("epochs", 1, ""), ("seeds", 1, " (ensemble members per fold)"), ("stem_stride", 1, ""),
-                    ("eval_every", 1, " epoch"), ("logreg_max_iter", 1, ""),
+                    ("eval_every", 1, " epoch"), ("logreg_max_iter", 1, ""), ("forest_trees", 1, ""), ("width", 1, ""),
+                    ("input_size", 1, " pixel (28 for the MEGC2019 maps)"),
                     ("batch_size", 0, " (0 = the whole feature tensor every step)"), ("shift_px", 0, " (0 = off)"),
                     ("tta_shift_px", 0, " (0 = off)"), ("average_last", 0, " (0 = off)"),
                     ("folds_per_group", 0, " (0 = all folds at once)"))
@@ -270,12 +257,14 @@ class RecognizerConfig:
             value = getattr(self, key)
             if not (value > 0 and math.isfinite(value)):             # NaN fails too
                 raise ValueError(f"{sec}.{key} must be a finite number > 0, got {value}")
-        for key, note in (("weight_decay", " (0 = none)"), ("mixup_alpha", " (0 = off)")):
+        for key, note in (("weight_decay", " (0 = none)"), ("mixup_alpha", " (0 = off)"), ("au_weight", " (0 = off)"),
+                          ("domain_adversarial", " (0 = off)"), ("sam_rho", " (0 = off)")):
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{sec}.{key} must be a finite number >= 0{note}, got {value}")
         for key, note in (("dropout", " (a probability; 0 = none)"),
-                          ("inner_val_fraction", " (0 = use the final epoch)")):
+                          ("inner_val_fraction", " (0 = use the final epoch)"), ("scale_jitter", ""),
+                          ("label_smoothing", ""), ("ema_decay", " (0 = off)")):
             value = getattr(self, key)
-            if not 0 <= value < 1:
+            if not 0 <= value < 1:                  # NaN fails too
                 raise ValueError(f"{sec}.{key} must lie in [0, 1){note}, got {value}")
