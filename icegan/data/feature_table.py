@@ -214,9 +214,6 @@ def _read_map(path: str, where: str) -> np.ndarray:
                              f"the map was not written completely: write it again with numpy.save")
         try:
             a = np.load(p, allow_pickle=False)
-        except EOFError:
-            raise ValueError(f"{where}: {p} is cut short ({size} bytes); the map was not written completely: write "
-                             f"it again with numpy.save") from None
         except (ValueError, OSError) as exc:
             if "pickle" in str(exc).lower():    # object arrays, pickles, other files: never loaded unsafely here
                 raise ValueError(f"{where}: {p} is not a plain numeric .npy map (it holds pickled Python objects or "
