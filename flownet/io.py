@@ -231,9 +231,15 @@ def read_image(path: str | Path, gray: bool = False):
 
 
 def _as_hw2(flow) -> np.ndarray:
-    if hasattr(flow, "detach"):
+    """(H, W, 2) float32 array of a flow given as a (2, H, W) tensor (the torch layout, read first: a tensor of
+    shape (2, H, 2) is two channels of width 2) or an (H, W, 2) array (the numpy layout, read first) or (2, H, W)
+    array."""
+    tensor = hasattr(flow, "detach")
+    if tensor:
         flow = flow.detach().cpu().numpy()
     f = np.asarray(flow, dtype=np.float32)
+    if tensor and f.ndim == 3 and f.shape[0] == 2:
+        return np.ascontiguousarray(f.transpose(1, 2, 0))
     if f.ndim == 3 and f.shape[-1] == 2:
         return f
     if f.ndim == 3 and f.shape[0] == 2:

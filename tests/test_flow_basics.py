@@ -34,6 +34,13 @@ def test_flo_round_trip_with_unknown(tmp_path):
     # (2, H, W) tensors are accepted too
     write_flo(tmp_path / "b.flo", torch.from_numpy(flow).permute(2, 0, 1))
     np.testing.assert_array_equal(read_flo(tmp_path / "b.flo")[0], flow)
+    # a (2, H, 2) tensor is two channels of width 2 (the torch layout), not an (H=2, W=H) field
+    narrow = flow[:, :2]                                                         # (7, 2, 2)
+    write_flo(tmp_path / "c.flo", torch.from_numpy(narrow).permute(2, 0, 1))    # (2, 7, 2)
+    np.testing.assert_array_equal(read_flo(tmp_path / "c.flo")[0], narrow)
+    # an (H, W, 2) array stays (H, W, 2), even with H = 2
+    write_flo(tmp_path / "d.flo", flow[:2])
+    np.testing.assert_array_equal(read_flo(tmp_path / "d.flo")[0], flow[:2])
 
 
 def test_flo_errors(tmp_path):
