@@ -5,7 +5,8 @@ With ``e(x) = ||f_pred(x) - f_gt(x)||_2`` (end-point error, pixels) over the val
 * ``EPE``  = mean_{x in V} e(x)                              (pixels, lower is better)
 * ``px1``, ``px3``, ``px5`` = |{x in V : e(x) < t}| / |V|, t = 1, 3, 5 px  (fraction in [0, 1], higher is better;
   the SRFlow paper's px columns are these accuracies, not error rates)
-* ``Fl-all`` = 100 * |{x in V : e(x) > 3 and e(x) > 0.05 * ||f_gt(x)||}| / |V|   (percent, KITTI outlier rate)
+* ``Fl-all`` = 100 * |{x in V : e(x) > 3 and e(x) > 0.05 * ||f_gt(x)||}| / |V|   (percent, KITTI outlier rate;
+  a NaN error, from a NaN flow, counts as an outlier, as it counts as a miss in px1/3/5 and WAUC)
 * ``WAUC`` (Spring benchmark, Mehl et al. CVPR 2023, used by the SRFlow paper) =
   ``100 * sum_{i=1}^{100} w_i * A(delta_i) / sum_i w_i`` with ``delta_i = i / 20`` px (0.05 … 5 px),
   ``w_i = 1 - (i - 1) / 100`` and ``A(delta) = |{x in V : e(x) <= delta}| / |V|``  (percent, higher is better).
@@ -81,7 +82,9 @@ def flow_metrics(pred: torch.Tensor, gt: torch.Tensor, valid=None) -> dict[str, 
         "px1": (e < 1).double().mean().item(),
         "px3": (e < 3).double().mean().item(),
         "px5": (e < 5).double().mean().item(),
-        "Fl-all": 100.0 * ((e > 3) & (e > 0.05 * mag)).double().mean().item(),
+        # an outlier is an error not within 3 px nor within 5 % of |f_gt|: a NaN error (from a NaN flow) is one,
+        # as it is within no px1/3/5 and no WAUC threshold ((e > 3) & (e > 0.05 * mag) would let it pass)
+        "Fl-all": 100.0 * (~((e <= 3) | (e <= 0.05 * mag))).double().mean().item(),
     }
     i = torch.arange(1, 101, dtype=torch.float64, device=e.device)
     w = 1.0 - (i - 1) / 100.0

@@ -143,6 +143,7 @@ def test_metrics_match_their_definitions_on_random_flows():
     pred[:, :, :400] = float("nan")
     m = flow_metrics(pred, gt)
     assert m["WAUC"] == pytest.approx(60.0) and m["px1"] == pytest.approx(0.6) and math.isnan(m["EPE"])
+    assert m["Fl-all"] == pytest.approx(40.0)          # ... and is an outlier
 
 
 def test_metrics_valid_mask_and_perfect():
