@@ -173,6 +173,13 @@ def test_multiscale_loss_known_value():
     levels_ok = [(k, tuple(p + torch.tensor([0.05, 0.0])[None, :, None, None] for p in ps)) for k, ps in levels]
     ok = LiteFlowNet2Output(flow=gt.clone(), levels=levels_ok, padded=(h, w), flow_scale=20.0)
     assert multiscale_loss(ok, gt).item() < 1e-3
+    # the flow stored at invalid pixels does not reach the loss, also not through the coarse targets: a prediction
+    # equal to the valid pixels' flow scores the same whatever the invalid pixels hold
+    valid = torch.ones(b, h, w)
+    valid[:, :, : w // 2 + 3] = 0                        # level pixels straddling the edge of the invalid part
+    garbage = gt.clone()
+    garbage[:, :, :, : w // 2 + 3] = 37.0
+    assert multiscale_loss(ok, garbage, valid).item() == pytest.approx(multiscale_loss(ok, gt, valid).item(), rel=1e-5)
     with pytest.raises(ValueError, match="does not match"):
         multiscale_loss(out, gt[..., :32])
 

@@ -490,8 +490,8 @@ def multiscale_loss(out: LiteFlowNet2Output, gt: torch.Tensor, valid: torch.Tens
 
     ``L = sum_k w_k sum_{p in {x_m, x_s, x_r}} sum_x |p(x) - gt_k(x)|_2 v_k(x)
           + w_full sum_x |flow(x) - gt(x)|_2 v(x) / flow_scale``, averaged over the batch, where
-    ``gt_k`` is the ground truth divided by ``flow_scale`` (20) and area-down-sampled to level k
-    (magnitudes are not rescaled: the network's flows are in full-resolution units), ``v_k`` the
+    ``gt_k`` is the ground truth divided by ``flow_scale`` (20) and area-down-sampled to level k over its valid
+    pixels only (magnitudes are not rescaled: the network's flows are in full-resolution units), ``v_k`` the
     area-down-sampled valid mask (the fraction of valid pixels under each level pixel), ``w_k`` the weight
     of level k (levels 6..2: 0.32, 0.08, 0.02, 0.01, 0.005) and ``w_full`` = 6.25e-4. Padding added by
     the network is invalid. The L2 end-point error is summed over pixels (FlowNet2 / PWC-Net style), so
@@ -520,8 +520,14 @@ def multiscale_loss(out: LiteFlowNet2Output, gt: torch.Tensor, valid: torch.Tens
     total = full_weight * (_epe(out.flow, gt) * v).sum() / (s * b)
     for k, preds in out.levels:
         f = 2 ** (k - 1)
-        gk = F.avg_pool2d(gt_s, f) if f > 1 else gt_s
-        vk = (F.avg_pool2d(v_p, f) if f > 1 else v_p)[:, 0]
+        if f > 1:
+            # the mean of the valid pixels under each level pixel: an invalid pixel's flow (0 in .flo and KITTI
+            # files, or anything else) does not pull the coarse target
+            vk = F.avg_pool2d(v_p, f)
+            gk = F.avg_pool2d(gt_s * v_p, f) / vk.clamp_min(1e-6)
+            vk = vk[:, 0]
+        else:
+            gk, vk = gt_s, v_p[:, 0]
         wk = float(level_weights[6 - k])
         for p in preds:
             total = total + wk * (_epe(p, gk) * vk).sum() / b
