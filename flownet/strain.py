@@ -7,7 +7,8 @@ Optical strain (the infinitesimal strain tensor of the displacement field (u, v)
 
 (the Frobenius norm of the symmetric 2x2 strain tensor). Derivatives are central differences
 (``(f(x+1) - f(x-1)) / 2`` inside, one-sided ``f(1) - f(0)`` at the border: :func:`torch.gradient`),
-so the strain of ``u = a*x`` is exactly |a| everywhere, border included, and a translation has zero strain. Note: one public Off-TANet
+so the strain of ``u = a*x`` is |a| everywhere, border included, and a translation or a rotation has zero strain
+(up to 1e-6: :func:`optical_strain` adds 1e-12 under the square root to keep its gradient finite at zero strain). Note: one public Off-TANet
 implementation squares du/dy where dv/dy belongs; this module uses the definition above.
 """
 from __future__ import annotations
