@@ -55,6 +55,8 @@ def test_clip_list_records(tmp_path):
                                                  r"onset→apex flow would be zero; .*leave the apex cell empty"),
     ("subject,clip,frames,onset,label\np,a,v,5,angry\n", r"line 2 \(clip 'a'\): label 'angry'"),
     ("subject,clip,frames,onset\np,a,v,5\n\np,a,w,6\n", r"line 4 \(clip 'a'\): .*listed twice \(first on line 2\)"),
+    ("subject,clip,frames,onset,apex,offset\np,a,v,5,9,7\n", r"line 2 \(clip 'a'\): offset 7 is before apex 9"),
+    ("subject,clip,frames,onset,apex,offset\np,a,v,5,,3\n", r"line 2 \(clip 'a'\): offset 3 is before onset 5"),
     ("subject,clip,frames,onset,dataset\np,a,v,5,my data\n", r"line 2 .*dataset name 'my data' is not usable"),
     ("subject,clip,frames,onset\n", r"no clips listed"),
     ("subject,clip,frames,onset\np,a\n", r"line 2 \(clip 'a'\): empty frames \(the line has 2 of the header's 4 "
@@ -212,3 +214,38 @@ def test_onset_frame_zero_is_a_frame(tmp_path):
     p = tmp_path / "clips.csv"
     p.write_text("subject,clip,frames,onset,apex\np01,take1,frames,0,5\n")
     assert ClipList(p).records()[0].onset == 0
+
+
+def test_data_check_reports_frames_missing_between_onset_and_apex(tmp_path):
+    """No offset: frames absent between the onset and the apex are a warning of `icegan data check` (prepare reads
+    the onset, the apex and its neighbours only); with an offset the span is onset..offset, as before."""
+    from icegan.data.check import check_dataset
+    _frames(tmp_path / "v" / "a", [*range(10, 13), *range(16, 22)])
+    csv = _write(tmp_path, "subject,clip,frames,onset,apex,offset\np,a,v/a,10,19,\np,b,v/a,10,19,21\n")
+    rep = check_dataset("clips", csv, read_images=False)
+    problems = {p["clip"]: p for p in rep.clips_with_problems}
+    assert problems["clips/p/a"] == {"clip": "clips/p/a", "severity": "warn",
+                                     "problem": "missing frames 13-15 inside onset..apex 10-19"}
+    assert problems["clips/p/b"]["problem"] == "missing frames 13-15 inside onset..offset 10-21"
+    assert (rep.clips_usable, rep.clips_ok) == (2, 0)
+
+
+def test_two_files_for_one_frame(tmp_path, caplog):
+    """img50.jpg and img050.jpg: the listing keeps one of them, arbitrarily. For the onset or apex the clip is skipped
+    (data check and prepare), for another frame it is a warning; reading the list says so (icegan features)."""
+    import cv2
+
+    from icegan.data.check import check_dataset
+    _frames(tmp_path / "v" / "a", range(10, 20))
+    cv2.imwrite(str(tmp_path / "v" / "a" / "img012.jpg"), np.zeros((16, 16), np.uint8))
+    _frames(tmp_path / "v" / "b", range(10, 20))
+    cv2.imwrite(str(tmp_path / "v" / "b" / "img015.jpg"), np.zeros((16, 16), np.uint8))
+    csv = _write(tmp_path, "subject,clip,frames,onset,apex\np,a,v/a,10,15\np,b,v/b,10,15\n")
+    with caplog.at_level("WARNING", logger="icegan.data"):
+        rep = check_dataset("clips", csv, read_images=False)
+    said = [r.getMessage() for r in caplog.records if r.module == "clip_list"]
+    assert len(said) == 2 and "line 2 (clip 'a'): two files for frame 12:" in said[0] and "the first is used" in said[0]
+    assert [p["severity"] for p in rep.clips_with_problems if p["clip"] == "clips/p/a"] == ["warn"]
+    skipped = {s["clip"]: s["reason"] for s in rep.clips_skipped}
+    assert list(skipped) == ["clips/p/b"]
+    assert "two files for frame 15: " in skipped["clips/p/b"] and "the apex frame is ambiguous" in skipped["clips/p/b"]

@@ -1,14 +1,16 @@
 """Dataset check: what is on disk versus what the annotation sheet says.
 
 :func:`record_problems` lists the problems of one clip with a severity: ``"skip"`` (the clip cannot
-be used: folder missing, onset or apex frame absent or unreadable, no frames) or ``"warn"`` (usable,
-but e.g. truncated before the offset, or with gaps). :func:`check_dataset` runs it over a whole
+be used: folder missing, onset or apex frame absent, unreadable or held by two files, no frames) or ``"warn"``
+(usable, but e.g. truncated before the offset, with gaps between the onset and the offset or apex, an offset
+before the apex, or two files for a frame other than the onset and apex). :func:`check_dataset` runs it over a whole
 dataset and builds the report behind ``icegan data check``; nothing is ever dropped silently and no
 clip can stop the check mid-way.
 """
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +22,9 @@ from .records import CLASS3_NAMES, ClipRecord, ranges_text
 log = logging.getLogger("icegan.data")
 
 SKIP, WARN = "skip", "warn"
+
+#: the note :func:`icegan.data.records.list_frames` makes for two files with one frame number
+_DUPLICATE_FRAME = re.compile(r"two files for frame (\d+): ")
 
 
 @dataclass
@@ -75,8 +80,17 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         else:
             where = f"clip folder {rec.clip_dir}"
         return [Problem(k, f"in the {rec.listed_in} but missing on disk ({where} not found)", SKIP)]
+    key_frames = {rec.onset, rec.apex} - {None}
     for n in rec.notes:
-        out.append(Problem(k, n, WARN))
+        # two files with one frame number (img50.jpg, img050.jpg): the listing keeps the first one the folder yields,
+        # so which image stands for that frame is arbitrary; for the onset or apex, which prepare reads, the clip is
+        # skipped, for another frame it is a warning
+        dup = _DUPLICATE_FRAME.match(n)
+        if dup and int(dup.group(1)) in key_frames:
+            which = "onset" if int(dup.group(1)) == rec.onset else "apex"
+            out.append(Problem(k, f"{n}: the {which} frame is ambiguous; remove or rename one of the files", SKIP))
+        else:
+            out.append(Problem(k, n, WARN))
     nums = rec.frame_numbers
     if not nums:
         return [Problem(k, f"no frame images in {rec.clip_dir}", SKIP)] + out
@@ -97,17 +111,23 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         out.append(Problem(k, f"apex frame {rec.apex} not on disk (frames present: {ranges_text(nums)})", SKIP))
     if rec.onset is not None and rec.apex is not None and rec.apex < rec.onset:
         out.append(Problem(k, f"apex {rec.apex} is before onset {rec.onset}", SKIP))
-    if rec.onset is not None and rec.offset is not None:
-        if rec.offset < rec.onset:
-            out.append(Problem(k, f"offset {rec.offset} is before onset {rec.onset}", WARN))
-        else:
-            expected = range(rec.onset, rec.offset + 1)
+    if rec.onset is not None and rec.offset is not None and rec.offset < rec.onset:
+        out.append(Problem(k, f"offset {rec.offset} is before onset {rec.onset}", WARN))
+    elif rec.offset is not None and rec.apex is not None and rec.offset < rec.apex:
+        out.append(Problem(k, f"offset {rec.offset} is before apex {rec.apex}", WARN))
+    if rec.onset is not None:
+        # frames absent between the onset and the offset (or, without an offset, the apex): prepare reads only the
+        # onset, the apex and its neighbours (the whole span for sequences only), so a gap is a warning
+        last = max((n for n in (rec.offset, rec.apex) if n is not None and n > rec.onset), default=None)
+        if last is not None and (last == rec.offset or last in present):      # (an absent apex is a skip above)
+            span = "onset..offset" if last == rec.offset else "onset..apex"
+            expected = range(rec.onset, last + 1)
             missing = [n for n in expected if n not in present]
             if missing:
-                if missing[-1] == rec.offset and all(n > max(present & set(expected), default=rec.onset - 1) for n in missing):
-                    what = f"truncated: frames {ranges_text(missing)} of onset..offset {rec.onset}-{rec.offset} missing"
+                if missing[-1] == last and all(n > max(present & set(expected), default=rec.onset - 1) for n in missing):
+                    what = f"truncated: frames {ranges_text(missing)} of {span} {rec.onset}-{last} missing"
                 else:
-                    what = f"missing frames {ranges_text(missing)} inside onset..offset {rec.onset}-{rec.offset}"
+                    what = f"missing frames {ranges_text(missing)} inside {span} {rec.onset}-{last}"
                 out.append(Problem(k, what, WARN))
     if rec.offset is None and rec.dataset in ("casme2", "samm"):      # optional in SMIC and in a clip list
         out.append(Problem(k, "offset is not a frame number in the sheet", WARN))
@@ -116,7 +136,6 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     if unreadable:
         bad = [n for n, p in zip(nums, rec.frame_paths) if p in unreadable]
         if bad:
-            key_frames = {rec.onset, rec.apex} - {None}
             sev = SKIP if key_frames & set(bad) else WARN
             out.append(Problem(k, f"unreadable image(s) for frame(s) {ranges_text(bad)}", sev))
     out.sort(key=lambda p: p.severity != SKIP)

@@ -13,7 +13,7 @@ The list has one row per clip::
 * ``frames``: the folder of the clip's frames, relative to the CSV or absolute. Frame files are matched by the number
   at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the official releases.
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
-  SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional.
+  SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; not before the onset or the apex.
 * ``label``: optional; a MEGC2019 class name or id (``negative`` 0, ``positive`` 1, ``surprise`` 2), or empty for a
   clip without one. ``icegan features`` keeps such a clip in ``features.csv`` with an empty label, for
   ``icegan predict``, and writes the labelled clips alone to ``features_labelled.csv``, the table for ``icegan loso``
@@ -25,6 +25,7 @@ Every error names the CSV line and the clip.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -33,6 +34,8 @@ from .features import dataset_name
 from .records import ClipRecord, list_frames
 
 __all__ = ["ClipList", "CLIP_LIST_COLUMNS"]
+
+log = logging.getLogger("icegan.data")
 
 #: required columns, then optional ones
 CLIP_LIST_COLUMNS = (("subject", "clip", "frames", "onset"), ("apex", "offset", "label", "dataset"))
@@ -65,8 +68,8 @@ class ClipList:
     Raises:
         FileNotFoundError: the CSV is missing.
         ValueError: a missing column, an empty required cell, a frame number that is not one, an apex before the
-            onset, a label that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice
-            (each names the CSV line and clip).
+            onset, an offset before the onset or apex, a label that is not a MEGC2019 class, a dataset name that is
+            not a short word, a clip listed twice (each names the CSV line and clip).
     """
 
     name = "clips"
@@ -125,6 +128,11 @@ class ClipList:
             if apex is not None and apex == onset:     # as the MEGC2019 composite excludes such a clip
                 raise ValueError(f"{where}: apex {apex} is the onset frame, so the onset→apex flow would be zero; "
                                  f"give the apex frame, or leave the apex cell empty to have it spotted")
+            if offset is not None and offset < onset:
+                raise ValueError(f"{where}: offset {offset} is before onset {onset}")
+            if offset is not None and apex is not None and offset < apex:
+                raise ValueError(f"{where}: offset {offset} is before apex {apex} (the offset is the last frame of "
+                                 f"the expression; leave the offset cell empty if you do not know it)")
             label = r["label"].strip()
             class3 = parse_class_label(label, where, allow_empty=True)
             key = f"{dataset}/{subject}/{clip}"
@@ -135,6 +143,10 @@ class ClipList:
             folder = Path(r["frames"].strip())
             folder = folder if folder.is_absolute() else csv.parent / folder
             numbers, paths, problems = list_frames(folder) if folder.is_dir() else ((), (), [])
+            for problem in problems:         # said here too, as icegan features (prepare) does not print warnings
+                what = ("; the first is used (the clip is skipped if it is the onset or apex frame): keep one"
+                        if problem.startswith("two files for frame") else "")
+                log.warning("%s, line %d (clip '%s'): %s in %s%s", csv, line, clip, problem, folder, what)
             out.append(ClipRecord(dataset=dataset, subject=f"{dataset}/{subject}", clip=clip, emotion=label,
                                   class3=class3, onset=onset, apex=apex, offset=offset, frame_numbers=numbers,
                                   frame_paths=paths, apex_method="annotated" if apex is not None else "unspotted",
