@@ -241,3 +241,26 @@ def test_smic_subject_folders_sort_by_number(tmp_path):
     for s in ("s10", "s2", "s1"):
         (tmp_path / "HS" / s / "micro").mkdir(parents=True)
     assert SMIC(tmp_path).subject_folders() == ["s1", "s2", "s10"]
+
+
+def test_composite_leaves_out_a_row_with_the_apex_before_the_onset(ann, tmp_path, capsys):
+    """A sheet edited so that a composite row has its apex before its onset: `icegan data composite` excludes it with
+    the reason (`icegan data check` and prepare skip it), rather than counting it usable."""
+    import shutil
+    for f in ann.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    wb = openpyxl.load_workbook(tmp_path / "CASME2-coding-20140508.xlsx")
+    ws = wb.worksheets[0]
+    header = [c.value for c in ws[1]]
+    col = {name: header.index(name) for name in ("Filename", "OnsetFrame", "ApexFrame")}
+    row = next(r for r in ws.iter_rows(min_row=2) if r[col["Filename"]].value == "EP02_01f")
+    assert row[col["ApexFrame"]].value == 59
+    row[col["OnsetFrame"]].value = 200
+    wb.save(tmp_path / "CASME2-coding-20140508.xlsx")
+    out = tmp_path / "composite.json"
+    assert icegan_main(["data", "composite", "--annotations-dir", str(tmp_path), "--json", str(out)]) == 0
+    d = json.loads(out.read_text())["casme2"]
+    assert (d["clips"], d["positive"]) == (144, 31)
+    assert {"clip": "sub01/EP02_01f", "reason": "apex 59 is before onset 200 (icegan data check and prepare skip it)"} \
+        in d["excluded"]
+    assert "excluded casme2/sub01/EP02_01f: apex 59 is before onset 200" in capsys.readouterr().out

@@ -81,17 +81,31 @@ def composite_rows(rows: list[SheetRow]) -> list[tuple[SheetRow, int]]:
     return out
 
 
+def unusable_row(row: SheetRow) -> Optional[str]:
+    """Why a composite row of a sheet cannot be used although the composite rules keep it (its class stays set, so
+    that ``icegan data check`` and ``icegan prepare`` list it as skipped, with the same reason), or None: an apex
+    before the onset (a sheet edited by hand; the official sheets have none)."""
+    if row.onset is not None and row.apex is not None and row.apex < row.onset:
+        return f"apex {row.apex} is before onset {row.onset} (icegan data check and prepare skip it)"
+    return None
+
+
 def composite_summary(rows: list[SheetRow]) -> dict:
-    """``{"clips", "negative", "positive", "surprise", "subjects"}`` of the composite part of a sheet,
+    """``{"clips", "negative", "positive", "surprise", "subjects"}`` of the usable composite part of a sheet,
     plus ``"excluded"``: list of ``{"clip", "reason"}`` for rows of composite emotions that were
-    excluded by a rule (not those whose emotion is simply outside the composite)."""
-    comp = composite_rows(rows)
-    counts = Counter(CLASS3_NAMES[c] for _, c in comp)
-    excluded = []
+    excluded by a rule (not those whose emotion is simply outside the composite) or that cannot be used
+    (:func:`unusable_row`: an apex before the onset, which ``icegan data check`` skips too)."""
+    comp, excluded = [], []
     for r in rows:
         c, why = composite_class(r)
-        if c is None and not why.startswith("emotion"):
+        if c is not None:
+            why = unusable_row(r)
+            if why is None:
+                comp.append((r, c))
+                continue
+        if not why.startswith("emotion"):
             excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": why})
+    counts = Counter(CLASS3_NAMES[c] for _, c in comp)
     return {"clips": len(comp), "negative": counts["negative"], "positive": counts["positive"],
             "surprise": counts["surprise"], "subjects": len({r.subject for r, _ in comp}),
             "excluded": excluded, "sde": sde_summary(rows)}
