@@ -32,7 +32,8 @@ def read_flo(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: bad magic number, non-positive size, or truncated data (the message names the file).
+        ValueError: bad magic number, non-positive size, or a file size that does not match the header's (truncated
+            data, or bytes after the flow); the message names the file and the expected and actual byte counts.
     """
     p = Path(path)
     if not p.is_file():
@@ -49,6 +50,9 @@ def read_flo(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     need = 12 + 4 * 2 * w * h
     if len(raw) < need:
         raise ValueError(f"{p}: truncated .flo data ({len(raw)} bytes, need {need} for {w}x{h})")
+    if len(raw) > need:         # a header that does not describe the data (or junk appended): the values are suspect
+        raise ValueError(f"{p}: {len(raw)} bytes, but its header says {w}x{h}, which takes {need} bytes "
+                         f"({len(raw) - need} extra): not a valid .flo file")
     flow = np.frombuffer(raw[12:need], "<f4").reshape(h, w, 2).astype(np.float32)
     valid = np.isfinite(flow).all(-1) & (np.abs(flow) <= UNKNOWN_FLOW_THRESH).all(-1)
     flow = np.where(valid[..., None], flow, 0.0).astype(np.float32)

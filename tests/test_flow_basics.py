@@ -54,6 +54,11 @@ def test_flo_errors(tmp_path):
     trunc.write_bytes(np.array([202021.25], "<f4").tobytes() + np.array([4, 4], "<i4").tobytes() + b"\0" * 8)
     with pytest.raises(ValueError, match="truncated"):
         read_flo(trunc)
+    longer = write_flo(tmp_path / "longer.flo", np.zeros((4, 5, 2), np.float32))
+    longer.write_bytes(longer.read_bytes() + b"\0" * 4000)      # junk appended: the header no longer describes it
+    with pytest.raises(ValueError, match=r"longer.flo: 4172 bytes, but its header says 5x4, which takes 172 bytes "
+                                         r"\(4000 extra\)"):
+        read_flo(longer)
 
 
 def test_kitti_png_round_trip(tmp_path):
