@@ -46,8 +46,9 @@ def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
 
     Raises:
         EnsembleError: no header or ``predictions.csv``, one of them damaged (not JSON / an empty, unreadable or
-            cut-short CSV: the message names the file and says to rerun), a missing column, an unfinished run (a fold
-            of the header without predictions), or a clip listed twice.
+            cut-short CSV: the message names the file and says to rerun), a missing column, a y_true / y_pred cell
+            that is not a class id or a score cell that is not a number (names the line and column), an unfinished run
+            (a fold of the header without predictions), or a clip listed twice.
     """
     d = Path(run_dir)
     # a LOSO run's run.json, else an ensemble's, nested selection's or merge's header: finished, honest by construction
@@ -95,7 +96,8 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
 
     Raises:
         EnsembleError: a missing, unreadable, empty or cut-short header or ``predictions.csv`` (names the file, and
-            the line of a row cut short), a missing column, an unfinished run or a clip listed twice.
+            the line of a row cut short), a missing column, a bad cell (:func:`_check_values`), an unfinished run or a
+            clip listed twice.
     """
     pred_csv = d / "predictions.csv"
     for f in (run_json, pred_csv):
@@ -129,6 +131,7 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
         empty = [c for c in filled if pd.isna(pred[c].iloc[i])]
         raise EnsembleError(f"{pred_csv}, line {int(pred.index[i]) + 2}: empty {', '.join(empty)} (a row cut "
                             f"short, or cells left empty); {damaged}")
+    pred = _check_values(pred, pred_csv, f"icegan writes no such file (was it edited?); restore it or {RERUN}")
     pred = pred.reset_index(drop=True)
     if blank_lines:                            # their NaN made the integer columns float: back to integers
         for c in ("fold", "y_true", "y_pred"):
@@ -144,6 +147,55 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
         r = pred[dup].iloc[0]
         raise EnsembleError(f"{pred_csv}: clip {r['subject']}/{r['clip']} appears more than once")
     return header, pred
+
+
+def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str) -> pd.DataFrame:
+    """``pred`` (index: the row's line in the file − 2) with y_true / y_pred as integers and its score columns as
+    floats, after checking the cells both readers rely on; ``fix``: what the messages say to do.
+
+    The score columns a run writes are the first K of :data:`~icegan.protocol.SCORE_COLUMNS` (K classes, 3 for
+    MEGC); a file with none of them (``icegan compare`` needs only y_true / y_pred) is read as K = 3.
+
+    Raises:
+        EnsembleError: a score column missing before one that is present (``score_positive`` gone, ``score_surprise``
+            kept); a y_true / y_pred cell that is not a class id 0..K−1 (with two score columns, a class id 2 means
+            ``score_surprise`` is missing); a score cell that is not a number. Names the file, line, column and cell.
+    """
+    present = [c for c in SCORE_COLUMNS if c in pred.columns]
+    k = len(present) if present else len(SCORE_COLUMNS)
+    if present and present != list(SCORE_COLUMNS[:k]):
+        gone = [c for c in SCORE_COLUMNS[:SCORE_COLUMNS.index(present[-1])] if c not in present]
+        raise EnsembleError(f"{pred_csv}: missing column(s) {gone} (it has {present}; a run writes the score "
+                            f"columns {list(SCORE_COLUMNS[:k + len(gone)])}); {fix}")
+
+    def where(col: str, bad: np.ndarray) -> str:
+        i = int(np.flatnonzero(bad)[0])
+        return f"{pred_csv}, line {int(pred.index[i]) + 2}, column {col}: {str(pred[col].iloc[i])!r}"
+
+    for col in ("y_true", "y_pred"):
+        if col not in pred.columns:
+            continue
+        v = pd.to_numeric(pred[col], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(v) | (v % 1 != 0)
+        if bad.any():
+            raise EnsembleError(f"{where(col, bad)} is not a class id (an integer 0..{k - 1}); {fix}")
+        bad = (v < 0) | (v >= k)
+        if bad.any():
+            top = int(v[bad].max())
+            if present and k <= top < len(SCORE_COLUMNS):   # a class with no score column: that column is gone
+                gone = list(SCORE_COLUMNS[k:top + 1])
+                i = int(np.flatnonzero(v == top)[0])
+                raise EnsembleError(f"{pred_csv}: missing column(s) {gone} (line {int(pred.index[i]) + 2}, column "
+                                    f"{col} holds class id {top}, but the score columns are only {present}); {fix}")
+            raise EnsembleError(f"{where(col, bad)} is outside the class ids 0..{k - 1}; {fix}")
+        pred[col] = v.astype(np.int64)
+    for col in present:
+        v = pd.to_numeric(pred[col], errors="coerce")
+        bad = (v.isna() & pred[col].notna()).to_numpy()
+        if bad.any():
+            raise EnsembleError(f"{where(col, bad)} is not a number; {fix}")
+        pred[col] = v.astype(np.float64)
+    return pred
 
 
 def mixing_weights(weights: Optional[Sequence[float]], n: int) -> np.ndarray:

@@ -262,3 +262,59 @@ def test_blank_lines_in_predictions_change_nothing_and_count_in_line_numbers(two
     f.write_text("\n".join(lines[:3] + ["", ""] + [lines[3][:12]] + lines[4:]) + "\n")
     with pytest.raises(EnsembleError, match=rf"{f.name}, line 6: empty"):
         load_member(tmp_path / "r2")
+
+
+def _edit_predictions(src, dst, edit):
+    """A copy of run folder ``src`` at ``dst`` whose predictions.csv (read as text cells) is changed by ``edit`` (in
+    place, or returning the new table)."""
+    import shutil
+    shutil.copytree(src, dst)
+    f = dst / "predictions.csv"
+    p = pd.read_csv(f, dtype=str)
+    new = edit(p)
+    (p if new is None else new).to_csv(f, index=False)
+    return f
+
+
+def _set(col, value, row=0):
+    def edit(p):
+        p.loc[row, col] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, msg", [
+    (_set("y_pred", "7"), r", line 2, column y_pred: '7' is outside the class ids 0\.\.2"),
+    (_set("y_true", "-1", row=3), r", line 5, column y_true: '-1' is outside the class ids 0\.\.2"),
+    (_set("y_pred", "1.5"), r", line 2, column y_pred: '1\.5' is not a class id"),
+    (_set("y_true", "pos"), r", line 2, column y_true: 'pos' is not a class id"),
+    (_set("score_positive", "abc", row=1), r", line 3, column score_positive: 'abc' is not a number"),
+    (lambda p: p.drop(columns="score_surprise"),
+     r": missing column\(s\) \['score_surprise'\] \(line \d+, column y_true holds class id 2"),
+    (lambda p: p.drop(columns="score_positive"), r": missing column\(s\) \['score_positive'\]"),
+], ids=["y_pred-7", "y_true-negative", "y_pred-fraction", "y_true-text", "score-text", "no-score_surprise",
+        "no-score_positive"])
+def test_a_bad_cell_of_predictions_is_named_by_ensemble_and_compare(two_runs, tmp_path, capsys, edit, msg):
+    """A predictions.csv with a class id outside 0..K-1, a cell that is not a number or a score column removed is one
+    error line naming the file (and line / column) in both readers, ``icegan ensemble`` and ``icegan compare``: not a
+    pandas or metrics traceback, not a message without the file, and not a silent accept."""
+    f = _edit_predictions(two_runs / "r2", tmp_path / "r2", edit)
+    with pytest.raises(EnsembleError, match=msg):
+        ensemble_runs([two_runs / "r1", tmp_path / "r2"], tmp_path / "out")
+    for cmd in (["ensemble", str(two_runs / "r1"), str(tmp_path / "r2"), "--out", str(tmp_path / "out")],
+                ["compare", str(two_runs / "r1"), str(tmp_path / "r2"), "--resamples", "100"]):
+        assert main(cmd) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert err.startswith(f"icegan {cmd[0]}: error: {f}") and "edited" in err, err
+        assert "Traceback" not in err and len(err.splitlines()) == 1 and not captured.out
+    assert not (tmp_path / "out" / "ensemble.json").exists()
+
+
+def test_a_run_without_score_columns_is_compared_but_not_averaged(two_runs, tmp_path, capsys):
+    """``icegan compare`` needs only y_true / y_pred: a run with no score column at all is compared (read as three
+    classes); ``icegan ensemble`` refuses it, naming the missing columns."""
+    _edit_predictions(two_runs / "r2", tmp_path / "r2", lambda p: p.drop(columns=SCORES))
+    assert main(["compare", str(two_runs / "r1"), str(tmp_path / "r2"), "--resamples", "100"]) == 0
+    capsys.readouterr()
+    with pytest.raises(EnsembleError, match="missing column"):
+        ensemble_runs([two_runs / "r1", tmp_path / "r2"], tmp_path / "out")
