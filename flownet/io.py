@@ -17,10 +17,38 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
-           "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image"]
+           "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path"]
 
 FLO_MAGIC = 202021.25
 UNKNOWN_FLOW_THRESH = 1e9
+
+
+def check_output_path(path: str | Path, what: str, image: bool = False) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if a file can be written there, checked before any work is done.
+
+    Args:
+        path: the file to write (its folder is created when written).
+        what: what it is, for the message (e.g. ``"--out (the flow picture)"``).
+        image: the file is an image written by OpenCV: its extension must name a format OpenCV writes (``.png``).
+
+    Raises:
+        ValueError: ``path`` is an existing folder, a folder above it is a file, or (``image``) OpenCV has no
+            writer for its extension; the message names the path and what it is.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what}: {p} is a folder; give a file name in it, e.g. {p / ('flow.png' if image else 'flow.flo')}")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what}: {p} cannot be written, {parent} is a file, not a folder")
+            break
+    if image:
+        import cv2
+        if not cv2.haveImageWriter(str(p)):
+            raise ValueError(f"{what}: {p} has no image extension OpenCV can write "
+                             f"({p.suffix or 'no extension'}); give a .png file name")
+    return p
 
 
 def read_flo(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +93,7 @@ def write_flo(path: str | Path, flow, valid=None) -> Path:
     Pixels where ``valid`` ((H, W) bool) is False are written as 1e10 (unknown). Parents are created.
 
     Raises:
-        ValueError: ``flow`` is not (H, W, 2) or (2, H, W).
+        ValueError: ``flow`` is not (H, W, 2) or (2, H, W), or ``path`` cannot be written (:func:`check_output_path`).
     """
     f = _as_hw2(flow)
     if valid is not None:
@@ -73,7 +101,7 @@ def write_flo(path: str | Path, flow, valid=None) -> Path:
         if v.shape != f.shape[:2]:
             raise ValueError(f"valid mask shape {v.shape} does not match flow {f.shape[:2]}")
         f = np.where(v[..., None], f, np.float32(1e10))
-    p = Path(path)
+    p = check_output_path(path, "flow file")
     p.parent.mkdir(parents=True, exist_ok=True)
     h, w = f.shape[:2]
     with open(p, "wb") as fh:
@@ -114,7 +142,7 @@ def write_kitti_png(path: str | Path, flow, valid=None) -> Path:
     v = np.ones(f.shape[:2], bool) if valid is None else np.asarray(valid, bool)
     enc = np.clip(np.round(f * 64.0 + 2 ** 15), 0, 2 ** 16 - 1).astype(np.uint16)
     img = np.stack([v.astype(np.uint16), enc[..., 1], enc[..., 0]], -1)
-    p = Path(path)
+    p = check_output_path(path, "KITTI flow PNG", image=True)
     p.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(p), img):
         raise OSError(f"could not write {p}")
@@ -156,14 +184,15 @@ def flow_to_color(flow, max_flow: float | None = None):
 
 def save_flow_image(path: str | Path, flow, max_flow: float | None = None) -> Path:
     """Save the colour-coded picture of one flow field ((2, H, W) tensor or (H, W, 2) array) as PNG; ``max_flow``:
-    the saturating magnitude in pixels, as in :func:`flow_to_color` (None: the field's own maximum)."""
+    the saturating magnitude in pixels, as in :func:`flow_to_color` (None: the field's own maximum). ValueError
+    (naming it) for a path that cannot be written or whose extension is no image format (:func:`check_output_path`)."""
     import cv2
     img = flow_to_color(flow, max_flow)
     if img.ndim == 4:
         if img.shape[0] != 1:
             raise ValueError(f"save_flow_image takes one flow field, got a batch of {img.shape[0]}")
         img = img[0]
-    p = Path(path)
+    p = check_output_path(path, "flow picture", image=True)
     p.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(p), img.permute(1, 2, 0).numpy()[..., ::-1]):
         raise OSError(f"could not write {p}")

@@ -597,3 +597,44 @@ def test_landmarks_scale_per_axis_on_a_non_square_crop(shared_data):
     ds._lm_cache[p] = np.tile(np.array([[w, h / 2]], np.float32), (68, 1))
     _, lm = ds.load_frame(p)
     np.testing.assert_allclose(lm, np.tile([[64.0, 32.0]], (68, 1)), rtol=1e-5)
+
+
+def test_flow_run_checks_its_output_paths_before_computing(tmp_path, monkeypatch, capsys):
+    """`icegan flow run`: an --out without an image extension, a --flo that is a folder or a file where a folder
+    should be are refused in one line naming the option and path, before any flow is computed (they failed after it:
+    cv2.error 'could not find a writer', IsADirectoryError)."""
+    import cv2
+
+    import flownet
+    from icegan.cli import main
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), np.random.default_rng(0).integers(0, 255, (32, 32), np.uint8))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain").write_text("x")
+
+    def no_work(*a, **k):
+        raise AssertionError("the flow was computed before the output paths were checked")
+    monkeypatch.setattr(flownet, "get_estimator", no_work)
+    run = ["flow", "run", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", "farneback"]
+    cases = [(["--out", str(tmp_path / "x" / "noext")], rf"--out \(the colour-coded flow picture\): "
+                                                        rf"{tmp_path}/x/noext has no image extension OpenCV can write"),
+             (["--out", str(tmp_path / "f.png"), "--flo", str(tmp_path / "folder")],
+              rf"--flo \(the Middlebury .flo file\): {tmp_path}/folder is a folder"),
+             (["--out", str(tmp_path / "folder")], rf"--out .*: {tmp_path}/folder is a folder"),
+             (["--out", str(tmp_path / "plain" / "f.png")], rf"--out .*: {tmp_path}/plain/f.png cannot be written, "
+                                                                   rf"{tmp_path}/plain is a file"),
+             (["--out", str(tmp_path / "f.png"), "--flo", str(tmp_path / "x.flo"), "--decompose", "--key",
+               "--model", "tvl1"], None)]
+    for extra, message in cases[:-1]:
+        assert main(run + extra) == 2
+        err = capsys.readouterr().err
+        assert re.search(r"^icegan flow run: error: " + message, err), err
+        assert "Traceback" not in err
+    (tmp_path / "x_head.flo").mkdir()       # a decomposed part's .flo is checked too
+    assert main(run + cases[-1][0]) == 2
+    assert re.search(rf"--flo .*: {tmp_path}/x_head.flo is a folder", capsys.readouterr().err)
+    with pytest.raises(ValueError, match=r"flow picture: .*noext has no image extension"):
+        from flownet.io import save_flow_image
+        save_flow_image(tmp_path / "noext", torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match=r"flow file: .*folder is a folder"):
+        write_flo(tmp_path / "folder", np.zeros((4, 4, 2), np.float32))

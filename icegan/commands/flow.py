@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
 
@@ -189,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
     from flownet.devices import resolve_device
     from flownet.io import read_image, save_flow_image, write_flo
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
+    _check_run_outputs(args)                                  # before the flow is computed, not after
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
     grey1 = not args.gray and _is_grey(i1)
     if not args.gray and grey1 != _is_grey(i2):             # grey values against colour ones: a wrong flow
@@ -212,6 +214,22 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {args.flo}")
     _write_key(args, float(flow.norm(dim=0).max()))
     return 0
+
+
+def _check_run_outputs(args: argparse.Namespace) -> None:
+    """``flow run``: every file it will write (``--out``, ``--flo``, their ``_head`` / ``_expression`` parts with
+    ``--decompose``, the ``--key`` picture) can be written: ValueError naming the option and path otherwise (a folder,
+    a file where a folder should be, a picture name without an image extension), before any flow is computed."""
+    from flownet.io import check_output_path
+    parts = ("total", "head", "expression") if getattr(args, "decompose", False) else ("total",)
+    for part in parts:
+        check_output_path(_part_path(args.out, part), "--out (the colour-coded flow picture)", image=True)
+        if args.flo:
+            check_output_path(_part_path(args.flo, part), "--flo (the Middlebury .flo file)")
+    if getattr(args, "key", False):
+        check_output_path(_part_path(args.out, "key"), "--key (the colour key beside --out)", image=True)
+    if args.flo and Path(args.flo).resolve() == Path(args.out).resolve():
+        raise ValueError(f"--out and --flo are the same file ({args.out}); give the .flo its own name")
 
 
 def _estimator(args: argparse.Namespace, img, module: dict):
