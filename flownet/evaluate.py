@@ -29,16 +29,23 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
     translation of the generic scenes (:func:`flownet.data.synthetic_generic.make_scene_pair`).
 
     Raises:
-        ValueError: unknown ``data``, or ``max_motion`` given for data other than ``synthetic-generic``;
+        ValueError: unknown ``data``, ``max_motion`` given for data other than ``synthetic-generic``, or a pair whose
+        frames differ in size (named, with its files for Middlebury);
         FileNotFoundError: data missing.
     """
     generic = data in ("synthetic-generic", "synthetic_generic")
     if max_motion is not None and not generic:
         raise ValueError(f"max_motion applies to data 'synthetic-generic' only, not '{data}'")
+    files = None
     if data == "middlebury":
         from .data.middlebury import MiddleburyFlow
         ds = MiddleburyFlow(root)
         name = lambda i, it: it["name"]  # noqa: E731
+        frames = getattr(ds, "_frames", {})
+
+        def files(it):                   # the frame files of a Middlebury sequence, for messages
+            d = frames.get(it["name"])
+            return None if d is None else (d / "frame10.png", d / "frame11.png")
     elif data == "kitti":
         from .data.kitti import KittiFlow
         if root is None:
@@ -56,7 +63,30 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
         name = lambda i, it: it["path"]  # noqa: E731
     else:
         raise ValueError(f"unknown data '{data}'; choose one of {list(DATA_NAMES)}")
-    return [_as_batch(it, name(i, it)) for i, it in enumerate(ds[i] for i in range(len(ds)))]
+    pairs = []
+    for i in range(len(ds)):
+        it = ds[i]
+        pairs.append(_as_batch(it, name(i, it)))
+        _check_pair(pairs[-1], files(it) if files else None)
+    return pairs
+
+
+def _size(t) -> str:
+    """``"WxH"`` of an image or flow tensor (..., H, W)."""
+    return f"{t.shape[-1]}x{t.shape[-2]}"
+
+
+def _check_pair(p: dict, files=None) -> None:
+    """ValueError naming the pair (and its two frame files, when known) if its frames differ in size, or its ground
+    truth is not of their size: the estimators' own message named neither."""
+    img1, img2, flow = p["img1"], p["img2"], p["flow"]
+    first, second = files if files else ("frame 1", "frame 2")
+    if tuple(img1.shape[-2:]) != tuple(img2.shape[-2:]):
+        raise ValueError(f"pair '{p['name']}': the frames differ in size: {first} is {_size(img1)} pixels, {second} "
+                         f"{_size(img2)}; a flow pair needs two frames of one size")
+    if tuple(flow.shape[-2:]) != tuple(img1.shape[-2:]):
+        raise ValueError(f"pair '{p['name']}': the ground-truth flow is {_size(flow)}, but {first} is {_size(img1)} "
+                         f"pixels")
 
 
 def _as_batch(it: dict, name: str) -> dict:
@@ -86,7 +116,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     ``n_valid_pixels``, ``per_pair`` rows (the metrics of :func:`flownet.metrics.flow_metrics` plus ``name`` and
     ``n_valid``), and the speed (``pairs_per_s``, ``seconds_per_pair``).
 
-    Raises ValueError for no pairs, or for pairs whose ground truth has no valid pixel (named: a broken ``.flo``)."""
+    Raises ValueError for no pairs, for pairs whose frames differ in size or whose ground truth is not of their size,
+    or for pairs whose ground truth has no valid pixel (each named: a broken ``.flo``)."""
     from tqdm import tqdm
 
     from . import get_estimator
@@ -103,6 +134,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs, max_motion=max_motion)
     if not pairs:
         raise ValueError("no pairs to evaluate")
+    for p in pairs:                  # (load_pairs checked its own; given pairs are checked here, before any work)
+        _check_pair(p)
     counts = [valid_pixel_count(p["flow"], p["valid"]) for p in pairs]
     empty = [str(p["name"]) for p, n in zip(pairs, counts) if n == 0]
     if empty:

@@ -638,3 +638,27 @@ def test_flow_run_checks_its_output_paths_before_computing(tmp_path, monkeypatch
         save_flow_image(tmp_path / "noext", torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match=r"flow file: .*folder is a folder"):
         write_flo(tmp_path / "folder", np.zeros((4, 4, 2), np.float32))
+
+
+def test_flow_eval_names_the_pair_whose_frames_differ_in_size(shared_data, tmp_path, capsys):
+    """`icegan flow eval --data middlebury` with one frame resized: one line naming the sequence and both files
+    (the estimator's 'image pair shapes differ: (1, 1, 388, 584) vs ...' named neither), before any flow is computed;
+    a pair given to evaluate() directly is named too."""
+    import shutil
+
+    import cv2
+
+    from flownet.evaluate import evaluate
+    from icegan.cli import main
+    seq = tmp_path / "mb" / "RubberWhale"
+    shutil.copytree(shared_data / "middlebury" / "RubberWhale", seq)
+    img = cv2.imread(str(seq / "frame11.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(seq / "frame11.png"), cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2)))
+    assert main(["flow", "eval", "--model", "farneback", "--data", "middlebury", "--root", str(tmp_path / "mb")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"icegan flow eval: error: pair 'RubberWhale': the frames differ in size: {seq / 'frame10.png'} is "
+                   f"584x388 pixels, {seq / 'frame11.png'} 292x194; a flow pair needs two frames of one size\n")
+    pair = {"name": "mine", "img1": torch.zeros(1, 1, 8, 8), "img2": torch.zeros(1, 1, 8, 6),
+            "flow": torch.zeros(1, 2, 8, 8), "valid": torch.ones(1, 8, 8, dtype=torch.bool)}
+    with pytest.raises(ValueError, match=r"pair 'mine': the frames differ in size: frame 1 is 8x8 pixels, frame 2 6x8"):
+        evaluate("farneback", pairs=[pair], progress=False)
