@@ -156,11 +156,23 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
 
     if (run / "ensemble.json").is_file():
         members = []
-        for m in read_run_json(run / "ensemble.json").get("members") or []:
+        f = run / "ensemble.json"
+        fix = f"icegan ensemble writes no such file (was it edited?); restore it or {RERUN}"
+        listed = read_run_json(f).get("members") or []
+        if not isinstance(listed, list):
+            raise ValueError(f"{f}: 'members' is not a list ({listed!r}); {fix}")
+        for i, m in enumerate(listed):
+            if not isinstance(m, dict):
+                raise ValueError(f"{f}: members[{i}] is not a mapping of run and weight ({m!r}); {fix}")
+            if "weight" not in m:
+                raise ValueError(f"{f}: members[{i}] has no weight; {fix}")
+            w = m["weight"]
+            if isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise ValueError(f"{f}: members[{i}].weight is {w!r}, not a number; {fix}")
             rec, why = part(m.get("run", ""))
             if rec is None:
                 return None, why
-            members.append({"weight": round(float(m.get("weight", 0.0)), 9), **rec})
+            members.append({"weight": round(float(w), 9), **rec})
         return {"kind": "ensemble", "members": members}, ""
     if (run / "selection.json").is_file():
         h = read_run_json(run / "selection.json")
@@ -269,6 +281,18 @@ def _load(run: Path) -> dict:
     for key in ("protocol", "oracle_epoch", "overall", "per_dataset"):
         if key not in m:
             raise ValueError(f"{f}: no '{key}' (not an icegan metrics.json)")
+    fix = f"icegan writes no such file (was it edited?); restore it or {RESUME}"
+    if not isinstance(m["per_dataset"], dict):
+        raise ValueError(f"{f}: 'per_dataset' is not a mapping of datasets to metrics ({m['per_dataset']!r}); {fix}")
+    for where, part in [("overall", m["overall"])] + [(f"per_dataset.{d}", v) for d, v in m["per_dataset"].items()]:
+        if not isinstance(part, dict):
+            raise ValueError(f"{f}: '{where}' is not a mapping of metrics ({part!r}); {fix}")
+        for metric in ("UF1", "UAR"):           # what a table row shows
+            if metric not in part:
+                raise ValueError(f"{f}: no '{where}.{metric}' (not an icegan metrics.json, or cut down); {fix}")
+            v = part[metric]
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {fix}")
     return m
 
 

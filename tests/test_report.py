@@ -278,3 +278,50 @@ def test_a_damaged_ensemble_header_is_named_as_damaged(tmp_path):
     (e2 / "ensemble.json").write_text('{"members": [{"run": ')
     with pytest.raises(ValueError, match=rf"{e2.name}/ensemble.json: cannot be read as JSON .*looks damaged"):
         results_table([TableEntry("E", [e1, e2])])
+
+
+def _edit_metrics(d, edit):
+    m = json.loads((d / "metrics.json").read_text())
+    edit(m)
+    (d / "metrics.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("edit, msg", [
+    (lambda m: m["overall"].pop("UF1"), r"no 'overall\.UF1'"),
+    (lambda m: m["overall"].update(UF1="high"), r"'overall\.UF1' is 'high', not a number"),
+    (lambda m: m["overall"].update(UAR=None), r"'overall\.UAR' is None, not a number"),
+    (lambda m: m["per_dataset"]["casme2"].pop("UAR"), r"no 'per_dataset\.casme2\.UAR'"),
+    (lambda m: m["per_dataset"].update(samm=[0.5]), r"'per_dataset\.samm' is not a mapping of metrics"),
+    (lambda m: m.update(overall=0.7), r"'overall' is not a mapping of metrics"),
+    (lambda m: m.update(per_dataset=[]), r"'per_dataset' is not a mapping of datasets"),
+], ids=["no-UF1", "UF1-text", "UAR-null", "no-dataset-UAR", "dataset-list", "overall-number", "per_dataset-list"])
+def test_a_metrics_json_without_a_number_the_table_shows_is_named(tmp_path, capsys, edit, msg):
+    """A metrics.json whose UF1 / UAR (overall or of a dataset) is missing or not a number is one error line of
+    `icegan table` naming the file and the key, not a KeyError / numpy dtype traceback."""
+    d = _run(tmp_path, "a", uf1=0.7, uar=0.71)
+    _edit_metrics(d, edit)
+    with pytest.raises(ValueError, match=msg):
+        results_table([TableEntry("a", [d])])
+    assert main(["table", str(d)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"icegan table: error: {d / 'metrics.json'}: ") and len(err.splitlines()) == 1
+    assert "edited" in err and "again with the same --out" in err
+
+
+@pytest.mark.parametrize("members, msg", [
+    ([{"run": "A", "weight": "x"}], r"members\[0\]\.weight is 'x', not a number"),
+    ([{"run": "A"}], r"members\[0\] has no weight"),
+    (["A"], r"members\[0\] is not a mapping"),
+    ({"run": "A"}, r"'members' is not a list"),
+], ids=["weight-text", "no-weight", "member-text", "members-mapping"])
+def test_a_bad_ensemble_header_is_named(tmp_path, members, msg):
+    """An ensemble.json whose members are not a list of {run, weight} is an error naming the file (checking an
+    entry's recipes), not float()'s bare 'could not convert string to float' or an AttributeError."""
+    a = _run(tmp_path, "a", uf1=0.7, uar=0.71)
+    e1 = _run(tmp_path, "e1", config=False, uf1=0.7, uar=0.7)
+    e2 = _run(tmp_path, "e2", config=False, uf1=0.7, uar=0.7)
+    (e1 / "ensemble.json").write_text(json.dumps({"members": [{"run": str(a), "weight": 1.0}]}))
+    members = json.loads(json.dumps(members).replace('"A"', json.dumps(str(a))))
+    (e2 / "ensemble.json").write_text(json.dumps({"members": members}))
+    with pytest.raises(ValueError, match=rf"{e2.name}/ensemble.json: {msg}"):
+        results_table([TableEntry("E", [e1, e2])])
