@@ -129,6 +129,23 @@ def _member_dir(folder: Path, recorded: str) -> Optional[Path]:
     return None
 
 
+def _listed(f: Path, header: dict, key: str, kind: type) -> list:
+    """``header[key]`` (absent or null: empty), a list whose items are all ``kind`` (dict: run entries, str: folders).
+
+    Raises:
+        ValueError: not such a list (names the file ``f``, the key and the first bad item).
+    """
+    items = header.get(key) or []
+    fix = f"icegan writes no such file (was it edited?); restore it or {RERUN}"
+    if not isinstance(items, list):
+        raise ValueError(f"{f}: '{key}' is not a list ({items!r}); {fix}")
+    for i, item in enumerate(items):
+        if not isinstance(item, kind):
+            what = "a mapping" if kind is dict else "a folder name"
+            raise ValueError(f"{f}: {key}[{i}] is not {what} ({item!r}); {fix}")
+    return items
+
+
 def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
     """(:func:`run_recipe` of ``run``, why it is None: empty when it is not)."""
     import yaml
@@ -158,12 +175,7 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
         members = []
         f = run / "ensemble.json"
         fix = f"icegan ensemble writes no such file (was it edited?); restore it or {RERUN}"
-        listed = read_run_json(f).get("members") or []
-        if not isinstance(listed, list):
-            raise ValueError(f"{f}: 'members' is not a list ({listed!r}); {fix}")
-        for i, m in enumerate(listed):
-            if not isinstance(m, dict):
-                raise ValueError(f"{f}: members[{i}] is not a mapping of run and weight ({m!r}); {fix}")
+        for i, m in enumerate(_listed(f, read_run_json(f), "members", dict)):
             if "weight" not in m:
                 raise ValueError(f"{f}: members[{i}] has no weight; {fix}")
             w = m["weight"]
@@ -175,9 +187,10 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
             members.append({"weight": round(float(w), 9), **rec})
         return {"kind": "ensemble", "members": members}, ""
     if (run / "selection.json").is_file():
-        h = read_run_json(run / "selection.json")
+        f = run / "selection.json"
+        h = read_run_json(f)
         cands = []
-        for c in h.get("candidates") or []:
+        for c in _listed(f, h, "candidates", dict):
             rec, why = part(c.get("run", ""))
             if rec is None:
                 return None, why
@@ -185,9 +198,10 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
         return {"kind": "nested selection", "inner_folds": h.get("inner_folds"), "criterion": h.get("criterion"),
                 "scope": h.get("scope"), "candidates": cands}, ""
     if (run / "merged.json").is_file():
-        h = read_run_json(run / "merged.json")
+        f = run / "merged.json"
+        h = read_run_json(f)
         parts = []
-        for r in h.get("merged_from") or []:
+        for r in _listed(f, h, "merged_from", str):
             rec, why = part(r)
             if rec is None:
                 return None, why

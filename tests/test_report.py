@@ -325,3 +325,19 @@ def test_a_bad_ensemble_header_is_named(tmp_path, members, msg):
     (e2 / "ensemble.json").write_text(json.dumps({"members": members}))
     with pytest.raises(ValueError, match=rf"{e2.name}/ensemble.json: {msg}"):
         results_table([TableEntry("E", [e1, e2])])
+
+
+@pytest.mark.parametrize("header, content, msg", [
+    ("selection.json", {"candidates": ["A"]}, r"candidates\[0\] is not a mapping"),
+    ("selection.json", {"candidates": "A"}, r"'candidates' is not a list"),
+    ("merged.json", {"merged_from": [{"run": "A"}]}, r"merged_from\[0\] is not a folder name"),
+], ids=["selection-candidate-text", "selection-candidates-text", "merged-from-mapping"])
+def test_a_bad_selection_or_merge_header_is_named(tmp_path, header, content, msg):
+    """A selection.json / merged.json whose runs are not a list of the right items is an error naming the file,
+    not an AttributeError traceback."""
+    e1 = _run(tmp_path, "e1", config=False, uf1=0.7, uar=0.7)
+    e2 = _run(tmp_path, "e2", config=False, uf1=0.7, uar=0.7)
+    for e in (e1, e2):
+        (e / header).write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=rf"{e1.name}/{header}: {msg}"):
+        results_table([TableEntry("E", [e1, e2])])
