@@ -20,6 +20,7 @@ The resolved configuration is written back with :func:`save_config` into every r
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
@@ -29,7 +30,7 @@ import yaml
 T = TypeVar("T")
 
 __all__ = ["ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
-           "NEUTRAL_NEW_KEYS", "without_neutral_keys"]
+           "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges"]
 
 
 class ConfigError(ValueError):
@@ -112,6 +113,34 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             return value
         raise ConfigError(f"config key '{key}'{where}: expected {tp.__name__}, got {value!r}")
     return value
+
+
+def check_ranges(cfg: Any, section: str = "", *, at_least: dict[str, int] | None = None, positive: Iterable[str] = (),
+                 non_negative: Iterable[str] = (), unit_interval: Iterable[str] = ()) -> None:
+    """Refuse numeric settings of the dataclass ``cfg`` outside the range where they mean something, for a
+    ``__post_init__``. A setting that is None (an optional one left unset) is not checked; NaN fails every check.
+
+    Args:
+        cfg: the dataclass instance.
+        section: its dotted config section (``gan``, ``train``...; "" for the top level), to name a key as
+            ``<section>.<key>``.
+        at_least: key → smallest allowed value (e.g. ``{"epochs": 1}``).
+        positive: keys that must be finite and > 0 (learning rates, budgets).
+        non_negative: keys that must be finite and >= 0 (loss weights; 0 = off).
+        unit_interval: keys that must lie in [0, 1) (Adam's betas, decays).
+
+    Raises:
+        ValueError: the first setting out of range, naming its dotted key, the range and the value.
+    """
+    pre = f"{section}." if section else ""
+    checks = [(k, lambda v, low=low: v >= low, f">= {low}") for k, low in (at_least or {}).items()]
+    checks += [(k, lambda v: v > 0 and math.isfinite(v), "a finite number > 0") for k in positive]
+    checks += [(k, lambda v: v >= 0 and math.isfinite(v), "a finite number >= 0") for k in non_negative]
+    checks += [(k, lambda v: 0 <= v < 1, "in [0, 1)") for k in unit_interval]
+    for key, ok, what in checks:
+        value = getattr(cfg, key)
+        if value is not None and not ok(value):
+            raise ValueError(f"{pre}{key} must be {what}, got {value}")
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -149,6 +149,10 @@ class GanSection:
     beta1: float = 0.9
 
     def __post_init__(self):
+        from icegan.config import check_ranges
+        check_ranges(self, "gan", at_least={"epochs": 1, "batch_size": 1, "base_channels": 1, "max_channels": 1,
+                                            "d_base_channels": 1},
+                     positive=("lr", "lr_d"), non_negative=("joint_weight", "counterfactual"), unit_interval=("beta1",))
         if not math.isfinite(self.synthetic_ratio) or self.synthetic_ratio < 0:
             raise ValueError(f"gan.synthetic_ratio must be a finite number >= 0 (classes are filled to "
                              f"(1 + ratio) x the largest real class), got {self.synthetic_ratio}")
@@ -261,6 +265,10 @@ class MainConfig:
     gan: GanSection = field(default_factory=GanSection)
     flow: FlowSection = field(default_factory=FlowSection)
     recognizer: RecognizerSection = field(default_factory=RecognizerSection)
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (torch CPU threads per fold; 0 = torch's default), got {self.threads}")
 
 
 def _check_custom_code(cfg: MainConfig) -> None:

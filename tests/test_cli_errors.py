@@ -79,6 +79,23 @@ def test_commands_report_the_device_in_one_line(no_cuda, tmp_path, capsys):
     assert not any(tmp_path.glob("*/config.yaml"))
 
 
+@pytest.mark.parametrize("over, msg", [
+    ("train.epochs=-1", "train.epochs must be >= 1, got -1"),    # was "done: 0 epochs" and a checkpoint never written
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("train.lr=0", "train.lr must be a finite number > 0, got 0.0"),
+    ("loss.lambda_adv=-0.1", "loss.lambda_adv must be a finite number >= 0, got -0.1"),
+    ("model.routing_iters=0", "model.routing_iters must be >= 1, got 0"),
+])
+def test_gan_train_refuses_settings_out_of_range_before_any_work(tmp_path, capsys, over, msg):
+    """`icegan gan train` answers a setting out of its range with one line naming the key, before it reads the
+    pairs or computes the motion prior, and writes no run folder."""
+    from icegan.cli import main
+    assert main(["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", f"out_dir={tmp_path}", over]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
 def test_flow_training_checks_before_making_its_folder(no_cuda, tmp_path):
     from flownet.train import FlowTrainConfig, start_run
     from icegan.config import load_config
@@ -260,6 +277,7 @@ def test_auto_with_fold_processes_runs_on_a_cpu_machine_only(monkeypatch, gpu):
     (["model.lr=.nan"], "model.lr must be a finite number > 0, got nan"),
     (["model.name=logreg", "model.logreg_C=-1"], "model.logreg_C must be a finite number > 0, got -1.0"),
     (["model.dropout=1.5"], "model.dropout must lie in [0, 1)"),
+    (["threads=-1"], "threads must be >= 0"),
 ])
 def test_loso_refuses_nonsensical_recognizer_settings_in_one_line(tmp_path, capsys, over, msg):
     """`icegan loso` answers a recognizer setting outside its range with one line naming the key (no torch/sklearn

@@ -228,6 +228,23 @@ def test_synthetic_row_settings_out_of_range_are_refused(override, key):
         load_main_config(None, [override])
 
 
+@pytest.mark.parametrize("override, msg", [
+    ("gan.lr=-1", "gan.lr must be a finite number > 0, got -1.0"),        # was torch's "Invalid learning rate"
+    ("gan.lr_d=0", "gan.lr_d must be a finite number > 0, got 0.0"),
+    ("gan.batch_size=0", "gan.batch_size must be >= 1, got 0"),           # was a ZeroDivisionError
+    ("gan.epochs=-1", "gan.epochs must be >= 1, got -1"),                 # was "No such file ... history.json"
+    ("gan.beta1=1", "gan.beta1 must be in [0, 1), got 1.0"),
+    ("gan.counterfactual=-0.5", "gan.counterfactual must be a finite number >= 0, got -0.5"),
+    ("gan.max_channels=0", "gan.max_channels must be >= 1, got 0"),
+    ("threads=-1", "threads must be >= 0"),
+])
+def test_main_job_gan_and_thread_settings_out_of_range_are_refused(override, msg):
+    """A GAN setting that would crash deep in a fold (torch's optimiser, a division by the batch size) or train
+    nothing is refused when the config is read, naming its key."""
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        load_main_config(None, [override])
+
+
 def test_joint_weight_scales_the_joint_loss(tmp_path, tiny_weights, monkeypatch):
     """gan.joint_weight multiplies the joint loss the generator is given: on the same fold (same critic, same flow
     network) and the same images, 2.5 gives 2.5 times the loss of 1.0, which is the critic's cross-entropy (> 0)."""

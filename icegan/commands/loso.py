@@ -161,6 +161,8 @@ class LosoConfig:
     def __post_init__(self):
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (torch CPU threads; 0 = default), got {self.threads}")
         if self.max_folds < 0:
             raise ValueError(f"max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.workers != 1 and not self.device.startswith(("cpu", "auto")) and self.model.name not in SKLEARN_MODELS:

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from flownet.devices import resolve_device
-from icegan.config import from_dict, to_dict
+from icegan.config import check_ranges, from_dict, to_dict
 from icegan.data.prepare import PrepareConfig
 from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
@@ -109,6 +109,12 @@ class GanModelConfig:
     d_motion_input: bool = False
     d_motion_gain: float = 10.0
 
+    def __post_init__(self):
+        check_ranges(self, "model", at_least={"z_dim": 1, "id_dim": 1, "n_classes": 2, "g_base_channels": 1,
+                                              "g_max_channels": 1, "grm_nodes": 1, "d_base_channels": 1, "n_primary": 1,
+                                              "d_primary": 1, "d_adv": 1, "d_exp": 1, "routing_iters": 1},
+                     non_negative=("d_motion_gain",))
+
 
 @dataclass
 class GanLossConfig:
@@ -132,6 +138,11 @@ class GanLossConfig:
     g_cls: float = 0.1
     mode_seeking: float = 0.0
     mode_seeking_target: float = 0.01
+
+    def __post_init__(self):
+        check_ranges(self, "loss", non_negative=("lambda_adv", "lambda_mes", "lambda_mer", "alpha", "beta", "m_pos",
+                                                 "m_neg", "lam", "counterfactual", "g_cls", "mode_seeking",
+                                                 "mode_seeking_target"))
 
 
 @dataclass
@@ -159,6 +170,11 @@ class GanTrainConfig:
     max_minutes: Optional[float] = None
     num_threads: Optional[int] = None
     progress: bool = True
+
+    def __post_init__(self):
+        check_ranges(self, "train", at_least={"epochs": 1, "batch_size": 1, "sample_every": 0, "checkpoint_every": 0,
+                                              "num_threads": 0},
+                     positive=("lr", "lr_d"), non_negative=("max_minutes",), unit_interval=("beta1", "beta2"))
 
 
 def amp_policy(device: torch.device, amp: bool, amp_dtype: str = "auto",
