@@ -204,6 +204,58 @@ def check_model_output(path: str | Path) -> Path:
     return path
 
 
+def _check_payload(path: Path, payload: dict) -> None:
+    """Refuse a recognizer file whose entries are missing or not of the kind :func:`save_recognizer` writes (an
+    edited or damaged file), naming the file and the entry, before anything is built from them."""
+    def bad(what: str) -> SavedRecognizerError:
+        return SavedRecognizerError(f"{path}: {what} (a damaged or edited model file; retrain it with `icegan fit`)")
+    def is_int(v: Any, low: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+    missing = [k for k in ("config", "classes", "training", "members") if k not in payload]
+    if missing:
+        raise bad(f"its {', '.join(repr(k) for k in missing)} {'entry is' if len(missing) == 1 else 'entries are'} "
+                  f"missing")
+    config = payload["config"]
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise bad("its 'config' is not a config with a model section")
+    if not isinstance(config.get("data") or {}, dict):
+        raise bad("its 'config' data section is not a mapping")
+    if payload["classes"] != list(CLASS_NAMES):
+        raise bad(f"its 'classes' are {payload['classes']!r}, not icegan's {list(CLASS_NAMES)}")
+    training = payload["training"]
+    if not isinstance(training, dict):
+        raise bad(f"its 'training' is not a mapping (got {type(training).__name__})")
+    if not is_int(training.get("map_size"), 1):
+        raise bad(f"its 'training' map_size is {training.get('map_size')!r}, not a positive integer")
+    for key in ("subjects", "clip_keys"):
+        if not isinstance(training.get(key), list) or not all(isinstance(v, str) for v in training[key]):
+            raise bad(f"its 'training' {key} is not a list of names")
+    if not isinstance(training.get("maps") or {}, dict):
+        raise bad("its 'training' maps is not a mapping")
+    if not isinstance(payload.get("provenance") or {}, dict):
+        raise bad("its 'provenance' is not a mapping")
+    members = payload["members"]
+    if not isinstance(members, list):
+        raise bad(f"its 'members' is not a list (got {type(members).__name__})")
+    for i, member in enumerate(members):
+        if not isinstance(member, dict):
+            raise bad(f"members[{i}] is not a mapping (got {type(member).__name__})")
+        for key, low in (("copies", 1), ("snapshots", 0)):
+            if not is_int(member.get(key), low):
+                raise bad(f"members[{i}] {key} is {member.get(key)!r}, not an integer of at least {low}")
+        sd = member.get("state_dict")
+        if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                               for k, v in sd.items()):
+            raise bad(f"members[{i}] state_dict is not a mapping of names to tensors")
+    blob = payload.get("sklearn_pickle")
+    if blob is not None and not isinstance(blob, bytes):
+        raise bad(f"its 'sklearn_pickle' is not bytes (got {type(blob).__name__})")
+    from icegan.recognition import SKLEARN_MODELS
+    name = config["model"].get("name")
+    if name in SKLEARN_MODELS and blob is None:
+        raise bad(f"its config's model.name is {name} but it holds no scikit-learn model (no 'sklearn_pickle')")
+
+
 def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tuple[Any, dict]:
     """Read a file written by :func:`save_recognizer`.
 
@@ -217,7 +269,8 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
 
     Raises:
         SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer, of another format
-            version, its scikit-learn pickle does not match its checksum, its weights do not fit the network its
+            version, an entry is missing or not what `icegan fit` writes (config, classes, training, members),
+            its scikit-learn pickle does not match its checksum, its weights do not fit the network its
             config builds, or a custom network's source changed since training (the message names the file).
     """
     from icegan.config import ConfigError, from_dict
@@ -242,6 +295,7 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
     if payload.get("version") != VERSION:
         raise SavedRecognizerError(f"{path} is an icegan recognizer of format version {payload.get('version')}; this "
                                    f"icegan reads version {VERSION}: retrain it with `icegan fit`")
+    _check_payload(path, payload)
     try:
         cfg = from_dict(RecognizerConfig, dict(payload["config"]["model"]), prefix="model.", source=str(path))
     except ConfigError as exc:

@@ -444,3 +444,44 @@ def test_outputs_never_replace_a_run_s_files_or_other_files(tmp_path, capsys):
         assert main(["predict", "--model", str(model), "--table", str(table), "--out", str(run / "new.csv")]) == 0
     assert (run / "table.md").is_file() and (run / "new.csv").is_file()
     assert {f.name: f.read_bytes() for f in run.iterdir() if f.name in before} == before
+
+
+def test_a_model_file_missing_an_entry_is_named(tmp_path, capsys):
+    """An edited model file (an entry deleted or of the wrong kind) is one error naming the file and the entry, not
+    a KeyError from deep in loading."""
+    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    payload = torch.load(tmp_path / "st.pt", weights_only=True)
+    cases = {"nomembers": ({k: v for k, v in payload.items() if k != "members"}, r"'members' entry is missing"),
+             "notlist": ({**payload, "members": {"a": 1}}, r"'members' is not a list"),
+             "nosd": ({**payload, "members": [{"copies": 1, "snapshots": 0}]}, r"members\[0\] state_dict"),
+             "classes": ({**payload, "classes": ["a", "b"]}, r"'classes' are \['a', 'b'\]"),
+             "noconfig": ({k: v for k, v in payload.items() if k != "config"}, r"'config' entry is missing"),
+             "size": ({**payload, "training": {**payload["training"], "map_size": "28"}}, r"'training' map_size is '28'")}
+    for name, (bad, said) in cases.items():
+        torch.save(bad, tmp_path / f"{name}.pt")
+        with pytest.raises(SavedRecognizerError, match=rf"{name}\.pt: (its )?{said}"):
+            load_recognizer(tmp_path / f"{name}.pt")
+    fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
+    table = _write_table(tmp_path, fs, labels="empty")
+    rc = main(["predict", "--model", str(tmp_path / "nomembers.pt"), "--table", str(table),
+               "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nomembers.pt" in err and "'members'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "p.csv").exists()
+
+
+def test_a_model_whose_weights_give_nan_scores_is_refused(tmp_path, capsys):
+    """NaN weights (a damaged or diverged model) gave every clip class 0 and empty score cells, exit 0."""
+    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    payload = torch.load(tmp_path / "st.pt", weights_only=True)
+    sd = payload["members"][0]["state_dict"]
+    sd[next(iter(sd))].fill_(float("nan"))
+    torch.save(payload, tmp_path / "nan.pt")
+    fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
+    table = _write_table(tmp_path, fs, labels="empty")
+    with pytest.raises(SavedRecognizerError, match=r"nan\.pt: its weights produce NaN or Inf scores"):
+        predict_table([tmp_path / "st.pt", tmp_path / "nan.pt"], table)
+    rc = main(["predict", "--model", str(tmp_path / "nan.pt"), "--table", str(table), "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nan.pt" in err and "NaN or Inf" in err and "damaged or diverged" in err
+    assert not (tmp_path / "p.csv").exists()

@@ -148,7 +148,8 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         (predictions DataFrame as written by the command, list of each model's metadata, the table's map size).
 
     Raises:
-        icegan.saved_recognizer.SavedRecognizerError: an unusable model file.
+        icegan.saved_recognizer.SavedRecognizerError: an unusable model file, or one whose weights give NaN or Inf
+            scores (a damaged or diverged model).
         ValueError: weights that do not match the models or are all zero; bad table rows (named by line and clip).
         FileNotFoundError: the table or a clip's map is missing.
     """
@@ -159,7 +160,7 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     from icegan.ensemble import EnsembleError, mixing_weights
     from icegan.metrics import CLASS_NAMES
     from icegan.protocol import SCORE_COLUMNS
-    from icegan.saved_recognizer import load_recognizer
+    from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
 
     try:                                    # the rule of `icegan ensemble`'s weights, in this command's words
         w = mixing_weights(weights, len(models))
@@ -171,8 +172,16 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         data = loaded[0][1]["config"].get("data", {})
         normalize = data.get("normalize", "none") if data.get("source") == "table" else "none"
     fs = load_table_features(table, normalize=normalize, labelled=False)
-    p = sum(wi * np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
-            for wi, (fitted, meta) in zip(w, loaded))
+    p = 0
+    for wi, path, (fitted, meta) in zip(w, models, loaded):
+        pm = np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
+        bad = ~np.isfinite(pm).all(1)
+        if bad.any():                       # as `icegan loso` refuses non-finite scores: never argmax over NaN
+            raise SavedRecognizerError(
+                f"{path}: its weights produce NaN or Inf scores ({int(bad.sum())} of {len(pm)} clips, first "
+                f"{fs.samples['subject'].iloc[int(bad.argmax())]}/{fs.samples['clip'].iloc[int(bad.argmax())]}): a "
+                f"damaged or diverged model; retrain it with `icegan fit`")
+        p = p + wi * pm
     y_true = fs.samples["label"].to_numpy()
     y_pred = p.argmax(1)
     out = pd.DataFrame({"dataset": fs.samples["dataset"], "subject": fs.samples["subject"],
