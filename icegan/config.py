@@ -37,6 +37,33 @@ class ConfigError(ValueError):
     """A configuration key is unknown, malformed, or has a value of the wrong type."""
 
 
+class _DuplicateKey(Exception):
+    """A key written twice in one YAML mapping (raised by :class:`_UniqueKeyLoader`, named by :func:`load_config`)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping: PyYAML keeps the last value silently, so a
+    setting written twice (an edit that added a key already set further up) would be half ignored. A merge key
+    (``<<``) is not a duplicate: the keys it brings in may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:            # an unhashable key: SafeLoader's own error says so
+                    continue
+                if first is not None:
+                    raise _DuplicateKey(f"key {key!r} is written twice in one mapping (lines {first} and {line}); "
+                                        f"YAML would keep only the last value: remove one")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
@@ -403,8 +430,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
-        ConfigError: a file that is not UTF-8 text, invalid YAML, a top level that is not a mapping, unknown key or
-            wrong type (the message names the file, and the key where there is one).
+        ConfigError: a file that is not UTF-8 text, invalid YAML, a key written twice in one mapping, a top level
+            that is not a mapping, unknown key or wrong type (the message names the file, and the key where there is
+            one).
     """
     data: dict = {}
     source = ""
@@ -414,7 +442,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             raise FileNotFoundError(f"config file not found: {p}")
         source = str(p)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
         except UnicodeDecodeError as exc:
             utf16 = p.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
             raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}"
@@ -422,6 +450,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
                               f"UTF-8") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        except _DuplicateKey as exc:
+            raise ConfigError(f"{p}: {exc}") from None
     cfg = from_dict(cls, data, source=source)
     return apply_overrides(cfg, overrides)
 

@@ -249,3 +249,23 @@ def test_a_config_file_whose_top_level_is_a_list_names_the_file(tmp_path):
     with pytest.raises(ConfigError, match=rf"config \(in {re.escape(str(path))}\) must be a mapping of keys to "
                                           r"values, got a list: \[\{'name': 'x'\}"):
         load_config(Cfg, path)
+
+
+def test_a_key_written_twice_in_a_config_file_is_named(tmp_path):
+    """PyYAML keeps the last of two equal keys silently; a config file is refused naming the file, key and lines."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text("name: x\ntrain:\n  epochs: 5\n  lr: 0.1\n  epochs: 7\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: key 'epochs' is written twice in one mapping "
+                                          r"\(lines 3 and 5\)"):
+        load_config(Cfg, path)
+    path.write_text("train: {epochs: 5}\nname: x\ntrain: {lr: 0.1}\n")       # two top-level sections
+    with pytest.raises(ConfigError, match=r"key 'train' is written twice in one mapping \(lines 1 and 3\)"):
+        load_config(Cfg, path)
+    path.write_text("train: {epochs: 5, epochs: 6}\n")                       # one line
+    with pytest.raises(ConfigError, match=r"key 'epochs' is written twice in one mapping \(lines 1 and 1\)"):
+        load_config(Cfg, path)
+    path.write_text("train: {<<: {epochs: 5, lr: 0.5}, epochs: 6}\n")       # a merged key may be overridden
+    assert (load_config(Cfg, path).train.epochs, load_config(Cfg, path).train.lr) == (6, 0.5)
+    path.write_text("name: x\ntrain:\n  epochs: 5\ndata:\n  size: 28\n")     # the same key in two sections is fine
+    assert load_config(Cfg, path).train.epochs == 5
+
