@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
@@ -68,6 +69,10 @@ def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
     return str(tp).replace("typing.", "")
+
+
+#: a plain decimal or scientific number literal (no nan/inf: YAML writes those .nan/.inf)
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
@@ -124,6 +129,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _NUMBER.fullmatch(value) and math.isfinite(float(value)):
+            return float(value)    # 1e8, 1e-3: YAML 1.1 reads an exponent without a dot as a string
         raise ConfigError(f"config key '{key}'{where}: expected a number, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):

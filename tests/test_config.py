@@ -269,3 +269,18 @@ def test_a_key_written_twice_in_a_config_file_is_named(tmp_path):
     path.write_text("name: x\ntrain:\n  epochs: 5\ndata:\n  size: 28\n")     # the same key in two sections is fine
     assert load_config(Cfg, path).train.epochs == 5
 
+
+def test_a_float_written_with_an_exponent_and_no_dot_is_a_number(tmp_path):
+    """YAML 1.1 reads 1e8 / 1e-3 (no dot) as strings; a float key takes them as numbers, and nothing else."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text("train:\n  lr: 1e-3\n")
+    assert yaml.safe_load(path.read_text())["train"]["lr"] == "1e-3"         # what PyYAML gives
+    assert load_config(Cfg, path).train.lr == 1e-3
+    for text, value in (("1e8", 1e8), ("+2E-4", 2e-4), ("-.5e1", -5.0), ("3.e2", 300.0)):
+        assert load_config(Cfg, None, [f"train.lr={text}"]).train.lr == value
+        assert load_config(Cfg, None, [f"train.lr='{text}'"]).train.lr == value   # a quoted one too
+    for text in ("nan", "inf", "'1e999'", "'1e'", "'0x10'", "'1_000'", "' 1e8'", "fast"):
+        with pytest.raises(ConfigError, match=r"config key 'train.lr' \(in command line\): expected a number"):
+            load_config(Cfg, None, [f"train.lr={text}"])
+    with pytest.raises(ConfigError, match=r"config key 'train.epochs' .*: expected an integer, got '1e2'"):
+        load_config(Cfg, None, ["train.epochs=1e2"])                       # int keys unchanged
