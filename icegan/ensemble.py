@@ -290,8 +290,10 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
         member_rows.append({"run": str(d), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
     pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")
-    (out / "ensemble.json").write_text(json.dumps({"members": member_rows, "protocol": h0["protocol"],
-                                                   "dataset": h0.get("dataset")}, indent=1))
+    header = {"members": member_rows, "protocol": h0["protocol"], "dataset": h0.get("dataset")}
+    if h0.get("folds_total"):        # members cut to their first folds by max_folds: so is the ensemble
+        header.update(folds=h0.get("folds"), folds_total=h0["folds_total"])
+    (out / "ensemble.json").write_text(json.dumps(header, indent=1))
     lines = ["", "## Members", "", "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
     lines += [f"| {markdown_cell(r['run'])} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |"
               for r in member_rows]
@@ -299,8 +301,10 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
               "is selected on the test subjects.", ""]
     # the figures name the members (up to four), not only the output folder
     member_names = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
-    write_reports(out, pred, metrics, f"{title} (probability ensemble)", f"{title}: ensemble of {member_names}, ",
-                  n_classes, md_extra="\n".join(lines))
+    from icegan.protocol import partial_tag
+    write_reports(out, pred, metrics, f"{title} (probability ensemble){partial_tag(header)}",
+                  f"{title}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
+                  folds_total=header.get("folds_total", 0))
     return metrics
 
 

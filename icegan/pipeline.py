@@ -1084,8 +1084,9 @@ def write_summary(runs_root: str | Path) -> Path:
              "Selection: final epoch unless the run says ORACLE.", "",
              "| run | data | protocol | folds | flow | recognizer | GAN | joint | UF1 | UAR | fold time (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    from icegan.protocol import read_partial_tag
     for name, desc, metrics, o, secs in rows:
-        tag = " (ORACLE epoch)" if metrics.get("oracle_epoch") else ""
+        tag = (" (ORACLE epoch)" if metrics.get("oracle_epoch") else "") + read_partial_tag(root / name)
         lines.append(f"| {name}{tag} | {desc['data']} | {metrics.get('protocol')} | {metrics.get('n_folds')} | "
                      f"{desc['flow']} | {desc['recognizer']} | {desc['GAN']} | {desc['joint']} | "
                      f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | {secs:.0f} |")
@@ -1164,8 +1165,11 @@ def run_from_args(args) -> int:
         return 0                  # under torchrun rank 0 alone reports
     o = metrics["overall"]
     where = args.out or str(Path(cfg.out_dir) / cfg.name)
+    from icegan.protocol import read_partial_tag
+    partial = read_partial_tag(where)
+    partial = partial.rstrip("]") + ", data.max_folds: not a LOSO result]" if partial else ""
     print(f"{cfg.name}: {metrics['protocol']} LOSO over {metrics['n_folds']} folds, {metrics['n_samples']} clips: "
-          f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}  → {where}/metrics.md")
+          f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{partial}  → {where}/metrics.md")
     if cfg.data.source == "synthetic":
         print("note: data.source=synthetic: built-in synthetic clips with an easy class signal; this run checks that "
               "the pipeline works, its score is not a micro-expression result (configs/casme2.yaml, "

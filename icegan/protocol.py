@@ -47,7 +47,7 @@ import yaml
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
-from icegan.paths import run_folder_conflict
+from icegan.paths import run_folder_conflict, run_folder_header
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
@@ -343,9 +343,32 @@ def data_digest(samples: pd.DataFrame, *arrays: Any) -> str:
 
 
 def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle_epoch: bool,
-            folds: list[Fold]) -> dict:
-    return {"protocol": protocol, "dataset": dataset, "oracle_epoch": bool(oracle_epoch),
-            "n_samples_in_table": int(len(samples)), "folds": [f.subject for f in folds]}
+            folds: list[Fold], folds_total: int) -> dict:
+    """A run's ``run.json``: its protocol, the folds it runs and, for a ``max_folds`` run that runs fewer folds than
+    the protocol has, ``folds_total`` (the protocol's count; absent for a whole run)."""
+    header = {"protocol": protocol, "dataset": dataset, "oracle_epoch": bool(oracle_epoch),
+              "n_samples_in_table": int(len(samples)), "folds": [f.subject for f in folds]}
+    if len(folds) < folds_total:
+        header["folds_total"] = int(folds_total)
+    return header
+
+
+def partial_tag(header: Optional[dict]) -> str:
+    """``" [PARTIAL: k of n folds]"`` for the ``run.json`` header of a run cut to its first k folds by ``max_folds``
+    (a smoke run: its metrics pool those folds' clips only and are not a LOSO result); "" for a whole run or None."""
+    total = (header or {}).get("folds_total")
+    return f" [PARTIAL: {len(header.get('folds') or [])} of {total} folds]" if total else ""
+
+
+def read_partial_tag(run: str | Path) -> str:
+    """:func:`partial_tag` of the run folder ``run``, read from its header (``run.json``, or an ensemble's
+    ``ensemble.json``); "" when it has no readable header."""
+    path = run_folder_header(run)
+    try:
+        header = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, ValueError):
+        return ""
+    return partial_tag(header) if isinstance(header, dict) else ""
 
 
 def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:
@@ -384,6 +407,9 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     cfg = _config_dict(config)
     if run_json.is_file():
         old = _read_state_file(run_json, json.loads, dict)
+        if "folds_total" not in old and old == {k: v for k, v in header.items() if k != "folds_total"}:
+            run_json.write_text(json.dumps(header, indent=1))     # a max_folds run begun before icegan recorded it
+            old = header
         if old != header:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
             why = ""
@@ -562,19 +588,19 @@ def recipe_line(config: Any) -> str:
 
 
 def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot_prefix: str, n_classes: int,
-                  md_extra: str = "", recipe: str = "") -> str:
+                  md_extra: str = "", recipe: str = "", folds_total: int = 0) -> str:
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
     (:func:`_markdown` titled ``label``, with ``recipe`` (:func:`recipe_line`) under the protocol line when given,
     the subject-bootstrap interval of UF1/UAR
     (:func:`icegan.significance.subject_interval`), then ``md_extra`` if given) and ``confusion.png`` (titled
     ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``; HDE: ``leave-one-dataset-out``, :func:`protocol_title`) and
-    ``per_subject.png`` (:func:`per_subject_png`). Used by :func:`run_loso` and ``icegan ensemble``. Returns the
-    metrics.md text."""
+    ``per_subject.png`` (:func:`per_subject_png`). ``folds_total`` > the run's folds: a ``max_folds`` run, said under
+    the title of metrics.md. Used by :func:`run_loso` and ``icegan ensemble``. Returns the metrics.md text."""
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     per_subject = per_subject_table(pred)
     per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval
-    md = _markdown(metrics, label, recipe)
+    md = _markdown(metrics, label, recipe, folds_total)
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
     if ci:
         md = md.rstrip("\n") + "\n\n" + ci
@@ -588,11 +614,13 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     return md
 
 
-def summary_text(metrics: dict, title: str) -> str:
-    """Console summary of a metrics.json content: one line overall (with an ORACLE tag where it applies),
-    one line per dataset."""
+def summary_text(metrics: dict, title: str, partial: str = "") -> str:
+    """Console summary of a metrics.json content: one line overall (with an ORACLE tag where it applies, and
+    ``partial``, :func:`partial_tag`, for a ``max_folds`` run), one line per dataset."""
     o = metrics["overall"]
     tag = " [ORACLE EPOCH: selected on the test subjects]" if metrics["oracle_epoch"] else ""
+    if partial:
+        tag += partial.rstrip("]") + ", max_folds: not a LOSO result]"
     what = " (leave one dataset out)" if metrics["protocol"] == "HDE" else ""
     lines = [f"{title}: {metrics['protocol']}{what} {metrics['n_folds']} folds, {metrics['n_samples']} samples: "
              f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{tag}"]
@@ -604,7 +632,7 @@ def _fmt(v: Optional[float]) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
-def _markdown(metrics: dict, title: str, recipe: str = "") -> str:
+def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0) -> str:
     oracle = metrics["oracle_epoch"]
     hde = metrics["protocol"] == "HDE"
     sel = ("ORACLE EPOCH: best epoch picked on each test subject (published practice; NOT an honest estimate)"
@@ -615,8 +643,12 @@ def _markdown(metrics: dict, title: str, recipe: str = "") -> str:
     lines = [f"# {title}" + (" — HDE, leave-one-dataset-out" if hde else ""), "",
              f"Protocol {metrics['protocol']}{what}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
              f"Selection: {sel}." + (f" Recipe: {recipe} (the whole config: `config.yaml` beside this file)."
-                                     if recipe else ""), "",
-             "| Method | Selection | Full UF1 | Full UAR | "
+                                     if recipe else ""), ""]
+    if folds_total > metrics["n_folds"]:
+        lines += [f"**Partial run:** only the first {metrics['n_folds']} of the {folds_total} folds were run "
+                  "(`max_folds`, for smoke tests): these numbers pool those folds' clips only and are not a "
+                  "leave-one-out result.", ""]
+    lines += ["| Method | Selection | Full UF1 | Full UAR | "
              + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
              "|---|---|---|---|" + "---|---|" * len(cols)]
     from icegan.report import markdown_cell
@@ -873,6 +905,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     check_classes(samples["label"].to_numpy(), folds)
     if max_folds < 0:
         raise ValueError(f"max_folds must be >= 0 (0 = all folds), got {max_folds}")
+    folds_total = len(folds)
     if max_folds > 0:
         folds = folds[:max_folds]
     from icegan import distributed
@@ -880,7 +913,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         raise ValueError("group_map (parallel fold groups) cannot be combined with torchrun; use one of them")
     if not distributed.is_main():
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
-    header = _header(samples, protocol, dataset, oracle_epoch, folds)
+    header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
     if provenance:
         header["provenance"] = dict(provenance)
     _prepare_dir(out, header, config)
@@ -954,10 +987,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     order = {f.subject: f.index for f in folds}
     allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
     metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
-    label = title + (" [ORACLE EPOCH]" if oracle_epoch else "")
+    label = title + (" [ORACLE EPOCH]" if oracle_epoch else "") + partial_tag(header)
     recipe = recipe_line(config)
     md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
-                       recipe=recipe)
+                       recipe=recipe, folds_total=header.get("folds_total", 0))
     if writer is not None:
         for k in METRIC_KEYS:
             writer.add_scalar(f"final/{k}", metrics["overall"][k], len(folds))

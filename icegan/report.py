@@ -405,7 +405,9 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
             per = [m["overall"] if d is None else m["per_dataset"][d] for m in ms
                    if d is None or d in m["per_dataset"]]
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
-        body.append(([e.label, "ORACLE epoch" if ms[0]["oracle_epoch"] else "honest", ms[0]["protocol"],
+        from icegan.protocol import read_partial_tag
+        partial = sorted({read_partial_tag(r) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
+        body.append(([e.label + "".join(partial), "ORACLE epoch" if ms[0]["oracle_epoch"] else "honest", ms[0]["protocol"],
                        str(len(ms))], cells, _folds_clips(ms[0])))
     names = [f"{t} {k}" for t, _ in metric_cols for k in ("UF1", "UAR")]
 

@@ -164,7 +164,7 @@ def test_cli_on_two_short_real_runs(shared_data, tmp_path, capsys):
     # the three real run folders in one results table
     assert main(["table", f"logreg={tmp_path / 'lr'}", f"STSTNet={tmp_path / 'st'}", f"both={tmp_path / 'ens'}"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert len(table) == 5 and table[4].startswith(f"| both | honest | CDE | 1 | {m['overall']['UF1']:.4f} |")
+    assert len(table) == 5 and table[4].startswith(f"| both [PARTIAL: 4 of 68 folds] | honest | CDE | 1 | {m['overall']['UF1']:.4f} |")
     # the error path of the CLI: exit code 2 and the reason on stderr
     assert main(["ensemble", str(tmp_path / "lr"), "--out", str(tmp_path / "x")]) == 2
     assert "at least two" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_demo_two_folds_writes_every_output(tmp_path, tiny_weights, capfd, caplo
         assert (out / "folds" / s / "samples.png").is_file()
         assert (out / "folds" / s / "gan" / "checkpoints" / "last.pt").is_file()
     summary = (tmp_path / "runs" / "summary.md").read_text()
-    assert "| demo | synthetic | CDE | 2 | srflownet | ststnet | grm | on |" in summary
+    assert "| demo [PARTIAL: 2 of 3 folds] | synthetic | CDE | 2 | srflownet | ststnet | grm | on |" in summary   # max_folds
 
 
 def test_resume_after_kill_gives_identical_metrics(tmp_path, tiny_weights, monkeypatch):
@@ -111,7 +111,7 @@ def test_resumed_run_reports_the_time_of_every_fold(tmp_path, tiny_weights, monk
     assert timing["fold_seconds"]["synthetic/s01"] == first["synthetic/s01"]    # kept, not retrained
     assert timing["executor"] == "sequential" and not (out / "timing.json.tmp").exists()
     summary = (tmp_path / "runs" / "summary.md").read_text().splitlines()
-    row = next(r for r in summary if r.startswith("| run | synthetic"))
+    row = next(r for r in summary if r.startswith("| run [PARTIAL: 2 of 3 folds] | synthetic"))
     assert row.endswith(f"| {sum(timing['fold_seconds'].values()):.0f} |")
 
 

@@ -111,6 +111,43 @@ def test_run_writes_every_output_with_exact_schema(toy, tmp_path):
     assert f"UF1 [{ci['UF1'][0]:.4f}, {ci['UF1'][1]:.4f}]" in md and "of the 6 subjects" in md
 
 
+def test_a_max_folds_run_says_it_is_partial_everywhere_its_numbers_show(toy, tmp_path, capsys):
+    """A run cut to its first folds by max_folds pools a few subjects' clips: metrics.md, the console summary and
+    `icegan table` say "PARTIAL: k of n folds" (a smoke run's UF1 must not pass for a LOSO result); a whole run says
+    nothing, and its run.json is as before (no folds_total), so its folder resumes as before."""
+    from icegan.protocol import partial_tag, read_partial_tag, summary_text
+    from icegan.report import results_table
+    centroid = _centroid_fold_fn(toy)
+
+    def probabilities(fold):                  # class probabilities, as icegan ensemble averages
+        return torch.softmax(torch.as_tensor(centroid(fold) / 100.0), 1).numpy()
+    m = run_loso(toy.samples, probabilities, tmp_path / "p", max_folds=2, progress=False)
+    header = json.loads((tmp_path / "p" / "run.json").read_text())
+    assert header["folds_total"] == 6 and len(header["folds"]) == 2
+    tag = read_partial_tag(tmp_path / "p")
+    assert tag == partial_tag(header) == " [PARTIAL: 2 of 6 folds]"
+    md = (tmp_path / "p" / "metrics.md").read_text()
+    assert md.startswith("# p [PARTIAL: 2 of 6 folds]") and "only the first 2 of the 6 folds were run" in md
+    assert "[PARTIAL: 2 of 6 folds, max_folds: not a LOSO result]" in summary_text(m, "p", tag)
+    full = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "w", progress=False)
+    assert "folds_total" not in json.loads((tmp_path / "w" / "run.json").read_text())
+    assert read_partial_tag(tmp_path / "w") == "" and "PARTIAL" not in summary_text(full, "w", "")
+    assert "Partial run" not in (tmp_path / "w" / "metrics.md").read_text()
+    from icegan.report import parse_entry
+    from icegan.ensemble import ensemble_runs
+    run_loso(toy.samples, probabilities, tmp_path / "q", max_folds=2, progress=False)
+    ensemble_runs([tmp_path / "p", tmp_path / "q"], tmp_path / "e")       # an ensemble of partial runs is partial
+    assert read_partial_tag(tmp_path / "e") == " [PARTIAL: 2 of 6 folds]"
+    assert "only the first 2 of the 6 folds were run" in (tmp_path / "e" / "metrics.md").read_text()
+    table = results_table([parse_entry(str(tmp_path / d)) for d in "pwe"])
+    assert "| p [PARTIAL: 2 of 6 folds] |" in table and "| w |" in table and "| e [PARTIAL: 2 of 6 folds] |" in table
+    # a max_folds folder begun before run.json recorded folds_total resumes (its header gains the key)
+    del header["folds_total"]
+    (tmp_path / "p" / "run.json").write_text(json.dumps(header))
+    assert run_loso(toy.samples, probabilities, tmp_path / "p", max_folds=2, progress=False) == m
+    assert json.loads((tmp_path / "p" / "run.json").read_text())["folds_total"] == 6
+
+
 def test_resume_after_killed_run_gives_identical_metrics(toy, tmp_path):
     ref = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "full", progress=False)
     with pytest.raises(RuntimeError, match="killed"):

@@ -581,9 +581,9 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     import pandas as pd
 
-    from icegan.protocol import summary_text
+    from icegan.protocol import read_partial_tag, summary_text
     from icegan.significance import interval_line, subject_interval
-    print(summary_text(metrics, cfg.name))
+    print(summary_text(metrics, cfg.name, read_partial_tag(out)))
     ci = interval_line(subject_interval(pd.read_csv(out / "predictions.csv", dtype={"subject": str})))
     if ci:
         print(ci)
