@@ -518,7 +518,10 @@ def _scores_to_rows(fold: Fold, samples: pd.DataFrame, scores: Any, oracle_epoch
         raise ValueError(f"fold '{fold.subject}': fold_fn must return scores of shape ({n}, {n_classes}), "
                          f"got {s.shape}{extra}")
     if not np.isfinite(s).all():
-        raise ValueError(f"fold '{fold.subject}': fold_fn returned NaN/Inf scores")
+        raise FloatingPointError(
+            f"fold '{fold.subject}': the model's scores are NaN or Inf: its training diverged (lower the learning "
+            f"rate, e.g. model.lr, or check the input maps for extreme values); the finished folds are kept in "
+            f"predictions.csv and a rerun of the same command resumes after them")
     sub = samples.iloc[fold.test_idx]
     rows = pd.DataFrame({"fold": fold.index, "dataset": sub["dataset"].to_numpy(), "subject": sub["subject"].to_numpy(),
                          "clip": sub["clip"].to_numpy(), "y_true": y_true, "y_pred": s.argmax(-1)})
@@ -892,6 +895,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             scope have one class only (:func:`check_classes`).
         LosoStateError: ``out_dir`` holds a different run, another kind of run (an ensemble, a nested selection, a
             merge) or a ``predictions.csv`` without a run header (:func:`icegan.paths.run_folder_conflict`).
+        FloatingPointError: a fold's scores are NaN or Inf (its training diverged); the folds before it are saved.
         Any exception raised by ``fold_fn`` propagates after the finished folds are saved.
     """
     from tqdm.auto import tqdm

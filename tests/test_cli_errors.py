@@ -291,6 +291,28 @@ def test_loso_refuses_nonsensical_recognizer_settings_in_one_line(tmp_path, caps
     assert not out.exists()
 
 
+def test_a_diverged_loso_fold_is_one_line_and_the_folds_before_it_are_kept(tmp_path, capsys, monkeypatch):
+    """A fold whose model gives NaN scores (training diverged) ends `icegan loso` with one line saying so and what to
+    change (was a ValueError traceback about fold_fn); the folds finished before it stay in predictions.csv."""
+    import numpy as np
+
+    import icegan.recognition as recognition
+    from icegan.cli import main
+    real = recognition.fit_predict_folds
+
+    def diverging(*a, **k):                    # the second fold's model gives NaN scores
+        scores = [np.asarray(s, dtype=np.float64) for s in real(*a, **k)]
+        return [s * np.nan if f.index == 1 else s for f, s in zip(a[4], scores)]
+    monkeypatch.setattr(recognition, "fit_predict_folds", diverging)
+    out = tmp_path / "r"
+    assert main(["loso", "--config", "configs/features_logreg.yaml", "--out", str(out), "--no-progress",
+                 "data.source=toy", "max_folds=3", "workers=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("icegan loso: error: fold '") and "NaN or Inf: its training diverged" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert (out / "predictions.csv").read_text().count("\n") > 1           # the first fold's rows are kept
+
+
 def test_a_utf16_config_file_is_one_line_naming_it(tmp_path, capsys):
     """A config saved as UTF-16 (PowerShell's `>`) is one error line naming the file and saying to save it as UTF-8."""
     from icegan.cli import main

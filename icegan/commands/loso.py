@@ -576,7 +576,8 @@ def _main(args: argparse.Namespace) -> int:
     from icegan.protocol import LosoStateError
     try:
         metrics = run(cfg, out, progress=not args.no_progress, feature_set=fs, action_units=au)
-    except LosoStateError as exc:   # --out holds another run, or an unreadable predictions.csv
+    except (LosoStateError, FloatingPointError) as exc:
+        # --out holds another run, an unreadable predictions.csv, or a fold whose training diverged (NaN scores)
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
     import pandas as pd
