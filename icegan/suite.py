@@ -531,9 +531,15 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     want = suite.baseline or suite.runs[0].label
     base = labels.index(want) if want in labels else 0
     seeds_done = sorted({p.seed for p in plan if p.out in finished})
+    try:                            # the seeds the file lists, which --seeds replaces
+        file_seeds = list(load_suite(suite_path).seeds)
+    except (OSError, ValueError):
+        file_seeds = list(suite.seeds)
+    given = ("" if file_seeds == list(suite.seeds) else
+             f", given by --seeds; the file lists {', '.join(map(str, file_seeds))}")
     lines = [f"# {suite.name}", "",
              f"Suite `{suite_path}`: {len(seeds_done)} of its {len(suite.seeds)} seed(s) finished (seeds "
-             f"{', '.join(map(str, seeds_done))}; the suite's: {', '.join(map(str, suite.seeds))}; "
+             f"{', '.join(map(str, seeds_done))}; the suite's: {', '.join(map(str, suite.seeds))}{given}; "
              f"{time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
              "ensembles average the class probabilities of runs of the same seed"
              + (" (those marked 'one model of all seeds' average the runs of every seed)"

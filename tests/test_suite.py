@@ -164,7 +164,7 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     assert sorted(first) == ["floor_forest_s0", "logistic_regression", "random_forest_s0", "ststnet_random_forest_s0",
                              "ststnet_s0"]
     res = _whole((out / "results.md").read_text())
-    assert "1 of its 1 seed(s) finished (seeds 0; the suite's: 0;" in res and "| STSTNet | honest | CDE | 1 |" in res
+    assert "1 of its 1 seed(s) finished (seeds 0; the suite's: 0, given by --seeds; the file lists 0, 1;" in res and "| STSTNet | honest | CDE | 1 |" in res
 
     times = json.loads((out / "suite_times.json").read_text())
     assert sorted(times) == sorted(first) and all(t >= 0 for t in times.values())
