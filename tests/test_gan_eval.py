@@ -170,11 +170,14 @@ def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64, capsys):
         assert key in res, key
     assert 0 <= res["controllability_cross_dataset"] <= 1 and res["cross_dataset_trained_on"] == ["samm", "smic"]
     assert res["eval_subjects"] == ["casme2/sub01"] and res["n_synthetic"] == 3 * res["n_onsets"]
-    assert 0 <= res["identity_rank1"] <= 1 and res["identity_mean_distance"] >= 0
+    # one held-out subject: the nearest onset is always its own, so rank-1 (100 %) would measure nothing
+    assert res["n_subjects"] == 1 and res["identity_rank1"] is None and res["identity_mean_distance"] >= 0
+    assert "| identity rank-1 identification among 1 subjects (needs 2 or more) | — | ≥ 95 % |" in \
+        (tmp_path / "ev" / "eval.md").read_text()
     assert set(res["controllability_per_class"]) == {"negative", "positive", "surprise"}
     assert len(res["grids"]) == 3
     md = (tmp_path / "ev" / "eval.md").read_text()
-    assert "| identity rank-1 identification | " in md and "≤ 0.20" in md
+    assert "| identity rank-1 identification among 1 subjects (needs 2 or more) | — |" in md and "≤ 0.20" in md
     assert f"{100 * res['controllability_cross_dataset']:.1f} %" in md
     # a folder of onset faces
     faces = tmp_path / "faces"
@@ -291,3 +294,10 @@ def test_expcaps_uf1_is_the_macro_f1_of_its_answers(shared_data):
                                                         zero_division=0))          # (0 + 0.5 + 0) / 3
     assert res["expcaps_uar"] == pytest.approx(recall_score(labels[pick], ones, labels=[0, 1, 2], average="macro",
                                                             zero_division=0))      # 1 / 3
+
+
+def test_eval_table_gives_rank1_with_its_chance_level():
+    """Rank-1 identification is read against chance, 1 / (number of subjects), which the table states."""
+    from icegan.gan.evaluate import metrics_markdown
+    md = metrics_markdown({"n_subjects": 4, "identity_rank1": 0.5, "n_onsets": 8, "n_synthetic": 24, "img_size": 64})
+    assert "| identity rank-1 identification among 4 subjects (chance 25 %) | 50.0 % | ≥ 95 % |" in md
