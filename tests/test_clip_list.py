@@ -137,6 +137,18 @@ def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, t
         export_features(with_clip_list(load_main_config("configs/casme2.yaml", ["device=cpu"]), csv, "raw"), out)
 
 
+def test_no_loso_command_is_suggested_for_labelled_clips_of_one_subject(monkeypatch, tmp_path, capsys):
+    """One labelled clip (one subject): icegan features says a LOSO needs 2 subjects instead of printing an
+    `icegan loso` line that would fail."""
+    _fake_prepared(monkeypatch, [0, -1, -1])
+    csv = _write(tmp_path, "subject,clip,frames,onset\np,a,v,1\n")
+    assert main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(tmp_path / "f"),
+                 "--no-progress", "device=cpu", "flow.method=farneback"]) == 0
+    printed = capsys.readouterr().out
+    assert "run a recognizer on" not in printed
+    assert "the labelled ones are of one subject (" in printed and "needs labelled clips of at least 2 subjects" in printed
+
+
 def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
     """Two real CASME II clips listed as your own (one labelled, one not, its apex spotted), prepared and flowed with
     configs/casme2.yaml's settings, written as a table with an empty label, then scored by icegan predict."""

@@ -80,7 +80,12 @@ def _run(args: argparse.Namespace) -> int:
         datasets = sorted(set(written.loc[labelled_rows, "dataset"].astype(str)))
         # one dataset: its own leave-one-subject-out (SDE), as the tables of the field report it
         scope = f" protocol=SDE dataset={datasets[0]}" if len(datasets) == 1 else ""
-        print(f"run a recognizer on the {'labelled ones' if unlabelled else 'clips'}: icegan loso --config "
-              f"configs/features_ststnet.yaml --out runs/<name> data.source=table data.table={labelled} "
-              f"data.size={s}{scope}")
+        subjects = written.loc[labelled_rows, ["dataset", "subject"]].astype(str).drop_duplicates()
+        what = "labelled ones" if unlabelled else "clips"
+        if len(subjects) < 2:           # icegan loso would refuse: no subject left to train a fold on
+            print(f"the {what} are of one subject ({subjects.iloc[0]['subject']}): a leave-one-subject-out run "
+                  "needs labelled clips of at least 2 subjects")
+        else:
+            print(f"run a recognizer on the {what}: icegan loso --config configs/features_ststnet.yaml --out "
+                  f"runs/<name> data.source=table data.table={labelled} data.size={s}{scope}")
     return 0
