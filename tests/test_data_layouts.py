@@ -201,6 +201,8 @@ def test_layout_errors_are_clear(tmp_path):
     with pytest.raises(DatasetLayoutError, match="no SMIC-HS subject folders"):
         SMIC(tmp_path / "empty")
     assert list_frames(tmp_path / "nothing")[2][0].startswith("clip folder not found")
+    (tmp_path / "a_file").write_text("x")                     # a path that exists but is no folder: said so
+    assert list_frames(tmp_path / "a_file")[2] == [f"clip folder {tmp_path / 'a_file'} is a file, not a folder of frames"]
 
 
 def test_box_matrix_levels_a_rotated_face():

@@ -88,6 +88,7 @@ GOOD = {"dataset": "casme2", "subject": "sub01", "clip": "EP01", "label": "0", "
     ({"dataset": "casme 2"}, None, "dataset name 'casme 2' is not usable"),
     ({"subject": "samm/006"}, None, "prefixed with 'samm' but the dataset column says 'casme2'"),
     ({"path": "absent.npy"}, None, "features file not found"),
+    ({"path": "."}, None, r"is a folder, not a features file"),        # was "not found", for a path that exists
     ({"path": "a.txt"}, None, "unknown features file type '.txt'"),
     ({}, np.zeros((2, 8, 8)), r"shape \(2, 8, 8\); expected \(3, H, W\) or \(H, W, 3\)"),
     ({}, np.zeros((3, 8, 6)), "must be square"),

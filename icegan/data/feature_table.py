@@ -197,10 +197,12 @@ def _read_map(path: str, where: str) -> np.ndarray:
 
     Raises:
         FileNotFoundError: the file is missing.
-        ValueError: the file is empty, unreadable, of an unknown type, of a wrong shape or dtype, holds NaN/Inf or is
-            not square (``where`` names the CSV line and the clip, then the map file).
+        ValueError: the path is a folder, or the file is empty, unreadable, of an unknown type, of a wrong shape or
+            dtype, holds NaN/Inf or is not square (``where`` names the CSV line and the clip, then the map file).
     """
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{where}: {p} is a folder, not a features file (.npy or an image)")
     if not p.is_file():
         raise FileNotFoundError(f"{where}: features file not found: {p}")
     suffix = p.suffix.lower()

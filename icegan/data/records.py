@@ -48,7 +48,8 @@ def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...]
     """
     d = Path(clip_dir)
     if not d.is_dir():
-        return (), (), [f"clip folder not found: {d}"]
+        return (), (), [f"clip folder not found: {d}" if not d.exists() else
+                        f"clip folder {d} is a file, not a folder of frames"]
     problems: list[str] = []
     found: dict[int, Path] = {}
     for p in d.iterdir():
