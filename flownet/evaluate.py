@@ -43,9 +43,10 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
         name = lambda i, it: it["name"]  # noqa: E731
         frames = getattr(ds, "_frames", {})
 
-        def files(it):                   # the frame files of a Middlebury sequence, for messages
+        def middlebury_files(it):        # the frame files of a Middlebury sequence, for messages
             d = frames.get(it["name"])
             return None if d is None else (d / "frame10.png", d / "frame11.png")
+        files = middlebury_files
     elif data == "kitti":
         from .data.kitti import KittiFlow
         if root is None:
