@@ -290,14 +290,16 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     """
     table = read_feature_table(csv, datasets, labelled=labelled)
     maps = []
+    expected = "data.size"                  # what set the size a map must have, for the message
     for path, clip, line in zip(table["path"], table["clip"], table["line"]):
         where = f"{csv}, line {line} (clip '{clip}')"
         a = _read_map(path, where)
         if size is None:
             size = a.shape[-1]
+            expected = (f"the side of the table's first map, line {line} (clip '{clip}', {path}): every map of a "
+                        f"table must have one size")
         if a.shape[-1] != size:
-            raise ValueError(f"{where}: {path} is {a.shape[-1]}×{a.shape[-1]}, expected {size}×{size} (data.size; "
-                             f"0 accepts any size the first clip sets)")
+            raise ValueError(f"{where}: {path} is {a.shape[-1]}×{a.shape[-1]}, expected {size}×{size} ({expected})")
         if normalize == "none" and (a.min() < 0 or a.max() > 1):
             raise ValueError(f"{where}: {path} holds values in [{a.min():.4g}, {a.max():.4g}]; the recognizers expect "
                              f"each channel min–max normalised to [0, 1] per clip: set data.normalize=minmax (or "
