@@ -159,6 +159,13 @@ def test_sizes_must_agree(tmp_path):
     assert "data.size" not in str(exc.value)
     with pytest.raises(ValueError, match=r"line 2 \(clip 'EP01'\).*is 8×8, expected 28×28 \(data.size"):
         load_table_features(csv, size=28)
+    rgba = np.full((8, 8, 4), 255, np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "opaque.png")      # an opaque alpha channel: read as RGB
+    assert load_table_features(_write(tmp_path, [dict(GOOD, path="opaque.png")])).features.shape == (1, 3, 8, 8)
+    rgba[2, 3, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")       # a transparent pixel: refused, not dropped
+    with pytest.raises(ValueError, match=r"clear.png is an RGBA image with transparent pixels \(alpha down to 0\)"):
+        load_table_features(_write(tmp_path, [dict(GOOD, path="clear.png")]))
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "g.png")
     csv = _write(tmp_path, [dict(GOOD, path="g.png")])
     with pytest.raises(ValueError, match="L-mode image"):

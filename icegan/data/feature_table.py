@@ -13,7 +13,8 @@ The table has one row per clip::
 * ``path``: the clip's features, relative to the CSV's folder or absolute:
 
   - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
-  - ``.png`` / ``.jpg`` / ``.bmp``: an RGB image whose channels hold u, v, strain as 0..255 (divided by 255).
+  - ``.png`` / ``.jpg`` / ``.bmp``: an RGB image whose channels hold u, v, strain as 0..255 (divided by 255); an
+    RGBA image only with an opaque alpha channel.
 
 Every map must be square, all of one size (``data.size``, or any shared size with ``data.size=0``). The recognizers
 expect each channel min–max normalised per clip to [0, 1], as the MEGC2019 maps are: the mirror augmentation turns u
@@ -238,6 +239,12 @@ def _read_map(path: str, where: str) -> np.ndarray:
                 if im.mode not in ("RGB", "RGBA"):
                     raise ValueError(f"{where}: {p} is a {im.mode}-mode image; expected RGB whose channels hold u, v "
                                      f"and optical strain")
+                if im.mode == "RGBA" and im.getextrema()[3][0] < 255:
+                    # an opaque alpha channel (as many tools write) carries nothing; a transparent pixel's colour
+                    # may not be its map value
+                    raise ValueError(f"{where}: {p} is an RGBA image with transparent pixels (alpha down to "
+                                     f"{im.getextrema()[3][0]}); its alpha channel would be dropped: save the u, v, "
+                                     f"strain maps as an RGB image")
                 a = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
         except OSError as exc:
             raise ValueError(f"{where}: {p} cannot be read as an image: {exc}") from None
