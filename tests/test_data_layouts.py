@@ -201,6 +201,14 @@ def test_layout_errors_are_clear(tmp_path):
     with pytest.raises(DatasetLayoutError, match="no SMIC-HS subject folders"):
         SMIC(tmp_path / "empty")
     assert list_frames(tmp_path / "nothing")[2][0].startswith("clip folder not found")
+    # the note of two files for one frame number is read back by duplicate_frame (data check and clip lists act on it)
+    from icegan.data.records import duplicate_frame
+    (tmp_path / "dup").mkdir()
+    for name in ("img50.jpg", "img050.jpg", "img51.jpg"):
+        (tmp_path / "dup" / name).write_bytes(b"x")
+    numbers, _, notes = list_frames(tmp_path / "dup")
+    assert numbers == (50, 51) and [duplicate_frame(n) for n in notes] == [50]
+    assert duplicate_frame("file without a frame number in its name: a.jpg") is None
     (tmp_path / "a_file").write_text("x")                     # a path that exists but is no folder: said so
     assert list_frames(tmp_path / "a_file")[2] == [f"clip folder {tmp_path / 'a_file'} is a file, not a folder of frames"]
 

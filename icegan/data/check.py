@@ -10,22 +10,17 @@ clip can stop the check mid-way.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .records import CLASS3_NAMES, ClipRecord, ranges_text
+from .records import CLASS3_NAMES, ClipRecord, duplicate_frame, ranges_text
 
 log = logging.getLogger("icegan.data")
 
 SKIP, WARN = "skip", "warn"
-
-#: the note :func:`icegan.data.records.list_frames` makes for two files with one frame number
-_DUPLICATE_FRAME = re.compile(r"two files for frame (\d+): ")
-
 
 @dataclass
 class Problem:
@@ -85,9 +80,9 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         # two files with one frame number (img50.jpg, img050.jpg): the listing keeps the first one the folder yields,
         # so which image stands for that frame is arbitrary; for the onset or apex, which prepare reads, the clip is
         # skipped, for another frame it is a warning
-        dup = _DUPLICATE_FRAME.match(n)
-        if dup and int(dup.group(1)) in key_frames:
-            which = "onset" if int(dup.group(1)) == rec.onset else "apex"
+        dup = duplicate_frame(n)
+        if dup is not None and dup in key_frames:
+            which = "onset" if dup == rec.onset else "apex"
             out.append(Problem(k, f"{n}: the {which} frame is ambiguous; remove or rename one of the files", SKIP))
         else:
             out.append(Problem(k, n, WARN))

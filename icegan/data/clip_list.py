@@ -31,7 +31,7 @@ from typing import Iterable, Optional
 
 from .feature_table import parse_class_label, read_csv_cells, short_row_note
 from .features import dataset_name
-from .records import ClipRecord, list_frames
+from .records import ClipRecord, duplicate_frame, list_frames
 
 __all__ = ["ClipList", "CLIP_LIST_COLUMNS"]
 
@@ -145,7 +145,7 @@ class ClipList:
             numbers, paths, problems = list_frames(folder) if folder.is_dir() else ((), (), [])
             for problem in problems:         # said here too, as icegan features (prepare) does not print warnings
                 what = ("; the first is used (the clip is skipped if it is the onset or apex frame): keep one"
-                        if problem.startswith("two files for frame") else "")
+                        if duplicate_frame(problem) is not None else "")
                 log.warning("%s, line %d (clip '%s'): %s in %s%s", csv, line, clip, problem, folder, what)
             out.append(ClipRecord(dataset=dataset, subject=f"{dataset}/{subject}", clip=clip, emotion=label,
                                   class3=class3, onset=onset, apex=apex, offset=offset, frame_numbers=numbers,

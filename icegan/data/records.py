@@ -38,6 +38,17 @@ def frame_number(path: str | Path) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
+#: how :func:`list_frames` notes two files with one frame number, read back by :func:`duplicate_frame`
+_DUPLICATE_NOTE = re.compile(r"two files for frame (\d+): ")
+
+
+def duplicate_frame(note: str) -> Optional[int]:
+    """The frame number of a :func:`list_frames` note saying two files carry that number (``img50.jpg`` and
+    ``img050.jpg``), or None for any other note."""
+    m = _DUPLICATE_NOTE.match(note)
+    return int(m.group(1)) if m else None
+
+
 def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...], list[str]]:
     """Frame files of one clip folder, sorted by frame number.
 
@@ -60,7 +71,7 @@ def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...]
             problems.append(f"file without a frame number in its name: {p.name}")
             continue
         if n in found:
-            problems.append(f"two files for frame {n}: {found[n].name} and {p.name}")
+            problems.append(f"two files for frame {n}: {found[n].name} and {p.name}")   # :func:`duplicate_frame`
             continue
         found[n] = p
     numbers = tuple(sorted(found))
