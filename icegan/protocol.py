@@ -166,6 +166,27 @@ def check_classes(labels: Sequence[int], folds: Sequence[Fold]) -> None:
                              "least two classes; check the label column of the data (or the protocol's dataset)")
 
 
+def folds_missing_a_class(labels: Sequence[int], folds: Sequence[Fold]) -> list[str]:
+    """The folds whose training clips lack a class that the run's tested clips have, one line each: ``"casme2/sub05
+    trains without surprise"``. Such a fold's model never predicts that class (a class whose clips all come from the
+    held-out subject), which the pooled UF1/UAR then count as that subject's errors.
+
+    Args:
+        labels: (N,) int class of every sample. folds: the run's folds (:func:`make_folds`).
+    """
+    from icegan.metrics import CLASS_NAMES
+    y = np.asarray(labels)
+    tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
+    in_scope = set(np.unique(y[tested]).tolist())
+    out = []
+    for f in folds:
+        gone = sorted(in_scope - set(np.unique(y[f.train_idx]).tolist()))
+        if gone:
+            names = ", ".join(CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c) for c in gone)
+            out.append(f"{f.subject} trains without {names}")
+    return out
+
+
 def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] = "CDE",
                dataset: Optional[str] = None) -> list[Fold]:
     """Leave-one-subject-out (CDE, SDE) or leave-one-dataset-out (HDE) folds over per-sample subject ids.
@@ -907,6 +928,13 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     title = name or out.name
     folds = make_folds(samples["subject"].tolist(), protocol, dataset)
     check_classes(samples["label"].to_numpy(), folds)
+    missing = folds_missing_a_class(samples["label"].to_numpy(), folds)
+    if missing:
+        import logging
+        logging.getLogger("icegan").warning(
+            "%d fold(s) train without a class of the clips in scope (every clip of it is of the held-out %s), so "
+            "their model never predicts it: %s%s", len(missing), "dataset" if protocol == "HDE" else "subject",
+            "; ".join(missing[:3]), f"; and {len(missing) - 3} more" if len(missing) > 3 else "")
     if max_folds < 0:
         raise ValueError(f"max_folds must be >= 0 (0 = all folds), got {max_folds}")
     folds_total = len(folds)

@@ -148,6 +148,25 @@ def test_a_max_folds_run_says_it_is_partial_everywhere_its_numbers_show(toy, tmp
     assert json.loads((tmp_path / "p" / "run.json").read_text())["folds_total"] == 6
 
 
+def test_a_fold_training_without_a_class_is_warned_about(toy, tmp_path, caplog):
+    """A class whose clips all belong to one subject: that subject's fold trains without it (its model never
+    predicts it), which run_loso warns about, naming the fold and the class; the composite's folds have none."""
+    from icegan.protocol import folds_missing_a_class
+    samples = toy.samples.copy()
+    s = samples["subject"].to_numpy()
+    lab = samples["label"].to_numpy().copy()
+    only = s[lab == 2][0]                                    # surprise only in one subject's clips
+    lab[(lab == 2) & (s != only)] = 0
+    samples["label"] = lab
+    folds = make_folds(samples["subject"].tolist(), "CDE")
+    assert folds_missing_a_class(lab, folds) == [f"{only} trains without surprise"]
+    assert folds_missing_a_class(toy.samples["label"].to_numpy(), folds) == []
+    with caplog.at_level("WARNING", logger="icegan"):
+        run_loso(samples, _centroid_fold_fn(toy), tmp_path / "r", progress=False)
+    assert "1 fold(s) train without a class of the clips in scope" in caplog.text
+    assert f"{only} trains without surprise" in caplog.text
+
+
 def test_resume_after_killed_run_gives_identical_metrics(toy, tmp_path):
     ref = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "full", progress=False)
     with pytest.raises(RuntimeError, match="killed"):
