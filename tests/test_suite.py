@@ -581,3 +581,22 @@ def test_reuse_near_miss_names_settings_not_other_recipes():
         assert reuse_near_miss(apply_overrides(base, over), pool).startswith(f"/runs/pool/demo_s0 differs in {note}")
     for over in (["seed=1"], ["gan.epochs=3"], ["recognizer.lr=0.01", "threads=2"], ["flow.method=tvl1"]):
         assert reuse_near_miss(apply_overrides(base, over), pool) is None, over
+
+
+def test_a_member_whose_training_diverges_ends_the_suite_in_one_line(tmp_path, capsys, monkeypatch):
+    """A fold of a member run whose model gives NaN scores is one `icegan suite` error line (as in `icegan loso`),
+    not a traceback."""
+    import numpy as np
+
+    import icegan.recognition as recognition
+    real = recognition.fit_predict_folds
+    monkeypatch.setattr(recognition, "fit_predict_folds",
+                        lambda *a, **k: [np.asarray(s, dtype=np.float64) * np.nan for s in real(*a, **k)])
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: d\nseeds: [0]\nruns:\n  - {{label: floor, config: {CONFIGS}/features_logreg.yaml, "
+                     f"overrides: [data.source=toy, workers=1]}}\n")
+    assert main(["suite", "--config", str(suite), "--out", str(tmp_path / "out"), "--no-progress",
+                 "max_folds=2", "threads=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1].startswith("icegan suite: error: fold '") and "NaN or Inf: its training diverged" in err
+    assert "Traceback" not in err

@@ -5,9 +5,10 @@ import functools
 import sys
 from typing import Callable
 
-#: errors that come from the user's input (a missing or unreadable file, a bad value, a missing optional package):
+#: errors that come from the user's input (a missing or unreadable file, a bad value, a missing optional package, a
+#: training that diverged):
 #: reported as one line, not as a traceback
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, ImportError)
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, ImportError, FloatingPointError)
 
 
 def one_line_errors(prog: str) -> Callable:

@@ -70,7 +70,8 @@ def _main(args: argparse.Namespace) -> int:
     try:
         plan = run_suite(args.config, args.out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
                          dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr, reuse=args.reuse)
-    except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError, OSError) as exc:
+    except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError, OSError,
+            FloatingPointError) as exc:             # FloatingPointError: a member's fold diverged (NaN scores)
         print(f"icegan suite: error: {exc}", file=sys.stderr)
         return 2
     if not args.dry_run:
