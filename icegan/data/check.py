@@ -3,7 +3,7 @@
 :func:`record_problems` lists the problems of one clip with a severity: ``"skip"`` (the clip cannot
 be used: folder missing, onset or apex frame absent, unreadable or held by two files, no frames) or ``"warn"``
 (usable, but e.g. truncated before the offset, with gaps between the onset and the offset or apex, an offset
-before the apex, or two files for a frame other than the onset and apex). :func:`check_dataset` runs it over a whole
+before the apex (a note of the sheet or clip list), or two files for a frame other than the onset and apex). :func:`check_dataset` runs it over a whole
 dataset and builds the report behind ``icegan data check``; nothing is ever dropped silently and no
 clip can stop the check mid-way.
 """
@@ -108,8 +108,7 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         out.append(Problem(k, f"apex {rec.apex} is before onset {rec.onset}", SKIP))
     if rec.onset is not None and rec.offset is not None and rec.offset < rec.onset:
         out.append(Problem(k, f"offset {rec.offset} is before onset {rec.onset}", WARN))
-    elif rec.offset is not None and rec.apex is not None and rec.offset < rec.apex:
-        out.append(Problem(k, f"offset {rec.offset} is before apex {rec.apex}", WARN))
+    # an offset before the apex is in the record's notes (sheet row or clip-list line), warned about above
     if rec.onset is not None:
         # frames absent between the onset and the offset (or, without an offset, the apex): prepare reads only the
         # onset, the apex and its neighbours (the whole span for sequences only), so a gap is a warning

@@ -128,11 +128,13 @@ class ClipList:
             if apex is not None and apex == onset:     # as the MEGC2019 composite excludes such a clip
                 raise ValueError(f"{where}: apex {apex} is the onset frame, so the onset→apex flow would be zero; "
                                  f"give the apex frame, or leave the apex cell empty to have it spotted")
-            if offset is not None and offset < onset:
-                raise ValueError(f"{where}: offset {offset} is before onset {onset}")
-            if offset is not None and apex is not None and offset < apex:
-                raise ValueError(f"{where}: offset {offset} is before apex {apex} (the offset is the last frame of "
-                                 f"the expression; leave the offset cell empty if you do not know it)")
+            if offset is not None and offset < onset and apex is None:
+                raise ValueError(f"{where}: offset {offset} is before onset {onset}, so no apex can be spotted "
+                                 f"between them: give the apex, or fix or empty the offset cell")
+            # an offset before the apex, as a coding sheet may hold: the apex is used as written and the clip is kept
+            # (prepare reads the onset and apex only); a note, as a sheet row gets, makes data check warn about it
+            quirk = ([f"apex {apex} is after offset {offset} ({where}): one of the two cells is wrong; the apex is "
+                      f"used as written"] if offset is not None and apex is not None and onset <= offset < apex else [])
             label = r["label"].strip()
             class3 = parse_class_label(label, where, allow_empty=True)
             key = f"{dataset}/{subject}/{clip}"
@@ -150,7 +152,7 @@ class ClipList:
             out.append(ClipRecord(dataset=dataset, subject=f"{dataset}/{subject}", clip=clip, emotion=label,
                                   class3=class3, onset=onset, apex=apex, offset=offset, frame_numbers=numbers,
                                   frame_paths=paths, apex_method="annotated" if apex is not None else "unspotted",
-                                  clip_dir=folder, notes=tuple(problems), subject_dir=None,
+                                  clip_dir=folder, notes=tuple(problems + quirk), subject_dir=None,
                                   listed_in="clip list"))
         if not out:
             raise ValueError(f"{csv}: no clips listed")
