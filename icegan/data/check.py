@@ -3,9 +3,9 @@
 :func:`record_problems` lists the problems of one clip with a severity: ``"skip"`` (the clip cannot
 be used: folder missing, onset or apex frame absent, unreadable or held by two files, no frames) or ``"warn"``
 (usable, but e.g. truncated before the offset, with gaps between the onset and the offset or apex, an offset
-before the apex (a note of the sheet or clip list), or two files for a frame other than the onset and apex). :func:`check_dataset` runs it over a whole
-dataset and builds the report behind ``icegan data check``; nothing is ever dropped silently and no
-clip can stop the check mid-way.
+before the apex (a note of the sheet or clip list), or two files for a frame other than the onset and apex).
+:func:`check_dataset` runs it over a whole dataset and builds the report behind ``icegan data check``; nothing is
+ever dropped silently and no clip can stop the check mid-way.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .records import CLASS3_NAMES, ClipRecord, duplicate_frame, ranges_text
 log = logging.getLogger("icegan.data")
 
 SKIP, WARN = "skip", "warn"
+
 
 @dataclass
 class Problem:

@@ -13,7 +13,8 @@ The list has one row per clip::
 * ``frames``: the folder of the clip's frames, relative to the CSV or absolute. Frame files are matched by the number
   at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the official releases.
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
-  SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; not before the onset or the apex.
+  SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; one before the apex is kept with a note (as a
+  sheet row is), one before the onset is refused when the apex is to be spotted.
 * ``label``: optional; a MEGC2019 class name or id (``negative`` 0, ``positive`` 1, ``surprise`` 2), or empty for a
   clip without one. ``icegan features`` keeps such a clip in ``features.csv`` with an empty label, for
   ``icegan predict``, and writes the labelled clips alone to ``features_labelled.csv``, the table for ``icegan loso``
@@ -31,7 +32,7 @@ from typing import Iterable, Optional
 
 from .feature_table import parse_class_label, read_csv_cells, short_row_note
 from .features import dataset_name
-from .records import ClipRecord, duplicate_frame, list_frames
+from .records import ClipRecord, apex_after_offset_note, duplicate_frame, list_frames
 
 __all__ = ["ClipList", "CLIP_LIST_COLUMNS"]
 
@@ -68,8 +69,8 @@ class ClipList:
     Raises:
         FileNotFoundError: the CSV is missing.
         ValueError: a missing column, an empty required cell, a frame number that is not one, an apex before the
-            onset, an offset before the onset or apex, a label that is not a MEGC2019 class, a dataset name that is
-            not a short word, a clip listed twice (each names the CSV line and clip).
+            onset, an offset before the onset of a clip whose apex is to be spotted, a label that is not a MEGC2019
+            class, a dataset name that is not a short word, a clip listed twice (each names the CSV line and clip).
     """
 
     name = "clips"
@@ -131,10 +132,9 @@ class ClipList:
             if offset is not None and offset < onset and apex is None:
                 raise ValueError(f"{where}: offset {offset} is before onset {onset}, so no apex can be spotted "
                                  f"between them: give the apex, or fix or empty the offset cell")
-            # an offset before the apex, as a coding sheet may hold: the apex is used as written and the clip is kept
-            # (prepare reads the onset and apex only); a note, as a sheet row gets, makes data check warn about it
-            quirk = ([f"apex {apex} is after offset {offset} ({where}): one of the two cells is wrong; the apex is "
-                      f"used as written"] if offset is not None and apex is not None and onset <= offset < apex else [])
+            # an offset before the apex, as a coding sheet may hold: kept with the note a sheet row gets, which
+            # icegan data check warns about
+            quirk = apex_after_offset_note(onset, apex, offset, where)
             label = r["label"].strip()
             class3 = parse_class_label(label, where, allow_empty=True)
             key = f"{dataset}/{subject}/{clip}"
@@ -152,7 +152,8 @@ class ClipList:
             out.append(ClipRecord(dataset=dataset, subject=f"{dataset}/{subject}", clip=clip, emotion=label,
                                   class3=class3, onset=onset, apex=apex, offset=offset, frame_numbers=numbers,
                                   frame_paths=paths, apex_method="annotated" if apex is not None else "unspotted",
-                                  clip_dir=folder, notes=tuple(problems + quirk), subject_dir=None,
+                                  clip_dir=folder, notes=tuple(problems + ([quirk] if quirk else [])),
+                                  subject_dir=None,
                                   listed_in="clip list"))
         if not out:
             raise ValueError(f"{csv}: no clips listed")

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from .records import apex_after_offset_note
+
 #: official file names of the annotation sheets, as distributed
 CASME2_SHEET = "CASME2-coding-20140508.xlsx"
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
@@ -202,10 +204,9 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
                 notes.append(f"{key} cell {why} (sheet row {i})")
             elif why == "empty" and key != "offset":
                 notes.append(f"{key} cell is empty (sheet row {i})")
-        on, ap, off = frames["onset"], frames["apex"], frames["offset"]
-        if None not in (on, ap, off) and off >= on and ap > off:      # (apex before onset: a skip, data check)
-            notes.append(f"apex {ap} is after offset {off} (sheet row {i}): one of the two cells is wrong; the apex is "
-                         f"used as written")
+        quirk = apex_after_offset_note(frames["onset"], frames["apex"], frames["offset"], f"sheet row {i}")
+        if quirk:                                               # (apex before onset: a skip, data check)
+            notes.append(quirk)
         obj = None
         if "objective" in cols:
             obj, why = parse_frame(_cell(r, cols["objective"]))
