@@ -1166,8 +1166,7 @@ def run_from_args(args) -> int:
     o = metrics["overall"]
     where = args.out or str(Path(cfg.out_dir) / cfg.name)
     from icegan.protocol import read_partial_tag
-    partial = read_partial_tag(where)
-    partial = partial.rstrip("]") + ", data.max_folds: not a LOSO result]" if partial else ""
+    partial = read_partial_tag(where, "data.max_folds")
     print(f"{cfg.name}: {metrics['protocol']} LOSO over {metrics['n_folds']} folds, {metrics['n_samples']} clips: "
           f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{partial}  → {where}/metrics.md")
     if cfg.data.source == "synthetic":

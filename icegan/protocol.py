@@ -159,7 +159,6 @@ def check_classes(labels: Sequence[int], folds: Sequence[Fold]) -> None:
     tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
     present = np.unique(np.asarray(labels)[tested])
     if len(present) < 2:
-        from icegan.metrics import CLASS_NAMES
         what = (f"all have label {int(present[0])} ({CLASS_NAMES[int(present[0])]})"
                 if len(present) == 1 and 0 <= int(present[0]) < len(CLASS_NAMES) else f"have labels {present.tolist()}")
         raise LosoScopeError(f"the {len(tested)} clip(s) in the LOSO's scope {what}: UF1 and UAR need clips of at "
@@ -174,7 +173,6 @@ def folds_missing_a_class(labels: Sequence[int], folds: Sequence[Fold]) -> list[
     Args:
         labels: (N,) int class of every sample. folds: the run's folds (:func:`make_folds`).
     """
-    from icegan.metrics import CLASS_NAMES
     y = np.asarray(labels)
     tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
     in_scope = set(np.unique(y[tested]).tolist())
@@ -374,14 +372,19 @@ def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle
     return header
 
 
-def partial_tag(header: Optional[dict]) -> str:
+def partial_tag(header: Optional[dict], setting: str = "") -> str:
     """``" [PARTIAL: k of n folds]"`` for the ``run.json`` header of a run cut to its first k folds by ``max_folds``
-    (a smoke run: its metrics pool those folds' clips only and are not a LOSO result); "" for a whole run or None."""
+    (a smoke run: its metrics pool those folds' clips only and are not a LOSO result); "" for a whole run or None.
+    ``setting``: the key that cut it, for a console line: ``" [PARTIAL: k of n folds, max_folds: not a LOSO
+    result]"``."""
     total = (header or {}).get("folds_total")
-    return f" [PARTIAL: {len(header.get('folds') or [])} of {total} folds]" if total else ""
+    if not total:
+        return ""
+    why = f", {setting}: not a LOSO result" if setting else ""
+    return f" [PARTIAL: {len(header.get('folds') or [])} of {total} folds{why}]"
 
 
-def read_partial_tag(run: str | Path) -> str:
+def read_partial_tag(run: str | Path, setting: str = "") -> str:
     """:func:`partial_tag` of the run folder ``run``, read from its header (``run.json``, or an ensemble's
     ``ensemble.json``); "" when it has no readable header."""
     path = run_folder_header(run)
@@ -389,7 +392,7 @@ def read_partial_tag(run: str | Path) -> str:
         header = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
     except (OSError, ValueError):
         return ""
-    return partial_tag(header) if isinstance(header, dict) else ""
+    return partial_tag(header, setting) if isinstance(header, dict) else ""
 
 
 def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:
@@ -640,11 +643,9 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
 
 def summary_text(metrics: dict, title: str, partial: str = "") -> str:
     """Console summary of a metrics.json content: one line overall (with an ORACLE tag where it applies, and
-    ``partial``, :func:`partial_tag`, for a ``max_folds`` run), one line per dataset."""
+    ``partial``, :func:`partial_tag` with its setting, for a ``max_folds`` run), one line per dataset."""
     o = metrics["overall"]
-    tag = " [ORACLE EPOCH: selected on the test subjects]" if metrics["oracle_epoch"] else ""
-    if partial:
-        tag += partial.rstrip("]") + ", max_folds: not a LOSO result]"
+    tag = (" [ORACLE EPOCH: selected on the test subjects]" if metrics["oracle_epoch"] else "") + partial
     what = " (leave one dataset out)" if metrics["protocol"] == "HDE" else ""
     lines = [f"{title}: {metrics['protocol']}{what} {metrics['n_folds']} folds, {metrics['n_samples']} samples: "
              f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{tag}"]

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from icegan.protocol import DATASET_TITLES
+from icegan.protocol import DATASET_TITLES, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
            "check_one_recipe"]
@@ -97,6 +97,8 @@ def _strip_run_only(d):
 #: to do: :data:`RERUN` for a header or config (a resume would read it too), :data:`RESUME` for the files a run rewrites
 DAMAGED = "it looks damaged or incomplete (was the run killed while writing it?)"
 RERUN = "rerun that run into a fresh --out folder"
+#: what a message about a file icegan would never write (an edited one) says first; the fix follows
+EDITED = "icegan writes no such file (was it edited?); restore it or"
 RESUME = ("run the command that wrote this folder again with the same --out (a LOSO run resumes, rerunning only folds "
           "it has no complete predictions for, and writes its results again)")
 
@@ -136,7 +138,7 @@ def _listed(f: Path, header: dict, key: str, kind: type) -> list:
         ValueError: not such a list (names the file ``f``, the key and the first bad item).
     """
     items = header.get(key) or []
-    fix = f"icegan writes no such file (was it edited?); restore it or {RERUN}"
+    fix = f"{EDITED} {RERUN}"
     if not isinstance(items, list):
         raise ValueError(f"{f}: '{key}' is not a list ({items!r}); {fix}")
     for i, item in enumerate(items):
@@ -295,7 +297,7 @@ def _load(run: Path) -> dict:
     for key in ("protocol", "oracle_epoch", "overall", "per_dataset"):
         if key not in m:
             raise ValueError(f"{f}: no '{key}' (not an icegan metrics.json)")
-    fix = f"icegan writes no such file (was it edited?); restore it or {RESUME}"
+    fix = f"{EDITED} {RESUME}"
     if not isinstance(m["per_dataset"], dict):
         raise ValueError(f"{f}: 'per_dataset' is not a mapping of datasets to metrics ({m['per_dataset']!r}); {fix}")
     for where, part in [("overall", m["overall"])] + [(f"per_dataset.{d}", v) for d, v in m["per_dataset"].items()]:
@@ -405,7 +407,6 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
             per = [m["overall"] if d is None else m["per_dataset"][d] for m in ms
                    if d is None or d in m["per_dataset"]]
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
-        from icegan.protocol import read_partial_tag
         partial = sorted({read_partial_tag(r) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
         body.append(([e.label + "".join(partial), "ORACLE epoch" if ms[0]["oracle_epoch"] else "honest", ms[0]["protocol"],
                        str(len(ms))], cells, _folds_clips(ms[0])))

@@ -128,7 +128,8 @@ def test_a_max_folds_run_says_it_is_partial_everywhere_its_numbers_show(toy, tmp
     assert tag == partial_tag(header) == " [PARTIAL: 2 of 6 folds]"
     md = (tmp_path / "p" / "metrics.md").read_text()
     assert md.startswith("# p [PARTIAL: 2 of 6 folds]") and "only the first 2 of the 6 folds were run" in md
-    assert "[PARTIAL: 2 of 6 folds, max_folds: not a LOSO result]" in summary_text(m, "p", tag)
+    assert "[PARTIAL: 2 of 6 folds, max_folds: not a LOSO result]" in summary_text(
+        m, "p", read_partial_tag(tmp_path / "p", "max_folds"))
     full = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "w", progress=False)
     assert "folds_total" not in json.loads((tmp_path / "w" / "run.json").read_text())
     assert read_partial_tag(tmp_path / "w") == "" and "PARTIAL" not in summary_text(full, "w", "")

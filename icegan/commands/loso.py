@@ -584,7 +584,7 @@ def _main(args: argparse.Namespace) -> int:
 
     from icegan.protocol import read_partial_tag, summary_text
     from icegan.significance import interval_line, subject_interval
-    print(summary_text(metrics, cfg.name, read_partial_tag(out)))
+    print(summary_text(metrics, cfg.name, read_partial_tag(out, "max_folds")))
     ci = interval_line(subject_interval(pd.read_csv(out / "predictions.csv", dtype={"subject": str})))
     if ci:
         print(ci)
