@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from icegan.paths import run_folder_header
-from icegan.report import DAMAGED, RERUN, RESUME, markdown_cell, read_run_json
+from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, refuse_run_folder_conflict,
                              summarize_predictions, write_reports)
 
@@ -131,7 +131,7 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
         empty = [c for c in filled if pd.isna(pred[c].iloc[i])]
         raise EnsembleError(f"{pred_csv}, line {int(pred.index[i]) + 2}: empty {', '.join(empty)} (a row cut "
                             f"short, or cells left empty); {damaged}")
-    pred = _check_values(pred, pred_csv, f"icegan writes no such file (was it edited?); restore it or {RERUN}")
+    pred = _check_values(pred, pred_csv, f"{EDITED} {RERUN}")
     pred = pred.reset_index(drop=True)
     if blank_lines:                            # their NaN made the integer columns float: back to integers
         for c in ("fold", "y_true", "y_pred"):

@@ -177,10 +177,10 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         pm = np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
         bad = ~np.isfinite(pm).all(1)
         if bad.any():                       # as `icegan loso` refuses non-finite scores: never argmax over NaN
+            first = fs.samples.iloc[int(bad.argmax())]
             raise SavedRecognizerError(
                 f"{path}: its weights produce NaN or Inf scores ({int(bad.sum())} of {len(pm)} clips, first "
-                f"{fs.samples['subject'].iloc[int(bad.argmax())]}/{fs.samples['clip'].iloc[int(bad.argmax())]}): a "
-                f"damaged or diverged model; retrain it with `icegan fit`")
+                f"{first['subject']}/{first['clip']}): a damaged or diverged model; retrain it with `icegan fit`")
         p = p + wi * pm
     y_true = fs.samples["label"].to_numpy()
     y_pred = p.argmax(1)
