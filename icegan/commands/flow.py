@@ -189,6 +189,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from flownet.devices import resolve_device
     from flownet.io import read_image, save_flow_image, write_flo
+    from flownet.metrics import flow_magnitude
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
     _check_run_outputs(args)                                  # before the flow is computed, not after
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
@@ -208,11 +209,12 @@ def _run(args: argparse.Namespace) -> int:
         return _run_decomposed(args, i1, i2, module)
     flow = _estimator(args, i1, module).estimate(i1[None], i2[None])[0].cpu()
     save_flow_image(args.out, flow)
-    print(f"wrote {args.out} (max |flow| {float(flow.norm(dim=0).max()):.2f} px)")
+    peak = float(flow_magnitude(flow).max())
+    print(f"wrote {args.out} (max |flow| {peak:.2f} px)")
     if args.flo:
         write_flo(args.flo, flow)
         print(f"wrote {args.flo}")
-    _write_key(args, float(flow.norm(dim=0).max()))
+    _write_key(args, peak)
     return 0
 
 
@@ -276,6 +278,7 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
     """
     from flownet.decompose import get_decomposer
     from flownet.io import save_flow_image, write_flo
+    from flownet.metrics import flow_magnitude
     if args.decompose_method == "learned":
         # DecFlow is its own network: the base estimator's options cannot apply, and are not dropped silently
         given = [flag for flag, value, default in (("--precision", args.precision, "fp32"),
@@ -290,7 +293,7 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
         dec = get_decomposer("ransac", base=_estimator(args, i1, module))
     parts = dec.decompose(i1[None], i2[None])
     names = ("total", "head", "expression")
-    peak = {part: float(parts[part][0].norm(dim=0).max()) for part in names}
+    peak = {part: float(flow_magnitude(parts[part][0]).max()) for part in names}
     # one colour scale for the three pictures, so a weak part looks weak (each saturated at its own maximum before)
     scale = max(peak.values())
     for part in names:
