@@ -147,13 +147,22 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
 
     Returns:
         The path written.
+
+    Raises:
+        FloatingPointError: a weight of the networks is NaN or infinite (the training diverged); nothing is written.
     """
     path = Path(path)
+    members = fitted.state()["members"]
+    bad = _first_non_finite(members)
+    if bad:
+        lr = (config.get("model") or {}).get("lr") if isinstance(config, dict) else None
+        raise FloatingPointError(f"the training diverged: {bad} holds NaN or infinite values; nothing was written to "
+                                 f"{path}. Train again with a smaller model.lr (now {lr})")
     environment = json.loads(json.dumps(environment or {}, default=str))   # plain values only (weights_only loading)
     blob = None if fitted.clf is None else pickle.dumps(fitted.clf, protocol=pickle.HIGHEST_PROTOCOL)
     payload = {"format": FORMAT, "version": VERSION, "config": config, "classes": list(CLASS_NAMES),
                "training": training, "provenance": provenance or {}, "environment": environment,
-               "members": fitted.state()["members"], "sklearn_pickle": blob,
+               "members": members, "sklearn_pickle": blob,
                "sklearn_sha256": None if blob is None else hashlib.sha256(blob).hexdigest()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -163,6 +172,16 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
     finally:
         tmp.unlink(missing_ok=True)           # nor a stray .tmp when writing failed
     return path
+
+
+def _first_non_finite(members: list) -> str:
+    """``"members[i] weight 'name'"`` for the first floating-point tensor of the members' state dicts that holds NaN
+    or Inf; empty when every weight is finite (or there are no networks: a scikit-learn model)."""
+    for i, member in enumerate(members):
+        for key, value in member["state_dict"].items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                return f"members[{i}] weight {key!r}"
+    return ""
 
 
 def _read_payload(path: Path) -> Any:
@@ -247,6 +266,9 @@ def _check_payload(path: Path, payload: dict) -> None:
         if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                for k, v in sd.items()):
             raise bad(f"members[{i}] state_dict is not a mapping of names to tensors")
+    diverged = _first_non_finite(members)
+    if diverged:                         # scoring with it gives NaN for every clip: say so when it is read
+        raise bad(f"{diverged} holds NaN or infinite values (a diverged training)")
     blob = payload.get("sklearn_pickle")
     if blob is not None and not isinstance(blob, bytes):
         raise bad(f"its 'sklearn_pickle' is not bytes (got {type(blob).__name__})")
@@ -270,7 +292,7 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
     Raises:
         SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer, of another format
             version, an entry is missing or not what `icegan fit` writes (config, classes, training, members),
-            its scikit-learn pickle does not match its checksum, its weights do not fit the network its
+            its scikit-learn pickle does not match its checksum, a weight is NaN or Inf, its weights do not fit the network its
             config builds, or a custom network's source changed since training (the message names the file).
     """
     from icegan.config import ConfigError, from_dict

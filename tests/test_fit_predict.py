@@ -471,11 +471,12 @@ def test_a_model_file_missing_an_entry_is_named(tmp_path, capsys):
 
 
 def test_a_model_whose_weights_give_nan_scores_is_refused(tmp_path, capsys):
-    """NaN weights (a damaged or diverged model) gave every clip class 0 and empty score cells, exit 0."""
+    """Weights that overflow to NaN scores (a damaged or diverged model; finite, so the file itself loads) gave
+    every clip class 0 and empty score cells, exit 0."""
     fit(_cfg(), tmp_path / "st.pt", progress=False)
     payload = torch.load(tmp_path / "st.pt", weights_only=True)
     sd = payload["members"][0]["state_dict"]
-    sd[next(iter(sd))].fill_(float("nan"))
+    sd[next(k for k, v in sd.items() if v.is_floating_point() and v.dim() == 4)].fill_(3e38)   # conv: Inf, then NaN
     torch.save(payload, tmp_path / "nan.pt")
     fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
     table = _write_table(tmp_path, fs, labels="empty")
@@ -485,3 +486,27 @@ def test_a_model_whose_weights_give_nan_scores_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "nan.pt" in err and "NaN or Inf" in err and "damaged or diverged" in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_model_file_with_nan_weights_is_refused_when_read(tmp_path):
+    """A NaN weight was only found once every clip had been scored; reading the file now names the weight."""
+    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    payload = torch.load(tmp_path / "st.pt", weights_only=True)
+    sd = payload["members"][0]["state_dict"]
+    key = [k for k, v in sd.items() if v.is_floating_point()][-1]
+    sd[key].view(-1)[0] = float("inf")
+    torch.save(payload, tmp_path / "inf.pt")
+    with pytest.raises(SavedRecognizerError, match=rf"inf\.pt: members\[0\] weight '{key}' holds NaN or infinite"):
+        load_recognizer(tmp_path / "inf.pt")
+
+
+def test_fit_refuses_to_save_a_diverged_training(tmp_path, capsys):
+    """A learning rate that blew the weights up to NaN saved the model and printed 'saved to', exit 0; only
+    `icegan predict` found out."""
+    out = tmp_path / "m.pt"
+    with pytest.raises(FloatingPointError, match=r"diverged: members\[0\] weight .* model\.lr \(now 1e\+30\)"):
+        fit(_cfg("model.lr=1e30"), out, progress=False)
+    assert not out.exists() and not list(tmp_path.iterdir())
+    rc = main(["fit", "--out", str(out), "--no-progress", *TOY, "model.lr=1e30"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "diverged" in err and "Traceback" not in err and not out.exists()
