@@ -292,8 +292,9 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
     Raises:
         SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer, of another format
             version, an entry is missing or not what `icegan fit` writes (config, classes, training, members),
-            its scikit-learn pickle does not match its checksum, a weight is NaN or Inf, its weights do not fit the network its
-            config builds, or a custom network's source changed since training (the message names the file).
+            its scikit-learn pickle does not match its checksum, a weight is NaN or Inf, its weights do not fit the
+            network its config builds, or a custom network's source changed since training (the message names the
+            file).
     """
     from icegan.config import ConfigError, from_dict
     from icegan.recognition import FittedRecognizer, recognizer_provenance
