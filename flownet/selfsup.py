@@ -38,6 +38,7 @@ import torch
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .regularizers import stage_weights
+from .schedule import apply_one_cycle, budget_fraction
 from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
                              superpixel_hallucination, teacher_loss)
 
@@ -94,7 +95,7 @@ class SelfSupTrainSection:
 
     Step counts and wall-time budgets of the teacher and student stages (a stage ends when either runs out), the
     teacher's optional initial weights, recurrent updates, the stage-2 SLIC superpixel noise, AdamW settings (3 %
-    linear warm-up, then linear decay to 5 % of the peak rate), gradient clipping, logging / evaluation / checkpoint
+    linear warm-up, then linear decay to 5 % of the peak rate: :mod:`flownet.schedule`), gradient clipping, logging / evaluation / checkpoint
     intervals in steps, device, torch threads, seed and resume.
     """
     teacher_steps: int = 1000      #: stage-1 steps (0 = skip: the teacher is init_weights)
@@ -308,17 +309,10 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         offset = 0 if stage == "teacher" else 10 ** 6  # global step for TensorBoard
 
         def frac() -> float:
-            f = state["step"] / max(n_steps, 1)
-            if minutes:
-                f = max(f, (elapsed0 + time.time() - start) / (60.0 * minutes))
-            return min(f, 1.0)
+            return budget_fraction(state["step"], n_steps, elapsed0 + time.time() - start, minutes)
 
         def set_lr() -> float:
-            f = frac()
-            lr = peak * (f / 0.03 if f < 0.03 else 1.0 - 0.95 * (f - 0.03) / 0.97)
-            for g in opt.param_groups:
-                g["lr"] = max(lr, 1e-7)
-            return lr
+            return apply_one_cycle(opt, peak, frac())
 
         def save_ckpt() -> None:
             if last_saved["at"] == (stage, state["step"]):

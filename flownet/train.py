@@ -38,6 +38,7 @@ from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_state_dict_file
+from .schedule import apply_one_cycle, budget_fraction
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class FlowTrainSection:
 
     The backbone to train, the loss (regularizer and its weight, γ of the sequence loss, image scale and mask mode of
     the regularizer), the optimisation (AdamW, 3 % linear warm-up then linear decay to 5 % of ``lr`` over the step or
-    wall-time budget, gradient clipping, optional weight average), random crops, logging / evaluation / checkpoint
+    wall-time budget: :mod:`flownet.schedule`; gradient clipping, optional weight average), random crops, logging / evaluation / checkpoint
     intervals in steps, device, torch threads, data-loader workers, seed, resume and initial weights.
     """
     backbone: str = "srflownet"    #: srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name>
@@ -474,19 +475,10 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
 
     def progress_frac() -> float:
         """Fraction of the budget used: steps, or wall time when max_minutes is set (whichever is larger)."""
-        f = step / max(t.steps, 1)
-        if t.max_minutes:
-            f = max(f, (elapsed0 + time.time() - start) / (60.0 * t.max_minutes))
-        return min(f, 1.0)
+        return budget_fraction(step, t.steps, elapsed0 + time.time() - start, t.max_minutes)
 
     def set_lr() -> float:
-        """Linear warm-up over the first 3 % then linear decay to 5 % of ``lr`` (a one-cycle shape that also
-        works with a wall-time budget)."""
-        f = progress_frac()
-        lr = t.lr * (f / 0.03 if f < 0.03 else 1.0 - 0.95 * (f - 0.03) / 0.97)
-        for g in opt.param_groups:
-            g["lr"] = max(lr, 1e-7)
-        return lr
+        return apply_one_cycle(opt, t.lr, progress_frac())
 
     writer = SummaryWriter(str(run / "tb"))
     gen = torch.Generator().manual_seed(t.seed + step)

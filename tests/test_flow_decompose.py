@@ -372,7 +372,8 @@ def test_train_decflow_smoke_writes_loadable_weights(tmp_path, shared_data):
     meta = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert meta["steps"] == 2 and meta["test_metrics"] == m
     assert load_decflow(tmp_path / "d" / "weights.pt").meta["steps"] == 2
-    assert torch.load(tmp_path / "d" / "last.pt", weights_only=True)["step"] == 2
+    ck = torch.load(tmp_path / "d" / "last.pt", weights_only=True)
+    assert ck["step"] == 2 and ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.05 * cfg.train.lr)
 
 
 def test_shipped_decflow_weights_load_and_decompose():

@@ -629,6 +629,7 @@ def test_weight_average_values_training_resume_and_errors(tmp_path, shared_data)
     train(cfg, progress=False)
     ck = torch.load(run / "last.pt", weights_only=True)
     assert int(ck["ema"]["n_averaged"]) == 3 and ck["step"] == 3
+    assert ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.05 * cfg.train.lr)   # the schedule's end
     # a checkpoint written without an average cannot silently start one
     train(load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml", base + ["name=plain", "train.steps=1"]),
           progress=False)

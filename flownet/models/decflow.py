@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 from torchvision.models.optical_flow.raft import MaskPredictor
 
+from ..schedule import apply_one_cycle, budget_fraction
 from ..train import FlowDataConfig
 from .inputs import update_count
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
@@ -485,18 +486,10 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
                     "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
 
     def frac() -> float:
-        f = step / max(t.steps, 1)
-        if t.max_minutes:
-            f = max(f, (elapsed0 + time.time() - start) / (60.0 * t.max_minutes))
-        return min(f, 1.0)
+        return budget_fraction(step, t.steps, elapsed0 + time.time() - start, t.max_minutes)
 
     def set_lr() -> float:
-        """3 % linear warm-up, then linear decay to 5 % of lr over the step / wall-time budget."""
-        f = frac()
-        lr = t.lr * (f / 0.03 if f < 0.03 else 1.0 - 0.95 * (f - 0.03) / 0.97)
-        for g in opt.param_groups:
-            g["lr"] = max(lr, 1e-7)
-        return lr
+        return apply_one_cycle(opt, t.lr, frac())
 
     writer = SummaryWriter(str(run / "tb"))
     loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
