@@ -95,8 +95,8 @@ class SelfSupTrainSection:
 
     Step counts and wall-time budgets of the teacher and student stages (a stage ends when either runs out), the
     teacher's optional initial weights, recurrent updates, the stage-2 SLIC superpixel noise, AdamW settings (3 %
-    linear warm-up, then linear decay to 5 % of the peak rate: :mod:`flownet.schedule`), gradient clipping, logging / evaluation / checkpoint
-    intervals in steps, device, torch threads, seed and resume.
+    linear warm-up, then linear decay to 5 % of the peak rate: :mod:`flownet.schedule`), gradient clipping,
+    logging / evaluation / checkpoint intervals in steps, device, torch threads, seed and resume.
     """
     teacher_steps: int = 1000      #: stage-1 steps (0 = skip: the teacher is init_weights)
     teacher_minutes: float = 0.0   #: stage-1 wall-time budget (0 = none)

@@ -84,8 +84,9 @@ class FlowTrainSection:
 
     The backbone to train, the loss (regularizer and its weight, γ of the sequence loss, image scale and mask mode of
     the regularizer), the optimisation (AdamW, 3 % linear warm-up then linear decay to 5 % of ``lr`` over the step or
-    wall-time budget: :mod:`flownet.schedule`; gradient clipping, optional weight average), random crops, logging / evaluation / checkpoint
-    intervals in steps, device, torch threads, data-loader workers, seed, resume and initial weights.
+    wall-time budget: :mod:`flownet.schedule`; gradient clipping, optional weight average), random crops, logging /
+    evaluation / checkpoint intervals in steps, device, torch threads, data-loader workers, seed, resume and initial
+    weights.
     """
     backbone: str = "srflownet"    #: srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name>
     regularizer: str = "fdr"       #: none | tvr | fdr | migar | igvar
