@@ -561,3 +561,127 @@ def test_teacher_step_loss_computes_the_images_census_once_and_equals_the_plain_
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="census1 \\(2, 9, 40, 40\\) is not the 7x7 census of img1"):
         sl.census_distance(img1, img2, 7, census1=torch.zeros(2, 9, 40, 40))
+
+
+# ------------------------------------------------------------------------- known values (mutation audit)
+
+def test_census_transform_and_distance_known_values():
+    """Soft census (module docstring): t = d / sqrt(0.81 + d^2) with d = I(p') - I(p) in grey levels, and the soft
+    Hamming distance sum (t1 - t2)^2 / (0.1 + (t1 - t2)^2). One pixel 1 grey level brighter than its zero neighbours:
+    its 3x3 census is -1 / sqrt(1.81) for the 8 neighbours, a neighbour's entry towards it +1 / sqrt(1.81)."""
+    img = torch.zeros(1, 1, 5, 5)
+    img[..., 2, 2] = 1.0 / 255.0
+    t = census_transform(img, 3)
+    s = 1.0 / math.sqrt(1.81)
+    centre = t[0, :, 2, 2]
+    torch.testing.assert_close(centre, torch.tensor([-s] * 4 + [0.0] + [-s] * 4))
+    assert t[0, 8, 1, 1].item() == pytest.approx(s, rel=1e-6)          # (1, 1)'s bottom-right neighbour is (2, 2)
+    d = census_distance(torch.zeros(1, 1, 5, 5), img, 3)
+    assert d[0, 0, 2, 2].item() == pytest.approx(8 * (s * s) / (0.1 + s * s), rel=1e-6)
+    assert d[0, 0, 1, 1].item() == pytest.approx((s * s) / (0.1 + s * s), rel=1e-6)
+
+
+def test_to_gray255_uses_rgb_luma_weights():
+    """RGB in [0, 1] -> grey 0..255 with ITU-R 601 weights 0.299 R + 0.587 G + 0.114 B."""
+    from flownet.selfsup_losses import to_gray255
+    red = torch.zeros(1, 3, 2, 2)
+    red[:, 0] = 1.0
+    torch.testing.assert_close(to_gray255(red), torch.full((1, 1, 2, 2), 0.299 * 255))
+    blue = red.roll(2, dims=1)
+    torch.testing.assert_close(to_gray255(blue), torch.full((1, 1, 2, 2), 0.114 * 255))
+
+
+def test_census_border_mask_band_width():
+    """0 on the window // 2 = 2 pixel band of a 5x5 window, 1 inside."""
+    m = census_border_mask(7, 9, window=5)
+    expected = torch.zeros(1, 1, 7, 9)
+    expected[..., 2:5, 2:7] = 1.0
+    assert torch.equal(m, expected)
+
+
+def test_photometric_loss_is_the_interior_mean_of_psi_census():
+    """Eq. 3.34 without occlusion maps: each direction is the mean of psi(H) over the pixels inside the census
+    border band (3 px for the 7x7 window), here with zero flows."""
+    img1, img2 = smooth_texture(20, 20, seed=6), smooth_texture(20, 20, seed=7)
+    zero = torch.zeros(1, 2, 20, 20)
+    want = sum(float(robust_penalty(census_distance(a, b, 7))[..., 3:-3, 3:-3].mean())
+               for a, b in ((img1, img2), (img2, img1)))
+    assert float(photometric_loss(img1, img2, zero, zero)) == pytest.approx(want, rel=1e-5)
+
+
+def test_photometric_loss_is_symmetric_in_the_two_directions():
+    """Eq. 3.34 is symmetric: swapping the images, the flows and the occlusion maps gives the same loss; the
+    backward term warps I1 with the backward flow."""
+    img1, img2 = smooth_texture(24, 24, seed=8), smooth_texture(24, 24, seed=9)
+    g = torch.Generator().manual_seed(1)
+    ff, fb = torch.randn(1, 2, 24, 24, generator=g), torch.randn(1, 2, 24, 24, generator=g) * 2
+    occ_f = (torch.rand(1, 1, 24, 24, generator=g) > 0.7).float()
+    occ_b = (torch.rand(1, 1, 24, 24, generator=g) > 0.7).float()
+    a = photometric_loss(img1, img2, ff, fb, occ_f, occ_b)
+    b = photometric_loss(img2, img1, fb, ff, occ_b, occ_f)
+    assert float(a) == pytest.approx(float(b), rel=1e-6)
+
+
+def test_occlusion_check_is_strict_and_counts_the_backward_flow_magnitude():
+    """Eq. 3.32: p is consistent only when |w_f + w^_f|^2 < alpha1 (|w_f|^2 + |w^_f|^2) + alpha2, so equality is
+    occluded; the relative term includes |w^_f|^2."""
+    h, w = 6, 6
+    zero = const_flow(0, 0, h, w)
+    at = forward_backward_occlusion(zero, const_flow(0.5, 0, h, w), alpha1=0.0, alpha2=0.25)   # 0.25 >= 0.25
+    below = forward_backward_occlusion(zero, const_flow(0.25, 0, h, w), alpha1=0.0, alpha2=0.25)
+    assert float(at.min()) == 1.0 and float(below.max()) == 0.0
+    # w_f = 0, w_b = (1, 0): |w_f + w^_f|^2 = 1 < 0.6 * (0 + 1) + 0.5
+    rel = forward_backward_occlusion(zero, const_flow(1.0, 0, h, w), alpha1=0.6, alpha2=0.5)
+    assert float(rel.max()) == 0.0
+
+
+def test_smoothness_weights_each_direction_by_its_own_image_and_counts_vertical_steps():
+    """Eq. 3.35: the forward flow is weighted by I1's edges, the backward flow by I2's; a step in v along y
+    counts (|dy w| summed over u and v): 2 / H on a flat image."""
+    h, w = 16, 20
+    flat = torch.full((1, 1, h, w), 0.5)
+    edge = flat.clone()
+    edge[..., 9:] = 0.8
+    step = torch.zeros(1, 2, h, w)
+    step[:, 0, :, 9:] = 2.0
+    assert float(smoothness_loss(step, step, flat, edge)) == pytest.approx((2.0 + 2.0 * math.exp(-3.0)) / w, rel=1e-5)
+    vstep = torch.zeros(1, 2, h, w)
+    vstep[:, 1, 5:, :] = 2.0
+    assert float(edge_aware_smoothness(vstep, flat)) == pytest.approx(2.0 / h, rel=1e-6)
+
+
+def test_smoothness_edge_weight_averages_colour_channels():
+    """|dI| is averaged over the colour channels: a grey image copied into RGB weighs the flow as the grey one."""
+    img = smooth_texture(16, 16, seed=3)
+    flow = torch.randn(1, 2, 16, 16, generator=torch.Generator().manual_seed(2))
+    assert float(edge_aware_smoothness(flow, img.expand(1, 3, -1, -1))) == pytest.approx(
+        float(edge_aware_smoothness(flow, img)), rel=1e-6)
+
+
+def test_student_loss_smooths_the_student_flows_and_never_trains_the_teacher():
+    """Eq. 3.42: L_smo is the student's flows' (a 2 px step in u: 2 / W per direction on flat images), and the
+    teacher flows are targets: no gradient reaches them (Eq. 3.38 and 3.41 alike)."""
+    h, w = 12, 16
+    flat = torch.full((1, 1, h, w), 0.5)
+    teacher = torch.zeros(1, 2, h, w, requires_grad=True)
+    student = torch.zeros(1, 2, h, w)
+    student[:, 0, :, 8:] = 2.0
+    student.requires_grad_(True)
+    ones = torch.ones(1, 1, h, w)
+    loss, parts = student_loss(teacher, teacher, student, student, ones, ones, flat, flat)
+    assert parts["smo"] == pytest.approx(4.0 / w, rel=1e-6)
+    loss.backward()
+    assert teacher.grad is None and float(student.grad.abs().sum()) > 0
+    occ = occlusion_distillation_loss(teacher, teacher, student, student, ones, ones)
+    occ.backward()
+    assert teacher.grad is None
+
+
+def test_superpixel_hallucination_draws_up_to_the_maximum_inclusive():
+    """n_noisy = (min, max) is inclusive: with (1, 2) over a few draws both 1 and 2 superpixels are filled."""
+    img = torch.zeros(1, 1, 8, 8)
+    labels = (np.arange(8)[:, None] // 2 * 4 + np.arange(8)[None] // 2)[None]      # 16 blocks of 2 x 2
+    rng = np.random.default_rng(0)
+    counts = {int(superpixel_hallucination(img, n_noisy=(1, 2), rng=rng, labels=labels)[1].sum()) // 4
+              for _ in range(20)}
+    assert counts == {1, 2}
