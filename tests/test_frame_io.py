@@ -103,3 +103,28 @@ def test_prepare_and_data_check_refuse_cut_frames(shared_data, tmp_path):
     report = json.loads(out.read_text())
     assert sorted(report["unreadable_images"]) == sorted(str(tmp_path / r) for r in
                                                            ("cut_neighbour/img60.jpg", "cut_onset/img46.jpg"))
+
+
+def test_jpeg_header_fill_bytes_and_restart_markers_are_stepped_over():
+    """A fill byte FF before a marker and a length-less marker (RST7, FF D7) in the header are stepped over: the
+    file is still judged by its end marker, complete or cut."""
+    data = _encoded(".jpg")
+    for extra in (b"\xff", b"\xff\xd7"):
+        odd = data[:2] + extra + data[2:]
+        assert truncation_problem(odd) is None, extra
+        assert truncation_problem(odd[:len(odd) // 2]) == "truncated: no JPEG end marker (FF D9) after its image data"
+
+
+def test_jpeg_cut_inside_its_first_marker_and_malformed_headers_left_to_the_decoder():
+    """Three bytes (FF D8 FF) end inside the header; an end-of-image marker before any scan, or a byte that is not a
+    marker where one belongs, are malformed rather than cut: left to the decoder (None)."""
+    assert truncation_problem(b"\xff\xd8\xff") == "truncated: the JPEG ends inside its header"
+    assert truncation_problem(b"\xff\xd8\xff\xd9") is None
+    assert truncation_problem(b"\xff\xd8\x00\x00\x00\x00") is None
+
+
+def test_png_with_more_than_its_checksum_after_iend_is_refused():
+    """The IEND chunk and its 4-byte checksum end a PNG: up to 8 bytes after them pass, 20 do not."""
+    data = _encoded(".png")
+    assert truncation_problem(data + b"\x00" * 8) is None
+    assert truncation_problem(data + b"\x00" * 20) == "truncated: no complete PNG IEND chunk at its end"

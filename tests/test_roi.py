@@ -158,3 +158,59 @@ def test_classical_bench_subject_reference_known_values():
     with pytest.raises(ValueError, match="unknown learner 'xgb'"):
         bench.make_learner("xgb")
     assert all(hasattr(bench.make_learner(n), "fit") for n in bench.LEARNERS)
+
+
+def test_roi_centers_scale_x_by_width_and_y_by_height():
+    """A non-square face (width 200, height 100) on a 28-pixel map: x scales by 28/200, y by 28/100."""
+    pts = np.zeros((1, 68, 2))
+    pts[0, :] = (99.5, 49.5)                                 # the face's centre: map centre 13.5 on both axes
+    pts[0, 48] = (19.5, 9.5)                                 # -> (20 * 0.14 - 0.5, 10 * 0.28 - 0.5)
+    c = roi_centers(pts, np.array([[200, 100]]), 28)
+    np.testing.assert_allclose(c[0, 0], [13.5, 13.5])
+    np.testing.assert_allclose(c[0, 2], [20 * 0.14 - 0.5, 10 * 0.28 - 0.5])
+
+
+def test_roi_patches_clamp_columns_to_the_width_of_a_non_square_map():
+    """On a 10 x 20 (H x W) map a window near the right edge starts at W - patch = 13, near the bottom at
+    H - patch = 3."""
+    x = _ramp(n=1, c=1, h=10, w=20)
+    centers = np.array([[[19, 9], [3, 3], [3, 3], [3, 3]]], dtype=np.float64)
+    out = roi_patches(x, centers, patch=7)
+    torch.testing.assert_close(out[0, :, :7, :7], x[0, :, 3:10, 13:20])
+
+
+def test_files_cache_key_changes_with_size_and_modification_time(tmp_path):
+    """The landmark cache is keyed by path, size and mtime: rewriting a face with the same size but a new mtime
+    gives another key (a changed face is recomputed)."""
+    import os
+    from icegan.data.roi import files_cache_key
+    p = tmp_path / "face.jpg"
+    p.write_bytes(b"abcd")
+    k0 = files_cache_key([p])
+    assert files_cache_key([p]) == k0 and len(k0) == 16
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    k1 = files_cache_key([p])
+    assert k1 != k0
+    p.write_bytes(b"abcde")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert files_cache_key([p]) not in (k0, k1)
+
+
+def test_face_landmarks_use_the_whole_image_as_box_and_report_width_height(tmp_path, monkeypatch):
+    """Each apex face's landmarks are predicted inside the whole image, box (top 0, right W, bottom H, left 0), and
+    its size is reported as (width, height): checked on a 30 x 50 (H x W) face."""
+    import pandas as pd
+    from PIL import Image
+    import icegan.data.landmarks as lm
+    p = tmp_path / "face.png"
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(p)
+    boxes = []
+
+    def fake(image, box):
+        boxes.append((image.shape, box))
+        return np.ones((68, 2), np.float32)
+    monkeypatch.setattr(lm, "landmarks_in_box", fake)
+    pts, sizes = face_landmarks_megc2019(pd.DataFrame({"clip": ["c1"], "face_path": [str(p)]}))
+    assert boxes == [((30, 50, 3), (0, 50, 30, 0))]
+    assert sizes.tolist() == [[50, 30]] and pts.shape == (1, 68, 2)
