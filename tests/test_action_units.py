@@ -259,3 +259,19 @@ def test_loso_reads_the_sheets_once(shared_data, tmp_path, sheet_reads):
                  "max_folds=1", "model.epochs=1", "threads=1", f"data.root={shared_data / 'megc2019_htnet'}",
                  f"data.annotations={shared_data / 'annotations'}", "model.au_weight=1"]) == 0
     assert len(sheet_reads) == 1
+
+
+def test_parse_action_units_keeps_the_ends_of_the_facs_range():
+    """1 and 99 are FACS codes (the range's ends are kept); 0 and 100 are not."""
+    assert parse_action_units("1+99") == {1, 99}
+    for cell in ("0", "100"):
+        with pytest.raises(ValueError, match="not a FACS code"):
+            parse_action_units(cell)
+
+
+def test_emfacs_columns_are_the_union_of_the_emotion_prototypes():
+    """The target columns are exactly the union of the EMFACS prototypes named in the module, in ascending order."""
+    prototypes = {"happiness": {6, 12}, "sadness": {1, 4, 15}, "surprise": {1, 2, 5, 26},
+                  "fear": {1, 2, 4, 5, 7, 20, 26}, "anger": {4, 5, 7, 23}, "disgust": {9, 15, 16},
+                  "contempt": {12, 14}}
+    assert EMFACS_ACTION_UNITS == tuple(sorted(set().union(*prototypes.values())))

@@ -12,7 +12,7 @@ from icegan.data import prepare as prep
 from icegan.data.align import box_matrix
 from icegan.data.base import DatasetLayoutError
 from icegan.data.check import check_dataset
-from icegan.data.records import frame_number, list_frames
+from icegan.data.records import apex_after_offset_note, duplicate_frame, frame_number, list_frames, ranges_text
 from icegan.data.samm import SAMM
 from icegan.data.smic import SMIC
 from icegan.data.spotting import ellipse_mask, flow_magnitudes, smooth_curve, spot_apex_index
@@ -320,3 +320,35 @@ def test_prepare_names_filter_typos_and_lists_layout_problems(smic_tree, samm_tr
                                  subjects=["006"], clips=["006_1_2"]))
     assert list(p.manifest["key"]) == ["samm/006/006_1_2"]
     assert "file without a frame number in its name: thumbs.jpg" in p.manifest["notes"][0]
+
+
+def test_smic_disk_clips_and_a_two_frame_clip_spotted(tmp_path):
+    """disk_clips gives (subject in lower case without the smic/ prefix, clip); a clip of two frames, the fewest
+    spotting needs, gets its apex spotted."""
+    hs = tmp_path / "HS"
+    _moving_clip(hs / "S1" / "micro" / "negative" / "s1_ne_01", 10, n=2)
+    assert SMIC(tmp_path).disk_clips() == [("s1", "s1_ne_01")]
+    (rec,) = SMIC(tmp_path).records(spot_apex=True)
+    assert rec.apex == 11 and rec.apex_method != "unspotted"         # the onset frame does not move
+
+
+def test_list_frames_reads_upper_case_extensions_and_keeps_the_first_of_two_files(tmp_path):
+    """Frames named img46.JPG or reg_image47.BMP are frames; of two files for one frame number the one kept is the
+    one the note names first (the clip list's warning says the first is used)."""
+    for name in ("img46.JPG", "reg_image47.BMP", "img50.jpg", "img050.jpg"):
+        _flat(tmp_path / name, 100)
+    numbers, paths, problems = list_frames(tmp_path)
+    assert numbers == (46, 47, 50) and [p.name for p in paths[:2]] == ["img46.JPG", "reg_image47.BMP"]
+    (note,) = problems
+    other = ({"img50.jpg", "img050.jpg"} - {paths[2].name}).pop()
+    assert duplicate_frame(note) == 50 and note == f"two files for frame 50: {paths[2].name} and {other}"
+
+
+def test_frame_ranges_and_the_apex_after_offset_note():
+    """ranges_text sorts and joins runs (a lone frame alone); the apex-after-offset note needs onset <= offset < apex
+    (an offset before the onset is another problem, not this note)."""
+    assert ranges_text([9, 1, 2, 3, 7, 10]) == "1-3, 7, 9-10" and ranges_text([]) == "none"
+    assert apex_after_offset_note(40, 60, 50, "sheet row 3") == ("apex 60 is after offset 50 (sheet row 3): one of the "
+                                                                 "two cells is wrong; the apex is used as written")
+    assert apex_after_offset_note(50, 45, 40, "sheet row 3") is None        # offset before onset
+    assert apex_after_offset_note(40, 50, 50, "sheet row 3") is None        # apex on the offset frame

@@ -264,3 +264,25 @@ def test_composite_leaves_out_a_row_with_the_apex_before_the_onset(ann, tmp_path
     assert {"clip": "sub01/EP02_01f", "reason": "apex 59 is before onset 200 (icegan data check and prepare skip it)"} \
         in d["excluded"]
     assert "excluded casme2/sub01/EP02_01f: apex 59 is before onset 200" in capsys.readouterr().out
+
+
+def test_unusable_row_is_an_apex_strictly_before_the_onset():
+    """Only an apex before the onset makes a kept row unusable; an apex on the onset frame is the composite rules'
+    business (CASME II excludes it, SAMM's sheet has none)."""
+    from icegan.data.composite import unusable_row
+    from icegan.data.sheets import SheetRow
+    row = SheetRow("samm", "006", "006_1_2", onset=5562, apex=5562, offset=5632, emotion="Anger")
+    assert unusable_row(row) is None
+    assert unusable_row(SheetRow("samm", "006", "006_1_2", 5562, 5561, 5632, "Anger")) == \
+        "apex 5561 is before onset 5562 (icegan data check and prepare skip it)"
+
+
+def test_casme2_class5_and_composite_class_read_labels_as_written_by_hand():
+    """Emotion cells with capitals or spaces map as the sheet's lower-case labels; a CASME II row without an onset
+    number is excluded with its reason, not kept with no onset."""
+    from icegan.data.composite import casme2_class5
+    from icegan.data.sheets import SheetRow
+    assert [casme2_class5(e) for e in ("Happiness", " Others ", "REPRESSION")] == [0, 4, 2]
+    assert composite_class(SheetRow("casme2", "sub01", "EP02_01f", 46, 59, 86, " Happiness ")) == (1, None)
+    assert composite_class(SheetRow("casme2", "sub01", "EP02_01f", None, 59, 86, "happiness")) == \
+        (None, "onset is not a frame number")

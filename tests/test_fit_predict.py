@@ -510,3 +510,44 @@ def test_fit_refuses_to_save_a_diverged_training(tmp_path, capsys):
     rc = main(["fit", "--out", str(out), "--no-progress", *TOY, "model.lr=1e30"])
     err = capsys.readouterr().err
     assert rc == 2 and "diverged" in err and "Traceback" not in err and not out.exists()
+
+
+def test_training_record_counts_each_class_by_its_name():
+    """The training record of five hand-made clips: class counts under the class names (0 negative, 1 positive,
+    2 surprise), clips per dataset, subjects once each and sorted, subject/clip keys in table order, the map size."""
+    from icegan.saved_recognizer import training_record
+    samples = pd.DataFrame({"dataset": ["samm", "casme2", "casme2", "smic", "casme2"],
+                            "subject": ["samm/006", "casme2/sub02", "casme2/sub01", "smic/s1", "casme2/sub02"],
+                            "clip": ["006_1_2", "EP01", "EP02", "s1_ne_01", "EP03"], "label": [0, 0, 0, 1, 2]})
+    rec = training_record(samples, torch.zeros(5, 3, 28, 28))
+    assert rec["classes"] == {"negative": 3, "positive": 1, "surprise": 1}
+    assert rec["datasets"] == {"casme2": 3, "samm": 1, "smic": 1} and rec["clips"] == 5
+    assert rec["subjects"] == ["casme2/sub01", "casme2/sub02", "samm/006", "smic/s1"]
+    assert rec["clip_keys"][:2] == ["samm/006/006_1_2", "casme2/sub02/EP01"] and rec["map_size"] == 28
+
+
+def test_model_files_of_an_older_version_or_with_a_bad_second_member_are_refused(tmp_path):
+    """Format version 0 is refused like 99; a NaN weight or zero copies in the second member (not only the first)
+    is named when the file is read (hand-made payloads: these checks come before any network is built)."""
+    good = {"copies": 1, "snapshots": 0, "state_dict": {"conv.weight": torch.ones(2, 3)}}
+    payload = {"format": "icegan-recognizer", "version": 1, "config": {"model": {"name": "ststnet"}},
+               "classes": ["negative", "positive", "surprise"],
+               "training": {"map_size": 28, "subjects": [], "clip_keys": []}, "members": [good, good]}
+    torch.save({**payload, "version": 0}, tmp_path / "v0.pt")
+    with pytest.raises(SavedRecognizerError, match="format version 0; this icegan reads version 1"):
+        load_recognizer(tmp_path / "v0.pt")
+    nan = {**good, "state_dict": {"conv.weight": torch.tensor([[1.0, float("nan"), 1.0]])}}
+    torch.save({**payload, "members": [good, nan]}, tmp_path / "nan1.pt")
+    with pytest.raises(SavedRecognizerError, match=r"nan1\.pt: members\[1\] weight 'conv\.weight' holds NaN"):
+        load_recognizer(tmp_path / "nan1.pt")
+    torch.save({**payload, "members": [good, {**good, "copies": 0}]}, tmp_path / "zero.pt")
+    with pytest.raises(SavedRecognizerError, match=r"zero\.pt: members\[1\] copies is 0, not an integer of at least 1"):
+        load_recognizer(tmp_path / "zero.pt")
+
+def test_maps_of_other_flow_settings_are_not_also_said_to_be_another_checkpoint():
+    """When the flow settings differ, the sentence names them alone: other weights follow from them and are not a
+    second reason."""
+    from icegan.saved_recognizer import maps_differ
+    sr = {"flow": {"method": "srflownet", "iters": 2}, "weights": {"flow_weights_sha256": "a"}, "size": 28}
+    other = {"flow": {"method": "srflownet", "iters": 4}, "weights": {"flow_weights_sha256": "b"}, "size": 28}
+    assert maps_differ(sr, other) == "the flow settings differ from the training maps' (flow.iters)"

@@ -341,3 +341,45 @@ def test_a_bad_selection_or_merge_header_is_named(tmp_path, header, content, msg
         (e / header).write_text(json.dumps(content))
     with pytest.raises(ValueError, match=rf"{e1.name}/{header}: {msg}"):
         results_table([TableEntry("E", [e1, e2])])
+
+
+def test_dataset_columns_are_smic_casme2_samm_then_others_by_name(tmp_path):
+    """Dataset columns follow SMIC, CASME II, SAMM whatever order a metrics.json lists them in; a dataset icegan does
+    not know comes after them, named as written."""
+    d = _run(tmp_path, "r", uf1=0.9, uar=0.8, datasets=("zoo", "samm", "casme2", "smic"))
+    md = results_table([TableEntry("r", [d])]).splitlines()
+    assert md[0].startswith("| Method | Selection | Protocol | n | Full UF1 | Full UAR | SMIC UF1 | SMIC UAR | "
+                            "CASME II UF1 | CASME II UAR | SAMM UF1 | SAMM UAR | zoo UF1 | zoo UAR |")
+    # _metrics: the i-th listed dataset gets overall − 0.1·i (samm 0.8, casme2 0.7, smic 0.6, zoo 0.9)
+    assert md[2].startswith("| r | honest | CDE | 1 | 0.9000 | 0.8000 | 0.6000 | 0.5000 | 0.7000 | 0.6000 | "
+                            "0.8000 | 0.7000 | 0.9000 | 0.8000 |")
+
+
+def test_runs_of_one_entry_differing_in_protocol_or_clips_are_refused(tmp_path):
+    """Runs of one recipe whose metrics.json differ in protocol or in the clips scored are not pooled."""
+    a = _run(tmp_path, "a", uf1=0.7, uar=0.7)
+    b = _run(tmp_path, "b", uf1=0.7, uar=0.7, protocol="SDE")
+    c = _run(tmp_path, "c", uf1=0.7, uar=0.7, n_samples=441)
+    with pytest.raises(ValueError, match=r"'P': its runs differ in protocol \(\['CDE', 'SDE'\]\)"):
+        results_table([TableEntry("P", [a, b])])
+    with pytest.raises(ValueError, match=r"'N': its runs differ in n_samples \(\['441', '442'\]\)"):
+        results_table([TableEntry("N", [a, c])])
+
+
+def test_a_metrics_json_with_one_count_shows_a_question_mark_for_the_other(tmp_path):
+    """Folds known but clips not (or the reverse): the known count and '?', not a dash for both."""
+    for name, drop, want in (("nf", "n_samples", "| 68 / ? |"), ("ns", "n_folds", "| ? / 442 |")):
+        d = tmp_path / name
+        d.mkdir()
+        m = _metrics(0.7, 0.7)
+        del m[drop]
+        (d / "metrics.json").write_text(json.dumps(m))
+        assert results_table([TableEntry(name, [d])]).splitlines()[2].endswith(want)
+
+
+def test_csv_cells_keep_full_precision(tmp_path):
+    """CSV holds the metrics unrounded (the Markdown and LaTeX cells round to 4 decimals)."""
+    d = _run(tmp_path, "r", uf1=0.123456789, uar=0.987654321)
+    (row,) = csv.DictReader(io.StringIO(results_table([TableEntry("r", [d])], "csv")))
+    assert float(row["Full UF1"]) == 0.123456789 and float(row["Full UAR"]) == 0.987654321
+    assert "| 0.1235 | 0.9877 |" in results_table([TableEntry("r", [d])])
