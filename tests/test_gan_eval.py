@@ -301,3 +301,114 @@ def test_eval_table_gives_rank1_with_its_chance_level():
     from icegan.gan.evaluate import metrics_markdown
     md = metrics_markdown({"n_subjects": 4, "identity_rank1": 0.5, "n_onsets": 8, "n_synthetic": 24, "img_size": 64})
     assert "| identity rank-1 identification among 4 subjects (chance 25 %) | 50.0 % | ≥ 95 % |" in md
+
+
+def test_flow_recognizer_features_strain_and_per_map_scaling(monkeypatch):
+    """With a known flow (OpenCV's Farneback replaced), the features are u, v and the optical strain
+    sqrt(u_x² + v_y² + ½(u_y + v_x)²), each divided by its own largest |value|. Three column bands: u = a·x
+    (strain a), u = a·y (a/√2, the shear's ½), v = a/2·y (a/2); strain ratios hold whatever each map's scale."""
+    import cv2
+    a, s = 0.1, 33
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    u = np.where(xx < 11, a * xx, np.where(xx < 22, a * yy, 0)).astype(np.float32)
+    v = np.where(xx >= 22, a / 2 * yy, 0).astype(np.float32)
+    onset = np.full((1, s, s), 7, np.uint8)
+    apex = np.full((1, s, s), 9, np.uint8)
+    seen = []
+
+    def fake_flow(prev, nxt, *args):
+        seen.append((int(prev[0, 0]), int(nxt[0, 0])))
+        return np.stack([u, v], axis=2)
+    monkeypatch.setattr(cv2, "calcOpticalFlowFarneback", fake_flow)
+    st = FlowRecognizer(grid=s).features(onset, apex).reshape(s, s, 3)
+    assert seen == [(7, 9)]                                             # flow onset → apex
+    for c in range(3):
+        assert np.abs(st[..., c]).max() == pytest.approx(1.0, abs=1e-5)  # each map scaled by its own maximum
+    strain = st[16, :, 2]
+    assert strain[16] / strain[5] == pytest.approx(np.sqrt(0.5), rel=1e-4)
+    assert strain[27] / strain[5] == pytest.approx(0.5, rel=1e-4)
+    assert st[16, 27, 0] == 0 and st[16, 27, 1] > 0                       # band 3: v only
+
+
+def test_flow_recognizer_features_point_the_way_the_face_moved():
+    """Real Farneback flow of a texture moved 2 px to the right: u > 0 in the interior (flow onset → apex)."""
+    yy, xx = np.mgrid[0:48, 0:48].astype(np.float32)
+    img = ((np.sin(xx / 3) * np.cos(yy / 4) + 1) * 100 + 20).astype(np.uint8)
+    moved = np.roll(img, 2, axis=1)
+    st = FlowRecognizer(grid=48).features(img[None], moved[None]).reshape(48, 48, 3)
+    assert np.median(st[12:36, 12:36, 0]) > 0.3
+
+
+def _tiny_generator():
+    cfg = GanConfig()
+    cfg.data.img_size = 32
+    m = cfg.model
+    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    torch.manual_seed(0)
+    return build_models(cfg)[0].eval()
+
+
+def test_identity_rank1_is_reported_from_two_subjects(monkeypatch):
+    """Rank-1 identification is left out (None) for onsets of one subject only; from 2 subjects on it is reported
+    (face embeddings replaced by the mean grey level, so onsets of distinct grey levels are told apart)."""
+    import icegan.gan.evaluate as ev
+    def grey_level(faces, upsample_to=128):
+        return np.repeat(faces.reshape(len(faces), -1).mean(1)[:, None], 128, axis=1)
+    monkeypatch.setattr(ev, "face_embeddings", grey_level)
+    monkeypatch.setattr(ev, "generator_speed", lambda g: 1.0)
+    onset = np.stack([np.full((32, 32), v, np.uint8) for v in (20, 230)])
+    g = _tiny_generator()
+    two = evaluate_generator(g, None, onset, ["s1", "s2"], n_per_class=1)
+    assert two["n_subjects"] == 2 and two["identity_rank1"] is not None
+    one = evaluate_generator(g, None, onset, ["s1", "s1"], n_per_class=1)
+    assert one["n_subjects"] == 1 and one["identity_rank1"] is None and one["identity_mean_distance"] is not None
+
+
+def test_generator_speed_is_total_faces_over_total_seconds():
+    """faces/s = batch · repeats / the summed wall-clock seconds of the timed batches (the warm-up batch not
+    counted); the generator's training flag is restored."""
+    from icegan.gan.evaluate import generator_speed
+    g = _tiny_generator().train()
+    per_batch = []
+    fps = generator_speed(g, batch=2, repeats=3, per_batch=per_batch)
+    assert len(per_batch) == 3 and fps == pytest.approx(2 * 3 / sum(per_batch))
+    assert g.training
+
+
+def test_real_pair_references_use_the_real_apexes_and_labels(monkeypatch):
+    """The reference rows are computed on the real pairs: the real apexes' identity distance to their onsets (grey
+    level + 30 → 30·√128 in a 128-d grey-level embedding) and the recognizer's accuracy on the real labels."""
+    import icegan.gan.evaluate as ev
+
+    def grey_level(faces, upsample_to=128):
+        return np.repeat(faces.reshape(len(faces), -1).astype(float).mean(1)[:, None], 128, axis=1)
+
+    class Always2:
+        def predict(self, onset, apex):
+            return np.full(len(onset), 2)
+    monkeypatch.setattr(ev, "face_embeddings", grey_level)
+    monkeypatch.setattr(ev, "generator_speed", lambda g: 1.0)
+    onset = np.stack([np.full((32, 32), v, np.uint8) for v in (20, 200)])
+    res = evaluate_generator(_tiny_generator(), None, onset, ["s1", "s2"], apex=onset + 30, labels=np.array([2, 2]),
+                             recognizer=Always2(), n_per_class=1)
+    assert res["real_apex_identity_mean_distance"] == pytest.approx(30 * np.sqrt(128))
+    assert res["real_apex_identity_rank1"] == 1.0
+    assert res["recognizer_real_accuracy"] == 1.0 and res["controllability"] == pytest.approx(1 / 3)
+
+
+def test_face_embeddings_upsample_small_crops_and_use_the_whole_crop_as_the_box(monkeypatch):
+    """Crops under upsample_to pixels are resized to upsample_to² before encoding, larger ones are not; the grey face
+    is repeated to 3 channels and its box is the whole image (top, right, bottom, left)."""
+    import icegan.data.landmarks as lm
+    seen = []
+
+    def face_encodings(rgb, known_face_locations):
+        seen.append((rgb.shape, known_face_locations, bool((rgb[..., 0] == rgb[..., 2]).all())))
+        return [np.ones(128)]
+    monkeypatch.setattr(lm, "face_recognition_modules",
+                        lambda: (types.SimpleNamespace(face_encodings=face_encodings),))
+    out = face_embeddings(np.full((2, 64, 64), 100, np.uint8))
+    assert out.shape == (2, 128) and seen[0] == ((128, 128, 3), [(0, 128, 128, 0)], True)
+    seen.clear()
+    face_embeddings(np.full((1, 160, 160), 100, np.uint8))
+    assert seen == [((160, 160, 3), [(0, 160, 160, 0)], True)]

@@ -10,7 +10,7 @@ import torch
 
 from icegan.gan.losses import adversarial_d_loss, adversarial_g_loss, classification_loss, identity_preserving_loss
 from icegan.gan.perceptual import EmbeddingPerceptual
-from icegan.models.capsules import RoutingCaps, dynamic_routing, margin_loss, squash
+from icegan.models.capsules import PrimaryCaps, RoutingCaps, dynamic_routing, margin_loss, squash
 from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
 from icegan.models.grm import GraphReasoningModule
@@ -455,3 +455,122 @@ def test_discriminator_recon_depends_on_masked_class():
         r0 = d(x, torch.tensor([0, 0])).recon
         r1 = d(x, torch.tensor([1, 1])).recon
     assert (r0 - r1).abs().max().item() > 1e-6
+
+
+def test_adversarial_losses_clamp_saturated_lengths_at_eps():
+    """A length of exactly 0 or 1 on the wrong side costs -ln(1e-6) per term (the probabilities are clamped to
+    [1e-6, 1 - 1e-6]), not the -ln floor of 100 that binary_cross_entropy applies to an exact 0."""
+    wrong = torch.tensor([[1.0, 0.0]])                                  # read as (fake 1, real 0)
+    assert float(adversarial_g_loss(wrong)) == pytest.approx(-math.log(1e-6), rel=1e-3)     # 1 - 1e-6 is float32
+    right = torch.tensor([[0.0, 1.0]])
+    assert float(adversarial_d_loss(wrong, right)) == pytest.approx(2 * -math.log(1e-6), rel=1e-3)
+    assert float(adversarial_g_loss(right)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_classification_loss_reconstruction_term_is_mean_squared_error():
+    """Eq. 6: L_rec is the MSE of the reconstruction: |0 - 0.5|² = 0.25 per pixel, times beta 5e-4."""
+    exp_len, labels = torch.tensor([[0.95, 0.05, 0.2]]), torch.tensor([0])
+    recon, target = torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)
+    assert float(classification_loss(exp_len, labels, recon, target)) == pytest.approx(0.005 + 5e-4 * 0.25, rel=1e-6)
+    assert float(classification_loss(exp_len, labels, recon, target, beta=0.0)) == pytest.approx(0.005, rel=1e-6)
+
+
+def test_dynamic_routing_gradient_flows_only_through_the_last_iteration():
+    """The routing logits are not differentiated through: the gradient of v with respect to û is that of
+    squash(Σ_i c_ij û_j|i) with the final coupling c held constant."""
+    torch.manual_seed(0)
+    u_hat = torch.randn(2, 6, 3, 4, requires_grad=True)
+    w = torch.randn(2, 3, 4)
+    v, c = dynamic_routing(u_hat, iterations=3)
+    (g,) = torch.autograd.grad((v * w).sum(), u_hat)
+    u2 = u_hat.detach().clone().requires_grad_(True)
+    v_ref = squash((c.detach().unsqueeze(-1) * u2).sum(dim=1))
+    (g_ref,) = torch.autograd.grad((v_ref * w).sum(), u2)
+    torch.testing.assert_close(v, v_ref)
+    torch.testing.assert_close(g, g_ref)
+
+
+def test_primary_capsules_are_type_major_with_dim_consecutive_channels():
+    """Row t·H'W' + p of PrimaryCaps is capsule type t at position p, its components the conv channels
+    t·dim … t·dim + dim - 1 (an identity 1×1 conv exposes the layout)."""
+    n_caps, dim = 2, 3
+    pc = PrimaryCaps(n_caps * dim, n_caps=n_caps, dim=dim, kernel_size=1, stride=1)
+    with torch.no_grad():
+        pc.conv.weight.copy_(torch.eye(n_caps * dim).view(n_caps * dim, n_caps * dim, 1, 1))
+        pc.conv.bias.zero_()
+    x = torch.randn(1, n_caps * dim, 2, 2)
+    out = pc(x)
+    assert out.shape == (1, n_caps * 4, dim)
+    for t in range(n_caps):
+        for p in range(4):
+            torch.testing.assert_close(out[0, t * 4 + p], squash(x[0, t * dim:(t + 1) * dim].flatten(1)[:, p]))
+
+
+def test_routing_caps_transform_each_input_by_its_own_type():
+    """Inputs are type-major (rows 0..P-1 type 0, P..2P-1 type 1): with W_0 = I and W_1 = 0 and one output capsule
+    (coupling 1), the output is squash of the sum of the type-0 inputs alone."""
+    layer = RoutingCaps(n_types=2, in_dim=2, n_out=1, out_dim=2, iterations=1)
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[0, 0] = torch.eye(2)
+    u = torch.cat([torch.tensor([[0.3, 0.0]]).repeat(3, 1), torch.tensor([[0.0, 5.0]]).repeat(3, 1)])[None]
+    torch.testing.assert_close(layer(u), squash(torch.tensor([[[0.9, 0.0]]])))
+
+
+def test_grm_adjacency_parameter_starts_standard_normal():
+    """A is initialised from N(0, 1) as in the paper (Sec. III-A): mean ≈ 0, std ≈ 1 over 64² entries, so the
+    initial edges sigmoid((A + Aᵀ)/2) are spread over (0, 1), not all 0.5."""
+    torch.manual_seed(0)
+    m = GraphReasoningModule(channels=64, n_nodes=4)
+    a = m.adj.detach()
+    assert abs(float(a.mean())) < 0.05 and 0.95 < float(a.std()) < 1.05
+    edges = m.adjacency().detach() - torch.eye(64)
+    assert float(edges.std()) > 0.1
+
+
+class _FlatEmbed(torch.nn.Module):
+    """A parameter-free stand-in for Generator.embed: the flattened pixels."""
+    id_dim = 2
+
+    def embed(self, x):
+        return x.flatten(1)
+
+
+def test_embedding_perceptual_known_value():
+    """L_per = batch mean of ‖ê(fake) − ê(onset)‖² with ê = e/‖e‖ (perceptual.py): onset embeddings (1, 1), (0, 2) →
+    unit (1, 1)/√2, (0, 1); fakes (0, 3), (0, 1) → (0, 1), (0, 1); squared distances 2 − √2 and 0, mean (2 − √2)/2."""
+    g = _FlatEmbed()
+    onset = torch.tensor([[1.0, 1.0], [0.0, 2.0]]).view(2, 1, 1, 2)
+    fake = torch.tensor([[0.0, 3.0], [0.0, 1.0]]).view(2, 1, 1, 2)
+    want = (2 - math.sqrt(2)) / 2
+    per = EmbeddingPerceptual()
+    assert float(per(g, onset, fake)) == pytest.approx(want, rel=1e-6)
+    # the onset embedding handed in by the trainer is normalised the same way (any scale)
+    assert float(per(g, onset, fake, onset_embedding=5 * onset.flatten(1))) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="onset_embedding"):
+        per(g, onset, fake, onset_embedding=onset.flatten(1)[:1])
+
+
+def test_pair_flows_is_each_pairs_own_farneback_flow_past_the_64_pair_chunk():
+    """pair_flows runs the named estimator on [0, 1] images onset → apex in chunks of 64: 65 pairs give 65 flows,
+    each the estimator's flow of that pair alone (row 63 and 64 on both sides of the chunk border)."""
+    from flownet.classical import FarnebackEstimator
+    from icegan.gan.motion import pair_flows
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    img = torch.sin(xx / 2) * torch.cos(yy / 3) * 0.8
+    onset = torch.stack([img.roll(i % 5, dims=1) for i in range(65)])[:, None]
+    apex = onset.roll(1, dims=3)
+    got = pair_flows(onset, apex, method="farneback")
+    assert got.shape == (65, 2, 16, 16)
+    est = FarnebackEstimator()
+    for i in (0, 63, 64):
+        torch.testing.assert_close(got[i], est((onset[i:i + 1] + 1) / 2, (apex[i:i + 1] + 1) / 2)[0])
+    assert float(got[:, 0, 4:12, 4:12].median()) > 0.5                   # content moved +1 px in x
+
+
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_class_mean_flow_refuses_labels_outside_the_classes(bad):
+    from icegan.gan.motion import class_mean_flow
+    on = torch.zeros(2, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        class_mean_flow(on, on, torch.tensor([0, bad]), 3, flows=torch.zeros(2, 2, 4, 4))

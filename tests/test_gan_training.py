@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from icegan.gan.pairs import load_casme2_pairs
+from icegan.gan.pairs import PairSet, class_id, load_casme2_pairs, load_face_images, to_tensor
 from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
 from icegan.gan.synthesis import balanced_augmentation, synthesize
 from icegan.gan.trainer import GanConfig, build_models, load_checkpoint, train_gan, training_pairs_sha256
@@ -534,3 +535,136 @@ def test_trainer_checkpoint_cadence(monkeypatch, tmp_path):
     cfg.loss.perceptual = "none"
     tr.train_gan(on, on.clone(), torch.arange(8) % 3, cfg, device="cpu", out_dir=tmp_path)
     assert saved == [2, 3]
+
+
+def test_diversity_hinge_penalises_identical_draws_fully():
+    """Two identical non-zero draws differ by 0: the hinge is 1 (it measures |a − b|, not |a + b|)."""
+    from icegan.gan.losses import diversity_hinge
+    a = torch.full((1, 1, 2, 2), 0.5)
+    assert diversity_hinge(a, a.clone(), 0.01).item() == pytest.approx(1.0)
+    assert diversity_hinge(a, -a, 0.01).item() == 0.0                       # |0.5 - (-0.5)| = 1 >= 0.01
+
+
+def test_vgg_perceptual_is_the_mse_of_imagenet_normalised_relu3_3_features(tmp_path):
+    """[-1, 1] grey → [0, 1], repeated to RGB, ImageNet mean/std, VGG16 features[:16] (ending at relu3_3), MSE:
+    against the same steps written out; the cost network stays in eval mode when the module is set to train."""
+    from torchvision.models.vgg import cfgs, make_layers
+    torch.manual_seed(0)
+    features = make_layers(cfgs["D"][:9])                              # VGG16 up to relu3_3 (16 layers)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / VGG16_FILE)
+    per = VGGPerceptual(tmp_path / VGG16_FILE)
+    assert len(per.features) == 16 and isinstance(per.features[-1], torch.nn.ReLU)        # relu3_3
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def ref(x):
+        return features(((x + 1) / 2).repeat(1, 3, 1, 1).sub(mean).div(std))
+    onset, fake = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(per(None, onset, fake), F.mse_loss(ref(fake), ref(onset)), rtol=1e-5, atol=1e-7)
+    per.train()
+    assert per.training and not per.features.training
+
+
+def test_mean_abs_change_from_onset_is_per_face_against_its_own_onset():
+    from icegan.gan.evaluate import diversity_metrics
+    onset = np.stack([np.full((2, 2), 100, np.uint8), np.full((2, 2), 10, np.uint8)])
+    syn = np.stack([np.full((2, 2), v, np.uint8) for v in (90, 110, 10, 14)])          # 2 onsets x 2 classes x 1
+    src = np.array([0, 0, 1, 1])
+    m = diversity_metrics(syn, onset, src, 2, 1)
+    assert m["mean_abs_change_from_onset"] == pytest.approx((10 + 10 + 0 + 4) / 4)
+    assert m["z_diversity"] is None and m["class_diversity"] == pytest.approx((20 + 4) / 2)
+
+
+def test_class_id_names_and_ids():
+    assert [class_id(x) for x in ("negative", "Positive", "SURPRISE", 0, "1", 2)] == [0, 1, 2, 0, 1, 2]
+    for bad in (3, "3", -1, "others"):
+        with pytest.raises(ValueError, match="unknown class"):
+            class_id(bad)
+
+
+def test_to_tensor_maps_grey_levels_to_minus_one_one():
+    t = to_tensor(np.array([[[0, 255], [127, 128]]], np.uint8))
+    assert t.shape == (1, 1, 2, 2)
+    np.testing.assert_allclose(t[0, 0].numpy(), [[-1.0, 1.0], [127 / 127.5 - 1, 128 / 127.5 - 1]], rtol=0, atol=1e-7)
+
+
+def _pairset(clips, subjects):
+    n = len(clips)
+    faces = np.arange(n, dtype=np.uint8)[:, None, None].repeat(2, 1).repeat(2, 2)
+    return PairSet(faces, faces, np.zeros(n, np.int64), list(subjects), list(clips), np.arange(n), np.arange(n) + 10)
+
+
+def test_unique_clips_keeps_the_first_pair_of_each_clip():
+    ps = _pairset(["sub01/a", "sub01/a", "sub01/b", "sub01/a"], ["casme2/sub01"] * 4)
+    u = ps.unique_clips()
+    assert u.clips == ["sub01/a", "sub01/b"] and u.apex_frames.tolist() == [10, 12]
+
+
+def test_by_subjects_takes_prefixed_ids_of_any_dataset():
+    ps = _pairset(["006/x", "007/y", "sub01/z"], ["samm/006", "samm/007", "casme2/sub01"])
+    assert ps.by_subjects(["samm/006", "sub01"]).clips == ["006/x", "sub01/z"]
+    assert ps.by_subjects(exclude=["samm/007"]).clips == ["006/x", "sub01/z"]
+
+
+def test_load_face_images_reads_only_image_files(tmp_path):
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((8, 6), 200, np.uint8))
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.full((8, 6), 50, np.uint8))
+    (tmp_path / "notes.txt").write_text("not a face")
+    faces, names = load_face_images(tmp_path, 4)
+    assert names == ["a", "b"] and faces.shape == (2, 4, 4) and faces.dtype == np.uint8
+
+
+def _manifest(root, apex_file: bool):
+    (root / "manifest.csv").write_text(
+        "subject,filename,emotion,class3,onset,apex,offset,verified,apex_in_folder,note\n"
+        "sub01,EP01_01,happiness,positive,10,20,30,True,True,\n"
+        "sub01,EP02_01,surprise,surprise,5,8,12,True,False,apex not in folder\n")
+    clip = root / "sub01" / "EP01_01"
+    clip.mkdir(parents=True)
+    frames = (10, 19, 20, 21) if apex_file else (10, 19, 21)
+    for f in frames:
+        cv2.imwrite(str(clip / f"img{f}.jpg"), np.full((8, 8), f, np.uint8))
+
+
+def test_pair_loader_pairs_apex_neighbours_and_refuses_a_missing_apex(tmp_path):
+    _manifest(tmp_path, apex_file=True)
+    ps = load_casme2_pairs(tmp_path, img_size=8, apex_neighbors=1, cache=False)
+    assert ps.apex_frames.tolist() == [19, 20, 21] and ps.onset_frames.tolist() == [10, 10, 10]
+    assert ps.skipped == [("sub01/EP02_01", "apex not in folder")]         # verified, but its apex frame is absent
+    with pytest.raises(ValueError, match="apex_neighbors must be >= 0"):
+        load_casme2_pairs(tmp_path, img_size=8, apex_neighbors=-1, cache=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    _manifest(other, apex_file=False)
+    with pytest.raises(FileNotFoundError, match=r"row 2 \(sub01/EP01_01\): apex frame missing"):
+        load_casme2_pairs(other, img_size=8, apex_neighbors=1, cache=False)
+
+
+def test_prepared_pairs_skip_a_substituted_neighbour_and_count_unlabelled_clips(monkeypatch):
+    """A neighbour the clip lacks was replaced by the nearest frame in the cache: apex+1 = the apex frame itself is not
+    paired twice; a clip without a composite class (-1) is counted, not paired (preprocessing replaced by its output)."""
+    import dataclasses
+    import types
+
+    import pandas as pd
+
+    import icegan.data.prepare as prep
+    from icegan.data.prepare import PrepareConfig
+    from icegan.gan.pairs import load_prepared_pairs
+    manifest = pd.DataFrame({"index": [0, 1], "subject": ["samm/006", "samm/006"], "clip": ["006_1_2", "006_1_3"],
+                             "class3": [2, -1], "onset": [10, 30], "apex": [20, 40], "apex_m2": [18, 38],
+                             "apex_m1": [19, 39], "apex_p1": [20, 41], "apex_p2": [20, 42]})
+    faces = np.arange(2, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
+    frames = types.SimpleNamespace(onset=faces, apex=faces + 10, apex_neighbours=np.stack([faces + 20] * 4, axis=1))
+    got = []
+
+    def prepare_dataset(cfg):
+        got.append(cfg)
+        return types.SimpleNamespace(manifest=manifest, frames=frames, skipped={"key": ["samm/007/x"], "reason": ["r"]})
+    monkeypatch.setattr(prep, "prepare_dataset", prepare_dataset)
+    ps = load_prepared_pairs(PrepareConfig(progress=False), img_size=4, apex_neighbors=2, progress=False)
+    assert ps.apex_frames.tolist() == [20, 19, 18] and ps.onset_frames.tolist() == [10, 10, 10]
+    assert ps.labels.tolist() == [2, 2, 2] and ps.clips == ["006/006_1_2"] * 3 and ps.subjects == ["samm/006"] * 3
+    assert ps.n_not_composite == 1 and ps.skipped == [("samm/007/x", "r")]
+    assert (got[0].size, got[0].color) == (4, "gray") and dataclasses.is_dataclass(got[0])

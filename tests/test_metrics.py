@@ -68,3 +68,12 @@ def test_perfect_predictions():
 def test_bad_input(y_true, y_pred, msg):
     with pytest.raises(ValueError, match=msg):
         compute_metrics(y_true, y_pred)
+
+
+def test_class_ids_must_be_whole_numbers():
+    """Float labels are accepted when whole (2.0 is class 2) and refused otherwise (0.5 is no class)."""
+    assert compute_metrics([0.0, 1.0, 2.0], [0, 1, 2])["UF1"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="y_true must hold integer class ids"):
+        compute_metrics([0.5, 1.0], [0, 1])
+    with pytest.raises(ValueError, match="y_pred must hold integer class ids"):
+        confusion_matrix([0, 1], [0, 1.5])
