@@ -411,3 +411,68 @@ def test_train_loop_with_liteflownet2_and_cli_eval(tmp_path, shared_data, capsys
     assert rc == 0 and "liteflownet2 on synthetic-face" in capsys.readouterr().out
     rc = main(["flow", "eval", "--model", "raft_small", "--n-pairs", "1"])
     assert rc == 2 and "no shipped weights" in capsys.readouterr().err
+
+
+def test_multiscale_loss_counts_only_the_input_grid_not_the_network_padding():
+    """A 60x60 pair is padded to 64x64 inside the network; the padding is invalid, so each level sums its error
+    over the 60*60/4^(k-1) level pixels' worth of valid area (not 64*64/4^(k-1)): the known value of
+    test_multiscale_loss_known_value with h*w = 3600 (Sec. 5 of ../shared/papers/liteflownet2.txt; loss as in
+    multiscale_loss's docstring)."""
+    b, h, w, p = 2, 60, 60, 64
+    gt = torch.zeros(b, 2, h, w)
+    gt[:, 0] = 1.0
+    levels = [(k, tuple(torch.zeros(b, 2, p // 2 ** (k - 1), p // 2 ** (k - 1)) for _ in range(3))) for k in (6, 5, 4, 3)]
+    out = LiteFlowNet2Output(flow=torch.zeros(b, 2, h, w), levels=levels, padded=(p, p), flow_scale=20.0)
+    weights = {6: 0.32, 5: 0.08, 4: 0.02, 3: 0.01}
+    want = sum(wk * 3 * h * w / 4 ** (k - 1) * 0.05 for k, wk in weights.items()) + 6.25e-4 * h * w / 20
+    assert multiscale_loss(out, gt).item() == pytest.approx(want, rel=1e-5)
+
+
+def test_pyramid_level_refines_matching_and_feeds_r_the_mean_free_flow_and_brightness_error():
+    """One NetE level (../shared/papers/liteflownet2.txt): x_s = S(F1, F2~, x_m) + x_m with F2~ = F2 warped by x_m
+    (Eq. 4; S's output is the constant (0.1, -0.05) here); R's distance network reads concat(F1, x_s - mean(x_s), ||I1 - I2 warped by x_s||)
+    (Eq. 7 and Table 11: m-flow5_R, warp5_R, norm5_R) and x_r is f-lcon of x_s with softmax(-D^2) filters
+    (Eq. 8-9)."""
+    from flownet.models.liteflownet2 import PyramidLevel
+    torch.manual_seed(0)
+    lvl = PyramidLevel(5, 8, 3, 1).eval()
+    with torch.no_grad():
+        lvl.subpixel[-1].weight.zero_()
+        lvl.subpixel[-1].bias.copy_(torch.tensor([0.1, -0.05]))
+    g = torch.Generator().manual_seed(3)
+    f1, f2 = torch.randn(1, 8, 8, 8, generator=g), torch.randn(1, 8, 8, 8, generator=g)
+    im1, im2 = torch.rand(1, 3, 8, 8, generator=g) - 0.5, torch.rand(1, 3, 8, 8, generator=g) - 0.5
+    prev = 0.05 * torch.randn(1, 2, 4, 4, generator=g)
+    seen = {}
+    hooks = [lvl.dist.register_forward_hook(lambda mod, inp, out: seen.update(inp=inp[0], d=out)),
+             lvl.subpixel.register_forward_hook(lambda mod, inp, out: seen.update(s_inp=inp[0]))]
+    with torch.no_grad():
+        x_m, x_s, x_r = lvl(f1, f2, im1, im2, prev)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(x_s - x_m, torch.tensor([0.1, -0.05]).view(1, 2, 1, 1).expand_as(x_s))
+    # S reads [F1, F2 warped by x_m, x_m] (Eq. 4, Table 10)
+    torch.testing.assert_close(seen["s_inp"], torch.cat([f1, warp(f2, x_m * lvl.px), x_m], 1))
+    inp = seen["inp"]
+    torch.testing.assert_close(inp[:, :8], f1)
+    torch.testing.assert_close(inp[:, 8:10], x_s - x_s.mean(dim=(2, 3), keepdim=True))
+    assert float(x_s.mean(dim=(2, 3)).abs().min()) > 0.01                 # the mean really was removed
+    occ = ((im1 - warp(im2, x_s * lvl.px)) ** 2).sum(1, keepdim=True).sqrt()
+    assert not torch.allclose(occ, ((im1 - warp(im2, x_m * lvl.px)) ** 2).sum(1, keepdim=True).sqrt(), atol=1e-3)
+    torch.testing.assert_close(inp[:, 10:11], occ, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x_r, f_lcon(x_s, f_lcon_filters(seen["d"])))
+    assert not torch.allclose(x_r, x_s, atol=1e-4)
+
+
+def test_lfn2_output_is_the_last_level_flow_upsampled_and_times_flow_scale():
+    """The full-resolution flow is the last level's x_r bilinearly up-sampled by 2^(k-1) and multiplied by
+    flow_scale (NetE flows are pixels / 20, module docstring), cropped to the input."""
+    torch.manual_seed(0)
+    m = LiteFlowNet2(LiteFlowNet2Config(netc_channels=(8, 8, 8, 8, 8, 8), last_level=5)).eval()
+    x1, x2 = torch.rand(1, 1, 40, 36), torch.rand(1, 1, 40, 36)
+    with torch.no_grad():
+        out = m.forward_train(x1, x2)
+    k, (_, _, x_r) = out.levels[-1]
+    assert k == 5 and out.padded == (64, 64) and float(x_r.abs().max()) > 0
+    up = F.interpolate(x_r, scale_factor=16, mode="bilinear", align_corners=False) * 20.0
+    torch.testing.assert_close(out.flow, up[..., :40, :36])

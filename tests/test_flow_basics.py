@@ -662,3 +662,88 @@ def test_flow_eval_names_the_pair_whose_frames_differ_in_size(shared_data, tmp_p
             "flow": torch.zeros(1, 2, 8, 8), "valid": torch.ones(1, 8, 8, dtype=torch.bool)}
     with pytest.raises(ValueError, match=r"pair 'mine': the frames differ in size: frame 1 is 8x8 pixels, frame 2 6x8"):
         evaluate("farneback", pairs=[pair], progress=False)
+
+
+def test_flo_unknown_is_strictly_above_1e9(tmp_path):
+    """Middlebury's rule is |value| > 1e9 for unknown: exactly ±1e9 (a float32 value) is still a known pixel."""
+    flow = np.zeros((1, 2, 2), np.float32)
+    flow[0, 0] = [1e9, -1e9]
+    flow[0, 1] = [1.5e9, 0.0]
+    read, valid = read_flo(write_flo(tmp_path / "edge.flo", flow))
+    assert valid.tolist() == [[True, False]]
+    assert read[0, 0].tolist() == [1e9, -1e9] and read[0, 1].tolist() == [0.0, 0.0]
+
+
+def test_kitti_png_rounds_to_the_nearest_64th_and_clips_to_the_uint16_range(tmp_path):
+    """KITTI stores 64 * flow + 2^15 rounded to the nearest integer (0.01 px -> 1/64, -0.02 px -> -1/64), clipped
+    to [0, 65535]: 600 px reads back as (65535 - 32768) / 64 = 511.984375 and -600 px as -512."""
+    flow = np.zeros((1, 4, 2), np.float32)
+    flow[0, :, 0] = [0.01, -0.02, 600.0, -600.0]
+    back, valid = read_kitti_png(write_kitti_png(tmp_path / "r.png", flow))
+    assert valid.all()
+    assert back[0, :, 0].tolist() == [1 / 64, -1 / 64, 511.984375, -512.0]
+    assert back[0, :, 1].tolist() == [0.0] * 4
+
+
+def test_similarity_flow_translation_and_scale_known_values():
+    """A pure translation is the constant field (tx, ty); a scale s about the centre c moves pixel x by (s-1)(x-c)."""
+    from flownet.data.synthetic_face import similarity_flow
+    f = similarity_flow(5, 7, tx=0.5, ty=-1.25)
+    torch.testing.assert_close(f[0], torch.full((5, 7), 0.5))
+    torch.testing.assert_close(f[1], torch.full((5, 7), -1.25))
+    g = similarity_flow(5, 7, scale=1.1)                     # centre (3, 2): pixel (6, 0) moves by 0.1 * (3, -2)
+    torch.testing.assert_close(g[:, 0, 6], torch.tensor([0.3, -0.2]), atol=1e-6, rtol=0)
+
+
+def test_warp_forward_valid_mask_on_a_non_square_grid():
+    """valid marks target pixels whose source lies inside frame 1, edges included: all of a still 14x10 frame, and
+    all but the bottom two rows when the content moves up 2 px (their sources lie below the frame)."""
+    img = torch.rand(1, 1, 14, 10, generator=torch.Generator().manual_seed(0))
+    _, valid = warp_forward(img, torch.zeros(1, 2, 14, 10), return_valid=True)
+    assert valid.all()
+    flow = torch.zeros(1, 2, 14, 10)
+    flow[:, 1] = -2.0
+    _, valid = warp_forward(img, flow, return_valid=True)
+    assert valid[0, :12].all() and not valid[0, 12:].any()
+
+
+def test_make_pair_head_peak_au_count_and_degradation_settings():
+    """make_pair: the head motion's largest displacement is at most max_head, n_aus is an inclusive range (3..3
+    gives 3 AUs), noise 0 and blur below 0.2 px leave frame 1 untouched, and degraded frames stay in [0, 1]."""
+    from flownet.data.synthetic_face import degrade_frames, make_pair
+    h = w = 32
+    lm = _template_landmarks(h, w)
+    img = torch.rand(1, h, w, generator=torch.Generator().manual_seed(0))
+    peaks = []
+    for seed in range(4):
+        p = make_pair(img, lm, np.random.default_rng(seed), max_head=0.5, amplitudes={}, noise=0.0, blur=0.19)
+        peaks.append(float(torch.hypot(p["flow_head"][0], p["flow_head"][1]).max()))
+        assert torch.equal(p["flow"], p["flow_head"]) and p["flow_expr"].abs().max() == 0
+        assert torch.equal(p["img1"], img)                     # no noise, no blur under 0.2 px
+    assert max(peaks) <= 0.5 + 1e-6 and min(peaks) > 0
+    p = make_pair(img, lm, np.random.default_rng(0), n_aus=(3, 3))
+    assert len(p["aus"]) == 3 and all(0.2 <= a <= 3.0 for a in p["aus"].values())
+    out = degrade_frames([torch.full((1, 8, 8), 0.99), torch.zeros(1, 8, 8)], np.random.default_rng(1), noise=0.5,
+                         blur=0.0)
+    assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in out)
+    assert float(out[0].max()) == 1.0 and float(out[1].min()) == 0.0     # clipped, not merely small
+
+
+def test_face_mask_covers_the_forehead_above_the_brows():
+    """The mask is the hull of the landmarks and the brows raised by 0.5 inter-ocular distance (the forehead): a
+    point 0.3 IOD above the brow centre is inside, one 0.7 IOD above is not."""
+    from flownet.data.synthetic_face import face_mask, inter_ocular_distance
+    h = w = 64
+    lm = _template_landmarks(h, w)
+    iod = inter_ocular_distance(lm)
+    m = face_mask(lm, h, w)[0]
+    x, y = int(round(w / 2)), 0.3 * h                                        # brows at y = 0.3 h
+    assert m[int(round(y - 0.3 * iod)), x] == 1 and m[int(round(y - 0.7 * iod)), x] == 0
+
+
+def test_subject_split_needs_more_subjects_than_it_holds_out():
+    from flownet.data.synthetic_face import split_subjects
+    with pytest.raises(ValueError, match="need more than 2 subjects"):
+        split_subjects(["a", "b"], n_test=2)
+    s = split_subjects(["a", "b", "c"], n_test=2)
+    assert len(s["test"]) == 2 and len(s["train"]) == 1
