@@ -15,8 +15,9 @@ One LOSO fold (data flow of ``../shared/DESIGN.md``):
    through the differentiable SRFlowNet, so a synthetic apex must carry motion that a recognizer
    reads as class ``c``, not only the appearance of an apex.
 4. **Augmentation.** Class-balanced synthetic apexes for the training onsets
-   (:func:`icegan.gan.synthesis.balanced_augmentation`, ``gan.synthetic_ratio`` × the largest real
-   class count per class), their flow features, and a sample grid ``folds/<subject>/samples.png``.
+   (:func:`icegan.gan.synthesis.balanced_augmentation`: every class filled to (1 + ``gan.synthetic_ratio``) × the
+   largest real class count; none when the ratio is 0), their flow features, and a sample grid
+   ``folds/<subject>/samples.png``.
 5. **Recognizer** (Off-TANet by default; STSTNet; or the discriminator's ExpCaps on apex faces)
    trained on real + synthetic features of the training subjects only; scores of the held-out
    subject's real clips are returned to :func:`icegan.protocol.run_loso`, which pools them into
@@ -109,9 +110,9 @@ class GanSection:
         epochs, batch_size, lr: GAN optimisation per fold (paper: 100, 16, 1e-3).
         base_channels: generator width of the first level; max_channels: generator channel cap.
         d_base_channels: discriminator (PatchGAN) width of the first level (paper: 64).
-        synthetic_ratio: ≥ 0; every class is filled with synthetic apexes up to (1 + ratio) × the largest real
-            class count of the fold, so 0 only balances the classes (0.0 with ``enabled`` still trains the GAN
-            and adds apexes to the smaller classes; the ExpCaps recognizer uses the GAN itself).
+        synthetic_ratio: ≥ 0; every class is filled with synthetic apexes up to round((1 + ratio) × the largest
+            real class count of the fold's training subjects). 0 adds no synthetic apex at all (the classes are not
+            balanced either); with ``enabled`` the GAN is still trained (the ExpCaps recognizer uses the GAN itself).
         synthetic_weight: > 0; the loss weight of one synthetic row relative to one real row in the recognizer's
             training (class weights are computed on the weighted counts). 1.0 = every row the same. On CASME II
             (118 clips, 74/25/19) ratio 0.5 adds ~200 synthetic rows to ~112 real ones: 0.25 makes their total

@@ -277,3 +277,53 @@ def test_an_empty_sub_cell_is_named_as_empty(tmp_path):
     (tmp_path / CSV_NAME).write_text(_MEGC_HEADER + "casme2,sub01,EP01,0,,a.jpg,\ncasme2,,EP02,1,,b.jpg,\n")
     with pytest.raises(ValueError, match=r", line 3 \(clip 'EP02'\): empty sub cell$"):
         load_megc2019_features(tmp_path)
+
+
+def test_validate_samples_label_rules():
+    """Labels are whole class ids: 2.0 and "2" read as 2, 1.5 is refused; -1 (unknown) only with unlabelled=True."""
+    good = pd.DataFrame({"dataset": ["casme2", "samm"], "subject": ["casme2/sub01", "samm/006"],
+                         "clip": ["a", "b"], "label": [2.0, "2"]})
+    assert validate_samples(good)["label"].tolist() == [2, 2]
+    with pytest.raises(ValueError, match=r"row 1 \(clip 'b'\): label 1.5 is not a class id"):
+        validate_samples(good.assign(label=[0, 1.5]))
+    with pytest.raises(ValueError, match=r"row 0 \(clip 'a'\): label -1 is not a class id"):
+        validate_samples(good.assign(label=[-1, 0]))
+    assert validate_samples(good.assign(label=[-1, 0]), unlabelled=True)["label"].tolist() == [-1, 0]
+    with pytest.raises(ValueError, match="label -2"):
+        validate_samples(good.assign(label=[-2, 0]), unlabelled=True)
+
+
+def test_validate_samples_subject_prefix_is_the_dataset_and_a_slash():
+    """A subject must start with '<dataset>/': 'casme2sub01' or 'casme2x/sub01' in dataset casme2 is refused; the same
+    clip name under two subjects is fine."""
+    base = pd.DataFrame({"dataset": ["casme2", "casme2"], "subject": ["casme2/sub01", "casme2/sub02"],
+                         "clip": ["EP01", "EP01"], "label": [0, 1]})
+    assert len(validate_samples(base)) == 2
+    for bad in ("casme2sub02", "casme2x/sub02"):
+        with pytest.raises(ValueError, match=rf"row 1 \(clip 'EP01'\): subject '{bad}' must be prefixed"):
+            validate_samples(base.assign(subject=["casme2/sub01", bad]))
+
+
+def test_layout_without_a_flow_folder_is_the_icegan_layout(tmp_path):
+    """With neither layout's flow folder present the icegan layout is returned (its file is then the one named
+    missing)."""
+    assert megc2019_layout(tmp_path) == ("icegan", tmp_path / FLOW_DIR, tmp_path / "faces_224")
+    (tmp_path / "datasets" / "STSNet_whole_norm_u_v_os").mkdir(parents=True)
+    assert megc2019_layout(tmp_path)[0] == "HTNet release"
+
+
+def test_feature_set_refuses_non_finite_maps_and_a_row_count_mismatch():
+    """FeatureSet names the first clip whose maps hold NaN or Inf, and refuses a feature tensor whose rows do not
+    match the sample table."""
+    from icegan.data.features import FeatureSet
+    samples = pd.DataFrame({"dataset": ["samm"] * 3, "subject": ["samm/006", "samm/006", "samm/007"],
+                            "clip": ["a", "b", "c"], "label": [0, 1, 2]})
+    x = torch.rand(3, 3, 4, 4)
+    assert torch.equal(FeatureSet(samples, x).features, x)
+    bad = x.clone()
+    bad[1, 2, 3, 0] = float("inf")
+    bad[2, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"features of clip 'b' \(row 1\) contain NaN or Inf"):
+        FeatureSet(samples, bad)
+    with pytest.raises(ValueError, match=r"N = 3 rows, got \(2, 3, 4, 4\)"):
+        FeatureSet(samples, x[:2])

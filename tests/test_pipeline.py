@@ -581,3 +581,165 @@ def test_motion_prior_flows_survive_a_runner_unpickled_per_fold(tmp_path, tiny_w
     other._motion_prior_flows("farneback", [0])
     assert calls == [5, 5]
     pipeline._PRIOR_FLOWS.clear()
+
+
+def test_each_fold_sees_only_its_training_subjects(tmp_path, tiny_weights, monkeypatch):
+    """No held-out clip reaches a fold's training: the GAN gets exactly the training subjects' (onset, apex) pairs
+    and labels, the joint-loss critic their real features, the augmentation their onsets and the class target
+    round((1 + ratio) x the largest training class count); the recognizer trains on those real rows followed by the
+    synthetic rows labelled with the class each apex was made for, and scores the held-out subject's real features.
+    Fold k's augmentation and recognizer are seeded seed + k."""
+    import numpy as np
+    import icegan.gan.synthesis as synthesis
+    import icegan.gan.trainer as trainer
+    real_load, real_call = pipeline.load_samples, pipeline.FoldRunner.__call__
+    real_train, real_aug = trainer.train_gan, synthesis.balanced_augmentation
+    real_critic, real_flow, real_fit = pipeline.fit_critic, pipeline.compute_flow_features, pipeline.fit_predict
+    clips = {}
+    seen: list[dict] = []
+
+    def load(cfg, progress=True, unlabelled=False):
+        c = real_load(cfg, progress=progress, unlabelled=unlabelled)
+        row = int(((c.samples["subject"] == "synthetic/s02") & (c.samples["label"] == 1)).to_numpy().argmax())
+        c.samples.loc[row, "label"] = 0                 # fold 0 trains on classes 3 / 1 / 2: unbalanced
+        clips["c"] = c
+        return c
+
+    def call(self, fold):
+        seen.append({"fold": fold})
+        return real_call(self, fold)
+
+    def train(onset, apex, labels, cfg, **kw):
+        seen[-1]["gan"] = (onset.clone(), apex.clone(), labels.clone())
+        return real_train(onset, apex, labels, cfg, **kw)
+
+    def critic(rcfg, x_train, y_train, device, seed=0):
+        seen[-1]["critic"] = (x_train.clone(), y_train.clone())
+        return real_critic(rcfg, x_train, y_train, device, seed=seed)
+
+    def aug(g, onset, labels, target_per_class=None, seed=0, **kw):
+        fake, src, cls = real_aug(g, onset, labels, target_per_class=target_per_class, seed=seed, **kw)
+        seen[-1]["aug"] = (onset.cpu().clone(), labels.clone(), target_per_class, seed, fake.cpu().clone(), cls)
+        return fake, src, cls
+
+    def flow(estimator, onset01, apex01, *a, **kw):
+        if seen:
+            seen[-1]["synth_apex01"] = apex01.clone()
+        return real_flow(estimator, onset01, apex01, *a, **kw)
+
+    def fit(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None):
+        seen[-1]["fit"] = (x_train.clone(), y_train.clone(), x_test.clone(), seed)
+        return real_fit(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight)
+    monkeypatch.setattr(pipeline, "load_samples", load)
+    monkeypatch.setattr(pipeline.FoldRunner, "__call__", call)
+    monkeypatch.setattr("icegan.gan.trainer.train_gan", train)
+    monkeypatch.setattr(synthesis, "balanced_augmentation", aug)
+    monkeypatch.setattr(pipeline, "fit_critic", critic)
+    monkeypatch.setattr(pipeline, "compute_flow_features", flow)
+    monkeypatch.setattr(pipeline, "fit_predict", fit)
+    run_main(_cfg(tiny_weights, "gan.joint=true", "gan.synthetic_ratio=1.0", "seed=3"), tmp_path / "r", progress=False)
+    c = clips["c"]
+    real = torch.load(tmp_path / "r" / "features_real.pt", weights_only=True)["features"]
+    labels = torch.tensor(c.samples["label"].to_numpy())
+    pm1 = lambda a: torch.from_numpy(a).float().div(255).unsqueeze(1) * 2 - 1      # noqa: E731
+    assert [s["fold"].subject for s in seen] == ["synthetic/s01", "synthetic/s02"]
+    targets = []
+    for k, s in enumerate(seen):
+        tr, te = s["fold"].train_idx, s["fold"].test_idx
+        assert set(c.samples["subject"][te]) == {s["fold"].subject} and not set(c.samples["subject"][tr]) & {
+            s["fold"].subject}
+        onset, apex, y = s["gan"]
+        assert torch.equal(onset, pm1(c.onset[tr])) and torch.equal(apex, pm1(c.apex[tr]))
+        assert torch.equal(y, labels[tr])
+        held_out = {x.numpy().tobytes() for x in torch.cat([pm1(c.onset[te]), pm1(c.apex[te])])}
+        assert not held_out & {x.numpy().tobytes() for x in torch.cat([onset, apex, s["aug"][0]])}
+        assert torch.equal(s["critic"][0], real[tr]) and torch.equal(s["critic"][1], labels[tr])
+        a_onset, a_labels, target, a_seed, fake, cls = s["aug"]
+        assert torch.equal(a_onset, pm1(c.onset[tr])) and torch.equal(a_labels, labels[tr])
+        targets.append(target)
+        assert target == 2 * int(torch.bincount(labels[tr], minlength=3).max())       # (1 + 1.0) x the largest
+        torch.testing.assert_close(s["synth_apex01"], (fake + 1) / 2, rtol=0, atol=0)
+        x_train, y_train, x_test, seed = s["fit"]
+        n = len(tr)
+        assert torch.equal(x_train[:n], real[tr]) and torch.equal(y_train[:n], labels[tr])
+        assert torch.equal(y_train[n:], cls) and len(cls) == 3 * target - n
+        assert torch.equal(x_test, real[te])
+        assert a_seed == seed == 3 + k
+    assert targets == [6, 4]            # fold 0: training classes 3 / 1 / 2; fold 1: 2 / 2 / 2
+
+
+def test_ratio_zero_trains_the_gan_but_adds_no_synthetic_rows(tmp_path, tiny_weights, monkeypatch):
+    """gan.synthetic_ratio=0 with the GAN enabled: the fold's GAN is trained, but no synthetic apex is made and the
+    recognizer trains on the real rows alone (the classes are not balanced with synthetic apexes)."""
+    import icegan.gan.synthesis as synthesis
+    import icegan.gan.trainer as trainer
+    real_train, real_fit = trainer.train_gan, pipeline.fit_predict
+    seen = {"gan": 0, "aug": 0}
+
+    def train(*a, **kw):
+        seen["gan"] += 1
+        return real_train(*a, **kw)
+
+    def fit(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None):
+        seen["n_train"] = len(x_train)
+        return real_fit(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight)
+    monkeypatch.setattr("icegan.gan.trainer.train_gan", train)
+    monkeypatch.setattr(synthesis, "balanced_augmentation", lambda *a, **kw: seen.update(aug=1) or None)
+    monkeypatch.setattr(pipeline, "fit_predict", fit)
+    run_main(_cfg(tiny_weights, "gan.synthetic_ratio=0", "data.max_folds=1"), tmp_path / "r", progress=False)
+    assert seen == {"gan": 1, "aug": 0, "n_train": 6}
+
+
+def test_real_feature_cache_is_keyed_by_the_feature_size_and_the_clips(tmp_path, monkeypatch):
+    """features_real.pt is read back only for the same settings: a second call with the same config computes
+    nothing and returns the same maps; another recognizer.input_size or another clip list computes them again."""
+    over = ["data.n_subjects=2", "data.clips_per_class=1", "data.img_size=32", "flow.method=farneback",
+            "gan.joint=false"]
+    cfg = load_main_config(None, over)
+    clips = pipeline.load_samples(cfg, progress=False)
+    est = pipeline.build_flow(cfg, torch.device("cpu"))
+    calls = []
+    real_flow = pipeline.compute_flow_features
+    monkeypatch.setattr(pipeline, "compute_flow_features",
+                        lambda *a, **kw: (calls.append(a[3]), real_flow(*a, **kw))[1])
+    first = pipeline._real_features(cfg, clips, est, tmp_path, {}, progress=False)
+    assert first.shape == (6, 3, 28, 28) and calls == [28]
+    again = pipeline._real_features(cfg, clips, est, tmp_path, {}, progress=False)
+    assert torch.equal(again, first) and calls == [28]                  # read back
+    small = load_main_config(None, over + ["recognizer.input_size=16"])
+    assert pipeline._real_features(small, clips, est, tmp_path, {}, progress=False).shape == (6, 3, 16, 16)
+    assert calls == [28, 16]
+    renamed = pipeline.Clips(clips.samples.assign(clip=[f"x{i}" for i in range(6)]), clips.onset, clips.apex)
+    pipeline._real_features(small, renamed, est, tmp_path, {}, progress=False)
+    assert calls == [28, 16, 16]
+
+
+def test_expcaps_scores_the_held_out_apexes_with_their_onsets(tmp_path, tiny_weights):
+    """recognizer.name=expcaps: the fold's discriminator is given the held-out clips' apex faces (in [-1, 1]) and,
+    when it takes the motion input, their onsets; the scores are its capsule lengths."""
+    import types
+
+    import numpy as np
+    cfg = _cfg(tiny_weights)
+    rng = np.random.default_rng(0)
+    onset, apex = rng.integers(0, 256, (4, 32, 32), dtype=np.uint8), rng.integers(0, 256, (4, 32, 32), dtype=np.uint8)
+    samples = pd.DataFrame({"dataset": "d", "subject": [f"d/s{i}" for i in range(4)],
+                            "clip": [f"c{i}" for i in range(4)], "label": [0, 1, 2, 0]})
+    runner = pipeline.FoldRunner(cfg, pipeline.Clips(samples, onset, apex), torch.zeros(4, 3, 28, 28), None,
+                                 tmp_path, torch.device("cpu"))
+    got = {}
+
+    class D:
+        motion_input = True
+
+        def eval(self):
+            return self
+
+        def __call__(self, x, reconstruct=True, onset=None):
+            got["x"], got["onset"], got["reconstruct"] = x, onset, reconstruct
+            return types.SimpleNamespace(exp_len=torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]))
+    scores = runner._expcaps_scores(types.SimpleNamespace(discriminator=D()), np.array([3, 1]))
+    np.testing.assert_allclose(scores, [[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]])
+    torch.testing.assert_close(got["x"], torch.from_numpy(apex[[3, 1]]).float().div(255).unsqueeze(1) * 2 - 1)
+    torch.testing.assert_close(got["onset"], torch.from_numpy(onset[[3, 1]]).float().div(255).unsqueeze(1) * 2 - 1)
+    assert got["reconstruct"] is False

@@ -132,3 +132,81 @@ def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
     assert h != prep.inputs_hash([(dataclasses.replace(rec, class3=(rec.class3 + 1) % 3), "cropped")], s)
     assert h != prep.inputs_hash([(dataclasses.replace(rec, apex=rec.apex + 1), "cropped")], s)
     assert h != prep.inputs_hash([(rec, "cropped")], prep._settings(prep.PrepareConfig(margin=0.2)))
+
+
+def _constant_clip(tmp_path: Path, name: str = "c1", numbers=range(1, 11)) -> Path:
+    """A clip list of one clip whose frame n is a 40x40 grey image of value 10 n (frames 1-10 on disk; onset 2,
+    apex 5, offset 10)."""
+    import cv2
+    import numpy as np
+    frames = tmp_path / name
+    frames.mkdir(parents=True)
+    for n in numbers:
+        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
+    csv = tmp_path / f"{name}.csv"
+    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,{name},{frames},2,5,10\n")
+    return csv
+
+
+def test_cached_faces_are_the_onset_apex_and_neighbour_frames(tmp_path):
+    """Cropped mode: onset.npy holds the onset frame (not the first frame on disk), apex.npy the apex frame and
+    apex_neighbours.npy apex-2, apex-1, apex+1, apex+2 in that order, each resized to ``size``; the manifest names
+    those frame numbers."""
+    import numpy as np
+
+    from icegan.data import prepare as prep
+    csv = _constant_clip(tmp_path)
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(csv))],
+                             cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
+    p = prep.prepare_dataset(cfg)
+    assert p.frames.onset.shape == (1, 16, 16) and p.frames.apex_neighbours.shape == (1, 4, 16, 16)
+    assert (p.frames.onset[0] == 20).all() and (p.frames.apex[0] == 50).all()
+    assert [int(p.frames.apex_neighbours[0, k, 0, 0]) for k in range(4)] == [30, 40, 60, 70]
+    row = p.manifest.iloc[0]
+    assert [row[c] for c in ("onset", "apex", "apex_m2", "apex_m1", "apex_p1", "apex_p2")] == [2, 5, 3, 4, 6, 7]
+
+
+def test_raw_mode_landmarks_are_in_key_frame_order(tmp_path, monkeypatch):
+    """Raw mode: landmarks.npy rows are onset, apex-2, apex-1, apex, apex+1, apex+2, each detected on its own frame
+    (here a stand-in detector marks every point with its frame's grey level) and mapped by the clip's alignment."""
+    import numpy as np
+
+    from icegan.data import align, landmarks
+    from icegan.data import prepare as prep
+    rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(_constant_clip(tmp_path))))[0]
+    face = np.random.default_rng(0).uniform(5, 35, (68, 2)).astype(np.float32)
+    monkeypatch.setattr(landmarks, "detect_landmarks", lambda img, detector="hog": face)
+    identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
+                               refined=True)
+    monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)
+    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog": (
+        np.stack([np.full((68, 2), float(f.mean()), np.float32) for f in frames]), np.arange(len(frames))))
+    out = prep.process_clip(rec, "raw", prep._settings(prep.PrepareConfig(size=20)))
+    assert "error" not in out, out
+    np.testing.assert_allclose(out["landmarks"][:, 0, 0], np.array([20, 30, 40, 50, 60, 70]) / 2)   # 20 / 40 px
+    assert (out["onset_img"] == 20).all() and (out["apex_img"] == 50).all()
+
+
+def test_cache_key_changes_with_each_frame_file_mode_onset_and_setting(tmp_path):
+    """inputs_hash is the same for the same inputs, and changes with a frame file's modification time or size (an
+    edited frame), the clip's onset frame, its mode (raw or cropped), and every setting that changes the output."""
+    import os
+
+    from icegan.data import prepare as prep
+    rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(_constant_clip(tmp_path))))[0]
+    s = prep._settings(prep.PrepareConfig())
+    h = prep.inputs_hash([(rec, "cropped")], s)
+    assert h == prep.inputs_hash([(rec, "cropped")], dict(s)) and len(h) == 16
+    assert h != prep.inputs_hash([(rec, "raw")], s)
+    assert h != prep.inputs_hash([(dataclasses.replace(rec, onset=3), "cropped")], s)
+    for change in ({"size": 64}, {"color": "rgb"}, {"detector": "cnn"}, {"margin": 0.2}, {"refine": False},
+                   {"neighbours": False}, {"sequences": True}, {"landmarks": False}, {"apex_spotting": "middle"}):
+        assert h != prep.inputs_hash([(rec, "cropped")], prep._settings(prep.PrepareConfig(**change))), change
+    frame = rec.frame_paths[3]
+    st = frame.stat()
+    os.utime(frame, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))          # touched: a newer time, same bytes
+    touched = prep.inputs_hash([(rec, "cropped")], s)
+    assert touched != h
+    frame.write_bytes(frame.read_bytes() + b"\0")                          # one byte longer, same time
+    os.utime(frame, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert prep.inputs_hash([(rec, "cropped")], s) not in (h, touched)
