@@ -93,10 +93,9 @@ def test_random_crop_draws_every_offset_of_each_axis_and_cuts_all_keys_alike():
         random_crop(batch, 7, torch.Generator())
 
 
-def test_affine_head_at_full_resolution_is_eight_times_the_grid_fit_at_cell_centres(monkeypatch):
-    """With head_model='affine', the full-resolution head flow is the 1/8-grid affine fit scaled by 8 (pixels of the
-    full grid), with 1/8 cell i centred on pixel 8 i + 3.5: the mean of the four pixels around each centre equals 8x
-    the fitted field at that cell."""
+def _spy_affine_fits(monkeypatch) -> list:
+    """Record every affine head fit DecFlow makes (the 1/8-grid projected head flows, detached) in the list
+    returned."""
     fits = []
     real = decflow.affine_project
 
@@ -105,6 +104,14 @@ def test_affine_head_at_full_resolution_is_eight_times_the_grid_fit_at_cell_cent
         fits.append(proj.detach())
         return proj, m
     monkeypatch.setattr(decflow, "affine_project", spy)
+    return fits
+
+
+def test_affine_head_at_full_resolution_is_eight_times_the_grid_fit_at_cell_centres(monkeypatch):
+    """With head_model='affine', the full-resolution head flow is the 1/8-grid affine fit scaled by 8 (pixels of the
+    full grid), with 1/8 cell i centred on pixel 8 i + 3.5: the mean of the four pixels around each centre equals 8x
+    the fitted field at that cell."""
+    fits = _spy_affine_fits(monkeypatch)
     torch.manual_seed(0)
     m = DecFlow(DecFlowConfig(**TINY)).eval()
     g = torch.Generator().manual_seed(1)
@@ -142,14 +149,7 @@ def test_both_decoders_read_the_total_of_the_previous_update(monkeypatch):
     """Recurrence (module docstring): update k+1 looks up correlations at coords0 + head_k + expr_k and both decoders
     receive that total (after one update: the projected head plus the expression decoder's first step); the head
     decoder keeps a GRU state of its own (supplement Sec. 2.2: two independent decoders)."""
-    fits = []
-    real = decflow.affine_project
-
-    def spy(flow):
-        proj, m = real(flow)
-        fits.append(proj.detach())
-        return proj, m
-    monkeypatch.setattr(decflow, "affine_project", spy)
+    fits = _spy_affine_fits(monkeypatch)
     torch.manual_seed(0)
     m = DecFlow(DecFlowConfig(**TINY)).eval()
     totals, steps, hidden_in, hidden_out = [], [], [], []

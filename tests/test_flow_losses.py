@@ -11,7 +11,7 @@ import torch
 
 from flownet.losses import sequence_loss, srflownet_loss
 from flownet.regularizers import (fdr, igvar, igvar_weights, image_gradient_magnitude, migar, migar_weights,
-                                  regularizer_loss, sobel, stage_weights, total_mask, tvr)
+                                  regularizer_loss, sobel, stage_weights, total_mask)
 
 
 def _step_u(h=8, w=10, k=5):

@@ -589,7 +589,6 @@ def test_each_fold_sees_only_its_training_subjects(tmp_path, tiny_weights, monke
     round((1 + ratio) x the largest training class count); the recognizer trains on those real rows followed by the
     synthetic rows labelled with the class each apex was made for, and scores the held-out subject's real features.
     Fold k's augmentation and recognizer are seeded seed + k."""
-    import numpy as np
     import icegan.gan.synthesis as synthesis
     import icegan.gan.trainer as trainer
     real_load, real_call = pipeline.load_samples, pipeline.FoldRunner.__call__

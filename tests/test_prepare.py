@@ -152,8 +152,6 @@ def test_cached_faces_are_the_onset_apex_and_neighbour_frames(tmp_path):
     """Cropped mode: onset.npy holds the onset frame (not the first frame on disk), apex.npy the apex frame and
     apex_neighbours.npy apex-2, apex-1, apex+1, apex+2 in that order, each resized to ``size``; the manifest names
     those frame numbers."""
-    import numpy as np
-
     from icegan.data import prepare as prep
     csv = _constant_clip(tmp_path)
     cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(csv))],
