@@ -10,7 +10,7 @@ from icegan.config import ConfigError, load_config
 from icegan.data.toy_features import make_toy_features
 from icegan.protocol import make_folds
 from icegan.recognition import (RecognizerConfig, class_weights, dataset_class_weights, fit_predict_folds,
-                                fit_recognizer)
+                                fit_recognizer, train_models)
 
 
 def test_dataset_class_weights_known_values():
@@ -78,3 +78,42 @@ def test_class_balance_errors_and_neutral_key(tmp_path):
     from icegan.commands.loso import LosoConfig
     with pytest.raises(ConfigError, match="class_balance"):
         load_config(LosoConfig, None, ["model.class_balance=per_subject"])
+
+
+def test_unbalanced_class_weights_are_one_for_present_classes_and_zero_for_absent():
+    """class_weighting=false: weight 1 for every class a model trains on, 0 for a class absent from its training rows
+    (so it adds nothing to a validation loss either)."""
+    y = torch.tensor([0, 0, 0, 1, 2, 2])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1]], dtype=torch.float32)
+    torch.testing.assert_close(class_weights(y, mask, 3, balanced=False), torch.tensor([[1.0, 1, 1], [1, 0, 1]]))
+
+
+def test_inner_validation_selects_on_the_class_weighted_cross_entropy(monkeypatch):
+    """Early stopping compares the class-weighted validation cross-entropy: with training classes 6 / 2 / 4 (weights
+    2/3, 2, 1) and 4 + 1 validation rows of classes 0 and 1, epoch 1 (p = 0.9 on the majority class, 0.1 on the
+    minority) scores 1.05 against epoch 2's 0.69 (p = 0.5), so epoch 2's weights are kept; unweighted, epoch 1 would
+    win (0.54)."""
+    import icegan.recognition as rec
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0] * 6 + [1] * 2 + [2] * 4 + [0] * 4 + [1])
+    x = torch.rand(len(y), 3, 28, 28, generator=g)
+    tm = torch.zeros(1, len(y), dtype=torch.bool)
+    tm[0, :12] = True
+    vm = ~tm
+    epoch = iter(range(1, 10))
+
+    def fake_predict(cfg, model, xx, dom=None):
+        e = next(epoch)
+        true = torch.where(y == 0, 0.9, 0.1) if e == 1 else torch.full((len(y),), 0.5)
+        p = ((1 - true) / 2)[:, None].repeat(1, 3)
+        p[torch.arange(len(y)), y] = true
+        return p[:, None]
+
+    cfg = RecognizerConfig(epochs=2, batch_size=8, eval_every=1, lr_schedule="constant")
+    monkeypatch.setattr(rec, "_predict", fake_predict)
+    model, _ = train_models(cfg, x, y, tm, vm, seed=0, progress=False)
+    monkeypatch.undo()
+    ref, _ = train_models(cfg, x, y, tm, seed=0, progress=False)
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)

@@ -1027,3 +1027,188 @@ def test_a_build_error_that_is_not_the_size_does_not_blame_input_size():
     small = RecognizerConfig(input_size=2)
     with pytest.raises(ValueError, match="model.input_size=2 does not fit ststnet"):
         check_network_builds(small)
+
+
+@pytest.mark.parametrize("kw, msg", [({"input_size": 0}, "model.input_size must be >= 1"),
+                                     ({"rotate_deg": 180.5}, "model.rotate_deg must lie in 0..180")])
+def test_input_size_0_and_a_rotation_past_180_degrees_are_refused(kw, msg):
+    """The edges of two ranges: input_size must be >= 1 (named as such, not as a cutout error) and rotate_deg <= 180."""
+    with pytest.raises(ValueError, match=msg):
+        RecognizerConfig(**kw)
+
+
+def test_the_inclusive_range_edges_are_accepted():
+    """rotate_deg = 180, cutout_px = input_size - 1 and input_size = 1 lie inside their ranges."""
+    assert RecognizerConfig(rotate_deg=180.0, cutout_px=27, input_size=28).rotate_deg == 180.0
+    assert RecognizerConfig(input_size=1).input_size == 1
+
+
+def test_snapshots_are_the_final_epoch_and_every_eval_every_th_before_it():
+    """epochs=5, eval_every=2, average_last=4 (constant learning rate): the snapshots are the weights after epochs 3
+    and 5, i.e. those of the same training stopped after 3 and after 5 epochs (not epochs 2 and 4)."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    mask = torch.ones(2, len(fs), dtype=torch.bool)
+    base = dict(batch_size=12, eval_every=2, lr_schedule="constant")
+    model, _ = train_models(RecognizerConfig(epochs=5, average_last=4, **base), fs.features, fs.labels, mask, seed=0,
+                            progress=False)
+    for snap, epochs in zip(model.models, (3, 5)):
+        ref, _ = train_models(RecognizerConfig(epochs=epochs, **base), fs.features, fs.labels, mask, seed=0,
+                              progress=False)
+        for k, v in ref.state_dict().items():
+            torch.testing.assert_close(snap.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_inner_validation_keeps_each_models_own_best_epoch(monkeypatch):
+    """Early stopping is per model of the group: model 0 validates best after epoch 1 and model 1 after epoch 2, so the
+    returned network predicts like the 1-epoch training for copy 0 and like the 2-epoch training for copy 1."""
+    import icegan.recognition as rec
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(18) % 3
+    x = torch.rand(len(y), 3, 28, 28, generator=g)
+    tm = torch.zeros(2, len(y), dtype=torch.bool)
+    tm[:, :12] = True
+    vm = ~tm
+    epoch = iter(range(1, 10))
+
+    def fake_predict(cfg, model, xx, dom=None):
+        good = torch.tensor([[0.9, 0.5], [0.5, 0.9]])[next(epoch) - 1]        # p of the true class, per model
+        p = ((1 - good) / 2)[None, :, None].repeat(len(y), 1, 3)
+        p[torch.arange(len(y)), :, y] = good
+        return p
+
+    cfg = RecognizerConfig(epochs=2, batch_size=8, eval_every=1, lr_schedule="constant")
+    monkeypatch.setattr(rec, "_predict", fake_predict)
+    model, _ = train_models(cfg, x, y, tm, vm, seed=0, progress=False)
+    monkeypatch.undo()
+    got = predict_models(model, x)
+    for copy, epochs in ((0, 1), (1, 2)):
+        ref, _ = train_models(RecognizerConfig(**{**cfg.__dict__, "epochs": epochs}), x, y, tm, seed=0,
+                              progress=False)
+        torch.testing.assert_close(got[:, copy], predict_models(ref, x)[:, copy], rtol=0, atol=0)
+
+
+def test_inner_validation_draws_from_each_models_own_training_subjects():
+    """The share is of model g's training subjects (3 of the 6 here: round(0.34 · 3) = 1), never of subjects it does
+    not train on: exactly one of a, b, c is moved to validation, for every draw."""
+    subj = np.repeat(["a", "b", "c", "d", "e", "f"], 2)
+    tm = np.zeros((2, 12), dtype=bool)
+    tm[0, :6] = True
+    tm[1, 6:] = True
+    for seed in range(20):
+        tr, va = inner_val_masks(subj, tm, 0.34, np.random.default_rng(seed))
+        for g in range(2):
+            assert len(set(subj[va[g]])) == 1 and va[g].sum() == 2 and tr[g].sum() == 4
+            assert not (va[g] & ~tm[g]).any()
+
+
+def test_fit_predict_folds_trains_without_its_inner_validation_subjects(monkeypatch):
+    """With inner_val_fraction each fold model's training rows are its fold's training rows less the validation
+    subjects, and validation holds exactly those: the two never overlap. The group's seed (training and the
+    validation draw) is seed + 1000 · its first fold's index."""
+    import icegan.recognition as rec
+    from icegan.protocol import make_folds
+
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[1:3]
+    seen = {}
+    real = rec.train_models
+
+    def spy(cfg, x, y, train_mask, val_mask=None, **kw):
+        seen["tm"], seen["vm"], seen["seed"] = train_mask.numpy(), val_mask.numpy(), kw["seed"]
+        return real(cfg, x, y, train_mask, val_mask, **kw)
+
+    monkeypatch.setattr(rec, "train_models", spy)
+    cfg = RecognizerConfig(epochs=1, batch_size=16, inner_val_fraction=0.25)
+    rec.fit_predict_folds(cfg, fs.features, fs.labels, subjects, folds, seed=5, progress=False)
+    assert seen["seed"] == 5 + 1000 * folds[0].index == 1005
+    folds_mask = np.zeros((2, len(subjects)), dtype=bool)
+    for i, f in enumerate(folds):
+        folds_mask[i, f.train_idx] = True
+    _, want_val = inner_val_masks(subjects, folds_mask, 0.25, np.random.default_rng(seen["seed"]))
+    np.testing.assert_array_equal(seen["vm"], want_val)
+    np.testing.assert_array_equal(seen["tm"], folds_mask & ~want_val)
+
+
+def test_fitted_recognizer_averages_the_probabilities_of_its_seed_copies():
+    """seeds=2 trains two grouped copies; the fitted recognizer returns the mean of their probabilities (flip TTA
+    included), not one copy's."""
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    fitted = fit_recognizer(RecognizerConfig(epochs=1, batch_size=8, seeds=2), fs.features, fs.labels, seed=0,
+                            progress=False)
+    (model,) = fitted.models
+    per_copy = predict_models(model, fs.features)                                    # (N, 2, K)
+    assert (per_copy[:, 0] - per_copy[:, 1]).abs().max() > 1e-4
+    np.testing.assert_allclose(fitted(fs.features), per_copy.mean(1).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_custom_folds_and_noise_filter_forests_are_seeded_seed_plus_1000_fold_index(monkeypatch):
+    """A custom recognizer's fold is trained with seed + 1000 · the fold's index, and the noise filter's forest of
+    each fold gets that fold's seed the same way (not the run's seed in every fold)."""
+    import icegan.label_noise as label_noise
+    import icegan.recognition as rec
+    from icegan.protocol import make_folds
+
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[1:3]
+    seeds, real = [], rec.train_models
+
+    def spy(*a, **kw):
+        seeds.append(kw["seed"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(rec, "train_models", spy)
+    cfg = RecognizerConfig(name="custom", module="docs/examples/custom_recognizer.py:TwoLayerCNN", epochs=1,
+                           batch_size=16)
+    rec.fit_predict_folds(cfg, fs.features, fs.labels, subjects, folds, seed=5, progress=False)
+    assert seeds == [5 + 1000 * f.index for f in folds] == [1005, 2005]
+    forest_seeds = []
+
+    def flags(x, y, trees, seed, *a, **kw):
+        forest_seeds.append(seed)
+        return np.zeros(len(y), dtype=bool)
+
+    monkeypatch.setattr(label_noise, "flag_noisy_labels", flags)
+    cfg = RecognizerConfig(epochs=1, batch_size=16, noise_filter="forest", forest_trees=5)
+    rec.fit_predict_folds(cfg, fs.features, fs.labels, subjects, folds, seed=5, progress=False)
+    assert forest_seeds == [1005, 2005]
+
+
+def test_fit_recognizer_validates_on_the_given_validation_rows_only(monkeypatch):
+    """fit_recognizer with x_val: the network trains on the training rows and validates on the appended x_val rows
+    only (the two masks are disjoint and cover the table)."""
+    import icegan.recognition as rec
+
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    n = len(fs) - 3
+    seen, real = {}, rec.train_models
+
+    def spy(cfg, x, y, train_mask, val_mask=None, **kw):
+        seen["tm"], seen["vm"] = train_mask, val_mask
+        torch.testing.assert_close(y, fs.labels, rtol=0, atol=0)
+        return real(cfg, x, y, train_mask, val_mask, **kw)
+
+    monkeypatch.setattr(rec, "train_models", spy)
+    rec.fit_recognizer(RecognizerConfig(epochs=1, batch_size=8, seeds=2), fs.features[:n], fs.labels[:n],
+                       x_val=fs.features[n:], y_val=fs.labels[n:], progress=False)
+    want = torch.zeros(2, len(fs), dtype=torch.bool)
+    want[:, :n] = True
+    assert torch.equal(seen["tm"], want) and torch.equal(seen["vm"], ~want)
+
+
+def test_each_fold_is_scored_by_its_own_model_of_the_group():
+    """Two CDE folds trained in one grouped network: relabelling fold 1's held-out subject leaves fold 1's scores
+    bit-identical (its model never learns those rows) and changes fold 0's (whose model trains on them)."""
+    from icegan.protocol import make_folds
+
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[:2]
+    y2 = fs.labels.clone()
+    y2[folds[1].test_idx] = (y2[folds[1].test_idx] + 1) % 3
+    cfg = RecognizerConfig(epochs=2, batch_size=8)
+    a, b = (fit_predict_folds(cfg, fs.features, yy, subjects, folds, seed=0, progress=False) for yy in (fs.labels, y2))
+    np.testing.assert_array_equal(a[1], b[1])
+    assert np.abs(a[0] - b[0]).max() > 1e-4

@@ -7,7 +7,7 @@ from icegan.config import ConfigError, without_neutral_keys
 from icegan.data.toy_features import make_toy_features
 from icegan.protocol import make_folds
 from icegan.recognition import (RecognizerConfig, class_weights, fit_predict_folds, fit_predict_sklearn,
-                                fit_recognizer, predict_models, subject_weights, train_models)
+                                fit_recognizer, hflip_features, predict_models, subject_weights, train_models)
 
 
 def test_subject_weights_by_hand():
@@ -178,3 +178,39 @@ def test_subject_weighting_errors_and_neutral_key():
     # a run saved before the key existed is the same experiment as one holding false (resume, digests)
     assert without_neutral_keys({"model": {"epochs": 3, "subject_weighting": False}}) == {"model": {"epochs": 3}}
     assert without_neutral_keys({"model": {"subject_weighting": True}}) == {"model": {"subject_weighting": True}}
+
+
+def test_sample_weight_outside_the_train_mask_is_ignored():
+    """A sample weight on a row outside model g's train mask does not make it a training row: weights of 1 on every
+    row of a (G, N) table give the models trained without weights, although model 0 holds rows out."""
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1, seed=3)
+    x, y = fs.features, fs.labels
+    mask = torch.ones(2, len(y), dtype=torch.bool)
+    mask[0, :6] = False
+    cfg = RecognizerConfig(epochs=2, batch_size=8, hflip=False, tta_hflip=False)
+    ref = predict_models(train_models(cfg, x, y, mask, seed=1, progress=False)[0], x, tta_hflip=False)
+    got = predict_models(train_models(cfg, x, y, mask, seed=1, progress=False,
+                                      sample_weight=torch.ones(2, len(y)))[0], x, tta_hflip=False)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+
+
+def test_sklearn_sample_weights_are_multiplied_by_the_class_weights_of_the_weighted_counts():
+    """A scikit-learn recognizer given row weights w and class_weighting: fit receives w · n_w / (K · n_w,c) (the
+    balanced weights of the weighted class masses) as sample_weight, with mirrors (hflip) weighted like their clips."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 3, 4, 4, generator=g)
+    y = torch.tensor([0] * 7 + [1] * 2 + [2] * 3)
+    w = torch.tensor([1.0, 2, 1, 1, 1, 1, 1, 3, 1, 1, 2, 1])
+    cfg = RecognizerConfig(name="logreg", hflip=True, tta_hflip=False, input_size=4, logreg_C=0.05)
+    got = fit_recognizer(cfg, x, y, sample_weight=w)(x)
+    mass = np.array([w[y == c].sum().item() for c in range(3)])                     # 8, 4, 4
+    cw = w.sum().item() / (3 * mass)
+    both = torch.cat([x, hflip_features(x)]).reshape(24, -1).numpy()
+    scaler = StandardScaler().fit(both)
+    clf = LogisticRegression(C=0.05, max_iter=cfg.logreg_max_iter).fit(
+        scaler.transform(both), np.concatenate([y, y]), sample_weight=np.tile(w.numpy() * cw[y.numpy()], 2))
+    want = clf.predict_proba(scaler.transform(x.reshape(12, -1).numpy()))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
