@@ -1,6 +1,7 @@
 """Your own flow network (`get_estimator("custom", module=SPEC)`, `icegan flow eval --model custom --module SPEC`,
 `flow.method=custom flow.module=SPEC`): the example's known flow, weights through the real loading path, output
 checks, gradients, errors, and the spec loader shared with custom recognizers."""
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,33 @@ def test_source_hash_covers_the_users_helper_modules(tmp_path, monkeypatch):
     (pkg / "layers.py").write_text("LAYERS = 3\n")
     assert hashes()[1] != after_blocks[1]
 
+
+
+def test_source_hash_of_a_self_contained_file_is_its_own_sha256(tmp_path):
+    """A spec file importing only installed packages, icegan and flownet hashes as the SHA-256 of its bytes."""
+    path = tmp_path / "mg_alone.py"
+    path.write_text("import numpy\nimport icegan.data.records\nfrom flownet import metrics\n" + NETS)
+    assert source_sha256(f"{path}:TinyFlow") == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_source_hash_follows_a_helper_of_a_helper_and_a_submodule_imported_from_its_package(tmp_path, monkeypatch):
+    """The network imports only mg_mid, which imports mg_deep; and `from mgpkg import util` names the submodule
+    mgpkg.util: editing mg_deep.py or mgpkg/util.py changes the hash."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "mg_deep.py").write_text("DEPTH = 1\n")
+    (tmp_path / "mg_mid.py").write_text("import mg_deep\n")
+    pkg = tmp_path / "mgpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "util.py").write_text("U = 1\n")
+    net = tmp_path / "mg_net.py"
+    net.write_text("import mg_mid\nfrom mgpkg import util\n" + NETS)
+    before = source_sha256(f"{net}:TinyFlow")
+    (tmp_path / "mg_deep.py").write_text("DEPTH = 2\n")
+    after_deep = source_sha256(f"{net}:TinyFlow")
+    assert after_deep != before
+    (pkg / "util.py").write_text("U = 2\n")
+    assert source_sha256(f"{net}:TinyFlow") != after_deep
 
 def test_a_module_without_its_own_init_gets_no_arguments(tmp_path):
     path = tmp_path / "noinit.py"

@@ -61,3 +61,46 @@ def test_deterministic_and_validated():
         make_synthetic_me(1, 1, 64)
     with pytest.raises(ValueError, match="amplitude"):
         make_synthetic_me(2, 1, 64, amplitude=(3.0, 1.0))
+
+
+def test_each_class_moves_its_features_in_its_au_direction(me):
+    """Image y points down: negative (AU4 + AU15) moves brows and lip corners down, surprise (AU1+2 + AU5)
+    brows up, positive (AU12) lip corners up and outwards."""
+    def at(i, points):
+        xy = np.rint(me.landmarks[i, points]).astype(int)
+        return me.flow[i][:, xy[:, 1], xy[:, 0]]          # (2, len(points))
+
+    brows, corners = list(range(17, 27)), [48, 54]
+    for i, label in enumerate(me.manifest["label"]):
+        if label == 0:
+            assert at(i, brows)[1].mean() > 0 and at(i, corners)[1].mean() > 0
+        elif label == 1:
+            (u_left, u_right), v = at(i, corners)[0], at(i, corners)[1]
+            assert v.mean() < 0 and u_left < 0 < u_right
+        else:
+            assert at(i, brows)[1].mean() < 0
+
+
+def test_clip_names_and_identities_follow_the_seed():
+    """Clips are named sNN_<class>_KK; another seed draws other identities (other landmarks), one subject keeps
+    its landmarks in every clip."""
+    a = make_synthetic_me(2, 2, 32, seed=1)
+    assert list(a.manifest["clip"][:3]) == ["s01_neg_00", "s01_neg_01", "s01_pos_00"]
+    assert list(a.manifest["clip"][-1:]) == ["s02_sur_01"]
+    assert np.array_equal(a.landmarks[0], a.landmarks[5]) and not np.array_equal(a.landmarks[0], a.landmarks[6])
+    b = make_synthetic_me(2, 2, 32, seed=2)
+    assert not np.allclose(a.landmarks[0], b.landmarks[0])
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(clips_per_class=0), "clips_per_class"), (dict(size=31), "size"), (dict(size=32), None),
+    (dict(amplitude=(0.0, 1.0)), "amplitude"), (dict(amplitude=(1.0, 10.0)), None),
+    (dict(amplitude=(1.0, 10.5)), "amplitude")])
+def test_size_bounds_are_inclusive_where_documented(kwargs, error):
+    """clips_per_class >= 1, size >= 32 and 0 < min <= max <= 10 px."""
+    args = dict(n_subjects=2, clips_per_class=1, size=32) | kwargs
+    if error is None:
+        assert len(make_synthetic_me(**args).manifest) == 2 * 3 * args["clips_per_class"]
+    else:
+        with pytest.raises(ValueError, match=error):
+            make_synthetic_me(**args)
