@@ -25,8 +25,8 @@ import pandas as pd
 
 from icegan.paths import run_folder_header
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
-from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, refuse_run_folder_conflict,
-                             summarize_predictions, write_reports)
+from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, partial_tag,
+                             refuse_run_folder_conflict, summarize_predictions, write_reports)
 
 __all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "read_finished_run"]
 
@@ -301,7 +301,6 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
               "is selected on the test subjects.", ""]
     # the figures name the members (up to four), not only the output folder
     member_names = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
-    from icegan.protocol import partial_tag
     write_reports(out, pred, metrics, f"{title} (probability ensemble){partial_tag(header)}",
                   f"{title}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
                   folds_total=header.get("folds_total", 0))

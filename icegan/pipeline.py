@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from flownet.devices import resolve_device
 from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
-from icegan.config import ConfigError, did_you_mean, load_config, without_neutral_keys
+from icegan.config import ConfigError, check_ranges, did_you_mean, load_config, without_neutral_keys
 from icegan.data.prepare import PrepareConfig
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
                                 train_models)
@@ -150,7 +150,6 @@ class GanSection:
     beta1: float = 0.9
 
     def __post_init__(self):
-        from icegan.config import check_ranges
         check_ranges(self, "gan", at_least={"epochs": 1, "batch_size": 1, "base_channels": 1, "max_channels": 1,
                                             "d_base_channels": 1},
                      positive=("lr", "lr_d"), non_negative=("joint_weight", "counterfactual"), unit_interval=("beta1",))

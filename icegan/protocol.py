@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -145,6 +146,11 @@ def protocol_title(protocol: str) -> str:
     return f"{protocol} leave-one-dataset-out" if protocol == "HDE" else f"{protocol} LOSO"
 
 
+def _tested_idx(folds: Sequence[Fold]) -> np.ndarray:
+    """The sample indices the folds test, in fold order (empty int64 for no folds)."""
+    return np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
+
+
 def check_classes(labels: Sequence[int], folds: Sequence[Fold]) -> None:
     """Refuse a LOSO whose clips in scope (those the folds test) all carry one class: UF1 and UAR average over the
     classes present in the ground truth, so such a run scores 1.0 for a model that predicts that class everywhere
@@ -156,7 +162,7 @@ def check_classes(labels: Sequence[int], folds: Sequence[Fold]) -> None:
     Raises:
         LosoScopeError: fewer than two classes among the tested clips (the message gives the class and count).
     """
-    tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
+    tested = _tested_idx(folds)
     present = np.unique(np.asarray(labels)[tested])
     if len(present) < 2:
         what = (f"all have label {int(present[0])} ({CLASS_NAMES[int(present[0])]})"
@@ -174,8 +180,7 @@ def folds_missing_a_class(labels: Sequence[int], folds: Sequence[Fold]) -> list[
         labels: (N,) int class of every sample. folds: the run's folds (:func:`make_folds`).
     """
     y = np.asarray(labels)
-    tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
-    in_scope = set(np.unique(y[tested]).tolist())
+    in_scope = set(np.unique(y[_tested_idx(folds)]).tolist())
     out = []
     for f in folds:
         gone = sorted(in_scope - set(np.unique(y[f.train_idx]).tolist()))
@@ -931,7 +936,6 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     check_classes(samples["label"].to_numpy(), folds)
     missing = folds_missing_a_class(samples["label"].to_numpy(), folds)
     if missing:
-        import logging
         logging.getLogger("icegan").warning(
             "%d fold(s) train without a class of the clips in scope (every clip of it is of the held-out %s), so "
             "their model never predicts it: %s%s", len(missing), "dataset" if protocol == "HDE" else "subject",

@@ -239,11 +239,12 @@ def _read_map(path: str, where: str) -> np.ndarray:
                 if im.mode not in ("RGB", "RGBA"):
                     raise ValueError(f"{where}: {p} is a {im.mode}-mode image; expected RGB whose channels hold u, v "
                                      f"and optical strain")
-                if im.mode == "RGBA" and im.getextrema()[3][0] < 255:
+                alpha_min = im.getextrema()[3][0] if im.mode == "RGBA" else 255
+                if alpha_min < 255:
                     # an opaque alpha channel (as many tools write) carries nothing; a transparent pixel's colour
                     # may not be its map value
                     raise ValueError(f"{where}: {p} is an RGBA image with transparent pixels (alpha down to "
-                                     f"{im.getextrema()[3][0]}); its alpha channel would be dropped: save the u, v, "
+                                     f"{alpha_min}); its alpha channel would be dropped: save the u, v, "
                                      f"strain maps as an RGB image")
                 a = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
         except OSError as exc:
