@@ -41,12 +41,7 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
         from .data.middlebury import MiddleburyFlow
         ds = MiddleburyFlow(root)
         name = lambda i, it: it["name"]  # noqa: E731
-        frames = getattr(ds, "_frames", {})
-
-        def middlebury_files(it):        # the frame files of a Middlebury sequence, for messages
-            d = frames.get(it["name"])
-            return None if d is None else (d / "frame10.png", d / "frame11.png")
-        files = middlebury_files
+        files = lambda it: ds.frame_files(it["name"])  # noqa: E731
     elif data == "kitti":
         from .data.kitti import KittiFlow
         if root is None:
@@ -132,11 +127,13 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
             kw["module"] = module
         estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, tta=tta,
                                   **kw)
-    pairs = pairs if pairs is not None else load_pairs(data, root, size, n_pairs, max_motion=max_motion)
+    if pairs is None:
+        pairs = load_pairs(data, root, size, n_pairs, max_motion=max_motion)      # checks each pair as it loads it
+    else:
+        for p in pairs:              # given pairs are checked here, before any work
+            _check_pair(p)
     if not pairs:
         raise ValueError("no pairs to evaluate")
-    for p in pairs:                  # (load_pairs checked its own; given pairs are checked here, before any work)
-        _check_pair(p)
     counts = [valid_pixel_count(p["flow"], p["valid"]) for p in pairs]
     empty = [str(p["name"]) for p, n in zip(pairs, counts) if n == 0]
     if empty:

@@ -70,6 +70,11 @@ class MiddleburyFlow(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.sequences)
 
+    def frame_files(self, name: str) -> tuple[Path, Path]:
+        """The two frame files (``frame10.png``, ``frame11.png``) of sequence ``name``, for messages."""
+        d = self._frames[name]
+        return d / "frame10.png", d / "frame11.png"
+
     def __getitem__(self, i: int) -> dict:
         n = self.sequences[i]
         flow, valid = read_flo(self._flow[n])
