@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
+from _flow_sizes import TINY_SRFLOWNET
 
 import flownet.models.decflow as decflow
 from flownet.models.decflow import DecFlow, DecFlowConfig, decflow_loss, evaluate_decflow, random_crop
 
-TINY = dict(feature_layers=(16, 16, 16, 24, 32), context_layers=(16, 16, 16, 24, 48), hidden=24, corr_levels=2,
-            corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32, mask_hidden=32, iters=3)
+TINY = TINY_SRFLOWNET
 
 
 def _const(u, v, h=2, w=2):

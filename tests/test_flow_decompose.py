@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _flow_sizes import TINY_SRFLOWNET
 
 from flownet.data.synthetic_face import similarity_flow, warp_forward
 from flownet.decompose import (ComponentEstimator, RansacDecomposer, affine_field, central_region,
@@ -15,8 +16,7 @@ from flownet.models.decflow import (DecFlow, DecFlowConfig, DecFlowEstimator, af
                                     load_decflow, save_decflow)
 from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
 
-TINY = dict(feature_layers=(16, 16, 16, 24, 32), context_layers=(16, 16, 16, 24, 48), hidden=24, corr_levels=2,
-            corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32, mask_hidden=32, iters=3)
+TINY = TINY_SRFLOWNET
 
 
 def _texture(b, h, w, seed=0):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _flow_sizes import TINY_SRFLOWNET
 from torchvision.transforms.functional import gaussian_blur
 
 import flownet.data.synthetic_generic as sg
@@ -152,9 +153,7 @@ def test_training_with_generic_scenes_watches_generic_validation(tmp_path, share
     from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
     from flownet.train import FlowTrainConfig, train
     from icegan.config import load_config
-    small = SRFlowNetConfig(feature_layers=(16, 16, 16, 24, 32), context_layers=(16, 16, 16, 24, 48), hidden=24,
-                            corr_levels=2, corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32,
-                            mask_hidden=32, iters=2)
+    small = SRFlowNetConfig(**{**TINY_SRFLOWNET, "iters": 2})
     tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in SRFlowNet(small).config_dict().items()]
     base = [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=4", "data.n_test=2", "data.n_val=2",
             "data.size=64", "train.batch_size=2", "train.crop=0", "train.steps=2", "train.eval_every=1",

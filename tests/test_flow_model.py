@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from _flow_sizes import TINY_SRFLOWNET
 
 import flownet
 from flownet.data.synthetic_face import SyntheticFaceFlow, warp_forward
@@ -16,9 +17,7 @@ from flownet.metrics import flow_metrics
 from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
 from flownet.registry import default_weights_path, load_srflownet, save_srflownet
 
-TINY = SRFlowNetConfig(feature_layers=(16, 16, 16, 24, 32), context_layers=(16, 16, 16, 24, 48), hidden=24,
-                       corr_levels=2, corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32,
-                       mask_hidden=32, iters=3)
+TINY = SRFlowNetConfig(**TINY_SRFLOWNET)
 
 
 def _smooth_texture(b, h, w, seed=0):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _flow_sizes import TINY_SRFLOWNET
 
 import flownet.train as ftrain
 from flownet.losses import srflownet_loss
@@ -13,9 +14,7 @@ from flownet.regularizers import regularizer_loss
 from flownet.train import (FlowDataConfig, FlowTrainConfig, FlowTrainSection, dataset_kwargs, evaluate_model,
                            evaluation_batches, training_loss)
 
-TINY = SRFlowNetConfig(feature_layers=(16, 16, 16, 24, 32), context_layers=(16, 16, 16, 24, 48), hidden=24,
-                       corr_levels=2, corr_radius=2, motion_channels=34, super_kernel=7, flow_head_hidden=32,
-                       mask_hidden=32, iters=3)
+TINY = SRFlowNetConfig(**TINY_SRFLOWNET)
 
 
 def _batch(b=2, h=32, w=32, seed=0):
