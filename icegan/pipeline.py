@@ -28,6 +28,7 @@ No step looks at the held-out subject's labels; epochs are fixed in the config (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -890,7 +891,9 @@ class FoldRunner:
         gcfg = _gan_config(cfg, self.device)
         prior_flows = None
         if gcfg.model.motion_head and gcfg.model.motion_prior != "none":
-            prior_flows = self._motion_prior_flows(gcfg.model.motion_prior, tr)
+            # called by train_gan only when it computes the prior: a fold resumed from its GAN checkpoint (which
+            # holds the prior) does not compute the run's flows
+            prior_flows = functools.partial(self._motion_prior_flows, gcfg.model.motion_prior, tr)
         writer = None
         if distributed.is_main():
             # the fold's GAN curves and samples in TensorBoard (runs/<name>/tb/gan/<subject>) instead of a console

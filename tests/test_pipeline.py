@@ -552,6 +552,36 @@ def test_motion_prior_flows_are_computed_once_per_run_and_each_fold_gets_its_row
     assert pipeline._PRIOR_FLOWS == {}           # released when the run's folds are done
 
 
+def test_fold_resumed_from_its_finished_gan_does_not_compute_the_motion_prior_flows(tmp_path, tiny_weights,
+                                                                                      monkeypatch):
+    """A run killed in a fold's recognizer, after that fold's GAN checkpoint reached its last epoch, resumes the fold
+    from the checkpoint (which holds the motion prior): the run's classical flows are not computed again, and the
+    resumed run's metrics equal those of a run never interrupted."""
+    from icegan.gan import motion
+    cfg = _cfg(tiny_weights, "gan.motion_head=true", "gan.motion_prior=farneback")
+    pipeline._PRIOR_FLOWS.clear()
+    ref = run_main(cfg, tmp_path / "ref", progress=False)
+    real_fit_predict = pipeline.fit_predict
+
+    def dying(rcfg, x_train, *args, seed=0, **kwargs):
+        if seed == cfg.seed + 1:                      # fold 2's recognizer, after its GAN finished
+            raise KeyboardInterrupt("killed")
+        return real_fit_predict(rcfg, x_train, *args, seed=seed, **kwargs)
+    monkeypatch.setattr(pipeline, "fit_predict", dying)
+    pipeline._PRIOR_FLOWS.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_main(cfg, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "folds" / "synthetic_s02" / "gan" / "checkpoints" / "last.pt").is_file()
+    monkeypatch.setattr(pipeline, "fit_predict", real_fit_predict)
+    calls = []
+    real_pair_flows = motion.pair_flows
+    monkeypatch.setattr(motion, "pair_flows", lambda o, a, m="tvl1": (calls.append(len(o)), real_pair_flows(o, a, m))[1])
+    pipeline._PRIOR_FLOWS.clear()                     # a new process
+    again = run_main(cfg, tmp_path / "run", progress=False)
+    assert calls == []
+    assert again == ref
+
+
 def test_motion_prior_flows_survive_a_runner_unpickled_per_fold(tmp_path, tiny_weights, monkeypatch):
     """A Ray worker unpickles a fresh FoldRunner for every fold: the prior's flows are still computed once per
     process (kept in the module, keyed by the clips), and clips with other pixels get their own."""

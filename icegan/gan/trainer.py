@@ -360,7 +360,8 @@ def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | 
 def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, device: str | torch.device | None = None,
               out_dir: str | Path | None = None, log=None, extra_loss_fn: ExtraLoss | None = None,
               init: tuple[Generator, CapsuleDiscriminator] | None = None,
-              log_level: int = logging.INFO, prior_flows: Tensor | None = None) -> GanState:
+              log_level: int = logging.INFO,
+              prior_flows: Tensor | Callable[[], Tensor] | None = None) -> GanState:
     """Train ICE-GAN on real pairs.
 
     Args:
@@ -382,7 +383,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             ``logging.DEBUG`` and sends the same values to ``log``, so its console keeps the fold progress bar.
         prior_flows: (N, 2, H, W) classical flows onset → apex of these pairs in pixels
             (:func:`icegan.gan.motion.pair_flows` with ``cfg.model.motion_prior``), for the motion prior instead of
-            computing them here; the main job computes every clip's once per run and passes each fold its rows.
+            computing them here, or a function without arguments that returns them; the main job computes every
+            clip's once per run and passes each fold a function that picks its rows. The function is called only
+            when the prior is computed: not when the training resumes from a checkpoint, which holds the prior.
     Returns:
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
@@ -450,7 +453,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         from .motion import class_mean_flow
         t_prior = time.time()
         prior = class_mean_flow(onset_c, apex_c, labels_c, k, mc.motion_prior, mc.motion_prior_symmetric,
-                                flows=prior_flows)
+                                flows=prior_flows() if callable(prior_flows) else prior_flows)
         g.set_motion_prior(prior)
         _logger.log(log_level, "motion prior (%s, symmetric=%s) from %d training pairs in %.1f s; mean |flow| per class %s",
                      mc.motion_prior, mc.motion_prior_symmetric, n, time.time() - t_prior,
