@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -352,3 +353,160 @@ def test_frame_ranges_and_the_apex_after_offset_note():
                                                                  "two cells is wrong; the apex is used as written")
     assert apex_after_offset_note(50, 45, 40, "sheet row 3") is None        # offset before onset
     assert apex_after_offset_note(40, 50, 50, "sheet row 3") is None        # apex on the offset frame
+
+
+# -- sheet-driven loaders (CASME II, SAMM): roots, sheets, folder names; data paths and run-folder guards -------------
+
+CASME2_SHEET = "CASME2-coding-20140508.xlsx"
+SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
+
+
+def test_subject_folder_names_of_casme2_and_samm():
+    """CASME II subjects are ``sub`` and digits in any case, SAMM subjects exactly three digits; nothing longer."""
+    from icegan.data.casme2 import CASME2
+    assert all(CASME2.looks_like_subject(n) for n in ("sub01", "Sub01", "SUB26", "sub1"))
+    assert not any(CASME2.looks_like_subject(n) for n in ("sub", "sub01_old", "subject01", "01", "xsub01"))
+    assert SAMM.looks_like_subject("006") and SAMM.looks_like_subject("037")
+    assert not any(SAMM.looks_like_subject(n) for n in ("06", "0061", "006_1_2", "abc", "SAMM"))
+
+
+def test_sheet_found_two_levels_up_and_a_cropped_release_inside_the_root(tmp_path, shared_data):
+    """The sheet is looked for in the root given, its parent and grandparent, and in an ``annotations/`` folder beside
+    each (not from the ``Cropped`` folder the root resolves to); an official folder name inside the root is the
+    subject root; a stray file named like a subject and files inside a subject folder are neither subjects nor
+    clips; a subject folder of another case is found without any layout folder."""
+    from icegan.data.casme2 import CASME2
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / CASME2_SHEET).symlink_to(shared_data / "annotations" / CASME2_SHEET)
+    given = tmp_path / "a" / "b"
+    subj = given / "Cropped" / "sub01"
+    (subj / "EP02_01f").mkdir(parents=True)
+    (subj / "notes.txt").write_text("x")
+    (given / "Cropped" / "sub99").write_text("not a folder")
+    ds = CASME2(given)
+    assert ds.root == given / "Cropped" and ds.sheet_path == tmp_path / "annotations" / CASME2_SHEET
+    assert ds.subject_folders() == ["sub01"] and ds.disk_clips() == [("sub01", "EP02_01f")]
+    other = tmp_path / "other"
+    (other / "Sub01" / "EP02_01f").mkdir(parents=True)
+    (other / "extras").mkdir()                                   # one non-subject folder beside the subjects
+    ds = CASME2(other, shared_data / "annotations" / CASME2_SHEET)
+    assert ds.root == other and ds.disk_clips() == [("Sub01", "EP02_01f")]
+
+
+def test_root_and_sheet_errors_name_what_is_missing(tmp_path, shared_data):
+    from icegan.data.base import find_sheet, missing_root_message
+    from icegan.data.casme2 import CASME2
+    with pytest.raises(DatasetLayoutError, match=f"casme2 root not found: {tmp_path / 'none'}"):
+        CASME2(tmp_path / "none")
+    (tmp_path / "junk" / "misc").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError, match=r"no casme2 subject folders found \(expected e.g. "
+                                                 r"CASME2_RAW_selected/sub01/EP02_01f/img46.jpg\)"):
+        CASME2(tmp_path / "junk")
+    with pytest.raises(DatasetLayoutError, match=r"no samm subject folders found \(expected e.g. "
+                                                 r"SAMM/006/006_1_2/006_05562.jpg\)"):
+        SAMM(tmp_path / "junk")
+    root = tmp_path / "r"
+    (root / "sub01").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=f"annotation sheet not found: {tmp_path / 'no.xlsx'}"):
+        CASME2(root, tmp_path / "no.xlsx")
+    with pytest.raises(FileNotFoundError) as e:
+        find_sheet(None, CASME2_SHEET, root)
+    msg = str(e.value)
+    assert str(root / CASME2_SHEET) in msg and str(tmp_path / "annotations" / CASME2_SHEET) in msg
+    assert msg.endswith("pass it with --annotations / the 'annotations' config key")
+    assert missing_root_message("samm", root, "--root").endswith("or give its folder with --root")
+    assert "point at it with the `root:` of the samm entry" in missing_root_message("samm", root)
+    assert "give its folder" not in missing_root_message("samm", root)
+
+
+def test_find_dir_takes_a_case_variant_only_when_it_is_the_one():
+    from icegan.data.base import find_dir
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d / "EP02_01F").mkdir()
+        assert find_dir(d, "ep02_01f") == d / "EP02_01F"
+        (d / "Ep02_01f").mkdir()                                # two case variants: neither is chosen
+        assert find_dir(d, "ep02_01f") == d / "ep02_01f"
+        assert find_dir(d / "absent", "x") == d / "absent" / "x"
+
+
+def test_sheet_records_scope_and_subject_filter(tmp_path, shared_data):
+    """records(): composite clips by default (145 CASME II, 133 SAMM), every sheet row otherwise (255, 159) with
+    class3 None outside the composite; a subject filter takes ``sub01`` or ``casme2/sub01``; clips absent on disk
+    still give records (no frames, no extra note), with the annotated apex; iterating gives the composite records;
+    casme2_records / samm_records pass the sheet and the scope."""
+    from icegan.data.casme2 import CASME2, casme2_records
+    from icegan.data.samm import samm_records
+    (tmp_path / "sub01").mkdir()
+    (tmp_path / "006").mkdir()
+    sheet = shared_data / "annotations" / CASME2_SHEET
+    ds = CASME2(tmp_path, sheet)
+    comp, every = ds.records(), ds.records(composite_only=False)
+    assert len(comp) == 145 and len(every) == 255
+    assert sum(r.class3 is None for r in every) == 110 and all(r.class3 is not None for r in comp)
+    assert [r.key for r in ds] == [r.key for r in comp]
+    assert ds.check_scope(True) == "composite clips" and ds.check_scope(False) == "all sheet rows"
+    one = ds.records(subjects=["casme2/sub01"])
+    assert one and {r.subject for r in one} == {"casme2/sub01"}
+    assert [r.key for r in ds.records(subjects=["sub01"])] == [r.key for r in one]
+    r = next(r for r in one if r.clip == "EP02_01f")
+    assert (r.class3, r.class5, r.apex, r.apex_method, r.frame_numbers) == (1, 0, 59, "annotated", ())
+    assert not any("not found" in n for n in r.notes)
+    assert len(casme2_records(tmp_path, sheet)) == 145 and len(casme2_records(tmp_path, sheet, False)) == 255
+    samm = shared_data / "annotations" / SAMM_SHEET
+    assert len(samm_records(tmp_path, samm)) == 133 and len(samm_records(tmp_path, samm, False)) == 159
+
+
+def test_a_record_notes_what_the_frame_listing_found(tmp_path, shared_data):
+    from icegan.data.casme2 import CASME2
+    clip = tmp_path / "sub01" / "EP02_01f"
+    clip.mkdir(parents=True)
+    for n in (46, 59):
+        _flat(clip / f"img{n}.jpg", n)
+    (clip / "Thumbs.jpg").write_bytes(b"")
+    (r,) = [r for r in CASME2(tmp_path, shared_data / "annotations" / CASME2_SHEET).records(subjects=["sub01"])
+            if r.clip == "EP02_01f"]
+    assert r.frame_numbers == (46, 59) and r.subject_dir == tmp_path / "sub01"
+    assert "file without a frame number in its name: Thumbs.jpg" in r.notes
+
+
+def test_data_roots_follow_the_environment(monkeypatch):
+    """shared data: $ICEGAN_SHARED_DATA, else ../shared/data beside the repository; user data: $ICEGAN_DATA, else
+    <repo>/data."""
+    from icegan import paths
+    assert (paths.REPO_ROOT / "icegan" / "paths.py").is_file()
+    monkeypatch.delenv("ICEGAN_SHARED_DATA", raising=False)
+    monkeypatch.delenv("ICEGAN_DATA", raising=False)
+    assert paths.shared_data_root() == paths.REPO_ROOT.parent / "shared" / "data"
+    assert paths.default_data_root() == paths.REPO_ROOT / "data"
+    monkeypatch.setenv("ICEGAN_SHARED_DATA", "/x/shared")
+    monkeypatch.setenv("ICEGAN_DATA", "/y/data")
+    assert paths.shared_data_root() == Path("/x/shared") and paths.default_data_root() == Path("/y/data")
+
+
+def test_run_folder_headers_and_the_files_an_output_may_not_replace(tmp_path):
+    """A header is a file (a folder named run.json is none; a merge's merged.json is one); a run resumes in a folder
+    holding its own header and predictions; check_output_file refuses a run's own files (predictions.csv,
+    config.yaml, ...) and suggests the folder above, but lets a new file be written beside them, or anywhere else."""
+    from icegan.paths import check_output_file, run_folder_conflict, run_folder_header
+    run = tmp_path / "runs" / "r1"
+    (run / "run.json").mkdir(parents=True)
+    assert run_folder_header(run) is None and run_folder_header(tmp_path / "none") is None
+    (run / "run.json").rmdir()
+    (run / "merged.json").write_text("{}")
+    assert run_folder_header(run) == run / "merged.json"
+    assert "holds a merge of bench/merge_runs.py (merged.json)" in run_folder_conflict(run, "run.json")
+    (run / "merged.json").unlink()
+    (run / "run.json").write_text("{}")
+    (run / "predictions.csv").write_text("x\n")
+    assert run_folder_conflict(run, "run.json") is None
+    for name in ("predictions.csv", "config.yaml", "metrics.md"):
+        with pytest.raises(ValueError, match=rf"--out {run / name} would overwrite a file of the run in {run} \(it "
+                                             rf"holds run.json\); write elsewhere, e.g. {tmp_path / 'runs' / name}"):
+            check_output_file(run / name)
+    assert check_output_file(run / "table.csv") == run / "table.csv"
+    assert check_output_file(str(tmp_path / "predictions.csv")) == tmp_path / "predictions.csv"
+    with pytest.raises(ValueError, match=rf"--plot {run} is a folder; give the path of a file to write \(e.g. "
+                                         rf"{run / 'compare.png'}\)"):
+        check_output_file(run, "--plot", "compare.png")

@@ -116,3 +116,163 @@ def test_synthetic_config():
         FeatureDataConfig(roi="landmarks", synthetic_per_clip=1)
     with pytest.raises(ValueError, match="synthetic_per_clip"):
         FeatureDataConfig(synthetic_per_clip=-1)
+
+
+# -- the toy feature set (make_toy_features) ---------------------------------------------------------------------------
+
+def _peak(a, largest=True):
+    """(y, x) of a map's largest (or smallest) value, in [0, 1] face coordinates (y down)."""
+    i = np.unravel_index(int(np.argmax(a) if largest else np.argmin(a)), a.shape)
+    return np.array(i) / (np.array(a.shape) - 1)
+
+
+def test_toy_motion_patterns_without_noise_act_where_and_how_their_class_says():
+    """noise=0 leaves the class patterns alone (min-max keeps the order of values): negative moves the brows
+    (y 0.25, x 0.5 -+ 0.2) down and towards each other, positive pulls the lip corners (y 0.75, x 0.5 -+ 0.18)
+    outwards and up, surprise raises the brows and has no horizontal motion; strain is the optical strain
+    sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) of the flow, here (u = 0) of v alone. Names: ``<ds>/s01``,
+    ``<ds>_s01_c<label><k>``."""
+    from icegan.data.toy_features import make_toy_features
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1, noise=0.0, datasets=("samm",))
+    s, x = fs.samples, fs.features.numpy().astype(np.float64)
+    assert s["label"].tolist() == [0, 1, 2] and s["subject"].tolist() == ["samm/s01"] * 3
+    assert s["clip"].tolist() == ["samm_s01_c00", "samm_s01_c10", "samm_s01_c20"]
+    near = dict(atol=0.1)
+    neg, pos, sur = x
+    np.testing.assert_allclose(_peak(neg[0]), [0.25, 0.3], **near)                 # left brow moves right (+u)
+    np.testing.assert_allclose(_peak(neg[0], False), [0.25, 0.7], **near)         # right brow moves left
+    assert abs(_peak(neg[1])[0] - 0.25) < 0.1                                        # brows move down (+v)
+    np.testing.assert_allclose(_peak(pos[0]), [0.75, 0.68], **near)                # right corner moves right
+    np.testing.assert_allclose(_peak(pos[0], False), [0.75, 0.32], **near)        # left corner moves left
+    assert abs(_peak(pos[1], False)[0] - 0.75) < 0.1                                 # corners move up (-v)
+    y, xx = _peak(sur[1], False)                                                     # brows move up (-v)
+    assert abs(y - 0.25) < 0.1 and abs(abs(xx - 0.5) - 0.2) < 0.1
+    assert not sur[0].any()
+    gy, gx = np.gradient(sur[1])
+    strain = np.sqrt(gy ** 2 + 0.5 * gx ** 2)
+    strain = (strain - strain.min()) / (strain.max() - strain.min())
+    np.testing.assert_allclose(sur[2], strain, atol=1e-5)
+
+
+
+def test_toy_subjects_sit_at_their_own_face_position():
+    """Each subject's face is shifted by its own (x, y) draw: the centroid of the surprise brow raise (noise 0) is at
+    (cx, cy - 0.25), and the subjects' cx and cy vary independently."""
+    from icegan.data.toy_features import make_toy_features
+    fs = make_toy_features(n_subjects_per_dataset=6, clips_per_class=1, size=64, noise=0.0, datasets=("casme2",))
+    raise_ = 1 - fs.features.numpy()[fs.samples["label"].to_numpy() == 2, 1].astype(np.float64)
+    yy, xx = np.mgrid[0:64, 0:64] / 63
+    cx, cy = ((raise_ * g).sum((1, 2)) / raise_.sum((1, 2)) for g in (xx, yy))
+    assert np.abs(cx - 0.5).max() < 0.1 and np.abs(cy - 0.23).max() < 0.1
+    assert np.ptp(cx) > 0.03 and np.ptp(cy - cx) > 0.03
+
+def test_toy_sizes_and_counts_at_their_limits():
+    from icegan.data.toy_features import make_toy_features
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1, size=8, datasets=("casme2", "smic"))
+    assert fs.features.shape == (6, 3, 8, 8) and fs.samples["dataset"].tolist() == ["casme2"] * 3 + ["smic"] * 3
+    for bad in (dict(size=7), dict(n_subjects_per_dataset=0), dict(clips_per_class=0)):
+        with pytest.raises(ValueError, match="n_subjects_per_dataset >= 1, clips_per_class >= 1 and size >= 8"):
+            make_toy_features(**bad)
+
+
+def _two_faces(tmp_path):
+    """Two distinct grey faces, 32 and 48 px square, as a FeatureSet with face_path (no real data)."""
+    from PIL import Image
+    rows = []
+    for k, side in enumerate((32, 48)):
+        img = (np.add.outer(np.arange(side) * (3 + k), np.arange(side) * (5 - k)) % 256).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / f"f{k}.png")
+        rows.append({"dataset": "samm", "subject": f"samm/00{k + 6}", "clip": f"00{k + 6}_1_2", "label": k,
+                     "face_path": str(tmp_path / f"f{k}.png")})
+    return FeatureSet(pd.DataFrame(rows), torch.zeros(2, 3, 28, 28))
+
+
+class _Recorder:
+    """Stand-ins for the landmark detector, make_pair and TV-L1 that record what synthetic_au_features gives them."""
+
+    def __init__(self, monkeypatch):
+        import flownet.classical
+        import flownet.data.synthetic_face as sf
+        import icegan.data.roi as roi
+        self.pairs, self.estimates = [], []
+        pts = np.stack([np.zeros((68, 2)), np.full((68, 2), 47.0)]).astype(np.float32)   # first / last pixel centre
+        sizes = np.array([[32, 32], [48, 48]])
+        monkeypatch.setattr(roi, "face_landmarks_megc2019", lambda s, cache_dir=None: (pts, sizes))
+        monkeypatch.setattr(sf, "make_pair", self.make_pair)
+        rec = self
+
+        class TVL1:
+            def estimate(self, a, b):
+                rec.estimates.append((a, b))
+                h, w = a.shape[-2:]
+                yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                                        indexing="ij")
+                return torch.stack([xx * yy, (xx - yy) ** 2])[None]
+        monkeypatch.setattr(flownet.classical, "TVL1Estimator", TVL1)
+
+    def make_pair(self, face, lm, rng, max_head=2.0, amplitudes=None, **kw):
+        self.pairs.append(dict(face=face, lm=lm, max_head=max_head, amplitudes=amplitudes))
+        return {"img1": face, "img2": face.flip(-1)}
+
+
+def test_synthetic_clip_is_made_from_its_own_face_with_its_class_aus_and_the_settings_given(tmp_path, monkeypatch):
+    """Row j (source clip j mod N) warps that clip's face, resized to ``size`` and scaled to [0, 1], with landmarks
+    moved to the new grid by pixel centres ((p + 0.5) size / side - 0.5), the action units of its own label each at
+    its CLASS_AUS amplitude times a factor in amp_range, and max_head; the flow is estimated from the face to its
+    warp and its features are flow_features(flow, 28, 'minmax')."""
+    from PIL import Image
+
+    from flownet.strain import flow_features
+    from icegan.data.synthetic_me import CLASS_AUS
+    fs = _two_faces(tmp_path)
+    rec = _Recorder(monkeypatch)
+    syn = synthetic_au_features(fs, per_clip=3, size=64, amp_range=(2.0, 2.5), max_head=0.25, seed=1)
+    s = syn.samples
+    assert len(rec.pairs) == 6 and s["subject"].tolist() == ["samm/006", "samm/007"] * 3
+    for j, call in enumerate(rec.pairs):
+        i = j % 2
+        with Image.open(tmp_path / f"f{i}.png") as im:
+            want = np.asarray(im.convert("L").resize((64, 64), Image.BILINEAR), np.float32) / 255
+        assert call["face"].shape == (1, 64, 64)
+        np.testing.assert_allclose(call["face"][0].numpy(), want, atol=1e-6)
+        np.testing.assert_allclose(call["lm"], 0.5 if i == 0 else 47.5 * 64 / 48 - 0.5, atol=1e-5)
+        assert call["max_head"] == 0.25
+        base = CLASS_AUS[int(s["label"][j])]
+        assert set(call["amplitudes"]) == set(base)
+        assert all(2.0 <= call["amplitudes"][au] / base[au] <= 2.5 for au in base)
+        a, b = rec.estimates[j]
+        assert torch.equal(a[0], call["face"]) and torch.equal(b[0], call["face"].flip(-1))
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")     # the stand-in's flow
+    flow = torch.stack([xx * yy, (xx - yy) ** 2])[None]
+    torch.testing.assert_close(syn.features, flow_features(flow, 28, "minmax").expand(6, -1, -1, -1))
+
+
+def test_synthetic_labels_are_a_seeded_draw_and_the_cache_key_holds_the_settings(tmp_path, monkeypatch):
+    """Labels are balanced and drawn with the seed (not a fixed cycle over the rows); a cached set is reused only for
+    the same settings: another seed or amplitude range is generated anew; an amplitude range must be
+    0 < low <= high (low == high allowed)."""
+    fs = _two_faces(tmp_path)
+    rec = _Recorder(monkeypatch)
+    labels = {tuple(synthetic_au_features(fs, per_clip=3, seed=k).samples["label"]) for k in range(4)}
+    assert len(labels) > 1 and all(sorted(x) == [0, 0, 1, 1, 2, 2] for x in labels)
+    cache = tmp_path / "cache"
+    rec.pairs.clear()
+    synthetic_au_features(fs, seed=0, cache_dir=cache)
+    synthetic_au_features(fs, seed=0, cache_dir=cache)
+    assert len(rec.pairs) == 2                                      # the second call read the cache
+    synthetic_au_features(fs, seed=1, cache_dir=cache)
+    synthetic_au_features(fs, seed=0, amp_range=(1.0, 1.0), cache_dir=cache)
+    assert len(rec.pairs) == 6
+    for bad in ((0.0, 1.0), (1.5, 1.0), (-1.0, 1.0)):
+        with pytest.raises(ValueError, match="amp_range must be 0 < low <= high"):
+            synthetic_au_features(fs, amp_range=bad)
+
+
+def test_add_training_rows_appends_the_extra_rows_after_the_real_ones():
+    """Known folds: each fold's train_idx is its real training rows, in order, then offset + j for every extra row j
+    of a training subject (the held-out subject's extra rows never)."""
+    subjects = ["samm/a", "samm/a", "samm/b", "samm/c"]
+    extra = ["samm/c", "samm/a", "samm/b", "samm/a"]
+    new = add_training_rows(make_folds(subjects), subjects, extra, offset=4)
+    assert {f.subject: f.train_idx.tolist() for f in new} == {
+        "samm/a": [2, 3, 4, 6], "samm/b": [0, 1, 3, 4, 5, 7], "samm/c": [0, 1, 2, 5, 6, 7]}
