@@ -8,8 +8,8 @@ pattern plus subject-specific jitter and noise:
 * positive (1): mouth corners move outwards and up (lip-corner puller),
 * surprise (2): brows move up (brow raiser).
 
-Strain is the magnitude of the spatial gradient of the flow (a cheap stand-in). The set is fully
-determined by its arguments (seeded NumPy generator), so runs on it are reproducible.
+Strain is the optical strain magnitude sqrt(u_x² + v_y² + ½(u_y + v_x)²) of the flow (central differences).
+The set is fully determined by its arguments (seeded NumPy generator), so runs on it are reproducible.
 """
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def make_toy_features(n_subjects_per_dataset: int = 4, clips_per_class: int = 3,
         n_subjects_per_dataset: subjects per dataset (LOSO folds = this × len(datasets)).
         clips_per_class: clips of each of the 3 classes per subject.
         size: side of the feature maps in pixels.
-        noise: standard deviation of the additive flow noise, relative to the pattern amplitude 1.
+        noise: scale of the additive Gaussian flow noise: its standard deviation is 0.3 × noise, against class
+            patterns that peak at 0.5–1 (times a subject and clip gain).
         seed: NumPy seed.
         datasets: dataset names used as subject prefixes.
 
