@@ -51,31 +51,70 @@ def _entry(rank: int, world: int, port: int, fn, out: str) -> None:
 
 def _collectives():
     r, w = distributed.rank(), distributed.world_size()
+    again = distributed.init_from_env()                         # already in the group: no second init
     idx = torch.arange(10)
-    lin = torch.nn.Linear(3, 1, bias=False)
+    lin = torch.nn.Linear(3, 1)
     with torch.no_grad():
         lin.weight.fill_(0.0)
     lin.weight.grad = torch.full((1, 3), float(r + 1))          # rank 0: 1, rank 1: 2
+    lin.bias.grad = torch.full((1,), 10.0 * (r + 1))            # rank 0: 10, rank 1: 20
     distributed.average_gradients(lin)
     rows = distributed.split_indices(7)
     gathered = distributed.all_gather_rows(rows[:, None].float() * 10, rows, 7)
     obj = distributed.broadcast_object({"from": r})
+    bn = torch.nn.BatchNorm1d(2)
+    bn.running_mean.fill_(r + 1.0)                              # rank 0: 1, rank 1: 2
+    bn.num_batches_tracked.fill_(5 + r)                         # an integer buffer: not averaged
+    distributed.average_buffers(bn)
+    src = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    with torch.no_grad():
+        src[0].weight.fill_(r + 3.0)
+        src[1].running_var.fill_(r + 7.0)
+    distributed.broadcast_module(src)
+    differs = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        differs.bias.fill_(float(r))
     return {"rank": r, "world": w, "shard": distributed.shard(idx), "small": distributed.shard(torch.arange(1)),
-            "grad": lin.weight.grad.clone(), "gathered": gathered, "obj": obj, "main": distributed.is_main()}
+            "pair": distributed.shard(torch.arange(2)), "again": again,
+            "grad": lin.weight.grad.clone(), "bias_grad": lin.bias.grad.clone(), "rows": rows,
+            "gathered": gathered, "obj": obj, "main": distributed.is_main(),
+            "bn_mean": bn.running_mean.clone(), "bn_count": int(bn.num_batches_tracked),
+            "bcast_w": src[0].weight.detach().clone(), "bcast_var": src[1].running_var.clone(),
+            "equal_same": distributed.params_equal_across_ranks([src]),
+            "equal_differs": distributed.params_equal_across_ranks([differs]),
+            "dev_cuda": distributed.local_device(torch.device("cuda", 0)),
+            "dev_cpu": distributed.local_device(torch.device("cpu"))}
 
 
 def test_collectives_two_processes(tmp_path):
     a, b = _spawn(_collectives, 2, tmp_path)
     assert (a["world"], b["world"]) == (2, 2) and a["main"] and not b["main"]
+    assert a["again"] and b["again"]
     # shards are disjoint and cover the batch; a batch smaller than the world is not split
     assert sorted(torch.cat([a["shard"], b["shard"]]).tolist()) == list(range(10))
     assert a["small"].tolist() == b["small"].tolist() == [0]
-    # gradients are averaged: (1 + 2) / 2
+    # a batch as large as the world is split: one sample each
+    assert (a["pair"].tolist(), b["pair"].tolist()) == ([0], [1])
+    # gradients are averaged: (1 + 2) / 2, and every parameter gets its own mean: (10 + 20) / 2
     assert torch.equal(a["grad"], torch.full((1, 3), 1.5)) and torch.equal(b["grad"], a["grad"])
+    assert torch.equal(a["bias_grad"], torch.full((1,), 15.0)) and torch.equal(b["bias_grad"], a["bias_grad"])
+    # rows are split evenly, each row on one process only
+    assert (a["rows"].tolist(), b["rows"].tolist()) == ([0, 2, 4, 6], [1, 3, 5])
     # rows computed in pieces come back whole and in order on every process
     want = torch.arange(7).float()[:, None] * 10
     assert torch.equal(a["gathered"], want) and torch.equal(b["gathered"], want)
     assert a["obj"] == b["obj"] == {"from": 0}
+    # batch-norm running statistics are averaged, the integer batch count is left alone
+    assert torch.equal(a["bn_mean"], torch.full((2,), 1.5)) and torch.equal(b["bn_mean"], a["bn_mean"])
+    assert (a["bn_count"], b["bn_count"]) == (5, 6)
+    # rank 0's parameters and buffers reach every process
+    for r in (a, b):
+        assert torch.equal(r["bcast_w"], torch.full((1, 2), 3.0)) and torch.equal(r["bcast_var"], torch.full((1,), 7.0))
+    # the check says False on every process when one process differs
+    assert a["equal_same"] and b["equal_same"] and not a["equal_differs"] and not b["equal_differs"]
+    # a CUDA request becomes this process's GPU (cuda:LOCAL_RANK); the CPU stays the CPU
+    assert (a["dev_cuda"], b["dev_cuda"]) == (torch.device("cuda", 0), torch.device("cuda", 1))
+    assert a["dev_cpu"] == b["dev_cpu"] == torch.device("cpu")
 
 
 def test_single_process_is_a_no_op():
@@ -85,6 +124,44 @@ def test_single_process_is_a_no_op():
     m = torch.nn.Linear(2, 2)
     assert distributed.wrap_ddp(m) is m
     assert distributed.broadcast_object(3) == 3
+    assert distributed.local_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+
+
+_LAUNCH_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@pytest.mark.parametrize("world", [None, "1", ""])
+def test_init_from_env_without_torchrun_does_nothing(monkeypatch, world):
+    for k in _LAUNCH_VARS:
+        monkeypatch.delenv(k, raising=False)
+    if world is not None:
+        monkeypatch.setenv("WORLD_SIZE", world)
+    assert distributed.init_from_env() is False
+    assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.parametrize("given, missing", [({}, "RANK"), ({"RANK": "0", "MASTER_ADDR": "127.0.0.1"}, "MASTER_PORT")])
+def test_init_from_env_names_what_torchrun_would_have_set(monkeypatch, given, missing):
+    """WORLD_SIZE > 1 without torchrun's other variables: one error naming them and torchrun, before any rendezvous."""
+    for k in _LAUNCH_VARS:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for k, v in given.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(RuntimeError, match=rf"WORLD_SIZE=2 but .*'{missing}'.*torchrun --nproc_per_node"):
+        distributed.init_from_env()
+    assert not torch.distributed.is_initialized()
+
+
+def test_world_of_one_is_not_distributed(tmp_path):
+    """A process group of one process (initialised by other code) leaves every helper a no-op."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        idx, m = torch.arange(4), torch.nn.Linear(2, 2)
+        assert not distributed.is_distributed() and distributed.world_size() == 1 and distributed.is_main()
+        assert distributed.shard(idx) is idx and distributed.wrap_ddp(m) is m
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 # ------------------------------------------------------------------ recognizer under DDP

@@ -41,12 +41,110 @@ def test_retain_freed_memory_applies_once_and_can_be_switched_off():
 
 def test_limit_threads_sets_torch_and_blas_pools():
     """In a fresh process: torch and every BLAS / OpenMP pool threadpoolctl sees run one thread afterwards."""
+    # SciPy's own OpenBLAS and scikit-learn's OpenMP are imported after the call: limit_threads must have loaded them
     code = ("import json, torch; from threadpoolctl import threadpool_info; from icegan.environment import limit_threads; "
-            "limit_threads(1); print(json.dumps([torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()}), "
+            "limit_threads(1); import scipy.linalg, sklearn.linear_model; "
+            "print(json.dumps([torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()}), "
             "sorted({p['user_api'] for p in threadpool_info()})]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # 2 threads by default (conftest sets OMP_NUM_THREADS=1, under which every pool starts at 1 and nothing is shown)
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "OMP_NUM_THREADS": "2"}).stdout
     torch_threads, pools, apis = json.loads(out.strip().splitlines()[-1])
-    assert torch_threads == 1 and pools == [1] and "blas" in apis
+    assert torch_threads == 1 and pools == [1] and apis == ["blas", "openmp"]
     from icegan.environment import limit_threads
     with pytest.raises(ValueError, match="threads must be >= 1"):
         limit_threads(0)
+
+
+def test_environment_record_has_this_process_threads_and_versions():
+    import numpy
+    import sklearn
+    before = torch.get_num_threads()
+    torch.set_num_threads(before + 1)
+    try:
+        d = describe_environment()
+    finally:
+        torch.set_num_threads(before)
+    assert d["torch_threads"] == before + 1
+    assert (d["torch"], d["numpy"], d["sklearn"]) == (torch.__version__, numpy.__version__, sklearn.__version__)
+
+
+def test_cpu_model_is_the_model_name_value(tmp_path, monkeypatch):
+    import icegan.environment as env
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz\n")
+    monkeypatch.setattr(env, "Path", lambda _: info)
+    assert env._cpu_model() == "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz"
+
+
+def test_git_commit_is_marked_dirty_by_changed_tracked_files_only(tmp_path):
+    from icegan.environment import _git_commit
+    assert _git_commit(tmp_path) is None                       # not a checkout
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.org",
+                               "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True).stdout.strip()
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("1")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "first")
+    sha = git("rev-parse", "HEAD")
+    (tmp_path / "notes.txt").write_text("untracked")           # an untracked file does not change the code
+    assert _git_commit(tmp_path) == sha
+    (tmp_path / "a.txt").write_text("2")
+    assert _git_commit(tmp_path) == sha + "+dirty"
+
+
+class _FakeLibc:
+    """glibc's ``mallopt`` as seen through ctypes, recording its calls; refuses mmap thresholds above ``cap`` and, with
+    ``trim_ok=False``, the trim threshold. ``glibc=False``: a C library without ``gnu_get_libc_version`` (musl)."""
+
+    def __init__(self, cap=None, trim_ok=True, glibc=True):
+        self.calls = []
+
+        def mallopt(param, value):
+            self.calls.append((param, value))
+            if param == -3:
+                return int(cap is None or value <= cap)
+            return int(trim_ok)
+        self.mallopt = mallopt
+        if glibc:
+            self.gnu_get_libc_version = lambda: b"2.36"
+
+
+@pytest.fixture
+def fake_libc(monkeypatch):
+    """Install a fake C library for icegan.allocator (nothing applied yet, the setting not switched off)."""
+    import ctypes
+
+    import icegan.allocator as alloc
+    monkeypatch.setattr(alloc, "_applied", False)
+    monkeypatch.delenv(alloc.ENV_VAR, raising=False)
+
+    def install(**kw):
+        libc = _FakeLibc(**kw)
+        monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: libc)
+        return libc
+    return install
+
+
+@pytest.mark.parametrize("kw, ok, calls", [
+    ({}, True, [(-3, 1 << 30), (-1, (1 << 31) - 1)]),                                  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    ({"cap": 32 << 20}, True, [(-3, 1 << 30), (-3, 32 << 20), (-1, (1 << 31) - 1)]),   # 1 GiB refused: 32 MiB
+    ({"trim_ok": False}, False, [(-3, 1 << 30), (-1, (1 << 31) - 1)]),
+    ({"glibc": False}, False, []),
+])
+def test_retain_freed_memory_sets_glibc_thresholds(fake_libc, kw, ok, calls):
+    import icegan.allocator as alloc
+    libc = fake_libc(**kw)
+    assert alloc.retain_freed_memory() is ok and alloc.retaining() is ok and libc.calls == calls
+
+
+@pytest.mark.parametrize("value", ["false", "no", " 0 "])
+def test_retain_freed_memory_switched_off_by_the_environment(fake_libc, monkeypatch, value):
+    import icegan.allocator as alloc
+    libc = fake_libc()
+    monkeypatch.setenv(alloc.ENV_VAR, value)
+    assert alloc.retain_freed_memory() is False and not alloc.retaining() and libc.calls == []

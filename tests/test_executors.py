@@ -285,3 +285,193 @@ def test_ray_fold_gets_writable_indices(ray_executor):
     folds = [Fold(i, f"d/s{i}", np.array([i, i + 2]), np.array([i])) for i in range(2)]
     got = {fold.index: res for fold, res in ray_executor(_index_tensors(), folds)}
     assert got == {0: ([0.0, 2.0], [0], True), 1: ([1.0, 3.0], [1], True)}
+
+
+def _folds(n: int, **kw):
+    import numpy as np
+
+    from icegan.protocol import Fold
+    return [Fold(i, f"d/s{i}", np.arange(2), np.arange(1), **kw) for i in range(n)]
+
+
+class _Reported:
+    """A fold function with per-fold extras, as FoldRunner's wall times: ``task_report`` in the task, ``merge_report``
+    on the driver."""
+
+    def __init__(self, fail_on=None):
+        self.fail_on, self.merged = fail_on, {}
+
+    def __call__(self, fold):
+        if fold.index == self.fail_on:
+            raise ValueError(f"fold {fold.index} broke")
+        return fold.index * 10
+
+    def task_report(self, fold):
+        return {"seconds": fold.index + 0.5}
+
+    def merge_report(self, fold, extra):
+        self.merged[fold.index] = extra
+
+
+def test_fold_task_sets_threads_and_returns_the_task_report(monkeypatch):
+    import icegan.environment
+    from icegan.executors import _run_fold_task
+    calls = []
+    monkeypatch.setattr(icegan.environment, "limit_threads", calls.append)
+    fold = _folds(4)[3]
+    assert _run_fold_task(_Reported(), fold, 1) == (30, {"seconds": 3.5}) and calls == [1]
+    assert _run_fold_task(_Reported(), fold, 0) == (30, {"seconds": 3.5}) and calls == [1]    # 0: left as it is
+    assert _run_fold_task(lambda f: f.index, fold, 2) == (3, None) and calls == [1, 2]
+
+
+def test_group_worker_applies_threads_and_allocator_and_ignores_ctrl_c(monkeypatch):
+    """What each ProcessGroupMap worker does before its first group (run here, in this process)."""
+    import signal
+
+    import icegan.allocator
+    import icegan.environment
+    import icegan.executors as ex
+    calls = []
+    monkeypatch.setattr(icegan.environment, "limit_threads", lambda n: calls.append(("threads", n)))
+    monkeypatch.setattr(icegan.allocator, "retain_freed_memory", lambda: calls.append(("retain",)) or True)
+    monkeypatch.setattr(ex, "_GROUP_FN", None)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        ex._init_group_worker(GroupBoom(), 3)
+        ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert ignored and sorted(calls) == [("retain",), ("threads", 3)]
+    folds = _folds(4)
+    assert ex._run_group_task(folds[2:4]) == [20, 30]
+
+
+def test_process_group_map_threads_default_and_limits(monkeypatch):
+    """threads=0 shares the cores among the workers (at least 1 each); negative threads are refused; no groups start
+    no workers and yield nothing."""
+    import os
+
+    from icegan.executors import ProcessGroupMap
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert [ProcessGroupMap(w).threads for w in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    assert ProcessGroupMap(16, threads=3).threads == 3
+    with pytest.raises(ValueError, match="threads must be >= 0, got -1"):
+        ProcessGroupMap(2, threads=-1)
+    assert list(ProcessGroupMap(2, threads=1)(GroupBoom(), [])) == []
+
+
+class _FakeRay:
+    """The part of the ``ray`` API that RayExecutor uses, run in this process: a task runs when its result is fetched,
+    tasks finish in the order they were submitted. Records the task options, the folds each task got, the most tasks
+    in flight, the cancelled tasks, ``init`` arguments and shutdowns."""
+
+    def __init__(self, initialized: bool = True, gpus: int = 0):
+        self.initialized, self.gpus = initialized, gpus
+        self.options, self.init_kwargs, self.shutdowns = None, None, 0
+        self.tasks, self.in_flight, self.peak, self.cancelled = [], {}, 0, []
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, **kwargs):
+        self.init_kwargs, self.initialized = kwargs, True
+
+    def shutdown(self):
+        self.shutdowns += 1
+        self.initialized = False
+
+    def cluster_resources(self):
+        return {"CPU": 4.0, "GPU": float(self.gpus)}
+
+    def put(self, obj):
+        return obj
+
+    def remote(self, **options):
+        self.options = options
+        fake = self
+
+        class Task:
+            def __init__(self, fn):
+                self.fn = fn
+
+            def remote(self, *args):
+                ref = len(fake.tasks)
+                fake.tasks.append(args)
+                fake.in_flight[ref] = (self.fn, args)
+                fake.peak = max(fake.peak, len(fake.in_flight))
+                return ref
+        return Task
+
+    def wait(self, refs, num_returns=1):
+        return refs[:1], refs[1:]
+
+    def get(self, ref):
+        fn, args = self.in_flight.pop(ref)
+        return fn(*args)
+
+    def cancel(self, ref, force=False):
+        self.cancelled.append(self.tasks[ref][1].index)
+        self.in_flight.pop(ref, None)
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    import sys
+
+    import icegan.environment
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(icegan.environment, "limit_threads", lambda n: None)    # the tasks run in this process
+    return fake
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_ray_executor_on_fake_ray_runs_each_fold_once_with_its_settings(fake_ray, gpus):
+    """Every fold is one task (no retries), started in the order given with at most ``workers`` in flight, without its
+    TensorBoard writer; the driver gets the original folds with their scores and merges the per-fold extras; the
+    thread count defaults to num_cpus; one GPU per task when the cluster has GPUs."""
+    fake_ray.gpus = gpus
+    folds = _folds(5, writer=lambda: None)
+    fn = _Reported()
+    got = list(RayExecutor(workers=2, num_cpus=2)(fn, folds))
+    assert [(f, s) for f, s in got] == [(f, f.index * 10) for f in folds] and all(g is f for (g, _), f in zip(got, folds))
+    assert fake_ray.options == {"num_cpus": 2.0, "num_gpus": float(gpus), "max_retries": 0}
+    assert [t[1].index for t in fake_ray.tasks] == [0, 1, 2, 3, 4] and fake_ray.peak == 2
+    assert all(t[1].writer is None and t[2] == 2 for t in fake_ray.tasks)
+    assert fn.merged == {i: {"seconds": i + 0.5} for i in range(5)}
+    fake_ray.peak = 0
+    list(RayExecutor(workers=1, num_cpus=2, threads=3)(fn, folds))
+    assert fake_ray.peak == 1 and {t[2] for t in fake_ray.tasks[5:]} == {3}
+
+
+def test_ray_executor_on_fake_ray_stops_at_a_failing_fold(fake_ray):
+    """Fold 1 fails while fold 2 runs: the finished fold 0 was delivered, the error names fold 1, fold 2 is cancelled."""
+    got = []
+    with pytest.raises(ValueError, match="fold 1 broke"):
+        for fold, scores in RayExecutor(workers=2)(_Reported(fail_on=1), _folds(4)):
+            got.append(scores)
+    assert got == [0] and fake_ray.cancelled == [2] and len(fake_ray.tasks) == 3
+
+
+def test_ray_executor_on_fake_ray_starts_and_stops_only_its_own_instance(monkeypatch):
+    import sys
+
+    import icegan.environment
+    from icegan.paths import REPO_ROOT
+    monkeypatch.setattr(icegan.environment, "limit_threads", lambda n: None)
+    fake = _FakeRay(initialized=False)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    assert [s for _, s in RayExecutor(workers=2, num_cpus=1.5)(_Reported(), _folds(2))] == [0, 10]
+    # a local instance sized for the workers (2 × 1.5 cores), the repository importable in the tasks, shut down after
+    kw = fake.init_kwargs
+    assert kw["num_cpus"] == 3 and "address" not in kw and fake.shutdowns == 1 and not fake.initialized
+    assert kw["runtime_env"]["env_vars"]["PYTHONPATH"].split(__import__("os").pathsep)[0] == str(REPO_ROOT)
+    with RayExecutor(address="ray://head:10001"):
+        pass
+    assert fake.init_kwargs["address"] == "ray://head:10001" and "num_cpus" not in fake.init_kwargs
+    # a cluster that was already joined is left running
+    fake = _FakeRay(initialized=True)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    with RayExecutor() as ex:
+        list(ex(_Reported(), _folds(1)))
+    assert fake.init_kwargs is None and fake.shutdowns == 0
