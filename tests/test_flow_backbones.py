@@ -476,3 +476,125 @@ def test_lfn2_output_is_the_last_level_flow_upsampled_and_times_flow_scale():
     assert k == 5 and out.padded == (64, 64) and float(x_r.abs().max()) > 0
     up = F.interpolate(x_r, scale_factor=16, mode="bilinear", align_corners=False) * 20.0
     torch.testing.assert_close(out.flow, up[..., :40, :36])
+
+
+# ---------------------------------------------------------------------------------------------- mutation audit
+
+def _coded(b, h, w):
+    """A flow whose u is the column and v the row of the grid it was made on (shows where a crop was taken)."""
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    return torch.stack([xs, ys])[None].expand(b, -1, -1, -1).clone()
+
+
+class FakeRaft(nn.Module):
+    """Stands in for torchvision's RAFT inside RAFTBackbone: records its inputs, returns position-coded flows."""
+
+    def forward(self, x1, x2, num_flow_updates=12):
+        self.x1, self.x2, self.n = x1, x2, num_flow_updates
+        return [_coded(x1.shape[0], *x1.shape[-2:]) * (k + 1) for k in range(num_flow_updates)]
+
+
+def test_raft_feeds_minus_one_to_one_rgb_padded_to_128_and_crops_the_top_left():
+    m = RAFTBackbone(RAFTConfig("raft_small", iters=3))
+    m.raft = FakeRaft()
+    img1 = torch.zeros(1, 1, 37, 45)
+    img2 = torch.ones(1, 1, 37, 45)
+    img1[..., 0, 0] = 1.0
+    flows = m(img1, img2)
+    assert m.raft.n == 3 and len(flows) == 3 and m.raft.x1.shape == (1, 3, 128, 128)
+    assert float(m.raft.x1[0, 0, 1, 1]) == -1.0 and float(m.raft.x1[0, 1, 0, 0]) == 1.0     # 0 -> -1, 1 -> 1
+    assert float(m.raft.x2.min()) == 1.0
+    torch.testing.assert_close(flows[-1], _coded(1, 37, 45) * 3)         # u = column, v = row of the input grid
+    assert len(m(img1, img2, iters=2)) == 2 and m.raft.n == 2
+    m(torch.rand(1, 1, 130, 140), torch.rand(1, 1, 130, 140))
+    assert m.raft.x1.shape[-2:] == (136, 144)                          # above 128: the next multiple of 8
+
+
+def test_raft_random_init_predicts_almost_no_motion_and_variants_have_their_sizes():
+    """The flow head's last convolution starts at std 1e-3 with zero bias; raft_small has about 0.99 M parameters
+    and raft_large 5.26 M (torchvision); the default config is raft_small with torchvision's 12 updates."""
+    assert (RAFTConfig().variant, RAFTConfig().iters) == ("raft_small", 12)
+    torch.manual_seed(0)
+    small = RAFTBackbone(RAFTConfig("raft_small"))
+    head = small.raft.update_block.flow_head.conv2
+    assert float(head.weight.detach().std()) < 2e-3 and not head.bias.detach().any()
+    count = {v: sum(p.numel() for p in (small if v == "raft_small" else RAFTBackbone(RAFTConfig(v))).parameters())
+             for v in ("raft_small", "raft_large")}
+    assert abs(count["raft_small"] - 0.99e6) < 0.02e6 and abs(count["raft_large"] - 5.26e6) < 0.05e6, count
+
+
+class CodedModel(nn.Module):
+    """A ptlflow-like model whose flows are position-coded: {"flows": (B, N, 2, H, W), "flow_preds": [...]}."""
+
+    def __init__(self, n=1, preds=True, shrink=0, flows_shape=None):
+        super().__init__()
+        self.n, self.preds, self.shrink, self.flows_shape = n, preds, shrink, flows_shape
+        self.seen = None
+
+    def forward(self, inputs):
+        x = inputs["images"]
+        self.seen = x
+        b, h, w = x.shape[0], x.shape[-2] - self.shrink, x.shape[-1]
+        flows = torch.stack([_coded(b, h, w) * (k + 1) for k in range(self.n)], 1)
+        if self.flows_shape is not None:
+            flows = torch.zeros(self.flows_shape)
+        out = {"flows": flows}
+        if self.preds:
+            out["flow_preds"] = [flows[:, 0] * 0.5, flows[:, 0]]
+        return out
+
+
+def test_ptlflow_pads_to_the_multiple_on_one_axis_too_and_crops_the_top_left():
+    """A 32x20 pair at multiple 8 (no output_stride) is padded in width only; config.multiple overrides the
+    model's output_stride; eval returns the first of N flows, cropped from the top-left."""
+    inner = CodedModel(n=2, preds=False)
+    ad = PtlflowBackbone(inner, PtlflowConfig(name="coded")).eval()
+    assert ad.multiple == 8
+    (f,) = ad(torch.rand(1, 1, 32, 20), torch.rand(1, 1, 32, 20))
+    assert inner.seen.shape == (1, 2, 3, 32, 24)
+    torch.testing.assert_close(f, _coded(1, 32, 20))                  # flows[:, 0], not the last
+    inner.output_stride = 16
+    four = PtlflowBackbone(inner, PtlflowConfig(name="coded", multiple=4)).eval()
+    assert four.multiple == 4
+    four(torch.rand(1, 1, 30, 30), torch.rand(1, 1, 30, 30))
+    assert inner.seen.shape[-2:] == (32, 32)
+    train = PtlflowBackbone(CodedModel(), PtlflowConfig(name="coded"))
+    preds = train(torch.rand(1, 1, 13, 10), torch.rand(1, 1, 13, 10))
+    torch.testing.assert_close(preds[-1], _coded(1, 13, 10))
+
+
+def test_ptlflow_flips_both_images_to_bgr_by_default():
+    assert PtlflowConfig().bgr is True and PtlflowConfig().multiple == 0
+    inner = CodedModel()
+    img1, img2 = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    PtlflowBackbone(inner, PtlflowConfig(name="coded"))(img1, img2)
+    torch.testing.assert_close(inner.seen[0, 0], img1[0].flip(0))
+    torch.testing.assert_close(inner.seen[0, 1], img2[0].flip(0))
+
+
+@pytest.mark.parametrize("model,msg", [
+    (CodedModel(flows_shape=(1, 2, 16, 16)), r"'flows' must be \(B, N, 2, H, W\), got \(1, 2, 16, 16\)"),
+    (CodedModel(flows_shape=(1, 1, 3, 16, 16)), r"'flows' must be \(B, N, 2, H, W\), got \(1, 1, 3, 16, 16\)"),
+    (CodedModel(shrink=8), r"returned flow of size \(8, 16\) for input \(16, 16\)"),
+])
+def test_ptlflow_refuses_outputs_of_the_wrong_layout(model, msg):
+    with pytest.raises(ValueError, match=r"ptlflow model 'coded'.*" + msg):
+        PtlflowBackbone(model, PtlflowConfig(name="coded")).eval()(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16))
+
+
+def test_ptlflow_model_passes_settings_and_takes_a_ptlflow_without_a_name_list(monkeypatch):
+    fake = types.ModuleType("ptlflow")
+    fake.get_model = lambda name, **kw: CodedModel()
+    monkeypatch.setitem(sys.modules, "ptlflow", fake)
+    from flownet.models.backbones import ptlflow_model
+    m = ptlflow_model("anything", multiple=4, bgr=False)
+    assert isinstance(m.model, CodedModel)
+    assert m.config_dict() == {"name": "anything", "multiple": 4, "bgr": False}
+
+
+def test_torchvision_weights_that_do_not_fit_name_the_file_and_variant():
+    m = RAFTBackbone(RAFTConfig("raft_small"))
+    sd = m.raft.state_dict()
+    sd.pop(next(iter(sd)))                                             # one tensor missing
+    with pytest.raises(ValueError, match=r"^rs\.pth \(torchvision raft_small\): weights do not match"):
+        m.load_torchvision_state_dict(sd, "rs.pth")

@@ -195,3 +195,93 @@ def test_a_resized_decomposition_comes_back_in_input_pixels():
     out = ResizedEstimator(_Keep(), 128).decompose(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))
     torch.testing.assert_close(out["total"], torch.full((2, 2, 64, 64), 0.5))
     assert out["affine"].shape == (2, 2, 3)
+
+
+# ------------------------------------------------------------------ mutation audit of flownet.resolution
+
+class _Pair:
+    """A stand-in estimator that keeps both images it was given and returns 1 px of u on its own grid."""
+    name = "pair"
+
+    def __init__(self):
+        self.a = self.b = None
+
+    def estimate(self, a, b):
+        self.a, self.b = a, b
+        out = torch.zeros(a.shape[0], 2, *a.shape[-2:])
+        out[:, 0] = 1.0
+        return out
+
+    def decompose(self, a, b):
+        self.a, self.b = a, b
+        return {"total": torch.ones(a.shape[0], 2, *a.shape[-2:]), "note": "affine fit", "rmse": 0.25}
+
+
+def test_resize_flow_refuses_an_empty_target():
+    with pytest.raises(ValueError, match=r"target size must be positive, got \(0, 8\)"):
+        resize_flow(torch.zeros(1, 2, 4, 4), (0, 8))
+
+
+def test_training_size_reads_a_positive_meta_size_only():
+    """meta["size"] = 128.0 (a float from JSON) is 128; 0 or no size is None (classical methods have no model)."""
+    from types import SimpleNamespace
+
+    def est(meta):
+        return SimpleNamespace(model=SimpleNamespace(meta=meta))
+    assert training_size(est({"size": 128.0})) == 128 and training_size(est({"size": 96})) == 96
+    assert training_size(est({"size": 0})) is None and training_size(est({})) is None
+    assert training_size(SimpleNamespace()) is None
+
+
+def test_resized_estimator_takes_a_non_square_working_size_in_h_w_order():
+    """size=(96, 64) is H=96, W=64: the base sees 96x64 images (img2 too, not img1 twice), the name says @96x64,
+    and a working side of exactly 8 pixels is allowed."""
+    base = _Pair()
+    est = ResizedEstimator(base, (96, 64))
+    assert est.size == (96, 64) and est.name == "pair@96x64"
+    img1, img2 = torch.zeros(1, 1, 48, 48), torch.ones(1, 1, 48, 48)
+    f = est.estimate(img1, img2)
+    assert base.a.shape[-2:] == (96, 64) and float(base.a.max()) == 0.0 and float(base.b.min()) == 1.0
+    torch.testing.assert_close(f[:, 0], torch.full((1, 48, 48), 0.75))       # 1 px at W=64 is 0.75 px at 48
+    assert ResizedEstimator(base, 8).size == (8, 8)
+
+
+def test_images_already_at_the_working_size_pass_untouched():
+    base = _Pair()
+    img1, img2 = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)
+    ResizedEstimator(base, 32).estimate(img1, img2)
+    assert base.a is img1 and base.b is img2
+
+
+def test_shrinking_only_the_height_antialiases_the_input():
+    """384x128 images with alternating rows shrunk to 128x128: only H shrinks, and that alone must antialias."""
+    base = _Pair()
+    img = torch.zeros(1, 1, 384, 128)
+    img[..., ::2, :] = 1.0
+    ResizedEstimator(base, 128).estimate(img, img)
+    assert float(base.a.std()) < 0.1
+
+
+def test_a_resized_estimator_survives_pickling():
+    """Fold workers receive estimators pickled; unpickling must not recurse through __getattr__."""
+    import pickle
+    est = pickle.loads(pickle.dumps(ResizedEstimator(_Pair(), 64)))
+    assert est.size == (64, 64) and est.name == "pair@64x64" and isinstance(est.base, _Pair)
+
+
+def test_a_resized_decomposition_keeps_non_tensor_parts_and_uses_both_images():
+    base = _Pair()
+    img1, img2 = torch.zeros(1, 1, 64, 64), torch.ones(1, 1, 64, 64)
+    out = ResizedEstimator(base, 128).decompose(img1, img2)
+    assert out["note"] == "affine fit" and out["rmse"] == 0.25 and out["total"].shape == (1, 2, 64, 64)
+    assert float(base.b.min()) == 1.0
+
+
+def test_at_input_size_wraps_when_the_side_matches_only_one_image_axis():
+    """A 48 px working side for 48x64 images is not the image size: the estimator is wrapped. True is no size."""
+    from flownet.resolution import at_input_size
+    tv = flownet.get_estimator("tvl1")
+    wrapped = at_input_size(tv, 48, (48, 64))
+    assert isinstance(wrapped, ResizedEstimator) and wrapped.size == (48, 48)
+    with pytest.raises(ValueError, match="input size must be 'auto', 'native' or a side in pixels, got True"):
+        at_input_size(tv, True, 64)
