@@ -423,3 +423,68 @@ def test_the_decomposer_uses_its_margin():
             return f
     d = RansacDecomposer(Base(), margin=0.25).decompose(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))
     assert abs(float(d["head"][0, 0].mean()) - 1.0) < 1e-3
+
+
+# ------------------------------------------------------------------------------- mutation audit: RANSAC
+
+def _offset_block(h=32, w=32, n_off=300, extra=0.3):
+    """u = 1 everywhere except n_off scattered pixels (seeded), which move by 1 + extra."""
+    f = torch.zeros(1, 2, h, w)
+    f[:, 0] = 1.0
+    f[:, 0].view(-1)[torch.randperm(h * w, generator=torch.Generator().manual_seed(0))[:n_off]] += extra
+    return f
+
+
+def test_default_threshold_of_0_2_px_rejects_a_0_3_px_residual():
+    """300 of 1024 pixels are 0.3 px off the head translation: outliers at the default 0.2 px, inliers at 0.5 px."""
+    f = _offset_block()
+    assert float(decompose_ransac(f)["inlier_ratio"][0]) == pytest.approx(724 / 1024)
+    assert float(decompose_ransac(f, threshold=0.5)["inlier_ratio"][0]) > 0.98
+
+
+def test_points_are_drawn_at_random_from_the_region_with_the_seed():
+    """The first 4 rows move by 3 px, the rest by 1 px: 64 points drawn at random over the frame see the 1 px
+    majority (64 taken in row order would all be 3 px). The draw follows the seed."""
+    f = torch.zeros(1, 2, 32, 32)
+    f[:, 0] = 1.0
+    f[:, 0, :4] = 3.0
+    d = decompose_ransac(f, n_points=64)
+    assert float(d["affine"][0, 0, 2]) == pytest.approx(1.0, abs=1e-3)
+    r = [float(fit_affine_ransac(_offset_block(), n_points=50, seed=s)[1][0]) for s in (0, 1, 2, 0)]
+    assert r[0] == r[3] and len({r[0], r[1], r[2]}) > 1
+    dec = RansacDecomposer(_FixedFlow(_offset_block()), n_points=10)
+    ratio = float(dec.decompose(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))["inlier_ratio"][0])
+    assert ratio * 10 == pytest.approx(round(ratio * 10))           # a fraction of 10 sampled points
+
+
+class _FixedFlow:
+    def __init__(self, flow):
+        self.flow = flow
+
+    def estimate(self, a, b):
+        return self.flow.clone()
+
+
+def test_a_soft_region_keeps_only_pixels_of_at_least_half_and_three_pixels_are_enough():
+    f = torch.zeros(1, 2, 32, 32)
+    f[:, 0] = 3.0
+    f[:, 0, :, :12] = 1.0
+    region = torch.full((1, 32, 32), 0.4)
+    region[..., :12] = 0.9
+    assert abs(float(decompose_ransac(f, region)["head"][0, 0].mean()) - 1.0) < 1e-3
+    three = torch.zeros(32, 32, dtype=torch.bool)
+    three[5, 5] = three[5, 20] = three[20, 5] = True
+    assert decompose_ransac(f, three)["affine"].shape == (1, 2, 3)
+    with pytest.raises(ValueError, match="has 2 pixels"):
+        decompose_ransac(f, three & (torch.arange(32)[:, None] == 5))
+
+
+def test_the_decomposer_passes_its_model_and_the_parts_keep_the_input():
+    shear = affine_field(torch.tensor([[[1.0, 0.03, 0.0], [0.0, 1.0, 0.0]]]), 32, 32).float()
+    img = torch.zeros(1, 1, 32, 32)
+    aff = RansacDecomposer(_FixedFlow(shear), model="affine").decompose(img, img)
+    assert torch.allclose(aff["head"], shear, atol=1e-4)
+    sim = RansacDecomposer(_FixedFlow(shear)).decompose(img, img)
+    assert not torch.allclose(sim["head"], shear, atol=1e-3)
+    assert torch.equal(sim["total"], shear) and torch.equal(sim["expression"], shear - sim["head"])
+    assert torch.equal(ComponentEstimator(RansacDecomposer(_FixedFlow(shear)), "head").estimate(img, img), sim["head"])

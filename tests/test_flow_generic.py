@@ -220,3 +220,100 @@ def test_shipped_generic_checkpoint_beats_the_facial_one_on_generic_scenes():
     assert epe["shipped:generic"] < 0.8 * epe["shipped:facial"] < 0.8 * zero, (epe, zero)
     epe, _ = epe_on(24.0)
     assert epe["shipped:generic"] < 0.5 * epe["shipped:facial"], epe
+
+
+# ------------------------------------------------------------------------- mutation audit: known values
+
+def test_blob_harmonics_start_at_two():
+    """Blob radius r0 (1 + sum_k a_k cos(k phi + p_k)), k = 2..5: a_2 = 0.2 makes the disc of radius 10 an oval,
+    10 x 1.2 = 12 px along x (phi = 0) and 10 x 0.8 = 8 px along y (phi = pi/2, where cos 2 phi = -1)."""
+    ys, xs = _grid(41)
+    oval = {"kind": "blob", "cx": 20.0, "cy": 20.0, "r0": 10.0, "amps": [0.2, 0.0, 0.0, 0.0], "phases": [0.0] * 4}
+    m = shape_mask(ys, xs, oval)
+    assert float(m[20, 32]) == pytest.approx(0.5) and float(m[28, 20]) == pytest.approx(0.5)
+    assert float(m[29, 20]) == 0.0 and float(m[20, 31]) == 1.0
+
+
+def test_scene_layers_own_the_pixels_where_the_mask_is_at_least_half(monkeypatch):
+    """With one object, a known disc (radius 8 about (16, 16)): layer 1 owns exactly the pixels within 8 px of the
+    centre (mask >= 0.5), and its flow there differs from the background's."""
+    disc = {"kind": "blob", "cx": 16.0, "cy": 16.0, "r0": 8.0, "amps": [0.0] * 4, "phases": [0.0] * 4}
+    monkeypatch.setattr(sg, "_random_shape", lambda h, w, rng: dict(disc))
+    p = make_scene_pair(32, np.random.default_rng(4), n_objects=(1, 1), noise=0.0, blur=0.0)
+    ys, xs = _grid(32)
+    inside = ((xs - 16) ** 2 + (ys - 16) ** 2) <= 64
+    assert torch.equal(p["layers"], inside.long())          # (17, 24) is 8.06 px away: background
+    assert torch.equal(p["flow"][:, ~inside], p["flow_head"][:, ~inside])
+    assert float((p["flow_expr"][:, inside]).abs().max()) > 0.0
+
+
+def test_scene_object_count_reaches_both_ends_of_the_inclusive_range():
+    counts = {int(make_scene_pair(16, np.random.default_rng(s), n_objects=(0, 1))["layers"].max()) for s in range(12)}
+    assert counts == {0, 1}
+
+
+def test_background_translation_is_small_more_often_and_turns_about_the_image_centre():
+    """Background-only scenes (max_motion 10): the flow at the centre of rotation is the translation, of length
+    0.5 x 10 x u^2 with u uniform: mean 5/3 px (2.5 px were it linear in u), never above 5 px. The centre of a
+    48 x 32 (W x H) image is (x, y) = (24, 16)."""
+    lengths = [float(make_scene_pair((32, 48), np.random.default_rng(s), n_objects=(0, 0), noise=0.0, blur=0.0)
+                     ["flow"][:, 16, 24].norm()) for s in range(120)]
+    assert max(lengths) <= 5.0 + 1e-4 and 1.3 < float(np.mean(lengths)) < 2.05
+    still = make_scene_pair((32, 48), np.random.default_rng(0), n_objects=(0, 0), max_motion=0.0)
+    assert float(still["flow"][:, 16, 24].abs().max()) < 1e-5 and float(still["flow"].abs().max()) > 0.05
+
+
+def test_superellipse_angle_turns_the_long_axis_from_x_toward_y():
+    """A 10 x 2 box turned by +45 degrees lies along the screen diagonal x = y (y down), not x = -y."""
+    ys, xs = _grid(41)
+    box = {"kind": "superellipse", "cx": 20.0, "cy": 20.0, "a": 10.0, "b": 2.0, "p": 8.0, "angle": math.pi / 4}
+    m = shape_mask(ys, xs, box)
+    assert float(m[24, 24]) == 1.0 and float(m[16, 16]) == 1.0
+    assert float(m[16, 24]) == 0.0 and float(m[24, 16]) == 0.0
+
+
+def test_frame2_draws_the_object_where_its_motion_takes_it(monkeypatch):
+    """Flat textures (background 0.2, object 0.8) and a known disc of radius 6 about (16, 16): in frame 1 the bright
+    disc is centred there; in frame 2 it is centred at (16, 16) + flow(16, 16), the object's motion."""
+    disc = {"kind": "blob", "cx": 16.0, "cy": 16.0, "r0": 6.0, "amps": [0.0] * 4, "phases": [0.0] * 4}
+    monkeypatch.setattr(sg, "_random_shape", lambda h, w, rng: dict(disc))
+    levels = iter([0.2, 0.8])
+    monkeypatch.setattr(sg, "noise_texture", lambda h, w, rng: torch.full((h, w), next(levels)))
+    for seed in range(40):
+        levels = iter([0.2, 0.8])
+        p = make_scene_pair(32, np.random.default_rng(seed), n_objects=(1, 1), max_motion=8.0, noise=0.0, blur=0.0)
+        if float(p["flow"][:, 16, 16].norm()) > 2.0:
+            break
+    ys, xs = _grid(32)
+
+    def centre(img):
+        w = (img[0] - 0.2) / 0.6
+        return float((w * xs).sum() / w.sum()), float((w * ys).sum() / w.sum())
+    assert centre(p["img1"]) == pytest.approx((16.0, 16.0), abs=0.05)
+    u, v = p["flow"][:, 16, 16].tolist()
+    assert centre(p["img2"]) == pytest.approx((16.0 + u, 16.0 + v), abs=0.3)
+
+
+def test_each_side_and_the_dataset_arguments_are_checked():
+    with pytest.raises(ValueError, match="at least 16x16 pixels, got 32x8"):
+        make_scene_pair((32, 8), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_pairs"):
+        SyntheticGenericFlow(n_pairs=-1)
+    with pytest.raises(ValueError, match="max_motion"):
+        SyntheticGenericFlow(max_motion=-0.5)
+    with pytest.raises(ValueError, match="at least 16"):
+        SyntheticGenericFlow(size=15)
+    assert len(SyntheticGenericFlow(n_pairs=0)) == 0
+
+
+def test_frames_are_degraded_by_default_and_the_background_turns_both_ways():
+    """Same generator state: the default noise / blur changes the frames but not the flow. Background-only still
+    scenes turn by +-3 degrees: the rotation (dv/dx - du/dy) / 2 takes both signs over seeds."""
+    clean = make_scene_pair(32, np.random.default_rng(2), noise=0.0, blur=0.0)
+    noisy = make_scene_pair(32, np.random.default_rng(2))
+    assert torch.equal(clean["flow"], noisy["flow"]) and not torch.equal(clean["img1"], noisy["img1"])
+    turns = []
+    for s in range(16):
+        f = make_scene_pair(32, np.random.default_rng(s), n_objects=(0, 0), max_motion=0.0)["flow"]
+        turns.append(float((f[1, 16, 17] - f[1, 16, 15] - f[0, 17, 16] + f[0, 15, 16]) / 4))
+    assert min(turns) < -0.005 and max(turns) > 0.005 and max(abs(t) for t in turns) < math.radians(3.0) * 1.04

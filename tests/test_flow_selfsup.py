@@ -685,3 +685,284 @@ def test_superpixel_hallucination_draws_up_to_the_maximum_inclusive():
     counts = {int(superpixel_hallucination(img, n_noisy=(1, 2), rng=rng, labels=labels)[1].sum()) // 4
               for _ in range(20)}
     assert counts == {1, 2}
+
+
+# ------------------------------------------------------- real pairs: which pairs, preprocessing, draws
+
+def _casme2(root: Path, clips, colour=None) -> Path:
+    """A CASME II layout: clips = [(subject, filename, frame numbers, onset, apex, verified)]; the manifest
+    rows are written in the given (unsorted) order. Frames are 48 x 48 BGR: vertical 1-px stripes plus a
+    left/right ramp (so horizontal flips show), or one ``colour`` everywhere."""
+    import cv2
+    c2 = root / "casme2"
+    rows = ["subject,filename,onset,apex,verified,note"]
+    for k, (sub, name, frames, on, ap, ver) in enumerate(clips):
+        clip = c2 / sub / name
+        clip.mkdir(parents=True, exist_ok=True)
+        for n in frames:
+            img = np.zeros((48, 48, 3), np.uint8)
+            if colour is None:
+                img[:, ::2] = 200
+                img += np.linspace(0, 50, 48, dtype=np.uint8)[None, :, None]
+                img[:, :, 1] //= 2
+                img[0:4, 0:4] = (10 * n + k) % 250
+            else:
+                img[:] = colour
+            cv2.imwrite(str(clip / f"img{n}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+        rows.append(f"{sub},{name},{on},{ap},{ver},")
+    (c2 / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _names(pairs):
+    return [(a.parent.name, a.stem, b.stem) for a, b in pairs]
+
+
+def test_real_pairs_are_consecutive_existing_frames_and_distinct_onset_apex(tmp_path):
+    root = _casme2(tmp_path, [("sub01", "EP02", [10, 11, 12, 14], 10, 14, "True"),  # img13 absent: no 12→13
+                              ("sub01", "EP01", [5, 6], 5, 5, "True")])              # onset == apex: no pair
+    ds = RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",))
+    assert _names(ds.pairs["consecutive"]) == [("EP01", "img5", "img6"), ("EP02", "img10", "img11"),
+                                               ("EP02", "img11", "img12")]
+    assert ds.pairs["onset_apex"] == [] and ds.kinds == ("consecutive",) and len(ds) == 3
+    only = RealFramePairs(root=root, subjects=["sub01"], kinds=("onset_apex",))
+    assert _names(only.pairs["onset_apex"]) == [("EP02", "img10", "img14")] and only.pairs["consecutive"] == []
+    # both kinds asked, but no onset→apex pair (onset == apex): only consecutive pairs are drawn
+    one = RealFramePairs(root=_casme2(tmp_path / "b", [("sub01", "EP01", [5, 6], 5, 5, "True")]),
+                         subjects=["sub01"], onset_apex_prob=1.0, n_items=4)
+    assert one.kinds == ("consecutive",) and {one[i]["kind"] for i in range(4)} == {"consecutive"}
+    with pytest.raises(ValueError, match="non-empty subset"):
+        RealFramePairs(root=root, subjects=["sub01"], kinds=())
+    with pytest.raises(ValueError, match=r"\['sub09'\]"):
+        RealFramePairs(root=root, subjects=["sub01", "sub09"])
+
+
+def test_real_pairs_skip_unverified_and_apex_less_rows_and_take_the_first_sorted_clips(tmp_path):
+    root = _casme2(tmp_path, [("sub01", "EP03", [1, 2], 1, 2, "True"), ("sub01", "EP01", [1, 2], 1, 2, ""),
+                              ("sub01", "EP02", [1, 2, 3], 1, "", "True"), ("sub01", "EP00", [7, 8], 7, 8, " TRUE ")])
+    with pytest.warns(UserWarning, match="skipped 2 clip"):
+        ds = RealFramePairs(root=root, subjects=["sub01"])
+    assert any(s.startswith("sub01/EP01: not verified") for s in ds.skipped)   # an empty verified cell
+    assert any(s.startswith("sub01/EP02: no apex") for s in ds.skipped)
+    assert _names(ds.pairs["onset_apex"]) == [("EP00", "img7", "img8"), ("EP03", "img1", "img2")]
+    assert ("EP02", "img2", "img3") in _names(ds.pairs["consecutive"])     # an apex-less clip keeps its consecutive pairs
+    first = RealFramePairs(root=root, subjects=["sub01"], max_clips=3)      # EP00, EP01 (skipped), EP02
+    assert _names(first.pairs["onset_apex"]) == [("EP00", "img7", "img8")] and len(first.pairs["consecutive"]) == 3
+
+
+def test_real_pairs_split_side_test_holds_the_held_out_subjects(tmp_path):
+    subs = [f"sub{s:02d}" for s in range(1, 8)]
+    root = _casme2(tmp_path, [(s, "EP01", [1, 2], 1, 2, "True") for s in subs])
+    split = split_subjects(subs, 4, 2026)
+    test = RealFramePairs(root=root, split="test")
+    assert test.subjects == split["test"] and {p.parent.parent.name for p, _ in test.pairs["onset_apex"]} == set(split["test"])
+    assert RealFramePairs(root=root).subjects == split["train"]
+    assert RealFramePairs(root=root, split="test", n_test=2, split_seed=5).subjects == split_subjects(subs, 2, 5)["test"]
+
+
+def test_real_pair_items_are_the_documented_grey_resize_and_flip_both_frames_alike(tmp_path):
+    import cv2
+    root = _casme2(tmp_path, [("sub01", "EP01", [1, 2, 3], 1, 3, "True")])
+    ds = RealFramePairs(root=root, subjects=["sub01"], size=16, flip=False)
+    p = ds.pairs["consecutive"][0][0]
+    want = cv2.cvtColor(cv2.resize(cv2.imread(str(p)), (16, 16), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    assert np.array_equal(ds.frame(p), want)
+    it = next(ds[i] for i in range(len(ds)) if ds[i]["path1"] == str(p))
+    assert torch.allclose(it["img1"][0], torch.from_numpy(want).float() / 255.0)
+    # BGR (255, 0, 0) is pure blue: luma 0.114 * 255 = 29
+    blue = RealFramePairs(root=_casme2(tmp_path / "b", [("sub01", "EP01", [1, 2], 1, 2, "True")], colour=(255, 0, 0)),
+                          subjects=["sub01"], size=16)
+    assert abs(int(np.median(blue.frame(blue.pairs["consecutive"][0][0]))) - 29) <= 3
+    # onset_apex_prob 1 / 0 draws one kind only; flips (about half) mirror both frames left-right
+    assert {RealFramePairs(root=root, subjects=["sub01"], onset_apex_prob=q, n_items=12)[i]["kind"]
+            for q in (1.0,) for i in range(12)} == {"onset_apex"}
+    assert {RealFramePairs(root=root, subjects=["sub01"], onset_apex_prob=0.0, n_items=12)[i]["kind"]
+            for i in range(12)} == {"consecutive"}
+    fl = RealFramePairs(root=root, subjects=["sub01"], size=16, flip=True, n_items=24)
+    n_flipped = 0
+    for i in range(24):
+        it = fl[i]
+        a = fl.frame(Path(it["path1"])) / 255.0
+        b = fl.frame(Path(it["path2"])) / 255.0
+        got1, got2 = it["img1"][0].numpy(), it["img2"][0].numpy()
+        if np.allclose(got1, a[:, ::-1]) and np.allclose(got2, b[:, ::-1]):
+            n_flipped += 1
+        else:
+            assert np.allclose(got1, a) and np.allclose(got2, b)
+    assert 4 <= n_flipped <= 20
+    with pytest.raises(IndexError):
+        fl[24]
+
+
+def test_real_pair_crops_may_be_the_whole_frame_and_are_the_same_window_of_both(tmp_path):
+    root = _casme2(tmp_path, [("sub01", "EP01", [1, 2, 3], 1, 3, "True")])
+    whole = RealFramePairs(root=root, subjects=["sub01"], size=16, crop=16, flip=False)
+    it = whole[0]
+    assert torch.allclose(it["img1"][0], torch.from_numpy(whole.frame(Path(it["path1"]))).float() / 255.0)
+    ds = RealFramePairs(root=root, subjects=["sub01"], size=16, crop=15, flip=False, n_items=40)
+    corners = set()
+    for i in range(40):
+        it = ds[i]
+        a = torch.from_numpy(ds.frame(Path(it["path1"]))).float() / 255.0
+        b = torch.from_numpy(ds.frame(Path(it["path2"]))).float() / 255.0
+        pos = [(y, x) for y in (0, 1) for x in (0, 1) if torch.equal(it["img1"][0], a[y:y + 15, x:x + 15])]
+        assert pos and any(torch.equal(it["img2"][0], b[y:y + 15, x:x + 15]) for y, x in pos)
+        corners.update(pos)
+    assert (1, 1) in corners        # the crop reaches the last position (size - crop)
+
+
+# ------------------------------------------------------- self-supervised trainer helpers (mutation audit)
+
+class _UpdateStub(torch.nn.Module):
+    """A stand-in SRFlowNet: update i's flow is (i + 1) * (a - b) in both channels (so forward and backward differ
+    and show which image came first); records the iters it was asked for and its training mode."""
+    def __init__(self, iters=3):
+        super().__init__()
+        from types import SimpleNamespace
+        self.config, self.calls = SimpleNamespace(iters=iters), []
+
+    def forward(self, a, b, iters=None):
+        self.calls.append((iters, self.training))
+        d = (a - b).expand(-1, 2, -1, -1) * 3.0
+        return [(i + 1) * d for i in range(iters)]
+
+
+def test_bidirectional_flows_are_img1_to_img2_then_img2_to_img1():
+    from flownet.selfsup import bidirectional_flows
+    img1, img2 = smooth_texture(16, 16, seed=1), smooth_texture(16, 16, seed=2)
+    out = bidirectional_flows(_UpdateStub(), img1, img2, 2)
+    assert len(out) == 2
+    for i, (ff, fb) in enumerate(out):
+        assert torch.allclose(ff, (i + 1) * 3.0 * (img1 - img2).expand(-1, 2, -1, -1))
+        assert torch.allclose(fb, -ff)
+
+
+def test_random_crops_cut_the_same_window_of_every_tensor_and_reach_the_last_position():
+    from flownet.selfsup import random_crops
+    h, w = 6, 9
+    pos = (torch.arange(h)[:, None] * 100 + torch.arange(w)[None, :]).float()[None, None].repeat(64, 1, 1, 1)
+    other = pos * 2.0
+    gen = torch.Generator().manual_seed(0)
+    a, b = random_crops([pos, other], 4, gen)
+    assert a.shape == (64, 1, 4, 4) and torch.equal(b, a * 2.0)
+    ys, xs = (a[:, 0, 0, 0] // 100).long(), (a[:, 0, 0, 0] % 100).long()
+    for k in range(64):
+        assert torch.equal(a[k, 0], pos[0, 0, ys[k]:ys[k] + 4, xs[k]:xs[k] + 4])
+    assert set(ys.tolist()) == {0, 1, 2} and set(xs.tolist()) == set(range(6))    # 0 .. size - crop
+    same = random_crops([pos], 0, gen)[0]
+    assert same is pos
+    with pytest.raises(ValueError, match="differ in batch or size"):
+        random_crops([pos, pos[:, :, :, :8]], 4, gen)
+
+
+def test_teacher_targets_and_step_loss_check_each_direction_against_the_other():
+    from flownet.selfsup import SelfSupLossConfig, teacher_step_loss, teacher_targets
+    g = torch.Generator().manual_seed(3)
+    lc = SelfSupLossConfig()
+    img1, img2 = smooth_texture(24, 24, seed=3), smooth_texture(24, 24, seed=4)
+    ff, fb = torch.randn(1, 2, 24, 24, generator=g) * 1.5, torch.randn(1, 2, 24, 24, generator=g) * 0.5
+    occ_f = forward_backward_occlusion(ff, fb, lc.alpha1, lc.alpha2)
+    occ_b = forward_backward_occlusion(fb, ff, lc.alpha1, lc.alpha2)
+    assert not torch.equal(occ_f, occ_b)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, a, b, iters=None):
+            return [torch.zeros(2, 2, 24, 24), torch.cat([ff, fb])]
+    tg = teacher_targets(Fixed(), img1, img2, lc, 2)
+    assert torch.equal(tg["flow_f"], ff) and torch.equal(tg["flow_b"], fb)
+    assert torch.equal(tg["conf_f"], 1.0 - occ_f) and torch.equal(tg["conf_b"], 1.0 - occ_b)
+    _, parts = teacher_step_loss([(ff * 0, fb * 0), (ff, fb)], img1, img2, lc, use_occlusion=True)
+    assert parts["occ_f"] == pytest.approx(float(occ_f.mean())) and parts["occ_b"] == pytest.approx(float(occ_b.mean()))
+
+
+def test_student_step_loss_is_the_gamma_weighted_sum_over_updates():
+    from flownet.regularizers import stage_weights
+    from flownet.selfsup import SelfSupLossConfig, student_step_loss
+    g = torch.Generator().manual_seed(5)
+    lc = SelfSupLossConfig(gamma=0.5)
+    img1, img2 = smooth_texture(20, 20, seed=5), smooth_texture(20, 20, seed=6)
+    tg = {"flow_f": torch.randn(1, 2, 20, 20, generator=g), "flow_b": torch.randn(1, 2, 20, 20, generator=g),
+          "conf_f": (torch.rand(1, 1, 20, 20, generator=g) > 0.3).float(),
+          "conf_b": (torch.rand(1, 1, 20, 20, generator=g) > 0.7).float()}
+    flows = [(torch.randn(1, 2, 20, 20, generator=g) * s, torch.randn(1, 2, 20, 20, generator=g)) for s in (3.0, 0.1)]
+    loss, parts = student_step_loss(flows, tg, img1, img2, lc)
+    want = sum(w * student_loss(tg["flow_f"], tg["flow_b"], ff, fb, tg["conf_f"], tg["conf_b"], img1, img2, lc.eps,
+                                lc.q, lc.beta, lc.smooth_weight)[0]
+               for w, (ff, fb) in zip(stage_weights(2, 0.5), flows))
+    torch.testing.assert_close(loss, want)
+    assert parts["conf_f"] == pytest.approx(float(tg["conf_f"].mean()))
+
+
+def test_occluded_fraction_uses_the_last_update_in_eval_mode_and_restores_training():
+    from flownet.selfsup import occluded_fraction
+    img1, img2 = smooth_texture(16, 16, seed=7), smooth_texture(16, 16, seed=8)
+    model = _UpdateStub(iters=3)
+    model.train()
+    res = occluded_fraction(model, [(img1, img2)], 0.01, [0.5, 0.05])
+    assert model.training and model.calls == [(3, False)]
+    from flownet.selfsup import bidirectional_flows
+    ff, fb = bidirectional_flows(model, img1, img2, 3)[-1]
+    assert res == {str(a2): pytest.approx(float(forward_backward_occlusion(ff, fb, 0.01, a2).mean()))
+                   for a2 in (0.5, 0.05)}
+    assert res["0.5"] != pytest.approx(float(forward_backward_occlusion(*bidirectional_flows(model, img1, img2, 1)[0],
+                                                                       0.01, 0.5).mean()))
+
+
+def test_train_selfsup_checks_its_settings_and_trains_on_the_train_subjects_only(tmp_path, monkeypatch):
+    import flownet.data.real_pairs as rp
+    from flownet.selfsup import SelfSupConfig, train_selfsup
+    from icegan.config import load_config
+
+    def cfg(*over):
+        return load_config(SelfSupConfig, "configs/flow_selfsup.yaml", [f"out_dir={tmp_path}", "name=chk", *over])
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def recording(**kw):             # stands in for the data: a run stops where it would read frames
+        seen.update(kw)
+        raise Stop
+    monkeypatch.setattr(rp, "RealFramePairs", recording)
+    for over, msg in ((["train.teacher_steps=-1"], "train.teacher_steps must be >= 0"),
+                      (["train.student_steps=-1"], "train.student_steps must be >= 0"),
+                      (["train.teacher_steps=0"], "needs train.init_weights"),
+                      (["loss.occ_warmup_frac=1.5"], "occ_warmup_frac"),
+                      (["train.noisy_min=3", "train.noisy_max=2"], "noisy_min/noisy_max")):
+        with pytest.raises(ValueError, match=msg):
+            train_selfsup(cfg(*over), progress=False)
+    assert not seen
+    with pytest.raises(Stop):
+        train_selfsup(cfg("train.threads=1"), progress=False)
+    assert seen["split"] == "train" and seen["crop"] == 0      # crops are cut per batch, not by the dataset
+
+
+def test_confidence_study_scores_the_valid_pixels_only():
+    """The stub of the test above with the 2 px error rows (4-9) marked invalid: what is left flagged is the
+    0.6 px block (64 pixels) and, when tight, the right column that leaves the image (error 0; 26 valid pixels)."""
+    from types import SimpleNamespace
+
+    from flownet.selfsup import confidence_study
+    h = w = 32
+
+    class Stub(torch.nn.Module):
+        config = SimpleNamespace(iters=1)
+
+        def forward(self, a, b, iters=None):
+            n = a.shape[0] // 2
+            f = const_flow(1.0, 0.0, h, w, n)
+            f[:, 0, 4:10, 4:10] = 3.0
+            f[:, 0, 16:24, 4:12] = 1.6
+            return [torch.cat([f, const_flow(-1.0, 0.0, h, w, n)])]
+    img = smooth_texture(h, w, seed=7)
+    valid = torch.ones(1, h, w, dtype=torch.bool)
+    valid[:, 4:10] = False
+    batch = {"img1": img, "img2": img, "flow": const_flow(1.0, 0.0, h, w), "valid": valid}
+    res = confidence_study(Stub(), [batch], [], alpha2_values=(0.5, 0.05))
+    n_valid = h * w - 6 * w
+    assert math.isclose(res["epe_all"], 64 * 0.6 / n_valid, rel_tol=1e-5)
+    loose, tight = res["by_alpha2"]["0.5"], res["by_alpha2"]["0.05"]
+    assert loose["occ_synthetic"] == pytest.approx(26 / n_valid) and loose["epe_flagged"] == pytest.approx(0.0, abs=1e-6)
+    assert tight["occ_synthetic"] == pytest.approx(90 / n_valid)
+    assert tight["epe_flagged"] == pytest.approx(64 * 0.6 / 90, rel=1e-5) and tight["epe_confident"] < 1e-6
+    assert math.isnan(tight["occ_real"])
