@@ -146,3 +146,124 @@ def test_flow_commands_take_device_auto(tmp_path, capsys):
     assert main(["flow", "run", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", "farneback",
                  "--out", str(tmp_path / "f.png"), "--device", "auto"]) == 0
     assert (tmp_path / "f.png").is_file()
+
+
+# --- icegan compare / table / ensemble: every option reaches the computation (runs made without training) ---
+
+def _prob_runs(root):
+    """Three finished LOSO folders on the toy set (3 subjects per dataset), each a fixed pseudo-random probability
+    per test clip (no training): r1, r2 and r3."""
+    import numpy as np
+
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    toy = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+
+    def probs(seed):
+        def fold_fn(fold):
+            z = np.random.default_rng(seed * 1000 + fold.index).normal(size=(len(fold.test_idx), 3)) * 2
+            e = np.exp(z - z.max(1, keepdims=True))
+            return e / e.sum(1, keepdims=True)
+        return fold_fn
+    for s in (1, 2, 3):
+        run_loso(toy.samples, probs(s), root / f"r{s}", progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prob_runs(tmp_path_factory):
+    return _prob_runs(tmp_path_factory.mktemp("prob_runs"))
+
+
+def test_compare_options_reach_the_bootstrap(prob_runs, tmp_path, monkeypatch):
+    """`icegan compare` writes what icegan.significance gives for the same --baseline, --resamples, --confidence,
+    --seed, --stratify and --format, and draws the forest plot against the same baseline and level."""
+    import icegan.significance as S
+    from icegan.cli import main
+    drawn = {}
+    monkeypatch.setattr(S, "forest_plot", lambda scopes, path, baseline=0, confidence=0.95:
+                        drawn.update(baseline=baseline, confidence=confidence, n=len(scopes)))
+    r1, r2, r3 = (prob_runs / f"r{s}" for s in (1, 2, 3))
+    sets = [S.load_run_set("A", [r1]), S.load_run_set("B", [r2]), S.load_run_set("C", [r3])]
+    for fmt in ("markdown", "csv"):
+        out = tmp_path / f"c_{fmt}.md"
+        assert main(["compare", f"A={r1}", f"B={r2}", f"C={r3}", "--baseline", "B", "--resamples", "150",
+                     "--confidence", "0.8", "--seed", "7", "--stratify", "--format", fmt, "--out", str(out),
+                     "--plot", str(tmp_path / "c.png")]) == 0
+        rows = S.bootstrap_compare(sets, baseline=1, resamples=150, confidence=0.8, seed=7, stratify=True)
+        assert out.read_text() == S.comparison_table(rows, baseline=1, confidence=0.8, resamples=150, fmt=fmt,
+                                                     stratified=True)
+        assert drawn == {"baseline": 1, "confidence": 0.8, "n": 1}
+    a, b = (tmp_path / "s0.md", tmp_path / "s1.md")
+    for seed, path in ((0, a), (1, b)):
+        assert main(["compare", str(r1), str(r2), "--resamples", "150", "--seed", str(seed), "--out", str(path)]) == 0
+    assert a.read_text() != b.read_text()          # another seed, other resamples
+
+
+def test_compare_per_dataset_tables(prob_runs, tmp_path, capsys):
+    """--per-dataset: one table per dataset after the overall one, the legend once at the end (Markdown), the CSV
+    one table with a scope column and one header, the LaTeX floats labelled per dataset."""
+    import io
+
+    import pandas as pd
+
+    from icegan.cli import main
+    r1, r2 = prob_runs / "r1", prob_runs / "r2"
+    base = ["compare", f"A={r1}", f"B={r2}", "--resamples", "120", "--per-dataset"]
+    assert main(base) == 0
+    md = capsys.readouterr().out
+    assert md.count("Subject-level bootstrap: 120 resamples") == 1
+    assert md.index("Subject-level bootstrap") > md.index("## SAMM")
+    assert main([*base, "--format", "csv"]) == 0
+    csv = capsys.readouterr().out
+    assert "\n\n" not in csv and csv.count("scope,") == 1
+    table = pd.read_csv(io.StringIO(csv))
+    assert list(table["scope"]) == ["all", "all", "casme2", "casme2", "samm", "samm"]
+    assert main([*base, "--format", "latex"]) == 0
+    tex = capsys.readouterr().out
+    for lab in ("tab:icegan-compare-all", "tab:icegan-compare-casme2", "tab:icegan-compare-samm"):
+        assert f"\\label{{{lab}}}" in tex
+
+
+def test_compare_errors_exit_2_naming_the_option(prob_runs, tmp_path, capsys):
+    from icegan.cli import main
+    assert main(["compare", f"A={prob_runs / 'r1'}", "--baseline", "B", "--resamples", "120"]) == 2
+    assert "--baseline 'B' is not one of the entries' labels ['A']" in capsys.readouterr().err
+    run_md = prob_runs / "r1" / "metrics.md"
+    before = run_md.read_text()
+    assert main(["compare", str(prob_runs / "r1"), "--resamples", "120", "--plot", str(run_md)]) == 2
+    assert "--plot" in capsys.readouterr().err and run_md.read_text() == before
+
+
+def test_table_writes_its_format_into_a_new_folder(prob_runs, tmp_path, capsys):
+    """`icegan table --format latex --out` writes report.results_table's LaTeX into a folder it makes, and prints
+    nothing of the table; a run's own metrics.md is refused as --out (exit 2)."""
+    from icegan.cli import main
+    from icegan.report import TableEntry, results_table
+    out = tmp_path / "new" / "deeper" / "t.tex"
+    assert main(["table", f"A={prob_runs / 'r1'}", "--format", "latex", "--out", str(out)]) == 0
+    assert out.read_text() == results_table([TableEntry("A", [prob_runs / "r1"])], fmt="latex")
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    run_md = prob_runs / "r1" / "metrics.md"
+    before = run_md.read_text()
+    assert main(["table", str(prob_runs / "r1"), "--out", str(run_md)]) == 2
+    assert "--out" in capsys.readouterr().err and run_md.read_text() == before
+
+
+def test_ensemble_options_reach_the_average(prob_runs, tmp_path, capsys):
+    """`icegan ensemble` averages every run given with --weights, titles metrics.md with --name, and exits 2 on
+    runs it cannot average."""
+    import json
+
+    from icegan.cli import main
+    from icegan.ensemble import ensemble_runs
+    runs = [prob_runs / f"r{s}" for s in (1, 2, 3)]
+    out = tmp_path / "ens"
+    assert main(["ensemble", *map(str, runs), "--out", str(out), "--weights", "3", "1", "1", "--name", "my mix"]) == 0
+    want = ensemble_runs(runs, tmp_path / "api", weights=[3, 1, 1])
+    assert json.loads((out / "metrics.json").read_text())["overall"] == want["overall"]
+    assert (out / "predictions.csv").read_text() == (tmp_path / "api" / "predictions.csv").read_text()
+    assert (out / "metrics.md").read_text().splitlines()[0] == "# my mix (probability ensemble)"
+    capsys.readouterr()
+    assert main(["ensemble", str(runs[0]), "--out", str(tmp_path / "one")]) == 2
+    assert "icegan ensemble: error:" in capsys.readouterr().err

@@ -340,3 +340,71 @@ def test_train_py_refuses_a_recognizer_size_it_cannot_build(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "recognizer.input_size=2 does not fit ststnet" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_oracle_epoch_run_is_marked_in_every_output(tmp_path, capsys):
+    """oracle_epoch=true reaches the training (each fold's scores recorded per epoch, the epoch kept named in
+    predictions.csv) and marks the run: metrics.json, metrics.md's title and the printed summary."""
+    out = tmp_path / "oracle"
+    assert main(["loso", "--out", str(out), "--no-progress", "data.source=toy", "data.toy_subjects=2",
+                 "model.epochs=2", "model.eval_every=1", "model.batch_size=16", "max_folds=2", "threads=1",
+                 "oracle_epoch=true"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["oracle_epoch"] is True
+    assert json.loads((out / "run.json").read_text())["oracle_epoch"] is True
+    assert (out / "metrics.md").read_text().splitlines()[0].startswith("# loso [ORACLE EPOCH]")
+    pred = pd.read_csv(out / "predictions.csv")
+    assert pred["oracle_epoch"].isin([0, 1]).all()            # an epoch was picked for every fold
+    assert "ORACLE EPOCH" in capsys.readouterr().out
+
+
+def test_without_out_the_run_goes_to_runs_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["loso", "--no-progress", "name=my_recipe", "data.source=toy", "model.name=logreg", "max_folds=1",
+                 "workers=1", "threads=1"]) == 0
+    assert (tmp_path / "runs" / "my_recipe" / "metrics.json").is_file()
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["my_recipe"]
+
+
+def test_synthetic_training_rows_have_no_coded_action_units():
+    """FeatureFolds appends the synthetic clips after the real ones; their action-unit targets are zero and marked
+    unknown (they were never FACS-coded), the real clips' kept as given."""
+    from icegan.commands.loso import FeatureFolds
+    from icegan.data.toy_features import make_toy_features
+    real = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1)
+    syn = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    n, m = len(real), len(syn)
+    au = (torch.ones(n, 14), torch.ones(n, dtype=torch.bool))
+    ff = FeatureFolds(LosoConfig(), real.features, real.labels, real.samples["subject"].tolist(), progress=False,
+                      extra=syn, au=au)
+    assert ff.x.shape[0] == n + m and torch.equal(ff.x[n:], syn.features) and torch.equal(ff.y[n:], syn.labels)
+    assert ff.subjects == real.samples["subject"].tolist() + syn.samples["subject"].tolist()
+    assert ff.au[1][:n].all() and not ff.au[1][n:].any()
+    assert ff.au[0][:n].eq(1).all() and ff.au[0][n:].eq(0).all()
+
+
+def test_permute_labels_seed_0_is_a_null_run_too():
+    """data.permute_labels=0 is a seed like any other: the labels are permuted (0 is not 'off'; -1 is)."""
+    from icegan.commands.loso import load_feature_set, permute_labels
+    real = load_feature_set(FeatureDataConfig(source="toy"))
+    null = load_feature_set(FeatureDataConfig(source="toy", permute_labels=0))
+    assert null.samples["label"].equals(permute_labels(real.samples, 0)["label"])
+    assert not null.samples["label"].equals(real.samples["label"])
+
+
+@pytest.mark.parametrize("make, msg", [
+    (lambda: FeatureDataConfig(roi="landmarks", roi_patch=29), "data.roi_patch must be in 1..28"),
+    (lambda: FeatureDataConfig(synthetic_per_clip=1, size=0), "it needs data.size=28, not 0"),
+    (lambda: LosoConfig(workers=0, device="cuda"), "workers=0 trains fold groups in CPU processes"),
+    (lambda: LosoConfig(workers=2, device="cuda:1"), "with device=cuda:1 set workers=1"),
+])
+def test_data_and_worker_limits_are_inclusive(make, msg):
+    """The edges of the config checks: roi_patch 1 and 28 and synthetic clips at size 28 are accepted, 29 and size 0
+    are not; fold processes (workers != 1) run with device cpu or auto (resolved when the run starts), never a GPU
+    named outright."""
+    FeatureDataConfig(roi="landmarks", roi_patch=28)
+    FeatureDataConfig(roi="landmarks", roi_patch=1)
+    FeatureDataConfig(synthetic_per_clip=1, size=28)
+    LosoConfig(workers=0, device="auto")
+    LosoConfig(workers=2, device="cpu")
+    with pytest.raises(ValueError, match=msg):
+        make()

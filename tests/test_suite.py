@@ -600,3 +600,83 @@ def test_a_member_whose_training_diverges_ends_the_suite_in_one_line(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert err.splitlines()[-1].startswith("icegan suite: error: fold '") and "NaN or Inf: its training diverged" in err
     assert "Traceback" not in err
+
+
+def test_near_miss_takes_the_closest_first_run_and_up_to_most_keys():
+    """reuse_near_miss names the pool run with the fewest differing keys (the first of equals), up to ``most`` keys
+    (3 by default) and none beyond."""
+    from icegan.config import apply_overrides, to_dict
+    from icegan.pipeline import load_main_config
+    from icegan.suite import _comparable, reuse_near_miss
+    base = load_main_config(None, [])
+    want = apply_overrides(base, ["threads=2", "device=cuda", "data.max_folds=2"])
+    pool = [(Path("/p/base"), _comparable(to_dict(base))),
+            (Path("/p/two"), _comparable(to_dict(apply_overrides(base, ["threads=2"])))),
+            (Path("/p/one_a"), _comparable(to_dict(apply_overrides(base, ["threads=2", "device=cuda"])))),
+            (Path("/p/one_b"), _comparable(to_dict(apply_overrides(base, ["threads=2", "data.max_folds=2"]))))]
+    assert reuse_near_miss(want, pool).startswith("/p/one_a differs in data.max_folds (2 here")
+    assert reuse_near_miss(want, pool[:1]).startswith("/p/base differs in ")         # three keys: still named
+    far = apply_overrides(want, ["data.n_subjects=3"])
+    assert reuse_near_miss(far, pool[:1]) is None                                   # four keys: another run
+    assert reuse_near_miss(far, pool[:1], most=4).startswith("/p/base differs in ")
+
+
+TOY_SUITE = f"""\
+name: toy
+seeds: [0, 1]
+resamples: 200
+runs:
+  - {{label: floor, config: {CONFIGS}/demo_features.yaml, overrides: [model.name=logreg, workers=1]}}
+  - {{label: forest, config: {CONFIGS}/demo_features.yaml,
+      overrides: [model.name=random_forest, model.forest_trees=5, workers=1]}}
+"""
+
+
+def test_an_interrupted_suite_leaves_the_page_of_its_finished_seeds(tmp_path, monkeypatch):
+    """results.md is written after every seed: a suite stopped in seed 1 leaves the page of seed 0 alone (its table,
+    a per-seed table of seed 0 only), not of folders that never finished."""
+    import icegan.commands.loso as loso
+    suite = tmp_path / "s.yaml"
+    suite.write_text(TOY_SUITE)
+    real = loso.run
+
+    def run(cfg, out, **kw):
+        if out.name.endswith("_s1"):
+            raise KeyboardInterrupt
+        return real(cfg, out, **kw)
+    monkeypatch.setattr(loso, "run", run)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path / "out", ["threads=1", "max_folds=4"], progress=False)
+    res = (tmp_path / "out" / "results.md").read_text()
+    assert "1 of its 2 seed(s) finished (seeds 0; the suite's: 0, 1;" in res
+    assert "| entry | seed 0 |\n|---|---|\n| floor | " in res and "seed 1 |" not in res
+    assert "| floor | honest | CDE | 1 |" in _whole(res) and "| forest | honest | CDE | 1 |" in _whole(res)
+
+
+@pytest.mark.parametrize("max_folds, heads", [
+    (4, ["## Subject-bootstrap intervals, paired differences to floor"]),        # casme2 subjects only: no split
+    (5, ["## Subject-bootstrap intervals, paired differences to floor",
+         "## Subject-bootstrap intervals, CASME II (4 subjects), paired differences to floor",
+         "## Subject-bootstrap intervals, SAMM (1 subject"]),
+])
+def test_results_page_scopes_and_one_legend(tmp_path, max_folds, heads):
+    """A comparison per dataset only when the runs span several; a dataset of one tested subject gets no bootstrap
+    (a note instead), and the legend follows the last table drawn."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text(TOY_SUITE.replace("seeds: [0, 1]", "seeds: [0]"))
+    run_suite(suite, tmp_path / "out", ["threads=1", f"max_folds={max_folds}"], progress=False)
+    res = (tmp_path / "out" / "results.md").read_text()
+    got = [ln for ln in res.splitlines() if ln.startswith("## Subject-bootstrap")]
+    assert len(got) == len(heads) and all(g.startswith(h) for g, h in zip(got, heads))
+    assert res.count("Subject-level bootstrap: 200 resamples") == 1
+    legend = res.index("Subject-level bootstrap: 200 resamples")
+    assert legend < res.index("## Commands") and legend > res.index(heads[-1] if max_folds == 4 else heads[1])
+    if max_folds == 5:
+        assert legend < res.index(heads[2])
+        assert got[2] + "\n\nNone: a subject bootstrap needs at least two subjects." in res
+
+
+def test_seeds_option_reads_a_comma_list():
+    """--seeds takes a comma list such as '0,1,2', spaces and a trailing comma included."""
+    from icegan.cli import build_parser
+    assert build_parser().parse_args(["suite", "--config", "s.yaml", "--seeds", "3, 5,"]).seeds == [3, 5]
