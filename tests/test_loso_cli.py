@@ -408,3 +408,14 @@ def test_data_and_worker_limits_are_inclusive(make, msg):
     LosoConfig(workers=2, device="cpu")
     with pytest.raises(ValueError, match=msg):
         make()
+
+
+def test_hde_folds_are_trained_one_per_call():
+    """protocol=HDE trains every fold alone whatever model.folds_per_group (CDE keeps the groups of the setting)."""
+    from icegan.commands.loso import fold_runner, load_feature_set
+    from icegan.config import load_config
+    for protocol, want in (("HDE", 1), ("CDE", 0)):
+        cfg = load_config(LosoConfig, None, [f"protocol={protocol}", "data.source=toy", "model.folds_per_group=0",
+                                             "workers=1"])
+        _, per_call, group_map = fold_runner(cfg, load_feature_set(cfg.data), progress=False)
+        assert (per_call, group_map) == (want, None), protocol
