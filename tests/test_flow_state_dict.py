@@ -1,6 +1,5 @@
-"""Reading flow-network weights files (flownet.models.state_dict), the shared input contract of the flow networks
-(flownet.models.inputs) and the device a setting names (flownet.devices): the cases a mutation audit found
-untested."""
+"""Reading flow-network weights files (flownet.models.state_dict) and the shared input contract of the flow networks
+(flownet.models.inputs): the cases a mutation audit found untested."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +9,6 @@ import pytest
 import torch
 import torch.nn as nn
 
-from flownet.devices import resolve_device
 from flownet.models.inputs import rgb01_batch, update_count
 from flownet.models.state_dict import load_model_file, load_state_dict_file, load_state_dict_strict, read_torch_file
 
@@ -161,38 +159,3 @@ def test_rgb01_batch_refuses_a_3d_tensor_with_three_rows():
     grey = torch.rand(2, 1, 4, 5)
     out = rgb01_batch(grey)                                           # grey: a view repeated to RGB, no copy
     assert out.shape == (2, 3, 4, 5) and out.data_ptr() == grey.data_ptr() and out.stride(1) == 0
-
-
-# ---------------------------------------------------------------------------------------------- devices
-
-def test_cuda_index_equal_to_the_gpu_count_is_refused(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert resolve_device("cuda:1") == torch.device("cuda", 1)
-    with pytest.raises(ValueError, match=r"'cuda:2' but this machine has 2 CUDA device\(s\) \(cuda:0..cuda:1\)"):
-        resolve_device("cuda:2")
-
-
-def test_mps_is_checked_against_this_machine(monkeypatch):
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(ValueError, match=r"--device='mps' but Apple's MPS backend is not available here; use "
-                                         r"--device=cpu"):
-        resolve_device("mps", "--device")
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert resolve_device("mps") == torch.device("mps")
-
-
-def test_a_torch_without_cuda_is_named_as_such(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.version, "cuda", None)
-    with pytest.raises(ValueError, match=r"CUDA is not available here \(this torch build has no CUDA\)"):
-        resolve_device("cuda")
-    monkeypatch.setattr(torch.version, "cuda", "12.4")
-    with pytest.raises(ValueError, match=r"\(torch .* \(CUDA 12\.4\) finds no GPU or driver\)"):
-        resolve_device("cuda")
-
-
-def test_a_value_that_is_no_device_name_is_a_value_error():
-    with pytest.raises(ValueError, match=r"device=1\.5 is not a device name"):
-        resolve_device(1.5)
-    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
