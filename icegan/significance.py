@@ -79,7 +79,8 @@ def scope_title(scope: str, sets: Sequence[RunSet]) -> str:
     for ``"all"``, else the dataset's name (``CASME II (24 subjects)``)."""
     from icegan.protocol import DATASET_TITLES
     name = "Full" if scope == "all" else DATASET_TITLES.get(scope, scope)
-    return f"{name} ({len(sets[0].subjects)} subjects)"
+    n = len(sets[0].subjects)
+    return f"{name} ({n} subject{'' if n == 1 else 's'})"
 
 
 def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: int = 3) -> np.ndarray:

@@ -657,7 +657,7 @@ def test_an_interrupted_suite_leaves_the_page_of_its_finished_seeds(tmp_path, mo
     (4, ["## Subject-bootstrap intervals, paired differences to floor"]),        # casme2 subjects only: no split
     (5, ["## Subject-bootstrap intervals, paired differences to floor",
          "## Subject-bootstrap intervals, CASME II (4 subjects), paired differences to floor",
-         "## Subject-bootstrap intervals, SAMM (1 subject"]),
+         "## Subject-bootstrap intervals, SAMM (1 subject)"]),
 ])
 def test_results_page_scopes_and_one_legend(tmp_path, max_folds, heads):
     """A comparison per dataset only when the runs span several; a dataset of one tested subject gets no bootstrap
