@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -356,28 +357,27 @@ def test_train_init_weights_loads_and_rejects_mismatch(tmp_path):
         load_init_weights(dst, tmp_path / "nope.pt")
 
 
-def test_confidence_study_tight_alpha2_flags_subpixel_errors():
-    from types import SimpleNamespace
+class _ErrorBlocksStub(torch.nn.Module):
+    """A flow network for 32 x 32 pairs run forward and backward as one batch: forward flow u = 1 px (the truth)
+    except a 2 px error block (rows and columns 4-9) and a 0.6 px error block (rows 16-23, columns 4-11); backward
+    flow exactly -1 px (consistent with the truth)."""
+    config = SimpleNamespace(iters=1)
 
+    def forward(self, a, b, iters=None):
+        n, h, w = a.shape[0] // 2, a.shape[-2], a.shape[-1]
+        f = const_flow(1.0, 0.0, h, w, n)
+        f[:, 0, 4:10, 4:10] = 3.0
+        f[:, 0, 16:24, 4:12] = 1.6
+        return [torch.cat([f, const_flow(-1.0, 0.0, h, w, n)])]
+
+
+def test_confidence_study_tight_alpha2_flags_subpixel_errors():
     from flownet.selfsup import confidence_study
 
     h = w = 32
-
-    class Stub(torch.nn.Module):
-        """Forward flow u = 1 px (the truth) except a 2 px error block and a 0.6 px error block;
-        backward flow exactly -1 px (consistent with the truth)."""
-        config = SimpleNamespace(iters=1)
-
-        def forward(self, a, b, iters=None):
-            n = a.shape[0] // 2
-            f = const_flow(1.0, 0.0, h, w, n)
-            f[:, 0, 4:10, 4:10] = 3.0
-            f[:, 0, 16:24, 4:12] = 1.6
-            return [torch.cat([f, const_flow(-1.0, 0.0, h, w, n)])]
-
     img = smooth_texture(h, w, seed=7)
     batch = {"img1": img, "img2": img, "flow": const_flow(1.0, 0.0, h, w), "valid": torch.ones(1, h, w, dtype=torch.bool)}
-    res = confidence_study(Stub(), [batch], [(img, img)], alpha2_values=(0.5, 0.05))
+    res = confidence_study(_ErrorBlocksStub(), [batch], [(img, img)], alpha2_values=(0.5, 0.05))
     loose, tight = res["by_alpha2"]["0.5"], res["by_alpha2"]["0.05"]
     assert tight["occ_synthetic"] > loose["occ_synthetic"]             # the 0.6 px block is flagged only when tight
     assert tight["epe_confident"] < 1e-6 < loose["epe_confident"]      # what stays confident is exact when tight
@@ -940,25 +940,13 @@ def test_train_selfsup_checks_its_settings_and_trains_on_the_train_subjects_only
 def test_confidence_study_scores_the_valid_pixels_only():
     """The stub of the test above with the 2 px error rows (4-9) marked invalid: what is left flagged is the
     0.6 px block (64 pixels) and, when tight, the right column that leaves the image (error 0; 26 valid pixels)."""
-    from types import SimpleNamespace
-
     from flownet.selfsup import confidence_study
     h = w = 32
-
-    class Stub(torch.nn.Module):
-        config = SimpleNamespace(iters=1)
-
-        def forward(self, a, b, iters=None):
-            n = a.shape[0] // 2
-            f = const_flow(1.0, 0.0, h, w, n)
-            f[:, 0, 4:10, 4:10] = 3.0
-            f[:, 0, 16:24, 4:12] = 1.6
-            return [torch.cat([f, const_flow(-1.0, 0.0, h, w, n)])]
     img = smooth_texture(h, w, seed=7)
     valid = torch.ones(1, h, w, dtype=torch.bool)
     valid[:, 4:10] = False
     batch = {"img1": img, "img2": img, "flow": const_flow(1.0, 0.0, h, w), "valid": valid}
-    res = confidence_study(Stub(), [batch], [], alpha2_values=(0.5, 0.05))
+    res = confidence_study(_ErrorBlocksStub(), [batch], [], alpha2_values=(0.5, 0.05))
     n_valid = h * w - 6 * w
     assert math.isclose(res["epe_all"], 64 * 0.6 / n_valid, rel_tol=1e-5)
     loose, tight = res["by_alpha2"]["0.5"], res["by_alpha2"]["0.05"]
