@@ -746,7 +746,8 @@ def test_real_pairs_skip_unverified_and_apex_less_rows_and_take_the_first_sorted
     assert any(s.startswith("sub01/EP02: no apex") for s in ds.skipped)
     assert _names(ds.pairs["onset_apex"]) == [("EP00", "img7", "img8"), ("EP03", "img1", "img2")]
     assert ("EP02", "img2", "img3") in _names(ds.pairs["consecutive"])     # an apex-less clip keeps its consecutive pairs
-    first = RealFramePairs(root=root, subjects=["sub01"], max_clips=3)      # EP00, EP01 (skipped), EP02
+    with pytest.warns(UserWarning, match="skipped 2 clip"):                  # EP00, EP01 (skipped), EP02 (no apex)
+        first = RealFramePairs(root=root, subjects=["sub01"], max_clips=3)
     assert _names(first.pairs["onset_apex"]) == [("EP00", "img7", "img8")] and len(first.pairs["consecutive"]) == 3
 
 
