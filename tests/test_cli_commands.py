@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _gan_sizes import tiny_gan_config
 
 from icegan.cli import main
 from icegan.commands.loso import LosoConfig
@@ -210,11 +211,9 @@ def test_prepare_applies_the_overrides(tmp_path, monkeypatch, capsys):
 
 
 def _tiny_generator(tmp_path: Path) -> Path:
-    from icegan.gan.trainer import GanConfig, build_models, save_checkpoint
-    cfg = GanConfig()
-    cfg.data.img_size, cfg.data.apex_neighbors = 32, 0
-    m = cfg.model
-    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    from icegan.gan.trainer import build_models, save_checkpoint
+    cfg = tiny_gan_config(32)
+    cfg.data.apex_neighbors = 0
     g, d = build_models(cfg)
     save_checkpoint(tmp_path / "last.pt", cfg, g, d, 0, [])
     return tmp_path / "last.pt"

@@ -8,12 +8,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _gan_sizes import tiny_gan_config
 
 from icegan.cli import main
 from icegan.gan.evaluate import (CrossDatasetRecognizer, FlowRecognizer, evaluate_generator, face_embeddings,
                                  identity_metrics)
 from icegan.gan.pairs import load_casme2_pairs
-from icegan.gan.trainer import GanConfig, build_models, save_checkpoint
+from icegan.gan.trainer import build_models, save_checkpoint
 
 HOLDOUT = ["sub02", "sub03", "sub14", "sub24", "sub26"]
 
@@ -105,11 +106,9 @@ def test_cross_dataset_recognizer_transfers_to_casme2(pairs64):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, shared_data):
-    cfg = GanConfig()
-    cfg.data.img_size, cfg.data.apex_neighbors, cfg.data.holdout_subjects = 32, 0, ["sub01"]
+    cfg = tiny_gan_config(32)
+    cfg.data.apex_neighbors, cfg.data.holdout_subjects = 0, ["sub01"]
     cfg.data.root = str(shared_data / "casme2")
-    m = cfg.model
-    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
     g, d = build_models(cfg)
     path = tmp_path_factory.mktemp("ckpt") / "last.pt"
     save_checkpoint(path, cfg, g, d, 0, [])
@@ -212,10 +211,7 @@ def test_controllability_is_the_share_of_synthetic_faces_recognised_as_their_cla
     of the faces asked for "positive": controllability 1/3, per class {negative 0, positive 1, surprise 0}; the same
     for the cross-dataset recognizer (answering "surprise"), and real accuracy is the share of real pairs so
     labelled."""
-    cfg = GanConfig()
-    cfg.data.img_size = 64
-    m = cfg.model
-    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    cfg = tiny_gan_config(64)
     g, _ = build_models(cfg)
     pick = [0, 1, 2, 3]
     labels = pairs64.labels[pick]
@@ -234,11 +230,10 @@ def test_controllability_is_the_share_of_synthetic_faces_recognised_as_their_cla
 def test_cli_eval_motion_checkpoint(tmp_path, shared_data):
     """A checkpoint with the motion head (prior in the state dict) and a motion-input discriminator evaluates;
     its ExpCaps is given each held-out apex with its onset."""
-    cfg = GanConfig()
-    cfg.data.img_size, cfg.data.apex_neighbors, cfg.data.holdout_subjects = 32, 0, ["sub01"]
+    cfg = tiny_gan_config(32)
+    cfg.data.apex_neighbors, cfg.data.holdout_subjects = 0, ["sub01"]
     cfg.data.root = str(shared_data / "casme2")
     m = cfg.model
-    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
     m.motion_head, m.motion_prior, m.d_motion_input = True, "farneback", True
     g, d = build_models(cfg)
     prior = torch.zeros(3, 2, 32, 32)
@@ -274,12 +269,9 @@ def test_expcaps_uf1_is_the_macro_f1_of_its_answers(shared_data):
     from sklearn.metrics import f1_score, recall_score
     from icegan.gan.pairs import load_casme2_pairs
     from icegan.gan.evaluate import evaluate_generator
-    from icegan.gan.trainer import GanConfig, build_models
+    from icegan.gan.trainer import build_models
     pairs = load_casme2_pairs(shared_data / "casme2", img_size=64, apex_neighbors=0, cache=False)
-    cfg = GanConfig()
-    cfg.data.img_size = 64
-    m = cfg.model
-    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    cfg = tiny_gan_config(64)
     g, _ = build_models(cfg)
 
     class D:
@@ -340,10 +332,7 @@ def test_flow_recognizer_features_point_the_way_the_face_moved():
 
 
 def _tiny_generator():
-    cfg = GanConfig()
-    cfg.data.img_size = 32
-    m = cfg.model
-    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    cfg = tiny_gan_config(32)
     torch.manual_seed(0)
     return build_models(cfg)[0].eval()
 
