@@ -6,36 +6,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _feature_tables import TOY, toy_config, write_feature_table
 from _gan_sizes import tiny_gan_config
 
 from icegan.cli import main
-from icegan.commands.loso import LosoConfig
 from icegan.commands.predict import fit, predict_table
-from icegan.config import load_config
 from icegan.data.features import FeatureSet
 from icegan.data.toy_features import make_toy_features
 
-TOY = ["data.source=toy", "data.toy_subjects=2", "threads=1", "model.epochs=3"]
 SCORES = ["score_negative", "score_positive", "score_surprise"]
-CLASSES = ["negative", "positive", "surprise"]
-
-
-def _cfg(*overrides: str) -> LosoConfig:
-    return load_config(LosoConfig, None, [*TOY, *overrides])
-
-
-def _table(folder: Path, fs, labels: bool = True, name: str = "clips.csv", scale: float = 1.0,
-           clip_suffix: str = "") -> Path:
-    """``fs`` as a feature table of .npy maps (times ``scale``), labelled by class name or with empty labels."""
-    maps = folder / f"maps_{Path(name).stem}"
-    maps.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, r in fs.samples.iterrows():
-        np.save(maps / f"{i}.npy", scale * fs.features[i].numpy())
-        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"] + clip_suffix,
-                     "label": CLASSES[int(r["label"])] if labels else "", "path": f"{maps.name}/{i}.npy"})
-    pd.DataFrame(rows).to_csv(folder / name, index=False)
-    return folder / name
 
 
 @pytest.fixture
@@ -55,7 +34,7 @@ def recorded_fit(monkeypatch):
 
 
 def test_fit_passes_seed_device_threads_and_progress_to_the_training(tmp_path, recorded_fit, capsys):
-    cfg = _cfg("model.name=logreg", "seed=7", "threads=2")
+    cfg = toy_config("model.name=logreg", "seed=7", "threads=2")
     cfg.device = "cuda:3"                  # recorded only; the training itself runs on the CPU
     fit(cfg, tmp_path / "a.pt", progress=True)
     call = recorded_fit["fit"][-1]
@@ -68,7 +47,7 @@ def test_fit_passes_seed_device_threads_and_progress_to_the_training(tmp_path, r
 def test_fit_inner_validation_trains_on_the_rest_with_its_subjects(tmp_path, recorded_fit):
     """model.inner_val_fraction: the training part and the held-out part cover the 36 clips, and the subjects passed
     with the training part are its own (one per training clip, 9 clips per subject)."""
-    fit(_cfg("model.inner_val_fraction=0.25", "model.epochs=1"), tmp_path / "m.pt", progress=False)
+    fit(toy_config("model.inner_val_fraction=0.25", "model.epochs=1"), tmp_path / "m.pt", progress=False)
     call = recorded_fit["fit"][-1]
     x, x_val, subjects = call["x"], call["x_val"], call["subjects_train"]
     assert x_val is not None and len(x) + len(x_val) == 36 and len(subjects) == len(x) == len(call["y"])
@@ -77,7 +56,7 @@ def test_fit_inner_validation_trains_on_the_rest_with_its_subjects(tmp_path, rec
 
 def test_fit_sde_names_a_dataset_that_is_not_in_the_data(tmp_path):
     with pytest.raises(ValueError, match=r"dataset='smic' has no clips in the data \(datasets: \['casme2', 'samm'\]\)"):
-        fit(_cfg("model.name=logreg", "protocol=SDE", "dataset=smic"), tmp_path / "m.pt", progress=False)
+        fit(toy_config("model.name=logreg", "protocol=SDE", "dataset=smic"), tmp_path / "m.pt", progress=False)
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -89,10 +68,10 @@ def test_fit_print_config_prints_and_trains_nothing(tmp_path, capsys):
 def test_predict_options_reach_the_scores(tmp_path, capsys, monkeypatch):
     """--weights, --normalize and --device reach the scoring (default: cpu, auto); a new output folder is made."""
     import icegan.saved_recognizer
-    fit(_cfg("model.name=logreg"), tmp_path / "a.pt", progress=False)
-    fit(_cfg("model.name=ststnet", "model.epochs=1"), tmp_path / "b.pt", progress=False)
+    fit(toy_config("model.name=logreg"), tmp_path / "a.pt", progress=False)
+    fit(toy_config("model.name=ststnet", "model.epochs=1"), tmp_path / "b.pt", progress=False)
     new = make_toy_features(n_subjects_per_dataset=1, seed=5)
-    table = _table(tmp_path, new, labels=False, scale=0.5)          # maps in [0, 0.5]: minmax changes them
+    table = write_feature_table(tmp_path, new, labels="empty", scale=0.5)   # maps in [0, 0.5]: minmax changes them
     a_minmax, _, _ = predict_table([tmp_path / "a.pt"], table, normalize="minmax")
     a_none, _, _ = predict_table([tmp_path / "a.pt"], table, normalize="none")
     assert not np.allclose(a_minmax[SCORES].to_numpy(), a_none[SCORES].to_numpy(), atol=1e-3)
@@ -114,10 +93,11 @@ def test_predict_options_reach_the_scores(tmp_path, capsys, monkeypatch):
 def test_predict_auto_normalizes_as_the_model_s_training_table(tmp_path):
     """--normalize auto: a model fitted on a table with data.normalize=minmax gets its scored maps min-max
     normalised too; auto is the default of predict_table and of the command."""
-    train = _table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="train.csv", scale=2.0)
-    fit(_cfg("model.name=logreg", "data.source=table", f"data.table={train}", "data.normalize=minmax"),
+    train = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="train.csv", scale=2.0)
+    fit(toy_config("model.name=logreg", "data.source=table", f"data.table={train}", "data.normalize=minmax"),
         tmp_path / "m.pt", progress=False)
-    table = _table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5), labels=False, scale=0.5)
+    table = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5), labels="empty",
+                                scale=0.5)
     auto, _, _ = predict_table([tmp_path / "m.pt"], table)
     minmax, _, _ = predict_table([tmp_path / "m.pt"], table, normalize="minmax")
     none, _, _ = predict_table([tmp_path / "m.pt"], table, normalize="none")
@@ -131,9 +111,9 @@ def test_predict_auto_normalizes_as_the_model_s_training_table(tmp_path):
 def test_predict_keeps_the_negative_class_label_and_warns_about_seen_subjects(tmp_path, capsys):
     """y_true 0 (negative) is a label, not unknown; new clips of training subjects are named as not a
     subject-independent test; maps of another size get a note naming both sizes; some labels: no metrics."""
-    fit(_cfg("model.name=logreg"), tmp_path / "m.pt", progress=False)
+    fit(toy_config("model.name=logreg"), tmp_path / "m.pt", progress=False)
     seen = make_toy_features(n_subjects_per_dataset=2)
-    table = _table(tmp_path, seen, clip_suffix="_new")
+    table = write_feature_table(tmp_path, seen, clip_suffix="_new")
     out = tmp_path / "p.csv"
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table), "--out", str(out)]) == 0
     captured = capsys.readouterr()
@@ -144,7 +124,7 @@ def test_predict_keeps_the_negative_class_label_and_warns_about_seen_subjects(tm
     assert "note:" not in captured.err
     import torch
     big = FeatureSet(seen.samples, torch.nn.functional.interpolate(seen.features, size=42, mode="bilinear"))
-    part = _table(tmp_path, big, name="big.csv")
+    part = write_feature_table(tmp_path, big, name="big.csv")
     rows = pd.read_csv(part)
     rows.loc[1:, "label"] = ""
     rows.to_csv(part, index=False)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _feature_tables import TOY, toy_config, write_feature_table
 
 from icegan.cli import main
 from icegan.commands.loso import LosoConfig
@@ -17,29 +18,6 @@ from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_recognizer.py"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TOY = ["data.source=toy", "data.toy_subjects=2", "threads=1", "model.epochs=3"]
-
-
-def _cfg(*overrides: str) -> LosoConfig:
-    return load_config(LosoConfig, None, [*TOY, *overrides])
-
-
-def _write_table(tmp_path: Path, fs, labels: str = "names", name: str = "clips.csv") -> Path:
-    """The clips of ``fs`` as a feature table of .npy maps; labels: ``names``, ``empty`` cells or ``none`` (no
-    column)."""
-    maps = tmp_path / "maps"
-    maps.mkdir(exist_ok=True)
-    rows = []
-    for i, r in fs.samples.iterrows():
-        np.save(maps / f"{i}.npy", fs.features[i].numpy())
-        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"],
-                     "label": ["negative", "positive", "surprise"][int(r["label"])] if labels == "names" else "",
-                     "path": f"maps/{i}.npy"})
-    table = pd.DataFrame(rows)
-    if labels == "none":
-        table = table.drop(columns=["label"])
-    table.to_csv(tmp_path / name, index=False)
-    return tmp_path / name
 
 
 @pytest.mark.parametrize("overrides", [
@@ -52,7 +30,7 @@ def _write_table(tmp_path: Path, fs, labels: str = "names", name: str = "clips.c
 ], ids=["ststnet-seeds", "ststnet-snapshots", "offtanet", "logreg", "forest", "custom"])
 def test_saved_recognizer_round_trip(tmp_path, overrides):
     """What `icegan predict` loads scores every clip exactly as the model that `icegan fit` trained."""
-    cfg = _cfg(*overrides)
+    cfg = toy_config(*overrides)
     fitted, record = fit(cfg, tmp_path / "m.pt", progress=False)
     x = make_toy_features(n_subjects_per_dataset=1, seed=5).features       # other clips than the training ones
     loaded, meta = load_recognizer(tmp_path / "m.pt")
@@ -67,19 +45,19 @@ def test_saved_recognizer_round_trip(tmp_path, overrides):
 
 def test_fit_trains_on_every_clip_and_sde_on_one_dataset(tmp_path):
     """CDE: all clips of the data section; SDE with a dataset: that dataset's clips only."""
-    _, cde = fit(_cfg("model.name=logreg"), tmp_path / "a.pt", progress=False)
-    _, sde = fit(_cfg("model.name=logreg", "protocol=SDE", "dataset=samm"), tmp_path / "b.pt", progress=False)
+    _, cde = fit(toy_config("model.name=logreg"), tmp_path / "a.pt", progress=False)
+    _, sde = fit(toy_config("model.name=logreg", "protocol=SDE", "dataset=samm"), tmp_path / "b.pt", progress=False)
     assert cde["datasets"] == {"casme2": 18, "samm": 18}
     assert sde["datasets"] == {"samm": 18} and all(s.startswith("samm/") for s in sde["subjects"])
     with pytest.raises(ValueError, match="dataset=NAME"):
-        fit(_cfg("model.name=logreg", "protocol=SDE"), tmp_path / "c.pt", progress=False)
+        fit(toy_config("model.name=logreg", "protocol=SDE"), tmp_path / "c.pt", progress=False)
 
 
 def test_fit_with_inner_validation_differs_from_final_epoch(tmp_path):
     """model.inner_val_fraction holds subjects out for early stopping, as in a LOSO fold: another model."""
     x = make_toy_features(n_subjects_per_dataset=1, seed=5).features
-    a, _ = fit(_cfg("model.epochs=4"), tmp_path / "a.pt", progress=False)
-    b, _ = fit(_cfg("model.epochs=4", "model.inner_val_fraction=0.25", "model.eval_every=1"), tmp_path / "b.pt",
+    a, _ = fit(toy_config("model.epochs=4"), tmp_path / "a.pt", progress=False)
+    b, _ = fit(toy_config("model.epochs=4", "model.inner_val_fraction=0.25", "model.eval_every=1"), tmp_path / "b.pt",
                progress=False)
     assert not np.allclose(a(x), b(x))
 
@@ -92,7 +70,7 @@ def test_fit_refuses_loso_only_settings(tmp_path, key, _on, _why):
     # landmark regions and synthetic clips need the composite's faces (a toy config refuses them itself): refused
     # before any data is read
     composite_only = key in ("data.roi", "data.synthetic_per_clip")
-    cfg = load_config(LosoConfig, None, [f"{key}={value}"]) if composite_only else _cfg(f"{key}={value}")
+    cfg = load_config(LosoConfig, None, [f"{key}={value}"]) if composite_only else toy_config(f"{key}={value}")
     with pytest.raises(ValueError, match=f"icegan fit cannot apply {key}"):
         fit(cfg, tmp_path / "m.pt", progress=False)
     assert not (tmp_path / "m.pt").exists()
@@ -105,7 +83,7 @@ def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
     assert "trained on 36 clips of 4 subjects" in capsys.readouterr().out
     new = make_toy_features(n_subjects_per_dataset=1, seed=5, datasets=("smic",))
     for labels in ("empty", "none"):
-        table = _write_table(tmp_path, new, labels=labels)
+        table = write_feature_table(tmp_path, new, labels=labels)
         assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table),
                      "--out", str(tmp_path / "p.csv")]) == 0
         captured = capsys.readouterr()
@@ -119,7 +97,7 @@ def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
         assert p["predicted"].tolist() == [["negative", "positive", "surprise"][i] for i in p["y_pred"]]
         loaded, _ = load_recognizer(tmp_path / "m.pt")
         np.testing.assert_allclose(scores, loaded(new.features), atol=1e-6)
-    table = _write_table(tmp_path, new, labels="names")
+    table = write_feature_table(tmp_path, new, labels="names")
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table),
                  "--out", str(tmp_path / "p.csv")]) == 0
     captured = capsys.readouterr()
@@ -131,7 +109,8 @@ def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
     with Image.open(tmp_path / "p_confusion.png") as im:  # the confusion matrices beside the predictions
         assert im.size[0] > im.size[1] > 100
     assert "warning" not in captured.err
-    seen = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="seen.csv")   # training clips
+    # the training clips
+    seen = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="seen.csv")
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(seen),
                  "--out", str(tmp_path / "q.csv")]) == 0
     captured = capsys.readouterr()
@@ -144,9 +123,9 @@ def test_predict_cli_on_new_unlabelled_clips(tmp_path, capsys):
 
 def test_predict_averages_models_with_weights(tmp_path):
     """Several --model files: their probabilities averaged; weight 0 for one gives the other alone."""
-    fit(_cfg("model.name=logreg"), tmp_path / "a.pt", progress=False)
-    fit(_cfg("model.name=random_forest", "model.forest_trees=20"), tmp_path / "b.pt", progress=False)
-    table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    fit(toy_config("model.name=logreg"), tmp_path / "a.pt", progress=False)
+    fit(toy_config("model.name=random_forest", "model.forest_trees=20"), tmp_path / "b.pt", progress=False)
+    table = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5))
     a, _, _ = predict_table([tmp_path / "a.pt"], table)
     b, _, _ = predict_table([tmp_path / "b.pt"], table)
     ab, _, _ = predict_table([tmp_path / "a.pt", tmp_path / "b.pt"], table)
@@ -171,7 +150,7 @@ def test_unusable_model_files_are_named(tmp_path):
     with pytest.raises(SavedRecognizerError, match="text.pt cannot be read"):
         load_recognizer(tmp_path / "text.pt")
 
-    fit(_cfg("model.name=logreg"), tmp_path / "lr.pt", progress=False)
+    fit(toy_config("model.name=logreg"), tmp_path / "lr.pt", progress=False)
     payload = torch.load(tmp_path / "lr.pt", weights_only=True)
     torch.save({**payload, "version": 99}, tmp_path / "v99.pt")
     with pytest.raises(SavedRecognizerError, match="format version 99"):
@@ -180,7 +159,7 @@ def test_unusable_model_files_are_named(tmp_path):
     with pytest.raises(SavedRecognizerError, match="checksum"):
         load_recognizer(tmp_path / "bad.pt")
 
-    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    fit(toy_config(), tmp_path / "st.pt", progress=False)
     payload = torch.load(tmp_path / "st.pt", weights_only=True)
     payload["config"]["model"]["width"] = 2                   # a config that builds another network
     torch.save(payload, tmp_path / "wide.pt")
@@ -192,7 +171,7 @@ def test_unusable_model_files_are_named(tmp_path):
 
     net = tmp_path / "net.py"
     net.write_text(EXAMPLE.read_text())
-    fit(_cfg("model.name=custom", f"model.module={net}:TwoLayerCNN", "model.epochs=1"), tmp_path / "c.pt",
+    fit(toy_config("model.name=custom", f"model.module={net}:TwoLayerCNN", "model.epochs=1"), tmp_path / "c.pt",
         progress=False)
     load_recognizer(tmp_path / "c.pt")                        # unchanged code: loads
     net.write_text(EXAMPLE.read_text() + "\n# edited\n")
@@ -201,9 +180,9 @@ def test_unusable_model_files_are_named(tmp_path):
 
 
 def test_predict_cli_errors_name_the_file(tmp_path, capsys):
-    fit(_cfg("model.name=logreg"), tmp_path / "m.pt", progress=False)
+    fit(toy_config("model.name=logreg"), tmp_path / "m.pt", progress=False)
     fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
-    table = _write_table(tmp_path, fs, labels="empty")
+    table = write_feature_table(tmp_path, fs, labels="empty")
     rc = main(["predict", "--model", str(tmp_path / "missing.pt"), "--table", str(table), "--out", str(tmp_path / "p.csv")])
     assert rc == 2 and "missing.pt" in capsys.readouterr().err
     bad = pd.read_csv(table, keep_default_na=False)
@@ -221,7 +200,7 @@ def test_predict_cli_errors_name_the_file(tmp_path, capsys):
 def test_training_tables_still_need_labels(tmp_path):
     """An empty label stays an error where labels are needed (icegan loso, icegan fit)."""
     from icegan.data.feature_table import load_table_features
-    table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1), labels="empty")
+    table = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=1), labels="empty")
     with pytest.raises(ValueError, match="line 2 .*empty label .*can be scored by `icegan predict`"):
         load_table_features(table)
     assert (load_table_features(table, labelled=False).labels == -1).all()
@@ -280,14 +259,14 @@ def test_predict_warns_when_maps_come_from_another_flow(tmp_path, capsys):
         (d / "provenance.json").write_text(json.dumps({"flow": {"method": method, "batch_size": 8}, "weights": {},
                                                        "faces": {"modes": [mode], "size": 128},
                                                        "size": 28, "clips": 1, "seconds": 0}))
-    table = _write_table(train_dir, make_toy_features(n_subjects_per_dataset=2))
+    table = write_feature_table(train_dir, make_toy_features(n_subjects_per_dataset=2))
     cfg = load_config(LosoConfig, None, ["model.name=logreg", "data.source=table", f"data.table={table}", "threads=1"])
     _, record = fit(cfg, tmp_path / "m.pt", progress=False)
     assert record["maps"]["flow"] == {"method": "srflownet"}                   # batch size: not a map setting
     assert record["maps"]["faces"] == {"modes": ["cropped"], "size": 128}
-    same = _write_table(train_dir, make_toy_features(n_subjects_per_dataset=1, seed=5), name="same.csv")
-    other = _write_table(new_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
-    raw = _write_table(raw_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    same = write_feature_table(train_dir, make_toy_features(n_subjects_per_dataset=1, seed=5), name="same.csv")
+    other = write_feature_table(new_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    raw = write_feature_table(raw_dir, make_toy_features(n_subjects_per_dataset=1, seed=5))
     for scored, warned in ((same, None), (other, "trained on srflownet flow (28 px maps), these are tvl1 "
                                                   "flow"),
                            (raw, "the faces were prepared otherwise than the training faces (modes: cropped for "
@@ -305,7 +284,7 @@ def test_fitted_model_is_the_recipe_loso_scored(tmp_path, name):
     same mirroring and test-time averaging)."""
     from icegan.commands.loso import load_feature_set, run
     from icegan.recognition import fit_recognizer
-    cfg = _cfg(f"model.name={name}", "model.forest_trees=30", "seed=3")
+    cfg = toy_config(f"model.name={name}", "model.forest_trees=30", "seed=3")
     run(cfg, tmp_path / "loso", progress=False)
     pred = pd.read_csv(tmp_path / "loso" / "predictions.csv", dtype={"subject": str})
     fs = load_feature_set(cfg.data)
@@ -329,7 +308,7 @@ def test_a_model_of_the_released_maps_warns_on_icegan_features_maps(shared_data,
     d = tmp_path / "mine"
     d.mkdir()
     (d / "provenance.json").write_text(json.dumps({"flow": {"method": "srflownet"}, "weights": {}, "size": 28}))
-    table = _write_table(d, make_toy_features(n_subjects_per_dataset=1, seed=5))
+    table = write_feature_table(d, make_toy_features(n_subjects_per_dataset=1, seed=5))
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table),
                  "--out", str(tmp_path / "p.csv")]) == 0
     assert ("trained on the released megc2019_htnet maps, these are srflownet flow (28 px maps)"
@@ -345,14 +324,14 @@ def test_scored_maps_go_through_the_training_maps_path(tmp_path):
     big = new.features.clone()
     big = torch.nn.functional.interpolate(big, size=56, mode="bilinear", align_corners=False)
     from icegan.data.features import FeatureSet
-    table = _write_table(tmp_path, FeatureSet(new.samples, big), labels="empty")
-    fitted, _ = fit(_cfg("model.name=logreg"), tmp_path / "lr.pt", progress=False)
+    table = write_feature_table(tmp_path, FeatureSet(new.samples, big), labels="empty")
+    fitted, _ = fit(toy_config("model.name=logreg"), tmp_path / "lr.pt", progress=False)
     p, _, size = predict_table([tmp_path / "lr.pt"], table)
     assert size == 56
     cols = ["score_negative", "score_positive", "score_surprise"]
     np.testing.assert_allclose(p[cols].to_numpy(), fitted(resize_features(big, 28)), atol=1e-6)
-    table28 = _write_table(tmp_path, new, labels="empty", name="t28.csv")
-    fitted, _ = fit(_cfg("model.name=logreg", "data.recenter=median"), tmp_path / "rc.pt", progress=False)
+    table28 = write_feature_table(tmp_path, new, labels="empty", name="t28.csv")
+    fitted, _ = fit(toy_config("model.name=logreg", "data.recenter=median"), tmp_path / "rc.pt", progress=False)
     p, _, _ = predict_table([tmp_path / "rc.pt"], table28)
     np.testing.assert_allclose(p[cols].to_numpy(), fitted(recenter_flow(new.features)), atol=1e-6)
     assert not np.allclose(p[cols].to_numpy(), fitted(new.features), atol=1e-3)
@@ -364,7 +343,7 @@ def test_a_fold_trained_alone_is_fit_on_its_training_clips(tmp_path):
     probabilities for the held-out dataset's clips, although the table also holds the held-out clips."""
     from icegan.commands.loso import load_feature_set, run
     from icegan.recognition import fit_recognizer
-    cfg = _cfg("protocol=HDE", "model.shift_px=1", "seed=2")
+    cfg = toy_config("protocol=HDE", "model.shift_px=1", "seed=2")
     run(cfg, tmp_path / "hde", progress=False)
     pred = pd.read_csv(tmp_path / "hde" / "predictions.csv", dtype={"subject": str})
     fs = load_feature_set(cfg.data)
@@ -385,10 +364,10 @@ def test_an_sde_run_does_not_depend_on_the_other_datasets_clips(tmp_path):
     grouped network draws its batches from the rows its folds train on, never from clips no fold learns from)."""
     from icegan.commands.loso import run
     fs = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
-    both = _write_table(tmp_path, fs, name="both.csv")
+    both = write_feature_table(tmp_path, fs, name="both.csv")
     keep = (fs.samples["dataset"] == "samm").to_numpy().copy()
     alone = type(fs)(fs.samples[keep].reset_index(drop=True), fs.features[torch.from_numpy(keep)])
-    only = _write_table(tmp_path, alone, name="only.csv")
+    only = write_feature_table(tmp_path, alone, name="only.csv")
     preds = []
     for table in (both, only):
         cfg = load_config(LosoConfig, None, ["data.source=table", f"data.table={table}", "protocol=SDE",
@@ -412,7 +391,7 @@ def test_outputs_never_replace_a_run_s_files_or_other_files(tmp_path, capsys):
     assert main(["fit", "--out", str(model), "--no-progress", *TOY, "model.name=logreg"]) == 0
     out = capsys.readouterr().out
     assert f"icegan predict --model {model} --table CLIPS.csv --out PREDICTIONS.csv" in out    # a hint that runs
-    table = _write_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5), labels="empty")
+    table = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5), labels="empty")
     refused = [
         (["fit", "--out", str(run), "--no-progress", *TOY], f"is a folder; give the path of a file to write (e.g. "
                                                              f"{run / 'model.pt'})"),
@@ -449,7 +428,7 @@ def test_outputs_never_replace_a_run_s_files_or_other_files(tmp_path, capsys):
 def test_a_model_file_missing_an_entry_is_named(tmp_path, capsys):
     """An edited model file (an entry deleted or of the wrong kind) is one error naming the file and the entry, not
     a KeyError from deep in loading."""
-    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    fit(toy_config(), tmp_path / "st.pt", progress=False)
     payload = torch.load(tmp_path / "st.pt", weights_only=True)
     cases = {"nomembers": ({k: v for k, v in payload.items() if k != "members"}, r"'members' entry is missing"),
              "notlist": ({**payload, "members": {"a": 1}}, r"'members' is not a list"),
@@ -462,7 +441,7 @@ def test_a_model_file_missing_an_entry_is_named(tmp_path, capsys):
         with pytest.raises(SavedRecognizerError, match=rf"{name}\.pt: (its )?{said}"):
             load_recognizer(tmp_path / f"{name}.pt")
     fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
-    table = _write_table(tmp_path, fs, labels="empty")
+    table = write_feature_table(tmp_path, fs, labels="empty")
     rc = main(["predict", "--model", str(tmp_path / "nomembers.pt"), "--table", str(table),
                "--out", str(tmp_path / "p.csv")])
     err = capsys.readouterr().err
@@ -473,13 +452,13 @@ def test_a_model_file_missing_an_entry_is_named(tmp_path, capsys):
 def test_a_model_whose_weights_give_nan_scores_is_refused(tmp_path, capsys):
     """Weights that overflow to NaN scores (a damaged or diverged model; finite, so the file itself loads) gave
     every clip class 0 and empty score cells, exit 0."""
-    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    fit(toy_config(), tmp_path / "st.pt", progress=False)
     payload = torch.load(tmp_path / "st.pt", weights_only=True)
     sd = payload["members"][0]["state_dict"]
     sd[next(k for k, v in sd.items() if v.is_floating_point() and v.dim() == 4)].fill_(3e38)   # conv: Inf, then NaN
     torch.save(payload, tmp_path / "nan.pt")
     fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
-    table = _write_table(tmp_path, fs, labels="empty")
+    table = write_feature_table(tmp_path, fs, labels="empty")
     with pytest.raises(SavedRecognizerError, match=r"nan\.pt: its weights produce NaN or Inf scores"):
         predict_table([tmp_path / "st.pt", tmp_path / "nan.pt"], table)
     rc = main(["predict", "--model", str(tmp_path / "nan.pt"), "--table", str(table), "--out", str(tmp_path / "p.csv")])
@@ -490,7 +469,7 @@ def test_a_model_whose_weights_give_nan_scores_is_refused(tmp_path, capsys):
 
 def test_a_model_file_with_nan_weights_is_refused_when_read(tmp_path):
     """A NaN weight was only found once every clip had been scored; reading the file now names the weight."""
-    fit(_cfg(), tmp_path / "st.pt", progress=False)
+    fit(toy_config(), tmp_path / "st.pt", progress=False)
     payload = torch.load(tmp_path / "st.pt", weights_only=True)
     sd = payload["members"][0]["state_dict"]
     key = [k for k, v in sd.items() if v.is_floating_point()][-1]
@@ -505,7 +484,7 @@ def test_fit_refuses_to_save_a_diverged_training(tmp_path, capsys):
     `icegan predict` found out."""
     out = tmp_path / "m.pt"
     with pytest.raises(FloatingPointError, match=r"diverged: members\[0\] weight .* model\.lr \(now 1e\+30\)"):
-        fit(_cfg("model.lr=1e30"), out, progress=False)
+        fit(toy_config("model.lr=1e30"), out, progress=False)
     assert not out.exists() and not list(tmp_path.iterdir())
     rc = main(["fit", "--out", str(out), "--no-progress", *TOY, "model.lr=1e30"])
     err = capsys.readouterr().err
