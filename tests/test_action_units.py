@@ -3,6 +3,7 @@ STSTNet head, the loss by hand, training, isolation of the held-out rows, and th
 import pytest
 import torch
 from _model_checks import assert_only_second_copy_changed
+from _scalar_log import ScalarLog
 
 from icegan.cli import main
 from icegan.data.action_units import EMFACS_ACTION_UNITS, action_unit_targets, parse_action_units
@@ -156,14 +157,6 @@ def test_au_weight_in_training():
         fit(1.0, units=(au[0] * 2, au[1]))
 
 
-class _Recorder:
-    def __init__(self):
-        self.values: dict[str, list[float]] = {}
-
-    def add_scalar(self, key, value, step):
-        self.values.setdefault(key, []).append(float(value))
-
-
 def test_au_weight_scales_the_action_unit_loss_by_hand():
     """The first epoch's logged loss (one full batch, no augmentation) is the initial network's class cross-entropy
     (classes weighted n / (K n_c)) plus au_weight times the mean binary cross-entropy of its action-unit head,
@@ -173,7 +166,7 @@ def test_au_weight_scales_the_action_unit_loss_by_hand():
     y = torch.where(torch.arange(len(y)) == 0, (y + 1) % 3, y)       # unequal classes: the weights matter
     mask = torch.ones(1, len(y), dtype=torch.bool)
     au = _toy_action_units(fs)
-    rec = _Recorder()
+    rec = ScalarLog()
     cfg = RecognizerConfig(epochs=1, batch_size=0, dropout=0.0, hflip=False, tta_hflip=False, au_weight=0.5)
     train_models(cfg, x, y, mask, seed=3, progress=False, action_units=au, writer=rec)
     torch.manual_seed(3)

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _model_checks import assert_only_second_copy_changed
+from _scalar_log import ScalarLog
 
 from icegan.cli import main
 from icegan.data.toy_features import make_toy_features
@@ -17,14 +18,6 @@ def _toy():
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     d = torch.tensor([0 if s.startswith("casme2/") else 1 for s in fs.samples["subject"]])
     return fs.features, fs.labels, d
-
-
-class _Recorder:
-    def __init__(self):
-        self.values: dict[str, list[float]] = {}
-
-    def add_scalar(self, key, value, step):
-        self.values.setdefault(key, []).append(float(value))
 
 
 @pytest.mark.parametrize("scale", [-1.0, -0.25, 0.0, 2.0])
@@ -79,7 +72,7 @@ def test_reversal_schedule_and_dataset_loss_by_hand(monkeypatch):
         return forward(self, *a, **kw)
 
     monkeypatch.setattr(STSTNet, "forward", spy)
-    rec = _Recorder()
+    rec = ScalarLog()
     cfg = RecognizerConfig(epochs=4, batch_size=0, dropout=0.0, hflip=False, tta_hflip=False,
                            domain_adversarial=0.5)
     train_models(cfg, x, y, mask, seed=3, progress=False, domains=d, writer=rec)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _scalar_log import ScalarLog
 
 from icegan.gan.pairs import PairSet, class_id, load_casme2_pairs, load_face_images, to_tensor
 from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
@@ -137,17 +138,7 @@ def test_step_scalars_reach_the_log_as_numbers_that_average_to_the_history():
     torch.manual_seed(0)
     on = torch.rand(16, 1, 32, 32) * 2 - 1
     y = torch.arange(16) % 3
-
-    class Log:
-        def __init__(self):
-            self.rows = []
-
-        def add_scalar(self, key, value, step):
-            self.rows.append((key, value, step))
-
-        def add_image(self, *args, **kwargs):
-            pass
-    log = Log()
+    log = ScalarLog()
     st = train_gan(on, on.clone(), y, tiny_cfg(epochs=2), device="cpu", log=log)
     steps = [(k, v, s) for k, v, s in log.rows if k != "lr"]
     assert steps and all(type(v) is float for _, v, _ in steps)
@@ -164,22 +155,13 @@ def test_loss_weights_combine_the_logged_terms():
     on = torch.rand(16, 1, 32, 32) * 2 - 1
     y = torch.arange(16) % 3
 
-    class Log:
-        def __init__(self):
-            self.rows = {}
-
-        def add_scalar(self, key, value, step):
-            self.rows.setdefault(step, {})[key] = value
-
-        def add_image(self, *args, **kwargs):
-            pass
     cfg = tiny_cfg(epochs=1)
     lc = cfg.loss
     lc.lambda_adv, lc.lambda_mer, lc.lambda_mes, lc.g_cls, lc.counterfactual, lc.mode_seeking = 0.3, 0.7, 2.0, 0.5, 0, 0
-    log = Log()
+    log = ScalarLog()
     train_gan(on, (on * 0.9).clone(), y, cfg, device="cpu", log=log)
-    assert sorted(log.rows) == [0, 1]
-    for r in log.rows.values():
+    assert sorted(log.by_step) == [0, 1]
+    for r in log.by_step.values():
         assert r["loss/d_total"] == pytest.approx(0.3 * r["loss/d_adv"] + 0.7 * r["loss/d_cls"], rel=1e-5)
         assert r["loss/g_total"] == pytest.approx(0.3 * r["loss/g_adv"] + 2.0 * r["loss/ip"] + 0.5 * r["loss/g_cls"],
                                                   rel=1e-5)

@@ -3,6 +3,7 @@ the forest's out-of-bag probabilities, flipped labels found, the fold masks, and
 reaches the filter."""
 import numpy as np
 import pytest
+from _scalar_log import ScalarLog
 
 from icegan.data.toy_features import make_toy_features
 from icegan.label_noise import confident_joint_flags, flag_noisy_labels, forest_out_of_bag_probabilities
@@ -80,14 +81,7 @@ def test_noise_filter_masks_and_held_out_isolation():
     for i, f in enumerate(folds):
         masks[i, f.train_idx] = True
 
-    class Writer:                                                # records what reaches TensorBoard
-        def __init__(self):
-            self.logged = []
-
-        def add_scalar(self, tag, value, step):
-            self.logged.append((tag, value, step))
-
-    writer = Writer()
+    writer = ScalarLog()                                         # records what reaches TensorBoard
     kept = _drop_noisy_labels(cfg, x, y, masks, folds, 1, 5, False, writer)
     flat = x.reshape(len(y), -1).numpy()
     for i, f in enumerate(folds):
@@ -96,7 +90,7 @@ def test_noise_filter_masks_and_held_out_isolation():
         want = masks[i].copy()
         want[np.asarray(f.train_idx)[flags]] = False
         np.testing.assert_array_equal(kept[i], want)
-        assert writer.logged[i] == ("noise_filter/dropped_share", float(flags.mean()), f.index)
+        assert writer.rows[i] == ("noise_filter/dropped_share", float(flags.mean()), f.index)
     out = fit_predict_folds(cfg, x, y, subjects, folds[:1], seed=5, progress=False)[0]
     y2 = y.clone()
     y2[folds[0].test_idx] = (y2[folds[0].test_idx] + 1) % 3      # the held-out subject's labels: never seen

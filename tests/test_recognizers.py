@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from _model_checks import assert_only_second_copy_changed
+from _scalar_log import ScalarLog
 
 from icegan.data.toy_features import make_toy_features
 from icegan.models.recognizers import (MaskedBatchNorm2d, OffTANet, STSTNet, build_recognizer, conv_maxpool,
@@ -949,16 +950,9 @@ def test_mixup_weighs_each_label_by_its_images_share(monkeypatch):
         return out
     monkeypatch.setattr(recognition, "_ce_rows", spy)
     monkeypatch.setattr(torch.distributions.Beta, "sample", lambda self, shape=(): torch.full(tuple(shape), 0.9))
-
-    class Log:
-        def __init__(self):
-            self.values = {}
-
-        def add_scalar(self, key, value, step):
-            self.values.setdefault(key, []).append(float(value))
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     mask = torch.ones(1, len(fs.labels), dtype=torch.bool)
-    log = Log()
+    log = ScalarLog()
     cfg = RecognizerConfig(epochs=1, batch_size=0, mixup_alpha=0.4, class_weighting=False, hflip=False,
                            tta_hflip=False)
     train_models(cfg, fs.features, fs.labels, mask, seed=0, progress=False, writer=log)
