@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from _textures import smooth_texture
 
 import flownet
 from flownet.data.synthetic_face import warp_forward
@@ -25,12 +26,6 @@ from flownet.registry import (BackboneEstimator, build_backbone, canonical_name,
 def lfn2():
     torch.manual_seed(0)
     return LiteFlowNet2()
-
-
-def _smooth_texture(b, h, w, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(b, 1, h // 4, w // 4, generator=g)
-    return F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 # ---------------------------------------------------------------------------------------------- LFN2
@@ -186,7 +181,7 @@ def test_multiscale_loss_known_value():
 
 def test_lfn2_gradients_reach_every_parameter(lfn2):
     lfn2.zero_grad()
-    x1 = _smooth_texture(2, 64, 64, seed=4)
+    x1 = smooth_texture(2, 64, 64, seed=4)
     gt = torch.zeros(2, 2, 64, 64)
     gt[:, 0] = 0.7
     out = lfn2.forward_train(x1, warp_forward(x1, gt))
@@ -200,7 +195,7 @@ def test_lfn2_gradients_reach_every_parameter(lfn2):
 def test_lfn2_loss_decreases_on_fixed_batch():
     torch.manual_seed(0)
     m = LiteFlowNet2()
-    img1 = _smooth_texture(2, 32, 32, seed=5)
+    img1 = smooth_texture(2, 32, 32, seed=5)
     gt = torch.zeros(2, 2, 32, 32)
     gt[0, 0], gt[0, 1], gt[1, 0], gt[1, 1] = 1.5, -1.0, -0.8, 2.0   # opposite motions: needs matching
     img2 = warp_forward(img1, gt)
@@ -222,7 +217,7 @@ def test_lfn2_init_keeps_feature_and_cost_volume_signal(lfn2):
     # std ~0.1 (~0.07 on grey faces), cost volume ~5e-3 with flow-induced changes ~1e-4; trained 667 steps on
     # synthetic facial flow the model stayed at zero flow (test EPE 1.155 = zero-flow EPE). Features must
     # start at order 1 and the cost volume at order 0.1-1.
-    x = torch.cat([_smooth_texture(1, 128, 128, seed=3), _smooth_texture(1, 128, 128, seed=4)])
+    x = torch.cat([smooth_texture(1, 128, 128, seed=3), smooth_texture(1, 128, 128, seed=4)])
     with torch.no_grad():
         feats = lfn2.netc(lfn2.prepare(x))
         assert all(float(f.std()) > 0.5 for f in feats), [float(f.std()) for f in feats]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from _flow_sizes import TINY_SRFLOWNET
+from _textures import smooth_texture
 
 import flownet
 from flownet.data.synthetic_face import SyntheticFaceFlow, warp_forward
@@ -18,12 +19,6 @@ from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
 from flownet.registry import default_weights_path, load_srflownet, save_srflownet
 
 TINY = SRFlowNetConfig(**TINY_SRFLOWNET)
-
-
-def _smooth_texture(b, h, w, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(b, 1, h // 4, w // 4, generator=g)
-    return torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def test_srflownet_shapes_padding_grey_rgb_and_gradients():
@@ -46,7 +41,7 @@ def test_srflownet_shapes_padding_grey_rgb_and_gradients():
 def test_short_training_lowers_loss_on_fixed_batch():
     torch.manual_seed(0)
     m = SRFlowNet(TINY)
-    img1 = _smooth_texture(2, 64, 64)
+    img1 = smooth_texture(2, 64, 64)
     gt = torch.zeros(2, 2, 64, 64)
     gt[0, 0], gt[0, 1], gt[1, 0], gt[1, 1] = 1.5, -1.0, -0.8, 2.0
     img2 = warp_forward(img1, gt)
@@ -107,7 +102,7 @@ def test_weights_round_trip_and_clear_errors(tmp_path):
 
 
 def test_registry_classical_and_errors():
-    img1 = _smooth_texture(1, 64, 64, seed=3)
+    img1 = smooth_texture(1, 64, 64, seed=3)
     gt = torch.zeros(1, 2, 64, 64)
     gt[:, 0] = 1.0
     img2 = warp_forward(img1, gt)
@@ -229,7 +224,7 @@ def test_compiled_estimate_equals_eager_and_forward_stays_eager():
     from flownet.registry import SRFlowNetEstimator
     torch.manual_seed(0)
     m = SRFlowNet(TINY)
-    img1, img2 = _smooth_texture(1, 32, 32, seed=1), _smooth_texture(1, 32, 32, seed=2)
+    img1, img2 = smooth_texture(1, 32, 32, seed=1), smooth_texture(1, 32, 32, seed=2)
     eager = SRFlowNetEstimator(m, iters=1).estimate(img1, img2)
     est = SRFlowNetEstimator(m, iters=1, compile=True)   # one update: the shortest graph to compile
     assert est._compiled is None
@@ -372,7 +367,7 @@ def test_quarter_grid_shapes_eval_single_flow_and_training_step():
         m(img1, img2, iters=-1)
     # one optimiser step on a translated smooth texture lowers the loss of that batch
     m.train()
-    a = _smooth_texture(2, 32, 32, seed=5)
+    a = smooth_texture(2, 32, 32, seed=5)
     gt = torch.zeros(2, 2, 32, 32)
     gt[:, 0], gt[:, 1] = 1.0, -0.5
     b = warp_forward(a, gt)
@@ -584,7 +579,7 @@ def test_evaluate_model_builds_no_autograd_graph():
             return super().forward(*a, **k)
     torch.manual_seed(0)
     m = Spy(TINY)
-    img = _smooth_texture(2, 32, 32)
+    img = smooth_texture(2, 32, 32)
     batch = {"img1": img, "img2": img, "flow": torch.zeros(2, 2, 32, 32), "valid": torch.ones(2, 32, 32, dtype=torch.bool)}
     res = evaluate_model(m, [batch], "cpu", iters=1)
     assert seen == [False] and res["EPE"] >= 0

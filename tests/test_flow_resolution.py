@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from _textures import smooth_texture
 
 import flownet
 from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
@@ -11,9 +11,8 @@ from flownet.resolution import ResizedEstimator, resize_flow, training_size
 
 
 def _texture(size, seed=0, pad=8):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(1, 1, (size + 2 * pad) // 4, (size + 2 * pad) // 4, generator=g)
-    return F.interpolate(x, size=(size + 2 * pad, size + 2 * pad), mode="bicubic", align_corners=False).clamp(0, 1)
+    """(1, 1, size + 2 pad, size + 2 pad): ``pad`` px of room on each side for the shifted windows the tests cut."""
+    return smooth_texture(1, size + 2 * pad, size + 2 * pad, seed)
 
 
 def test_resize_flow_rescales_vectors_to_the_new_grid():
