@@ -285,6 +285,10 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
     return out, notes
 
 
+class _FrameSizeError(ValueError):
+    """A frame whose size is not its clip's onset frame's (:func:`process_clip`)."""
+
+
 def _read(path: Path, color: str) -> np.ndarray:
     """One frame, grey (H, W) or RGB (H, W, 3) uint8; ValueError naming the file when it cannot be decoded or was
     cut short (:func:`icegan.data.frame_io.read_frame`)."""
@@ -309,7 +313,21 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         if rec.apex is None:
             rec = spot_record_apex(rec, method=settings["apex_spotting"], detector=settings["detector"])
         # an unreadable onset or apex skips the clip (ValueError below); an unreadable neighbour counts as absent
-        images = {n: _read(rec.frame_path(n), color) for n in (rec.onset, rec.apex)}
+        images = {rec.onset: _read(rec.frame_path(rec.onset), color)}
+        onset_hw = images[rec.onset].shape[:2]
+
+        def read_same_size(n: int) -> np.ndarray:
+            """Frame ``n``; ValueError when its size is not the onset's (a frame of another release mixed in): one
+            crop or alignment is applied to every frame of a clip, so such a frame would give garbage motion."""
+            im = _read(rec.frame_path(n), color)
+            if im.shape[:2] != onset_hw:
+                (h, w), (oh, ow) = im.shape[:2], onset_hw
+                raise _FrameSizeError(f"frame {n} ({rec.frame_path(n).name}) is {w}×{h}, the onset frame "
+                                 f"{rec.onset} ({rec.frame_path(rec.onset).name}) {ow}×{oh}: the frames of a clip "
+                                 f"must have one size (a frame of another release or crop mixed in?)")
+            return im
+
+        images[rec.apex] = read_same_size(rec.apex)
         nb: list[int] = []
         unreadable: set[int] = set()
         while settings["neighbours"]:
@@ -317,9 +335,11 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             try:
                 for n in nb:
                     if n not in images:
-                        images[n] = _read(rec.frame_path(n), color)
-            except ValueError:
+                        images[n] = read_same_size(n)
+            except ValueError as exc:
                 unreadable.add(n)               # pick again without it: the nearest readable frame
+                if isinstance(exc, _FrameSizeError):
+                    notes.append(f"{exc}; not used")
                 continue
             notes += nb_notes
             break
@@ -330,9 +350,11 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
         for n in sorted(set(seq) - set(images) - unreadable):
             try:
-                images[n] = _read(rec.frame_path(n), color)
-            except ValueError:                  # an unreadable frame between onset and offset: left out, as absent
+                images[n] = read_same_size(n)
+            except ValueError as exc:           # an unreadable frame between onset and offset: left out, as absent
                 unreadable.add(n)
+                if isinstance(exc, _FrameSizeError):
+                    notes.append(f"{exc}; not used")
         bad_seq = sorted(unreadable & set(seq))        # (neighbours found unreadable above are not read again)
         if bad_seq:
             seq = [n for n in seq if n not in unreadable]

@@ -1,0 +1,83 @@
+"""Bad input in the real layouts: small CASME II copies (real frames, the official sheet's rows) and a cut of the
+MEGC2019 table, each with one defect a user's copy may have. Every defect is named by `icegan data check` and by
+preparation (skipped with its reason, or a warning), never dropped unseen nor turned into garbage maps."""
+from __future__ import annotations
+
+import shutil
+
+import openpyxl
+import pytest
+
+from icegan.data import prepare as prep
+
+SHEET = "CASME2-coding-20140508.xlsx"
+#: (subject, clip, frames copied: onset .. apex+2)
+CLIPS = [("01", "EP02_01f", tuple(range(46, 62))),         # positive, apex 59
+         ("01", "EP19_05f", tuple(range(396, 419))),       # negative, apex 416
+         ("02", "EP09_01", tuple(range(26, 59)))]          # positive, apex 56
+
+
+@pytest.fixture(scope="module")
+def sheet_rows(shared_data):
+    """The header and the rows of the official CASME II sheet, by (subject cell, filename)."""
+    wb = openpyxl.load_workbook(shared_data / "annotations" / SHEET, read_only=True)
+    rows = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+    wb.close()
+    return rows[0], {(r[0], r[1]): r for r in rows[1:] if r[0] is not None}
+
+
+@pytest.fixture
+def casme2_copy(shared_data, sheet_rows, tmp_path):
+    """A factory ``(edit=None, base=tmp_path) -> root``: CLIPS copied into ``base/CASME2_RAW_selected`` with the
+    sheet's rows for them in ``base/annotations``; ``edit(rows)`` changes the rows (lists of cells) first."""
+    def make(edit=None, base=tmp_path):
+        header, by_clip = sheet_rows
+        root = base / "CASME2_RAW_selected"
+        rows = []
+        for subject, clip, frames in CLIPS:
+            (root / f"sub{subject}" / clip).mkdir(parents=True)
+            for n in frames:
+                shutil.copy(shared_data / "casme2" / f"sub{subject}" / clip / f"img{n}.jpg", root / f"sub{subject}" / clip)
+            rows.append(list(by_clip[(subject, clip)]))
+        if edit:
+            edit(rows)
+        wb = openpyxl.Workbook()
+        wb.active.append(header)
+        for r in rows:
+            wb.active.append(r)
+        (base / "annotations").mkdir()
+        wb.save(base / "annotations" / SHEET)
+        return root
+    return make
+
+
+def _prepare(root, tmp_path):
+    spec = prep.DatasetSpec(name="casme2", root=str(root), mode="cropped")
+    return prep.prepare_dataset(prep.PrepareConfig(datasets=[spec], cache_root=str(tmp_path / "cache"), size=32,
+                                                   workers=1, progress=False))
+
+
+def _problems(report) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in report.clips_with_problems:
+        if "truncated: frames" not in p["problem"]:         # the copies keep onset..apex+2 only
+            out.setdefault(p["clip"], []).append(f"[{p['severity']}] {p['problem']}")
+    return out
+
+
+def test_a_frame_of_another_size_is_not_prepared_into_the_clip(casme2_copy, shared_data, tmp_path):
+    """An uncropped 640×480 frame of the raw release copied over the apex of a cropped clip was resized on its own
+    into garbage motion; now the clip is skipped, naming both frames and sizes. A neighbour of another size is
+    replaced by the nearest frame of the clip's size, with a note."""
+    root = casme2_copy()
+    raw = shared_data / "casme2_raw" / "sub01" / "EP02_01f"
+    shutil.copy(raw / "img59.jpg", root / "sub01" / "EP02_01f" / "img59.jpg")            # apex of EP02_01f
+    shutil.copy(raw / "img60.jpg", root / "sub02" / "EP09_01" / "img57.jpg")             # apex+1 of EP09_01
+    p = _prepare(root, tmp_path)
+    assert p.manifest["clip"].tolist() == ["EP19_05f", "EP09_01"]
+    reason = dict(zip(p.skipped["key"], p.skipped["reason"]))["casme2/sub01/EP02_01f"]
+    assert reason.startswith("frame 59 (img59.jpg) is 640×480, the onset frame 46 (img46.jpg) 231×282: the frames "
+                             "of a clip must have one size")
+    notes = p.manifest.set_index("clip")["notes"]["EP09_01"]
+    assert "frame 57 (img57.jpg) is 640×480" in notes and "apex+1 frame 57 unreadable (img57.jpg), used 56" in notes
+    assert int(p.manifest.set_index("clip")["apex_p1"]["EP09_01"]) == 56
