@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 
 from icegan.data import prepare as prep
+from icegan.data.check import check_dataset
 
 SHEET = "CASME2-coding-20140508.xlsx"
 #: (subject, clip, frames copied: onset .. apex+2)
@@ -81,3 +82,20 @@ def test_a_frame_of_another_size_is_not_prepared_into_the_clip(casme2_copy, shar
     notes = p.manifest.set_index("clip")["notes"]["EP09_01"]
     assert "frame 57 (img57.jpg) is 640×480" in notes and "apex+1 frame 57 unreadable (img57.jpg), used 56" in notes
     assert int(p.manifest.set_index("clip")["apex_p1"]["EP09_01"]) == 56
+
+
+def test_data_check_names_a_frame_of_another_size(casme2_copy, shared_data):
+    """`icegan data check` decodes every frame: one whose size is not the onset frame's skips the clip when it is the
+    apex, and is a warning elsewhere in the clip."""
+    root = casme2_copy()
+    raw = shared_data / "casme2_raw" / "sub01" / "EP02_01f"
+    shutil.copy(raw / "img59.jpg", root / "sub01" / "EP02_01f" / "img59.jpg")
+    shutil.copy(raw / "img60.jpg", root / "sub02" / "EP09_01" / "img40.jpg")
+    rep = check_dataset("casme2", root)
+    problems = _problems(rep)
+    assert problems["casme2/sub01/EP02_01f"] == [
+        "[skip] frame(s) 59 not of the onset frame's size 231×282 (frame 59, img59.jpg: 640×480): the frames of a "
+        "clip must have one size (a frame of another release or crop mixed in?)"]
+    assert problems["casme2/sub02/EP09_01"][0].startswith("[warn] frame(s) 40 not of the onset frame's size")
+    assert [s["clip"] for s in rep.clips_skipped] == ["casme2/sub01/EP02_01f"]
+    assert "casme2/sub01/EP19_05f" not in problems

@@ -48,6 +48,19 @@ def _readable(path: Path) -> bool:
     return True
 
 
+def _frame_size(path: Path) -> Optional[tuple[int, int]]:
+    """``(width, height)`` of a frame that :func:`_readable` accepts (read from its header), ``(0, 0)`` when only
+    OpenCV reads it, None for an unreadable one."""
+    if not _readable(path):
+        return None
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError):
+        return 0, 0
+
+
 def subject_missing(rec: ClipRecord) -> bool:
     """Whether the clip's subject folder is absent (a release copied without that subject): its clips are then
     counted per subject rather than reported one by one. Always False for clips listed one by one
@@ -56,7 +69,8 @@ def subject_missing(rec: ClipRecord) -> bool:
 
 
 def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool = True,
-                    unreadable: Optional[set[Path]] = None) -> list[Problem]:
+                    unreadable: Optional[set[Path]] = None,
+                    sizes: Optional[dict[Path, tuple[int, int]]] = None) -> list[Problem]:
     """Problems of one clip record.
 
     Args:
@@ -64,6 +78,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         read_images: decode every frame file and report the ones that fail (slow: ~1 ms/frame).
         need_apex: an absent apex is a ``skip`` problem (False for SMIC before spotting).
         unreadable: precomputed set of unreadable frame paths (overrides ``read_images``).
+        sizes: ``(width, height)`` of frame paths (:func:`_frame_size`): frames whose size is not the onset frame's
+            are a problem (one crop or alignment is applied to a whole clip), a ``skip`` one for the apex.
 
     Returns:
         Problems, ``skip`` ones first.
@@ -133,6 +149,15 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         if bad:
             sev = SKIP if key_frames & set(bad) else WARN
             out.append(Problem(k, f"unreadable image(s) for frame(s) {ranges_text(bad)}", sev))
+    ref = sizes.get(rec.frame_path(rec.onset)) if sizes and rec.has_frame(rec.onset) else None
+    if ref and ref != (0, 0):
+        odd = {n: p for n, p in zip(nums, rec.frame_paths) if sizes.get(p, ref) not in (ref, (0, 0))}
+        if odd:
+            n = rec.apex if rec.apex in odd else min(odd)          # the example named: the apex when it is one
+            w, h = sizes[odd[n]]
+            out.append(Problem(k, f"frame(s) {ranges_text(list(odd))} not of the onset frame's size {ref[0]}×{ref[1]} "
+                                  f"(frame {n}, {odd[n].name}: {w}×{h}): the frames of a clip must have one size (a "
+                                  f"frame of another release or crop mixed in?)", SKIP if rec.apex in odd else WARN))
     out.sort(key=lambda p: p.severity != SKIP)
     return out
 
@@ -230,13 +255,15 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     ds = _loader(dataset, root, annotations)
     recs: list[ClipRecord] = ds.records(composite_only=composite_only)
     unreadable: set[Path] = set()
+    sizes: dict[Path, tuple[int, int]] = {}
     all_paths = [p for r in recs for p in r.frame_paths]
     if read_images and all_paths:
         from tqdm import tqdm
         with ThreadPoolExecutor(max(1, workers)) as ex:
-            ok = list(tqdm(ex.map(_readable, all_paths, chunksize=64), total=len(all_paths),
-                           desc=f"reading {dataset} frames", disable=not progress))
-        unreadable = {p for p, good in zip(all_paths, ok) if not good}
+            found = list(tqdm(ex.map(_frame_size, all_paths, chunksize=64), total=len(all_paths),
+                              desc=f"reading {dataset} frames", disable=not progress))
+        unreadable = {p for p, size in zip(all_paths, found) if size is None}
+        sizes = {p: size for p, size in zip(all_paths, found) if size is not None}
     problems: list[Problem] = []
     missing_subjects: Counter = Counter()
     missing_on_disk, skipped = [], []
@@ -246,7 +273,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         if subject_missing(r):
             missing_subjects[r.subject] += 1
             continue
-        ps = record_problems(r, need_apex=r.apex_method != "unspotted", unreadable=unreadable)
+        ps = record_problems(r, need_apex=r.apex_method != "unspotted", unreadable=unreadable, sizes=sizes)
         problems += ps
         if any(p.severity == SKIP for p in ps):
             reason = "; ".join(p.problem for p in ps if p.severity == SKIP)
