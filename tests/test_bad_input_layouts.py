@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 
 from icegan.data import prepare as prep
+from icegan.data.casme2 import CASME2
 from icegan.data.check import check_dataset
 
 SHEET = "CASME2-coding-20140508.xlsx"
@@ -99,3 +100,17 @@ def test_data_check_names_a_frame_of_another_size(casme2_copy, shared_data):
     assert problems["casme2/sub02/EP09_01"][0].startswith("[warn] frame(s) 40 not of the onset frame's size")
     assert [s["clip"] for s in rep.clips_skipped] == ["casme2/sub01/EP02_01f"]
     assert "casme2/sub01/EP19_05f" not in problems
+
+
+def test_macos_metadata_files_beside_the_frames_are_not_frames(casme2_copy, tmp_path):
+    """A copy made from a Mac onto another disk has a ``._img46.jpg`` metadata file beside every frame: these were
+    read as second files of each frame number, which skipped the clip (its onset 'ambiguous')."""
+    root = casme2_copy()
+    clip = root / "sub01" / "EP02_01f"
+    for f in list(clip.iterdir()):
+        (clip / f"._{f.name}").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + b"\x00" * 40)
+    rec = next(r for r in CASME2(root).records() if r.clip == "EP02_01f")
+    assert rec.frame_numbers == CLIPS[0][2] and not rec.notes
+    assert all(not p.name.startswith("._") for p in rec.frame_paths)
+    assert "casme2/sub01/EP02_01f" not in _problems(check_dataset("casme2", root))
+    assert "EP02_01f" in _prepare(root, tmp_path).manifest["clip"].tolist()

@@ -64,6 +64,9 @@ def apex_after_offset_note(onset: Optional[int], apex: Optional[int], offset: Op
 def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...], list[str]]:
     """Frame files of one clip folder, sorted by frame number.
 
+    Files named ``._*`` (macOS "AppleDouble" metadata, written beside each file copied from a Mac to a shared or
+    external disk) are not frames and are passed over.
+
     Returns:
         ``(numbers, paths, problems)``: frame numbers (ascending), their paths, and human-readable
         problems (files whose name carries no frame number, duplicate frame numbers). A folder that
@@ -76,8 +79,8 @@ def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...]
     problems: list[str] = []
     found: dict[int, Path] = {}
     for p in d.iterdir():
-        if p.suffix.lower() not in FRAME_EXTENSIONS or not p.is_file():
-            continue
+        if p.suffix.lower() not in FRAME_EXTENSIONS or not p.is_file() or p.name.startswith("._"):
+            continue        # ._img46.jpg: the metadata file macOS writes beside img46.jpg on a non-Mac disk, no image
         n = frame_number(p)
         if n is None:
             problems.append(f"file without a frame number in its name: {p.name}")
