@@ -8,6 +8,7 @@ import shutil
 import openpyxl
 import pytest
 
+from icegan.cli import main as icegan_main
 from icegan.data import prepare as prep
 from icegan.data.casme2 import CASME2
 from icegan.data.check import check_dataset
@@ -114,3 +115,30 @@ def test_macos_metadata_files_beside_the_frames_are_not_frames(casme2_copy, tmp_
     assert all(not p.name.startswith("._") for p in rec.frame_paths)
     assert "casme2/sub01/EP02_01f" not in _problems(check_dataset("casme2", root))
     assert "EP02_01f" in _prepare(root, tmp_path).manifest["clip"].tolist()
+
+
+def test_an_emotion_the_sheet_does_not_use_is_reported_not_dropped(casme2_copy, tmp_path, capsys):
+    """A misspelt emotion ('hapiness') left the clip out of the composite like an 'others' clip, with no word: now
+    data check and preparation name the sheet row and the cell's value."""
+    def typo(rows):
+        rows[2][8] = "hapiness"                                    # EP09_01, happiness
+    root = casme2_copy(typo)
+    why = ("emotion 'hapiness' (sheet row 4) is not a label of the casme2 sheet (happiness, disgust, repression, "
+           "surprise, others, fear, sadness): the clip is left out of the composite; correct the cell")
+    assert [r.clip for r in CASME2(root).records()] == ["EP02_01f", "EP19_05f"]
+    p = _prepare(root, tmp_path)
+    assert p.manifest["clip"].tolist() == ["EP02_01f", "EP19_05f"]
+    assert dict(zip(p.skipped["key"], p.skipped["reason"])) == {"casme2/sub02/EP09_01": why}
+    assert _problems(check_dataset("casme2", root))["casme2/sub02/EP09_01"] == [f"[warn] {why}"]       # all rows
+    assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(root), "--composite-only",
+                        "--no-read-images"]) == 0
+    assert f"[skip] casme2/sub02/EP09_01: {why}" in capsys.readouterr().out
+    # labels outside the composite, any case, are no typo
+    for label in ("Others", "fear", " sadness "):
+        def other(rows, label=label):
+            rows[2][8] = label
+        base = tmp_path / label.strip()
+        base.mkdir()
+        ds = CASME2(casme2_copy(other, base))
+        assert len(ds.records()) == 2 and not ds.layout_problems
+        assert not any("not a label" in n for r in ds.records(composite_only=False) for n in r.notes)

@@ -1,6 +1,7 @@
 """Shared machinery of the dataset loaders: root and sheet resolution, sheet row → :class:`ClipRecord`."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -82,6 +83,8 @@ class SheetDataset:
     name: str = ""
     sheet_name: str = ""
     layout_dirs: tuple[str, ...] = ()
+    #: every emotion label of the official sheet, lower case; a row with another one (a typo) is reported
+    emotions: tuple[str, ...] = ()
 
     def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
         root = Path(root)
@@ -91,6 +94,8 @@ class SheetDataset:
         self.root = self.resolve_root(root)
         self.sheet_path = find_sheet(annotations, self.sheet_name, root)
         self._rows: Optional[list[SheetRow]] = None
+        #: rows left out of the composite for an emotion the sheet does not use, filled by :meth:`records`
+        self.layout_problems: list[dict] = []
 
     @classmethod
     def resolve_root(cls, root: Path) -> Path:
@@ -179,13 +184,24 @@ class SheetDataset:
         """
         wanted = {s.split("/")[-1] for s in subjects}
         out = []
+        self.layout_problems = []
         for row in self.sheet_rows():
             if wanted and row.subject not in wanted:
                 continue
             c3, why = composite_class(row)
+            unknown = None
+            if self.emotions and row.emotion.strip().lower() not in self.emotions:
+                unknown = (f"emotion {row.emotion!r} (sheet row {row.row}) is not a label of the {self.name} sheet "
+                           f"({', '.join(self.emotions)}): the clip is left out of the composite; correct the cell")
             if composite_only and c3 is None:
+                if unknown:                 # a typo, not a label outside the composite: never dropped unseen
+                    log.warning("%s/%s/%s: %s", self.name, row.subject, row.clip, unknown)
+                    self.layout_problems.append({"clip": f"{self.name}/{row.subject}/{row.clip}", "problem": unknown})
                 continue
-            out.append(self.record(row, c3))
+            rec = self.record(row, c3)
+            if unknown:
+                rec = dataclasses.replace(rec, notes=rec.notes + (unknown,))
+            out.append(rec)
         return out
 
     def __iter__(self) -> Iterator[ClipRecord]:
