@@ -142,3 +142,23 @@ def test_an_emotion_the_sheet_does_not_use_is_reported_not_dropped(casme2_copy, 
         ds = CASME2(casme2_copy(other, base))
         assert len(ds.records()) == 2 and not ds.layout_problems
         assert not any("not a label" in n for r in ds.records(composite_only=False) for n in r.notes)
+
+
+def test_a_row_pasted_twice_in_the_megc2019_table_names_both_lines(shared_data, tmp_path):
+    """A duplicated row of ``combined_3_class2_for_optical_flow.csv`` was named 'row 23' (its place among the rows,
+    0-based), not the file's lines."""
+    from icegan.data.features import CSV_NAME, read_megc2019_table
+    src = shared_data / "megc2019_htnet"
+    lines = (src / CSV_NAME).read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln.startswith(("casme2,sub01,", "casme2,sub02,"))]
+    root = tmp_path / "megc"
+    root.mkdir()
+    (root / "flow_uvos_28").symlink_to(src / "flow_uvos_28")
+    (root / CSV_NAME).write_text("\n".join(keep + [keep[2]]) + "\n")
+    clip = keep[2].split(",")[2]
+    with pytest.raises(ValueError) as exc:
+        read_megc2019_table(root)
+    assert str(exc.value) == (f"{root / CSV_NAME}, lines 3 and {len(keep) + 1}: clip '{clip}' of subject "
+                              f"'casme2/sub01' appears twice; delete the extra row")
+    (root / CSV_NAME).write_text("\n".join(keep) + "\n")
+    assert len(read_megc2019_table(root)) == len(keep) - 1

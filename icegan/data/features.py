@@ -207,9 +207,18 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
         sub, clip = r["sub"].strip(), r["filename_o"].strip()
         face = (r.get("imagename") or "").strip() or f"{sub}_{clip}.jpg"
         rows.append({"dataset": ds, "subject": f"{ds}/{sub}", "clip": clip, "label": int(lab),
-                     "path": str(flow_dir / f"{sub}_{clip} .png"), "face_path": str(face_dir / face)})
-    table = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path", "face_path"])
-    return validate_samples(keep_datasets(table, datasets, csv), source=str(csv))
+                     "path": str(flow_dir / f"{sub}_{clip} .png"), "face_path": str(face_dir / face), "line": line})
+    table = keep_datasets(pd.DataFrame(rows, columns=["dataset", "subject", "clip", "label", "path", "face_path",
+                                                      "line"]), datasets, csv)
+    dup = table.duplicated(["subject", "clip"], keep=False)
+    if dup.any():           # named by the file's lines (validate_samples only knows the row's place among the rows)
+        twice = table[dup]
+        first = twice.iloc[0]
+        lines = twice["line"][(twice["subject"] == first["subject"]) & (twice["clip"] == first["clip"])].tolist()
+        raise ValueError(f"{csv}, lines {', '.join(map(str, lines[:-1]))} and {lines[-1]}: clip '{first['clip']}' of subject "
+                         f"'{first['subject']}' appears {'twice' if len(lines) == 2 else f'{len(lines)} times'}; "
+                         f"delete the extra row")
+    return validate_samples(table.drop(columns=["line"]), source=str(csv))
 
 
 def keep_datasets(table: pd.DataFrame, datasets: Optional[Iterable[str]], source) -> pd.DataFrame:
