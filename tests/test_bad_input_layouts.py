@@ -3,8 +3,10 @@ MEGC2019 table, each with one defect a user's copy may have. Every defect is nam
 preparation (skipped with its reason, or a warning), never dropped unseen nor turned into garbage maps."""
 from __future__ import annotations
 
+import json
 import shutil
 
+import numpy as np
 import openpyxl
 import pytest
 
@@ -162,3 +164,87 @@ def test_a_row_pasted_twice_in_the_megc2019_table_names_both_lines(shared_data, 
                               f"'casme2/sub01' appears twice; delete the extra row")
     (root / CSV_NAME).write_text("\n".join(keep) + "\n")
     assert len(read_megc2019_table(root)) == len(keep) - 1
+
+
+# -- defects that were already handled: pinned here on the real layouts ----------------------------------------
+@pytest.mark.parametrize("defect,clip,expected", [
+    ("onset_outside", "casme2/sub01/EP02_01f", "[skip] onset frame 10 not on disk (frames present: 46-61)"),
+    ("zero_byte_apex", "casme2/sub01/EP19_05f", "[skip] unreadable image(s) for frame(s) 416"),
+    ("missing_between", "casme2/sub02/EP09_01", "[warn] missing frames 40, 59-125 inside onset..offset 26-125"),
+    ("empty_folder", "casme2/sub02/EP09_01", "[skip] no frame images in"),
+])
+def test_data_check_and_prepare_name_each_defect(casme2_copy, tmp_path, defect, clip, expected):
+    """One defect per copy: data check's line for the clip, and preparation skips exactly the clips data check
+    skips, each with a reason (a missing frame between onset and apex is a warning: the clip is prepared)."""
+    def onset_outside(rows):
+        rows[0][3] = 10
+    root = casme2_copy(onset_outside if defect == "onset_outside" else None)
+    if defect == "missing_between":
+        (root / "sub02" / "EP09_01" / "img40.jpg").unlink()
+    if defect == "zero_byte_apex":
+        (root / "sub01" / "EP19_05f" / "img416.jpg").write_bytes(b"")
+    if defect == "empty_folder":
+        for f in (root / "sub02" / "EP09_01").iterdir():
+            f.unlink()
+    rep = check_dataset("casme2", root)
+    lines = _problems(rep)[clip]
+    assert any(line.startswith(expected) for line in lines), lines
+    p = _prepare(root, tmp_path)
+    skipped = dict(zip(p.skipped["key"], p.skipped["reason"]))
+    assert sorted(skipped) == sorted(s["clip"] for s in rep.clips_skipped)
+    assert len(p.manifest) + len(skipped) == len(CLIPS)
+    if expected.startswith("[warn]"):
+        assert clip.split("/")[-1] in p.manifest["clip"].tolist()
+    else:
+        assert skipped[clip]
+
+
+def test_a_renamed_subject_folder_is_named_on_both_sides(casme2_copy, tmp_path):
+    """``sub2`` on disk for the sheet's ``sub02``: its clips are 'not on disk' by subject, and the folder is listed as
+    clip folders the sheet does not have, so the user sees both names."""
+    root = casme2_copy()
+    (root / "sub02").rename(root / "sub2")
+    rep = check_dataset("casme2", root).as_dict()
+    assert rep["missing_subjects"] == {"casme2/sub02": 1}
+    assert rep["not_in_sheet"] == ["casme2/sub2/EP09_01"]
+    p = _prepare(root, tmp_path)
+    assert dict(zip(p.skipped["key"], p.skipped["reason"])) == {
+        "casme2/sub02/EP09_01": f"subject folder {root / 'sub02'} not on disk"}
+
+
+def test_a_sheet_exported_as_csv_with_a_bom_and_windows_line_ends_and_a_path_with_spaces(casme2_copy, tmp_path):
+    """The sheet saved as 'CSV UTF-8' by a spreadsheet on Windows (BOM, CRLF), in a folder whose name has a space
+    and accents: the same records as the .xlsx."""
+    base = tmp_path / "my data" / "données é"
+    base.mkdir(parents=True)
+    root = casme2_copy(base=base)
+    wb = openpyxl.load_workbook(base / "annotations" / SHEET, read_only=True)
+    rows = [["" if c is None else str(c) for c in r] for r in wb.active.iter_rows(values_only=True)]
+    wb.close()
+    csv = base / "annotations" / "casme2 sheet.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(",".join(r) for r in rows).encode() + b"\r\n")
+    key = lambda r: (r.key, r.onset, r.apex, r.offset, r.class3, r.frame_numbers)     # noqa: E731
+    assert [key(r) for r in CASME2(root, csv).records()] == [key(r) for r in CASME2(root).records()]
+    p = _prepare(root, tmp_path)
+    assert len(p.manifest) == len(CLIPS) and p.skipped.empty
+    out = tmp_path / "check.json"
+    assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(root), "--annotations", str(csv),
+                        "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["clips_usable"] == len(CLIPS)
+
+
+def test_a_feature_table_with_a_bom_and_windows_line_ends_reads_as_written(tmp_path):
+    """A feature table saved by a spreadsheet on Windows ('CSV UTF-8': BOM, CRLF) reads the same as the plain file,
+    the first column's name included."""
+    from icegan.data.feature_table import load_table_features
+    rng = np.random.default_rng(0)
+    text = "dataset,subject,clip,label,path\n"
+    for i in range(3):
+        np.save(tmp_path / f"m{i}.npy", rng.uniform(0, 1, (3, 8, 8)).astype(np.float32))
+        text += f"casme2,sub0{i + 1},EP0{i},{i},m{i}.npy\n"
+    plain, windows = tmp_path / "plain.csv", tmp_path / "windows.csv"
+    plain.write_text(text)
+    windows.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    a, b = load_table_features(plain), load_table_features(windows)
+    assert b.samples.equals(a.samples) and np.array_equal(b.features.numpy(), a.features.numpy())
+    assert b.samples["dataset"].tolist() == ["casme2"] * 3
