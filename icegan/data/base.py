@@ -104,13 +104,17 @@ class SheetDataset:
         Raises:
             DatasetLayoutError: no subject folders found (message names the root and what was expected).
         """
-        for d in cls.layout_dirs:
-            if (root / d).is_dir():
-                return root / d
-        if any(cls.looks_like_subject(p.name) for p in root.iterdir() if p.is_dir()):
-            return root
+        def has_subjects(d: Path) -> bool:
+            return any(cls.looks_like_subject(p.name) for p in d.iterdir() if p.is_dir())
+        inner = next((root / d for d in cls.layout_dirs if (root / d).is_dir()), None)
+        for d in (inner, root):
+            if d is not None and has_subjects(d):
+                return d
+        looked = inner or root          # an official folder without subject folders: say what it holds instead
+        held = sorted(p.name + ("/" if p.is_dir() else "") for p in looked.iterdir())
         raise DatasetLayoutError(
-            f"{root}: no {cls.name} subject folders found (expected e.g. {cls.example_layout()})")
+            f"{looked}: no {cls.name} subject folders found (expected e.g. {cls.example_layout()}); it holds "
+            + (", ".join(held[:6]) + (", ..." if len(held) > 6 else "") if held else "nothing"))
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:  # pragma: no cover - overridden
