@@ -166,6 +166,25 @@ def test_a_row_pasted_twice_in_the_megc2019_table_names_both_lines(shared_data, 
     assert len(read_megc2019_table(root)) == len(keep) - 1
 
 
+def test_a_release_folder_without_subject_folders_says_what_it_holds(casme2_copy, tmp_path):
+    """A copy unzipped one folder too deep (``root/CASME2_RAW_selected/CASME2_RAW_selected/sub01``): the official
+    folder was taken as the one holding the subjects, and every clip was 'not on disk'. Now the root is refused,
+    naming the folder looked in and what it holds."""
+    from icegan.data.base import DatasetLayoutError
+    root = casme2_copy()
+    root.rename(tmp_path / "inner")
+    root.mkdir()
+    (tmp_path / "inner").rename(root / "CASME2_RAW_selected")
+    with pytest.raises(DatasetLayoutError) as exc:
+        CASME2(tmp_path)
+    assert str(exc.value) == (f"{root}: no casme2 subject folders found (expected e.g. "
+                              f"CASME2_RAW_selected/sub01/EP02_01f/img46.jpg); it holds CASME2_RAW_selected/")
+    assert len(CASME2(root).records()) == len(CLIPS)            # the inner folder given as the root reads
+    (root / "CASME2_RAW_selected").rename(tmp_path / "flat")
+    (tmp_path / "flat" / "CASME2_RAW_selected").mkdir()     # an empty official folder beside the subject folders
+    assert CASME2(tmp_path / "flat").root == tmp_path / "flat"
+
+
 # -- defects that were already handled: pinned here on the real layouts ----------------------------------------
 @pytest.mark.parametrize("defect,clip,expected", [
     ("onset_outside", "casme2/sub01/EP02_01f", "[skip] onset frame 10 not on disk (frames present: 46-61)"),
