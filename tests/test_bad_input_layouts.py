@@ -185,6 +185,17 @@ def test_a_release_folder_without_subject_folders_says_what_it_holds(casme2_copy
     assert CASME2(tmp_path / "flat").root == tmp_path / "flat"
 
 
+def test_a_clip_folder_holding_its_frames_one_level_deeper_says_so(casme2_copy, tmp_path):
+    """``sub01/EP02_01f/EP02_01f/img46.jpg``: 'no frame images in .../EP02_01f' now adds what the folder holds."""
+    root = casme2_copy()
+    clip = root / "sub01" / "EP02_01f"
+    clip.rename(tmp_path / "frames")
+    clip.mkdir()
+    (tmp_path / "frames").rename(clip / "EP02_01f")
+    assert _problems(check_dataset("casme2", root))["casme2/sub01/EP02_01f"] == [
+        f"[skip] no frame images in {clip} (it holds EP02_01f/: the frames one folder too deep?)"]
+
+
 # -- defects that were already handled: pinned here on the real layouts ----------------------------------------
 @pytest.mark.parametrize("defect,clip,expected", [
     ("onset_outside", "casme2/sub01/EP02_01f", "[skip] onset frame 10 not on disk (frames present: 46-61)"),

@@ -105,7 +105,9 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
             out.append(Problem(k, n, WARN))
     nums = rec.frame_numbers
     if not nums:
-        return [Problem(k, f"no frame images in {rec.clip_dir}", SKIP)] + out
+        inner = sorted(p.name + "/" for p in rec.clip_dir.iterdir() if p.is_dir()) if rec.clip_dir else []
+        hint = f" (it holds {', '.join(inner[:3])}{', ...' if len(inner) > 3 else ''}: the frames one folder too deep?)"
+        return [Problem(k, f"no frame images in {rec.clip_dir}" + (hint if inner else ""), SKIP)] + out
     present = set(nums)
     if rec.onset is None:
         out.append(Problem(k, "onset is not a frame number in the sheet", SKIP))
