@@ -88,6 +88,28 @@ def test_a_frame_of_another_size_is_not_prepared_into_the_clip(casme2_copy, shar
     assert int(p.manifest.set_index("clip")["apex_p1"]["EP09_01"]) == 56
 
 
+
+def test_a_grey_frame_in_a_colour_clip_is_not_prepared_in_colour(casme2_copy, tmp_path):
+    """An apex saved in grey among colour frames gave, with ``color: rgb``, a grey apex against a colour onset (the
+    GAN's target and the motion then differ in colour, not in expression); the clip is now skipped with the reason.
+    A grey neighbour is replaced. In grey (the default) such a frame is used: it differs by at most 1 grey level."""
+    import cv2
+    root = casme2_copy()
+    for rel in ("sub01/EP19_05f/img416.jpg", "sub02/EP09_01/img55.jpg"):          # an apex, an apex-1
+        f = root / rel
+        cv2.imwrite(str(f), cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))
+    spec = prep.DatasetSpec(name="casme2", root=str(root), mode="cropped")
+    p = prep.prepare_dataset(prep.PrepareConfig(datasets=[spec], cache_root=str(tmp_path / "cache"), size=32,
+                                                color="rgb", workers=1, progress=False))
+    assert p.manifest["clip"].tolist() == ["EP02_01f", "EP09_01"]
+    assert dict(zip(p.skipped["key"], p.skipped["reason"]))["casme2/sub01/EP19_05f"] == (
+        "frame 416 (img416.jpg) is greyscale, the onset frame 396 (img396.jpg) in colour (color: rgb): the frames "
+        "of a clip must be alike (a frame saved in grey?)")
+    row = p.manifest.set_index("clip").loc["EP09_01"]
+    assert row["notes"].startswith("frame 55 (img55.jpg) is greyscale, the onset frame 26 (img26.jpg) in colour")
+    assert "apex-1 frame 55 unreadable (img55.jpg), used 56" in row["notes"] and int(row["apex_m1"]) == 56
+    grey = _prepare(root, tmp_path)
+    assert len(grey.manifest) == len(CLIPS) and grey.skipped.empty
 def test_data_check_names_a_frame_of_another_size(casme2_copy, shared_data):
     """`icegan data check` decodes every frame: one whose size is not the onset frame's skips the clip when it is the
     apex, and is a warning elsewhere in the clip."""

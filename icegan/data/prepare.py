@@ -285,8 +285,14 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
     return out, notes
 
 
-class _FrameSizeError(ValueError):
-    """A frame whose size is not its clip's onset frame's (:func:`process_clip`)."""
+class _OddFrameError(ValueError):
+    """A frame whose size (or, in colour, whose grey or colour) is not its clip's onset frame's
+    (:func:`process_clip`)."""
+
+
+def _grey(image: np.ndarray) -> bool:
+    """Whether an RGB frame holds a greyscale image (R = G = B at every pixel: a grey file decoded in colour)."""
+    return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
 
 
 def _read(path: Path, color: str) -> np.ndarray:
@@ -315,19 +321,26 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         # an unreadable onset or apex skips the clip (ValueError below); an unreadable neighbour counts as absent
         images = {rec.onset: _read(rec.frame_path(rec.onset), color)}
         onset_hw = images[rec.onset].shape[:2]
+        onset_grey = color == "rgb" and _grey(images[rec.onset])
 
-        def read_same_size(n: int) -> np.ndarray:
+        def read_like_onset(n: int) -> np.ndarray:
             """Frame ``n``; ValueError when its size is not the onset's (a frame of another release mixed in): one
-            crop or alignment is applied to every frame of a clip, so such a frame would give garbage motion."""
+            crop or alignment is applied to every frame of a clip, so such a frame would give garbage motion. In
+            colour, likewise for a grey frame in a colour clip or the reverse."""
             im = _read(rec.frame_path(n), color)
             if im.shape[:2] != onset_hw:
                 (h, w), (oh, ow) = im.shape[:2], onset_hw
-                raise _FrameSizeError(f"frame {n} ({rec.frame_path(n).name}) is {w}×{h}, the onset frame "
-                                 f"{rec.onset} ({rec.frame_path(rec.onset).name}) {ow}×{oh}: the frames of a clip "
-                                 f"must have one size (a frame of another release or crop mixed in?)")
+                raise _OddFrameError(f"frame {n} ({rec.frame_path(n).name}) is {w}×{h}, the onset frame "
+                                     f"{rec.onset} ({rec.frame_path(rec.onset).name}) {ow}×{oh}: the frames of a "
+                                     f"clip must have one size (a frame of another release or crop mixed in?)")
+            if color == "rgb" and _grey(im) != onset_grey:
+                kinds = ("greyscale", "in colour") if onset_grey else ("in colour", "greyscale")
+                raise _OddFrameError(f"frame {n} ({rec.frame_path(n).name}) is {kinds[1]}, the onset frame "
+                                     f"{rec.onset} ({rec.frame_path(rec.onset).name}) {kinds[0]} (color: rgb): "
+                                     f"the frames of a clip must be alike (a frame saved in grey?)")
             return im
 
-        images[rec.apex] = read_same_size(rec.apex)
+        images[rec.apex] = read_like_onset(rec.apex)
         nb: list[int] = []
         unreadable: set[int] = set()
         while settings["neighbours"]:
@@ -335,10 +348,10 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             try:
                 for n in nb:
                     if n not in images:
-                        images[n] = read_same_size(n)
+                        images[n] = read_like_onset(n)
             except ValueError as exc:
                 unreadable.add(n)               # pick again without it: the nearest readable frame
-                if isinstance(exc, _FrameSizeError):
+                if isinstance(exc, _OddFrameError):
                     notes.append(f"{exc}; not used")
                 continue
             notes += nb_notes
@@ -350,10 +363,10 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
         for n in sorted(set(seq) - set(images) - unreadable):
             try:
-                images[n] = read_same_size(n)
+                images[n] = read_like_onset(n)
             except ValueError as exc:           # an unreadable frame between onset and offset: left out, as absent
                 unreadable.add(n)
-                if isinstance(exc, _FrameSizeError):
+                if isinstance(exc, _OddFrameError):
                     notes.append(f"{exc}; not used")
         bad_seq = sorted(unreadable & set(seq))        # (neighbours found unreadable above are not read again)
         if bad_seq:
