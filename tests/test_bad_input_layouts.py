@@ -42,7 +42,8 @@ def casme2_copy(shared_data, sheet_rows, tmp_path):
         for subject, clip, frames in CLIPS:
             (root / f"sub{subject}" / clip).mkdir(parents=True)
             for n in frames:
-                shutil.copy(shared_data / "casme2" / f"sub{subject}" / clip / f"img{n}.jpg", root / f"sub{subject}" / clip)
+                shutil.copy(shared_data / "casme2" / f"sub{subject}" / clip / f"img{n}.jpg",
+                            root / f"sub{subject}" / clip)
             rows.append(list(by_clip[(subject, clip)]))
         if edit:
             edit(rows)
@@ -125,6 +126,32 @@ def test_data_check_names_a_frame_of_another_size(casme2_copy, shared_data):
     assert problems["casme2/sub02/EP09_01"][0].startswith("[warn] frame(s) 40 not of the onset frame's size")
     assert [s["clip"] for s in rep.clips_skipped] == ["casme2/sub01/EP02_01f"]
     assert "casme2/sub01/EP19_05f" not in problems
+
+
+def _clip_to_spot(shared_data, tmp_path):
+    """A clip list of one clip whose apex is to be spotted (onset 46, offset 61 of sub01/EP02_01f), with an uncropped
+    640×480 frame at 55."""
+    frames = tmp_path / "my clip"
+    frames.mkdir()
+    for n in range(46, 62):
+        shutil.copy(shared_data / "casme2" / "sub01" / "EP02_01f" / f"img{n}.jpg", frames)
+    shutil.copy(shared_data / "casme2_raw" / "sub01" / "EP02_01f" / "img55.jpg", frames)
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\np01,take1,my clip,46,,61\n")
+    return clips
+
+
+def test_a_frame_of_another_size_in_the_span_of_a_spotted_apex_is_named(shared_data, tmp_path):
+    """Apex spotting on a span holding a frame of another size failed with 'frame 9 has shape (480, 640)': the place
+    in the span, not the frame; now the frame number and file are named."""
+    from icegan.data.clip_list import ClipList
+    from icegan.data.spotting import spot_record_apex
+    (rec,) = ClipList(_clip_to_spot(shared_data, tmp_path)).records()
+    with pytest.raises(ValueError) as exc:
+        spot_record_apex(rec)
+    assert str(exc.value) == ("clips/p01/take1: apex spotting: frame 55 (img55.jpg) is 640×480, the first frame 46 "
+                              "(img46.jpg) 231×282: the frames of a clip must have one size (a frame of another "
+                              "release or crop mixed in?)")
 
 
 def test_macos_metadata_files_beside_the_frames_are_not_frames(casme2_copy, tmp_path):

@@ -130,7 +130,8 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     when they are not set, as for SMIC) and ``apex_method`` set.
 
     Raises:
-        ValueError: the clip has fewer than 2 frames in that range or an unreadable frame (message names the clip).
+        ValueError: the clip has fewer than 2 frames in that range, an unreadable frame or a frame of another size
+            than the first (message names the clip and the frame).
     """
     span = record.spotting_span()
     numbers = [n for n, _ in span]
@@ -143,5 +144,11 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
             raise ValueError(f"{record.key}: apex spotting: {exc}") from None
     if len(frames) < 2:
         raise ValueError(f"{record.key}: apex spotting needs at least 2 frames, found {len(frames)}")
+    for (n, p), im in zip(span, frames):           # named here by frame number and file, not by place in the span
+        if im.shape != frames[0].shape:
+            (h, w), (oh, ow) = im.shape, frames[0].shape
+            raise ValueError(f"{record.key}: apex spotting: frame {n} ({p.name}) is {w}×{h}, the first frame "
+                             f"{span[0][0]} ({span[0][1].name}) {ow}×{oh}: the frames of a clip must have one size (a "
+                             f"frame of another release or crop mixed in?)")
     idx, name, _ = spot_apex_index(frames, method=method, detector=detector)
     return dataclasses.replace(record, apex=numbers[idx], apex_method=name)
