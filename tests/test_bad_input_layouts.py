@@ -154,6 +154,18 @@ def test_a_frame_of_another_size_in_the_span_of_a_spotted_apex_is_named(shared_d
                               "release or crop mixed in?)")
 
 
+def test_data_check_skips_a_clip_whose_spotting_span_holds_a_frame_of_another_size(shared_data, tmp_path):
+    """With the apex to be spotted, a frame of another size anywhere from the onset to the offset stops the spotting
+    (above): data check says 'skip', not 'warn'. Outside that span it stays a warning."""
+    clips = _clip_to_spot(shared_data, tmp_path)
+    (problem,) = check_dataset("clips", clips).clips_with_problems
+    assert problem["severity"] == "skip" and problem["problem"].startswith(
+        "frame(s) 55 not of the onset frame's size 231×282 (frame 55, img55.jpg: 640×480)")
+    clips.write_text("subject,clip,frames,onset,apex,offset\np01,take1,my clip,46,,54\n")
+    (problem,) = check_dataset("clips", clips).clips_with_problems
+    assert problem["severity"] == "warn" and problem["problem"].startswith("frame(s) 55 not of the onset frame's")
+
+
 def test_macos_metadata_files_beside_the_frames_are_not_frames(casme2_copy, tmp_path):
     """A copy made from a Mac onto another disk has a ``._img46.jpg`` metadata file beside every frame: these were
     read as second files of each frame number, which skipped the clip (its onset 'ambiguous')."""

@@ -79,7 +79,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         need_apex: an absent apex is a ``skip`` problem (False for SMIC before spotting).
         unreadable: precomputed set of unreadable frame paths (overrides ``read_images``).
         sizes: ``(width, height)`` of frame paths (:func:`_frame_size`): frames whose size is not the onset frame's
-            are a problem (one crop or alignment is applied to a whole clip), a ``skip`` one for the apex.
+            are a problem (one crop or alignment is applied to a whole clip), a ``skip`` one for the apex and, when
+            the apex is to be spotted, for a frame of the span it is spotted on.
 
     Returns:
         Problems, ``skip`` ones first.
@@ -156,10 +157,12 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         odd = {n: p for n, p in zip(nums, rec.frame_paths) if sizes.get(p, ref) not in (ref, (0, 0))}
         if odd:
             n = rec.apex if rec.apex in odd else min(odd)          # the example named: the apex when it is one
+            # fatal for the apex, and for any frame of the span an apex is to be spotted on (SMIC, a clip list)
+            fatal = rec.apex in odd or (rec.apex is None and any(m in odd for m, _ in rec.spotting_span()))
             w, h = sizes[odd[n]]
             out.append(Problem(k, f"frame(s) {ranges_text(list(odd))} not of the onset frame's size {ref[0]}×{ref[1]} "
                                   f"(frame {n}, {odd[n].name}: {w}×{h}): the frames of a clip must have one size (a "
-                                  f"frame of another release or crop mixed in?)", SKIP if rec.apex in odd else WARN))
+                                  f"frame of another release or crop mixed in?)", SKIP if fatal else WARN))
     out.sort(key=lambda p: p.severity != SKIP)
     return out
 
