@@ -207,6 +207,25 @@ def test_an_emotion_the_sheet_does_not_use_is_reported_not_dropped(casme2_copy, 
         assert not any("not a label" in n for r in ds.records(composite_only=False) for n in r.notes)
 
 
+def test_data_composite_lists_a_misspelt_emotion_among_the_excluded(shared_data, tmp_path, capsys):
+    """`icegan data composite` on the official sheets with one emotion misspelt counted 144 CASME II clips instead of
+    145 without saying why (a row outside the composite is not listed); the row is now listed as excluded."""
+    wb = openpyxl.load_workbook(shared_data / "annotations" / SHEET)
+    row = next(r for r in wb.worksheets[0].iter_rows(min_row=2) if r[1].value == "EP09_01" and r[0].value == "02")
+    row[8].value = "hapiness"
+    wb.save(tmp_path / SHEET)
+    (tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx").symlink_to(shared_data / "annotations" / "SAMM_Micro_FACS_Codes_v2.xlsx")
+    out = tmp_path / "composite.json"
+    assert icegan_main(["data", "composite", "--annotations-dir", str(tmp_path), "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert (d["casme2"]["clips"], d["casme2"]["positive"], d["samm"]["clips"]) == (144, 31, 133)
+    why = (f"emotion 'hapiness' (sheet row {row[0].row}) is not a label of the casme2 sheet (happiness, disgust, "
+           "repression, surprise, others, fear, sadness): the clip is left out of the composite; correct the cell")
+    assert {"clip": "sub02/EP09_01", "reason": why} in d["casme2"]["excluded"]
+    assert len(d["casme2"]["excluded"]) == 3 and d["samm"]["excluded"] == []
+    assert f"excluded casme2/sub02/EP09_01: {why}" in capsys.readouterr().out
+
+
 def test_a_row_pasted_twice_in_the_megc2019_table_names_both_lines(shared_data, tmp_path):
     """A duplicated row of ``combined_3_class2_for_optical_flow.csv`` was named 'row 23' (its place among the rows,
     0-based), not the file's lines."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..paths import default_data_root, shared_data_root
-from .composite import composite_class
+from .composite import composite_class, unknown_emotion
 from .records import ClipRecord, list_frames
 from .sheets import SheetRow, read_sheet
 
@@ -83,8 +83,6 @@ class SheetDataset:
     name: str = ""
     sheet_name: str = ""
     layout_dirs: tuple[str, ...] = ()
-    #: every emotion label of the official sheet, lower case; a row with another one (a typo) is reported
-    emotions: tuple[str, ...] = ()
 
     def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
         root = Path(root)
@@ -193,10 +191,7 @@ class SheetDataset:
             if wanted and row.subject not in wanted:
                 continue
             c3, why = composite_class(row)
-            unknown = None
-            if self.emotions and row.emotion.strip().lower() not in self.emotions:
-                unknown = (f"emotion {row.emotion!r} (sheet row {row.row}) is not a label of the {self.name} sheet "
-                           f"({', '.join(self.emotions)}): the clip is left out of the composite; correct the cell")
+            unknown = unknown_emotion(row)
             if composite_only and c3 is None:
                 if unknown:                 # a typo, not a label outside the composite: never dropped unseen
                     log.warning("%s/%s/%s: %s", self.name, row.subject, row.clip, unknown)

@@ -32,7 +32,6 @@ class CASME2(SheetDataset):
     name = "casme2"
     sheet_name = CASME2_SHEET
     layout_dirs = ("CASME2_RAW_selected", "CASME2_RAW", "Cropped", "CASME2_Cropped", "CASME2-Cropped")
-    emotions = ("happiness", "disgust", "repression", "surprise", "others", "fear", "sadness")
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:

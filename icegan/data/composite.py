@@ -33,6 +33,20 @@ SAMM_TO_CLASS3 = {"anger": "negative", "contempt": "negative", "disgust": "negat
                   "sadness": "negative", "fear": "negative", "happiness": "positive",
                   "surprise": "surprise"}
 CASME2_CLASS5 = ("happiness", "disgust", "repression", "surprise", "others")
+#: every emotion label of the official sheets (lower case); another one is a typo, reported where it is met
+CASME2_EMOTIONS = CASME2_CLASS5 + ("fear", "sadness")
+SAMM_EMOTIONS = ("anger", "contempt", "disgust", "sadness", "fear", "happiness", "surprise", "other")
+SHEET_EMOTIONS = {"casme2": CASME2_EMOTIONS, "samm": SAMM_EMOTIONS}
+
+
+def unknown_emotion(row: SheetRow) -> Optional[str]:
+    """Why a CASME II or SAMM sheet row's emotion is none of its sheet's labels (a typo such as ``hapiness``, an
+    empty cell), naming the row and the labels, or None (a known label, any case; other datasets)."""
+    labels = SHEET_EMOTIONS.get(row.dataset)
+    if labels is None or row.emotion.strip().lower() in labels:
+        return None
+    return (f"emotion {row.emotion!r} (sheet row {row.row}) is not a label of the {row.dataset} sheet "
+            f"({', '.join(labels)}): the clip is left out of the composite; correct the cell")
 
 
 def casme2_class5(emotion: str) -> Optional[int]:
@@ -93,8 +107,9 @@ def unusable_row(row: SheetRow) -> Optional[str]:
 def composite_summary(rows: list[SheetRow]) -> dict:
     """``{"clips", "negative", "positive", "surprise", "subjects"}`` of the usable composite part of a sheet,
     plus ``"excluded"``: list of ``{"clip", "reason"}`` for rows of composite emotions that were
-    excluded by a rule (not those whose emotion is simply outside the composite) or that cannot be used
-    (:func:`unusable_row`: an apex before the onset, which ``icegan data check`` skips too)."""
+    excluded by a rule (not those whose emotion is simply outside the composite), rows whose emotion is no label of
+    the sheet (:func:`unknown_emotion`) or that cannot be used (:func:`unusable_row`: an apex before the onset,
+    which ``icegan data check`` skips too)."""
     comp, excluded = [], []
     for r in rows:
         c, why = composite_class(r)
@@ -103,8 +118,9 @@ def composite_summary(rows: list[SheetRow]) -> dict:
             if why is None:
                 comp.append((r, c))
                 continue
-        if not why.startswith("emotion"):
-            excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": why})
+        typo = unknown_emotion(r)
+        if typo or not why.startswith("emotion"):
+            excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": typo or why})
     counts = Counter(CLASS3_NAMES[c] for _, c in comp)
     return {"clips": len(comp), "negative": counts["negative"], "positive": counts["positive"],
             "surprise": counts["surprise"], "subjects": len({r.subject for r, _ in comp}),

@@ -29,7 +29,6 @@ class SAMM(SheetDataset):
     name = "samm"
     sheet_name = SAMM_SHEET
     layout_dirs = ("SAMM",)
-    emotions = ("anger", "contempt", "disgust", "sadness", "fear", "happiness", "surprise", "other")
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
