@@ -111,6 +111,25 @@ def test_a_grey_frame_in_a_colour_clip_is_not_prepared_in_colour(casme2_copy, tm
     assert "apex-1 frame 55 unreadable (img55.jpg), used 56" in row["notes"] and int(row["apex_m1"]) == 56
     grey = _prepare(root, tmp_path)
     assert len(grey.manifest) == len(CLIPS) and grey.skipped.empty
+
+
+def test_a_clip_the_cache_could_not_prepare_is_named_on_every_run(casme2_copy, tmp_path, caplog):
+    """A clip whose apex turned out unreadable when the cache was made was named on that run only: every later run
+    (a cache hit) lost it without a word. The cached failure is now logged again."""
+    import logging
+    root = casme2_copy()
+    (root / "sub01" / "EP19_05f" / "img416.jpg").write_bytes(b"")
+    warnings = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="icegan.data"):
+            p = _prepare(root, tmp_path)
+        assert len(p.manifest) == len(CLIPS) - 1
+        warnings.append([r.getMessage() for r in caplog.records if "skipped" in r.getMessage()])
+    assert len(warnings[0]) == 1 and warnings[0][0].startswith("casme2/sub01/EP19_05f skipped: cannot read image")
+    assert warnings[1] == warnings[0]
+
+
 def test_data_check_names_a_frame_of_another_size(casme2_copy, shared_data):
     """`icegan data check` decodes every frame: one whose size is not the onset frame's skips the clip when it is the
     apex, and is a warning elsewhere in the clip."""

@@ -587,6 +587,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         # the cached failures of these clips (no face found, ...), never the skips of the call that made the cache
         keys = {r.key for r, _ in tasks}
         failed = hit.skipped[hit.skipped["key"].isin(keys)] if len(hit.skipped) else hit.skipped
+        for key, reason in zip(failed["key"], failed["reason"]):    # said on every run, not only the first
+            log.warning("%s skipped: %s", key, reason)
         hit.skipped = pd.concat([pd.DataFrame(skipped, columns=["key", "reason"]), failed], ignore_index=True)
         return hit
     if not tasks:
