@@ -226,6 +226,26 @@ def test_an_emotion_the_sheet_does_not_use_is_reported_not_dropped(casme2_copy, 
         assert not any("not a label" in n for r in ds.records(composite_only=False) for n in r.notes)
 
 
+def test_a_composite_row_the_rules_leave_out_is_named_when_loading(casme2_copy, caplog):
+    """A blank apex ('/', as CASME II writes it) takes a row out of the composite by the MEGC2019 rules; train.py and
+    prepare (composite clips only) dropped it without a word. The loader now says which rows and why (INFO)."""
+    import logging
+
+    def blank(rows):
+        rows[2][4] = "/"                                        # EP09_01's apex
+    root = casme2_copy(blank)
+    with caplog.at_level(logging.INFO, logger="icegan.data"):
+        recs = CASME2(root).records()
+    assert [r.clip for r in recs] == ["EP02_01f", "EP19_05f"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "casme2: 1 sheet row(s) of composite emotions left out of the composite by its rules: sub02/EP09_01 (apex "
+        "is not a frame number (apex cell '/' is not a frame number (sheet row 4)))"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="icegan.data"):
+        assert len(CASME2(root).records(composite_only=False)) == len(CLIPS)
+    assert not caplog.records
+
+
 def test_data_composite_lists_a_misspelt_emotion_among_the_excluded(shared_data, tmp_path, capsys):
     """`icegan data composite` on the official sheets with one emotion misspelt counted 144 CASME II clips instead of
     145 without saying why (a row outside the composite is not listed); the row is now listed as excluded."""

@@ -186,6 +186,7 @@ class SheetDataset:
         """
         wanted = {s.split("/")[-1] for s in subjects}
         out = []
+        ruled_out = []                      # composite emotions the MEGC2019 rules leave out (an apex cell '/')
         self.layout_problems = []
         for row in self.sheet_rows():
             if wanted and row.subject not in wanted:
@@ -196,11 +197,16 @@ class SheetDataset:
                 if unknown:                 # a typo, not a label outside the composite: never dropped unseen
                     log.warning("%s/%s/%s: %s", self.name, row.subject, row.clip, unknown)
                     self.layout_problems.append({"clip": f"{self.name}/{row.subject}/{row.clip}", "problem": unknown})
+                elif not why.startswith("emotion"):
+                    ruled_out.append(f"{row.subject}/{row.clip} ({why})")
                 continue
             rec = self.record(row, c3)
             if unknown:
                 rec = dataclasses.replace(rec, notes=rec.notes + (unknown,))
             out.append(rec)
+        if ruled_out:
+            log.info("%s: %d sheet row(s) of composite emotions left out of the composite by its rules: %s", self.name,
+                     len(ruled_out), "; ".join(ruled_out))
         return out
 
     def __iter__(self) -> Iterator[ClipRecord]:
