@@ -384,8 +384,9 @@ class Clips:
     """Real clips of a run: ``samples`` (dataset, subject, clip, label) aligned with the image arrays.
 
     onset, apex: (N, S, S) uint8 grayscale faces.
-    skipped: the clips preprocessing could not prepare (key, reason: frames not on disk, no face found, ...), which
-    are not in ``samples``; empty for the synthetic set.
+    skipped: the clips that are not in ``samples`` (key, reason): the ones preprocessing could not prepare (frames
+    not on disk, no face found, ...) and, in a LOSO run, prepared clips without a MEGC2019 class; empty for the
+    synthetic set.
     """
     samples: pd.DataFrame
     onset: np.ndarray
@@ -440,12 +441,24 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
     if not keep.all():
         log.warning("%d prepared clips have no MEGC2019 class and are left out of the LOSO run: %s",
                     int((~keep).sum()), ", ".join(m.loc[~keep, "key"].astype(str).tolist()[:10]))
+    no_class = pd.DataFrame({"key": m.loc[~keep, "key"].astype(str).to_numpy(),
+                             "reason": "no MEGC2019 class: left out of the LOSO run"})
     m = m[keep]
     idx = m["index"].to_numpy()
     samples = pd.DataFrame({"dataset": m["dataset"].to_numpy(), "subject": m["subject"].to_numpy(),
                             "clip": m["clip"].to_numpy(), "label": m["class3"].fillna(-1).astype(int).to_numpy()})
-    return Clips(samples.reset_index(drop=True), prepared.frames.onset[idx], prepared.frames.apex[idx],
-                 pd.DataFrame(prepared.skipped).reindex(columns=["key", "reason"]))
+    skipped = pd.DataFrame(prepared.skipped).reindex(columns=["key", "reason"])
+    if len(no_class):
+        skipped = pd.concat([skipped, no_class], ignore_index=True)
+    return Clips(samples.reset_index(drop=True), prepared.frames.onset[idx], prepared.frames.apex[idx], skipped)
+
+
+def write_skipped(path: Path, skipped: pd.DataFrame) -> None:
+    """Write the clips a run could not use (:attr:`Clips.skipped`: key, reason) to ``path`` (``skipped.csv``), or
+    remove a ``path`` left by an earlier call when there are none, so the file always describes the latest call."""
+    path.unlink(missing_ok=True)
+    if len(skipped):
+        skipped.to_csv(path, index=False)
 
 
 def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -662,10 +675,7 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
         rows.append({"dataset": dataset, "subject": subject, "clip": clip,
                      "label": int(label) if label >= 0 else "", "path": f"maps/{name}"})
     save_config(cfg, out / "config.yaml")
-    skipped_csv = out / "skipped.csv"
-    skipped_csv.unlink(missing_ok=True)
-    if len(clips.skipped):
-        clips.skipped.to_csv(skipped_csv, index=False)
+    write_skipped(out / "skipped.csv", clips.skipped)
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
             "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "clips": len(rows),
             "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1)}
@@ -969,7 +979,8 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
 
     Writes into ``out`` (default ``<cfg.out_dir>/<cfg.name>``): config.yaml, predictions.csv,
     metrics.json/.md, confusion.png, tb/, folds/<subject>/samples.png and GAN checkpoints,
-    features_real.pt, timing.json; then refreshes ``summary.md`` in the parent folder.
+    features_real.pt, timing.json, and skipped.csv when some clips of the data section are not in the run (key,
+    reason); then refreshes ``summary.md`` in the parent folder.
 
     Args:
         executor: where the folds run: None (one after another here) or a fold map such as
@@ -1005,6 +1016,11 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
         raise               # their messages already name the file or the setting
     except ValueError as exc:
         raise PrepareError(f"the run's clips: {exc}") from None
+    if distributed.is_main():
+        write_skipped(run_dir / "skipped.csv", clips.skipped)
+        if len(clips.skipped):
+            log.warning("%d clip(s) of the data section are not in this run (%s, ...): all of them, with the reason, "
+                        "in %s", len(clips.skipped), clips.skipped["key"].iloc[0], run_dir / "skipped.csv")
     from icegan.protocol import data_digest
     # the weights' checksums and the clips themselves (labels and onset/apex pixels): a cache or a resumed run made
     # on other faces with the same clip names is never read back

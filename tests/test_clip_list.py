@@ -116,8 +116,10 @@ def test_loso_leaves_out_clips_without_a_class(monkeypatch, caplog):
     assert clips.samples["label"].tolist() == [0, 2] and len(clips.onset) == 2
     assert clips.samples["subject"].tolist() == ["clips/p0", "clips/p2"]
     assert "2 prepared clips have no MEGC2019 class" in caplog.text
+    assert clips.skipped.to_dict("list") == {"key": ["clips/p1/c", "clips/p3/c"],          # for the run's skipped.csv
+                                             "reason": ["no MEGC2019 class: left out of the LOSO run"] * 2}
     kept = load_samples(cfg, progress=False, unlabelled=True)
-    assert kept.samples["label"].tolist() == [0, -1, 2, -1] and len(kept.apex) == 4
+    assert kept.samples["label"].tolist() == [0, -1, 2, -1] and len(kept.apex) == 4 and kept.skipped.empty
 
 
 def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, tmp_path, capsys):

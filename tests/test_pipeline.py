@@ -438,6 +438,28 @@ def test_main_job_reports_bad_clips_in_one_line(tmp_path, capsys, monkeypatch):
     assert "error: the run's clips: clips.csv line 3: unknown label 'happiness'" in capsys.readouterr().err
 
 
+def test_clips_left_out_of_a_run_are_listed_in_its_skipped_csv(tmp_path, tiny_weights, monkeypatch, caplog):
+    """The clips of the data section that the run does not use (preprocessing could not prepare them, or they have
+    no class) are written with their reasons to the run's skipped.csv and counted in a warning; a later call that
+    uses every clip removes the file, so it always describes the latest call."""
+    real = pipeline.load_samples
+    gone = pd.DataFrame({"key": ["casme2/sub09/EP01_01", "casme2/sub10/EP02_02"],
+                         "reason": ["frames not on disk", "no face found in the onset frame"]})
+
+    def with_skips(cfg, progress=True, unlabelled=False):
+        return dataclasses.replace(real(cfg, progress=progress, unlabelled=unlabelled), skipped=gone)
+    monkeypatch.setattr(pipeline, "load_samples", with_skips)
+    cfg, out = _cfg(tiny_weights, "gan.enabled=false", "data.max_folds=1"), tmp_path / "r"
+    with caplog.at_level(logging.WARNING, logger="icegan"):
+        run_main(cfg, out, progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "skipped.csv"), gone)
+    assert f"2 clip(s) of the data section are not in this run (casme2/sub09/EP01_01, ...): all of them, with the " \
+           f"reason, in {out / 'skipped.csv'}" in caplog.text
+    monkeypatch.setattr(pipeline, "load_samples", real)
+    run_main(cfg, out, progress=False)                 # resumed: every clip used this time
+    assert not (out / "skipped.csv").exists()
+
+
 def test_main_job_reports_an_unreadable_coding_sheet_in_one_line(shared_data, tmp_path, capsys):
     from icegan.pipeline import main
     sheet = tmp_path / "coding.xlsx"
