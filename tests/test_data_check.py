@@ -66,3 +66,7 @@ def test_classes_in_scope_leave_out_subjects_missing_on_disk(shared_data):
     assert rep.clips_in_sheet == 145 and sum(rep.missing_subjects.values()) == 22
     assert sum(rep.by_class.values()) == 123 == rep.clips_usable + len(rep.clips_skipped)
     assert sum(rep.by_emotion.values()) == rep.clips_usable == 118
+    assert ("subjects in the sheet but not on disk: casme2/sub06 (4 clips), casme2/sub09 (10 clips), casme2/sub15 "
+            "(3 clips), casme2/sub25 (5 clips)") in rep.text().splitlines()
+    rep.missing_subjects = {"casme2/sub06": 1}
+    assert "subjects in the sheet but not on disk: casme2/sub06 (1 clip)" in rep.text().splitlines()

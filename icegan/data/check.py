@@ -206,7 +206,7 @@ class CheckReport:
                  f"{len({p['clip'] for p in self.clips_with_problems})} ({len(self.clips_with_problems)} problems)"]
         if self.missing_subjects:
             lines.append("subjects in the sheet but not on disk: " +
-                         ", ".join(f"{s} ({n} clips)" for s, n in self.missing_subjects.items()))
+                         ", ".join(f"{s} ({n} clip{'' if n == 1 else 's'})" for s, n in self.missing_subjects.items()))
         lines.append("composite classes (usable / in scope): " + ", ".join(
             f"{c} {self.by_class_usable.get(c, 0)}/{self.by_class.get(c, 0)}" for c in CLASS3_NAMES))
         lines.append(f"subjects with usable clips: {len(self.subjects)}")
