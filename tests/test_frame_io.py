@@ -68,8 +68,12 @@ def test_read_frame_decodes_as_imread_and_names_the_cut_file(shared_data, tmp_pa
     with pytest.raises(ValueError, match="cannot read image .*missing.jpg"):
         read_frame(tmp_path / "missing.jpg")
     (tmp_path / "empty.jpg").write_bytes(b"")
-    with pytest.raises(ValueError, match="not an image OpenCV can decode"):
+    with pytest.raises(ValueError, match=rf"cannot read image {tmp_path / 'empty.jpg'}: the file is empty \(0 bytes; "
+                                         r".*copy the file again"):
         read_frame(tmp_path / "empty.jpg")
+    (tmp_path / "text.jpg").write_bytes(b"not a picture")                 # complete but no image: the decoder's say
+    with pytest.raises(ValueError, match="not an image OpenCV can decode"):
+        read_frame(tmp_path / "text.jpg")
 
 
 def test_prepare_and_data_check_refuse_cut_frames(shared_data, tmp_path):

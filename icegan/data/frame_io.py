@@ -87,8 +87,8 @@ def read_frame(path: str | Path, flag: int | None = None) -> np.ndarray:
         The decoded image as ``cv2.imread`` returns it: uint8 (H, W) for grey flags, (H, W, 3) BGR for colour.
 
     Raises:
-        ValueError: the file cannot be read, is cut short (the message says how, and to copy the file again), or
-            OpenCV cannot decode it; every message names the file.
+        ValueError: the file cannot be read, is empty or cut short (the message says how, and to copy the file
+            again), or OpenCV cannot decode it; every message names the file.
     """
     import cv2
     p = Path(path)
@@ -96,15 +96,16 @@ def read_frame(path: str | Path, flag: int | None = None) -> np.ndarray:
         data = p.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read image {p}: {exc.strerror or exc}") from None
+    if not data:
+        raise ValueError(f"cannot read image {p}: the file is empty (0 bytes; an interrupted copy or unzip?); copy "
+                         f"the file again")
     why = truncation_problem(data)
     if why is not None:
         raise ValueError(f"cannot read image {p}: {why} (an interrupted copy or unzip?); copy the file again")
-    img = None
-    if data:
-        try:
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if flag is None else flag)
-        except cv2.error:
-            img = None
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if flag is None else flag)
+    except cv2.error:
+        img = None
     if img is None or img.size == 0:
         raise ValueError(f"cannot read image {p}: not an image OpenCV can decode")
     return img
