@@ -175,8 +175,13 @@ def test_samm_tree(samm_tree, monkeypatch):
     walks = []
     real_disk_clips = SAMM.disk_clips
     monkeypatch.setattr(SAMM, "disk_clips", lambda self: walks.append(1) or real_disk_clips(self))
+    (root / "SAMM" / "7" / "007_1_1").mkdir(parents=True)        # subject 007 unpadded: not read, but said
+    (root / "SAMM" / ".Trashes").mkdir()
     rep = check_dataset("samm", root, sheet)
     assert rep.clips_usable == 1 and len(walks) == 1               # the clip folders on disk are listed once
+    assert rep.other_folders == ["7"] and rep.as_dict()["other_folders"] == ["7"]
+    assert (f"folders in {root / 'SAMM'} not named as samm subject folders, not read (rename them if they hold "
+            f"clips): 7") in rep.text().splitlines()
     skipped = {s["clip"]: s["reason"] for s in rep.clips_skipped}
     assert "apex frame 3948 not on disk (frames present: 3912-3940)" in skipped["samm/006/006_1_3"]
     assert "unreadable image(s) for frame(s) 3925" in [p["problem"] for p in rep.clips_with_problems

@@ -190,6 +190,8 @@ class CheckReport:
     subjects: dict[str, int]
     frames_checked: int
     unreadable_images: list[str] = field(default_factory=list)
+    #: folders in the root whose names are not subject folders of the dataset (``6`` for SAMM's ``006``), not read
+    other_folders: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
@@ -217,6 +219,9 @@ class CheckReport:
         if self.not_in_sheet:
             lines.append(f"clip folders on disk not in the sheet ({len(self.not_in_sheet)}): "
                          + ", ".join(self.not_in_sheet))
+        if self.other_folders:
+            lines.append(f"folders in {self.root} not named as {self.dataset} subject folders, not read (rename them "
+                         f"if they hold clips): " + ", ".join(self.other_folders))
         return "\n".join(lines)
 
 
@@ -298,6 +303,10 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     else:
         all_rows = {(r.subject.lower(), r.clip.lower()) for r in ds.sheet_rows()}      # folders found ignoring case
         not_in_sheet = [f"{dataset}/{s}/{c}" for s, c in on_disk if (s.lower(), c.lower()) not in all_rows]
+    other_folders = []
+    if hasattr(ds, "looks_like_subject") and Path(ds.root).is_dir():   # a release's tree (not a clip list)
+        other_folders = sorted(p.name for p in Path(ds.root).iterdir()
+                               if p.is_dir() and not p.name.startswith(".") and not ds.looks_like_subject(p.name))
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
                        and r.subject not in missing_subjects)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
@@ -314,4 +323,4 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         by_emotion=dict(sorted(Counter(r.emotion for r in usable).items())),
         subjects=dict(sorted(Counter(r.subject for r in usable).items())),
         frames_checked=len(all_paths) if read_images else 0,
-        unreadable_images=sorted(str(p) for p in unreadable))
+        unreadable_images=sorted(str(p) for p in unreadable), other_folders=other_folders)
