@@ -530,3 +530,27 @@ def test_maps_of_other_flow_settings_are_not_also_said_to_be_another_checkpoint(
     sr = {"flow": {"method": "srflownet", "iters": 2}, "weights": {"flow_weights_sha256": "a"}, "size": 28}
     other = {"flow": {"method": "srflownet", "iters": 4}, "weights": {"flow_weights_sha256": "b"}, "size": 28}
     assert maps_differ(sr, other) == "the flow settings differ from the training maps' (flow.iters)"
+
+
+def test_non_finite_scores_name_the_first_bad_clip_and_count_the_bad_clips(tmp_path, monkeypatch):
+    """A model whose scores are Inf in one class of clip 3 and NaN for clip 5 (of 9): the error names clip 3 (the
+    first, not the first clip of the table nor the last bad one) and counts 2 of 9 clips; an Inf counts as NaN does."""
+    import icegan.saved_recognizer as sr
+    fit(toy_config("model.name=logreg"), tmp_path / "lr.pt", progress=False)
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=3, seed=5, datasets=("casme2",))
+    table = write_feature_table(tmp_path, fs, labels="empty")
+    real = sr.load_recognizer
+
+    def damaged(path, device="cpu"):
+        fitted, meta = real(path, device)
+
+        def scores(x):
+            p = np.array(fitted(x), dtype=np.float64)
+            p[3, 1], p[5] = np.inf, np.nan
+            return p
+        return scores, meta
+    monkeypatch.setattr(sr, "load_recognizer", damaged)
+    row = fs.samples.iloc[3]
+    with pytest.raises(SavedRecognizerError, match=rf"lr\.pt: its weights produce NaN or Inf scores \(2 of 9 clips, "
+                                                   rf"first {row['subject']}/{row['clip']}\)"):
+        predict_table([tmp_path / "lr.pt"], table)

@@ -488,3 +488,68 @@ def test_the_decomposer_passes_its_model_and_the_parts_keep_the_input():
     assert not torch.allclose(sim["head"], shear, atol=1e-3)
     assert torch.equal(sim["total"], shear) and torch.equal(sim["expression"], shear - sim["head"])
     assert torch.equal(ComponentEstimator(RansacDecomposer(_FixedFlow(shear)), "head").estimate(img, img), sim["head"])
+
+
+def test_a_fit_opencv_cannot_make_falls_back_to_least_squares_with_every_point_counted():
+    """Field 1's region is one row (collinear points: no full affine model for OpenCV): the least-squares fit is
+    used, says so naming the field, reproduces the row's flow u = 1 + 0.01 x, v = 0.5 exactly (x coefficient 1.01)
+    and counts every point as an inlier; field 0 keeps its RANSAC fit and inlier ratio (724 of 1024)."""
+    f = torch.cat([_offset_block(), torch.zeros(1, 2, 32, 32)])
+    f[1, 0] = 1 + 0.01 * torch.arange(32.0)
+    f[1, 1] = 0.5
+    region = torch.ones(2, 32, 32, dtype=torch.bool)
+    region[1] = False
+    region[1, 12] = True
+    with pytest.warns(RuntimeWarning, match="no affine model for field 1; using a least-squares fit"):
+        d = decompose_ransac(f, region, model="affine")
+    assert d["inlier_ratio"].tolist() == [pytest.approx(724 / 1024), 1.0]
+    torch.testing.assert_close(d["head"][1, :, 12], f[1, :, 12], atol=1e-5, rtol=0)
+    assert float(d["affine"][1, 0, 0]) == pytest.approx(1.01) and float(d["affine"][1, 1, 0]) == pytest.approx(0.0, abs=1e-9)
+    torch.testing.assert_close(d["affine"][0], torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("model, fn", [("similarity", "estimateAffinePartial2D"), ("affine", "estimateAffine2D")])
+def test_ransac_settings_reach_opencv(monkeypatch, model, fn):
+    """threshold, max_iters, confidence and refine_iters are OpenCV's ransacReprojThreshold, maxIters, confidence
+    and refineIters, with method=cv2.RANSAC, on the function of the model."""
+    import cv2
+    seen = []
+    real = getattr(cv2, fn)
+
+    def recording(src, dst, **kw):
+        seen.append(kw)
+        return real(src, dst, **kw)
+    monkeypatch.setattr(cv2, fn, recording)
+    fit_affine_ransac(_offset_block(), threshold=0.3, max_iters=77, confidence=0.9, refine_iters=3, model=model)
+    assert seen == [{"method": cv2.RANSAC, "ransacReprojThreshold": 0.3, "maxIters": 77, "confidence": 0.9,
+                     "refineIters": 3}]
+
+
+def test_the_refinement_steps_tighten_the_fit_on_noisy_flow():
+    """A 1 px translation with 0.05 px noise: the default 10 Levenberg-Marquardt steps land within 0.02 of it; none
+    (refine_iters=0) leaves the RANSAC sample's model, measurably off."""
+    f = _offset_block(n_off=0) + 0.05 * torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(1))
+    truth = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    refined, raw = fit_affine_ransac(f)[0], fit_affine_ransac(f, refine_iters=0)[0]
+    assert float((refined - truth).abs().max()) < 0.02
+    assert float((raw - refined).abs().max()) > 0.03
+
+
+def test_the_decomposer_passes_its_threshold_and_seed_and_a_region_one_point_too_big_is_sampled():
+    """RansacDecomposer(threshold=0.5) counts the 0.3 px offsets as inliers (724 of 1024 at the default 0.2 px);
+    RansacDecomposer(seed=2) draws the points fit_affine_ransac(seed=2) draws (another ratio than seed 0's); a region
+    of n_points + 1 pixels is sampled down to n_points (ratio in tenths of 10 points, not elevenths)."""
+    img = torch.zeros(1, 1, 32, 32)
+    assert float(RansacDecomposer(_FixedFlow(_offset_block()), threshold=0.5).decompose(img, img)["inlier_ratio"][0]) > 0.98
+    seeded = float(RansacDecomposer(_FixedFlow(_offset_block()), n_points=50, seed=2).decompose(img, img)["inlier_ratio"][0])
+    assert seeded == float(fit_affine_ransac(_offset_block(), n_points=50, seed=2)[1][0])
+    assert seeded != float(fit_affine_ransac(_offset_block(), n_points=50, seed=0)[1][0])
+    f = torch.zeros(1, 2, 32, 32)
+    f[:, 0] = 1.0
+    f[0, 0, 0, 0] = 3.0                                             # one of the 11 region pixels is an outlier
+    region = torch.zeros(32, 32, dtype=torch.bool)
+    region[0, :6] = region[10, :5] = True
+    for seed in range(3):
+        ratio = float(fit_affine_ransac(f, region, n_points=10, seed=seed)[1][0])
+        assert ratio * 10 == pytest.approx(round(ratio * 10)) and ratio >= 0.9

@@ -955,3 +955,194 @@ def test_confidence_study_scores_the_valid_pixels_only():
     assert tight["occ_synthetic"] == pytest.approx(90 / n_valid)
     assert tight["epe_flagged"] == pytest.approx(64 * 0.6 / 90, rel=1e-5) and tight["epe_confident"] < 1e-6
     assert math.isnan(tight["occ_real"])
+
+
+# ------------------------------------------------------------------- mutation audit: the training loop
+
+class _FakeRealPairs(torch.utils.data.Dataset):
+    """Stands in for RealFramePairs: 32 x 32 smooth textures, the second frame moved 1 px right."""
+
+    def __init__(self, **kw):
+        self.subjects, self.pairs, self.skipped, self.n = ["sub01"], {"consecutive": [1], "onset_apex": [1]}, [], 64
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        img = smooth_texture(32, 32, seed=i)[0]
+        return {"img1": img, "img2": torch.roll(img, 1, dims=-1)}
+
+
+class _FakeSynthetic(_FakeRealPairs):
+    """Stands in for the synthetic facial test pairs (a known 1 px flow, every pixel valid)."""
+
+    def __init__(self, **kw):
+        super().__init__()
+        self.n = 2
+
+    def __getitem__(self, i):
+        return {**super().__getitem__(i), "flow": const_flow(1, 0, 32, 32)[0], "valid": torch.ones(32, 32)}
+
+
+class _Stop(Exception):
+    pass
+
+
+def _loop_run(tmp_path, monkeypatch, *over, stop_at=None, nan_at=None, rec=None):
+    """train_selfsup on fake 32 x 32 pairs with a tiny SRFlowNet (4 teacher steps, 4 student steps, 24 px crops),
+    recording what each optimiser step, gradient clip, loss and flow call saw. ``stop_at=(stage, n)``: the n-th loss
+    of that stage raises _Stop (an interrupted run, checkpointed every step); ``nan_at``: that loss is NaN; ``rec``: the
+    dict to record into."""
+    import flownet.data.real_pairs as rp
+    import flownet.data.synthetic_face as sf
+    import flownet.selfsup as ss
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.selfsup import SelfSupConfig
+    from icegan.config import load_config
+    tiny = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                           corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=2)
+    model = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in SRFlowNet(tiny).config_dict().items()]
+    cfg = load_config(SelfSupConfig, "configs/flow_selfsup.yaml", [
+        f"out_dir={tmp_path}", "name=loop", "data.crop=24", "data.n_occ_pairs=1", "train.teacher_steps=4",
+        "train.student_steps=4", "train.teacher_minutes=0", "train.student_minutes=0", "train.eval_every=0",
+        "train.ckpt_every=1", "train.log_every=1", "train.batch_size=2", "train.iters=2", "train.teacher_iters=3",
+        "train.lr=0.002", "train.student_lr=0.0005", "train.weight_decay=0.001", "train.clip=0.7",
+        "train.noisy_min=2", "train.noisy_max=3", "loss.occ_warmup_frac=0.5", *model, *over])
+    monkeypatch.setattr(rp, "RealFramePairs", _FakeRealPairs)
+    monkeypatch.setattr(sf, "SyntheticFaceFlow", _FakeSynthetic)
+    rec = {} if rec is None else rec
+    rec.update(events=[], steps=[], occ=[], flows=[], noisy=[], student_img2=[])
+    stage = {"now": "teacher", "teacher": 0, "student": 0}      # the stage running, each stage's losses
+
+    class RecordingAdamW(torch.optim.AdamW):
+        def zero_grad(self, *a, **k):
+            rec["events"].append("zero_grad")
+            return super().zero_grad(*a, **k)
+
+        def step(self, *a, **k):
+            rec["events"].append("step")
+            g = self.param_groups[0]
+            p = g["params"][0]
+            assert p.grad is not None
+            rec["steps"].append((stage["now"], g["lr"], g["weight_decay"],
+                                 int(self.state[p]["step"]) if p in self.state else 0))
+            return super().step(*a, **k)
+    real_clip, real_flows = torch.nn.utils.clip_grad_norm_, ss.bidirectional_flows
+    real_teacher_loss, real_student_loss, real_noise = ss.teacher_step_loss, ss.student_step_loss, \
+        ss.superpixel_hallucination
+
+    def clip(params, max_norm, *a, **k):
+        rec["events"].append(("clip", max_norm))
+        return real_clip(params, max_norm, *a, **k)
+
+    def flows(m, img1, img2, iters):
+        frozen = not any(p.requires_grad for p in m.parameters())       # the stage-2 teacher
+        if frozen:
+            stage["now"] = "student"
+        rec["flows"].append((stage["now"], frozen, m.training, tuple(img1.shape[-2:]), iters))
+        if not frozen and stage["now"] == "student" and m.training:
+            rec["student_img2"].append(img2)
+        return real_flows(m, img1, img2, iters)
+
+    def count(name):
+        stage[name] += 1
+        if stop_at == (name, stage[name]):
+            raise _Stop
+        return float("nan") if nan_at == (name, stage[name]) else 1.0
+
+    def teacher_loss(fl, img1, img2, lc, use_occlusion=True):
+        scale = count("teacher")
+        rec["occ"].append(use_occlusion)
+        loss, parts = real_teacher_loss(fl, img1, img2, lc, use_occlusion=use_occlusion)
+        return loss * scale, parts
+
+    def student_loss(fl, targets, img1, img2, lc):
+        scale = count("student")
+        assert torch.equal(img2, rec["noisy"][-1][0])
+        loss, parts = real_student_loss(fl, targets, img1, img2, lc)
+        return loss * scale, parts
+
+    def noise(img, segments, n_range, compactness, rng):
+        out = real_noise(img, segments, n_range, compactness, rng)
+        rec["noisy"].append((out[0], float(out[1].mean()), n_range))
+        return out
+    monkeypatch.setattr(torch.optim, "AdamW", RecordingAdamW)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    monkeypatch.setattr(ss, "bidirectional_flows", flows)
+    monkeypatch.setattr(ss, "teacher_step_loss", teacher_loss)
+    monkeypatch.setattr(ss, "student_step_loss", student_loss)
+    monkeypatch.setattr(ss, "superpixel_hallucination", noise)
+    res = ss.train_selfsup(cfg, progress=False)
+    return res, rec
+
+
+def test_selfsup_loop_schedules_clips_and_steps_each_stage_and_feeds_each_its_inputs(tmp_path, monkeypatch):
+    """Per optimiser step: zeroed gradients, clipping at train.clip, then the step, at the one-cycle rate of the
+    budget used before it (teacher peak train.lr, student peak train.student_lr, each stage from step 0), with
+    train.weight_decay. Teacher: occlusion masking from occ_warmup_frac of the stage on, crops of data.crop. Student:
+    the frozen teacher on whole frames with teacher_iters, the student on crops whose second frame is the
+    superpixel-noised one (noisy_min..noisy_max superpixels), its noise fraction logged."""
+    from flownet.schedule import LR_FLOOR, one_cycle_lr
+    res, rec = _loop_run(tmp_path, monkeypatch)
+    assert res["teacher_steps"] == 4 and res["student_steps"] == 4
+    assert rec["events"] == ["zero_grad", ("clip", 0.7), "step"] * 8
+    want = [(stage, max(one_cycle_lr(peak, k / 4), LR_FLOOR), 0.001, k)
+            for stage, peak in (("teacher", 0.002), ("student", 0.0005)) for k in range(4)]
+    assert [(s, pytest.approx(lr, rel=1e-9), wd, n) for s, lr, wd, n in rec["steps"]] == want
+    assert rec["occ"] == [False, False, True, True]             # budget fractions 0, 1/4 < 0.5 <= 2/4, 3/4
+    calls = [f for f in rec["flows"] if f[1] or f[2]]   # not occluded_fraction's (eval mode, the model trained)
+    assert calls == [("teacher", False, True, (24, 24), 2)] * 4 + \
+        [("student", True, False, (32, 32), 3), ("student", False, True, (24, 24), 2)] * 4
+    assert len(rec["noisy"]) == 4 and all(n == (2, 3) for _, _, n in rec["noisy"])
+    assert all(torch.equal(a, b) for a, (b, _, _) in zip(rec["student_img2"], rec["noisy"]))
+    logged = [h["noise_frac"] for h in res["history_tail"]["student"]]
+    assert logged == pytest.approx([f for _, f, _ in rec["noisy"]]) and all(0 < f < 0.5 for f in logged)
+
+
+def test_selfsup_loop_resumes_mid_stage_with_its_optimiser_and_a_fresh_student_optimiser(tmp_path, monkeypatch):
+    """An interrupted teacher stage (last.pt at step 2) resumes at step 3 with its AdamW moments (state step 2) at the
+    rate of fraction 2/4; one interrupted before the first student step resumes the student from step 0 with a fresh
+    optimiser of the run's weight decay, not the teacher's optimiser."""
+    from flownet.schedule import one_cycle_lr
+    with pytest.raises(_Stop):
+        _loop_run(tmp_path, monkeypatch, stop_at=("teacher", 3))
+    rec = {}
+    with pytest.raises(_Stop):
+        _loop_run(tmp_path, monkeypatch, stop_at=("student", 1), rec=rec)
+    assert [s[0] for s in rec["steps"]] == ["teacher"] * 2
+    assert [(s[1], s[3]) for s in rec["steps"]] == [(pytest.approx(one_cycle_lr(0.002, k / 4)), k) for k in (2, 3)]
+    ck = torch.load(tmp_path / "loop" / "last.pt", weights_only=True)
+    assert (ck["stage"], ck["step"]) == ("student", 0)
+    res, rec = _loop_run(tmp_path, monkeypatch)
+    assert res["teacher_steps"] == 4 and res["student_steps"] == 4
+    assert [(s[0], s[2], s[3]) for s in rec["steps"]] == [("student", 0.001, k) for k in range(4)]
+
+
+@pytest.mark.parametrize("stage", ["teacher", "student"])
+def test_selfsup_loop_stops_at_a_non_finite_loss_before_the_update(tmp_path, monkeypatch, stage):
+    rec = {}
+    with pytest.raises(FloatingPointError, match=f"{stage} stage: non-finite loss at step 1"):
+        _loop_run(tmp_path, monkeypatch, nan_at=(stage, 2), rec=rec)
+    assert [s[0] for s in rec["steps"]] == ["teacher"] * (4 if stage == "student" else 1) + \
+        ["student"] * (stage == "student")
+
+
+def test_selfsup_teacher_steps_0_distils_the_init_weights_untrained(tmp_path, monkeypatch):
+    """train.teacher_steps=0: no teacher step; teacher.pt holds train.init_weights as they were."""
+    from flownet.registry import load_srflownet
+    res, _ = _loop_run(tmp_path / "a", monkeypatch, "train.student_steps=0")
+    init = tmp_path / "a" / "loop" / "weights.pt"
+    res, rec = _loop_run(tmp_path, monkeypatch, "train.teacher_steps=0", f"train.init_weights={init}")
+    assert [s[0] for s in rec["steps"]] == ["student"] * 4 and res["teacher_steps"] == 0
+    want, got = load_srflownet(init).state_dict(), load_srflownet(tmp_path / "loop" / "teacher.pt").state_dict()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+@pytest.mark.parametrize("spent", ["teacher", "student"])
+def test_selfsup_each_stage_keeps_its_own_wall_time_budget(tmp_path, monkeypatch, spent):
+    """A budget of 1e-9 minutes is spent before a stage's first step: that stage makes none (and says so in
+    metrics), the other one makes its 4 steps."""
+    res, rec = _loop_run(tmp_path, monkeypatch, f"train.{spent}_minutes=1e-9")
+    other = {"teacher": "student", "student": "teacher"}[spent]
+    assert [s[0] for s in rec["steps"]] == [other] * 4
+    assert res[f"{spent}_steps"] == 0 and res[f"{other}_steps"] == 4
