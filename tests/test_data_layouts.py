@@ -418,7 +418,13 @@ def test_root_and_sheet_errors_name_what_is_missing(tmp_path, shared_data):
         find_sheet(None, CASME2_SHEET, root)
     msg = str(e.value)
     assert str(root / CASME2_SHEET) in msg and str(tmp_path / "annotations" / CASME2_SHEET) in msg
-    assert msg.endswith("pass it with --annotations / the 'annotations' config key")
+    hint = (f"Point at your copy of the official sheet ({CASME2_SHEET}) with the `annotations:` of the dataset's "
+            f"entry in the config (on the command line data.prepare.datasets.N.annotations=FILE, N its place from 0; "
+            f"`datasets` in an icegan prepare config), or with --annotations FILE for icegan data check")
+    assert msg.endswith(hint)
+    with pytest.raises(FileNotFoundError) as e:
+        CASME2(root, tmp_path / "no.xlsx")
+    assert str(e.value) == f"annotation sheet not found: {tmp_path / 'no.xlsx'}. {hint}"
     assert missing_root_message("samm", root, "--root").endswith("or give its folder with --root")
     assert "point at it with the `root:` of the samm entry" in missing_root_message("samm", root)
     assert "give its folder" not in missing_root_message("samm", root)

@@ -38,6 +38,12 @@ def missing_root_message(name: str, root: str | Path, given_by: Optional[str] = 
                    f"(ICEGAN_SHARED_DATA)")
 
 
+#: how to point at a coding sheet, for the errors of :func:`find_sheet`
+_SHEET_HINT = ("Point at your copy of the official sheet ({name}) with the `annotations:` of the dataset's entry in "
+               "the config (on the command line data.prepare.datasets.N.annotations=FILE, N its place from 0; "
+               "`datasets` in an icegan prepare config), or with --annotations FILE for icegan data check")
+
+
 def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
     """The annotation sheet: ``explicit`` if given, else the official file ``name`` found in the root,
     its parents (up to two levels) or an ``annotations/`` folder beside them.
@@ -49,7 +55,7 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
     if explicit is not None:
         p = Path(explicit)
         if not p.is_file():
-            raise FileNotFoundError(f"annotation sheet not found: {p}")
+            raise FileNotFoundError(f"annotation sheet not found: {p}. {_SHEET_HINT.format(name=name)}")
         return p
     looked = []
     for base in [root, root.parent, root.parent.parent]:
@@ -57,8 +63,8 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
             looked.append(str(cand))
             if cand.is_file():
                 return cand
-    raise FileNotFoundError(f"annotation sheet {name} not found (looked in {looked}); pass it with "
-                            f"--annotations / the 'annotations' config key")
+    raise FileNotFoundError(f"annotation sheet {name} not found (looked in {looked}). "
+                            f"{_SHEET_HINT.format(name=name)}")
 
 
 def find_dir(parent: Path, name: str) -> Path:
