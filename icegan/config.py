@@ -307,6 +307,11 @@ def config_differences(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
     return [(k, fa.get(k, ABSENT), fb.get(k, ABSENT)) for k in keys if fa.get(k, ABSENT) != fb.get(k, ABSENT)]
 
 
+#: the path placeholders of the data roots (replaced when a dataset root is read): an override value that starts
+#: with one is a path, taken as text
+PATH_PLACEHOLDERS = ("{data_root}", "{shared_data}")
+
+
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections; a number
     picks an item of a list, ``data.prepare.datasets.0.root=/x``).
@@ -323,9 +328,15 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
         key, raw = item.split("=", 1)
         key = key.strip()
         try:
-            value = yaml.safe_load(raw) if raw.strip() != "" else ""
+            if raw.strip().startswith(PATH_PLACEHOLDERS):   # a path: '{data_root}/x' is no YAML mapping
+                value = raw.strip()
+            else:
+                value = yaml.safe_load(raw) if raw.strip() != "" else ""
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override '{item}': cannot parse value: {exc}") from None
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"override '{item}': cannot parse value ({first}); a value holding YAML's special "
+                              f"characters ({{ }} [ ] : # ,) as text needs quotes inside the shell's, e.g. "
+                              f"{key}='\"...\"'") from None
         node = data
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

@@ -219,6 +219,25 @@ def test_an_empty_override_is_an_empty_string():
     assert apply_overrides(_T(), ["name="]).name == ""
 
 
+def test_a_data_root_placeholder_is_a_path_and_a_yaml_error_says_to_quote():
+    """A value starting with {data_root} / {shared_data} is the path placeholder, not a YAML mapping (unquoted on the
+    command line); any other unparsable value names the override and says how to quote it."""
+    from pathlib import Path
+
+    from icegan.pipeline import MainConfig
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(MainConfig, root / "configs" / "casme2.yaml", ["data.prepare.datasets.0.root={data_root}/CASME2",
+                                                                     "data.prepare.datasets.0.annotations={shared_data}"])
+    spec = cfg.data.prepare.datasets[0]
+    assert (spec.root, spec.annotations) == ("{data_root}/CASME2", "{shared_data}")
+    assert apply_overrides(_T(), ["name={data_root}"]).name == "{data_root}"
+    with pytest.raises(ConfigError) as exc:
+        apply_overrides(_T(), ["name=a: b: c"])
+    assert str(exc.value) == ("override 'name=a: b: c': cannot parse value (mapping values are not allowed here); a "
+                              "value holding YAML's special characters ({ } [ ] : # ,) as text needs quotes inside "
+                              "the shell's, e.g. name='\"...\"'")
+
+
 def test_a_fixed_length_tuple_checks_its_length():
     """A Tuple[int, int] key given one value is refused: expected 2 values."""
     from icegan.config import ConfigError, apply_overrides
