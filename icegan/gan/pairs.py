@@ -124,12 +124,22 @@ def read_face(path: str | Path, img_size: int) -> np.ndarray:
     Raises:
         FileNotFoundError: the file does not exist; ValueError: OpenCV cannot decode it, or it was cut short.
     """
+    return _fit(_read_grey(path), img_size)
+
+
+def _read_grey(path: str | Path) -> np.ndarray:
+    """One image as grayscale uint8 at its own size (errors as :func:`read_face`)."""
     import cv2
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"face image not found: {p}")
     from icegan.data.frame_io import read_frame
-    img = read_frame(p, cv2.IMREAD_GRAYSCALE)       # ValueError naming the file: undecodable or cut short
+    return read_frame(p, cv2.IMREAD_GRAYSCALE)       # ValueError naming the file: undecodable or cut short
+
+
+def _fit(img: np.ndarray, img_size: int) -> np.ndarray:
+    """``img`` resized to (img_size, img_size) (INTER_AREA)."""
+    import cv2
     return cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
 
 
@@ -231,7 +241,9 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         on_path = _frame_path(root, r.subject, r.filename, onset_f)
         if not on_path.is_file():
             raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): onset frame missing: {on_path}")
-        on_img = read_face(on_path, img_size)
+        on_raw = _read_grey(on_path)
+        on_img = _fit(on_raw, img_size)
+        faces, why = [], None              # an apex of another size than the onset: the clip is skipped, not resized
         for d in range(-apex_neighbors, apex_neighbors + 1):
             fr = apex_f + d
             p = _frame_path(root, r.subject, r.filename, fr)
@@ -239,8 +251,24 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
                 if d == 0:
                     raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): apex frame missing: {p}")
                 continue
+            raw_face = _read_grey(p)
+            if raw_face.shape != on_raw.shape:
+                (h, w), (oh, ow) = raw_face.shape, on_raw.shape
+                text = (f"frame {fr} ({p.name}) is {w}x{h} pixels, the onset frame ({on_path.name}) {ow}x{oh}: the "
+                        f"frames of a clip must have one size (a frame of another crop mixed in?)")
+                if d == 0:
+                    why = text
+                    break
+                log.warning("CASME II clip %s: apex neighbour left out: %s", clip, text)
+                continue
+            faces.append((fr, _fit(raw_face, img_size)))
+        if why is not None:
+            skipped.append((clip, why))
+            log.warning("CASME II clip %s skipped: %s", clip, why)
+            continue
+        for fr, face in faces:
             onsets.append(on_img)
-            apexes.append(read_face(p, img_size))
+            apexes.append(face)
             labels.append(y)
             subjects.append(f"casme2/{r.subject}")
             clips.append(clip)

@@ -1,0 +1,64 @@
+"""Bad input to the flow and GAN commands: images, flow files, face pairs and checkpoints a user may have, each with
+one defect. Each is named (the file and what is wrong), never dropped unseen nor turned into a garbage flow or pair."""
+from __future__ import annotations
+
+import logging
+import shutil
+
+import cv2
+import pandas as pd
+import pytest
+
+
+#: (subject, clip, onset, apex) of two composite CASME II clips; frames onset..apex+1 are copied
+CLIPS = [("sub01", "EP02_01f", 46, 59), ("sub01", "EP19_05f", 396, 416)]
+
+
+@pytest.fixture
+def casme2_pairs_copy(shared_data, tmp_path):
+    """A small copy of the cropped CASME II data (manifest rows and the frames of CLIPS' onset and apex±1)."""
+    src = shared_data / "casme2"
+    root = tmp_path / "casme2"
+    m = pd.read_csv(src / "manifest.csv", dtype=str)
+    m = m[[(s, c) in {(s_, c_) for s_, c_, _, _ in CLIPS} for s, c in zip(m.subject, m.filename)]]
+    assert len(m) == len(CLIPS)
+    for subject, clip, onset, apex in CLIPS:
+        (root / subject / clip).mkdir(parents=True)
+        for n in (onset, apex - 1, apex, apex + 1):
+            shutil.copy(src / subject / clip / f"img{n}.jpg", root / subject / clip / f"img{n}.jpg")
+    m.to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def _resize_frame(path, dw=40, dh=30):
+    img = cv2.imread(str(path))
+    cv2.imwrite(str(path), cv2.resize(img, (img.shape[1] + dw, img.shape[0] + dh)))
+
+
+def test_gan_pairs_skip_a_clip_whose_apex_has_another_size(casme2_pairs_copy, caplog):
+    """An apex frame of another size than the onset (a frame of another crop copied in) was resized on its own and
+    paired: garbage onset->apex motion, without a word. Now the clip is skipped, naming the frame and both sizes."""
+    from icegan.gan.pairs import load_casme2_pairs
+    subject, clip, onset, apex = CLIPS[0]
+    _resize_frame(casme2_pairs_copy / subject / clip / f"img{apex}.jpg")
+    with caplog.at_level(logging.WARNING, logger="icegan.gan.pairs"):
+        pairs = load_casme2_pairs(casme2_pairs_copy, img_size=32, apex_neighbors=1, cache=False)
+    assert set(pairs.clips) == {f"{CLIPS[1][0]}/{CLIPS[1][1]}"} and len(pairs) == 3
+    (name, why), = pairs.skipped
+    assert name == f"{subject}/{clip}"
+    assert f"frame {apex} (img{apex}.jpg) is 271x312 pixels, the onset frame (img{onset}.jpg) 231x282" in why
+    assert why in caplog.text
+
+
+def test_gan_pairs_leave_out_an_apex_neighbour_of_another_size(casme2_pairs_copy, caplog):
+    """A neighbour of the apex of another size is left out of the pairs with a warning naming it; the clip's apex
+    and its other neighbour are kept."""
+    from icegan.gan.pairs import load_casme2_pairs
+    subject, clip, onset, apex = CLIPS[0]
+    _resize_frame(casme2_pairs_copy / subject / clip / f"img{apex + 1}.jpg")
+    with caplog.at_level(logging.WARNING, logger="icegan.gan.pairs"):
+        pairs = load_casme2_pairs(casme2_pairs_copy, img_size=32, apex_neighbors=1, cache=False)
+    assert not pairs.skipped
+    got = sorted(int(a) for c, a in zip(pairs.clips, pairs.apex_frames) if c == f"{subject}/{clip}")
+    assert got == [apex - 1, apex]
+    assert f"{subject}/{clip}: apex neighbour left out: frame {apex + 1} (img{apex + 1}.jpg) is 271x312" in caplog.text
