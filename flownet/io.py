@@ -136,10 +136,20 @@ def read_kitti_png(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_kitti_png(path: str | Path, flow, valid=None) -> Path:
-    """Write flow as a KITTI 16-bit PNG (values clipped to the representable ±512 px range)."""
+    """Write flow as a KITTI 16-bit PNG (values clipped to the representable ±512 px range). Pixels where ``valid``
+    ((H, W) bool) is False, or whose flow is not finite, are written as invalid.
+
+    Raises:
+        ValueError: ``flow`` is not (H, W, 2) or (2, H, W), ``valid`` has another shape, or ``path`` cannot be written.
+    """
     import cv2
     f = _as_hw2(flow)
     v = np.ones(f.shape[:2], bool) if valid is None else np.asarray(valid, bool)
+    if v.shape != f.shape[:2]:
+        raise ValueError(f"valid mask shape {v.shape} does not match flow {f.shape[:2]}")
+    finite = np.isfinite(f).all(-1)         # a NaN was cast to 0, i.e. a valid flow of -512 px
+    v = v & finite
+    f = np.where(finite[..., None], f, 0.0)
     enc = np.clip(np.round(f * 64.0 + 2 ** 15), 0, 2 ** 16 - 1).astype(np.uint16)
     img = np.stack([v.astype(np.uint16), enc[..., 1], enc[..., 0]], -1)
     p = check_output_path(path, "KITTI flow PNG", image=True)

@@ -6,6 +6,7 @@ import logging
 import shutil
 
 import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,3 +63,19 @@ def test_gan_pairs_leave_out_an_apex_neighbour_of_another_size(casme2_pairs_copy
     got = sorted(int(a) for c, a in zip(pairs.clips, pairs.apex_frames) if c == f"{subject}/{clip}")
     assert got == [apex - 1, apex]
     assert f"{subject}/{clip}: apex neighbour left out: frame {apex + 1} (img{apex + 1}.jpg) is 271x312" in caplog.text
+
+
+def test_kitti_png_writes_non_finite_flow_as_invalid_and_checks_the_mask(tmp_path):
+    """A NaN flow pixel was cast to 0 and written as a valid flow of (-512, -512) px; now it is written invalid. A
+    valid mask of another shape is named instead of numpy's 'all input arrays must have the same shape'."""
+    from flownet.io import read_kitti_png, write_kitti_png
+    f = np.zeros((4, 5, 2), np.float32)
+    f[0, 0] = [np.nan, 1.0]
+    f[0, 1] = [np.inf, 0.0]
+    f[1, 1] = [3.25, -2.5]
+    write_kitti_png(tmp_path / "k.png", f)
+    flow, valid = read_kitti_png(tmp_path / "k.png")
+    assert not valid[0, 0] and not valid[0, 1] and valid.sum() == 18
+    assert flow[1, 1].tolist() == [3.25, -2.5] and (flow[0, :2] == 0).all()
+    with pytest.raises(ValueError, match=r"valid mask shape \(3, 3\) does not match flow \(4, 5\)"):
+        write_kitti_png(tmp_path / "k2.png", f, valid=np.ones((3, 3), bool))
