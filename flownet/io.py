@@ -172,13 +172,16 @@ def flow_to_color(flow, max_flow: float | None = None):
         uint8 tensor (3, H, W) or (B, 3, H, W).
 
     Raises:
-        ValueError: ``max_flow`` not a positive finite number.
+        ValueError: ``max_flow`` not a positive finite number, or the flow holds NaN or infinite values.
     """
     import torch
     from torchvision.utils import flow_to_image
     if isinstance(flow, np.ndarray):
         flow = torch.from_numpy(_as_hw2(flow)).permute(2, 0, 1)
     flow = flow.detach().float().cpu()
+    bad = int((~torch.isfinite(flow)).any(-3).sum())     # an IndexError deep in flow_to_image otherwise
+    if bad:
+        raise ValueError(f"the flow holds NaN or infinite values at {bad} pixel(s): it has no colour picture")
     if max_flow is not None and not (np.isfinite(max_flow) and max_flow > 0):
         raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
     if flow.dim() == 4:          # flow_to_image scales a batch by its largest magnitude: one image at a time instead

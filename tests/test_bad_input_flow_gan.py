@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from icegan.cli import main as icegan_main
+
 
 #: (subject, clip, onset, apex) of two composite CASME II clips; frames onset..apex+1 are copied
 CLIPS = [("sub01", "EP02_01f", 46, 59), ("sub01", "EP19_05f", 396, 416)]
@@ -79,3 +81,55 @@ def test_kitti_png_writes_non_finite_flow_as_invalid_and_checks_the_mask(tmp_pat
     assert flow[1, 1].tolist() == [3.25, -2.5] and (flow[0, :2] == 0).all()
     with pytest.raises(ValueError, match=r"valid mask shape \(3, 3\) does not match flow \(4, 5\)"):
         write_kitti_png(tmp_path / "k2.png", f, valid=np.ones((3, 3), bool))
+
+
+NAN_NET = '''
+import torch
+
+
+class NanFlow(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, img1, img2):
+        flow = torch.zeros(img1.shape[0], 2, *img1.shape[2:]) + self.w
+        flow[:, :, :3, :2] = float("nan")
+        return flow
+
+
+def make():
+    return NanFlow()
+'''
+
+
+def _frames(tmp_path, shape=(24, 32)):
+    """Two frames of a smooth texture, the second shifted by one pixel; their paths."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (shape[0], shape[1] + 1)).astype(np.uint8), (5, 5), 0)
+    paths = [tmp_path / "f1.png", tmp_path / "f2.png"]
+    cv2.imwrite(str(paths[0]), img[:, 1:])
+    cv2.imwrite(str(paths[1]), img[:, :-1])
+    return [str(p) for p in paths]
+
+
+def test_flow_run_names_a_network_whose_flow_is_not_finite(tmp_path, capsys):
+    """A network (here --model custom) whose flow holds NaN ended in an IndexError deep in torchvision's
+    flow_to_image; now one line names the model and the pixel count, and no file is written."""
+    (tmp_path / "nan_net.py").write_text(NAN_NET)
+    argv = ["flow", "run", *_frames(tmp_path), "--out", str(tmp_path / "out" / "f.png"), "--flo",
+            str(tmp_path / "out" / "f.flo"), "--model", "custom", "--module", f"{tmp_path / 'nan_net.py'}:make"]
+    assert icegan_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("icegan flow run: error: --model custom gave a flow with NaN or infinite values at 6 of "
+                           "768 pixels; nothing written"), err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_flow_to_color_refuses_a_non_finite_flow():
+    from flownet.io import flow_to_color
+    f = np.zeros((8, 8, 2), np.float32)
+    f[0, 0, 1] = np.nan
+    f[2, 3] = np.inf
+    with pytest.raises(ValueError, match=r"NaN or infinite values at 2 pixel\(s\)"):
+        flow_to_color(f)

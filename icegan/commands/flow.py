@@ -208,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2, module)
     flow = _estimator(args, i1, module).estimate(i1[None], i2[None])[0].cpu()
+    _check_finite(flow, f"--model {args.model}")
     save_flow_image(args.out, flow)
     peak = float(flow_magnitude(flow).max())
     print(f"wrote {args.out} (max |flow| {peak:.2f} px)")
@@ -243,6 +244,15 @@ def _estimator(args: argparse.Namespace, img, module: dict):
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
                                 tta=getattr(args, "tta", "none"), **module)
     return at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(img.shape[-2:]))
+
+
+def _check_finite(flow, source: str) -> None:
+    """ValueError naming ``source`` (the flow's method) when the flow ((2, H, W) tensor) holds NaN or infinite values."""
+    import torch
+    bad = int((~torch.isfinite(flow)).any(0).sum())
+    if bad:
+        raise ValueError(f"{source} gave a flow with NaN or infinite values at {bad} of {flow[0].numel()} "
+                         f"pixels; nothing written")
 
 
 def _write_key(args: argparse.Namespace, scale: float) -> None:
