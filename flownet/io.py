@@ -179,11 +179,11 @@ def flow_to_color(flow, max_flow: float | None = None):
     if isinstance(flow, np.ndarray):
         flow = torch.from_numpy(_as_hw2(flow)).permute(2, 0, 1)
     flow = flow.detach().float().cpu()
+    if max_flow is not None and not (np.isfinite(max_flow) and max_flow > 0):
+        raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
     bad = int((~torch.isfinite(flow)).any(-3).sum())     # an IndexError deep in flow_to_image otherwise
     if bad:
         raise ValueError(f"the flow holds NaN or infinite values at {bad} pixel(s): it has no colour picture")
-    if max_flow is not None and not (np.isfinite(max_flow) and max_flow > 0):
-        raise ValueError(f"max_flow must be a positive number of pixels, got {max_flow}")
     if flow.dim() == 4:          # flow_to_image scales a batch by its largest magnitude: one image at a time instead
         return torch.stack([flow_to_color(f, max_flow) for f in flow]) if len(flow) else flow_to_image(flow)
     if max_flow is None:
