@@ -71,7 +71,11 @@ def read_flo(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{p}: too short for a .flo header ({len(raw)} bytes)")
     magic = np.frombuffer(raw[:4], "<f4")[0]
     if magic != np.float32(FLO_MAGIC):
-        raise ValueError(f"{p}: not a Middlebury .flo file (magic {magic!r}, expected {FLO_MAGIC})")
+        if np.frombuffer(raw[:4], ">f4")[0] == np.float32(FLO_MAGIC):
+            raise ValueError(f"{p}: its magic number is byte-swapped: a big-endian .flo file; Middlebury .flo files "
+                             f"are little-endian")
+        raise ValueError(f"{p}: not a Middlebury .flo file: its magic number (first 4 bytes) is {raw[:4]!r} (float32 "
+                         f"{float(magic):g}), not b'PIEH' (float32 {FLO_MAGIC})")
     w, h = (int(x) for x in np.frombuffer(raw[4:12], "<i4"))
     if w <= 0 or h <= 0:
         raise ValueError(f"{p}: invalid size {w}x{h} in .flo header")

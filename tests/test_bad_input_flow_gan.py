@@ -133,3 +133,23 @@ def test_flow_to_color_refuses_a_non_finite_flow():
     f[2, 3] = np.inf
     with pytest.raises(ValueError, match=r"NaN or infinite values at 2 pixel\(s\)"):
         flow_to_color(f)
+
+
+def test_flo_with_a_wrong_magic_number_says_what_it_holds(tmp_path):
+    """A wrong magic number was shown as numpy's repr ('magic np.float32(52816.535)'); now the first 4 bytes are
+    shown beside the expected b'PIEH', and a byte-swapped (big-endian) .flo is called so."""
+    import struct
+
+    from flownet.io import read_flo, write_flo, write_kitti_png
+    write_kitti_png(tmp_path / "kitti.png", np.zeros((4, 5, 2), np.float32))
+    (tmp_path / "kitti.flo").write_bytes((tmp_path / "kitti.png").read_bytes())
+    with pytest.raises(ValueError) as err:
+        read_flo(tmp_path / "kitti.flo")
+    assert str(err.value).startswith(f"{tmp_path / 'kitti.flo'}: not a Middlebury .flo file: its magic number "
+                                     r"(first 4 bytes) is b'\x89PNG' (float32 ")
+    assert str(err.value).endswith("not b'PIEH' (float32 202021.25)") and "np.float32" not in str(err.value)
+    (tmp_path / "be.flo").write_bytes(struct.pack(">fii", 202021.25, 5, 4) + np.zeros((4, 5, 2), ">f4").tobytes())
+    with pytest.raises(ValueError, match="magic number is byte-swapped: a big-endian .flo file"):
+        read_flo(tmp_path / "be.flo")
+    write_flo(tmp_path / "ok.flo", np.ones((4, 5, 2), np.float32))
+    assert (tmp_path / "ok.flo").read_bytes()[:4] == b"PIEH"
