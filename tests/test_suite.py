@@ -680,3 +680,79 @@ def test_seeds_option_reads_a_comma_list():
     """--seeds takes a comma list such as '0,1,2', spaces and a trailing comma included."""
     from icegan.cli import build_parser
     assert build_parser().parse_args(["suite", "--config", "s.yaml", "--seeds", "3, 5,"]).seeds == [3, 5]
+
+
+def _pool_run(folder: Path, config: dict, files=("config.yaml", "run.json", "predictions.csv", "metrics.json")) -> Path:
+    """A finished-looking run folder of ``config`` (only the named files; a metrics.json without ``oracle_epoch``, as
+    older runs wrote it)."""
+    import yaml
+    folder.mkdir(parents=True)
+    for f in files:
+        (folder / f).write_text("x")
+    if "config.yaml" in files:
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    if "metrics.json" in files:
+        (folder / "metrics.json").write_text(json.dumps({"overall": {"UF1": 0.5, "UAR": 0.5}}))
+    return folder
+
+
+def test_reuse_pool_needs_every_file_of_a_run_and_the_same_device(tmp_path, monkeypatch):
+    """A run lacking any one of config.yaml, run.json, predictions.csv or metrics.json is not offered (one whose
+    metrics.json predates the oracle_epoch key is); a run of another device is not this run; of two copies of the run the first in folder order is taken, by its absolute
+    path even when --reuse names a relative folder."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config, to_dict
+    from icegan.suite import find_reusable_run, reusable_runs
+
+    cfg = load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", ["seed=3"])
+    saved = to_dict(cfg)
+    need = ("config.yaml", "run.json", "predictions.csv", "metrics.json")
+    for i, missing in enumerate(need):
+        _pool_run(tmp_path / "pool" / f"a{i}_no_{missing}", saved, [f for f in need if f != missing])
+    _pool_run(tmp_path / "pool" / "b_cuda", {**saved, "device": "cuda"})
+    first, second = _pool_run(tmp_path / "pool" / "c_run", saved), _pool_run(tmp_path / "pool" / "d_run", saved)
+    monkeypatch.chdir(tmp_path)
+    pool = reusable_runs(["pool"])
+    assert [p for p, _ in pool] == [(tmp_path / "pool" / "b_cuda").resolve(), first.resolve(), second.resolve()]
+    assert find_reusable_run(cfg, pool) == first.resolve() and find_reusable_run(cfg, pool[:1]) is None
+    with pytest.raises(FileNotFoundError, match=r"--reuse nowhere: no such folder"):
+        reusable_runs(["pool", "nowhere"])
+
+
+@pytest.mark.parametrize("name, data", [("config.yaml", b"seed: [3\n"), ("config.yaml", b"seed: \xff\xfe\n"),
+                                        ("metrics.json", b"\xff\xfe{}")],
+                         ids=["bad-yaml", "config-not-utf8", "metrics-not-utf8"])
+def test_reuse_pool_names_the_run_of_an_unreadable_file(tmp_path, name, data):
+    from icegan.suite import reusable_runs
+    run = _pool_run(tmp_path / "pool" / "damaged_s0", {"seed": 3, "name": "damaged_s0"})
+    (run / name).write_bytes(data)
+    with pytest.raises(ValueError, match=r"--reuse: cannot read .*damaged_s0/config\.yaml or metrics\.json"):
+        reusable_runs([tmp_path / "pool"])
+
+
+def test_a_copied_run_gets_its_own_config_and_names_its_source_and_is_never_copied_over(tmp_path):
+    """copy_finished_run: every file copied byte for byte, config.yaml rewritten for the new run's config (its name),
+    reused_from.txt naming the source; a second copy into the same folder is refused and changes nothing."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config, to_dict
+    from icegan.suite import copy_finished_run
+
+    cfg = load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", ["seed=3"])
+    src = _pool_run(tmp_path / "pool" / "old_s3", {**to_dict(cfg), "name": "old_s3"})
+    (src / "predictions.csv").write_text("clip,y_pred\na,1\n")
+    dst = tmp_path / "new" / "new_s3"
+    copy_finished_run(src, dst, load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", ["seed=3", "name=new_s3"]))
+    assert (dst / "predictions.csv").read_text() == "clip,y_pred\na,1\n"
+    assert (dst / "reused_from.txt").read_text() == f"{src}\n"
+    assert "name: new_s3" in (dst / "config.yaml").read_text() and "name: old_s3" in (src / "config.yaml").read_text()
+    before = _tree_md5(dst)
+    with pytest.raises(FileExistsError, match="new_s3 exists"):
+        copy_finished_run(src, dst, cfg)
+    assert _tree_md5(dst) == before
+
+
+def test_reuse_option_takes_several_folders():
+    """--reuse may be given several times: every folder is searched (none by default)."""
+    from icegan.cli import build_parser
+    assert build_parser().parse_args(["suite", "--config", "s.yaml", "--reuse", "a", "--reuse", "b"]).reuse == ["a", "b"]
+    assert build_parser().parse_args(["suite", "--config", "s.yaml"]).reuse == []
