@@ -153,3 +153,20 @@ def test_flo_with_a_wrong_magic_number_says_what_it_holds(tmp_path):
         read_flo(tmp_path / "be.flo")
     write_flo(tmp_path / "ok.flo", np.ones((4, 5, 2), np.float32))
     assert (tmp_path / "ok.flo").read_bytes()[:4] == b"PIEH"
+
+
+def test_generate_names_an_out_that_is_a_file(tmp_path, capsys):
+    """--out given as an existing file (e.g. the onset image itself) ended in a FileExistsError traceback after the
+    faces were made; now one line names it before the checkpoint is read."""
+    from _gan_sizes import tiny_gan_config
+
+    from icegan.gan.trainer import build_models, save_checkpoint
+    cfg = tiny_gan_config(32)
+    save_checkpoint(tmp_path / "last.pt", cfg, *build_models(cfg), 0, [])
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), np.full((32, 32), 128, np.uint8))
+    assert icegan_main(["generate", "--checkpoint", str(tmp_path / "last.pt"), "--onset", str(face), "--class", "all",
+                        "--out", str(face), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"icegan generate: error: --out {face} is a file; --out is the folder the faces are written "
+                           f"to"), err

@@ -115,6 +115,9 @@ def _generate(args: argparse.Namespace) -> int:
     from icegan.gan.pairs import CLASS_NAMES, class_id, load_face_images, to_tensor
     from icegan.gan.synthesis import load_generator, synthesize, to_uint8
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
+        raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
     g = load_generator(args.checkpoint, _device(args.device))
     classes = list(range(g.n_classes)) if args.cls == "all" else [class_id(args.cls)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
@@ -126,7 +129,6 @@ def _generate(args: argparse.Namespace) -> int:
               f"{', '.join(renamed)} (in the order given)")
     names = unique
     apex, src, cls = synthesize(g, to_tensor(faces), classes, args.n, seed=args.seed)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     imgs = to_uint8(apex)
     counter: dict[tuple[int, int], int] = {}
