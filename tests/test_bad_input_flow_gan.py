@@ -170,3 +170,26 @@ def test_generate_names_an_out_that_is_a_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip() == (f"icegan generate: error: --out {face} is a file; --out is the folder the faces are written "
                            f"to"), err
+
+
+def test_selfsup_pairs_name_frames_of_another_size(casme2_pairs_copy):
+    """A frame of another size in a clip was resized on its own into a self-supervised training pair (no real
+    motion, no word); now the pair is refused naming both files and sizes (at once with preload)."""
+    from flownet.data.real_pairs import RealFramePairs
+    subject, clip, onset, apex = CLIPS[0]
+    folder = casme2_pairs_copy / subject / clip
+    _resize_frame(folder / f"img{apex}.jpg")
+    root = casme2_pairs_copy.parent
+    kw = dict(root=root, subjects=[subject], size=32, kinds=("onset_apex",), flip=False, max_clips=1)
+    ds = RealFramePairs(**kw)
+    with pytest.raises(ValueError) as err:
+        ds[0]
+    assert str(err.value) == (f"frames of one clip differ in size: {folder / f'img{onset}.jpg'} is 231x282 pixels, "
+                              f"{folder / f'img{apex}.jpg'} 271x312 (a frame of another crop mixed in?)")
+    with pytest.raises(ValueError, match="frames of one clip differ in size"):
+        RealFramePairs(**kw, preload=True)
+    one = RealFramePairs(**{**kw, "kinds": ("consecutive",)})        # apex-1 -> apex differ, apex-1 is whole
+    assert one.pairs["consecutive"] == [(folder / f"img{apex - 1}.jpg", folder / f"img{apex}.jpg"),
+                                        (folder / f"img{apex}.jpg", folder / f"img{apex + 1}.jpg")]
+    with pytest.raises(ValueError, match=f"img{apex - 1}.jpg is 231x282 pixels"):
+        one.frames(*one.pairs["consecutive"][0])

@@ -13,7 +13,7 @@ Two kinds of pairs (frame 1 → frame 2):
 Clips whose manifest row has ``verified`` false (truncated, missing or mislabelled dumps) are skipped and
 listed in :attr:`RealFramePairs.skipped` with the manifest's note (and one warning); a verified clip whose
 onset or apex frame file is absent raises :class:`FileNotFoundError` naming the file. An unreadable frame
-raises :class:`OSError` naming the file.
+raises :class:`OSError` naming the file; the two frames of a pair in different sizes, :class:`ValueError` naming both.
 
 Frames are preprocessed like :class:`~flownet.data.synthetic_face.SyntheticFaceFlow` (whole crop resized
 to ``size`` x ``size`` with INTER_AREA, aspect not preserved, then grey) and cached decoded in memory as
@@ -158,11 +158,11 @@ class RealFramePairs(torch.utils.data.Dataset):
         self.n_pairs = sum(len(self.pairs[k]) for k in self.kinds)
         self.n_items = int(n_items) if n_items is not None else self.n_pairs
         self._cache: dict[Path, np.ndarray] = {}
+        self._sizes: dict[Path, tuple[int, int]] = {}      # (width, height) of each frame file as read
         if preload:
             for k in self.kinds:
                 for a, b in self.pairs[k]:
-                    self.frame(a)
-                    self.frame(b)
+                    self.frames(a, b)
 
     def __len__(self) -> int:
         return self.n_items
@@ -185,7 +185,22 @@ class RealFramePairs(torch.utils.data.Dataset):
         small = cv2.resize(bgr, (self.size, self.size), interpolation=cv2.INTER_AREA)
         grey = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         self._cache[path] = grey
+        self._sizes[path] = (bgr.shape[1], bgr.shape[0])
         return grey
+
+    def frames(self, p1: Path, p2: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The decoded frames of a pair (:meth:`frame`).
+
+        Raises:
+            ValueError: the two files differ in size (a frame of another crop mixed in: resized on its own, the pair
+                would hold no real motion); the message names both files and sizes.
+        """
+        a, b = self.frame(p1), self.frame(p2)
+        (w1, h1), (w2, h2) = self._sizes[p1], self._sizes[p2]
+        if (w1, h1) != (w2, h2):
+            raise ValueError(f"frames of one clip differ in size: {p1} is {w1}x{h1} pixels, {p2} {w2}x{h2} "
+                             f"(a frame of another crop mixed in?)")
+        return a, b
 
     def pair(self, kind: str, j: int) -> tuple[Path, Path]:
         """The j-th (frame 1, frame 2) paths of a kind."""
@@ -200,7 +215,7 @@ class RealFramePairs(torch.utils.data.Dataset):
         else:
             kind = self.kinds[0]
         p1, p2 = self.pairs[kind][int(rng.integers(len(self.pairs[kind])))]
-        a, b = self.frame(p1), self.frame(p2)
+        a, b = self.frames(p1, p2)
         if self.crop:
             y, x = (int(v) for v in rng.integers(0, self.size - self.crop + 1, size=2))
             a, b = a[y:y + self.crop, x:x + self.crop], b[y:y + self.crop, x:x + self.crop]
