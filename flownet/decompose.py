@@ -116,8 +116,9 @@ def fit_affine_ransac(flow: torch.Tensor, region: torch.Tensor | None = None,
     region; ``cv2.estimateAffine2D(x, x + F(x), method=cv2.RANSAC, ransacReprojThreshold=threshold, ...)``
     fits ``[A | t]`` (6 degrees of freedom; ``model="similarity"``: ``cv2.estimateAffinePartial2D``,
     rotation + uniform scale + translation, 4 degrees of freedom, so that less of a broad facial action
-    can be absorbed into the head motion). If OpenCV finds no model (degenerate points), a plain
-    least-squares affine fit on the same points is used and a ``RuntimeWarning`` says so.
+    can be absorbed into the head motion). If OpenCV finds no model (degenerate points, e.g. all on one
+    line), a plain least-squares affine fit (6 dof, for either model) on the same points is used and a
+    ``RuntimeWarning`` says so.
 
     Args:
         flow: (B, 2, H, W) flow in pixels (any estimator's).
@@ -130,7 +131,8 @@ def fit_affine_ransac(flow: torch.Tensor, region: torch.Tensor | None = None,
 
     Returns:
         ``(affine, inlier_ratio)``: (B, 2, 3) float64 ``[A | t]`` (pixel coordinates) and (B,) float64
-        fraction of sampled points that are RANSAC inliers.
+        fraction of sampled points that are RANSAC inliers (1.0 for a field fitted by the least-squares
+        fallback, which uses every sampled point).
 
     Raises:
         ValueError: bad shapes, non-finite flow, threshold <= 0, unknown model, or a region with fewer
