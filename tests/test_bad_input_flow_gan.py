@@ -193,3 +193,24 @@ def test_selfsup_pairs_name_frames_of_another_size(casme2_pairs_copy):
                                         (folder / f"img{apex}.jpg", folder / f"img{apex + 1}.jpg")]
     with pytest.raises(ValueError, match=f"img{apex - 1}.jpg is 231x282 pixels"):
         one.frames(*one.pairs["consecutive"][0])
+
+
+def test_flow_run_names_an_image_cut_short_empty_or_a_folder(shared_data, tmp_path, capsys):
+    """A JPEG cut short (an interrupted copy) was decoded with grey rows into a garbage flow, with only libjpeg's
+    'Premature end of JPEG file' on stderr; an empty file and a folder were 'could not decode image' / 'image not
+    found'. Now one line names the file and what is wrong, before any flow is computed."""
+    frames = shared_data / "casme2" / "sub01" / "EP02_01f"
+    onset = tmp_path / "img46.jpg"
+    shutil.copy(frames / "img46.jpg", onset)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes((frames / "img59.jpg").read_bytes()[:6000])
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    cases = [(cut, "truncated: no JPEG end marker (FF D9) after its image data (an interrupted copy or unzip?)"),
+             (empty, "the file is empty (0 bytes"), (tmp_path, "cannot read image " + str(tmp_path) + ": Is a directory")]
+    for second, why in cases:
+        out = tmp_path / "out" / "f.png"
+        assert icegan_main(["flow", "run", str(onset), str(second), "--out", str(out), "--model", "farneback"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"icegan flow run: error: cannot read image {second}") and why in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()

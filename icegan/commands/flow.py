@@ -192,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
     from flownet.metrics import flow_magnitude
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
     _check_run_outputs(args)                                  # before the flow is computed, not after
+    _check_run_inputs(args)
     i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
     grey1 = not args.gray and _is_grey(i1)
     if not args.gray and grey1 != _is_grey(i2):             # grey values against colour ones: a wrong flow
@@ -233,6 +234,17 @@ def _check_run_outputs(args: argparse.Namespace) -> None:
         check_output_path(_part_path(args.out, "key"), "--key (the colour key beside --out)", image=True)
     if args.flo and Path(args.flo).resolve() == Path(args.out).resolve():
         raise ValueError(f"--out and --flo are the same file ({args.out}); give the .flo its own name")
+
+
+def _check_run_inputs(args: argparse.Namespace) -> None:
+    """``flow run``: each image file read in full and decodable (:func:`icegan.data.frame_io.read_frame`): a JPEG cut
+    short decodes with grey rows, and a garbage flow, with only a warning of libjpeg's on stderr otherwise. ValueError
+    naming the file: missing, a folder, empty, cut short or not an image."""
+    import cv2
+
+    from icegan.data.frame_io import read_frame
+    for path in (args.img1, args.img2):
+        read_frame(path, cv2.IMREAD_UNCHANGED)
 
 
 def _estimator(args: argparse.Namespace, img, module: dict):
