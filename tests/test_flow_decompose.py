@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from _flow_sizes import TINY_SRFLOWNET
+from _textures import smooth_texture
 
 from flownet.data.synthetic_face import similarity_flow, warp_forward
 from flownet.decompose import (ComponentEstimator, RansacDecomposer, affine_field, central_region,
@@ -17,12 +18,6 @@ from flownet.models.decflow import (DecFlow, DecFlowConfig, DecFlowEstimator, af
 from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
 
 TINY = TINY_SRFLOWNET
-
-
-def _texture(b, h, w, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(b, 1, h // 4, w // 4, generator=g)
-    return torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def _disc_motion(h, w, cx, cy, r, u, v):
@@ -97,7 +92,7 @@ def test_ransac_on_synthetic_face_ground_truth(shared_data):
 
 
 def test_ransac_decomposer_on_tvl1_separates_head_translation():
-    img1 = _texture(1, 64, 64)
+    img1 = smooth_texture(1, 64, 64)
     head = similarity_flow(64, 64, angle_deg=0.0, scale=1.0, tx=1.0, ty=0.5)[None]
     img2 = warp_forward(img1, head)
     dec = RansacDecomposer("tvl1", threshold=0.3, margin=0.15)
@@ -174,7 +169,7 @@ def test_decflow_loss_known_values_and_errors():
 
 def test_decflow_training_lowers_loss_on_fixed_batch():
     m = _tiny_decflow("affine")
-    img1 = _texture(2, 64, 64, seed=3)
+    img1 = smooth_texture(2, 64, 64, seed=3)
     head = torch.cat([similarity_flow(64, 64, 1.0, 1.01, 0.8, -0.5)[None],
                       similarity_flow(64, 64, -0.8, 0.99, -0.6, 0.4)[None]])
     expr = torch.cat([_disc_motion(64, 64, 30, 34, 10, 1.0, 0.8), _disc_motion(64, 64, 40, 24, 9, -0.9, 1.2)])
@@ -195,7 +190,7 @@ def test_decflow_init_from_srflownet_starts_as_srflownet_with_zero_head():
     torch.manual_seed(0)
     sr = SRFlowNet(SRFlowNetConfig(**TINY)).eval()
     m = DecFlow(DecFlowConfig(**TINY)).init_from_srflownet(sr).eval()
-    img1, img2 = _texture(1, 64, 64, 1), _texture(1, 64, 64, 2)
+    img1, img2 = smooth_texture(1, 64, 64, 1), smooth_texture(1, 64, 64, 2)
     with torch.no_grad():
         ref = sr(img1, img2)[-1]
         out = m(img1, img2)
@@ -217,7 +212,7 @@ def test_decflow_head_decoder_follows_every_update_block_width_and_needs_the_eig
     m = DecFlow(DecFlowConfig(**widths)).init_from_srflownet(sr).eval()
     for (name, a), b in zip(m.head_update.state_dict().items(), sr.raft.update_block.state_dict().values()):
         assert a.shape == b.shape, name
-    img1, img2 = _texture(1, 64, 64, 1), _texture(1, 64, 64, 2)
+    img1, img2 = smooth_texture(1, 64, 64, 1), smooth_texture(1, 64, 64, 2)
     with torch.no_grad():
         assert torch.allclose(m(img1, img2)["total"][-1], sr(img1, img2)[-1], atol=1e-4)
     with pytest.raises(ValueError, match="downsample must be 8, got 4"):
@@ -229,7 +224,7 @@ def test_decflow_head_decoder_follows_every_update_block_width_and_needs_the_eig
 def test_decflow_weights_round_trip_and_clear_errors(tmp_path):
     from flownet.registry import save_srflownet
     m = _tiny_decflow("affine").eval()
-    img1, img2 = _texture(1, 64, 64, 1), _texture(1, 64, 64, 2)
+    img1, img2 = smooth_texture(1, 64, 64, 1), smooth_texture(1, 64, 64, 2)
     p = save_decflow(m, tmp_path / "d.pt", meta={"note": "test"})
     back = load_decflow(p)
     with torch.no_grad():
@@ -263,8 +258,8 @@ def test_decflow_weights_round_trip_and_clear_errors(tmp_path):
 
 def _write_pair(tmp_path):
     import cv2
-    img1 = (_texture(1, 64, 64, 5)[0, 0].numpy() * 255).astype(np.uint8)
-    img2 = (warp_forward(_texture(1, 64, 64, 5), similarity_flow(64, 64, 0.5, 1.0, 1.0, 0.5)[None])[0, 0].numpy()
+    img1 = (smooth_texture(1, 64, 64, 5)[0, 0].numpy() * 255).astype(np.uint8)
+    img2 = (warp_forward(smooth_texture(1, 64, 64, 5), similarity_flow(64, 64, 0.5, 1.0, 1.0, 0.5)[None])[0, 0].numpy()
             * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), img1)
     cv2.imwrite(str(tmp_path / "b.png"), img2)
@@ -330,7 +325,7 @@ def test_pipeline_builds_features_from_expression_flow(tmp_path):
     cfg = load_main_config(None, ["flow.method=tvl1", "flow.component=expression", "gan.joint=false"])
     est = build_flow(cfg, torch.device("cpu"))
     assert isinstance(est, ComponentEstimator) and est.component == "expression"
-    onset = _texture(2, 64, 64, 7)
+    onset = smooth_texture(2, 64, 64, 7)
     head = similarity_flow(64, 64, 0.0, 1.0, 1.0, -0.5)[None]           # pure head motion, no expression
     apex = warp_forward(onset, head)
     total = build_flow(load_main_config(None, ["flow.method=tvl1", "gan.joint=false"]), torch.device("cpu"))
@@ -382,7 +377,7 @@ def test_shipped_decflow_weights_load_and_decompose():
     assert p.is_file() and p.stat().st_size < 6_000_000
     est = DecFlowEstimator(iters=2)                  # shipped weights
     assert est.model.meta["steps"] > 0 and est.model.config.head_model == "affine"
-    img1 = _texture(1, 64, 64, 1)
+    img1 = smooth_texture(1, 64, 64, 1)
     parts = est.decompose(img1, warp_forward(img1, similarity_flow(64, 64, 0.0, 1.0, 1.0, 0.0)[None]))
     assert torch.allclose(parts["head"] + parts["expression"], parts["total"], atol=1e-5)
     assert affine_project(parts["head"])[0].sub(parts["head"]).abs().max() < 1e-3
