@@ -214,3 +214,16 @@ def test_flow_run_names_an_image_cut_short_empty_or_a_folder(shared_data, tmp_pa
         err = capsys.readouterr().err
         assert err.startswith(f"icegan flow run: error: cannot read image {second}") and why in err, err
         assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_flow_train_on_a_folder_without_casme2_points_at_data_root(tmp_path, capsys):
+    """`icegan flow train` has no --root, yet a data root without casme2/ said 'set --root'; now the message names
+    data.root of the training config (and --root of flow eval)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert icegan_main(["flow", "train", "--mode", "selfsup", "--config", "configs/flow_selfsup.yaml",
+                        f"data.root={empty}", f"out_dir={tmp_path / 'runs'}", "name=x", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"icegan flow train: error: CASME II crops not found at {empty / 'casme2'}: the data root "
+                           f"holds casme2/ (--root of icegan flow eval, data.root of a flow training config, or "
+                           f"$ICEGAN_SHARED_DATA)"), err

@@ -332,7 +332,8 @@ def list_subjects(root: str | Path | None = None) -> list[str]:
     base = Path(root) if root is not None else shared_data_root()
     c2 = base / "casme2"
     if not c2.is_dir():
-        raise FileNotFoundError(f"CASME II crops not found at {c2} (set --root or $ICEGAN_SHARED_DATA)")
+        raise FileNotFoundError(f"CASME II crops not found at {c2}: the data root holds casme2/ (--root of icegan "
+                                f"flow eval, data.root of a flow training config, or $ICEGAN_SHARED_DATA)")
     subs = sorted(p.name for p in c2.iterdir() if p.is_dir() and any(p.glob("*/img*.jpg")))
     if not subs:
         raise FileNotFoundError(f"no CASME II frames (<subject>/<clip>/img*.jpg) under {c2}")
