@@ -23,13 +23,14 @@ FLO_MAGIC = 202021.25
 UNKNOWN_FLOW_THRESH = 1e9
 
 
-def check_output_path(path: str | Path, what: str, image: bool = False) -> Path:
+def check_output_path(path: str | Path, what: str, image: bool = False, example: str | None = None) -> Path:
     """``path`` as a :class:`~pathlib.Path` if a file can be written there, checked before any work is done.
 
     Args:
         path: the file to write (its folder is created when written).
         what: what it is, for the message (e.g. ``"--out (the flow picture)"``).
         image: the file is an image written by OpenCV: its extension must name a format OpenCV writes (``.png``).
+        example: a file name to suggest when ``path`` is a folder (default ``flow.png`` or ``flow.flo``).
 
     Raises:
         ValueError: ``path`` is an existing folder, a folder above it is a file, or (``image``) OpenCV has no
@@ -37,7 +38,8 @@ def check_output_path(path: str | Path, what: str, image: bool = False) -> Path:
     """
     p = Path(path)
     if p.is_dir():
-        raise ValueError(f"{what}: {p} is a folder; give a file name in it, e.g. {p / ('flow.png' if image else 'flow.flo')}")
+        example = example or ("flow.png" if image else "flow.flo")
+        raise ValueError(f"{what}: {p} is a folder; give a file name in it, e.g. {p / example}")
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -227,3 +227,25 @@ def test_flow_train_on_a_folder_without_casme2_points_at_data_root(tmp_path, cap
     assert err.strip() == (f"icegan flow train: error: CASME II crops not found at {empty / 'casme2'}: the data root "
                            f"holds casme2/ (--root of icegan flow eval, data.root of a flow training config, or "
                            f"$ICEGAN_SHARED_DATA)"), err
+
+
+@pytest.mark.parametrize("command", [["flow", "eval", "--model", "farneback", "--data", "synthetic-face"],
+                                     ["gan", "eval", "--checkpoint", "c.pt", "--device", "cpu"]])
+def test_eval_json_that_cannot_be_written_is_named_before_evaluating(tmp_path, capsys, monkeypatch, command):
+    """--json naming a folder, or a file under a file, ended in an IsADirectoryError / FileExistsError traceback after
+    the whole evaluation; now one line names it before any work (the evaluation is never reached here)."""
+    import flownet.evaluate
+    import icegan.gan.evaluate
+
+    def never(*a, **kw):
+        raise AssertionError("evaluated before --json was checked")
+    monkeypatch.setattr(flownet.evaluate, "evaluate", never)
+    monkeypatch.setattr(icegan.gan.evaluate, "run_eval", never)
+    (tmp_path / "afile").write_text("x")
+    what = "results" if command[0] == "flow" else "metrics"
+    for js, why in ((tmp_path, f"{tmp_path} is a folder; give a file name in it, e.g. {tmp_path / 'eval.json'}"),
+                    (tmp_path / "afile" / "m.json", f"cannot be written, {tmp_path / 'afile'} is a file, not a folder")):
+        assert icegan_main(command + ["--json", str(js)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"icegan {command[0]} eval: error: --json (the {what} file): ") and why in err, err
+        assert len(err.strip().splitlines()) == 1

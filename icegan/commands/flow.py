@@ -170,6 +170,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     from flownet.devices import resolve_device
     from flownet.evaluate import evaluate, format_table
+    from flownet.io import check_output_path
+    if args.json:                        # checked before the evaluation, not after it
+        check_output_path(args.json, "--json (the results file)", example="eval.json")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device, "--device")     # auto → cuda or cpu; a device this machine lacks: one line

@@ -164,8 +164,11 @@ def _device(name: str, key: str = "--device"):
 
 @one_line_errors("icegan gan eval")
 def _eval(args: argparse.Namespace) -> int:
+    from flownet.io import check_output_path
     from icegan.gan.evaluate import metrics_markdown, run_eval
 
+    if args.json:                        # checked before the evaluation, not after it
+        check_output_path(args.json, "--json (the metrics file)", example="eval.json")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
                        seed=args.seed, out_dir=args.out, device=_device(args.device),
