@@ -450,6 +450,9 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
             elif diff == ["provenance"]:
                 why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
                        "weights file changed, or the folder was made before icegan recorded it)")
+            elif diff == ["folds"] and isinstance(old.get("folds"), list):
+                why = (f" (its held-out subjects are other than now: {len(old['folds'])} vs {len(header['folds'])}, "
+                       f"e.g. another max_folds; a folder's finished folds are resumed only by the same run)")
             raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
                                  f"--out or delete that folder")
         if cfg is not None and cfg_path.is_file():
