@@ -249,3 +249,15 @@ def test_eval_json_that_cannot_be_written_is_named_before_evaluating(tmp_path, c
         err = capsys.readouterr().err
         assert err.startswith(f"icegan {command[0]} eval: error: --json (the {what} file): ") and why in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("size, why", [(30, "Generator: img_size must be a power of two >= 16, got 30"),
+                                       (16, "CapsuleDiscriminator: img_size must be >= 32 and a multiple of 16")])
+def test_gan_train_refuses_a_face_size_the_models_cannot_take_before_any_work(tmp_path, capsys, size, why):
+    """data.img_size=30 was refused only after the pairs were loaded and the run folder (config.yaml, split.json)
+    written; now it is refused first, naming data.img_size, and nothing is read or written (data.root is absent)."""
+    assert icegan_main(["gan", "train", "--config", "configs/gan_casme2.yaml", f"out_dir={tmp_path}", "name=x",
+                        f"data.img_size={size}", f"data.root={tmp_path / 'nowhere'}", "train.device=cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icegan gan train: error: data.img_size={size} or the model section: {why}"), err
+    assert not (tmp_path / "x").exists()

@@ -72,7 +72,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from icegan.config import load_config, save_config
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
-    from icegan.gan.trainer import GanConfig, check_resumable, train_gan
+    from icegan.gan.trainer import GanConfig, build_models, check_resumable, train_gan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
@@ -84,6 +84,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         return print_config(cfg)
     _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
+    try:                                            # model settings they refuse (data.img_size 30): before any work
+        build_models(cfg)
+    except ValueError as exc:
+        raise ValueError(f"data.img_size={cfg.data.img_size} or the model section: {exc}") from None
     run = Path(cfg.out_dir) / cfg.name
     if cfg.data.source == "prepared":        # your own copy of a release, in its official layout
         pairs = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, cfg.data.apex_neighbors)
