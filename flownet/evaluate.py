@@ -29,13 +29,17 @@ def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: 
     translation of the generic scenes (:func:`flownet.data.synthetic_generic.make_scene_pair`).
 
     Raises:
-        ValueError: unknown ``data``, ``max_motion`` given for data other than ``synthetic-generic``, or a pair whose
-        frames differ in size (named, with its files for Middlebury);
+        ValueError: unknown ``data``, ``max_motion`` given for data other than ``synthetic-generic``, ``n_pairs`` < 0,
+        ``size`` < 8 for synthetic data, or a pair whose frames differ in size (named, with its files for Middlebury);
         FileNotFoundError: data missing.
     """
     generic = data in ("synthetic-generic", "synthetic_generic")
     if max_motion is not None and not generic:
         raise ValueError(f"max_motion applies to data 'synthetic-generic' only, not '{data}'")
+    if n_pairs < 0:                         # else 'len() should return >= 0' from the synthetic datasets
+        raise ValueError(f"n_pairs (--n-pairs) must be >= 0, got {n_pairs}")
+    if data.startswith("synthetic") and size < 8:      # as icegan flow run: no neighbourhood to match below it
+        raise ValueError(f"size (--size) of the synthetic pairs must be at least 8 pixels, got {size}")
     files = None
     if data == "middlebury":
         from .data.middlebury import MiddleburyFlow

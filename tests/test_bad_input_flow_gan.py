@@ -261,3 +261,15 @@ def test_gan_train_refuses_a_face_size_the_models_cannot_take_before_any_work(tm
     err = capsys.readouterr().err
     assert err.startswith(f"icegan gan train: error: data.img_size={size} or the model section: {why}"), err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("data", ["synthetic-face", "synthetic-generic"])
+def test_flow_eval_refuses_a_negative_pair_count_and_a_side_under_8(capsys, data):
+    """--n-pairs -3 said only '__len__() should return >= 0', and --size 7 scored 7x7 pixel 'faces' (icegan flow run
+    refuses images under 8 pixels); now both name the option."""
+    for extra, why in ((["--n-pairs", "-3"], "n_pairs (--n-pairs) must be >= 0, got -3"),
+                       (["--size", "7", "--n-pairs", "2"],
+                        "size (--size) of the synthetic pairs must be at least 8 pixels, got 7")):
+        assert icegan_main(["flow", "eval", "--model", "farneback", "--data", data, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.strip() == f"icegan flow eval: error: {why}", err
