@@ -273,3 +273,18 @@ def test_flow_eval_refuses_a_negative_pair_count_and_a_side_under_8(capsys, data
         assert icegan_main(["flow", "eval", "--model", "farneback", "--data", data, *extra]) == 2
         err = capsys.readouterr().err
         assert err.strip() == f"icegan flow eval: error: {why}", err
+
+
+def test_gan_eval_names_an_out_that_is_a_file(tmp_path, capsys, monkeypatch):
+    """gan eval --out naming an existing file ended in a FileExistsError traceback; now one line names it before the
+    evaluation."""
+    import icegan.gan.evaluate
+
+    def never(*a, **kw):
+        raise AssertionError("evaluated before --out was checked")
+    monkeypatch.setattr(icegan.gan.evaluate, "run_eval", never)
+    (tmp_path / "afile").write_text("x")
+    assert icegan_main(["gan", "eval", "--checkpoint", "c.pt", "--device", "cpu", "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"icegan gan eval: error: --out {tmp_path / 'afile'} is a file; --out is the folder the "
+                           f"grids and report are written to"), err

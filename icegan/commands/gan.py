@@ -173,6 +173,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.json:                        # checked before the evaluation, not after it
         check_output_path(args.json, "--json (the metrics file)", example="eval.json")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; --out is the folder the grids and report are written to")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
                        seed=args.seed, out_dir=args.out, device=_device(args.device),
