@@ -242,12 +242,18 @@ def _check_run_outputs(args: argparse.Namespace) -> None:
 def _check_run_inputs(args: argparse.Namespace) -> None:
     """``flow run``: each image file read in full and decodable (:func:`icegan.data.frame_io.read_frame`): a JPEG cut
     short decodes with grey rows, and a garbage flow, with only a warning of libjpeg's on stderr otherwise. ValueError
-    naming the file: missing, a folder, empty, cut short or not an image."""
+    naming the file: missing, a folder, empty, cut short or not an image, or a 16-bit image whose values stay below
+    4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels)."""
     import cv2
 
     from icegan.data.frame_io import read_frame
     for path in (args.img1, args.img2):
-        read_frame(path, cv2.IMREAD_UNCHANGED)
+        img = read_frame(path, cv2.IMREAD_UNCHANGED)
+        if img.dtype == "uint16" and int(img.max()) < 4096:
+            raise ValueError(f"{path} is a 16-bit image whose values reach only {int(img.max())} of 65535 (10- or "
+                             f"12-bit data?): read as 8 bits it holds at most {int(img.max()) // 256 + 1} grey levels "
+                             f"and its flow is unreliable; scale both images to the full 16-bit range (12-bit data: "
+                             f"times 16) or save them as 8-bit")
 
 
 def _estimator(args: argparse.Namespace, img, module: dict):
