@@ -53,7 +53,7 @@ def register(subparsers) -> None:
 
     ge = subparsers.add_parser("generate", help="synthesise apex faces of a class from onset faces")
     ge.add_argument("--checkpoint", required=True)
-    ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) or a folder of them")
+    ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) and/or folder(s) of them")
     ge.add_argument("--class", dest="cls", required=True, help="negative|positive|surprise or 0|1|2, or 'all'")
     ge.add_argument("-n", type=int, default=1, help="faces per onset (and class; default 1)")
     ge.add_argument("--seed", type=int, default=0,

@@ -144,21 +144,21 @@ def _fit(img: np.ndarray, img_size: int) -> np.ndarray:
 
 
 def load_face_images(paths: str | Path | Sequence[str | Path], img_size: int) -> tuple[np.ndarray, list[str]]:
-    """Faces from a folder (all images, sorted) or a list of files → ((N, img_size, img_size) uint8, names).
+    """Faces from a folder (all images, sorted), a file, or a list of files and folders → ((N, img_size, img_size)
+    uint8, names), in the order given.
 
     Raises:
         FileNotFoundError: a path is missing; ValueError: a folder holds no images, or an image is unreadable.
     """
-    if isinstance(paths, (str, Path)):
-        p = Path(paths)
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMG_EXT)
-            if not files:
+    files = []
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        if p.is_dir():              # a folder in a list was read as a missing 'face image' before
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMG_EXT)
+            if not found:
                 raise ValueError(f"no face images ({sorted(_IMG_EXT)}) in folder {p}")
+            files += found
         else:
-            files = [p]
-    else:
-        files = [Path(f) for f in paths]
+            files.append(p)
     faces = np.stack([read_face(f, img_size) for f in files])
     return faces, [f.stem for f in files]
 
