@@ -332,3 +332,19 @@ def test_generate_reads_folders_among_several_onsets(shared_data, tmp_path):
     (tmp_path / "c").mkdir()
     with pytest.raises(ValueError, match=f"no face images .* in folder {tmp_path / 'c'}"):
         load_face_images([single, tmp_path / "c"], 32)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short"])
+def test_gan_train_names_a_resume_checkpoint_it_cannot_read(casme2_pairs_copy, tmp_path, capsys, content):
+    """A run folder's checkpoints/last.pt that is empty or cut short (a full disk, a copy interrupted) ended in an
+    EOFError / OSError traceback of torch.load when the run was started again; now one line names it and what to do."""
+    ckpt = tmp_path / "runs" / "x" / "checkpoints" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(content)
+    assert icegan_main(["gan", "train", "--config", "configs/gan_casme2.yaml", f"out_dir={tmp_path / 'runs'}",
+                        "name=x", f"data.root={casme2_pairs_copy}", "data.img_size=32", "data.apex_neighbors=0",
+                        "train.device=cpu", "model.motion_prior=none"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icegan gan train: error: the checkpoint to resume (train.resume=true; remove it, or set "
+                          f"train.resume=false, to train afresh): {ckpt} cannot be read by torch.load"), err
+    assert len(err.strip().splitlines()) == 1 and ckpt.read_bytes() == content
