@@ -348,3 +348,20 @@ def test_gan_train_names_a_resume_checkpoint_it_cannot_read(casme2_pairs_copy, t
     assert err.startswith(f"icegan gan train: error: the checkpoint to resume (train.resume=true; remove it, or set "
                           f"train.resume=false, to train afresh): {ckpt} cannot be read by torch.load"), err
     assert len(err.strip().splitlines()) == 1 and ckpt.read_bytes() == content
+
+
+@pytest.mark.parametrize("argv", [["train", "--config", "configs/flow_srflownet_fast.yaml"],
+                                  ["train", "--mode", "selfsup", "--config", "configs/flow_selfsup.yaml"],
+                                  ["train-decflow", "--config", "configs/flow_decflow.yaml"]])
+def test_flow_training_names_a_resume_checkpoint_it_cannot_read(tmp_path, capsys, argv):
+    """A run's last.pt cut short (a full disk, an interrupted copy) ended in torch.load's RuntimeError traceback
+    ('PytorchStreamReader failed reading zip archive') when the run was started again; now one line names it and
+    what to do, and the file is left as it is."""
+    ckpt = tmp_path / "x" / "last.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"PK\x03\x04 cut short")
+    assert icegan_main(["flow", *argv, f"out_dir={tmp_path}", "name=x", "train.device=cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icegan flow {argv[0]}: error: the checkpoint to resume (train.resume=true; remove it, or "
+                          f"set train.resume=false, to train afresh): {ckpt} cannot be read by torch.load"), err
+    assert len(err.strip().splitlines()) == 1 and ckpt.read_bytes() == b"PK\x03\x04 cut short"

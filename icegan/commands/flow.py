@@ -157,8 +157,19 @@ def _train(args: argparse.Namespace) -> int:
                          f"--config {args.config}") from None
     if args.print_config:
         return print_config(cfg)
+    _check_resume_checkpoint(cfg)
     (train_selfsup if mode == "selfsup" else train)(cfg, progress=not args.no_progress)
     return 0
+
+
+def _check_resume_checkpoint(cfg) -> None:
+    """A training run's ``<out_dir>/<name>/last.pt`` that ``train.resume`` would continue from, read once first: empty
+    or cut short, it is named in one line with what to do (a traceback of torch.load's otherwise)."""
+    from flownet.models.state_dict import read_torch_file
+    ckpt = Path(cfg.out_dir) / cfg.name / "last.pt"
+    if cfg.train.resume and ckpt.is_file():
+        read_torch_file(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set train.resume=false, to "
+                              "train afresh)")
 
 
 @one_line_errors("icegan flow {flow_command}")
@@ -346,5 +357,6 @@ def _train_decflow(args: argparse.Namespace) -> int:
     from flownet.models.decflow import DecFlowTrainConfig, train_decflow
     from icegan.config import load_config
     cfg = load_config(DecFlowTrainConfig, args.config, args.overrides)
+    _check_resume_checkpoint(cfg)
     train_decflow(cfg, progress=not args.no_progress)
     return 0
