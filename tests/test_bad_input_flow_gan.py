@@ -365,3 +365,20 @@ def test_flow_training_names_a_resume_checkpoint_it_cannot_read(tmp_path, capsys
     assert err.startswith(f"icegan flow {argv[0]}: error: the checkpoint to resume (train.resume=true; remove it, or "
                           f"set train.resume=false, to train afresh): {ckpt} cannot be read by torch.load"), err
     assert len(err.strip().splitlines()) == 1 and ckpt.read_bytes() == b"PK\x03\x04 cut short"
+
+
+def test_gan_pairs_cache_reads_a_replaced_frame_again(casme2_pairs_copy, tmp_path, shared_data):
+    """The pairs cache was keyed by the manifest only: an apex of another size copied again correctly kept its clip
+    skipped (and a frame replaced in place kept its old face) on every later run. Now a frame replaced is read again."""
+    from icegan.gan.pairs import load_casme2_pairs
+    subject, clip, onset, apex = CLIPS[0]
+    frame = casme2_pairs_copy / subject / clip / f"img{apex}.jpg"
+    _resize_frame(frame)
+    kw = dict(img_size=32, apex_neighbors=0, cache=True, cache_dir=tmp_path / "cache")
+    first = load_casme2_pairs(casme2_pairs_copy, **kw)
+    assert [c for c, _ in first.skipped] == [f"{subject}/{clip}"]
+    assert load_casme2_pairs(casme2_pairs_copy, **kw).skipped == first.skipped      # from the cache
+    shutil.copy(shared_data / "casme2" / subject / clip / f"img{apex}.jpg", frame)   # the right frame again
+    fixed = load_casme2_pairs(casme2_pairs_copy, **kw)
+    assert not fixed.skipped and f"{subject}/{clip}" in fixed.clips
+    assert np.array_equal(fixed.apex, load_casme2_pairs(casme2_pairs_copy, **{**kw, "cache": False}).apex)

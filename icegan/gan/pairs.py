@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -163,6 +164,20 @@ def load_face_images(paths: str | Path | Sequence[str | Path], img_size: int) ->
     return faces, [f.stem for f in files]
 
 
+def _frames_signature(root: Path, df) -> str:
+    """Name, size and modification time of every file in the clip folders of manifest ``df``: a frame replaced, added
+    or removed changes it (and so the pairs cache's key)."""
+    h = hashlib.sha1()
+    if {"subject", "filename"} <= set(df.columns):
+        for subject, clip in sorted({(str(s), str(c)) for s, c in zip(df["subject"], df["filename"])}):
+            folder = root / subject / clip
+            if folder.is_dir():
+                for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                    st = entry.stat()
+                    h.update(f"{subject}/{clip}/{entry.name}:{st.st_size}:{st.st_mtime_ns}|".encode())
+    return h.hexdigest()
+
+
 def _frame_path(root: Path, subject: str, clip: str, frame: int) -> Path:
     return root / subject / clip / f"img{frame}.jpg"
 
@@ -176,7 +191,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         img_size: output side in pixels.
         apex_neighbors: also pair the onset with frames apex±1 … apex±k that exist (k ≥ 0).
         cache: read/write the decoded arrays as ``.npz`` in ``cache_dir``
-            (default ``default_data_root()/cache``), keyed by the manifest's content, size and k.
+            (default ``default_data_root()/cache``), keyed by the manifest's content, size, k and the name, size and
+            modification time of every file in its clip folders (a frame replaced is read again).
     Returns:
         :class:`PairSet` (pairs ordered by manifest row, then frame).
     Raises:
@@ -197,7 +213,9 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     if apex_neighbors < 0:
         raise ValueError(f"apex_neighbors must be >= 0, got {apex_neighbors}")
     raw = manifest.read_bytes()
-    key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}".encode()).hexdigest()[:12]
+    df = pd.read_csv(manifest, dtype={"subject": str, "filename": str, "class3": str})
+    key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}|{_frames_signature(root, df)}".encode()
+                       ).hexdigest()[:12]
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
     cfile = cdir / f"gan_pairs_casme2_{img_size}_k{apex_neighbors}_{key}.npz"
     if cache and cfile.is_file():
@@ -208,7 +226,6 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         return PairSet(z["onset"], z["apex"], z["labels"], z["subjects"].tolist(), z["clips"].tolist(),
                        z["onset_frames"], z["apex_frames"], skipped, int(z["n_not_composite"]))
 
-    df = pd.read_csv(manifest, dtype={"subject": str, "filename": str, "class3": str})
     need = {"subject", "filename", "class3", "onset", "apex", "verified", "apex_in_folder"}
     missing = need - set(df.columns)
     if missing:
