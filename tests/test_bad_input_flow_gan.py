@@ -382,3 +382,14 @@ def test_gan_pairs_cache_reads_a_replaced_frame_again(casme2_pairs_copy, tmp_pat
     fixed = load_casme2_pairs(casme2_pairs_copy, **kw)
     assert not fixed.skipped and f"{subject}/{clip}" in fixed.clips
     assert np.array_equal(fixed.apex, load_casme2_pairs(casme2_pairs_copy, **{**kw, "cache": False}).apex)
+
+
+def test_middlebury_root_at_one_sequence_names_its_parent(shared_data, tmp_path, capsys):
+    """--root pointed at one sequence (Grove2/, holding frame10.png, frame11.png and flow10.flo) said only 'no
+    sequence folders under .../Grove2'; now it says that this is a sequence folder and names the folder to give."""
+    seq = tmp_path / "mb" / "Grove2"
+    shutil.copytree(shared_data / "middlebury" / "Grove2", seq)
+    assert icegan_main(["flow", "eval", "--model", "farneback", "--data", "middlebury", "--root", str(seq)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"icegan flow eval: error: {seq} is a sequence folder itself (it holds flow10.flo): give "
+                           f"the folder that holds the sequence folders, {tmp_path / 'mb'}"), err

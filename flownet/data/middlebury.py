@@ -60,6 +60,9 @@ class MiddleburyFlow(torch.utils.data.Dataset):
             self._flow = {n: self.root / n / "flow10.flo" for n in names}
             self._frames = {n: self.root / n for n in names}
         if not names:
+            if not self.official and (self.root / "flow10.flo").is_file():     # pointed at one sequence's folder
+                raise FileNotFoundError(f"{self.root} is a sequence folder itself (it holds flow10.flo): give the "
+                                        f"folder that holds the sequence folders, {self.root.parent}")
             raise FileNotFoundError(f"no sequence folders under {gt if self.official else self.root}")
         for n in names:
             for f in (self._frames[n] / "frame10.png", self._frames[n] / "frame11.png", self._flow[n]):
