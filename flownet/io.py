@@ -133,8 +133,14 @@ def read_kitti_png(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"KITTI flow PNG not found: {p}")
     img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint16:
-        desc = None if img is None else (img.shape, img.dtype)
-        raise ValueError(f"{p}: not a 3-channel 16-bit KITTI flow PNG (got {desc})")
+        if img is None:
+            desc = "not an image OpenCV can decode" + (" (an empty file)" if p.stat().st_size == 0 else "")
+        else:
+            channels = 1 if img.ndim == 2 else img.shape[2]
+            desc = f"an image of {channels} channel(s) of {img.dtype.itemsize * 8} bits"
+            if channels == 3 and img.dtype == np.uint8:
+                desc += " (a colour-coded flow picture?)"
+        raise ValueError(f"{p}: not a KITTI flow PNG (3 channels of 16 bits): {desc}")
     b, g, r = img[..., 0], img[..., 1], img[..., 2]
     flow = np.stack([(r.astype(np.float32) - 2 ** 15) / 64.0, (g.astype(np.float32) - 2 ** 15) / 64.0], -1)
     valid = b > 0

@@ -393,3 +393,18 @@ def test_middlebury_root_at_one_sequence_names_its_parent(shared_data, tmp_path,
     err = capsys.readouterr().err
     assert err.strip() == (f"icegan flow eval: error: {seq} is a sequence folder itself (it holds flow10.flo): give "
                            f"the folder that holds the sequence folders, {tmp_path / 'mb'}"), err
+
+
+def test_kitti_png_that_is_not_16_bit_flow_says_what_it_is(tmp_path):
+    """A flow picture or a grey frame given as KITTI ground truth said 'got ((4, 5, 3), dtype('uint8'))'; now the
+    message says what the file holds, in words."""
+    from flownet.io import read_kitti_png, save_flow_image
+    save_flow_image(tmp_path / "picture.png", np.ones((4, 5, 2), np.float32))
+    cv2.imwrite(str(tmp_path / "grey.png"), np.zeros((4, 5), np.uint16))
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name, desc in (("picture", "an image of 3 channel(s) of 8 bits (a colour-coded flow picture?)"),
+                       ("grey", "an image of 1 channel(s) of 16 bits"),
+                       ("empty", "not an image OpenCV can decode (an empty file)")):
+        with pytest.raises(ValueError) as err:
+            read_kitti_png(tmp_path / f"{name}.png")
+        assert str(err.value) == f"{tmp_path / name}.png: not a KITTI flow PNG (3 channels of 16 bits): {desc}"
