@@ -118,6 +118,33 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
         load_checkpoint(tmp_path / "bad.pt")
 
 
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_named(tmp_path, capsys):
+    """A checkpoint whose config was edited to another width, or which lacks its models, is refused naming the file
+    and what does not fit (was a RuntimeError of load_state_dict, exit 1 from icegan generate)."""
+    from icegan.cli import main
+    from icegan.gan.trainer import save_checkpoint
+    cfg = tiny_cfg(epochs=1)
+    g, d = build_models(cfg)
+    path = save_checkpoint(tmp_path / "last.pt", cfg, g, d, 1, [])
+    payload = torch.load(path, weights_only=False)
+    payload["config"]["model"]["g_base_channels"] = 2 * cfg.model.g_base_channels          # edited by hand
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'edited.pt'}: weights do not match the generator its config "
+                                         r"describes: missing \[\] \(0\), unexpected \[\] \(0\), wrong shape \["):
+        load_checkpoint(tmp_path / "edited.pt")
+    del payload["discriminator"]
+    torch.save(payload, tmp_path / "cut.pt")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'cut.pt'}: an ICE-GAN checkpoint without \['discriminator'\]"):
+        load_checkpoint(tmp_path / "cut.pt")
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), np.full((32, 32), 128, np.uint8))
+    assert main(["generate", "--checkpoint", str(tmp_path / "edited.pt"), "--onset", str(face), "--class", "positive",
+                 "--out", str(tmp_path / "gen")]) == 2
+    err = capsys.readouterr().err
+    assert "weights do not match the generator its config describes" in err and "Traceback" not in err
+
+
 def test_extra_loss_hook_is_called_and_differentiable():
     torch.manual_seed(0)
     on = torch.rand(8, 1, 32, 32) * 2 - 1

@@ -306,22 +306,28 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     Returns:
         ``(generator, discriminator, cfg: GanConfig, payload: dict)``; models on ``device`` in eval mode.
     Raises:
-        FileNotFoundError: no such file; ValueError: not an ICE-GAN checkpoint.
+        FileNotFoundError: no such file; ValueError: not an ICE-GAN checkpoint, one without its config or models, or
+            one whose weights do not fit the models its own config describes (a hand-edited config, a damaged file);
+            every message names the file.
     """
-    from flownet.models.state_dict import read_torch_file
+    from flownet.models.state_dict import load_state_dict_strict, read_torch_file
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     payload = read_torch_file(p, "ICE-GAN checkpoint", weights_only=False)   # holds its config: the project's own file
     if not isinstance(payload, dict) or payload.get("format") != "icegan-gan-v1":
         raise ValueError(f"{p} is not an ICE-GAN checkpoint (written by icegan gan train)")
+    lacking = [k for k in ("config", "generator", "discriminator") if k not in payload]
+    if lacking or not isinstance(payload["config"], dict):
+        raise ValueError(f"{p}: an ICE-GAN checkpoint without {lacking or 'a config section'}; it cannot be "
+                         f"rebuilt (a damaged or hand-made file): use a checkpoint icegan gan train wrote")
     model_cfg = payload["config"].get("model", {})
     if "use_grm" in model_cfg:  # checkpoints written before `skip` replaced `use_grm`
         model_cfg["skip"] = "grm" if model_cfg.pop("use_grm") else "plain"
     cfg = from_dict(GanConfig, payload["config"], source=str(p))
     g, d = build_models(cfg)
-    g.load_state_dict(payload["generator"])
-    d.load_state_dict(payload["discriminator"])
+    load_state_dict_strict(g, payload["generator"], str(p), "the generator its config describes")
+    load_state_dict_strict(d, payload["discriminator"], str(p), "the discriminator its config describes")
     dev = resolve_device(device)
     return g.to(dev).eval(), d.to(dev).eval(), cfg, payload
 
