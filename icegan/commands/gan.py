@@ -51,8 +51,12 @@ def register(subparsers) -> None:
                          "features of megc2019_htnet, applied to TV-L1 features of the synthetic apexes)")
     ev.set_defaults(func=_eval)
 
-    ge = subparsers.add_parser("generate", help="synthesise apex faces of a class from onset faces")
-    ge.add_argument("--checkpoint", required=True)
+    ge = subparsers.add_parser(
+        "generate", help="synthesise apex faces of a class from onset faces",
+        description="Synthesise apex faces of a chosen class from onset faces with a trained ICE-GAN generator (the "
+                    "checkpoints/last.pt of icegan gan train). The onset faces should be prepared as the training "
+                    "faces were (aligned, cropped, grey, the checkpoint's size); each is resized to that size.")
+    ge.add_argument("--checkpoint", required=True, help="an ICE-GAN checkpoint written by icegan gan train (last.pt)")
     ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) and/or folder(s) of them")
     ge.add_argument("--class", dest="cls", required=True, help="negative|positive|surprise or 0|1|2, or 'all'")
     ge.add_argument("-n", type=int, default=1, help="faces per onset (and class; default 1)")
@@ -190,5 +194,6 @@ def _eval(args: argparse.Namespace) -> int:
         Path(args.json).write_text(text)
     print(text)
     print(metrics_markdown(metrics))
-    print(f"wrote {metrics['report']}" + (f" and {args.json}" if args.json else ""))
+    print(f"wrote {metrics['report']} and the grids beside it" + (f"; the metrics as JSON to {args.json}"
+                                                                   if args.json else ""))
     return 0
