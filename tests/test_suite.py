@@ -436,8 +436,6 @@ def test_suite_reuses_finished_runs_of_another_suite(shared_data, tiny, tmp_path
 def test_reusable_runs_skip_unfinished_oracle_and_ensemble_folders(tmp_path):
     """Only finished honest run folders are offered for reuse; the config comparison ignores the name and neutral new
     keys but nothing else."""
-    import yaml
-
     from icegan.commands.loso import LosoConfig
     from icegan.config import load_config, to_dict
     from icegan.suite import find_reusable_run, reusable_runs
@@ -448,15 +446,7 @@ def test_reusable_runs_skip_unfinished_oracle_and_ensemble_folders(tmp_path):
     del saved["model"]["cutout_px"]                     # a run made before that key existed, at its neutral value
 
     def make(name, metrics=None, files=("config.yaml", "run.json", "predictions.csv", "metrics.json")):
-        d = tmp_path / "pool" / name
-        d.mkdir(parents=True)
-        for f in files:
-            (d / f).write_text("x")
-        if "config.yaml" in files:
-            (d / "config.yaml").write_text(yaml.safe_dump(saved))
-        if "metrics.json" in files:
-            (d / "metrics.json").write_text(json.dumps(metrics or {"oracle_epoch": False}))
-        return d
+        return _pool_run(tmp_path / "pool" / name, saved, files, metrics or {"oracle_epoch": False})
 
     make("a_unfinished", files=("config.yaml", "run.json", "predictions.csv"))
     make("b_oracle", metrics={"oracle_epoch": True})
@@ -682,9 +672,10 @@ def test_seeds_option_reads_a_comma_list():
     assert build_parser().parse_args(["suite", "--config", "s.yaml", "--seeds", "3, 5,"]).seeds == [3, 5]
 
 
-def _pool_run(folder: Path, config: dict, files=("config.yaml", "run.json", "predictions.csv", "metrics.json")) -> Path:
-    """A finished-looking run folder of ``config`` (only the named files; a metrics.json without ``oracle_epoch``, as
-    older runs wrote it)."""
+def _pool_run(folder: Path, config: dict, files=("config.yaml", "run.json", "predictions.csv", "metrics.json"),
+              metrics: dict | None = None) -> Path:
+    """A finished-looking run folder of ``config`` (only the named files; ``metrics`` in metrics.json, by default one
+    without ``oracle_epoch``, as older runs wrote it)."""
     import yaml
     folder.mkdir(parents=True)
     for f in files:
@@ -692,7 +683,7 @@ def _pool_run(folder: Path, config: dict, files=("config.yaml", "run.json", "pre
     if "config.yaml" in files:
         (folder / "config.yaml").write_text(yaml.safe_dump(config))
     if "metrics.json" in files:
-        (folder / "metrics.json").write_text(json.dumps({"overall": {"UF1": 0.5, "UAR": 0.5}}))
+        (folder / "metrics.json").write_text(json.dumps(metrics or {"overall": {"UF1": 0.5, "UAR": 0.5}}))
     return folder
 
 
