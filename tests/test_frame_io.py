@@ -76,6 +76,25 @@ def test_read_frame_decodes_as_imread_and_names_the_cut_file(shared_data, tmp_pa
         read_frame(tmp_path / "text.jpg")
 
 
+def test_a_16_bit_png_of_12_bit_data_is_refused_when_read_as_8_bits(shared_data, tmp_path):
+    """A 16-bit PNG whose values stay below 4096 would be read as 8 bits nearly black (at most 16 grey levels): refused
+    by name unless the flag keeps the depth; a full-range 16-bit PNG reads as cv2.imread reads it."""
+    src = cv2.imread(str(shared_data / "casme2" / "sub01" / "EP02_01f" / "img59.jpg"), cv2.IMREAD_GRAYSCALE)
+    low, full = tmp_path / "low.png", tmp_path / "full.png"
+    cv2.imwrite(str(low), src.astype(np.uint16) * 16)                     # 12-bit data in a 16-bit file
+    cv2.imwrite(str(full), src.astype(np.uint16) * 257)                   # the full 16-bit range
+    for flag in (None, cv2.IMREAD_COLOR, cv2.IMREAD_REDUCED_GRAYSCALE_2):
+        with pytest.raises(ValueError, match=rf"cannot read image {low}: a 16-bit image whose values reach only "
+                                             rf"{int(src.max()) * 16} of 65535 .* at most {int(src.max()) // 16 + 1} "
+                                             r"grey levels\. Scale the frames"):
+            read_frame(low, flag)
+        np.testing.assert_array_equal(read_frame(full, flag), cv2.imread(str(full), 0 if flag is None else flag))
+    for flag in (cv2.IMREAD_UNCHANGED, cv2.IMREAD_ANYDEPTH):               # the caller keeps the 16 bits
+        assert read_frame(low, flag).dtype == np.uint16 and int(read_frame(low, flag).max()) == int(src.max()) * 16
+    cv2.imwrite(str(tmp_path / "eight.png"), src)                          # an 8-bit PNG: not concerned
+    np.testing.assert_array_equal(read_frame(tmp_path / "eight.png"), src)
+
+
 def test_prepare_and_data_check_refuse_cut_frames(shared_data, tmp_path):
     """A clip whose onset was cut short is skipped with the reason; a cut neighbour counts as unreadable and the
     nearest complete frame stands in; `icegan data check --read-images` lists both files."""

@@ -16,6 +16,10 @@ What counts as complete:
 * PNG (starts ``89 50 4E 47``): the ``IEND`` chunk and its 4-byte checksum at the end (at most 8 bytes after it).
 * BMP (starts ``BM``): at least as many bytes as the file size in its header.
 * Any other format: decoded as it is (no completeness check).
+
+A 16-bit PNG read as 8 bits (every flag but ``IMREAD_UNCHANGED`` / ``IMREAD_ANYDEPTH``) keeps its top 8 bits: one
+holding 10- or 12-bit data (all values below 4096, as some cameras' and converters' output) would come out nearly
+black, with at most 16 grey levels, and give a flow of its noise. Such a file is refused by name.
 """
 from __future__ import annotations
 
@@ -88,7 +92,8 @@ def read_frame(path: str | Path, flag: int | None = None) -> np.ndarray:
 
     Raises:
         ValueError: the file cannot be read, is empty or cut short (the message says how, and to copy the file
-            again), or OpenCV cannot decode it; every message names the file.
+            again), OpenCV cannot decode it, or it is a 16-bit PNG of 10- or 12-bit data read as 8 bits (module
+            docstring); every message names the file.
     """
     import cv2
     p = Path(path)
@@ -108,4 +113,19 @@ def read_frame(path: str | Path, flag: int | None = None) -> np.ndarray:
         img = None
     if img is None or img.size == 0:
         raise ValueError(f"cannot read image {p}: not an image OpenCV can decode")
+    keeps_depth = flag is not None and (flag == cv2.IMREAD_UNCHANGED or (flag > 0 and bool(flag & cv2.IMREAD_ANYDEPTH)))
+    if not keeps_depth and _png_bit_depth(data) == 16:
+        full = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if int(full.max()) < 4096:
+            raise ValueError(f"cannot read image {p}: a 16-bit image whose values reach only {int(full.max())} of "
+                             f"65535 (10- or 12-bit data?); read as 8 bits it holds at most {int(full.max()) // 256 + 1}"
+                             f" grey levels. Scale the frames to the full 16-bit range (12-bit data: times 16) or "
+                             f"save them as 8-bit")
     return img
+
+
+def _png_bit_depth(data: bytes) -> int | None:
+    """The bit depth of a PNG's IHDR chunk (1, 2, 4, 8 or 16), or None for another format."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 24 and data[12:16] == b"IHDR":
+        return data[24]
+    return None
