@@ -588,8 +588,13 @@ def test_mean_abs_change_from_onset_is_per_face_against_its_own_onset():
 def test_class_id_names_and_ids():
     assert [class_id(x) for x in ("negative", "Positive", "SURPRISE", 0, "1", 2)] == [0, 1, 2, 0, 1, 2]
     for bad in (3, "3", -1, "others"):
-        with pytest.raises(ValueError, match="unknown class"):
+        with pytest.raises(ValueError, match="unknown class") as exc:
             class_id(bad)
+        assert "MEGC2019 class" not in str(exc.value)                  # others: no class of the composite
+    for emotion, cls in (("happiness", "positive"), ("Repression", "negative"), ("contempt", "negative")):
+        with pytest.raises(ValueError) as exc:                          # a sheet's emotion: its class named
+            class_id(emotion)
+        assert str(exc.value).endswith(f"({emotion.lower()} is the MEGC2019 class '{cls}')")
 
 
 def test_to_tensor_maps_grey_levels_to_minus_one_one():

@@ -47,7 +47,12 @@ def class_id(name_or_id: str | int) -> int:
             return i
     elif str(name_or_id).lower() in CLASS_NAMES:
         return CLASS_NAMES.index(str(name_or_id).lower())
-    raise ValueError(f"unknown class {name_or_id!r}: use one of {list(CLASS_NAMES)} or 0..{len(CLASS_NAMES) - 1}")
+    from icegan.data.composite import CASME2_TO_CLASS3, SAMM_TO_CLASS3
+    emotion = str(name_or_id).strip().lower()
+    mapped = CASME2_TO_CLASS3.get(emotion) or SAMM_TO_CLASS3.get(emotion)
+    hint = f" ({emotion} is the MEGC2019 class '{mapped}')" if mapped else ""
+    raise ValueError(f"unknown class {name_or_id!r}: use one of {list(CLASS_NAMES)} or 0..{len(CLASS_NAMES) - 1}"
+                     + hint)
 
 
 @dataclass
