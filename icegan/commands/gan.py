@@ -99,12 +99,8 @@ def _train(args: argparse.Namespace) -> int:
         pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
     train = pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
     onset, apex, labels = train.tensors()
-    ckpt = run / "checkpoints" / "last.pt"
-    if cfg.train.resume and ckpt.is_file():     # cut short or corrupt: named here, not a traceback of torch.load's
-        from flownet.models.state_dict import read_torch_file
-        read_torch_file(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set train.resume=false, to "
-                              "train afresh)", weights_only=False)
-    check_resumable(run, cfg, onset, apex, labels)    # a checkpoint of other pairs: refused before the folder changes
+    # a checkpoint of other pairs, or one cut short: refused before the folder changes
+    check_resumable(run, cfg, onset, apex, labels)
     save_config(cfg, run / "config.yaml")
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
              "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),

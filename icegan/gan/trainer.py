@@ -273,11 +273,14 @@ def _refuse_other_pairs(ckpt: Path, payload: dict, data_sha256: str) -> None:
 
 def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> None:
     """Before anything is written to ``out_dir``: raise ValueError when :func:`train_gan` would refuse to resume its
-    ``checkpoints/last.pt`` (trained on other pairs). No checkpoint, or ``train.resume=false``: nothing to check."""
+    ``checkpoints/last.pt`` (trained on other pairs), or when that file cannot be read (empty, cut short: named, with
+    what to do). No checkpoint, or ``train.resume=false``: nothing to check."""
+    from flownet.models.state_dict import read_torch_file
     ckpt = Path(out_dir) / "checkpoints" / "last.pt"
     if cfg.train.resume and ckpt.is_file():
-        _refuse_other_pairs(ckpt, torch.load(ckpt, map_location="cpu", weights_only=False),
-                            training_pairs_sha256(onset, apex, labels))
+        payload = read_torch_file(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set "
+                                        "train.resume=false, to train afresh)", weights_only=False)
+        _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels))
 
 
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
