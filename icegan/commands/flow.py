@@ -257,12 +257,12 @@ def _check_run_inputs(args: argparse.Namespace) -> None:
     4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels)."""
     import cv2
 
-    from icegan.data.frame_io import read_frame
+    from icegan.data.frame_io import narrow_16_bit_max, read_frame
     for path in (args.img1, args.img2):
-        img = read_frame(path, cv2.IMREAD_UNCHANGED)
-        if img.dtype == "uint16" and int(img.max()) < 4096:
-            raise ValueError(f"{path} is a 16-bit image whose values reach only {int(img.max())} of 65535 (10- or "
-                             f"12-bit data?): read as 8 bits it holds at most {int(img.max()) // 256 + 1} grey levels "
+        top = narrow_16_bit_max(read_frame(path, cv2.IMREAD_UNCHANGED))
+        if top is not None:
+            raise ValueError(f"{path} is a 16-bit image whose values reach only {top} of 65535 (10- or "
+                             f"12-bit data?): read as 8 bits it holds at most {top // 256 + 1} grey levels "
                              f"and its flow is unreliable; scale both images to the full 16-bit range (12-bit data: "
                              f"times 16) or save them as 8-bit")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_frame", "truncation_problem"]
+__all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max"]
 
 
 def _jpeg_problem(data: bytes) -> str | None:
@@ -115,13 +115,22 @@ def read_frame(path: str | Path, flag: int | None = None) -> np.ndarray:
         raise ValueError(f"cannot read image {p}: not an image OpenCV can decode")
     keeps_depth = flag is not None and (flag == cv2.IMREAD_UNCHANGED or (flag > 0 and bool(flag & cv2.IMREAD_ANYDEPTH)))
     if not keeps_depth and _png_bit_depth(data) == 16:
-        full = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if int(full.max()) < 4096:
-            raise ValueError(f"cannot read image {p}: a 16-bit image whose values reach only {int(full.max())} of "
-                             f"65535 (10- or 12-bit data?); read as 8 bits it holds at most {int(full.max()) // 256 + 1}"
+        top = narrow_16_bit_max(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
+        if top is not None:
+            raise ValueError(f"cannot read image {p}: a 16-bit image whose values reach only {top} of "
+                             f"65535 (10- or 12-bit data?); read as 8 bits it holds at most {top // 256 + 1}"
                              f" grey levels. Scale the frames to the full 16-bit range (12-bit data: times 16) or "
                              f"save them as 8-bit")
     return img
+
+
+def narrow_16_bit_max(img: np.ndarray) -> int | None:
+    """The largest value of a 16-bit image (uint16 array, any shape) whose values all stay below 4096 (10- or 12-bit
+    data: read as 8 bits, at most 16 grey levels; module docstring), else None (8-bit, or using the 16-bit range)."""
+    if img.dtype != np.uint16:
+        return None
+    top = int(img.max())
+    return top if top < 4096 else None
 
 
 def _png_bit_depth(data: bytes) -> int | None:
