@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
+from _readme import README, ROOT, code_lines
 
 from icegan.cli import build_parser, parse_with_overrides
 from icegan.config import to_dict
-
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def _code_blocks(text: str) -> list[str]:
-    """The lines of the fenced ``bash`` blocks, continuation lines joined and comments removed."""
-    lines = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        block = re.sub(r"\\\n\s*", " ", block)
-        for line in block.splitlines():
-            line = re.sub(r"\s#.*$", "", line).strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
-    return lines
 
 
 def _inline_spans(text: str) -> list[str]:
@@ -47,7 +32,7 @@ def _icegan_argv(command: str) -> list[str] | None:
 
 
 def _shown_commands() -> list[list[str]]:
-    found = [argv for argv in map(_icegan_argv, _code_blocks(README)) if argv]
+    found = [argv for argv in map(_icegan_argv, code_lines()) if argv]
     for span in _inline_spans(README):
         for part in span.split(", "):       # a table cell may list several commands
             argv = _icegan_argv(part.strip())

@@ -4,30 +4,17 @@ list's columns are the reader's; every command with ``--print-config`` is listed
 from __future__ import annotations
 
 import re
-from pathlib import Path
+
+from _readme import README, code_lines
 
 from icegan.cli import build_parser
 from icegan.data.clip_list import CLIP_LIST_COLUMNS
-
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def _shown_lines() -> list[str]:
-    """The command lines of the README's ``bash`` blocks, continuation lines joined, comments dropped."""
-    lines = []
-    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
-        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-            line = re.sub(r"\s#.*$", "", line).strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
-    return lines
 
 
 def test_predict_is_shown_scoring_feature_tables_not_clip_lists():
     """`icegan predict` refuses a clip list (no path column), so no file the README scores with it may be one the
     README lists clips in (`--clips FILE`, `data check --dataset clips --root FILE`)."""
-    lines = _shown_lines()
+    lines = code_lines()
     clip_lists = {f for line in lines for f in re.findall(r"--clips (\S+)", line)}
     clip_lists |= {f for line in lines if "--dataset clips" in line for f in re.findall(r"--root (\S+)", line)}
     tables = {f for line in lines if re.search(r"\bicegan predict\b", line)
