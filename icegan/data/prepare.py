@@ -52,8 +52,10 @@ from .records import ClipRecord
 
 log = logging.getLogger("icegan.data")
 
-#: bump when the preprocessing code changes its output (part of the cache hash)
-PIPELINE_VERSION = 3
+#: bump when the preprocessing code changes its output (part of the cache hash). 4 (2026-12-05): a clip with a frame
+#: of another size, or (``color: rgb``) a grey frame among colour ones, is skipped; version 3 resized such a frame on
+#: its own into the clip, so a cache of 3 may hold garbage motion for it
+PIPELINE_VERSION = 4
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
 
 
