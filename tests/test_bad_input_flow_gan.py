@@ -408,3 +408,21 @@ def test_kitti_png_that_is_not_16_bit_flow_says_what_it_is(tmp_path):
         with pytest.raises(ValueError) as err:
             read_kitti_png(tmp_path / f"{name}.png")
         assert str(err.value) == f"{tmp_path / name}.png: not a KITTI flow PNG (3 channels of 16 bits): {desc}"
+
+
+def test_gan_pairs_cache_of_another_code_version_is_not_read(casme2_pairs_copy, tmp_path, monkeypatch):
+    """A pairs cache written before mixed-size apexes were skipped held that apex resized into the pair; its key
+    had no code version, so it was read on every later run. Now the version is part of the key: the old file is
+    left alone and the pairs are read again from the frames."""
+    from icegan.gan import pairs as pairs_mod
+    kw = dict(img_size=32, apex_neighbors=0, cache=True, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(pairs_mod, "PAIRS_CACHE_VERSION", pairs_mod.PAIRS_CACHE_VERSION - 1)
+    old = pairs_mod.load_casme2_pairs(casme2_pairs_copy, **kw)
+    (old_file,) = (tmp_path / "cache").glob("*.npz")
+    with np.load(old_file) as z:                                  # a stale cache: its faces differ from the frames'
+        np.savez_compressed(old_file, **{**dict(z), "apex": np.zeros_like(z["apex"])})
+    assert not pairs_mod.load_casme2_pairs(casme2_pairs_copy, **kw).apex.any()        # same version: the cache
+    monkeypatch.undo()
+    new = pairs_mod.load_casme2_pairs(casme2_pairs_copy, **kw)
+    assert new.apex.any() and np.array_equal(new.apex, old.apex)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

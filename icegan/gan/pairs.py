@@ -169,6 +169,11 @@ def load_face_images(paths: str | Path | Sequence[str | Path], img_size: int) ->
     return faces, [f.stem for f in files]
 
 
+#: part of the pairs cache's key: bump when :func:`load_casme2_pairs` changes what it writes. 2 (2026-12-05): a clip
+#: whose apex is of another size than its onset is skipped (1 resized that apex on its own into the pair)
+PAIRS_CACHE_VERSION = 2
+
+
 def _frames_signature(root: Path, df) -> str:
     """Name, size and modification time of every file in the clip folders of manifest ``df``: a frame replaced, added
     or removed changes it (and so the pairs cache's key)."""
@@ -196,8 +201,9 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         img_size: output side in pixels.
         apex_neighbors: also pair the onset with frames apex±1 … apex±k that exist (k ≥ 0).
         cache: read/write the decoded arrays as ``.npz`` in ``cache_dir``
-            (default ``default_data_root()/cache``), keyed by the manifest's content, size, k and the name, size and
-            modification time of every file in its clip folders (a frame replaced is read again).
+            (default ``default_data_root()/cache``), keyed by the manifest's content, size, k, the name, size and
+            modification time of every file in its clip folders (a frame replaced is read again) and
+            :data:`PAIRS_CACHE_VERSION`.
     Returns:
         :class:`PairSet` (pairs ordered by manifest row, then frame).
     Raises:
@@ -219,8 +225,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         raise ValueError(f"apex_neighbors must be >= 0, got {apex_neighbors}")
     raw = manifest.read_bytes()
     df = pd.read_csv(manifest, dtype={"subject": str, "filename": str, "class3": str})
-    key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}|{_frames_signature(root, df)}".encode()
-                       ).hexdigest()[:12]
+    key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}|{_frames_signature(root, df)}"
+                             f"|v{PAIRS_CACHE_VERSION}".encode()).hexdigest()[:12]
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
     cfile = cdir / f"gan_pairs_casme2_{img_size}_k{apex_neighbors}_{key}.npz"
     if cache and cfile.is_file():
