@@ -591,8 +591,13 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
     path = run_dir / "features_real.pt"
     cached = None
     if distributed.is_main() and path.is_file():
-        blob = torch.load(path, weights_only=True)
-        if blob.get("key") == key:
+        try:
+            blob = torch.load(path, weights_only=True)
+        except Exception as exc:        # cut short by a kill while it was written (before it was written atomically)
+            log.warning("%s cannot be read (%s: %s); computing the flow features again", path, type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "")
+            blob = {}
+        if isinstance(blob, dict) and blob.get("key") == key:
             cached = blob["features"]
     cached = distributed.broadcast_object(cached)          # every process takes the same branch
     if cached is not None:
@@ -604,7 +609,9 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
                                  progress=progress and distributed.is_main(), desc="real flow")
     feats = distributed.all_gather_rows(part, mine, len(clips.onset))
     if distributed.is_main():
-        torch.save({"key": key, "features": feats, "seconds": time.time() - t0}, path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"key": key, "features": feats, "seconds": time.time() - t0}, tmp)
+        tmp.replace(path)                  # a kill while saving never leaves a cut features_real.pt
     log.info("real flow features: %d clips in %.1f s", len(feats), time.time() - t0)
     return feats
 

@@ -1,0 +1,55 @@
+"""A run killed at any moment (kill -9, Ctrl-C, a full disk) and started again: the files it writes and trusts on the
+rerun are never left cut short under their final name, and a file cut short by an older version is redone with a
+warning naming it, never a traceback or data read as valid."""
+import logging
+
+import pytest
+import torch
+
+from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+from flownet.registry import save_srflownet
+from icegan.pipeline import load_main_config, run_main
+
+TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2", "gan.enabled=false",
+        "recognizer.epochs=2", "recognizer.batch_size=16", "recognizer.name=ststnet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=2)
+    return str(save_srflownet(SRFlowNet(cfg), tmp_path_factory.mktemp("w") / "tiny.pt"))
+
+
+def test_main_job_redoes_a_flow_feature_cache_cut_short(tmp_path, tiny_weights, caplog):
+    """train.py killed while saving features_real.pt left it cut short, and every rerun of the same command ended in
+    torch.load's traceback (OSError / RuntimeError from its zip reader); now the file is written under a temporary
+    name and renamed, and a cut one is computed again with a warning naming it."""
+    cfg = load_main_config(None, TINY + [f"flow.weights={tiny_weights}"])
+    out = tmp_path / "run"
+    ref = run_main(cfg, out, progress=False)
+    cache = out / "features_real.pt"
+    whole = torch.load(cache, weights_only=True)
+    cache.write_bytes(cache.read_bytes()[:len(cache.read_bytes()) // 2])
+    caplog.set_level(logging.WARNING, logger="icegan.pipeline")
+    assert run_main(cfg, out, progress=False) == ref
+    assert any(str(cache) in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records)
+    assert torch.equal(torch.load(cache, weights_only=True)["features"], whole["features"])
+    assert not list(out.glob("*.tmp"))
+
+
+def test_a_kill_while_saving_the_flow_feature_cache_keeps_no_cut_file(tmp_path, tiny_weights, monkeypatch):
+    """A kill inside torch.save of features_real.pt: nothing cut short is left under that name."""
+    cfg = load_main_config(None, TINY + [f"flow.weights={tiny_weights}"])
+    real_save = torch.save
+
+    def killed_half_way(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        data = open(f, "rb").read()
+        open(f, "wb").write(data[:len(data) // 2])
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        run_main(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "features_real.pt").exists()
