@@ -125,13 +125,21 @@ def read_kitti_png(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         valid (H, W) bool from the B channel (> 0).
 
     Raises:
-        FileNotFoundError / ValueError: missing file, or not a 3-channel 16-bit PNG.
+        FileNotFoundError / ValueError: missing file, a PNG cut short (:func:`flownet.frame_io.truncation_problem`),
+            or not a 3-channel 16-bit PNG.
     """
     import cv2
+
+    from .frame_io import truncation_problem
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"KITTI flow PNG not found: {p}")
-    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    data = p.read_bytes()
+    why = truncation_problem(data) if data else None
+    if why is not None:                     # decoded anyway, its lost rows would read as flow 0 or invalid pixels
+        raise ValueError(f"{p}: not a complete KITTI flow PNG: {why} (an interrupted copy or unzip?); copy the file "
+                         f"again")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if img is None or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint16:
         if img is None:
             desc = "not an image OpenCV can decode" + (" (an empty file)" if p.stat().st_size == 0 else "")
@@ -270,17 +278,21 @@ def flow_to_tensor(flow: np.ndarray):
 def read_image(path: str | Path, gray: bool = False):
     """Read an image file as a float tensor (C, H, W) in [0, 1] (C = 1 if ``gray`` else 3, RGB order).
 
+    Decoded by :func:`flownet.frame_io.read_frame`: a JPEG, PNG or BMP cut short (which OpenCV alone decodes with grey
+    rows, a wrong flow and EPE) is refused.
+
     Raises:
-        FileNotFoundError / ValueError: missing or unreadable file (named in the message).
+        FileNotFoundError: no such file. ValueError: unreadable, cut short or undecodable (the message names the
+            file and says how).
     """
     import cv2
     import torch
+
+    from .frame_io import read_frame
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image not found: {p}")
-    img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{p}: could not decode image")
+    img = read_frame(p, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if gray:
         arr = img[None]
     else:

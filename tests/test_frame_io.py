@@ -1,10 +1,10 @@
-"""Frames cut short (icegan.data.frame_io): refused by name instead of decoded with grey rows, in the reader and in
+"""Frames cut short (flownet.frame_io): refused by name instead of decoded with grey rows, in the reader and in
 `icegan prepare` / `icegan data check`."""
 import cv2
 import numpy as np
 import pytest
 
-from icegan.data.frame_io import read_frame, truncation_problem
+from flownet.frame_io import read_frame, truncation_problem
 
 
 def _encoded(ext: str) -> bytes:
@@ -151,3 +151,47 @@ def test_png_with_more_than_its_checksum_after_iend_is_refused():
     data = _encoded(".png")
     assert truncation_problem(data + b"\x00" * 8) is None
     assert truncation_problem(data + b"\x00" * 20) == "truncated: no complete PNG IEND chunk at its end"
+
+
+def test_flownet_readers_refuse_a_cut_frame(shared_data, tmp_path):
+    """flownet read images with ``cv2.imread``: a JPEG cut short came back with grey rows, and a flow, EPE or
+    self-supervised training pair of it was silently wrong (only the reader of `icegan prepare`/`data check` refused
+    it). The image readers of flow evaluation (``read_image``), of self-supervised training on real frames
+    (``RealFramePairs``), of the synthetic facial set (``SyntheticFaceFlow``, its landmark cache) and of KITTI flow
+    PNGs now refuse a cut file by name."""
+    from flownet.data.real_pairs import RealFramePairs
+    from flownet.data.synthetic_face import SyntheticFaceFlow, build_landmark_cache
+    from flownet.io import read_image, read_kitti_png, write_kitti_png
+    data = (shared_data / "casme2" / "sub01" / "EP02_01f" / "img59.jpg").read_bytes()
+    clip = tmp_path / "casme2" / "sub01" / "EP01_01"
+    clip.mkdir(parents=True)
+    for n in range(10, 15):
+        (clip / f"img{n}.jpg").write_bytes(data)
+    cut = clip / "img11.jpg"
+    cut.write_bytes(data[:len(data) * 3 // 5])
+    assert cv2.imread(str(cut)) is not None             # what the readers did: decoded, the lost rows grey
+    why = rf"cannot read image {cut}: truncated: no JPEG end marker .*copy the file again"
+
+    with pytest.raises(ValueError, match=why):
+        read_image(cut)
+    assert read_image(clip / "img10.jpg").shape == (3, *cv2.imread(str(clip / "img10.jpg"), 0).shape)
+
+    (tmp_path / "casme2" / "manifest.csv").write_text("subject,filename,onset,apex,verified,note\n"
+                                                      "sub01,EP01_01,10,13,True,\n")
+    pairs = RealFramePairs(root=tmp_path, subjects=["sub01"], kinds=("consecutive",), flip=False)
+    assert pairs.frame(clip / "img10.jpg").dtype == np.uint8
+    with pytest.raises(OSError, match=why):
+        pairs.frame(cut)
+
+    faces = SyntheticFaceFlow(root=shared_data, split="test", size=64, n_pairs=1)
+    with pytest.raises(OSError, match=why):
+        faces.load_frame(cut)
+    with pytest.raises(OSError, match=why):
+        build_landmark_cache([cut], tmp_path / "lm.npz", root=tmp_path)
+
+    png = write_kitti_png(tmp_path / "flow.png", np.full((20, 30, 2), 1.5, np.float32))
+    assert np.allclose(read_kitti_png(png)[0], 1.5)
+    raw = png.read_bytes()
+    png.write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(ValueError, match=rf"{png}: not a complete KITTI flow PNG: truncated: no complete PNG IEND"):
+        read_kitti_png(png)

@@ -171,17 +171,21 @@ class RealFramePairs(torch.utils.data.Dataset):
         """Decoded frame (size, size) uint8 grey, from the cache (decoded on first use).
 
         Raises:
-            OSError: the file is missing or cannot be decoded (names it).
+            OSError: the file is missing, cut short or cannot be decoded (:func:`flownet.frame_io.read_frame`; names
+                it).
         """
         got = self._cache.get(path)
         if got is not None:
             return got
         import cv2
+
+        from ..frame_io import read_frame
         if not Path(path).is_file():
             raise OSError(f"frame file missing: {path}")
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise OSError(f"cannot decode frame {path} (corrupt or not an image)")
+        try:
+            bgr = read_frame(path, cv2.IMREAD_COLOR)
+        except ValueError as exc:
+            raise OSError(str(exc)) from None
         small = cv2.resize(bgr, (self.size, self.size), interpolation=cv2.INTER_AREA)
         grey = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         self._cache[path] = grey

@@ -526,9 +526,12 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
     def load_frame(self, path: Path) -> tuple[torch.Tensor, np.ndarray]:
         """Frame (C, size, size) [0, 1] and its landmarks (68, 2) in that grid."""
         import cv2
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise OSError(f"cannot read face crop {path}")
+
+        from ..frame_io import read_frame
+        try:
+            bgr = read_frame(path, cv2.IMREAD_COLOR)        # a crop cut short is refused, not read with grey rows
+        except ValueError as exc:
+            raise OSError(str(exc)) from None
         rgb = np.ascontiguousarray(bgr[..., ::-1])
         h, w = rgb.shape[:2]
         if path not in self._lm_cache:
@@ -595,9 +598,11 @@ def build_landmark_cache(frames, path: str | Path, root: str | Path | None = Non
     :class:`SyntheticFaceFlow`'s ``landmark_cache``. Entries already in an existing file are kept.
 
     Raises:
-        OSError: unreadable frame (named).
+        OSError: unreadable or cut-short frame (named).
     """
     import cv2
+
+    from ..frame_io import read_frame
     base = (Path(root) if root is not None else shared_data_root()) / "casme2"
     p = Path(path)
     out = dict(np.load(p)) if p.is_file() else {}
@@ -606,9 +611,10 @@ def build_landmark_cache(frames, path: str | Path, root: str | Path | None = Non
         key = str(f.relative_to(base))
         if key in out:
             continue
-        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise OSError(f"cannot read face crop {f}")
+        try:
+            bgr = read_frame(f, cv2.IMREAD_COLOR)
+        except ValueError as exc:
+            raise OSError(str(exc)) from None
         out[key] = detect_landmarks(np.ascontiguousarray(bgr[..., ::-1]))
     p.parent.mkdir(parents=True, exist_ok=True)
     np.savez(p, **out)

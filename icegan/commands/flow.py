@@ -251,13 +251,13 @@ def _check_run_outputs(args: argparse.Namespace) -> None:
 
 
 def _check_run_inputs(args: argparse.Namespace) -> None:
-    """``flow run``: each image file read in full and decodable (:func:`icegan.data.frame_io.read_frame`): a JPEG cut
+    """``flow run``: each image file read in full and decodable (:func:`flownet.frame_io.read_frame`): a JPEG cut
     short decodes with grey rows, and a garbage flow, with only a warning of libjpeg's on stderr otherwise. ValueError
     naming the file: missing, a folder, empty, cut short or not an image, or a 16-bit image whose values stay below
     4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels)."""
     import cv2
 
-    from icegan.data.frame_io import narrow_16_bit_max, read_frame
+    from flownet.frame_io import narrow_16_bit_max, read_frame
     for path in (args.img1, args.img2):
         top = narrow_16_bit_max(read_frame(path, cv2.IMREAD_UNCHANGED))
         if top is not None:

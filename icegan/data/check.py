@@ -37,10 +37,10 @@ class Problem:
 
 
 def _readable(path: Path) -> bool:
-    """Whether the frame decodes and is not cut short (:func:`icegan.data.frame_io.read_frame`, at half size)."""
+    """Whether the frame decodes and is not cut short (:func:`flownet.frame_io.read_frame`, at half size)."""
     import cv2
 
-    from .frame_io import read_frame
+    from flownet.frame_io import read_frame
     try:
         read_frame(path, cv2.IMREAD_REDUCED_GRAYSCALE_2)
     except ValueError:

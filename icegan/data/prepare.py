@@ -299,10 +299,10 @@ def _grey(image: np.ndarray) -> bool:
 
 def _read(path: Path, color: str) -> np.ndarray:
     """One frame, grey (H, W) or RGB (H, W, 3) uint8; ValueError naming the file when it cannot be decoded or was
-    cut short (:func:`icegan.data.frame_io.read_frame`)."""
+    cut short (:func:`flownet.frame_io.read_frame`)."""
     import cv2
 
-    from .frame_io import read_frame
+    from flownet.frame_io import read_frame
     img = read_frame(path, cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR)
     return img if color == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 

@@ -135,7 +135,7 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     """
     span = record.spotting_span()
     numbers = [n for n, _ in span]
-    from .frame_io import read_frame
+    from flownet.frame_io import read_frame
     frames = []
     for _, p in span:
         try:

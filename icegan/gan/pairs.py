@@ -139,7 +139,7 @@ def _read_grey(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"face image not found: {p}")
-    from icegan.data.frame_io import read_frame
+    from flownet.frame_io import read_frame
     return read_frame(p, cv2.IMREAD_GRAYSCALE)       # ValueError naming the file: undecodable or cut short
 
 

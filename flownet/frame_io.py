@@ -1,5 +1,8 @@
 """Reading video frames and face images from disk, refusing files that were cut short.
 
+Every image reader of ``flownet`` (flow evaluation, self-supervised real pairs, the synthetic facial set, KITTI flow
+PNGs) and of ``icegan`` (face preparation, ``icegan data check``, apex spotting, the GAN pairs) goes through it.
+
 ``cv2.imread`` decodes a JPEG that ends early (a partial copy, an interrupted unzip) with only a warning on stderr:
 the rows it could not read come back grey, and the flow of that clip is silently wrong. :func:`read_frame` reads the
 file's bytes, checks that it ends where its format says it ends, and only then decodes it with ``cv2.imdecode``
