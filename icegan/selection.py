@@ -101,6 +101,37 @@ def inner_folds(outer, subjects: Sequence[str], k: int, index_base: int = 0) -> 
     return out
 
 
+def _read_cache(cache: Path, columns: list) -> tuple[pd.DataFrame, bool]:
+    """The rows of an inner-prediction CSV and whether its end was cut short. A kill while appending can leave the
+    file empty or end it in a line without its newline: that line is never read (its last number may be cut), so
+    its outer fold counts as unfinished and is computed again.
+
+    Raises:
+        SelectionError: the file is not an inner-prediction table (unparsable, columns missing); names it."""
+    import io
+    text = cache.read_text(encoding="utf-8", errors="replace")
+    cut = not text.endswith("\n")
+    if cut:
+        text = text[:text.rfind("\n") + 1]
+    if not text.strip():                       # empty, or only a header cut short
+        return pd.DataFrame(columns=columns), cut
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype={"outer": str, "dataset": str, "subject": str, "clip": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SelectionError(f"{cache}: not a table of inner predictions ({str(exc).strip()}); delete it") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SelectionError(f"{cache}: not a table of inner predictions (column(s) {missing} missing); delete it")
+    return df, cut
+
+
+def _rewrite(df: pd.DataFrame, cache: Path) -> None:
+    """Write ``df`` to ``cache`` through a temporary file: a kill while rewriting keeps the old file whole."""
+    tmp = cache.with_name(cache.name + ".tmp")
+    df.to_csv(tmp, index=False, float_format="%.9g")
+    tmp.replace(cache)
+
+
 def _cache_ok(df: pd.DataFrame, outer_folds: Sequence, n_train: dict, samples: pd.DataFrame,
               cache: Path) -> pd.DataFrame:
     """Rows of the outer folds whose inner predictions are complete (one row per training clip).
@@ -165,10 +196,10 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     done = pd.DataFrame(columns=[*INNER_COLUMNS, *score_cols])
     cache = Path(cache)
     if cache.is_file():
-        read = pd.read_csv(cache, dtype={"outer": str, "dataset": str, "subject": str, "clip": str})
+        read, cut = _read_cache(cache, [*INNER_COLUMNS, *score_cols])
         done = _cache_ok(read, outer_folds, n_train, samples, cache)
-        if len(done) != len(read):
-            done.to_csv(cache, index=False, float_format="%.9g")    # drop an outer fold cut short
+        if cut or len(done) != len(read):
+            _rewrite(done, cache)                                   # drop an outer fold cut short
     finished_outer = set(done["outer"])
     if all(f.subject in finished_outer for f in outer_folds):
         return done.reset_index(drop=True)
@@ -184,7 +215,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
         return done.reset_index(drop=True)
     if finished_outer & {f.subject for f in todo}:     # a chunk cut short: drop its rows, train it again whole
         done = done[~done["outer"].isin({f.subject for f in todo})]
-        done.to_csv(cache, index=False, float_format="%.9g")
+        _rewrite(done, cache)
     inner = {f.subject: inner_folds(f, subjects, k, index_base=n_outer + f.index * k) for f in todo}
     groups = [[g for f in c for g in inner[f.subject]] for c in chunks]
     if per_call == 1:

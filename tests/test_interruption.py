@@ -53,3 +53,50 @@ def test_a_kill_while_saving_the_flow_feature_cache_keeps_no_cut_file(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         run_main(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "features_real.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def toy_inner(tmp_path_factory):
+    """Inner predictions of the logistic-regression floor on the toy feature set, and the text of their cache."""
+    from icegan.commands.loso import LosoConfig, load_feature_set
+    from icegan.config import load_config
+    from icegan.protocol import make_folds
+    from icegan.selection import inner_predictions
+    cfg = load_config(LosoConfig, None, ["data.source=toy", "workers=1", "threads=1", "model.name=logreg"])
+    fs = load_feature_set(cfg.data)
+    folds = make_folds(fs.samples["subject"].tolist())
+    cache = tmp_path_factory.mktemp("inner") / "c.csv"
+    full = inner_predictions(cfg, fs, folds, 3, cache, progress=False)
+    return cfg, fs, folds, full, cache.read_text()
+
+
+@pytest.mark.parametrize("cut", ["empty", "header cut short", "last number cut short"])
+def test_inner_prediction_cache_cut_by_a_kill_is_resumed(toy_inner, tmp_path, cut):
+    """A nested selection killed while appending to an inner-prediction cache: the rerun ended in pandas'
+    EmptyDataError (an empty file: 'No columns to parse from file', naming no file) or a KeyError traceback (a header
+    cut short), and a last line cut inside its last number was read as a valid probability. Now the line without its
+    newline is dropped and its outer fold computed again: the same predictions as the whole cache."""
+    import numpy as np
+    from icegan.selection import inner_predictions
+    cfg, fs, folds, full, text = toy_inner
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    cut_text = {"empty": "", "header cut short": text[:15],
+                "last number cut short": text[:len(text.rstrip("\n")) - len(last)] + last[:last.rfind(",") + 4]}[cut]
+    cache = tmp_path / "c.csv"
+    cache.write_text(cut_text)
+    again = inner_predictions(cfg, fs, folds, 3, cache, progress=False)
+    key = ["outer", "row"]
+    a, b = (d.sort_values(key).reset_index(drop=True) for d in (full, again))
+    assert a[key].astype(str).equals(b[key].astype(str))
+    scores = ["score_negative", "score_positive", "score_surprise"]
+    assert np.allclose(a[scores].to_numpy(float), b[scores].to_numpy(float), rtol=0, atol=1e-8)   # CSV: 9 digits
+    assert cache.read_text().endswith("\n") and not list(tmp_path.glob("*.tmp"))
+
+
+def test_inner_prediction_cache_that_is_no_table_is_named(toy_inner, tmp_path):
+    from icegan.selection import SelectionError, inner_predictions
+    cfg, fs, folds, _, _ = toy_inner
+    cache = tmp_path / "c.csv"
+    cache.write_text("something else\n1\n")
+    with pytest.raises(SelectionError, match=f"{cache}: not a table of inner predictions .*missing"):
+        inner_predictions(cfg, fs, folds, 3, cache, progress=False)
