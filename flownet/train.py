@@ -354,10 +354,18 @@ def _to_dict(cfg) -> dict:
 def start_run(cfg) -> tuple[torch.device, Path]:
     """Common start of the flow training commands: torch threads and seed from ``cfg.train`` (``threads``,
     ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created, its resolved ``config.yaml``
-    written. Returns ``(device, run folder)``."""
+    written. Returns ``(device, run folder)``.
+
+    Raises:
+        FileNotFoundError: no CASME II frames under ``cfg.data.root`` (:func:`~flownet.data.synthetic_face.list_subjects`),
+            before any folder is made.
+    """
     import yaml
+
+    from .data.synthetic_face import list_subjects
     t = cfg.train
     device = resolve_device(t.device, "train.device")      # before any folder is made
+    list_subjects(cfg.data.root)                            # likewise: a wrong data root leaves no run folder behind
     torch.set_num_threads(max(1, int(t.threads)))
     torch.manual_seed(t.seed)
     run = Path(cfg.out_dir) / cfg.name

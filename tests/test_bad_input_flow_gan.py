@@ -218,15 +218,18 @@ def test_flow_run_names_an_image_cut_short_empty_or_a_folder(shared_data, tmp_pa
 
 def test_flow_train_on_a_folder_without_casme2_points_at_data_root(tmp_path, capsys):
     """`icegan flow train` has no --root, yet a data root without casme2/ said 'set --root'; now the message names
-    data.root of the training config (and --root of flow eval)."""
+    data.root of the training config (and --root of flow eval). The run folder, with a config.yaml of a run that
+    never started, was made before the data root was looked at; now nothing is written (both training modes)."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert icegan_main(["flow", "train", "--mode", "selfsup", "--config", "configs/flow_selfsup.yaml",
-                        f"data.root={empty}", f"out_dir={tmp_path / 'runs'}", "name=x", "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == (f"icegan flow train: error: CASME II crops not found at {empty / 'casme2'}: the data root "
-                           f"holds casme2/ (--root of icegan flow eval, data.root of a flow training config, or "
-                           f"$ICEGAN_SHARED_DATA)"), err
+    for mode, config in (("selfsup", "configs/flow_selfsup.yaml"), ("supervised", "configs/flow_srflownet_fast.yaml")):
+        assert icegan_main(["flow", "train", "--mode", mode, "--config", config, f"data.root={empty}",
+                            f"out_dir={tmp_path / 'runs'}", "name=x", "train.device=cpu", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.strip() == (f"icegan flow train: error: CASME II crops not found at {empty / 'casme2'}: the data "
+                               f"root holds casme2/ (--root of icegan flow eval, data.root of a flow training config, "
+                               f"or $ICEGAN_SHARED_DATA)"), err
+        assert not (tmp_path / "runs").exists(), mode
 
 
 @pytest.mark.parametrize("command", [["flow", "eval", "--model", "farneback", "--data", "synthetic-face"],
