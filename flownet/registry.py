@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import load_model_file, load_state_dict_file, load_state_dict_strict, read_torch_file
+from .models.state_dict import (load_model_file, load_state_dict_file, load_state_dict_strict, read_torch_file,
+                                 save_torch_file)
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -231,8 +232,8 @@ def save_srflownet(model: SRFlowNet, path: str | Path, meta: dict | None = None)
     p.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
           for k, v in model.state_dict().items()}
-    torch.save({"format": WEIGHTS_FORMAT, "config": model.config_dict(), "state_dict": sd,
-                "meta": dict(meta or {})}, p)
+    save_torch_file({"format": WEIGHTS_FORMAT, "config": model.config_dict(), "state_dict": sd,
+                     "meta": dict(meta or {})}, p)
     return p
 
 
@@ -377,8 +378,8 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict | None = N
     p.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
           for k, v in model.state_dict().items()}
-    torch.save({"format": BACKBONE_FORMAT, "backbone": name, "config": model.config_dict(), "state_dict": sd,
-                "meta": dict(meta or {})}, p)
+    save_torch_file({"format": BACKBONE_FORMAT, "backbone": name, "config": model.config_dict(), "state_dict": sd,
+                     "meta": dict(meta or {})}, p)
     return p
 
 

@@ -37,6 +37,7 @@ import torch
 
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
+from .models.state_dict import save_torch_file
 from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
 from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
@@ -317,8 +318,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         def save_ckpt() -> None:
             if last_saved["at"] == (stage, state["step"]):
                 return
-            torch.save({"stage": stage, "step": state["step"], "model": model.state_dict(),
-                        "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
+            save_torch_file({"stage": stage, "step": state["step"], "model": model.state_dict(),
+                             "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
             last_saved["at"] = (stage, state["step"])
 
         gen = torch.Generator().manual_seed(t.seed + 1000 * (stage == "student") + state["step"])
@@ -398,8 +399,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
               f"alpha2 {results['teacher_occ_frac']}", flush=True)
         (run / "teacher_metrics.json").write_text(json.dumps(results, indent=2))
         state.update(stage="student", step=0, elapsed_s=0.0)
-        torch.save({"stage": "student", "step": 0, "model": model.state_dict(),
-                    "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0}, ckpt_path)
+        save_torch_file({"stage": "student", "step": 0, "model": model.state_dict(),
+                         "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0}, ckpt_path)
     elif (run / "teacher_metrics.json").is_file():
         results.update(json.loads((run / "teacher_metrics.json").read_text()))
     # ------------------------------------------------------------------ stage 2: student (variant 2)

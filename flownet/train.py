@@ -37,7 +37,7 @@ from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import load_state_dict_file
+from .models.state_dict import load_state_dict_file, save_torch_file
 from .schedule import apply_one_cycle, budget_fraction
 
 log = logging.getLogger(__name__)
@@ -469,7 +469,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
               "elapsed_s": elapsed0 + time.time() - start}
         if ema is not None:
             ck["ema"] = ema.state_dict()
-        torch.save(ck, ckpt_path)
+        save_torch_file(ck, ckpt_path)
         saved_at[0] = step
 
     def evaluate(name: str, loader, weights: str) -> dict:

@@ -100,3 +100,37 @@ def test_inner_prediction_cache_that_is_no_table_is_named(toy_inner, tmp_path):
     cache.write_text("something else\n1\n")
     with pytest.raises(SelectionError, match=f"{cache}: not a table of inner predictions .*missing"):
         inner_predictions(cfg, fs, folds, 3, cache, progress=False)
+
+
+def test_a_kill_while_saving_a_flow_checkpoint_keeps_the_previous_one(tmp_path, shared_data, monkeypatch, capsys):
+    """icegan flow train killed while it wrote last.pt: the file was written in place, so the kill left it cut short
+    and the rerun could only start afresh (the checkpoint of the step before was gone). Now it is written under a
+    temporary name and renamed: the rerun resumes from the previous checkpoint."""
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.train import FlowTrainConfig, train
+    from icegan.config import load_config
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_SRFLOWNET.items()]
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                      [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=8", "data.n_test=2",
+                       "data.n_val=2", "data.size=64", "train.batch_size=2", "train.eval_every=0", "train.threads=1",
+                       "train.device=cpu", "train.max_minutes=0", "train.init_weights=null", "train.crop=48",
+                       "train.steps=2", "train.ckpt_every=1", "name=x", *tiny])
+    real_save, saves = torch.save, []
+
+    def killed_in_second_save(obj, f, *a, **k):
+        saves.append(f)
+        real_save(obj, f, *a, **k)
+        if len(saves) == 2:                     # step 2's checkpoint: the kill comes half-way through the file
+            data = open(f, "rb").read()
+            open(f, "wb").write(data[:len(data) // 2])
+            raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", killed_in_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.setattr(torch, "save", real_save)
+    ckpt = tmp_path / "x" / "last.pt"
+    assert torch.load(ckpt, weights_only=True)["step"] == 1 and not list(ckpt.parent.glob("*.tmp"))
+    capsys.readouterr()
+    train(cfg, progress=False)
+    assert f"resumed {ckpt} at step 1" in capsys.readouterr().out
+    assert torch.load(ckpt, weights_only=True)["step"] == 2

@@ -59,7 +59,7 @@ from ..schedule import apply_one_cycle, budget_fraction
 from ..train import FlowDataConfig
 from .inputs import update_count
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
-from .state_dict import load_model_file
+from .state_dict import load_model_file, save_torch_file
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
            "default_decflow_path", "save_decflow", "load_decflow", "DecFlowEstimator",
@@ -293,8 +293,8 @@ def save_decflow(model: DecFlow, path: str | Path, meta: dict | None = None, hal
     dt = torch.float16 if half else torch.float32
     sd = {k: v.detach().cpu().to(dt) if v.is_floating_point() else v.detach().cpu()
           for k, v in model.state_dict().items()}
-    torch.save({"format": DECFLOW_FORMAT, "config": model.config_dict(), "state_dict": sd,
-                "meta": dict(meta or {})}, p)
+    save_torch_file({"format": DECFLOW_FORMAT, "config": model.config_dict(), "state_dict": sd,
+                     "meta": dict(meta or {})}, p)
     return p
 
 
@@ -482,8 +482,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     start = time.time()
 
     def save_ckpt():
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
+        save_torch_file({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                         "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
 
     def frac() -> float:
         return budget_fraction(step, t.steps, elapsed0 + time.time() - start, t.max_minutes)

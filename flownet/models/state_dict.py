@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-__all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file", "read_torch_file"]
+__all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file", "read_torch_file", "save_torch_file"]
 
 
 def _load_error_detail(exc: Exception) -> str:
@@ -42,6 +42,19 @@ def read_torch_file(path: str | Path, label: str, weights_only: bool = True) -> 
     except Exception as exc:  # unpickling error, truncated zip, ...
         raise ValueError(f"{label}: {p} cannot be read by torch.load; is it a file written by torch.save, and "
                          f"complete? ({type(exc).__name__}: {_load_error_detail(exc)})") from None
+
+
+def save_torch_file(obj: object, path: str | Path) -> Path:
+    """``torch.save`` of ``obj`` to ``path`` through a temporary file in the same folder, renamed when complete: a
+    kill while saving leaves the previous file (a checkpoint to resume from) whole, never one cut short."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        tmp.replace(p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
 
 
 def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model",
