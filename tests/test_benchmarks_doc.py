@@ -1,11 +1,16 @@
 """docs/benchmarks.md stays reproducible: every ``icegan ...`` / ``python train.py ...`` command it records parses with
-today's command line, and the config file and overrides it names load. A renamed option, key or config that a
+today's command line, and the config file and overrides it names load; every ``python bench/SCRIPT.py ...`` command
+parses with that script's options. A renamed option, key or config that a
 recorded command still uses fails here; the record then gets a note with today's spelling (``# today: ...``) and the
 command goes into SUPERSEDED below."""
 from __future__ import annotations
 
+import argparse
+import os
 import re
+import runpy
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +137,60 @@ def test_benchmarks_command_runs_today(argv, monkeypatch, tmp_path):
         assert problem, f"`icegan {command}` runs today: take it out of SUPERSEDED"
     else:
         assert not problem, f"docs/benchmarks.md records `icegan {command}`, and {problem}"
+
+
+def _bench_commands() -> list[tuple[str, list[str]]]:
+    """(script, arguments) of every recorded ``python bench/SCRIPT.py ...`` command; one elided (``...``) or with a
+    pattern (``<run>``) is left out, a shell variable (``$R``) stands for a path."""
+    found = []
+    texts = code_lines(BENCHMARKS) + [s for s in re.findall(r"`([^`\n]+)`", BENCHMARKS) if "bench/" in s]
+    for text in texts:
+        m = re.search(r"python3? (bench/\w+\.py)(.*)$", text)
+        if not m:
+            continue
+        rest = re.split(r"\s[>|]\s|;|&&", m.group(2))[0]
+        if "<" in rest or "..." in rest:
+            continue
+        rest = re.sub(r"(\S+?)(?:\|\S+)+", r"\1", rest)                 # a|b: the first
+        found.append((m.group(1), shlex.split(re.sub(r"\$\{?\w+\}?", "X", rest))))
+    return found
+
+
+class _Parsed(Exception):
+    pass
+
+
+def test_benchmarks_records_bench_commands():
+    """The scan is not vacuous: the flow benchmark and the leave-one-dataset-out script are found."""
+    scripts = {script for script, _ in _bench_commands()}
+    assert len(_bench_commands()) >= 35
+    assert {"bench/flow_benchmark.py", "bench/leave_dataset_out.py", "bench/shared_errors.py"} <= scripts
+
+
+@pytest.mark.parametrize("script,argv", _bench_commands(), ids=lambda v: " ".join(v)[:70] if isinstance(v, list) else v)
+def test_benchmarks_bench_command_parses(script, argv, monkeypatch):
+    """The script exists and its argument parser accepts the recorded arguments (the script stops right after
+    parsing: nothing is computed)."""
+    path = ROOT / script
+    assert path.is_file(), f"docs/benchmarks.md records {script}, which is not in the repository"
+    assert "parse_args(" in path.read_text(encoding="utf-8"), f"{script} has no argument parser to check"
+
+    def parse_only(self, args=None, namespace=None):
+        raise _Parsed(parse_args(self, args, namespace))
+    parse_args = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(ROOT)
+    environ = dict(os.environ)
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except _Parsed:
+        return
+    except SystemExit as exc:     # argparse's error exit
+        pytest.fail(f"docs/benchmarks.md records `python {script} {shlex.join(argv)}`, which the script rejects "
+                    f"(exit {exc.code})")
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    pytest.fail(f"{script} ran without parsing its arguments")
