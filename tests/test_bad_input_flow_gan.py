@@ -172,27 +172,34 @@ def test_generate_names_an_out_that_is_a_file(tmp_path, capsys):
                            f"to"), err
 
 
-def test_selfsup_pairs_name_frames_of_another_size(casme2_pairs_copy):
+def test_selfsup_pairs_skip_a_clip_with_frames_of_another_size(casme2_pairs_copy, tmp_path):
     """A frame of another size in a clip was resized on its own into a self-supervised training pair (no real
-    motion, no word); now the pair is refused naming both files and sizes (at once with preload)."""
+    motion, no word); then the pair was refused, but only when first drawn, stopping a long training run midway.
+    Now the clip is skipped at construction (sizes from the files' headers), with a warning naming the frame, both
+    sizes and the clip; the other clips train as before, and a pair of two sizes is still refused if met."""
     from flownet.data.real_pairs import RealFramePairs
     subject, clip, onset, apex = CLIPS[0]
     folder = casme2_pairs_copy / subject / clip
+    kw = dict(root=casme2_pairs_copy.parent, subjects=[subject], size=32, flip=False)
+    whole = RealFramePairs(**kw)
     _resize_frame(folder / f"img{apex}.jpg")
-    root = casme2_pairs_copy.parent
-    kw = dict(root=root, subjects=[subject], size=32, kinds=("onset_apex",), flip=False, max_clips=1)
-    ds = RealFramePairs(**kw)
+    for preload in (False, True):
+        with pytest.warns(UserWarning) as caught:
+            ds = RealFramePairs(**kw, preload=preload)
+        why = (f"{subject}/{clip}: frame img{apex}.jpg is 271x312 pixels, img{onset}.jpg 231x282: the frames of a "
+               f"clip must have one size (a frame of another crop mixed in?); clip skipped")
+        assert str(caught[0].message) == f"RealFramePairs: skipped 1 clip(s) with frames of different sizes: {why}"
+        assert ds.skipped == [why]
+        kept = {k: [pq for pq in v if pq[0].parent.name != clip] for k, v in whole.pairs.items()}
+        assert ds.pairs == kept and kept["onset_apex"] and kept["consecutive"]
+        assert {ds[i]["path1"].split("/")[-2] for i in range(len(ds))} == {CLIPS[1][1]}
     with pytest.raises(ValueError) as err:
-        ds[0]
+        ds.frames(folder / f"img{onset}.jpg", folder / f"img{apex}.jpg")
     assert str(err.value) == (f"frames of one clip differ in size: {folder / f'img{onset}.jpg'} is 231x282 pixels, "
                               f"{folder / f'img{apex}.jpg'} 271x312 (a frame of another crop mixed in?)")
-    with pytest.raises(ValueError, match="frames of one clip differ in size"):
-        RealFramePairs(**kw, preload=True)
-    one = RealFramePairs(**{**kw, "kinds": ("consecutive",)})        # apex-1 -> apex differ, apex-1 is whole
-    assert one.pairs["consecutive"] == [(folder / f"img{apex - 1}.jpg", folder / f"img{apex}.jpg"),
-                                        (folder / f"img{apex}.jpg", folder / f"img{apex + 1}.jpg")]
-    with pytest.raises(ValueError, match=f"img{apex - 1}.jpg is 231x282 pixels"):
-        one.frames(*one.pairs["consecutive"][0])
+    (folder / f"img{apex + 1}.jpg").write_bytes(b"not a jpeg")       # a header that cannot be read: skipped too
+    with pytest.warns(UserWarning, match=rf"{clip}: frame .*img{apex + 1}\.jpg cannot be read as an image"):
+        RealFramePairs(**kw)
 
 
 def test_flow_run_names_an_image_cut_short_empty_or_a_folder(shared_data, tmp_path, capsys):

@@ -5,6 +5,7 @@ Reads ../shared/data/casme2 (never skipped: CI has ../shared beside the clone).
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -290,13 +291,18 @@ def test_real_pairs_missing_and_corrupt_files_are_named(tmp_path):
     root = _fake_casme2(tmp_path / "a", apex_present=False)
     with pytest.raises(FileNotFoundError, match=r"sub01/EP01_01.*apex frame .*img13\.jpg"):
         RealFramePairs(root=root, subjects=["sub01", "sub02"])
-    root = _fake_casme2(tmp_path / "b", corrupt=True)
-    with pytest.warns(UserWarning, match="EP02_02: not verified"):
-        ds = RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",), flip=False)
-    bad = next(j for j, (a, b) in enumerate(ds.pairs["consecutive"]) if "img11" in (a.name + b.name))
-    with pytest.raises(OSError, match=r"img11\.jpg"):
-        ds.frame(ds.pairs["consecutive"][bad][1] if ds.pairs["consecutive"][bad][1].name == "img11.jpg"
-                 else ds.pairs["consecutive"][bad][0])
+    root = _fake_casme2(tmp_path / "b", corrupt=True)        # sub01's img11.jpg is not an image: its clip skipped
+    with pytest.warns(UserWarning) as caught:
+        ds = RealFramePairs(root=root, subjects=["sub01", "sub02"], kinds=("consecutive",), flip=False)
+    texts = [str(w.message) for w in caught]
+    assert any("EP02_02: not verified" in t for t in texts)
+    assert any(re.search(r"sub01/EP01_01: frame .*sub01/EP01_01/img11\.jpg cannot be read as an image", t)
+               for t in texts), texts
+    assert {a.parent.parent.name for a, _ in ds.pairs["consecutive"]} == {"sub02"}
+    with pytest.raises(OSError, match=r"img11\.jpg"):             # read directly: named too
+        ds.frame(root / "casme2" / "sub01" / "EP01_01" / "img11.jpg")
+    with pytest.raises(FileNotFoundError, match="no usable frame pair"):   # sub01 alone: nothing left to train on
+        RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",), flip=False)
     with pytest.raises(FileNotFoundError, match="manifest"):
         RealFramePairs(root=_no_manifest(tmp_path / "c"))
 

@@ -11,9 +11,11 @@ Two kinds of pairs (frame 1 → frame 2):
 * ``onset_apex``: ``img{onset}.jpg → img{apex}.jpg`` of each clip (the micro-expression's motion).
 
 Clips whose manifest row has ``verified`` false (truncated, missing or mislabelled dumps) are skipped and
-listed in :attr:`RealFramePairs.skipped` with the manifest's note (and one warning); a verified clip whose
-onset or apex frame file is absent raises :class:`FileNotFoundError` naming the file. An unreadable frame
-raises :class:`OSError` naming the file; the two frames of a pair in different sizes, :class:`ValueError` naming both.
+listed in :attr:`RealFramePairs.skipped` with the manifest's note (and one warning); so is, with a warning naming
+each, a clip with a frame of another size than its onset (a frame of another crop mixed in: resized on its own, its
+pairs would hold no real motion; sizes read from the files' headers at construction). A verified clip whose
+onset or apex frame file is absent raises :class:`FileNotFoundError` naming the file. A frame that cannot be decoded
+or is cut short raises :class:`OSError` naming the file when first read.
 
 Frames are preprocessed like :class:`~flownet.data.synthetic_face.SyntheticFaceFlow` (whole crop resized
 to ``size`` x ``size`` with INTER_AREA, aspect not preserved, then grey) and cached decoded in memory as
@@ -62,6 +64,37 @@ def _frame_number(text: str, field: str, where: str) -> int:
         return int(float(text))
     except (TypeError, ValueError):
         raise ValueError(f"{where}: {field} {text!r} is not a frame number") from None
+
+
+def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
+    """Why the frames ``img{n}.jpg`` (n in ``nums``) of ``clip`` cannot be paired, or None: a frame of another size
+    (width, height read from each file's header, without decoding) than the onset frame (the most common size when
+    the sheet's onset is not among them), or a file whose header cannot be read. Found at construction, so that a
+    long training run does not stop at the first such pair it draws."""
+    from collections import Counter
+
+    from PIL import Image, UnidentifiedImageError
+    sizes: dict[int, tuple[int, int]] = {}
+    for n in nums:
+        try:
+            with Image.open(clip / f"img{n}.jpg") as im:
+                sizes[n] = im.size
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            return f"frame {clip / f'img{n}.jpg'} cannot be read as an image ({exc}); clip skipped"
+    if len(set(sizes.values())) <= 1:
+        return None
+    try:
+        ref_n = int(float(onset))
+    except (TypeError, ValueError):
+        ref_n = -1
+    if ref_n not in sizes:
+        common = Counter(sizes.values()).most_common(1)[0][0]
+        ref_n = next(n for n in nums if sizes[n] == common)
+    odd = [n for n in nums if sizes[n] != sizes[ref_n]]
+    (w, h), (rw, rh) = sizes[odd[0]], sizes[ref_n]
+    more = f" (and {len(odd) - 1} more: {', '.join(f'img{n}.jpg' for n in odd[1:4])}{' ...' if len(odd) > 4 else ''})"
+    return (f"frame img{odd[0]}.jpg is {w}x{h} pixels, img{ref_n}.jpg {rw}x{rh}{more if len(odd) > 1 else ''}: the "
+            f"frames of a clip must have one size (a frame of another crop mixed in?); clip skipped")
 
 
 class RealFramePairs(torch.utils.data.Dataset):
@@ -123,6 +156,7 @@ class RealFramePairs(torch.utils.data.Dataset):
 
         self.pairs: dict[str, list[tuple[Path, Path]]] = {k: [] for k in PAIR_KINDS}
         self.skipped: list[str] = []
+        odd_clips: list[str] = []
         for r in rows:
             clip = c2 / r["subject"] / r["filename"]
             where = f"{manifest} row {r['subject']}/{r['filename']}"
@@ -133,6 +167,11 @@ class RealFramePairs(torch.utils.data.Dataset):
                 raise FileNotFoundError(f"{where} is verified but its folder {clip} does not exist")
             nums = sorted(int(m.group(1)) for p in clip.iterdir() if (m := _FRAME_RE.match(p.name)))
             have = set(nums)
+            why = _mixed_sizes(clip, nums, r["onset"])
+            if why is not None:
+                self.skipped.append(f"{r['subject']}/{r['filename']}: {why}")
+                odd_clips.append(self.skipped[-1])
+                continue
             if "consecutive" in kinds:
                 self.pairs["consecutive"] += [(clip / f"img{n}.jpg", clip / f"img{n + 1}.jpg")
                                               for n in nums if n + 1 in have]
@@ -151,6 +190,9 @@ class RealFramePairs(torch.utils.data.Dataset):
         if not self.kinds:
             raise FileNotFoundError(f"no usable frame pair of kinds {list(kinds)} for subjects {self.subjects} "
                                     f"under {c2}")
+        if odd_clips:                   # each named: a frame of another crop is worth finding, unlike a known bad dump
+            warnings.warn(f"RealFramePairs: skipped {len(odd_clips)} clip(s) with frames of different sizes: "
+                          + "; ".join(odd_clips), stacklevel=2)
         if self.skipped:
             warnings.warn(f"RealFramePairs: skipped {len(self.skipped)} clip(s) of {manifest}: "
                           + "; ".join(self.skipped[:3]) + (" ..." if len(self.skipped) > 3 else ""),
