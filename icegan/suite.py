@@ -582,8 +582,28 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
 
 
 def _read_times(out: Path) -> dict:
+    """The wall times in ``out/suite_times.json``; one that cannot be read (cut short by a kill while it was written)
+    is replaced by an empty one with a warning naming it: the times are only shown on the results page."""
     f = out / "suite_times.json"
-    return json.loads(f.read_text()) if f.is_file() else {}
+    if not f.is_file():
+        return {}
+    try:
+        times = json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        times = exc
+    if not isinstance(times, dict):
+        print(f"warning: {f} cannot be read ({times}); the wall times of the runs finished before are not shown; "
+              "the file is started again, empty", file=sys.stderr)
+        _write_times(out, {})
+        return {}
+    return times
+
+
+def _write_times(out: Path, times: dict) -> None:
+    """``out/suite_times.json``, through a temporary file (a kill while writing keeps the old file whole)."""
+    tmp = out / "suite_times.json.tmp"
+    tmp.write_text(json.dumps(times, indent=1))
+    tmp.replace(out / "suite_times.json")
 
 
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
@@ -693,7 +713,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
         if not was_finished:                     # the wall time of the call that finished this folder
             times = _read_times(out)
             times[p.out.name] = round(time.time() - t0, 1)
-            (out / "suite_times.json").write_text(json.dumps(times, indent=1))
+            _write_times(out, times)
         print(f"    UF1 {m['overall']['UF1']:.4f}  UAR {m['overall']['UAR']:.4f}  ({time.time() - t0:.0f} s)",
               file=log, flush=True)
         last_of_seed = k + 1 == len(plan) or plan[k + 1].seed != p.seed

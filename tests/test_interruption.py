@@ -1,6 +1,7 @@
 """A run killed at any moment (kill -9, Ctrl-C, a full disk) and started again: the files it writes and trusts on the
 rerun are never left cut short under their final name, and a file cut short by an older version is redone with a
 warning naming it, never a traceback or data read as valid."""
+import json
 import logging
 
 import pytest
@@ -134,3 +135,25 @@ def test_a_kill_while_saving_a_flow_checkpoint_keeps_the_previous_one(tmp_path, 
     train(cfg, progress=False)
     assert f"resumed {ckpt} at step 1" in capsys.readouterr().out
     assert torch.load(ckpt, weights_only=True)["step"] == 2
+
+
+def test_suite_times_cut_short_by_a_kill_do_not_stop_the_suite(tmp_path, capsys):
+    """suite_times.json cut short (a kill while the suite wrote it): every rerun of the suite ended in 'icegan suite:
+    error: Unterminated string starting at: line 2 ...', naming no file. Now the suite goes on with a warning naming
+    the file, which is started again (the times are only shown on the results page)."""
+    from pathlib import Path
+    from icegan.suite import run_suite
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: toy\nseeds: [0]\nresamples: 100\nruns:\n  - {{label: floor, config: "
+                     f"{configs}/demo_features.yaml, overrides: [model.name=logreg, workers=1]}}\n")
+    over = ["threads=1", "max_folds=3"]
+    run_suite(suite, tmp_path / "out", over, progress=False)
+    times = tmp_path / "out" / "suite_times.json"
+    assert list(json.loads(times.read_text())) == ["floor_s0"]
+    times.write_text(times.read_text()[:10])
+    capsys.readouterr()
+    run_suite(suite, tmp_path / "out", over, progress=False)
+    assert f"warning: {times} cannot be read" in capsys.readouterr().err
+    assert json.loads(times.read_text()) == {}
+    assert "floor" in (tmp_path / "out" / "results.md").read_text()
