@@ -69,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         rc = args.func(args)
+        sys.stdout.flush()          # a reader of stdout gone (`| head`) shows here, not as Python's noise at exit
     except KeyboardInterrupt:
         from icegan.commands import interrupted
         return interrupted(args.command)
+    except BrokenPipeError as exc:
+        from icegan.commands import stdout_closed
+        return stdout_closed(exc)
     return int(rc or 0)
 
 

@@ -1131,12 +1131,18 @@ def main(argv: list[str] | None = None) -> int:
     from icegan.commands.train import add_arguments
     add_arguments(parser)
     from icegan.cli import parse_with_overrides
-    from icegan.commands import interrupted
+    import sys
+
+    from icegan.commands import interrupted, stdout_closed
     args = parse_with_overrides(parser, argv)
     try:
-        return run_from_args(args)
+        rc = run_from_args(args)
+        sys.stdout.flush()          # a reader of stdout gone (`| head`) shows here, not as Python's noise at exit
+        return rc
     except KeyboardInterrupt:
         return interrupted("train.py")
+    except BrokenPipeError as exc:
+        return stdout_closed(exc)
 
 
 def run_from_args(args) -> int:

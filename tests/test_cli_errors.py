@@ -350,3 +350,23 @@ def test_train_py_recognizer_fit_errors_name_the_recognizer_section():
     x, y = torch.rand(6, 3, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
     with pytest.raises(ValueError, match=r"^recognizer.shift_px must lie in 0..27 pixels, got 40"):
         fit_recognizer(cfg, x, y, progress=False)
+
+
+def test_a_closed_stdout_ends_the_command_quietly():
+    """`icegan ... | head` whose reader stopped: Python's BrokenPipeError traceback (and its 'Exception ignored' at
+    exit) filled the terminal and the exit code was 1. Now nothing is printed and the exit code is 141, as for a
+    program stopped by SIGPIPE; a broken pipe that is not stdout's is still raised."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    for argv in (["-m", "icegan.cli", "loso", "--config", "configs/features_logreg.yaml", "--print-config"],
+                 ["train.py", "--print-config"]):
+        p = subprocess.Popen([sys.executable, *argv], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdout.close()                                     # the reader is gone before the first line
+        err = p.stderr.read().decode()
+        p.stderr.close()
+        assert (p.wait(), err) == (141, ""), argv
+    other = subprocess.run([sys.executable, "-c", "from icegan.commands import stdout_closed; "
+                            "stdout_closed(BrokenPipeError('a worker pipe'))"], cwd=root, capture_output=True, text=True)
+    assert other.returncode == 1 and other.stderr.strip().endswith("BrokenPipeError: a worker pipe"), other.stderr
