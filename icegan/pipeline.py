@@ -690,9 +690,20 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     written = pd.DataFrame(rows)
     has_label = written["label"].astype(str) != ""
     if has_label.any() and not has_label.all():           # icegan loso / fit refuse a row without a label
-        written[has_label].to_csv(labelled_table, index=False)
-    written.to_csv(table, index=False)       # last: a table on disk means every map is there
+        _write_table(written[has_label], labelled_table)
+    _write_table(written, table)       # last: a table on disk means every map is there
     return table
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> None:
+    """``df`` as CSV at ``path``, through a temporary file: a kill while writing never leaves a table cut short (at a
+    line's end it would be read as a table of fewer clips)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        df.to_csv(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------

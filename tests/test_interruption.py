@@ -157,3 +157,26 @@ def test_suite_times_cut_short_by_a_kill_do_not_stop_the_suite(tmp_path, capsys)
     assert f"warning: {times} cannot be read" in capsys.readouterr().err
     assert json.loads(times.read_text()) == {}
     assert "floor" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_a_kill_while_icegan_features_writes_its_table_leaves_no_table(tmp_path, tiny_weights, monkeypatch):
+    """icegan features killed while it wrote features.csv left the lines written so far under that name: cut at a
+    line's end, icegan loso read it as a valid table of fewer clips, and the rerun of icegan features refused the
+    folder ('exists'). Now the table appears only whole, and the rerun writes the same table."""
+    import pandas as pd
+    from icegan.pipeline import export_features
+    cfg = load_main_config(None, ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32",
+                                  f"flow.weights={tiny_weights}"])
+    ref = pd.read_csv(export_features(cfg, tmp_path / "ref", progress=False))
+    real_to_csv = pd.DataFrame.to_csv
+
+    def killed_at_a_line_end(self, path=None, *a, **k):
+        real_to_csv(self.iloc[:len(self) // 2], path, *a, **k)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed_at_a_line_end)
+    with pytest.raises(KeyboardInterrupt):
+        export_features(cfg, tmp_path / "f", progress=False)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+    assert not (tmp_path / "f" / "features.csv").exists() and not list((tmp_path / "f").glob("*.tmp"))
+    again = pd.read_csv(export_features(cfg, tmp_path / "f", progress=False))
+    pd.testing.assert_frame_equal(again, ref)
