@@ -23,6 +23,14 @@ three parts, which hold every class).
 * ``G_M``: geometric mean of the per-class recalls (0 as soon as one present class is never
   recognised).
 
+The SRFlow paper prints no formula for P_M … G_M (the definitions above are the standard ones the names
+denote; G_M is our reading), and it scores differently (Sec. V-A2, "following the Off-TANet evaluation
+protocol"): metrics recorded every 20 epochs, each reported as the *maximum over the recorded epochs of the
+cross-validation average*, i.e. per-fold scores averaged over the LOSO folds, each metric at its own best
+epoch as judged on those test scores. Here they are computed once on the predictions pooled over the folds (MEGC2019),
+with no epoch chosen on the test subjects (except in an opt-in ``oracle_epoch`` run, :mod:`icegan.protocol`,
+which picks per fold), so our numbers and those of its Tables VII–X are not directly comparable.
+
 The per-class counts come from :func:`sklearn.metrics.precision_recall_fscore_support`.
 """
 from __future__ import annotations

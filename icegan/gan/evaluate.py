@@ -30,7 +30,11 @@ Metrics (issue #5; the JSON keys in brackets):
     (``cross_dataset_real_*``). Computed when ``megc2019_htnet`` is present (otherwise None, with a log line).
 (c) [``expcaps_uf1``, ``expcaps_uar``] the discriminator's ExpCaps as a recognizer on the held-out
     real apexes (argmax capsule length), macro F1 / recall from scikit-learn; a motion-input
-    discriminator (``motion_input``) is given each apex with its own onset.
+    discriminator (``motion_input``) is given each apex with its own onset. These macro scores (and the
+    ``*_real_uf1`` of (b), (b')) average over all ``n_classes`` classes, a class absent from the held-out labels
+    counting 0, whereas :func:`icegan.metrics.compute_metrics` (UF1 / UAR of the LOSO runs) averages over the
+    classes present; the two agree whenever every class is held out (as in the 5-subject CASME II sets of
+    docs/benchmarks.md: 19 / 6 / 4 clips).
     Also reported, to read (a) and (b) together: [``z_diversity``] mean absolute grey-level
     difference (0–255) between the first two noise draws of the same (onset, class);
     [``class_diversity``] the same between requested classes (first draw); [``mean_abs_change_from_onset``]
