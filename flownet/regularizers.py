@@ -8,7 +8,8 @@ background-valid mask M_bg (1 = face).
 
 * TVR (Eq. 9–10): ``lambda_N * sum_i gamma^(n-i-1) (R(u^i) + R(v^i))``,
   ``R(c) = 1/(HW) sum |Sx c| + |Sy c|`` with the 3x3 Sobel kernels divided by 8 (replicate padding
-  keeps H x W). No mask. lambda_N = 0.05.
+  keeps H x W; the paper names no padding, and with this one a linear ramp reads half its slope on the outer
+  rows / columns). No mask. lambda_N = 0.05.
 * FDR (Eq. 11–12): forward differences with stride 1, ``Dx f = f(·, x+1) - f(·, x)``,
   ``Dy f = f(y+1, ·) - f(y, ·)``, masked by M_bg without its last column / row:
   ``lambda_N * sum_i gamma^(n-i-1) [ mean(|Dx f^i| * M^x) + mean(|Dy f^i| * M^y) ]`` where each mean is

@@ -5,8 +5,9 @@ residual ``g = f ⊕ T⁻¹(M̂)`` below Eq. 2.
 
 For one encoder feature map ``f ∈ R^{C×H×W}``:
 
-1. ``T(·)`` (supernodes): a 1×1 convolution ``C → N̂s`` gives, for every pixel, soft assignment
-   weights to ``N̂s`` supernodes, ``P ∈ R^{N̂s×HW}``; the supernode features are
+1. ``T(·)`` (supernodes): a 1×1 convolution ``C → N̂s`` gives, for every pixel, projection weights
+   onto ``N̂s`` supernodes, ``P ∈ R^{N̂s×HW}`` (real-valued and unnormalised, no softmax: the paper
+   only says T is "a convolutional operation"); the supernode features are
    ``f̂ = f·Pᵀ / (H·W) ∈ R^{C×N̂s}`` (one ``N̂s``-vector per channel).
 2. Eq. 1: ``M = φ(f̂) θ(f̂)ᵀ / sqrt(d)`` with ``φ, θ`` linear maps ``R^{N̂s} → R^{d}``; ``M ∈ R^{C×C}``
    is the *channel graph* (node ``j`` = channel ``j``, node feature = row ``m_j ∈ R^{1×C}``).
