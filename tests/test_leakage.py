@@ -1,0 +1,218 @@
+"""Leakage audit: nothing computed from the held-out subject's labels (or, where the path promises it, its features)
+reaches the model that scores that subject. Each test corrupts the held-out subject and asserts that what the fold's
+model does is bit-identical: the end-to-end feature-LOSO runner with many options in one grouped network, the
+scikit-learn recognizers, the main job's fold (GAN, motion prior, joint critic, synthetic rows), and prediction
+(a clip's scores do not depend on the other clips scored with it). Also: the pooled metrics against scikit-learn."""
+import numpy as np
+import pytest
+import torch
+
+from icegan.data.features import FeatureSet
+from icegan.data.toy_features import make_toy_features
+from icegan.protocol import make_folds
+
+
+def _loso_config(*overrides):
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config
+    return load_config(LosoConfig, None, ["data.source=toy", "threads=1", *overrides])
+
+
+def _corrupt(fs: FeatureSet, rows: np.ndarray, features: bool, seed: int = 5) -> FeatureSet:
+    """``fs`` with every label of ``rows`` set to negative (0: the class counts change, not only which clip has which
+    class) and, with ``features``, their maps replaced by noise."""
+    samples = fs.samples.copy()
+    samples.loc[rows, "label"] = 0
+    x = fs.features.clone()
+    if features:
+        x[torch.as_tensor(rows)] = torch.rand(x[torch.as_tensor(rows)].shape, generator=torch.Generator().manual_seed(seed))
+    return FeatureSet(samples, x)
+
+
+def _grouped_probs(cfg, fs, monkeypatch):
+    """Run every CDE fold of ``cfg`` on ``fs`` through the CLI's fold runner (one grouped network) and return
+    (per-fold test scores, the grouped network's (N, G, K) probabilities on every row)."""
+    import icegan.recognition as recognition
+    from icegan.commands.loso import fold_runner
+    seen = []
+    real = recognition._predict
+
+    def spy(*a, **kw):
+        p = real(*a, **kw)
+        seen.append(p.detach().cpu().clone())
+        return p
+    monkeypatch.setattr(recognition, "_predict", spy)
+    folds_fn, per_call, _ = fold_runner(cfg, fs, progress=False)
+    assert per_call == 0                                  # all folds in one grouped network
+    scores = folds_fn(make_folds(fs.samples["subject"].tolist(), "CDE"))
+    return scores, seen[-1]
+
+
+GROUPED_RECIPES = {
+    "augmented": ["model.hflip=true", "model.shift_px=1", "model.mixup_alpha=0.4", "model.tta_shift_px=1",
+                  "model.ema_decay=0.5", "model.label_smoothing=0.1", "model.seeds=2"],
+    "balanced": ["model.subject_weighting=true", "model.class_balance=per_dataset", "model.domain_bn=true",
+                 "model.inner_val_fraction=0.3", "model.eval_every=1", "model.sam_rho=0.05"],
+    "filtered": ["model.noise_filter=forest", "model.forest_trees=30", "model.inner_val_fraction=0.3",
+                 "model.eval_every=1"],
+    "adversarial": ["model.domain_adversarial=0.1", "model.hflip=true", "model.rotate_deg=5", "model.cutout_px=4",
+                    "model.average_last=2", "model.eval_every=1"],
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(GROUPED_RECIPES))
+def test_grouped_feature_loso_never_sees_the_held_out_subject(recipe, monkeypatch):
+    """`icegan loso`'s runner, every fold in one grouped STSTNet: the held-out subject's labels and maps replaced
+    leave its fold's model bit-identical (its probabilities on every other clip), and labels alone (all set to one class,
+    so the class counts change) leave its scores
+    bit-identical; another fold's model, which trains on that subject, does change."""
+    # filtered: three subjects per dataset (an inner validation of 30 % of the subjects leaves both datasets to train
+    # on) and noisy maps, so that the forest flags clips and the flags of the other folds depend on the held-out labels
+    filtered = recipe == "filtered"
+    fs = make_toy_features(n_subjects_per_dataset=3 if filtered else 2, clips_per_class=2, noise=3.0 if filtered else 0.6)
+    cfg = _loso_config("model.epochs=3", "model.batch_size=8", "model.folds_per_group=0", *GROUPED_RECIPES[recipe])
+    folds = make_folds(fs.samples["subject"].tolist(), "CDE")
+    k, S = 1, max(1, cfg.model.seeds)
+    te = folds[k].test_idx
+    others = np.setdiff1d(np.arange(len(fs)), te)
+    scores, probs = _grouped_probs(cfg, fs, monkeypatch)
+    scores_l, _ = _grouped_probs(cfg, _corrupt(fs, te, features=False), monkeypatch)
+    np.testing.assert_array_equal(scores[k], scores_l[k])
+    _, probs_f = _grouped_probs(cfg, _corrupt(fs, te, features=True), monkeypatch)
+    mine = slice(k * S, (k + 1) * S)
+    torch.testing.assert_close(probs[others][:, mine], probs_f[others][:, mine], rtol=0, atol=0)
+    assert not torch.equal(probs[others][:, :S], probs_f[others][:, :S])      # fold 0 trains on subject k
+
+
+@pytest.mark.parametrize("name", ["logreg", "random_forest"])
+def test_sklearn_fold_never_sees_the_held_out_subject(name):
+    """The scikit-learn recognizers (scaler, class weights and mirrors fitted per fold): the held-out subject's
+    labels changed leave its scores bit-identical."""
+    from icegan.commands.loso import fold_runner
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    cfg = _loso_config(f"model.name={name}", "model.forest_trees=20", "model.hflip=true")
+    folds = make_folds(fs.samples["subject"].tolist(), "CDE")
+    te = folds[2].test_idx
+
+    def run(f):
+        fn, per_call, _ = fold_runner(cfg, f, progress=False)
+        assert per_call == 1
+        return fn([make_folds(f.samples["subject"].tolist(), "CDE")[2]])[0]
+    np.testing.assert_array_equal(run(fs), run(_corrupt(fs, te, features=False)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the main job's fold (train.py): GAN, motion prior, joint critic, synthetic rows, recognizer
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_flow(tmp_path_factory):
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.registry import save_srflownet
+    torch.manual_seed(0)
+    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
+                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1)
+    return str(save_srflownet(SRFlowNet(cfg), tmp_path_factory.mktemp("w") / "tiny.pt"))
+
+
+MAIN_TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "gan.epochs=1", "gan.batch_size=8",
+             "gan.base_channels=8", "gan.d_base_channels=8", "gan.synthetic_ratio=0.5", "recognizer.epochs=2",
+             "recognizer.batch_size=16", "recognizer.name=ststnet", "threads=1", "device=cpu"]
+
+
+def _main_fold_scores(cfg, clips, feats, run_dir, k):
+    """Scores of fold ``k`` of the main job on ``clips`` (real features ``feats``), trained into a fresh ``run_dir``
+    (a GAN checkpoint of an earlier call is never resumed)."""
+    from icegan.pipeline import FoldRunner, build_flow
+    est = build_flow(cfg, torch.device("cpu"))
+    fold = make_folds(clips.samples["subject"].tolist(), "CDE")[k]
+    return FoldRunner(cfg, clips, feats, est, run_dir, torch.device("cpu"))(fold), fold
+
+
+@pytest.mark.parametrize("extra", [
+    ["gan.joint=true", "gan.motion_head=true", "gan.motion_prior=farneback", "gan.d_motion_input=true"],
+    ["recognizer.name=expcaps"],
+])
+def test_main_job_fold_never_sees_the_held_out_clips(extra, tiny_flow, tmp_path):
+    """One fold of the main job with the held-out subject's labels all set to negative (and, but for ExpCaps, which scores the
+    held-out apex faces themselves, its onset and apex faces replaced by noise): the fold's scores of the held-out
+    clips are bit-identical. Its GAN, motion prior, joint critic and synthetic rows come from the training subjects
+    only. The real features scored are the same in both runs (flow per clip, nothing fitted on the run's clips)."""
+    from icegan.pipeline import Clips, build_flow, compute_flow_features, load_main_config, load_samples, to_unit
+    cfg = load_main_config(None, MAIN_TINY + [f"flow.weights={tiny_flow}", *extra])
+    clips = load_samples(cfg, progress=False)
+    est = build_flow(cfg, torch.device("cpu"))
+    feats = compute_flow_features(est, to_unit(clips.onset), to_unit(clips.apex), cfg.recognizer.input_size)
+    a, fold = _main_fold_scores(cfg, clips, feats, tmp_path / "a", 1)
+    te = fold.test_idx
+    samples = clips.samples.copy()
+    samples.loc[te, "label"] = 0                 # the class counts change
+    onset, apex = clips.onset.copy(), clips.apex.copy()
+    if cfg.recognizer.name != "expcaps":
+        rng = np.random.default_rng(3)
+        onset[te] = rng.integers(0, 256, onset[te].shape, dtype=np.uint8)
+        apex[te] = rng.integers(0, 256, apex[te].shape, dtype=np.uint8)
+    b, _ = _main_fold_scores(cfg, Clips(samples, onset, apex), feats, tmp_path / "b", 1)
+    np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# prediction: a clip is scored from itself alone
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [{"name": "ststnet", "domain_bn": True, "tta_shift_px": 1},
+                                {"name": "offtanet", "input_size": 28, "stem_stride": 1}])
+def test_a_clips_scores_do_not_depend_on_the_clips_scored_with_it(kw):
+    """In eval mode (running batch-norm statistics, test-time flips and shifts of each clip alone) the scores of the
+    held-out clips are bit-identical whatever the other clips of the prediction batch hold: nothing is estimated on
+    the test batch (no transductive statistics)."""
+    from icegan.recognition import _predict, train_models
+    from icegan.recognizer_config import RecognizerConfig
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    x, y = fs.features, fs.labels
+    cfg = RecognizerConfig(epochs=1, batch_size=8, **kw)
+    dom = torch.as_tensor((fs.samples["dataset"] == "samm").to_numpy().astype(np.int64))
+    d = {"domains": dom} if cfg.domain_bn else {}
+    model, _ = train_models(cfg, x, y, torch.ones(2, len(y), dtype=torch.bool), seed=0, progress=False, **d)
+    held = torch.as_tensor(make_folds(fs.samples["subject"].tolist(), "CDE")[0].test_idx)
+    x2 = torch.rand(x.shape, generator=torch.Generator().manual_seed(1))
+    x2[held] = x[held]
+    a = _predict(cfg, model, x, d.get("domains"))
+    b = _predict(cfg, model, x2, d.get("domains"))
+    torch.testing.assert_close(a[held], b[held], rtol=0, atol=0)
+    assert not torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# metrics: pooled UF1 / UAR against scikit-learn
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_pooled_uf1_uar_equal_scikit_learn_over_the_classes_in_the_ground_truth():
+    """UF1 and UAR (and the vectorised form the bootstrap uses) equal scikit-learn's macro F1 and macro recall over
+    the classes present in the ground truth, on random predictions, with and without an absent class; they are
+    computed on the pooled predictions, not averaged over folds (the two differ here)."""
+    from sklearn.metrics import f1_score, recall_score
+
+    from icegan.metrics import compute_metrics, confusion_matrix, uf1_uar_from_confusion
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n = int(rng.integers(3, 60))
+        classes = [0, 1, 2] if trial % 2 else [0, 2]            # odd trials: positive absent from the ground truth
+        yt = rng.choice(classes, n)
+        yp = rng.integers(0, 3, n)
+        present = np.unique(yt)
+        m = compute_metrics(yt, yp)
+        assert m["UF1"] == pytest.approx(f1_score(yt, yp, labels=present, average="macro", zero_division=0), abs=1e-12)
+        assert m["UAR"] == pytest.approx(recall_score(yt, yp, labels=present, average="macro", zero_division=0),
+                                         abs=1e-12)
+        uf1, uar = uf1_uar_from_confusion(confusion_matrix(yt, yp))
+        assert (uf1, uar) == (pytest.approx(m["UF1"], abs=1e-12), pytest.approx(m["UAR"], abs=1e-12))
+    # the run's UF1 pools the folds' predictions (summarize_predictions): not the mean of the folds' UF1
+    import pandas as pd
+
+    from icegan.protocol import summarize_predictions
+    yt1, yp1, yt2, yp2 = [0, 0, 1], [0, 0, 0], [2, 2, 1, 0], [2, 1, 1, 0]
+    pred = pd.DataFrame({"dataset": "casme2", "y_true": yt1 + yt2, "y_pred": yp1 + yp2})
+    pooled = summarize_predictions(pred, "CDE", 2, False)["overall"]["UF1"]
+    assert pooled == pytest.approx(f1_score(yt1 + yt2, yp1 + yp2, average="macro"), abs=1e-12)
+    assert pooled != pytest.approx(np.mean([compute_metrics(yt1, yp1)["UF1"], compute_metrics(yt2, yp2)["UF1"]]))
