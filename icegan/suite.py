@@ -484,11 +484,20 @@ def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]
     return entries
 
 
+def _is_oracle(run: Path) -> bool:
+    """Whether the finished run in ``run`` picked its epochs on the test subjects (``metrics.json`` ``oracle_epoch``)."""
+    try:
+        return bool(json.loads((run / "metrics.json").read_text()).get("oracle_epoch", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> str:
     """Markdown table of every finished run: one row per entry, one column per seed, cells ``UF1 / UAR`` of the
     whole protocol (``metrics.json`` ``overall``), ``–`` where that seed has not finished. A run that is not seeded
     (``seeded: false``, e.g. the deterministic logistic regression) fills one cell, marked "(one run)"; an ensemble
-    over the seeds fills the last seed's cell, marked "(one model of all seeds)".
+    over the seeds fills the last seed's cell, marked "(one model of all seeds)". A run that picked its epochs on the
+    test subjects (``oracle_epoch``) is marked "[ORACLE]".
 
     Raises:
         ValueError: a finished run without a readable ``metrics.json`` (names the folder).
@@ -509,7 +518,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
                 m = json.loads((p.out / "metrics.json").read_text())["overall"]
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
-            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark
+            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + (" [ORACLE]" if _is_oracle(p.out) else "")
         rows.append(f"| {markdown_cell(lab)} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
     return "\n".join(rows)
 
@@ -540,8 +549,12 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     lines = [f"# {suite.name}", "",
              f"Suite `{suite_path}`: {len(seeds_done)} of its {len(suite.seeds)} seed(s) finished (seeds "
              f"{', '.join(map(str, seeds_done))}; the suite's: {', '.join(map(str, suite.seeds))}{given}; "
-             f"{time.strftime('%Y-%m-%d %H:%M %Z')}). Every run is honest (final epoch / final fit); "
-             "ensembles average the class probabilities of runs of the same seed"
+             f"{time.strftime('%Y-%m-%d %H:%M %Z')}). "
+             + ("Runs marked ORACLE picked each fold's epoch on its test subject (the published practice, NOT an "
+                "honest estimate); every other run is honest (final epoch / final fit); "
+                if any(_is_oracle(p.out) for p in plan if p.out in finished) else
+                "Every run is honest (final epoch / final fit); ")
+             + "ensembles average the class probabilities of runs of the same seed"
              + (" (those marked 'one model of all seeds' average the runs of every seed)"
                 if any(p.over_seeds for p in plan) else "")
              + ", members and weights fixed in the suite file.", "", "## Results (seeds as mean ± sample std)", "",
@@ -714,7 +727,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             times = _read_times(out)
             times[p.out.name] = round(time.time() - t0, 1)
             _write_times(out, times)
-        print(f"    UF1 {m['overall']['UF1']:.4f}  UAR {m['overall']['UAR']:.4f}  ({time.time() - t0:.0f} s)",
+        tag = "  [ORACLE EPOCH: selected on the test subjects]" if m.get("oracle_epoch") else ""
+        print(f"    UF1 {m['overall']['UF1']:.4f}  UAR {m['overall']['UAR']:.4f}{tag}  ({time.time() - t0:.0f} s)",
               file=log, flush=True)
         last_of_seed = k + 1 == len(plan) or plan[k + 1].seed != p.seed
         if last_of_seed:

@@ -216,3 +216,31 @@ def test_pooled_uf1_uar_equal_scikit_learn_over_the_classes_in_the_ground_truth(
     pooled = summarize_predictions(pred, "CDE", 2, False)["overall"]["UF1"]
     assert pooled == pytest.approx(f1_score(yt1 + yt2, yp1 + yp2, average="macro"), abs=1e-12)
     assert pooled != pytest.approx(np.mean([compute_metrics(yt1, yp1)["UF1"], compute_metrics(yt2, yp2)["UF1"]]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# oracle-epoch runs say so wherever their numbers show
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_a_suites_oracle_epoch_recipe_is_marked_on_every_line_of_its_results(tmp_path, capsys):
+    """A suite with an `oracle_epoch=true` recipe beside an honest one: results.md does not call every run honest,
+    the by-seed table and the console line of the oracle run say ORACLE, and the honest run's do not."""
+    from icegan.cli import main
+    from pathlib import Path
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    common = "data.source=toy, data.toy_subjects=1, model.epochs=2, model.batch_size=16, threads=1"
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: o\nseeds: [0]\nruns:\n"
+                     f"  - {{label: honest, config: {configs}/features_ststnet.yaml, overrides: [{common}]}}\n"
+                     f"  - {{label: picked, config: {configs}/features_ststnet.yaml, overrides: [{common}, "
+                     f"oracle_epoch=true, model.eval_every=1]}}\n")
+    assert main(["suite", "--config", str(suite), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    res = (tmp_path / "out" / "results.md").read_text()
+    assert "Every run is honest" not in res
+    assert "ORACLE" in res.split("## Results")[0]
+    by_seed = res.split("## Every run")[1].split("##")[0]
+    picked = next(line for line in by_seed.splitlines() if line.startswith("| picked |"))
+    honest = next(line for line in by_seed.splitlines() if line.startswith("| honest |"))
+    assert "ORACLE" in picked and "ORACLE" not in honest
+    scores = [line for line in capsys.readouterr().err.splitlines() if line.strip().startswith("UF1 ")]
+    assert len(scores) == 2 and "ORACLE" not in scores[0] and "ORACLE" in scores[1]
