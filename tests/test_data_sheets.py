@@ -286,3 +286,18 @@ def test_casme2_class5_and_composite_class_read_labels_as_written_by_hand():
     assert composite_class(SheetRow("casme2", "sub01", "EP02_01f", 46, 59, 86, " Happiness ")) == (1, None)
     assert composite_class(SheetRow("casme2", "sub01", "EP02_01f", None, 59, 86, "happiness")) == \
         (None, "onset is not a frame number")
+
+
+def test_composite_emotion_is_the_class_of_the_label_whatever_the_frames():
+    """What tells a row the composite's rules left out (kept in `data composite`'s excluded list) from one whose
+    emotion is simply not in the composite: the label's class, frames aside (not the wording of the reason)."""
+    from icegan.data.composite import composite_emotion
+    from icegan.data.sheets import SheetRow
+    row = SheetRow("casme2", "sub04", "EP12_01f", 10, None, 40, "Disgust")       # apex '/': left out by a rule
+    assert composite_emotion(row) == "negative" and composite_class(row)[0] is None
+    assert composite_emotion(SheetRow("casme2", "sub01", "x", 1, 5, 9, " others")) is None
+    assert composite_emotion(SheetRow("samm", "006", "006_1_2", 1, 5, 9, "Happiness")) == "positive"
+    assert composite_emotion(SheetRow("samm", "006", "006_1_2", 1, 5, 9, "Contempt")) == "negative"
+    assert composite_emotion(SheetRow("samm", "006", "006_1_2", 1, 5, 9, "Other")) is None
+    with pytest.raises(ValueError, match="SMIC uses folders"):
+        composite_emotion(SheetRow("smic", "s1", "s1_ne_01", 1, 5, 9, "negative"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..paths import default_data_root, shared_data_root
-from .composite import composite_class, unknown_emotion
+from .composite import composite_class, composite_emotion, unknown_emotion
 from .records import ClipRecord, list_frames
 from .sheets import SheetRow, read_sheet
 
@@ -203,7 +203,7 @@ class SheetDataset:
                 if unknown:                 # a typo, not a label outside the composite: never dropped unseen
                     log.warning("%s/%s/%s: %s", self.name, row.subject, row.clip, unknown)
                     self.layout_problems.append({"clip": f"{self.name}/{row.subject}/{row.clip}", "problem": unknown})
-                elif not why.startswith("emotion"):
+                elif composite_emotion(row) is not None:    # a composite emotion its rules leave out
                     ruled_out.append(f"{row.subject}/{row.clip} ({why})")
                 continue
             rec = self.record(row, c3)

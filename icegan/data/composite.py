@@ -55,15 +55,28 @@ def casme2_class5(emotion: str) -> Optional[int]:
     return CASME2_CLASS5.index(e) if e in CASME2_CLASS5 else None
 
 
-def composite_class(row: SheetRow) -> tuple[Optional[int], Optional[str]]:
-    """MEGC2019 class id of a CASME II or SAMM sheet row, or ``(None, reason)`` if excluded.
+def composite_emotion(row: SheetRow) -> Optional[str]:
+    """The MEGC2019 class name (``negative``, ``positive``, ``surprise``) that a CASME II or SAMM sheet row's emotion
+    maps to, whatever its frames, or None when the emotion is not in the composite (e.g. CASME II ``others``).
 
     Raises:
         ValueError: ``row.dataset`` is neither ``casme2`` nor ``samm`` (SMIC's class is its folder).
     """
-    e = row.emotion.strip().lower()
+    table = {"casme2": CASME2_TO_CLASS3, "samm": SAMM_TO_CLASS3}.get(row.dataset)
+    if table is None:
+        raise ValueError(f"composite_class: dataset {row.dataset!r} has no sheet rule (SMIC uses folders)")
+    return table.get(row.emotion.strip().lower())
+
+
+def composite_class(row: SheetRow) -> tuple[Optional[int], Optional[str]]:
+    """MEGC2019 class id of a CASME II or SAMM sheet row, or ``(None, reason)`` if excluded: its emotion is not in
+    the composite (:func:`composite_emotion`), or its frames rule it out.
+
+    Raises:
+        ValueError: ``row.dataset`` is neither ``casme2`` nor ``samm`` (SMIC's class is its folder).
+    """
+    name = composite_emotion(row)
     if row.dataset == "casme2":
-        name = CASME2_TO_CLASS3.get(e)
         if name is None:
             return None, f"emotion '{row.emotion}' is not in the composite"
         if row.apex is None:
@@ -73,14 +86,11 @@ def composite_class(row: SheetRow) -> tuple[Optional[int], Optional[str]]:
         if row.apex == row.onset:
             return None, f"apex equals onset ({row.onset}): no onset→apex motion"
         return CLASS3_IDS[name], None
-    if row.dataset == "samm":
-        name = SAMM_TO_CLASS3.get(e)
-        if name is None:
-            return None, f"emotion '{row.emotion}' is not in the composite"
-        if row.onset is None or row.apex is None:
-            return None, "onset or apex is not a frame number (" + "; ".join(row.notes) + ")"
-        return CLASS3_IDS[name], None
-    raise ValueError(f"composite_class: dataset {row.dataset!r} has no sheet rule (SMIC uses folders)")
+    if name is None:                                    # SAMM (composite_emotion refused any other dataset)
+        return None, f"emotion '{row.emotion}' is not in the composite"
+    if row.onset is None or row.apex is None:
+        return None, "onset or apex is not a frame number (" + "; ".join(row.notes) + ")"
+    return CLASS3_IDS[name], None
 
 
 def composite_rows(rows: list[SheetRow]) -> list[tuple[SheetRow, int]]:
@@ -119,7 +129,7 @@ def composite_summary(rows: list[SheetRow]) -> dict:
                 comp.append((r, c))
                 continue
         typo = unknown_emotion(r)
-        if typo or not why.startswith("emotion"):
+        if typo or composite_emotion(r) is not None:
             excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": typo or why})
     counts = Counter(CLASS3_NAMES[c] for _, c in comp)
     return {"clips": len(comp), "negative": counts["negative"], "positive": counts["positive"],
