@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()          # a reader of stdout gone (`| head`) shows here, not as Python's noise at exit
     except KeyboardInterrupt:
         from icegan.commands import interrupted
-        return interrupted(args.command)
+        action = getattr(args, "gan_command", None) or getattr(args, "flow_command", None)
+        return interrupted(f"{args.command} {action}" if action else args.command)
     except BrokenPipeError as exc:
         from icegan.commands import stdout_closed
         return stdout_closed(exc)

@@ -180,3 +180,24 @@ def test_a_kill_while_icegan_features_writes_its_table_leaves_no_table(tmp_path,
     assert not (tmp_path / "f" / "features.csv").exists() and not list((tmp_path / "f").glob("*.tmp"))
     again = pd.read_csv(export_features(cfg, tmp_path / "f", progress=False))
     pd.testing.assert_frame_equal(again, ref)
+
+
+@pytest.mark.parametrize("module, argv, line", [
+    ("gan", ["gan", "train"], "icegan gan train: interrupted: the run folder's last.pt (written every "
+                              "train.checkpoint_every epochs) is kept; run the same command again to resume from it"),
+    ("flow", ["flow", "train", "--config", "c.yaml"], "icegan flow train: interrupted: the run folder's last.pt (written every "
+                                "train.ckpt_every steps) is kept; run the same command again to resume from it"),
+    ("gan", ["gan", "eval", "--checkpoint", "x.pt"], "icegan gan eval: interrupted"),
+])
+def test_ctrl_c_in_a_training_command_says_its_checkpoint_resumes(monkeypatch, capsys, module, argv, line):
+    """Ctrl-C in icegan gan train / flow train printed 'icegan gan: interrupted' (neither the action nor that the
+    same command resumes from last.pt); now the one line says both. Exit code 130, no traceback."""
+    import importlib
+    from icegan.cli import main
+    mod = importlib.import_module(f"icegan.commands.{module}")
+
+    def ctrl_c(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(mod, "_eval" if "eval" in argv else "_train", ctrl_c)
+    assert main(argv) == 130
+    assert capsys.readouterr().err.strip() == line

@@ -48,6 +48,10 @@ def print_config(cfg) -> int:
 #: commands whose finished work (LOSO folds, suite runs) is kept on disk and picked up by the same command line
 RESUMABLE = ("loso", "suite", "train", "train.py")
 
+#: training commands that resume from their run folder's last.pt, with the key that sets how often it is written
+CHECKPOINTED = {"gan train": "train.checkpoint_every epochs", "flow train": "train.ckpt_every steps",
+                "flow train-decflow": "train.ckpt_every steps"}
+
 
 def stdout_closed(exc: BrokenPipeError) -> int:
     """Handle a ``BrokenPipeError`` that ended a command: when it is stdout's reader that went away (``icegan data
@@ -80,10 +84,15 @@ def interrupted(command: str) -> int:
     """Report a Ctrl-C of ``command`` in one line on stderr, without a traceback; returns the exit code 130.
 
     For a resumable command (:data:`RESUMABLE`) the line says that the finished folds are kept and that the same
-    command line resumes from them (:func:`icegan.protocol.run_loso` appends each fold as it finishes).
+    command line resumes from them (:func:`icegan.protocol.run_loso` appends each fold as it finishes); for a
+    training command with a checkpoint (:data:`CHECKPOINTED`, ``command`` with its action: ``gan train``), that it
+    resumes from its last.pt.
     """
     name = command if command == "train.py" else f"icegan {command}"
     more = (": the folds finished so far are kept; run the same command again to resume from them"
             if command in RESUMABLE else "")
+    if command in CHECKPOINTED:
+        more = (f": the run folder's last.pt (written every {CHECKPOINTED[command]}) is kept; run the same command "
+                "again to resume from it")
     print(f"{name}: interrupted{more}", file=sys.stderr)
     return 130
