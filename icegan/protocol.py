@@ -287,6 +287,39 @@ def check_subject_spellings(subjects: Sequence[str], unit: str = "subject") -> N
                              f"each one spelling in the data (clip list, feature table or coding sheet)")
 
 
+def check_shared_maps(samples: pd.DataFrame, features: Any, protocol: str = "CDE",
+                      dataset: Optional[str] = None) -> None:
+    """Refuse one map listed under two held-out units of the protocol (subjects; HDE: datasets), both in its scope: a
+    merged table or one person spelled two ways (``casme2/sub01`` and ``casme2_raw/sub01``) would train the fold of
+    each on the other's copy of the clip. Maps compared bit for bit; a map whose u and v channels are constant (no
+    motion) carries nothing to leak and is not compared; copies within one unit stay in one fold and are allowed.
+
+    Args:
+        samples: table with columns dataset, subject, clip. features: (N, ...) maps of its rows.
+        protocol, dataset: as :func:`make_folds` (SDE compares the clips of ``dataset`` only).
+
+    Raises:
+        ValueError: naming both clips and their subjects.
+    """
+    import hashlib
+    key = held_out_column(protocol)
+    units = samples[key].astype(str).to_numpy()
+    x = np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features)
+    flat = x.reshape(len(x), x.shape[1] if x.ndim > 2 else 1, -1)
+    uv = flat[:, :2]                                                  # u and v (strain follows from them)
+    moving = (uv.max(-1) > uv.min(-1)).any(-1)
+    scope = moving if protocol != "SDE" else moving & (samples["dataset"].astype(str).to_numpy() == dataset)
+    seen: dict[str, int] = {}
+    for i in np.flatnonzero(scope):
+        j = seen.setdefault(hashlib.sha1(np.ascontiguousarray(flat[i]).tobytes()).hexdigest(), int(i))
+        if j != i and units[j] != units[i]:
+            sub, clip = samples["subject"].astype(str).to_numpy(), samples["clip"].astype(str).to_numpy()
+            unit = "dataset" if key == "dataset" else "subject"
+            raise ValueError(f"clip '{clip[j]}' of {sub[j]} and clip '{clip[i]}' of {sub[i]} have the same map: "
+                             f"leaving one {unit} out would train on the other's copy of that clip (the same clip "
+                             f"listed twice, or one person under two subject ids); list it once, under one subject")
+
+
 def subsample_training_subjects(fold: Fold, subjects: Sequence[str], fraction: float, seed: int) -> Fold:
     """The fold with only a random share of its training subjects kept: one point of a learning curve.
 

@@ -244,3 +244,62 @@ def test_a_suites_oracle_epoch_recipe_is_marked_on_every_line_of_its_results(tmp
     assert "ORACLE" in picked and "ORACLE" not in honest
     scores = [line for line in capsys.readouterr().err.splitlines() if line.strip().startswith("UF1 ")]
     assert len(scores) == 2 and "ORACLE" not in scores[0] and "ORACLE" in scores[1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one clip under two subject ids
+# ---------------------------------------------------------------------------------------------------------------
+
+def _table_with_a_copy(tmp_path, copy_subject: str):
+    """A feature table of 4 subjects x 3 clips (random maps) plus one more row whose file is casme2/s1's first clip,
+    listed under ``copy_subject``."""
+    rng = np.random.default_rng(0)
+    lines = ["dataset,subject,clip,label,path"]
+    for s, ds in enumerate(["casme2", "casme2", "samm", "samm"]):
+        for c in range(3):
+            np.save(tmp_path / f"m{s}_{c}.npy", rng.random((3, 28, 28)).astype(np.float32))
+            lines.append(f"{ds},s{s},c{c},{c},m{s}_{c}.npy")
+    lines.append(f"{copy_subject.split('/')[0]},{copy_subject.split('/')[1]},copy,0,m0_0.npy")
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "t.csv"
+
+
+def test_the_same_map_under_two_subjects_is_refused_before_training(tmp_path, capsys):
+    """A feature table that lists one clip's map under two subject ids (a merged export, a subject spelled two ways
+    under two dataset names) would train the fold of each on the other's copy: `icegan loso` refuses it before any
+    run folder exists, naming both clips; the same map twice within one subject (one fold) is left to run."""
+    from icegan.cli import main
+    table = _table_with_a_copy(tmp_path, "casme2_raw/s0")
+    out = tmp_path / "run"
+    args = ["loso", "--out", str(out), "--no-progress", "data.source=table", f"data.table={table}", "model.epochs=1",
+            "threads=1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "casme2/s0" in err and "c0" in err and "casme2_raw/s0" in err and "copy" in err, err
+    assert not out.exists()
+    table = _table_with_a_copy(tmp_path, "casme2/s0")
+    assert main(args[:2] + [str(tmp_path / "ok")] + args[3:]) == 0
+
+
+def test_shared_maps_are_compared_across_the_protocols_held_out_units():
+    """check_shared_maps: across subjects for CDE, within the SDE dataset only, across datasets for HDE; motionless
+    maps (u and v constant) are never compared; the message names both clips."""
+    import pandas as pd
+
+    from icegan.protocol import check_shared_maps
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[3] = x[0]                                                         # row 3 copies row 0
+    samples = pd.DataFrame({"dataset": ["casme2", "casme2", "samm", "samm"],
+                            "subject": ["casme2/a", "casme2/b", "samm/c", "samm/d"], "clip": ["e1", "e2", "e3", "e4"]})
+    with pytest.raises(ValueError, match="clip 'e1' of casme2/a and clip 'e4' of samm/d have the same map"):
+        check_shared_maps(samples, x, "CDE")
+    with pytest.raises(ValueError, match="leaving one dataset out"):
+        check_shared_maps(samples, x, "HDE")
+    check_shared_maps(samples, x, "SDE", "casme2")                      # the copy is outside the SDE dataset
+    within = samples.assign(dataset="casme2", subject=["casme2/a", "casme2/b", "casme2/c", "casme2/a"])
+    check_shared_maps(within, x, "CDE")                                 # a copy within one subject: one fold
+    with pytest.raises(ValueError, match="of casme2/a and clip 'e4' of casme2/d"):
+        check_shared_maps(within.assign(subject=["casme2/a", "casme2/b", "casme2/c", "casme2/d"]), x, "SDE", "casme2")
+    still = x.clone()
+    still[0, :2] = still[3, :2] = 0.5                                   # no motion (u, v constant): nothing to leak
+    check_shared_maps(samples, still, "CDE")

@@ -399,7 +399,8 @@ def load_action_units(cfg: "LosoConfig", fs):
 def check_run(cfg: "LosoConfig", fs):
     """Every check of a feature LOSO that needs its clips, made before a run folder exists (by ``icegan loso``, and by
     ``icegan suite`` for every member before the first one trains): the folds can be built (an SDE run's dataset
-    is present, at least two subjects; HDE: at least two datasets, no ``dataset``), the network builds at
+    is present, at least two subjects; HDE: at least two datasets, no ``dataset``), no map is listed under two held-out
+    subjects (:func:`icegan.protocol.check_shared_maps`), the network builds at
     ``model.input_size``, a custom recognizer builds and
     returns (B, 3) logits on two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold
     trains on several datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data
@@ -415,10 +416,11 @@ def check_run(cfg: "LosoConfig", fs):
         ValueError: a fold, network, sheet or dataset mistake, with the key to change.
         FileNotFoundError: a coding sheet that ``model.au_weight`` needs is missing.
     """
-    from icegan.protocol import check_classes, make_folds
+    from icegan.protocol import check_classes, check_shared_maps, make_folds
     from icegan.recognition import check_custom_recognizer, check_network_builds
     folds = make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 units
     check_classes(fs.samples["label"].to_numpy(), folds)   # two classes at least among the clips in scope
+    check_shared_maps(fs.samples, fs.features, cfg.protocol, cfg.dataset)   # no clip under two held-out units
     check_network_builds(cfg.model)                     # model.input_size fits the network's pooling
     check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
