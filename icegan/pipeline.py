@@ -1044,6 +1044,11 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     # on other faces with the same clip names is never read back
     provenance = {**flow_weights_provenance(cfg), "data": data_digest(clips.samples, clips.onset, clips.apex)}
     feats = _real_features(cfg, clips, estimator, run_dir, provenance, progress=progress)
+    from icegan.protocol import check_shared_maps
+    try:                    # one clip under two subject ids: each fold would train on the other's copy
+        check_shared_maps(clips.samples, feats, cfg.data.protocol, cfg.data.dataset)
+    except ValueError as exc:
+        raise PrepareError(f"the run's clips: {exc}") from None
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
     timing_path = run_dir / "timing.json"
     if executor is None:

@@ -303,3 +303,23 @@ def test_shared_maps_are_compared_across_the_protocols_held_out_units():
     still = x.clone()
     still[0, :2] = still[3, :2] = 0.5                                   # no motion (u, v constant): nothing to leak
     check_shared_maps(samples, still, "CDE")
+
+
+def test_the_main_job_refuses_one_clip_under_two_subjects(tmp_path, tiny_flow, monkeypatch):
+    """The main job: a clip whose onset and apex frames are another subject's clip (the same clip under two subject
+    ids) is refused before any fold trains, naming both clips."""
+    from icegan import pipeline
+    from icegan.data.prepare import PrepareError
+    from icegan.pipeline import Clips, load_main_config, run_main
+    real_load = pipeline.load_samples
+
+    def load(cfg, progress=True, unlabelled=False):
+        c = real_load(cfg, progress=progress, unlabelled=unlabelled)
+        onset, apex = c.onset.copy(), c.apex.copy()
+        onset[-1], apex[-1] = onset[0], apex[0]            # the last subject's last clip is the first subject's first
+        return Clips(c.samples, onset, apex)
+    monkeypatch.setattr(pipeline, "load_samples", load)
+    cfg = load_main_config(None, MAIN_TINY + [f"flow.weights={tiny_flow}", "data.max_folds=1"])
+    with pytest.raises(PrepareError, match=r"clip '\S+' of synthetic/s01 and clip '\S+' of synthetic/s03 have the same"):
+        run_main(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "predictions.csv").exists()
