@@ -622,12 +622,15 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
     """Per tested subject (held out in its fold; HDE: with its whole dataset): dataset, subject, n_clips, n_correct,
     accuracy (n_correct / n_clips) and the true-class counts (``n_<class>``), in the order the subjects appear in
     ``pred``. Shows which subjects the pooled UF1 rests on (subjects range from 1 to 39 clips on the MEGC2019
-    composite). Written as ``per_subject.csv`` by :func:`run_loso` and ``icegan ensemble``."""
+    composite). In an oracle-epoch run (``pred`` has ``oracle_epoch``) also the epoch picked on each subject, so that its
+    accuracies are not read as honest ones. Written as ``per_subject.csv`` by :func:`run_loso` and ``icegan ensemble``."""
     n_classes = sum(c in pred.columns for c in SCORE_COLUMNS) or len(CLASS_NAMES)
     per_class = {f"n_{CLASS_NAMES[c]}": (pred["y_true"] == c).astype(int) for c in range(n_classes)}
     df = pred.assign(correct=(pred["y_true"] == pred["y_pred"]).astype(int), **per_class)
+    picked = {"oracle_epoch": ("oracle_epoch", "first")} if "oracle_epoch" in pred.columns else {}
     out = df.groupby(["dataset", "subject"], sort=False).agg(
-        n_clips=("correct", "size"), n_correct=("correct", "sum"), **{k: (k, "sum") for k in per_class}).reset_index()
+        n_clips=("correct", "size"), n_correct=("correct", "sum"), **{k: (k, "sum") for k in per_class},
+        **picked).reset_index()
     out.insert(4, "accuracy", out["n_correct"] / out["n_clips"])
     return out
 

@@ -323,3 +323,22 @@ def test_the_main_job_refuses_one_clip_under_two_subjects(tmp_path, tiny_flow, m
     with pytest.raises(PrepareError, match=r"clip '\S+' of synthetic/s01 and clip '\S+' of synthetic/s03 have the same"):
         run_main(cfg, tmp_path / "r", progress=False)
     assert not (tmp_path / "r" / "predictions.csv").exists()
+
+
+def test_an_oracle_runs_per_subject_table_names_the_epoch_picked_on_each_subject(tmp_path):
+    """per_subject.csv of an oracle-epoch run carries the epoch picked on each test subject (as predictions.csv does),
+    so its per-subject accuracies are never read as honest ones; an honest run's table has no such column."""
+    import pandas as pd
+
+    from icegan.protocol import run_loso
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    y = fs.labels.numpy()
+
+    def fold_fn(fold):                  # epoch 2 (of 3) is right on every odd fold, epoch 0 on the others
+        right, wrong = np.eye(3)[y[fold.test_idx]], np.eye(3)[(y[fold.test_idx] + 1) % 3]
+        return np.stack([wrong, wrong, right] if fold.index % 2 else [right, wrong, wrong])
+    run_loso(fs.samples, fold_fn, tmp_path / "o", oracle_epoch=True, progress=False)
+    per = pd.read_csv(tmp_path / "o" / "per_subject.csv")
+    assert per["oracle_epoch"].tolist() == [0, 2, 0, 2]
+    run_loso(fs.samples, lambda f: np.eye(3)[y[f.test_idx]], tmp_path / "h", progress=False)
+    assert "oracle_epoch" not in pd.read_csv(tmp_path / "h" / "per_subject.csv").columns
