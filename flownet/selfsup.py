@@ -424,7 +424,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     results["history_tail"] = {k: v[-5:] for k, v in history.items()}
     meta = {"name": cfg.name, "mode": "selfsup", "alpha2": lc.alpha2, "size": d.size,
             "teacher_steps": results.get("teacher_steps"), "student_steps": results.get("student_steps"),
-            "test_metrics_monitor": metrics}
+            "test_metrics_monitor": metrics,
+            # whose real (unlabelled) frames it learned from: a LOSO run with these weights warns about them
+            "real_pair_subjects": [f"casme2/{s}" for s in data.subjects]}
     save_srflownet(model, run / "weights.pt", meta=meta)
     (run / "metrics.json").write_text(json.dumps(results, indent=2))
     writer.close()

@@ -579,6 +579,16 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     return out
 
 
+def real_motion_seen(estimator, subjects: Sequence[str]) -> list[str]:
+    """The subjects among ``subjects`` whose real (unlabelled) onset→apex frames trained the flow network: those its
+    weights file records under ``meta["real_pair_subjects"]`` (self-supervised weights, :mod:`flownet.selfsup`),
+    matched by :func:`icegan.protocol.subject_key`. Sorted; empty for classical flow and weights without the record."""
+    from icegan.protocol import subject_key
+    meta = getattr(getattr(estimator, "model", None), "meta", None) or {}
+    seen = {subject_key(s) for s in meta.get("real_pair_subjects") or []}
+    return sorted(s for s in {str(x) for x in subjects} if subject_key(s) in seen)
+
+
 def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, provenance: dict,
                    progress: bool = True) -> torch.Tensor:
     """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
@@ -1034,6 +1044,14 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
         raise               # their messages already name the file or the setting
     except ValueError as exc:
         raise PrepareError(f"the run's clips: {exc}") from None
+    seen = real_motion_seen(estimator, [f.subject for f in folds])
+    if seen and distributed.is_main():
+        log.warning("the flow weights (%s) were trained on the real onset->apex frames (unlabelled) of %d of this "
+                    "run's %d held-out subjects (%s%s): their features come from a network that has seen their "
+                    "motion, so their folds are not leak-free; for flow no fold's data touched use "
+                    "flow.method=tvl1 or farneback (README, 'What the learned parts have seen')",
+                    cfg.flow.weights or "shipped", len(seen), len(folds), ", ".join(seen[:5]),
+                    ", ..." if len(seen) > 5 else "")
     if distributed.is_main():
         write_skipped(run_dir / "skipped.csv", clips.skipped)
         if len(clips.skipped):

@@ -342,3 +342,37 @@ def test_an_oracle_runs_per_subject_table_names_the_epoch_picked_on_each_subject
     assert per["oracle_epoch"].tolist() == [0, 2, 0, 2]
     run_loso(fs.samples, lambda f: np.eye(3)[y[f.test_idx]], tmp_path / "h", progress=False)
     assert "oracle_epoch" not in pd.read_csv(tmp_path / "h" / "per_subject.csv").columns
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# flow weights that learned from real frames of the run's subjects
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_selfsup_weights_record_whose_real_frames_they_learned_from(tmp_path, monkeypatch):
+    """Self-supervised flow weights (icegan flow train --mode selfsup) name the CASME II subjects whose real,
+    unlabelled frame pairs trained them, dataset-prefixed as in a LOSO run."""
+    from test_flow_selfsup import _loop_run
+
+    from flownet.registry import load_srflownet
+    _loop_run(tmp_path, monkeypatch)                            # its stand-in pairs are those of sub01
+    assert load_srflownet(tmp_path / "loop" / "weights.pt").meta["real_pair_subjects"] == ["casme2/sub01"]
+
+
+def test_a_main_job_whose_flow_saw_the_held_out_subjects_real_motion_says_so(tmp_path, tiny_flow, caplog):
+    """Flow weights that learned from the real frames of some of the run's subjects: the main job warns, naming them
+    and the classical methods that no fold's data touched; weights without that record give no warning."""
+    from flownet.registry import load_srflownet, save_srflownet
+    from icegan.pipeline import load_main_config, run_main
+    seen = save_srflownet(load_srflownet(tiny_flow), tmp_path / "seen.pt",
+                          meta={"real_pair_subjects": ["synthetic/s02", "casme2/sub01"]})
+    for weights, out in ((seen, "a"), (tiny_flow, "b")):
+        caplog.clear()
+        cfg = load_main_config(None, MAIN_TINY + [f"flow.weights={weights}", "data.max_folds=1", "gan.enabled=false"])
+        with caplog.at_level("WARNING", logger="icegan"):
+            run_main(cfg, tmp_path / out, progress=False)
+        said = [r.getMessage() for r in caplog.records if "real onset->apex frames" in r.getMessage()]
+        if out == "a":
+            assert len(said) == 1 and "1 of this run's 3 held-out subjects (synthetic/s02)" in said[0], said
+            assert "flow.method=tvl1 or farneback" in said[0]
+        else:
+            assert not said
