@@ -622,8 +622,9 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
     """Per tested subject (held out in its fold; HDE: with its whole dataset): dataset, subject, n_clips, n_correct,
     accuracy (n_correct / n_clips) and the true-class counts (``n_<class>``), in the order the subjects appear in
     ``pred``. Shows which subjects the pooled UF1 rests on (subjects range from 1 to 39 clips on the MEGC2019
-    composite). In an oracle-epoch run (``pred`` has ``oracle_epoch``) also the epoch picked on each subject, so that its
-    accuracies are not read as honest ones. Written as ``per_subject.csv`` by :func:`run_loso` and ``icegan ensemble``."""
+    composite). In an oracle-epoch run (``pred`` has ``oracle_epoch``) also the epoch picked on each subject, so
+    that its accuracies are not read as honest ones. Written as ``per_subject.csv`` by :func:`run_loso` and
+    ``icegan ensemble``."""
     n_classes = sum(c in pred.columns for c in SCORE_COLUMNS) or len(CLASS_NAMES)
     per_class = {f"n_{CLASS_NAMES[c]}": (pred["y_true"] == c).astype(int) for c in range(n_classes)}
     df = pred.assign(correct=(pred["y_true"] == pred["y_pred"]).astype(int), **per_class)
@@ -1012,6 +1013,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         f.writer = writer
 
     pooled = [done] if len(done) else []
+    tb = "ORACLE_" if oracle_epoch else ""          # an oracle run's TensorBoard metrics say so in their tags
 
     def record(fold: Fold, scores: Any) -> None:
         rows = _scores_to_rows(fold, samples, scores, oracle_epoch, n_classes)
@@ -1022,9 +1024,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             allp = pd.concat(pooled, ignore_index=True)
             m = compute_metrics(allp["y_true"], allp["y_pred"], n_classes)
             step = len(finished)
-            writer.add_scalar("loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
-            writer.add_scalar("loso/running_UF1", m["UF1"], step)
-            writer.add_scalar("loso/running_UAR", m["UAR"], step)
+            writer.add_scalar(f"{tb}loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
+            writer.add_scalar(f"{tb}loso/running_UF1", m["UF1"], step)
+            writer.add_scalar(f"{tb}loso/running_UAR", m["UAR"], step)
             writer.flush()
 
     todo = [f for f in folds if f.subject not in finished]
@@ -1069,9 +1071,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                        recipe=recipe, folds_total=header.get("folds_total", 0))
     if writer is not None:
         for k in METRIC_KEYS:
-            writer.add_scalar(f"final/{k}", metrics["overall"][k], len(folds))
+            writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))
             for d, m in metrics["per_dataset"].items():
-                writer.add_scalar(f"final_{d}/{k}", m[k], len(folds))
+                writer.add_scalar(f"{tb}final_{d}/{k}", m[k], len(folds))
         writer.add_text("metrics", md)
         writer.close()
     for f in folds:

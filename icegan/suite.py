@@ -485,7 +485,7 @@ def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]
 
 
 def _is_oracle(run: Path) -> bool:
-    """Whether the finished run in ``run`` picked its epochs on the test subjects (``metrics.json`` ``oracle_epoch``)."""
+    """Whether the finished run in ``run`` picked its epochs on the test subjects (metrics.json ``oracle_epoch``)."""
     try:
         return bool(json.loads((run / "metrics.json").read_text()).get("oracle_epoch", False))
     except (OSError, ValueError, AttributeError):

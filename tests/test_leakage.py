@@ -327,7 +327,8 @@ def test_the_main_job_refuses_one_clip_under_two_subjects(tmp_path, tiny_flow, m
 
 def test_an_oracle_runs_per_subject_table_names_the_epoch_picked_on_each_subject(tmp_path):
     """per_subject.csv of an oracle-epoch run carries the epoch picked on each test subject (as predictions.csv does),
-    so its per-subject accuracies are never read as honest ones; an honest run's table has no such column."""
+    so its per-subject accuracies are never read as honest ones, and its TensorBoard metrics are tagged ORACLE_; an
+    honest run's table has no such column and its tags no such prefix."""
     import pandas as pd
 
     from icegan.protocol import run_loso
@@ -342,6 +343,17 @@ def test_an_oracle_runs_per_subject_table_names_the_epoch_picked_on_each_subject
     assert per["oracle_epoch"].tolist() == [0, 2, 0, 2]
     run_loso(fs.samples, lambda f: np.eye(3)[y[f.test_idx]], tmp_path / "h", progress=False)
     assert "oracle_epoch" not in pd.read_csv(tmp_path / "h" / "per_subject.csv").columns
+    # and its TensorBoard metrics are tagged ORACLE_ (final/UF1 of an honest run, ORACLE_final/UF1 of this one)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def tags(run):
+        acc = EventAccumulator(str(tmp_path / run / "tb"))
+        acc.Reload()
+        return set(acc.Tags()["scalars"])
+    oracle, honest = tags("o"), tags("h")
+    assert {"ORACLE_final/UF1", "ORACLE_loso/running_UF1"} <= oracle and not any(t.startswith(("final", "loso"))
+                                                                              for t in oracle)
+    assert {"final/UF1", "loso/running_UF1"} <= honest and not any("ORACLE" in t for t in honest)
 
 
 # ---------------------------------------------------------------------------------------------------------------
