@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from icegan.paths import run_folder_header
+from icegan.paths import run_folder_header, write_whole
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, partial_tag,
                              refuse_run_folder_conflict, summarize_predictions, write_reports)
@@ -289,11 +289,12 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     for d, wi, (_, p) in zip(dirs, w, members):
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
         member_rows.append({"run": str(d), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
-    pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")
     header = {"members": member_rows, "protocol": h0["protocol"], "dataset": h0.get("dataset")}
     if h0.get("folds_total"):        # members cut to their first folds by max_folds: so is the ensemble
         header.update(folds=h0.get("folds"), folds_total=h0["folds_total"])
-    (out / "ensemble.json").write_text(json.dumps(header, indent=1))
+    # the header first, each file whole: a kill in between leaves a folder the rerun recognises as this kind's
+    write_whole(out / "ensemble.json", lambda p: p.write_text(json.dumps(header, indent=1)))
+    write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g"))
     lines = ["", "## Members", "", "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
     lines += [f"| {markdown_cell(r['run'])} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |"
               for r in member_rows]

@@ -36,6 +36,8 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from icegan.paths import write_whole
+
 __all__ = ["Candidate", "inner_folds", "inner_predictions", "recipe_digest", "select_nested", "SelectionError"]
 
 INNER_COLUMNS = ("outer", "inner", "row", "dataset", "subject", "clip", "y_true")
@@ -414,9 +416,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     pred = pred[[c for c in ("fold", "dataset", "subject", "clip", "y_true", "y_pred", *score_cols) if c in pred.columns]]
     metrics = summarize_predictions(pred, protocol, len(folds), False, n_classes)
     out.mkdir(parents=True, exist_ok=True)
-    pred.to_csv(out / "predictions.csv", index=False, float_format="%.9g")
     table = pd.DataFrame(rows)
-    table.to_csv(out / "selection.csv", index=False)
     counts = table["chosen"].value_counts()
     cand_rows = []
     for c in candidates:
@@ -426,7 +426,10 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     header = {"kind": "nested selection", "protocol": protocol, "dataset": headers[first].get("dataset"),
               "folds": [f.subject for f in folds], "oracle_epoch": False, "inner_folds": k, "criterion": criterion,
               "scope": scope, "candidates": cand_rows}
-    (out / "selection.json").write_text(json.dumps(header, indent=1))
+    # the header first, each file whole: a kill in between leaves a folder the rerun recognises as this kind's
+    write_whole(out / "selection.json", lambda p: p.write_text(json.dumps(header, indent=1)))
+    write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g"))
+    write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False))
     lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "
              f"{scope})", "", "| Candidate | chosen in folds | its own LOSO UF1 | UAR |", "|---|---|---|---|"]
     lines += [f"| {r['label']} | {r['chosen_folds']} of {len(folds)} | {r['UF1']:.4f} | {r['UAR']:.4f} |"

@@ -201,3 +201,66 @@ def test_ctrl_c_in_a_training_command_says_its_checkpoint_resumes(monkeypatch, c
     monkeypatch.setattr(mod, "_eval" if "eval" in argv else "_train", ctrl_c)
     assert main(argv) == 130
     assert capsys.readouterr().err.strip() == line
+
+
+def _killed_after_writing(name):
+    """A DataFrame.to_csv that writes the file, then is killed when the file is ``name`` (or its temporary)."""
+    import pandas as pd
+    real_to_csv = pd.DataFrame.to_csv
+
+    def to_csv(self, path=None, *a, **k):
+        out = real_to_csv(self, path, *a, **k)
+        if path is not None and str(path).rsplit("/", 1)[-1].startswith(name):
+            raise KeyboardInterrupt
+        return out
+    return real_to_csv, to_csv
+
+
+def test_an_ensemble_killed_while_writing_its_folder_is_made_again_by_the_rerun(tmp_path, monkeypatch):
+    """icegan ensemble (and a suite's ensemble row) wrote predictions.csv before ensemble.json: a kill between the two
+    left a folder that every rerun refused ('holds a predictions.csv but no run header ... move that file away'), the
+    suite stuck. Now the header comes first and each file is written whole."""
+    import numpy as np
+    import pandas as pd
+    from icegan.data.toy_features import make_toy_features
+    from icegan.ensemble import ensemble_runs
+    from icegan.protocol import run_loso
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+
+    def random_probs(seed):
+        def fold_fn(fold):
+            p = np.random.default_rng(seed * 100 + fold.index).random((len(fold.test_idx), 3))
+            return p / p.sum(1, keepdims=True)
+        return fold_fn
+    runs = [run_loso(toy.samples, random_probs(s), tmp_path / f"r{s}", progress=False) and tmp_path / f"r{s}"
+            for s in (0, 1)]
+    ref = ensemble_runs(runs, tmp_path / "ref")
+    real_to_csv, killed = _killed_after_writing("predictions.csv")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ensemble_runs(runs, tmp_path / "e")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+    assert ensemble_runs(runs, tmp_path / "e") == ref
+    assert (tmp_path / "e" / "predictions.csv").read_text() == (tmp_path / "ref" / "predictions.csv").read_text()
+
+
+def test_a_nested_selection_killed_while_writing_its_folder_is_made_again_by_the_rerun(tmp_path, monkeypatch):
+    """The same for a nested selection (predictions.csv was written before selection.json; measured with kill -9 on
+    icegan suite: the rerun ended in 'icegan suite: error: ... holds a predictions.csv but no run header')."""
+    import pandas as pd
+    from icegan.commands.loso import LosoConfig, load_feature_set, run
+    from icegan.config import load_config
+    from icegan.selection import Candidate, select_nested
+    cands = []
+    for label, model in (("floor", "logreg"), ("forest", "random_forest")):
+        cfg = load_config(LosoConfig, None, ["data.source=toy", "workers=1", "threads=1", f"model.name={model}",
+                                             "model.forest_trees=5", f"name={label}", "max_folds=4"])
+        run(cfg, tmp_path / label, progress=False, feature_set=load_feature_set(cfg.data))
+        cands.append(Candidate(label, tmp_path / label, config=cfg))
+    ref = select_nested(cands, {}, tmp_path / "ref", k=3, cache_dir=tmp_path / "inner", progress=False)
+    real_to_csv, killed = _killed_after_writing("predictions.csv")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed)
+    with pytest.raises(KeyboardInterrupt):
+        select_nested(cands, {}, tmp_path / "s", k=3, cache_dir=tmp_path / "inner", progress=False)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+    assert select_nested(cands, {}, tmp_path / "s", k=3, cache_dir=tmp_path / "inner", progress=False) == ref
