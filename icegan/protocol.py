@@ -48,7 +48,7 @@ import yaml
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
-from icegan.paths import run_folder_conflict, run_folder_header
+from icegan.paths import run_folder_conflict, run_folder_header, write_whole
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
@@ -470,7 +470,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     if run_json.is_file():
         old = _read_state_file(run_json, json.loads, dict)
         if "folds_total" not in old and old == {k: v for k, v in header.items() if k != "folds_total"}:
-            run_json.write_text(json.dumps(header, indent=1))     # a max_folds run begun before icegan recorded it
+            _write_text(run_json, json.dumps(header, indent=1))   # a max_folds run begun before icegan recorded it
             old = header
         if old != header:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
@@ -499,9 +499,15 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
                 raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}); "
                                      "resuming would mix two experiments: use another --out or delete that folder")
     else:
-        run_json.write_text(json.dumps(header, indent=1))
-    if cfg is not None:
-        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        _write_text(run_json, json.dumps(header, indent=1))
+    if cfg is not None:       # written again on every resume: a kill then must not leave it cut short
+        _write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """``text`` to ``path``, whole or not at all (:func:`icegan.paths.write_whole`): run.json and config.yaml vouch
+    for the run's finished folds."""
+    write_whole(path, lambda p: p.write_text(text))
 
 
 def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject") -> pd.DataFrame:

@@ -264,3 +264,48 @@ def test_a_nested_selection_killed_while_writing_its_folder_is_made_again_by_the
         select_nested(cands, {}, tmp_path / "s", k=3, cache_dir=tmp_path / "inner", progress=False)
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
     assert select_nested(cands, {}, tmp_path / "s", k=3, cache_dir=tmp_path / "inner", progress=False) == ref
+
+
+def test_a_kill_while_a_resume_rewrites_config_yaml_keeps_the_finished_folds(tmp_path, monkeypatch):
+    """Every resume of a LOSO run writes its config.yaml again. It was written in place: a kill during that write
+    left it cut short, and the next rerun refused the folder ('looks damaged ... use another --out, or delete that
+    folder'), its finished folds lost. Now run.json and config.yaml are written through a temporary file."""
+    from pathlib import Path
+    import numpy as np
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    toy = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+    x, y = toy.features.flatten(1).numpy(), toy.labels.numpy()
+
+    def centroid(calls):
+        def fold_fn(fold):
+            calls.append(fold.index)
+            means = [x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)]
+            d = -((x[fold.test_idx, None] - means) ** 2).sum(-1)
+            e = np.exp(d - d.max(1, keepdims=True))
+            return e / e.sum(1, keepdims=True)
+        return fold_fn
+    cfg, out = {"model": "centroid"}, tmp_path / "run"
+    ref = run_loso(toy.samples, centroid([]), tmp_path / "ref", config=cfg, progress=False)
+    calls = []
+
+    def killed_in_fold_3(fold):
+        if fold.index == 3:
+            raise KeyboardInterrupt
+        return centroid(calls)(fold)
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(toy.samples, killed_in_fold_3, out, config=cfg, progress=False)
+    real_write = Path.write_text
+
+    def killed_half_way(self, data, *a, **k):
+        if self.name.startswith("config.yaml"):
+            real_write(self, data[:len(data) // 2], *a, **k)
+            raise KeyboardInterrupt
+        return real_write(self, data, *a, **k)
+    monkeypatch.setattr(Path, "write_text", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):                  # the resume is killed while it writes config.yaml
+        run_loso(toy.samples, centroid([]), out, config=cfg, progress=False)
+    monkeypatch.setattr(Path, "write_text", real_write)
+    calls.clear()
+    assert run_loso(toy.samples, centroid(calls), out, config=cfg, progress=False) == ref
+    assert calls == [3, 4, 5]
