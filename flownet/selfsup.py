@@ -271,12 +271,14 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     occ_pairs = [(it["img1"][None].to(device), it["img2"][None].to(device)) for it in occ_items]
 
     model = SRFlowNet(cfg.model).to(device)
+    init_seen: list[str] = []           # CASME II subjects whose real frames trained the init weights (their meta)
     if t.init_weights:
         init = load_srflownet(t.init_weights)
         if init.config_dict() != model.config_dict():
             raise ValueError(f"train.init_weights={t.init_weights}: model config {init.config_dict()} differs "
                              f"from the run's model section {model.config_dict()}")
         model.load_state_dict(init.state_dict())
+        init_seen = list(init.meta.get("real_pair_subjects") or [])
     ckpt_path = run / "last.pt"
     state = {"stage": "teacher", "step": 0, "elapsed_s": 0.0}
     ck = None
@@ -425,8 +427,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     meta = {"name": cfg.name, "mode": "selfsup", "alpha2": lc.alpha2, "size": d.size,
             "teacher_steps": results.get("teacher_steps"), "student_steps": results.get("student_steps"),
             "test_metrics_monitor": metrics,
-            # whose real (unlabelled) frames it learned from: a LOSO run with these weights warns about them
-            "real_pair_subjects": [f"casme2/{s}" for s in data.subjects]}
+            # whose real (unlabelled) frames it learned from, the init weights' too: a LOSO run with these weights
+            # warns about them
+            "real_pair_subjects": sorted({f"casme2/{s}" for s in data.subjects} | set(init_seen))}
     save_srflownet(model, run / "weights.pt", meta=meta)
     (run / "metrics.json").write_text(json.dumps(results, indent=2))
     writer.close()

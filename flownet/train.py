@@ -309,18 +309,21 @@ def init_weights_file(value: str | Path, backbone: str = "srflownet") -> Path:
     raise FileNotFoundError(f"train.init_weights: weights file not found: {p}; {', or '.join(fixes)}")
 
 
-def load_init_weights(model: torch.nn.Module, path: str | Path, backbone: str = "srflownet") -> None:
+def load_init_weights(model: torch.nn.Module, path: str | Path, backbone: str = "srflownet") -> dict:
     """Copy the tensors of a weights file (``{"state_dict": ...}``, as saved by :mod:`flownet.registry`) into
     ``model`` (``train.init_weights``: fine-tune e.g. a self-supervised SRFlowNet on synthetic faces). ``path`` may
-    be ``shipped:<name>``, a shipped checkpoint of ``backbone`` (:func:`init_weights_file`).
+    be ``shipped:<name>``, a shipped checkpoint of ``backbone`` (:func:`init_weights_file`). Returns the file's
+    ``meta`` (empty when it has none).
 
     Raises:
         FileNotFoundError: the file does not exist (the message says how to get it or what to set instead).
         ValueError: unreadable, or its tensors do not match ``model`` (names the file and the first mismatching
             keys).
     """
-    load_state_dict_file(model, init_weights_file(path, backbone), "train.init_weights", "the model of this config",
-                         plain=False)
+    ck = load_state_dict_file(model, init_weights_file(path, backbone), "train.init_weights",
+                              "the model of this config", plain=False)
+    meta = ck.get("meta")                                   # ck is a dict with a state_dict (plain=False)
+    return dict(meta) if isinstance(meta, dict) else {}
 
 
 def weight_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -443,8 +446,11 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if not 0.0 <= t.ema_decay < 1.0:
         raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {t.ema_decay}")
     step, elapsed0 = 0, 0.0
+    # CASME II subjects whose real frames trained the initial weights (self-supervised ones): these weights have seen
+    # that motion too, and say so (meta real_pair_subjects, read by icegan.pipeline.real_motion_seen)
+    real_pair_subjects: list[str] = []
     if init is not None:
-        load_init_weights(model, init)
+        real_pair_subjects = list(load_init_weights(model, init).get("real_pair_subjects") or [])
         print(f"initialised from {t.init_weights}" + (f" ({init})" if str(init) != str(t.init_weights) else ""))
     ema = weight_ema(model, t.ema_decay) if t.ema_decay else None
     if t.resume and ckpt_path.is_file():
@@ -452,6 +458,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
+        real_pair_subjects = list(ck.get("real_pair_subjects") or [])
         if ema is not None:
             if "ema" not in ck:
                 raise ValueError(f"{ckpt_path}: train.ema_decay={t.ema_decay} but the checkpoint was written without "
@@ -466,7 +473,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         if saved_at[0] == step:
             return
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-              "elapsed_s": elapsed0 + time.time() - start}
+              "elapsed_s": elapsed0 + time.time() - start, "real_pair_subjects": real_pair_subjects}
         if ema is not None:
             ck["ema"] = ema.state_dict()
         save_torch_file(ck, ckpt_path)
@@ -568,13 +575,17 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     save_ckpt()
     if ema is not None:  # the raw weights are kept beside the average, which is what ships
         save_weights(model, run / "weights_raw.pt", meta={"name": cfg.name, "steps": step, "size": d.size,
-                                                          "weight_average": False})
+                                                          "weight_average": False,
+                                                          **({"real_pair_subjects": real_pair_subjects}
+                                                             if real_pair_subjects else {})})
     weights = "raw" if ema is None else "ema"     # what ships (the average, when there is one)
     metrics = evaluate("test", test_loader, weights)
     if ema is not None:
         model = ema.module
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer, "train_iters": t.iters,
             "size": d.size, "weight_average": t.ema_decay or False, "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
+    if real_pair_subjects:
+        meta["real_pair_subjects"] = real_pair_subjects
     if d.n_val_subjects:
         meta["val_metrics"] = evaluate("val", mon_loader, weights)
         print(f"final val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")

@@ -439,7 +439,7 @@ def test_fine_tune_run_watches_validation_and_scores_test_once(tmp_path, shared_
     validation subjects, stores both final metrics, and the result loads as SRFlowNet weights."""
     from flownet.train import FlowTrainConfig, train
     from icegan.config import load_config
-    init = save_srflownet(SRFlowNet(TINY), tmp_path / "init.pt")
+    init = save_srflownet(SRFlowNet(TINY), tmp_path / "init.pt", meta={"real_pair_subjects": ["casme2/sub05"]})
     tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in
             SRFlowNet(TINY).config_dict().items()]
     cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_migar.yaml",
@@ -453,6 +453,10 @@ def test_fine_tune_run_watches_validation_and_scores_test_once(tmp_path, shared_
     assert set(meta["val_metrics"]) == set(metrics) and np.isfinite(meta["val_metrics"]["EPE"])
     m = load_srflownet(tmp_path / "ft" / "weights.pt")
     assert m.config == TINY
+    # fine-tuned from weights that learned from real frames (configs/flow_selfsup_finetune.yaml): still recorded, so
+    # that a main job with these weights warns about those subjects (icegan.pipeline.real_motion_seen)
+    assert m.meta["real_pair_subjects"] == ["casme2/sub05"]
+    assert torch.load(tmp_path / "ft" / "last.pt", weights_only=True)["real_pair_subjects"] == ["casme2/sub05"]
     changed = any(not torch.equal(a, b) for a, b in zip(m.state_dict().values(),
                                                        load_srflownet(init).state_dict().values()))
     assert changed  # two optimiser steps moved the initial weights

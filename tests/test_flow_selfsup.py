@@ -1135,13 +1135,17 @@ def test_selfsup_loop_stops_at_a_non_finite_loss_before_the_update(tmp_path, mon
 
 def test_selfsup_teacher_steps_0_distils_the_init_weights_untrained(tmp_path, monkeypatch):
     """train.teacher_steps=0: no teacher step; teacher.pt holds train.init_weights as they were."""
-    from flownet.registry import load_srflownet
+    from flownet.registry import load_srflownet, save_srflownet
     res, _ = _loop_run(tmp_path / "a", monkeypatch, "train.student_steps=0")
-    init = tmp_path / "a" / "loop" / "weights.pt"
+    first = load_srflownet(tmp_path / "a" / "loop" / "weights.pt")
+    init = save_srflownet(first, tmp_path / "init.pt", meta={**first.meta, "real_pair_subjects": ["casme2/sub09"]})
     res, rec = _loop_run(tmp_path, monkeypatch, "train.teacher_steps=0", f"train.init_weights={init}")
     assert [s[0] for s in rec["steps"]] == ["student"] * 4 and res["teacher_steps"] == 0
     want, got = load_srflownet(init).state_dict(), load_srflownet(tmp_path / "loop" / "teacher.pt").state_dict()
     assert all(torch.equal(want[k], got[k]) for k in want)
+    # the real frames the init weights learned from are recorded beside this run's (sub01, its stand-in pairs')
+    assert load_srflownet(tmp_path / "loop" / "weights.pt").meta["real_pair_subjects"] == ["casme2/sub01",
+                                                                                           "casme2/sub09"]
 
 
 @pytest.mark.parametrize("spent", ["teacher", "student"])

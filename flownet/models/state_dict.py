@@ -85,8 +85,9 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
 
 
 def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: str = "the model",
-                         plain: bool = True) -> None:
-    """Load the state dict a file holds into ``module`` (strictly, :func:`load_state_dict_strict`).
+                         plain: bool = True) -> object:
+    """Load the state dict a file holds into ``module`` (strictly, :func:`load_state_dict_strict`); returns what the
+    file holds (e.g. a weights file's dict with its ``meta``).
 
     Args:
         module: the network. path: the file, read with ``torch.load(weights_only=True)``.
@@ -109,6 +110,7 @@ def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: 
             raise ValueError(f"{label}: {p} has no state_dict (not a flownet weights file)")
         sd = ck
     load_state_dict_strict(module, sd, f"{label}: {p}", what)
+    return ck
 
 
 def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls: type, hint: str,
