@@ -370,3 +370,32 @@ def test_a_closed_stdout_ends_the_command_quietly():
     other = subprocess.run([sys.executable, "-c", "from icegan.commands import stdout_closed; "
                             "stdout_closed(BrokenPipeError('a worker pipe'))"], cwd=root, capture_output=True, text=True)
     assert other.returncode == 1 and other.stderr.strip().endswith("BrokenPipeError: a worker pipe"), other.stderr
+
+
+def test_a_broken_pipe_is_taken_for_stdouts_only_when_stdout_is_a_pipe_without_reader(monkeypatch):
+    """stdout_closed in-process: a stdout with no file descriptor (a notebook's, a StringIO) cannot have broken, so a
+    worker's broken pipe is raised again (it was taken for stdout's: exit 141, nothing printed, the error lost); a
+    pipe whose reader is alive raises it again too; a pipe without reader gives 141 and stdout then writes to
+    os.devnull."""
+    import io
+    import os
+    import sys
+
+    from icegan.commands import stdout_closed
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    with pytest.raises(BrokenPipeError, match="a worker pipe"):
+        stdout_closed(BrokenPipeError("a worker pipe"))
+    for reader_alive in (True, False):
+        r, w = os.pipe()
+        with open(w, "w") as out:
+            monkeypatch.setattr(sys, "stdout", out)
+            if reader_alive:
+                with pytest.raises(BrokenPipeError, match="a worker pipe"):
+                    stdout_closed(BrokenPipeError("a worker pipe"))
+            else:
+                os.close(r)
+                assert stdout_closed(BrokenPipeError("stdout")) == 141
+                out.write("x" * 100_000)
+                out.flush()                                 # no BrokenPipeError: the fd is os.devnull now
+        if reader_alive:
+            os.close(r)

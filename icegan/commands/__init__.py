@@ -57,26 +57,31 @@ def stdout_closed(exc: BrokenPipeError) -> int:
     """Handle a ``BrokenPipeError`` that ended a command: when it is stdout's reader that went away (``icegan data
     check ... | head``), stdout is pointed at ``os.devnull`` (so that Python's flush at exit does not fail again) and the
     exit code is 141, as a shell reports for a program its pipe's reader stopped (128 + SIGPIPE); nothing is printed.
-    Any other broken pipe (a worker process's) is raised again.
+    Any other broken pipe (a worker process's) is raised again, as is any broken pipe while stdout has no file
+    descriptor (a notebook's, a StringIO: it cannot have broken).
 
     Raises:
-        BrokenPipeError: ``exc``, when stdout still has a reader.
+        BrokenPipeError: ``exc``, when stdout still has a reader or is not a file descriptor.
     """
     import os
     import select
     try:
         fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:                                          # no real stdout: the pipe that broke is another one
+        raise exc
+    try:
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
         gone = any(event & select.POLLERR for _, event in poller.poll(0))   # a pipe without a reader
-    except (AttributeError, OSError, ValueError):          # no poll (Windows) or no real stdout: assume it was
-        fd, gone = None, True
+    except (AttributeError, OSError, ValueError):          # no poll (Windows): assume it was stdout's
+        gone = True
     if not gone:
         raise exc
-    if fd is not None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
     return 141
 
 
