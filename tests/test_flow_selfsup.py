@@ -301,7 +301,8 @@ def test_real_pairs_missing_and_corrupt_files_are_named(tmp_path):
     assert {a.parent.parent.name for a, _ in ds.pairs["consecutive"]} == {"sub02"}
     with pytest.raises(OSError, match=r"img11\.jpg"):             # read directly: named too
         ds.frame(root / "casme2" / "sub01" / "EP01_01" / "img11.jpg")
-    with pytest.raises(FileNotFoundError, match="no usable frame pair"):   # sub01 alone: nothing left to train on
+    with pytest.raises(FileNotFoundError, match=r"no usable frame pair .*skipped: sub01/EP01_01: frame .*img11\.jpg "
+                                                r"cannot be read"):   # sub01 alone: nothing left, and why
         RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",), flip=False)
     with pytest.raises(FileNotFoundError, match="manifest"):
         RealFramePairs(root=_no_manifest(tmp_path / "c"))

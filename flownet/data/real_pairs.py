@@ -119,7 +119,8 @@ class RealFramePairs(torch.utils.data.Dataset):
 
     Raises:
         FileNotFoundError: no casme2 folder / manifest, a verified clip's onset or apex frame missing (named),
-            or no usable pair at all. ValueError: bad arguments or manifest values (named).
+            or no usable pair at all (naming the first clips skipped and why). ValueError: bad arguments or
+            manifest values (named).
         OSError: (at item access) a frame file cannot be decoded (named).
     """
 
@@ -187,9 +188,11 @@ class RealFramePairs(torch.utils.data.Dataset):
                 if ap != on:
                     self.pairs["onset_apex"].append((clip / f"img{on}.jpg", clip / f"img{ap}.jpg"))
         self.kinds = tuple(k for k in kinds if self.pairs[k])
-        if not self.kinds:
+        if not self.kinds:              # the warnings below would never be shown: the reasons go in the message
             raise FileNotFoundError(f"no usable frame pair of kinds {list(kinds)} for subjects {self.subjects} "
-                                    f"under {c2}")
+                                    f"under {c2}" + (f"; skipped: {'; '.join(self.skipped[:3])}"
+                                                     f"{' ...' if len(self.skipped) > 3 else ''}"
+                                                     if self.skipped else ""))
         if odd_clips:                   # each named: a frame of another crop is worth finding, unlike a known bad dump
             warnings.warn(f"RealFramePairs: skipped {len(odd_clips)} clip(s) with frames of different sizes: "
                           + "; ".join(odd_clips), stacklevel=2)
