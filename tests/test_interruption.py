@@ -309,3 +309,21 @@ def test_a_kill_while_a_resume_rewrites_config_yaml_keeps_the_finished_folds(tmp
     calls.clear()
     assert run_loso(toy.samples, centroid(calls), out, config=cfg, progress=False) == ref
     assert calls == [3, 4, 5]
+
+
+def test_a_landmark_cache_cut_short_is_named_and_built_again(tmp_path, shared_data):
+    """build_landmark_cache wrote its .npz in place: a kill while saving left it cut short, and both the next build
+    (which keeps the entries already there) and SyntheticFaceFlow(landmark_cache=...) ended in zipfile's BadZipFile
+    traceback. Now it is written through a temporary file; a cut one is named (ValueError) and built again."""
+    import numpy as np
+    from flownet.data.synthetic_face import SyntheticFaceFlow, build_landmark_cache
+    cache = tmp_path / "lm.npz"
+    np.savez(cache, **{"sub01/EP02_01f/img46.jpg": np.zeros((68, 2), np.float32)})
+    cache.write_bytes(cache.read_bytes()[:len(cache.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=f"landmark_cache {cache} cannot be read .*cut short"):
+        SyntheticFaceFlow(root=shared_data, split="test", size=64, n_pairs=1, landmark_cache=cache)
+    with pytest.warns(UserWarning, match=f"landmark_cache {cache} cannot be read"):
+        build_landmark_cache([], cache, root=shared_data)
+    with np.load(cache) as z:
+        assert z.files == []
+    assert not list(tmp_path.glob("*.tmp"))

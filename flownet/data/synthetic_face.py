@@ -512,7 +512,7 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
             cp = Path(landmark_cache)
             if not cp.is_file():
                 raise FileNotFoundError(f"landmark_cache {cp} does not exist (build it with build_landmark_cache)")
-            with np.load(cp) as z:
+            with _read_landmark_cache(cp) as z:
                 base = self.root / "casme2"
                 for k in z.files:
                     arr = z[k]
@@ -592,6 +592,19 @@ def extra_face_paths(root: str | Path | None = None) -> list[Path]:
     return sorted(out)
 
 
+def _read_landmark_cache(path: Path):
+    """``np.load`` of a landmark cache (an ``NpzFile``; use it as a context manager).
+
+    Raises:
+        ValueError: the file is no readable .npz (cut short, or another file), naming it."""
+    import zipfile
+    try:
+        return np.load(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"landmark_cache {path} cannot be read ({type(exc).__name__}: {exc}): cut short by a kill "
+                         "while it was written, or not a file of build_landmark_cache") from None
+
+
 def build_landmark_cache(frames, path: str | Path, root: str | Path | None = None) -> Path:
     """Detect landmarks of ``frames`` (paths under ``<root>/casme2``) once and save them to ``path`` (.npz,
     keys = paths relative to ``<root>/casme2``, values (68, 2) float32 pixels of the original frame) for
@@ -605,7 +618,13 @@ def build_landmark_cache(frames, path: str | Path, root: str | Path | None = Non
     from ..frame_io import read_frame
     base = (Path(root) if root is not None else shared_data_root()) / "casme2"
     p = Path(path)
-    out = dict(np.load(p)) if p.is_file() else {}
+    out = {}
+    if p.is_file():
+        try:
+            with _read_landmark_cache(p) as z:
+                out = dict(z)
+        except ValueError as exc:             # cut short by a kill while it was written: detected again below
+            warnings.warn(f"{exc}; its landmarks are detected again")
     for f in frames:
         f = Path(f)
         key = str(f.relative_to(base))
@@ -617,5 +636,8 @@ def build_landmark_cache(frames, path: str | Path, root: str | Path | None = Non
             raise OSError(str(exc)) from None
         out[key] = detect_landmarks(np.ascontiguousarray(bgr[..., ::-1]))
     p.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(p, **out)
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "wb") as fh:                # a kill while saving never leaves the cache cut short
+        np.savez(fh, **out)
+    os.replace(tmp, p)
     return p
