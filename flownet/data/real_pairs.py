@@ -13,9 +13,10 @@ Two kinds of pairs (frame 1 → frame 2):
 Clips whose manifest row has ``verified`` false (truncated, missing or mislabelled dumps) are skipped and
 listed in :attr:`RealFramePairs.skipped` with the manifest's note (and one warning); so is, with a warning naming
 each, a clip with a frame of another size than its onset (a frame of another crop mixed in: resized on its own, its
-pairs would hold no real motion; sizes read from the files' headers at construction). A verified clip whose
-onset or apex frame file is absent raises :class:`FileNotFoundError` naming the file. A frame that cannot be decoded
-or is cut short raises :class:`OSError` naming the file when first read.
+pairs would hold no real motion) or with a frame whose header cannot be read (sizes read from the files' headers at
+construction). A verified clip whose onset or apex frame file is absent raises :class:`FileNotFoundError` naming the
+file. A frame whose header reads but that OpenCV cannot decode, or that is cut short, raises :class:`OSError` naming
+the file when first read.
 
 Frames are preprocessed like :class:`~flownet.data.synthetic_face.SyntheticFaceFlow` (whole crop resized
 to ``size`` x ``size`` with INTER_AREA, aspect not preserved, then grey) and cached decoded in memory as
@@ -121,7 +122,7 @@ class RealFramePairs(torch.utils.data.Dataset):
         FileNotFoundError: no casme2 folder / manifest, a verified clip's onset or apex frame missing (named),
             or no usable pair at all (naming the first clips skipped and why). ValueError: bad arguments or
             manifest values (named).
-        OSError: (at item access) a frame file cannot be decoded (named).
+        OSError: (at item access) a frame file cannot be decoded or is cut short (named).
     """
 
     def __init__(self, root=None, split: str = "train", size: int = 128, crop: int = 0,
