@@ -251,8 +251,8 @@ def test_a_suites_oracle_epoch_recipe_is_marked_on_every_line_of_its_results(tmp
 # ---------------------------------------------------------------------------------------------------------------
 
 def _table_with_a_copy(tmp_path, copy_subject: str):
-    """A feature table of 4 subjects x 3 clips (random maps) plus one more row whose file is casme2/s1's first clip,
-    listed under ``copy_subject``."""
+    """A feature table of 4 subjects x 3 clips (random maps) plus one more row whose file is casme2/s0's first clip
+    (c0), listed under ``copy_subject``."""
     rng = np.random.default_rng(0)
     lines = ["dataset,subject,clip,label,path"]
     for s, ds in enumerate(["casme2", "casme2", "samm", "samm"]):
