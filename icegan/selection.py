@@ -128,10 +128,9 @@ def _read_cache(cache: Path, columns: list) -> tuple[pd.DataFrame, bool]:
 
 
 def _rewrite(df: pd.DataFrame, cache: Path) -> None:
-    """Write ``df`` to ``cache`` through a temporary file: a kill while rewriting keeps the old file whole."""
-    tmp = cache.with_name(cache.name + ".tmp")
-    df.to_csv(tmp, index=False, float_format="%.9g")
-    tmp.replace(cache)
+    """Write ``df`` to ``cache`` through a temporary file (:func:`icegan.paths.write_whole`): a kill while rewriting
+    keeps the old file whole."""
+    write_whole(cache, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
 
 
 def _cache_ok(df: pd.DataFrame, outer_folds: Sequence, n_train: dict, samples: pd.DataFrame,

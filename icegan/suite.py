@@ -613,10 +613,10 @@ def _read_times(out: Path) -> dict:
 
 
 def _write_times(out: Path, times: dict) -> None:
-    """``out/suite_times.json``, through a temporary file (a kill while writing keeps the old file whole)."""
-    tmp = out / "suite_times.json.tmp"
-    tmp.write_text(json.dumps(times, indent=1))
-    tmp.replace(out / "suite_times.json")
+    """``out/suite_times.json``, through a temporary file (:func:`icegan.paths.write_whole`: a kill while writing keeps
+    the old file whole)."""
+    from icegan.paths import write_whole
+    write_whole(out / "suite_times.json", lambda p: p.write_text(json.dumps(times, indent=1)))
 
 
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
