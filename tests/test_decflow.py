@@ -145,6 +145,23 @@ def test_train_decflow_resumes_at_the_saved_step(tmp_path, shared_data, capsys):
     assert {int(s["step"]) for s in ck["optimizer"]["state"].values()} == {2}
 
 
+def test_decflow_started_from_weights_that_saw_real_frames_records_them(tmp_path, shared_data):
+    """DecFlow trained from SRFlowNet weights that learned from real CASME II frames (self-supervised, meta
+    real_pair_subjects) has seen that motion too: its weights say so, so that a main job with flow.decompose=learned
+    warns (icegan.pipeline.real_motion_seen reads the DecFlow's meta); before, the record was lost."""
+    from flownet.models.decflow import DecFlowTrainConfig, DecFlowTrainSection, load_decflow, train_decflow
+    from flownet.registry import save_srflownet
+    from flownet.train import FlowDataConfig
+    init = save_srflownet(DecFlow(DecFlowConfig(**TINY)).base, tmp_path / "selfsup.pt",
+                          meta={"real_pair_subjects": ["casme2/sub03"]})
+    train_decflow(DecFlowTrainConfig(name="d", out_dir=str(tmp_path),
+                                     data=FlowDataConfig(root=str(shared_data), size=64, n_train=2, n_test=1),
+                                     model=DecFlowConfig(**TINY),
+                                     train=DecFlowTrainSection(init_weights=str(init), batch_size=2, crop=0, steps=1,
+                                                               iters=1, log_every=100, ckpt_every=100)),
+                  progress=False)
+    assert load_decflow(tmp_path / "d" / "weights.pt").meta["real_pair_subjects"] == ["casme2/sub03"]
+
 def test_both_decoders_read_the_total_of_the_previous_update(monkeypatch):
     """Recurrence (module docstring): update k+1 looks up correlations at coords0 + head_k + expr_k and both decoders
     receive that total (after one update: the projected head plus the expression decoder's first step); the head

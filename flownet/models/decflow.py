@@ -467,8 +467,11 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
                              shuffle=False, collate_fn=collate)
 
     model = DecFlow(cfg.model)
+    seen: list[str] = []        # CASME II subjects whose real frames trained the init weights (self-supervised ones)
     if t.init_weights:
-        model.init_from_srflownet(load_srflownet(None if t.init_weights == "shipped" else t.init_weights))
+        init = load_srflownet(None if t.init_weights == "shipped" else t.init_weights)
+        model.init_from_srflownet(init)
+        seen = list(init.meta.get("real_pair_subjects") or [])
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     step, elapsed0 = 0, 0.0
@@ -538,6 +541,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     meta = {"name": cfg.name, "steps": step, "train_iters": t.iters, "size": d.size, "init": t.init_weights,
             "test_metrics": metrics, "n_test": d.n_test,
             "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
+    if seen:                    # it has seen that motion too: a main job with flow.decompose=learned warns about it
+        meta["real_pair_subjects"] = seen
     save_decflow(model, run / "weights.pt", meta=meta, half=t.half_weights)
     (run / "metrics.json").write_text(json.dumps(meta, indent=2))
     writer.close()
