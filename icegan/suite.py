@@ -442,17 +442,23 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     from icegan.config import to_dict
     if dst.exists():
         raise FileExistsError(f"{dst} exists: a run is only copied into a new folder")
-    dst.mkdir(parents=True)
+    # copied into a temporary folder, renamed when complete: a kill during the copy never leaves a half-copied run
+    # (the source's config.yaml under this run's name) that the rerun would refuse as another experiment
+    tmp = dst.with_name(dst.name + ".copying")
+    if tmp.exists():                         # a copy cut short by an earlier kill
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     for item in sorted(src.iterdir()):
-        target = dst / item.name
+        target = tmp / item.name
         if item.is_dir() and item.name == "folds":
             target.symlink_to(item.resolve(), target_is_directory=True)
         elif item.is_dir():
             shutil.copytree(item, target)
         else:
             shutil.copy2(item, target)
-    (dst / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    (dst / REUSED_FROM).write_text(f"{src}\n")
+    (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    (tmp / REUSED_FROM).write_text(f"{src}\n")
+    tmp.rename(dst)
 
 
 def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path) -> list[Path]:

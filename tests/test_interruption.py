@@ -355,3 +355,35 @@ def test_main_job_killed_inside_a_fold_gan_resumes_it_to_the_uninterrupted_resul
                for r in caplog.records)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "predictions.csv"),
                                   pd.read_csv(tmp_path / "ref" / "predictions.csv"))
+
+
+def test_a_suite_killed_while_copying_a_reused_run_copies_it_again(tmp_path, monkeypatch):
+    """icegan suite --reuse copied a finished run file by file into its folder, then wrote the new config.yaml: a kill
+    in between left the source's config.yaml (another run name) in the new folder, and every rerun refused it ('holds
+    a run made with a different config ... name: ... delete that folder'). Now the copy is made in a temporary
+    folder, renamed when complete, and a copy cut short is made again."""
+    from pathlib import Path
+    from icegan.suite import REUSED_FROM, run_suite
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    def suite(label):
+        return (f"name: toy\nseeds: [0]\nresamples: 100\nruns:\n  - {{label: {label}, config: "
+                f"{configs}/demo_features.yaml, overrides: [model.name=logreg, workers=1]}}\n")
+    (tmp_path / "a.yaml").write_text(suite("floor"))
+    (tmp_path / "b.yaml").write_text(suite("floor again"))
+    over = ["threads=1", "max_folds=3"]
+    run_suite(tmp_path / "a.yaml", tmp_path / "A", over, progress=False)
+    real_write = Path.write_text
+
+    def killed_before_the_new_config(self, data, *a, **k):
+        if self.name == "config.yaml" and self.parent.name.startswith("floor_again_s0"):
+            raise KeyboardInterrupt
+        return real_write(self, data, *a, **k)
+    monkeypatch.setattr(Path, "write_text", killed_before_the_new_config)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(tmp_path / "b.yaml", tmp_path / "B", over, progress=False, reuse=[tmp_path / "A"])
+    monkeypatch.setattr(Path, "write_text", real_write)
+    run_suite(tmp_path / "b.yaml", tmp_path / "B", over, progress=False, reuse=[tmp_path / "A"])
+    copy = tmp_path / "B" / "floor_again_s0"
+    assert (copy / REUSED_FROM).read_text().strip() == str(tmp_path / "A" / "floor_s0")
+    assert (copy / "predictions.csv").read_text() == (tmp_path / "A" / "floor_s0" / "predictions.csv").read_text()
+    assert not (tmp_path / "B" / "floor_again_s0.copying").exists()
