@@ -1,6 +1,7 @@
 """A run killed at any moment (kill -9, Ctrl-C, a full disk) and started again: the files it writes and trusts on the
 rerun are never left cut short under their final name, and a file cut short by an older version is redone with a
 warning naming it, never a traceback or data read as valid."""
+import io
 import json
 import logging
 
@@ -148,12 +149,12 @@ def test_suite_times_cut_short_by_a_kill_do_not_stop_the_suite(tmp_path, capsys)
     suite.write_text(f"name: toy\nseeds: [0]\nresamples: 100\nruns:\n  - {{label: floor, config: "
                      f"{configs}/demo_features.yaml, overrides: [model.name=logreg, workers=1]}}\n")
     over = ["threads=1", "max_folds=3"]
-    run_suite(suite, tmp_path / "out", over, progress=False)
+    run_suite(suite, tmp_path / "out", over, progress=False, log=io.StringIO())
     times = tmp_path / "out" / "suite_times.json"
     assert list(json.loads(times.read_text())) == ["floor_s0"]
     times.write_text(times.read_text()[:10])
     capsys.readouterr()
-    run_suite(suite, tmp_path / "out", over, progress=False)
+    run_suite(suite, tmp_path / "out", over, progress=False, log=io.StringIO())
     assert f"warning: {times} cannot be read" in capsys.readouterr().err
     assert json.loads(times.read_text()) == {}
     assert "floor" in (tmp_path / "out" / "results.md").read_text()
@@ -185,8 +186,9 @@ def test_a_kill_while_icegan_features_writes_its_table_leaves_no_table(tmp_path,
 @pytest.mark.parametrize("module, argv, line", [
     ("gan", ["gan", "train"], "icegan gan train: interrupted: the run folder's last.pt (written every "
                               "train.checkpoint_every epochs) is kept; run the same command again to resume from it"),
-    ("flow", ["flow", "train", "--config", "c.yaml"], "icegan flow train: interrupted: the run folder's last.pt (written every "
-                                "train.ckpt_every steps) is kept; run the same command again to resume from it"),
+    ("flow", ["flow", "train", "--config", "c.yaml"],
+     "icegan flow train: interrupted: the run folder's last.pt (written every train.ckpt_every steps) is kept; run "
+     "the same command again to resume from it"),
     ("gan", ["gan", "eval", "--checkpoint", "x.pt"], "icegan gan eval: interrupted"),
 ])
 def test_ctrl_c_in_a_training_command_says_its_checkpoint_resumes(monkeypatch, capsys, module, argv, line):
@@ -371,7 +373,7 @@ def test_a_suite_killed_while_copying_a_reused_run_copies_it_again(tmp_path, mon
     (tmp_path / "a.yaml").write_text(suite("floor"))
     (tmp_path / "b.yaml").write_text(suite("floor again"))
     over = ["threads=1", "max_folds=3"]
-    run_suite(tmp_path / "a.yaml", tmp_path / "A", over, progress=False)
+    run_suite(tmp_path / "a.yaml", tmp_path / "A", over, progress=False, log=io.StringIO())
     real_write = Path.write_text
 
     def killed_before_the_new_config(self, data, *a, **k):
@@ -380,9 +382,10 @@ def test_a_suite_killed_while_copying_a_reused_run_copies_it_again(tmp_path, mon
         return real_write(self, data, *a, **k)
     monkeypatch.setattr(Path, "write_text", killed_before_the_new_config)
     with pytest.raises(KeyboardInterrupt):
-        run_suite(tmp_path / "b.yaml", tmp_path / "B", over, progress=False, reuse=[tmp_path / "A"])
+        run_suite(tmp_path / "b.yaml", tmp_path / "B", over, progress=False, log=io.StringIO(),
+                  reuse=[tmp_path / "A"])
     monkeypatch.setattr(Path, "write_text", real_write)
-    run_suite(tmp_path / "b.yaml", tmp_path / "B", over, progress=False, reuse=[tmp_path / "A"])
+    run_suite(tmp_path / "b.yaml", tmp_path / "B", over, progress=False, log=io.StringIO(), reuse=[tmp_path / "A"])
     copy = tmp_path / "B" / "floor_again_s0"
     assert (copy / REUSED_FROM).read_text().strip() == str(tmp_path / "A" / "floor_s0")
     assert (copy / "predictions.csv").read_text() == (tmp_path / "A" / "floor_s0" / "predictions.csv").read_text()
