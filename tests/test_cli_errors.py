@@ -399,3 +399,26 @@ def test_a_broken_pipe_is_taken_for_stdouts_only_when_stdout_is_a_pipe_without_r
                 out.flush()                                 # no BrokenPipeError: the fd is os.devnull now
         if reader_alive:
             os.close(r)
+
+
+def test_a_suite_dry_run_into_a_closed_pipe_ends_quietly(monkeypatch, capsys, tmp_path):
+    """`icegan suite --dry-run | head -1` with an unbuffered stdout (PYTHONUNBUFFERED=1, or a plan longer than the
+    pipe's buffer): the broken pipe of the plan's lines was caught with the suite's errors (an OSError) and printed
+    as 'icegan suite: error: [Errno 32] Broken pipe', exit 2; now it ends as any command whose stdout reader went
+    away: exit 141, nothing printed."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from icegan.cli import main
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    config = tmp_path / "s.yaml"
+    config.write_text("name: s\nseeds: [0, 1, 2]\nruns:\n" + "".join(
+        f"  - {{label: r{i}, config: {configs}/features_logreg.yaml, overrides: [threads=1]}}\n" for i in range(3)))
+    r, w = os.pipe()
+    os.close(r)                                             # the reader is gone before the first line
+    with open(w, "w", buffering=1) as out:                 # each line written at once, as when unbuffered
+        monkeypatch.setattr(sys, "stdout", out)
+        rc = main(["suite", "--config", str(config), "--out", str(tmp_path / "s"), "--dry-run"])
+        monkeypatch.undo()
+    assert (rc, capsys.readouterr().err) == (141, "")

@@ -70,6 +70,8 @@ def _main(args: argparse.Namespace) -> int:
     try:
         plan = run_suite(args.config, args.out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
                          dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr, reuse=args.reuse)
+    except BrokenPipeError:             # stdout's reader gone (`--dry-run | head`): icegan.cli ends quietly, not here
+        raise
     except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError, OSError,
             FloatingPointError) as exc:             # FloatingPointError: a member's fold diverged (NaN scores)
         print(f"icegan suite: error: {exc}", file=sys.stderr)
