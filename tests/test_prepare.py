@@ -208,3 +208,31 @@ def test_cache_key_changes_with_each_frame_file_mode_onset_and_setting(tmp_path)
     frame.write_bytes(frame.read_bytes() + b"\0")                          # one byte longer, same time
     os.utime(frame, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert prep.inputs_hash([(rec, "cropped")], s) not in (h, touched)
+
+
+def test_a_cache_folder_left_by_a_killed_prepare_is_removed(tmp_path):
+    """A prepare killed while it wrote its cache left `.tmp-<hash>-<pid>` (every clip's arrays) for good. Now the next
+    prepare of that cache removes such a folder when its process no longer runs and it is over an hour old; a
+    running process's folder, a recent one and another cache's are kept."""
+    import shutil
+
+    from icegan.data import prepare as prep
+    csv = _constant_clip(tmp_path)
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(csv))],
+                             cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
+    first = prep.prepare_dataset(cfg)
+    root = prep.cache_root_of(cfg)
+    (final,) = [d for d in root.iterdir() if (d / "COMPLETE").is_file()]
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)                               # a process that has ended
+    folders = {name: root / name for name in (f".tmp-{final.name}-{dead}", f".tmp-{final.name}-{os.getppid()}",
+                                              f".tmp-{final.name}-{dead}0", f".tmp-0123456789abcdef-{dead}")}
+    for name, d in folders.items():
+        (d / "sequences").mkdir(parents=True)
+        if not name.endswith(f"{dead}0"):                 # the recent one stays recent
+            os.utime(d, (time.time() - 2 * prep.STALE_TMP_SECONDS,) * 2)
+    shutil.rmtree(final)
+    again = prep.prepare_dataset(cfg)
+    assert not folders[f".tmp-{final.name}-{dead}"].exists()
+    assert all(folders[n].exists() for n in list(folders)[1:])
+    assert (again.frames.onset == first.frames.onset).all()

@@ -254,6 +254,33 @@ def _settings(cfg: PrepareConfig) -> dict:
             "apex_spotting": cfg.apex_spotting}
 
 
+#: a temporary cache folder of a process that no longer runs is removed once it is older than this (seconds): a
+#: process of the same number on another machine sharing the folder is given time to finish its few-second write
+STALE_TMP_SECONDS = 3600
+
+
+def _remove_stale_tmp(root: Path, digest: str) -> None:
+    """Remove ``root/.tmp-<digest>-<pid>`` folders left by a prepare killed while it wrote its cache (the arrays of
+    every clip: up to gigabytes with ``sequences``), when that process no longer runs here and the folder is older
+    than :data:`STALE_TMP_SECONDS`; each removal is logged."""
+    for old in root.glob(f".tmp-{digest}-*"):
+        try:
+            pid = int(old.name.rsplit("-", 1)[1])
+            os.kill(pid, 0)                       # raises when no such process runs on this machine
+            continue
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError, OSError):  # not our name pattern, or another user's live process
+            continue
+        try:
+            if time.time() - old.stat().st_mtime < STALE_TMP_SECONDS:
+                continue
+        except OSError:
+            continue
+        log.info("prepare: removing %s, left by a run that was stopped while it wrote the cache", old)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
     """16-hex-digit SHA-1 of the settings and the inputs (labels, frame numbers, and each frame
     file's name, size and mtime), in task order."""
@@ -634,6 +661,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         raise PrepareError("prepare: every clip failed; reasons: " +
                            "; ".join(f"{s['key']}: {s['reason']}" for s in skipped[:10]))
     root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(root, digest)
     tmp = root / f".tmp-{digest}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
