@@ -582,9 +582,14 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
 def real_motion_seen(estimator, subjects: Sequence[str]) -> list[str]:
     """The subjects among ``subjects`` whose real (unlabelled) onset→apex frames trained the flow network: those its
     weights file records under ``meta["real_pair_subjects"]`` (self-supervised weights, :mod:`flownet.selfsup`),
-    matched by :func:`icegan.protocol.subject_key`. Sorted; empty for classical flow and weights without the record."""
+    matched by :func:`icegan.protocol.subject_key`. Sorted; empty for classical flow and weights without the record.
+    The network is found through the wrappers the main job puts around it (a head/expression component's
+    ``decomposer``, a working-resolution or RANSAC decomposer's ``base``)."""
     from icegan.protocol import subject_key
-    meta = getattr(getattr(estimator, "model", None), "meta", None) or {}
+    net = estimator
+    for attr in ("decomposer", "base"):
+        net = getattr(net, attr, net)
+    meta = getattr(getattr(net, "model", None), "meta", None) or {}
     seen = {subject_key(s) for s in meta.get("real_pair_subjects") or []}
     return sorted(s for s in {str(x) for x in subjects} if subject_key(s) in seen)
 

@@ -388,3 +388,16 @@ def test_a_main_job_whose_flow_saw_the_held_out_subjects_real_motion_says_so(tmp
             assert "flow.method=tvl1 or farneback" in said[0]
         else:
             assert not said
+
+
+def test_real_motion_seen_looks_through_the_flow_wrappers(tmp_path, tiny_flow):
+    """With flow.component=head or expression the main job's estimator is a component of a decomposer around the
+    network, and the record of real frames was not found (no warning); now it is, as for the plain network."""
+    from flownet.registry import load_srflownet, save_srflownet
+    from icegan.pipeline import build_flow, load_main_config, real_motion_seen
+    seen = save_srflownet(load_srflownet(tiny_flow), tmp_path / "seen.pt",
+                          meta={"real_pair_subjects": ["casme2/sub01"]})
+    for extra in ([], ["flow.component=expression"], ["flow.component=head"]):
+        cfg = load_main_config(None, [f"flow.weights={seen}", *extra])
+        assert real_motion_seen(build_flow(cfg, torch.device("cpu")), ["casme2/sub01", "casme2/sub02"]) == \
+            ["casme2/sub01"], extra
