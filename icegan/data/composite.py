@@ -64,7 +64,7 @@ def composite_emotion(row: SheetRow) -> Optional[str]:
     """
     table = {"casme2": CASME2_TO_CLASS3, "samm": SAMM_TO_CLASS3}.get(row.dataset)
     if table is None:
-        raise ValueError(f"composite_class: dataset {row.dataset!r} has no sheet rule (SMIC uses folders)")
+        raise ValueError(f"dataset {row.dataset!r} has no composite rule in a coding sheet (SMIC uses folders)")
     return table.get(row.emotion.strip().lower())
 
 
