@@ -436,3 +436,17 @@ def test_gan_pairs_cache_of_another_code_version_is_not_read(casme2_pairs_copy, 
     new = pairs_mod.load_casme2_pairs(casme2_pairs_copy, **kw)
     assert new.apex.any() and np.array_equal(new.apex, old.apex)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_selfsup_onset_apex_pairs_look_only_at_the_onset_and_apex_sizes(casme2_pairs_copy):
+    """With onset→apex pairs only, a frame of another size elsewhere in the clip (apex+1 here) no longer drops the
+    clip's good onset→apex pair; with consecutive pairs, which use it, the clip is still skipped."""
+    from flownet.data.real_pairs import RealFramePairs
+    subject, clip, onset, apex = CLIPS[0]
+    _resize_frame(casme2_pairs_copy / subject / clip / f"img{apex + 1}.jpg")
+    kw = dict(root=casme2_pairs_copy.parent, subjects=[subject], size=32, flip=False)
+    only = RealFramePairs(**kw, kinds=("onset_apex",))
+    assert not only.skipped and len(only.pairs["onset_apex"]) == 2
+    with pytest.warns(UserWarning, match=rf"{clip}: frame img{apex + 1}\.jpg is 271x312 pixels"):
+        both = RealFramePairs(**kw)
+    assert [p.parent.name for p, _ in both.pairs["onset_apex"]] == [CLIPS[1][1]]

@@ -169,7 +169,11 @@ class RealFramePairs(torch.utils.data.Dataset):
                 raise FileNotFoundError(f"{where} is verified but its folder {clip} does not exist")
             nums = sorted(int(m.group(1)) for p in clip.iterdir() if (m := _FRAME_RE.match(p.name)))
             have = set(nums)
-            why = _mixed_sizes(clip, nums, r["onset"])
+            used = nums                     # the frames this run pairs: all of them, or (onset→apex only) two
+            if "consecutive" not in kinds:
+                key = {_frame_number(r[f], f, where) for f in ("onset", "apex") if str(r[f]).strip()}
+                used = [n for n in nums if n in key]
+            why = _mixed_sizes(clip, used, r["onset"])
             if why is not None:
                 self.skipped.append(f"{r['subject']}/{r['filename']}: {why}")
                 odd_clips.append(self.skipped[-1])
