@@ -159,7 +159,7 @@ def _cache_ok(df: pd.DataFrame, outer_folds: Sequence, n_train: dict, samples: p
 
 
 def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Path, progress: bool = True,
-                      log=sys.stderr) -> pd.DataFrame:
+                      log=None) -> pd.DataFrame:
     """Inner-fold class probabilities of one ``icegan loso`` recipe for every outer fold (computed or resumed).
 
     Args:
@@ -180,6 +180,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
         SelectionError: an oracle-epoch recipe (its scores are not one prediction per clip), or one that does not
             return class probabilities; as :func:`inner_folds`.
     """
+    log = sys.stderr if log is None else log      # the stream of the call, not of the import
     from tqdm.auto import tqdm
 
     from icegan.commands.loso import fold_runner
@@ -280,7 +281,7 @@ def _score(y_true: np.ndarray, probs: np.ndarray, criterion: str, n_classes: int
 def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: str | Path, k: int = 4,
                   criterion: Literal["UF1", "UAR"] = "UF1", scope: Literal["all", "dataset"] = "all",
                   cache_dir: Optional[str | Path] = None, name: Optional[str] = None, progress: bool = True,
-                  log=sys.stderr) -> dict:
+                  log=None) -> dict:
     """Choose a candidate per outer LOSO fold by inner cross-validation and score the chosen predictions.
 
     Args:
@@ -311,6 +312,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         icegan.protocol.LosoStateError: ``out_dir`` holds another kind of run (``icegan loso``, ensemble, merge) or
             a ``predictions.csv`` without a run header (:func:`icegan.paths.run_folder_conflict`).
     """
+    log = sys.stderr if log is None else log      # the stream of the call, not of the import
     from icegan.commands.loso import load_feature_set
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run

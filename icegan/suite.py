@@ -627,7 +627,7 @@ def _write_times(out: Path, times: dict) -> None:
 
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
               seeds: Optional[Sequence[int]] = None, progress: bool = True, dry_run: bool = False,
-              log=sys.stderr, reuse: Sequence[str | Path] = ()) -> list[PlannedRun]:
+              log=None, reuse: Sequence[str | Path] = ()) -> list[PlannedRun]:
     """Run (or resume) the suite in ``suite_path`` into ``out`` and write its results page.
 
     Args:
@@ -658,6 +658,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             whose LOSO header (folds, clips) differs from this suite's data (the copy is removed).
         icegan.ensemble.EnsembleError: members an ensemble cannot average (e.g. scores that are not probabilities).
     """
+    log = sys.stderr if log is None else log      # the stream of the call, not of the import
     from icegan.commands.loso import LosoConfig, check_run, load_feature_set, run
     from icegan.ensemble import ensemble_runs
     from icegan.pipeline import run_main

@@ -225,6 +225,17 @@ def test_run_suite_returns_the_plan_of_a_dry_run(tiny, tmp_path, capsys):
     assert run_suite(tiny, None, dry_run=True)[0].out == Path("runs") / "tiny" / "logistic_regression"
 
 
+def test_run_suite_writes_to_the_stderr_of_its_call(tiny, tmp_path, monkeypatch):
+    """run_suite's default stream was bound when icegan.suite was first imported (inside one test's capture, a
+    stream that later closed); now it is sys.stderr as it is at the call."""
+    import io
+    import sys
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", now)
+    plan = run_suite(tiny, tmp_path / "o", ["threads=1"], dry_run=True)
+    assert now.getvalue().splitlines() == [p.command for p in plan]
+
+
 def test_shipped_casme2_flow_suite_plans(tmp_path):
     """configs/suite_casme2_flow.yaml: four main-job recipes (train.py), no GAN, one flow method each."""
     from icegan.pipeline import MainConfig
