@@ -4,6 +4,7 @@ warning naming it, never a traceback or data read as valid."""
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,9 +45,10 @@ def test_main_job_redoes_a_flow_feature_cache_cut_short(tmp_path, tiny_weights, 
 def test_a_kill_while_saving_the_flow_feature_cache_keeps_no_cut_file(tmp_path, tiny_weights, monkeypatch):
     """A kill inside torch.save of features_real.pt: nothing cut short is left under that name."""
     cfg = load_main_config(None, TINY + [f"flow.weights={tiny_weights}"])
-    real_save = torch.save
+    real_save, killed = torch.save, []
 
     def killed_half_way(obj, f, *a, **k):
+        killed.append(str(f))
         real_save(obj, f, *a, **k)
         data = open(f, "rb").read()
         open(f, "wb").write(data[:len(data) // 2])
@@ -54,6 +56,7 @@ def test_a_kill_while_saving_the_flow_feature_cache_keeps_no_cut_file(tmp_path, 
     monkeypatch.setattr(torch, "save", killed_half_way)
     with pytest.raises(KeyboardInterrupt):
         run_main(cfg, tmp_path / "run", progress=False)
+    assert killed and "features_real.pt" in Path(killed[0]).name, killed      # the save that was cut is the cache's
     assert not (tmp_path / "run" / "features_real.pt").exists()
 
 
@@ -169,15 +172,18 @@ def test_a_kill_while_icegan_features_writes_its_table_leaves_no_table(tmp_path,
     cfg = load_main_config(None, ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32",
                                   f"flow.weights={tiny_weights}"])
     ref = pd.read_csv(export_features(cfg, tmp_path / "ref", progress=False))
-    real_to_csv = pd.DataFrame.to_csv
+    real_to_csv, killed = pd.DataFrame.to_csv, []
 
     def killed_at_a_line_end(self, path=None, *a, **k):
+        killed.append(str(path))
         real_to_csv(self.iloc[:len(self) // 2], path, *a, **k)
         raise KeyboardInterrupt
     monkeypatch.setattr(pd.DataFrame, "to_csv", killed_at_a_line_end)
     with pytest.raises(KeyboardInterrupt):
         export_features(cfg, tmp_path / "f", progress=False)
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+    assert killed and Path(killed[0]).name.startswith("features") and Path(killed[0]).parent == tmp_path / "f", \
+        killed                                          # the write that was cut is a feature table's
     assert not (tmp_path / "f" / "features.csv").exists() and not list((tmp_path / "f").glob("*.tmp"))
     again = pd.read_csv(export_features(cfg, tmp_path / "f", progress=False))
     pd.testing.assert_frame_equal(again, ref)
