@@ -39,7 +39,7 @@ def _cmdline(pid: int) -> str:
 def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
     """workers=2, SIGINT while the forkserver loads the face models or once the workers run, to the main process
     then to the whole process group (as ``timeout -s INT`` sends it; a terminal's Ctrl-C goes to the group): the one
-    line "icegan prepare: interrupted", exit code 130, no traceback nor leaked-semaphore warning, no process left."""
+    line "icegan prepare: interrupted" (with what is kept), exit code 130, no traceback nor leaked-semaphore warning, no process left."""
     frames = shared_data / "casme2_raw" / "sub01" / "EP02_01f"       # raw 640x480 frames: ~2 s of detection a clip
     clips = tmp_path / "clips.csv"
     clips.write_text("subject,clip,frames,onset,apex,offset\n"
@@ -69,7 +69,8 @@ def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "icegan prepare: interrupted", err
+    assert err.strip().splitlines()[-1] == ("icegan prepare: interrupted: the clips prepared so far are kept; run "
+                                            "the same command again to prepare only the rest"), err
     assert "Traceback" not in err and "leaked" not in err, err
     assert "prepared" not in out
     deadline = time.time() + 10                                       # workers, forkserver: all gone
@@ -236,3 +237,47 @@ def test_a_cache_folder_left_by_a_killed_prepare_is_removed(tmp_path):
     assert not folders[f".tmp-{final.name}-{dead}"].exists()
     assert all(folders[n].exists() for n in list(folders)[1:])
     assert (again.frames.onset == first.frames.onset).all()
+
+
+def test_a_prepare_stopped_midway_prepares_only_the_rest(tmp_path, monkeypatch):
+    """A prepare stopped by Ctrl-C or a kill lost every clip it had prepared (the cache is written at the end). Now
+    each finished clip is kept in .partial-<hash>: the rerun prepares only the others, its cache equals an
+    uninterrupted run's, and the folder is removed once the cache is written. A kept file that cannot be read is
+    prepared again."""
+    import cv2
+    import numpy as np
+
+    from icegan.data import prepare as prep
+    frames = tmp_path / "c1"
+    frames.mkdir()
+    for n in range(1, 11):
+        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\n"
+                     + "".join(f"p{i},c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
+    spec = [prep.DatasetSpec(name="clips", root=str(clips))]
+    whole = prep.prepare_dataset(prep.PrepareConfig(datasets=spec, cache_root=str(tmp_path / "ref"), size=16,
+                                                    workers=1, progress=False))
+    cfg = prep.PrepareConfig(datasets=spec, cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
+    real, calls = prep.process_clip, []
+
+    def stopped_at_the_third(rec, mode, settings):
+        calls.append(rec.key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(rec, mode, settings)
+    monkeypatch.setattr(prep, "process_clip", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        prep.prepare_dataset(cfg)
+    root = prep.cache_root_of(cfg)
+    (partial,) = root.glob(".partial-*")
+    assert len(list(partial.glob("*.pkl"))) == 2 and not list(partial.glob("*.tmp"))
+    next(iter(partial.glob("*.pkl"))).write_bytes(b"cut")           # one kept clip unreadable: prepared again
+    calls.clear()
+    monkeypatch.setattr(prep, "process_clip", lambda *a: calls.append(a[0].key) or real(*a))
+    again = prep.prepare_dataset(cfg)
+    assert len(calls) == 3 and len(set(calls)) == 3                  # 2 never prepared + 1 unreadable
+    assert not partial.exists()
+    for name in ("onset", "apex", "apex_neighbours"):
+        assert np.array_equal(getattr(again.frames, name), getattr(whole.frames, name)), name
+    assert again.manifest["key"].tolist() == whole.manifest["key"].tolist()

@@ -28,6 +28,10 @@ inputs is a directory lookup and any changed setting makes a new cache. Contents
 ``skipped.csv``             every clip not prepared, with the reason
 ``settings.json``           settings, input hash, counts, timings
 ==========================  ===================================================================
+
+A prepare stopped before it wrote the cache (Ctrl-C, a kill) keeps each clip it finished in
+``<cache_root>/.partial-<hash>/`` (one file per clip, written whole); the next prepare of the same inputs and settings
+reads those and prepares only the rest, and removes the folder once the cache is written.
 """
 from __future__ import annotations
 
@@ -279,6 +283,41 @@ def _remove_stale_tmp(root: Path, digest: str) -> None:
             continue
         log.info("prepare: removing %s, left by a run that was stopped while it wrote the cache", old)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _partial_file(partial: Path, key: str) -> Path:
+    """The file of clip ``key``'s finished :func:`process_clip` result in a ``.partial-<hash>`` folder."""
+    return partial / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
+
+
+def _read_partial(partial: Path, tasks: list[tuple[ClipRecord, str]]) -> dict[str, dict]:
+    """The results of ``tasks``' clips that a stopped prepare of the same cache finished (``{key: result}``); a file
+    that cannot be read (written by another version) is left out, and its clip prepared again."""
+    import pickle
+    found: dict[str, dict] = {}
+    if not partial.is_dir():
+        return found
+    for rec, _ in tasks:
+        f = _partial_file(partial, rec.key)
+        if f.is_file():
+            try:
+                res = pickle.loads(f.read_bytes())        # the project's own file, in the user's cache folder
+            except Exception as exc:                      # noqa: BLE001 (any unpickling failure: prepare it again)
+                log.warning("prepare: %s cannot be read (%s); clip %s is prepared again", f, exc, rec.key)
+                continue
+            if isinstance(res, dict) and res.get("key") == rec.key:
+                found[rec.key] = res
+    return found
+
+
+def _keep_partial(partial: Path, res: dict) -> None:
+    """Write one finished clip's result into the ``.partial-<hash>`` folder, whole (a temporary file renamed)."""
+    import pickle
+    partial.mkdir(parents=True, exist_ok=True)
+    f = _partial_file(partial, res["key"])
+    tmp = f.with_name(f.name + f".{os.getpid()}.tmp")
+    tmp.write_bytes(pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
+    os.replace(tmp, f)
 
 
 def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
@@ -622,17 +661,23 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         return hit
     if not tasks:
         raise PrepareError("prepare: no usable clip in the configured datasets; see the warnings above")
-    results: dict[str, dict] = {}
+    partial = root / f".partial-{digest}"     # the clips a stopped prepare of these inputs finished
+    results: dict[str, dict] = _read_partial(partial, tasks)
+    todo = [(rec, mode) for rec, mode in tasks if rec.key not in results]
+    if results:
+        log.info("prepare: resuming: %d of %d clips were prepared by a run that stopped (%s)", len(results),
+                 len(tasks), partial)
     from tqdm import tqdm
-    with tqdm(total=len(tasks), desc="prepare", unit="clip", disable=not cfg.progress) as bar:  # closed on Ctrl-C too
-        if cfg.workers <= 1:
-            for rec, mode in tasks:
-                results[rec.key] = process_clip(rec, mode, settings)
-                bar.update()
+    with tqdm(total=len(tasks), initial=len(results), desc="prepare", unit="clip",
+              disable=not cfg.progress) as bar:  # closed on Ctrl-C too
+        if cfg.workers <= 1 or len(todo) <= 1:
+            finished = (process_clip(rec, mode, settings) for rec, mode in todo)
         else:
-            for res in _pool_map(cfg.workers, [(rec, mode, settings) for rec, mode in tasks]):
-                results[res["key"]] = res
-                bar.update()
+            finished = _pool_map(cfg.workers, [(rec, mode, settings) for rec, mode in todo])
+        for res in finished:
+            _keep_partial(partial, res)
+            results[res["key"]] = res
+            bar.update()
     rows, onset, apex, neigh, lms, seqs = [], [], [], [], [], []
     for rec, mode in tasks:
         res = results[rec.key]
@@ -690,5 +735,6 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         os.rename(tmp, final)
     except OSError:  # another process finished the same cache first
         shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)       # its clips are in the cache now
     log.info("prepare: %d clips prepared, %d skipped, cache %s", len(rows), len(skipped), final)
     return load_prepared(final)
