@@ -281,3 +281,34 @@ def test_a_prepare_stopped_midway_prepares_only_the_rest(tmp_path, monkeypatch):
     for name in ("onset", "apex", "apex_neighbours"):
         assert np.array_equal(getattr(again.frames, name), getattr(whole.frames, name)), name
     assert again.manifest["key"].tolist() == whole.manifest["key"].tolist()
+
+
+def _four_clips(tmp_path: Path, cache: str):
+    """A PrepareConfig of four 10-frame clips of one folder (cropped mode, size 16, one process) and its module."""
+    import cv2
+    import numpy as np
+
+    from icegan.data import prepare as prep
+    frames = tmp_path / "c1"
+    frames.mkdir(exist_ok=True)
+    for n in range(1, 11):
+        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\n"
+                     + "".join(f"p{i},c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
+    return prep, prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
+                                    cache_root=str(tmp_path / cache), size=16, workers=1, progress=False)
+
+
+def test_a_prepare_whose_every_clip_failed_keeps_nothing_for_the_rerun(tmp_path, monkeypatch):
+    """A prepare that ran to its end with every clip failed ('every clip failed') is no stopped run: it used to leave
+    its failures in .partial-<hash>, and the rerun, after the user fixed the cause (a permission, a library: nothing
+    the hash sees), read them back and failed again without trying a clip."""
+    prep, cfg = _four_clips(tmp_path, "cache")
+    real = prep.process_clip
+    monkeypatch.setattr(prep, "process_clip", lambda rec, mode, s: {"key": rec.key, "error": "cannot be read"})
+    with pytest.raises(prep.PrepareError, match="every clip failed"):
+        prep.prepare_dataset(cfg)
+    assert not list(prep.cache_root_of(cfg).glob(".partial-*"))
+    monkeypatch.setattr(prep, "process_clip", real)
+    assert len(prep.prepare_dataset(cfg)) == 4

@@ -702,7 +702,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         neigh.append(res["neighbours"])
         lms.append(res["landmarks"])
         seqs.append(res["sequence"])
-    if not rows:
+    if not rows:                # a run that ended, not a stopped one: its failures are not kept for the rerun
+        shutil.rmtree(partial, ignore_errors=True)
         raise PrepareError("prepare: every clip failed; reasons: " +
                            "; ".join(f"{s['key']}: {s['reason']}" for s in skipped[:10]))
     root.mkdir(parents=True, exist_ok=True)
