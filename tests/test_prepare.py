@@ -312,3 +312,15 @@ def test_a_prepare_whose_every_clip_failed_keeps_nothing_for_the_rerun(tmp_path,
     assert not list(prep.cache_root_of(cfg).glob(".partial-*"))
     monkeypatch.setattr(prep, "process_clip", real)
     assert len(prep.prepare_dataset(cfg)) == 4
+
+
+def test_a_cache_hit_removes_the_partial_folder_of_its_hash(tmp_path):
+    """A kill after the cache was renamed into place, while its (up to gigabytes) .partial-<hash> was being
+    removed, left that folder for good: every later run is a cache hit, which did not look at it."""
+    prep, cfg = _four_clips(tmp_path, "cache")
+    first = prep.prepare_dataset(cfg)
+    partial = first.cache_dir.parent / f".partial-{first.cache_dir.name}"
+    partial.mkdir()
+    (partial / "0123456789abcdef.pkl").write_bytes(b"left by a kill")
+    again = prep.prepare_dataset(cfg)
+    assert again.cache_dir == first.cache_dir and not partial.exists()

@@ -648,8 +648,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     digest = inputs_hash(tasks, settings)
     root = cache_root_of(cfg)
     final = root / digest
+    partial = root / f".partial-{digest}"     # the clips a stopped prepare of these inputs finished
     if (final / "COMPLETE").is_file():
         log.info("prepare: cache hit %s", final)
+        shutil.rmtree(partial, ignore_errors=True)      # left by a kill after the cache was written
         hit = load_prepared(final)
         # the same clips, maybe from another config (other filters, other layout problems): this call's skips, and
         # the cached failures of these clips (no face found, ...), never the skips of the call that made the cache
@@ -661,7 +663,6 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         return hit
     if not tasks:
         raise PrepareError("prepare: no usable clip in the configured datasets; see the warnings above")
-    partial = root / f".partial-{digest}"     # the clips a stopped prepare of these inputs finished
     results: dict[str, dict] = _read_partial(partial, tasks)
     todo = [(rec, mode) for rec, mode in tasks if rec.key not in results]
     if results:
