@@ -324,3 +324,28 @@ def test_a_cache_hit_removes_the_partial_folder_of_its_hash(tmp_path):
     (partial / "0123456789abcdef.pkl").write_bytes(b"left by a kill")
     again = prep.prepare_dataset(cfg)
     assert again.cache_dir == first.cache_dir and not partial.exists()
+
+
+def test_a_concurrent_prepare_removing_the_partial_folder_does_not_stop_this_one(tmp_path, monkeypatch):
+    """Two prepares of the same inputs share .partial-<hash>; the first to finish removes it. The other one's next
+    kept clip then found no folder (FileNotFoundError: the whole prepare stopped, where before c1007a8 it finished
+    and used the cache the first one wrote). Keeping a clip for a resume may fail; the prepare goes on."""
+    import pickle
+    import shutil
+
+    import numpy as np
+    prep, cfg = _four_clips(tmp_path, "cache")
+    _, ref = _four_clips(tmp_path, "ref")
+    whole = prep.prepare_dataset(ref)
+    dumps = pickle.dumps
+
+    def removed_meanwhile(obj, *a, **k):           # the other process's rmtree, between mkdir and the write
+        for d in prep.cache_root_of(cfg).glob(".partial-*"):
+            shutil.rmtree(d)
+        return dumps(obj, *a, **k)
+    monkeypatch.setattr(pickle, "dumps", removed_meanwhile)
+    got = prep.prepare_dataset(cfg)
+    monkeypatch.setattr(pickle, "dumps", dumps)
+    assert got.manifest["key"].tolist() == whole.manifest["key"].tolist()
+    assert np.array_equal(got.frames.apex, whole.frames.apex)
+    assert not list(prep.cache_root_of(cfg).glob(".partial-*"))

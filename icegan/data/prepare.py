@@ -311,13 +311,19 @@ def _read_partial(partial: Path, tasks: list[tuple[ClipRecord, str]]) -> dict[st
 
 
 def _keep_partial(partial: Path, res: dict) -> None:
-    """Write one finished clip's result into the ``.partial-<hash>`` folder, whole (a temporary file renamed)."""
+    """Write one finished clip's result into the ``.partial-<hash>`` folder, whole (a temporary file renamed). A
+    failure (the folder removed meanwhile by a concurrent prepare of the same cache that finished) is logged and
+    only costs the resume: the result is in memory."""
     import pickle
-    partial.mkdir(parents=True, exist_ok=True)
     f = _partial_file(partial, res["key"])
     tmp = f.with_name(f.name + f".{os.getpid()}.tmp")
-    tmp.write_bytes(pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
-    os.replace(tmp, f)
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, f)
+    except OSError as exc:
+        log.debug("prepare: clip %s not kept in %s (%s)", res["key"], partial, exc)
+        tmp.unlink(missing_ok=True)
 
 
 def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
