@@ -1050,12 +1050,14 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     except ValueError as exc:
         raise PrepareError(f"the run's clips: {exc}") from None
     seen = real_motion_seen(estimator, [f.subject for f in folds])
+    learned = cfg.flow.component != "total" and cfg.flow.decompose == "learned"    # then DecFlow's weights saw them
     if seen and distributed.is_main():
         log.warning("the flow weights (%s) were trained on the real onset->apex frames (unlabelled) of %d of this "
                     "run's %d held-out subjects (%s%s): their features come from a network that has seen their "
                     "motion, so their folds are not leak-free; for flow no fold's data touched use "
                     "flow.method=tvl1 or farneback (README, 'What the learned parts have seen')",
-                    cfg.flow.weights or "shipped", len(seen), len(folds), ", ".join(seen[:5]),
+                    (cfg.flow.decompose_weights if learned else cfg.flow.weights) or "shipped", len(seen), len(folds),
+                    ", ".join(seen[:5]),
                     ", ..." if len(seen) > 5 else "")
     if distributed.is_main():
         write_skipped(run_dir / "skipped.csv", clips.skipped)

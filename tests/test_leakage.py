@@ -401,3 +401,19 @@ def test_real_motion_seen_looks_through_the_flow_wrappers(tmp_path, tiny_flow):
         cfg = load_main_config(None, [f"flow.weights={seen}", *extra])
         assert real_motion_seen(build_flow(cfg, torch.device("cpu")), ["casme2/sub01", "casme2/sub02"]) == \
             ["casme2/sub01"], extra
+
+
+def test_the_warning_of_a_learned_decomposition_names_its_decflow_weights(tmp_path, caplog):
+    """With flow.decompose=learned the network that saw the real frames is the DecFlow of flow.decompose_weights
+    (flow.weights is not used): the warning named flow.weights ('shipped')."""
+    from flownet.models.decflow import DecFlow, DecFlowConfig, save_decflow
+    from icegan.pipeline import load_main_config, run_main
+    dec = save_decflow(DecFlow(DecFlowConfig()), tmp_path / "dec_seen.pt",
+                       meta={"real_pair_subjects": ["synthetic/s02"]})
+    cfg = load_main_config(None, MAIN_TINY + ["flow.component=expression", "flow.decompose=learned",
+                                              f"flow.decompose_weights={dec}", "data.max_folds=1",
+                                              "gan.enabled=false"])
+    with caplog.at_level("WARNING", logger="icegan"):
+        run_main(cfg, tmp_path / "run", progress=False)
+    said = [r.getMessage() for r in caplog.records if "real onset->apex frames" in r.getMessage()]
+    assert len(said) == 1 and f"flow weights ({dec})" in said[0], said
