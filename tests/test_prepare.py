@@ -349,3 +349,17 @@ def test_a_concurrent_prepare_removing_the_partial_folder_does_not_stop_this_one
     assert got.manifest["key"].tolist() == whole.manifest["key"].tolist()
     assert np.array_equal(got.frames.apex, whole.frames.apex)
     assert not list(prep.cache_root_of(cfg).glob(".partial-*"))
+
+
+def test_a_cache_hit_removes_a_stale_temporary_folder_of_its_cache(tmp_path):
+    """The usual course after a kill while the cache was written: the user reruns at once, the `.tmp-<hash>-<pid>`
+    is then under an hour old and kept, that rerun writes the cache, and every later run is a cache hit, which never
+    looked at the folder again: it stayed for good. A cache hit removes it too once it is stale."""
+    prep, cfg = _four_clips(tmp_path, "cache")
+    first = prep.prepare_dataset(cfg)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = first.cache_dir.parent / f".tmp-{first.cache_dir.name}-{int(gone.stdout)}"
+    (left / "sequences").mkdir(parents=True)
+    os.utime(left, (time.time() - 2 * prep.STALE_TMP_SECONDS,) * 2)
+    assert prep.prepare_dataset(cfg).cache_dir == first.cache_dir
+    assert not left.exists()

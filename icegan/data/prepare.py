@@ -658,6 +658,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     if (final / "COMPLETE").is_file():
         log.info("prepare: cache hit %s", final)
         shutil.rmtree(partial, ignore_errors=True)      # left by a kill after the cache was written
+        _remove_stale_tmp(root, digest)                 # left by a kill while it was written, then kept as recent
         hit = load_prepared(final)
         # the same clips, maybe from another config (other filters, other layout problems): this call's skips, and
         # the cached failures of these clips (no face found, ...), never the skips of the call that made the cache
