@@ -363,3 +363,33 @@ def test_a_cache_hit_removes_a_stale_temporary_folder_of_its_cache(tmp_path):
     os.utime(left, (time.time() - 2 * prep.STALE_TMP_SECONDS,) * 2)
     assert prep.prepare_dataset(cfg).cache_dir == first.cache_dir
     assert not left.exists()
+
+
+def test_a_kept_clip_file_that_would_run_code_is_refused(tmp_path, caplog):
+    """A .pkl planted in a .partial-<hash> folder that others can write: read with plain pickle it would run its
+    code; kept clip results are read by an unpickler that builds only records, paths and numpy arrays, so the file
+    is named, nothing runs and the clip is prepared again."""
+    import logging
+    import pickle
+
+    import numpy as np
+
+    from icegan.data import prepare as prep
+    from icegan.data.records import ClipRecord
+    rec = ClipRecord("clips", "clips/p0", "c0", "", None, 1, 5, 9, frame_paths=(tmp_path / "img1.png",))
+    marker = tmp_path / "ran"
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    partial = tmp_path / ".partial-x"
+    partial.mkdir()
+    prep._partial_file(partial, rec.key).write_bytes(pickle.dumps({"key": rec.key, "x": Planted()}))
+    with caplog.at_level(logging.WARNING, logger="icegan.data"):
+        assert prep._read_partial(partial, [(rec, "cropped")]) == {}
+    assert not marker.exists()
+    assert any("cannot be read (a kept clip result holds no" in r.getMessage() for r in caplog.records)
+    kept = {"key": rec.key, "record": rec, "onset_img": np.arange(6, dtype=np.uint8).reshape(2, 3), "notes": ""}
+    prep._keep_partial(partial, kept)                                       # the project's own: read back
+    back = prep._read_partial(partial, [(rec, "cropped")])[rec.key]
+    assert back["record"] == rec and np.array_equal(back["onset_img"], kept["onset_img"])

@@ -40,6 +40,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -285,6 +286,23 @@ def _remove_stale_tmp(root: Path, digest: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+class _ResultUnpickler(pickle.Unpickler):
+    """Reads a kept clip result (:func:`_keep_partial`) and nothing else: the only classes it builds are a
+    :class:`ClipRecord`, paths and numpy arrays and scalars, so a ``.pkl`` planted in a cache folder that others can
+    write cannot run code (``pickle.UnpicklingError`` naming the class; the clip is then prepared again)."""
+
+    def find_class(self, module: str, name: str):
+        allowed = ((module, name) == ("icegan.data.records", "ClipRecord")
+                   or (module.split(".")[0] == "pathlib" and name.endswith("Path"))
+                   or (module in ("numpy", "numpy.dtypes") and (name in ("ndarray", "dtype") or name.endswith("DType")))
+                   or (module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                       and name in ("_reconstruct", "scalar"))
+                   or (module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer"))
+        if not allowed:
+            raise pickle.UnpicklingError(f"a kept clip result holds no {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _partial_file(partial: Path, key: str) -> Path:
     """The file of clip ``key``'s finished :func:`process_clip` result in a ``.partial-<hash>`` folder."""
     return partial / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
@@ -293,7 +311,7 @@ def _partial_file(partial: Path, key: str) -> Path:
 def _read_partial(partial: Path, tasks: list[tuple[ClipRecord, str]]) -> dict[str, dict]:
     """The results of ``tasks``' clips that a stopped prepare of the same cache finished (``{key: result}``); a file
     that cannot be read (written by another version) is left out, and its clip prepared again."""
-    import pickle
+    import io
     found: dict[str, dict] = {}
     if not partial.is_dir():
         return found
@@ -301,7 +319,7 @@ def _read_partial(partial: Path, tasks: list[tuple[ClipRecord, str]]) -> dict[st
         f = _partial_file(partial, rec.key)
         if f.is_file():
             try:
-                res = pickle.loads(f.read_bytes())        # the project's own file, in the user's cache folder
+                res = _ResultUnpickler(io.BytesIO(f.read_bytes())).load()
             except Exception as exc:                      # noqa: BLE001 (any unpickling failure: prepare it again)
                 log.warning("prepare: %s cannot be read (%s); clip %s is prepared again", f, exc, rec.key)
                 continue
@@ -314,7 +332,6 @@ def _keep_partial(partial: Path, res: dict) -> None:
     """Write one finished clip's result into the ``.partial-<hash>`` folder, whole (a temporary file renamed). A
     failure (the folder removed meanwhile by a concurrent prepare of the same cache that finished) is logged and
     only costs the resume: the result is in memory."""
-    import pickle
     f = _partial_file(partial, res["key"])
     tmp = f.with_name(f.name + f".{os.getpid()}.tmp")
     try:
