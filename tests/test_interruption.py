@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from _flow_sizes import save_main_job_weights
 
-from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
-from flownet.registry import save_srflownet
 from icegan.pipeline import load_main_config, run_main
 
 TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2", "gan.enabled=false",
@@ -19,10 +18,7 @@ TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
-                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=2)
-    return str(save_srflownet(SRFlowNet(cfg), tmp_path_factory.mktemp("w") / "tiny.pt"))
+    return save_main_job_weights(tmp_path_factory.mktemp("w") / "tiny.pt", iters=2)
 
 
 def test_main_job_redoes_a_flow_feature_cache_cut_short(tmp_path, tiny_weights, caplog):

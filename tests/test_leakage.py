@@ -107,12 +107,8 @@ def test_sklearn_fold_never_sees_the_held_out_subject(name):
 
 @pytest.fixture(scope="module")
 def tiny_flow(tmp_path_factory):
-    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
-    from flownet.registry import save_srflownet
-    torch.manual_seed(0)
-    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
-                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=1)
-    return str(save_srflownet(SRFlowNet(cfg), tmp_path_factory.mktemp("w") / "tiny.pt"))
+    from _flow_sizes import save_main_job_weights
+    return save_main_job_weights(tmp_path_factory.mktemp("w") / "tiny.pt", iters=1)
 
 
 MAIN_TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "gan.epochs=1", "gan.batch_size=8",

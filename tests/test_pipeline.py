@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from _flow_sizes import save_main_job_weights
 
 from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
 from flownet.registry import save_srflownet
@@ -28,10 +29,7 @@ TINY = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = SRFlowNetConfig(feature_layers=(8, 8, 16, 16, 16), context_layers=(8, 8, 16, 16, 32), hidden=16,
-                          corr_levels=2, motion_channels=16, flow_head_hidden=16, mask_hidden=16, iters=2)
-    return str(save_srflownet(SRFlowNet(cfg), tmp_path_factory.mktemp("w") / "tiny.pt"))
+    return save_main_job_weights(tmp_path_factory.mktemp("w") / "tiny.pt", iters=2)
 
 
 def _cfg(tiny_weights, *extra):
