@@ -624,9 +624,8 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
                                  progress=progress and distributed.is_main(), desc="real flow")
     feats = distributed.all_gather_rows(part, mine, len(clips.onset))
     if distributed.is_main():
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"key": key, "features": feats, "seconds": time.time() - t0}, tmp)
-        tmp.replace(path)                  # a kill while saving never leaves a cut features_real.pt
+        from flownet.models.state_dict import save_torch_file
+        save_torch_file({"key": key, "features": feats, "seconds": time.time() - t0}, path)   # never left cut short
     log.info("real flow features: %d clips in %.1f s", len(feats), time.time() - t0)
     return feats
 
@@ -713,12 +712,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
 def _write_table(df: pd.DataFrame, path: Path) -> None:
     """``df`` as CSV at ``path``, through a temporary file: a kill while writing never leaves a table cut short (at a
     line's end it would be read as a table of fewer clips)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        df.to_csv(tmp, index=False)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from icegan.paths import write_whole
+    write_whole(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1110,9 +1105,8 @@ def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
     if runner.fold_peak_rss_mb:
         timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
     timing.update(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(timing, indent=2))
-    tmp.replace(path)                   # a Ctrl-C mid-write leaves the previous file, not half of one
+    from icegan.paths import write_whole
+    write_whole(path, lambda tmp: tmp.write_text(json.dumps(timing, indent=2)))   # a Ctrl-C leaves the old file
 
 
 def _describe(cfg: dict) -> dict:

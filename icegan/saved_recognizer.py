@@ -165,13 +165,8 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
                "members": members, "sklearn_pickle": blob,
                "sklearn_sha256": None if blob is None else hashlib.sha256(blob).hexdigest()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(payload, tmp)
-        tmp.replace(path)                     # never a half-written model file under the final name
-    finally:
-        tmp.unlink(missing_ok=True)           # nor a stray .tmp when writing failed
-    return path
+    from flownet.models.state_dict import save_torch_file
+    return save_torch_file(payload, path)     # never a half-written model file, nor a stray .tmp when writing failed
 
 
 def _first_non_finite(members: list) -> str:

@@ -297,10 +297,8 @@ def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module
     for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
         if o is not None:
             payload[k] = o.state_dict()
-    tmp = p.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(p)
-    return p
+    from flownet.models.state_dict import save_torch_file
+    return save_torch_file(payload, p)          # a kill while saving keeps the previous checkpoint whole
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
