@@ -392,3 +392,21 @@ def test_a_suite_killed_while_copying_a_reused_run_copies_it_again(tmp_path, mon
     assert (copy / REUSED_FROM).read_text().strip() == str(tmp_path / "A" / "floor_s0")
     assert (copy / "predictions.csv").read_text() == (tmp_path / "A" / "floor_s0" / "predictions.csv").read_text()
     assert not (tmp_path / "B" / "floor_again_s0.copying").exists()
+
+
+def test_a_gan_checkpoint_whose_save_fails_leaves_the_previous_one_and_no_temporary_file(tmp_path, monkeypatch):
+    """save_checkpoint wrote last.tmp and renamed it; when torch.save failed (a full disk, a kill) last.tmp stayed
+    beside the checkpoint. Now, through save_torch_file, the previous last.pt stays whole and nothing else is left."""
+    from icegan.gan.trainer import GanConfig, save_checkpoint
+    g, d = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    ckpt = save_checkpoint(tmp_path / "last.pt", GanConfig(), g, d, epoch=1, history=[])
+    before = ckpt.read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(tmp_path / "last.pt", GanConfig(), g, d, epoch=2, history=[])
+    assert ckpt.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
