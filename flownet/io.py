@@ -17,7 +17,24 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
-           "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path"]
+           "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
+           "write_whole"]
+
+def write_whole(path: str | Path, write) -> Path:
+    """Write a file through a temporary one in the same folder, renamed when complete: a kill while writing never
+    leaves ``path`` cut short (the old file, if any, stays whole), and a write that fails leaves no temporary file.
+    ``write(tmp_path)`` writes the content. Used by every file a rerun trusts (checkpoints, caches, run headers,
+    tables; ``icegan.paths`` gives it to icegan)."""
+    import os
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
 
 FLO_MAGIC = 202021.25
 UNKNOWN_FLOW_THRESH = 1e9

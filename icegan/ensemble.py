@@ -23,7 +23,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from icegan.paths import run_folder_header, write_whole
+from flownet.io import write_whole
+from icegan.paths import run_folder_header
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, partial_tag,
                              refuse_run_folder_conflict, summarize_predictions, write_reports)

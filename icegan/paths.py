@@ -71,19 +71,6 @@ def run_folder_conflict(folder: str | Path, own_header: str) -> str | None:
 
 
 
-def write_whole(path: str | Path, write) -> Path:
-    """Write a file through a temporary one in the same folder, renamed when complete: a kill while writing never
-    leaves ``path`` cut short (the old file, if any, stays whole). ``write(tmp_path)`` writes the content."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
 #: The files a run writes into its own folder (``icegan loso`` / ``train.py``, ``icegan ensemble``, a nested selection,
 #: a merge): an output of another command must never replace one of them.
 RUN_FILES = frozenset(RUN_HEADERS) | {

@@ -712,7 +712,7 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
 def _write_table(df: pd.DataFrame, path: Path) -> None:
     """``df`` as CSV at ``path``, through a temporary file: a kill while writing never leaves a table cut short (at a
     line's end it would be read as a table of fewer clips)."""
-    from icegan.paths import write_whole
+    from flownet.io import write_whole
     write_whole(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
@@ -1105,7 +1105,7 @@ def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
     if runner.fold_peak_rss_mb:
         timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
     timing.update(extra)
-    from icegan.paths import write_whole
+    from flownet.io import write_whole
     write_whole(path, lambda tmp: tmp.write_text(json.dumps(timing, indent=2)))   # a Ctrl-C leaves the old file
 
 

@@ -45,10 +45,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from flownet.io import write_whole
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
-from icegan.paths import run_folder_conflict, run_folder_header, write_whole
+from icegan.paths import run_folder_conflict, run_folder_header
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
@@ -505,7 +506,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """``text`` to ``path``, whole or not at all (:func:`icegan.paths.write_whole`): run.json and config.yaml vouch
+    """``text`` to ``path``, whole or not at all (:func:`flownet.io.write_whole`): run.json and config.yaml vouch
     for the run's finished folds."""
     write_whole(path, lambda p: p.write_text(text))
 

@@ -36,7 +36,7 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from icegan.paths import write_whole
+from flownet.io import write_whole
 
 __all__ = ["Candidate", "inner_folds", "inner_predictions", "recipe_digest", "select_nested", "SelectionError"]
 
@@ -128,7 +128,7 @@ def _read_cache(cache: Path, columns: list) -> tuple[pd.DataFrame, bool]:
 
 
 def _rewrite(df: pd.DataFrame, cache: Path) -> None:
-    """Write ``df`` to ``cache`` through a temporary file (:func:`icegan.paths.write_whole`): a kill while rewriting
+    """Write ``df`` to ``cache`` through a temporary file (:func:`flownet.io.write_whole`): a kill while rewriting
     keeps the old file whole."""
     write_whole(cache, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
 

@@ -619,9 +619,9 @@ def _read_times(out: Path) -> dict:
 
 
 def _write_times(out: Path, times: dict) -> None:
-    """``out/suite_times.json``, through a temporary file (:func:`icegan.paths.write_whole`: a kill while writing keeps
+    """``out/suite_times.json``, through a temporary file (:func:`flownet.io.write_whole`: a kill while writing keeps
     the old file whole)."""
-    from icegan.paths import write_whole
+    from flownet.io import write_whole
     write_whole(out / "suite_times.json", lambda p: p.write_text(json.dumps(times, indent=1)))
 
 

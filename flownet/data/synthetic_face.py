@@ -636,8 +636,9 @@ def build_landmark_cache(frames, path: str | Path, root: str | Path | None = Non
             raise OSError(str(exc)) from None
         out[key] = detect_landmarks(np.ascontiguousarray(bgr[..., ::-1]))
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "wb") as fh:                # a kill while saving never leaves the cache cut short
-        np.savez(fh, **out)
-    os.replace(tmp, p)
-    return p
+    from ..io import write_whole
+
+    def savez(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:            # a file object: np.savez would add .npz to a path
+            np.savez(fh, **out)
+    return write_whole(p, savez)               # a kill while saving never leaves the cache cut short

@@ -47,14 +47,8 @@ def read_torch_file(path: str | Path, label: str, weights_only: bool = True) -> 
 def save_torch_file(obj: object, path: str | Path) -> Path:
     """``torch.save`` of ``obj`` to ``path`` through a temporary file in the same folder, renamed when complete: a
     kill while saving leaves the previous file (a checkpoint to resume from) whole, never one cut short."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        torch.save(obj, tmp)
-        tmp.replace(p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+    from ..io import write_whole
+    return write_whole(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model",
