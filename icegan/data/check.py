@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .records import CLASS3_NAMES, ClipRecord, duplicate_frame, ranges_text
+from .records import CLASS3_NAMES, ONE_SIZE, ClipRecord, duplicate_frame, ranges_text
 
 log = logging.getLogger("icegan.data")
 
@@ -161,8 +161,7 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
             fatal = rec.apex in odd or (rec.apex is None and any(m in odd for m, _ in rec.spotting_span()))
             w, h = sizes[odd[n]]
             out.append(Problem(k, f"frame(s) {ranges_text(list(odd))} not of the onset frame's size {ref[0]}×{ref[1]} "
-                                  f"(frame {n}, {odd[n].name}: {w}×{h}): the frames of a clip must have one size (a "
-                                  f"frame of another release or crop mixed in?)", SKIP if fatal else WARN))
+                                  f"(frame {n}, {odd[n].name}: {w}×{h}): {ONE_SIZE}", SKIP if fatal else WARN))
     out.sort(key=lambda p: p.severity != SKIP)
     return out
 

@@ -53,7 +53,7 @@ import pandas as pd
 
 from ..paths import default_data_root, shared_data_root
 from .check import SKIP, record_problems, subject_missing
-from .records import ClipRecord
+from .records import ClipRecord, other_size_text
 
 log = logging.getLogger("icegan.data")
 
@@ -420,10 +420,9 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             colour, likewise for a grey frame in a colour clip or the reverse."""
             im = _read(rec.frame_path(n), color)
             if im.shape[:2] != onset_hw:
-                (h, w), (oh, ow) = im.shape[:2], onset_hw
-                raise _OddFrameError(f"frame {n} ({rec.frame_path(n).name}) is {w}×{h}, the onset frame "
-                                     f"{rec.onset} ({rec.frame_path(rec.onset).name}) {ow}×{oh}: the frames of a "
-                                     f"clip must have one size (a frame of another release or crop mixed in?)")
+                raise _OddFrameError(other_size_text(
+                    f"frame {n} ({rec.frame_path(n).name})", im.shape[1::-1],
+                    f"the onset frame {rec.onset} ({rec.frame_path(rec.onset).name})", onset_hw[::-1]))
             if color == "rgb" and _grey(im) != onset_grey:
                 kinds = ("greyscale", "in colour") if onset_grey else ("in colour", "greyscale")
                 raise _OddFrameError(f"frame {n} ({rec.frame_path(n).name}) is {kinds[1]}, the onset frame "

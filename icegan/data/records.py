@@ -194,6 +194,17 @@ def _ranges(numbers: Sequence[int]) -> str:
     return ", ".join(out)
 
 
+#: why a clip's frames must share one size: one crop or alignment is applied to every frame of a clip
+ONE_SIZE = "the frames of a clip must have one size (a frame of another release or crop mixed in?)"
+
+
+def other_size_text(frame: str, size: tuple[int, int], reference: str, ref_size: tuple[int, int]) -> str:
+    """The message for a frame of another size than its clip's reference frame: ``"<frame> is W×H, <reference>
+    W×H: <ONE_SIZE>"``; ``frame`` and ``reference`` name them (``"frame 59 (img59.jpg)"``, ``"the onset frame 46
+    (img46.jpg)"``), sizes are (width, height) in pixels."""
+    return f"{frame} is {size[0]}×{size[1]}, {reference} {ref_size[0]}×{ref_size[1]}: {ONE_SIZE}"
+
+
 def ranges_text(numbers: Sequence[int]) -> str:
     """Public alias of the compact range formatter (``"46-72, 80"``)."""
     return _ranges(sorted(numbers))

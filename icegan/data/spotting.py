@@ -23,7 +23,7 @@ from typing import Literal, Optional, Sequence
 import cv2
 import numpy as np
 
-from .records import ClipRecord
+from .records import ClipRecord, other_size_text
 
 FlowMethod = Literal["dis", "farneback"]
 SpotMethod = Literal["dis", "farneback", "middle"]
@@ -146,9 +146,8 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
         raise ValueError(f"{record.key}: apex spotting needs at least 2 frames, found {len(frames)}")
     for (n, p), im in zip(span, frames):           # named here by frame number and file, not by place in the span
         if im.shape != frames[0].shape:
-            (h, w), (oh, ow) = im.shape, frames[0].shape
-            raise ValueError(f"{record.key}: apex spotting: frame {n} ({p.name}) is {w}×{h}, the first frame "
-                             f"{span[0][0]} ({span[0][1].name}) {ow}×{oh}: the frames of a clip must have one size (a "
-                             f"frame of another release or crop mixed in?)")
+            raise ValueError(f"{record.key}: apex spotting: " + other_size_text(
+                f"frame {n} ({p.name})", im.shape[::-1], f"the first frame {span[0][0]} ({span[0][1].name})",
+                frames[0].shape[::-1]))
     idx, name, _ = spot_apex_index(frames, method=method, detector=detector)
     return dataclasses.replace(record, apex=numbers[idx], apex_method=name)
