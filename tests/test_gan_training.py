@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import cv2
 import numpy as np
@@ -117,6 +118,21 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
         torch.save({"x": 1}, tmp_path / "bad.pt")
         load_checkpoint(tmp_path / "bad.pt")
 
+
+
+def test_a_damaged_checkpoint_to_resume_is_named(tmp_path):
+    """A fold's last.pt cut short (a disk error, a copy stopped half-way) is refused by train_gan naming the file and
+    what to do; before, the main job resumed it with a bare torch.load and died in torch's zip reader."""
+    torch.manual_seed(0)
+    on = torch.rand(6, 1, 32, 32) * 2 - 1
+    y = torch.arange(6) % 3
+    cfg = tiny_cfg(epochs=1, batch_size=6)
+    train_gan(on, on, y, cfg, device="cpu", out_dir=tmp_path)
+    ckpt = tmp_path / "checkpoints" / "last.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:4096])
+    with pytest.raises(ValueError, match=rf"the GAN checkpoint to resume \(remove it to train afresh\): "
+                                         rf"{re.escape(str(ckpt))} cannot be read by torch.load"):
+        train_gan(on, on, y, cfg, device="cpu", out_dir=tmp_path)
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_named(tmp_path, capsys):

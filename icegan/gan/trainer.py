@@ -439,7 +439,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     start_epoch = 0
     data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
     if ckpt is not None and tc.resume and ckpt.is_file():
-        payload = torch.load(ckpt, map_location="cpu", weights_only=False)
+        from flownet.models.state_dict import read_torch_file
+        # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
+        payload = read_torch_file(ckpt, "the GAN checkpoint to resume (remove it to train afresh)", weights_only=False)
         _refuse_other_pairs(ckpt, payload, data_sha256)
         g.load_state_dict(payload["generator"])
         d.load_state_dict(payload["discriminator"])
