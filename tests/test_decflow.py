@@ -3,6 +3,7 @@ the training crops, the pooled evaluation and resuming a training run."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -144,6 +145,21 @@ def test_train_decflow_resumes_at_the_saved_step(tmp_path, shared_data, capsys):
     assert ck["step"] == 2
     assert {int(s["step"]) for s in ck["optimizer"]["state"].values()} == {2}
 
+
+
+def test_train_decflow_refuses_a_damaged_checkpoint_naming_it(tmp_path, shared_data):
+    """A last.pt torch cannot read is named with what to do, not an error of torch's zip reader."""
+    from flownet.models.decflow import DecFlowTrainConfig, DecFlowTrainSection, train_decflow
+    from flownet.train import FlowDataConfig
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "last.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    cfg = DecFlowTrainConfig(name="d", out_dir=str(tmp_path),
+                             data=FlowDataConfig(root=str(shared_data), size=64, n_train=2, n_test=1),
+                             model=DecFlowConfig(**TINY),
+                             train=DecFlowTrainSection(init_weights=None, batch_size=2, crop=0, steps=1, iters=1))
+    with pytest.raises(ValueError, match=r"the checkpoint to resume \(remove it, or set train.resume=false, to train "
+                                         rf"afresh\): {re.escape(str(tmp_path / 'd' / 'last.pt'))} cannot be read"):
+        train_decflow(cfg, progress=False)
 
 def test_decflow_started_from_weights_that_saw_real_frames_records_them(tmp_path, shared_data):
     """DecFlow trained from SRFlowNet weights that learned from real CASME II frames (self-supervised, meta

@@ -1125,6 +1125,16 @@ def test_selfsup_loop_resumes_mid_stage_with_its_optimiser_and_a_fresh_student_o
     assert [(s[0], s[2], s[3]) for s in rec["steps"]] == [("student", 0.001, k) for k in range(4)]
 
 
+
+def test_selfsup_refuses_a_damaged_checkpoint_naming_it(tmp_path, monkeypatch):
+    """A last.pt torch cannot read (cut short by a disk error or a copy) is named with what to do; before, the resume
+    died in torch's zip reader."""
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop" / "last.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    with pytest.raises(ValueError, match=r"the checkpoint to resume \(remove it, or set train.resume=false, to train "
+                                         rf"afresh\): {re.escape(str(tmp_path / 'loop' / 'last.pt'))} cannot be read"):
+        _loop_run(tmp_path, monkeypatch)
+
 @pytest.mark.parametrize("stage", ["teacher", "student"])
 def test_selfsup_loop_stops_at_a_non_finite_loss_before_the_update(tmp_path, monkeypatch, stage):
     rec = {}

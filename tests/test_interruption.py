@@ -4,6 +4,7 @@ warning naming it, never a traceback or data read as valid."""
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,24 @@ def test_a_kill_while_saving_a_flow_checkpoint_keeps_the_previous_one(tmp_path, 
     assert f"resumed {ckpt} at step 1" in capsys.readouterr().out
     assert torch.load(ckpt, weights_only=True)["step"] == 2
 
+
+
+def test_a_flow_checkpoint_torch_cannot_read_is_named(tmp_path, shared_data):
+    """A last.pt damaged after it was written whole (a disk error, a copy cut short) is refused naming the file and
+    what to do; before, the resume died in torch's zip reader."""
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.train import FlowTrainConfig, train
+    from icegan.config import load_config
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_SRFLOWNET.items()]
+    cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                      [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=2", "data.n_test=1",
+                       "data.n_val=1", "data.size=64", "train.batch_size=2", "train.eval_every=0", "train.threads=1",
+                       "train.device=cpu", "train.init_weights=null", "train.steps=1", "name=x", *tiny])
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "last.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    with pytest.raises(ValueError, match=r"the checkpoint to resume \(remove it, or set train.resume=false, to train "
+                                         rf"afresh\): {re.escape(str(tmp_path / 'x' / 'last.pt'))} cannot be read"):
+        train(cfg, progress=False)
 
 def test_suite_times_cut_short_by_a_kill_do_not_stop_the_suite(tmp_path, capsys):
     """suite_times.json cut short (a kill while the suite wrote it): every rerun of the suite ended in 'icegan suite:
