@@ -37,7 +37,7 @@ import torch
 
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import read_torch_file, save_torch_file
+from .models.state_dict import load_resume_checkpoint, save_torch_file
 from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
 from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
@@ -283,8 +283,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     state = {"stage": "teacher", "step": 0, "elapsed_s": 0.0}
     ck = None
     if t.resume and ckpt_path.is_file():
-        ck = read_torch_file(ckpt_path, "the checkpoint to resume (remove it, or set train.resume=false, to train afresh)")
-        model.load_state_dict(ck["model"])
+        ck = load_resume_checkpoint(ckpt_path, model)
         state = {"stage": ck["stage"], "step": int(ck["step"]), "elapsed_s": float(ck["elapsed_s"])}
         print(f"resumed {ckpt_path}: stage {state['stage']} step {state['step']}", flush=True)
 

@@ -37,7 +37,7 @@ from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import load_state_dict_file, read_torch_file, save_torch_file
+from .models.state_dict import load_resume_checkpoint, load_state_dict_file, save_torch_file
 from .schedule import apply_one_cycle, budget_fraction
 
 log = logging.getLogger(__name__)
@@ -454,8 +454,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         print(f"initialised from {t.init_weights}" + (f" ({init})" if str(init) != str(t.init_weights) else ""))
     ema = weight_ema(model, t.ema_decay) if t.ema_decay else None
     if t.resume and ckpt_path.is_file():
-        ck = read_torch_file(ckpt_path, "the checkpoint to resume (remove it, or set train.resume=false, to train afresh)")
-        model.load_state_dict(ck["model"])
+        ck = load_resume_checkpoint(ckpt_path, model)
         opt.load_state_dict(ck["optimizer"])
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
         real_pair_subjects = list(ck.get("real_pair_subjects") or [])

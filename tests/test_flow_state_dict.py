@@ -2,6 +2,7 @@
 (flownet.models.inputs): the cases a mutation audit found untested."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -159,3 +160,20 @@ def test_rgb01_batch_refuses_a_3d_tensor_with_three_rows():
     grey = torch.rand(2, 1, 4, 5)
     out = rgb01_batch(grey)                                           # grey: a view repeated to RGB, no copy
     assert out.shape == (2, 3, 4, 5) and out.data_ptr() == grey.data_ptr() and out.stride(1) == 0
+
+
+def test_load_resume_checkpoint_loads_the_weights_and_names_what_is_wrong(tmp_path):
+    """A run's last.pt: its model weights loaded (the rest returned for the optimiser and step); not a dict, or a dict
+    without the model's weights, refused naming the file."""
+    from flownet.models.state_dict import RESUME_LABEL, load_resume_checkpoint
+    src, dst = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    torch.save({"model": src.state_dict(), "step": 7}, tmp_path / "last.pt")
+    assert load_resume_checkpoint(tmp_path / "last.pt", dst)["step"] == 7
+    assert torch.equal(dst.weight, src.weight) and torch.equal(dst.bias, src.bias)
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match=rf"^{re.escape(RESUME_LABEL)}: {re.escape(str(tmp_path / 'list.pt'))} is "
+                                         r"not a training checkpoint"):
+        load_resume_checkpoint(tmp_path / "list.pt", dst)
+    torch.save({"step": 1}, tmp_path / "nomodel.pt")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path / 'nomodel.pt'))}: not a state dict of tensors"):
+        load_resume_checkpoint(tmp_path / "nomodel.pt", dst)

@@ -139,9 +139,10 @@ def test_a_kill_while_saving_a_flow_checkpoint_keeps_the_previous_one(tmp_path, 
 
 
 
-def test_a_flow_checkpoint_torch_cannot_read_is_named(tmp_path, shared_data):
-    """A last.pt damaged after it was written whole (a disk error, a copy cut short) is refused naming the file and
-    what to do; before, the resume died in torch's zip reader."""
+def test_a_flow_checkpoint_that_cannot_be_resumed_is_named(tmp_path, shared_data):
+    """A last.pt damaged after it was written whole (a disk error, a copy cut short), or one of other model settings,
+    is refused naming the file and what to do; before, the resume died in torch's zip reader or in load_state_dict's
+    list of size mismatches."""
     from _flow_sizes import TINY_SRFLOWNET
     from flownet.train import FlowTrainConfig, train
     from icegan.config import load_config
@@ -149,12 +150,25 @@ def test_a_flow_checkpoint_torch_cannot_read_is_named(tmp_path, shared_data):
     cfg = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
                       [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=2", "data.n_test=1",
                        "data.n_val=1", "data.size=64", "train.batch_size=2", "train.eval_every=0", "train.threads=1",
-                       "train.device=cpu", "train.init_weights=null", "train.steps=1", "name=x", *tiny])
+                       "train.device=cpu", "train.init_weights=null", "train.crop=48", "train.steps=1", "name=x", *tiny])
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "last.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
     with pytest.raises(ValueError, match=r"the checkpoint to resume \(remove it, or set train.resume=false, to train "
                                          rf"afresh\): {re.escape(str(tmp_path / 'x' / 'last.pt'))} cannot be read"):
         train(cfg, progress=False)
+    (tmp_path / "x" / "last.pt").unlink()
+    train(cfg, progress=False)                          # a whole last.pt at step 1
+    wider = load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                        [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=2", "data.n_test=1",
+                         "data.n_val=1", "data.size=64", "train.batch_size=2", "train.eval_every=0",
+                         "train.threads=1", "train.device=cpu", "train.init_weights=null", "train.crop=48", "train.steps=2", "name=x",
+                         *tiny, f"model.hidden={2 * TINY_SRFLOWNET['hidden']}"])
+    # the same run resumed with other model settings: one line naming the file and the way out, not torch's list of
+    # size mismatches
+    with pytest.raises(ValueError, match=r"last.pt: weights do not match the model this run's config describes "
+                                         r"\(the run was started with other model settings: .*\): missing \[\] "
+                                         r"\(0\), unexpected \[\] \(0\), wrong shape \['raft"):
+        train(wider, progress=False)
 
 def test_suite_times_cut_short_by_a_kill_do_not_stop_the_suite(tmp_path, capsys):
     """suite_times.json cut short (a kill while the suite wrote it): every rerun of the suite ended in 'icegan suite:

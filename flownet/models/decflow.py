@@ -59,7 +59,7 @@ from ..schedule import apply_one_cycle, budget_fraction
 from ..train import FlowDataConfig
 from .inputs import update_count
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
-from .state_dict import load_model_file, read_torch_file, save_torch_file
+from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
            "default_decflow_path", "save_decflow", "load_decflow", "DecFlowEstimator",
@@ -477,8 +477,7 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     step, elapsed0 = 0, 0.0
     ckpt_path = run / "last.pt"
     if t.resume and ckpt_path.is_file():
-        ck = read_torch_file(ckpt_path, "the checkpoint to resume (remove it, or set train.resume=false, to train afresh)")
-        model.load_state_dict(ck["model"])
+        ck = load_resume_checkpoint(ckpt_path, model)
         opt.load_state_dict(ck["optimizer"])
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
         print(f"resumed {ckpt_path} at step {step}", flush=True)

@@ -78,6 +78,28 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
     module.load_state_dict({k: convert(v) for k, v in sd.items()} if convert else sd)
 
 
+#: how a training run's ``last.pt`` is named in errors (:func:`load_resume_checkpoint`)
+RESUME_LABEL = "the checkpoint to resume (remove it, or set train.resume=false, to train afresh)"
+
+
+def load_resume_checkpoint(path: str | Path, model: nn.Module) -> dict:
+    """Read a flow training run's ``last.pt`` and load its ``model`` weights into ``model`` (strictly); returns the
+    checkpoint dict (optimiser state, step, ...) for the caller to restore the rest.
+
+    Raises:
+        ValueError: torch cannot read the file (damaged, cut short), it is not a checkpoint dict, or its weights do not
+            fit ``model`` (the run's model settings changed since it was written); each message names the file and
+            what to do.
+    """
+    ck = read_torch_file(path, RESUME_LABEL)
+    if not isinstance(ck, dict):
+        raise ValueError(f"{RESUME_LABEL}: {path} is not a training checkpoint (a dict holding the model's weights)")
+    load_state_dict_strict(model, ck.get("model"), f"{RESUME_LABEL}: {path}",
+                           "the model this run's config describes (the run was started with other model settings: "
+                           "resume with the same model section, or start a new run under another name)")
+    return ck
+
+
 def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: str = "the model",
                          plain: bool = True) -> object:
     """Load the state dict a file holds into ``module`` (strictly, :func:`load_state_dict_strict`); returns what the
