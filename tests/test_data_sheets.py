@@ -91,8 +91,9 @@ def test_header_found_by_content_with_blank_rows_and_text_cells(tmp_path):
 
 
 def test_sheet_errors_name_the_file(tmp_path):
-    with pytest.raises(SheetError, match="not found"):
+    with pytest.raises(SheetError) as missing:
         read_casme2_sheet(tmp_path / "nope.xlsx")
+    assert str(missing.value) == f"annotation sheet not found: {tmp_path / 'nope.xlsx'}"
     p = tmp_path / "bad.xlsx"
     wb = openpyxl.Workbook()
     wb.active.append(["no", "header", "here"])
