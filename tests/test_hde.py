@@ -212,7 +212,9 @@ def test_hde_runs_average_compare_and_select(tmp_path, capsys):
         a = chosen[chosen["dataset"] == r["dataset"]].sort_values(["subject", "clip"])
         b = src[src["dataset"] == r["dataset"]].sort_values(["subject", "clip"])
         np.testing.assert_allclose(a[SCORES].to_numpy(), b[SCORES].to_numpy(), rtol=0, atol=1e-8)
-    for path in (tmp_path / "sel" / "inner").glob("*.csv"):
+    inner_csvs = sorted((tmp_path / "sel" / "inner").glob("*.csv"))
+    assert [p.name.split("_k2_")[0] for p in inner_csvs] == ["lr", "net"]     # one per candidate: the loop checks both
+    for path in inner_csvs:
         inner = pd.read_csv(path, dtype={"outer": str})
         assert set(inner["outer"]) == {"casme2", "samm"}
         assert not (inner["dataset"] == inner["outer"]).any()      # the held-out dataset never in its inner folds
