@@ -63,6 +63,7 @@ def test_perfect_predictions():
     ([0, 1, 3], [0, 1, 2], "y_true\\[2\\] = 3"),
     ([0, 1, 2], [0, -1, 2], "y_pred\\[1\\] = -1"),
     ([0, 1], [0, 1, 2], "equal length"),
+    ([[0], [1], [2]], [0, 1, 2], r"1-D and of equal length, got shapes \(3, 1\) and \(3,\)"),   # a column of labels
     ([], [], "zero samples"),
 ])
 def test_bad_input(y_true, y_pred, msg):
