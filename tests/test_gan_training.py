@@ -14,7 +14,7 @@ from _scalar_log import ScalarLog
 from icegan.gan.pairs import PairSet, class_id, load_casme2_pairs, load_face_images, to_tensor
 from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
 from icegan.gan.synthesis import balanced_augmentation, synthesize
-from icegan.gan.trainer import GanConfig, build_models, load_checkpoint, train_gan, training_pairs_sha256
+from icegan.gan.trainer import GanConfig, build_models, check_resumable, load_checkpoint, train_gan, training_pairs_sha256
 
 
 def tiny_cfg(**train) -> GanConfig:
@@ -120,18 +120,33 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
 
 
 
-def test_a_damaged_checkpoint_to_resume_is_named(tmp_path):
-    """A fold's last.pt cut short (a disk error, a copy stopped half-way) is refused by train_gan naming the file and
-    what to do; before, the main job resumed it with a bare torch.load and died in torch's zip reader."""
+def test_a_checkpoint_that_cannot_be_resumed_is_named(tmp_path):
+    """A last.pt of other model settings is refused by check_resumable (before icegan gan train writes anything) and
+    train_gan, and one cut short (a disk error, a copy stopped half-way) or not a checkpoint by train_gan, each naming
+    the file and what is wrong; before, the resume died in load_state_dict's list of size mismatches or, in the main
+    job, in torch's zip reader."""
     torch.manual_seed(0)
     on = torch.rand(6, 1, 32, 32) * 2 - 1
     y = torch.arange(6) % 3
     cfg = tiny_cfg(epochs=1, batch_size=6)
     train_gan(on, on, y, cfg, device="cpu", out_dir=tmp_path)
     ckpt = tmp_path / "checkpoints" / "last.pt"
-    ckpt.write_bytes(ckpt.read_bytes()[:4096])
+    whole = ckpt.read_bytes()
+    other = tiny_cfg(epochs=2, batch_size=6)
+    other.model.g_base_channels = 8                 # the run resumed with other model settings
+    for fn in (lambda c: check_resumable(tmp_path, c, on, on, y),
+               lambda c: train_gan(on, on, y, c, device="cpu", out_dir=tmp_path)):
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(ckpt))}: weights do not match the generator this "
+                                             r"run's config describes \(the run was started with other model "
+                                             r"settings: .*\): missing \[\] \(0\), unexpected \[\] \(0\), "
+                                             r"wrong shape \['encoder"):
+            fn(other)
+    ckpt.write_bytes(whole[:4096])
     with pytest.raises(ValueError, match=rf"the GAN checkpoint to resume \(remove it to train afresh\): "
                                          rf"{re.escape(str(ckpt))} cannot be read by torch.load"):
+        train_gan(on, on, y, cfg, device="cpu", out_dir=tmp_path)
+    torch.save([1, 2], ckpt)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(ckpt))} is not an ICE-GAN checkpoint"):
         train_gan(on, on, y, cfg, device="cpu", out_dir=tmp_path)
 
 

@@ -262,7 +262,9 @@ def training_pairs_sha256(onset: Tensor, apex: Tensor, labels: Tensor) -> str:
 
 def _refuse_other_pairs(ckpt: Path, payload: dict, data_sha256: str) -> None:
     """Raise ValueError when the checkpoint to resume records other training pairs than ``data_sha256`` (one written
-    before checkpoints recorded them is taken as it is)."""
+    before checkpoints recorded them is taken as it is), or is not a checkpoint at all."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"{ckpt} is not an ICE-GAN checkpoint (written by icegan gan train)")
     if payload.get("data_sha256") not in (None, data_sha256):
         # continuing would hand back a model that has seen other pairs: e.g. the faces of subjects now held out
         raise ValueError(f"{ckpt} was trained on other training pairs than these (another data section, e.g. other "
@@ -281,6 +283,19 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
         payload = read_torch_file(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set "
                                         "train.resume=false, to train afresh)", weights_only=False)
         _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels))
+        _load_models(ckpt, payload, *build_models(cfg))
+
+
+def _load_models(ckpt: Path, payload: object, g: nn.Module, d: nn.Module) -> None:
+    """Load a checkpoint's generator and discriminator into ``g`` and ``d`` strictly: ValueError naming the file when
+    it is not a checkpoint or its weights do not fit (the run's model settings changed since it was written)."""
+    from flownet.models.state_dict import load_state_dict_strict
+    if not isinstance(payload, dict):
+        raise ValueError(f"{ckpt} is not an ICE-GAN checkpoint (written by icegan gan train)")
+    for key, net in (("generator", g), ("discriminator", d)):
+        load_state_dict_strict(net, payload.get(key), str(ckpt),
+                               f"the {key} this run's config describes (the run was started with other model "
+                               f"settings: resume with the same model section, or train into a new output folder)")
 
 
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
@@ -443,8 +458,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
         payload = read_torch_file(ckpt, "the GAN checkpoint to resume (remove it to train afresh)", weights_only=False)
         _refuse_other_pairs(ckpt, payload, data_sha256)
-        g.load_state_dict(payload["generator"])
-        d.load_state_dict(payload["discriminator"])
+        _load_models(ckpt, payload, g, d)
         opt_g.load_state_dict(payload["opt_g"])
         opt_d.load_state_dict(payload["opt_d"])
         if sched_g is not None and "sched_g" in payload:
