@@ -123,7 +123,8 @@ def test_unreadable_neighbour_is_replaced_unreadable_onset_or_apex_skips(shared_
 
 
 def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
-    """The preprocessing cache key changes with a clip's class or apex frame and with any setting (here the crop margin)."""
+    """The preprocessing cache key changes with a clip's class, SAMM objective class or apex frame and with any setting
+    (here the crop margin)."""
     from icegan.data import prepare as prep
     from icegan.data.casme2 import CASME2
     rec = CASME2(shared_data / "casme2", shared_data / "annotations" / "CASME2-coding-20140508.xlsx").records(
@@ -133,6 +134,10 @@ def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
     assert h != prep.inputs_hash([(dataclasses.replace(rec, class3=(rec.class3 + 1) % 3), "cropped")], s)
     assert h != prep.inputs_hash([(dataclasses.replace(rec, apex=rec.apex + 1), "cropped")], s)
     assert h != prep.inputs_hash([(rec, "cropped")], prep._settings(prep.PrepareConfig(margin=0.2)))
+    # SAMM's objective class, a manifest column: a corrected sheet must not leave the old class in the cache
+    samm = dataclasses.replace(rec, objective_class=1)
+    assert len({h, prep.inputs_hash([(samm, "cropped")], s),
+                prep.inputs_hash([(dataclasses.replace(samm, objective_class=2), "cropped")], s)}) == 3
 
 
 def _constant_clip(tmp_path: Path, name: str = "c1", numbers=range(1, 11)) -> Path:

@@ -344,12 +344,14 @@ def _keep_partial(partial: Path, res: dict) -> None:
 
 
 def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
-    """16-hex-digit SHA-1 of the settings and the inputs (labels, frame numbers, and each frame
-    file's name, size and mtime), in task order."""
+    """16-hex-digit SHA-1 of the settings and the inputs (labels, SAMM's objective class, frame numbers, and each
+    frame file's name, size and mtime), in task order."""
     h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
     for rec, mode in tasks:
-        h.update(json.dumps([rec.key, mode, rec.emotion, rec.class3, rec.onset, rec.apex, rec.offset,
-                             rec.apex_method]).encode())
+        labels = [rec.key, mode, rec.emotion, rec.class3, rec.onset, rec.apex, rec.offset, rec.apex_method]
+        if rec.objective_class is not None:     # SAMM's, a column of the manifest (absent elsewhere: those keys hold)
+            labels.append(rec.objective_class)
+        h.update(json.dumps(labels).encode())
         for p in rec.frame_paths:
             st = p.stat()
             h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
