@@ -201,8 +201,9 @@ def test_samm_tree(samm_tree, monkeypatch):
 
 
 def test_layout_errors_are_clear(tmp_path):
-    with pytest.raises(DatasetLayoutError, match="not found"):
+    with pytest.raises(DatasetLayoutError) as missing:
         SMIC(tmp_path / "nothing")
+    assert str(missing.value).startswith(f"smic root not found: {tmp_path / 'nothing'}. Put or symlink")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match="no SMIC-HS subject folders"):
         SMIC(tmp_path / "empty")
