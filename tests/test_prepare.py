@@ -331,6 +331,23 @@ def test_a_cache_hit_removes_the_partial_folder_of_its_hash(tmp_path):
     assert again.cache_dir == first.cache_dir and not partial.exists()
 
 
+def test_unfinished_prepares_of_other_settings_are_named_after_a_prepare(tmp_path, caplog):
+    """A prepare stopped, then run with other settings: the first one's .partial folder (its finished clips, up to
+    gigabytes) stayed with nothing saying so. It is kept (resumable work) and named, with its size."""
+    import logging
+    prep, cfg = _four_clips(tmp_path, "other")
+    root = prep.cache_root_of(cfg)
+    stopped = root / ".partial-0123456789abcdef"
+    stopped.mkdir(parents=True)
+    for name in ("a", "b"):
+        (stopped / f"{name}.pkl").write_bytes(b"x" * 300_000)
+    with caplog.at_level(logging.INFO, logger="icegan.data"):
+        prep.prepare_dataset(cfg)
+    (line,) = [r.getMessage() for r in caplog.records if "unfinished prepare" in r.getMessage()]
+    assert line.startswith(f"prepare: 1 unfinished prepare(s) of other inputs or settings kept in {root} "
+                           f"(.partial-0123456789abcdef: 2 clips, 0.6 MB)")
+    assert len(list(stopped.glob("*.pkl"))) == 2
+
 def test_a_concurrent_prepare_removing_the_partial_folder_does_not_stop_this_one(tmp_path, monkeypatch):
     """Two prepares of the same inputs share .partial-<hash>; the first to finish removes it. The other one's next
     kept clip then found no folder (FileNotFoundError: the whole prepare stopped, where before c1007a8 it finished

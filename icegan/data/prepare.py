@@ -31,7 +31,8 @@ inputs is a directory lookup and any changed setting makes a new cache. Contents
 
 A prepare stopped before it wrote the cache (Ctrl-C, a kill) keeps each clip it finished in
 ``<cache_root>/.partial-<hash>/`` (one file per clip, written whole); the next prepare of the same inputs and settings
-reads those and prepares only the rest, and removes the folder once the cache is written.
+reads those and prepares only the rest, and removes the folder once the cache is written. A prepare of other inputs or
+settings leaves it alone and names it in its last log line, with its size.
 """
 from __future__ import annotations
 
@@ -285,6 +286,19 @@ def _remove_stale_tmp(root: Path, digest: str) -> None:
         log.info("prepare: removing %s, left by a run that was stopped while it wrote the cache", old)
         shutil.rmtree(old, ignore_errors=True)
 
+
+def _note_other_partials(root: Path, digest: str) -> None:
+    """Log the ``.partial-<hash>`` folders in ``root`` other than ``digest``'s: prepares of other inputs or settings
+    that were stopped, whose finished clips (up to gigabytes) stay until the same prepare runs again. Kept, never
+    removed here (they are resumable work), but named with their size, so that a user who changed settings knows."""
+    others = sorted(d for d in root.glob(".partial-*") if d.is_dir() and d.name != f".partial-{digest}")
+    if not others:
+        return
+    size = sum(f.stat().st_size for d in others for f in d.glob("*.pkl") if f.is_file())
+    clips = sum(1 for d in others for _ in d.glob("*.pkl"))
+    log.info("prepare: %d unfinished prepare(s) of other inputs or settings kept in %s (%s: %d clips, %.1f MB); "
+             "running that prepare again finishes it, or delete a folder you no longer need", len(others), root,
+             ", ".join(d.name for d in others[:3]) + (", ..." if len(others) > 3 else ""), clips, size / 1e6)
 
 class _ResultUnpickler(pickle.Unpickler):
     """Reads a kept clip result (:func:`_keep_partial`) and nothing else: the only classes it builds are a
@@ -764,4 +778,5 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(partial, ignore_errors=True)       # its clips are in the cache now
     log.info("prepare: %d clips prepared, %d skipped, cache %s", len(rows), len(skipped), final)
+    _note_other_partials(root, digest)
     return load_prepared(final)
