@@ -387,6 +387,22 @@ def test_a_cache_hit_removes_a_stale_temporary_folder_of_its_cache(tmp_path):
     assert not left.exists()
 
 
+def test_on_windows_no_process_is_signalled_to_judge_a_left_folder(tmp_path, monkeypatch):
+    """os.kill(pid, 0) asks whether a process runs on POSIX but ends that process on Windows: there a stale
+    .tmp-<hash>-<pid> (here of this very test's process) is removed by its age alone, and no process is signalled."""
+    prep, cfg = _four_clips(tmp_path, "cache")
+    first = prep.prepare_dataset(cfg)
+    left = first.cache_dir.parent / f".tmp-{first.cache_dir.name}-{os.getpid()}"      # a running process's pid
+    (left / "sequences").mkdir(parents=True)
+    os.utime(left, (time.time() - 2 * prep.STALE_TMP_SECONDS,) * 2)
+
+    def no_signal(pid, sig):
+        raise AssertionError(f"os.kill({pid}, {sig}) called")
+    monkeypatch.setattr(prep, "_PROBE_PIDS", False)
+    monkeypatch.setattr(os, "kill", no_signal)
+    assert prep.prepare_dataset(cfg).cache_dir == first.cache_dir
+    assert not left.exists()
+
 def test_a_kept_clip_file_that_would_run_code_is_refused(tmp_path, caplog):
     """A .pkl planted in a .partial-<hash> folder that others can write: read with plain pickle it would run its
     code; kept clip results are read by an unpickler that builds only records, paths and numpy arrays, so the file

@@ -265,15 +265,21 @@ def _settings(cfg: PrepareConfig) -> dict:
 STALE_TMP_SECONDS = 3600
 
 
+#: whether ``os.kill(pid, 0)`` only asks if a process runs: on Windows it ends that process, so there a left
+#: ``.tmp`` folder is judged by its age alone (the cache's arrays are written in seconds to minutes, never an hour)
+_PROBE_PIDS = os.name != "nt"
+
+
 def _remove_stale_tmp(root: Path, digest: str) -> None:
     """Remove ``root/.tmp-<digest>-<pid>`` folders left by a prepare killed while it wrote its cache (the arrays of
-    every clip: up to gigabytes with ``sequences``), when that process no longer runs here and the folder is older
-    than :data:`STALE_TMP_SECONDS`; each removal is logged."""
+    every clip: up to gigabytes with ``sequences``), when that process no longer runs here (not asked on Windows,
+    :data:`_PROBE_PIDS`) and the folder is older than :data:`STALE_TMP_SECONDS`; each removal is logged."""
     for old in root.glob(f".tmp-{digest}-*"):
         try:
             pid = int(old.name.rsplit("-", 1)[1])
-            os.kill(pid, 0)                       # raises when no such process runs on this machine
-            continue
+            if _PROBE_PIDS:
+                os.kill(pid, 0)                   # raises when no such process runs on this machine
+                continue
         except ProcessLookupError:
             pass
         except (ValueError, PermissionError, OSError):  # not our name pattern, or another user's live process
