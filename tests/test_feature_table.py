@@ -16,7 +16,7 @@ from icegan.cli import main
 from icegan.commands.loso import LosoConfig
 from icegan.config import ConfigError, load_config
 from icegan.data.feature_table import load_table_features, minmax_per_clip, read_feature_table
-from icegan.data.features import load_megc2019_features, read_megc2019_table
+from icegan.data.features import CSV_NAME, load_megc2019_features, read_megc2019_table
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,13 @@ def test_a_pickled_npy_is_refused_without_unsafe_advice(tmp_path, write):
 
 
 def test_table_level_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="feature table not found"):
+    with pytest.raises(FileNotFoundError) as missing:
         read_feature_table(tmp_path / "none.csv")
+    assert str(missing.value) == f"feature table not found: {tmp_path / 'none.csv'} (data.table)"
+    with pytest.raises(FileNotFoundError) as missing:
+        read_megc2019_table(tmp_path)
+    assert str(missing.value) == (f"MEGC2019 feature table not found: {tmp_path / CSV_NAME} (set data.root or "
+                                  "ICEGAN_SHARED_DATA)")
     csv = _write(tmp_path, [{"subject": "sub01", "clip": "a", "label": 0}])
     with pytest.raises(ValueError, match=r"missing column\(s\) \['path'\]"):
         read_feature_table(csv)
