@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError as exc:
         from icegan.commands import stdout_closed
         return stdout_closed(exc)
+    except OSError as exc:          # a folder that cannot be made or written, a full disk: one line naming the path
+        from icegan.commands import file_system_error
+        action = getattr(args, "gan_command", None) or getattr(args, "flow_command", None)
+        return file_system_error(f"{args.command} {action}" if action else args.command, exc)
     return int(rc or 0)
 
 

@@ -1168,7 +1168,7 @@ def main(argv: list[str] | None = None) -> int:
     from icegan.cli import parse_with_overrides
     import sys
 
-    from icegan.commands import interrupted, stdout_closed
+    from icegan.commands import file_system_error, interrupted, stdout_closed
     args = parse_with_overrides(parser, argv)
     try:
         rc = run_from_args(args)
@@ -1178,6 +1178,8 @@ def main(argv: list[str] | None = None) -> int:
         return interrupted("train.py")
     except BrokenPipeError as exc:
         return stdout_closed(exc)
+    except OSError as exc:          # a folder that cannot be made or written, a full disk: one line naming the path
+        return file_system_error("train.py", exc)
 
 
 def run_from_args(args) -> int:

@@ -422,3 +422,37 @@ def test_a_suite_dry_run_into_a_closed_pipe_ends_quietly(monkeypatch, capsys, tm
         rc = main(["suite", "--config", str(config), "--out", str(tmp_path / "s"), "--dry-run"])
         monkeypatch.undo()
     assert (rc, capsys.readouterr().err) == (141, "")
+
+
+def test_a_folder_that_cannot_be_made_or_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    """--out under a file, a write refused or a full disk ended icegan loso and train.py in a traceback from pathlib
+    or io; now one line names the reason and the path, and for a full disk what to do and that the folds are kept.
+    An OSError naming no file that is neither (an I/O error of a device) keeps its traceback: not the user's to fix."""
+    import errno
+
+    import icegan.protocol as protocol
+    from icegan.cli import main
+    from icegan.pipeline import main as train_main
+    (tmp_path / "afile").write_text("")
+    loso = ["loso", "--config", "configs/features_logreg.yaml", "--no-progress", "data.source=toy", "max_folds=1"]
+    assert main([*loso, "--out", str(tmp_path / "afile" / "x")]) == 2
+    assert capsys.readouterr().err == f"icegan loso: error: Not a directory: {tmp_path / 'afile' / 'x'}\n"
+    assert train_main(["--out", str(tmp_path / "afile" / "y")]) == 2
+    assert capsys.readouterr().err == f"train.py: error: Not a directory: {tmp_path / 'afile' / 'y'}\n"
+
+    def refused(code):
+        def write(path, text):
+            raise OSError(code, "message of the system")
+        return write
+    monkeypatch.setattr(protocol, "_write_text", refused(errno.ENOSPC))
+    assert main([*loso, "--out", str(tmp_path / "full")]) == 2
+    assert capsys.readouterr().err == ("icegan loso: error: message of the system; free space on that disk (or write "
+                                       "to another: --out, a config's out_dir or cache_root), then run the same "
+                                       "command again: the finished folds are kept\n")
+    monkeypatch.setattr(protocol, "_write_text", refused(errno.EROFS))
+    assert main([*loso, "--out", str(tmp_path / "ro")]) == 2
+    assert capsys.readouterr().err == ("icegan loso: error: message of the system; give a folder you may write "
+                                       "(--out, a config's out_dir or cache_root) or change its permissions\n")
+    monkeypatch.setattr(protocol, "_write_text", refused(errno.EIO))
+    with pytest.raises(OSError, match="message of the system"):
+        main([*loso, "--out", str(tmp_path / "io")])

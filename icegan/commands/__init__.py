@@ -85,6 +85,42 @@ def stdout_closed(exc: BrokenPipeError) -> int:
     return 141
 
 
+#: errno values of a file system that refuses a write (no space, over quota, no permission, read-only): the
+#: message names what to change, with no traceback, also when the error names no file
+_SPACE_ERRNOS = ("ENOSPC", "EDQUOT")
+_ACCESS_ERRNOS = ("EACCES", "EPERM", "EROFS")
+
+
+def file_system_error(command: str, exc: OSError) -> int:
+    """Report an OSError of the file system (a path that cannot be made, read or written; a full disk) in one line
+    on stderr, without a traceback, and return exit code 2; one raised with the project's own message (no errno) is
+    printed as it is. Raise ``exc`` again when it names no file and is not a full disk or a refused write (then it is
+    not the user's to fix, and its traceback is wanted).
+
+    The line is ``<command>: error: <reason>: <file>``, with what to do for a full disk or a refused write, and, for a
+    full disk under a resumable command (:data:`RESUMABLE`), that the finished folds are kept.
+    """
+    import errno
+    name = command if command == "train.py" else f"icegan {command}"
+    if exc.errno is None:           # raised with a message of the project's own (``FileExistsError(f"{path} exists")``)
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    code = errno.errorcode.get(exc.errno, "")
+    if exc.filename is None and code not in _SPACE_ERRNOS + _ACCESS_ERRNOS:
+        raise exc
+    where = f": {exc.filename}" if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    hint = ""
+    if code in _SPACE_ERRNOS:
+        hint = "; free space on that disk (or write to another: --out, a config's out_dir or cache_root)"
+    elif code in _ACCESS_ERRNOS:
+        hint = "; give a folder you may write (--out, a config's out_dir or cache_root) or change its permissions"
+    if code in _SPACE_ERRNOS and command in RESUMABLE:
+        hint += ", then run the same command again: the finished folds are kept"
+    print(f"{name}: error: {exc.strerror or exc}{where}{hint}", file=sys.stderr)
+    return 2
+
 def interrupted(command: str) -> int:
     """Report a Ctrl-C of ``command`` in one line on stderr, without a traceback; returns the exit code 130.
 
