@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="icegan",
         description="Micro-expression augmentation (ICE-GAN), facial optical flow (SRFlowNet) and "
                     "honest MEGC leave-one-subject-out benchmarks.")
+    from icegan import __version__
+    parser.add_argument("--version", action="version", version=f"icegan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
+from icegan import __version__
 from icegan.allocator import retaining
 from icegan.paths import REPO_ROOT
 
@@ -77,7 +78,8 @@ def describe_environment() -> dict[str, Any]:
     """The facts of this process that results depend on, as a JSON-able dict.
 
     Returns:
-        ``{"utc": ISO time, "host": str, "python", "torch", "numpy", "sklearn": versions, "cpu": model name,
+        ``{"utc": ISO time, "host": str, "icegan", "python", "torch", "numpy", "sklearn": versions (icegan's: a
+        copy installed without its git history still says which release made the run), "cpu": model name,
         "cpu_capability": torch's CPU kernel level ("AVX2", "AVX512", ...), "cpu_count": int,
         "torch_threads": int, "cuda": GPU name or None, "retain_freed_memory": bool
         (:mod:`icegan.allocator`), "git_commit": sha (+dirty) or None}``.
@@ -90,6 +92,7 @@ def describe_environment() -> dict[str, Any]:
     return {
         "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
+        "icegan": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,

@@ -69,6 +69,21 @@ def test_environment_record_has_this_process_threads_and_versions():
         torch.set_num_threads(before)
     assert d["torch_threads"] == before + 1
     assert (d["torch"], d["numpy"], d["sklearn"]) == (torch.__version__, numpy.__version__, sklearn.__version__)
+    assert d["icegan"] == _pyproject_version()
+
+
+def _pyproject_version() -> str:
+    """The version pyproject.toml gives the distribution."""
+    import tomllib
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_icegan_version_is_the_distributions(capsys):
+    """``icegan --version`` prints the version pyproject.toml gives (one number kept in two files, checked equal)."""
+    from icegan.cli import main
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"icegan {_pyproject_version()}\n"
 
 
 def test_cpu_model_is_the_model_name_value(tmp_path, monkeypatch):
