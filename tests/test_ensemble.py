@@ -1,5 +1,6 @@
 """``icegan ensemble``: probability averages of finished LOSO runs, and what it refuses."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -105,22 +106,24 @@ def test_refusals(toy, two_runs, tmp_path):
         ensemble_runs([r1, r2], tmp_path / "loose")
     ensemble_runs([r1, r2], tmp_path / "ens")
     ensemble_runs([r1, r2], tmp_path / "ens", weights=[2, 1])      # its own folder: written again
-    with pytest.raises(EnsembleError, match="no run.json"):
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path))}: no run.json; give the folder"):
         ensemble_runs([r1, tmp_path], tmp_path / "a")
 
     # logits instead of probabilities
     run_loso(toy.samples, _random_prob_fn(3, logits=True), tmp_path / "logits", progress=False)
-    with pytest.raises(EnsembleError, match="not class probabilities"):
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'logits' / 'predictions.csv'))}: scores of "
+                                            r"clip \S+/\S+ are not class probabilities"):
         ensemble_runs([r1, tmp_path / "logits"], tmp_path / "a")
 
     # an oracle-epoch run
     run_loso(toy.samples, _random_prob_fn(4), tmp_path / "oracle", oracle_epoch=True, progress=False)
-    with pytest.raises(EnsembleError, match="oracle"):
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'oracle'))}: an oracle-epoch run"):
         ensemble_runs([r1, tmp_path / "oracle"], tmp_path / "a")
 
     # another protocol / other folds
     run_loso(toy.samples, _random_prob_fn(5), tmp_path / "sde", protocol="SDE", dataset="casme2", progress=False)
-    with pytest.raises(EnsembleError, match="'protocol'"):
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'sde'))} differs from {re.escape(str(r1))} "
+                                            r"in 'protocol' \('SDE' vs 'CDE'\)"):
         ensemble_runs([r1, tmp_path / "sde"], tmp_path / "a")
     run_loso(toy.samples, _random_prob_fn(6), tmp_path / "four", max_folds=4, progress=False)
     with pytest.raises(EnsembleError, match=r"in its folds \(4 vs 6 subjects, first difference in length\)"):
