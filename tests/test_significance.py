@@ -19,9 +19,11 @@ def test_uf1_uar_from_confusion_matches_compute_metrics():
     cases = [(rng.integers(0, 3, 50), rng.integers(0, 3, 50)),
              (rng.integers(0, 3, 40), rng.integers(0, 2, 40)),           # class 2 never predicted
              (rng.integers(0, 2, 30), rng.integers(0, 3, 30)),           # class 2 absent from the truth
-             (np.array([0, 1, 2, 2]), np.array([0, 1, 2, 2]))]
+             (np.array([0, 1, 2, 2]), np.array([0, 1, 2, 2])),
+             (np.array([0, 1, 2, 2, 2]), np.array([0, 2, 2, 2, 1]))]       # class 1: one clip, missed
     cms = np.stack([confusion_matrix(t, p) for t, p in cases])
     uf1, uar = uf1_uar_from_confusion(cms)
+    assert uf1[-1] == pytest.approx((1 + 0 + 2 / 3) / 3) and uar[-1] == pytest.approx((1 + 0 + 2 / 3) / 3)
     for k, (t, p) in enumerate(cases):
         m = compute_metrics(t, p)
         assert uf1[k] == pytest.approx(m["UF1"]) and uar[k] == pytest.approx(m["UAR"])
