@@ -1,4 +1,6 @@
 """Learning-curve points (`data.train_subject_fraction`): each fold trains on a share of its training subjects."""
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,6 +49,8 @@ def test_subsets_are_seeded_nested_and_order_free():
     # the same fold alone, or in another order, gets the same subjects (seeded by the held-out subject)
     alone = make_folds(SUBJECTS)[3]
     assert np.array_equal(subsample_training_subjects(alone, SUBJECTS, 0.5, 1).train_idx, a.train_idx)
+    moved = dataclasses.replace(f, index=f.index + 5)                     # another place in the fold order
+    assert np.array_equal(subsample_training_subjects(moved, SUBJECTS, 0.5, 1).train_idx, a.train_idx)
     small = subsample_training_subjects(f, SUBJECTS, 0.25, seed=1)
     assert _train_subjects(small) < _train_subjects(a) < _train_subjects(f)          # nested points of one curve
     others = {frozenset(_train_subjects(subsample_training_subjects(f, SUBJECTS, 0.5, seed=s))) for s in range(8)}
