@@ -100,6 +100,14 @@ def test_sheet_errors_name_the_file(tmp_path):
     wb.save(p)
     with pytest.raises(SheetError, match="bad.xlsx: no header row"):
         read_samm_sheet(p)
+    with pytest.raises(SheetError) as other:
+        read_smic_sheet(p, sheet="HS")
+    assert str(other.value) == f"{p}: no worksheet named 'HS' (has ['Sheet'])"
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"not a zip archive")
+    with pytest.raises(SheetError) as unreadable:
+        read_casme2_sheet(broken)
+    assert str(unreadable.value).startswith(f"{broken}: cannot be read as an .xlsx workbook: ")
 
 
 def _samm_workbook(path, header=None, rows=(), notes_sheet_first=False):
