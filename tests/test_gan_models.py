@@ -184,6 +184,7 @@ def test_gan_losses_hand_computed():
     fake_img, apex = torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)
     assert float(identity_preserving_loss(fake_img, apex, torch.tensor(2.0))) == pytest.approx(0.7, rel=1e-6)
     assert float(identity_preserving_loss(fake_img, None, torch.tensor(2.0), alpha=0.5)) == pytest.approx(1.0)
+    assert float(identity_preserving_loss(fake_img, apex, None)) == pytest.approx(0.5)     # no L_per: the L1 alone
 
 
 def test_every_parameter_gets_a_gradient():
