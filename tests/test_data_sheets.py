@@ -108,6 +108,14 @@ def test_sheet_errors_name_the_file(tmp_path):
     with pytest.raises(SheetError) as unreadable:
         read_casme2_sheet(broken)
     assert str(unreadable.value).startswith(f"{broken}: cannot be read as an .xlsx workbook: ")
+    header_only = _samm_workbook(tmp_path / "header_only.xlsx")
+    with pytest.raises(SheetError) as no_rows:
+        read_samm_sheet(header_only)
+    assert str(no_rows.value) == f"{header_only}: header found but no clip rows below it"
+    nameless = _samm_workbook(tmp_path / "nameless.xlsx", rows=[("006", None, 5562, 5588, 5580, "4", "Anger", 3)])
+    with pytest.raises(SheetError) as empty_cell:
+        read_samm_sheet(nameless)
+    assert str(empty_cell.value).startswith(f"{nameless} row 2: subject or filename is empty in a non-blank row: ")
 
 
 def _samm_workbook(path, header=None, rows=(), notes_sheet_first=False):
