@@ -90,8 +90,9 @@ def test_validate_samples_errors():
         validate_samples(bad)
     with pytest.raises(ValueError, match="row 0 .*prefixed"):
         validate_samples(good.assign(subject=["sub01", "samm/006"]))
-    with pytest.raises(ValueError, match="missing column"):
-        validate_samples(good.drop(columns="label"))
+    with pytest.raises(ValueError) as missing:
+        validate_samples(good.drop(columns="label"), source="mine.csv")
+    assert str(missing.value) == "mine.csv: missing column(s) ['label']; need ['dataset', 'subject', 'clip', 'label']"
 
 
 def test_toy_features_deterministic_and_valid():
