@@ -63,8 +63,10 @@ def test_clip_list_records(tmp_path):
                                           r"fields: a row cut short"),
 ])
 def test_clip_list_errors_name_the_line(tmp_path, text, match):
-    with pytest.raises(ValueError, match=match):
-        ClipList(_write(tmp_path, text)).records()
+    csv = _write(tmp_path, text)
+    with pytest.raises(ValueError, match=match) as exc:
+        ClipList(csv).records()
+    assert str(exc.value).startswith(f"{csv}: " if "line" not in match else f"{csv}, line "), str(exc.value)
 
 
 def test_an_offset_before_the_apex_is_kept_with_a_note_as_in_a_sheet(tmp_path):
