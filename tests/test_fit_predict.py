@@ -141,8 +141,9 @@ def test_predict_averages_models_with_weights(tmp_path):
 
 def test_unusable_model_files_are_named(tmp_path):
     """Missing, foreign, another version, damaged pickle, weights that do not fit, edited custom code."""
-    with pytest.raises(SavedRecognizerError, match="model file not found"):
+    with pytest.raises(SavedRecognizerError) as missing:
         load_recognizer(tmp_path / "none.pt")
+    assert str(missing.value).startswith(f"model file not found: {tmp_path / 'none.pt'} (make one with `icegan fit")
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(SavedRecognizerError, match="other.pt is not an icegan recognizer"):
         load_recognizer(tmp_path / "other.pt")
@@ -153,11 +154,14 @@ def test_unusable_model_files_are_named(tmp_path):
     fit(toy_config("model.name=logreg"), tmp_path / "lr.pt", progress=False)
     payload = torch.load(tmp_path / "lr.pt", weights_only=True)
     torch.save({**payload, "version": 99}, tmp_path / "v99.pt")
-    with pytest.raises(SavedRecognizerError, match="format version 99"):
+    with pytest.raises(SavedRecognizerError) as v99:
         load_recognizer(tmp_path / "v99.pt")
+    assert str(v99.value).startswith(f"{tmp_path / 'v99.pt'} is an icegan recognizer of format version 99; ")
     torch.save({**payload, "sklearn_pickle": payload["sklearn_pickle"] + b"x"}, tmp_path / "bad.pt")
-    with pytest.raises(SavedRecognizerError, match="checksum"):
+    with pytest.raises(SavedRecognizerError) as damaged:
         load_recognizer(tmp_path / "bad.pt")
+    assert str(damaged.value).startswith(f"{tmp_path / 'bad.pt'}: the stored scikit-learn model does not match its "
+                                         "checksum")
 
     fit(toy_config(), tmp_path / "st.pt", progress=False)
     payload = torch.load(tmp_path / "st.pt", weights_only=True)
