@@ -27,6 +27,7 @@ No step looks at the held-out subject's labels; epochs are fixed in the config (
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -815,6 +816,19 @@ def _sample_grid_png(path: Path, onset: torch.Tensor, apex: torch.Tensor, fakes:
 _PRIOR_FLOWS: dict[tuple[str, str], torch.Tensor] = {}
 
 
+def reusing_onsets(estimator):
+    """Context in which an SRFlowNet estimator (``estimator`` or the ``base`` it resizes for) encodes each distinct
+    first image once (:meth:`flownet.models.srflownet.SRFlowNet.reusing_first_images`): the same flows to float
+    rounding, without encoding an onset again for each of its synthetic apexes. A new, empty cache per context (per
+    fold): a fold's scores still depend on that fold alone, not on the folds run before it in the process. Another
+    estimator: a context that does nothing."""
+    from flownet.models.srflownet import FirstImageCache, SRFlowNet
+    net = getattr(getattr(estimator, "base", estimator), "model", None)
+    if not isinstance(net, SRFlowNet):
+        return contextlib.nullcontext()
+    return net.reusing_first_images(FirstImageCache())
+
+
 class FoldRunner:
     """Callable ``fold → scores`` for :func:`icegan.protocol.run_loso` (one LOSO fold of the main job)."""
 
@@ -955,8 +969,9 @@ class FoldRunner:
                                                    target_per_class=target, seed=cfg.seed + fold.index)
             fake01 = (fake.cpu().float() + 1) / 2
             onset01 = (onset[src] + 1) / 2
-            synth_feats = compute_flow_features(self.estimator, onset01, fake01, cfg.recognizer.input_size,
-                                                "minmax", cfg.flow.batch_size)
+            with reusing_onsets(self.estimator):       # each onset appears in many synthetic pairs
+                synth_feats = compute_flow_features(self.estimator, onset01, fake01, cfg.recognizer.input_size,
+                                                    "minmax", cfg.flow.batch_size)
             synth_y = cls.long()
         # sample grid: one onset per class present
         with torch.no_grad():
