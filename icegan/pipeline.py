@@ -1214,6 +1214,7 @@ def run_from_args(args) -> int:
         return print_config(cfg)
     from icegan.data.prepare import PrepareError
     from icegan.data.sheets import SheetError
+    from icegan.gan.trainer import GanCheckpointError
     from icegan.protocol import LosoScopeError, LosoStateError
     executor = None
     kind = getattr(args, "executor", "sequential") or "sequential"
@@ -1238,9 +1239,11 @@ def run_from_args(args) -> int:
                 metrics = run_main(cfg, args.out, progress=not args.no_progress, executor=executor)
         else:
             metrics = run_main(cfg, args.out, progress=not args.no_progress)
-    except (FileNotFoundError, PrepareError, SheetError, LosoScopeError, LosoStateError, FloatingPointError) as exc:
+    except (FileNotFoundError, PrepareError, SheetError, LosoScopeError, LosoStateError, FloatingPointError,
+            GanCheckpointError) as exc:
         # user-fixable problems (missing weights or data, an unreadable coding sheet, too few subjects loaded, a run
-        # folder of another config, a diverged fold): one clear line instead of a traceback; finished folds are kept
+        # folder of another config, a diverged fold, a fold's GAN checkpoint that cannot be resumed): one clear line
+        # instead of a traceback; finished folds are kept
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -14,7 +14,8 @@ from _scalar_log import ScalarLog
 from icegan.gan.pairs import PairSet, class_id, load_casme2_pairs, load_face_images, to_tensor
 from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
 from icegan.gan.synthesis import balanced_augmentation, synthesize
-from icegan.gan.trainer import GanConfig, build_models, check_resumable, load_checkpoint, train_gan, training_pairs_sha256
+from icegan.gan.trainer import (GanCheckpointError, GanConfig, build_models, check_resumable, load_checkpoint,
+                                train_gan, training_pairs_sha256)
 
 
 def tiny_cfg(**train) -> GanConfig:
@@ -107,9 +108,12 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     y2 = y.clone()
     y2[0] = (y2[0] + 1) % 3
     assert train_gan(on, ap, y, half, device="cpu", out_dir=tmp_path / "c").epochs_done == 1
-    with pytest.raises(ValueError, match=r"last.pt was trained on other training pairs than these .* set "
-                                         r"train.resume=false"):
+    with pytest.raises(ValueError, match=r"last.pt was trained on other training pairs than these .*other data. "
+                                         r"Remove it \(or use another output folder\) to start afresh$"):
         train_gan(on, ap, y2, cfg, device="cpu", out_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match=r"last.pt was trained on other training pairs than these .*other data. "
+                                         r"Train into a new output folder, or set train.resume=false"):
+        check_resumable(tmp_path / "c", cfg, on, ap, y2)            # icegan gan train's check, its own advice
     fresh = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=False))
     assert train_gan(on, ap, y2, fresh, device="cpu", out_dir=tmp_path / "c").epochs_done == 2
     assert load_checkpoint(tmp_path / "c" / "checkpoints" / "last.pt")[3]["data_sha256"] == \
@@ -136,17 +140,18 @@ def test_a_checkpoint_that_cannot_be_resumed_is_named(tmp_path):
     other.model.g_base_channels = 8                 # the run resumed with other model settings
     for fn in (lambda c: check_resumable(tmp_path, c, on, on, y),
                lambda c: train_gan(on, on, y, c, device="cpu", out_dir=tmp_path)):
-        with pytest.raises(ValueError, match=rf"^{re.escape(str(ckpt))}: weights do not match the generator this "
-                                             r"run's config describes \(the run was started with other model "
-                                             r"settings: .*\): missing \[\] \(0\), unexpected \[\] \(0\), "
-                                             r"wrong shape \['encoder"):
+        with pytest.raises(GanCheckpointError, match=rf"^{re.escape(str(ckpt))}: weights do not match the generator "
+                                                     r"this run's config describes \(the run was started with other "
+                                                     r"GAN model settings: resume with those, or .*\): missing \[\] "
+                                                     r"\(0\), unexpected \[\] \(0\), wrong shape \['encoder"):
             fn(other)
     ckpt.write_bytes(whole[:4096])
-    with pytest.raises(ValueError, match=rf"the GAN checkpoint to resume \(remove it to train afresh\): "
-                                         rf"{re.escape(str(ckpt))} cannot be read by torch.load"):
+    with pytest.raises(GanCheckpointError, match=r"the GAN checkpoint to resume \(remove it \(or use another output "
+                                                 rf"folder\) to start afresh\): {re.escape(str(ckpt))} cannot be read "
+                                                 r"by torch.load"):
         train_gan(on, on, y, cfg, device="cpu", out_dir=tmp_path)
     torch.save([1, 2], ckpt)
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(ckpt))} is not an ICE-GAN checkpoint"):
+    with pytest.raises(GanCheckpointError, match=rf"^{re.escape(str(ckpt))} is not an ICE-GAN checkpoint"):
         train_gan(on, on, y, cfg, device="cpu", out_dir=tmp_path)
 
 

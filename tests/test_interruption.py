@@ -394,6 +394,28 @@ def test_main_job_killed_inside_a_fold_gan_resumes_it_to_the_uninterrupted_resul
                                   pd.read_csv(tmp_path / "ref" / "predictions.csv"))
 
 
+def test_a_fold_gan_checkpoint_that_cannot_be_resumed_is_one_line_of_train_py(tmp_path, tiny_weights, monkeypatch,
+                                                                                capsys):
+    """A fold's gan/checkpoints/last.pt damaged after it was written whole (a disk error, a copy cut short): train.py
+    ends in one line naming it and what to do (was a traceback of torch's zip reader, then of the ValueError)."""
+    from icegan.gan import trainer
+    from icegan.pipeline import main
+    real = trainer.train_gan
+
+    def damaged_first(onset, apex, labels, cfg, **kw):
+        ck = Path(kw["out_dir"]) / "checkpoints" / "last.pt"
+        ck.parent.mkdir(parents=True, exist_ok=True)
+        ck.write_bytes(b"PK\x03\x04 cut short")
+        return real(onset, apex, labels, cfg, **kw)
+    monkeypatch.setattr(trainer, "train_gan", damaged_first)
+    over = [t for t in TINY if t != "gan.enabled=false"] + [f"flow.weights={tiny_weights}", "gan.epochs=1",
+                                                            "gan.batch_size=8", "gan.base_channels=8"]
+    assert main(["--out", str(tmp_path / "run"), "--no-progress", *over]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the GAN checkpoint to resume (remove it (or use another output folder) to start "
+                          f"afresh): {tmp_path / 'run' / 'folds'}") and "cannot be read by torch.load" in err
+    assert len(err.splitlines()) == 1
+
 def test_a_suite_killed_while_copying_a_reused_run_copies_it_again(tmp_path, monkeypatch):
     """icegan suite --reuse copied a finished run file by file into its folder, then wrote the new config.yaml: a kill
     in between left the source's config.yaml (another run name) in the new folder, and every rerun refused it ('holds

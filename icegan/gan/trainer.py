@@ -260,42 +260,69 @@ def training_pairs_sha256(onset: Tensor, apex: Tensor, labels: Tensor) -> str:
     return h.hexdigest()
 
 
-def _refuse_other_pairs(ckpt: Path, payload: dict, data_sha256: str) -> None:
-    """Raise ValueError when the checkpoint to resume records other training pairs than ``data_sha256`` (one written
-    before checkpoints recorded them is taken as it is), or is not a checkpoint at all."""
+class GanCheckpointError(ValueError):
+    """A GAN checkpoint to resume that cannot be resumed: unreadable (damaged, cut short), not a checkpoint, trained
+    on other pairs or with other model settings. The message names the file and what to do."""
+
+
+#: what to do about a checkpoint :func:`train_gan` cannot resume (in ``icegan gan train`` :func:`check_resumable`,
+#: with that command's own advice, refuses it first; in the main job it is a fold's ``gan/checkpoints/last.pt``)
+RESUME_ADVICE = "remove it (or use another output folder) to start afresh"
+
+#: ``icegan gan train``'s advice (:func:`check_resumable`): that command has ``train.resume``
+GAN_TRAIN_ADVICE = "train into a new output folder, or set train.resume=false to start this one afresh"
+
+
+def _refuse_other_pairs(ckpt: Path, payload: object, data_sha256: str, advice: str = RESUME_ADVICE) -> None:
+    """Raise :class:`GanCheckpointError` when the checkpoint to resume records other training pairs than
+    ``data_sha256`` (one written before checkpoints recorded them is taken as it is), or is not a checkpoint at all;
+    ``advice``: what to do, in the message."""
     if not isinstance(payload, dict):
-        raise ValueError(f"{ckpt} is not an ICE-GAN checkpoint (written by icegan gan train)")
+        raise GanCheckpointError(f"{ckpt} is not an ICE-GAN checkpoint (written by icegan gan train); {advice}")
     if payload.get("data_sha256") not in (None, data_sha256):
         # continuing would hand back a model that has seen other pairs: e.g. the faces of subjects now held out
-        raise ValueError(f"{ckpt} was trained on other training pairs than these (another data section, e.g. other "
-                         f"holdout_subjects, or changed frames or labels); resuming would continue a model that has "
-                         f"seen other data. Train into a new output folder, or set train.resume=false to start this "
-                         f"one afresh")
+        raise GanCheckpointError(f"{ckpt} was trained on other training pairs than these (another data section, e.g. "
+                                 f"other holdout_subjects, or changed frames or labels); resuming would continue a "
+                                 f"model that has seen other data. {advice[0].upper()}{advice[1:]}")
+
+
+def _read_resume(ckpt: Path, label: str) -> object:
+    """The checkpoint ``ckpt`` read for a resume (:func:`flownet.models.state_dict.read_torch_file`), a file torch
+    cannot read raised as :class:`GanCheckpointError` (``label`` names its role and what to do)."""
+    from flownet.models.state_dict import read_torch_file
+    try:
+        return read_torch_file(ckpt, label, weights_only=False)
+    except ValueError as exc:
+        raise GanCheckpointError(str(exc)) from None
 
 
 def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> None:
-    """Before anything is written to ``out_dir``: raise ValueError when :func:`train_gan` would refuse to resume its
-    ``checkpoints/last.pt`` (trained on other pairs), or when that file cannot be read (empty, cut short: named, with
-    what to do). No checkpoint, or ``train.resume=false``: nothing to check."""
-    from flownet.models.state_dict import read_torch_file
+    """Before anything is written to ``out_dir``: raise :class:`GanCheckpointError` (a ValueError) when
+    :func:`train_gan` would refuse to resume its ``checkpoints/last.pt`` (trained on other pairs or with other model
+    settings), or when that file cannot be read (empty, cut short: named, with what to do). No checkpoint, or
+    ``train.resume=false``: nothing to check."""
     ckpt = Path(out_dir) / "checkpoints" / "last.pt"
     if cfg.train.resume and ckpt.is_file():
-        payload = read_torch_file(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set "
-                                        "train.resume=false, to train afresh)", weights_only=False)
-        _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels))
-        _load_models(ckpt, payload, *build_models(cfg))
+        payload = _read_resume(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set "
+                                     "train.resume=false, to train afresh)")
+        _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels), GAN_TRAIN_ADVICE)
+        _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
 
 
-def _load_models(ckpt: Path, payload: object, g: nn.Module, d: nn.Module) -> None:
-    """Load a checkpoint's generator and discriminator into ``g`` and ``d`` strictly: ValueError naming the file when
-    it is not a checkpoint or its weights do not fit (the run's model settings changed since it was written)."""
+def _load_models(ckpt: Path, payload: object, g: nn.Module, d: nn.Module, advice: str = RESUME_ADVICE) -> None:
+    """Load a checkpoint's generator and discriminator into ``g`` and ``d`` strictly: :class:`GanCheckpointError`
+    naming the file and ``advice`` when it is not a checkpoint or its weights do not fit (the run's GAN model
+    settings changed since it was written)."""
     from flownet.models.state_dict import load_state_dict_strict
     if not isinstance(payload, dict):
-        raise ValueError(f"{ckpt} is not an ICE-GAN checkpoint (written by icegan gan train)")
+        raise GanCheckpointError(f"{ckpt} is not an ICE-GAN checkpoint (written by icegan gan train); {advice}")
     for key, net in (("generator", g), ("discriminator", d)):
-        load_state_dict_strict(net, payload.get(key), str(ckpt),
-                               f"the {key} this run's config describes (the run was started with other model "
-                               f"settings: resume with the same model section, or train into a new output folder)")
+        try:
+            load_state_dict_strict(net, payload.get(key), str(ckpt),
+                                   f"the {key} this run's config describes (the run was started with other GAN "
+                                   f"model settings: resume with those, or {advice})")
+        except ValueError as exc:
+            raise GanCheckpointError(str(exc)) from None
 
 
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
@@ -411,8 +438,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     Returns:
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
-        ValueError: shapes/labels inconsistent with the config (message says which), or a ``last.pt`` to resume
-            that was trained on other pairs.
+        ValueError: shapes/labels inconsistent with the config (message says which). GanCheckpointError (a
+            ValueError): a ``last.pt`` to resume that torch cannot read, or trained on other pairs or with other model
+            settings (named, with what to do).
         FloatingPointError: a non-finite generator or discriminator loss (raised before that update;
             the last epoch checkpoint in ``out_dir`` is left as it was).
     """
@@ -454,9 +482,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     start_epoch = 0
     data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
     if ckpt is not None and tc.resume and ckpt.is_file():
-        from flownet.models.state_dict import read_torch_file
         # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
-        payload = read_torch_file(ckpt, "the GAN checkpoint to resume (remove it to train afresh)", weights_only=False)
+        payload = _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
         _refuse_other_pairs(ckpt, payload, data_sha256)
         _load_models(ckpt, payload, g, d)
         opt_g.load_state_dict(payload["opt_g"])
