@@ -383,3 +383,22 @@ def test_csv_cells_keep_full_precision(tmp_path):
     (row,) = csv.DictReader(io.StringIO(results_table([TableEntry("r", [d])], "csv")))
     assert float(row["Full UF1"]) == 0.123456789 and float(row["Full UAR"]) == 0.987654321
     assert "| 0.1235 | 0.9877 |" in results_table([TableEntry("r", [d])])
+
+
+def test_a_metrics_json_or_config_yaml_of_the_wrong_kind_is_named(tmp_path, capsys):
+    """A metrics.json holding JSON that is no object, and a config.yaml that is no mapping or no UTF-8 text (met
+    while checking that an entry's runs share one recipe), are errors naming the file."""
+    d = _run(tmp_path, "list", uf1=0.7, uar=0.71)
+    (d / "metrics.json").write_text("[0.7]")
+    assert main(["table", str(d)]) == 2
+    assert capsys.readouterr().err.startswith(f"icegan table: error: {d / 'metrics.json'}: not a JSON object (got a "
+                                              "list); ")
+    a, b = _run(tmp_path, "a", uf1=0.7, uar=0.71), _run(tmp_path, "b", uf1=0.7, uar=0.71)
+    (b / "config.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError) as listed:
+        results_table([TableEntry("E", [a, b])])
+    assert str(listed.value) == f"{b / 'config.yaml'}: not a config (a YAML mapping)"
+    (b / "config.yaml").write_bytes(b"model: \xff\n")
+    with pytest.raises(ValueError) as undecodable:
+        results_table([TableEntry("E", [a, b])])
+    assert str(undecodable.value).startswith(f"{b / 'config.yaml'}: cannot be read (")
