@@ -386,13 +386,18 @@ def test_csv_cells_keep_full_precision(tmp_path):
 
 
 def test_a_metrics_json_or_config_yaml_of_the_wrong_kind_is_named(tmp_path, capsys):
-    """A metrics.json holding JSON that is no object, and a config.yaml that is no mapping or no UTF-8 text (met
+    """A metrics.json holding JSON that is no object or lacking a key of icegan's, and a config.yaml that is no mapping or no UTF-8 text (met
     while checking that an entry's runs share one recipe), are errors naming the file."""
     d = _run(tmp_path, "list", uf1=0.7, uar=0.71)
     (d / "metrics.json").write_text("[0.7]")
     assert main(["table", str(d)]) == 2
     assert capsys.readouterr().err.startswith(f"icegan table: error: {d / 'metrics.json'}: not a JSON object (got a "
                                               "list); ")
+    other = _run(tmp_path, "other", uf1=0.7, uar=0.71)
+    _edit_metrics(other, lambda m: m.pop("protocol"))
+    with pytest.raises(ValueError) as keyless:
+        results_table([TableEntry("other", [other])])
+    assert str(keyless.value) == f"{other / 'metrics.json'}: no 'protocol' (not an icegan metrics.json)"
     a, b = _run(tmp_path, "a", uf1=0.7, uar=0.71), _run(tmp_path, "b", uf1=0.7, uar=0.71)
     (b / "config.yaml").write_text("- a\n- b\n")
     with pytest.raises(ValueError) as listed:
