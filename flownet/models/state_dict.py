@@ -48,7 +48,11 @@ def save_torch_file(obj: object, path: str | Path) -> Path:
     """``torch.save`` of ``obj`` to ``path`` through a temporary file in the same folder, renamed when complete: a
     kill while saving leaves the previous file (a checkpoint to resume from) whole, never one cut short."""
     from ..io import write_whole
-    return write_whole(path, lambda tmp: torch.save(obj, tmp))
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:     # through Python's file: a full disk is an OSError (ENOSPC), not a RuntimeError
+            torch.save(obj, fh)         # of torch's own writer ("unexpected pos") that names neither file nor cause
+    return write_whole(path, save)
 
 
 def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model",
