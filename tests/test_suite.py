@@ -555,7 +555,8 @@ def test_an_unseeded_member_is_planned_once(tmp_path):
 
 
 def test_a_one_seed_suite_marks_no_run_as_one_run(tmp_path):
-    """With one seed every entry has one run, so the per-seed table needs no '(one run)' mark."""
+    """With one seed every entry has one run, so the per-seed table needs no '(one run)' mark; a finished run whose
+    metrics.json is cut short or lacks 'overall' is named."""
     from icegan.suite import load_suite, per_seed_table, plan_suite
     p = tmp_path / "s.yaml"
     p.write_text(TINY)
@@ -566,6 +567,11 @@ def test_a_one_seed_suite_marks_no_run_as_one_run(tmp_path):
         (x.out / "metrics.json").write_text(json.dumps({"overall": {"UF1": 0.5, "UAR": 0.5}}))
     table = per_seed_table(suite, plan, {x.out for x in plan})
     assert "(one run)" not in table
+    for text in ('{"overall": {"UF1": 0.5', '{"per_dataset": {}}'):            # cut short; no overall
+        (plan[0].out / "metrics.json").write_text(text)
+        with pytest.raises(ValueError) as exc:
+            per_seed_table(suite, plan, {x.out for x in plan})
+        assert str(exc.value).startswith(f"{plan[0].out}: no readable metrics.json ("), text
 
 
 def test_reuse_near_miss_names_settings_not_other_recipes():
