@@ -229,6 +229,10 @@ def occluded_fraction(model: SRFlowNet, pairs: list[tuple[torch.Tensor, torch.Te
 
 # ---------------------------------------------------------------------------------------- training
 
+#: the entries of a self-supervised run's last.pt that a resume reads besides the model's weights
+RESUME_KEYS = ("stage", "step", "elapsed_s")
+
+
 def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     """Run (or resume) both stages; returns the metrics dict also written to ``metrics.json``.
 
@@ -258,6 +262,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         raise ValueError(f"loss.occ_warmup_frac must be in [0, 1], got {lc.occ_warmup_frac}")
     if t.noisy_min < 0 or t.noisy_max < t.noisy_min:
         raise ValueError(f"train.noisy_min/noisy_max must satisfy 0 <= min <= max, got {t.noisy_min}, {t.noisy_max}")
+    ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
+    if t.resume and ckpt_path.is_file():    # refused before start_run rewrites the run's config.yaml
+        load_resume_checkpoint(ckpt_path, SRFlowNet(cfg.model), RESUME_KEYS)
     device, run = start_run(cfg)
 
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,
@@ -279,11 +286,10 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                              f"from the run's model section {model.config_dict()}")
         model.load_state_dict(init.state_dict())
         init_seen = list(init.meta.get("real_pair_subjects") or [])
-    ckpt_path = run / "last.pt"
     state = {"stage": "teacher", "step": 0, "elapsed_s": 0.0}
     ck = None
     if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, model)
+        ck = load_resume_checkpoint(ckpt_path, model, RESUME_KEYS)
         state = {"stage": ck["stage"], "step": int(ck["step"]), "elapsed_s": float(ck["elapsed_s"])}
         print(f"resumed {ckpt_path}: stage {state['stage']} step {state['step']}", flush=True)
 

@@ -161,6 +161,30 @@ def test_train_decflow_refuses_a_damaged_checkpoint_naming_it(tmp_path, shared_d
                                          rf"afresh\): {re.escape(str(tmp_path / 'd' / 'last.pt'))} cannot be read"):
         train_decflow(cfg, progress=False)
 
+
+def test_train_decflow_refuses_other_settings_or_another_trainers_checkpoint_before_writing(tmp_path, shared_data):
+    """A last.pt of other model settings, or one another trainer wrote under this run name, is named before the
+    run's config.yaml is rewritten (it still says which settings the checkpoint needs)."""
+    from flownet.models.decflow import DecFlowTrainConfig, DecFlowTrainSection, train_decflow
+    from flownet.train import FlowDataConfig
+
+    def cfg(**model):
+        return DecFlowTrainConfig(name="d", out_dir=str(tmp_path),
+                                  data=FlowDataConfig(root=str(shared_data), size=64, n_train=2, n_test=1),
+                                  model=DecFlowConfig(**{**TINY, **model}),
+                                  train=DecFlowTrainSection(init_weights=None, batch_size=2, crop=0, steps=1, iters=1))
+    train_decflow(cfg(), progress=False)
+    ck_path, config = tmp_path / "d" / "last.pt", tmp_path / "d" / "config.yaml"
+    before = config.read_text()
+    with pytest.raises(ValueError, match=rf"{re.escape(str(ck_path))}: weights do not match the model this run's "
+                                         r"config describes"):
+        train_decflow(cfg(hidden=2 * TINY["hidden"]), progress=False)
+    assert config.read_text() == before
+    ck = torch.load(ck_path, weights_only=True)
+    torch.save({"model": ck["model"], "stage": "teacher", "step": 1, "elapsed_s": 0.0}, ck_path)   # selfsup's kind
+    with pytest.raises(ValueError, match=rf"{re.escape(str(ck_path))} has no optimizer: another kind of training"):
+        train_decflow(cfg(), progress=False)
+
 def test_decflow_started_from_weights_that_saw_real_frames_records_them(tmp_path, shared_data):
     """DecFlow trained from SRFlowNet weights that learned from real CASME II frames (self-supervised, meta
     real_pair_subjects) has seen that motion too: its weights say so, so that a main job with flow.decompose=learned

@@ -1135,6 +1135,24 @@ def test_selfsup_refuses_a_damaged_checkpoint_naming_it(tmp_path, monkeypatch):
                                          rf"afresh\): {re.escape(str(tmp_path / 'loop' / 'last.pt'))} cannot be read"):
         _loop_run(tmp_path, monkeypatch)
 
+
+def test_selfsup_refuses_another_trainers_checkpoint_or_other_settings_before_writing(tmp_path, monkeypatch):
+    """A supervised run's last.pt under this run name (no 'stage') died in a KeyError; one of other model settings
+    was refused only after config.yaml had been rewritten with the new settings. Both are now named before anything
+    is written."""
+    _loop_run(tmp_path, monkeypatch)
+    ck_path, config = tmp_path / "loop" / "last.pt", tmp_path / "loop" / "config.yaml"
+    ck, before = torch.load(ck_path, weights_only=True), config.read_text()
+    torch.save({"model": ck["model"], "optimizer": ck["optimizer"], "step": 3}, ck_path)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(ck_path))} has no stage, elapsed_s: another kind of "
+                                         r"training .* give this run another name"):
+        _loop_run(tmp_path, monkeypatch)
+    torch.save(ck, ck_path)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(ck_path))}: weights do not match the model this run's "
+                                         r"config describes"):
+        _loop_run(tmp_path, monkeypatch, "model.hidden=32")
+    assert config.read_text() == before
+
 @pytest.mark.parametrize("stage", ["teacher", "student"])
 def test_selfsup_loop_stops_at_a_non_finite_loss_before_the_update(tmp_path, monkeypatch, stage):
     rec = {}

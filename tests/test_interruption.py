@@ -175,10 +175,12 @@ def test_a_flow_checkpoint_that_cannot_be_resumed_is_named(tmp_path, shared_data
                          *tiny, f"model.hidden={2 * TINY_SRFLOWNET['hidden']}"])
     # the same run resumed with other model settings: one line naming the file and the way out, not torch's list of
     # size mismatches
+    before = (tmp_path / "x" / "config.yaml").read_text()
     with pytest.raises(ValueError, match=r"last.pt: weights do not match the model this run's config describes "
                                          r"\(the run was started with other model settings: .*\): missing \[\] "
                                          r"\(0\), unexpected \[\] \(0\), wrong shape \['raft"):
         train(wider, progress=False)
+    assert (tmp_path / "x" / "config.yaml").read_text() == before     # it still says what the checkpoint needs
 
 def test_suite_times_cut_short_by_a_kill_do_not_stop_the_suite(tmp_path, capsys):
     """suite_times.json cut short (a kill while the suite wrote it): every rerun of the suite ended in 'icegan suite:

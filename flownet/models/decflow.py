@@ -56,7 +56,7 @@ from torchvision.models.optical_flow._utils import make_coords_grid, upsample_fl
 from torchvision.models.optical_flow.raft import MaskPredictor
 
 from ..schedule import apply_one_cycle, budget_fraction
-from ..train import FlowDataConfig
+from ..train import RESUME_KEYS, FlowDataConfig
 from .inputs import update_count
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
 from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
@@ -457,6 +457,9 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     t = cfg.train
     if t.batch_size < 1 or t.iters < 1:
         raise ValueError(f"train.batch_size and train.iters must be >= 1, got {t.batch_size}, {t.iters}")
+    ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
+    if t.resume and ckpt_path.is_file():    # refused before start_run rewrites the run's config.yaml
+        load_resume_checkpoint(ckpt_path, DecFlow(cfg.model), RESUME_KEYS)
     device, run = start_run(cfg)
 
     d = cfg.data
@@ -475,9 +478,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     step, elapsed0 = 0, 0.0
-    ckpt_path = run / "last.pt"
     if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, model)
+        ck = load_resume_checkpoint(ckpt_path, model, RESUME_KEYS)
         opt.load_state_dict(ck["optimizer"])
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
         print(f"resumed {ckpt_path} at step {step}", flush=True)

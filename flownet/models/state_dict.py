@@ -86,18 +86,30 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
 RESUME_LABEL = "the checkpoint to resume (remove it, or set train.resume=false, to train afresh)"
 
 
-def load_resume_checkpoint(path: str | Path, model: nn.Module) -> dict:
+def load_resume_checkpoint(path: str | Path, model: nn.Module, keys: tuple[str, ...] = ()) -> dict:
     """Read a flow training run's ``last.pt`` and load its ``model`` weights into ``model`` (strictly); returns the
-    checkpoint dict (optimiser state, step, ...) for the caller to restore the rest.
+    checkpoint dict (optimiser state, step, ...) for the caller to restore the rest. The trainers call it once before
+    they write into the run folder (on a throwaway model), so that a refused resume leaves the folder's config.yaml
+    as the checkpoint's run wrote it.
+
+    Args:
+        path: the checkpoint. model: the network the run's config describes.
+        keys: entries the caller reads besides ``model`` (``("optimizer", "step")``; the self-supervised trainer's
+            ``("stage", "step", "elapsed_s")``): one missing means another kind of training wrote the file.
 
     Raises:
-        ValueError: torch cannot read the file (damaged, cut short), it is not a checkpoint dict, or its weights do not
-            fit ``model`` (the run's model settings changed since it was written); each message names the file and
-            what to do.
+        ValueError: torch cannot read the file (damaged, cut short), it is not a checkpoint dict, it lacks one of
+            ``keys`` (another trainer's checkpoint under this run name), or its weights do not fit ``model`` (the
+            run's model settings changed since it was written); each message names the file and what to do.
     """
     ck = read_torch_file(path, RESUME_LABEL)
     if not isinstance(ck, dict):
         raise ValueError(f"{RESUME_LABEL}: {path} is not a training checkpoint (a dict holding the model's weights)")
+    missing = [k for k in keys if k not in ck]
+    if missing:
+        raise ValueError(f"{RESUME_LABEL}: {path} has no {', '.join(missing)}: another kind of training (flow train "
+                         f"--mode supervised or selfsup, or train-decflow) wrote it under this run name; give this run "
+                         f"another name")
     load_state_dict_strict(model, ck.get("model"), f"{RESUME_LABEL}: {path}",
                            "the model this run's config describes (the run was started with other model settings: "
                            "resume with the same model section, or start a new run under another name)")
