@@ -250,6 +250,21 @@ def test_a_damaged_member_is_named_in_one_line(two_runs, tmp_path, capsys, name,
     assert not (tmp_path / "out" / "ensemble.json").exists()
 
 
+def test_a_member_predictions_csv_that_is_not_utf8_is_named(two_runs, tmp_path):
+    """A member's predictions.csv holding a byte that is not UTF-8 is an error naming the file (pandas' decoder
+    error kept in one line), not a UnicodeDecodeError traceback."""
+    import shutil
+    from icegan.ensemble import load_member
+    shutil.copytree(two_runs / "r2", tmp_path / "r2")
+    f = tmp_path / "r2" / "predictions.csv"
+    f.write_bytes(f.read_bytes().replace(b"\n", b"\xff\n", 2))
+    with pytest.raises(EnsembleError) as exc:
+        load_member(tmp_path / "r2")
+    msg = str(exc.value)
+    assert msg.startswith(f"{f}: not a readable CSV table (") and "damaged or incomplete" in msg, msg
+    assert len(msg.splitlines()) == 1
+
+
 def test_blank_lines_in_predictions_change_nothing_and_count_in_line_numbers(two_runs, tmp_path):
     """Blank lines in a member's predictions.csv are skipped (the ensemble is the same) and a row cut short is
     reported at its real line in the file."""
