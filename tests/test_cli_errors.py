@@ -436,9 +436,10 @@ def test_a_folder_that_cannot_be_made_or_a_full_disk_is_one_line(tmp_path, capsy
     (tmp_path / "afile").write_text("")
     loso = ["loso", "--config", "configs/features_logreg.yaml", "--no-progress", "data.source=toy", "max_folds=1"]
     assert main([*loso, "--out", str(tmp_path / "afile" / "x")]) == 2
-    assert capsys.readouterr().err == f"icegan loso: error: Not a directory: {tmp_path / 'afile' / 'x'}\n"
+    assert capsys.readouterr().err == (f"icegan loso: error: Not a directory: {tmp_path / 'afile' / 'x'}; a file "
+                                       "stands where a folder is needed: give another path\n")
     assert train_main(["--out", str(tmp_path / "afile" / "y")]) == 2
-    assert capsys.readouterr().err == f"train.py: error: Not a directory: {tmp_path / 'afile' / 'y'}\n"
+    assert capsys.readouterr().err.startswith(f"train.py: error: Not a directory: {tmp_path / 'afile' / 'y'}; ")
 
     def refused(code):
         def write(path, text):
@@ -446,13 +447,59 @@ def test_a_folder_that_cannot_be_made_or_a_full_disk_is_one_line(tmp_path, capsy
         return write
     monkeypatch.setattr(protocol, "_write_text", refused(errno.ENOSPC))
     assert main([*loso, "--out", str(tmp_path / "full")]) == 2
-    assert capsys.readouterr().err == ("icegan loso: error: message of the system; free space on that disk (or write "
-                                       "to another: --out, a config's out_dir or cache_root), then run the same "
-                                       "command again: the finished folds are kept\n")
+    assert capsys.readouterr().err == ("icegan loso: error: message of the system; free space on that disk, or write "
+                                       "to another, then run the same command again: the finished folds are kept\n")
     monkeypatch.setattr(protocol, "_write_text", refused(errno.EROFS))
     assert main([*loso, "--out", str(tmp_path / "ro")]) == 2
-    assert capsys.readouterr().err == ("icegan loso: error: message of the system; give a folder you may write "
-                                       "(--out, a config's out_dir or cache_root) or change its permissions\n")
+    assert capsys.readouterr().err == ("icegan loso: error: message of the system; check the permissions of that "
+                                       "path (for an output, a folder you may write)\n")
     monkeypatch.setattr(protocol, "_write_text", refused(errno.EIO))
     with pytest.raises(OSError, match="message of the system"):
         main([*loso, "--out", str(tmp_path / "io")])
+
+
+@pytest.mark.parametrize("exc, command, line", [
+    (OSError(28, "No space left on device"), "train.py", "train.py: error: No space left on device; free space on "
+     "that disk, or write to another, then run the same command again: the finished folds are kept"),
+    (OSError(122, "Disk quota exceeded", "/r/x.pt"), "gan train", "icegan gan train: error: Disk quota exceeded: "
+     "/r/x.pt; free space on that disk, or write to another"),
+    (OSError(13, "Permission denied", "/r/c.yaml"), "flow train", "icegan flow train: error: Permission denied: "
+     "/r/c.yaml; check the permissions of that path (for an output, a folder you may write)"),
+    (OSError(1, "Operation not permitted"), "prepare", "icegan prepare: error: Operation not permitted; check the "
+     "permissions of that path (for an output, a folder you may write)"),
+    (OSError(17, "File exists", "/r/out"), "table", "icegan table: error: File exists: /r/out; a file stands where a "
+     "folder is needed: give another path"),
+    (OSError(18, "Invalid cross-device link", "/a", None, "/b"), "suite", "icegan suite: error: Invalid cross-device "
+     "link: /a -> /b"),
+    (FileExistsError("/r/features.csv exists; give another --out"), "features", "icegan features: error: "
+     "/r/features.csv exists; give another --out"),
+    (OSError("frame file missing: /r/img3.jpg"), "flow train", "icegan flow train: error: frame file missing: "
+     "/r/img3.jpg"),
+])
+def test_file_system_errors_say_what_to_do(capsys, exc, command, line):
+    """Each kind the one-line report knows: a full disk or quota (the folds kept only for a resumable command), a
+    refused access (read or write), a file where a folder is needed, a second path, the project's own messages."""
+    from icegan.commands import file_system_error
+    assert file_system_error(command, exc) == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_suite_reports_a_full_disk_like_the_other_commands(tmp_path, capsys, monkeypatch):
+    """icegan suite caught every OSError itself, printing '[Errno 28] ...' without what to do, and a device's I/O
+    error naming no file as one line; now both go the way of the other commands."""
+    import errno
+
+    import icegan.suite as suite
+    from icegan.cli import main
+
+    def failing(code):
+        def run_suite(*a, **k):
+            raise OSError(code, "message of the system")
+        return run_suite
+    monkeypatch.setattr(suite, "run_suite", failing(errno.ENOSPC))
+    assert main(["suite", "--config", "configs/suite_composite.yaml", "--out", str(tmp_path / "s")]) == 2
+    assert capsys.readouterr().err == ("icegan suite: error: message of the system; free space on that disk, or write "
+                                       "to another, then run the same command again: the finished folds are kept\n")
+    monkeypatch.setattr(suite, "run_suite", failing(errno.EIO))
+    with pytest.raises(OSError, match="message of the system"):
+        main(["suite", "--config", "configs/suite_composite.yaml", "--out", str(tmp_path / "s")])

@@ -85,20 +85,23 @@ def stdout_closed(exc: BrokenPipeError) -> int:
     return 141
 
 
-#: errno values of a file system that refuses a write (no space, over quota, no permission, read-only): the
-#: message names what to change, with no traceback, also when the error names no file
+#: errno values of a file system that refuses a write (no space, over quota) or an access (no permission, read-only):
+#: the message says what to change, with no traceback, also when the error names no file
 _SPACE_ERRNOS = ("ENOSPC", "EDQUOT")
 _ACCESS_ERRNOS = ("EACCES", "EPERM", "EROFS")
+#: a path one of whose parts is a file where a folder is needed (``--out`` given an existing file's name)
+_FILE_NOT_FOLDER_ERRNOS = ("ENOTDIR", "EEXIST")
 
 
 def file_system_error(command: str, exc: OSError) -> int:
     """Report an OSError of the file system (a path that cannot be made, read or written; a full disk) in one line
     on stderr, without a traceback, and return exit code 2; one raised with the project's own message (no errno) is
-    printed as it is. Raise ``exc`` again when it names no file and is not a full disk or a refused write (then it is
-    not the user's to fix, and its traceback is wanted).
+    printed as it is. Raise ``exc`` again when it names no file and is not a full disk or a refused access (then it
+    is not the user's to fix, and its traceback is wanted).
 
-    The line is ``<command>: error: <reason>: <file>``, with what to do for a full disk or a refused write, and, for a
-    full disk under a resumable command (:data:`RESUMABLE`), that the finished folds are kept.
+    The line is ``<command>: error: <reason>: <file>``, with what to do for a full disk, a refused access or a file
+    where a folder is needed, and, for a full disk under a resumable command (:data:`RESUMABLE`), that the finished
+    folds are kept.
     """
     import errno
     name = command if command == "train.py" else f"icegan {command}"
@@ -113,13 +116,16 @@ def file_system_error(command: str, exc: OSError) -> int:
         where += f" -> {exc.filename2}"
     hint = ""
     if code in _SPACE_ERRNOS:
-        hint = "; free space on that disk (or write to another: --out, a config's out_dir or cache_root)"
+        hint = "; free space on that disk, or write to another"
+        if command in RESUMABLE:
+            hint += ", then run the same command again: the finished folds are kept"
     elif code in _ACCESS_ERRNOS:
-        hint = "; give a folder you may write (--out, a config's out_dir or cache_root) or change its permissions"
-    if code in _SPACE_ERRNOS and command in RESUMABLE:
-        hint += ", then run the same command again: the finished folds are kept"
+        hint = "; check the permissions of that path (for an output, a folder you may write)"
+    elif code in _FILE_NOT_FOLDER_ERRNOS and exc.filename is not None:
+        hint = "; a file stands where a folder is needed: give another path"
     print(f"{name}: error: {exc.strerror or exc}{where}{hint}", file=sys.stderr)
     return 2
+
 
 def interrupted(command: str) -> int:
     """Report a Ctrl-C of ``command`` in one line on stderr, without a traceback; returns the exit code 130.
