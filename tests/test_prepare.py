@@ -5,6 +5,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -387,8 +388,26 @@ def test_a_cache_hit_removes_a_stale_temporary_folder_of_its_cache(tmp_path):
     assert not left.exists()
 
 
+def test_the_note_on_other_prepares_never_fails_a_finished_prepare(tmp_path, monkeypatch):
+    """Another prepare that finishes removes its .partial folder; when it did so while this one summed their sizes,
+    the note raised FileNotFoundError after this prepare's cache was written."""
+    prep, cfg = _four_clips(tmp_path, "race")
+    root = prep.cache_root_of(cfg)
+    other = root / ".partial-0123456789abcdef"
+    other.mkdir(parents=True)
+    (other / "a.pkl").write_bytes(b"x")
+    real_glob = Path.glob
+
+    def glob_then_removed(self, pattern):          # listed, then removed before its size is read
+        found = list(real_glob(self, pattern))
+        if self == other:
+            shutil.rmtree(other)
+        return iter(found)
+    monkeypatch.setattr(Path, "glob", glob_then_removed)
+    assert len(prep.prepare_dataset(cfg)) == 4
+
 def test_on_windows_no_process_is_signalled_to_judge_a_left_folder(tmp_path, monkeypatch):
-    """os.kill(pid, 0) asks whether a process runs on POSIX but ends that process on Windows: there a stale
+    """os.kill(pid, 0) asks whether a process runs on POSIX but sends Ctrl-C (CTRL_C_EVENT) on Windows: there a stale
     .tmp-<hash>-<pid> (here of this very test's process) is removed by its age alone, and no process is signalled."""
     prep, cfg = _four_clips(tmp_path, "cache")
     first = prep.prepare_dataset(cfg)

@@ -265,8 +265,9 @@ def _settings(cfg: PrepareConfig) -> dict:
 STALE_TMP_SECONDS = 3600
 
 
-#: whether ``os.kill(pid, 0)`` only asks if a process runs: on Windows it ends that process, so there a left
-#: ``.tmp`` folder is judged by its age alone (the cache's arrays are written in seconds to minutes, never an hour)
+#: whether ``os.kill(pid, 0)`` only asks if a process runs: on Windows signal 0 is CTRL_C_EVENT, which would
+#: interrupt that process's group, so there a left ``.tmp`` folder is judged by its age alone (the cache's arrays
+#: are written in seconds to minutes, never an hour)
 _PROBE_PIDS = os.name != "nt"
 
 
@@ -298,10 +299,16 @@ def _note_other_partials(root: Path, digest: str) -> None:
     that were stopped, whose finished clips (up to gigabytes) stay until the same prepare runs again. Kept, never
     removed here (they are resumable work), but named with their size, so that a user who changed settings knows."""
     others = sorted(d for d in root.glob(".partial-*") if d.is_dir() and d.name != f".partial-{digest}")
+    clips = size = 0
+    for f in (f for d in others for f in d.glob("*.pkl")):
+        try:
+            size += f.stat().st_size
+            clips += 1
+        except OSError:             # removed meanwhile by the prepare it belongs to, which finished: not counted
+            pass
+    others = [d for d in others if d.is_dir()]
     if not others:
         return
-    size = sum(f.stat().st_size for d in others for f in d.glob("*.pkl") if f.is_file())
-    clips = sum(1 for d in others for _ in d.glob("*.pkl"))
     log.info("prepare: %d unfinished prepare(s) of other inputs or settings kept in %s (%s: %d clips, %.1f MB); "
              "running that prepare again finishes it, or delete a folder you no longer need", len(others), root,
              ", ".join(d.name for d in others[:3]) + (", ..." if len(others) > 3 else ""), clips, size / 1e6)
