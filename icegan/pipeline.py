@@ -1180,6 +1180,8 @@ def main(argv: list[str] | None = None) -> int:
                     "With no arguments: the built-in synthetic demo (configs/demo.yaml).")
     from icegan.commands.train import add_arguments
     add_arguments(parser)
+    from icegan import __version__
+    parser.add_argument("--version", action="version", version=f"train.py (icegan {__version__})")
     from icegan.cli import parse_with_overrides
     import sys
 

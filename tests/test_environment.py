@@ -84,6 +84,10 @@ def test_icegan_version_is_the_distributions(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out == f"icegan {_pyproject_version()}\n"
+    from icegan.pipeline import main as train_main
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"train.py (icegan {_pyproject_version()})\n"
 
 
 def test_cpu_model_is_the_model_name_value(tmp_path, monkeypatch):
