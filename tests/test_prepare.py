@@ -139,6 +139,15 @@ def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
     samm = dataclasses.replace(rec, objective_class=1)
     assert len({h, prep.inputs_hash([(samm, "cropped")], s),
                 prep.inputs_hash([(dataclasses.replace(samm, objective_class=2), "cropped")], s)}) == 3
+    # ... while a clip without one (CASME II, SMIC, a clip list) keeps the key it had before: its cache stays valid
+    import hashlib
+    import json
+    old = hashlib.sha1(json.dumps(s, sort_keys=True).encode())
+    old.update(json.dumps([rec.key, "cropped", rec.emotion, rec.class3, rec.onset, rec.apex, rec.offset,
+                           rec.apex_method]).encode())
+    for p in rec.frame_paths:
+        old.update(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};".encode())
+    assert rec.objective_class is None and h == old.hexdigest()[:16]
 
 
 def _constant_clip(tmp_path: Path, name: str = "c1", numbers=range(1, 11)) -> Path:
