@@ -250,9 +250,9 @@ def test_a_damaged_member_is_named_in_one_line(two_runs, tmp_path, capsys, name,
     assert not (tmp_path / "out" / "ensemble.json").exists()
 
 
-def test_a_member_predictions_csv_that_is_not_utf8_is_named(two_runs, tmp_path):
+def test_a_member_predictions_csv_not_utf8_without_scores_or_rows_is_named(two_runs, tmp_path):
     """A member's predictions.csv holding a byte that is not UTF-8 is an error naming the file (pandas' decoder
-    error kept in one line), not a UnicodeDecodeError traceback."""
+    error kept in one line), not a UnicodeDecodeError traceback; one without score columns or without rows too."""
     import shutil
     from icegan.ensemble import load_member
     shutil.copytree(two_runs / "r2", tmp_path / "r2")
@@ -263,6 +263,14 @@ def test_a_member_predictions_csv_that_is_not_utf8_is_named(two_runs, tmp_path):
     msg = str(exc.value)
     assert msg.startswith(f"{f}: not a readable CSV table (") and "damaged or incomplete" in msg, msg
     assert len(msg.splitlines()) == 1
+    f.write_text("fold,dataset,subject,clip,y_true,y_pred\n")                  # no score column, no row
+    with pytest.raises(EnsembleError) as exc:
+        load_member(tmp_path / "r2")
+    assert str(exc.value) == f"{f}: missing column(s) ['score_negative', 'score_positive', 'score_surprise']"
+    f.write_text("fold,dataset,subject,clip,y_true,y_pred,score_negative,score_positive,score_surprise\n")
+    with pytest.raises(EnsembleError) as exc:
+        load_member(tmp_path / "r2")
+    assert str(exc.value).startswith(f"{f}: no rows, only the header; ")
 
 
 def test_blank_lines_in_predictions_change_nothing_and_count_in_line_numbers(two_runs, tmp_path):
