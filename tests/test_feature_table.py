@@ -139,8 +139,13 @@ def test_table_level_errors(tmp_path):
     assert str(missing.value) == (f"MEGC2019 feature table not found: {tmp_path / CSV_NAME} (set data.root or "
                                   "ICEGAN_SHARED_DATA)")
     csv = _write(tmp_path, [{"subject": "sub01", "clip": "a", "label": 0}])
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['path'\]"):
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['path'\]") as columns:
         read_feature_table(csv)
+    assert str(columns.value).startswith(f"{csv}: missing column(s) ['path']; found ")
+    csv.write_text("dataset,subject,clip,label,path\n")
+    with pytest.raises(ValueError) as header_only:
+        read_feature_table(csv)
+    assert str(header_only.value) == f"{csv}: no rows"
     csv = _write(tmp_path, [{"subject": "sub01", "clip": "a", "label": 0, "path": "a.npy"}])
     with pytest.raises(ValueError, match="subject 'sub01' has no dataset"):
         read_feature_table(csv)
