@@ -147,11 +147,13 @@ def test_table_level_errors(tmp_path):
         read_feature_table(csv)
     assert str(header_only.value) == f"{csv}: no rows"
     csv = _write(tmp_path, [{"subject": "sub01", "clip": "a", "label": 0, "path": "a.npy"}])
-    with pytest.raises(ValueError, match="subject 'sub01' has no dataset"):
+    with pytest.raises(ValueError, match="subject 'sub01' has no dataset") as no_dataset:
         read_feature_table(csv)
+    assert str(no_dataset.value).startswith(f"{csv}, line 2 ")
     csv = _write(tmp_path, [dict(GOOD), dict(GOOD, path="b.npy")])
-    with pytest.raises(ValueError, match=r"line 3: clip 'EP01' of subject 'casme2/sub01' appears twice"):
+    with pytest.raises(ValueError, match=r"line 3: clip 'EP01' of subject 'casme2/sub01' appears twice") as twice:
         read_feature_table(csv)
+    assert str(twice.value).startswith(f"{csv}, line 3: ")
     csv = _write(tmp_path, [dict(GOOD)])
     with pytest.raises(ValueError, match=r"dataset\(s\) \['samm'\] not in"):
         read_feature_table(csv, ["samm"])
