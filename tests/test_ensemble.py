@@ -135,7 +135,7 @@ def test_refusals(toy, two_runs, tmp_path):
     pred = pd.read_csv(cut / "predictions.csv")
     last = pred["subject"].iloc[-1]
     pred[pred["subject"] != last].to_csv(cut / "predictions.csv", index=False)
-    with pytest.raises(EnsembleError, match=f"unfinished.*{last}"):
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(cut))}: unfinished run, .*{last}"):
         ensemble_runs([r1, cut], tmp_path / "a")
 
     # a changed label names the clip
@@ -271,6 +271,12 @@ def test_a_member_predictions_csv_not_utf8_without_scores_or_rows_is_named(two_r
     with pytest.raises(EnsembleError) as exc:
         load_member(tmp_path / "r2")
     assert str(exc.value).startswith(f"{f}: no rows, only the header; ")
+    shutil.copy(two_runs / "r2" / "predictions.csv", f)
+    rows = f.read_text().splitlines()
+    f.write_text("\n".join(rows + [rows[1]]) + "\n")                            # the first clip listed twice
+    with pytest.raises(EnsembleError) as exc:
+        load_member(tmp_path / "r2")
+    assert str(exc.value).startswith(f"{f}: clip ") and str(exc.value).endswith(" appears more than once")
 
 
 def test_blank_lines_in_predictions_change_nothing_and_count_in_line_numbers(two_runs, tmp_path):
