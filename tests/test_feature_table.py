@@ -112,6 +112,24 @@ def test_bad_rows_name_the_line_and_clip(tmp_path, edit, array, msg):
     assert re.search(msg, str(exc.value)), str(exc.value)
 
 
+def test_unreadable_map_files_name_the_line_clip_and_file(tmp_path):
+    """A grey or transparent PNG map, a PNG that is no image and an .npy whose header is damaged are errors that
+    begin with the table's line and clip, then the map file."""
+    np.save(tmp_path / "ok.npy", np.full((3, 8, 8), 0.5, dtype=np.float32))
+    Image.new("L", (8, 8)).save(tmp_path / "grey.png")
+    rgba = Image.new("RGBA", (8, 8), (10, 20, 30, 255))
+    rgba.putpixel((0, 0), (10, 20, 30, 0))
+    rgba.save(tmp_path / "clear.png")
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00" + b"garbage header bytes")
+    for name, said in (("grey.png", "is a L-mode image"), ("clear.png", "is an RGBA image with transparent pixels"),
+                       ("junk.png", "cannot be read as an image"), ("bad.npy", "cannot be read as a NumPy array")):
+        csv = _write(tmp_path, [dict(GOOD, clip="EP00", subject="sub02", path="ok.npy"), dict(GOOD, path=name)])
+        with pytest.raises(ValueError) as exc:
+            load_table_features(csv)
+        assert str(exc.value).startswith(f"{csv}, line 3 (clip 'EP01'): {tmp_path / name} {said}"), str(exc.value)
+
+
 @pytest.mark.parametrize("write", [
     lambda f: np.save(f, np.array([{"u": 1}], dtype=object)),                  # an object array
     lambda f: f.write_bytes(__import__("pickle").dumps({"u": np.zeros(3)})),  # a pickle named .npy
