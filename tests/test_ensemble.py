@@ -89,7 +89,7 @@ def test_refusals(toy, two_runs, tmp_path):
     with pytest.raises(EnsembleError, match="weights"):
         ensemble_runs([r1, r2], tmp_path / "a", weights=[1, -1])
     before = (r1 / "predictions.csv").read_bytes()
-    with pytest.raises(LosoStateError, match="is one of the ensemble's members"):
+    with pytest.raises(LosoStateError, match=f"^{re.escape(str(r1))} is one of the ensemble's members"):
         ensemble_runs([r1, r2], r1)
     assert (r1 / "predictions.csv").read_bytes() == before
     # a third LOSO run, and a predictions.csv of unknown origin, are not replaced either
@@ -126,7 +126,8 @@ def test_refusals(toy, two_runs, tmp_path):
                                             r"in 'protocol' \('SDE' vs 'CDE'\)"):
         ensemble_runs([r1, tmp_path / "sde"], tmp_path / "a")
     run_loso(toy.samples, _random_prob_fn(6), tmp_path / "four", max_folds=4, progress=False)
-    with pytest.raises(EnsembleError, match=r"in its folds \(4 vs 6 subjects, first difference in length\)"):
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'four'))} differs from {re.escape(str(r1))} "
+                                            r"in its folds \(4 vs 6 subjects, first difference in length\)"):
         ensemble_runs([r1, tmp_path / "four"], tmp_path / "a")
 
     # an unfinished run: the last fold's rows cut off
