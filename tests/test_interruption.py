@@ -113,6 +113,24 @@ def test_inner_prediction_cache_that_is_no_table_is_named(toy_inner, tmp_path):
     cache.write_text("something else\n1\n")
     with pytest.raises(SelectionError, match=f"{cache}: not a table of inner predictions .*missing"):
         inner_predictions(cfg, fs, folds, 3, cache, progress=False)
+    cache.write_text('a,b\n"unclosed,1\n')                  # pandas cannot parse it
+    with pytest.raises(SelectionError, match=rf"^{re.escape(str(cache))}: not a table of inner predictions \(Error "
+                                             r"tokenizing data"):
+        inner_predictions(cfg, fs, folds, 3, cache, progress=False)
+
+
+def test_inner_predictions_made_on_a_larger_feature_set_are_named(toy_inner, tmp_path):
+    """A cache whose rows point beyond this feature set's clips (made on other data) is refused naming the file."""
+    import pandas as pd
+    from icegan.selection import SelectionError, inner_predictions
+    cfg, fs, folds, full, text = toy_inner
+    cache = tmp_path / "c.csv"
+    df = pd.read_csv(io.StringIO(text))
+    df.loc[df.index[0], "row"] = len(fs.samples) + 3
+    df.to_csv(cache, index=False)
+    with pytest.raises(SelectionError, match=rf"^{re.escape(str(cache))}: inner predictions point at rows beyond "
+                                             rf"the {len(fs.samples)} clips of this feature set"):
+        inner_predictions(cfg, fs, folds, 3, cache, progress=False)
 
 
 def test_a_kill_while_saving_a_flow_checkpoint_keeps_the_previous_one(tmp_path, shared_data, monkeypatch, capsys):
