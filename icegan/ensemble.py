@@ -211,6 +211,10 @@ def mixing_weights(weights: Optional[Sequence[float]], n: int) -> np.ndarray:
     return w / w.sum()
 
 
+def _plain(value):
+    """A numpy scalar as the Python number it holds (``1``, not ``np.int64(1)``, in a message); others unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
 def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: Optional[Sequence[float]] = None,
                   name: Optional[str] = None) -> dict:
     """Average the class probabilities of finished LOSO runs and score the average.
@@ -268,7 +272,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
             if len(a) != len(b) or (a != b).any():
                 i = int(np.argmax(a != b)) if len(a) == len(b) else min(len(a), len(b))
                 where = (f"{len(a)} vs {len(b)} clips" if len(a) != len(b)
-                         else f"clip {p['subject'][i]}/{p['clip'][i]}: {a[i]!r} vs {b[i]!r}")
+                         else f"clip {p['subject'][i]}/{p['clip'][i]}: {_plain(a[i])!r} vs {_plain(b[i])!r}")
                 raise EnsembleError(f"{d} differs from {dirs[0]} in '{col}' ({where}); only runs of the same "
                                     "clips and folds can be averaged")
     score_cols = [c for c in SCORE_COLUMNS if c in p0.columns]

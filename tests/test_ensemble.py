@@ -145,7 +145,9 @@ def test_refusals(toy, two_runs, tmp_path):
     pred = pd.read_csv(lab / "predictions.csv", dtype={"clip": str})
     pred.loc[0, "y_true"] = (pred.loc[0, "y_true"] + 1) % 3
     pred.to_csv(lab / "predictions.csv", index=False)
-    with pytest.raises(EnsembleError, match=f"'y_true'.*{pred.loc[0, 'clip']}"):
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(lab))} differs from {re.escape(str(r1))} in 'y_true' "
+                                            rf"\(clip {pred.loc[0, 'subject']}/{pred.loc[0, 'clip']}: "
+                                            rf"{pred.loc[0, 'y_true']} vs"):
         ensemble_runs([r1, lab], tmp_path / "a")
 
 
