@@ -263,8 +263,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     if t.noisy_min < 0 or t.noisy_max < t.noisy_min:
         raise ValueError(f"train.noisy_min/noisy_max must satisfy 0 <= min <= max, got {t.noisy_min}, {t.noisy_max}")
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
-    if t.resume and ckpt_path.is_file():    # refused before start_run rewrites the run's config.yaml
-        load_resume_checkpoint(ckpt_path, SRFlowNet(cfg.model), RESUME_KEYS)
+    ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
+    if t.resume and ckpt_path.is_file():
+        ck = load_resume_checkpoint(ckpt_path, SRFlowNet(cfg.model), RESUME_KEYS)
     device, run = start_run(cfg)
 
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,
@@ -287,9 +288,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         model.load_state_dict(init.state_dict())
         init_seen = list(init.meta.get("real_pair_subjects") or [])
     state = {"stage": "teacher", "step": 0, "elapsed_s": 0.0}
-    ck = None
-    if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, model, RESUME_KEYS)
+    if ck is not None:
+        model.load_state_dict(ck["model"])         # checked above against a model of this same config
         state = {"stage": ck["stage"], "step": int(ck["step"]), "elapsed_s": float(ck["elapsed_s"])}
         print(f"resumed {ckpt_path}: stage {state['stage']} step {state['step']}", flush=True)
 

@@ -419,8 +419,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if t.init_weights and not (t.resume and ckpt_path.is_file()):
         init = init_weights_file(t.init_weights, t.backbone)    # a missing file fails before any data is made
     warn_igvar_scale(t)
-    if t.resume and ckpt_path.is_file():    # refused before start_run rewrites the run's config.yaml
-        load_resume_checkpoint(ckpt_path, build_model(cfg), RESUME_KEYS)
+    ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
+    if t.resume and ckpt_path.is_file():
+        ck = load_resume_checkpoint(ckpt_path, build_model(cfg), RESUME_KEYS)
     device, run = start_run(cfg)
 
     d = cfg.data
@@ -459,8 +460,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         real_pair_subjects = list(load_init_weights(model, init).get("real_pair_subjects") or [])
         print(f"initialised from {t.init_weights}" + (f" ({init})" if str(init) != str(t.init_weights) else ""))
     ema = weight_ema(model, t.ema_decay) if t.ema_decay else None
-    if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, model, RESUME_KEYS)
+    if ck is not None:
+        model.load_state_dict(ck["model"])         # checked above against a model of this same config
         opt.load_state_dict(ck["optimizer"])
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
         real_pair_subjects = list(ck.get("real_pair_subjects") or [])

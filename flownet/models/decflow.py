@@ -458,8 +458,9 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     if t.batch_size < 1 or t.iters < 1:
         raise ValueError(f"train.batch_size and train.iters must be >= 1, got {t.batch_size}, {t.iters}")
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
-    if t.resume and ckpt_path.is_file():    # refused before start_run rewrites the run's config.yaml
-        load_resume_checkpoint(ckpt_path, DecFlow(cfg.model), RESUME_KEYS)
+    ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
+    if t.resume and ckpt_path.is_file():
+        ck = load_resume_checkpoint(ckpt_path, DecFlow(cfg.model), RESUME_KEYS)
     device, run = start_run(cfg)
 
     d = cfg.data
@@ -478,8 +479,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     step, elapsed0 = 0, 0.0
-    if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, model, RESUME_KEYS)
+    if ck is not None:
+        model.load_state_dict(ck["model"])         # checked above against a model of this same config
         opt.load_state_dict(ck["optimizer"])
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
         print(f"resumed {ckpt_path} at step {step}", flush=True)
