@@ -20,6 +20,7 @@ __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_ki
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
            "write_whole"]
 
+
 def write_whole(path: str | Path, write) -> Path:
     """Write a file through a temporary one in the same folder, renamed when complete: a kill while writing never
     leaves ``path`` cut short (the old file, if any, stays whole), and a write that fails leaves no temporary file.

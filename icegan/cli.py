@@ -63,6 +63,12 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
     return args
 
 
+def _command_name(args: argparse.Namespace) -> str:
+    """The subcommand that ran, with its action where it has one (``loso``, ``gan train``, ``flow eval``)."""
+    action = getattr(args, "gan_command", None) or getattr(args, "flow_command", None)
+    return f"{args.command} {action}" if action else args.command
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse_with_overrides(parser, argv)
@@ -74,15 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()          # a reader of stdout gone (`| head`) shows here, not as Python's noise at exit
     except KeyboardInterrupt:
         from icegan.commands import interrupted
-        action = getattr(args, "gan_command", None) or getattr(args, "flow_command", None)
-        return interrupted(f"{args.command} {action}" if action else args.command)
+        return interrupted(_command_name(args))
     except BrokenPipeError as exc:
         from icegan.commands import stdout_closed
         return stdout_closed(exc)
     except OSError as exc:          # a folder that cannot be made or written, a full disk: one line naming the path
         from icegan.commands import file_system_error
-        action = getattr(args, "gan_command", None) or getattr(args, "flow_command", None)
-        return file_system_error(f"{args.command} {action}" if action else args.command, exc)
+        return file_system_error(_command_name(args), exc)
     return int(rc or 0)
 
 
