@@ -448,7 +448,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
-        ConfigError: a file that is not UTF-8 text, invalid YAML, a key written twice in one mapping, a top level
+        ConfigError: a file that is not UTF-8 text, empty (or comments only), invalid YAML, a key written twice in one mapping, a top level
             that is not a mapping, unknown key or wrong type (the message names the file, and the key where there is
             one).
     """
@@ -460,7 +460,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             raise FileNotFoundError(f"config file not found: {p}")
         source = str(p)
         try:
-            data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+            data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
         except UnicodeDecodeError as exc:
             utf16 = p.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
             raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}"
@@ -470,6 +470,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             raise ConfigError(f"{p}: not valid YAML: {exc}") from None
         except _DuplicateKey as exc:
             raise ConfigError(f"{p}: {exc}") from None
+        if data is None:        # an emptied or cut-short copy would otherwise run a whole job on the defaults
+            raise ConfigError(f"{p}: holds no settings (the file is empty, or blank lines and comments only): write "
+                              f"the settings into it, or give no config file to run with the defaults ('{{}}' in "
+                              f"the file means the defaults too)")
     cfg = from_dict(cls, data, source=source)
     return apply_overrides(cfg, overrides)
 

@@ -270,6 +270,20 @@ def test_a_config_file_whose_top_level_is_a_list_names_the_file(tmp_path):
         load_config(Cfg, path)
 
 
+def test_an_empty_config_file_is_refused_naming_it(tmp_path):
+    """An empty file, or one of comments only (an emptied or cut-short copy), is refused naming the file instead of
+    running on the defaults; '{}' is an explicit choice of the defaults."""
+    for text in ("", "\n\n", "# settings to come\n  \n"):
+        path = tmp_path / "cfg.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: holds no settings \(the file is empty, or "
+                                              r"blank lines and comments only\): write the settings into it, or give "
+                                              r"no config file"):
+            load_config(Cfg, path)
+    path.write_text("{}  # the defaults\n")
+    assert load_config(Cfg, path) == Cfg()
+
+
 def test_a_key_written_twice_in_a_config_file_is_named(tmp_path):
     """PyYAML keeps the last of two equal keys silently; a config file is refused naming the file, key and lines."""
     path = tmp_path / "cfg.yaml"
