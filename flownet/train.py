@@ -419,19 +419,25 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if t.init_weights and not (t.resume and ckpt_path.is_file()):
         init = init_weights_file(t.init_weights, t.backbone)    # a missing file fails before any data is made
     warn_igvar_scale(t)
-    ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
-    if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, build_model(cfg), RESUME_KEYS)
-    device, run = start_run(cfg)
-
     d = cfg.data
-    common = dataset_kwargs(d)
-    train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, frames_per_clip=d.frames_per_clip,
-                                 extra_faces=d.extra_faces, hflip=d.hflip, photometric=d.photometric, **common)
+    # settings checked before start_run writes the run's config.yaml: a refused run leaves its folder as it was
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {t.ema_decay}")
     if not 0.0 <= d.generic_fraction <= 1.0:
         raise ValueError(f"data.generic_fraction must be in [0, 1], got {d.generic_fraction}")
     if d.n_generic_val < 0:
         raise ValueError(f"data.n_generic_val must be >= 0, got {d.n_generic_val}")
+    ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
+    if t.resume and ckpt_path.is_file():
+        ck = load_resume_checkpoint(ckpt_path, build_model(cfg), RESUME_KEYS)
+        if t.ema_decay and "ema" not in ck:
+            raise ValueError(f"{ckpt_path}: train.ema_decay={t.ema_decay} but the checkpoint was written without "
+                             f"a weight average; resume with train.ema_decay=0 or start a new run (another name)")
+    device, run = start_run(cfg)
+
+    common = dataset_kwargs(d)
+    train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, frames_per_clip=d.frames_per_clip,
+                                 extra_faces=d.extra_faces, hflip=d.hflip, photometric=d.photometric, **common)
     generic = dict(size=d.size, seed=d.seed, max_motion=d.generic_max_motion, gray=d.gray)
     if d.generic_fraction > 0:
         train_ds = MixedFlow(train_ds, SyntheticGenericFlow(split="train", n_pairs=d.n_train, **generic),
@@ -450,8 +456,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
 
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    if not 0.0 <= t.ema_decay < 1.0:
-        raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {t.ema_decay}")
     step, elapsed0 = 0, 0.0
     # CASME II subjects whose real frames trained the initial weights (self-supervised ones): these weights have seen
     # that motion too, and say so (meta real_pair_subjects, read by icegan.pipeline.real_motion_seen)
@@ -466,10 +470,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
         real_pair_subjects = list(ck.get("real_pair_subjects") or [])
         if ema is not None:
-            if "ema" not in ck:
-                raise ValueError(f"{ckpt_path}: train.ema_decay={t.ema_decay} but the checkpoint was written without "
-                                 f"a weight average; resume with train.ema_decay=0 or start a new run (another name)")
-            ema.load_state_dict(ck["ema"])
+            ema.load_state_dict(ck["ema"])         # present: checked above
         print(f"resumed {ckpt_path} at step {step}")
 
     saved_at = [None]           # the step last written to last.pt (the final save skips a repeat)

@@ -2,6 +2,8 @@
 model's mode around an evaluation, the dataset settings of a run, and the random training crops."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from _flow_sizes import TINY_SRFLOWNET
@@ -163,3 +165,29 @@ def test_weight_average_run_reports_the_shipped_weights_and_a_resumed_run_reshuf
         with pytest.raises(_Stop):
             ftrain.train(cfg(name, 4), progress=False)
     assert not torch.equal(firsts[0], firsts[1])
+
+
+def test_settings_a_run_cannot_start_with_leave_its_folder_and_config_as_they_were(tmp_path, shared_data):
+    """A bad range setting is refused before the run folder is made; resuming a run written without a weight
+    average under train.ema_decay is refused naming last.pt before config.yaml is rewritten, so the folder still
+    says which settings its checkpoint needs."""
+    import yaml
+
+    def cfg(name, ema=0.0, generic=0.0):
+        return FlowTrainConfig(name=name, out_dir=str(tmp_path), model=TINY,
+                               data=FlowDataConfig(root=str(shared_data), size=32, n_train=4, n_test=1,
+                                                   frames_per_clip=1, generic_fraction=generic),
+                               train=FlowTrainSection(regularizer="tvr", batch_size=2, crop=0, steps=1, eval_every=1,
+                                                      threads=1, ema_decay=ema, seed=1))
+    with pytest.raises(ValueError, match=r"^data.generic_fraction must be in \[0, 1\], got 1.5$"):
+        ftrain.train(cfg("bad", generic=1.5), progress=False)
+    with pytest.raises(ValueError, match=r"^train.ema_decay must be in \[0, 1\) \(0 = off\), got 1.0$"):
+        ftrain.train(cfg("bad", ema=1.0), progress=False)
+    assert not (tmp_path / "bad").exists()
+    ftrain.train(cfg("a"), progress=False)
+    before = (tmp_path / "a" / "config.yaml").read_text()
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'a' / 'last.pt'))}: train.ema_decay=0.5 but the checkpoint "
+                                         r"was written without a weight average; resume with train.ema_decay=0"):
+        ftrain.train(cfg("a", ema=0.5), progress=False)
+    assert (tmp_path / "a" / "config.yaml").read_text() == before
+    assert yaml.safe_load(before)["train"]["ema_decay"] == 0.0
