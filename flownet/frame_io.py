@@ -20,6 +20,10 @@ What counts as complete:
 * BMP (starts ``BM``): at least as many bytes as the file size in its header.
 * Any other format: decoded as it is (no completeness check).
 
+OpenCV turns a picture by its EXIF Orientation tag (JPEG, PNG, TIFF, WebP), as an image viewer shows it, except
+with ``IMREAD_UNCHANGED``; Pillow's ``size`` is the stored one. :func:`oriented_size` gives the size from the header
+as :func:`read_frame` reads the picture.
+
 A 16-bit PNG read as 8 bits (every flag but ``IMREAD_UNCHANGED`` / ``IMREAD_ANYDEPTH``) keeps its top 8 bits: one
 holding 10- or 12-bit data (all values below 4096, as some cameras' and converters' output) would come out nearly
 black, with at most 16 grey levels, and give a flow of its noise. Such a file is refused by name.
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max"]
+__all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max", "oriented_size"]
 
 
 def _jpeg_problem(data: bytes) -> str | None:
@@ -141,3 +145,19 @@ def _png_bit_depth(data: bytes) -> int | None:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 24 and data[12:16] == b"IHDR":
         return data[24]
     return None
+
+
+def oriented_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file as :func:`read_frame` reads it, from its header: the stored size, width
+    and height swapped when its EXIF Orientation is 5-8 (a quarter turn; module docstring).
+
+    Raises:
+        OSError: Pillow cannot open the file or read its header (``PIL.UnidentifiedImageError`` included).
+    """
+    from PIL import Image
+    with Image.open(path) as im:
+        w, h = im.size
+        if im.format == "PNG" and "exif" not in im.info and b"eXIf" not in Path(path).read_bytes():
+            return w, h         # no EXIF chunk (Pillow would decode the whole image to look for one after the data)
+        turned = im.getexif().get(0x0112) in (5, 6, 7, 8)
+    return (h, w) if turned else (w, h)

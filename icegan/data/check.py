@@ -49,14 +49,14 @@ def _readable(path: Path) -> bool:
 
 
 def _frame_size(path: Path) -> Optional[tuple[int, int]]:
-    """``(width, height)`` of a frame that :func:`_readable` accepts (read from its header), ``(0, 0)`` when only
-    OpenCV reads it, None for an unreadable one."""
+    """``(width, height)`` of a frame that :func:`_readable` accepts (read from its header, turned by its EXIF
+    orientation as prepare reads it: :func:`flownet.frame_io.oriented_size`), ``(0, 0)`` when only OpenCV reads
+    it, None for an unreadable one."""
     if not _readable(path):
         return None
-    from PIL import Image
+    from flownet.frame_io import oriented_size
     try:
-        with Image.open(path) as im:
-            return im.size
+        return oriented_size(path)
     except (OSError, ValueError):
         return 0, 0
 

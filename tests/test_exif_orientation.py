@@ -1,0 +1,100 @@
+"""A frame with an EXIF Orientation tag is read the way an image viewer shows it, by every reader of frames and faces:
+OpenCV (:func:`flownet.frame_io.read_frame`) turns it by the tag; the Pillow readers must agree with it in size and
+pixels, so that ``icegan data check`` and the self-supervised pairs judge the sizes prepare and training read."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flownet.frame_io import read_frame
+
+ORIENTATION = 0x0112
+
+
+def _banded(h=20, w=40, band=8):
+    """(h, w) grey picture, black with a white band of ``band`` columns at its left."""
+    a = np.zeros((h, w), np.uint8)
+    a[:, :band] = 255
+    return a
+
+
+def _save(path, a, orientation=None, fmt=None):
+    """Save grey array ``a`` with an EXIF Orientation tag (None: no EXIF)."""
+    im = Image.fromarray(a)
+    kw = {}
+    if orientation is not None:
+        ex = im.getexif()
+        ex[ORIENTATION] = orientation
+        kw["exif"] = ex
+    im.save(path, fmt, **kw)
+    return path
+
+
+def test_a_quarter_turn_tag_swaps_the_header_size_as_read_frame_turns_the_picture(tmp_path):
+    """Orientation 6 (turn 90 degrees clockwise to view): a stored 40x20 picture whose left band is white reads as 20
+    wide, 40 high, white band at the top; oriented_size says 20x40 for JPEG and PNG (eXIf chunk, before or after the
+    image data), the stored size for other orientations and untagged files."""
+    from flownet.frame_io import oriented_size
+    for name, fmt in (("f.jpg", "JPEG"), ("f.png", "PNG")):
+        p = _save(tmp_path / name, _banded(), 6, fmt)
+        img = read_frame(p)
+        assert img.shape == (40, 20)
+        assert (img[:7] > 200).all() and (img[9:] < 50).all()             # the left band is now the top band
+        assert oriented_size(p) == (20, 40)
+        for o, want in ((1, (40, 20)), (3, (40, 20)), (8, (20, 40)), (None, (40, 20))):
+            _save(p, _banded(), o, fmt)
+            assert oriented_size(p) == want == read_frame(p).shape[::-1], (fmt, o)
+    # a PNG whose eXIf chunk comes after its image data (Pillow finds it only on decoding; OpenCV applies it)
+    buf = io.BytesIO()
+    _save(buf, _banded(), 6, "PNG")
+    data = buf.getvalue()
+    i = data.index(b"eXIf") - 4
+    n = int.from_bytes(data[i:i + 4], "big") + 12
+    chunk, rest = data[i:i + n], data[:i] + data[i + n:]
+    end = rest.index(b"IEND") - 4
+    (tmp_path / "late.png").write_bytes(rest[:end] + chunk + rest[end:])
+    assert oriented_size(tmp_path / "late.png") == (20, 40) == read_frame(tmp_path / "late.png").shape[::-1]
+
+
+def _clip_list(tmp_path, tagged_apex: bool):
+    """A clip list of one clip, frames 1-6 (onset 2, apex 4, offset 6), each the banded picture as JPEG.
+    tagged_apex: the frames are stored 40x20 without a tag, the apex stored 40x20 tagged 6 (read 20x40: another
+    size). Else: the frames are stored 40x20 tagged 6, the apex stored upright 20x40 without a tag (read alike)."""
+    frames = tmp_path / "take"
+    frames.mkdir()
+    for n in range(1, 7):
+        if n == 4:
+            if tagged_apex:
+                _save(frames / f"img{n}.jpg", _banded(), 6)
+            else:
+                _save(frames / f"img{n}.jpg", np.ascontiguousarray(np.rot90(_banded(), -1)))
+        else:
+            _save(frames / f"img{n}.jpg", _banded(), None if tagged_apex else 6)
+    csv = tmp_path / "clips.csv"
+    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,take,{frames},2,4,6\n")
+    return csv
+
+
+@pytest.mark.parametrize("tagged_apex", [True, False])
+def test_data_check_and_prepare_agree_on_a_frame_turned_by_its_tag(tmp_path, tagged_apex):
+    """``icegan data check`` read frame sizes from the headers, untouched by the tag, while prepare reads the frames
+    turned: an apex tagged 6 among untagged frames passed the check and was then skipped by prepare; untagged
+    upright apex among tagged frames was reported as another size, yet prepared. Now both say the same."""
+    from icegan.data import prepare as prep
+    from icegan.data.check import check_dataset
+    csv = _clip_list(tmp_path, tagged_apex)
+    problems = check_dataset("clips", csv, workers=1).clips_with_problems
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(csv))],
+                             cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
+    if tagged_apex:
+        assert [(q["severity"], q["problem"]) for q in problems] == [(
+            "skip", "frame(s) 4 not of the onset frame's size 40×20 (frame 4, img4.jpg: 20×40): the frames of a clip "
+                    "must have one size (a frame of another release or crop mixed in?)")]
+        with pytest.raises(prep.PrepareError, match=r"clips/me/take: frame 4 \(img4.jpg\) is 20×40, the onset frame 2 "
+                                                    r"\(img2.jpg\) 40×20"):
+            prep.prepare_dataset(cfg)
+    else:
+        assert problems == []
+        p = prep.prepare_dataset(cfg)
+        assert len(p.manifest) == 1 and len(p.skipped) == 0
