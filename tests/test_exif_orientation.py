@@ -2,6 +2,7 @@
 OpenCV (:func:`flownet.frame_io.read_frame`) turns it by the tag; the Pillow readers must agree with it in size and
 pixels, so that ``icegan data check`` and the self-supervised pairs judge the sizes prepare and training read."""
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -98,3 +99,37 @@ def test_data_check_and_prepare_agree_on_a_frame_turned_by_its_tag(tmp_path, tag
         assert problems == []
         p = prep.prepare_dataset(cfg)
         assert len(p.manifest) == 1 and len(p.skipped) == 0
+
+
+def _casme2_layout(tmp_path):
+    """``<root>/casme2``: clip sub01/A (frames 1-3 stored 40x20, frame 3 tagged 6: read 20x40) and sub01/B (frames
+    1-2 stored 40x20 tagged 6, frame 3 stored upright 20x40 untagged: all read 20x40); onset 1, apex 3."""
+    c2 = tmp_path / "casme2"
+    for clip in ("A", "B"):
+        (c2 / "sub01" / clip).mkdir(parents=True)
+    for n in (1, 2):
+        _save(c2 / "sub01" / "A" / f"img{n}.jpg", _banded())
+        _save(c2 / "sub01" / "B" / f"img{n}.jpg", _banded(), 6)
+    _save(c2 / "sub01" / "A" / "img3.jpg", _banded(), 6)
+    _save(c2 / "sub01" / "B" / "img3.jpg", np.ascontiguousarray(np.rot90(_banded(), -1)))
+    (c2 / "manifest.csv").write_text("subject,filename,onset,apex,verified\nsub01,A,1,3,true\nsub01,B,1,3,true\n")
+    return tmp_path
+
+
+def test_selfsup_pairs_judge_frame_sizes_as_they_read_the_frames(tmp_path):
+    """RealFramePairs finds frames of another size at construction from the headers, to skip such a clip before a
+    long run: it read the stored size, so a clip with a frame turned by its tag passed and stopped training at its
+    first pair ('frames of one clip differ in size'), and a clip read all alike was skipped. Now clip A is skipped
+    naming the turned frame's size as read, and every pair of clip B is read."""
+    from flownet.data.real_pairs import RealFramePairs
+    root = _casme2_layout(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = RealFramePairs(root=root, subjects=["sub01"], size=16, flip=False, preload=True)
+    assert ds.skipped == ["sub01/A: frame img3.jpg is 20x40 pixels, img1.jpg 40x20: the frames of a clip must have "
+                          "one size (a frame of another crop mixed in?); clip skipped"]
+    assert any("sub01/A: frame img3.jpg is 20x40" in str(w.message) for w in caught)
+    assert {p.parent.name for k in ds.kinds for pq in ds.pairs[k] for p in pq} == {"B"}
+    a, b = ds.frames(root / "casme2" / "sub01" / "B" / "img1.jpg", root / "casme2" / "sub01" / "B" / "img3.jpg")
+    assert a.shape == b.shape == (16, 16)
+    np.testing.assert_allclose(a.astype(int), b.astype(int), atol=3)      # the same upright picture

@@ -69,17 +69,19 @@ def _frame_number(text: str, field: str, where: str) -> int:
 
 def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
     """Why the frames ``img{n}.jpg`` (n in ``nums``) of ``clip`` cannot be paired, or None: a frame of another size
-    (width, height read from each file's header, without decoding) than the onset frame (the most common size when
-    the sheet's onset is not among them), or a file whose header cannot be read. Found at construction, so that a
-    long training run does not stop at the first such pair it draws."""
+    (width, height read from each file's header, without decoding, turned by its EXIF orientation as read_frame
+    reads it: :func:`flownet.frame_io.oriented_size`) than the onset frame (the most common size when the sheet's
+    onset is not among them), or a file whose header cannot be read. Found at construction, so that a long training
+    run does not stop at the first such pair it draws."""
     from collections import Counter
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from ..frame_io import oriented_size
     sizes: dict[int, tuple[int, int]] = {}
     for n in nums:
         try:
-            with Image.open(clip / f"img{n}.jpg") as im:
-                sizes[n] = im.size
+            sizes[n] = oriented_size(clip / f"img{n}.jpg")
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             return f"frame {clip / f'img{n}.jpg'} cannot be read as an image ({exc}); clip skipped"
     if len(set(sizes.values())) <= 1:
