@@ -266,6 +266,12 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
     if t.resume and ckpt_path.is_file():
         ck = load_resume_checkpoint(ckpt_path, SRFlowNet(cfg.model), RESUME_KEYS)
+    init = None                             # likewise: initial weights of another model config leave no folder
+    if t.init_weights:
+        init, want = load_srflownet(t.init_weights), SRFlowNet(cfg.model).config_dict()
+        if init.config_dict() != want:
+            raise ValueError(f"train.init_weights={t.init_weights}: model config {init.config_dict()} differs "
+                             f"from the run's model section {want}")
     device, run = start_run(cfg)
 
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,
@@ -280,11 +286,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
 
     model = SRFlowNet(cfg.model).to(device)
     init_seen: list[str] = []           # CASME II subjects whose real frames trained the init weights (their meta)
-    if t.init_weights:
-        init = load_srflownet(t.init_weights)
-        if init.config_dict() != model.config_dict():
-            raise ValueError(f"train.init_weights={t.init_weights}: model config {init.config_dict()} differs "
-                             f"from the run's model section {model.config_dict()}")
+    if init is not None:
         model.load_state_dict(init.state_dict())
         init_seen = list(init.meta.get("real_pair_subjects") or [])
     state = {"stage": "teacher", "step": 0, "elapsed_s": 0.0}

@@ -1185,3 +1185,20 @@ def test_selfsup_each_stage_keeps_its_own_wall_time_budget(tmp_path, monkeypatch
     other = {"teacher": "student", "student": "teacher"}[spent]
     assert [s[0] for s in rec["steps"]] == [other] * 4
     assert res[f"{spent}_steps"] == 0 and res[f"{other}_steps"] == 4
+
+
+def test_selfsup_init_weights_of_another_model_config_are_refused_before_the_run_folder_is_made(tmp_path,
+                                                                                               shared_data):
+    """train.init_weights saved with other model settings is refused naming the file, before start_run makes the run
+    folder and writes its config.yaml."""
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.registry import save_srflownet
+    from flownet.selfsup import SelfSupConfig, train_selfsup
+    from icegan.config import load_config
+    path = save_srflownet(SRFlowNet(SRFlowNetConfig(iters=2, hidden=16)), tmp_path / "other.pt")
+    cfg = load_config(SelfSupConfig, "configs/flow_selfsup.yaml", [
+        f"out_dir={tmp_path}", "name=ss", f"data.root={shared_data}", f"train.init_weights={path}"])
+    with pytest.raises(ValueError, match=rf"^train.init_weights={re.escape(str(path))}: model config \{{.*'hidden': "
+                                         r"16.*\} differs from the run's model section \{"):
+        train_selfsup(cfg, progress=False)
+    assert not (tmp_path / "ss").exists()
