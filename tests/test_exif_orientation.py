@@ -4,6 +4,7 @@ pixels, so that ``icegan data check`` and the self-supervised pairs judge the si
 import io
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -133,3 +134,22 @@ def test_selfsup_pairs_judge_frame_sizes_as_they_read_the_frames(tmp_path):
     a, b = ds.frames(root / "casme2" / "sub01" / "B" / "img1.jpg", root / "casme2" / "sub01" / "B" / "img3.jpg")
     assert a.shape == b.shape == (16, 16)
     np.testing.assert_allclose(a.astype(int), b.astype(int), atol=3)      # the same upright picture
+
+
+def test_apex_face_landmarks_are_found_on_the_face_as_shown(tmp_path, monkeypatch):
+    """The MEGC2019 apex face is read turned by its tag (as read_frame and an image viewer show it): the landmark
+    detector gets that picture and the face size is the shown (width, height)."""
+    import pandas as pd
+
+    import icegan.data.landmarks as landmarks
+    from icegan.data.roi import face_landmarks_megc2019
+    face = _save(tmp_path / "face.png", _banded(), 6)
+    seen = []
+    monkeypatch.setattr(landmarks, "landmarks_in_box",
+                        lambda im, box: seen.append((im, box)) or np.zeros((68, 2), np.float32))
+    _, sizes = face_landmarks_megc2019(pd.DataFrame({"clip": ["c"], "face_path": [str(face)]}))
+    assert sizes.tolist() == [[20, 40]]
+    (im, box), = seen
+    assert box == (0, 20, 40, 0) and im.shape == (40, 20, 3)
+    np.testing.assert_array_equal(im, read_frame(face, cv2.IMREAD_COLOR)[..., ::-1])
+    assert (im[:8] == 255).all() and (im[8:] == 0).all()

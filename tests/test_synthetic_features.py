@@ -276,3 +276,23 @@ def test_add_training_rows_appends_the_extra_rows_after_the_real_ones():
     new = add_training_rows(make_folds(subjects), subjects, extra, offset=4)
     assert {f.subject: f.train_idx.tolist() for f in new} == {
         "samm/a": [2, 3, 4, 6], "samm/b": [0, 1, 3, 4, 5, 7], "samm/c": [0, 1, 2, 5, 6, 7]}
+
+
+def test_synthetic_clip_warps_the_face_turned_by_its_exif_orientation(tmp_path, monkeypatch):
+    """An apex face stored 40x20 with EXIF Orientation 6 is warped as shown (20 wide, 40 high, its left band on top),
+    as face_landmarks_megc2019 finds its landmarks on it, not as stored: the face and its landmarks agree."""
+    from PIL import Image
+    a = np.zeros((20, 40), np.uint8)
+    a[:, :8] = 255
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "f.png", exif=exif)
+    fs = FeatureSet(pd.DataFrame([{"dataset": "samm", "subject": "samm/006", "clip": "006_1_2", "label": 0,
+                                   "face_path": str(tmp_path / "f.png")}]), torch.zeros(1, 3, 28, 28))
+    rec = _Recorder(monkeypatch)
+    synthetic_au_features(fs, per_clip=1, size=40)
+    face = rec.pairs[0]["face"][0].numpy()
+    upright = Image.fromarray(np.ascontiguousarray(np.rot90(a, -1))).resize((40, 40), Image.BILINEAR)
+    np.testing.assert_allclose(face, np.asarray(upright, np.float32) / 255, atol=1e-6)
+    assert (face[:8] == 1).all() and (face[8:] == 0).all()

@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 __all__ = ["ROI_POINTS", "align_by_eyes", "face_paths", "files_cache_key", "face_landmarks_megc2019", "roi_centers", "roi_patches",
            "landmark_roi_features"]
@@ -41,9 +41,11 @@ ROI_POINTS: tuple[tuple[int, ...], ...] = (
 
 
 def _read_face(path: Path, clip: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB face, turned by its EXIF orientation as an image viewer and
+    :func:`flownet.frame_io.read_frame` show it."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
     except OSError as exc:
         raise ValueError(f"apex face of clip '{clip}' cannot be read as an image: {path}: {exc}") from None
 

@@ -85,7 +85,7 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
             with np.load(cache) as z:
                 return FeatureSet(syn, torch.from_numpy(z["features"]))
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     from flownet.classical import TVL1Estimator
     from flownet.data.synthetic_face import make_pair
@@ -101,8 +101,8 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         order = tqdm(order, desc="synthetic AU clips", unit="clip")
     for j in order:
         i = j % n
-        with Image.open(paths[i]) as im:
-            grey = im.convert("L").resize((size, size), Image.BILINEAR)
+        with Image.open(paths[i]) as im:       # turned by its EXIF orientation, as its landmarks were found
+            grey = ImageOps.exif_transpose(im).convert("L").resize((size, size), Image.BILINEAR)
         face = torch.from_numpy(np.asarray(grey, np.float32) / 255.0)[None]
         lm = (points[i] + 0.5) * (size / sizes[i]) - 0.5
         amps = {au: base * float(rng.uniform(*amp_range)) for au, base in CLASS_AUS[int(syn["label"][j])].items()}
