@@ -140,7 +140,8 @@ def read_kitti_png(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
         (flow, valid): flow (H, W, 2) float32 pixels, ``u = (R - 32768) / 64``, ``v = (G - 32768) / 64``;
-        valid (H, W) bool from the B channel (> 0).
+        valid (H, W) bool from the B channel (> 0). Pixels as stored: an EXIF orientation tag is ignored (turning the
+        picture would not turn its vectors).
 
     Raises:
         FileNotFoundError / ValueError: missing file, a PNG cut short (:func:`flownet.frame_io.truncation_problem`),

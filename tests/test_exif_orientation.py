@@ -153,3 +153,39 @@ def test_apex_face_landmarks_are_found_on_the_face_as_shown(tmp_path, monkeypatc
     assert box == (0, 20, 40, 0) and im.shape == (40, 20, 3)
     np.testing.assert_array_equal(im, read_frame(face, cv2.IMREAD_COLOR)[..., ::-1])
     assert (im[:8] == 255).all() and (im[8:] == 0).all()
+
+
+def _tag_png(path, orientation):
+    """Insert an eXIf chunk with ``orientation`` before the IEND chunk of the PNG at ``path`` (as a tool that copies
+    a source photo's metadata would)."""
+    buf = io.BytesIO()
+    _save(buf, _banded(2, 2), orientation, "PNG")
+    src = buf.getvalue()
+    i = src.index(b"eXIf") - 4
+    chunk = src[i:i + int.from_bytes(src[i:i + 4], "big") + 12]
+    data = path.read_bytes()
+    end = data.rindex(b"IEND") - 4
+    path.write_bytes(data[:end] + chunk + data[end:])
+
+
+def test_flow_maps_are_read_as_stored_whatever_their_orientation_tag(tmp_path):
+    """A flow map's pixels are (u, v) vectors in the stored grid: turning the picture would not turn them. KITTI flow
+    PNGs, MEGC2019 flow PNGs and feature-table map images are read as stored, deliberately, though OpenCV's viewer
+    read of the same file is turned by the tag."""
+    from flownet.io import read_kitti_png, write_kitti_png
+    from icegan.data.feature_table import _read_map
+    from icegan.data.features import _read_png
+    flow = np.stack(np.meshgrid(np.arange(6.0), np.arange(4.0) * 10), -1).astype(np.float32)   # u = x, v = 10 y
+    kitti = write_kitti_png(tmp_path / "flow.png", flow)
+    _tag_png(kitti, 6)
+    assert read_frame(kitti, cv2.IMREAD_COLOR).shape[:2] == (6, 4)                          # the tag is there
+    got, valid = read_kitti_png(kitti)
+    np.testing.assert_array_equal(got, flow)
+    assert valid.all()
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 5, 3), dtype=np.uint8)      # u, v, strain maps: square
+    Image.fromarray(rgb).save(tmp_path / "map.png")
+    _tag_png(tmp_path / "map.png", 6)
+    np.testing.assert_array_equal(read_frame(tmp_path / "map.png", cv2.IMREAD_COLOR)[..., ::-1], np.rot90(rgb, -1))
+    np.testing.assert_array_equal(_read_png(str(tmp_path / "map.png"), "c", None), rgb)
+    np.testing.assert_allclose(_read_map(str(tmp_path / "map.png"), "line 2"), rgb.transpose(2, 0, 1) / 255.0,
+                               rtol=1e-6)

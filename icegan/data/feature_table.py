@@ -235,7 +235,7 @@ def _read_map(path: str, where: str) -> np.ndarray:
         a = a.astype(np.float32)
     elif suffix in IMAGE_SUFFIXES:
         try:
-            with Image.open(p) as im:
+            with Image.open(p) as im:   # as stored, EXIF orientation ignored: turning maps would not turn (u, v)
                 if im.mode not in ("RGB", "RGBA"):
                     raise ValueError(f"{where}: {p} is a {im.mode}-mode image; expected RGB whose channels hold u, v "
                                      f"and optical strain")

@@ -249,7 +249,7 @@ def _read_png(path: str, clip: str, size: Optional[int]) -> np.ndarray:
             hint = " (a file without the space before .png exists: the loader expects the dataset's original names)"
         raise FileNotFoundError(f"flow feature file of clip '{clip}' not found: {p}{hint}")
     try:
-        with Image.open(p) as im:
+        with Image.open(p) as im:       # as stored, EXIF orientation ignored: turning maps would not turn (u, v)
             if im.mode not in ("RGB", "RGBA"):
                 raise ValueError(f"flow feature file of clip '{clip}' is a {im.mode}-mode image ({len(im.getbands())} "
                                  f"band(s) {''.join(im.getbands())}); expected RGB whose channels hold u, v and optical "
