@@ -427,6 +427,10 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         raise ValueError(f"data.generic_fraction must be in [0, 1], got {d.generic_fraction}")
     if d.n_generic_val < 0:
         raise ValueError(f"data.n_generic_val must be >= 0, got {d.n_generic_val}")
+    if t.workers < 0:
+        raise ValueError(f"train.workers must be >= 0, got {t.workers}")
+    if t.crop > d.size:                     # the pairs are data.size square (the crop check of each batch, early)
+        raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
     if t.resume and ckpt_path.is_file():
         ck = load_resume_checkpoint(ckpt_path, build_model(cfg), RESUME_KEYS)
@@ -505,8 +509,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
 
     writer = SummaryWriter(str(run / "tb"))
     gen = torch.Generator().manual_seed(t.seed + step)
-    if t.workers < 0:
-        raise ValueError(f"train.workers must be >= 0, got {t.workers}")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed pair size: let cuDNN pick its fastest convolutions once
     loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=gen, collate_fn=collate,

@@ -2,6 +2,7 @@
 model's mode around an evaluation, the dataset settings of a run, and the random training crops."""
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -168,7 +169,7 @@ def test_weight_average_run_reports_the_shipped_weights_and_a_resumed_run_reshuf
 
 
 def test_settings_a_run_cannot_start_with_leave_its_folder_and_config_as_they_were(tmp_path, shared_data):
-    """A bad range setting is refused before the run folder is made; resuming a run written without a weight
+    """A bad range setting (and a crop larger than the pairs) is refused before the run folder is made; resuming a run written without a weight
     average under train.ema_decay is refused naming last.pt before config.yaml is rewritten, so the folder still
     says which settings its checkpoint needs."""
     import yaml
@@ -183,6 +184,12 @@ def test_settings_a_run_cannot_start_with_leave_its_folder_and_config_as_they_we
         ftrain.train(cfg("bad", generic=1.5), progress=False)
     with pytest.raises(ValueError, match=r"^train.ema_decay must be in \[0, 1\) \(0 = off\), got 1.0$"):
         ftrain.train(cfg("bad", ema=1.0), progress=False)
+    with pytest.raises(ValueError, match=r"^train.workers must be >= 0, got -1$"):
+        ftrain.train(dataclasses.replace(cfg("bad"), train=dataclasses.replace(cfg("bad").train, workers=-1)),
+                     progress=False)
+    with pytest.raises(ValueError, match=r"^train.crop=48 is larger than the pairs \(32x32, data.size\)$"):
+        ftrain.train(dataclasses.replace(cfg("bad"), train=dataclasses.replace(cfg("bad").train, crop=48)),
+                     progress=False)
     assert not (tmp_path / "bad").exists()
     ftrain.train(cfg("a"), progress=False)
     before = (tmp_path / "a" / "config.yaml").read_text()
