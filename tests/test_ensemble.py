@@ -353,3 +353,45 @@ def test_a_run_without_score_columns_is_compared_but_not_averaged(two_runs, tmp_
     capsys.readouterr()
     with pytest.raises(EnsembleError, match="missing column"):
         ensemble_runs([two_runs / "r1", tmp_path / "r2"], tmp_path / "out")
+
+
+def test_members_of_other_clips_or_score_columns_are_named(two_runs, tmp_path):
+    """A member missing one clip of a fold, one with a clip renamed (not its first row) and one with fewer score
+    columns are each refused naming the member, the column and the first difference: not a numpy broadcast error,
+    not the wrong clip, not an average of other clips' scores."""
+    r1 = two_runs / "r1"
+    first = _read(r1)
+    _edit_predictions(r1, tmp_path / "short", lambda p: p.drop(index=1))
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'short'))} differs from {re.escape(str(r1))} "
+                                            rf"in 'subject' \({len(first) - 1} vs {len(first)} clips\); only runs"):
+        ensemble_runs([r1, tmp_path / "short"], tmp_path / "a")
+    # the last clip of the first subject renamed so that it sorts last there: row > 0 of the sorted table
+    subj = first["subject"][0]
+    last = first.index[first["subject"] == subj][-1]
+    assert last > 0
+    old = first["clip"][last]
+
+    def rename(p):
+        p.loc[p["clip"] == old, "clip"] = "zz_renamed"
+    _edit_predictions(r1, tmp_path / "renamed", rename)
+    with pytest.raises(EnsembleError, match=f"differs from {re.escape(str(r1))} in 'clip' "
+                                            rf"\(clip {subj}/zz_renamed: 'zz_renamed' vs '{old}'\)"):
+        ensemble_runs([r1, tmp_path / "renamed"], tmp_path / "a")
+
+    # two classes only (no y_true 2): one member wrote three score columns, the other two
+    def two_class(p):
+        for c in ("y_true", "y_pred"):
+            p[c] = (p[c].astype(int) % 2).astype(str)
+    _edit_predictions(r1, tmp_path / "three", two_class)
+
+    def two_columns(p):
+        two_class(p)
+        s = p[["score_negative", "score_positive"]].astype(float)
+        p[["score_negative", "score_positive"]] = (s / s.sum(axis=1).to_numpy()[:, None]).astype(str)
+        return p.drop(columns="score_surprise")
+    _edit_predictions(r1, tmp_path / "two", two_columns)
+    with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'two'))}: score columns differ from "
+                                            f"{re.escape(str(tmp_path / 'three'))}'s "
+                                            r"\['score_negative', 'score_positive', 'score_surprise'\]"):
+        ensemble_runs([tmp_path / "three", tmp_path / "two"], tmp_path / "a")
+    assert not (tmp_path / "a").exists()
