@@ -514,3 +514,33 @@ def test_per_dataset_metrics_pool_each_datasets_own_clips():
     assert m["per_dataset"]["casme2"]["UF1"] == 1.0 and m["per_dataset"]["samm"]["UF1"] == 0.0
     assert m["per_dataset"]["samm"]["UAR"] == 0.0 and m["overall"]["UAR"] == pytest.approx(0.5)
     assert m["n_samples"] == 6 and m["n_folds"] == 2
+
+
+def test_a_folder_of_another_run_is_refused_saying_why_and_what_to_do(toy, tmp_path):
+    """Resuming into a folder of another run is refused with the folder, what differs, why it matters (data,
+    weights or the config's first four differences and how many more) and what to do; the folder is left as it was."""
+    out = tmp_path / "r"
+    cfg = {k: i for i, k in enumerate("abcdef")}
+    prov = {"data": "d1", "weights": "w1"}
+    run_loso(toy.samples, _centroid_fold_fn(toy), out, config=cfg, provenance=prov, progress=False)
+    files = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    todo = "; use another --out or delete that folder"
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid_fold_fn(toy), out, config=cfg, provenance={"data": "d2", "weights": "w1"}, progress=False)
+    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['provenance']) (its data d1 vs now d2: the "
+                              "clips, their labels or their maps changed, e.g. a corrected annotation sheet or a "
+                              f"regenerated feature table){todo}")
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid_fold_fn(toy), out, config=cfg, provenance={"data": "d1", "weights": "w2"}, progress=False)
+    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['provenance']) (its provenance "
+                              f"{prov} vs now {{'data': 'd1', 'weights': 'w2'}}: e.g. the weights file changed, or the "
+                              f"folder was made before icegan recorded it){todo}")
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid_fold_fn(toy), out, protocol="SDE", dataset="samm", config=cfg, provenance=prov, progress=False)
+    assert str(exc.value) == f"{out} holds a different LOSO run (differs in ['dataset', 'folds', 'protocol']){todo}"
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid_fold_fn(toy), out, config={k: v + 10 for k, v in cfg.items()}, provenance=prov, progress=False)
+    assert str(exc.value) == (f"{out} holds a run made with a different config ({out / 'config.yaml'}: a: 0 there, 10 "
+                              "now, b: 1 there, 11 now, c: 2 there, 12 now, d: 3 there, 13 now and 2 more); resuming "
+                              "would mix two experiments: use another --out or delete that folder")
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == files
