@@ -44,7 +44,7 @@ def test_flo_round_trip_with_unknown(tmp_path):
 
 
 def test_flo_errors(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=f"^.flo file not found: {re.escape(str(tmp_path / 'missing.flo'))}$"):
         read_flo(tmp_path / "missing.flo")
     bad = tmp_path / "bad.flo"
     bad.write_bytes(np.array([1.0, 2.0, 3.0], "<f4").tobytes())
@@ -160,7 +160,8 @@ def test_metrics_valid_mask_and_perfect():
     m = flow_metrics(pred, gt, valid)
     assert m["EPE"] == pytest.approx(0.0, abs=1e-6) and m["WAUC"] == pytest.approx(100.0)
     assert m["Fl-all"] == 0.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"predicted flow \(2, 2, 5, 5\) and ground truth \(1, 2, 5, 5\) differ in "
+                                         r"shape"):
         flow_metrics(pred, gt[:1])
     with pytest.raises(ValueError, match="no valid"):
         flow_metrics(pred, gt, torch.zeros_like(valid))
@@ -204,7 +205,7 @@ def test_flow_features_shape_range_and_gradient():
     assert x[:, :2].abs().max() <= 1 + 1e-6
     x.sum().backward()
     assert torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"flow must be a \(B, 2, H, W\) tensor in pixels, got \(1, 3, 8, 8\)"):
         flow_features(torch.zeros(1, 3, 8, 8), 28)
 
 
@@ -311,7 +312,8 @@ def test_regularizer_gradients_finite(name):
     loss.backward()
     for t in (f, g):
         assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown regularizer 'nope'; choose one of \['none', 'tvr', 'fdr', 'migar', "
+                                         r"'igvar'\]"):
         regularizer_loss("nope", [f])
 
 
@@ -381,7 +383,8 @@ def test_au_displacement_amplitude_direction_and_errors():
     assert au_displacement(lm, {}, h, w).abs().max() == 0
     with pytest.raises(ValueError, match="unknown action unit"):
         au_displacement(lm, {"smile": 1.0}, h, w)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"landmarks must be a finite \(68, 2\) array of \(x, y\) pixels, got shape "
+                                         r"\(5, 2\)"):
         au_displacement(np.zeros((5, 2)), {"jaw_drop": 1.0}, h, w)
 
 
