@@ -1,6 +1,7 @@
 """Subject-bootstrap intervals (icegan.significance, icegan compare), the vectorised UF1/UAR, and the bench
 diagnostics built on them (decision-rule bound, epoch curve)."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from _bench import load_bench
 from icegan.cli import main
 from icegan.metrics import compute_metrics, confusion_matrix, uf1_uar_from_confusion
 from icegan.significance import (_statistic, bootstrap_compare, comparison_table, interval_markdown, load_run_set,
-                                 subject_confusions, subject_interval)
+                                 scope_title, subject_confusions, subject_interval)
 
 
 def test_uf1_uar_from_confusion_matches_compute_metrics():
@@ -132,6 +133,19 @@ def test_equal_uf1_up_to_float_rounding_is_a_tie(tmp_path):
     assert row["p_tie"] == 1.0 and row["p_better"] == 0.0
 
 
+def test_one_clip_corrected_is_better_in_every_resample_that_draws_its_subject(tmp_path):
+    """40 subjects, one clip corrected in subject 0 (UF1 up by about 0.002, well below 0.01): a resample that draws
+    subject 0 has a strictly higher UF1, one that does not is an exact tie; so p_better + p_tie = 1 and p_tie is near
+    the chance of not drawing subject 0 in 40 draws, (39/40)^40 = 0.363, not 1."""
+    truth = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+    base = _write_run(tmp_path / "base", _rows(40, truth, lambda s, j, y: 1 if j == 0 else y))
+    fixed = _write_run(tmp_path / "fixed", _rows(40, truth, lambda s, j, y: 1 if j == 0 and s > 0 else y))
+    row = bootstrap_compare([load_run_set("base", [base]), load_run_set("fixed", [fixed])], resamples=1000)[1]
+    assert 0 < row["dUF1"] < 0.01
+    assert row["p_better"] + row["p_tie"] == pytest.approx(1.0)
+    assert row["p_tie"] == pytest.approx((39 / 40) ** 40, abs=0.05)
+
+
 def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_path):
     rng = np.random.default_rng(2)
     truth = [0, 0, 0, 1, 1, 2]
@@ -189,7 +203,8 @@ def test_errors_name_what_is_wrong(tmp_path):
     oracle = _write_run(tmp_path / "oracle", _rows(4, truth, lambda s, j, y: y), oracle=True)
     with pytest.raises(ValueError, match="unfinished run.*casme2/s04"):
         load_run_set("cut", [cut])
-    with pytest.raises(ValueError, match="differ in clips"):
+    with pytest.raises(ValueError, match=f"^entry 'x': {re.escape(str(other))} and {re.escape(str(a))} differ in clips "
+                                         "or labels; runs of one entry must cover the same clips$"):
         load_run_set("x", [a, other])
     with pytest.raises(ValueError, match="mixes oracle"):
         load_run_set("x", [a, oracle])
@@ -205,7 +220,18 @@ def test_errors_name_what_is_wrong(tmp_path):
         bootstrap_compare([sa, so])
     with pytest.raises(ValueError, match="resamples"):
         bootstrap_compare([sa], resamples=10)
+    with pytest.raises(ValueError, match="^baseline index 1 out of range for 1 entries$"):
+        bootstrap_compare([sa], baseline=1)
+    with pytest.raises(ValueError, match=r"^confidence must be in \(0, 1\), got 1\.0$"):
+        bootstrap_compare([sa], confidence=1.0)
+    pred = pd.DataFrame(_rows(4, truth, lambda s, j, y: y), columns=["subject", "clip", "y_true", "y_pred"])
+    pred.loc[len(pred) - 1, "y_true"] = 3                      # the last subject's last clip: class id 3 of 0..2
+    with pytest.raises(ValueError, match=r"^class ids outside 0\.\.2 in predictions$"):
+        subject_confusions(pred, sa.subjects)
+    with pytest.raises(ValueError, match="^prediction of an unknown subject casme2/s03$"):
+        subject_confusions(pred, sa.subjects[:3])
     single = load_run_set("one", [_write_run(tmp_path / "one", _rows(1, truth, lambda s, j, y: y))])
+    assert scope_title("casme2", [single]) == "CASME II (1 subject)" and scope_title("all", [sa]) == "Full (4 subjects)"
     with pytest.raises(ValueError, match="needs at least two subjects; 'one' has 1 \\(casme2/s00\\)"):
         bootstrap_compare([single])
     assert load_run_set("o", [oracle]).oracle
