@@ -57,7 +57,9 @@ def native_bf16(device) -> bool:
     emulated and slower than float32."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        # including_emulation=False: a pre-Ampere GPU (T4, V100) makes bf16 tensors, so the bare call says True, but
+        # it has no bf16 tensor cores and cuDNN no bf16 convolutions there
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         cpu = getattr(torch, "cpu", None)
         checks = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
