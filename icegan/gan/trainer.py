@@ -473,7 +473,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         sched_g = sched_d = None
     use_amp, amp_dtype, use_scaler = amp_policy(
         dev, tc.amp, tc.amp_dtype,
-        bf16_supported=dev.type == "cuda" and torch.cuda.is_bf16_supported())
+        # bf16 hardware (Ampere and later): the bare is_bf16_supported() is True on a T4 / V100 too (emulated bf16)
+        bf16_supported=dev.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False))
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     out = Path(out_dir) if out_dir is not None else None
