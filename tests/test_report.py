@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -74,7 +75,8 @@ def test_refusals_name_the_entry(tmp_path):
         results_table([parse_entry(f"short={tmp_path}/a,{tmp_path}/c")])
     with pytest.raises(ValueError, match="empty: no metrics.json"):
         results_table([parse_entry(str(tmp_path / "empty"))])
-    with pytest.raises(ValueError, match="matches no run folder"):
+    pat = re.escape(f"{tmp_path}/zz_*")
+    with pytest.raises(ValueError, match=f"^table entry 'x={pat}': '{pat}' matches no run folder$"):
         parse_entry(f"x={tmp_path}/zz_*")
     with pytest.raises(ValueError, match="expected DIR or LABEL=DIR"):
         parse_entry("x=")
@@ -155,6 +157,21 @@ def test_an_entry_of_different_recipes_is_refused_naming_the_keys(tmp_path, caps
     assert "| bare | honest | CDE | 1 |" in results_table([parse_entry(str(bare))])
 
 
+def test_different_recipes_show_three_keys_values_cut_at_40_characters_and_how_many_more(tmp_path):
+    """Four model keys differ: the first three are named (a long value cut to 37 characters and '...'), then 'and 1
+    more key(s)'."""
+    a = _run(tmp_path, "a", config=_config("a", seed=0, lr=0.001, note="x" * 50, k1=1, k2=2), uf1=0.7, uar=0.7)
+    b = _run(tmp_path, "b", config=_config("b", seed=1, lr=0.01, note="y" * 50, k1=2, k2=3), uf1=0.7, uar=0.7)
+    with pytest.raises(ValueError) as exc:
+        results_table([parse_entry(f"E={a},{b}")])
+    assert (f"are different recipes, not seeds of one (they differ in model.lr (0.001 vs 0.01), model.note ('{'x' * 36}"
+            f"... vs '{'y' * 36}...), model.k1 (1 vs 2), and 1 more key(s)); give each recipe") in str(exc.value)
+    c = _run(tmp_path, "c", config=_config("c", seed=2, lr=0.01, note="x" * 50, k1=2, k2=3), uf1=0.7, uar=0.7)
+    with pytest.raises(ValueError) as exc:                                 # three keys: all named, no 'more'
+        results_table([parse_entry(f"E={a},{c}")])
+    assert "(they differ in model.lr (0.001 vs 0.01), model.k1 (1 vs 2), model.k2 (2 vs 3)); give" in str(exc.value)
+
+
 def test_a_label_with_a_pipe_stays_one_markdown_cell(tmp_path):
     """A label such as 'G|RF' ended its table cell and shifted every column of the row; it is escaped now."""
     from icegan.report import markdown_cell
@@ -162,7 +179,7 @@ def test_a_label_with_a_pipe_stays_one_markdown_cell(tmp_path):
     row = next(line for line in results_table([parse_entry(f"G|RF={run}")]).splitlines() if "RF" in line)
     assert row.startswith("| G\\|RF | honest |") and row.replace("\\|", "").count("|") == \
         results_table([parse_entry(f"G={run}")]).splitlines()[0].count("|")
-    assert markdown_cell("a|b\nc") == "a\\|b c"
+    assert markdown_cell("a|b\nc") == "a\\|b c" and markdown_cell("a\r\nb") == "a  b"
 
 
 def test_a_run_listed_twice_in_an_entry_is_refused(tmp_path, capsys):
@@ -174,6 +191,10 @@ def test_a_run_listed_twice_in_an_entry_is_refused(tmp_path, capsys):
         results_table([parse_entry(f"X={s0},{s1},{s0}")])
     with pytest.raises(ValueError, match=r"lists the run .*st_s0 twice"):
         results_table([parse_entry(f"dup={s0},{s0}")])
+    other_way = tmp_path / "st_s1" / ".." / "st_s0"                    # the same folder, written another way
+    with pytest.raises(ValueError, match=f"^entry 'dup' lists the run {re.escape(str(other_way))} twice \\(also as "
+                                         f"{re.escape(str(s0))}\\); it would count twice"):
+        results_table([parse_entry(f"dup={s0},{other_way}")])
     assert main(["table", f"S={tmp_path}/st_s*,{s0}"]) == 2                      # overlapping patterns
     assert "lists the run" in capsys.readouterr().err
     assert "| S | honest | CDE | 2 | 0.7200 ± 0.0283 |" in results_table([parse_entry(f"S={tmp_path}/st_s*")])
@@ -290,11 +311,12 @@ def _edit_metrics(d, edit):
     (lambda m: m["overall"].pop("UF1"), r"no 'overall\.UF1'"),
     (lambda m: m["overall"].update(UF1="high"), r"'overall\.UF1' is 'high', not a number"),
     (lambda m: m["overall"].update(UAR=None), r"'overall\.UAR' is None, not a number"),
+    (lambda m: m["overall"].update(UF1=True), r"'overall\.UF1' is True, not a number"),
     (lambda m: m["per_dataset"]["casme2"].pop("UAR"), r"no 'per_dataset\.casme2\.UAR'"),
     (lambda m: m["per_dataset"].update(samm=[0.5]), r"'per_dataset\.samm' is not a mapping of metrics"),
     (lambda m: m.update(overall=0.7), r"'overall' is not a mapping of metrics"),
     (lambda m: m.update(per_dataset=[]), r"'per_dataset' is not a mapping of datasets"),
-], ids=["no-UF1", "UF1-text", "UAR-null", "no-dataset-UAR", "dataset-list", "overall-number", "per_dataset-list"])
+], ids=["no-UF1", "UF1-text", "UAR-null", "UF1-bool", "no-dataset-UAR", "dataset-list", "overall-number", "per_dataset-list"])
 def test_a_metrics_json_without_a_number_the_table_shows_is_named(tmp_path, capsys, edit, msg):
     """A metrics.json whose UF1 / UAR (overall or of a dataset) is missing or not a number is one error line of
     `icegan table` naming the file and the key, not a KeyError / numpy dtype traceback."""
