@@ -161,6 +161,14 @@ def test_retain_freed_memory_sets_glibc_thresholds(fake_libc, kw, ok, calls):
     assert alloc.retain_freed_memory() is ok and alloc.retaining() is ok and libc.calls == calls
 
 
+def test_retain_freed_memory_calls_mallopt_once_per_process(fake_libc):
+    """Once in effect, a second call says so without setting the thresholds again."""
+    import icegan.allocator as alloc
+    libc = fake_libc()
+    assert alloc.retain_freed_memory() and alloc.retain_freed_memory() and alloc.retaining()
+    assert libc.calls == [(-3, 1 << 30), (-1, (1 << 31) - 1)]
+
+
 @pytest.mark.parametrize("value", ["false", "no", " 0 "])
 def test_retain_freed_memory_switched_off_by_the_environment(fake_libc, monkeypatch, value):
     import icegan.allocator as alloc
