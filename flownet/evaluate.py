@@ -151,11 +151,11 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     for p, n_valid in zip(tqdm(pairs, disable=not progress, desc=f"eval {model} on {data}"), counts):
         i1, i2 = p["img1"].to(device), p["img2"].to(device)
         if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)     # the estimator's GPU, not the current one (cuda:1...)
         t0 = time.perf_counter()
         pred = estimator.estimate(i1, i2)
         if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - t0
         m = flow_metrics(pred.cpu(), p["flow"], p["valid"])
         per.append({"name": p["name"], **m, "n_valid": n_valid})

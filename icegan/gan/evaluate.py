@@ -269,13 +269,13 @@ def generator_speed(generator, batch: int = 16, repeats: int = 5, device=None, c
         c = torch.arange(batch, device=dev) % g.n_classes
         g(x, z, c)
         if dev.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(dev)     # the generator's GPU, not the current one (cuda:1...)
         total = 0.0
         for _ in range(repeats):
             t, tc = time.perf_counter(), time.process_time()
             g(x, z, c)
             if dev.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(dev)
             dt = time.perf_counter() - t
             total += dt
             if per_batch is not None:
