@@ -27,10 +27,24 @@ def test_confident_joint_flags_by_hand():
     assert flags.tolist() == [False, True, True, True, False, False]
     # a class without clips has no threshold: never confident
     assert confident_joint_flags(np.array([[0.1, 0.1, 0.8], [0.6, 0.3, 0.1]]), np.array([0, 0])).tolist() == [False, False]
-    with pytest.raises(ValueError, match="labels must lie in 0..2"):
+    with pytest.raises(ValueError, match=r"^labels must lie in 0\.\.2, got 1\.\.3$"):
         confident_joint_flags(probs, labels + 1)
-    with pytest.raises(ValueError, match="disagree"):
+    with pytest.raises(ValueError, match=r"^labels must lie in 0\.\.2, got -1\.\.1$"):
+        confident_joint_flags(probs, labels - 1)
+    with pytest.raises(ValueError, match=r"disagree: \(6, 3\), \(3,\)"):
         confident_joint_flags(probs, labels[:3])
+    with pytest.raises(ValueError, match=r"disagree: \(6,\), \(6,\)"):
+        confident_joint_flags(probs[:, 0], labels)
+
+
+def test_the_most_probable_confident_class_decides_not_the_most_probable_class():
+    """t = (0.9, 0.2, 0.7). Row 2 (label 1): class 0 is the most probable (0.6) but below its threshold, class 1 is
+    confident: not flagged. Row 5 (label 2): class 2 is the most probable (0.6) but below 0.7, class 1 (0.25) is
+    confident: flagged. Row 3 (label 1) is confidently 2: flagged; row 1 has no confident class."""
+    probs = np.array([[0.95, 0.05, 0.0], [0.85, 0.1, 0.05], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8],
+                      [0.15, 0.25, 0.6]])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    assert confident_joint_flags(probs, labels).tolist() == [False, False, False, True, False, True]
 
 
 def test_forest_out_of_bag_probabilities_and_flipped_labels_found():
@@ -49,6 +63,19 @@ def test_forest_out_of_bag_probabilities_and_flipped_labels_found():
     y[flipped] = (y[flipped] + 1) % 3
     flags = flag_noisy_labels(x, y, trees=200, seed=1)
     assert flags[flipped].all() and flags.sum() <= len(flipped) + 2
+
+
+def test_out_of_bag_rows_are_probabilities_or_nan_and_balanced_weights_count():
+    """With 3 trees many clips are in the bag of every tree: their rows are NaN (no out-of-sample prediction), never
+    rows of zeros; every other row sums to 1. On labels 30/6/4, class_weight='balanced' changes the probabilities."""
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    x = rng.normal(size=(40, 4)) + y[:, None]
+    p = forest_out_of_bag_probabilities(x, y, trees=3, seed=0)
+    ok = np.isfinite(p).all(1)
+    assert 0 < (~ok).sum() < 40 and np.isnan(p[~ok]).all() and np.allclose(p[ok].sum(1), 1)
+    balanced, plain = (forest_out_of_bag_probabilities(x, y, trees=50, seed=0, balanced=b) for b in (True, False))
+    assert not np.allclose(balanced, plain, equal_nan=True)
 
 
 def test_a_class_missing_from_the_labels_does_not_switch_the_filter_off():
