@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from icegan.metrics import METRIC_KEYS, compute_metrics, confusion_matrix
+from icegan.metrics import METRIC_KEYS, compute_metrics, confusion_matrix, uf1_uar_from_confusion
 
 
 def test_all_classes_predicted_hand_computed():
@@ -64,6 +64,7 @@ def test_perfect_predictions():
     ([0, 1, 2], [0, -1, 2], "y_pred\\[1\\] = -1"),
     ([0, 1], [0, 1, 2], "equal length"),
     ([[0], [1], [2]], [0, 1, 2], r"1-D and of equal length, got shapes \(3, 1\) and \(3,\)"),   # a column of labels
+    ([0, 1, 2], [[0], [1], [2]], r"1-D and of equal length, got shapes \(3,\) and \(3, 1\)"),
     ([], [], "zero samples"),
 ])
 def test_bad_input(y_true, y_pred, msg):
@@ -74,7 +75,20 @@ def test_bad_input(y_true, y_pred, msg):
 def test_class_ids_must_be_whole_numbers():
     """Float labels are accepted when whole (2.0 is class 2) and refused otherwise (0.5 is no class)."""
     assert compute_metrics([0.0, 1.0, 2.0], [0, 1, 2])["UF1"] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="y_true must hold integer class ids"):
+    with pytest.raises(ValueError, match=r"y_true must hold integer class ids, got \[0\.5 1\. \]\.\.\."):
         compute_metrics([0.5, 1.0], [0, 1])
     with pytest.raises(ValueError, match="y_pred must hold integer class ids"):
         confusion_matrix([0, 1], [0, 1.5])
+
+
+def test_a_class_absent_from_truth_and_predictions_is_left_out():
+    """Truth and predictions [0, 0, 1] / [0, 1, 1] of three classes: the matrix is still 3 x 3 (class 2 a row and a
+    column of zeros), and the vectorised UF1 / UAR average classes 0 and 1 only (F1 2/3 and 2/3, recall 1/2 and 1),
+    not NaN from class 2's 0 / 0."""
+    cm = confusion_matrix([0, 0, 1], [0, 1, 1])
+    np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 1, 0], [0, 0, 0]])
+    uf1, uar = uf1_uar_from_confusion(cm)
+    assert uf1 == pytest.approx(2 / 3) and uar == pytest.approx(3 / 4)
+    assert compute_metrics([0, 0, 1], [0, 1, 1])["UF1"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"^confusion matrices must be \(\.\.\., C, C\), got shape \(3,\)$"):
+        uf1_uar_from_confusion(np.zeros(3))
