@@ -131,6 +131,8 @@ class GanSection:
             recognised as their class at 86 % by a recognizer trained on other datasets (docs/benchmarks.md,
             ICE-GAN second round); without it the generator ignores the class (33 %).
         lr_d, beta1: discriminator learning rate (None = ``lr``) and Adam β1 (paper 0.9).
+        amp: mixed precision for the GAN on a GPU (bfloat16 on Ampere and later, else float16 with a gradient
+            scaler: :func:`icegan.gan.trainer.amp_policy`); false trains it in float32. No effect on a CPU.
     """
     enabled: bool = True
     skip: Literal["grm", "plain", "se"] = "grm"
@@ -150,6 +152,7 @@ class GanSection:
     d_motion_input: bool = False
     lr_d: Optional[float] = None
     beta1: float = 0.9
+    amp: bool = True
 
     def __post_init__(self):
         check_ranges(self, "gan", at_least={"epochs": 1, "batch_size": 1, "base_channels": 1, "max_channels": 1,
@@ -789,6 +792,7 @@ def _gan_config(cfg: MainConfig, device: torch.device):
     g.loss.counterfactual = cfg.gan.counterfactual
     g.train.lr_d = cfg.gan.lr_d
     g.train.beta1 = cfg.gan.beta1
+    g.train.amp = cfg.gan.amp
     g.train.epochs = cfg.gan.epochs
     g.train.batch_size = cfg.gan.batch_size
     g.train.lr = cfg.gan.lr

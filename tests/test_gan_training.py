@@ -718,3 +718,61 @@ def test_prepared_pairs_skip_a_substituted_neighbour_and_count_unlabelled_clips(
     assert ps.labels.tolist() == [2, 2, 2] and ps.clips == ["006/006_1_2"] * 3 and ps.subjects == ["samm/006"] * 3
     assert ps.n_not_composite == 1 and ps.skipped == [("samm/007/x", "r")]
     assert (got[0].size, got[0].color) == (4, "gray") and dataclasses.is_dataclass(got[0])
+
+
+def test_a_float16_runs_gradient_scaler_is_kept_in_the_checkpoint_and_resumed(tmp_path, monkeypatch):
+    """With a gradient scaler (float16 on a GPU; here an enabled CPU scaler stands in), last.pt keeps its state and a
+    resumed run continues with that loss scale, not a fresh 65536 (which would skip steps until it fell again); a
+    run without a scaler writes none."""
+    import icegan.gan.trainer as tr
+    made = []
+    real_scaler = torch.amp.GradScaler
+
+    def scaler(device, enabled=True, **kw):
+        made.append(real_scaler("cpu", enabled=enabled, **kw))
+        return made[-1]
+    monkeypatch.setattr(torch.amp, "GradScaler", scaler)
+    monkeypatch.setattr(tr, "amp_policy", lambda *a, **k: (False, torch.float32, True))
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1
+    y = torch.arange(8) % 3
+    cfg = tiny_cfg(epochs=1)
+    train_gan(on, on.clone(), y, cfg, device="cpu", out_dir=tmp_path / "a")
+    ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
+    payload = torch.load(ckpt, weights_only=False)
+    assert payload["scaler"] == made[0].state_dict() and payload["scaler"]["scale"] == 65536.0
+    payload["scaler"]["scale"] = 128.0                 # as after some overflowing steps of a long float16 run
+    torch.save(payload, ckpt)
+    seen = []
+    real_step = real_scaler.step
+    monkeypatch.setattr(real_scaler, "step", lambda self, opt, *a, **k: (seen.append(self.get_scale()),
+                                                                         real_step(self, opt, *a, **k))[1])
+    train_gan(on, on.clone(), y, tiny_cfg(epochs=2), device="cpu", out_dir=tmp_path / "a")
+    assert seen and seen[0] == 128.0
+    monkeypatch.setattr(tr, "amp_policy", lambda *a, **k: (False, torch.float32, False))
+    train_gan(on, on.clone(), y, cfg, device="cpu", out_dir=tmp_path / "b")
+    assert "scaler" not in torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)
+
+
+def test_a_non_finite_loss_under_mixed_precision_says_how_to_rule_it_out(tmp_path):
+    """A non-finite GAN loss computed under autocast names the precision and train.amp=false (float16: its 65504
+    limit); in float32 the message is as before."""
+    torch.manual_seed(0)
+    on = torch.rand(8, 1, 32, 32) * 2 - 1
+    y = torch.arange(8) % 3
+
+    def nan(g, onset, z, c, fake):
+        return fake.sum() * float("nan")
+    with pytest.raises(FloatingPointError, match=r"at epoch 1, step 1; training stopped before the update, no "
+                                                 r"checkpoint was written yet. It was computed in mixed precision "
+                                                 r"\(bfloat16, train.amp=true\): resume with train.amp=false \(gan.amp="
+                                                 r"false in a train.py config\) to train in float32, or lower the learning rate or check the inputs"):
+        train_gan(on, on.clone(), y, tiny_cfg(epochs=1, amp=True, amp_dtype="bf16"), device="cpu",
+                  extra_loss_fn=nan)
+    with pytest.raises(FloatingPointError, match=r"no checkpoint was written yet. Lower the learning rate or check "
+                                                 r"the inputs \(and extra_loss_fn\) for NaN/Inf.$"):
+        train_gan(on, on.clone(), y, tiny_cfg(epochs=1, amp=False), device="cpu", extra_loss_fn=nan)
+    from icegan.gan.trainer import _check_finite
+    with pytest.raises(FloatingPointError, match=r"mixed precision \(float16, train.amp=true; float16 overflows "
+                                                 r"beyond 65504\): resume with train.amp=false"):
+        _check_finite(torch.tensor(float("inf")), "generator", 0, 0, None, torch.float16)

@@ -792,3 +792,13 @@ def test_expcaps_scores_the_held_out_apexes_with_their_onsets(tmp_path, tiny_wei
     torch.testing.assert_close(got["x"], torch.from_numpy(apex[[3, 1]]).float().div(255).unsqueeze(1) * 2 - 1)
     torch.testing.assert_close(got["onset"], torch.from_numpy(onset[[3, 1]]).float().div(255).unsqueeze(1) * 2 - 1)
     assert got["reconstruct"] is False
+
+
+def test_gan_amp_reaches_each_folds_gan_config():
+    """gan.amp of a train.py config is the fold GAN's train.amp (mixed precision on a GPU; true as before the key
+    existed, so older runs resume as the same experiment); the fold's GAN settings come from the gan section."""
+    from icegan.config import without_neutral_keys
+    on = pipeline._gan_config(load_main_config(None, ["gan.amp=false", "gan.lr_d=0.0002"]), torch.device("cpu"))
+    assert on.train.amp is False and on.train.lr_d == 0.0002
+    assert pipeline._gan_config(load_main_config(None, []), torch.device("cpu")).train.amp is True
+    assert without_neutral_keys({"gan": {"amp": True, "epochs": 3}}) == {"gan": {"epochs": 3}}

@@ -327,9 +327,10 @@ def _load_models(ckpt: Path, payload: object, g: nn.Module, d: nn.Module, advice
 
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
                     history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None,
-                    data_sha256: str | None = None) -> Path:
-    """Write models, optimisers, schedulers, epoch, history, the resolved config and (when given) the training pairs'
-    :func:`training_pairs_sha256` to ``path`` (atomic)."""
+                    data_sha256: str | None = None, scaler=None) -> Path:
+    """Write models, optimisers, schedulers, epoch, history, the resolved config, (when given) the training pairs'
+    :func:`training_pairs_sha256` and (when enabled: float16 on a GPU) the gradient scaler's state, whose loss scale
+    a resumed run keeps instead of starting again at 65536 and skipping steps, to ``path`` (atomic)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "icegan-gan-v1", "config": to_dict(cfg), "epoch": epoch, "history": history,
@@ -339,6 +340,8 @@ def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module
     for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
         if o is not None:
             payload[k] = o.state_dict()
+    if scaler is not None and scaler.is_enabled():
+        payload["scaler"] = scaler.state_dict()
     from flownet.models.state_dict import save_torch_file
     return save_torch_file(payload, p)          # a kill while saving keeps the previous checkpoint whole
 
@@ -395,15 +398,24 @@ def sample_grid(g: Generator, onset: Tensor, apex: Tensor, seed: int = 0) -> Ten
 ExtraLoss = Callable[[Generator, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
-def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | None) -> None:
-    """Stop training before a non-finite loss reaches the weights (the last checkpoint stays good)."""
+def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | None,
+                  autocast_dtype: torch.dtype | None = None) -> None:
+    """Stop training before a non-finite loss reaches the weights (the last checkpoint stays good).
+    ``autocast_dtype``: the mixed precision the loss was computed under (None: float32); the message then says how
+    to rule it out (float16 holds values up to 65504 only: a growing activation overflows there first)."""
     if not bool(torch.isfinite(loss)):
         kept = f"the last good checkpoint is kept at {ckpt}" if ckpt is not None and ckpt.is_file() \
             else "no checkpoint was written yet"
+        amp = ""
+        if autocast_dtype is not None:
+            name = str(autocast_dtype).replace("torch.", "")
+            amp = (f"It was computed in mixed precision ({name}, train.amp=true"
+                   + ("; float16 overflows beyond 65504" if autocast_dtype == torch.float16 else "")
+                   + "): resume with train.amp=false (gan.amp=false in a train.py config) to train in float32, or ")
         raise FloatingPointError(
             f"ICE-GAN {which} loss is non-finite ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}; "
-            f"training stopped before the update, {kept}. Lower the learning rate or check the inputs "
-            f"(and extra_loss_fn) for NaN/Inf.")
+            f"training stopped before the update, {kept}. {amp}{'l' if amp else 'L'}ower the learning rate or check "
+            f"the inputs (and extra_loss_fn) for NaN/Inf.")
 
 
 def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, device: str | torch.device | None = None,
@@ -492,6 +504,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         if sched_g is not None and "sched_g" in payload:
             sched_g.load_state_dict(payload["sched_g"])
             sched_d.load_state_dict(payload["sched_d"])
+        if scaler.is_enabled() and "scaler" in payload:
+            scaler.load_state_dict(payload["scaler"])
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
         _logger.log(log_level, "resumed %s at epoch %d", ckpt, start_epoch)
 
@@ -568,7 +582,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 l_cls_d = classification_loss(dr.exp_len.float(), y, None if dr.recon is None else dr.recon.float(),
                                               x_ap, lc.beta, lc.m_pos, lc.m_neg, lc.lam)
                 loss_d = lc.lambda_adv * l_adv_d + lc.lambda_mer * l_cls_d
-            _check_finite(loss_d, "discriminator", epoch, step, ckpt)
+            _check_finite(loss_d, "discriminator", epoch, step, ckpt, amp_dtype if use_amp else None)
             scaler.scale(loss_d).backward()
             distributed.average_gradients(d)     # data parallel under torchrun (no-op otherwise)
             scaler.step(opt_d)
@@ -602,7 +616,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 if extra_loss_fn is not None:
                     extra = extra_loss_fn(g, x_on, z, y, fake)
                     loss_g = loss_g + extra
-            _check_finite(loss_g, "generator", epoch, step, ckpt)
+            _check_finite(loss_g, "generator", epoch, step, ckpt, amp_dtype if use_amp else None)
             scaler.scale(loss_g).backward()
             distributed.average_gradients(g)
             scaler.step(opt_g)
@@ -659,7 +673,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 (out / "samples").mkdir(parents=True, exist_ok=True)
                 save_image(grid, out / "samples" / f"epoch_{epoch + 1:03d}.png")
         if ckpt is not None and (last or over or (tc.checkpoint_every and (epoch + 1) % tc.checkpoint_every == 0)):
-            save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d, data_sha256)
+            save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d, data_sha256,
+                            scaler)
         if over:
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
             break
