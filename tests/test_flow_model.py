@@ -314,6 +314,19 @@ def test_depthwise_conv_matches_conv2d_values_and_gradients():
         depthwise_conv(x, torch.randn(5, 1, 4, 4, dtype=torch.float64))
 
 
+def test_depthwise_conv_takes_its_custom_backward_on_a_cpu_only(monkeypatch):
+    """The custom depth-wise path (measured on a CPU) runs for CPU tensors; tensors of another device (here 'meta',
+    as a GPU's would) go to F.conv2d with the same shapes."""
+    import flownet.models.srflownet as srf
+    calls = []
+    real = srf._DepthwiseConv.apply
+    monkeypatch.setattr(srf._DepthwiseConv, "apply", lambda *a: (calls.append(a[0].device.type), real(*a))[1])
+    w = torch.randn(4, 1, 5, 5)
+    assert srf.depthwise_conv(torch.randn(2, 4, 8, 8), w).shape == (2, 4, 8, 8) and calls == ["cpu"]
+    out = srf.depthwise_conv(torch.empty(2, 4, 8, 8, device="meta"), w.to("meta"), torch.empty(4, device="meta"))
+    assert out.shape == (2, 4, 8, 8) and out.device.type == "meta" and calls == ["cpu"]
+
+
 def test_depthwise_conv_backward_under_autocast():
     """The main job's joint loss backpropagates through SRFlowNet inside the GAN's autocast: the output (and its
     gradient) is bf16 while the weight is float32, which the backward's convolutions refused (on CUDA and on CPU).

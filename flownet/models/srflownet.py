@@ -128,7 +128,9 @@ class _DepthwiseConv(torch.autograd.Function):
 
 def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Depth-wise "same" convolution: x (B, C, H, W), weight (C, 1, k, k) with odd k, bias (C,) or None
-    → (B, C, H, W). Equal to ``F.conv2d(x, weight, bias, padding=k // 2, groups=C)``, faster on CPU.
+    → (B, C, H, W). Equal to ``F.conv2d(x, weight, bias, padding=k // 2, groups=C)``, faster on CPU
+    (:class:`_DepthwiseConv`). On any other device it is that ``F.conv2d``: the custom backward was measured on a
+    CPU only, and its weight gradient, one grouped convolution of C x B groups, is not what GPU kernels are made for.
 
     Raises:
         ValueError: non-square / even kernel or channel mismatch.
@@ -137,6 +139,8 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if one != 1 or kh != kw or kh % 2 == 0 or x.shape[1] != c:
         raise ValueError(f"depthwise_conv: weight {tuple(weight.shape)} must be (C, 1, k, k), k odd, "
                          f"C = input channels {x.shape[1]}")
+    if x.device.type != "cpu":
+        return F.conv2d(x, weight, bias, padding=kh // 2, groups=c)
     if bias is None:
         bias = weight.new_zeros(c)
     return _DepthwiseConv.apply(x, weight, bias, kh // 2)
