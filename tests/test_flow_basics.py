@@ -571,15 +571,33 @@ def test_grey_conversion_uses_the_bt601_weights():
 
 
 def test_minmax_normalises_each_map_on_its_own():
-    """minmax maps u, v and strain each to [0, 1] by its own range: u from 0 to 2 and v from 0 to 1 (a ramp in x)
-    both become the same 0..1 ramp."""
+    """minmax maps u, v and strain each to [0, 1] by its own range and minimum: u from 3 to 5 and v from 0 to 1 (a
+    ramp in x) both become the same 0..1 ramp."""
     x = torch.arange(16.0).expand(16, 16) / 15
-    f = torch.stack([2 * x, x])[None]
+    f = torch.stack([3 + 2 * x, x])[None]
     out = flow_features(f, 16, normalize="minmax")
     for c in (0, 1):
         assert float(out[0, c].min()) == pytest.approx(0.0, abs=1e-6)
         assert float(out[0, c].max()) == pytest.approx(1.0, abs=1e-5)
     torch.testing.assert_close(out[0, 0], out[0, 1], atol=1e-5, rtol=0)
+
+
+def test_flow_features_resize_on_pixel_centres():
+    """u = x on 4 columns resized to 8 (bilinear, align_corners=False): output column j samples x = j/2 - 1/4, clamped
+    to [0, 3], and is rescaled by 8/4: 0, 0.5, 1.5, ..., 5.5, 6 (corner-aligned sampling would give 6j/7)."""
+    f = torch.zeros(1, 2, 4, 4)
+    f[:, 0] = torch.arange(4.0)
+    out = flow_features(f, 8, normalize="none")
+    torch.testing.assert_close(out[0, 0, 3], torch.tensor([0, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.0]), atol=1e-5, rtol=0)
+
+
+def test_strain_and_features_refuse_what_they_cannot_compute():
+    with pytest.raises(ValueError, match=r"^flow must be at least 2x2 to take derivatives, got \(1, 2, 1, 5\)$"):
+        optical_strain(torch.zeros(1, 2, 1, 5))
+    with pytest.raises(ValueError, match="^size must be >= 1, got 0$"):
+        flow_features(torch.zeros(1, 2, 8, 8), 0)
+    with pytest.raises(ValueError, match="^normalize must be 'minmax', 'maxabs' or 'none', got 'zscore'$"):
+        flow_features(torch.zeros(1, 2, 8, 8), 8, normalize="zscore")
 
 
 def test_similarity_flow_rotates_counterclockwise_in_image_axes():
