@@ -9,7 +9,7 @@ done explicitly). Parameters start identical on every process (same seed, then
 :func:`broadcast_module` from rank 0), so every process holds the same model after each step and
 predicts the same scores; rank 0 alone writes the run directory (:func:`is_main`).
 
-Backends: NCCL when CUDA is available (one GPU per process, ``cuda:LOCAL_RANK``), gloo on CPU.
+Backends: NCCL for a run on CUDA (one GPU per process, ``cuda:LOCAL_RANK``), gloo on CPU.
 Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every function here is a no-op, so single-process
 code paths are unchanged.
 
@@ -49,8 +49,11 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def init_from_env(timeout_s: float = 1800.0) -> bool:
+def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> bool:
     """Join the process group described by torchrun's environment (``WORLD_SIZE``, ``RANK``, ...).
+
+    ``device_type``: where the run trains (``cuda`` or ``cpu``): NCCL for ``cuda``, gloo otherwise (NCCL cannot
+    reduce CPU tensors: ``device=cpu`` on a GPU machine needs gloo); None: NCCL when CUDA is available.
 
     Returns:
         True when running distributed (``WORLD_SIZE`` > 1), False otherwise (nothing is done).
@@ -68,7 +71,8 @@ def init_from_env(timeout_s: float = 1800.0) -> bool:
         raise RuntimeError(f"WORLD_SIZE={ws} but {missing} are not set: launch with "
                            "`torchrun --nproc_per_node N train.py ...`")
     from datetime import timedelta
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"
+    backend = "nccl" if cuda else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))

@@ -1037,13 +1037,14 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     from icegan.protocol import run_loso
 
     _start_process(cfg)
-    distributed.init_from_env()
+    requested = resolve_device(cfg.device)
+    distributed.init_from_env(device_type=requested.type)     # gloo for device=cpu, also on a GPU machine
     run_dir = Path(out) if out is not None else Path(cfg.out_dir) / cfg.name
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    device = distributed.local_device(resolve_device(cfg.device))
+    device = distributed.local_device(requested)
     t0 = time.time()
     from icegan.recognition import check_network_builds
     check_network_builds(cfg.recognizer)    # recognizer.input_size fits the network, before any work

@@ -153,6 +153,21 @@ def test_init_from_env_names_what_torchrun_would_have_set(monkeypatch, given, mi
     assert not torch.distributed.is_initialized()
 
 
+@pytest.mark.parametrize("device_type, backend", [("cpu", "gloo"), ("cuda", "nccl"), (None, "nccl")])
+def test_init_from_env_picks_the_backend_of_the_runs_device(monkeypatch, device_type, backend):
+    """On a machine with CUDA, a run on the CPU (device=cpu) joins with gloo (NCCL cannot reduce CPU tensors) and does
+    not claim a GPU; a run on CUDA, or one that names no device, joins with NCCL on cuda:LOCAL_RANK."""
+    for k, v in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(k, v)
+    joined, gpus = [], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", gpus.append)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend, **kw: joined.append(backend))
+    assert distributed.init_from_env(device_type=device_type) is True
+    assert joined == [backend] and gpus == ([1] if backend == "nccl" else [])
+
+
 def test_world_of_one_is_not_distributed(tmp_path):
     """A process group of one process (initialised by other code) leaves every helper a no-op."""
     torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
