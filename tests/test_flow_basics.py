@@ -546,11 +546,30 @@ def test_px_thresholds_are_strict_and_fl_all_uses_the_true_magnitude():
     pred[0, 0] = torch.tensor([1.0, 3.0, 5.0])
     m = flow_metrics(pred, gt)
     assert (m["px1"], m["px3"], m["px5"]) == pytest.approx((0.0, 1 / 3, 2 / 3))
+    assert m["Fl-all"] == pytest.approx(100 / 3)          # an error of exactly 3 px is no outlier (e > 3), 5 px is
     gt = torch.zeros(1, 2, 1, 1)
     gt[0, 0] = 78.0
     pred = gt.clone()
     pred[0, 0] = 82.0
     assert flow_metrics(pred, gt)["Fl-all"] == pytest.approx(100.0)
+    gt[0, 0], pred[0, 0] = 80.0, 84.0                      # error 4 > 3 px but exactly 5 % of |gt| = 80: no outlier
+    assert flow_metrics(pred, gt)["Fl-all"] == 0.0
+
+
+def test_flow_metrics_of_one_pair_take_its_hw_mask_and_refuse_bad_shapes():
+    """A (2, H, W) pair with an (H, W) mask scores as the (1, 2, H, W) batch with a (1, H, W) mask; a mask or a flow
+    of the wrong shape is refused naming both shapes."""
+    gt = torch.zeros(2, 3, 4)
+    pred = gt.clone()
+    pred[0, 0, 0] = 10.0                                   # one bad pixel, masked out
+    valid = torch.ones(3, 4, dtype=torch.bool)
+    valid[0, 0] = False
+    m = flow_metrics(pred, gt, valid)
+    assert m == flow_metrics(pred[None], gt[None], valid[None]) and m["EPE"] == 0.0
+    with pytest.raises(ValueError, match=r"^valid mask \(1, 4, 3\) does not match flow \(1, 2, 3, 4\)$"):
+        flow_metrics(pred[None], gt[None], torch.ones(1, 4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"^flow must be \(B, 2, H, W\) or \(2, H, W\), got \(1, 3, 3, 4\)$"):
+        flow_metrics(torch.zeros(1, 3, 3, 4), torch.zeros(1, 3, 3, 4))
 
 
 def test_flo_pixel_with_one_unknown_component_is_invalid(tmp_path):
