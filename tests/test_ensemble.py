@@ -395,3 +395,30 @@ def test_members_of_other_clips_or_score_columns_are_named(two_runs, tmp_path):
                                             r"\['score_negative', 'score_positive', 'score_surprise'\]"):
         ensemble_runs([tmp_path / "three", tmp_path / "two"], tmp_path / "a")
     assert not (tmp_path / "a").exists()
+
+
+def test_mixing_weights_and_probability_rows():
+    """Weights are normalised to sum 1 and refused (all given back in the message) when negative, all zero, not
+    finite or not one per member; a score row is a probability row when finite, not below -1e-6 and summing to 1
+    within 1e-3."""
+    from icegan.ensemble import mixing_weights, not_probabilities
+    np.testing.assert_allclose(mixing_weights(None, 3), [1 / 3] * 3)
+    np.testing.assert_allclose(mixing_weights([2, 1], 2), [2 / 3, 1 / 3])
+    for bad in ([2, -1], [0, 0], [1, float("nan")], [1, float("inf")], [1]):
+        with pytest.raises(EnsembleError, match=re.escape(f"weights must be 2 non-negative numbers, not all zero; got "
+                                                          f"{bad}")):
+            mixing_weights(bad, 2)
+    rows = np.array([[0.5, 0.5, 0.0], [0.6, 0.5, -0.1], [0.5, 0.49, 0.0], [np.nan, 0.5, 0.5], [1.0005, 0.0, 0.0],
+                     [-1e-7, 0.5, 0.5 + 1e-7]])
+    assert not_probabilities(rows).tolist() == [False, True, True, True, False, False]
+
+
+def test_runs_of_other_subjects_name_the_first_different_fold(toy, two_runs, tmp_path):
+    """A run over the same number of subjects, one of them another, is refused naming the first fold that differs."""
+    samples = toy.samples.copy()
+    old = samples["subject"].iloc[-1]
+    samples["subject"] = samples["subject"].replace(old, old + "x")
+    run_loso(samples, _random_prob_fn(9), tmp_path / "other", progress=False)
+    with pytest.raises(EnsembleError, match=r"in its folds \(6 vs 6 subjects, first difference "
+                                            f"'{re.escape(old)}x' vs '{re.escape(old)}'\\)"):
+        ensemble_runs([two_runs / "r1", tmp_path / "other"], tmp_path / "a")
