@@ -117,6 +117,42 @@ def test_collectives_two_processes(tmp_path):
     assert a["dev_cpu"] == b["dev_cpu"] == torch.device("cpu")
 
 
+def _gan_pairs():
+    g = torch.Generator().manual_seed(0)
+    on = torch.rand(8, 1, 32, 32, generator=g) * 2 - 1
+    return on, on.clone(), torch.arange(8) % 3
+
+
+def _gan_cfg(epochs: int):
+    from _gan_sizes import tiny_gan_config
+    cfg = tiny_gan_config(32)
+    t = cfg.train
+    t.epochs, t.batch_size, t.progress, t.hflip, t.checkpoint_every = epochs, 4, False, False, 1
+    return cfg
+
+
+def _gan_resume(folder: str):
+    """A fold GAN under torchrun as the main job runs it: only rank 0 is given the folder (and its last.pt)."""
+    from icegan.gan.trainer import train_gan
+    st = train_gan(*_gan_pairs(), _gan_cfg(3), device="cpu", out_dir=folder if distributed.is_main() else None)
+    return {"epochs": [h["epoch"] for h in st.history],
+            "g": [p.detach().clone() for p in st.generator.parameters()]}
+
+
+def test_a_gan_resumed_under_torchrun_continues_at_rank_0s_epoch_on_every_process(tmp_path):
+    """A fold GAN cut short after epoch 1 resumes at epoch 2 on every process: before, only rank 0 (which alone
+    reads last.pt) did, rank 1 began again at epoch 0, ran more epochs than rank 0 and waited on collectives rank 0
+    never made."""
+    import functools
+
+    from icegan.gan.trainer import train_gan
+    folder = tmp_path / "gan"
+    train_gan(*_gan_pairs(), _gan_cfg(1), device="cpu", out_dir=folder)
+    a, b = _spawn(functools.partial(_gan_resume, str(folder)), 2, tmp_path)
+    assert a["epochs"] == b["epochs"] == [1, 2, 3]
+    assert all(torch.equal(x, y) for x, y in zip(a["g"], b["g"]))
+
+
 def test_single_process_is_a_no_op():
     assert not distributed.is_distributed() and distributed.is_main() and distributed.world_size() == 1
     idx = torch.arange(5)

@@ -325,6 +325,36 @@ def _load_models(ckpt: Path, payload: object, g: nn.Module, d: nn.Module, advice
             raise GanCheckpointError(str(exc)) from None
 
 
+def _on_cpu(obj):
+    """``obj`` (nested dicts, lists, tuples) with every tensor copied to the CPU (sent between processes)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
+def _share_resume_state(start_epoch: int, history: list[dict], opt_g, opt_d, sched_g, sched_d,
+                        scaler) -> tuple[int, list[dict]]:
+    """Under ``torchrun``: rank 0's epoch, history, optimiser, scheduler and gradient-scaler states on every process.
+    Only rank 0 is given the fold's folder, so only it reads a ``last.pt`` to resume; the others started at epoch 0,
+    ran more epochs than rank 0 and waited on collectives it never made. Returns ``(start_epoch, history)``."""
+    scheds = (sched_g, sched_d) if sched_g is not None else ()
+    state = distributed.broadcast_object(_on_cpu({
+        "epoch": start_epoch, "history": history, "opt": [opt_g.state_dict(), opt_d.state_dict()],
+        "sched": [s.state_dict() for s in scheds], "scaler": scaler.state_dict() if scaler.is_enabled() else None}))
+    if not distributed.is_main():
+        for o, sd in zip((opt_g, opt_d), state["opt"]):
+            o.load_state_dict(sd)           # moved onto the parameters' device by torch
+        for s, sd in zip(scheds, state["sched"]):
+            s.load_state_dict(sd)
+        if state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+    return int(state["epoch"]), list(state["history"])
+
+
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
                     history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None,
                     data_sha256: str | None = None, scaler=None) -> Path:
@@ -511,6 +541,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
 
     distributed.broadcast_module(g)    # every process starts from rank 0's models (resumed or fresh)
     distributed.broadcast_module(d)
+    if distributed.is_distributed():   # and from its epoch and training state: only rank 0 has out_dir's last.pt
+        start_epoch, history = _share_resume_state(start_epoch, history, opt_g, opt_d, sched_g, sched_d, scaler)
     onset_c, apex_c, labels_c = onset.float().cpu(), apex.float().cpu(), labels.long().cpu()
     mc = cfg.model
     if getattr(g, "motion_head", False) and mc.motion_prior != "none" and start_epoch == 0 \
