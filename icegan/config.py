@@ -448,9 +448,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
-        ConfigError: a file that is not UTF-8 text, empty (or comments only), invalid YAML, a key written twice in one mapping, a top level
-            that is not a mapping, unknown key or wrong type (the message names the file, and the key where there is
-            one).
+        ConfigError: a file that is not UTF-8 text, empty (or comments only), invalid YAML, a key written twice in
+            one mapping, a top level that is not a mapping, unknown key or wrong type (the message names the file,
+            and the key where there is one).
     """
     data: dict = {}
     source = ""
@@ -472,8 +472,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             raise ConfigError(f"{p}: {exc}") from None
         if data is None:        # an emptied or cut-short copy would otherwise run a whole job on the defaults
             raise ConfigError(f"{p}: holds no settings (the file is empty, or blank lines and comments only): write "
-                              f"the settings into it, or give no config file to run with the defaults ('{{}}' in "
-                              f"the file means the defaults too)")
+                              f"the settings into it ('{{}}' runs every key at its code default)")
     cfg = from_dict(cls, data, source=source)
     return apply_overrides(cfg, overrides)
 

@@ -277,8 +277,8 @@ def test_an_empty_config_file_is_refused_naming_it(tmp_path):
         path = tmp_path / "cfg.yaml"
         path.write_text(text)
         with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: holds no settings \(the file is empty, or "
-                                              r"blank lines and comments only\): write the settings into it, or give "
-                                              r"no config file"):
+                                              r"blank lines and comments only\): write the settings into it "
+                                              r"\('\{\}' runs every key at its code default\)$"):
             load_config(Cfg, path)
     path.write_text("{}  # the defaults\n")
     assert load_config(Cfg, path) == Cfg()

@@ -299,3 +299,21 @@ def test_torchrun_two_processes_gives_one_process_metrics(tmp_path):
     for k in ("UF1", "UAR"):
         assert m1["overall"][k] > 0.7 and m2["overall"][k] > 0.7, (k, m1["overall"], m2["overall"])
         assert abs(m2["overall"][k] - m1["overall"][k]) <= 0.2, (k, m1["overall"], m2["overall"])
+
+
+class _Joined(Exception):
+    pass
+
+
+def test_the_main_job_joins_torchrun_with_its_own_device(monkeypatch, tmp_path):
+    """train.py tells init_from_env the run's device (device=cpu: gloo even on a GPU machine), before any work."""
+    from icegan import pipeline
+    seen = []
+
+    def join(timeout_s=1800.0, device_type=None):
+        seen.append(device_type)
+        raise _Joined
+    monkeypatch.setattr(distributed, "init_from_env", join)
+    with pytest.raises(_Joined):
+        pipeline.run_main(pipeline.load_main_config(None, ["device=cpu"]), tmp_path / "run", progress=False)
+    assert seen == ["cpu"] and not (tmp_path / "run").exists()

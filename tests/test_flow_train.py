@@ -169,9 +169,9 @@ def test_weight_average_run_reports_the_shipped_weights_and_a_resumed_run_reshuf
 
 
 def test_settings_a_run_cannot_start_with_leave_its_folder_and_config_as_they_were(tmp_path, shared_data):
-    """A bad range setting (and a crop larger than the pairs) is refused before the run folder is made; resuming a run written without a weight
-    average under train.ema_decay is refused naming last.pt before config.yaml is rewritten, so the folder still
-    says which settings its checkpoint needs."""
+    """A bad range setting (and a crop larger than the pairs) is refused before the run folder is made; resuming a
+    run written without a weight average under train.ema_decay is refused naming last.pt before config.yaml is
+    rewritten, so the folder still says which settings its checkpoint needs."""
     import yaml
 
     def cfg(name, ema=0.0, generic=0.0):
@@ -182,6 +182,9 @@ def test_settings_a_run_cannot_start_with_leave_its_folder_and_config_as_they_we
                                                       threads=1, ema_decay=ema, seed=1))
     with pytest.raises(ValueError, match=r"^data.generic_fraction must be in \[0, 1\], got 1.5$"):
         ftrain.train(cfg("bad", generic=1.5), progress=False)
+    with pytest.raises(ValueError, match=r"^data.n_generic_val must be >= 0, got -1$"):
+        ftrain.train(dataclasses.replace(cfg("bad"), data=dataclasses.replace(cfg("bad").data, n_generic_val=-1)),
+                     progress=False)
     with pytest.raises(ValueError, match=r"^train.ema_decay must be in \[0, 1\) \(0 = off\), got 1.0$"):
         ftrain.train(cfg("bad", ema=1.0), progress=False)
     with pytest.raises(ValueError, match=r"^train.workers must be >= 0, got -1$"):
@@ -193,7 +196,8 @@ def test_settings_a_run_cannot_start_with_leave_its_folder_and_config_as_they_we
     assert not (tmp_path / "bad").exists()
     ftrain.train(cfg("a"), progress=False)
     before = (tmp_path / "a" / "config.yaml").read_text()
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'a' / 'last.pt'))}: train.ema_decay=0.5 but the checkpoint "
+    last = re.escape(str(tmp_path / "a" / "last.pt"))
+    with pytest.raises(ValueError, match=rf"^{last}: train.ema_decay=0.5 but the checkpoint "
                                          r"was written without a weight average; resume with train.ema_decay=0"):
         ftrain.train(cfg("a", ema=0.5), progress=False)
     assert (tmp_path / "a" / "config.yaml").read_text() == before

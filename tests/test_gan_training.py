@@ -765,8 +765,10 @@ def test_a_non_finite_loss_under_mixed_precision_says_how_to_rule_it_out(tmp_pat
         return fake.sum() * float("nan")
     with pytest.raises(FloatingPointError, match=r"at epoch 1, step 1; training stopped before the update, no "
                                                  r"checkpoint was written yet. It was computed in mixed precision "
-                                                 r"\(bfloat16, train.amp=true\): resume with train.amp=false \(gan.amp="
-                                                 r"false in a train.py config\) to train in float32, or lower the learning rate or check the inputs"):
+                                                 r"\(bfloat16, train.amp=true\): to train in float32, resume with "
+                                                 r"train.amp=false \(icegan gan train\) or start a new run with "
+                                                 r"gan.amp=false \(train.py: another --out\), or lower the learning "
+                                                 r"rate or check the inputs"):
         train_gan(on, on.clone(), y, tiny_cfg(epochs=1, amp=True, amp_dtype="bf16"), device="cpu",
                   extra_loss_fn=nan)
     with pytest.raises(FloatingPointError, match=r"no checkpoint was written yet. Lower the learning rate or check "
@@ -774,5 +776,5 @@ def test_a_non_finite_loss_under_mixed_precision_says_how_to_rule_it_out(tmp_pat
         train_gan(on, on.clone(), y, tiny_cfg(epochs=1, amp=False), device="cpu", extra_loss_fn=nan)
     from icegan.gan.trainer import _check_finite
     with pytest.raises(FloatingPointError, match=r"mixed precision \(float16, train.amp=true; float16 overflows "
-                                                 r"beyond 65504\): resume with train.amp=false"):
+                                                 r"beyond 65504\): to train in float32"):
         _check_finite(torch.tensor(float("inf")), "generator", 0, 0, None, torch.float16)

@@ -441,7 +441,8 @@ def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | 
             name = str(autocast_dtype).replace("torch.", "")
             amp = (f"It was computed in mixed precision ({name}, train.amp=true"
                    + ("; float16 overflows beyond 65504" if autocast_dtype == torch.float16 else "")
-                   + "): resume with train.amp=false (gan.amp=false in a train.py config) to train in float32, or ")
+                   + "): to train in float32, resume with train.amp=false (icegan gan train) or start a new run "
+                     "with gan.amp=false (train.py: another --out), or ")
         raise FloatingPointError(
             f"ICE-GAN {which} loss is non-finite ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}; "
             f"training stopped before the update, {kept}. {amp}{'l' if amp else 'L'}ower the learning rate or check "
