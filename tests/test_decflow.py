@@ -185,6 +185,28 @@ def test_train_decflow_refuses_other_settings_or_another_trainers_checkpoint_bef
     with pytest.raises(ValueError, match=rf"{re.escape(str(ck_path))} has no optimizer: another kind of training"):
         train_decflow(cfg(), progress=False)
 
+def test_train_decflow_refuses_a_crop_or_init_weights_it_cannot_use_before_the_run_folder(tmp_path, shared_data):
+    """A crop larger than the pairs, and init weights of another SRFlowNet architecture, are refused before the run
+    folder is made (before: after it and its config.yaml, the crop only at the first batch)."""
+    from flownet.models.decflow import DecFlowTrainConfig, DecFlowTrainSection, train_decflow
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.registry import save_srflownet
+    from flownet.train import FlowDataConfig
+    other = save_srflownet(SRFlowNet(SRFlowNetConfig(iters=2, hidden=16)), tmp_path / "other.pt")
+
+    def cfg(crop=0, init=None):
+        return DecFlowTrainConfig(name="d", out_dir=str(tmp_path / "runs"),
+                                  data=FlowDataConfig(root=str(shared_data), size=64, n_train=2, n_test=1),
+                                  model=DecFlowConfig(**TINY),
+                                  train=DecFlowTrainSection(init_weights=init, batch_size=2, crop=crop, steps=1,
+                                                            iters=1))
+    with pytest.raises(ValueError, match=r"^train.crop=96 is larger than the pairs \(64x64, data.size\)$"):
+        train_decflow(cfg(crop=96), progress=False)
+    with pytest.raises(ValueError, match=r"^SRFlowNet config \{.*'hidden': 16.*\} differs from DecFlow's"):
+        train_decflow(cfg(init=str(other)), progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_decflow_started_from_weights_that_saw_real_frames_records_them(tmp_path, shared_data):
     """DecFlow trained from SRFlowNet weights that learned from real CASME II frames (self-supervised, meta
     real_pair_subjects) has seen that motion too: its weights say so, so that a main job with flow.decompose=learned

@@ -457,13 +457,19 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     t = cfg.train
     if t.batch_size < 1 or t.iters < 1:
         raise ValueError(f"train.batch_size and train.iters must be >= 1, got {t.batch_size}, {t.iters}")
+    d = cfg.data
+    if t.crop > d.size:                     # the pairs are data.size square (random_crop's check, before any folder)
+        raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
     if t.resume and ckpt_path.is_file():
         ck = load_resume_checkpoint(ckpt_path, DecFlow(cfg.model), RESUME_KEYS)
+    init = None                             # likewise: a missing init file, or one of another architecture
+    if t.init_weights:
+        init = load_srflownet(None if t.init_weights == "shipped" else t.init_weights)
+        DecFlow(cfg.model).init_from_srflownet(init)        # raises when the architectures differ
     device, run = start_run(cfg)
 
-    d = cfg.data
     common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
                   au_range=(d.au_min, d.au_max))
     train_ds = SyntheticFaceFlow(split="train", n_pairs=d.n_train, **common)
@@ -472,8 +478,7 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
 
     model = DecFlow(cfg.model)
     seen: list[str] = []        # CASME II subjects whose real frames trained the init weights (self-supervised ones)
-    if t.init_weights:
-        init = load_srflownet(None if t.init_weights == "shipped" else t.init_weights)
+    if init is not None:
         model.init_from_srflownet(init)
         seen = list(init.meta.get("real_pair_subjects") or [])
     model.to(device)
