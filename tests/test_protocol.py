@@ -1,5 +1,6 @@
 """LOSO folds, resumable runs and report files."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -192,11 +193,13 @@ def test_resume_after_killed_run_gives_identical_metrics(toy, tmp_path):
 def test_cut_off_fold_is_redone(toy, tmp_path):
     ref = run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
     csv = tmp_path / "a" / "predictions.csv"
-    lines = csv.read_text().splitlines()
+    whole = csv.read_text()
+    lines = whole.splitlines()
     csv.write_text("\n".join(lines[:-1]) + "\n")   # last fold half-written
     calls = []
     assert run_loso(toy.samples, _centroid_fold_fn(toy, calls=calls), tmp_path / "a", progress=False) == ref
     assert calls == [5]
+    assert csv.read_text() == whole                 # its first rows dropped before it was written again, not twice
 
 
 def test_a_line_cut_short_or_an_empty_file_is_resumed_not_a_traceback(toy, tmp_path):
@@ -216,8 +219,19 @@ def test_a_line_cut_short_or_an_empty_file_is_resumed_not_a_traceback(toy, tmp_p
         assert calls == redone
         assert csv.read_text() == whole
     csv.write_text('fold,dataset\n"0,casme2\n')
-    with pytest.raises(LosoStateError, match=r"predictions.csv: not a predictions table"):
+    with pytest.raises(LosoStateError, match=rf"^{re.escape(str(csv))}: not a predictions table \(.*\); delete the "
+                                             "file to restart the run$"):
         run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
+    csv.write_text("fold,dataset\n0,casme2\n")
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
+    assert str(exc.value) == (f"{csv}: missing column(s) ['subject', 'clip', 'y_true', 'y_pred', 'score_negative', "
+                              "'score_positive', 'score_surprise']; delete the file to restart the run")
+    first = whole.splitlines()[1].split(",")
+    csv.write_text(whole.replace(f",{first[2]},", ",casme2/zz,", 1))
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
+    assert str(exc.value) == f"{csv}: subject 'casme2/zz' is not a fold of this run"
 
 
 def test_a_damaged_run_header_or_config_is_named_on_resume(toy, tmp_path):
@@ -464,7 +478,10 @@ def test_resume_refuses_predictions_made_on_other_labels(toy, tmp_path):
     changed = toy.samples.copy()
     changed.loc[2, "label"] = (int(changed.loc[2, "label"]) + 1) % 3
     clip = changed.loc[2, "clip"]
-    with pytest.raises(LosoStateError, match=rf"other labels \(1 clip\(s\), e.g. clip '{clip}'"):
+    was, now = int(toy.samples.loc[2, "label"]), int(changed.loc[2, "label"])
+    with pytest.raises(LosoStateError, match=rf"predictions.csv: fold '\S+' was scored on other labels \(1 clip\(s\), "
+                                             rf"e.g. clip '{clip}': y_true {was} there, label {now} now\); resuming "
+                                             "would mix two annotations: use another --out or delete that folder$"):
         run_loso(changed, _centroid_fold_fn(toy), tmp_path / "r", progress=False)
 
 
