@@ -544,7 +544,8 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     for unit, rows in df.groupby(key, sort=False):
         fold = by_unit.get(unit)
         if fold is None:
-            raise LosoStateError(f"{pred_csv}: {key} '{unit}' is not a fold of this run")
+            raise LosoStateError(f"{pred_csv}: {key} '{unit}' is not a fold of this run (was the file edited?); delete "
+                                 "the file to restart the run")
         expected = sorted(samples["clip"].iloc[fold.test_idx])
         if sorted(rows["clip"]) == expected:
             test = samples.iloc[fold.test_idx]

@@ -231,7 +231,8 @@ def test_a_line_cut_short_or_an_empty_file_is_resumed_not_a_traceback(toy, tmp_p
     csv.write_text(whole.replace(f",{first[2]},", ",casme2/zz,", 1))
     with pytest.raises(LosoStateError) as exc:
         run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "a", progress=False)
-    assert str(exc.value) == f"{csv}: subject 'casme2/zz' is not a fold of this run"
+    assert str(exc.value) == (f"{csv}: subject 'casme2/zz' is not a fold of this run (was the file edited?); delete the "
+                              "file to restart the run")
 
 
 def test_a_damaged_run_header_or_config_is_named_on_resume(toy, tmp_path):
