@@ -562,3 +562,24 @@ def test_a_folder_of_another_run_is_refused_saying_why_and_what_to_do(toy, tmp_p
                               "now, b: 1 there, 11 now, c: 2 there, 12 now, d: 3 there, 13 now and 2 more); resuming "
                               "would mix two experiments: use another --out or delete that folder")
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == files
+
+
+def test_scores_that_cannot_be_scored_name_the_fold(toy, tmp_path):
+    """Oracle scores of the wrong shape and a single infinite score (not only all-NaN) stop the run naming the fold;
+    the message of a diverged fold says what to do."""
+    first = make_folds(toy.samples["subject"].tolist(), "CDE")[0]
+    n = len(first.test_idx)
+
+    def extra_clip(fold):
+        return np.zeros((2, len(fold.test_idx) + 1, 3))
+    with pytest.raises(ValueError, match=rf"^fold '{first.subject}': oracle scores must be \(n_epochs, {n}, 3\), got "
+                                         rf"\(2, {n + 1}, 3\)$"):
+        run_loso(toy.samples, extra_clip, tmp_path / "o", oracle_epoch=True, progress=False)
+
+    def one_inf(fold):
+        s = np.full((len(fold.test_idx), 3), 1 / 3)
+        s[0, 1] = np.inf
+        return s
+    with pytest.raises(FloatingPointError, match=rf"^fold '{first.subject}': the model's scores are NaN or Inf: its "
+                                                 r"training diverged \(lower the learning rate"):
+        run_loso(toy.samples, one_inf, tmp_path / "inf", progress=False)
