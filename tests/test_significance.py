@@ -569,3 +569,25 @@ def test_compare_names_a_damaged_run_file(tmp_path, capsys, name, cut, msg):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"icegan compare: error: {f}") and "looks damaged or incomplete" in err
     assert len(err.splitlines()) == 1
+
+
+def test_markdown_cells_and_console_line_show_both_ends_of_each_interval():
+    """Hand-made rows: every cell is 'value [low, high]' with both ends, the baseline row says so, p_better is a
+    percentage; the console line of one run's interval shows both ends of UF1 and UAR."""
+    from icegan.significance import interval_line
+    rows = [{"label": "a", "runs": 1, "oracle": False, "UF1": 0.5, "UAR": 0.6, "UF1_ci": (0.4, 0.55),
+             "UAR_ci": (0.5, 0.65)},
+            {"label": "b", "runs": 2, "oracle": False, "UF1": 0.6, "UAR": 0.65, "UF1_ci": (0.5, 0.7),
+             "UAR_ci": (0.55, 0.75), "dUF1": 0.1, "dUF1_ci": (-0.05, 0.2), "dUAR": 0.05, "dUAR_ci": (-0.02, 0.1),
+             "p_better": 0.75, "p_tie": 0.0}]
+    assert comparison_table(rows, resamples=1000, legend=False).splitlines() == [
+        "| entry | runs | selection | UF1 [95 % CI] | UAR [95 % CI] | ΔUF1 vs a [95 % CI] | ΔUAR vs a [95 % CI] | "
+        "resamples UF1 > a |",
+        "|---|---|---|---|---|---|---|---|",
+        "| a | 1 | honest | 0.5000 [0.4000, 0.5500] | 0.6000 [0.5000, 0.6500] | (baseline) |  |  |",
+        "| b | 2 | honest | 0.6000 [0.5000, 0.7000] | 0.6500 [0.5500, 0.7500] | 0.1000 [-0.0500, 0.2000] | "
+        "0.0500 [-0.0200, 0.1000] | 75.0 % |"]
+    ci = {"confidence": 0.95, "n_subjects": 68, "UF1": (0.4, 0.55), "UAR": (0.5, 0.65), "resamples": 1000}
+    assert interval_line(ci) == ("  95 % subject-bootstrap interval (68 subjects): UF1 [0.4000, 0.5500]  "
+                                 "UAR [0.5000, 0.6500]")
+    assert interval_line(None) == ""
