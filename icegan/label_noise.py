@@ -59,9 +59,13 @@ def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: in
     Args:
         x: (n, D) features (e.g. flattened flow maps).
         labels: (n,) labels in 0..n_classes-1.
-        trees: forest size (each clip is out of the bag of about 37 % of the trees).
+        trees: forest size (each clip, of any class, is out of the bag of about 37 % of the trees).
         seed: the forest's random state.
-        balanced: ``class_weight='balanced'``.
+        balanced: weigh the classes equally in each tree, after its bootstrap is drawn
+            (``class_weight='balanced_subsample'``). Not ``'balanced'``: scikit-learn (1.9) draws a bootstrap in
+            proportion to the sample weights that option sets, so a rare-class clip was in the bag of nearly every
+            tree (out of bag of 3 % of the trees for a class of 4 clips among 40, against 64 % for the common class)
+            and had few or no out-of-bag votes to be judged by.
         n_jobs: scikit-learn worker threads (the result does not depend on it).
 
     Returns:
@@ -71,7 +75,7 @@ def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: in
     import warnings
 
     from sklearn.ensemble import RandomForestClassifier
-    clf = RandomForestClassifier(n_estimators=trees, class_weight="balanced" if balanced else None,
+    clf = RandomForestClassifier(n_estimators=trees, class_weight="balanced_subsample" if balanced else None,
                                  random_state=seed, n_jobs=n_jobs, oob_score=True)
     with warnings.catch_warnings():          # "some inputs do not have OOB scores": those rows are NaN below
         warnings.simplefilter("ignore", UserWarning)

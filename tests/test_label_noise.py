@@ -78,6 +78,18 @@ def test_out_of_bag_rows_are_probabilities_or_nan_and_balanced_weights_count():
     assert not np.allclose(balanced, plain, equal_nan=True)
 
 
+def test_balanced_forests_judge_rare_class_clips_out_of_bag_as_often_as_common_ones():
+    """Every clip, of any class, is out of the bag of about 37 % of the trees, also with balanced classes: with 20
+    trees all 40 clips of labels 30/6/4 have out-of-bag probabilities. Before, class_weight='balanced' made
+    scikit-learn draw each bootstrap by class weight: a clip of the 4-clip class was out of bag of about 3 % of the
+    trees, and most of them had no out-of-bag vote at all (rows of NaN: never judged)."""
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    x = rng.normal(size=(40, 4)) + y[:, None]
+    p = forest_out_of_bag_probabilities(x, y, trees=20, seed=0)
+    assert np.isfinite(p).all() and np.allclose(p.sum(1), 1)
+
+
 def test_a_class_missing_from_the_labels_does_not_switch_the_filter_off():
     """A fold whose training clips lack a class (labels 0 and 2 only): that class's out-of-bag probability is 0, not
     NaN, so the clips keep their predictions and flipped labels are still found (before, the NaN column marked every
