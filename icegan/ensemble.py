@@ -215,6 +215,7 @@ def _plain(value):
     """A numpy scalar as the Python number it holds (``1``, not ``np.int64(1)``, in a message); others unchanged."""
     return value.item() if isinstance(value, np.generic) else value
 
+
 def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: Optional[Sequence[float]] = None,
                   name: Optional[str] = None) -> dict:
     """Average the class probabilities of finished LOSO runs and score the average.
