@@ -580,6 +580,22 @@ def test_fast_dropout_rate_scale_and_eval_identity():
     assert fast_dropout(x, 0.5, False) is x and fast_dropout(x, 0.0, True) is x
 
 
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_fast_dropout_mask_is_the_byte_draw_scaled(p):
+    """The kept elements are x * 256 / (256 - round(256 p)), the dropped ones 0, exactly, with the keep mask of
+    the byte draws (the value of the former torch.where(keep, scale, 0) expression, whatever the mask's arithmetic)."""
+    x = torch.randn(3, 5, 7, 11)
+    torch.manual_seed(3)
+    y = fast_dropout(x, p, True)
+    torch.manual_seed(3)
+    thr = round(256 * p)
+    raw = torch.randint(-2 ** 63, 2 ** 63 - 1, ((x.numel() + 7) // 8,), dtype=torch.int64)
+    keep = raw.view(torch.uint8)[:x.numel()].view(x.shape) >= thr
+    assert torch.equal(y, x * torch.where(keep, torch.tensor(256.0 / (256 - thr)), torch.tensor(0.0)))
+    assert torch.equal(y[keep], x[keep] * (256.0 / (256 - thr))) and bool((y[~keep] == 0).all())
+    assert 0 < int(keep.sum()) < x.numel()
+
+
 @pytest.mark.parametrize("width", [1, 2])
 def test_ststnet_fast_path_equals_grouped_input_path_in_training(width):
     """Shared input (chunked conv, fused batch norm) = per-copy input (grouped convs), train mode with a mask."""

@@ -190,17 +190,20 @@ class _ConvMaxPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, padding: int, pool: int, pool_pad: int, chunk: int):
-        outs, idxs = [], []
+        out = idxs = None
         for i in range(0, x.shape[0], chunk):
             # channels-last conv output: CPU max pooling is ~10x faster in that layout
             h = F.conv2d(x[i:i + chunk].contiguous(memory_format=torch.channels_last), weight, bias, padding=padding)
             p, idx = F.max_pool2d(h, pool, pool, pool_pad, return_indices=True)
-            outs.append(p.contiguous())
-            idxs.append(idx.to(torch.int16) if h.shape[-1] * h.shape[-2] < 2 ** 15 else idx)
+            if out is None:         # each chunk is written into its rows of the whole batch's (contiguous) tensors
+                out = p.new_empty((x.shape[0], *p.shape[1:]))
+                idxs = idx.new_empty(out.shape, dtype=torch.int16 if h.shape[-1] * h.shape[-2] < 2 ** 15 else idx.dtype)
+            out[i:i + chunk].copy_(p)
+            idxs[i:i + chunk].copy_(idx)
         ctx.conv_hw = tuple(h.shape[-2:])
         ctx.cfg = (padding, chunk)
-        ctx.save_for_backward(x, weight, torch.cat(idxs))
-        return torch.cat(outs)
+        ctx.save_for_backward(x, weight, idxs)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -321,7 +324,9 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     raw = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
     keep = raw.view(torch.uint8)[:n].view(x.shape) >= thr
     scale = torch.full((), 256.0 / (256 - thr), dtype=x.dtype, device=x.device)
-    return x * torch.where(keep, scale, torch.zeros((), dtype=x.dtype, device=x.device))   # one pass for the mask
+    # the mask as 0 / scale: a conversion and an in-place multiply, the values of torch.where(keep, scale, 0) at a
+    # quarter of its time (its CPU kernel is not vectorised: 56 -> 14 ms for the 68 STSTNet copies' 14 M elements)
+    return x * keep.to(x.dtype).mul_(scale)
 
 
 class STSTNet(nn.Module):
