@@ -596,26 +596,6 @@ def test_fast_dropout_mask_is_the_byte_draw_scaled(p):
     assert 0 < int(keep.sum()) < x.numel()
 
 
-def test_batchnorm_sums_and_squares_values_and_gradient():
-    """STSTNet's batch-norm statistics (_SumAndSquares): the values of h.sum(-1) and (h * h).sum(-1) exactly, and the
-    gradient g_sum + 2 h g_sq of autograd through them, for either output alone and for both."""
-    from icegan.models.recognizers import _SumAndSquares
-    torch.manual_seed(0)
-    h = torch.randn(4, 3, 5, 9, requires_grad=True)
-    s, q = _SumAndSquares.apply(h)
-    assert torch.equal(s, h.sum(-1)) and torch.equal(q, (h * h).sum(-1))
-    g_s, g_q = torch.randn(4, 3, 5), torch.randn(4, 3, 5)
-    for use in ((0,), (1,), (0, 1)):          # the unused output's gradient reaches the backward as None
-        def loss(outs):
-            return sum((outs[k] * (g_s, g_q)[k]).sum() for k in use)
-        got, = torch.autograd.grad(loss(_SumAndSquares.apply(h)), h)
-        ref, = torch.autograd.grad(loss((h.sum(-1), (h * h).sum(-1))), h)
-        torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
-    by_hand = g_s[..., None] + 2 * h.detach() * g_q[..., None]
-    torch.testing.assert_close(got, by_hand, rtol=1e-6, atol=1e-6)
-    assert got.abs().max() > 1.0
-
-
 @pytest.mark.parametrize("width", [1, 2])
 def test_ststnet_fast_path_equals_grouped_input_path_in_training(width):
     """Shared input (chunked conv, fused batch norm) = per-copy input (grouped convs), train mode with a mask."""

@@ -329,26 +329,6 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep.to(x.dtype).mul_(scale)
 
 
-class _SumAndSquares(torch.autograd.Function):
-    """``(h.sum(-1), (h * h).sum(-1))`` with a one-pass backward ``g_sum + 2 · h · g_sq``, where autograd's takes four
-    passes over ``h``'s size (two products, their sum, and the broadcast sum's): the batch-norm statistics of the 68
-    grouped STSTNet copies, 56 MB per step. Same values; the gradient up to float summation order."""
-
-    @staticmethod
-    def forward(ctx, h):
-        ctx.save_for_backward(h)
-        ctx.set_materialize_grads(False)            # an unused output's gradient comes as None, not zeros
-        return h.sum(-1), (h * h).sum(-1)
-
-    @staticmethod
-    def backward(ctx, g_sum, g_sq):
-        h, = ctx.saved_tensors
-        if g_sq is None:
-            return None if g_sum is None else g_sum[..., None].expand_as(h)
-        base = g_sum[..., None] if g_sum is not None else torch.zeros((), dtype=h.dtype, device=h.device)
-        return torch.addcmul(base, h, g_sq[..., None], value=2)
-
-
 class STSTNet(nn.Module):
     """Shallow Triple Stream Three-dimensional CNN (Liong et al., FG 2019).
 
@@ -500,9 +480,8 @@ class STSTNet(nn.Module):
             m = (sample_mask.to(h.dtype) if sample_mask is not None
                  else torch.ones(B, G, dtype=h.dtype, device=h.device))
             n = m.sum(0).clamp_min(1.0) * PP                                       # (G,)
-            h_sum, h_sq = _SumAndSquares.apply(h)                                  # (B, G, C) each
-            mean = torch.einsum("bgc,bg->gc", h_sum, m) / n[:, None]               # (G, C)
-            var = (torch.einsum("bgc,bg->gc", h_sq, m) / n[:, None] - mean * mean).clamp_min(0.0)
+            mean = torch.einsum("bgc,bg->gc", h.sum(-1), m) / n[:, None]           # (G, C)
+            var = (torch.einsum("bgc,bg->gc", (h * h).sum(-1), m) / n[:, None] - mean * mean).clamp_min(0.0)
             with torch.no_grad():
                 unbiased = var * (n / (n - 1).clamp_min(1.0))[:, None]
                 present = m.sum(0) > 0              # (G,): a copy with no sample in the batch keeps its statistics
@@ -543,9 +522,8 @@ class STSTNet(nn.Module):
             w = m[:, :, None] * F.one_hot(domain, self.domains).to(h.dtype)[:, None, :]   # (B, G, D)
             count = w.sum(0)                                                       # (G, D) samples
             n = count.clamp_min(1.0) * PP
-            h_sum, h_sq = _SumAndSquares.apply(h)                                  # (B, G, C) each
-            mean = torch.einsum("bgc,bgd->gdc", h_sum, w) / n[:, :, None]          # (G, D, C)
-            var = (torch.einsum("bgc,bgd->gdc", h_sq, w) / n[:, :, None] - mean * mean).clamp_min(0.0)
+            mean = torch.einsum("bgc,bgd->gdc", h.sum(-1), w) / n[:, :, None]      # (G, D, C)
+            var = (torch.einsum("bgc,bgd->gdc", (h * h).sum(-1), w) / n[:, :, None] - mean * mean).clamp_min(0.0)
             with torch.no_grad():
                 mom = self.bns[0].momentum if self.bns[0].momentum is not None else 0.1
                 present = (count > 0)[:, :, None]                                  # (G, D, 1)
