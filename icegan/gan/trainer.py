@@ -514,10 +514,10 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=max(1, tc.epochs))
     else:
         sched_g = sched_d = None
+    from flownet.registry import native_bf16
     use_amp, amp_dtype, use_scaler = amp_policy(
         dev, tc.amp, tc.amp_dtype,
-        # bf16 hardware (Ampere and later): the bare is_bf16_supported() is True on a T4 / V100 too (emulated bf16)
-        bf16_supported=dev.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False))
+        bf16_supported=dev.type == "cuda" and native_bf16(dev))     # bf16 hardware, not emulation (T4, V100)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     out = Path(out_dir) if out_dir is not None else None
