@@ -263,15 +263,17 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     if t.noisy_min < 0 or t.noisy_max < t.noisy_min:
         raise ValueError(f"train.noisy_min/noisy_max must satisfy 0 <= min <= max, got {t.noisy_min}, {t.noisy_max}")
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
-    ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
-    if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, SRFlowNet(cfg.model), RESUME_KEYS)
-    init = None                             # likewise: initial weights of another model config leave no folder
+    resume = t.resume and ckpt_path.is_file()
+    # checked once, on one throwaway model of the run's config, before start_run rewrites the run's config.yaml: a
+    # checkpoint to resume, and initial weights of another model config, leave the folder as it was
+    probe = SRFlowNet(cfg.model) if resume or t.init_weights else None
+    ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS) if resume else None
+    init = None
     if t.init_weights:
-        init, want = load_srflownet(t.init_weights), SRFlowNet(cfg.model).config_dict()
-        if init.config_dict() != want:
+        init = load_srflownet(t.init_weights)
+        if init.config_dict() != probe.config_dict():
             raise ValueError(f"train.init_weights={t.init_weights}: model config {init.config_dict()} differs "
-                             f"from the run's model section {want}")
+                             f"from the run's model section {probe.config_dict()}")
     device, run = start_run(cfg)
 
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,

@@ -461,13 +461,15 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     if t.crop > d.size:                     # the pairs are data.size square (random_crop's check, before any folder)
         raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
-    ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
-    if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, DecFlow(cfg.model), RESUME_KEYS)
-    init = None                             # likewise: a missing init file, or one of another architecture
+    resume = t.resume and ckpt_path.is_file()
+    # checked once, on one throwaway model of the run's config, before start_run rewrites the run's config.yaml: a
+    # checkpoint to resume, and a missing init file or one of another architecture, leave the folder as it was
+    probe = DecFlow(cfg.model) if resume or t.init_weights else None
+    ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS) if resume else None
+    init = None
     if t.init_weights:
         init = load_srflownet(None if t.init_weights == "shipped" else t.init_weights)
-        DecFlow(cfg.model).init_from_srflownet(init)        # raises when the architectures differ
+        probe.init_from_srflownet(init)         # raises when the architectures differ
     device, run = start_run(cfg)
 
     common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
