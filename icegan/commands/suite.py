@@ -70,15 +70,12 @@ def _main(args: argparse.Namespace) -> int:
     try:
         plan = run_suite(args.config, args.out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
                          dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr, reuse=args.reuse)
-    except BrokenPipeError:             # stdout's reader gone (`--dry-run | head`): icegan.cli ends quietly, not here
-        raise
     except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError,
             FloatingPointError) as exc:             # FloatingPointError: a member's fold diverged (NaN scores)
         print(f"icegan suite: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:              # a folder that cannot be written, a full disk: with what to do
-        from icegan.commands import file_system_error
-        return file_system_error("suite", exc)
+    # any other OSError (a folder that cannot be written, a full disk) and a closed stdout (`--dry-run | head`) go
+    # to icegan.cli.main, which reports them as for every command
     if not args.dry_run:
         print(f"results in {plan[0].out.parent}/results.md (and results.tex, compare.png)")
     return 0
