@@ -833,6 +833,24 @@ def reusing_onsets(estimator):
     return net.reusing_first_images(FirstImageCache())
 
 
+def _flow_networks(estimator) -> list:
+    """``(holder, module)`` for each network of the flow ``estimator``: the ``model`` module of the estimator and of
+    the wrappers' inner estimators (a component's ``decomposer``, a working-size or RANSAC wrapper's ``base``), each
+    network once."""
+    out, seen, todo = [], set(), [estimator]
+    while todo:
+        obj = todo.pop(0)
+        if obj is None or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        own = vars(obj) if hasattr(obj, "__dict__") else {}
+        model = own.get("model")
+        if isinstance(model, torch.nn.Module) and all(m is not model for _, m in out):
+            out.append((obj, model))
+        todo += [own.get("decomposer"), own.get("base")]
+    return out
+
+
 class FoldRunner:
     """Callable ``fold → scores`` for :func:`icegan.protocol.run_loso` (one LOSO fold of the main job)."""
 
@@ -877,14 +895,13 @@ class FoldRunner:
         self.clips = Clips(self.clips.samples, np.array(self.clips.onset), np.array(self.clips.apex))
         self.real_feats = self.real_feats.clone()
         self.labels = self.labels.clone()
-        model = getattr(self.estimator, "model", None)
-        if isinstance(model, torch.nn.Module):
+        for holder, model in _flow_networks(self.estimator):
             with torch.no_grad():
                 for t in list(model.parameters()) + list(model.buffers()):
                     t.data = t.data.clone()
             model.to(self.device)
-            if hasattr(self.estimator, "device"):
-                self.estimator.device = self.device
+            if hasattr(holder, "device"):
+                holder.device = self.device
 
     def task_report(self, fold) -> dict:
         """Per-fold extras sent back from a Ray worker: the fold's wall time (s) and the worker's
