@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -21,7 +22,8 @@ from icegan import __version__
 from icegan.allocator import retaining
 from icegan.paths import REPO_ROOT
 
-__all__ = ["describe_environment", "append_environment", "limit_threads", "ENVIRONMENT_FILE"]
+__all__ = ["describe_environment", "append_environment", "limit_threads", "usable_cpus", "other_load",
+           "cpu_contention", "ENVIRONMENT_FILE"]
 
 
 def limit_threads(n: int) -> None:
@@ -45,6 +47,80 @@ def limit_threads(n: int) -> None:
     from threadpoolctl import threadpool_limits
     torch.set_num_threads(n)
     threadpool_limits(n)
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (a container's or ``taskset``'s limit) where the OS
+    reports one, else ``os.cpu_count()``; at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):       # pragma: no cover - macOS / Windows have no affinity mask
+        return max(1, os.cpu_count() or 1)
+
+
+def _own_cpu_rate() -> Optional[tuple[float, float]]:
+    """``(cpu_seconds, wall_seconds)`` of this process since it started (its own CPU time plus that of its
+    finished children), from ``/proc``; None where ``/proc`` cannot say (not Linux)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    started = float(fields[19]) / hz            # field 22 of stat: start time in clock ticks after boot
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system, max(uptime - started, 1e-3)
+
+
+def other_load() -> Optional[float]:
+    """Roughly how many CPUs other processes kept busy over the last minute: the 1-minute load average less this
+    process's share of it; None where the OS gives no load average.
+
+    The load average is an exponentially weighted mean of the runnable threads with a 60 s time constant, so a
+    process that ran at ``r`` busy cores for ``t`` seconds adds about ``r (1 - exp(-t / 60))`` to it; ``r`` is
+    this process's CPU time over its lifetime. An estimate, good to a fraction of a CPU: enough to tell a quiet
+    machine from one shared with another training job.
+    """
+    try:
+        load1 = os.getloadavg()[0]
+    except (AttributeError, OSError):       # pragma: no cover - Windows
+        return None
+    own = _own_cpu_rate()
+    if own is not None:
+        cpu, wall = own
+        load1 -= cpu / wall * (1.0 - math.exp(-wall / 60.0))
+    return max(0.0, load1)
+
+
+def cpu_contention(threads: int, others: Optional[float] = None, cpus: Optional[int] = None) -> Optional[str]:
+    """A warning when the CPU math of a run about to start would compete with other processes for the cores, else
+    None.
+
+    With ``threads`` busy threads (this process's torch threads, times its fold workers) beside ``others`` busy
+    CPUs (:func:`other_load`) on ``cpus`` usable CPUs (:func:`usable_cpus`), the run is warned about when
+    ``others`` >= 0.75 and ``others + threads`` > ``cpus`` + 0.5. Then OpenMP's threads wait for each other
+    at every parallel region: wall times and any speed numbers measured in that run are not those of the machine
+    (docs/benchmarks.md: at a load average of 4-5 on a 2-core CPU, a 2-thread recognizer training step took
+    1.1-3.3 s of wall time against 0.45-0.55 s of CPU time on one thread). Results do not change: only time.
+
+    Args:
+        threads: CPU threads the run will use (>= 1).
+        others: busy CPUs of other processes; None = measure now (:func:`other_load`; no warning where the
+            OS gives no load average).
+        cpus: usable CPUs; None = :func:`usable_cpus`.
+    """
+    if others is None:
+        others = other_load()
+        if others is None:
+            return None
+    cpus = usable_cpus() if cpus is None else cpus
+    if others < 0.75 or others + threads <= cpus + 0.5:
+        return None
+    fit = max(1, int(cpus - others + 0.5))
+    return (f"note: the CPU is busy: other processes keep about {others:.1f} of its {cpus} usable CPUs busy (1-minute "
+            f"load average) and this run adds {threads} threads, so its threads will wait for each other and its wall "
+            f"times will be longer than on a quiet machine (results do not change). For timings, run alone; to share "
+            f"the machine, use fewer threads (threads={fit}).")
+
 
 #: file name of the per-run environment log (JSON lines, one object per start of the run)
 ENVIRONMENT_FILE = "environment.jsonl"
@@ -74,13 +150,23 @@ def _git_commit(repo: Path) -> Optional[str]:
     return sha + ("+dirty" if dirty else "")
 
 
+def _load_average() -> Optional[list[float]]:
+    """The 1-, 5- and 15-minute load averages (rounded to 0.01), or None where the OS gives none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):       # pragma: no cover - Windows
+        return None
+
+
 def describe_environment() -> dict[str, Any]:
     """The facts of this process that results depend on, as a JSON-able dict.
 
     Returns:
         ``{"utc": ISO time, "host": str, "icegan", "python", "torch", "numpy", "sklearn": versions (icegan's: a
         copy installed without its git history still says which release made the run), "cpu": model name,
-        "cpu_capability": torch's CPU kernel level ("AVX2", "AVX512", ...), "cpu_count": int,
+        "cpu_capability": torch's CPU kernel level ("AVX2", "AVX512", ...), "cpu_count": int, "usable_cpus": int
+        (:func:`usable_cpus`), "load_average": [1, 5, 15 min] or None (other work on the machine at the start:
+        wall times measured beside it are upper bounds),
         "torch_threads": int, "cuda": GPU name or None, "retain_freed_memory": bool
         (:mod:`icegan.allocator`), "git_commit": sha (+dirty) or None}``.
     """
@@ -100,6 +186,8 @@ def describe_environment() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+        "load_average": _load_average(),
         "torch_threads": torch.get_num_threads(),
         "cuda": cuda,
         "retain_freed_memory": retaining(),

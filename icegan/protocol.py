@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Sequence
@@ -1009,6 +1010,11 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     from icegan.environment import append_environment
     append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
                        world_size=distributed.world_size())
+    threads = _cpu_threads(fold_map, group_map)
+    if progress and threads and len(finished) < len(folds):
+        from icegan.environment import cpu_contention
+        if (busy := cpu_contention(threads)) is not None:
+            print(busy, file=sys.stderr)
     distributed.broadcast_object(sorted(finished))       # the other processes skip the same folds
 
     writer = None
@@ -1088,6 +1094,22 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         f.writer = None
     distributed.broadcast_object(metrics)
     return metrics
+
+
+def _cpu_threads(fold_map, group_map) -> Optional[int]:
+    """The CPU threads a LOSO run keeps busy on this machine: torch's threads, or a local worker pool's workers
+    times their threads (:class:`icegan.executors.ProcessGroupMap`, a local :class:`icegan.executors.RayExecutor`);
+    None when the folds run on a Ray cluster elsewhere (``address`` set)."""
+    import torch
+    for m in (group_map, fold_map):
+        workers = getattr(m, "workers", None)
+        if workers is None:
+            continue
+        if getattr(m, "address", None):
+            return None
+        from icegan.environment import usable_cpus
+        return (workers if workers > 0 else usable_cpus()) * (getattr(m, "threads", 0) or torch.get_num_threads())
+    return torch.get_num_threads()
 
 
 def _follow_main(folds: list[Fold], fold_fn, folds_fn, folds_per_call: int, fold_map, out: Path) -> dict:

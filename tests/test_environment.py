@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -175,3 +176,77 @@ def test_retain_freed_memory_switched_off_by_the_environment(fake_libc, monkeypa
     libc = fake_libc()
     monkeypatch.setenv(alloc.ENV_VAR, value)
     assert alloc.retain_freed_memory() is False and not alloc.retaining() and libc.calls == []
+
+
+def test_record_has_usable_cpus_and_load_average():
+    import os
+    d = describe_environment()
+    assert 1 <= d["usable_cpus"] <= d["cpu_count"] and d["usable_cpus"] == len(os.sched_getaffinity(0))
+    assert len(d["load_average"]) == 3 and all(x >= 0 for x in d["load_average"])
+
+
+def test_cpu_contention_warns_only_when_others_and_this_run_exceed_the_cores():
+    from icegan.environment import cpu_contention
+    busy = cpu_contention(2, others=2.0, cpus=2)            # another 2-thread job on a 2-core CPU
+    assert busy is not None and "about 2.0 of its 2 usable CPUs" in busy and "adds 2 threads" in busy
+    assert "threads=1" in busy and "results do not change" in busy
+    assert "threads=4" in cpu_contention(8, others=4.2, cpus=8)   # room left for 4 of 8
+    assert cpu_contention(2, others=0.1, cpus=2) is None     # quiet machine
+    assert cpu_contention(1, others=1.0, cpus=2) is None     # one job per core: no contention
+    assert cpu_contention(2, others=0.6, cpus=1) is None     # less than one CPU of other work: no note
+    assert cpu_contention(2, others=0.75, cpus=2) is not None
+
+
+def test_other_load_takes_this_process_share_out_of_the_load_average(monkeypatch):
+    import math
+    import icegan.environment as env
+    monkeypatch.setattr(env.os, "getloadavg", lambda: (3.0, 2.0, 1.0))
+    monkeypatch.setattr(env, "_own_cpu_rate", lambda: (120.0, 60.0))     # 2 busy cores for the last minute
+    assert env.other_load() == pytest.approx(3.0 - 2.0 * (1 - math.exp(-1.0)))
+    monkeypatch.setattr(env, "_own_cpu_rate", lambda: (6000.0, 3000.0))   # a long run at 2 cores: share ~2
+    assert env.other_load() == pytest.approx(1.0, abs=1e-9)
+    monkeypatch.setattr(env, "_own_cpu_rate", lambda: (9000.0, 3000.0))   # never below 0
+    assert env.other_load() == 0.0
+    monkeypatch.setattr(env, "_own_cpu_rate", lambda: None)               # no /proc: the load average itself
+    assert env.other_load() == 3.0
+
+
+def test_own_cpu_rate_counts_this_process_cpu_time():
+    import os
+    import time
+    from icegan.environment import _own_cpu_rate
+    cpu0, wall0 = _own_cpu_rate()
+    t = time.process_time()
+    while time.process_time() - t < 0.3:                   # burn 0.3 s of CPU
+        pass
+    cpu1, wall1 = _own_cpu_rate()
+    assert cpu1 - cpu0 >= 0.25 and wall1 - wall0 >= 0.25
+    assert 0 < cpu1 <= wall1 * os.cpu_count() + 0.1       # no more CPU time than the cores could give
+
+
+def test_a_loso_run_on_a_busy_cpu_says_so_and_a_quiet_one_does_not(tmp_path, monkeypatch, capsys):
+    import icegan.environment as env
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1, size=8, seed=0)
+
+    def fold_fn(fold):
+        return np.zeros((len(fold.test_idx), 3))
+    monkeypatch.setattr(env, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(env, "other_load", lambda: 3.0)
+    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=True)
+    assert "note: the CPU is busy: other processes keep about 3.0 of its 2 usable CPUs" in capsys.readouterr().err
+    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=True)      # nothing left to run
+    assert "CPU is busy" not in capsys.readouterr().err
+    monkeypatch.setattr(env, "other_load", lambda: 0.2)
+    run_loso(toy.samples, fold_fn, tmp_path / "quiet", max_folds=1, progress=True)
+    assert "CPU is busy" not in capsys.readouterr().err
+
+
+def test_cpu_threads_of_a_run_count_local_workers_but_not_a_remote_cluster():
+    from types import SimpleNamespace
+    from icegan.protocol import _cpu_threads
+    assert _cpu_threads(None, None) == torch.get_num_threads()
+    assert _cpu_threads(None, SimpleNamespace(workers=3, threads=2)) == 6
+    assert _cpu_threads(SimpleNamespace(workers=2, threads=0, address=None), None) == 2 * torch.get_num_threads()
+    assert _cpu_threads(SimpleNamespace(workers=4, threads=1, address="ray://head:10001"), None) is None
