@@ -68,9 +68,15 @@ def face_paths(samples: pd.DataFrame) -> list[Path]:
     return paths
 
 
+#: How the apex faces are read, part of every cache key of values computed from them: a cache made by another
+#: reader is not reused. 2: turned by their EXIF orientation (before, a face tagged 5-8 was read sideways).
+FACE_READER_VERSION = 2
+
+
 def files_cache_key(paths: Sequence[Path]) -> str:
-    """16 hex digits identifying a list of files by path, size and modification time (cache file names)."""
-    h = hashlib.sha1()
+    """16 hex digits identifying a list of face files by path, size and modification time, and
+    :data:`FACE_READER_VERSION` (cache file names)."""
+    h = hashlib.sha1(f"face reader {FACE_READER_VERSION}\n".encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -85,7 +91,8 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
         samples: table with columns clip and face_path (the apex face image), one row per clip
             (:func:`icegan.data.features.read_megc2019_table`).
         cache_dir: where the points are cached (``landmarks_<key>.npz``, the key hashes the face files' paths,
-            sizes and modification times, so a changed face is recomputed); None = no cache.
+            sizes and modification times, so a changed face is recomputed, and the reader's version,
+            :func:`files_cache_key`); None = no cache.
         progress: tqdm bar over the faces.
 
     Returns:

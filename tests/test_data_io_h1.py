@@ -1,0 +1,86 @@
+"""Data-layer I/O: caches made by an older face reader are not reused, a tagged flow-dataset frame is named as
+turned by its tag, ``icegan data check`` opens each frame once, and the first-image cache's byte accounting."""
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+ORIENTATION = 0x0112
+
+
+def _banded(h=20, w=40, band=8):
+    """(h, w) grey picture, black with a white band of ``band`` columns at its left."""
+    a = np.zeros((h, w), np.uint8)
+    a[:, :band] = 255
+    return a
+
+
+def _save(path, a, orientation=None, fmt=None):
+    """Save array ``a`` with an EXIF Orientation tag (None: no EXIF)."""
+    im = Image.fromarray(a)
+    kw = {}
+    if orientation is not None:
+        ex = im.getexif()
+        ex[ORIENTATION] = orientation
+        kw["exif"] = ex
+    im.save(path, fmt, **kw)
+    return path
+
+
+def _key_before_exif_fix(paths):
+    """files_cache_key as it was when the apex faces were read as stored (before d405aa3): path, size, mtime."""
+    h = hashlib.sha1()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def test_a_landmark_cache_made_from_the_face_read_as_stored_is_not_reused(tmp_path, monkeypatch):
+    """A face tagged 6 (stored 40x20, shown 20x40) whose landmarks were cached when faces were read as stored: that
+    entry (sizes 40x20) is not returned; the landmarks are found again on the face as shown."""
+    import icegan.data.landmarks as landmarks
+    from icegan.data.roi import face_landmarks_megc2019
+    face = _save(tmp_path / "face.png", _banded(), 6)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    np.savez(cache / f"landmarks_{_key_before_exif_fix([face])}.npz",
+             points=np.full((1, 68, 2), 7, np.float32), sizes=np.array([[40, 20]]))
+    seen = []
+    monkeypatch.setattr(landmarks, "landmarks_in_box",
+                        lambda im, box: seen.append(im.shape) or np.ones((68, 2), np.float32))
+    samples = pd.DataFrame({"clip": ["c"], "face_path": [str(face)]})
+    pts, sizes = face_landmarks_megc2019(samples, cache_dir=cache)
+    assert sizes.tolist() == [[20, 40]] and seen == [(40, 20, 3)] and (pts == 1).all()
+    assert len(list(cache.glob("landmarks_*.npz"))) == 2        # the new entry beside the old one
+    pts2, sizes2 = face_landmarks_megc2019(samples, cache_dir=cache)     # the new entry is reused
+    assert seen == [(40, 20, 3)] and sizes2.tolist() == [[20, 40]] and (pts2 == 1).all()
+
+
+def test_synthetic_clips_cached_from_the_face_read_as_stored_are_not_reused(tmp_path, monkeypatch):
+    """The synthetic AU clips' cache key holds the faces' key: an entry made when the faces were read as stored is
+    not returned for a tagged face; the clips are made again (stopped here at the landmarks, their first step)."""
+    import json
+    from types import SimpleNamespace
+
+    import icegan.data.roi as roi
+    from icegan.data.synthetic_features import _settings, synthetic_au_features
+    face = _save(tmp_path / "face.png", _banded(), 6)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = hashlib.sha1((_key_before_exif_fix([face]) + json.dumps(_settings(1, 128, (0.5, 1.5), 0.5, 0)))
+                       .encode()).hexdigest()[:16]
+    np.savez(cache / f"synthetic_{old}.npz", features=np.zeros((1, 3, 28, 28), np.float32))
+
+    class Remade(Exception):
+        pass
+
+    def landmarks(samples, cache_dir=None):
+        raise Remade
+    monkeypatch.setattr(roi, "face_landmarks_megc2019", landmarks)
+    fs = SimpleNamespace(samples=pd.DataFrame({"dataset": ["samm"], "subject": ["006"], "clip": ["c"],
+                                               "face_path": [str(face)], "label": [0]}))
+    with pytest.raises(Remade):
+        synthetic_au_features(fs, cache_dir=cache)
