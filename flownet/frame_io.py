@@ -22,7 +22,8 @@ What counts as complete:
 
 OpenCV turns a picture by its EXIF Orientation tag (JPEG, PNG, TIFF, WebP), as an image viewer shows it, except
 with ``IMREAD_UNCHANGED``; Pillow's ``size`` is the stored one. :func:`oriented_size` gives the size from the header
-as :func:`read_frame` reads the picture.
+as :func:`read_frame` reads the picture; :func:`quarter_turn_note` names a tag that swaps width and height, for the
+messages of a frame whose size differs from its ground-truth flow's (a flow map is read untouched).
 
 A 16-bit PNG read as 8 bits (every flag but ``IMREAD_UNCHANGED`` / ``IMREAD_ANYDEPTH``) keeps its top 8 bits: one
 holding 10- or 12-bit data (all values below 4096, as some cameras' and converters' output) would come out nearly
@@ -34,7 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max", "oriented_size"]
+__all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max", "oriented_size", "quarter_turn_note"]
+
+#: what each EXIF Orientation that swaps width and height does to the stored picture as it is read
+_QUARTER_TURNS = {5: "mirrors it across its main diagonal", 6: "turns it a quarter turn clockwise",
+                  7: "mirrors it across its other diagonal", 8: "turns it a quarter turn anticlockwise"}
 
 
 def _jpeg_problem(data: bytes) -> str | None:
@@ -157,7 +162,33 @@ def oriented_size(path: str | Path) -> tuple[int, int]:
     from PIL import Image
     with Image.open(path) as im:
         w, h = im.size
-        if im.format == "PNG" and "exif" not in im.info and b"eXIf" not in Path(path).read_bytes():
-            return w, h         # no EXIF chunk (Pillow would decode the whole image to look for one after the data)
-        turned = im.getexif().get(0x0112) in (5, 6, 7, 8)
+        turned = _orientation(im, path) in _QUARTER_TURNS
     return (h, w) if turned else (w, h)
+
+
+def _orientation(im, path: str | Path) -> int | None:
+    """The EXIF Orientation of the open Pillow image ``im`` of file ``path``, None when it has none."""
+    if im.format == "PNG" and "exif" not in im.info and b"eXIf" not in Path(path).read_bytes():
+        return None             # no EXIF chunk (Pillow would decode the whole image to look for one after the data)
+    return im.getexif().get(0x0112)
+
+
+def quarter_turn_note(paths, other: str) -> str:
+    """``""``, or a sentence (starting ``"; "``) naming each of ``paths`` whose EXIF Orientation turns it a quarter
+    turn as :func:`read_frame` reads it (width and height swapped), unlike ``other`` (what its size is compared
+    with, e.g. ``"the ground-truth flow"``): the reason two sizes differ. Files Pillow cannot open are passed
+    over."""
+    from PIL import Image
+    notes = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                o = _orientation(im, p)
+        except OSError:
+            continue
+        if o in _QUARTER_TURNS:
+            notes.append(f"{p} carries the EXIF Orientation tag {o}, which {_QUARTER_TURNS[o]} as it is read "
+                         f"(width and height swapped)")
+    if not notes:
+        return ""
+    return f"; {'; '.join(notes)}, unlike {other}: save the frame without the tag"

@@ -84,3 +84,49 @@ def test_synthetic_clips_cached_from_the_face_read_as_stored_are_not_reused(tmp_
                                                "face_path": [str(face)], "label": [0]}))
     with pytest.raises(Remade):
         synthetic_au_features(fs, cache_dir=cache)
+
+
+def test_a_kitti_frame_turned_by_its_tag_is_named_with_the_tag(tmp_path):
+    """KITTI pair whose second frame is stored 16x12 like the ground truth but tagged 6 (read 12x16): the size error
+    names that frame, its tag and what the tag does; the untagged first frame is not blamed."""
+    import torch
+
+    from flownet.data.kitti import KittiFlow
+    from flownet.io import write_kitti_png
+    t = tmp_path / "training"
+    (t / "image_2").mkdir(parents=True)
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    f1 = _save(t / "image_2" / "000000_10.png", rgb)
+    f2 = _save(t / "image_2" / "000000_11.png", rgb, 6)
+    write_kitti_png(t / "flow_occ" / "000000_10.png", torch.zeros(2, 12, 16), torch.ones(12, 16, dtype=torch.bool))
+    with pytest.raises(ValueError) as err:
+        KittiFlow(tmp_path)[0]
+    msg = str(err.value)
+    assert msg.startswith("KITTI pair 000000: frames (12, 16) / (16, 12) and flow (12, 16) differ in size")
+    assert (f"; {f2} carries the EXIF Orientation tag 6, which turns it a quarter turn clockwise as it is read (width "
+            f"and height swapped), unlike the ground-truth flow 000000_10.png: save the frame without the tag") in msg
+    assert f"{f1} carries" not in msg
+
+
+def test_a_middlebury_frame_turned_by_its_tag_is_named_with_the_tag_and_an_untagged_one_without(tmp_path):
+    """Middlebury frame10 stored 16x12 like its .flo, tagged 8: the error says the tag turns it; a frame of
+    another size without a tag gets the plain size message."""
+    import torch
+
+    from flownet.data.middlebury import MiddleburyFlow
+    from flownet.io import write_flo
+    seq = tmp_path / "Alpha"
+    seq.mkdir()
+    write_flo(seq / "flow10.flo", torch.zeros(2, 12, 16))
+    _save(seq / "frame10.png", np.zeros((12, 16), np.uint8), 8)
+    _save(seq / "frame11.png", np.zeros((12, 16), np.uint8))
+    with pytest.raises(ValueError) as err:
+        MiddleburyFlow(tmp_path)[0]
+    assert str(err.value) == (f"{seq}: frame size (16, 12) differs from flow size (12, 16) ({seq / 'flow10.flo'}); "
+                              f"{seq / 'frame10.png'} carries the EXIF Orientation tag 8, which turns it a quarter turn "
+                              f"anticlockwise as it is read (width and height swapped), unlike the flow: save the "
+                              f"frame without the tag")
+    _save(seq / "frame10.png", np.zeros((16, 12), np.uint8))
+    with pytest.raises(ValueError) as err:
+        MiddleburyFlow(tmp_path)[0]
+    assert str(err.value) == f"{seq}: frame size (16, 12) differs from flow size (12, 16) ({seq / 'flow10.flo'})"

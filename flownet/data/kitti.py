@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..frame_io import quarter_turn_note
 from ..io import flow_to_tensor, read_image, read_kitti_png
 
 __all__ = ["KittiFlow", "FRAME_DIRS", "FLOW_DIRS"]
@@ -75,5 +76,6 @@ class KittiFlow(torch.utils.data.Dataset):
         img1, img2 = read_image(f1, gray=self.gray), read_image(f2, gray=self.gray)
         if img1.shape != img2.shape or img1.shape[-2:] != flow.shape[:2]:
             raise ValueError(f"KITTI pair {pid}: frames {tuple(img1.shape[-2:])} / {tuple(img2.shape[-2:])} and "
-                             f"flow {flow.shape[:2]} differ in size ({f1}, {gt})")
+                             f"flow {flow.shape[:2]} differ in size ({f1}, {f2}, {gt})"
+                             + quarter_turn_note((f1, f2), f"the ground-truth flow {gt.name}"))
         return {"name": pid, "img1": img1, "img2": img2, "flow": flow_to_tensor(flow), "valid": torch.from_numpy(valid)}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..frame_io import quarter_turn_note
 from ..io import flow_to_tensor, read_flo, read_image
 from .synthetic_face import shared_data_root
 
@@ -85,6 +86,6 @@ class MiddleburyFlow(torch.utils.data.Dataset):
         img1, img2 = read_image(d / "frame10.png", gray=True), read_image(d / "frame11.png", gray=True)
         if img1.shape[-2:] != flow.shape[:2]:
             raise ValueError(f"{d}: frame size {tuple(img1.shape[-2:])} differs from flow size {flow.shape[:2]} "
-                             f"({self._flow[n]})")
+                             f"({self._flow[n]})" + quarter_turn_note([d / "frame10.png"], "the flow"))
         return {"name": n, "img1": img1, "img2": img2, "flow": flow_to_tensor(flow),
                 "valid": torch.from_numpy(valid)}
