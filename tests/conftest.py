@@ -20,6 +20,15 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@pytest.fixture(autouse=True)
+def _quiet_cpu(monkeypatch):
+    """Every test sees a quiet CPU: a LOSO run's "the CPU is busy" note (icegan.environment.cpu_contention) depends
+    on what else the machine runs, so it would add a line to the stderr of tests that count lines, now and then.
+    tests/test_environment.py tests the measurement and the note with the load given explicitly."""
+    import icegan.environment
+    monkeypatch.setattr(icegan.environment, "other_load", lambda: 0.0)
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """Path to ../shared/data; fails (never skips) when it is absent."""

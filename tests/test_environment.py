@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from icegan.environment import append_environment, describe_environment
+from icegan.environment import other_load as measured_other_load     # conftest replaces other_load in each test
 from icegan.paths import REPO_ROOT
 
 
@@ -197,18 +198,26 @@ def test_cpu_contention_warns_only_when_others_and_this_run_exceed_the_cores():
     assert cpu_contention(2, others=0.75, cpus=2) is not None
 
 
+def test_cpu_contention_measures_the_load_when_not_given(monkeypatch):
+    import icegan.environment as env
+    monkeypatch.setattr(env, "other_load", lambda: 2.5)
+    assert "about 2.5 of its 2 usable CPUs" in env.cpu_contention(2, cpus=2)
+    monkeypatch.setattr(env, "other_load", lambda: None)       # no load average on this OS: no note
+    assert env.cpu_contention(8, cpus=2) is None
+
+
 def test_other_load_takes_this_process_share_out_of_the_load_average(monkeypatch):
     import math
     import icegan.environment as env
     monkeypatch.setattr(env.os, "getloadavg", lambda: (3.0, 2.0, 1.0))
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: (120.0, 60.0))     # 2 busy cores for the last minute
-    assert env.other_load() == pytest.approx(3.0 - 2.0 * (1 - math.exp(-1.0)))
+    assert measured_other_load() == pytest.approx(3.0 - 2.0 * (1 - math.exp(-1.0)))
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: (6000.0, 3000.0))   # a long run at 2 cores: share ~2
-    assert env.other_load() == pytest.approx(1.0, abs=1e-9)
+    assert measured_other_load() == pytest.approx(1.0, abs=1e-9)
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: (9000.0, 3000.0))   # never below 0
-    assert env.other_load() == 0.0
+    assert measured_other_load() == 0.0
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: None)               # no /proc: the load average itself
-    assert env.other_load() == 3.0
+    assert measured_other_load() == 3.0
 
 
 def test_own_cpu_rate_counts_this_process_cpu_time():
