@@ -1,0 +1,23 @@
+"""Settings that a training run cannot use are refused before its run folder is made, naming the key."""
+from __future__ import annotations
+
+import pytest
+from _flow_sizes import TINY_SRFLOWNET
+
+
+@pytest.mark.parametrize("key, value, least", [("crop", -1, 0), ("log_every", 0, 1), ("ckpt_every", 0, 1),
+                                               ("eval_every", -1, 0)])
+def test_train_decflow_refuses_a_negative_crop_or_a_zero_interval_before_the_run_folder(tmp_path, shared_data, key,
+                                                                                       value, least):
+    """A crop below 0 (random_crop's slices then make 0x0 pairs) and log / checkpoint intervals of 0 (a division by
+    zero at the first step, after the run folder and its config.yaml) are refused before anything is written."""
+    from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection, train_decflow
+    from flownet.train import FlowDataConfig
+    train = DecFlowTrainSection(init_weights=None, batch_size=2, crop=0, steps=1, iters=1)
+    setattr(train, key, value)
+    cfg = DecFlowTrainConfig(name="d", out_dir=str(tmp_path / "runs"),
+                             data=FlowDataConfig(root=str(shared_data), size=32, n_train=2, n_test=1),
+                             model=DecFlowConfig(**TINY_SRFLOWNET), train=train)
+    with pytest.raises(ValueError, match=rf"^train.{key} must be >= {least}, got {value}$"):
+        train_decflow(cfg, progress=False)
+    assert not (tmp_path / "runs").exists()
