@@ -92,12 +92,13 @@ def truncation_problem(data: bytes) -> str | None:
     return None
 
 
-def read_frame(path: str | Path, flag: int | None = None) -> np.ndarray:
+def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = None) -> np.ndarray:
     """Decode one image file with OpenCV after checking that it is complete (module docstring).
 
     Args:
         path: the image file.
         flag: an OpenCV ``IMREAD_*`` flag (default ``cv2.IMREAD_GRAYSCALE``).
+        data: the file's bytes when the caller has read them already (then not read again).
 
     Returns:
         The decoded image as ``cv2.imread`` returns it: uint8 (H, W) for grey flags, (H, W, 3) BGR for colour.
@@ -109,10 +110,11 @@ def read_frame(path: str | Path, flag: int | None = None) -> np.ndarray:
     """
     import cv2
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read image {p}: {exc.strerror or exc}") from None
+    if data is None:
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read image {p}: {exc.strerror or exc}") from None
     if not data:
         raise ValueError(f"cannot read image {p}: the file is empty (0 bytes; an interrupted copy or unzip?); copy "
                          f"the file again")
@@ -152,23 +154,28 @@ def _png_bit_depth(data: bytes) -> int | None:
     return None
 
 
-def oriented_size(path: str | Path) -> tuple[int, int]:
+def oriented_size(path: str | Path, data: bytes | None = None) -> tuple[int, int]:
     """``(width, height)`` of an image file as :func:`read_frame` reads it, from its header: the stored size, width
-    and height swapped when its EXIF Orientation is 5-8 (a quarter turn; module docstring).
+    and height swapped when its EXIF Orientation is 5-8 (a quarter turn; module docstring). ``data``: the file's
+    bytes when the caller has read them already (then the file is not opened).
 
     Raises:
         OSError: Pillow cannot open the file or read its header (``PIL.UnidentifiedImageError`` included).
     """
+    import io
+
     from PIL import Image
-    with Image.open(path) as im:
+    with Image.open(path if data is None else io.BytesIO(data)) as im:
         w, h = im.size
-        turned = _orientation(im, path) in _QUARTER_TURNS
+        turned = _orientation(im, path, data) in _QUARTER_TURNS
     return (h, w) if turned else (w, h)
 
 
-def _orientation(im, path: str | Path) -> int | None:
-    """The EXIF Orientation of the open Pillow image ``im`` of file ``path``, None when it has none."""
-    if im.format == "PNG" and "exif" not in im.info and b"eXIf" not in Path(path).read_bytes():
+def _orientation(im, path: str | Path, data: bytes | None = None) -> int | None:
+    """The EXIF Orientation of the open Pillow image ``im`` of file ``path`` (whose bytes are ``data`` when given),
+    None when it has none."""
+    if im.format == "PNG" and "exif" not in im.info and b"eXIf" not in (Path(path).read_bytes() if data is None
+                                                                         else data):
         return None             # no EXIF chunk (Pillow would decode the whole image to look for one after the data)
     return im.getexif().get(0x0112)
 

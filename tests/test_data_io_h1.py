@@ -130,3 +130,30 @@ def test_a_middlebury_frame_turned_by_its_tag_is_named_with_the_tag_and_an_untag
     with pytest.raises(ValueError) as err:
         MiddleburyFlow(tmp_path)[0]
     assert str(err.value) == f"{seq}: frame size (16, 12) differs from flow size (12, 16) ({seq / 'flow10.flo'})"
+
+
+def test_data_check_opens_each_frame_once_and_sizes_it_as_read(tmp_path, monkeypatch):
+    """icegan data check's per-frame probe (_frame_size) opens a PNG or JPEG once (it opened a PNG three times: the
+    decode, Pillow's header, a search for an EXIF chunk), with the same answers: the size as read, turned by a
+    tag 6; None for a frame cut short."""
+    import builtins
+    import io
+
+    from flownet.frame_io import oriented_size
+    from icegan.data.check import _frame_size
+    frames = [_save(tmp_path / f"f{o}.{ext}", _banded(), o) for ext in ("png", "jpg") for o in (None, 6)]
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(frames[0].read_bytes()[:-20])
+    want = [oriented_size(p) for p in frames]
+    assert want == [(40, 20), (20, 40), (40, 20), (20, 40)]
+    opened = []
+    real_open = io.open
+
+    def counting_open(file, *a, **k):
+        if str(file).startswith(str(tmp_path)):
+            opened.append(str(file))
+        return real_open(file, *a, **k)
+    monkeypatch.setattr(io, "open", counting_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    assert [_frame_size(p) for p in frames] == want and _frame_size(cut) is None
+    assert opened == [str(p) for p in frames + [cut]]

@@ -36,13 +36,14 @@ class Problem:
         return {"clip": self.clip, "problem": self.problem, "severity": self.severity}
 
 
-def _readable(path: Path) -> bool:
-    """Whether the frame decodes and is not cut short (:func:`flownet.frame_io.read_frame`, at half size)."""
+def _readable(path: Path, data: Optional[bytes] = None) -> bool:
+    """Whether the frame decodes and is not cut short (:func:`flownet.frame_io.read_frame`, at half size; ``data``:
+    its bytes, when read already)."""
     import cv2
 
     from flownet.frame_io import read_frame
     try:
-        read_frame(path, cv2.IMREAD_REDUCED_GRAYSCALE_2)
+        read_frame(path, cv2.IMREAD_REDUCED_GRAYSCALE_2, data=data)
     except ValueError:
         return False
     return True
@@ -51,12 +52,16 @@ def _readable(path: Path) -> bool:
 def _frame_size(path: Path) -> Optional[tuple[int, int]]:
     """``(width, height)`` of a frame that :func:`_readable` accepts (read from its header, turned by its EXIF
     orientation as prepare reads it: :func:`flownet.frame_io.oriented_size`), ``(0, 0)`` when only OpenCV reads
-    it, None for an unreadable one."""
-    if not _readable(path):
+    it, None for an unreadable one. The file is read once."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not _readable(path, data):
         return None
     from flownet.frame_io import oriented_size
     try:
-        return oriented_size(path)
+        return oriented_size(path, data)
     except (OSError, ValueError):
         return 0, 0
 
