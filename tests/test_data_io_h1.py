@@ -157,3 +157,23 @@ def test_data_check_opens_each_frame_once_and_sizes_it_as_read(tmp_path, monkeyp
     monkeypatch.setattr(builtins, "open", counting_open)
     assert [_frame_size(p) for p in frames] == want and _frame_size(cut) is None
     assert opened == [str(p) for p in frames + [cut]]
+
+
+def test_first_image_cache_counts_each_entry_s_bytes_and_drops_the_oldest_past_its_limit():
+    """Entries of different sizes (float32: 4 bytes an element): the held bytes are the sum over the held entries,
+    the oldest go first once the limit is passed, an entry larger than the limit is not kept."""
+    import torch
+
+    from flownet.models.srflownet import FirstImageCache
+    cache = FirstImageCache(max_bytes=100)
+
+    def put(key, a, b):
+        cache._put(key, (torch.zeros(a), torch.zeros(b)))
+        return list(cache.entries), cache.nbytes
+    assert put("a", 5, 5) == (["a"], 40)
+    assert put("b", 10, 5) == (["a", "b"], 100)           # at the limit: kept
+    assert put("c", 2, 3) == (["b", "c"], 80)             # 120 bytes: the oldest (a, 40) goes
+    assert put("d", 30, 1) == (["b", "c"], 80)            # 124 bytes alone: not kept
+    assert put("e", 20, 5) == (["e"], 100)                # b and c go
+    fmap, ctx = cache.entries["e"][:2]
+    assert fmap.shape == (20,) and ctx.shape == (5,)

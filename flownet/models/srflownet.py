@@ -456,8 +456,8 @@ class SRFlowNet(nn.Module):
 class FirstImageCache:
     """Feature and context encodings of first images, kept for :meth:`SRFlowNet.reusing_first_images`.
 
-    An entry is keyed by the bytes, shape and dtype of the encoder input (and the autocast state); the oldest
-    entries go once ``max_bytes`` is passed. The encoders treat each sample on its own (instance and group norm),
+    An entry (``entries``: key → feature map, context, their bytes) is keyed by the bytes, shape and dtype of the
+    encoder input (and the autocast state); the oldest entries go once ``max_bytes`` is passed. The encoders treat each sample on its own (instance and group norm),
     so a reused encoding equals the one another batch would give to float rounding: the convolution kernels oneDNN
     picks depend on the batch size (on the 2-core AMD EPYC, the same bits from 16 samples up, not below).
     """
@@ -509,11 +509,10 @@ class FirstImageCache:
         size = sum(t.numel() * t.element_size() for t in value)
         if size > self.max_bytes:
             return
-        self.entries[key] = value
+        self.entries[key] = (*value, size)
         self.nbytes += size
         while self.nbytes > self.max_bytes:
-            _, old = self.entries.popitem(last=False)
-            self.nbytes -= sum(t.numel() * t.element_size() for t in old)
+            self.nbytes -= self.entries.popitem(last=False)[1][-1]
 
 
 def _tensor_bytes(t: torch.Tensor):
