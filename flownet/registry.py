@@ -59,7 +59,12 @@ def native_bf16(device) -> bool:
     if device.type == "cuda":
         # including_emulation=False: a pre-Ampere GPU (T4, V100) makes bf16 tensors, so the bare call says True, but
         # it has no bf16 tensor cores and cuDNN no bf16 convolutions there
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+        if not torch.cuda.is_available():
+            return False
+        if device.index is not None and device.index != torch.cuda.current_device():
+            with torch.cuda.device(device.index):   # is_bf16_supported asks about the current GPU, not this one
+                return torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         cpu = getattr(torch, "cpu", None)
         checks = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]

@@ -21,3 +21,33 @@ def test_train_decflow_refuses_a_negative_crop_or_a_zero_interval_before_the_run
     with pytest.raises(ValueError, match=rf"^train.{key} must be >= {least}, got {value}$"):
         train_decflow(cfg, progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_native_bf16_asks_about_the_gpu_it_is_given_not_the_current_one(monkeypatch):
+    """On a machine with an Ampere GPU as cuda:0 (the current one) and a pre-Ampere GPU as cuda:1, cuda:1 has no
+    bf16 hardware (flow precision=auto: fp32; GAN amp: float16 with a scaler), and the other way round."""
+    import contextlib
+
+    import torch
+
+    from flownet.registry import native_bf16
+    major = {}
+    current = [0]
+
+    @contextlib.contextmanager
+    def on_gpu(index):
+        before, current[0] = current[0], index
+        try:
+            yield
+        finally:
+            current[0] = before
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
+    monkeypatch.setattr(torch.cuda, "device", on_gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",       # as torch's: about the current GPU
+                        lambda including_emulation=True: major[current[0]] >= 8 or including_emulation)
+    major.update({0: 8, 1: 7})
+    assert (native_bf16("cuda:0"), native_bf16("cuda:1"), native_bf16("cuda")) == (True, False, True)
+    major.update({0: 7, 1: 9})
+    assert (native_bf16("cuda:0"), native_bf16("cuda:1"), native_bf16("cuda")) == (False, True, False)
+    assert current == [0]
