@@ -41,7 +41,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 
-__all__ = ["CLASS_NAMES", "METRIC_KEYS", "compute_metrics", "confusion_matrix", "uf1_uar_from_confusion"]
+__all__ = ["CLASS_NAMES", "METRIC_KEYS", "compute_metrics", "per_class_metrics", "confusion_matrix",
+           "uf1_uar_from_confusion"]
 
 #: class id → name (MEGC2019 composite, 3 classes)
 CLASS_NAMES: tuple[str, ...] = ("negative", "positive", "surprise")
@@ -97,6 +98,38 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int
         "F1_mu": float(f_mu),
         "G_M": g,
     }
+
+
+def per_class_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = 3) -> list[dict]:
+    """Each class's share of UF1 and UAR: clips, predictions, recall, precision and F1 of one class.
+
+    UF1 and UAR (:func:`compute_metrics`) are the means of the F1 and recall below over the classes present in
+    ``y_true``; a class with no clips has recall and F1 None (it takes no part in those means).
+
+    Args:
+        y_true: (N,) ground-truth class ids in ``0..n_classes-1``. y_pred: (N,) predicted ids, the same range.
+        n_classes: number of classes (3 for MEGC2019).
+
+    Returns:
+        one dict per class id, in order: ``{"class": id, "clips": int (true clips), "predicted": int (clips
+        predicted as it), "recall", "precision", "F1": float in [0, 1] or None}``; precision None when the class
+        is never predicted and has no clips, 0.0 when it has clips but is never predicted.
+
+    Raises:
+        ValueError: as :func:`compute_metrics`.
+    """
+    yt, yp = _check(y_true, y_pred, n_classes)
+    labels = np.arange(n_classes)
+    p, r, f, support = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
+    predicted = np.bincount(yp, minlength=n_classes)
+    rows = []
+    for c in labels:
+        present = support[c] > 0
+        rows.append({"class": int(c), "clips": int(support[c]), "predicted": int(predicted[c]),
+                     "recall": float(r[c]) if present else None,
+                     "precision": float(p[c]) if present or predicted[c] > 0 else None,
+                     "F1": float(f[c]) if present else None})
+    return rows
 
 
 def confusion_matrix(y_true: Iterable[int], y_pred: Iterable[int], n_classes: int = 3) -> np.ndarray:

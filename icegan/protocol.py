@@ -685,6 +685,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
     if ci:
         md = md.rstrip("\n") + "\n\n" + ci
+    md = md.rstrip("\n") + "\n\n" + per_class_markdown(pred, n_classes)
     if md_extra:
         md = md.rstrip("\n") + "\n" + md_extra
     (out / "metrics.md").write_text(md)
@@ -693,6 +694,28 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     per_subject_png(per_subject, out / "per_subject.png", f"{plot_prefix}{protocol_title(metrics['protocol'])}: "
                     f"accuracy per tested subject")
     return md
+
+
+def per_class_markdown(pred: pd.DataFrame, n_classes: int = 3) -> str:
+    """The "Per class" section of metrics.md: for the pooled predictions and each dataset (:func:`dataset_order`),
+    every class's clips, predictions, recall, precision and F1 (:func:`icegan.metrics.per_class_metrics`), so a
+    reader sees which class a UF1 loses on (UF1 and UAR are the means of the F1 and recall columns over the
+    classes with clips; "—": a class without clips, left out of those means).
+
+    Args:
+        pred: rows with columns dataset, y_true, y_pred (class ids ``0..n_classes-1``).
+        n_classes: K (3 for MEGC2019).
+    """
+    from icegan.metrics import per_class_metrics
+    lines = ["## Per class", "", "UF1 and UAR are the means of a scope's F1 and recall over its classes with clips.", "",
+             "| Scope | Class | Clips | Predicted | Recall | Precision | F1 |", "|---|---|---|---|---|---|---|"]
+    scopes = [("Full", pred)] + [(DATASET_TITLES.get(d, d), pred[pred["dataset"] == d])
+                                 for d in dataset_order(pred["dataset"].unique())]
+    for name, df in scopes:
+        for row in per_class_metrics(df["y_true"].to_numpy(), df["y_pred"].to_numpy(), n_classes):
+            lines.append(f"| {name} | {CLASS_NAMES[row['class']]} | {row['clips']} | {row['predicted']} | "
+                         f"{_fmt(row['recall'])} | {_fmt(row['precision'])} | {_fmt(row['F1'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def summary_text(metrics: dict, title: str, partial: str = "") -> str:

@@ -92,3 +92,34 @@ def test_a_class_absent_from_truth_and_predictions_is_left_out():
     assert compute_metrics([0, 0, 1], [0, 1, 1])["UF1"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match=r"^confusion matrices must be \(\.\.\., C, C\), got shape \(3,\)$"):
         uf1_uar_from_confusion(np.zeros(3))
+
+
+def test_per_class_metrics_hand_computed_with_a_never_predicted_and_an_absent_class():
+    from icegan.metrics import per_class_metrics
+    # class 2 never predicted: confusion [[2,0,0],[1,1,0],[1,1,0]]
+    rows = per_class_metrics([0, 0, 1, 1, 2, 2], [0, 0, 1, 0, 1, 0])
+    assert [(r["class"], r["clips"], r["predicted"]) for r in rows] == [(0, 2, 4), (1, 2, 2), (2, 2, 0)]
+    assert [r["recall"] for r in rows] == pytest.approx([1.0, 0.5, 0.0])
+    assert [r["precision"] for r in rows] == pytest.approx([0.5, 0.5, 0.0])
+    assert [r["F1"] for r in rows] == pytest.approx([2 / 3, 0.5, 0.0])
+    # surprise absent from the ground truth but predicted once: no recall or F1, precision 0 (its one prediction wrong)
+    rows = per_class_metrics([0, 0, 1, 1], [0, 2, 1, 1])
+    assert rows[2] == {"class": 2, "clips": 0, "predicted": 1, "recall": None, "precision": 0.0, "F1": None}
+    assert per_class_metrics([0, 1], [0, 1])[2]["precision"] is None       # neither present nor predicted
+    m = compute_metrics([0, 0, 1, 1], [0, 2, 1, 1])
+    present = [r for r in rows if r["clips"]]
+    assert m["UF1"] == pytest.approx(np.mean([r["F1"] for r in present]))
+    assert m["UAR"] == pytest.approx(np.mean([r["recall"] for r in present]))
+    with pytest.raises(ValueError, match="outside the class ids"):
+        per_class_metrics([0, 3], [0, 1])
+
+
+def test_per_class_means_are_uf1_and_uar_on_random_predictions():
+    from icegan.metrics import per_class_metrics
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        yt, yp = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
+        rows, m = per_class_metrics(yt, yp), compute_metrics(yt, yp)
+        assert sum(r["clips"] for r in rows) == sum(r["predicted"] for r in rows) == 40
+        assert np.mean([r["F1"] for r in rows]) == pytest.approx(m["UF1"])
+        assert np.mean([r["recall"] for r in rows]) == pytest.approx(m["UAR"])

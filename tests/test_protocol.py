@@ -110,6 +110,15 @@ def test_run_writes_every_output_with_exact_schema(toy, tmp_path):
     ci = subject_interval(pred)
     assert ci["n_subjects"] == 6 and ci["UF1"][0] <= j["overall"]["UF1"] <= ci["UF1"][1]
     assert f"UF1 [{ci['UF1'][0]:.4f}, {ci['UF1'][1]:.4f}]" in md and "of the 6 subjects" in md
+    # the per-class section: one row per scope and class, whose F1 and recall average to the scope's UF1 and UAR
+    section = md.split("## Per class", 1)[1]
+    rows = [r.strip("|").split("|") for r in section.splitlines() if r.startswith("| ") and "---" not in r][1:]
+    cells = {(r[0].strip(), r[1].strip()): [c.strip() for c in r[2:]] for r in rows}
+    assert len(rows) == 3 * 3 and {s for s, _ in cells} == {"Full", "CASME II", "SAMM"}
+    full = [cells[("Full", c)] for c in ("negative", "positive", "surprise")]
+    assert sum(int(r[0]) for r in full) == sum(int(r[1]) for r in full) == len(toy)
+    assert np.mean([float(r[4]) for r in full]) == pytest.approx(j["overall"]["UF1"], abs=2e-4)
+    assert np.mean([float(r[2]) for r in full]) == pytest.approx(j["overall"]["UAR"], abs=2e-4)
 
 
 def test_a_max_folds_run_says_it_is_partial_everywhere_its_numbers_show(toy, tmp_path, capsys):
