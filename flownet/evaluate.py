@@ -78,12 +78,15 @@ def _size(t) -> str:
 
 def _check_pair(p: dict, files=None) -> None:
     """ValueError naming the pair (and its two frame files, when known) if its frames differ in size, or its ground
-    truth is not of their size: the estimators' own message named neither."""
+    truth is not of their size: the estimators' own message named neither. A frame file whose EXIF Orientation turns
+    it a quarter turn as it is read is named with its tag (:func:`flownet.frame_io.quarter_turn_note`)."""
     img1, img2, flow = p["img1"], p["img2"], p["flow"]
     first, second = files if files else ("frame 1", "frame 2")
     if tuple(img1.shape[-2:]) != tuple(img2.shape[-2:]):
+        from flownet.frame_io import quarter_turn_note
+        turned = quarter_turn_note(files, "the other frame") if files else ""
         raise ValueError(f"pair '{p['name']}': the frames differ in size: {first} is {_size(img1)} pixels, {second} "
-                         f"{_size(img2)}; a flow pair needs two frames of one size")
+                         f"{_size(img2)}; a flow pair needs two frames of one size" + turned)
     if tuple(flow.shape[-2:]) != tuple(img1.shape[-2:]):
         raise ValueError(f"pair '{p['name']}': the ground-truth flow is {_size(flow)}, but {first} is {_size(img1)} "
                          f"pixels")

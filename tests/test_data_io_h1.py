@@ -177,3 +177,24 @@ def test_first_image_cache_counts_each_entry_s_bytes_and_drops_the_oldest_past_i
     assert put("e", 20, 5) == (["e"], 100)                # b and c go
     fmap, ctx = cache.entries["e"][:2]
     assert fmap.shape == (20,) and ctx.shape == (5,)
+
+
+def test_flow_eval_names_a_second_frame_turned_by_its_tag(tmp_path):
+    """Middlebury compares only frame10 with the flow; a frame11 stored like frame10 but tagged 6 reaches the pair
+    check of flownet.evaluate, whose message names its tag (before: only that the frames differ in size)."""
+    import torch
+
+    from flownet.evaluate import load_pairs
+    from flownet.io import write_flo
+    seq = tmp_path / "Alpha"
+    seq.mkdir()
+    write_flo(seq / "flow10.flo", torch.zeros(2, 12, 16))
+    _save(seq / "frame10.png", np.zeros((12, 16), np.uint8))
+    _save(seq / "frame11.png", np.zeros((12, 16), np.uint8), 6)
+    with pytest.raises(ValueError) as err:
+        load_pairs("middlebury", root=tmp_path)
+    assert str(err.value) == (f"pair 'Alpha': the frames differ in size: {seq / 'frame10.png'} is 16x12 pixels, "
+                              f"{seq / 'frame11.png'} 12x16; a flow pair needs two frames of one size; "
+                              f"{seq / 'frame11.png'} carries the EXIF Orientation tag 6, which turns it a quarter "
+                              f"turn clockwise as it is read (width and height swapped), unlike the other frame: save "
+                              f"the frame without the tag")
