@@ -51,3 +51,31 @@ def test_native_bf16_asks_about_the_gpu_it_is_given_not_the_current_one(monkeypa
     major.update({0: 7, 1: 9})
     assert (native_bf16("cuda:0"), native_bf16("cuda:1"), native_bf16("cuda")) == (False, True, False)
     assert current == [0]
+
+
+def test_train_decflow_names_its_init_weights_key_when_the_file_is_missing_or_of_another_model(tmp_path, shared_data):
+    """A missing train.init_weights file, or SRFlowNet weights of another architecture, are refused naming the key
+    and the file before the run folder is made (before: 'pass --weights to an existing file', an option DecFlow
+    training does not have, and a config mismatch that named neither)."""
+    import re
+
+    from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection, train_decflow
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.registry import save_srflownet
+    from flownet.train import FlowDataConfig
+    other = save_srflownet(SRFlowNet(SRFlowNetConfig(iters=2, hidden=16)), tmp_path / "other.pt")
+
+    def cfg(init):
+        return DecFlowTrainConfig(name="d", out_dir=str(tmp_path / "runs"),
+                                  data=FlowDataConfig(root=str(shared_data), size=32, n_train=2, n_test=1),
+                                  model=DecFlowConfig(**TINY_SRFLOWNET),
+                                  train=DecFlowTrainSection(init_weights=init, batch_size=2, crop=0, steps=1, iters=1))
+    missing = tmp_path / "none.pt"
+    with pytest.raises(FileNotFoundError, match=rf"^train.init_weights={re.escape(str(missing))}: no such file; give "
+                                                r"SRFlowNet weights \(a path, or 'shipped'\), or null to train DecFlow "
+                                                r"from scratch$"):
+        train_decflow(cfg(str(missing)), progress=False)
+    with pytest.raises(ValueError, match=rf"^train.init_weights={re.escape(str(other))}: SRFlowNet config "
+                                         r"\{.*'hidden': 16.*\} differs from DecFlow's"):
+        train_decflow(cfg(str(other)), progress=False)
+    assert not (tmp_path / "runs").exists()

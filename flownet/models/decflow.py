@@ -471,8 +471,14 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS) if resume else None
     init = None
     if t.init_weights:
-        init = load_srflownet(None if t.init_weights == "shipped" else t.init_weights)
-        probe.init_from_srflownet(init)         # raises when the architectures differ
+        try:
+            init = load_srflownet(None if t.init_weights == "shipped" else t.init_weights)
+            probe.init_from_srflownet(init)     # raises when the architectures differ
+        except FileNotFoundError:               # load_srflownet's message names an option of other commands
+            raise FileNotFoundError(f"train.init_weights={t.init_weights}: no such file; give SRFlowNet weights (a "
+                                    f"path, or 'shipped'), or null to train DecFlow from scratch") from None
+        except ValueError as exc:
+            raise ValueError(f"train.init_weights={t.init_weights}: {exc}") from None
     device, run = start_run(cfg)
 
     common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
