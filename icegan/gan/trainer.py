@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,12 +429,14 @@ def sample_grid(g: Generator, onset: Tensor, apex: Tensor, seed: int = 0) -> Ten
 ExtraLoss = Callable[[Generator, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
-def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | None,
+def _check_finite(loss: Tensor | float, which: str, epoch: int, step: int, ckpt: Path | None,
                   autocast_dtype: torch.dtype | None = None) -> None:
     """Stop training before a non-finite loss reaches the weights (the last checkpoint stays good).
+    ``loss``: the loss tensor, or its value already copied to the host.
     ``autocast_dtype``: the mixed precision the loss was computed under (None: float32); the message then says how
     to rule it out (float16 holds values up to 65504 only: a growing activation overflows there first)."""
-    if not bool(torch.isfinite(loss)):
+    value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)   # one device-to-host copy
+    if not math.isfinite(value):
         kept = f"the last good checkpoint is kept at {ckpt}" if ckpt is not None and ckpt.is_file() \
             else "no checkpoint was written yet"
         amp = ""
@@ -444,7 +447,7 @@ def _check_finite(loss: Tensor, which: str, epoch: int, step: int, ckpt: Path | 
                    + "): to train in float32, resume with train.amp=false (icegan gan train) or start a new run "
                      "with gan.amp=false (train.py: another --out), or ")
         raise FloatingPointError(
-            f"ICE-GAN {which} loss is non-finite ({float(loss.detach())}) at epoch {epoch + 1}, step {step + 1}; "
+            f"ICE-GAN {which} loss is non-finite ({value}) at epoch {epoch + 1}, step {step + 1}; "
             f"training stopped before the update, {kept}. {amp}{'l' if amp else 'L'}ower the learning rate or check "
             f"the inputs (and extra_loss_fn) for NaN/Inf.")
 
@@ -649,12 +652,6 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 if extra_loss_fn is not None:
                     extra = extra_loss_fn(g, x_on, z, y, fake)
                     loss_g = loss_g + extra
-            _check_finite(loss_g, "generator", epoch, step, ckpt, amp_dtype if use_amp else None)
-            scaler.scale(loss_g).backward()
-            distributed.average_gradients(g)
-            scaler.step(opt_g)
-            scaler.update()
-
             with torch.no_grad():
                 vals = {
                     "loss/d_total": loss_d.detach(), "loss/d_adv": l_adv_d.detach(), "loss/d_cls": l_cls_d.detach(),
@@ -673,14 +670,23 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                     vals["loss/extra"] = extra.detach()
                 if l_ms is not None:
                     vals["loss/mode_seeking"] = l_ms.detach()
+            host = None
+            if log is not None:
+                # the generator's finiteness check and the step's scalars in one device-to-host copy (the values are
+                # of this step's forward passes, which the updates do not change)
+                host = dict(zip(vals, torch.stack([v.double() for v in vals.values()]).cpu().tolist()))
+            _check_finite(loss_g if host is None else host["loss/g_total"], "generator", epoch, step, ckpt,
+                          amp_dtype if use_amp else None)
+            scaler.scale(loss_g).backward()
+            distributed.average_gradients(g)
+            scaler.step(opt_g)
+            scaler.update()
+
             for key, v in vals.items():
                 sums[key] = sums.get(key, 0.0) + v
-            if log is not None:
+            if host is not None:
                 gs = epoch * steps + step
-                # one device-to-host copy for the step's scalars (add_scalar of a tensor synchronises once per value:
-                # twelve waits per step on a GPU)
-                host = torch.stack([v.float() for v in vals.values()]).cpu().tolist()
-                for key, v in zip(vals, host):
+                for key, v in host.items():
                     log.add_scalar(key, v, gs)
         if sched_g is not None:
             log_lr = opt_g.param_groups[0]["lr"]
@@ -688,8 +694,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             sched_d.step()
         else:
             log_lr = opt_g.param_groups[0]["lr"]
+        means = torch.stack([v.double() for v in sums.values()]).cpu().tolist()     # one device-to-host copy
         rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(time.time() - t_start, 1),
-               **{key: float(v) / steps for key, v in sums.items()}}
+               **{key: v / steps for key, v in zip(sums, means)}}
         history.append(rec)
         _logger.log(log_level, "gan epoch %d/%d %s", epoch + 1, tc.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
