@@ -167,6 +167,8 @@ def oriented_size(path: str | Path, data: bytes | None = None) -> tuple[int, int
     from PIL import Image
     with Image.open(path if data is None else io.BytesIO(data)) as im:
         w, h = im.size
+        if im.format == "TIFF":
+            return w, h         # Pillow's TIFF reader gives the size already turned by the tag
         turned = _orientation(im, path, data) in _QUARTER_TURNS
     return (h, w) if turned else (w, h)
 

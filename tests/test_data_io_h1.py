@@ -198,3 +198,40 @@ def test_flow_eval_names_a_second_frame_turned_by_its_tag(tmp_path):
                               f"{seq / 'frame11.png'} carries the EXIF Orientation tag 6, which turns it a quarter "
                               f"turn clockwise as it is read (width and height swapped), unlike the other frame: save "
                               f"the frame without the tag")
+
+
+def test_oriented_size_of_a_tiff_tagged_6_is_the_size_read_frame_reads(tmp_path):
+    """A TIFF stored 40 wide, 20 high, tagged Orientation 6: read_frame (OpenCV) turns it to 20 wide, 40 high;
+    oriented_size must say (20, 40), as it does for the same picture as JPEG / PNG."""
+    im = Image.fromarray(np.zeros((20, 40), np.uint8))
+    ex = im.getexif()
+    ex[0x0112] = 6
+    p = tmp_path / "f.tif"
+    im.save(p, exif=ex)
+    from flownet.frame_io import oriented_size, read_frame
+    h, w = read_frame(p).shape
+    assert (w, h) == (20, 40)
+    assert oriented_size(p) == (20, 40)
+
+
+def test_data_check_and_prepare_agree_on_tiff_frames_turned_by_their_tag(tmp_path):
+    """Frames stored 40x20 tagged 6 and an apex stored upright 20x40: all read 20x40 by prepare (OpenCV), so the
+    check must report nothing (as for JPEG)."""
+    from icegan.data import prepare as prep
+    from icegan.data.check import check_dataset
+    a = np.zeros((20, 40), np.uint8)
+    a[:, :8] = 255
+    frames = tmp_path / "take"
+    frames.mkdir()
+    for n in range(1, 7):
+        if n == 4:
+            _save(frames / f"img{n}.tif", np.ascontiguousarray(np.rot90(a, -1)))
+        else:
+            _save(frames / f"img{n}.tif", a, 6)
+    csv = tmp_path / "clips.csv"
+    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,take,{frames},2,4,6\n")
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(csv))],
+                             cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
+    p = prep.prepare_dataset(cfg)
+    assert len(p.manifest) == 1 and len(p.skipped) == 0
+    assert check_dataset("clips", csv, workers=1).clips_with_problems == []
