@@ -28,6 +28,7 @@ pairs are only *monitored* (held-out subjects; never used for training or model 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, save_torch_file
 from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
-from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
+from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, host_values, student_loss,
                              superpixel_hallucination, teacher_loss)
 
 __all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "SelfSupConfig",
@@ -169,11 +170,11 @@ def teacher_step_loss(flows, img1, img2, lc: SelfSupLossConfig, use_occlusion: b
     census = (census_transform(img1, lc.census_window), census_transform(img2, lc.census_window))
     for w, (ff, fb) in zip(stage_weights(len(flows), lc.gamma), flows):
         loss, parts = teacher_loss(img1, img2, ff, fb, occ_f, occ_b, lc.census_window, lc.eps, lc.q, lc.beta,
-                                   lc.smooth_weight, census)
+                                   lc.smooth_weight, census, logs_as_floats=False)
         total = total + w * loss
-    parts["occ_f"] = float(occ_f.mean()) if occ_f is not None else 0.0
-    parts["occ_b"] = float(occ_b.mean()) if occ_b is not None else 0.0
-    return total, parts
+    parts["occ_f"] = occ_f.mean() if occ_f is not None else 0.0
+    parts["occ_b"] = occ_b.mean() if occ_b is not None else 0.0
+    return total, host_values(parts)        # the logs in one device-to-host copy
 
 
 def random_crops(tensors: list[torch.Tensor], crop: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -209,10 +210,11 @@ def student_step_loss(flows, targets: dict, img1, img2, lc: SelfSupLossConfig) -
     total, parts = 0.0, {}
     for w, (ff, fb) in zip(stage_weights(len(flows), lc.gamma), flows):
         loss, parts = student_loss(targets["flow_f"], targets["flow_b"], ff, fb, targets["conf_f"],
-                                   targets["conf_b"], img1, img2, lc.eps, lc.q, lc.beta, lc.smooth_weight)
+                                   targets["conf_b"], img1, img2, lc.eps, lc.q, lc.beta, lc.smooth_weight,
+                                   logs_as_floats=False)
         total = total + w * loss
-    parts["conf_f"] = float(targets["conf_f"].mean())
-    return total, parts
+    parts["conf_f"] = targets["conf_f"].mean()
+    return total, host_values(parts)        # the logs in one device-to-host copy
 
 
 @torch.no_grad()
@@ -356,8 +358,15 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                     flows = bidirectional_flows(model, img1, img2_noisy, t.iters)
                     loss, parts = student_step_loss(flows, {"flow_f": tf, "flow_b": tb_, "conf_f": cf,
                                                             "conf_b": cb}, img1, img2_noisy, lc)
-                    parts["noise_frac"] = float(noise_mask.mean())
-                if not torch.isfinite(loss):
+                    parts["noise_frac"] = noise_mask.mean()
+                # one device-to-host copy: the loss for the finiteness check and, on a logging step, the flow's
+                # magnitude (of this step's forward pass, which the update does not change)
+                log_step = (state["step"] + 1) % t.log_every == 0
+                read = host_values({**parts, "_loss": loss.detach(), **({"_flow_mag": flow_magnitude(
+                    flows[-1][0].detach()).mean()} if log_step else {})})
+                loss_value, mag = read.pop("_loss"), read.pop("_flow_mag", None)
+                parts = read
+                if not math.isfinite(loss_value):
                     raise FloatingPointError(f"{stage} stage: non-finite loss at step {state['step']}: {parts}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -367,13 +376,12 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                 lr_now = set_lr()
                 s = state["step"]
                 if s % t.log_every == 0:
-                    mag = float(flow_magnitude(flows[-1][0].detach()).mean())
-                    writer.add_scalar(f"{stage}/loss", float(loss.detach()), offset + s)
+                    writer.add_scalar(f"{stage}/loss", loss_value, offset + s)
                     writer.add_scalar(f"{stage}/lr", lr_now, offset + s)
                     writer.add_scalar(f"{stage}/flow_mag", mag, offset + s)
                     for k, v in parts.items():
                         writer.add_scalar(f"{stage}/{k}", v, offset + s)
-                    rec = {"step": s, "loss": float(loss.detach()), "flow_mag": mag,
+                    rec = {"step": s, "loss": loss_value, "flow_mag": mag,
                            "elapsed_s": round(elapsed0 + time.time() - start, 1), **parts}
                     history[stage].append(rec)
                     print(f"{stage} " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"

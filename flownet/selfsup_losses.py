@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from .data.synthetic_face import backward_warp
 
 __all__ = ["robust_penalty", "to_gray255", "census_transform", "census_distance", "census_border_mask",
-           "forward_backward_occlusion", "masked_mean", "photometric_loss", "edge_aware_smoothness",
+           "forward_backward_occlusion", "host_values", "masked_mean", "photometric_loss", "edge_aware_smoothness",
            "smoothness_loss", "teacher_loss", "hallucinated_occlusion", "occlusion_distillation_loss",
            "confidence_map", "distillation_loss", "student_loss", "slic_superpixels",
            "superpixel_hallucination"]
@@ -90,6 +90,16 @@ def robust_penalty(x: torch.Tensor, eps: float = 0.01, q: float = 0.4) -> torch.
     return (x.abs() + eps) ** q
 
 
+def host_values(values: dict) -> dict:
+    """``values`` with each tensor (one element each, all on one device) replaced by its value as a Python float, read
+    in one device-to-host copy (the floats ``float(t)`` gives); other values kept. Same key order."""
+    keys = [k for k, v in values.items() if torch.is_tensor(v)]
+    if not keys:
+        return dict(values)
+    read = torch.stack([values[k].detach().reshape(()).double() for k in keys]).cpu().tolist()
+    return {**values, **dict(zip(keys, read))}
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``Σ x ⊙ mask / Σ mask`` over everything (the normalised sums of Eq. 3.34, 3.38, 3.41).
 
@@ -99,7 +109,8 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.to(x.dtype)
     num = (x * m).sum()
     den = m.sum() * x.shape[1]
-    return num / den.clamp(min=1e-8) if float(den) > 0 else num * 0.0
+    # chosen on the device (no wait for the mask's sum on a GPU); the same values and gradients as either branch
+    return torch.where(den > 0, num / den.clamp(min=1e-8), num * 0.0)
 
 
 # ------------------------------------------------------------------------------------------- census
@@ -302,16 +313,19 @@ def smoothness_loss(flow_f: torch.Tensor, flow_b: torch.Tensor, img1: torch.Tens
 
 def teacher_loss(img1, img2, flow_f, flow_b, occ_f=None, occ_b=None, window: int = 7, eps: float = 0.01,
                  q: float = 0.4, beta: float = 10.0, smooth_weight: float = 0.1,
-                 census: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
+                 census: tuple[torch.Tensor, torch.Tensor] | None = None, *, logs_as_floats: bool = True
+                 ) -> tuple[torch.Tensor, dict]:
     """Stage-1 (teacher) loss L_1 = L_pho + 0.1 L_smo (thesis Eq. 3.36; weight configurable).
 
-    Returns (loss, {"pho": float, "smo": float}). Arguments as :func:`photometric_loss` (``census``: the two
+    Returns (loss, {"pho": float, "smo": float}) (``logs_as_floats=False``: detached 0-dim tensors, not read on the
+    host). Arguments as :func:`photometric_loss` (``census``: the two
     images' census transforms, computed once per pair by a caller that scores several flows) and
     :func:`smoothness_loss`.
     """
     pho = photometric_loss(img1, img2, flow_f, flow_b, occ_f, occ_b, window, eps, q, census)
     smo = smoothness_loss(flow_f, flow_b, img1, img2, beta)
-    return pho + smooth_weight * smo, {"pho": float(pho.detach()), "smo": float(smo.detach())}
+    logs = {"pho": pho.detach(), "smo": smo.detach()}
+    return pho + smooth_weight * smo, host_values(logs) if logs_as_floats else logs
 
 
 # -------------------------------------------------------------------------------------- distillation
@@ -368,15 +382,17 @@ def distillation_loss(teacher_f, teacher_b, student_f, student_b, conf_f, conf_b
 
 
 def student_loss(teacher_f, teacher_b, student_f, student_b, conf_f, conf_b, img1, img2, eps: float = 0.01,
-                 q: float = 0.4, beta: float = 10.0, smooth_weight: float = 0.1) -> tuple[torch.Tensor, dict]:
+                 q: float = 0.4, beta: float = 10.0, smooth_weight: float = 0.1, *, logs_as_floats: bool = True
+                 ) -> tuple[torch.Tensor, dict]:
     """Stage-2 variant-2 student loss L = L_dis + 0.1 L_smo (thesis Eq. 3.42; weight configurable).
 
     ``img1``, ``img2`` are the student's (transformed) inputs, the smoothness references.
-    Returns (loss, {"dis": float, "smo": float}).
+    Returns (loss, {"dis": float, "smo": float}) (``logs_as_floats=False``: detached 0-dim tensors).
     """
     dis = distillation_loss(teacher_f, teacher_b, student_f, student_b, conf_f, conf_b, eps, q)
     smo = smoothness_loss(student_f, student_b, img1, img2, beta)
-    return dis + smooth_weight * smo, {"dis": float(dis.detach()), "smo": float(smo.detach())}
+    logs = {"dis": dis.detach(), "smo": smo.detach()}
+    return dis + smooth_weight * smo, host_values(logs) if logs_as_floats else logs
 
 
 # --------------------------------------------------------------------------- occlusion hallucination

@@ -55,8 +55,9 @@ def test_flow_networks_of_a_classical_estimator_is_empty():
 
 class HostReads(TorchFunctionMode):
     """Counts the project's reads of a tensor's value on the host (``float``, ``bool``, ``item``, ``tolist``,
-    ``numpy``): on a GPU each one waits for the device. ``int`` is left out: the generator's class-id check, its only
-    caller in these loops, runs on CPU tensors alone."""
+    ``numpy``): on a GPU each one waits for the device. Left out: ``int`` (the GAN generator's class-id check, its only
+    caller in these loops, runs on CPU tensors alone) and reads in ``random_crops`` (offsets drawn on a CPU
+    generator)."""
 
     READS = ("__float__", "__bool__", "item", "tolist", "numpy")
 
@@ -66,8 +67,9 @@ class HostReads(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if getattr(func, "__name__", "") in self.READS:
-            caller = sys._getframe(1).f_code.co_filename
-            self.n += any(part in caller for part in (f"{os.sep}icegan{os.sep}", f"{os.sep}flownet{os.sep}"))
+            caller = sys._getframe(1).f_code
+            self.n += caller.co_name != "random_crops" and any(
+                part in caller.co_filename for part in (f"{os.sep}icegan{os.sep}", f"{os.sep}flownet{os.sep}"))
         return func(*args, **(kwargs or {}))
 
 
@@ -122,3 +124,64 @@ def test_gan_non_finite_loss_is_named_and_logs_nothing_of_its_step(monkeypatch, 
         trainer.train_gan(on, on.clone(), torch.arange(8) % 3, _tiny_gan(epochs=1), device="cpu", log=log,
                           extra_loss_fn=extra)
     assert log.rows == []
+
+
+def test_masked_mean_reads_nothing_on_the_host_and_keeps_values_and_gradients():
+    """Chosen on the device: the masked mean (2 of 4 pixels, 2 channels) and 0 for an empty mask, gradients the mask
+    over the masked count and 0."""
+    from flownet.selfsup_losses import masked_mean
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]).reshape(1, 2, 2, 2).requires_grad_()
+    mask = torch.tensor([1.0, 1.0, 0.0, 0.0]).reshape(1, 1, 2, 2)
+    with HostReads() as reads:
+        full, empty = masked_mean(x, mask), masked_mean(x, torch.zeros_like(mask))
+    assert reads.n == 0
+    assert full.item() == (1 + 2 + 5 + 6) / 4 and empty.item() == 0.0
+    torch.testing.assert_close(torch.autograd.grad(full, x)[0], mask.expand(1, 2, 2, 2) / 4, rtol=0, atol=0)
+    assert torch.equal(torch.autograd.grad(masked_mean(x, torch.zeros_like(mask)), x)[0], torch.zeros_like(x))
+
+
+def _texture(seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.avg_pool2d(torch.rand(1, 1, 28, 28, generator=g), 5, 1, 2)
+
+
+def test_step_losses_read_their_logs_in_one_copy_with_the_values_float_gives():
+    """Over three updates the teacher's and the student's step loss read their logs on the host once (before: one
+    read per masked mean and per log value of each update), each log the float of its tensor."""
+    from flownet.selfsup import SelfSupLossConfig, student_step_loss, teacher_step_loss
+    from flownet.selfsup_losses import forward_backward_occlusion, student_loss, teacher_loss
+    g = torch.Generator().manual_seed(1)
+    img1, img2, lc = _texture(1), _texture(2), SelfSupLossConfig()
+    flows = [(torch.randn(1, 2, 28, 28, generator=g), torch.randn(1, 2, 28, 28, generator=g)) for _ in range(3)]
+    tg = {"flow_f": flows[0][0] * 2, "flow_b": flows[0][1] * 2,
+          "conf_f": (torch.rand(1, 1, 28, 28, generator=g) > 0.3).float(),
+          "conf_b": (torch.rand(1, 1, 28, 28, generator=g) > 0.6).float()}
+    with HostReads() as reads:
+        _, teacher = teacher_step_loss(flows, img1, img2, lc, use_occlusion=True)
+    assert reads.n == 1
+    with HostReads() as reads:
+        _, student = student_step_loss(flows, tg, img1, img2, lc)
+    assert reads.n == 1
+    ff, fb = flows[-1]
+    occ_f, occ_b = forward_backward_occlusion(ff, fb, lc.alpha1, lc.alpha2), forward_backward_occlusion(
+        fb, ff, lc.alpha1, lc.alpha2)
+    last = teacher_loss(img1, img2, ff, fb, occ_f, occ_b, lc.census_window, lc.eps, lc.q, lc.beta, lc.smooth_weight)[1]
+    assert teacher == {**last, "occ_f": float(occ_f.mean()), "occ_b": float(occ_b.mean())}
+    assert all(type(v) is float for v in teacher.values())
+    last = student_loss(tg["flow_f"], tg["flow_b"], ff, fb, tg["conf_f"], tg["conf_b"], img1, img2, lc.eps, lc.q,
+                        lc.beta, lc.smooth_weight)[1]
+    assert student == {**last, "conf_f": float(tg["conf_f"].mean())} and list(student) == ["dis", "smo", "conf_f"]
+
+
+def test_selfsup_loop_reads_two_values_per_teacher_step_and_three_per_student_step(tmp_path, monkeypatch):
+    """Per teacher step: the step loss's logs, then the loss (its finiteness check) with the flow magnitude of a
+    logging step; a student step adds the superpixel hallucination's copy of the image for SLIC. Counted as the
+    difference of a run of 4 + 4 steps and one of 2 + 2 (the evaluations and final metrics read alike in both)."""
+    import test_flow_selfsup as selfsup_tests
+    counts = []
+    for n in (2, 4):
+        with HostReads() as reads:
+            selfsup_tests._loop_run(tmp_path / str(n), monkeypatch, f"train.teacher_steps={n}",
+                                    f"train.student_steps={n}")
+        counts.append(reads.n)
+    assert counts[1] - counts[0] == 2 * 2 + 2 * 3
