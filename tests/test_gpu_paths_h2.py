@@ -185,3 +185,30 @@ def test_selfsup_loop_reads_two_values_per_teacher_step_and_three_per_student_st
                                     f"train.student_steps={n}")
         counts.append(reads.n)
     assert counts[1] - counts[0] == 2 * 2 + 2 * 3
+
+
+def test_gan_train_resume_reads_last_pt_once_and_continues_it(tmp_path, monkeypatch):
+    """``icegan gan train`` resuming a run reads its last.pt once (the pre-start check hands it to the training, was
+    read twice), and the resumed run continues that checkpoint: epoch 1's history as written, then epoch 2."""
+    from icegan.cli import main
+    from icegan.gan import pairs as gan_pairs
+    from icegan.gan.trainer import load_checkpoint
+    rng = np.random.default_rng(0)
+    n = 8
+    pairs = gan_pairs.PairSet(rng.integers(0, 256, (n, 32, 32), dtype=np.uint8),
+                              rng.integers(0, 256, (n, 32, 32), dtype=np.uint8), np.arange(n) % 3,
+                              [f"casme2/sub0{i % 2 + 1}" for i in range(n)], [f"sub0{i % 2 + 1}/c{i}" for i in range(n)],
+                              np.zeros(n, dtype=int), np.ones(n, dtype=int))
+    monkeypatch.setattr(gan_pairs, "load_casme2_pairs", lambda *a, **k: pairs)
+    args = ["gan", "train", "name=t", f"out_dir={tmp_path}", "data.img_size=32", "data.apex_neighbors=0",
+            "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
+            "train.progress=false", "train.max_minutes=null", "train.sample_every=0"]
+    assert main(args + ["train.epochs=1"]) == 0
+    last = tmp_path / "t" / "checkpoints" / "last.pt"
+    first = load_checkpoint(last)[3]["history"]
+    reads, real_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: (reads.append(str(f)), real_load(f, *a, **k))[1])
+    assert main(args + ["train.epochs=2"]) == 0
+    assert reads.count(str(last)) == 1
+    resumed = real_load(last, map_location="cpu", weights_only=False)
+    assert resumed["epoch"] == 2 and resumed["history"][0] == first[0] and resumed["history"][1]["epoch"] == 2

@@ -100,7 +100,7 @@ def _train(args: argparse.Namespace) -> int:
     train = pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
     onset, apex, labels = train.tensors()
     # a checkpoint of other pairs, or one cut short: refused before the folder changes
-    check_resumable(run, cfg, onset, apex, labels)
+    resume = [check_resumable(run, cfg, onset, apex, labels)]      # last.pt read (None: none to resume)
     save_config(cfg, run / "config.yaml")
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
              "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),
@@ -109,7 +109,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"training ICE-GAN on {len(train)} pairs ({split['n_train_clips']} clips, "
           f"{len(split['train_subjects'])} subjects) -> {run}")
     with SummaryWriter(str(run / "tb")) as writer:
-        state = train_gan(onset, apex, labels, cfg, out_dir=run, log=writer)
+        # the checkpoint handed over, not read again (popped: not held here while the training runs)
+        state = train_gan(onset, apex, labels, cfg, out_dir=run, log=writer, resume_payload=resume.pop())
     last = state.history[-1] if state.history else {}
     print(f"done: {state.epochs_done} epochs; last epoch " +
           " ".join(f"{k}={v:.4f}" for k, v in last.items() if isinstance(v, float)))

@@ -297,17 +297,20 @@ def _read_resume(ckpt: Path, label: str) -> object:
         raise GanCheckpointError(str(exc)) from None
 
 
-def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> None:
+def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> object:
     """Before anything is written to ``out_dir``: raise :class:`GanCheckpointError` (a ValueError) when
     :func:`train_gan` would refuse to resume its ``checkpoints/last.pt`` (trained on other pairs or with other model
     settings), or when that file cannot be read (empty, cut short: named, with what to do). No checkpoint, or
-    ``train.resume=false``: nothing to check."""
+    ``train.resume=false``: nothing to check. Returns the checkpoint read (for ``train_gan(resume_payload=...)``, which
+    then does not read the file again), or None."""
     ckpt = Path(out_dir) / "checkpoints" / "last.pt"
     if cfg.train.resume and ckpt.is_file():
         payload = _read_resume(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set "
                                      "train.resume=false, to train afresh)")
         _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels), GAN_TRAIN_ADVICE)
         _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
+        return payload
+    return None
 
 
 def _load_models(ckpt: Path, payload: object, g: nn.Module, d: nn.Module, advice: str = RESUME_ADVICE) -> None:
@@ -456,7 +459,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
               out_dir: str | Path | None = None, log=None, extra_loss_fn: ExtraLoss | None = None,
               init: tuple[Generator, CapsuleDiscriminator] | None = None,
               log_level: int = logging.INFO,
-              prior_flows: Tensor | Callable[[], Tensor] | None = None) -> GanState:
+              prior_flows: Tensor | Callable[[], Tensor] | None = None,
+              resume_payload: object | None = None) -> GanState:
     """Train ICE-GAN on real pairs.
 
     Args:
@@ -481,6 +485,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             computing them here, or a function without arguments that returns them; the main job computes every
             clip's once per run and passes each fold a function that picks its rows. The function is called only
             when the prior is computed: not when the training resumes from a checkpoint, which holds the prior.
+        resume_payload: ``out_dir``'s ``last.pt`` as :func:`check_resumable` returned it (read once, not again
+            here); checked against these pairs and models as a file read here is.
     Returns:
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
@@ -530,7 +536,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
     if ckpt is not None and tc.resume and ckpt.is_file():
         # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
-        payload = _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
+        payload = resume_payload if resume_payload is not None else \
+            _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
         _refuse_other_pairs(ckpt, payload, data_sha256)
         _load_models(ckpt, payload, g, d)
         opt_g.load_state_dict(payload["opt_g"])
