@@ -429,11 +429,18 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         raise ValueError(f"data.n_generic_val must be >= 0, got {d.n_generic_val}")
     if t.workers < 0:
         raise ValueError(f"train.workers must be >= 0, got {t.workers}")
+    for key, least in (("crop", 0), ("log_every", 1), ("ckpt_every", 1), ("eval_every", 0)):
+        if getattr(t, key) < least:         # a negative crop slices 0x0 pairs; an interval of 0 divides by zero
+            raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
     if t.crop > d.size:                     # the pairs are data.size square (the crop check of each batch, early)
         raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
+    resume = t.resume and ckpt_path.is_file()
+    probe = build_model(cfg) if resume or init is not None else None   # one throwaway model for the checks below
+    if init is not None:                    # tensors of another architecture: refused before the run folder
+        load_init_weights(probe, init)
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
-    if t.resume and ckpt_path.is_file():
-        ck = load_resume_checkpoint(ckpt_path, build_model(cfg), RESUME_KEYS)
+    if resume:
+        ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS)
         if t.ema_decay and "ema" not in ck:
             raise ValueError(f"{ckpt_path}: train.ema_decay={t.ema_decay} but the checkpoint was written without "
                              f"a weight average; resume with train.ema_decay=0 or start a new run (another name)")
