@@ -258,6 +258,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     for key, val in (("train.teacher_steps", t.teacher_steps), ("train.student_steps", t.student_steps)):
         if val < 0:
             raise ValueError(f"{key} must be >= 0, got {val}")
+    for key, least in (("log_every", 1), ("ckpt_every", 1), ("eval_every", 0)):
+        if getattr(t, key) < least:         # an interval of 0 divides by zero at the first step
+            raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
     if t.teacher_steps == 0 and not t.init_weights:
         raise ValueError("train.teacher_steps=0 needs train.init_weights (the teacher to distil from)")
     if not 0.0 <= lc.occ_warmup_frac <= 1.0:
@@ -272,7 +275,11 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS) if resume else None
     init = None
     if t.init_weights:
-        init = load_srflownet(t.init_weights)
+        try:
+            init = load_srflownet(t.init_weights)
+        except FileNotFoundError:               # load_srflownet's message names an option of other commands
+            raise FileNotFoundError(f"train.init_weights={t.init_weights}: no such file; give SRFlowNet weights to "
+                                    f"start the teacher from, or null to train it from scratch") from None
         if init.config_dict() != probe.config_dict():
             raise ValueError(f"train.init_weights={t.init_weights}: model config {init.config_dict()} differs "
                              f"from the run's model section {probe.config_dict()}")

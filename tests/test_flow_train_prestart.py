@@ -40,3 +40,30 @@ def test_flow_train_refuses_init_weights_of_another_architecture_before_the_run_
     with pytest.raises(ValueError, match=re.escape(str(other))):
         ftrain.train(cfg, progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def _selfsup_config(tmp_path, shared_data, *overrides):
+    from flownet.selfsup import SelfSupConfig
+    from icegan.config import load_config
+    from icegan.paths import REPO_ROOT
+    return load_config(SelfSupConfig, str(REPO_ROOT / "configs" / "flow_selfsup.yaml"),
+                       [f"out_dir={tmp_path}", "name=ss", f"data.root={shared_data}", *overrides])
+
+
+def test_selfsup_missing_init_weights_names_its_key(tmp_path, shared_data):
+    """Before: load_srflownet's message, which tells to 'pass --weights', an option of other commands."""
+    import re
+
+    from flownet.selfsup import train_selfsup
+    missing = tmp_path / "none.pt"
+    with pytest.raises(FileNotFoundError, match=rf"^train.init_weights={re.escape(str(missing))}: no such file"):
+        train_selfsup(_selfsup_config(tmp_path, shared_data, f"train.init_weights={missing}"), progress=False)
+    assert not (tmp_path / "ss").exists()
+
+
+@pytest.mark.parametrize("key, value, least", [("log_every", 0, 1), ("ckpt_every", 0, 1), ("eval_every", -1, 0)])
+def test_selfsup_refuses_a_zero_interval_before_the_run_folder(tmp_path, shared_data, key, value, least):
+    from flownet.selfsup import train_selfsup
+    with pytest.raises(ValueError, match=rf"^train.{key} must be >= {least}, got {value}$"):
+        train_selfsup(_selfsup_config(tmp_path, shared_data, f"train.{key}={value}"), progress=False)
+    assert not (tmp_path / "ss").exists()
