@@ -317,3 +317,53 @@ def test_the_main_job_joins_torchrun_with_its_own_device(monkeypatch, tmp_path):
     with pytest.raises(_Joined):
         pipeline.run_main(pipeline.load_main_config(None, ["device=cpu"]), tmp_path / "run", progress=False)
     assert seen == ["cpu"] and not (tmp_path / "run").exists()
+
+
+def _entry_short(rank: int, world: int, port: int, fn, out: str) -> None:
+    """As _entry, with a 60 s collective timeout: a process left waiting fails the test instead of hanging it."""
+    import datetime
+
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    try:
+        torch.save(fn(), Path(out) / f"rank{rank}.pt")
+    finally:
+        distributed.shutdown()
+
+
+def _gan_time_limited(fast_rank: int):
+    """A 3-epoch GAN with max_minutes=1 whose process ``fast_rank`` sees 10 minutes pass per clock reading."""
+    import icegan.gan.trainer as trainer
+    from icegan.gan.trainer import train_gan
+    if distributed.rank() == fast_rank:
+        import time as real_time
+
+        class FastClock:
+            calls = 0
+
+            def time(self):
+                FastClock.calls += 1
+                return real_time.time() + 600.0 * FastClock.calls
+
+            def __getattr__(self, name):
+                return getattr(real_time, name)
+        trainer.time = FastClock()
+    cfg = _gan_cfg(3)
+    cfg.train.max_minutes = 1.0
+    st = train_gan(*_gan_pairs(), cfg, device="cpu")
+    return {"epochs": [h["epoch"] for h in st.history]}
+
+
+@pytest.mark.parametrize("fast_rank, epochs", [(1, [1, 2, 3]), (0, [1])])
+def test_gan_max_minutes_under_torchrun_stops_every_process_after_rank_0s_epoch(tmp_path, fast_rank, epochs):
+    """Before, each process judged max_minutes by its own clock: one that stopped early left the other waiting on
+    collectives it never made. Now rank 0's decision is every process's."""
+    import functools
+    port = _free_port()
+    mp.spawn(_entry_short, args=(2, port, functools.partial(_gan_time_limited, fast_rank), str(tmp_path)), nprocs=2,
+             join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
+    assert a["epochs"] == b["epochs"] == epochs

@@ -711,6 +711,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             log.add_scalar("lr", log_lr, epoch + 1)
         last = epoch + 1 == tc.epochs
         over = tc.max_minutes is not None and (time.time() - t_start) / 60 >= tc.max_minutes
+        if tc.max_minutes is not None:      # torchrun: rank 0's clock decides, so every process stops after one epoch
+            over = distributed.broadcast_object(over)
         if (log is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
             grid = sample_grid(g, onset_c[show_idx], apex_c[show_idx], seed=tc.seed)
             if log is not None:
