@@ -1120,6 +1120,7 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
             if distributed.is_main():
                 _update_timing(timing_path, runner)
             yield fold, scores
+    timed_map.executor = executor_map       # whose workers and threads the busy-CPU note counts (protocol)
 
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,

@@ -1121,10 +1121,12 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
 
 def _cpu_threads(fold_map, group_map) -> Optional[int]:
     """The CPU threads a LOSO run keeps busy on this machine: torch's threads, or a local worker pool's workers
-    times their threads (:class:`icegan.executors.ProcessGroupMap`, a local :class:`icegan.executors.RayExecutor`);
-    None when the folds run on a Ray cluster elsewhere (``address`` set)."""
+    times their threads (:class:`icegan.executors.ProcessGroupMap`, a local :class:`icegan.executors.RayExecutor`,
+    also behind a map whose ``executor`` attribute names it); None when the folds run on a Ray cluster elsewhere
+    (``address`` set)."""
     import torch
     for m in (group_map, fold_map):
+        m = getattr(m, "executor", m)           # a wrapper of an executor (the main job's timed map) names it
         workers = getattr(m, "workers", None)
         if workers is None:
             continue

@@ -259,3 +259,8 @@ def test_cpu_threads_of_a_run_count_local_workers_but_not_a_remote_cluster():
     assert _cpu_threads(None, SimpleNamespace(workers=3, threads=2)) == 6
     assert _cpu_threads(SimpleNamespace(workers=2, threads=0, address=None), None) == 2 * torch.get_num_threads()
     assert _cpu_threads(SimpleNamespace(workers=4, threads=1, address="ray://head:10001"), None) is None
+
+    def wrapper(fold_fn, folds):            # the main job's timed map around its executor
+        yield from ()
+    wrapper.executor = SimpleNamespace(workers=4, threads=2, address=None)
+    assert _cpu_threads(wrapper, None) == 8
