@@ -18,6 +18,7 @@ import torch
 
 from ..frame_io import quarter_turn_note
 from ..io import flow_to_tensor, read_image, read_kitti_png
+from .orientation import StoredOrientation
 
 __all__ = ["KittiFlow", "FRAME_DIRS", "FLOW_DIRS"]
 
@@ -38,6 +39,8 @@ class KittiFlow(torch.utils.data.Dataset):
     Raises:
         FileNotFoundError: no ground-truth or frame folder (the message lists what is expected), or a pair whose
             frame is missing (named).
+        ValueError (on reading an item): frames of another size than the flow, or a frame whose EXIF Orientation
+            turns or mirrors it as it is read (:mod:`flownet.data.orientation`; each file checked once).
     """
 
     def __init__(self, root: str | Path, n_pairs: int = 0, gray: bool = True):
@@ -66,6 +69,7 @@ class KittiFlow(torch.utils.data.Dataset):
                     raise FileNotFoundError(f"KITTI pair {pid}: missing {fr}")
             self.items.append((pid, frames, f))
         self.gray = gray
+        self._orientation = StoredOrientation()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -78,4 +82,5 @@ class KittiFlow(torch.utils.data.Dataset):
             raise ValueError(f"KITTI pair {pid}: frames {tuple(img1.shape[-2:])} / {tuple(img2.shape[-2:])} and "
                              f"flow {flow.shape[:2]} differ in size ({f1}, {f2}, {gt})"
                              + quarter_turn_note((f1, f2), f"the ground-truth flow {gt.name}"))
+        self._orientation.check((f1, f2), f"the ground-truth flow {gt}")
         return {"name": pid, "img1": img1, "img2": img2, "flow": flow_to_tensor(flow), "valid": torch.from_numpy(valid)}

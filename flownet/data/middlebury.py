@@ -19,6 +19,7 @@ import torch
 
 from ..frame_io import quarter_turn_note
 from ..io import flow_to_tensor, read_flo, read_image
+from .orientation import StoredOrientation
 from .synthetic_face import shared_data_root
 
 __all__ = ["MiddleburyFlow", "OFFICIAL_FLOW_DIR", "OFFICIAL_FRAME_DIRS"]
@@ -38,6 +39,8 @@ class MiddleburyFlow(torch.utils.data.Dataset):
     Raises:
         FileNotFoundError: root missing, no sequence, or a sequence without frame10.png / frame11.png /
             flow10.flo (the message names the sequence and the missing file).
+        ValueError (on reading an item): a frame of another size than the flow, or a frame whose EXIF Orientation
+            turns or mirrors it as it is read (:mod:`flownet.data.orientation`; each file checked once).
     """
 
     def __init__(self, root: str | Path | None = None, sequences: list[str] | None = None):
@@ -70,6 +73,7 @@ class MiddleburyFlow(torch.utils.data.Dataset):
                 if not f.is_file():
                     raise FileNotFoundError(f"Middlebury sequence {n}: missing {f}")
         self.sequences = names
+        self._orientation = StoredOrientation()
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -87,5 +91,7 @@ class MiddleburyFlow(torch.utils.data.Dataset):
         if img1.shape[-2:] != flow.shape[:2]:
             raise ValueError(f"{d}: frame size {tuple(img1.shape[-2:])} differs from flow size {flow.shape[:2]} "
                              f"({self._flow[n]})" + quarter_turn_note([d / "frame10.png"], "the flow"))
+        if img2.shape == img1.shape:    # else the pair check of flownet.evaluate names the frames (and a quarter turn)
+            self._orientation.check(self.frame_files(n), f"the ground-truth flow {self._flow[n]}")
         return {"name": n, "img1": img1, "img2": img2, "flow": flow_to_tensor(flow),
                 "valid": torch.from_numpy(valid)}
