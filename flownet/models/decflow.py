@@ -436,7 +436,8 @@ def evaluate_decflow(model: DecFlow, loader, device, iters: int | None = None) -
 def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     """Train (or resume) DecFlow on the synthetic facial data's head / expression parts.
 
-    Writes ``<out_dir>/<name>/``: config.yaml, TensorBoard events, ``last.pt`` (resume), ``weights.pt``
+    Writes ``<out_dir>/<name>/``: config.yaml, TensorBoard events, ``last.pt`` (resume; it records the init weights'
+    ``real_pair_subjects``, so that a resume does not read the init file again), ``weights.pt``
     (:func:`save_decflow`) and ``metrics.json`` (test EPE of head / expression / total of the final model;
     no model selection). Reuses :class:`flownet.train.FlowDataConfig`, :func:`flownet.train.collate`.
 
@@ -469,8 +470,10 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     # checkpoint to resume, and a missing init file or one of another architecture, leave the folder as it was
     probe = DecFlow(cfg.model) if resume or t.init_weights else None
     ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS) if resume else None
+    # a checkpoint that records which subjects its init weights saw needs no init file (older ones do: they lack it)
+    init_needed = ck is None or "real_pair_subjects" not in ck
     init = None
-    if t.init_weights:
+    if t.init_weights and init_needed:
         try:
             init = load_srflownet(None if t.init_weights == "shipped" else t.init_weights)
             probe.init_from_srflownet(init)     # raises when the architectures differ
@@ -489,7 +492,9 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
 
     model = DecFlow(cfg.model)
     seen: list[str] = []        # CASME II subjects whose real frames trained the init weights (self-supervised ones)
-    if init is not None:
+    if not init_needed:
+        seen = list(ck["real_pair_subjects"] or [])
+    elif init is not None:
         model.init_from_srflownet(init)
         seen = list(init.meta.get("real_pair_subjects") or [])
     model.to(device)
@@ -504,7 +509,7 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
 
     def save_ckpt():
         save_torch_file({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                         "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
+                         "elapsed_s": elapsed0 + time.time() - start, "real_pair_subjects": seen}, ckpt_path)
 
     def frac() -> float:
         return budget_fraction(step, t.steps, elapsed0 + time.time() - start, t.max_minutes)
