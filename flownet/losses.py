@@ -11,11 +11,15 @@ import torch
 from .metrics import flow_magnitude
 from .regularizers import REGULARIZERS, regularizer_loss, stage_weights
 
-__all__ = ["sequence_loss", "srflownet_loss"]
+__all__ = ["sequence_loss", "srflownet_loss", "NO_VALID_PIXEL"]
+
+#: the refusal of a batch without a valid ground-truth pixel
+NO_VALID_PIXEL = "no valid pixel in the batch"
+_MAX_FLOW = 400.0       #: ground-truth flow at least this long (px) is left out of the sequence loss
 
 
 def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, gamma: float = 0.8,
-                  max_flow: float = 400.0) -> torch.Tensor:
+                  max_flow: float = _MAX_FLOW) -> torch.Tensor:
     """Gamma-weighted L1 flow loss over the prediction sequence (scalar tensor, pixels).
 
     Args:
@@ -26,6 +30,12 @@ def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, ga
     Raises:
         ValueError: shape mismatch or no valid pixel.
     """
+    return _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid=True)[0]
+
+
+def _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid):
+    """:func:`sequence_loss` and the batch's number of valid flow values (a tensor); ``check_valid=False`` leaves
+    the refusal of 0 (a read of the count on the host) to the caller."""
     flows = [flows] if isinstance(flows, torch.Tensor) else list(flows)
     if any(f.shape != gt.shape for f in flows):
         raise ValueError(f"predictions {[tuple(f.shape) for f in flows][:1]} do not match ground truth {tuple(gt.shape)}")
@@ -33,25 +43,32 @@ def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, ga
     v = v & (flow_magnitude(gt) < max_flow)
     vf = v[:, None].to(gt.dtype)
     n = vf.sum() * 2.0
-    if n == 0:
-        raise ValueError("no valid pixel in the batch")
+    if check_valid and n == 0:
+        raise ValueError(NO_VALID_PIXEL)
     total = 0.0
     for w, f in zip(stage_weights(len(flows), gamma), flows):
         total = total + w * ((f - gt).abs() * vf).sum() / n * 2.0
-    return total
+    return total, n
 
 
 def srflownet_loss(flows, gt, valid=None, img1=None, mask=None, regularizer: str = "fdr", gamma: float = 0.8,
                    reg_weight: float | None = None, image_scale: float = 1.0,
-                   mask_mode: str = "interior") -> tuple[torch.Tensor, dict]:
+                   mask_mode: str = "interior", logs_as_floats: bool = True) -> tuple[torch.Tensor, dict]:
     """Total loss = sequence loss + one regularizer. Returns (loss, {"epe_loss", "reg_loss"} floats).
 
+    ``logs_as_floats=False``: the logs as detached 0-dim tensors, nothing read on the host, plus
+    ``"valid_values"`` (the batch's number of valid flow values) for the caller to read with them in one copy
+    (:func:`flownet.selfsup_losses.host_values`) and to refuse 0 with :data:`NO_VALID_PIXEL`.
+
     Raises:
-        ValueError: unknown regularizer (see :data:`flownet.regularizers.REGULARIZERS`).
+        ValueError: unknown regularizer (see :data:`flownet.regularizers.REGULARIZERS`); no valid pixel (only with
+            ``logs_as_floats``).
     """
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer '{regularizer}'; choose one of {list(REGULARIZERS)}")
-    seq = sequence_loss(flows, gt, valid, gamma)
+    seq, n = _sequence_loss(flows, gt, valid, gamma, _MAX_FLOW, check_valid=logs_as_floats)
     reg = regularizer_loss(regularizer, flows, img1=img1, mask=mask, gamma=gamma, weight=reg_weight,
                            image_scale=image_scale, mask_mode=mask_mode)
+    if not logs_as_floats:
+        return seq + reg, {"epe_loss": seq.detach(), "reg_loss": reg.detach(), "valid_values": n.detach()}
     return seq + reg, {"epe_loss": float(seq.detach()), "reg_loss": float(reg.detach())}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,13 +33,14 @@ from pathlib import Path
 import torch
 
 from .devices import resolve_device
-from .losses import srflownet_loss
+from .losses import NO_VALID_PIXEL, srflownet_loss
 from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, load_state_dict_file, save_torch_file
 from .schedule import apply_one_cycle, budget_fraction
+from .selfsup_losses import host_values
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +205,14 @@ def build_model(cfg: FlowTrainConfig) -> torch.nn.Module:
 
 
 def training_loss(model: torch.nn.Module, b: dict, t: FlowTrainSection, device,
-                  lfn2: LiteFlowNet2Config | None = None) -> tuple[torch.Tensor, dict, torch.Tensor]:
+                  lfn2: LiteFlowNet2Config | None = None,
+                  logs_as_floats: bool = True) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """Loss of one batch for any backbone → (loss, {"epe_loss", "reg_loss"} floats, final flow (B, 2, H, W)).
 
     LiteFlowNet2: :func:`~flownet.models.liteflownet2.multiscale_loss` (weights from ``lfn2``) + the
     regularizer on the final full-resolution flow; the others: :func:`flownet.losses.srflownet_loss` over
-    their prediction sequence (``t.iters`` updates).
+    their prediction sequence (``t.iters`` updates). ``logs_as_floats=False``: the logs as 0-dim tensors, nothing
+    read on the host (:func:`flownet.losses.srflownet_loss`; the training loop reads them in one copy).
     """
     from .regularizers import regularizer_loss
     img1, img2 = b["img1"].to(device), b["img2"].to(device)
@@ -219,10 +223,13 @@ def training_loss(model: torch.nn.Module, b: dict, t: FlowTrainSection, device,
         ms = multiscale_loss(out, gt, valid, c.level_loss_weights, c.full_loss_weight)
         reg = regularizer_loss(t.regularizer, [out.flow], img1=img1, mask=mask, gamma=t.gamma, weight=t.reg_weight,
                                image_scale=t.image_scale, mask_mode=t.mask_mode)
+        if not logs_as_floats:
+            return ms + reg, {"epe_loss": ms.detach(), "reg_loss": reg.detach()}, out.flow
         return ms + reg, {"epe_loss": float(ms.detach()), "reg_loss": float(reg.detach())}, out.flow
     flows = model(img1, img2, iters=t.iters)
     loss, parts = srflownet_loss(flows, gt, valid, img1=img1, mask=mask, regularizer=t.regularizer, gamma=t.gamma,
-                                 reg_weight=t.reg_weight, image_scale=t.image_scale, mask_mode=t.mask_mode)
+                                 reg_weight=t.reg_weight, image_scale=t.image_scale, mask_mode=t.mask_mode,
+                                 logs_as_floats=logs_as_floats)
     return loss, parts, flows[-1]
 
 
@@ -545,8 +552,17 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     while step < t.steps and not stop:
         for b in loader:
             b = random_crop(b)
-            loss, parts, final = training_loss(model, b, t, device, cfg.liteflownet2)
-            if not torch.isfinite(loss):
+            loss, parts, final = training_loss(model, b, t, device, cfg.liteflownet2, logs_as_floats=False)
+            # one device-to-host copy: the logs, the loss for the finiteness check, the batch's number of valid flow
+            # values and, on a logging step, the final flow's EPE (of this forward pass; the update does not change it)
+            log_step = (step + 1) % t.log_every == 0
+            read = host_values({**parts, "_loss": loss.detach(), **({"_epe": flow_magnitude(
+                final.detach() - b["flow"].to(device)).mean()} if log_step else {})})
+            if read.pop("valid_values", None) == 0:
+                raise ValueError(NO_VALID_PIXEL)
+            loss_value, epe = read.pop("_loss"), read.pop("_epe", None)
+            parts = read
+            if not math.isfinite(loss_value):
                 raise FloatingPointError(f"non-finite loss at step {step}: {parts}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -558,14 +574,13 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             lr_now = set_lr()
             bar.update(1)
             if step % t.log_every == 0:
-                epe = float(flow_magnitude(final.detach() - b["flow"].to(device)).mean())
-                writer.add_scalar("train/loss", float(loss.detach()), step)
+                writer.add_scalar("train/loss", loss_value, step)
                 writer.add_scalar("train/epe_loss", parts["epe_loss"], step)
                 writer.add_scalar("train/reg_loss", parts["reg_loss"], step)
                 writer.add_scalar("train/epe", epe, step)
                 writer.add_scalar("train/lr", lr_now, step)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", epe=f"{epe:.3f}")
-                print(f"step {step} loss {float(loss.detach()):.4f} epe {epe:.4f} reg {parts['reg_loss']:.4f} "
+                bar.set_postfix(loss=f"{loss_value:.3f}", epe=f"{epe:.3f}")
+                print(f"step {step} loss {loss_value:.4f} epe {epe:.4f} reg {parts['reg_loss']:.4f} "
                       f"elapsed {time.time() - start:.0f}s", flush=True)
             if t.eval_every and step % t.eval_every == 0:
                 m = evaluate(mon_name, mon_loader, "raw")
