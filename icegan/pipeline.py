@@ -777,11 +777,20 @@ def _start_process(cfg: MainConfig) -> None:
     _use_threads(cfg)
 
 
-def _gan_config(cfg: MainConfig, device: torch.device):
-    """The :class:`icegan.gan.trainer.GanConfig` of one fold (paper loss weights, our budget)."""
+def _gan_config(cfg: MainConfig, device: torch.device, held_out: Optional[list[str]] = None,
+                train_subjects: Optional[list[str]] = None):
+    """The :class:`icegan.gan.trainer.GanConfig` of one fold (paper loss weights, our budget). ``held_out`` and
+    ``train_subjects``: the fold's subjects, recorded with a prepared source's faces (onset and apex only) in the
+    checkpoint's config, so that ``icegan gan eval`` scores the fold's GAN on its held-out subject."""
     from icegan.gan.trainer import GanConfig
     g = GanConfig(name=cfg.name)
     g.data.img_size = cfg.data.img_size
+    if cfg.data.source == "prepared":
+        g.data.source = "prepared"
+        g.data.prepare = dataclasses.replace(cfg.data.prepare, size=cfg.data.img_size, color="gray")
+        g.data.apex_neighbors = 0
+        g.data.holdout_subjects = list(held_out or [])
+        g.data.train_subjects = None if train_subjects is None else list(train_subjects)
     g.model.g_base_channels = cfg.gan.base_channels
     g.model.g_max_channels = cfg.gan.max_channels
     g.model.d_base_channels = cfg.gan.d_base_channels
@@ -961,7 +970,9 @@ class FoldRunner:
         extra = None
         if cfg.gan.joint:
             extra = self._joint_loss(feats_tr, y_tr, fold.index)
-        gcfg = _gan_config(cfg, self.device)
+        subjects = self.clips.samples["subject"].astype(str).to_numpy()
+        gcfg = _gan_config(cfg, self.device, sorted(set(subjects[fold.test_idx])),
+                           sorted(set(subjects[tr])))
         prior_flows = None
         if gcfg.model.motion_head and gcfg.model.motion_prior != "none":
             # called by train_gan only when it computes the prior: a fold resumed from its GAN checkpoint (which
