@@ -244,7 +244,7 @@ class DecFlow(nn.Module):
 
 def decflow_loss(out: dict, gt_head: torch.Tensor, gt_expr: torch.Tensor, valid: torch.Tensor | None = None,
                  gamma: float = 0.8, w_head: float = 1.0, w_expr: float = 1.0,
-                 w_total: float = 1.0) -> tuple[torch.Tensor, dict]:
+                 w_total: float = 1.0, logs_as_floats: bool = True) -> tuple[torch.Tensor, dict]:
     """Decomposition loss: ``w_head L(head) + w_expr L(expr) + w_total L(head + expr)``.
 
     ``L`` is the gamma-weighted L1 sequence loss (:func:`flownet.losses.sequence_loss`, pixels) against
@@ -256,14 +256,18 @@ def decflow_loss(out: dict, gt_head: torch.Tensor, gt_expr: torch.Tensor, valid:
         out: :class:`DecFlow` output (lists under "head", "expression", "total").
         gt_head, gt_expr: (B, 2, H, W) ground-truth parts, pixels. valid: (B, H, W) bool or None.
         gamma: sequence decay; w_head, w_expr, w_total: non-negative weights (not all zero).
+        logs_as_floats: False: the part losses as detached 0-dim tensors, nothing read on the host, plus
+            ``"valid_values"`` (the fewest valid flow values of the three targets) for the caller to read with them
+            in one copy and to refuse 0 with :data:`flownet.losses.NO_VALID_PIXEL`.
 
     Returns:
         (scalar loss, {"head": float, "expression": float, "total": float} unweighted part losses).
 
     Raises:
-        ValueError: missing keys, shape mismatch, negative / all-zero weights.
+        ValueError: missing keys, shape mismatch, negative / all-zero weights, no valid pixel (only with
+            ``logs_as_floats``).
     """
-    from ..losses import sequence_loss
+    from ..losses import _MAX_FLOW, _sequence_loss
     for k in ("head", "expression", "total"):
         if k not in out:
             raise ValueError(f"DecFlow output lacks '{k}' (keys: {sorted(out)})")
@@ -271,10 +275,13 @@ def decflow_loss(out: dict, gt_head: torch.Tensor, gt_expr: torch.Tensor, valid:
         raise ValueError(f"loss weights must be >= 0 and not all zero, got {w_head}, {w_expr}, {w_total}")
     if gt_head.shape != gt_expr.shape:
         raise ValueError(f"gt_head {tuple(gt_head.shape)} and gt_expr {tuple(gt_expr.shape)} differ in shape")
-    lh = sequence_loss(out["head"], gt_head, valid, gamma)
-    le = sequence_loss(out["expression"], gt_expr, valid, gamma)
-    lt = sequence_loss(out["total"], gt_head + gt_expr, valid, gamma)
+    (lh, nh), (le, ne), (lt, nt) = (_sequence_loss(out[k], gt, valid, gamma, _MAX_FLOW, logs_as_floats)
+                                    for k, gt in (("head", gt_head), ("expression", gt_expr),
+                                                  ("total", gt_head + gt_expr)))
     loss = w_head * lh + w_expr * le + w_total * lt
+    if not logs_as_floats:
+        return loss, {"head": lh.detach(), "expression": le.detach(), "total": lt.detach(),
+                      "valid_values": torch.minimum(torch.minimum(nh, ne), nt).detach()}
     return loss, {"head": float(lh.detach()), "expression": float(le.detach()), "total": float(lt.detach())}
 
 
@@ -452,7 +459,9 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from ..data.synthetic_face import SyntheticFaceFlow
+    from ..losses import NO_VALID_PIXEL
     from ..registry import load_srflownet
+    from ..selfsup_losses import host_values
     from ..train import collate, start_run
 
     t = cfg.train
@@ -531,8 +540,14 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
             img1, img2 = b["img1"].to(device), b["img2"].to(device)
             out = model(img1, img2, iters=t.iters)
             loss, parts = decflow_loss(out, b["flow_head"].to(device), b["flow_expr"].to(device),
-                                       b["valid"].to(device), t.gamma, t.w_head, t.w_expr, t.w_total)
-            if not torch.isfinite(loss):
+                                       b["valid"].to(device), t.gamma, t.w_head, t.w_expr, t.w_total,
+                                       logs_as_floats=False)
+            # one device-to-host copy: the part losses, the loss for the finiteness check, the valid-value count
+            parts = host_values({**parts, "_loss": loss.detach()})
+            if parts.pop("valid_values") == 0:
+                raise ValueError(NO_VALID_PIXEL)
+            loss_value = parts.pop("_loss")
+            if not math.isfinite(loss_value):
                 raise FloatingPointError(f"non-finite DecFlow loss at step {step}: {parts}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -544,9 +559,9 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
             if step % t.log_every == 0:
                 for k, v in parts.items():
                     writer.add_scalar(f"train/loss_{k}", v, step)
-                writer.add_scalar("train/loss", float(loss.detach()), step)
+                writer.add_scalar("train/loss", loss_value, step)
                 writer.add_scalar("train/lr", lr_now, step)
-                print(f"step {step} loss {float(loss.detach()):.4f} head {parts['head']:.4f} expr {parts['expression']:.4f} "
+                print(f"step {step} loss {loss_value:.4f} head {parts['head']:.4f} expr {parts['expression']:.4f} "
                       f"total {parts['total']:.4f} elapsed {elapsed0 + time.time() - start:.0f}s", flush=True)
             if step % t.ckpt_every == 0:
                 save_ckpt()
