@@ -146,6 +146,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         if all(c in raw.columns for c in CLIP_LIST_COLUMNS[0]):      # frames and onsets: a clip list, not maps
             hint = (" This is a clip list (frames, onset): compute its maps first with `icegan features --config "
                     "CONFIG --clips " + str(csv) + "`, then give the feature table it writes.")
+        elif {"sub", "filename_o"} <= set(raw.columns):     # the MEGC2019 release's own list of its maps
+            hint = (f" This is the MEGC2019 release's list of the composite (sub, filename_o): icegan loso and icegan "
+                    f"fit read it with data.source=megc2019_htnet data.root={csv.parent}; a feature table lists "
+                    f"its maps, e.g. path flow_uvos_28/<sub>_<filename_o> .png (the release's space before .png).")
         label = "label (optional here), " if not labelled else "label, "
         raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a feature table needs "
                          f"dataset, subject, clip, {label}path; dataset may be left out when every subject is "
