@@ -16,3 +16,21 @@ def test_the_megc2019_release_list_given_as_a_feature_table_says_how_to_read_it(
     assert msg.startswith(f"{csv}: missing column(s) ['subject', 'clip', 'path']")
     assert f"data.source=megc2019_htnet data.root={csv.parent}" in msg
     assert "flow_uvos_28/<sub>_<filename_o> .png" in msg and "clip list" not in msg
+
+
+def test_data_composite_counts_the_one_dataset_whose_sheet_a_user_has(shared_data, tmp_path, capsys):
+    """A copy of CASME II alone: its composite counts, and a line saying SAMM was not counted (before, the missing
+    SAMM sheet stopped the command); a folder without either sheet names both files and --annotations-dir."""
+    from icegan.cli import main
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "CASME2-coding-20140508.xlsx").symlink_to(
+        shared_data / "annotations" / "CASME2-coding-20140508.xlsx")
+    assert main(["data", "composite", "--annotations-dir", str(tmp_path / "ann")]) == 0
+    out = capsys.readouterr().out
+    assert "casme2     145       88       32       25       24" in out
+    assert f"samm: not counted: its sheet SAMM_Micro_FACS_Codes_v2.xlsx is not in {tmp_path / 'ann'}" in out
+    (tmp_path / "empty").mkdir()
+    assert main(["data", "composite", "--annotations-dir", str(tmp_path / "empty")]) != 0
+    err = capsys.readouterr().err
+    assert f"no coding sheet in {tmp_path / 'empty'}: expected CASME2-coding-20140508.xlsx (CASME II) and/or " \
+           f"SAMM_Micro_FACS_Codes_v2.xlsx (SAMM)" in err and "--annotations-dir" in err and "Traceback" not in err

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                            description="Apply the MEGC2019 3-class composite rules to the CASME II and "
                                        "SAMM annotation sheets and print/write the counts.")
     comp.add_argument("--annotations-dir", required=True, type=Path,
-                      help="folder holding CASME2-coding-20140508.xlsx and SAMM_Micro_FACS_Codes_v2.xlsx")
+                      help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (a dataset without its sheet is not counted)")
     comp.add_argument("--json", type=Path, default=None, help="write the counts to this JSON file")
     comp.set_defaults(func=_composite)
 
@@ -63,6 +63,10 @@ def _composite(args: argparse.Namespace) -> int:
         print(f"{ds:8s} {c['clips']:5d} {c['negative']:8d} {c['positive']:8d} {c['surprise']:8d} {c['subjects']:8d}")
         for e in c["excluded"]:
             print(f"  excluded {ds}/{e['clip']}: {e['reason']}")
+    from icegan.data.sheets import CASME2_SHEET, SAMM_SHEET
+    for ds, sheet in (("casme2", CASME2_SHEET), ("samm", SAMM_SHEET)):
+        if ds not in out:
+            print(f"{ds}: not counted: its sheet {sheet} is not in {args.annotations_dir}")
     if "smic" not in out:
         print("smic: not from a sheet: the composite's SMIC-HS clips (164 in MEGC2019) take their class from the folder "
               "names of your copy; count them with icegan data check --dataset smic --root DIR")

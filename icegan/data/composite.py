@@ -160,9 +160,17 @@ def composite_from_sheets(annotations_dir: str | Path) -> dict:
         ``{"casme2": {...}, "samm": {...}}`` as :func:`composite_summary`. On the official sheets:
         casme2 145 clips (88/32/25, 24 subjects), samm 133 (92/26/15, 28 subjects).
 
+        A dataset whose sheet is not in the folder is left out (a copy of one dataset only).
+
     Raises:
-        SheetError: a sheet is missing or unreadable (the message names it).
+        SheetError: neither sheet is in the folder (the message names both and the folder), or one is unreadable.
     """
+    from .sheets import SheetError
     d = Path(annotations_dir)
-    return {"casme2": composite_summary(read_casme2_sheet(d / CASME2_SHEET)),
-            "samm": composite_summary(read_samm_sheet(d / SAMM_SHEET))}
+    out = {name: composite_summary(read(d / sheet))
+           for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet), ("samm", SAMM_SHEET, read_samm_sheet))
+           if (d / sheet).is_file()}
+    if not out:
+        raise SheetError(f"no coding sheet in {d}: expected {CASME2_SHEET} (CASME II) and/or {SAMM_SHEET} (SAMM), as "
+                         f"their owners distribute them; give the folder that holds them with --annotations-dir")
+    return out
