@@ -20,7 +20,8 @@ def register(subparsers) -> None:
                            description="Apply the MEGC2019 3-class composite rules to the CASME II and "
                                        "SAMM annotation sheets and print/write the counts.")
     comp.add_argument("--annotations-dir", required=True, type=Path,
-                      help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (a dataset without its sheet is not counted)")
+                      help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (a "
+                           "dataset without its sheet is not counted)")
     comp.add_argument("--json", type=Path, default=None, help="write the counts to this JSON file")
     comp.set_defaults(func=_composite)
 
