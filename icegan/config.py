@@ -443,6 +443,24 @@ def _is_open_mapping(cls: type, parts: list[str]) -> bool:
     return get_origin(tp) is dict
 
 
+def _missing_config_hint(p: Path) -> str:
+    """What a config path that is not there may have meant: the shipped config of that name when the path is
+    relative to another folder than the repository's, or the nearest names in its folder (a typo)."""
+    import difflib
+
+    from icegan.paths import REPO_ROOT
+    shipped = REPO_ROOT / p
+    if not p.is_absolute() and shipped.is_file():
+        return f" (relative to {Path.cwd()}); the shipped config of that name is {shipped}: give that path"
+    folder = p.parent if p.parent.is_dir() else (REPO_ROOT / p.parent if not p.is_absolute() else None)
+    if folder is None or not folder.is_dir():
+        return ""
+    stems = {f.stem: f for f in sorted(folder.glob("*.y*ml"))}
+    close = difflib.get_close_matches(p.stem, list(stems), n=2, cutoff=0.8)
+    shown = [str(p.parent / stems[c].name) if folder == p.parent else str(stems[c]) for c in close]
+    return f"; did you mean {' or '.join(shown)}?" if close else ""
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
     """Load ``cls`` from YAML file ``path`` (defaults when None), then apply ``overrides``.
 
@@ -457,7 +475,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
+            raise FileNotFoundError(f"config file not found: {p}{_missing_config_hint(p)}")
         source = str(p)
         try:
             data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)

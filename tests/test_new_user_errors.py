@@ -34,3 +34,31 @@ def test_data_composite_counts_the_one_dataset_whose_sheet_a_user_has(shared_dat
     err = capsys.readouterr().err
     assert f"no coding sheet in {tmp_path / 'empty'}: expected CASME2-coding-20140508.xlsx (CASME II) and/or " \
            f"SAMM_Micro_FACS_Codes_v2.xlsx (SAMM)" in err and "--annotations-dir" in err and "Traceback" not in err
+
+
+def test_a_config_path_that_is_not_there_names_what_was_meant(tmp_path, monkeypatch):
+    """Run from another folder, `--config configs/X.yaml` names the shipped config of that name; a misspelt name
+    names the nearest config in its folder; a name like none says nothing more."""
+    from dataclasses import dataclass
+
+    from icegan.config import load_config
+    from icegan.paths import REPO_ROOT
+
+    @dataclass
+    class C:
+        name: str = "x"
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        load_config(C, "configs/features_ststnet.yaml")
+    assert str(err.value) == (f"config file not found: configs/features_ststnet.yaml (relative to {tmp_path}); the "
+                              f"shipped config of that name is {REPO_ROOT / 'configs' / 'features_ststnet.yaml'}: "
+                              f"give that path")
+    with pytest.raises(FileNotFoundError) as err:
+        load_config(C, REPO_ROOT / "configs" / "casme.yaml")
+    assert str(err.value) == (f"config file not found: {REPO_ROOT / 'configs' / 'casme.yaml'}; did you mean "
+                              f"{REPO_ROOT / 'configs' / 'casme2.yaml'}?")
+    (tmp_path / "mine.yaml").write_text("name: y\n")
+    with pytest.raises(FileNotFoundError) as err:
+        load_config(C, tmp_path / "other_settings.yaml")
+    assert str(err.value) == f"config file not found: {tmp_path / 'other_settings.yaml'}"
