@@ -62,3 +62,17 @@ def test_a_config_path_that_is_not_there_names_what_was_meant(tmp_path, monkeypa
     with pytest.raises(FileNotFoundError) as err:
         load_config(C, tmp_path / "other_settings.yaml")
     assert str(err.value) == f"config file not found: {tmp_path / 'other_settings.yaml'}"
+
+
+def test_a_clip_list_row_naming_a_video_file_says_to_extract_its_frames(tmp_path, capsys):
+    """`frames` naming a video (a file) is not reported as 'not found' (it is there): the check says it is a file
+    and that the clip's frames belong in a folder."""
+    from icegan.cli import main
+    (tmp_path / "take1.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset,apex,label\np01,take1,take1.mp4,1,10,positive\n")
+    assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--no-read-images"]) == 0
+    out = capsys.readouterr().out
+    assert (f"[skip] clips/p01/take1: {tmp_path / 'take1.mp4'} is a file, not a folder of frames: give the folder "
+            f"that holds the clip's frames, one image per frame, numbered (a video: extract its frames first)") in out
+    assert "not found" not in out

@@ -93,6 +93,10 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     k = rec.key
     out: list[Problem] = []
     if rec.clip_dir is not None and not rec.clip_dir.is_dir():
+        if rec.clip_dir.exists():            # a video file, say, where a folder of its frames belongs
+            return [Problem(k, f"{rec.clip_dir} is a file, not a folder of frames: give the folder that holds the "
+                               f"clip's frames, one image per frame, numbered (a video: extract its frames first)",
+                            SKIP)]
         if subject_missing(rec):
             where = f"subject folder {rec.subject_dir}"
         else:
