@@ -76,3 +76,22 @@ def test_a_clip_list_row_naming_a_video_file_says_to_extract_its_frames(tmp_path
     assert (f"[skip] clips/p01/take1: {tmp_path / 'take1.mp4'} is a file, not a folder of frames: give the folder "
             f"that holds the clip's frames, one image per frame, numbered (a video: extract its frames first)") in out
     assert "not found" not in out
+
+
+def test_an_emotion_written_as_a_label_names_its_composite_class():
+    """A label cell holding a coding-sheet emotion (happiness, Sadness) is refused with the MEGC2019 class it maps to;
+    others is said to be left out of the composite; another word gets no guess."""
+    from icegan.data.feature_table import parse_class_label
+    with pytest.raises(ValueError) as err:
+        parse_class_label("happiness", "t.csv, line 2 (clip 'c')")
+    assert str(err.value) == ("t.csv, line 2 (clip 'c'): label 'happiness' is neither a class id 0..2 nor one of "
+                              "['negative', 'positive', 'surprise']; 'happiness' is an emotion: its MEGC2019 composite "
+                              "class is 'positive'")
+    with pytest.raises(ValueError, match=r"'Sadness' is an emotion: its MEGC2019 composite class is 'negative'$"):
+        parse_class_label("Sadness", "t.csv, line 3", allow_empty=True)
+    with pytest.raises(ValueError, match=r"'others' is no class of the MEGC2019 composite, which leaves such clips "
+                                         r"out$"):
+        parse_class_label("others", "t.csv, line 4")
+    with pytest.raises(ValueError, match=r"nor one of \['negative', 'positive', 'surprise'\]$"):
+        parse_class_label("happy", "t.csv, line 5")
+    assert parse_class_label("Positive", "t.csv, line 6") == 1

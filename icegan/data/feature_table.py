@@ -107,8 +107,15 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False) -> Optio
     if label in ("0", "1", "2"):
         return int(label)
     names = sorted(CLASS_NAMES, key=CLASS_NAMES.get)
+    from .composite import CASME2_TO_CLASS3, SAMM_TO_CLASS3
+    emotion = {**CASME2_TO_CLASS3, **SAMM_TO_CLASS3}.get(label.lower())
+    hint = ""
+    if emotion is not None:             # an emotion of the coding sheets, not yet mapped to its class
+        hint = f"; {label!r} is an emotion: its MEGC2019 composite class is {emotion!r}"
+    elif label.lower() in ("other", "others"):
+        hint = f"; {label!r} is no class of the MEGC2019 composite, which leaves such clips out"
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
-                     f"of {names}")
+                     f"of {names}{hint}")
 
 
 def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None,
