@@ -79,6 +79,11 @@ def test_per_class_markdown_hand_computed_for_the_pooled_predictions_and_each_da
         "| SAMM | positive | 0 | 0 | — | — | — |",
         "| SAMM | surprise | 2 | 1 | 0.5000 | 1.0000 | 0.6667 |",
     ]
+    # the datasets in the order of every table (the composite's SMIC, CASME II, SAMM, then others), not sorted
+    pred = pd.DataFrame({"dataset": ["samm", "other", "casme2", "smic"], "y_true": [0, 1, 2, 0],
+                         "y_pred": [0, 1, 2, 0]})
+    rows = [r for r in per_class_markdown(pred).splitlines() if r.startswith("| ") and "Scope" not in r]
+    assert [r.split("|")[1].strip() for r in rows[::3]] == ["Full", "SMIC", "CASME II", "SAMM", "other"]
 
 
 # ------------------------------------------------------------------------------- EXIF quarter turns, data check
@@ -234,3 +239,50 @@ def test_selfsup_stops_on_an_infinite_loss_naming_the_stage_and_step(tmp_path, m
     monkeypatch.setattr(ss, "teacher_step_loss", infinite)
     with pytest.raises(FloatingPointError, match="teacher stage: non-finite loss at step 0"):
         selfsup_tests._loop_run(tmp_path, monkeypatch)
+
+
+# --------------------------------------------------------------------------------------- flow training, resume
+
+def _flow_run_config(trainer, tmp_path, shared_data):
+    """A tiny run of ``trainer`` (flow, selfsup, decflow) named r under tmp_path, with train.resume=false."""
+    from _flow_sizes import TINY_SRFLOWNET
+
+    from flownet.models.srflownet import SRFlowNetConfig
+    from flownet.train import FlowDataConfig, FlowTrainConfig, FlowTrainSection
+    data = FlowDataConfig(root=str(shared_data), size=32, n_train=4, n_test=1, frames_per_clip=1)
+    if trainer == "flow":
+        t = FlowTrainSection(regularizer="tvr", batch_size=2, crop=0, steps=1, eval_every=1, threads=1, seed=1,
+                             resume=False)
+        return FlowTrainConfig(name="r", out_dir=str(tmp_path), model=SRFlowNetConfig(**TINY_SRFLOWNET), data=data,
+                               train=t)
+    if trainer == "decflow":
+        from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection
+        return DecFlowTrainConfig(name="r", out_dir=str(tmp_path), data=data, model=DecFlowConfig(**TINY_SRFLOWNET),
+                                  train=DecFlowTrainSection(init_weights=None, batch_size=2, crop=0, steps=1, iters=1,
+                                                                    resume=False))
+    from flownet.selfsup import SelfSupConfig
+    from icegan.config import load_config
+    from icegan.paths import REPO_ROOT
+    return load_config(SelfSupConfig, str(REPO_ROOT / "configs" / "flow_selfsup.yaml"),
+                       [f"out_dir={tmp_path}", "name=r", f"data.root={shared_data}", "train.resume=false"])
+
+
+@pytest.mark.parametrize("trainer", ["flow", "selfsup", "decflow"])
+def test_flow_training_with_resume_false_does_not_read_an_old_last_pt(tmp_path, shared_data, monkeypatch, trainer):
+    """train.resume=false is what the damaged-checkpoint message advises: the run starts afresh without reading
+    the old last.pt (here past the pre-start checks, to the run folder)."""
+    import flownet.train as ftrain
+    from flownet.models.decflow import train_decflow
+    from flownet.selfsup import train_selfsup
+
+    class Started(Exception):
+        pass
+
+    def start_run(cfg):
+        raise Started
+    monkeypatch.setattr(ftrain, "start_run", start_run)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "last.pt").write_bytes(b"cut short")
+    train = {"flow": ftrain.train, "selfsup": train_selfsup, "decflow": train_decflow}[trainer]
+    with pytest.raises(Started):
+        train(_flow_run_config(trainer, tmp_path, shared_data), progress=False)
