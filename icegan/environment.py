@@ -77,8 +77,9 @@ def other_load() -> Optional[float]:
 
     The load average is an exponentially weighted mean of the runnable threads with a 60 s time constant, so a
     process that ran at ``r`` busy cores for ``t`` seconds adds about ``r (1 - exp(-t / 60))`` to it; ``r`` is
-    this process's CPU time over its lifetime. An estimate, good to a fraction of a CPU: enough to tell a quiet
-    machine from one shared with another training job.
+    this process's CPU time over its lifetime. The load average covers the whole machine: a process allowed on
+    only some of its CPUs (:func:`usable_cpus`) gets that share of the others' load. An estimate, good to a fraction
+    of a CPU: enough to tell a quiet machine from one shared with another training job.
     """
     try:
         load1 = os.getloadavg()[0]
@@ -88,38 +89,52 @@ def other_load() -> Optional[float]:
     if own is not None:
         cpu, wall = own
         load1 -= cpu / wall * (1.0 - math.exp(-wall / 60.0))
-    return max(0.0, load1)
+    # the load average counts every CPU of the machine: on a process pinned to some of them (a container's cpuset,
+    # taskset) the others' load is taken as spread evenly over all
+    share = usable_cpus() / max(os.cpu_count() or 1, usable_cpus())
+    return max(0.0, load1 * share)
 
 
-def cpu_contention(threads: int, others: Optional[float] = None, cpus: Optional[int] = None) -> Optional[str]:
+def cpu_contention(threads: int, others: Optional[float] = None, cpus: Optional[int] = None,
+                   workers: int = 1) -> Optional[str]:
     """A warning when the CPU math of a run about to start would compete with other processes for the cores, else
     None.
 
-    With ``threads`` busy threads (this process's torch threads, times its fold workers) beside ``others`` busy
-    CPUs (:func:`other_load`) on ``cpus`` usable CPUs (:func:`usable_cpus`), the run is warned about when
-    ``others`` >= 0.75 and ``others + threads`` > ``cpus`` + 0.5. Then OpenMP's threads wait for each other
-    at every parallel region: wall times and any speed numbers measured in that run are not those of the machine
-    (docs/benchmarks.md: at a load average of 4-5 on a 2-core CPU, a 2-thread recognizer training step took
-    1.1-3.3 s of wall time against 0.45-0.55 s of CPU time on one thread). Results do not change: only time.
+    With ``workers`` processes of ``threads`` busy threads each beside ``others`` busy CPUs (:func:`other_load`) on
+    ``cpus`` usable CPUs (:func:`usable_cpus`), the run is warned about when ``others`` >= 0.75 and
+    ``others + workers * threads`` > ``cpus`` + 0.5. Then OpenMP's threads wait for each other at every parallel
+    region: wall times and any speed numbers measured in that run are not those of the machine (docs/benchmarks.md:
+    at a load average of 4-5 on a 2-core CPU, a 2-thread recognizer training step took 1.1-3.3 s of wall time
+    against 0.45-0.55 s of CPU time on one thread). Results do not change: only time. The note proposes a thread
+    count that fits beside the others' load where fewer threads help, else to run when the machine is quieter.
 
     Args:
-        threads: CPU threads the run will use (>= 1).
+        threads: CPU threads of each of the run's processes (>= 1).
         others: busy CPUs of other processes; None = measure now (:func:`other_load`; no warning where the
             OS gives no load average).
         cpus: usable CPUs; None = :func:`usable_cpus`.
+        workers: processes running folds at once (fold workers; 1 = this process).
     """
     if others is None:
         others = other_load()
         if others is None:
             return None
     cpus = usable_cpus() if cpus is None else cpus
-    if others < 0.75 or others + threads <= cpus + 0.5:
+    total = workers * threads
+    if others < 0.75 or others + total <= cpus + 0.5:
         return None
-    fit = max(1, int(cpus - others + 0.5))
+    fit = max(1, int(cpus - others + 0.5))         # CPUs left beside the others' load
+    if workers > 1:
+        adds = f"{workers} workers of {threads} threads each"
+        advice = (f"to share the machine, use fewer workers or threads (workers x threads <= {fit})" if fit < total
+                  else "run it when the machine is quieter")
+    else:
+        adds = f"{threads} threads"
+        advice = (f"to share the machine, use fewer threads (threads={fit})" if fit < threads
+                  else "run it when the machine is quieter")
     return (f"note: the CPU is busy: other processes keep about {others:.1f} of its {cpus} usable CPUs busy (1-minute "
-            f"load average) and this run adds {threads} threads, so its threads will wait for each other and its wall "
-            f"times will be longer than on a quiet machine (results do not change). For timings, run alone; to share "
-            f"the machine, use fewer threads (threads={fit}).")
+            f"load average) and this run adds {adds}, so its threads will wait for each other and its wall times "
+            f"will be longer than on a quiet machine (results do not change). For timings, run alone; {advice}.")
 
 
 #: file name of the per-run environment log (JSON lines, one object per start of the run)

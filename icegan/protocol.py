@@ -1033,10 +1033,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     from icegan.environment import append_environment
     append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
                        world_size=distributed.world_size())
-    threads = _cpu_threads(fold_map, group_map)
-    if progress and threads and len(finished) < len(folds):
+    pool = _cpu_workers(fold_map, group_map)
+    if progress and pool and len(finished) < len(folds):
         from icegan.environment import cpu_contention
-        if (busy := cpu_contention(threads)) is not None:
+        if (busy := cpu_contention(pool[1], workers=pool[0])) is not None:
             print(busy, file=sys.stderr)
     distributed.broadcast_object(sorted(finished))       # the other processes skip the same folds
 
@@ -1119,11 +1119,12 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     return metrics
 
 
-def _cpu_threads(fold_map, group_map) -> Optional[int]:
-    """The CPU threads a LOSO run keeps busy on this machine: torch's threads, or a local worker pool's workers
-    times their threads (:class:`icegan.executors.ProcessGroupMap`, a local :class:`icegan.executors.RayExecutor`,
-    also behind a map whose ``executor`` attribute names it); None when the folds run on a Ray cluster elsewhere
-    (``address`` set)."""
+def _cpu_workers(fold_map, group_map) -> Optional[tuple[int, int]]:
+    """``(workers, threads)``: the processes a LOSO run keeps busy on this machine at once and the CPU threads of
+    each: ``(1, torch's threads)`` in this process, or a local worker pool's (:class:`icegan.executors.ProcessGroupMap`;
+    a local :class:`icegan.executors.RayExecutor`, whose tasks run ``threads`` or else ``num_cpus`` threads and, with
+    ``workers=0``, as many at once as ``num_cpus`` fits into the usable CPUs; also behind a map whose ``executor``
+    attribute names it). None when the folds run on a Ray cluster elsewhere (``address`` set)."""
     import torch
     for m in (group_map, fold_map):
         m = getattr(m, "executor", m)           # a wrapper of an executor (the main job's timed map) names it
@@ -1133,8 +1134,12 @@ def _cpu_threads(fold_map, group_map) -> Optional[int]:
         if getattr(m, "address", None):
             return None
         from icegan.environment import usable_cpus
-        return (workers if workers > 0 else usable_cpus()) * (getattr(m, "threads", 0) or torch.get_num_threads())
-    return torch.get_num_threads()
+        per_task = getattr(m, "threads", 0) or (max(1, int(m.num_cpus)) if hasattr(m, "num_cpus")
+                                                else torch.get_num_threads())
+        if workers <= 0:
+            workers = max(1, usable_cpus() // max(1, int(getattr(m, "num_cpus", 1) or 1)))
+        return workers, per_task
+    return 1, torch.get_num_threads()
 
 
 def _follow_main(folds: list[Fold], fold_fn, folds_fn, folds_per_call: int, fold_map, out: Path) -> dict:

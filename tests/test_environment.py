@@ -189,13 +189,20 @@ def test_record_has_usable_cpus_and_load_average():
 def test_cpu_contention_warns_only_when_others_and_this_run_exceed_the_cores():
     from icegan.environment import cpu_contention
     busy = cpu_contention(2, others=2.0, cpus=2)            # another 2-thread job on a 2-core CPU
-    assert busy is not None and "about 2.0 of its 2 usable CPUs" in busy and "adds 2 threads" in busy
-    assert "threads=1" in busy and "results do not change" in busy
-    assert "threads=4" in cpu_contention(8, others=4.2, cpus=8)   # room left for 4 of 8
+    assert busy is not None and "about 2.0 of its 2 usable CPUs" in busy and "adds 2 threads," in busy
+    assert "use fewer threads (threads=1)" in busy and "results do not change" in busy
+    assert "(threads=4)" in cpu_contention(8, others=4.2, cpus=8)   # room left for 4 of 8
     assert cpu_contention(2, others=0.1, cpus=2) is None     # quiet machine
     assert cpu_contention(1, others=1.0, cpus=2) is None     # one job per core: no contention
     assert cpu_contention(2, others=0.6, cpus=1) is None     # less than one CPU of other work: no note
     assert cpu_contention(2, others=0.75, cpus=2) is not None
+    # one thread already: nothing fewer to propose
+    one = cpu_contention(1, others=1.6, cpus=2)
+    assert "threads=" not in one and "run it when the machine is quieter" in one
+    # fold workers: the threads of all of them count, and the advice is about both numbers
+    pool = cpu_contention(2, others=2.0, cpus=8, workers=4)
+    assert "adds 4 workers of 2 threads each" in pool and "workers x threads <= 6" in pool
+    assert cpu_contention(2, others=2.0, cpus=8, workers=3) is None      # 2 + 6 <= 8.5
 
 
 def test_cpu_contention_measures_the_load_when_not_given(monkeypatch):
@@ -252,15 +259,34 @@ def test_a_loso_run_on_a_busy_cpu_says_so_and_a_quiet_one_does_not(tmp_path, mon
     assert "CPU is busy" not in capsys.readouterr().err
 
 
-def test_cpu_threads_of_a_run_count_local_workers_but_not_a_remote_cluster():
+def test_cpu_workers_of_a_run_count_local_workers_but_not_a_remote_cluster(monkeypatch):
     from types import SimpleNamespace
-    from icegan.protocol import _cpu_threads
-    assert _cpu_threads(None, None) == torch.get_num_threads()
-    assert _cpu_threads(None, SimpleNamespace(workers=3, threads=2)) == 6
-    assert _cpu_threads(SimpleNamespace(workers=2, threads=0, address=None), None) == 2 * torch.get_num_threads()
-    assert _cpu_threads(SimpleNamespace(workers=4, threads=1, address="ray://head:10001"), None) is None
+
+    import icegan.environment as env
+    from icegan.protocol import _cpu_workers
+    assert _cpu_workers(None, None) == (1, torch.get_num_threads())
+    assert _cpu_workers(None, SimpleNamespace(workers=3, threads=2)) == (3, 2)
+    assert _cpu_workers(SimpleNamespace(workers=2, threads=0, address=None), None) == (2, torch.get_num_threads())
+    assert _cpu_workers(SimpleNamespace(workers=4, threads=1, address="ray://head:10001"), None) is None
+    # a local Ray executor's tasks run num_cpus threads when threads is 0; with workers=0 as many at once as fit
+    monkeypatch.setattr(env, "usable_cpus", lambda: 8)
+    assert _cpu_workers(SimpleNamespace(workers=4, threads=0, num_cpus=2, address=None), None) == (4, 2)
+    assert _cpu_workers(SimpleNamespace(workers=4, threads=3, num_cpus=2, address=None), None) == (4, 3)
+    assert _cpu_workers(SimpleNamespace(workers=0, threads=0, num_cpus=2, address=None), None) == (4, 2)
 
     def wrapper(fold_fn, folds):            # the main job's timed map around its executor
         yield from ()
     wrapper.executor = SimpleNamespace(workers=4, threads=2, address=None)
-    assert _cpu_threads(wrapper, None) == 8
+    assert _cpu_workers(wrapper, None) == (4, 2)
+
+
+def test_other_load_of_a_process_pinned_to_some_cpus_is_its_share(monkeypatch):
+    """On a 16-CPU machine at load 8, a process allowed on 2 of the CPUs sees about 1 busy CPU of others."""
+    import icegan.environment as env
+    monkeypatch.setattr(env.os, "getloadavg", lambda: (8.0, 8.0, 8.0))
+    monkeypatch.setattr(env, "_own_cpu_rate", lambda: None)
+    monkeypatch.setattr(env.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(env, "usable_cpus", lambda: 2)
+    assert measured_other_load() == pytest.approx(1.0)
+    monkeypatch.setattr(env, "usable_cpus", lambda: 16)
+    assert measured_other_load() == pytest.approx(8.0)

@@ -41,12 +41,12 @@ def test_cpu_contention_threshold_is_half_a_cpu_above_the_usable_cpus():
     assert cpu_contention(1, others=1.6, cpus=2) is not None    # 2.6: past it
 
 
-def test_cpu_threads_of_a_local_pool_with_workers_0_use_every_usable_cpu(monkeypatch):
+def test_cpu_workers_of_a_local_pool_with_workers_0_use_every_usable_cpu(monkeypatch):
     import icegan.environment as env
-    from icegan.protocol import _cpu_threads
+    from icegan.protocol import _cpu_workers
     monkeypatch.setattr(env, "usable_cpus", lambda: 3)
-    # a local RayExecutor(workers=0): as many folds at once as the machine has CPUs, each with its threads
-    assert _cpu_threads(SimpleNamespace(workers=0, threads=2, address=None), None) == 6
+    # a local pool with workers=0 (no num_cpus per task): as many folds at once as the machine has CPUs
+    assert _cpu_workers(SimpleNamespace(workers=0, threads=2, address=None), None) == (3, 2)
 
 
 def test_a_loso_run_without_progress_prints_no_busy_cpu_note(tmp_path, monkeypatch, capsys):
@@ -129,11 +129,11 @@ def test_oriented_size_is_the_size_read_frame_reads_for_every_orientation(tmp_pa
 # ------------------------------------------------------------------------------------------------- main job
 
 def test_main_job_hands_run_loso_a_fold_map_naming_its_executor(tmp_path, monkeypatch):
-    """The busy-CPU note counts the executor's workers times their threads (protocol._cpu_threads), so the main
+    """The busy-CPU note counts the executor's workers times their threads (protocol._cpu_workers), so the main
     job's timed map around the executor must name it."""
     import icegan.protocol
     from icegan.pipeline import load_main_config, run_main
-    from icegan.protocol import _cpu_threads
+    from icegan.protocol import _cpu_workers
 
     class Seen(Exception):
         pass
@@ -147,7 +147,7 @@ def test_main_job_hands_run_loso_a_fold_map_naming_its_executor(tmp_path, monkey
     with pytest.raises(Seen) as seen:
         run_main(cfg, tmp_path / "run", progress=False, executor=executor)
     fold_map = seen.value.args[0]
-    assert fold_map.executor is executor and _cpu_threads(fold_map, None) == 6
+    assert fold_map.executor is executor and _cpu_workers(fold_map, None) == (3, 2)
 
 
 def test_data_check_frame_size_of_a_frame_only_opencv_reads_is_0_0(tmp_path, monkeypatch):
@@ -214,12 +214,12 @@ def test_teacher_step_logs_no_occluded_share_before_masking_starts_and_a_float_s
     assert all(type(on[k]) is float and 0.0 <= on[k] <= 1.0 for k in ("occ_f", "occ_b"))
 
 
-def test_cpu_threads_of_a_sequential_run_are_torch_s_threads(monkeypatch):
+def test_cpu_workers_of_a_sequential_run_are_torch_s_threads(monkeypatch):
     import torch
 
-    from icegan.protocol import _cpu_threads
+    from icegan.protocol import _cpu_workers
     monkeypatch.setattr(torch, "get_num_threads", lambda: 5)
-    assert _cpu_threads(None, None) == 5
+    assert _cpu_workers(None, None) == (1, 5)
 
 
 def test_environment_record_s_usable_cpus_is_the_affinity_mask(monkeypatch):
