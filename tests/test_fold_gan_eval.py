@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_gan_eval_scores_a_main_job_fold_checkpoint_on_its_held_out_subject(shared_data, tmp_path):
     from icegan.cli import main as cli
@@ -30,3 +32,26 @@ def test_gan_eval_scores_a_main_job_fold_checkpoint_on_its_held_out_subject(shar
     res = json.loads((tmp_path / "eval.json").read_text())
     assert res["eval_subjects"] == ["casme2/sub01"]
     assert res["class_counts"] == {"negative": 2, "positive": 1, "surprise": 0}    # sub01's composite clips
+
+
+def test_gan_eval_of_a_checkpoint_naming_no_held_out_subject_stops_before_any_recognizer(shared_data, tmp_path,
+                                                                                          monkeypatch):
+    """No data.holdout_subjects and no --subjects: refused at once, saying what such a checkpoint may be and what to
+    pass, before a recognizer is trained on every pair of the data (before, after it; 12 s on the 2-core CPU)."""
+    from icegan.gan import evaluate
+    from icegan.gan.trainer import build_models, save_checkpoint
+    from _gan_sizes import tiny_gan_config
+    cfg = tiny_gan_config(32)
+    cfg.data.root = str(shared_data / "casme2")
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, cfg, *build_models(cfg), 0, [])
+
+    def no_fit(*a, **k):
+        raise AssertionError("a recognizer was trained before the refusal")
+
+    monkeypatch.setattr(evaluate.FlowRecognizer, "fit", no_fit)
+    with pytest.raises(ValueError) as err:
+        evaluate.run_eval(path, cross_dataset=False)
+    assert str(err.value) == (f"{path} names no held-out subject (its data.holdout_subjects is empty: a GAN trained on "
+                              f"every subject of its data, or a main-job fold on data.source=synthetic): pass "
+                              f"--subjects with subjects it was not trained on, or --data a folder of onset face images")

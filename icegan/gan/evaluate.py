@@ -422,6 +422,10 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     is_casme = str(data) == "casme2" or (data_p / "manifest.csv").is_file()
     root = cfg.data.root if str(data) == "casme2" else (str(data_p) if is_casme else cfg.data.root)
     holdout = list(subjects) if subjects else list(cfg.data.holdout_subjects)
+    if is_casme and not holdout:        # before a recognizer is trained on every pair of the data
+        raise ValueError(f"{ckpt} names no held-out subject (its data.holdout_subjects is empty: a GAN trained on "
+                         f"every subject of its data, or a main-job fold on data.source=synthetic): pass --subjects "
+                         f"with subjects it was not trained on, or --data a folder of onset face images")
 
     def labelled_pairs(k: int) -> PairSet:
         """The checkpoint's own labelled pairs (its prepared datasets when it was trained on data.source=prepared,
@@ -446,8 +450,6 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         except FileNotFoundError as exc:
             log.warning("no megc2019_htnet features (%s): cross-dataset controllability not computed", exc)
     if is_casme:
-        if not holdout:
-            raise ValueError(f"{ckpt} was trained on every subject: pass --subjects to evaluate (they would not be held out)")
         pairs = labelled_pairs(0).by_subjects(holdout)
         trained_on = set() if recognizer is None else set(train_pairs.subjects)
         overlap = trained_on & set(pairs.subjects)
