@@ -95,3 +95,24 @@ def test_an_emotion_written_as_a_label_names_its_composite_class():
     with pytest.raises(ValueError, match=r"nor one of \['negative', 'positive', 'surprise'\]$"):
         parse_class_label("happy", "t.csv, line 5")
     assert parse_class_label("Positive", "t.csv, line 6") == 1
+
+
+def test_a_clip_list_saved_by_a_spreadsheet_in_another_format_says_to_save_it_as_csv(shared_data, tmp_path):
+    """An Excel workbook given as the CSV, and a table saved with tabs or semicolons (as a spreadsheet in some
+    locales does), are each named with what to do, not a decoding error or a list of one odd column."""
+    from icegan.data.clip_list import ClipList
+    from icegan.data.feature_table import read_feature_table
+    book = tmp_path / "clips.xlsx"
+    book.write_bytes((shared_data / "annotations" / "CASME2-coding-20140508.xlsx").read_bytes())
+    with pytest.raises(ValueError) as err:
+        ClipList(book).records()
+    assert str(err.value) == (f"{book}: an Excel workbook, not a CSV table: save the sheet as CSV (comma-separated "
+                              f"values) and give that file")
+    for sep, name in (("\t", "tabs"), (";", "semicolons")):
+        csv = tmp_path / f"table_{name}.csv"
+        csv.write_text(sep.join(["dataset", "subject", "clip", "label", "path"]) + "\n"
+                       + sep.join(["mine", "s1", "c1", "positive", "m.npy"]) + "\n")
+        with pytest.raises(ValueError) as err:
+            read_feature_table(csv)
+        assert str(err.value).startswith(f"{csv}: its header has no comma but {name} ('dataset")
+        assert str(err.value).endswith("): save the table comma-separated (CSV)")

@@ -65,8 +65,14 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
 
     Raises:
         ValueError: the file is empty (0 bytes or only blank space) or not a readable CSV table (a row with more
-            fields than the header, bad encoding); the message names the file.
+            fields than the header, bad encoding, an Excel workbook, a header separated by tabs or semicolons, as
+            spreadsheets may save); the message names the file.
     """
+    with open(csv, "rb") as f:
+        head = f.read(4)
+    if head in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):       # .xlsx (a zip) or .xls
+        raise ValueError(f"{csv}: an Excel workbook, not a CSV table: save the sheet as CSV (comma-separated values) "
+                         f"and give that file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
@@ -78,6 +84,11 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, csv_module.Error) as exc:
         raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
     width = lengths[0] if lengths else 0
+    if width == 1:
+        sep = next((c for c in ("\t", ";") if c in str(raw.columns[0])), None)
+        if sep is not None:
+            raise ValueError(f"{csv}: its header has no comma but {'tabs' if sep == chr(9) else 'semicolons'} "
+                             f"({str(raw.columns[0])[:60]!r}): save the table comma-separated (CSV)")
     raw.attrs["width"] = width
     raw.attrs["fields"] = {i + 1: n for i, n in enumerate(lengths) if 0 < n < width}      # blank lines have 0
     raw.columns = [str(c).strip().lower() for c in raw.columns]
