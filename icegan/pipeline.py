@@ -448,6 +448,13 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
     no_class = pd.DataFrame({"key": m.loc[~keep, "key"].astype(str).to_numpy(),
                              "reason": "no MEGC2019 class: left out of the LOSO run"})
     m = m[keep]
+    spotted = m[m["apex_method"].astype(str) != "annotated"]
+    if len(spotted):        # no apex in the sheet or clip list: say which frame stands for it
+        shown = ", ".join(f"{r.key} at frame {int(r.apex)} (onset {int(r.onset)})"
+                          for r in spotted.head(5).itertuples())
+        log.info("apex spotted for %d clip(s) without one (method %s): %s%s; every clip's apex is in %s",
+                 len(spotted), spotted["apex_method"].iloc[0], shown, ", ..." if len(spotted) > 5 else "",
+                 prepared.cache_dir / "manifest.csv")
     idx = m["index"].to_numpy()
     samples = pd.DataFrame({"dataset": m["dataset"].to_numpy(), "subject": m["subject"].to_numpy(),
                             "clip": m["clip"].to_numpy(), "label": m["class3"].fillna(-1).astype(int).to_numpy()})

@@ -116,3 +116,24 @@ def test_a_clip_list_saved_by_a_spreadsheet_in_another_format_says_to_save_it_as
             read_feature_table(csv)
         assert str(err.value).startswith(f"{csv}: its header has no comma but {name} ('dataset")
         assert str(err.value).endswith("): save the table comma-separated (CSV)")
+
+
+def test_features_of_a_clip_list_say_which_frame_was_spotted_as_the_apex(shared_data, tmp_path, caplog):
+    """A clip listed without an apex: the frame spotted for it is said (with the onset and where every clip's apex
+    is recorded), not only kept in the cache's manifest."""
+    import logging
+
+    from icegan.cli import main
+    clips = tmp_path / "clips.csv"
+    frames = shared_data / "casme2"
+    clips.write_text("subject,clip,frames,onset,apex,offset,label\n"
+                     f"p1,a,{frames / 'sub01' / 'EP02_01f'},46,59,86,positive\n"
+                     f"p2,b,{frames / 'sub01' / 'EP19_05f'},396,,446,\n")
+    with caplog.at_level(logging.INFO, logger="icegan.pipeline"):
+        assert main(["features", "--config", "configs/casme2.yaml", "--clips", str(clips), "--clips-mode", "cropped",
+                     "--out", str(tmp_path / "maps"), "--no-progress", "flow.method=farneback", "data.img_size=32",
+                     f"data.prepare.cache_root={tmp_path / 'cache'}", "data.prepare.workers=1"]) == 0
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("apex spotted")]
+    assert len(said) == 1 and said[0].startswith("apex spotted for 1 clip(s) without one (method ")
+    assert ": clips/p2/b at frame 4" in said[0] and " (onset 396); every clip's apex is in " in said[0]
+    assert said[0].endswith("manifest.csv")
