@@ -125,11 +125,11 @@ def cpu_contention(threads: int, others: Optional[float] = None, cpus: Optional[
         return None
     fit = max(1, int(cpus - others + 0.5))         # CPUs left beside the others' load
     if workers > 1:
-        adds = f"{workers} workers of {threads} threads each"
+        adds = f"{workers} workers of {threads} thread{'s' if threads > 1 else ''} each"
         advice = (f"to share the machine, use fewer workers or threads (workers x threads <= {fit})" if fit < total
                   else "run it when the machine is quieter")
     else:
-        adds = f"{threads} threads"
+        adds = f"{threads} thread{'s' if threads > 1 else ''}"
         advice = (f"to share the machine, use fewer threads (threads={fit})" if fit < threads
                   else "run it when the machine is quieter")
     return (f"note: the CPU is busy: other processes keep about {others:.1f} of its {cpus} usable CPUs busy (1-minute "

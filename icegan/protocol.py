@@ -668,20 +668,29 @@ def recipe_line(config: Any) -> str:
     return ", ".join(parts)
 
 
+def max_folds_key(config: Any) -> str:
+    """The config key that cuts a run to its first folds: ``data.max_folds`` for a main-job config (whose data
+    section holds it), else ``max_folds`` (``icegan loso``)."""
+    cfg = _config_dict(config)
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    return "data.max_folds" if isinstance(data, dict) and "max_folds" in data else "max_folds"
+
+
 def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot_prefix: str, n_classes: int,
-                  md_extra: str = "", recipe: str = "", folds_total: int = 0) -> str:
+                  md_extra: str = "", recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds") -> str:
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
     (:func:`_markdown` titled ``label``, with ``recipe`` (:func:`recipe_line`) under the protocol line when given,
     the subject-bootstrap interval of UF1/UAR
     (:func:`icegan.significance.subject_interval`), then ``md_extra`` if given) and ``confusion.png`` (titled
     ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``; HDE: ``leave-one-dataset-out``, :func:`protocol_title`) and
     ``per_subject.png`` (:func:`per_subject_png`). ``folds_total`` > the run's folds: a ``max_folds`` run, said under
-    the title of metrics.md. Used by :func:`run_loso` and ``icegan ensemble``. Returns the metrics.md text."""
+    the title of metrics.md, naming the key ``folds_key`` that did it (:func:`max_folds_key`). Used by :func:`run_loso`
+    and ``icegan ensemble``. Returns the metrics.md text."""
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     per_subject = per_subject_table(pred)
     per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval
-    md = _markdown(metrics, label, recipe, folds_total)
+    md = _markdown(metrics, label, recipe, folds_total, folds_key)
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
     if ci:
         md = md.rstrip("\n") + "\n\n" + ci
@@ -734,7 +743,7 @@ def _fmt(v: Optional[float]) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
-def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0) -> str:
+def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds") -> str:
     oracle = metrics["oracle_epoch"]
     hde = metrics["protocol"] == "HDE"
     sel = ("ORACLE EPOCH: best epoch picked on each test subject (published practice; NOT an honest estimate)"
@@ -748,7 +757,7 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0)
                                      if recipe else ""), ""]
     if folds_total > metrics["n_folds"]:
         lines += [f"**Partial run:** only the first {metrics['n_folds']} of the {folds_total} folds were run "
-                  "(`max_folds`, for smoke tests): these numbers pool those folds' clips only and are not a "
+                  f"(`{folds_key}`, for smoke tests): these numbers pool those folds' clips only and are not a "
                   "leave-one-out result.", ""]
     lines += ["| Method | Selection | Full UF1 | Full UAR | "
              + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
@@ -1105,7 +1114,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     label = title + (" [ORACLE EPOCH]" if oracle_epoch else "") + partial_tag(header)
     recipe = recipe_line(config)
     md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
-                       recipe=recipe, folds_total=header.get("folds_total", 0))
+                       recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config))
     if writer is not None:
         for k in METRIC_KEYS:
             writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))

@@ -198,7 +198,7 @@ def test_cpu_contention_warns_only_when_others_and_this_run_exceed_the_cores():
     assert cpu_contention(2, others=0.75, cpus=2) is not None
     # one thread already: nothing fewer to propose
     one = cpu_contention(1, others=1.6, cpus=2)
-    assert "threads=" not in one and "run it when the machine is quieter" in one
+    assert "threads=" not in one and "run it when the machine is quieter" in one and "adds 1 thread," in one
     # fold workers: the threads of all of them count, and the advice is about both numbers
     pool = cpu_contention(2, others=2.0, cpus=8, workers=4)
     assert "adds 4 workers of 2 threads each" in pool and "workers x threads <= 6" in pool

@@ -592,3 +592,19 @@ def test_scores_that_cannot_be_scored_name_the_fold(toy, tmp_path):
     with pytest.raises(FloatingPointError, match=rf"^fold '{first.subject}': the model's scores are NaN or Inf: its "
                                                  r"training diverged \(lower the learning rate"):
         run_loso(toy.samples, one_inf, tmp_path / "inf", progress=False)
+
+
+def test_a_partial_main_job_run_names_data_max_folds_in_its_metrics_md(toy, tmp_path):
+    """The main job cuts its folds with data.max_folds (icegan loso with max_folds): metrics.md names the key the
+    run's config has."""
+    from icegan.pipeline import load_main_config
+    from icegan.protocol import max_folds_key
+    assert max_folds_key(load_main_config(None, [])) == "data.max_folds"
+    assert max_folds_key({"max_folds": 2, "data": {"source": "megc2019_htnet"}}) == "max_folds"
+    assert max_folds_key(None) == "max_folds"
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "m", config={"data": {"max_folds": 2}}, max_folds=2,
+             progress=False)
+    md = (tmp_path / "m" / "metrics.md").read_text()
+    assert "were run (`data.max_folds`, for smoke tests)" in md
+    run_loso(toy.samples, _centroid_fold_fn(toy), tmp_path / "l", config={"max_folds": 2}, max_folds=2, progress=False)
+    assert "were run (`max_folds`, for smoke tests)" in (tmp_path / "l" / "metrics.md").read_text()
