@@ -448,7 +448,7 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
     no_class = pd.DataFrame({"key": m.loc[~keep, "key"].astype(str).to_numpy(),
                              "reason": "no MEGC2019 class: left out of the LOSO run"})
     m = m[keep]
-    spotted = m[m["apex_method"].astype(str) != "annotated"]
+    spotted = m[m["apex_method"].astype(str) != "annotated"] if "apex_method" in m.columns else m.iloc[:0]
     if len(spotted):        # no apex in the sheet or clip list: say which frame stands for it
         shown = ", ".join(f"{r.key} at frame {int(r.apex)} (onset {int(r.onset)})"
                           for r in spotted.head(5).itertuples())
