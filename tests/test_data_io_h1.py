@@ -7,26 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-ORIENTATION = 0x0112
-
-
-def _banded(h=20, w=40, band=8):
-    """(h, w) grey picture, black with a white band of ``band`` columns at its left."""
-    a = np.zeros((h, w), np.uint8)
-    a[:, :band] = 255
-    return a
-
-
-def _save(path, a, orientation=None, fmt=None):
-    """Save array ``a`` with an EXIF Orientation tag (None: no EXIF)."""
-    im = Image.fromarray(a)
-    kw = {}
-    if orientation is not None:
-        ex = im.getexif()
-        ex[ORIENTATION] = orientation
-        kw["exif"] = ex
-    im.save(path, fmt, **kw)
-    return path
+from _exif import banded as _banded, save_tagged as _save
 
 
 def _key_before_exif_fix(paths):

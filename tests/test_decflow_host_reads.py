@@ -1,27 +1,16 @@
 """The DecFlow training loop reads one value set on the host per step (the part losses, the loss for its finiteness
 check and the valid-value count, in one copy), with the values and messages the separate reads gave."""
-import os
-import sys
 
 import pytest
 import torch
 from _flow_sizes import TINY_SRFLOWNET
+from test_flow_train_host_reads import StepReads
 from test_gpu_paths_h2 import HostReads
 
 import flownet.models.decflow as decflow
 from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection, decflow_loss, train_decflow
 from flownet.selfsup_losses import host_values
 from flownet.train import FlowDataConfig
-
-
-class StepReads(HostReads):
-    """:class:`HostReads` leaving out the synthetic pairs' generation (CPU tensors in the dataset, not the step)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in self.READS:
-            where = sys._getframe(1).f_code.co_filename
-            self.n += f"{os.sep}flownet{os.sep}" in where and f"{os.sep}flownet{os.sep}data{os.sep}" not in where
-        return func(*args, **(kwargs or {}))
 
 
 def _cfg(tmp_path, root, name, steps):

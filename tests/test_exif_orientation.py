@@ -11,26 +11,7 @@ from PIL import Image
 
 from flownet.frame_io import read_frame
 
-ORIENTATION = 0x0112
-
-
-def _banded(h=20, w=40, band=8):
-    """(h, w) grey picture, black with a white band of ``band`` columns at its left."""
-    a = np.zeros((h, w), np.uint8)
-    a[:, :band] = 255
-    return a
-
-
-def _save(path, a, orientation=None, fmt=None):
-    """Save grey array ``a`` with an EXIF Orientation tag (None: no EXIF)."""
-    im = Image.fromarray(a)
-    kw = {}
-    if orientation is not None:
-        ex = im.getexif()
-        ex[ORIENTATION] = orientation
-        kw["exif"] = ex
-    im.save(path, fmt, **kw)
-    return path
+from _exif import banded as _banded, save_tagged as _save
 
 
 def test_a_quarter_turn_tag_swaps_the_header_size_as_read_frame_turns_the_picture(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from _exif import save_tagged
 
 from flownet.data.kitti import KittiFlow
 from flownet.data.middlebury import MiddleburyFlow
@@ -18,14 +19,7 @@ EFFECTS = {2: "mirrors it left to right", 3: "turns it half a turn", 4: "mirrors
 
 def _save(path: Path, orientation=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    im = Image.fromarray(FRAME)
-    if orientation is None:
-        im.save(path)
-    else:
-        ex = im.getexif()
-        ex[0x0112] = orientation
-        im.save(path, exif=ex)
-    return path
+    return save_tagged(path, FRAME, orientation)
 
 
 def _middlebury(root: Path, tag10=None, tag11=None) -> Path:
