@@ -48,6 +48,7 @@ def limit_threads(n: int) -> None:
     torch.set_num_threads(n)
     threadpool_limits(n)
 
+
 def usable_cpus() -> int:
     """The CPUs this process may run on: its affinity mask (a container's or ``taskset``'s limit) where the OS
     reports one, else ``os.cpu_count()``; at least 1."""
