@@ -114,7 +114,9 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> 
     """Read finished runs (one entry) into per-subject confusion matrices.
 
     A run is a folder of ``icegan loso`` or train.py (``run.json`` + ``predictions.csv``) or of
-    ``icegan ensemble`` (``ensemble.json`` + ``predictions.csv``).
+    ``icegan ensemble`` (``ensemble.json`` + ``predictions.csv``). Runs cut to their first folds by ``max_folds`` give
+    the entry's label their tag (``label [PARTIAL: k of n folds]``, :func:`icegan.protocol.partial_tag`), which every
+    table, CSV and plot of the comparison shows.
 
     The runs of one entry must be seeds of one recipe (:func:`icegan.report.check_one_recipe`, as ``icegan table``
     requires): their statistic is the mean over them.
@@ -141,7 +143,9 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> 
     check_one_recipe(label, runs)
     subjects = sorted(keys["subject"].unique())
     cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
-    return RunSet(label, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop())
+    from icegan.protocol import read_partial_tag
+    partial = "".join(sorted({read_partial_tag(r) for r in runs} - {""}))   # max_folds smoke runs say so, as in table
+    return RunSet(label + partial, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop())
 
 
 def _statistic(cms: np.ndarray):

@@ -591,3 +591,22 @@ def test_markdown_cells_and_console_line_show_both_ends_of_each_interval():
     assert interval_line(ci) == ("  95 % subject-bootstrap interval (68 subjects): UF1 [0.4000, 0.5500]  "
                                  "UAR [0.5000, 0.6500]")
     assert interval_line(None) == ""
+
+
+def test_compare_marks_an_entry_of_partial_runs_in_its_table_csv_and_plot(tmp_path):
+    """Runs cut by max_folds (run.json's folds_total) are not LOSO results: their entry's label says so in the
+    markdown and CSV tables and on the plot, as icegan table does; --baseline still takes the entry's own label."""
+    truth = [0, 1, 2, 2]
+    part = _write_run(tmp_path / "part", _rows(6, truth, lambda s, j, y: y if s % 3 else 0))
+    header = json.loads((part / "run.json").read_text())
+    (part / "run.json").write_text(json.dumps({**header, "folds_total": 10}))
+    _write_run(tmp_path / "whole", _rows(6, truth, lambda s, j, y: 0 if j == 3 else y))
+    md, csv = tmp_path / "cmp.md", tmp_path / "cmp.csv"
+    assert main(["compare", f"cut={part}", f"whole={tmp_path}/whole", "--baseline", "whole", "--resamples", "300",
+                 "--out", str(md), "--plot", str(tmp_path / "cmp.png")]) == 0
+    assert "| cut [PARTIAL: 6 of 10 folds] | 1 | honest |" in md.read_text() and "| whole | 1 | honest |" in md.read_text()
+    assert main(["compare", f"cut={part}", f"whole={tmp_path}/whole", "--resamples", "300", "--format", "csv",
+                 "--out", str(csv)]) == 0
+    assert pd.read_csv(csv)["label"].tolist() == ["cut [PARTIAL: 6 of 10 folds]", "whole"]
+    from icegan.significance import load_run_set
+    assert load_run_set("w", [tmp_path / "whole"]).label == "w"
