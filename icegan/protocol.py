@@ -241,7 +241,9 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
         scope = np.ones(len(subj), dtype=bool)
     elif protocol == "SDE":
         if not dataset:
-            raise ValueError("protocol SDE needs a dataset (e.g. dataset=casme2)")
+            present = sorted({str(p) for p in prefix})
+            raise ValueError(f"protocol SDE needs a dataset: one of {present}, the datasets of these clips "
+                             f"(dataset=NAME in icegan loso, data.dataset=NAME in train.py)")
         scope = prefix == dataset
         if not scope.any():
             present = sorted({str(p) for p in prefix})

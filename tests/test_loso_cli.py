@@ -224,7 +224,8 @@ def test_null_run_says_so_in_its_outputs(shared_data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("overrides,msg", [
-    (["protocol=SDE"], "protocol SDE needs a dataset (e.g. dataset=casme2)"),
+    (["protocol=SDE"], "protocol SDE needs a dataset: one of ['casme2', 'samm', 'smic'], the datasets of these clips "
+                       "(dataset=NAME in icegan loso, data.dataset=NAME in train.py)"),
     (["protocol=SDE", "dataset=casme3"], "SDE dataset 'casme3' has no clips; datasets present: ['casme2', 'samm', 'smic'] (did you mean 'casme2'?)"),
     (["dataset=samm"], "protocol CDE runs over all datasets"),
 ])

@@ -38,6 +38,7 @@ def test_sde_folds_stay_inside_one_dataset():
 @pytest.mark.parametrize("subjects,protocol,dataset,msg", [
     (["sub01", "sub02"], "CDE", None, "prefixed"),
     (SUBJECTS, "SDE", None, "needs a dataset"),
+    (["mine/a", "mine/b"], "SDE", None, r"needs a dataset: one of \['mine'\], the datasets of these clips"),
     (SUBJECTS, "SDE", "mmew", "no clips"),
     (SUBJECTS, "CDE", "samm", "SDE only"),
     (SUBJECTS, "LOVO", None, "unknown protocol"),
