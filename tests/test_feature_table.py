@@ -187,7 +187,9 @@ def test_sizes_must_agree(tmp_path):
                                          r"first map, line 2 \(clip 'EP01', .*a\.npy\)") as exc:
         load_table_features(csv)
     assert "data.size" not in str(exc.value)
-    with pytest.raises(ValueError, match=r"line 2 \(clip 'EP01'\).*is 8×8, expected 28×28 \(data.size"):
+    with pytest.raises(ValueError, match=r"line 2 \(clip 'EP01'\).*is 8×8, expected 28×28 \(data.size; data.size=0 "
+                                         r"takes the size of the table's maps, when all have one, and "
+                                         r"model.input_size resizes them for the recognizer\)"):
         load_table_features(csv, size=28)
     rgba = np.full((8, 8, 4), 255, np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "opaque.png")      # an opaque alpha channel: read as RGB

@@ -320,7 +320,8 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     """
     table = read_feature_table(csv, datasets, labelled=labelled)
     maps = []
-    expected = "data.size"                  # what set the size a map must have, for the message
+    expected = ("data.size; data.size=0 takes the size of the table's maps, when all have one, and "
+                "model.input_size resizes them for the recognizer")   # what set the size a map must have
     for path, clip, line in zip(table["path"], table["clip"], table["line"]):
         where = f"{csv}, line {line} (clip '{clip}')"
         a = _read_map(path, where)
