@@ -267,3 +267,21 @@ def test_ensemble_options_reach_the_average(prob_runs, tmp_path, capsys):
     capsys.readouterr()
     assert main(["ensemble", str(runs[0]), "--out", str(tmp_path / "one")]) == 2
     assert "icegan ensemble: error:" in capsys.readouterr().err
+
+
+def test_every_command_s_help_says_what_it_does():
+    """`icegan X --help` opens with a description for every command, subcommands of flow and gan included (the flow
+    commands and gan train / eval showed their usage line alone)."""
+    import argparse
+
+    def leaves(p, path):
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield " ".join(path), p
+        for a in subs:
+            for name, sp in a.choices.items():
+                yield from leaves(sp, path + [name])
+    found = dict(leaves(build_parser(), []))
+    assert {"flow train", "flow eval", "flow run", "flow train-decflow", "gan train", "gan eval", "loso"} <= set(found)
+    bare = [name for name, p in found.items() if not (p.description or "").strip()]
+    assert bare == []

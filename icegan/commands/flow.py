@@ -36,7 +36,11 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="flow_command", metavar="ACTION")
 
     t = sub.add_parser("train", help="train a flow network (SRFlowNet, LiteFlowNet2, RAFT: train.backbone) on "
-                                     "synthetic facial or generic flow, or SRFlowNet self-supervised on real clips")
+                                     "synthetic facial or generic flow, or SRFlowNet self-supervised on real clips",
+                       description="Train a flow network (SRFlowNet, LiteFlowNet2 or RAFT: train.backbone) on "
+                                   "synthetic facial pairs with exact flow (and generic synthetic scenes: "
+                                   "data.generic_fraction), or, with --mode selfsup, SRFlowNet self-supervised on "
+                                   "unlabelled real onset/apex frames. Run again, it resumes from its last.pt.")
     t.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_srflownet_fdr.yaml")
     t.add_argument("--mode", default="supervised", choices=["supervised", "selfsup"],
                    help="supervised: synthetic faces with exact flow (default); selfsup: unlabelled real "
@@ -47,7 +51,11 @@ def register(subparsers) -> None:
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
-                                    "generic synthetic scenes")
+                                    "generic synthetic scenes",
+                       description="Evaluate a flow method (a learned network, your own with --model custom, or the "
+                                   "classical TV-L1 and Farneback) against ground-truth flow: Middlebury, KITTI, the "
+                                   "synthetic facial test set or generic synthetic scenes. Reports the end-point error "
+                                   "(EPE) and other flow metrics, per pair and averaged, and the speed.")
     e.add_argument("--model", default="srflownet", metavar="MODEL",
                    help="srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name> | tvl1 | farneback | "
                         "custom (your own network: --module); default srflownet")
@@ -94,7 +102,10 @@ def register(subparsers) -> None:
     e.add_argument("--json", default=None, help="write the results JSON here")
     e.set_defaults(func=_eval)
 
-    r = sub.add_parser("run", help="estimate the flow between two images")
+    r = sub.add_parser("run", help="estimate the flow between two images",
+                       description="Estimate the optical flow from img1 to img2 (e.g. onset to apex) with a learned "
+                                   "network or a classical method; writes it as a colour-coded PNG (--out) and, with "
+                                   "--flo, as a Middlebury .flo file.")
     r.add_argument("img1")
     r.add_argument("img2")
     r.add_argument("--out", required=True, help="colour-coded flow PNG")
@@ -125,7 +136,11 @@ def register(subparsers) -> None:
                         "network (--weights = DecFlow weights, default flownet/weights/decflow_facial.pt)")
     r.set_defaults(func=_run)
 
-    td = sub.add_parser("train-decflow", help="train DecFlow (SRFlowNet with head + expression decoders)")
+    td = sub.add_parser("train-decflow", help="train DecFlow (SRFlowNet with head + expression decoders)",
+                        description="Train DecFlow, SRFlowNet with a head-motion and an expression-motion decoder, on "
+                                    "synthetic facial pairs whose head and expression flows are both known (the "
+                                    "learned decomposition of flow.decompose=learned). Run again, it resumes from "
+                                    "its last.pt.")
     td.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_decflow.yaml")
     td.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_minutes=5")
     td.add_argument("--no-progress", action="store_true", help="no tqdm bar")

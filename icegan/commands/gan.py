@@ -23,7 +23,13 @@ def register(subparsers) -> None:
     gsub = gan.add_subparsers(dest="gan_command", metavar="{train,eval}")
 
     tr = gsub.add_parser("train", help="train ICE-GAN on onset/apex face pairs (the shared CASME II copy, or "
-                                             "data.source=prepared: your CASME II, SAMM, SMIC or clip list)")
+                                             "data.source=prepared: your CASME II, SAMM, SMIC or clip list)",
+                         description="Train ICE-GAN (identity-aware generator with graph reasoning, capsule "
+                                     "discriminator) to synthesise apex faces from onset faces, on the shared CASME II "
+                                     "copy or, with data.source=prepared, on your prepared CASME II, SAMM, SMIC or "
+                                     "clip list. --fold SUBJECT holds one subject out, as a LOSO fold does. The run "
+                                     "folder keeps checkpoints/last.pt (resumed when run again), sample grids and "
+                                     "TensorBoard logs.")
     tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig; default configs/gan_casme2.yaml)")
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
@@ -31,7 +37,11 @@ def register(subparsers) -> None:
     tr.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.epochs=2")
     tr.set_defaults(func=_train)
 
-    ev = gsub.add_parser("eval", help="identity preservation, controllability, ExpCaps MER, speed, grids")
+    ev = gsub.add_parser("eval", help="identity preservation, controllability, ExpCaps MER, speed, grids",
+                         description="Evaluate an ICE-GAN checkpoint on the subjects it did not train on (its held-out "
+                                     "subjects, or --subjects): identity preservation of the synthetic apex faces, "
+                                     "controllability (is the asked class recognised), the capsule discriminator's "
+                                     "ExpCaps recognition, synthesis speed, and sample grids.")
     ev.add_argument("--checkpoint", required=True, help="checkpoint written by icegan gan train")
     ev.add_argument("--data", default="casme2",
                     help="'casme2' (the checkpoint's held-out subjects of its own data: the shared CASME II copy, "
