@@ -72,13 +72,31 @@ def _own_cpu_rate() -> Optional[tuple[float, float]]:
     return t.user + t.system + t.children_user + t.children_system, max(uptime - started, 1e-3)
 
 
+def _runnable_others(reads: int = 3, gap_s: float = 0.02) -> Optional[int]:
+    """Threads of the machine runnable right now besides the one reading (``/proc/loadavg``'s running count less
+    one), the least of ``reads`` readings ``gap_s`` apart (a thread of this process finishing its spin-wait is not
+    counted as load); None where ``/proc/loadavg`` cannot say (not Linux)."""
+    import time
+    counts = []
+    try:
+        for k in range(reads):
+            if k:
+                time.sleep(gap_s)
+            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, min(counts))
+
+
 def other_load() -> Optional[float]:
     """Roughly how many CPUs other processes kept busy over the last minute: the 1-minute load average less this
     process's share of it; None where the OS gives no load average.
 
     The load average is an exponentially weighted mean of the runnable threads with a 60 s time constant, so a
     process that ran at ``r`` busy cores for ``t`` seconds adds about ``r (1 - exp(-t / 60))`` to it; ``r`` is
-    this process's CPU time over its lifetime. The load average covers the whole machine: a process allowed on
+    this process's CPU time over its lifetime. The average lags: where the OS says how many threads run right now
+    (:func:`_runnable_others`), the others' load is at most that (a command started just after another ended is not
+    told the CPU is busy). The load average covers the whole machine: a process allowed on
     only some of its CPUs (:func:`usable_cpus`) gets that share of the others' load. An estimate, good to a fraction
     of a CPU: enough to tell a quiet machine from one shared with another training job.
     """
@@ -90,6 +108,9 @@ def other_load() -> Optional[float]:
     if own is not None:
         cpu, wall = own
         load1 -= cpu / wall * (1.0 - math.exp(-wall / 60.0))
+    now = _runnable_others()
+    if now is not None:     # the average lags a minute: a job that has just ended still weighs in it, but runs no more
+        load1 = min(load1, now)
     # the load average counts every CPU of the machine: on a process pinned to some of them (a container's cpuset,
     # taskset) the others' load is taken as spread evenly over all
     share = usable_cpus() / max(os.cpu_count() or 1, usable_cpus())

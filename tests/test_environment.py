@@ -217,6 +217,7 @@ def test_other_load_takes_this_process_share_out_of_the_load_average(monkeypatch
     import math
     import icegan.environment as env
     monkeypatch.setattr(env.os, "getloadavg", lambda: (3.0, 2.0, 1.0))
+    monkeypatch.setattr(env, "_runnable_others", lambda: None)
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: (120.0, 60.0))     # 2 busy cores for the last minute
     assert measured_other_load() == pytest.approx(3.0 - 2.0 * (1 - math.exp(-1.0)))
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: (6000.0, 3000.0))   # a long run at 2 cores: share ~2
@@ -284,9 +285,41 @@ def test_other_load_of_a_process_pinned_to_some_cpus_is_its_share(monkeypatch):
     """On a 16-CPU machine at load 8, a process allowed on 2 of the CPUs sees about 1 busy CPU of others."""
     import icegan.environment as env
     monkeypatch.setattr(env.os, "getloadavg", lambda: (8.0, 8.0, 8.0))
+    monkeypatch.setattr(env, "_runnable_others", lambda: None)
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: None)
     monkeypatch.setattr(env.os, "cpu_count", lambda: 16)
     monkeypatch.setattr(env, "usable_cpus", lambda: 2)
     assert measured_other_load() == pytest.approx(1.0)
     monkeypatch.setattr(env, "usable_cpus", lambda: 16)
     assert measured_other_load() == pytest.approx(8.0)
+
+
+def test_other_load_is_at_most_what_runs_now(monkeypatch):
+    """The 1-minute average lags: a job that ended a moment ago still weighs in it (a loop of runs, one after the
+    other, would be told the CPU is busy). What runs right now caps it."""
+    import icegan.environment as env
+    monkeypatch.setattr(env.os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+    monkeypatch.setattr(env, "_own_cpu_rate", lambda: None)
+    monkeypatch.setattr(env, "_runnable_others", lambda: 0)        # the previous run has just ended
+    assert measured_other_load() == 0.0
+    monkeypatch.setattr(env, "_runnable_others", lambda: 5)        # a job that has just started: the average rules
+    assert measured_other_load() == 2.0
+    monkeypatch.setattr(env, "_runnable_others", lambda: 1)
+    assert measured_other_load() == 1.0
+
+
+def test_runnable_others_reads_the_running_count_of_proc_loadavg(tmp_path, monkeypatch):
+    import icegan.environment as env
+    from icegan.environment import _runnable_others
+    readings = iter(["2.10 1.90 1.80 4/301 999\n", "2.10 1.90 1.80 3/301 999\n", "2.10 1.90 1.80 5/301 999\n"])
+
+    class FakePath:
+        def __init__(self, *_):
+            pass
+
+        def read_text(self):
+            return next(readings)
+    monkeypatch.setattr(env, "Path", FakePath)
+    assert _runnable_others(gap_s=0.0) == 2          # the least of 3, 2, 4 others (this thread not counted)
+    monkeypatch.setattr(env, "Path", lambda *_: tmp_path / "absent")
+    assert _runnable_others(gap_s=0.0) is None

@@ -30,6 +30,7 @@ def test_own_cpu_rate_counts_the_finished_children_cpu_time(monkeypatch):
 def test_other_load_is_never_negative_when_this_process_share_exceeds_the_load_average(monkeypatch):
     import icegan.environment as env
     monkeypatch.setattr(env.os, "getloadavg", lambda: (3.0, 2.0, 1.0))
+    monkeypatch.setattr(env, "_runnable_others", lambda: None)
     monkeypatch.setattr(env, "_own_cpu_rate", lambda: (12000.0, 3000.0))  # 4 busy cores, the load average says 3
     assert measured_other_load() == 0.0
 
