@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "host_values"]
 
 
 def resolve_device(device: str | torch.device | None, key: str = "device") -> torch.device:
@@ -48,3 +48,13 @@ def resolve_device(device: str | torch.device | None, key: str = "device") -> to
     elif dev.type != "cpu":
         raise ValueError(f"{key}={device!r}: icegan runs on cpu, cuda or mps, not {dev.type}")
     return dev
+
+
+def host_values(values: dict) -> dict:
+    """``values`` with each tensor (one element each, all on one device) replaced by its value as a Python float, read
+    in one device-to-host copy (the floats ``float(t)`` gives); other values kept. Same key order."""
+    keys = [k for k, v in values.items() if torch.is_tensor(v)]
+    if not keys:
+        return dict(values)
+    read = torch.stack([values[k].detach().reshape(()).double() for k in keys]).cpu().tolist()
+    return {**values, **dict(zip(keys, read))}

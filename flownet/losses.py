@@ -58,7 +58,7 @@ def srflownet_loss(flows, gt, valid=None, img1=None, mask=None, regularizer: str
 
     ``logs_as_floats=False``: the logs as detached 0-dim tensors, nothing read on the host, plus
     ``"valid_values"`` (the batch's number of valid flow values) for the caller to read with them in one copy
-    (:func:`flownet.selfsup_losses.host_values`) and to refuse 0 with :data:`NO_VALID_PIXEL`.
+    (:func:`flownet.devices.host_values`) and to refuse 0 with :data:`NO_VALID_PIXEL`.
 
     Raises:
         ValueError: unknown regularizer (see :data:`flownet.regularizers.REGULARIZERS`); no valid pixel (only with

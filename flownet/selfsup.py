@@ -36,12 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .devices import host_values
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, save_torch_file
 from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
-from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, host_values, student_loss,
+from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
                              superpixel_hallucination, teacher_loss)
 
 __all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "SelfSupConfig",

@@ -40,9 +40,10 @@ import torch
 import torch.nn.functional as F
 
 from .data.synthetic_face import backward_warp
+from .devices import host_values
 
 __all__ = ["robust_penalty", "to_gray255", "census_transform", "census_distance", "census_border_mask",
-           "forward_backward_occlusion", "host_values", "masked_mean", "photometric_loss", "edge_aware_smoothness",
+           "forward_backward_occlusion", "masked_mean", "photometric_loss", "edge_aware_smoothness",
            "smoothness_loss", "teacher_loss", "hallucinated_occlusion", "occlusion_distillation_loss",
            "confidence_map", "distillation_loss", "student_loss", "slic_superpixels",
            "superpixel_hallucination"]
@@ -88,16 +89,6 @@ def robust_penalty(x: torch.Tensor, eps: float = 0.01, q: float = 0.4) -> torch.
     if eps <= 0 or q <= 0:
         raise ValueError(f"robust_penalty needs eps > 0 and q > 0, got eps={eps}, q={q}")
     return (x.abs() + eps) ** q
-
-
-def host_values(values: dict) -> dict:
-    """``values`` with each tensor (one element each, all on one device) replaced by its value as a Python float, read
-    in one device-to-host copy (the floats ``float(t)`` gives); other values kept. Same key order."""
-    keys = [k for k, v in values.items() if torch.is_tensor(v)]
-    if not keys:
-        return dict(values)
-    read = torch.stack([values[k].detach().reshape(()).double() for k in keys]).cpu().tolist()
-    return {**values, **dict(zip(keys, read))}
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .devices import resolve_device
+from .devices import host_values, resolve_device
 from .losses import NO_VALID_PIXEL, srflownet_loss
 from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
@@ -40,7 +40,6 @@ from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_lo
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, load_state_dict_file, save_torch_file
 from .schedule import apply_one_cycle, budget_fraction
-from .selfsup_losses import host_values
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from test_gpu_paths_h2 import HostReads
 
 import flownet.models.decflow as decflow
 from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection, decflow_loss, train_decflow
-from flownet.selfsup_losses import host_values
+from flownet.devices import host_values
 from flownet.train import FlowDataConfig
 
 

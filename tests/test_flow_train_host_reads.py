@@ -13,7 +13,7 @@ from test_gpu_paths_h2 import HostReads
 import flownet.train as ftrain
 from flownet.losses import srflownet_loss
 from flownet.models.srflownet import SRFlowNetConfig
-from flownet.selfsup_losses import host_values
+from flownet.devices import host_values
 from flownet.train import FlowDataConfig, FlowTrainConfig, FlowTrainSection
 
 

@@ -167,7 +167,7 @@ def test_data_check_frame_size_of_a_frame_only_opencv_reads_is_0_0(tmp_path, mon
 def test_host_values_reads_the_tensors_and_keeps_every_other_value_in_order():
     import torch
 
-    from flownet.selfsup_losses import host_values
+    from flownet.devices import host_values
     assert host_values({"occ_f": 0.0, "n": 3}) == {"occ_f": 0.0, "n": 3}       # nothing to read
     third = torch.tensor(1 / 3, dtype=torch.float64)
     out = host_values({"pho": torch.tensor([0.25]), "occ_f": 0.0, "smo": third, "name": "x"})

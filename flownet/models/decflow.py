@@ -459,9 +459,9 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from ..data.synthetic_face import SyntheticFaceFlow
+    from ..devices import host_values
     from ..losses import NO_VALID_PIXEL
     from ..registry import load_srflownet
-    from ..selfsup_losses import host_values
     from ..train import collate, start_run
 
     t = cfg.train

@@ -523,6 +523,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=max(1, tc.epochs))
     else:
         sched_g = sched_d = None
+    from flownet.devices import host_values
     from flownet.registry import native_bf16
     use_amp, amp_dtype, use_scaler = amp_policy(
         dev, tc.amp, tc.amp_dtype,
@@ -681,7 +682,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             if log is not None:
                 # the generator's finiteness check and the step's scalars in one device-to-host copy (the values are
                 # of this step's forward passes, which the updates do not change)
-                host = dict(zip(vals, torch.stack([v.double() for v in vals.values()]).cpu().tolist()))
+                host = host_values(vals)
             _check_finite(loss_g if host is None else host["loss/g_total"], "generator", epoch, step, ckpt,
                           amp_dtype if use_amp else None)
             scaler.scale(loss_g).backward()
@@ -701,9 +702,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             sched_d.step()
         else:
             log_lr = opt_g.param_groups[0]["lr"]
-        means = torch.stack([v.double() for v in sums.values()]).cpu().tolist()     # one device-to-host copy
+        means = host_values(sums)                   # one device-to-host copy
         rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(time.time() - t_start, 1),
-               **{key: v / steps for key, v in zip(sums, means)}}
+               **{key: v / steps for key, v in means.items()}}
         history.append(rec)
         _logger.log(log_level, "gan epoch %d/%d %s", epoch + 1, tc.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
