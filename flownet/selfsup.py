@@ -253,15 +253,13 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     from .data.real_pairs import RealFramePairs
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet, save_srflownet
-    from .train import collate, evaluate_model, evaluation_batches, start_run
+    from .train import check_intervals, collate, evaluate_model, evaluation_batches, start_run
 
     t, lc, d = cfg.train, cfg.loss, cfg.data
     for key, val in (("train.teacher_steps", t.teacher_steps), ("train.student_steps", t.student_steps)):
         if val < 0:
             raise ValueError(f"{key} must be >= 0, got {val}")
-    for key, least in (("log_every", 1), ("ckpt_every", 1), ("eval_every", 0)):
-        if getattr(t, key) < least:         # an interval of 0 divides by zero at the first step
-            raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
+    check_intervals(t)
     if t.teacher_steps == 0 and not t.init_weights:
         raise ValueError("train.teacher_steps=0 needs train.init_weights (the teacher to distil from)")
     if not 0.0 <= lc.occ_warmup_frac <= 1.0:

@@ -44,7 +44,7 @@ from .schedule import apply_one_cycle, budget_fraction
 log = logging.getLogger(__name__)
 
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
-           "init_weights_file", "load_init_weights",
+           "init_weights_file", "load_init_weights", "check_intervals",
            "evaluate_model", "weight_ema", "build_model", "training_loss", "warn_igvar_scale"]
 
 
@@ -360,6 +360,21 @@ def _to_dict(cfg) -> dict:
     return conv(asdict(cfg))
 
 
+def check_intervals(t, crop: bool = False) -> None:
+    """Refuse a training section's step intervals below their meaning, before any folder is made: ``log_every`` and
+    ``ckpt_every`` >= 1 (0 would divide by zero at the first step), ``eval_every`` >= 0 (0 = off; a negative one
+    would evaluate at every step) and, with ``crop``, ``crop`` >= 0 (a negative crop slices 0x0 pairs). Shared by
+    the supervised, self-supervised and DecFlow trainers (flownet does not depend on :func:`icegan.config.check_ranges`,
+    whose message this one matches).
+
+    Raises:
+        ValueError: ``train.<key> must be >= <least>, got <value>``, the first key out of range.
+    """
+    for key, least in ((("crop", 0),) if crop else ()) + (("log_every", 1), ("ckpt_every", 1), ("eval_every", 0)):
+        if getattr(t, key) < least:
+            raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
+
+
 def start_run(cfg) -> tuple[torch.device, Path]:
     """Common start of the flow training commands: torch threads and seed from ``cfg.train`` (``threads``,
     ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created, its resolved ``config.yaml``
@@ -435,9 +450,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         raise ValueError(f"data.n_generic_val must be >= 0, got {d.n_generic_val}")
     if t.workers < 0:
         raise ValueError(f"train.workers must be >= 0, got {t.workers}")
-    for key, least in (("crop", 0), ("log_every", 1), ("ckpt_every", 1), ("eval_every", 0)):
-        if getattr(t, key) < least:         # a negative crop slices 0x0 pairs; an interval of 0 divides by zero
-            raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
+    check_intervals(t, crop=True)
     if t.crop > d.size:                     # the pairs are data.size square (the crop check of each batch, early)
         raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
     resume = t.resume and ckpt_path.is_file()

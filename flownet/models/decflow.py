@@ -462,14 +462,12 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     from ..devices import host_values
     from ..losses import NO_VALID_PIXEL
     from ..registry import load_srflownet
-    from ..train import collate, start_run
+    from ..train import check_intervals, collate, start_run
 
     t = cfg.train
     if t.batch_size < 1 or t.iters < 1:
         raise ValueError(f"train.batch_size and train.iters must be >= 1, got {t.batch_size}, {t.iters}")
-    for key, least in (("crop", 0), ("log_every", 1), ("ckpt_every", 1), ("eval_every", 0)):
-        if getattr(t, key) < least:         # a negative crop slices 0x0 pairs; an interval of 0 divides by zero
-            raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
+    check_intervals(t, crop=True)
     d = cfg.data
     if t.crop > d.size:                     # the pairs are data.size square (random_crop's check, before any folder)
         raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
