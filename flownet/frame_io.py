@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max", "oriented_size", "quarter_turn_note"]
+__all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max", "oriented_size", "file_orientation",
+           "quarter_turn_note"]
 
 #: what each EXIF Orientation that swaps width and height does to the stored picture as it is read
 _QUARTER_TURNS = {5: "mirrors it across its main diagonal", 6: "turns it a quarter turn clockwise",
@@ -182,19 +183,25 @@ def _orientation(im, path: str | Path, data: bytes | None = None) -> int | None:
     return im.getexif().get(0x0112)
 
 
+def file_orientation(path: str | Path) -> int | None:
+    """The EXIF Orientation of image file ``path`` (1-8), None when it has none or Pillow cannot open it (a file
+    only OpenCV reads)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return _orientation(im, path)
+    except OSError:
+        return None
+
+
 def quarter_turn_note(paths, other: str) -> str:
     """``""``, or a sentence (starting ``"; "``) naming each of ``paths`` whose EXIF Orientation turns it a quarter
     turn as :func:`read_frame` reads it (width and height swapped), unlike ``other`` (what its size is compared
     with, e.g. ``"the ground-truth flow"``): the reason two sizes differ. Files Pillow cannot open are passed
     over."""
-    from PIL import Image
     notes = []
     for p in paths:
-        try:
-            with Image.open(p) as im:
-                o = _orientation(im, p)
-        except OSError:
-            continue
+        o = file_orientation(p)
         if o in _QUARTER_TURNS:
             notes.append(f"{p} carries the EXIF Orientation tag {o}, which {_QUARTER_TURNS[o]} as it is read "
                          f"(width and height swapped)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..frame_io import _QUARTER_TURNS, _orientation
+from ..frame_io import _QUARTER_TURNS, file_orientation
 
 __all__ = ["TAG_EFFECTS", "StoredOrientation"]
 
@@ -34,15 +34,10 @@ class StoredOrientation:
         Raises:
             ValueError: naming the file, its tag, what the tag does, and to save the frame without it.
         """
-        from PIL import Image
         for p in map(Path, paths):
             if p in self.checked:
                 continue
-            try:
-                with Image.open(p) as im:
-                    tag = _orientation(im, p)
-            except OSError:
-                tag = None
+            tag = file_orientation(p)
             if tag in TAG_EFFECTS:
                 raise ValueError(f"{p} carries the EXIF Orientation tag {tag}, which {TAG_EFFECTS[tag]} as it is "
                                  f"read, while {other} is read as stored: the two would not line up and the "
