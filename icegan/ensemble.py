@@ -26,7 +26,8 @@ import pandas as pd
 from flownet.io import write_whole
 from icegan.paths import run_folder_header
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
-from icegan.protocol import (PRED_COLUMNS, SCORE_COLUMNS, LosoStateError, held_out_column, partial_tag,
+from icegan.labels import label_set_of_columns
+from icegan.protocol import (PRED_COLUMNS, LosoStateError, held_out_column, partial_tag,
                              refuse_run_folder_conflict, summarize_predictions, write_reports)
 
 __all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "read_finished_run"]
@@ -75,7 +76,7 @@ def load_member(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     if header.get("oracle_epoch"):
         raise EnsembleError(f"{d}: an oracle-epoch run (epochs picked on the test subjects); an ensemble of it "
                             "would not be honest")
-    scores = [c for c in SCORE_COLUMNS if c in pred.columns]
+    scores = [c for c in _score_columns(pred, d / "predictions.csv") if c in pred.columns]
     p = pred[scores].to_numpy(np.float64)
     bad = not_probabilities(p)
     if bad.any():
@@ -121,11 +122,12 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
     pred = pred.dropna(how="all")
     blank_lines = len(pred) < n_lines
     missing = [c for c in need if c not in pred.columns]
-    if missing or (need_scores and not any(c in pred.columns for c in SCORE_COLUMNS)):
-        raise EnsembleError(f"{pred_csv}: missing column(s) {missing or list(SCORE_COLUMNS)}")
+    all_scores = _score_columns(pred, pred_csv)
+    if missing or (need_scores and not any(c in pred.columns for c in all_scores)):
+        raise EnsembleError(f"{pred_csv}: missing column(s) {missing or list(all_scores)}")
     if pred.empty:
         raise EnsembleError(f"{pred_csv}: no rows, only the header; {damaged}")
-    filled = need + [c for c in SCORE_COLUMNS if c in pred.columns]
+    filled = need + [c for c in all_scores if c in pred.columns]
     short = pred[filled].isna().any(axis=1).to_numpy()
     if short.any():
         i = int(np.flatnonzero(short)[0])
@@ -150,24 +152,39 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
     return header, pred
 
 
+def _score_columns(pred: pd.DataFrame, pred_csv: Path) -> tuple[str, ...]:
+    """All score columns of the label set of ``pred`` (:func:`icegan.labels.label_set_of_columns`; MEGC2019's when it
+    has none).
+
+    Raises:
+        EnsembleError: score columns of no label set (names the file).
+    """
+    try:
+        return label_set_of_columns(pred.columns, str(pred_csv)).score_columns
+    except ValueError as exc:
+        raise EnsembleError(str(exc)) from None
+
+
 def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str) -> pd.DataFrame:
     """``pred`` (index: the row's line in the file − 2) with y_true / y_pred as integers and its score columns as
     floats, after checking the cells both readers rely on; ``fix``: what the messages say to do.
 
-    The score columns a run writes are the first K of :data:`~icegan.protocol.SCORE_COLUMNS` (K classes, 3 for
-    MEGC); a file with none of them (``icegan compare`` needs only y_true / y_pred) is read as K = 3.
+    The score columns a run writes are the first K of its label set's (:mod:`icegan.labels`; K classes, 3 for
+    MEGC2019, 5 for CASME II's five); a file with none of them (``icegan compare`` needs only y_true / y_pred) is
+    read as MEGC2019's K = 3.
 
     Raises:
         EnsembleError: a score column missing before one that is present (``score_positive`` gone, ``score_surprise``
             kept); a y_true / y_pred cell that is not a class id 0..K−1 (with two score columns, a class id 2 means
             ``score_surprise`` is missing); a score cell that is not a number. Names the file, line, column and cell.
     """
-    present = [c for c in SCORE_COLUMNS if c in pred.columns]
-    k = len(present) if present else len(SCORE_COLUMNS)
-    if present and present != list(SCORE_COLUMNS[:k]):
-        gone = [c for c in SCORE_COLUMNS[:SCORE_COLUMNS.index(present[-1])] if c not in present]
+    all_scores = _score_columns(pred, pred_csv)
+    present = [c for c in all_scores if c in pred.columns]
+    k = len(present) if present else len(all_scores)
+    if present and present != list(all_scores[:k]):
+        gone = [c for c in all_scores[:all_scores.index(present[-1])] if c not in present]
         raise EnsembleError(f"{pred_csv}: missing column(s) {gone} (it has {present}; a run writes the score "
-                            f"columns {list(SCORE_COLUMNS[:k + len(gone)])}); {fix}")
+                            f"columns {list(all_scores[:k + len(gone)])}); {fix}")
 
     def where(col: str, bad: np.ndarray) -> str:
         i = int(np.flatnonzero(bad)[0])
@@ -183,8 +200,8 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str) -> pd.DataFrame:
         bad = (v < 0) | (v >= k)
         if bad.any():
             top = int(v[bad].max())
-            if present and k <= top < len(SCORE_COLUMNS):   # a class with no score column: that column is gone
-                gone = list(SCORE_COLUMNS[k:top + 1])
+            if present and k <= top < len(all_scores):   # a class with no score column: that column is gone
+                gone = list(all_scores[k:top + 1])
                 i = int(np.flatnonzero(v == top)[0])
                 raise EnsembleError(f"{pred_csv}: missing column(s) {gone} (line {int(pred.index[i]) + 2}, column "
                                     f"{col} holds class id {top}, but the score columns are only {present}); {fix}")
@@ -276,9 +293,12 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
                          else f"clip {p['subject'][i]}/{p['clip'][i]}: {_plain(a[i])!r} vs {_plain(b[i])!r}")
                 raise EnsembleError(f"{d} differs from {dirs[0]} in '{col}' ({where}); only runs of the same "
                                     "clips and folds can be averaged")
-    score_cols = [c for c in SCORE_COLUMNS if c in p0.columns]
+    def scores_of(p: pd.DataFrame) -> list[str]:
+        return [c for c in p.columns if str(c).startswith("score_")]
+
+    score_cols = scores_of(p0)
     for d, (_, p) in zip(dirs, members):
-        if [c for c in SCORE_COLUMNS if c in p.columns] != score_cols:
+        if scores_of(p) != score_cols:
             raise EnsembleError(f"{d}: score columns differ from {dirs[0]}'s {score_cols}")
     n_classes = len(score_cols)
     probs = sum(wi * p[score_cols].to_numpy(np.float64) for wi, (_, p) in zip(w, members))

@@ -49,6 +49,7 @@ import yaml
 from flownet.io import write_whole
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
+from icegan.labels import label_set_of_columns, score_columns
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
 from icegan.paths import run_folder_conflict, run_folder_header
 
@@ -96,8 +97,22 @@ REFERENCES: list[dict] = [
      "full": (0.874, 0.883), "smic": (0.782, 0.801), "casme2": (0.895, 0.904), "samm": (0.879, 0.883)},
 ]
 
-SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASS_NAMES)
+#: the score columns of a MEGC2019 (3-class) run; another label set's run has its own (:func:`pred_columns`)
+SCORE_COLUMNS = score_columns(CLASS_NAMES)
 PRED_COLUMNS = ("fold", "dataset", "subject", "clip", "y_true", "y_pred") + SCORE_COLUMNS
+
+
+def pred_columns(classes: Sequence[str] = CLASS_NAMES) -> tuple[str, ...]:
+    """The columns of a run's predictions.csv for the classes ``classes`` (:mod:`icegan.labels`), before an
+    oracle run's ``oracle_epoch``: fold, dataset, subject, clip, y_true, y_pred, ``score_<class>`` per class."""
+    return PRED_COLUMNS[:6] + score_columns(classes)
+
+
+def class_names(pred: pd.DataFrame, n_classes: int) -> tuple[str, ...]:
+    """The names of classes ``0..n_classes-1`` of a predictions table, from its score columns
+    (:func:`icegan.labels.label_set_of_columns`; MEGC2019's names for a table without any)."""
+    names = label_set_of_columns(pred.columns).classes
+    return tuple(names[c] if c < len(names) else str(c) for c in range(n_classes))
 
 
 class LosoStateError(RuntimeError):
@@ -153,13 +168,14 @@ def _tested_idx(folds: Sequence[Fold]) -> np.ndarray:
     return np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
 
 
-def check_classes(labels: Sequence[int], folds: Sequence[Fold]) -> None:
+def check_classes(labels: Sequence[int], folds: Sequence[Fold], classes: Sequence[str] = CLASS_NAMES) -> None:
     """Refuse a LOSO whose clips in scope (those the folds test) all carry one class: UF1 and UAR average over the
     classes present in the ground truth, so such a run scores 1.0 for a model that predicts that class everywhere
     (usually a label column read wrongly, or a filter that kept one class).
 
     Args:
         labels: (N,) int class of every sample. folds: the run's folds (:func:`make_folds`).
+        classes: the class names, in id order (:mod:`icegan.labels`), for the message.
 
     Raises:
         LosoScopeError: fewer than two classes among the tested clips (the message gives the class and count).
@@ -167,19 +183,21 @@ def check_classes(labels: Sequence[int], folds: Sequence[Fold]) -> None:
     tested = _tested_idx(folds)
     present = np.unique(np.asarray(labels)[tested])
     if len(present) < 2:
-        what = (f"all have label {int(present[0])} ({CLASS_NAMES[int(present[0])]})"
-                if len(present) == 1 and 0 <= int(present[0]) < len(CLASS_NAMES) else f"have labels {present.tolist()}")
+        what = (f"all have label {int(present[0])} ({classes[int(present[0])]})"
+                if len(present) == 1 and 0 <= int(present[0]) < len(classes) else f"have labels {present.tolist()}")
         raise LosoScopeError(f"the {len(tested)} clip(s) in the LOSO's scope {what}: UF1 and UAR need clips of at "
                              "least two classes; check the label column of the data (or the protocol's dataset)")
 
 
-def folds_missing_a_class(labels: Sequence[int], folds: Sequence[Fold]) -> list[str]:
+def folds_missing_a_class(labels: Sequence[int], folds: Sequence[Fold],
+                          classes: Sequence[str] = CLASS_NAMES) -> list[str]:
     """The folds whose training clips lack a class that the run's tested clips have, one line each: ``"casme2/sub05
     trains without surprise"``. Such a fold's model never predicts that class (a class whose clips all come from the
     held-out subject), which the pooled UF1/UAR then count as that subject's errors.
 
     Args:
         labels: (N,) int class of every sample. folds: the run's folds (:func:`make_folds`).
+        classes: the class names, in id order (:mod:`icegan.labels`).
     """
     y = np.asarray(labels)
     in_scope = set(np.unique(y[_tested_idx(folds)]).tolist())
@@ -187,7 +205,7 @@ def folds_missing_a_class(labels: Sequence[int], folds: Sequence[Fold]) -> list[
     for f in folds:
         gone = sorted(in_scope - set(np.unique(y[f.train_idx]).tolist()))
         if gone:
-            names = ", ".join(CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c) for c in gone)
+            names = ", ".join(classes[c] if 0 <= c < len(classes) else str(c) for c in gone)
             out.append(f"{f.subject} trains without {names}")
     return out
 
@@ -514,10 +532,12 @@ def _write_text(path: Path, text: str) -> None:
     write_whole(path, lambda p: p.write_text(text))
 
 
-def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject") -> pd.DataFrame:
+def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject",
+                   columns: Sequence[str] = PRED_COLUMNS) -> pd.DataFrame:
     """Rows of complete folds in predictions.csv (a fold's rows found by their ``key`` column, ``subject`` or for HDE
     ``dataset``); incomplete trailing folds are dropped (rewritten). A run killed while appending can leave the file
     empty or end it in a line cut short (no newline): that line's fold counts as unfinished and is rerun.
+    ``columns``: the run's columns (:func:`pred_columns` of its classes).
 
     Raises:
         LosoStateError: the file is not a predictions table (unparsable, columns missing), names a unit that is not
@@ -525,7 +545,7 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     """
     import io
     if not pred_csv.is_file():
-        return pd.DataFrame(columns=list(PRED_COLUMNS))
+        return pd.DataFrame(columns=list(columns))
     text = pred_csv.read_text(encoding="utf-8", errors="replace")
     cut = not text.endswith("\n")
     if cut:                      # a line cut off by the kill: never read its (possibly cut) numbers
@@ -533,13 +553,13 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     if not text.strip():
         if cut and pred_csv.stat().st_size:     # a header cut short: start the file again
             pred_csv.write_text("")
-        return pd.DataFrame(columns=list(PRED_COLUMNS))
+        return pd.DataFrame(columns=list(columns))
     try:
         df = pd.read_csv(io.StringIO(text), dtype={"dataset": str, "subject": str, "clip": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise LosoStateError(f"{pred_csv}: not a predictions table ({str(exc).strip()}); delete the file to restart "
                              "the run") from None
-    missing = [c for c in PRED_COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise LosoStateError(f"{pred_csv}: missing column(s) {missing}; delete the file to restart the run")
     by_unit = {f.subject: f for f in folds}
@@ -578,7 +598,8 @@ def _append(pred_csv: Path, rows: pd.DataFrame) -> None:
 
 
 def _scores_to_rows(fold: Fold, samples: pd.DataFrame, scores: Any, oracle_epoch: bool,
-                    n_classes: int) -> pd.DataFrame:
+                    classes: Sequence[str]) -> pd.DataFrame:
+    n_classes = len(classes)
     s = np.asarray(scores, dtype=np.float64)
     n = len(fold.test_idx)
     y_true = samples["label"].to_numpy()[fold.test_idx]
@@ -601,7 +622,7 @@ def _scores_to_rows(fold: Fold, samples: pd.DataFrame, scores: Any, oracle_epoch
     sub = samples.iloc[fold.test_idx]
     rows = pd.DataFrame({"fold": fold.index, "dataset": sub["dataset"].to_numpy(), "subject": sub["subject"].to_numpy(),
                          "clip": sub["clip"].to_numpy(), "y_true": y_true, "y_pred": s.argmax(-1)})
-    for c, col in enumerate(SCORE_COLUMNS[:n_classes]):
+    for c, col in enumerate(score_columns(classes)):
         rows[col] = s[:, c]
     if oracle_epoch:
         rows["oracle_epoch"] = -1 if chosen is None else chosen
@@ -636,8 +657,9 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
     composite). In an oracle-epoch run (``pred`` has ``oracle_epoch``) also the epoch picked on each subject, so
     that its accuracies are not read as honest ones. Written as ``per_subject.csv`` by :func:`run_loso` and
     ``icegan ensemble``."""
-    n_classes = sum(c in pred.columns for c in SCORE_COLUMNS) or len(CLASS_NAMES)
-    per_class = {f"n_{CLASS_NAMES[c]}": (pred["y_true"] == c).astype(int) for c in range(n_classes)}
+    names = label_set_of_columns(pred.columns).classes
+    n_classes = sum(c in pred.columns for c in score_columns(names)) or len(names)
+    per_class = {f"n_{names[c]}": (pred["y_true"] == c).astype(int) for c in range(n_classes)}
     df = pred.assign(correct=(pred["y_true"] == pred["y_pred"]).astype(int), **per_class)
     picked = {"oracle_epoch": ("oracle_epoch", "first")} if "oracle_epoch" in pred.columns else {}
     out = df.groupby(["dataset", "subject"], sort=False).agg(
@@ -692,7 +714,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     per_subject = per_subject_table(pred)
     per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval
-    md = _markdown(metrics, label, recipe, folds_total, folds_key)
+    md = _markdown(metrics, label, recipe, folds_total, folds_key, class_names(pred, n_classes))
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
     if ci:
         md = md.rstrip("\n") + "\n\n" + ci
@@ -714,17 +736,19 @@ def per_class_markdown(pred: pd.DataFrame, n_classes: int = 3) -> str:
     classes with clips; "—": a class without clips, left out of those means).
 
     Args:
-        pred: rows with columns dataset, y_true, y_pred (class ids ``0..n_classes-1``).
+        pred: rows with columns dataset, y_true, y_pred (class ids ``0..n_classes-1``); its ``score_<class>``
+            columns name the classes (:func:`class_names`).
         n_classes: K (3 for MEGC2019).
     """
     from icegan.metrics import per_class_metrics
+    names = class_names(pred, n_classes)
     lines = ["## Per class", "", "UF1 and UAR are the means of a scope's F1 and recall over its classes with clips.", "",
              "| Scope | Class | Clips | Predicted | Recall | Precision | F1 |", "|---|---|---|---|---|---|---|"]
     scopes = [("Full", pred)] + [(DATASET_TITLES.get(d, d), pred[pred["dataset"] == d])
                                  for d in dataset_order(pred["dataset"].unique())]
     for name, df in scopes:
         for row in per_class_metrics(df["y_true"].to_numpy(), df["y_pred"].to_numpy(), n_classes):
-            lines.append(f"| {name} | {CLASS_NAMES[row['class']]} | {row['clips']} | {row['predicted']} | "
+            lines.append(f"| {name} | {names[row['class']]} | {row['clips']} | {row['predicted']} | "
                          f"{_fmt(row['recall'])} | {_fmt(row['precision'])} | {_fmt(row['F1'])} |")
     return "\n".join(lines) + "\n"
 
@@ -745,7 +769,8 @@ def _fmt(v: Optional[float]) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
-def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds") -> str:
+def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds",
+              classes: Sequence[str] = CLASS_NAMES) -> str:
     oracle = metrics["oracle_epoch"]
     hde = metrics["protocol"] == "HDE"
     sel = ("ORACLE EPOCH: best epoch picked on each test subject (published practice; NOT an honest estimate)"
@@ -757,6 +782,8 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
              f"Protocol {metrics['protocol']}{what}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
              f"Selection: {sel}." + (f" Recipe: {recipe} (the whole config: `config.yaml` beside this file)."
                                      if recipe else ""), ""]
+    if tuple(classes) != CLASS_NAMES:                # another label set: say which, above every number
+        lines[-2] += f" Classes ({len(classes)}): {', '.join(classes)}."
     if folds_total > metrics["n_folds"]:
         lines += [f"**Partial run:** only the first {metrics['n_folds']} of the {folds_total} folds were run "
                   f"(`{folds_key}`, for smoke tests): these numbers pool those folds' clips only and are not a "
@@ -901,7 +928,8 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
     share. A class with no clip in a panel (a dataset without it) is a grey row marked "no clips".
 
     Args:
-        pred: rows with columns dataset, y_true, y_pred (class ids 0..n_classes-1).
+        pred: rows with columns dataset, y_true, y_pred (class ids 0..n_classes-1); its ``score_<class>`` columns
+            name the classes (:func:`class_names`; MEGC2019's without any).
         path: the PNG to write. title: the figure's title. n_classes: K.
 
     Returns:
@@ -915,7 +943,7 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
                                  for d in dataset_order(pred["dataset"].unique())]
     width = 3.6 * len(scopes) + 0.8
     fig, axes = plt.subplots(1, len(scopes), figsize=(width, 3.9), squeeze=False)
-    names = list(CLASS_NAMES[:n_classes])
+    names = list(class_names(pred, n_classes))
     cmap = plt.get_cmap("Blues").with_extremes(bad="#dddddd")
     drawn, image = [], None
     for ax, (name, df) in zip(axes[0], scopes):
@@ -954,14 +982,15 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
              dataset: Optional[str] = None, name: Optional[str] = None, max_folds: int = 0,
              folds_fn: Optional[Callable[[list[Fold]], Sequence[Any]]] = None, folds_per_call: int = 1,
              progress: bool = True, n_classes: int = 3, fold_map: Optional[Callable] = None,
-             provenance: Optional[dict] = None, group_map: Optional[Callable] = None) -> dict:
+             provenance: Optional[dict] = None, group_map: Optional[Callable] = None,
+             classes: Optional[Sequence[str]] = None) -> dict:
     """Run (or resume) a LOSO (CDE, SDE) or leave-one-dataset-out (HDE) evaluation and write every output into
     ``out_dir``.
 
     Args:
         samples: table with columns dataset, subject (dataset-prefixed, e.g. ``casme2/sub01``),
-            clip, label (0 negative, 1 positive, 2 surprise); row order defines the indices in
-            :class:`Fold`.
+            clip, label (a class id ``0..K-1`` of ``classes``; MEGC2019: 0 negative, 1 positive, 2 surprise);
+            row order defines the indices in :class:`Fold`.
         fold_fn: called once per unfinished fold with a :class:`Fold`; trains on
             ``fold.train_idx`` only and returns per-class scores of ``fold.test_idx`` as an array
             (n_test, n_classes) (any monotone score: logits or probabilities; y_pred = argmax).
@@ -982,7 +1011,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             groups); a group whose folds are all finished is skipped.
         folds_per_call: group size for ``folds_fn`` (0 = all folds in one call).
         progress: show a tqdm bar over folds.
-        n_classes: number of classes (3).
+        n_classes: number of classes (3), when ``classes`` is not given (the first ``n_classes`` MEGC2019 names).
+        classes: the class names in id order (:mod:`icegan.labels`, e.g. CASME II's five); they name the score
+            columns of predictions.csv (``score_<class>``) and the classes in every report. A set other than
+            MEGC2019's is kept in ``run.json`` (``classes``), so a resume with other classes is refused.
         fold_map: where ``fold_fn`` runs: ``fold_map(fold_fn, folds)`` yields ``(fold, scores)`` in any
             order (:mod:`icegan.executors`: ``sequential_map`` (default), ``RayExecutor``); each result is
             recorded as it arrives, so an interrupted parallel run resumes like a sequential one.
@@ -1012,12 +1044,14 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
 
     if (fold_fn is None) == (folds_fn is None):
         raise ValueError("give exactly one of fold_fn (one fold per call) or folds_fn (several folds per call)")
+    classes = tuple(classes) if classes is not None else CLASS_NAMES[:n_classes]
+    n_classes = len(classes)
     samples = validate_samples(samples, n_classes)
     out = Path(out_dir)
     title = name or out.name
     folds = make_folds(samples["subject"].tolist(), protocol, dataset)
-    check_classes(samples["label"].to_numpy(), folds)
-    missing = folds_missing_a_class(samples["label"].to_numpy(), folds)
+    check_classes(samples["label"].to_numpy(), folds, classes)
+    missing = folds_missing_a_class(samples["label"].to_numpy(), folds, classes)
     if missing:
         logging.getLogger("icegan").warning(
             "%d fold(s) train without a class of the clips in scope (every clip of it is of the held-out %s), so "
@@ -1034,12 +1068,14 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     if not distributed.is_main():
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
     header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
+    if classes != CLASS_NAMES:
+        header["classes"] = list(classes)
     if provenance:
         header["provenance"] = dict(provenance)
     _prepare_dir(out, header, config)
     pred_csv = out / "predictions.csv"
     key = held_out_column(protocol)             # the predictions column naming each row's fold
-    done = _read_finished(pred_csv, samples, folds, key)
+    done = _read_finished(pred_csv, samples, folds, key, pred_columns(classes))
     finished = set(done[key])
     from icegan.environment import append_environment
     append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
@@ -1064,7 +1100,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     tb = "ORACLE_" if oracle_epoch else ""          # an oracle run's TensorBoard metrics say so in their tags
 
     def record(fold: Fold, scores: Any) -> None:
-        rows = _scores_to_rows(fold, samples, scores, oracle_epoch, n_classes)
+        rows = _scores_to_rows(fold, samples, scores, oracle_epoch, classes)
         _append(pred_csv, rows)
         pooled.append(rows)
         finished.add(fold.subject)

@@ -283,8 +283,9 @@ def inner_val_split(subjects: Sequence[str], train_idx: np.ndarray, fraction: fl
     return np.flatnonzero(tr[0]), np.flatnonzero(va[0])
 
 
-def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0, n_action_units: int = 0) -> torch.nn.Module:
-    kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout}
+def _build(cfg: RecognizerConfig, n_models: int, n_domains: int = 0, n_action_units: int = 0,
+           n_classes: int = 3) -> torch.nn.Module:
+    kw: dict[str, Any] = {"input_size": cfg.input_size, "dropout": cfg.dropout, "num_classes": n_classes}
     if n_action_units:
         kw["aux_outputs"] = n_action_units
     if cfg.name == "custom":
@@ -320,7 +321,8 @@ class SnapshotAverage(torch.nn.Module):
 
 
 def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, masks: np.ndarray,
-                       folds: Sequence[Any], S: int, seed: int, progress: bool, writer: Any = None) -> np.ndarray:
+                       folds: Sequence[Any], S: int, seed: int, progress: bool, writer: Any = None,
+                       n_classes: int = 3) -> np.ndarray:
     """``cfg.noise_filter=forest``: the training masks (G, N) of ``folds`` (``S`` copies each) less the training clips
     flagged by :func:`icegan.label_noise.flag_noisy_labels` on that fold's training clips (forest seed: the fold's,
     ``seed + 1000 · fold.index``). With a TensorBoard ``writer``, the share of each fold's training clips left out is
@@ -333,7 +335,7 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
     for i, f in enumerate(tqdm(folds, desc="noise filter", unit="fold", leave=False, disable=not progress)):
         train, index = np.asarray(f.train_idx), int(getattr(f, "index", i))
         flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, seed + 1000 * index,
-                                  cfg.class_weighting, n_jobs=max(1, torch.get_num_threads()))
+                                  cfg.class_weighting, n_classes=n_classes, n_jobs=max(1, torch.get_num_threads()))
         masks[i * S:(i + 1) * S, train[flags]] = False
         if writer is not None:
             writer.add_scalar("noise_filter/dropped_share", float(flags.mean()), index)
@@ -540,7 +542,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     n_au = 0 if au_t is None else au_t.shape[1]
     if dom_t is not None:
         n_au = n_datasets                                                # the auxiliary head's outputs: datasets
-    model = _build(cfg, G, n_domains, n_au).to(device)
+    model = _build(cfg, G, n_domains, n_au, n_classes).to(device)
     # under torchrun: DistributedDataParallel, each process training on its shard of every batch;
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
     # advances identically on every process
@@ -721,7 +723,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     if len(snapshots) > 1:
         copies = []
         for state in snapshots:
-            m = _build(cfg, G, n_domains, n_au).to(device)
+            m = _build(cfg, G, n_domains, n_au, n_classes).to(device)
             m.load_state_dict(state)
             copies.append(m)
         model = SnapshotAverage(copies)
@@ -847,7 +849,8 @@ def _merge_state(best: Optional[dict], current: dict, better: torch.Tensor, G: i
 def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, subjects: Sequence[str],
                       folds: Sequence[Any], device: str | torch.device = "cpu", seed: int = 0,
                       oracle_epoch: bool = False, progress: bool = True, writer: Any = None,
-                      action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> list[np.ndarray]:
+                      action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+                      n_classes: int = 3) -> list[np.ndarray]:
     """Train one grouped network for several LOSO folds (× ``cfg.seeds``) and score their test rows.
 
     Args:
@@ -865,6 +868,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         progress, writer: tqdm bar, TensorBoard writer.
         action_units: (targets (N, A), known (N,)) for ``cfg.au_weight`` > 0 (:func:`train_models`); only the
             folds' training rows reach a model, as for the labels.
+        n_classes: K, the classes of the run's label set (:mod:`icegan.labels`; 3 for MEGC2019, 5 for CASME II's).
 
     Returns:
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
@@ -872,12 +876,13 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     """
     device = resolve_device(device)
     if cfg.name in SKLEARN_MODELS:
-        return [fit_predict_sklearn(cfg, x, y, f, seed=seed, subjects=subjects) for f in folds]
+        return [fit_predict_sklearn(cfg, x, y, f, seed=seed, n_classes=n_classes, subjects=subjects) for f in folds]
     if cfg.name == "custom":
         if oracle_epoch:
             raise ValueError("oracle_epoch is not available for model.name=custom (it records every epoch's test "
                              "scores inside the grouped networks only); set oracle_epoch=false")
-        return [_fit_predict_custom_fold(cfg, x, y, subjects, f, device, seed, progress, writer) for f in folds]
+        return [_fit_predict_custom_fold(cfg, x, y, subjects, f, device, seed, progress, writer, n_classes)
+                for f in folds]
     N = x.shape[0]
     S = max(1, cfg.seeds)
     masks = np.zeros((len(folds) * S, N), dtype=bool)
@@ -895,7 +900,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         # other fold flags (a flag that depends on its own subject's labels) must not change the batches of the
         # model tested on that subject
         batch_rows = torch.from_numpy(masks.any(0))
-        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer)
+        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer, n_classes)
     if val is not None:
         masks = masks & ~val
         val = torch.from_numpy(val)
@@ -909,7 +914,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     model, records = train_models(cfg, xs, y.long(), torch.from_numpy(masks), val, device=device, seed=group_seed,
                                   record_every=cfg.eval_every if oracle_epoch else 0, progress=progress,
                                   writer=writer, tag=tag, domains=domains, sample_weight=sw,
-                                  action_units=action_units, batch_rows=batch_rows)
+                                  action_units=action_units, batch_rows=batch_rows, n_classes=n_classes)
     out = []
     if oracle_epoch:
         rec = torch.stack(records)                                     # (R, N, G, K)
@@ -961,17 +966,17 @@ def check_network_builds(cfg: RecognizerConfig) -> None:
         raise ValueError(f"{sec}.name={cfg.name} cannot be built with {', '.join(built_from)}: {exc}") from None
 
 
-def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = None) -> None:
+def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = None, n_classes: int = 3) -> None:
     """Build ``cfg``'s custom recognizer and run it once in evaluation mode and once as a training step (forward and
     backward), so that a wrong module is reported before any training (a no-op for the built-in recognizers). The
     caller's random state is left as it was.
 
     Args:
         cfg: settings. x: (N ≥ 2, 3, H, W) features (two are resized to ``cfg.input_size`` here); None: two random
-            maps in [0, 1].
+            maps in [0, 1]. n_classes: K, the classes of the run's label set (:mod:`icegan.labels`).
 
     Raises:
-        ValueError: the factory cannot be built; the module fails on, or returns other than (B, 3) floating-point
+        ValueError: the factory cannot be built; the module fails on, or returns other than (B, K) floating-point
             logits for, a (2, 3, S, S) batch; or its loss cannot be back-propagated (the message names the
             ``module`` key of the config's section).
     """
@@ -982,7 +987,7 @@ def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = N
         torch.manual_seed(0)
         batch = (torch.rand(2, 3, cfg.input_size, cfg.input_size) if x is None
                  else resize_features(x[:2].float(), cfg.input_size))
-        model = _build(cfg, 1)
+        model = _build(cfg, 1, n_classes=n_classes)
         stage = "evaluation"
         try:
             with torch.no_grad():
@@ -998,7 +1003,7 @@ def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = N
 
 def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, subjects: Sequence[str],
                              fold: Any, device: str | torch.device, seed: int, progress: bool,
-                             writer: Any) -> np.ndarray:
+                             writer: Any, n_classes: int = 3) -> np.ndarray:
     """One LOSO fold of a custom recognizer: (n_test, K) probabilities of ``fold.test_idx`` from models trained on
     ``fold.train_idx`` only (less the inner-validation subjects when ``cfg.inner_val_fraction`` > 0). The fold's
     seed is ``seed + 1000 · fold.index``, as a grouped network's, so a resumed run retrains it identically."""
@@ -1010,7 +1015,8 @@ def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Te
         x_val, y_val = x[torch.from_numpy(val)], y[torch.from_numpy(val)]
     index = torch.from_numpy(train)
     predict = fit_recognizer(cfg, x[index], y[index], device=device, seed=fold_seed, x_val=x_val, y_val=y_val,
-                             progress=progress, writer=writer, subjects_train=[subjects[i] for i in train])
+                             progress=progress, writer=writer, subjects_train=[subjects[i] for i in train],
+                             n_classes=n_classes)
     return predict(x[torch.as_tensor(fold.test_idx)])
 
 
@@ -1026,7 +1032,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
                    device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
                    y_val: Optional[torch.Tensor] = None, progress: bool = True, writer: Any = None,
                    subjects_train: Optional[Sequence[str]] = None,
-                   sample_weight: Optional[torch.Tensor] = None) -> "FittedRecognizer":
+                   sample_weight: Optional[torch.Tensor] = None, n_classes: int = 3) -> "FittedRecognizer":
     """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold (or, in ``icegan fit``, on every clip); return it
     as a function of the features.
 
@@ -1042,6 +1048,7 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         sample_weight: optional (N,) non-negative loss weight of every training row (e.g. the main job's
             ``gan.synthetic_weight`` for its synthetic rows), multiplied with the subject weights when both are
             given; the class weights are computed on the weighted counts. None = 1.
+        n_classes: K, the classes of the label set (:mod:`icegan.labels`; 3 for MEGC2019).
 
     Returns:
         :class:`FittedRecognizer`: ``fitted(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
@@ -1070,7 +1077,8 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         _check_sample_weight(sample_weight, (len(x_train),), f"have one weight per training row ({len(x_train)},)")
         weights = sample_weight if weights is None else weights * sample_weight
     if cfg.name in SKLEARN_MODELS:
-        return FittedRecognizer(cfg, clf=_fit_sklearn(cfg, seed, x_train, y_train, weights), device=device)
+        return FittedRecognizer(cfg, clf=_fit_sklearn(cfg, seed, x_train, y_train, weights), device=device,
+                                n_classes=n_classes)
     S = max(1, cfg.seeds)
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
     ys = y_train if y_val is None else torch.cat([y_train, y_val])
@@ -1088,9 +1096,10 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         sw[:, :n] = weights
     xs = resize_features(xs.float(), cfg.input_size)
     models = [train_models(cfg, xs, ys.long(), tm, vm, device=device, seed=member_seed(seed, k), progress=progress,
-                           writer=writer, tag=f"seed{k}" if S > copies else "", sample_weight=sw)[0]
+                           writer=writer, tag=f"seed{k}" if S > copies else "", sample_weight=sw,
+                           n_classes=n_classes)[0]
               for k in range(S // copies)]
-    return FittedRecognizer(cfg, models=models, device=device)
+    return FittedRecognizer(cfg, models=models, device=device, n_classes=n_classes)
 
 
 class FittedRecognizer:
@@ -1106,23 +1115,25 @@ class FittedRecognizer:
             over copies and members.
         clf: the fitted scikit-learn estimator (``cfg.name`` in :data:`SKLEARN_MODELS`) instead of ``models``.
         device: where the networks live and the features are scored.
+        n_classes: K, the classes of its label set (:mod:`icegan.labels`; 3 for MEGC2019).
 
     Raises:
         ValueError: neither or both of ``models`` and ``clf``.
     """
 
     def __init__(self, cfg: RecognizerConfig, models: Optional[Sequence[torch.nn.Module]] = None, clf: Any = None,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", n_classes: int = 3):
         if (models is None) == (clf is None):
             raise ValueError("FittedRecognizer needs either the trained networks (models) or a scikit-learn "
                              "estimator (clf), not both or neither")
         self.cfg, self.models, self.clf, self.device = cfg, list(models or []), clf, resolve_device(device)
+        self.n_classes = n_classes
 
     def __call__(self, x: torch.Tensor) -> np.ndarray:
         """(n, 3, H, W) features (u, v, strain in [0, 1], any square size: resized to ``cfg.input_size`` for the
         networks) → (n, K) class probabilities, float64 for scikit-learn and float32 for the networks."""
         if self.clf is not None:
-            return _predict_sklearn(self.cfg, self.clf, x, 3)
+            return _predict_sklearn(self.cfg, self.clf, x, self.n_classes)
         xt = resize_features(x.float(), self.cfg.input_size).to(self.device)
         p = torch.stack([_predict(self.cfg, m, xt) for m in self.models]).mean(0)      # (n, copies, K)
         return p.mean(1).cpu().numpy()
@@ -1140,7 +1151,7 @@ class FittedRecognizer:
 
     @classmethod
     def from_state(cls, cfg: RecognizerConfig, state: dict, clf: Any = None,
-                   device: str | torch.device = "cpu") -> "FittedRecognizer":
+                   device: str | torch.device = "cpu", n_classes: int = 3) -> "FittedRecognizer":
         """Rebuild the networks of ``cfg`` and load :meth:`state`'s weights into them (or wrap a scikit-learn
         ``clf``).
 
@@ -1149,14 +1160,15 @@ class FittedRecognizer:
                 recognizer, width or input size than the one they were trained with), naming the first mismatch.
         """
         if cfg.name in SKLEARN_MODELS:
-            return cls(cfg, clf=clf, device=device)
+            return cls(cfg, clf=clf, device=device, n_classes=n_classes)
         if not state.get("members"):
             raise ValueError(f"no trained weights for the {cfg.name} networks (an empty member list)")
         device = resolve_device(device)
         models = []
         for i, member in enumerate(state["members"]):
             k, G = int(member["snapshots"]), int(member["copies"])
-            m = SnapshotAverage([_build(cfg, G) for _ in range(k)]) if k else _build(cfg, G)
+            m = (SnapshotAverage([_build(cfg, G, n_classes=n_classes) for _ in range(k)]) if k
+                 else _build(cfg, G, n_classes=n_classes))
             try:
                 m.load_state_dict(member["state_dict"])
             except RuntimeError as exc:
@@ -1164,7 +1176,7 @@ class FittedRecognizer:
                 raise ValueError(f"member {i}: the saved weights do not fit a {cfg.name} recognizer built from the "
                                  f"saved config ({first[1].strip() if len(first) > 1 else first[0]})") from None
             models.append(m.to(device).eval())
-        return cls(cfg, models=models, device=device)
+        return cls(cfg, models=models, device=device, n_classes=n_classes)
 
 
 def _copies(model: torch.nn.Module) -> int:

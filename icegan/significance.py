@@ -110,7 +110,7 @@ def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
     return header, pred.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
 
 
-def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> RunSet:
+def load_run_set(label: str, runs: Sequence[str | Path], n_classes: Optional[int] = None) -> RunSet:
     """Read finished runs (one entry) into per-subject confusion matrices.
 
     A run is a folder of ``icegan loso`` or train.py (``run.json`` + ``predictions.csv``) or of
@@ -119,7 +119,8 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> 
     table, CSV and plot of the comparison shows.
 
     The runs of one entry must be seeds of one recipe (:func:`icegan.report.check_one_recipe`, as ``icegan table``
-    requires): their statistic is the mean over them.
+    requires): their statistic is the mean over them. ``n_classes``: K; None reads it from the runs' score columns
+    (their label set, :func:`icegan.labels.label_set_of_columns`).
 
     Raises:
         ValueError: a missing, unfinished or damaged run (names the damaged file), or runs of one entry that differ
@@ -142,6 +143,13 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: int = 3) -> 
     from icegan.report import check_one_recipe
     check_one_recipe(label, runs)
     subjects = sorted(keys["subject"].unique())
+    if n_classes is None:
+        from icegan.labels import label_set_of_columns
+        sets = {label_set_of_columns(p.columns, str(r)).name for r, p in zip(runs, preds)}
+        if len(sets) > 1:
+            raise ValueError(f"entry '{label}': its runs are of different label sets ({', '.join(sorted(sets))}); "
+                             "runs of one entry must score the same classes")
+        n_classes = label_set_of_columns(preds[0].columns).n_classes
     cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
     from icegan.protocol import read_partial_tag
     partial = "".join(sorted({read_partial_tag(r) for r in runs} - {""}))   # max_folds smoke runs say so, as in table
@@ -225,6 +233,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         raise ValueError(f"a subject bootstrap needs at least two subjects; '{ref.label}' has "
                          f"{len(ref.subjects)} ({', '.join(map(str, ref.subjects))})")
     for s in sets:
+        if s.confusions.shape[-1] != ref.confusions.shape[-1]:
+            raise ValueError(f"'{s.label}' scores {s.confusions.shape[-1]} classes and '{ref.label}' "
+                             f"{ref.confusions.shape[-1]}: runs of different label sets cannot be compared")
         if not s.clips.equals(ref.clips):
             raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels; a paired comparison "
                              "needs the same LOSO over the same data")
@@ -347,12 +358,13 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
 
 
 def subject_interval(pred: pd.DataFrame, resamples: int = 9999, confidence: float = 0.95, seed: int = 0,
-                     n_classes: int = 3) -> Optional[dict]:
+                     n_classes: Optional[int] = None) -> Optional[dict]:
     """Subject-bootstrap interval of one run's pooled UF1 and UAR.
 
     Args:
         pred: predictions with columns subject, y_true, y_pred (one row per clip).
         resamples, confidence, seed: as in :func:`bootstrap_compare`.
+        n_classes: K; None reads it from ``pred``'s score columns (:func:`icegan.labels.label_set_of_columns`).
 
     Returns:
         ``{"UF1": (low, high), "UAR": (low, high), "n_subjects": S, "resamples": B, "confidence": c}``, or None
@@ -362,6 +374,9 @@ def subject_interval(pred: pd.DataFrame, resamples: int = 9999, confidence: floa
     subjects = sorted(pred["subject"].unique())
     if len(subjects) < 2:
         return None
+    if n_classes is None:
+        from icegan.labels import label_set_of_columns
+        n_classes = label_set_of_columns(pred.columns).n_classes
     one = RunSet("run", [], subjects, subject_confusions(pred, subjects, n_classes)[None],
                  pred[["subject", "clip"]] if "clip" in pred.columns else pred[["subject"]], False)
     row = bootstrap_compare([one], resamples=resamples, confidence=confidence, seed=seed)[0]

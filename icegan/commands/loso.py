@@ -91,6 +91,9 @@ class FeatureDataConfig:
         annotations: folder holding the official coding sheets (``CASME2-coding-20140508.xlsx``,
             ``SAMM_Micro_FACS_Codes_v2.xlsx``) under their official names; read only for ``model.au_weight`` > 0
             (:func:`icegan.data.action_units.action_unit_targets`). Default ``<shared data>/annotations``.
+        labels: the label set of the clips' labels (:mod:`icegan.labels`): ``megc2019`` (negative, positive,
+            surprise; every source) or ``casme2_5`` (CASME II's happiness, disgust, repression, surprise, others;
+            ``table`` source only, e.g. the table ``icegan features`` writes with ``data.labels=casme2_5``).
     """
     source: Literal["megc2019_htnet", "table", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
@@ -106,6 +109,7 @@ class FeatureDataConfig:
     permute_labels: int = -1
     train_subject_fraction: float = 1.0
     annotations: Optional[str] = None
+    labels: Literal["megc2019", "casme2_5"] = "megc2019"
 
     def __post_init__(self):
         if self.source == "table" and not self.table:
@@ -140,6 +144,10 @@ class FeatureDataConfig:
                              f"not {self.size}")
         if not 1 <= self.roi_patch <= 28:
             raise ValueError(f"data.roi_patch must be in 1..28 flow-map pixels, got {self.roi_patch}")
+        if self.labels != "megc2019" and self.source != "table":
+            raise ValueError(f"data.labels={self.labels} needs data.source=table: the {self.source!r} clips carry "
+                             "MEGC2019 classes only (write a table of your clips' maps with `icegan features --config "
+                             f"CONFIG data.labels={self.labels}`)")
 
 
 @dataclass
@@ -244,9 +252,9 @@ def load_feature_set(cfg: FeatureDataConfig, cache: Optional[dict] = None):
     from icegan.data.features import FeatureSet, recenter_flow
     fs = _read_feature_set(cfg)
     if cfg.permute_labels >= 0:
-        fs = FeatureSet(permute_labels(fs.samples, cfg.permute_labels), fs.features)
+        fs = FeatureSet(permute_labels(fs.samples, cfg.permute_labels), fs.features, n_classes=fs.n_classes)
     if cfg.recenter == "median":
-        fs = FeatureSet(fs.samples, recenter_flow(fs.features))
+        fs = FeatureSet(fs.samples, recenter_flow(fs.features), n_classes=fs.n_classes)
     if cfg.roi == "landmarks":
         from icegan.data.roi import landmark_roi_features
         fs = landmark_roi_features(fs, cfg.roi_patch, cache_dir=_face_cache_dir())
@@ -285,7 +293,8 @@ def _read_feature_set(cfg: FeatureDataConfig):
         return fs
     if cfg.source == "table":
         from icegan.data.feature_table import load_table_features
-        return load_table_features(cfg.table, cfg.datasets or None, size=cfg.size or None, normalize=cfg.normalize)
+        return load_table_features(cfg.table, cfg.datasets or None, size=cfg.size or None, normalize=cfg.normalize,
+                                   labels=cfg.labels)
     from icegan.data.features import load_megc2019_features
     return load_megc2019_features(cfg.root, cfg.datasets or None, size=cfg.size or None)
 
@@ -307,11 +316,13 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None, act
         name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
         print(f"note: data.permute_labels={cfg.data.permute_labels}: a null run on permuted labels; an honest "
               f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
+    from icegan.labels import get_label_set
     from icegan.protocol import data_digest
     from icegan.recognition import recognizer_provenance
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
                     dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
                     folds_per_call=per_call, progress=progress, group_map=group_map,
+                    classes=get_label_set(cfg.data.labels).classes,
                     provenance={**recognizer_provenance(cfg.model), "data": data_digest(fs.samples, fs.features)})
 
 
@@ -419,10 +430,12 @@ def check_run(cfg: "LosoConfig", fs):
     from icegan.protocol import check_classes, check_shared_maps, make_folds
     from icegan.recognition import check_custom_recognizer, check_network_builds
     folds = make_folds(fs.samples["subject"].tolist(), cfg.protocol, cfg.dataset)   # SDE dataset present, >= 2 units
-    check_classes(fs.samples["label"].to_numpy(), folds)   # two classes at least among the clips in scope
+    from icegan.labels import get_label_set
+    labels = get_label_set(cfg.data.labels)
+    check_classes(fs.samples["label"].to_numpy(), folds, labels.classes)   # two classes at least in scope
     check_shared_maps(fs.samples, fs.features, cfg.protocol, cfg.dataset)   # no clip under two held-out units
     check_network_builds(cfg.model)                     # model.input_size fits the network's pooling
-    check_custom_recognizer(cfg.model, fs.features)     # model.module builds and returns (B, 3) logits
+    check_custom_recognizer(cfg.model, fs.features, labels.n_classes)   # model.module builds, returns (B, K) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
     check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
     return au
@@ -483,9 +496,10 @@ class FeatureFolds:
         if self.extra_subjects:
             from icegan.data.synthetic_features import add_training_rows
             folds = add_training_rows(folds, real, self.extra_subjects, self.n_real)
+        from icegan.labels import get_label_set
         return fit_predict_folds(c.model, self.x, self.y, self.subjects, folds, device=c.device, seed=c.seed,
                                  oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer,
-                                 action_units=self.au)
+                                 action_units=self.au, n_classes=get_label_set(c.data.labels).n_classes)
 
 
 HELP_EPILOG = """\
@@ -506,6 +520,9 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.table=CSV             table source: your own features, one row per clip: dataset, subject, clip,
                            label (0-2 or negative|positive|surprise), path (.npy (3,H,W)/(H,W,3) or RGB image,
                            relative to the CSV)
+  data.labels=megc2019|casme2_5  the label set: MEGC2019's 3 classes (default), or CASME II's 5 (happiness,
+                           disgust, repression, surprise, others; labels 0-4 or those names; table source, e.g. the
+                           table `icegan features --config configs/casme2.yaml data.labels=casme2_5` writes)
   data.normalize=none|minmax table source: minmax normalises each channel of each clip to [0, 1] (raw flow);
                            none requires values already in [0, 1]
   data.size=INT              side of the flow maps (28); 0 = any square size shared by all files

@@ -9,7 +9,9 @@ The table has one row per clip::
 * ``subject``: the subject id; prefixed with ``<dataset>/`` unless it already is (``casme2/sub01``). LOSO folds are
   per prefixed subject. ``dataset`` may be left out when every subject is prefixed.
 * ``clip``: the clip name (unique within its subject).
-* ``label``: a class id 0..2 or its name: ``negative`` 0, ``positive`` 1, ``surprise`` 2 (MEGC2019).
+* ``label``: a class id 0..2 or its name: ``negative`` 0, ``positive`` 1, ``surprise`` 2 (MEGC2019); with
+  ``data.labels=casme2_5`` a CASME II class id 0..4 or its name: ``happiness`` 0, ``disgust`` 1, ``repression`` 2,
+  ``surprise`` 3, ``others`` 4 (:mod:`icegan.labels`).
 * ``path``: the clip's features, relative to the CSV's folder or absolute:
 
   - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
@@ -45,6 +47,7 @@ import torch
 from PIL import Image
 
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
+from icegan.labels import LABEL_SETS, get_label_set
 
 __all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
            "load_table_features", "minmax_per_clip"]
@@ -103,16 +106,28 @@ def short_row_note(raw: pd.DataFrame, line: int) -> str:
                                  f"or a missing comma?)")
 
 
-def parse_class_label(text: str, where: str, allow_empty: bool = False) -> Optional[int]:
-    """A MEGC2019 class written in a CSV cell: a name (``negative``, ``positive``, ``surprise``, any case) or an id
-    0..2 → the id; an empty cell → None when ``allow_empty``.
+def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: str = "megc2019") -> Optional[int]:
+    """A class written in a CSV cell: a name of the label set ``labels`` (:mod:`icegan.labels`; MEGC2019:
+    ``negative``, ``positive``, ``surprise``; any case) or an id 0..K-1 → the id; an empty cell → None when
+    ``allow_empty``.
 
     Raises:
-        ValueError: anything else (``where`` names the file, line and clip).
+        ValueError: anything else (``where`` names the file, line and clip; a name of another label set is named with
+            the ``data.labels`` setting that reads it), or an unknown label set.
     """
     label = str(text).strip()
     if not label and allow_empty:
         return None
+    if labels != "megc2019":
+        ls = get_label_set(labels)
+        if label.lower() in ls.classes:
+            return ls.classes.index(label.lower())
+        if label.isdigit() and int(label) < ls.n_classes:
+            return int(label)
+        other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes]
+        hint = f"; {label!r} is a class of the label set {other[0]}: set data.labels={other[0]}" if other else ""
+        raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id "
+                         f"0..{ls.n_classes - 1} nor one of {list(ls.classes)} (data.labels={labels}){hint}")
     if label.lower() in CLASS_NAMES:
         return CLASS_NAMES[label.lower()]
     if label in ("0", "1", "2"):
@@ -125,12 +140,15 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False) -> Optio
         hint = f"; {label!r} is an emotion: its MEGC2019 composite class is {emotion!r}"
     elif label.lower() in ("other", "others"):
         hint = f"; {label!r} is no class of the MEGC2019 composite, which leaves such clips out"
+    if label.lower() in LABEL_SETS["casme2_5"].classes:
+        hint += (f"; or, {label!r} being a class of CASME II's five (happiness, disgust, repression, surprise, "
+                 f"others), set data.labels=casme2_5 for a table of those")
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
                      f"of {names}{hint}")
 
 
 def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None,
-                       labelled: bool = True) -> pd.DataFrame:
+                       labelled: bool = True, labels: str = "megc2019") -> pd.DataFrame:
     """Read and check a feature table (the module docstring gives its columns); the maps are not opened here.
 
     Args:
@@ -138,9 +156,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         datasets: keep only these datasets; None keeps all.
         labelled: True (training, LOSO): every row needs a label. False (``icegan predict`` on new clips): the
             label column may be left out and a label cell left empty; such clips get the label -1 (unknown).
+        labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`).
 
     Returns:
-        DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2, or -1 unknown when
+        DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..K-1, or -1 unknown when
         ``labelled`` is False), path (absolute), line (the CSV line of the row), in file order.
 
     Raises:
@@ -201,7 +220,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         if slash and given and dataset_name(given) != ds:
             raise ValueError(f"{where}: subject '{subject}' is prefixed with '{prefix}' but the dataset column says "
                              f"'{given}'")
-        label = parse_class_label(r["label"], where, allow_empty=not labelled)
+        label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels)
         label = -1 if label is None else label
         path = Path(r["path"].strip())
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
@@ -212,7 +231,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise ValueError(f"{csv}, line {table['line'][i]}: clip '{table['clip'][i]}' of subject "
                          f"'{table['subject'][i]}' appears twice")
-    return validate_samples(table, source=str(csv), unlabelled=not labelled)
+    return validate_samples(table, get_label_set(labels).n_classes, source=str(csv), unlabelled=not labelled)
 
 
 def _read_map(path: str, where: str) -> np.ndarray:
@@ -297,7 +316,8 @@ def minmax_per_clip(x: torch.Tensor) -> torch.Tensor:
 
 
 def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = None, size: Optional[int] = None,
-                        normalize: Literal["none", "minmax"] = "none", labelled: bool = True) -> FeatureSet:
+                        normalize: Literal["none", "minmax"] = "none", labelled: bool = True,
+                        labels: str = "megc2019") -> FeatureSet:
     """Load the clips a feature table lists into memory.
 
     Args:
@@ -308,6 +328,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         normalize: ``none`` keeps the values, which must lie in [0, 1]; ``minmax`` normalises each channel of each
             clip to [0, 1] (:func:`minmax_per_clip`).
         labelled: False lets rows go without a label (-1), for scoring new clips (:func:`read_feature_table`).
+        labels: the label set of the table's label column (:mod:`icegan.labels`).
 
     Returns:
         :class:`~icegan.data.features.FeatureSet`: samples (dataset, subject, clip, label, path) and features
@@ -318,7 +339,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         ValueError: as :func:`read_feature_table`; an unreadable file, a wrong shape or size, NaN/Inf, or (with
             ``normalize=none``) values outside [0, 1] (each names the line, the clip and the file).
     """
-    table = read_feature_table(csv, datasets, labelled=labelled)
+    table = read_feature_table(csv, datasets, labelled=labelled, labels=labels)
     maps = []
     expected = ("data.size; data.size=0 takes the size of the table's maps, when all have one, and "
                 "model.input_size resizes them for the recognizer")   # what set the size a map must have
@@ -339,4 +360,5 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     x = torch.from_numpy(np.stack(maps))
     if normalize == "minmax":
         x = minmax_per_clip(x)
-    return FeatureSet(table.drop(columns=["line"]), x, unlabelled=not labelled)
+    return FeatureSet(table.drop(columns=["line"]), x, unlabelled=not labelled,
+                      n_classes=get_label_set(labels).n_classes)

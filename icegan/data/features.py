@@ -267,14 +267,21 @@ class FeatureSet:
     """An in-memory feature set: a sample table plus one feature tensor row per sample.
 
     Attributes:
-        samples: DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..2; -1 = unknown when
+        samples: DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..K-1; -1 = unknown when
             built with ``unlabelled=True``, for clips to be scored by ``icegan predict``) (and possibly path), row i
             describing ``features[i]``.
         features: float32 tensor (N, 3, H, W): u, v, optical strain, each in [0, 1].
+        n_classes: K, the classes of the label set of ``label`` (:mod:`icegan.labels`; 3 for MEGC2019, 5 for
+            CASME II's five).
+
+    Raises:
+        ValueError: a bad sample table (:func:`validate_samples`, a label outside ``0..n_classes-1`` included), a
+            feature tensor of another shape than (N, C, H, W), NaN or Inf features.
     """
 
-    def __init__(self, samples: pd.DataFrame, features: torch.Tensor, unlabelled: bool = False):
-        samples = validate_samples(samples, unlabelled=unlabelled)
+    def __init__(self, samples: pd.DataFrame, features: torch.Tensor, unlabelled: bool = False, n_classes: int = 3):
+        samples = validate_samples(samples, n_classes, unlabelled=unlabelled)
+        self.n_classes = int(n_classes)
         if features.ndim != 4 or features.shape[0] != len(samples):
             raise ValueError(f"features must be (N, C, H, W) with N = {len(samples)} rows, got {tuple(features.shape)}")
         if not torch.isfinite(features).all():
