@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
-           "write_whole"]
+           "write_whole", "image_tensor"]
 
 
 def write_whole(path: str | Path, write) -> Path:
@@ -305,17 +305,19 @@ def read_image(path: str | Path, gray: bool = False):
             file and says how).
     """
     import cv2
-    import torch
 
     from .frame_io import read_frame
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image not found: {p}")
-    img = read_frame(p, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-    if gray:
-        arr = img[None]
-    else:
-        arr = img[..., ::-1].transpose(2, 0, 1)
+    return image_tensor(read_frame(p, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR))
+
+
+def image_tensor(img: np.ndarray):
+    """The float tensor (C, H, W) in [0, 1], RGB order, of a uint8 frame as :func:`flownet.frame_io.read_frame`
+    decodes it: (H, W) grey (C = 1) or (H, W, 3) BGR (C = 3)."""
+    import torch
+    arr = img[None] if img.ndim == 2 else img[..., ::-1].transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
 
 

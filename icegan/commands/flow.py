@@ -217,17 +217,11 @@ def _eval(args: argparse.Namespace) -> int:
 @one_line_errors("icegan flow {flow_command}")
 def _run(args: argparse.Namespace) -> int:
     from flownet.devices import resolve_device
-    from flownet.io import read_image, save_flow_image, write_flo
+    from flownet.io import save_flow_image, write_flo
     from flownet.metrics import flow_magnitude
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
     _check_run_outputs(args)                                  # before the flow is computed, not after
-    _check_run_inputs(args)
-    i1, i2 = read_image(args.img1, gray=args.gray), read_image(args.img2, gray=args.gray)
-    grey1 = not args.gray and _is_grey(i1)
-    if not args.gray and grey1 != _is_grey(i2):             # grey values against colour ones: a wrong flow
-        grey, colour = (args.img1, args.img2) if grey1 else (args.img2, args.img1)
-        print(f"note: {grey} is greyscale and {colour} colour: both read as grey (as with --gray)")
-        i1, i2 = read_image(args.img1, gray=True), read_image(args.img2, gray=True)
+    i1, i2 = _read_run_inputs(args)
     if i1.shape != i2.shape:
         raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
                          f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them alike)")
@@ -265,21 +259,45 @@ def _check_run_outputs(args: argparse.Namespace) -> None:
         raise ValueError(f"--out and --flo are the same file ({args.out}); give the .flo its own name")
 
 
-def _check_run_inputs(args: argparse.Namespace) -> None:
-    """``flow run``: each image file read in full and decodable (:func:`flownet.frame_io.read_frame`): a JPEG cut
-    short decodes with grey rows, and a garbage flow, with only a warning of libjpeg's on stderr otherwise. ValueError
-    naming the file: missing, a folder, empty, cut short or not an image, or a 16-bit image whose values stay below
-    4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels)."""
+def _read_run_inputs(args: argparse.Namespace):
+    """``flow run``'s two frames as :func:`flownet.io.read_image` reads them ((C, H, W) tensors), each file read and
+    decoded once (:func:`flownet.frame_io.read_frame`: a JPEG cut short decodes with grey rows, and a garbage flow,
+    with only a warning of libjpeg's on stderr otherwise). Both read as grey, with a note, when one is grey and the
+    other colour (decoded again from the bytes in memory).
+
+    Raises:
+        ValueError: naming the file: missing, a folder, empty, cut short or not an image, or a 16-bit image whose
+            values stay below 4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels).
+    """
     import cv2
+    import numpy as np
 
     from flownet.frame_io import narrow_16_bit_max, read_frame
+    from flownet.io import image_tensor
+    flag = cv2.IMREAD_GRAYSCALE if args.gray else cv2.IMREAD_COLOR
+    data, imgs = [], []
     for path in (args.img1, args.img2):
-        top = narrow_16_bit_max(read_frame(path, cv2.IMREAD_UNCHANGED))
-        if top is not None:
-            raise ValueError(f"{path} is a 16-bit image whose values reach only {top} of 65535 (10- or "
-                             f"12-bit data?): read as 8 bits it holds at most {top // 256 + 1} grey levels "
-                             f"and its flow is unreliable; scale both images to the full 16-bit range (12-bit data: "
-                             f"times 16) or save them as 8-bit")
+        try:
+            data.append(Path(path).read_bytes())
+        except OSError as exc:          # read_frame's words for a file it cannot read
+            raise ValueError(f"cannot read image {Path(path)}: {exc.strerror or exc}") from None
+        img = read_frame(path, flag | cv2.IMREAD_ANYDEPTH, data=data[-1])     # 8-bit files: as with `flag`
+        if img.dtype != np.uint8:       # 16-bit (or float) data: its full values checked, then read as 8 bits
+            top = narrow_16_bit_max(read_frame(path, cv2.IMREAD_UNCHANGED, data=data[-1]))
+            if top is not None:
+                raise ValueError(f"{path} is a 16-bit image whose values reach only {top} of 65535 (10- or "
+                                 f"12-bit data?): read as 8 bits it holds at most {top // 256 + 1} grey levels "
+                                 f"and its flow is unreliable; scale both images to the full 16-bit range (12-bit "
+                                 f"data: times 16) or save them as 8-bit")
+            img = read_frame(path, flag, data=data[-1])
+        imgs.append(image_tensor(img))
+    grey1 = not args.gray and _is_grey(imgs[0])
+    if not args.gray and grey1 != _is_grey(imgs[1]):             # grey values against colour ones: a wrong flow
+        grey, colour = (args.img1, args.img2) if grey1 else (args.img2, args.img1)
+        print(f"note: {grey} is greyscale and {colour} colour: both read as grey (as with --gray)")
+        imgs = [image_tensor(read_frame(path, cv2.IMREAD_GRAYSCALE, data=raw))
+                for path, raw in zip((args.img1, args.img2), data)]
+    return imgs
 
 
 def _estimator(args: argparse.Namespace, img, module: dict):
