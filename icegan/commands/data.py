@@ -57,7 +57,10 @@ def _logging() -> None:
 
 @one_line_errors("icegan data composite")
 def _composite(args: argparse.Namespace) -> int:
+    from flownet.io import check_output_path
     from icegan.data.composite import composite_from_sheets
+    if args.json:                        # checked before the sheets are read, not after
+        check_output_path(args.json, "--json (the counts file)", example="composite.json")
     out = composite_from_sheets(args.annotations_dir)
     print(f"{'dataset':8s} {'clips':>5s} {'negative':>8s} {'positive':>8s} {'surprise':>8s} {'subjects':>8s}")
     for ds, c in out.items():
@@ -82,8 +85,11 @@ def _composite(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     _logging()
     logging.getLogger("icegan.data").setLevel(logging.ERROR)  # the report lists every problem itself
+    from flownet.io import check_output_path
     from icegan.data.base import DatasetLayoutError, missing_root_message
     from icegan.data.check import check_dataset
+    if args.json:                        # checked before the check (minutes, decoding every frame), not after
+        check_output_path(args.json, "--json (the report file)", example="check.json")
     if args.dataset != "clips" and not args.root.is_dir():      # (a clip list's --root is its CSV)
         raise DatasetLayoutError(missing_root_message(args.dataset, args.root, given_by="--root"))
     rep = check_dataset(args.dataset, args.root, args.annotations, composite_only=args.composite_only,
