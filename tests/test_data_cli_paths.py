@@ -45,3 +45,17 @@ def test_data_json_that_is_a_folder_is_named_before_the_work(shared_data, tmp_pa
     assert f"icegan data {command}: error: --json" in err and f"{out} is a folder; give a file name in it, e.g. " \
                                                               f"{out / name}" in err
     assert worked == []
+
+
+def test_data_composite_names_an_annotations_dir_that_is_a_sheet_or_missing(shared_data, tmp_path, capsys):
+    """--annotations-dir given the sheet itself, or a folder that does not exist, was answered 'no coding sheet in
+    PATH: expected ...' (the sheet named as missing from itself); now what is wrong with the path is said."""
+    sheet = _sheet_folder(shared_data, tmp_path) / CASME2_SHEET
+    assert main(["data", "composite", "--annotations-dir", str(sheet)]) == 2
+    assert capsys.readouterr().err == (f"icegan data composite: error: --annotations-dir {sheet} is a file, not a "
+                                       f"folder: give the folder that holds the sheets, {sheet.parent}\n")
+    missing = tmp_path / "annotation"
+    assert main(["data", "composite", "--annotations-dir", str(missing)]) == 2
+    assert capsys.readouterr().err == (f"icegan data composite: error: --annotations-dir {missing}: no such folder; "
+                                       f"give the folder that holds {CASME2_SHEET} and/or SAMM_Micro_FACS_Codes_v2."
+                                       f"xlsx\n")

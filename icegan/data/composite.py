@@ -163,10 +163,17 @@ def composite_from_sheets(annotations_dir: str | Path) -> dict:
         A dataset whose sheet is not in the folder is left out (a copy of one dataset only).
 
     Raises:
-        SheetError: neither sheet is in the folder (the message names both and the folder), or one is unreadable.
+        SheetError: ``annotations_dir`` is a file or no folder, neither sheet is in it (the message names both and the
+            folder), or one is unreadable.
     """
     from .sheets import SheetError
     d = Path(annotations_dir)
+    if d.is_file():             # the sheet itself given
+        raise SheetError(f"--annotations-dir {d} is a file, not a folder: give the folder that holds the sheets, "
+                         f"{d.parent}")
+    if not d.is_dir():
+        raise SheetError(f"--annotations-dir {d}: no such folder; give the folder that holds {CASME2_SHEET} and/or "
+                         f"{SAMM_SHEET}")
     out = {name: composite_summary(read(d / sheet))
            for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet), ("samm", SAMM_SHEET, read_samm_sheet))
            if (d / sheet).is_file()}
