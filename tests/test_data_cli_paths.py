@@ -59,3 +59,22 @@ def test_data_composite_names_an_annotations_dir_that_is_a_sheet_or_missing(shar
     assert capsys.readouterr().err == (f"icegan data composite: error: --annotations-dir {missing}: no such folder; "
                                        f"give the folder that holds {CASME2_SHEET} and/or SAMM_Micro_FACS_Codes_v2."
                                        f"xlsx\n")
+
+
+def test_data_composite_names_a_sheet_saved_under_another_name(shared_data, tmp_path, capsys):
+    """A sheet saved as 'CASME2-coding-20140508 (1).xlsx' (a browser's second download) or in other case was reported
+    as absent from a folder that holds it; the file is now named, with the name to give it."""
+    from icegan.data.sheets import SAMM_SHEET
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    shutil.copy(shared_data / "annotations" / SAMM_SHEET, ann / SAMM_SHEET)
+    shutil.copy(shared_data / "annotations" / CASME2_SHEET, ann / "casme2-coding-20140508.xlsx")
+    assert main(["data", "composite", "--annotations-dir", str(ann)]) == 0
+    assert (f"casme2: not counted: its sheet {CASME2_SHEET} is not in {ann} ({ann} holds casme2-coding-20140508.xlsx: "
+            f"if that is the sheet, save it as {ann / CASME2_SHEET})\n") in capsys.readouterr().out
+    (ann / SAMM_SHEET).rename(ann / "SAMM_Micro_FACS_Codes_v2 (1).xlsx")
+    assert main(["data", "composite", "--annotations-dir", str(ann)]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"give the folder that holds them with --annotations-dir ({ann} holds casme2-coding-20140508.xlsx: if that is "
+        f"the sheet, save it as {ann / CASME2_SHEET}; {ann} holds SAMM_Micro_FACS_Codes_v2 (1).xlsx: if that is the "
+        f"sheet, save it as {ann / SAMM_SHEET})\n")

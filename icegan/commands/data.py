@@ -67,10 +67,13 @@ def _composite(args: argparse.Namespace) -> int:
         print(f"{ds:8s} {c['clips']:5d} {c['negative']:8d} {c['positive']:8d} {c['surprise']:8d} {c['subjects']:8d}")
         for e in c["excluded"]:
             print(f"  excluded {ds}/{e['clip']}: {e['reason']}")
+    from icegan.data.composite import sheet_lookalikes
     from icegan.data.sheets import CASME2_SHEET, SAMM_SHEET
     for ds, sheet in (("casme2", CASME2_SHEET), ("samm", SAMM_SHEET)):
         if ds not in out:
-            print(f"{ds}: not counted: its sheet {sheet} is not in {args.annotations_dir}")
+            alike = sheet_lookalikes(args.annotations_dir, sheet)     # a browser's "(1)" copy, another case
+            print(f"{ds}: not counted: its sheet {sheet} is not in {args.annotations_dir}"
+                  + (f" ({'; '.join(alike)})" if alike else ""))
     if "smic" not in out:
         print("smic: not from a sheet: the composite's SMIC-HS clips (164 in MEGC2019) take their class from the folder "
               "names of your copy; count them with icegan data check --dataset smic --root DIR")

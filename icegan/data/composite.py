@@ -153,6 +153,17 @@ def sde_summary(rows: list[SheetRow]) -> dict:
     return {}
 
 
+def sheet_lookalikes(folder: Path, sheet: str) -> list[str]:
+    """``"FOLDER holds NAME: if that is the sheet, save it as FOLDER/SHEET"`` for each file of ``folder`` whose name
+    starts with official sheet ``sheet``'s name but for case and extension (a browser's ``... (1).xlsx``, a
+    lower-case copy, an ``.xls`` or ``.csv`` export): why ``sheet`` is not found there."""
+    if not folder.is_dir():
+        return []
+    stem = Path(sheet).stem.lower()
+    return [f"{folder} holds {f.name}: if that is the sheet, save it as {folder / sheet}"
+            for f in sorted(folder.iterdir()) if f.is_file() and f.name != sheet and f.name.lower().startswith(stem)]
+
+
 def composite_from_sheets(annotations_dir: str | Path) -> dict:
     """Composite counts of CASME II and SAMM from their official sheets in ``annotations_dir``.
 
@@ -178,6 +189,8 @@ def composite_from_sheets(annotations_dir: str | Path) -> dict:
            for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet), ("samm", SAMM_SHEET, read_samm_sheet))
            if (d / sheet).is_file()}
     if not out:
+        alike = [note for sheet in (CASME2_SHEET, SAMM_SHEET) for note in sheet_lookalikes(d, sheet)]
         raise SheetError(f"no coding sheet in {d}: expected {CASME2_SHEET} (CASME II) and/or {SAMM_SHEET} (SAMM), as "
-                         f"their owners distribute them; give the folder that holds them with --annotations-dir")
+                         f"their owners distribute them; give the folder that holds them with --annotations-dir"
+                         + (f" ({'; '.join(alike)})" if alike else ""))
     return out
