@@ -77,6 +77,10 @@ class DataSection:
             refused with a pointer to ``icegan loso protocol=HDE``, which runs it on precomputed features.
         dataset: dataset of an SDE run (``casme2``, ``samm``, ``smic``, or ``synthetic``).
         max_folds: run only the first k folds (0 = all): smoke tests.
+        labels: the classes recognised (:mod:`icegan.labels`): ``megc2019`` (negative, positive, surprise) or
+            ``casme2_5`` (CASME II's happiness, disgust, repression, surprise, others: a ``prepared`` source of
+            CASME II with ``composite_only: false``, since the composite leaves out the ``others`` clips). The
+            recognizer, ICE-GAN's class condition and every report use that set's K classes.
     """
     source: Literal["synthetic", "prepared"] = "synthetic"
     n_subjects: int = 6
@@ -87,8 +91,24 @@ class DataSection:
     protocol: Literal["CDE", "SDE", "HDE"] = "CDE"
     dataset: Optional[str] = None
     max_folds: int = 0
+    labels: Literal["megc2019", "casme2_5"] = "megc2019"
 
     def __post_init__(self):
+        if self.labels != "megc2019":
+            from icegan.labels import get_label_set
+            ls = get_label_set(self.labels)
+            if self.source != "prepared":
+                raise ValueError(f"data.labels={self.labels} needs data.source=prepared ({ls.title}); the "
+                                 f"{self.source} set has MEGC2019's three classes")
+            for spec in self.prepare.datasets:
+                if ls.datasets and spec.name not in ls.datasets:
+                    raise ValueError(f"data.labels={self.labels}: the dataset {spec.name!r} of data.prepare.datasets "
+                                     f"has no such classes (only {', '.join(ls.datasets)} clips do); leave it out")
+                if spec.composite_only:
+                    raise ValueError(f"data.labels={self.labels} needs composite_only: false for the dataset "
+                                     f"{spec.name!r} in data.prepare.datasets: the MEGC2019 composite leaves out its "
+                                     f"clips of other classes (CASME II's 'others'); configs/casme2_5class.yaml "
+                                     f"has the setting")
         if self.max_folds < 0:
             raise ValueError(f"data.max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.protocol == "HDE":
@@ -285,7 +305,8 @@ def _check_custom_code(cfg: MainConfig) -> None:
     """
     from icegan.recognition import check_custom_recognizer
     try:
-        check_custom_recognizer(cfg.recognizer)
+        from icegan.labels import get_label_set
+        check_custom_recognizer(cfg.recognizer, n_classes=get_label_set(cfg.data.labels).n_classes)
         if cfg.flow.method == "custom":
             from flownet.registry import get_estimator
             est = get_estimator("custom", module=cfg.flow.module, weights=cfg.flow.weights)
@@ -424,8 +445,10 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
     """The run's real clips: the built-in synthetic set or a prepared (cached) real dataset.
 
     ``progress`` shows the preparation bar (off for ``--no-progress`` and on non-main processes).
-    ``unlabelled``: also keep prepared clips without a MEGC2019 class (label -1: a sheet's non-composite clips, a
-    clip list's clips without a label), for ``icegan features``; a LOSO run leaves them out, with a warning.
+    ``unlabelled``: also keep prepared clips without a class of ``data.labels`` (label -1: a sheet's non-composite
+    clips, a clip list's clips without a label), for ``icegan features``; a LOSO run leaves them out, with a warning.
+    A label is the id of the clip's class in that label set (:mod:`icegan.labels`; its manifest column: ``class3``
+    for MEGC2019, ``class5`` for CASME II's five).
 
     Raises:
         icegan.data.prepare.PrepareError: no usable clip in the configured datasets.
@@ -440,14 +463,19 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
                                progress=d.prepare.progress and progress)
     prepared = prepare_dataset(pcfg)
     m = prepared.manifest
-    labelled = (m["class3"].fillna(-1).astype(int) >= 0).to_numpy()       # the cache writes -1 for "no class"
+    from icegan.labels import get_label_set
+    ls = get_label_set(d.labels)
+    # the cache writes -1 (class3) or an empty cell (class5) for "no class"
+    label = pd.to_numeric(m[ls.column], errors="coerce").fillna(-1).astype(int)
+    labelled = (label >= 0).to_numpy()
     keep = labelled | unlabelled
+    what = "MEGC2019 class" if ls.name == "megc2019" else f"class of {ls.title}"
     if not keep.all():
-        log.warning("%d prepared clips have no MEGC2019 class and are left out of the LOSO run: %s",
-                    int((~keep).sum()), ", ".join(m.loc[~keep, "key"].astype(str).tolist()[:10]))
+        log.warning("%d prepared clips have no %s and are left out of the LOSO run: %s", int((~keep).sum()), what,
+                    ", ".join(m.loc[~keep, "key"].astype(str).tolist()[:10]))
     no_class = pd.DataFrame({"key": m.loc[~keep, "key"].astype(str).to_numpy(),
-                             "reason": "no MEGC2019 class: left out of the LOSO run"})
-    m = m[keep]
+                             "reason": f"no {what}: left out of the LOSO run"})
+    m, label = m[keep], label[keep]
     spotted = m[m["apex_method"].astype(str) != "annotated"] if "apex_method" in m.columns else m.iloc[:0]
     if len(spotted):        # no apex in the sheet or clip list: say which frame stands for it
         shown = ", ".join(f"{r.key} at frame {int(r.apex)} (onset {int(r.onset)})"
@@ -457,7 +485,7 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
                  prepared.cache_dir / "manifest.csv")
     idx = m["index"].to_numpy()
     samples = pd.DataFrame({"dataset": m["dataset"].to_numpy(), "subject": m["subject"].to_numpy(),
-                            "clip": m["clip"].to_numpy(), "label": m["class3"].fillna(-1).astype(int).to_numpy()})
+                            "clip": m["clip"].to_numpy(), "label": label.to_numpy()})
     skipped = pd.DataFrame(prepared.skipped).reindex(columns=["key", "reason"])
     if len(no_class):
         skipped = pd.concat([skipped, no_class], ignore_index=True)
@@ -668,7 +696,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     prepared clips and flow. No labels are used to compute them (per-clip flow, per-clip min–max).
 
     Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2 or empty for a clip without a MEGC2019
-    class, path; :mod:`icegan.data.feature_table`: ``icegan loso`` refuses empty labels, ``icegan predict`` scores
+    class (with ``data.labels`` other than ``megc2019``: the class name, e.g. ``others``, which ``icegan loso
+    data.labels=...`` reads), path; :mod:`icegan.data.feature_table`: ``icegan loso`` refuses empty labels, ``icegan predict`` scores
     those clips), and when some clips have a label and others not, ``features_labelled.csv``: the rows of the
     labelled clips alone, same maps (what ``icegan loso`` and ``icegan fit`` take),
     ``maps/<subject>_<clip>.npy`` (:func:`map_file_names`: ``/`` and ``\\`` as ``_``, ``_2``, ``_3``, ... after a name
@@ -702,14 +731,17 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     rows = []
     samples = clips.samples[["dataset", "subject", "clip", "label"]]
     names = map_file_names(samples["subject"], samples["clip"])
+    from icegan.labels import get_label_set
+    classes = get_label_set(cfg.data.labels).classes
+    by_name = cfg.data.labels != "megc2019"         # a table of another label set says which in every label cell
     for (dataset, subject, clip, label), f, name in zip(samples.itertuples(index=False), feats.numpy(), names):
         np.save(maps / name, np.ascontiguousarray(f, dtype=np.float32))
-        rows.append({"dataset": dataset, "subject": subject, "clip": clip,
-                     "label": int(label) if label >= 0 else "", "path": f"maps/{name}"})
+        cell = (classes[int(label)] if by_name else int(label)) if label >= 0 else ""
+        rows.append({"dataset": dataset, "subject": subject, "clip": clip, "label": cell, "path": f"maps/{name}"})
     save_config(cfg, out / "config.yaml")
     write_skipped(out / "skipped.csv", clips.skipped)
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
-            "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "clips": len(rows),
+            "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "labels": cfg.data.labels, "clips": len(rows),
             "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1)}
     (out / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
     written = pd.DataFrame(rows)
@@ -732,22 +764,25 @@ def _write_table(df: pd.DataFrame, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def fit_predict(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
-                device: torch.device, seed: int = 0, sample_weight: Optional[torch.Tensor] = None) -> np.ndarray:
-    """Train the recognizer (× ``rcfg.seeds``) on (N, 3, S, S) features and return test probabilities (n, 3).
+                device: torch.device, seed: int = 0, sample_weight: Optional[torch.Tensor] = None,
+                n_classes: int = 3) -> np.ndarray:
+    """Train the recognizer (× ``rcfg.seeds``) on (N, 3, S, S) features and return test probabilities (n, K).
 
-    ``sample_weight``: optional (N,) loss weight of every training row (:func:`icegan.recognition.fit_recognizer`)."""
+    ``sample_weight``: optional (N,) loss weight of every training row (:func:`icegan.recognition.fit_recognizer`).
+    ``n_classes``: K, the classes of ``data.labels`` (:mod:`icegan.labels`)."""
     base = RecognizerConfig(**{f.name: getattr(rcfg, f.name) for f in dataclasses.fields(RecognizerConfig)})
     predict = fit_recognizer(base, x_train, y_train, device=device, seed=seed, progress=False,
-                             sample_weight=sample_weight)
+                             sample_weight=sample_weight, n_classes=n_classes)
     return predict(x_test)
 
 
 def fit_critic(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Tensor, device: torch.device,
-               seed: int = 0) -> torch.nn.Module:
+               seed: int = 0, n_classes: int = 3) -> torch.nn.Module:
     """A differentiable recognizer for the joint generator loss, frozen in eval mode.
 
     Same settings as the fold's recognizer (one seed); STSTNet when that recognizer is not a network
-    (``logreg``, ``random_forest``, ``expcaps``); a ``custom`` network is its own critic. ``critic(features (B, 3, S, S)) -> logits (B, 3)``.
+    (``logreg``, ``random_forest``, ``expcaps``); a ``custom`` network is its own critic.
+    ``critic(features (B, 3, S, S)) -> logits (B, K)``, K = ``n_classes``.
     """
     fields = {f.name: getattr(rcfg, f.name) for f in dataclasses.fields(RecognizerConfig)}
     if fields["name"] not in ("ststnet", "offtanet", "custom"):
@@ -756,7 +791,7 @@ def fit_critic(rcfg: RecognizerSection, x_train: torch.Tensor, y_train: torch.Te
     base = RecognizerConfig(**fields)
     x = resize_features(x_train.float(), base.input_size)
     model, _ = train_models(base, x, y_train.long(), torch.ones(1, len(x), dtype=torch.bool), device=device,
-                            seed=seed, progress=False)
+                            seed=seed, progress=False, n_classes=n_classes)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -790,7 +825,9 @@ def _gan_config(cfg: MainConfig, device: torch.device, held_out: Optional[list[s
     ``train_subjects``: the fold's subjects, recorded with a prepared source's faces (onset and apex only) in the
     checkpoint's config, so that ``icegan gan eval`` scores the fold's GAN on its held-out subject."""
     from icegan.gan.trainer import GanConfig
+    from icegan.labels import get_label_set
     g = GanConfig(name=cfg.name)
+    g.model.n_classes = get_label_set(cfg.data.labels).n_classes      # the class condition: the run's label set
     g.data.img_size = cfg.data.img_size
     if cfg.data.source == "prepared":
         g.data.source = "prepared"
@@ -875,6 +912,8 @@ class FoldRunner:
         self.cfg, self.clips, self.real_feats = cfg, clips, real_feats
         self.estimator, self.run_dir, self.device = estimator, run_dir, device
         self.labels = torch.tensor(clips.samples["label"].to_numpy(), dtype=torch.long)
+        from icegan.labels import get_label_set
+        self.n_classes = get_label_set(cfg.data.labels).n_classes        # K of data.labels
         self.fold_seconds: dict[str, float] = {}
         self.fold_peak_rss_mb: dict[str, float] = {}      # Ray workers only (the driver's is the process's)
 
@@ -936,7 +975,7 @@ class FoldRunner:
                 fold.writer.add_scalar("fold/seconds", extra["seconds"], fold.index)
 
     def __call__(self, fold) -> np.ndarray:
-        """Train the fold's models on ``fold.train_idx`` and return (n_test, 3) scores of ``fold.test_idx``.
+        """Train the fold's models on ``fold.train_idx`` and return (n_test, K) scores of ``fold.test_idx``.
 
         Seeded from ``cfg.seed`` and the fold index alone, so a fold gives the same scores whatever
         ran before it, in this process or in a Ray worker (same torch thread count assumed)."""
@@ -961,7 +1000,7 @@ class FoldRunner:
             scores = self._expcaps_scores(gan_state, te)
         else:
             scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
-                                 seed=cfg.seed + fold.index, sample_weight=weight)
+                                 seed=cfg.seed + fold.index, sample_weight=weight, n_classes=self.n_classes)
         self.fold_seconds[fold.subject] = time.time() - t0
         if fold.writer is not None:
             fold.writer.add_scalar("fold/seconds", self.fold_seconds[fold.subject], fold.index)
@@ -1000,7 +1039,7 @@ class FoldRunner:
                 writer.close()
         g = state.generator.eval()
         # class-balanced augmentation for the training onsets
-        counts = torch.bincount(y_tr, minlength=3)
+        counts = torch.bincount(y_tr, minlength=self.n_classes)
         target = int(round(int(counts.max()) * (1.0 + cfg.gan.synthetic_ratio)))
         synth_feats = synth_y = None
         if cfg.gan.synthetic_ratio > 0:
@@ -1014,12 +1053,12 @@ class FoldRunner:
             synth_y = cls.long()
         # sample grid: one onset per class present
         with torch.no_grad():
-            pick = [int(np.flatnonzero(y_tr.numpy() == k)[0]) for k in range(3)
+            pick = [int(np.flatnonzero(y_tr.numpy() == k)[0]) for k in range(self.n_classes)
                     if (y_tr == k).any()]
             o = onset[pick].to(self.device)
             z = torch.randn(len(pick), g.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(self.device)
             fakes = [g(o, z, torch.full((len(pick),), k, dtype=torch.long, device=self.device)).cpu()
-                     for k in range(3)]
+                     for k in range(self.n_classes)]
         if distributed.is_main():
             _sample_grid_png(fold_dir / "samples.png", onset[pick], apex[pick], fakes)
         return state, synth_feats, synth_y
@@ -1029,7 +1068,8 @@ class FoldRunner:
         classifies the SRFlowNet flow features of (onset, G(onset, z, c)); CE against c."""
         from flownet.strain import flow_features
         cfg = self.cfg
-        critic = fit_critic(cfg.recognizer, feats_tr, y_tr, self.device, seed=cfg.seed + 1000 + fold_index)
+        critic = fit_critic(cfg.recognizer, feats_tr, y_tr, self.device, seed=cfg.seed + 1000 + fold_index,
+                            n_classes=self.n_classes)
         for p in critic.parameters():
             p.requires_grad_(False)
         net = self.estimator.model
@@ -1088,13 +1128,15 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     from icegan.data.prepare import PrepareError
     from icegan.data.sheets import SheetError
     from icegan.protocol import LosoScopeError, check_classes, make_folds
+    from icegan.labels import get_label_set
+    labels = get_label_set(cfg.data.labels)
     try:
         clips = load_samples(cfg, progress=progress and distributed.is_main())
         # the clips' table (labels, dataset prefixes, one row per clip) and its folds (two spellings of a subject,
         # too few subjects): bad input stops here in one line, before any training
-        validate_samples(clips.samples)
+        validate_samples(clips.samples, labels.n_classes)
         folds = make_folds(clips.samples["subject"].astype(str).tolist(), cfg.data.protocol, cfg.data.dataset)
-        check_classes(clips.samples["label"].to_numpy(), folds)
+        check_classes(clips.samples["label"].to_numpy(), folds, labels.classes)
     except (PrepareError, SheetError, LosoScopeError):
         raise               # their messages already name the file or the setting
     except ValueError as exc:
@@ -1143,7 +1185,7 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
                        progress=progress and distributed.is_main(), fold_map=timed_map,
-                       provenance={**provenance, **recognizer_provenance(cfg.recognizer)})
+                       provenance={**provenance, **recognizer_provenance(cfg.recognizer)}, classes=labels.classes)
     _PRIOR_FLOWS.clear()                # the run's prior flows are not needed after its folds
     if not distributed.is_main():
         return metrics

@@ -194,9 +194,10 @@ def test_synthetic_weight_reaches_the_recognizer_and_changes_it(tmp_path, tiny_w
     seen = []
     real_fit_predict = pipeline.fit_predict
 
-    def spy(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None):
+    def spy(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None, n_classes=3):
         seen.append((len(x_train), None if sample_weight is None else sample_weight.clone()))
-        return real_fit_predict(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight)
+        return real_fit_predict(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight,
+                                n_classes=n_classes)
     monkeypatch.setattr(pipeline, "fit_predict", spy)
 
     run_main(_cfg(tiny_weights, "data.max_folds=1"), tmp_path / "w1", progress=False)
@@ -662,9 +663,9 @@ def test_each_fold_sees_only_its_training_subjects(tmp_path, tiny_weights, monke
         seen[-1]["gan"] = (onset.clone(), apex.clone(), labels.clone())
         return real_train(onset, apex, labels, cfg, **kw)
 
-    def critic(rcfg, x_train, y_train, device, seed=0):
+    def critic(rcfg, x_train, y_train, device, seed=0, **kw):
         seen[-1]["critic"] = (x_train.clone(), y_train.clone())
-        return real_critic(rcfg, x_train, y_train, device, seed=seed)
+        return real_critic(rcfg, x_train, y_train, device, seed=seed, **kw)
 
     def aug(g, onset, labels, target_per_class=None, seed=0, **kw):
         fake, src, cls = real_aug(g, onset, labels, target_per_class=target_per_class, seed=seed, **kw)
@@ -676,9 +677,9 @@ def test_each_fold_sees_only_its_training_subjects(tmp_path, tiny_weights, monke
             seen[-1]["synth_apex01"] = apex01.clone()
         return real_flow(estimator, onset01, apex01, *a, **kw)
 
-    def fit(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None):
+    def fit(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None, **kw):
         seen[-1]["fit"] = (x_train.clone(), y_train.clone(), x_test.clone(), seed)
-        return real_fit(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight)
+        return real_fit(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight, **kw)
     monkeypatch.setattr(pipeline, "load_samples", load)
     monkeypatch.setattr(pipeline.FoldRunner, "__call__", call)
     monkeypatch.setattr("icegan.gan.trainer.train_gan", train)
@@ -729,9 +730,9 @@ def test_ratio_zero_trains_the_gan_but_adds_no_synthetic_rows(tmp_path, tiny_wei
         seen["gan"] += 1
         return real_train(*a, **kw)
 
-    def fit(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None):
+    def fit(rcfg, x_train, y_train, x_test, device, seed=0, sample_weight=None, **kw):
         seen["n_train"] = len(x_train)
-        return real_fit(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight)
+        return real_fit(rcfg, x_train, y_train, x_test, device, seed=seed, sample_weight=sample_weight, **kw)
     monkeypatch.setattr("icegan.gan.trainer.train_gan", train)
     monkeypatch.setattr(synthesis, "balanced_augmentation", lambda *a, **kw: seen.update(aug=1) or None)
     monkeypatch.setattr(pipeline, "fit_predict", fit)

@@ -86,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"the {what} are of one subject ({subjects.iloc[0]['subject']}): a leave-one-subject-out run "
                   "needs labelled clips of at least 2 subjects")
         else:
+            labels = f" data.labels={cfg.data.labels}" if cfg.data.labels != "megc2019" else ""
             print(f"run a recognizer on the {what}: icegan loso --config configs/features_ststnet.yaml --out "
-                  f"runs/<name> data.source=table data.table={labelled} data.size={s}{scope}")
+                  f"runs/<name> data.source=table data.table={labelled}{labels} data.size={s}{scope}")
     return 0
