@@ -78,3 +78,17 @@ def test_data_composite_names_a_sheet_saved_under_another_name(shared_data, tmp_
         f"give the folder that holds them with --annotations-dir ({ann} holds casme2-coding-20140508.xlsx: if that is "
         f"the sheet, save it as {ann / CASME2_SHEET}; {ann} holds SAMM_Micro_FACS_Codes_v2 (1).xlsx: if that is the "
         f"sheet, save it as {ann / SAMM_SHEET})\n")
+
+
+def test_data_check_names_a_root_that_is_a_file_and_a_sheet_that_is_a_folder(shared_data, tmp_path, capsys):
+    """--root given a frame file was 'casme2 root not found: FILE', --annotations given the sheets' folder 'annotation
+    sheet not found: DIR' (both exist); each is now said to be the wrong kind of path."""
+    frame = next((shared_data / "casme2" / "sub01").glob("*/*.jpg"))
+    assert main(["data", "check", "--dataset", "casme2", "--root", str(frame), "--no-read-images"]) == 2
+    assert capsys.readouterr().err.startswith(f"icegan data check: error: casme2 root {frame} is a file, not a "
+                                              f"folder. Put or symlink your copy of the casme2 release")
+    ann = _sheet_folder(shared_data, tmp_path)
+    assert main(["data", "check", "--dataset", "casme2", "--root", str(shared_data / "casme2"), "--annotations",
+                 str(ann), "--no-read-images"]) == 2
+    assert capsys.readouterr().err == (f"icegan data check: error: annotation sheet {ann} is a folder, not a file: "
+                                       f"give the sheet file in it, e.g. {ann / CASME2_SHEET}\n")

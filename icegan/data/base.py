@@ -27,7 +27,8 @@ def missing_root_message(name: str, root: str | Path, given_by: Optional[str] = 
         given_by: how the command at hand took the root (``--root`` for ``icegan data check``); None: from a
             config, whose ``root:`` and the ``{data_root}`` / ``{shared_data}`` placeholders in it are named.
     """
-    head = (f"{name} root not found: {root}. Put or symlink your copy of the {name} release there, in its official "
+    where = f"{root} is a file, not a folder" if Path(root).is_file() else f"not found: {root}"
+    head = (f"{name} root {where}. Put or symlink your copy of the {name} release there, in its official "
             f"layout (data/README.md), or ")
     if given_by:
         return head + f"give its folder with {given_by}"
@@ -54,6 +55,9 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
     """
     if explicit is not None:
         p = Path(explicit)
+        if p.is_dir():
+            raise FileNotFoundError(f"annotation sheet {p} is a folder, not a file: give the sheet file in it, e.g. "
+                                    f"{p / name}")
         if not p.is_file():
             raise FileNotFoundError(f"annotation sheet not found: {p}. {_SHEET_HINT.format(name=name)}")
         return p
