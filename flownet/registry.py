@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import (load_model_file, load_state_dict_file, load_state_dict_strict, read_torch_file,
-                                 save_torch_file)
+from .models.state_dict import (load_model_file, load_state_dict_file, load_state_dict_strict, missing_weights,
+                                 read_torch_file, save_torch_file)
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -408,7 +408,7 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
     exp = canonical_name(expected) if expected is not None else None
     p = resolve_weights(path, exp or "srflownet")
     if not p.is_file():
-        raise FileNotFoundError(f"flow weights not found: {p} (weights load only from a local file; train some "
+        raise FileNotFoundError(f"flow weights {missing_weights(p)} (weights load only from a local file; train some "
                                 f"with `icegan flow train --config configs/flow_<backbone>.yaml`)")
     ckpt = read_torch_file(p, "flow weights file")
     if not isinstance(ckpt, dict):

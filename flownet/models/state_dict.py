@@ -44,6 +44,18 @@ def read_torch_file(path: str | Path, label: str, weights_only: bool = True) -> 
                          f"complete? ({type(exc).__name__}: {_load_error_detail(exc)})") from None
 
 
+def missing_weights(path: str | Path) -> str:
+    """How a weights path that is not a file is wrong, to follow ``"<what> weights "``: ``"not found: P"``, or for a
+    folder (a training run's, given for the weights file in it) ``"P is a folder, not a file: give a weights file in
+    it (last.pt, weights.pt)"``."""
+    p = Path(path)
+    if not p.is_dir():
+        return f"not found: {p}"
+    pts = sorted(f.name for f in p.glob("*.pt") if f.is_file())
+    return f"{p} is a folder, not a file: " + (f"give a weights file in it ({', '.join(pts)})" if pts
+                                                else "it holds no .pt file")
+
+
 def save_torch_file(obj: object, path: str | Path) -> Path:
     """``torch.save`` of ``obj`` to ``path`` through a temporary file in the same folder, renamed when complete: a
     kill while saving leaves the previous file (a checkpoint to resume from) whole, never one cut short."""
@@ -167,7 +179,7 @@ def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{what} weights not found: {p}. {hint}")
+        raise FileNotFoundError(f"{what} weights {missing_weights(p)}. {hint}")
     article = "an" if what[:1].upper() in "AEIOUS" else "a"     # "an SRFlowNet", "a DecFlow"
     ckpt = read_torch_file(p, f"{article} {what} weights file")
     if isinstance(ckpt, dict) and "model" in ckpt and "format" not in ckpt:
