@@ -255,7 +255,8 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
                                     "model.noise_filter": "none", "recognizer.noise_filter": "none",
                                     "model.cutout_px": 0, "recognizer.cutout_px": 0,
                                     "model.sam_rho": 0.0, "recognizer.sam_rho": 0.0,
-                                    "model.class_balance": "pooled", "recognizer.class_balance": "pooled"}
+                                    "model.class_balance": "pooled", "recognizer.class_balance": "pooled",
+                                    "data.labels": "megc2019"}
 
 
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:

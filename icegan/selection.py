@@ -186,15 +186,16 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     from icegan.commands.loso import fold_runner
     from icegan.ensemble import not_probabilities
     from icegan.executors import sequential_map
-    from icegan.protocol import SCORE_COLUMNS
+    from icegan.labels import get_label_set
 
     if cfg.oracle_epoch:
         raise SelectionError(f"recipe '{cfg.name}': an oracle-epoch run cannot be a candidate of an honest selection")
     samples = feature_set.samples
     subjects = samples["subject"].astype(str).to_numpy()
     n_train = {f.subject: len(f.train_idx) for f in outer_folds}
-    n_classes = 3
-    score_cols = list(SCORE_COLUMNS[:n_classes])
+    labels = get_label_set(cfg.data.labels)            # the recipe's classes (icegan.labels)
+    n_classes = labels.n_classes
+    score_cols = list(labels.score_columns)
     done = pd.DataFrame(columns=[*INNER_COLUMNS, *score_cols])
     cache = Path(cache)
     if cache.is_file():
@@ -316,8 +317,9 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     from icegan.commands.loso import load_feature_set
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run
-    from icegan.protocol import (SCORE_COLUMNS, held_out_column, make_folds, refuse_run_folder_conflict,
-                                 summarize_predictions, write_reports)
+    from icegan.labels import label_set_of_columns
+    from icegan.protocol import (held_out_column, make_folds, refuse_run_folder_conflict, summarize_predictions,
+                                 write_reports)
 
     if len(candidates) < 2:
         raise SelectionError(f"a selection needs at least two candidates, got {len(candidates)}")
@@ -328,8 +330,6 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     out = Path(out_dir)
     refuse_run_folder_conflict(out, "selection.json")
     cache = Path(cache_dir) if cache_dir is not None else out / "inner"
-    n_classes = 3
-    score_cols = list(SCORE_COLUMNS[:n_classes])
 
     outer_pred, headers = {}, {}
     for c in candidates:
@@ -339,6 +339,14 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         h, p = load_member(c.run_dir) if c.config is not None else read_finished_run(c.run_dir)
         headers[c.label], outer_pred[c.label] = h, p.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
     first = candidates[0].label
+    labels = {c.label: label_set_of_columns(outer_pred[c.label].columns, str(c.run_dir)) for c in candidates}
+    for c in candidates[1:]:
+        if labels[c.label] != labels[first]:
+            raise SelectionError(f"candidate '{c.label}' ({c.run_dir}) scores the classes of {labels[c.label].name} "
+                                 f"and '{first}' ({candidates[0].run_dir}) those of {labels[first].name}: the "
+                                 "candidates of a selection must score one label set")
+    n_classes = labels[first].n_classes
+    score_cols = list(labels[first].score_columns)
     keys = outer_pred[first][["subject", "clip", "y_true"]]
     for c in candidates[1:]:
         if not outer_pred[c.label][["subject", "clip", "y_true"]].equals(keys):

@@ -176,3 +176,56 @@ def test_compare_refuses_runs_of_two_label_sets(tmp_path):
     three = five.__class__("three", [], five.subjects, five.confusions[..., :3, :3], five.clips, False)
     with pytest.raises(ValueError, match="scores 3 classes and 'five' 5: runs of different label sets"):
         bootstrap_compare([five, three])
+
+
+def test_nested_selection_among_five_class_recipes(tmp_path):
+    """icegan.selection on two five-class recipes: inner predictions with five score columns, the choice's
+    outer predictions kept with their class names; a candidate of MEGC2019's classes is refused."""
+    from icegan.commands.loso import LosoConfig, load_feature_set, run
+    from icegan.config import load_config
+    from icegan.selection import Candidate, SelectionError, select_nested
+    table = write_five_class_table(tmp_path, subjects=4)
+    common = ["data.source=table", f"data.table={table}", "data.labels=casme2_5", "protocol=SDE", "dataset=casme2",
+              "threads=1"]
+    cands = []
+    for label, over in {"logreg": ["model.name=logreg"],
+                        "forest": ["model.name=random_forest", "model.forest_trees=20"]}.items():
+        cfg = load_config(LosoConfig, None, [*common, *over, f"name={label}"])
+        run(cfg, tmp_path / label, progress=False, feature_set=load_feature_set(cfg.data))
+        cands.append(Candidate(label, tmp_path / label, config=cfg))
+    m = select_nested(cands, {}, tmp_path / "sel", k=3, progress=False)
+    sel = pd.read_csv(tmp_path / "sel" / "predictions.csv")
+    assert [c for c in sel.columns if c.startswith("score_")] == [f"score_{c}" for c in FIVE]
+    inner = pd.read_csv(next((tmp_path / "sel" / "inner").glob("logreg_k3_*.csv")))
+    assert [c for c in inner.columns if c.startswith("score_")] == [f"score_{c}" for c in FIVE]
+    assert m["n_samples"] == 40 and "| Full | others |" in (tmp_path / "sel" / "metrics.md").read_text()
+    # a MEGC2019 run over the same clips: its score columns name another label set
+    t = pd.read_csv(table)
+    t["label"] = t["label"].map({"happiness": "positive", "surprise": "surprise"}).fillna("negative")
+    t["path"] = [str(tmp_path / p) for p in t["path"]]
+    t.to_csv(tmp_path / "three.csv", index=False)
+    cfg3 = load_config(LosoConfig, None, ["data.source=table", f"data.table={tmp_path / 'three.csv'}", "protocol=SDE",
+                                          "dataset=casme2", "threads=1", "model.name=logreg", "name=three"])
+    run(cfg3, tmp_path / "three", progress=False, feature_set=load_feature_set(cfg3.data))
+    with pytest.raises(SelectionError, match="candidate 'three' .* scores the classes of megc2019 and 'logreg' .* "
+                                             "those of casme2_5"):
+        select_nested([cands[0], Candidate("three", tmp_path / "three", config=cfg3)], {}, tmp_path / "sel3", k=3,
+                      progress=False)
+
+
+def test_a_run_saved_before_label_sets_resumes(tmp_path):
+    """A run folder whose config.yaml has no data.labels (written before label sets existed) is the same MEGC2019
+    run: the same command resumes it instead of refusing a changed config."""
+    import yaml
+    out = tmp_path / "run"
+    args = ["loso", "--out", str(out), "--no-progress", "data.source=toy", "data.toy_subjects=2", "model.name=logreg",
+            "threads=1"]
+    assert main(args) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["data"].pop("labels") == "megc2019"
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+    lines = (out / "predictions.csv").read_text().splitlines(keepends=True)
+    (out / "predictions.csv").write_text("".join(lines[:-3]))
+    before = json.loads((out / "metrics.json").read_text())
+    assert main(args) == 0
+    assert json.loads((out / "metrics.json").read_text()) == before
