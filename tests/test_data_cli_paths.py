@@ -92,3 +92,14 @@ def test_data_check_names_a_root_that_is_a_file_and_a_sheet_that_is_a_folder(sha
                  str(ann), "--no-read-images"]) == 2
     assert capsys.readouterr().err == (f"icegan data check: error: annotation sheet {ann} is a folder, not a file: "
                                        f"give the sheet file in it, e.g. {ann / CASME2_SHEET}\n")
+
+
+def test_data_check_names_a_clip_list_that_is_a_folder(tmp_path, capsys):
+    """--dataset clips --root given the clips' folder was 'clip list not found: DIR'; now it is named as a folder,
+    with the CSV files in it."""
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "mine.csv").write_text("subject,clip,frames,onset\n")
+    assert main(["data", "check", "--dataset", "clips", "--root", str(tmp_path / "clips"), "--no-read-images"]) == 2
+    assert capsys.readouterr().err.startswith(f"icegan data check: error: clip list {tmp_path / 'clips'} is a folder, "
+                                              f"not a CSV file: give the clip list in it (mine.csv) (a CSV with columns "
+                                              f"subject, clip, frames, onset and optionally ")

@@ -78,7 +78,12 @@ class ClipList:
     def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
         self.path = Path(root)
         if not self.path.is_file():
-            raise FileNotFoundError(f"clip list not found: {self.path} (a CSV with columns "
+            what = f"not found: {self.path}"
+            if self.path.is_dir():          # the clips' folder given for the CSV listing them
+                csvs = sorted(f.name for f in self.path.glob("*.csv"))
+                what = f"{self.path} is a folder, not a CSV file: " + (f"give the clip list in it ({', '.join(csvs)})"
+                                                                       if csvs else "it holds no .csv file")
+            raise FileNotFoundError(f"clip list {what} (a CSV with columns "
                                     f"{', '.join(CLIP_LIST_COLUMNS[0])} and optionally {', '.join(CLIP_LIST_COLUMNS[1])})")
         self._records: Optional[list[ClipRecord]] = None
         self.root, self.sheet_path = self.path.parent, self.path      # where `icegan data check` reports them
