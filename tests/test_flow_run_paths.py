@@ -30,3 +30,14 @@ def test_flow_run_names_weights_that_are_a_run_folder(tmp_path, capsys, model, w
         assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "o.png"), "--weights", str(weights),
                      *flags]) == 2
         assert f"icegan flow run: error: {what} {said}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("data, name", [("middlebury", "Middlebury"), ("kitti", "KITTI")])
+def test_flow_eval_names_a_root_that_is_an_archive(tmp_path, capsys, data, name):
+    """--root given the downloaded archive was '<name> folder not found: FILE'; now the file is named as a file, to
+    unpack."""
+    archive = tmp_path / "download.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))
+    assert main(["flow", "eval", "--model", "farneback", "--data", data, "--root", str(archive), "--n-pairs", "1"]) == 2
+    assert capsys.readouterr().err.startswith(f"icegan flow eval: error: {name} --root {archive} is a file, not a "
+                                              f"folder: unpack it")

@@ -47,6 +47,9 @@ class KittiFlow(torch.utils.data.Dataset):
         base = Path(root)
         if (base / "training").is_dir():
             base = base / "training"
+        if base.is_file():              # the downloaded archive given for its unpacked folder
+            raise FileNotFoundError(f"KITTI --root {root} is a file, not a folder: unpack it and give the folder "
+                                    f"holding training/")
         if not base.is_dir():
             raise FileNotFoundError(f"KITTI folder not found: {root} (use --root)")
         flow_dir = next((base / d for d in FLOW_DIRS if (base / d).is_dir()), None)

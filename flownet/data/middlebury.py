@@ -45,6 +45,9 @@ class MiddleburyFlow(torch.utils.data.Dataset):
 
     def __init__(self, root: str | Path | None = None, sequences: list[str] | None = None):
         self.root = Path(root) if root is not None else shared_data_root() / "middlebury"
+        if self.root.is_file():         # the downloaded archive given for its unpacked folder
+            raise FileNotFoundError(f"Middlebury --root {self.root} is a file, not a folder: unpack it and give the "
+                                    f"folder it unpacks to")
         if not self.root.is_dir():
             raise FileNotFoundError(f"Middlebury folder not found: {self.root} (use --root)")
         gt = self.root / OFFICIAL_FLOW_DIR
