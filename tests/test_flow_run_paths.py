@@ -1,4 +1,5 @@
-"""``icegan flow run``: a ``--weights`` path of the wrong kind is named as such."""
+"""``icegan flow run`` / ``flow eval``: a path of the wrong kind (``--weights`` a folder, ``--root`` a file) is
+named as such."""
 from __future__ import annotations
 
 import cv2
