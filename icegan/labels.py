@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 __all__ = ["LabelSet", "LABEL_SETS", "DEFAULT_LABELS", "get_label_set", "score_columns", "label_set_of_columns",
-           "label_set_of_classes"]
+           "label_set_of_classes", "label_set_of_size"]
 
 
 @dataclass(frozen=True)
@@ -109,4 +109,18 @@ def label_set_of_columns(columns: Iterable[str], source: str = "predictions") ->
     if not fits:
         raise ValueError(f"{source}: its score columns {present} are not those of one label set; known: "
                          + "; ".join(f"{n}: {list(ls.score_columns)}" for n, ls in LABEL_SETS.items()))
+    return fits[0]
+
+
+def label_set_of_size(k: int) -> LabelSet:
+    """The label set of ``k`` classes, for a model that records only its number of outputs (an ICE-GAN generator's
+    class condition): 3 → ``megc2019``, 5 → ``casme2_5``.
+
+    Raises:
+        ValueError: no label set, or more than one, has ``k`` classes.
+    """
+    fits = [ls for ls in LABEL_SETS.values() if ls.n_classes == k]
+    if len(fits) != 1:
+        raise ValueError(f"{'no' if not fits else 'more than one'} label set has {k} classes; known: "
+                         + "; ".join(f"{n}: {ls.n_classes}" for n, ls in LABEL_SETS.items()))
     return fits[0]

@@ -12,7 +12,7 @@ from _gan_sizes import tiny_gan_config
 
 from icegan.cli import main
 from icegan.gan.evaluate import (CrossDatasetRecognizer, FlowRecognizer, evaluate_generator, face_embeddings,
-                                 identity_metrics)
+                                 identity_metrics, run_eval)
 from icegan.gan.pairs import load_casme2_pairs
 from icegan.gan.trainer import build_models, save_checkpoint
 
@@ -403,3 +403,41 @@ def test_face_embeddings_upsample_small_crops_and_use_the_whole_crop_as_the_box(
     seen.clear()
     face_embeddings(np.full((1, 160, 160), 100, np.uint8))
     assert seen == [((160, 160, 3), [(0, 160, 160, 0)], True)]
+
+
+@pytest.fixture(scope="module")
+def five_class_checkpoint(tmp_path_factory, shared_data):
+    """A checkpoint whose generator is conditioned on CASME II's five classes (a data.labels=casme2_5 fold's)."""
+    cfg = tiny_gan_config(32)
+    cfg.model.n_classes = 5
+    cfg.data.apex_neighbors, cfg.data.holdout_subjects = 0, ["sub01"]
+    cfg.data.root = str(shared_data / "casme2")
+    g, d = build_models(cfg)
+    path = tmp_path_factory.mktemp("ckpt5") / "last.pt"
+    save_checkpoint(path, cfg, g, d, 0, [])
+    return path
+
+
+def test_generate_names_a_five_class_generators_classes(five_class_checkpoint, tmp_path, pairs64, capsys):
+    """icegan gan generate on a five-class generator: 'all' gives one face per class named by CASME II's classes, a
+    class is taken by its name or id 0..4, and a MEGC2019 name is refused with the generator's classes."""
+    face = tmp_path / "face0.png"
+    cv2.imwrite(str(face), pairs64.onset[0])
+    assert main(["generate", "--checkpoint", str(five_class_checkpoint), "--onset", str(face), "--class", "all",
+                 "--out", str(tmp_path / "all")]) == 0
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(
+        f"face0_{c}_00.png" for c in ("happiness", "disgust", "repression", "surprise", "others"))
+    for cls in ("Repression", "2"):
+        assert main(["generate", "--checkpoint", str(five_class_checkpoint), "--onset", str(face), "--class", cls,
+                     "--out", str(tmp_path / cls)]) == 0
+        assert [p.name for p in (tmp_path / cls).iterdir()] == ["face0_repression_00.png"]
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(five_class_checkpoint), "--onset", str(face), "--class", "negative",
+                 "--out", str(tmp_path / "neg")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown class 'negative'" in err and "happiness, disgust, repression, surprise, others" in err
+
+
+def test_eval_refuses_a_five_class_generator(five_class_checkpoint):
+    with pytest.raises(ValueError, match="conditioned on 5 classes .* MEGC2019's 3 classes"):
+        run_eval(five_class_checkpoint, "casme2", device="cpu")

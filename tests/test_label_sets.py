@@ -42,6 +42,13 @@ def test_label_set_registry():
     assert LABEL_SETS["casme2_5"].score_columns == tuple(f"score_{c}" for c in FIVE)
     with pytest.raises(ValueError, match="unknown label set 'casme5'.*megc2019, casme2_5"):
         get_label_set("casme5")
+    from icegan.labels import label_set_of_classes, label_set_of_size
+    assert label_set_of_size(5).name == "casme2_5" and label_set_of_size(3).name == "megc2019"
+    with pytest.raises(ValueError, match="no label set has 4 classes"):
+        label_set_of_size(4)
+    assert label_set_of_classes(list(FIVE)).name == "casme2_5"
+    with pytest.raises(ValueError, match="no label set has the classes"):
+        label_set_of_classes(["negative", "surprise", "positive"])      # another order: another meaning of the ids
 
 
 def test_label_set_of_columns():

@@ -68,7 +68,9 @@ def register(subparsers) -> None:
                     "faces were (aligned, cropped, grey, the checkpoint's size); each is resized to that size.")
     ge.add_argument("--checkpoint", required=True, help="an ICE-GAN checkpoint written by icegan gan train (last.pt)")
     ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) and/or folder(s) of them")
-    ge.add_argument("--class", dest="cls", required=True, help="negative|positive|surprise or 0|1|2, or 'all'")
+    ge.add_argument("--class", dest="cls", required=True,
+                    help="negative|positive|surprise or 0|1|2, or 'all' (a generator of CASME II's five classes, "
+                         "from a data.labels=casme2_5 run: happiness|disgust|repression|surprise|others or 0..4)")
     ge.add_argument("-n", type=int, default=1, help="faces per onset (and class; default 1)")
     ge.add_argument("--seed", type=int, default=0,
                     help="seed of the generator's noise (default 0; same seed, same faces)")
@@ -132,14 +134,16 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     import cv2
 
-    from icegan.gan.pairs import CLASS_NAMES, class_id, load_face_images, to_tensor
+    from icegan.gan.pairs import load_face_images, to_tensor
     from icegan.gan.synthesis import load_generator, synthesize, to_uint8
+    from icegan.labels import label_set_of_size
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
         raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
     g = load_generator(args.checkpoint, _device(args.device))
-    classes = list(range(g.n_classes)) if args.cls == "all" else [class_id(args.cls)]
+    names_k = label_set_of_size(g.n_classes).classes          # the classes the generator is conditioned on
+    classes = list(range(g.n_classes)) if args.cls == "all" else [_class_of(args.cls, names_k, args.checkpoint)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
     faces, names = load_face_images(onset_arg, g.img_size)
     unique = unique_names(names)
@@ -155,9 +159,24 @@ def _generate(args: argparse.Namespace) -> int:
     for img, s, c in zip(imgs, src.tolist(), cls.tolist()):
         j = counter.get((s, c), 0)
         counter[(s, c)] = j + 1
-        cv2.imwrite(str(out / f"{names[s]}_{CLASS_NAMES[c]}_{j:02d}.png"), img)
+        cv2.imwrite(str(out / f"{names[s]}_{names_k[c]}_{j:02d}.png"), img)
     print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}")
     return 0
+
+
+def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:
+    """The id of ``--class`` among the generator's ``classes``: a name (any case) or an id 0..K-1.
+
+    Raises:
+        ValueError: neither (names the checkpoint and its classes).
+    """
+    t = str(text).strip().lower()
+    if t in classes:
+        return classes.index(t)
+    if t.isdigit() and int(t) < len(classes):
+        return int(t)
+    raise ValueError(f"unknown class {text!r} (--class): the generator of {checkpoint} is conditioned on the classes "
+                     f"{', '.join(classes)}: use one of them, 0..{len(classes) - 1} or 'all'")
 
 
 def unique_names(names: list[str]) -> list[str]:
