@@ -10,7 +10,8 @@ The file (``torch.save``, read back with ``weights_only=True``) holds plain valu
 
     {"format": "icegan-recognizer", "version": 1,
      "config": the resolved `icegan loso` config (dict; its model section rebuilds the network),
-     "classes": ["negative", "positive", "surprise"],
+     "classes": the label set's class names in id order (icegan.labels; ["negative", "positive", "surprise"]
+                for MEGC2019, the five of CASME II for casme2_5),
      "training": {"clips": N, "subjects": [...], "clip_keys": ["subject/clip", ...], "datasets": {name: N},
                   "classes": {name: N}, "map_size": S, "maps": how the maps were made (maps_provenance)},
      "provenance": {...}  (a custom network's module spec and source SHA-256),
@@ -28,10 +29,11 @@ import json
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 
+from icegan.labels import LABEL_SETS
 from icegan.metrics import CLASS_NAMES
 
 __all__ = ["FORMAT", "VERSION", "SavedRecognizerError", "save_recognizer", "load_recognizer", "training_record",
@@ -113,13 +115,14 @@ def maps_differ(trained: dict, scored: dict) -> Optional[str]:
     return "; ".join(reasons) or None
 
 
-def training_record(samples, features: torch.Tensor) -> dict:
+def training_record(samples, features: torch.Tensor, classes: Sequence[str] = CLASS_NAMES) -> dict:
     """What a saved recognizer was trained on, for the file and for :func:`icegan.commands.predict` to warn when
     new clips are clips it has seen.
 
     Args:
-        samples: the training clips' table (columns dataset, subject, clip, label 0..2).
+        samples: the training clips' table (columns dataset, subject, clip, label 0..K-1).
         features: (N, 3, S, S) their maps.
+        classes: the class names of the labels, in id order (:mod:`icegan.labels`; MEGC2019's by default).
 
     Returns:
         ``{"clips": N, "subjects": sorted subjects, "clip_keys": ["subject/clip", ...], "datasets": {name: clips},
@@ -129,12 +132,12 @@ def training_record(samples, features: torch.Tensor) -> dict:
     return {"clips": int(len(samples)), "subjects": sorted(set(samples["subject"].astype(str))),
             "clip_keys": [f"{s}/{c}" for s, c in zip(samples["subject"].astype(str), samples["clip"].astype(str))],
             "datasets": {str(k): int(v) for k, v in samples["dataset"].value_counts().sort_index().items()},
-            "classes": {name: int(sum(lab == i for lab in labels)) for i, name in enumerate(CLASS_NAMES)},
+            "classes": {name: int(sum(lab == i for lab in labels)) for i, name in enumerate(classes)},
             "map_size": int(features.shape[-1])}
 
 
 def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict, provenance: Optional[dict] = None,
-                    environment: Optional[dict] = None) -> Path:
+                    environment: Optional[dict] = None, classes: Sequence[str] = CLASS_NAMES) -> Path:
     """Write a :class:`icegan.recognition.FittedRecognizer` and what it was trained with to one file.
 
     Args:
@@ -144,14 +147,19 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
         training: :func:`training_record` of the training clips.
         provenance: :func:`icegan.recognition.recognizer_provenance` of the model section (a custom network's code).
         environment: :func:`icegan.environment.describe_environment` at training time.
+        classes: the class names of its outputs, in id order (:mod:`icegan.labels`; MEGC2019's by default).
 
     Returns:
         The path written.
 
     Raises:
+        ValueError: ``classes`` are not as many as the recognizer's outputs.
         FloatingPointError: a weight of the networks is NaN or infinite (the training diverged); nothing is written.
     """
     path = Path(path)
+    if getattr(fitted, "n_classes", len(classes)) != len(classes):
+        raise ValueError(f"a recognizer of {fitted.n_classes} outputs cannot be saved as one of the classes "
+                         f"{list(classes)}")
     members = fitted.state()["members"]
     bad = _first_non_finite(members)
     if bad:
@@ -160,7 +168,7 @@ def save_recognizer(path: str | Path, fitted: Any, config: dict, training: dict,
                                  f"{path}. Train again with a smaller model.lr (now {lr})")
     environment = json.loads(json.dumps(environment or {}, default=str))   # plain values only (weights_only loading)
     blob = None if fitted.clf is None else pickle.dumps(fitted.clf, protocol=pickle.HIGHEST_PROTOCOL)
-    payload = {"format": FORMAT, "version": VERSION, "config": config, "classes": list(CLASS_NAMES),
+    payload = {"format": FORMAT, "version": VERSION, "config": config, "classes": list(classes),
                "training": training, "provenance": provenance or {}, "environment": environment,
                "members": members, "sklearn_pickle": blob,
                "sklearn_sha256": None if blob is None else hashlib.sha256(blob).hexdigest()}
@@ -234,8 +242,10 @@ def _check_payload(path: Path, payload: dict) -> None:
         raise bad("its 'config' is not a config with a model section")
     if not isinstance(config.get("data") or {}, dict):
         raise bad("its 'config' data section is not a mapping")
-    if payload["classes"] != list(CLASS_NAMES):
-        raise bad(f"its 'classes' are {payload['classes']!r}, not icegan's {list(CLASS_NAMES)}")
+    classes = payload["classes"]
+    if not isinstance(classes, list) or not any(classes == list(ls.classes) for ls in LABEL_SETS.values()):
+        raise bad(f"its 'classes' are {classes!r}, not those of a label set ("
+                  + "; ".join(f"{n}: {list(ls.classes)}" for n, ls in LABEL_SETS.items()) + ")")
     training = payload["training"]
     if not isinstance(training, dict):
         raise bad(f"its 'training' is not a mapping (got {type(training).__name__})")
@@ -281,8 +291,8 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         device: where the networks are put and the features scored (``cpu``, ``cuda``, ``auto``).
 
     Returns:
-        (:class:`icegan.recognition.FittedRecognizer`, the file's other entries: config, classes, training,
-        provenance, environment).
+        (:class:`icegan.recognition.FittedRecognizer` with one output per class of the file's label set, the file's
+        other entries: config, classes, training, provenance, environment).
 
     Raises:
         SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer, of another format
@@ -337,7 +347,8 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
                                        f"or edited file)")
         clf = pickle.loads(blob)
     try:
-        fitted = FittedRecognizer.from_state(cfg, {"members": payload["members"]}, clf=clf, device=device)
+        fitted = FittedRecognizer.from_state(cfg, {"members": payload["members"]}, clf=clf, device=device,
+                                             n_classes=len(payload["classes"]))
     except ValueError as exc:
         raise SavedRecognizerError(f"{path}: {exc}") from None
     meta = {k: payload.get(k) for k in ("config", "classes", "training", "provenance", "environment")}

@@ -30,7 +30,8 @@ whose probabilities are averaged. model.inner_val_fraction > 0 holds out that sh
 stopping, as in a LOSO fold. Options that need LOSO folds or other inputs are refused: oracle_epoch,
 model.noise_filter, model.domain_bn, model.domain_adversarial, model.au_weight, data.synthetic_per_clip,
 data.permute_labels, data.roi.
-data.recenter=median is applied again to the clips `icegan predict` scores.
+data.recenter=median is applied again to the clips `icegan predict` scores. data.labels=casme2_5 (with
+data.source=table) fits CASME II's five classes; the file records the classes of its label set.
 
 The file (one .pt) holds the weights, the resolved config, what the model was trained on (clips, subjects,
 datasets, classes, map size) and the environment; `icegan predict` reads it. A scikit-learn recognizer is stored
@@ -39,15 +40,17 @@ as a pickle inside it: load only model files you trust.
 
 PREDICT_EPILOG = """\
 The table has the columns of a feature table (dataset, subject, clip, path; label optional: an empty cell or no
-label column means unknown), one row per clip; see `icegan loso --help` (data.source=table). The maps must be
+label column means unknown; labels are read as classes of the models' label set, the one they were fitted with:
+data.labels), one row per clip; see `icegan loso --help` (data.source=table). Models of two label sets are refused. The maps must be
 prepared like the model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each
 channel min-max normalised per clip to [0, 1]); their size may differ (they are resized to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
 C being the config whose `icegan features` maps the model was fitted on; a warning says when the maps of the table
 and of a model's training come from another flow method, setting or checkpoint.
 
-Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), score_negative,
-score_positive, score_surprise (probabilities, averaged over the --model files with equal weights or --weights).
+Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), one score_<class>
+per class of the models' label set (MEGC2019: score_negative, score_positive, score_surprise; probabilities,
+averaged over the --model files with equal weights or --weights).
 When every clip has a label, UF1 / UAR are printed (overall, and per dataset when the table holds several) and the
 confusion matrices are drawn beside the output (OUT_confusion.png), with a warning when clips or subjects of the
 table were in a model's training set (then it is not a test).
@@ -96,6 +99,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     from icegan.config import to_dict
     from icegan.data.features import FeatureSet
     from icegan.environment import describe_environment, limit_threads
+    from icegan.labels import get_label_set
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
                                     inner_val_split, recognizer_provenance)
     from icegan.saved_recognizer import maps_provenance, save_recognizer, training_record
@@ -113,9 +117,11 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
         if not keep.any():
             raise ValueError(f"dataset={cfg.dataset!r} has no clips in the data (datasets: "
                              f"{sorted(set(fs.samples['dataset']))})")
-        fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[torch.from_numpy(keep)])
+        fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[torch.from_numpy(keep)],
+                        n_classes=fs.n_classes)
+    classes = get_label_set(cfg.data.labels).classes
     check_network_builds(cfg.model)
-    check_custom_recognizer(cfg.model, fs.features)
+    check_custom_recognizer(cfg.model, fs.features, n_classes=len(classes))
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].astype(str).tolist()
     x_val = y_val = None
@@ -126,10 +132,12 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
         x, y, x_val, y_val = x[train], y[train], x[val], y[val]
     start = time.perf_counter()
     fitted = fit_recognizer(cfg.model, x, y, device=cfg.device, seed=cfg.seed, x_val=x_val, y_val=y_val,
-                            progress=progress, subjects_train=subjects)
+                            progress=progress, subjects_train=subjects, n_classes=len(classes))
     seconds = time.perf_counter() - start
-    record = {**training_record(fs.samples, fs.features), "maps": maps_provenance(cfg.data.source, cfg.data.table)}
-    save_recognizer(out, fitted, to_dict(cfg), record, recognizer_provenance(cfg.model), describe_environment())
+    record = {**training_record(fs.samples, fs.features, classes),
+              "maps": maps_provenance(cfg.data.source, cfg.data.table)}
+    save_recognizer(out, fitted, to_dict(cfg), record, recognizer_provenance(cfg.model), describe_environment(),
+                    classes=classes)
     return fitted, {**record, "seconds": seconds}
 
 
@@ -138,7 +146,7 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
 
     Args:
         models: paths of files written by ``icegan fit``.
-        table: the feature table (labels optional).
+        table: the feature table (labels optional; read as classes of the models' label set, :mod:`icegan.labels`).
         normalize: ``none``, ``minmax``, or ``auto``: the first model's training ``data.normalize`` (``none`` for the
             MEGC2019 maps).
         weights: one non-negative weight per model (None: equal).
@@ -150,7 +158,9 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     Raises:
         icegan.saved_recognizer.SavedRecognizerError: an unusable model file, or one whose weights give NaN or Inf
             scores (a damaged or diverged model).
-        ValueError: weights that do not match the models or are all zero; bad table rows (named by line and clip).
+        ValueError: weights that do not match the models or are all zero; models of two label sets (both files and
+            their classes named); bad table rows (named by line and clip; a label of another label set than the
+            models' names the first model's classes).
         FileNotFoundError: the table or a clip's map is missing.
     """
     import numpy as np
@@ -158,8 +168,7 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
 
     from icegan.data.feature_table import load_table_features
     from icegan.ensemble import EnsembleError, mixing_weights
-    from icegan.metrics import CLASS_NAMES
-    from icegan.protocol import SCORE_COLUMNS
+    from icegan.labels import label_set_of_classes
     from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
 
     try:                                    # the rule of `icegan ensemble`'s weights, in this command's words
@@ -168,10 +177,26 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         raise ValueError(f"--weights: give one non-negative weight per --model ({len(models)}), not all 0; "
                          f"got {list(weights)}") from None
     loaded = [load_recognizer(m, device=device) for m in models]
+    sets = [label_set_of_classes(meta["classes"]) for _, meta in loaded]     # load_recognizer checked them
+    def recognises(i: int) -> str:
+        return f"{models[i]} recognises the classes of {sets[i].name} {list(sets[i].classes)}"
+    other = next((i for i in range(len(sets)) if sets[i] != sets[0]), None)
+    if other is not None:
+        raise ValueError(f"--model: {recognises(0)}, {recognises(other)}: the probabilities of models of two label "
+                         f"sets cannot be averaged; give models fitted with one data.labels")
+    classes = sets[0].classes
     if normalize == "auto":
         data = loaded[0][1]["config"].get("data", {})
         normalize = data.get("normalize", "none") if data.get("source") == "table" else "none"
-    fs = load_table_features(table, normalize=normalize, labelled=False)
+    try:
+        fs = load_table_features(table, normalize=normalize, labelled=False, labels=sets[0].name)
+    except ValueError as exc:
+        other_set = _label_set_of_table(table, sets[0])
+        if other_set is None:
+            raise
+        raise ValueError(f"{exc} — icegan predict reads the labels as classes of the model's label set, and "
+                         f"{recognises(0)}; this table's labels are classes of {other_set}: score it with a model "
+                         f"fitted with data.labels={other_set}") from None
     p = 0
     for wi, path, (fitted, meta) in zip(w, models, loaded):
         pm = np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
@@ -187,10 +212,27 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     out = pd.DataFrame({"dataset": fs.samples["dataset"], "subject": fs.samples["subject"],
                         "clip": fs.samples["clip"],
                         "y_true": pd.array([None if t < 0 else int(t) for t in y_true], dtype="Int64"),
-                        "y_pred": y_pred, "predicted": [CLASS_NAMES[i] for i in y_pred]})
-    for k, col in enumerate(SCORE_COLUMNS):
+                        "y_pred": y_pred, "predicted": [classes[i] for i in y_pred]})
+    for k, col in enumerate(sets[0].score_columns):
         out[col] = p[:, k]
     return out, [meta for _, meta in loaded], int(fs.features.shape[-1])
+
+
+def _label_set_of_table(table, model_set):
+    """The name of another label set than ``model_set`` whose classes the labels of ``table`` are, when its rows
+    read with that set and not with ``model_set`` (a table of another set's labels); None otherwise."""
+    from icegan.data.feature_table import read_feature_table
+    from icegan.labels import LABEL_SETS
+
+    def reads(name: str) -> bool:
+        try:
+            read_feature_table(table, labelled=False, labels=name)
+        except (ValueError, OSError):
+            return False
+        return True
+    if reads(model_set.name):            # the rows are fine with the model's classes: another error
+        return None
+    return next((name for name in LABEL_SETS if name != model_set.name and reads(name)), None)
 
 
 def as_trained(x, meta: dict):
@@ -231,7 +273,8 @@ def _fit_main(args: argparse.Namespace) -> int:
 
 @one_line_errors("icegan predict")
 def _predict_main(args: argparse.Namespace) -> int:
-    from icegan.metrics import CLASS_NAMES, compute_metrics
+    from icegan.labels import label_set_of_classes
+    from icegan.metrics import compute_metrics
     from icegan.paths import check_output_file
     from icegan.saved_recognizer import maps_differ, maps_provenance
 
@@ -261,20 +304,21 @@ def _predict_main(args: argparse.Namespace) -> int:
                   f"subject-independent test", file=sys.stderr)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
+    classes = label_set_of_classes(metas[0]["classes"]).classes        # every model's (predict_table)
     counts = out["predicted"].value_counts()
     print(f"{len(out)} clips scored with {len(args.model)} model(s): "
-          + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in CLASS_NAMES))
+          + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in classes))
     if out["y_true"].notna().all():
         parts = [("all", out)] + ([(d, g) for d, g in out.groupby("dataset", sort=True)]
                                   if out["dataset"].nunique() > 1 else [])
         for name, g in parts:
-            m = compute_metrics(g["y_true"].astype(int), g["y_pred"])
+            m = compute_metrics(g["y_true"].astype(int), g["y_pred"], n_classes=len(classes))
             print(f"against the table's labels, {name} ({len(g)} clips): UF1 {m['UF1']:.4f} / UAR {m['UAR']:.4f} "
                   f"(accuracy {(g['y_true'] == g['y_pred']).mean():.4f})")
         from icegan.protocol import confusion_png
         png = Path(args.out).with_name(Path(args.out).stem + "_confusion.png")
         confusion_png(out.assign(y_true=out["y_true"].astype(int)), png,
-                      f"icegan predict: {len(args.model)} model(s) on {Path(args.table).name}")
+                      f"icegan predict: {len(args.model)} model(s) on {Path(args.table).name}", n_classes=len(classes))
         print(f"confusion matrices in {png}")
     elif out["y_true"].notna().any():
         print(f"{int(out['y_true'].notna().sum())} of {len(out)} clips have a label; metrics need all of them")
