@@ -266,9 +266,10 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 cfg = (load_config(LosoConfig, cfg_path, over) if r.command == "loso"
                        else load_main_config(cfg_path, over))      # load_main_config checks custom code itself
                 if r.command == "loso":
+                    from icegan.labels import get_label_set
                     from icegan.recognition import check_custom_recognizer
-                    try:
-                        check_custom_recognizer(cfg.model)         # a wrong network fails here, before any run
+                    try:                                           # a wrong network fails here, before any run
+                        check_custom_recognizer(cfg.model, n_classes=get_label_set(cfg.data.labels).n_classes)
                     except ValueError as exc:
                         raise ConfigError(str(exc)) from None
             except ConfigError as exc:

@@ -764,3 +764,18 @@ def test_reuse_option_takes_several_folders():
     from icegan.cli import build_parser
     assert build_parser().parse_args(["suite", "--config", "s.yaml", "--reuse", "a", "--reuse", "b"]).reuse == ["a", "b"]
     assert build_parser().parse_args(["suite", "--config", "s.yaml"]).reuse == []
+
+
+def test_custom_recognizer_is_checked_for_the_suites_label_set(tiny, tmp_path):
+    """Planning checks a custom recognizer against the run's classes: with data.labels=casme2_5 a network of five
+    logits passes and one of three is refused, named."""
+    def net(k: int):
+        path = tmp_path / f"net{k}.py"
+        path.write_text("import torch\ndef Net(input_size):\n    return torch.nn.Sequential(torch.nn.Flatten(), "
+                        f"torch.nn.Linear(3 * input_size ** 2, {k}))\n")
+        return path
+    five = ["data.source=table", f"data.table={tmp_path / 'features.csv'}", "data.labels=casme2_5", "model.seeds=1",
+            "model.name=custom"]
+    assert plan_suite(load_suite(tiny), tiny, tmp_path, [*five, f"model.module={net(5)}:Net"])
+    with pytest.raises(ConfigError, match=r"suite run 'logistic regression' \(loso\).*returned \(2, 3\)"):
+        plan_suite(load_suite(tiny), tiny, tmp_path, [*five, f"model.module={net(3)}:Net"])
