@@ -475,6 +475,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     source = ""
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            yamls = sorted(q.name for q in p.glob("*.yaml"))[:5]
+            raise FileNotFoundError(f"config file {p} is a folder, not a YAML file" + (
+                f": give one of its files, e.g. {p / yamls[0]} (it holds {', '.join(yamls)})" if yamls else ""))
         if not p.is_file():
             raise FileNotFoundError(f"config file not found: {p}{_missing_config_hint(p)}")
         source = str(p)

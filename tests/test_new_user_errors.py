@@ -1,6 +1,8 @@
 """Errors a new user meets when giving the wrong file: each says what the file is and what to run instead."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from icegan.data.feature_table import read_feature_table
@@ -138,3 +140,32 @@ def test_features_of_a_clip_list_say_which_frame_was_spotted_as_the_apex(shared_
     assert len(said) == 1 and said[0].startswith("apex spotted for 1 clip(s) without one (method ")
     assert ": clips/p2/b at frame 4" in said[0] and " (onset 396); every clip's apex is in " in said[0]
     assert said[0].endswith("manifest.csv")
+
+
+def test_a_binary_file_given_as_the_feature_table_is_named_as_not_text(tmp_path):
+    """A PNG (a flow map) given as data.table is refused as not UTF-8 text, with what to give instead; before, the
+    message guessed at a row with more fields than the header."""
+    from PIL import Image
+
+    from icegan.data.feature_table import read_feature_table
+    png = tmp_path / "map.png"
+    Image.new("RGB", (4, 4)).save(png)
+    with pytest.raises(ValueError, match=r"map.png: not UTF-8 text \(byte 0 is b'\\x89'\): is it an image, a workbook "
+                                         r"or another binary file\? Give the feature table, a CSV file$"):
+        read_feature_table(png)
+
+
+def test_a_config_folder_is_named_as_a_folder(tmp_path):
+    """--config given a folder of configs says it is a folder and names its YAML files; before: 'config file not
+    found' of a path that exists."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config
+    (tmp_path / "b.yaml").write_text("name: b\n")
+    (tmp_path / "a.yaml").write_text("name: a\n")
+    with pytest.raises(FileNotFoundError, match=rf"config file {re.escape(str(tmp_path))} is a folder, not a YAML "
+                                                rf"file: give one of its files, e\.g\. .*a\.yaml \(it holds a\.yaml, "
+                                                rf"b\.yaml\)"):
+        load_config(LosoConfig, tmp_path, [])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty is a folder, not a YAML file$"):
+        load_config(LosoConfig, tmp_path / "empty", [])

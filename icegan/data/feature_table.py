@@ -84,7 +84,10 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
             lengths = [len(row) for row in csv_module.reader(f)]
     except pd.errors.EmptyDataError:
         raise ValueError(f"{csv}: the file is empty (not even a header line); was it written completely?") from None
-    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, csv_module.Error) as exc:
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{csv}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}): is it "
+                         f"an image, a workbook or another binary file? Give the feature table, a CSV file") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, csv_module.Error) as exc:
         raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
     width = lengths[0] if lengths else 0
     if width == 1:
