@@ -236,3 +236,16 @@ def test_a_run_saved_before_label_sets_resumes(tmp_path):
     before = json.loads((out / "metrics.json").read_text())
     assert main(args) == 0
     assert json.loads((out / "metrics.json").read_text()) == before
+
+
+def test_a_clip_lists_labels_are_megc2019_classes_without_a_label_set_hint(tmp_path):
+    """A clip list's label is a MEGC2019 class (its runs have no data.labels to set): an emotion is refused with its
+    composite class and no data.labels hint, which a feature table's error gives."""
+    from icegan.data.clip_list import ClipList
+    (tmp_path / "f").mkdir()
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset,apex,offset,label\np01,c1,f,1,5,9,happiness\n")
+    with pytest.raises(ValueError) as err:
+        ClipList(csv).records()
+    assert "its MEGC2019 composite class is 'positive'" in str(err.value)
+    assert "data.labels" not in str(err.value)

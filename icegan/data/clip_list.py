@@ -141,7 +141,7 @@ class ClipList:
             # icegan data check warns about
             quirk = apex_after_offset_note(onset, apex, offset, where)
             label = r["label"].strip()
-            class3 = parse_class_label(label, where, allow_empty=True)
+            class3 = parse_class_label(label, where, allow_empty=True, suggest_labels=False)   # MEGC2019 classes
             key = f"{dataset}/{subject}/{clip}"
             if key in seen:
                 raise ValueError(f"{where}: clip '{clip}' of subject '{dataset}/{subject}' is listed twice (first on "

@@ -109,10 +109,14 @@ def short_row_note(raw: pd.DataFrame, line: int) -> str:
                                  f"or a missing comma?)")
 
 
-def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: str = "megc2019") -> Optional[int]:
+def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: str = "megc2019",
+                      suggest_labels: bool = True) -> Optional[int]:
     """A class written in a CSV cell: a name of the label set ``labels`` (:mod:`icegan.labels`; MEGC2019:
     ``negative``, ``positive``, ``surprise``; any case) or an id 0..K-1 → the id; an empty cell → None when
     ``allow_empty``.
+
+    ``suggest_labels``: name the ``data.labels`` setting that reads a label of another set (False where no such
+    setting applies: a clip list's labels are MEGC2019 classes).
 
     Raises:
         ValueError: anything else (``where`` names the file, line and clip; a name of another label set is named with
@@ -143,7 +147,7 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
         hint = f"; {label!r} is an emotion: its MEGC2019 composite class is {emotion!r}"
     elif label.lower() in ("other", "others"):
         hint = f"; {label!r} is no class of the MEGC2019 composite, which leaves such clips out"
-    if label.lower() in LABEL_SETS["casme2_5"].classes:
+    if suggest_labels and label.lower() in LABEL_SETS["casme2_5"].classes:
         hint += (f"; or, {label!r} being a class of CASME II's five (happiness, disgust, repression, surprise, "
                  f"others), set data.labels=casme2_5 for a table of those")
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
