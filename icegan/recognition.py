@@ -1077,8 +1077,8 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         _check_sample_weight(sample_weight, (len(x_train),), f"have one weight per training row ({len(x_train)},)")
         weights = sample_weight if weights is None else weights * sample_weight
     if cfg.name in SKLEARN_MODELS:
-        return FittedRecognizer(cfg, clf=_fit_sklearn(cfg, seed, x_train, y_train, weights), device=device,
-                                n_classes=n_classes)
+        return FittedRecognizer(cfg, clf=_fit_sklearn(cfg, seed, x_train, y_train, weights, n_classes),
+                                device=device, n_classes=n_classes)
     S = max(1, cfg.seeds)
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
     ys = y_train if y_val is None else torch.cat([y_train, y_val])
@@ -1209,15 +1209,15 @@ def sklearn_classifier(cfg: RecognizerConfig, seed: int = 0):
 
 
 def _fit_sklearn(cfg: RecognizerConfig, seed: int, x: torch.Tensor, y: torch.Tensor,
-                 sample_weight: Optional[torch.Tensor] = None):
+                 sample_weight: Optional[torch.Tensor] = None, n_classes: int = 3):
     """Fit ``cfg``'s scikit-learn recognizer on (n, 3, H, W) features flattened; with ``cfg.hflip`` on the clips and
     their mirrors (:func:`hflip_features`), mirrors appended after the clips. ``sample_weight`` (n,) (e.g.
     :func:`subject_weights`): passed to ``fit``, times the balanced class weights computed on the weighted counts
-    (:func:`class_weights`), which then replace scikit-learn's ``class_weight``."""
+    (:func:`class_weights` over the ``n_classes`` classes), which then replace scikit-learn's ``class_weight``."""
     clf = sklearn_classifier(cfg, seed)
     fit_kw = {}
     if sample_weight is not None:
-        w = sample_weight.float() * class_weights(y, sample_weight.float()[None], 3, cfg.class_weighting)[0][y]
+        w = sample_weight.float() * class_weights(y, sample_weight.float()[None], n_classes, cfg.class_weighting)[0][y]
         if cfg.hflip:
             w = torch.cat([w, w])
         clf.set_params(**{k: None for k in clf.get_params() if k.endswith("class_weight")})
@@ -1280,5 +1280,5 @@ def fit_predict_sklearn(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor,
     weights = _balance_weights(cfg, None if subjects is None else [subjects[int(i)] for i in train],
                                y[train].numpy(), np.ones((1, len(train)), dtype=bool), "pass subjects=...")
     weights = None if weights is None else weights[0]
-    clf = _fit_sklearn(cfg, seed, x[train], y[train], weights)
+    clf = _fit_sklearn(cfg, seed, x[train], y[train], weights, n_classes)
     return _predict_sklearn(cfg, clf, x[test], n_classes)

@@ -1,0 +1,40 @@
+"""Label sets at the seams a review found: the places that still assumed MEGC2019's three classes where a run of
+CASME II's five (data.labels=casme2_5) reaches them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+FIVE = ("happiness", "disgust", "repression", "surprise", "others")
+
+
+def _five_class_clips(n_subjects: int = 3, per_class: int = 2, seed: int = 0):
+    """(x, y, subjects): ``per_class`` clips of each of 5 classes per subject, 3×8×8 maps."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_subjects * 5 * per_class
+    x = torch.rand(n, 3, 8, 8, generator=g)
+    y = torch.arange(n) % 5
+    x[:, 0] += 0.2 * y[:, None, None]
+    subjects = [f"casme2/s{i // (5 * per_class)}" for i in range(n)]
+    return x, y, subjects
+
+
+@pytest.mark.parametrize("setting", ["subject_weighting", "class_balance"])
+def test_sklearn_recognizer_with_sample_weights_fits_five_classes(setting):
+    """Subject weighting or per-dataset class balance (sample weights) of a scikit-learn recognizer on five classes:
+    before, its class weights were counted over 3 classes and a label 3 or 4 crashed in torch (one_hot)."""
+    from icegan.protocol import Fold
+    from icegan.recognition import fit_predict_sklearn, fit_recognizer
+    from icegan.recognizer_config import RecognizerConfig
+    x, y, subjects = _five_class_clips()
+    kw = {"subject_weighting": True} if setting == "subject_weighting" else {"class_balance": "per_dataset"}
+    cfg = RecognizerConfig(name="logreg", **kw)
+    train = np.arange(10, 30)
+    fold = Fold(0, "casme2/s0", train, np.arange(10))
+    p = fit_predict_sklearn(cfg, x, y, fold, n_classes=5, subjects=subjects)
+    assert p.shape == (10, 5)
+    assert np.allclose(p.sum(1), 1.0)
+    assert (p[:, 3:] > 0).all()                     # classes 3 and 4 were fitted, not left at 0
+    fitted = fit_recognizer(cfg, x[train], y[train], n_classes=5, subjects_train=[subjects[i] for i in train])
+    assert fitted(x[:10]).shape == (10, 5)
