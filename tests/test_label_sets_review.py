@@ -38,3 +38,24 @@ def test_sklearn_recognizer_with_sample_weights_fits_five_classes(setting):
     assert (p[:, 3:] > 0).all()                     # classes 3 and 4 were fitted, not left at 0
     fitted = fit_recognizer(cfg, x[train], y[train], n_classes=5, subjects_train=[subjects[i] for i in train])
     assert fitted(x[:10]).shape == (10, 5)
+
+
+def test_loso_help_names_a_features_command_that_makes_a_five_class_table(capsys):
+    """`icegan loso --help` on data.labels names the `icegan features` command whose table it reads; that command's
+    config must load with casme2_5 (before: configs/casme2.yaml data.labels=casme2_5, refused for composite_only)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    import icegan
+    from icegan.cli import main
+    from icegan.pipeline import load_main_config
+    with pytest.raises(SystemExit):
+        main(["loso", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    labels = text[text.index("data.labels=megc2019|casme2_5"):]
+    command = re.search(r"`icegan features --config ([^`]+)`", labels).group(1)
+    config, *overrides = shlex.split(command)
+    cfg = load_main_config(Path(icegan.__file__).resolve().parents[1] / config, overrides)
+    assert cfg.data.labels == "casme2_5"
+    assert "(B, K) logits" in text and "(B, 3) logits" not in text      # a custom network of a five-class run

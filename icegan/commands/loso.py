@@ -413,7 +413,7 @@ def check_run(cfg: "LosoConfig", fs):
     is present, at least two subjects; HDE: at least two datasets, no ``dataset``), no map is listed under two held-out
     subjects (:func:`icegan.protocol.check_shared_maps`), the network builds at
     ``model.input_size``, a custom recognizer builds and
-    returns (B, 3) logits on two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold
+    returns (B, K) logits (K: the classes of ``data.labels``) on two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold
     trains on several datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data
     (:func:`hde_conflicts`) were refused when ``cfg`` was built.
 
@@ -522,7 +522,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            relative to the CSV)
   data.labels=megc2019|casme2_5  the label set: MEGC2019's 3 classes (default), or CASME II's 5 (happiness,
                            disgust, repression, surprise, others; labels 0-4 or those names; table source, e.g. the
-                           table `icegan features --config configs/casme2.yaml data.labels=casme2_5` writes)
+                           table `icegan features --config configs/casme2_5class.yaml` writes)
   data.normalize=none|minmax table source: minmax normalises each channel of each clip to [0, 1] (raw flow);
                            none requires values already in [0, 1]
   data.size=INT              side of the flow maps (28); 0 = any square size shared by all files
@@ -539,9 +539,10 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            faces, added to each fold's training set (never scored)
   model.name=ststnet|offtanet|logreg|random_forest|gradient_boosting|custom   model.input_size=INT  model.stem_stride=INT  model.width=INT (STSTNet filters x N)
   model.module=SPEC          custom: 'package.module:factory' or 'path/to/file.py:factory', a callable returning a
-                           torch.nn.Module mapping (B, 3, S, S) features to (B, 3) logits (S = model.input_size); it
-                           gets those of num_classes, in_channels, input_size, dropout it accepts; trained one fold
-                           and seed at a time with the settings below; its file's SHA-256 is kept in run.json
+                           torch.nn.Module mapping (B, 3, S, S) features to (B, K) logits (S = model.input_size, K:
+                           the classes of data.labels); it gets those of num_classes, in_channels, input_size, dropout
+                           it accepts; trained one fold and seed at a time with the settings below; its file's SHA-256
+                           is kept in run.json
   model.epochs=INT  model.batch_size=INT (0 = full batch)  model.lr=FLOAT  model.weight_decay=FLOAT
   model.lr_schedule=constant|cosine  model.dropout=FLOAT  model.class_weighting=BOOL
   model.hflip=BOOL (mirror + negate u; scikit-learn recognizers: fit on the clips + their mirrors)
