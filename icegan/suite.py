@@ -237,7 +237,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     Raises:
         FileNotFoundError: a member config that does not exist (named with the run's label).
         ConfigError: a member's config, overrides or command-line overrides are invalid (named with the run's
-            label); ``seed`` given as an override (the suite sets it).
+            label); ``seed`` given as an override (the suite sets it); runs of two label sets (``data.labels``).
     """
     from icegan.commands.loso import LosoConfig
     from icegan.pipeline import load_main_config
@@ -250,6 +250,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     plan: list[PlannedRun] = []
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}
+    label_sets: dict[str, str] = {}         # data.labels -> the first run of that label set
     for i, seed in enumerate(suite.seeds):
         for r in suite.runs:
             if not r.seeded and i > 0:
@@ -274,6 +275,12 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                         raise ConfigError(str(exc)) from None
             except ConfigError as exc:
                 raise ConfigError(f"suite run '{r.label}' ({r.command}): {exc}") from None
+            label_sets.setdefault(cfg.data.labels, r.label)
+            if len(label_sets) > 1:                # their comparison would be refused after every run had trained
+                (a, run_a), (b, run_b) = list(label_sets.items())[:2]
+                raise ConfigError(f"suite runs '{run_a}' (data.labels={a}) and '{run_b}' (data.labels={b}) score "
+                                  "different classes, and a suite compares its runs on the same clips and classes: "
+                                  "give every run the same data.labels, or each label set its own suite")
             prog = "icegan loso" if r.command == "loso" else "python train.py"
             configs[(r.label, seed)] = cfg
             plan.append(PlannedRun(r.label, seed, folder, config=cfg,

@@ -59,3 +59,30 @@ def test_loso_help_names_a_features_command_that_makes_a_five_class_table(capsys
     cfg = load_main_config(Path(icegan.__file__).resolve().parents[1] / config, overrides)
     assert cfg.data.labels == "casme2_5"
     assert "(B, K) logits" in text and "(B, 3) logits" not in text      # a custom network of a five-class run
+
+
+def _suite(folder, runs: str):
+    """A suite file in ``folder`` of the logistic-regression recipe with the run lines ``runs``."""
+    from pathlib import Path
+
+    import icegan
+    recipe = Path(icegan.__file__).resolve().parents[1] / "configs" / "features_logreg.yaml"
+    path = folder / "suite.yaml"
+    path.write_text("name: mix\nseeds: [0]\nruns:\n" + runs.replace("RECIPE", str(recipe)))
+    return path
+
+
+def test_suite_of_two_label_sets_is_refused_before_any_run(tmp_path):
+    """A suite whose runs score two label sets: refused when it is planned, naming both runs and their data.labels
+    (before: every run trained, then the comparison refused them and no results.md was written)."""
+    from icegan.config import ConfigError
+    from icegan.suite import load_suite, plan_suite
+    table = "[data.source=table, data.table=t.csv, protocol=SDE, dataset=casme2"
+    path = _suite(tmp_path, f"  - {{label: five, config: RECIPE, overrides: {table}, data.labels=casme2_5]}}\n"
+                            f"  - {{label: three, config: RECIPE, overrides: {table}]}}\n")
+    with pytest.raises(ConfigError, match=r"suite runs 'five' \(data.labels=casme2_5\) and 'three' "
+                                          r"\(data.labels=megc2019\) score different classes"):
+        plan_suite(load_suite(path), path, tmp_path / "out")
+    same = _suite(tmp_path, f"  - {{label: a, config: RECIPE, overrides: {table}, data.labels=casme2_5]}}\n"
+                            f"  - {{label: b, config: RECIPE, overrides: {table}, data.labels=casme2_5]}}\n")
+    assert [p.label for p in plan_suite(load_suite(same), same, tmp_path / "out")] == ["a", "b"]
