@@ -356,6 +356,20 @@ def latex_float(tabular: str, caption: str, label: str) -> str:
             "\\end{adjustbox}\n\\end{table*}\n")
 
 
+def run_label_set(run: str | Path):
+    """The label set (:mod:`icegan.labels`) a finished run folder scored: read from the score columns of its
+    ``predictions.csv`` header (every kind of run folder writes one); MEGC2019's where it has none (a folder of
+    metrics alone)."""
+    from icegan.labels import DEFAULT_LABELS, LABEL_SETS, label_set_of_columns
+    f = Path(run) / "predictions.csv"
+    try:
+        with open(f, encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return LABEL_SETS[DEFAULT_LABELS]
+    return label_set_of_columns(header, str(f))
+
+
 def _folds_clips(m: dict) -> tuple[Optional[int], Optional[int]]:
     """(n_folds, n_samples) of a metrics.json, None where it lacks one."""
     return m.get("n_folds"), m.get("n_samples")
@@ -368,7 +382,9 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     Columns: Method, Selection (honest / ORACLE epoch), Protocol, n (runs), Full UF1, Full UAR, then UF1 and UAR per
     dataset present in any run (SMIC, CASME II, SAMM first), and last ``Folds / clips``: the LOSO folds and the clips
     the row's metrics are pooled over (``68 / 442`` for the composite CDE; a ``max_folds`` smoke run shows fewer), the
-    same for every run of the entry. Markdown cells: the metric of one run, or ``mean ± std`` (sample std) over the
+    same for every run of the entry. A table with a run of other classes than MEGC2019's three (``data.labels``, read
+    from its predictions, :func:`run_label_set`) has a ``Classes`` column after Protocol (``5 (casme2_5)``), and its
+    LaTeX caption names those classes. Markdown cells: the metric of one run, or ``mean ± std`` (sample std) over the
     entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs ``tabular`` (pandas ``DataFrame.to_latex``)
     inside a ``table*`` float with a caption and ``\\label{tab:icegan-results}`` (:func:`latex_float`); its column
     groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels escaped, ``--`` for a dataset an entry has no
@@ -378,8 +394,8 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
             number of folds or samples (pooling them would mix different experiments), or are not seeds of one recipe
-            (:func:`check_one_recipe`: names the entry, two runs and the keys they differ in); ``fmt`` not markdown /
-            latex / csv.
+            (:func:`check_one_recipe`: names the entry, two runs and the keys they differ in), or score different
+            classes; ``fmt`` not markdown / latex / csv.
     """
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"format must be markdown, latex or csv, got '{fmt}'")
@@ -391,25 +407,33 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
             if len(vals) > 1:
                 raise ValueError(f"table entry '{e.label}': its runs differ in {key} ({sorted(vals)}); give them "
                                  "separate entries")
+        sets = [run_label_set(r) for r in e.runs]
+        if len({ls.name for ls in sets}) > 1:
+            raise ValueError(f"table entry '{e.label}': its runs score different classes "
+                             f"({sorted({ls.name for ls in sets})}, data.labels); give them separate entries")
         check_one_recipe(e.label, e.runs)
         for m in ms:
             datasets += [d for d in m["per_dataset"] if d not in datasets]
-        rows.append((e, ms))
+        rows.append((e, ms, sets[0]))
+    from icegan.labels import DEFAULT_LABELS
+    label_sets = list(dict.fromkeys(ls for _, _, ls in rows))
+    classes = any(ls.name != DEFAULT_LABELS for ls in label_sets)      # a Classes column, only then
     order = list(DATASET_TITLES)
     datasets.sort(key=lambda d: (order.index(d) if d in order else len(order), d))
     metric_cols = [("Full", None)] + [(DATASET_TITLES.get(d, d), d) for d in datasets]
-    head = ["Method", "Selection", "Protocol", "n"]
+    head = ["Method", "Selection", "Protocol"] + (["Classes"] if classes else []) + ["n"]
     size_head = "Folds / clips"
     body = []
-    for e, ms in rows:
+    for e, ms, ls in rows:
         cells = []
         for _, d in metric_cols:
             per = [m["overall"] if d is None else m["per_dataset"][d] for m in ms
                    if d is None or d in m["per_dataset"]]
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
         partial = sorted({read_partial_tag(r) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
-        body.append(([e.label + "".join(partial), "ORACLE epoch" if ms[0]["oracle_epoch"] else "honest", ms[0]["protocol"],
-                       str(len(ms))], cells, _folds_clips(ms[0])))
+        lead = [e.label + "".join(partial), "ORACLE epoch" if ms[0]["oracle_epoch"] else "honest", ms[0]["protocol"]]
+        lead += [f"{ls.n_classes} ({ls.name})"] if classes else []
+        body.append((lead + [str(len(ms))], cells, _folds_clips(ms[0])))
     names = [f"{t} {k}" for t, _ in metric_cols for k in ("UF1", "UAR")]
 
     def size(fc: tuple, missing: str) -> str:
@@ -432,8 +456,9 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
         frame = pd.DataFrame([[latex_escape(x) for x in lead] + [_cell(st, "$\\pm$", "--") for st in cells]
                               + [size(fc, "--")] for lead, cells, fc in body], columns=cols)
         tab = frame.to_latex(index=False, escape=False, multicolumn=True, multicolumn_format="c",
-                             column_format="llcr" + "c" * len(names) + "r")
-        caption = ("Micro-expression recognition: UF1 and UAR pooled over all folds (MEGC2019). n: runs; several "
+                             column_format="llc" + ("l" if classes else "") + "r" + "c" * len(names) + "r")
+        which = "MEGC2019" if not classes else "; ".join(ls.title for ls in label_sets)
+        caption = (f"Micro-expression recognition: UF1 and UAR pooled over all folds ({which}). n: runs; several "
                    "runs: mean $\\pm$ sample standard deviation over the n runs. Honest: no selection on the "
                    "held-out subject (HDE rows: the held-out dataset). Folds / clips: what each row is scored on.")
         return latex_float(tab, caption, "tab:icegan-results")

@@ -86,3 +86,44 @@ def test_suite_of_two_label_sets_is_refused_before_any_run(tmp_path):
     same = _suite(tmp_path, f"  - {{label: a, config: RECIPE, overrides: {table}, data.labels=casme2_5]}}\n"
                             f"  - {{label: b, config: RECIPE, overrides: {table}, data.labels=casme2_5]}}\n")
     assert [p.label for p in plan_suite(load_suite(same), same, tmp_path / "out")] == ["a", "b"]
+
+
+def _finished_run(folder, classes, subjects=("casme2/s0", "casme2/s1"), seed=0):
+    """A finished run folder of ``classes`` as run_loso writes it: two SDE folds of CASME II, 10 clips each, labels
+    cycling through the classes."""
+    import pandas as pd
+
+    from icegan.protocol import run_loso
+    k = len(classes)
+    samples = pd.DataFrame({"dataset": "casme2", "subject": [s for s in subjects for _ in range(10)],
+                            "clip": [f"c{i}" for i in range(10 * len(subjects))],
+                            "label": [i % k for _ in subjects for i in range(10)]})
+    rng = np.random.default_rng(seed)
+
+    def fold_fn(fold):
+        return rng.dirichlet(np.ones(k), size=len(fold.test_idx))
+    run_loso(samples, fold_fn, folder, protocol="SDE", dataset="casme2", progress=False, classes=classes)
+    return folder
+
+
+def test_table_names_the_classes_of_runs_of_another_label_set(tmp_path):
+    """`icegan table` over five-class runs: a Classes column (only then) and a LaTeX caption naming CASME II's five
+    classes (before: no word of the classes, and the caption said MEGC2019); an entry mixing label sets is refused."""
+    from icegan.report import TableEntry, results_table
+    five = _finished_run(tmp_path / "five", FIVE)
+    three = _finished_run(tmp_path / "three", ("negative", "positive", "surprise"))
+    table = results_table([TableEntry("A", [five]), TableEntry("B", [three])])
+    head, _, a, b = table.splitlines()
+    assert head.startswith("| Method | Selection | Protocol | Classes | n |")
+    assert a.startswith("| A | honest | SDE | 5 (casme2_5) | 1 |") and b.startswith("| B | honest | SDE | 3 (megc2019) | 1 |")
+    latex = results_table([TableEntry("A", [five])], "latex")
+    assert "(MEGC2019)" not in latex and "CASME II 5 classes (happiness, disgust, repression, surprise, others)" in latex
+    assert "5 (casme2\\_5)" in latex
+    csv = results_table([TableEntry("A", [five])], "csv").splitlines()
+    assert csv[0].startswith("Method,Selection,Protocol,Classes,n,") and csv[1].startswith("A,honest,SDE,5 (casme2_5),1,")
+    only_three = results_table([TableEntry("B", [three])])          # MEGC2019 alone: the table as before
+    assert only_three.startswith("| Method | Selection | Protocol | n |") and "Classes" not in only_three
+    assert "(MEGC2019)" in results_table([TableEntry("B", [three])], "latex")
+    with pytest.raises(ValueError, match=r"table entry 'AB': its runs score different classes \(\['casme2_5', "
+                                         r"'megc2019'\]"):
+        results_table([TableEntry("AB", [five, three])])

@@ -62,9 +62,11 @@ def register(subparsers) -> None:
         "table", help="one results table over finished LOSO runs (UF1 / UAR overall and per dataset; seeds as mean ± std)",
         description="Print one table, a row per entry, of finished runs' metrics.json (icegan loso, train.py or icegan "
                     "ensemble folders): selection (honest / ORACLE epoch), protocol, number of runs, UF1 and UAR overall "
-                    "and per dataset, and the folds / clips they are pooled over (68 / 442 for the composite CDE). "
+                    "and per dataset, and the folds / clips they are pooled over (68 / 442 for the composite CDE); "
+                    "when a run scores other classes than MEGC2019's three (data.labels=casme2_5), a Classes column. "
                     "An entry with several runs (seeds) shows mean ± sample std over them, never the best run. Runs "
-                    "of one entry must be seeds of one recipe and share protocol, selection, folds and clips.",
+                    "of one entry must be seeds of one recipe and share protocol, selection, classes, folds and "
+                    "clips.",
         epilog=ENTRIES_EPILOG)
     add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals), latex (the same as a booktabs table float "
                            "for a paper, with caption and label) or csv (mean and std as separate numeric columns; "
