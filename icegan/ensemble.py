@@ -275,7 +275,13 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
 
     members = [load_member(d) for d in dirs]
     h0, p0 = members[0]
+    set0 = label_set_of_columns(p0.columns)
     for d, (h, p) in zip(dirs[1:], members[1:]):
+        ls = label_set_of_columns(p.columns)
+        if ls != set0:          # checked first: their y_true ids, too, mean other classes
+            raise EnsembleError(f"{d} scores the classes of the label set {ls.name} ({', '.join(ls.classes)}) and "
+                                f"{dirs[0]} those of {set0.name} ({', '.join(set0.classes)}); only runs of one label "
+                                "set (data.labels) can be averaged")
         for key in ("protocol", "dataset"):
             if h.get(key) != h0.get(key):
                 raise EnsembleError(f"{d} differs from {dirs[0]} in '{key}' ({h.get(key)!r} vs {h0.get(key)!r}); "

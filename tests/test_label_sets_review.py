@@ -127,3 +127,15 @@ def test_table_names_the_classes_of_runs_of_another_label_set(tmp_path):
     with pytest.raises(ValueError, match=r"table entry 'AB': its runs score different classes \(\['casme2_5', "
                                          r"'megc2019'\]"):
         results_table([TableEntry("AB", [five, three])])
+
+
+def test_ensemble_of_two_label_sets_names_them(tmp_path):
+    """`icegan ensemble` of a five-class and a three-class run of the same clips: refused naming both label sets and
+    data.labels (before: 'differs in y_true' at the first clip whose class id differs, which said nothing of why)."""
+    from icegan.ensemble import EnsembleError, ensemble_runs
+    five = _finished_run(tmp_path / "five", FIVE)
+    three = _finished_run(tmp_path / "three", ("negative", "positive", "surprise"))
+    with pytest.raises(EnsembleError, match=r"three scores the classes of the label set megc2019 \(negative, positive, "
+                                            r"surprise\) and \S+five those of casme2_5 \(happiness, .*data.labels"):
+        ensemble_runs([five, three], tmp_path / "ens")
+    assert not (tmp_path / "ens").exists()
