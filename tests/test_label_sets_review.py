@@ -139,3 +139,34 @@ def test_ensemble_of_two_label_sets_names_them(tmp_path):
                                             r"surprise\) and \S+five those of casme2_5 \(happiness, .*data.labels"):
         ensemble_runs([five, three], tmp_path / "ens")
     assert not (tmp_path / "ens").exists()
+
+
+def test_gan_sample_grid_tag_names_every_class_of_a_five_class_generator():
+    """The TensorBoard sample grid of an ICE-GAN conditioned on five classes (the main job with data.labels=casme2_5)
+    is tagged with its five class columns (before: 'onset_apex_class0_class1_class2' over a grid of seven columns)."""
+    from icegan.gan.trainer import GanConfig, train_gan
+
+    class Log:
+        def __init__(self):
+            self.images = {}
+
+        def add_image(self, tag, img, step):
+            self.images[tag] = img
+
+        def __getattr__(self, name):                 # add_scalar, flush: nothing kept
+            return lambda *a, **k: None
+    cfg = GanConfig()
+    cfg.data.img_size = 32
+    m = cfg.model
+    m.n_classes = 5
+    m.g_base_channels, m.g_max_channels, m.d_base_channels = 8, 16, 8
+    m.id_dim, m.z_dim, m.d_adv, m.d_exp = 16, 8, 8, 8
+    t = cfg.train
+    t.progress, t.batch_size, t.hflip, t.epochs = False, 10, False, 1
+    torch.manual_seed(0)
+    onset = torch.rand(10, 1, 32, 32) * 2 - 1
+    log = Log()
+    train_gan(onset, onset.clone(), torch.arange(10) % 5, cfg, device="cpu", log=log)
+    tags = [k for k in log.images if k.startswith("samples/")]
+    assert tags == ["samples/onset_apex_class0_class1_class2_class3_class4"]
+    assert log.images[tags[0]].shape[-1] == 2 + 7 * (32 + 2)           # 7 columns: onset, apex, 5 classes

@@ -717,7 +717,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         if (log is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
             grid = sample_grid(g, onset_c[show_idx], apex_c[show_idx], seed=tc.seed)
             if log is not None:
-                log.add_image("samples/onset_apex_class0_class1_class2", grid, epoch + 1)
+                # its columns: onset, apex, then one per class of the generator (5 for data.labels=casme2_5)
+                tag = "samples/onset_apex_" + "_".join(f"class{k}" for k in range(g.n_classes))
+                log.add_image(tag, grid, epoch + 1)
             if out is not None:
                 from torchvision.utils import save_image
                 (out / "samples").mkdir(parents=True, exist_ok=True)
