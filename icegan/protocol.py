@@ -499,7 +499,11 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
             why = ""
             old_data = (old.get("provenance") or {}).get("data")
             new_data = (header.get("provenance") or {}).get("data")
-            if diff == ["provenance"] and old_data and new_data and old_data != new_data:
+            if "classes" in diff:             # a run folder of one label set resumed with the other
+                was, now = (h.get("classes") or list(CLASS_NAMES) for h in (old, header))
+                why = (f" (its classes {', '.join(was)} vs now {', '.join(now)}: another label set, data.labels; its "
+                       "clips' labels then differ too)")
+            elif diff == ["provenance"] and old_data and new_data and old_data != new_data:
                 why = (f" (its data {old_data} vs now {new_data}: the clips, their labels or their maps changed, e.g. a "
                        "corrected annotation sheet or a regenerated feature table)")
             elif diff == ["provenance"]:

@@ -170,3 +170,16 @@ def test_gan_sample_grid_tag_names_every_class_of_a_five_class_generator():
     tags = [k for k in log.images if k.startswith("samples/")]
     assert tags == ["samples/onset_apex_class0_class1_class2_class3_class4"]
     assert log.images[tags[0]].shape[-1] == 2 + 7 * (32 + 2)           # 7 columns: onset, apex, 5 classes
+
+
+def test_resuming_a_run_folder_with_the_other_label_set_names_data_labels(tmp_path):
+    """A five-class run folder resumed as a three-class run (and back): refused, the message giving both runs' classes
+    and the setting, data.labels (before: only 'differs in ['classes', 'provenance']')."""
+    from icegan.protocol import LosoStateError
+    five = _finished_run(tmp_path / "run", FIVE)
+    with pytest.raises(LosoStateError, match=r"its classes happiness, disgust, repression, surprise, others vs now "
+                                             r"negative, positive, surprise: another label set, data.labels"):
+        _finished_run(five, ("negative", "positive", "surprise"))
+    three = _finished_run(tmp_path / "run3", ("negative", "positive", "surprise"))
+    with pytest.raises(LosoStateError, match=r"its classes negative, positive, surprise vs now happiness, .*data.labels"):
+        _finished_run(three, FIVE)
