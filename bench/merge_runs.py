@@ -24,11 +24,12 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
     """Concatenate finished honest runs over disjoint clips into ``out``; returns the metrics.json content.
 
     Raises:
-        ValueError: fewer than two runs, an oracle-epoch run, a clip in two runs, or an ``out`` that holds a
-            LOSO run or other files.
+        ValueError: fewer than two runs, an oracle-epoch run, runs of two label sets (``data.labels``), a clip in two
+            runs, or an ``out`` that holds a LOSO run or other files.
         icegan.ensemble.EnsembleError: a run that is missing or unfinished.
     """
     from icegan.ensemble import read_finished_run
+    from icegan.labels import label_set_of_columns
     from icegan.protocol import summarize_predictions, write_reports
     if len(run_dirs) < 2:
         raise ValueError("give at least two finished runs to merge")
@@ -36,6 +37,12 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
     for d, h in zip(run_dirs, headers):
         if h.get("oracle_epoch"):
             raise ValueError(f"{d}: an oracle-epoch run; merging it would not be honest")
+    sets = [label_set_of_columns(p.columns, str(d)) for d, p in zip(run_dirs, preds)]
+    for d, ls in zip(run_dirs[1:], sets[1:]):
+        if ls != sets[0]:
+            raise ValueError(f"{d} scores the classes of {ls.name} and {run_dirs[0]} those of {sets[0].name}; merge "
+                             "runs of one label set (data.labels)")
+    k = sets[0].n_classes
     pred = pd.concat(preds, ignore_index=True)
     dup = pred.duplicated(["subject", "clip"])
     if dup.any():
@@ -50,8 +57,8 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
     header = {"merged_from": [str(d) for d in run_dirs], "protocols": protocols, "oracle_epoch": False,
               "folds": folds}
     pred.to_csv(out / "predictions.csv", index=False)
-    metrics = summarize_predictions(pred, "+".join(protocols), len(folds), False)
-    write_reports(out, pred, metrics, f"merged: {', '.join(protocols)}", "merged ", 3)
+    metrics = summarize_predictions(pred, "+".join(protocols), len(folds), False, k)
+    write_reports(out, pred, metrics, f"merged: {', '.join(protocols)}", "merged ", k)
     (out / "merged.json").write_text(json.dumps(header, indent=1))
     return metrics
 

@@ -115,12 +115,15 @@ def test_table_names_the_classes_of_runs_of_another_label_set(tmp_path):
     table = results_table([TableEntry("A", [five]), TableEntry("B", [three])])
     head, _, a, b = table.splitlines()
     assert head.startswith("| Method | Selection | Protocol | Classes | n |")
-    assert a.startswith("| A | honest | SDE | 5 (casme2_5) | 1 |") and b.startswith("| B | honest | SDE | 3 (megc2019) | 1 |")
+    assert a.startswith("| A | honest | SDE | 5 (casme2_5) | 1 |")
+    assert b.startswith("| B | honest | SDE | 3 (megc2019) | 1 |")
     latex = results_table([TableEntry("A", [five])], "latex")
-    assert "(MEGC2019)" not in latex and "CASME II 5 classes (happiness, disgust, repression, surprise, others)" in latex
+    assert "(MEGC2019)" not in latex
+    assert "CASME II 5 classes (happiness, disgust, repression, surprise, others)" in latex
     assert "5 (casme2\\_5)" in latex
     csv = results_table([TableEntry("A", [five])], "csv").splitlines()
-    assert csv[0].startswith("Method,Selection,Protocol,Classes,n,") and csv[1].startswith("A,honest,SDE,5 (casme2_5),1,")
+    assert csv[0].startswith("Method,Selection,Protocol,Classes,n,")
+    assert csv[1].startswith("A,honest,SDE,5 (casme2_5),1,")
     only_three = results_table([TableEntry("B", [three])])          # MEGC2019 alone: the table as before
     assert only_three.startswith("| Method | Selection | Protocol | n |") and "Classes" not in only_three
     assert "(MEGC2019)" in results_table([TableEntry("B", [three])], "latex")
@@ -181,5 +184,30 @@ def test_resuming_a_run_folder_with_the_other_label_set_names_data_labels(tmp_pa
                                              r"negative, positive, surprise: another label set, data.labels"):
         _finished_run(five, ("negative", "positive", "surprise"))
     three = _finished_run(tmp_path / "run3", ("negative", "positive", "surprise"))
-    with pytest.raises(LosoStateError, match=r"its classes negative, positive, surprise vs now happiness, .*data.labels"):
+    with pytest.raises(LosoStateError, match=r"its classes negative, positive, surprise vs now happiness, .*"
+                                             r"data.labels"):
         _finished_run(three, FIVE)
+
+
+def test_merge_runs_of_five_classes(tmp_path):
+    """bench/merge_runs.py over two five-class runs of disjoint subjects: metrics and reports over the five classes
+    (before: scored as 3 classes, 'y_true[..] = 3 is outside the class ids 0..2'); runs of two label sets refused."""
+    import json
+
+    import pandas as pd
+
+    from _bench import load_bench
+    from icegan.metrics import compute_metrics
+    mod = load_bench("merge_runs")
+    a = _finished_run(tmp_path / "a", FIVE)
+    b = _finished_run(tmp_path / "b", FIVE, subjects=("casme2/s2", "casme2/s3"), seed=1)
+    m = mod.merge_runs([a, b], tmp_path / "merged")
+    pred = pd.read_csv(tmp_path / "merged" / "predictions.csv")
+    assert len(pred) == 40
+    assert m["overall"]["UF1"] == pytest.approx(compute_metrics(pred["y_true"], pred["y_pred"], 5)["UF1"])
+    assert json.loads((tmp_path / "merged" / "metrics.json").read_text())["n_samples"] == 40
+    assert "| Full | others |" in (tmp_path / "merged" / "metrics.md").read_text()
+    three = _finished_run(tmp_path / "c", ("negative", "positive", "surprise"), subjects=("casme2/s4", "casme2/s5"))
+    with pytest.raises(ValueError, match=r"c scores the classes of megc2019 and \S+a those of casme2_5; merge runs of "
+                                         r"one label set \(data.labels\)"):
+        mod.merge_runs([a, three], tmp_path / "merged2")
