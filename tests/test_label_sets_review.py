@@ -211,3 +211,22 @@ def test_merge_runs_of_five_classes(tmp_path):
     with pytest.raises(ValueError, match=r"c scores the classes of megc2019 and \S+a those of casme2_5; merge runs of "
                                          r"one label set \(data.labels\)"):
         mod.merge_runs([a, three], tmp_path / "merged2")
+
+
+def test_the_table_source_hint_of_five_classes_names_a_config_that_loads():
+    """data.labels=casme2_5 on the megc2019_htnet source is refused with the `icegan features` command that writes a
+    five-class table; its config must load (before: 'CONFIG data.labels=casme2_5', which configs/casme2.yaml, the
+    CASME II config, refuses for composite_only: true)."""
+    import re
+    from pathlib import Path
+
+    import icegan
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import ConfigError, load_config
+    from icegan.pipeline import load_main_config
+    with pytest.raises((ConfigError, ValueError), match="needs data.source=table") as err:
+        load_config(LosoConfig, None, ["data.labels=casme2_5"])
+    command = re.search(r"`icegan features --config (\S+)`", str(err.value))
+    assert command, str(err.value)
+    config = command.group(1)
+    assert load_main_config(Path(icegan.__file__).resolve().parents[1] / config, []).data.labels == "casme2_5"

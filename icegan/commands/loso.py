@@ -146,8 +146,9 @@ class FeatureDataConfig:
             raise ValueError(f"data.roi_patch must be in 1..28 flow-map pixels, got {self.roi_patch}")
         if self.labels != "megc2019" and self.source != "table":
             raise ValueError(f"data.labels={self.labels} needs data.source=table: the {self.source!r} clips carry "
-                             "MEGC2019 classes only (write a table of your clips' maps with `icegan features --config "
-                             f"CONFIG data.labels={self.labels}`)")
+                             "MEGC2019 classes only (write a table of CASME II's maps with `icegan features --config "
+                             "configs/casme2_5class.yaml`, or with a main-job config of data.labels="
+                             f"{self.labels} that prepares every sheet clip, composite_only: false)")
 
 
 @dataclass
