@@ -413,9 +413,8 @@ def check_run(cfg: "LosoConfig", fs):
     ``icegan suite`` for every member before the first one trains): the folds can be built (an SDE run's dataset
     is present, at least two subjects; HDE: at least two datasets, no ``dataset``), no map is listed under two held-out
     subjects (:func:`icegan.protocol.check_shared_maps`), the network builds at
-    ``model.input_size``, a custom recognizer builds and
-    returns (B, K) logits (K: the classes of ``data.labels``) on two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold
-    trains on several datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data
+    ``model.input_size``, a custom recognizer builds and returns (B, K) logits (K: the classes of ``data.labels``) on
+    two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold trains on several datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data
     (:func:`hde_conflicts`) were refused when ``cfg`` was built.
 
     Args:
