@@ -230,3 +230,34 @@ def test_the_table_source_hint_of_five_classes_names_a_config_that_loads():
     assert command, str(err.value)
     config = command.group(1)
     assert load_main_config(Path(icegan.__file__).resolve().parents[1] / config, []).data.labels == "casme2_5"
+
+
+def test_class_ids_of_an_exported_table_are_read_with_the_label_set_it_was_written_with(tmp_path):
+    """A table `icegan features` wrote for MEGC2019 (class ids, provenance.json recording data.labels, or none before
+    label sets) read with data.labels=casme2_5: refused naming the setting (before: read silently, MEGC2019's
+    1 = positive taken as CASME II's 1 = disgust). The same table with its own set, and class names, read as before."""
+    import json
+
+    from icegan.data.feature_table import load_table_features
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    rows = ["dataset,subject,clip,label,path"]
+    for i in range(4):
+        np.save(maps / f"c{i}.npy", np.full((3, 8, 8), 0.1 * i, dtype=np.float32))
+        rows.append(f"casme2,sub0{i % 2},EP{i},{i % 3},maps/c{i}.npy")
+    table = tmp_path / "features.csv"
+    table.write_text("\n".join(rows) + "\n")
+    prov = tmp_path / "provenance.json"
+    for recorded in ({"labels": "megc2019"}, {}):                 # {}: an export made before label sets
+        prov.write_text(json.dumps({"flow": {"method": "tvl1"}, "size": 8, **recorded}))
+        with pytest.raises(ValueError, match=r"features.csv: its labels are class ids of the label set megc2019 "
+                                             r"\(\S+provenance.json records data.labels: megc2019.*not of casme2_5.*"
+                                             r"set data.labels=megc2019"):
+            load_table_features(table, labels="casme2_5")
+        assert load_table_features(table).samples["label"].tolist() == [0, 1, 2, 0]
+    named = tmp_path / "named.csv"             # class names say their set: read with it, whatever the provenance
+    named.write_text(table.read_text().replace(",0,maps", ",happiness,maps").replace(",1,maps", ",disgust,maps")
+                     .replace(",2,maps", ",others,maps"))
+    assert load_table_features(named, labels="casme2_5").samples["label"].tolist() == [0, 1, 4, 0]
+    prov.unlink()                              # a table of your own (no provenance): ids read as data.labels says
+    assert load_table_features(table, labels="casme2_5").samples["label"].tolist() == [0, 1, 2, 0]

@@ -200,6 +200,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                          f"'dataset/subject').{hint}")
     if raw.empty:
         raise ValueError(f"{csv}: no rows")
+    _check_exported_label_set(csv, raw["label"], labels)
     has_dataset = "dataset" in raw.columns
     rows = []
     for i, r in raw.iterrows():
@@ -239,6 +240,34 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         raise ValueError(f"{csv}, line {table['line'][i]}: clip '{table['clip'][i]}' of subject "
                          f"'{table['subject'][i]}' appears twice")
     return validate_samples(table, get_label_set(labels).n_classes, source=str(csv), unlabelled=not labelled)
+
+
+def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
+    """Refuse class ids of another label set: a table written by ``icegan features`` (its ``provenance.json``
+    beside it records ``labels``; before label sets, MEGC2019's) holds ids of that set, and read as ``labels`` an id
+    would name another class (MEGC2019's 1, positive, as CASME II's 1, disgust). Names are not checked here: they
+    say their set themselves (:func:`parse_class_label`).
+
+    Raises:
+        ValueError: an id cell in a table whose ``provenance.json`` records another label set (names both files and
+            the ``data.labels`` to set).
+    """
+    if not cells.str.strip().str.isdigit().any():
+        return
+    prov = csv.parent / "provenance.json"
+    try:
+        import json
+        info = json.loads(prov.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(info, dict) or "flow" not in info:          # not the provenance `icegan features` writes
+        return
+    written = info.get("labels") or "megc2019"
+    if written != labels:
+        raise ValueError(f"{csv}: its labels are class ids of the label set {written} ({prov} records data.labels: "
+                         f"{written}, as `icegan features` wrote the table), not of {labels}: read as {labels}, an id "
+                         f"would name another class; set data.labels={written}, or write the table again with "
+                         f"data.labels={labels}")
 
 
 def _read_map(path: str, where: str) -> np.ndarray:
