@@ -428,7 +428,9 @@ def with_clip_list(cfg: MainConfig, clip_list: str | Path, mode: str = "raw") ->
 
     Raises:
         FileNotFoundError: the clip list is missing.
-        ConfigError: ``cfg`` reads the built-in synthetic set, not prepared clips.
+        ConfigError: ``cfg`` reads the built-in synthetic set, not prepared clips; ``cfg`` has another label set
+            than MEGC2019's (a clip list's labels are MEGC2019 classes: the message says to add data.labels=megc2019,
+            which makes the same maps).
     """
     from icegan.data.prepare import DatasetSpec
     if not Path(clip_list).is_file():
@@ -436,6 +438,11 @@ def with_clip_list(cfg: MainConfig, clip_list: str | Path, mode: str = "raw") ->
     if cfg.data.source != "prepared":
         raise ConfigError(f"--clips replaces the prepared datasets of a config with data.source=prepared (e.g. "
                           f"configs/casme2.yaml); this config has data.source={cfg.data.source}")
+    if cfg.data.labels != "megc2019":
+        raise ConfigError(f"--clips: a clip list's labels are MEGC2019 classes (negative, positive, surprise), and "
+                          f"this config has data.labels={cfg.data.labels}: add data.labels=megc2019 (the maps are "
+                          f"made the same way; to score the clips with `icegan predict` and models of data.labels="
+                          f"{cfg.data.labels}, leave the list's label cells empty)")
     spec = DatasetSpec(name="clips", root=str(clip_list), mode=mode, composite_only=False)
     prepare = dataclasses.replace(cfg.data.prepare, datasets=[spec])
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, prepare=prepare, protocol="CDE", dataset=None))

@@ -261,3 +261,23 @@ def test_class_ids_of_an_exported_table_are_read_with_the_label_set_it_was_writt
     assert load_table_features(named, labels="casme2_5").samples["label"].tolist() == [0, 1, 4, 0]
     prov.unlink()                              # a table of your own (no provenance): ids read as data.labels says
     assert load_table_features(table, labels="casme2_5").samples["label"].tolist() == [0, 1, 2, 0]
+
+
+def test_clips_with_a_five_class_config_say_to_add_megc2019_labels(tmp_path):
+    """`icegan features --config configs/casme2_5class.yaml --clips LIST` (the config whose maps a five-class model
+    was fitted on, as `icegan predict --help` says to give): refused saying what to add, data.labels=megc2019, with
+    which it runs (before: 'the dataset 'clips' of data.prepare.datasets has no such classes ...; leave it out', of a
+    dataset the user never listed)."""
+    from pathlib import Path
+
+    import icegan
+    from icegan.config import ConfigError
+    from icegan.pipeline import load_main_config, with_clip_list
+    config = Path(icegan.__file__).resolve().parents[1] / "configs" / "casme2_5class.yaml"
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset\np01,take1,frames,1\n")
+    with pytest.raises(ConfigError, match=r"--clips: a clip list's labels are MEGC2019 classes .* "
+                                          r"data.labels=casme2_5: add data.labels=megc2019"):
+        with_clip_list(load_main_config(config, []), clips)
+    cfg = with_clip_list(load_main_config(config, ["data.labels=megc2019"]), clips)
+    assert [d.name for d in cfg.data.prepare.datasets] == ["clips"] and cfg.data.labels == "megc2019"
