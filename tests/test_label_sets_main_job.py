@@ -69,6 +69,9 @@ def test_main_job_and_features_on_five_classes(shared_data, tmp_path, tiny_weigh
     assert state["config"]["model"]["n_classes"] == 5
     md = (tmp_path / "run" / "metrics.md").read_text()
     assert "Classes (5): happiness, disgust, repression, surprise, others." in md
+    # runs/summary.md tells this run from a MEGC2019 one
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| run [PARTIAL: 1 of 3 folds] | prepared (casme2_5 classes) | SDE | 1 |" in summary
     # icegan features: the same clips' maps, labelled by class name, readable by icegan loso data.labels=casme2_5
     table = pipeline.export_features(cfg, tmp_path / "fx", progress=False)
     written = pd.read_csv(table)
