@@ -1216,8 +1216,10 @@ def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
 
 def _describe(cfg: dict) -> dict:
     gan = cfg.get("gan", {})
+    data = cfg.get("data", {})
+    labels = data.get("labels") or "megc2019"           # another label set is another task: said beside the source
     return {
-        "data": cfg.get("data", {}).get("source", "?"),
+        "data": data.get("source", "?") + (f" ({labels} classes)" if labels != "megc2019" else ""),
         "flow": cfg.get("flow", {}).get("method", "?"),
         "recognizer": cfg.get("recognizer", {}).get("name", "?"),
         "GAN": (gan.get("skip", "?") if gan.get("enabled") else "off"),
