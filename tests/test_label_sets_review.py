@@ -281,3 +281,15 @@ def test_clips_with_a_five_class_config_say_to_add_megc2019_labels(tmp_path):
         with_clip_list(load_main_config(config, []), clips)
     cfg = with_clip_list(load_main_config(config, ["data.labels=megc2019"]), clips)
     assert [d.name for d in cfg.data.prepare.datasets] == ["clips"] and cfg.data.labels == "megc2019"
+
+
+def test_predict_help_names_the_clip_list_command_of_a_five_class_model(capsys):
+    """`icegan predict --help` gives `icegan features --config C --clips LIST` for new clips, C the config of the
+    model's maps; for a five-class model (C = configs/casme2_5class.yaml) that command is refused unless
+    data.labels=megc2019 is added (:func:`icegan.pipeline.with_clip_list`), which the help must say."""
+    from icegan.cli import main
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    clips = text[text.index("Your own recordings"):]
+    assert "for a model of data.labels=casme2_5 add data.labels=megc2019" in clips[:400]

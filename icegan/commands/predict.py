@@ -45,8 +45,10 @@ data.labels), one row per clip; see `icegan loso --help` (data.source=table). Mo
 prepared like the model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each
 channel min-max normalised per clip to [0, 1]); their size may differ (they are resized to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
-C being the config whose `icegan features` maps the model was fitted on; a warning says when the maps of the table
-and of a model's training come from another flow method, setting or checkpoint.
+C being the config whose `icegan features` maps the model was fitted on (a clip list's labels are MEGC2019 classes:
+for a model of data.labels=casme2_5 add data.labels=megc2019, which makes the same maps, and leave the list's label
+cells empty); a warning says when the maps of the table and of a model's training come from another flow method,
+setting or checkpoint.
 
 Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), one score_<class>
 per class of the models' label set (MEGC2019: score_negative, score_positive, score_surprise; probabilities,
