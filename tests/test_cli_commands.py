@@ -411,7 +411,7 @@ def test_features_of_unlabelled_clips_only_suggest_predict(monkeypatch, tmp_path
     _prepared_clips(monkeypatch, [("clips", "p0", -1), ("clips", "p1", -1)])
     assert main(_features(tmp_path)) == 0
     printed = capsys.readouterr().out
-    assert "2 of them without a label: score them with icegan predict" in printed
+    assert "2 of the 2 clips with maps have no label: score them with icegan predict" in printed
     assert "run a recognizer" not in printed and "one subject" not in printed
 
 

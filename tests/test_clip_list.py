@@ -178,7 +178,7 @@ def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
     assert rc == 0, printed
     table = pd.read_csv(out / "features.csv", keep_default_na=False, dtype=str)
     assert table["subject"].tolist() == ["clips/me", "clips/me"] and table["label"].tolist() == ["1", ""]
-    assert "1 of them without a label: score them with icegan predict" in printed
+    assert "1 of the 2 clips with maps have no label: score them with icegan predict" in printed
     # the clip whose frames are not on disk: no maps, and the summary says so (not only a log warning)
     assert "1 clip(s) could not be prepared and have no maps, e.g. clips/me/typo: " in printed
     assert f"(all of them in {out / 'skipped.csv'})" in printed

@@ -72,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{len(skipped)} clip(s) could not be prepared and have no maps, e.g. {first['key']}: {first['reason']} "
               f"(all of them in {skipped_csv})")
     if unlabelled:
-        print(f"{unlabelled} of them without a label: score them with icegan predict --model MODEL.pt --table {table} "
+        print(f"{unlabelled} of the {n} clips with maps have no label: score them with icegan predict --model MODEL.pt "
+              f"--table {table} "
               f"--out predictions.csv (a model from icegan fit on maps made this same way)")
     if unlabelled < n:
         # a LOSO refuses a row without a label: with some, export_features also wrote the labelled rows alone
