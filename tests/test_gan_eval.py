@@ -104,15 +104,21 @@ def test_cross_dataset_recognizer_transfers_to_casme2(pairs64):
         rec.features(ps.onset[:2], ps.apex[:3])
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, shared_data):
+def _untrained_checkpoint(folder, shared_data, n_classes: int = 3):
+    """``folder/last.pt``: an untrained 32 px ICE-GAN of ``n_classes`` classes, held-out subject sub01."""
     cfg = tiny_gan_config(32)
+    cfg.model.n_classes = n_classes
     cfg.data.apex_neighbors, cfg.data.holdout_subjects = 0, ["sub01"]
     cfg.data.root = str(shared_data / "casme2")
     g, d = build_models(cfg)
-    path = tmp_path_factory.mktemp("ckpt") / "last.pt"
+    path = folder / "last.pt"
     save_checkpoint(path, cfg, g, d, 0, [])
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, shared_data):
+    return _untrained_checkpoint(tmp_path_factory.mktemp("ckpt"), shared_data)
 
 
 def test_cli_generate(tiny_checkpoint, tmp_path, pairs64, capsys):
@@ -408,14 +414,7 @@ def test_face_embeddings_upsample_small_crops_and_use_the_whole_crop_as_the_box(
 @pytest.fixture(scope="module")
 def five_class_checkpoint(tmp_path_factory, shared_data):
     """A checkpoint whose generator is conditioned on CASME II's five classes (a data.labels=casme2_5 fold's)."""
-    cfg = tiny_gan_config(32)
-    cfg.model.n_classes = 5
-    cfg.data.apex_neighbors, cfg.data.holdout_subjects = 0, ["sub01"]
-    cfg.data.root = str(shared_data / "casme2")
-    g, d = build_models(cfg)
-    path = tmp_path_factory.mktemp("ckpt5") / "last.pt"
-    save_checkpoint(path, cfg, g, d, 0, [])
-    return path
+    return _untrained_checkpoint(tmp_path_factory.mktemp("ckpt5"), shared_data, n_classes=5)
 
 
 def test_generate_names_a_five_class_generators_classes(five_class_checkpoint, tmp_path, pairs64, capsys):
