@@ -56,7 +56,7 @@ def test_five_class_labels_come_from_the_coding_sheet(shared_data, tmp_path, tin
 
 
 def test_main_job_and_features_on_five_classes(shared_data, tmp_path, tiny_weights):
-    cfg = _cfg(shared_data, tmp_path, tiny_weights, "data.max_folds=1")
+    cfg = _cfg(shared_data, tmp_path, tiny_weights, "data.max_folds=1", "gan.enabled=true")   # shipped off
     m = pipeline.run_main(cfg, tmp_path / "run", progress=False)
     assert m["n_folds"] == 1
     pred = pd.read_csv(tmp_path / "run" / "predictions.csv")
