@@ -4,7 +4,7 @@ check and the valid-value count, in one copy), with the values and messages the 
 import pytest
 import torch
 from _flow_sizes import TINY_SRFLOWNET
-from test_flow_train_host_reads import StepReads
+from test_flow_train_host_reads import StepReads, nan_loss_of
 from test_gpu_paths_h2 import HostReads
 
 import flownet.models.decflow as decflow
@@ -48,11 +48,7 @@ def test_decflow_part_losses_read_in_one_copy_are_the_floats_of_the_separate_rea
 def test_decflow_non_finite_loss_is_named_with_float_logs_and_a_batch_without_valid_pixels_as_before(
         tmp_path, shared_data, monkeypatch):
     real = decflow.decflow_loss
-
-    def nan_loss(*a, **k):
-        loss, parts = real(*a, **k)
-        return loss * float("nan"), parts
-    monkeypatch.setattr(decflow, "decflow_loss", nan_loss)
+    monkeypatch.setattr(decflow, "decflow_loss", nan_loss_of(real))
     with pytest.raises(FloatingPointError, match=r"^non-finite DecFlow loss at step 0: \{'head': \d+\.\d+(e-?\d+)?, "
                                                  r"'expression': \d+\.\d+(e-?\d+)?, 'total': \d+\.\d+(e-?\d+)?\}$"):
         train_decflow(_cfg(tmp_path, shared_data, "nan", 1), progress=False)

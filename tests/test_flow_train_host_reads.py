@@ -27,6 +27,14 @@ class StepReads(HostReads):
         return func(*args, **(kwargs or {}))
 
 
+def nan_loss_of(real):
+    """A stand-in for the loss function ``real`` (returning ``(loss, parts)``) whose loss is NaN, its parts kept."""
+    def nan_loss(*a, **k):
+        loss, parts = real(*a, **k)
+        return loss * float("nan"), parts
+    return nan_loss
+
+
 def _cfg(tmp_path, root, name, steps, backbone="srflownet"):
     return FlowTrainConfig(name=name, out_dir=str(tmp_path), model=SRFlowNetConfig(**TINY_SRFLOWNET),
                            data=FlowDataConfig(root=str(root), size=32, n_train=4, n_test=1, frames_per_clip=1),
@@ -65,11 +73,7 @@ def test_step_logs_read_in_one_copy_are_the_floats_of_the_separate_reads():
 def test_a_non_finite_loss_is_named_with_float_logs_and_a_batch_without_valid_pixels_as_before(tmp_path, shared_data,
                                                                                            monkeypatch):
     real = ftrain.srflownet_loss
-
-    def nan_loss(*a, **k):
-        loss, parts = real(*a, **k)
-        return loss * float("nan"), parts
-    monkeypatch.setattr(ftrain, "srflownet_loss", nan_loss)
+    monkeypatch.setattr(ftrain, "srflownet_loss", nan_loss_of(real))
     with pytest.raises(FloatingPointError, match=r"^non-finite loss at step 0: \{'epe_loss': \d+\.\d+(e-?\d+)?, "
                                                  r"'reg_loss': \d+\.\d+(e-?\d+)?\}$"):
         ftrain.train(_cfg(tmp_path, shared_data, "nan", 1), progress=False)
