@@ -134,7 +134,7 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
         empty = [c for c in filled if pd.isna(pred[c].iloc[i])]
         raise EnsembleError(f"{pred_csv}, line {int(pred.index[i]) + 2}: empty {', '.join(empty)} (a row cut "
                             f"short, or cells left empty); {damaged}")
-    pred = _check_values(pred, pred_csv, f"{EDITED} {RERUN}")
+    pred = _check_values(pred, pred_csv, f"{EDITED} {RERUN}", all_scores)
     pred = pred.reset_index(drop=True)
     if blank_lines:                            # their NaN made the integer columns float: back to integers
         for c in ("fold", "y_true", "y_pred"):
@@ -165,9 +165,10 @@ def _score_columns(pred: pd.DataFrame, pred_csv: Path) -> tuple[str, ...]:
         raise EnsembleError(str(exc)) from None
 
 
-def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str) -> pd.DataFrame:
+def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str, all_scores: tuple[str, ...]) -> pd.DataFrame:
     """``pred`` (index: the row's line in the file − 2) with y_true / y_pred as integers and its score columns as
-    floats, after checking the cells both readers rely on; ``fix``: what the messages say to do.
+    floats, after checking the cells both readers rely on; ``fix``: what the messages say to do; ``all_scores``:
+    every score column of its label set (:func:`_score_columns`).
 
     The score columns a run writes are the first K of its label set's (:mod:`icegan.labels`; K classes, 3 for
     MEGC2019, 5 for CASME II's five); a file with none of them (``icegan compare`` needs only y_true / y_pred) is
@@ -178,7 +179,6 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str) -> pd.DataFrame:
             kept); a y_true / y_pred cell that is not a class id 0..K−1 (with two score columns, a class id 2 means
             ``score_surprise`` is missing); a score cell that is not a number. Names the file, line, column and cell.
     """
-    all_scores = _score_columns(pred, pred_csv)
     present = [c for c in all_scores if c in pred.columns]
     k = len(present) if present else len(all_scores)
     if present and present != list(all_scores[:k]):
