@@ -704,9 +704,10 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
 
     Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2 or empty for a clip without a MEGC2019
     class (with ``data.labels`` other than ``megc2019``: the class name, e.g. ``others``, which ``icegan loso
-    data.labels=...`` reads), path; :mod:`icegan.data.feature_table`: ``icegan loso`` refuses empty labels, ``icegan predict`` scores
-    those clips), and when some clips have a label and others not, ``features_labelled.csv``: the rows of the
-    labelled clips alone, same maps (what ``icegan loso`` and ``icegan fit`` take),
+    data.labels=...`` reads), path; :mod:`icegan.data.feature_table`: ``icegan loso`` refuses empty labels,
+    ``icegan predict`` scores those clips), and when some clips have a label and others not,
+    ``features_labelled.csv``: the rows of the labelled clips alone, same maps (what ``icegan loso`` and ``icegan
+    fit`` take),
     ``maps/<subject>_<clip>.npy`` (:func:`map_file_names`: ``/`` and ``\\`` as ``_``, ``_2``, ``_3``, ... after a name
     already used) (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
     ``config.yaml`` (the resolved main config), ``provenance.json`` (flow method, weights' SHA-256, how the faces

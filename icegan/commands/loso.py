@@ -414,8 +414,9 @@ def check_run(cfg: "LosoConfig", fs):
     is present, at least two subjects; HDE: at least two datasets, no ``dataset``), no map is listed under two held-out
     subjects (:func:`icegan.protocol.check_shared_maps`), the network builds at
     ``model.input_size``, a custom recognizer builds and returns (B, K) logits (K: the classes of ``data.labels``) on
-    two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold trains on several datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data
-    (:func:`hde_conflicts`) were refused when ``cfg`` was built.
+    two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold trains on several
+    datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data (:func:`hde_conflicts`) were
+    refused when ``cfg`` was built.
 
     Args:
         cfg: the run's config. fs: its feature set (:func:`load_feature_set`).

@@ -41,9 +41,10 @@ as a pickle inside it: load only model files you trust.
 PREDICT_EPILOG = """\
 The table has the columns of a feature table (dataset, subject, clip, path; label optional: an empty cell or no
 label column means unknown; labels are read as classes of the models' label set, the one they were fitted with:
-data.labels), one row per clip; see `icegan loso --help` (data.source=table). Models of two label sets are refused. The maps must be
-prepared like the model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each
-channel min-max normalised per clip to [0, 1]); their size may differ (they are resized to the training maps' size).
+data.labels), one row per clip; see `icegan loso --help` (data.source=table). Models of two label sets are
+refused. The maps must be prepared like the model's training maps: the same flow method and normalisation (the
+MEGC2019 maps: TV-L1, each channel min-max normalised per clip to [0, 1]); their size may differ (they are resized
+to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
 C being the config whose `icegan features` maps the model was fitted on (a clip list's labels are MEGC2019 classes:
 for a model of data.labels=casme2_5 add data.labels=megc2019, which makes the same maps, and leave the list's label
