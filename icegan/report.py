@@ -358,15 +358,29 @@ def latex_float(tabular: str, caption: str, label: str) -> str:
 
 def run_label_set(run: str | Path):
     """The label set (:mod:`icegan.labels`) a finished run folder scored: read from the score columns of its
-    ``predictions.csv`` header (every kind of run folder writes one); MEGC2019's where it has none (a folder of
-    metrics alone)."""
-    from icegan.labels import DEFAULT_LABELS, LABEL_SETS, label_set_of_columns
+    ``predictions.csv`` header (every kind of run folder writes one). A folder without a readable predictions.csv
+    (one copied with its metrics alone) falls back to the ``classes`` its ``run.json`` records (written for any
+    label set but MEGC2019's); MEGC2019's where neither says.
+
+    Raises:
+        ValueError: the score columns or the run.json classes are those of no label set (names the file).
+    """
+    from icegan.labels import DEFAULT_LABELS, LABEL_SETS, label_set_of_classes, label_set_of_columns
     f = Path(run) / "predictions.csv"
     try:
         with open(f, encoding="utf-8") as fh:
             header = fh.readline().strip().split(",")
     except (OSError, UnicodeDecodeError):
-        return LABEL_SETS[DEFAULT_LABELS]
+        rj = Path(run) / "run.json"
+        if not rj.is_file():
+            return LABEL_SETS[DEFAULT_LABELS]
+        classes = read_run_json(rj).get("classes")
+        if classes is None:
+            return LABEL_SETS[DEFAULT_LABELS]
+        try:
+            return label_set_of_classes(classes)
+        except ValueError as e:
+            raise ValueError(f"{rj}: 'classes' {e}") from None
     return label_set_of_columns(header, str(f))
 
 

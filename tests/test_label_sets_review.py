@@ -293,3 +293,24 @@ def test_predict_help_names_the_clip_list_command_of_a_five_class_model(capsys):
     text = " ".join(capsys.readouterr().out.split())
     clips = text[text.index("Your own recordings"):]
     assert "for a model of data.labels=casme2_5 add data.labels=megc2019" in clips[:400]
+
+
+def test_table_of_a_run_folder_without_predictions_reads_its_classes_from_run_json(tmp_path):
+    """A five-class run folder copied with its metrics alone (no predictions.csv): `icegan table` still names its
+    classes, from run.json's ``classes`` (before: read as MEGC2019's three); a MEGC2019 run's run.json has none and
+    stays MEGC2019; classes of no label set are refused naming run.json."""
+    import json
+
+    from icegan.report import TableEntry, results_table, run_label_set
+    five = _finished_run(tmp_path / "five", FIVE)
+    three = _finished_run(tmp_path / "three", ("negative", "positive", "surprise"))
+    for run in (five, three):
+        (run / "predictions.csv").unlink()
+    assert run_label_set(five).name == "casme2_5"
+    assert run_label_set(three).name == "megc2019"
+    assert results_table([TableEntry("A", [five])]).splitlines()[2].startswith("| A | honest | SDE | 5 (casme2_5) |")
+    h = json.loads((five / "run.json").read_text())
+    h["classes"] = ["a", "b"]
+    (five / "run.json").write_text(json.dumps(h))
+    with pytest.raises(ValueError, match=r"five/run\.json: 'classes' no label set has the classes \['a', 'b'\]"):
+        run_label_set(five)
