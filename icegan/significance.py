@@ -46,6 +46,7 @@ class RunSet:
         confusions: (R, S, C, C) int counts per run and subject (row = true, column = predicted).
         clips: the (subject, clip, y_true) rows, sorted: the same for every run of the entry.
         oracle: True when the runs picked epochs on the test subject.
+        label_set: the name of the runs' label set (:mod:`icegan.labels`, read from their score columns).
     """
     label: str
     runs: list[Path]
@@ -53,6 +54,7 @@ class RunSet:
     confusions: np.ndarray
     clips: pd.DataFrame
     oracle: bool
+    label_set: str = "megc2019"
 
     def datasets(self) -> list[str]:
         """The dataset prefixes of the subjects (``smic``, ``casme2``, ``samm``), in the order of every table
@@ -71,7 +73,7 @@ class RunSet:
             raise ValueError(f"'{self.label}' has no subject of dataset '{dataset}'")
         subjects = [self.subjects[i] for i in keep]
         clips = self.clips[self.clips["subject"].isin(subjects)].reset_index(drop=True)
-        return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle)
+        return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle, self.label_set)
 
 
 def scope_title(scope: str, sets: Sequence[RunSet]) -> str:
@@ -143,17 +145,18 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: Optional[int
     from icegan.report import check_one_recipe
     check_one_recipe(label, runs)
     subjects = sorted(keys["subject"].unique())
+    from icegan.labels import label_set_of_columns
+    sets = {label_set_of_columns(p.columns, str(r)).name for r, p in zip(runs, preds)}
+    if len(sets) > 1:
+        raise ValueError(f"entry '{label}': its runs are of different label sets ({', '.join(sorted(sets))}); "
+                         "runs of one entry must score the same classes")
+    label_set = label_set_of_columns(preds[0].columns)
     if n_classes is None:
-        from icegan.labels import label_set_of_columns
-        sets = {label_set_of_columns(p.columns, str(r)).name for r, p in zip(runs, preds)}
-        if len(sets) > 1:
-            raise ValueError(f"entry '{label}': its runs are of different label sets ({', '.join(sorted(sets))}); "
-                             "runs of one entry must score the same classes")
-        n_classes = label_set_of_columns(preds[0].columns).n_classes
+        n_classes = label_set.n_classes
     cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
     from icegan.protocol import read_partial_tag
     partial = "".join(sorted({read_partial_tag(r) for r in runs} - {""}))   # max_folds smoke runs say so, as in table
-    return RunSet(label + partial, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop())
+    return RunSet(label + partial, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop(), label_set.name)
 
 
 def _statistic(cms: np.ndarray):
@@ -233,9 +236,10 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         raise ValueError(f"a subject bootstrap needs at least two subjects; '{ref.label}' has "
                          f"{len(ref.subjects)} ({', '.join(map(str, ref.subjects))})")
     for s in sets:
-        if s.confusions.shape[-1] != ref.confusions.shape[-1]:
-            raise ValueError(f"'{s.label}' scores {s.confusions.shape[-1]} classes and '{ref.label}' "
-                             f"{ref.confusions.shape[-1]}: runs of different label sets cannot be compared")
+        if s.confusions.shape[-1] != ref.confusions.shape[-1] or s.label_set != ref.label_set:
+            raise ValueError(f"'{s.label}' scores {s.confusions.shape[-1]} classes ({s.label_set}) and '{ref.label}' "
+                             f"{ref.confusions.shape[-1]} ({ref.label_set}, data.labels): runs of different label "
+                             "sets cannot be compared")
         if not s.clips.equals(ref.clips):
             raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels; a paired comparison "
                              "needs the same LOSO over the same data")
@@ -260,7 +264,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     point = joint(np.arange(n_subj))
     out = []
     for k, s in enumerate(sets):
-        row = {"label": s.label, "runs": len(s.runs), "oracle": s.oracle, "UF1": float(point[2 * k]),
+        row = {"label": s.label, "runs": len(s.runs), "oracle": s.oracle, "label_set": s.label_set,
+               "UF1": float(point[2 * k]),
                "UAR": float(point[2 * k + 1]),
                "UF1_ci": (float(low[2 * k]), float(high[2 * k])),
                "UAR_ci": (float(low[2 * k + 1]), float(high[2 * k + 1]))}
@@ -285,17 +290,24 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     ``table*`` float with a caption and ``\\label{label}`` (:func:`icegan.report.latex_float`; ``scope``, e.g.
     ``"CASME II (4 subjects)"``, is named in the caption), or CSV. ``stratified``: the rows come from
     ``bootstrap_compare(..., stratify=True)`` over subjects of several datasets; the legend and the caption say that
-    the subjects were drawn within each dataset.
+    the subjects were drawn within each dataset. Rows of another label set than MEGC2019's (their ``label_set``,
+    ``data.labels``) name their classes, as ``icegan table`` does: a ``classes`` CSV column, a ``Classes:`` line in
+    the Markdown legend, the classes in the LaTeX caption; MEGC2019 rows give the table as before.
 
     Raises:
         ValueError: ``fmt`` not markdown / latex / csv.
     """
+    from icegan.labels import DEFAULT_LABELS, get_label_set
     base = rows[baseline]["label"]
     pct = f"{100 * confidence:g} %"
+    label_set = get_label_set(rows[baseline].get("label_set", DEFAULT_LABELS))
+    named = label_set.name != DEFAULT_LABELS       # a Classes column / line, only then (as icegan table)
     if fmt == "csv":
         flat = []
         for r in rows:
             f = {"label": r["label"], "runs": r["runs"], "selection": "ORACLE" if r["oracle"] else "honest"}
+            if named:
+                f["classes"] = label_set.name
             for key in ("UF1", "UAR", "dUF1", "dUAR"):
                 if key in r:
                     f[key], f[f"{key}_low"], f[f"{key}_high"] = r[key], *r[f"{key}_ci"]
@@ -333,15 +345,17 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "
             f"an entry: the mean over its runs. Resamples UF1 > baseline counts strictly higher UF1s; equal ones "
             f"are given as ties. Intervals describe new subjects like these, not a recipe chosen "
-            f"after seeing these results.")
+            f"after seeing these results." + (f" Classes: {label_set.title} (data.labels={label_set.name})."
+                                              if named else ""))
     if latex:
         b, p = esc(base), pct.replace("%", "\\%")
         head = ["Entry", "Runs", "Selection", f"UF1 [{p} CI]", f"UAR [{p} CI]", f"$\\Delta$UF1 vs {b} [{p} CI]",
                 f"$\\Delta$UAR vs {b} [{p} CI]", f"Resamples UF1 $>$ {b}"]
         tab = pd.DataFrame(body, columns=head).to_latex(index=False, escape=False, column_format="lrlccccr")
         where = f" on {esc(scope)}" if scope else ""
-        caption = (f"UF1 and UAR{where} with {p} subject-bootstrap intervals ({resamples} resamples of the subjects"
-                   f"{within}, the same for every entry), and the paired differences to {b}.")
+        classes = f" of {esc(label_set.title)}" if named else ""
+        caption = (f"UF1 and UAR{classes}{where} with {p} subject-bootstrap intervals ({resamples} resamples of the "
+                   f"subjects{within}, the same for every entry), and the paired differences to {b}.")
         return latex_float(tab, caption, label) + ("" if not legend else "".join(f"% {ln}\n"
                                                                                   for ln in textwrap.wrap(note, 110)))
 

@@ -181,7 +181,8 @@ def test_compare_refuses_runs_of_two_label_sets(tmp_path):
     five = load_run_set("five", [tmp_path / "five"])
     assert five.confusions.shape[-1] == 5
     three = five.__class__("three", [], five.subjects, five.confusions[..., :3, :3], five.clips, False)
-    with pytest.raises(ValueError, match="scores 3 classes and 'five' 5: runs of different label sets"):
+    with pytest.raises(ValueError, match=r"'three' scores 3 classes \(megc2019\) and 'five' 5 \(casme2_5, "
+                                         r"data.labels\): runs of different label sets"):
         bootstrap_compare([five, three])
 
 

@@ -314,3 +314,26 @@ def test_table_of_a_run_folder_without_predictions_reads_its_classes_from_run_js
     (five / "run.json").write_text(json.dumps(h))
     with pytest.raises(ValueError, match=r"five/run\.json: 'classes' no label set has the classes \['a', 'b'\]"):
         run_label_set(five)
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_compare_names_the_classes_of_five_class_runs(tmp_path, capsys, fmt):
+    """`icegan compare` of five-class runs names their classes, as `icegan table` does (before: no word of them):
+    the Markdown legend's Classes line, the LaTeX caption, a CSV classes column; MEGC2019 runs' tables unchanged."""
+    from icegan.cli import main
+    a, b = _finished_run(tmp_path / "a", FIVE), _finished_run(tmp_path / "b", FIVE, seed=1)
+    assert main(["compare", f"a={a}", f"b={b}", "--resamples", "100", "--format", fmt]) == 0
+    five = capsys.readouterr().out
+    c, d = (_finished_run(tmp_path / n, ("negative", "positive", "surprise"), seed=s) for n, s in (("c", 0), ("d", 1)))
+    assert main(["compare", f"c={c}", f"d={d}", "--resamples", "100", "--format", fmt]) == 0
+    three = capsys.readouterr().out
+    title = "CASME II 5 classes (happiness, disgust, repression, surprise, others)"
+    if fmt == "markdown":
+        assert f"Classes: {title} (data.labels=casme2_5)." in five and "Classes:" not in three
+    elif fmt == "latex":
+        assert f"UF1 and UAR of {title} with 95 \\% subject-bootstrap" in five
+        assert "\\caption{UF1 and UAR with 95 \\% subject-bootstrap" in three
+    else:
+        assert five.splitlines()[0].startswith("label,runs,selection,classes,UF1,")
+        assert five.splitlines()[1].startswith("a,1,honest,casme2_5,")
+        assert three.splitlines()[0].startswith("label,runs,selection,UF1,")
