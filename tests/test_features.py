@@ -334,3 +334,26 @@ def test_feature_set_refuses_non_finite_maps_and_a_row_count_mismatch():
         FeatureSet(samples, bad)
     with pytest.raises(ValueError, match=r"N = 3 rows, got \(2, 3, 4, 4\)"):
         FeatureSet(samples, x[:2])
+
+
+def test_feature_set_replace_keeps_its_label_set_and_cuts_rows():
+    """FeatureSet.replace: a derived set keeps n_classes (a five-class set's labels 3 and 4 stay valid; before,
+    every rebuild had to pass n_classes again and one that forgot refused them) and unlabelled; ``keep`` cuts rows of
+    the table and the maps together, the index reset; a mask of the wrong length is refused."""
+    from icegan.data.features import FeatureSet
+    samples = pd.DataFrame({"dataset": ["casme2"] * 5, "subject": [f"casme2/s{i % 2}" for i in range(5)],
+                            "clip": list("abcde"), "label": [0, 1, 2, 3, 4]})
+    x = torch.rand(5, 3, 4, 4)
+    five = FeatureSet(samples, x, n_classes=5)
+    moved = five.replace(features=x + 1)
+    assert moved.n_classes == 5 and torch.equal(moved.features, x + 1) and moved.samples.equals(five.samples)
+    cut = five.replace(keep=np.array([False, True, False, True, True]))
+    assert cut.n_classes == 5 and list(cut.samples["clip"]) == ["b", "d", "e"]
+    assert list(cut.samples.index) == [0, 1, 2] and torch.equal(cut.features, x[[1, 3, 4]])
+    assert cut.labels.tolist() == [1, 3, 4]
+    unl = FeatureSet(samples.assign(label=-1), x, unlabelled=True)
+    assert unl.replace(keep=torch.tensor([True] * 4 + [False])).unlabelled
+    with pytest.raises(ValueError, match=r"keep must be 5 booleans \(one per row\)"):
+        five.replace(keep=np.ones(4, bool))
+    with pytest.raises(ValueError, match=r"N = 5 rows, got \(2, 3, 4, 4\)"):
+        five.replace(features=x[:2])

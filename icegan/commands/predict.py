@@ -100,7 +100,6 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
 
     from icegan.commands.loso import load_feature_set
     from icegan.config import to_dict
-    from icegan.data.features import FeatureSet
     from icegan.environment import describe_environment, limit_threads
     from icegan.labels import get_label_set
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
@@ -116,12 +115,11 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     if cfg.protocol == "SDE":
         if not cfg.dataset:
             raise ValueError("protocol=SDE trains on one dataset: set dataset=NAME (or protocol=CDE for all)")
-        keep = (fs.samples["dataset"] == cfg.dataset).to_numpy().copy()     # writable, for torch indexing
+        keep = (fs.samples["dataset"] == cfg.dataset).to_numpy()
         if not keep.any():
             raise ValueError(f"dataset={cfg.dataset!r} has no clips in the data (datasets: "
                              f"{sorted(set(fs.samples['dataset']))})")
-        fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[torch.from_numpy(keep)],
-                        n_classes=fs.n_classes)
+        fs = fs.replace(keep=keep)
     classes = get_label_set(cfg.data.labels).classes
     check_network_builds(cfg.model)
     check_custom_recognizer(cfg.model, fs.features, n_classes=len(classes))

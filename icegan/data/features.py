@@ -273,6 +273,10 @@ class FeatureSet:
         features: float32 tensor (N, 3, H, W): u, v, optical strain, each in [0, 1].
         n_classes: K, the classes of the label set of ``label`` (:mod:`icegan.labels`; 3 for MEGC2019, 5 for
             CASME II's five).
+        unlabelled: True for a set of clips to be scored, labels -1 allowed.
+
+    A set derived from another one (rows kept, maps recentred or cut) is made with :meth:`replace`, which keeps its
+    ``n_classes`` and ``unlabelled``.
 
     Raises:
         ValueError: a bad sample table (:func:`validate_samples`, a label outside ``0..n_classes-1`` included), a
@@ -282,6 +286,7 @@ class FeatureSet:
     def __init__(self, samples: pd.DataFrame, features: torch.Tensor, unlabelled: bool = False, n_classes: int = 3):
         samples = validate_samples(samples, n_classes, unlabelled=unlabelled)
         self.n_classes = int(n_classes)
+        self.unlabelled = bool(unlabelled)
         if features.ndim != 4 or features.shape[0] != len(samples):
             raise ValueError(f"features must be (N, C, H, W) with N = {len(samples)} rows, got {tuple(features.shape)}")
         if not torch.isfinite(features).all():
@@ -292,6 +297,27 @@ class FeatureSet:
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def replace(self, samples: Optional[pd.DataFrame] = None, features: Optional[torch.Tensor] = None,
+                keep=None) -> "FeatureSet":
+        """A feature set derived from this one, of the same label set (``n_classes``) and ``unlabelled``: with new
+        ``samples`` and/or ``features`` (None: this set's), then cut to the rows ``keep`` (a (N,) bool array or
+        tensor; None: every row), the sample table's index reset.
+
+        Raises:
+            ValueError: as the constructor (e.g. features of another number of rows than the samples), or ``keep``
+                not of N booleans.
+        """
+        samples = self.samples if samples is None else samples
+        features = self.features if features is None else features
+        if keep is not None:
+            mask = torch.as_tensor(np.asarray(keep))
+            if mask.dtype != torch.bool or mask.shape != (len(samples),):
+                raise ValueError(f"keep must be {len(samples)} booleans (one per row), got {mask.dtype} "
+                                 f"{tuple(mask.shape)}")
+            samples = samples[mask.numpy()].reset_index(drop=True)
+            features = features[mask]
+        return FeatureSet(samples, features, unlabelled=self.unlabelled, n_classes=self.n_classes)
 
     @property
     def labels(self) -> torch.Tensor:

@@ -223,9 +223,8 @@ def landmark_roi_features(fs, patch: int = 7, cache_dir: Optional[str | Path] = 
         fs: the whole-face feature set of ``megc2019_htnet`` (N, 3, H, W), its samples with a face_path column.
         patch, cache_dir, progress: see :func:`roi_patches` and :func:`face_landmarks_megc2019`.
     """
-    from icegan.data.features import FeatureSet
     if fs.features.shape[-1] != fs.features.shape[-2]:
         raise ValueError(f"landmark regions need square flow maps, got {tuple(fs.features.shape[-2:])}")
     points, sizes = face_landmarks_megc2019(fs.samples, cache_dir=cache_dir, progress=progress)
     centers = roi_centers(points, sizes, fs.features.shape[-1])
-    return FeatureSet(fs.samples, roi_patches(fs.features, centers, patch))
+    return fs.replace(features=roi_patches(fs.features, centers, patch))
