@@ -672,7 +672,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     from icegan.commands.loso import LosoConfig, check_run, load_feature_set, run
     from icegan.ensemble import ensemble_runs
     from icegan.pipeline import run_main
-    from icegan.protocol import LosoStateError
+    from icegan.protocol import LosoStateError, read_partial_tag
     from icegan.selection import select_nested
 
     suite = load_suite(suite_path, seeds)
@@ -745,6 +745,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             times[p.out.name] = round(time.time() - t0, 1)
             _write_times(out, times)
         tag = "  [ORACLE EPOCH: selected on the test subjects]" if m.get("oracle_epoch") else ""
+        tag += read_partial_tag(p.out, "max_folds")      # a smoke run's line says it is not a LOSO result
         print(f"    UF1 {m['overall']['UF1']:.4f}  UAR {m['overall']['UAR']:.4f}{tag}  ({time.time() - t0:.0f} s)",
               file=log, flush=True)
         last_of_seed = k + 1 == len(plan) or plan[k + 1].seed != p.seed

@@ -166,6 +166,7 @@ def test_cli_on_two_short_real_runs(shared_data, tmp_path, capsys):
     m = json.loads((tmp_path / "ens" / "metrics.json").read_text())
     assert m["n_folds"] == 4 and m["n_samples"] == len(_read(tmp_path / "lr"))
     assert f"UF1 {m['overall']['UF1']:.4f}" in out
+    assert "ensemble of 2 runs [PARTIAL: 4 of 68 folds, max_folds: not a LOSO result]" in out   # as metrics.md says
     assert "lr+st (probability ensemble)" in (tmp_path / "ens" / "metrics.md").read_text()
     # the three real run folders in one results table
     assert main(["table", f"logreg={tmp_path / 'lr'}", f"STSTNet={tmp_path / 'st'}", f"both={tmp_path / 'ens'}"]) == 0

@@ -160,6 +160,8 @@ def test_real_suite_equals_runs_by_hand_and_resumes(shared_data, tiny, tmp_path,
     config is refused, not overwritten."""
     out = tmp_path / "out"
     assert main(["suite", "--config", str(tiny), "--out", str(out), "--seeds", "0", "--no-progress", *SMALL]) == 0
+    # each run's console line says it is a max_folds smoke run, as the results page does
+    assert "[PARTIAL: 3 of 68 folds, max_folds: not a LOSO result]  (" in capsys.readouterr().err
     first = {p.name: _md5(p / "predictions.csv") for p in out.iterdir() if p.is_dir()}
     assert sorted(first) == ["floor_forest_s0", "logistic_regression", "random_forest_s0", "ststnet_random_forest_s0",
                              "ststnet_s0"]

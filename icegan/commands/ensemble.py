@@ -14,14 +14,15 @@ __all__ = ["register"]
 
 def _main(args: argparse.Namespace) -> int:
     from icegan.ensemble import EnsembleError, ensemble_runs
-    from icegan.protocol import LosoStateError, summary_text
+    from icegan.protocol import LosoStateError, read_partial_tag, summary_text
 
     try:
         metrics = ensemble_runs(args.runs, args.out, weights=args.weights, name=args.name)
     except (EnsembleError, LosoStateError) as exc:
         print(f"icegan ensemble: error: {exc}", file=sys.stderr)
         return 2
-    print(summary_text(metrics, f"ensemble of {len(args.runs)} runs"))
+    # members cut by max_folds make a partial ensemble: its console line says so, as its metrics.md does
+    print(summary_text(metrics, f"ensemble of {len(args.runs)} runs{read_partial_tag(args.out, 'max_folds')}"))
     print(f"outputs in {args.out}/ (metrics.md, metrics.json, ensemble.json, predictions.csv, per_subject.csv, "
           f"per_subject.png, confusion.png)")
     return 0
