@@ -358,7 +358,10 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
         if parts[-1] not in node:
             # dict-typed fields (e.g. data.roots) accept new keys; dataclass sections do not
             if not _is_open_mapping(type(cfg), parts[:-1]):
-                hint = did_you_mean(parts[-1], node) or _did_you_mean_nested(parts[-1], data)
+                # a key of this exact name in another section first (train.py's data.datasets is
+                # data.prepare.datasets, not the SDE data.dataset that a spelling match would name)
+                hint = (_did_you_mean_nested(parts[-1], data, exact=True) or did_you_mean(parts[-1], node)
+                        or _did_you_mean_nested(parts[-1], data))
                 raise ConfigError(f"unknown config key '{key}' in override '{item}'{hint}; known keys here: "
                                   f"{sorted(node)}")
         node[parts[-1]] = value
@@ -410,9 +413,10 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _did_you_mean_nested(name: str, data: dict) -> str:
+def _did_you_mean_nested(name: str, data: dict, exact: bool = False) -> str:
     """`` (did you mean 'data.max_folds'?)``: the dotted keys anywhere in the nested config ``data`` whose last part
-    is the closest to ``name`` (difflib; lists are not entered), at most three, else ``""``."""
+    is the closest to ``name`` (difflib; lists are not entered), at most three, else ``""``. ``exact``: only keys
+    whose last part is ``name`` itself."""
     import difflib
     paths: dict[str, list[str]] = {}
 
@@ -422,7 +426,8 @@ def _did_you_mean_nested(name: str, data: dict) -> str:
             if isinstance(v, dict):
                 walk(v, f"{prefix}{k}.")
     walk(data, "")
-    close = difflib.get_close_matches(name, list(paths), n=1, cutoff=0.75)
+    close = ([name] if name in paths else []) if exact else difflib.get_close_matches(name, list(paths), n=1,
+                                                                                       cutoff=0.75)
     if not close:
         return ""
     found = [f"'{p}'" for p in paths[close[0]]][:3]

@@ -163,6 +163,17 @@ def test_a_key_given_without_its_section_gets_the_nested_one():
         apply_overrides(ListCfg(), ["epoch=2"])
 
 
+def test_a_key_of_another_section_is_named_before_a_spelling_match_here():
+    """train.py's ``data.datasets=[casme2]`` (icegan loso's key) names ``data.prepare.datasets``, where train.py
+    lists its datasets, not ``data.dataset`` (the SDE dataset) that a spelling match in ``data`` would give."""
+    from icegan.pipeline import MainConfig
+    with pytest.raises(ConfigError, match=r"unknown config key 'data\.datasets' in override "
+                                          r"'data\.datasets=\[casme2\]' \(did you mean 'data\.prepare\.datasets'\?\)"):
+        load_config(MainConfig, "configs/megc2019.yaml", ["data.datasets=[casme2]"])
+    with pytest.raises(ConfigError, match=r"'data\.datset' .*\(did you mean 'dataset'\?\)"):   # a misspelling here
+        load_config(MainConfig, "configs/megc2019.yaml", ["data.datset=casme2"])
+
+
 def test_config_differences_dotted_keys_absent_and_order():
     """The leaves that differ, by dotted key (lists of mappings by index), in the first dict's order then the second's
     new keys; a missing key is ABSENT (not None: a key set to None and a missing key differ); equal dicts: none."""
