@@ -61,6 +61,9 @@ __all__ = ["MainConfig", "DataSection", "GanSection", "FlowSection", "Recognizer
 #: the embedded default: ``python train.py`` with no arguments runs this
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
+#: the shipped main-job config of each label set other than MEGC2019's, named in error messages
+_LABEL_SET_CONFIGS = {"casme2_5": "configs/casme2_5class.yaml", "samm_5": "configs/samm_5class.yaml"}
+
 
 @dataclass
 class DataSection:
@@ -77,10 +80,12 @@ class DataSection:
             refused with a pointer to ``icegan loso protocol=HDE``, which runs it on precomputed features.
         dataset: dataset of an SDE run (``casme2``, ``samm``, ``smic``, or ``synthetic``).
         max_folds: run only the first k folds (0 = all): smoke tests.
-        labels: the classes recognised (:mod:`icegan.labels`): ``megc2019`` (negative, positive, surprise) or
+        labels: the classes recognised (:mod:`icegan.labels`): ``megc2019`` (negative, positive, surprise),
             ``casme2_5`` (CASME II's happiness, disgust, repression, surprise, others: a ``prepared`` source of
-            CASME II with ``composite_only: false``, since the composite leaves out the ``others`` clips). The
-            recognizer, ICE-GAN's class condition and every report use that set's K classes.
+            CASME II with ``composite_only: false``, since the composite leaves out the ``others`` clips) or
+            ``samm_5`` (SAMM's anger, contempt, happiness, surprise, other: a ``prepared`` source of SAMM with
+            ``composite_only: false``, since the composite leaves out the ``other`` clips). The recognizer,
+            ICE-GAN's class condition and every report use that set's K classes.
     """
     source: Literal["synthetic", "prepared"] = "synthetic"
     n_subjects: int = 6
@@ -91,7 +96,7 @@ class DataSection:
     protocol: Literal["CDE", "SDE", "HDE"] = "CDE"
     dataset: Optional[str] = None
     max_folds: int = 0
-    labels: Literal["megc2019", "casme2_5"] = "megc2019"
+    labels: Literal["megc2019", "casme2_5", "samm_5"] = "megc2019"
 
     def __post_init__(self):
         if self.labels != "megc2019":
@@ -107,8 +112,9 @@ class DataSection:
                 if spec.composite_only:
                     raise ValueError(f"data.labels={self.labels} needs composite_only: false for the dataset "
                                      f"{spec.name!r} in data.prepare.datasets: the MEGC2019 composite leaves out its "
-                                     f"clips of other classes (CASME II's 'others'); configs/casme2_5class.yaml "
-                                     f"has the setting")
+                                     f"clips of other classes (CASME II's 'others', SAMM's 'other'); "
+                                     f"{_LABEL_SET_CONFIGS.get(self.labels, 'configs/casme2_5class.yaml')} has the "
+                                     f"setting")
         if self.max_folds < 0:
             raise ValueError(f"data.max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.protocol == "HDE":
@@ -454,8 +460,8 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
     ``progress`` shows the preparation bar (off for ``--no-progress`` and on non-main processes).
     ``unlabelled``: also keep prepared clips without a class of ``data.labels`` (label -1: a sheet's non-composite
     clips, a clip list's clips without a label), for ``icegan features``; a LOSO run leaves them out, with a warning.
-    A label is the id of the clip's class in that label set (:mod:`icegan.labels`; its manifest column: ``class3``
-    for MEGC2019, ``class5`` for CASME II's five).
+    A label is the id of the clip's class in that label set (:func:`icegan.labels.manifest_labels`; from the
+    manifest column ``class3`` for MEGC2019, ``class5`` for CASME II's five, ``emotion`` for SAMM's five).
 
     Raises:
         icegan.data.prepare.PrepareError: no usable clip in the configured datasets.
@@ -470,10 +476,9 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
                                progress=d.prepare.progress and progress)
     prepared = prepare_dataset(pcfg)
     m = prepared.manifest
-    from icegan.labels import get_label_set
+    from icegan.labels import get_label_set, manifest_labels
     ls = get_label_set(d.labels)
-    # the cache writes -1 (class3) or an empty cell (class5) for "no class"
-    label = pd.to_numeric(m[ls.column], errors="coerce").fillna(-1).astype(int)
+    label = pd.Series(manifest_labels(m, ls), index=m.index)       # -1: no class of the set
     labelled = (label >= 0).to_numpy()
     keep = labelled | unlabelled
     what = "MEGC2019 class" if ls.name == "megc2019" else f"class of {ls.title}"
@@ -836,6 +841,7 @@ def _gan_config(cfg: MainConfig, device: torch.device, held_out: Optional[list[s
     from icegan.labels import get_label_set
     g = GanConfig(name=cfg.name)
     g.model.n_classes = get_label_set(cfg.data.labels).n_classes      # the class condition: the run's label set
+    g.model.classes = list(get_label_set(cfg.data.labels).classes)    # named in the checkpoint (icegan gan generate)
     g.data.img_size = cfg.data.img_size
     if cfg.data.source == "prepared":
         g.data.source = "prepared"

@@ -11,7 +11,7 @@ The file (``torch.save``, read back with ``weights_only=True``) holds plain valu
     {"format": "icegan-recognizer", "version": 1,
      "config": the resolved `icegan loso` config (dict; its model section rebuilds the network),
      "classes": the label set's class names in id order (icegan.labels; ["negative", "positive", "surprise"]
-                for MEGC2019, the five of CASME II for casme2_5),
+                for MEGC2019, the five of CASME II for casme2_5, of SAMM for samm_5),
      "training": {"clips": N, "subjects": [...], "clip_keys": ["subject/clip", ...], "datasets": {name: N},
                   "classes": {name: N}, "map_size": S, "maps": how the maps were made (maps_provenance)},
      "provenance": {...}  (a custom network's module spec and source SHA-256),

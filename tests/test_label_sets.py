@@ -44,7 +44,7 @@ def test_label_set_registry():
         get_label_set("casme5")
     from icegan.labels import label_set_of_classes, label_set_of_size
     assert label_set_of_size(5).name == "casme2_5" and label_set_of_size(3).name == "megc2019"
-    with pytest.raises(ValueError, match="no label set has 4 classes"):
+    with pytest.raises(ValueError, match="no label set of a generator without class names has 4 classes"):
         label_set_of_size(4)
     assert label_set_of_classes(list(FIVE)).name == "casme2_5"
     with pytest.raises(ValueError, match="no label set has the classes"):

@@ -292,7 +292,7 @@ def test_predict_help_names_the_clip_list_command_of_a_five_class_model(capsys):
         main(["predict", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     clips = text[text.index("Your own recordings"):]
-    assert "for a model of data.labels=casme2_5 add data.labels=megc2019" in clips[:400]
+    assert "for a model of data.labels=casme2_5 or samm_5 add data.labels=megc2019" in clips[:400]
 
 
 def test_table_of_a_run_folder_without_predictions_reads_its_classes_from_run_json(tmp_path):

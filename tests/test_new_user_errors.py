@@ -88,13 +88,23 @@ def test_an_emotion_written_as_a_label_names_its_composite_class():
         parse_class_label("happiness", "t.csv, line 2 (clip 'c')")
     assert str(err.value) == ("t.csv, line 2 (clip 'c'): label 'happiness' is neither a class id 0..2 nor one of "
                               "['negative', 'positive', 'surprise']; 'happiness' is an emotion: its MEGC2019 composite "
-                              "class is 'positive'; or, 'happiness' being a class of CASME II's five (happiness, "
-                              "disgust, repression, surprise, others), set data.labels=casme2_5 for a table of those")
+                              "class is 'positive'; or, 'happiness' being a class of CASME II 5 classes (happiness, "
+                              "disgust, repression, surprise, others), set data.labels=casme2_5 for a table of those; "
+                              "or, 'happiness' being a class of SAMM 5 classes (anger, contempt, happiness, surprise, "
+                              "other), set data.labels=samm_5 for a table of those")
     with pytest.raises(ValueError, match=r"'Sadness' is an emotion: its MEGC2019 composite class is 'negative'$"):
         parse_class_label("Sadness", "t.csv, line 3", allow_empty=True)      # not one of CASME II's five either
     with pytest.raises(ValueError, match=r"'others' is no class of the MEGC2019 composite, which leaves such clips "
-                                         r"out; or, 'others' being a class of CASME II's five .*data.labels=casme2_5"):
+                                         r"out; or, 'others' being a class of CASME II 5 classes .*data.labels="
+                                         r"casme2_5 for a table of those$"):
         parse_class_label("others", "t.csv, line 4")
+    with pytest.raises(ValueError, match=r"'Other' is no class of the MEGC2019 composite, which leaves such clips "
+                                         r"out; or, 'Other' being a class of SAMM 5 classes .*data.labels=samm_5 "
+                                         r"for a table of those$"):
+        parse_class_label("Other", "t.csv, line 4")
+    with pytest.raises(ValueError, match=r"'anger' is an emotion: its MEGC2019 composite class is 'negative'; or, "
+                                         r"'anger' being a class of SAMM 5 classes"):
+        parse_class_label("anger", "t.csv, line 4")
     with pytest.raises(ValueError, match=r"nor one of \['negative', 'positive', 'surprise'\]$"):
         parse_class_label("happy", "t.csv, line 5")
     assert parse_class_label("Positive", "t.csv, line 6") == 1

@@ -69,8 +69,9 @@ def register(subparsers) -> None:
     ge.add_argument("--checkpoint", required=True, help="an ICE-GAN checkpoint written by icegan gan train (last.pt)")
     ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) and/or folder(s) of them")
     ge.add_argument("--class", dest="cls", required=True,
-                    help="negative|positive|surprise or 0|1|2, or 'all' (a generator of CASME II's five classes, "
-                         "from a data.labels=casme2_5 run: happiness|disgust|repression|surprise|others or 0..4)")
+                    help="negative|positive|surprise or 0|1|2, or 'all' (a generator of another label set, from a "
+                         "main-job run of data.labels=casme2_5 or samm_5: its classes, e.g. happiness|disgust|"
+                         "repression|surprise|others, or 0..4; the checkpoint names them)")
     ge.add_argument("-n", type=int, default=1, help="faces per onset (and class; default 1)")
     ge.add_argument("--seed", type=int, default=0,
                     help="seed of the generator's noise (default 0; same seed, same faces)")
@@ -135,14 +136,16 @@ def _generate(args: argparse.Namespace) -> int:
     import cv2
 
     from icegan.gan.pairs import load_face_images, to_tensor
-    from icegan.gan.synthesis import load_generator, synthesize, to_uint8
+    from icegan.gan.synthesis import synthesize, to_uint8
+    from icegan.gan.trainer import load_checkpoint
     from icegan.labels import label_set_of_size
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
         raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
-    g = load_generator(args.checkpoint, _device(args.device))
-    names_k = label_set_of_size(g.n_classes).classes          # the classes the generator is conditioned on
+    g, _, gcfg, _ = load_checkpoint(args.checkpoint, _device(args.device))
+    # the classes the generator is conditioned on: named in its config (model.classes), else by their number
+    names_k = tuple(gcfg.model.classes) or label_set_of_size(g.n_classes).classes
     classes = list(range(g.n_classes)) if args.cls == "all" else [_class_of(args.cls, names_k, args.checkpoint)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
     faces, names = load_face_images(onset_arg, g.img_size)

@@ -92,8 +92,10 @@ class FeatureDataConfig:
             ``SAMM_Micro_FACS_Codes_v2.xlsx``) under their official names; read only for ``model.au_weight`` > 0
             (:func:`icegan.data.action_units.action_unit_targets`). Default ``<shared data>/annotations``.
         labels: the label set of the clips' labels (:mod:`icegan.labels`): ``megc2019`` (negative, positive,
-            surprise; every source) or ``casme2_5`` (CASME II's happiness, disgust, repression, surprise, others;
-            ``table`` source only, e.g. the table ``icegan features`` writes with ``data.labels=casme2_5``).
+            surprise; every source), ``casme2_5`` (CASME II's happiness, disgust, repression, surprise, others) or
+            ``samm_5`` (SAMM's anger, contempt, happiness, surprise, other); the last two ``table`` source only,
+            e.g. the table ``icegan features`` writes with ``data.labels=casme2_5``. Their rows must be clips of
+            that set's dataset.
     """
     source: Literal["megc2019_htnet", "table", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
@@ -109,7 +111,7 @@ class FeatureDataConfig:
     permute_labels: int = -1
     train_subject_fraction: float = 1.0
     annotations: Optional[str] = None
-    labels: Literal["megc2019", "casme2_5"] = "megc2019"
+    labels: Literal["megc2019", "casme2_5", "samm_5"] = "megc2019"
 
     def __post_init__(self):
         if self.source == "table" and not self.table:
@@ -146,9 +148,14 @@ class FeatureDataConfig:
             raise ValueError(f"data.roi_patch must be in 1..28 flow-map pixels, got {self.roi_patch}")
         if self.labels != "megc2019" and self.source != "table":
             raise ValueError(f"data.labels={self.labels} needs data.source=table: the {self.source!r} clips carry "
-                             "MEGC2019 classes only (write a table of CASME II's maps with `icegan features --config "
-                             "configs/casme2_5class.yaml`, or with a main-job config of data.labels="
-                             f"{self.labels} that prepares every sheet clip, composite_only: false)")
+                             f"MEGC2019 classes only (write a table of the maps with `icegan features --config "
+                             f"{_FEATURES_CONFIGS.get(self.labels, 'configs/casme2_5class.yaml')}`, or with a "
+                             f"main-job config of data.labels={self.labels} that prepares every sheet clip, "
+                             "composite_only: false)")
+
+
+#: the main-job config whose ``icegan features`` table holds the clips of each label set other than MEGC2019's
+_FEATURES_CONFIGS = {"casme2_5": "configs/casme2_5class.yaml", "samm_5": "configs/samm_5class.yaml"}
 
 
 @dataclass
@@ -232,11 +239,11 @@ def load_synthetic_set(cfg: FeatureDataConfig, fs, progress: bool = False):
     recentred like the real features."""
     if not cfg.synthetic_per_clip:
         return None
-    from icegan.data.features import FeatureSet, recenter_flow
+    from icegan.data.features import recenter_flow
     from icegan.data.synthetic_features import synthetic_au_features
     syn = synthetic_au_features(fs, cfg.synthetic_per_clip, cache_dir=_face_cache_dir(), progress=progress)
     if cfg.recenter == "median":
-        syn = FeatureSet(syn.samples, recenter_flow(syn.features))
+        syn = syn.replace(features=recenter_flow(syn.features))
     return syn
 
 
@@ -250,12 +257,12 @@ def load_feature_set(cfg: FeatureDataConfig, cache: Optional[dict] = None):
         if key not in cache:
             cache[key] = load_feature_set(cfg)
         return cache[key]
-    from icegan.data.features import FeatureSet, recenter_flow
+    from icegan.data.features import recenter_flow
     fs = _read_feature_set(cfg)
     if cfg.permute_labels >= 0:
-        fs = FeatureSet(permute_labels(fs.samples, cfg.permute_labels), fs.features, n_classes=fs.n_classes)
+        fs = fs.replace(samples=permute_labels(fs.samples, cfg.permute_labels))
     if cfg.recenter == "median":
-        fs = FeatureSet(fs.samples, recenter_flow(fs.features), n_classes=fs.n_classes)
+        fs = fs.replace(features=recenter_flow(fs.features))
     if cfg.roi == "landmarks":
         from icegan.data.roi import landmark_roi_features
         fs = landmark_roi_features(fs, cfg.roi_patch, cache_dir=_face_cache_dir())
@@ -288,9 +295,7 @@ def _read_feature_set(cfg: FeatureDataConfig):
         from icegan.data.toy_features import make_toy_features
         fs = make_toy_features(n_subjects_per_dataset=cfg.toy_subjects)
         if cfg.datasets:
-            from icegan.data.features import FeatureSet
-            keep = fs.samples["dataset"].isin(cfg.datasets).to_numpy().copy()   # writable, for torch indexing
-            fs = FeatureSet(fs.samples[keep].reset_index(drop=True), fs.features[keep])
+            fs = fs.replace(keep=fs.samples["dataset"].isin(cfg.datasets).to_numpy())
         return fs
     if cfg.source == "table":
         from icegan.data.feature_table import load_table_features
@@ -521,9 +526,10 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.table=CSV             table source: your own features, one row per clip: dataset, subject, clip,
                            label (0-2 or negative|positive|surprise), path (.npy (3,H,W)/(H,W,3) or RGB image,
                            relative to the CSV)
-  data.labels=megc2019|casme2_5  the label set: MEGC2019's 3 classes (default), or CASME II's 5 (happiness,
-                           disgust, repression, surprise, others; labels 0-4 or those names; table source, e.g. the
-                           table `icegan features --config configs/casme2_5class.yaml` writes)
+  data.labels=megc2019|casme2_5|samm_5  the label set: MEGC2019's 3 classes (default), CASME II's 5 (happiness,
+                           disgust, repression, surprise, others) or SAMM's 5 (anger, contempt, happiness, surprise,
+                           other); labels 0-4 or those names; table source, e.g. the table `icegan features --config
+                           configs/casme2_5class.yaml` writes
   data.normalize=none|minmax table source: minmax normalises each channel of each clip to [0, 1] (raw flow);
                            none requires values already in [0, 1]
   data.size=INT              side of the flow maps (28); 0 = any square size shared by all files

@@ -30,8 +30,8 @@ whose probabilities are averaged. model.inner_val_fraction > 0 holds out that sh
 stopping, as in a LOSO fold. Options that need LOSO folds or other inputs are refused: oracle_epoch,
 model.noise_filter, model.domain_bn, model.domain_adversarial, model.au_weight, data.synthetic_per_clip,
 data.permute_labels, data.roi.
-data.recenter=median is applied again to the clips `icegan predict` scores. data.labels=casme2_5 (with
-data.source=table) fits CASME II's five classes; the file records the classes of its label set.
+data.recenter=median is applied again to the clips `icegan predict` scores. data.labels=casme2_5 or samm_5 (with
+data.source=table) fits CASME II's or SAMM's five classes; the file records the classes of its label set.
 
 The file (one .pt) holds the weights, the resolved config, what the model was trained on (clips, subjects,
 datasets, classes, map size) and the environment; `icegan predict` reads it. A scikit-learn recognizer is stored
@@ -47,9 +47,9 @@ MEGC2019 maps: TV-L1, each channel min-max normalised per clip to [0, 1]); their
 to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
 C being the config whose `icegan features` maps the model was fitted on (a clip list's labels are MEGC2019 classes:
-for a model of data.labels=casme2_5 add data.labels=megc2019, which makes the same maps, and leave the list's label
-cells empty); a warning says when the maps of the table and of a model's training come from another flow method,
-setting or checkpoint.
+for a model of data.labels=casme2_5 or samm_5 add data.labels=megc2019, which makes the same maps, and leave the
+list's label cells empty); a warning says when the maps of the table and of a model's training come from another flow
+method, setting or checkpoint.
 
 Output CSV: dataset, subject, clip, y_true (empty when unknown), y_pred, predicted (class name), one score_<class>
 per class of the models' label set (MEGC2019: score_negative, score_positive, score_surprise; probabilities,

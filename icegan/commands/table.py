@@ -63,7 +63,8 @@ def register(subparsers) -> None:
         description="Print one table, a row per entry, of finished runs' metrics.json (icegan loso, train.py or icegan "
                     "ensemble folders): selection (honest / ORACLE epoch), protocol, number of runs, UF1 and UAR overall "
                     "and per dataset, and the folds / clips they are pooled over (68 / 442 for the composite CDE); "
-                    "when a run scores other classes than MEGC2019's three (data.labels=casme2_5), a Classes column. "
+                    "when a run scores other classes than MEGC2019's three (data.labels=casme2_5 or samm_5), a "
+                    "Classes column. "
                     "An entry with several runs (seeds) shows mean ± sample std over them, never the best run. Runs "
                     "of one entry must be seeds of one recipe and share protocol, selection, classes, folds and "
                     "clips.",

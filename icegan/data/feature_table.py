@@ -11,7 +11,9 @@ The table has one row per clip::
 * ``clip``: the clip name (unique within its subject).
 * ``label``: a class id 0..2 or its name: ``negative`` 0, ``positive`` 1, ``surprise`` 2 (MEGC2019); with
   ``data.labels=casme2_5`` a CASME II class id 0..4 or its name: ``happiness`` 0, ``disgust`` 1, ``repression`` 2,
-  ``surprise`` 3, ``others`` 4 (:mod:`icegan.labels`).
+  ``surprise`` 3, ``others`` 4; with ``data.labels=samm_5`` a SAMM class id 0..4 or its name: ``anger`` 0,
+  ``contempt`` 1, ``happiness`` 2, ``surprise`` 3, ``other`` 4 (:mod:`icegan.labels`). A label set of one dataset's
+  classes reads rows of that dataset only.
 * ``path``: the clip's features, relative to the CSV's folder or absolute:
 
   - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
@@ -147,9 +149,10 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
         hint = f"; {label!r} is an emotion: its MEGC2019 composite class is {emotion!r}"
     elif label.lower() in ("other", "others"):
         hint = f"; {label!r} is no class of the MEGC2019 composite, which leaves such clips out"
-    if suggest_labels and label.lower() in LABEL_SETS["casme2_5"].classes:
-        hint += (f"; or, {label!r} being a class of CASME II's five (happiness, disgust, repression, surprise, "
-                 f"others), set data.labels=casme2_5 for a table of those")
+    if suggest_labels:
+        for name, other in LABEL_SETS.items():
+            if name != "megc2019" and label.lower() in other.classes:
+                hint += f"; or, {label!r} being a class of {other.title}, set data.labels={name} for a table of those"
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
                      f"of {names}{hint}")
 
@@ -234,6 +237,13 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
                      "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
     table = keep_datasets(pd.DataFrame(rows), datasets, csv)
+    ls = get_label_set(labels)
+    foreign = ~table["dataset"].isin(ls.datasets) if ls.datasets else pd.Series(False, index=table.index)
+    if foreign.any():        # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet
+        i = int(np.flatnonzero(foreign.to_numpy())[0])
+        raise ValueError(f"{csv}, line {table['line'][i]} (clip '{table['clip'][i]}'): a {table['dataset'][i]} clip, "
+                         f"but data.labels={labels} ({ls.title}) is of {', '.join(ls.datasets)} clips only; keep "
+                         f"those with data.datasets=[{', '.join(ls.datasets)}] or use the label set of its dataset")
     dup = table.duplicated(["subject", "clip"])
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])

@@ -89,10 +89,15 @@ class GanModelConfig:
     ``motion_prior`` — how :func:`train_gan` fills that flow's per-class prior from the training
     pairs (``tvl1`` | ``farneback`` class-mean flow, ``none`` = zeros, learned from scratch);
     ``motion_prior_symmetric`` — average the prior with its mirror image (consistent with
-    ``train.hflip``); ``d_motion_input`` — D also sees ``d_motion_gain·(image − onset)``."""
+    ``train.hflip``); ``d_motion_input`` — D also sees ``d_motion_gain·(image − onset)``.
+    ``classes``: the names of the ``n_classes`` classes in id order (:mod:`icegan.labels`; the main job writes its
+    ``data.labels`` set's), kept in the checkpoint for ``icegan gan generate``; empty: unnamed (a checkpoint of
+    ``icegan gan train``, MEGC2019's three, or one written before the names were kept:
+    :func:`icegan.labels.label_set_of_size`)."""
     z_dim: int = 100
     id_dim: int = 320
     n_classes: int = 3
+    classes: list[str] = field(default_factory=list)
     g_base_channels: int = 32
     g_max_channels: int = 256
     grm_nodes: int = 8
@@ -115,6 +120,9 @@ class GanModelConfig:
                                               "g_max_channels": 1, "grm_nodes": 1, "d_base_channels": 1, "n_primary": 1,
                                               "d_primary": 1, "d_adv": 1, "d_exp": 1, "routing_iters": 1},
                      non_negative=("d_motion_gain",))
+        if self.classes and len(self.classes) != self.n_classes:
+            raise ValueError(f"model.classes names {len(self.classes)} classes ({', '.join(self.classes)}) but "
+                             f"model.n_classes is {self.n_classes}; give one name per class, or none")
 
 
 @dataclass
