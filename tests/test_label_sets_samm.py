@@ -172,3 +172,12 @@ def test_a_table_of_other_datasets_is_refused_by_a_label_set_of_one_dataset(tmp_
     assert len(load_table_features(tmp_path / "t.csv", ["samm"], labels="samm_5", size=None)) == 2
     with pytest.raises(ValueError, match=r"line 2 \(clip 'c0'\): a samm clip, but data.labels=casme2_5"):
         load_table_features(tmp_path / "t.csv", labels="casme2_5", size=None)
+
+
+def test_gan_model_classes_name_every_class_or_none():
+    """model.classes of an ICE-GAN config: one name per class (kept in the checkpoint), or none (unnamed)."""
+    from icegan.gan.trainer import GanModelConfig
+    assert GanModelConfig(n_classes=5, classes=list(SAMM5)).classes == SAMM5
+    assert GanModelConfig(n_classes=5).classes == []
+    with pytest.raises(ValueError, match=r"model.classes names 2 classes \(anger, other\) but model.n_classes is 5"):
+        GanModelConfig(n_classes=5, classes=["anger", "other"])
