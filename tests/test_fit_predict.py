@@ -201,6 +201,20 @@ def test_predict_cli_errors_name_the_file(tmp_path, capsys):
     assert rc == 2 and "icegan fit cannot apply oracle_epoch" in capsys.readouterr().err
 
 
+def test_maps_outside_0_1_name_predict_s_own_flag(tmp_path, capsys):
+    """Raw maps (values outside [0, 1]) are refused naming `icegan predict --normalize minmax`, the flag of this
+    command (was: data.normalize=minmax, a key icegan predict does not take), which then scores them."""
+    fit(toy_config("model.name=logreg"), tmp_path / "m.pt", progress=False)
+    fs = make_toy_features(n_subjects_per_dataset=1, seed=5)
+    from icegan.data.features import FeatureSet
+    table = write_feature_table(tmp_path, FeatureSet(fs.samples, fs.features * 6 - 3), labels="empty")
+    args = ["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table), "--out", str(tmp_path / "p.csv")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "line 2 (clip" in err and "give --normalize minmax" in err and "data.normalize" not in err
+    assert main(args + ["--normalize", "minmax"]) == 0 and (tmp_path / "p.csv").exists()
+
+
 def test_training_tables_still_need_labels(tmp_path):
     """An empty label stays an error where labels are needed (icegan loso, icegan fit)."""
     from icegan.data.feature_table import load_table_features

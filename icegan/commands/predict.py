@@ -193,8 +193,8 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         fs = load_table_features(table, normalize=normalize, labelled=False, labels=sets[0].name)
     except ValueError as exc:
         other_set = _label_set_of_table(table, sets[0])
-        if other_set is None:
-            raise
+        if other_set is None:      # the table reader names icegan loso's setting; here it is this command's flag
+            raise ValueError(str(exc).replace("set data.normalize=minmax", "give --normalize minmax")) from None
         raise ValueError(f"{exc} — icegan predict reads the labels as classes of the model's label set, and "
                          f"{recognises(0)}; this table's labels are classes of {other_set}: score it with a model "
                          f"fitted with data.labels={other_set}") from None
