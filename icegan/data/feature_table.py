@@ -13,7 +13,7 @@ The table has one row per clip::
   ``data.labels=casme2_5`` a CASME II class id 0..4 or its name: ``happiness`` 0, ``disgust`` 1, ``repression`` 2,
   ``surprise`` 3, ``others`` 4; with ``data.labels=samm_5`` a SAMM class id 0..4 or its name: ``anger`` 0,
   ``contempt`` 1, ``happiness`` 2, ``surprise`` 3, ``other`` 4 (:mod:`icegan.labels`). A label set of one dataset's
-  classes reads rows of that dataset only.
+  classes reads labelled rows of that dataset only (an unlabelled row, a clip for ``icegan predict``, may be of any).
 * ``path``: the clip's features, relative to the CSV's folder or absolute:
 
   - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
@@ -176,7 +176,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         FileNotFoundError: the CSV is missing.
         ValueError: a missing column, an empty cell, an unusable dataset name, a subject prefixed with another
             dataset, a label that is neither 0..2 nor a class name, a duplicated clip, a requested dataset the table
-            does not hold; each names the CSV line and clip.
+            does not hold, a labelled row of another dataset than the label set's (``samm_5``: SAMM clips); each
+            names the CSV line and clip.
     """
     csv = Path(csv)
     if not csv.is_file():
@@ -238,7 +239,9 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                      "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
     table = keep_datasets(pd.DataFrame(rows), datasets, csv)
     ls = get_label_set(labels)
-    foreign = ~table["dataset"].isin(ls.datasets) if ls.datasets else pd.Series(False, index=table.index)
+    # a labelled row only: an unlabelled clip of any dataset (your own recordings, dataset 'clips') is scored by
+    # icegan predict with a model of the set
+    foreign = (table["label"] >= 0) & ~table["dataset"].isin(ls.datasets or table["dataset"].unique())
     if foreign.any():        # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet
         i = int(np.flatnonzero(foreign.to_numpy())[0])
         raise ValueError(f"{csv}, line {table['line'][i]} (clip '{table['clip'][i]}'): a {table['dataset'][i]} clip, "
