@@ -154,12 +154,14 @@ def bidirectional_flows(model: SRFlowNet, img1: torch.Tensor, img2: torch.Tensor
     return [(f[:b], f[b:]) for f in flows]
 
 
-def teacher_step_loss(flows, img1, img2, lc: SelfSupLossConfig, use_occlusion: bool = True
-                      ) -> tuple[torch.Tensor, dict]:
+def teacher_step_loss(flows, img1, img2, lc: SelfSupLossConfig, use_occlusion: bool = True,
+                      logs_as_floats: bool = True) -> tuple[torch.Tensor, dict]:
     """Stage-1 loss (Eq. 3.36) summed over the updates with γ weights; returns (loss, logs).
 
     ``flows`` from :func:`bidirectional_flows`. Occlusion maps (Eq. 3.32) come from the last update.
-    Logs: pho, smo (last update), occ_f, occ_b (occluded fractions; NaN-free, 0 when masking is off).
+    Logs: pho, smo (last update), occ_f, occ_b (occluded fractions; NaN-free, 0 when masking is off), as floats read
+    in one device-to-host copy, or as 0-d tensors with ``logs_as_floats=False`` (the training loop reads them with the
+    loss, in its one copy per step).
     """
     f_last, b_last = flows[-1]
     occ_f = occ_b = None
@@ -175,7 +177,7 @@ def teacher_step_loss(flows, img1, img2, lc: SelfSupLossConfig, use_occlusion: b
         total = total + w * loss
     parts["occ_f"] = occ_f.mean() if occ_f is not None else 0.0
     parts["occ_b"] = occ_b.mean() if occ_b is not None else 0.0
-    return total, host_values(parts)        # the logs in one device-to-host copy
+    return total, host_values(parts) if logs_as_floats else parts      # floats: the logs in one copy
 
 
 def random_crops(tensors: list[torch.Tensor], crop: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -205,9 +207,11 @@ def teacher_targets(teacher: SRFlowNet, img1, img2, lc: SelfSupLossConfig, iters
     return {"flow_f": ff, "flow_b": fb, "conf_f": confidence_map(occ_f), "conf_b": confidence_map(occ_b)}
 
 
-def student_step_loss(flows, targets: dict, img1, img2, lc: SelfSupLossConfig) -> tuple[torch.Tensor, dict]:
+def student_step_loss(flows, targets: dict, img1, img2, lc: SelfSupLossConfig,
+                      logs_as_floats: bool = True) -> tuple[torch.Tensor, dict]:
     """Stage-2 variant-2 loss (Eq. 3.42) summed over the updates with γ weights; ``targets`` are the
-    cropped teacher flows / confidences, ``img1``/``img2`` the student's inputs. Returns (loss, logs)."""
+    cropped teacher flows / confidences, ``img1``/``img2`` the student's inputs. Returns (loss, logs); the logs as
+    floats, or as 0-d tensors with ``logs_as_floats=False`` (:func:`teacher_step_loss`)."""
     total, parts = 0.0, {}
     for w, (ff, fb) in zip(stage_weights(len(flows), lc.gamma), flows):
         loss, parts = student_loss(targets["flow_f"], targets["flow_b"], ff, fb, targets["conf_f"],
@@ -215,7 +219,7 @@ def student_step_loss(flows, targets: dict, img1, img2, lc: SelfSupLossConfig) -
                                    logs_as_floats=False)
         total = total + w * loss
     parts["conf_f"] = targets["conf_f"].mean()
-    return total, host_values(parts)        # the logs in one device-to-host copy
+    return total, host_values(parts) if logs_as_floats else parts      # floats: the logs in one copy
 
 
 @torch.no_grad()
@@ -354,7 +358,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                     img1, img2 = random_crops([img1, img2], d.crop, crop_gen)
                     use_occ = frac() >= lc.occ_warmup_frac
                     flows = bidirectional_flows(model, img1, img2, t.iters)
-                    loss, parts = teacher_step_loss(flows, img1, img2, lc, use_occlusion=use_occ)
+                    loss, parts = teacher_step_loss(flows, img1, img2, lc, use_occlusion=use_occ,
+                                                    logs_as_floats=False)
                 else:
                     tg = teacher_targets(teacher, img1, img2, lc, t.teacher_iters)
                     img1, img2, tf, tb_, cf, cb = random_crops(
@@ -363,7 +368,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                         img2, t.slic_segments, (t.noisy_min, t.noisy_max), t.slic_compactness, np_rng)
                     flows = bidirectional_flows(model, img1, img2_noisy, t.iters)
                     loss, parts = student_step_loss(flows, {"flow_f": tf, "flow_b": tb_, "conf_f": cf,
-                                                            "conf_b": cb}, img1, img2_noisy, lc)
+                                                            "conf_b": cb}, img1, img2_noisy, lc,
+                                                    logs_as_floats=False)
                     parts["noise_frac"] = noise_mask.mean()
                 # one device-to-host copy: the loss for the finiteness check and, on a logging step, the flow's
                 # magnitude (of this step's forward pass, which the update does not change)

@@ -1057,16 +1057,16 @@ def _loop_run(tmp_path, monkeypatch, *over, stop_at=None, nan_at=None, rec=None)
             raise _Stop
         return float("nan") if nan_at == (name, stage[name]) else 1.0
 
-    def teacher_loss(fl, img1, img2, lc, use_occlusion=True):
+    def teacher_loss(fl, img1, img2, lc, use_occlusion=True, **kw):
         scale = count("teacher")
         rec["occ"].append(use_occlusion)
-        loss, parts = real_teacher_loss(fl, img1, img2, lc, use_occlusion=use_occlusion)
+        loss, parts = real_teacher_loss(fl, img1, img2, lc, use_occlusion=use_occlusion, **kw)
         return loss * scale, parts
 
-    def student_loss(fl, targets, img1, img2, lc):
+    def student_loss(fl, targets, img1, img2, lc, **kw):
         scale = count("student")
         assert torch.equal(img2, rec["noisy"][-1][0])
-        loss, parts = real_student_loss(fl, targets, img1, img2, lc)
+        loss, parts = real_student_loss(fl, targets, img1, img2, lc, **kw)
         return loss * scale, parts
 
     def noise(img, segments, n_range, compactness, rng):

@@ -234,8 +234,8 @@ def test_selfsup_stops_on_an_infinite_loss_naming_the_stage_and_step(tmp_path, m
     import test_flow_selfsup as selfsup_tests
     real = ss.teacher_step_loss
 
-    def infinite(flows, img1, img2, lc, use_occlusion=True):
-        loss, parts = real(flows, img1, img2, lc, use_occlusion=use_occlusion)
+    def infinite(flows, img1, img2, lc, use_occlusion=True, **kw):
+        loss, parts = real(flows, img1, img2, lc, use_occlusion=use_occlusion, **kw)
         return loss * float("inf"), parts
     monkeypatch.setattr(ss, "teacher_step_loss", infinite)
     with pytest.raises(FloatingPointError, match="teacher stage: non-finite loss at step 0"):
