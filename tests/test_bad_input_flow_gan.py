@@ -405,6 +405,25 @@ def test_middlebury_root_at_one_sequence_names_its_parent(shared_data, tmp_path,
                            f"the folder that holds the sequence folders, {tmp_path / 'mb'}"), err
 
 
+def test_middlebury_root_one_folder_too_high_names_the_folder_inside(shared_data, tmp_path, capsys):
+    """--root at the data folder that holds middlebury/ beside other datasets said 'Middlebury sequence annotations:
+    missing .../annotations/frame10.png' (another dataset's folder taken for a sequence); now it says that no folder
+    there is a sequence and names the one to give."""
+    top = tmp_path / "data"
+    shutil.copytree(shared_data / "middlebury" / "Grove2", top / "middlebury" / "Grove2")
+    (top / "annotations").mkdir()
+    assert icegan_main(["flow", "eval", "--model", "farneback", "--data", "middlebury", "--root", str(top)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"icegan flow eval: error: {top} holds no Middlebury sequence folder (it holds "
+                           f"annotations/, middlebury/): give the folder that holds the sequences, --root "
+                           f"{top / 'middlebury'}"), err
+    (top / "middlebury" / "Grove2" / "flow10.flo").unlink()
+    (top / "middlebury" / "Grove2" / "frame10.png").unlink()       # nothing inside is a sequence either
+    assert icegan_main(["flow", "eval", "--model", "farneback", "--data", "middlebury", "--root", str(top)]) == 2
+    assert "(it holds annotations/, middlebury/): give the folder that holds the sequence folders (<Sequence>/" \
+        in capsys.readouterr().err
+
+
 def test_kitti_png_that_is_not_16_bit_flow_says_what_it_is(tmp_path):
     """A flow picture or a grey frame given as KITTI ground truth said 'got ((4, 5, 3), dtype('uint8'))'; now the
     message says what the file holds, in words."""

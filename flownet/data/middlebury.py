@@ -29,6 +29,25 @@ OFFICIAL_FLOW_DIR = "other-gt-flow"
 OFFICIAL_FRAME_DIRS = ("other-data-gray", "other-data")
 
 
+def _is_sequence(d: Path) -> bool:
+    """Whether folder ``d`` holds a Middlebury sequence's ground truth or first frame (``flow10.flo``,
+    ``frame10.png``)."""
+    return (d / "flow10.flo").is_file() or (d / "frame10.png").is_file()
+
+
+def _not_a_middlebury_root(root: Path, folders: list[str]) -> str:
+    """The message for a ``root`` none of whose ``folders`` is a sequence: what it holds and, when one of them
+    holds sequence folders or the official download (``other-gt-flow/``), that folder to give instead (a
+    dataset folder given for the Middlebury folder inside it)."""
+    inner = [root / n for n in folders if (root / n / OFFICIAL_FLOW_DIR).is_dir()
+             or any(_is_sequence(q) for q in (root / n).iterdir() if q.is_dir())]
+    held = ", ".join(f"{n}/" for n in folders[:6]) + (", ..." if len(folders) > 6 else "")
+    fix = (f"give the folder that holds the sequences, --root {inner[0]}" if inner else
+           f"give the folder that holds the sequence folders (<Sequence>/frame10.png, frame11.png, flow10.flo) "
+           f"or the official download's {OFFICIAL_FLOW_DIR}/")
+    return f"{root} holds no Middlebury sequence folder (it holds {held}): {fix}"
+
+
 class MiddleburyFlow(torch.utils.data.Dataset):
     """Items: dict(name, img1, img2, flow, valid) (see module docstring).
 
@@ -37,8 +56,9 @@ class MiddleburyFlow(torch.utils.data.Dataset):
         sequences: names to use (default: every sequence with ground truth).
 
     Raises:
-        FileNotFoundError: root missing, no sequence, or a sequence without frame10.png / frame11.png /
-            flow10.flo (the message names the sequence and the missing file).
+        FileNotFoundError: root missing, no sequence, a root none of whose folders is a sequence (the message names
+            a folder inside it that holds sequences, when one does), or a sequence without frame10.png /
+            frame11.png / flow10.flo (the message names the sequence and the missing file).
         ValueError (on reading an item): a frame of another size than the flow, or a frame whose EXIF Orientation
             turns or mirrors it as it is read (:mod:`flownet.data.orientation`; each file checked once).
     """
@@ -64,6 +84,8 @@ class MiddleburyFlow(torch.utils.data.Dataset):
                             for n in names}
         else:
             names = sequences or sorted(p.name for p in self.root.iterdir() if p.is_dir())
+            if not sequences and names and not any(_is_sequence(self.root / n) for n in names):
+                raise FileNotFoundError(_not_a_middlebury_root(self.root, names))
             self._flow = {n: self.root / n / "flow10.flo" for n in names}
             self._frames = {n: self.root / n for n in names}
         if not names:
