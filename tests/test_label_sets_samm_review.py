@@ -45,3 +45,43 @@ def test_predict_scores_new_clips_of_any_dataset_with_a_samm_5_model(tmp_path):
     labelled = write_samm_table(tmp_path / "lab", subjects=1, dataset="casme2", seed=4)
     with pytest.raises(ValueError, match=r"a casme2 clip, but data.labels=samm_5"):
         predict_table([tmp_path / "m.pt"], labelled)
+
+
+def _table(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    """A feature table of one flat map per (dataset, label) row, a subject each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "m.npy", np.full((3, 8, 8), 0.5, np.float32))
+    pd.DataFrame([{"dataset": ds, "subject": f"{ds}/s{i}", "clip": f"c{i}", "label": lab, "path": "m.npy"}
+                  for i, (ds, lab) in enumerate(rows)]).to_csv(folder / "t.csv", index=False)
+    return folder / "t.csv"
+
+
+@pytest.mark.parametrize("labels, row, says, not_said", [
+    ("samm_5", ("samm", "others"), "samm_5's class is written 'other'", "data.labels=casme2_5"),
+    ("samm_5", ("samm", "Disgust"), "(data.labels=samm_5)", "data.labels=casme2_5"),
+    ("casme2_5", ("casme2", "Other"), "casme2_5's class is written 'others'", "data.labels=samm_5"),
+    ("casme2_5", ("casme2", "contempt"), "(data.labels=casme2_5)", "data.labels=samm_5"),
+    ("megc2019", ("casme2", "anger"), "its MEGC2019 composite class is 'negative'", "data.labels=samm_5"),
+], ids=["samm-others", "samm-disgust", "casme2-other", "casme2-contempt", "megc-casme2-anger"])
+def test_a_label_of_no_class_names_no_label_set_of_another_dataset(tmp_path, labels, row, says, not_said):
+    """A label that is no class of the set is not sent to a set of another dataset's classes, which would then refuse
+    the row (SAMM's disgust is no class of CASME II's five for a SAMM clip); SAMM's 'other' and CASME II's 'others'
+    written in the other's spelling are named."""
+    from icegan.data.feature_table import read_feature_table
+    with pytest.raises(ValueError) as err:
+        read_feature_table(_table(tmp_path, [row, (row[0], "surprise")]), labels=labels)
+    assert "line 2 (clip 'c0')" in str(err.value) and says in str(err.value) and not_said not in str(err.value)
+
+
+def test_data_datasets_keeps_a_one_dataset_set_s_rows_of_a_mixed_table(tmp_path):
+    """A CASME II row read with samm_5 is refused as a row of another dataset (not by its label, whose hint would send
+    the user to casme2_5, which refuses the SAMM rows), and, as that refusal says, data.datasets=[samm] reads the SAMM
+    rows of the table: the CASME II rows' labels, CASME II's classes, are not read as SAMM's."""
+    from icegan.data.feature_table import read_feature_table
+    t = _table(tmp_path, [("samm", "anger"), ("casme2", "disgust"), ("samm", "other"), ("casme2", "repression")])
+    with pytest.raises(ValueError, match=r"line 3 \(clip 'c1'\): a casme2 clip, but data.labels=samm_5 .* keep "
+                                         r"those with data.datasets=\[samm\]"):
+        read_feature_table(t, labels="samm_5")
+    got = read_feature_table(t, ["samm"], labels="samm_5")
+    assert got["clip"].tolist() == ["c0", "c2"] and got["label"].tolist() == [0, 4]
+    assert read_feature_table(t, ["casme2"], labels="casme2_5")["label"].tolist() == [1, 2]

@@ -112,13 +112,15 @@ def short_row_note(raw: pd.DataFrame, line: int) -> str:
 
 
 def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: str = "megc2019",
-                      suggest_labels: bool = True) -> Optional[int]:
+                      suggest_labels: bool = True, dataset: Optional[str] = None) -> Optional[int]:
     """A class written in a CSV cell: a name of the label set ``labels`` (:mod:`icegan.labels`; MEGC2019:
     ``negative``, ``positive``, ``surprise``; any case) or an id 0..K-1 → the id; an empty cell → None when
     ``allow_empty``.
 
     ``suggest_labels``: name the ``data.labels`` setting that reads a label of another set (False where no such
-    setting applies: a clip list's labels are MEGC2019 classes).
+    setting applies: a clip list's labels are MEGC2019 classes). ``dataset``: the row's dataset, when known; a set of
+    other datasets' classes is then not suggested (``disgust`` in a SAMM row is no CASME II class), and SAMM's
+    ``other`` / CASME II's ``others`` written in the other's spelling is named as such.
 
     Raises:
         ValueError: anything else (``where`` names the file, line and clip; a name of another label set is named with
@@ -133,8 +135,12 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
             return ls.classes.index(label.lower())
         if label.isdigit() and int(label) < ls.n_classes:
             return int(label)
-        other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes]
+        other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes
+                 and _may_hold(o, dataset)]
         hint = f"; {label!r} is a class of the label set {other[0]}: set data.labels={other[0]}" if other else ""
+        spelt = {"other": "others", "others": "other"}.get(label.lower())
+        if spelt in ls.classes:         # SAMM's sheet says 'Other', CASME II's 'others'
+            hint = f"; {ls.name}'s class is written {spelt!r}{hint}"
         raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id "
                          f"0..{ls.n_classes - 1} nor one of {list(ls.classes)} (data.labels={labels}){hint}")
     if label.lower() in CLASS_NAMES:
@@ -151,10 +157,15 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
         hint = f"; {label!r} is no class of the MEGC2019 composite, which leaves such clips out"
     if suggest_labels:
         for name, other in LABEL_SETS.items():
-            if name != "megc2019" and label.lower() in other.classes:
+            if name != "megc2019" and label.lower() in other.classes and _may_hold(other, dataset):
                 hint += f"; or, {label!r} being a class of {other.title}, set data.labels={name} for a table of those"
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
                      f"of {names}{hint}")
+
+
+def _may_hold(label_set, dataset: Optional[str]) -> bool:
+    """Whether a clip of ``dataset`` (None: unknown) can carry a class of ``label_set`` (its ``datasets``)."""
+    return dataset is None or not label_set.datasets or dataset in label_set.datasets
 
 
 def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None,
@@ -206,6 +217,9 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         raise ValueError(f"{csv}: no rows")
     _check_exported_label_set(csv, raw["label"], labels)
     has_dataset = "dataset" in raw.columns
+    ls = get_label_set(labels)
+    datasets = None if datasets is None else list(datasets)
+    wanted = None if datasets is None else {dataset_name(d) or str(d) for d in datasets}
     rows = []
     for i, r in raw.iterrows():
         line = int(i) + 2
@@ -232,27 +246,27 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         if slash and given and dataset_name(given) != ds:
             raise ValueError(f"{where}: subject '{subject}' is prefixed with '{prefix}' but the dataset column says "
                              f"'{given}'")
-        label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels)
-        label = -1 if label is None else label
+        if wanted is not None and ds not in wanted:
+            label = -1          # a row data.datasets leaves out: its label (maybe of its own dataset's set) is not read
+        elif ls.datasets and ds not in ls.datasets and r["label"].strip():
+            # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet. An unlabelled clip of
+            # any dataset (your own recordings, dataset 'clips') is scored by icegan predict with a model of the set
+            raise ValueError(f"{where}: a {ds} clip, but data.labels={labels} ({ls.title}) is of "
+                             f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
+                             f"[{', '.join(ls.datasets)}] or use the label set of its dataset")
+        else:
+            label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds)
+            label = -1 if label is None else label
         path = Path(r["path"].strip())
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
                      "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
     table = keep_datasets(pd.DataFrame(rows), datasets, csv)
-    ls = get_label_set(labels)
-    # a labelled row only: an unlabelled clip of any dataset (your own recordings, dataset 'clips') is scored by
-    # icegan predict with a model of the set
-    foreign = (table["label"] >= 0) & ~table["dataset"].isin(ls.datasets or table["dataset"].unique())
-    if foreign.any():        # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet
-        i = int(np.flatnonzero(foreign.to_numpy())[0])
-        raise ValueError(f"{csv}, line {table['line'][i]} (clip '{table['clip'][i]}'): a {table['dataset'][i]} clip, "
-                         f"but data.labels={labels} ({ls.title}) is of {', '.join(ls.datasets)} clips only; keep "
-                         f"those with data.datasets=[{', '.join(ls.datasets)}] or use the label set of its dataset")
     dup = table.duplicated(["subject", "clip"])
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise ValueError(f"{csv}, line {table['line'][i]}: clip '{table['clip'][i]}' of subject "
                          f"'{table['subject'][i]}' appears twice")
-    return validate_samples(table, get_label_set(labels).n_classes, source=str(csv), unlabelled=not labelled)
+    return validate_samples(table, ls.n_classes, source=str(csv), unlabelled=not labelled)
 
 
 def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
