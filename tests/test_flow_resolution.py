@@ -137,8 +137,15 @@ def test_cli_flow_run_input_size(tmp_path, capsys):
                  "--model", "tvl1", "--gray", "--input-size", "96"]) == 0
     flow, _ = read_flo(tmp_path / "f.flo")                     # (H, W, 2)
     assert flow.shape == (48, 48, 2) and abs(float(np.median(flow[10:-10, 10:-10, 0])) - 2.0) < 0.3
-    assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "g.png"), "--input-size", "big"]) == 2
-    assert "input size" in capsys.readouterr().err
+    capsys.readouterr()
+    # a bad value is named with its flag and what it takes (a side below 8 was 'working size must be at least 8
+    # pixels', naming no flag), before the images are read (the missing one is not what is reported)
+    for bad in ("big", "4"):
+        assert main(["flow", "run", str(a), str(tmp_path / "missing.png"), "--out", str(tmp_path / "g.png"),
+                     "--input-size", bad]) == 2
+        assert f"error: --input-size {bad}: give auto" in capsys.readouterr().err
+    assert main(["flow", "eval", "--model", "tvl1", "--input-size", "7"]) == 2
+    assert "error: --input-size 7: give auto" in capsys.readouterr().err
 
 
 def test_evaluate_input_size_scores_at_the_pairs_size():

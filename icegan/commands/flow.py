@@ -149,8 +149,18 @@ def register(subparsers) -> None:
 
 
 def _input_size(text: str):
-    """``--input-size`` value: ``auto`` / ``native`` as given, digits as an int (anything else is rejected later)."""
-    return int(text) if str(text).isdigit() else text
+    """``--input-size`` value: ``auto`` / ``native`` as given, digits as an int of at least 8 (pixels).
+
+    Raises:
+        ValueError: anything else, naming ``--input-size`` (before any image or weights are read).
+    """
+    t = str(text).strip()
+    if t in ("auto", "native"):
+        return t
+    if t.isdigit() and int(t) >= 8:
+        return int(t)
+    raise ValueError(f"--input-size {text}: give auto (the weights' training size), native (the images' size) or "
+                     f"the side in pixels at which the flow is computed, at least 8")
 
 
 @one_line_errors("icegan flow {flow_command}")
@@ -220,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
     from flownet.io import save_flow_image, write_flo
     from flownet.metrics import flow_magnitude
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
+    _input_size(getattr(args, "input_size", "native"))        # a bad --input-size named before the images are read
     _check_run_outputs(args)                                  # before the flow is computed, not after
     i1, i2 = _read_run_inputs(args)
     if i1.shape != i2.shape:
