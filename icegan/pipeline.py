@@ -841,7 +841,7 @@ def _gan_config(cfg: MainConfig, device: torch.device, held_out: Optional[list[s
     from icegan.labels import get_label_set
     g = GanConfig(name=cfg.name)
     g.model.n_classes = get_label_set(cfg.data.labels).n_classes      # the class condition: the run's label set
-    g.model.classes = list(get_label_set(cfg.data.labels).classes)    # named in the checkpoint (icegan gan generate)
+    g.model.classes = list(get_label_set(cfg.data.labels).classes)    # named in the checkpoint (icegan generate)
     g.data.img_size = cfg.data.img_size
     if cfg.data.source == "prepared":
         g.data.source = "prepared"

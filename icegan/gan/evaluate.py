@@ -421,7 +421,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     if g.n_classes != len(CLASS_NAMES):       # its controllability recognizers and reports are MEGC2019's
         raise ValueError(f"{ckpt}: its generator is conditioned on {g.n_classes} classes (a main-job fold of "
                          f"data.labels other than megc2019); icegan gan eval scores generators of MEGC2019's "
-                         f"{len(CLASS_NAMES)} classes ({', '.join(CLASS_NAMES)}) only. `icegan gan generate` makes "
+                         f"{len(CLASS_NAMES)} classes ({', '.join(CLASS_NAMES)}) only. `icegan generate` makes "
                          f"its faces")
     out = Path(out_dir) if out_dir is not None else ckpt.parent.parent / "eval"
     is_casme = str(data) == "casme2" or (data_p / "manifest.csv").is_file()

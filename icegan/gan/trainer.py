@@ -91,7 +91,7 @@ class GanModelConfig:
     ``motion_prior_symmetric`` — average the prior with its mirror image (consistent with
     ``train.hflip``); ``d_motion_input`` — D also sees ``d_motion_gain·(image − onset)``.
     ``classes``: the names of the ``n_classes`` classes in id order (:mod:`icegan.labels`; the main job writes its
-    ``data.labels`` set's), kept in the checkpoint for ``icegan gan generate``; empty: unnamed (a checkpoint of
+    ``data.labels`` set's), kept in the checkpoint for ``icegan generate``; empty: unnamed (a checkpoint of
     ``icegan gan train``, MEGC2019's three, or one written before the names were kept:
     :func:`icegan.labels.label_set_of_size`)."""
     z_dim: int = 100
