@@ -1,7 +1,7 @@
 """SAMM's five classes (data.labels=samm_5: anger, contempt, happiness, surprise, other), the third label set: how
 clips get their class (the SAMM sheet's estimated emotion), the main job on a SAMM folder in the official layout
 (synthetic frames, the real coding sheet; tiny random SRFlowNet weights: no accuracy claims), its GAN checkpoint
-naming the classes for `icegan gan generate`, and tables of SAMM clips."""
+naming the classes for `icegan generate`, and tables of SAMM clips."""
 from __future__ import annotations
 
 import json
