@@ -418,7 +418,7 @@ def five_class_checkpoint(tmp_path_factory, shared_data):
 
 
 def test_generate_names_a_five_class_generators_classes(five_class_checkpoint, tmp_path, pairs64, capsys):
-    """icegan gan generate on a five-class generator: 'all' gives one face per class named by CASME II's classes, a
+    """icegan generate on a five-class generator: 'all' gives one face per class named by CASME II's classes, a
     class is taken by its name or id 0..4, and a MEGC2019 name is refused with the generator's classes."""
     face = tmp_path / "face0.png"
     cv2.imwrite(str(face), pairs64.onset[0])

@@ -85,3 +85,26 @@ def test_data_datasets_keeps_a_one_dataset_set_s_rows_of_a_mixed_table(tmp_path)
     got = read_feature_table(t, ["samm"], labels="samm_5")
     assert got["clip"].tolist() == ["c0", "c2"] and got["label"].tolist() == [0, 4]
     assert read_feature_table(t, ["casme2"], labels="casme2_5")["label"].tolist() == [1, 2]
+
+
+def _samm_generator(folder: Path) -> Path:
+    """An untrained 32 px ICE-GAN checkpoint conditioned on SAMM's five classes, named as a samm_5 fold's is."""
+    from _gan_sizes import tiny_gan_config
+
+    from icegan.gan.trainer import build_models, save_checkpoint
+    cfg = tiny_gan_config(32)
+    cfg.model.n_classes, cfg.model.classes = 5, list(SAMM5)
+    g, d = build_models(cfg)
+    return save_checkpoint(folder / "last.pt", cfg, g, d, 0, [])
+
+
+def test_gan_eval_of_a_samm_5_generator_names_its_classes_and_the_command_that_makes_its_faces(tmp_path):
+    """icegan gan eval refuses a five-class generator: the message names its classes (SAMM's, not 'data.labels other
+    than megc2019' alone) and the command that makes its faces, icegan generate (was 'icegan gan generate', which
+    does not exist)."""
+    from icegan.gan.evaluate import run_eval
+    with pytest.raises(ValueError) as err:
+        run_eval(_samm_generator(tmp_path), str(tmp_path), device="cpu")
+    msg = str(err.value)
+    assert "conditioned on 5 classes (anger, contempt, happiness, surprise, other: data.labels=samm_5)" in msg
+    assert "`icegan generate --checkpoint" in msg and "icegan gan generate" not in msg

@@ -64,9 +64,12 @@ def register(subparsers) -> None:
     ge = subparsers.add_parser(
         "generate", help="synthesise apex faces of a class from onset faces",
         description="Synthesise apex faces of a chosen class from onset faces with a trained ICE-GAN generator (the "
-                    "checkpoints/last.pt of icegan gan train). The onset faces should be prepared as the training "
+                    "checkpoints/last.pt of icegan gan train, or a main-job fold's folds/<subject>/gan/checkpoints/"
+                    "last.pt). The onset faces should be prepared as the training "
                     "faces were (aligned, cropped, grey, the checkpoint's size); each is resized to that size.")
-    ge.add_argument("--checkpoint", required=True, help="an ICE-GAN checkpoint written by icegan gan train (last.pt)")
+    ge.add_argument("--checkpoint", required=True,
+                    help="an ICE-GAN checkpoint (last.pt) written by icegan gan train or by a main-job fold with the "
+                         "GAN on")
     ge.add_argument("--onset", required=True, nargs="+", help="onset face image(s) and/or folder(s) of them")
     ge.add_argument("--class", dest="cls", required=True,
                     help="negative|positive|surprise or 0|1|2, or 'all' (a generator of another label set, from a "

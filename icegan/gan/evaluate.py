@@ -419,10 +419,16 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     g, d, cfg, _ = load_checkpoint(checkpoint, device)
     ckpt = Path(checkpoint)
     if g.n_classes != len(CLASS_NAMES):       # its controllability recognizers and reports are MEGC2019's
-        raise ValueError(f"{ckpt}: its generator is conditioned on {g.n_classes} classes (a main-job fold of "
-                         f"data.labels other than megc2019); icegan gan eval scores generators of MEGC2019's "
-                         f"{len(CLASS_NAMES)} classes ({', '.join(CLASS_NAMES)}) only. `icegan generate` makes "
-                         f"its faces")
+        from icegan.labels import label_set_of_classes, label_set_of_size
+        try:                                   # named in the checkpoint (model.classes), else an older one's by size
+            ls = label_set_of_classes(cfg.model.classes) if cfg.model.classes else label_set_of_size(g.n_classes)
+            which = f" ({', '.join(ls.classes)}: data.labels={ls.name})"
+        except ValueError:
+            which = f" ({', '.join(cfg.model.classes)})" if cfg.model.classes else ""
+        raise ValueError(f"{ckpt}: its generator is conditioned on {g.n_classes} classes{which}, a main-job fold's of "
+                         f"data.labels other than megc2019; icegan gan eval scores generators of MEGC2019's "
+                         f"{len(CLASS_NAMES)} classes ({', '.join(CLASS_NAMES)}) only. `icegan generate --checkpoint "
+                         f"{ckpt} --onset FACES --class NAME|all --out DIR` makes its faces")
     out = Path(out_dir) if out_dir is not None else ckpt.parent.parent / "eval"
     is_casme = str(data) == "casme2" or (data_p / "manifest.csv").is_file()
     root = cfg.data.root if str(data) == "casme2" else (str(data_p) if is_casme else cfg.data.root)
