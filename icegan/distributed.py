@@ -26,7 +26,8 @@ import torch.distributed as dist
 
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "barrier", "shard",
            "wrap_ddp", "average_gradients", "broadcast_module", "broadcast_object", "all_gather_rows",
-           "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers"]
+           "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers",
+           "collective_device"]
 
 
 def is_distributed() -> bool:
@@ -209,11 +210,20 @@ def split_indices(n: int) -> torch.Tensor:
     return torch.arange(n)[rank()::world_size()]
 
 
+def collective_device() -> torch.device:
+    """Where a tensor made for a collective must live: this process's GPU under NCCL (which reduces CUDA tensors
+    only), the CPU under gloo or when not distributed."""
+    if is_distributed() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def params_equal_across_ranks(modules: Iterable[torch.nn.Module]) -> bool:
-    """True when every process holds bit-identical parameters and buffers (a check for tests and debugging)."""
+    """True when every process holds bit-identical parameters and buffers (a check for tests and debugging). The
+    flag reduced over the processes lives on :func:`collective_device` (a CPU tensor under NCCL raised)."""
     if not is_distributed():
         return True
-    ok = torch.tensor(1, dtype=torch.int32)
+    ok = torch.tensor(1, dtype=torch.int32, device=collective_device())
     for m in modules:
         for p in list(m.parameters()) + list(m.buffers()):
             ref = p.detach().clone()

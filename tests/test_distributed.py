@@ -367,3 +367,21 @@ def test_gan_max_minutes_under_torchrun_stops_every_process_after_rank_0s_epoch(
              join=True)
     a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
     assert a["epochs"] == b["epochs"] == epochs
+
+
+@pytest.mark.parametrize("backend, device", [("nccl", torch.device("cuda", 1)), ("gloo", torch.device("cpu"))])
+def test_the_equality_flag_lives_where_the_backend_reduces(monkeypatch, backend, device):
+    """params_equal_across_ranks reduces its flag on the backend's device: this process's GPU under NCCL (a CPU
+    tensor there raised), the CPU under gloo; one process: the CPU."""
+    assert distributed.collective_device() == torch.device("cpu")
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda *a: backend)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert distributed.collective_device() == device
+    made = []
+    real_tensor = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(k.get("device")) or real_tensor(1))
+    monkeypatch.setattr(torch.distributed, "broadcast", lambda t, src: None)
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda t, op=None: None)
+    assert distributed.params_equal_across_ranks([torch.nn.Linear(2, 2)]) is True
+    assert made == [device]
