@@ -108,3 +108,15 @@ def test_gan_eval_of_a_samm_5_generator_names_its_classes_and_the_command_that_m
     msg = str(err.value)
     assert "conditioned on 5 classes (anger, contempt, happiness, surprise, other: data.labels=samm_5)" in msg
     assert "`icegan generate --checkpoint" in msg and "icegan gan generate" not in msg
+
+
+def test_a_null_run_of_five_classes_names_their_chance_level(tmp_path, capsys):
+    """data.permute_labels on a samm_5 table: the note gives chance for five classes (UF1 about 0.20), not
+    MEGC2019's 0.33, which a null run of five classes would be read against."""
+    from icegan.cli import main
+    table = write_samm_table(tmp_path / "t")
+    assert main(["loso", "--out", str(tmp_path / "run"), "--no-progress", "data.source=table", f"data.table={table}",
+                 "data.labels=samm_5", "model.name=logreg", "data.permute_labels=0", "threads=1"]) == 0
+    err = capsys.readouterr().err
+    assert "a null run on permuted labels; an honest pipeline scores chance (UF1 about 1/5 = 0.20" in err
+    assert "0.33" not in err

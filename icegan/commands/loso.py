@@ -76,7 +76,8 @@ class FeatureDataConfig:
         roi_patch: side of each region window in flow-map pixels (HTNet: 7).
         permute_labels: >= 0: a null run. The labels are permuted within each dataset (seeded by this value; every
             dataset keeps its class counts) before anything else, so no feature carries label information and an
-            honest LOSO must score chance (about 1/3 UF1, give or take the sampling spread of 442 clips). A higher
+            honest LOSO must score chance (about 1/K UF1 for K classes: 1/3 for MEGC2019's, give or take the
+            sampling spread of 442 clips; 1/5 for casme2_5 and samm_5). A higher
             score would mean a leak somewhere in the pipeline. The run's title says so in metrics.md and the
             plots. -1 (default): the real labels.
         train_subject_fraction: < 1 makes the run one point of a learning curve: every fold (and every inner fold
@@ -318,11 +319,12 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None, act
     fs = load_feature_set(cfg.data) if feature_set is None else feature_set
     folds_fn, per_call, group_map = fold_runner(cfg, fs, progress=progress, action_units=action_units)
     name = cfg.name
+    from icegan.labels import get_label_set
     if cfg.data.permute_labels >= 0:
         name = f"{cfg.name} [NULL RUN: labels permuted within each dataset, seed {cfg.data.permute_labels}]"
+        k = get_label_set(cfg.data.labels).n_classes             # chance UF1 is about 1/K: 1/3 for MEGC2019's
         print(f"note: data.permute_labels={cfg.data.permute_labels}: a null run on permuted labels; an honest "
-              f"pipeline scores chance (UF1 about 0.33)", file=sys.stderr)
-    from icegan.labels import get_label_set
+              f"pipeline scores chance (UF1 about 1/{k} = {1 / k:.2f})", file=sys.stderr)
     from icegan.protocol import data_digest
     from icegan.recognition import recognizer_provenance
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
