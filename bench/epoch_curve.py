@@ -25,12 +25,13 @@ import numpy as np
 
 
 def pooled_curve(records: list[np.ndarray], folds, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(UF1, UAR) per recorded epoch, each (R,), from per-fold (R, n_test, K) scores pooled over the folds."""
+    """(UF1, UAR) per recorded epoch, each (R,), from per-fold (R, n_test, K) scores pooled over the folds (K: the
+    classes of the run's label set, data.labels)."""
     from icegan.metrics import compute_metrics
     pooled = np.zeros((records[0].shape[0], len(y), records[0].shape[-1]))
     for f, s in zip(folds, records):
         pooled[:, f.test_idx] = s
-    m = [compute_metrics(y, p.argmax(1)) for p in pooled]
+    m = [compute_metrics(y, p.argmax(1), n_classes=pooled.shape[-1]) for p in pooled]
     return np.array([x["UF1"] for x in m]), np.array([x["UAR"] for x in m])
 
 
@@ -62,7 +63,7 @@ def main() -> None:
     for seed in args.seeds:
         start = time.time()
         rec = fit_predict_folds(cfg.model, fs.features, fs.labels, subjects, folds, device=cfg.device, seed=seed,
-                                oracle_epoch=True, progress=False)
+                                oracle_epoch=True, progress=False, n_classes=fs.n_classes)
         uf1, uar = pooled_curve(rec, folds, y)
         curves.append((uf1, uar))
         print(f"seed {seed}: {len(folds)} folds in {time.time() - start:.0f} s", flush=True)

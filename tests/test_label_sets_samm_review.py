@@ -120,3 +120,20 @@ def test_a_null_run_of_five_classes_names_their_chance_level(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "a null run on permuted labels; an honest pipeline scores chance (UF1 about 1/5 = 0.20" in err
     assert "0.33" not in err
+
+
+def test_epoch_curve_of_a_five_class_table(tmp_path, capsys, monkeypatch):
+    """bench/epoch_curve.py on a samm_5 table: the recognizer has five outputs and the curve is scored over the five
+    classes (was three: 'labels must lie in 0..2')."""
+    import sys
+
+    from _bench import load_bench
+    bench = load_bench("epoch_curve")
+    table = write_samm_table(tmp_path / "t")
+    monkeypatch.setattr(sys, "argv", ["epoch_curve", "--config", str(Path(__file__).parents[1] / "configs" /
+                                                                      "features_ststnet.yaml"), "--threads", "1",
+                                      "data.source=table", f"data.table={table}", "data.labels=samm_5",
+                                      "model.epochs=2", "model.eval_every=1"])
+    bench.main()
+    out = capsys.readouterr().out
+    assert "| 1 |" in out and "| 2 |" in out and "upper bound" in out
