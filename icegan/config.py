@@ -325,7 +325,9 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     data = to_dict(cfg)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=2)")
+            # a config file given without --config (`train.py configs/casme2.yaml`) is the likeliest such slip
+            hint = f"; a config file is given as --config {item}" if item.lower().endswith((".yaml", ".yml")) else ""
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=2){hint}")
         key, raw = item.split("=", 1)
         key = key.strip()
         try:
