@@ -458,11 +458,15 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     if init is not None:                    # tensors of another architecture: refused before the run folder
         load_init_weights(probe, init)
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
+    seen_by_init: list[str] = []            # for a checkpoint written before last.pt recorded real_pair_subjects
     if resume:
         ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS)
         if t.ema_decay and "ema" not in ck:
             raise ValueError(f"{ckpt_path}: train.ema_decay={t.ema_decay} but the checkpoint was written without "
                              f"a weight average; resume with train.ema_decay=0 or start a new run (another name)")
+        if "real_pair_subjects" not in ck and t.init_weights:      # its init weights' record, as at the start
+            seen_by_init = list(load_init_weights(probe, init_weights_file(t.init_weights, t.backbone), t.backbone)
+                                .get("real_pair_subjects") or [])
     device, run = start_run(cfg)
 
     common = dataset_kwargs(d)
@@ -498,7 +502,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         model.load_state_dict(ck["model"])         # checked above against a model of this same config
         opt.load_state_dict(ck["optimizer"])
         step, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
-        real_pair_subjects = list(ck.get("real_pair_subjects") or [])
+        real_pair_subjects = list(ck["real_pair_subjects"] or []) if "real_pair_subjects" in ck else seen_by_init
         if ema is not None:
             ema.load_state_dict(ck["ema"])         # present: checked above
         print(f"resumed {ckpt_path} at step {step}")
