@@ -137,3 +137,14 @@ def test_epoch_curve_of_a_five_class_table(tmp_path, capsys, monkeypatch):
     bench.main()
     out = capsys.readouterr().out
     assert "| 1 |" in out and "| 2 |" in out and "upper bound" in out
+
+
+def test_loso_help_names_the_features_config_of_each_five_class_set(capsys):
+    """icegan loso -h: data.labels names the config whose icegan features table holds SAMM's five classes too (was
+    CASME II's alone) and says a table's labelled rows must be of the set's dataset."""
+    from icegan.cli import main
+    with pytest.raises(SystemExit):
+        main(["loso", "-h"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "configs/casme2_5class.yaml` (or configs/samm_5class.yaml) writes" in out
+    assert "data.datasets=[casme2] or [samm] keeps them from a mixed table" in out

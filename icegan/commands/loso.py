@@ -95,8 +95,8 @@ class FeatureDataConfig:
         labels: the label set of the clips' labels (:mod:`icegan.labels`): ``megc2019`` (negative, positive,
             surprise; every source), ``casme2_5`` (CASME II's happiness, disgust, repression, surprise, others) or
             ``samm_5`` (SAMM's anger, contempt, happiness, surprise, other); the last two ``table`` source only,
-            e.g. the table ``icegan features`` writes with ``data.labels=casme2_5``. Their rows must be clips of
-            that set's dataset.
+            e.g. the table ``icegan features`` writes with ``data.labels=casme2_5`` or ``samm_5``. Their labelled
+            rows must be clips of that set's dataset.
     """
     source: Literal["megc2019_htnet", "table", "toy"] = "megc2019_htnet"
     root: Optional[str] = None
@@ -531,7 +531,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   data.labels=megc2019|casme2_5|samm_5  the label set: MEGC2019's 3 classes (default), CASME II's 5 (happiness,
                            disgust, repression, surprise, others) or SAMM's 5 (anger, contempt, happiness, surprise,
                            other); labels 0-4 or those names; table source, e.g. the table `icegan features --config
-                           configs/casme2_5class.yaml` writes
+                           configs/casme2_5class.yaml` (or configs/samm_5class.yaml) writes; labelled rows of that
+                           set's dataset only (data.datasets=[casme2] or [samm] keeps them from a mixed table)
   data.normalize=none|minmax table source: minmax normalises each channel of each clip to [0, 1] (raw flow);
                            none requires values already in [0, 1]
   data.size=INT              side of the flow maps (28); 0 = any square size shared by all files
