@@ -214,6 +214,25 @@ def test_sde_label_sets(ann):
     assert d["casme2"]["sde"]["excluded_emotions"] == {"fear": 2, "sadness": 7}
     oc = d["samm"]["sde"]["objective_class"]
     assert sum(oc.values()) == 159 and oc["7"] == 84 and set(oc) == {str(i) for i in range(1, 8)}
+    # the single-dataset label sets (data.labels) counted from the same rows, by sheet emotion
+    c5 = d["casme2"]["sde"]["label_sets"]["casme2_5"]
+    assert c5["classes"] == d["casme2"]["sde"]["class5"] and c5["clips"] == 246
+    assert c5["no_class"] == {"fear": 2, "sadness": 7}
+    s5 = d["samm"]["sde"]["label_sets"]["samm_5"]
+    assert s5["classes"] == {"anger": 57, "contempt": 12, "happiness": 26, "surprise": 15, "other": 26}
+    assert s5["clips"] == 136 and s5["no_class"] == {"disgust": 9, "fear": 8, "sadness": 6}
+    assert list(d["casme2"]["sde"]["label_sets"]) == ["casme2_5"] and list(d["samm"]["sde"]["label_sets"]) == ["samm_5"]
+
+
+def test_cli_composite_prints_the_single_dataset_label_sets(ann, capsys):
+    """`icegan data composite` also says how many sheet clips each five-class protocol has, per class, and which
+    emotions have no class (before: the counts were computed and never shown)."""
+    assert icegan_main(["data", "composite", "--annotations-dir", str(ann)]) == 0
+    out = capsys.readouterr().out
+    assert ("  samm_5 (samm): anger 57, contempt 12, happiness 26, surprise 15, other 26 = 136 clips; no class: "
+            "disgust 9, fear 8, sadness 6") in out.splitlines()
+    assert ("  casme2_5 (casme2): happiness 32, disgust 63, repression 27, surprise 25, others 99 = 246 clips; no "
+            "class: fear 2, sadness 7") in out.splitlines()
 
 
 def test_casme2_class5_ids_follow_the_sheet_order():

@@ -77,6 +77,13 @@ def _composite(args: argparse.Namespace) -> int:
     if "smic" not in out:
         print("smic: not from a sheet: the composite's SMIC-HS clips (164 in MEGC2019) take their class from the folder "
               "names of your copy; count them with icegan data check --dataset smic --root DIR")
+    singles = [(ds, name, s) for ds, c in out.items() for name, s in c.get("sde", {}).get("label_sets", {}).items()]
+    if singles:              # the single-dataset protocols (data.labels) on the same sheet rows, all of them
+        print("single-dataset label sets (data.labels=NAME; every sheet row, the composite's or not):")
+        for ds, name, s in singles:
+            no = ", ".join(f"{e} {n}" for e, n in s["no_class"].items())
+            print(f"  {name} ({ds}): " + ", ".join(f"{c} {n}" for c, n in s["classes"].items())
+                  + f" = {s['clips']} clips" + (f"; no class: {no}" if no else ""))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))

@@ -139,18 +139,30 @@ def composite_summary(rows: list[SheetRow]) -> dict:
 
 def sde_summary(rows: list[SheetRow]) -> dict:
     """Single-dataset label counts over every sheet row: CASME II ``{"class5": {label: n},
-    "excluded_emotions": {...}}``; SAMM ``{"objective_class": {1..7: n}, "emotion": {...}}``."""
+    "excluded_emotions": {...}}``; SAMM ``{"objective_class": {1..7: n}, "emotion": {...}}``; both also
+    ``"label_sets"``: for each label set of the dataset's classes (:mod:`icegan.labels`: ``casme2_5``, ``samm_5``),
+    ``{"classes": {class: n} in id order, "clips": n with a class, "no_class": {emotion: n}}``, a clip's class being
+    its sheet emotion (any case), as ``data.labels`` reads it (:func:`icegan.labels.manifest_labels`)."""
     if not rows:
         return {}
+    out: dict = {}
     if rows[0].dataset == "casme2":
         c5 = Counter(r.emotion.lower() for r in rows if casme2_class5(r.emotion) is not None)
         other = Counter(r.emotion.lower() for r in rows if casme2_class5(r.emotion) is None)
-        return {"class5": {k: c5.get(k, 0) for k in CASME2_CLASS5}, "excluded_emotions": dict(sorted(other.items()))}
-    if rows[0].dataset == "samm":
+        out = {"class5": {k: c5.get(k, 0) for k in CASME2_CLASS5}, "excluded_emotions": dict(sorted(other.items()))}
+    elif rows[0].dataset == "samm":
         oc = Counter(r.objective_class for r in rows if r.objective_class is not None)
-        return {"objective_class": {str(k): oc[k] for k in sorted(oc)},
-                "emotion": dict(sorted(Counter(r.emotion for r in rows).items()))}
-    return {}
+        out = {"objective_class": {str(k): oc[k] for k in sorted(oc)},
+               "emotion": dict(sorted(Counter(r.emotion for r in rows).items()))}
+    from icegan.labels import LABEL_SETS
+    emotions = Counter(r.emotion.strip().lower() for r in rows)
+    sets = {name: {"classes": {c: emotions.get(c, 0) for c in ls.classes},
+                   "clips": sum(emotions.get(c, 0) for c in ls.classes),
+                   "no_class": {e: n for e, n in sorted(emotions.items()) if e not in ls.classes}}
+            for name, ls in LABEL_SETS.items() if rows[0].dataset in ls.datasets}
+    if sets:
+        out["label_sets"] = sets
+    return out
 
 
 def sheet_lookalikes(folder: Path, sheet: str) -> list[str]:
