@@ -6,7 +6,7 @@ A label set names its classes in id order (id = position) and the column of a pr
 - ``megc2019`` (the default): negative 0, positive 1, surprise 2, the MEGC2019 composite classes
   (../shared/DESIGN.md, "Datasets and the MEGC2019 composite"; :mod:`icegan.data.composite`), for every dataset.
 - ``casme2_5``: happiness 0, disgust 1, repression 2, surprise 3, others 4, the CASME II estimated-emotion
-  classes of the usual single-dataset protocol (the coding sheet's emotion column; fear and sadness, 8 clips of 255,
+  classes of the usual single-dataset protocol (the coding sheet's emotion column; fear and sadness, 9 clips of 255,
   are left out). CASME II only: SAMM and SMIC clips have no such class.
 - ``samm_5``: anger 0, contempt 1, happiness 2, surprise 3, other 4, the SAMM estimated-emotion classes of the
   usual single-dataset SAMM protocol: the sheet's emotions with at least 10 clips (``SAMM_Micro_FACS_Codes_v2.xlsx``:
