@@ -80,7 +80,8 @@ def test_data_datasets_keeps_a_one_dataset_set_s_rows_of_a_mixed_table(tmp_path)
     from icegan.data.feature_table import read_feature_table
     t = _table(tmp_path, [("samm", "anger"), ("casme2", "disgust"), ("samm", "other"), ("casme2", "repression")])
     with pytest.raises(ValueError, match=r"line 3 \(clip 'c1'\): a casme2 clip, but data.labels=samm_5 .* keep "
-                                         r"those with data.datasets=\[samm\]"):
+                                         r"those with data.datasets=\[samm\] or use the label set of its dataset "
+                                         r"\(data.labels=casme2_5\)$"):
         read_feature_table(t, labels="samm_5")
     got = read_feature_table(t, ["samm"], labels="samm_5")
     assert got["clip"].tolist() == ["c0", "c2"] and got["label"].tolist() == [0, 4]

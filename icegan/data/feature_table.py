@@ -251,9 +251,11 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         elif ls.datasets and ds not in ls.datasets and r["label"].strip():
             # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet. An unlabelled clip of
             # any dataset (your own recordings, dataset 'clips') is scored by icegan predict with a model of the set
+            own = [n for n, o in LABEL_SETS.items() if n != labels and ds in o.datasets]
             raise ValueError(f"{where}: a {ds} clip, but data.labels={labels} ({ls.title}) is of "
                              f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
-                             f"[{', '.join(ls.datasets)}] or use the label set of its dataset")
+                             f"[{', '.join(ls.datasets)}] or use the label set of its dataset"
+                             + (f" (data.labels={own[0]})" if own else ""))
         else:
             label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds)
             label = -1 if label is None else label
