@@ -70,6 +70,8 @@ def test_light_copies_agree_with_their_sources():
     (["train", "--config", "configs/casme2.yaml"], "recognizer.epochs", 7),
     (["gan", "train", "--config", "configs/gan_casme2_cpu.yaml"], "train.epochs", 2),
     (["flow", "train", "--config", "configs/flow_srflownet_fdr.yaml"], "train.lr", 0.0005),
+    (["fit", "--config", "configs/features_ststnet.yaml"], "model.shift_px", 1),        # no --out needed to print
+    (["features", "--config", "configs/casme2.yaml"], "flow.method", "tvl1"),
 ])
 def test_print_config_shows_the_resolved_config_and_round_trips(argv, key, value, tmp_path, capsys):
     """``--print-config`` prints every key with the override applied, trains nothing, and the printed YAML read back
@@ -86,6 +88,18 @@ def test_print_config_shows_the_resolved_config_and_round_trips(argv, key, value
     saved.write_text(printed)
     assert main([*argv[:-1], str(saved), "--print-config"]) == 0
     assert capsys.readouterr().out == printed
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["fit", "--config", "configs/features_logreg.yaml"], "--out FILE is required: the model file to write"),
+    (["features", "--config", "configs/casme2.yaml"], "--out DIR is required: the folder for features.csv"),
+])
+def test_out_is_still_required_to_run(argv, what, capsys):
+    """--out, optional for --print-config, is still required for a run: refused before any work, naming it."""
+    from icegan.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icegan {argv[0]}: error: {what}"), err
 
 
 def _subcommand_paths(parser, prefix=()):

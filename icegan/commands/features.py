@@ -25,8 +25,9 @@ def register(sub) -> None:
                     "features.csv keeps those for icegan predict, a LOSO needs every row labelled).")
     p.add_argument("--config", default=None,
                    help="main-job YAML (e.g. configs/casme2.yaml; default: configs/demo.yaml, the synthetic demo)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for features.csv and maps/ (must not hold a "
-                                                                "features.csv yet)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for features.csv and maps/ (must not hold a features.csv yet); required, except with "
+                        "--print-config")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--clips", metavar="CSV", default=None,
                    help="your own clips instead of the config's datasets: a clip list (subject, clip, frames, onset; "
@@ -55,6 +56,9 @@ def _run(args: argparse.Namespace) -> int:
         cfg = with_clip_list(cfg, args.clips, args.clips_mode)
     if args.print_config:
         return print_config(cfg)
+    if args.out is None:                      # not required by argparse, so that --print-config needs none
+        raise ValueError("--out DIR is required: the folder for features.csv and maps/ (e.g. --out "
+                         "data/features/casme2_srflownet)")
     try:
         table = export_features(cfg, args.out, progress=not args.no_progress)
     except FileExistsError as exc:

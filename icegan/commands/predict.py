@@ -260,6 +260,8 @@ def _fit_main(args: argparse.Namespace) -> int:
     cfg = load_config(LosoConfig, args.config, args.overrides)
     if args.print_config:
         return print_config(cfg)
+    if args.out is None:                                  # not required by argparse, so that --print-config needs none
+        raise ValueError("--out FILE is required: the model file to write (e.g. --out models/ststnet.pt)")
     check_model_output(args.out)                          # before training, not after
     _, record = fit(cfg, Path(args.out), progress=not args.no_progress)
     ds = ", ".join(f"{k} {v}" for k, v in record["datasets"].items())
@@ -337,7 +339,8 @@ def register(subparsers) -> None:
         epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="YAML", default=None,
                    help="an `icegan loso` config (e.g. configs/features_ststnet.yaml); defaults when omitted")
-    p.add_argument("--out", metavar="FILE", required=True, help="the model file to write (e.g. models/ststnet.pt)")
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="the model file to write (e.g. models/ststnet.pt); required, except with --print-config")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value",
