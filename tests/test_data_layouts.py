@@ -164,6 +164,16 @@ def samm_tree(tmp_path, shared_data):
     return tmp_path, shared_data / "annotations" / "SAMM_Micro_FACS_Codes_v2.xlsx"
 
 
+def test_padding_mismatches_pair_folders_with_the_sheet_s_subjects():
+    """CASME II's sub2 is the sheet's sub02 and SAMM's 7 its 007 (same letters ignoring case, same number); a folder
+    with no such missing subject, or a number two missing subjects share, gets no pairing."""
+    from icegan.data.check import padding_mismatches
+    assert padding_mismatches(["sub2", "Sub7", "sub30", "x1"], ["sub02", "sub07", "sub03"]) == {"sub2": "sub02",
+                                                                                                "Sub7": "sub07"}
+    assert padding_mismatches(["7", "12"], ["007", "011"]) == {"7": "007"}
+    assert padding_mismatches(["s1"], ["s01", "s001"]) == {} and padding_mismatches(["sub02"], ["sub02"]) == {}
+
+
 def test_samm_tree(samm_tree, monkeypatch):
     root, sheet = samm_tree
     ds = SAMM(root, sheet)
@@ -182,6 +192,10 @@ def test_samm_tree(samm_tree, monkeypatch):
     assert rep.other_folders == ["7"] and rep.as_dict()["other_folders"] == ["7"]
     assert (f"folders in {root / 'SAMM'} not named as samm subject folders, not read (rename them if they hold "
             f"clips): 7") in rep.text().splitlines()
+    # ... and said to be subject 007 of the sheet, which has no folder
+    assert rep.padding_mismatches == {"7": "007"} and rep.as_dict()["padding_mismatches"] == {"7": "007"}
+    assert (f"folders in {root / 'SAMM'} named as a subject of the sheet that has no folder, but for the zero padding "
+            f"of its number: rename 7 to 007") in rep.text().splitlines()
     skipped = {s["clip"]: s["reason"] for s in rep.clips_skipped}
     assert "apex frame 3948 not on disk (frames present: 3912-3940)" in skipped["samm/006/006_1_3"]
     assert "unreadable image(s) for frame(s) 3925" in [p["problem"] for p in rep.clips_with_problems

@@ -10,6 +10,7 @@ ever dropped silently and no clip can stop the check mid-way.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -200,6 +201,9 @@ class CheckReport:
     unreadable_images: list[str] = field(default_factory=list)
     #: folders in the root whose names are not subject folders of the dataset (``6`` for SAMM's ``006``), not read
     other_folders: list[str] = field(default_factory=list)
+    #: subject folders on disk named as a subject of the sheet that is not on disk but for the zero padding of its
+    #: number (folder → the sheet's name: ``sub2`` → ``sub02``, SAMM's ``7`` → ``007``): rename them
+    padding_mismatches: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
@@ -230,7 +234,33 @@ class CheckReport:
         if self.other_folders:
             lines.append(f"folders in {self.root} not named as {self.dataset} subject folders, not read (rename them "
                          f"if they hold clips): " + ", ".join(self.other_folders))
+        if self.padding_mismatches:
+            lines.append(f"folders in {self.root} named as a subject of the sheet that has no folder, but for the zero "
+                         f"padding of its number: rename " + ", ".join(f"{a} to {b}"
+                                                                       for a, b in self.padding_mismatches.items()))
         return "\n".join(lines)
+
+
+def padding_mismatches(folders: list[str], missing: list[str]) -> dict[str, str]:
+    """Folder names that are a ``missing`` subject's name but for the zero padding of the number: ``sub2`` for
+    ``sub02`` (CASME II), ``7`` for ``007`` (SAMM). Same letters (ignoring case), same number once read as an int.
+
+    Args:
+        folders: subject folder names found on disk that the sheet does not name (``sub2``, ``7``).
+        missing: subject names of the sheet with no folder on disk (``sub02``, ``007``; without the dataset).
+
+    Returns:
+        folder → sheet name, in ``folders``' order; a folder with no such subject, or with two, is left out.
+    """
+    def key(name: str):
+        m = re.fullmatch(r"([^\d]*)(\d+)", name)
+        return (m.group(1).lower(), int(m.group(2))) if m else None
+    by_key: dict = {}
+    for s in missing:
+        if key(s) is not None:
+            by_key.setdefault(key(s), []).append(s)
+    return {f: by_key[key(f)][0] for f in folders
+            if key(f) is not None and len(by_key.get(key(f), [])) == 1 and by_key[key(f)][0] != f}
 
 
 def _loader(dataset: str, root: str | Path, annotations: Optional[str | Path]):
@@ -315,6 +345,9 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     if hasattr(ds, "looks_like_subject") and Path(ds.root).is_dir():   # a release's tree (not a clip list)
         other_folders = sorted(p.name for p in Path(ds.root).iterdir()
                                if p.is_dir() and not p.name.startswith(".") and not ds.looks_like_subject(p.name))
+    missing_names = [s.split("/", 1)[-1] for s in missing_subjects]            # 'casme2/sub02' -> 'sub02'
+    unsheeted = list(dict.fromkeys(c.split("/")[1] for c in not_in_sheet))     # subjects of clips not in the sheet
+    mismatched = padding_mismatches(unsheeted + [f for f in other_folders if f not in unsheeted], missing_names)
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
                        and r.subject not in missing_subjects)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
@@ -331,4 +364,5 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         by_emotion=dict(sorted(Counter(r.emotion for r in usable).items())),
         subjects=dict(sorted(Counter(r.subject for r in usable).items())),
         frames_checked=len(all_paths) if read_images else 0,
-        unreadable_images=sorted(str(p) for p in unreadable), other_folders=other_folders)
+        unreadable_images=sorted(str(p) for p in unreadable), other_folders=other_folders,
+        padding_mismatches=mismatched)
