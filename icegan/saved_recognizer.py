@@ -283,6 +283,27 @@ def _check_payload(path: Path, payload: dict) -> None:
         raise bad(f"its config's model.name is {name} but it holds no scikit-learn model (no 'sklearn_pickle')")
 
 
+def _run_folder_advice(folder: Path) -> str:
+    """What to do when a folder is given for a model file: for an ``icegan loso`` run (its ``config.yaml`` has a
+    ``model`` section) the `icegan fit` of its recipe; for a ``train.py`` run (a ``recognizer`` section) its maps
+    written as a table first; else, to give the file ``icegan fit --out`` wrote."""
+    import yaml
+    try:
+        cfg = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        cfg = None
+    cfg = cfg if isinstance(cfg, dict) else {}
+    config = folder / "config.yaml"
+    if "model" in cfg:
+        return (f"an icegan loso run folder, and a LOSO run keeps no model: fit its recipe once on every clip with "
+                f"`icegan fit --config {config} --out MODEL.pt`")
+    if "recognizer" in cfg:
+        return (f"a train.py run folder, and a LOSO run keeps no model: write its maps with `icegan features --config "
+                f"{config} --out MAPS`, then fit a recipe on them with `icegan fit --config "
+                f"configs/features_ststnet.yaml --out MODEL.pt data.source=table data.table=MAPS/features.csv`")
+    return "give the model file that `icegan fit --out` wrote"
+
+
 def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tuple[Any, dict]:
     """Read a file written by :func:`save_recognizer`.
 
@@ -306,6 +327,8 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
     from icegan.recognizer_config import RecognizerConfig
 
     path = Path(path)
+    if path.is_dir():          # a LOSO run folder given for a model: say what it is and how to get the model
+        raise SavedRecognizerError(f"{path} is a folder, not a model file: {_run_folder_advice(path)}")
     if not path.is_file():
         raise SavedRecognizerError(f"model file not found: {path} (make one with `icegan fit --config ... --out "
                                    f"{path}`)")

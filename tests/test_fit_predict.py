@@ -144,6 +144,20 @@ def test_unusable_model_files_are_named(tmp_path):
     with pytest.raises(SavedRecognizerError) as missing:
         load_recognizer(tmp_path / "none.pt")
     assert str(missing.value).startswith(f"model file not found: {tmp_path / 'none.pt'} (make one with `icegan fit")
+    run = tmp_path / "loso_run"                 # a LOSO run folder given for a model: it keeps none
+    run.mkdir()
+    (run / "config.yaml").write_text("name: x\nmodel: {name: ststnet}\n")
+    with pytest.raises(SavedRecognizerError) as folder:
+        load_recognizer(run)
+    assert str(folder.value) == (f"{run} is a folder, not a model file: an icegan loso run folder, and a LOSO run "
+                                 f"keeps no model: fit its recipe once on every clip with `icegan fit --config "
+                                 f"{run / 'config.yaml'} --out MODEL.pt`")
+    (run / "config.yaml").write_text("name: x\nrecognizer: {name: ststnet}\n")      # a train.py run: its maps first
+    with pytest.raises(SavedRecognizerError, match=r"a train\.py run folder, .*`icegan features --config "
+                                                   r".*data\.table=MAPS/features\.csv`$"):
+        load_recognizer(run)
+    with pytest.raises(SavedRecognizerError, match=r"is a folder, not a model file: give the model file that `icegan"):
+        load_recognizer(tmp_path)
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(SavedRecognizerError, match="other.pt is not an icegan recognizer"):
         load_recognizer(tmp_path / "other.pt")
