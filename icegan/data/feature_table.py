@@ -252,10 +252,12 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet. An unlabelled clip of
             # any dataset (your own recordings, dataset 'clips') is scored by icegan predict with a model of the set
             own = [n for n, o in LABEL_SETS.items() if n != labels and ds in o.datasets]
+            own = f" (data.labels={own[0]})" if own else ""
+            fix = (f"keep those with data.datasets=[{', '.join(ls.datasets)}] or use the label set of its dataset{own}"
+                   if labelled else      # icegan predict, which has no data.datasets: the label is what is refused
+                   f"empty its label cell to have it scored, or score it with a model of its dataset's label set{own}")
             raise ValueError(f"{where}: a {ds} clip, but data.labels={labels} ({ls.title}) is of "
-                             f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
-                             f"[{', '.join(ls.datasets)}] or use the label set of its dataset"
-                             + (f" (data.labels={own[0]})" if own else ""))
+                             f"{', '.join(ls.datasets)} clips only; {fix}")
         else:
             label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds)
             label = -1 if label is None else label
