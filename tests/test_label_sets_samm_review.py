@@ -153,3 +153,24 @@ def test_loso_help_names_the_features_config_of_each_five_class_set(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "configs/casme2_5class.yaml` (or configs/samm_5class.yaml) writes" in out
     assert "data.datasets=[casme2] or [samm] keeps them from a mixed table" in out
+
+
+@pytest.mark.parametrize("overrides", [["model.n_classes=5"],
+                                       ["model.n_classes=5", "model.classes=[anger,contempt,happiness,surprise,other]"],
+                                       ["model.classes=[surprise,positive,negative]"]],
+                         ids=["five-unnamed", "five-samm", "three-reordered"])
+def test_gan_train_refuses_classes_its_pairs_do_not_have(overrides, capsys, monkeypatch):
+    """icegan gan train trains on the MEGC2019 classes of its pairs (class3): a generator of five classes (which
+    icegan generate would name CASME II's by its size) or one named with other classes is refused before any pair is
+    read, pointing to the main job, whose fold GANs are conditioned on data.labels."""
+    import icegan.gan.pairs as pairs
+    from icegan.cli import main
+
+    def never(*a, **k):
+        raise AssertionError("pairs were read")
+    monkeypatch.setattr(pairs, "load_casme2_pairs", never)
+    monkeypatch.setattr(pairs, "load_prepared_pairs", never)
+    assert main(["gan", "train", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "icegan gan train: error:" in err and "MEGC2019's three classes" in err
+    assert "python train.py" in err and "data.labels" in err and "gan.enabled=true" in err

@@ -104,6 +104,16 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         return print_config(cfg)
     _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
+    from icegan.labels import DEFAULT_LABELS, LABEL_SETS
+    megc = LABEL_SETS[DEFAULT_LABELS].classes
+    if cfg.model.n_classes != len(megc) or (cfg.model.classes and tuple(cfg.model.classes) != megc):
+        # the pairs carry MEGC2019 classes (class3) only: another class count or other names would condition the
+        # generator on classes it never sees, and icegan generate would name them after another label set
+        named = f" model.classes={list(cfg.model.classes)}" if cfg.model.classes else ""
+        raise ValueError(f"model.n_classes={cfg.model.n_classes}{named}: icegan gan train trains on its pairs' "
+                         f"classes, MEGC2019's three classes ({', '.join(megc)}), so model.n_classes must be 3 and "
+                         f"model.classes empty or those names; a generator of another label set is trained per fold "
+                         f"by the main job: python train.py --config C data.labels=casme2_5|samm_5 gan.enabled=true")
     try:                                            # model settings they refuse (data.img_size 30): before any work
         build_models(cfg)
     except ValueError as exc:
