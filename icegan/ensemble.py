@@ -171,8 +171,8 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str, all_scores: tupl
     every score column of its label set (:func:`_score_columns`).
 
     The score columns a run writes are the first K of its label set's (:mod:`icegan.labels`; K classes, 3 for
-    MEGC2019, 5 for CASME II's five); a file with none of them (``icegan compare`` needs only y_true / y_pred) is
-    read as MEGC2019's K = 3.
+    MEGC2019, 5 for CASME II's or SAMM's five); a file with none of them (``icegan compare`` needs only y_true /
+    y_pred) is read as MEGC2019's K = 3.
 
     Raises:
         EnsembleError: a score column missing before one that is present (``score_positive`` gone, ``score_surprise``

@@ -499,7 +499,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
             why = ""
             old_data = (old.get("provenance") or {}).get("data")
             new_data = (header.get("provenance") or {}).get("data")
-            if "classes" in diff:             # a run folder of one label set resumed with the other
+            if "classes" in diff:             # a run folder of one label set resumed with another
                 was, now = (h.get("classes") or list(CLASS_NAMES) for h in (old, header))
                 why = (f" (its classes {', '.join(was)} vs now {', '.join(now)}: another label set, data.labels; its "
                        "clips' labels then differ too)")

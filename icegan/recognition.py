@@ -868,7 +868,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         progress, writer: tqdm bar, TensorBoard writer.
         action_units: (targets (N, A), known (N,)) for ``cfg.au_weight`` > 0 (:func:`train_models`); only the
             folds' training rows reach a model, as for the labels.
-        n_classes: K, the classes of the run's label set (:mod:`icegan.labels`; 3 for MEGC2019, 5 for CASME II's).
+        n_classes: K, the classes of the run's label set (:mod:`icegan.labels`; 3 for MEGC2019, 5 for CASME II's or
+            SAMM's).
 
     Returns:
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or

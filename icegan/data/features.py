@@ -272,7 +272,7 @@ class FeatureSet:
             describing ``features[i]``.
         features: float32 tensor (N, 3, H, W): u, v, optical strain, each in [0, 1].
         n_classes: K, the classes of the label set of ``label`` (:mod:`icegan.labels`; 3 for MEGC2019, 5 for
-            CASME II's five).
+            CASME II's or SAMM's five).
         unlabelled: True for a set of clips to be scored, labels -1 allowed.
 
     A set derived from another one (rows kept, maps recentred or cut) is made with :meth:`replace`, which keeps its
