@@ -18,16 +18,17 @@ Every run must hold the same clips (the same dataset, subject and clip names).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-CLASSES = {0: "negative", 1: "positive", 2: "surprise"}
 KEY = ["dataset", "subject", "clip"]
 
 
 def error_shares(run_dirs: list[Path]) -> pd.DataFrame:
-    """One row per clip: dataset, subject, clip, y_true and ``error``, the share of runs that misclassify it.
+    """One row per clip: dataset, subject, clip, y_true and ``error``, the share of runs that misclassify it;
+    ``attrs["classes"]``: the class names of the first run's score columns (MEGC2019's for a table without any).
 
     Raises:
         FileNotFoundError: a run without predictions.csv.
@@ -44,11 +45,15 @@ def error_shares(run_dirs: list[Path]) -> pd.DataFrame:
         if first is None:
             first = df
         elif not df.index.equals(first.index):
-            raise ValueError(f"{d} holds other clips than {run_dirs[0]}")
+            raise ValueError(f"{d} holds other clips than {run_dirs[0]} ({len(df)} against {len(first)}; runs of "
+                             f"one protocol and data, each whole, not cut by max_folds, are needed)")
         wrong.append((df["y_pred"] != df["y_true"]).rename(str(d)))
     out = first[["y_true"]].copy()
     out["error"] = pd.concat(wrong, axis=1).mean(axis=1)
-    return out.reset_index()
+    out = out.reset_index()
+    from icegan.protocol import class_names         # the runs' own label set (CASME II's five, ...)
+    out.attrs["classes"] = class_names(first, max(int(first["y_true"].max()) + 1, 3))
+    return out
 
 
 def main(argv=None) -> int:
@@ -56,7 +61,12 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders (predictions.csv)")
     p.add_argument("--list", action="store_true", help="also list the clips every run misses")
     args = p.parse_args(argv)
-    e = error_shares(args.runs)
+    try:
+        e = error_shares(args.runs)
+    except (ValueError, FileNotFoundError) as exc:          # a user's slip: one line, not a traceback
+        print(f"shared_errors.py: error: {exc}", file=sys.stderr)
+        return 2
+    name_of = dict(enumerate(e.attrs["classes"]))
     n = len(e)
     print(f"{len(args.runs)} runs, {n} clips\n")
     print("| clips missed by | count | share |\n|---|---|---|")
@@ -65,11 +75,12 @@ def main(argv=None) -> int:
         print(f"| {name} | {int(mask.sum())} | {mask.mean():.3f} |")
     print("\n| dataset | class | clips | mean error | missed by every run |\n|---|---|---|---|---|")
     for (ds, y), g in e.groupby(["dataset", "y_true"]):
-        print(f"| {ds} | {CLASSES.get(int(y), y)} | {len(g)} | {g['error'].mean():.3f} | {int((g['error'] == 1).sum())} |")
+        print(f"| {ds} | {name_of.get(int(y), y)} | {len(g)} | {g['error'].mean():.3f} | "
+              f"{int((g['error'] == 1).sum())} |")
     if args.list:
         print("\n| dataset | subject | clip | label |\n|---|---|---|---|")
         for _, r in e[e["error"] == 1].iterrows():
-            print(f"| {r['dataset']} | {r['subject']} | {r['clip']} | {CLASSES.get(int(r['y_true']), r['y_true'])} |")
+            print(f"| {r['dataset']} | {r['subject']} | {r['clip']} | {name_of.get(int(r['y_true']), r['y_true'])} |")
     return 0
 
 

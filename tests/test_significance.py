@@ -396,6 +396,19 @@ def test_shared_errors_counts_clips_missed_by_every_run(tmp_path, capsys):
         mod.error_shares([tmp_path / n for n in preds])
     with pytest.raises(ValueError, match="at least two runs"):
         mod.error_shares([tmp_path / "r1"])
+    # the command line: a slip is one line naming the run, exit 2 (was a traceback)
+    assert mod.main([str(tmp_path / n) for n in preds]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"shared_errors.py: error: {tmp_path / 'r3'} holds other clips than {tmp_path / 'r1'} "
+                          f"(4 against 4;") and "Traceback" not in err
+    # runs of another label set are listed with its class names, read from their score columns
+    five = ["happiness", "disgust", "repression", "surprise", "others"]
+    for name, y_pred in preds.items():
+        clips.assign(y_pred=y_pred, **{f"score_{c}": 0.2 for c in five}).to_csv(tmp_path / name / "predictions.csv",
+                                                                                 index=False)
+    assert mod.main([str(tmp_path / n) for n in preds] + ["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "| casme2 | casme2/sub01 | b | disgust |" in out and "| samm | repression | 1 |" in out
 
 
 def test_merge_runs_joins_disjoint_runs_for_compare(tmp_path):
