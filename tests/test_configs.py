@@ -32,7 +32,7 @@ def _config_class(name: str):
     if name.startswith("suite_"):
         from icegan.suite import SuiteConfig
         return SuiteConfig
-    if name in ("demo.yaml", "casme2.yaml", "casme2_5class.yaml", "megc2019.yaml"):
+    if name in ("demo.yaml", "casme2.yaml", "casme2_5class.yaml", "samm_5class.yaml", "megc2019.yaml"):
         from icegan.pipeline import MainConfig
         return MainConfig
     raise AssertionError(f"configs/{name}: no command is known to read it; add it to tests/test_configs.py")
