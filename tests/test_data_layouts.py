@@ -189,6 +189,10 @@ def test_samm_tree(samm_tree, monkeypatch):
     (root / "SAMM" / ".Trashes").mkdir()
     rep = check_dataset("samm", root, sheet)
     assert rep.clips_usable == 1 and len(walks) == 1               # the clip folders on disk are listed once
+    # the usable clips per class of SAMM's five (data.labels=samm_5): 006_1_2 is an Anger clip
+    assert rep.by_label_set == {"samm_5": {"anger": 1, "contempt": 0, "happiness": 0, "surprise": 0, "other": 0}}
+    assert ("data.labels=samm_5 classes (usable): anger 1, contempt 0, happiness 0, surprise 0, other 0 = 1"
+            in rep.text().splitlines()) and rep.as_dict()["by_label_set"] == rep.by_label_set
     assert rep.other_folders == ["7"] and rep.as_dict()["other_folders"] == ["7"]
     assert (f"folders in {root / 'SAMM'} not named as samm subject folders, not read (rename them if they hold "
             f"clips): 7") in rep.text().splitlines()

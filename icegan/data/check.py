@@ -204,6 +204,9 @@ class CheckReport:
     #: subject folders on disk named as a subject of the sheet that is not on disk but for the zero padding of its
     #: number (folder → the sheet's name: ``sub2`` → ``sub02``, SAMM's ``7`` → ``007``): rename them
     padding_mismatches: dict[str, str] = field(default_factory=dict)
+    #: usable clips in scope per class of each single-dataset label set of this dataset (``data.labels``:
+    #: ``casme2_5``, ``samm_5``), a clip's class being its sheet emotion, as the main job reads it
+    by_label_set: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
@@ -223,6 +226,9 @@ class CheckReport:
                          ", ".join(f"{s} ({n} clip{'' if n == 1 else 's'})" for s, n in self.missing_subjects.items()))
         lines.append("composite classes (usable / in scope): " + ", ".join(
             f"{c} {self.by_class_usable.get(c, 0)}/{self.by_class.get(c, 0)}" for c in CLASS3_NAMES))
+        for name, counts in self.by_label_set.items():
+            lines.append(f"data.labels={name} classes (usable): " + ", ".join(f"{c} {n}" for c, n in counts.items())
+                         + f" = {sum(counts.values())}")
         lines.append(f"subjects with usable clips: {len(self.subjects)}")
         if self.clips_with_problems:
             lines.append("problems:")
@@ -351,6 +357,10 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
                        and r.subject not in missing_subjects)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
+    from icegan.labels import LABEL_SETS
+    emotions = Counter(str(r.emotion).strip().lower() for r in usable)
+    by_label_set = {name: {c: emotions.get(c, 0) for c in ls.classes} for name, ls in LABEL_SETS.items()
+                    if dataset in ls.datasets}
     return CheckReport(
         dataset=dataset, root=str(ds.root), sheet=str(ds.sheet_path) if ds.sheet_path else None,
         scope=ds.check_scope(composite_only),
@@ -365,4 +375,4 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         subjects=dict(sorted(Counter(r.subject for r in usable).items())),
         frames_checked=len(all_paths) if read_images else 0,
         unreadable_images=sorted(str(p) for p in unreadable), other_folders=other_folders,
-        padding_mismatches=mismatched)
+        padding_mismatches=mismatched, by_label_set=by_label_set)
