@@ -173,6 +173,12 @@ def test_gan_sample_grid_tag_names_every_class_of_a_five_class_generator():
     tags = [k for k in log.images if k.startswith("samples/")]
     assert tags == ["samples/onset_apex_class0_class1_class2_class3_class4"]
     assert log.images[tags[0]].shape[-1] == 2 + 7 * (32 + 2)           # 7 columns: onset, apex, 5 classes
+    # a generator whose config names its classes (a main-job fold's, model.classes) is tagged with the names
+    m.classes = ["anger", "contempt", "happiness", "surprise", "other"]
+    log = Log()
+    train_gan(onset, onset.clone(), torch.arange(10) % 5, cfg, device="cpu", log=log)
+    assert [k for k in log.images if k.startswith("samples/")] == [
+        "samples/onset_apex_anger_contempt_happiness_surprise_other"]
 
 
 def test_resuming_a_run_folder_with_the_other_label_set_names_data_labels(tmp_path):

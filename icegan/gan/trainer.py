@@ -725,8 +725,10 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         if (log is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
             grid = sample_grid(g, onset_c[show_idx], apex_c[show_idx], seed=tc.seed)
             if log is not None:
-                # its columns: onset, apex, then one per class of the generator (5 for data.labels=casme2_5)
-                tag = "samples/onset_apex_" + "_".join(f"class{k}" for k in range(g.n_classes))
+                # its columns: onset, apex, then one per class of the generator (5 for data.labels=casme2_5), named
+                # by model.classes when the config names them (the main job's folds), else class0, class1, ...
+                names = mc.classes or [f"class{k}" for k in range(g.n_classes)]
+                tag = "samples/onset_apex_" + "_".join(names)
                 log.add_image(tag, grid, epoch + 1)
             if out is not None:
                 from torchvision.utils import save_image
