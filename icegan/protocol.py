@@ -587,16 +587,19 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
             keep.append(unit)
     done = df[df[key].isin(keep)]
     if cut or len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
-        tmp = pred_csv.with_suffix(".tmp")
-        done.to_csv(tmp, index=False)
-        os.replace(tmp, pred_csv)
+        # in _append's number format, so that the finished file reads as an uninterrupted run's, byte for byte
+        write_whole(pred_csv, lambda p: done.to_csv(p, index=False, float_format=PRED_FLOAT_FORMAT))
     return done
+
+
+#: how predictions.csv writes scores (9 significant digits; a rewrite of its finished folds keeps them as they were)
+PRED_FLOAT_FORMAT = "%.9g"
 
 
 def _append(pred_csv: Path, rows: pd.DataFrame) -> None:
     header = not pred_csv.is_file() or pred_csv.stat().st_size == 0
     with open(pred_csv, "a", newline="") as fh:
-        rows.to_csv(fh, index=False, header=header, float_format="%.9g")
+        rows.to_csv(fh, index=False, header=header, float_format=PRED_FLOAT_FORMAT)
         fh.flush()
         os.fsync(fh.fileno())
 
