@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
-           "write_whole", "image_tensor"]
+           "write_whole", "read_npz_whole", "image_tensor"]
 
 
 def write_whole(path: str | Path, write) -> Path:
@@ -35,6 +35,29 @@ def write_whole(path: str | Path, write) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def read_npz_whole(path: str | Path, names) -> dict:
+    """The arrays ``names`` of the ``.npz`` file ``path``, every one read into memory now (``allow_pickle=False``),
+    for a cache that is trusted only when it reads back whole.
+
+    Returns:
+        ``{name: np.ndarray}``.
+
+    Raises:
+        ValueError: the file cannot be read whole: cut short (a kill while an older version wrote it in place, a copy
+            cut short), damaged on disk (a bad CRC, a bad compressed stream), another kind of file, or an array in
+            ``names`` missing; the message names the file and the cause. The caller says what to do (a cache:
+            compute it again).
+    """
+    import zipfile
+    import zlib
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {n: np.array(z[n]) for n in names}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {why})") from None
 
 
 FLO_MAGIC = 202021.25

@@ -39,3 +39,98 @@ def test_a_predictions_file_cut_mid_line_is_resumed_to_the_same_text(tmp_path):
     assert calls == [1, 2, 3]                                    # fold 0 kept, the cut fold 1 done again
     assert pred.read_text() == (tmp_path / "ref" / "predictions.csv").read_text()
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def _cut_in_half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def test_a_damaged_face_landmark_cache_is_named_and_found_again(tmp_path, monkeypatch):
+    """data.roi=landmarks / data.synthetic_per_clip cache the apex faces' landmarks in an .npz: one cut short (a copy
+    cut short, a disk error, a kill of a version that wrote it in place) ended every later icegan loso in zipfile's
+    BadZipFile traceback. Now a warning names the file and the landmarks are found again and saved whole."""
+    import pandas as pd
+    from PIL import Image
+
+    import icegan.data.landmarks as landmarks
+    from icegan.data.roi import face_landmarks_megc2019, face_paths, files_cache_key
+    face = tmp_path / "face.png"
+    Image.new("RGB", (20, 30), (90, 60, 30)).save(face)
+    samples = pd.DataFrame({"clip": ["c"], "face_path": [str(face)]})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    entry = cache / f"landmarks_{files_cache_key(face_paths(samples))}.npz"
+    np.savez(entry, points=np.ones((1, 68, 2), np.float32), sizes=np.array([[20, 30]]))
+    _cut_in_half(entry)
+    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda im, box: np.full((68, 2), 2, np.float32))
+    with pytest.warns(UserWarning, match=rf"landmark cache {entry} cannot be read \(BadZipFile"):
+        pts, sizes = face_landmarks_megc2019(samples, cache_dir=cache)
+    assert (pts == 2).all() and sizes.tolist() == [[20, 30]]
+    with np.load(entry) as z:                                    # saved again, whole
+        assert (z["points"] == 2).all()
+    assert sorted(p.name for p in cache.iterdir()) == [entry.name]
+
+
+def test_a_damaged_synthetic_clip_cache_is_named_and_made_again(tmp_path, monkeypatch):
+    """The same for data.synthetic_per_clip's cache of synthetic AU clips (stopped here at the landmarks, the first
+    step of making them again)."""
+    import hashlib
+    import json
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from PIL import Image
+
+    import icegan.data.roi as roi
+    from icegan.data.synthetic_features import _settings, synthetic_au_features
+    face = tmp_path / "face.png"
+    Image.new("RGB", (20, 30), (90, 60, 30)).save(face)
+    samples = pd.DataFrame({"dataset": ["samm"], "subject": ["006"], "clip": ["c"], "face_path": [str(face)],
+                            "label": [0]})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    key = hashlib.sha1((roi.files_cache_key(roi.face_paths(samples)) + json.dumps(_settings(1, 128, (0.5, 1.5), 0.5,
+                                                                                             0))).encode())
+    entry = cache / f"synthetic_{key.hexdigest()[:16]}.npz"
+    np.savez(entry, features=np.zeros((1, 3, 28, 28), np.float32))
+    _cut_in_half(entry)
+
+    class Remade(Exception):
+        pass
+
+    def landmarks(samples, cache_dir=None):
+        raise Remade
+    monkeypatch.setattr(roi, "face_landmarks_megc2019", landmarks)
+    with pytest.warns(UserWarning, match=rf"synthetic clip cache {entry} cannot be read"), pytest.raises(Remade):
+        synthetic_au_features(SimpleNamespace(samples=samples), cache_dir=cache)
+
+
+def test_a_damaged_gan_pairs_cache_is_named_and_read_again(shared_data, tmp_path, caplog):
+    """icegan gan train's CASME II pairs cache (.npz) cut short ended every later run in zipfile's traceback; now a
+    warning names it and the pairs are read again from the frames, the same as before, and saved whole."""
+    import logging
+
+    from test_bad_input_flow_gan import CLIPS
+    from icegan.gan.pairs import load_casme2_pairs
+    import pandas as pd
+    import shutil
+    src, root = shared_data / "casme2", tmp_path / "casme2"
+    m = pd.read_csv(src / "manifest.csv", dtype=str)
+    m = m[[(s, c) in {(s_, c_) for s_, c_, _, _ in CLIPS[:1]} for s, c in zip(m.subject, m.filename)]]
+    for subject, clip, onset, apex in CLIPS[:1]:
+        (root / subject / clip).mkdir(parents=True)
+        for n in (onset, apex):
+            shutil.copy(src / subject / clip / f"img{n}.jpg", root / subject / clip / f"img{n}.jpg")
+    m.to_csv(root / "manifest.csv", index=False)
+    kw = dict(img_size=32, apex_neighbors=0, cache=True, cache_dir=tmp_path / "cache")
+    first = load_casme2_pairs(root, **kw)
+    (entry,) = (tmp_path / "cache").iterdir()
+    _cut_in_half(entry)
+    caplog.set_level(logging.WARNING, logger="icegan.gan.pairs")
+    again = load_casme2_pairs(root, **kw)
+    assert any(f"GAN pairs cache {entry} cannot be read" in r.getMessage() for r in caplog.records)
+    assert np.array_equal(again.onset, first.onset) and np.array_equal(again.apex, first.apex)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+    with np.load(entry) as z:
+        assert np.array_equal(z["apex"], first.apex)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -108,7 +109,12 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
     if cache_dir is not None:
         cache = Path(cache_dir) / f"landmarks_{files_cache_key(paths)}.npz"
         if cache.is_file():
-            with np.load(cache) as z:
+            from flownet.io import read_npz_whole
+            try:
+                z = read_npz_whole(cache, ("points", "sizes"))
+            except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
+                warnings.warn(f"landmark cache {exc}; finding the face landmarks again and saving them there")
+            else:
                 return z["points"], z["sizes"]
     from icegan.data.landmarks import landmarks_in_box
     points = np.empty((len(paths), 68, 2), np.float32)

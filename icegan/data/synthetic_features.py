@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -82,7 +83,12 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
                            .encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"synthetic_{key}.npz"
         if cache.is_file():
-            with np.load(cache) as z:
+            from flownet.io import read_npz_whole
+            try:
+                z = read_npz_whole(cache, ("features",))
+            except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
+                warnings.warn(f"synthetic clip cache {exc}; making the synthetic clips again and saving them there")
+            else:
                 return FeatureSet(syn, torch.from_numpy(z["features"]))
 
     from PIL import Image, ImageOps

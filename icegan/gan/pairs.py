@@ -230,12 +230,18 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
     cfile = cdir / f"gan_pairs_casme2_{img_size}_k{apex_neighbors}_{key}.npz"
     if cache and cfile.is_file():
-        z = np.load(cfile, allow_pickle=False)
-        skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
-        for clip, why in skipped:
-            log.warning("CASME II clip %s skipped: %s", clip, why)
-        return PairSet(z["onset"], z["apex"], z["labels"], z["subjects"].tolist(), z["clips"].tolist(),
-                       z["onset_frames"], z["apex_frames"], skipped, int(z["n_not_composite"]))
+        from flownet.io import read_npz_whole
+        try:
+            z = read_npz_whole(cfile, ("onset", "apex", "labels", "subjects", "clips", "onset_frames", "apex_frames",
+                                       "skipped", "n_not_composite"))
+        except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
+            log.warning("GAN pairs cache %s; reading the pairs again from the frames and saving them there", exc)
+        else:
+            skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
+            for clip, why in skipped:
+                log.warning("CASME II clip %s skipped: %s", clip, why)
+            return PairSet(z["onset"], z["apex"], z["labels"], z["subjects"].tolist(), z["clips"].tolist(),
+                           z["onset_frames"], z["apex_frames"], skipped, int(z["n_not_composite"]))
 
     need = {"subject", "filename", "class3", "onset", "apex", "verified", "apex_in_folder"}
     missing = need - set(df.columns)
