@@ -88,8 +88,11 @@ def load_factory(spec: str, key: str = "module") -> Callable[..., Any]:
     target, attr = _split(spec, key)
     obj = _import(spec, target, key)
     for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{key}={spec!r}: {target} has no attribute {attr!r}")
+        if not hasattr(obj, part):          # a misspelt factory: name the closest public one the module has
+            import difflib
+            close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")], n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{key}={spec!r}: {target} has no attribute {attr!r}{hint}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise ValueError(f"{key}={spec!r}: {attr!r} is a {type(obj).__name__}, not a class or function")

@@ -128,6 +128,17 @@ def test_bad_specs_are_named(spec, msg, plugin):
     assert msg in str(exc.value) and repr(spec) in str(exc.value)
 
 
+def test_a_misspelt_factory_names_the_closest_one(plugin):
+    """``...:TwoLayerCN`` (a letter short) names the factory the file has; a name like none of them gets no guess."""
+    spec = f"{EXAMPLE}:TwoLayerCN"
+    with pytest.raises(ValueError) as exc:
+        load_recognizer_factory(spec)
+    assert str(exc.value).endswith("has no attribute 'TwoLayerCN' (did you mean 'TwoLayerCNN'?)"), str(exc.value)
+    with pytest.raises(ValueError) as exc:
+        load_recognizer_factory(f"{plugin}:Absent")
+    assert str(exc.value).endswith("has no attribute 'Absent'")
+
+
 def test_an_import_error_inside_the_file_keeps_its_message(tmp_path):
     bad = tmp_path / "broken.py"
     bad.write_text("import torch\nraise RuntimeError('needs a GPU driver')\n")
