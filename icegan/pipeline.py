@@ -1212,13 +1212,32 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
 def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
     """Merge the runner's fold times (seconds) and peak memory (MiB) by subject, and ``extra``, into ``path``
     (``timing.json``), keeping the folds of earlier, interrupted calls; written whole or not at all."""
-    timing = json.loads(path.read_text()) if path.is_file() else {"fold_seconds": {}}
+    timing = (_read_timing(path) if path.is_file() else None) or {"fold_seconds": {}}
     timing["fold_seconds"].update(runner.fold_seconds)
     if runner.fold_peak_rss_mb:
         timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
     timing.update(extra)
     from flownet.io import write_whole
     write_whole(path, lambda tmp: tmp.write_text(json.dumps(timing, indent=2)))   # a Ctrl-C leaves the old file
+
+
+def _read_timing(path: Path) -> Optional[dict]:
+    """A run's ``timing.json`` (``{"fold_seconds": {subject: s}, ...}``), or None with a warning naming it when it
+    cannot be read: cut short (an icegan before 062bd1b wrote it in place, so a kill then left it so) or damaged. The
+    times are only reported (``summary.md``, ``bench/``), so a run goes on and the file is started again; before, its
+    JSONDecodeError ended every resume of the run before its first fold was recorded, and every run beside it in
+    ``summary.md``."""
+    try:
+        timing = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(timing, dict) or not isinstance(timing.get("fold_seconds", {}), dict):
+            raise ValueError("not a mapping with a mapping 'fold_seconds'")
+    except (OSError, ValueError) as exc:            # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        log.warning("%s cannot be read (%s: %s); the fold times it held are not reported (a resume of that run "
+                    "starts the file again)", path, type(exc).__name__, str(exc).splitlines()[0] if str(exc)
+                    else "")
+        return None
+    timing.setdefault("fold_seconds", {})
+    return timing
 
 
 def _describe(cfg: dict) -> dict:
@@ -1249,8 +1268,8 @@ def write_summary(runs_root: str | Path) -> Path:
             continue
         if not isinstance(cfg, dict) or "recognizer" not in cfg:
             continue  # not a main-job run
-        timing = json.loads((d / "timing.json").read_text()) if (d / "timing.json").is_file() else {}
-        secs = sum(timing.get("fold_seconds", {}).values())
+        timing = _read_timing(d / "timing.json") if (d / "timing.json").is_file() else {}
+        secs = sum(timing["fold_seconds"].values()) if timing else (0.0 if timing == {} else None)
         desc = _describe(cfg)
         o = metrics.get("overall", {})
         rows.append((d.name, desc, metrics, o, secs))
@@ -1264,7 +1283,8 @@ def write_summary(runs_root: str | Path) -> Path:
         tag = (" (ORACLE epoch)" if metrics.get("oracle_epoch") else "") + read_partial_tag(root / name)
         lines.append(f"| {name}{tag} | {desc['data']} | {metrics.get('protocol')} | {metrics.get('n_folds')} | "
                      f"{desc['flow']} | {desc['recognizer']} | {desc['GAN']} | {desc['joint']} | "
-                     f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | {secs:.0f} |")
+                     f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | "
+                     f"{'?' if secs is None else f'{secs:.0f}'} |")
     path = root / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -134,3 +134,56 @@ def test_a_damaged_gan_pairs_cache_is_named_and_read_again(shared_data, tmp_path
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
     with np.load(entry) as z:
         assert np.array_equal(z["apex"], first.apex)
+
+
+TINY_MAIN = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2", "gan.enabled=false",
+             "recognizer.epochs=2", "recognizer.batch_size=16", "recognizer.name=ststnet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    from _flow_sizes import save_main_job_weights
+    return save_main_job_weights(tmp_path_factory.mktemp("w") / "tiny.pt", iters=2)
+
+
+def test_a_main_job_whose_timing_json_is_cut_short_resumes(tmp_path, tiny_weights, monkeypatch, caplog):
+    """timing.json cut short (icegan wrote it in place before 062bd1b; a kill then, or a disk error): every resume of
+    train.py computed the next fold, then ended in json's JSONDecodeError before recording it, so the run could never
+    go on; and a damaged timing.json in any run folder beside it ended every train.py run in its summary.md. Now a
+    warning names the file, the fold is recorded, the run ends as an uninterrupted one, and summary.md shows '?'."""
+    import logging
+
+    import pandas as pd
+
+    from icegan.pipeline import FoldRunner, load_main_config, run_main, write_summary
+    cfg = load_main_config(None, TINY_MAIN + [f"flow.weights={tiny_weights}"])
+    ref = run_main(cfg, tmp_path / "ref", progress=False)
+    real = FoldRunner.__call__
+
+    def ctrl_c_in_fold_1(self, fold):
+        if fold.index == 1:
+            raise KeyboardInterrupt
+        return real(self, fold)
+    monkeypatch.setattr(FoldRunner, "__call__", ctrl_c_in_fold_1)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_main(cfg, out, progress=False)
+    monkeypatch.setattr(FoldRunner, "__call__", real)
+    timing = out / "timing.json"
+    timing.write_text(timing.read_text()[:12])
+    caplog.set_level(logging.WARNING, logger="icegan.pipeline")
+    assert run_main(cfg, out, progress=False) == ref
+    assert any(f"{timing} cannot be read (JSONDecodeError" in r.getMessage() for r in caplog.records)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "ref" / "predictions.csv"))
+    assert len(json_of(timing)["fold_seconds"]) == 1                # the fold of this call; the earlier time is lost
+    (tmp_path / "ref" / "timing.json").write_text("")
+    caplog.clear()
+    rows = {line.split(" ")[1]: line for line in write_summary(tmp_path).read_text().splitlines() if " " in line}
+    assert rows["ref"].endswith("| ? |") and not rows["run"].endswith("| ? |")
+    assert any(str(tmp_path / "ref" / "timing.json") in r.getMessage() for r in caplog.records)
+
+
+def json_of(path):
+    import json
+    return json.loads(path.read_text())
