@@ -62,10 +62,12 @@ def test_main_job_refuses_the_device_at_config_load(no_cuda):
 
 def test_commands_report_the_device_in_one_line(no_cuda, tmp_path, capsys):
     from icegan.cli import main
-    with pytest.raises(SystemExit, match="config device='cuda' but CUDA is not available"):
-        main(["loso", "--config", "configs/demo_features.yaml", "--out", str(tmp_path / "l"), "device=cuda",
-              "--no-progress"])
-    assert not (tmp_path / "l" / "predictions.csv").exists()
+    # one error line of the command, exit 2, before the run folder exists (was a bare 'config ...' SystemExit, exit 1,
+    # from the fold runner, which stopped an icegan suite the same way)
+    assert main(["loso", "--config", "configs/demo_features.yaml", "--out", str(tmp_path / "l"), "device=cuda",
+                 "--no-progress"]) == 2
+    assert "icegan loso: error: device='cuda' but CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "l").exists()
     import cv2
     import numpy as np
     frames = [str(tmp_path / f"{k}.png") for k in (1, 2)]
@@ -264,6 +266,10 @@ def test_auto_with_fold_processes_runs_on_a_cpu_machine_only(monkeypatch, gpu):
         with pytest.raises(SystemExit, match=r"workers=2 trains fold groups in CPU processes; with device=auto "
                                              r"\(cuda\) set workers=1"):
             fold_runner(cfg, fs, progress=False)
+        from icegan.commands.loso import check_run           # the CLI and icegan suite: before any run folder
+        with pytest.raises(ValueError, match=r"workers=2 trains fold groups in CPU processes; with device=auto "
+                                             r"\(cuda\) set workers=1"):
+            check_run(cfg, fs)
     else:
         _, per_call, group_map = fold_runner(cfg, fs, progress=False)
         assert per_call == 2 and isinstance(group_map, ProcessGroupMap) and group_map.workers == 2

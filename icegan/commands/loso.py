@@ -446,7 +446,21 @@ def check_run(cfg: "LosoConfig", fs):
     check_custom_recognizer(cfg.model, fs.features, labels.n_classes)   # model.module builds, returns (B, K) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
     check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
+    check_device(cfg)                                   # a device this machine has; workers > 1 only on the CPU
     return au
+
+
+def check_device(cfg: "LosoConfig") -> None:
+    """The run's ``device`` is one this machine has, and ``workers`` > 1 (fold groups in CPU processes) is not
+    asked of a GPU run: checked by :func:`check_run` before a run folder exists (and by :func:`fold_runner` again).
+
+    Raises:
+        ValueError: naming ``device`` (and ``workers``) and what to set.
+    """
+    from flownet.devices import resolve_device
+    dev = resolve_device(cfg.device)                    # ValueError: device='cuda' but CUDA is not available ...
+    if cfg.workers != 1 and dev.type != "cpu" and cfg.model.name not in SKLEARN_MODELS:
+        raise ValueError(_workers_need_cpu(cfg.workers, f"{cfg.device} ({dev})"))
 
 
 def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
