@@ -337,3 +337,18 @@ def test_composite_emotion_is_the_class_of_the_label_whatever_the_frames():
     assert composite_emotion(SheetRow("samm", "006", "006_1_2", 1, 5, 9, "Other")) is None
     with pytest.raises(ValueError, match="SMIC uses folders"):
         composite_emotion(SheetRow("smic", "s1", "s1_ne_01", 1, 5, 9, "negative"))
+
+
+def test_the_other_dataset_s_sheet_is_refused_naming_the_one_to_give(ann, shared_data, capsys):
+    """SAMM's sheet given as CASME II's (or the reverse) is refused, naming both sheets; before, it was read: its
+    subjects became sub07 and the like and every clip was 'missing on disk'."""
+    from icegan.data.sheets import CASME2_SHEET, SAMM_SHEET, SheetError, read_casme2_sheet, read_samm_sheet
+    with pytest.raises(SheetError, match=rf"{SAMM_SHEET}: its clips are named as SAMM's \(006_1_2, \.\.\.\), not as "
+                                         rf"CASME II's \(EP02_01f\): it looks like the SAMM sheet .*give "
+                                         rf"{CASME2_SHEET} as the CASME II sheet"):
+        read_casme2_sheet(ann / SAMM_SHEET)
+    with pytest.raises(SheetError, match=rf"give {SAMM_SHEET} as the SAMM sheet"):
+        read_samm_sheet(ann / CASME2_SHEET)
+    assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(shared_data / "casme2"),
+                        "--annotations", str(ann / SAMM_SHEET), "--no-read-images"]) == 2
+    assert "it looks like the SAMM sheet" in capsys.readouterr().err

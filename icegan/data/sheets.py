@@ -257,6 +257,30 @@ def _smic_subject(v: Any) -> str:
     return _numbered_subject(v, "s", 1, "SMIC")
 
 
+#: clip names of each sheet: CASME II ``EP02_01f``, SAMM ``006_1_2`` (subject, inducement, number)
+_CLIP_NAMES = {"casme2": (re.compile(r"EP\d+\w*$", re.IGNORECASE), "EP02_01f"),      # (the sheet has EP09f too)
+               "samm": (re.compile(r"\d{3}_\d+_\d+$"), "006_1_2")}
+_SHEET_TITLES = {"casme2": "CASME II", "samm": "SAMM"}
+
+
+def _refuse_the_other_sheet(rows: list[SheetRow], dataset: str, path: Path) -> list[SheetRow]:
+    """``rows`` as read, unless every clip is named as the other dataset's clips are and none as this one's (the SAMM
+    sheet given as CASME II's, or the reverse: read silently, its clips were all 'missing on disk').
+
+    Raises:
+        SheetError: naming the file, both datasets and the official sheet to give.
+    """
+    other = "samm" if dataset == "casme2" else "casme2"
+    mine, theirs = _CLIP_NAMES[dataset][0], _CLIP_NAMES[other][0]
+    if rows and not any(mine.match(r.clip) for r in rows) and all(theirs.match(r.clip) for r in rows):
+        official = {"casme2": CASME2_SHEET, "samm": SAMM_SHEET}
+        raise SheetError(f"{path}: its clips are named as {_SHEET_TITLES[other]}'s ({rows[0].clip}, ...), not as "
+                         f"{_SHEET_TITLES[dataset]}'s ({_CLIP_NAMES[dataset][1]}): it looks like the "
+                         f"{_SHEET_TITLES[other]} sheet ({official[other]}); give {official[dataset]} as the "
+                         f"{_SHEET_TITLES[dataset]} sheet")
+    return rows
+
+
 def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
     """Rows of ``CASME2-coding-20140508.xlsx`` (255 clips, 26 subjects), subject as ``subNN``.
 
@@ -267,14 +291,15 @@ def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
         SheetError: file missing/unreadable (an old ``.xls``: save it as ``.xlsx`` or ``.csv``; a ``.csv`` that is
             not UTF-8), no ``Subject`` header row, a required column (subject, filename, onset, apex, emotion)
             missing, a non-blank row without subject/filename or with a subject that is not a number, or one clip
-            on two rows with different cells (message names file and row). Two identical rows of one clip are read
-            as one, with a note.
+            on two rows with different cells (message names file and row), or the SAMM sheet given for CASME II (every
+            clip named as SAMM's, ``006_1_2``; the SAMM reader refuses the reverse). Two identical rows of one clip
+            are read as one, with a note.
     """
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
               "au": ["actionunits"], "emotion": ["estimatedemotion", "emotion"]}
-    return _rows(Path(path), "casme2", None, wanted, _casme2_subject,
-                 required=("subject", "clip", "onset", "apex", "emotion"))
+    return _refuse_the_other_sheet(_rows(Path(path), "casme2", None, wanted, _casme2_subject,
+                                         required=("subject", "clip", "onset", "apex", "emotion")), "casme2", Path(path))
 
 
 def read_samm_sheet(path: str | Path) -> list[SheetRow]:
@@ -289,8 +314,8 @@ def read_samm_sheet(path: str | Path) -> list[SheetRow]:
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
               "au": ["actionunits"], "emotion": ["estimatedemotion", "emotion"],
               "objective": ["objectiveclasses", "objectiveclass"]}
-    return _rows(Path(path), "samm", None, wanted, _samm_subject,
-                 required=("subject", "clip", "onset", "apex", "emotion"))
+    return _refuse_the_other_sheet(_rows(Path(path), "samm", None, wanted, _samm_subject,
+                                         required=("subject", "clip", "onset", "apex", "emotion")), "samm", Path(path))
 
 
 def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
