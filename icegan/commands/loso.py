@@ -632,6 +632,10 @@ def _main(args: argparse.Namespace) -> int:
     ci = interval_line(subject_interval(pd.read_csv(out / "predictions.csv", dtype={"subject": str})))
     if ci:
         print(ci)
+    if cfg.data.source == "toy":
+        print("note: data.source=toy: made-up flow maps with an easy class signal; this run checks that the protocol "
+              "works, its score is not a micro-expression result (configs/features_ststnet.yaml runs on the "
+              "MEGC2019 composite)")
     print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, per_subject.png, "
           f"confusion.png, environment.jsonl, tb/)")
     return 0
