@@ -268,7 +268,8 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
         unique.append(r)
     if len(unique) < 2:
         return
-    fix = 'give each recipe its own entry, LABEL=GLOB (e.g. "STSTNet=runs/ststnet_s*")'
+    fix = ('give each recipe its own entry, LABEL=GLOB (e.g. "STSTNet=runs/ststnet_s[0-9]*": a digit after _s, so '
+           'ststnet_shifts_s0 is not taken)')
     recipes = []
     for r in unique:
         rec, why = _recipe(r)

@@ -223,8 +223,12 @@ def test_seeds_of_one_recipe_are_pooled_whatever_their_run_only_keys(tmp_path):
     cfg["model"]["sam_rho"] = 0.05                                               # not neutral: another recipe
     _run(seeds, "ststnet_sam_s5", config=cfg, uf1=0.7, uar=0.7)
     with pytest.raises(ValueError, match=r"entry 'ststnet': .*ststnet_s0 and .*ststnet_sam_s5 .* differ in "
-                                         r"model\.sam_rho \(\(absent\) vs 0\.05\)\)"):
+                                         r"model\.sam_rho \(\(absent\) vs 0\.05\)\)") as err:
         results_table([parse_entry(f"{seeds}/*")])
+    # the glob the message suggests keeps the seeds of one recipe apart from another recipe's folders
+    assert 'e.g. "STSTNet=runs/ststnet_s[0-9]*"' in str(err.value)
+    assert len(parse_entry(f"S={seeds}/ststnet_s[0-9]*").runs) == 3
+    assert len(parse_entry(f"S={seeds}/ststnet_s*").runs) == 4                 # the message's old example
 
 
 def _ensemble(root, name, members, weights):
