@@ -469,3 +469,27 @@ def test_selfsup_onset_apex_pairs_look_only_at_the_onset_and_apex_sizes(casme2_p
     with pytest.warns(UserWarning, match=rf"{clip}: frame img{apex + 1}\.jpg is 271x312 pixels"):
         both = RealFramePairs(**kw)
     assert [p.parent.name for p, _ in both.pairs["onset_apex"]] == [CLIPS[1][1]]
+
+
+def test_gan_train_with_every_subject_held_out_names_the_setting(tmp_path, monkeypatch, capsys):
+    """`icegan gan train` whose data.holdout_subjects (--fold) takes every subject with pairs says so, naming the
+    subjects and the settings, before any run folder (was 'training ICE-GAN on 0 pairs', then 'train_gan: no
+    training pairs')."""
+    import numpy as np
+
+    from icegan.cli import main
+    from icegan.gan import pairs as gan_pairs
+    rng = np.random.default_rng(0)
+    n = 4
+    pairs = gan_pairs.PairSet(rng.integers(0, 256, (n, 32, 32), dtype=np.uint8),
+                              rng.integers(0, 256, (n, 32, 32), dtype=np.uint8), np.arange(n) % 3,
+                              [f"casme2/sub0{i % 2 + 1}" for i in range(n)], [f"sub0{i % 2 + 1}/c{i}" for i in range(n)],
+                              np.zeros(n, dtype=int), np.ones(n, dtype=int))
+    monkeypatch.setattr(gan_pairs, "load_casme2_pairs", lambda *a, **k: pairs)
+    assert main(["gan", "train", "name=t", f"out_dir={tmp_path}", "data.img_size=32", "data.apex_neighbors=0",
+                 "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8",
+                 "data.holdout_subjects=[sub01,sub02]"]) == 2
+    err = capsys.readouterr().err
+    assert ("no training pairs: the data's 4 pairs are of the subjects casme2/sub01, casme2/sub02, and "
+            "data.holdout_subjects=['sub01', 'sub02'] (--fold)") in err
+    assert not (tmp_path / "t").exists()

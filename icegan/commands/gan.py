@@ -124,6 +124,11 @@ def _train(args: argparse.Namespace) -> int:
     else:
         pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
     train = pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
+    if len(train) == 0:         # before a run folder is made; train_gan would say only 'no training pairs'
+        have = sorted(set(pairs.subjects))
+        raise ValueError(f"no training pairs: the data's {len(pairs)} pairs are of the subjects {', '.join(have)}, and "
+                         f"data.holdout_subjects={list(cfg.data.holdout_subjects)} (--fold) with data.train_subjects="
+                         f"{cfg.data.train_subjects} leaves none of them to train on; hold out fewer subjects")
     onset, apex, labels = train.tensors()
     # a checkpoint of other pairs, or one cut short: refused before the folder changes
     resume = [check_resumable(run, cfg, onset, apex, labels)]      # last.pt read (None: none to resume)
