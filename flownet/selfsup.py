@@ -257,7 +257,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     from .data.real_pairs import RealFramePairs
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet, save_srflownet
-    from .train import check_intervals, collate, evaluate_model, evaluation_batches, start_run
+    from .train import (check_intervals, collate, evaluate_model, evaluation_batches, refuse_other_settings,
+                        start_run)
 
     t, lc, d = cfg.train, cfg.loss, cfg.data
     for key, val in (("train.teacher_steps", t.teacher_steps), ("train.student_steps", t.student_steps)):
@@ -286,6 +287,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         if init.config_dict() != probe.config_dict():
             raise ValueError(f"train.init_weights={t.init_weights}: model config {init.config_dict()} differs "
                              f"from the run's model section {probe.config_dict()}")
+    if resume:
+        refuse_other_settings(cfg)
     device, run = start_run(cfg)
 
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,

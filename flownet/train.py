@@ -375,10 +375,63 @@ def check_intervals(t, crop: bool = False) -> None:
             raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
 
 
+#: keys of a flow run's config that a resume may change (supervised and self-supervised): how long it trains, how
+#: often it logs, evaluates and saves, where it runs and finds its data; any other key trains the same weights on
+#: (the loss, the optimiser, the data, the seeds), so a resume with another value is refused
+#: (:func:`refuse_other_settings`)
+RESUME_MAY_CHANGE = frozenset({
+    "out_dir", "data.root", "data.landmark_cache", "data.preload", "train.steps", "train.max_minutes",
+    "train.teacher_steps", "train.teacher_minutes", "train.student_steps", "train.student_minutes", "train.log_every",
+    "train.eval_every", "train.ckpt_every", "train.device", "train.threads", "train.workers", "train.resume",
+    "train.init_weights"})
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """``{"train.lr": 0.1, ...}`` of a nested config dict."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def refuse_other_settings(cfg) -> None:
+    """Before a flow run resumes its ``last.pt`` (supervised :func:`train`, self-supervised
+    :func:`flownet.selfsup.train_selfsup`) and :func:`start_run` rewrites its ``config.yaml``: raise ValueError when
+    that file (the settings the checkpoint was trained with) differs from ``cfg`` in a key outside
+    :data:`RESUME_MAY_CHANGE`, naming the keys and both values; a resume then trained one model with two sets of
+    settings, and the rewritten config.yaml claimed the second for all of it. A key missing from the file (added to
+    icegan after the run began) counts as its default; no file, or one that cannot be read, is passed over with a
+    warning (the checkpoint's own checks still apply)."""
+    import yaml
+    path = Path(cfg.out_dir) / cfg.name / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        old = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(old, dict):
+            raise ValueError(f"not a mapping but {type(old).__name__}")
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        log.warning("%s cannot be read (%s); the settings of the run resumed are not compared with these", path,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return
+    old, now, default = _flat(old), _flat(_to_dict(cfg)), _flat(_to_dict(type(cfg)()))
+    diff = [(k, old.get(k, default.get(k)), v) for k, v in now.items()
+            if k not in RESUME_MAY_CHANGE and old.get(k, default.get(k)) != v]
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        raise ValueError(f"{path.parent / 'last.pt'} was trained with other settings than these ({path}: {shown}"
+                         f"{more}); resuming would train one model with both: resume with that run's settings, give "
+                         f"another name= for a new run, or set train.resume=false to train this one afresh")
+
+
 def start_run(cfg) -> tuple[torch.device, Path]:
     """Common start of the flow training commands: torch threads and seed from ``cfg.train`` (``threads``,
     ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created, its resolved ``config.yaml``
-    written. Returns ``(device, run folder)``.
+    written (whole or not at all). Returns ``(device, run folder)``.
 
     Raises:
         FileNotFoundError: no CASME II frames under ``cfg.data.root`` (:func:`~flownet.data.synthetic_face.list_subjects`),
@@ -387,6 +440,7 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     import yaml
 
     from .data.synthetic_face import list_subjects
+    from .io import write_whole
     t = cfg.train
     device = resolve_device(t.device, "train.device")      # before any folder is made
     list_subjects(cfg.data.root)                            # likewise: a wrong data root leaves no run folder behind
@@ -394,7 +448,8 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     torch.manual_seed(t.seed)
     run = Path(cfg.out_dir) / cfg.name
     run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(_to_dict(cfg), sort_keys=False))
+    text = yaml.safe_dump(_to_dict(cfg), sort_keys=False)
+    write_whole(run / "config.yaml", lambda p: p.write_text(text))    # a kill while writing keeps the old one
     return device, run
 
 
@@ -467,6 +522,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         if "real_pair_subjects" not in ck and t.init_weights:      # its init weights' record, as at the start
             seen_by_init = list(load_init_weights(probe, init_weights_file(t.init_weights, t.backbone), t.backbone)
                                 .get("real_pair_subjects") or [])
+    if resume:
+        refuse_other_settings(cfg)
     device, run = start_run(cfg)
 
     common = dataset_kwargs(d)

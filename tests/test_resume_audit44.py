@@ -187,3 +187,39 @@ def test_a_main_job_whose_timing_json_is_cut_short_resumes(tmp_path, tiny_weight
 def json_of(path):
     import json
     return json.loads(path.read_text())
+
+
+def _flow_cfg(tmp_path, shared_data, *extra):
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.train import FlowTrainConfig
+    from icegan.config import load_config
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_SRFLOWNET.items()]
+    return load_config(FlowTrainConfig, "configs/flow_srflownet_tvr.yaml",
+                       [f"out_dir={tmp_path}", f"data.root={shared_data}", "data.n_train=4", "data.n_test=1",
+                        "data.n_val=1", "data.size=64", "train.batch_size=2", "train.eval_every=0", "train.threads=1",
+                        "train.device=cpu", "train.max_minutes=0", "train.init_weights=null", "train.crop=48",
+                        "train.ckpt_every=1", "name=x", *tiny, *extra])
+
+
+def test_a_flow_run_resumed_with_other_training_settings_is_refused_naming_them(tmp_path, shared_data, capsys):
+    """icegan flow train resumed last.pt whatever the rerun's settings: another train.seed, train.lr or data.seed went
+    on training the same weights with the new ones, and config.yaml was rewritten to claim them for the whole run.
+    Now such a resume is refused naming each key and both values, and config.yaml is left as it was; more steps (the
+    way to extend a run) and another eval_every still resume."""
+    import re
+    import yaml
+    from flownet.train import train
+    train(_flow_cfg(tmp_path, shared_data, "train.steps=1"), progress=False)
+    cfg_file = tmp_path / "x" / "config.yaml"
+    before = cfg_file.read_text()
+    other = _flow_cfg(tmp_path, shared_data, "train.steps=2", "train.seed=7", "train.lr=0.5", "data.seed=3")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'x' / 'last.pt'))} was trained with other "
+                                         rf"settings than these \({re.escape(str(cfg_file))}: data.seed: 0 there, 3 "
+                                         r"now, train.lr: 0.0002 there, 0.5 now, train.seed: 0 there, 7 now\); .*"
+                                         r"another name= for a new run, or set train.resume=false"):
+        train(other, progress=False)
+    assert cfg_file.read_text() == before
+    capsys.readouterr()
+    train(_flow_cfg(tmp_path, shared_data, "train.steps=2", "train.eval_every=5"), progress=False)
+    assert "resumed" in capsys.readouterr().out
+    assert yaml.safe_load(cfg_file.read_text())["train"]["steps"] == 2
