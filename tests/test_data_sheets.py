@@ -352,3 +352,10 @@ def test_the_other_dataset_s_sheet_is_refused_naming_the_one_to_give(ann, shared
     assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(shared_data / "casme2"),
                         "--annotations", str(ann / SAMM_SHEET), "--no-read-images"]) == 2
     assert "it looks like the SAMM sheet" in capsys.readouterr().err
+
+
+def test_annotations_dir_one_folder_too_high_names_the_sheets_folder(shared_data, capsys):
+    """`icegan data composite --annotations-dir` given the data folder above annotations/: the error gives the folder
+    that holds the sheets (was 'no coding sheet in ...')."""
+    assert icegan_main(["data", "composite", "--annotations-dir", str(shared_data)]) == 2
+    assert f"holds them: give --annotations-dir {shared_data / 'annotations'}" in capsys.readouterr().err

@@ -357,3 +357,11 @@ def test_feature_set_replace_keeps_its_label_set_and_cuts_rows():
         five.replace(keep=np.ones(4, bool))
     with pytest.raises(ValueError, match=r"N = 5 rows, got \(2, 3, 4, 4\)"):
         five.replace(features=x[:2])
+
+
+def test_a_megc2019_root_one_folder_too_high_names_the_folder_inside(shared_data):
+    """data.root given as the data folder that holds megc2019_htnet/ (one too high): the error names that folder
+    (was the missing CSV alone)."""
+    from icegan.data.features import read_megc2019_table
+    with pytest.raises(FileNotFoundError, match=rf"; it is in {shared_data / 'megc2019_htnet'}: give that folder"):
+        read_megc2019_table(shared_data)

@@ -201,6 +201,9 @@ def composite_from_sheets(annotations_dir: str | Path) -> dict:
            for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet), ("samm", SAMM_SHEET, read_samm_sheet))
            if (d / sheet).is_file()}
     if not out:
+        below = sorted({str(f.parent) for sheet in (CASME2_SHEET, SAMM_SHEET) for f in d.glob(f"*/{sheet}")})
+        if below:               # the data folder given, one above the sheets' own (annotations/)
+            raise SheetError(f"no coding sheet in {d}, but {below[0]} holds them: give --annotations-dir {below[0]}")
         alike = [note for sheet in (CASME2_SHEET, SAMM_SHEET) for note in sheet_lookalikes(d, sheet)]
         raise SheetError(f"no coding sheet in {d}: expected {CASME2_SHEET} (CASME II) and/or {SAMM_SHEET} (SAMM), as "
                          f"their owners distribute them; give the folder that holds them with --annotations-dir"

@@ -175,7 +175,10 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
     root = Path(root) if root is not None else default_root()
     csv = root / CSV_NAME
     if not csv.is_file():
-        raise FileNotFoundError(f"MEGC2019 feature table not found: {csv} (set data.root or ICEGAN_SHARED_DATA)")
+        inside = sorted(str(f.parent) for f in root.glob(f"*/{CSV_NAME}")) if root.is_dir() else []
+        hint = f"; it is in {inside[0]}: give that folder" if inside else ""    # data.root one folder too high
+        raise FileNotFoundError(f"MEGC2019 feature table not found: {csv} (set data.root or ICEGAN_SHARED_DATA)"
+                                f"{hint}")
     from icegan.data.feature_table import read_csv_cells, short_row_note    # that module imports this one
     raw = read_csv_cells(csv)                  # every cell a string; blank lines kept, so row i is line i + 2
     need = ["dataset", "sub", "filename_o", "label"]
