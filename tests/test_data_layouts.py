@@ -540,3 +540,14 @@ def test_run_folder_headers_and_the_files_an_output_may_not_replace(tmp_path):
     with pytest.raises(ValueError, match=rf"--plot {run} is a folder; give the path of a file to write \(e.g. "
                                          rf"{run / 'compare.png'}\)"):
         check_output_file(run, "--plot", "compare.png")
+
+
+def test_a_samm_root_of_unpadded_subject_folders_names_the_renames(tmp_path, shared_data):
+    """A SAMM root whose subject folders lack the zero padding (6/, 7/ for 006/, 007/): the error says to rename them
+    (was only 'it holds 6/, 7/')."""
+    for name in ("6/006_1_2", "7", "notes"):
+        (tmp_path / "SAMM" / name).mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError, match=r"it holds 6/, 7/, notes/; subject folders are named with a "
+                                                 r"zero-padded number: rename 6 to 006, 7 to 007$"):
+        SAMM(tmp_path, shared_data / "annotations" / "SAMM_Micro_FACS_Codes_v2.xlsx")
+    assert SAMM.padded_subject("006") is None and SAMM.padded_subject("notes") is None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
@@ -120,9 +121,27 @@ class SheetDataset:
                 return d
         looked = inner or root          # an official folder without subject folders: say what it holds instead
         held = sorted(p.name + ("/" if p.is_dir() else "") for p in looked.iterdir())
+        renames = {p.name: cls.padded_subject(p.name) for p in looked.iterdir() if p.is_dir()}
+        renames = {a: b for a, b in sorted(renames.items()) if b is not None}
+        fix = ("; subject folders are named with a zero-padded number: rename "
+               + ", ".join(f"{a} to {b}" for a, b in list(renames.items())[:6])
+               + (", ..." if len(renames) > 6 else "")) if renames else ""
         raise DatasetLayoutError(
             f"{looked}: no {cls.name} subject folders found (expected e.g. {cls.example_layout()}); it holds "
-            + (", ".join(held[:6]) + (", ..." if len(held) > 6 else "") if held else "nothing"))
+            + (", ".join(held[:6]) + (", ..." if len(held) > 6 else "") if held else "nothing") + fix)
+
+    @classmethod
+    def padded_subject(cls, name: str) -> Optional[str]:
+        """The subject folder name that ``name`` is but for the zero padding of its number (SAMM's ``6`` → ``006``,
+        CASME II's ``sub1`` → ``sub01``), or None (a name of no subject, or one that is a subject folder already)."""
+        m = re.fullmatch(r"([^\d]*)(\d+)", name)
+        if m is None or cls.looks_like_subject(name):
+            return None
+        for width in (2, 3, 4):
+            cand = f"{m.group(1)}{int(m.group(2)):0{width}d}"
+            if cls.looks_like_subject(cand):
+                return cand
+        return None
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:  # pragma: no cover - overridden
