@@ -223,3 +223,38 @@ def test_a_flow_run_resumed_with_other_training_settings_is_refused_naming_them(
     train(_flow_cfg(tmp_path, shared_data, "train.steps=2", "train.eval_every=5"), progress=False)
     assert "resumed" in capsys.readouterr().out
     assert yaml.safe_load(cfg_file.read_text())["train"]["steps"] == 2
+
+
+def test_icegan_gan_train_resumed_with_other_training_settings_is_refused_naming_them(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """icegan gan train resumed last.pt when only the shapes and the pairs matched: another train.seed, train.lr or
+    loss weight went on training the same GAN with the new ones, and config.yaml was rewritten to claim them. Now
+    such a resume is one line naming each key and both values (config.yaml left as it was); more epochs still resume."""
+    import torch
+
+    from icegan.cli import main
+    from icegan.gan import pairs as gan_pairs
+    rng = np.random.default_rng(0)
+    n = 8
+    pairs = gan_pairs.PairSet(rng.integers(0, 256, (n, 32, 32), dtype=np.uint8),
+                              rng.integers(0, 256, (n, 32, 32), dtype=np.uint8), np.arange(n) % 3,
+                              [f"casme2/sub0{i % 2 + 1}" for i in range(n)],
+                              [f"sub0{i % 2 + 1}/c{i}" for i in range(n)], np.zeros(n, dtype=int),
+                              np.ones(n, dtype=int))
+    monkeypatch.setattr(gan_pairs, "load_casme2_pairs", lambda *a, **k: pairs)
+    args = ["gan", "train", "name=t", f"out_dir={tmp_path}", "data.img_size=32", "data.apex_neighbors=0",
+            "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
+            "train.progress=false", "train.max_minutes=null", "train.sample_every=0"]
+    assert main(args + ["train.epochs=1"]) == 0
+    cfg_file = tmp_path / "t" / "config.yaml"
+    before = cfg_file.read_text()
+    capsys.readouterr()
+    assert main(args + ["train.epochs=2", "train.seed=5", "loss.lambda_adv=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icegan gan train: error: {tmp_path / 't' / 'checkpoints' / 'last.pt'} was trained with "
+                          "other settings than these (loss.lambda_adv: 0.1 there, 0.5 now, train.seed: 0 there, 5 "
+                          "now); resuming would train one GAN with both") and len(err.splitlines()) == 1, err
+    assert cfg_file.read_text() == before
+    assert main(args + ["train.epochs=2"]) == 0
+    last = torch.load(tmp_path / "t" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2

@@ -305,6 +305,34 @@ def _read_resume(ckpt: Path, label: str) -> object:
         raise GanCheckpointError(str(exc)) from None
 
 
+#: keys of ``icegan gan train``'s config that a resume may change: how long it trains and how often it saves and
+#: shows samples, where it runs (device, threads, precision) and where its data lie (the data section: the pairs
+#: themselves are checked by their SHA-256); any other key trains the same weights on, so a resume with another value
+#: is refused (:func:`check_resumable`)
+RESUME_MAY_CHANGE = ("name", "out_dir", "data.", "loss.vgg_weights", "train.epochs", "train.max_minutes",
+                     "train.device", "train.amp", "train.amp_dtype", "train.num_threads", "train.progress",
+                     "train.sample_every", "train.checkpoint_every", "train.resume")
+
+
+def _refuse_other_settings(ckpt: Path, payload: dict, cfg: GanConfig) -> None:
+    """Raise :class:`GanCheckpointError` when the config recorded in the checkpoint differs from ``cfg`` in a key
+    outside :data:`RESUME_MAY_CHANGE` (the model, loss and optimisation settings, the seed), naming the keys and both
+    values; a key the checkpoint lacks (added after it was written) counts as its default."""
+    from icegan.config import ABSENT, config_differences
+    saved = payload.get("config")
+    if not isinstance(saved, dict):             # a checkpoint written before it recorded its config
+        return
+    default = {k: b for k, _, b in config_differences({}, to_dict(GanConfig()))}
+    diff = [(k, a, b) for k, a, b in config_differences(saved, to_dict(cfg))
+            if not k.startswith(RESUME_MAY_CHANGE) and not (a is ABSENT and default.get(k, ABSENT) == b)
+            and b is not ABSENT]
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        raise GanCheckpointError(f"{ckpt} was trained with other settings than these ({shown}{more}); resuming would "
+                                 f"train one GAN with both: resume with its settings, or {GAN_TRAIN_ADVICE}")
+
+
 def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> object:
     """Before anything is written to ``out_dir``: raise :class:`GanCheckpointError` (a ValueError) when
     :func:`train_gan` would refuse to resume its ``checkpoints/last.pt`` (trained on other pairs or with other model
@@ -317,6 +345,7 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
                                      "train.resume=false, to train afresh)")
         _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels), GAN_TRAIN_ADVICE)
         _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
+        _refuse_other_settings(ckpt, payload, cfg)
         return payload
     return None
 
