@@ -32,16 +32,6 @@ import yaml
 IGNORED = {"name", "seed", "data.train_subject_fraction", "threads", "workers"}
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def training_subjects_per_fold(pred: pd.DataFrame, protocol: str, dataset, fraction: float, seed: int) -> float:
     """Mean number of training subjects per fold of a run whose predictions are ``pred`` (one row per tested clip)."""
     from icegan.data.features import subject_dataset
@@ -65,14 +55,14 @@ def read_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """
     if len(run_dirs) < 2:
         raise ValueError("give at least two finished runs")
-    from icegan.config import without_neutral_keys     # runs saved before a key existed group with newer ones
+    from icegan.config import dotted_items, without_neutral_keys    # older runs group with newer ones
     rows = []
     for d in run_dirs:
         d = Path(d)
         for f in ("config.yaml", "metrics.json", "predictions.csv"):
             if not (d / f).is_file():
                 raise FileNotFoundError(f"{d / f} not found (a finished icegan loso run folder is needed)")
-        cfg = _flat(without_neutral_keys(yaml.safe_load((d / "config.yaml").read_text()) or {}))
+        cfg = dotted_items(without_neutral_keys(yaml.safe_load((d / "config.yaml").read_text()) or {}))
         if cfg.get("max_folds", 0):
             raise ValueError(f"{d}: max_folds={cfg['max_folds']} is a partial run, not a learning-curve point")
         fraction = float(cfg.get("data.train_subject_fraction", 1.0))
