@@ -13,8 +13,8 @@ choice of hyper-parameters ("no model selection on the held-out subject").
 
 Candidates are ``icegan loso`` recipes (their outer runs are ordinary finished LOSO folders) and probability
 ensembles of them (inner and outer probabilities averaged with the ensemble's weights). Inner predictions are
-kept in one CSV per candidate run, inner-fold count and settings (``<cache>/<run folder>_k<k>_<settings digest>.csv``),
-appended after every group of outer folds, so an interrupted selection resumes where it stopped.
+kept in one CSV per candidate run, inner-fold count, settings and maps (``<cache>/<run folder>_k<k>_<digest>.csv``,
+:func:`inner_cache_digest`), appended after every group of outer folds, so an interrupted selection resumes where it stopped.
 
 Cost: every candidate recipe is trained ``inner_folds`` more times per outer fold (e.g. 68 × 4 = 272 models for
 the composite CDE; the grouped STSTNet engine trains them in groups as large as the outer run's).
@@ -38,7 +38,8 @@ import pandas as pd
 
 from flownet.io import write_whole
 
-__all__ = ["Candidate", "inner_folds", "inner_predictions", "recipe_digest", "select_nested", "SelectionError"]
+__all__ = ["Candidate", "inner_cache_digest", "inner_folds", "inner_predictions", "recipe_digest", "select_nested",
+           "SelectionError"]
 
 INNER_COLUMNS = ("outer", "inner", "row", "dataset", "subject", "clip", "y_true")
 
@@ -274,6 +275,18 @@ def recipe_digest(cfg) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def inner_cache_digest(cfg, feature_set) -> str:
+    """8 hex digits naming a recipe's inner-prediction cache: its settings (:func:`recipe_digest`) and the data it is
+    trained and scored on, ``feature_set``'s clips, labels and maps (:func:`icegan.protocol.data_digest`). Maps
+    exported again with the same clips and labels (other flow weights, a corrected crop) were otherwise read back from
+    a cache of the old ones (its clips and labels pass :func:`_cache_ok`)."""
+    import hashlib
+
+    from icegan.protocol import data_digest
+    data = data_digest(feature_set.samples, feature_set.features)
+    return hashlib.sha1(f"{recipe_digest(cfg)}|{data}".encode()).hexdigest()[:8]
+
+
 def _score(y_true: np.ndarray, probs: np.ndarray, criterion: str, n_classes: int) -> float:
     from icegan.metrics import compute_metrics
     return float(compute_metrics(y_true, probs.argmax(1), n_classes)[criterion])
@@ -381,7 +394,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             folds = f
         elif [x.subject for x in f] != [x.subject for x in folds]:
             raise SelectionError(f"recipe '{r.label}' has other outer folds than the first recipe")
-        inner[key] = inner_predictions(r.config, fs, f, k, cache / f"{Path(r.run_dir).name}_k{k}_{recipe_digest(r.config)}.csv",
+        inner[key] = inner_predictions(r.config, fs, f, k,
+                                       cache / f"{Path(r.run_dir).name}_k{k}_{inner_cache_digest(r.config, fs)}.csv",
                                        progress=progress, log=log).sort_values(["outer", "row"], kind="stable") \
             .reset_index(drop=True)
 

@@ -469,14 +469,15 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     tmp.rename(dst)
 
 
-def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path) -> list[Path]:
+def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path, feature_set) -> list[Path]:
     """Copy the nested-selection inner-fold predictions the source suite kept for run ``src`` (its ``inner/`` folder,
     :func:`icegan.selection.inner_predictions`) to ``inner_dir`` under the name of the copied run ``dst``, so that a
-    selection over the copy does not train them again. Only files of ``config``'s recipe digest (all settings but the
-    name) are copied; an existing file is never overwritten. Returns the files written.
+    selection over the copy does not train them again. Only files of ``config``'s recipe (all settings but the name)
+    on ``feature_set``'s maps are copied (:func:`icegan.selection.inner_cache_digest`); an existing file is never
+    overwritten. Returns the files written.
     """
-    from icegan.selection import recipe_digest
-    digest = recipe_digest(config)
+    from icegan.selection import inner_cache_digest
+    digest = inner_cache_digest(config, feature_set)
     written = []
     for f in sorted((src.parent / "inner").glob(f"{glob.escape(src.name)}_k*_{digest}.csv")):
         target = inner_dir / (dst.name + f.name[len(src.name):])
@@ -716,7 +717,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             copy_finished_run(sources[p.out], p.out, p.config)
             print(f"    reused: copied from {sources[p.out]}", file=log, flush=True)
             if isinstance(p.config, LosoConfig) and suite.selection.inner_folds:
-                for f in copy_inner_predictions(sources[p.out], p.out, p.config, out / "inner"):
+                for f in copy_inner_predictions(sources[p.out], p.out, p.config, out / "inner", checked[p.out][0]):
                     print(f"    reused: inner-fold predictions {f.name}", file=log, flush=True)
         was_finished = (p.out / "metrics.json").is_file()
         if p.config is not None:

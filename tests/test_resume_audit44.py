@@ -258,3 +258,39 @@ def test_icegan_gan_train_resumed_with_other_training_settings_is_refused_naming
     assert main(args + ["train.epochs=2"]) == 0
     last = torch.load(tmp_path / "t" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
     assert last["epoch"] == 2
+
+
+def test_inner_predictions_of_other_maps_are_not_read_back(tmp_path):
+    """A nested selection keeps its inner-fold predictions in <cache>/<run>_k<k>_<digest>.csv, the digest of the
+    recipe's settings only, and checks their clips and labels. Maps exported again (other flow weights; the same clips
+    and labels, features.csv at the same path) and the runs made again, as the refusal of the old run folders says:
+    the inner predictions of the old maps were read back and the selection scored its candidates on them. Now the
+    digest also covers the maps (icegan.protocol.data_digest): the same selection as with a fresh cache."""
+    import pandas as pd
+    from _feature_tables import write_feature_table
+    from icegan.commands.loso import LosoConfig, load_feature_set, run
+    from icegan.config import load_config
+    from icegan.data.toy_features import make_toy_features
+    from icegan.selection import Candidate, select_nested
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    table = write_feature_table(tmp_path / "f", toy)
+
+    def candidates(runs):
+        cands = []
+        for label, model in (("floor", "logreg"), ("forest", "random_forest")):
+            cfg = load_config(LosoConfig, None, ["data.source=table", f"data.table={table}", "workers=1", "threads=1",
+                                                 f"model.name={model}", "model.forest_trees=5", f"name={label}",
+                                                 "max_folds=3"])
+            run(cfg, runs / label, progress=False, feature_set=load_feature_set(cfg.data))
+            cands.append(Candidate(label, runs / label, config=cfg))
+        return cands
+    select_nested(candidates(tmp_path / "old"), {}, tmp_path / "s_old", k=3, cache_dir=tmp_path / "inner",
+                  progress=False)
+    toy.features.copy_(toy.features.flip(-1))                  # the maps exported again: other motion, same clips
+    write_feature_table(tmp_path / "f", toy)
+    again = candidates(tmp_path / "new")
+    got = select_nested(again, {}, tmp_path / "s", k=3, cache_dir=tmp_path / "inner", progress=False)
+    fresh = select_nested(again, {}, tmp_path / "s_fresh", k=3, cache_dir=tmp_path / "inner_fresh", progress=False)
+    assert got == fresh
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "s" / "selection.csv"),
+                                  pd.read_csv(tmp_path / "s_fresh" / "selection.csv"))
