@@ -375,7 +375,7 @@ def check_intervals(t, crop: bool = False) -> None:
             raise ValueError(f"train.{key} must be >= {least}, got {getattr(t, key)}")
 
 
-#: keys of a flow run's config that a resume may change (supervised and self-supervised): how long it trains, how
+#: keys of a flow run's config that a resume may change (supervised, self-supervised, DecFlow): how long it trains, how
 #: often it logs, evaluates and saves, where it runs and finds its data; any other key trains the same weights on
 #: (the loss, the optimiser, the data, the seeds), so a resume with another value is refused
 #: (:func:`refuse_other_settings`)
@@ -399,7 +399,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def refuse_other_settings(cfg) -> None:
     """Before a flow run resumes its ``last.pt`` (supervised :func:`train`, self-supervised
-    :func:`flownet.selfsup.train_selfsup`) and :func:`start_run` rewrites its ``config.yaml``: raise ValueError when
+    :func:`flownet.selfsup.train_selfsup`, :func:`flownet.models.decflow.train_decflow`) and :func:`start_run` rewrites its ``config.yaml``: raise ValueError when
     that file (the settings the checkpoint was trained with) differs from ``cfg`` in a key outside
     :data:`RESUME_MAY_CHANGE`, naming the keys and both values; a resume then trained one model with two sets of
     settings, and the rewritten config.yaml claimed the second for all of it. A key missing from the file (added to

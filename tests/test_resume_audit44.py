@@ -294,3 +294,25 @@ def test_inner_predictions_of_other_maps_are_not_read_back(tmp_path):
     assert got == fresh
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "s" / "selection.csv"),
                                   pd.read_csv(tmp_path / "s_fresh" / "selection.csv"))
+
+
+def test_a_decflow_run_resumed_with_another_seed_is_refused(tmp_path, shared_data):
+    """The same for icegan flow train --mode decflow: another train.seed resumed the run's last.pt with it."""
+    import re
+
+    import torch
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection, train_decflow
+    from flownet.train import FlowDataConfig
+
+    def cfg(steps, seed=0):
+        return DecFlowTrainConfig(name="d", out_dir=str(tmp_path), model=DecFlowConfig(**TINY_SRFLOWNET),
+                                  data=FlowDataConfig(root=str(shared_data), size=64, n_train=2, n_test=1),
+                                  train=DecFlowTrainSection(init_weights=None, batch_size=2, crop=0, steps=steps,
+                                                            iters=1, log_every=100, ckpt_every=100, seed=seed))
+    train_decflow(cfg(1), progress=False)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'd' / 'last.pt'))} was trained with other "
+                                         r"settings than these \(.*config.yaml: train.seed: 0 there, 4 now\)"):
+        train_decflow(cfg(2, seed=4), progress=False)
+    train_decflow(cfg(2), progress=False)                                               # more steps resume
+    assert torch.load(tmp_path / "d" / "last.pt", weights_only=True)["step"] == 2

@@ -462,7 +462,7 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     from ..devices import host_values
     from ..losses import NO_VALID_PIXEL
     from ..registry import load_srflownet
-    from ..train import check_intervals, collate, start_run
+    from ..train import check_intervals, collate, refuse_other_settings, start_run
 
     t = cfg.train
     if t.batch_size < 1 or t.iters < 1:
@@ -489,6 +489,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
                                     f"path, or 'shipped'), or null to train DecFlow from scratch") from None
         except ValueError as exc:
             raise ValueError(f"train.init_weights={t.init_weights}: {exc}") from None
+    if resume:
+        refuse_other_settings(cfg)
     device, run = start_run(cfg)
 
     common = dict(root=d.root, size=d.size, seed=d.seed, gray=d.gray, max_head=d.max_head,
