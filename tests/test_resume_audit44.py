@@ -316,3 +316,24 @@ def test_a_decflow_run_resumed_with_another_seed_is_refused(tmp_path, shared_dat
         train_decflow(cfg(2, seed=4), progress=False)
     train_decflow(cfg(2), progress=False)                                               # more steps resume
     assert torch.load(tmp_path / "d" / "last.pt", weights_only=True)["step"] == 2
+
+
+def test_a_selfsup_run_resumed_with_another_loss_setting_is_refused(tmp_path, shared_data):
+    """The same for icegan flow train --mode selfsup: another loss.alpha2 resumed the run with it."""
+    import re
+
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.selfsup import SelfSupConfig, train_selfsup
+    from icegan.config import load_config
+    tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_SRFLOWNET.items()]
+
+    def cfg(*extra):
+        return load_config(SelfSupConfig, "configs/flow_selfsup.yaml", [
+            f"out_dir={tmp_path}", "name=ss", f"data.root={shared_data}", "data.size=64", "data.crop=48",
+            "data.n_test=1", "data.n_occ_pairs=1", "train.teacher_steps=1", "train.student_steps=0",
+            "train.teacher_minutes=0", "train.eval_every=0", "train.ckpt_every=1", "train.log_every=1",
+            "train.batch_size=2", "train.iters=1", "train.teacher_iters=1", *tiny, *extra])
+    train_selfsup(cfg(), progress=False)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'ss' / 'last.pt'))} was trained with other "
+                                         r"settings than these \(.*config.yaml: loss.alpha2: 0.5 there, 0.05 now\)"):
+        train_selfsup(cfg("train.teacher_steps=2", "loss.alpha2=0.05"), progress=False)
