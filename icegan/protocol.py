@@ -717,7 +717,8 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     ``per_subject.png`` (:func:`per_subject_png`). ``folds_total`` > the run's folds: a ``max_folds`` run, said under
     the title of metrics.md, naming the key ``folds_key`` that did it (:func:`max_folds_key`). Used by :func:`run_loso`
     and ``icegan ensemble``. Returns the metrics.md text."""
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    # whole or not at all: a metrics.json marks a finished run (icegan suite --reuse copies it as one)
+    _write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     per_subject = per_subject_table(pred)
     per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval

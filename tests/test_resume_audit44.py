@@ -1,5 +1,6 @@
 """Resume audit: runs interrupted (Ctrl-C in a fold, a kill that cuts a file short, a damaged cache) and started
 again end as an uninterrupted run does, and a file that cannot be read is named with what to do."""
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -337,3 +338,32 @@ def test_a_selfsup_run_resumed_with_another_loss_setting_is_refused(tmp_path, sh
     with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'ss' / 'last.pt'))} was trained with other "
                                          r"settings than these \(.*config.yaml: loss.alpha2: 0.5 there, 0.05 now\)"):
         train_selfsup(cfg("train.teacher_steps=2", "loss.alpha2=0.05"), progress=False)
+
+
+def test_a_kill_while_writing_metrics_json_leaves_no_finished_looking_run(tmp_path, monkeypatch):
+    """metrics.json marks a finished run (icegan suite --reuse takes a folder holding it as one to copy). It was
+    written in place: a kill during that write left it cut short, and every icegan suite --reuse of that folder ended
+    in '--reuse: cannot read ... metrics.json (Expecting value ...)'. Now it is written whole or not at all: the run is
+    not taken as finished, and its rerun writes it."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    from icegan.suite import reusable_runs
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    cfg = {"name": "r", "model": {"name": "one_hot"}}
+    ref = run_loso(toy.samples, _one_hot_folds([]), tmp_path / "ref", config=cfg, progress=False)
+    real_write = Path.write_text
+
+    def killed_half_way(self, data, *a, **k):
+        if self.name.startswith("metrics.json"):
+            real_write(self, data[:len(data) // 2], *a, **k)
+            raise KeyboardInterrupt
+        return real_write(self, data, *a, **k)
+    monkeypatch.setattr(Path, "write_text", killed_half_way)
+    out = tmp_path / "runs" / "r"
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(toy.samples, _one_hot_folds([]), out, config=cfg, progress=False)
+    monkeypatch.setattr(Path, "write_text", real_write)
+    assert reusable_runs([tmp_path / "runs"]) == []
+    calls = []
+    assert run_loso(toy.samples, _one_hot_folds(calls), out, config=cfg, progress=False) == ref and calls == []
+    assert [r for r, _ in reusable_runs([tmp_path / "runs"])] == [out.resolve()]
