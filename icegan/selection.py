@@ -14,7 +14,8 @@ choice of hyper-parameters ("no model selection on the held-out subject").
 Candidates are ``icegan loso`` recipes (their outer runs are ordinary finished LOSO folders) and probability
 ensembles of them (inner and outer probabilities averaged with the ensemble's weights). Inner predictions are
 kept in one CSV per candidate run, inner-fold count, settings and maps (``<cache>/<run folder>_k<k>_<digest>.csv``,
-:func:`inner_cache_digest`), appended after every group of outer folds, so an interrupted selection resumes where it stopped.
+:func:`inner_cache_digest`), appended after every group of outer folds, so an interrupted selection resumes where it
+stopped.
 
 Cost: every candidate recipe is trained ``inner_folds`` more times per outer fold (e.g. 68 × 4 = 272 models for
 the composite CDE; the grouped STSTNet engine trains them in groups as large as the outer run's).
