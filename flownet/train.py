@@ -402,9 +402,9 @@ def refuse_other_settings(cfg) -> None:
     :func:`flownet.selfsup.train_selfsup`, :func:`flownet.models.decflow.train_decflow`) and :func:`start_run`
     rewrites its ``config.yaml``: raise ValueError when that file (the settings the checkpoint was trained with)
     differs from ``cfg`` in a key outside :data:`RESUME_MAY_CHANGE`, naming the keys and both values; a resume then
-    trained one model with two sets of settings, and the rewritten config.yaml claimed the second for all of it. A key missing from the file (added to
-    icegan after the run began) counts as its default; no file, or one that cannot be read, is passed over with a
-    warning (the checkpoint's own checks still apply)."""
+    trained one model with two sets of settings, and the rewritten config.yaml claimed the second for all of it. A
+    key missing from the file (added to icegan after the run began) counts as its default; no file, or one that
+    cannot be read, is passed over with a warning (the checkpoint's own checks still apply)."""
     import yaml
     path = Path(cfg.out_dir) / cfg.name / "config.yaml"
     if not path.is_file():
