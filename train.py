@@ -3,7 +3,9 @@
 
     python train.py                                  # built-in synthetic demo (configs/demo.yaml)
     python train.py --config configs/casme2.yaml     # real CASME II, SDE LOSO
-    python train.py --config configs/megc2019.yaml data.prepare.datasets[...]  # three-dataset CDE
+    python train.py --config configs/megc2019.yaml   # three-dataset CDE; datasets under $ICEGAN_DATA (default data/)
+    python train.py --config configs/megc2019.yaml data.prepare.datasets.1.root=/mnt/CASME2   # or one root (0 SMIC,
+                                                     # 1 CASME II, 2 SAMM)
 """
 import sys
 
