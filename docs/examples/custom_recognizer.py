@@ -5,11 +5,12 @@ Run it under the same honest composite LOSO as the built-in networks::
     icegan loso --config configs/features_ststnet.yaml --out runs/mynet \
         model.name=custom model.module=docs/examples/custom_recognizer.py:TwoLayerCNN
 
-Contract: the factory (a class or a function) returns a ``torch.nn.Module`` that maps (B, 3, S, S) flow features
-(u, v, optical strain, each in [0, 1]; S = ``model.input_size`` pixels) to (B, 3) class logits (negative,
-positive, surprise). It receives those of ``num_classes``, ``in_channels``, ``input_size`` and ``dropout`` that its
-signature names. Everything else (AdamW, the schedule, class weights, flips, shifts, mixup, seeds, test-time
-augmentation, inner-validation early stopping, resuming) is icegan's, as for STSTNet.
+Contract: the factory (a class or a function) returns a ``torch.nn.Module`` that maps (B, 3, S, S) flow features (u,
+v, optical strain, each in [0, 1]; S = ``model.input_size`` pixels) to (B, K) class logits: K = 3 for MEGC2019's
+classes (negative, positive, surprise), 5 under ``data.labels=casme2_5`` or ``samm_5``. It receives those of
+``num_classes`` (K), ``in_channels``, ``input_size`` and ``dropout`` that its signature names. Everything else
+(AdamW, the schedule, class weights, flips, shifts, mixup, seeds, test-time augmentation, inner-validation early
+stopping, resuming) is icegan's, as for STSTNet.
 """
 import torch
 from torch import nn
