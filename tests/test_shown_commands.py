@@ -1,8 +1,8 @@
-"""Every example command outside README.md stays runnable: the commands that the ``--help`` texts of every
-``icegan`` subcommand, ``train.py``'s docstring, the comments of ``configs/*.yaml`` and ``data/README.md`` show parse,
-and the configs and ``key=value`` overrides of those that train (``icegan loso`` / ``fit`` / ``features``,
-``train.py``) load. README.md's own commands are checked in ``tests/test_readme.py``; this is the same check for the
-texts a reader meets at the command line and in the files."""
+"""Every example command outside README.md stays runnable: the commands that the ``--help`` texts of every ``icegan``
+subcommand, ``train.py``'s docstring, the comments of ``configs/*.yaml``, ``data/README.md`` and the docstrings of
+``docs/examples/*.py`` show parse, and the configs and ``key=value`` overrides of those that train (``icegan loso``
+/ ``fit`` / ``features``, ``train.py``) load. README.md's own commands are checked in ``tests/test_readme.py``; this
+is the same check for the texts a reader meets at the command line and in the files."""
 from __future__ import annotations
 
 import argparse
@@ -63,6 +63,9 @@ def _shown() -> list[tuple[str, str]]:
                              if line.lstrip().startswith("#"))
         shown += [(f"configs/{config.name}", c) for c in _commands_in(comments)]
     shown += [("data/README.md", c) for c in _commands_in((ROOT / "data" / "README.md").read_text(encoding="utf-8"))]
+    for example in sorted((ROOT / "docs" / "examples").glob("*.py")):
+        doc = example.read_text(encoding="utf-8").split('"""')[1]
+        shown += [(f"docs/examples/{example.name}", c) for c in _commands_in(doc)]
     return shown
 
 
