@@ -314,7 +314,7 @@ class FeatureSet:
         samples = self.samples if samples is None else samples
         features = self.features if features is None else features
         if keep is not None:
-            mask = torch.as_tensor(np.asarray(keep))
+            mask = torch.as_tensor(np.array(keep, copy=True))      # a writable copy (a pandas mask is read-only)
             if mask.dtype != torch.bool or mask.shape != (len(samples),):
                 raise ValueError(f"keep must be {len(samples)} booleans (one per row), got {mask.dtype} "
                                  f"{tuple(mask.shape)}")
