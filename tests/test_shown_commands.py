@@ -6,6 +6,7 @@ is the same check for the texts a reader meets at the command line and in the fi
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shlex
 
@@ -63,16 +64,18 @@ def _shown() -> list[tuple[str, str]]:
                              if line.lstrip().startswith("#"))
         shown += [(f"configs/{config.name}", c) for c in _commands_in(comments)]
     shown += [("data/README.md", c) for c in _commands_in((ROOT / "data" / "README.md").read_text(encoding="utf-8"))]
-    for example in sorted((ROOT / "docs" / "examples").glob("*.py")):
-        doc = example.read_text(encoding="utf-8").split('"""')[1]
-        shown += [(f"docs/examples/{example.name}", c) for c in _commands_in(doc)]
+    modules = sorted((ROOT / "docs" / "examples").glob("*.py")) + sorted((ROOT / "icegan" / "commands").glob("*.py"))
+    for module in modules:
+        doc = ast.get_docstring(ast.parse(module.read_text(encoding="utf-8"))) or ""
+        shown += [(str(module.relative_to(ROOT)), c) for c in _commands_in(doc)]
     return shown
 
 
 def _argv(command: str) -> list[str] | None:
     """The ``icegan`` arguments of a shown command (``python train.py`` as ``icegan train``); None for a pattern
     with a placeholder to fill in (``<C's weights.pt>``) or a ``--help``."""
-    command = command.replace("[key=value ...]", "").replace("[", "").replace("]", "")
+    command = command.replace("[key=value ...]", "").replace("[", "").replace("]", "")   # optional parts: checked
+    command = re.sub(r"(\S+?)(?:\|\S+)+", r"\1", command)              # a|b|c: the first
     if "<" in command or "--help" in command or "..." in command:
         return None
     words = shlex.split(command)
