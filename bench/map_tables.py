@@ -1,8 +1,8 @@
 """Feature tables that set the released MEGC2019 maps beside the main job's own maps of the same clips.
 
 ``icegan features`` writes the main job's (u, v, optical strain) maps of your prepared clips as a feature table. This
-script writes two tables from it, both for ``icegan loso data.source=table`` (docs/benchmarks.md, "The released maps
-against the main job's maps"):
+script writes two tables from it, both for ``icegan loso data.source=table`` (docs/benchmarks.md, "The released MEGC2019
+maps against the main job's maps"):
 
 * ``--subset OUT.csv``: the released 28×28 TV-L1 maps of ``megc2019_htnet`` for exactly the clips of the exported
   table (same dataset / subject / clip keys, so runs on both tables pair clip by clip in ``icegan compare``);
