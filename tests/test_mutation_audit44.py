@@ -208,3 +208,17 @@ def test_gan_resume_check_takes_a_key_the_checkpoint_lacks_as_its_default(tmp_pa
     saved["loss"]["beta"] = cfg.loss.beta
     saved["loss"]["a_setting_icegan_dropped"] = 1         # a key the current config lacks: not a difference
     _refuse_other_settings(ckpt, {"config": saved}, cfg)
+
+
+def test_generate_class_option_takes_a_name_or_an_id_below_k_only():
+    """``icegan generate --class`` of a five-class generator: a name in any case and spacing or an id 0..4; 5 is
+    refused naming the classes (mutation: ``int(t) <= len(classes)`` let 5 through to the generator as a class it has
+    no condition for)."""
+    from icegan.commands.gan import _class_of
+    five = LABEL_SETS["samm_5"].classes
+    assert _class_of(" Anger ", five, "last.pt") == 0
+    assert _class_of("4", five, "last.pt") == 4
+    with pytest.raises(ValueError, match=r"unknown class '5' \(--class\): the generator of last.pt is conditioned on "
+                                         r"the classes anger, contempt, happiness, surprise, other: use one of them, "
+                                         r"0\.\.4 or 'all'"):
+        _class_of("5", five, "last.pt")
