@@ -10,3 +10,25 @@ def tiny_gan_config(img_size: int = 32) -> GanConfig:
     m = cfg.model
     m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
     return cfg
+
+
+def fake_casme2_pairs(n: int = 8, size: int = 32, seed: int = 0):
+    """A :class:`icegan.gan.pairs.PairSet` of ``n`` random (size, size) onset/apex faces of two CASME II subjects
+    (sub01, sub02, alternating), classes 0, 1, 2 in turn: what ``icegan gan train``'s loader is monkeypatched to
+    return in the command-line tests."""
+    import numpy as np
+
+    from icegan.gan.pairs import PairSet
+    rng = np.random.default_rng(seed)
+    return PairSet(rng.integers(0, 256, (n, size, size), dtype=np.uint8),
+                   rng.integers(0, 256, (n, size, size), dtype=np.uint8), np.arange(n) % 3,
+                   [f"casme2/sub0{i % 2 + 1}" for i in range(n)], [f"sub0{i % 2 + 1}/c{i}" for i in range(n)],
+                   np.zeros(n, dtype=int), np.ones(n, dtype=int))
+
+
+def tiny_gan_train_args(out_dir) -> list[str]:
+    """``icegan gan train`` arguments of a run named t under ``out_dir`` with the tests' tiny models, 32 px faces,
+    batches of 4, no progress bar, no time budget and no sample grids (add ``train.epochs=N``)."""
+    return ["gan", "train", "name=t", f"out_dir={out_dir}", "data.img_size=32", "data.apex_neighbors=0",
+            "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
+            "train.progress=false", "train.max_minutes=null", "train.sample_every=0"]

@@ -475,16 +475,11 @@ def test_gan_train_with_every_subject_held_out_names_the_setting(tmp_path, monke
     """`icegan gan train` whose data.holdout_subjects (--fold) takes every subject with pairs says so, naming the
     subjects and the settings, before any run folder (was 'training ICE-GAN on 0 pairs', then 'train_gan: no
     training pairs')."""
-    import numpy as np
+    from _gan_sizes import fake_casme2_pairs
 
     from icegan.cli import main
     from icegan.gan import pairs as gan_pairs
-    rng = np.random.default_rng(0)
-    n = 4
-    pairs = gan_pairs.PairSet(rng.integers(0, 256, (n, 32, 32), dtype=np.uint8),
-                              rng.integers(0, 256, (n, 32, 32), dtype=np.uint8), np.arange(n) % 3,
-                              [f"casme2/sub0{i % 2 + 1}" for i in range(n)], [f"sub0{i % 2 + 1}/c{i}" for i in range(n)],
-                              np.zeros(n, dtype=int), np.ones(n, dtype=int))
+    pairs = fake_casme2_pairs(4)
     monkeypatch.setattr(gan_pairs, "load_casme2_pairs", lambda *a, **k: pairs)
     assert main(["gan", "train", "name=t", f"out_dir={tmp_path}", "data.img_size=32", "data.apex_neighbors=0",
                  "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8",

@@ -194,16 +194,10 @@ def test_gan_train_resume_reads_last_pt_once_and_continues_it(tmp_path, monkeypa
     from icegan.cli import main
     from icegan.gan import pairs as gan_pairs
     from icegan.gan.trainer import load_checkpoint
-    rng = np.random.default_rng(0)
-    n = 8
-    pairs = gan_pairs.PairSet(rng.integers(0, 256, (n, 32, 32), dtype=np.uint8),
-                              rng.integers(0, 256, (n, 32, 32), dtype=np.uint8), np.arange(n) % 3,
-                              [f"casme2/sub0{i % 2 + 1}" for i in range(n)], [f"sub0{i % 2 + 1}/c{i}" for i in range(n)],
-                              np.zeros(n, dtype=int), np.ones(n, dtype=int))
+    from _gan_sizes import fake_casme2_pairs, tiny_gan_train_args
+    pairs = fake_casme2_pairs(8)
     monkeypatch.setattr(gan_pairs, "load_casme2_pairs", lambda *a, **k: pairs)
-    args = ["gan", "train", "name=t", f"out_dir={tmp_path}", "data.img_size=32", "data.apex_neighbors=0",
-            "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
-            "train.progress=false", "train.max_minutes=null", "train.sample_every=0"]
+    args = tiny_gan_train_args(tmp_path)
     assert main(args + ["train.epochs=1"]) == 0
     last = tmp_path / "t" / "checkpoints" / "last.pt"
     first = load_checkpoint(last)[3]["history"]
