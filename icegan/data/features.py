@@ -314,7 +314,9 @@ class FeatureSet:
         samples = self.samples if samples is None else samples
         features = self.features if features is None else features
         if keep is not None:
-            mask = torch.as_tensor(np.array(keep, copy=True))      # a writable copy (a pandas mask is read-only)
+            # a writable copy: a pandas mask is read-only, and a tensor is cloned rather than read through NumPy
+            mask = keep.detach().cpu().clone() if isinstance(keep, torch.Tensor) else \
+                torch.from_numpy(np.array(keep, copy=True))
             if mask.dtype != torch.bool or mask.shape != (len(samples),):
                 raise ValueError(f"keep must be {len(samples)} booleans (one per row), got {mask.dtype} "
                                  f"{tuple(mask.shape)}")
