@@ -348,22 +348,19 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True, action_units=None):
         ``group_map`` (:class:`icegan.executors.ProcessGroupMap` when ``workers`` > 1 applies, else None).
 
     Raises:
-        SystemExit: ``device`` names a device this machine does not have (:func:`flownet.devices.resolve_device`).
+        SystemExit: ``device`` names a device this machine does not have, or workers > 1 on a GPU
+            (:func:`check_device`).
     """
-    from flownet.devices import resolve_device
     from icegan.allocator import retain_freed_memory
 
     retain_freed_memory()       # no page faults from the grouped networks' per-step temporaries
     if cfg.threads > 0:
         from icegan.environment import limit_threads
         limit_threads(cfg.threads)          # torch and NumPy/SciPy's BLAS (scikit-learn's logistic regression)
-    try:
-        dev = resolve_device(cfg.device)
+    try:                        # as check_run does before any run folder, for callers of run() that skip it
+        check_device(cfg)
     except ValueError as exc:
         raise SystemExit(f"config {exc}") from None
-    if cfg.workers != 1 and dev.type != "cpu" and cfg.model.name not in SKLEARN_MODELS:
-        # device=auto is known only now: on a machine without a GPU it is the CPU, and the processes may run
-        raise SystemExit(f"config {_workers_need_cpu(cfg.workers, f'{cfg.device} ({dev})')}")
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].tolist()
     syn = load_synthetic_set(cfg.data, fs, progress=progress)
@@ -452,7 +449,8 @@ def check_run(cfg: "LosoConfig", fs):
 
 def check_device(cfg: "LosoConfig") -> None:
     """The run's ``device`` is one this machine has, and ``workers`` > 1 (fold groups in CPU processes) is not
-    asked of a GPU run: checked by :func:`check_run` before a run folder exists (and by :func:`fold_runner` again).
+    asked of a GPU run (``device=auto`` is known only now: on a machine without a GPU it is the CPU, and the
+    processes may run): checked by :func:`check_run` before a run folder exists, and by :func:`fold_runner`.
 
     Raises:
         ValueError: naming ``device`` (and ``workers``) and what to set.
