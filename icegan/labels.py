@@ -38,12 +38,15 @@ class LabelSet:
             (any case; an emotion that is no class: none) (:func:`manifest_labels`).
         datasets: the datasets whose clips can carry these classes; empty = any dataset.
         title: one line for help texts and reports.
+        config: the shipped main-job config of the set (``configs/<...>.yaml``: the main job and ``icegan features``
+            on every clip of its classes), named in error messages; empty for MEGC2019's (every config's default).
     """
     name: str
     classes: tuple[str, ...]
     column: str
     datasets: tuple[str, ...]
     title: str
+    config: str = ""
 
     @property
     def n_classes(self) -> int:
@@ -62,9 +65,11 @@ LABEL_SETS: dict[str, LabelSet] = {
     "megc2019": LabelSet("megc2019", ("negative", "positive", "surprise"), "class3", (),
                          "MEGC2019 3 classes (negative, positive, surprise)"),
     "casme2_5": LabelSet("casme2_5", ("happiness", "disgust", "repression", "surprise", "others"), "class5",
-                         ("casme2",), "CASME II 5 classes (happiness, disgust, repression, surprise, others)"),
+                         ("casme2",), "CASME II 5 classes (happiness, disgust, repression, surprise, others)",
+                         "configs/casme2_5class.yaml"),
     "samm_5": LabelSet("samm_5", ("anger", "contempt", "happiness", "surprise", "other"), "emotion",
-                       ("samm",), "SAMM 5 classes (anger, contempt, happiness, surprise, other)"),
+                       ("samm",), "SAMM 5 classes (anger, contempt, happiness, surprise, other)",
+                       "configs/samm_5class.yaml"),
 }
 
 #: the label sets that existed before an ICE-GAN checkpoint recorded its class names (``model.classes``): a

@@ -61,9 +61,6 @@ __all__ = ["MainConfig", "DataSection", "GanSection", "FlowSection", "Recognizer
 #: the embedded default: ``python train.py`` with no arguments runs this
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
-#: the shipped main-job config of each label set other than MEGC2019's, named in error messages
-_LABEL_SET_CONFIGS = {"casme2_5": "configs/casme2_5class.yaml", "samm_5": "configs/samm_5class.yaml"}
-
 
 @dataclass
 class DataSection:
@@ -112,9 +109,8 @@ class DataSection:
                 if spec.composite_only:
                     raise ValueError(f"data.labels={self.labels} needs composite_only: false for the dataset "
                                      f"{spec.name!r} in data.prepare.datasets: the MEGC2019 composite leaves out its "
-                                     f"clips of other classes (CASME II's 'others', SAMM's 'other'); "
-                                     f"{_LABEL_SET_CONFIGS.get(self.labels, 'configs/casme2_5class.yaml')} has the "
-                                     f"setting")
+                                     f"clips of other classes (CASME II's 'others', SAMM's 'other'); {ls.config} "
+                                     f"has the setting")
         if self.max_folds < 0:
             raise ValueError(f"data.max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.protocol == "HDE":

@@ -148,15 +148,11 @@ class FeatureDataConfig:
         if not 1 <= self.roi_patch <= 28:
             raise ValueError(f"data.roi_patch must be in 1..28 flow-map pixels, got {self.roi_patch}")
         if self.labels != "megc2019" and self.source != "table":
+            from icegan.labels import get_label_set
             raise ValueError(f"data.labels={self.labels} needs data.source=table: the {self.source!r} clips carry "
                              f"MEGC2019 classes only (write a table of the maps with `icegan features --config "
-                             f"{_FEATURES_CONFIGS.get(self.labels, 'configs/casme2_5class.yaml')}`, or with a "
-                             f"main-job config of data.labels={self.labels} that prepares every sheet clip, "
-                             "composite_only: false)")
-
-
-#: the main-job config whose ``icegan features`` table holds the clips of each label set other than MEGC2019's
-_FEATURES_CONFIGS = {"casme2_5": "configs/casme2_5class.yaml", "samm_5": "configs/samm_5class.yaml"}
+                             f"{get_label_set(self.labels).config}`, or with a main-job config of data.labels="
+                             f"{self.labels} that prepares every sheet clip, composite_only: false)")
 
 
 @dataclass
