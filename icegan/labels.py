@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 __all__ = ["LabelSet", "LABEL_SETS", "DEFAULT_LABELS", "UNNAMED_GENERATOR_SETS", "get_label_set", "score_columns",
-           "label_set_of_columns", "label_set_of_classes", "label_set_of_size", "manifest_labels"]
+           "label_set_of_columns", "label_set_of_classes", "label_set_of_size", "emotion_class_counts",
+           "manifest_labels"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,21 @@ def label_set_of_size(k: int) -> LabelSet:
         raise ValueError(f"no label set of a generator without class names has {k} classes; known: "
                          + "; ".join(f"{n}: {LABEL_SETS[n].n_classes}" for n in UNNAMED_GENERATOR_SETS))
     return fits[0]
+
+
+def emotion_class_counts(emotions: Iterable[str], dataset: str) -> dict[str, dict]:
+    """How the sheet emotions ``emotions`` of ``dataset``'s clips fall into each label set of that dataset's classes
+    (``casme2_5`` for ``casme2``, ``samm_5`` for ``samm``; none for a dataset without one), a clip's class being its
+    emotion (any case and spacing), as :func:`manifest_labels` reads it.
+
+    Returns:
+        ``{set name: {"classes": {class: n} in id order, "no_class": {emotion: n} sorted by emotion}}``.
+    """
+    from collections import Counter
+    counts = Counter(str(e).strip().lower() for e in emotions)
+    return {name: {"classes": {c: counts.get(c, 0) for c in ls.classes},
+                   "no_class": {e: n for e, n in sorted(counts.items()) if e not in ls.classes}}
+            for name, ls in LABEL_SETS.items() if dataset in ls.datasets}
 
 
 def manifest_labels(manifest, label_set: LabelSet):

@@ -357,10 +357,9 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
                        and r.subject not in missing_subjects)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
-    from icegan.labels import LABEL_SETS
-    emotions = Counter(str(r.emotion).strip().lower() for r in usable)
-    by_label_set = {name: {c: emotions.get(c, 0) for c in ls.classes} for name, ls in LABEL_SETS.items()
-                    if dataset in ls.datasets}
+    from icegan.labels import emotion_class_counts
+    by_label_set = {name: s["classes"]
+                    for name, s in emotion_class_counts((r.emotion for r in usable), dataset).items()}
     return CheckReport(
         dataset=dataset, root=str(ds.root), sheet=str(ds.sheet_path) if ds.sheet_path else None,
         scope=ds.check_scope(composite_only),

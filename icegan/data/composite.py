@@ -154,12 +154,9 @@ def sde_summary(rows: list[SheetRow]) -> dict:
         oc = Counter(r.objective_class for r in rows if r.objective_class is not None)
         out = {"objective_class": {str(k): oc[k] for k in sorted(oc)},
                "emotion": dict(sorted(Counter(r.emotion for r in rows).items()))}
-    from icegan.labels import LABEL_SETS
-    emotions = Counter(r.emotion.strip().lower() for r in rows)
-    sets = {name: {"classes": {c: emotions.get(c, 0) for c in ls.classes},
-                   "clips": sum(emotions.get(c, 0) for c in ls.classes),
-                   "no_class": {e: n for e, n in sorted(emotions.items()) if e not in ls.classes}}
-            for name, ls in LABEL_SETS.items() if rows[0].dataset in ls.datasets}
+    from icegan.labels import emotion_class_counts
+    sets = {name: {"classes": s["classes"], "clips": sum(s["classes"].values()), "no_class": s["no_class"]}
+            for name, s in emotion_class_counts((r.emotion for r in rows), rows[0].dataset).items()}
     if sets:
         out["label_sets"] = sets
     return out
