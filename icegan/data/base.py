@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..paths import default_data_root, shared_data_root
 from .composite import composite_class, composite_emotion, unknown_emotion
-from .records import ClipRecord, list_frames
+from .records import ClipRecord, list_frames, subject_number
 from .sheets import SheetRow, read_sheet
 
 log = logging.getLogger("icegan.data")
@@ -134,11 +133,11 @@ class SheetDataset:
     def padded_subject(cls, name: str) -> Optional[str]:
         """The subject folder name that ``name`` is but for the zero padding of its number (SAMM's ``6`` → ``006``,
         CASME II's ``sub1`` → ``sub01``), or None (a name of no subject, or one that is a subject folder already)."""
-        m = re.fullmatch(r"([^\d]*)(\d+)", name)
-        if m is None or cls.looks_like_subject(name):
+        parts = subject_number(name)
+        if parts is None or cls.looks_like_subject(name):
             return None
         for width in (2, 3, 4):
-            cand = f"{m.group(1)}{int(m.group(2)):0{width}d}"
+            cand = f"{parts[0]}{parts[1]:0{width}d}"
             if cls.looks_like_subject(cand):
                 return cand
         return None

@@ -10,14 +10,13 @@ ever dropped silently and no clip can stop the check mid-way.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .records import CLASS3_NAMES, ONE_SIZE, ClipRecord, duplicate_frame, ranges_text
+from .records import CLASS3_NAMES, ONE_SIZE, ClipRecord, duplicate_frame, ranges_text, subject_number
 
 log = logging.getLogger("icegan.data")
 
@@ -259,8 +258,8 @@ def padding_mismatches(folders: list[str], missing: list[str]) -> dict[str, str]
         folder → sheet name, in ``folders``' order; a folder with no such subject, or with two, is left out.
     """
     def key(name: str):
-        m = re.fullmatch(r"([^\d]*)(\d+)", name)
-        return (m.group(1).lower(), int(m.group(2))) if m else None
+        parts = subject_number(name)
+        return (parts[0].lower(), parts[1]) if parts else None
     by_key: dict = {}
     for s in missing:
         if key(s) is not None:
