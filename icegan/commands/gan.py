@@ -156,14 +156,12 @@ def _generate(args: argparse.Namespace) -> int:
     from icegan.gan.pairs import load_face_images, to_tensor
     from icegan.gan.synthesis import synthesize, to_uint8
     from icegan.gan.trainer import load_checkpoint
-    from icegan.labels import label_set_of_size
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
         raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
     g, _, gcfg, _ = load_checkpoint(args.checkpoint, _device(args.device))
-    # the classes the generator is conditioned on: named in its config (model.classes), else by their number
-    names_k = tuple(gcfg.model.classes) or label_set_of_size(g.n_classes).classes
+    names_k = gcfg.model.class_names()          # the classes the generator is conditioned on
     classes = list(range(g.n_classes)) if args.cls == "all" else [_class_of(args.cls, names_k, args.checkpoint)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
     faces, names = load_face_images(onset_arg, g.img_size)

@@ -419,9 +419,9 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     g, d, cfg, _ = load_checkpoint(checkpoint, device)
     ckpt = Path(checkpoint)
     if g.n_classes != len(CLASS_NAMES):       # its controllability recognizers and reports are MEGC2019's
-        from icegan.labels import label_set_of_classes, label_set_of_size
+        from icegan.labels import label_set_of_classes
         try:                                   # named in the checkpoint (model.classes), else an older one's by size
-            ls = label_set_of_classes(cfg.model.classes) if cfg.model.classes else label_set_of_size(g.n_classes)
+            ls = label_set_of_classes(cfg.model.class_names())
             which = f" ({', '.join(ls.classes)}: data.labels={ls.name})"
         except ValueError:
             which = f" ({', '.join(cfg.model.classes)})" if cfg.model.classes else ""

@@ -124,6 +124,17 @@ class GanModelConfig:
             raise ValueError(f"model.classes names {len(self.classes)} classes ({', '.join(self.classes)}) but "
                              f"model.n_classes is {self.n_classes}; give one name per class, or none")
 
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the classes the generator is conditioned on, in id order: ``classes`` when the config names
+        them, else those of the label set of ``n_classes`` classes of a checkpoint written before the names were
+        kept (:func:`icegan.labels.label_set_of_size`).
+
+        Raises:
+            ValueError: unnamed, and no such label set has ``n_classes`` classes.
+        """
+        from icegan.labels import label_set_of_size
+        return tuple(self.classes) or label_set_of_size(self.n_classes).classes
+
 
 @dataclass
 class GanLossConfig:
