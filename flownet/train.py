@@ -522,7 +522,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         if "real_pair_subjects" not in ck and t.init_weights:      # its init weights' record, as at the start
             seen_by_init = list(load_init_weights(probe, init_weights_file(t.init_weights, t.backbone), t.backbone)
                                 .get("real_pair_subjects") or [])
-    if resume:
         refuse_other_settings(cfg)
     device, run = start_run(cfg)
 
