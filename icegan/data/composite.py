@@ -139,12 +139,14 @@ def composite_summary(rows: list[SheetRow]) -> dict:
 
 def sde_summary(rows: list[SheetRow]) -> dict:
     """Single-dataset label counts over every sheet row: CASME II ``{"class5": {label: n},
-    "excluded_emotions": {...}}``; SAMM ``{"objective_class": {1..7: n}, "emotion": {...}}``; both also
-    ``"label_sets"``: for each label set of the dataset's classes (:mod:`icegan.labels`: ``casme2_5``, ``samm_5``),
-    ``{"classes": {class: n} in id order, "clips": n with a class, "no_class": {emotion: n}}``, a clip's class being
-    its sheet emotion (any case), as ``data.labels`` reads it (:func:`icegan.labels.manifest_labels`)."""
+    "excluded_emotions": {...}}``; SAMM ``{"objective_class": {1..7: n}, "emotion": {...}}``; every dataset (and no
+    rows) also ``"label_sets"``: for each label set of the dataset's classes (:mod:`icegan.labels`: ``casme2_5``,
+    ``samm_5``), ``{"classes": {class: n} in id order, "clips": n with a class, "no_class": {emotion: n}}``, a clip's
+    class being its sheet emotion (any case), as ``data.labels`` reads it (:func:`icegan.labels.manifest_labels`).
+    SMIC's ``label_sets`` is ``{}``: its clips are labelled negative / positive / surprise, the MEGC2019 classes
+    themselves (counted by :func:`composite_summary`), and no single-dataset label set is of SMIC clips."""
     if not rows:
-        return {}
+        return {"label_sets": {}}
     out: dict = {}
     if rows[0].dataset == "casme2":
         c5 = Counter(r.emotion.lower() for r in rows if casme2_class5(r.emotion) is not None)
@@ -157,8 +159,7 @@ def sde_summary(rows: list[SheetRow]) -> dict:
     from icegan.labels import emotion_class_counts
     sets = {name: {"classes": s["classes"], "clips": sum(s["classes"].values()), "no_class": s["no_class"]}
             for name, s in emotion_class_counts((r.emotion for r in rows), rows[0].dataset).items()}
-    if sets:
-        out["label_sets"] = sets
+    out["label_sets"] = sets             # {} where no label set is of this dataset's clips (SMIC): one schema
     return out
 
 
