@@ -31,7 +31,8 @@ def write_samm_table(folder: Path, subjects: int = 3, per_class: int = 1, seed: 
 
 def test_predict_scores_new_clips_of_any_dataset_with_a_samm_5_model(tmp_path):
     """A samm_5 model scores the maps of your own recordings (a clip list's clips, dataset 'clips', no label), as
-    icegan predict's help says; a labelled row of another dataset is still refused."""
+    icegan predict's help says, and labelled rows of another dataset whose labels name its classes (a cross-dataset
+    test); a labelled row of another dataset whose label is no class of the model is refused."""
     from icegan.commands.loso import LosoConfig
     from icegan.commands.predict import fit, predict_table
     from icegan.config import load_config
@@ -43,12 +44,18 @@ def test_predict_scores_new_clips_of_any_dataset_with_a_samm_5_model(tmp_path):
     p, _, _ = predict_table([tmp_path / "m.pt"], new)
     assert len(p) == 5 and p["y_true"].isna().all() and set(p["predicted"]) <= set(SAMM5)
     labelled = write_samm_table(tmp_path / "lab", subjects=1, dataset="casme2", seed=4)
+    p, _, _ = predict_table([tmp_path / "m.pt"], labelled)       # SAMM's class names on CASME II rows: scored
+    assert p["dataset"].eq("casme2").all() and p["y_true"].tolist() == [0, 1, 2, 3, 4]
+    table = pd.read_csv(labelled)
+    table.loc[1, "label"] = "disgust"                           # a CASME II class, none of samm_5's
+    table.to_csv(labelled, index=False)
     with pytest.raises(ValueError) as err:
         predict_table([tmp_path / "m.pt"], labelled)
     # icegan predict has no data.datasets: the message says what it can do
-    assert "a casme2 clip, but data.labels=samm_5" in str(err.value) and "data.datasets" not in str(err.value)
-    assert ("empty its label cell to have it scored, or score it with a model of its dataset's label set "
-            "(data.labels=casme2_5)") in str(err.value)
+    assert "line 3 (clip '006_1'): a casme2 clip labelled 'disgust'" in str(err.value)
+    assert str(list(SAMM5)) in str(err.value) and "data.datasets" not in str(err.value)
+    assert ("empty its label cell to have it scored without a label, or score it with a model of its dataset's "
+            "label set (data.labels=casme2_5)") in str(err.value)
 
 
 def _table(folder: Path, rows: list[tuple[str, str]]) -> Path:

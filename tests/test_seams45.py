@@ -4,6 +4,11 @@ model (a cross-dataset test), and ``sde_summary`` gives SMIC the ``label_sets`` 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
 
 
 from icegan.data.composite import sde_summary
@@ -34,3 +39,93 @@ def test_smic_sheet_sde_summary_has_label_sets(shared_data):
     rows = read_smic_sheet(shared_data / "annotations" / "SMIC-HS-E_annotation.xlsx")
     assert rows and {r.emotion.lower() for r in rows} <= {"negative", "positive", "surprise"}
     assert json.loads(json.dumps(sde_summary(rows))) == {"label_sets": {}}
+
+
+# --- 2. icegan predict: a cross-dataset test with a one-dataset model ------------------------------------------------
+
+SAMM5 = ("anger", "contempt", "happiness", "surprise", "other")
+
+
+def _table(folder: Path, rows: list[tuple[str, str, int]], seed: int = 0) -> Path:
+    """A feature table of (dataset, label, class signal k) rows (28 px maps), a subject per 5 rows; u + 0.1 k."""
+    rng = np.random.default_rng(seed)
+    (folder / "maps").mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, (ds, label, k) in enumerate(rows):
+        a = (rng.random((3, 28, 28)) * 0.5).astype(np.float32)
+        a[0] += 0.1 * k
+        np.save(folder / "maps" / f"{i}.npy", a)
+        out.append({"dataset": ds, "subject": f"s{i // 5}", "clip": f"c{i}", "label": label,
+                    "path": f"maps/{i}.npy"})
+    pd.DataFrame(out).to_csv(folder / "t.csv", index=False)
+    return folder / "t.csv"
+
+
+@pytest.fixture(scope="module")
+def samm_model(tmp_path_factory):
+    """A logistic regression fitted with data.labels=samm_5 on SAMM rows of the five classes (3 subjects)."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.commands.predict import fit
+    from icegan.config import load_config
+    folder = tmp_path_factory.mktemp("samm")
+    train = _table(folder / "train", [("samm", SAMM5[k], k) for _ in range(3) for k in range(5)])
+    cfg = load_config(LosoConfig, None, ["data.source=table", f"data.table={train}", "data.labels=samm_5",
+                                         "model.name=logreg", "threads=1"])
+    fit(cfg, folder / "m.pt", progress=False)
+    return folder, folder / "m.pt"
+
+
+def test_predict_scores_labelled_clips_of_another_dataset_naming_the_model_s_classes(samm_model, tmp_path, capsys):
+    """CASME II rows labelled happiness / surprise (classes CASME II and SAMM share) are scored by a samm_5 model, with
+    their labels read as samm_5 ids, and the metrics printed with a note that this is a cross-dataset test (before:
+    each such row was refused as 'a casme2 clip, but data.labels=samm_5')."""
+    from icegan.cli import main
+    from icegan.commands.predict import predict_table
+    _, model = samm_model
+    t = _table(tmp_path, [("casme2", "happiness", 2), ("casme2", "Surprise", 3), ("casme2", "happiness", 2),
+                          ("samm", "anger", 0)], seed=1)
+    p, _, _ = predict_table([model], t)
+    assert p["y_true"].tolist() == [2, 3, 2, 0] and p["dataset"].tolist() == ["casme2"] * 3 + ["samm"]
+    assert main(["predict", "--model", str(model), "--table", str(t), "--out", str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr().out
+    assert ("note: 3 labelled casme2 clips are scored with the classes of samm_5 (a model of samm clips' classes): a "
+            "cross-dataset test, whose UF1 / UAR average over the classes their labels hold (happiness, surprise)"
+            ) in out
+    assert "against the table's labels, casme2 (3 clips): UF1" in out and "against the table's labels, all" in out
+
+
+@pytest.mark.parametrize("label, says", [
+    ("disgust", "no class of those"),
+    ("2", "an id is not read in a row of another dataset"),
+    ("others", "samm_5's class is written 'other'"),
+], ids=["casme2-class", "id", "others-spelling"])
+def test_predict_refuses_a_label_of_another_dataset_that_is_no_class_of_the_model(samm_model, tmp_path, label,
+                                                                                 says):
+    """The row, the label and the model's classes are named; an id is refused there (it may be one of the row's own
+    dataset's set: CASME II's 2 is repression)."""
+    from icegan.commands.predict import predict_table
+    _, model = samm_model
+    t = _table(tmp_path, [("samm", "anger", 0), ("casme2", label, 2)])
+    with pytest.raises(ValueError) as err:
+        predict_table([model], t)
+    msg = str(err.value)
+    assert f"t.csv, line 3 (clip 'c1'): a casme2 clip labelled '{label}'" in msg
+    assert str(list(SAMM5)) in msg and says in msg
+
+
+def test_fit_and_loso_still_refuse_labelled_rows_of_another_dataset(samm_model):
+    """Training keeps the one-dataset refusal (a fold of the samm_5 protocol holds SAMM clips only): the same kind of
+    table that icegan predict scores is refused by icegan fit and by the LOSO reader."""
+    from icegan.commands.loso import LosoConfig, load_feature_set
+    from icegan.commands.predict import fit
+    from icegan.config import load_config
+    folder, _ = samm_model
+    t = _table(folder / "mixed", [("samm", SAMM5[k], k) for k in range(5)] + [("casme2", "happiness", 2)])
+    cfg = load_config(LosoConfig, None, ["data.source=table", f"data.table={t}", "data.labels=samm_5",
+                                         "model.name=logreg", "threads=1"])
+    refused = r"line 7 \(clip 'c5'\): a casme2 clip, but data.labels=samm_5 .* is of samm clips only"
+    with pytest.raises(ValueError, match=refused):
+        load_feature_set(cfg.data)
+    with pytest.raises(ValueError, match=refused):
+        fit(cfg, folder / "never.pt", progress=False)
+    assert not (folder / "never.pt").exists()

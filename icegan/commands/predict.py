@@ -42,9 +42,12 @@ PREDICT_EPILOG = """\
 The table has the columns of a feature table (dataset, subject, clip, path; label optional: an empty cell or no
 label column means unknown; labels are read as classes of the models' label set, the one they were fitted with:
 data.labels), one row per clip; see `icegan loso --help` (data.source=table). Models of two label sets are
-refused. The maps must be prepared like the model's training maps: the same flow method and normalisation (the
-MEGC2019 maps: TV-L1, each channel min-max normalised per clip to [0, 1]); their size may differ (they are resized
-to the training maps' size).
+refused. A model of one dataset's classes (data.labels=casme2_5 or samm_5) scores clips of any dataset: a labelled
+clip of another dataset is a cross-dataset test (a CASME II clip labelled happiness, scored by a samm_5 model) when
+its label is the name of one of the model's classes (not an id, which there may be one of its own dataset's set);
+another label is refused, naming the line, the label and the model's classes. The maps must be prepared like the
+model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each channel min-max
+normalised per clip to [0, 1]); their size may differ (they are resized to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
 C being the config whose `icegan features` maps the model was fitted on (a clip list's labels are MEGC2019 classes:
 for a model of data.labels=casme2_5 or samm_5 add data.labels=megc2019, which makes the same maps, and leave the
@@ -161,7 +164,9 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
             scores (a damaged or diverged model).
         ValueError: weights that do not match the models or are all zero; models of two label sets (both files and
             their classes named); bad table rows (named by line and clip; a label of another label set than the
-            models' names the first model's classes).
+            models' names the first model's classes). A labelled row of another dataset than a one-dataset label
+            set's is scored when its label names one of the set's classes (a cross-dataset test,
+            :func:`icegan.data.feature_table.read_feature_table`), and refused otherwise.
         FileNotFoundError: the table or a clip's map is missing.
     """
     import numpy as np
@@ -307,7 +312,14 @@ def _predict_main(args: argparse.Namespace) -> int:
                   f"subject-independent test", file=sys.stderr)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
-    classes = label_set_of_classes(metas[0]["classes"]).classes        # every model's (predict_table)
+    label_set = label_set_of_classes(metas[0]["classes"])              # every model's (predict_table)
+    classes = label_set.classes
+    cross = out[out["y_true"].notna() & ~out["dataset"].isin(label_set.datasets)] if label_set.datasets else out[:0]
+    for ds, g in cross.groupby("dataset", sort=True):          # read as the model's classes by name (a class of it)
+        held = sorted(set(g["y_true"].astype(int)))
+        print(f"note: {len(g)} labelled {ds} clips are scored with the classes of {label_set.name} (a model of "
+              f"{', '.join(label_set.datasets)} clips' classes): a cross-dataset test, whose UF1 / UAR average over "
+              f"the classes their labels hold ({', '.join(classes[k] for k in held)})")
     counts = out["predicted"].value_counts()
     print(f"{len(out)} clips scored with {len(args.model)} model(s): "
           + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in classes))

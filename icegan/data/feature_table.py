@@ -13,7 +13,9 @@ The table has one row per clip::
   ``data.labels=casme2_5`` a CASME II class id 0..4 or its name: ``happiness`` 0, ``disgust`` 1, ``repression`` 2,
   ``surprise`` 3, ``others`` 4; with ``data.labels=samm_5`` a SAMM class id 0..4 or its name: ``anger`` 0,
   ``contempt`` 1, ``happiness`` 2, ``surprise`` 3, ``other`` 4 (:mod:`icegan.labels`). A label set of one dataset's
-  classes reads labelled rows of that dataset only (an unlabelled row, a clip for ``icegan predict``, may be of any).
+  classes reads labelled rows of that dataset only for training (``icegan loso``, ``icegan fit``); ``icegan predict``
+  reads a row of any dataset, unlabelled, or labelled with the name of one of the set's classes (a cross-dataset
+  test: a CASME II ``happiness`` clip scored by a ``samm_5`` model).
 * ``path``: the clip's features, relative to the CSV's folder or absolute:
 
   - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
@@ -175,8 +177,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     Args:
         csv: the table's path.
         datasets: keep only these datasets; None keeps all.
-        labelled: True (training, LOSO): every row needs a label. False (``icegan predict`` on new clips): the
-            label column may be left out and a label cell left empty; such clips get the label -1 (unknown).
+        labelled: True (training, LOSO): every row needs a label, and under a label set of one dataset's classes
+            every row is of that dataset. False (``icegan predict`` on new clips): the label column may be left out
+            and a label cell left empty; such clips get the label -1 (unknown); a row of another dataset than such a
+            set's is read when its label is the name of one of the set's classes (:func:`_cross_dataset_label`).
         labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`).
 
     Returns:
@@ -187,8 +191,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         FileNotFoundError: the CSV is missing.
         ValueError: a missing column, an empty cell, an unusable dataset name, a subject prefixed with another
             dataset, a label that is neither 0..2 nor a class name, a duplicated clip, a requested dataset the table
-            does not hold, a labelled row of another dataset than the label set's (``samm_5``: SAMM clips); each
-            names the CSV line and clip.
+            does not hold, a labelled row of another dataset than the label set's (``samm_5``: SAMM clips; with
+            ``labelled`` False, only one whose label is no class name of the set); each names the CSV line and clip.
     """
     csv = Path(csv)
     if not csv.is_file():
@@ -249,15 +253,17 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         if wanted is not None and ds not in wanted:
             label = -1          # a row data.datasets leaves out: its label (maybe of its own dataset's set) is not read
         elif ls.datasets and ds not in ls.datasets and r["label"].strip():
-            # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet. An unlabelled clip of
-            # any dataset (your own recordings, dataset 'clips') is scored by icegan predict with a model of the set
+            # e.g. a SAMM clip read with CASME II's five classes: no such class in its sheet. Training refuses it (a
+            # fold of the set's protocol holds its dataset's clips only); icegan predict scores it when its label
+            # names a class of the set (a cross-dataset test), and any unlabelled clip (your own recordings)
             own = [n for n, o in LABEL_SETS.items() if n != labels and ds in o.datasets]
             own = f" (data.labels={own[0]})" if own else ""
-            fix = (f"keep those with data.datasets=[{', '.join(ls.datasets)}] or use the label set of its dataset{own}"
-                   if labelled else      # icegan predict, which has no data.datasets: the label is what is refused
-                   f"empty its label cell to have it scored, or score it with a model of its dataset's label set{own}")
-            raise ValueError(f"{where}: a {ds} clip, but data.labels={labels} ({ls.title}) is of "
-                             f"{', '.join(ls.datasets)} clips only; {fix}")
+            if not labelled:
+                label = _cross_dataset_label(r["label"], where, ds, ls, own)
+            else:
+                raise ValueError(f"{where}: a {ds} clip, but data.labels={labels} ({ls.title}) is of "
+                                 f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
+                                 f"[{', '.join(ls.datasets)}] or use the label set of its dataset{own}")
         else:
             label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds)
             label = -1 if label is None else label
@@ -271,6 +277,29 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         raise ValueError(f"{csv}, line {table['line'][i]}: clip '{table['clip'][i]}' of subject "
                          f"'{table['subject'][i]}' appears twice")
     return validate_samples(table, ls.n_classes, source=str(csv), unlabelled=not labelled)
+
+
+def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: str) -> int:
+    """The id of the label ``text`` of a row of ``dataset``, a dataset outside ``label_set.datasets``, scored by
+    ``icegan predict`` (a cross-dataset test): the label must name one of the set's classes (any case). An id is not
+    read there: in a row of another dataset it may be an id of that dataset's own set (CASME II's 1 is disgust, SAMM's
+    1 contempt). ``own``: `` (data.labels=NAME)`` of the dataset's own set, or empty.
+
+    Raises:
+        ValueError: any other label (names the line, the clip, the label and the set's classes, and what to do).
+    """
+    label = str(text).strip()
+    if label.lower() in label_set.classes:
+        return label_set.classes.index(label.lower())
+    why = ("an id is not read in a row of another dataset (it may be an id of its own dataset's classes): write the "
+           "class name" if label.isdigit() else "no class of those")
+    spelt = {"other": "others", "others": "other"}.get(label.lower())
+    spelt = f" ({label_set.name}'s class is written {spelt!r})" if spelt in label_set.classes else ""
+    raise ValueError(f"{where}: a {dataset} clip labelled {text!r}, read with the classes of {label_set.name} "
+                     f"{list(label_set.classes)} ({', '.join(label_set.datasets)} clips' classes): {why}{spelt}; a "
+                     f"clip of another dataset is scored as a cross-dataset test when its label names one of those "
+                     f"classes; empty its label cell to have it scored without a label, or score it with a model of "
+                     f"its dataset's label set{own}")
 
 
 def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
