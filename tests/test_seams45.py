@@ -129,3 +129,96 @@ def test_fit_and_loso_still_refuse_labelled_rows_of_another_dataset(samm_model):
     with pytest.raises(ValueError, match=refused):
         fit(cfg, folder / "never.pt", progress=False)
     assert not (folder / "never.pt").exists()
+
+
+# --- 1. icegan generate: onset images fitted as the generator's training faces were ----------------------------------
+
+def _gan_checkpoint(folder: Path, prepared: bool = False, modes: tuple[str, ...] = ("cropped",)) -> Path:
+    """An untrained 32 px ICE-GAN checkpoint whose config says its faces came from the CASME II manifest (icegan gan
+    train's default) or, with ``prepared``, from prepared datasets of ``modes``."""
+    from _gan_sizes import tiny_gan_config
+
+    from icegan.data.prepare import DatasetSpec
+    from icegan.gan.trainer import build_models, save_checkpoint
+    cfg = tiny_gan_config(32)
+    if prepared:
+        cfg.data.source = "prepared"
+        cfg.data.prepare.datasets = [DatasetSpec(name=n, root=str(folder / n), mode=m)
+                                     for n, m in zip(("samm", "smic"), modes)]
+    g, d = build_models(cfg)
+    return save_checkpoint(folder / "last.pt", cfg, g, d, 0, [])
+
+
+def _face(path: Path, w: int, h: int, seed: int = 0) -> np.ndarray:
+    """A random grey w×h image written to ``path``, read back as training reads it (grey, lossy for .jpg)."""
+    import cv2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (5, 5), 0)
+    assert cv2.imwrite(str(path), img)
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+
+
+def test_generate_says_a_non_square_onset_is_squashed_as_in_training(tmp_path, capsys):
+    """A 24x40 onset given to a generator of icegan gan train (CASME II crops such as 231x282 resized to S×S,
+    aspect ratio not kept): generate resizes it the same way and prints one line saying so, with the aspect ratio
+    change (before: resized without a word); an onset of the generator's size is not mentioned."""
+    from icegan.cli import main
+    ckpt = _gan_checkpoint(tmp_path)
+    _face(tmp_path / "in" / "wide.png", 24, 40)
+    assert main(["generate", "--checkpoint", str(ckpt), "--onset", str(tmp_path / "in" / "wide.png"), "--class",
+                 "positive", "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note:")]
+    assert lines == ["note: 1 onset image(s) of 24x40 pixels resized to 32x32 with INTER_AREA, as icegan gan train "
+                     "resized the CASME II crops it trained on (data.source=manifest); 1 not square: aspect ratio "
+                     "changed, as the training crops' was (the generator saw faces squashed the same way)"]
+    _face(tmp_path / "sq" / "square.png", 32, 32)
+    assert main(["generate", "--checkpoint", str(ckpt), "--onset", str(tmp_path / "sq"), "--class", "0", "--out",
+                 str(tmp_path / "out2"), "--device", "cpu"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_generate_fits_an_onset_exactly_as_icegan_gan_train_fitted_its_crops(tmp_path):
+    """The generator's input from an onset file is the array the training pairs hold for that same file as a CASME II
+    onset frame (load_casme2_pairs of a one-clip manifest)."""
+    from icegan.gan.generate import load_onsets
+    from icegan.gan.pairs import load_casme2_pairs
+    from icegan.gan.trainer import load_checkpoint
+    clip = tmp_path / "casme2" / "sub01" / "EP01_01"
+    _face(clip / "img1.jpg", 46, 57, seed=1)
+    _face(clip / "img3.jpg", 46, 57, seed=2)
+    pd.DataFrame([{"subject": "sub01", "filename": "EP01_01", "class3": "positive", "onset": 1, "apex": 3,
+                   "verified": True, "apex_in_folder": True}]).to_csv(tmp_path / "casme2" / "manifest.csv", index=False)
+    pairs = load_casme2_pairs(tmp_path / "casme2", 32, cache=False)
+    cfg = load_checkpoint(_gan_checkpoint(tmp_path), "cpu")[2]
+    faces, names, note = load_onsets(clip / "img1.jpg", cfg)
+    assert names == ["img1"] and np.array_equal(faces[0], pairs.onset[0]) and "46x57" in note
+
+
+@pytest.mark.parametrize("w, h", [(20, 26), (70, 90)], ids=["enlarged", "shrunk"])
+def test_generate_fits_an_onset_as_preprocessing_fitted_a_prepared_generator_s_crops(tmp_path, w, h):
+    """A generator of prepared cropped faces (a main-job fold, data.source=prepared): the onset is resized as
+    preprocessing resized the crops (icegan.data.align.resize_cropped: INTER_CUBIC when enlarging, which the former
+    INTER_AREA of every onset did not match), and the note names that."""
+    from icegan.data.align import resize_cropped
+    from icegan.gan.generate import load_onsets
+    from icegan.gan.pairs import load_face_images
+    from icegan.gan.trainer import load_checkpoint
+    img = _face(tmp_path / "f.png", w, h)
+    cfg = load_checkpoint(_gan_checkpoint(tmp_path, prepared=True), "cpu")[2]
+    faces, _, note = load_onsets([tmp_path / "f.png"], cfg)
+    assert np.array_equal(faces[0], resize_cropped(img, 32))
+    assert (w < 32) != np.array_equal(load_face_images(tmp_path / "f.png", 32)[0][0], faces[0])  # before: INTER_AREA
+    assert ("resized to 32x32 with INTER_AREA when shrinking and INTER_CUBIC when enlarging, as preprocessing resized "
+            "the cropped faces the generator trained on (data.source=prepared: samm (cropped))") in note
+    assert "as the training crops' was" in note
+
+
+def test_generate_tells_a_non_square_onset_from_the_square_aligned_faces_of_raw_preprocessing(tmp_path):
+    """Raw datasets' faces are square aligned crops: a non-square onset is said to differ from them."""
+    from icegan.gan.generate import load_onsets
+    from icegan.gan.trainer import load_checkpoint
+    _face(tmp_path / "f.png", 24, 40)
+    cfg = load_checkpoint(_gan_checkpoint(tmp_path, prepared=True, modes=("raw",)), "cpu")[2]
+    note = load_onsets(tmp_path / "f.png", cfg)[2]
+    assert "so give aligned face crops" in note and "while the training faces were square aligned crops" in note

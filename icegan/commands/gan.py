@@ -65,8 +65,11 @@ def register(subparsers) -> None:
         "generate", help="synthesise apex faces of a class from onset faces",
         description="Synthesise apex faces of a chosen class from onset faces with a trained ICE-GAN generator (the "
                     "checkpoints/last.pt of icegan gan train, or a main-job fold's folds/<subject>/gan/checkpoints/"
-                    "last.pt). The onset faces should be prepared as the training "
-                    "faces were (aligned, cropped, grey, the checkpoint's size); each is resized to that size.")
+                    "last.pt). The onset faces should be face crops as the training faces were (cropped, "
+                    "aligned); each is read grey and resized to the generator's size as its training faces were "
+                    "(the checkpoint's data section: the CASME II crops of icegan gan train with INTER_AREA; "
+                    "prepared faces with INTER_AREA when shrinking, INTER_CUBIC when enlarging), the aspect ratio "
+                    "not kept (a 231x282 crop becomes 128x128, as in training); a line says what was resized.")
     ge.add_argument("--checkpoint", required=True,
                     help="an ICE-GAN checkpoint (last.pt) written by icegan gan train or by a main-job fold with the "
                          "GAN on")
@@ -153,7 +156,8 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     import cv2
 
-    from icegan.gan.pairs import load_face_images, to_tensor
+    from icegan.gan.generate import load_onsets
+    from icegan.gan.pairs import to_tensor
     from icegan.gan.synthesis import synthesize, to_uint8
     from icegan.gan.trainer import load_checkpoint
 
@@ -164,7 +168,9 @@ def _generate(args: argparse.Namespace) -> int:
     names_k = gcfg.model.class_names()          # the classes the generator is conditioned on
     classes = list(range(g.n_classes)) if args.cls == "all" else [_class_of(args.cls, names_k, args.checkpoint)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
-    faces, names = load_face_images(onset_arg, g.img_size)
+    faces, names, fitted = load_onsets(onset_arg, gcfg)     # resized as the generator's training faces were
+    if fitted:
+        print(f"note: {fitted}")
     unique = unique_names(names)
     renamed = [u for n, u in zip(names, unique) if n != u]
     if renamed:                 # A/img46.jpg and B/img46.jpg, or x.png and x.jpg: else the outputs overwrite each other

@@ -1,0 +1,121 @@
+"""Onset faces for ``icegan generate``, fitted to the generator's input as its training faces were.
+
+An ICE-GAN generator takes square grey faces of its ``data.img_size``. How its training faces got that size is in
+the checkpoint's config (:class:`icegan.gan.trainer.GanDataConfig`):
+
+- ``data.source=manifest`` (``icegan gan train`` on the cropped CASME II copy, 231×282 crops among others):
+  every frame resized to S×S with OpenCV ``INTER_AREA``, the aspect ratio not kept
+  (:func:`icegan.gan.pairs.load_casme2_pairs`);
+- ``data.source=prepared`` (``data.source=prepared``, or a main-job fold on prepared data): the faces of
+  :func:`icegan.data.prepare.prepare_dataset`; a ``cropped`` dataset's crops resized to S×S, aspect ratio not kept,
+  ``INTER_AREA`` when shrinking and ``INTER_CUBIC`` when enlarging (:func:`icegan.data.align.resize_cropped`); a
+  ``raw`` dataset's faces detected and aligned from full frames into square crops. An onset image is taken as such
+  a face crop and resized as a cropped dataset's are (no face detection here).
+
+:func:`load_onsets` reads the images grey and applies that resize, and says what it did when it changed an image
+(its size, and its aspect ratio when the image is not square), so that a squashed face is never a silent surprise.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["TrainingFit", "training_fit", "list_onset_files", "load_onsets"]
+
+
+@dataclass(frozen=True)
+class TrainingFit:
+    """How a generator's training faces were brought to its input size.
+
+    Attributes:
+        size: the generator's side S in pixels (``data.img_size``).
+        resize: grey uint8 (H, W) → (S, S) uint8, the resize the training faces went through.
+        how: one phrase for messages, e.g. ``"with INTER_AREA, as icegan gan train resized the CASME II crops it
+            trained on (data.source=manifest)"``.
+        squashes: whether training resized faces that were not square (the crops of ``manifest`` and of a
+            ``cropped`` prepared dataset), changing their aspect ratio; False when every training face was a square
+            aligned crop (``raw`` prepared datasets only).
+    """
+    size: int
+    resize: Callable[[np.ndarray], np.ndarray]
+    how: str
+    squashes: bool = True
+
+
+def training_fit(cfg) -> TrainingFit:
+    """The :class:`TrainingFit` of a generator trained with the :class:`icegan.gan.trainer.GanConfig` ``cfg`` (the
+    config its checkpoint holds: :func:`icegan.gan.trainer.load_checkpoint`)."""
+    size = int(cfg.data.img_size)
+    if cfg.data.source == "prepared":
+        from icegan.data.align import resize_cropped
+        modes = sorted({d.mode for d in cfg.data.prepare.datasets})
+        names = ", ".join(f"{d.name} ({d.mode})" for d in cfg.data.prepare.datasets)
+        how = ("with INTER_AREA when shrinking and INTER_CUBIC when enlarging, as preprocessing resized the cropped "
+               f"faces the generator trained on (data.source=prepared: {names})")
+        if "raw" in modes:
+            how += ("; raw datasets' faces were detected and aligned from full frames into square crops, so give "
+                    "aligned face crops")
+        return TrainingFit(size, lambda img: resize_cropped(img, size), how, squashes="cropped" in modes)
+    from .pairs import _fit                 # the resize load_casme2_pairs applies to every training frame
+    return TrainingFit(size, lambda img: _fit(img, size),
+                       "with INTER_AREA, as icegan gan train resized the CASME II crops it trained on "
+                       "(data.source=manifest)")
+
+
+def list_onset_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The image files of ``paths`` (files, and folders: every image in them, sorted by name), in the order given.
+
+    Raises:
+        ValueError: a folder holds no images (names it and the suffixes read).
+    """
+    from .pairs import _IMG_EXT             # the suffixes icegan gan eval --data DIR reads
+    files: list[Path] = []
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMG_EXT)
+            if not found:
+                raise ValueError(f"no face images ({sorted(_IMG_EXT)}) in folder {p}")
+            files += found
+        else:
+            files.append(p)
+    return files
+
+
+def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarray, list[str], str | None]:
+    """Onset faces for the generator of ``cfg``, read grey and resized as its training faces were.
+
+    Args:
+        paths: image file(s) and/or folder(s) of them (:func:`list_onset_files`).
+        cfg: the generator's :class:`icegan.gan.trainer.GanConfig` (its checkpoint's).
+
+    Returns:
+        ``(faces (N, S, S) uint8, names (file stems, in order), note)``: ``note`` is one line saying how many images
+        were resized from which sizes to S×S and how (:func:`training_fit`), and, when some were not square, that
+        their aspect ratio changed; None when every image already was S×S.
+
+    Raises:
+        FileNotFoundError: an image is missing; ValueError: a folder without images, an unreadable image (named).
+    """
+    from .pairs import _read_grey           # the reader (grey, EXIF orientation) of the training frames
+    fit = training_fit(cfg)
+    files = list_onset_files(paths)
+    raw = [_read_grey(f) for f in files]
+    faces = np.stack([fit.resize(img) for img in raw])
+    sizes = Counter((img.shape[1], img.shape[0]) for img in raw if img.shape != (fit.size, fit.size))
+    if not sizes:
+        return faces, [f.stem for f in files], None
+    n = sum(sizes.values())
+    listed = ", ".join(f"{w}x{h}" + (f" ({k})" if len(sizes) > 1 else "") for (w, h), k in sizes.most_common())
+    note = f"{n} onset image(s) of {listed} pixels resized to {fit.size}x{fit.size} {fit.how}"
+    squashed = sum(k for (w, h), k in sizes.items() if w != h)
+    if squashed and fit.squashes:
+        note += (f"; {squashed} not square: aspect ratio changed, as the training crops' was (the generator saw "
+                 f"faces squashed the same way)")
+    elif squashed:
+        note += (f"; {squashed} not square: aspect ratio changed, while the training faces were square aligned "
+                 f"crops: give square aligned face crops for an input like the generator's training faces")
+    return faces, [f.stem for f in files], note
