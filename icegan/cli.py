@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "icegan.commands.flow",      # icegan flow train|eval|run
     "icegan.commands.gan",       # icegan gan train|eval, icegan generate
     "icegan.commands.train",     # icegan train (same as train.py)
+    "icegan.commands.configs",   # icegan configs (the shipped configs/*.yaml, also in an installed wheel)
 ]
 
 

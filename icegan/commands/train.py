@@ -1,13 +1,19 @@
-"""``icegan train``: the main job (same as ``python train.py``); see :mod:`icegan.pipeline`."""
+"""``icegan train``: the main job (same as ``python train.py`` of a checkout); see :mod:`icegan.pipeline`.
+
+An installed icegan (a wheel, ``pip install git+...``) has no train.py: ``icegan train`` (or ``python -m icegan train``,
+which ``torchrun --nproc_per_node N -m icegan train`` runs for DDP) is its main job, and with no --config it runs the
+shipped ``demo.yaml`` (:func:`icegan.commands.shipped_config`), found in the package as well as in a checkout.
+"""
 from __future__ import annotations
 
-from icegan.commands import add_print_config
+from icegan.commands import add_print_config, shipped_config
 
 
 def add_arguments(parser) -> None:
     """Options shared by ``train.py`` and ``icegan train``."""
     parser.add_argument("--config", default=None,
-                        help="YAML config (default: configs/demo.yaml, the built-in synthetic demo)")
+                        help="YAML config (default: the shipped demo.yaml, the built-in synthetic demo; "
+                             "`icegan configs` lists the shipped configs)")
     parser.add_argument("--out", default=None, help="run directory (default: <out_dir>/<name> from the config); "
                         "rerunning into the same directory resumes at the first unfinished fold")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -38,11 +44,22 @@ def register(sub) -> None:
     """
     p = sub.add_parser("train", help="joint LOSO training of ICE-GAN + flow + recognizer (same as train.py)",
                        description="Joint LOSO training of ICE-GAN, SRFlowNet flow and a recognizer; "
-                                   "with no --config, the built-in synthetic demo (configs/demo.yaml).")
+                                   "with no --config, the built-in synthetic demo (the shipped demo.yaml: "
+                                   "configs/demo.yaml of the repository, also in an installed wheel).")
     add_arguments(p)
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    """Run the main job; with no --config, the shipped demo.yaml wherever icegan is installed (the pipeline's own
+    default, ``<repo>/configs/demo.yaml``, exists in a checkout only)."""
+    import sys
+
     from icegan.pipeline import run_from_args
+    if args.config is None:
+        try:
+            args.config = str(shipped_config("demo.yaml"))
+        except FileNotFoundError as exc:
+            print(f"icegan train: error: {exc}", file=sys.stderr)
+            return 2
     return run_from_args(args)
