@@ -12,23 +12,117 @@ at the file level; :func:`flow_to_tensor` converts to the (2, H, W) torch layout
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
-           "write_whole", "read_npz_whole", "image_tensor"]
+           "write_whole", "read_npz_whole", "image_tensor", "remove_stale", "remove_stale_temps_of",
+           "STALE_TMP_SECONDS", "PROBE_PIDS"]
 
 
-def write_whole(path: str | Path, write) -> Path:
+#: a temporary file or folder of a process that no longer runs is removed once it is older than this (seconds): a
+#: process of the same number on another machine sharing the folder is given time to finish its write
+STALE_TMP_SECONDS = 3600
+
+#: whether ``os.kill(pid, 0)`` only asks if a process runs: on Windows signal 0 is CTRL_C_EVENT, which would
+#: interrupt that process's group, so there a left temporary is judged by its age alone (caches are written in
+#: seconds to minutes, never an hour)
+PROBE_PIDS = os.name != "nt"
+
+
+def remove_stale(folder: str | Path, name_re: str, what: str, probe_pids: bool | None = None,
+                 max_age: float | None = None) -> list[Path]:
+    """Remove the temporaries in ``folder`` left by processes killed (SIGKILL, a power cut) while they wrote
+    ``what``: the files or folders whose whole name matches the regular expression ``name_re``, whose group ``pid``
+    is the number of the process that wrote them, when that process no longer runs on this machine (not asked when
+    ``probe_pids`` is False, the default on Windows: :data:`PROBE_PIDS`) and they are older than ``max_age`` seconds
+    (default :data:`STALE_TMP_SECONDS`). A running process's temporary, a recent one and a name that does not match
+    are kept; one that cannot be removed (another user's) is left. Each removal is logged (INFO, ``flownet.io``).
+
+    Returns:
+        The paths removed.
+    """
+    import logging
+    import re
+    import shutil
+    import time
+    probe = PROBE_PIDS if probe_pids is None else probe_pids
+    age = STALE_TMP_SECONDS if max_age is None else max_age
+    rx = re.compile(name_re)
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:                             # no folder (nothing written there yet), or not readable
+        return removed
+    for old in entries:
+        m = rx.fullmatch(old.name)
+        if m is None:
+            continue
+        try:
+            if probe:
+                os.kill(int(m["pid"]), 0)     # raises when no such process runs on this machine
+                continue
+        except ProcessLookupError:
+            pass
+        except (ValueError, OverflowError, OSError):    # not a process number, or another user's live process
+            continue
+        try:
+            if time.time() - old.stat().st_mtime < age:
+                continue
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        except OSError:                         # removed meanwhile by another run, or not ours to remove
+            continue
+        logging.getLogger(__name__).info("removed %s, left by a process (%s) stopped while it wrote %s", old,
+                                         m["pid"], what)
+        removed.append(old)
+    return removed
+
+
+def _concurrent_tmp_re(path: Path) -> str:
+    """The names :func:`write_whole` gives the temporaries of ``path`` with ``concurrent=True``
+    (``<stem>.<pid>-<hex>.tmp<suffix>``), and the ``<stem>.<pid>.tmp<suffix>`` of earlier versions' caches, as a
+    regular expression for :func:`remove_stale`."""
+    import re
+    return rf"{re.escape(path.stem)}\.(?P<pid>\d+)(?:-[0-9a-f]+)?\.tmp{re.escape(path.suffix)}"
+
+
+def remove_stale_temps_of(path: str | Path) -> list[Path]:
+    """Remove the temporaries of ``path`` that :func:`write_whole` (``concurrent=True``) left when a kill stopped it
+    (:func:`remove_stale`: of a process that no longer runs, over :data:`STALE_TMP_SECONDS` old). For a cache that
+    is read far more often than written: call it on a cache hit too, or a kill's leftover, kept as recent by the
+    rerun that wrote the cache, would stay for good."""
+    path = Path(path)
+    return remove_stale(path.parent, _concurrent_tmp_re(path), str(path))
+
+
+def write_whole(path: str | Path, write, concurrent: bool = False) -> Path:
     """Write a file through a temporary one in the same folder, renamed when complete: a kill while writing never
     leaves ``path`` cut short (the old file, if any, stays whole), and a write that fails leaves no temporary file.
     ``write(tmp_path)`` writes the content. Used by every file a rerun trusts (checkpoints, caches, run headers,
-    tables; ``icegan.paths`` gives it to icegan)."""
-    import os
+    tables; ``icegan.paths`` gives it to icegan).
+
+    Args:
+        path: the file to write; its folder must exist.
+        write: ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+        concurrent: the file may be written by several processes at once (a cache shared by runs): the temporary
+            file is named for this process and call (``<stem>.<pid>-<hex>.tmp<suffix>``, keeping the suffix, so
+            ``np.savez`` adds none), so that no process writes into another's, and the last complete file wins;
+            stale ones of killed processes are removed first (:func:`remove_stale_temps_of`). False: the temporary
+            is ``<name>.tmp``, one per file (a kill's leftover is overwritten by the next write).
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    if concurrent:
+        import uuid
+        remove_stale_temps_of(path)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    else:
+        tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .devices import host_values
+from .io import write_whole
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, save_torch_file
@@ -232,6 +233,23 @@ def occluded_fraction(model: SRFlowNet, pairs: list[tuple[torch.Tensor, torch.Te
     model.train(was)
     return {str(a2): float(np.mean([float(forward_backward_occlusion(f, b, alpha1, a2).mean()) for f, b in flows]))
             for a2 in alpha2_values}
+
+
+def read_teacher_metrics(path: Path) -> dict:
+    """The teacher stage's results that ``teacher_metrics.json`` at ``path`` holds (``teacher_steps``,
+    ``teacher_minutes``, ``teacher_test``, ``teacher_occ_frac``), for a run resumed in its student stage.
+
+    Raises:
+        ValueError: the file is not a whole JSON object of those results (cut short by a kill while an older version
+            wrote it in place, damaged on disk); the message names the file and the cause.
+    """
+    try:
+        got = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(got, dict) or not {"teacher_test", "teacher_occ_frac"} <= set(got):
+        raise ValueError(f"{path} cannot be read (not a JSON object with teacher_test and teacher_occ_frac)")
+    return got
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -431,12 +449,24 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         results["teacher_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
         print(f"teacher: synthetic facial test {json.dumps(results['teacher_test'])}; occluded fraction by "
               f"alpha2 {results['teacher_occ_frac']}", flush=True)
-        (run / "teacher_metrics.json").write_text(json.dumps(results, indent=2))
+        write_whole(run / "teacher_metrics.json", lambda p: p.write_text(json.dumps(results, indent=2)))
         state.update(stage="student", step=0, elapsed_s=0.0)
         save_torch_file({"stage": "student", "step": 0, "model": model.state_dict(),
                          "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0}, ckpt_path)
     elif (run / "teacher_metrics.json").is_file():
-        results.update(json.loads((run / "teacher_metrics.json").read_text()))
+        try:
+            results.update(read_teacher_metrics(run / "teacher_metrics.json"))
+        except ValueError as exc:       # cut short by a kill of an older version, which wrote it in place
+            if not (run / "teacher.pt").is_file():
+                raise ValueError(f"{exc}, and {run / 'teacher.pt'} is missing to compute them again: remove "
+                                 f"{run / 'last.pt'} (or set train.resume=false) to train the teacher afresh") from None
+            print(f"{exc}; the teacher's test metrics and occluded fractions are computed again from "
+                  f"{run / 'teacher.pt'} (its training minutes are lost)", flush=True)
+            teacher = load_srflownet(run / "teacher.pt", device=device)
+            results["teacher_steps"] = teacher.meta.get("steps")
+            results["teacher_test"] = evaluate_model(teacher, test_loader, device)
+            results["teacher_occ_frac"] = occluded_fraction(teacher, occ_pairs, lc.alpha1, lc.report_alpha2)
+            write_whole(run / "teacher_metrics.json", lambda p: p.write_text(json.dumps(results, indent=2)))
     # ------------------------------------------------------------------ stage 2: student (variant 2)
     if t.student_steps > 0:
         if not (run / "teacher.pt").is_file():

@@ -52,6 +52,8 @@ from typing import Collection, Iterator, Literal, Optional
 import numpy as np
 import pandas as pd
 
+from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale
+
 from ..paths import default_data_root, shared_data_root
 from .check import SKIP, record_problems, subject_missing
 from .records import ClipRecord, other_size_text
@@ -260,38 +262,20 @@ def _settings(cfg: PrepareConfig) -> dict:
             "apex_spotting": cfg.apex_spotting}
 
 
-#: a temporary cache folder of a process that no longer runs is removed once it is older than this (seconds): a
-#: process of the same number on another machine sharing the folder is given time to finish its few-second write
-STALE_TMP_SECONDS = 3600
-
-
-#: whether ``os.kill(pid, 0)`` only asks if a process runs: on Windows signal 0 is CTRL_C_EVENT, which would
-#: interrupt that process's group, so there a left ``.tmp`` folder is judged by its age alone (the cache's arrays
-#: are written in seconds to minutes, never an hour)
-_PROBE_PIDS = os.name != "nt"
+#: whether ``os.kill(pid, 0)`` only asks if a process runs (:data:`flownet.io.PROBE_PIDS`: not on Windows, where a
+#: left ``.tmp`` folder is judged by its age alone); a temporary cache folder of a process that no longer runs is
+#: removed once it is older than :data:`STALE_TMP_SECONDS` (:data:`flownet.io.STALE_TMP_SECONDS`, an hour: a process
+#: of the same number on another machine sharing the folder is given time to finish its few-second write)
+_PROBE_PIDS = PROBE_PIDS
 
 
 def _remove_stale_tmp(root: Path, digest: str) -> None:
     """Remove ``root/.tmp-<digest>-<pid>`` folders left by a prepare killed while it wrote its cache (the arrays of
     every clip: up to gigabytes with ``sequences``), when that process no longer runs here (not asked on Windows,
-    :data:`_PROBE_PIDS`) and the folder is older than :data:`STALE_TMP_SECONDS`; each removal is logged."""
-    for old in root.glob(f".tmp-{digest}-*"):
-        try:
-            pid = int(old.name.rsplit("-", 1)[1])
-            if _PROBE_PIDS:
-                os.kill(pid, 0)                   # raises when no such process runs on this machine
-                continue
-        except ProcessLookupError:
-            pass
-        except (ValueError, PermissionError, OSError):  # not our name pattern, or another user's live process
-            continue
-        try:
-            if time.time() - old.stat().st_mtime < STALE_TMP_SECONDS:
-                continue
-        except OSError:
-            continue
-        log.info("prepare: removing %s, left by a run that was stopped while it wrote the cache", old)
-        shutil.rmtree(old, ignore_errors=True)
+    :data:`_PROBE_PIDS`) and the folder is older than :data:`STALE_TMP_SECONDS` (:func:`flownet.io.remove_stale`,
+    the rule of every cache's temporaries); each removal is logged."""
+    remove_stale(root, rf"\.tmp-{digest}-(?P<pid>\d+)", f"the prepared-clip cache {root / digest}",
+                 probe_pids=_PROBE_PIDS, max_age=STALE_TMP_SECONDS)
 
 
 def _note_other_partials(root: Path, digest: str) -> None:

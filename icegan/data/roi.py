@@ -18,7 +18,6 @@ Every step uses the clip's own face and flow only: no label, no other clip, no t
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
@@ -109,7 +108,8 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
     if cache_dir is not None:
         cache = Path(cache_dir) / f"landmarks_{files_cache_key(paths)}.npz"
         if cache.is_file():
-            from flownet.io import read_npz_whole
+            from flownet.io import read_npz_whole, remove_stale_temps_of
+            remove_stale_temps_of(cache)    # left by a kill while it was written, kept then as recent by the rerun
             try:
                 z = read_npz_whole(cache, ("points", "sizes"))
             except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
@@ -129,10 +129,10 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
         points[i] = landmarks_in_box(im, (0, w, h, 0))
         sizes[i] = (w, h)
     if cache is not None:
+        from flownet.io import write_whole
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, points=points, sizes=sizes)
-        os.replace(tmp, cache)
+        # another run may write the same cache: a temporary of its own; a killed run's stale one is removed
+        write_whole(cache, lambda tmp: np.savez(tmp, points=points, sizes=sizes), concurrent=True)
     return points, sizes
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
@@ -83,7 +82,8 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
                            .encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"synthetic_{key}.npz"
         if cache.is_file():
-            from flownet.io import read_npz_whole
+            from flownet.io import read_npz_whole, remove_stale_temps_of
+            remove_stale_temps_of(cache)    # left by a kill while it was written, kept then as recent by the rerun
             try:
                 z = read_npz_whole(cache, ("features",))
             except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
@@ -116,10 +116,10 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         flow = tvl1.estimate(pair["img1"][None], pair["img2"][None])
         feats[j] = flow_features(flow, 28, "minmax")[0]
     if cache is not None:
+        from flownet.io import write_whole
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, features=feats.numpy())
-        os.replace(tmp, cache)
+        # another run may write the same cache: a temporary of its own; a killed run's stale one is removed
+        write_whole(cache, lambda tmp: np.savez(tmp, features=feats.numpy()), concurrent=True)
     return FeatureSet(syn, feats)
 
 

@@ -230,7 +230,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
     cfile = cdir / f"gan_pairs_casme2_{img_size}_k{apex_neighbors}_{key}.npz"
     if cache and cfile.is_file():
-        from flownet.io import read_npz_whole
+        from flownet.io import read_npz_whole, remove_stale_temps_of
+        remove_stale_temps_of(cfile)        # left by a kill while it was written, kept then as recent by the rerun
         try:
             z = read_npz_whole(cfile, ("onset", "apex", "labels", "subjects", "clips", "onset_frames", "apex_frames",
                                        "skipped", "n_not_composite"))
@@ -313,14 +314,18 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     ps = PairSet(np.stack(onsets), np.stack(apexes), np.asarray(labels, dtype=np.int64), subjects, clips,
                  np.asarray(of, dtype=np.int64), np.asarray(af, dtype=np.int64), skipped, n_not)
     if cache:
+        from flownet.io import write_whole
         cdir.mkdir(parents=True, exist_ok=True)
-        tmp = cfile.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, onset=ps.onset, apex=ps.apex, labels=ps.labels,
-                            subjects=np.asarray(ps.subjects), clips=np.asarray(ps.clips),
-                            onset_frames=ps.onset_frames, apex_frames=ps.apex_frames,
-                            skipped=np.asarray([f"{c}\t{w}" for c, w in skipped], dtype=str),
-                            n_not_composite=n_not)
-        tmp.replace(cfile)
+
+        def save(tmp: Path) -> None:
+            np.savez_compressed(tmp, onset=ps.onset, apex=ps.apex, labels=ps.labels,
+                                subjects=np.asarray(ps.subjects), clips=np.asarray(ps.clips),
+                                onset_frames=ps.onset_frames, apex_frames=ps.apex_frames,
+                                skipped=np.asarray([f"{c}\t{w}" for c, w in skipped], dtype=str),
+                                n_not_composite=n_not)
+        # two runs may build the same cache at once: each writes a temporary of its own (a fixed name let one
+        # rename the other's half-written file into place), renamed whole; a killed run's stale one is removed
+        write_whole(cfile, save, concurrent=True)
     return ps
 
 
