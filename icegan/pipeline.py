@@ -715,19 +715,25 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     were prepared (:func:`face_provenance`), size, clips, clips skipped, seconds) and, when preprocessing could not
     prepare some of the clips (frames not on disk, no face found), ``skipped.csv``: their keys and reasons.
 
+    A folder that holds ``features_labelled.csv`` but no ``features.csv`` is the output of a run stopped between the
+    two tables (``features.csv`` is written last, whole, so that a folder that holds it is complete): that table is
+    removed (a warning says so) and every file is written again.
+
     Returns:
         The path of ``features.csv``.
     Raises:
-        FileExistsError: ``out`` already holds a ``features.csv`` or ``features_labelled.csv`` (choose another folder
-            or remove it).
+        FileExistsError: ``out`` already holds a ``features.csv`` (choose another folder or remove it).
         FileNotFoundError, ValueError: from the data or flow settings (a missing root, weights, a bad value).
     """
     from icegan.config import save_config
     out = Path(out)
     table, labelled_table = out / "features.csv", out / "features_labelled.csv"
-    for t in (table, labelled_table):
-        if t.exists():
-            raise FileExistsError(f"{t} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
+    if table.exists():
+        raise FileExistsError(f"{table} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
+    if labelled_table.exists():     # features.csv is written last: without it the folder is a stopped run's
+        log.warning("%s is left by a run stopped before it wrote %s (written last, so the folder is incomplete): "
+                    "removed; every file of the folder is written again", labelled_table, table.name)
+        labelled_table.unlink()
     _start_process(cfg)         # as train.py (the flow network's temporaries: 2.6 -> 1.8 s); threads= was ignored here
     device = resolve_device(cfg.device)
     t0 = time.time()

@@ -124,15 +124,18 @@ def test_loso_leaves_out_clips_without_a_class(monkeypatch, caplog):
     assert kept.samples["label"].tolist() == [0, -1, 2, -1] and len(kept.apex) == 4 and kept.skipped.empty
 
 
-def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, tmp_path, capsys):
+def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, tmp_path, capsys, caplog):
     """Some clips without a label: features.csv keeps every clip (for icegan predict), features_labelled.csv the
     labelled ones alone, and the `icegan loso` line the command prints reads that table and runs (a LOSO refuses a
-    row without a label, so it cannot read features.csv)."""
+    row without a label, so it cannot read features.csv). A run stopped between the two tables (features.csv is
+    written last) left a folder the rerun refused ('features_labelled.csv exists') until the user cleaned it; now
+    the rerun says so and writes the folder again, and a complete folder is still never overwritten."""
     _fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
     csv = _write(tmp_path, "subject,clip,frames,onset\np,a,v,1\n")      # the fake cache stands for its clips
     out = tmp_path / "f"
-    assert main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(out),
-                 "--no-progress", "device=cpu", "flow.method=farneback"]) == 0
+    features = ["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(out),
+                "--no-progress", "device=cpu", "flow.method=farneback"]
+    assert main(features) == 0
     printed = capsys.readouterr().out
     every = pd.read_csv(out / "features.csv", keep_default_na=False, dtype=str)
     labelled = pd.read_csv(out / "features_labelled.csv", keep_default_na=False, dtype=str)
@@ -144,10 +147,26 @@ def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, t
     assert command[-2:] == ["protocol=SDE", "dataset=clips"]           # one dataset: its own LOSO
     assert main([*command[1:], "--no-progress", "model.epochs=1", "threads=1"]) == 0, capsys.readouterr().err
     assert len(pd.read_csv(tmp_path / "loso" / "predictions.csv")) == 6
-    from icegan.pipeline import export_features, load_main_config, with_clip_list
+    capsys.readouterr()
+    assert main(features) == 2                          # a complete folder: never overwritten
+    assert f"{out / 'features.csv'} exists: choose another --out" in capsys.readouterr().err
+    from icegan import pipeline
     (out / "features.csv").unlink()
-    with pytest.raises(FileExistsError, match="features_labelled.csv exists"):     # never overwritten
-        export_features(with_clip_list(load_main_config("configs/casme2.yaml", ["device=cpu"]), csv, "raw"), out)
+    (out / "features_labelled.csv").unlink()
+    real_write = pipeline._write_table
+
+    def killed_after_the_first_table(df, path):
+        real_write(df, path)
+        raise KeyboardInterrupt                         # a kill between the two tables
+    monkeypatch.setattr(pipeline, "_write_table", killed_after_the_first_table)
+    assert main(features) == 130 and "icegan features: interrupted" in capsys.readouterr().err
+    monkeypatch.setattr(pipeline, "_write_table", real_write)
+    assert (out / "features_labelled.csv").is_file() and not (out / "features.csv").exists()    # never whole-looking
+    caplog.clear()
+    assert main(features) == 0, capsys.readouterr().err
+    assert f"{out / 'features_labelled.csv'} is left by a run stopped before it wrote features.csv" in caplog.text
+    assert pd.read_csv(out / "features.csv", keep_default_na=False, dtype=str).equals(every)
+    assert pd.read_csv(out / "features_labelled.csv", keep_default_na=False, dtype=str).equals(labelled)
 
 
 def test_no_loso_command_is_suggested_for_labelled_clips_of_one_subject(monkeypatch, tmp_path, capsys):

@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--config", default=None,
                    help="main-job YAML (e.g. configs/casme2.yaml; default: configs/demo.yaml, the synthetic demo)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="folder for features.csv and maps/ (must not hold a features.csv yet); required, except with "
+                   help="folder for features.csv and maps/ (must not hold a features.csv yet: the output of a run "
+                        "stopped before it wrote features.csv is written again); required, except with "
                         "--print-config")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--clips", metavar="CSV", default=None,
