@@ -453,14 +453,27 @@ def _is_open_mapping(cls: type, parts: list[str]) -> bool:
 
 def _missing_config_hint(p: Path) -> str:
     """What a config path that is not there may have meant: the shipped config of that name when the path is
-    relative to another folder than the repository's, or the nearest names in its folder (a typo)."""
+    relative to another folder than the repository's (or, for an installed icegan without a checkout, when it names
+    a shipped config: ``configs/demo_features.yaml`` as the README writes it), or the nearest names in its folder (a
+    typo)."""
     import difflib
 
-    from icegan.paths import REPO_ROOT
-    shipped = REPO_ROOT / p
-    if not p.is_absolute() and shipped.is_file():
-        return f" (relative to {Path.cwd()}); the shipped config of that name is {shipped}: give that path"
+    from icegan.paths import REPO_ROOT, shipped_config_dir
+    try:
+        shipped_dir = shipped_config_dir()
+    except FileNotFoundError:
+        shipped_dir = None
+    names_shipped = shipped_dir is not None and not p.is_absolute() and p.parent in (Path("configs"), Path("."))
+    if not p.is_absolute():
+        shipped = REPO_ROOT / p
+        if not shipped.is_file() and names_shipped:
+            shipped = shipped_dir / p.name
+        if shipped.is_file():
+            return (f" (relative to {Path.cwd()}); the shipped config of that name is {shipped}: give that path, "
+                    f"or `icegan configs {shipped.stem} > {shipped.name}` for a copy of your own to edit")
     folder = p.parent if p.parent.is_dir() else (REPO_ROOT / p.parent if not p.is_absolute() else None)
+    if (folder is None or not folder.is_dir()) and names_shipped:
+        folder = shipped_dir
     if folder is None or not folder.is_dir():
         return ""
     stems = {f.stem: f for f in sorted(folder.glob("*.y*ml"))}

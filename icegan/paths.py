@@ -2,7 +2,9 @@
 
 ``shared_data_root()`` is the folder of real licensed data used by tests and benchmarks
 (``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data``). ``default_data_root()`` is where users
-put their datasets and where preprocessing caches go (``$ICEGAN_DATA``, else ``<repo>/data``).
+put their datasets and where preprocessing caches go (``$ICEGAN_DATA``, else ``<repo>/data`` in a checkout,
+``./data`` for an installed wheel). ``shipped_config_dir()`` and ``shipped_config(name)`` find the configs shipped
+with icegan, in a checkout (``configs/``) or an installed wheel (``icegan/configs/``).
 """
 from __future__ import annotations
 
@@ -18,10 +20,67 @@ def shared_data_root() -> Path:
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
+def is_checkout() -> bool:
+    """Whether icegan runs from a checkout of its repository (or an editable install of one): ``pyproject.toml``
+    beside the package. False for an installed wheel, whose parent folder is ``site-packages``."""
+    return (REPO_ROOT / "pyproject.toml").is_file()
+
+
 def default_data_root() -> Path:
-    """User data root and cache location (``$ICEGAN_DATA`` or ``<repo>/data``)."""
+    """User data root and cache location: ``$ICEGAN_DATA``, else ``<repo>/data`` in a checkout, else (an installed
+    wheel, whose ``<repo>`` would be ``site-packages``, often not writable) ``./data`` of the current folder."""
     env = os.environ.get("ICEGAN_DATA")
-    return Path(env) if env else REPO_ROOT / "data"
+    if env:
+        return Path(env)
+    return REPO_ROOT / "data" if is_checkout() else Path.cwd() / "data"
+
+
+def shipped_config_dir() -> Path:
+    """The folder of the configs shipped with icegan (the repository's ``configs/*.yaml``), wherever icegan runs from.
+
+    An installed wheel holds them as the package data ``icegan/configs/`` (pyproject.toml maps ``configs/`` there);
+    a checkout, or an editable install of one, has them in ``<repo>/configs``. A pip user, who has no checkout,
+    reaches them only here (``icegan configs``; ``icegan train`` with no --config runs the shipped ``demo.yaml``).
+
+    Returns:
+        The folder: ``icegan/configs`` beside the installed package when it is there, else the checkout's
+        ``configs`` (a folder of ``<repo>`` that holds pyproject.toml, so that an unrelated ``configs`` folder of
+        site-packages is never taken for it).
+
+    Raises:
+        FileNotFoundError: neither folder exists (an install built without its package data); the message names
+            both and says to reinstall from a wheel or sdist built by setuptools from the repository.
+    """
+    installed = Path(__file__).resolve().parent / "configs"
+    if installed.is_dir():
+        return installed
+    checkout = REPO_ROOT / "configs"
+    if checkout.is_dir() and is_checkout():
+        return checkout
+    raise FileNotFoundError(f"the shipped configs are in neither {installed} (an installed icegan) nor {checkout} "
+                            f"(a checkout): this icegan was installed without its package data; reinstall it from "
+                            f"the repository (pip install <repo> or a wheel built from it)")
+
+
+def shipped_config(name: str) -> Path:
+    """The shipped config ``name`` (``demo``, ``demo.yaml``, ``configs/demo.yaml``: a folder is dropped, the suffix
+    is optional) in :func:`shipped_config_dir`.
+
+    Raises:
+        FileNotFoundError: there is no shipped config of that name; the message names the folder and the closest
+            names, or all of them, and ``icegan configs`` (which lists them).
+    """
+    import difflib
+    folder = shipped_config_dir()
+    stem = Path(name).name.removesuffix(".yaml").removesuffix(".yml")
+    path = folder / f"{stem}.yaml"
+    if path.is_file():
+        return path
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    close = difflib.get_close_matches(stem, names, n=3, cutoff=0.6)
+    raise FileNotFoundError(f"no shipped config named {name!r} in {folder}; "
+                            + (f"did you mean {' or '.join(close)}? " if close else "")
+                            + "`icegan configs` lists them")
 
 
 #: Files whose presence makes a folder the output of one run (``icegan loso`` / ``train.py``, ``icegan ensemble``, a

@@ -56,10 +56,7 @@ from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_pro
 log = logging.getLogger("icegan.pipeline")
 
 __all__ = ["MainConfig", "DataSection", "GanSection", "FlowSection", "RecognizerSection", "run_main",
-           "load_main_config", "load_samples", "compute_flow_features", "write_summary", "DEFAULT_CONFIG"]
-
-#: the embedded default: ``python train.py`` with no arguments runs this
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+           "load_main_config", "load_samples", "compute_flow_features", "write_summary"]
 
 
 @dataclass
@@ -329,12 +326,16 @@ def _check_custom_code(cfg: MainConfig) -> None:
 
 
 def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig:
-    """Load and validate a main-job config (defaults: ``configs/demo.yaml``).
+    """Load and validate a main-job config (``path`` None: the shipped ``demo.yaml``, the repository's
+    ``configs/demo.yaml``, also in an installed wheel: :func:`icegan.paths.shipped_config`).
 
     Raises:
         ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys).
+        FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
+            its package data).
     """
-    cfg = load_config(MainConfig, path if path is not None else DEFAULT_CONFIG, overrides)
+    from icegan.paths import shipped_config
+    cfg = load_config(MainConfig, path if path is not None else shipped_config("demo"), overrides)
     s = cfg.data.img_size
     if s < 32 or s & (s - 1):
         raise ConfigError(f"data.img_size must be a power of two >= 32, got {s}")

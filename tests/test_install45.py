@@ -19,7 +19,7 @@ import pytest
 from _readme import ROOT
 
 from icegan.cli import main
-from icegan.commands import shipped_config, shipped_config_dir
+from icegan.paths import shipped_config, shipped_config_dir
 
 #: what the build reads from the repository (pyproject.toml's readme, license-files and packages; MANIFEST.in and
 #: the files it adds to the sdist)
@@ -130,6 +130,21 @@ def test_installed_icegan_runs_from_another_folder(installed, tmp_path):
     assert demo.stdout.startswith("name: demo\n") and "source: synthetic" in demo.stdout
     assert sorted(p.name for p in elsewhere.iterdir()) == []          # --print-config wrote nothing
 
+    gan = _run_installed(installed, elsewhere, "gan", "train", "--print-config")     # was configs/gan_casme2.yaml of
+    assert gan.returncode == 0, gan.stderr                                          # the current folder
+    assert "holdout_subjects" in gan.stdout and "img_size" in gan.stdout
+
+    readme = _run_installed(installed, elsewhere, "loso", "--config", "configs/demo_features.yaml")   # as the README
+    shipped = installed / "icegan" / "configs" / "demo_features.yaml"
+    assert readme.returncode == 2 and f"the shipped config of that name is {shipped}" in readme.stderr
+    assert "`icegan configs demo_features > demo_features.yaml`" in readme.stderr
+
+    env = {k: v for k, v in os.environ.items() if k != "ICEGAN_DATA"}
+    root = subprocess.run([sys.executable, "-c", "from icegan.paths import default_data_root as d; print(d())"],
+                          cwd=elsewhere, env={**env, "PYTHONPATH": str(installed)}, capture_output=True, text=True,
+                          timeout=60)
+    assert root.stdout.strip() == str(elsewhere / "data")      # not <site-packages>/data
+
 
 def test_shipped_config_takes_a_name_with_or_without_folder_and_suffix():
     """In a checkout the shipped configs are configs/ itself; a name resolves with or without .yaml or a folder."""
@@ -155,3 +170,21 @@ def test_icegan_configs_lists_every_config_with_its_header_line(capsys):
     assert [line.split()[0] for line in lines[1:]] == [p.stem for p in configs]
     demo_features = next(line for line in lines if line.split()[0] == "demo_features")
     assert "Demo: STSTNet LOSO" in demo_features                      # the first line of its header comment
+
+
+def test_a_checkout_keeps_its_data_folder_and_icegan_data_wins(monkeypatch, tmp_path):
+    from icegan.paths import REPO_ROOT, default_data_root
+    monkeypatch.delenv("ICEGAN_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_data_root() == REPO_ROOT / "data"
+    monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "mine"))
+    assert default_data_root() == tmp_path / "mine"
+
+
+def test_landmarks_without_face_recognition_say_how_to_install_it(monkeypatch):
+    """face_recognition is installed apart (--no-deps, as the Makefile does): a pip user without it is told how."""
+    import flownet.data.synthetic_face as sf
+    monkeypatch.setattr(sf, "_FR", None)
+    monkeypatch.setitem(sys.modules, "face_recognition", None)          # import face_recognition raises ImportError
+    with pytest.raises(ImportError, match=r"pip install --no-deps face_recognition==1\.3\.0"):
+        sf.face_recognition_modules()

@@ -55,7 +55,8 @@ def test_a_config_path_that_is_not_there_names_what_was_meant(tmp_path, monkeypa
         load_config(C, "configs/features_ststnet.yaml")
     assert str(err.value) == (f"config file not found: configs/features_ststnet.yaml (relative to {tmp_path}); the "
                               f"shipped config of that name is {REPO_ROOT / 'configs' / 'features_ststnet.yaml'}: "
-                              f"give that path")
+                              f"give that path, or `icegan configs features_ststnet > features_ststnet.yaml` for a "
+                              f"copy of your own to edit")
     with pytest.raises(FileNotFoundError) as err:
         load_config(C, REPO_ROOT / "configs" / "casme.yaml")
     assert str(err.value) == (f"config file not found: {REPO_ROOT / 'configs' / 'casme.yaml'}; did you mean "

@@ -72,13 +72,24 @@ _FR = None
 
 def face_recognition_modules():
     """``(face_recognition, face_recognition.api)``, imported once (they load the dlib models at import), without
-    face_recognition_models' pkg_resources deprecation warning."""
+    face_recognition_models' pkg_resources deprecation warning.
+
+    Raises:
+        ImportError: face_recognition (or dlib, or its models) is not installed; the message says how to install it
+            (a ``pip install`` of the package alone lacks it: it is installed with ``--no-deps``).
+    """
     global _FR
     if _FR is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pkg_resources deprecation warning of face_recognition_models
-            import face_recognition
-            import face_recognition.api as api
+            try:
+                import face_recognition
+                import face_recognition.api as api
+            except ImportError as exc:       # not a dependency of the package: the Makefile installs it apart
+                raise ImportError(
+                    f"the 68 facial landmarks need the face_recognition package ({exc}); install it as the Makefile "
+                    f"does, without its dlib dependency (icegan's dlib-bin wheel provides dlib): pip install "
+                    f"--no-deps face_recognition==1.3.0") from exc
         _FR = (face_recognition, api)
     return _FR
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 from typing import Callable
 
 #: errors that come from the user's input (a missing or unreadable file, a bad value, a missing optional package, a
@@ -30,56 +29,6 @@ def one_line_errors(prog: str) -> Callable:
                 return 2
         return wrapper
     return decorate
-
-
-def shipped_config_dir() -> Path:
-    """The folder of the configs shipped with icegan (the repository's ``configs/*.yaml``), wherever icegan runs from.
-
-    An installed wheel holds them as the package data ``icegan/configs/`` (pyproject.toml maps ``configs/`` there);
-    a checkout, or an editable install of one, has them in ``<repo>/configs``. A pip user, who has no checkout,
-    reaches them only here (``icegan configs``; ``icegan train`` with no --config runs the shipped ``demo.yaml``).
-
-    Returns:
-        The folder: ``icegan/configs`` beside the installed package when it is there, else the checkout's
-        ``configs`` (a folder of ``<repo>`` that holds pyproject.toml, so that an unrelated ``configs`` folder of
-        site-packages is never taken for it).
-
-    Raises:
-        FileNotFoundError: neither folder exists (an install built without its package data); the message names
-            both and says to reinstall from a wheel or sdist built by setuptools from the repository.
-    """
-    import icegan
-    from icegan.paths import REPO_ROOT
-    installed = Path(icegan.__file__).resolve().parent / "configs"
-    if installed.is_dir():
-        return installed
-    checkout = REPO_ROOT / "configs"
-    if checkout.is_dir() and (REPO_ROOT / "pyproject.toml").is_file():
-        return checkout
-    raise FileNotFoundError(f"the shipped configs are in neither {installed} (an installed icegan) nor {checkout} "
-                            f"(a checkout): this icegan was installed without its package data; reinstall it from "
-                            f"the repository (pip install <repo> or a wheel built from it)")
-
-
-def shipped_config(name: str) -> Path:
-    """The shipped config ``name`` (``demo``, ``demo.yaml``, ``configs/demo.yaml``: a folder is dropped, the suffix
-    is optional) in :func:`shipped_config_dir`.
-
-    Raises:
-        FileNotFoundError: there is no shipped config of that name; the message names the folder and the closest
-            names, or all of them, and ``icegan configs`` (which lists them).
-    """
-    import difflib
-    folder = shipped_config_dir()
-    stem = Path(name).name.removesuffix(".yaml").removesuffix(".yml")
-    path = folder / f"{stem}.yaml"
-    if path.is_file():
-        return path
-    names = sorted(p.stem for p in folder.glob("*.yaml"))
-    close = difflib.get_close_matches(stem, names, n=3, cutoff=0.6)
-    raise FileNotFoundError(f"no shipped config named {name!r} in {folder}; "
-                            + (f"did you mean {' or '.join(close)}? " if close else "")
-                            + "`icegan configs` lists them")
 
 
 def add_print_config(parser) -> None:

@@ -6,7 +6,7 @@ Example::
     icegan configs                       # the folder, and each config with the first line of its header comment
     icegan configs demo_features         # that config's text, to redirect into a file of your own
 
-The folder is :func:`icegan.commands.shipped_config_dir`: ``icegan/configs/`` of an installed wheel, ``configs/`` of a
+The folder is :func:`icegan.paths.shipped_config_dir`: ``icegan/configs/`` of an installed wheel, ``configs/`` of a
 checkout. A printed config is the file as shipped, comments included; give the file you saved it to as --config.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from __future__ import annotations
 import shutil
 import textwrap
 
-from icegan.commands import one_line_errors, shipped_config, shipped_config_dir
+from icegan.commands import one_line_errors
+from icegan.paths import shipped_config, shipped_config_dir
 
 
 def register(subparsers) -> None:

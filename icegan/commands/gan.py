@@ -30,7 +30,9 @@ def register(subparsers) -> None:
                                      "clip list. --fold SUBJECT holds one subject out, as a LOSO fold does. The run "
                                      "folder keeps checkpoints/last.pt (resumed when run again), sample grids and "
                                      "TensorBoard logs.")
-    tr.add_argument("--config", default="configs/gan_casme2.yaml", help="YAML config (GanConfig; default configs/gan_casme2.yaml)")
+    tr.add_argument("--config", default=None,
+                    help="YAML config (GanConfig; default: the shipped gan_casme2.yaml, configs/gan_casme2.yaml of "
+                         "the repository, also in an installed wheel; `icegan configs` lists them)")
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)
@@ -103,6 +105,9 @@ def _train(args: argparse.Namespace) -> int:
         overrides.append(f"data.holdout_subjects=[{args.fold}]")
     if args.device:
         overrides.append(f"train.device={args.device}")
+    if args.config is None:
+        from icegan.paths import shipped_config
+        args.config = str(shipped_config("gan_casme2"))
     cfg = load_config(GanConfig, args.config, overrides)
     if args.print_config:
         return print_config(cfg)

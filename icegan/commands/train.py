@@ -2,11 +2,11 @@
 
 An installed icegan (a wheel, ``pip install git+...``) has no train.py: ``icegan train`` (or ``python -m icegan train``,
 which ``torchrun --nproc_per_node N -m icegan train`` runs for DDP) is its main job, and with no --config it runs the
-shipped ``demo.yaml`` (:func:`icegan.commands.shipped_config`), found in the package as well as in a checkout.
+shipped ``demo.yaml`` (:func:`icegan.paths.shipped_config`), found in the package as well as in a checkout.
 """
 from __future__ import annotations
 
-from icegan.commands import add_print_config, shipped_config
+from icegan.commands import add_print_config
 
 
 def add_arguments(parser) -> None:
@@ -51,15 +51,7 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    """Run the main job; with no --config, the shipped demo.yaml wherever icegan is installed (the pipeline's own
-    default, ``<repo>/configs/demo.yaml``, exists in a checkout only)."""
-    import sys
-
+    """Run the main job (:func:`icegan.pipeline.run_from_args`); with no --config, the shipped demo.yaml wherever
+    icegan is installed (:func:`icegan.pipeline.load_main_config`)."""
     from icegan.pipeline import run_from_args
-    if args.config is None:
-        try:
-            args.config = str(shipped_config("demo.yaml"))
-        except FileNotFoundError as exc:
-            print(f"icegan train: error: {exc}", file=sys.stderr)
-            return 2
     return run_from_args(args)
