@@ -196,6 +196,9 @@ def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64, capsys):
     res = json.loads(js.read_text())
     assert res["n_onsets"] == 2 and res["expcaps_uf1"] is None and res["controllability"] is not None
     assert res["controllability_cross_dataset"] is None
+    # read and resized as the generator's training faces were (icegan generate's rule), and said so
+    assert res["onset_resize"].startswith("2 onset image(s) of 64x64 pixels resized to 32x32 with INTER_AREA, as "
+                                          "icegan gan train resized the CASME II crops")
     # subjects the checkpoint was trained on are refused
     assert main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--subjects", "sub02",
                  "--out", str(tmp_path / "x")]) == 2

@@ -53,7 +53,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .pairs import CLASS_NAMES, PairSet, load_casme2_pairs, load_face_images, to_tensor
+from .pairs import CLASS_NAMES, PairSet, load_casme2_pairs, to_tensor
 from .synthesis import synthesize, to_uint8
 
 __all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "CrossDatasetRecognizer",
@@ -400,7 +400,9 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     ``subjects`` (default: the checkpoint's ``holdout_subjects``), recognizer trained on the
     checkpoint's training subjects; or a folder of onset face images — identity (each image its own
     identity), controllability (recognizer trained on the checkpoint's training subjects of the
-    shared CASME II data), speed and grids; no ExpCaps MER (no labels). Writes the grids and ``eval.md``
+    shared CASME II data), speed and grids; no ExpCaps MER (no labels); the images are read and resized as the
+    generator's training faces were (:func:`icegan.gan.generate.load_onsets`; the JSON key ``onset_resize`` says
+    what was resized, None when nothing was). Writes the grids and ``eval.md``
     (:func:`metrics_markdown`) into ``out_dir`` (default: ``eval/`` beside the checkpoints folder); the JSON
     key ``report`` names the latter. ``cross_dataset``: also the
     independent controllability of :class:`CrossDatasetRecognizer` (skipped with a log line when
@@ -471,10 +473,14 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         res["eval_subjects"] = sorted(set(pairs.subjects))
         res["class_counts"] = {CLASS_NAMES[c]: int(np.sum(pairs.labels == c)) for c in range(len(CLASS_NAMES))}
     else:
-        faces, names = load_face_images(data_p, cfg.data.img_size)
+        from .generate import load_onsets          # resized as the generator's training faces were
+        faces, names, note = load_onsets(data_p, cfg)
+        if note:
+            log.info("note: %s", note)
         res = evaluate_generator(g, d, faces, names, None, None, recognizer, n_per_class, seed, out,
                                  cross_recognizer=cross)
         res["eval_images"] = names
+        res["onset_resize"] = note
     res["checkpoint"] = str(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     res["report"] = str(out / "eval.md")

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["TrainingFit", "training_fit", "list_onset_files", "load_onsets"]
+__all__ = ["TrainingFit", "training_fit", "load_onsets"]
 
 
 @dataclass(frozen=True)
@@ -60,36 +60,17 @@ def training_fit(cfg) -> TrainingFit:
             how += ("; raw datasets' faces were detected and aligned from full frames into square crops, so give "
                     "aligned face crops")
         return TrainingFit(size, lambda img: resize_cropped(img, size), how, squashes="cropped" in modes)
-    from .pairs import _fit                 # the resize load_casme2_pairs applies to every training frame
-    return TrainingFit(size, lambda img: _fit(img, size),
+    from .pairs import fit_square           # the resize load_casme2_pairs applies to every training frame
+    return TrainingFit(size, lambda img: fit_square(img, size),
                        "with INTER_AREA, as icegan gan train resized the CASME II crops it trained on "
                        "(data.source=manifest)")
-
-
-def list_onset_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The image files of ``paths`` (files, and folders: every image in them, sorted by name), in the order given.
-
-    Raises:
-        ValueError: a folder holds no images (names it and the suffixes read).
-    """
-    from .pairs import _IMG_EXT             # the suffixes icegan gan eval --data DIR reads
-    files: list[Path] = []
-    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMG_EXT)
-            if not found:
-                raise ValueError(f"no face images ({sorted(_IMG_EXT)}) in folder {p}")
-            files += found
-        else:
-            files.append(p)
-    return files
 
 
 def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarray, list[str], str | None]:
     """Onset faces for the generator of ``cfg``, read grey and resized as its training faces were.
 
     Args:
-        paths: image file(s) and/or folder(s) of them (:func:`list_onset_files`).
+        paths: image file(s) and/or folder(s) of them (:func:`icegan.gan.pairs.list_face_files`).
         cfg: the generator's :class:`icegan.gan.trainer.GanConfig` (its checkpoint's).
 
     Returns:
@@ -100,10 +81,10 @@ def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarr
     Raises:
         FileNotFoundError: an image is missing; ValueError: a folder without images, an unreadable image (named).
     """
-    from .pairs import _read_grey           # the reader (grey, EXIF orientation) of the training frames
+    from .pairs import list_face_files, read_grey     # the reader (grey, EXIF orientation) of the training frames
     fit = training_fit(cfg)
-    files = list_onset_files(paths)
-    raw = [_read_grey(f) for f in files]
+    files = list_face_files(paths)
+    raw = [read_grey(f) for f in files]
     faces = np.stack([fit.resize(img) for img in raw])
     sizes = Counter((img.shape[1], img.shape[0]) for img in raw if img.shape != (fit.size, fit.size))
     if not sizes:

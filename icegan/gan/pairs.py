@@ -29,14 +29,15 @@ import numpy as np
 
 from icegan.paths import default_data_root, shared_data_root
 
-__all__ = ["CLASS_NAMES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "load_face_images", "read_face",
-           "to_tensor", "class_id"]
+__all__ = ["CLASS_NAMES", "IMAGE_SUFFIXES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "list_face_files",
+           "load_face_images", "read_face", "read_grey", "fit_square", "to_tensor", "class_id"]
 
 log = logging.getLogger(__name__)
 
 #: MEGC2019 composite class names by id
 CLASS_NAMES = ("negative", "positive", "surprise")
-_IMG_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+#: the image files a folder of faces is read for (icegan generate, icegan gan eval --data DIR)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 def class_id(name_or_id: str | int) -> int:
@@ -130,11 +131,12 @@ def read_face(path: str | Path, img_size: int) -> np.ndarray:
     Raises:
         FileNotFoundError: the file does not exist; ValueError: OpenCV cannot decode it, or it was cut short.
     """
-    return _fit(_read_grey(path), img_size)
+    return fit_square(read_grey(path), img_size)
 
 
-def _read_grey(path: str | Path) -> np.ndarray:
-    """One image as grayscale uint8 at its own size (errors as :func:`read_face`)."""
+def read_grey(path: str | Path) -> np.ndarray:
+    """One image as grayscale uint8 (H, W) at its own size, as every training frame is read (EXIF orientation
+    applied, :func:`flownet.frame_io.read_frame`); errors as :func:`read_face`."""
     import cv2
     p = Path(path)
     if not p.is_file():
@@ -143,28 +145,40 @@ def _read_grey(path: str | Path) -> np.ndarray:
     return read_frame(p, cv2.IMREAD_GRAYSCALE)       # ValueError naming the file: undecodable or cut short
 
 
-def _fit(img: np.ndarray, img_size: int) -> np.ndarray:
-    """``img`` resized to (img_size, img_size) (INTER_AREA)."""
+def fit_square(img: np.ndarray, img_size: int) -> np.ndarray:
+    """``img`` (H, W) uint8 resized to (img_size, img_size) with OpenCV INTER_AREA, aspect ratio not kept: what
+    :func:`load_casme2_pairs` does to every frame."""
     import cv2
     return cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
 
 
+def list_face_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`) of ``paths``: files as given, and every image of a folder, sorted by
+    name; in the order given. A missing file is listed (its reader names it).
+
+    Raises:
+        ValueError: a folder holds no images (names it and the suffixes read).
+    """
+    files: list[Path] = []
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        if p.is_dir():              # a folder in a list was read as a missing 'face image' before
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"no face images ({sorted(IMAGE_SUFFIXES)}) in folder {p}")
+            files += found
+        else:
+            files.append(p)
+    return files
+
+
 def load_face_images(paths: str | Path | Sequence[str | Path], img_size: int) -> tuple[np.ndarray, list[str]]:
     """Faces from a folder (all images, sorted), a file, or a list of files and folders → ((N, img_size, img_size)
-    uint8, names), in the order given.
+    uint8, names), in the order given (:func:`list_face_files`, :func:`read_face`).
 
     Raises:
         FileNotFoundError: a path is missing; ValueError: a folder holds no images, or an image is unreadable.
     """
-    files = []
-    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
-        if p.is_dir():              # a folder in a list was read as a missing 'face image' before
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMG_EXT)
-            if not found:
-                raise ValueError(f"no face images ({sorted(_IMG_EXT)}) in folder {p}")
-            files += found
-        else:
-            files.append(p)
+    files = list_face_files(paths)
     faces = np.stack([read_face(f, img_size) for f in files])
     return faces, [f.stem for f in files]
 
@@ -276,8 +290,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         on_path = _frame_path(root, r.subject, r.filename, onset_f)
         if not on_path.is_file():
             raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): onset frame missing: {on_path}")
-        on_raw = _read_grey(on_path)
-        on_img = _fit(on_raw, img_size)
+        on_raw = read_grey(on_path)
+        on_img = fit_square(on_raw, img_size)
         faces, why = [], None              # an apex of another size than the onset: the clip is skipped, not resized
         for d in range(-apex_neighbors, apex_neighbors + 1):
             fr = apex_f + d
@@ -286,7 +300,7 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
                 if d == 0:
                     raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): apex frame missing: {p}")
                 continue
-            raw_face = _read_grey(p)
+            raw_face = read_grey(p)
             if raw_face.shape != on_raw.shape:
                 (h, w), (oh, ow) = raw_face.shape, on_raw.shape
                 text = (f"frame {fr} ({p.name}) is {w}x{h} pixels, the onset frame ({on_path.name}) {ow}x{oh}: the "
@@ -296,7 +310,7 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
                     break
                 log.warning("CASME II clip %s: apex neighbour left out: %s", clip, text)
                 continue
-            faces.append((fr, _fit(raw_face, img_size)))
+            faces.append((fr, fit_square(raw_face, img_size)))
         if why is not None:
             skipped.append((clip, why))
             log.warning("CASME II clip %s skipped: %s", clip, why)
