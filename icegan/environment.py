@@ -187,6 +187,20 @@ def _git_commit(repo: Path) -> Optional[str]:
     return sha + ("+dirty" if dirty else "")
 
 
+def _installed_commit() -> Optional[str]:
+    """The commit an installed icegan was built from, when pip installed it from a git repository (``pip install
+    git+URL@REV``: ``vcs_info.commit_id`` of the distribution's ``direct_url.json``, PEP 610); None for any other
+    install (a wheel file, an index, an editable checkout, whose own git history :func:`_git_commit` reads)."""
+    import json
+    from importlib import metadata
+    try:
+        text = metadata.distribution("icegan").read_text("direct_url.json")
+        commit = json.loads(text)["vcs_info"]["commit_id"] if text else None
+    except (metadata.PackageNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return commit if isinstance(commit, str) and commit else None
+
+
 def _load_average() -> Optional[list[float]]:
     """The 1-, 5- and 15-minute load averages (rounded to 0.01), or None where the OS gives none."""
     try:
@@ -205,7 +219,8 @@ def describe_environment() -> dict[str, Any]:
         (:func:`usable_cpus`), "load_average": [1, 5, 15 min] or None (other work on the machine at the start:
         wall times measured beside it are upper bounds),
         "torch_threads": int, "cuda": GPU name or None, "retain_freed_memory": bool
-        (:mod:`icegan.allocator`), "git_commit": sha (+dirty) or None}``.
+        (:mod:`icegan.allocator`), "git_commit": sha (+dirty) of a checkout, else the commit a ``pip install
+        git+URL`` was built from (:func:`_installed_commit`), else None}``.
     """
     import numpy
     import sklearn
@@ -228,7 +243,7 @@ def describe_environment() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cuda": cuda,
         "retain_freed_memory": retaining(),
-        "git_commit": _git_commit(REPO_ROOT),
+        "git_commit": _git_commit(REPO_ROOT) or _installed_commit(),
     }
 
 

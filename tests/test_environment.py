@@ -118,6 +118,34 @@ def test_git_commit_is_marked_dirty_by_changed_tracked_files_only(tmp_path):
     assert _git_commit(tmp_path) == sha + "+dirty"
 
 
+
+def test_an_installed_icegan_names_the_commit_pip_built_it_from(monkeypatch):
+    """Outside a checkout, a `pip install git+URL@REV` is recorded by its direct_url.json (PEP 610) commit; a wheel
+    or index install (no vcs_info), an editable one (dir_info) or a damaged file gives None, never an error."""
+    import json
+    from importlib import metadata
+
+    import icegan.environment as env
+
+    class Dist:
+        def __init__(self, text):
+            self.text = text
+
+        def read_text(self, name):
+            assert name == "direct_url.json"
+            return self.text
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    cases = {json.dumps({"url": "https://example.org/icegan.git", "vcs_info": {"vcs": "git", "commit_id": sha}}): sha,
+             json.dumps({"url": "file:///src/icegan", "dir_info": {"editable": True}}): None,
+             None: None, "{cut": None}
+    for text, want in cases.items():
+        monkeypatch.setattr(metadata, "distribution", lambda name, t=text: Dist(t))
+        assert env._installed_commit() == want
+    monkeypatch.setattr(env, "_git_commit", lambda repo: None)          # no checkout: the install's record is used
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist(json.dumps({"vcs_info": {"commit_id": sha}})))
+    assert env.describe_environment()["git_commit"] == sha
+
 class _FakeLibc:
     """glibc's ``mallopt`` as seen through ctypes, recording its calls; refuses mmap thresholds above ``cap`` and, with
     ``trim_ok=False``, the trim threshold. ``glibc=False``: a C library without ``gnu_get_libc_version`` (musl)."""
