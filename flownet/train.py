@@ -20,6 +20,14 @@ it; the ``icegan`` CLI uses its typed loader with ``key=value`` overrides. A run
 (model + optimizer + step + elapsed time: ``resume: true`` continues from it), ``weights.pt`` (the final
 model in the shipped-weights format) and ``metrics.json`` (test-set metrics of the final model; no
 model selection on the test subjects).
+
+What the evaluations score (said in the log before training, and in ``metrics.json`` as ``val_set`` / ``test_set`` /
+``val_generic_set``: :func:`evaluation_set`): whole ``data.size`` pairs, never ``train.crop`` crops, at the model
+config's update count (``model.iters``), not ``train.iters``; validation = the ``data.n_val_subjects`` held-out
+subjects (``sub05`` + ``sub22`` in the flow configs), not the test subjects ``icegan flow eval`` scores. A fresh run
+from ``train.init_weights`` also scores those weights as step 0, before its first update: a fine-tune's first
+``eval_every`` evaluation scores weights it has already moved (by a lot when the shipped facial weights, trained on
+whole 128x128 pairs and much worse on 96x96 crops, are fine-tuned on such crops).
 """
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
            "init_weights_file", "load_init_weights", "check_intervals",
-           "evaluate_model", "weight_ema", "build_model", "training_loss", "warn_igvar_scale"]
+           "evaluate_model", "evaluation_updates", "evaluation_set", "describe_evaluation_set", "watched_sets_line", "weight_ema", "build_model", "training_loss", "warn_igvar_scale"]
 
 
 @dataclass
@@ -268,6 +276,62 @@ def evaluate_model(model: torch.nn.Module, loader, device, iters: int | None = N
         valids.append(b["valid"])
     model.train(was)
     return flow_metrics(torch.cat(preds), torch.cat(gts), torch.cat(valids))
+
+
+def evaluation_updates(model: torch.nn.Module) -> int | None:
+    """The recurrent updates :func:`evaluate_model` runs ``model`` with when given no ``iters``: its config's
+    ``iters`` (SRFlowNet: the run's ``model.iters``, not ``train.iters`` and not the update count stored in a
+    ``train.init_weights`` file; RAFT: ``raft.iters``), or None for a backbone without updates (LiteFlowNet2,
+    ptlflow)."""
+    n = getattr(getattr(model, "config", None), "iters", None)
+    return int(n) if n else None
+
+
+def evaluation_set(dataset, model: torch.nn.Module) -> dict:
+    """What a run's scores on an evaluation ``dataset`` measure, as recorded in ``metrics.json`` (``val_set``,
+    ``test_set``, ``val_generic_set``) and said in the run's log (:func:`describe_evaluation_set`).
+
+    Args:
+        dataset: a :class:`~flownet.data.synthetic_face.SyntheticFaceFlow` or
+            :class:`~flownet.data.synthetic_generic.SyntheticGenericFlow` split.
+        model: the network scored (for its update count, :func:`evaluation_updates`).
+
+    Returns:
+        ``{"split", "pairs", "size", "updates"}`` (size: side in pixels of the whole pairs scored, never cropped; the
+        flow and its EPE are in pixels at that size; updates None: a backbone without updates), plus ``"subjects"``
+        (the CASME II subjects of the pairs) for facial pairs or ``"scenes": "generic"`` for generic ones.
+    """
+    out = {"split": dataset.split, "pairs": len(dataset), "size": int(dataset.size),
+           "updates": evaluation_updates(model)}
+    subjects = getattr(dataset, "subjects", None)
+    if subjects is not None:
+        out["subjects"] = list(subjects)
+    else:
+        out["scenes"] = "generic"
+    return out
+
+
+def describe_evaluation_set(info: dict) -> str:
+    """One phrase for an :func:`evaluation_set` record, e.g. ``48 pairs of sub05, sub22 (split val), whole 128x128
+    pairs, 4 updates``."""
+    who = f"of {', '.join(info['subjects'])}" if "subjects" in info else "of generic scenes"
+    updates = "no recurrent updates" if info["updates"] is None else (
+        f"{info['updates']} update{'s' if info['updates'] != 1 else ''}")
+    return f"{info['pairs']} pairs {who} (split {info['split']}), whole {info['size']}x{info['size']} pairs, {updates}"
+
+
+def watched_sets_line(name: str, watched: dict, test: dict, t: FlowTrainSection, size: int, from_init: bool) -> str:
+    """The log line a run prints before training: what its ``step N <name>`` evaluations score (``watched``, an
+    :func:`evaluation_set` record; ``name`` is ``val``, or ``test`` when ``data.n_val_subjects`` is 0), against what
+    its training batches are (``train.crop`` crops of the ``size`` pairs, ``train.iters`` updates), and that ``icegan
+    flow eval`` scores the test subjects (``test``) at the weights' own update count. ``from_init``: a fresh run from
+    ``train.init_weights`` also scores the initial weights as step 0 (when ``train.eval_every`` is on)."""
+    crop = f"{t.crop}x{t.crop} crops" if t.crop else f"whole {size}x{size} pairs"
+    step0 = "; step 0 = train.init_weights before any update" if from_init and t.eval_every else ""
+    updates = " (the model config's iters)" if watched["updates"] else ""
+    return (f"{name} (the 'step N {name}' lines, TensorBoard '{name}/'): {describe_evaluation_set(watched)}{updates}"
+            f"{step0}. Training batches: {crop}, {t.iters} updates (train.iters). `icegan flow eval` scores the test "
+            f"subjects ({', '.join(test['subjects'])}) at the weights' own update count: not these numbers")
 
 
 def init_weights_file(value: str | Path, backbone: str = "srflownet") -> Path:
@@ -536,13 +600,15 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     test_ds = SyntheticFaceFlow(split="test", n_pairs=d.n_test, **common)
     test_loader = evaluation_batches(test_ds)
     # what is watched during training: the validation subjects if any, else (as before) the test set
-    mon_name, mon_loader = "test", test_loader
+    mon_name, mon_loader, mon_ds = "test", test_loader, test_ds
     if d.n_val_subjects:
         mon_name = "val"
-        mon_loader = evaluation_batches(SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common))
-    generic_loader = None
+        mon_ds = SyntheticFaceFlow(split="val", n_pairs=d.n_val, **common)
+        mon_loader = evaluation_batches(mon_ds)
+    generic_loader = generic_ds = None
     if d.n_generic_val:
-        generic_loader = evaluation_batches(SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic))
+        generic_ds = SyntheticGenericFlow(split="val", n_pairs=d.n_generic_val, **generic)
+        generic_loader = evaluation_batches(generic_ds)
 
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -562,6 +628,16 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         if ema is not None:
             ema.load_state_dict(ck["ema"])         # present: checked above
         print(f"resumed {ckpt_path} at step {step}")
+    # what the run's evaluation numbers score, said once in the log and kept in metrics.json: whole pairs of the
+    # held-out subjects at the model's own update count, unlike the training batches (crops, train.iters), and not the
+    # test pairs icegan flow eval scores (other subjects, the weights' update count)
+    sets = {"test_set": evaluation_set(test_ds, model)}
+    if d.n_val_subjects:
+        sets["val_set"] = evaluation_set(mon_ds, model)
+    if generic_ds is not None:
+        sets["val_generic_set"] = evaluation_set(generic_ds, model)
+    print(watched_sets_line(mon_name, sets[f"{mon_name}_set"], sets["test_set"], t, d.size,
+                            from_init=init is not None and ck is None), flush=True)
 
     saved_at = [None]           # the step last written to last.pt (the final save skips a repeat)
     evaluated: dict = {}        # (set, weights) -> (step, metrics) of the last evaluation
@@ -616,6 +692,20 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             out[k] = torch.stack([v[..., y:y + t.crop, x:x + t.crop] for v, y, x in zip(b[k], ys, xs)])
         return out
 
+    def report(name: str, loader) -> None:
+        """Evaluate the raw weights on one set now and log it (TensorBoard ``<tag>/<metric>``, a ``step N`` line)."""
+        m = evaluate(name, loader, "raw")
+        tag = "val_generic" if name == "generic" else name
+        for k, v in m.items():
+            writer.add_scalar(f"{tag}/{k}", v, step)
+        print(f"step {step} {tag} {json.dumps(m)}", flush=True)
+
+    if init is not None and ck is None and t.eval_every:
+        # the starting point of a fine-tune, before its first update (and before its clock starts): the first
+        # eval_every evaluation already scores weights the fine-tune has moved
+        report(mon_name, mon_loader)
+        if generic_loader is not None:
+            report("generic", generic_loader)
     model.train()
     start = time.time()
     set_lr()
@@ -655,15 +745,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                 print(f"step {step} loss {loss_value:.4f} epe {epe:.4f} reg {parts['reg_loss']:.4f} "
                       f"elapsed {time.time() - start:.0f}s", flush=True)
             if t.eval_every and step % t.eval_every == 0:
-                m = evaluate(mon_name, mon_loader, "raw")
-                for k, v in m.items():
-                    writer.add_scalar(f"{mon_name}/{k}", v, step)
-                print(f"step {step} {mon_name} {json.dumps(m)}", flush=True)
+                report(mon_name, mon_loader)
                 if generic_loader is not None:
-                    m = evaluate("generic", generic_loader, "raw")
-                    for k, v in m.items():
-                        writer.add_scalar(f"val_generic/{k}", v, step)
-                    print(f"step {step} val_generic {json.dumps(m)}", flush=True)
+                    report("generic", generic_loader)
                 if ema is not None:
                     m = evaluate(mon_name, mon_loader, "ema")
                     for k, v in m.items():
@@ -685,8 +769,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     metrics = evaluate("test", test_loader, weights)
     if ema is not None:
         model = ema.module
-    meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer, "train_iters": t.iters,
-            "size": d.size, "weight_average": t.ema_decay or False, "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
+    meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer,
+            "train_iters": t.iters, "train_crop": t.crop, "size": d.size, "weight_average": t.ema_decay or False,
+            "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1), **sets}
     if real_pair_subjects:
         meta["real_pair_subjects"] = real_pair_subjects
     if d.n_val_subjects:
