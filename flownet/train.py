@@ -52,8 +52,9 @@ from .schedule import apply_one_cycle, budget_fraction
 log = logging.getLogger(__name__)
 
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
-           "init_weights_file", "load_init_weights", "check_intervals",
-           "evaluate_model", "evaluation_updates", "evaluation_set", "describe_evaluation_set", "watched_sets_line", "weight_ema", "build_model", "training_loss", "warn_igvar_scale"]
+           "init_weights_file", "load_init_weights", "check_intervals", "evaluate_model", "evaluation_updates",
+           "evaluation_set", "describe_evaluation_set", "watched_sets_line", "weight_ema", "build_model",
+           "training_loss", "warn_igvar_scale"]
 
 
 @dataclass
