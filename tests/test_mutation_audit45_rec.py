@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from icegan.metrics import compute_metrics
@@ -179,3 +180,135 @@ def test_members_that_put_a_clip_in_another_fold_are_refused(tmp_path):
     from icegan.ensemble import EnsembleError, ensemble_runs
     with pytest.raises(EnsembleError, match="in 'fold'"):
         ensemble_runs([m1, m2], tmp_path / "e")
+
+# ------------------------------------------------------------------------------------------------ icegan.recognition
+
+
+def _record_training_inputs(monkeypatch):
+    """Route train_models' forward passes through a recorder: returns the list the (B, 3, H, W) training batches
+    land in (as the network receives them, after augmentation)."""
+    from icegan import recognition
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x, **kw):
+            seen.append(x.detach().clone())
+            return self.model(x, **kw)
+    monkeypatch.setattr(recognition.distributed, "wrap_ddp", lambda model, device=None: Recorder(model))
+    return seen
+
+
+def test_training_flips_mirror_the_maps_and_negate_u_on_about_half_the_rows(monkeypatch):
+    """model.hflip: every map the network trains on is either a training map as it is or its mirror, built here by
+    hand: columns reversed, u (channel 0, min-max normalised to [0, 1]) replaced by 1 − u, v and strain only
+    reversed; over 4 epochs of 24 rows both kinds occur. Mutations killed: the training flip never drawn
+    (rand < 0), and the training flip mirroring the maps without negating u (x.flip(-1))."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.recognition import RecognizerConfig, train_models
+    seen = _record_training_inputs(monkeypatch)
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    x, y = fs.features.float(), fs.labels
+    cfg = RecognizerConfig(epochs=4, batch_size=8, hflip=True, shift_px=0, rotate_deg=0.0, scale_jitter=0.0,
+                           cutout_px=0, mixup_alpha=0.0, tta_hflip=False)
+    train_models(cfg, x, y, torch.ones(1, len(y), dtype=torch.bool), seed=0, progress=False)
+    mirror = x.flip(-1).clone()
+    mirror[:, 0] = 1.0 - mirror[:, 0]
+    assert not torch.allclose(mirror, x)
+    fed = torch.cat(seen).flatten(1)
+    EXACT = "donot_use_mm_for_euclid_dist"                               # no rounding of |a|^2 + |b|^2 - 2ab
+    assert len(fed) == 4 * len(y)
+    d_plain = torch.cdist(fed, x.flatten(1), compute_mode=EXACT).min(1).values
+    d_mirror = torch.cdist(fed, mirror.flatten(1), compute_mode=EXACT).min(1).values
+    assert bool(((d_plain < 1e-4) | (d_mirror < 1e-4)).all())           # every row one of the two
+    n_mirrored = int((d_mirror < 1e-4).sum())
+    assert 0.25 * len(fed) < n_mirrored < 0.75 * len(fed)                # a fair coin: 48 of 96 expected
+
+
+def test_a_folds_scores_are_the_mean_of_its_seed_copies(monkeypatch):
+    """model.seeds=2: each fold's scores are the average of the probabilities of its two copies in the grouped
+    network (the copies of fold i are columns 2i and 2i + 1 of the (N, G, K) predictions), not one copy's.
+    Mutation killed: a fold scored by its first seed copy only."""
+    from icegan import recognition
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import make_folds
+    from icegan.recognition import RecognizerConfig, fit_predict_folds
+    seen = []
+    real = recognition._predict
+
+    def spy(*a, **kw):
+        p = real(*a, **kw)
+        seen.append(p.detach().cpu().clone())
+        return p
+    monkeypatch.setattr(recognition, "_predict", spy)
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[:2]
+    out = fit_predict_folds(RecognizerConfig(epochs=2, batch_size=8, seeds=2), fs.features, fs.labels, subjects,
+                            folds, seed=0, progress=False)
+    probs = seen[-1]                                                     # (N, G = 2 folds x 2 seeds, K)
+    assert probs.shape[1] == 4
+    for i, f in enumerate(folds):
+        a, b = probs[f.test_idx, 2 * i].numpy(), probs[f.test_idx, 2 * i + 1].numpy()
+        assert np.abs(a - b).max() > 1e-4                                # the two seeds differ
+        np.testing.assert_allclose(out[i], (a + b) / 2, rtol=0, atol=1e-6)
+
+
+
+def test_oracle_records_end_with_the_final_epoch_when_the_spacing_skips_it():
+    """record_every=2 over 3 epochs records epochs 2 and 3: the final epoch is always among the epochs an oracle run
+    picks from, and its record is the returned (final-epoch) model's scores. Mutation killed: records taken only at
+    multiples of record_every (epoch 2 alone)."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.recognition import RecognizerConfig, predict_models, train_models
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    cfg = RecognizerConfig(epochs=3, batch_size=0, tta_hflip=False)
+    model, records = train_models(cfg, fs.features, fs.labels, torch.ones(2, len(fs), dtype=torch.bool),
+                                  seed=0, record_every=2, progress=False)
+    assert len(records) == 2
+    torch.testing.assert_close(records[-1], predict_models(model, fs.features, tta_hflip=False), rtol=0, atol=0)
+    assert not torch.equal(records[0], records[1])
+
+
+def test_rows_no_model_trains_on_leave_the_training_untouched():
+    """Rows outside every model's train mask (an SDE run's other datasets, a lone HDE fold's held-out dataset) are
+    neither in the batches nor in the step count: appending eight of them to the table leaves the trained weights
+    bit-identical. Mutation killed: batches drawn from every row of the table (torch.arange(N))."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.recognition import RecognizerConfig, train_models
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    x, y = fs.features.float(), fs.labels
+    cfg = RecognizerConfig(epochs=2, batch_size=4)
+    mask = torch.ones(2, len(y), dtype=torch.bool)
+    mask[1, :3] = False
+    alone, _ = train_models(cfg, x, y, mask, seed=1, progress=False)
+    extra = torch.rand(8, *x.shape[1:], generator=torch.Generator().manual_seed(2))
+    wider = torch.cat([mask, torch.zeros(2, 8, dtype=torch.bool)], 1)
+    padded, _ = train_models(cfg, torch.cat([x, extra]), torch.cat([y, torch.zeros(8, dtype=y.dtype)]), wider,
+                             seed=1, progress=False)
+    for k, v in alone.state_dict().items():
+        torch.testing.assert_close(padded.state_dict()[k], v, rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("name", ["logreg", "random_forest"])
+def test_a_class_absent_from_a_folds_training_gets_probability_zero_in_its_own_column(name):
+    """A fold whose training clips hold negatives and surprises only (a small SDE fold can lack a class): the
+    scikit-learn recognizer knows two classes, and its probabilities go to columns 0 and 2; column 1 (positive) is 0
+    and a test clip like the surprises is scored surprise. Maps: negatives 0.2 + noise, surprises 0.8 + noise.
+    Mutation killed: the fitted classes' probabilities written to the first columns (out[:, :2]), which scored the
+    surprise clip positive."""
+    from types import SimpleNamespace
+
+    from icegan.recognition import RecognizerConfig, fit_predict_sklearn
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0] * 6 + [2] * 6 + [2, 0])
+    x = torch.where(y == 2, 0.8, 0.2)[:, None, None, None] + 0.05 * torch.rand(len(y), 3, 8, 8, generator=g)
+    fold = SimpleNamespace(train_idx=np.arange(12), test_idx=np.array([12, 13]), index=0)
+    p = fit_predict_sklearn(RecognizerConfig(name=name, forest_trees=20), x, y, fold, seed=0)
+    assert p.shape == (2, 3)
+    np.testing.assert_array_equal(p[:, 1], [0.0, 0.0])
+    assert p.argmax(1).tolist() == [2, 0]
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)              # float32 maps: float32 sums
