@@ -90,6 +90,22 @@ def test_predict_options_reach_the_scores(tmp_path, capsys, monkeypatch):
     np.testing.assert_allclose(pd.read_csv(out)[SCORES].to_numpy(), a_none[SCORES].to_numpy(), atol=1e-6)
 
 
+def test_predict_warns_about_seen_subjects_and_clips_spelt_another_way(tmp_path, capsys):
+    """A subject of the training set written with other zero padding or case (the MEGC2019 table's smic/s01 against a
+    prepared SMIC's smic/s1) is the same person: the warnings match ids by protocol.subject_key."""
+    fit(toy_config("model.name=logreg"), tmp_path / "m.pt", progress=False)
+    seen = make_toy_features(n_subjects_per_dataset=2)
+    respelt = seen.samples.copy()
+    respelt["subject"] = respelt["subject"].str.replace("/s0", "/S", regex=False)       # casme2/s01 -> casme2/S1
+    table = write_feature_table(tmp_path, FeatureSet(respelt, seen.features), clip_suffix="_new")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(table), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 4 of these subjects (" in err and "not a subject-independent test" in err
+    same = write_feature_table(tmp_path, FeatureSet(respelt, seen.features), name="same_clips.csv")
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), "--table", str(same), "--out", str(out)]) == 0
+    assert f"warning: {len(respelt)} of these {len(respelt)} clips were in the training set" in capsys.readouterr().err
+
 def test_predict_auto_normalizes_as_the_model_s_training_table(tmp_path):
     """--normalize auto: a model fitted on a table with data.normalize=minmax gets its scored maps min-max
     normalised too; auto is the default of predict_table and of the command."""

@@ -284,6 +284,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     from icegan.labels import label_set_of_classes
     from icegan.metrics import compute_metrics
     from icegan.paths import check_output_file
+    from icegan.protocol import subject_key
     from icegan.saved_recognizer import maps_differ, maps_provenance
 
     check_output_file(args.out, "--out", "predictions.csv")   # never over a LOSO run's predictions.csv
@@ -301,8 +302,11 @@ def _predict_main(args: argparse.Namespace) -> int:
             print(f"note: {path} was trained on {trained['map_size']}×{trained['map_size']} maps, these are "
                   f"{size}×{size}; they are resized to the training size, but maps made another way than the training "
                   f"maps are a distribution shift", file=sys.stderr)
-        seen_clips = len(keys & set(trained["clip_keys"]))
-        seen_subjects = sorted(set(out["subject"]) & set(trained["subjects"]))
+        # matched by subject_key: one subject spelt two ways (the MEGC2019 table's smic/s01, a prepared SMIC's
+        # smic/s1; samm/006 and samm/6) is one person
+        seen_clips = len({subject_key(k) for k in keys} & {subject_key(k) for k in trained["clip_keys"]})
+        trained_subjects = {subject_key(s) for s in trained["subjects"]}
+        seen_subjects = sorted(s for s in set(out["subject"].astype(str)) if subject_key(s) in trained_subjects)
         if seen_clips:
             print(f"warning: {seen_clips} of these {len(out)} clips were in the training set of {path}: their "
                   f"predictions are not a test", file=sys.stderr)
