@@ -1,8 +1,8 @@
 """Apex spotting for clips without an annotated apex (SMIC-HS).
 
 Method (recorded in the manifest as ``apex_method``): onset = first frame of the clip; for every
-later frame t, dense optical flow onset → t is computed with OpenCV (DIS by default, Farnebäck as an
-option); the head's own motion is removed by subtracting the median flow vector of the face region;
+later frame t, dense optical flow onset → t is computed with OpenCV (DIS by default, at
+``DISOPTICAL_FLOW_PRESET_MEDIUM``, the preset of every number below; Farnebäck as an option); the head's own motion is removed by subtracting the median flow vector of the face region;
 the mean remaining magnitude (pixels) inside the face region, smoothed over 5 frames, gives a motion
 curve whose maximum is the apex. The face region is the convex hull of the 68 face_recognition
 landmarks of the onset frame (eyebrows to chin); if no face is found, a centred ellipse covering the
