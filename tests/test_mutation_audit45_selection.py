@@ -117,3 +117,46 @@ def test_an_ensembles_inner_probabilities_follow_its_weights(toy, tmp_path):
     assert (table["chosen"] == "a").all()
     sel = pd.read_csv(tmp_path / "s1" / "predictions.csv")
     assert (sel["y_pred"] == sel["y_true"]).all() and m["overall"]["UF1"] == 1.0
+
+
+def test_real_motion_seen_matches_spellings_within_a_dataset_only():
+    """Kills "record compared without subject_key" and "compared without the dataset prefix" in the main job's leak
+    warning (icegan.pipeline.real_motion_seen), and wrappers not followed. Weights that saw CASME2/Sub1 and samm/006
+    have seen casme2/sub01 and SAMM/6 (other spellings of the same ids), not smic/sub01 (another dataset's sub01) or
+    casme2/sub02; the record is found on the network itself, behind a working-resolution/RANSAC wrapper (``base``),
+    a component's ``decomposer``, and both."""
+    from types import SimpleNamespace as NS
+
+    from icegan.pipeline import real_motion_seen
+    net = NS(model=NS(meta={"real_pair_subjects": ["CASME2/Sub1", "samm/006"]}))
+    subjects = ["casme2/sub01", "casme2/sub02", "smic/sub01", "SAMM/6", "casme2/sub01"]
+    for est in (net, NS(base=net), NS(decomposer=net), NS(decomposer=NS(base=net))):
+        assert real_motion_seen(est, subjects) == ["SAMM/6", "casme2/sub01"]
+    assert real_motion_seen(NS(model=NS(meta={})), subjects) == []
+
+
+def test_the_noise_filter_drops_the_flagged_clips_from_every_seed_copy_of_a_fold(monkeypatch):
+    """Kills "only the first seed copy of a fold filtered". With S = 2 copies per fold and a filter that flags every
+    training clip labelled 2 (monkeypatched, so the flags are known), both copies of each fold keep exactly the fold's
+    training clips with labels 0 and 1; the held-out clips stay out of every mask."""
+    import icegan.label_noise
+    from icegan.data.toy_features import make_toy_features
+    from icegan.recognition import RecognizerConfig, _drop_noisy_labels
+    monkeypatch.setattr(icegan.label_noise, "flag_noisy_labels", lambda x, y, *a, **kw: y == 2)
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    y = fs.labels.clone()
+    folds = make_folds(fs.samples["subject"].tolist(), "CDE")[:3]
+    S = 2
+    masks = np.zeros((len(folds) * S, len(y)), dtype=bool)
+    for i, f in enumerate(folds):
+        masks[i * S:(i + 1) * S, f.train_idx] = True
+    cfg = RecognizerConfig(epochs=1, noise_filter="forest", forest_trees=5)
+    kept = _drop_noisy_labels(cfg, fs.features, y, masks, folds, S, 0, False)
+    labels = y.numpy()
+    for i, f in enumerate(folds):
+        want = np.zeros(len(y), dtype=bool)
+        want[f.train_idx] = True
+        want &= labels != 2
+        assert want.any() and (labels[f.train_idx] == 2).any()
+        for copy in range(S):
+            np.testing.assert_array_equal(kept[i * S + copy], want)
