@@ -160,3 +160,32 @@ def test_the_noise_filter_drops_the_flagged_clips_from_every_seed_copy_of_a_fold
         assert want.any() and (labels[f.train_idx] == 2).any()
         for copy in range(S):
             np.testing.assert_array_equal(kept[i * S + copy], want)
+
+
+def test_a_suites_ensemble_candidate_is_its_own_members_of_the_same_seed_with_its_weights(tmp_path):
+    """Kills "an ensemble candidate of a suite's selection planned with the first member repeated" and "... with equal
+    weights": its inner probabilities are then averaged from other recipes or weights than its outer predictions.
+    The ensemble 'both' of STSTNet and the unseeded floor with weights 3 : 1 is, at seed s, the candidate of the
+    runs ststnet_s<s> and floor (run once), weights [3, 1]."""
+    from icegan.suite import load_suite, plan_suite
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    path = tmp_path / "suite.yaml"
+    path.write_text(f"""\
+name: toy selection
+seeds: [0, 1]
+runs:
+  - {{label: floor, config: {configs}/features_logreg.yaml, seeded: false, overrides: [data.source=toy]}}
+  - {{label: STSTNet, config: {configs}/features_ststnet.yaml, overrides: [data.source=toy]}}
+ensembles:
+  - {{label: both, members: [STSTNet, floor], weights: [3, 1]}}
+selection: {{inner_folds: 3}}
+""")
+    out = tmp_path / "out"
+    sel = [p for p in plan_suite(load_suite(path), path, out) if p.label == "nested selection"]
+    assert [p.seed for p in sel] == [0, 1]
+    for p in sel:
+        (both,) = [c for c in p.selection if c.label == "both"]
+        assert [m.label for m in both.members] == ["STSTNet", "floor"]
+        assert [m.run_dir for m in both.members] == [out / f"ststnet_s{p.seed}", out / "floor"]
+        assert both.members[0].config.seed == p.seed
+        assert list(both.weights) == [3, 1]
