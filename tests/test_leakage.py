@@ -32,16 +32,10 @@ def _corrupt(fs: FeatureSet, rows: np.ndarray, features: bool, seed: int = 5) ->
 def _grouped_probs(cfg, fs, monkeypatch):
     """Run every CDE fold of ``cfg`` on ``fs`` through the CLI's fold runner (one grouped network) and return
     (per-fold test scores, the grouped network's (N, G, K) probabilities on every row)."""
-    import icegan.recognition as recognition
-    from icegan.commands.loso import fold_runner
-    seen = []
-    real = recognition._predict
+    from _grouped_spy import record_grouped_predictions
 
-    def spy(*a, **kw):
-        p = real(*a, **kw)
-        seen.append(p.detach().cpu().clone())
-        return p
-    monkeypatch.setattr(recognition, "_predict", spy)
+    from icegan.commands.loso import fold_runner
+    seen = record_grouped_predictions(monkeypatch)
     folds_fn, per_call, _ = fold_runner(cfg, fs, progress=False)
     assert per_call == 0                                  # all folds in one grouped network
     scores = folds_fn(make_folds(fs.samples["subject"].tolist(), "CDE"))

@@ -232,18 +232,12 @@ def test_a_folds_scores_are_the_mean_of_its_seed_copies(monkeypatch):
     """model.seeds=2: each fold's scores are the average of the probabilities of its two copies in the grouped
     network (the copies of fold i are columns 2i and 2i + 1 of the (N, G, K) predictions), not one copy's.
     Mutation killed: a fold scored by its first seed copy only."""
-    from icegan import recognition
+    from _grouped_spy import record_grouped_predictions
+
     from icegan.data.toy_features import make_toy_features
     from icegan.protocol import make_folds
     from icegan.recognition import RecognizerConfig, fit_predict_folds
-    seen = []
-    real = recognition._predict
-
-    def spy(*a, **kw):
-        p = real(*a, **kw)
-        seen.append(p.detach().cpu().clone())
-        return p
-    monkeypatch.setattr(recognition, "_predict", spy)
+    seen = record_grouped_predictions(monkeypatch)
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
     subjects = fs.samples["subject"].tolist()
     folds = make_folds(subjects, "CDE")[:2]
