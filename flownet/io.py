@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
-           "write_whole", "read_npz_whole", "image_tensor", "remove_stale", "remove_stale_temps_of",
+           "write_whole", "read_npz_whole", "read_npz_cache", "image_tensor", "remove_stale", "remove_stale_temps_of",
            "STALE_TMP_SECONDS", "PROBE_PIDS"]
 
 
@@ -153,6 +153,22 @@ def read_npz_whole(path: str | Path, names) -> dict:
         why = str(exc).splitlines()[0] if str(exc) else ""
         raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {why})") from None
 
+
+def read_npz_cache(path: str | Path, names, damaged) -> dict | None:
+    """A cache's arrays, for a cache written by :func:`write_whole` with ``concurrent=True``: ``{name: np.ndarray}``
+    of ``names`` (:func:`read_npz_whole`), or None when ``path`` is no file or cannot be read whole; then
+    ``damaged(message)`` is called with the message of :func:`read_npz_whole` (the caller warns and computes the cache
+    again). Temporaries a kill left beside an existing cache are removed first (:func:`remove_stale_temps_of`: kept as
+    recent by the rerun that wrote the cache, they would otherwise stay for good)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    remove_stale_temps_of(path)
+    try:
+        return read_npz_whole(path, names)
+    except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version that wrote in place
+        damaged(str(exc))
+        return None
 
 FLO_MAGIC = 202021.25
 UNKNOWN_FLOW_THRESH = 1e9

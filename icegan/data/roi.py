@@ -107,15 +107,11 @@ def face_landmarks_megc2019(samples: pd.DataFrame, cache_dir: Optional[str | Pat
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / f"landmarks_{files_cache_key(paths)}.npz"
-        if cache.is_file():
-            from flownet.io import read_npz_whole, remove_stale_temps_of
-            remove_stale_temps_of(cache)    # left by a kill while it was written, kept then as recent by the rerun
-            try:
-                z = read_npz_whole(cache, ("points", "sizes"))
-            except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
-                warnings.warn(f"landmark cache {exc}; finding the face landmarks again and saving them there")
-            else:
-                return z["points"], z["sizes"]
+        from flownet.io import read_npz_cache
+        z = read_npz_cache(cache, ("points", "sizes"), lambda why: warnings.warn(
+            f"landmark cache {why}; finding the face landmarks again and saving them there"))
+        if z is not None:
+            return z["points"], z["sizes"]
     from icegan.data.landmarks import landmarks_in_box
     points = np.empty((len(paths), 68, 2), np.float32)
     sizes = np.empty((len(paths), 2), np.int64)

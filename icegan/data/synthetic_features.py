@@ -81,15 +81,11 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         key = hashlib.sha1((files_cache_key(paths) + json.dumps(_settings(per_clip, size, amp_range, max_head, seed)))
                            .encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"synthetic_{key}.npz"
-        if cache.is_file():
-            from flownet.io import read_npz_whole, remove_stale_temps_of
-            remove_stale_temps_of(cache)    # left by a kill while it was written, kept then as recent by the rerun
-            try:
-                z = read_npz_whole(cache, ("features",))
-            except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
-                warnings.warn(f"synthetic clip cache {exc}; making the synthetic clips again and saving them there")
-            else:
-                return FeatureSet(syn, torch.from_numpy(z["features"]))
+        from flownet.io import read_npz_cache
+        z = read_npz_cache(cache, ("features",), lambda why: warnings.warn(
+            f"synthetic clip cache {why}; making the synthetic clips again and saving them there"))
+        if z is not None:
+            return FeatureSet(syn, torch.from_numpy(z["features"]))
 
     from PIL import Image, ImageOps
 

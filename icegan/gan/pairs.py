@@ -243,15 +243,12 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
                              f"|v{PAIRS_CACHE_VERSION}".encode()).hexdigest()[:12]
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
     cfile = cdir / f"gan_pairs_casme2_{img_size}_k{apex_neighbors}_{key}.npz"
-    if cache and cfile.is_file():
-        from flownet.io import read_npz_whole, remove_stale_temps_of
-        remove_stale_temps_of(cfile)        # left by a kill while it was written, kept then as recent by the rerun
-        try:
-            z = read_npz_whole(cfile, ("onset", "apex", "labels", "subjects", "clips", "onset_frames", "apex_frames",
-                                       "skipped", "n_not_composite"))
-        except ValueError as exc:       # damaged on disk, or cut short by a kill of an older version
-            log.warning("GAN pairs cache %s; reading the pairs again from the frames and saving them there", exc)
-        else:
+    if cache:
+        from flownet.io import read_npz_cache
+        z = read_npz_cache(cfile, ("onset", "apex", "labels", "subjects", "clips", "onset_frames", "apex_frames",
+                                   "skipped", "n_not_composite"), lambda why: log.warning(
+            "GAN pairs cache %s; reading the pairs again from the frames and saving them there", why))
+        if z is not None:
             skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
             for clip, why in skipped:
                 log.warning("CASME II clip %s skipped: %s", clip, why)
