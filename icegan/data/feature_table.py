@@ -140,8 +140,8 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
         other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes
                  and _may_hold(o, dataset)]
         hint = f"; {label!r} is a class of the label set {other[0]}: set data.labels={other[0]}" if other else ""
-        spelt = {"other": "others", "others": "other"}.get(label.lower())
-        if spelt in ls.classes:         # SAMM's sheet says 'Other', CASME II's 'others'
+        spelt = _respelt(label, ls)
+        if spelt:
             hint = f"; {ls.name}'s class is written {spelt!r}{hint}"
         raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id "
                          f"0..{ls.n_classes - 1} nor one of {list(ls.classes)} (data.labels={labels}){hint}")
@@ -163,6 +163,13 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
                 hint += f"; or, {label!r} being a class of {other.title}, set data.labels={name} for a table of those"
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
                      f"of {names}{hint}")
+
+
+def _respelt(label: str, label_set) -> Optional[str]:
+    """``label_set``'s spelling of ``label`` when it is the other dataset's (SAMM's sheet says 'Other', CASME II's
+    'others'; any case), or None."""
+    spelt = {"other": "others", "others": "other"}.get(label.lower())
+    return spelt if spelt in label_set.classes else None
 
 
 def _may_hold(label_set, dataset: Optional[str]) -> bool:
@@ -293,8 +300,8 @@ def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: st
         return label_set.classes.index(label.lower())
     why = ("an id is not read in a row of another dataset (it may be an id of its own dataset's classes): write the "
            "class name" if label.isdigit() else "no class of those")
-    spelt = {"other": "others", "others": "other"}.get(label.lower())
-    spelt = f" ({label_set.name}'s class is written {spelt!r})" if spelt in label_set.classes else ""
+    spelt = _respelt(label, label_set)
+    spelt = f" ({label_set.name}'s class is written {spelt!r})" if spelt else ""
     raise ValueError(f"{where}: a {dataset} clip labelled {text!r}, read with the classes of {label_set.name} "
                      f"{list(label_set.classes)} ({', '.join(label_set.datasets)} clips' classes): {why}{spelt}; a "
                      f"clip of another dataset is scored as a cross-dataset test when its label names one of those "
