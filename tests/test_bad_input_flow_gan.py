@@ -328,20 +328,24 @@ def test_flow_run_refuses_16_bit_images_holding_12_bit_data(tmp_path, capsys):
 def test_generate_reads_folders_among_several_onsets(shared_data, tmp_path):
     """--onset A_FOLDER B_FOLDER (or a folder beside files) said 'face image not found: A_FOLDER'; folders in a list
     are now read like a folder given alone, in the order given."""
-    from icegan.gan.pairs import load_face_images
+    from icegan.gan.pairs import fit_square, list_face_files, read_grey
+
+    def faces_of(paths, size):          # the faces of the files listed, as icegan gan train reads them
+        files = list_face_files(paths)
+        return np.stack([fit_square(read_grey(f), size) for f in files]), [f.stem for f in files]
     frames = shared_data / "casme2" / "sub01" / "EP02_01f"
     for folder, n in (("a", 46), ("a", 47), ("b", 48)):
         (tmp_path / folder).mkdir(exist_ok=True)
         shutil.copy(frames / f"img{n}.jpg", tmp_path / folder / f"img{n}.jpg")
     single = tmp_path / "img50.jpg"
     shutil.copy(frames / "img50.jpg", single)
-    faces, names = load_face_images([tmp_path / "b", single, str(tmp_path / "a")], 32)
+    faces, names = faces_of([tmp_path / "b", single, str(tmp_path / "a")], 32)
     assert names == ["img48", "img50", "img46", "img47"] and faces.shape == (4, 32, 32)
-    alone, _ = load_face_images(tmp_path / "a", 32)
+    alone, _ = faces_of(tmp_path / "a", 32)
     assert np.array_equal(faces[2:], alone)
     (tmp_path / "c").mkdir()
     with pytest.raises(ValueError, match=f"no face images .* in folder {tmp_path / 'c'}"):
-        load_face_images([single, tmp_path / "c"], 32)
+        faces_of([single, tmp_path / "c"], 32)
 
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short"])

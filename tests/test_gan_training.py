@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from _scalar_log import ScalarLog
 
-from icegan.gan.pairs import PairSet, class_id, load_casme2_pairs, load_face_images, to_tensor
+from icegan.gan.pairs import PairSet, class_id, fit_square, list_face_files, load_casme2_pairs, read_grey, to_tensor
 from icegan.gan.perceptual import VGG16_FILE, VGGPerceptual, build_perceptual
 from icegan.gan.synthesis import balanced_augmentation, synthesize
 from icegan.gan.trainer import (GanCheckpointError, GanConfig, build_models, check_resumable, load_checkpoint,
@@ -657,11 +657,12 @@ def test_by_subjects_takes_prefixed_ids_of_any_dataset():
     assert ps.by_subjects(exclude=["samm/007"]).clips == ["006/x", "sub01/z"]
 
 
-def test_load_face_images_reads_only_image_files(tmp_path):
+def test_list_face_files_lists_only_image_files(tmp_path):
     cv2.imwrite(str(tmp_path / "b.png"), np.full((8, 6), 200, np.uint8))
     cv2.imwrite(str(tmp_path / "a.jpg"), np.full((8, 6), 50, np.uint8))
     (tmp_path / "notes.txt").write_text("not a face")
-    faces, names = load_face_images(tmp_path, 4)
+    files = list_face_files(tmp_path)
+    faces, names = np.stack([fit_square(read_grey(f), 4) for f in files]), [f.stem for f in files]
     assert names == ["a", "b"] and faces.shape == (2, 4, 4) and faces.dtype == np.uint8
 
 

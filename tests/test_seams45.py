@@ -202,13 +202,13 @@ def test_generate_fits_an_onset_as_preprocessing_fitted_a_prepared_generator_s_c
     INTER_AREA of every onset did not match), and the note names that."""
     from icegan.data.align import resize_cropped
     from icegan.gan.generate import load_onsets
-    from icegan.gan.pairs import load_face_images
+    from icegan.gan.pairs import fit_square, read_grey
     from icegan.gan.trainer import load_checkpoint
     img = _face(tmp_path / "f.png", w, h)
     cfg = load_checkpoint(_gan_checkpoint(tmp_path, prepared=True), "cpu")[2]
     faces, _, note = load_onsets([tmp_path / "f.png"], cfg)
     assert np.array_equal(faces[0], resize_cropped(img, 32))
-    assert (w < 32) != np.array_equal(load_face_images(tmp_path / "f.png", 32)[0][0], faces[0])  # before: INTER_AREA
+    assert (w < 32) != np.array_equal(fit_square(read_grey(tmp_path / "f.png"), 32), faces[0])  # before: INTER_AREA
     assert ("resized to 32x32 with INTER_AREA when shrinking and INTER_CUBIC when enlarging, as preprocessing resized "
             "the cropped faces the generator trained on (data.source=prepared: samm (cropped))") in note
     assert "as the training crops' was" in note

@@ -30,7 +30,7 @@ import numpy as np
 from icegan.paths import default_data_root, shared_data_root
 
 __all__ = ["CLASS_NAMES", "IMAGE_SUFFIXES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "list_face_files",
-           "load_face_images", "read_face", "read_grey", "fit_square", "to_tensor", "class_id"]
+           "read_grey", "fit_square", "to_tensor", "class_id"]
 
 log = logging.getLogger(__name__)
 
@@ -125,18 +125,13 @@ def to_tensor(faces: np.ndarray):
     return torch.from_numpy(faces.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
 
 
-def read_face(path: str | Path, img_size: int) -> np.ndarray:
-    """Read one face image as grayscale uint8 (img_size, img_size) with OpenCV (INTER_AREA resize).
+def read_grey(path: str | Path) -> np.ndarray:
+    """One image as grayscale uint8 (H, W) at its own size, as every training frame is read (EXIF orientation
+    applied, :func:`flownet.frame_io.read_frame`).
 
     Raises:
         FileNotFoundError: the file does not exist; ValueError: OpenCV cannot decode it, or it was cut short.
     """
-    return fit_square(read_grey(path), img_size)
-
-
-def read_grey(path: str | Path) -> np.ndarray:
-    """One image as grayscale uint8 (H, W) at its own size, as every training frame is read (EXIF orientation
-    applied, :func:`flownet.frame_io.read_frame`); errors as :func:`read_face`."""
     import cv2
     p = Path(path)
     if not p.is_file():
@@ -169,18 +164,6 @@ def list_face_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
         else:
             files.append(p)
     return files
-
-
-def load_face_images(paths: str | Path | Sequence[str | Path], img_size: int) -> tuple[np.ndarray, list[str]]:
-    """Faces from a folder (all images, sorted), a file, or a list of files and folders → ((N, img_size, img_size)
-    uint8, names), in the order given (:func:`list_face_files`, :func:`read_face`).
-
-    Raises:
-        FileNotFoundError: a path is missing; ValueError: a folder holds no images, or an image is unreadable.
-    """
-    files = list_face_files(paths)
-    faces = np.stack([read_face(f, img_size) for f in files])
-    return faces, [f.stem for f in files]
 
 
 #: part of the pairs cache's key: bump when :func:`load_casme2_pairs` changes what it writes. 2 (2026-12-05): a clip
