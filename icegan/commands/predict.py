@@ -291,7 +291,9 @@ def _predict_main(args: argparse.Namespace) -> int:
     out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
                                      device=args.device)
     scored_maps = maps_provenance("table", args.table)
-    keys = set(out["subject"] + "/" + out["clip"])
+    # clips and subjects matched by subject_key: one subject spelt two ways (the MEGC2019 table's smic/s01, a
+    # prepared SMIC's smic/s1; samm/006 and samm/6) is one person
+    keys = {subject_key(k) for k in out["subject"] + "/" + out["clip"]}
     for path, meta in zip(args.model, metas):
         trained = meta["training"]
         differ = maps_differ(trained.get("maps") or {}, scored_maps)
@@ -302,9 +304,7 @@ def _predict_main(args: argparse.Namespace) -> int:
             print(f"note: {path} was trained on {trained['map_size']}×{trained['map_size']} maps, these are "
                   f"{size}×{size}; they are resized to the training size, but maps made another way than the training "
                   f"maps are a distribution shift", file=sys.stderr)
-        # matched by subject_key: one subject spelt two ways (the MEGC2019 table's smic/s01, a prepared SMIC's
-        # smic/s1; samm/006 and samm/6) is one person
-        seen_clips = len({subject_key(k) for k in keys} & {subject_key(k) for k in trained["clip_keys"]})
+        seen_clips = len(keys & {subject_key(k) for k in trained["clip_keys"]})
         trained_subjects = {subject_key(s) for s in trained["subjects"]}
         seen_subjects = sorted(s for s in set(out["subject"].astype(str)) if subject_key(s) in trained_subjects)
         if seen_clips:
