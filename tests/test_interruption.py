@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from _flow_sizes import save_main_job_weights
+from _kill_while_writing import kill_while_writing
 
 from icegan.pipeline import load_main_config, run_main
 
@@ -362,14 +363,7 @@ def test_a_kill_while_a_resume_rewrites_config_yaml_keeps_the_finished_folds(tmp
         return centroid(calls)(fold)
     with pytest.raises(KeyboardInterrupt):
         run_loso(toy.samples, killed_in_fold_3, out, config=cfg, progress=False)
-    real_write = Path.write_text
-
-    def killed_half_way(self, data, *a, **k):
-        if self.name.startswith("config.yaml"):
-            real_write(self, data[:len(data) // 2], *a, **k)
-            raise KeyboardInterrupt
-        return real_write(self, data, *a, **k)
-    monkeypatch.setattr(Path, "write_text", killed_half_way)
+    real_write = kill_while_writing(monkeypatch, "config.yaml")
     with pytest.raises(KeyboardInterrupt):                  # the resume is killed while it writes config.yaml
         run_loso(toy.samples, centroid([]), out, config=cfg, progress=False)
     monkeypatch.setattr(Path, "write_text", real_write)

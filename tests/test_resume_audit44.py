@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _kill_while_writing import kill_while_writing
 
 
 def _one_hot_folds(calls, stop_at=None):
@@ -344,14 +345,7 @@ def test_a_kill_while_writing_metrics_json_leaves_no_finished_looking_run(tmp_pa
     toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     cfg = {"name": "r", "model": {"name": "one_hot"}}
     ref = run_loso(toy.samples, _one_hot_folds([]), tmp_path / "ref", config=cfg, progress=False)
-    real_write = Path.write_text
-
-    def killed_half_way(self, data, *a, **k):
-        if self.name.startswith("metrics.json"):
-            real_write(self, data[:len(data) // 2], *a, **k)
-            raise KeyboardInterrupt
-        return real_write(self, data, *a, **k)
-    monkeypatch.setattr(Path, "write_text", killed_half_way)
+    real_write = kill_while_writing(monkeypatch, "metrics.json")
     out = tmp_path / "runs" / "r"
     with pytest.raises(KeyboardInterrupt):
         run_loso(toy.samples, _one_hot_folds([]), out, config=cfg, progress=False)

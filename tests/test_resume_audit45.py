@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from _kill_while_writing import kill_while_writing
 
 
 def _dead_pid() -> int:
@@ -161,14 +162,7 @@ def test_a_kill_while_teacher_metrics_are_written_leaves_no_cut_file(tmp_path, m
     """teacher_metrics.json was written in place: a kill while writing left it cut short, and the resume of the
     student stage died in json.loads. Now it appears only whole (the rerun, still in the teacher stage, writes it)."""
     from test_flow_selfsup import _loop_run
-    real_write = Path.write_text
-
-    def killed_midway(self, text, *a, **k):
-        if self.name.startswith("teacher_metrics.json"):
-            real_write(self, text[:len(text) // 2], *a, **k)
-            raise KeyboardInterrupt
-        return real_write(self, text, *a, **k)
-    monkeypatch.setattr(Path, "write_text", killed_midway)
+    real_write = kill_while_writing(monkeypatch, "teacher_metrics.json")
     with pytest.raises(KeyboardInterrupt):
         _loop_run(tmp_path, monkeypatch, "train.student_steps=0")
     run = tmp_path / "loop"
