@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from _five_class import tiny_five_class_config
 from _flow_sizes import save_main_job_weights
 
 from icegan import pipeline
@@ -23,13 +24,9 @@ def tiny_weights(tmp_path_factory):
 
 
 def _cfg(shared_data, tmp_path, tiny_weights, *extra):
-    datasets = (f"[{{name: casme2, root: {shared_data / 'casme2'}, annotations: "
-                f"{shared_data / 'annotations' / 'CASME2-coding-20140508.xlsx'}, mode: cropped, "
-                f"composite_only: false, subjects: [{', '.join(SUBJECTS)}]}}]")
-    return load_main_config("configs/casme2_5class.yaml", [
-        f"data.prepare.datasets={datasets}", f"data.prepare.cache_root={tmp_path / 'cache'}", "data.prepare.workers=1",
-        "data.img_size=32", f"flow.weights={tiny_weights}", "gan.epochs=1", "gan.batch_size=8", "gan.base_channels=8",
-        "recognizer.epochs=2", "recognizer.batch_size=16", "threads=1", *extra])
+    return tiny_five_class_config("configs/casme2_5class.yaml", "casme2", shared_data / "casme2",
+                                  shared_data / "annotations" / "CASME2-coding-20140508.xlsx", SUBJECTS, tiny_weights,
+                                  tmp_path / "cache", *extra)
 
 
 def test_five_class_settings_are_checked_when_the_config_loads(shared_data):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _five_class import tiny_five_class_config
 from _flow_sizes import save_main_job_weights
 
 from icegan import pipeline
@@ -89,12 +90,8 @@ def samm(tmp_path_factory, shared_data):
 
 
 def _cfg(shared_data, root, weights, tmp_path, *extra):
-    datasets = (f"[{{name: samm, root: {root}, annotations: {shared_data / 'annotations' / SHEET}, mode: cropped, "
-                f"composite_only: false, subjects: [{', '.join(repr(s) for s in SUBJECTS)}]}}]")
-    return load_main_config("configs/samm_5class.yaml", [
-        f"data.prepare.datasets={datasets}", f"data.prepare.cache_root={tmp_path / 'cache'}", "data.prepare.workers=1",
-        "data.img_size=32", f"flow.weights={weights}", "gan.epochs=1", "gan.batch_size=8", "gan.base_channels=8",
-        "recognizer.epochs=2", "recognizer.batch_size=16", "threads=1", *extra])
+    return tiny_five_class_config("configs/samm_5class.yaml", "samm", root, shared_data / "annotations" / SHEET,
+                                  SUBJECTS, weights, tmp_path / "cache", *extra)
 
 
 def test_samm_5_settings_are_checked_when_the_config_loads(shared_data):
