@@ -255,8 +255,8 @@ def load_srflownet(path: str | Path | None = None, device: str | torch.device = 
     """
     p = resolve_weights(path, "srflownet")
     model = load_model_file(p, WEIGHTS_FORMAT, "SRFlowNet", SRFlowNet, SRFlowNetConfig,
-                            "Train some with `icegan flow train --config configs/flow_srflownet_fdr.yaml` or pass "
-                            "--weights to an existing file.")
+                            "Train some with `icegan flow train --config configs/flow_srflownet_fdr.yaml` (`icegan "
+                            "configs` shows where an installed icegan keeps it) or pass --weights to an existing file.")
     return model.to(device)
 
 
@@ -409,7 +409,8 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
     p = resolve_weights(path, exp or "srflownet")
     if not p.is_file():
         raise FileNotFoundError(f"flow weights {missing_weights(p)} (weights load only from a local file; train some "
-                                f"with `icegan flow train --config configs/flow_<backbone>.yaml`)")
+                                f"with `icegan flow train --config configs/flow_<backbone>.yaml`; `icegan configs` "
+                                f"shows where an installed icegan keeps them)")
     ckpt = read_torch_file(p, "flow weights file")
     if not isinstance(ckpt, dict):
         raise ValueError(f"{p}: not a flow weights file (a {type(ckpt).__name__}, expected a dict)")
@@ -588,7 +589,8 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
         else:
             raise ValueError(f"flow estimator '{n}' has no shipped weights: pass weights=<local file> "
                              f"(--weights W; train with `icegan flow train --config configs/flow_{n.replace(':', '_')}.yaml`"
-                             f" or give a torchvision/ptlflow checkpoint you downloaded yourself)")
+                             f" (`icegan configs` shows where an installed icegan keeps it) or give a "
+                             f"torchvision/ptlflow checkpoint you downloaded yourself)")
         return BackboneEstimator(model, device=device, precision=precision, compile=compile, tta=tta, **kwargs)
     resolve_precision(precision, device, warn=False)  # a bad value fails here too; OpenCV itself runs in float32
     if weights is not None:

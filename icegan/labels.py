@@ -39,15 +39,23 @@ class LabelSet:
             (any case; an emotion that is no class: none) (:func:`manifest_labels`).
         datasets: the datasets whose clips can carry these classes; empty = any dataset.
         title: one line for help texts and reports.
-        config: the shipped main-job config of the set (``configs/<...>.yaml``: the main job and ``icegan features``
-            on every clip of its classes), named in error messages; empty for MEGC2019's (every config's default).
+        config_name: the shipped main-job config of the set (``casme2_5class`` for ``configs/casme2_5class.yaml``:
+            the main job and ``icegan features`` on every clip of its classes); empty for MEGC2019's (every config's
+            default). Error messages name it as :attr:`config`.
     """
     name: str
     classes: tuple[str, ...]
     column: str
     datasets: tuple[str, ...]
     title: str
-    config: str = ""
+    config_name: str = ""
+
+    @property
+    def config(self) -> str:
+        """:attr:`config_name` as a command line of this install takes it (``configs/NAME.yaml`` in a checkout, the
+        shipped file's path in an installed icegan: :func:`icegan.paths.config_hint`); ``""`` when there is none."""
+        from icegan.paths import config_hint
+        return config_hint(self.config_name, runnable=True) if self.config_name else ""
 
     @property
     def n_classes(self) -> int:
@@ -67,10 +75,10 @@ LABEL_SETS: dict[str, LabelSet] = {
                          "MEGC2019 3 classes (negative, positive, surprise)"),
     "casme2_5": LabelSet("casme2_5", ("happiness", "disgust", "repression", "surprise", "others"), "class5",
                          ("casme2",), "CASME II 5 classes (happiness, disgust, repression, surprise, others)",
-                         "configs/casme2_5class.yaml"),
+                         "casme2_5class"),
     "samm_5": LabelSet("samm_5", ("anger", "contempt", "happiness", "surprise", "other"), "emotion",
                        ("samm",), "SAMM 5 classes (anger, contempt, happiness, surprise, other)",
-                       "configs/samm_5class.yaml"),
+                       "samm_5class"),
 }
 
 #: the label sets that existed before an ICE-GAN checkpoint recorded its class names (``model.classes``): a

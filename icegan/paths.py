@@ -1,29 +1,55 @@
 """Where the data lives.
 
 ``shared_data_root()`` is the folder of real licensed data used by tests and benchmarks
-(``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data``). ``default_data_root()`` is where users
+(``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` in a checkout; an installed wheel has no such default).
+``default_data_root()`` is where users
 put their datasets and where preprocessing caches go (``$ICEGAN_DATA``, else ``<repo>/data`` in a checkout,
 ``./data`` for an installed wheel). ``shipped_config_dir()`` and ``shipped_config(name)`` find the configs shipped
-with icegan, in a checkout (``configs/``) or an installed wheel (``icegan/configs/``).
+with icegan, in a checkout (``configs/``) or an installed wheel (``icegan/configs/``); ``config_hint(name)``
+names one in help texts and messages as the user can reach it.
 """
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def shared_data_root() -> Path:
-    """Root of the shared real data (``$ICEGAN_SHARED_DATA`` or ``<repo>/../shared/data``)."""
-    env = os.environ.get("ICEGAN_SHARED_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 def is_checkout() -> bool:
     """Whether icegan runs from a checkout of its repository (or an editable install of one): ``pyproject.toml``
     beside the package. False for an installed wheel, whose parent folder is ``site-packages``."""
     return (REPO_ROOT / "pyproject.toml").is_file()
+
+
+#: why an installed icegan has no shared data root, and what to do (:func:`shared_data_root`)
+SHARED_DATA_UNSET = ("no shared data folder: ICEGAN_SHARED_DATA is not set, and this icegan is installed without "
+                     "its repository (beside a checkout the default is ../shared/data); set ICEGAN_SHARED_DATA to "
+                     "the folder that holds casme2/, megc2019_htnet/, ..., or give the data's folder itself "
+                     "(--root, or data.root / a dataset's root: in the config)")
+
+
+def shared_data_root_or_none() -> Path | None:
+    """The shared real data root: ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` in a checkout, else None
+    (an installed wheel, whose ``<repo>`` is ``site-packages``: a folder beside it would hold no data)."""
+    env = os.environ.get("ICEGAN_SHARED_DATA")
+    if env:
+        return Path(env)
+    return REPO_ROOT.parent / "shared" / "data" if is_checkout() else None
+
+
+def shared_data_root() -> Path:
+    """Root of the shared real data (:func:`shared_data_root_or_none`), for a default that needs one.
+
+    Raises:
+        FileNotFoundError: there is none (an installed icegan and no ``$ICEGAN_SHARED_DATA``); the message
+            (:data:`SHARED_DATA_UNSET`) names ICEGAN_SHARED_DATA and the options that give a data folder instead.
+    """
+    root = shared_data_root_or_none()
+    if root is None:
+        raise FileNotFoundError(SHARED_DATA_UNSET)
+    return root
 
 
 def default_data_root() -> Path:
@@ -81,6 +107,26 @@ def shipped_config(name: str) -> Path:
     raise FileNotFoundError(f"no shipped config named {name!r} in {folder}; "
                             + (f"did you mean {' or '.join(close)}? " if close else "")
                             + "`icegan configs` lists them")
+
+
+def config_hint(name: str, runnable: bool = False) -> str:
+    """The shipped config ``name`` (a stem: ``features_ststnet``) as a help text or message should name it to this
+    user: ``configs/NAME.yaml`` in a checkout (relative to the repository root, as the README writes it); for an
+    installed icegan, whose user has no ``configs/``, the shipped file's path in the package when ``runnable`` (a
+    command line to copy: ``--config <site-packages>/icegan/configs/NAME.yaml``), else ``NAME.yaml of `icegan
+    configs``` (short, for argparse help, which wraps a long path mid-word).
+    """
+    if is_checkout():
+        return f"configs/{name}.yaml"
+    if runnable:
+        return str(Path(__file__).resolve().parent / "configs" / f"{name}.yaml")
+    return f"{name}.yaml of `icegan configs`"
+
+
+def with_config_hints(text: str, runnable: bool = False) -> str:
+    """``text`` (a help epilog written for a checkout) with each ``configs/NAME.yaml`` in it replaced by
+    :func:`config_hint` ``(NAME, runnable)``; unchanged in a checkout."""
+    return re.sub(r"(?<![\w/.-])configs/([\w-]+)\.yaml", lambda m: config_hint(m.group(1), runnable), text)
 
 
 #: Files whose presence makes a folder the output of one run (``icegan loso`` / ``train.py``, ``icegan ensemble``, a

@@ -49,6 +49,7 @@ from flownet.devices import resolve_device
 from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
 from icegan.config import ConfigError, check_ranges, did_you_mean, load_config, without_neutral_keys
+from icegan.paths import config_hint
 from icegan.data.prepare import PrepareConfig
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
                                 train_models)
@@ -113,7 +114,7 @@ class DataSection:
         if self.protocol == "HDE":
             raise ValueError("data.protocol=HDE (leave one dataset out) is not run by the main job (train.py), whose "
                              "folds are subjects; run it on precomputed features with `icegan loso --config "
-                             "configs/features_ststnet.yaml protocol=HDE` (or export this job's maps with "
+                             f"{config_hint('features_ststnet', True)} protocol=HDE` (or export this job's maps with "
                              "`icegan features` and give them as data.source=table), or set data.protocol=CDE or SDE")
         if self.source == "synthetic":
             from icegan.data.synthetic_me import check_synthetic_me_sizes
@@ -383,7 +384,7 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
         raise ConfigError("flow.decompose=learned uses the DecFlow network (SRFlowNet with two decoders) for the "
                           f"flow itself: set flow.method=srflownet (got {cfg.flow.method}) or flow.decompose=ransac")
     if cfg.data.source == "prepared" and not cfg.data.prepare.datasets:
-        raise ConfigError("data.source=prepared needs data.prepare.datasets (see configs/casme2.yaml)")
+        raise ConfigError(f"data.source=prepared needs data.prepare.datasets (see {config_hint('casme2', True)})")
     if cfg.data.protocol == "SDE":
         # the dataset an SDE run stays within must be one the data section gives: a message now, not after every
         # face was prepared and every flow computed (a clip list's datasets are its own: checked when it is read)
@@ -440,7 +441,7 @@ def with_clip_list(cfg: MainConfig, clip_list: str | Path, mode: str = "raw") ->
         raise FileNotFoundError(f"clip list not found: {clip_list}")
     if cfg.data.source != "prepared":
         raise ConfigError(f"--clips replaces the prepared datasets of a config with data.source=prepared (e.g. "
-                          f"configs/casme2.yaml); this config has data.source={cfg.data.source}")
+                          f"{config_hint('casme2', True)}); this config has data.source={cfg.data.source}")
     if cfg.data.labels != "megc2019":
         raise ConfigError(f"--clips: a clip list's labels are MEGC2019 classes (negative, positive, surprise), and "
                           f"this config has data.labels={cfg.data.labels}: add data.labels=megc2019 (the maps are "
@@ -1382,6 +1383,6 @@ def run_from_args(args) -> int:
           f"UF1 {o['UF1']:.4f}  UAR {o['UAR']:.4f}{partial}  → {where}/metrics.md")
     if cfg.data.source == "synthetic":
         print("note: data.source=synthetic: built-in synthetic clips with an easy class signal; this run checks that "
-              "the pipeline works, its score is not a micro-expression result (configs/casme2.yaml, "
-              "configs/megc2019.yaml run on real data)")
+              f"the pipeline works, its score is not a micro-expression result ({config_hint('casme2', True)}, "
+              f"{config_hint('megc2019', True)} run on real data)")
     return 0

@@ -35,6 +35,7 @@ import torch
 
 from icegan.labels import LABEL_SETS
 from icegan.metrics import CLASS_NAMES
+from icegan.paths import config_hint
 
 __all__ = ["FORMAT", "VERSION", "SavedRecognizerError", "save_recognizer", "load_recognizer", "training_record",
            "maps_provenance", "maps_differ"]
@@ -300,7 +301,8 @@ def _run_folder_advice(folder: Path) -> str:
     if "recognizer" in cfg:
         return (f"a train.py run folder, and a LOSO run keeps no model: write its maps with `icegan features --config "
                 f"{config} --out MAPS`, then fit a recipe on them with `icegan fit --config "
-                f"configs/features_ststnet.yaml --out MODEL.pt data.source=table data.table=MAPS/features.csv`")
+                f"{config_hint('features_ststnet', True)} --out MODEL.pt data.source=table "
+                f"data.table=MAPS/features.csv`")
     return "give the model file that `icegan fit --out` wrote"
 
 

@@ -22,7 +22,7 @@ Images are resized (whole crop, aspect not preserved) to ``size`` x ``size`` *be
 ground truth is exact at that size. Convention (DESIGN.md): flow(x) maps pixel x of frame 1 to
 x + flow(x) in frame 2.
 
-Data root: ``root`` argument, else ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data``; the crops are
+Data root: ``root`` argument, else ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` of a checkout; the crops are
 read from ``<root>/casme2/<subject>/<clip>/img*.jpg``. Nothing derived is written to disk.
 """
 from __future__ import annotations
@@ -59,10 +59,27 @@ NEGATIVE_AUS = ("brow_lower", "lip_corner_depress")
 SURPRISE_AUS = ("brow_raise", "upper_lid_raise")
 
 
+#: the folder that holds flownet/: the repository of a checkout, ``site-packages`` of an installed wheel
+_REPO = Path(__file__).resolve().parents[2]
+
+
 def shared_data_root() -> Path:
-    """``$ICEGAN_SHARED_DATA`` or ``<repo>/../shared/data`` (flownet's own copy of the rule; no icegan import)."""
+    """``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` in a checkout (``pyproject.toml`` in ``<repo>``)
+    (flownet's own copy of :func:`icegan.paths.shared_data_root`; no icegan import).
+
+    Raises:
+        FileNotFoundError: neither (an installed flownet, whose ``<repo>`` is ``site-packages``, and no
+            ``$ICEGAN_SHARED_DATA``); the message names ICEGAN_SHARED_DATA and the options that give a data folder.
+    """
     env = os.environ.get("ICEGAN_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    if env:
+        return Path(env)
+    if (_REPO / "pyproject.toml").is_file():
+        return _REPO.parent / "shared" / "data"
+    raise FileNotFoundError("no shared data folder: ICEGAN_SHARED_DATA is not set, and this flownet is installed "
+                            "without its repository (beside a checkout the default is ../shared/data); set "
+                            "ICEGAN_SHARED_DATA to the folder that holds casme2/, ..., or give the data's folder "
+                            "itself (--root of icegan flow eval, data.root of a flow training config)")
 
 
 # --------------------------------------------------------------------------------------------- landmarks

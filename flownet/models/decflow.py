@@ -315,8 +315,9 @@ def load_decflow(path: str | Path | None = None, device: str | torch.device = "c
     """
     p = Path(path) if path is not None else default_decflow_path()
     model = load_model_file(p, DECFLOW_FORMAT, "DecFlow", DecFlow, DecFlowConfig,
-                            "Train them with `icegan flow train-decflow --config configs/flow_decflow.yaml` (then "
-                            "pass runs/decflow/weights.pt) or pass an existing file.",
+                            "Train them with `icegan flow train-decflow --config configs/flow_decflow.yaml` (`icegan "
+                            "configs` shows where an installed icegan keeps it; then pass runs/decflow/weights.pt) or "
+                            "pass an existing file.",
                             convert=lambda v: v.float() if v.is_floating_point() else v)
     return model.to(device)
 

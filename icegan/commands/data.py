@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from icegan.commands import one_line_errors
+from icegan.paths import config_hint
 
 
 def register(subparsers) -> None:
@@ -45,7 +46,7 @@ def register(subparsers) -> None:
     prep = subparsers.add_parser("prepare", help="face preprocessing into the cache (onset, apex, neighbours)",
                                  description="Detect/align (raw) or resize (cropped) every usable clip "
                                              "and cache uint8 arrays under data/cache/<hash>/.")
-    prep.add_argument("--config", required=True, type=Path, help="YAML config, e.g. configs/prepare_casme2.yaml")
+    prep.add_argument("--config", required=True, type=Path, help=f"YAML config, e.g. {config_hint('prepare_casme2')}")
     prep.add_argument("overrides", nargs="*", metavar="key=value",
                       help="config overrides, e.g. workers=1 size=64 cache_root=/tmp/cache")
     prep.set_defaults(func=_prepare)

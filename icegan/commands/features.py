@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.paths import config_hint
 
 
 def register(sub) -> None:
@@ -24,7 +25,8 @@ def register(sub) -> None:
                     "data.table=OUT/features.csv (OUT/features_labelled.csv when some clips have no label: "
                     "features.csv keeps those for icegan predict, a LOSO needs every row labelled).")
     p.add_argument("--config", default=None,
-                   help="main-job YAML (e.g. configs/casme2.yaml; default: configs/demo.yaml, the synthetic demo)")
+                   help=f"main-job YAML (e.g. {config_hint('casme2')}; default: {config_hint('demo')}, the "
+                        f"synthetic demo)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for features.csv and maps/ (must not hold a features.csv yet: the output of a run "
                         "stopped before it wrote features.csv is written again); required, except with "
@@ -93,6 +95,6 @@ def _run(args: argparse.Namespace) -> int:
                   "needs labelled clips of at least 2 subjects")
         else:
             labels = f" data.labels={cfg.data.labels}" if cfg.data.labels != "megc2019" else ""
-            print(f"run a recognizer on the {what}: icegan loso --config configs/features_ststnet.yaml --out "
+            print(f"run a recognizer on the {what}: icegan loso --config {config_hint('features_ststnet', True)} --out "
                   f"runs/<name> data.source=table data.table={labelled}{labels} data.size={s}{scope}")
     return 0

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.paths import config_hint
 
 #: the smallest image side (pixels) `icegan flow run` accepts: below it there is no neighbourhood to match
 MIN_FLOW_SIDE = 8
@@ -41,10 +42,10 @@ def register(subparsers) -> None:
                                    "synthetic facial pairs with exact flow (and generic synthetic scenes: "
                                    "data.generic_fraction), or, with --mode selfsup, SRFlowNet self-supervised on "
                                    "unlabelled real onset/apex frames. Run again, it resumes from its last.pt.")
-    t.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_srflownet_fdr.yaml")
+    t.add_argument("--config", required=True, help=f"YAML config, e.g. {config_hint('flow_srflownet_fdr')}")
     t.add_argument("--mode", default="supervised", choices=["supervised", "selfsup"],
                    help="supervised: synthetic faces with exact flow (default); selfsup: unlabelled real "
-                        "CASME II pairs, teacher -> student distillation (configs/flow_selfsup.yaml)")
+                        f"CASME II pairs, teacher -> student distillation ({config_hint('flow_selfsup')})")
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     add_print_config(t)
@@ -76,11 +77,13 @@ def register(subparsers) -> None:
                    help="data root: Middlebury folder (one folder per sequence, or the official download with "
                         "other-gt-flow/ beside other-data-gray/), KITTI folder (holding training/), or the shared "
                         "data root holding casme2/ "
-                        "(default: $ICEGAN_SHARED_DATA or ../shared/data, + /middlebury for Middlebury)")
+                        "(default: $ICEGAN_SHARED_DATA, else ../shared/data beside a checkout; + /middlebury for "
+                        "Middlebury)")
     e.add_argument("--size", type=int, default=128, help="synthetic pair side in pixels (default 128)")
     e.add_argument("--n-pairs", type=int, default=200,
                    help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 "
-                        "are the first half of the default 200. The EPEs in README.md and docs/benchmarks.md use 100")
+                        "are the first half of the default 200. The EPEs in the README and the repository's "
+                        "docs/benchmarks.md use 100")
     e.add_argument("--max-motion", type=float, default=None, metavar="PX",
                    help="synthetic-generic only: largest object translation of the scenes in pixels (default 10; "
                         "the generic checkpoint was trained up to 24)")
@@ -93,7 +96,8 @@ def register(subparsers) -> None:
                         "minute on a CPU; then faster: for long runs of same-sized pairs)")
     e.add_argument("--tta", default="none", choices=["none", "hflip"],
                    help="learned models: none (default) or hflip: average the flow with the un-mirrored flow of the "
-                        "horizontally mirrored pair (twice the work; lower error, docs/benchmarks.md 'Seventh pass')")
+                        "horizontally mirrored pair (twice the work; lower error, the repository's "
+                        "docs/benchmarks.md 'Seventh pass')")
     e.add_argument("--input-size", default="native", metavar="auto|native|INT",
                    help="size the flow is computed at before it is scored at the pairs' size: native (default), auto "
                         "(the learned weights' training crop size), or a side in pixels (see icegan flow run --help)")
@@ -141,7 +145,7 @@ def register(subparsers) -> None:
                                     "synthetic facial pairs whose head and expression flows are both known (the "
                                     "learned decomposition of flow.decompose=learned). Run again, it resumes from "
                                     "its last.pt.")
-    td.add_argument("--config", required=True, help="YAML config, e.g. configs/flow_decflow.yaml")
+    td.add_argument("--config", required=True, help=f"YAML config, e.g. {config_hint('flow_decflow')}")
     td.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_minutes=5")
     td.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     td.set_defaults(func=_train_decflow)

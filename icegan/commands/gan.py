@@ -31,8 +31,7 @@ def register(subparsers) -> None:
                                      "folder keeps checkpoints/last.pt (resumed when run again), sample grids and "
                                      "TensorBoard logs.")
     tr.add_argument("--config", default=None,
-                    help="YAML config (GanConfig; default: the shipped gan_casme2.yaml, configs/gan_casme2.yaml of "
-                         "the repository, also in an installed wheel; `icegan configs` lists them)")
+                    help="YAML config (GanConfig; default: the shipped gan_casme2.yaml; `icegan configs` lists them)")
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from icegan.commands import add_print_config, print_config
+from icegan.paths import config_hint, with_config_hints
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
@@ -628,7 +629,7 @@ def _main(args: argparse.Namespace) -> int:
         print(ci)
     if cfg.data.source == "toy":
         print("note: data.source=toy: made-up flow maps with an easy class signal; this run checks that the protocol "
-              "works, its score is not a micro-expression result (configs/features_ststnet.yaml runs on the "
+              f"works, its score is not a micro-expression result ({config_hint('features_ststnet')} runs on the "
               "MEGC2019 composite)")
     print(f"outputs in {out}/ (metrics.md, metrics.json, predictions.csv, per_subject.csv, per_subject.png, "
           f"confusion.png, environment.jsonl, tb/)")
@@ -646,9 +647,9 @@ def register(subparsers) -> None:
                     "model.name=custom) on precomputed (u, v, strain) flow features (the MEGC2019 maps, or yours: "
                     "data.source=table). Honest by default: no model selection on the held-out subject (HDE: "
                     "dataset). A rerun with the same --out resumes at the first unfinished fold.",
-        epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=with_config_hints(HELP_EPILOG, runnable=True), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="YAML", default=None,
-                   help="YAML config file (e.g. configs/features_ststnet.yaml); defaults when omitted")
+                   help=f"YAML config file (e.g. {config_hint('features_ststnet')}); defaults when omitted")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="run directory (default runs/<name>); an existing run there is resumed")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")

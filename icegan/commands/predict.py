@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.paths import config_hint
 
 __all__ = ["register", "fit", "predict_table", "as_trained"]
 
@@ -354,7 +355,7 @@ def register(subparsers) -> None:
                     "recipe's accuracy on new subjects is what `icegan loso` reports.",
         epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="YAML", default=None,
-                   help="an `icegan loso` config (e.g. configs/features_ststnet.yaml); defaults when omitted")
+                   help=f"an `icegan loso` config (e.g. {config_hint('features_ststnet')}); defaults when omitted")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="the model file to write (e.g. models/ststnet.pt); required, except with --print-config")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")

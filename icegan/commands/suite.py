@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from icegan.paths import config_hint, with_config_hints
+
 __all__ = ["register"]
 
 EPILOG = """\
@@ -89,8 +91,9 @@ def register(subparsers) -> None:
                     "average the probabilities of the ensembles it names, then write results.md: the results "
                     "table (seeds as mean ± std), subject-bootstrap intervals with paired differences to the "
                     "baseline, and the equivalent commands. Interrupted suites resume where they stopped.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", metavar="YAML", required=True, help="suite file (e.g. configs/suite_composite.yaml)")
+        epilog=with_config_hints(EPILOG, runnable=True), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="YAML", required=True,
+                   help=f"suite file (e.g. {config_hint('suite_composite')})")
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default runs/<suite name>)")
     p.add_argument("--seeds", metavar="S,S,...", type=_seed_list, default=None,
                    help="seeds to run instead of the file's (e.g. --seeds 0,1,2)")

@@ -44,8 +44,8 @@ def register(sub) -> None:
     """
     p = sub.add_parser("train", help="joint LOSO training of ICE-GAN + flow + recognizer (same as train.py)",
                        description="Joint LOSO training of ICE-GAN, SRFlowNet flow and a recognizer; "
-                                   "with no --config, the built-in synthetic demo (the shipped demo.yaml: "
-                                   "configs/demo.yaml of the repository, also in an installed wheel).")
+                                   "with no --config, the built-in synthetic demo (the shipped demo.yaml; "
+                                   "`icegan configs demo` prints it).")
     add_arguments(p)
     p.set_defaults(func=_run)
 

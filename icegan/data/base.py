@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from ..paths import default_data_root, shared_data_root
+from ..paths import default_data_root, shared_data_root_or_none
 from .composite import composite_class, composite_emotion, unknown_emotion
 from .records import ClipRecord, list_frames, subject_number
 from .sheets import SheetRow, read_sheet
@@ -29,14 +29,14 @@ def missing_root_message(name: str, root: str | Path, given_by: Optional[str] = 
     """
     where = f"{root} is a file, not a folder" if Path(root).is_file() else f"not found: {root}"
     head = (f"{name} root {where}. Put or symlink your copy of the {name} release there, in its official "
-            f"layout (data/README.md), or ")
+            f"layout (the repository's data/README.md), or ")
     if given_by:
         return head + f"give its folder with {given_by}"
     return head + (f"point at it with the `root:` of the {name} entry in the config's dataset list "
                    f"(data.prepare.datasets; on the command line data.prepare.datasets.N.root=DIR, N its place "
                    f"from 0; `datasets` in an icegan prepare config); in a root, {{data_root}} is "
-                   f"{default_data_root()} (set ICEGAN_DATA to move it) and {{shared_data}} is {shared_data_root()} "
-                   f"(ICEGAN_SHARED_DATA)")
+                   f"{default_data_root()} (set ICEGAN_DATA to move it) and {{shared_data}} is "
+                   f"{shared_data_root_or_none() or 'unset'} (ICEGAN_SHARED_DATA)")
 
 
 #: how to point at a coding sheet, for the errors of :func:`find_sheet`

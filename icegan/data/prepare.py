@@ -191,7 +191,9 @@ class PreparedDataset:
 def _expand(path: Optional[str]) -> Optional[str]:
     if path is None:
         return None
-    return path.replace("{shared_data}", str(shared_data_root())).replace("{data_root}", str(default_data_root()))
+    if "{shared_data}" in path:         # only then: an installed icegan without $ICEGAN_SHARED_DATA has none
+        path = path.replace("{shared_data}", str(shared_data_root()))
+    return path.replace("{data_root}", str(default_data_root()))
 
 
 def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None) -> list[ClipRecord]:

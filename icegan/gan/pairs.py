@@ -216,7 +216,7 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
                                 f"its manifest.csv (as in the shared data; set ICEGAN_SHARED_DATA); for your own copy "
                                 f"of a release in its official layout (CASME II, SAMM or SMIC, raw or cropped, with "
                                 f"its coding sheet) set data.source=prepared and list it under data.prepare.datasets "
-                                f"(the keys of configs/prepare_casme2.yaml), e.g. "
+                                f"(the keys of the shipped prepare_casme2.yaml: `icegan configs prepare_casme2`), e.g. "
                                 f"data.prepare.datasets=[{{name: casme2, root: DIR, mode: raw}}]")
     if apex_neighbors < 0:
         raise ValueError(f"apex_neighbors must be >= 0, got {apex_neighbors}")

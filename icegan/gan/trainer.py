@@ -72,9 +72,9 @@ class GanDataConfig:
 
     def __post_init__(self):
         if self.source == "prepared" and not self.prepare.datasets:
-            raise ValueError("data.source=prepared needs data.prepare.datasets (the keys of "
-                             "configs/prepare_casme2.yaml), e.g. data.prepare.datasets=[{name: casme2, root: DIR, "
-                             "mode: raw}]")
+            raise ValueError("data.source=prepared needs data.prepare.datasets (the keys of the shipped "
+                             "prepare_casme2.yaml: `icegan configs prepare_casme2`), e.g. "
+                             "data.prepare.datasets=[{name: casme2, root: DIR, mode: raw}]")
 
 
 @dataclass
