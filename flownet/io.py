@@ -39,8 +39,10 @@ def remove_stale(folder: str | Path, name_re: str, what: str, probe_pids: bool |
     ``what``: the files or folders whose whole name matches the regular expression ``name_re``, whose group ``pid``
     is the number of the process that wrote them, when that process no longer runs on this machine (not asked when
     ``probe_pids`` is False, the default on Windows: :data:`PROBE_PIDS`) and they are older than ``max_age`` seconds
-    (default :data:`STALE_TMP_SECONDS`). A running process's temporary, a recent one and a name that does not match
-    are kept; one that cannot be removed (another user's) is left. Each removal is logged (INFO, ``flownet.io``).
+    (default :data:`STALE_TMP_SECONDS`). A ``name_re`` without a group ``pid`` (a fixed temporary name of an earlier
+    version, naming no process) is judged by the age alone. A running process's temporary, a recent one and a name
+    that does not match are kept; one that cannot be removed (another user's) is left. Each removal is logged (INFO,
+    ``flownet.io``).
 
     Returns:
         The paths removed.
@@ -61,9 +63,10 @@ def remove_stale(folder: str | Path, name_re: str, what: str, probe_pids: bool |
         m = rx.fullmatch(old.name)
         if m is None:
             continue
+        pid = m.groupdict().get("pid")
         try:
-            if probe:
-                os.kill(int(m["pid"]), 0)     # raises when no such process runs on this machine
+            if probe and pid is not None:
+                os.kill(int(pid), 0)          # raises when no such process runs on this machine
                 continue
         except ProcessLookupError:
             pass
@@ -78,8 +81,8 @@ def remove_stale(folder: str | Path, name_re: str, what: str, probe_pids: bool |
                 old.unlink()
         except OSError:                         # removed meanwhile by another run, or not ours to remove
             continue
-        logging.getLogger(__name__).info("removed %s, left by a process (%s) stopped while it wrote %s", old,
-                                         m["pid"], what)
+        logging.getLogger(__name__).info("removed %s, left by a process%s stopped while it wrote %s", old,
+                                         "" if pid is None else f" ({pid})", what)
         removed.append(old)
     return removed
 

@@ -493,7 +493,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             # warns about them
             "real_pair_subjects": sorted({f"casme2/{s}" for s in data.subjects} | set(init_seen))}
     save_srflownet(model, run / "weights.pt", meta=meta)
-    (run / "metrics.json").write_text(json.dumps(results, indent=2))
+    write_whole(run / "metrics.json", lambda p: p.write_text(json.dumps(results, indent=2)))   # never left cut short
     writer.close()
     print(f"final: synthetic facial test ({d.n_test} pairs, monitor) {json.dumps(metrics)}; occluded fraction "
           f"{results['final_occ_frac']}; weights {run / 'weights.pt'}", flush=True)

@@ -782,7 +782,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         meta["val_generic_metrics"] = evaluate("generic", generic_loader, weights)
         print(f"final generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
-    (run / "metrics.json").write_text(json.dumps(meta, indent=2))
+    from .io import write_whole
+    write_whole(run / "metrics.json", lambda p: p.write_text(json.dumps(meta, indent=2)))  # never left cut short
     writer.close()
     print(f"final test metrics ({d.n_test} pairs): {json.dumps(metrics)}")
     return metrics

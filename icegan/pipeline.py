@@ -504,10 +504,36 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
 
 def write_skipped(path: Path, skipped: pd.DataFrame) -> None:
     """Write the clips a run could not use (:attr:`Clips.skipped`: key, reason) to ``path`` (``skipped.csv``), or
-    remove a ``path`` left by an earlier call when there are none, so the file always describes the latest call."""
-    path.unlink(missing_ok=True)
+    remove a ``path`` left by an earlier call when there are none, so the file always describes the latest call.
+    Written whole (:func:`flownet.io.write_whole`): a kill while writing leaves the earlier file or none, never a list
+    cut short (read as fewer skipped clips)."""
+    from flownet.io import write_whole
     if len(skipped):
-        skipped.to_csv(path, index=False)
+        write_whole(path, lambda tmp: skipped.to_csv(tmp, index=False))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def read_skipped(path: Path, fix: str) -> pd.DataFrame:
+    """The clips listed in a ``skipped.csv`` that :func:`write_skipped` wrote: columns ``key`` and ``reason`` (text),
+    one row per clip.
+
+    Args:
+        path: the file.
+        fix: what the message about a damaged file says to do (the command to rerun).
+
+    Raises:
+        ValueError: the file cannot be read as such a list (empty, cut short by a kill of a version that wrote it in
+            place: a header or a last row cut, a clip without its reason); the message names the file and ``fix``.
+    """
+    try:
+        df = pd.read_csv(path, keep_default_na=False, dtype=str)
+    except (OSError, ValueError) as exc:            # EmptyDataError, ParserError, UnicodeDecodeError: ValueErrors
+        raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).strip()}); {fix}") from None
+    if list(df.columns) != ["key", "reason"] or not len(df) or (df["reason"].str.strip() == "").any():
+        raise ValueError(f"{path} cannot be read (not a list of skipped clips with columns key, reason and a reason "
+                         f"on every row: cut short or edited?); {fix}")
+    return df
 
 
 def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -760,7 +786,9 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
             "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "labels": cfg.data.labels, "clips": len(rows),
             "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1)}
-    (out / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
+    from flownet.io import write_whole
+    prov = json.dumps(info, indent=2, default=str)     # whole or not at all: icegan fit / predict / loso read it
+    write_whole(out / "provenance.json", lambda tmp: tmp.write_text(prov))
     written = pd.DataFrame(rows)
     has_label = written["label"].astype(str) != ""
     if has_label.any() and not has_label.all():           # icegan loso / fit refuse a row without a label

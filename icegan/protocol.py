@@ -540,7 +540,9 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
                    columns: Sequence[str] = PRED_COLUMNS) -> pd.DataFrame:
     """Rows of complete folds in predictions.csv (a fold's rows found by their ``key`` column, ``subject`` or for HDE
     ``dataset``); incomplete trailing folds are dropped (rewritten). A run killed while appending can leave the file
-    empty or end it in a line cut short (no newline): that line's fold counts as unfinished and is rerun.
+    empty or end it in a line cut short (no newline): that line's fold counts as unfinished and is rerun. A fold whose
+    rows repeat a clip (two runs appending to one folder) is rerun too, with a warning on stderr naming the file, the
+    fold and the repeated ``subject/clip`` keys (:func:`_repeated_clips`).
     ``columns``: the run's columns (:func:`pred_columns` of its classes).
 
     Raises:
@@ -574,7 +576,13 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
             raise LosoStateError(f"{pred_csv}: {key} '{unit}' is not a fold of this run (was the file edited?); delete "
                                  "the file to restart the run")
         expected = sorted(samples["clip"].iloc[fold.test_idx])
-        if sorted(rows["clip"]) == expected:
+        repeated = _repeated_clips(rows, samples.iloc[fold.test_idx])
+        if repeated:                # two runs appending to one --out at once? the fold's rows cannot be trusted
+            shown = ", ".join(f"{k} ({n} rows)" for k, n in repeated[:5])
+            more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+            print(f"warning: {pred_csv}: the rows of fold '{unit}' repeat {len(repeated)} clip(s): {shown}{more} (was "
+                  f"this --out run by two processes at once?); the fold is scored again", file=sys.stderr)
+        elif sorted(rows["clip"]) == expected:
             test = samples.iloc[fold.test_idx]
             label = dict(zip(zip(test["subject"].astype(str), test["clip"].astype(str)), test["label"].astype(int)))
             got = zip(zip(rows["subject"].astype(str), rows["clip"].astype(str)), rows["y_true"])
@@ -590,6 +598,17 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
         # in _append's number format, so that the finished file reads as an uninterrupted run's, byte for byte
         write_whole(pred_csv, lambda p: done.to_csv(p, index=False, float_format=PRED_FLOAT_FORMAT))
     return done
+
+
+def _repeated_clips(rows: pd.DataFrame, test: pd.DataFrame) -> list[tuple[str, int]]:
+    """The clips that a fold's rows of predictions.csv (``rows``) hold more often than the fold's test clips
+    (``test``, rows of the samples table) do, as ``("subject/clip", number of rows)`` in file order; empty when none
+    is repeated."""
+    from collections import Counter
+    def keys(df: pd.DataFrame) -> list[str]:
+        return (df["subject"].astype(str) + "/" + df["clip"].astype(str)).tolist()
+    have, want = Counter(keys(rows)), Counter(keys(test))
+    return [(k, n) for k, n in have.items() if n > max(want[k], 1)]
 
 
 #: how predictions.csv writes scores (9 significant digits; a rewrite of its finished folds keeps them as they were)

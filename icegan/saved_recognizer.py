@@ -58,7 +58,8 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
     ``{"maps": "megc2019_htnet"}``; for a feature table written by ``icegan features``, the flow settings and weight
     checksums of its ``provenance.json`` (``{"flow": {...}, "weights": {...}, "size": S}``, with ``"faces": {...}``
     (:func:`icegan.pipeline.face_provenance`) when the table records them); ``{}`` when unknown
-    (a table you made yourself, the toy set).
+    (a table you made yourself, the toy set), or when that ``provenance.json`` cannot be used (cut short, edited: a
+    warning names it and what to do, :func:`icegan.data.feature_table.read_provenance`).
 
     Args:
         source: the data section's ``source`` (``megc2019_htnet``, ``table``, ``toy``).
@@ -68,12 +69,9 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
         return {"maps": "megc2019_htnet"}
     if source != "table" or table is None:
         return {}
-    prov = Path(table).parent / "provenance.json"
-    if not prov.is_file():
-        return {}
-    try:
-        info = json.loads(prov.read_text())
-    except (OSError, ValueError):
+    from icegan.data.feature_table import read_provenance
+    info = read_provenance(table, "how the maps were made (compared by icegan predict with a model's training maps)")
+    if info is None:
         return {}
     flow = info.get("flow") or {}
     out = {"flow": {k: flow.get(k) for k in _MAP_KEYS if k in flow}, "weights": info.get("weights") or {},

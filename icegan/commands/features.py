@@ -74,10 +74,17 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{n} clips: (3, {s}, {s}) u/v/strain maps from {cfg.flow.method} flow -> {table}")
     skipped_csv = table.parent / "skipped.csv"
     if skipped_csv.is_file():
-        skipped = pd.read_csv(skipped_csv, keep_default_na=False)
-        first = skipped.iloc[0]
-        print(f"{len(skipped)} clip(s) could not be prepared and have no maps, e.g. {first['key']}: {first['reason']} "
-              f"(all of them in {skipped_csv})")
+        import sys
+
+        from icegan.pipeline import read_skipped
+        try:
+            skipped = read_skipped(skipped_csv, "run icegan features again into a new --out to list them")
+        except ValueError as exc:
+            print(f"warning: some clips could not be prepared and have no maps, but {exc}", file=sys.stderr)
+        else:
+            first = skipped.iloc[0]
+            print(f"{len(skipped)} clip(s) could not be prepared and have no maps, e.g. {first['key']}: "
+                  f"{first['reason']} (all of them in {skipped_csv})")
     if unlabelled:
         print(f"{unlabelled} of the {n} clips with maps have no label: score them with icegan predict --model MODEL.pt "
               f"--table {table} "

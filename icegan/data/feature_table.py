@@ -41,6 +41,8 @@ is claimed either way.
 from __future__ import annotations
 
 import csv as csv_module                # the module; `csv` names the table's path in the functions below
+import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Iterable, Literal, Optional
@@ -54,7 +56,9 @@ from icegan.data.features import FeatureSet, dataset_name, keep_datasets, valida
 from icegan.labels import LABEL_SETS, get_label_set
 
 __all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
-           "load_table_features", "minmax_per_clip"]
+           "load_table_features", "minmax_per_clip", "read_provenance"]
+
+log = logging.getLogger(__name__)
 
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
@@ -322,12 +326,8 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
     if not cells.str.strip().str.isdigit().any():
         return
     prov = csv.parent / "provenance.json"
-    try:
-        import json
-        info = json.loads(prov.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if not isinstance(info, dict) or "flow" not in info:          # not the provenance `icegan features` writes
+    info = read_provenance(csv, "the label set of its class ids")
+    if info is None or "flow" not in info:          # none, damaged (warned), or not the one `icegan features` writes
         return
     written = info.get("labels") or "megc2019"
     if written != labels:
@@ -335,6 +335,47 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
                          f"{written}, as `icegan features` wrote the table), not of {labels}: read as {labels}, an id "
                          f"would name another class; set data.labels={written}, or write the table again with "
                          f"data.labels={labels}")
+
+
+def read_provenance(table: str | Path, unchecked: str) -> Optional[dict]:
+    """The ``provenance.json`` beside the feature table ``table``: how its maps were made (module docstring;
+    ``icegan features`` writes it), as a dict.
+
+    Args:
+        table: the feature table's path (the CSV); the file read is ``provenance.json`` in its folder.
+        unchecked: what goes unchecked when the file cannot be used, for the warning (e.g. ``"the label set of its
+            class ids"``).
+
+    Returns:
+        The JSON object; None when there is no such file, or when it cannot be used: not JSON (cut short by a kill
+        of a version that wrote it in place, edited), not a JSON object, or one whose ``flow``, ``weights`` or
+        ``faces`` is not an object or whose ``labels`` is not a name. Then a warning (logging) names the file, the
+        cause, what goes unchecked and what to do: write the table again with ``icegan features`` into a new
+        folder, or mend or remove the file.
+    """
+    prov = Path(table).parent / "provenance.json"
+    if not prov.is_file():
+        return None
+    try:
+        info = json.loads(prov.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        why = f"{type(exc).__name__}: {str(exc).strip()}"
+    else:
+        if not isinstance(info, dict):
+            why = f"not a JSON object but a {type(info).__name__}"
+        else:
+            bad = [f"'{k}' is not an object" for k in ("flow", "weights", "faces")
+                   if info.get(k) is not None and not isinstance(info[k], dict)]
+            if info.get("labels") is not None and not isinstance(info["labels"], str):
+                bad.append("'labels' is not a label set's name")
+            if not bad:
+                return info
+            why = ", ".join(bad)
+    log.warning("%s cannot be read (%s): it looks cut short or edited, and %s is not checked; write the table "
+                "again with `icegan features --config %s --out NEW_FOLDER`, or mend or remove the file (one you "
+                "write yourself: a JSON object as icegan.data.feature_table describes)", prov, why, unchecked,
+                prov.parent / "config.yaml")
+    return None
 
 
 def _read_map(path: str, where: str) -> np.ndarray:

@@ -781,7 +781,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
             break
     if out is not None:
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        from flownet.io import write_whole
+        text = json.dumps(history, indent=1)        # whole or not at all: a kill while writing leaves the old file
+        write_whole(out / "history.json", lambda p: p.write_text(text))
     distributed.average_buffers(g)     # same running statistics on every process (torchrun)
     distributed.average_buffers(d)
     g.eval()
