@@ -1,0 +1,125 @@
+"""Tests written by a mutation audit of the code that turns finished runs' predictions into the numbers and tables a
+paper quotes: the subject bootstrap and its paired differences (icegan.significance, ``icegan compare``), probability
+ensembles (icegan.ensemble), the results table (icegan.report, ``icegan table``) and the suite's results page
+(icegan.suite). Each test fails on a small deliberate change of the code that the earlier tests let pass (named in
+its docstring as "Mutation killed"); expected values are worked out by hand in the docstrings and comments, never
+copied from the code's output."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_mutation_audit45_rec import _write_run
+
+from icegan.significance import bootstrap_compare, load_run_set
+
+# ------------------------------------------------------------------------------------------------ icegan.significance
+
+
+def _same_rows(n_subjects, pred):
+    """Every subject has three clips, one per class (true 0, 1, 2), predicted ``pred`` (three class ids)."""
+    return [(f"casme2/s{s}", f"c{y}", y, pred[y]) for s in range(n_subjects) for y in range(3)]
+
+
+def test_an_entry_of_three_seeds_is_the_mean_of_their_metrics_not_the_median(tmp_path):
+    """Three seeds of one recipe over 4 subjects whose clips are each predicted alike: seed 0 right on every clip
+    (UF1 = UAR = 1); seed 1 predicts surprise as negative (F1: negative 2·4/(2·4 + 4) = 2/3, positive 1, surprise 0;
+    UF1 5/9, UAR (1 + 1 + 0)/3 = 2/3); seed 2 predicts every class as the next (UF1 = UAR = 0). The entry's UF1 is
+    their mean (1 + 5/9 + 0)/3 = 14/27 (median 5/9) and its UAR 5/9 (median 2/3). All subjects alike, every resample
+    pools the same proportions: the interval is that one point, and the paired difference to seed 0 alone is
+    14/27 − 1 in every resample. Mutation killed: the entry's statistic the median over its runs (the same as the
+    mean for the two runs of the earlier tests)."""
+    runs = [_write_run(tmp_path / f"st_s{k}", _same_rows(4, pred), seed=k)
+            for k, pred in enumerate([(0, 1, 2), (0, 1, 0), (1, 2, 0)])]
+    seeds = load_run_set("seeds", runs)
+    rows = bootstrap_compare([load_run_set("s0", runs[:1]), seeds], resamples=200)
+    assert rows[1]["runs"] == 3
+    assert rows[1]["UF1"] == pytest.approx(14 / 27) and rows[1]["UAR"] == pytest.approx(5 / 9)
+    assert rows[1]["UF1_ci"] == pytest.approx((14 / 27, 14 / 27)) and rows[1]["UAR_ci"] == pytest.approx((5 / 9, 5 / 9))
+    assert rows[1]["dUF1"] == pytest.approx(14 / 27 - 1) and rows[1]["dUF1_ci"] == pytest.approx((-13 / 27, -13 / 27))
+    assert rows[1]["p_better"] == 0.0 and rows[1]["p_tie"] == 0.0
+
+
+def test_equal_uf1s_one_rounding_apart_are_ties_whichever_run_is_the_baseline(tmp_path):
+    """Two runs whose pooled UF1s are the same number, 9/14 (per-class F1s 6/7 + 1/2 + 4/7 against 4/7 + 1/2 + 6/7,
+    worked from their confusion matrices), but whose float sums differ by one rounding: in every resample the two are
+    tied, so 'resamples UF1 > baseline' is 0 with either run as the baseline. Mutation killed: p_better counting the
+    float-larger UF1 as strictly higher (the tie not taken out), which the earlier test let pass because there the
+    float-larger run was the baseline."""
+    truth = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    pa, pb = (0, 0, 0, 1, 2, 0, 1, 2, 2), (0, 0, 1, 0, 1, 0, 2, 2, 2)
+    rows = [(f"casme2/s{s}", f"c{j}", y, None) for s in range(4) for j, y in enumerate(truth)]
+    a = load_run_set("a", [_write_run(tmp_path / "a", [r[:3] + (pa[int(r[1][1:])],) for r in rows])])
+    b = load_run_set("b", [_write_run(tmp_path / "b", [r[:3] + (pb[int(r[1][1:])],) for r in rows])])
+    for pair in ([a, b], [b, a]):
+        row = bootstrap_compare(pair, resamples=200)[1]
+        assert row["UF1"] == pytest.approx(9 / 14) and row["dUF1"] == pytest.approx(0.0, abs=1e-12)
+        assert row["p_better"] == 0.0 and row["p_tie"] == 1.0
+
+
+def test_a_seed_whose_rows_are_in_another_order_is_the_same_clips(tmp_path):
+    """A run's predictions.csv lists its folds in the order they finished (a resumed run: another order); runs are
+    matched clip by clip, so a seed written with its rows reversed is accepted in one entry with the original, and,
+    as its own entry, ties the original in every resample. Mutation killed: the predictions not sorted by (subject,
+    clip) when read, which refused such an entry as 'differ in clips or labels'."""
+    rows = [(f"casme2/s{s}", f"c{j}", y, (y + s) % 3) for s in range(4) for j, y in enumerate([0, 1, 2, 2])]
+    a = _write_run(tmp_path / "st_s0", rows)
+    b = _write_run(tmp_path / "st_s1", rows[::-1], seed=1)
+    both = load_run_set("both", [a, b])
+    np.testing.assert_array_equal(both.confusions[0], both.confusions[1])
+    row = bootstrap_compare([load_run_set("a", [a]), load_run_set("b", [b])], resamples=200)[1]
+    assert row["dUF1"] == 0.0 and row["dUF1_ci"] == (0.0, 0.0) and row["p_tie"] == 1.0
+
+
+_HAND_ROWS = [{"label": "a", "runs": 1, "oracle": False, "UF1": 0.5, "UAR": 0.6, "UF1_ci": (0.4, 0.55),
+               "UAR_ci": (0.5, 0.65)},
+              {"label": "b", "runs": 2, "oracle": True, "UF1": 0.6, "UAR": 0.65, "UF1_ci": (0.5, 0.7),
+               "UAR_ci": (0.55, 0.75), "dUF1": 0.1, "dUF1_ci": (-0.05, 0.2), "dUAR": 0.05, "dUAR_ci": (-0.02, 0.1),
+               "p_better": 0.75, "p_tie": 0.125}]
+
+
+def test_compare_csv_puts_each_number_in_its_column():
+    """The CSV of hand-made comparison rows: every value, low and high end under its own column name, ORACLE for an
+    oracle entry, and the share of ties (0.125) in p_tie, not another number. Mutation killed: p_tie written as
+    p_better."""
+    import io
+
+    import pandas as pd
+
+    from icegan.significance import comparison_table
+    df = pd.read_csv(io.StringIO(comparison_table(_HAND_ROWS, fmt="csv")))
+    assert df["label"].tolist() == ["a", "b"] and df["selection"].tolist() == ["honest", "ORACLE"]
+    b = df.iloc[1]
+    want = {"runs": 2, "UF1": 0.6, "UF1_low": 0.5, "UF1_high": 0.7, "UAR": 0.65, "UAR_low": 0.55, "UAR_high": 0.75,
+            "dUF1": 0.1, "dUF1_low": -0.05, "dUF1_high": 0.2, "dUAR": 0.05, "dUAR_low": -0.02, "dUAR_high": 0.1,
+            "p_better": 0.75, "p_tie": 0.125}
+    assert {k: b[k] for k in want} == pytest.approx(want)
+    assert df.iloc[0][["dUF1", "p_better", "p_tie"]].isna().all()          # the baseline has no difference
+
+
+def test_metrics_md_paragraph_gives_the_uar_interval_as_uar():
+    """interval_markdown (the paragraph of a run's metrics.md) of a hand-made interval: UF1 [0.4, 0.55] and UAR
+    [0.5, 0.65], each under its own name. Mutation killed: the UAR part printing the UF1 interval."""
+    from icegan.significance import interval_markdown
+    ci = {"confidence": 0.9, "n_subjects": 68, "UF1": (0.4, 0.55), "UAR": (0.5, 0.65), "resamples": 1000}
+    assert interval_markdown(ci) == ("Subject-bootstrap 90 % interval (1000 resamples of the 68 subjects, percentile; "
+                                     "`icegan compare` for paired differences between runs): UF1 [0.4000, 0.5500], "
+                                     "UAR [0.5000, 0.6500].\n")
+
+
+@pytest.mark.parametrize("low, high, colour, other", [(0.05, 0.15, (44, 160, 44), (214, 39, 40)),
+                                                      (-0.15, -0.05, (214, 39, 40), (44, 160, 44))],
+                         ids=["above-0-green", "below-0-red"])
+def test_forest_plot_draws_a_difference_above_zero_green_and_below_red(tmp_path, low, high, colour, other):
+    """The forest plot's key says 'green: interval above 0, red: below 0': a hand-made entry whose ΔUF1 interval lies
+    above 0 is drawn in matplotlib's green C2 (#2ca02c = 44, 160, 44) and none of the red C3 (#d62728), and the
+    reverse below 0. Mutation killed: the two colours swapped."""
+    import matplotlib.image as mpimg
+
+    from icegan.significance import forest_plot
+    row = dict(_HAND_ROWS[1], oracle=False, dUF1=(low + high) / 2, dUF1_ci=(low, high))
+    forest_plot([("Full (4 subjects)", [_HAND_ROWS[0], row])], tmp_path / "p.png")
+    rgb = (mpimg.imread(tmp_path / "p.png")[..., :3] * 255).astype(int)
+
+    def pixels(c):
+        return int((np.abs(rgb - np.array(c)).max(-1) <= 8).sum())
+    assert pixels(colour) > 20 and pixels(other) == 0
