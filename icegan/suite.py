@@ -52,6 +52,7 @@ from typing import Literal, Optional, Sequence
 
 from icegan.config import ConfigError, load_config
 from icegan.paths import run_folder_header
+from icegan.report import RESUME, read_run_json
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
            "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "copy_inner_predictions"]
@@ -386,9 +387,10 @@ def reusable_runs(folders: Sequence[str | Path]) -> list[tuple[Path, dict]]:
                 continue
             try:
                 cfg = yaml.safe_load((run / "config.yaml").read_text())
-                oracle = json.loads((run / "metrics.json").read_text()).get("oracle_epoch", False)
-            except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(f"--reuse: cannot read {run}/config.yaml or metrics.json ({exc})") from None
+            except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise ValueError(f"--reuse: cannot read {run}/config.yaml ({exc})") from None
+            # a metrics.json cut short or not an object: named, with the rerun that mends it
+            oracle = read_run_json(run / "metrics.json", f"--reuse: {RESUME}").get("oracle_epoch", False)
             if isinstance(cfg, dict) and not oracle:
                 found.append((run.resolve(), _comparable(cfg)))
     return found

@@ -472,7 +472,14 @@ def test_reusable_runs_skip_unfinished_oracle_and_ensemble_folders(tmp_path):
     for over in (["seed=4"], ["seed=3", "threads=1"], ["seed=3", "model.cutout_px=4"]):
         assert find_reusable_run(load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", over), pool) is None
     (good / "metrics.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cannot read .*d_good"):
+    with pytest.raises(ValueError, match="d_good.metrics.json: cannot be read as JSON.*--reuse: run the command"):
+        reusable_runs([tmp_path / "pool"])
+    (good / "metrics.json").write_text("[1, 2]")                  # JSON, not an object: named, not an AttributeError
+    with pytest.raises(ValueError, match="d_good.metrics.json: not a JSON object"):
+        reusable_runs([tmp_path / "pool"])
+    (good / "metrics.json").write_text("{}")
+    (good / "config.yaml").write_text("a: [unclosed")
+    with pytest.raises(ValueError, match="--reuse: cannot read .*d_good.config.yaml"):
         reusable_runs([tmp_path / "pool"])
 
 
@@ -736,7 +743,9 @@ def test_reuse_pool_names_the_run_of_an_unreadable_file(tmp_path, name, data):
     from icegan.suite import reusable_runs
     run = _pool_run(tmp_path / "pool" / "damaged_s0", {"seed": 3, "name": "damaged_s0"})
     (run / name).write_bytes(data)
-    with pytest.raises(ValueError, match=r"--reuse: cannot read .*damaged_s0/config\.yaml or metrics\.json"):
+    pattern = (r"--reuse: cannot read .*damaged_s0/config\.yaml" if name == "config.yaml"
+               else r"damaged_s0/metrics\.json: cannot be read as JSON .*--reuse: run the command")
+    with pytest.raises(ValueError, match=pattern):
         reusable_runs([tmp_path / "pool"])
 
 
