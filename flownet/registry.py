@@ -587,10 +587,12 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
         elif random_init:
             model = build_backbone(n, kwargs.pop("config", None))
         else:
+            # a ptlflow model has no training config of ours: only a checkpoint of its own
+            train = ("" if n.startswith("ptlflow:") else
+                     f"train with `icegan flow train --config configs/flow_{n}.yaml` (`icegan configs` shows where an "
+                     f"installed icegan keeps it) or ")
             raise ValueError(f"flow estimator '{n}' has no shipped weights: pass weights=<local file> "
-                             f"(--weights W; train with `icegan flow train --config configs/flow_{n.replace(':', '_')}.yaml`"
-                             f" (`icegan configs` shows where an installed icegan keeps it) or give a "
-                             f"torchvision/ptlflow checkpoint you downloaded yourself)")
+                             f"(--weights W; {train}give a torchvision/ptlflow checkpoint you downloaded yourself)")
         return BackboneEstimator(model, device=device, precision=precision, compile=compile, tta=tta, **kwargs)
     resolve_precision(precision, device, warn=False)  # a bad value fails here too; OpenCV itself runs in float32
     if weights is not None:

@@ -3,8 +3,10 @@ the ptlflow adapter (with a stand-in model; ptlflow itself is optional), the gen
 the registry and the training loop with another backbone."""
 from __future__ import annotations
 
+import re
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,8 +333,13 @@ def test_registry_names_and_random_init():
         canonical_name("pwcnet")
     with pytest.raises(ValueError, match="after the colon"):
         canonical_name("ptlflow:")
-    with pytest.raises(ValueError, match="no shipped weights"):
+    with pytest.raises(ValueError, match="no shipped weights") as exc:
         get_estimator("raft_small")
+    named = re.findall(r"configs/(\S+?\.yaml)", str(exc.value))
+    assert named == ["flow_raft_small.yaml"] and (Path(__file__).parents[1] / "configs" / named[0]).is_file()
+    with pytest.raises(ValueError, match="no shipped weights") as exc:     # no config of ours trains a ptlflow model
+        get_estimator("ptlflow:dpflow")
+    assert "configs/" not in str(exc.value) and "ptlflow checkpoint" in str(exc.value)
     est = get_estimator("liteflownet2", random_init=True)
     assert isinstance(est, BackboneEstimator) and isinstance(est.model, LiteFlowNet2)
     f = est.estimate(torch.rand(1, 1, 40, 44), torch.rand(1, 1, 40, 44))
