@@ -123,3 +123,47 @@ def test_forest_plot_draws_a_difference_above_zero_green_and_below_red(tmp_path,
     def pixels(c):
         return int((np.abs(rgb - np.array(c)).max(-1) <= 8).sum())
     assert pixels(colour) > 20 and pixels(other) == 0
+
+# ------------------------------------------------------------------------------------------------ icegan.ensemble
+
+_SCORES = ["score_negative", "score_positive", "score_surprise"]
+
+
+def _write_hde_member(d, rows):
+    """A finished honest HDE run of one fold (CASME II held out) whose ``rows`` are (subject, clip, y_true,
+    probabilities); y_pred is the argmax."""
+    import json
+
+    import pandas as pd
+    d.mkdir(parents=True)
+    pred = pd.DataFrame([(0, "casme2", s, c, y, int(np.argmax(p)), *p) for s, c, y, p in rows],
+                        columns=["fold", "dataset", "subject", "clip", "y_true", "y_pred", *_SCORES])
+    pred.to_csv(d / "predictions.csv", index=False)
+    (d / "run.json").write_text(json.dumps({"protocol": "HDE", "oracle_epoch": False, "folds": ["casme2"]}))
+    return d
+
+
+def test_hde_members_whose_subjects_share_clip_names_are_matched_by_subject_too(tmp_path):
+    """An HDE fold holds a whole dataset, in which two subjects may have clips of the same name (a/c0 and b/c0). A
+    member written with its rows in reverse order is matched to the other clip by clip, by subject and name: the
+    ensemble of a run with its reversed copy is the run (a/c0 → 0, a/c1 → 1, b/c0 → 2 right; b/c1, true negative,
+    predicted positive: F1 negative 2/3, positive 2/3, surprise 1, UF1 7/9), scored as the header's one fold.
+    Mutations killed: members sorted by (fold, clip) only, which set b/c0 against a/c0 and refused the members as
+    different; a clip's repetition checked by its name only (b/c0 refused as a second a/c0); the ensemble's n_folds
+    counted as its subjects (2) instead of the header's folds; the members' UF1 and UAR swapped in metrics.md."""
+    import pandas as pd
+
+    from icegan.ensemble import ensemble_runs
+    rows = [("casme2/a", "c0", 0, (0.7, 0.2, 0.1)), ("casme2/a", "c1", 1, (0.1, 0.8, 0.1)),
+            ("casme2/b", "c0", 2, (0.2, 0.2, 0.6)), ("casme2/b", "c1", 0, (0.3, 0.4, 0.3))]
+    m1 = _write_hde_member(tmp_path / "m1", rows)
+    m2 = _write_hde_member(tmp_path / "m2", rows[::-1])
+    m = ensemble_runs([m1, m2], tmp_path / "e", weights=[1, 3])
+    e = pd.read_csv(tmp_path / "e" / "predictions.csv").sort_values(["subject", "clip"], ignore_index=True)
+    np.testing.assert_allclose(e[_SCORES].to_numpy(), [p for *_, p in rows], atol=1e-9)
+    assert e["y_pred"].tolist() == [0, 1, 2, 1]
+    assert m["overall"]["UF1"] == pytest.approx(7 / 9)
+    assert (m["n_folds"], m["n_samples"]) == (1, 4)         # one fold (the dataset) of two subjects, as the header says
+    # metrics.md lists each member with its weight (1/4, 3/4) and its own UF1 7/9 and UAR (1/2 + 1 + 1)/3 = 5/6
+    md = (tmp_path / "e" / "metrics.md").read_text()
+    assert f"| {m1} | 0.250 | 0.7778 | 0.8333 |" in md and f"| {m2} | 0.750 | 0.7778 | 0.8333 |" in md
