@@ -181,6 +181,25 @@ def test_a_clip_without_an_offset_has_its_sequence_run_to_its_last_frame(tmp_pat
     assert [int(f[0, 0]) for f in out["sequence"]] == [20, 30, 40, 50, 60, 70, 80, 90, 100]
 
 
+
+@pytest.mark.parametrize("src, fallbacks, note", [
+    ([-1] * 6, 0, "landmarks: no face detected on any key frame"),
+    ([0, 0, 2, 3, 4, 5], 1, "landmarks: 1 key frame(s) used a neighbouring frame's face box"),
+])
+def test_landmark_fallbacks_count_the_key_frames_that_borrowed_a_face_box(tmp_path, stand_in_faces, monkeypatch,
+                                                                          src, fallbacks, note):
+    """The six key frames onset 2, apex−2 3, apex−1 4, apex 5, apex+1 6, apex+2 7 (sorted: 2..7): when no key frame
+    has a face (``source`` −1 everywhere) none borrowed a box, 0 fallbacks, and the note says no face was found; when
+    frame 3 (index 1) took frame 2's box, 1 fallback. Mutation killed: the frames without any face counted as
+    fallbacks (6 in the manifest's landmark_fallbacks for a clip with no face on its key frames)."""
+    from icegan.data import landmarks
+    from icegan.data import prepare as prep
+    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog": (
+        np.full((len(frames), 68, 2), np.nan, np.float32), np.array(src)))
+    out = prep.process_clip(_grey_clip(tmp_path), "raw", prep._settings(prep.PrepareConfig(size=20)))
+    assert "error" not in out, out
+    assert out["landmark_fallbacks"] == fallbacks and note in out["notes"]
+
 # ------------------------------------------------------------------------------------------------ icegan.data.landmarks
 
 def test_a_frame_without_a_face_borrows_the_box_of_the_nearest_frame_with_one_earlier_on_ties(monkeypatch):
@@ -202,6 +221,18 @@ def test_a_frame_without_a_face_borrows_the_box_of_the_nearest_frame_with_one_ea
     assert src.tolist() == [0, 0, 2, 2, 2]
     assert pts[:, 0, 0].tolist() == [10, 10, 12, 12, 12] and pts[:, 0, 1].tolist() == [0, 1, 2, 3, 4]
 
+
+
+def test_the_landmarks_of_a_frame_are_those_of_its_largest_face(monkeypatch):
+    """detect_faces gives the boxes largest first; detect_landmarks predicts inside the first, the 90 × 90 px face,
+    not the 30 × 30 px one (someone behind the subject). Mutation killed: the last box (the smallest face) used."""
+    from icegan.data import landmarks
+    big, small = (0, 100, 90, 10), (10, 50, 40, 20)
+    used = []
+    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None: [big, small])
+    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: used.append(box) or np.zeros((68, 2)))
+    landmarks.detect_landmarks(np.zeros((120, 120), np.uint8))
+    assert used == [big]
 
 # ------------------------------------------------------------------------------------------------ icegan.data.roi
 
@@ -237,6 +268,22 @@ def test_frames_are_ordered_by_number_and_found_by_number_across_a_gap(tmp_path)
     assert rec.frame_path(8).name == "img8.jpg" and rec.frame_path(12).name == "img12.jpg"
     with pytest.raises(KeyError, match="frame 7 is not on disk"):
         rec.frame_path(7)
+
+
+
+# ------------------------------------------------------------------------------------------------ icegan.data.base
+
+def test_casme2_subject_folders_come_sorted_whatever_the_directory_order(tmp_path):
+    """Twelve CASME II subject folders created in a shuffled order come back sorted (sub01 .. sub26, zero-padded so
+    that text order is number order). Mutation killed: the folders in directory order (``disk_clips`` and
+    ``icegan data check`` in an order that changes with the file system)."""
+    from icegan.data.casme2 import CASME2
+    names = [f"sub{n:02d}" for n in (17, 3, 26, 1, 9, 12, 20, 5, 14, 2, 23, 8)]
+    for name in names:
+        (tmp_path / name).mkdir()
+    sheet = tmp_path / "CASME2-coding-20140508.xlsx"
+    sheet.write_bytes(b"")                          # found by name; not read by subject_folders
+    assert CASME2(tmp_path, sheet).subject_folders() == sorted(names)
 
 
 # ------------------------------------------------------------------------------------------------ icegan.data.smic
