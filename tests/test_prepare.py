@@ -80,6 +80,25 @@ def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
     assert not _session(proc.pid)
 
 
+def test_a_neighbour_pick_that_ignores_unreadable_frames_fails_instead_of_looping(shared_data, tmp_path, monkeypatch):
+    """process_clip asks select_neighbours again after each unreadable neighbour; a pick that returns the unreadable
+    frame again (a broken select_neighbours) is an error naming the clip and the frame, never an endless loop."""
+    from icegan.data import prepare as prep
+    src = shared_data / "casme2" / "sub01" / "EP02_01f"                  # onset 46, apex 59
+    (tmp_path / "good").mkdir()
+    for n in (46, 57, 58, 59, 60, 61):
+        (tmp_path / "good" / f"img{n}.jpg").write_bytes((src / f"img{n}.jpg").read_bytes())
+    (tmp_path / "good" / "img60.jpg").write_bytes(b"")                  # apex+1 unreadable
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\nme,good,good,46,59,61\n")
+    real = prep.select_neighbours
+    monkeypatch.setattr(prep, "select_neighbours", lambda rec, apex, unreadable=(): real(rec, apex))
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
+                             cache_root=str(tmp_path / "cache"), size=32, workers=1, progress=False)
+    with pytest.raises(RuntimeError, match=r"clips/me/good: select_neighbours picked unreadable frame\(s\) \[60\]"):
+        prep.prepare_dataset(cfg)
+
+
 def test_unreadable_neighbour_is_replaced_unreadable_onset_or_apex_skips(shared_data, tmp_path):
     """A neighbour file that cannot be decoded (random bytes, empty) counts as absent: the nearest readable frame
     stands in, with a note; an unreadable onset or apex skips its clip with the reason."""

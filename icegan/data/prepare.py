@@ -450,6 +450,9 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         unreadable: set[int] = set()
         while settings["neighbours"]:
             nb, nb_notes = select_neighbours(rec, rec.apex, unreadable)
+            if unreadable.intersection(nb):     # each pass drops one more frame: picking one again would never end
+                raise RuntimeError(f"{rec.key}: select_neighbours picked unreadable frame(s) "
+                                   f"{sorted(unreadable.intersection(nb))} again (a bug: please report it)")
             try:
                 for n in nb:
                     if n not in images:
