@@ -9,7 +9,8 @@ For every usable clip of the configured datasets this produces, as uint8 arrays 
 - in raw mode, the 68 landmarks of every output key frame, in output pixels.
 
 Two input modes per dataset: ``raw`` (full frames: face_recognition detection + 68 landmarks, one
-alignment per clip computed on the onset frame and applied to all frames; see
+alignment per clip computed on the onset frame (when it has no face: the nearest frame with one, the earlier at a
+tie) and applied to all frames; see
 :mod:`icegan.data.align`) and ``cropped`` (already-cropped releases: resize only).
 
 The cache lives in ``<cache_root>/<hash>/`` (``cache_root`` default: ``icegan.paths.default_data_root()
@@ -485,7 +486,8 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         fallbacks = 0
         if mode == "raw":
             gray = (lambda im: im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_RGB2GRAY))
-            # alignment on the onset frame, else on the nearest frame (in time) with a face
+            # alignment on the onset frame, else on the nearest frame (in time) with a face, of the 15 nearest;
+            # at equal distance the earlier one (before the onset the face is still neutral)
             order = sorted(rec.frame_numbers, key=lambda n: (abs(n - rec.onset), n))
             align, align_frame, tried = None, None, 0
             for n in order[:15]:
