@@ -185,3 +185,19 @@ def test_read_image_returns_rgb_channels_of_a_colour_frame(tmp_path):
         img = read_image(p)
         assert tuple(img.shape) == (3, 4, 5)
         assert torch.allclose(img, torch.tensor(rgb).view(3, 1, 1).expand(3, 4, 5), rtol=0, atol=1e-6), bgr
+
+
+def test_photometric_loss_with_precomputed_census_equals_the_loss_that_computes_it():
+    """photometric_loss(census=(C(I1), C(I2))) is the same loss as without them: the backward term compares I2 with
+    the warped I1 through I2's census (thesis Eq. 3.34, second sum). Mutation killed: the backward term reusing
+    I1's census (c1 for c2), which only a 35-s training test caught before. Two different images and still flows:
+    the forward term is H(I1, I2), the backward H(I2, I1); with I1's census in both, the backward term becomes
+    H(I1, I1) = 0 inside the border band, so the loss drops to about ψ(0) + that forward term."""
+    from flownet.selfsup_losses import census_transform, photometric_loss
+    g = torch.Generator().manual_seed(0)
+    img1, img2 = torch.rand(1, 1, 16, 16, generator=g), torch.rand(1, 1, 16, 16, generator=g)
+    still = torch.zeros(1, 2, 16, 16)
+    plain = photometric_loss(img1, img2, still, still)
+    given = photometric_loss(img1, img2, still, still, census=(census_transform(img1), census_transform(img2)))
+    assert torch.allclose(given, plain, atol=1e-6)
+    assert plain > 2 * 0.01 ** 0.4 + 0.1             # different images: well above the floor 2 ψ(0)
