@@ -6,6 +6,8 @@ its docstring as "Mutation killed"); expected values are worked out by hand in t
 copied from the code's output."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from test_mutation_audit45_rec import _write_run
@@ -167,3 +169,89 @@ def test_hde_members_whose_subjects_share_clip_names_are_matched_by_subject_too(
     # metrics.md lists each member with its weight (1/4, 3/4) and its own UF1 7/9 and UAR (1/2 + 1 + 1)/3 = 5/6
     md = (tmp_path / "e" / "metrics.md").read_text()
     assert f"| {m1} | 0.250 | 0.7778 | 0.8333 |" in md and f"| {m2} | 0.750 | 0.7778 | 0.8333 |" in md
+
+# ------------------------------------------------------------------------------------------ icegan compare, suite
+
+
+def test_compare_latex_labels_of_a_dataset_key_keep_letters_digits_and_dashes_only():
+    """The per-dataset LaTeX floats of ``icegan compare --per-dataset`` are labelled tab:icegan-compare-<key>; a key
+    with other characters (a custom dataset 'my data_2+x') gives letters, digits and dashes only. Mutation killed:
+    the key used as written."""
+    from icegan.commands.compare import _label_part
+    assert _label_part("my data_2+x") == "my-data-2-x" and _label_part("casme2") == "casme2"
+
+
+def test_suite_page_compares_against_the_files_baseline_with_its_resamples_and_strata(tmp_path):
+    """A one-seed toy suite of 'logistic floor' then 'forest', whose file names forest (its second run) as the
+    baseline, 200 resamples and stratified draws, over subjects of two datasets (max_folds=5: four CASME II, one
+    SAMM): the comparison on results.md is, cell for cell, icegan.significance's for those options on the two finished
+    folders in the suite's order (differences to forest; the folders' predictions given wrong clips and the page
+    written again, as the toy runs are right on every clip), and the results table lists the runs in that order too.
+    Mutations killed: the page's baseline the first run, whatever the file says; the resampling not stratified, or
+    with other resamples than the legend states; the table told baseline 0; the entries in the order of their labels
+    (forest first)."""
+    from test_suite import TOY_SUITE
+
+    import pandas as pd
+
+    from icegan.significance import comparison_table
+    from icegan.suite import load_suite, plan_suite, run_suite, write_results
+    suite = tmp_path / "s.yaml"
+    suite.write_text(TOY_SUITE.replace("seeds: [0, 1]", "seeds: [0]").replace("label: floor", "label: logistic floor")
+                     + "baseline: forest\nstratify: true\nper_dataset: false\n")
+    out, over = tmp_path / "out", ["threads=1", "max_folds=5"]
+    run_suite(suite, out, over, progress=False)
+    # both toy runs are right on every clip; wrong clips (every 2nd of the first two CASME II subjects, every 2nd of
+    # the SAMM subject) make intervals worth comparing
+    for name, which in (("logistic_floor_s0", [0, 1]), ("forest_s0", [-1])):
+        f = out / name / "predictions.csv"
+        p = pd.read_csv(f, dtype={"dataset": str, "subject": str, "clip": str})
+        subjects = sorted(p["subject"].unique())
+        wrong = p["subject"].isin([subjects[i] for i in which]).to_numpy() & (np.arange(len(p)) % 2 == 0)
+        p.loc[wrong, "y_pred"] = (p.loc[wrong, "y_true"] + 1) % 3
+        p.to_csv(f, index=False)
+    loaded = load_suite(suite)
+    plan = plan_suite(loaded, suite, out, over)
+    write_results(loaded, plan, out, {x.out for x in plan}, suite)
+    sets = [load_run_set("logistic floor", [out / "logistic_floor_s0"]), load_run_set("forest", [out / "forest_s0"])]
+    assert sets[0].datasets() == ["casme2", "samm"]
+    rows = bootstrap_compare(sets, baseline=1, resamples=200, stratify=True)
+    assert rows[0]["UF1_ci"][0] < rows[0]["UF1_ci"][1] and rows[0]["dUF1"] < 0
+    assert rows != bootstrap_compare(sets, baseline=1, resamples=200)                    # the strata matter here
+    assert rows != bootstrap_compare(sets, baseline=1, resamples=100, stratify=True)      # and so do the resamples
+    want = comparison_table(rows, baseline=1, resamples=200, stratified=True)
+    res = (out / "results.md").read_text()
+    assert f"## Subject-bootstrap intervals, paired differences to forest\n\n{want}" in res
+    whole = re.sub(r" \[PARTIAL: 5 of \d+ folds\]", "", res)        # the max_folds smoke runs' marks taken out
+    floor_row, forest_row = (next(ln for ln in whole.splitlines() if ln.startswith(f"| {lab} | 1 | honest |"))
+                             for lab in ("logistic floor", "forest"))
+    assert "(baseline)" in forest_row and "(baseline)" not in floor_row
+    assert whole.index("| logistic floor | honest | CDE | 1 |") < whole.index("| forest | honest | CDE | 1 |")
+
+
+def test_per_seed_table_puts_each_runs_uf1_and_uar_under_its_seed_and_marks_an_oracle_run(tmp_path):
+    """The suite's 'every run, by seed' table from hand-made metrics.json files: floor seed 0 (UF1 0.5, UAR 0.6),
+    floor seed 1 (0.55, 0.65, picked its epochs on the test subjects), forest seed 0 (0.7, 0.8), forest seed 1 not
+    finished. Each cell is 'UF1 / UAR' under its seed, the oracle run marked, the unfinished one a dash. Mutation
+    killed: the [ORACLE] mark left out."""
+    import json
+
+    from test_suite import TOY_SUITE
+
+    from icegan.suite import load_suite, per_seed_table, plan_suite
+    p = tmp_path / "s.yaml"
+    p.write_text(TOY_SUITE)
+    suite = load_suite(p)
+    plan = plan_suite(suite, p, tmp_path / "out")
+    metrics = {"floor_s0": (0.5, 0.6, False), "floor_s1": (0.55, 0.65, True), "forest_s0": (0.7, 0.8, False)}
+    for x in plan:
+        if x.out.name in metrics:
+            uf1, uar, oracle = metrics[x.out.name]
+            x.out.mkdir(parents=True)
+            (x.out / "metrics.json").write_text(json.dumps({"oracle_epoch": oracle,
+                                                            "overall": {"UF1": uf1, "UAR": uar}}))
+    finished = {x.out for x in plan if x.out.name in metrics}
+    assert per_seed_table(suite, plan, finished).splitlines() == [
+        "| entry | seed 0 | seed 1 |", "|---|---|---|",
+        "| floor | 0.5000 / 0.6000 | 0.5500 / 0.6500 [ORACLE] |",
+        "| forest | 0.7000 / 0.8000 | – |"]
