@@ -1,8 +1,9 @@
 """Mutation audit of training-loop logic and its small data helpers: the ICE-GAN trainer's objectives, optimisers,
 schedules and per-epoch draws (icegan.gan.trainer), the action-unit target columns (icegan.data.action_units), the
-confident-learning thresholds and the seeded forest (icegan.label_noise), and the synthetic demo clips
-(icegan.data.synthetic_me). Each test fails on one small deliberate change of its module that the earlier tests let
-through (named in its docstring); the values are hand-computed or invariants, not copied from the code's output."""
+confident-learning thresholds and the seeded forest (icegan.label_noise), the synthetic demo clips
+(icegan.data.synthetic_me), and the supervised flow trainer's resume (flownet.train). Each test fails on one small
+deliberate change of its module that the earlier tests let through (named in its docstring); the values are
+hand-computed or invariants, not copied from the code's output."""
 import dataclasses
 import math
 
@@ -191,3 +192,32 @@ def test_every_epoch_draws_its_own_batches_and_noise_and_drops_the_partial_batch
     assert len({tuple(which[2 * e:2 * e + 2]) for e in range(3)}) > 1
     zs = [z for _, z in seen]
     assert all(not torch.equal(zs[i], zs[j]) for i in range(6) for j in range(i + 1, 6))
+
+
+# ------------------------------------------------------------------------------------------------- flownet.train
+
+def test_a_flow_run_resumed_after_step_1_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, shared_data):
+    """2 steps on 2 training pairs in batches of 2 (every batch holds both pairs, so the order of a shuffle does not
+    change the batch mean) with a weight average: a run of 1 step resumed to 2 ends with the raw and averaged
+    weights of a run of 2 steps at once. Fails if the resume does not restore the optimizer (Adam's moments) or the
+    weight average, or if the gradients of one step are not cleared before the next."""
+    import flownet.train as ftrain
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.models.srflownet import SRFlowNetConfig
+    from flownet.registry import load_srflownet
+    from flownet.train import FlowDataConfig, FlowTrainConfig, FlowTrainSection
+
+    def cfg(name, steps):
+        return FlowTrainConfig(name=name, out_dir=str(tmp_path), model=SRFlowNetConfig(**TINY_SRFLOWNET),
+                               data=FlowDataConfig(root=str(shared_data), size=32, n_train=2, n_test=1,
+                                                   frames_per_clip=1),
+                               train=FlowTrainSection(regularizer="tvr", batch_size=2, crop=0, steps=steps,
+                                                      eval_every=0, threads=1, ema_decay=0.5, seed=1, lr=1e-3))
+    ftrain.train(cfg("whole", 2), progress=False)
+    ftrain.train(cfg("cut", 1), progress=False)
+    ftrain.train(cfg("cut", 2), progress=False)
+    for f in ("weights.pt", "weights_raw.pt"):
+        a = load_srflownet(tmp_path / "whole" / f).state_dict()
+        b = load_srflownet(tmp_path / "cut" / f).state_dict()
+        for k, v in a.items():
+            assert torch.allclose(v, b[k], atol=1e-6), (f, k)
