@@ -221,3 +221,35 @@ def test_a_flow_run_resumed_after_step_1_ends_with_the_weights_of_an_uninterrupt
         b = load_srflownet(tmp_path / "cut" / f).state_dict()
         for k, v in a.items():
             assert torch.allclose(v, b[k], atol=1e-6), (f, k)
+
+
+def test_flow_training_clips_each_step_at_train_clip_and_hands_the_loss_its_mask_mode(tmp_path, shared_data,
+                                                                                      monkeypatch):
+    """Each update's gradients are clipped to the norm ``train.clip`` (not the default 1.0), and ``train.mask_mode``
+    reaches the loss's regulariser (mutations killed: the clip dropped, the mask mode not passed on; neither changed
+    a result the earlier tests looked at)."""
+    import flownet.train as ftrain
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.models.srflownet import SRFlowNetConfig
+    from flownet.train import FlowDataConfig, FlowTrainConfig, FlowTrainSection
+
+    clips, modes = [], []
+    real_clip, real_loss = torch.nn.utils.clip_grad_norm_, ftrain.srflownet_loss
+
+    def clip_spy(params, max_norm, *a, **kw):
+        clips.append(max_norm)
+        return real_clip(params, max_norm, *a, **kw)
+
+    def loss_spy(*a, **kw):
+        modes.append(kw.get("mask_mode"))
+        return real_loss(*a, **kw)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_spy)
+    monkeypatch.setattr(ftrain, "srflownet_loss", loss_spy)
+    cfg = FlowTrainConfig(name="clip", out_dir=str(tmp_path), model=SRFlowNetConfig(**TINY_SRFLOWNET),
+                          data=FlowDataConfig(root=str(shared_data), size=32, n_train=2, n_test=1, frames_per_clip=1),
+                          train=FlowTrainSection(regularizer="tvr", mask_mode="literal", clip=0.25, batch_size=2,
+                                                 crop=0, steps=2, eval_every=0, threads=1, seed=1, lr=1e-3))
+    ftrain.train(cfg, progress=False)
+    assert clips == [0.25, 0.25]                     # one clip per update, at the configured norm
+    assert modes and set(modes) == {"literal"}
