@@ -103,3 +103,20 @@ def test_data_check_names_a_clip_list_that_is_a_folder(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"icegan data check: error: clip list {tmp_path / 'clips'} is a folder, "
                                               f"not a CSV file: give the clip list in it (mine.csv) (a CSV with columns "
                                               f"subject, clip, frames, onset and optionally ")
+
+
+def test_data_check_holds_back_the_icegan_data_warnings_only_while_it_runs(shared_data, tmp_path, capsys):
+    """``icegan data check`` raises the icegan.data loggers to ERROR (its report lists every problem itself); the level
+    is put back afterwards, whether the check ends well or with an error. Before, it stayed at ERROR for the rest of
+    the process, and a later call in the same Python session (a notebook, the test suite) lost every icegan.data
+    warning, e.g. the one naming a damaged provenance.json."""
+    import logging
+    quiet = logging.getLogger("icegan.data")
+    before = quiet.level
+    frame = next((shared_data / "casme2" / "sub01").glob("*/*.jpg"))
+    assert main(["data", "check", "--dataset", "casme2", "--root", str(frame), "--no-read-images"]) == 2
+    assert quiet.level == before
+    assert main(["data", "check", "--dataset", "casme2", "--root", str(shared_data / "casme2"),
+                 "--annotations", str(shared_data / "annotations" / CASME2_SHEET), "--no-read-images"]) == 0
+    assert quiet.level == before and quiet.getEffectiveLevel() < logging.ERROR
+    capsys.readouterr()

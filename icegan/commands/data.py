@@ -95,7 +95,17 @@ def _composite(args: argparse.Namespace) -> int:
 @one_line_errors("icegan data check")
 def _check(args: argparse.Namespace) -> int:
     _logging()
-    logging.getLogger("icegan.data").setLevel(logging.ERROR)  # the report lists every problem itself
+    quiet = logging.getLogger("icegan.data")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the report lists every problem itself; for this check only, not after it
+    try:
+        return _check_quietly(args)
+    finally:
+        quiet.setLevel(level)
+
+
+def _check_quietly(args: argparse.Namespace) -> int:
+    """The body of ``icegan data check`` (:func:`_check`), run with the icegan.data warnings held back."""
     from flownet.io import check_output_path
     from icegan.data.base import DatasetLayoutError, missing_root_message
     from icegan.data.check import check_dataset
