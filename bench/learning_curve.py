@@ -56,6 +56,7 @@ def read_runs(run_dirs: list[Path]) -> pd.DataFrame:
     if len(run_dirs) < 2:
         raise ValueError("give at least two finished runs")
     from icegan.config import dotted_items, without_neutral_keys    # older runs group with newer ones
+    from icegan.report import read_run_json
     rows = []
     for d in run_dirs:
         d = Path(d)
@@ -67,7 +68,7 @@ def read_runs(run_dirs: list[Path]) -> pd.DataFrame:
             raise ValueError(f"{d}: max_folds={cfg['max_folds']} is a partial run, not a learning-curve point")
         fraction = float(cfg.get("data.train_subject_fraction", 1.0))
         seed = int(cfg.get("seed", 0))
-        metrics = json.loads((d / "metrics.json").read_text())
+        metrics = read_run_json(d / "metrics.json")     # a cut-short file named, with the rerun that mends it
         pred = pd.read_csv(d / "predictions.csv", dtype={"subject": str, "clip": str})
         rows.append({"key": json.dumps({k: v for k, v in sorted(cfg.items()) if k not in IGNORED}, default=str),
                      "cfg": cfg, "fraction": fraction, "seed": seed, "run": str(d),

@@ -60,7 +60,8 @@ def run_case(out: Path, config: str | None, overrides: list[str], mode: str, thr
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     timing = json.loads((run_dir / "timing.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    from icegan.report import read_run_json
+    metrics = read_run_json(run_dir / "metrics.json")
     return {"mode": mode, "threads": threads, "wall_s": wall, "driver_peak_rss_mb": rss_kb / 1024,
             "worker_peak_rss_mb": max(timing.get("fold_peak_rss_mb", {}).values() or [0]),
             "fold_seconds": timing["fold_seconds"], "n_folds": metrics["n_folds"],

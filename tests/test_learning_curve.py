@@ -155,6 +155,10 @@ def test_learning_curve_script_recovers_a_known_curve(tmp_path, capsys):
         mod.read_runs(runs)
     with pytest.raises(ValueError, match="at least two"):
         mod.read_runs(runs[:1])
+    (runs[0] / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (runs[1] / "metrics.json").write_text('{"overall": {"UF1": 0.6')          # cut short by a kill: named
+    with pytest.raises(ValueError, match=f"{runs[1] / 'metrics.json'}: cannot be read as JSON"):
+        mod.read_runs(runs)
 
 
 def test_curve_labels_name_the_keys_that_tell_a_models_curves_apart():
