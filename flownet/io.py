@@ -19,8 +19,8 @@ import numpy as np
 
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
-           "write_whole", "read_npz_whole", "read_npz_cache", "image_tensor", "remove_stale", "remove_stale_temps_of",
-           "STALE_TMP_SECONDS", "PROBE_PIDS"]
+           "write_whole", "write_text_whole", "read_npz_whole", "read_npz_cache", "image_tensor", "remove_stale",
+           "remove_stale_temps_of", "STALE_TMP_SECONDS", "PROBE_PIDS"]
 
 
 #: a temporary file or folder of a process that no longer runs is removed once it is older than this (seconds): a
@@ -133,6 +133,12 @@ def write_whole(path: str | Path, write, concurrent: bool = False) -> Path:
         tmp.unlink(missing_ok=True)
     return path
 
+
+
+def write_text_whole(path: str | Path, text: str) -> Path:
+    """Write the text ``text`` to ``path`` whole (:func:`write_whole`): a JSON header, metrics or a config that a
+    rerun or another command reads back, never left cut short by a kill."""
+    return write_whole(path, lambda tmp: tmp.write_text(text))
 
 def read_npz_whole(path: str | Path, names) -> dict:
     """The arrays ``names`` of the ``.npz`` file ``path``, every one read into memory now (``allow_pickle=False``),

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .devices import host_values
-from .io import write_whole
+from .io import write_text_whole
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, save_torch_file
@@ -449,7 +449,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         results["teacher_occ_frac"] = occluded_fraction(model, occ_pairs, lc.alpha1, lc.report_alpha2)
         print(f"teacher: synthetic facial test {json.dumps(results['teacher_test'])}; occluded fraction by "
               f"alpha2 {results['teacher_occ_frac']}", flush=True)
-        write_whole(run / "teacher_metrics.json", lambda p: p.write_text(json.dumps(results, indent=2)))
+        write_text_whole(run / "teacher_metrics.json", json.dumps(results, indent=2))
         state.update(stage="student", step=0, elapsed_s=0.0)
         save_torch_file({"stage": "student", "step": 0, "model": model.state_dict(),
                          "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0}, ckpt_path)
@@ -466,7 +466,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             results["teacher_steps"] = teacher.meta.get("steps")
             results["teacher_test"] = evaluate_model(teacher, test_loader, device)
             results["teacher_occ_frac"] = occluded_fraction(teacher, occ_pairs, lc.alpha1, lc.report_alpha2)
-            write_whole(run / "teacher_metrics.json", lambda p: p.write_text(json.dumps(results, indent=2)))
+            write_text_whole(run / "teacher_metrics.json", json.dumps(results, indent=2))
     # ------------------------------------------------------------------ stage 2: student (variant 2)
     if t.student_steps > 0:
         if not (run / "teacher.pt").is_file():
@@ -493,7 +493,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             # warns about them
             "real_pair_subjects": sorted({f"casme2/{s}" for s in data.subjects} | set(init_seen))}
     save_srflownet(model, run / "weights.pt", meta=meta)
-    write_whole(run / "metrics.json", lambda p: p.write_text(json.dumps(results, indent=2)))   # never left cut short
+    write_text_whole(run / "metrics.json", json.dumps(results, indent=2))   # never left cut short
     writer.close()
     print(f"final: synthetic facial test ({d.n_test} pairs, monitor) {json.dumps(metrics)}; occluded fraction "
           f"{results['final_occ_frac']}; weights {run / 'weights.pt'}", flush=True)

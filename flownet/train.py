@@ -505,7 +505,7 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     import yaml
 
     from .data.synthetic_face import list_subjects
-    from .io import write_whole
+    from .io import write_text_whole
     t = cfg.train
     device = resolve_device(t.device, "train.device")      # before any folder is made
     list_subjects(cfg.data.root)                            # likewise: a wrong data root leaves no run folder behind
@@ -514,7 +514,7 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     run = Path(cfg.out_dir) / cfg.name
     run.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(_to_dict(cfg), sort_keys=False)
-    write_whole(run / "config.yaml", lambda p: p.write_text(text))    # a kill while writing keeps the old one
+    write_text_whole(run / "config.yaml", text)    # a kill while writing keeps the old one
     return device, run
 
 
@@ -782,8 +782,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         meta["val_generic_metrics"] = evaluate("generic", generic_loader, weights)
         print(f"final generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
-    from .io import write_whole
-    write_whole(run / "metrics.json", lambda p: p.write_text(json.dumps(meta, indent=2)))  # never left cut short
+    from .io import write_text_whole
+    write_text_whole(run / "metrics.json", json.dumps(meta, indent=2))  # never left cut short
     writer.close()
     print(f"final test metrics ({d.n_test} pairs): {json.dumps(metrics)}")
     return metrics

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from flownet.io import write_whole
+from flownet.io import write_text_whole, write_whole
 from icegan.paths import run_folder_header
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.labels import label_set_of_columns
@@ -325,7 +325,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     if h0.get("folds_total"):        # members cut to their first folds by max_folds: so is the ensemble
         header.update(folds=h0.get("folds"), folds_total=h0["folds_total"])
     # the header first, each file whole: a kill in between leaves a folder the rerun recognises as this kind's
-    write_whole(out / "ensemble.json", lambda p: p.write_text(json.dumps(header, indent=1)))
+    write_text_whole(out / "ensemble.json", json.dumps(header, indent=1))
     write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g"))
     lines = ["", "## Members", "", "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
     lines += [f"| {markdown_cell(r['run'])} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |"

@@ -786,9 +786,9 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
             "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "labels": cfg.data.labels, "clips": len(rows),
             "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1)}
-    from flownet.io import write_whole
+    from flownet.io import write_text_whole
     prov = json.dumps(info, indent=2, default=str)     # whole or not at all: icegan fit / predict / loso read it
-    write_whole(out / "provenance.json", lambda tmp: tmp.write_text(prov))
+    write_text_whole(out / "provenance.json", prov)
     written = pd.DataFrame(rows)
     has_label = written["label"].astype(str) != ""
     if has_label.any() and not has_label.all():           # icegan loso / fit refuse a row without a label
@@ -1249,8 +1249,8 @@ def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
     if runner.fold_peak_rss_mb:
         timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
     timing.update(extra)
-    from flownet.io import write_whole
-    write_whole(path, lambda tmp: tmp.write_text(json.dumps(timing, indent=2)))   # a Ctrl-C leaves the old file
+    from flownet.io import write_text_whole
+    write_text_whole(path, json.dumps(timing, indent=2))   # a Ctrl-C leaves the old file
 
 
 def _read_timing(path: Path) -> Optional[dict]:

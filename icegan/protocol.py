@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from flownet.io import write_whole
+from flownet.io import write_text_whole, write_whole
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.labels import label_set_of_columns, score_columns
@@ -533,7 +533,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
 def _write_text(path: Path, text: str) -> None:
     """``text`` to ``path``, whole or not at all (:func:`flownet.io.write_whole`): run.json and config.yaml vouch
     for the run's finished folds."""
-    write_whole(path, lambda p: p.write_text(text))
+    write_text_whole(path, text)
 
 
 def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject",

@@ -37,7 +37,7 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from flownet.io import write_whole
+from flownet.io import write_text_whole, write_whole
 
 __all__ = ["Candidate", "inner_cache_digest", "inner_folds", "inner_predictions", "recipe_digest", "select_nested",
            "SelectionError"]
@@ -451,7 +451,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
               "folds": [f.subject for f in folds], "oracle_epoch": False, "inner_folds": k, "criterion": criterion,
               "scope": scope, "candidates": cand_rows}
     # the header first, each file whole: a kill in between leaves a folder the rerun recognises as this kind's
-    write_whole(out / "selection.json", lambda p: p.write_text(json.dumps(header, indent=1)))
+    write_text_whole(out / "selection.json", json.dumps(header, indent=1))
     write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g"))
     write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False))
     lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "

@@ -634,8 +634,8 @@ def _read_times(out: Path) -> dict:
 def _write_times(out: Path, times: dict) -> None:
     """``out/suite_times.json``, through a temporary file (:func:`flownet.io.write_whole`: a kill while writing keeps
     the old file whole)."""
-    from flownet.io import write_whole
-    write_whole(out / "suite_times.json", lambda p: p.write_text(json.dumps(times, indent=1)))
+    from flownet.io import write_text_whole
+    write_text_whole(out / "suite_times.json", json.dumps(times, indent=1))
 
 
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),

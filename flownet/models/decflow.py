@@ -583,8 +583,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     if seen:                    # it has seen that motion too: a main job with flow.decompose=learned warns about it
         meta["real_pair_subjects"] = seen
     save_decflow(model, run / "weights.pt", meta=meta, half=t.half_weights)
-    from ..io import write_whole
-    write_whole(run / "metrics.json", lambda p: p.write_text(json.dumps(meta, indent=2)))  # never left cut short
+    from ..io import write_text_whole
+    write_text_whole(run / "metrics.json", json.dumps(meta, indent=2))  # never left cut short
     writer.close()
     print(f"final test metrics ({d.n_test} pairs): {json.dumps(metrics)}", flush=True)
     return metrics

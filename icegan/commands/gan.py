@@ -143,8 +143,8 @@ def _train(args: argparse.Namespace) -> int:
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
              "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),
              "skipped_clips": [list(s) for s in pairs.skipped]}
-    from flownet.io import write_whole
-    write_whole(run / "split.json", lambda p: p.write_text(json.dumps(split, indent=1)))   # never left cut short
+    from flownet.io import write_text_whole
+    write_text_whole(run / "split.json", json.dumps(split, indent=1))   # never left cut short
     print(f"training ICE-GAN on {len(train)} pairs ({split['n_train_clips']} clips, "
           f"{len(split['train_subjects'])} subjects) -> {run}")
     with SummaryWriter(str(run / "tb")) as writer:

@@ -781,9 +781,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
             break
     if out is not None:
-        from flownet.io import write_whole
+        from flownet.io import write_text_whole
         text = json.dumps(history, indent=1)        # whole or not at all: a kill while writing leaves the old file
-        write_whole(out / "history.json", lambda p: p.write_text(text))
+        write_text_whole(out / "history.json", text)
     distributed.average_buffers(g)     # same running statistics on every process (torchrun)
     distributed.average_buffers(d)
     g.eval()
