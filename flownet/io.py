@@ -89,10 +89,11 @@ def remove_stale(folder: str | Path, name_re: str, what: str, probe_pids: bool |
 
 def _concurrent_tmp_re(path: Path) -> str:
     """The names :func:`write_whole` gives the temporaries of ``path`` with ``concurrent=True``
-    (``<stem>.<pid>-<hex>.tmp<suffix>``), and the ``<stem>.<pid>.tmp<suffix>`` of earlier versions' caches, as a
-    regular expression for :func:`remove_stale`."""
+    (``<stem>.<pid>-<hex>.tmp<suffix>``), the ``<stem>.<pid>.tmp<suffix>`` of earlier versions' caches, and the
+    fixed ``<stem>.tmp<suffix>`` that the GAN pairs cache once used (it names no process: judged by its age alone),
+    as a regular expression for :func:`remove_stale`."""
     import re
-    return rf"{re.escape(path.stem)}\.(?P<pid>\d+)(?:-[0-9a-f]+)?\.tmp{re.escape(path.suffix)}"
+    return rf"{re.escape(path.stem)}(?:\.(?P<pid>\d+)(?:-[0-9a-f]+)?)?\.tmp{re.escape(path.suffix)}"
 
 
 def remove_stale_temps_of(path: str | Path) -> list[Path]:

@@ -227,12 +227,9 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
     cfile = cdir / f"gan_pairs_casme2_{img_size}_k{apex_neighbors}_{key}.npz"
     if cache:
-        import re
-
-        from flownet.io import read_npz_cache, remove_stale
-        # versions before the temporaries named their process wrote every cache through <stem>.tmp.npz: a kill's
-        # leftover of that fixed name names no process, so it goes once over an hour old (when read or written)
-        remove_stale(cdir, rf"{re.escape(cfile.stem)}\.tmp\.npz", str(cfile))
+        from flownet.io import read_npz_cache
+        # a kill's leftover temporaries, including the fixed <stem>.tmp.npz of versions before the temporaries named
+        # their process, go once over an hour old, when the cache is read or written (flownet.io.remove_stale_temps_of)
         z = read_npz_cache(cfile, ("onset", "apex", "labels", "subjects", "clips", "onset_frames", "apex_frames",
                                    "skipped", "n_not_composite"), lambda why: log.warning(
             "GAN pairs cache %s; reading the pairs again from the frames and saving them there", why))
