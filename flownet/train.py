@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from .devices import host_values, resolve_device
+from .io import write_text_whole
 from .losses import NO_VALID_PIXEL, srflownet_loss
 from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
@@ -505,7 +506,6 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     import yaml
 
     from .data.synthetic_face import list_subjects
-    from .io import write_text_whole
     t = cfg.train
     device = resolve_device(t.device, "train.device")      # before any folder is made
     list_subjects(cfg.data.root)                            # likewise: a wrong data root leaves no run folder behind
@@ -693,13 +693,15 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             out[k] = torch.stack([v[..., y:y + t.crop, x:x + t.crop] for v, y, x in zip(b[k], ys, xs)])
         return out
 
-    def report(name: str, loader) -> None:
-        """Evaluate the raw weights on one set now and log it (TensorBoard ``<tag>/<metric>``, a ``step N`` line)."""
-        m = evaluate(name, loader, "raw")
+    def report(name: str, loader, weights: str = "raw") -> None:
+        """Evaluate the ``weights`` (``raw``, or ``ema``: the weight average) on one set now and log it (TensorBoard
+        ``<tag>/<metric>``, ``<tag>_ema/<metric>`` for the average; a ``step N`` line)."""
+        m = evaluate(name, loader, weights)
         tag = "val_generic" if name == "generic" else name
+        average = weights == "ema"
         for k, v in m.items():
-            writer.add_scalar(f"{tag}/{k}", v, step)
-        print(f"step {step} {tag} {json.dumps(m)}", flush=True)
+            writer.add_scalar(f"{tag}{'_ema' if average else ''}/{k}", v, step)
+        print(f"step {step} {tag}{' (weight average)' if average else ''} {json.dumps(m)}", flush=True)
 
     if init is not None and ck is None and t.eval_every:
         # the starting point of a fine-tune, before its first update (and before its clock starts): the first
@@ -750,10 +752,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                 if generic_loader is not None:
                     report("generic", generic_loader)
                 if ema is not None:
-                    m = evaluate(mon_name, mon_loader, "ema")
-                    for k, v in m.items():
-                        writer.add_scalar(f"{mon_name}_ema/{k}", v, step)
-                    print(f"step {step} {mon_name} (weight average) {json.dumps(m)}", flush=True)
+                    report(mon_name, mon_loader, "ema")
             if step % t.ckpt_every == 0:        # after the evaluation: its time counts in elapsed_s on resume
                 save_ckpt()
             if progress_frac() >= 1.0:
@@ -782,7 +781,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         meta["val_generic_metrics"] = evaluate("generic", generic_loader, weights)
         print(f"final generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
-    from .io import write_text_whole
     write_text_whole(run / "metrics.json", json.dumps(meta, indent=2))  # never left cut short
     writer.close()
     print(f"final test metrics ({d.n_test} pairs): {json.dumps(metrics)}")
