@@ -21,6 +21,20 @@ it; the ``icegan`` CLI uses its typed loader with ``key=value`` overrides. A run
 model in the shipped-weights format) and ``metrics.json`` (test-set metrics of the final model; no
 model selection on the test subjects).
 
+``train.keep_best: true`` ships instead the weights of lowest validation EPE among the ``train.eval_every`` step
+evaluations and the last step (validation subjects only: refused when ``data.n_val_subjects`` is 0); ``metrics.json``
+and the meta of ``weights.pt`` then hold ``kept_best`` = ``{"step", "val_EPE", "final_step", "final_val_EPE"}``
+(their ``steps`` stays the run's length; ``test_metrics`` / ``val_metrics`` are those of the kept weights, and
+``weights_raw.pt`` of an ``ema_decay`` run stays the last raw weights). ``last.pt`` keeps the best weights so far
+beside the last ones (``best``), so a resumed run picks the step an uninterrupted run picks; a resume that turns
+``keep_best`` on or off is refused (:func:`refuse_other_settings`, and a checkpoint without ``best``).
+
+Resuming is exact on a CPU: the order of the training pairs is a function of ``(train.seed, epoch)`` and each step's
+random crop positions of ``(train.seed, step)`` (:class:`StepShuffle`, :func:`crop_offsets`), not of the state of
+a generator seeded when the run (re)started, so a run interrupted at step k and resumed ends with the weights of
+a run never interrupted, when resumed with the same settings (``train.steps`` sets the learning-rate schedule;
+``train.max_minutes`` stops at a wall time) and on a GPU only as far as its kernels are deterministic.
+
 What the evaluations score (said in the log before training, and in ``metrics.json`` as ``val_set`` / ``test_set`` /
 ``val_generic_set``: :func:`evaluation_set`): whole ``data.size`` pairs, never ``train.crop`` crops, at the model
 config's update count (``model.iters``), not ``train.iters``; validation = the ``data.n_val_subjects`` held-out
@@ -52,7 +66,8 @@ from .schedule import apply_one_cycle, budget_fraction
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "collate", "dataset_kwargs", "train",
+__all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "StepShuffle", "crop_offsets",
+           "collate", "dataset_kwargs", "train",
            "init_weights_file", "load_init_weights", "check_intervals", "evaluate_model", "evaluation_updates",
            "evaluation_set", "describe_evaluation_set", "watched_sets_line", "weight_ema", "build_model",
            "training_loss", "warn_igvar_scale"]
@@ -97,7 +112,13 @@ class FlowTrainSection:
     the regularizer), the optimisation (AdamW, 3 % linear warm-up then linear decay to 5 % of ``lr`` over the step or
     wall-time budget: :mod:`flownet.schedule`; gradient clipping, optional weight average), random crops, logging /
     evaluation / checkpoint intervals in steps, device, torch threads, data-loader workers, seed, resume and initial
-    weights.
+    weights, and which weights ship (``keep_best``).
+
+    ``keep_best`` (default off: the last weights ship): among the weights that would ship (the raw ones, or the
+    average when ``ema_decay`` > 0) as scored by the ``eval_every`` step evaluations on the validation subjects and
+    at the last step, ``weights.pt`` gets those of lowest validation EPE (the earliest on a tie; the step 0 score of
+    ``init_weights`` is no candidate). It needs ``data.n_val_subjects`` > 0 (without validation subjects the step
+    evaluations score the test subjects, and choosing on them would leak the test set) and ``eval_every`` > 0.
     """
     backbone: str = "srflownet"    #: srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name>
     regularizer: str = "fdr"       #: none | tvr | fdr | migar | igvar
@@ -123,6 +144,7 @@ class FlowTrainSection:
     resume: bool = True
     init_weights: str | None = None  #: start from this weights file (e.g. self-supervised SRFlowNet) or shipped:<name>; ignored on resume
     ema_decay: float = 0.0         #: exponential moving average of the weights (e.g. 0.999; 0 = off); the average is saved as weights.pt
+    keep_best: bool = False        #: ship the evaluated weights of lowest val EPE, not the last (needs n_val_subjects)
 
 
 @dataclass
@@ -174,6 +196,54 @@ class MixedFlow(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.other[i] if self.from_other(i) else self.base[i]
+
+
+class StepShuffle(torch.utils.data.Sampler):
+    """Endless indices of the training pairs in the order the batches of steps ``start``, ``start + 1``, ... take
+    them: epoch ``e`` is the permutation ``numpy.random.default_rng([seed, 3, e]).permutation(n)`` cut to its
+    ``n // batch_size`` whole batches (as ``drop_last``), and step ``s`` is batch ``s % (n // batch_size)`` of epoch
+    ``s // (n // batch_size)``. The order is a function of ``(seed, step)`` only, so a run resumed at step k reads
+    the pairs a run never interrupted reads from step k on (a ``DataLoader`` shuffle from a generator seeded at the
+    (re)start cannot: its position inside an epoch is lost); the pairs of the steps before ``start`` are skipped, not
+    made. (A fresh run therefore takes its pairs in another order than before this sampler, which replaced
+    ``DataLoader(shuffle=True)``.)
+
+    Used with ``DataLoader(batch_size=batch_size, sampler=...)``; the loop that reads it stops itself (the loader
+    has no end).
+
+    Raises:
+        ValueError: ``n`` < ``batch_size`` (no whole batch: ``data.n_train`` and ``train.batch_size`` named), or
+            ``start`` < 0.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
+        if batch_size < 1 or n < batch_size:
+            raise ValueError(f"data.n_train={n} training pairs hold no whole batch of train.batch_size={batch_size}; "
+                             f"set data.n_train >= train.batch_size >= 1")
+        if start < 0:
+            raise ValueError(f"a training order cannot start at step {start}")
+        self.n, self.batch_size, self.seed, self.start = int(n), int(batch_size), int(seed), int(start)
+
+    def __iter__(self):
+        import numpy as np
+        per_epoch = self.n // self.batch_size
+        epoch, skip = divmod(self.start, per_epoch)
+        while True:
+            order = np.random.default_rng([self.seed, 3, epoch]).permutation(self.n)[:per_epoch * self.batch_size]
+            yield from order[skip * self.batch_size:].tolist()
+            epoch, skip = epoch + 1, 0
+
+
+def crop_offsets(seed: int, step: int, n: int, height: int, width: int, crop: int) -> tuple[list[int], list[int]]:
+    """Top-left corners ``(ys, xs)`` of the ``n`` random ``crop`` x ``crop`` training crops of step ``step`` (0-based,
+    the update they feed) from ``height`` x ``width`` pairs, each uniform over the ``height - crop + 1`` rows and
+    ``width - crop + 1`` columns: drawn from ``numpy.random.default_rng([seed, 5, step])``, a function of the seed and
+    the step only (the same whether or not the run was resumed before that step)."""
+    import numpy as np
+    rng = np.random.default_rng([seed, 5, step])
+    ys = rng.integers(0, height - crop + 1, size=n)
+    xs = rng.integers(0, width - crop + 1, size=n)
+    return [int(y) for y in ys], [int(x) for x in xs]
 
 
 def collate(items: list[dict]) -> dict:
@@ -443,7 +513,8 @@ def check_intervals(t, crop: bool = False) -> None:
 
 #: keys of a flow run's config that a resume may change (supervised, self-supervised, DecFlow): how long it trains, how
 #: often it logs, evaluates and saves, where it runs and finds its data; any other key trains the same weights on
-#: (the loss, the optimiser, the data, the seeds), so a resume with another value is refused
+#: (the loss, the optimiser, the data, the seeds) or decides what ships (``train.keep_best``: the best weights of the
+#: steps before the resume are kept only by a run that had it on), so a resume with another value is refused
 #: (:func:`refuse_other_settings`)
 RESUME_MAY_CHANGE = frozenset({
     "out_dir", "data.root", "data.landmark_cache", "data.preload", "train.steps", "train.max_minutes",
@@ -537,10 +608,14 @@ RESUME_KEYS = ("optimizer", "step")
 
 
 def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
-    """Run (or resume) training; returns the final test metrics dict.
+    """Run (or resume) training; returns the test metrics dict of the weights that ship (the last ones, or with
+    ``train.keep_best`` those of lowest validation EPE).
 
     Raises:
-        ValueError: unknown regularizer or bad sizes (from the loss / dataset).
+        ValueError: unknown regularizer or bad sizes (from the loss / dataset); ``train.keep_best`` without a
+            validation set (``data.n_val_subjects`` 0) or without step evaluations (``train.eval_every`` 0); fewer
+            training pairs than a batch; a resume whose settings differ from its checkpoint's (among them
+            ``train.keep_best`` turned on or off).
         FileNotFoundError: no CASME II frames under the data root.
     """
     from torch.utils.data import DataLoader
@@ -573,6 +648,14 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     check_intervals(t, crop=True)
     if t.crop > d.size:                     # the pairs are data.size square (the crop check of each batch, early)
         raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
+    if t.keep_best and not d.n_val_subjects:
+        raise ValueError("train.keep_best=true needs a validation set, but data.n_val_subjects=0: the step evaluations "
+                         "then score the test subjects, and choosing the weights on them would leak the test set; set "
+                         "data.n_val_subjects (e.g. 2) or train.keep_best=false")
+    if t.keep_best and not t.eval_every:
+        raise ValueError("train.keep_best=true chooses among the step evaluations, but train.eval_every=0 makes none; "
+                         "set train.eval_every > 0 or train.keep_best=false")
+    StepShuffle(d.n_train, t.batch_size, t.seed)    # refuses pairs that hold no whole batch (an endless wait before)
     resume = t.resume and ckpt_path.is_file()
     probe = build_model(cfg) if resume or init is not None else None   # one throwaway model for the checks below
     if init is not None:                    # tensors of another architecture: refused before the run folder
@@ -584,6 +667,13 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         if t.ema_decay and "ema" not in ck:
             raise ValueError(f"{ckpt_path}: train.ema_decay={t.ema_decay} but the checkpoint was written without "
                              f"a weight average; resume with train.ema_decay=0 or start a new run (another name)")
+        if t.keep_best and "best" not in ck:    # its best weights so far are not known: the choice would differ
+            raise ValueError(f"{ckpt_path}: train.keep_best=true but the checkpoint was written without it (no best "
+                             f"weights so far); resume with train.keep_best=false or start a new run (another name)")
+        if t.keep_best and ck["best"] is not None:
+            from .models.state_dict import load_state_dict_strict
+            load_state_dict_strict(probe, ck["best"].get("state_dict"), f"{ckpt_path} (its best weights, best)",
+                                   "the model this run's config describes")
         if "real_pair_subjects" not in ck and t.init_weights:      # its init weights' record, as at the start
             seen_by_init = list(load_init_weights(probe, init_weights_file(t.init_weights, t.backbone), t.backbone)
                                 .get("real_pair_subjects") or [])
@@ -621,6 +711,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         real_pair_subjects = list(load_init_weights(model, init).get("real_pair_subjects") or [])
         print(f"initialised from {t.init_weights}" + (f" ({init})" if str(init) != str(t.init_weights) else ""))
     ema = weight_ema(model, t.ema_decay) if t.ema_decay else None
+    shipped = model if ema is None else ema.module   # the weights that ship (the average, when there is one)
+    # train.keep_best: {"step", "val_EPE", "state_dict" (on the CPU)} of the shipped weights of lowest validation EPE
+    best = ck.get("best") if ck is not None and t.keep_best else None
     if ck is not None:
         model.load_state_dict(ck["model"])         # checked above against a model of this same config
         opt.load_state_dict(ck["optimizer"])
@@ -650,6 +743,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
               "elapsed_s": elapsed0 + time.time() - start, "real_pair_subjects": real_pair_subjects}
         if ema is not None:
             ck["ema"] = ema.state_dict()
+        if t.keep_best:
+            ck["best"] = best
         save_torch_file(ck, ckpt_path)
         saved_at[0] = step
 
@@ -663,6 +758,19 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         evaluated[(name, weights)] = (step, m)
         return m
 
+    def keep_if_best() -> None:
+        """train.keep_best: keep the shipped weights when their validation EPE at this step (evaluated already) is
+        the lowest so far (the earliest of equal ones; a non-finite EPE only when no finite one was seen)."""
+        nonlocal best
+        epe = evaluate("val", mon_loader, "raw" if ema is None else "ema")["EPE"]
+        rank = (0, epe) if math.isfinite(epe) else (1, 0.0)
+        if best is not None:
+            was = best["val_EPE"]
+            if rank >= ((0, was) if math.isfinite(was) else (1, 0.0)):
+                return
+        best = {"step": step, "val_EPE": epe,
+                "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in shipped.state_dict().items()}}
+
     def progress_frac() -> float:
         """Fraction of the budget used: steps, or wall time when max_minutes is set (whichever is larger)."""
         return budget_fraction(step, t.steps, elapsed0 + time.time() - start, t.max_minutes)
@@ -671,24 +779,26 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         return apply_one_cycle(opt, t.lr, progress_frac())
 
     writer = SummaryWriter(str(run / "tb"))
-    gen = torch.Generator().manual_seed(t.seed + step)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed pair size: let cuDNN pick its fastest convolutions once
-    loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=gen, collate_fn=collate,
-                        drop_last=True, num_workers=t.workers, persistent_workers=t.workers > 0,
-                        pin_memory=device.type == "cuda", prefetch_factor=4 if t.workers else None)
-    crop_gen = torch.Generator().manual_seed(t.seed + 1 + step)
+    # the order of the pairs from this step on, as a run never interrupted reads them (StepShuffle); the generator
+    # only seeds the workers (the pairs are seeded per index) and keeps the loader off torch's global random state
+    order = StepShuffle(len(train_ds), t.batch_size, t.seed, step)
+    loader = DataLoader(train_ds, batch_size=t.batch_size, sampler=order, collate_fn=collate, drop_last=True,
+                        generator=torch.Generator().manual_seed(t.seed + step), num_workers=t.workers,
+                        persistent_workers=t.workers > 0, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if t.workers else None)
 
     def random_crop(b: dict) -> dict:
-        """Same-size random crops of every per-pixel tensor of each sample (flow values are unchanged)."""
+        """Same-size random crops of every per-pixel tensor of each sample (flow values are unchanged), at the corners
+        :func:`crop_offsets` draws for this step (the same after a resume)."""
         if not t.crop:
             return b
         h, w = b["img1"].shape[-2:]
         if t.crop > min(h, w):
             raise ValueError(f"train.crop={t.crop} is larger than the pairs ({h}x{w})")
         out = dict(b)
-        ys = torch.randint(0, h - t.crop + 1, (len(b["img1"]),), generator=crop_gen)
-        xs = torch.randint(0, w - t.crop + 1, (len(b["img1"]),), generator=crop_gen)
+        ys, xs = crop_offsets(t.seed, step, len(b["img1"]), h, w, t.crop)
         for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
             out[k] = torch.stack([v[..., y:y + t.crop, x:x + t.crop] for v, y, x in zip(b[k], ys, xs)])
         return out
@@ -713,9 +823,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     start = time.time()
     set_lr()
     bar = tqdm(total=t.steps, initial=step, disable=not progress, desc=f"train {cfg.name}")
-    stop = False
-    while step < t.steps and not stop:
-        for b in loader:
+    if step < t.steps:
+        for b in loader:                # endless (StepShuffle): left when the budget is used
             b = random_crop(b)
             loss, parts, final = training_loss(model, b, t, device, cfg.liteflownet2, logs_as_floats=False)
             # one device-to-host copy: the logs, the loss for the finiteness check, the batch's number of valid flow
@@ -753,10 +862,11 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                     report("generic", generic_loader)
                 if ema is not None:
                     report(mon_name, mon_loader, "ema")
+                if t.keep_best:
+                    keep_if_best()
             if step % t.ckpt_every == 0:        # after the evaluation: its time counts in elapsed_s on resume
                 save_ckpt()
             if progress_frac() >= 1.0:
-                stop = True
                 break
     bar.close()
     save_ckpt()
@@ -766,22 +876,33 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                                                           **({"real_pair_subjects": real_pair_subjects}
                                                              if real_pair_subjects else {})})
     weights = "raw" if ema is None else "ema"     # what ships (the average, when there is one)
+    kept = {}
+    if t.keep_best:                     # the last weights are a candidate too; last.pt keeps them for a resume
+        final_epe = evaluate("val", mon_loader, weights)["EPE"]
+        keep_if_best()
+        kept = {"step": best["step"], "val_EPE": best["val_EPE"], "final_step": step, "final_val_EPE": final_epe}
+        shipped.load_state_dict(best["state_dict"])
+        evaluated.clear()               # the evaluations so far are of the last weights
+        print(f"train.keep_best: weights.pt holds the weights of step {kept['step']} (validation EPE "
+              f"{kept['val_EPE']:.4f}); the last step {step} had {final_epe:.4f}", flush=True)
     metrics = evaluate("test", test_loader, weights)
-    if ema is not None:
-        model = ema.module
+    model = shipped
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer,
             "train_iters": t.iters, "train_crop": t.crop, "size": d.size, "weight_average": t.ema_decay or False,
             "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1), **sets}
+    if kept:
+        meta["kept_best"] = kept
     if real_pair_subjects:
         meta["real_pair_subjects"] = real_pair_subjects
+    which = f"kept (step {kept['step']})" if kept else "final"
     if d.n_val_subjects:
         meta["val_metrics"] = evaluate("val", mon_loader, weights)
-        print(f"final val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")
+        print(f"{which} val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")
     if generic_loader is not None:
         meta["val_generic_metrics"] = evaluate("generic", generic_loader, weights)
-        print(f"final generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
+        print(f"{which} generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
     write_text_whole(run / "metrics.json", json.dumps(meta, indent=2))  # never left cut short
     writer.close()
-    print(f"final test metrics ({d.n_test} pairs): {json.dumps(metrics)}")
+    print(f"{which} test metrics ({d.n_test} pairs): {json.dumps(metrics)}")
     return metrics

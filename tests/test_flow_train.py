@@ -14,8 +14,8 @@ from flownet.losses import srflownet_loss
 from flownet.models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
 from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
 from flownet.regularizers import regularizer_loss
-from flownet.train import (FlowDataConfig, FlowTrainConfig, FlowTrainSection, dataset_kwargs, evaluate_model,
-                           evaluation_batches, training_loss)
+from flownet.train import (FlowDataConfig, FlowTrainConfig, FlowTrainSection, StepShuffle, crop_offsets,
+                           dataset_kwargs, evaluate_model, evaluation_batches, training_loss)
 
 TINY = SRFlowNetConfig(**TINY_SRFLOWNET)
 
@@ -132,8 +132,9 @@ def test_weight_average_run_reports_the_shipped_weights_and_a_resumed_run_reshuf
                                                                                     monkeypatch, capsys):
     """With train.ema_decay, metrics.json's test metrics are those of weights.pt (the average that ships), not of
     the raw weights beside it, and the validation line of the weight average is the average's (the final
-    val_metrics), not a repeat of the raw weights' line; a resumed run seeds its shuffle with seed + step, so its
-    first batch is not the first batch of a fresh run (which it would replay with the seed alone)."""
+    val_metrics), not a repeat of the raw weights' line; a resumed run goes on with the order of the pairs where it
+    stopped (StepShuffle), so its first batch is not the first batch of a fresh run (which a shuffle seeded with the
+    seed alone would replay)."""
     import json
 
     from flownet.data.synthetic_face import SyntheticFaceFlow
@@ -162,7 +163,7 @@ def test_weight_average_run_reports_the_shipped_weights_and_a_resumed_run_reshuf
         firsts.append(b["img1"])
         raise _Stop
     monkeypatch.setattr(ftrain, "training_loss", loss)
-    for name in ("a", "fresh"):                     # "a" resumes at step 2: shuffle seeds 3 and 1
+    for name in ("a", "fresh"):                     # "a" resumes at step 2: batch 2 of epoch 0, "fresh" batch 0
         with pytest.raises(_Stop):
             ftrain.train(cfg(name, 4), progress=False)
     assert not torch.equal(firsts[0], firsts[1])
@@ -202,3 +203,92 @@ def test_settings_a_run_cannot_start_with_leave_its_folder_and_config_as_they_we
         ftrain.train(cfg("a", ema=0.5), progress=False)
     assert (tmp_path / "a" / "config.yaml").read_text() == before
     assert yaml.safe_load(before)["train"]["ema_decay"] == 0.0
+
+
+def interrupted_and_resumed(monkeypatch, cfg, at: int) -> None:
+    """Train ``cfg`` until its update ``at + 1`` starts (a kill then: last.pt holds step ``at``; needs
+    ``train.ckpt_every`` dividing ``at``), then run it again to the end (a resume)."""
+    real, calls = ftrain.training_loss, []
+
+    def cut(*a, **k):
+        calls.append(1)
+        if len(calls) > at:
+            raise _Stop
+        return real(*a, **k)
+    monkeypatch.setattr(ftrain, "training_loss", cut)
+    with pytest.raises(_Stop):
+        ftrain.train(cfg, progress=False)
+    assert torch.load(f"{cfg.out_dir}/{cfg.name}/last.pt", weights_only=False)["step"] == at
+    monkeypatch.setattr(ftrain, "training_loss", real)
+    ftrain.train(cfg, progress=False)
+
+
+@pytest.mark.parametrize("crop", [24, 0], ids=["crops", "whole_pairs"])
+def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, shared_data,
+                                                                                         monkeypatch, crop):
+    """6 updates on 6 pairs in batches of 2 (3 per epoch), killed before update 5 (inside the second epoch) and
+    resumed from last.pt at step 4: the shipped weights and last.pt's weights and Adam moments equal, tensor for
+    tensor, those of a run never killed. Before, the resume drew its crops from a generator seeded with
+    seed + 1 + step and shuffled from one seeded with seed + step, both restarted at the resume: other crops of
+    other pairs (with whole pairs, other pairs only)."""
+    def cfg(name):
+        return FlowTrainConfig(name=name, out_dir=str(tmp_path), model=TINY,
+                               data=FlowDataConfig(root=str(shared_data), size=32, n_train=6, n_test=1,
+                                                   frames_per_clip=1),
+                               train=FlowTrainSection(regularizer="tvr", batch_size=2, crop=crop, steps=6,
+                                                      eval_every=0, ckpt_every=2, log_every=100, threads=1, seed=1,
+                                                      lr=1e-3))
+    steps, real_offsets = [], ftrain.crop_offsets
+
+    def offsets(seed, step, *a):
+        steps.append(step)
+        return real_offsets(seed, step, *a)
+    monkeypatch.setattr(ftrain, "crop_offsets", offsets)
+    ftrain.train(cfg("whole"), progress=False)
+    assert steps == (list(range(6)) if crop else [])     # each update's crops are drawn for its own step
+    interrupted_and_resumed(monkeypatch, cfg("cut"), 4)
+    a, b = (torch.load(tmp_path / n / "weights.pt", weights_only=False)["state_dict"] for n in ("whole", "cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    a, b = (torch.load(tmp_path / n / "last.pt", weights_only=False) for n in ("whole", "cut"))
+    assert a["step"] == b["step"] == 6 and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    moments = [(sa[m], sb[m]) for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values())
+               for m in ("exp_avg", "exp_avg_sq")]
+    assert moments and all(torch.equal(x, y) for x, y in moments)
+
+
+def test_crop_offsets_are_a_function_of_seed_and_step_within_the_pairs():
+    """crop_offsets: the same (seed, step) gives the same corners, another step or seed others, all inside the pair."""
+    draws = {(seed, step): crop_offsets(seed, step, 16, 40, 36, 24) for seed in (0, 1) for step in range(4)}
+    assert len({str(v) for v in draws.values()}) == len(draws)
+    assert crop_offsets(1, 2, 16, 40, 36, 24) == draws[1, 2]
+    ys = [y for v in draws.values() for y in v[0]]
+    xs = [x for v in draws.values() for x in v[1]]
+    assert min(ys) == 0 and max(ys) == 40 - 24 and min(xs) == 0 and max(xs) == 36 - 24
+
+
+def test_step_shuffle_started_at_step_k_reads_what_a_run_from_step_0_reads_from_k_on():
+    """StepShuffle: each epoch takes n // batch_size whole batches of distinct pairs, epochs differ in order, and the
+    order from step k is the tail of the order from step 0 (the resume's order); no whole batch is refused."""
+    import itertools
+    n, bs = 7, 2
+    full = list(itertools.islice(iter(StepShuffle(n, bs, seed=3)), 5 * 3 * bs))
+    epochs = [full[e * 3 * bs:(e + 1) * 3 * bs] for e in range(5)]
+    assert all(len(set(e)) == 3 * bs and set(e) <= set(range(n)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) == 5
+    for k in (1, 3, 4, 8):
+        assert list(itertools.islice(iter(StepShuffle(n, bs, seed=3, start=k)), 4 * bs)) == full[k * bs:(k + 4) * bs]
+    assert list(itertools.islice(iter(StepShuffle(n, bs, seed=4)), 3 * bs)) != full[:3 * bs]
+    with pytest.raises(ValueError, match=r"^data.n_train=1 training pairs hold no whole batch of train.batch_size=2"):
+        StepShuffle(1, 2, seed=0)
+
+
+def test_fewer_training_pairs_than_a_batch_are_refused_before_the_run_folder(tmp_path, shared_data):
+    """data.n_train < train.batch_size: the loader (drop_last) made no batch and the training loop waited for one
+    forever; now the run is refused naming both keys, before its folder is made."""
+    cfg = FlowTrainConfig(name="few", out_dir=str(tmp_path), model=TINY,
+                          data=FlowDataConfig(root=str(shared_data), size=32, n_train=1, n_test=1, frames_per_clip=1),
+                          train=FlowTrainSection(regularizer="tvr", batch_size=2, steps=2, threads=1))
+    with pytest.raises(ValueError, match=r"^data.n_train=1 training pairs hold no whole batch of train.batch_size=2; "
+                                         r"set data.n_train >= train.batch_size >= 1$"):
+        ftrain.train(cfg, progress=False)
+    assert not (tmp_path / "few").exists()
