@@ -24,6 +24,19 @@ model, optimizer, elapsed time: ``resume: true`` continues it, also mid-stage), 
 model) and ``weights.pt`` (final model) in the SRFlowNet weights format (:func:`flownet.registry.save_srflownet`),
 and ``metrics.json``. Each stage has its own step count and wall-time budget; the synthetic facial test
 pairs are only *monitored* (held-out subjects; never used for training or model selection).
+
+Resuming is exact on a CPU: each stage's order of the real pairs, its crop positions and the student's superpixel
+noise are functions of ``(train.seed, stage, step)`` (:class:`flownet.train.StepShuffle`,
+:func:`flownet.train.crop_offsets`, ``numpy.random.default_rng([seed, NOISE_SALT, step])``; salts
+:data:`ORDER_SALT`, :data:`CROP_SALT`), not of generators seeded when the run (re)started, so a run interrupted at
+step k of either stage and resumed from ``last.pt`` ends with the weights (and the stage's AdamW moments at each
+checkpoint) of a run never interrupted, when resumed with the same settings (a stage's step count sets its
+learning-rate schedule; a wall-time budget stops it at a wall time, and then its occlusion warm-up also ends at a
+share of that time), and on a GPU only as far as its kernels are deterministic. (A fresh run therefore takes other
+pairs, crops and noise than before this order, which replaced a ``RandomSampler`` and crop / noise generators
+seeded with the step at each start.)
+``data.n_items`` below ``train.batch_size`` is refused before the run folder (the loader made no batch and the loop
+waited forever).
 """
 from __future__ import annotations
 
@@ -45,6 +58,7 @@ from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
 from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
                              superpixel_hallucination, teacher_loss)
+from .train import StepShuffle, crop_offsets
 
 __all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "SelfSupConfig",
            "bidirectional_flows", "teacher_step_loss", "teacher_targets", "student_step_loss", "random_crops",
@@ -181,9 +195,20 @@ def teacher_step_loss(flows, img1, img2, lc: SelfSupLossConfig, use_occlusion: b
     return total, host_values(parts) if logs_as_floats else parts      # floats: the logs in one copy
 
 
-def random_crops(tensors: list[torch.Tensor], crop: int, gen: torch.Generator) -> list[torch.Tensor]:
+#: the salts of a stage's pair order (:class:`flownet.train.StepShuffle`), training crops
+#: (:func:`flownet.train.crop_offsets`) and superpixel noise (``numpy.random.default_rng([seed, NOISE_SALT, step])``):
+#: each a function of ``(train.seed, stage, step)``, other than the supervised trainer's (3, 5) and each other's
+ORDER_SALT = {"teacher": 11, "student": 13}
+CROP_SALT = {"teacher": 17, "student": 19}
+NOISE_SALT = 23
+
+
+def random_crops(tensors: list[torch.Tensor], crop: int, seed: int, step: int,
+                 salt: int = CROP_SALT["teacher"]) -> list[torch.Tensor]:
     """Same per-sample random square crop of every (B, C, H, W) tensor in ``tensors`` (flow values are
-    unchanged by cropping). ``crop`` 0 or >= the size returns them unchanged.
+    unchanged by cropping), at the corners :func:`flownet.train.crop_offsets` draws for ``(seed, step, salt)``
+    (``step``: the stage's 0-based update the crops feed; the same corners after a resume). ``crop`` 0 or >= the
+    size returns them unchanged.
 
     Raises:
         ValueError: tensors differ in batch size or H, W.
@@ -193,8 +218,7 @@ def random_crops(tensors: list[torch.Tensor], crop: int, gen: torch.Generator) -
         raise ValueError(f"random_crops: tensors differ in batch or size: {[tuple(t.shape) for t in tensors]}")
     if not crop or crop >= min(h, w):
         return tensors
-    ys = torch.randint(0, h - crop + 1, (b,), generator=gen).tolist()
-    xs = torch.randint(0, w - crop + 1, (b,), generator=gen).tolist()
+    ys, xs = crop_offsets(seed, step, b, h, w, crop, salt)
     return [torch.stack([t[i, :, y:y + crop, x:x + crop] for i, (y, x) in enumerate(zip(ys, xs))])
             for t in tensors]
 
@@ -265,11 +289,12 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     line per ``log_every`` steps (and to TensorBoard) either way.
 
     Raises:
-        ValueError: bad configuration values (named), init weights not matching ``cfg.model``.
+        ValueError: bad configuration values (named; among them ``data.n_items`` < ``train.batch_size``, no whole
+            batch), init weights not matching ``cfg.model``.
         FileNotFoundError: data or init weights missing.
         FloatingPointError: a non-finite loss (stops before the update).
     """
-    from torch.utils.data import DataLoader, RandomSampler
+    from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
 
     from .data.real_pairs import RealFramePairs
@@ -289,6 +314,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         raise ValueError(f"loss.occ_warmup_frac must be in [0, 1], got {lc.occ_warmup_frac}")
     if t.noisy_min < 0 or t.noisy_max < t.noisy_min:
         raise ValueError(f"train.noisy_min/noisy_max must satisfy 0 <= min <= max, got {t.noisy_min}, {t.noisy_max}")
+    if d.n_items is not None:                   # no whole batch: the loader made none and the loop waited forever
+        StepShuffle(d.n_items, t.batch_size, t.seed, key="data.n_items")
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
     resume = t.resume and ckpt_path.is_file()
     # checked once, on one throwaway model of the run's config, before start_run rewrites the run's config.yaml: a
@@ -332,8 +359,6 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
 
     writer = SummaryWriter(str(run / "tb"))
     history: dict = {"teacher": [], "student": []}
-    crop_gen = torch.Generator().manual_seed(t.seed + 17 + state["step"])
-    np_rng = np.random.default_rng([t.seed, state["step"], 1 if state["stage"] == "student" else 0])
     # (stage, step) of the last test evaluation and checkpoint: a stage that ends on an eval_every / ckpt_every step
     # reuses that evaluation and does not write the same checkpoint again
     last_test: dict = {"at": None, "metrics": None}
@@ -366,9 +391,12 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                              "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
             last_saved["at"] = (stage, state["step"])
 
-        gen = torch.Generator().manual_seed(t.seed + 1000 * (stage == "student") + state["step"])
-        loader = DataLoader(data, batch_size=t.batch_size, sampler=RandomSampler(data, generator=gen),
-                            collate_fn=collate, drop_last=True, num_workers=0)
+        # the pairs, crops and noise of each step are those of a run never interrupted (functions of the seed, the
+        # stage and its step: StepShuffle, random_crops, NOISE_SALT); the loader is endless, the loop leaves it; its
+        # generator only keeps it off torch's global random state
+        order = StepShuffle(len(data), t.batch_size, t.seed, state["step"], ORDER_SALT[stage], key="data.n_items")
+        loader = DataLoader(data, batch_size=t.batch_size, sampler=order, collate_fn=collate, drop_last=True,
+                            num_workers=0, generator=torch.Generator().manual_seed(t.seed + state["step"]))
         model.train()
         set_lr()
         done = frac() >= 1.0
@@ -376,7 +404,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             for b in loader:
                 img1, img2 = b["img1"].to(device), b["img2"].to(device)
                 if stage == "teacher":
-                    img1, img2 = random_crops([img1, img2], d.crop, crop_gen)
+                    img1, img2 = random_crops([img1, img2], d.crop, t.seed, state["step"], CROP_SALT[stage])
                     use_occ = frac() >= lc.occ_warmup_frac
                     flows = bidirectional_flows(model, img1, img2, t.iters)
                     loss, parts = teacher_step_loss(flows, img1, img2, lc, use_occlusion=use_occ,
@@ -384,9 +412,11 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                 else:
                     tg = teacher_targets(teacher, img1, img2, lc, t.teacher_iters)
                     img1, img2, tf, tb_, cf, cb = random_crops(
-                        [img1, img2, tg["flow_f"], tg["flow_b"], tg["conf_f"], tg["conf_b"]], d.crop, crop_gen)
+                        [img1, img2, tg["flow_f"], tg["flow_b"], tg["conf_f"], tg["conf_b"]], d.crop, t.seed,
+                        state["step"], CROP_SALT[stage])
                     img2_noisy, noise_mask = superpixel_hallucination(
-                        img2, t.slic_segments, (t.noisy_min, t.noisy_max), t.slic_compactness, np_rng)
+                        img2, t.slic_segments, (t.noisy_min, t.noisy_max), t.slic_compactness,
+                        np.random.default_rng([t.seed, NOISE_SALT, state["step"]]))
                     flows = bidirectional_flows(model, img1, img2_noisy, t.iters)
                     loss, parts = student_step_loss(flows, {"flow_f": tf, "flow_b": tb_, "conf_f": cf,
                                                             "conf_b": cb}, img1, img2_noisy, lc,

@@ -209,38 +209,44 @@ class StepShuffle(torch.utils.data.Sampler):
     ``DataLoader(shuffle=True)``.)
 
     Used with ``DataLoader(batch_size=batch_size, sampler=...)``; the loop that reads it stops itself (the loader
-    has no end).
+    has no end). ``salt`` (default 3) takes the place of the 3 in the generator's seed, so another trainer or stage of
+    the same seed takes another order (:mod:`flownet.selfsup`: 11 teacher, 13 student; :mod:`flownet.models.decflow`
+    keeps 3); ``key`` is the config key of ``n`` the refusal names.
 
     Raises:
-        ValueError: ``n`` < ``batch_size`` (no whole batch: ``data.n_train`` and ``train.batch_size`` named), or
+        ValueError: ``n`` < ``batch_size`` (no whole batch: ``key`` and ``train.batch_size`` named), or
             ``start`` < 0.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0, salt: int = 3, key: str = "data.n_train"):
         if batch_size < 1 or n < batch_size:
-            raise ValueError(f"data.n_train={n} training pairs hold no whole batch of train.batch_size={batch_size}; "
-                             f"set data.n_train >= train.batch_size >= 1")
+            raise ValueError(f"{key}={n} training pairs hold no whole batch of train.batch_size={batch_size}; "
+                             f"set {key} >= train.batch_size >= 1")
         if start < 0:
             raise ValueError(f"a training order cannot start at step {start}")
         self.n, self.batch_size, self.seed, self.start = int(n), int(batch_size), int(seed), int(start)
+        self.salt = int(salt)
 
     def __iter__(self):
         import numpy as np
         per_epoch = self.n // self.batch_size
         epoch, skip = divmod(self.start, per_epoch)
         while True:
-            order = np.random.default_rng([self.seed, 3, epoch]).permutation(self.n)[:per_epoch * self.batch_size]
+            order = np.random.default_rng([self.seed, self.salt, epoch]).permutation(self.n)
+            order = order[:per_epoch * self.batch_size]
             yield from order[skip * self.batch_size:].tolist()
             epoch, skip = epoch + 1, 0
 
 
-def crop_offsets(seed: int, step: int, n: int, height: int, width: int, crop: int) -> tuple[list[int], list[int]]:
+def crop_offsets(seed: int, step: int, n: int, height: int, width: int, crop: int,
+                 salt: int = 5) -> tuple[list[int], list[int]]:
     """Top-left corners ``(ys, xs)`` of the ``n`` random ``crop`` x ``crop`` training crops of step ``step`` (0-based,
     the update they feed) from ``height`` x ``width`` pairs, each uniform over the ``height - crop + 1`` rows and
     ``width - crop + 1`` columns: drawn from ``numpy.random.default_rng([seed, 5, step])``, a function of the seed and
-    the step only (the same whether or not the run was resumed before that step)."""
+    the step only (the same whether or not the run was resumed before that step). ``salt`` takes the place of the 5
+    (:mod:`flownet.selfsup`: 17 teacher, 19 student; :mod:`flownet.models.decflow` keeps 5)."""
     import numpy as np
-    rng = np.random.default_rng([seed, 5, step])
+    rng = np.random.default_rng([seed, salt, step])
     ys = rng.integers(0, height - crop + 1, size=n)
     xs = rng.integers(0, width - crop + 1, size=n)
     return [int(y) for y in ys], [int(x) for x in xs]

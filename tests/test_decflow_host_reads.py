@@ -54,7 +54,7 @@ def test_decflow_non_finite_loss_is_named_with_float_logs_and_a_batch_without_va
         train_decflow(_cfg(tmp_path, shared_data, "nan", 1), progress=False)
     monkeypatch.setattr(decflow, "decflow_loss", real)
 
-    def no_valid(b, crop, gen):
+    def no_valid(b, *crop_args):
         return {**b, "valid": torch.zeros_like(b["valid"])}
     monkeypatch.setattr(decflow, "random_crop", no_valid)
     with pytest.raises(ValueError, match=r"^no valid pixel in the batch$"):

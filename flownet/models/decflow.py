@@ -37,6 +37,14 @@ is SRFlowNet's.
 Loss (:func:`decflow_loss`): the gamma-weighted L1 sequence loss of :func:`flownet.losses.sequence_loss`
 on the head part, on the expression part and on the total (weights ``w_head``, ``w_expr``, ``w_total``).
 
+Training (:func:`train_decflow`) resumes exactly on a CPU: the order of the training pairs is a function of
+``(train.seed, epoch)`` and each step's crop positions of ``(train.seed, step)`` (:class:`flownet.train.StepShuffle`,
+:func:`flownet.train.crop_offsets`, with the supervised trainer's salts), so a run interrupted at step k and resumed
+from ``last.pt`` ends with the weights and AdamW moments of a run never interrupted, when resumed with the same
+settings (``train.steps`` sets the learning-rate schedule; ``train.max_minutes`` stops at a wall time), and on a
+GPU only as far as its kernels are deterministic. (A fresh run takes other pairs and crops than before this order,
+which replaced ``DataLoader(shuffle=True)`` and a crop generator seeded with the step at each start.)
+
 Weights files: ``{"format": "decflow-v1", "config": {...}, "state_dict": {...}, "meta": {...}}``, tensors
 stored as float16 when saved with ``half=True`` (loaded back to float32); :func:`load_decflow` checks
 every key and shape and names the file on any mismatch.
@@ -56,7 +64,7 @@ from torchvision.models.optical_flow._utils import make_coords_grid, upsample_fl
 from torchvision.models.optical_flow.raft import MaskPredictor
 
 from ..schedule import apply_one_cycle, budget_fraction
-from ..train import RESUME_KEYS, FlowDataConfig
+from ..train import RESUME_KEYS, FlowDataConfig, StepShuffle, crop_offsets
 from .inputs import update_count
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
 from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
@@ -401,9 +409,11 @@ class DecFlowTrainConfig:
     train: DecFlowTrainSection = field(default_factory=DecFlowTrainSection)
 
 
-def random_crop(batch: dict, crop: int, generator: torch.Generator) -> dict:
+def random_crop(batch: dict, crop: int, seed: int, step: int) -> dict:
     """Same-position random ``crop`` x ``crop`` crops of every per-pixel tensor of each sample (flow values
-    unchanged; a crop of an affine head field is still affine). ``crop=0`` returns the batch as is.
+    unchanged; a crop of an affine head field is still affine), at the corners :func:`flownet.train.crop_offsets`
+    draws for ``(seed, step)`` (``step``: the 0-based update the batch feeds; the same corners after a resume).
+    ``crop=0`` returns the batch as is.
 
     Raises:
         ValueError: ``crop`` larger than the pairs.
@@ -413,9 +423,7 @@ def random_crop(batch: dict, crop: int, generator: torch.Generator) -> dict:
     h, w = batch["img1"].shape[-2:]
     if crop > min(h, w):
         raise ValueError(f"train.crop={crop} is larger than the pairs ({h}x{w})")
-    n = len(batch["img1"])
-    ys = torch.randint(0, h - crop + 1, (n,), generator=generator).tolist()
-    xs = torch.randint(0, w - crop + 1, (n,), generator=generator).tolist()
+    ys, xs = crop_offsets(seed, step, len(batch["img1"]), h, w, crop)
     out = dict(batch)
     for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
         out[k] = torch.stack([v[..., y:y + crop, x:x + crop] for v, y, x in zip(batch[k], ys, xs)])
@@ -453,7 +461,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
         the final test metrics dict.
 
     Raises:
-        FileNotFoundError: missing CASME II frames or init weights. ValueError: bad config values.
+        FileNotFoundError: missing CASME II frames or init weights. ValueError: bad config values (among them
+        ``data.n_train`` < ``train.batch_size``: no whole batch, refused before the run folder).
     """
     from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
@@ -472,6 +481,7 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     d = cfg.data
     if t.crop > d.size:                     # the pairs are data.size square (random_crop's check, before any folder)
         raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")
+    StepShuffle(d.n_train, t.batch_size, t.seed)    # refuses pairs that hold no whole batch (an endless wait before)
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
     resume = t.resume and ckpt_path.is_file()
     # checked once, on one throwaway model of the run's config, before start_run rewrites the run's config.yaml: a
@@ -528,16 +538,18 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
         return apply_one_cycle(opt, t.lr, frac())
 
     writer = SummaryWriter(str(run / "tb"))
-    loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
+    # the order of the pairs from this step on, as a run never interrupted reads them (StepShuffle: endless, the loop
+    # below leaves it); the generator only keeps the loader off torch's global random state
+    order = StepShuffle(len(train_ds), t.batch_size, t.seed, step)
+    loader = DataLoader(train_ds, batch_size=t.batch_size, sampler=order, collate_fn=collate, drop_last=True,
                         generator=torch.Generator().manual_seed(t.seed + step))
-    crop_gen = torch.Generator().manual_seed(t.seed + 1 + step)
     model.train()
     set_lr()
     bar = tqdm(total=t.steps, initial=step, disable=not progress, desc=f"train {cfg.name}")
     done = frac() >= 1.0
     while not done:
         for b in loader:
-            b = random_crop(b, t.crop, crop_gen)
+            b = random_crop(b, t.crop, t.seed, step)
             img1, img2 = b["img1"].to(device), b["img2"].to(device)
             out = model(img1, img2, iters=t.iters)
             loss, parts = decflow_loss(out, b["flow_head"].to(device), b["flow_expr"].to(device),
