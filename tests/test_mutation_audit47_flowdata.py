@@ -167,35 +167,25 @@ def test_validation_split_keeps_the_test_subjects_and_follows_its_own_seed():
 
 # --------------------------------------------------------------------------------------------- flownet.evaluate
 
-class _ZeroFlow:
-    """An estimator that says the flow is 0 everywhere."""
-
-    def estimate(self, img1, img2):
-        return torch.zeros(img1.shape[0], 2, *img1.shape[-2:])
-
-
-def test_evaluate_scores_the_valid_pixels_only_and_averages_pairs_then_pools_pixels():
-    """Zero flow against two hand-made 4 x 4 ground truths: pair A, every pixel valid, (u, v) = (3, 4): EPE 5;
-    pair B, one valid pixel with (0, 1) (EPE 1) and the 15 others invalid with (30, 40), which must not count.
-    ``mean`` (each pair weighing the same, module docstring): (5 + 1) / 2 = 3; ``pooled`` (each valid pixel):
-    (16 * 5 + 1 * 1) / 17 = 81 / 17 (mutation killed: the valid mask not passed to the metrics, which scored B's
-    invalid pixels, (1 + 15 * 50) / 16 px; the earlier test had the same flow on B's valid and invalid pixels)."""
-    from flownet.evaluate import evaluate
-    img = torch.zeros(1, 1, 4, 4)
-    gt_a = torch.zeros(1, 2, 4, 4)
-    gt_a[:, 0], gt_a[:, 1] = 3.0, 4.0
-    gt_b = torch.zeros(1, 2, 4, 4)
-    gt_b[:, 0], gt_b[:, 1] = 30.0, 40.0
-    gt_b[0, :, 2, 1] = torch.tensor([0.0, 1.0])
-    valid_b = torch.zeros(1, 4, 4, dtype=torch.bool)
-    valid_b[0, 2, 1] = True
-    pairs = [{"name": "A", "img1": img, "img2": img, "flow": gt_a, "valid": torch.ones(1, 4, 4, dtype=torch.bool)},
-             {"name": "B", "img1": img, "img2": img, "flow": gt_b, "valid": valid_b}]
-    res = evaluate("zero", pairs=pairs, estimator=_ZeroFlow(), progress=False)
-    assert [r["EPE"] for r in res["per_pair"]] == pytest.approx([5.0, 1.0])
-    assert [r["n_valid"] for r in res["per_pair"]] == [16, 1] and res["n_valid_pixels"] == 17
-    assert res["mean"]["EPE"] == pytest.approx(3.0) and res["pooled"]["EPE"] == pytest.approx(81 / 17)
-    assert res["n_pairs"] == 2 and res["image_size"] == [4, 4]
+def test_flow_eval_scores_the_held_out_splits_of_the_synthetic_sets(shared_data, monkeypatch):
+    """``icegan flow eval --data synthetic-face`` scores pairs of the test subjects of the fixed split (never a
+    training subject), and ``synthetic-generic`` pairs of the generic "test" stream; each pair's name says which
+    (mutations killed: load_pairs reading the "train" facial split, or the generic "val" stream, which the training
+    watches for model selection). Landmarks: a ring of 68 points instead of dlib's (the faces do not matter here)."""
+    import flownet.data.synthetic_face as sf
+    from flownet.data.synthetic_face import list_subjects, split_subjects
+    from flownet.evaluate import load_pairs
+    angles = np.linspace(0.0, 2 * np.pi, 68, endpoint=False)
+    ring = np.stack([120 + 60 * np.cos(angles), 140 + 60 * np.sin(angles)], 1).astype(np.float32)
+    monkeypatch.setattr(sf, "detect_landmarks", lambda rgb: ring)
+    held_out = split_subjects(list_subjects(shared_data))["test"]
+    faces = load_pairs("synthetic-face", shared_data, size=32, n_pairs=2)
+    assert len(faces) == 2
+    for i, p in enumerate(faces):
+        index, where = p["name"].split(":", 1)
+        assert index == f"{i:04d}" and where.split("/")[0] in held_out, p["name"]
+    assert [p["name"] for p in load_pairs("synthetic-generic", size=16, n_pairs=2)] == ["generic:test:0",
+                                                                                        "generic:test:1"]
 
 
 # ----------------------------------------------------------------------------- flownet.data.synthetic_face warping
