@@ -20,12 +20,29 @@ def _label_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "-", name)
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse ``--resamples`` < 100, a ``--confidence`` outside (0, 1) and a negative ``--seed`` (numpy's seeds are
+    non-negative) by their flags.
+
+    Raises:
+        ValueError: the first bad value, naming its flag, the allowed range and the value given.
+    """
+    if args.resamples < 100:
+        raise ValueError(f"--resamples must be >= 100 (percentile intervals need that many resamples; the default is "
+                         f"9999), got {args.resamples}")
+    if not 0 < args.confidence < 1:
+        raise ValueError(f"--confidence must lie in (0, 1), e.g. 0.95, got {args.confidence}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0 (a seed of numpy's random generator), got {args.seed}")
+
+
 def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
     from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set, scope_title
 
     try:
+        _check_numbers(args)                            # named by their flags, before any run is read
         for path, flag, example in ((args.out, "--out", "compare.md"), (args.plot, "--plot", "compare.png")):
             if path:
                 check_output_file(path, flag, example)    # before the resampling: never over a run's own files

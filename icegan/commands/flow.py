@@ -213,6 +213,8 @@ def _eval(args: argparse.Namespace) -> int:
     from flownet.io import check_output_path
     if args.json:                        # checked before the evaluation, not after it
         check_output_path(args.json, "--json (the results file)", example="eval.json")
+    if args.threads < 0:                 # torch.set_num_threads raised a RuntimeError (a traceback) on it
+        raise ValueError(f"--threads must be >= 0 (torch CPU threads; 0 = leave as is), got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device, "--device")     # auto → cuda or cpu; a device this machine lacks: one line
@@ -261,7 +263,8 @@ def _run(args: argparse.Namespace) -> int:
 def _check_run_outputs(args: argparse.Namespace) -> None:
     """``flow run``: every file it will write (``--out``, ``--flo``, their ``_head`` / ``_expression`` parts with
     ``--decompose``, the ``--key`` picture) can be written: ValueError naming the option and path otherwise (a folder,
-    a file where a folder should be, a picture name without an image extension), before any flow is computed."""
+    a file where a folder should be, a picture name without an image extension, one of the input images img1 / img2),
+    before any flow is computed."""
     from flownet.io import check_output_path
     parts = ("total", "head", "expression") if getattr(args, "decompose", False) else ("total",)
     for part in parts:
@@ -272,6 +275,14 @@ def _check_run_outputs(args: argparse.Namespace) -> None:
         check_output_path(_part_path(args.out, "key"), "--key (the colour key beside --out)", image=True)
     if args.flo and Path(args.flo).resolve() == Path(args.out).resolve():
         raise ValueError(f"--out and --flo are the same file ({args.out}); give the .flo its own name")
+    written = [("--out", _part_path(args.out, part)) for part in parts]
+    written += [("--flo", _part_path(args.flo, part)) for part in parts] if args.flo else []
+    written += [("--key", _part_path(args.out, "key"))] if getattr(args, "key", False) else []
+    inputs = {Path(args.img1).resolve(): "img1", Path(args.img2).resolve(): "img2"}
+    for flag, path in written:          # an output over an input image: the frame would be lost after it is read
+        if Path(path).resolve() in inputs:
+            raise ValueError(f"{flag} {path} is the input image {inputs[Path(path).resolve()]}; the flow would "
+                             f"replace it: give {flag} a new file name")
 
 
 def _read_run_inputs(args: argparse.Namespace):

@@ -169,6 +169,7 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
         raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
+    _check_checkpoint_arg(args.checkpoint)
     g, _, gcfg, _ = load_checkpoint(args.checkpoint, _device(args.device))
     names_k = gcfg.model.class_names()          # the classes the generator is conditioned on
     classes = list(range(g.n_classes)) if args.cls == "all" else [_class_of(args.cls, names_k, args.checkpoint)]
@@ -225,6 +226,22 @@ def unique_names(names: list[str]) -> list[str]:
     return out
 
 
+def _check_checkpoint_arg(path: str) -> None:
+    """Refuse a ``--checkpoint`` that is a folder (a run folder of ``icegan gan train`` given for its checkpoint),
+    naming the checkpoint file inside it where there is one.
+
+    Raises:
+        ValueError: ``path`` is a folder; the message names ``checkpoints/last.pt`` (or ``last.pt``) in it if present.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return
+    found = next((c for c in (p / "checkpoints" / "last.pt", p / "last.pt") if c.is_file()), None)
+    hint = (f"give the checkpoint file in it: --checkpoint {found}" if found else
+            "give a checkpoint file, the checkpoints/last.pt of an icegan gan train run folder")
+    raise ValueError(f"--checkpoint {p} is a folder; {hint}")
+
+
 def _device(name: str, key: str = "--device"):
     """The ``torch.device`` of ``name`` (ValueError, reported in one line, for a device this machine lacks)."""
     from flownet.devices import resolve_device
@@ -240,6 +257,7 @@ def _eval(args: argparse.Namespace) -> int:
         check_output_path(args.json, "--json (the metrics file)", example="eval.json")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a file; --out is the folder the grids and report are written to")
+    _check_checkpoint_arg(args.checkpoint)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
                        seed=args.seed, out_dir=args.out, device=_device(args.device),

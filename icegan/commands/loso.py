@@ -143,6 +143,9 @@ class FeatureDataConfig:
                              f"subjects kept), got {self.train_subject_fraction}")
         if self.size < 0:
             raise ValueError(f"data.size must be >= 0 pixels (0 = any square size), got {self.size}")
+        if self.toy_subjects < 1:
+            raise ValueError(f"data.toy_subjects must be >= 1 (subjects per dataset of the toy source), got "
+                             f"{self.toy_subjects}")
         if self.synthetic_per_clip and self.size != 28:
             raise ValueError(f"data.synthetic_per_clip makes 28x28 maps like the composite's; it needs data.size=28, "
                              f"not {self.size}")

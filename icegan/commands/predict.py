@@ -280,6 +280,20 @@ def _fit_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_is_no_input(args: argparse.Namespace) -> None:
+    """Refuse a predict ``--out`` that is the ``--table`` being scored or one of the ``--model`` files: writing the
+    predictions there would replace the input (the clips' feature table, a trained model) after reading it.
+
+    Raises:
+        ValueError: naming the flag whose file ``--out`` is and what to give instead.
+    """
+    out = Path(args.out).resolve()
+    for flag, path in [("--table", args.table)] + [("--model", m) for m in args.model]:
+        if Path(path).resolve() == out:
+            raise ValueError(f"--out {args.out} is the {flag} file given; the predictions would replace it: give "
+                             f"--out a new file, e.g. {out.with_name(out.stem + '_predictions.csv')}")
+
+
 @one_line_errors("icegan predict")
 def _predict_main(args: argparse.Namespace) -> int:
     from icegan.labels import label_set_of_classes
@@ -289,6 +303,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     from icegan.saved_recognizer import maps_differ, maps_provenance
 
     check_output_file(args.out, "--out", "predictions.csv")   # never over a LOSO run's predictions.csv
+    _check_out_is_no_input(args)
     out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
                                      device=args.device)
     scored_maps = maps_provenance("table", args.table)

@@ -9,6 +9,31 @@ from __future__ import annotations
 from icegan.commands import add_print_config
 
 
+def _count(text: str) -> int:
+    """argparse type of ``--workers``: an integer >= 0 (0 = as many as the cluster fits)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0 = as many as fit), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = as many folds at once as the cluster fits), got {value}")
+    return value
+
+
+def _cores(text: str) -> float:
+    """argparse type of ``--cpus-per-fold``: a finite number > 0 of CPU cores."""
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of CPU cores > 0 (e.g. 1 or 0.5), got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number of CPU cores > 0 (e.g. 1 or 0.5), got {text}")
+    return value
+
+
 def add_arguments(parser) -> None:
     """Options shared by ``train.py`` and ``icegan train``."""
     parser.add_argument("--config", default=None,
@@ -25,9 +50,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ray-address", default=None, metavar="ADDR",
                         help="Ray cluster to join (e.g. auto, HOST:6379, ray://HOST:10001); default: start a local "
                              "Ray instance. Workers on other machines must see the run directory (shared file system)")
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
+    parser.add_argument("--workers", type=_count, default=0, metavar="N",
                         help="with --executor ray: at most N folds at once (default: as many as the cluster fits)")
-    parser.add_argument("--cpus-per-fold", type=float, default=1, metavar="C",
+    parser.add_argument("--cpus-per-fold", type=_cores, default=1, metavar="C",
                         help="with --executor ray: CPU cores reserved per fold task (its torch threads unless the "
                              "config sets threads; default 1); one GPU per fold when the cluster has GPUs")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
