@@ -178,3 +178,61 @@ def test_first_image_cache_skips_an_entry_larger_than_its_limit_and_keeps_the_ot
             assert (len(cache.entries), cache.nbytes) == (1, s)
             net(small, small)
     assert (cache.misses, cache.hits) == (2, 1)             # the small image was still held
+
+
+# ------------------------------------------------------------------------------------- flownet.models.liteflownet2
+
+def test_lfn2_matching_warps_by_the_previous_flow_in_level_pixels():
+    """M of LiteFlowNet2 (``../shared/papers/liteflownet2.txt`` Eq. 2-3 and Fig. 3): F2 is f-warped by the previous
+    level's up-sampled flow before the cost volume. NetE stores flows in full-resolution pixels / 20, so at level 4
+    (1/8 resolution) one stored unit is 20 / 8 = 2.5 grid pixels: a previous flow of 1.2 stored units is a shift of
+    3 level pixels, and when F2 is F1 moved right by exactly 3 pixels the warped F2 is F1 again, so the cost volume M
+    reads is F1's with itself away from the borders. M's output adds its residual to that up-sampled flow (Eq. 3,
+    ``x_m = M(C) + s x^s``; stored units do not change with the level, so the bilinear up-sampling keeps the value
+    1.2): with M's last layer zeroed, x_m is 1.2 inside the 1-pixel border the transposed convolution leaves
+    (mutations killed: the warp of M given the stored flow without the ``* px`` conversion, a shift of 1.2 px that
+    left 1.8 px unmatched; the ``+ flow_up`` of Eq. 3 dropped, which made every level forget the coarser estimate;
+    the existing tests convert by hand and never ran the level's own warp, nor read x_m with a previous flow)."""
+    from flownet.models.liteflownet2 import PyramidLevel, cost_volume
+    torch.manual_seed(0)
+    lvl = PyramidLevel(4, 8, 3, 1).eval()
+    assert lvl.px == 2.5
+    with torch.no_grad():
+        lvl.matching[-1].weight.zero_()
+        lvl.matching[-1].bias.zero_()
+    g = torch.Generator().manual_seed(7)
+    h, w, r = 12, 20, 3
+    f1 = torch.randn(1, 8, h, w, generator=g)
+    f2 = torch.randn(1, 8, h, w, generator=g)
+    f2[..., 3:] = f1[..., :-3]                          # F2(x + 3) = F1(x): the second image moved 3 px right
+    prev = torch.zeros(1, 2, h // 2, w // 2)
+    prev[:, 0] = 3 / 2.5                                # 3 level pixels in stored units
+    seen = {}
+    hook = lvl.matching.register_forward_hook(lambda mod, inp, out: seen.update(corr=inp[0]))
+    try:
+        with torch.no_grad():
+            x_m, _, _ = lvl(f1, f2, torch.zeros(1, 3, h, w), torch.zeros(1, 3, h, w), prev)
+    finally:
+        hook.remove()
+    inner = x_m[..., 1:-1, 1:-1]
+    torch.testing.assert_close(inner[:, 0], torch.full_like(inner[:, 0], 1.2))
+    torch.testing.assert_close(inner[:, 1], torch.zeros_like(inner[:, 1]))
+    # rows and columns whose look-ups (+-3) stay off the up-sampled flow's 1-pixel border and inside F2
+    ys, xs = slice(4, h - 4), slice(4, w - 7)
+    want = cost_volume(f1, f1, r)
+    torch.testing.assert_close(seen["corr"][..., ys, xs], want[..., ys, xs], atol=1e-4, rtol=1e-4)
+
+
+def test_lfn2_pads_each_side_to_its_own_multiple_of_32():
+    """NetC halves the resolution 5 times, so LiteFlowNet2 replicate-pads the height and the width, each on its own,
+    to the next multiple of 32 (at least 32) and crops the flow back (module docstring, "Input handling"): 40 x 70
+    runs on 64 x 96 and 70 x 40 on 96 x 64 (mutation killed: the width's padding computed from the height, which no
+    test saw since every LiteFlowNet2 test input was square or had the same multiple on both sides; 40 x 70 was then
+    cut to 64 x 64 and its last columns lost)."""
+    from flownet.models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config
+    torch.manual_seed(0)
+    net = LiteFlowNet2(LiteFlowNet2Config(netc_channels=(8, 8, 8, 8, 8, 8), last_level=5)).eval()
+    for (h, w), padded in (((40, 70), (64, 96)), ((70, 40), (96, 64))):
+        with torch.no_grad():
+            out = net.forward_train(torch.rand(1, 1, h, w), torch.rand(1, 1, h, w))
+        assert out.padded == padded and out.flow.shape == (1, 2, h, w), (h, w, out.padded)
