@@ -108,3 +108,19 @@ def test_train_refuses_nonsensical_executor_numbers(capsys, flag, value):
         main(["train", "--print-config", flag, value])
     assert exc.value.code == 2
     _one_line_error(capsys, flag, value)
+
+
+@pytest.mark.parametrize("args, names", [(["--iters", "-1"], ["--iters", "-1"]),
+                                         (["--n-pairs", "0"], ["--n-pairs", "synthetic-face"])])
+def test_flow_eval_names_the_flag_of_a_bad_count(capsys, args, names):
+    """--iters -1 came back as the model's 'iters must be >= 1', --n-pairs 0 as 'no pairs to evaluate': no flag."""
+    assert main(["flow", "eval", "--model", "farneback", "--data", "synthetic-face", "--size", "32", *args]) == 2
+    _one_line_error(capsys, *names)
+
+
+def test_ensemble_weights_are_named_by_their_flag(tmp_path, capsys):
+    """Wrong --weights read 'weights must be 2 non-negative numbers', naming no flag (checked before the run
+    folders, which do not exist here)."""
+    assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "e"),
+                 "--weights", "1", "-1"]) == 2
+    _one_line_error(capsys, "--weights", "[1.0, -1.0]")

@@ -13,10 +13,16 @@ __all__ = ["register"]
 
 
 def _main(args: argparse.Namespace) -> int:
-    from icegan.ensemble import EnsembleError, ensemble_runs
+    from icegan.ensemble import EnsembleError, ensemble_runs, mixing_weights
     from icegan.protocol import LosoStateError, read_partial_tag, summary_text
 
     try:
+        if args.weights is not None and len(args.runs) >= 2:
+            try:                            # the rule of ensemble_runs, named by this command's flag
+                mixing_weights(args.weights, len(args.runs))
+            except EnsembleError:
+                raise EnsembleError(f"--weights: give one non-negative weight per RUN_DIR ({len(args.runs)}), not all "
+                                    f"0; got {list(args.weights)}") from None
         metrics = ensemble_runs(args.runs, args.out, weights=args.weights, name=args.name)
     except (EnsembleError, LosoStateError) as exc:
         print(f"icegan ensemble: error: {exc}", file=sys.stderr)

@@ -215,6 +215,12 @@ def _eval(args: argparse.Namespace) -> int:
         check_output_path(args.json, "--json (the results file)", example="eval.json")
     if args.threads < 0:                 # torch.set_num_threads raised a RuntimeError (a traceback) on it
         raise ValueError(f"--threads must be >= 0 (torch CPU threads; 0 = leave as is), got {args.threads}")
+    if args.iters is not None and args.iters < 1:     # else the model's 'iters must be >= 1', naming no flag
+        raise ValueError(f"--iters must be >= 1 (recurrent updates; leave it out for the model's own count), "
+                         f"got {args.iters}")
+    if args.data.startswith("synthetic") and args.n_pairs == 0:     # else 'no pairs to evaluate' (< 0: load_pairs)
+        raise ValueError(f"--n-pairs must be >= 1 for --data {args.data} (the synthetic test pairs to make), "
+                         f"got {args.n_pairs}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device, "--device")     # auto → cuda or cpu; a device this machine lacks: one line
