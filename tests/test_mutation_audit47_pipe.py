@@ -135,7 +135,8 @@ def test_subjects_of_one_name_in_two_datasets_train_their_gans_in_folders_of_the
 def test_a_prepared_folds_gan_records_its_held_out_subject_and_its_training_subjects(monkeypatch, tmp_path):
     """A prepared source's fold GAN names its subjects in its config (what ``icegan gan eval`` scores it on): the
     held-out subject alone, and the other subjects, the ones whose pairs it was given. Fails if the training subjects
-    are taken from every clip, or the held-out ones from the training rows."""
+    are taken from every clip, or the held-out ones from the training rows (as does test_fold_gan_eval's first test,
+    on the real data and a trained GAN; this one needs neither)."""
     names = ("d/s0", "d/s1", "d/s2", "d/s3")
     seen = _stub_run(monkeypatch, tmp_path, _three_subjects(names), prepared=True)
     for s in seen:
