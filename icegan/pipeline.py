@@ -1024,7 +1024,10 @@ class FoldRunner:
         """Train the fold's models on ``fold.train_idx`` and return (n_test, K) scores of ``fold.test_idx``.
 
         Seeded from ``cfg.seed`` and the fold index alone, so a fold gives the same scores whatever
-        ran before it, in this process or in a Ray worker (same torch thread count assumed)."""
+        ran before it, in this process or in a Ray worker (same torch thread count assumed): the recognizer, the
+        augmentation draw and the joint critic from ``cfg.seed`` plus the fold index, the fold's GAN (its
+        ``train.seed``, and the noise of its sample grid) from ``cfg.seed`` alone, the same in every fold (its
+        training subjects are what differ)."""
         t0 = time.time()
         cfg = self.cfg
         torch.manual_seed(cfg.seed + fold.index)
@@ -1351,8 +1354,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_from_args(args) -> int:
+    """The main job from parsed arguments (``train.py``, ``icegan train``): load the config, pick the executor, run
+    :func:`run_main` and print the result line; returns the exit code. A user-fixable error is one line on stderr,
+    ``<prog>: error: <message>`` (``<prog>``: ``args.prog_name``, ``train.py`` unless ``icegan train`` set it),
+    with the LOSO fold that raised it when a fold did (:func:`icegan.commands.error_text`), and exit code 2.
+    ``--workers``, ``--cpus-per-fold`` and ``--ray-address`` without ``--executor ray`` are refused (they would be
+    ignored: the folds would run one after another)."""
     import os
     import sys
+    from icegan.commands import error_text
+    prog = getattr(args, "prog_name", None) or "train.py"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_main_config(args.config, args.overrides)
@@ -1360,7 +1371,7 @@ def run_from_args(args) -> int:
             from icegan.recognition import check_network_builds
             check_network_builds(cfg.recognizer)     # a recognizer.input_size the network cannot take: one line
     except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {error_text(exc)}", file=sys.stderr)
         return 2
     if getattr(args, "print_config", False):
         from icegan.commands import print_config
@@ -1374,17 +1385,27 @@ def run_from_args(args) -> int:
     if kind == "ray":
         from icegan.executors import RayExecutor
         if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-            print("error: --executor ray and torchrun are alternatives: run folds as Ray tasks, or train each "
-                  "fold with DDP under torchrun, not both", file=sys.stderr)
+            print(f"{prog}: error: --executor ray and torchrun are alternatives: run folds as Ray tasks, or train "
+                  "each fold with DDP under torchrun, not both", file=sys.stderr)
             return 2
         try:
             executor = RayExecutor(address=getattr(args, "ray_address", None), workers=getattr(args, "workers", 0),
                                    num_cpus=getattr(args, "cpus_per_fold", 1), threads=cfg.threads)
         except ImportError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {error_text(exc)}", file=sys.stderr)
             return 2
-    elif kind != "sequential":
-        print(f"error: unknown --executor {kind!r}; choose sequential or ray", file=sys.stderr)
+    elif kind == "sequential":
+        ray_only = [flag for flag, given in (("--workers", getattr(args, "workers", 0)),
+                                             ("--cpus-per-fold", getattr(args, "cpus_per_fold", 1) != 1),
+                                             ("--ray-address", getattr(args, "ray_address", None))) if given]
+        if ray_only:
+            flags = " and ".join(ray_only)
+            print(f"{prog}: error: {flags} {'applies' if len(ray_only) == 1 else 'apply'} to --executor ray only "
+                  f"(the folds would run one after another, in this process); add --executor ray, or leave "
+                  f"{flags} out", file=sys.stderr)
+            return 2
+    else:
+        print(f"{prog}: error: unknown --executor {kind!r}; choose sequential or ray", file=sys.stderr)
         return 2
     try:
         if executor is not None:
@@ -1397,7 +1418,7 @@ def run_from_args(args) -> int:
         # user-fixable problems (missing weights or data, an unreadable coding sheet, too few subjects loaded, a run
         # folder of another config, a diverged fold, a fold's GAN checkpoint that cannot be resumed): one clear line
         # instead of a traceback; finished folds are kept
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {error_text(exc)}", file=sys.stderr)
         return 2
     finally:
         distributed.shutdown()

@@ -436,8 +436,9 @@ def test_a_fold_gan_checkpoint_that_cannot_be_resumed_is_one_line_of_train_py(tm
                                                             "gan.batch_size=8", "gan.base_channels=8"]
     assert main(["--out", str(tmp_path / "run"), "--no-progress", *over]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: the GAN checkpoint to resume (remove it (or use another output folder) to start "
-                          f"afresh): {tmp_path / 'run' / 'folds'}") and "cannot be read by torch.load" in err
+    assert err.startswith("train.py: error: the GAN checkpoint to resume (remove it (or use another output folder) "
+                          f"to start afresh): {tmp_path / 'run' / 'folds'}") and "cannot be read by torch.load" in err
+    assert "(in the fold of held-out subject " in err and ", fold 1)" in err     # which fold's GAN (1-based)
     assert len(err.splitlines()) == 1
 
 def test_a_suite_killed_while_copying_a_reused_run_copies_it_again(tmp_path, monkeypatch):

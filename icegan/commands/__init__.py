@@ -11,6 +11,13 @@ from typing import Callable
 USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, ImportError, FloatingPointError)
 
 
+def error_text(exc: BaseException) -> str:
+    """The message of a user error as a command prints it: ``str(exc)`` followed by the notes added to it on the way
+    up (``BaseException.add_note``, e.g. the LOSO fold that raised it: :func:`icegan.executors.name_fold_in_error`),
+    one space apart."""
+    return " ".join([str(exc), *[str(n) for n in getattr(exc, "__notes__", ())]])
+
+
 def one_line_errors(prog: str) -> Callable:
     """Decorator for a subcommand handler ``fn(args) -> int``: a :data:`USER_ERRORS` exception is printed as
     ``"<prog>: error: <message>"`` on stderr and the command exits with code 2.
@@ -25,7 +32,7 @@ def one_line_errors(prog: str) -> Callable:
             try:
                 return fn(args)
             except USER_ERRORS as exc:
-                print(f"{prog.format(**vars(args))}: error: {exc}", file=sys.stderr)
+                print(f"{prog.format(**vars(args))}: error: {error_text(exc)}", file=sys.stderr)
                 return 2
         return wrapper
     return decorate

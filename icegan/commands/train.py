@@ -72,7 +72,7 @@ def register(sub) -> None:
                                    "with no --config, the built-in synthetic demo (the shipped demo.yaml; "
                                    "`icegan configs demo` prints it).")
     add_arguments(p)
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, prog_name="icegan train")
 
 
 def _run(args) -> int:
