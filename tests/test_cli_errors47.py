@@ -124,3 +124,13 @@ def test_ensemble_weights_are_named_by_their_flag(tmp_path, capsys):
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "e"),
                  "--weights", "1", "-1"]) == 2
     _one_line_error(capsys, "--weights", "[1.0, -1.0]")
+
+
+def test_predict_names_a_missing_device_by_its_flag(model_and_table, tmp_path, capsys):
+    """A device this machine lacks was named as the config key ``device='cuda:99'`` ("use device=cpu"), a key icegan
+    predict does not have; now as its flag --device, before any model is loaded (cuda:99 exists on no machine)."""
+    model, table = model_and_table
+    assert main(["predict", "--model", str(model), "--table", str(table), "--out", str(tmp_path / "p.csv"),
+                 "--device", "cuda:99"]) == 2
+    _one_line_error(capsys, "--device='cuda:99'")
+    assert not (tmp_path / "p.csv").exists()
