@@ -236,3 +236,88 @@ def test_lfn2_pads_each_side_to_its_own_multiple_of_32():
         with torch.no_grad():
             out = net.forward_train(torch.rand(1, 1, h, w), torch.rand(1, 1, h, w))
         assert out.padded == padded and out.flow.shape == (1, 2, h, w), (h, w, out.padded)
+
+
+# ------------------------------------------------------------------------------------------ flownet.models.decflow
+
+def test_decflow_looks_up_correlations_at_the_total_of_head_and_expression():
+    """DecFlow's recurrence (module docstring; two decoders on one correlation pyramid, FacialFlowNet supplement
+    Sec. 2.2): update k+1 looks the correlation pyramid up at ``coords0 + head_k + expr_k``, the same total flow both
+    decoders are given, where ``coords0`` is the 1/8-grid pixel grid (x in channel 0, y in channel 1). After one
+    update the head flow is non-zero, so looking up at the expression flow alone differs (mutation killed: the
+    look-up at ``coords0 + expr``, which the existing test let pass as it checks what the decoders receive only)."""
+    from flownet.models.decflow import DecFlow, DecFlowConfig
+    torch.manual_seed(0)
+    m = DecFlow(DecFlowConfig(**TINY_SRFLOWNET)).eval()
+    with torch.no_grad():                                   # a head decoder that moves: its update is not ~0
+        m.head_update.flow_head.conv2.bias.copy_(torch.tensor([0.5, -0.25]))
+    looked, totals = [], []
+    corr = m.base.raft.corr_block
+    original = corr.index_pyramid
+
+    def spy(centroids_coords):
+        looked.append(centroids_coords)
+        return original(centroids_coords=centroids_coords)
+
+    corr.index_pyramid = spy
+    hook = m.head_update.register_forward_pre_hook(lambda mod, args: totals.append(args[3]))
+    g = torch.Generator().manual_seed(1)
+    try:
+        with torch.no_grad():
+            out = m(torch.rand(1, 1, 64, 64, generator=g), torch.rand(1, 1, 64, 64, generator=g), iters=2)
+    finally:
+        hook.remove()
+        del corr.index_pyramid
+    ys, xs = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")      # 64 px / 8 = 8 cells
+    coords0 = torch.stack([xs, ys])[None]
+    assert len(looked) == 2 and len(totals) == 2
+    torch.testing.assert_close(looked[0], coords0)                              # no flow yet
+    assert float(out["head"][0].abs().max()) > 0.1                              # the head did move
+    torch.testing.assert_close(looked[1], coords0 + totals[1])
+    assert float(totals[1].abs().max()) > 0.01
+
+
+def test_decflow_detaches_both_parts_between_updates():
+    """As in RAFT (and SRFlowNet above), DecFlow stops the gradient through its recurrence: in training, the total
+    flow each decoder is given and the look-up coordinates carry no gradient, while the outputs do (mutation killed:
+    ``head.detach(), expr.detach()`` dropped, which back-propagated every update's loss through all earlier ones)."""
+    from flownet.models.decflow import DecFlow, DecFlowConfig
+    torch.manual_seed(0)
+    m = DecFlow(DecFlowConfig(**TINY_SRFLOWNET)).train()
+    grads = []
+    hook = m.head_update.register_forward_pre_hook(lambda mod, args: grads.append(args[3].requires_grad))
+    try:
+        out = m(torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64), iters=3)
+    finally:
+        hook.remove()
+    assert grads == [False, False, False]
+    assert out["total"][-1].requires_grad
+
+
+def test_dense_decflow_head_mask_starts_from_the_srflownet_mask_predictor():
+    """``init_from_srflownet`` (module docstring): with ``head_model="dense"`` the head decoder's convex-upsampling
+    mask predictor starts as a copy of SRFlowNet's, as the head update block does (mutation killed: that copy
+    dropped, which left the dense head's up-sampling at its random initialisation)."""
+    from flownet.models.decflow import DecFlow, DecFlowConfig
+    src = _tiny_srflownet(seed=1)
+    torch.manual_seed(0)
+    m = DecFlow(DecFlowConfig(**TINY_SRFLOWNET, head_model="dense")).init_from_srflownet(src)
+    want = src.raft.mask_predictor.state_dict()
+    got = m.head_mask.state_dict()
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+
+
+# ------------------------------------------------------------------------------------------------ flownet.decompose
+
+def test_central_region_rounds_the_border_to_the_nearest_pixel():
+    """``central_region`` leaves out a border of ``margin`` x side on each edge, rounded to the nearest pixel: 0.17 of
+    a 10 x 10 map is 1.7, so 2 rows and 2 columns on each edge (6 x 6 kept); 0.12 of 10 is 1.2, so 1 (8 x 8 kept)
+    (mutation killed: the border truncated, ``int(1.7)`` = 1, which no test saw with margins whose product is a
+    whole number or below one half)."""
+    from flownet.decompose import central_region
+    m = central_region(10, 10, 0.17)
+    assert int(m.sum()) == 6 * 6 and bool(m[2, 2]) and not bool(m[1, 5]) and not bool(m[8, 5])
+    m = central_region(10, 10, 0.12)
+    assert int(m.sum()) == 8 * 8 and bool(m[1, 1]) and not bool(m[0, 5])
