@@ -1,9 +1,9 @@
-"""Tests written by a mutation audit of the flow data sets, the flow evaluation and the estimator registry
-(flownet.data.kitti, flownet.data.middlebury, flownet.data.synthetic_face, flownet.data.synthetic_generic,
-flownet.evaluate, flownet.registry): each one fails on a small deliberate change of the code that the earlier tests
-let pass (named in the test's docstring). Expected values are worked out by hand in the comments, never copied from
-the code's output; ground-truth files are written byte by byte here, not with flownet.io's writers, so that a change
-made alike to a reader and its writer cannot pass."""
+"""Tests written by a mutation audit of the flow data sets, the flow evaluation, the estimator registry and the GAN's
+scores (flownet.data.kitti, flownet.data.middlebury, flownet.data.synthetic_face, flownet.data.synthetic_generic,
+flownet.evaluate, flownet.registry, flownet.plugins, icegan.gan.evaluate): each one fails on a small deliberate
+change of the code that the earlier tests let pass (named in the test's docstring). Expected values are worked out
+by hand in the comments, never copied from the code's output; ground-truth files are written byte by byte here, not
+with flownet.io's writers, so that a change made alike to a reader and its writer cannot pass."""
 from __future__ import annotations
 
 import struct
@@ -363,3 +363,32 @@ def test_every_object_layer_moves_by_its_own_affine_motion_not_the_backgrounds()
             assert float(p["flow_expr"][:, own].abs().max()) > 1e-3, (seed, k)
             checked_lower += k < top
     assert checked_lower >= 2
+
+
+# ------------------------------------------------------------------------------------------- icegan.gan.evaluate
+
+def test_diversity_metrics_read_the_faces_onset_major_then_class_then_draw():
+    """:func:`diversity_metrics` on 1 x 1 faces in the documented order (onset-major, then class, then draw):
+    onset 0 (grey 5): class 0 draws 0, 4, class 1 draws 10, 10; onset 1 (grey 50): class 0 draws 100, 101, class 1
+    draws 130, 127. z_diversity = mean(|0-4|, |10-10|, |100-101|, |130-127|) = 8 / 4 = 2; class_diversity (first
+    draws) = mean(|0-10|, |100-130|) = 20; mean_abs_change_from_onset = (5+1+5+5 + 50+51+80+77) / 8 = 34.25
+    (mutation killed: the first draws read class-major, which compared onsets instead of classes: 110)."""
+    from icegan.gan.evaluate import diversity_metrics
+    syn = np.array([0, 4, 10, 10, 100, 101, 130, 127], np.uint8).reshape(8, 1, 1)
+    onset = np.array([5, 50], np.uint8).reshape(2, 1, 1)
+    src = np.repeat(np.arange(2), 4)
+    out = diversity_metrics(syn, onset, src, n_classes=2, n_per_class=2)
+    assert out == pytest.approx({"z_diversity": 2.0, "class_diversity": 20.0, "mean_abs_change_from_onset": 34.25})
+
+
+# ---------------------------------------------------------------------------------------------- flownet.plugins
+
+def test_a_spec_splits_at_its_last_colon_so_a_path_may_hold_one(tmp_path):
+    """``'path/to/file.py:factory'``: the factory is what follows the *last* colon, so a file in a folder whose name
+    holds a colon (``runs/v1:2/net.py``) still loads (mutation killed: the spec split at its first colon, which read
+    ``2/net.py:make`` as the factory's name and refused the spec)."""
+    from flownet.plugins import load_factory
+    f = tmp_path / "v1:2" / "net.py"
+    f.parent.mkdir()
+    f.write_text("def make():\n    return 'made by net.py'\n")
+    assert load_factory(f"{f}:make")() == "made by net.py"
