@@ -123,10 +123,14 @@ def test_registry_classical_and_errors():
         flownet.get_estimator("tvl1", weights="x.pt")
 
 
-@pytest.mark.parametrize("name", ["srflownet", "liteflownet2"])
-def test_shipped_weights_beat_zero_flow_on_synthetic_faces(shared_data, name):
-    """Shipped weights (SRFlowNet-TVR; LiteFlowNet2-FDR stored as float16) load without --weights and beat
-    zero flow on 4 held-out synthetic facial pairs (measured on 100 pairs: 0.145 and 0.208 px vs 1.150)."""
+@pytest.mark.parametrize("name, bound", [("srflownet", 0.14), ("liteflownet2", 0.18)])
+def test_shipped_weights_beat_zero_flow_on_synthetic_faces(shared_data, name, bound):
+    """Shipped weights (SRFlowNet-TVR; LiteFlowNet2-FDR stored as float16) load without --weights and score on 4
+    held-out synthetic facial pairs within about 20 % of what they scored when shipped (measured on 100 pairs: 0.145
+    and 0.208 px vs 1.150 for zero flow; on these 4 pairs 0.119 and 0.154 px vs 1.011, ratios 0.117 and 0.152
+    on 2026-12-06). The bound ``bound`` x zero-flow EPE, not just "beats zero flow":
+    wiring faults that still beat zero flow fail it (mutation audit 47: SRFlowNet's upsampling-mask multiplier 0.25
+    dropped gave 0.163, ReLU for tanh on the hidden state 0.223)."""
     assert default_weights_path(name).is_file(), f"shipped {name} weights missing"
     est = flownet.get_estimator(name)
     assert isinstance(est.model, torch.nn.Module)
@@ -139,7 +143,7 @@ def test_shipped_weights_beat_zero_flow_on_synthetic_faces(shared_data, name):
     pred = est.estimate(img1, img2)
     ours = flow_metrics(pred, gt, valid)["EPE"]
     zero = flow_metrics(torch.zeros_like(gt), gt, valid)["EPE"]
-    assert ours < 0.4 * zero, (ours, zero)
+    assert ours < bound * zero, (ours, zero)
     # the differentiable path gives gradients w.r.t. the second image
     x2 = img2[:1].clone().requires_grad_(True)
     est.forward(img1[:1], x2).pow(2).mean().backward()
