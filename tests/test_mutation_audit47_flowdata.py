@@ -392,3 +392,39 @@ def test_a_spec_splits_at_its_last_colon_so_a_path_may_hold_one(tmp_path):
     f.parent.mkdir()
     f.write_text("def make():\n    return 'made by net.py'\n")
     assert load_factory(f"{f}:make")() == "made by net.py"
+
+
+# ---------------------------------------------------------------------------------------------- flownet.selfsup
+
+def test_occluded_fraction_leaves_a_model_in_eval_mode_in_eval_mode():
+    """:func:`occluded_fraction` runs the model in eval mode and puts back the mode it found: a model in eval mode
+    stays in eval mode (mutation killed: the mode put back as ``train(True)``, which switched a teacher or a model
+    under evaluation into training mode; the earlier test started from training mode)."""
+    from test_flow_selfsup import _UpdateStub, smooth_texture
+
+    from flownet.selfsup import occluded_fraction
+    model = _UpdateStub(iters=2)
+    model.eval()
+    occluded_fraction(model, [(smooth_texture(16, 16, seed=1), smooth_texture(16, 16, seed=2))], 0.01, [0.5])
+    assert not model.training
+
+
+def test_selfsup_saves_the_student_as_its_weights_and_keeps_the_last_five_logged_steps(tmp_path, monkeypatch):
+    """The run's ``weights.pt`` is the final model, the student after its 4 steps (the network of the last
+    checkpoint, ``last.pt``), not the teacher of ``teacher.pt``; metrics.json's ``history_tail`` holds the *last*
+    five logged steps of each stage: with 7 teacher steps and 4 student steps logged at every step, teacher steps 3-7
+    and student steps 1-4 (mutations killed: the teacher saved as the final weights; the first five steps kept,
+    teacher steps 1-5, which hid how the stage ended)."""
+    from test_flow_selfsup import _loop_run
+
+    from flownet.models.state_dict import read_torch_file
+    from flownet.registry import load_srflownet
+    res, _ = _loop_run(tmp_path, monkeypatch, "train.teacher_steps=7")
+    assert [r["step"] for r in res["history_tail"]["teacher"]] == [3, 4, 5, 6, 7]
+    assert [r["step"] for r in res["history_tail"]["student"]] == [1, 2, 3, 4]
+    run = tmp_path / "loop"
+    final = load_srflownet(run / "weights.pt").state_dict()
+    last = read_torch_file(run / "last.pt", "checkpoint")["model"]
+    teacher = load_srflownet(run / "teacher.pt").state_dict()
+    assert all(torch.equal(final[k], last[k]) for k in final)
+    assert not all(torch.equal(final[k], teacher[k]) for k in final)
