@@ -305,9 +305,9 @@ def _predict_main(args: argparse.Namespace) -> int:
     from flownet.devices import resolve_device
     check_output_file(args.out, "--out", "predictions.csv")   # never over a LOSO run's predictions.csv
     _check_out_is_no_input(args)
-    device = resolve_device(args.device, "--device")          # a device this machine lacks: named by its flag
+    resolve_device(args.device, "--device")                   # a device this machine lacks: named by its flag, now
     out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
-                                     device=device)
+                                     device=args.device)
     scored_maps = maps_provenance("table", args.table)
     # clips and subjects matched by subject_key: one subject spelt two ways (the MEGC2019 table's smic/s01, a
     # prepared SMIC's smic/s1; samm/006 and samm/6) is one person
