@@ -13,6 +13,8 @@ import pytest
 import torch
 import yaml
 
+from _training_recorder import record_training_batches
+
 from icegan.metrics import compute_metrics
 from icegan.significance import bootstrap_compare, load_run_set, stratified_indices
 
@@ -185,21 +187,8 @@ def test_members_that_put_a_clip_in_another_fold_are_refused(tmp_path):
 
 
 def _record_training_inputs(monkeypatch):
-    """Route train_models' forward passes through a recorder: returns the list the (B, 3, H, W) training batches
-    land in (as the network receives them, after augmentation)."""
-    from icegan import recognition
-    seen = []
-
-    class Recorder(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x, **kw):
-            seen.append(x.detach().clone())
-            return self.model(x, **kw)
-    monkeypatch.setattr(recognition.distributed, "wrap_ddp", lambda model, device=None: Recorder(model))
-    return seen
+    """The (B, 3, H, W) training batches as the network receives them, after augmentation."""
+    return record_training_batches(monkeypatch)
 
 
 def test_training_flips_mirror_the_maps_and_negate_u_on_about_half_the_rows(monkeypatch):

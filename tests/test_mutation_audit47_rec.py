@@ -13,6 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _training_recorder import record_training_batches
+
 from icegan.data.toy_features import make_toy_features
 from icegan.models.generator import Generator
 from icegan.models.recognizers import OffTANet, STSTNet
@@ -166,22 +168,10 @@ def _tagged_toy(n_subjects: int = 1, clips_per_class: int = 2):
     return x, fs.labels.long(), fs
 
 
-def _record_training_rows(monkeypatch) -> list:
-    """Route train_models' training forward passes through a recorder (as distributed.wrap_ddp would wrap the network);
-    returns the list that receives, for every training step, the row indices of its batch in batch order."""
-    from icegan import recognition
-    seen = []
-
-    class Recorder(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x, **kw):
-            seen.append([int(v) for v in torch.round(x[:, 2, 0, 0] * 100).tolist()])
-            return self.model(x, **kw)
-    monkeypatch.setattr(recognition.distributed, "wrap_ddp", lambda model, device=None: Recorder(model))
-    return seen
+def _training_rows(batches: list) -> list:
+    """The row indices of each recorded training batch (:func:`record_training_batches`), read back from the tag
+    ``x[:, 2, 0, 0] = row / 100`` of :func:`_tagged_toy`, in batch order."""
+    return [[int(v) for v in torch.round(x[:, 2, 0, 0] * 100).tolist()] for x in batches]
 
 
 def _plain(**kw) -> RecognizerConfig:
@@ -197,7 +187,7 @@ def test_every_epoch_visits_each_training_row_once_in_a_new_order(monkeypatch):
     the training rows (a row no model trains on, here rows 0 and 1, is never drawn), a new permutation every epoch;
     the same seed draws the same batches, another seed others. Mutations killed: the last partial batch dropped
     (n // batch_size steps), the rows never shuffled, the batch order not drawn from the seed."""
-    seen = _record_training_rows(monkeypatch)
+    seen = record_training_batches(monkeypatch)
     x, y, _ = _tagged_toy(clips_per_class=2)                                 # 12 rows
     x, y = torch.cat([x[:2], x]), torch.cat([y[:2], y])                      # 14 rows, 0 and 1 held out
     x[:, 2, 0, 0] = torch.arange(14, dtype=torch.float32) / 100
@@ -208,7 +198,7 @@ def test_every_epoch_visits_each_training_row_once_in_a_new_order(monkeypatch):
     def batches(seed):
         seen.clear()
         train_models(cfg, x, y, mask, seed=seed, progress=False)
-        return [list(b) for b in seen]
+        return _training_rows(seen)
 
     first = batches(0)
     assert [len(b) for b in first] == [5, 5, 2] * 4
