@@ -37,15 +37,28 @@ FoldMap = Callable[[Callable[[Any], Any], list], Iterable[tuple[Any, Any]]]
 
 def name_fold_in_error(exc: BaseException, fold) -> None:
     """Add to ``exc`` a note naming the LOSO fold whose training raised it, e.g. ``(in the fold of held-out subject
-    casme2/sub05, fold 3)``: a diverged GAN or a missing file deep inside one fold of 68 is otherwise reported with
-    nothing that says which fold. The note (``BaseException.add_note``, Python 3.11; nothing is added on 3.10) is
-    shown under a traceback and by the commands' one-line errors (:func:`icegan.commands.error_text`); added once
-    however many layers pass the exception on.
+    casme2/sub05, fold 3)``, or the group of folds trained together (``icegan loso``'s fold groups: ``(in the fold
+    group of held-out subjects casme2/sub01, casme2/sub02, folds 1-2)``): a diverged GAN or a missing file deep
+    inside one fold of 68 is otherwise reported with nothing that says which fold. The note
+    (``BaseException.add_note``, Python 3.11; nothing is added on 3.10) is shown under a traceback and by the
+    commands' one-line errors (:func:`icegan.commands.error_text`); added once however many layers pass the
+    exception on.
 
     Args:
         exc: the exception raised by the fold function.
-        fold: the :class:`icegan.protocol.Fold` it ran (``subject``, ``index`` 0-based, ``unit``).
+        fold: the :class:`icegan.protocol.Fold` it ran (``subject``, ``index`` 0-based, ``unit``), or the list of
+            folds of a group.
     """
+    if isinstance(fold, (list, tuple)):
+        if len(fold) != 1:
+            unit = getattr(fold[0], "unit", "subject") if fold else "subject"
+            names = ", ".join(f.subject for f in fold)
+            note = (f"(in the fold group of held-out {unit}s {names}, folds {fold[0].index + 1}-{fold[-1].index + 1})"
+                    if fold else "(in an empty fold group)")
+            if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
+                exc.add_note(note)
+            return
+        fold = fold[0]
     note = f"(in the fold of held-out {getattr(fold, 'unit', 'subject')} {fold.subject}, fold {fold.index + 1})"
     if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
         exc.add_note(note)
@@ -198,7 +211,12 @@ class ProcessGroupMap:
             with _sigint_ignored():     # the workers start (on submit) ignoring Ctrl-C: a terminal's Ctrl-C reaches
                 futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}   # the parent only
             for fut in as_completed(futures):
-                yield futures[fut], fut.result()
+                try:
+                    results = fut.result()
+                except Exception as exc:    # the worker's exception, as the parent receives it: name its folds
+                    name_fold_in_error(exc, futures[fut])
+                    raise
+                yield futures[fut], results
         except BaseException:           # Ctrl-C, a failed group, or the consumer gone: stop the workers now
             workers = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)

@@ -98,3 +98,40 @@ def test_icegan_train_names_itself_in_its_errors(tmp_path, capsys):
     assert err.startswith("icegan train: error: ") and str(missing) in err and "Traceback" not in err
     assert main(["train", "--workers", "3"]) == 2
     assert capsys.readouterr().err.startswith("icegan train: error: --workers applies to --executor ray only")
+
+
+def test_a_failing_fold_group_in_a_worker_process_is_named():
+    """icegan loso workers=N trains groups of folds in spawned processes (ProcessGroupMap): the worker's exception
+    reaches the parent with a note naming the group's held-out subjects and fold numbers (folds 2-3 hold fold index
+    1, on which GroupBoom fails); a one-fold group is named as a fold."""
+    from _group_helpers import GroupBoom
+
+    from icegan.executors import ProcessGroupMap
+    folds = [_fold(i, f"d/s{i}") for i in range(4)]
+    with pytest.raises(ValueError, match="group with fold 1 broke") as info:
+        list(ProcessGroupMap(1, threads=1)(GroupBoom(), [folds[0:1], folds[1:3]]))
+    assert info.value.__notes__ == ["(in the fold group of held-out subjects d/s1, d/s2, folds 2-3)"]
+    with pytest.raises(ValueError) as info:
+        list(ProcessGroupMap(1, threads=1)(GroupBoom(), [folds[1:2]]))
+    assert info.value.__notes__ == ["(in the fold of held-out subject d/s1, fold 2)"]
+
+
+def test_run_loso_names_the_fold_group_that_failed_in_this_process(tmp_path):
+    """run_loso with a fold-group function and no group map (icegan loso's default for grouped networks): the folds
+    of the failing group are named, and the groups before it are kept as finished folds."""
+    from _group_helpers import GroupBoom
+
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    subjects = list(dict.fromkeys(toy.samples["subject"]))
+
+    class Scores(GroupBoom):
+        def __call__(self, folds):
+            super().__call__(folds)
+            return [np.full((len(f.test_idx), 3), 1 / 3) for f in folds]
+
+    with pytest.raises(ValueError, match="group with fold 1 broke") as info:
+        run_loso(toy.samples, None, tmp_path / "run", folds_fn=Scores(), folds_per_call=2, progress=False)
+    assert info.value.__notes__ == [f"(in the fold group of held-out subjects {subjects[0]}, {subjects[1]}, "
+                                    f"folds 1-2)"]
