@@ -399,8 +399,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                             num_workers=0, generator=torch.Generator().manual_seed(t.seed + state["step"]))
         model.train()
         set_lr()
-        done = frac() >= 1.0
-        while not done:
+        if frac() < 1.0:     # the loader is endless (StepShuffle): the loop is left when the budget is used
             for b in loader:
                 img1, img2 = b["img1"].to(device), b["img2"].to(device)
                 if stage == "teacher":
@@ -457,7 +456,6 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                 if s % t.ckpt_every == 0:       # after the evaluation: its time counts in elapsed_s on resume
                     save_ckpt()
                 if frac() >= 1.0:
-                    done = True
                     break
         save_ckpt()
         state["elapsed_s"] = elapsed0 + time.time() - start

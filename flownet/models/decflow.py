@@ -546,8 +546,7 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     model.train()
     set_lr()
     bar = tqdm(total=t.steps, initial=step, disable=not progress, desc=f"train {cfg.name}")
-    done = frac() >= 1.0
-    while not done:
+    if frac() < 1.0:     # the loader is endless (StepShuffle): the loop is left when the budget is used
         for b in loader:
             b = random_crop(b, t.crop, t.seed, step)
             img1, img2 = b["img1"].to(device), b["img2"].to(device)
@@ -584,7 +583,6 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
                     writer.add_scalar(f"test/{k}", v, step)
                 print(f"step {step} test {json.dumps(m)}", flush=True)
             if frac() >= 1.0:
-                done = True
                 break
     bar.close()
     save_ckpt()
