@@ -492,7 +492,7 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
     if run_json.is_file():
         old = _read_state_file(run_json, json.loads, dict)
         if "folds_total" not in old and old == {k: v for k, v in header.items() if k != "folds_total"}:
-            _write_text(run_json, json.dumps(header, indent=1))   # a max_folds run begun before icegan recorded it
+            write_text_whole(run_json, json.dumps(header, indent=1))   # a max_folds run begun before icegan recorded it
             old = header
         if old != header:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
@@ -524,16 +524,10 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
                 more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
                 raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}); "
                                      "resuming would mix two experiments: use another --out or delete that folder")
-    else:
-        _write_text(run_json, json.dumps(header, indent=1))
+    else:                     # whole or not at all: run.json and config.yaml vouch for the run's finished folds
+        write_text_whole(run_json, json.dumps(header, indent=1))
     if cfg is not None:       # written again on every resume: a kill then must not leave it cut short
-        _write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
-
-
-def _write_text(path: Path, text: str) -> None:
-    """``text`` to ``path``, whole or not at all (:func:`flownet.io.write_whole`): run.json and config.yaml vouch
-    for the run's finished folds."""
-    write_text_whole(path, text)
+        write_text_whole(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
 
 
 def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key: str = "subject",
@@ -737,7 +731,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     the title of metrics.md, naming the key ``folds_key`` that did it (:func:`max_folds_key`). Used by :func:`run_loso`
     and ``icegan ensemble``. Returns the metrics.md text."""
     # whole or not at all: a metrics.json marks a finished run (icegan suite --reuse copies it as one)
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_whole(out / "metrics.json", json.dumps(metrics, indent=2))
     per_subject = per_subject_table(pred)
     per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
     from icegan.significance import interval_markdown, subject_interval

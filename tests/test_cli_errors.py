@@ -451,15 +451,15 @@ def test_a_folder_that_cannot_be_made_or_a_full_disk_is_one_line(tmp_path, capsy
         def write(path, text):
             raise OSError(code, "message of the system")
         return write
-    monkeypatch.setattr(protocol, "_write_text", refused(errno.ENOSPC))
+    monkeypatch.setattr(protocol, "write_text_whole", refused(errno.ENOSPC))
     assert main([*loso, "--out", str(tmp_path / "full")]) == 2
     assert capsys.readouterr().err == ("icegan loso: error: message of the system; free space on that disk, or write "
                                        "to another, then run the same command again: the finished folds are kept\n")
-    monkeypatch.setattr(protocol, "_write_text", refused(errno.EROFS))
+    monkeypatch.setattr(protocol, "write_text_whole", refused(errno.EROFS))
     assert main([*loso, "--out", str(tmp_path / "ro")]) == 2
     assert capsys.readouterr().err == ("icegan loso: error: message of the system; check the permissions of that "
                                        "path (for an output, a folder you may write)\n")
-    monkeypatch.setattr(protocol, "_write_text", refused(errno.EIO))
+    monkeypatch.setattr(protocol, "write_text_whole", refused(errno.EIO))
     with pytest.raises(OSError, match="message of the system"):
         main([*loso, "--out", str(tmp_path / "io")])
 
