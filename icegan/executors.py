@@ -49,17 +49,15 @@ def name_fold_in_error(exc: BaseException, fold) -> None:
         fold: the :class:`icegan.protocol.Fold` it ran (``subject``, ``index`` 0-based, ``unit``), or the list of
             folds of a group.
     """
-    if isinstance(fold, (list, tuple)):
-        if len(fold) != 1:
-            unit = getattr(fold[0], "unit", "subject") if fold else "subject"
-            names = ", ".join(f.subject for f in fold)
-            note = (f"(in the fold group of held-out {unit}s {names}, folds {fold[0].index + 1}-{fold[-1].index + 1})"
-                    if fold else "(in an empty fold group)")
-            if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
-                exc.add_note(note)
-            return
+    if isinstance(fold, (list, tuple)) and len(fold) == 1:
         fold = fold[0]
-    note = f"(in the fold of held-out {getattr(fold, 'unit', 'subject')} {fold.subject}, fold {fold.index + 1})"
+    if not isinstance(fold, (list, tuple)):
+        note = f"(in the fold of held-out {getattr(fold, 'unit', 'subject')} {fold.subject}, fold {fold.index + 1})"
+    elif fold:
+        note = (f"(in the fold group of held-out {getattr(fold[0], 'unit', 'subject')}s "
+                f"{', '.join(f.subject for f in fold)}, folds {fold[0].index + 1}-{fold[-1].index + 1})")
+    else:
+        note = "(in an empty fold group)"
     if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
         exc.add_note(note)
 
