@@ -1363,6 +1363,7 @@ def run_from_args(args) -> int:
     import os
     import sys
     from icegan.commands import error_text
+    from icegan.commands.train import CPUS_PER_FOLD_DEFAULT
     prog = getattr(args, "prog_name", None) or "train.py"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -1390,13 +1391,14 @@ def run_from_args(args) -> int:
             return 2
         try:
             executor = RayExecutor(address=getattr(args, "ray_address", None), workers=getattr(args, "workers", 0),
-                                   num_cpus=getattr(args, "cpus_per_fold", 1), threads=cfg.threads)
+                                   num_cpus=getattr(args, "cpus_per_fold", CPUS_PER_FOLD_DEFAULT), threads=cfg.threads)
         except ImportError as exc:
             print(f"{prog}: error: {error_text(exc)}", file=sys.stderr)
             return 2
     elif kind == "sequential":
         ray_only = [flag for flag, given in (("--workers", getattr(args, "workers", 0)),
-                                             ("--cpus-per-fold", getattr(args, "cpus_per_fold", 1) != 1),
+                                             ("--cpus-per-fold", getattr(args, "cpus_per_fold", CPUS_PER_FOLD_DEFAULT)
+                                              != CPUS_PER_FOLD_DEFAULT),
                                              ("--ray-address", getattr(args, "ray_address", None))) if given]
         if ray_only:
             flags = " and ".join(ray_only)

@@ -303,10 +303,15 @@ def check_subject_spellings(subjects: Sequence[str], unit: str = "subject") -> N
     for s in sorted({str(s) for s in subjects}):
         other = seen.setdefault(subject_key(s), s)
         if other != s:
+            one = "person" if unit == "subject" else "dataset"
+            folder = other.replace("/", "_")
+            shared = (f"; the main job would also write both folds into one folder, folds/{folder}"
+                      if folder == s.replace("/", "_") else "")
             raise ValueError(f"{unit}s '{other}' and '{s}' differ only in case, leading zeros or '/' against '_': "
                              f"leaving one {unit} out would hold them out in two folds, each trained on the other's "
-                             f"clips (a leak if they are one {'person' if unit == 'subject' else 'dataset'}); give "
-                             f"each one spelling in the data (clip list, feature table or coding sheet)")
+                             f"clips (a leak if they are one {one}){shared}; give each one spelling in the data "
+                             f"(clip list, feature table or coding sheet) if they are one {one}, or rename one of "
+                             f"them if they are two")
 
 
 def check_shared_maps(samples: pd.DataFrame, features: Any, protocol: str = "CDE",

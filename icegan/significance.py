@@ -31,7 +31,8 @@ import pandas as pd
 from icegan.data.features import subject_dataset
 from icegan.metrics import uf1_uar_from_confusion
 
-__all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "bootstrap_compare",
+__all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "check_bootstrap_settings",
+           "bootstrap_compare",
            "comparison_table", "subject_interval", "interval_markdown", "interval_line", "forest_plot"]
 
 
@@ -194,6 +195,32 @@ def stratified_indices(strata: Sequence[str], resamples: int, rng: np.random.Gen
     return np.concatenate(parts, axis=1)
 
 
+#: fewest bootstrap resamples accepted: fewer leave the tails of a percentile interval to a handful of draws
+MIN_RESAMPLES = 100
+
+
+def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None, *, resamples_name: str = "resamples",
+                             confidence_name: str = "confidence") -> None:
+    """Refuse bootstrap settings no interval can be computed from: the one place of these bounds, for
+    :func:`bootstrap_compare` (its argument names), ``icegan compare`` (its flags: ``--resamples``, ``--confidence``)
+    and a suite file's ``resamples`` key.
+
+    Args:
+        resamples: bootstrap resamples B; at least :data:`MIN_RESAMPLES`.
+        confidence: level of the two-sided percentile intervals, in the open interval (0, 1); None: not checked.
+        resamples_name, confidence_name: what the messages call them (an argument's, a flag's or a key's name).
+
+    Raises:
+        ValueError: the first bad value, naming it by ``resamples_name`` / ``confidence_name``, with the allowed
+            range and the value given.
+    """
+    if resamples < MIN_RESAMPLES:
+        raise ValueError(f"{resamples_name} must be >= {MIN_RESAMPLES} (percentile intervals need that many "
+                         f"resamples; the default is 9999), got {resamples}")
+    if confidence is not None and not 0 < confidence < 1:
+        raise ValueError(f"{confidence_name} must be in (0, 1), got {confidence}")
+
+
 def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int = 9999, confidence: float = 0.95,
                       seed: int = 0, stratify: bool = False) -> list[dict]:
     """Subject-bootstrap intervals of UF1 and UAR for each entry and of its paired difference to the baseline.
@@ -201,7 +228,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     Args:
         sets: entries (:func:`load_run_set`) over the same clips and labels.
         baseline: index of the entry the differences are taken against.
-        resamples: bootstrap resamples B (≥ 100).
+        resamples: bootstrap resamples B (≥ :data:`MIN_RESAMPLES`).
         confidence: level of the two-sided percentile intervals, in (0, 1).
         seed: seed of the resampling (the same seed gives the same intervals).
         stratify: resample the subjects within each dataset (:func:`stratified_indices`), so that every resample
@@ -219,7 +246,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
 
     Raises:
         ValueError: entries over different clips or labels, fewer than two subjects, a bad baseline, resamples < 100,
-            or a confidence outside (0, 1).
+            or a confidence outside (0, 1) (:func:`check_bootstrap_settings`).
     """
     from scipy.stats import bootstrap
 
@@ -227,10 +254,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         raise ValueError("nothing to compare")
     if not 0 <= baseline < len(sets):
         raise ValueError(f"baseline index {baseline} out of range for {len(sets)} entries")
-    if resamples < 100:
-        raise ValueError(f"resamples must be >= 100, got {resamples}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_bootstrap_settings(resamples, confidence)
     ref = sets[baseline]
     if len(ref.subjects) < 2:
         raise ValueError(f"a subject bootstrap needs at least two subjects; '{ref.label}' has "

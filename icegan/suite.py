@@ -164,8 +164,8 @@ class SuiteConfig:
                 raise ValueError(f"ensemble '{e.label}': {len(e.weights)} weights for {len(e.members)} members")
         if self.baseline is not None and self.baseline not in labels:
             raise ValueError(f"baseline '{self.baseline}' is not the label of a run or an ensemble ({labels})")
-        if self.resamples < 100:
-            raise ValueError(f"resamples must be >= 100, got {self.resamples}")
+        from icegan.significance import check_bootstrap_settings
+        check_bootstrap_settings(self.resamples)            # the suite file's key: resamples
         sel = self.selection
         if sel.inner_folds < 0 or sel.inner_folds == 1:
             raise ValueError(f"selection.inner_folds must be 0 (off) or >= 2, got {sel.inner_folds}")
@@ -638,6 +638,27 @@ def _write_times(out: Path, times: dict) -> None:
     write_text_whole(out / "suite_times.json", json.dumps(times, indent=1))
 
 
+def _check_out_folder(out: Path, name: str) -> None:
+    """Refuse a suite ``--out`` that cannot be a folder: an existing file, or a path below a file. The run would
+    otherwise check every member's data first and fail only at making the folder; the dry run would pass.
+
+    Args:
+        out: the suite's output folder. name: the suite's name (for the example of a folder to give).
+
+    Raises:
+        ValueError: naming --out, the file in the way and what to give instead.
+    """
+    for q in (out, *out.parents):
+        if q.exists():
+            if not q.is_dir():
+                what = "is a file" if q == out else f"cannot be made: {q} is a file"
+                example = Path("runs") / name
+                example = f" (e.g. --out {example})" if example != out else ""
+                raise ValueError(f"--out {out} {what}; --out is the suite's folder (a folder per run and the results "
+                                 f"page): give the path of a folder{example}")
+            return
+
+
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
               seeds: Optional[Sequence[int]] = None, progress: bool = True, dry_run: bool = False,
               log=None, reuse: Sequence[str | Path] = ()) -> list[PlannedRun]:
@@ -663,7 +684,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     Raises:
         FileNotFoundError, ConfigError: as :func:`load_suite` and :func:`plan_suite`, before anything runs; a
             ``reuse`` folder that does not exist.
-        ValueError, OSError: a member's data fails the checks of ``icegan loso``
+        ValueError, OSError: ``out`` is a file or below one (also with ``dry_run``); a member's data fails the
+            checks of ``icegan loso``
             (:func:`icegan.commands.loso.check_run`: folds, custom network, coding sheets, datasets), named with
             the member's label and seed, before any member trains; ``out`` is the folder of one run (it holds a
             :data:`icegan.paths.RUN_HEADERS` file).
@@ -680,6 +702,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
 
     suite = load_suite(suite_path, seeds)
     out = Path("runs") / suite.name if out is None else Path(out)
+    _check_out_folder(out, suite.name)          # the dry run too: it must not pass what the run refuses
     header = run_folder_header(out)
     if header is not None:
         raise ValueError(f"--out {out} is the folder of one run (it holds {header.name}), not a suite's: a suite writes "

@@ -21,17 +21,16 @@ def _label_part(name: str) -> str:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    """Refuse ``--resamples`` < 100, a ``--confidence`` outside (0, 1) and a negative ``--seed`` (numpy's seeds are
-    non-negative) by their flags.
+    """Refuse ``--resamples`` < 100 and a ``--confidence`` outside (0, 1) (the bounds of
+    :func:`icegan.significance.check_bootstrap_settings`) and a negative ``--seed`` (numpy's seeds are non-negative)
+    by their flags.
 
     Raises:
         ValueError: the first bad value, naming its flag, the allowed range and the value given.
     """
-    if args.resamples < 100:
-        raise ValueError(f"--resamples must be >= 100 (percentile intervals need that many resamples; the default is "
-                         f"9999), got {args.resamples}")
-    if not 0 < args.confidence < 1:
-        raise ValueError(f"--confidence must lie in (0, 1), e.g. 0.95, got {args.confidence}")
+    from icegan.significance import check_bootstrap_settings
+    check_bootstrap_settings(args.resamples, args.confidence, resamples_name="--resamples",
+                             confidence_name="--confidence")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0 (a seed of numpy's random generator), got {args.seed}")
 

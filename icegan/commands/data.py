@@ -11,6 +11,22 @@ from icegan.commands import one_line_errors
 from icegan.paths import config_hint
 
 
+def _threads(text: str) -> int:
+    """argparse type of ``icegan data check --workers``: an integer >= 1 of image-decoding threads.
+
+    Raises:
+        argparse.ArgumentTypeError: not an integer, or < 1 (argparse then names --workers and exits with code 2).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 (threads decoding images), got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (threads decoding images; 1 decodes one frame at a time), "
+                                         f"got {value}")
+    return value
+
+
 def register(subparsers) -> None:
     """Add ``data`` (with ``composite`` and ``check``) and ``prepare`` to the ``icegan`` parser."""
     data = subparsers.add_parser("data", help="inspect datasets: MEGC2019 composite counts, layout checks",
@@ -38,7 +54,7 @@ def register(subparsers) -> None:
     chk.add_argument("--json", type=Path, default=None, help="write the report to this JSON file")
     chk.add_argument("--composite-only", action="store_true", help="check only MEGC2019 composite clips")
     chk.add_argument("--no-read-images", action="store_true", help="do not decode every frame (faster)")
-    chk.add_argument("--workers", type=int, default=2, help="threads decoding images (default 2)")
+    chk.add_argument("--workers", type=_threads, default=2, help="threads decoding images (default 2)")
     chk.set_defaults(func=_check)
 
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from icegan.commands import add_print_config
 
+#: ``--cpus-per-fold`` when not given: the parser's default, and the value :func:`icegan.pipeline.run_from_args` takes
+#: for "not given" (any other value without ``--executor ray`` is refused)
+CPUS_PER_FOLD_DEFAULT = 1
+
 
 def _count(text: str) -> int:
     """argparse type of ``--workers``: an integer >= 0 (0 = as many as the cluster fits)."""
@@ -52,9 +56,10 @@ def add_arguments(parser) -> None:
                              "Ray instance. Workers on other machines must see the run directory (shared file system)")
     parser.add_argument("--workers", type=_count, default=0, metavar="N",
                         help="with --executor ray: at most N folds at once (default: as many as the cluster fits)")
-    parser.add_argument("--cpus-per-fold", type=_cores, default=1, metavar="C",
+    parser.add_argument("--cpus-per-fold", type=_cores, default=CPUS_PER_FOLD_DEFAULT, metavar="C",
                         help="with --executor ray: CPU cores reserved per fold task (its torch threads unless the "
-                             "config sets threads; default 1); one GPU per fold when the cluster has GPUs")
+                             f"config sets threads; default {CPUS_PER_FOLD_DEFAULT}); one GPU per fold when the "
+                             "cluster has GPUs")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. gan.epochs=2 flow.method=tvl1 data.max_folds=2 "
                              "gan.enabled=false gan.skip=se gan.joint=false recognizer.name=ststnet")
