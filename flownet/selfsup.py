@@ -36,7 +36,12 @@ share of that time), and on a GPU only as far as its kernels are deterministic. 
 pairs, crops and noise than before this order, which replaced a ``RandomSampler`` and crop / noise generators
 seeded with the step at each start.)
 ``data.n_items`` below ``train.batch_size`` is refused before the run folder (the loader made no batch and the loop
-waited forever).
+waited forever), and so is ``data.n_items: null`` (a length of the number of distinct pairs) when the train subjects
+have fewer pairs than a batch: the real pairs are listed before the run folder is made.
+
+TensorBoard (``tb/``) logs each stage's scalars under its own tags (``teacher/...``, ``student/...``,
+``test_<stage>/...``) at the stage's step, the student's shifted by :data:`STUDENT_TB_OFFSET`, so that its curves start
+after the teacher's on a shared step axis.
 """
 from __future__ import annotations
 
@@ -79,7 +84,7 @@ class SelfSupDataConfig:
     crop: int = 64                 #: random square training crop side (pixels) for both stages
     onset_apex_prob: float = 0.5   #: probability of an onset→apex pair (else consecutive frames)
     flip: bool = True              #: random horizontal flips
-    n_items: int = 200000          #: dataset length (pairs are drawn deterministically per index)
+    n_items: int | None = 200000   #: dataset length (a pair drawn per index); null: as many as distinct pairs
     preload: bool = False          #: decode all train-subject frames at start (else on first use)
     seed: int = 0
     n_test: int = 32               #: synthetic facial test pairs monitored (held-out subjects; GT only for logs)
@@ -281,6 +286,10 @@ def read_teacher_metrics(path: Path) -> dict:
 #: the entries of a self-supervised run's last.pt that a resume reads besides the model's weights
 RESUME_KEYS = ("stage", "step", "elapsed_s")
 
+#: TensorBoard step of the student stage's step ``s``: ``STUDENT_TB_OFFSET + s`` (the teacher's is ``s``), so its
+#: curves follow the teacher's on one step axis as long as the teacher stage has fewer steps than this
+STUDENT_TB_OFFSET = 10 ** 6
+
 
 def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     """Run (or resume) both stages; returns the metrics dict also written to ``metrics.json``.
@@ -289,8 +298,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     line per ``log_every`` steps (and to TensorBoard) either way.
 
     Raises:
-        ValueError: bad configuration values (named; among them ``data.n_items`` < ``train.batch_size``, no whole
-            batch), init weights not matching ``cfg.model``.
+        ValueError: bad configuration values (named; among them ``data.n_items`` < ``train.batch_size``, or
+            ``data.n_items`` null with fewer distinct real pairs than ``train.batch_size``: no whole batch, refused
+            before the run folder is made), init weights not matching ``cfg.model``.
         FileNotFoundError: data or init weights missing.
         FloatingPointError: a non-finite loss (stops before the update).
     """
@@ -334,10 +344,15 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                              f"from the run's model section {probe.config_dict()}")
     if resume:
         refuse_other_settings(cfg)
-    device, run = start_run(cfg)
-
+    # listed before the run folder is made: with data.n_items null its length is known only now
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,
                           flip=d.flip, seed=d.seed, n_items=d.n_items, preload=d.preload)
+    if d.n_items is None and not 1 <= t.batch_size <= len(data):      # a number of items was checked above
+        raise ValueError(f"data.n_items=null takes the {len(data)} distinct real pairs of the train subjects "
+                         f"{data.subjects} under {data.root}: they hold no whole batch of train.batch_size="
+                         f"{t.batch_size}; set 1 <= train.batch_size <= {len(data)}, or data.n_items >= "
+                         f"train.batch_size (each item draws a pair at random, repeats included)")
+    device, run = start_run(cfg)
     print(f"real pairs: subjects {data.subjects}; consecutive {len(data.pairs['consecutive'])}, "
           f"onset_apex {len(data.pairs['onset_apex'])}; skipped clips {len(data.skipped)}", flush=True)
     test_ds = SyntheticFaceFlow(root=d.root, split="test", size=d.size, n_pairs=d.n_test, seed=0)
@@ -376,7 +391,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             opt.load_state_dict(opt_state)
         step0, elapsed0 = state["step"], state["elapsed_s"]
         start = time.time()
-        offset = 0 if stage == "teacher" else 10 ** 6  # global step for TensorBoard
+        offset = 0 if stage == "teacher" else STUDENT_TB_OFFSET  # global step for TensorBoard
 
         def frac() -> float:
             return budget_fraction(state["step"], n_steps, elapsed0 + time.time() - start, minutes)

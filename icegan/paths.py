@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from flownet import paths as _shared  # the shared data root's one rule (flownet never imports icegan)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,20 +25,16 @@ def is_checkout() -> bool:
     return (REPO_ROOT / "pyproject.toml").is_file()
 
 
-#: why an installed icegan has no shared data root, and what to do (:func:`shared_data_root`)
-SHARED_DATA_UNSET = ("no shared data folder: ICEGAN_SHARED_DATA is not set, and this icegan is installed without "
-                     "its repository (beside a checkout the default is ../shared/data); set ICEGAN_SHARED_DATA to "
-                     "the folder that holds casme2/, megc2019_htnet/, ..., or give the data's folder itself "
-                     "(--root, or data.root / a dataset's root: in the config)")
+#: why an installed icegan has no shared data root, and what to do (:func:`shared_data_root`): the message of the one
+#: rule in :mod:`flownet.paths`
+SHARED_DATA_UNSET = _shared.SHARED_DATA_UNSET
 
 
 def shared_data_root_or_none() -> Path | None:
     """The shared real data root: ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` in a checkout, else None
-    (an installed wheel, whose ``<repo>`` is ``site-packages``: a folder beside it would hold no data)."""
-    env = os.environ.get("ICEGAN_SHARED_DATA")
-    if env:
-        return Path(env)
-    return REPO_ROOT.parent / "shared" / "data" if is_checkout() else None
+    (an installed wheel, whose ``<repo>`` is ``site-packages``: a folder beside it would hold no data). The rule is
+    :func:`flownet.paths.shared_data_root_or_none`'s, with :func:`is_checkout` saying whether this is a checkout."""
+    return _shared.shared_data_root_or_none(REPO_ROOT if is_checkout() else None)
 
 
 def shared_data_root() -> Path:
@@ -46,10 +44,7 @@ def shared_data_root() -> Path:
         FileNotFoundError: there is none (an installed icegan and no ``$ICEGAN_SHARED_DATA``); the message
             (:data:`SHARED_DATA_UNSET`) names ICEGAN_SHARED_DATA and the options that give a data folder instead.
     """
-    root = shared_data_root_or_none()
-    if root is None:
-        raise FileNotFoundError(SHARED_DATA_UNSET)
-    return root
+    return _shared.shared_data_root(REPO_ROOT if is_checkout() else None)
 
 
 def default_data_root() -> Path:

@@ -28,13 +28,14 @@ read from ``<root>/casme2/<subject>/<clip>/img*.jpg``. Nothing derived is writte
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .. import paths as _paths
 
 __all__ = ["face_recognition_modules", "AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
            "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
@@ -59,27 +60,21 @@ NEGATIVE_AUS = ("brow_lower", "lip_corner_depress")
 SURPRISE_AUS = ("brow_raise", "upper_lid_raise")
 
 
-#: the folder that holds flownet/: the repository of a checkout, ``site-packages`` of an installed wheel
-_REPO = Path(__file__).resolve().parents[2]
+#: the folder whose ``pyproject.toml`` makes it a checkout, beside which the default shared data root lies
+#: (:data:`flownet.paths.REPO_ROOT`; a module attribute, so that a test can stand in an installed flownet)
+_REPO = _paths.REPO_ROOT
 
 
 def shared_data_root() -> Path:
-    """``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` in a checkout (``pyproject.toml`` in ``<repo>``)
-    (flownet's own copy of :func:`icegan.paths.shared_data_root`; no icegan import).
+    """The shared data root of :func:`flownet.paths.shared_data_root` (``$ICEGAN_SHARED_DATA``, else
+    ``<repo>/../shared/data`` in a checkout; the one rule, also :func:`icegan.paths.shared_data_root`'s), for the
+    data sets of flownet that default to it.
 
     Raises:
         FileNotFoundError: neither (an installed flownet, whose ``<repo>`` is ``site-packages``, and no
             ``$ICEGAN_SHARED_DATA``); the message names ICEGAN_SHARED_DATA and the options that give a data folder.
     """
-    env = os.environ.get("ICEGAN_SHARED_DATA")
-    if env:
-        return Path(env)
-    if (_REPO / "pyproject.toml").is_file():
-        return _REPO.parent / "shared" / "data"
-    raise FileNotFoundError("no shared data folder: ICEGAN_SHARED_DATA is not set, and this flownet is installed "
-                            "without its repository (beside a checkout the default is ../shared/data); set "
-                            "ICEGAN_SHARED_DATA to the folder that holds casme2/, ..., or give the data's folder "
-                            "itself (--root of icegan flow eval, data.root of a flow training config)")
+    return _paths.shared_data_root(_REPO)
 
 
 # --------------------------------------------------------------------------------------------- landmarks
