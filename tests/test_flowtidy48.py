@@ -5,6 +5,8 @@
   number of items; the YAML key did not even take null).
 * the student stage's TensorBoard steps follow the teacher's (:data:`flownet.selfsup.STUDENT_TB_OFFSET`).
 * one shared-data-root rule (:mod:`flownet.paths`), which :mod:`icegan.paths` and flownet's data sets both use.
+* ``frames_per_clip`` picks evenly spaced frames in frame-number order, also in clips whose numbers pass 99
+  (``img100`` sorted as text came before ``img46``).
 """
 from __future__ import annotations
 
@@ -191,3 +193,23 @@ def test_flownet_paths_imports_no_icegan():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
+
+# ------------------------------------------------------------------------------ frames_per_clip in frame order
+
+def test_frames_per_clip_spaces_frames_in_time_across_img99_and_img100(tmp_path):
+    """A clip img95 ... img104 (10 frames), ``frames_per_clip=3``: positions round(linspace(0, 9, 3)) = 0, 4, 9 of the
+    frames in time are img95, img99, img104 (text order img100 ... img104, img95 ... img99 picked img100, img104 and
+    img99: two of the three adjacent frames, the onset never). Without ``frames_per_clip`` the frame list keeps its
+    text order, so the pair each index draws, and with it every recorded synthetic test score, stays as it was."""
+    from flownet.data.synthetic_face import SyntheticFaceFlow
+    for i in range(1, 7):
+        for n in range(95, 105):
+            _write_jpg(tmp_path / "casme2" / f"sub{i:02d}" / "EP01" / f"img{n}.jpg", n)
+        _write_jpg(tmp_path / "casme2" / f"sub{i:02d}" / "EP02" / "img7.jpg", 7)
+    ds = SyntheticFaceFlow(root=tmp_path, split="train", n_test=1, n_pairs=1, frames_per_clip=3)
+    assert len(ds.subjects) == 5
+    assert [(p.parent.parent.name, p.parent.name, p.name) for p in ds.frames] == [
+        (s, clip, f"img{n}.jpg") for s in ds.subjects for clip, ns in (("EP01", (95, 99, 104)), ("EP02", (7,)))
+        for n in ns]
+    every = SyntheticFaceFlow(root=tmp_path, split="train", n_test=1, n_pairs=1).frames
+    assert every == sorted(every) and len(every) == 5 * 11

@@ -28,6 +28,7 @@ read from ``<root>/casme2/<subject>/<clip>/img*.jpg``. Nothing derived is writte
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -346,6 +347,16 @@ def face_mask(landmarks, height: int, width: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- dataset
 
+_FRAME_NAME = re.compile(r"img(\d+)\.jpg")
+
+
+def _frame_order(path: Path) -> tuple:
+    """Sort key of a clip's frame files in time: ``img<n>.jpg`` by ``n`` (``img99`` before ``img100``, which text
+    order puts first), any other name after them, by name."""
+    m = _FRAME_NAME.fullmatch(path.name)
+    return (0, int(m.group(1)), "") if m else (1, 0, path.name)
+
+
 def list_subjects(root: str | Path | None = None) -> list[str]:
     """CASME II subject folders (``sub01`` …) under ``<root>/casme2`` that hold at least one frame.
 
@@ -468,9 +479,10 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
         split: "train", "test" (fixed seeded subject split, :func:`split_subjects` with ``n_test``, ``split_seed``)
             or "val" (needs ``n_val`` > 0: :func:`split_subjects_val`; "train" then excludes the validation
             subjects, "test" is unchanged).
-        frames_per_clip: use only this many evenly spaced frames of each clip (0 = all frames). Adjacent
-            frames of a clip are nearly identical, so e.g. 8 per clip give the same variety; each new frame also
-            costs one dlib landmark run (6 ms on a 2-core AMD EPYC, after about a second to load the model once).
+        frames_per_clip: use only this many evenly spaced frames of each clip (0 = all frames), spaced in time
+            (``img<n>.jpg`` by ``n``: ``img99`` comes before ``img100``). Adjacent frames of a clip are nearly
+            identical, so e.g. 8 per clip give the same variety; each new frame also costs one dlib landmark run
+            (6 ms on a 2-core AMD EPYC, after about a second to load the model once).
         landmark_cache: optional ``.npz`` file of landmarks ``{relative frame path: (68, 2)}`` written by
             :func:`build_landmark_cache` (derived coordinates only, no image data; keep it outside the
             repository); frames missing from it are detected as usual.
@@ -520,7 +532,7 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
                 by_clip.setdefault(p.parent, []).append(p)
             keep = []
             for clip in sorted(by_clip):
-                fs = by_clip[clip]
+                fs = sorted(by_clip[clip], key=_frame_order)      # in time: img99 before img100
                 idx = np.unique(np.linspace(0, len(fs) - 1, min(frames_per_clip, len(fs))).round().astype(int))
                 keep += [fs[j] for j in idx]
             self.frames = keep
