@@ -411,8 +411,7 @@ def test_load_state_dict_strict_names_every_kind_of_mismatch():
 
     from flownet.models.state_dict import load_state_dict_strict
     src, dst = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv2d(3, 4, 1)), nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv2d(3, 4, 1))
-    load_state_dict_strict(dst, {k: v.half() for k, v in src.state_dict().items()}, "w.pt",
-                           convert=lambda v: v.float())
+    load_state_dict_strict(dst, {k: v.half() for k, v in src.state_dict().items()}, "w.pt")
     for k, v in src.state_dict().items():   # half precision round trip of the converted copy
         torch.testing.assert_close(dst.state_dict()[k], v.half().float())
     sd = dict(src.state_dict())

@@ -40,13 +40,14 @@ def _load(path, what="Tiny", **kw):
 
 # ---------------------------------------------------------------------------------------------- strict loading
 
-def test_strict_loading_refuses_a_list_and_applies_convert():
+def test_strict_loading_refuses_a_list_and_casts_half_tensors_to_the_modules_dtype():
     dst = Tiny(TinyConfig())
     with pytest.raises(ValueError, match="w.pt: not a state dict of tensors"):
         load_state_dict_strict(dst, [torch.zeros(3, 2, 1, 1)], "w.pt")
     src = Tiny(TinyConfig())
-    load_state_dict_strict(dst, src.state_dict(), "w.pt", convert=lambda v: 2 * v)
-    torch.testing.assert_close(dst.conv.weight, 2 * src.conv.weight)
+    load_state_dict_strict(dst, {k: v.half() for k, v in src.state_dict().items()}, "w.pt")
+    assert dst.conv.weight.dtype == torch.float32
+    assert torch.equal(dst.conv.weight, src.conv.weight.half().float())
 
 
 def test_strict_loading_names_the_first_three_keys_and_the_count():
@@ -122,8 +123,10 @@ def test_load_model_file_builds_from_the_config_with_lists_as_tuples(tmp_path):
     ck = torch.load(p, weights_only=True)
     torch.save({"model": ck, "step": 7}, tmp_path / "ckpt.pt")          # a training checkpoint: its model part
     torch.testing.assert_close(_load(tmp_path / "ckpt.pt").conv.weight, ck["state_dict"]["conv.weight"])
-    zeroed = _load(p, convert=lambda v: v * 0)                       # convert reaches every tensor
-    assert not zeroed.conv.weight.detach().any() and not zeroed.conv.bias.detach().any()
+    p, _ = _weights(tmp_path, "half.pt", state_dict={k: v.half() for k, v in src.state_dict().items()})
+    half = _load(p)                                                   # a float16 file: a float32 network
+    assert half.conv.weight.dtype == half.conv.bias.dtype == torch.float32
+    assert torch.equal(half.conv.weight, src.conv.weight.half().float())
 
 
 def test_load_model_file_messages(tmp_path):

@@ -213,3 +213,17 @@ def test_frames_per_clip_spaces_frames_in_time_across_img99_and_img100(tmp_path)
         for n in ns]
     every = SyntheticFaceFlow(root=tmp_path, split="train", n_test=1, n_pairs=1).frames
     assert every == sorted(every) and len(every) == 5 * 11
+
+
+# ------------------------------------------------------------------- float16 weights files without a conversion
+
+def test_the_shipped_float16_decflow_loads_as_float32_of_its_stored_values():
+    """The shipped DecFlow weights are float16 (save_decflow(half=True)); load_decflow, which passed a half → float
+    conversion to load_model_file before that parameter went, still gives a float32 network holding exactly the
+    stored values: nn.Module.load_state_dict casts each tensor to the module's dtype."""
+    from flownet.models.decflow import default_decflow_path, load_decflow
+    stored = torch.load(default_decflow_path(), map_location="cpu", weights_only=True)["state_dict"]
+    assert {v.dtype for v in stored.values()} == {torch.float16}
+    loaded = load_decflow().state_dict()
+    assert loaded.keys() == stored.keys()
+    assert all(loaded[k].dtype == torch.float32 and torch.equal(loaded[k], stored[k].float()) for k in stored)

@@ -325,8 +325,7 @@ def load_decflow(path: str | Path | None = None, device: str | torch.device = "c
     model = load_model_file(p, DECFLOW_FORMAT, "DecFlow", DecFlow, DecFlowConfig,
                             "Train them with `icegan flow train-decflow --config configs/flow_decflow.yaml` (`icegan "
                             "configs` shows where an installed icegan keeps it; then pass runs/decflow/weights.pt) or "
-                            "pass an existing file.",
-                            convert=lambda v: v.float() if v.is_floating_point() else v)
+                            "pass an existing file.")     # float16 tensors load as float32 (load_state_dict casts)
     return model.to(device)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -67,16 +66,17 @@ def save_torch_file(obj: object, path: str | Path) -> Path:
     return write_whole(path, save)
 
 
-def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model",
-                           convert: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
+def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model") -> None:
     """Load ``sd`` into ``module`` only if its keys and tensor shapes match exactly.
+
+    Each tensor is copied into the module's own (``nn.Module.load_state_dict``), which casts it to that tensor's
+    dtype: a float16 file (the shipped DecFlow and LiteFlowNet2 weights) loads as float32 into a float32 module.
 
     Args:
         module: the network to load into.
         sd: a state dict (name → tensor) read from a weights file.
         source: what the weights came from (a path, ``train.init_weights: <path>``), put first in errors.
         what: how errors name the model (e.g. ``SRFlowNet({config})``).
-        convert: applied to every tensor before loading (e.g. half → float).
 
     Raises:
         ValueError: ``sd`` is not a dict of tensors, or keys are missing / unexpected / of the wrong shape
@@ -91,7 +91,7 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
     if missing or extra or wrong:
         raise ValueError(f"{source}: weights do not match {what}: missing {missing[:3]} ({len(missing)}), "
                          f"unexpected {extra[:3]} ({len(extra)}), wrong shape {wrong[:3]} ({len(wrong)})")
-    module.load_state_dict({k: convert(v) for k, v in sd.items()} if convert else sd)
+    module.load_state_dict(sd)
 
 
 #: how a training run's ``last.pt`` is named in errors (:func:`load_resume_checkpoint`)
@@ -157,8 +157,7 @@ def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: 
     return ck
 
 
-def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls: type, hint: str,
-                    convert: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> nn.Module:
+def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls: type, hint: str) -> nn.Module:
     """Build a network from one of the project's weights files, with its ``meta`` attached, in eval mode on CPU.
 
     The file is a dict ``{"format": fmt, "config": {...}, "state_dict": {...}, "meta": {...}}`` (a training
@@ -170,7 +169,8 @@ def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls
         model_cls, config_cls: the network class, built as ``model_cls(config_cls(**config))`` (config lists
             turned into tuples); ``config_cls`` is a dataclass.
         hint: the sentence after "weights not found: <path>." telling how to get weights.
-        convert: applied to every tensor before loading (e.g. half → float).
+
+    The tensors take the network's dtypes (:func:`load_state_dict_strict`): a float16 file gives a float32 network.
 
     Raises:
         FileNotFoundError: no such file (names it, then ``hint``).
@@ -195,6 +195,6 @@ def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls
     sd = ckpt.get("state_dict")
     if not isinstance(sd, dict):
         raise ValueError(f"{p}: no state_dict in the weights file")
-    load_state_dict_strict(model, sd, str(p), f"{what}({cfg_d})", convert=convert)
+    load_state_dict_strict(model, sd, str(p), f"{what}({cfg_d})")
     model.meta = dict(ckpt.get("meta") or {})
     return model.eval()
