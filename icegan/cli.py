@@ -60,8 +60,25 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
         if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = list(args.overrides or []) + extra
         else:
-            parser.error("unrecognized arguments: " + " ".join(extra))
+            _chosen_parser(parser, args).error("unrecognized arguments: " + " ".join(extra))
     return args
+
+
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the subcommand that ``args`` ran (``icegan flow train``'s for ``icegan flow train ...``), else
+    ``parser`` itself.
+
+    argparse hands a subcommand's unknown options up to the top-level parser, whose error would show
+    ``usage: icegan [-h] [--version] COMMAND ...`` and ``icegan: error: ...``; the subcommand's own parser names the
+    command and shows the options it does take (``--out`` given to ``icegan flow train``, which names its run with
+    ``name=``, is then answered by that command's usage line).
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _chosen_parser(chosen, args)
+    return parser
 
 
 def _command_name(args: argparse.Namespace) -> str:

@@ -1,0 +1,39 @@
+"""A README walkthrough's finds (forty-eighth session): an option that a subcommand does not take is reported by that
+subcommand's parser (its name and usage line), not by the top-level ``icegan`` parser."""
+from __future__ import annotations
+
+import pytest
+
+from icegan.cli import build_parser, parse_with_overrides
+
+
+@pytest.mark.parametrize("argv, command", [
+    # `--out` is the run folder of `icegan loso` and `train.py`; `icegan flow train` names its run with name=
+    (["flow", "train", "--config", "configs/flow_srflownet_fdr.yaml", "train.steps=3", "--out", "runs/ft"],
+     "icegan flow train"),
+    (["gan", "eval", "--checkpoint", "last.pt", "--n-pairs", "4"], "icegan gan eval"),
+    (["data", "composite", "--annotations-dir", "data/annotations", "--root", "data"], "icegan data composite"),
+    (["loso", "--config", "c.yaml", "--outt", "runs/x"], "icegan loso"),
+])
+def test_unknown_option_is_reported_by_its_subcommand(argv, command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_with_overrides(build_parser(), argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    unknown = argv[argv.index(next(a for a in argv if a in ("--out", "--n-pairs", "--root", "--outt")))]
+    assert f"{command}: error: unrecognized arguments: {unknown}" in err
+    assert err.startswith(f"usage: {command} ")        # the options this command does take
+    assert "COMMAND ..." not in err                      # not the top-level usage
+
+
+def test_unknown_option_of_the_top_level_stays_with_it(capsys):
+    with pytest.raises(SystemExit):
+        parse_with_overrides(build_parser(), ["--bogus"])
+    err = capsys.readouterr().err
+    assert "icegan: error: unrecognized arguments: --bogus" in err
+
+
+def test_overrides_after_options_are_still_overrides():
+    argv = ["flow", "train", "--config", "c.yaml", "--no-progress", "train.steps=3"]
+    args = parse_with_overrides(build_parser(), argv)
+    assert args.overrides == ["train.steps=3"]
