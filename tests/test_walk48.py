@@ -37,3 +37,19 @@ def test_overrides_after_options_are_still_overrides():
     argv = ["flow", "train", "--config", "c.yaml", "--no-progress", "train.steps=3"]
     args = parse_with_overrides(build_parser(), argv)
     assert args.overrides == ["train.steps=3"]
+
+
+def test_fitted_models_of_the_readme_are_git_ignored():
+    """README.md's `icegan fit --out models/ststnet.pt` writes, at the checkout's root, a model trained on the licensed
+    clips: git must not offer it for a commit, while the package's own icegan/models/ stays tracked."""
+    import subprocess
+
+    from _readme import README, ROOT
+    assert "--out models/ststnet.pt" in README
+
+    def ignored(path: str) -> bool:
+        done = subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=ROOT)
+        assert done.returncode in (0, 1), f"git check-ignore failed on {path}"
+        return done.returncode == 0
+    assert ignored("models/ststnet.pt") and ignored("models/forest.pt")
+    assert not ignored("icegan/models/ststnet.py")
