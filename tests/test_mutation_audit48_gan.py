@@ -95,6 +95,14 @@ def test_synthesize_refuses_no_draws_and_a_class_id_of_k():
         synthesize(g, _onsets(2), [0, 3])
 
 
+def test_balanced_augmentation_refuses_labels_of_another_length():
+    """One label per onset: two labels for three onsets are refused (before: counted as they were, so the classes
+    were filled against the wrong counts and the third onset had no class).
+    Mutation killed: the labels' shape check left out."""
+    with pytest.raises(ValueError, match=r"labels must be \(3,\), got \(2,\)"):
+        balanced_augmentation(_ShiftGenerator(), _onsets(3), [0, 1])
+
+
 # ------------------------------------------------------------------------------------------ icegan.gan.pairs
 
 def test_pairs_cache_gives_back_what_the_frames_gave(tmp_path):
@@ -208,3 +216,22 @@ def test_generate_class_ids_run_from_0_to_k_minus_1():
     with pytest.raises(ValueError, match=r"unknown class '3' \(--class\): the generator of c\.pt is conditioned on "
                                          r"the classes negative, positive, surprise"):
         _class_of("3", names, "c.pt")
+
+
+def test_load_onsets_counts_every_resized_image_and_lists_each_size(tmp_path):
+    """load_onsets for a generator of 32 px faces (data.source=manifest) given two 24x40 images, one 50x50 and one
+    32x32: the note counts the 3 images resized (not the 2 sizes), lists each size with its count, most common
+    first, and says the 2 that were not square had their aspect ratio changed; the 32x32 image is not counted.
+    Mutation killed: the count taken as the number of distinct sizes (``len(sizes)``)."""
+    import cv2
+
+    from _gan_sizes import tiny_gan_config
+
+    from icegan.gan.generate import load_onsets
+    rng = np.random.default_rng(1)
+    for name, (w, h) in {"a": (24, 40), "b": (24, 40), "c": (50, 50), "d": (32, 32)}.items():
+        assert cv2.imwrite(str(tmp_path / f"{name}.png"), rng.integers(0, 256, (h, w), np.uint8))
+    faces, names, note = load_onsets(tmp_path, tiny_gan_config(32))
+    assert faces.shape == (4, 32, 32) and faces.dtype == np.uint8 and names == ["a", "b", "c", "d"]
+    assert note.startswith("3 onset image(s) of 24x40 (2), 50x50 (1) pixels resized to 32x32 with INTER_AREA")
+    assert "; 2 not square: aspect ratio changed" in note
