@@ -219,17 +219,19 @@ def test_generate_class_ids_run_from_0_to_k_minus_1():
 
 
 def test_load_onsets_counts_every_resized_image_and_lists_each_size(tmp_path):
-    """load_onsets for a generator of 32 px faces (data.source=manifest) given two 24x40 images, one 50x50 and one
-    32x32: the note counts the 3 images resized (not the 2 sizes), lists each size with its count, most common
-    first, and says the 2 that were not square had their aspect ratio changed; the 32x32 image is not counted.
-    Mutation killed: the count taken as the number of distinct sizes (``len(sizes)``)."""
+    """load_onsets for a generator of 32 px faces (data.source=manifest) given one 50x50 image, two 24x40 and one
+    32x32 (in that name order): the note counts the 3 images resized (not the 2 sizes), lists each size with its
+    count, most common first, and says the 2 that were not square had their aspect ratio changed; the 32x32 image is
+    not counted.
+    Mutations killed: the count taken as the number of distinct sizes (``len(sizes)``); the sizes listed in reading
+    order instead of most common first."""
     import cv2
 
     from _gan_sizes import tiny_gan_config
 
     from icegan.gan.generate import load_onsets
     rng = np.random.default_rng(1)
-    for name, (w, h) in {"a": (24, 40), "b": (24, 40), "c": (50, 50), "d": (32, 32)}.items():
+    for name, (w, h) in {"a": (50, 50), "b": (24, 40), "c": (24, 40), "d": (32, 32)}.items():
         assert cv2.imwrite(str(tmp_path / f"{name}.png"), rng.integers(0, 256, (h, w), np.uint8))
     faces, names, note = load_onsets(tmp_path, tiny_gan_config(32))
     assert faces.shape == (4, 32, 32) and faces.dtype == np.uint8 and names == ["a", "b", "c", "d"]
