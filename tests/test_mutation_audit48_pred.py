@@ -191,3 +191,29 @@ def test_a_model_file_of_map_size_0_or_a_forest_without_its_pickle_is_named(tmp_
     with pytest.raises(SavedRecognizerError, match=r"nopickle\.pt: its config's model\.name is random_forest but it "
                                                    r"holds no scikit-learn model"):
         load_recognizer(tmp_path / "nopickle.pt")
+
+
+# -------------------------------------------------------------------------------------------------- icegan ensemble
+
+
+def test_ensemble_into_one_of_its_members_is_one_error_line(tmp_path, capsys):
+    """`icegan ensemble r1 r2 --out r1` (a member's own folder, refused by icegan.ensemble with a LosoStateError)
+    exits 2 with one `icegan ensemble: error:` line naming the folder, and r1's files are untouched. Mutation killed:
+    the command catching EnsembleError alone (a LosoStateError became a traceback)."""
+    from icegan.cli import main
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+
+    samples = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1).samples
+
+    def uniform(fold):
+        return np.full((len(fold.test_idx), 3), 1 / 3)
+    for name in ("r1", "r2"):
+        run_loso(samples, uniform, tmp_path / name, progress=False)
+    before = (tmp_path / "r1" / "predictions.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["ensemble", str(tmp_path / "r1"), str(tmp_path / "r2"), "--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan ensemble: error: ") and "is one of the ensemble's members" in err
+    assert str(tmp_path / "r1") in err and err.count("\n") == 1
+    assert (tmp_path / "r1" / "predictions.csv").read_bytes() == before
