@@ -150,6 +150,21 @@ def test_a_folder_of_faces_is_read_in_name_order(tmp_path):
     assert [p.name for p in list_face_files([tmp_path / "e.png", tmp_path / "a.jpg"])] == ["e.png", "a.jpg"]
 
 
+def test_a_held_out_subject_stays_out_even_when_the_training_subjects_name_it():
+    """by_subjects(include, exclude): a subject in both is left out (data.holdout_subjects / --fold wins over
+    data.train_subjects, as icegan gan train and gan eval call it), given with or without the casme2/ prefix. On
+    six fake pairs (sub01 rows 0, 2, 4; sub02 rows 1, 3, 5) every call keeps sub01's rows 0, 2, 4 only.
+    Mutation killed (leakage): the exclusion applied only when no training subjects are named."""
+    from _gan_sizes import fake_casme2_pairs
+    pairs = fake_casme2_pairs(6)
+    for include, exclude in ((["sub01", "sub02"], ["sub02"]), (["casme2/sub01", "sub02"], ["casme2/sub02"]),
+                             (None, ["sub02"])):
+        kept = pairs.by_subjects(include, exclude=exclude)
+        assert kept.subjects == ["casme2/sub01"] * 3 and kept.clips == ["sub01/c0", "sub01/c2", "sub01/c4"]
+        assert np.array_equal(kept.onset, pairs.onset[[0, 2, 4]]) and np.array_equal(kept.apex, pairs.apex[[0, 2, 4]])
+        assert kept.labels.tolist() == [0, 2, 1]
+
+
 # ------------------------------------------------------------------------------------------ icegan gan train --fold
 
 def test_gan_train_fold_trains_on_the_other_subjects_pairs_only(tmp_path, monkeypatch):
