@@ -128,6 +128,11 @@ def test_cli_prepare(shared_data, tmp_path, capsys):
     p = prep.load_prepared(caches[0])
     assert p.frames.onset.shape[1:] == (48, 48) and set(p.manifest["subject"]) == {"casme2/sub03"}
     assert f"prepared {len(p)} clips (48x48 gray)" in out
+    # the per-class counts name MEGC2019's classes (class3 ids 0, 1, 2 = negative, positive, surprise), counted here
+    # from the manifest independently of the command
+    names = {0: "negative", 1: "positive", 2: "surprise", -1: "no MEGC2019 class"}
+    for c3, n in p.manifest["class3"].value_counts().items():
+        assert f"  casme2 {names[int(c3)]} (class3={int(c3)}): {n}" in out
     # a cache file damaged after the cache was finished: one line naming the file and the fix, not numpy's error
     apex = caches[0] / "apex.npy"
     apex.write_bytes(apex.read_bytes()[:200])

@@ -144,14 +144,17 @@ def _prepare(args: argparse.Namespace) -> int:
     _logging()
     from icegan.config import load_config
     from icegan.data.prepare import PrepareConfig, prepare_dataset
+    from icegan.labels import DEFAULT_LABELS, get_label_set
     cfg = load_config(PrepareConfig, args.config, args.overrides)
     p = prepare_dataset(cfg)
     m = p.manifest
     print(f"cache: {p.cache_dir}")
     print(f"prepared {len(p)} clips ({p.frames.onset.shape[1]}x{p.frames.onset.shape[2]} {cfg.color}), "
           f"skipped {len(p.skipped)}")
+    megc = get_label_set(DEFAULT_LABELS).classes      # class3 ids 0..2 are MEGC2019's classes; -1: none of them
     for (ds, c3), n in m.groupby(["dataset", "class3"]).size().items():
-        print(f"  {ds} class3={c3}: {n}")
+        name = megc[c3] if 0 <= c3 < len(megc) else "no MEGC2019 class"
+        print(f"  {ds} {name} (class3={c3}): {n}")
     for _, s in p.skipped.iterrows():
         print(f"  skipped {s['key']}: {s['reason']}")
     return 0
