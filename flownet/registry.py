@@ -518,7 +518,7 @@ class CustomFlowEstimator(_LearnedEstimator):
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"flow.module={module!r} returned a {type(model).__name__}, not a torch.nn.Module")
         if weights is not None:
-            load_state_dict_file(model, weights, f"weights of flow.module={module!r}", "this network")
+            load_state_dict_file(model, weights, f"flow.weights (--weights) of flow.module={module!r}", "this network")
         self.model = model.to(self.device).eval()     # as the shipped networks: forward() runs it in eval mode
         self.name = "custom"
         self.compile = bool(compile)

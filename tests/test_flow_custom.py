@@ -103,8 +103,10 @@ def test_weights_file_through_the_real_loading_path(nets, tmp_path):
     torch.save({"other.weight": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="conv.weight"):
         get_estimator("custom", module=f"{nets}:TinyFlow", weights=str(tmp_path / "bad.pt"))
-    with pytest.raises(FileNotFoundError, match="absent.pt"):
+    with pytest.raises(FileNotFoundError, match="absent.pt") as missing:
         get_estimator("custom", module=f"{nets}:TinyFlow", weights=str(tmp_path / "absent.pt"))
+    # names the setting that gave the file, as train.py (flow.weights) and `icegan flow eval` (--weights) call it
+    assert str(missing.value).startswith(f"flow.weights (--weights) of flow.module='{nets}:TinyFlow': ")
 
 
 def test_refinement_lists_and_wrong_outputs(nets):

@@ -58,6 +58,13 @@ def test_kitti_prefers_2015_colour_frames_and_occ_flow_and_pairs_10_with_11(tmp_
         KittiFlow(root, n_pairs=-1)
 
 
+def test_kitti_missing_root_says_which_folder_to_give(tmp_path):
+    # the message is read when --root WAS given: it must say what --root has to hold, not only "use --root"
+    with pytest.raises(FileNotFoundError, match=r"KITTI folder not found: .*nowhere \(give --root the unpacked KITTI "
+                                                r"2012/2015 folder holding training/, or training/ itself\)"):
+        KittiFlow(tmp_path / "nowhere")
+
+
 def test_kitti_frames_of_another_size_are_named(tmp_path):
     root = _kitti(tmp_path, n=1)
     _png(root / "training/image_2/000000_11.png", 90, shape=(12, 20), colour=True)

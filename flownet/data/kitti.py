@@ -51,7 +51,8 @@ class KittiFlow(torch.utils.data.Dataset):
             raise FileNotFoundError(f"KITTI --root {root} is a file, not a folder: unpack it and give the folder "
                                     f"holding training/")
         if not base.is_dir():
-            raise FileNotFoundError(f"KITTI folder not found: {root} (use --root)")
+            raise FileNotFoundError(f"KITTI folder not found: {root} (give --root the unpacked KITTI 2012/2015 folder "
+                                    f"holding training/, or training/ itself)")
         flow_dir = next((base / d for d in FLOW_DIRS if (base / d).is_dir()), None)
         frame_dir = next((base / d for d in FRAME_DIRS if (base / d).is_dir()), None)
         if flow_dir is None or frame_dir is None:
