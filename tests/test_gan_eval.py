@@ -169,8 +169,10 @@ def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64, capsys):
     assert main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--data", "casme2", "--n-per-class", "1",
                  "--out", str(tmp_path / "ev"), "--json", str(js)]) == 0
     res = json.loads(js.read_text())
-    assert (f"wrote {tmp_path / 'ev' / 'eval.md'} and the grids beside it; the metrics as JSON to {js}"
-            in capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'ev' / 'eval.md'} and the grids beside it; the metrics as JSON to {js}" in out
+    # the screen gets the table, not a JSON dump of every metric before it (that goes to --json)
+    assert "| identity rank-1 identification" in out and '"identity_mean_distance"' not in out
     for key in ("identity_mean_distance", "identity_rank1", "controllability", "controllability_per_class",
                 "expcaps_uf1", "faces_per_s", "z_diversity", "class_diversity", "mean_abs_change_from_onset",
                 "controllability_cross_dataset", "controllability_cross_dataset_per_class", "cross_dataset_real_uf1"):

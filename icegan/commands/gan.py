@@ -266,8 +266,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
-    print(text)
-    print(metrics_markdown(metrics))
+    print(metrics_markdown(metrics))      # the table; every number, as JSON, only into --json (not a screenful here)
     print(f"wrote {metrics['report']} and the grids beside it" + (f"; the metrics as JSON to {args.json}"
-                                                                   if args.json else ""))
+                                                                   if args.json else
+                                                                   "; --json FILE writes every metric as JSON"))
     return 0
