@@ -1,9 +1,10 @@
 """Tests written by a mutation audit of the real facial frame pairs and the flow / feature commands
 (:mod:`flownet.data.real_pairs`, :mod:`flownet.data.orientation`, :mod:`icegan.commands.flow`,
-:mod:`icegan.commands.features`): each one fails on a small deliberate change of the code that the earlier tests let
-pass (named in the test's docstring). Expected values are worked out by hand in the comments (a known shift, a known
-count of frames, a known draw), never copied from the code's output. Frames are tiny pictures written here; no real
-data is read."""
+:mod:`icegan.commands.features` and the files :func:`icegan.pipeline.export_features` writes for it): each one fails
+on a small deliberate change of the code that the earlier tests let pass (named in the test's docstring). Expected
+values are worked out by hand in the comments (a known flow, a known count of frames, a known draw), never copied
+from the code's output. Frames are tiny pictures written here; no real data is read (the SHA-256 of the shipped
+SRFlowNet weights is computed from the file)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -467,3 +468,64 @@ def test_features_progress_bars_follow_no_progress(tmp_path, monkeypatch, capsys
     calls2 = _features_written(monkeypatch, tmp_path / "g", rows)
     assert main(["features", "--out", str(tmp_path / "g"), *TINY]) == 0
     assert calls == [False] and calls2 == [True]
+
+
+# ------------------------------------------------- icegan features: the files export_features writes
+
+def test_features_of_labelled_clips_only_leave_no_labelled_table_not_even_a_stale_one(tmp_path, monkeypatch, capsys):
+    """features_labelled.csv is written only when some clips have a label and others not; a folder left by a run
+    stopped before features.csv holds one, which is removed: with every clip labelled now, the folder ends with no
+    features_labelled.csv, and the suggested LOSO reads features.csv (mutations killed: the labelled table written
+    whenever a clip has a label; the stale table of the stopped run kept, beside a features.csv of other clips)."""
+    from test_cli_commands import _features, _prepared_clips
+
+    from icegan.cli import main
+    _prepared_clips(monkeypatch, [("clips", "p0", 0), ("clips", "p1", 1)])
+    out = tmp_path / "f"
+    out.mkdir()
+    (out / "features_labelled.csv").write_text("dataset,subject,clip,label,path\nclips,clips/old,c9,2,maps/x.npy\n")
+    assert main(_features(tmp_path)) == 0
+    assert not (out / "features_labelled.csv").exists()
+    assert f"data.table={out / 'features.csv'} " in capsys.readouterr().out
+
+
+def test_features_map_files_are_named_subject_then_clip(tmp_path, monkeypatch):
+    """The maps are maps/<subject>_<clip>.npy with '/' as '_' (export_features' docstring): subject clips/p0, clip c0
+    -> maps/clips_p0_c0.npy (mutation killed: clip and subject swapped in the name, c0_clips_p0.npy)."""
+    import pandas as pd
+    from test_cli_commands import _features, _prepared_clips
+
+    from icegan.cli import main
+    _prepared_clips(monkeypatch, [("clips", "p0", 0), ("clips", "p1", 1)])
+    assert main(_features(tmp_path)) == 0
+    table = pd.read_csv(tmp_path / "f" / "features.csv", keep_default_na=False, dtype=str)
+    assert table["path"].tolist() == ["maps/clips_p0_c0.npy", "maps/clips_p1_c1.npy"]
+    assert sorted(p.name for p in (tmp_path / "f" / "maps").iterdir()) == ["clips_p0_c0.npy", "clips_p1_c1.npy"]
+
+
+def test_features_provenance_names_the_flow_weights_and_their_sha256(tmp_path, monkeypatch):
+    """provenance.json of maps made with the shipped SRFlowNet weights names that file and its SHA-256 (worked out
+    here from the file's bytes); the network itself is replaced by a fixed random flow (mutation killed: the weights
+    left out of the provenance)."""
+    import hashlib
+    import json
+
+    import torch
+    from test_cli_commands import _features, _prepared_clips
+
+    import icegan.pipeline as pipeline
+    from flownet.registry import SHIPPED_WEIGHTS, resolve_weights
+    from icegan.cli import main
+
+    class _RandomFlow:
+        def estimate(self, img1, img2):
+            g = torch.Generator().manual_seed(0)
+            return torch.rand(img1.shape[0], 2, *img1.shape[-2:], generator=g) * 2 - 1
+    monkeypatch.setattr(pipeline, "build_flow", lambda cfg, device: _RandomFlow())
+    _prepared_clips(monkeypatch, [("clips", "p0", 0), ("clips", "p1", 1)])
+    assert "srflownet" in SHIPPED_WEIGHTS
+    assert main(_features(tmp_path, "flow.method=srflownet", "flow.weights=")) == 0
+    shipped = resolve_weights(None, "srflownet")
+    prov = json.loads((tmp_path / "f" / "provenance.json").read_text())
+    assert prov["weights"] == {"flow_weights": shipped.name,
+                               "flow_weights_sha256": hashlib.sha256(shipped.read_bytes()).hexdigest()}
