@@ -193,27 +193,61 @@ def test_a_model_file_of_map_size_0_or_a_forest_without_its_pickle_is_named(tmp_
         load_recognizer(tmp_path / "nopickle.pt")
 
 
-# -------------------------------------------------------------------------------------------------- icegan ensemble
+# ------------------------------------------------------------------------------------- icegan ensemble, icegan table
 
 
-def test_ensemble_into_one_of_its_members_is_one_error_line(tmp_path, capsys):
-    """`icegan ensemble r1 r2 --out r1` (a member's own folder, refused by icegan.ensemble with a LosoStateError)
-    exits 2 with one `icegan ensemble: error:` line naming the folder, and r1's files are untouched. Mutation killed:
-    the command catching EnsembleError alone (a LosoStateError became a traceback)."""
-    from icegan.cli import main
+@pytest.fixture(scope="module")
+def uniform_runs(tmp_path_factory) -> Path:
+    """LOSO run folders of 6 toy clips (2 subjects, so 2 folds) scored with uniform probabilities: ``r1``
+    whole, ``p1`` and ``p2`` cut to their first fold by max_folds=1."""
     from icegan.data.toy_features import make_toy_features
     from icegan.protocol import run_loso
 
+    root = tmp_path_factory.mktemp("runs")
     samples = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1).samples
 
     def uniform(fold):
         return np.full((len(fold.test_idx), 3), 1 / 3)
-    for name in ("r1", "r2"):
-        run_loso(samples, uniform, tmp_path / name, progress=False)
-    before = (tmp_path / "r1" / "predictions.csv").read_bytes()
+    for name, max_folds in (("r1", 0), ("p1", 1), ("p2", 1)):
+        run_loso(samples, uniform, root / name, max_folds=max_folds, progress=False)
+    return root
+
+
+def test_ensemble_into_one_of_its_members_is_one_error_line(uniform_runs, capsys):
+    """`icegan ensemble r1 p1 --out r1` (a member's own folder, refused by icegan.ensemble with a LosoStateError)
+    exits 2 with one `icegan ensemble: error:` line naming the folder, and r1's files are untouched. Mutation killed:
+    the command catching EnsembleError alone (a LosoStateError became a traceback)."""
+    from icegan.cli import main
+    r1, p1 = uniform_runs / "r1", uniform_runs / "p1"
+    before = (r1 / "predictions.csv").read_bytes()
     capsys.readouterr()
-    assert main(["ensemble", str(tmp_path / "r1"), str(tmp_path / "r2"), "--out", str(tmp_path / "r1")]) == 2
+    assert main(["ensemble", str(r1), str(p1), "--out", str(r1)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("icegan ensemble: error: ") and "is one of the ensemble's members" in err
-    assert str(tmp_path / "r1") in err and err.count("\n") == 1
-    assert (tmp_path / "r1" / "predictions.csv").read_bytes() == before
+    assert str(r1) in err and err.count("\n") == 1
+    assert (r1 / "predictions.csv").read_bytes() == before
+
+
+def test_an_ensemble_of_runs_cut_by_max_folds_says_so_on_the_console(uniform_runs, tmp_path, capsys):
+    """Members cut to 1 of their 2 folds by max_folds make a partial ensemble: its console line says
+    `[PARTIAL: 1 of 2 folds, max_folds: not a LOSO result]`. Fails on the
+    partial tag dropped from the console line, which only the slow test on the licensed data's LOSO runs caught so
+    far."""
+    from icegan.cli import main
+    capsys.readouterr()
+    assert main(["ensemble", str(uniform_runs / "p1"), str(uniform_runs / "p2"), "--out", str(tmp_path / "p")]) == 0
+    assert "ensemble of 2 runs [PARTIAL: 1 of 2 folds, max_folds: not a LOSO result]" in capsys.readouterr().out
+
+
+def test_table_shows_every_entry_given(uniform_runs, capsys):
+    """`icegan table A=r1 B=p1` prints the table of both entries, in that order: what report.results_table makes of
+    them, a row labelled A before a row labelled B (tagged as the partial run it is). Fails on the entries after the
+    first dropped, which only the slow test on the licensed data's LOSO runs caught so far."""
+    from icegan.cli import main
+    from icegan.report import TableEntry, results_table
+    capsys.readouterr()
+    assert main(["table", f"A={uniform_runs / 'r1'}", f"B={uniform_runs / 'p1'}"]) == 0
+    out = capsys.readouterr().out
+    assert out == results_table([TableEntry("A", [uniform_runs / "r1"]), TableEntry("B", [uniform_runs / "p1"])])
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert rows[-2:] == ["A", "B [PARTIAL: 1 of 2 folds]"]
