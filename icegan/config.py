@@ -65,6 +65,27 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+# YAML 1.1 (PyYAML) reads 010 as the octal 8, 006 as 6, 1_000 as 1000 and 12:30 as the base-60 750: a subject id or
+# clip name written that way would silently become another text (data.holdout_subjects=[010] would hold out
+# subject 8). A config reads only plain decimal numbers as numbers; anything else stays the text written, which a
+# text key keeps and an integer key reads in base 10 (:func:`_coerce`).
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver(
+    _FLOAT_TAG, re.compile(r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+                           r"|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def _yaml_value(text: str) -> Any:
+    """``text`` read as a config's YAML reads it (:class:`_UniqueKeyLoader`: plain decimal numbers only, a key
+    written twice refused)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
@@ -135,12 +156,14 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value):
+            return int(value, 10)  # 010: leading zeros, read in base 10 (a config reads them as text, not octal)
         raise ConfigError(f"config key '{key}'{where}: expected an integer, got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # e.g. a subject id written as 006
+            return str(value)  # a subject id written as 42 (006 and 010 are read as text: _UniqueKeyLoader)
         raise ConfigError(f"config key '{key}'{where}: expected a string, got {value!r}")
     if isinstance(tp, type):
         if isinstance(value, tp):
@@ -334,7 +357,9 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             if raw.strip().startswith(PATH_PLACEHOLDERS):   # a path: '{data_root}/x' is no YAML mapping
                 value = raw.strip()
             else:
-                value = yaml.safe_load(raw) if raw.strip() != "" else ""
+                value = _yaml_value(raw) if raw.strip() != "" else ""
+        except _DuplicateKey as exc:
+            raise ConfigError(f"override '{item}': {exc}") from None
         except yaml.YAMLError as exc:
             first = str(exc).splitlines()[0]
             raise ConfigError(f"override '{item}': cannot parse value ({first}); a value holding YAML's special "
@@ -503,7 +528,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             raise FileNotFoundError(f"config file not found: {p}{_missing_config_hint(p)}")
         source = str(p)
         try:
-            data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+            data = _yaml_value(p.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             utf16 = p.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
             raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}"

@@ -331,3 +331,40 @@ def test_a_float_written_with_an_exponent_and_no_dot_is_a_number(tmp_path):
             load_config(Cfg, None, [f"train.lr={text}"])
     with pytest.raises(ConfigError, match=r"config key 'train.epochs' .*: expected an integer, got '1e2'"):
         load_config(Cfg, None, ["train.epochs=1e2"])                       # int keys unchanged
+
+
+@dataclass
+class SubjectsCfg:
+    holdout_subjects: List[str] = field(default_factory=list)
+    name: str = "run"
+    epochs: int = 10
+    lr: float = 1e-3
+
+
+@pytest.mark.parametrize("written, text", [("006", "006"), ("010", "010"), ("1_000", "1_000"), ("12:30", "12:30"),
+                                           ("0x1f", "0x1f"), ("42", "42"), ("2.5", "2.5")])
+def test_a_text_key_keeps_the_text_written(written, text, tmp_path):
+    """YAML 1.1 reads 010 as the octal 8, 006 as 6, 1_000 as 1000 and 12:30 as 750 (base 60): as a subject id,
+    data.holdout_subjects=[010] held out subject 8. A text key now gets the characters written, in an override and
+    in a config file alike."""
+    cfg = load_config(SubjectsCfg, None, [f"holdout_subjects=[{written}, sub{written}]", f"name={written}"])
+    assert cfg.holdout_subjects == [text, f"sub{text}"] and cfg.name == text
+    p = tmp_path / "c.yaml"
+    p.write_text(f"holdout_subjects: [{written}]\nname: {written}\n")
+    cfg = load_config(SubjectsCfg, p)
+    assert cfg.holdout_subjects == [text] and cfg.name == text
+
+
+def test_an_integer_key_reads_leading_zeros_in_base_10_and_numbers_stay_numbers():
+    cfg = load_config(SubjectsCfg, None, ["epochs=010", "lr=1e-3"])
+    assert cfg.epochs == 10 and cfg.lr == 0.001           # not the octal 8
+    cfg = load_config(SubjectsCfg, None, ["epochs=-3", "lr=.5"])
+    assert cfg.epochs == -3 and cfg.lr == 0.5
+    for bad in ("epochs=1_000", "epochs=12:30", "epochs=0x1f"):     # not a plain decimal integer: refused, named
+        with pytest.raises(ConfigError, match=r"config key 'epochs'.*expected an integer"):
+            load_config(SubjectsCfg, None, [bad])
+
+
+def test_a_key_written_twice_in_an_override_is_refused():
+    with pytest.raises(ConfigError, match=r"override 'holdout_subjects=\{a: 1, a: 2\}': key 'a' is written twice"):
+        load_config(SubjectsCfg, None, ["holdout_subjects={a: 1, a: 2}"])
