@@ -5,6 +5,7 @@ worked out by hand (a class readable from where a map is bright, clips in a know
 code's output."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,27 +121,36 @@ def test_fit_holds_out_the_inner_validation_subjects_and_trains_on_the_others(tm
     np.testing.assert_allclose(fitted(new), mine(new), atol=1e-6)
 
 
-def test_auto_normalisation_follows_the_first_model(tmp_path):
-    """--normalize auto is the first --model's training data.normalize: a model fitted on a table with
-    data.normalize=minmax listed first min-max normalises the scored maps (as --normalize minmax), the same two
-    models listed the other way round (a toy-data model first: none) do not. Mutation killed: the last model's
-    setting read instead of the first's."""
+def test_auto_normalisation_follows_the_models_and_refuses_two_kinds(tmp_path):
+    """--normalize auto is the models' training data.normalize: a model fitted on a table with data.normalize=minmax
+    min-max normalises the scored maps (as --normalize minmax), a toy-data model does not (none). Two models fitted
+    on maps of the two kinds are refused under auto, naming both files (before, the first model's setting served
+    both, and the second model scored maps unlike its training maps, without a word); an explicit --normalize still
+    scores them. Mutations killed: the last model's setting read instead of the first's; the refusal removed."""
     from _feature_tables import write_feature_table
 
     from icegan.data.toy_features import make_toy_features
     train = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=2), name="train.csv", scale=2.0)
     fit(toy_config("model.name=logreg", "data.source=table", f"data.table={train}", "data.normalize=minmax"),
         tmp_path / "mm.pt", progress=False)
+    fit(toy_config("model.name=logreg", "seed=1", "data.source=table", f"data.table={train}",
+                   "data.normalize=minmax"), tmp_path / "mm1.pt", progress=False)
     fit(toy_config("model.name=logreg"), tmp_path / "none.pt", progress=False)
     table = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5), labels="empty",
                                 scale=0.5)                # in [0, 0.5]: a valid table either way, min-max changes it
     cols = ["score_negative", "score_positive", "score_surprise"]
-    for models, same_as in (([tmp_path / "mm.pt", tmp_path / "none.pt"], "minmax"),
-                            ([tmp_path / "none.pt", tmp_path / "mm.pt"], "none")):
+    for models, same_as in (([tmp_path / "mm.pt", tmp_path / "mm1.pt"], "minmax"), ([tmp_path / "none.pt"], "none")):
         auto = predict_table(models, table)[0][cols].to_numpy()
         np.testing.assert_allclose(auto, predict_table(models, table, normalize=same_as)[0][cols].to_numpy())
         other = "none" if same_as == "minmax" else "minmax"
         assert not np.allclose(auto, predict_table(models, table, normalize=other)[0][cols].to_numpy(), atol=1e-3)
+    for models in ([tmp_path / "mm.pt", tmp_path / "none.pt"], [tmp_path / "none.pt", tmp_path / "mm.pt"]):
+        with pytest.raises(ValueError, match=rf"--model: {re.escape(str(models[0]))} was fitted on maps with "
+                                             rf"data.normalize=\w+, {re.escape(str(models[1]))} with "
+                                             rf"data.normalize=\w+: --normalize auto cannot serve both"):
+            predict_table(models, table)
+        n_rows = len(pd.read_csv(table))
+        assert len(predict_table(models, table, normalize="none")[0]) == n_rows      # chosen by hand: scored
 
 
 def test_clips_of_the_training_set_get_one_warning_not_two(tmp_path, capsys):

@@ -152,8 +152,8 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     Args:
         models: paths of files written by ``icegan fit``.
         table: the feature table (labels optional; read as classes of the models' label set, :mod:`icegan.labels`).
-        normalize: ``none``, ``minmax``, or ``auto``: the first model's training ``data.normalize`` (``none`` for the
-            MEGC2019 maps).
+        normalize: ``none``, ``minmax``, or ``auto``: the models' training ``data.normalize`` (``none`` for the
+            MEGC2019 maps), which must then be one for all of them.
         weights: one non-negative weight per model (None: equal).
         device: where the networks run.
 
@@ -164,7 +164,8 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         icegan.saved_recognizer.SavedRecognizerError: an unusable model file, or one whose weights give NaN or Inf
             scores (a damaged or diverged model).
         ValueError: weights that do not match the models or are all zero; models of two label sets (both files and
-            their classes named); bad table rows (named by line and clip; a label of another label set than the
+            their classes named); with ``normalize="auto"``, models fitted on maps of two normalisations (both files
+            named); bad table rows (named by line and clip; a label of another label set than the
             models' names the first model's classes). A labelled row of another dataset than a one-dataset label
             set's is scored when its label names one of the set's classes (a cross-dataset test,
             :func:`icegan.data.feature_table.read_feature_table`), and refused otherwise.
@@ -193,8 +194,16 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
                          f"sets cannot be averaged; give models fitted with one data.labels")
     classes = sets[0].classes
     if normalize == "auto":
-        data = loaded[0][1]["config"].get("data", {})
-        normalize = data.get("normalize", "none") if data.get("source") == "table" else "none"
+        def trained_on(meta: dict) -> str:       # the maps' normalisation the model was fitted on
+            data = meta["config"].get("data", {})
+            return data.get("normalize", "none") if data.get("source") == "table" else "none"
+        norms = [trained_on(meta) for _, meta in loaded]
+        other = next((i for i in range(len(norms)) if norms[i] != norms[0]), None)
+        if other is not None:               # one normalisation for all: the other model would see unlike maps
+            raise ValueError(f"--model: {models[0]} was fitted on maps with data.normalize={norms[0]}, "
+                             f"{models[other]} with data.normalize={norms[other]}: --normalize auto cannot serve "
+                             f"both; give models fitted with one data.normalize, or choose with --normalize")
+        normalize = norms[0]
     try:
         fs = load_table_features(table, normalize=normalize, labelled=False, labels=sets[0].name)
     except ValueError as exc:
@@ -395,6 +404,7 @@ def register(subparsers) -> None:
                    help="one non-negative weight per --model (default: equal)")
     q.add_argument("--normalize", choices=("auto", "none", "minmax"), default="auto",
                    help="none: maps already min-max normalised per clip to [0, 1]; minmax: normalise them here; "
-                        "auto (default): as the first model's training table (none for the MEGC2019 maps)")
+                        "auto (default): as the models' training table (none for the MEGC2019 maps; models of two "
+                        "kinds are refused)")
     q.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     q.set_defaults(func=_predict_main)
