@@ -295,8 +295,8 @@ def test_flow_run_refuses_one_file_for_out_and_flo(tmp_path, monkeypatch, capsys
 
 def test_flow_run_draws_the_key_of_a_flow_without_motion_at_1_px(tmp_path, monkeypatch, capsys):
     """--key of a flow of zero everywhere (no motion) is drawn at a 1 px scale, since a 0 px scale cannot colour
-    anything (mutation killed: the key drawn at 0 px, refused by flow_to_color, so the command failed after writing
-    the flow)."""
+    anything, and the line written says 1 px (mutation killed: the key drawn at 0 px, refused by flow_to_color, so the
+    command failed after writing the flow)."""
     import torch
 
     from icegan.cli import main
@@ -304,7 +304,7 @@ def test_flow_run_draws_the_key_of_a_flow_without_motion_at_1_px(tmp_path, monke
     assert main(["flow", "run", *_grey_pair(tmp_path, 16, 16), "--out", str(tmp_path / "f.png"), "--model",
                  "srflownet", "--key"]) == 0
     assert (tmp_path / "f_key.png").stat().st_size > 0
-    assert "(the colour key: full colour at 0.00 px)" in capsys.readouterr().out
+    assert "(the colour key: full colour at 1.00 px)" in capsys.readouterr().out      # the scale drawn, not 0
 
 
 def test_flow_run_reports_and_keys_the_largest_motion(tmp_path, monkeypatch, capsys):

@@ -358,8 +358,9 @@ def _write_key(args: argparse.Namespace, scale: float) -> None:
         return
     from flownet.io import save_flow_key
     key = _part_path(args.out, "key")
-    save_flow_key(key, scale if scale > 0 else 1.0)
-    print(f"wrote {key} (the colour key: full colour at {scale:.2f} px)")
+    shown = scale if scale > 0 else 1.0          # a flow with no motion: the key of 1 px, as the pictures are drawn
+    save_flow_key(key, shown)
+    print(f"wrote {key} (the colour key: full colour at {shown:.2f} px)")
 
 
 def _is_grey(img) -> bool:
