@@ -9,21 +9,13 @@ import pytest
 from icegan.cli import main
 
 from _feature_tables import write_feature_table
-
-
-def _one_line_error(capsys, *names: str) -> str:
-    """stderr of the command that just ran: no traceback, and every one of ``names`` in it."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    for name in names:
-        assert name in err, err
-    return err
+from _one_line_error import one_line_error
 
 
 def test_toy_source_without_subjects_is_named_by_its_key(capsys):
     """data.toy_subjects=0 was accepted by the config and failed later, naming make_toy_features' argument."""
     assert main(["loso", "--print-config", "data.source=toy", "data.toy_subjects=0"]) == 2
-    _one_line_error(capsys, "data.toy_subjects", ">= 1")
+    one_line_error(capsys, "data.toy_subjects", ">= 1")
 
 
 @pytest.mark.parametrize("flag, value", [("--seed", "-1"), ("--resamples", "10"), ("--confidence", "1.5")])
@@ -31,7 +23,7 @@ def test_compare_names_its_flag_before_reading_runs(tmp_path, capsys, flag, valu
     """A negative --seed came back as numpy's bare 'expected non-negative integer'; the others named no flag. They are
     refused before the run folders are read (here there are none)."""
     assert main(["compare", str(tmp_path / "no_run"), flag, value]) == 2
-    _one_line_error(capsys, flag, value)
+    one_line_error(capsys, flag, value)
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ def test_predict_never_writes_over_its_inputs(model_and_table, capsys, replaced)
     target = table if replaced == "table" else model
     before = target.read_bytes()
     assert main(["predict", "--model", str(model), "--table", str(table), "--out", str(target)]) == 2
-    _one_line_error(capsys, "--out", str(target), f"--{replaced} file")
+    one_line_error(capsys, "--out", str(target), f"--{replaced} file")
     assert target.read_bytes() == before
 
 
@@ -61,7 +53,7 @@ def test_flow_eval_refuses_negative_threads_in_one_line(capsys):
     """torch.set_num_threads(-2) raised a RuntimeError: a traceback."""
     assert main(["flow", "eval", "--model", "tvl1", "--data", "synthetic-face", "--n-pairs", "1",
                  "--threads", "-2"]) == 2
-    _one_line_error(capsys, "--threads", "-2")
+    one_line_error(capsys, "--threads", "-2")
 
 
 @pytest.mark.parametrize("flag, index", [("--out", 1), ("--flo", 0)])
@@ -74,7 +66,7 @@ def test_flow_run_never_writes_over_an_input_image(tmp_path, capsys, flag, index
     before = frames[index].read_bytes()
     out = ["--out", str(frames[1])] if flag == "--out" else ["--out", str(tmp_path / "f.png"), "--flo", str(frames[0])]
     assert main(["flow", "run", str(frames[0]), str(frames[1]), "--model", "farneback", *out]) == 2
-    _one_line_error(capsys, flag, str(frames[index]), f"img{index + 1}")
+    one_line_error(capsys, flag, str(frames[index]), f"img{index + 1}")
     assert frames[index].read_bytes() == before
 
 
@@ -85,7 +77,7 @@ def test_features_refuses_an_out_that_cannot_be_a_folder_before_the_work(tmp_pat
     afile.write_text("mine")
     out = afile / "features" if below else afile
     assert main(["features", "--out", str(out), "--no-progress", "flow.method=farneback"]) == 2
-    _one_line_error(capsys, "--out", str(afile), "is a file")
+    one_line_error(capsys, "--out", str(afile), "is a file")
     assert afile.read_text() == "mine"
 
 
@@ -98,7 +90,7 @@ def test_a_gan_run_folder_given_as_checkpoint_names_its_last_pt(tmp_path, capsys
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.pt").write_bytes(b"")
     assert main([*command, "--checkpoint", str(run)]) == 2
-    _one_line_error(capsys, "--checkpoint", "is a folder", str(run / "checkpoints" / "last.pt"))
+    one_line_error(capsys, "--checkpoint", "is a folder", str(run / "checkpoints" / "last.pt"))
 
 
 @pytest.mark.parametrize("flag, value", [("--workers", "-3"), ("--cpus-per-fold", "0"), ("--cpus-per-fold", "nan")])
@@ -107,7 +99,7 @@ def test_train_refuses_nonsensical_executor_numbers(capsys, flag, value):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--print-config", flag, value])
     assert exc.value.code == 2
-    _one_line_error(capsys, flag, value)
+    one_line_error(capsys, flag, value)
 
 
 @pytest.mark.parametrize("args, names", [(["--iters", "-1"], ["--iters", "-1"]),
@@ -115,7 +107,7 @@ def test_train_refuses_nonsensical_executor_numbers(capsys, flag, value):
 def test_flow_eval_names_the_flag_of_a_bad_count(capsys, args, names):
     """--iters -1 came back as the model's 'iters must be >= 1', --n-pairs 0 as 'no pairs to evaluate': no flag."""
     assert main(["flow", "eval", "--model", "farneback", "--data", "synthetic-face", "--size", "32", *args]) == 2
-    _one_line_error(capsys, *names)
+    one_line_error(capsys, *names)
 
 
 def test_ensemble_weights_are_named_by_their_flag(tmp_path, capsys):
@@ -123,7 +115,7 @@ def test_ensemble_weights_are_named_by_their_flag(tmp_path, capsys):
     folders, which do not exist here)."""
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "e"),
                  "--weights", "1", "-1"]) == 2
-    _one_line_error(capsys, "--weights", "[1.0, -1.0]")
+    one_line_error(capsys, "--weights", "[1.0, -1.0]")
 
 
 def test_predict_names_a_missing_device_by_its_flag(model_and_table, tmp_path, capsys):
@@ -132,5 +124,5 @@ def test_predict_names_a_missing_device_by_its_flag(model_and_table, tmp_path, c
     model, table = model_and_table
     assert main(["predict", "--model", str(model), "--table", str(table), "--out", str(tmp_path / "p.csv"),
                  "--device", "cuda:99"]) == 2
-    _one_line_error(capsys, "--device='cuda:99'")
+    one_line_error(capsys, "--device='cuda:99'")
     assert not (tmp_path / "p.csv").exists()

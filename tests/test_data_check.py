@@ -1,48 +1,36 @@
 """`icegan data check` (icegan/data/check.py): the severity and order of one clip's problems, the offset checks per
 dataset, unreadable key frames, and the report's counts (frames checked, clips missing on disk, classes in scope)."""
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from icegan.data.check import SKIP, WARN, check_dataset, record_problems
-from icegan.data.records import ClipRecord
+from icegan.data.check import SKIP, WARN, check_dataset
 
-
-def _rec(tmp_path: Path, dataset="casme2", onset=10, apex=15, offset=20, frames=range(10, 21), notes=()):
-    d = tmp_path / "clip"
-    d.mkdir(exist_ok=True)
-    return ClipRecord(dataset=dataset, subject=f"{dataset}/s1", clip="c", emotion="x", class3=0, onset=onset,
-                      apex=apex, offset=offset, frame_numbers=tuple(frames),
-                      frame_paths=tuple(d / f"img{n}.jpg" for n in frames), clip_dir=d, notes=tuple(notes))
-
-
-def _problems(rec, **kw):
-    return [(p.problem, p.severity) for p in record_problems(rec, **kw)]
+from _clip_records import clip_record, problems
 
 
 def test_an_offset_before_the_onset_is_a_warning(tmp_path):
-    assert _problems(_rec(tmp_path, offset=8)) == [("offset 8 is before onset 10", WARN)]
+    assert problems(clip_record(tmp_path, offset=8)) == [("offset 8 is before onset 10", WARN)]
 
 
 def test_casme2_and_samm_rows_need_an_offset_smic_does_not(tmp_path):
     for dataset in ("casme2", "samm"):
-        assert _problems(_rec(tmp_path, dataset, offset=None)) == [("offset is not a frame number in the sheet", WARN)]
-    assert _problems(_rec(tmp_path, "smic", offset=None)) == []
+        assert problems(clip_record(tmp_path, dataset, offset=None)) == [("offset is not a frame number in the sheet", WARN)]
+    assert problems(clip_record(tmp_path, "smic", offset=None)) == []
 
 
 def test_skip_problems_come_before_warnings(tmp_path):
     """A sheet note (a warning, found first) and an apex absent from disk (a skip): the skip is listed first."""
-    got = _problems(_rec(tmp_path, apex=30, offset=None, notes=("a note of the sheet",)))
+    got = problems(clip_record(tmp_path, apex=30, offset=None, notes=("a note of the sheet",)))
     assert [s for _, s in got] == [SKIP, WARN, WARN] and got[0][0].startswith("apex frame 30 not on disk")
 
 
 def test_an_unreadable_onset_or_apex_skips_the_clip_another_frame_warns(tmp_path):
-    rec = _rec(tmp_path)
+    rec = clip_record(tmp_path)
     path = dict(zip(rec.frame_numbers, rec.frame_paths))
-    assert _problems(rec, unreadable={path[15]}) == [("unreadable image(s) for frame(s) 15", SKIP)]
-    assert _problems(rec, unreadable={path[10]}) == [("unreadable image(s) for frame(s) 10", SKIP)]
-    assert _problems(rec, unreadable={path[12]}) == [("unreadable image(s) for frame(s) 12", WARN)]
+    assert problems(rec, unreadable={path[15]}) == [("unreadable image(s) for frame(s) 15", SKIP)]
+    assert problems(rec, unreadable={path[10]}) == [("unreadable image(s) for frame(s) 10", SKIP)]
+    assert problems(rec, unreadable={path[12]}) == [("unreadable image(s) for frame(s) 12", WARN)]
 
 
 def test_report_counts_frames_only_when_read_and_lists_clips_missing_on_disk(tmp_path):

@@ -14,6 +14,8 @@ import yaml
 
 from icegan.config import ConfigError, apply_overrides, check_ranges, from_dict, load_config, save_config, to_dict
 
+from _clip_records import clip_record, problems
+
 # ------------------------------------------------------------------------------------------------------- icegan.config
 
 
@@ -185,37 +187,21 @@ def test_rate_and_sam_radius_edges(key, value, ok):
 # ------------------------------------------------------------------------------------------------ icegan.data.check
 
 
-def _clip(tmp_path: Path, dataset="casme2", onset=10, apex=15, offset=20, frames=range(10, 21), notes=()):
-    """A clip record of frames ``img<n>.jpg`` in ``tmp_path/clip`` (the files need not exist: record_problems reads
-    only the listing it is given, unless asked to decode)."""
-    from icegan.data.records import ClipRecord
-    d = tmp_path / "clip"
-    d.mkdir(exist_ok=True)
-    return ClipRecord(dataset=dataset, subject=f"{dataset}/s1", clip="c", emotion="x", class3=0, onset=onset,
-                      apex=apex, offset=offset, frame_numbers=tuple(frames),
-                      frame_paths=tuple(d / f"img{n}.jpg" for n in frames), clip_dir=d, notes=tuple(notes))
-
-
-def _problems(rec, **kw):
-    from icegan.data.check import record_problems
-    return [(p.problem, p.severity) for p in record_problems(rec, **kw)]
-
-
 def test_two_files_for_the_apex_skip_the_clip_and_two_for_another_frame_warn(tmp_path):
     """A listing note saying two files carry one frame number: for the apex (15), which prepare reads, the clip is
     skipped naming it; for frame 12 it is a warning. Mutation killed: only a doubled onset skips."""
     note = "two files for frame {n}: img{n}.jpg, img0{n}.jpg"
-    assert _problems(_clip(tmp_path, notes=(note.format(n=15),))) == [
+    assert problems(clip_record(tmp_path, notes=(note.format(n=15),))) == [
         (note.format(n=15) + ": the apex frame is ambiguous; remove or rename one of the files", "skip")]
-    assert _problems(_clip(tmp_path, notes=(note.format(n=12),))) == [(note.format(n=12), "warn")]
+    assert problems(clip_record(tmp_path, notes=(note.format(n=12),))) == [(note.format(n=12), "warn")]
 
 
 def test_an_apex_at_the_onset_and_an_offset_at_the_onset_are_not_out_of_order(tmp_path):
     """Order checks are strict: apex = onset = 10 and offset = onset = 10 are no problem (a one-frame span), apex 9 or
     offset 9 is (skip, warning). Mutations killed: ``apex <= onset`` or ``offset <= onset`` reported."""
-    assert _problems(_clip(tmp_path, apex=10, offset=10, frames=range(10, 12))) == []
-    assert _problems(_clip(tmp_path, apex=9, offset=10, frames=range(9, 12))) == [("apex 9 is before onset 10", "skip")]
-    assert _problems(_clip(tmp_path, apex=10, offset=9, frames=range(9, 12))) == [("offset 9 is before onset 10",
+    assert problems(clip_record(tmp_path, apex=10, offset=10, frames=range(10, 12))) == []
+    assert problems(clip_record(tmp_path, apex=9, offset=10, frames=range(9, 12))) == [("apex 9 is before onset 10", "skip")]
+    assert problems(clip_record(tmp_path, apex=10, offset=9, frames=range(9, 12))) == [("offset 9 is before onset 10",
                                                                                   "warn")]
 
 
@@ -223,10 +209,10 @@ def test_a_clip_cut_before_its_offset_is_truncated_and_a_hole_is_missing_frames(
     """onset 10, apex 15, offset 20. Frames 10..17 on disk: 18-20 are the end of the span, "truncated". Frames
     10..14, 16..18: 15 is the apex (a skip of its own) and the missing 15, 19-20 hold a hole, so "missing frames ...
     inside". Mutation killed: any span whose last frame is missing called truncated."""
-    assert _problems(_clip(tmp_path, frames=range(10, 18))) == [
+    assert problems(clip_record(tmp_path, frames=range(10, 18))) == [
         ("truncated: frames 18-20 of onset..offset 10-20 missing", "warn")]
     frames = [*range(10, 15), *range(16, 19)]
-    assert _problems(_clip(tmp_path, apex=12, frames=frames)) == [
+    assert problems(clip_record(tmp_path, apex=12, frames=frames)) == [
         ("missing frames 15, 19-20 inside onset..offset 10-20", "warn")]
 
 
@@ -234,7 +220,7 @@ def test_an_absent_apex_without_offset_is_one_skip_not_also_a_gap(tmp_path):
     """SMIC-like row (offset optional): onset 10, apex 15 not on disk, frames 10..12. The apex is reported once, as
     a skip; the span onset..apex is not also called truncated. Mutation killed: the gap check run up to an absent
     apex."""
-    assert _problems(_clip(tmp_path, "smic", offset=None, frames=range(10, 13))) == [
+    assert problems(clip_record(tmp_path, "smic", offset=None, frames=range(10, 13))) == [
         ("apex frame 15 not on disk (frames present: 10-12)", "skip")]
 
 
@@ -243,27 +229,27 @@ def test_frame_sizes_the_apex_named_a_spotting_span_frame_fatal_and_unknown_size
     naming the apex as the example. With the apex to be spotted (None, need_apex False), a frame of another size
     inside onset..offset is fatal too. A frame whose size is unknown, (0, 0), is never odd. Mutations killed: the
     example always the lowest odd frame; only an odd apex fatal; (0, 0) counted as a size."""
-    rec = _clip(tmp_path)
+    rec = clip_record(tmp_path)
     path = dict(zip(rec.frame_numbers, rec.frame_paths))
     sizes = {p: (64, 48) for p in rec.frame_paths}
     sizes[path[12]] = sizes[path[15]] = (32, 24)
-    ((text, sev),) = _problems(rec, sizes=sizes)
+    ((text, sev),) = problems(rec, sizes=sizes)
     assert sev == "skip"
     assert text.startswith("frame(s) 12, 15 not of the onset frame's size 64×48 (frame 15, img15.jpg: 32×24)")
-    spotted = _clip(tmp_path, "smic", apex=None, offset=None)
+    spotted = clip_record(tmp_path, "smic", apex=None, offset=None)
     one = {p: (64, 48) for p in spotted.frame_paths}
     one[path[12]] = (32, 24)
-    ((text, sev),) = _problems(spotted, need_apex=False, sizes=one)
+    ((text, sev),) = problems(spotted, need_apex=False, sizes=one)
     assert sev == "skip" and text.startswith("frame(s) 12 not of the onset frame's size")
     unknown = {p: (64, 48) for p in rec.frame_paths}
     unknown[path[12]] = (0, 0)
-    assert _problems(rec, sizes=unknown) == []
+    assert problems(rec, sizes=unknown) == []
 
 
 def test_an_onset_cell_that_is_no_frame_number_skips_the_clip(tmp_path):
     """A sheet row whose onset is not a number (record onset None): skipped, saying so. Mutation killed: the check
     dropped (the clip then passes as usable, and prepare fails on it later)."""
-    assert _problems(_clip(tmp_path, onset=None)) == [("onset is not a frame number in the sheet", "skip")]
+    assert problems(clip_record(tmp_path, onset=None)) == [("onset is not a frame number in the sheet", "skip")]
 
 
 def _clip_list(tmp_path: Path) -> Path:

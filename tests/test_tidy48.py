@@ -11,14 +11,7 @@ import pytest
 
 from icegan.cli import main
 
-
-def _one_line_error(capsys, *names: str) -> str:
-    """stderr of the command that just ran: no traceback, and every one of ``names`` in it."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    for name in names:
-        assert name in err, err
-    return err
+from _one_line_error import one_line_error
 
 
 def test_main_job_refuses_two_subjects_of_one_fold_folder_before_any_fold(tmp_path, monkeypatch):
@@ -63,7 +56,7 @@ def test_data_check_refuses_fewer_than_one_worker(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as exc:
         main(["data", "check", "--dataset", "casme2", "--root", str(tmp_path), "--workers", value])
     assert exc.value.code == 2
-    _one_line_error(capsys, "--workers", value, ">= 1")
+    one_line_error(capsys, "--workers", value, ">= 1")
 
 
 def test_data_check_threads_type_takes_a_positive_count():
@@ -91,7 +84,7 @@ def test_suite_refuses_an_out_that_is_a_file_also_in_a_dry_run(tmp_path, capsys,
     out = afile / "suite" if below else afile
     assert main(["suite", "--config", str(_suite(tmp_path)), "--out", str(out), "--no-progress",
                  *(["--dry-run"] if dry else [])]) == 2
-    err = _one_line_error(capsys, "--out", str(afile), "is a file")
+    err = one_line_error(capsys, "--out", str(afile), "is a file")
     assert "icegan suite: error:" in err
     assert afile.read_text() == "mine"
 
@@ -114,7 +107,7 @@ def test_cpus_per_fold_default_is_read_from_one_place(monkeypatch, capsys):
     args = argparse.Namespace(config=None, overrides=[], print_config=False, executor="sequential", workers=0,
                               cpus_per_fold=1, ray_address=None, out=None, no_progress=True, prog_name="icegan train")
     assert run_from_args(args) == 2          # 1 is no longer the default: given, and refused without --executor ray
-    _one_line_error(capsys, "--cpus-per-fold", "--executor ray")
+    one_line_error(capsys, "--cpus-per-fold", "--executor ray")
 
 
 @pytest.mark.parametrize("flag, value, name", [("--resamples", "99", "--resamples must be >= 100"),
@@ -131,7 +124,7 @@ def test_compare_and_bootstrap_share_one_checker(tmp_path, capsys, monkeypatch, 
         return real(*args, **kwargs)
     monkeypatch.setattr(significance, "check_bootstrap_settings", spy)
     assert main(["compare", str(tmp_path / "no_run"), flag, value]) == 2
-    _one_line_error(capsys, name)
+    one_line_error(capsys, name)
     assert calls and calls[0]["resamples_name"] == "--resamples"
 
 
