@@ -489,5 +489,6 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
     # two lines: on one, the key ran past the figure's right edge and was cut (a 6-entry suite page)
     axes[-1][1].set_xlabel("ΔUF1 to the baseline\ngreen: interval above 0, red: below 0, grey: includes 0")
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)       # --plot runs/new/forest.png: the folder is made
     fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.15)     # nothing drawn outside the page is lost
     plt.close(fig)

@@ -483,8 +483,9 @@ def test_forest_plot_keeps_every_label_on_the_page(tmp_path):
     other = _write_run(tmp_path / "b", _rows(8, truth, lambda s, j, y: y))
     sets = [load_run_set("STSTNet", [base])] + [
         load_run_set(f"STSTNet + shifts + random forest, all seeds, variant {i}", [other]) for i in range(5)]
-    forest_plot([("all (8 subjects)", bootstrap_compare(sets, resamples=100))], tmp_path / "p.png")
-    img = mpimg.imread(tmp_path / "p.png")[..., :3]
+    png = tmp_path / "plots" / "p.png"                # a folder not made yet (as --plot runs/forest.png may name)
+    forest_plot([("all (8 subjects)", bootstrap_compare(sets, resamples=100))], png)
+    img = mpimg.imread(png)[..., :3]
     ink = (img < 0.9).any(-1)                                             # any non-white pixel
     assert ink.any()
     for edge in (ink[:4], ink[-4:], ink[:, :4], ink[:, -4:]):
