@@ -204,3 +204,30 @@ def check_output_file(path: str | Path, flag: str = "--out", example: str = "out
         raise ValueError(f"{flag} {path} would overwrite a file of the run in {path.parent} (it holds {header.name}); "
                          f"write elsewhere, e.g. {path.parent.parent / path.name}")
     return path
+
+
+def check_output_folder(path: str | Path, holds: str, fix: str, flag: str = "--out") -> Path:
+    """Refuse an output folder that cannot be made, before any work is done: an existing file, or a path below a
+    file (the command would otherwise fail at making it, after its work).
+
+    Args:
+        path: the folder the command will write into.
+        holds: what the folder is for, for the message (``"the folder for features.csv and maps/"``).
+        fix: what to give instead, for the message (``"give a new folder (e.g. --out runs/x)"``).
+        flag: the option that named it.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: ``"<flag> <path> is a file; <flag> is <holds>: <fix>"``, or ``... cannot be made: <file> is a
+            file; ...`` for a file above it.
+    """
+    path = Path(path)
+    for q in (path, *path.parents):
+        if q.exists():
+            if not q.is_dir():
+                what = "is a file" if q == path else f"cannot be made: {q} is a file"
+                raise ValueError(f"{flag} {path} {what}; {flag} is {holds}: {fix}")
+            break
+    return path

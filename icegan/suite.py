@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from icegan.config import ConfigError, load_config
-from icegan.paths import run_folder_header
+from icegan.paths import check_output_folder, run_folder_header
 from icegan.report import RESUME, read_run_json
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
@@ -638,27 +638,6 @@ def _write_times(out: Path, times: dict) -> None:
     write_text_whole(out / "suite_times.json", json.dumps(times, indent=1))
 
 
-def _check_out_folder(out: Path, name: str) -> None:
-    """Refuse a suite ``--out`` that cannot be a folder: an existing file, or a path below a file. The run would
-    otherwise check every member's data first and fail only at making the folder; the dry run would pass.
-
-    Args:
-        out: the suite's output folder. name: the suite's name (for the example of a folder to give).
-
-    Raises:
-        ValueError: naming --out, the file in the way and what to give instead.
-    """
-    for q in (out, *out.parents):
-        if q.exists():
-            if not q.is_dir():
-                what = "is a file" if q == out else f"cannot be made: {q} is a file"
-                example = Path("runs") / name
-                example = f" (e.g. --out {example})" if example != out else ""
-                raise ValueError(f"--out {out} {what}; --out is the suite's folder (a folder per run and the results "
-                                 f"page): give the path of a folder{example}")
-            return
-
-
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
               seeds: Optional[Sequence[int]] = None, progress: bool = True, dry_run: bool = False,
               log=None, reuse: Sequence[str | Path] = ()) -> list[PlannedRun]:
@@ -702,7 +681,11 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
 
     suite = load_suite(suite_path, seeds)
     out = Path("runs") / suite.name if out is None else Path(out)
-    _check_out_folder(out, suite.name)          # the dry run too: it must not pass what the run refuses
+    # a file, or below one: refused before the members' data checks, and in the dry run too (it must not pass what
+    # the run refuses)
+    example = "" if out == Path("runs") / suite.name else f" (e.g. --out {Path('runs') / suite.name})"
+    check_output_folder(out, "the suite's folder (a folder per run and the results page)",
+                        f"give the path of a folder{example}")
     header = run_folder_header(out)
     if header is not None:
         raise ValueError(f"--out {out} is the folder of one run (it holds {header.name}), not a suite's: a suite writes "

@@ -47,24 +47,6 @@ def register(sub) -> None:
     p.set_defaults(func=_run)
 
 
-def _check_out_folder(out: str) -> None:
-    """Refuse an ``icegan features --out`` that cannot be a folder: an existing file, or a path below a file (the
-    maps' folder could not be made after the whole preparation and flow computation).
-
-    Raises:
-        ValueError: naming --out, the file in the way and what to give instead.
-    """
-    from pathlib import Path
-    p = Path(out)
-    for q in (p, *p.parents):
-        if q.exists():
-            if not q.is_dir():
-                what = "is a file" if q == p else f"cannot be made: {q} is a file"
-                raise ValueError(f"--out {p} {what}; --out is the folder for features.csv and maps/: give a new "
-                                 f"folder (e.g. --out data/features/casme2_srflownet)")
-            return
-
-
 @one_line_errors("icegan features")
 def _run(args: argparse.Namespace) -> int:
     import logging
@@ -80,7 +62,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is None:                      # not required by argparse, so that --print-config needs none
         raise ValueError("--out DIR is required: the folder for features.csv and maps/ (e.g. --out "
                          "data/features/casme2_srflownet)")
-    _check_out_folder(args.out)               # before the clips are prepared and their flow computed, not after
+    from icegan.paths import check_output_folder
+    check_output_folder(args.out, "the folder for features.csv and maps/",   # before the clips' flow, not after it
+                        "give a new folder (e.g. --out data/features/casme2_srflownet)")
     try:
         table = export_features(cfg, args.out, progress=not args.no_progress)
     except FileExistsError as exc:
