@@ -67,7 +67,7 @@ from .schedule import apply_one_cycle, budget_fraction
 log = logging.getLogger(__name__)
 
 __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow", "StepShuffle", "crop_offsets",
-           "collate", "dataset_kwargs", "train",
+           "random_crop", "collate", "dataset_kwargs", "train",
            "init_weights_file", "load_init_weights", "check_intervals", "evaluate_model", "evaluation_updates",
            "evaluation_set", "describe_evaluation_set", "watched_sets_line", "weight_ema", "build_model",
            "training_loss", "warn_igvar_scale"]
@@ -250,6 +250,28 @@ def crop_offsets(seed: int, step: int, n: int, height: int, width: int, crop: in
     ys = rng.integers(0, height - crop + 1, size=n)
     xs = rng.integers(0, width - crop + 1, size=n)
     return [int(y) for y in ys], [int(x) for x in xs]
+
+
+def random_crop(batch: dict, crop: int, seed: int, step: int) -> dict:
+    """Same-position random ``crop`` x ``crop`` crops of every per-pixel tensor of each sample (flow values
+    unchanged; a crop of DecFlow's affine head field is still affine), at the corners :func:`crop_offsets`
+    draws for ``(seed, step)`` (``step``: the 0-based update the batch feeds; the same corners after a resume).
+    ``crop=0`` returns the batch as is. The crops of the supervised trainer and of
+    :func:`flownet.models.decflow.train_decflow`.
+
+    Raises:
+        ValueError: ``crop`` larger than the pairs.
+    """
+    if not crop:
+        return batch
+    h, w = batch["img1"].shape[-2:]
+    if crop > min(h, w):
+        raise ValueError(f"train.crop={crop} is larger than the pairs ({h}x{w})")
+    ys, xs = crop_offsets(seed, step, len(batch["img1"]), h, w, crop)
+    out = dict(batch)
+    for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
+        out[k] = torch.stack([v[..., y:y + crop, x:x + crop] for v, y, x in zip(batch[k], ys, xs)])
+    return out
 
 
 def collate(items: list[dict]) -> dict:
@@ -718,6 +740,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         print(f"initialised from {t.init_weights}" + (f" ({init})" if str(init) != str(t.init_weights) else ""))
     ema = weight_ema(model, t.ema_decay) if t.ema_decay else None
     shipped = model if ema is None else ema.module   # the weights that ship (the average, when there is one)
+    shipped_as = "raw" if ema is None else "ema"      # ... as evaluate() names them
     # train.keep_best: {"step", "val_EPE", "state_dict" (on the CPU)} of the shipped weights of lowest validation EPE
     best = ck.get("best") if ck is not None and t.keep_best else None
     if ck is not None:
@@ -768,7 +791,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         """train.keep_best: keep the shipped weights when their validation EPE at this step (evaluated already) is
         the lowest so far (the earliest of equal ones; a non-finite EPE only when no finite one was seen)."""
         nonlocal best
-        epe = evaluate("val", mon_loader, "raw" if ema is None else "ema")["EPE"]
+        epe = evaluate("val", mon_loader, shipped_as)["EPE"]
         rank = (0, epe) if math.isfinite(epe) else (1, 0.0)
         if best is not None:
             was = best["val_EPE"]
@@ -795,20 +818,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                         persistent_workers=t.workers > 0, pin_memory=device.type == "cuda",
                         prefetch_factor=4 if t.workers else None)
 
-    def random_crop(b: dict) -> dict:
-        """Same-size random crops of every per-pixel tensor of each sample (flow values are unchanged), at the corners
-        :func:`crop_offsets` draws for this step (the same after a resume)."""
-        if not t.crop:
-            return b
-        h, w = b["img1"].shape[-2:]
-        if t.crop > min(h, w):
-            raise ValueError(f"train.crop={t.crop} is larger than the pairs ({h}x{w})")
-        out = dict(b)
-        ys, xs = crop_offsets(t.seed, step, len(b["img1"]), h, w, t.crop)
-        for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
-            out[k] = torch.stack([v[..., y:y + t.crop, x:x + t.crop] for v, y, x in zip(b[k], ys, xs)])
-        return out
-
     def report(name: str, loader, weights: str = "raw") -> None:
         """Evaluate the ``weights`` (``raw``, or ``ema``: the weight average) on one set now and log it (TensorBoard
         ``<tag>/<metric>``, ``<tag>_ema/<metric>`` for the average; a ``step N`` line)."""
@@ -831,7 +840,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     bar = tqdm(total=t.steps, initial=step, disable=not progress, desc=f"train {cfg.name}")
     if step < t.steps:
         for b in loader:                # endless (StepShuffle): left when the budget is used
-            b = random_crop(b)
+            b = random_crop(b, t.crop, t.seed, step)   # the corners of this step (the same after a resume)
             loss, parts, final = training_loss(model, b, t, device, cfg.liteflownet2, logs_as_floats=False)
             # one device-to-host copy: the logs, the loss for the finiteness check, the batch's number of valid flow
             # values and, on a logging step, the final flow's EPE (of this forward pass; the update does not change it)
@@ -881,17 +890,16 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                                                           "weight_average": False,
                                                           **({"real_pair_subjects": real_pair_subjects}
                                                              if real_pair_subjects else {})})
-    weights = "raw" if ema is None else "ema"     # what ships (the average, when there is one)
     kept = {}
     if t.keep_best:                     # the last weights are a candidate too; last.pt keeps them for a resume
-        final_epe = evaluate("val", mon_loader, weights)["EPE"]
+        final_epe = evaluate("val", mon_loader, shipped_as)["EPE"]
         keep_if_best()
         kept = {"step": best["step"], "val_EPE": best["val_EPE"], "final_step": step, "final_val_EPE": final_epe}
         shipped.load_state_dict(best["state_dict"])
         evaluated.clear()               # the evaluations so far are of the last weights
         print(f"train.keep_best: weights.pt holds the weights of step {kept['step']} (validation EPE "
               f"{kept['val_EPE']:.4f}); the last step {step} had {final_epe:.4f}", flush=True)
-    metrics = evaluate("test", test_loader, weights)
+    metrics = evaluate("test", test_loader, shipped_as)
     model = shipped
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer,
             "train_iters": t.iters, "train_crop": t.crop, "size": d.size, "weight_average": t.ema_decay or False,
@@ -902,10 +910,10 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         meta["real_pair_subjects"] = real_pair_subjects
     which = f"kept (step {kept['step']})" if kept else "final"
     if d.n_val_subjects:
-        meta["val_metrics"] = evaluate("val", mon_loader, weights)
+        meta["val_metrics"] = evaluate("val", mon_loader, shipped_as)
         print(f"{which} val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")
     if generic_loader is not None:
-        meta["val_generic_metrics"] = evaluate("generic", generic_loader, weights)
+        meta["val_generic_metrics"] = evaluate("generic", generic_loader, shipped_as)
         print(f"{which} generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
     write_text_whole(run / "metrics.json", json.dumps(meta, indent=2))  # never left cut short

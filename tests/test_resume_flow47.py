@@ -11,6 +11,7 @@ from _flow_sizes import TINY_SRFLOWNET
 
 import flownet.models.decflow as decflow
 import flownet.selfsup as ss
+import flownet.train as flow_train
 from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection, train_decflow
 from flownet.selfsup import SelfSupConfig, train_selfsup
 from flownet.train import FlowDataConfig, StepShuffle, crop_offsets
@@ -75,7 +76,7 @@ def test_a_decflow_run_killed_mid_epoch_and_resumed_ends_as_an_uninterrupted_one
     those of a run never killed, and each update's crops are drawn for its own step. Before, the resume shuffled from
     a generator seeded with seed + step and cropped from one seeded with seed + 1 + step, both restarted at the
     resume: other pairs (and other crops)."""
-    steps = _record_crop_steps(monkeypatch, decflow)
+    steps = _record_crop_steps(monkeypatch, flow_train)      # DecFlow crops with flownet.train.random_crop
     train_decflow(_decflow_cfg(tmp_path, shared_data, "whole", crop), progress=False)
     assert steps == ([(s, 5) for s in range(6)] if crop else [])
     real = decflow.decflow_loss

@@ -64,7 +64,7 @@ from torchvision.models.optical_flow._utils import make_coords_grid, upsample_fl
 from torchvision.models.optical_flow.raft import MaskPredictor
 
 from ..schedule import apply_one_cycle, budget_fraction
-from ..train import RESUME_KEYS, FlowDataConfig, StepShuffle, crop_offsets
+from ..train import RESUME_KEYS, FlowDataConfig, StepShuffle, random_crop
 from .inputs import update_count
 from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
 from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
@@ -406,27 +406,6 @@ class DecFlowTrainConfig:
     data: FlowDataConfig = field(default_factory=FlowDataConfig)
     model: DecFlowConfig = field(default_factory=DecFlowConfig)
     train: DecFlowTrainSection = field(default_factory=DecFlowTrainSection)
-
-
-def random_crop(batch: dict, crop: int, seed: int, step: int) -> dict:
-    """Same-position random ``crop`` x ``crop`` crops of every per-pixel tensor of each sample (flow values
-    unchanged; a crop of an affine head field is still affine), at the corners :func:`flownet.train.crop_offsets`
-    draws for ``(seed, step)`` (``step``: the 0-based update the batch feeds; the same corners after a resume).
-    ``crop=0`` returns the batch as is.
-
-    Raises:
-        ValueError: ``crop`` larger than the pairs.
-    """
-    if not crop:
-        return batch
-    h, w = batch["img1"].shape[-2:]
-    if crop > min(h, w):
-        raise ValueError(f"train.crop={crop} is larger than the pairs ({h}x{w})")
-    ys, xs = crop_offsets(seed, step, len(batch["img1"]), h, w, crop)
-    out = dict(batch)
-    for k in ("img1", "img2", "flow", "flow_head", "flow_expr", "mask", "valid"):
-        out[k] = torch.stack([v[..., y:y + crop, x:x + crop] for v, y, x in zip(batch[k], ys, xs)])
-    return out
 
 
 @torch.no_grad()
