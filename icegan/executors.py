@@ -27,8 +27,8 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-__all__ = ["FoldMap", "sequential_map", "name_fold_in_error", "RayExecutor", "ProcessGroupMap", "ray_available",
-           "writable_indices"]
+__all__ = ["FoldMap", "sequential_map", "name_fold_in_error", "fold_named_in_errors", "RayExecutor", "ProcessGroupMap",
+           "ray_available", "writable_indices"]
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,23 @@ def name_fold_in_error(exc: BaseException, fold) -> None:
         exc.add_note(note)
 
 
+@contextlib.contextmanager
+def fold_named_in_errors(fold):
+    """``with fold_named_in_errors(fold): scores = fold_fn(fold)``: an exception raised inside is passed on with the
+    note of :func:`name_fold_in_error` naming ``fold`` (a fold, or a group of folds)."""
+    try:
+        yield
+    except Exception as exc:
+        name_fold_in_error(exc, fold)
+        raise
+
+
 def sequential_map(fold_fn: Callable[[Any], Any], folds: list) -> Iterator[tuple[Any, Any]]:
     """Run ``fold_fn`` on each fold in order, in this process; yields ``(fold, scores)``. An exception of a fold
     is passed on with a note naming the fold (:func:`name_fold_in_error`)."""
     for fold in folds:
-        try:
+        with fold_named_in_errors(fold):
             scores = fold_fn(fold)
-        except Exception as exc:
-            name_fold_in_error(exc, fold)
-            raise
         yield fold, scores
 
 
@@ -107,11 +115,8 @@ def _run_fold_task(fold_fn, fold, threads: int):
         from icegan.environment import limit_threads
         limit_threads(threads)
     fold = writable_indices(fold)
-    try:
+    with fold_named_in_errors(fold):
         scores = fold_fn(fold)
-    except Exception as exc:
-        name_fold_in_error(exc, fold)
-        raise
     extra = fold_fn.task_report(fold) if hasattr(fold_fn, "task_report") else None
     return scores, extra
 
@@ -209,11 +214,8 @@ class ProcessGroupMap:
             with _sigint_ignored():     # the workers start (on submit) ignoring Ctrl-C: a terminal's Ctrl-C reaches
                 futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}   # the parent only
             for fut in as_completed(futures):
-                try:
+                with fold_named_in_errors(futures[fut]):    # the worker's exception, as the parent receives it
                     results = fut.result()
-                except Exception as exc:    # the worker's exception, as the parent receives it: name its folds
-                    name_fold_in_error(exc, futures[fut])
-                    raise
                 yield futures[fut], results
         except BaseException:           # Ctrl-C, a failed group, or the consumer gone: stop the workers now
             workers = list((getattr(pool, "_processes", None) or {}).values())

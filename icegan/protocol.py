@@ -1155,14 +1155,11 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             groups = [folds[s:s + k] for s in range(0, len(folds), k)]
             groups = [g for g in groups if not all(f.subject in finished for f in g)]
             def one_by_one(fn, gs):
-                from icegan.executors import name_fold_in_error
+                from icegan.executors import fold_named_in_errors
                 for g in gs:
                     bar.set_postfix_str(f"{g[0].subject}..{g[-1].subject}")
-                    try:
+                    with fold_named_in_errors(g):        # which folds raised it (one line of a command's error)
                         results = fn(g)
-                    except Exception as exc:        # which folds raised it (one line of a command's error)
-                        name_fold_in_error(exc, g)
-                        raise
                     yield g, results
 
             runs = one_by_one(folds_fn, groups) if group_map is None else group_map(folds_fn, groups)
