@@ -519,15 +519,13 @@ def multiscale_loss(out: LiteFlowNet2Output, gt: torch.Tensor, valid: torch.Tens
     v_p = _pad_to(v[:, None], out.padded, "zeros")
     total = full_weight * (_epe(out.flow, gt) * v).sum() / (s * b)
     for k, preds in out.levels:
+        # levels 6..last_level, and LiteFlowNet2Config refuses last_level < 2: every level is coarser than the input
+        # (a level 1 would have no weight: level_weights hold levels 6..2). The mean of the valid pixels under each
+        # level pixel: an invalid pixel's flow (0 in .flo and KITTI files, or anything else) does not pull the target
         f = 2 ** (k - 1)
-        if f > 1:
-            # the mean of the valid pixels under each level pixel: an invalid pixel's flow (0 in .flo and KITTI
-            # files, or anything else) does not pull the coarse target
-            vk = F.avg_pool2d(v_p, f)
-            gk = F.avg_pool2d(gt_s * v_p, f) / vk.clamp_min(1e-6)
-            vk = vk[:, 0]
-        else:
-            gk, vk = gt_s, v_p[:, 0]
+        vk = F.avg_pool2d(v_p, f)
+        gk = F.avg_pool2d(gt_s * v_p, f) / vk.clamp_min(1e-6)
+        vk = vk[:, 0]
         wk = float(level_weights[6 - k])
         for p in preds:
             total = total + wk * (_epe(p, gk) * vk).sum() / b
