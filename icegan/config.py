@@ -87,8 +87,7 @@ def _yaml_value(text: str) -> Any:
 
 
 def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
-        return tp.__name__
+    """How a config message names the typing construct ``tp`` (``Optional[str]``, ``Union[...]``)."""
     return str(tp).replace("typing.", "")
 
 
@@ -107,9 +106,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        for arg in args:           # NoneType too: its check below refuses the value (not None here)
             try:
                 return _coerce(value, arg, key, source)
             except ConfigError as exc:  # try the next member of the union
