@@ -37,8 +37,10 @@ def _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid):
     """:func:`sequence_loss` and the batch's number of valid flow values (a tensor); ``check_valid=False`` leaves
     the refusal of 0 (a read of the count on the host) to the caller."""
     flows = [flows] if isinstance(flows, torch.Tensor) else list(flows)
-    if any(f.shape != gt.shape for f in flows):
-        raise ValueError(f"predictions {[tuple(f.shape) for f in flows][:1]} do not match ground truth {tuple(gt.shape)}")
+    bad = next((i for i, f in enumerate(flows) if f.shape != gt.shape), None)
+    if bad is not None:         # the stage that differs is named (the first one's shape was shown, maybe a good one)
+        raise ValueError(f"prediction {bad} of {len(flows)} is {tuple(flows[bad].shape)}, which does not match the "
+                         f"ground truth {tuple(gt.shape)}: every prediction must be (B, 2, H, W) of its shape")
     v = torch.ones(gt.shape[0], *gt.shape[2:], dtype=torch.bool, device=gt.device) if valid is None else valid.bool()
     v = v & (flow_magnitude(gt) < max_flow)
     vf = v[:, None].to(gt.dtype)

@@ -324,8 +324,8 @@ def teacher_loss(img1, img2, flow_f, flow_b, occ_f=None, occ_b=None, window: int
 def hallucinated_occlusion(occ_student: torch.Tensor, occ_teacher: torch.Tensor) -> torch.Tensor:
     """Hallucinated occlusions O' = min(max(Õ - O^T, 0), 1) (thesis Eq. 3.37, also Eq. 3.4):
     pixels occluded for the student's transformed input but not for the teacher. (B, 1, H, W) {0, 1}."""
-    _check_mask(occ_teacher, "occ_teacher", occ_student)
-    return (occ_student - occ_teacher.to(occ_student.dtype)).clamp(0.0, 1.0)
+    occ_teacher = _check_mask(occ_teacher, "occ_teacher", occ_student)    # a (B, H, W) map given its channel
+    return (occ_student - occ_teacher).clamp(0.0, 1.0)
 
 
 def occlusion_distillation_loss(teacher_f, teacher_b, student_f, student_b, halluc_f, halluc_b,
