@@ -40,12 +40,12 @@ def _file_module_name(path: Path) -> str:
 
 def _import(spec: str, target: str, key: str):
     path = _file(target)
+    if path is not None and not path.is_file():
+        raise ValueError(f"{key}={spec!r}: file {path} not found (a path is read relative to the working "
+                         f"directory {Path.cwd()})")
     try:
         if path is None:
             return importlib.import_module(target)
-        if not path.is_file():
-            raise ValueError(f"{key}={spec!r}: file {path} not found (a path is read relative to the working "
-                             f"directory {Path.cwd()})")
         resolved = path.resolve()
         name = _file_module_name(resolved)
         module = sys.modules.get(name)
@@ -59,8 +59,6 @@ def _import(spec: str, target: str, key: str):
                 sys.modules.pop(name, None)
                 raise
         return module
-    except ValueError:
-        raise
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except ModuleNotFoundError as exc:
