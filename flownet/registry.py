@@ -345,13 +345,15 @@ def build_backbone(name: str, config=None) -> torch.nn.Module:
             config = {**(config or {}), "variant": n}
         cfg = _config_from(RAFTConfig, config, n)
         if cfg.variant != n:
-            raise ValueError(f"{n}: config variant is '{cfg.variant}'")
+            raise ValueError(f"{n}: config variant is '{cfg.variant}', not '{n}': name the backbone '{cfg.variant}', "
+                             f"or drop 'variant' from the config")
         return RAFTBackbone(cfg)
     if n.startswith("ptlflow:"):
         kw = dict(config or {}) if not hasattr(config, "__dataclass_fields__") else dict(vars(config))
         sub = kw.pop("name", n.split(":", 1)[1])
         if sub != n.split(":", 1)[1]:
-            raise ValueError(f"{n}: config names ptlflow model '{sub}'")
+            raise ValueError(f"{n}: config names ptlflow model '{sub}', not '{n.split(':', 1)[1]}': name the "
+                             f"backbone 'ptlflow:{sub}', or drop 'name' from the config")
         return ptlflow_model(sub, **kw)
     raise ValueError(f"'{name}' is not a learned backbone; choose one of {list(BACKBONES)} or ptlflow:<name>")
 
@@ -420,10 +422,13 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
             raise ValueError(f"{p}: an SRFlowNet weights file, not {exp}")
         return load_srflownet(p, device=device)
     if fmt == BACKBONE_FORMAT:
-        name = canonical_name(ckpt.get("backbone", "?"))
-        if exp is not None and name != exp:
-            raise ValueError(f"{p}: weights of backbone '{name}', not '{exp}'")
-        model = build_backbone(name, ckpt.get("config"))
+        try:        # a backbone name or config that builds no model: the message names the file
+            name = canonical_name(ckpt.get("backbone", "?"))
+            if exp is not None and name != exp:
+                raise ValueError(f"weights of backbone '{name}', not '{exp}'")
+            model = build_backbone(name, ckpt.get("config"))
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from None
         sd = ckpt.get("state_dict")
         load_state_dict_strict(model, sd, f"{p} ({name})")
         model.meta = dict(ckpt.get("meta") or {})
@@ -603,6 +608,5 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
         raise ValueError(f"tta={tta!r} (test-time mirrored-pair average) applies to the learned estimators, not '{name}'")
     if n == "tvl1":
         return TVL1Estimator(device=device, **kwargs)
-    if n == "farneback":
-        return FarnebackEstimator(device=device, **kwargs)
-    raise ValueError(f"unknown flow estimator '{name}'; choose one of {list(ESTIMATORS)}")
+    # canonical_name refused every other name: the learned ones and custom returned above
+    return FarnebackEstimator(device=device, **kwargs)
