@@ -134,13 +134,15 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
             kw["module"] = module
         estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, tta=tta,
                                   **kw)
+    given = pairs is not None
     if pairs is None:
         pairs = load_pairs(data, root, size, n_pairs, max_motion=max_motion)      # checks each pair as it loads it
     else:
         for p in pairs:              # given pairs are checked here, before any work
             _check_pair(p)
-    if not pairs:
-        raise ValueError("no pairs to evaluate")
+    if not pairs:                    # which of the two inputs was empty, and the setting to change
+        raise ValueError("no pairs to evaluate: the pairs list given is empty" if given else
+                         f"no pairs to evaluate: data '{data}' gave none (n_pairs={n_pairs}; give n_pairs >= 1)")
     counts = [valid_pixel_count(p["flow"], p["valid"]) for p in pairs]
     empty = [str(p["name"]) for p, n in zip(pairs, counts) if n == 0]
     if empty:

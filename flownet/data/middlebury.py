@@ -68,8 +68,11 @@ class MiddleburyFlow(torch.utils.data.Dataset):
         if self.root.is_file():         # the downloaded archive given for its unpacked folder
             raise FileNotFoundError(f"Middlebury --root {self.root} is a file, not a folder: unpack it and give the "
                                     f"folder it unpacks to")
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"Middlebury folder not found: {self.root} (use --root)")
+        if not self.root.is_dir():      # "use --root" alone was no help to a user who had given --root
+            where = "the shared data has no middlebury/: " if root is None else ""
+            raise FileNotFoundError(f"Middlebury folder not found: {self.root} ({where}give --root the folder that "
+                                    f"holds the sequence folders (<Sequence>/frame10.png, frame11.png, flow10.flo) "
+                                    f"or the official download's root, holding {OFFICIAL_FLOW_DIR}/)")
         gt = self.root / OFFICIAL_FLOW_DIR
         self.official = gt.is_dir()
         if self.official:
