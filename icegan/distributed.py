@@ -24,7 +24,7 @@ from typing import Any, Iterable, Optional
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "barrier", "shard",
+__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "shard",
            "wrap_ddp", "average_gradients", "broadcast_module", "broadcast_object", "all_gather_rows",
            "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers",
            "collective_device"]
@@ -91,12 +91,6 @@ def local_device(requested: torch.device) -> torch.device:
     if is_distributed() and requested.type == "cuda":
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return requested
-
-
-def barrier() -> None:
-    """Wait for every process (no-op when not distributed)."""
-    if is_distributed():
-        dist.barrier()
 
 
 def shard(idx: torch.Tensor) -> torch.Tensor:
