@@ -361,13 +361,11 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
     return None
 
 
-def _load_models(ckpt: Path, payload: object, g: nn.Module, d: nn.Module, advice: str = RESUME_ADVICE) -> None:
+def _load_models(ckpt: Path, payload: dict, g: nn.Module, d: nn.Module, advice: str = RESUME_ADVICE) -> None:
     """Load a checkpoint's generator and discriminator into ``g`` and ``d`` strictly: :class:`GanCheckpointError`
-    naming the file and ``advice`` when it is not a checkpoint or its weights do not fit (the run's GAN model
-    settings changed since it was written)."""
+    naming the file and ``advice`` when its weights do not fit (the run's GAN model settings changed since it was
+    written). ``payload`` is a dict: both callers refuse anything else first (:func:`_refuse_other_pairs`)."""
     from flownet.models.state_dict import load_state_dict_strict
-    if not isinstance(payload, dict):
-        raise GanCheckpointError(f"{ckpt} is not an ICE-GAN checkpoint (written by icegan gan train); {advice}")
     for key, net in (("generator", g), ("discriminator", d)):
         try:
             load_state_dict_strict(net, payload.get(key), str(ckpt),
