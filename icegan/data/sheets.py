@@ -209,9 +209,10 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
             notes.append(quirk)
         obj = None
         if "objective" in cols:
-            obj, why = parse_frame(_cell(r, cols["objective"]))
+            obj, why = parse_frame(_cell(r, cols["objective"]))       # a class number, read as frame numbers are
             if why and why != "empty":
-                notes.append(f"objective class {why} (sheet row {i})")
+                notes.append(f"objective class {_text(_cell(r, cols['objective']))!r} is not a class number "
+                             f"(sheet row {i})")
         row = SheetRow(dataset=dataset, subject=subject, clip=_text(clip),
                        onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
                        emotion=_text(_cell(r, cols["emotion"])),
