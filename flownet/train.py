@@ -70,7 +70,7 @@ __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow",
            "random_crop", "collate", "dataset_kwargs", "train",
            "init_weights_file", "load_init_weights", "check_intervals", "evaluate_model", "evaluation_updates",
            "evaluation_set", "describe_evaluation_set", "watched_sets_line", "weight_ema", "build_model",
-           "training_loss", "warn_igvar_scale"]
+           "training_loss", "warn_igvar_scale", "trained_backbone"]
 
 
 @dataclass
@@ -293,20 +293,32 @@ def build_model(cfg: FlowTrainConfig) -> torch.nn.Module:
     import dataclasses
 
     from .models.backbones import RAFTBackbone, ptlflow_model
-    from .registry import canonical_name
-    try:
-        name = canonical_name(cfg.train.backbone)
-    except ValueError:
-        name = None
+    name = trained_backbone(cfg)
     if name == "srflownet":
         return SRFlowNet(cfg.model)
     if name == "liteflownet2":
         return LiteFlowNet2(cfg.liteflownet2)
     if name in ("raft_small", "raft_large"):
         return RAFTBackbone(dataclasses.replace(cfg.raft, variant=name))
-    if name is not None and name.startswith("ptlflow:"):
-        p = cfg.ptlflow
-        return ptlflow_model(name.split(":", 1)[1], multiple=p.multiple, bgr=p.bgr)
+    p = cfg.ptlflow                         # trained_backbone leaves only ptlflow:<name> here
+    return ptlflow_model(name.split(":", 1)[1], multiple=p.multiple, bgr=p.bgr)
+
+
+def trained_backbone(cfg: FlowTrainConfig) -> str:
+    """The registry name of ``cfg.train.backbone`` (``srflownet``, ``liteflownet2``, ``raft_small``, ``raft_large``
+    or ``ptlflow:<name>``; spellings as :func:`flownet.registry.canonical_name` reads them).
+
+    Raises:
+        ValueError: not a backbone this trainer trains (an unknown name, or a classical / custom estimator); names
+            ``train.backbone``, the value and the choices.
+    """
+    from .registry import BACKBONES, canonical_name
+    try:
+        name = canonical_name(cfg.train.backbone)
+    except ValueError:
+        name = None
+    if name is not None and (name in BACKBONES or name.startswith("ptlflow:")):
+        return name
     raise ValueError(f"train.backbone must be srflownet, liteflownet2, raft_small, raft_large or ptlflow:<name>, "
                      f"got '{cfg.train.backbone}'")
 
@@ -569,7 +581,8 @@ def refuse_other_settings(cfg) -> None:
     differs from ``cfg`` in a key outside :data:`RESUME_MAY_CHANGE`, naming the keys and both values; a resume then
     trained one model with two sets of settings, and the rewritten config.yaml claimed the second for all of it. A
     key missing from the file (added to icegan after the run began) counts as its default; no file, or one that
-    cannot be read, is passed over with a warning (the checkpoint's own checks still apply)."""
+    cannot be read, is passed over (no file: nothing to compare with; an unreadable one with a warning); the
+    checkpoint's own checks still apply."""
     import yaml
     path = Path(cfg.out_dir) / cfg.name / "config.yaml"
     if not path.is_file():
@@ -658,6 +671,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     from .regularizers import REGULARIZERS
     if t.regularizer not in REGULARIZERS:
         raise ValueError(f"train.regularizer must be one of {list(REGULARIZERS)}, got '{t.regularizer}'")
+    trained_backbone(cfg)                   # an unknown train.backbone: refused before the run folder is made
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
     init = None
     if t.init_weights and not (t.resume and ckpt_path.is_file()):
