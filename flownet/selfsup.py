@@ -513,7 +513,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     # ------------------------------------------------------------------ stage 2: student (variant 2)
     if t.student_steps > 0:
         if not (run / "teacher.pt").is_file():
-            raise FileNotFoundError(f"{run / 'teacher.pt'} missing: cannot resume the student stage")
+            raise FileNotFoundError(f"{run / 'teacher.pt'} missing: cannot resume the student stage; remove "
+                                    f"{run / 'last.pt'} (or set train.resume=false) to train the teacher afresh")
         teacher = load_srflownet(run / "teacher.pt", device=device)
         for p in teacher.parameters():
             p.requires_grad_(False)
