@@ -39,6 +39,15 @@ def test_train_refuses_a_backbone_it_cannot_train_before_the_run_folder(tmp_path
     assert not (tmp_path / "bad").exists()
 
 
+def test_train_refuses_an_unknown_regularizer_listing_the_known_ones_before_the_run_folder(tmp_path):
+    cfg = FlowTrainConfig(name="bad", out_dir=str(tmp_path), data=FlowDataConfig(root=str(tmp_path / "no_data")),
+                          train=FlowTrainSection(regularizer="tv"))
+    with pytest.raises(ValueError, match=r"^train\.regularizer must be one of \['none', 'tvr', 'fdr', 'migar', "
+                                         r"'igvar'\], got 'tv'$"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_build_model_builds_raft_from_the_raft_section_with_the_variant_of_train_backbone():
     cfg = FlowTrainConfig(train=FlowTrainSection(backbone="RAFT-small"), raft=RAFTConfig(variant="raft_large", iters=2))
     model = build_model(cfg)
@@ -63,9 +72,9 @@ def test_init_weights_file_of_an_unknown_backbone_offers_no_shipped_weights(tmp_
     """A missing file for a backbone name the registry does not know: the message still says what to set (an
     existing file, or null), and offers no shipped checkpoint (it cannot know one) instead of failing on the name."""
     missing = tmp_path / "none.pt"
-    with pytest.raises(FileNotFoundError, match=rf"^train.init_weights: weights file not found: {re.escape(str(missing))}"
-                                                r"; set train.init_weights=<an existing weights file>, or "
-                                                r"train.init_weights=null to train from scratch$"):
+    with pytest.raises(FileNotFoundError, match=rf"^train.init_weights: weights file not found: "
+                                                rf"{re.escape(str(missing))}; set train.init_weights=<an existing "
+                                                r"weights file>, or train.init_weights=null to train from scratch$"):
         init_weights_file(missing, "warp9")
     with pytest.raises(FileNotFoundError, match=r"train.init_weights=shipped:facial or shipped:generic"):
         init_weights_file(missing, "srflownet")                # a known backbone: its shipped ones are offered
