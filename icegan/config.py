@@ -105,12 +105,11 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:           # NoneType too: its check below refuses the value (not None here)
             try:
                 return _coerce(value, arg, key, source)
-            except ConfigError as exc:  # try the next member of the union
-                errors.append(str(exc))
+            except ConfigError:    # try the next member of the union; none fits: the message below names the union
+                pass
         raise ConfigError(f"config key '{key}'{where}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value not in get_args(tp):
