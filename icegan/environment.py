@@ -62,12 +62,13 @@ def _own_cpu_rate() -> Optional[tuple[float, float]]:
     """``(cpu_seconds, wall_seconds)`` of this process since it started (its own CPU time plus that of its
     finished children), from ``/proc``; None where ``/proc`` cannot say (not Linux)."""
     try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        # field 22 of stat (the 20th after the command name): start time in clock ticks after boot
+        start_ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
         uptime = float(Path("/proc/uptime").read_text().split()[0])
         hz = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
         return None
-    started = float(fields[19]) / hz            # field 22 of stat: start time in clock ticks after boot
+    started = start_ticks / hz
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system, max(uptime - started, 1e-3)
 

@@ -585,13 +585,12 @@ class _AttentionResidual(nn.Module):
     MHSA treats each channel's S×S map as a matrix: A = softmax over all S² entries of (Q Kᵀ + Q Pᵀ),
     output A ⊙ V, with P the fixed position code (:func:`_position_code`); maps must be square. The paper
     splits the channels into ``heads`` heads of width cin/heads; since every channel attends within its own
-    map, that split changes nothing here, and ``heads`` only has to divide ``cin``.
+    map, that split changes nothing here (``heads`` is kept for the record; its one caller, :class:`OffTANet`, builds
+    the block with cin = 28 and the paper's 4 heads).
     """
 
     def __init__(self, G: int, cin: int, cout: int, size: int, heads: int = 4):
         super().__init__()
-        if cin % heads:
-            raise ValueError(f"attention width {cin} must be divisible by {heads} heads")
         self.G, self.cin, self.heads = G, cin, heads
         self.short = nn.Conv2d(G * cin, G * cout, 1, groups=G)
         self.conv1 = _GConvBNReLU(G, cin, cin)
