@@ -190,9 +190,7 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str, all_scores: tupl
         i = int(np.flatnonzero(bad)[0])
         return f"{pred_csv}, line {int(pred.index[i]) + 2}, column {col}: {str(pred[col].iloc[i])!r}"
 
-    for col in ("y_true", "y_pred"):
-        if col not in pred.columns:
-            continue
+    for col in ("y_true", "y_pred"):      # both present: _read refuses a file without them (its ``need``)
         v = pd.to_numeric(pred[col], errors="coerce").to_numpy(np.float64)
         bad = ~np.isfinite(v) | (v % 1 != 0)
         if bad.any():

@@ -353,10 +353,8 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise SavedRecognizerError(f"{path}: its saved model config no longer loads: {exc}") from None
     saved = payload.get("provenance") or {}
     if saved:
-        try:
-            now = recognizer_provenance(cfg)
-        except ValueError as exc:
-            raise SavedRecognizerError(f"{path}: its custom network cannot be built here: {exc}") from None
+        # its factory loads: the config above is refused otherwise (RecognizerConfig loads model.module's factory)
+        now = recognizer_provenance(cfg)
         if now != saved:
             raise SavedRecognizerError(
                 f"{path}: the custom network's source changed since it was trained (module {saved.get('recognizer_module')!r}, "
