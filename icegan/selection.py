@@ -215,9 +215,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     outer_per_call = 1 if per_call == 1 else max(1, (per_call if per_call > 0 else n_outer) // k)
     chunks = [list(outer_folds[s:s + outer_per_call]) for s in range(0, n_outer, outer_per_call)]
     chunks = [c for c in chunks if not all(f.subject in finished_outer for f in c)]
-    todo = [f for c in chunks for f in c]
-    if not todo:
-        return done.reset_index(drop=True)
+    todo = [f for c in chunks for f in c]      # not empty: a run with every outer fold finished returned above
     if finished_outer & {f.subject for f in todo}:     # a chunk cut short: drop its rows, train it again whole
         done = done[~done["outer"].isin({f.subject for f in todo})]
         _rewrite(done, cache)
@@ -391,10 +389,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         if len(f) != len(scored):
             raise SelectionError(f"recipe '{r.label}': its config's folds do not cover the {unit_col}s of its run "
                                  f"{r.run_dir}; was the run made with another data section?")
-        if folds is None:
+        if folds is None:       # every recipe's f holds the scored units, sorted (make_folds): the same list
             folds = f
-        elif [x.subject for x in f] != [x.subject for x in folds]:
-            raise SelectionError(f"recipe '{r.label}' has other outer folds than the first recipe")
         inner[key] = inner_predictions(r.config, fs, f, k,
                                        cache / f"{Path(r.run_dir).name}_k{k}_{inner_cache_digest(r.config, fs)}.csv",
                                        progress=progress, log=log).sort_values(["outer", "row"], kind="stable") \
