@@ -252,14 +252,15 @@ def _sample(x: torch.Tensor, coords: torch.Tensor, padding_mode: str = "border")
 
 
 def _batch(t: torch.Tensor, name: str, channels=None) -> tuple[torch.Tensor, bool]:
+    given = tuple(t.shape)          # named as the caller gave it (a (C, H, W) tensor was shown as (1, C, H, W))
     if t.dim() == 3:
         t, squeeze = t[None], True
     elif t.dim() == 4:
         squeeze = False
     else:
-        raise ValueError(f"{name} must be (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
+        raise ValueError(f"{name} must be (C, H, W) or (B, C, H, W), got {given}")
     if channels is not None and t.shape[1] != channels:
-        raise ValueError(f"{name} must have {channels} channels, got {tuple(t.shape)}")
+        raise ValueError(f"{name} must have {channels} channels, got {given}")
     return t, squeeze
 
 
@@ -305,7 +306,8 @@ def warp_forward(image: torch.Tensor, flow: torch.Tensor, iters: int = 10,
             point lies inside frame 1 (elsewhere the border was replicated).
 
     Returns:
-        frame 2 with the shape of ``image`` (and the valid mask if asked).
+        frame 2 with the shape of ``image``, or (B, C, H, W) for a (C, H, W) image and B > 1 flows (and the valid
+        mask if asked).
 
     Raises:
         ValueError: shapes do not match.
@@ -319,6 +321,7 @@ def warp_forward(image: torch.Tensor, flow: torch.Tensor, iters: int = 10,
             f = f.expand(img.shape[0], -1, -1, -1)
         elif img.shape[0] == 1:
             img = img.expand(f.shape[0], -1, -1, -1)
+            squeeze = False     # one (C, H, W) image and B flows: B frames (only the first was returned)
         else:
             raise ValueError(f"batch sizes differ: image {img.shape[0]}, flow {f.shape[0]}")
     f = f.to(img.dtype)
@@ -378,9 +381,11 @@ def split_subjects(subjects: list[str], n_test: int = 4, seed: int = 2026) -> di
     """Fixed seeded split by subject: ``{"train": [...], "test": [...]}`` (test = ``n_test`` subjects).
 
     Raises:
-        ValueError: not enough subjects.
+        ValueError: not enough subjects, or ``n_test`` < 0.
     """
     subs = sorted(subjects)
+    if n_test < 0:              # perm[:n_test] would make all but |n_test| subjects the test split
+        raise ValueError(f"n_test must be >= 0 test subjects, got {n_test}")
     if len(subs) <= n_test:
         raise ValueError(f"need more than {n_test} subjects for a subject split, got {len(subs)}")
     perm = np.random.default_rng(seed).permutation(len(subs))
@@ -500,7 +505,8 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
     mask (1, size, size); valid (size, size) bool; subject (str); path (str).
 
     Raises:
-        FileNotFoundError: no CASME II frames; ValueError: unknown split, or "val" with ``n_val=0``;
+        FileNotFoundError: no CASME II frames; ValueError: unknown split, "val" with ``n_val=0``, or "test" with
+            ``n_test=0``;
         OSError: unreadable frame (named).
     """
 
@@ -521,9 +527,9 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
             self.subjects = split_subjects_val(subjects, n_test, n_val, split_seed)[split]
         else:
             self.subjects = split_subjects(subjects, n_test, split_seed)[split]
+        if not self.subjects:          # only the test side of n_test=0 (list_subjects lists subjects with frames)
+            raise ValueError(f"split '{split}' has no subjects with n_test={n_test}: give n_test >= 1")
         self.frames = sorted(p for s in self.subjects for p in (self.root / "casme2" / s).glob("*/img*.jpg"))
-        if not self.frames:
-            raise FileNotFoundError(f"no frames for split {split} under {self.root / 'casme2'}")
         if frames_per_clip < 0:
             raise ValueError(f"frames_per_clip must be >= 0, got {frames_per_clip}")
         if frames_per_clip:
