@@ -405,7 +405,10 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         df = parts[0][list(INNER_COLUMNS)].copy()
         for m, part in zip(c.members[1:], parts[1:]):
             if not part[["outer", "row"]].equals(parts[0][["outer", "row"]]):
-                raise SelectionError(f"ensemble '{c.label}': member '{m.label}' has other inner folds")
+                raise SelectionError(f"ensemble '{c.label}': member '{m.label}' has other inner folds than "
+                                     f"'{c.members[0].label}' (their data sections give the clips in other rows: "
+                                     "another table or row order), so their inner probabilities cannot be averaged "
+                                     "clip by clip; give the members of an ensemble one data section")
         probs = sum(wi * part[score_cols].to_numpy(np.float64) for wi, part in zip(w, parts))
         for j, col in enumerate(score_cols):
             df[col] = probs[:, j]

@@ -97,7 +97,9 @@ def test_an_ensemble_of_members_read_from_tables_in_other_row_orders_is_refused(
     run(cfg, tmp_path / "b", progress=False)
     ensemble_runs([a.run_dir, tmp_path / "b"], tmp_path / "mix")
     mix = Candidate("mix", tmp_path / "mix", members=[a, Candidate("b", tmp_path / "b", config=cfg)])
-    with pytest.raises(SelectionError, match=r"^ensemble 'mix': member 'b' has other inner folds$"):
+    with pytest.raises(SelectionError, match=r"^ensemble 'mix': member 'b' has other inner folds than 'a' \(their "
+                                             r"data sections give the clips in other rows: another table or row "
+                                             r"order\), .*; give the members of an ensemble one data section$"):
         select_nested([a, mix], {}, tmp_path / "sel", k=2, progress=False)
 
 
