@@ -311,12 +311,21 @@ def trained_backbone(cfg: FlowTrainConfig) -> str:
     Raises:
         ValueError: not a backbone this trainer trains (an unknown name, or a classical / custom estimator); names
             ``train.backbone``, the value and the choices.
+        ImportError: a ``ptlflow:<name>`` backbone without the optional ptlflow package installed (the message says
+            how to install it), so :func:`train` refuses it before it makes the run folder.
     """
+    import importlib.util
+    import sys
+
+    from .models.backbones import PTLFLOW_MISSING
     from .registry import BACKBONES, canonical_name
     try:
         name = canonical_name(cfg.train.backbone)
     except ValueError:
         name = None
+    if name is not None and name.startswith("ptlflow:") and "ptlflow" not in sys.modules \
+            and importlib.util.find_spec("ptlflow") is None:
+        raise ImportError(f"train.backbone={cfg.train.backbone}: {PTLFLOW_MISSING}")
     if name is not None and (name in BACKBONES or name.startswith("ptlflow:")):
         return name
     raise ValueError(f"train.backbone must be srflownet, liteflownet2, raft_small, raft_large or ptlflow:<name>, "
