@@ -14,7 +14,8 @@ from flownet.models.decflow import (DecFlow, DecFlowConfig, DecFlowEstimator, De
                                     affine_project, decflow_loss, train_decflow)
 from flownet.models.liteflownet2 import (LiteFlowNet2Config, LiteFlowNet2Output, cost_volume, f_lcon,
                                          multiscale_loss, sparse_cost_volume)
-from flownet.models.srflownet import InstanceNorm2dFast, SRFlowNet, SRFlowNetConfig, SuperKernelBlock
+from flownet.models.srflownet import (InstanceNorm2dFast, SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig,
+                                      SuperKernelBlock)
 from flownet.train import FlowDataConfig
 
 
@@ -165,16 +166,22 @@ def test_multiscale_loss_refuses_an_output_whose_grid_is_smaller_than_its_flow()
 
 @pytest.mark.parametrize("kernels", [dict(super_kernel=8), dict(small_kernel=2), dict(super_kernel=3, small_kernel=5)])
 def test_srflownet_refuses_even_super_kernels_or_a_small_kernel_above_the_large(kernels):
+    """The network names its config keys; the block (usable on its own) names its arguments."""
     k, s = kernels.get("super_kernel", TINY_SRFLOWNET["super_kernel"]), kernels.get("small_kernel", 1)
-    with pytest.raises(ValueError, match=rf"^kernel sizes must be odd with small <= kernel, got {k} and {s}$"):
+    with pytest.raises(ValueError, match=rf"^SRFlowNetConfig\.super_kernel={k}, small_kernel={s}: both must be odd, "
+                                         r"with small_kernel <= super_kernel \(e\.g\. 15 and 1\)$"):
         SRFlowNet(SRFlowNetConfig(**{**TINY_SRFLOWNET, **kernels}))
     with pytest.raises(ValueError, match=rf"^kernel sizes must be odd with small <= kernel, got {k} and {s}$"):
         SuperKernelBlock(4, k, s)
 
 
 def test_srflownet_refuses_an_even_gru_kernel():
-    with pytest.raises(ValueError, match=r"^gru_kernel must be odd, got 4$"):
+    with pytest.raises(ValueError, match=r"^SRFlowNetConfig\.gru_kernel=4 must be odd \(e\.g\. 3 or 5\)$"):
         SRFlowNet(SRFlowNetConfig(**TINY_SRFLOWNET, gru_kernel=4))
+    enc = SKMotionEncoder(in_channels_corr=8, out_channels=16, kernel=3, small=1, corr_channels=8, flow_channels=4)
+    with pytest.raises(ValueError, match=r"^gru_kernel must be odd, got 4$"):
+        SKUpdateBlock(motion_encoder=enc, context_channels=8, hidden=8, kernel=3, small=1, flow_head_hidden=8,
+                      gru_kernel=4)
 
 
 @pytest.mark.parametrize("key", ["feature_layers", "context_layers"])

@@ -342,6 +342,11 @@ class SRFlowNet(nn.Module):
             raise ValueError(f"SRFlowNetConfig.downsample must be 4 or 8, got {cfg.downsample}")
         if len(cfg.feature_layers) != 5 or len(cfg.context_layers) != 5:
             raise ValueError("SRFlowNetConfig.feature_layers / context_layers need 5 widths each")
+        if cfg.super_kernel % 2 == 0 or cfg.small_kernel % 2 == 0 or cfg.small_kernel > cfg.super_kernel:
+            raise ValueError(f"SRFlowNetConfig.super_kernel={cfg.super_kernel}, small_kernel={cfg.small_kernel}: "
+                             "both must be odd, with small_kernel <= super_kernel (e.g. 15 and 1)")
+        if cfg.gru_kernel % 2 == 0:
+            raise ValueError(f"SRFlowNetConfig.gru_kernel={cfg.gru_kernel} must be odd (e.g. 3 or 5)")
         strides = (2, 1, 2, 2) if cfg.downsample == 8 else (2, 1, 2, 1)
         for name, lay in (("feature_layers", cfg.feature_layers), ("context_layers", cfg.context_layers)):
             if lay[0] != lay[1] or (cfg.downsample == 4 and lay[2] != lay[3]):
