@@ -458,6 +458,9 @@ def _did_you_mean_nested(name: str, data: dict, exact: bool = False) -> str:
 
 
 def _is_open_mapping(cls: type, parts: list[str]) -> bool:
+    """Whether the config key ``parts`` (dotted path split) of dataclass ``cls`` is a mapping an override may add new
+    keys to: a ``dict[K, V]`` / ``Dict[K, V]`` field, or a bare ``dict`` field (an open mapping of any values); a
+    dataclass section, a list or a single value is not."""
     tp: Any = cls
     for part in parts:
         if get_origin(tp) in (list, tuple) and part.isdigit():
@@ -469,7 +472,7 @@ def _is_open_mapping(cls: type, parts: list[str]) -> bool:
         tp = _hints(tp).get(part)
         if get_origin(tp) is Union:
             tp = next(a for a in get_args(tp) if a is not type(None))
-    return get_origin(tp) is dict
+    return tp is dict or get_origin(tp) is dict
 
 
 def _missing_config_hint(p: Path) -> str:
