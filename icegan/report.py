@@ -148,14 +148,15 @@ def _listed(f: Path, header: dict, key: str, kind: type) -> list:
     return items
 
 
-def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
-    """(:func:`run_recipe` of ``run``, why it is None: empty when it is not)."""
+def _recipe(run: Path, chain: tuple[Path, ...] = ()) -> tuple[Optional[dict], str]:
+    """(:func:`run_recipe` of ``run``, why it is None: empty when it is not). ``chain``: the resolved folders whose
+    headers led here (the ensemble, selection or merge that lists ``run``, and the ones that list it); a member that
+    is already on it (a header that lists its own folder, or two that list each other) is named, not followed."""
     import yaml
 
     from icegan.config import without_neutral_keys
     run = Path(run)
-    if depth > 8:
-        return None, f"{run}: members nested too deeply"
+    chain = chain + (run.resolve(),)
     if (run / "config.yaml").is_file():
         try:
             cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
@@ -166,11 +167,15 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
         cfg = {k: v for k, v in cfg.items() if k != "name"}
         return {"kind": "run", **_strip_run_only(without_neutral_keys(cfg))}, ""
 
-    def part(recorded: str) -> tuple[Optional[dict], str]:
+    def part(recorded: str, listed_in: Path) -> tuple[Optional[dict], str]:
         d = _member_dir(run, str(recorded))
         if d is None:
             return None, f"its member {recorded} is not found"
-        rec, why = _recipe(d, depth + 1)
+        if d.resolve() in chain:
+            what = "its own folder" if d.resolve() == chain[-1] else "a folder that lists this one"
+            return None, (f"{listed_in} lists {recorded}, {what} (a cycle of members): edit {listed_in} to list the "
+                          "member runs, not a folder on its own chain of members")
+        rec, why = _recipe(d, chain)
         return rec, (f"its member {d} records none ({why})" if rec is None else "")
 
     if (run / "ensemble.json").is_file():
@@ -183,7 +188,7 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
             w = m["weight"]
             if isinstance(w, bool) or not isinstance(w, (int, float)):
                 raise ValueError(f"{f}: members[{i}].weight is {w!r}, not a number; {fix}")
-            rec, why = part(m.get("run", ""))
+            rec, why = part(m.get("run", ""), f)
             if rec is None:
                 return None, why
             members.append({"weight": round(float(w), 9), **rec})
@@ -193,7 +198,7 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
         h = read_run_json(f)
         cands = []
         for c in _listed(f, h, "candidates", dict):
-            rec, why = part(c.get("run", ""))
+            rec, why = part(c.get("run", ""), f)
             if rec is None:
                 return None, why
             cands.append({"label": c.get("label"), **rec})
@@ -204,7 +209,7 @@ def _recipe(run: Path, depth: int = 0) -> tuple[Optional[dict], str]:
         h = read_run_json(f)
         parts = []
         for r in _listed(f, h, "merged_from", str):
-            rec, why = part(r)
+            rec, why = part(r, f)
             if rec is None:
                 return None, why
             parts.append(rec)
