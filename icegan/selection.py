@@ -365,8 +365,11 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             raise SelectionError(f"candidate '{c.label}' ({c.run_dir}) and '{first}' ({candidates[0].run_dir}) "
                                  "differ in clips, subjects or labels; a selection needs runs of the same LOSO")
         if headers[c.label].get("protocol") != headers[first].get("protocol"):
+            p0 = headers[first].get("protocol")
             raise SelectionError(f"candidate '{c.label}' is a {headers[c.label].get('protocol')} run, '{first}' a "
-                                 f"{headers[first].get('protocol')} run")
+                                 f"{p0} run; the candidates of one selection are scored on the same outer folds: give "
+                                 f"them one protocol (protocol: {p0} in the config of each, and run them again), or "
+                                 "make a selection of its own for each protocol")
     protocol = headers[first].get("protocol", "CDE")
     if protocol == "HDE" and scope == "dataset":
         raise SelectionError("scope 'dataset' scores the candidates on the training clips of the held-out unit's own "
@@ -377,7 +380,10 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     for c in candidates:
         for r in ([c] if c.config is not None else c.members):
             if r.config is None:
-                raise SelectionError(f"ensemble '{c.label}': member '{r.label}' is not a recipe")
+                raise SelectionError(f"ensemble '{c.label}': member '{r.label}' is not a recipe (it has no "
+                                     "config: an ensemble, or a run given without one); give each member the "
+                                     "icegan loso config its run was made with (Candidate(label, run_dir, config=...))"
+                                     ", and for an ensemble of ensembles list the recipes of the inner ones")
             recipes.setdefault(str(Path(r.run_dir)), r)
     inner: dict[str, pd.DataFrame] = {}
     folds = None

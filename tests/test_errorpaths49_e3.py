@@ -53,7 +53,10 @@ def test_selection_names_a_bad_criterion_scope_or_candidate(tmp_path):
 
 
 def test_candidates_of_two_protocols_are_named(lopsided, tmp_path):
-    with pytest.raises(SelectionError, match=r"^candidate 'hde' is a HDE run, 'a' a CDE run$"):
+    with pytest.raises(SelectionError, match=r"^candidate 'hde' is a HDE run, 'a' a CDE run; the candidates of one "
+                                             r"selection are scored on the same outer folds: give them one protocol "
+                                             r"\(protocol: CDE in the config of each, and run them again\), or make a "
+                                             r"selection of its own for each protocol$"):
         select_nested([lopsided["a"], lopsided["hde"]], {}, tmp_path / "sel", k=2, progress=False)
 
 
@@ -62,7 +65,11 @@ def test_an_ensemble_member_without_its_config_is_named(lopsided, tmp_path):
     a, b = lopsided["a"], lopsided["b"]
     ensemble_runs([a.run_dir, b.run_dir], tmp_path / "mix")
     mix = Candidate("mix", tmp_path / "mix", members=[a, Candidate("b as run", b.run_dir)])
-    with pytest.raises(SelectionError, match=r"^ensemble 'mix': member 'b as run' is not a recipe$"):
+    with pytest.raises(SelectionError, match=r"^ensemble 'mix': member 'b as run' is not a recipe \(it has no "
+                                             r"config: an ensemble, or a run given without one\); give each member "
+                                             r"the icegan loso config its run was made with \(Candidate\(label, "
+                                             r"run_dir, config=\.\.\.\)\), and for an ensemble of ensembles list "
+                                             r"the recipes of the inner ones$"):
         select_nested([a, mix], {}, tmp_path / "sel", k=2, progress=False)
 
 
