@@ -160,9 +160,8 @@ def _imported_names(path: Path, package: str) -> set[str]:
                     else node.module
             except (ImportError, ValueError):
                 continue
-            if base:
-                names.add(base)
-                names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+            names.add(base)     # non-empty: a level-0 import names its module; resolve_name gives one or raises
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
     return names
 
 
