@@ -91,13 +91,14 @@ def _composite(args: argparse.Namespace) -> int:
             alike = sheet_lookalikes(args.annotations_dir, sheet)     # a browser's "(1)" copy, another case
             print(f"{ds}: not counted: its sheet {sheet} is not in {args.annotations_dir}"
                   + (f" ({'; '.join(alike)})" if alike else ""))
-    if "smic" not in out:
-        print("smic: not from a sheet: the composite's SMIC-HS clips (164 in MEGC2019) take their class from the folder "
-              "names of your copy; count them with icegan data check --dataset smic --root DIR")
-    singles = [(ds, name, s) for ds, c in out.items() for name, s in c.get("sde", {}).get("label_sets", {}).items()]
-    if singles:              # the single-dataset protocols (data.labels) on the same sheet rows, all of them
-        print("single-dataset label sets (data.labels=NAME; every sheet row, the composite's or not):")
-        for ds, name, s in singles:
+    # composite_from_sheets reads the CASME II and SAMM sheets only (never "smic"), and at least one of them (it
+    # refuses a folder with neither), each with its single-dataset label set (casme2_5, samm_5)
+    print("smic: not from a sheet: the composite's SMIC-HS clips (164 in MEGC2019) take their class from the folder "
+          "names of your copy; count them with icegan data check --dataset smic --root DIR")
+    # the single-dataset protocols (data.labels) on the same sheet rows, all of them
+    print("single-dataset label sets (data.labels=NAME; every sheet row, the composite's or not):")
+    for ds, counts in out.items():
+        for name, s in counts["sde"]["label_sets"].items():
             no = ", ".join(f"{e} {n}" for e, n in s["no_class"].items())
             print(f"  {name} ({ds}): " + ", ".join(f"{c} {n}" for c, n in s["classes"].items())
                   + f" = {s['clips']} clips" + (f"; no class: {no}" if no else ""))
