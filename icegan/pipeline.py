@@ -634,8 +634,8 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
     from flownet.registry import resolve_weights
     files = {}
     if cfg.flow.method in BACKBONES:
-        if cfg.flow.weights or cfg.flow.method in SHIPPED_WEIGHTS:   # unset: the shipped default
-            files["flow_weights"] = resolve_weights(cfg.flow.weights or None, cfg.flow.method)
+        # unset: the shipped default (load_main_config refuses a backbone without shipped weights and flow.weights)
+        files["flow_weights"] = resolve_weights(cfg.flow.weights or None, cfg.flow.method)
     if cfg.flow.method == "custom" and cfg.flow.weights:
         files["flow_weights"] = Path(cfg.flow.weights)
     if cfg.flow.component != "total" and cfg.flow.decompose == "learned":
@@ -643,10 +643,13 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
         files["decompose_weights"] = Path(cfg.flow.decompose_weights) if cfg.flow.decompose_weights \
             else default_decflow_path()
     out = {}
+    flags = {"flow_weights": "flow.weights", "decompose_weights": "flow.decompose_weights"}
     for k, p in files.items():
-        if p.is_file():
-            out[k] = p.name
-            out[k + "_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+        if not p.is_file():     # the run has loaded the network before: only a direct call gets here
+            raise FileNotFoundError(f"{flags[k]}: {p} is not a file; give the weights file the flow network loads "
+                                    f"(or leave {flags[k]} unset for the shipped one)")
+        out[k] = p.name
+        out[k + "_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
     if cfg.flow.method == "custom":
         from flownet.plugins import source_sha256
         out["flow_module"] = cfg.flow.module
@@ -1001,24 +1004,21 @@ class FoldRunner:
                 for t in list(model.parameters()) + list(model.buffers()):
                     t.data = t.data.clone()
             model.to(self.device)
-            if hasattr(holder, "device"):
-                holder.device = self.device
+            holder.device = self.device     # every holder is a learned estimator (flownet.registry, DecFlow): has one
 
     def task_report(self, fold) -> dict:
         """Per-fold extras sent back from a Ray worker: the fold's wall time (s) and the worker's
         peak resident memory so far (MiB)."""
         import resource
-        return {"seconds": self.fold_seconds.get(fold.subject),
+        return {"seconds": self.fold_seconds[fold.subject],       # __call__ timed the fold
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     def merge_report(self, fold, extra: dict) -> None:
         """Driver side of :meth:`task_report`."""
-        if extra.get("peak_rss_mb") is not None:
-            self.fold_peak_rss_mb[fold.subject] = round(float(extra["peak_rss_mb"]), 1)
-        if extra.get("seconds") is not None:
-            self.fold_seconds[fold.subject] = extra["seconds"]
-            if fold.writer is not None:
-                fold.writer.add_scalar("fold/seconds", extra["seconds"], fold.index)
+        self.fold_peak_rss_mb[fold.subject] = round(float(extra["peak_rss_mb"]), 1)
+        self.fold_seconds[fold.subject] = extra["seconds"]
+        if fold.writer is not None:
+            fold.writer.add_scalar("fold/seconds", extra["seconds"], fold.index)
 
     def __call__(self, fold) -> np.ndarray:
         """Train the fold's models on ``fold.train_idx`` and return (n_test, K) scores of ``fold.test_idx``.
