@@ -1113,12 +1113,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             print(busy, file=sys.stderr)
     distributed.broadcast_object(sorted(finished))       # the other processes skip the same folds
 
-    writer = None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(log_dir=str(out / "tb"))
-    except ImportError:  # pragma: no cover - tensorboard is a declared dependency
-        pass
+    from torch.utils.tensorboard import SummaryWriter      # tensorboard is a declared dependency (pyproject.toml)
+    writer = SummaryWriter(log_dir=str(out / "tb"))
     for f in folds:
         f.writer = writer
 
@@ -1130,14 +1126,13 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         _append(pred_csv, rows)
         pooled.append(rows)
         finished.add(fold.subject)
-        if writer is not None:
-            allp = pd.concat(pooled, ignore_index=True)
-            m = compute_metrics(allp["y_true"], allp["y_pred"], n_classes)
-            step = len(finished)
-            writer.add_scalar(f"{tb}loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
-            writer.add_scalar(f"{tb}loso/running_UF1", m["UF1"], step)
-            writer.add_scalar(f"{tb}loso/running_UAR", m["UAR"], step)
-            writer.flush()
+        allp = pd.concat(pooled, ignore_index=True)
+        m = compute_metrics(allp["y_true"], allp["y_pred"], n_classes)
+        step = len(finished)
+        writer.add_scalar(f"{tb}loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
+        writer.add_scalar(f"{tb}loso/running_UF1", m["UF1"], step)
+        writer.add_scalar(f"{tb}loso/running_UAR", m["UAR"], step)
+        writer.flush()
 
     todo = [f for f in folds if f.subject not in finished]
     bar = tqdm(total=len(folds), initial=len(folds) - len(todo), desc=f"{protocol_title(protocol)} {title}",
@@ -1182,13 +1177,12 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     recipe = recipe_line(config)
     md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
                        recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config))
-    if writer is not None:
-        for k in METRIC_KEYS:
-            writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))
-            for d, m in metrics["per_dataset"].items():
-                writer.add_scalar(f"{tb}final_{d}/{k}", m[k], len(folds))
-        writer.add_text("metrics", md)
-        writer.close()
+    for k in METRIC_KEYS:
+        writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))
+        for d, m in metrics["per_dataset"].items():
+            writer.add_scalar(f"{tb}final_{d}/{k}", m[k], len(folds))
+    writer.add_text("metrics", md)
+    writer.close()
     for f in folds:
         f.writer = None
     distributed.broadcast_object(metrics)
