@@ -113,7 +113,7 @@ def _read_predictions(run: Path) -> tuple[dict, pd.DataFrame]:
     return header, pred.sort_values(["subject", "clip"], kind="stable").reset_index(drop=True)
 
 
-def load_run_set(label: str, runs: Sequence[str | Path], n_classes: Optional[int] = None) -> RunSet:
+def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
     """Read finished runs (one entry) into per-subject confusion matrices.
 
     A run is a folder of ``icegan loso`` or train.py (``run.json`` + ``predictions.csv``) or of
@@ -122,8 +122,8 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: Optional[int
     table, CSV and plot of the comparison shows.
 
     The runs of one entry must be seeds of one recipe (:func:`icegan.report.check_one_recipe`, as ``icegan table``
-    requires): their statistic is the mean over them. ``n_classes``: K; None reads it from the runs' score columns
-    (their label set, :func:`icegan.labels.label_set_of_columns`).
+    requires): their statistic is the mean over them. K (the classes of the confusion matrices) is read from the
+    runs' score columns (their label set, :func:`icegan.labels.label_set_of_columns`).
 
     Raises:
         ValueError: a missing, unfinished or damaged run (names the damaged file), or runs of one entry that differ
@@ -152,8 +152,7 @@ def load_run_set(label: str, runs: Sequence[str | Path], n_classes: Optional[int
         raise ValueError(f"entry '{label}': its runs are of different label sets ({', '.join(sorted(sets))}); "
                          "runs of one entry must score the same classes")
     label_set = label_set_of_columns(preds[0].columns)
-    if n_classes is None:
-        n_classes = label_set.n_classes
+    n_classes = label_set.n_classes
     cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
     from icegan.protocol import read_partial_tag
     partial = "".join(sorted({read_partial_tag(r) for r in runs} - {""}))   # max_folds smoke runs say so, as in table
