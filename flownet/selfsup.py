@@ -496,10 +496,12 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         state.update(stage="student", step=0, elapsed_s=0.0)
         save_torch_file({"stage": "student", "step": 0, "model": model.state_dict(),
                          "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0}, ckpt_path)
-    elif (run / "teacher_metrics.json").is_file():
+    else:       # resumed in the student stage: the teacher's results as its stage wrote them
         try:
+            if not (run / "teacher_metrics.json").is_file():      # removed, or a run of a version without it
+                raise ValueError(f"{run / 'teacher_metrics.json'} is missing")
             results.update(read_teacher_metrics(run / "teacher_metrics.json"))
-        except ValueError as exc:       # cut short by a kill of an older version, which wrote it in place
+        except ValueError as exc:       # missing, or cut short by a kill of an older version (written in place)
             if not (run / "teacher.pt").is_file():
                 raise ValueError(f"{exc}, and {run / 'teacher.pt'} is missing to compute them again: remove "
                                  f"{run / 'last.pt'} (or set train.resume=false) to train the teacher afresh") from None
