@@ -1,6 +1,7 @@
 """Branches of flownet that no other test takes: RANSAC decomposition on a face region the caller gives, the input
 gradient that the depth-wise convolution skips for a frozen input, the census border mask of an image no wider than
-the window, and the missing pinned-weights message when the folder of the file already exists (no ``mkdir``)."""
+the window, the missing pinned-weights message when the folder of the file already exists (no ``mkdir``), a ptlflow
+backbone with bgr=false (RGB fed as given) and the alpha2 study command without --json (printed, no file)."""
 import torch
 import torch.nn.functional as F
 
@@ -72,3 +73,41 @@ def test_missing_pinned_weights_in_an_existing_folder_get_the_git_show_command_w
     msg = str(e.value)
     assert ("`git show 0abdbed:flownet/weights/srflownet_facial.pt > runs/srflownet_facial_0abdbed.pt`" in msg
             and "mkdir" not in msg), msg
+
+
+class _SeeingModel(torch.nn.Module):
+    """A ptlflow-like stand-in: records the images it is given, returns zero flows (B, 1, 2, H, W)."""
+    output_stride = 8
+
+    def forward(self, inputs):
+        self.seen = inputs["images"].clone()
+        x = inputs["images"]
+        return {"flows": torch.zeros(x.shape[0], 1, 2, *x.shape[-2:])}
+
+
+def test_a_ptlflow_backbone_with_bgr_false_feeds_rgb_as_given():
+    from flownet.models.backbones import PtlflowBackbone, PtlflowConfig
+    rgb = torch.rand(1, 3, 16, 16)
+    inner = _SeeingModel()
+    PtlflowBackbone(inner, PtlflowConfig(name="standin", bgr=False)).eval()(rgb, rgb)
+    torch.testing.assert_close(inner.seen[0, 0], rgb[0])
+    PtlflowBackbone(inner, PtlflowConfig(name="standin", bgr=True)).eval()(rgb, rgb)
+    torch.testing.assert_close(inner.seen[0, 0], rgb[0].flip(0))
+
+
+def test_alpha2_study_without_json_prints_each_study_and_writes_no_file(tmp_path, shared_data, monkeypatch, capsys):
+    import json
+
+    from _flow_sizes import MAIN_JOB_SRFLOWNET
+
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig
+    from flownet.registry import save_srflownet
+    from flownet.selfsup import _main
+    torch.manual_seed(0)
+    tiny = save_srflownet(SRFlowNet(SRFlowNetConfig(**MAIN_JOB_SRFLOWNET, iters=2)), tmp_path / "tiny.pt")
+    monkeypatch.setenv("ICEGAN_SHARED_DATA", str(shared_data))
+    monkeypatch.chdir(tmp_path)
+    assert _main(["--alpha2-study", str(tiny), "--alpha2", "0.5", "--n-synthetic", "2", "--n-real", "1"]) == 0
+    name, study = capsys.readouterr().out.strip().split(" ", 1)
+    assert name == str(tiny) and list(json.loads(study)["by_alpha2"]) == ["0.5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"]
