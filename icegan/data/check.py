@@ -261,9 +261,8 @@ def padding_mismatches(folders: list[str], missing: list[str]) -> dict[str, str]
         parts = subject_number(name)
         return (parts[0].lower(), parts[1]) if parts else None
     by_key: dict = {}
-    for s in missing:
-        if key(s) is not None:
-            by_key.setdefault(key(s), []).append(s)
+    for s in missing:               # the names without a number share the key None, which no folder looks up
+        by_key.setdefault(key(s), []).append(s)
     return {f: by_key[key(f)][0] for f in folders
             if key(f) is not None and len(by_key.get(key(f), [])) == 1 and by_key[key(f)][0] != f}
 
