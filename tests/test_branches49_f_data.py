@@ -64,3 +64,11 @@ def test_an_installed_icegan_finds_its_configs_beside_the_package(tmp_path, monk
     monkeypatch.setattr(paths, "__file__", str(pkg / "paths.py"))
     assert paths.shipped_config_dir() == (pkg / "configs").resolve()
     assert paths.shipped_config("demo") == (pkg / "configs" / "demo.yaml").resolve()
+
+
+def test_padding_mismatches_ignore_names_without_a_number_on_either_side():
+    """Sheet subjects and folders that are not letters then a number (``notes``, ``s1a``) pair with nothing, even
+    with each other (their shared key is None, which no folder looks up)."""
+    from icegan.data.check import padding_mismatches
+    assert padding_mismatches(["sub2", "notes", "x"], ["sub02", "notes2x", "abc", "s1a"]) == {"sub2": "sub02"}
+    assert padding_mismatches(["abc"], ["abd"]) == {}
