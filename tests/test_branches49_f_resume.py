@@ -58,7 +58,7 @@ def test_decflow_train_resumed_at_the_end_of_its_budget_trains_no_step(tmp_path,
 
 
 def test_selfsup_resumed_in_its_student_stage_without_teacher_metrics_computes_them_again(tmp_path, monkeypatch,
-                                                                                         capsys):
+                                                                                         capsys, shared_data):
     """teacher_metrics.json removed (or a run of a version that did not write it): the resume of the student stage
     left the teacher's results out of its metrics.json, without a word. They are computed again from teacher.pt, as
     for a damaged file."""
@@ -66,6 +66,7 @@ def test_selfsup_resumed_in_its_student_stage_without_teacher_metrics_computes_t
 
     import pytest
     from test_flow_selfsup import _loop_run, _Stop
+    monkeypatch.setenv("ICEGAN_SHARED_DATA", str(shared_data))     # the synthetic faces' CASME II crops
     with pytest.raises(_Stop):
         _loop_run(tmp_path, monkeypatch, stop_at=("student", 1))
     path = tmp_path / "loop" / "teacher_metrics.json"
