@@ -623,7 +623,7 @@ def _main(argv=None) -> int:
         print(w, json.dumps(res[w]), flush=True)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(res, indent=2))
+        write_text_whole(a.json, json.dumps(res, indent=2))     # never left cut short by a kill
     return 0
 
 
