@@ -323,7 +323,8 @@ def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
     """Rows of worksheet ``sheet`` of ``SMIC-HS-E_annotation.xlsx`` (HS: 157 clips, 16 subjects).
 
     Onset is ``OnsetF``, offset ``OffsetF`` (a formula, read through its cached value; when no value
-    is cached it is computed as ``OnsetF + TotalMF1 - 1``); no apex is annotated (None). Subject as
+    is cached it is computed as ``OnsetF + TotalMF1 - 1``; with no ``TotalMF1`` either it is None, with a note
+    naming the row); no apex is annotated (None). Subject as
     ``s20``. Note that the MEGC2019 composite uses the 164-clip SMIC-HS folder tree, whose class
     comes from the folder name, not this sheet.
 
@@ -343,6 +344,10 @@ def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
             n, _ = parse_frame(_cell(table[r.row - 1], cols.get("n1")))
             if n is not None:
                 r.offset = r.onset + n - 1
+            else:           # said, as for any other cell the reader could not use (icegan data check shows it)
+                r.notes.append(f"offset unknown: the OffsetF formula has no saved value and TotalMF1 holds no frame "
+                               f"count (sheet row {r.row}); open and save the sheet in a spreadsheet program to store "
+                               "the formula values")
         r.notes = [n for n in r.notes if not n.startswith("apex")]
     return rows
 
