@@ -287,8 +287,10 @@ def build_model(cfg: FlowTrainConfig) -> torch.nn.Module:
     """The untrained backbone named by ``cfg.train.backbone``, from its config section.
 
     Raises:
-        ValueError: unknown backbone (names ``train.backbone`` and the choices).
-        ImportError: a ptlflow backbone without ptlflow installed.
+        ValueError: unknown backbone (names ``train.backbone`` and the choices), or a model setting of its section
+            that builds no network (e.g. an even ``model.gru_kernel``).
+        ImportError: a ptlflow backbone without ptlflow installed (names ``train.backbone`` and says how to install
+            it).
     """
     import dataclasses
 
@@ -301,7 +303,10 @@ def build_model(cfg: FlowTrainConfig) -> torch.nn.Module:
     if name in ("raft_small", "raft_large"):
         return RAFTBackbone(dataclasses.replace(cfg.raft, variant=name))
     p = cfg.ptlflow                         # trained_backbone leaves only ptlflow:<name> here
-    return ptlflow_model(name.split(":", 1)[1], multiple=p.multiple, bgr=p.bgr)
+    try:
+        return ptlflow_model(name.split(":", 1)[1], multiple=p.multiple, bgr=p.bgr)
+    except ImportError as exc:              # the optional package is missing: say which setting asked for it
+        raise ImportError(f"train.backbone={cfg.train.backbone}: {exc}") from None
 
 
 def trained_backbone(cfg: FlowTrainConfig) -> str:
@@ -311,21 +316,12 @@ def trained_backbone(cfg: FlowTrainConfig) -> str:
     Raises:
         ValueError: not a backbone this trainer trains (an unknown name, or a classical / custom estimator); names
             ``train.backbone``, the value and the choices.
-        ImportError: a ``ptlflow:<name>`` backbone without the optional ptlflow package installed (the message says
-            how to install it), so :func:`train` refuses it before it makes the run folder.
     """
-    import importlib.util
-    import sys
-
-    from .models.backbones import PTLFLOW_MISSING
     from .registry import BACKBONES, canonical_name
     try:
         name = canonical_name(cfg.train.backbone)
     except ValueError:
         name = None
-    if name is not None and name.startswith("ptlflow:") and "ptlflow" not in sys.modules \
-            and importlib.util.find_spec("ptlflow") is None:
-        raise ImportError(f"train.backbone={cfg.train.backbone}: {PTLFLOW_MISSING}")
     if name is not None and (name in BACKBONES or name.startswith("ptlflow:")):
         return name
     raise ValueError(f"train.backbone must be srflownet, liteflownet2, raft_small, raft_large or ptlflow:<name>, "
@@ -680,7 +676,11 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     from .regularizers import REGULARIZERS
     if t.regularizer not in REGULARIZERS:
         raise ValueError(f"train.regularizer must be one of {list(REGULARIZERS)}, got '{t.regularizer}'")
-    trained_backbone(cfg)                   # an unknown train.backbone: refused before the run folder is made
+    # one throwaway model for the checks below (init weights, a resumed checkpoint), built before the run folder is
+    # made: a train.backbone or model setting that builds no network (an unknown name, ptlflow not installed, an even
+    # kernel) is refused with the folder left as it was; start_run seeds torch after it, so the trained model's
+    # initialisation is the same
+    probe = build_model(cfg)
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
     init = None
     if t.init_weights and not (t.resume and ckpt_path.is_file()):
@@ -708,7 +708,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                          "set train.eval_every > 0 or train.keep_best=false")
     StepShuffle(d.n_train, t.batch_size, t.seed)    # refuses pairs that hold no whole batch (an endless wait before)
     resume = t.resume and ckpt_path.is_file()
-    probe = build_model(cfg) if resume or init is not None else None   # one throwaway model for the checks below
     if init is not None:                    # tensors of another architecture: refused before the run folder
         load_init_weights(probe, init)
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml

@@ -3,7 +3,6 @@ generic validation set scored at the start of a fine-tune, the pair order's star
 student stage without its teacher, and the α2 study of ``python -m flownet.selfsup --alpha2-study``."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
@@ -184,13 +183,20 @@ def test_alpha2_study_command_needs_its_weights(capsys):
 def test_train_refuses_a_ptlflow_backbone_without_ptlflow_before_the_run_folder(tmp_path, monkeypatch):
     """ptlflow is an optional package (not installed here; the test hides it even if it is): a ptlflow backbone is
     refused by ``train`` with the install hint before the run folder is made, not after its config.yaml is written."""
-    monkeypatch.delitem(sys.modules, "ptlflow", raising=False)
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "ptlflow" else real_find_spec(name, *a))
+    monkeypatch.setitem(sys.modules, "ptlflow", None)       # import ptlflow raises ImportError
     cfg = FlowTrainConfig(name="p", out_dir=str(tmp_path), data=FlowDataConfig(root=str(tmp_path / "no_data")),
                           train=FlowTrainSection(backbone="ptlflow:rpknet"))
     with pytest.raises(ImportError, match=r"^train\.backbone=ptlflow:rpknet: the ptlflow backbones need the optional "
                                           r"ptlflow package: pip install 'icegan\[ptlflow\]'"):
         train(cfg, progress=False)
     assert not (tmp_path / "p").exists()
+
+
+def test_train_refuses_a_model_setting_that_builds_no_network_before_the_run_folder(tmp_path):
+    """The model is built once before the run folder is made: an even model.gru_kernel is refused by SRFlowNet's own
+    message, and the run folder is not made."""
+    cfg = FlowTrainConfig(name="k", out_dir=str(tmp_path), data=FlowDataConfig(root=str(tmp_path / "no_data")),
+                          model=SRFlowNetConfig(**{**TINY_SRFLOWNET, "gru_kernel": 4}))
+    with pytest.raises(ValueError, match=r"^SRFlowNetConfig\.gru_kernel=4 must be odd"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "k").exists()
