@@ -20,6 +20,23 @@ except ImportError:  # pragma: no cover
     pass
 
 
+# Property-based tests (hypothesis). The default profile, "suite", is derandomized: `make test` and CI draw the same
+# examples every run, so a property cannot turn red by chance on a clean clone. HYPOTHESIS_PROFILE=search draws
+# fresh random examples, many more of them, to look for a counterexample
+# (`HYPOTHESIS_PROFILE=search .venv/bin/python -m pytest -q tests/test_properties_*.py`); a failure prints the
+# smallest example found, which then becomes an ordinary test. No example database is written in either profile.
+try:  # pragma: no cover - hypothesis is a dev dependency, installed by `make setup`
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("suite", derandomize=True, database=None, deadline=None, max_examples=60,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("search", derandomize=False, database=None, deadline=None, max_examples=2000,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+except ImportError:  # pragma: no cover
+    pass
+
+
 @pytest.fixture(autouse=True)
 def _quiet_cpu(monkeypatch):
     """Every test sees a quiet CPU: a LOSO run's "the CPU is busy" note (icegan.environment.cpu_contention) depends
