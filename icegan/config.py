@@ -80,6 +80,44 @@ _UniqueKeyLoader.add_implicit_resolver(
                            r"|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 
 
+class _Int(int):
+    """An integer as a config's YAML reads it, with the characters written (``text``: ``+1``, ``-0``)."""
+
+
+class _Float(float):
+    """A number with a dot as a config's YAML reads it, with the characters written (``text``: ``1.10``, ``1.5e3``,
+    ``.inf``): a text key keeps them, where ``str`` of the number would drop a trailing zero or write 1500.0."""
+
+
+def _number_with_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """The int or float of a plain number ``node``, carrying the text written (:func:`_coerce` of a text key reads it;
+    every other key gets a plain int or float: :func:`_plain`)."""
+    if node.tag == _INT_TAG:
+        value: Any = _Int(yaml.SafeLoader.construct_yaml_int(loader, node))
+    else:
+        value = _Float(yaml.SafeLoader.construct_yaml_float(loader, node))
+    value.text = str(node.value)
+    return value
+
+
+_UniqueKeyLoader.add_constructor(_INT_TAG, _number_with_text)
+_UniqueKeyLoader.add_constructor(_FLOAT_TAG, _number_with_text)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every number read by :func:`_yaml_value` made a plain int or float (in lists and mappings
+    too), for a key that takes the value as it is (``Any``, a bare ``dict``)."""
+    if isinstance(value, _Int):
+        return int(value)
+    if isinstance(value, _Float):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
+
 def _yaml_value(text: str) -> Any:
     """``text`` read as a config's YAML reads it (:class:`_UniqueKeyLoader`: plain decimal numbers only, a key
     written twice refused)."""
@@ -100,7 +138,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     where = f" (in {source})" if source else ""
     origin = get_origin(tp)
     if tp is Any:
-        return value
+        return _plain(value)
     if origin is Union:
         args = get_args(tp)
         if value is None and type(None) in args:
@@ -115,7 +153,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         if value not in get_args(tp):
             raise ConfigError(
                 f"config key '{key}'{where}: {value!r} is not one of {list(get_args(tp))}")
-        return value
+        return _plain(value)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}'{where}: expected a list, got {value!r}")
@@ -151,7 +189,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         raise ConfigError(f"config key '{key}'{where}: expected a number, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return int(value)
         if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value):
             return int(value, 10)  # 010: leading zeros, read in base 10 (a config reads them as text, not octal)
         raise ConfigError(f"config key '{key}'{where}: expected an integer, got {value!r}")
@@ -159,13 +197,15 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # a subject id written as 42 (006 and 010 are read as text: _UniqueKeyLoader)
+            # a subject id written as 42: the characters written (1.10 stays '1.10', not str(1.1); 006 and 010 are
+            # read as text: _UniqueKeyLoader)
+            return getattr(value, "text", None) or str(value)
         raise ConfigError(f"config key '{key}'{where}: expected a string, got {value!r}")
     if isinstance(tp, type):
         if isinstance(value, tp):
-            return value
+            return _plain(value)
         raise ConfigError(f"config key '{key}'{where}: expected {tp.__name__}, got {value!r}")
-    return value
+    return _plain(value)
 
 
 def check_ranges(cfg: Any, section: str = "", *, at_least: dict[str, int] | None = None, positive: Iterable[str] = (),
@@ -220,7 +260,12 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
     unknown = [k for k in data if k not in fields]
     if unknown:
         where = f" in {source}" if source else ""
-        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'{where}{did_you_mean(unknown[0], fields)}; "
+        # a key YAML read as a number, true/false (on, yes...) or null is named as text (difflib takes text only)
+        bad = unknown[0]
+        name = bad if isinstance(bad, str) else getattr(bad, "text", None) or str(bad)
+        quote = (f" (YAML reads the key written as {'null or ~' if bad is None else 'yes/no, on/off or true/false'} "
+                 f"as {bad!r}, not as text)" if bad is None or isinstance(bad, bool) else "")
+        raise ConfigError(f"unknown config key '{prefix}{name}'{where}{quote}{did_you_mean(name, fields)}; "
                           f"known keys here: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
