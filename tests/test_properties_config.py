@@ -22,7 +22,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, fields
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import pytest
 import yaml
@@ -47,6 +47,8 @@ class Section:
     pair: tuple[int, int] = (1, 2)
     sizes: tuple[int, ...] = ()
     roots: dict[str, str] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    anything: Any = None
 
 
 @dataclass
@@ -134,6 +136,19 @@ def test_a_text_key_keeps_the_characters_written_in_a_config_file(tmp_path_facto
     p.write_text(f"name: {a}\ndata:\n  label: {b}\n  subjects: [{a}, {b}]\n  roots:\n    {b}: {a}\n")
     cfg = load_config(Top, p)
     assert cfg.name == a and cfg.data.label == b and cfg.data.subjects == [a, b] and cfg.data.roots == {b: a}
+
+
+@given(st.lists(st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False)), max_size=4),
+       st.sampled_from(["data.extra", "data.anything"]))
+def test_a_key_of_any_value_gets_plain_numbers(numbers, key):
+    """A bare ``dict`` or ``Any`` key takes the value as YAML reads it, its numbers plain int and float (the text
+    the loader keeps for a text key does not travel into the config)."""
+    value = {f"k{i}": n for i, n in enumerate(numbers)} | {"all": list(numbers)}
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    got = getattr(load_config(Top, None, [f"{key}={text}"]).data, key.split(".")[1])
+    assert got == value
+    assert [type(x) for x in got["all"]] == [type(n) for n in numbers]
+    assert all(type(got[f"k{i}"]) is type(n) for i, n in enumerate(numbers))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
