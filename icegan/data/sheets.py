@@ -158,8 +158,12 @@ def parse_frame(value: Any) -> tuple[Optional[int], Optional[str]]:
     if isinstance(value, float):
         return (int(value), None) if value.is_integer() else (None, f"{value!r} is not a whole frame number")
     s = str(value).strip()
-    if re.fullmatch(r"\d+(\.0+)?", s):
-        return int(float(s)), None
+    m = re.fullmatch(r"(\d+)(\.0+)?", s)
+    if m:
+        try:            # the digits themselves: through float() they lost precision past 2**53 and overflowed
+            return int(m.group(1)), None
+        except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits)
+            return None, f"{s[:20] + '...'!r} ({len(s)} characters) is not a frame number"
     return None, f"{s!r} is not a frame number"
 
 
