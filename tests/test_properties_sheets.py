@@ -141,6 +141,13 @@ def test_a_whole_frame_number_reads_the_same_in_every_cell_type(n, left, right):
 _NUMBER_TEXT = re.compile(r"\s*\d+(\.0+)?\s*")
 
 
+@given(st.integers(-10 ** 15, -1), st.sampled_from([int, float, str]))
+def test_a_negative_number_is_no_frame_number_in_any_cell_type(n, kind):
+    cell = kind(n)
+    got, why = parse_frame(cell)
+    assert got is None and repr(cell) in why
+
+
 @given(st.one_of(st.text(max_size=6).filter(lambda s: not _NUMBER_TEXT.fullmatch(s)),
                  st.floats().filter(lambda x: not (math.isfinite(x) and x.is_integer())),
                  st.booleans(), st.none()))
@@ -335,3 +342,8 @@ def test_a_digit_string_too_long_for_a_float_is_a_number_not_a_crash():
 def test_a_cell_of_more_digits_than_python_converts_is_no_frame_number():
     n, why = parse_frame("1" * 5000)
     assert n is None and "is not a frame number" in why
+
+
+def test_a_negative_number_cell_is_no_frame_number_as_its_text_is_not():
+    # was (-3, None) for the number -3 (and -3.0) while the text "-3" gave None with a reason
+    assert parse_frame(-3)[0] is None and parse_frame(-3.0)[0] is None and parse_frame("-3")[0] is None

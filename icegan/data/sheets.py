@@ -146,13 +146,15 @@ def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, requir
 def parse_frame(value: Any) -> tuple[Optional[int], Optional[str]]:
     """Frame number from a sheet cell: ``(number, None)`` or ``(None, reason)``.
 
-    Accepts ints, integral floats and digit strings (``"46 "``); text such as ``"/"`` or ``"?"``
-    and empty cells give None with a reason.
+    Accepts non-negative ints, integral floats and digit strings (``"46 "``); text such as ``"/"`` or ``"?"``,
+    negative numbers and empty cells give None with a reason.
     """
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None, "empty"
     if isinstance(value, bool):
         return None, f"{value!r} is not a frame number"
+    if isinstance(value, (int, float)) and value < 0:    # as "-3" written as text, and as a clip list refuses it
+        return None, f"{value!r} is not a frame number (negative)"
     if isinstance(value, int):
         return value, None
     if isinstance(value, float):
