@@ -150,16 +150,19 @@ def read_npz_whole(path: str | Path, names) -> dict:
 
     Raises:
         ValueError: the file cannot be read whole: cut short (a kill while an older version wrote it in place, a copy
-            cut short), damaged on disk (a bad CRC, a bad compressed stream), another kind of file, or an array in
-            ``names`` missing; the message names the file and the cause. The caller says what to do (a cache:
-            compute it again).
+            cut short), damaged on disk (a bad CRC, a bad compressed stream, a damaged zip directory), another kind of
+            file, or an array in ``names`` missing; the message names the file and the cause. The caller says what to
+            do (a cache: compute it again).
     """
     import zipfile
     import zlib
     try:
         with np.load(path, allow_pickle=False) as z:
             return {n: np.array(z[n]) for n in names}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+    # NotImplementedError / RuntimeError: zipfile's answer to a damaged directory entry (an unknown zip version or
+    # compression method, an "encrypted" flag bit)
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as exc:
         why = str(exc).splitlines()[0] if str(exc) else ""
         raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {why})") from None
 
