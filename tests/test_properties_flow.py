@@ -11,19 +11,21 @@ run):
   sqrt(a² + e² + 2 ((b + d) / 2)²) of the module docstring (translations and rotations: 0); turning or mirroring the
   field (pixels and vectors) turns or mirrors the strain map; strain scales with |k|;
 * flow_features: the "none" features at the input size are (u, v, strain); a translation resized to size x size has
-  u scaled by size / W and v by size / H; u, v are linear in the flow; "minmax" / "maxabs" are the "none" features
-  normalised per sample as documented; bad inputs raise ValueError naming the problem;
+  u scaled by size / W and v by size / H; a ramp is sampled at the output pixel centres (align_corners=False); u, v
+  are linear in the flow; "minmax" / "maxabs" are the "none" features normalised per sample as documented; bad
+  inputs raise ValueError naming the problem;
 * metrics (SRFlow paper Table II, KITTI Fl-all, Spring WAUC): on a quarter-pixel grid every definition is worked
   exactly in integers (e < t  <=>  16 (du² + dv²) < (4t)² ...) and flow_metrics agrees, NaN flows counting as misses;
   invalid pixels' values change nothing; a batch pools its pairs weighted by their valid-pixel counts;
 * resize_flow: a constant field stays constant with u scaled by W / w and v by H / h; resizing commutes with
-  transposing (u <-> v) and mirroring the field; it is linear; ResizedEstimator brings a base's flow back in pixels of
-  the input;
+  transposing (u <-> v) and mirroring the field; it is linear; shrinking averages out stripes (antialiasing) whatever
+  the other direction does; ResizedEstimator brings a base's flow back in pixels of the input;
 * sequence_loss is the gamma-weighted mean L1 error over valid pixels with |gt| < max_flow (Sec. IV-B), computed by
-  hand; TVR and FDR of a linear field have closed forms (Eq. 9-12); MIGAR / IGVAR (Eq. 13-19) vanish for a constant
-  flow, scale with |k|, their weights lie in [0, 1] and IGVAR's equal exp(-G) for images in [0, 1]; every gradient is
-  finite at zero flow;
-* TV-L1 finds zero motion between identical frames.
+  hand; TVR and FDR of a linear field have closed forms (Eq. 9-12); FDR is its masked mean forward difference by hand;
+  MIGAR / IGVAR (Eq. 13-19) vanish for a constant flow and outside the mask and scale with |k|; the interior mask
+  M_total (Eq. 16) of a rectangle loses its edges inside the image; the weights lie in [0, 1] and IGVAR's equal
+  exp(-G) for images in [0, 1]; every gradient is finite at zero flow;
+* TV-L1 finds zero motion between identical frames; the grey conversion is the ITU-R 601 luma.
 """
 from __future__ import annotations
 
@@ -178,6 +180,21 @@ def test_a_translation_resized_is_scaled_to_the_output_grid(tu, tv, h, w, size, 
     assert float(feats[:, 2].abs().max()) <= 1e-5
 
 
+@given(COEF, COEF, COEF, COEF, st.integers(2, 12), st.integers(2, 12), st.integers(1, 20))
+def test_features_sample_a_ramp_at_the_output_pixel_centres(a, c, e, f, h, w, size):
+    # u = a x + c, v = e y + f resized (bilinear, align_corners=False): output pixel X samples the input at
+    # x = (X + 0.5) W / size - 0.5, clamped to the border pixels; a ramp is exact under bilinear interpolation
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    flow = torch.stack([a * x + c, e * y + f])[None].float()
+    feats = flow_features(flow, size=size, normalize="none").double()
+    pos = torch.arange(size, dtype=torch.float64) + 0.5
+    xs = (pos * w / size - 0.5).clamp(0, w - 1)
+    ys = (pos * h / size - 0.5).clamp(0, h - 1)
+    tol = 1e-4 * (1 + _tol(flow)) * size
+    assert torch.allclose(feats[0, 0], ((a * xs + c) * size / w).expand(size, size), rtol=0, atol=tol)
+    assert torch.allclose(feats[0, 1], ((e * ys + f) * size / h)[:, None].expand(size, size), rtol=0, atol=tol)
+
+
 @given(flows(max_batch=2), st.data(), st.floats(-3, 3), st.integers(1, 12))
 def test_feature_u_v_are_linear_in_the_flow(f1, data, k, size):
     f2 = torch.from_numpy(data.draw(hnp.arrays(np.float32, tuple(f1.shape), elements=FLOAT)))
@@ -218,7 +235,7 @@ def test_strain_refuses_a_field_below_2x2_and_features_a_bad_size_or_normalisati
             flow_gradients(flow)
     else:
         with pytest.raises(ValueError, match="size must be >= 1"):
-            flow_features(flow, size=1 - h)
+            flow_features(flow, size=2 - h)
         with pytest.raises(ValueError, match="normalize must be"):
             flow_features(flow, normalize="zscore")
 
@@ -363,6 +380,20 @@ def test_resizing_is_linear_and_the_same_size_is_the_flow_itself(flow, k, oh, ow
     lhs = resize_flow(flow + k * g, (oh, ow))
     rhs = resize_flow(flow, (oh, ow)) + k * resize_flow(g, (oh, ow))
     assert torch.allclose(lhs, rhs, rtol=1e-5, atol=_tol(flow) * 10 * (1 + abs(k)))
+
+
+@given(st.integers(6, 24), st.integers(1, 8), st.integers(1, 12), st.data(), st.floats(0.5, 20))
+def test_shrinking_is_antialiased_in_the_shrunk_direction(w, h, oh, data, amp):
+    # stripes u = ±amp alternating along x, shrunk to a third of the width or less: the antialiasing filter averages
+    # them out (at most amp / 9 of them are left), whatever the other direction does; plain bilinear sampling would
+    # pick single stripes (±amp)
+    ow = data.draw(st.integers(1, w // 3))
+    u = (amp * (-1.0) ** torch.arange(w)).view(1, 1, 1, w).expand(1, 1, h, w)
+    out = resize_flow(torch.cat([u, torch.zeros_like(u)], 1).float(), (oh, ow))
+    assert float(out[:, 0].abs().max()) <= 0.12 * amp * ow / w
+    # the same along y
+    out = resize_flow(torch.cat([torch.zeros_like(u), u], 1).transpose(-2, -1).float(), (ow, oh))
+    assert float(out[:, 1].abs().max()) <= 0.12 * amp * ow / w
 
 
 class _ConstantFlow:
