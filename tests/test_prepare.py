@@ -478,3 +478,20 @@ def test_a_kept_clip_file_that_would_run_code_is_refused(tmp_path, caplog):
     prep._keep_partial(partial, kept)                                       # the project's own: read back
     back = prep._read_partial(partial, [(rec, "cropped")])[rec.key]
     assert back["record"] == rec and np.array_equal(back["onset_img"], kept["onset_img"])
+
+
+def test_clip_names_that_look_like_numbers_stay_text_in_the_manifest(tmp_path):
+    """A clip list whose clips are named "001" and "1.10" (and its subject "007"): the prepared manifest, as
+    load_prepared reads it back, keeps those names character for character (pandas read them as 1.0 and 1.1)."""
+    from icegan.data import prepare as prep
+    for name in ("001", "1.10"):
+        _constant_clip(tmp_path, name)
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset,apex,offset\n"
+                   f"007,001,{tmp_path / '001'},2,5,10\n007,1.10,{tmp_path / '1.10'},2,5,10\n")
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(csv))],
+                             cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
+    p = prep.prepare_dataset(cfg)
+    assert sorted(p.manifest["clip"]) == ["001", "1.10"]
+    assert set(p.manifest["subject"]) == {"clips/007"}
+    assert sorted(prep.load_prepared(p.cache_dir).manifest["key"]) == ["clips/007/001", "clips/007/1.10"]

@@ -612,7 +612,10 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
             raise PrepareError(f"{d} is not a complete icegan cache: {name} missing (run `icegan prepare` again)")
     reading = "manifest.csv"
     try:          # a file damaged after the cache was finished (a disk full, a partial copy of the cache folder)
-        manifest = pd.read_csv(d / "manifest.csv", dtype={"notes": str, "affine": str, "key": str})
+        # the names stay text: a clip list's clip "001" or "1.10" (or a SAMM-like subject "006") read as a number
+        # would become 1 / 1.1 in features.csv and predictions.csv
+        manifest = pd.read_csv(d / "manifest.csv", dtype={"notes": str, "affine": str, "key": str, "dataset": str,
+                                                          "subject": str, "clip": str, "emotion": str})
         for col in ("notes", "affine"):
             manifest[col] = manifest[col].fillna("")
         reading = "skipped.csv"
