@@ -94,7 +94,9 @@ def flow_magnitudes(frames: Sequence[np.ndarray], mask: np.ndarray, method: Flow
 
 
 def smooth_curve(curve: np.ndarray, window: int = SMOOTH) -> np.ndarray:
-    """Centred moving average over ``window`` frames (edges padded by repetition); same length."""
+    """Centred moving average of a (T,) motion curve over ``2 * (window // 2) + 1`` frames: ``window`` frames for an
+    odd ``window`` (the default), ``window + 1`` for an even one (a centred window has an odd length). Edges are
+    padded by repetition; same length. ``window`` <= 1 or T < 3: the curve unchanged (as floats)."""
     if window <= 1 or len(curve) < 3:
         return np.asarray(curve, float)
     half = window // 2
