@@ -14,7 +14,9 @@ __all__ = ["squash", "PrimaryCaps", "RoutingCaps", "dynamic_routing", "margin_lo
 
 
 def squash(s: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
-    """Capsule non-linearity: keeps the direction of ``s`` and maps its length ``r`` to ``r²/(1+r²)`` ∈ [0, 1).
+    """Capsule non-linearity: keeps the direction of ``s`` and maps its length ``r`` to ``r²/(1+r²)`` ∈ [0, 1)
+    (Sabour et al. 2017, ICE-GAN's ref. [13], Eq. 1). In float32 that length rounds to exactly 1.0 once ``r``
+    exceeds about 4,000.
 
     Args:
         s: any shape; capsule vectors along ``dim``.
