@@ -271,6 +271,26 @@ def test_smic_offset_from_the_onset_and_frame_count_when_the_formula_has_no_cach
     assert (r.onset, r.offset) == (100, 116)
 
 
+def test_smic_offset_cell_without_a_number_says_what_the_offset_became(tmp_path):
+    """An OffsetF cell "/" with a TotalMF1 count: the offset is 100 + 17 − 1 = 116, and the row's note on the cell
+    says so (it said only that the cell is not a frame number, as if the offset were unknown)."""
+    import openpyxl
+    from icegan.data.sheets import read_smic_sheet
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "HS"
+    ws.append(["Subject", "Filename", "OnsetF", "TotalMF1", "OffsetF", "Emotion"])
+    ws.append([20, "s20_ne_01", 100, 17, "/", "negative"])
+    ws.append([20, "s20_ne_02", 200, "?", "/", "negative"])
+    wb.save(tmp_path / "smic.xlsx")
+    r, q = read_smic_sheet(tmp_path / "smic.xlsx")
+    assert (r.onset, r.offset) == (100, 116)
+    assert r.notes == ["offset cell '/' is not a frame number (sheet row 2); offset taken as OnsetF + TotalMF1 - 1 "
+                       "= 116"]
+    assert q.offset is None and q.notes[0] == "offset cell '/' is not a frame number (sheet row 3)"
+    assert q.notes[1].startswith("offset unknown: the OffsetF formula has no saved value and TotalMF1 holds no frame")
+
+
 def test_smic_subject_folders_sort_by_number(tmp_path):
     """SMIC subject folders in numeric order: s1, s2, s10 (not s1, s10, s2)."""
     from icegan.data.smic import SMIC

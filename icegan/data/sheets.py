@@ -350,6 +350,9 @@ def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
             n, _ = parse_frame(_cell(table[r.row - 1], cols.get("n1")))
             if n is not None:
                 r.offset = r.onset + n - 1
+                # an OffsetF cell such as "/" was noted as unusable: say what the offset became instead
+                r.notes = [f"{x}; offset taken as OnsetF + TotalMF1 - 1 = {r.offset}" if x.startswith("offset cell")
+                           else x for x in r.notes]
             else:           # said, as for any other cell the reader could not use (icegan data check shows it)
                 r.notes.append(f"offset unknown: the OffsetF formula has no saved value and TotalMF1 holds no frame "
                                f"count (sheet row {r.row}); open and save the sheet in a spreadsheet program to store "
