@@ -379,3 +379,22 @@ def test_annotations_dir_one_folder_too_high_names_the_sheets_folder(shared_data
     that holds the sheets (was 'no coding sheet in ...')."""
     assert icegan_main(["data", "composite", "--annotations-dir", str(shared_data)]) == 2
     assert f"holds them: give --annotations-dir {shared_data / 'annotations'}" in capsys.readouterr().err
+
+
+def test_subjects_exported_as_floats_read_as_their_numbers(tmp_path):
+    """A sheet saved to CSV with its numbers as floats writes subject 6 as "6.0": SAMM's reads as 006 (it stayed
+    "6.0", a subject no clip folder has) and CASME II's "1.0" as sub01 (it was refused as not a number), as the
+    same cells do as numbers in the .xlsx. Text that is not a whole number is still refused or kept as before."""
+    samm = tmp_path / "samm.csv"
+    samm.write_text("Subject,Filename,Onset Frame,Apex Frame,Offset Frame,Action Units,Estimated Emotion\n"
+                    "6.0,006_1_2,10,13,16,4,Anger\n")
+    (r,) = read_samm_sheet(samm)
+    assert r.subject == "006"
+    casme2 = tmp_path / "casme2.csv"
+    casme2.write_text("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
+                      "1.0,EP01_01,10,13,16,4,others\n1.5,EP01_02,10,13,16,4,others\n")
+    with pytest.raises(SheetError, match=r"casme2.csv row 3: CASME II subject '1.5' is not a number"):
+        read_casme2_sheet(casme2)
+    casme2.write_text("Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
+                      "1.0,EP01_01,10,13,16,4,others\n")
+    assert [r.subject for r in read_casme2_sheet(casme2)] == ["sub01"]

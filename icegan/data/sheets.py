@@ -241,14 +241,21 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
     return out
 
 
+def _whole_number_text(s: str) -> Optional[str]:
+    """The digits of ``"6"`` or ``"6.0"`` (a sheet exported to CSV with its numbers as floats), else None."""
+    m = re.fullmatch(r"(\d+)(?:\.0+)?", s)
+    return m.group(1) if m else None
+
+
 def _numbered_subject(v: Any, prefix: str, width: int, dataset: str) -> str:
-    """``'1'``, ``1`` or ``'<prefix>1'`` → ``<prefix>`` + the number zero-padded to ``width`` digits."""
+    """``'1'``, ``1``, ``'1.0'`` or ``'<prefix>1'`` → ``<prefix>`` + the number zero-padded to ``width`` digits."""
     s = _text(v)
     if s.lower().startswith(prefix):
         s = s[len(prefix):]
-    if not s.isdigit():
+    digits = _whole_number_text(s)
+    if digits is None:
         raise SheetError(f"{dataset} subject {v!r} is not a number")
-    return f"{prefix}{int(s):0{width}d}"
+    return f"{prefix}{int(digits):0{width}d}"
 
 
 def _casme2_subject(v: Any) -> str:
@@ -256,8 +263,10 @@ def _casme2_subject(v: Any) -> str:
 
 
 def _samm_subject(v: Any) -> str:
+    """``6``, ``'6'``, ``'6.0'`` or ``'006'`` → ``'006'``; other text is kept as written."""
     s = _text(v)
-    return f"{int(s):03d}" if s.isdigit() else s
+    digits = _whole_number_text(s)
+    return f"{int(digits):03d}" if digits is not None else s
 
 
 def _smic_subject(v: Any) -> str:
