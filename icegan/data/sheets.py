@@ -243,7 +243,7 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
 
 def _whole_number_text(s: str) -> Optional[str]:
     """The digits of ``"6"`` or ``"6.0"`` (a sheet exported to CSV with its numbers as floats), else None."""
-    m = re.fullmatch(r"(\d+)(?:\.0+)?", s)
+    m = re.fullmatch(r"(\d+)(?:\.0+)?", s, re.ASCII)
     return m.group(1) if m else None
 
 
