@@ -405,10 +405,15 @@ def test_ensemble_member_order_does_not_matter_and_y_pred_is_the_argmax_of_the_m
     np.testing.assert_allclose(a[SCORES].to_numpy(), mean, rtol=1e-8, atol=1e-15)   # %.9g in the file
     np.testing.assert_allclose(b[SCORES].to_numpy(), a[SCORES].to_numpy(), rtol=1e-8, atol=1e-15)
     top = mean.max(1, keepdims=True)
-    if grid:     # equal weights on the grid of eighths: exact sums, any order; a tie goes to the lower class id
+    # Equal weights 1/2 or 1/4 on the grid of eighths: every product and sum is exact in floats, in any order, so a
+    # tie of the mean is a tie of the computed scores and goes to the lower class id. Not so for 3 members: the
+    # weights are normalised first (w / Σw = 1/3, inexact), so a mean that ties in exact arithmetic may not tie in
+    # floats (found by the search profile: (0.25 + 0.875 + 0.25) / 3 against (0.75 + 0.125 + 0.5) / 3 gave surprise,
+    # not positive); such a row falls under the near-tie rule below.
+    if grid and m in (2, 4):
         assert a["y_pred"].tolist() == mean.argmax(1).tolist() == b["y_pred"].tolist()
         assert met_a == met_b
-    else:        # weighted: another summation order may round a near-tie the other way
+    else:        # weighted, or 3 members: another summation order may round a near-tie the other way
         assert (mean[np.arange(n), a["y_pred"]] >= top[:, 0] - 1e-12).all()
         clear = np.sort(mean, 1)[:, -2] < top[:, 0] - 1e-9
         assert (a["y_pred"][clear] == b["y_pred"][clear]).all()

@@ -50,6 +50,8 @@ from icegan.significance import (MIN_RESAMPLES, RunSet, bootstrap_compare, check
 
 #: bootstrap_compare / subject_interval examples: fewer in the "suite" profile, 200 in the "search" one
 SLOW = settings(max_examples=20 if settings.default.max_examples <= 60 else 200)
+#: results-table examples (run folders written per example): the suite's 60, 300 in the "search" profile
+TABLES = settings(max_examples=60 if settings.default.max_examples <= 60 else 300)
 
 
 @st.composite
@@ -198,6 +200,52 @@ def test_stratify_keeps_the_point_values(case, seed):
     assert strat[1]["dUF1"] == plain[1]["dUF1"]
 
 
+def _uf1_uar(cm: np.ndarray) -> tuple[float, float]:
+    """MEGC2019 UF1 and UAR of one pooled confusion matrix, from the counts (classes present in the truth only)."""
+    present = cm.sum(1) > 0
+    tp = np.diag(cm)[present]
+    f1 = 2 * tp / (2 * tp + (cm.sum(0) - np.diag(cm))[present] + (cm.sum(1) - np.diag(cm))[present])
+    return float(f1.mean()), float((tp / cm.sum(1)[present]).mean())
+
+
+def _by_hand(clips: pd.DataFrame, subjects, preds, idx: np.ndarray) -> np.ndarray:
+    """(2, B): for each resample (a row of subject indices), the mean over runs of the pooled UF1 and UAR of the
+    drawn subjects' clips (a subject drawn twice counts twice), worked from each subject's clips."""
+    own = [[confusion_matrix(clips["y_true"][clips["subject"] == s], p[(clips["subject"] == s).to_numpy()], 3)
+            for s in subjects] for p in preds]
+    out = np.zeros((2, len(idx)))
+    for b, row in enumerate(idx):
+        scores = [_uf1_uar(sum(cms[i] for i in row)) for cms in own]
+        out[:, b] = np.mean(scores, axis=0)
+    return out
+
+
+@SLOW
+@given(entries(n_entries=1, datasets=("casme2", "samm", "smic")), st.integers(0, 1000),
+       st.sampled_from([0.9, 0.95]), st.booleans())
+def test_intervals_are_the_percentiles_of_the_pooled_scores_of_resampled_subjects(case, seed, conf, stratify):
+    """The percentile bootstrap (Efron & Tibshirani 1993, ch. 13): the interval is the (α/2, 1 − α/2) percentiles of
+    the pooled UF1 / UAR over resamples of the subjects. Stratified: drawn by stratified_indices with the seed;
+    otherwise by scipy.stats.bootstrap with the same arguments, here given a statistic worked from the clips."""
+    from scipy.stats import bootstrap
+    subjects, clips, [(e, preds)] = case
+    row = bootstrap_compare([e], resamples=MIN_RESAMPLES, confidence=conf, seed=seed, stratify=stratify)[0]
+    strata = [s.split("/")[0] for s in subjects]
+    alpha = (1 - conf) / 2
+    if stratify and len(set(strata)) > 1:
+        dist = _by_hand(clips, subjects, preds, stratified_indices(strata, MIN_RESAMPLES, np.random.default_rng(seed)))
+        low, high = np.percentile(dist, [100 * alpha, 100 * (1 - alpha)], axis=1)
+    else:
+        def stat(idx, axis=-1):
+            idx = np.asarray(idx).astype(int)
+            return _by_hand(clips, subjects, preds, idx.reshape(-1, idx.shape[-1])).reshape(2, *idx.shape[:-1])
+        res = bootstrap((np.arange(len(subjects)),), stat, n_resamples=MIN_RESAMPLES, vectorized=True,
+                        method="percentile", confidence_level=conf, rng=np.random.default_rng(seed), batch=500)
+        low, high = res.confidence_interval.low, res.confidence_interval.high
+    assert row["UF1_ci"] == pytest.approx((low[0], high[0]), abs=1e-12)
+    assert row["UAR_ci"] == pytest.approx((low[1], high[1]), abs=1e-12)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # subject_interval
 # ----------------------------------------------------------------------------------------------------------------
@@ -230,7 +278,8 @@ def test_subjects_with_one_confusion_matrix_give_a_point_interval(clips_of_one, 
         assert ci[key] == pytest.approx((m[key], m[key]), abs=1e-12)
 
 
-@given(st.integers(-5, 10 ** 5), st.one_of(st.none(), st.floats(-2, 3), st.just(float("nan"))),
+@given(st.one_of(st.integers(-5, 10 ** 5), st.sampled_from([MIN_RESAMPLES - 1, MIN_RESAMPLES, MIN_RESAMPLES + 1])),
+       st.one_of(st.none(), st.floats(-2, 3), st.just(float("nan"))),
        st.sampled_from([("resamples", "confidence"), ("--resamples", "--confidence")]))
 def test_check_bootstrap_settings_names_the_first_bad_setting(b, conf, names):
     rname, cname = names
@@ -262,6 +311,7 @@ def _write_metrics_run(d: Path, seed: int, overall, per) -> Path:
     return d
 
 
+@TABLES
 @given(st.lists(st.tuples(st.tuples(_score, _score), st.tuples(_score, _score)), min_size=1, max_size=5),
        st.randoms(use_true_random=False))
 def test_results_table_cells_are_numpys_mean_and_sample_std(runs, rnd):
@@ -314,9 +364,13 @@ def test_latex_escape_round_trips_and_markdown_cells_stay_one_cell(text):
     assert cell.replace("\\|", "|") == text.replace("\r", " ").replace("\n", " ")
 
 
+@TABLES
 @given(st.from_regex(r"[a-z]{1,6}(_[a-z]{1,5})?", fullmatch=True), st.sets(st.integers(0, 30), min_size=2, max_size=5),
-       st.sampled_from(["_s", "-seed", "_"]))
-def test_a_bare_wildcard_entry_is_named_after_the_seeds_shared_name(base, seeds, suffix):
+       st.sampled_from(["_s", "-seed", "_"]), st.sets(st.from_regex(r"[a-z]{1,4}", fullmatch=True), min_size=2,
+                                                     max_size=3))
+def test_a_bare_wildcard_entry_is_named_after_the_seeds_shared_name(base, seeds, suffix, words):
+    """Seeds of one name: that name without the seed suffix; names that differ after it (``base_x_s0``,
+    ``base_yz_s1``): their common prefix of whole words, ``base``."""
     assume(not re.search(r"[_-](?:s|seed)?\d+$", base))
     with tempfile.TemporaryDirectory() as tmp:
         for s in seeds:
@@ -326,3 +380,7 @@ def test_a_bare_wildcard_entry_is_named_after_the_seeds_shared_name(base, seeds,
         assert [r.name for r in entry.runs] == sorted(f"{base}{suffix}{s}" for s in seeds)
         named = parse_entry(f"X={tmp}/*")
         assert named.label == "X" and named.runs == entry.runs
+    with tempfile.TemporaryDirectory() as tmp:
+        for w, s in zip(sorted(words), sorted(seeds)):
+            (Path(tmp) / f"{base}_{w}{suffix}{s}").mkdir()
+        assert parse_entry(f"{tmp}/*").label == base
