@@ -126,7 +126,8 @@ def image_gradient_magnitude(img: torch.Tensor, image_scale: float = 1.0) -> tor
 
 
 def migar_weights(img: torch.Tensor, image_scale: float = 1.0) -> torch.Tensor:
-    """Eq. 14–15: ``w = exp(mean G)^(-G) = exp(-mean(G) * G)``, (B, 1, H, W) in (0, 1]."""
+    """Eq. 14–15: ``w = exp(mean G)^(-G) = exp(-mean(G) * G)``, (B, 1, H, W) in [0, 1] (0 in
+    float32 where ``mean(G) * G`` exceeds about 104, e.g. strong edges at ``image_scale`` 255)."""
     g = image_gradient_magnitude(img, image_scale)
     return torch.exp(-g.mean(dim=(2, 3), keepdim=True) * g)
 
