@@ -295,8 +295,9 @@ def conv_maxpool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padd
             output per chunk: 1 sample for the 68 grouped copies of a composite LOSO, 20 for one STSTNet at 28 × 28).
 
     Returns:
-        (B, O, H', W') pooled maps, numerically identical to the unchunked expression; the weight and
-        bias gradients equal those of the unchunked expression up to float summation order.
+        (B, O, H', W') pooled maps, equal to the unchunked expression up to float rounding (differences of 1 ulp
+        occur: a chunk's convolution may run another kernel than the whole batch's); the weight and bias gradients
+        equal those of the unchunked expression up to float summation order.
     Pooling windows must not overlap (stride = window), which the backward pass relies on.
     """
     if x.shape[0] == 0:          # no samples: the plain expression's empty result (the chunk loop has nothing to do)
