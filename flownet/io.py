@@ -113,7 +113,10 @@ def write_whole(path: str | Path, write, concurrent: bool = False) -> Path:
 
     Args:
         path: the file to write; its folder must exist.
-        write: ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+        write: ``write(tmp_path)`` writes the whole content to exactly ``tmp_path``. ``np.savez`` given a path adds
+            ``.npz`` to a name without it, so with ``concurrent=False`` (temporary ``<name>.tmp``) give it an open
+            file instead (``with open(tmp_path, "wb") as fh: np.savez(fh, ...)``); ``concurrent=True`` keeps the
+            suffix.
         concurrent: the file may be written by several processes at once (a cache shared by runs): the temporary
             file is named for this process and call (``<stem>.<pid>-<hex>.tmp<suffix>``, keeping the suffix, so
             ``np.savez`` adds none), so that no process writes into another's, and the last complete file wins;
