@@ -161,7 +161,7 @@ def _input_size(text: str):
     t = str(text).strip()
     if t in ("auto", "native"):
         return t
-    if t.isdigit() and int(t) >= 8:
+    if t.isdecimal() and int(t) >= 8:       # what int() reads: isdigit also passes '²', which int() refuses
         return int(t)
     raise ValueError(f"--input-size {text}: give auto (the weights' training size), native (the images' size) or "
                      f"the side in pixels at which the flow is computed, at least 8")
