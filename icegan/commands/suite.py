@@ -57,10 +57,15 @@ plot), suite_times.json. Rerunning the same command resumes: finished runs and i
 
 
 def _seed_list(text: str) -> list[int]:
+    """argparse type of ``--seeds``: one or more comma-separated integers (an empty list is refused: it read as no
+    --seeds at all, so the file's seeds ran without a word)."""
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
+        seeds = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers (e.g. 0,1,2), got '{text}'") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers (e.g. 0,1,2), got '{text}'")
+    return seeds
 
 
 def _main(args: argparse.Namespace) -> int:
