@@ -131,8 +131,9 @@ class SheetDataset:
 
     @classmethod
     def padded_subject(cls, name: str) -> Optional[str]:
-        """The subject folder name that ``name`` is but for the zero padding of its number (SAMM's ``6`` → ``006``,
-        CASME II's ``sub1`` → ``sub01``), or None (a name of no subject, or one that is a subject folder already)."""
+        """The subject folder name that ``name`` is but for the zero padding of its number (SAMM's ``6`` → ``006``),
+        or None (a name of no subject, or one that is a subject folder already: CASME II's ``sub1`` is one, as
+        :meth:`looks_like_subject` takes ``sub`` and any digits)."""
         parts = subject_number(name)
         if parts is None or cls.looks_like_subject(name):
             return None
