@@ -574,7 +574,7 @@ def test_the_face_mask_is_binary_covers_every_landmark_and_moves_with_them(side,
         assert torch.equal(moved[:, dy:, dx:], m)
 
 
-@_fewer(20, 200)
+@_fewer(12, 200)
 @given(st.integers(16, 28), SEED, st.floats(0, 3), st.data())
 def test_make_pair_is_head_plus_expression_bounded_in_range_and_the_same_per_seed(side, seed, max_head, data):
     lm = data.draw(landmark_sets(side))
@@ -796,7 +796,7 @@ def test_apply_one_cycle_sets_every_group_to_the_rate_raised_to_the_floor(base, 
         assert g["lr"] == max(got, floor) and floor <= g["lr"] <= base
 
 
-@_fewer(4, 200)
+@_fewer(3, 200)
 @given(st.integers(0, 10 ** 6), st.integers(0, 3))
 def test_a_face_item_is_fixed_by_seed_split_and_index_and_hflip_only_mirrors_it(shared_data, i, seed):
     from flownet.data.synthetic_face import SyntheticFaceFlow
