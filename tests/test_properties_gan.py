@@ -505,3 +505,12 @@ def test_vgg_perceptual_is_the_feature_mse_zero_for_identical_inputs(b, side, se
     assert float(rgb) == pytest.approx(float(loss.detach()), rel=1e-5, abs=1e-9)
     loss.backward()
     assert torch.isfinite(fake.grad).all() and all(p.grad is None for p in vgg.parameters())
+
+
+# ------------------------------------------------------------------------------------------ found by the search
+
+def test_class_id_names_the_classes_for_a_superscript_digit():
+    """'²' is str.isdigit() but not a number int() reads: class_id raised int()'s bare "invalid literal for int()"
+    instead of its own message listing the classes (found by test_class_id_rejects_anything_else)."""
+    with pytest.raises(ValueError, match="unknown class '²': use one of"):
+        class_id("²")

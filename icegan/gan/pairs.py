@@ -42,7 +42,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 def class_id(name_or_id: str | int) -> int:
     """Class id (0 negative, 1 positive, 2 surprise) from a name or an id. Raises ValueError otherwise."""
-    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isdigit()):
+    # isdecimal, not isdigit: '²' is a digit that int() cannot read (a bare "invalid literal" ValueError before)
+    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isdecimal()):
         i = int(name_or_id)
         if 0 <= i < len(CLASS_NAMES):
             return i
