@@ -127,10 +127,14 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     b, _, h, w = x.shape
     ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=flow.dtype),
                             torch.arange(w, device=x.device, dtype=flow.dtype), indexing="ij")
-    gx = (xs[None] + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
-    gy = (ys[None] + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    px, py = xs[None] + flow[:, 0], ys[None] + flow[:, 1]
+    corners = h > 1 and w > 1
+    if corners:
+        gx, gy = px * (2.0 / (w - 1)) - 1.0, py * (2.0 / (h - 1)) - 1.0
+    else:   # with align_corners=True every coordinate of a 1-pixel axis is that pixel: the motion along it was lost
+        gx, gy = (2.0 * px + 1.0) / w - 1.0, (2.0 * py + 1.0) / h - 1.0
     grid = torch.stack([gx, gy], dim=-1)
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=corners)
 
 
 def cost_volume(f1: torch.Tensor, f2: torch.Tensor, radius: int) -> torch.Tensor:
