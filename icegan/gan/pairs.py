@@ -104,7 +104,9 @@ class PairSet:
         return self.select(mask)
 
     def unique_clips(self) -> "PairSet":
-        """One pair per clip (the annotated apex frame, dropping neighbour-frame pairs)."""
+        """One pair per clip: each clip's first pair. That is the annotated apex frame's pair for pairs loaded with
+        ``apex_neighbors=0``; with k > 0, :func:`load_casme2_pairs` orders a clip's pairs apex−k … apex+k, so it is
+        the apex−k frame's (icegan's own code does not call it; the tests load with k = 0)."""
         keep, seen = [], set()
         for i, c in enumerate(self.clips):
             if c not in seen:
