@@ -815,3 +815,27 @@ def test_a_face_item_is_fixed_by_seed_split_and_index_and_hflip_only_mirrors_it(
     else:
         assert all(torch.equal(plain[k], flipped[k]) for k in keys)
     assert flipped["subject"] == plain["subject"] and flipped["path"] == plain["path"]
+
+
+def test_generic_scene_flow_carries_the_object_onto_frame_2():
+    """The object layer's exact flow is the motion between the frames: inside the object (every pixel of a 5 x 5
+    neighbourhood owned by it), frame 2 sampled at x + flow(x) gives frame 1 back, to the texture's interpolation error
+    (no noise, no blur), and far better than the same flow with u and v swapped. Eight fixed scenes of one object;
+    mean absolute residual over their object interiors: 0.15 against 0.91 swapped (summed over the scenes)."""
+    h = w = 48
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+
+    def residual(p, flow, inner):
+        grid = torch.stack([(xs + flow[0]) * 2 / (w - 1) - 1, (ys + flow[1]) * 2 / (h - 1) - 1], -1)
+        warped = F.grid_sample(p["img2"][None], grid[None], align_corners=True)[0]
+        return float((warped - p["img1"]).abs()[0][inner].mean())
+
+    true, swapped = 0.0, 0.0
+    for seed in range(8):
+        p = sg.make_scene_pair(48, np.random.default_rng(seed), n_objects=(1, 1), max_motion=6.0, noise=0.0, blur=0.0)
+        outside = (p["layers"] != 1).float()[None, None]
+        inner = F.max_pool2d(outside, 5, 1, 2)[0, 0] == 0
+        assert inner.any()
+        true += residual(p, p["flow"], inner)
+        swapped += residual(p, p["flow"].flip(0), inner)
+    assert true < 0.3 and swapped > 3 * true
