@@ -19,3 +19,23 @@ def problems(rec, **kw) -> list[tuple[str, str]]:
     """(problem, severity) of each problem :func:`icegan.data.check.record_problems` finds in ``rec``."""
     from icegan.data.check import record_problems
     return [(p.problem, p.severity) for p in record_problems(rec, **kw)]
+
+
+def grey_frames(folder: Path, numbers=range(1, 11)) -> Path:
+    """Write frame ``img<n>.png`` for each n of ``numbers`` into ``folder`` (made if need be): a 40 x 40 grey image of
+    value 10 n, so a cached face tells which frame it came from. Returns ``folder``."""
+    import cv2
+    import numpy as np
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        cv2.imwrite(str(folder / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
+    return folder
+
+
+def constant_clip(tmp_path: Path, name: str = "c1", numbers=range(1, 11), offset="10") -> Path:
+    """A clip list ``<name>.csv`` of one clip (subject me, clip ``name``) whose frames are :func:`grey_frames` in
+    ``tmp_path/<name>`` (frames 1-10 on disk; onset 2, apex 5, offset ``offset``)."""
+    frames = grey_frames(tmp_path / name, numbers)
+    csv = tmp_path / f"{name}.csv"
+    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,{name},{frames},2,5,{offset}\n")
+    return csv

@@ -4,8 +4,8 @@ landmarks=false (no landmark detection on the key frames) and a kept clip result
 (not taken for that clip)."""
 import pickle
 
-import cv2
 import numpy as np
+from _clip_records import constant_clip
 from _feature_tables import toy_config
 
 
@@ -36,21 +36,10 @@ def test_alignment_without_refine_is_the_box_of_the_landmarks_given(monkeypatch)
     np.testing.assert_array_equal(a.landmarks, pts)
 
 
-def _clip_list(tmp_path):
-    """One clip (subject me, clip c1) of ten 40x40 grey frames of value 10 n; onset 2, apex 5, offset 10."""
-    frames = tmp_path / "c1"
-    frames.mkdir()
-    for n in range(1, 11):
-        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
-    csv = tmp_path / "c1.csv"
-    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,c1,{frames},2,5,10\n")
-    return csv
-
-
 def test_raw_prepare_with_landmarks_false_detects_no_key_frame_landmarks(tmp_path, monkeypatch):
     from icegan.data import align, landmarks
     from icegan.data import prepare as prep
-    rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(_clip_list(tmp_path))))[0]
+    rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(constant_clip(tmp_path))))[0]
     face = np.random.default_rng(0).uniform(5, 35, (68, 2)).astype(np.float32)
     monkeypatch.setattr(landmarks, "detect_landmarks", lambda img, detector="hog": face)
     identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _clip_records import constant_clip
 
 from icegan.data import align
 
@@ -116,15 +117,8 @@ def test_a_missing_apex_neighbour_is_replaced_by_the_nearest_frame_towards_the_a
 
 def _grey_clip(tmp_path, offset="10"):
     """Clip record of a clip list: frames 1..10, frame n a 40 × 40 grey image of level 10·n; onset 2, apex 5."""
-    import cv2
-
     from icegan.data import prepare as prep
-    frames = tmp_path / "c1"
-    frames.mkdir()
-    for n in range(1, 11):
-        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
-    csv = tmp_path / "clips.csv"
-    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,c1,{frames},2,5,{offset}\n")
+    csv = constant_clip(tmp_path, offset=offset)
     return prep.dataset_records(prep.DatasetSpec(name="clips", root=str(csv)))[0]
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _clip_records import constant_clip, grey_frames
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,18 +170,7 @@ def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
     assert rec.objective_class is None and h == old.hexdigest()[:16]
 
 
-def _constant_clip(tmp_path: Path, name: str = "c1", numbers=range(1, 11)) -> Path:
-    """A clip list of one clip whose frame n is a 40x40 grey image of value 10 n (frames 1-10 on disk; onset 2,
-    apex 5, offset 10)."""
-    import cv2
-    import numpy as np
-    frames = tmp_path / name
-    frames.mkdir(parents=True)
-    for n in numbers:
-        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
-    csv = tmp_path / f"{name}.csv"
-    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,{name},{frames},2,5,10\n")
-    return csv
+_constant_clip = constant_clip          # one clip of grey frames 10 n (tests/_clip_records.py)
 
 
 def test_cached_faces_are_the_onset_apex_and_neighbour_frames(tmp_path):
@@ -278,14 +268,10 @@ def test_a_prepare_stopped_midway_prepares_only_the_rest(tmp_path, monkeypatch):
     each finished clip is kept in .partial-<hash>: the rerun prepares only the others, its cache equals an
     uninterrupted run's, and the folder is removed once the cache is written. A kept file that cannot be read is
     prepared again."""
-    import cv2
     import numpy as np
 
     from icegan.data import prepare as prep
-    frames = tmp_path / "c1"
-    frames.mkdir()
-    for n in range(1, 11):
-        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
+    frames = grey_frames(tmp_path / "c1")
     clips = tmp_path / "clips.csv"
     clips.write_text("subject,clip,frames,onset,apex,offset\n"
                      + "".join(f"p{i},c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
@@ -319,14 +305,9 @@ def test_a_prepare_stopped_midway_prepares_only_the_rest(tmp_path, monkeypatch):
 
 def _four_clips(tmp_path: Path, cache: str):
     """A PrepareConfig of four 10-frame clips of one folder (cropped mode, size 16, one process) and its module."""
-    import cv2
-    import numpy as np
 
     from icegan.data import prepare as prep
-    frames = tmp_path / "c1"
-    frames.mkdir(exist_ok=True)
-    for n in range(1, 11):
-        cv2.imwrite(str(frames / f"img{n}.png"), np.full((40, 40), 10 * n, np.uint8))
+    frames = grey_frames(tmp_path / "c1")
     clips = tmp_path / "clips.csv"
     clips.write_text("subject,clip,frames,onset,apex,offset\n"
                      + "".join(f"p{i},c{i},{frames},{1 + i},{5 + i},10\n" for i in range(4)))
