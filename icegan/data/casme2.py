@@ -35,8 +35,9 @@ class CASME2(SheetDataset):
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
-        """Whether a folder name is a CASME II subject folder: ``sub`` and digits, any case (``sub01``, ``Sub01``)."""
-        return re.fullmatch(r"sub\d+", name, re.IGNORECASE) is not None       # Sub01 too (a copy's case)
+        """Whether a folder name is a CASME II subject folder: ``sub`` and ASCII digits, any case (``sub01``, ``Sub01``;
+        not ``sub٠١``, which the sheet could not name)."""
+        return re.fullmatch(r"sub[0-9]+", name, re.IGNORECASE) is not None       # Sub01 too (a copy's case)
 
     @staticmethod
     def example_layout() -> str:

@@ -32,8 +32,8 @@ _TRAILING_INT = re.compile(r"(\d+)$")
 def subject_number(name: str) -> Optional[tuple[str, int]]:
     """A subject folder name split into its letters and its number, the number's zero padding dropped: ``sub02`` and
     ``sub2`` → ``("sub", 2)``, SAMM's ``007`` and ``7`` → ``("", 7)``; None for a name that is not letters then a
-    number (``notes``, ``s1a``)."""
-    m = re.fullmatch(r"([^\d]*)(\d+)", name)
+    number of ASCII digits (``notes``, ``s1a``, ``sub٠١``)."""
+    m = re.fullmatch(r"([^0-9]*)([0-9]+)", name)
     return (m.group(1), int(m.group(2))) if m else None
 
 

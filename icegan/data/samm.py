@@ -32,8 +32,8 @@ class SAMM(SheetDataset):
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
-        """Whether a folder name is a SAMM subject folder: exactly three digits (``006``)."""
-        return re.fullmatch(r"\d{3}", name) is not None
+        """Whether a folder name is a SAMM subject folder: exactly three ASCII digits (``006``; not ``٠٠٦``)."""
+        return re.fullmatch(r"[0-9]{3}", name) is not None
 
     @staticmethod
     def example_layout() -> str:

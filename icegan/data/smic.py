@@ -48,8 +48,9 @@ class SMIC:
 
     @staticmethod
     def looks_like_subject(name: str) -> bool:
-        """Whether a folder name is a SMIC-HS subject folder: ``s`` and digits, in any case (``s1``, ``S20``)."""
-        return re.fullmatch(r"s\d+", name, re.IGNORECASE) is not None
+        """Whether a folder name is a SMIC-HS subject folder: ``s`` and ASCII digits, in any case (``s1``, ``S20``;
+        not ``s١``)."""
+        return re.fullmatch(r"s[0-9]+", name, re.IGNORECASE) is not None
 
     @classmethod
     def resolve_root(cls, root: Path) -> Path:
