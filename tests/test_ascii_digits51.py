@@ -33,3 +33,44 @@ def test_smic_tree_passes_over_a_subject_folder_of_other_digits_and_check_names_
     report = check_dataset("smic", tmp_path, read_images=False)
     assert report.other_folders == ["s١"]
     assert "not named as smic subject folders, not read" in report.text() and "s١" in report.text()
+
+
+# -- frame numbers of file names ---------------------------------------------------------------------------------------
+
+def test_a_frame_file_named_with_other_digits_carries_no_frame_number(tmp_path):
+    """``img٣.jpg`` was frame 3 (``img4٣.jpg`` frame 43); now it has no frame number and list_frames says so."""
+    from icegan.data.records import frame_number, list_frames
+    assert frame_number("img٣.jpg") is None and frame_number("img4٣.jpg") is None
+    assert frame_number("img46.jpg") == 46 and frame_number("006_05562.jpg") == 5562
+    for name in ("img1.jpg", "img2.jpg", "img٣.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    numbers, paths, problems = list_frames(tmp_path)
+    assert numbers == (1, 2) and problems == ["file without a frame number in its name: img٣.jpg"]
+
+
+def test_synthetic_face_frame_order_puts_other_digits_after_the_frames():
+    from pathlib import Path
+
+    from flownet.data.synthetic_face import _frame_order
+    names = ["img٣.jpg", "img10.jpg", "img9.jpg"]
+    assert [n for n in sorted(names, key=lambda n: _frame_order(Path(n)))] == ["img9.jpg", "img10.jpg", "img٣.jpg"]
+
+
+def test_real_pairs_pass_over_a_file_named_with_other_digits(tmp_path):
+    """``img٣.jpg`` in a clip of img1, img2 was read as frame 3, whose file ``img3.jpg`` does not exist: the whole
+    clip was skipped as 'cannot be read as an image'. Now it is no frame and the clip's pairs are read."""
+    import cv2
+    import numpy as np
+
+    from flownet.data.real_pairs import RealFramePairs
+    clip = tmp_path / "casme2" / "sub01" / "EP01"
+    clip.mkdir(parents=True)
+    for n, name in ((1, "img1.jpg"), (2, "img2.jpg"), (3, "img٣.jpg")):
+        img = np.full((32, 32, 3), 40 * n, np.uint8)
+        img[::4] = 200
+        ok, buf = cv2.imencode(".jpg", img)
+        (clip / name).write_bytes(buf.tobytes())
+    (tmp_path / "casme2" / "manifest.csv").write_text("subject,filename,onset,apex,verified\nsub01,EP01,1,2,true\n")
+    ds = RealFramePairs(root=tmp_path, subjects=["sub01"], size=16, flip=False)
+    assert ds.skipped == []
+    assert ds.pairs["consecutive"] == [(clip / "img1.jpg", clip / "img2.jpg")]

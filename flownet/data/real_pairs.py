@@ -38,7 +38,7 @@ from .synthetic_face import list_subjects, shared_data_root, split_subjects
 __all__ = ["PAIR_KINDS", "read_manifest", "RealFramePairs"]
 
 PAIR_KINDS = ("consecutive", "onset_apex")
-_FRAME_RE = re.compile(r"^img(\d+)\.jpg$")
+_FRAME_RE = re.compile(r"^img([0-9]+)\.jpg$")          # ASCII digits: img٣.jpg is no frame
 _REQUIRED = ("subject", "filename", "onset", "apex", "verified")
 
 

@@ -350,12 +350,12 @@ def face_mask(landmarks, height: int, width: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- dataset
 
-_FRAME_NAME = re.compile(r"img(\d+)\.jpg")
+_FRAME_NAME = re.compile(r"img([0-9]+)\.jpg")
 
 
 def _frame_order(path: Path) -> tuple:
     """Sort key of a clip's frame files in time: ``img<n>.jpg`` by ``n`` (``img99`` before ``img100``, which text
-    order puts first), any other name after them, by name."""
+    order puts first), any other name after them, by name (``img٣.jpg``: ASCII digits only)."""
     m = _FRAME_NAME.fullmatch(path.name)
     return (0, int(m.group(1)), "") if m else (1, 0, path.name)
 

@@ -26,7 +26,7 @@ CLASS3_IDS: dict[str, int] = {name: i for i, name in enumerate(CLASS3_NAMES)}
 #: image extensions recognised as frames
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
-_TRAILING_INT = re.compile(r"(\d+)$")
+_TRAILING_INT = re.compile(r"([0-9]+)$")
 
 
 def subject_number(name: str) -> Optional[tuple[str, int]]:
@@ -38,7 +38,8 @@ def subject_number(name: str) -> Optional[tuple[str, int]]:
 
 
 def frame_number(path: str | Path) -> Optional[int]:
-    """Frame number of a frame file: the integer at the end of its stem, or None if there is none.
+    """Frame number of a frame file: the integer (ASCII digits) at the end of its stem, or None if there is none
+    (``img٣.jpg``).
 
     ``img46.jpg`` → 46, ``006_05562.jpg`` → 5562, ``reg_image106114.bmp`` → 106114.
     """
