@@ -74,3 +74,52 @@ def test_real_pairs_pass_over_a_file_named_with_other_digits(tmp_path):
     ds = RealFramePairs(root=tmp_path, subjects=["sub01"], size=16, flip=False)
     assert ds.skipped == []
     assert ds.pairs["consecutive"] == [(clip / "img1.jpg", clip / "img2.jpg")]
+
+
+# -- class labels of a feature table -----------------------------------------------------------------------------------
+
+def _table(tmp_path, labels):
+    import numpy as np
+    maps = tmp_path / "maps"
+    maps.mkdir(exist_ok=True)
+    rows = ["dataset,subject,clip,label,path"]
+    for i, label in enumerate(labels):
+        np.save(maps / f"c{i}.npy", np.full((3, 8, 8), 0.1 * i, dtype=np.float32))
+        rows.append(f"casme2,sub0{i % 2},EP{i},{label},maps/c{i}.npy")
+    table = tmp_path / "features.csv"
+    table.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return table
+
+
+@pytest.mark.parametrize("label", ["²", "١", "３"])
+def test_a_label_of_other_digits_is_refused_naming_the_line_and_clip(tmp_path, label):
+    """With data.labels=casme2_5: '²' stopped the read with int()'s bare 'invalid literal'; '١' and '３' were read
+    as the ids 1 and 3. Now each is the table's usual error, naming the line, the clip and the ids it reads."""
+    from icegan.data.feature_table import load_table_features
+    table = _table(tmp_path, ["0", "1", label, "2"])
+    with pytest.raises(ValueError, match=r"features.csv, line 4 \(clip .EP2.\): label '.' is neither a class id "
+                                         r"0..4 nor one of"):
+        load_table_features(table, labels="casme2_5")
+
+
+def test_labels_of_other_digits_are_no_class_ids_of_an_exported_table(tmp_path):
+    """A table whose provenance.json records MEGC2019 and whose only digit-like labels are '²': before, refused as
+    'class ids of the label set megc2019' (no cell is an id); now the label itself is refused."""
+    import json
+
+    from icegan.data.feature_table import load_table_features
+    table = _table(tmp_path, ["happiness", "²", "disgust", "others"])
+    (tmp_path / "provenance.json").write_text(json.dumps({"flow": {"method": "tvl1"}, "size": 8,
+                                                          "labels": "megc2019"}))
+    with pytest.raises(ValueError, match=r"line 3.*label '²' is neither a class id") as err:
+        load_table_features(table, labels="casme2_5")
+    assert "class ids of the label set" not in str(err.value)
+
+
+def test_a_cross_dataset_label_of_other_digits_is_not_called_an_id():
+    from icegan.data.feature_table import _cross_dataset_label
+    from icegan.labels import get_label_set
+    with pytest.raises(ValueError, match=r"labelled '²'.*: no class of those"):
+        _cross_dataset_label("²", "t.csv line 2 (clip x)", "samm", get_label_set("casme2_5"), "")
+    with pytest.raises(ValueError, match=r"labelled '1'.*: an id is not read in a row of another dataset"):
+        _cross_dataset_label("1", "t.csv line 2 (clip x)", "samm", get_label_set("casme2_5"), "")
