@@ -129,8 +129,9 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-#: a plain decimal or scientific number literal (no nan/inf: YAML writes those .nan/.inf)
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+#: a plain decimal or scientific number literal of ASCII digits (no nan/inf: YAML writes those .nan/.inf; no ١.٥,
+#: which float() reads and YAML does not, as an integer key refuses ١)
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
@@ -440,20 +441,28 @@ def _list_index(items: list, parts: list[str], i: int, item: str) -> int:
     """The list index ``parts[i]`` of an override into ``items`` (the value of the key ``parts[:i]``).
 
     Raises:
-        ConfigError: not a number, or out of range; the message says that the list can also be replaced whole,
-            with the syntax that does it.
+        ConfigError: not a number of ASCII digits (``²``, ``١`` are none), or out of range; the message says that the
+            list can also be replaced whole, with the syntax that does it.
     """
     part, path = parts[i], ".".join(parts[:i])
-    if part.isdigit() and int(part) < len(items):
+    index = _is_index(part)
+    if index and int(part) < len(items):
         return int(part)
-    tail = ".".join(parts[i + 1:] if part.isdigit() else parts[i:])
-    what = f"with no item {part}" if part.isdigit() else "not a section"
+    tail = ".".join(parts[i + 1:] if part.isdigit() else parts[i:])       # isdigit: ² and ١ too, meant as indices
+    what = (f"with no item {part}" if index else f"and '{part}' is no index (ASCII digits 0-9)" if part.isdigit()
+            else "not a section")
     n = len(items)
     by_index = (f"set an item by its index ({'0' if n == 1 else f'0 to {n - 1}'}: '{path}.0{'.' + tail if tail else ''}"
                 f"=...'), or " if items else "")
     defaults = " (keys left out of an item take their defaults)" if _dict_items(items) else ""
     raise ConfigError(f"config key '{path}' in override '{item}' is a list of {n} item(s), {what}: {by_index}replace "
                       f"the whole list, e.g. \"{path}={_list_example(items)}\"{defaults}")
+
+
+def _is_index(part: str) -> bool:
+    """Whether a part of a dotted override key is a list index: ASCII digits only (``int()`` refuses ``²``, which
+    ``isdigit()`` takes, and reads ``١`` as 1)."""
+    return part.isascii() and part.isdecimal()
 
 
 def _dict_items(items: list) -> bool:
@@ -508,7 +517,7 @@ def _is_open_mapping(cls: type, parts: list[str]) -> bool:
     dataclass section, a list or a single value is not."""
     tp: Any = cls
     for part in parts:
-        if get_origin(tp) in (list, tuple) and part.isdigit():
+        if get_origin(tp) in (list, tuple) and _is_index(part):
             args = get_args(tp)
             tp = args[0] if args else Any
             continue

@@ -123,3 +123,32 @@ def test_a_cross_dataset_label_of_other_digits_is_not_called_an_id():
         _cross_dataset_label("²", "t.csv line 2 (clip x)", "samm", get_label_set("casme2_5"), "")
     with pytest.raises(ValueError, match=r"labelled '1'.*: an id is not read in a row of another dataset"):
         _cross_dataset_label("1", "t.csv line 2 (clip x)", "samm", get_label_set("casme2_5"), "")
+
+
+# -- config overrides --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override", ["data.datasets.².root=/x", "data.datasets.١.root=/x", "train.seeds.²=7",
+                                      "train.seeds.٠=7"])
+def test_a_list_index_of_other_digits_is_refused_naming_the_key(override):
+    """'²' crashed with int()'s bare ValueError; '١' / '٠' set item 1 / 0. Now: the list key's usual ConfigError."""
+    from icegan.config import ConfigError, apply_overrides
+    from test_config import ItemCfg, ListCfg
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(ListCfg(), [override])
+    msg = str(err.value)
+    key = override.split(".")[0] + "." + override.split(".")[1]
+    assert f"config key '{key}' in override '{override}' is a list of" in msg and "is no index (ASCII digits" in msg
+    assert f"'{key}.0" in msg and "replace the whole list" in msg
+    assert apply_overrides(ListCfg(), ["data.datasets.1.root=/x"]).data.datasets[1] == ItemCfg("samm", "/x", "raw")
+
+
+
+def test_a_float_key_given_other_digits_is_refused_as_an_integer_key_is():
+    """``train.lr=١e-3`` was read as 0.001 (float() takes Arabic-Indic digits; YAML reads the text as a string), where
+    ``train.epochs=١٠`` is refused: both are refused now; ``1e-3`` still reads."""
+    from icegan.config import ConfigError, apply_overrides
+    from test_config import ListCfg
+    for override in ("train.lr=١e-3", "train.epochs=١٠"):
+        with pytest.raises(ConfigError, match=r"config key 'train\.(lr|epochs)'.*: expected an? (number|integer), got"):
+            apply_overrides(ListCfg(), [override])
+    assert apply_overrides(ListCfg(), ["train.lr=1e-3"]).train.lr == 0.001
