@@ -152,3 +152,13 @@ def test_a_float_key_given_other_digits_is_refused_as_an_integer_key_is():
         with pytest.raises(ConfigError, match=r"config key 'train\.(lr|epochs)'.*: expected an? (number|integer), got"):
             apply_overrides(ListCfg(), [override])
     assert apply_overrides(ListCfg(), ["train.lr=1e-3"]).train.lr == 0.001
+
+
+# -- action units ------------------------------------------------------------------------------------------------------
+
+def test_action_units_are_ascii_numbers():
+    """'4+L١٠' read as {4, 10}, '١٢' as {12}; other digits are no FACS code of the sheets (dropped like words)."""
+    from icegan.data.action_units import parse_action_units
+    assert parse_action_units("4+L١٠") == {4}
+    assert parse_action_units("١٢") is None
+    assert parse_action_units("R12A+R14A") == {12, 14}

@@ -29,9 +29,9 @@ _AU_SHEETS = {"casme2": "CASME2-coding-20140508.xlsx", "samm": "SAMM_Micro_FACS_
 def parse_action_units(text: str, where: str = "") -> Optional[set[int]]:
     """The action-unit numbers of one sheet cell: ``"4+L10"`` → {4, 10}, ``"R12A+R14A"`` → {12, 14}.
 
-    Every number in the cell is an action unit; letters around it (side, intensity: ``L10``, ``15A``, ``A9E``,
-    ``10A/B``) and words (``ref(43)``, ``soft focus``) are dropped. Alternatives (SAMM's ``(R6 or R12)+R15``) count
-    all their units as present.
+    Every number (ASCII digits, as the sheets are read) in the cell is an action unit; letters around it (side,
+    intensity: ``L10``, ``15A``, ``A9E``, ``10A/B``), words (``ref(43)``, ``soft focus``) and other digits (``١٠``)
+    are dropped. Alternatives (SAMM's ``(R6 or R12)+R15``) count all their units as present.
 
     Returns:
         The set of numbers, or None when the cell holds none (``''``, CASME II's ``'?'``): not coded.
@@ -39,7 +39,7 @@ def parse_action_units(text: str, where: str = "") -> Optional[set[int]]:
     Raises:
         ValueError: a number outside 1..99, the range of FACS codes (``where`` names the clip in the message).
     """
-    units = {int(n) for n in re.findall(r"\d+", str(text))}
+    units = {int(n) for n in re.findall(r"[0-9]+", str(text))}
     if not units:
         return None
     bad = sorted(u for u in units if not 1 <= u <= 99)
