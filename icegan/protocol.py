@@ -286,8 +286,9 @@ def make_folds(subjects: Sequence[str], protocol: Literal["CDE", "SDE", "HDE"] =
 
 def subject_key(subject: str) -> str:
     """The form two spellings of one subject id share: lower case, ``/`` as ``_`` (as in a fold's folder name), and
-    numbers without leading zeros (``SAMM/006`` → ``samm_6``, ``smic/s01`` → ``smic_s1``)."""
-    return re.sub(r"\d+", lambda m: str(int(m.group())), str(subject).lower().replace("/", "_"))
+    numbers of ASCII digits without leading zeros (``SAMM/006`` → ``samm_6``, ``smic/s01`` → ``smic_s1``; ``samm/٠٠٦``
+    stays ``samm_٠٠٦``, an id of its own, as the sheets read no other digits)."""
+    return re.sub(r"[0-9]+", lambda m: str(int(m.group())), str(subject).lower().replace("/", "_"))
 
 
 def check_subject_spellings(subjects: Sequence[str], unit: str = "subject") -> None:

@@ -162,3 +162,14 @@ def test_action_units_are_ascii_numbers():
     assert parse_action_units("4+L١٠") == {4}
     assert parse_action_units("١٢") is None
     assert parse_action_units("R12A+R14A") == {12, 14}
+
+
+# -- internal names ----------------------------------------------------------------------------------------------------
+
+def test_subject_key_does_not_fold_other_digits_onto_ascii_ones():
+    """``samm/٠٠٦`` read as ``samm/6`` (and was refused as a second spelling of ``samm/006``): another id now."""
+    from icegan.protocol import check_subject_spellings, subject_key
+    assert subject_key("SAMM/006") == subject_key("samm/6") == "samm_6"
+    assert subject_key("samm/٠٠٦") == "samm_٠٠٦"
+    check_subject_spellings(["samm/006", "samm/٠٠٦"])
+
