@@ -93,7 +93,7 @@ def _concurrent_tmp_re(path: Path) -> str:
     fixed ``<stem>.tmp<suffix>`` that the GAN pairs cache once used (it names no process: judged by its age alone),
     as a regular expression for :func:`remove_stale`."""
     import re
-    return rf"{re.escape(path.stem)}(?:\.(?P<pid>\d+)(?:-[0-9a-f]+)?)?\.tmp{re.escape(path.suffix)}"
+    return rf"{re.escape(path.stem)}(?:\.(?P<pid>[0-9]+)(?:-[0-9a-f]+)?)?\.tmp{re.escape(path.suffix)}"
 
 
 def remove_stale_temps_of(path: str | Path) -> list[Path]:

@@ -63,7 +63,7 @@ def _shared_name(runs: Sequence[Path]) -> str:
     nothing readable."""
     if len({Path(r).resolve() for r in runs}) == 1:
         return Path(runs[0]).resolve().name
-    names = [re.sub(r"[_-](?:s|seed)?\d+$", "", Path(r).resolve().name) for r in runs]
+    names = [re.sub(r"[_-](?:s|seed)?[0-9]+$", "", Path(r).resolve().name) for r in runs]
     if len(set(names)) == 1:
         return names[0]
     prefix = os.path.commonprefix(names)

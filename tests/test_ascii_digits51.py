@@ -173,3 +173,23 @@ def test_subject_key_does_not_fold_other_digits_onto_ascii_ones():
     assert subject_key("samm/٠٠٦") == "samm_٠٠٦"
     check_subject_spellings(["samm/006", "samm/٠٠٦"])
 
+
+def _old(path):
+    import os
+    import time
+    path.write_bytes(b"")
+    t = time.time() - 10 * 3600
+    os.utime(path, (t, t))
+    return path
+
+
+def test_stale_temporaries_named_with_other_digits_are_not_taken_as_a_process_s(tmp_path):
+    """A temporary name's process number is ASCII digits: ``c.٩٩٩٩٩٩٩.tmp.npz`` read as process 9999999 (not
+    running) and was removed; no process writes such a name, so it is kept now. The ASCII one is still removed."""
+    from flownet.io import remove_stale_temps_of
+    from icegan.data.prepare import _remove_stale_tmp
+    ours, other = _old(tmp_path / "c.9999999-ab12.tmp.npz"), _old(tmp_path / "c.٩٩٩٩٩٩٩-ab12.tmp.npz")
+    assert remove_stale_temps_of(tmp_path / "c.npz") == [ours] and other.exists()
+    ours, other = _old(tmp_path / ".tmp-abc-9999999"), _old(tmp_path / ".tmp-abc-٩٩٩٩٩٩٩")
+    _remove_stale_tmp(tmp_path, "abc")
+    assert not ours.exists() and other.exists()

@@ -277,7 +277,7 @@ def _remove_stale_tmp(root: Path, digest: str) -> None:
     every clip: up to gigabytes with ``sequences``), when that process no longer runs here (not asked on Windows,
     :data:`_PROBE_PIDS`) and the folder is older than :data:`STALE_TMP_SECONDS` (:func:`flownet.io.remove_stale`,
     the rule of every cache's temporaries); each removal is logged."""
-    remove_stale(root, rf"\.tmp-{digest}-(?P<pid>\d+)", f"the prepared-clip cache {root / digest}",
+    remove_stale(root, rf"\.tmp-{digest}-(?P<pid>[0-9]+)", f"the prepared-clip cache {root / digest}",
                  probe_pids=_PROBE_PIDS, max_age=STALE_TMP_SECONDS)
 
 
