@@ -183,7 +183,8 @@ def roi_centers(points: np.ndarray, face_sizes: np.ndarray, map_size: int) -> np
 def roi_patches(x: torch.Tensor, centers: np.ndarray | torch.Tensor, patch: int = 7) -> torch.Tensor:
     """Cut a ``patch × patch`` window around each region centre and tile the four 2 × 2.
 
-    The window of a centre ``c`` starts at ``round(c − (patch − 1) / 2)``, clamped so that it lies inside the map.
+    The window of a centre ``c`` starts at ``round(c − (patch − 1) / 2)``, clamped so that it lies inside the map
+    (a finite centre however far outside the map gives the window at the nearest border).
 
     Args:
         x: (N, C, H, W) maps (u, v, strain).
@@ -194,7 +195,8 @@ def roi_patches(x: torch.Tensor, centers: np.ndarray | torch.Tensor, patch: int 
         (N, C, 2·patch, 2·patch): windows 0 and 1 on the top row, 2 and 3 below.
 
     Raises:
-        ValueError: wrong shapes, or a patch larger than the map.
+        ValueError: wrong shapes, a patch larger than the map, or a centre that is NaN or ±inf (a landmark
+            detector that failed; the message names the map and region).
     """
     if x.ndim != 4:
         raise ValueError(f"roi_patches needs (N, C, H, W) maps, got {tuple(x.shape)}")
@@ -204,9 +206,14 @@ def roi_patches(x: torch.Tensor, centers: np.ndarray | torch.Tensor, patch: int 
         raise ValueError(f"roi_patches needs (N, 4, 2) centres for N = {n} maps, got {tuple(centers.shape)}")
     if not 1 <= patch <= min(h, w):
         raise ValueError(f"patch must be in 1..{min(h, w)} for {h}×{w} maps, got {patch}")
-    start = torch.round(centers - (patch - 1) / 2).long()
-    x0 = start[..., 0].clamp(0, w - patch)                       # (N, 4)
-    y0 = start[..., 1].clamp(0, h - patch)
+    bad = ~torch.isfinite(centers).all(-1)
+    if bad.any():
+        where = ", ".join(f"map {i} region {j} {tuple(centers[i, j].tolist())}" for i, j in bad.nonzero().tolist()[:5])
+        raise ValueError(f"roi_patches: region centres not finite (failed landmarks?): {where}"
+                         + (f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""))
+    start = torch.round(centers - (patch - 1) / 2)               # clamped before the cast: no int64 overflow
+    x0 = start[..., 0].clamp(0, w - patch).long()                # (N, 4)
+    y0 = start[..., 1].clamp(0, h - patch).long()
     off = torch.arange(patch)
     rows = (y0[..., None] + off)[..., :, None]                   # (N, 4, patch, 1)
     cols = (x0[..., None] + off)[..., None, :]                   # (N, 4, 1, patch)
