@@ -9,7 +9,8 @@ Not differentiable.
 * :class:`TVL1Estimator`: ``cv2.optflow.DualTVL1OpticalFlow`` (Zach, Pock, Bischof 2007) with OpenCV's
   default parameters unless overridden.
 * :class:`FarnebackEstimator`: ``cv2.calcOpticalFlowFarneback`` with the commonly used parameters
-  (pyr_scale 0.5, levels 3, winsize 15, iterations 3, poly_n 5, poly_sigma 1.2).
+  (pyr_scale 0.5, levels 3, winsize 15, iterations 3, poly_n 5, poly_sigma 1.2). Unreliable on frames under
+  10 pixels a side (see the class).
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ class _Classical:
 
 
 class TVL1Estimator(_Classical):
-    """OpenCV Dual TV-L1 (``cv2.optflow.DualTVL1OpticalFlow_create(**params)``)."""
+    """OpenCV Dual TV-L1 (``cv2.optflow.DualTVL1OpticalFlow_create(**params)``). With the default parameters two
+    identical frames give exactly zero flow at every size measured (2x2 to 128x128)."""
     name = "tvl1"
 
     def __init__(self, device="cpu", **params):
@@ -87,7 +89,16 @@ class TVL1Estimator(_Classical):
 
 
 class FarnebackEstimator(_Classical):
-    """OpenCV Gunnar-Farneback dense flow."""
+    """OpenCV Gunnar-Farneback dense flow.
+
+    Frames under 10 pixels a side: OpenCV down-weights a 5-pixel border on each side of the frame
+    (``FarnebackUpdateMatrices``); below 10 pixels the two borders overlap and two IDENTICAL frames give pixels
+    of flow. Measured with these parameters on 24 CASME II faces resized to square sides 6..9: mean |flow| up to
+    2.4 px, max 4.6 px (8x8: mean 1.8, max 3.6; 8x64: mean 0.9), the same with levels 1 or 5, winsize 5 or 31,
+    poly_n 7 (not the pyramid, then). From 10 pixels a side on, identical frames give mean |flow| <= 0.08 px
+    (0.004 px at 64x64) and max <= 0.5 px, at the border. Such frames are not refused (``icegan flow run``
+    accepts 8x8 images with every method), so do not trust a Farneback flow of frames under 10 pixels a side.
+    """
     name = "farneback"
 
     def __init__(self, device="cpu", pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5,
