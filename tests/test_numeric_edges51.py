@@ -57,3 +57,62 @@ def test_tvl1_on_identical_tiny_frames_gives_zero_flow(side):
     x = _face_like(side, side)
     assert torch.equal(TVL1Estimator().estimate(x, x), torch.zeros(1, 2, side, side))
 
+
+# ------------------------------------------------------------------------------------------------ skipped.csv
+
+_REASONS = ["cannot be read:\rOpenCV said so", "two\nlines", 'a "quoted" word, and a comma', "crlf\r\nend\r",
+            "None", "NA", "  leading and trailing  "]
+
+
+def _clips_with_failing_reasons(tmp_path, monkeypatch):
+    """A prepare of len(_REASONS) + 1 clips whose first clip is prepared and every other fails with one of
+    _REASONS (as an exception text would)."""
+    from _clip_records import grey_frames
+    from icegan.data import prepare as prep
+    frames = grey_frames(tmp_path / "c1")
+    n = len(_REASONS) + 1
+    clips = tmp_path / "clips.csv"
+    clips.write_text("subject,clip,frames,onset,apex,offset\n"
+                     + "".join(f"p{i},c{i},{frames},2,5,10\n" for i in range(n)))
+    cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
+                             cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
+    real, records = prep.process_clip, prep.dataset_records
+
+    def some_fail(rec, mode, settings):
+        i = int(rec.clip.replace("\r", "")[1:])
+        return real(rec, mode, settings) if i == 0 else {"key": rec.key, "error": _REASONS[i - 1]}
+
+    def a_key_with_a_carriage_return(spec, layout):    # clip c1 named "c\r1" (a clip list edited on old Mac OS)
+        import dataclasses
+        return [dataclasses.replace(r, clip="c\r1") if r.clip == "c1" else r for r in records(spec, layout)]
+    monkeypatch.setattr(prep, "process_clip", some_fail)
+    monkeypatch.setattr(prep, "dataset_records", a_key_with_a_carriage_return)
+    return prep, cfg
+
+
+def test_skipped_reasons_with_control_characters_read_back_equal(tmp_path, monkeypatch):
+    """A reason or key holding a bare carriage return (an exception text) was written unquoted to skipped.csv and
+    read back as a row break ('cannot be read:' and a row of key 'OpenCV said so'); "None" and "NA" read back as
+    NaN. Now every key and reason reads back as written."""
+    prep, cfg = _clips_with_failing_reasons(tmp_path, monkeypatch)
+    made = prep.prepare_dataset(cfg)
+    want = [(f"clips/p{i}/c{i}", r) for i, r in enumerate(_REASONS, 1)]
+    want[0] = ("clips/p1/c\r1", _REASONS[0])
+    assert list(zip(made.skipped["key"], made.skipped["reason"])) == want
+    back = prep.load_prepared(made.cache_dir).skipped
+    assert list(back.columns) == ["key", "reason"]
+    assert list(zip(back["key"], back["reason"])) == want
+    again = prep.prepare_dataset(cfg)                   # the cache hit: the cached failures of these clips
+    assert list(zip(again.skipped["key"], again.skipped["reason"])) == want
+
+
+def test_skipped_csv_of_earlier_versions_still_reads(tmp_path, monkeypatch):
+    """A skipped.csv written by an earlier version (pandas' default quoting) reads back with the same keys and
+    reasons."""
+    prep, cfg = _clips_with_failing_reasons(tmp_path, monkeypatch)
+    made = prep.prepare_dataset(cfg)
+    rows = [("clips/p1/c1", "onset frame img2.png cannot be read"), ("casme2/sub01/EP02_01f", "no face, found")]
+    import pandas as pd
+    pd.DataFrame(rows, columns=["key", "reason"]).to_csv(made.cache_dir / "skipped.csv", index=False)
+    back = prep.load_prepared(made.cache_dir).skipped
+    assert list(zip(back["key"], back["reason"])) == rows

@@ -26,7 +26,7 @@ inputs is a directory lookup and any changed setting makes a new cache. Contents
 ``landmarks.npy``           (N, 6, 68, 2) float32 output pixels, order onset, apex−2, apex−1, apex,
                             apex+1, apex+2 (NaN in cropped mode)
 ``sequences/<index>.npy``   (T, H, W[, 3]) uint8 when ``sequences: true``
-``skipped.csv``             every clip not prepared, with the reason
+``skipped.csv``             every clip not prepared, with the reason (every field quoted)
 ``settings.json``           settings, input hash, counts, timings
 ==========================  ===================================================================
 
@@ -37,6 +37,7 @@ settings leaves it alone and names it in its last log line, with its size.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -619,8 +620,9 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
         for col in ("notes", "affine"):
             manifest[col] = manifest[col].fillna("")
         reading = "skipped.csv"
-        skipped = (pd.read_csv(d / "skipped.csv") if (d / "skipped.csv").is_file()
-                   else pd.DataFrame(columns=["key", "reason"]))
+        # text as written: a reason "None" or "NA" (an exception text) is not NaN, a key "001" not 1
+        skipped = (pd.read_csv(d / "skipped.csv", dtype=str, keep_default_na=False)
+                   if (d / "skipped.csv").is_file() else pd.DataFrame(columns=["key", "reason"]))
         reading = "settings.json"
         settings = json.loads((d / "settings.json").read_text())
         arrays = {}
@@ -771,7 +773,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             np.save(tmp / "sequences" / f"{i:05d}.npy", s)
     manifest = pd.DataFrame(rows)
     manifest.to_csv(tmp / "manifest.csv", index=False)
-    pd.DataFrame(skipped, columns=["key", "reason"]).to_csv(tmp / "skipped.csv", index=False)
+    # every field quoted: a bare '\r' in a reason (an exception text) or a key, left unquoted by pandas' default,
+    # would read back as a row break
+    pd.DataFrame(skipped, columns=["key", "reason"]).to_csv(tmp / "skipped.csv", index=False, quoting=csv.QUOTE_ALL)
     (tmp / "settings.json").write_text(json.dumps({
         "settings": settings, "hash": digest,
         "datasets": [dataclasses.asdict(s) for s in cfg.datasets],
