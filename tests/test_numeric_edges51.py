@@ -116,3 +116,24 @@ def test_skipped_csv_of_earlier_versions_still_reads(tmp_path, monkeypatch):
     pd.DataFrame(rows, columns=["key", "reason"]).to_csv(made.cache_dir / "skipped.csv", index=False)
     back = prep.load_prepared(made.cache_dir).skipped
     assert list(zip(back["key"], back["reason"])) == rows
+
+
+# ------------------------------------------------------------------------------------------------ 1-pixel resizes
+
+def test_resize_flow_on_a_one_pixel_axis_is_the_antialiased_bilinear_of_any_other_height():
+    """A flow one pixel high is not a special case of the anti-aliased shrink: (1, 4) -> (1, 2) gives the triangle
+    filter's weights (3/4, 3/4, 1/4 from the centre 0.5, renormalised at the border: 5/7, not the pair mean 1/2),
+    exactly as every row of the same flow three rows high, and two rows shrunk to one give their mean."""
+    from flownet.resolution import resize_flow
+    u = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)
+    flow = torch.stack([u, torch.full_like(u, 4.0)])[None, :, None, :]         # (1, 2, 1, 4)
+    out = resize_flow(flow, (1, 2))
+    by_hand_u = torch.tensor([(0 * .75 + 1 * .75 + 2 * .25) / 1.75, (3 * .75 + 2 * .75 + 1 * .25) / 1.75],
+                             dtype=torch.float64) * (2 / 4)
+    torch.testing.assert_close(out[0, 0, 0], by_hand_u, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out[0, 1, 0], torch.full((2,), 4.0, dtype=torch.float64), rtol=0, atol=1e-12)
+    three = resize_flow(flow.expand(1, 2, 3, 4).contiguous(), (3, 2))
+    assert torch.equal(three, out.expand(1, 2, 3, 2))
+    two_rows = torch.stack([u, u + 10])[None, None].expand(1, 2, 2, 4).contiguous()   # (1, 2, 2, 4)
+    want = (u + 5).expand(2, 4) * torch.tensor([[1.0], [0.5]], dtype=torch.float64)      # v rescaled by 1/2
+    torch.testing.assert_close(resize_flow(two_rows, (1, 4))[0, :, 0], want, rtol=0, atol=1e-12)
