@@ -320,6 +320,18 @@ def teacher_loss(img1, img2, flow_f, flow_b, occ_f=None, occ_b=None, window: int
 
 # -------------------------------------------------------------------------------------- distillation
 
+def _masked_teacher_penalty(directions, eps: float, q: float) -> torch.Tensor:
+    """``Σ_d Σ ψ(w^T_d - w̃_d) ⊙ m_d / Σ m_d`` over ``directions`` = ``[(teacher, student, mask, mask_name), ...]``
+    (flows (B, 2, H, W) pixels, teachers detached; masks (B, 1, H, W) {0, 1}, ``mask_name`` in their errors): the
+    sum of :func:`occlusion_distillation_loss` (masks O') and :func:`distillation_loss` (masks M^T)."""
+    total = directions[0][1].new_zeros(())
+    for t, s, m, name in directions:
+        _check_flow(s, "student flow")
+        _check_flow(t, "teacher flow", s)
+        total = total + masked_mean(robust_penalty(t.detach() - s, eps, q), _check_mask(m, name, s))
+    return total
+
+
 def hallucinated_occlusion(occ_student: torch.Tensor, occ_teacher: torch.Tensor) -> torch.Tensor:
     """Hallucinated occlusions O' = min(max(Õ - O^T, 0), 1) (thesis Eq. 3.37, also Eq. 3.4):
     pixels occluded for the student's transformed input but not for the teacher. (B, 1, H, W) {0, 1}."""
@@ -334,12 +346,8 @@ def occlusion_distillation_loss(teacher_f, teacher_b, student_f, student_b, hall
     Only pixels with O' = 1 (hallucinated occlusions, :func:`hallucinated_occlusion`) contribute; the
     teacher flows are targets (detached). Flows (B, 2, H, W) pixels; O' (B, 1, H, W) {0, 1}. Scalar.
     """
-    total = student_f.new_zeros(())
-    for t, s, m, name in ((teacher_f, student_f, halluc_f, "halluc_f"), (teacher_b, student_b, halluc_b, "halluc_b")):
-        _check_flow(s, "student flow")
-        _check_flow(t, "teacher flow", s)
-        total = total + masked_mean(robust_penalty(t.detach() - s, eps, q), _check_mask(m, name, s))
-    return total
+    return _masked_teacher_penalty(((teacher_f, student_f, halluc_f, "halluc_f"),
+                                    (teacher_b, student_b, halluc_b, "halluc_b")), eps, q)
 
 
 def confidence_map(occ: torch.Tensor) -> torch.Tensor:
@@ -363,12 +371,8 @@ def distillation_loss(teacher_f, teacher_b, student_f, student_b, conf_f, conf_b
     Returns:
         scalar tensor (≥ 2 ψ(0) when any pixel is confident, 0 when none is).
     """
-    total = student_f.new_zeros(())
-    for t, s, m, name in ((teacher_f, student_f, conf_f, "conf_f"), (teacher_b, student_b, conf_b, "conf_b")):
-        _check_flow(s, "student flow")
-        _check_flow(t, "teacher flow", s)
-        total = total + masked_mean(robust_penalty(t.detach() - s, eps, q), _check_mask(m, name, s))
-    return total
+    return _masked_teacher_penalty(((teacher_f, student_f, conf_f, "conf_f"),
+                                    (teacher_b, student_b, conf_b, "conf_b")), eps, q)
 
 
 def student_loss(teacher_f, teacher_b, student_f, student_b, conf_f, conf_b, img1, img2, eps: float = 0.01,
