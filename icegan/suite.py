@@ -40,12 +40,14 @@ predictions the source suite kept for that run are copied too (:func:`copy_inner
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import re
 import shlex
 import shutil
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -207,8 +209,33 @@ class PlannedRun:
 
 def slug(label: str) -> str:
     """Folder name of a label: lower case, runs of other characters than letters and digits as one ``_``
-    (``"STSTNet + shifts"`` → ``ststnet_shifts``)."""
-    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "run"
+    (``"STSTNet + shifts"`` → ``ststnet_shifts``; no letter or digit: ``run``). Always lower-case ASCII letters,
+    digits and single inner ``_``.
+
+    A label with letters or digits outside ASCII (NFKC-normalised; combining marks kept with their letter) keeps its
+    ASCII part and gets 8 hex digits of the SHA-1 of its lower-cased letters and digits, so that labels in any
+    script get distinct folders (``"基线"`` → ``4bb19316``, ``"ICE-GAN β"`` → ``ice_gan_2cca2042``),
+    stable across runs and, as for ASCII, blind to case and punctuation."""
+    text = unicodedata.normalize("NFKC", label).lower()
+    key = _letter_runs(text)
+    if key.isascii():
+        return key or "run"
+    ascii_part = re.sub(r"[^a-z0-9]+", "_", key).strip("_")
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
+    return f"{ascii_part}_{digest}" if ascii_part else digest
+
+
+def _letter_runs(text: str) -> str:
+    """The runs of letters and digits (``str.isalnum``, with the combining marks that follow) of ``text``, joined
+    by ``_``."""
+    runs, cur = [], []
+    for c in text:
+        if c.isalnum() or (cur and unicodedata.category(c).startswith("M")):
+            cur.append(c)
+        elif cur:
+            runs.append("".join(cur))
+            cur = []
+    return "_".join(runs + (["".join(cur)] if cur else []))
 
 
 def load_suite(path: str | Path, seeds: Optional[Sequence[int]] = None) -> SuiteConfig:
