@@ -250,7 +250,8 @@ class NetC(nn.Module):
         c1, c2, c3, c4, c5, c6 = channels
         self.levels = nn.ModuleList([
             _conv(3, c1, 7, 1, slope),                                                         # conv1
-            nn.Sequential(_conv(c1, c2, 3, 2, slope), _conv(c2, c2, 3, 1, slope), _conv(c2, c2, 3, 1, slope)),  # conv2_x
+            nn.Sequential(_conv(c1, c2, 3, 2, slope), _conv(c2, c2, 3, 1, slope),
+                          _conv(c2, c2, 3, 1, slope)),                                          # conv2_x
             nn.Sequential(_conv(c2, c3, 3, 2, slope), _conv(c3, c3, 3, 1, slope)),             # conv3_x
             nn.Sequential(_conv(c3, c4, 3, 2, slope), _conv(c4, c4, 3, 1, slope)),             # conv4_x
             _conv(c4, c5, 3, 2, slope),                                                        # conv5

@@ -314,8 +314,9 @@ def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
               "au": ["actionunits"], "emotion": ["estimatedemotion", "emotion"]}
-    return _refuse_the_other_sheet(_rows(Path(path), "casme2", None, wanted, _casme2_subject,
-                                         required=("subject", "clip", "onset", "apex", "emotion")), "casme2", Path(path))
+    rows = _rows(Path(path), "casme2", None, wanted, _casme2_subject,
+                 required=("subject", "clip", "onset", "apex", "emotion"))
+    return _refuse_the_other_sheet(rows, "casme2", Path(path))
 
 
 def read_samm_sheet(path: str | Path) -> list[SheetRow]:
