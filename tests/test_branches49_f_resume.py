@@ -17,18 +17,25 @@ def _cfg(tmp_path, root, steps):
                                                   threads=1, seed=1, log_every=100, ckpt_every=1, init_weights=None))
 
 
-def test_flow_train_resumed_at_the_end_of_its_budget_trains_no_step(tmp_path, shared_data, monkeypatch):
-    ftrain.train(_cfg(tmp_path, shared_data, 1), progress=False)
-    run = tmp_path / "runs" / "r"
-    first = load_srflownet(run / "weights.pt")
-    (run / "weights.pt").unlink()                   # stopped during the final evaluation: last.pt is at step 1 of 1
+def _train_resumed_at_the_end(train, run, load, module, loss_name, monkeypatch):
+    """``train()``, drop ``run``'s weights.pt and metrics.json (stopped during the final evaluation: last.pt is at
+    step 1 of 1), make ``module.<loss_name>`` fail, ``train()`` again: (first weights, weights again, its return)."""
+    train()
+    first = load(run / "weights.pt")
+    (run / "weights.pt").unlink()
     (run / "metrics.json").unlink()
 
     def no_step(*a, **kw):
         raise AssertionError("the budget is used: no training step")
-    monkeypatch.setattr(ftrain, "training_loss", no_step)
-    ftrain.train(_cfg(tmp_path, shared_data, 1), progress=False)
-    again = load_srflownet(run / "weights.pt")
+    monkeypatch.setattr(module, loss_name, no_step)
+    result = train()
+    return first, load(run / "weights.pt"), result
+
+
+def test_flow_train_resumed_at_the_end_of_its_budget_trains_no_step(tmp_path, shared_data, monkeypatch):
+    run = tmp_path / "runs" / "r"
+    first, again, _ = _train_resumed_at_the_end(lambda: ftrain.train(_cfg(tmp_path, shared_data, 1), progress=False),
+                                                run, load_srflownet, ftrain, "training_loss", monkeypatch)
     assert torch.load(run / "last.pt", weights_only=False)["step"] == 1
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
     assert again.meta["steps"] == 1
@@ -42,17 +49,9 @@ def test_decflow_train_resumed_at_the_end_of_its_budget_trains_no_step(tmp_path,
                              model=DecFlowConfig(**TINY_SRFLOWNET),
                              train=DecFlowTrainSection(init_weights=None, batch_size=2, crop=0, steps=1, iters=1,
                                                        log_every=100, ckpt_every=100))
-    dmod.train_decflow(cfg, progress=False)
-    run = tmp_path / "runs" / "d"
-    first = load_decflow(run / "weights.pt")
-    (run / "weights.pt").unlink()                   # stopped during the final evaluation: last.pt is at step 1 of 1
-    (run / "metrics.json").unlink()
-
-    def no_step(*a, **kw):
-        raise AssertionError("the budget is used: no training step")
-    monkeypatch.setattr(dmod, "decflow_loss", no_step)
-    metrics = dmod.train_decflow(cfg, progress=False)
-    again = load_decflow(run / "weights.pt")
+    first, again, metrics = _train_resumed_at_the_end(lambda: dmod.train_decflow(cfg, progress=False),
+                                                      tmp_path / "runs" / "d", load_decflow, dmod, "decflow_loss",
+                                                      monkeypatch)
     assert again.meta["steps"] == 1 and again.meta["test_metrics"] == metrics == first.meta["test_metrics"]
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
 
