@@ -10,8 +10,10 @@ hand::
     icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>_s<seed>
 
 and, after the last seed, one ensemble of every seed's runs for an ensemble marked ``over_seeds``
-(``icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>``), then writes ``<out>/results.md``: the results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as
-mean ± std, folds / clips), every run's UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline (``icegan compare``), and the
+(``icegan ensemble <out>/<member>_s<seed> ... --out <out>/<ensemble>``), then writes ``<out>/results.md``: the
+results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as mean ± std, folds / clips), every run's
+UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline
+(``icegan compare``), and the
 equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
 ``<out>/compare.png`` draws the intervals (forest plot) and ``<out>/results.tex`` holds the results table as a
 LaTeX table float (booktabs, caption, label). ``results.md`` is rewritten after
@@ -56,8 +58,8 @@ from icegan.config import ConfigError, load_config
 from icegan.paths import check_output_folder, run_folder_header
 from icegan.report import RESUME, read_run_json
 
-__all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite", "load_suite",
-           "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "copy_inner_predictions"]
+__all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite",
+           "load_suite", "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "copy_inner_predictions"]
 
 
 @dataclass
@@ -715,8 +717,9 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
                         f"give the path of a folder{example}")
     header = run_folder_header(out)
     if header is not None:
-        raise ValueError(f"--out {out} is the folder of one run (it holds {header.name}), not a suite's: a suite writes "
-                         f"a folder per run and its results page there; give a new folder, e.g. {out.parent / suite.name}")
+        raise ValueError(f"--out {out} is the folder of one run (it holds {header.name}), not a suite's: a suite "
+                         f"writes a folder per run and its results page there; give a new folder, e.g. "
+                         f"{out.parent / suite.name}")
     plan = plan_suite(suite, suite_path, out, overrides)
     pool = reusable_runs(reuse) if reuse else []
     sources = {p.out: find_reusable_run(p.config, pool) for p in plan
