@@ -603,13 +603,28 @@ def _main(argv=None) -> int:
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet
     from .train import collate
+    import re
+
+    def strict(pattern: str, cast, low, what: str):
+        """argparse type: ASCII ``pattern`` (not int()'s ``1_0`` or float()'s ``nan``, ``inf``), finite, >= low
+        (the rule of icegan.commands._numbers, which flownet, standing alone, does not import)."""
+        def parse(text: str):
+            t = text.strip()
+            value = cast(t) if re.fullmatch(pattern, t) else None
+            if value is None or not math.isfinite(value) or value < low:
+                raise argparse.ArgumentTypeError(f"expected {what} >= {low}, got {text!r}")
+            return value
+        return parse
+    count = strict(r"-?[0-9]+", int, 1, "an integer")
+    pairs = strict(r"-?[0-9]+", int, 0, "an integer")         # --n-real 0: no real pairs (occ_real NaN)
+    weight = strict(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", float, 0, "a finite number")
     ap = argparse.ArgumentParser(prog="python -m flownet.selfsup")
     ap.add_argument("--alpha2-study", nargs="+", required=True, metavar="WEIGHTS")
-    ap.add_argument("--alpha2", nargs="+", type=float, default=[0.5, 0.1, 0.05])
-    ap.add_argument("--alpha1", type=float, default=0.01)
-    ap.add_argument("--n-synthetic", type=int, default=32)
-    ap.add_argument("--n-real", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--alpha2", nargs="+", type=weight, default=[0.5, 0.1, 0.05])
+    ap.add_argument("--alpha1", type=weight, default=0.01)
+    ap.add_argument("--n-synthetic", type=count, default=32)
+    ap.add_argument("--n-real", type=pairs, default=32)
+    ap.add_argument("--threads", type=count, default=1)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)

@@ -10,6 +10,7 @@ import argparse
 import re
 import sys
 
+from icegan.commands._numbers import integer, number
 from icegan.commands.table import ENTRIES_EPILOG, add_entry_arguments, emit
 
 __all__ = ["register"]
@@ -104,8 +105,9 @@ def register(subparsers) -> None:
                         formats=("markdown", "latex", "csv"))
     p.add_argument("--baseline", metavar="LABEL", default=None,
                    help="label of the entry the differences are taken against (default: the first entry)")
-    p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples of the subjects (default 9999)")
-    p.add_argument("--confidence", type=float, default=0.95, help="level of the percentile intervals (default 0.95)")
+    p.add_argument("--resamples", type=integer(), default=9999,
+                   help="bootstrap resamples of the subjects (default 9999)")
+    p.add_argument("--confidence", type=number(), default=0.95, help="level of the percentile intervals (default 0.95)")
     p.add_argument("--per-dataset", action="store_true",
                    help="also one table per dataset (its subjects resampled alone; the same runs' predictions)")
     p.add_argument("--stratify", action="store_true",
@@ -114,5 +116,6 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="also draw a forest plot: UF1 with its interval per entry and the paired ΔUF1 (per dataset "
                         "too with --per-dataset)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0; same seed, same intervals)")
+    p.add_argument("--seed", type=integer(), default=0,
+                   help="seed of the resampling (default 0; same seed, same intervals)")
     p.set_defaults(func=_main)

@@ -8,17 +8,18 @@ import sys
 from pathlib import Path
 
 from icegan.commands import one_line_errors
+from icegan.commands._numbers import read_int
 from icegan.paths import config_hint
 
 
 def _threads(text: str) -> int:
-    """argparse type of ``icegan data check --workers``: an integer >= 1 of image-decoding threads.
+    """argparse type of ``icegan data check --workers``: an integer >= 1 of image-decoding threads (:func:`read_int`).
 
     Raises:
         argparse.ArgumentTypeError: not an integer, or < 1 (argparse then names --workers and exits with code 2).
     """
     try:
-        value = int(text)
+        value = read_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1 (threads decoding images), got {text!r}") from None
     if value < 1:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from icegan.commands._numbers import number
+
 __all__ = ["register"]
 
 
@@ -46,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", required=True,
                    help="output folder: predictions.csv, metrics.json, metrics.md, ensemble.json, per_subject.csv, "
                         "per_subject.png, confusion.png")
-    p.add_argument("--weights", metavar="W", nargs="+", type=float, default=None,
+    p.add_argument("--weights", metavar="W", nargs="+", type=number(), default=None,
                    help="one non-negative weight per run (default: equal); fix them before seeing results")
     p.add_argument("--name", default=None, help="title in metrics.md and the plot (default: the --out folder name)")
     p.set_defaults(func=_main)

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.commands._numbers import integer, number
 from icegan.paths import config_hint
 
 #: the smallest image side (pixels) `icegan flow run` accepts: below it there is no neighbourhood to match
@@ -79,15 +80,16 @@ def register(subparsers) -> None:
                         "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA, else ../shared/data beside a checkout; + /middlebury for "
                         "Middlebury)")
-    e.add_argument("--size", type=int, default=128, help="synthetic pair side in pixels (default 128)")
-    e.add_argument("--n-pairs", type=int, default=200,
+    e.add_argument("--size", type=integer(), default=128, help="synthetic pair side in pixels (default 128)")
+    e.add_argument("--n-pairs", type=integer(), default=200,
                    help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 "
                         "are the first half of the default 200. The EPEs in the README and the repository's "
                         "docs/benchmarks.md use 100")
-    e.add_argument("--max-motion", type=float, default=None, metavar="PX",
+    e.add_argument("--max-motion", type=number(0, "pixels"), default=None, metavar="PX",
                    help="synthetic-generic only: largest object translation of the scenes in pixels (default 10; "
                         "the generic checkpoint was trained up to 24)")
-    e.add_argument("--iters", type=int, default=None, help="SRFlowNet / RAFT recurrent updates (default: model's)")
+    e.add_argument("--iters", type=integer(), default=None,
+                   help="SRFlowNet / RAFT recurrent updates (default: model's)")
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 (autocast; fast on CPUs with AVX512-BF16/AMX and on "
                         "GPUs), auto (bf16 where the device has native bf16 kernels)")
@@ -102,7 +104,7 @@ def register(subparsers) -> None:
                    help="size the flow is computed at before it is scored at the pairs' size: native (default), auto "
                         "(the learned weights' training crop size), or a side in pixels (see icegan flow run --help)")
     e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    e.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: leave as is)")
+    e.add_argument("--threads", type=integer(), default=0, help="torch CPU threads (default 0: leave as is)")
     e.add_argument("--json", default=None, help="write the results JSON here")
     e.set_defaults(func=_eval)
 

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.commands._numbers import integer
 
 
 def register(subparsers) -> None:
@@ -50,8 +51,10 @@ def register(subparsers) -> None:
                          "folder with manifest.csv, or a folder of onset face images")
     ev.add_argument("--subjects", nargs="*", default=None,
                     help="subjects to evaluate, e.g. sub01 or samm/006 (default: the checkpoint's holdout_subjects)")
-    ev.add_argument("--n-per-class", type=int, default=2, help="synthetic faces per onset and class (default 2)")
-    ev.add_argument("--seed", type=int, default=0,
+    ev.add_argument("--n-per-class", type=integer(1, meaning="synthetic faces per onset and class"), default=2,
+                    help="synthetic faces per onset and class (default 2)")
+    ev.add_argument("--seed", default=0,
+                    type=integer(0, 2**32 - 1, "a seed of numpy's random generator, as the recognizers take it"),
                     help="seed of the generator's noise and of the recognizers the metrics train (default 0; same "
                          "seed, same synthetic faces and metrics)")
     ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")
@@ -79,8 +82,9 @@ def register(subparsers) -> None:
                     help="negative|positive|surprise or 0|1|2, or 'all' (a generator of another label set, from a "
                          "main-job run of data.labels=casme2_5 or samm_5: its classes, e.g. happiness|disgust|"
                          "repression|surprise|others, or 0..4; the checkpoint names them)")
-    ge.add_argument("-n", type=int, default=1, help="faces per onset (and class; default 1)")
-    ge.add_argument("--seed", type=int, default=0,
+    ge.add_argument("-n", type=integer(1, meaning="faces per onset and class"), default=1,
+                    help="faces per onset (and class; default 1)")
+    ge.add_argument("--seed", type=integer(), default=0,
                     help="seed of the generator's noise (default 0; same seed, same faces)")
     ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
                                                  "name; a name met again gets -2, -3, ... in the order given)")

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.commands._numbers import number
 from icegan.paths import config_hint
 
 __all__ = ["register", "fit", "predict_table", "as_trained"]
@@ -400,7 +401,7 @@ def register(subparsers) -> None:
     q.add_argument("--table", metavar="CSV", required=True,
                    help="feature table of the clips to score (dataset, subject, clip, path; label optional)")
     q.add_argument("--out", metavar="CSV", required=True, help="predictions file to write")
-    q.add_argument("--weights", metavar="W", nargs="+", type=float, default=None,
+    q.add_argument("--weights", metavar="W", nargs="+", type=number(), default=None,
                    help="one non-negative weight per --model (default: equal)")
     q.add_argument("--normalize", choices=("auto", "none", "minmax"), default="auto",
                    help="none: maps already min-max normalised per clip to [0, 1]; minmax: normalise them here; "

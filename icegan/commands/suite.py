@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from icegan.commands._numbers import read_int
 from icegan.paths import config_hint, with_config_hints
 
 __all__ = ["register"]
@@ -57,10 +58,10 @@ plot), suite_times.json. Rerunning the same command resumes: finished runs and i
 
 
 def _seed_list(text: str) -> list[int]:
-    """argparse type of ``--seeds``: one or more comma-separated integers (an empty list is refused: it read as no
-    --seeds at all, so the file's seeds ran without a word)."""
+    """argparse type of ``--seeds``: one or more comma-separated integers (:func:`read_int`; an empty list is refused:
+    it read as no --seeds at all, so the file's seeds ran without a word)."""
     try:
-        seeds = [int(t) for t in text.split(",") if t.strip()]
+        seeds = [read_int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers (e.g. 0,1,2), got '{text}'") from None
     if not seeds:

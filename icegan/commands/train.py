@@ -7,6 +7,7 @@ shipped ``demo.yaml`` (:func:`icegan.paths.shipped_config`), found in the packag
 from __future__ import annotations
 
 from icegan.commands import add_print_config
+from icegan.commands._numbers import read_int, read_number
 
 #: ``--cpus-per-fold`` when not given: the parser's default, and the value :func:`icegan.pipeline.run_from_args` takes
 #: for "not given" (any other value without ``--executor ray`` is refused)
@@ -14,10 +15,10 @@ CPUS_PER_FOLD_DEFAULT = 1
 
 
 def _count(text: str) -> int:
-    """argparse type of ``--workers``: an integer >= 0 (0 = as many as the cluster fits)."""
+    """argparse type of ``--workers``: an integer >= 0 (0 = as many as the cluster fits; :func:`read_int`)."""
     import argparse
     try:
-        value = int(text)
+        value = read_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0 = as many as fit), got {text!r}") from None
     if value < 0:
@@ -26,14 +27,13 @@ def _count(text: str) -> int:
 
 
 def _cores(text: str) -> float:
-    """argparse type of ``--cpus-per-fold``: a finite number > 0 of CPU cores."""
+    """argparse type of ``--cpus-per-fold``: a finite number > 0 of CPU cores (:func:`read_number`)."""
     import argparse
-    import math
     try:
-        value = float(text)
+        value = read_number(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of CPU cores > 0 (e.g. 1 or 0.5), got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number of CPU cores > 0 (e.g. 1 or 0.5), got {text}")
     return value
 

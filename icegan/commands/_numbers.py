@@ -1,0 +1,101 @@
+"""The one reading of the numbers given to the ``icegan`` subcommands' flags, and their argparse types.
+
+Python's ``int()`` and ``float()`` read more than a number as a user types it: ``1_0`` (10), ``nan``, ``inf``,
+``1e999`` (inf); ``str.isdigit()`` passes ``²``, which ``int()`` then refuses. Here an integer is ASCII digits with
+an optional leading ``-`` (a negative value is left to the flag's range: its message then says what is allowed), a
+number the same with an optional fraction and exponent (``0.5``, ``.5``, ``1e-3``), finite. Blanks around the text
+are ignored (``' 7 '`` is 7, as it always was).
+
+A type's error reaches argparse as an ``argparse.ArgumentTypeError``, printed as ``argument --flag: <what is wrong>,
+got '<value>'`` (exit code 2). A range a command checks after parsing, with a message of its own, is not checked here.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from typing import Callable, Optional
+
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def read_int(text: str) -> int:
+    """``text`` as an integer: ASCII digits with an optional leading ``-``, blanks around it ignored.
+
+    Raises:
+        ValueError: anything else (``1_0``, ``+3``, ``²``, ``1.0``, ``''``), naming the text.
+    """
+    t = str(text).strip()
+    if not _INTEGER.fullmatch(t):
+        raise ValueError(f"expected an integer (digits 0-9, an optional leading -), got {text!r}")
+    return int(t)
+
+
+def read_number(text: str) -> float:
+    """``text`` as a finite float: digits 0-9 with an optional leading ``-``, fraction and exponent, blanks around it
+    ignored.
+
+    Raises:
+        ValueError: anything else (``nan``, ``inf``, ``1e999``, ``1_0``, ``0x1p3``), naming the text.
+    """
+    t = str(text).strip()
+    value = float(t) if _NUMBER.fullmatch(t) else math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number (e.g. 1, 0.5 or 1e-3), got {text!r}")
+    return value
+
+
+def _bounds(low, high) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    if low is not None:
+        return f" >= {low}"
+    return f" <= {high}" if high is not None else ""
+
+
+def integer(low: Optional[int] = None, high: Optional[int] = None, meaning: str = "") -> Callable[[str], int]:
+    """argparse type of an integer flag in ``[low, high]`` (None: unbounded on that side).
+
+    Args:
+        low, high: the flag's range, both ends included.
+        meaning: what the value is, in the message (``"synthetic faces per onset and class"``).
+
+    Returns:
+        ``parse(text) -> int``, raising ``argparse.ArgumentTypeError`` for text that is no integer
+        (:func:`read_int`) or out of range; the message gives the range, the meaning and the value.
+    """
+    what = f" ({meaning})" if meaning else ""
+
+    def parse(text: str) -> int:
+        try:
+            value = read_int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer{_bounds(low, high)}{what}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be{_bounds(low, high)}{what}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(low: Optional[float] = None, meaning: str = "") -> Callable[[str], float]:
+    """argparse type of a flag taking a finite number ``>= low`` (None: any finite number).
+
+    Returns:
+        ``parse(text) -> float``, raising ``argparse.ArgumentTypeError`` for text that is no finite number
+        (:func:`read_number`) or below ``low``; the message gives the range, the meaning and the value.
+    """
+    what = f" ({meaning})" if meaning else ""
+
+    def parse(text: str) -> float:
+        try:
+            value = read_number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a finite number{_bounds(low, None)}{what}, got {text!r}") \
+                from None
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be{_bounds(low, None)}{what}, got {text.strip()}")
+        return value
+    parse.__name__ = "number"
+    return parse
