@@ -135,3 +135,20 @@ def test_shared_types_are_argparse_types():
     with pytest.raises(argparse.ArgumentTypeError, match=r"expected a finite number >= 0, got 'nan'"):
         number(0)("nan")
 
+
+
+# ------------------------------------------------------------------ icegan generate --class (commands/gan.py)
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0662", "1_0", "-1", "3"])
+def test_generate_class_by_number_is_ascii_digits_below_the_class_count(text):
+    """'²' passed str.isdigit() and int('²') raised its bare 'invalid literal for int()'; '٢' (ARABIC-INDIC TWO)
+    was read as class 2. Both now get the message of an unknown class, naming --class and the classes."""
+    from icegan.commands.gan import _class_of
+    with pytest.raises(ValueError, match=rf"unknown class '{text}' \(--class\).*ck\.pt.*negative, positive, surprise"):
+        _class_of(text, ("negative", "positive", "surprise"), "ck.pt")
+
+
+def test_generate_class_by_name_or_number_still_reads():
+    from icegan.commands.gan import _class_of
+    classes = ("negative", "positive", "surprise")
+    assert [_class_of(t, classes, "ck.pt") for t in ("0", " 2 ", "Positive", "surprise")] == [0, 2, 1, 2]

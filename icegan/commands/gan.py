@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
-from icegan.commands._numbers import integer
+from icegan.commands._numbers import integer, read_int
 
 
 def register(subparsers) -> None:
@@ -200,7 +200,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:
-    """The id of ``--class`` among the generator's ``classes``: a name (any case) or an id 0..K-1.
+    """The id of ``--class`` among the generator's ``classes``: a name (any case) or an id 0..K-1 in ASCII digits
+    (:func:`icegan.commands._numbers.read_int`; not ``²``, which passes ``isdigit()`` and which ``int()`` refuses).
 
     Raises:
         ValueError: neither (names the checkpoint and its classes).
@@ -208,8 +209,12 @@ def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:
     t = str(text).strip().lower()
     if t in classes:
         return classes.index(t)
-    if t.isdigit() and int(t) < len(classes):
-        return int(t)
+    try:
+        k = read_int(t)
+    except ValueError:
+        k = -1
+    if 0 <= k < len(classes):
+        return k
     raise ValueError(f"unknown class {text!r} (--class): the generator of {checkpoint} is conditioned on the classes "
                      f"{', '.join(classes)}: use one of them, 0..{len(classes) - 1} or 'all'")
 
