@@ -20,6 +20,7 @@ it is not a test of a recipe chosen after looking at these same LOSO numbers.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,13 +316,17 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     ``bootstrap_compare(..., stratify=True)`` over subjects of several datasets; the legend and the caption say that
     the subjects were drawn within each dataset. Rows of another label set than MEGC2019's (their ``label_set``,
     ``data.labels``) name their classes, as ``icegan table`` does: a ``classes`` CSV column, a ``Classes:`` line in
-    the Markdown legend, the classes in the LaTeX caption; MEGC2019 rows give the table as before.
+    the Markdown legend, the classes in the LaTeX caption; MEGC2019 rows give the table as before. The Δ headers
+    and the caption name the baseline without the ``[PARTIAL: k of n folds]`` tag of a run cut by max_folds, which
+    its row shows.
 
     Raises:
         ValueError: ``fmt`` not markdown / latex / csv.
     """
     from icegan.labels import DEFAULT_LABELS, get_label_set
-    base = rows[baseline]["label"]
+    # the baseline as the header and the caption name it: without the [PARTIAL: k of n folds] tag its row carries
+    # (load_run_set), which else stood in each of the three Δ columns' headers too
+    base = re.sub(r" \[PARTIAL: [^\]]*\]", "", rows[baseline]["label"])
     pct = f"{100 * confidence:g} %"
     label_set = get_label_set(rows[baseline].get("label_set", DEFAULT_LABELS))
     named = label_set.name != DEFAULT_LABELS       # a Classes column / line, only then (as icegan table)

@@ -152,3 +152,29 @@ def test_generate_class_by_name_or_number_still_reads():
     from icegan.commands.gan import _class_of
     classes = ("negative", "positive", "surprise")
     assert [_class_of(t, classes, "ck.pt") for t in ("0", " 2 ", "Positive", "surprise")] == [0, 2, 1, 2]
+
+
+# ------------------------------------------------------------------ icegan compare: a partial baseline's tag, once
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex"])
+def test_compare_names_a_partial_baseline_s_tag_once(tmp_path, capsys, fmt):
+    """A baseline cut by max_folds had its '[PARTIAL: 6 of 10 folds]' in each of the three Δ header cells (and the
+    LaTeX caption) besides its own row: four times in one table. Its row keeps the tag; the header names the entry."""
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_significance import _rows, _write_run
+    truth = [0, 1, 2, 2]
+    part = _write_run(tmp_path / "part", _rows(6, truth, lambda s, j, y: y if s % 3 else 0))
+    header = json.loads((part / "run.json").read_text())
+    (part / "run.json").write_text(json.dumps({**header, "folds_total": 10}))
+    whole = _write_run(tmp_path / "whole", _rows(6, truth, lambda s, j, y: 0 if j == 3 else y))
+    out = tmp_path / "cmp.txt"
+    assert main(["compare", f"cut={part}", f"whole={whole}", "--resamples", "300", "--format", fmt,
+                 "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.count("[PARTIAL: 6 of 10 folds]") == 1, text
+    assert ("| cut [PARTIAL: 6 of 10 folds] | 1 | honest |" in text if fmt == "markdown"
+            else "cut [PARTIAL: 6 of 10 folds] & 1 & honest &" in text)
+    assert ("ΔUF1 vs cut [95 % CI]" in text) if fmt == "markdown" else ("$\\Delta$UF1 vs cut [95 \\% CI]" in text)
