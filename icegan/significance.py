@@ -162,8 +162,9 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
 
 def _statistic(cms: np.ndarray):
     """Vectorised statistic for scipy.stats.bootstrap: resampled subject indices (..., S) → mean over runs of
-    (UF1, UAR), stacked on the first axis."""
-    def stat(idx, axis=-1):
+    (UF1, UAR), stacked on the first axis. Called by :func:`bootstrap_compare`'s ``joint`` with the subjects on the
+    last axis of ``idx``, the axis it reduces."""
+    def stat(idx):
         idx = np.asarray(idx).astype(int)
         pooled = cms[:, idx].sum(axis=-3)                # (R, ..., C, C)
         uf1, uar = uf1_uar_from_confusion(pooled)
@@ -272,6 +273,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     stats = [_statistic(s.confusions) for s in sets]
 
     def joint(idx, axis=-1):
+        # scipy's vectorized bootstrap calls statistic(resamples, axis=-1), its resamples' subjects always moved to
+        # the last axis: the axis _statistic reduces, so the argument is part of scipy's call, not one to follow
+        del axis
         return np.concatenate([f(idx) for f in stats])       # (2 · entries, ...)
 
     alpha = (1 - confidence) / 2
