@@ -32,7 +32,7 @@ minimisation (``sam_rho``, :func:`sam_gradient`).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "warp_features", "resize_features", "train_models", "predict_models",
            "fit_predict_folds", "fit_recognizer", "FittedRecognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "dataset_class_weights", "inner_val_masks",
-           "inner_val_split"]
+           "inner_val_split", "mixup_batch", "MixupBatch"]
 
 
 def hflip_features(x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +146,77 @@ def warp_features(x: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor)
     theta = torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1)], 1)      # (B, 2, 3)
     grid = F.affine_grid(theta, [B, C, H, W], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class MixupBatch(NamedTuple):
+    """A batch mixed by :func:`mixup_batch` (B rows, G models); the fields are described there."""
+    x: torch.Tensor
+    mask: torch.Tensor
+    weight_a: torch.Tensor
+    weight_b: torch.Tensor
+    targets: Optional[torch.Tensor]
+    partner: torch.Tensor
+    lam: torch.Tensor
+
+
+def mixup_batch(x: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, alpha: float,
+                generator: torch.Generator, targets: Optional[torch.Tensor] = None) -> MixupBatch:
+    """Mixup of a training batch with a permutation of itself (Zhang et al., "mixup: Beyond Empirical Risk
+    Minimization", ICLR 2018, Sec. 2), as :func:`train_models` applies it under ``mixup_alpha`` > 0.
+
+    Row i is paired with row ``j[i]`` of a random permutation j of the batch (possibly itself) and takes its own share
+    ``λ_i ~ Beta(α, α)``:
+
+    - the maps: ``x̃_i = λ_i x_i + (1 − λ_i) x_{j_i}``;
+    - the soft targets (e.g. action units in [0, 1], or one-hot class targets, which then stay sums of 1):
+      ``t̃_i = λ_i t_i + (1 − λ_i) t_{j_i}``;
+    - the class labels stay integers: the loss of row i is ``weight_a[i] · CE(y_i) + weight_b[i] · CE(y_{j_i})``
+      (normalised by ``Σ (weight_a + weight_b)``), the cross-entropy against the mixed one-hot target when the two
+      rows weigh the same, with each label weighted by its share and its own row's weight:
+      ``weight_a = m̃ · w_i · λ_i``, ``weight_b = m̃ · w_{j_i} · (1 − λ_i)``, where ``m̃ = mask_i · mask_{j_i}``:
+      a pair counts for model g only when both rows are its training rows (``m̃`` is also the batch-norm mask).
+
+    Randomness, in this order: ``j = torch.randperm(B, generator=generator)``, then
+    ``λ = torch.distributions.Beta(α, α).sample((B,))``, which takes no generator and draws from torch's global RNG
+    (seeded by ``torch.manual_seed(seed)`` in :func:`train_models`). Both are drawn on the CPU and moved to
+    ``x.device``. A small α gives λ near 0 or 1 (little mixing); α = 1 gives a uniform λ. Below α ≈ 0.003 torch's
+    sampler clamps both of a row's gamma draws at the smallest float and returns λ = 0.5 for part of the rows
+    (a quarter at α = 0.001).
+
+    Args:
+        x: (B, ...) floating maps ((B, C, H, W) in :func:`train_models`).
+        mask: (B, G) float 0/1, row i is a training row of model g.
+        weight: (B, G) float ≥ 0, the loss weight of each row for each model (sample × class weight).
+        alpha: α > 0.
+        generator: CPU ``torch.Generator`` of the partner permutation.
+        targets: optional (B, K) float soft targets of the rows, mixed like the maps.
+    Returns:
+        :class:`MixupBatch` of ``x`` (B, ...) mixed maps in ``x``'s dtype, ``mask`` (B, G) pair mask ``m̃``,
+        ``weight_a`` and ``weight_b`` (B, G), ``targets`` (B, K) mixed (None without targets), ``partner`` (B,) int64
+        j, ``lam`` (B,) float32 λ in [0, 1].
+    Raises:
+        ValueError: ``alpha`` not a finite number > 0, or ``mask``, ``weight``, ``targets`` not of B rows (``mask``
+            and ``weight`` of one shape).
+    """
+    B = x.shape[0]
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"mixup_batch needs alpha (model.mixup_alpha) a finite number > 0, got {alpha}")
+    if mask.dim() != 2 or mask.shape[0] != B or weight.shape != mask.shape:
+        raise ValueError(f"mixup_batch needs mask and weight of shape (B, G) with B={B} rows, got "
+                         f"{tuple(mask.shape)}, {tuple(weight.shape)}")
+    if targets is not None and (targets.dim() != 2 or targets.shape[0] != B):
+        raise ValueError(f"mixup_batch needs targets of shape (B, K) with B={B} rows, got {tuple(targets.shape)}")
+    j = torch.randperm(B, generator=generator).to(x.device)
+    lam = torch.distributions.Beta(alpha, alpha).sample((B,)).to(x.device)
+
+    def mix(t: torch.Tensor) -> torch.Tensor:
+        share = lam.reshape(-1, *[1] * (t.dim() - 1))
+        return (share * t + (1 - share) * t[j]).to(t.dtype)
+
+    both = mask * mask[j]
+    la = lam[:, None]
+    return MixupBatch(mix(x), both, both * weight * la, both * weight[j] * (1 - la),
+                      None if targets is None else mix(targets), j, lam)
 
 
 def resize_features(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -587,7 +658,6 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     best_val = torch.full((G,), float("inf"), device=device)
     snapshots: list[dict] = []
     records: list[torch.Tensor] = []
-    beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha) if cfg.mixup_alpha > 0 else None
 
     def forward(xb: torch.Tensor, mask: torch.Tensor, fkw: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The training network on a batch: (class logits (B, G, K), auxiliary logits (B, G, A) or None: the action
@@ -637,29 +707,24 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 xb = cutout_features(xb, c[0], c[1], cfg.cutout_px)
             if device.type == "cpu":
                 xb = xb.contiguous(memory_format=torch.channels_last)   # faster oneDNN convolutions
-            j = lam = None
-            if beta is not None:
-                j = torch.randperm(len(idx), generator=aux).to(device)
-                lam = beta.sample((len(idx),)).to(device)
+            mix = None                 # mixup: partners from `aux`, then shares from the global RNG (mixup_batch)
+            if cfg.mixup_alpha > 0:
+                mix = mixup_batch(xb, mb, rw * cw.t()[yb], cfg.mixup_alpha, aux, None if au_t is None else au_t[idx])
 
             def batch_loss():
                 """(G,) loss of every model on this step's batch, and the (G,) dataset cross-entropy (or None); called
                 within the step only (once, twice under SAM)."""
                 dom_ce = None
-                if j is not None:
-                    xm = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * xb[j]
-                    both = mb * mb[j]                                    # both partners must be training samples
-                    logits, au_logits = forward(xm, both, fkw)
+                if mix is not None:
+                    j = mix.partner
+                    logits, au_logits = forward(mix.x, mix.mask, fkw)    # both partners must be training samples
                     ce_a = _ce_rows(logits, yb, cfg.label_smoothing)
                     ce_b = _ce_rows(logits, yb[j], cfg.label_smoothing)
-                    wa = both * rw * cw.t()[yb] * lam[:, None]
-                    wb = both * rw[j] * cw.t()[yb[j]] * (1 - lam[:, None])
+                    wa, wb = mix.weight_a, mix.weight_b
                     loss_g = (ce_a * wa + ce_b * wb).sum(0) / (wa + wb).sum(0).clamp_min(1e-12)
                     if au_t is not None:
-                        la = lam[:, None]
-                        t_mix = la * au_t[idx] + (1 - la) * au_t[idx][j]
-                        w_au = both * (au_k[idx] * au_k[idx][j])[:, None]
-                        loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, t_mix, w_au)
+                        w_au = mix.mask * (au_k[idx] * au_k[idx][j])[:, None]
+                        loss_g = loss_g + cfg.au_weight * _action_unit_loss(au_logits, mix.targets, w_au)
                 else:
                     logits, au_logits = forward(xb, mb, fkw)
                     loss_g = _weighted_ce(logits, yb, rw * cw.t()[yb], cfg.label_smoothing)   # (G,)
@@ -679,7 +744,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
             if cfg.sam_rho > 0:      # the gradient at the sharpest nearby weights replaces it (SAM)
                 sam_gradient(model, G, cfg.sam_rho, lambda: batch_loss()[0].sum())
             if idle_pairs:
-                idle = (mb * mb[j]).sum(0) == 0
+                idle = mix.mask.sum(0) == 0
                 step_learning_copies(opt, G, idle if idle_steps is None else idle | idle_steps[step])
             elif any_idle[step]:
                 step_learning_copies(opt, G, idle_steps[step])
