@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from icegan.recognition import MixupBatch, mixup_batch
@@ -176,3 +176,131 @@ def test_train_models_mixes_every_batch_through_mixup_batch(monkeypatch):
     assert all(bool(((c[3] > 0) == (c[2] > 0)).all()) for c in calls)       # weight > 0 exactly on training rows
     for k, v in plain.state_dict().items():
         assert torch.equal(v, spied.state_dict()[k]), k
+
+
+# -------------------------------------------------------------------------------------------------------- executors
+
+class RecordGroup:
+    """A picklable fold-group function (pickled by reference to this module, which the spawned workers import) that
+    leaves one file per fold it runs in ``log_dir`` and returns ``index * 10`` per fold; fails on the group holding
+    fold ``fail_on``."""
+
+    def __init__(self, log_dir: str, fail_on: int = -1):
+        self.log_dir, self.fail_on = log_dir, fail_on
+
+    def __call__(self, folds):
+        import os
+        import uuid
+        if any(f.index == self.fail_on for f in folds):
+            raise ValueError(f"group with fold {self.fail_on} broke")
+        for f in folds:
+            open(os.path.join(self.log_dir, f"{f.index}-{uuid.uuid4().hex}"), "w").close()
+        return [f.index * 10 for f in folds]
+
+
+def _fold_list(n: int):
+    import numpy as np
+
+    from icegan.protocol import Fold
+    return [Fold(i, f"casme2/sub{i + 1:02d}", np.arange(2), np.arange(1), writer=lambda: None) for i in range(n)]
+
+
+@st.composite
+def fold_groups(draw):
+    """1-5 folds cut into 1-5 consecutive non-empty groups (icegan loso's fold groups), and 1-2 workers."""
+    n = draw(st.integers(1, 5))
+    cuts = sorted(draw(st.sets(st.integers(1, n - 1), max_size=n - 1))) if n > 1 else []
+    folds = _fold_list(n)
+    bounds = [0, *cuts, n]
+    return [folds[a:b] for a, b in zip(bounds, bounds[1:])], draw(st.integers(1, 2))
+
+
+_FIVE = _fold_list(5)
+_THREE_GROUPS = ([_FIVE[:2], _FIVE[2:3], _FIVE[3:]], 2)        # more groups than workers, groups of 1 and 2 folds
+
+
+@settings(max_examples=30 if SEARCH else 2, deadline=None)       # each example starts worker processes (seconds)
+@given(fold_groups())
+@example(_THREE_GROUPS)
+def test_process_group_map_yields_every_group_once_and_runs_every_fold_once(groups_workers):
+    """Whatever the groups: one (group, folds_fn(group)) per group (in completion order: the set of groups is the
+    input's), the group handed back is the caller's own (with its writer), and each fold ran exactly once."""
+    import os
+    import tempfile
+
+    from icegan.executors import ProcessGroupMap
+    groups, workers = groups_workers
+    with tempfile.TemporaryDirectory() as log_dir:
+        out = list(ProcessGroupMap(workers, threads=1)(RecordGroup(log_dir), groups))
+        ran = sorted(int(name.split("-")[0]) for name in os.listdir(log_dir))
+    assert len(out) == len(groups)
+    assert sorted(id(g) for g, _ in out) == sorted(id(g) for g in groups)          # each input group, once
+    assert all(r == [f.index * 10 for f in g] for g, r in out)
+    assert ran == [f.index for g in groups for f in g]                                  # every fold exactly once
+
+
+@settings(max_examples=30 if SEARCH else 1, deadline=None)
+@given(fold_groups(), st.integers(0, 4))
+@example(_THREE_GROUPS, 4)
+def test_process_group_map_error_names_the_failing_group(groups_workers, pick):
+    """A failing group's error reaches the caller with its message and a note naming that group's held-out subjects
+    and fold numbers (or its one fold)."""
+    import tempfile
+
+    from icegan.executors import ProcessGroupMap
+    groups, workers = groups_workers
+    fail_on = pick % sum(len(g) for g in groups)
+    bad = next(g for g in groups if any(f.index == fail_on for f in g))
+    with tempfile.TemporaryDirectory() as log_dir:
+        with pytest.raises(ValueError, match=f"group with fold {fail_on} broke") as info:
+            list(ProcessGroupMap(workers, threads=1)(RecordGroup(log_dir, fail_on), groups))
+    if not hasattr(info.value, "add_note"):            # Python 3.10: no notes
+        return
+    note = " ".join(info.value.__notes__)
+    if len(bad) == 1:
+        assert f"(in the fold of held-out subject {bad[0].subject}, fold {bad[0].index + 1})" in note
+    else:
+        assert all(f.subject in note for f in bad)
+        assert f"folds {bad[0].index + 1}-{bad[-1].index + 1})" in note
+    others = [f.subject for g in groups if g is not bad for f in g]
+    assert not any(s in note for s in others)
+
+
+@settings(max_examples=200 if SEARCH else 30)
+@given(st.integers(1, 7), st.integers(0, 8), st.integers(-1, 6))
+def test_ray_executor_on_fake_ray_runs_every_fold_once(n, workers, fail_on):
+    """On the fake Ray of tests/test_executors.py (tasks finish in submission order): every fold is submitted at most
+    once and at most ``workers`` are in flight (all when 0); without a failure every fold is yielded once, in order,
+    with its score; a failing fold raises an error naming it after the folds before it were yielded, and the folds
+    still in flight are cancelled."""
+    import sys
+
+    import icegan.environment
+    from icegan.executors import RayExecutor
+    from test_executors import _FakeRay, _Reported
+    folds = _fold_list(n)
+    fake = _FakeRay()
+    got = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "ray", fake)
+        mp.setattr(icegan.environment, "limit_threads", lambda k: None)
+        run = RayExecutor(workers=workers, num_cpus=1)(_Reported(fail_on=fail_on), folds)
+        if fail_on in range(n):
+            with pytest.raises(ValueError, match=f"fold {fail_on} broke") as info:
+                for fold, score in run:
+                    got.append((fold, score))
+            if hasattr(info.value, "add_note"):
+                assert (f"(in the fold of held-out subject {folds[fail_on].subject}, fold {fail_on + 1})"
+                        in info.value.__notes__)
+        else:
+            got = list(run)
+    submitted = [t[1].index for t in fake.tasks]
+    limit = workers if workers > 0 else n
+    assert submitted == list(range(len(submitted))) and fake.peak <= limit
+    assert all(t[1].writer is None for t in fake.tasks)             # the TensorBoard writer stays on the driver
+    if fail_on in range(n):
+        assert [(f.index, s) for f, s in got] == [(i, i * 10) for i in range(fail_on)]
+        assert fake.cancelled == list(range(fail_on + 1, len(submitted))) and not fake.in_flight
+    else:
+        assert len(submitted) == n and [(f, s) for f, s in got] == [(f, f.index * 10) for f in folds]
+        assert all(g is f for (g, _), f in zip(got, folds))
