@@ -304,3 +304,22 @@ def test_ray_executor_on_fake_ray_runs_every_fold_once(n, workers, fail_on):
     else:
         assert len(submitted) == n and [(f, s) for f, s in got] == [(f, f.index * 10) for f in folds]
         assert all(g is f for (g, _), f in zip(got, folds))
+
+
+# ------------------------------------------------------------------------------------------------------- dead code
+
+def test_ststnet_holds_only_the_layers_its_forward_uses():
+    """STSTNet's 2x2 average pooling is F.avg_pool2d in forward; the nn.AvgPool2d it also built (``self.avg``) was
+    never called. Without it the weights (state_dict keys, the saved recognizers' format) and outputs are those of
+    the same seed."""
+    from icegan.models.recognizers import STSTNet
+    torch.manual_seed(0)
+    m = STSTNet(n_models=2, aux_outputs=2).eval()
+    assert [n for n, _ in m.named_children()] == ["streams", "bns", "pool", "drop", "fc", "aux_fc"]
+    keys = [f"streams.{i}.{p}" for i in range(3) for p in ("weight", "bias")]
+    keys += [f"bns.{i}.{p}" for i in range(3)
+             for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    assert list(m.state_dict()) == keys + ["fc.weight", "fc.bias", "aux_fc.weight", "aux_fc.bias"]
+    x = torch.rand(3, 3, 28, 28)
+    y, a = m(x, with_aux=True)
+    assert y.shape == (3, 2, 3) and a.shape == (3, 2, 2)

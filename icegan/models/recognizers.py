@@ -395,7 +395,6 @@ class STSTNet(nn.Module):
             self.register_buffer("domain_running_var", torch.ones(G, self.domains, C))
         self.pool = nn.MaxPool2d(3, stride=3, padding=1)
         self.drop = nn.Dropout(dropout)
-        self.avg = nn.AvgPool2d(2, stride=2)
         s = input_size + 2 * padding - 2
         s = (s + 2 - 3) // 3 + 1
         s = s // 2
