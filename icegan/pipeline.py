@@ -28,6 +28,7 @@ No step looks at the held-out subject's labels; epochs are fixed in the config (
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import functools
 import hashlib
@@ -509,7 +510,9 @@ def write_skipped(path: Path, skipped: pd.DataFrame) -> None:
     cut short (read as fewer skipped clips)."""
     from flownet.io import write_whole
     if len(skipped):
-        write_whole(path, lambda tmp: skipped.to_csv(tmp, index=False))
+        # every field quoted: a bare '\r' in a reason (an exception's text), unquoted by pandas' default, would read
+        # back as a row break
+        write_whole(path, lambda tmp: skipped.to_csv(tmp, index=False, quoting=csv.QUOTE_ALL))
     else:
         path.unlink(missing_ok=True)
 

@@ -60,11 +60,20 @@ def read_manifest(path: str | Path) -> list[dict]:
         return list(reader)
 
 
+_FRAME_NUMBER = re.compile(r"\s*([0-9]+)(?:\.0*)?\s*")     # 46, or 46.0 as a spreadsheet writes it
+
+
 def _frame_number(text: str, field: str, where: str) -> int:
-    try:
-        return int(float(text))
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {field} {text!r} is not a frame number") from None
+    """A manifest cell's frame number: ASCII digits, optionally with a zero fraction (``46.0``).
+
+    Raises:
+        ValueError: anything else (``46.5``, ``nan``, ``inf``, ``1e3``, non-ASCII digits), naming ``where``, the
+            field and the text.
+    """
+    m = _FRAME_NUMBER.fullmatch(str(text))
+    if m is None:
+        raise ValueError(f"{where}: {field} {text!r} is not a frame number")
+    return int(m.group(1))
 
 
 def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
