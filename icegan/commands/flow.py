@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
-from icegan.commands._numbers import integer, number
+from icegan.commands._numbers import integer, number, read_int
 from icegan.paths import config_hint
 
 #: the smallest image side (pixels) `icegan flow run` accepts: below it there is no neighbourhood to match
@@ -155,7 +155,7 @@ def register(subparsers) -> None:
 
 
 def _input_size(text: str):
-    """``--input-size`` value: ``auto`` / ``native`` as given, digits as an int of at least 8 (pixels).
+    """``--input-size`` value: ``auto`` / ``native`` as given, ASCII digits as an int of at least 8 (pixels).
 
     Raises:
         ValueError: anything else, naming ``--input-size`` (before any image or weights are read).
@@ -163,8 +163,12 @@ def _input_size(text: str):
     t = str(text).strip()
     if t in ("auto", "native"):
         return t
-    if t.isdecimal() and int(t) >= 8:       # what int() reads: isdigit also passes '²', which int() refuses
-        return int(t)
+    try:
+        side = read_int(t)                  # ASCII digits only, as every numeric flag (icegan.commands._numbers)
+    except ValueError:
+        side = 0
+    if side >= 8:
+        return side
     raise ValueError(f"--input-size {text}: give auto (the weights' training size), native (the images' size) or "
                      f"the side in pixels at which the flow is computed, at least 8")
 
