@@ -603,21 +603,23 @@ def _main(argv=None) -> int:
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet
     from .train import collate
-    import re
+    from .number_text import read_int, read_number
 
-    def strict(pattern: str, cast, low, what: str):
-        """argparse type: ASCII ``pattern`` (not int()'s ``1_0`` or float()'s ``nan``, ``inf``), finite, >= low
-        (the rule of icegan.commands._numbers, which flownet, standing alone, does not import)."""
+    def strict(read, low, what: str):
+        """argparse type: ``read`` (ASCII digits, finite: :mod:`flownet.number_text`, the rule of the icegan
+        commands' flags), then ``>= low``."""
         def parse(text: str):
-            t = text.strip()
-            value = cast(t) if re.fullmatch(pattern, t) else None
-            if value is None or not math.isfinite(value) or value < low:
+            try:
+                value = read(text)
+            except ValueError:
+                value = None
+            if value is None or value < low:
                 raise argparse.ArgumentTypeError(f"expected {what} >= {low}, got {text!r}")
             return value
         return parse
-    count = strict(r"-?[0-9]+", int, 1, "an integer")
-    pairs = strict(r"-?[0-9]+", int, 0, "an integer")         # --n-real 0: no real pairs (occ_real NaN)
-    weight = strict(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", float, 0, "a finite number")
+    count = strict(read_int, 1, "an integer")
+    pairs = strict(read_int, 0, "an integer")         # --n-real 0: no real pairs (occ_real NaN)
+    weight = strict(read_number, 0, "a finite number")
     ap = argparse.ArgumentParser(prog="python -m flownet.selfsup")
     ap.add_argument("--alpha2-study", nargs="+", required=True, metavar="WEIGHTS")
     ap.add_argument("--alpha2", nargs="+", type=weight, default=[0.5, 0.1, 0.05])

@@ -39,3 +39,25 @@ def test_manifest_cells_that_are_no_frame_number_are_refused_naming_the_row(text
     frame numbers."""
     with pytest.raises(ValueError, match=r"manifest.csv row sub01/EP01: apex .* is not a frame number"):
         _frame_number(text, "apex", "manifest.csv row sub01/EP01")
+
+
+@pytest.mark.parametrize("flag, text", [("--n-synthetic", "1_0"), ("--n-real", "-1"), ("--alpha1", "nan"),
+                                        ("--threads", "\u0663"), ("--alpha2", "inf")])
+def test_selfsup_study_flags_read_numbers_as_the_icegan_flags_do(flag, text, capsys):
+    """flownet's study command reads its numbers by the one rule of flownet.number_text (a local copy before)."""
+    from flownet.selfsup import _main
+    with pytest.raises(SystemExit) as exc:
+        _main(["--alpha2-study", "shipped", flag, text])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: expected" in err and repr(text) in err
+
+
+def test_number_text_is_the_rule_of_the_icegan_flags():
+    from flownet import number_text
+    from icegan.commands import _numbers
+    assert _numbers.read_int is number_text.read_int and _numbers.read_number is number_text.read_number
+    assert number_text.read_int(" -12 ") == -12 and number_text.read_number(".5e1") == 5.0
+    for bad in ("1_0", "\uff13", "+3"):
+        with pytest.raises(ValueError, match="expected an integer"):
+            number_text.read_int(bad)

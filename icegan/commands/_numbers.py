@@ -1,10 +1,10 @@
-"""The one reading of the numbers given to the ``icegan`` subcommands' flags, and their argparse types.
+"""The argparse types of the numbers given to the ``icegan`` subcommands' flags.
 
-Python's ``int()`` and ``float()`` read more than a number as a user types it: ``1_0`` (10), ``nan``, ``inf``,
-``1e999`` (inf); ``str.isdigit()`` passes ``²``, which ``int()`` then refuses. Here an integer is ASCII digits with
-an optional leading ``-`` (a negative value is left to the flag's range: its message then says what is allowed), a
-number the same with an optional fraction and exponent (``0.5``, ``.5``, ``1e-3``), finite. Blanks around the text
-are ignored (``' 7 '`` is 7, as it always was).
+A number is read by :func:`flownet.number_text.read_int` / :func:`~flownet.number_text.read_number` (one rule with
+flownet's own commands): ASCII digits with an optional leading ``-`` (a negative value is left to the flag's range:
+its message then says what is allowed), for a number an optional fraction and exponent (``0.5``, ``.5``, ``1e-3``),
+finite; not Python's ``1_0``, ``nan``, ``inf``, ``²``. Blanks around the text are ignored (``' 7 '`` is 7, as it
+always was).
 
 A type's error reaches argparse as an ``argparse.ArgumentTypeError``, printed as ``argument --flag: <what is wrong>,
 got '<value>'`` (exit code 2). A range a command checks after parsing, with a message of its own, is not checked here.
@@ -12,38 +12,11 @@ got '<value>'`` (exit code 2). A range a command checks after parsing, with a me
 from __future__ import annotations
 
 import argparse
-import math
-import re
 from typing import Callable, Optional
 
-_INTEGER = re.compile(r"-?[0-9]+")
-_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+from flownet.number_text import read_int, read_number
 
-
-def read_int(text: str) -> int:
-    """``text`` as an integer: ASCII digits with an optional leading ``-``, blanks around it ignored.
-
-    Raises:
-        ValueError: anything else (``1_0``, ``+3``, ``²``, ``1.0``, ``''``), naming the text.
-    """
-    t = str(text).strip()
-    if not _INTEGER.fullmatch(t):
-        raise ValueError(f"expected an integer (digits 0-9, an optional leading -), got {text!r}")
-    return int(t)
-
-
-def read_number(text: str) -> float:
-    """``text`` as a finite float: digits 0-9 with an optional leading ``-``, fraction and exponent, blanks around it
-    ignored.
-
-    Raises:
-        ValueError: anything else (``nan``, ``inf``, ``1e999``, ``1_0``, ``0x1p3``), naming the text.
-    """
-    t = str(text).strip()
-    value = float(t) if _NUMBER.fullmatch(t) else math.nan
-    if not math.isfinite(value):
-        raise ValueError(f"expected a finite number (e.g. 1, 0.5 or 1e-3), got {text!r}")
-    return value
+__all__ = ["read_int", "read_number", "integer", "number"]
 
 
 def _bounds(low, high) -> str:
