@@ -31,8 +31,8 @@ def _refused(argv, capsys, *words):
     (["gan", "eval", "--checkpoint", "c.pt", "--n-per-class", "1_0"], "--n-per-class", "1_0"),
     (["gan", "eval", "--checkpoint", "c.pt", "--seed", "1_0"], "--seed", "1_0"),
     (["generate", "--checkpoint", "c.pt", "--onset", "f.png", "--class", "0", "--out", "o", "-n", "2_0"], "-n", "2_0"),
-    (["generate", "--checkpoint", "c.pt", "--onset", "f.png", "--class", "0", "--out", "o", "--seed", "+7"],
-     "--seed", "+7"),
+    (["generate", "--checkpoint", "c.pt", "--onset", "f.png", "--class", "0", "--out", "o", "--seed", "7_0"],
+     "--seed", "7_0"),
     (["data", "check", "--dataset", "casme2", "--root", "r", "--workers", "1_6"], "--workers", "1_6"),
     (["train", "--workers", "1_0"], "--workers", "1_0"),
     (["train", "--cpus-per-fold", "1_5"], "--cpus-per-fold", "1_5"),
@@ -88,13 +88,14 @@ def test_ranges_checked_after_parsing_keep_their_messages(tmp_path, capsys):
     one_line_error(capsys, "--weights", "[1.0, -1.0]")
 
 
-@pytest.mark.parametrize("text, value", [("7", 7), (" 7 ", 7), ("-3", -3), ("0", 0), ("007", 7)])
+@pytest.mark.parametrize("text, value", [("7", 7), (" 7 ", 7), ("-3", -3), ("+3", 3), ("0", 0),
+                                         ("007", 7)])
 def test_read_int_reads_ascii_integers(text, value):
     from icegan.commands._numbers import read_int
     assert read_int(text) == value
 
 
-@pytest.mark.parametrize("text", ["1_0", "+3", "\u00b2", "\u0663", "1.0", "", " ", "1e3", "0x10", "--1"])
+@pytest.mark.parametrize("text", ["1_0", "\u00b2", "\u0663", "1.0", "", " ", "1e3", "0x10", "--1", "+-1"])
 def test_read_int_refuses_the_rest_naming_the_text(text):
     from icegan.commands._numbers import read_int
     with pytest.raises(ValueError, match="expected an integer"):
@@ -102,13 +103,14 @@ def test_read_int_refuses_the_rest_naming_the_text(text):
 
 
 @pytest.mark.parametrize("text, value", [("1", 1.0), ("0.5", 0.5), (".5", 0.5), ("5.", 5.0), ("-2e-3", -0.002),
-                                         ("1E+2", 100.0), (" 3 ", 3.0), ("5e-324", 5e-324)])
+                                         ("1E+2", 100.0), (" 3 ", 3.0), ("5e-324", 5e-324),
+                                         ("+1", 1.0)])
 def test_read_number_reads_finite_decimal_numbers(text, value):
     from icegan.commands._numbers import read_number
     assert read_number(text) == value
 
 
-@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "Infinity", "1e999", "1_0", "0x1p3", ".", "e3", "", "+1",
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "Infinity", "1e999", "1_0", "0x1p3", ".", "e3", "", "++1",
                                   "\u0663"])
 def test_read_number_refuses_the_rest_naming_the_text(text):
     from icegan.commands._numbers import read_number

@@ -57,7 +57,74 @@ def test_number_text_is_the_rule_of_the_icegan_flags():
     from flownet import number_text
     from icegan.commands import _numbers
     assert _numbers.read_int is number_text.read_int and _numbers.read_number is number_text.read_number
-    assert number_text.read_int(" -12 ") == -12 and number_text.read_number(".5e1") == 5.0
-    for bad in ("1_0", "\uff13", "+3"):
+    assert number_text.read_int(" -12 ") == -12 and number_text.read_int("+7") == 7    # as int() and the configs
+    assert number_text.read_number(".5e1") == 5.0
+    for bad in ("1_0", "\uff13", "+-3"):
         with pytest.raises(ValueError, match="expected an integer"):
             number_text.read_int(bad)
+
+
+# -- frame numbers of the CASME II manifest and the sheets: one rule (flownet.number_text.read_frame_number) ---------
+
+@pytest.mark.parametrize("cell, number", [("46", 46), ("46.0", 46), (" 7 ", 7), (46, 46), (46.0, 46), ("0", 0)])
+def test_read_frame_number_reads_whole_numbers_as_a_sheet_writes_them(cell, number):
+    from flownet.number_text import read_frame_number
+    assert read_frame_number(cell) == number
+
+
+@pytest.mark.parametrize("cell", ["46.", "46.5", 46.5, "nan", float("nan"), "inf", float("inf"), "1e3", "-4", -4,
+                                  "\u0663", "\uff14\uff16", "", "/"])
+def test_read_frame_number_refuses_the_rest_naming_the_cell(cell):
+    from flownet.number_text import read_frame_number
+    with pytest.raises(ValueError, match="is not a frame number"):
+        read_frame_number(cell)
+
+
+@pytest.mark.parametrize("cell", ["\u0663", "\uff14\uff16"])
+def test_sheet_frame_cells_are_ascii_digits(cell):
+    """parse_frame matched (\\d+): an Arabic-Indic three or fullwidth 46 in a coding sheet was a frame number."""
+    from icegan.data.sheets import parse_frame
+    number, why = parse_frame(cell)
+    assert number is None and "is not a frame number" in why
+
+
+@pytest.mark.parametrize("name", ["\u0661", "\uff12", "\u00b2"])
+def test_gan_class_given_with_other_digits_is_refused(name):
+    """class_id('١') was class 1 and class_id('２') class 2 (str.isdecimal passes them)."""
+    from icegan.gan.pairs import class_id
+    assert class_id("1") == 1
+    with pytest.raises(ValueError, match="unknown class"):
+        class_id(name)
+
+
+@pytest.mark.parametrize("cell", ["46.5", "inf", "\u0663"])
+def test_gan_pairs_refuse_a_manifest_onset_that_is_no_frame_number(tmp_path, cell):
+    """load_casme2_pairs read onset '46.5' as frame 46, '٣' as 3, and stopped on 'inf' with int()'s OverflowError."""
+    from icegan.gan.pairs import load_casme2_pairs
+    root = tmp_path / "casme2"
+    (root / "sub01" / "EP01").mkdir(parents=True)
+    pd.DataFrame({"subject": ["sub01"], "filename": ["EP01"], "onset": [cell], "apex": ["3"],
+                  "class3": ["positive"], "verified": ["True"], "apex_in_folder": ["True"]}
+                 ).to_csv(root / "manifest.csv", index=False)
+    with pytest.raises(ValueError, match=r"row \d+ \(sub01/EP01\): onset .* are not frame numbers"):
+        load_casme2_pairs(root, img_size=32, cache=False)
+
+
+def test_real_pairs_with_an_infinite_onset_judge_mixed_sizes_against_the_most_common_size(tmp_path):
+    """Consecutive pairs need no onset; an onset cell 'inf' stopped the construction with int()'s OverflowError while
+    the frames' sizes were compared (a clip with a frame of another size)."""
+    import warnings
+
+    import cv2
+    import numpy as np
+    from test_flow_selfsup import _casme2
+
+    from flownet.data.real_pairs import RealFramePairs
+    root = _casme2(tmp_path, [("sub01", "EP01", [10, 11, 12], "inf", "", "True"),
+                              ("sub01", "EP02", [1, 2], 1, 2, "True")])
+    cv2.imwrite(str(root / "casme2" / "sub01" / "EP01" / "img12.jpg"), np.zeros((40, 44, 3), np.uint8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",))
+    assert "sub01/EP01: frame img12.jpg is 44x40 pixels, img10.jpg 48x48" in " ".join(str(w.message) for w in caught)
+    assert [(a.parent.name, a.name) for a, _ in ds.pairs["consecutive"]] == [("EP02", "img1.jpg")]

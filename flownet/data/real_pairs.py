@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..number_text import read_frame_number
 from .synthetic_face import list_subjects, shared_data_root, split_subjects
 
 __all__ = ["PAIR_KINDS", "read_manifest", "RealFramePairs"]
@@ -60,20 +61,18 @@ def read_manifest(path: str | Path) -> list[dict]:
         return list(reader)
 
 
-_FRAME_NUMBER = re.compile(r"\s*([0-9]+)(?:\.0*)?\s*")     # 46, or 46.0 as a spreadsheet writes it
-
-
 def _frame_number(text: str, field: str, where: str) -> int:
-    """A manifest cell's frame number: ASCII digits, optionally with a zero fraction (``46.0``).
+    """A manifest cell's frame number (:func:`flownet.number_text.read_frame_number`: ASCII digits, optionally with
+    a zero fraction, ``46.0``).
 
     Raises:
         ValueError: anything else (``46.5``, ``nan``, ``inf``, ``1e3``, non-ASCII digits), naming ``where``, the
             field and the text.
     """
-    m = _FRAME_NUMBER.fullmatch(str(text))
-    if m is None:
-        raise ValueError(f"{where}: {field} {text!r} is not a frame number")
-    return int(m.group(1))
+    try:
+        return read_frame_number(text)
+    except ValueError:
+        raise ValueError(f"{where}: {field} {text!r} is not a frame number") from None
 
 
 def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
@@ -96,8 +95,8 @@ def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
     if len(set(sizes.values())) <= 1:
         return None
     try:
-        ref_n = int(float(onset))
-    except (TypeError, ValueError):
+        ref_n = read_frame_number(onset)
+    except ValueError:                  # no frame number: the most common size is the reference
         ref_n = -1
     if ref_n not in sizes:
         common = Counter(sizes.values()).most_common(1)[0][0]

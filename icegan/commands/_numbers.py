@@ -1,7 +1,7 @@
 """The argparse types of the numbers given to the ``icegan`` subcommands' flags.
 
 A number is read by :func:`flownet.number_text.read_int` / :func:`~flownet.number_text.read_number` (one rule with
-flownet's own commands): ASCII digits with an optional leading ``-`` (a negative value is left to the flag's range:
+flownet's own commands): ASCII digits with an optional leading sign (a negative value is left to the flag's range:
 its message then says what is allowed), for a number an optional fraction and exponent (``0.5``, ``.5``, ``1e-3``),
 finite; not Python's ``1_0``, ``nan``, ``inf``, ``²``. Blanks around the text are ignored (``' 7 '`` is 7, as it
 always was).

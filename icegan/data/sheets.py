@@ -160,7 +160,7 @@ def parse_frame(value: Any) -> tuple[Optional[int], Optional[str]]:
     if isinstance(value, float):
         return (int(value), None) if value.is_integer() else (None, f"{value!r} is not a whole frame number")
     s = str(value).strip()
-    m = re.fullmatch(r"(\d+)(\.0+)?", s)
+    m = re.fullmatch(r"([0-9]+)(\.0+)?", s)            # ASCII digits: '٣' or '４６' is no frame number
     if m:
         try:            # the digits themselves: through float() they lost precision past 2**53 and overflowed
             return int(m.group(1)), None

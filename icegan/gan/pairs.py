@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from flownet.number_text import read_frame_number
 from icegan.paths import default_data_root, shared_data_root
 
 __all__ = ["CLASS_NAMES", "IMAGE_SUFFIXES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "list_face_files",
@@ -42,8 +43,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 def class_id(name_or_id: str | int) -> int:
     """Class id (0 negative, 1 positive, 2 surprise) from a name or an id. Raises ValueError otherwise."""
-    # isdecimal, not isdigit: '²' is a digit that int() cannot read (a bare "invalid literal" ValueError before)
-    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isdecimal()):
+    # ASCII decimal digits only: '²' is a digit that int() cannot read (a bare "invalid literal" ValueError before),
+    # '١' / '２' are decimal digits that int() reads, not a class id as typed
+    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isascii()
+                                       and name_or_id.isdecimal()):
         i = int(name_or_id)
         if 0 <= i < len(CLASS_NAMES):
             return i
@@ -268,8 +271,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
             log.warning("CASME II clip %s skipped: %s", clip, note)
             continue
         try:
-            onset_f, apex_f = int(float(r.onset)), int(float(r.apex))
-        except (TypeError, ValueError):
+            onset_f, apex_f = read_frame_number(r.onset), read_frame_number(r.apex)
+        except ValueError:
             raise ValueError(f"{manifest} row {row_no} ({clip}): onset {r.onset!r} / apex {r.apex!r} "
                              f"are not frame numbers") from None
         on_path = _frame_path(root, r.subject, r.filename, onset_f)
