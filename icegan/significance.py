@@ -310,6 +310,12 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     return out
 
 
+def _without_partial_tag(label: str) -> str:
+    """``label`` without the ``[PARTIAL: k of n folds]`` tag(s) :func:`load_run_set` gives a run cut by max_folds: the
+    baseline as a header, a caption or a plot title names it (its own row keeps the tag)."""
+    return re.sub(r" \[PARTIAL: [^\]]*\]", "", label)
+
+
 def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
                      fmt: str = "markdown", legend: bool = True, scope: str = "",
                      label: str = "tab:icegan-compare", stratified: bool = False) -> str:
@@ -328,9 +334,9 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         ValueError: ``fmt`` not markdown / latex / csv.
     """
     from icegan.labels import DEFAULT_LABELS, get_label_set
-    # the baseline as the header and the caption name it: without the [PARTIAL: k of n folds] tag its row carries
-    # (load_run_set), which else stood in each of the three Δ columns' headers too
-    base = re.sub(r" \[PARTIAL: [^\]]*\]", "", rows[baseline]["label"])
+    # the baseline as the header and the caption name it: without the tag its row carries, which else stood in each of
+    # the three Δ columns' headers too
+    base = _without_partial_tag(rows[baseline]["label"])
     pct = f"{100 * confidence:g} %"
     label_set = get_label_set(rows[baseline].get("label_set", DEFAULT_LABELS))
     named = label_set.name != DEFAULT_LABELS       # a Classes column / line, only then (as icegan table)
@@ -465,7 +471,7 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
     n_rows = len(scopes[0][1])
     fig, axes = plt.subplots(len(scopes), 2, figsize=(11, 0.45 * n_rows * len(scopes) + 1.2 * len(scopes)),
                              squeeze=False, sharex="col")
-    base = scopes[0][1][baseline]["label"]
+    base = _without_partial_tag(scopes[0][1][baseline]["label"])    # the tag stays on the baseline's own row
     pct = f"{100 * confidence:g} %"
     for (name, rows), (ax_l, ax_r) in zip(scopes, axes):
         ys = np.arange(len(rows))[::-1]

@@ -128,3 +128,33 @@ def test_real_pairs_with_an_infinite_onset_judge_mixed_sizes_against_the_most_co
         ds = RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",))
     assert "sub01/EP01: frame img12.jpg is 44x40 pixels, img10.jpg 48x48" in " ".join(str(w.message) for w in caught)
     assert [(a.parent.name, a.name) for a, _ in ds.pairs["consecutive"]] == [("EP02", "img1.jpg")]
+
+
+def test_compare_plot_titles_a_partial_baseline_without_its_tag(tmp_path, monkeypatch):
+    """The forest plot's right-hand titles read 'paired ΔUF1 vs cut [PARTIAL: 6 of 10 folds]' after the tables
+    had dropped the tag from their headers; the baseline's own row label keeps it."""
+    import json
+
+    import matplotlib.figure
+    from test_significance import _rows, _write_run
+
+    from icegan.cli import main
+    truth = [0, 1, 2, 2]
+    part = _write_run(tmp_path / "part", _rows(6, truth, lambda s, j, y: y if s % 3 else 0))
+    header = json.loads((part / "run.json").read_text())
+    (part / "run.json").write_text(json.dumps({**header, "folds_total": 10}))
+    whole = _write_run(tmp_path / "whole", _rows(6, truth, lambda s, j, y: 0 if j == 3 else y))
+    seen = {}
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        seen["titles"] = [ax.get_title(loc) for ax in fig.axes for loc in ("left", "center", "right")]
+        seen["ticks"] = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+        return real_savefig(fig, *args, **kwargs)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    plot = tmp_path / "cmp.png"
+    assert main(["compare", f"cut={part}", f"whole={whole}", "--resamples", "300", "--plot", str(plot)]) == 0
+    assert plot.is_file()
+    vs = [t for t in seen["titles"] if "vs" in t]
+    assert vs and all("PARTIAL" not in t and "vs cut" in t for t in vs), seen["titles"]
+    assert any("cut [PARTIAL: 6 of 10 folds]" in t for t in seen["ticks"]), seen["ticks"]
