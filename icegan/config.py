@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
@@ -140,7 +141,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return _plain(value)
-    if origin is Union:
+    if origin in (Union, types.UnionType):        # Optional[float] and float | None alike
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
@@ -524,7 +525,7 @@ def _is_open_mapping(cls: type, parts: list[str]) -> bool:
         if not dataclasses.is_dataclass(tp):
             return False
         tp = _hints(tp).get(part)
-        if get_origin(tp) is Union:
+        if get_origin(tp) in (Union, types.UnionType):
             tp = next(a for a in get_args(tp) if a is not type(None))
     return tp is dict or get_origin(tp) is dict
 
