@@ -6,11 +6,16 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["RecognizerConfig", "SKLEARN_MODELS"]
+__all__ = ["RecognizerConfig", "SKLEARN_MODELS", "MIXUP_ALPHA_FLOOR"]
 
 
 #: recognizers fitted by scikit-learn, one fit per fold (no epochs, no grouped network)
 SKLEARN_MODELS = ("logreg", "random_forest", "gradient_boosting")
+
+#: the smallest mixup α > 0 a config takes: below about 0.003 torch's ``Beta(α, α)`` sampler returns λ = 0.5 exactly
+#: for part of the rows (a quarter of them at α = 0.001, most at 1e-4), the opposite of what a small α means (λ near
+#: 0 or 1: almost no mixing); at 0.005 still about 1 row in 1000, at 0.01 none in 200000 draws
+MIXUP_ALPHA_FLOOR = 0.01
 
 
 @dataclass
@@ -70,7 +75,9 @@ class RecognizerConfig:
             square of this side in pixels (of the ``input_size`` maps), centred uniformly over the map and clipped
             at its border, filled with the map's per-channel mean (:func:`icegan.recognition.cutout_features`);
             0 (default) disables; below ``input_size``. Networks only.
-        mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables.
+        mixup_alpha: Beta(α, α) mixup of pairs of training samples; 0 disables; else at least
+            :data:`MIXUP_ALPHA_FLOOR` (0.01: below about 0.003 torch's Beta sampler returns λ = 0.5 for part of the
+            rows, where a small α means λ near 0 or 1).
         label_smoothing: ε in [0, 1): the cross-entropy's target is (1 - ε) · one-hot + ε / K instead of the
             one-hot label (Szegedy et al., CVPR 2016, section 7); 0 (default) = plain cross-entropy. Networks only.
         ema_decay: d in [0, 1): predict with an exponential moving average of the weights and batch-norm
@@ -262,6 +269,10 @@ class RecognizerConfig:
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{sec}.{key} must be a finite number >= 0{note}, got {value}")
+        if 0 < self.mixup_alpha < MIXUP_ALPHA_FLOOR:
+            raise ValueError(f"{sec}.mixup_alpha must be 0 (off) or at least {MIXUP_ALPHA_FLOOR}, got "
+                             f"{self.mixup_alpha}: below about 0.003 torch's Beta(α, α) sampler returns λ = 0.5 for "
+                             f"part of the rows (a quarter at 0.001), where a small α means λ near 0 or 1")
         for key, note in (("dropout", " (a probability; 0 = none)"),
                           ("inner_val_fraction", " (0 = use the final epoch)"), ("scale_jitter", ""),
                           ("label_smoothing", ""), ("ema_decay", " (0 = off)")):

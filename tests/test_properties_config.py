@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from icegan.config import (NEUTRAL_NEW_KEYS, ConfigError, apply_overrides, config_differences, load_config,
                            save_config, to_dict, without_neutral_keys)
-from icegan.recognizer_config import RecognizerConfig
+from icegan.recognizer_config import MIXUP_ALPHA_FLOOR, RecognizerConfig
 
 
 @dataclass
@@ -348,7 +348,10 @@ def in_range(draw):
     if kind == "positive":
         return draw(st.sampled_from(_POSITIVE)), draw(st.floats(min_value=0, exclude_min=True, allow_infinity=False))
     if kind == "non_negative":
-        return draw(st.sampled_from(_NON_NEGATIVE)), draw(st.floats(min_value=0, allow_infinity=False))
+        key = draw(st.sampled_from(_NON_NEGATIVE))
+        if key == "mixup_alpha":        # 0 (off) or from its floor (torch's Beta sampler is wrong below it)
+            return key, draw(st.just(0.0) | st.floats(min_value=MIXUP_ALPHA_FLOOR, allow_infinity=False))
+        return key, draw(st.floats(min_value=0, allow_infinity=False))
     return draw(st.sampled_from(_UNIT)), draw(st.floats(0, 1, exclude_max=True))
 
 
