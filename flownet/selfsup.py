@@ -57,7 +57,7 @@ import torch
 from .devices import host_values
 from .io import write_text_whole
 from .metrics import flow_magnitude
-from .models.srflownet import SRFlowNet, SRFlowNetConfig
+from .models.srflownet import SRFlowNet, SRFlowNetConfig, check_non_negative
 from .models.state_dict import load_resume_checkpoint, save_torch_file
 from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
@@ -90,6 +90,9 @@ class SelfSupDataConfig:
     n_test: int = 32               #: synthetic facial test pairs monitored (held-out subjects; GT only for logs)
     n_occ_pairs: int = 32          #: fixed real pairs on which the final occluded fraction is reported
 
+    def __post_init__(self):
+        check_non_negative(self, "data", ("size", "crop", "onset_apex_prob", "n_items", "n_test", "n_occ_pairs"))
+
 
 @dataclass
 class SelfSupLossConfig:
@@ -110,6 +113,10 @@ class SelfSupLossConfig:
     gamma: float = 0.8             #: weight γ^(n-i-1) of recurrent update i
     occ_warmup_frac: float = 0.5   #: fraction of the teacher stage without occlusion masking (configs/flow_selfsup.yaml says why)
     report_alpha2: list[float] = field(default_factory=lambda: [0.5, 0.05])  #: α2 values for the final occluded-fraction report
+
+    def __post_init__(self):
+        check_non_negative(self, "loss", ("census_window", "eps", "q", "alpha1", "alpha2", "beta", "smooth_weight",
+                                          "gamma", "occ_warmup_frac"))
 
 
 @dataclass
@@ -144,6 +151,13 @@ class SelfSupTrainSection:
     threads: int = 1
     seed: int = 0
     resume: bool = True
+
+    def __post_init__(self):
+        # eval_every: refused below 0 by check_intervals when the run starts, before its folder (as tested there)
+        check_non_negative(self, "train", (
+            "teacher_steps", "teacher_minutes", "student_steps", "student_minutes", "iters", "teacher_iters",
+            "batch_size", "slic_segments", "slic_compactness", "noisy_min", "noisy_max", "lr", "student_lr",
+            "weight_decay", "clip", "log_every", "ckpt_every", "threads"))
 
 
 @dataclass

@@ -60,7 +60,7 @@ from .losses import NO_VALID_PIXEL, srflownet_loss
 from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
-from .models.srflownet import SRFlowNet, SRFlowNetConfig
+from .models.srflownet import SRFlowNet, SRFlowNetConfig, check_non_negative
 from .models.state_dict import load_resume_checkpoint, load_state_dict_file, save_torch_file
 from .schedule import apply_one_cycle, budget_fraction
 
@@ -102,6 +102,11 @@ class FlowDataConfig:
     generic_fraction: float = 0.0  #: share of training pairs that are generic (non-face) scenes (flownet.data.synthetic_generic; 0 = faces only)
     generic_max_motion: float = 10.0  #: largest object translation of the generic scenes (px)
     n_generic_val: int = 0         #: generic validation pairs watched beside the facial ones (0 = none)
+
+    def __post_init__(self):
+        check_non_negative(self, "data", ("size", "n_train", "n_test", "n_val_subjects", "n_val", "frames_per_clip",
+                                          "max_head", "au_min", "au_max", "photometric", "generic_fraction",
+                                          "generic_max_motion", "n_generic_val"))
 
 
 @dataclass
@@ -145,6 +150,11 @@ class FlowTrainSection:
     init_weights: str | None = None  #: start from this weights file (e.g. self-supervised SRFlowNet) or shipped:<name>; ignored on resume
     ema_decay: float = 0.0         #: exponential moving average of the weights (e.g. 0.999; 0 = off); the average is saved as weights.pt
     keep_best: bool = False        #: ship the evaluated weights of lowest val EPE, not the last (needs n_val_subjects)
+
+    def __post_init__(self):
+        check_non_negative(self, "train", ("reg_weight", "gamma", "iters", "batch_size", "crop", "steps", "max_minutes",
+                                           "lr", "weight_decay", "clip", "image_scale", "log_every", "eval_every",
+                                           "ckpt_every", "threads", "workers", "ema_decay"))
 
 
 @dataclass

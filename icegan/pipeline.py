@@ -120,6 +120,7 @@ class DataSection:
         if self.source == "synthetic":
             from icegan.data.synthetic_me import check_synthetic_me_sizes
             check_synthetic_me_sizes(self.n_subjects, self.clips_per_class, self.amplitude, "data.")
+        check_ranges(self, "data", at_least={"n_subjects": 0, "clips_per_class": 0, "img_size": 0})
 
 
 @dataclass
@@ -260,6 +261,7 @@ class FlowSection:
             raise ValueError(f"flow.tta={self.tta} applies to the learned methods, not flow.method={self.method}")
         if self.tta != "none" and self.component != "total" and self.decompose == "learned":
             raise ValueError("flow.tta does not apply to flow.decompose=learned (DecFlow computes its own flow)")
+        check_ranges(self, "flow", at_least={"iters": 0, "batch_size": 0})
 
 
 @dataclass

@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .inputs import rgb01_batch, update_count
+from .srflownet import check_non_negative
 from .state_dict import load_state_dict_strict
 
 __all__ = ["RAFTConfig", "RAFTBackbone", "PtlflowConfig", "PtlflowBackbone", "ptlflow_model",
@@ -63,6 +64,7 @@ class RAFTConfig:
     def __post_init__(self):
         if self.variant not in ("raft_small", "raft_large"):
             raise ValueError(f"RAFT variant must be 'raft_small' or 'raft_large', got {self.variant!r}")
+        check_non_negative(self, "raft", ("iters",))
 
 
 class RAFTBackbone(nn.Module):
@@ -140,6 +142,9 @@ class PtlflowConfig:
     name: str = "raft_small"
     multiple: int = 0
     bgr: bool = True
+
+    def __post_init__(self):
+        check_non_negative(self, "ptlflow", ("multiple",))
 
 
 class PtlflowBackbone(nn.Module):

@@ -66,7 +66,7 @@ from torchvision.models.optical_flow.raft import MaskPredictor
 from ..schedule import apply_one_cycle, budget_fraction
 from ..train import RESUME_KEYS, FlowDataConfig, StepShuffle, random_crop
 from .inputs import update_count
-from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
+from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig, check_non_negative
 from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
@@ -395,6 +395,11 @@ class DecFlowTrainSection:
     threads: int = 1
     seed: int = 0
     resume: bool = True
+
+    def __post_init__(self):
+        check_non_negative(self, "train", ("gamma", "w_head", "w_expr", "w_total", "iters", "batch_size", "crop",
+                                           "steps", "max_minutes", "lr", "weight_decay", "clip", "log_every",
+                                           "eval_every", "ckpt_every", "threads"))
 
 
 @dataclass

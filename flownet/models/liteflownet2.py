@@ -55,6 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .inputs import rgb01_batch
+from .srflownet import check_non_negative
 
 __all__ = ["LiteFlowNet2Config", "NetC", "PyramidLevel", "LiteFlowNet2", "LiteFlowNet2Output",
            "cost_volume", "sparse_cost_volume", "warp", "f_lcon", "f_lcon_filters", "multiscale_loss"]
@@ -97,6 +98,7 @@ class LiteFlowNet2Config:
     def __post_init__(self):
         if not self.netc_init_gain > 0:
             raise ValueError(f"netc_init_gain must be > 0, got {self.netc_init_gain}")
+        check_non_negative(self, "liteflownet2", ("full_loss_weight", "flow_scale", "leaky_slope", "netc_init_gain"))
         if self.last_level not in (2, 3, 4, 5, 6):
             raise ValueError(f"last_level must be in 2..6, got {self.last_level}")
         for name in ("netc_channels",):

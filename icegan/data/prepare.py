@@ -130,6 +130,10 @@ class PrepareConfig:
     workers: int = 1
     progress: bool = True
 
+    def __post_init__(self):
+        from icegan.config import check_ranges
+        check_ranges(self, at_least={"size": 0, "workers": 0}, non_negative=("margin",))
+
 
 class PrepareError(ValueError):
     """Preprocessing cannot run (bad config, no usable clip, corrupt cache): a problem of the input, reported by the

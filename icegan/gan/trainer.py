@@ -75,6 +75,7 @@ class GanDataConfig:
             raise ValueError("data.source=prepared needs data.prepare.datasets (the keys of the shipped "
                              "prepare_casme2.yaml: `icegan configs prepare_casme2`), e.g. "
                              "data.prepare.datasets=[{name: casme2, root: DIR, mode: raw}]")
+        check_ranges(self, "data", at_least={"img_size": 0, "apex_neighbors": 0})
 
 
 @dataclass
