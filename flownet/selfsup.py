@@ -57,13 +57,14 @@ import torch
 from .devices import host_values
 from .io import write_text_whole
 from .metrics import flow_magnitude
-from .models.srflownet import SRFlowNet, SRFlowNetConfig, check_non_negative
+from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, save_torch_file
 from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
 from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
                              superpixel_hallucination, teacher_loss)
 from .train import StepShuffle, crop_offsets
+from .user_numbers import check_non_negative
 
 __all__ = ["SelfSupDataConfig", "SelfSupLossConfig", "SelfSupTrainSection", "SelfSupConfig",
            "bidirectional_flows", "teacher_step_loss", "teacher_targets", "student_step_loss", "random_crops",
@@ -617,10 +618,10 @@ def _main(argv=None) -> int:
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet
     from .train import collate
-    from .number_text import read_int, read_number
+    from .user_numbers import read_int, read_number
 
     def strict(read, low, what: str):
-        """argparse type: ``read`` (ASCII digits, finite: :mod:`flownet.number_text`, the rule of the icegan
+        """argparse type: ``read`` (ASCII digits, finite: :mod:`flownet.user_numbers`, the rule of the icegan
         commands' flags), then ``>= low``."""
         def parse(text: str):
             try:

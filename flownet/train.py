@@ -60,9 +60,10 @@ from .losses import NO_VALID_PIXEL, srflownet_loss
 from .metrics import flow_magnitude
 from .models.backbones import PtlflowConfig, RAFTConfig
 from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config, multiscale_loss
-from .models.srflownet import SRFlowNet, SRFlowNetConfig, check_non_negative
+from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import load_resume_checkpoint, load_state_dict_file, save_torch_file
 from .schedule import apply_one_cycle, budget_fraction
+from .user_numbers import check_non_negative
 
 log = logging.getLogger(__name__)
 

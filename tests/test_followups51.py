@@ -44,7 +44,7 @@ def test_manifest_cells_that_are_no_frame_number_are_refused_naming_the_row(text
 @pytest.mark.parametrize("flag, text", [("--n-synthetic", "1_0"), ("--n-real", "-1"), ("--alpha1", "nan"),
                                         ("--threads", "\u0663"), ("--alpha2", "inf")])
 def test_selfsup_study_flags_read_numbers_as_the_icegan_flags_do(flag, text, capsys):
-    """flownet's study command reads its numbers by the one rule of flownet.number_text (a local copy before)."""
+    """flownet's study command reads its numbers by the one rule of flownet.user_numbers (a local copy before)."""
     from flownet.selfsup import _main
     with pytest.raises(SystemExit) as exc:
         _main(["--alpha2-study", "shipped", flag, text])
@@ -53,29 +53,29 @@ def test_selfsup_study_flags_read_numbers_as_the_icegan_flags_do(flag, text, cap
     assert f"argument {flag}: expected" in err and repr(text) in err
 
 
-def test_number_text_is_the_rule_of_the_icegan_flags():
-    from flownet import number_text
+def test_user_numbers_is_the_rule_of_the_icegan_flags():
+    from flownet import user_numbers
     from icegan.commands import _numbers
-    assert _numbers.read_int is number_text.read_int and _numbers.read_number is number_text.read_number
-    assert number_text.read_int(" -12 ") == -12 and number_text.read_int("+7") == 7    # as int() and the configs
-    assert number_text.read_number(".5e1") == 5.0
+    assert _numbers.read_int is user_numbers.read_int and _numbers.read_number is user_numbers.read_number
+    assert user_numbers.read_int(" -12 ") == -12 and user_numbers.read_int("+7") == 7    # as int() and the configs
+    assert user_numbers.read_number(".5e1") == 5.0
     for bad in ("1_0", "\uff13", "+-3"):
         with pytest.raises(ValueError, match="expected an integer"):
-            number_text.read_int(bad)
+            user_numbers.read_int(bad)
 
 
-# -- frame numbers of the CASME II manifest and the sheets: one rule (flownet.number_text.read_frame_number) ---------
+# -- frame numbers of the CASME II manifest and the sheets: one rule (flownet.user_numbers.read_frame_number) ---------
 
 @pytest.mark.parametrize("cell, number", [("46", 46), ("46.0", 46), (" 7 ", 7), (46, 46), (46.0, 46), ("0", 0)])
 def test_read_frame_number_reads_whole_numbers_as_a_sheet_writes_them(cell, number):
-    from flownet.number_text import read_frame_number
+    from flownet.user_numbers import read_frame_number
     assert read_frame_number(cell) == number
 
 
 @pytest.mark.parametrize("cell", ["46.", "46.5", 46.5, "nan", float("nan"), "inf", float("inf"), "1e3", "-4", -4,
                                   "\u0663", "\uff14\uff16", "", "/"])
 def test_read_frame_number_refuses_the_rest_naming_the_cell(cell):
-    from flownet.number_text import read_frame_number
+    from flownet.user_numbers import read_frame_number
     with pytest.raises(ValueError, match="is not a frame number"):
         read_frame_number(cell)
 

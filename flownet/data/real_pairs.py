@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..number_text import read_frame_number
+from ..user_numbers import read_frame_number
 from .synthetic_face import list_subjects, shared_data_root, split_subjects
 
 __all__ = ["PAIR_KINDS", "read_manifest", "RealFramePairs"]
@@ -62,7 +62,7 @@ def read_manifest(path: str | Path) -> list[dict]:
 
 
 def _frame_number(text: str, field: str, where: str) -> int:
-    """A manifest cell's frame number (:func:`flownet.number_text.read_frame_number`: ASCII digits, optionally with
+    """A manifest cell's frame number (:func:`flownet.user_numbers.read_frame_number`: ASCII digits, optionally with
     a zero fraction, ``46.0``).
 
     Raises:

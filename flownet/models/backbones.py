@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .inputs import rgb01_batch, update_count
-from .srflownet import check_non_negative
+from ..user_numbers import check_non_negative
 from .state_dict import load_state_dict_strict
 
 __all__ = ["RAFTConfig", "RAFTBackbone", "PtlflowConfig", "PtlflowBackbone", "ptlflow_model",

@@ -66,7 +66,8 @@ from torchvision.models.optical_flow.raft import MaskPredictor
 from ..schedule import apply_one_cycle, budget_fraction
 from ..train import RESUME_KEYS, FlowDataConfig, StepShuffle, random_crop
 from .inputs import update_count
-from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig, check_non_negative
+from ..user_numbers import check_non_negative
+from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
 from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",

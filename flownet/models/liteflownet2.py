@@ -55,7 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .inputs import rgb01_batch
-from .srflownet import check_non_negative
+from ..user_numbers import check_non_negative
 
 __all__ = ["LiteFlowNet2Config", "NetC", "PyramidLevel", "LiteFlowNet2", "LiteFlowNet2Output",
            "cost_volume", "sparse_cost_volume", "warp", "f_lcon", "f_lcon_filters", "multiscale_loss"]

@@ -1,6 +1,6 @@
 """The argparse types of the numbers given to the ``icegan`` subcommands' flags.
 
-A number is read by :func:`flownet.number_text.read_int` / :func:`~flownet.number_text.read_number` (one rule with
+A number is read by :func:`flownet.user_numbers.read_int` / :func:`~flownet.user_numbers.read_number` (one rule with
 flownet's own commands): ASCII digits with an optional leading sign (a negative value is left to the flag's range:
 its message then says what is allowed), for a number an optional fraction and exponent (``0.5``, ``.5``, ``1e-3``),
 finite; not Python's ``1_0``, ``nan``, ``inf``, ``²``. Blanks around the text are ignored (``' 7 '`` is 7, as it
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Optional
 
-from flownet.number_text import read_int, read_number
+from flownet.user_numbers import read_int, read_number
 
 __all__ = ["read_int", "read_number", "integer", "number"]
 

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from flownet.number_text import read_frame_number
+from flownet.user_numbers import read_frame_number
 from icegan.paths import default_data_root, shared_data_root
 
 __all__ = ["CLASS_NAMES", "IMAGE_SUFFIXES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "list_face_files",

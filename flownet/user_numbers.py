@@ -1,6 +1,7 @@
-"""Numbers as a user types them on a command line: ASCII digits, finite. One rule for the ``icegan`` subcommands'
-flags (:mod:`icegan.commands._numbers`, their argparse types) and flownet's own study commands (flownet stands alone
-and imports nothing of icegan, so the rule lives here).
+"""Numbers a user gives: text typed on a command line or in a sheet, read strictly (ASCII digits, finite), and the
+range check of a flow config section's settings. One rule for the ``icegan`` subcommands' flags
+(:mod:`icegan.commands._numbers`, their argparse types), flownet's own study commands, the CASME II manifest's frame
+numbers and the flow configs (flownet stands alone and imports nothing of icegan, so the rules live here).
 
 Python's ``int()`` and ``float()`` read more than a number as a user types it: ``1_0`` (10), ``nan``, ``inf``,
 ``1e999`` (inf), non-ASCII digits (``٣``, fullwidth ``３``); ``str.isdigit()`` passes ``²``, which ``int()`` then
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["read_int", "read_number", "read_frame_number"]
+__all__ = ["read_int", "read_number", "read_frame_number", "check_non_negative"]
 
 _INTEGER = re.compile(r"[-+]?[0-9]+")
 _NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
@@ -59,3 +60,21 @@ def read_frame_number(cell) -> int:
     if m is None:
         raise ValueError(f"{str(cell)!r} is not a frame number")
     return int(m.group(1))
+
+
+def check_non_negative(cfg, section: str, keys: tuple[str, ...]) -> None:
+    """Refuse a flow config section's numeric settings (``keys`` of the dataclass ``cfg``) that are negative, NaN or
+    infinite, for a ``__post_init__``: sizes, counts, weights, rates and budgets mean nothing below 0 and a NaN or
+    inf one would train on silently. None (an optional setting left unset) is not checked. The messages are those of
+    :func:`icegan.config.check_ranges` (``at_least`` 0 for an int, ``non_negative`` for a float) and of the flow
+    trainers' own checks (:func:`flownet.train.check_intervals`); flownet does not depend on icegan.
+
+    Raises:
+        ValueError: ``<section>.<key> must be >= 0, got <value>`` (an int) or ``... must be a finite number >= 0, got
+            <value>`` (a float), the first key out of range.
+    """
+    for key in keys:
+        value = getattr(cfg, key)
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            what = ">= 0" if isinstance(value, int) else "a finite number >= 0"
+            raise ValueError(f"{section}.{key} must be {what}, got {value}")
