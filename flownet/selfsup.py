@@ -92,7 +92,8 @@ class SelfSupDataConfig:
     n_occ_pairs: int = 32          #: fixed real pairs on which the final occluded fraction is reported
 
     def __post_init__(self):
-        check_non_negative(self, "data", ("size", "crop", "onset_apex_prob", "n_items", "n_test", "n_occ_pairs"))
+        check_non_negative(self, "data", ("size", "crop", "onset_apex_prob", "n_items", "n_test", "n_occ_pairs",
+                                          "seed"))
 
 
 @dataclass
@@ -158,7 +159,7 @@ class SelfSupTrainSection:
         check_non_negative(self, "train", (
             "teacher_steps", "teacher_minutes", "student_steps", "student_minutes", "iters", "teacher_iters",
             "batch_size", "slic_segments", "slic_compactness", "noisy_min", "noisy_max", "lr", "student_lr",
-            "weight_decay", "clip", "log_every", "ckpt_every", "threads"))
+            "weight_decay", "clip", "log_every", "ckpt_every", "threads", "seed"))
 
 
 @dataclass

@@ -107,7 +107,7 @@ class FlowDataConfig:
     def __post_init__(self):
         check_non_negative(self, "data", ("size", "n_train", "n_test", "n_val_subjects", "n_val", "frames_per_clip",
                                           "max_head", "au_min", "au_max", "photometric", "generic_fraction",
-                                          "generic_max_motion", "n_generic_val"))
+                                          "generic_max_motion", "n_generic_val", "seed"))
 
 
 @dataclass
@@ -155,7 +155,7 @@ class FlowTrainSection:
     def __post_init__(self):
         check_non_negative(self, "train", ("reg_weight", "gamma", "iters", "batch_size", "crop", "steps", "max_minutes",
                                            "lr", "weight_decay", "clip", "image_scale", "log_every", "eval_every",
-                                           "ckpt_every", "threads", "workers", "ema_decay"))
+                                           "ckpt_every", "threads", "workers", "ema_decay", "seed"))
 
 
 @dataclass

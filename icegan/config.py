@@ -210,8 +210,14 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     return _plain(value)
 
 
+#: the largest seed: numpy's legacy RandomState and scikit-learn's random_state take seeds in [0, 2**32 - 1], numpy's
+#: SeedSequence no negative one
+SEED_MAX = 2 ** 32 - 1
+
+
 def check_ranges(cfg: Any, section: str = "", *, at_least: dict[str, int] | None = None, positive: Iterable[str] = (),
-                 non_negative: Iterable[str] = (), unit_interval: Iterable[str] = ()) -> None:
+                 non_negative: Iterable[str] = (), unit_interval: Iterable[str] = (),
+                 seeds: Iterable[str] = ()) -> None:
     """Refuse numeric settings of the dataclass ``cfg`` outside the range where they mean something, for a
     ``__post_init__``. A setting that is None (an optional one left unset) is not checked; NaN fails every check.
 
@@ -223,6 +229,8 @@ def check_ranges(cfg: Any, section: str = "", *, at_least: dict[str, int] | None
         positive: keys that must be finite and > 0 (learning rates, budgets).
         non_negative: keys that must be finite and >= 0 (loss weights; 0 = off).
         unit_interval: keys that must lie in [0, 1) (Adam's betas, decays).
+        seeds: keys that must be seeds numpy and scikit-learn take, in [0, :data:`SEED_MAX`] (a negative seed
+            stopped a run at its first numpy or scikit-learn draw, e.g. a random forest's ``random_state``).
 
     Raises:
         ValueError: the first setting out of range, naming its dotted key, the range and the value.
@@ -232,6 +240,8 @@ def check_ranges(cfg: Any, section: str = "", *, at_least: dict[str, int] | None
     checks += [(k, lambda v: v > 0 and math.isfinite(v), "a finite number > 0") for k in positive]
     checks += [(k, lambda v: v >= 0 and math.isfinite(v), "a finite number >= 0") for k in non_negative]
     checks += [(k, lambda v: 0 <= v < 1, "in [0, 1)") for k in unit_interval]
+    checks += [(k, lambda v: 0 <= v <= SEED_MAX, f"a seed in [0, {SEED_MAX}] (numpy and scikit-learn take no other)")
+               for k in seeds]
     for key, ok, what in checks:
         value = getattr(cfg, key)
         if value is not None and not ok(value):

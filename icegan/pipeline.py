@@ -295,6 +295,7 @@ class MainConfig:
     recognizer: RecognizerSection = field(default_factory=RecognizerSection)
 
     def __post_init__(self):
+        check_ranges(self, seeds=("seed",))
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (torch CPU threads per fold; 0 = torch's default), got {self.threads}")
 

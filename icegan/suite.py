@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from icegan.config import ConfigError, load_config
+from icegan.config import SEED_MAX, ConfigError, load_config
 from icegan.paths import check_output_folder, run_folder_header
 from icegan.report import RESUME, read_run_json
 
@@ -145,6 +145,9 @@ class SuiteConfig:
             raise ValueError("a suite needs at least one entry in 'runs'")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        bad = [s for s in self.seeds if not 0 <= s <= SEED_MAX]
+        if bad:
+            raise ValueError(f"seeds must be in [0, {SEED_MAX}] (numpy and scikit-learn take no other), got {bad}")
         labels = self.labels
         for i, r in enumerate(self.runs):
             if not r.label.strip() or not r.config.strip():

@@ -8,6 +8,7 @@ with the reason."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,7 +20,7 @@ from flownet.models.decflow import DecFlowTrainConfig
 from flownet.selfsup import SelfSupConfig
 from flownet.train import FlowTrainConfig
 from icegan.commands.loso import LosoConfig
-from icegan.config import ConfigError, load_config
+from icegan.config import SEED_MAX, ConfigError, load_config
 from icegan.data.prepare import PrepareConfig
 from icegan.gan.trainer import GanConfig
 from icegan.pipeline import MainConfig
@@ -41,7 +42,6 @@ NON_FINITE_OK: dict[str, str] = {}
 
 #: int / float keys (by their last part) where a negative value is deliberately accepted when loading, with the reason
 NEGATIVE_OK = {
-    "seed": "a seed, not a count (torch takes any integer; some callers offset it)",
     "permute_labels": "icegan loso's data.permute_labels: -1 (the default) = off, >= 0 = the permutation's seed",
 }
 #: full keys whose negative value is refused when the run starts, before its folder is made, with that check's
@@ -191,3 +191,38 @@ def test_mixup_alpha_off_or_from_the_floor_is_taken(alpha):
 def test_a_negative_mixup_alpha_keeps_its_message():
     with pytest.raises(ValueError, match=r"model\.mixup_alpha must be a finite number >= 0 \(0 = off\), got -0\.2"):
         RecognizerConfig(mixup_alpha=-0.2)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# seeds: what numpy and scikit-learn take
+
+
+@pytest.mark.parametrize("cls, name, key", [(LosoConfig, "features_randomforest.yaml", "seed"),
+                                            (MainConfig, "casme2.yaml", "seed"),
+                                            (GanConfig, "gan_casme2.yaml", "train.seed")])
+def test_an_icegan_seed_outside_what_numpy_and_scikit_learn_take_is_refused_at_load(cls, name, key):
+    """seed=-1 with the random forest loaded, read every feature map and stopped in the first fold with scikit-learn's
+    'random_state ... must be an int in the range [0, 4294967295]' (numpy's default_rng refuses it too)."""
+    for bad in ("-1", str(SEED_MAX + 1)):
+        with pytest.raises(ConfigError, match=rf"{re.escape(key)} must be a seed in \[0, 4294967295\].*got {bad}"):
+            load_config(cls, CONFIGS / name, [f"{key}={bad}"])
+    for good in (0, SEED_MAX):
+        cfg = load_config(cls, CONFIGS / name, [f"{key}={good}"])
+        assert cfg.train.seed == good if cls is GanConfig else cfg.seed == good
+
+
+def test_suite_seeds_outside_what_numpy_and_scikit_learn_take_are_refused():
+    with pytest.raises(ConfigError, match=r"seeds must be in \[0, 4294967295\].*got \[-1\]"):
+        load_config(SuiteConfig, CONFIGS / "suite_composite_selection.yaml", ["seeds=[0,-1]"])
+    assert load_config(SuiteConfig, CONFIGS / "suite_composite_selection.yaml", ["seeds=[0,3]"]).seeds == [0, 3]
+
+
+@pytest.mark.parametrize("cls, name, key", [(FlowTrainConfig, "flow_srflownet_fdr.yaml", "train.seed"),
+                                            (FlowTrainConfig, "flow_srflownet_fdr.yaml", "data.seed"),
+                                            (SelfSupConfig, "flow_selfsup.yaml", "train.seed"),
+                                            (SelfSupConfig, "flow_selfsup.yaml", "data.seed"),
+                                            (DecFlowTrainConfig, "flow_decflow.yaml", "train.seed")])
+def test_a_flow_seed_below_zero_is_refused_at_load(cls, name, key):
+    """numpy's SeedSequence (the flow trainers' crops, shuffles and noise) takes no negative seed."""
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)} must be >= 0, got -1"):
+        load_config(cls, CONFIGS / name, [f"{key}=-1"])

@@ -400,7 +400,7 @@ class DecFlowTrainSection:
     def __post_init__(self):
         check_non_negative(self, "train", ("gamma", "w_head", "w_expr", "w_total", "iters", "batch_size", "crop",
                                            "steps", "max_minutes", "lr", "weight_decay", "clip", "log_every",
-                                           "eval_every", "ckpt_every", "threads"))
+                                           "eval_every", "ckpt_every", "threads", "seed"))
 
 
 @dataclass

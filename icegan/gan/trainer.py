@@ -195,7 +195,8 @@ class GanTrainConfig:
     def __post_init__(self):
         check_ranges(self, "train", at_least={"epochs": 1, "batch_size": 1, "sample_every": 0, "checkpoint_every": 0,
                                               "num_threads": 0},
-                     positive=("lr", "lr_d"), non_negative=("max_minutes",), unit_interval=("beta1", "beta2"))
+                     positive=("lr", "lr_d"), non_negative=("max_minutes",), unit_interval=("beta1", "beta2"),
+                     seeds=("seed",))
 
 
 def amp_policy(device: torch.device, amp: bool, amp_dtype: str = "auto",
