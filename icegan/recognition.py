@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from flownet.devices import resolve_device
 from icegan import distributed
 from icegan.models.recognizers import build_recognizer
-from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
+from icegan.recognizer_config import MIXUP_ALPHA_FLOOR, SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["RecognizerConfig", "SnapshotAverage", "hflip_features", "shift_features", "warp_features", "resize_features", "train_models", "predict_models",
            "fit_predict_folds", "fit_recognizer", "FittedRecognizer", "check_custom_recognizer", "recognizer_provenance", "fit_predict_sklearn", "sklearn_classifier", "SKLEARN_MODELS", "class_weights", "subject_weights", "dataset_class_weights", "inner_val_masks",
@@ -181,13 +181,13 @@ def mixup_batch(x: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, alpha
     (seeded by ``torch.manual_seed(seed)`` in :func:`train_models`). Both are drawn on the CPU and moved to
     ``x.device``. A small α gives λ near 0 or 1 (little mixing); α = 1 gives a uniform λ. Below α ≈ 0.003 torch's
     sampler clamps both of a row's gamma draws at the smallest float and returns λ = 0.5 for part of the rows
-    (a quarter at α = 0.001).
+    (a quarter at α = 0.001): α below the config's floor, 0.01, is refused.
 
     Args:
         x: (B, ...) floating maps ((B, C, H, W) in :func:`train_models`).
         mask: (B, G) float 0/1, row i is a training row of model g.
         weight: (B, G) float ≥ 0, the loss weight of each row for each model (sample × class weight).
-        alpha: α > 0.
+        alpha: α ≥ :data:`icegan.recognizer_config.MIXUP_ALPHA_FLOOR` (0.01), finite.
         generator: CPU ``torch.Generator`` of the partner permutation.
         targets: optional (B, K) float soft targets of the rows, mixed like the maps.
     Returns:
@@ -195,12 +195,13 @@ def mixup_batch(x: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, alpha
         ``weight_a`` and ``weight_b`` (B, G), ``targets`` (B, K) mixed (None without targets), ``partner`` (B,) int64
         j, ``lam`` (B,) float32 λ in [0, 1].
     Raises:
-        ValueError: ``alpha`` not a finite number > 0, or ``mask``, ``weight``, ``targets`` not of B rows (``mask``
+        ValueError: ``alpha`` not a finite number >= the floor, or ``mask``, ``weight``, ``targets`` not of B rows (``mask``
             and ``weight`` of one shape).
     """
     B = x.shape[0]
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"mixup_batch needs alpha (model.mixup_alpha) a finite number > 0, got {alpha}")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= MIXUP_ALPHA_FLOOR):
+        raise ValueError(f"mixup_batch needs alpha (model.mixup_alpha) a finite number >= {MIXUP_ALPHA_FLOOR} (below, "
+                         f"torch's Beta sampler returns λ = 0.5 for part of the rows), got {alpha}")
     if mask.dim() != 2 or mask.shape[0] != B or weight.shape != mask.shape:
         raise ValueError(f"mixup_batch needs mask and weight of shape (B, G) with B={B} rows, got "
                          f"{tuple(mask.shape)}, {tuple(weight.shape)}")
