@@ -118,7 +118,7 @@ class SelfSupLossConfig:
 
     def __post_init__(self):
         check_non_negative(self, "loss", ("census_window", "eps", "q", "alpha1", "alpha2", "beta", "smooth_weight",
-                                          "gamma", "occ_warmup_frac"))
+                                          "gamma", "occ_warmup_frac", "report_alpha2"))
 
 
 @dataclass

@@ -226,3 +226,15 @@ def test_a_flow_seed_below_zero_is_refused_at_load(cls, name, key):
     """numpy's SeedSequence (the flow trainers' crops, shuffles and noise) takes no negative seed."""
     with pytest.raises(ConfigError, match=rf"{re.escape(key)} must be >= 0, got -1"):
         load_config(cls, CONFIGS / name, [f"{key}=-1"])
+
+
+@pytest.mark.parametrize("cls, name, override, key", [
+    (FlowTrainConfig, "flow_liteflownet2.yaml", "liteflownet2.level_loss_weights=[0.3,.nan,0.1,0.1,0.1]",
+     "liteflownet2.level_loss_weights"),
+    (FlowTrainConfig, "flow_liteflownet2.yaml", "liteflownet2.level_loss_weights=[0.3,-1,0.1,0.1,0.1]",
+     "liteflownet2.level_loss_weights"),
+    (SelfSupConfig, "flow_selfsup.yaml", "loss.report_alpha2=[0.5,-.inf]", "loss.report_alpha2")])
+def test_a_list_of_weights_refuses_a_non_finite_or_negative_item(cls, name, override, key):
+    """The sweep above reaches number fields only; these lists of weights took NaN, inf and negative items."""
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)} must hold finite numbers >= 0, got \["):
+        load_config(cls, CONFIGS / name, [override])

@@ -107,6 +107,7 @@ class LiteFlowNet2Config:
         for name in ("corr_radius", "corr_stride", "level_loss_weights"):
             if len(getattr(self, name)) != 5:
                 raise ValueError(f"{name} needs 5 values (levels 6..2), got {getattr(self, name)}")
+        check_non_negative(self, "liteflownet2", ("level_loss_weights",))
         for r, s in zip(self.corr_radius, self.corr_stride):
             if s < 1 or r % s:
                 raise ValueError(f"corr_radius {r} must be a multiple of corr_stride {s} (>= 1)")
