@@ -201,10 +201,12 @@ def test_real_pairs_name_a_verified_clip_whose_folder_is_missing(tmp_path):
         RealFramePairs(root=root, subjects=["sub01"])
 
 
-def test_real_pairs_without_an_onset_judge_mixed_sizes_against_the_most_common_one(tmp_path):
-    """A clip whose sheet onset is blank (consecutive pairs need none) and whose img12.jpg is of another size is
-    skipped, the odd frame named against the clip's most common size; another clip still gives its pairs."""
-    root = _casme2(tmp_path, [("sub01", "EP01", [10, 11, 12], "", "", "True"),
+@pytest.mark.parametrize("onset", ["", "inf"])
+def test_real_pairs_without_an_onset_judge_mixed_sizes_against_the_most_common_one(tmp_path, onset):
+    """A clip whose sheet onset is blank or no frame number (consecutive pairs need none) and whose img12.jpg is of
+    another size is skipped, the odd frame named against the clip's most common size; another clip still gives its
+    pairs. An onset 'inf' stopped the construction with int()'s OverflowError."""
+    root = _casme2(tmp_path, [("sub01", "EP01", [10, 11, 12], onset, "", "True"),
                               ("sub01", "EP02", [1, 2], 1, 2, "True")])
     cv2.imwrite(str(root / "casme2" / "sub01" / "EP01" / "img12.jpg"), np.zeros((40, 44, 3), np.uint8))
     with warnings.catch_warnings(record=True) as caught:

@@ -110,26 +110,6 @@ def test_gan_pairs_refuse_a_manifest_onset_that_is_no_frame_number(tmp_path, cel
         load_casme2_pairs(root, img_size=32, cache=False)
 
 
-def test_real_pairs_with_an_infinite_onset_judge_mixed_sizes_against_the_most_common_size(tmp_path):
-    """Consecutive pairs need no onset; an onset cell 'inf' stopped the construction with int()'s OverflowError while
-    the frames' sizes were compared (a clip with a frame of another size)."""
-    import warnings
-
-    import cv2
-    import numpy as np
-    from test_flow_selfsup import _casme2
-
-    from flownet.data.real_pairs import RealFramePairs
-    root = _casme2(tmp_path, [("sub01", "EP01", [10, 11, 12], "inf", "", "True"),
-                              ("sub01", "EP02", [1, 2], 1, 2, "True")])
-    cv2.imwrite(str(root / "casme2" / "sub01" / "EP01" / "img12.jpg"), np.zeros((40, 44, 3), np.uint8))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds = RealFramePairs(root=root, subjects=["sub01"], kinds=("consecutive",))
-    assert "sub01/EP01: frame img12.jpg is 44x40 pixels, img10.jpg 48x48" in " ".join(str(w.message) for w in caught)
-    assert [(a.parent.name, a.name) for a, _ in ds.pairs["consecutive"]] == [("EP02", "img1.jpg")]
-
-
 def test_compare_plot_titles_a_partial_baseline_without_its_tag(tmp_path, monkeypatch):
     """The forest plot's right-hand titles read 'paired ΔUF1 vs cut [PARTIAL: 6 of 10 folds]' after the tables
     had dropped the tag from their headers; the baseline's own row label keeps it."""
