@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from flownet.io import write_text_whole, write_whole
+from icegan.csv_names import read_csv_names
 from icegan.paths import run_folder_header
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.labels import label_set_of_columns
@@ -115,7 +116,7 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
         raise EnsembleError(f"{pred_csv}, line {last}: the file ends inside this line (cut short); {damaged}")
     try:
         # blank lines kept (and dropped below) so that the index gives each row's line in the file
-        pred = pd.read_csv(pred_csv, dtype={"dataset": str, "subject": str, "clip": str}, skip_blank_lines=False)
+        pred = read_csv_names(pred_csv, ["dataset", "subject", "clip"], skip_blank_lines=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise EnsembleError(f"{pred_csv}: not a readable CSV table ({str(exc).strip()}); {damaged}") from None
     n_lines = len(pred)

@@ -48,6 +48,7 @@ import yaml
 
 from flownet.io import write_text_whole, write_whole
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
+from icegan.csv_names import read_csv_names
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.labels import label_set_of_columns, score_columns
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
@@ -561,7 +562,7 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
             pred_csv.write_text("")
         return pd.DataFrame(columns=list(columns))
     try:
-        df = pd.read_csv(io.StringIO(text), dtype={"dataset": str, "subject": str, "clip": str})
+        df = read_csv_names(io.StringIO(text), ["dataset", "subject", "clip"])      # a subject "NA" stays "NA"
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise LosoStateError(f"{pred_csv}: not a predictions table ({str(exc).strip()}); delete the file to restart "
                              "the run") from None

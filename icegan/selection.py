@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from flownet.io import write_text_whole, write_whole
+from icegan.csv_names import read_csv_names
 
 __all__ = ["Candidate", "inner_cache_digest", "inner_folds", "inner_predictions", "recipe_digest", "select_nested",
            "SelectionError"]
@@ -120,7 +121,7 @@ def _read_cache(cache: Path, columns: list) -> tuple[pd.DataFrame, bool]:
     if not text.strip():                       # empty, or only a header cut short
         return pd.DataFrame(columns=columns), cut
     try:
-        df = pd.read_csv(io.StringIO(text), dtype={"outer": str, "dataset": str, "subject": str, "clip": str})
+        df = read_csv_names(io.StringIO(text), ["outer", "dataset", "subject", "clip"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SelectionError(f"{cache}: not a table of inner predictions ({str(exc).strip()}); delete it") from None
     missing = [c for c in columns if c not in df.columns]

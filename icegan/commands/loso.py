@@ -624,12 +624,11 @@ def _main(args: argparse.Namespace) -> int:
         # --out holds another run, an unreadable predictions.csv, or a fold whose training diverged (NaN scores)
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
-    import pandas as pd
-
+    from icegan.csv_names import read_csv_names
     from icegan.protocol import read_partial_tag, summary_text
     from icegan.significance import interval_line, subject_interval
     print(summary_text(metrics, cfg.name, read_partial_tag(out, "max_folds")))
-    ci = interval_line(subject_interval(pd.read_csv(out / "predictions.csv", dtype={"subject": str})))
+    ci = interval_line(subject_interval(read_csv_names(out / "predictions.csv", ["dataset", "subject", "clip"])))
     if ci:
         print(ci)
     if cfg.data.source == "toy":

@@ -56,6 +56,7 @@ import pandas as pd
 
 from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale
 
+from ..csv_names import read_csv_names
 from ..paths import default_data_root, shared_data_root
 from .check import SKIP, record_problems, subject_missing
 from .records import ClipRecord, other_size_text
@@ -617,10 +618,10 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
             raise PrepareError(f"{d} is not a complete icegan cache: {name} missing (run `icegan prepare` again)")
     reading = "manifest.csv"
     try:          # a file damaged after the cache was finished (a disk full, a partial copy of the cache folder)
-        # the names stay text: a clip list's clip "001" or "1.10" (or a SAMM-like subject "006") read as a number
-        # would become 1 / 1.1 in features.csv and predictions.csv
-        manifest = pd.read_csv(d / "manifest.csv", dtype={"notes": str, "affine": str, "key": str, "dataset": str,
-                                                          "subject": str, "clip": str, "emotion": str})
+        # the names stay text as written: a clip list's clip "001" or "1.10" (or a SAMM-like subject "006") read as
+        # a number would become 1 / 1.1 in features.csv and predictions.csv, a subject "NA" or a clip "None" NaN
+        manifest = read_csv_names(d / "manifest.csv", ["notes", "affine", "key", "dataset", "subject", "clip",
+                                                       "emotion"])
         for col in ("notes", "affine"):
             manifest[col] = manifest[col].fillna("")
         reading = "skipped.csv"

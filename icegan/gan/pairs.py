@@ -213,7 +213,7 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         FileNotFoundError: no manifest, or a frame the manifest says exists is missing (names the file).
         ValueError: malformed manifest row (names the row) or undecodable image.
     """
-    import pandas as pd
+    from icegan.csv_names import read_csv_names
 
     root = Path(root) if root is not None else shared_data_root() / "casme2"
     manifest = root / "manifest.csv"
@@ -227,7 +227,7 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     if apex_neighbors < 0:
         raise ValueError(f"apex_neighbors must be >= 0, got {apex_neighbors}")
     raw = manifest.read_bytes()
-    df = pd.read_csv(manifest, dtype={"subject": str, "filename": str, "class3": str})
+    df = read_csv_names(manifest, ["subject", "filename", "class3", "note"])     # a clip "None" stays "None"
     key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}|{_frames_signature(root, df)}"
                              f"|v{PAIRS_CACHE_VERSION}".encode()).hexdigest()[:12]
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"

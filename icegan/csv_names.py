@@ -1,0 +1,38 @@
+"""Reading icegan's own CSV tables with their name columns as written.
+
+``pd.read_csv`` turns the cells ``NA``, ``N/A``, ``NaN``, ``nan``, ``None``, ``null``, ``NULL``, ``<NA>``, ``#N/A``,
+``n/a``, ``-nan``, ... into NaN in every column, even one read with ``dtype=str``: a subject named by its initials
+``NA`` or a clip ``null`` lost its name when icegan read back its own predictions.csv, a prepared cache's
+manifest.csv or the CASME II manifest. :func:`read_csv_names` reads the name columns as text as written (only an
+empty cell is missing there) and every other column as ``pd.read_csv`` does.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+# the strings pd.read_csv reads as missing by default (the list in its documentation, in pandas' own form)
+from pandas._libs.parsers import STR_NA_VALUES
+
+__all__ = ["read_csv_names"]
+
+
+def read_csv_names(source: str | Path | io.StringIO, names: Sequence[str], **kwargs) -> pd.DataFrame:
+    """``pd.read_csv(source, **kwargs)`` with the columns ``names`` (those of them the header has) read as ``str``
+    and as written: ``NA``, ``None``, ``null``, ``nan``, ... stay names; only an empty cell there is missing (NaN),
+    as before. The other columns read exactly as ``pd.read_csv`` reads them by default (numbers, and pandas' default
+    missing-value strings as NaN). ``source``: a path, or a ``StringIO`` (read from its current position).
+
+    Raises:
+        as ``pd.read_csv`` (``EmptyDataError``, ``ParserError``, ``UnicodeDecodeError``, ``OSError``).
+    """
+    start = source.tell() if isinstance(source, io.StringIO) else None
+    header = pd.read_csv(source, nrows=0, **{k: v for k, v in kwargs.items() if k != "dtype"}).columns
+    if start is not None:
+        source.seek(start)
+    text = set(names)
+    dtype = {**{c: str for c in header if c in text}, **kwargs.pop("dtype", {})}
+    na = {c: ([""] if c in text else list(STR_NA_VALUES)) for c in header}
+    return pd.read_csv(source, dtype=dtype, keep_default_na=False, na_values=na, **kwargs)
