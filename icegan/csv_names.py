@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-# the strings pd.read_csv reads as missing by default (the list in its documentation, in pandas' own form)
-from pandas._libs.parsers import STR_NA_VALUES
+
+#: the strings pd.read_csv reads as missing by default, as its documentation lists them (pandas 2.x)
+DOCUMENTED_NA_VALUES = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                                  "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+try:        # pandas' own set (a private module), the documented list where a pandas moved it
+    from pandas._libs.parsers import STR_NA_VALUES
+except ImportError:
+    STR_NA_VALUES = DOCUMENTED_NA_VALUES
 
 __all__ = ["read_csv_names"]
 

@@ -138,3 +138,11 @@ def test_compare_plot_titles_a_partial_baseline_without_its_tag(tmp_path, monkey
     vs = [t for t in seen["titles"] if "vs" in t]
     assert vs and all("PARTIAL" not in t and "vs cut" in t for t in vs), seen["titles"]
     assert any("cut [PARTIAL: 6 of 10 folds]" in t for t in seen["ticks"]), seen["ticks"]
+
+
+def test_the_documented_missing_value_strings_are_pandas_own():
+    """icegan.csv_names falls back on the documented list where pandas moved its private set: the two must agree."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    from icegan.csv_names import DOCUMENTED_NA_VALUES
+    assert set(STR_NA_VALUES) == set(DOCUMENTED_NA_VALUES)
