@@ -146,3 +146,16 @@ def test_the_documented_missing_value_strings_are_pandas_own():
 
     from icegan.csv_names import DOCUMENTED_NA_VALUES
     assert set(STR_NA_VALUES) == set(DOCUMENTED_NA_VALUES)
+
+
+def test_casme2_manifest_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """A spreadsheet's 'CSV UTF-8' starts with a BOM: the first column read as '\\ufeffsubject', and the manifest was
+    refused as missing its subject column."""
+    from flownet.data.real_pairs import read_manifest
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(b"\xef\xbb\xbfsubject,filename,onset,apex,verified,note\r\nsub01,EP01,10,12,True,\r\n")
+    rows = read_manifest(path)
+    assert [(r["subject"], r["filename"], r["onset"], r["apex"]) for r in rows] == [("sub01", "EP01", "10", "12")]
+    path.write_bytes(b"subject,filename,onset,apex,verified,note\nsub01,EP\xe901,10,12,True,\n")   # Latin-1
+    with pytest.raises(ValueError, match=r"manifest.csv: not UTF-8 text \(byte 0xe9\); save it as 'CSV UTF-8'"):
+        read_manifest(path)

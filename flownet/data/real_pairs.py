@@ -48,17 +48,21 @@ def read_manifest(path: str | Path) -> list[dict]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: a required column (subject, filename, onset, apex, verified) is missing.
+        ValueError: a required column (subject, filename, onset, apex, verified) is missing, or the file is not
+            UTF-8 text (a byte-order mark is allowed).
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"CASME II manifest not found: {p}")
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in _REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{p}: missing column(s) {missing}; has {reader.fieldnames}")
-        return list(reader)
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:     # a spreadsheet's 'CSV UTF-8' starts with a BOM
+            reader = csv.DictReader(fh)
+            missing = [c for c in _REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{p}: missing column(s) {missing}; has {reader.fieldnames}")
+            return list(reader)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as 'CSV UTF-8'") from None
 
 
 def _frame_number(text: str, field: str, where: str) -> int:

@@ -623,7 +623,7 @@ def extra_face_paths(root: str | Path | None = None) -> list[Path]:
     if not sheet.is_file():
         raise FileNotFoundError(f"extra_faces needs {sheet} (the MEGC2019 composite's faces); not found")
     out = []
-    with open(sheet, newline="") as fh:
+    with open(sheet, newline="", encoding="utf-8-sig") as fh:
         for row in csv.DictReader(fh):
             if row.get("dataset") in ("samm", "smic"):
                 f = base / "faces_224" / row["imagename"]
