@@ -141,7 +141,7 @@ def write_whole(path: str | Path, write, concurrent: bool = False) -> Path:
 def write_text_whole(path: str | Path, text: str) -> Path:
     """Write the text ``text`` to ``path`` whole (:func:`write_whole`): a JSON header, metrics or a config that a
     rerun or another command reads back, never left cut short by a kill."""
-    return write_whole(path, lambda tmp: tmp.write_text(text))
+    return write_whole(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_npz_whole(path: str | Path, names) -> dict:

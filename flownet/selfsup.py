@@ -289,7 +289,7 @@ def read_teacher_metrics(path: Path) -> dict:
             wrote it in place, damaged on disk); the message names the file and the cause.
     """
     try:
-        got = json.loads(path.read_text())
+        got = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(got, dict) or not {"teacher_test", "teacher_occ_frac"} <= set(got):

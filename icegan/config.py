@@ -618,5 +618,5 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config as YAML to ``path`` (parents created) and return the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(config_yaml(cfg))
+    p.write_text(config_yaml(cfg), encoding="utf-8")
     return p

@@ -63,8 +63,8 @@ def _own_cpu_rate() -> Optional[tuple[float, float]]:
     finished children), from ``/proc``; None where ``/proc`` cannot say (not Linux)."""
     try:
         # field 22 of stat (the 20th after the command name): start time in clock ticks after boot
-        start_ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        start_ticks = float(Path("/proc/self/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text(encoding="utf-8").split()[0])
         hz = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
         return None
@@ -83,7 +83,7 @@ def _runnable_others(reads: int = 3, gap_s: float = 0.02) -> Optional[int]:
         for k in range(reads):
             if k:
                 time.sleep(gap_s)
-            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+            counts.append(int(Path("/proc/loadavg").read_text(encoding="utf-8").split()[3].split("/")[0]) - 1)
     except (OSError, ValueError, IndexError):
         return None
     return max(0, min(counts))
@@ -166,7 +166,7 @@ ENVIRONMENT_FILE = "environment.jsonl"
 
 def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.lower().startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -195,7 +195,7 @@ def _installed_commit() -> Optional[str]:
     import json
     from importlib import metadata
     try:
-        text = metadata.distribution("icegan").read_text("direct_url.json")
+        text = metadata.distribution("icegan").read_text("direct_url.json", encoding="utf-8")
         commit = json.loads(text)["vcs_info"]["commit_id"] if text else None
     except (metadata.PackageNotFoundError, ValueError, KeyError, TypeError):
         return None
@@ -256,6 +256,6 @@ def append_environment(run_dir: str | Path, **extra: Any) -> dict[str, Any]:
         OSError: the run folder cannot be written.
     """
     record = {**describe_environment(), **extra}
-    with open(Path(run_dir) / ENVIRONMENT_FILE, "a") as fh:
+    with open(Path(run_dir) / ENVIRONMENT_FILE, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
     return record

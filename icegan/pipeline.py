@@ -1303,8 +1303,9 @@ def write_summary(runs_root: str | Path) -> Path:
     for m in sorted(root.glob("*/metrics.json")):
         d = m.parent
         try:
-            metrics = json.loads(m.read_text())
-            cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
+            metrics = json.loads(m.read_text(encoding="utf-8"))
+            cfg = (yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) if (d / "config.yaml").is_file()
+                   else {})
         except (OSError, ValueError):
             continue
         if not isinstance(cfg, dict) or "recognizer" not in cfg:
@@ -1327,7 +1328,7 @@ def write_summary(runs_root: str | Path) -> Path:
                      f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | "
                      f"{'?' if secs is None else f'{secs:.0f}'} |")
     path = root / "summary.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 

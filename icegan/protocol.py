@@ -559,7 +559,7 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
         text = text[:text.rfind("\n") + 1]
     if not text.strip():
         if cut and pred_csv.stat().st_size:     # a header cut short: start the file again
-            pred_csv.write_text("")
+            pred_csv.write_text("", encoding="utf-8")
         return pd.DataFrame(columns=list(columns))
     try:
         df = read_csv_names(io.StringIO(text), ["dataset", "subject", "clip"])      # a subject "NA" stays "NA"
@@ -618,7 +618,7 @@ PRED_FLOAT_FORMAT = "%.9g"
 
 def _append(pred_csv: Path, rows: pd.DataFrame) -> None:
     header = not pred_csv.is_file() or pred_csv.stat().st_size == 0
-    with open(pred_csv, "a", newline="") as fh:
+    with open(pred_csv, "a", newline="", encoding="utf-8") as fh:
         rows.to_csv(fh, index=False, header=header, float_format=PRED_FLOAT_FORMAT)
         fh.flush()
         os.fsync(fh.fileno())
@@ -749,7 +749,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     md = md.rstrip("\n") + "\n\n" + per_class_markdown(pred, n_classes)
     if md_extra:
         md = md.rstrip("\n") + "\n" + md_extra
-    (out / "metrics.md").write_text(md)
+    (out / "metrics.md").write_text(md, encoding="utf-8")
     confusion_png(pred, out / "confusion.png", f"{plot_prefix}{protocol_title(metrics['protocol'])}, "
                    f"UF1 {metrics['overall']['UF1']:.4f}, UAR {metrics['overall']['UAR']:.4f}", n_classes)
     per_subject_png(per_subject, out / "per_subject.png", f"{plot_prefix}{protocol_title(metrics['protocol'])}: "

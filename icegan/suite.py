@@ -418,7 +418,7 @@ def reusable_runs(folders: Sequence[str | Path]) -> list[tuple[Path, dict]]:
             if not all(f.is_file() for f in need):
                 continue
             try:
-                cfg = yaml.safe_load((run / "config.yaml").read_text())
+                cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
             except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise ValueError(f"--reuse: cannot read {run}/config.yaml ({exc})") from None
             # a metrics.json cut short or not an object: named, with the rerun that mends it
@@ -498,8 +498,8 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
             shutil.copytree(item, target)
         else:
             shutil.copy2(item, target)
-    (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    (tmp / REUSED_FROM).write_text(f"{src}\n")
+    (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    (tmp / REUSED_FROM).write_text(f"{src}\n", encoding="utf-8")
     tmp.rename(dst)
 
 
@@ -536,7 +536,7 @@ def _entries(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]
 def _is_oracle(run: Path) -> bool:
     """Whether the finished run in ``run`` picked its epochs on the test subjects (metrics.json ``oracle_epoch``)."""
     try:
-        return bool(json.loads((run / "metrics.json").read_text()).get("oracle_epoch", False))
+        return bool(json.loads((run / "metrics.json").read_text(encoding="utf-8")).get("oracle_epoch", False))
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -564,7 +564,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
         cells = {}
         for p in mine:
             try:
-                blob = json.loads((p.out / "metrics.json").read_text())
+                blob = json.loads((p.out / "metrics.json").read_text(encoding="utf-8"))
                 m = blob["overall"]
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
@@ -636,12 +636,12 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
               "```bash"]
     def note(p: PlannedRun) -> str:
         if (p.out / REUSED_FROM).is_file():
-            return f"   # reused: copied from {(p.out / REUSED_FROM).read_text().strip()}"
+            return f"   # reused: copied from {(p.out / REUSED_FROM).read_text(encoding='utf-8').strip()}"
         return f"   # {times[p.out.name]:.0f} s" if p.out.name in times else ""
     lines += [p.command + note(p) for p in plan if p.out in finished] + ["```", ""]
     path = out / "results.md"
-    path.write_text("\n".join(lines))
-    (out / "results.tex").write_text(results_table(entries, "latex"))     # the same table for a paper
+    path.write_text("\n".join(lines), encoding="utf-8")
+    (out / "results.tex").write_text(results_table(entries, "latex"), encoding="utf-8")     # the same table for a paper
     return path
 
 
@@ -652,7 +652,7 @@ def _read_times(out: Path) -> dict:
     if not f.is_file():
         return {}
     try:
-        times = json.loads(f.read_text())
+        times = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         times = exc
     if not isinstance(times, dict):

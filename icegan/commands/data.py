@@ -105,7 +105,7 @@ def _composite(args: argparse.Namespace) -> int:
                   + f" = {s['clips']} clips" + (f"; no class: {no}" if no else ""))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))
+        args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
@@ -136,7 +136,7 @@ def _check_quietly(args: argparse.Namespace) -> int:
     print(rep.text())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False))
+        args.json.write_text(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 

@@ -237,7 +237,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        Path(args.json).write_text(json.dumps(res, indent=2), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 

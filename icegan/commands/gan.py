@@ -274,7 +274,7 @@ def _eval(args: argparse.Namespace) -> int:
     text = json.dumps(metrics, indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text)
+        Path(args.json).write_text(text, encoding="utf-8")
     print(metrics_markdown(metrics))      # the table; every number, as JSON, only into --json (not a screenful here)
     print(f"wrote {metrics['report']} and the grids beside it" + (f"; the metrics as JSON to {args.json}"
                                                                    if args.json else

@@ -35,7 +35,7 @@ def emit(text: str, out: str | None) -> int:
     """Write ``text`` to ``out`` (its folder made if needed; saying so) or to stdout; returns exit code 0."""
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        Path(out).write_text(text, encoding="utf-8")
         print(f"wrote {out}")
     else:
         sys.stdout.write(text)

@@ -629,7 +629,7 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
         skipped = (pd.read_csv(d / "skipped.csv", dtype=str, keep_default_na=False)
                    if (d / "skipped.csv").is_file() else pd.DataFrame(columns=["key", "reason"]))
         reading = "settings.json"
-        settings = json.loads((d / "settings.json").read_text())
+        settings = json.loads((d / "settings.json").read_text(encoding="utf-8"))
         arrays = {}
         for name in ("onset", "apex", "apex_neighbours", "landmarks"):
             reading = f"{name}.npy"
@@ -786,8 +786,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         "datasets": [dataclasses.asdict(s) for s in cfg.datasets],
         "clips_prepared": len(rows), "clips_skipped": len(skipped),
         "seconds": round(time.time() - t0, 2), "workers": cfg.workers,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
-    (tmp / "COMPLETE").write_text("ok\n")
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2), encoding="utf-8")
+    (tmp / "COMPLETE").write_text("ok\n", encoding="utf-8")
     try:
         os.rename(tmp, final)
     except OSError:  # another process finished the same cache first

@@ -484,7 +484,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     res["checkpoint"] = str(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     res["report"] = str(out / "eval.md")
-    (out / "eval.md").write_text(metrics_markdown(res))
+    (out / "eval.md").write_text(metrics_markdown(res), encoding="utf-8")
     return res
 
 
