@@ -9,6 +9,13 @@ applies command-line overrides written as dotted keys (``train.epochs=2``,
 (``2`` → int, ``1e-3`` → float, ``true`` → bool, ``[1, 2]`` → list, ``null`` → None) and then checked
 against the annotation.
 
+Paths: a text value that starts with ``~/`` (or ``~user/``, or is ``~``) is read with that home folder in its place,
+as a shell would (:func:`icegan.paths.expand_home`), in a file and in an override alike (the shell leaves the ``~``
+of ``data.root=~/CASME2`` alone): ``root: ~/datasets/CASME2`` is the folder in your home, and no folder named ``~``
+is made for ``out_dir: ~/runs``. Nothing else of a value is expanded: ``$HOME`` stays those characters in a file
+(the shell expands it on a command line, unless quoted), and ``{data_root}`` / ``{shared_data}`` are replaced where
+a dataset root is read.
+
 Errors: an unknown key, or a value of the wrong type, raises :class:`ConfigError` whose message
 names the full dotted key, the file it came from (if any), and what was expected. Nothing is
 silently ignored.
@@ -28,6 +35,8 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
+
+from icegan.paths import expand_home
 
 T = TypeVar("T")
 
@@ -197,7 +206,10 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         raise ConfigError(f"config key '{key}'{where}: expected an integer, got {value!r}")
     if tp is str:
         if isinstance(value, str):
-            return value
+            try:
+                return expand_home(value, f"config key '{key}'{where}")     # the one rule of paths written as text
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             # a subject id written as 42: the characters written (1.10 stays '1.10', not str(1.1); 006 and 010 are
             # read as text: _UniqueKeyLoader)

@@ -7,6 +7,9 @@ put their datasets and where preprocessing caches go (``$ICEGAN_DATA``, else ``<
 ``./data`` for an installed wheel). ``shipped_config_dir()`` and ``shipped_config(name)`` find the configs shipped
 with icegan, in a checkout (``configs/``) or an installed wheel (``icegan/configs/``); ``config_hint(name)``
 names one in help texts and messages as the user can reach it.
+
+A leading ``~`` in ``$ICEGAN_SHARED_DATA``, ``$ICEGAN_DATA`` and in every text value of a config is the home folder
+(:func:`expand_home`, the one rule, from :mod:`flownet.paths`); ``$VARS`` in them are not expanded.
 """
 from __future__ import annotations
 
@@ -29,11 +32,19 @@ def is_checkout() -> bool:
 #: rule in :mod:`flownet.paths`
 SHARED_DATA_UNSET = _shared.SHARED_DATA_UNSET
 
+#: a leading ``~`` / ``~user/`` of a path written as text is that home folder: :func:`flownet.paths.expand_home`
+expand_home = _shared.expand_home
+
 
 def shared_data_root_or_none() -> Path | None:
-    """The shared real data root: ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` in a checkout, else None
-    (an installed wheel, whose ``<repo>`` is ``site-packages``: a folder beside it would hold no data). The rule is
-    :func:`flownet.paths.shared_data_root_or_none`'s, with :func:`is_checkout` saying whether this is a checkout."""
+    """The shared real data root: ``$ICEGAN_SHARED_DATA`` (a leading ``~`` is the home folder), else
+    ``<repo>/../shared/data`` in a checkout, else None (an installed wheel, whose ``<repo>`` is ``site-packages``: a
+    folder beside it would hold no data). The rule is :func:`flownet.paths.shared_data_root_or_none`'s, with
+    :func:`is_checkout` saying whether this is a checkout.
+
+    Raises:
+        ValueError: ``$ICEGAN_SHARED_DATA`` starts with a ``~user`` of no user (:func:`expand_home`).
+    """
     return _shared.shared_data_root_or_none(REPO_ROOT if is_checkout() else None)
 
 
@@ -48,11 +59,16 @@ def shared_data_root() -> Path:
 
 
 def default_data_root() -> Path:
-    """User data root and cache location: ``$ICEGAN_DATA``, else ``<repo>/data`` in a checkout, else (an installed
-    wheel, whose ``<repo>`` would be ``site-packages``, often not writable) ``./data`` of the current folder."""
+    """User data root and cache location: ``$ICEGAN_DATA`` (a leading ``~`` is the home folder: :func:`expand_home`),
+    else ``<repo>/data`` in a checkout, else (an installed wheel, whose ``<repo>`` would be ``site-packages``, often
+    not writable) ``./data`` of the current folder.
+
+    Raises:
+        ValueError: ``$ICEGAN_DATA`` starts with a ``~user`` of no user (:func:`expand_home`).
+    """
     env = os.environ.get("ICEGAN_DATA")
     if env:
-        return Path(env)
+        return Path(expand_home(env, "ICEGAN_DATA"))
     return REPO_ROOT / "data" if is_checkout() else Path.cwd() / "data"
 
 
