@@ -36,6 +36,22 @@ SHARED_DATA_UNSET = _shared.SHARED_DATA_UNSET
 expand_home = _shared.expand_home
 
 
+def unexpanded_note(path: str | Path) -> str:
+    """What a "not found" message adds for a path that starts with a ``~`` or holds a ``$VAR`` no one expanded (the
+    shell leaves them after ``--root=`` and inside quotes; a config expands only a leading ``~``: :func:`expand_home`),
+    else ``""``: ``" (the ~ in it was not expanded: write the full path, e.g. /home/me/x)"``."""
+    text = str(path)
+    signs = ["~"] * text.startswith("~") + ["$VAR"] * bool(re.search(r"\$\{?[A-Za-z_]", text))
+    if not signs:
+        return ""
+    try:
+        example = expand_home(text) if text.startswith("~") else os.path.expandvars(text)
+    except ValueError:
+        example = text
+    eg = f", e.g. {example}" if example != text else ""
+    return f" (the {' and '.join(signs)} in it was not expanded: write the full path{eg})"
+
+
 def shared_data_root_or_none() -> Path | None:
     """The shared real data root: ``$ICEGAN_SHARED_DATA`` (a leading ``~`` is the home folder), else
     ``<repo>/../shared/data`` in a checkout, else None (an installed wheel, whose ``<repo>`` is ``site-packages``: a

@@ -3,6 +3,7 @@ the home folder (flownet.paths.expand_home, the one rule), so that no folder nam
 output folders whose names hold a space and Chinese letters, and symlinked roots, work end to end."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -16,6 +17,7 @@ from icegan import paths
 from icegan.cli import main as icegan_main
 from icegan.commands.loso import LosoConfig
 from icegan.config import ConfigError, load_config
+from icegan.data.clip_list import ClipList
 from icegan.data.prepare import PrepareConfig
 from icegan.gan.trainer import GanConfig
 from icegan.pipeline import MainConfig
@@ -142,3 +144,28 @@ def test_icegan_prepare_with_tilde_in_icegan_shared_data_and_icegan_data(tiny_ca
     assert rc == 0, capsys.readouterr().err
     assert not (tmp_path / "~").exists()
     assert len(list((home / "icegan data" / "cache").glob("*/COMPLETE"))) == 1
+
+
+def test_icegan_data_check_reads_a_root_with_a_space_and_chinese_letters_and_a_symlinked_one(tiny_casme2, home,
+                                                                                              tmp_path):
+    reports = []
+    link = home / "casme2 链接"
+    link.symlink_to(tiny_casme2, target_is_directory=True)
+    for root in (tiny_casme2, link):
+        out = tmp_path / f"报告 {len(reports)}.json"
+        assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(root), "--json", str(out)]) == 0
+        reports.append(json.loads(out.read_text(encoding="utf-8")))
+    for root, d in zip((tiny_casme2, link), reports):
+        assert d["root"] == str(root) and d["clip_folders_on_disk"] == 2 and d["clips_usable"] == 2
+        assert d["frames_checked"] == 67 and d["unreadable_images"] == []       # every frame file of both clips
+        assert d["subjects"] == {"casme2/sub01": 2} and d["by_emotion"] == {"happiness": 1, "others": 1}
+
+
+def test_a_root_flag_with_an_unexpanded_tilde_says_so_with_the_full_path(tiny_casme2, home, capsys):
+    """`--root=~/...`: the shell expands no ~ after `--root=`; the message said only 'not found: ~/...'."""
+    assert icegan_main(["data", "check", "--dataset", "casme2", "--root=~/微表情 数据/CASME2"]) != 0
+    err = capsys.readouterr().err
+    assert "not found: ~/微表情 数据/CASME2" in err
+    assert f"the ~ in it was not expanded: write the full path, e.g. {tiny_casme2}" in err
+    with pytest.raises(FileNotFoundError, match=r"clip list not found: ~/clips\.csv \(the ~ in it was not expanded"):
+        ClipList("~/clips.csv")

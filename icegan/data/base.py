@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from ..paths import default_data_root, shared_data_root_or_none
+from ..paths import default_data_root, shared_data_root_or_none, unexpanded_note
 from .composite import composite_class, composite_emotion, unknown_emotion
 from .records import ClipRecord, list_frames, subject_number
 from .sheets import SheetRow, read_sheet
@@ -26,8 +26,11 @@ def missing_root_message(name: str, root: str | Path, given_by: Optional[str] = 
         root: the folder looked for.
         given_by: how the command at hand took the root (``--root`` for ``icegan data check``); None: from a
             config, whose ``root:`` and the ``{data_root}`` / ``{shared_data}`` placeholders in it are named.
+
+    A root holding a ``~`` or ``$`` that nothing expanded (``--root=~/CASME2``: the shell leaves it) is said to be
+    one, with the full path to write (:func:`icegan.paths.unexpanded_note`).
     """
-    where = f"{root} is a file, not a folder" if Path(root).is_file() else f"not found: {root}"
+    where = f"{root} is a file, not a folder" if Path(root).is_file() else f"not found: {root}{unexpanded_note(root)}"
     head = (f"{name} root {where}. Put or symlink your copy of the {name} release there, in its official "
             f"layout (the repository's data/README.md), or ")
     if given_by:

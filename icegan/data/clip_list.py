@@ -30,6 +30,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Optional
 
+from ..paths import unexpanded_note
 from .feature_table import parse_class_label, read_csv_cells, short_row_note
 from .features import dataset_name
 from .records import ClipRecord, apex_after_offset_note, duplicate_frame, list_frames
@@ -78,7 +79,7 @@ class ClipList:
     def __init__(self, root: str | Path, annotations: Optional[str | Path] = None):
         self.path = Path(root)
         if not self.path.is_file():
-            what = f"not found: {self.path}"
+            what = f"not found: {self.path}{unexpanded_note(self.path)}"
             if self.path.is_dir():          # the clips' folder given for the CSV listing them
                 csvs = sorted(f.name for f in self.path.glob("*.csv"))
                 what = f"{self.path} is a folder, not a CSV file: " + (f"give the clip list in it ({', '.join(csvs)})"
