@@ -127,9 +127,9 @@ def main(argv=None) -> int:
             "uptime_after": load_after, "torch_threads": args.threads, "cv2_threads": cv2_threads,
             "cpu": platform.processor() or platform.machine(), "nproc": os.cpu_count(), "torch": torch.__version__}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=2))
+    Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=2), encoding="utf-8")
     Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.md).write_text(render_md(info, results))
+    Path(args.md).write_text(render_md(info, results), encoding="utf-8")
     print(f"wrote {args.json} and {args.md}")
     return 0
 

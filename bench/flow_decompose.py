@@ -208,7 +208,7 @@ def main(argv=None) -> int:
            "casme2_stats": casme,
            "n_pairs": len(items), "size": args.size}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=2))
+    Path(args.json).write_text(json.dumps(out, indent=2), encoding="utf-8")
     lines = [f"Date {info['date']}; load before: `{info['uptime_before']}`, after: `{info['uptime_after']}`; "
              f"{args.threads} thread(s).", "",
              f"RANSAC setting: model {setting['model']}, threshold {setting['threshold']} px, "
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
         lines += ["", f"CASME II ({casme['n_clips']} onset→apex pairs, {casme['size']}x{casme['size']}), mean |flow| px: "
                   + "; ".join(f"{m}: " + ", ".join(f"{k} {v:.3f}" for k, v in casme[m].items())
                               for m in ("ransac_tvl1", "decflow"))]
-    Path(args.md).write_text("\n".join(lines) + "\n")
+    Path(args.md).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0
 

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
             doc["n_val"], doc["subjects"] = n_val, ds.subjects
         if a.generic_val:
             doc["n_generic_val"], doc["generic_max_motion"] = a.generic_val, max_motion
-        with open(a.json, "w") as f:
+        with open(a.json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
     return 0
 

@@ -63,7 +63,7 @@ def read_runs(run_dirs: list[Path]) -> pd.DataFrame:
         for f in ("config.yaml", "metrics.json", "predictions.csv"):
             if not (d / f).is_file():
                 raise FileNotFoundError(f"{d / f} not found (a finished icegan loso run folder is needed)")
-        cfg = dotted_items(without_neutral_keys(yaml.safe_load((d / "config.yaml").read_text()) or {}))
+        cfg = dotted_items(without_neutral_keys(yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) or {}))
         if cfg.get("max_folds", 0):
             raise ValueError(f"{d}: max_folds={cfg['max_folds']} is a partial run, not a learning-curve point")
         fraction = float(cfg.get("data.train_subject_fraction", 1.0))

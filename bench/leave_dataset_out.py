@@ -90,8 +90,9 @@ def main() -> None:
         lines.append(f"| {held} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(f"\nUF1 / UAR, mean over seeds {args.seeds}\n\n{text}")
-    (args.out / "results.md").write_text(text + "\n")
-    (args.out / "results.json").write_text(json.dumps({f"{h}|{a}": v for (h, a), v in rows.items()}, indent=1))
+    (args.out / "results.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / "results.json").write_text(json.dumps({f"{h}|{a}": v for (h, a), v in rows.items()}, indent=1),
+                                           encoding="utf-8")
 
 
 if __name__ == "__main__":

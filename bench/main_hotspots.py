@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 def _load() -> str:
     try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
     except OSError:
         return "?"
 
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     print(md)
     if args.md:
         Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(md)
+        Path(args.md).write_text(md, encoding="utf-8")
     return 0
 
 

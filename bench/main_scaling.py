@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _uptime() -> str:
     try:
-        return Path("/proc/loadavg").read_text().split()[:3].__str__()
+        return Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3].__str__()
     except OSError:
         return "?"
 
@@ -59,7 +59,7 @@ def run_case(out: Path, config: str | None, overrides: list[str], mode: str, thr
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    timing = json.loads((run_dir / "timing.json").read_text())
+    timing = json.loads((run_dir / "timing.json").read_text(encoding="utf-8"))
     from icegan.report import read_run_json
     metrics = read_run_json(run_dir / "metrics.json")
     return {"mode": mode, "threads": threads, "wall_s": wall, "driver_peak_rss_mb": rss_kb / 1024,
@@ -136,9 +136,9 @@ def main(argv=None) -> int:
     print(md)
     if args.md:
         Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(md)
+        Path(args.md).write_text(md, encoding="utf-8")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return 0
 
 

@@ -59,7 +59,7 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
     pred.to_csv(out / "predictions.csv", index=False)
     metrics = summarize_predictions(pred, "+".join(protocols), len(folds), False, k)
     write_reports(out, pred, metrics, f"merged: {', '.join(protocols)}", "merged ", k)
-    (out / "merged.json").write_text(json.dumps(header, indent=1))
+    (out / "merged.json").write_text(json.dumps(header, indent=1), encoding="utf-8")
     return metrics
 
 

@@ -1,4 +1,4 @@
-"""Every text file icegan and flownet read or write names its encoding (UTF-8): without it Python uses the
+"""Every text file icegan, flownet and the benchmarks read or write names its encoding (UTF-8): without it Python uses the
 locale's, so a run folder written on one machine (metrics.md with Δ and ±, a config.yaml with a label in Chinese) could
 not be written, or read back, on a machine with another locale (a Windows cp1252 or cp936 one). Checked on the source:
 each call of ``open`` in a text mode, ``Path.read_text`` and ``Path.write_text``."""
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted(p for pkg in ("icegan", "flownet") for p in (ROOT / pkg).rglob("*.py")) + [ROOT / "train.py"]
+SOURCES = sorted(p for pkg in ("icegan", "flownet", "bench") for p in (ROOT / pkg).rglob("*.py")) + [ROOT / "train.py"]
 
 
 def _calls_without_encoding(path: Path, root: Path = ROOT) -> list[str]:
