@@ -195,7 +195,7 @@ def _installed_commit() -> Optional[str]:
     import json
     from importlib import metadata
     try:
-        text = metadata.distribution("icegan").read_text("direct_url.json", encoding="utf-8")
+        text = metadata.distribution("icegan").read_text("direct_url.json")
         commit = json.loads(text)["vcs_info"]["commit_id"] if text else None
     except (metadata.PackageNotFoundError, ValueError, KeyError, TypeError):
         return None

@@ -345,7 +345,7 @@ def test_runnable_others_reads_the_running_count_of_proc_loadavg(tmp_path, monke
         def __init__(self, *_):
             pass
 
-        def read_text(self):
+        def read_text(self, encoding=None):
             return next(readings)
     monkeypatch.setattr(env, "Path", FakePath)
     assert _runnable_others(gap_s=0.0) == 2          # the least of 3, 2, 4 others (this thread not counted)

@@ -22,6 +22,8 @@ def _calls_without_encoding(path: Path, root: Path = ROOT) -> list[str]:
         name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", None)
         if name not in ("open", "read_text", "write_text") or any(k.arg == "encoding" for k in node.keywords):
             continue
+        if name == "read_text" and node.args:
+            continue                # importlib.metadata's Distribution.read_text(filename): takes no encoding
         if name == "open":
             mode = next((k.value for k in node.keywords if k.arg == "mode"), None)
             at = 0 if isinstance(fn, ast.Attribute) else 1        # Path.open(mode) / open(file, mode)
@@ -40,7 +42,7 @@ def test_the_scan_finds_a_call_without_encoding(tmp_path):
     bad = tmp_path / "m.py"
     bad.write_text("from pathlib import Path\nPath('a').write_text('Δ')\nopen('b', 'w')\nopen('c', 'rb')\n"
                    "Path('d').read_text(encoding='utf-8')\nPath('e').open()\nPath('f').open('a')\nPath('g').open('rb')\n"
-                   "Image.open(p)\n", encoding="utf-8")
+                   "Image.open(p)\nmetadata.distribution('x').read_text('direct_url.json')\n", encoding="utf-8")
     assert _calls_without_encoding(bad, tmp_path) == ["m.py:2 write_text", "m.py:3 open", "m.py:6 open",
                                                       "m.py:7 open"]
 
