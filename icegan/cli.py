@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 #: subcommand modules, in the order they appear in ``icegan --help``
 COMMAND_MODULES = [
@@ -55,7 +56,34 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
             args.overrides = list(args.overrides or []) + extra
         else:
             _chosen_parser(parser, args).error("unrecognized arguments: " + " ".join(extra))
+    _expand_home_in_args(args, _chosen_parser(parser, args))
     return args
+
+
+def _expand_home_in_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Give every option and positional value of ``args`` that starts with ``~`` its home folder
+    (:func:`icegan.paths.expand_home`, the rule of config paths), as a shell would had the value not been quoted or
+    written after ``--flag=``: ``--out "~/my runs"`` is the folder in your home, never a folder named ``~`` in the
+    working directory. Overrides (``key=value``) are left to the config reader, which applies the same rule.
+
+    Raises:
+        SystemExit: (``parser.error``) a ``~user`` of no user of this machine, naming the value.
+    """
+    from icegan.paths import expand_home
+
+    def expanded(value):
+        if isinstance(value, (str, Path)) and str(value).startswith("~"):
+            out = expand_home(str(value), "a path given on the command line")
+            return Path(out) if isinstance(value, Path) else out
+        if isinstance(value, list):
+            return [expanded(v) for v in value]
+        return value
+    try:
+        for name, value in vars(args).items():
+            if name != "overrides":
+                setattr(args, name, expanded(value))
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:

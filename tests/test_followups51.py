@@ -159,3 +159,25 @@ def test_casme2_manifest_saved_with_a_byte_order_mark_is_read(tmp_path):
     path.write_bytes(b"subject,filename,onset,apex,verified,note\nsub01,EP\xe901,10,12,True,\n")   # Latin-1
     with pytest.raises(ValueError, match=r"manifest.csv: not UTF-8 text \(byte 0xe9\); save it as 'CSV UTF-8'"):
         read_manifest(path)
+
+
+def test_a_quoted_home_path_on_the_command_line_is_the_home_folder(tmp_path, monkeypatch):
+    """The shell leaves the ~ of a quoted path ('--out "~/my runs/t.md"', needed for a space) and of '--out=~/x'
+    alone: icegan wrote into a folder named '~' in the working directory. Now every option and positional value
+    that starts with ~ is read as a config path is (icegan.paths.expand_home); overrides go to the config reader."""
+    from icegan.cli import build_parser, parse_with_overrides
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = parse_with_overrides(build_parser(), ["table", "~/runs/a", "runs/b", "--out", "~/my runs/t.md"])
+    assert args.entries == [str(tmp_path / "runs" / "a"), "runs/b"] and args.out == str(tmp_path / "my runs" / "t.md")
+    args = parse_with_overrides(build_parser(), ["loso", "--config", "~/c.yaml", "--out=~/r", "name=~x"])
+    assert (str(args.config), str(args.out)) == (str(tmp_path / "c.yaml"), str(tmp_path / "r"))
+    assert args.overrides == ["name=~x"]
+
+
+def test_a_home_path_of_no_user_on_the_command_line_is_refused(capsys):
+    from icegan.cli import build_parser, parse_with_overrides
+    with pytest.raises(SystemExit) as exc:
+        parse_with_overrides(build_parser(), ["table", "runs/a", "--out", "~no_such_user_51/t.md"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: icegan table" in err and "'~no_such_user_51/t.md'" in err and "write the full path" in err

@@ -647,8 +647,9 @@ def cache_root_of(cfg: PrepareConfig) -> Path:
     """The folder that holds the caches of ``cfg`` (each in ``<cache root>/<hash>/``; it need not exist yet).
 
     ``cfg.cache_root`` with ``{data_root}`` and ``{shared_data}`` replaced by :func:`icegan.paths.default_data_root`
-    and :func:`icegan.paths.shared_data_root` (no ``~`` or environment-variable expansion; a relative path stays
-    relative to the working directory), or ``default_data_root() / "cache"`` when it is None or empty.
+    and :func:`icegan.paths.shared_data_root` (a leading ``~`` was made the home folder when the config was read,
+    :func:`icegan.paths.expand_home`; no environment variable is expanded; a relative path stays relative to the
+    working directory), or ``default_data_root() / "cache"`` when it is None or empty.
     """
     return Path(_expand(cfg.cache_root)) if cfg.cache_root else default_data_root() / "cache"
 
