@@ -330,7 +330,6 @@ def write_kitti_png(path: str | Path, flow, valid=None) -> Path:
     Raises:
         ValueError: ``flow`` is not (H, W, 2) or (2, H, W), ``valid`` has another shape, or ``path`` cannot be written.
     """
-    import cv2
     f = _as_hw2(flow)
     v = np.ones(f.shape[:2], bool) if valid is None else np.asarray(valid, bool)
     if v.shape != f.shape[:2]:
@@ -342,8 +341,27 @@ def write_kitti_png(path: str | Path, flow, valid=None) -> Path:
     img = np.stack([v.astype(np.uint16), enc[..., 1], enc[..., 0]], -1)
     p = check_output_path(path, "KITTI flow PNG", image=True)
     p.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(p), img):
-        raise OSError(f"could not write {p}")
+    return write_image(p, img)
+
+
+def write_image(path: str | Path, img: np.ndarray) -> Path:
+    """Write ``img`` (uint8 or uint16 (H, W) grey or (H, W, 3) BGR, as OpenCV takes it) to ``path`` in the format of
+    its extension, encoded in memory (``cv2.imencode``) and written as bytes: ``cv2.imwrite`` cannot open a path with
+    non-ASCII letters on Windows (a folder named in Chinese), and says so only by returning False.
+
+    Raises:
+        OSError: the image cannot be encoded in that format, or the file cannot be written (naming ``path``).
+    """
+    import cv2
+    p = Path(path)
+    try:
+        ok, buf = cv2.imencode(p.suffix or ".png", img)
+    except cv2.error:               # no encoder for the extension, or a shape / dtype the format cannot hold
+        ok = False
+    if not ok:
+        raise OSError(f"could not encode an image of shape {tuple(img.shape)} and dtype {img.dtype} as {p.suffix} for "
+                      f"{p}")
+    p.write_bytes(buf.tobytes())
     return p
 
 
@@ -387,7 +405,6 @@ def save_flow_image(path: str | Path, flow, max_flow: float | None = None) -> Pa
     """Save the colour-coded picture of one flow field ((2, H, W) tensor or (H, W, 2) array) as PNG; ``max_flow``:
     the saturating magnitude in pixels, as in :func:`flow_to_color` (None: the field's own maximum). ValueError
     (naming it) for a path that cannot be written or whose extension is no image format (:func:`check_output_path`)."""
-    import cv2
     img = flow_to_color(flow, max_flow)
     if img.ndim == 4:
         if img.shape[0] != 1:
@@ -395,9 +412,7 @@ def save_flow_image(path: str | Path, flow, max_flow: float | None = None) -> Pa
         img = img[0]
     p = check_output_path(path, "flow picture", image=True)
     p.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(p), img.permute(1, 2, 0).numpy()[..., ::-1]):
-        raise OSError(f"could not write {p}")
-    return p
+    return write_image(p, np.ascontiguousarray(img.permute(1, 2, 0).numpy()[..., ::-1]))
 
 
 def save_flow_key(path: str | Path, max_flow: float, size: int = 161) -> Path:

@@ -4,6 +4,7 @@ a user meets them, else the public function, asserting the exception type and wh
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -157,15 +158,28 @@ def _dangling_png(tmp_path: Path) -> Path:
     return link
 
 
-def test_image_writers_say_when_opencv_could_not_write_the_file(tmp_path):
-    """cv2.imwrite returns False instead of raising: write_kitti_png and save_flow_image raise an OSError naming the
-    file instead of returning a path to nothing."""
+def test_image_writers_say_when_the_file_could_not_be_written(tmp_path):
+    """cv2.imwrite returned False instead of raising: write_kitti_png and save_flow_image raise an OSError naming the
+    file instead of returning a path to nothing (now from writing the encoded bytes, flownet.io.write_image)."""
     from flownet.io import save_flow_image, write_kitti_png
     link = _dangling_png(tmp_path)
-    with pytest.raises(OSError, match=rf"^could not write {link}$"):
+    with pytest.raises(OSError, match=re.escape(str(link))):
         write_kitti_png(link, torch.zeros(2, 4, 4))
-    with pytest.raises(OSError, match=rf"^could not write {link}$"):
+    with pytest.raises(OSError, match=re.escape(str(link))):
         save_flow_image(link, torch.ones(2, 4, 4))
+
+
+def test_write_image_writes_under_any_folder_name_and_refuses_what_it_cannot_encode(tmp_path):
+    """Encoded in memory and written as bytes (cv2.imwrite cannot open a non-ASCII path on Windows); read back equal."""
+    from flownet.io import write_image
+    img = (np.arange(48, dtype=np.uint16).reshape(4, 4, 3) * 1000)
+    folder = tmp_path / "微表情 输出"
+    folder.mkdir()
+    p = write_image(folder / "k.png", img)
+    back = cv2.imdecode(np.frombuffer(p.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16 and np.array_equal(back, img)
+    with pytest.raises(OSError, match=r"could not encode an image of shape \(4, 4, 3\) and dtype uint16 as \.nope"):
+        write_image(folder / "k.nope", img)
 
 
 def test_save_flow_image_takes_a_batch_of_one_and_refuses_a_larger_batch(tmp_path):

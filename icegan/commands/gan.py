@@ -163,8 +163,7 @@ def _train(args: argparse.Namespace) -> int:
 
 @one_line_errors("icegan generate")
 def _generate(args: argparse.Namespace) -> int:
-    import cv2
-
+    from flownet.io import write_image
     from icegan.gan.generate import load_onsets
     from icegan.gan.pairs import to_tensor
     from icegan.gan.synthesis import synthesize, to_uint8
@@ -194,7 +193,7 @@ def _generate(args: argparse.Namespace) -> int:
     for img, s, c in zip(imgs, src.tolist(), cls.tolist()):
         j = counter.get((s, c), 0)
         counter[(s, c)] = j + 1
-        cv2.imwrite(str(out / f"{names[s]}_{names_k[c]}_{j:02d}.png"), img)
+        write_image(out / f"{names[s]}_{names_k[c]}_{j:02d}.png", img)     # OSError naming the file if it fails
     print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}")
     return 0
 
