@@ -14,7 +14,8 @@ The list has one row per clip::
   at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the official releases.
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
   SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; one before the apex is kept with a note (as a
-  sheet row is), one before the onset is refused when the apex is to be spotted.
+  sheet row is), one before the onset is refused when the apex is to be spotted. A frame number is ASCII digits
+  (``46``, or ``46.0`` as a spreadsheet exports it; :func:`flownet.user_numbers.read_frame_number`).
 * ``label``: optional; a MEGC2019 class name or id (``negative`` 0, ``positive`` 1, ``surprise`` 2), or empty for a
   clip without one. ``icegan features`` keeps such a clip in ``features.csv`` with an empty label, for
   ``icegan predict``, and writes the labelled clips alone to ``features_labelled.csv``, the table for ``icegan loso``
@@ -29,6 +30,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Iterable, Optional
+
+from flownet.user_numbers import read_frame_number
 
 from ..paths import unexpanded_note
 from .feature_table import parse_class_label, read_csv_cells, short_row_note
@@ -49,13 +52,10 @@ def _frame_number(value: str, column: str, where: str, required: bool) -> Option
         if required:
             raise ValueError(f"{where}: empty {column}; give the {column} frame number")
         return None
-    try:
-        f = float(value)
+    try:            # ASCII digits, '46.0' as a spreadsheet exports it; not '٣', '1_0', '1e1' (float() read those)
+        return read_frame_number(value)
     except ValueError:
-        f = float("nan")
-    if not f.is_integer() or f < 0:
-        raise ValueError(f"{where}: {column} {value!r} is not a frame number (a non-negative integer)")
-    return int(f)
+        raise ValueError(f"{where}: {column} {value!r} is not a frame number (a non-negative integer)") from None
 
 
 class ClipList:
