@@ -5,9 +5,14 @@
 ``NA`` or a clip ``null`` lost its name when icegan read back its own predictions.csv, a prepared cache's
 manifest.csv or the CASME II manifest. :func:`read_csv_names` reads the name columns as text as written (only an
 empty cell is missing there) and every other column as ``pd.read_csv`` does.
+
+:func:`csv_quoting` is the ``quoting`` for writing a table whose names may hold a carriage return: ``to_csv`` (and
+``csv.writer``) with the default ``QUOTE_MINIMAL`` and a ``"\\n"`` line end leave a lone ``"\\r"`` unquoted, and every
+reader then splits the row there.
 """
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +27,7 @@ try:        # pandas' own set (a private module), the documented list where a pa
 except ImportError:
     STR_NA_VALUES = DOCUMENTED_NA_VALUES
 
-__all__ = ["read_csv_names"]
+__all__ = ["csv_quoting", "read_csv_names"]
 
 
 def read_csv_names(source: str | Path | io.StringIO, names: Sequence[str], **kwargs) -> pd.DataFrame:
@@ -42,3 +47,21 @@ def read_csv_names(source: str | Path | io.StringIO, names: Sequence[str], **kwa
     dtype = {**{c: str for c in header if c in text}, **kwargs.pop("dtype", {})}
     na = {c: ([""] if c in text else list(STR_NA_VALUES)) for c in header}
     return pd.read_csv(source, dtype=dtype, keep_default_na=False, na_values=na, **kwargs)
+
+
+def csv_quoting(*cells) -> int:
+    """``csv.QUOTE_ALL`` where a text cell of ``cells`` (DataFrames, Series or iterables of rows/cells) holds a
+    ``"\\r"``, else ``csv.QUOTE_MINIMAL`` (``to_csv``'s default: the bytes of tables of ordinary names are unchanged).
+    A quoted ``"\\r"`` reads back as written (read the file with ``newline=""``, not in text mode's universal
+    newlines, which turns ``"\\r\\n"`` and ``"\\r"`` into ``"\\n"``)."""
+    def has_cr(v) -> bool:
+        if isinstance(v, str):
+            return "\r" in v
+        if isinstance(v, pd.DataFrame):
+            return any(has_cr(v.iloc[:, i]) for i in range(v.shape[1]))
+        if isinstance(v, pd.Series):       # object or (pandas 3) str columns; numbers hold no "\r"
+            return not pd.api.types.is_numeric_dtype(v) and any(isinstance(x, str) and "\r" in x for x in v)
+        if isinstance(v, (list, tuple)):
+            return any(has_cr(x) for x in v)
+        return False
+    return csv.QUOTE_ALL if any(has_cr(c) for c in cells) else csv.QUOTE_MINIMAL

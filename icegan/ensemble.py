@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from flownet.io import write_text_whole, write_whole
-from icegan.csv_names import read_csv_names
+from icegan.csv_names import csv_quoting, read_csv_names
 from icegan.paths import run_folder_header
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.labels import label_set_of_columns
@@ -325,7 +325,8 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         header.update(folds=h0.get("folds"), folds_total=h0["folds_total"])
     # the header first, each file whole: a kill in between leaves a folder the rerun recognises as this kind's
     write_text_whole(out / "ensemble.json", json.dumps(header, indent=1))
-    write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g"))
+    write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g",
+                                                                quoting=csv_quoting(pred)))
     lines = ["", "## Members", "", "| Run | Weight | UF1 | UAR |", "|---|---|---|---|"]
     lines += [f"| {markdown_cell(r['run'])} | {r['weight']:.3f} | {r['UF1']:.4f} | {r['UAR']:.4f} |"
               for r in member_rows]

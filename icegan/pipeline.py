@@ -810,7 +810,8 @@ def _write_table(df: pd.DataFrame, path: Path) -> None:
     """``df`` as CSV at ``path``, through a temporary file: a kill while writing never leaves a table cut short (at a
     line's end it would be read as a table of fewer clips)."""
     from flownet.io import write_whole
-    write_whole(path, lambda tmp: df.to_csv(tmp, index=False))
+    from icegan.csv_names import csv_quoting
+    write_whole(path, lambda tmp: df.to_csv(tmp, index=False, quoting=csv_quoting(df)))   # a "\r" in a name quoted
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ import yaml
 
 from flownet.io import write_text_whole, write_whole
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
-from icegan.csv_names import read_csv_names
+from icegan.csv_names import csv_quoting, read_csv_names
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.labels import label_set_of_columns, score_columns
 from icegan.metrics import CLASS_NAMES, METRIC_KEYS, compute_metrics, confusion_matrix
@@ -553,7 +553,8 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     import io
     if not pred_csv.is_file():
         return pd.DataFrame(columns=list(columns))
-    text = pred_csv.read_text(encoding="utf-8", errors="replace")
+    with open(pred_csv, encoding="utf-8", errors="replace", newline="") as fh:   # a quoted "\r" in a name stays
+        text = fh.read()
     cut = not text.endswith("\n")
     if cut:                      # a line cut off by the kill: never read its (possibly cut) numbers
         text = text[:text.rfind("\n") + 1]
@@ -597,7 +598,8 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     done = df[df[key].isin(keep)]
     if cut or len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
         # in _append's number format, so that the finished file reads as an uninterrupted run's, byte for byte
-        write_whole(pred_csv, lambda p: done.to_csv(p, index=False, float_format=PRED_FLOAT_FORMAT))
+        write_whole(pred_csv, lambda p: done.to_csv(p, index=False, float_format=PRED_FLOAT_FORMAT,
+                                                          quoting=csv_quoting(done)))
     return done
 
 
@@ -619,7 +621,7 @@ PRED_FLOAT_FORMAT = "%.9g"
 def _append(pred_csv: Path, rows: pd.DataFrame) -> None:
     header = not pred_csv.is_file() or pred_csv.stat().st_size == 0
     with open(pred_csv, "a", newline="", encoding="utf-8") as fh:
-        rows.to_csv(fh, index=False, header=header, float_format=PRED_FLOAT_FORMAT)
+        rows.to_csv(fh, index=False, header=header, float_format=PRED_FLOAT_FORMAT, quoting=csv_quoting(rows))
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -740,7 +742,7 @@ def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot
     # whole or not at all: a metrics.json marks a finished run (icegan suite --reuse copies it as one)
     write_text_whole(out / "metrics.json", json.dumps(metrics, indent=2))
     per_subject = per_subject_table(pred)
-    per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f")
+    per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f", quoting=csv_quoting(per_subject))
     from icegan.significance import interval_markdown, subject_interval
     md = _markdown(metrics, label, recipe, folds_total, folds_key, class_names(pred, n_classes))
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))

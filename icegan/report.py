@@ -462,7 +462,8 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
         import csv
         import io
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        from icegan.csv_names import csv_quoting
+        w = csv.writer(buf, lineterminator="\n", quoting=csv_quoting([lead for lead, _, _ in body]))
         w.writerow(head + [c for n in names for c in (n, f"{n} std")] + ["Folds", "Clips"])
         for lead, cells, fc in body:
             w.writerow(lead + [x for st in cells for x in

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from flownet.io import write_text_whole, write_whole
-from icegan.csv_names import read_csv_names
+from icegan.csv_names import csv_quoting, read_csv_names
 
 __all__ = ["Candidate", "inner_cache_digest", "inner_folds", "inner_predictions", "recipe_digest", "select_nested",
            "SelectionError"]
@@ -114,7 +114,8 @@ def _read_cache(cache: Path, columns: list) -> tuple[pd.DataFrame, bool]:
     Raises:
         SelectionError: the file is not an inner-prediction table (unparsable, columns missing); names it."""
     import io
-    text = cache.read_text(encoding="utf-8", errors="replace")
+    with open(cache, encoding="utf-8", errors="replace", newline="") as fh:    # a quoted "\r" in a name stays
+        text = fh.read()
     cut = not text.endswith("\n")
     if cut:
         text = text[:text.rfind("\n") + 1]
@@ -133,7 +134,7 @@ def _read_cache(cache: Path, columns: list) -> tuple[pd.DataFrame, bool]:
 def _rewrite(df: pd.DataFrame, cache: Path) -> None:
     """Write ``df`` to ``cache`` through a temporary file (:func:`flownet.io.write_whole`): a kill while rewriting
     keeps the old file whole."""
-    write_whole(cache, lambda p: df.to_csv(p, index=False, float_format="%.9g"))
+    write_whole(cache, lambda p: df.to_csv(p, index=False, float_format="%.9g", quoting=csv_quoting(df)))
 
 
 def _cache_ok(df: pd.DataFrame, outer_folds: Sequence, n_train: dict, samples: pd.DataFrame,
@@ -250,7 +251,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
         if finished:
             new = pd.concat([d for s in finished for d in pending.pop(s)], ignore_index=True)
             new.to_csv(cache, mode="a", header=not cache.is_file() or cache.stat().st_size == 0, index=False,
-                       float_format="%.9g")
+                       float_format="%.9g", quoting=csv_quoting(new))
             parts.append(new)
             bar.update(len(finished))
     bar.close()
@@ -458,7 +459,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
               "scope": scope, "candidates": cand_rows}
     # the header first, each file whole: a kill in between leaves a folder the rerun recognises as this kind's
     write_text_whole(out / "selection.json", json.dumps(header, indent=1))
-    write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g"))
+    write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g",
+                                                                quoting=csv_quoting(pred)))
     write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False))
     lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "
              f"{scope})", "", "| Candidate | chosen in folds | its own LOSO UF1 | UAR |", "|---|---|---|---|"]

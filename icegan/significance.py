@@ -353,7 +353,9 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
                 f["p_better"] = r["p_better"]
                 f["p_tie"] = r.get("p_tie", 0.0)
             flat.append(f)
-        return pd.DataFrame(flat).to_csv(index=False, float_format="%.4f")
+        from icegan.csv_names import csv_quoting
+        table = pd.DataFrame(flat)
+        return table.to_csv(index=False, float_format="%.4f", quoting=csv_quoting(table))
     if fmt not in ("markdown", "latex"):
         raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
     from icegan.report import latex_escape, latex_float, markdown_cell

@@ -343,7 +343,8 @@ def _predict_main(args: argparse.Namespace) -> int:
                   f"{', ...' if len(seen_subjects) > 5 else ''}) were in the training set of {path}: not a "
                   f"subject-independent test", file=sys.stderr)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    from icegan.csv_names import csv_quoting
+    out.to_csv(args.out, index=False, quoting=csv_quoting(out))   # a clip name holding "\r" is quoted
     label_set = label_set_of_classes(metas[0]["classes"])              # every model's (predict_table)
     classes = label_set.classes
     cross = out[out["y_true"].notna() & ~out["dataset"].isin(label_set.datasets)] if label_set.datasets else out[:0]

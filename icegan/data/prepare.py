@@ -56,7 +56,7 @@ import pandas as pd
 
 from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale
 
-from ..csv_names import read_csv_names
+from ..csv_names import csv_quoting, read_csv_names
 from ..paths import default_data_root, shared_data_root
 from .check import SKIP, record_problems, subject_missing
 from .records import ClipRecord, other_size_text
@@ -778,7 +778,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         for i, s in enumerate(seqs):
             np.save(tmp / "sequences" / f"{i:05d}.npy", s)
     manifest = pd.DataFrame(rows)
-    manifest.to_csv(tmp / "manifest.csv", index=False)
+    manifest.to_csv(tmp / "manifest.csv", index=False, quoting=csv_quoting(manifest))   # a "\r" in a name quoted
     # every field quoted: a bare '\r' in a reason (an exception text) or a key, left unquoted by pandas' default,
     # would read back as a row break
     pd.DataFrame(skipped, columns=["key", "reason"]).to_csv(tmp / "skipped.csv", index=False, quoting=csv.QUOTE_ALL)
