@@ -121,3 +121,15 @@ def test_tables_of_ordinary_names_keep_their_bytes():
     assert csv_quoting(df) == csv.QUOTE_ALL
     assert read_csv_names(io.StringIO(df.to_csv(index=False, quoting=csv_quoting(df))), ["subject"])[
         "subject"].tolist() == df["subject"].tolist()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_results_table_csv_round_trip(tmp_path, name):
+    """icegan table --format csv: a row label (a run's name) reads back from the CSV as given (stripped)."""
+    from icegan.protocol import run_loso
+    from icegan.report import parse_entry, results_table
+    samples = _samples(["c1", "c2"])
+    run_loso(samples, _scores(samples), tmp_path / "run", progress=False)
+    text = results_table([parse_entry(f"{name}={tmp_path / 'run'}")], fmt="csv")
+    back = pd.read_csv(io.StringIO(text, newline=""), dtype=str, keep_default_na=False)
+    assert back.iloc[:, 0].tolist() == [name.strip()]
