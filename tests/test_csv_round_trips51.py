@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from _clip_records import grey_frames
 
 from icegan.csv_names import read_csv_names
 
@@ -92,13 +93,8 @@ def test_feature_table_round_trip(tmp_path, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_prepared_manifest_round_trip(tmp_path, name):
-    import cv2
     from icegan.data import prepare as prep
-    d = tmp_path / "frames"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for n in range(1, 10):
-        cv2.imwrite(str(d / f"img{n}.png"), rng.integers(0, 256, (24, 24), dtype=np.uint8))
+    grey_frames(tmp_path / "frames", range(1, 10))          # frames 1-9 of the clip
     clips = tmp_path / "clips.csv"
     pd.DataFrame({"subject": [name], "clip": [name], "frames": ["frames"], "onset": [1], "apex": [5], "offset": [9],
                   "label": ["positive"]}).to_csv(clips, index=False, quoting=csv.QUOTE_ALL)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from _clip_records import grey_frames
 
 from icegan.cli import main
 from icegan.csv_names import read_csv_names
@@ -130,11 +131,7 @@ def test_prepared_cache_manifest_keeps_the_names(tmp_path):
     """A clip list's subject 'NA' and clip 'None' read back from the prepared cache's manifest.csv as written (they
     were NaN, and 'nan' in features.csv and predictions.csv)."""
     from icegan.data import prepare as prep
-    d = tmp_path / "None"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for n in range(1, 10):
-        cv2.imwrite(str(d / f"img{n}.png"), rng.integers(0, 256, (24, 24), dtype=np.uint8))
+    grey_frames(tmp_path / "None", range(1, 10))          # frames 1-9 of the clip
     csv = tmp_path / "clips.csv"
     csv.write_text("subject,clip,frames,onset,apex,offset,label\nNA,None,None,1,5,9,positive\n")
     cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(csv))],
