@@ -5,18 +5,25 @@ numbers and the flow configs (flownet stands alone and imports nothing of icegan
 
 Python's ``int()`` and ``float()`` read more than a number as a user types it: ``1_0`` (10), ``nan``, ``inf``,
 ``1e999`` (inf), non-ASCII digits (``٣``, fullwidth ``３``); ``str.isdigit()`` passes ``²``, which ``int()`` then
-refuses. Here an integer is ASCII digits with an optional leading sign (``-3``, ``+3``), a number the same with an optional fraction
-and exponent (``0.5``, ``.5``, ``1e-3``), finite. Blanks around the text are ignored (``' 7 '`` is 7).
+refuses. Here an integer is ASCII digits with an optional leading sign (``-3``, ``+3``), a number the same with an
+optional fraction and exponent (``0.5``, ``.5``, ``1e-3``), finite. Blanks around the text are ignored (``' 7 '`` is
+7). The patterns are public for readers with their own handling of blanks and errors (the config reader, the coding
+sheets).
 """
 from __future__ import annotations
 
 import math
 import re
 
-__all__ = ["read_int", "read_number", "read_frame_number", "check_non_negative"]
+__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "read_int", "read_number", "read_frame_number",
+           "check_non_negative"]
 
-_INTEGER = re.compile(r"[-+]?[0-9]+")
-_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+#: an integer as typed: ASCII digits, an optional leading sign (to fullmatch)
+INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
+#: a decimal or scientific number as typed: ASCII digits, optional sign, fraction and exponent; no nan / inf
+NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+#: a whole number as a spreadsheet or pandas writes it: ASCII digits (group 1), optionally a zero fraction (``46.0``)
+WHOLE_NUMBER_TEXT = re.compile(r"([0-9]+)(?:\.0+)?")
 
 
 def read_int(text: str) -> int:
@@ -26,7 +33,7 @@ def read_int(text: str) -> int:
         ValueError: anything else (``1_0``, ``²``, ``３``, ``1.0``, ``''``), naming the text.
     """
     t = str(text).strip()
-    if not _INTEGER.fullmatch(t):
+    if not INTEGER_TEXT.fullmatch(t):
         raise ValueError(f"expected an integer (digits 0-9, an optional leading sign), got {text!r}")
     return int(t)
 
@@ -39,13 +46,10 @@ def read_number(text: str) -> float:
         ValueError: anything else (``nan``, ``inf``, ``1e999``, ``1_0``, ``0x1p3``), naming the text.
     """
     t = str(text).strip()
-    value = float(t) if _NUMBER.fullmatch(t) else math.nan
+    value = float(t) if NUMBER_TEXT.fullmatch(t) else math.nan
     if not math.isfinite(value):
         raise ValueError(f"expected a finite number (e.g. 1, 0.5 or 1e-3), got {text!r}")
     return value
-
-
-_FRAME_NUMBER = re.compile(r"([0-9]+)(?:\.0+)?")
 
 
 def read_frame_number(cell) -> int:
@@ -56,7 +60,7 @@ def read_frame_number(cell) -> int:
     Raises:
         ValueError: anything else (``46.5``, ``nan``, ``inf``, ``1e3``, ``-4``, ``٣``, ``''``), naming the cell.
     """
-    m = _FRAME_NUMBER.fullmatch(str(cell).strip())
+    m = WHOLE_NUMBER_TEXT.fullmatch(str(cell).strip())
     if m is None:
         raise ValueError(f"{str(cell)!r} is not a frame number")
     return int(m.group(1))

@@ -36,6 +36,7 @@ from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from flownet.user_numbers import INTEGER_TEXT, NUMBER_TEXT
 from icegan.paths import expand_home
 
 T = TypeVar("T")
@@ -139,11 +140,6 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-#: a plain decimal or scientific number literal of ASCII digits (no nan/inf: YAML writes those .nan/.inf; no ١.٥,
-#: which float() reads and YAML does not, as an integer key refuses ١)
-_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
-
-
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     """Check ``value`` against annotation ``tp`` and convert lossless cases (int → float, list → tuple)."""
     where = f" (in {source})" if source else ""
@@ -195,13 +191,15 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, str) and _NUMBER.fullmatch(value) and math.isfinite(float(value)):
+        # a plain decimal or scientific literal of ASCII digits (no nan/inf: YAML writes those .nan/.inf; no ١.٥,
+        # which float() reads and YAML does not, as an integer key refuses ١): the rule of typed numbers
+        if isinstance(value, str) and NUMBER_TEXT.fullmatch(value) and math.isfinite(float(value)):
             return float(value)    # 1e8, 1e-3: YAML 1.1 reads an exponent without a dot as a string
         raise ConfigError(f"config key '{key}'{where}: expected a number, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return int(value)
-        if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value):
+        if isinstance(value, str) and INTEGER_TEXT.fullmatch(value):
             return int(value, 10)  # 010: leading zeros, read in base 10 (a config reads them as text, not octal)
         raise ConfigError(f"config key '{key}'{where}: expected an integer, got {value!r}")
     if tp is str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from flownet.user_numbers import WHOLE_NUMBER_TEXT
+
 from .records import apex_after_offset_note
 
 #: official file names of the annotation sheets, as distributed
@@ -160,7 +162,7 @@ def parse_frame(value: Any) -> tuple[Optional[int], Optional[str]]:
     if isinstance(value, float):
         return (int(value), None) if value.is_integer() else (None, f"{value!r} is not a whole frame number")
     s = str(value).strip()
-    m = re.fullmatch(r"([0-9]+)(\.0+)?", s)            # ASCII digits: '٣' or '４６' is no frame number
+    m = WHOLE_NUMBER_TEXT.fullmatch(s)            # ASCII digits: '٣' or '４６' is no frame number
     if m:
         try:            # the digits themselves: through float() they lost precision past 2**53 and overflowed
             return int(m.group(1)), None
@@ -243,7 +245,7 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
 
 def _whole_number_text(s: str) -> Optional[str]:
     """The digits of ``"6"`` or ``"6.0"`` (a sheet exported to CSV with its numbers as floats), else None."""
-    m = re.fullmatch(r"(\d+)(?:\.0+)?", s, re.ASCII)
+    m = WHOLE_NUMBER_TEXT.fullmatch(s)
     return m.group(1) if m else None
 
 
