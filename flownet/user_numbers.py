@@ -15,8 +15,12 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "read_int", "read_number", "read_frame_number",
-           "check_non_negative"]
+__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "read_int", "read_number",
+           "read_frame_number", "check_non_negative"]
+
+#: the largest seed: numpy's legacy RandomState and scikit-learn's random_state take seeds in [0, 2**32 - 1], numpy's
+#: SeedSequence no negative one
+SEED_MAX = 2 ** 32 - 1
 
 #: an integer as typed: ASCII digits, an optional leading sign (to fullmatch)
 INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")

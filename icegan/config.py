@@ -36,12 +36,12 @@ from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from flownet.user_numbers import INTEGER_TEXT, NUMBER_TEXT
+from flownet.user_numbers import INTEGER_TEXT, NUMBER_TEXT, SEED_MAX
 from icegan.paths import expand_home
 
 T = TypeVar("T")
 
-__all__ = ["ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
+__all__ = ["SEED_MAX", "ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
            "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges"]
 
 
@@ -218,11 +218,6 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             return _plain(value)
         raise ConfigError(f"config key '{key}'{where}: expected {tp.__name__}, got {value!r}")
     return _plain(value)
-
-
-#: the largest seed: numpy's legacy RandomState and scikit-learn's random_state take seeds in [0, 2**32 - 1], numpy's
-#: SeedSequence no negative one
-SEED_MAX = 2 ** 32 - 1
 
 
 def check_ranges(cfg: Any, section: str = "", *, at_least: dict[str, int] | None = None, positive: Iterable[str] = (),

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
+from flownet.user_numbers import SEED_MAX
 from icegan.commands._numbers import integer, read_int
 
 
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
     ev.add_argument("--n-per-class", type=integer(1, meaning="synthetic faces per onset and class"), default=2,
                     help="synthetic faces per onset and class (default 2)")
     ev.add_argument("--seed", default=0,
-                    type=integer(0, 2**32 - 1, "a seed of numpy's random generator, as the recognizers take it"),
+                    type=integer(0, SEED_MAX, "a seed of numpy's random generator, as the recognizers take it"),
                     help="seed of the generator's noise and of the recognizers the metrics train (default 0; same "
                          "seed, same synthetic faces and metrics)")
     ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from icegan.commands import add_print_config, print_config
-from icegan.config import check_ranges
 from icegan.paths import config_hint, with_config_hints
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
@@ -177,6 +176,7 @@ class LosoConfig:
     model: RecognizerConfig = field(default_factory=RecognizerConfig)
 
     def __post_init__(self):
+        from icegan.config import check_ranges          # not at import: `icegan --help` reads no YAML machinery
         check_ranges(self, seeds=("seed",))
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
