@@ -619,23 +619,10 @@ def _main(argv=None) -> int:
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet
     from .train import collate
-    from .user_numbers import read_int, read_number
-
-    def strict(read, low, what: str):
-        """argparse type: ``read`` (ASCII digits, finite: :mod:`flownet.user_numbers`, the rule of the icegan
-        commands' flags), then ``>= low``."""
-        def parse(text: str):
-            try:
-                value = read(text)
-            except ValueError:
-                value = None
-            if value is None or value < low:
-                raise argparse.ArgumentTypeError(f"expected {what} >= {low}, got {text!r}")
-            return value
-        return parse
-    count = strict(read_int, 1, "an integer")
-    pairs = strict(read_int, 0, "an integer")         # --n-real 0: no real pairs (occ_real NaN)
-    weight = strict(read_number, 0, "a finite number")
+    from .user_numbers import integer, number
+    count = integer(1)
+    pairs = integer(0)                          # --n-real 0: no real pairs (occ_real NaN)
+    weight = number(0)
     ap = argparse.ArgumentParser(prog="python -m flownet.selfsup")
     ap.add_argument("--alpha2-study", nargs="+", required=True, metavar="WEIGHTS")
     ap.add_argument("--alpha2", nargs="+", type=weight, default=[0.5, 0.1, 0.05])

@@ -1,7 +1,8 @@
-"""Numbers a user gives: text typed on a command line or in a sheet, read strictly (ASCII digits, finite), and the
-range check of a flow config section's settings. One rule for the ``icegan`` subcommands' flags
-(:mod:`icegan.commands._numbers`, their argparse types), flownet's own study commands, the CASME II manifest's frame
-numbers and the flow configs (flownet stands alone and imports nothing of icegan, so the rules live here).
+"""Numbers a user gives: text typed on a command line or in a sheet, read strictly (ASCII digits, finite), the
+argparse types of the flags that take them, and the range check of a flow config section's settings. One rule for the
+``icegan`` subcommands' flags, flownet's own study commands (both with :func:`integer` / :func:`number`;
+:mod:`icegan.commands._numbers` re-exports them), the CASME II manifest's frame numbers and the flow configs (flownet
+stands alone and imports nothing of icegan, so the rules live here).
 
 Python's ``int()`` and ``float()`` read more than a number as a user types it: ``1_0`` (10), ``nan``, ``inf``,
 ``1e999`` (inf), non-ASCII digits (``٣``, fullwidth ``３``); ``str.isdigit()`` passes ``²``, which ``int()`` then
@@ -12,11 +13,13 @@ sheets).
 """
 from __future__ import annotations
 
+import argparse
 import math
 import re
+from typing import Callable, Optional
 
 __all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "read_int", "read_number",
-           "read_frame_number", "check_non_negative"]
+           "integer", "number", "read_frame_number", "check_non_negative"]
 
 #: the largest seed: numpy's legacy RandomState and scikit-learn's random_state take seeds in [0, 2**32 - 1], numpy's
 #: SeedSequence no negative one
@@ -54,6 +57,61 @@ def read_number(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"expected a finite number (e.g. 1, 0.5 or 1e-3), got {text!r}")
     return value
+
+
+def _bounds(low, high) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    if low is not None:
+        return f" >= {low}"
+    return f" <= {high}" if high is not None else ""
+
+
+def integer(low: Optional[int] = None, high: Optional[int] = None, meaning: str = "") -> Callable[[str], int]:
+    """argparse type of an integer flag in ``[low, high]`` (None: unbounded on that side).
+
+    Args:
+        low, high: the flag's range, both ends included.
+        meaning: what the value is, in the message (``"synthetic faces per onset and class"``).
+
+    Returns:
+        ``parse(text) -> int``, raising ``argparse.ArgumentTypeError`` for text that is no integer
+        (:func:`read_int`) or out of range; the message gives the range, the meaning and the value.
+    """
+    what = f" ({meaning})" if meaning else ""
+
+    def parse(text: str) -> int:
+        try:
+            value = read_int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer{_bounds(low, high)}{what}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be{_bounds(low, high)}{what}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(low: Optional[float] = None, meaning: str = "") -> Callable[[str], float]:
+    """argparse type of a flag taking a finite number ``>= low`` (None: any finite number).
+
+    Returns:
+        ``parse(text) -> float``, raising ``argparse.ArgumentTypeError`` for text that is no finite number
+        (:func:`read_number`) or below ``low``; the message gives the range, the meaning and the value.
+    """
+    what = f" ({meaning})" if meaning else ""
+
+    def parse(text: str) -> float:
+        try:
+            value = read_number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a finite number{_bounds(low, None)}{what}, got {text!r}") \
+                from None
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be{_bounds(low, None)}{what}, got {text.strip()}")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def read_frame_number(cell) -> int:

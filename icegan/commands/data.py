@@ -8,24 +8,12 @@ import sys
 from pathlib import Path
 
 from icegan.commands import one_line_errors
-from icegan.commands._numbers import read_int
+from icegan.commands._numbers import integer
 from icegan.paths import config_hint
 
 
-def _threads(text: str) -> int:
-    """argparse type of ``icegan data check --workers``: an integer >= 1 of image-decoding threads (:func:`read_int`).
-
-    Raises:
-        argparse.ArgumentTypeError: not an integer, or < 1 (argparse then names --workers and exits with code 2).
-    """
-    try:
-        value = read_int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 (threads decoding images), got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (threads decoding images; 1 decodes one frame at a time), "
-                                         f"got {value}")
-    return value
+#: argparse type of ``icegan data check --workers``: an integer >= 1 of image-decoding threads
+_threads = integer(1, meaning="threads decoding images")
 
 
 def register(subparsers) -> None:

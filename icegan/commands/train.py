@@ -7,27 +7,19 @@ shipped ``demo.yaml`` (:func:`icegan.paths.shipped_config`), found in the packag
 from __future__ import annotations
 
 from icegan.commands import add_print_config
-from icegan.commands._numbers import read_int, read_number
+from icegan.commands._numbers import integer, read_number
 
 #: ``--cpus-per-fold`` when not given: the parser's default, and the value :func:`icegan.pipeline.run_from_args` takes
 #: for "not given" (any other value without ``--executor ray`` is refused)
 CPUS_PER_FOLD_DEFAULT = 1
 
-
-def _count(text: str) -> int:
-    """argparse type of ``--workers``: an integer >= 0 (0 = as many as the cluster fits; :func:`read_int`)."""
-    import argparse
-    try:
-        value = read_int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0 = as many as fit), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = as many folds at once as the cluster fits), got {value}")
-    return value
+#: argparse type of ``--workers``: an integer >= 0 of folds at once (0 = as many as the cluster fits)
+_count = integer(0, meaning="0 = as many as fit")
 
 
 def _cores(text: str) -> float:
-    """argparse type of ``--cpus-per-fold``: a finite number > 0 of CPU cores (:func:`read_number`)."""
+    """argparse type of ``--cpus-per-fold``: a finite number > 0 of CPU cores (:func:`read_number`; not
+    :func:`~icegan.commands._numbers.number`, whose range includes its lower end, and 0 cores is no reservation)."""
     import argparse
     try:
         value = read_number(text)
