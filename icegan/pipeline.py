@@ -28,7 +28,6 @@ No step looks at the held-out subject's labels; epochs are fixed in the config (
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import functools
 import hashlib
@@ -513,9 +512,10 @@ def write_skipped(path: Path, skipped: pd.DataFrame) -> None:
     cut short (read as fewer skipped clips)."""
     from flownet.io import write_whole
     if len(skipped):
-        # every field quoted: a bare '\r' in a reason (an exception's text), unquoted by pandas' default, would read
-        # back as a row break
-        write_whole(path, lambda tmp: skipped.to_csv(tmp, index=False, quoting=csv.QUOTE_ALL))
+        # every field quoted when a cell holds a bare '\r' (an exception's text), which pandas' default leaves unquoted
+        # and which would read back as a row break
+        from icegan.csv_names import csv_quoting
+        write_whole(path, lambda tmp: skipped.to_csv(tmp, index=False, quoting=csv_quoting(skipped)))
     else:
         path.unlink(missing_ok=True)
 

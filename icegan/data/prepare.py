@@ -26,7 +26,7 @@ inputs is a directory lookup and any changed setting makes a new cache. Contents
 ``landmarks.npy``           (N, 6, 68, 2) float32 output pixels, order onset, apex−2, apex−1, apex,
                             apex+1, apex+2 (NaN in cropped mode)
 ``sequences/<index>.npy``   (T, H, W[, 3]) uint8 when ``sequences: true``
-``skipped.csv``             every clip not prepared, with the reason (every field quoted)
+``skipped.csv``             every clip not prepared, with the reason (every field quoted when a cell holds a ``\\r``)
 ``settings.json``           settings, input hash, counts, timings
 ==========================  ===================================================================
 
@@ -37,7 +37,6 @@ settings leaves it alone and names it in its last log line, with its size.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -779,9 +778,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             np.save(tmp / "sequences" / f"{i:05d}.npy", s)
     manifest = pd.DataFrame(rows)
     manifest.to_csv(tmp / "manifest.csv", index=False, quoting=csv_quoting(manifest))   # a "\r" in a name quoted
-    # every field quoted: a bare '\r' in a reason (an exception text) or a key, left unquoted by pandas' default,
-    # would read back as a row break
-    pd.DataFrame(skipped, columns=["key", "reason"]).to_csv(tmp / "skipped.csv", index=False, quoting=csv.QUOTE_ALL)
+    # as manifest.csv: every field quoted when a reason (an exception text) or a key holds a bare '\r', which pandas'
+    # default leaves unquoted and which would read back as a row break
+    listed = pd.DataFrame(skipped, columns=["key", "reason"])
+    listed.to_csv(tmp / "skipped.csv", index=False, quoting=csv_quoting(listed))
     (tmp / "settings.json").write_text(json.dumps({
         "settings": settings, "hash": digest,
         "datasets": [dataclasses.asdict(s) for s in cfg.datasets],
