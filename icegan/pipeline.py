@@ -50,14 +50,15 @@ from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
 from icegan import distributed
 from icegan.config import ConfigError, check_ranges, did_you_mean, load_config, without_neutral_keys
 from icegan.paths import config_hint
-from icegan.data.prepare import PrepareConfig
+from icegan.data.prepare import PrepareConfig, read_skipped
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
                                 train_models)
 
 log = logging.getLogger("icegan.pipeline")
 
 __all__ = ["MainConfig", "DataSection", "GanSection", "FlowSection", "RecognizerSection", "run_main",
-           "load_main_config", "load_samples", "compute_flow_features", "write_summary"]
+           "load_main_config", "load_samples", "compute_flow_features", "write_summary",
+           "read_skipped"]          # icegan.data.prepare's, importable from here as before
 
 
 @dataclass
@@ -506,10 +507,10 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
 
 
 def write_skipped(path: Path, skipped: pd.DataFrame) -> None:
-    """Write the clips a run could not use (:attr:`Clips.skipped`: key, reason) to ``path`` (``skipped.csv``), or
-    remove a ``path`` left by an earlier call when there are none, so the file always describes the latest call.
-    Written whole (:func:`flownet.io.write_whole`): a kill while writing leaves the earlier file or none, never a list
-    cut short (read as fewer skipped clips)."""
+    """Write the clips a run could not use (:attr:`Clips.skipped`: key, reason) to ``path`` (``skipped.csv``, read by
+    :func:`icegan.data.prepare.read_skipped`), or remove a ``path`` left by an earlier call when there are none, so
+    the file always describes the latest call. Written whole (:func:`flownet.io.write_whole`): a kill while writing
+    leaves the earlier file or none, never a list cut short (read as fewer skipped clips)."""
     from flownet.io import write_whole
     if len(skipped):
         # every field quoted when a cell holds a bare '\r' (an exception's text), which pandas' default leaves unquoted
@@ -518,28 +519,6 @@ def write_skipped(path: Path, skipped: pd.DataFrame) -> None:
         write_whole(path, lambda tmp: skipped.to_csv(tmp, index=False, quoting=csv_quoting(skipped)))
     else:
         path.unlink(missing_ok=True)
-
-
-def read_skipped(path: Path, fix: str) -> pd.DataFrame:
-    """The clips listed in a ``skipped.csv`` that :func:`write_skipped` wrote: columns ``key`` and ``reason`` (text),
-    one row per clip.
-
-    Args:
-        path: the file.
-        fix: what the message about a damaged file says to do (the command to rerun).
-
-    Raises:
-        ValueError: the file cannot be read as such a list (empty, cut short by a kill of a version that wrote it in
-            place: a header or a last row cut, a clip without its reason); the message names the file and ``fix``.
-    """
-    try:
-        df = pd.read_csv(path, keep_default_na=False, dtype=str)
-    except (OSError, ValueError) as exc:            # EmptyDataError, ParserError, UnicodeDecodeError: ValueErrors
-        raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).strip()}); {fix}") from None
-    if list(df.columns) != ["key", "reason"] or not len(df) or (df["reason"].str.strip() == "").any():
-        raise ValueError(f"{path} cannot be read (not a list of skipped clips with columns key, reason and a reason "
-                         f"on every row: cut short or edited?); {fix}")
-    return df
 
 
 def to_unit(x: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import pytest
 
 from icegan import pipeline
 from icegan.data import prepare as prep
+from icegan.data.clip_list import ClipList
 
 
 def _clip_list(tmp_path, lines=("p01,take1,take1,1,5,9", "p02,gone,gone,1,5,9")):
@@ -66,3 +67,56 @@ def test_a_cache_skipped_csv_written_with_every_field_quoted_reads_back_the_same
     assert prep.load_prepared(d).skipped.to_dict("list") == old.to_dict("list")
     hit = prep.prepare_dataset(cfg)             # a cache hit keeps the cached skip of a clip it was asked for
     assert hit.cache_dir == d and hit.skipped["key"].tolist() == ["clips/p02/gone"]
+
+
+# --- item 2: one reader ---------------------------------------------------------------------------------------------
+
+def test_the_run_reader_is_the_cache_reader():
+    assert pipeline.read_skipped is prep.read_skipped
+
+
+@pytest.mark.parametrize("text, why", [
+    ("key\nclips/p02/gone\n", "not a list of skipped clips"),                       # a column missing
+    ("", "No columns to parse"),                                                    # emptied
+    ("key,reason\nclips/p02/gone,not on disk\nclips/p0", "not a list of skipped clips"),   # a row cut short
+    ("key,reason\nclips/p02/gone,not on disk,x\n", "not a list of skipped clips"),  # a field too many
+])
+def test_a_damaged_cache_skipped_csv_is_refused_naming_the_file(cache, text, why):
+    """A skipped.csv without its reason column loaded, then a cache hit stopped with a bare KeyError: 'reason' (and a
+    run listed NaN reasons); a row cut short read as a clip with an empty reason; a row of three fields took its
+    first field for the index, so key and reason were the next two."""
+    cfg, d = cache
+    (d / "skipped.csv").write_text(text)
+    for load in (lambda: prep.load_prepared(d), lambda: prep.prepare_dataset(cfg)):
+        with pytest.raises(prep.PrepareError) as err:
+            load()
+        msg = str(err.value)
+        assert str(d / "skipped.csv") in msg and why in msg
+        assert f"the cache is damaged; delete the folder {d} and run the command again" in msg
+
+
+def test_a_run_skipped_csv_with_a_field_too_many_is_refused(tmp_path):
+    path = tmp_path / "skipped.csv"
+    path.write_text("key,reason\nk,r,x\n")
+    with pytest.raises(ValueError, match=r"skipped.csv cannot be read \(not a list of skipped clips .*\); rerun"):
+        pipeline.read_skipped(path, "rerun")
+
+
+def test_a_cache_that_skipped_no_clip_has_an_empty_list(tmp_path):
+    """The cache's skipped.csv is a header alone when no clip was skipped; a run's list is then not written."""
+    p = prep.prepare_dataset(_cfg(tmp_path, _clip_list(tmp_path, lines=("p01,take1,take1,1,5,9",))))
+    assert (p.cache_dir / "skipped.csv").read_text() == "key,reason\n"
+    assert len(prep.load_prepared(p.cache_dir).skipped) == 0
+    with pytest.raises(ValueError, match=r"skipped.csv cannot be read \(not a list of skipped clips"):
+        prep.read_skipped(p.cache_dir / "skipped.csv", "rerun")
+
+
+def test_an_error_without_text_is_a_reason_the_cache_reads_back(tmp_path, monkeypatch):
+    """An exception without a message (ValueError()) was written as an empty reason, which the reader refuses as a
+    row cut short: its type names it instead."""
+    def fails(*a, **k):
+        raise ValueError()
+    monkeypatch.setattr(prep, "_read", fails)
+    clips = _clip_list(tmp_path, lines=("p01,take1,take1,1,5,9",))
+    res = prep.process_clip(ClipList(clips).records()[0], "cropped", prep._settings(_cfg(tmp_path, clips)))
+    assert res["error"] == "ValueError"

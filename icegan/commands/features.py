@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     if skipped_csv.is_file():
         import sys
 
-        from icegan.pipeline import read_skipped
+        from icegan.data.prepare import read_skipped
         try:
             skipped = read_skipped(skipped_csv, "run icegan features again into a new --out to list them")
         except ValueError as exc:

@@ -537,7 +537,8 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                    seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None)
         return out
     except (ValueError, KeyError, OSError) as exc:
-        return {"key": rec.key, "error": str(exc).strip("'\"")}
+        # never an empty reason (a ValueError() without text): read_skipped takes one for a row cut short
+        return {"key": rec.key, "error": str(exc).strip("'\"") or type(exc).__name__}
 
 
 def worker_context():
@@ -604,12 +605,40 @@ def _pool_map(workers: int, jobs: list[tuple]) -> Iterator[dict]:
     ex.shutdown(wait=True)
 
 
+def read_skipped(path: Path, fix: str, none_ok: bool = False) -> pd.DataFrame:
+    """The clips listed in a ``skipped.csv``, a prepared cache's (:func:`prepare_dataset`) or a run's
+    (:func:`icegan.pipeline.write_skipped`): columns ``key`` and ``reason``, text as written (a key ``001`` is not 1,
+    a reason ``None`` or ``NA`` not NaN), one row per clip.
+
+    Args:
+        path: the file.
+        fix: what the message about a damaged file says to do (the command to rerun).
+        none_ok: a header alone reads as no clip (a cache's list when no clip was skipped); else it is refused (a
+            run writes its list only when some clip was skipped).
+
+    Raises:
+        ValueError: the file cannot be read as such a list (empty, cut short by a kill of a version that wrote it in
+            place or by a partial copy: a header or a last row cut, a clip without its reason; a row of more fields
+            than the header); the message names the file and ``fix``.
+    """
+    try:
+        df = pd.read_csv(path, keep_default_na=False, dtype=str)
+    except (OSError, ValueError) as exc:            # EmptyDataError, ParserError, UnicodeDecodeError: ValueErrors
+        raise ValueError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).strip()}); {fix}") from None
+    # a first row of more fields than the header makes pandas take its first field for the index
+    if (list(df.columns) != ["key", "reason"] or not isinstance(df.index, pd.RangeIndex) or not (len(df) or none_ok)
+            or (df["reason"].str.strip() == "").any()):
+        raise ValueError(f"{path} cannot be read (not a list of skipped clips with columns key, reason and a reason "
+                         f"on every row: cut short or edited?); {fix}")
+    return df
+
+
 def load_prepared(cache_dir: str | Path) -> PreparedDataset:
     """Load a finished cache directory written by :func:`prepare_dataset`.
 
     Raises:
         PrepareError: the folder is not a complete cache (names the missing file), or one of its files cannot be read
-            (names the file and says to delete the folder).
+            (names the file and says to delete the folder; ``skipped.csv``: as :func:`read_skipped`).
     """
     d = Path(cache_dir)
     for name in ("manifest.csv", "onset.npy", "apex.npy", "settings.json", "COMPLETE"):
@@ -623,10 +652,6 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
                                                        "emotion"])
         for col in ("notes", "affine"):
             manifest[col] = manifest[col].fillna("")
-        reading = "skipped.csv"
-        # text as written: a reason "None" or "NA" (an exception text) is not NaN, a key "001" not 1
-        skipped = (pd.read_csv(d / "skipped.csv", dtype=str, keep_default_na=False)
-                   if (d / "skipped.csv").is_file() else pd.DataFrame(columns=["key", "reason"]))
         reading = "settings.json"
         settings = json.loads((d / "settings.json").read_text(encoding="utf-8"))
         arrays = {}
@@ -636,6 +661,13 @@ def load_prepared(cache_dir: str | Path) -> PreparedDataset:
     except (OSError, EOFError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise PrepareError(f"{d / reading}: cannot be read ({str(exc).strip() or type(exc).__name__}): the cache "
                            f"is damaged; delete the folder {d} and run the command again to rebuild it") from None
+    skipped = pd.DataFrame(columns=["key", "reason"])
+    if (d / "skipped.csv").is_file():
+        try:        # a header alone: no clip was skipped
+            skipped = read_skipped(d / "skipped.csv", f"the cache is damaged; delete the folder {d} and run the "
+                                                      f"command again to rebuild it", none_ok=True)
+        except ValueError as exc:
+            raise PrepareError(str(exc)) from None
     frames = PreparedFrames(**arrays, cache_dir=d)
     if len(frames.onset) != len(manifest):
         raise PrepareError(f"{d}: manifest has {len(manifest)} rows but onset.npy {len(frames.onset)}")
