@@ -120,3 +120,19 @@ def test_an_error_without_text_is_a_reason_the_cache_reads_back(tmp_path, monkey
     clips = _clip_list(tmp_path, lines=("p01,take1,take1,1,5,9",))
     res = prep.process_clip(ClipList(clips).records()[0], "cropped", prep._settings(_cfg(tmp_path, clips)))
     assert res["error"] == "ValueError"
+
+
+# --- item 3: a clip list's frames folder ----------------------------------------------------------------------------
+
+def test_a_frames_folder_whose_name_ends_in_a_space_is_found(tmp_path):
+    """The frames cell was stripped, so a folder really named 'take1 ' was looked for as 'take1' and reported 'not
+    found' under a name the user could not tell from the folder they see."""
+    clips = _clip_list(tmp_path, lines=("p01,take1,take1 ,1,5,9",))
+    (tmp_path / "take1").rename(tmp_path / "take1 ")
+    rec = ClipList(clips).records()[0]
+    assert rec.clip_dir == tmp_path / "take1 " and len(rec.frame_numbers) == 9
+
+
+def test_a_stray_space_around_a_frames_folder_is_still_ignored(tmp_path):
+    rec = ClipList(_clip_list(tmp_path, lines=("p01,take1,  take1 ,1,5,9",))).records()[0]
+    assert rec.clip_dir == tmp_path / "take1" and len(rec.frame_numbers) == 9

@@ -10,7 +10,8 @@ The list has one row per clip::
 * ``subject``: the person; LOSO folds and warnings go by it. Prefixed with the ``dataset`` column's value (default
   ``clips``) unless it already holds a ``/``.
 * ``clip``: the clip's name (unique within its subject).
-* ``frames``: the folder of the clip's frames, relative to the CSV or absolute. Frame files are matched by the number
+* ``frames``: the folder of the clip's frames, relative to the CSV or absolute; spaces around it are ignored (a stray
+  space typed in a spreadsheet) unless only the folder named with them exists. Frame files are matched by the number
   at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the official releases.
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
   SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; one before the apex is kept with a note (as a
@@ -148,8 +149,10 @@ class ClipList:
                 raise ValueError(f"{where}: clip '{clip}' of subject '{dataset}/{subject}' is listed twice (first on "
                                  f"line {seen[key]})")
             seen[key] = line
-            folder = Path(r["frames"].strip())
-            folder = folder if folder.is_absolute() else csv.parent / folder
+            folder, written = (Path(v) for v in (r["frames"].strip(), r["frames"]))
+            folder, written = (f if f.is_absolute() else csv.parent / f for f in (folder, written))
+            if not folder.is_dir() and written.is_dir():    # a folder whose name really begins or ends with a space
+                folder = written
             numbers, paths, problems = list_frames(folder) if folder.is_dir() else ((), (), [])
             for problem in problems:         # said here too, as icegan features (prepare) does not print warnings
                 what = ("; the first is used (the clip is skipped if it is the onset or apex frame): keep one"
