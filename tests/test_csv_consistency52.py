@@ -5,6 +5,7 @@ features`` reads the names of the features.csv it wrote as text."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from icegan import pipeline
+from icegan.cli import main
 from icegan.data import prepare as prep
 from icegan.data.clip_list import ClipList
 
@@ -136,3 +138,25 @@ def test_a_frames_folder_whose_name_ends_in_a_space_is_found(tmp_path):
 def test_a_stray_space_around_a_frames_folder_is_still_ignored(tmp_path):
     rec = ClipList(_clip_list(tmp_path, lines=("p01,take1,  take1 ,1,5,9",))).records()[0]
     assert rec.clip_dir == tmp_path / "take1" and len(rec.frame_numbers) == 9
+
+
+# --- item 4: icegan features reads its names as text --------------------------------------------------------------
+
+def test_icegan_features_names_the_dataset_as_written(tmp_path, monkeypatch, capsys):
+    """features.csv was read back with pd.read_csv: a dataset '007' became 7 in the printed `icegan loso` line
+    (dataset=7 selects no clip of the table)."""
+    out = tmp_path / "f"
+
+    def export(cfg, folder, progress=True):
+        folder = Path(folder)
+        folder.mkdir(parents=True)
+        pd.DataFrame({"dataset": ["007"] * 2, "subject": ["007/p1", "007/p2"], "clip": ["001", "NA"],
+                      "label": [0, 1], "path": ["maps/a.npy", "maps/b.npy"]}).to_csv(folder / "features.csv",
+                                                                                    index=False)
+        pipeline.write_skipped(folder / "skipped.csv", pd.DataFrame({"key": ["007/p3/001"], "reason": ["None"]}))
+        return folder / "features.csv"
+    monkeypatch.setattr(pipeline, "export_features", export)
+    assert main(["features", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.rstrip().endswith("protocol=SDE dataset=007")
+    assert "1 clip(s) could not be prepared and have no maps, e.g. 007/p3/001: None" in printed

@@ -70,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     except FileExistsError as exc:
         raise ValueError(str(exc)) from None
     import pandas as pd
-    written = pd.read_csv(table, keep_default_na=False)
+    # every cell text as written: a dataset "007" is not 7 in the `icegan loso ... dataset=` line printed below
+    written = pd.read_csv(table, keep_default_na=False, dtype=str)
     labelled_rows = written["label"].astype(str) != ""
     n, unlabelled = len(written), int((~labelled_rows).sum())
     s = cfg.recognizer.input_size
