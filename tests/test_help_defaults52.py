@@ -1,0 +1,152 @@
+"""What the ``icegan`` help promises, against what the parsers do: every default a flag's help states is the parser's
+default (or, where the parser leaves it to the code, the code's), and every parser default is a value the flag's own
+type accepts."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+
+from _readme import ROOT
+
+from icegan.cli import build_parser
+
+
+def _actions(parser: argparse.ArgumentParser, command: str = "icegan"):
+    """(command, action, help as ``--help`` shows it) of every option and positional of every (sub)command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _actions(sub, f"{command} {name}")
+        elif action.help and action.help is not argparse.SUPPRESS:
+            yield command, action, parser._get_formatter()._expand_help(action)
+
+
+# a value named after "default" ("(default 2)", "; default srflownet", "the default 200."), ending at ; , : ) or the
+# sentence's end (not "(default: cuda when present ...)", a description)
+_EXPLICIT = re.compile(r"(?:\(|[;,] |\bthe |^)default:? ([^\s;,:)]+?)(?=[;,:)]|\.(?:\s|$)|$)")
+# "X (default)", "X (default, ...)", "X (default: ...)": the value is the word before
+_BEFORE = re.compile(r"'?([\w.-]+)'? \(default(?:\)|, |: )")
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def stated_defaults(action: argparse.Action, text: str) -> list[str]:
+    """The defaults ``text`` (a flag's help) states for the flag, as written; [] where it states none or only
+    describes it ("(default: equal)", "(default: model's)" for a flag whose parser default is None)."""
+    default = action.default
+    explicit = [m.group(1) for m in _EXPLICIT.finditer(text)]
+    if default is None or isinstance(default, bool) or isinstance(default, (int, float)):
+        return [v for v in explicit if _number(v) is not None]          # a number is a promise; words describe
+    stated = [v for v in explicit if not v.startswith("the")]
+    marker = re.search(r"\(default(?:\)|, |: )", text)
+    if marker and action.choices:      # "supervised: synthetic faces (default)": the last choice named before it
+        named = [(m.start(), c) for c in action.choices
+                 for m in re.finditer(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text[:marker.start()])]
+        stated += [max(named)[1]] if named else []
+    elif marker:
+        stated += [_BEFORE.search(text).group(1)]
+    the_default = text.find("; the default)")        # "'casme2' (...; the default)": the value before the bracket
+    if the_default >= 0:
+        depth, i = 0, the_default
+        while i > 0 and not (text[i] == "(" and depth == 0):
+            depth += {")": 1, "(": -1}.get(text[i], 0) if i < the_default else 0
+            i -= 1
+        stated.append(text[:i].split()[-1].strip("'\""))
+    return stated
+
+
+def _matches(stated: str, default) -> bool:
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return _number(stated) == default
+    return stated == str(default)
+
+
+def _generic_max_motion() -> float:
+    from flownet.data.synthetic_generic import SyntheticGenericFlow      # what flownet.evaluate builds without it
+    return inspect.signature(SyntheticGenericFlow).parameters["max_motion"].default
+
+
+# defaults a help states that the parser does not hold: left to the code (the parser's None means "not given"), or a
+# default of another flag in a parenthesis; each with how the code's value is read, which must be the stated one
+RESOLVED_LATER = {
+    ("icegan flow eval", "--max-motion"): ("10", _generic_max_motion),
+    ("icegan flow run", "--decompose-method"):       # the default of --weights with --decompose-method learned
+        ("flownet/weights/decflow_facial.pt", lambda: "flownet/weights/decflow_facial.pt"
+         if (ROOT / "flownet/weights/decflow_facial.pt").is_file() else "missing"),
+}
+
+
+def mismatches(parser: argparse.ArgumentParser, resolved_later=RESOLVED_LATER) -> list[str]:
+    """Every flag whose help states a default other than the one the parser (or, for RESOLVED_LATER, the code)
+    uses, as 'command flag: help says default X, the parser's is Y'."""
+    found = []
+    for command, action, text in _actions(parser):
+        flag = action.option_strings[-1] if action.option_strings else action.dest
+        for stated in stated_defaults(action, text):
+            if (command, flag) in resolved_later:
+                said, actual = resolved_later[(command, flag)]
+                if stated != said or not _matches(stated, actual()):
+                    found.append(f"{command} {flag}: help says default {stated}, the code's is {actual()!r}")
+            elif not _matches(stated, action.default):
+                found.append(f"{command} {flag}: help says default {stated}, the parser's is {action.default!r}")
+    return found
+
+
+def test_stated_defaults_are_the_parsers():
+    """Every default an ``icegan`` flag's help states is the default it gets."""
+    assert mismatches(build_parser()) == []
+
+
+def test_stated_defaults_are_found():
+    """The scan is not vacuous: the defaults of the common forms are read from today's help."""
+    seen = {(command, action.option_strings[-1] if action.option_strings else action.dest): stated_defaults(action, t)
+            for command, action, t in _actions(build_parser())}
+    assert seen[("icegan compare", "--resamples")] == ["9999"]
+    assert seen[("icegan compare", "--format")] == ["markdown"]                  # (default markdown)
+    assert seen[("icegan flow train", "--mode")] == ["supervised"]                # supervised: ... (default)
+    assert seen[("icegan flow eval", "--model")] == ["srflownet"]                 # ; default srflownet
+    assert seen[("icegan flow eval", "--n-pairs")] == ["200"]                     # the default 200
+    assert seen[("icegan gan eval", "--device")] == ["auto"]                      # auto (default: cuda when ...)
+    assert seen[("icegan gan eval", "--data")] == ["casme2"]                      # 'casme2' (...; the default)
+    assert seen[("icegan predict", "--normalize")] == ["auto"]                    # auto (default): ...
+    assert seen[("icegan ensemble", "--weights")] == []                           # (default: equal): a description
+    assert sum(map(bool, seen.values())) >= 30
+    assert set(RESOLVED_LATER) <= {k for k, v in seen.items() if v}               # no stale exemption
+
+
+def test_wrong_stated_default_is_found():
+    """A help stating another default than the parser's, in each form, is reported with its command and flag."""
+    parser = argparse.ArgumentParser(prog="icegan")
+    sub = parser.add_subparsers(dest="command").add_parser("demo")
+    sub.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples (default 999)")
+    sub.add_argument("--device", default="cpu", help="auto (default), cpu, cuda or cuda:N")
+    sub.add_argument("--mode", default="supervised", choices=["supervised", "selfsup"],
+                     help="supervised: exact flow; selfsup: real pairs (default)")
+    sub.add_argument("--model", default="srflownet", help="srflownet or tvl1; default tvl1")
+    sub.add_argument("--max-motion", type=float, default=None, help="largest translation (default 10)")
+    sub.add_argument("--size", type=int, default=128, help="side in pixels (default %(default)s)")
+    sub.add_argument("--seed", type=int, default=0, help="seed (default: the run's)")
+    assert mismatches(parser, resolved_later={}) == [
+        "icegan demo --resamples: help says default 999, the parser's is 9999",
+        "icegan demo --device: help says default auto, the parser's is 'cpu'",
+        "icegan demo --mode: help says default selfsup, the parser's is 'supervised'",
+        "icegan demo --model: help says default tvl1, the parser's is 'srflownet'",
+        "icegan demo --max-motion: help says default 10, the parser's is None",
+    ]
+
+
+def test_defaults_are_in_their_flags_range():
+    """Every number default is one its flag's own type accepts (argparse never passes a default through the type:
+    a default outside the range the help and the type promise would go unnoticed)."""
+    for command, action, _ in _actions(build_parser()):
+        if action.type is None or action.default is None or isinstance(action.default, (bool, list)):
+            continue
+        if isinstance(action.type, type):             # Path, str: no range
+            continue
+        assert action.type(str(action.default)) == action.default, f"{command} {action.option_strings}"
