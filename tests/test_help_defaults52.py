@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+from pathlib import Path
 
 from _readme import ROOT
 
@@ -150,3 +151,16 @@ def test_defaults_are_in_their_flags_range():
         if isinstance(action.type, type):             # Path, str: no range
             continue
         assert action.type(str(action.default)) == action.default, f"{command} {action.option_strings}"
+
+
+def test_gan_eval_out_help_names_the_folder_it_writes():
+    """``icegan gan eval`` writes its grids and eval.md to eval/ beside the checkpoint's folder
+    (runs/NAME/eval for runs/NAME/checkpoints/last.pt: icegan.gan.evaluate.run_eval), which its --out help says."""
+    text = {(c, a.option_strings[-1] if a.option_strings else a.dest): t
+            for c, a, t in _actions(build_parser())}[("icegan gan eval", "--out")]
+    m = re.search(r"e\.g\. (\S+) for (\S+?)\)", text)
+    assert m, f"--out help gives no example of the default folder: {text!r}"
+    assert "eval.md" in text
+    from icegan.gan import evaluate
+    assert "ckpt.parent.parent / \"eval\"" in inspect.getsource(evaluate.run_eval)     # the rule the help states
+    assert Path(m.group(2)).parent.parent / "eval" == Path(m.group(1))

@@ -58,7 +58,9 @@ def register(subparsers) -> None:
                     type=integer(0, SEED_MAX, "a seed of numpy's random generator, as the recognizers take it"),
                     help="seed of the generator's noise and of the recognizers the metrics train (default 0; same "
                          "seed, same synthetic faces and metrics)")
-    ev.add_argument("--out", default=None, help="folder for grids (default: next to the checkpoint, eval/)")
+    ev.add_argument("--out", default=None,
+                    help="folder for the grids and eval.md (default: eval/ beside the checkpoint's folder, e.g. "
+                         "runs/NAME/eval for runs/NAME/checkpoints/last.pt)")
     ev.add_argument("--json", default=None, help="write the metrics as JSON here")
     ev.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
     ev.add_argument("--no-cross-dataset", dest="cross_dataset", action="store_false",
