@@ -1,16 +1,18 @@
 """What the ``icegan`` help promises, against what the parsers do: every default a flag's help states is the parser's
-default (or, where the parser leaves it to the code, the code's), and every parser default is a value the flag's own
-type accepts."""
+default (or, where the parser leaves it to the code, the code's), every parser default is a value the flag's own type
+accepts, and the README's command lines that run behind a prefix (``VAR=value``, ``torchrun ...``) parse too."""
 from __future__ import annotations
 
 import argparse
 import inspect
 import re
+import shlex
 from pathlib import Path
 
-from _readme import ROOT
+import pytest
+from _readme import ROOT, code_lines
 
-from icegan.cli import build_parser
+from icegan.cli import build_parser, parse_with_overrides
 
 
 def _actions(parser: argparse.ArgumentParser, command: str = "icegan"):
@@ -164,3 +166,43 @@ def test_gan_eval_out_help_names_the_folder_it_writes():
     from icegan.gan import evaluate
     assert "ckpt.parent.parent / \"eval\"" in inspect.getsource(evaluate.run_eval)     # the rule the help states
     assert Path(m.group(2)).parent.parent / "eval" == Path(m.group(1))
+
+
+def _prefixed_readme_commands() -> list[list[str]]:
+    """The README's ``icegan`` / ``train.py`` command lines behind ``VAR=value`` or ``torchrun [options]``, which
+    tests/test_readme.py does not read, as ``icegan`` arguments."""
+    found = []
+    for line in code_lines():
+        words = shlex.split(line)
+        prefixed = False
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+            words, prefixed = words[1:], True
+        if words[:1] == ["torchrun"]:
+            words, prefixed = words[1:], True
+            while words and words[0].startswith("--"):
+                words = words[2:] if "=" not in words[0] else words[1:]
+            words = ["python"] + words if words[:1] == ["train.py"] else words
+        if not prefixed or "<" in line or "--help" in words:
+            continue
+        if words[:2] in (["python", "train.py"], [".venv/bin/python", "train.py"]):
+            found.append(["train"] + words[2:])
+        elif words[:1] in (["icegan"], [".venv/bin/icegan"]) or words[:3] == ["python", "-m", "icegan"]:
+            found.append(words[3:] if words[0] == "python" else words[1:])
+    return found
+
+
+def test_readme_prefixed_commands_found():
+    argvs = [" ".join(a) for a in _prefixed_readme_commands()]
+    assert "train --config configs/casme2.yaml" in argvs                    # torchrun --nproc_per_node 4 train.py
+    assert "train --config configs/samm_5class.yaml" in argvs               # ICEGAN_DATA=/mnt/me-data python train.py
+
+
+@pytest.mark.parametrize("argv", _prefixed_readme_commands(), ids=lambda a: " ".join(a)[:70])
+def test_readme_prefixed_command_parses(argv, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    try:
+        args = parse_with_overrides(build_parser(), argv)
+    except SystemExit as exc:      # argparse's error exit
+        pytest.fail(f"README.md shows `icegan {' '.join(argv)}` (behind a prefix), which the command line rejects "
+                    f"(exit {exc.code})")
+    assert getattr(args, "func", None) is not None
