@@ -206,3 +206,73 @@ def test_readme_prefixed_command_parses(argv, monkeypatch):
         pytest.fail(f"README.md shows `icegan {' '.join(argv)}` (behind a prefix), which the command line rejects "
                     f"(exit {exc.code})")
     assert getattr(args, "func", None) is not None
+
+
+def _config_classes() -> list[type]:
+    from flownet.models.decflow import DecFlowTrainConfig
+    from flownet.selfsup import SelfSupConfig
+    from flownet.train import FlowTrainConfig
+    from icegan.commands.loso import LosoConfig
+    from icegan.data.prepare import PrepareConfig
+    from icegan.gan.trainer import GanConfig
+    from icegan.pipeline import MainConfig
+    return [MainConfig, LosoConfig, GanConfig, PrepareConfig, FlowTrainConfig, SelfSupConfig, DecFlowTrainConfig]
+
+
+def _resolves(cls, parts: list[str]) -> bool:
+    """Whether the dotted key ``parts`` names a field of the dataclass ``cls``, through its sections and through the
+    items of its lists (``data.prepare.datasets.1.root``, ``N`` standing for any item's place)."""
+    import dataclasses
+    import typing
+    for i, part in enumerate(parts):
+        origin = typing.get_origin(cls)
+        if origin is typing.Union:                                     # Optional[X]: X
+            cls = next(a for a in typing.get_args(cls) if a is not type(None))
+            origin = typing.get_origin(cls)
+        if origin is list and (part.isdigit() or part == "N"):
+            cls = typing.get_args(cls)[0]
+            continue
+        if not dataclasses.is_dataclass(cls):
+            return False
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return False
+        cls = hints[part]
+    return True
+
+
+def _readme_dotted_keys() -> dict[str, int]:
+    """Every ``section.key`` the README names in a code span (a key, a key=value, or a key=value of a command),
+    with its line; file names (``flow.png``) and module paths aside."""
+    import dataclasses
+    from _readme import README
+    sections = {f.name for cls in _config_classes() for f in dataclasses.fields(cls)
+                if dataclasses.is_dataclass(f.default_factory() if f.default_factory is not dataclasses.MISSING
+                                            else f.default)}
+    found: dict[str, int] = {}
+    for span in re.finditer(r"`([^`\n]+)`", README):
+        for m in re.finditer(r"(?<![\w./:-])([a-z_0-9]+(?:\.(?:[a-z_0-9]+|N))+)(?![\w/(-])", span.group(1)):
+            key = m.group(1)
+            if key.split(".")[0] in sections and not re.search(r"\.(png|flo|py|yaml|md|csv|pt|npy|json)$", key):
+                found.setdefault(key, README.count("\n", 0, span.start()) + 1)
+    return found
+
+
+def test_readme_dotted_config_keys_exist():
+    """Every ``section.key`` the README names in a code span (``model.shift_px``, ``data.prepare.datasets.N.root``)
+    is a key of one of the configs."""
+    found = _readme_dotted_keys()
+    assert {"model.shift_px", "gan.synthetic_weight", "data.prepare.datasets.1.root"} <= set(found)
+    unknown = [f"README.md:{line}: `{key}`" for key, line in sorted(found.items(), key=lambda kv: kv[1])
+               if not any(_resolves(cls, key.split(".")) for cls in _config_classes())]
+    assert not unknown, f"README.md names config keys that no config has: {unknown}"
+
+
+def test_dotted_key_check_finds_a_wrong_key():
+    from icegan.pipeline import MainConfig
+    assert _resolves(MainConfig, "data.prepare.datasets.1.root".split("."))
+    assert _resolves(MainConfig, "data.prepare.datasets.N.annotations".split("."))
+    assert _resolves(MainConfig, "data.max_folds".split("."))
+    assert not _resolves(MainConfig, "data.max_fold".split("."))
+    assert not _resolves(MainConfig, "data.prepare.datasets.1.rooot".split("."))
+    assert not _resolves(MainConfig, "model.shift_px".split("."))           # LosoConfig's, not the main job's
