@@ -26,7 +26,8 @@ Run directory (``out_dir``), which is also the run's state:
 * ``predictions.csv`` – one row per scored clip, appended fold by fold (fold, dataset, subject,
   clip, y_true, y_pred, score_negative, score_positive, score_surprise [, oracle_epoch]);
   a rerun skips the folds already there (recognised by their ``subject`` column, or ``dataset`` for
-  HDE: :func:`held_out_column`) and continues with the first unfinished one;
+  HDE: :func:`held_out_column`) and continues with the first unfinished one; a ``max_folds`` run is extended by the
+  same run with more folds (a larger max_folds, or all), which keeps its finished folds (:func:`_prepare_dir`);
 * ``metrics.json``, ``metrics.md``, ``confusion.png``, ``per_subject.csv`` (clips and accuracy per tested
   subject) and ``per_subject.png`` (the same as bars, one panel per dataset), ``tb/`` (TensorBoard events).
 """
@@ -490,7 +491,49 @@ def _read_state_file(path: Path, parse: Callable[[str], Any], kind: type) -> Any
     return value
 
 
-def _prepare_dir(out: Path, header: dict, config: Any) -> None:
+def _extends(old: dict, header: dict) -> bool:
+    """Whether the run whose ``run.json`` is ``header`` extends a folder's run ``old``: ``old``'s folds are a proper
+    prefix of the new run's (a ``max_folds`` run of k folds, extended by a larger max_folds or by the whole run),
+    every other key is equal, and ``old``'s ``folds_total`` (when recorded) is the new run's protocol's."""
+    was, now = old.get("folds"), header.get("folds")
+    if not isinstance(was, list) or not isinstance(now, list) or not 0 < len(was) < len(now) or now[:len(was)] != was:
+        return False
+    total = header.get("folds_total", len(now))
+    rest = [{k: v for k, v in h.items() if k not in ("folds", "folds_total")} for h in (old, header)]
+    return rest[0] == rest[1] and old.get("folds_total", total) == total
+
+
+def _without_key(cfg: dict, key: str) -> dict:
+    """A copy of the nested config dict ``cfg`` without the dotted ``key`` (``"data.max_folds"``); the same dict
+    content when it has no such key."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        return {k: v for k, v in cfg.items() if k != head}
+    return {k: _without_key(v, rest) if k == head and isinstance(v, dict) else v for k, v in cfg.items()}
+
+
+def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> None:
+    """Make ``out`` the folder of the run whose ``run.json`` is ``header`` and whose config is ``config``, or check
+    that the folder holds that run: a new folder gets both files; the same run (run.json and config.yaml equal) is
+    resumed. A ``max_folds`` run of k folds is EXTENDED by the same run with more folds (a larger max_folds, or 0 =
+    all) when, and only when, its folds are the first k of the new run's, every other run.json key is equal, its
+    config.yaml differs from ``config`` only in the max_folds key (:func:`max_folds_key`; compared without it on both
+    sides) and its k folds filled whole training groups of the new run (``group_size`` divides k: a grouped network's
+    scores depend on every fold of its group, while a fold trained alone is seeded by its index only): its finished
+    folds are then exactly the folds the new run computes first, and are kept (a note on stderr says so). run.json
+    (without ``folds_total`` once the run is whole) and config.yaml are then written for the new run. A smaller
+    max_folds into the folder of a larger run stays refused: its finished folds include folds that run does not run.
+
+    Args:
+        out: the run folder. header: the run's run.json (:func:`_header`). config: its config (or None: not compared).
+        group_size: the folds the new run trains per call: 1 (``fold_fn``, or ``folds_per_call=1``), else
+            ``folds_per_call`` (0 = all folds in one call).
+
+    Raises:
+        LosoStateError: the folder holds another run (another protocol, data, label set, provenance or config, more
+            folds than this run, or a max_folds run whose folds did not fill whole groups of this run's), or an
+            unreadable run.json or config.yaml; the message says what differs and what to do.
+    """
     refuse_run_folder_conflict(out, "run.json")
     out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json"
@@ -501,11 +544,13 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
         if "folds_total" not in old and old == {k: v for k, v in header.items() if k != "folds_total"}:
             write_text_whole(run_json, json.dumps(header, indent=1))   # a max_folds run begun before icegan recorded it
             old = header
-        if old != header:
+        extending = old != header and _extends(old, header)
+        if old != header and not extending:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
             why = ""
             old_data = (old.get("provenance") or {}).get("data")
             new_data = (header.get("provenance") or {}).get("data")
+            was, now = old.get("folds"), header.get("folds")
             if "classes" in diff:             # a run folder of one label set resumed with another
                 was, now = (h.get("classes") or list(CLASS_NAMES) for h in (old, header))
                 why = (f" (its classes {', '.join(was)} vs now {', '.join(now)}: another label set, data.labels; its "
@@ -516,21 +561,45 @@ def _prepare_dir(out: Path, header: dict, config: Any) -> None:
             elif diff == ["provenance"]:
                 why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
                        "weights file changed, or the folder was made before icegan recorded it)")
-            elif diff == ["folds"] and isinstance(old.get("folds"), list):
-                why = (f" (its held-out subjects are other than now: {len(old['folds'])} vs {len(header['folds'])}, "
-                       f"e.g. another max_folds; a folder's finished folds are resumed only by the same run)")
+            elif set(diff) <= {"folds", "folds_total"} and isinstance(was, list) and isinstance(now, list):
+                if len(now) < len(was) and was[:len(now)] == now:
+                    why = (f" (it holds {len(was)} folds, this run the first {len(now)} of them: a smaller "
+                           f"{max_folds_key(cfg)}; its finished folds include folds this run does not run, so it is "
+                           f"resumed only by a run of at least its {len(was)} folds)")
+                else:
+                    why = (f" (its held-out subjects are other than now: {len(was)} vs {len(now)}, e.g. another "
+                           "max_folds; a folder's finished folds are resumed by the same run, or extended by the same "
+                           "run with more folds)")
             raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
                                  f"--out or delete that folder")
+        key = max_folds_key(cfg)
         if cfg is not None and cfg_path.is_file():
             old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
             new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
             # a key icegan added since the run began, at its neutral value, is the same experiment
-            if without_neutral_keys(old_cfg) != without_neutral_keys(new_cfg):
-                diff = config_differences(without_neutral_keys(old_cfg), without_neutral_keys(new_cfg))
+            old_cfg, new_cfg = without_neutral_keys(old_cfg), without_neutral_keys(new_cfg)
+            if extending:           # a max_folds run extended by more folds: that key alone may differ
+                old_cfg, new_cfg = _without_key(old_cfg, key), _without_key(new_cfg, key)
+            if old_cfg != new_cfg:
+                diff = config_differences(old_cfg, new_cfg)
                 shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
                 more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
                 raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}); "
                                      "resuming would mix two experiments: use another --out or delete that folder")
+        if extending:
+            k, n = len(old["folds"]), len(header["folds"])
+            if group_size != 1 and (group_size <= 0 or k % group_size):
+                trained = (f"its {k} folds in one grouped network, where this run trains its {n} in one"
+                           if group_size <= 0 else f"its last {k % group_size} fold(s) as a group of their own, where "
+                           f"this run trains groups of {group_size} folds")
+                raise LosoStateError(f"{out} holds a {key}={k} run that trained {trained} (model.folds_per_group): a "
+                                     "grouped network's scores depend on every fold of its group, so its finished "
+                                     "folds are not the ones this run computes; use another --out or delete that "
+                                     "folder (a max_folds run is extended by a larger one when its folds fill whole "
+                                     "groups: max_folds a multiple of model.folds_per_group)")
+            print(f"note: {out} holds a {key}={k} run, the first {k} of this run's {n} folds: extending it to {n} "
+                  "folds (its finished folds are kept)", file=sys.stderr)
+            write_text_whole(run_json, json.dumps(header, indent=1))
     else:                     # whole or not at all: run.json and config.yaml vouch for the run's finished folds
         write_text_whole(run_json, json.dumps(header, indent=1))
     if cfg is not None:       # written again on every resume: a kill then must not leave it cut short
@@ -1027,14 +1096,20 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             In an ``oracle_epoch`` run it may return (n_epochs, n_test, n_classes); the epoch
             with the most correct test predictions is kept (labelled as oracle everywhere).
         out_dir: run directory (created); it is the run's state, so calling again with the same
-            arguments resumes at the first unfinished fold and yields identical metrics.
+            arguments resumes at the first unfinished fold and yields identical metrics. A folder of a
+            ``max_folds`` run is extended by a call with more folds (a larger ``max_folds``, or 0) and otherwise the
+            same arguments and config (the max_folds key aside), when its folds fill whole groups of
+            ``folds_per_call``: its finished folds are kept and the run goes on with the next fold
+            (:func:`_prepare_dir`); ``fold_fn``'s (or ``folds_fn``'s) scores of a fold must then not depend on how
+            many folds the run has (icegan's seed each fold or group by its first fold's index).
         protocol: ``"CDE"``, ``"SDE"`` or ``"HDE"`` (see :func:`make_folds`; HDE folds hold out a dataset each).
         oracle_epoch: mark the run as using the published oracle-epoch selection.
         config: resolved config (dataclass or mapping) saved as ``config.yaml``; a resumed run
             must have the same config.
         dataset: dataset of an SDE run.
         name: title used in metrics.md and plots (default: the folder name).
-        max_folds: if > 0, only the first ``max_folds`` folds are run and scored (smoke runs).
+        max_folds: if > 0, only the first ``max_folds`` folds are run and scored (smoke runs); a later run with
+            more folds into the same ``out_dir`` extends it (see ``out_dir``).
         folds_fn: alternative to ``fold_fn`` that trains several folds at once: called with a
             list of up to ``folds_per_call`` folds, returns one score array per fold. Groups are
             fixed slices of the full fold list (so a resumed run retrains exactly the same
@@ -1065,8 +1140,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         ValueError: bad sample table (names the row), bad protocol, bad scores from ``fold_fn``.
         LosoScopeError (a ValueError): the clips cannot make the protocol's folds (:func:`make_folds`), or those in
             scope have one class only (:func:`check_classes`).
-        LosoStateError: ``out_dir`` holds a different run, another kind of run (an ensemble, a nested selection, a
-            merge) or a ``predictions.csv`` without a run header (:func:`icegan.paths.run_folder_conflict`).
+        LosoStateError: ``out_dir`` holds a different run (a smaller max_folds included, or a max_folds run whose
+            folds do not fill whole groups of ``folds_per_call``: :func:`_prepare_dir`), another kind of run (an
+            ensemble, a nested selection, a merge) or a ``predictions.csv`` without a run header
+            (:func:`icegan.paths.run_folder_conflict`).
         FloatingPointError: a fold's scores are NaN or Inf (its training diverged); the folds before it are saved.
         Any exception raised by ``fold_fn`` propagates after the finished folds are saved.
     """
@@ -1102,7 +1179,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         header["classes"] = list(classes)
     if provenance:
         header["provenance"] = dict(provenance)
-    _prepare_dir(out, header, config)
+    _prepare_dir(out, header, config, 1 if fold_fn is not None else max(folds_per_call, 0))
     pred_csv = out / "predictions.csv"
     key = held_out_column(protocol)             # the predictions column naming each row's fold
     done = _read_finished(pred_csv, samples, folds, key, pred_columns(classes))

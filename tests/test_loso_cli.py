@@ -318,11 +318,15 @@ def test_resume_refuses_a_feature_set_that_changed(tmp_path):
     with pytest.raises(LosoStateError, match="its data .* the clips, their labels or their maps changed"):
         run(cfg, out, progress=False, feature_set=FeatureSet(fs.samples, moved))
     longer = load_config(LosoConfig, None, ["data.source=toy", "model.name=logreg", "max_folds=3", "workers=1"])
-    with pytest.raises(LosoStateError) as exc:                       # the folder's 2 folds are not this run's first
-        run(longer, out, progress=False, feature_set=fs)
-    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['folds']) (its held-out subjects are "
-                              f"other than now: 2 vs 3, e.g. another max_folds; a folder's finished folds are resumed "
-                              f"only by the same run); use another --out or delete that folder")
+    run(longer, out, progress=False, feature_set=fs)                  # extends the folder's 2 folds to 3
+    assert len(json.loads((out / "run.json").read_text())["folds"]) == 3
+    shorter = load_config(LosoConfig, None, ["data.source=toy", "model.name=logreg", "max_folds=2", "workers=1"])
+    with pytest.raises(LosoStateError) as exc:                       # the folder's 3 folds are more than this run's
+        run(shorter, out, progress=False, feature_set=fs)
+    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['folds']) (it holds 3 folds, this run "
+                              f"the first 2 of them: a smaller max_folds; its finished folds include folds this run "
+                              f"does not run, so it is resumed only by a run of at least its 3 folds); use another "
+                              f"--out or delete that folder")
 
 
 @pytest.mark.parametrize("over, msg", [

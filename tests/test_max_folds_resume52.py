@@ -1,0 +1,164 @@
+"""A max_folds smoke run extended into the whole run in the same folder."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from icegan.data.toy_features import make_toy_features
+from icegan.protocol import LosoStateError, read_partial_tag, run_loso
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)          # 6 subjects: 6 CDE folds
+
+
+def _centroid(fs, calls):
+    """Nearest-class-mean scores of a fold, trained on its training rows only; records the folds it trains."""
+    x, y = fs.features.flatten(1).numpy(), fs.labels.numpy()
+
+    def fold_fn(fold):
+        calls.append(fold.subject)
+        means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
+        return -((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
+    return fold_fn
+
+
+def _grouped(fs, calls):
+    """A folds_fn over groups of folds (as icegan loso's grouped networks), recording each group it trains."""
+    one = _centroid(fs, [])
+
+    def folds_fn(group):
+        calls.append([f.subject for f in group])
+        return [one(f) for f in group]
+    return folds_fn
+
+
+@pytest.mark.parametrize("config, key", [({"max_folds": 2, "model": {"lr": 0.1}}, "max_folds"),
+                                         ({"data": {"max_folds": 2, "root": "r"}, "seed": 0}, "data.max_folds")])
+def test_a_max_folds_run_is_extended_by_the_whole_run(toy, tmp_path, capsys, config, key):
+    """max_folds=2 then the whole run (max_folds 0) into the same folder: the second run trains only the 4 folds the
+    first did not, says it extends a 2-fold run, and its predictions.csv, metrics and run.json equal a fresh whole
+    run's; config.yaml is the whole run's and the PARTIAL tag is gone (a main-job config's data.max_folds too)."""
+    def with_folds(k):
+        cfg = json.loads(json.dumps(config))
+        (cfg["data"] if key == "data.max_folds" else cfg)["max_folds"] = k
+        return cfg
+    out, fresh = tmp_path / "x", tmp_path / "fresh"
+    first, second, whole = [], [], []
+    run_loso(toy.samples, _centroid(toy, first), out, config=with_folds(2), max_folds=2, progress=False)
+    assert read_partial_tag(out) == " [PARTIAL: 2 of 6 folds]"
+    capsys.readouterr()
+    m = run_loso(toy.samples, _centroid(toy, second), out, config=with_folds(0), progress=False)
+    assert f"{key}=2 run, the first 2 of this run's 6 folds: extending it to 6 folds" in capsys.readouterr().err
+    ref = run_loso(toy.samples, _centroid(toy, whole), fresh, config=with_folds(0), progress=False)
+    assert first == whole[:2] and second == whole[2:]                   # the finished folds are not trained again
+    assert (out / "predictions.csv").read_bytes() == (fresh / "predictions.csv").read_bytes()
+    assert m == ref and m["n_folds"] == 6
+    assert json.loads((out / "run.json").read_text()) == json.loads((fresh / "run.json").read_text())
+    assert "folds_total" not in json.loads((out / "run.json").read_text())
+    assert yaml.safe_load((out / "config.yaml").read_text()) == with_folds(0)
+    assert read_partial_tag(out) == "" and "PARTIAL" not in (out / "metrics.md").read_text()
+
+
+def test_a_larger_max_folds_extends_and_a_smaller_one_is_refused(toy, tmp_path, capsys):
+    """2 folds, then 5 (still partial: 5 of 6), then the whole run: each trains only its new folds. A smaller
+    max_folds into the folder of a larger run stays refused (its finished folds include folds that run does not run),
+    saying so, and leaves the folder as it was."""
+    out, calls = tmp_path / "x", []
+    run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 2}, max_folds=2, progress=False)
+    run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 5}, max_folds=5, progress=False)
+    assert read_partial_tag(out) == " [PARTIAL: 5 of 6 folds]"
+    assert "extending it to 5 folds" in capsys.readouterr().err
+    run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 0}, progress=False)
+    assert calls == sorted(set(toy.samples["subject"]))                  # every fold trained once
+    files = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file() and f.name != "environment.jsonl"}
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 3}, max_folds=3, progress=False)
+    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['folds', 'folds_total']) (it holds 6 "
+                              "folds, this run the first 3 of them: a smaller max_folds; its finished folds include "
+                              "folds this run does not run, so it is resumed only by a run of at least its 6 folds); "
+                              "use another --out or delete that folder")
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file() and f.name != "environment.jsonl"} == files
+
+
+def test_an_extension_that_differs_in_another_setting_is_refused(toy, tmp_path):
+    """Only the max_folds key may differ: another config key (with max_folds), other data (provenance) or another
+    protocol is refused as before, and the folder keeps the 2-fold run."""
+    out = tmp_path / "x"
+    run_loso(toy.samples, _centroid(toy, []), out, config={"max_folds": 2, "seed": 0}, provenance={"data": "d1"},
+             max_folds=2, progress=False)
+    with pytest.raises(LosoStateError, match=r"holds a run made with a different config \(.*config\.yaml: seed: 0 "
+                                             r"there, 1 now\); resuming would mix two experiments"):
+        run_loso(toy.samples, _centroid(toy, []), out, config={"max_folds": 0, "seed": 1}, provenance={"data": "d1"},
+                 progress=False)
+    with pytest.raises(LosoStateError, match=r"differs in \['folds', 'folds_total', 'provenance'\]"):
+        run_loso(toy.samples, _centroid(toy, []), out, config={"max_folds": 0, "seed": 0}, provenance={"data": "d2"},
+                 progress=False)
+    with pytest.raises(LosoStateError, match=r"differs in \['dataset', 'folds', 'folds_total', 'protocol'\]"):
+        run_loso(toy.samples, _centroid(toy, []), out, protocol="SDE", dataset="samm",
+                 config={"max_folds": 0, "seed": 0}, provenance={"data": "d1"}, progress=False)
+    header = json.loads((out / "run.json").read_text())
+    assert len(header["folds"]) == 2 and header["folds_total"] == 6
+    assert yaml.safe_load((out / "config.yaml").read_text()) == {"max_folds": 2, "seed": 0}
+
+
+@pytest.mark.parametrize("per_call, k, extends", [(1, 3, True), (2, 4, True), (2, 3, False), (0, 2, False)])
+def test_grouped_folds_extend_only_when_they_filled_whole_groups(toy, tmp_path, per_call, k, extends):
+    """A grouped network's scores depend on every fold of its group: a max_folds run extends only when its folds are
+    whole groups of the larger run (max_folds a multiple of folds_per_call); otherwise it is refused, naming the
+    groups, and nothing is trained."""
+    out, calls = tmp_path / "x", []
+    run_loso(toy.samples, None, out, folds_fn=_grouped(toy, calls), folds_per_call=per_call, max_folds=k,
+             config={"max_folds": k}, progress=False)
+    first = list(calls)
+    if extends:
+        run_loso(toy.samples, None, out, folds_fn=_grouped(toy, calls), folds_per_call=per_call,
+                 config={"max_folds": 0}, progress=False)
+        fresh = []
+        run_loso(toy.samples, None, tmp_path / "fresh", folds_fn=_grouped(toy, fresh), folds_per_call=per_call,
+                 config={"max_folds": 0}, progress=False)
+        assert calls == fresh                   # the same groups, the first ones trained by the max_folds run
+        assert (out / "predictions.csv").read_bytes() == (tmp_path / "fresh" / "predictions.csv").read_bytes()
+        return
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, None, out, folds_fn=_grouped(toy, calls), folds_per_call=per_call,
+                 config={"max_folds": 0}, progress=False)
+    trained = ("its 2 folds in one grouped network, where this run trains its 6 in one" if per_call == 0 else
+               "its last 1 fold(s) as a group of their own, where this run trains groups of 2 folds")
+    assert str(exc.value).startswith(f"{out} holds a max_folds={k} run that trained {trained} (model.folds_per_group): "
+                                     "a grouped network's scores depend on every fold of its group")
+    assert "max_folds a multiple of model.folds_per_group" in str(exc.value)
+    assert calls == first and len(json.loads((out / "run.json").read_text())["folds"]) == k
+
+
+def test_icegan_loso_extends_a_max_folds_run(tmp_path, monkeypatch):
+    """A real `icegan loso` run (logistic regression on the toy maps): max_folds=2 then the whole run into one --out
+    fits only the folds after the first two, and scores every clip as a fresh whole run does."""
+    import icegan.recognition as recognition
+    from icegan.commands.loso import LosoConfig, load_feature_set, run
+    from icegan.config import load_config
+    fitted = []
+    fit = recognition.fit_predict_folds
+
+    def counting(cfg, x, y, subjects, folds, **kw):
+        fitted.extend(f.subject for f in folds)
+        return fit(cfg, x, y, subjects, folds, **kw)
+    monkeypatch.setattr(recognition, "fit_predict_folds", counting)
+    common = ["data.source=toy", "model.name=logreg", "workers=1", "threads=1"]
+    part = load_config(LosoConfig, None, common + ["max_folds=2"])
+    whole = load_config(LosoConfig, None, common)
+    fs = load_feature_set(whole.data)
+    out, fresh = tmp_path / "x", tmp_path / "fresh"
+    run(part, out, progress=False, feature_set=fs)
+    assert len(fitted) == 2
+    m = run(whole, out, progress=False, feature_set=fs)
+    n = len(set(fs.samples["subject"]))
+    assert len(fitted) == n and len(set(fitted)) == n                    # the two finished folds are not refitted
+    assert m == run(whole, fresh, progress=False, feature_set=fs)
+    read = [pd.read_csv(d / "predictions.csv") for d in (out, fresh)]
+    pd.testing.assert_frame_equal(*read)
+    assert read_partial_tag(out) == ""
+
