@@ -958,8 +958,10 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
 
     Returns:
         The bars drawn, ``(dataset, subject, accuracy)``, panel by panel (datasets in :func:`dataset_order`) and top
-        to bottom within a panel (subjects in ``table``'s order). Bars below 0.5 are red, the others blue (a legend
-        under the panels says so).
+        to bottom within a panel (subjects in ``table``'s order), names as in ``table``. Bars below 0.5 are red, the
+        others blue (a legend under the panels says so). A subject or dataset name holding a control character
+        (kept as written, :mod:`icegan.csv_names`) is drawn with it escaped (``"\\r"``, ``"\\x01"``:
+        :func:`plot_label`), as the fonts have no glyph for it.
 
     Raises:
         ValueError: ``table`` has no rows.
@@ -978,7 +980,7 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
     drawn = []
     for ax, d in zip(axes[0], datasets):
         rows = table[table["dataset"].astype(str) == d]
-        names = [str(s).split("/", 1)[-1] for s in rows["subject"]]
+        names = [plot_label(str(s).split("/", 1)[-1]) for s in rows["subject"]]
         pos = (tallest - 1) - np.arange(len(rows))       # first subject on top, panels aligned at the top
         acc = rows["accuracy"].to_numpy(dtype=float)
         colours = ["#c0392b" if a < 0.5 else "#2e86c1" for a in acc]
@@ -996,7 +998,8 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_ylim(-0.75, tallest - 0.25)
         ax.set_xlabel("accuracy")
-        ax.set_title(f"{DATASET_TITLES.get(d, d)}: {len(rows)} subjects, pooled accuracy {pooled:.2f}", fontsize=9)
+        ax.set_title(f"{plot_label(DATASET_TITLES.get(d, d))}: {len(rows)} subjects, pooled accuracy {pooled:.2f}",
+                     fontsize=9)
         drawn += [(d, str(s), float(a)) for s, a in zip(rows["subject"], acc)]
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -1008,6 +1011,15 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return drawn
+
+
+def plot_label(name: str) -> str:
+    """``name`` with every control character (Unicode category Cc: ``"\\r"``, ``"\\t"``, ``"\\x01"``, ...) written as
+    its Python escape (``sub``, a carriage return, ``01`` → ``sub``, a backslash, ``r01``), for a plot's labels:
+    matplotlib's fonts have no glyph for them (it warns "Glyph 13 missing"). A name without one is returned
+    unchanged."""
+    import unicodedata
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in name)
 
 
 def fit_title(title: str, width_in: float, fontsize: float = 12.0) -> str:

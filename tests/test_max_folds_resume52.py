@@ -1,5 +1,7 @@
-"""A max_folds smoke run extended into the whole run in the same folder."""
+"""A max_folds smoke run extended into the whole run in the same folder, and per_subject.png's labels of names
+holding control characters."""
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -162,3 +164,30 @@ def test_icegan_loso_extends_a_max_folds_run(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(*read)
     assert read_partial_tag(out) == ""
 
+
+def test_per_subject_png_shows_control_characters_escaped(tmp_path):
+    """A subject (or dataset) name holding '\\r', '\\t' or another control character (names are kept as written) is
+    drawn with it escaped (sub, a backslash, r01): matplotlib has no glyph for it and
+    warned "Glyph 13 missing"; the other labels are drawn as they are, and the returned bars keep the names."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from icegan.protocol import per_subject_png
+    table = pd.DataFrame({"dataset": ["casme2", "casme2", "casme2", "samm\rx"],
+                          "subject": ["casme2/sub\r01", "casme2/s\t\x01b", "casme2/sub 02", "samm\rx/006"],
+                          "n_clips": [2, 3, 1, 1], "n_correct": [1, 3, 1, 0], "accuracy": [0.5, 1.0, 1.0, 0.0]})
+    labels = []
+    real_savefig = plt.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        labels.extend(t.get_text() for ax in fig.axes for t in ax.get_yticklabels() + [ax.title])
+        return real_savefig(fig, *args, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(plt.Figure, "savefig", savefig)
+            drawn = per_subject_png(table, tmp_path / "p.png", "run")
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert [s for _, s, _ in drawn] == table["subject"].tolist()
+    assert labels[:3] == ["sub\\r01", "s\\t\\x01b", "sub 02"]
+    assert "samm\\rx: 1 subjects, pooled accuracy 0.00" in labels and "006" in labels
