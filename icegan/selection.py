@@ -461,7 +461,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     write_text_whole(out / "selection.json", json.dumps(header, indent=1))
     write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g",
                                                                 quoting=csv_quoting(pred)))
-    write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False))
+    write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False, quoting=csv_quoting(table)))
     lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "
              f"{scope})", "", "| Candidate | chosen in folds | its own LOSO UF1 | UAR |", "|---|---|---|---|"]
     lines += [f"| {r['label']} | {r['chosen_folds']} of {len(folds)} | {r['UF1']:.4f} | {r['UAR']:.4f} |"

@@ -87,7 +87,7 @@ def register(subparsers) -> None:
                          "repression|surprise|others, or 0..4; the checkpoint names them)")
     ge.add_argument("-n", type=integer(1, meaning="faces per onset and class"), default=1,
                     help="faces per onset (and class; default 1)")
-    ge.add_argument("--seed", type=integer(), default=0,
+    ge.add_argument("--seed", type=integer(0, SEED_MAX, "a seed of the generator's noise"), default=0,
                     help="seed of the generator's noise (default 0; same seed, same faces)")
     ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
                                                  "name; a name met again gets -2, -3, ... in the order given)")

@@ -10,9 +10,10 @@ The list has one row per clip::
 * ``subject``: the person; LOSO folds and warnings go by it. Prefixed with the ``dataset`` column's value (default
   ``clips``) unless it already holds a ``/``.
 * ``clip``: the clip's name (unique within its subject).
-* ``frames``: the folder of the clip's frames, relative to the CSV or absolute; spaces around it are ignored (a stray
-  space typed in a spreadsheet) unless only the folder named with them exists. Frame files are matched by the number
-  at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the official releases.
+* ``frames``: the folder of the clip's frames, relative to the CSV or absolute (a leading ``~`` is the home folder);
+  spaces around it are ignored (a stray space typed in a spreadsheet) unless only the folder named with them exists.
+  Frame files are matched by the number at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the
+  official releases.
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
   SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; one before the apex is kept with a note (as a
   sheet row is), one before the onset is refused when the apex is to be spotted. A frame number is ASCII digits
@@ -32,6 +33,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Optional
 
+from flownet.paths import expand_home
 from flownet.user_numbers import read_frame_number
 
 from ..paths import unexpanded_note
@@ -56,7 +58,8 @@ def _frame_number(value: str, column: str, where: str, required: bool) -> Option
     try:            # ASCII digits, '46.0' as a spreadsheet exports it; not '٣', '1_0', '1e1' (float() read those)
         return read_frame_number(value)
     except ValueError:
-        raise ValueError(f"{where}: {column} {value!r} is not a frame number (a non-negative integer)") from None
+        raise ValueError(f"{where}: {column} {value!r} is not a frame number (ASCII digits 0-9, e.g. 46 or 46.0; "
+                         "no sign)") from None
 
 
 class ClipList:
@@ -72,7 +75,8 @@ class ClipList:
         FileNotFoundError: the CSV is missing.
         ValueError: a missing column, an empty required cell, a frame number that is not one, an apex before the
             onset, an offset before the onset of a clip whose apex is to be spotted, a label that is not a MEGC2019
-            class, a dataset name that is not a short word, a clip listed twice (each names the CSV line and clip).
+            class, a dataset name that is not a short word, a clip listed twice (each names the CSV line and clip), a
+            frames cell starting at the home folder of a user this machine does not have (``~alice/...``).
     """
 
     name = "clips"
@@ -149,7 +153,8 @@ class ClipList:
                 raise ValueError(f"{where}: clip '{clip}' of subject '{dataset}/{subject}' is listed twice (first on "
                                  f"line {seen[key]})")
             seen[key] = line
-            folder, written = (Path(v) for v in (r["frames"].strip(), r["frames"]))
+            # a leading ~ is the home folder, as in a config (a cell is read by no shell)
+            folder, written = (Path(expand_home(v, f"{where}: frames")) for v in (r["frames"].strip(), r["frames"]))
             folder, written = (f if f.is_absolute() else csv.parent / f for f in (folder, written))
             if not folder.is_dir() and written.is_dir():    # a folder whose name really begins or ends with a space
                 folder = written
