@@ -532,7 +532,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            on the composite; refuses oracle_epoch, model.domain_bn, data.train_subject_fraction<1)
   dataset=casme2|samm|smic dataset of an SDE run (CDE and HDE: none; HDE over some datasets: data.datasets=[...])
   oracle_epoch=BOOL        published practice: best epoch per test subject (NOT honest; labelled; not with HDE)
-  seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds)
+  seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds; a rerun with more folds into the same --out
+                           extends the run: for ststnet/offtanet only when it filled whole fold groups)
   workers=INT              >1: train the fold groups (model.folds_per_group folds each; scikit-learn recognizers: one fold) in that
                            many processes with `threads` torch threads each (0: cores // workers); 0 = one per CPU
                            core; same scores as one process with that thread count; per-epoch TensorBoard losses
