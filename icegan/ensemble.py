@@ -50,8 +50,8 @@ def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     Raises:
         EnsembleError: no header or ``predictions.csv``, one of them damaged (not JSON / an empty, unreadable or
             cut-short CSV: the message names the file and says to rerun), a missing column, a y_true / y_pred cell
-            that is not a class id or a score cell that is not a number (names the line and column), an unfinished run
-            (a fold of the header without predictions), or a clip listed twice.
+            that is not a class id or a score cell that is not a finite number (``inf``, ``1e999``; names the line and
+            column), an unfinished run (a fold of the header without predictions), or a clip listed twice.
     """
     d = Path(run_dir)
     # a LOSO run's run.json, else an ensemble's, nested selection's or merge's header: finished, honest by construction
@@ -178,7 +178,9 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str, all_scores: tupl
     Raises:
         EnsembleError: a score column missing before one that is present (``score_positive`` gone, ``score_surprise``
             kept); a y_true / y_pred cell that is not a class id 0..K−1 (with two score columns, a class id 2 means
-            ``score_surprise`` is missing); a score cell that is not a number. Names the file, line, column and cell.
+            ``score_surprise`` is missing); a score cell that is not a finite number (``inf``, ``Infinity`` and
+            ``1e999`` too: no run writes one, :func:`icegan.protocol.run_loso` refuses a fold's non-finite scores).
+            Names the file, line, column and cell.
     """
     present = [c for c in all_scores if c in pred.columns]
     k = len(present) if present else len(all_scores)
@@ -193,7 +195,8 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str, all_scores: tupl
 
     for col in ("y_true", "y_pred"):      # both present: _read refuses a file without them (its ``need``)
         v = pd.to_numeric(pred[col], errors="coerce").to_numpy(np.float64)
-        bad = ~np.isfinite(v) | (v % 1 != 0)
+        with np.errstate(invalid="ignore"):       # inf % 1: NaN, refused by isfinite without numpy's warning
+            bad = ~np.isfinite(v) | (v % 1 != 0)
         if bad.any():
             raise EnsembleError(f"{where(col, bad)} is not a class id (an integer 0..{k - 1}); {fix}")
         bad = (v < 0) | (v >= k)
@@ -211,6 +214,9 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str, all_scores: tupl
         bad = (v.isna() & pred[col].notna()).to_numpy()
         if bad.any():
             raise EnsembleError(f"{where(col, bad)} is not a number; {fix}")
+        bad = ~np.isfinite(v.to_numpy(np.float64))    # pandas reads 'inf', 'Infinity' and '1e999' as numbers
+        if bad.any():
+            raise EnsembleError(f"{where(col, bad)} is not a finite number; {fix}")
         pred[col] = v.astype(np.float64)
     return pred
 

@@ -1,0 +1,86 @@
+"""Numbers read from files and the environment: a run's predictions.csv scores (finite), a sample table's labels
+(ASCII digits when given as text, :func:`flownet.user_numbers.read_int`'s rule) and torchrun's variables."""
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from icegan.data.toy_features import make_toy_features
+from icegan.ensemble import EnsembleError, ensemble_runs, load_member, read_finished_run
+from icegan.protocol import run_loso
+
+
+# --------------------------------------------------------------------------------------------- predictions.csv
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two finished LOSO runs of pseudo-random class probabilities on a toy feature set."""
+    toy = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+    root = tmp_path_factory.mktemp("runs")
+
+    def probs(seed):
+        def fold_fn(fold):
+            z = np.random.default_rng(seed * 1000 + fold.index).normal(size=(len(fold.test_idx), 3))
+            e = np.exp(z)
+            return e / e.sum(1, keepdims=True)
+        return fold_fn
+    for s in (1, 2):
+        run_loso(toy.samples, probs(s), root / f"r{s}", progress=False)
+    return root
+
+
+def _edited(two_runs, tmp_path, col: str, cell: str):
+    """A copy of run r2 whose first row holds ``cell`` in column ``col``; returns (folder, its predictions.csv)."""
+    d = tmp_path / "edited"
+    shutil.copytree(two_runs / "r2", d)
+    f = d / "predictions.csv"
+    lines = f.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[lines[0].split(",").index(col)] = cell
+    f.write_text("\n".join([lines[0], ",".join(cells)] + lines[2:]) + "\n")
+    return d, f
+
+
+@pytest.mark.parametrize("cell, shown", [("inf", "inf"), ("-inf", "-inf"), ("Infinity", "inf"), ("1e999", "inf")])
+def test_a_score_that_is_not_finite_is_named_by_line_and_column(two_runs, tmp_path, cell, shown):
+    """pandas reads 'inf', 'Infinity' and '1e999' in a score column as numbers; no run writes them (run_loso refuses a
+    fold's non-finite scores). Every reader of a finished run (icegan compare, merge, nested selection, ensemble)
+    names the file, line and column instead of taking an infinite score (an argmax or average of it is arbitrary)."""
+    d, f = _edited(two_runs, tmp_path, "score_surprise", cell)
+    for read in (read_finished_run, load_member):
+        with pytest.raises(EnsembleError) as exc:
+            read(d)
+        msg = str(exc.value)
+        assert msg.startswith(f"{f}, line 2, column score_surprise: {shown!r} is not a finite number; "), msg
+        assert "edited" in msg and "rerun" in msg, msg
+    with pytest.raises(EnsembleError, match="line 2, column score_surprise: .* is not a finite number"):
+        ensemble_runs([two_runs / "r1", d], tmp_path / "ens")
+    assert not (tmp_path / "ens" / "ensemble.json").exists()
+
+
+def test_finite_scores_of_any_size_are_still_read(two_runs, tmp_path):
+    """A large or negative finite score (a logit of a run without probabilities) is read as before by the readers
+    that need no probabilities."""
+    d, _ = _edited(two_runs, tmp_path, "score_surprise", "-1e300")
+    h, p = read_finished_run(d)
+    assert p["score_surprise"].iloc[0] == -1e300
+    with pytest.raises(EnsembleError, match="are not class probabilities"):
+        load_member(d)
+
+
+@pytest.mark.parametrize("col", ["y_true", "y_pred"])
+@pytest.mark.parametrize("cell, what", [("inf", "is not a class id"), ("1.5", "is not a class id"),
+                                        ("１", "is not a class id"), ("1_0", "is not a class id"),
+                                        ("True", "is not a class id"), ("3", "is outside the class ids 0..2"),
+                                        ("-1", "is outside the class ids 0..2")])
+def test_class_ids_are_still_refused_without_a_numpy_warning(two_runs, tmp_path, col, cell, what):
+    """y_true / y_pred cells that are no class id stay refused with the line and column, and an infinite one no longer
+    prints numpy's 'invalid value encountered in remainder' warning before the error."""
+    d, f = _edited(two_runs, tmp_path, col, cell)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(EnsembleError) as exc:
+            read_finished_run(d)
+    assert str(exc.value).startswith(f"{f}, line 2, column {col}: ") and what in str(exc.value), str(exc.value)
