@@ -4,8 +4,10 @@ import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from icegan.data.features import validate_samples
 from icegan.data.toy_features import make_toy_features
 from icegan.ensemble import EnsembleError, ensemble_runs, load_member, read_finished_run
 from icegan.protocol import run_loso
@@ -84,3 +86,63 @@ def test_class_ids_are_still_refused_without_a_numpy_warning(two_runs, tmp_path,
         with pytest.raises(EnsembleError) as exc:
             read_finished_run(d)
     assert str(exc.value).startswith(f"{f}, line 2, column {col}: ") and what in str(exc.value), str(exc.value)
+
+
+# --------------------------------------------------------------------------------------------- sample labels
+
+
+def _table(*labels) -> pd.DataFrame:
+    """A sample table of one clip per label (an object column: the labels as given)."""
+    n = len(labels)
+    return pd.DataFrame({"dataset": ["casme2"] * n, "subject": [f"casme2/s{i}" for i in range(n)],
+                         "clip": [f"c{i}" for i in range(n)], "label": pd.Series(list(labels), dtype=object)})
+
+
+@pytest.mark.parametrize("label", ["\uff11", "\u0661", "\u00b9", "1e0", "1_0", "1.0", "0x1", "", b"1", True, False,
+                                   np.True_, 1.5, float("nan"), float("inf"), None, 10 ** 400],
+                         ids=lambda v: repr(v)[:12])
+def test_a_label_that_is_no_class_id_is_refused_naming_the_row(label):
+    """float() reads fullwidth and Arabic-Indic digits, '1e0', '1_0' and True as 1: a text label follows the rule of
+    the numbers a researcher types (flownet.user_numbers.read_int: ASCII digits, an optional sign), a bool is no class
+    id, and an int too large for a float is refused as a label, not an OverflowError."""
+    with pytest.raises(ValueError) as exc:
+        validate_samples(_table(0, label), source="clips.csv")
+    msg = str(exc.value)
+    assert msg.startswith(f"clips.csv: row 1 (clip 'c1'): label {label!r} is not a class id in 0..2"), msg
+
+
+@pytest.mark.parametrize("label, want", [(1, 1), (np.int64(2), 2), (np.int8(0), 0), (1.0, 1), (np.float32(2.0), 2),
+                                         ("1", 1), (" 2 ", 2), ("+1", 1), ("0", 0), (np.str_("2"), 2)], ids=repr)
+def test_labels_already_parsed_or_in_ascii_digits_are_read(label, want):
+    """Ints, numpy integers and whole floats (a pandas label column of ints, or of floats next to an empty cell) are
+    class ids as before; so is text of ASCII digits, blanks around it ignored."""
+    out = validate_samples(_table(0, label))
+    assert out["label"].tolist() == [0, want] and out["label"].dtype == np.int64
+
+
+@pytest.mark.parametrize("label", [-1, -1.0, np.int64(-1), "-1"], ids=repr)
+def test_the_unlabelled_id_is_read_only_when_allowed(label):
+    assert validate_samples(_table(0, label), unlabelled=True)["label"].tolist() == [0, -1]
+    with pytest.raises(ValueError, match="row 1 .*is not a class id in 0..2"):
+        validate_samples(_table(0, label))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "float64", "Int64"])
+def test_label_columns_of_pandas_number_types_are_read(dtype):
+    """A table read by pandas with an int, float or nullable-int label column are read as before."""
+    t = _table(0, 1, 2).astype({"label": dtype})
+    assert validate_samples(t)["label"].tolist() == [0, 1, 2]
+
+
+def test_a_bool_label_column_is_refused():
+    with pytest.raises(ValueError, match=r"row 0 \(clip 'c0'\): label False is not a class id"):
+        validate_samples(_table(0, 1).astype({"label": bool}))
+
+
+def test_the_recorded_tables_are_read(shared_data):
+    """The MEGC2019 composite (442 clips) and the toy set keep their labels."""
+    from icegan.data.features import load_megc2019_features
+    megc = load_megc2019_features(shared_data / "megc2019_htnet")
+    assert np.bincount(megc.samples["label"], minlength=3).tolist() == [250, 109, 83]
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    assert validate_samples(toy.samples)["label"].tolist() == toy.samples["label"].tolist()

@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from flownet.user_numbers import read_int
 from icegan.paths import shared_data_root
 
 __all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "subject_dataset",
@@ -110,11 +111,15 @@ def validate_samples(samples: pd.DataFrame, n_classes: int = 3, source: str = "s
                      unlabelled: bool = False) -> pd.DataFrame:
     """Check a sample table (columns dataset, subject, clip, label) and return a clean copy.
 
-    ``label`` becomes int64, the others str. Subjects must be prefixed by their dataset
-    (``casme2/sub01``). ``unlabelled``: also accept the label -1 (unknown; clips to be scored, never trained on).
+    ``label`` becomes int64, the others str. A label is an int, a numpy integer or a whole float (``1.0``: a pandas
+    column of floats), or text of ASCII digits with an optional sign (:func:`flownet.user_numbers.read_int`: ``'1'``,
+    ``' 2 '``; not ``'1.0'``, ``'1e0'``, ``'1_0'`` or other scripts' digits such as ``'１'``); a bool or bytes is not
+    a label.
+    Subjects must be prefixed by their dataset (``casme2/sub01``). ``unlabelled``: also accept the label -1 (unknown;
+    clips to be scored, never trained on).
 
     Raises:
-        ValueError: a missing column, a label that is not an integer in ``0..n_classes-1`` (the
+        ValueError: a missing column, a label that is not a class id in ``0..n_classes-1`` as above (the
             message names the row and clip), a subject without its ``<dataset>/`` prefix, or a
             duplicated (subject, clip) pair.
     """
@@ -128,14 +133,22 @@ def validate_samples(samples: pd.DataFrame, n_classes: int = 3, source: str = "s
         out[col] = out[col].astype(str)
     labels = []
     for i, (lab, clip) in enumerate(zip(samples["label"].tolist(), out["clip"])):
-        try:
-            val = float(lab)
-            ok = val.is_integer() and (0 <= val < n_classes or (unlabelled and val == -1))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"{source}: row {i} (clip '{clip}'): label {lab!r} is not a class id in 0..{n_classes - 1}")
-        labels.append(int(val))
+        val = None
+        if isinstance(lab, (str, bytes)):       # text: ASCII digits as typed, not float()'s '１', '1e0', '1_0'
+            try:
+                val = read_int(lab)
+            except ValueError:
+                pass
+        elif not isinstance(lab, (bool, np.bool_)):     # an int, numpy integer or whole float; True is not class 1
+            try:
+                f = float(lab)
+                val = int(f) if f.is_integer() else None
+            except (TypeError, ValueError, OverflowError):
+                pass
+        if val is None or not (0 <= val < n_classes or (unlabelled and val == -1)):
+            raise ValueError(f"{source}: row {i} (clip '{clip}'): label {lab!r} is not a class id in "
+                             f"0..{n_classes - 1}")
+        labels.append(val)
     out["label"] = np.asarray(labels, dtype=np.int64)
     bad = [i for i, (d, s) in enumerate(zip(out["dataset"], out["subject"])) if not s.startswith(d + "/")]
     if bad:
