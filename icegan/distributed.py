@@ -24,6 +24,8 @@ from typing import Any, Iterable, Optional
 import torch
 import torch.distributed as dist
 
+from flownet.user_numbers import read_int
+
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "shard",
            "wrap_ddp", "average_gradients", "broadcast_module", "broadcast_object", "all_gather_rows",
            "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers",
@@ -57,12 +59,14 @@ def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> 
     reduce CPU tensors: ``device=cpu`` on a GPU machine needs gloo); None: NCCL when CUDA is available.
 
     Returns:
-        True when running distributed (``WORLD_SIZE`` > 1), False otherwise (nothing is done).
+        True when running distributed (``WORLD_SIZE`` > 1), False otherwise (nothing is done; ``WORLD_SIZE`` unset or
+        empty is 1).
 
     Raises:
-        RuntimeError: ``WORLD_SIZE`` > 1 but ``MASTER_ADDR``/``RANK`` are missing (not launched by torchrun).
+        RuntimeError: ``WORLD_SIZE`` > 1 but ``MASTER_ADDR``/``RANK`` are missing (not launched by torchrun), or
+            ``WORLD_SIZE``, ``RANK`` or ``LOCAL_RANK`` is not an integer (:func:`_env_int`).
     """
-    ws = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    ws = _env_int("WORLD_SIZE", 1) if os.environ.get("WORLD_SIZE") else 1
     if ws <= 1:
         return False
     if dist.is_initialized():
@@ -71,11 +75,13 @@ def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> 
     if missing:
         raise RuntimeError(f"WORLD_SIZE={ws} but {missing} are not set: launch with "
                            "`torchrun --nproc_per_node N train.py ...`")
+    _env_int("RANK", 0)                 # read by torch's rendezvous with int(): its error would name no variable
+    local_rank = _env_int("LOCAL_RANK", 0)
     from datetime import timedelta
     cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"
     backend = "nccl" if cuda else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(local_rank)
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     return True
 
@@ -87,10 +93,32 @@ def shutdown() -> None:
 
 
 def local_device(requested: torch.device) -> torch.device:
-    """The device of this process: ``cuda:LOCAL_RANK`` when distributed on CUDA, else ``requested``."""
+    """The device of this process: ``cuda:LOCAL_RANK`` when distributed on CUDA (``LOCAL_RANK`` unset: 0), else
+    ``requested``.
+
+    Raises:
+        RuntimeError: ``LOCAL_RANK`` is not an integer (:func:`_env_int`).
+    """
     if is_distributed() and requested.type == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", _env_int("LOCAL_RANK", 0))
     return requested
+
+
+def _env_int(name: str, default: int) -> int:
+    """The integer in torchrun's environment variable ``name`` (ASCII digits, an optional sign, blanks ignored:
+    :func:`flownet.user_numbers.read_int`), ``default`` when it is unset.
+
+    Raises:
+        RuntimeError: any other value (``abc``, ``1.0``, ``''``), naming the variable and its value.
+    """
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        return read_int(text)
+    except ValueError:
+        raise RuntimeError(f"{name}={text!r} is not an integer: torchrun sets it; unset it for a single-process "
+                           "run") from None
 
 
 def shard(idx: torch.Tensor) -> torch.Tensor:

@@ -146,3 +146,62 @@ def test_the_recorded_tables_are_read(shared_data):
     assert np.bincount(megc.samples["label"], minlength=3).tolist() == [250, 109, 83]
     toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
     assert validate_samples(toy.samples)["label"].tolist() == toy.samples["label"].tolist()
+
+
+# --------------------------------------------------------------------------------------------- torchrun's variables
+
+_LAUNCH = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
+@pytest.mark.parametrize("var", ["WORLD_SIZE", "RANK", "LOCAL_RANK"])
+@pytest.mark.parametrize("value", ["abc", "1.0", "\uff12", "2_0"])
+def test_a_launch_variable_that_is_no_integer_is_named(monkeypatch, var, value):
+    """int() of torchrun's variables raised a bare ValueError deep in the call (or took '２' and '2_0'); now one error
+    names the variable, its value and torchrun, before the process group is joined."""
+    import torch
+
+    from icegan import distributed
+    for k, v in {**_LAUNCH, var: value}.items():
+        monkeypatch.setenv(k, v)
+    joined = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: None)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend, **kw: joined.append(backend))
+    with pytest.raises(RuntimeError) as exc:
+        distributed.init_from_env()
+    msg = str(exc.value)
+    assert msg.startswith(f"{var}={value!r} is not an integer: torchrun sets it"), msg
+    assert "unset it" in msg and joined == []
+
+
+def test_launch_variables_of_digits_are_read(monkeypatch):
+    """torchrun's own values (and blanks around them) join as before; WORLD_SIZE unset, empty or 1 is no launch, and
+    then RANK / LOCAL_RANK are not read."""
+    import torch
+
+    from icegan import distributed
+    for k, v in {**_LAUNCH, "WORLD_SIZE": " 2 "}.items():
+        monkeypatch.setenv(k, v)
+    gpus, joined = [], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", gpus.append)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend, **kw: joined.append(backend))
+    assert distributed.init_from_env(device_type="cuda") is True
+    assert joined == ["nccl"] and gpus == [1]
+    for world in ("", "1"):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        monkeypatch.setenv("RANK", "abc")
+        assert distributed.init_from_env() is False
+
+
+def test_local_device_names_a_bad_local_rank(monkeypatch):
+    import torch
+
+    from icegan import distributed
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert distributed.local_device(torch.device("cuda")) == torch.device("cuda", 3)
+    monkeypatch.setenv("LOCAL_RANK", "gpu1")
+    with pytest.raises(RuntimeError, match=r"^LOCAL_RANK='gpu1' is not an integer: torchrun sets it"):
+        distributed.local_device(torch.device("cuda"))
+    assert distributed.local_device(torch.device("cpu")) == torch.device("cpu")
