@@ -52,6 +52,32 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launched_world_size() -> int:
+    """The process count torchrun launched (its ``WORLD_SIZE``): 1 when unset or empty (a plain ``python`` run), read
+    before or without joining a process group. In a launch of several processes, ``RANK`` and ``LOCAL_RANK`` (when
+    set) are checked too, so that a command can refuse a broken launch in one line before it starts.
+
+    Raises:
+        RuntimeError: ``WORLD_SIZE``, or in a launch of several processes ``RANK`` or ``LOCAL_RANK``, is not an
+            integer (:func:`_env_int`).
+    """
+    ws = _env_int("WORLD_SIZE", 1) if os.environ.get("WORLD_SIZE") else 1
+    if ws > 1:
+        _env_int("RANK", 0)
+        _env_int("LOCAL_RANK", 0)
+    return ws
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun launched it (its ``RANK``), still known after :func:`shutdown`; 0 when not
+    launched as one of several processes (``WORLD_SIZE`` unset, empty or 1: a stray ``RANK`` then means nothing).
+
+    Raises:
+        RuntimeError: ``WORLD_SIZE`` or, in a launch of several processes, ``RANK`` is not an integer.
+    """
+    return _env_int("RANK", 0) if launched_world_size() > 1 else 0
+
+
 def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> bool:
     """Join the process group described by torchrun's environment (``WORLD_SIZE``, ``RANK``, ...).
 
@@ -66,7 +92,7 @@ def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> 
         RuntimeError: ``WORLD_SIZE`` > 1 but ``MASTER_ADDR``/``RANK`` are missing (not launched by torchrun), or
             ``WORLD_SIZE``, ``RANK`` or ``LOCAL_RANK`` is not an integer (:func:`_env_int`).
     """
-    ws = _env_int("WORLD_SIZE", 1) if os.environ.get("WORLD_SIZE") else 1
+    ws = launched_world_size()
     if ws <= 1:
         return False
     if dist.is_initialized():

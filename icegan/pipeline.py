@@ -1347,7 +1347,6 @@ def run_from_args(args) -> int:
     with the LOSO fold that raised it when a fold did (:func:`icegan.commands.error_text`), and exit code 2.
     ``--workers``, ``--cpus-per-fold`` and ``--ray-address`` without ``--executor ray`` are refused (they would be
     ignored: the folds would run one after another)."""
-    import os
     import sys
     from icegan.commands import error_text
     from icegan.commands.train import CPUS_PER_FOLD_DEFAULT
@@ -1368,11 +1367,16 @@ def run_from_args(args) -> int:
     from icegan.data.sheets import SheetError
     from icegan.gan.trainer import GanCheckpointError
     from icegan.protocol import LosoScopeError, LosoStateError
+    try:
+        launched = distributed.launched_world_size()      # torchrun's variables, checked before anything starts
+    except RuntimeError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     executor = None
     kind = getattr(args, "executor", "sequential") or "sequential"
     if kind == "ray":
         from icegan.executors import RayExecutor
-        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        if launched > 1:
             print(f"{prog}: error: --executor ray and torchrun are alternatives: run folds as Ray tasks, or train "
                   "each fold with DDP under torchrun, not both", file=sys.stderr)
             return 2
@@ -1411,7 +1415,7 @@ def run_from_args(args) -> int:
         return 2
     finally:
         distributed.shutdown()
-    if int(os.environ.get("RANK", "0") or 0) != 0:
+    if distributed.launched_rank() != 0:
         return 0                  # under torchrun rank 0 alone reports
     o = metrics["overall"]
     where = args.out or str(Path(cfg.out_dir) / cfg.name)

@@ -192,6 +192,7 @@ def test_an_unknown_executor_is_refused_naming_the_choices(monkeypatch, capsys):
 def test_only_rank_0_reports_the_result_under_torchrun(monkeypatch, capsys):
     import icegan.pipeline
     monkeypatch.setattr(icegan.pipeline, "run_main", lambda *a, **k: _METRICS)
+    monkeypatch.setenv("WORLD_SIZE", "2")             # torchrun sets both (a RANK alone is no launch: launched_rank)
     monkeypatch.setenv("RANK", "1")
     assert icegan.pipeline.run_from_args(_train_args()) == 0
     assert capsys.readouterr().out == ""
