@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from flownet.paths import expand_home
 from icegan.protocol import DATASET_TITLES, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
@@ -33,12 +34,15 @@ class TableEntry:
 
 def parse_entry(text: str) -> TableEntry:
     """``DIR``, ``LABEL=DIR`` or ``LABEL=DIR,DIR,...``; each DIR may be a glob pattern (``runs/G_s*``, folders only).
-    Without a label the row is named after the folder, or after the pattern (``st_s*``); where the pattern's name is
-    a bare wildcard (``runs/suite/*``) or several folders are listed, after what the matched folders' names share
-    once a seed suffix is dropped (``ststnet_s0``, ``ststnet_s1`` → ``ststnet``), else after the entry as written.
+    A leading ``~`` / ``~user/`` of each DIR is that home folder (:func:`flownet.paths.expand_home`: a shell leaves
+    one alone after ``=`` or ``,`` and in quotes). Without a label the row is named after the folder, or after the
+    pattern (``st_s*``); where the pattern's name is a bare wildcard (``runs/suite/*``) or several folders are listed,
+    after what the matched folders' names share once a seed suffix is dropped (``ststnet_s0``, ``ststnet_s1`` →
+    ``ststnet``), else after the entry as written.
 
     Raises:
-        ValueError: a pattern that matches no folder, or an empty label or list (names the entry).
+        ValueError: a pattern that matches no folder, an empty label or list, or a ``~user`` of no user of this
+            machine (names the entry).
     """
     label, sep, spec = text.partition("=")
     if not sep:
@@ -47,6 +51,7 @@ def parse_entry(text: str) -> TableEntry:
         raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
     runs: list[Path] = []
     for pat in spec.split(","):
+        pat = expand_home(pat, f"table entry '{text}'")
         hits = (sorted(h for h in glob.glob(pat) if Path(h).is_dir()) if glob.has_magic(pat)
                 else ([pat] if Path(pat).exists() else []))
         if not hits:

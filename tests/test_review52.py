@@ -1,0 +1,56 @@
+"""Review of d1d57f4..e738c7f: a ``~`` inside a table / compare entry, the not-UTF-8 message of the CASME II manifest
+and the composite sheet, one predicate for ids written in ASCII digits."""
+import json
+from pathlib import Path
+
+import pytest
+
+from icegan.report import parse_entry
+
+
+# --- 1. a ``~`` after ``LABEL=`` or ``,`` in an entry of icegan table / compare is the home folder -------------------
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A home folder holding two seeds of one run (metrics.json only)."""
+    metrics = {"protocol": "CDE", "n_folds": 68, "n_samples": 442, "oracle_epoch": False,
+               "overall": {"UF1": 0.7, "UAR": 0.7}, "per_dataset": {}}
+    for seed in (0, 1):
+        (tmp_path / f"ours_s{seed}").mkdir()
+        (tmp_path / f"ours_s{seed}" / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("text, label, seeds", [
+    ("ours=~/ours_s0", "ours", [0]),                    # after the label
+    ("ours=~/ours_s*", "ours", [0, 1]),                 # a glob pattern
+    ("ours=~/ours_s0,~/ours_s1", "ours", [0, 1]),       # each folder of a list
+    ("~/ours_s0,~/ours_s1", "ours", [0, 1]),            # after a comma, no label: the seeds' shared name
+])
+def test_table_entry_expands_home_in_each_folder(home, text, label, seeds):
+    entry = parse_entry(text)
+    assert entry.label == label
+    assert entry.runs == [home / f"ours_s{s}" for s in seeds]
+
+
+def test_table_entry_of_unknown_user_names_the_entry(home):
+    with pytest.raises(ValueError, match=r"table entry 'x=~nosuchuser52/a'.*no user 'nosuchuser52'.*full path"):
+        parse_entry("x=~nosuchuser52/a")
+
+
+def test_table_entry_keeps_a_tilde_inside_a_name(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(home)
+    (home / "a~b").mkdir()
+    assert parse_entry("x=a~b").runs == [Path("a~b")]
+
+
+def test_icegan_table_reads_a_quoted_home_entry(home, capsys):
+    """As the shell hands it over: ``icegan table "ours=~/ours_s0"`` (the CLI expands only a value starting with ~)."""
+    from icegan.cli import main
+
+    rc = main(["table", "ours=~/ours_s0"])
+    out, err = capsys.readouterr()
+    assert "matches no run folder" not in err
+    assert rc == 0 and "| ours" in out, err
+
