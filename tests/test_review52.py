@@ -54,3 +54,45 @@ def test_icegan_table_reads_a_quoted_home_entry(home, capsys):
     assert "matches no run folder" not in err
     assert rc == 0 and "| ours" in out, err
 
+
+# --- 2. a CASME II manifest or composite sheet that is not UTF-8: one message naming the file and the byte ----------
+
+def _latin1(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("latin-1"))
+    return path
+
+
+MANIFEST = "subject,filename,class3,onset,apex,verified,apex_in_folder,note\nsub01,EP01,positive,1,2,True,True,café\n"
+
+
+def test_gan_pairs_manifest_not_utf8_names_the_file(tmp_path):
+    from icegan.gan.pairs import load_casme2_pairs
+
+    manifest = _latin1(tmp_path / "casme2" / "manifest.csv", MANIFEST)
+    with pytest.raises(ValueError) as err:
+        load_casme2_pairs(tmp_path / "casme2", cache=False)
+    assert str(err.value) == f"{manifest}: not UTF-8 text (byte 0xe9); save it as 'CSV UTF-8'"
+
+
+def test_extra_faces_sheet_not_utf8_names_the_file(tmp_path):
+    from flownet.data.synthetic_face import extra_face_paths
+
+    sheet = _latin1(tmp_path / "megc2019_htnet" / "combined_3_class2_for_optical_flow.csv",
+                    "dataset,imagename\nsamm,café.jpg\n")
+    with pytest.raises(ValueError) as err:
+        extra_face_paths(tmp_path)
+    assert str(err.value) == f"{sheet}: not UTF-8 text (byte 0xe9); save it as 'CSV UTF-8'"
+
+
+def test_the_three_readers_say_the_same_of_one_manifest(tmp_path):
+    """flownet's read_manifest and icegan's GAN pairs, given the same file, say the same thing."""
+    from flownet.data.real_pairs import read_manifest
+    from icegan.gan.pairs import load_casme2_pairs
+
+    manifest = _latin1(tmp_path / "casme2" / "manifest.csv", MANIFEST)
+    with pytest.raises(ValueError) as a:
+        read_manifest(manifest)
+    with pytest.raises(ValueError) as b:
+        load_casme2_pairs(manifest.parent, cache=False)
+    assert str(a.value) == str(b.value)

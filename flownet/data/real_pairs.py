@@ -36,7 +36,7 @@ import torch
 from ..user_numbers import read_frame_number
 from .synthetic_face import list_subjects, shared_data_root, split_subjects
 
-__all__ = ["PAIR_KINDS", "read_manifest", "RealFramePairs"]
+__all__ = ["PAIR_KINDS", "read_manifest", "not_utf8_csv", "RealFramePairs"]
 
 PAIR_KINDS = ("consecutive", "onset_apex")
 _FRAME_RE = re.compile(r"^img([0-9]+)\.jpg$")          # ASCII digits: img٣.jpg is no frame
@@ -62,7 +62,15 @@ def read_manifest(path: str | Path) -> list[dict]:
                 raise ValueError(f"{p}: missing column(s) {missing}; has {reader.fieldnames}")
             return list(reader)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{p}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as 'CSV UTF-8'") from None
+        raise not_utf8_csv(p, exc) from None
+
+
+def not_utf8_csv(path: str | Path, exc: UnicodeDecodeError) -> ValueError:
+    """The error for a CSV sheet ``path`` that is not UTF-8 text (``exc``: the decoder's error): names the file and
+    the first byte that is not, and says to save it as 'CSV UTF-8'. One message for every sheet flownet and icegan
+    read this way (the CASME II manifest here and in :func:`icegan.gan.pairs.load_casme2_pairs`, the composite's
+    sheet in :func:`flownet.data.synthetic_face.extra_face_paths`)."""
+    return ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as 'CSV UTF-8'")
 
 
 def _frame_number(text: str, field: str, where: str) -> int:

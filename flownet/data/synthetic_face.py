@@ -616,20 +616,27 @@ def extra_face_paths(root: str | Path | None = None) -> list[Path]:
 
     Raises:
         FileNotFoundError: the sheet is missing, or a face it names is missing (names the file).
+        ValueError: the sheet is not UTF-8 text (names it and the byte).
     """
     import csv
+
+    from .real_pairs import not_utf8_csv
     base = (Path(root) if root is not None else shared_data_root()) / "megc2019_htnet"
     sheet = base / "combined_3_class2_for_optical_flow.csv"
     if not sheet.is_file():
         raise FileNotFoundError(f"extra_faces needs {sheet} (the MEGC2019 composite's faces); not found")
+    try:
+        with open(sheet, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise not_utf8_csv(sheet, exc) from None
     out = []
-    with open(sheet, newline="", encoding="utf-8-sig") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("dataset") in ("samm", "smic"):
-                f = base / "faces_224" / row["imagename"]
-                if not f.is_file():
-                    raise FileNotFoundError(f"{sheet} names {f}, which does not exist")
-                out.append(f)
+    for row in rows:
+        if row.get("dataset") in ("samm", "smic"):
+            f = base / "faces_224" / row["imagename"]
+            if not f.is_file():
+                raise FileNotFoundError(f"{sheet} names {f}, which does not exist")
+            out.append(f)
     return sorted(out)
 
 

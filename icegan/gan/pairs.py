@@ -211,7 +211,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         :class:`PairSet` (pairs ordered by manifest row, then frame).
     Raises:
         FileNotFoundError: no manifest, or a frame the manifest says exists is missing (names the file).
-        ValueError: malformed manifest row (names the row) or undecodable image.
+        ValueError: a manifest that is not UTF-8 text (names it and the byte), a malformed manifest row (names the
+            row) or an undecodable image.
     """
     from icegan.csv_names import read_csv_names
 
@@ -227,7 +228,11 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     if apex_neighbors < 0:
         raise ValueError(f"apex_neighbors must be >= 0, got {apex_neighbors}")
     raw = manifest.read_bytes()
-    df = read_csv_names(manifest, ["subject", "filename", "class3", "note"])     # a clip "None" stays "None"
+    try:
+        df = read_csv_names(manifest, ["subject", "filename", "class3", "note"])     # a clip "None" stays "None"
+    except UnicodeDecodeError as exc:
+        from flownet.data.real_pairs import not_utf8_csv
+        raise not_utf8_csv(manifest, exc) from None
     key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}|{_frames_signature(root, df)}"
                              f"|v{PAIRS_CACHE_VERSION}".encode()).hexdigest()[:12]
     cdir = Path(cache_dir) if cache_dir is not None else default_data_root() / "cache"
