@@ -18,7 +18,7 @@ import math
 import re
 from typing import Callable, Optional
 
-__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "read_int", "read_number",
+__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "is_ascii_digits", "read_int", "read_number",
            "integer", "number", "read_frame_number", "check_non_negative"]
 
 #: the largest seed: numpy's legacy RandomState and scikit-learn's random_state take seeds in [0, 2**32 - 1], numpy's
@@ -31,6 +31,14 @@ INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")
 NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 #: a whole number as a spreadsheet or pandas writes it: ASCII digits (group 1), optionally a zero fraction (``46.0``)
 WHOLE_NUMBER_TEXT = re.compile(r"([0-9]+)(?:\.0+)?")
+
+
+def is_ascii_digits(text: str) -> bool:
+    """Whether ``text`` is one or more ASCII digits 0-9 and nothing else: no sign, blank, fraction or ``_``; not
+    ``''``, nor a digit ``str.isdigit()`` / ``str.isdecimal()`` pass that ``int()`` refuses (``²``) or reads (``٣``,
+    fullwidth ``３``). The rule of a class id in a CSV cell (:mod:`icegan.data.feature_table`), an index in a config
+    override's key (``runs.0.seed``, :mod:`icegan.config`) and a class id of :func:`icegan.gan.pairs.class_id`."""
+    return text.isascii() and text.isdecimal()
 
 
 def read_int(text: str) -> int:
@@ -120,12 +128,17 @@ def read_frame_number(cell) -> int:
     the coding sheets (:func:`icegan.data.sheets.parse_frame`).
 
     Raises:
-        ValueError: anything else (``46.5``, ``nan``, ``inf``, ``1e3``, ``-4``, ``٣``, ``''``), naming the cell.
+        ValueError: anything else (``46.5``, ``nan``, ``inf``, ``1e3``, ``-4``, ``٣``, ``''``), or more digits than
+            ``int()`` converts (``sys.get_int_max_str_digits()``, its first 20 characters shown), naming the cell.
     """
-    m = WHOLE_NUMBER_TEXT.fullmatch(str(cell).strip())
+    t = str(cell).strip()
+    m = WHOLE_NUMBER_TEXT.fullmatch(t)
     if m is None:
         raise ValueError(f"{str(cell)!r} is not a frame number")
-    return int(m.group(1))
+    try:            # the digits themselves: through float() they lost precision past 2**53 and overflowed
+        return int(m.group(1))
+    except ValueError:          # more digits than int() converts
+        raise ValueError(f"{t[:20] + '...'!r} ({len(t)} characters) is not a frame number") from None
 
 
 def check_non_negative(cfg, section: str, keys: tuple[str, ...]) -> None:

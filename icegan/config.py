@@ -36,7 +36,7 @@ from typing import Any, Iterable, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from flownet.user_numbers import INTEGER_TEXT, NUMBER_TEXT, SEED_MAX
+from flownet.user_numbers import INTEGER_TEXT, NUMBER_TEXT, SEED_MAX, is_ascii_digits
 from icegan.paths import expand_home
 
 T = TypeVar("T")
@@ -461,7 +461,7 @@ def _list_index(items: list, parts: list[str], i: int, item: str) -> int:
             list can also be replaced whole, with the syntax that does it.
     """
     part, path = parts[i], ".".join(parts[:i])
-    index = _is_index(part)
+    index = is_ascii_digits(part)       # not isdigit(): int() refuses '²' and reads '١' as 1
     if index and int(part) < len(items):
         return int(part)
     tail = ".".join(parts[i + 1:] if part.isdigit() else parts[i:])       # isdigit: ² and ١ too, meant as indices
@@ -473,12 +473,6 @@ def _list_index(items: list, parts: list[str], i: int, item: str) -> int:
     defaults = " (keys left out of an item take their defaults)" if _dict_items(items) else ""
     raise ConfigError(f"config key '{path}' in override '{item}' is a list of {n} item(s), {what}: {by_index}replace "
                       f"the whole list, e.g. \"{path}={_list_example(items)}\"{defaults}")
-
-
-def _is_index(part: str) -> bool:
-    """Whether a part of a dotted override key is a list index: ASCII digits only (``int()`` refuses ``²``, which
-    ``isdigit()`` takes, and reads ``١`` as 1)."""
-    return part.isascii() and part.isdecimal()
 
 
 def _dict_items(items: list) -> bool:
@@ -533,7 +527,7 @@ def _is_open_mapping(cls: type, parts: list[str]) -> bool:
     dataclass section, a list or a single value is not."""
     tp: Any = cls
     for part in parts:
-        if get_origin(tp) in (list, tuple) and _is_index(part):
+        if get_origin(tp) in (list, tuple) and is_ascii_digits(part):
             args = get_args(tp)
             tp = args[0] if args else Any
             continue

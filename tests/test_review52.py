@@ -4,7 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from flownet.user_numbers import is_ascii_digits, read_frame_number
 from icegan.report import parse_entry
 
 
@@ -96,3 +99,75 @@ def test_the_three_readers_say_the_same_of_one_manifest(tmp_path):
     with pytest.raises(ValueError) as b:
         load_casme2_pairs(manifest.parent, cache=False)
     assert str(a.value) == str(b.value)
+
+
+# --- 3. one predicate for "ASCII digits only", one reader of a frame number written as text -------------------------
+
+#: any text, and text made of what a number's look-alikes are made of (signs, blanks, '.', '_', non-ASCII digits)
+NUMBERISH = st.one_of(st.text(max_size=10), st.text("0123456789 +-.eE²٣３_\n\t\u00a0", max_size=10))
+
+
+def _old_is_ascii_digits(text):
+    """The copies that is_ascii_digits replaced, as they were: feature_table._is_id, config._is_index and the inline
+    test of gan.pairs.class_id."""
+    return text.isascii() and text.isdecimal()
+
+
+def _old_parse_frame_text(s):
+    """sheets.parse_frame's text branch as it was (``s`` stripped)."""
+    from flownet.user_numbers import WHOLE_NUMBER_TEXT
+    m = WHOLE_NUMBER_TEXT.fullmatch(s)
+    if m:
+        try:
+            return int(m.group(1)), None
+        except ValueError:
+            return None, f"{s[:20] + '...'!r} ({len(s)} characters) is not a frame number"
+    return None, f"{s!r} is not a frame number"
+
+
+@settings(max_examples=500)
+@given(NUMBERISH)
+def test_is_ascii_digits_is_the_old_rule(text):
+    assert is_ascii_digits(text) == _old_is_ascii_digits(text)
+
+
+@pytest.mark.parametrize("text, ok", [("0", True), ("007", True), ("", False), ("+1", False), ("-1", False),
+                                      (" 1", False), ("1.0", False), ("1_0", False), ("²", False), ("٣", False),
+                                      ("３", False), ("1\n", False)])
+def test_is_ascii_digits_examples(text, ok):
+    assert is_ascii_digits(text) is ok
+
+
+@settings(max_examples=500)
+@given(NUMBERISH)
+def test_parse_frame_text_is_the_old_rule(text):
+    from icegan.data.sheets import parse_frame
+
+    if text.strip():
+        assert parse_frame(text) == _old_parse_frame_text(text.strip())
+
+
+@pytest.mark.parametrize("text", ["1" * 5000, " " + "2" * 4400 + ".00 "])
+def test_frame_number_of_more_digits_than_int_reads_names_the_cell(text):
+    """read_frame_number raised int()'s own 'Exceeds the limit ... for integer string conversion'; now it says what
+    parse_frame said of such a sheet cell, which reads frame numbers through it."""
+    from icegan.data.sheets import parse_frame
+
+    with pytest.raises(ValueError) as err:
+        read_frame_number(text)
+    assert str(err.value) == f"{text.strip()[:20] + '...'!r} ({len(text.strip())} characters) is not a frame number"
+    assert parse_frame(text) == (None, str(err.value))
+
+
+@pytest.mark.parametrize("text", ["²", "٣", "３", " 1", "+1", "1.0", ""])
+def test_gan_class_id_takes_ascii_digits_only(text):
+    from icegan.gan.pairs import class_id
+
+    with pytest.raises(ValueError, match="unknown class"):
+        class_id(text)
+
+
+def test_gan_class_id_reads_an_id_or_a_name():
+    from icegan.gan.pairs import class_id
+
+    assert (class_id("2"), class_id(1), class_id("Positive")) == (2, 1, 1)

@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from flownet.user_numbers import is_ascii_digits
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 from icegan.labels import LABEL_SETS, get_label_set
 
@@ -117,11 +118,6 @@ def short_row_note(raw: pd.DataFrame, line: int) -> str:
                                  f"or a missing comma?)")
 
 
-def _is_id(label: str) -> bool:
-    """Whether a label cell is written as a class id: ASCII digits only (``'²'``, ``'١'`` are none)."""
-    return label.isascii() and label.isdecimal()
-
-
 def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: str = "megc2019",
                       suggest_labels: bool = True, dataset: Optional[str] = None) -> Optional[int]:
     """A class written in a CSV cell: a name of the label set ``labels`` (:mod:`icegan.labels`; MEGC2019:
@@ -144,7 +140,7 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
         ls = get_label_set(labels)
         if label.lower() in ls.classes:
             return ls.classes.index(label.lower())
-        if _is_id(label) and int(label) < ls.n_classes:
+        if is_ascii_digits(label) and int(label) < ls.n_classes:
             return int(label)
         other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes
                  and _may_hold(o, dataset)]
@@ -308,7 +304,7 @@ def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: st
     if label.lower() in label_set.classes:
         return label_set.classes.index(label.lower())
     why = ("an id is not read in a row of another dataset (it may be an id of its own dataset's classes): write the "
-           "class name" if _is_id(label) else "no class of those")
+           "class name" if is_ascii_digits(label) else "no class of those")
     spelt = _respelt(label, label_set)
     spelt = f" ({label_set.name}'s class is written {spelt!r})" if spelt else ""
     raise ValueError(f"{where}: a {dataset} clip labelled {text!r}, read with the classes of {label_set.name} "
@@ -328,7 +324,7 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
         ValueError: an id cell in a table whose ``provenance.json`` records another label set (names both files and
             the ``data.labels`` to set).
     """
-    if not cells.map(lambda c: _is_id(str(c).strip())).any():
+    if not cells.map(lambda c: is_ascii_digits(str(c).strip())).any():
         return
     prov = csv.parent / "provenance.json"
     info = read_provenance(csv, "the label set of its class ids")

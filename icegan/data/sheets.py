@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from flownet.user_numbers import WHOLE_NUMBER_TEXT
+from flownet.user_numbers import WHOLE_NUMBER_TEXT, read_frame_number
 
 from .records import apex_after_offset_note
 
@@ -148,8 +148,9 @@ def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, requir
 def parse_frame(value: Any) -> tuple[Optional[int], Optional[str]]:
     """Frame number from a sheet cell: ``(number, None)`` or ``(None, reason)``.
 
-    Accepts non-negative ints, integral floats and digit strings (``"46 "``); text such as ``"/"`` or ``"?"``,
-    negative numbers and empty cells give None with a reason.
+    Accepts non-negative ints, integral floats and digit strings (``"46 "``, ``"46.0"``: the rule of
+    :func:`flownet.user_numbers.read_frame_number`); text such as ``"/"`` or ``"?"``, negative numbers and empty cells
+    give None with a reason.
     """
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None, "empty"
@@ -161,14 +162,10 @@ def parse_frame(value: Any) -> tuple[Optional[int], Optional[str]]:
         return value, None
     if isinstance(value, float):
         return (int(value), None) if value.is_integer() else (None, f"{value!r} is not a whole frame number")
-    s = str(value).strip()
-    m = WHOLE_NUMBER_TEXT.fullmatch(s)            # ASCII digits: '٣' or '４６' is no frame number
-    if m:
-        try:            # the digits themselves: through float() they lost precision past 2**53 and overflowed
-            return int(m.group(1)), None
-        except ValueError:          # more digits than int() converts (sys.get_int_max_str_digits)
-            return None, f"{s[:20] + '...'!r} ({len(s)} characters) is not a frame number"
-    return None, f"{s!r} is not a frame number"
+    try:            # ASCII digits, '46.0' as a spreadsheet writes it: '٣' or '４６' is no frame number
+        return read_frame_number(str(value).strip()), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def _cell(r: tuple, idx: Optional[int]) -> Any:

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from flownet.user_numbers import read_frame_number
+from flownet.user_numbers import is_ascii_digits, read_frame_number
 from icegan.paths import default_data_root, shared_data_root
 
 __all__ = ["CLASS_NAMES", "IMAGE_SUFFIXES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "list_face_files",
@@ -43,10 +43,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 def class_id(name_or_id: str | int) -> int:
     """Class id (0 negative, 1 positive, 2 surprise) from a name or an id. Raises ValueError otherwise."""
-    # ASCII decimal digits only: '²' is a digit that int() cannot read (a bare "invalid literal" ValueError before),
+    # ASCII digits only: '²' is a digit that int() cannot read (a bare "invalid literal" ValueError before),
     # '١' / '２' are decimal digits that int() reads, not a class id as typed
-    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isascii()
-                                       and name_or_id.isdecimal()):
+    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and is_ascii_digits(name_or_id)):
         i = int(name_or_id)
         if 0 <= i < len(CLASS_NAMES):
             return i
