@@ -91,3 +91,18 @@ def test_selection_csv_is_written_with_the_quoting_of_every_other_table(tmp_path
     assert "inner_UF1[log\rreg]" in rows[0]
     assert {len(r) for r in rows} == {len(rows[0])} and len(rows) == 1 + 8          # the header and 8 outer folds
     assert {r[rows[0].index("chosen")] for r in rows[1:]} == {"log\rreg"}          # a tie: the earlier candidate
+
+
+@pytest.mark.parametrize("text", ["+1", "-0", "1.0", "١", "3"])
+def test_generate_class_id_follows_the_class_id_rule(text):
+    """``icegan generate --class +1`` was class 1 (read_int takes a sign) while a feature table's label and the GAN
+    pairs' class_id refuse it; an id is ASCII digits only, below the generator's class count."""
+    from icegan.commands.gan import _class_of
+    with pytest.raises(ValueError, match=r"unknown class .* \(--class\): the generator of ck"):
+        _class_of(text, ("negative", "positive", "surprise"), "ck")
+
+
+def test_generate_class_takes_names_and_ids():
+    from icegan.commands.gan import _class_of
+    classes = ("negative", "positive", "surprise")
+    assert [_class_of(t, classes, "ck") for t in ("0", " 2 ", "01", "Positive")] == [0, 2, 1, 1]

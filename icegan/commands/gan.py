@@ -15,8 +15,8 @@ import logging
 from pathlib import Path
 
 from icegan.commands import add_print_config, one_line_errors, print_config
-from flownet.user_numbers import SEED_MAX
-from icegan.commands._numbers import integer, read_int
+from flownet.user_numbers import SEED_MAX, is_ascii_digits
+from icegan.commands._numbers import integer
 
 
 def register(subparsers) -> None:
@@ -203,7 +203,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:
     """The id of ``--class`` among the generator's ``classes``: a name (any case) or an id 0..K-1 in ASCII digits
-    (:func:`icegan.commands._numbers.read_int`; not ``²``, which passes ``isdigit()`` and which ``int()`` refuses).
+    (:func:`flownet.user_numbers.is_ascii_digits`, the rule of a class id in a feature table and of
+    :func:`icegan.gan.pairs.class_id`: no sign, not ``²`` or ``٣``); blanks around it are ignored.
 
     Raises:
         ValueError: neither (names the checkpoint and its classes).
@@ -211,12 +212,8 @@ def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:
     t = str(text).strip().lower()
     if t in classes:
         return classes.index(t)
-    try:
-        k = read_int(t)
-    except ValueError:
-        k = -1
-    if 0 <= k < len(classes):
-        return k
+    if is_ascii_digits(t) and int(t) < len(classes):
+        return int(t)
     raise ValueError(f"unknown class {text!r} (--class): the generator of {checkpoint} is conditioned on the classes "
                      f"{', '.join(classes)}: use one of them, 0..{len(classes) - 1} or 'all'")
 
