@@ -17,6 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from flownet.user_numbers import integer
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -33,7 +35,7 @@ def _job(args):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", default="dis", choices=["dis", "farneback", "middle"])
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=integer(1, meaning="worker processes"), default=2)
     args = ap.parse_args()
     from icegan.data.casme2 import CASME2
     from icegan.data.check import SKIP, record_problems

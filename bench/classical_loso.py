@@ -37,6 +37,8 @@ import time
 
 import numpy as np
 
+from flownet.user_numbers import SEED_MAX, integer
+
 LEARNERS = ("logreg", "logreg-unweighted", "logreg-raw", "logreg-raw-balanced", "svm-rbf", "random-forest", "knn")
 
 
@@ -96,8 +98,10 @@ def main() -> None:
     ap.add_argument("--learners", nargs="+", choices=LEARNERS, default=["logreg", "svm-rbf", "random-forest", "knn"])
     ap.add_argument("--subject-reference", nargs="+", default=["none"], metavar="K",
                     help="'none' and/or shrinkage values K >= 0 (see the module docstring)")
-    ap.add_argument("--seed", type=int, default=0, help="random state of the random forest")
-    ap.add_argument("--jobs", type=int, default=2, help="folds fitted in parallel (scikit-learn n_jobs)")
+    ap.add_argument("--seed", type=integer(0, SEED_MAX, "random state of the random forest"), default=0,
+                    help="random state of the random forest")
+    ap.add_argument("--jobs", type=integer(1, meaning="folds fitted in parallel"), default=2,
+                    help="folds fitted in parallel (scikit-learn n_jobs)")
     ap.add_argument("--root", default=None, help="megc2019_htnet folder (default: the shared data)")
     args = ap.parse_args()
     refs = []

@@ -14,14 +14,18 @@ import time
 import torch
 import torch.nn.functional as F
 
+from flownet.user_numbers import integer
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--groups", type=int, nargs="+", default=[1, 4, 20, 68], help="copies G of the grouped network")
-    p.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 4, 8, 16, 64], help="samples per chunk to time")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=9)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--groups", type=integer(1, meaning="copies G"), nargs="+", default=[1, 4, 20, 68],
+                   help="copies G of the grouped network")
+    p.add_argument("--chunks", type=integer(1, meaning="samples per chunk"), nargs="+", default=[1, 2, 4, 8, 16, 64],
+                   help="samples per chunk to time")
+    p.add_argument("--batch", type=integer(1, meaning="batch size"), default=128)
+    p.add_argument("--repeats", type=integer(1, meaning="timed steps"), default=9)
+    p.add_argument("--threads", type=integer(1, meaning="torch CPU threads"), default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -19,6 +19,8 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from flownet.user_numbers import SEED_MAX, integer, number
+
 from icegan.config import load_config
 from icegan.commands.loso import LosoConfig
 from icegan.data.features import dataset_indices, load_megc2019_features
@@ -34,8 +36,9 @@ def probe(features: np.ndarray, datasets: np.ndarray, subjects: np.ndarray) -> f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 1.0], help="model.domain_adversarial")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--weights", type=number(0, "model.domain_adversarial"), nargs="+", default=[0.0, 0.3, 1.0],
+                    help="model.domain_adversarial")
+    ap.add_argument("--seeds", type=integer(0, SEED_MAX, "training seeds"), nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     torch.set_num_threads(2)
     fs = load_megc2019_features()

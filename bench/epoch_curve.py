@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from flownet.user_numbers import SEED_MAX, integer
+
 
 def pooled_curve(records: list[np.ndarray], folds, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(UF1, UAR) per recorded epoch, each (R,), from per-fold (R, n_test, K) scores pooled over the folds (K: the
@@ -38,8 +40,10 @@ def pooled_curve(records: list[np.ndarray], folds, y: np.ndarray) -> tuple[np.nd
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="icegan loso YAML (a ststnet or offtanet recognizer)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default 0)")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--seeds", type=integer(0, SEED_MAX, "training seeds"), nargs="+", default=[0],
+                    help="seeds to run (default 0)")
+    ap.add_argument("--threads", type=integer(1, meaning="torch CPU threads"), default=2,
+                    help="torch CPU threads (default 2)")
     ap.add_argument("--plot", default=None, help="also draw the curves to this PNG")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides (as icegan loso)")
     args = ap.parse_args()

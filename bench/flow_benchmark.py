@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flownet import get_estimator  # noqa: E402
 from flownet.evaluate import evaluate, load_pairs  # noqa: E402
+from flownet.user_numbers import integer  # noqa: E402
 
 
 def _uptime() -> str:
@@ -53,14 +54,15 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default="srflownet,tvl1,farneback",
                     help="comma list of srflownet, backbones, tvl1, farneback")
     ap.add_argument("--skip", default="", help="comma list of datasets to skip: facial128, facial256, middlebury")
-    ap.add_argument("--n128", type=int, default=200, help="facial test pairs at 128x128")
-    ap.add_argument("--n256", type=int, default=50, help="facial test pairs at 256x256")
+    ap.add_argument("--n128", type=integer(1, meaning="pairs"), default=200, help="facial test pairs at 128x128")
+    ap.add_argument("--n256", type=integer(1, meaning="pairs"), default=50, help="facial test pairs at 256x256")
     ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
-    ap.add_argument("--iters", type=int, default=None, help="SRFlowNet updates at test time (default: model's)")
+    ap.add_argument("--iters", type=integer(1, meaning="updates"), default=None,
+                    help="SRFlowNet updates at test time (default: model's)")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
                     help="inference precisions of the learned methods (one row each; non-fp32 rows get the "
                          "precision in their label)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=integer(1, meaning="CPU threads"), default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default="runs/bench_flow.json")
     ap.add_argument("--md", default="runs/bench_flow.md")

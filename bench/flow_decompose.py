@@ -41,6 +41,7 @@ from flownet.decompose import (DEFAULT_MARGIN, DEFAULT_MODEL, DEFAULT_THRESHOLD,
                                decompose_ransac)
 from flownet.metrics import endpoint_error  # noqa: E402
 from flownet.registry import get_estimator  # noqa: E402
+from flownet.user_numbers import integer  # noqa: E402
 
 PARTS = ("total", "head", "expression")
 
@@ -124,19 +125,21 @@ def casme2_stats(decflow_weights=None) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n-pairs", type=int, default=100, help="synthetic test pairs")
-    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--n-pairs", type=integer(1, meaning="pairs"), default=100, help="synthetic test pairs")
+    ap.add_argument("--size", type=integer(1, meaning="pixels"), default=128)
     ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
     ap.add_argument("--methods", default="none,ransac-gt,ransac-tvl1,ransac-srflownet,decflow")
     ap.add_argument("--srflownet", default=None, help="SRFlowNet weights (default: shipped)")
     ap.add_argument("--decflow", default=None, help="DecFlow weights (default: shipped flownet/weights/decflow_facial.pt)")
-    ap.add_argument("--iters", type=int, default=None, help="updates of SRFlowNet / DecFlow (default: the model's)")
-    ap.add_argument("--tune", type=int, default=0, help="sweep RANSAC settings on N training pairs first")
+    ap.add_argument("--iters", type=integer(1, meaning="updates"), default=None,
+                    help="updates of SRFlowNet / DecFlow (default: the model's)")
+    ap.add_argument("--tune", type=integer(0, meaning="training pairs; 0 = no sweep"), default=0,
+                    help="sweep RANSAC settings on N training pairs first")
     ap.add_argument("--middlebury", action="store_true", help="also DecFlow total-flow EPE on Middlebury")
     ap.add_argument("--casme2", action="store_true",
                     help="also the size of the head / expression parts on the real CASME II onset→apex pairs "
                          "of configs/casme2.yaml (prepared cache; no ground truth)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=integer(1, meaning="CPU threads"), default=1)
     ap.add_argument("--json", default="runs/flow_decompose/bench.json")
     ap.add_argument("--md", default="runs/flow_decompose/bench.md")
     args = ap.parse_args(argv)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flownet import get_estimator  # noqa: E402
 from flownet.models import srflownet as srf  # noqa: E402
+from flownet.user_numbers import integer  # noqa: E402
 
 
 def _uptime() -> str:
@@ -115,11 +116,12 @@ def pairs_per_s(est, pairs: list, rounds: int = 1, ctx=contextlib.nullcontext, b
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=integer(1, meaning="CPU threads"), default=2)
     ap.add_argument("--sizes", nargs="+", default=["128", "256", "388x584"])
-    ap.add_argument("--iters", type=int, nargs="+", default=[8, 4])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=1, help="timed rounds per cell; the best is reported")
+    ap.add_argument("--iters", type=integer(1, meaning="updates"), nargs="+", default=[8, 4])
+    ap.add_argument("--repeats", type=integer(1, meaning="pairs per cell"), default=5)
+    ap.add_argument("--rounds", type=integer(1, meaning="timed rounds"), default=1,
+                    help="timed rounds per cell; the best is reported")
     ap.add_argument("--methods", default="srflownet,tvl1,farneback")
     ap.add_argument("--weights", action="append", default=[],
                     help="LABEL=FILE SRFlowNet weights (repeatable; default: the shipped weights)")
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
                     help="also time every SRFlowNet row with torch.compile (compile time printed separately)")
     ap.add_argument("--tta", action="store_true",
                     help="also time every SRFlowNet row with tta='hflip' (the mirrored-pair average: twice the work)")
-    ap.add_argument("--batch", type=int, default=1,
+    ap.add_argument("--batch", type=integer(1, meaning="pairs per call"), default=1,
                     help="pairs per estimate call (default 1; the main job uses flow.batch_size=32)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

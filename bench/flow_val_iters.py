@@ -27,23 +27,26 @@ from torch.utils.data import DataLoader
 from flownet.data.synthetic_face import SyntheticFaceFlow
 from flownet.registry import load_srflownet
 from flownet.train import FlowTrainConfig, collate, dataset_kwargs, evaluate_model
+from flownet.user_numbers import integer, number
 from icegan.config import load_config
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", action="append", default=[], help="LABEL=PATH (empty PATH = shipped weights); repeatable")
-    ap.add_argument("--iters", type=int, nargs="+", default=[1, 2, 3, 4], help="update counts to score")
+    ap.add_argument("--iters", type=integer(1, meaning="updates"), nargs="+", default=[1, 2, 3, 4],
+                    help="update counts to score")
     ap.add_argument("--config", default="configs/flow_srflownet_tvr.yaml",
                     help="flow training config whose validation pairs are scored")
-    ap.add_argument("--n-val", type=int, default=None, help="validation pairs (default: the config's data.n_val)")
+    ap.add_argument("--n-val", type=integer(1, meaning="validation pairs"), default=None,
+                    help="validation pairs (default: the config's data.n_val)")
     ap.add_argument("--root", default=None, help="shared data root (default: the config's, else $ICEGAN_SHARED_DATA or ../shared/data)")
-    ap.add_argument("--generic-val", type=int, default=0, metavar="N",
+    ap.add_argument("--generic-val", type=integer(0, meaning="generic scenes"), default=0, metavar="N",
                     help="also score N generic validation scenes (0 = facial validation only)")
-    ap.add_argument("--generic-max-motion", type=float, default=None, metavar="PX",
+    ap.add_argument("--generic-max-motion", type=number(0, "pixels"), default=None, metavar="PX",
                     help="largest object translation of the generic scenes (default: the config's data.generic_max_motion)")
     ap.add_argument("--generic-only", action="store_true", help="score the generic scenes only (needs --generic-val)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=integer(1, meaning="torch CPU threads"), default=1)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     if a.generic_only and not a.generic_val:

@@ -31,6 +31,8 @@ import platform
 
 import torch
 
+from flownet.user_numbers import integer
+
 from icegan.config import load_config
 from icegan.gan.evaluate import generator_speed
 from icegan.gan.trainer import GanConfig, build_models
@@ -44,9 +46,9 @@ def _reference_grm(g) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--threads", type=integer(1, meaning="torch CPU threads"), nargs="+", default=[1, 2])
+    ap.add_argument("--batch", type=integer(1, meaning="batch size"), default=16)
+    ap.add_argument("--repeats", type=integer(1, meaning="timed batches"), default=10)
     args = ap.parse_args()
     paper = load_config(GanConfig, "configs/gan_casme2.yaml")
     cpu = load_config(GanConfig, "configs/gan_casme2_cpu.yaml")

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from flownet.user_numbers import number
+
 IGNORED = {"name", "seed", "data.train_subject_fraction", "threads", "workers"}
 
 
@@ -167,7 +169,7 @@ def plot(df: pd.DataFrame, pts: pd.DataFrame, fits: pd.DataFrame, target: float,
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders")
-    p.add_argument("--target", type=float, default=0.75, help="UF1 line drawn and extrapolated to (0.75)")
+    p.add_argument("--target", type=number(0, "UF1"), default=0.75, help="UF1 line drawn and extrapolated to (0.75)")
     p.add_argument("--plot", type=Path, default=None, help="PNG path (default: learning_curve.png beside the first run)")
     args = p.parse_args(argv)
     df = read_runs(args.runs)

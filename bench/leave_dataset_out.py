@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flownet.user_numbers import SEED_MAX, integer
+
 from icegan.commands.loso import LosoConfig
 from icegan.commands.predict import fit, predict_table
 from icegan.config import load_config
@@ -47,9 +49,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("recipes", nargs="+", metavar="NAME=CONFIG [key=value ...]",
                     help="a name, '=', an icegan loso config and its overrides, quoted as one argument")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--seeds", type=integer(0, SEED_MAX, "training seeds"), nargs="+", default=[0])
     ap.add_argument("--out", type=Path, required=True, help="folder for the models, tables and results")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=integer(0, meaning="torch CPU threads; 0 = default"), default=2)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     composite = read_megc2019_table(shared_data_root() / "megc2019_htnet")

@@ -21,6 +21,8 @@ import resource
 import time
 from pathlib import Path
 
+from flownet.user_numbers import integer
+
 
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -31,7 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("configs", nargs="+", help="YAML configs (icegan loso)")
     ap.add_argument("--out-root", default="runs/bench", help="parent folder of the run directories")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--threads", type=integer(0, meaning="torch CPU threads; 0 = default"), default=2,
+                    help="torch CPU threads")
     ap.add_argument("--overrides", nargs="*", default=[], help="key=value overrides applied to every config")
     args = ap.parse_args()
 

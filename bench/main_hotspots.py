@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from flownet.user_numbers import integer
+
 
 def _load() -> str:
     try:
@@ -161,8 +163,8 @@ def profile_fold() -> list[tuple[str, float]]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=integer(1, meaning="torch CPU threads"), default=1)
+    ap.add_argument("--repeats", type=integer(1, meaning="timed calls"), default=5)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of G and D (slow to compile)")
     ap.add_argument("--md", default=None)
     args = ap.parse_args(argv)

@@ -13,6 +13,8 @@ import argparse
 import numpy as np
 from tqdm import tqdm
 
+from flownet.user_numbers import SEED_MAX, integer
+
 from icegan.data.features import load_megc2019_features
 from icegan.label_noise import flag_noisy_labels
 from icegan.protocol import make_folds
@@ -20,8 +22,9 @@ from icegan.protocol import make_folds
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, default=0, help="the run's seed (forest seed = seed + 1000 * fold)")
-    ap.add_argument("--trees", type=int, default=500, help="model.forest_trees")
+    ap.add_argument("--seed", type=integer(0, SEED_MAX, "the run's seed"), default=0,
+                    help="the run's seed (forest seed = seed + 1000 * fold)")
+    ap.add_argument("--trees", type=integer(1, meaning="model.forest_trees"), default=500, help="model.forest_trees")
     args = ap.parse_args()
     fs = load_megc2019_features()
     s = fs.samples

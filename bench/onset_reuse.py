@@ -21,13 +21,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from flownet.user_numbers import integer
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--onsets", type=int, default=115)
-    ap.add_argument("--pairs", type=int, default=209)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--onsets", type=integer(1, meaning="onset faces"), default=115)
+    ap.add_argument("--pairs", type=integer(1, meaning="pairs"), default=209)
+    ap.add_argument("--repeats", type=integer(1, meaning="timed rounds"), default=3)
+    ap.add_argument("--threads", type=integer(1, meaning="torch CPU threads"), default=1)
     ap.add_argument("--faces", default=None, help="a prepared-clip cache folder holding onset.npy and apex.npy")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -17,6 +17,8 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from flownet.user_numbers import integer
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -50,10 +52,11 @@ def _clip_job(args: tuple[list[str], str, int]) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=integer(1, meaning="worker processes"), nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=integer(1, meaning="timed runs"), default=3)
     ap.add_argument("--detector", default="hog", choices=["hog", "cnn"])
-    ap.add_argument("--chunk", type=int, default=8, help="frames per job (each job aligns once)")
+    ap.add_argument("--chunk", type=integer(1, meaning="frames per job"), default=8,
+                    help="frames per job (each job aligns once)")
     args = ap.parse_args()
     from icegan.data.prepare import worker_context
     from icegan.data.records import list_frames

@@ -21,6 +21,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from flownet.user_numbers import integer
+
 
 def _load(path: str, name: str):
     spec = importlib.util.spec_from_file_location(name, path)
@@ -33,10 +35,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("a", help="recognizers.py of version A")
     p.add_argument("b", help="recognizers.py of version B")
-    p.add_argument("--rounds", type=int, default=21)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--groups", type=int, default=68)
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--rounds", type=integer(1, meaning="timed rounds"), default=21)
+    p.add_argument("--threads", type=integer(1, meaning="torch CPU threads"), default=1)
+    p.add_argument("--groups", type=integer(1, meaning="copies G"), default=68)
+    p.add_argument("--batch", type=integer(1, meaning="batch size"), default=128)
     args = p.parse_args(argv)
     from icegan.allocator import retain_freed_memory
     retain_freed_memory()                                      # as icegan loso does

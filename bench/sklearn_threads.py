@@ -16,6 +16,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from flownet.user_numbers import integer
+
 from icegan.commands.loso import LosoConfig
 from icegan.config import load_config
 from icegan.data.features import load_megc2019_features
@@ -28,7 +30,7 @@ CONFIGS = {"logreg": "logreg", "random_forest": "randomforest", "gradient_boosti
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="logreg", choices=SKLEARN_MODELS)
-    ap.add_argument("--folds", type=int, default=6, help="the first N CDE folds")
+    ap.add_argument("--folds", type=integer(1, meaning="folds"), default=6, help="the first N CDE folds")
     args = ap.parse_args()
     cfg = load_config(LosoConfig, f"configs/features_{CONFIGS[args.model]}.yaml", []).model
     fs = load_megc2019_features()

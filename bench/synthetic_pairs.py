@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from flownet.user_numbers import integer  # noqa: E402
 
 
 def _ms(fn, n: int) -> float:
@@ -32,9 +33,11 @@ def _ms(fn, n: int) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", type=int, default=200, help="pairs timed (training split, 128x128)")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--workers", type=int, default=2, help="DataLoader processes for the second measurement")
+    ap.add_argument("--pairs", type=integer(1, meaning="pairs"), default=200,
+                    help="pairs timed (training split, 128x128)")
+    ap.add_argument("--size", type=integer(1, meaning="pixels"), default=128)
+    ap.add_argument("--workers", type=integer(0, meaning="DataLoader processes; 0 = main process"), default=2,
+                    help="DataLoader processes for the second measurement")
     ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
     args = ap.parse_args(argv)
     from torch.utils.data import DataLoader

@@ -25,6 +25,8 @@ import time
 
 import torch
 
+from flownet.user_numbers import integer
+
 
 def _median_ms(fn, repeats: int) -> float:
     fn()                                        # warm-up
@@ -70,7 +72,8 @@ def teacher_step_ms(repeats: int) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--repeats", type=int, default=7, help="timed repeats per line (default 7; the median is shown)")
+    p.add_argument("--repeats", type=integer(1, meaning="timed repeats"), default=7,
+                   help="timed repeats per line (default 7; the median is shown)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from flownet.losses import sequence_loss

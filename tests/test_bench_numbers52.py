@@ -1,0 +1,114 @@
+"""The numeric flags of the ``bench/`` scripts read numbers as every ``icegan`` and ``flownet`` command does: with the
+shared argparse types :func:`flownet.user_numbers.integer` / :func:`~flownet.user_numbers.number` (ASCII digits,
+finite, range-checked), never a bare ``int`` / ``float`` (which read ``1_0`` as 10, ``nan``, ``inf``, fullwidth
+digits and negative counts). Each script's parser is taken as it builds it in ``main()``: the script runs as
+``__main__`` and stops at ``parse_args`` (nothing is computed)."""
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if "ArgumentParser(" in p.read_text(encoding="utf-8"))
+
+
+class _Parser(Exception):
+    """Carries the parser a script built, out of its ``main()``."""
+
+
+def bench_parser(name: str, monkeypatch) -> argparse.ArgumentParser:
+    """The argument parser ``bench/<name>.py`` builds, taken at its ``parse_args`` call."""
+    def capture(self, args=None, namespace=None):
+        raise _Parser(self)
+    path = ROOT / "bench" / f"{name}.py"
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    monkeypatch.setattr(sys, "argv", [str(path)])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(ROOT)
+    environ = dict(os.environ)
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except _Parser as exc:
+        return exc.args[0]
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    pytest.fail(f"bench/{name}.py ran without parsing its arguments")
+
+
+def numeric_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The actions whose value is a number: a bare int / float type or the shared integer / number types."""
+    return [a for a in parser._actions
+            if a.type in (int, float) or getattr(a.type, "__name__", "") in ("integer", "number")]
+
+
+def _defaults(action: argparse.Action) -> list:
+    d = action.default
+    return [] if d is None else list(d) if isinstance(d, (list, tuple)) else [d]
+
+
+def test_scripts_found():
+    """The walk is not vacuous: the scripts with parsers and their ~55 numeric flags are all found."""
+    assert len(SCRIPTS) >= 25
+    assert {"flow_benchmark", "conv_chunk", "learning_curve", "training_steps"} <= set(SCRIPTS)
+
+
+def test_numeric_flag_count(monkeypatch):
+    n = sum(len(numeric_actions(bench_parser(name, monkeypatch))) for name in SCRIPTS)
+    assert n >= 55
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_numeric_flags_use_the_shared_types(name, monkeypatch):
+    """No bare int / float type; '1_0', 'nan', 'inf' and fullwidth digits are refused; every default is accepted
+    by its own flag's type (and read back as itself)."""
+    parser = bench_parser(name, monkeypatch)
+    for action in numeric_actions(parser):
+        flag = action.option_strings[0] if action.option_strings else action.dest
+        assert action.type not in (int, float), f"bench/{name}.py {flag} reads its number with bare {action.type}"
+        for text in ("1_0", "nan", "inf", "１６", ""):
+            with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+                action.type(text)
+        for default in _defaults(action):
+            assert action.type(str(default)) == default, f"bench/{name}.py {flag}: default {default!r} refused"
+
+
+@pytest.mark.parametrize("name,argv,words", [
+    ("flow_benchmark", ["--threads", "0"], ["--threads", ">= 1", "got 0"]),
+    ("flow_benchmark", ["--n128", "1_0"], ["--n128", "expected an integer", "'1_0'"]),
+    ("conv_chunk", ["--chunks", "4", "-1"], ["--chunks", ">= 1", "got -1"]),
+    ("classical_loso", ["--seed", "-1"], ["--seed", "[0, 4294967295]", "got -1"]),
+    ("dataset_probe", ["--weights", "0.3", "nan"], ["--weights", "expected a finite number", "'nan'"]),
+    ("dataset_probe", ["--weights", "-0.5"], ["--weights", ">= 0", "got -0.5"]),
+    ("learning_curve", ["run", "--target", "inf"], ["--target", "expected a finite number", "'inf'"]),
+    ("flow_val_iters", ["--generic-val", "-3"], ["--generic-val", ">= 0", "got -3"]),
+    ("preprocess_throughput", ["--chunk", "0"], ["--chunk", ">= 1", "got 0"]),
+    ("synthetic_pairs", ["--workers", "-1"], ["--workers", ">= 0", "got -1"]),
+])
+def test_bad_number_names_the_flag(name, argv, words, monkeypatch, capsys):
+    """A number out of range or not a number stops the script with argparse's error, naming the flag, the range
+    and the value."""
+    parser = bench_parser(name, monkeypatch)
+    monkeypatch.undo()
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+
+
+@pytest.mark.parametrize("name,argv,dest,value", [
+    ("synthetic_pairs", ["--workers", "0"], "workers", 0),          # DataLoader in the main process
+    ("flow_decompose", ["--tune", "0"], "tune", 0),                 # no RANSAC sweep
+    ("loso_features", ["x.yaml", "--threads", "0"], "threads", 0),   # config threads: 0 = default
+    ("flow_speed", ["--iters", " 4", "+8"], "iters", [4, 8]),
+    ("dataset_probe", ["--weights", "0", ".5", "1e-1"], "weights", [0.0, 0.5, 0.1]),
+])
+def test_good_numbers_are_read(name, argv, dest, value, monkeypatch):
+    parser = bench_parser(name, monkeypatch)
+    monkeypatch.undo()
+    assert getattr(parser.parse_args(argv), dest) == value
