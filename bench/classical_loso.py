@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from flownet.user_numbers import SEED_MAX, integer
+from flownet.user_numbers import SEED_MAX, integer, number
 
 LEARNERS = ("logreg", "logreg-unweighted", "logreg-raw", "logreg-raw-balanced", "svm-rbf", "random-forest", "knn")
 
@@ -105,11 +105,12 @@ def main() -> None:
     ap.add_argument("--root", default=None, help="megc2019_htnet folder (default: the shared data)")
     args = ap.parse_args()
     refs = []
+    shrinkage = number(0, "shrinkage K")
     for r in args.subject_reference:
         try:
-            refs.append(None if r == "none" else float(r))
-        except ValueError:
-            ap.error(f"--subject-reference: {r!r} is neither 'none' nor a number")
+            refs.append(None if r == "none" else shrinkage(r))
+        except argparse.ArgumentTypeError as exc:
+            ap.error(f"argument --subject-reference: expected 'none' or a shrinkage K: {exc}")
     from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
 
     from icegan.data.features import load_megc2019_features

@@ -140,10 +140,14 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=integer(1, meaning="pairs per call"), default=1,
                     help="pairs per estimate call (default 1; the main job uses flow.batch_size=32)")
     args = ap.parse_args(argv)
+    side = integer(1, meaning="pixels")
+    try:
+        sizes = [tuple(side(v) for v in s.split("x")) if "x" in s else (side(s), side(s)) for s in args.sizes]
+    except argparse.ArgumentTypeError as exc:
+        ap.error(f"argument --sizes: {exc} (a size is N or HxW)")
     torch.set_num_threads(args.threads)
     import cv2
     cv2.setNumThreads(args.threads)
-    sizes = [tuple(int(v) for v in s.split("x")) if "x" in s else (int(s), int(s)) for s in args.sizes]
     rows_spec = []
     for m in args.methods.split(","):
         if m == "srflownet":

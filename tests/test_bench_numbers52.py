@@ -112,3 +112,61 @@ def test_good_numbers_are_read(name, argv, dest, value, monkeypatch):
     parser = bench_parser(name, monkeypatch)
     monkeypatch.undo()
     assert getattr(parser.parse_args(argv), dest) == value
+
+
+def _run_to_exit(name: str, argv: list[str], monkeypatch) -> int:
+    """Run ``bench/<name>.py argv`` in-process until it exits; its exit code (the arguments are meant to be refused
+    right after parsing, before any work)."""
+    path = ROOT / "bench" / f"{name}.py"
+    monkeypatch.setattr(sys, "argv", [str(path), *argv])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(ROOT)
+    environ = dict(os.environ)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            runpy.run_path(str(path), run_name="__main__")
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    return exc.value.code
+
+
+@pytest.mark.parametrize("value,words", [
+    ("nan", ["--subject-reference", "'nan'", "'none'", ">= 0"]),
+    ("inf", ["--subject-reference", "'inf'"]),
+    ("-1", ["--subject-reference", "got -1"]),
+    ("1_0", ["--subject-reference", "'1_0'"]),
+    ("abc", ["--subject-reference", "'abc'", "'none'"]),
+])
+def test_classical_loso_subject_reference_is_a_finite_k(value, words, monkeypatch, capsys, tmp_path):
+    """--subject-reference K (read after parsing): 'none' or a finite K >= 0; NaN, inf, a negative K (n / (n + K)
+    divides by 0 at n = -K) or '1_0' stop the script before the data are loaded (--root: an empty folder, so a
+    value let through fails on loading instead of running the benchmark)."""
+    argv = ["--subject-reference", "none", value, "--root", str(tmp_path)]
+    assert _run_to_exit("classical_loso", argv, monkeypatch) == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+
+
+@pytest.mark.parametrize("value,words", [
+    ("1_0", ["--sizes", "'1_0'", "HxW"]),
+    ("０", ["--sizes", "'０'"]),
+    ("0", ["--sizes", ">= 1", "got 0"]),
+    ("388x-584", ["--sizes", "got -584"]),
+    ("128x", ["--sizes", "''"]),
+    ("abc", ["--sizes", "'abc'"]),
+])
+def test_flow_speed_sizes_are_pixel_counts(value, words, monkeypatch, capsys):
+    """--sizes N or HxW (read after parsing): ASCII digits >= 1; '1_0' (read as 10 before), fullwidth digits, 0 or
+    a negative side stop the script with argparse's error, before any timing."""
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        argv = ["--sizes", "128", value, "--methods", "farneback", "--repeats", "1"]
+        assert _run_to_exit("flow_speed", argv, monkeypatch) == 2
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
