@@ -20,7 +20,7 @@ import numpy as np
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
            "write_whole", "write_text_whole", "read_npz_whole", "read_npz_cache", "image_tensor", "remove_stale",
-           "remove_stale_temps_of", "STALE_TMP_SECONDS", "PROBE_PIDS"]
+           "remove_stale_temps_of", "STALE_TMP_SECONDS", "PROBE_PIDS", "not_utf8_csv"]
 
 
 #: a temporary file or folder of a process that no longer runs is removed once it is older than this (seconds): a
@@ -500,3 +500,13 @@ def _as_hw2(flow) -> np.ndarray:
     if f.ndim == 3 and f.shape[0] == 2:
         return np.ascontiguousarray(f.transpose(1, 2, 0))
     raise ValueError(f"flow must be (H, W, 2) or (2, H, W), got shape {f.shape}")
+
+
+def not_utf8_csv(path: str | Path, exc: UnicodeDecodeError) -> ValueError:
+    """The error for a CSV sheet ``path`` that is not UTF-8 text (``exc``: the decoder's error): names the file and
+    the first byte that is not, and says to save it as 'CSV UTF-8'. One message for every sheet flownet and icegan
+    read (the CASME II manifest in :func:`flownet.data.real_pairs.read_manifest` and
+    :func:`icegan.gan.pairs.load_casme2_pairs`, the composite's sheet in
+    :func:`flownet.data.synthetic_face.extra_face_paths`, the tables of :func:`icegan.data.feature_table.read_csv_cells`:
+    feature tables, the composite's sheet, clip lists)."""
+    return ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as 'CSV UTF-8'")

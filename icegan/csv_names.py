@@ -50,15 +50,16 @@ def read_csv_names(source: str | Path | io.StringIO, names: Sequence[str], **kwa
 
 
 def csv_quoting(*cells) -> int:
-    """``csv.QUOTE_ALL`` where a text cell of ``cells`` (DataFrames, Series or iterables of rows/cells) holds a
-    ``"\\r"``, else ``csv.QUOTE_MINIMAL`` (``to_csv``'s default: the bytes of tables of ordinary names are unchanged).
+    """``csv.QUOTE_ALL`` where a text cell of ``cells`` (DataFrames, with their column names, Series or iterables of
+    rows/cells) holds a ``"\\r"``, else ``csv.QUOTE_MINIMAL`` (``to_csv``'s default: the bytes of tables of ordinary
+    names are unchanged).
     A quoted ``"\\r"`` reads back as written (read the file with ``newline=""``, not in text mode's universal
     newlines, which turns ``"\\r\\n"`` and ``"\\r"`` into ``"\\n"``)."""
     def has_cr(v) -> bool:
         if isinstance(v, str):
             return "\r" in v
-        if isinstance(v, pd.DataFrame):
-            return any(has_cr(v.iloc[:, i]) for i in range(v.shape[1]))
+        if isinstance(v, pd.DataFrame):        # its header too: a column named after a label (inner_UF1[<label>])
+            return has_cr([str(c) for c in v.columns]) or any(has_cr(v.iloc[:, i]) for i in range(v.shape[1]))
         if isinstance(v, pd.Series):       # object or (pandas 3) str columns; numbers hold no "\r"
             return not pd.api.types.is_numeric_dtype(v) and any(isinstance(x, str) and "\r" in x for x in v)
         if isinstance(v, (list, tuple)):

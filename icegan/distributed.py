@@ -101,7 +101,6 @@ def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> 
     if missing:
         raise RuntimeError(f"WORLD_SIZE={ws} but {missing} are not set: launch with "
                            "`torchrun --nproc_per_node N train.py ...`")
-    _env_int("RANK", 0)                 # read by torch's rendezvous with int(): its error would name no variable
     local_rank = _env_int("LOCAL_RANK", 0)
     from datetime import timedelta
     cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"

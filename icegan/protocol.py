@@ -576,10 +576,10 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
         if cfg is not None and cfg_path.is_file():
             old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
             new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-            # a key icegan added since the run began, at its neutral value, is the same experiment
-            old_cfg, new_cfg = without_neutral_keys(old_cfg), without_neutral_keys(new_cfg)
-            if extending:           # a max_folds run extended by more folds: that key alone may differ
-                old_cfg, new_cfg = _without_key(old_cfg, key), _without_key(new_cfg, key)
+            # a key icegan added since the run began, at its neutral value, is the same experiment; so is another
+            # max_folds, as run.json holds the folds run (the same, or extended): one that cut none (max_folds=100 of
+            # 8 folds) or the larger one of an extension
+            old_cfg, new_cfg = (_without_key(without_neutral_keys(c), key) for c in (old_cfg, new_cfg))
             if old_cfg != new_cfg:
                 diff = config_differences(old_cfg, new_cfg)
                 shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
@@ -592,11 +592,13 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
                 trained = (f"its {k} folds in one grouped network, where this run trains its {n} in one"
                            if group_size <= 0 else f"its last {k % group_size} fold(s) as a group of their own, where "
                            f"this run trains groups of {group_size} folds")
+                how = ("a run of all folds in one network (model.folds_per_group=0) extends no max_folds run" if
+                       group_size <= 0 else "a max_folds run is extended by a larger one when its folds fill whole "
+                       "groups: max_folds a multiple of model.folds_per_group")
                 raise LosoStateError(f"{out} holds a {key}={k} run that trained {trained} (model.folds_per_group): a "
                                      "grouped network's scores depend on every fold of its group, so its finished "
-                                     "folds are not the ones this run computes; use another --out or delete that "
-                                     "folder (a max_folds run is extended by a larger one when its folds fill whole "
-                                     "groups: max_folds a multiple of model.folds_per_group)")
+                                     f"folds are not the ones this run computes; use another --out or delete that "
+                                     f"folder ({how})")
             print(f"note: {out} holds a {key}={k} run, the first {k} of this run's {n} folds: extending it to {n} "
                   "folds (its finished folds are kept)", file=sys.stderr)
             write_text_whole(run_json, json.dumps(header, indent=1))

@@ -132,8 +132,24 @@ def test_grouped_folds_extend_only_when_they_filled_whole_groups(toy, tmp_path, 
                "its last 1 fold(s) as a group of their own, where this run trains groups of 2 folds")
     assert str(exc.value).startswith(f"{out} holds a max_folds={k} run that trained {trained} (model.folds_per_group): "
                                      "a grouped network's scores depend on every fold of its group")
-    assert "max_folds a multiple of model.folds_per_group" in str(exc.value)
+    hint = ("a run of all folds in one network (model.folds_per_group=0) extends no max_folds run" if per_call == 0
+            else "max_folds a multiple of model.folds_per_group")       # for 0 no multiple would do (review)
+    assert hint in str(exc.value)
     assert calls == first and len(json.loads((out / "run.json").read_text())["folds"]) == k
+
+
+def test_a_max_folds_that_cut_no_fold_is_the_whole_run(toy, tmp_path):
+    """max_folds=100 of 6 folds ran every fold (run.json as the whole run's); the whole run into that folder resumed
+    nothing and was refused for its config (max_folds: 100 there, 0 now). It is now the same run: nothing retrains."""
+    out, calls = tmp_path / "x", []
+    run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 100, "seed": 0}, max_folds=100,
+             progress=False)
+    assert len(calls) == 6 and read_partial_tag(out) == ""
+    run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 0, "seed": 0}, progress=False)
+    assert len(calls) == 6
+    assert yaml.safe_load((out / "config.yaml").read_text()) == {"max_folds": 0, "seed": 0}
+    with pytest.raises(LosoStateError, match=r"different config .*seed: 0 there, 1 now"):
+        run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 100, "seed": 1}, progress=False)
 
 
 def test_icegan_loso_extends_a_max_folds_run(tmp_path, monkeypatch):

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io import not_utf8_csv
 from ..user_numbers import read_frame_number
 from .synthetic_face import list_subjects, shared_data_root, split_subjects
 
@@ -63,14 +64,6 @@ def read_manifest(path: str | Path) -> list[dict]:
             return list(reader)
     except UnicodeDecodeError as exc:
         raise not_utf8_csv(p, exc) from None
-
-
-def not_utf8_csv(path: str | Path, exc: UnicodeDecodeError) -> ValueError:
-    """The error for a CSV sheet ``path`` that is not UTF-8 text (``exc``: the decoder's error): names the file and
-    the first byte that is not, and says to save it as 'CSV UTF-8'. One message for every sheet flownet and icegan
-    read this way (the CASME II manifest here and in :func:`icegan.gan.pairs.load_casme2_pairs`, the composite's
-    sheet in :func:`flownet.data.synthetic_face.extra_face_paths`)."""
-    return ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as 'CSV UTF-8'")
 
 
 def _frame_number(text: str, field: str, where: str) -> int:

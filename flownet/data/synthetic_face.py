@@ -620,7 +620,7 @@ def extra_face_paths(root: str | Path | None = None) -> list[Path]:
     """
     import csv
 
-    from .real_pairs import not_utf8_csv
+    from ..io import not_utf8_csv
     base = (Path(root) if root is not None else shared_data_root()) / "megc2019_htnet"
     sheet = base / "combined_3_class2_for_optical_flow.csv"
     if not sheet.is_file():

@@ -16,7 +16,7 @@ The table has one row per clip::
   classes reads labelled rows of that dataset only for training (``icegan loso``, ``icegan fit``); ``icegan predict``
   reads a row of any dataset, unlabelled, or labelled with the name of one of the set's classes (a cross-dataset
   test: a CASME II ``happiness`` clip scored by a ``samm_5`` model).
-* ``path``: the clip's features, relative to the CSV's folder or absolute:
+* ``path``: the clip's features, relative to the CSV's folder or absolute (a leading ``~`` is the home folder):
 
   - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
   - ``.png`` / ``.jpg`` / ``.bmp``: an RGB image whose channels hold u, v, strain as 0..255 (divided by 255); an
@@ -52,6 +52,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from flownet.io import not_utf8_csv
+from flownet.paths import expand_home
 from flownet.user_numbers import is_ascii_digits
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 from icegan.labels import LABEL_SETS, get_label_set
@@ -94,6 +96,13 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise ValueError(f"{csv}: the file is empty (not even a header line); was it written completely?") from None
     except UnicodeDecodeError as exc:
+        data = Path(csv).read_bytes()
+        try:                # pandas counts from the chunk it decoded: the file's own first bad byte instead
+            data.decode("utf-8")
+        except UnicodeDecodeError as whole:
+            exc = whole
+        if b"\x00" not in data[:4096]:                       # text in another encoding (a spreadsheet's CSV)
+            raise not_utf8_csv(csv, exc) from None
         raise ValueError(f"{csv}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}): is it "
                          f"an image, a workbook or another binary file? Give the feature table, a CSV file") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning, csv_module.Error) as exc:
@@ -279,7 +288,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         else:
             label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds)
             label = -1 if label is None else label
-        path = Path(r["path"].strip())
+        path = Path(expand_home(r["path"].strip(), f"{where}: path"))      # ~ as in a config (no shell reads it)
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
                      "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
     table = keep_datasets(pd.DataFrame(rows), datasets, csv)

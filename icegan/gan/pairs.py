@@ -230,7 +230,7 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     try:
         df = read_csv_names(manifest, ["subject", "filename", "class3", "note"])     # a clip "None" stays "None"
     except UnicodeDecodeError as exc:
-        from flownet.data.real_pairs import not_utf8_csv
+        from flownet.io import not_utf8_csv
         raise not_utf8_csv(manifest, exc) from None
     key = hashlib.sha1(raw + f"|{img_size}|{apex_neighbors}|{root.resolve()}|{_frames_signature(root, df)}"
                              f"|v{PAIRS_CACHE_VERSION}".encode()).hexdigest()[:12]
