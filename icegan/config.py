@@ -282,7 +282,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
         name = bad if isinstance(bad, str) else getattr(bad, "text", None) or str(bad)
         quote = (f" (YAML reads the key written as {'null or ~' if bad is None else 'yes/no, on/off or true/false'} "
                  f"as {bad!r}, not as text)" if bad is None or isinstance(bad, bool) else "")
-        raise ConfigError(f"unknown config key '{prefix}{name}'{where}{quote}{did_you_mean(name, fields)}; "
+        raise ConfigError(f"unknown config key '{prefix}{name}'{where}{quote}{did_you_mean(name, fields, prefix)}; "
                           f"known keys here: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
@@ -431,7 +431,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
                 continue
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], (dict, list)):
                 sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
-                hint = did_you_mean(part, sections) or _did_you_mean_nested(parts[-1], data)
+                hint = did_you_mean(part, sections, _dotted(parts[:i])) or _did_you_mean_nested(parts[-1], data)
                 raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'{hint}")
             node = node[part]
         if isinstance(node, list):
@@ -445,7 +445,8 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             if not _is_open_mapping(type(cfg), parts[:-1]):
                 # a key of this exact name in another section first (train.py's data.datasets is
                 # data.prepare.datasets, not the SDE data.dataset that a spelling match would name)
-                hint = (_did_you_mean_nested(parts[-1], data, exact=True) or did_you_mean(parts[-1], node)
+                hint = (_did_you_mean_nested(parts[-1], data, exact=True)
+                        or did_you_mean(parts[-1], node, _dotted(parts[:-1]))
                         or _did_you_mean_nested(parts[-1], data))
                 raise ConfigError(f"unknown config key '{key}' in override '{item}'{hint}; known keys here: "
                                   f"{sorted(node)}")
@@ -492,12 +493,18 @@ def _list_example(items: list) -> str:
     return text if len(text) <= 160 or len(cut) == 1 else dump(cut[:1])[:-1] + ", ...]"
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
+def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
     """`` (did you mean 'epochs'?)`` for the closest known name to a misspelt ``name`` (difflib), else ``""``: config
-    keys, and the dataset an SDE run stays within."""
+    keys, and the dataset an SDE run stays within. ``prefix``: the dotted section the names are keys of (``model.``),
+    put before the suggestion so that a nested key is named as it is typed (``'model.epochs'``)."""
     import difflib
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def _dotted(parts: list[str]) -> str:
+    """The dotted prefix of the config section ``parts`` (``model.``; ``""`` at the top level)."""
+    return "".join(f"{p}." for p in parts)
 
 
 def _did_you_mean_nested(name: str, data: dict, exact: bool = False) -> str:
