@@ -214,7 +214,10 @@ class CheckReport:
 
     def text(self) -> str:
         """Human-readable summary (what ``icegan data check`` prints)."""
-        lines = [f"{self.dataset} at {self.root}" + (f" (sheet {self.sheet})" if self.sheet else ""),
+        # a clip list (dataset 'clips') is its CSV: root is only the CSV's folder, so the list is named once
+        first = (f"clips: the clip list {self.sheet}" if self.dataset == "clips" and self.sheet else
+                 f"{self.dataset} at {self.root}" + (f" (sheet {self.sheet})" if self.sheet else ""))
+        lines = [first,
                  f"scope: {self.scope}; clips in sheet/tree: {self.clips_in_sheet}; clip folders on disk: "
                  f"{self.clip_folders_on_disk}; frames checked: {self.frames_checked}",
                  f"clips ok: {self.clips_ok}; usable (onset and apex present): {self.clips_usable}; "
