@@ -512,13 +512,52 @@ def _without_key(cfg: dict, key: str) -> dict:
     return {k: _without_key(v, rest) if k == head and isinstance(v, dict) else v for k, v in cfg.items()}
 
 
+def _fills_groups(k: int, group_size: int) -> bool:
+    """Whether the first ``k`` folds are whole training groups of a run that trains ``group_size`` folds per call (1:
+    one fold at a time; 0: all folds in one call), so that a run with more folds computes them alike."""
+    return group_size == 1 or (group_size > 0 and k % group_size == 0)
+
+
+def _extension_rule(group_size: int) -> str:
+    """When a max_folds run of a grouped network is extended, for the messages of :func:`_prepare_dir`."""
+    if group_size <= 0:
+        return "a run of all folds in one network (model.folds_per_group=0, the default) extends no max_folds run"
+    return "a max_folds run is extended by a larger one when its folds fill whole groups: max_folds a multiple of " \
+           "model.folds_per_group"
+
+
+def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict]) -> str:
+    """The message refusing to resume the run folder ``out`` whose ``config.yaml`` (``cfg_path``) differs from the
+    run's config ``cfg`` (up to four differing keys, each with both values), or "" when they agree or either is
+    missing. A key icegan added since the run began, at its neutral value (:func:`without_neutral_keys`), is the same
+    experiment; so is another max_folds (:func:`max_folds_key`), as run.json holds the folds run (the same, or
+    extended): one that cut none (max_folds=100 of 8 folds) or the larger one of an extension.
+
+    Raises:
+        LosoStateError: ``config.yaml`` cannot be read (:func:`_read_state_file`).
+    """
+    if cfg is None or not cfg_path.is_file():
+        return ""
+    key = max_folds_key(cfg)
+    old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
+    new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
+    old_cfg, new_cfg = (_without_key(without_neutral_keys(c), key) for c in (old_cfg, new_cfg))
+    if old_cfg == new_cfg:
+        return ""
+    diff = config_differences(old_cfg, new_cfg)
+    shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
+    more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+    return (f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}); resuming would mix two "
+            "experiments: use another --out or delete that folder")
+
+
 def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> None:
     """Make ``out`` the folder of the run whose ``run.json`` is ``header`` and whose config is ``config``, or check
     that the folder holds that run: a new folder gets both files; the same run (run.json and config.yaml equal) is
-    resumed. A ``max_folds`` run of k folds is EXTENDED by the same run with more folds (a larger max_folds, or 0 =
+    resumed (config.yaml is compared without its max_folds key, :func:`_config_conflict`: run.json holds the folds
+    run). A ``max_folds`` run of k folds is EXTENDED by the same run with more folds (a larger max_folds, or 0 =
     all) when, and only when, its folds are the first k of the new run's, every other run.json key is equal, its
-    config.yaml differs from ``config`` only in the max_folds key (:func:`max_folds_key`; compared without it on both
-    sides) and its k folds filled whole training groups of the new run (``group_size`` divides k: a grouped network's
+    config.yaml differs from ``config`` only in the max_folds key and its k folds filled whole training groups of the new run (``group_size`` divides k: a grouped network's
     scores depend on every fold of its group, while a fold trained alone is seeded by its index only): its finished
     folds are then exactly the folds the new run computes first, and are kept (a note on stderr says so). run.json
     (without ``folds_total`` once the run is whole) and config.yaml are then written for the new run. A smaller
@@ -532,7 +571,8 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
     Raises:
         LosoStateError: the folder holds another run (another protocol, data, label set, provenance or config, more
             folds than this run, or a max_folds run whose folds did not fill whole groups of this run's), or an
-            unreadable run.json or config.yaml; the message says what differs and what to do.
+            unreadable run.json or config.yaml; the message says what differs and what to do (a provenance that
+            differs with the config, e.g. another recognizer.module, is said as the config's keys).
     """
     refuse_run_folder_conflict(out, "run.json")
     out.mkdir(parents=True, exist_ok=True)
@@ -545,6 +585,7 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             write_text_whole(run_json, json.dumps(header, indent=1))   # a max_folds run begun before icegan recorded it
             old = header
         extending = old != header and _extends(old, header)
+        conflict = _config_conflict(out, cfg_path, cfg)
         if old != header and not extending:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
             why = ""
@@ -558,6 +599,8 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             elif diff == ["provenance"] and old_data and new_data and old_data != new_data:
                 why = (f" (its data {old_data} vs now {new_data}: the clips, their labels or their maps changed, e.g. a "
                        "corrected annotation sheet or a regenerated feature table)")
+            elif diff == ["provenance"] and conflict:      # e.g. another recognizer.module: its key, not its hash
+                raise LosoStateError(conflict)
             elif diff == ["provenance"]:
                 why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
                        "weights file changed, or the folder was made before icegan recorded it)")
@@ -572,38 +615,29 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
                            "run with more folds)")
             raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
                                  f"--out or delete that folder")
+        if conflict:
+            raise LosoStateError(conflict)
         key = max_folds_key(cfg)
-        if cfg is not None and cfg_path.is_file():
-            old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
-            new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-            # a key icegan added since the run began, at its neutral value, is the same experiment; so is another
-            # max_folds, as run.json holds the folds run (the same, or extended): one that cut none (max_folds=100 of
-            # 8 folds) or the larger one of an extension
-            old_cfg, new_cfg = (_without_key(without_neutral_keys(c), key) for c in (old_cfg, new_cfg))
-            if old_cfg != new_cfg:
-                diff = config_differences(old_cfg, new_cfg)
-                shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
-                more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
-                raise LosoStateError(f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}); "
-                                     "resuming would mix two experiments: use another --out or delete that folder")
         if extending:
             k, n = len(old["folds"]), len(header["folds"])
-            if group_size != 1 and (group_size <= 0 or k % group_size):
+            if not _fills_groups(k, group_size):
                 trained = (f"its {k} folds in one grouped network, where this run trains its {n} in one"
                            if group_size <= 0 else f"its last {k % group_size} fold(s) as a group of their own, where "
                            f"this run trains groups of {group_size} folds")
-                how = ("a run of all folds in one network (model.folds_per_group=0) extends no max_folds run" if
-                       group_size <= 0 else "a max_folds run is extended by a larger one when its folds fill whole "
-                       "groups: max_folds a multiple of model.folds_per_group")
                 raise LosoStateError(f"{out} holds a {key}={k} run that trained {trained} (model.folds_per_group): a "
                                      "grouped network's scores depend on every fold of its group, so its finished "
                                      f"folds are not the ones this run computes; use another --out or delete that "
-                                     f"folder ({how})")
+                                     f"folder ({_extension_rule(group_size)})")
             print(f"note: {out} holds a {key}={k} run, the first {k} of this run's {n} folds: extending it to {n} "
                   "folds (its finished folds are kept)", file=sys.stderr)
             write_text_whole(run_json, json.dumps(header, indent=1))
     else:                     # whole or not at all: run.json and config.yaml vouch for the run's finished folds
         write_text_whole(run_json, json.dumps(header, indent=1))
+        k = len(header.get("folds") or [])
+        if header.get("folds_total") and not _fills_groups(k, group_size):     # said before the smoke run trains
+            print(f"note: this {max_folds_key(cfg)}={k} run trains its folds in a grouped network "
+                  f"(model.folds_per_group): a later run with more folds cannot extend {out}, and needs another --out "
+                  f"({_extension_rule(group_size)})", file=sys.stderr)
     if cfg is not None:       # written again on every resume: a kill then must not leave it cut short
         write_text_whole(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
 

@@ -215,8 +215,8 @@ def test_ctrl_c_ends_in_one_line_and_the_rerun_resumes(monkeypatch, tmp_path, ca
     monkeypatch.setattr(loso_cmd.FeatureFolds, "__call__", interrupt_on_third)
     assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     err = capsys.readouterr().err
-    assert err.strip() == ("icegan loso: interrupted: the folds finished so far are kept; run the same command again "
-                           "to resume from them")
+    assert err.strip() == ("icegan loso: interrupted: the folds finished so far are kept (if any: a grouped network's "
+                           "folds finish together, with their group); run the same command again to resume from them")
     monkeypatch.setattr(loso_cmd.FeatureFolds, "__call__", real_fit)
     assert pd.read_csv(tmp_path / "cut" / "predictions.csv")["subject"].nunique() == 2
     assert main([*args, "--out", str(tmp_path / "cut")]) == 0

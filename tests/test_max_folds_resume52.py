@@ -108,13 +108,18 @@ def test_an_extension_that_differs_in_another_setting_is_refused(toy, tmp_path):
 
 
 @pytest.mark.parametrize("per_call, k, extends", [(1, 3, True), (2, 4, True), (2, 3, False), (0, 2, False)])
-def test_grouped_folds_extend_only_when_they_filled_whole_groups(toy, tmp_path, per_call, k, extends):
+def test_grouped_folds_extend_only_when_they_filled_whole_groups(toy, tmp_path, capsys, per_call, k, extends):
     """A grouped network's scores depend on every fold of its group: a max_folds run extends only when its folds are
     whole groups of the larger run (max_folds a multiple of folds_per_call); otherwise it is refused, naming the
-    groups, and nothing is trained."""
+    groups, and nothing is trained. The smoke run itself says so when it starts (a walkthrough met the refusal
+    only at the whole run)."""
     out, calls = tmp_path / "x", []
+    capsys.readouterr()
     run_loso(toy.samples, None, out, folds_fn=_grouped(toy, calls), folds_per_call=per_call, max_folds=k,
              config={"max_folds": k}, progress=False)
+    note = capsys.readouterr().err
+    assert (f"note: this max_folds={k} run trains its folds in a grouped network (model.folds_per_group): a later "
+            f"run with more folds cannot extend {out}" in note) is not extends
     first = list(calls)
     if extends:
         run_loso(toy.samples, None, out, folds_fn=_grouped(toy, calls), folds_per_call=per_call,
@@ -132,8 +137,8 @@ def test_grouped_folds_extend_only_when_they_filled_whole_groups(toy, tmp_path, 
                "its last 1 fold(s) as a group of their own, where this run trains groups of 2 folds")
     assert str(exc.value).startswith(f"{out} holds a max_folds={k} run that trained {trained} (model.folds_per_group): "
                                      "a grouped network's scores depend on every fold of its group")
-    hint = ("a run of all folds in one network (model.folds_per_group=0) extends no max_folds run" if per_call == 0
-            else "max_folds a multiple of model.folds_per_group")       # for 0 no multiple would do (review)
+    hint = ("a run of all folds in one network (model.folds_per_group=0, the default) extends no max_folds run"
+            if per_call == 0 else "max_folds a multiple of model.folds_per_group")     # for 0 no multiple would do
     assert hint in str(exc.value)
     assert calls == first and len(json.loads((out / "run.json").read_text())["folds"]) == k
 
@@ -207,3 +212,19 @@ def test_per_subject_png_shows_control_characters_escaped(tmp_path):
     assert [s for _, s, _ in drawn] == table["subject"].tolist()
     assert labels[:3] == ["sub\\r01", "s\\t\\x01b", "sub 02"]
     assert "samm\\rx: 1 subjects, pooled accuracy 0.00" in labels and "006" in labels
+
+
+def test_a_provenance_that_differs_with_the_config_names_the_config_keys(toy, tmp_path):
+    """A run folder reused with another custom recognizer module (its code hash is the provenance) said 'differs in
+    ['provenance'] ... e.g. the weights file changed'; the config keys that differ say what the user changed."""
+    out = tmp_path / "x"
+    run_loso(toy.samples, _centroid(toy, []), out, config={"model": {"module": "a.py"}, "seed": 0},
+             provenance={"recognizer": "hash-a"}, progress=False)
+    with pytest.raises(LosoStateError, match=r"different config \(.*config.yaml: model.module: 'a.py' there, 'b.py' "
+                                             r"now\)"):
+        run_loso(toy.samples, _centroid(toy, []), out, config={"model": {"module": "b.py"}, "seed": 0},
+                 provenance={"recognizer": "hash-b"}, progress=False)
+    with pytest.raises(LosoStateError, match=r"differs in \['provenance'\]\) \(its provenance .*hash-a.* vs now "
+                                             r".*hash-c.*: e.g. the weights file changed"):
+        run_loso(toy.samples, _centroid(toy, []), out, config={"model": {"module": "a.py"}, "seed": 0},
+                 provenance={"recognizer": "hash-c"}, progress=False)

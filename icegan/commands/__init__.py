@@ -137,15 +137,16 @@ def file_system_error(command: str, exc: OSError) -> int:
 def interrupted(command: str) -> int:
     """Report a Ctrl-C of ``command`` in one line on stderr, without a traceback; returns the exit code 130.
 
-    For a resumable command (:data:`RESUMABLE`) the line says that the finished folds are kept and that the same
+    For a resumable command (:data:`RESUMABLE`) the line says that the finished folds are kept (if any: the folds of
+    a grouped network, all of them by default in ``icegan loso``, finish with their group) and that the same
     command line resumes from them (:func:`icegan.protocol.run_loso` appends each fold as it finishes); for
     ``prepare``, that its finished clips are kept (:mod:`icegan.data.prepare`, ``.partial-<hash>``); for a
     training command with a checkpoint (:data:`CHECKPOINTED`, ``command`` with its action: ``gan train``), that it
     resumes from its last.pt.
     """
     name = command if command == "train.py" else f"icegan {command}"
-    more = (": the folds finished so far are kept; run the same command again to resume from them"
-            if command in RESUMABLE else "")
+    more = (": the folds finished so far are kept (if any: a grouped network's folds finish together, with their "
+            "group); run the same command again to resume from them" if command in RESUMABLE else "")
     if command == "prepare":
         more = ": the clips prepared so far are kept; run the same command again to prepare only the rest"
     if command in CHECKPOINTED:
