@@ -464,6 +464,8 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
     clips, a clip list's clips without a label), for ``icegan features``; a LOSO run leaves them out, with a warning.
     A label is the id of the clip's class in that label set (:func:`icegan.labels.manifest_labels`; from the
     manifest column ``class3`` for MEGC2019, ``class5`` for CASME II's five, ``emotion`` for SAMM's five).
+    Clips whose apex was spotted are logged, with a warning for each whose apex is the first or last frame searched
+    (:func:`icegan.data.spotting.edge_apex_note`).
 
     Raises:
         icegan.data.prepare.PrepareError: no usable clip in the configured datasets.
@@ -497,6 +499,17 @@ def load_samples(cfg: MainConfig, progress: bool = True, unlabelled: bool = Fals
         log.info("apex spotted for %d clip(s) without one (method %s): %s%s; every clip's apex is in %s",
                  len(spotted), spotted["apex_method"].iloc[0], shown, ", ..." if len(spotted) > 5 else "",
                  prepared.cache_dir / "manifest.csv")
+        from icegan.data.spotting import is_edge_apex_note
+        # an apex spotted on the first or last frame searched: likely no peak in the clip (the manifest's notes)
+        notes = spotted["notes"] if "notes" in spotted.columns else [""] * len(spotted)
+        edge = [(key, note) for key, text in zip(spotted["key"], notes)
+                for note in str(text).split("; ") if is_edge_apex_note(note)]
+        for key, note in edge[:5]:
+            log.warning("%s: %s", key, note)
+        if len(edge) > 5:
+            more = ", ".join(k for k, _ in edge[5:15]) + (", ..." if len(edge) > 15 else "")
+            log.warning("%d more clip(s) with an apex spotted on the first or last frame searched: %s (their notes "
+                        "are in %s)", len(edge) - 5, more, prepared.cache_dir / "manifest.csv")
     idx = m["index"].to_numpy()
     samples = pd.DataFrame({"dataset": m["dataset"].to_numpy(), "subject": m["subject"].to_numpy(),
                             "clip": m["clip"].to_numpy(), "label": label.to_numpy()})

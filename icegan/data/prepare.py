@@ -430,6 +430,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     try:
         if rec.apex is None:
             rec = spot_record_apex(rec, method=settings["apex_spotting"], detector=settings["detector"])
+            notes = list(rec.notes)               # with the note of an apex spotted at the edge of its range
         # an unreadable onset or apex skips the clip (ValueError below); an unreadable neighbour counts as absent
         images = {rec.onset: _read(rec.frame_path(rec.onset), color)}
         onset_hw = images[rec.onset].shape[:2]
@@ -691,7 +692,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     Clips that cannot be used (missing folder, onset/apex frame absent or unreadable, no
     face on the onset frame nor its neighbours in raw mode) are logged with their reason and listed
     in ``PreparedDataset.skipped`` / ``skipped.csv``; they never stop the run. An apex neighbour that is
-    absent or unreadable is replaced by the nearest readable frame (noted in the manifest's ``notes``).
+    absent or unreadable is replaced by the nearest readable frame (noted in the manifest's ``notes``, as is an apex
+    spotted on the first or last frame searched, :func:`icegan.data.spotting.edge_apex_note`).
 
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see
     :func:`worker_context`), so a script calling this must guard its entry point with

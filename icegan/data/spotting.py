@@ -7,7 +7,9 @@ the mean remaining magnitude (pixels) inside the face region, smoothed over 5 fr
 curve whose maximum is the apex. The face region is the convex hull of the 68 face_recognition
 landmarks of the onset frame (eyebrows to chin); if no face is found, a centred ellipse covering the
 middle 80 %×90 % of the frame is used, and the method name says so. ``"middle"`` (the middle frame of
-the clip, a common simple choice for SMIC) is available too.
+the clip, a common simple choice for SMIC) is available too. A flow method's apex on the first or last frame it could
+be (the frame after the onset, the offset) found no peak inside the clip: the record gets a note saying so
+(:func:`edge_apex_note`), which the manifest keeps and ``icegan features`` and the main job warn about.
 
 Validation against CASME II's annotated apexes (118 usable composite clips of the cropped copy,
 onset..offset frames; ``bench/apex_spotting_casme2.py``, docs/benchmarks.md): without the head
@@ -129,7 +131,8 @@ def spot_apex_index(frames: Sequence[np.ndarray], method: SpotMethod = "dis",
 
 def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: str = "hog") -> ClipRecord:
     """Copy of ``record`` with ``apex`` spotted on its frames from the onset to the offset (the first and last frame
-    when they are not set, as for SMIC) and ``apex_method`` set.
+    when they are not set, as for SMIC) and ``apex_method`` set; when the spotted apex is the first or last frame of
+    that range (after the onset), an :func:`edge_apex_note` is added to its ``notes`` (the flow methods only).
 
     Raises:
         ValueError: the clip has fewer than 2 frames in that range, an unreadable frame or a frame of another size
@@ -152,4 +155,34 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
                 f"frame {n} ({p.name})", im.shape[::-1], f"the first frame {span[0][0]} ({span[0][1].name})",
                 frames[0].shape[::-1]))
     idx, name, _ = spot_apex_index(frames, method=method, detector=detector)
-    return dataclasses.replace(record, apex=numbers[idx], apex_method=name)
+    note = edge_apex_note(record, numbers, idx) if method != "middle" else None
+    return dataclasses.replace(record, apex=numbers[idx], apex_method=name,
+                               notes=record.notes + ((note,) if note else ()))
+
+
+#: how :func:`edge_apex_note` begins, read back by :func:`is_edge_apex_note`
+_EDGE_NOTE = "apex spotted at frame "
+
+
+def edge_apex_note(record: ClipRecord, numbers: Sequence[int], idx: int) -> Optional[str]:
+    """The note a clip gets when its apex, spotted at ``numbers[idx]`` (``numbers``: the frame numbers searched, the
+    onset first), is the first or the last frame it could be (the frame after the onset, or the offset, or the last
+    frame when the offset is not set): the motion curve then has no peak inside the clip (a drift, a blink or a head
+    move at its start or end), and the frame is likely not the apex. None when the apex lies inside the range, or
+    when there was no choice (fewer than 3 frames). The note holds no ``"; "`` (the manifest's notes separator)."""
+    if len(numbers) < 3 or idx not in (1, len(numbers) - 1):
+        return None
+    last = idx == len(numbers) - 1
+    start = record.onset if record.onset is not None else numbers[0]
+    end = f"the offset {record.offset}" if record.offset is not None else "the clip's last frame"
+    todo = ("give the apex in the clip list's apex cell" if record.listed_in == "clip list" else
+            "list the clip with its apex in a clip list (icegan.data.clip_list)")
+    return (f"{_EDGE_NOTE}{numbers[idx]}, the {'last' if last else 'first'} frame of the range searched (frames "
+            f"{numbers[1]}-{numbers[-1]}, after the onset {start} up to {end}): the motion has no peak inside "
+            f"the clip (a drift, a blink or a head move at its {'end' if last else 'start'}?), so this frame is "
+            f"likely not the apex: check the clip, or {todo}")
+
+
+def is_edge_apex_note(note: str) -> bool:
+    """Whether ``note`` (one of a clip's notes) is an :func:`edge_apex_note`."""
+    return note.startswith(_EDGE_NOTE)
