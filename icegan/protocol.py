@@ -526,10 +526,10 @@ def _extension_rule(group_size: int) -> str:
            "model.folds_per_group"
 
 
-def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict]) -> str:
+def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:
     """The message refusing to resume the run folder ``out`` whose ``config.yaml`` (``cfg_path``) differs from the
-    run's config ``cfg`` (up to four differing keys, each with both values), or "" when they agree or either is
-    missing. A key icegan added since the run began, at its neutral value (:func:`without_neutral_keys`), is the same
+    run's config ``cfg`` (up to four differing keys, each with both values; ``also``: what else differs, added to
+    the message), or "" when they agree or either is missing. A key icegan added since the run began, at its neutral value (:func:`without_neutral_keys`), is the same
     experiment; so is another max_folds (:func:`max_folds_key`), as run.json holds the folds run (the same, or
     extended): one that cut none (max_folds=100 of 8 folds) or the larger one of an extension.
 
@@ -547,8 +547,8 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict]) -> str:
     diff = config_differences(old_cfg, new_cfg)
     shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
     more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
-    return (f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}); resuming would mix two "
-            "experiments: use another --out or delete that folder")
+    return (f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}){also}; resuming would mix "
+            "two experiments: use another --out or delete that folder")
 
 
 def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> None:
@@ -572,7 +572,7 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
         LosoStateError: the folder holds another run (another protocol, data, label set, provenance or config, more
             folds than this run, or a max_folds run whose folds did not fill whole groups of this run's), or an
             unreadable run.json or config.yaml; the message says what differs and what to do (a provenance that
-            differs with the config, e.g. another recognizer.module, is said as the config's keys).
+            differs with the config, e.g. another recognizer.module, is said with the config's keys).
     """
     refuse_run_folder_conflict(out, "run.json")
     out.mkdir(parents=True, exist_ok=True)
@@ -585,7 +585,6 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             write_text_whole(run_json, json.dumps(header, indent=1))   # a max_folds run begun before icegan recorded it
             old = header
         extending = old != header and _extends(old, header)
-        conflict = _config_conflict(out, cfg_path, cfg)
         if old != header and not extending:
             diff = [k for k in set(header) | set(old) if old.get(k) != header.get(k)]
             why = ""
@@ -599,12 +598,23 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             elif diff == ["provenance"] and old_data and new_data and old_data != new_data:
                 why = (f" (its data {old_data} vs now {new_data}: the clips, their labels or their maps changed, e.g. a "
                        "corrected annotation sheet or a regenerated feature table)")
-            elif diff == ["provenance"] and conflict:      # e.g. another recognizer.module: its key, not its hash
-                raise LosoStateError(conflict)
-            elif diff == ["provenance"]:
-                why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
-                       "weights file changed, or the folder was made before icegan recorded it)")
-            elif set(diff) <= {"folds", "folds_total"} and isinstance(was, list) and isinstance(now, list):
+            if "provenance" in diff and not why and (diff == ["provenance"] or _extends(
+                    {**old, "provenance": header.get("provenance")}, header)):
+                # the same run (or its extension) but for the provenance: the config keys that differ too (e.g.
+                # another recognizer.module) say what changed better than a hash alone; a damaged config.yaml leaves
+                # the provenance message
+                was_p, now_p = (h.get("provenance") or {} for h in (old, header))
+                changed = sorted(k for k in set(was_p) | set(now_p) if was_p.get(k) != now_p.get(k))
+                try:
+                    conflict = _config_conflict(out, cfg_path, cfg, f" and its provenance differs in {changed}")
+                except LosoStateError:
+                    conflict = ""
+                if conflict:
+                    raise LosoStateError(conflict)
+                if diff == ["provenance"]:
+                    why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
+                           "weights file changed, or the folder was made before icegan recorded it)")
+            elif not why and set(diff) <= {"folds", "folds_total"} and isinstance(was, list) and isinstance(now, list):
                 if len(now) < len(was) and was[:len(now)] == now:
                     why = (f" (it holds {len(was)} folds, this run the first {len(now)} of them: a smaller "
                            f"{max_folds_key(cfg)}; its finished folds include folds this run does not run, so it is "
@@ -615,6 +625,7 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
                            "run with more folds)")
             raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
                                  f"--out or delete that folder")
+        conflict = _config_conflict(out, cfg_path, cfg)
         if conflict:
             raise LosoStateError(conflict)
         key = max_folds_key(cfg)

@@ -228,3 +228,38 @@ def test_a_provenance_that_differs_with_the_config_names_the_config_keys(toy, tm
                                              r".*hash-c.*: e.g. the weights file changed"):
         run_loso(toy.samples, _centroid(toy, []), out, config={"model": {"module": "a.py"}, "seed": 0},
                  provenance={"recognizer": "hash-c"}, progress=False)
+
+
+def test_a_code_change_is_named_beside_the_config_keys(toy, tmp_path):
+    """Another recognizer code (its hash in the provenance) and another model.epochs: both are said (the first
+    version of the config-first message named only the epochs)."""
+    out = tmp_path / "x"
+    run_loso(toy.samples, _centroid(toy, []), out, config={"model": {"epochs": 10}},
+             provenance={"recognizer_source_sha256": "aaa"}, progress=False)
+    with pytest.raises(LosoStateError, match=r"model.epochs: 10 there, 20 now\) and its provenance differs in "
+                                             r"\['recognizer_source_sha256'\]; resuming would mix"):
+        run_loso(toy.samples, _centroid(toy, []), out, config={"model": {"epochs": 20}},
+                 provenance={"recognizer_source_sha256": "bbb"}, progress=False)
+
+
+def test_an_extension_with_another_module_names_the_config_key(toy, tmp_path):
+    """A max_folds=2 run of module a.py, then the whole run with b.py: the refusal names model.module, as the same
+    rerun without the extension does (it said only "differs in ['folds', 'folds_total', 'provenance']")."""
+    out = tmp_path / "x"
+    run_loso(toy.samples, _centroid(toy, []), out, config={"max_folds": 2, "model": {"module": "a.py"}},
+             provenance={"recognizer_module": "a"}, max_folds=2, progress=False)
+    with pytest.raises(LosoStateError, match=r"model.module: 'a.py' there, 'b.py' now\) and its provenance differs"):
+        run_loso(toy.samples, _centroid(toy, []), out, config={"max_folds": 0, "model": {"module": "b.py"}},
+                 provenance={"recognizer_module": "b"}, progress=False)
+
+
+@pytest.mark.parametrize("provenance_only", [False, True])
+def test_a_damaged_config_yaml_does_not_hide_a_different_run(toy, tmp_path, provenance_only):
+    """A folder of another run whose config.yaml is damaged: the run.json difference is said, as before the
+    config-first message (which read config.yaml first and reported only the damage)."""
+    out = tmp_path / "x"
+    run_loso(toy.samples, _centroid(toy, []), out, config={"seed": 0}, provenance={"weights": "a"}, progress=False)
+    (out / "config.yaml").write_text("- a list\n- not a mapping\n", encoding="utf-8")
+    other = toy.samples if provenance_only else toy.samples[toy.samples["dataset"] == toy.samples["dataset"].iloc[0]]
+    with pytest.raises(LosoStateError, match=r"holds a different LOSO run \(differs in .*'provenance'"):
+        run_loso(other, _centroid(toy, []), out, config={"seed": 0}, provenance={"weights": "b"}, progress=False)
