@@ -256,7 +256,8 @@ def load_srflownet(path: str | Path | None = None, device: str | torch.device = 
     p = resolve_weights(path, "srflownet")
     model = load_model_file(p, WEIGHTS_FORMAT, "SRFlowNet", SRFlowNet, SRFlowNetConfig,
                             "Train some with `icegan flow train --config configs/flow_srflownet_fdr.yaml` (`icegan "
-                            "configs` shows where an installed icegan keeps it) or pass --weights to an existing file.")
+                            "configs` shows where an installed icegan keeps it) or give an existing file (--weights of the flow commands; "
+                            "flow.weights in a main-job config).")
     return model.to(device)
 
 

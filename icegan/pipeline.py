@@ -349,6 +349,12 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
                           "set gan.motion_head=true (or gan.motion_prior=none)")
     if cfg.recognizer.name == "custom" or cfg.flow.method == "custom":
         _check_custom_code(cfg)        # a wrong network is a message now, not a traceback after the first GAN
+    if str(cfg.flow.weights or "").startswith("shipped:") and cfg.flow.method != "custom":
+        from flownet.registry import resolve_weights
+        try:                           # a checkpoint name the method does not ship: a message now, not a traceback
+            resolve_weights(cfg.flow.weights, cfg.flow.method)
+        except ValueError as exc:
+            raise ConfigError(f"flow.weights: {exc}") from None
     try:
         resolve_device(cfg.device)          # a device this machine lacks: a message now, not a driver error later
     except ValueError as exc:
@@ -1353,6 +1359,16 @@ def main(argv: list[str] | None = None) -> int:
         return file_system_error("train.py", exc)
 
 
+def log_level() -> int:
+    """The main job's logging level: INFO, or ERROR on a torchrun process other than rank 0 (its INFO and WARNING
+    lines would repeat rank 0's, every process seeing the same clips). A broken launch (a torchrun variable that is
+    not an integer) counts as rank 0 here: :func:`run_from_args` reports it in one line."""
+    try:
+        return logging.ERROR if distributed.launched_rank() != 0 else logging.INFO
+    except RuntimeError:
+        return logging.INFO
+
+
 def run_from_args(args) -> int:
     """The main job from parsed arguments (``train.py``, ``icegan train``): load the config, pick the executor, run
     :func:`run_main` and print the result line; returns the exit code. A user-fixable error is one line on stderr,
@@ -1364,7 +1380,7 @@ def run_from_args(args) -> int:
     from icegan.commands import error_text
     from icegan.commands.train import CPUS_PER_FOLD_DEFAULT
     prog = getattr(args, "prog_name", None) or "train.py"
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_main_config(args.config, args.overrides)
         if not getattr(args, "print_config", False):

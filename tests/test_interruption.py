@@ -251,10 +251,11 @@ def test_a_kill_while_icegan_features_writes_its_table_leaves_no_table(tmp_path,
 
 @pytest.mark.parametrize("module, argv, line", [
     ("gan", ["gan", "train"], "icegan gan train: interrupted: the run folder's last.pt (written every "
-                              "train.checkpoint_every epochs) is kept; run the same command again to resume from it"),
+                              "train.checkpoint_every epochs), if one was written yet, is kept; run the same command "
+                              "again to resume from it"),
     ("flow", ["flow", "train", "--config", "c.yaml"],
-     "icegan flow train: interrupted: the run folder's last.pt (written every train.ckpt_every steps) is kept; run "
-     "the same command again to resume from it"),
+     "icegan flow train: interrupted: the run folder's last.pt (written every train.ckpt_every steps), if one was "
+     "written yet, is kept; run the same command again to resume from it"),
     ("gan", ["gan", "eval", "--checkpoint", "x.pt"], "icegan gan eval: interrupted"),
 ])
 def test_ctrl_c_in_a_training_command_says_its_checkpoint_resumes(monkeypatch, capsys, module, argv, line):

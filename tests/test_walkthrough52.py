@@ -68,3 +68,39 @@ def test_data_check_first_line_of_a_dataset_is_kept(shared_data):
     assert rep.text().splitlines()[0] == f"casme2 at {shared_data / 'casme2'} (sheet {rep.sheet})"
 
 # --- end h52i ---------------------------------------------------------------------------------------------------------
+
+
+# --- a shipped checkpoint the flow method does not have, in a main-job config (second walkthrough) ----------------
+
+@pytest.mark.parametrize("method, weights, ships", [("liteflownet2", "shipped:generic", "shipped:facial, not"),
+                                                    ("srflownet", "shipped:generc", "shipped:facial, shipped:generic")])
+def test_a_shipped_checkpoint_the_method_lacks_is_a_config_error(method, weights, ships):
+    """`train.py flow.method=liteflownet2 flow.weights=shipped:generic` ended in a ValueError traceback from the
+    registry when the flow was built; it is a ConfigError naming flow.weights when the config loads."""
+    from icegan.pipeline import load_main_config
+    with pytest.raises(ConfigError, match=rf"^flow.weights: {weights}: '{method}' ships the checkpoints {ships}"):
+        load_main_config(None, [f"flow.method={method}", f"flow.weights={weights}"])
+    assert load_main_config(None, ["flow.method=srflownet", "flow.weights=shipped:generic"]).flow.weights == \
+        "shipped:generic"
+
+
+@pytest.mark.parametrize("env, level", [({}, "INFO"), ({"RANK": "1"}, "INFO"),
+                                        ({"WORLD_SIZE": "2", "RANK": "0"}, "INFO"),
+                                        ({"WORLD_SIZE": "2", "RANK": "1"}, "ERROR"),
+                                        ({"WORLD_SIZE": "2", "RANK": "x"}, "INFO")])
+def test_under_torchrun_only_rank_0_logs(monkeypatch, env, level):
+    """`torchrun --nproc_per_node 2 train.py` printed every INFO and WARNING line once per process."""
+    import logging
+    from icegan.pipeline import log_level
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert log_level() == getattr(logging, level)
+
+
+def test_missing_flow_weights_name_the_config_key_too(tmp_path):
+    """train.py with a flow.weights file that does not exist said 'pass --weights', an option of other commands."""
+    from flownet.registry import load_srflownet
+    with pytest.raises(FileNotFoundError, match=r"--weights of the flow commands; flow.weights in a main-job config"):
+        load_srflownet(tmp_path / "none.pt")

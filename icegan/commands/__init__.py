@@ -150,7 +150,7 @@ def interrupted(command: str) -> int:
     if command == "prepare":
         more = ": the clips prepared so far are kept; run the same command again to prepare only the rest"
     if command in CHECKPOINTED:
-        more = (f": the run folder's last.pt (written every {CHECKPOINTED[command]}) is kept; run the same command "
-                "again to resume from it")
+        more = (f": the run folder's last.pt (written every {CHECKPOINTED[command]}), if one was written yet, is "
+                "kept; run the same command again to resume from it")
     print(f"{name}: interrupted{more}", file=sys.stderr)
     return 130
