@@ -610,28 +610,52 @@ def confidence_study(model: SRFlowNet, synthetic_loader, real_pairs, alpha1: flo
 def _main(argv=None) -> int:
     """``python -m flownet.selfsup --alpha2-study W [W ...] [--n-synthetic 32] [--n-real 32] [--json OUT]``:
     :func:`confidence_study` of each weights file (``shipped`` = the shipped weights) on the first synthetic
-    facial test pairs (held-out subjects) and on real pairs of the held-out subjects."""
+    facial test pairs (held-out subjects) and on real pairs of the held-out subjects. A weights file that does not
+    exist (or an unknown ``shipped:<name>``) is a usage error (exit code 2) naming --alpha2-study, before any work."""
     import argparse
 
     from torch.utils.data import DataLoader
 
     from .data.real_pairs import RealFramePairs
     from .data.synthetic_face import SyntheticFaceFlow
-    from .registry import load_srflownet
+    from .registry import load_srflownet, resolve_weights
     from .train import collate
     from .user_numbers import integer, number
     count = integer(1)
     pairs = integer(0)                          # --n-real 0: no real pairs (occ_real NaN)
     weight = number(0)
-    ap = argparse.ArgumentParser(prog="python -m flownet.selfsup")
-    ap.add_argument("--alpha2-study", nargs="+", required=True, metavar="WEIGHTS")
-    ap.add_argument("--alpha2", nargs="+", type=weight, default=[0.5, 0.1, 0.05])
-    ap.add_argument("--alpha1", type=weight, default=0.01)
-    ap.add_argument("--n-synthetic", type=count, default=32)
-    ap.add_argument("--n-real", type=pairs, default=32)
-    ap.add_argument("--threads", type=count, default=1)
-    ap.add_argument("--json", default=None)
+    ap = argparse.ArgumentParser(
+        prog="python -m flownet.selfsup",
+        description="Study of the occlusion threshold alpha2 of the self-supervised losses (forward-backward check, "
+                    "Eq. 3.32); it trains nothing. For each weights file and each --alpha2 it measures, on the first "
+                    "--n-synthetic synthetic facial test pairs (held-out subjects, exact flow), the occluded fraction "
+                    "and the EPE (pixels) of the pixels kept as confident and of those flagged as occluded, and on "
+                    "--n-real real onset-to-apex pairs of the held-out subjects the occluded fraction. It prints one "
+                    "line per weights file (the file, then its study as JSON) and, with --json, writes all studies "
+                    "to one JSON file.",
+        epilog="To train self-supervised flow, run `icegan flow train --mode selfsup` (README.md).")
+    ap.add_argument("--alpha2-study", nargs="+", required=True, metavar="WEIGHTS",
+                    help="SRFlowNet weights files to study, one or more; `shipped` = the shipped weights, "
+                         "`shipped:<name>` a named shipped checkpoint (required)")
+    ap.add_argument("--alpha2", nargs="+", type=weight, default=[0.5, 0.1, 0.05],
+                    help="absolute thresholds alpha2 of the check to compare, px^2, each >= 0 (default 0.5 0.1 0.05)")
+    ap.add_argument("--alpha1", type=weight, default=0.01,
+                    help="relative threshold alpha1 of the check, >= 0 (default 0.01)")
+    ap.add_argument("--n-synthetic", type=count, default=32,
+                    help="synthetic facial test pairs with exact flow, >= 1 (default 32)")
+    ap.add_argument("--n-real", type=pairs, default=32,
+                    help="real pairs of the held-out subjects, >= 0; 0: none, occ_real is NaN (default 32)")
+    ap.add_argument("--threads", type=count, default=1, help="CPU threads of torch, >= 1 (default 1)")
+    ap.add_argument("--json", default=None, metavar="OUT",
+                    help="also write the studies of all weights files to this JSON file (default: print only)")
     a = ap.parse_args(argv)
+    for w in a.alpha2_study:                    # before any work: a missing file is a usage error, not a traceback
+        try:
+            path = None if w == "shipped" else resolve_weights(w, "srflownet")
+        except ValueError as exc:
+            ap.error(f"--alpha2-study: {exc}")
+        if path is not None and not path.is_file():
+            ap.error(f"--alpha2-study: weights file not found: {w}")
     torch.set_num_threads(a.threads)
     syn = DataLoader(SyntheticFaceFlow(split="test", n_pairs=a.n_synthetic, seed=0), batch_size=8, collate_fn=collate)
     real_ds = RealFramePairs(split="test", crop=0, seed=0, flip=False, n_items=a.n_real)
