@@ -23,7 +23,9 @@ model selection on the test subjects).
 
 ``train.keep_best: true`` ships instead the weights of lowest validation EPE among the ``train.eval_every`` step
 evaluations and the last step (validation subjects only: refused when ``data.n_val_subjects`` is 0); ``metrics.json``
-and the meta of ``weights.pt`` then hold ``kept_best`` = ``{"step", "val_EPE", "final_step", "final_val_EPE"}``
+and the meta of ``weights.pt`` then hold ``kept_best`` = ``{"step", "val_EPE", "final_step", "final_val_EPE"}``, with
+``"init_val_EPE"`` (the step 0 score of ``train.init_weights``, no candidate) when the run scored one; when that is
+lower than the kept weights', the run ends with a note saying so (the fine-tune did not beat its start)
 (their ``steps`` stays the run's length; ``test_metrics`` / ``val_metrics`` are those of the kept weights, and
 ``weights_raw.pt`` of an ``ema_decay`` run stays the last raw weights). ``last.pt`` keeps the best weights so far
 beside the last ones (``best``), so a resumed run picks the step an uninterrupted run picks; a resume that turns
@@ -123,7 +125,8 @@ class FlowTrainSection:
     ``keep_best`` (default off: the last weights ship): among the weights that would ship (the raw ones, or the
     average when ``ema_decay`` > 0) as scored by the ``eval_every`` step evaluations on the validation subjects and
     at the last step, ``weights.pt`` gets those of lowest validation EPE (the earliest on a tie; the step 0 score of
-    ``init_weights`` is no candidate). It needs ``data.n_val_subjects`` > 0 (without validation subjects the step
+    ``init_weights`` is no candidate: ``kept_best`` records it as ``init_val_EPE``, and the run ends with a note when
+    it is lower than the kept weights'). It needs ``data.n_val_subjects`` > 0 (without validation subjects the step
     evaluations score the test subjects, and choosing on them would leak the test set) and ``eval_every`` > 0.
     """
     backbone: str = "srflownet"    #: srflownet | liteflownet2 | raft_small | raft_large | ptlflow:<name>
@@ -776,6 +779,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     shipped_as = "raw" if ema is None else "ema"      # ... as evaluate() names them
     # train.keep_best: {"step", "val_EPE", "state_dict" (on the CPU)} of the shipped weights of lowest validation EPE
     best = ck.get("best") if ck is not None and t.keep_best else None
+    # train.keep_best: the step 0 validation EPE of train.init_weights (no candidate; compared at the end), or None
+    init_epe = ck.get("init_val_EPE") if ck is not None and t.keep_best else None
     if ck is not None:
         model.load_state_dict(ck["model"])         # checked above against a model of this same config
         opt.load_state_dict(ck["optimizer"])
@@ -807,6 +812,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             ck["ema"] = ema.state_dict()
         if t.keep_best:
             ck["best"] = best
+            if init_epe is not None:
+                ck["init_val_EPE"] = init_epe
         save_torch_file(ck, ckpt_path)
         saved_at[0] = step
 
@@ -867,6 +874,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         report(mon_name, mon_loader)
         if generic_loader is not None:
             report("generic", generic_loader)
+        if t.keep_best:
+            init_epe = evaluate("val", mon_loader, "raw")["EPE"]    # just reported: read back, not run again
     model.train()
     start = time.time()
     set_lr()
@@ -928,10 +937,19 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         final_epe = evaluate("val", mon_loader, shipped_as)["EPE"]
         keep_if_best()
         kept = {"step": best["step"], "val_EPE": best["val_EPE"], "final_step": step, "final_val_EPE": final_epe}
+        if init_epe is not None:
+            kept["init_val_EPE"] = init_epe
         shipped.load_state_dict(best["state_dict"])
         evaluated.clear()               # the evaluations so far are of the last weights
         print(f"train.keep_best: weights.pt holds the weights of step {kept['step']} (validation EPE "
               f"{kept['val_EPE']:.4f}); the last step {step} had {final_epe:.4f}", flush=True)
+    if init_epe is not None and math.isfinite(init_epe) and not init_epe >= kept["val_EPE"]:
+        note_init_beat_fine_tune = (f"note: the initial weights (train.init_weights, step 0) scored val EPE "
+                                    f"{init_epe:.4f}, lower than every trained step's (best {kept['val_EPE']:.4f} at "
+                                    f"step {kept['step']}): the fine-tune did not beat its start; weights.pt holds "
+                                    f"step {kept['step']} as train.keep_best chooses among trained steps")
+    else:
+        note_init_beat_fine_tune = None
     metrics = evaluate("test", test_loader, shipped_as)
     model = shipped
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer,
@@ -952,4 +970,6 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     write_text_whole(run / "metrics.json", json.dumps(meta, indent=2))  # never left cut short
     writer.close()
     print(f"{which} test metrics ({d.n_test} pairs): {json.dumps(metrics)}")
+    if note_init_beat_fine_tune:
+        print(note_init_beat_fine_tune, flush=True)
     return metrics
