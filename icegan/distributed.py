@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from flownet.user_numbers import read_int
 
-__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "shard",
+__all__ = ["check_launch", "init_from_env", "is_distributed", "rank", "world_size", "is_main", "shard",
            "wrap_ddp", "average_gradients", "broadcast_module", "broadcast_object", "all_gather_rows",
            "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers",
            "collective_device"]
@@ -78,6 +78,26 @@ def launched_rank() -> int:
     return _env_int("RANK", 0) if launched_world_size() > 1 else 0
 
 
+def check_launch() -> int:
+    """:func:`launched_world_size`, and in a launch of several processes the variables torchrun sets for joining the
+    process group (``RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) present: a command calls it before it starts, so
+    that a broken launch is one line rather than an error from deep in the run (:func:`init_from_env`).
+
+    Returns:
+        The process count (1: a plain ``python`` run).
+
+    Raises:
+        RuntimeError: a torchrun variable that is not an integer, or ``WORLD_SIZE`` > 1 with one of those three
+            missing (not launched by torchrun); the message names them.
+    """
+    ws = launched_world_size()
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ] if ws > 1 else []
+    if missing:
+        raise RuntimeError(f"WORLD_SIZE={ws} but {missing} are not set: launch with "
+                           "`torchrun --nproc_per_node N train.py ...`")
+    return ws
+
+
 def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> bool:
     """Join the process group described by torchrun's environment (``WORLD_SIZE``, ``RANK``, ...).
 
@@ -97,10 +117,7 @@ def init_from_env(timeout_s: float = 1800.0, device_type: str | None = None) -> 
         return False
     if dist.is_initialized():
         return True
-    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
-    if missing:
-        raise RuntimeError(f"WORLD_SIZE={ws} but {missing} are not set: launch with "
-                           "`torchrun --nproc_per_node N train.py ...`")
+    check_launch()
     local_rank = _env_int("LOCAL_RANK", 0)
     from datetime import timedelta
     cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"

@@ -1397,7 +1397,7 @@ def run_from_args(args) -> int:
     from icegan.gan.trainer import GanCheckpointError
     from icegan.protocol import LosoScopeError, LosoStateError
     try:
-        launched = distributed.launched_world_size()      # torchrun's variables, checked before anything starts
+        launched = distributed.check_launch()      # torchrun's variables, checked before anything starts
     except RuntimeError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -165,7 +165,8 @@ def test_executor_ray_builds_the_ray_executor_with_the_flags_and_runs_the_job_in
 
 def test_executor_ray_under_torchrun_is_refused(monkeypatch, capsys):
     import icegan.pipeline
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    for k, v in (("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(k, v)                       # a torchrun launch
     monkeypatch.setattr(icegan.pipeline, "run_main", lambda *a, **k: pytest.fail("ran"))
     assert icegan.pipeline.run_from_args(_train_args(executor="ray")) == 2
     one_line_error(capsys, "icegan train: error: --executor ray and torchrun are alternatives")
@@ -192,7 +193,8 @@ def test_an_unknown_executor_is_refused_naming_the_choices(monkeypatch, capsys):
 def test_only_rank_0_reports_the_result_under_torchrun(monkeypatch, capsys):
     import icegan.pipeline
     monkeypatch.setattr(icegan.pipeline, "run_main", lambda *a, **k: _METRICS)
-    monkeypatch.setenv("WORLD_SIZE", "2")             # torchrun sets both (a RANK alone is no launch: launched_rank)
+    for k, v in (("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(k, v)                      # torchrun sets them all (a RANK alone is no launch)
     monkeypatch.setenv("RANK", "1")
     assert icegan.pipeline.run_from_args(_train_args()) == 0
     assert capsys.readouterr().out == ""

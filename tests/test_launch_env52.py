@@ -15,7 +15,7 @@ DEMO = str(Path(__file__).resolve().parent.parent / "configs" / "demo.yaml")
 
 @pytest.fixture
 def env(monkeypatch):
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -58,3 +58,23 @@ def test_train_py_refuses_a_broken_launch_in_one_line(env, capsys, given, bad, e
     assert train_main(["--config", DEMO, *executor]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"train.py: error: {bad} is not an integer") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("given, missing", [({"WORLD_SIZE": "2"}, "['RANK', 'MASTER_ADDR', 'MASTER_PORT']"),
+                                            ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_PORT": "1"}, "['MASTER_ADDR']")])
+def test_train_py_refuses_a_launch_without_torchruns_variables(env, capsys, given, missing):
+    """WORLD_SIZE > 1 without the rendezvous variables (not launched by torchrun) raised from deep in run_main, a
+    traceback; it is the one line of a broken launch, before anything starts."""
+    for k, v in given.items():
+        env.setenv(k, v)
+    assert train_main(["--config", DEMO]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train.py: error: WORLD_SIZE=2 but {missing} are not set: launch with `torchrun") and \
+        "Traceback" not in err
+
+
+def test_check_launch_of_a_plain_run_and_of_torchrun(env):
+    assert distributed.check_launch() == 1
+    for k, v in (("WORLD_SIZE", "2"), ("RANK", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        env.setenv(k, v)
+    assert distributed.check_launch() == 2
