@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from flownet.devices import resolve_device
-from flownet.registry import BACKBONES, SHIPPED_WEIGHTS
+from flownet.registry import BACKBONES, SHIPPED_WEIGHTS, resolve_weights
 from icegan import distributed
 from icegan.config import ConfigError, check_ranges, did_you_mean, load_config, without_neutral_keys
 from icegan.paths import config_hint
@@ -350,7 +350,6 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if cfg.recognizer.name == "custom" or cfg.flow.method == "custom":
         _check_custom_code(cfg)        # a wrong network is a message now, not a traceback after the first GAN
     if str(cfg.flow.weights or "").startswith("shipped:") and cfg.flow.method != "custom":
-        from flownet.registry import resolve_weights
         try:                           # a checkpoint name the method does not ship: a message now, not a traceback
             resolve_weights(cfg.flow.weights, cfg.flow.method)
         except ValueError as exc:
