@@ -37,7 +37,7 @@ from ..io import not_utf8_csv
 from ..user_numbers import read_frame_number
 from .synthetic_face import list_subjects, shared_data_root, split_subjects
 
-__all__ = ["PAIR_KINDS", "read_manifest", "not_utf8_csv", "RealFramePairs"]
+__all__ = ["PAIR_KINDS", "read_manifest", "RealFramePairs"]
 
 PAIR_KINDS = ("consecutive", "onset_apex")
 _FRAME_RE = re.compile(r"^img([0-9]+)\.jpg$")          # ASCII digits: img٣.jpg is no frame
