@@ -100,8 +100,9 @@ def main() -> None:
                     help="'none' and/or shrinkage values K >= 0 (see the module docstring)")
     ap.add_argument("--seed", type=integer(0, SEED_MAX, "random state of the random forest"), default=0,
                     help="random state of the random forest")
-    ap.add_argument("--jobs", type=integer(1, meaning="folds fitted in parallel"), default=2,
-                    help="folds fitted in parallel (scikit-learn n_jobs)")
+    ap.add_argument("--jobs", type=integer(1, meaning="folds fitted in parallel: give a positive count; scikit-learn's "
+                                                      "-1 for all cores is not taken"), default=2,
+                    help="folds fitted in parallel (scikit-learn n_jobs), a positive count")
     ap.add_argument("--root", default=None, help="megc2019_htnet folder (default: the shared data)")
     args = ap.parse_args()
     refs = []
