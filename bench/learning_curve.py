@@ -34,6 +34,22 @@ from flownet.user_numbers import number
 IGNORED = {"name", "seed", "data.train_subject_fraction", "threads", "workers"}
 
 
+def uf1_target(text: str) -> float:
+    """argparse type of ``--target``: a UF1, a finite number in [0, 1] (:func:`flownet.user_numbers.number`, with the
+    upper end a UF1 cannot pass: a fit never reaches 1.5, and its extrapolated subject count would be nonsense).
+
+    Raises:
+        argparse.ArgumentTypeError: text that is no finite number, or a value outside [0, 1], giving the range.
+    """
+    value = number(0, "a UF1, in [0, 1]")(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] (a UF1), got {text.strip()}")
+    return value
+
+
+uf1_target.__name__ = "number"      # a number flag, named as the shared types name theirs
+
+
 def training_subjects_per_fold(pred: pd.DataFrame, protocol: str, dataset, fraction: float, seed: int) -> float:
     """Mean number of training subjects per fold of a run whose predictions are ``pred`` (one row per tested clip)."""
     from icegan.data.features import subject_dataset
@@ -169,7 +185,8 @@ def plot(df: pd.DataFrame, pts: pd.DataFrame, fits: pd.DataFrame, target: float,
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders")
-    p.add_argument("--target", type=number(0, "UF1"), default=0.75, help="UF1 line drawn and extrapolated to (0.75)")
+    p.add_argument("--target", type=uf1_target, default=0.75,
+                   help="UF1 line drawn and extrapolated to, in [0, 1] (0.75)")
     p.add_argument("--plot", type=Path, default=None, help="PNG path (default: learning_curve.png beside the first run)")
     args = p.parse_args(argv)
     df = read_runs(args.runs)
