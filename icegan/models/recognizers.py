@@ -29,10 +29,13 @@ Sources:
 Your own recognizer (``model.name=custom model.module=SPEC``): any ``torch.nn.Module`` that maps (B, C, S, S)
 features to (B, K) class logits, built by the factory that ``SPEC`` names (:func:`load_recognizer_factory`) and
 wrapped in :class:`PlainRecognizer`, so that the same training loop, augmentations, test-time augmentation and LOSO
-protocol apply to it. It is one copy per fold (no grouped weights), trained on that fold's training rows only.
+protocol apply to it. It is one copy per fold (no grouped weights), trained on that fold's training rows only: every
+build deep-copies what the factory returned, so a factory that returns the same object each call (e.g. a pretrained
+backbone loaded once) gives every fold and seed its weights as loaded, never another fold's trained ones.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
@@ -734,6 +737,9 @@ def recognizer_source_sha256(spec: str, key: str = "model.module") -> str:
 class PlainRecognizer(nn.Module):
     """A user's recognizer as one copy of the training loop's recognizers.
 
+    ``net`` is trained in place; :func:`build_recognizer` gives it a deep copy of what the factory returned, never the
+    factory's own object, so no state passes from one fold or seed to the next through a factory that reuses it.
+
     ``forward(x, sample_mask=None)``: x (B, C, S, S) → (B, K) logits of the wrapped module. ``sample_mask`` is
     accepted and ignored: the training loop gives a custom recognizer batches of its fold's training rows only
     (:func:`icegan.recognition.train_models`), so its batch-norm statistics never see another row.
@@ -784,6 +790,12 @@ def _build_custom(spec: str, n_models: int, num_classes: int = 3, in_channels: i
         raise ValueError(f"{key}={spec!r} returned a {type(net).__name__}, not a torch.nn.Module")
     if not any(p.requires_grad for p in net.parameters()):
         raise ValueError(f"{key}={spec!r}: the module has no trainable parameters")
+    try:                # each build trains its own copy: a factory that returns one object cannot carry a fold's state
+        net = copy.deepcopy(net)
+    except Exception as exc:
+        raise ValueError(f"{key}={spec!r} returned a module that copy.deepcopy cannot copy ({type(exc).__name__}: "
+                         f"{exc}); every fold and seed trains its own copy, so return a new module per call and keep "
+                         f"objects that cannot be copied (open files, locks, generators) out of it") from exc
     return PlainRecognizer(net, num_classes, spec, key)
 
 
@@ -795,10 +807,13 @@ def build_recognizer(name: str, n_models: int = 1, module: str = "", key: str = 
     """Construct a recognizer by name: ``ststnet``, ``offtanet``, or ``custom`` (the factory ``module`` names,
     :func:`load_recognizer_factory`, wrapped in :class:`PlainRecognizer`; only ``num_classes``, ``in_channels``,
     ``input_size`` and ``dropout`` of ``kwargs`` reach it; ``key``: the config key named in its error messages).
+    A custom module is deep-copied (``copy.deepcopy``) before it is wrapped: each call returns a module of its own,
+    with the weights and buffers the factory gave it (pretrained ones included), even if the factory returns the same
+    object every time; the factory's object itself is never trained.
 
     Raises:
         ValueError: unknown name (the message lists the known ones); for ``custom``, an empty or unusable
-            ``module``, or ``n_models`` > 1.
+            ``module``, one that ``copy.deepcopy`` cannot copy, or ``n_models`` > 1.
     """
     if name.lower() == "custom":
         if not module:

@@ -1,0 +1,129 @@
+"""A custom recognizer's factory that builds its network once and returns that same object on every call (e.g. to load
+a pretrained backbone once) must not carry trained state from one LOSO fold to the next: every build is a copy of
+what the factory returned, with its pretrained weights, and the factory's object is never trained (nor moved by
+check_custom_recognizer's training step)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from icegan.data.toy_features import make_toy_features
+from icegan.models.recognizers import build_recognizer, load_recognizer_factory
+from icegan.protocol import make_folds
+from icegan.recognition import RecognizerConfig, check_custom_recognizer, fit_predict_folds
+
+PLUGIN = '''
+import threading
+from pathlib import Path
+
+import torch
+from torch import nn
+
+PRETRAINED = Path(__file__).with_name("pretrained.pt")
+NET = None
+
+
+def _make(num_classes, input_size):
+    with torch.random.fork_rng(devices=[]):          # the same start every time, and the caller's RNG untouched
+        torch.manual_seed(7)
+        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(4 * input_size * input_size, num_classes))
+    if PRETRAINED.exists():
+        net.load_state_dict(torch.load(PRETRAINED))
+    return net
+
+
+def reused(num_classes, input_size):
+    """Builds (and loads) the network once, then returns that same object."""
+    global NET
+    if NET is None:
+        NET = _make(num_classes, input_size)
+    return NET
+
+
+def fresh(num_classes, input_size):
+    return _make(num_classes, input_size)
+
+
+class Locked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.lock = threading.Lock()
+
+    def forward(self, x):
+        return self.fc(x.mean((2, 3)))
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path):
+    path = tmp_path / "reusing_plugin53.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+def _state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _pretrain(plugin, input_size=28):
+    """Write pretrained.pt beside the plugin: the fresh start's weights, all shifted by 0.5 (BN statistics too)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        start = build_recognizer("custom", module=f"{plugin}:fresh", input_size=input_size).net
+    weights = {k: (v + 0.5 if v.is_floating_point() else v) for k, v in start.state_dict().items()}
+    torch.save(weights, plugin.with_name("pretrained.pt"))
+    return weights
+
+
+def test_each_build_of_a_reusing_factory_starts_from_the_factory_s_weights(plugin):
+    pretrained = _pretrain(plugin)
+    first = build_recognizer("custom", module=f"{plugin}:reused", input_size=28)
+    second = build_recognizer("custom", module=f"{plugin}:reused", input_size=28)
+    opt = torch.optim.SGD(first.parameters(), lr=0.5)
+    F.cross_entropy(first.train()(torch.rand(4, 3, 28, 28)), torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    global_net = load_recognizer_factory(f"{plugin}:reused").__globals__["NET"]
+    assert not torch.equal(first.net[4].weight, pretrained["4.weight"])               # the first build trained
+    for name, value in second.net.state_dict().items():                             # the second did not inherit it
+        torch.testing.assert_close(value, pretrained[name], rtol=0, atol=0, msg=f"second build's {name}")
+        torch.testing.assert_close(global_net.state_dict()[name], pretrained[name], rtol=0, atol=0,
+                                   msg=f"factory's {name}")
+    assert first.net is not global_net and second.net is not global_net
+
+
+def test_check_custom_recognizer_leaves_a_reused_module_s_batch_norm_statistics(plugin):
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    cfg = RecognizerConfig(name="custom", module=f"{plugin}:reused", epochs=1, batch_size=8)
+    factory = load_recognizer_factory(cfg.module)
+    before = _state(factory(num_classes=3, input_size=28))
+    check_custom_recognizer(cfg, fs.features, 3)
+    after = factory.__globals__["NET"].state_dict()
+    for name in ("1.running_mean", "1.running_var", "1.num_batches_tracked"):
+        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, msg=f"factory's BN {name}")
+
+
+def test_loso_folds_of_a_reusing_factory_equal_those_of_a_fresh_one(plugin):
+    """Fold 1 of a factory that returns one object trained on the same start as a factory building anew: the
+    probabilities are identical (before, fold 1 started from fold 0's trained weights, which saw fold 1's subject)."""
+    _pretrain(plugin)
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, "CDE")[:2]
+    probs = {}
+    for factory in ("fresh", "reused"):
+        cfg = RecognizerConfig(name="custom", module=f"{plugin}:{factory}", epochs=2, batch_size=8)
+        check_custom_recognizer(cfg, fs.features, 3)                          # as `icegan loso` does before the run
+        probs[factory] = fit_predict_folds(cfg, fs.features, fs.labels, subjects, folds, seed=3, progress=False)
+    for k in range(len(folds)):
+        np.testing.assert_array_equal(probs["reused"][k], probs["fresh"][k], err_msg=f"fold {k}")
+
+
+def test_a_module_that_cannot_be_copied_is_named(plugin):
+    spec = f"{plugin}:Locked"
+    with pytest.raises(ValueError) as exc:
+        build_recognizer("custom", module=spec, key="recognizer.module")
+    msg = str(exc.value)
+    assert msg.startswith(f"recognizer.module={spec!r} returned a module that copy.deepcopy cannot copy"), msg
+    assert "lock" in msg and "return a new module per call" in msg
