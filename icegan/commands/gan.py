@@ -19,6 +19,17 @@ from flownet.user_numbers import SEED_MAX, is_ascii_digits
 from icegan.commands._numbers import integer
 
 
+class _OutIsAnOverride(argparse.Action):
+    """``icegan gan train --out DIR``: refused (exit 2, the command's usage line) with the overrides that choose the
+    run folder, ``out_dir/name`` (GanConfig), instead of argparse's bare "unrecognized arguments: --out"."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        folder = values if values and "=" not in values else "DIR"      # `--out train.epochs=2`: not a folder
+        parser.error(f"icegan gan train takes no {option_string}: it trains into out_dir/name, keys of its config "
+                     f"(default config: runs/gan_casme2); choose the run folder with the overrides out_dir={folder} "
+                     f"name=NAME, e.g. icegan gan train out_dir={folder}")
+
+
 def register(subparsers) -> None:
     """Add ``gan`` (with ``train``/``eval``) and ``generate`` to the ``icegan`` parser."""
     gan = subparsers.add_parser("gan", help="ICE-GAN: train the apex-face generator, evaluate it")
@@ -37,6 +48,8 @@ def register(subparsers) -> None:
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)
+    # not an option: `--out DIR`, as icegan loso / gan eval / generate take it, is answered with the override to use
+    tr.add_argument("--out", nargs="?", action=_OutIsAnOverride, help=argparse.SUPPRESS)
     tr.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.epochs=2")
     tr.set_defaults(func=_train)
 
