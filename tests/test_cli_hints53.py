@@ -37,3 +37,53 @@ def test_gan_eval_and_generate_keep_their_out():
     args = parse_with_overrides(build_parser(), ["generate", "--checkpoint", "c.pt", "--onset", "f.png", "--class",
                                                  "all", "--out", "faces"])
     assert args.out == "faces"
+
+
+def _toy_run(folder, *overrides):
+    from icegan.cli import main
+    assert main(["loso", "--out", str(folder), "--no-progress", "data.source=toy", "data.toy_subjects=2",
+                 "model.name=logreg", "max_folds=2", "workers=1", "threads=1", *overrides]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def real_and_null(tmp_path_factory):
+    """Toy runs: the real labels, the same recipe of another seed, and null runs (data.permute_labels) of seeds 0
+    and 1."""
+    root = tmp_path_factory.mktemp("runs")
+    return {"real": _toy_run(root / "real"), "real_s1": _toy_run(root / "real_s1", "seed=1"),
+            "null": _toy_run(root / "null", "data.permute_labels=0"),
+            "null1": _toy_run(root / "null1", "data.permute_labels=1")}
+
+
+@pytest.mark.parametrize("a, b", [("real", "null"), ("null", "real"), ("null", "null1")])
+def test_compare_of_a_null_run_names_data_permute_labels(real_and_null, a, b, capsys):
+    """A null run (data.permute_labels >= 0) compared with a run of the real labels was refused with 'cover different
+    clips or labels; a paired comparison needs the same LOSO over the same data': nothing said why."""
+    from icegan.cli import main
+    runs = real_and_null
+    assert main(["compare", f"A={runs[a]}", f"B={runs[b]}", "--resamples", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan compare: error: 'B") and "are scored against different labels" in err
+    seeds = {"real": -1, "null": 0, "null1": 1}
+    assert f"{runs[b]} was run with data.permute_labels={seeds[b]}" in err
+    assert f"{runs[a]} with data.permute_labels={seeds[a]}" in err
+    assert "a paired comparison needs runs of one data.permute_labels" in err
+    assert ("(a null run, labels permuted)" in err) and ("(the real labels)" in err) == ("real" in (a, b))
+
+
+def test_compare_entry_mixing_a_null_run_names_data_permute_labels(real_and_null, capsys):
+    from icegan.cli import main
+    runs = real_and_null
+    assert main(["compare", f"seeds={runs['real'].parent}/[rn]*", "--resamples", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan compare: error: entry 'seeds': ") and "data.permute_labels=0" in err
+    assert "runs of one entry must be of one data.permute_labels" in err
+
+
+def test_compare_of_runs_of_one_permute_labels_goes_on(real_and_null, capsys):
+    from icegan.cli import main
+    runs = real_and_null
+    assert main(["compare", f"A={runs['real']}", f"B={runs['real_s1']}", "--resamples", "100"]) == 0
+    assert main(["compare", f"A={runs['null']}", f"B={runs['null']}", "--resamples", "100"]) == 0
+    assert "permute_labels" not in capsys.readouterr().err

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
+from typing import Optional
 
 from icegan.commands._numbers import integer, number
 from icegan.commands.table import ENTRIES_EPILOG, add_entry_arguments, emit
@@ -36,6 +38,34 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be >= 0 (a seed of numpy's random generator), got {args.seed}")
 
 
+def _permuted(run) -> Optional[int]:
+    """The ``data.permute_labels`` of a run's ``config.yaml`` (``icegan loso``: -1 real labels, a seed >= 0 a null run;
+    -1 for a config without it, e.g. train.py's), None where no config.yaml can be read (ensembles, merged runs)."""
+    import yaml
+    try:
+        cfg = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    seed = data.get("permute_labels", -1) if isinstance(data, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def _null_run_mismatch(runs_a, runs_b) -> str:
+    """A phrase naming two runs, one of ``runs_a`` and one of ``runs_b``, whose ``data.permute_labels`` differ (a null
+    run and a real one, or null runs of two seeds: their labels differ), or empty when none do."""
+    def what(seed: int) -> str:
+        return "the real labels" if seed < 0 else "a null run, labels permuted"
+    seeds_b = [(r, _permuted(r)) for r in runs_b]
+    for ra in runs_a:
+        sa = _permuted(ra)
+        for rb, sb in seeds_b:
+            if sa is not None and sb is not None and sa != sb:
+                return (f"{ra} was run with data.permute_labels={sa} ({what(sa)}) and {rb} with "
+                        f"data.permute_labels={sb} ({what(sb)})")
+    return ""
+
+
 def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
@@ -49,7 +79,18 @@ def _main(args: argparse.Namespace) -> int:
         entries = [parse_entry(e) for e in args.entries]
         labels = [e.label for e in entries]
         base = labels.index(args.baseline) if args.baseline is not None else 0
+        for e in entries:                               # a null run among seeds: named before the clips' check
+            why = _null_run_mismatch(e.runs, e.runs)
+            if why:
+                raise ValueError(f"entry '{e.label}': {why}; runs of one entry must be of one data.permute_labels")
         sets = [load_run_set(e.label, e.runs) for e in entries]
+        for e, s in zip(entries, sets):                 # else 'cover different clips or labels', the key unnamed
+            ref = sets[base]
+            differ = s.label_set == ref.label_set and not s.clips.equals(ref.clips)
+            why = _null_run_mismatch(e.runs, entries[base].runs) if differ else ""
+            if why:
+                raise ValueError(f"'{s.label}' and '{ref.label}' are scored against different labels: {why}; "
+                                 "a paired comparison needs runs of one data.permute_labels")
         scopes = [("all", sets)]
         if args.per_dataset:
             scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
