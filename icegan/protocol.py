@@ -837,6 +837,28 @@ def recipe_line(config: Any) -> str:
     return ", ".join(parts)
 
 
+def oracle_candidates_note(config: Any) -> str:
+    """For an ``oracle_epoch`` run: a note (one paragraph, naming the keys) that its oracle selection had one
+    candidate, when the config's recognizer records its test scores once per fold; else empty. The built-in networks
+    record them every ``model.eval_every`` epochs and at the last (:func:`icegan.recognition.train_models`), so
+    ``model.epochs`` <= ``model.eval_every`` leaves one record, the last epoch's: the "best epoch per test subject" is
+    then picked from one, no selection on the test subjects, while the run stays labelled ORACLE. Empty without a
+    config or these keys.
+
+    Args:
+        config: the run's config (a dataclass such as ``LosoConfig``, or its dict), or None.
+    """
+    cfg = _config_dict(config)
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    epochs, every = (model.get("epochs"), model.get("eval_every")) if isinstance(model, dict) else (None, None)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (epochs, every)) or epochs > every:
+        return ""
+    return (f"model.epochs={epochs} <= model.eval_every={every}, so each fold recorded its test scores once (every "
+            f"eval_every epochs and at the last), the last epoch's: no epoch was picked on the test subjects, although "
+            f"the run is labelled ORACLE (oracle_epoch=true). Set model.eval_every below model.epochs for an oracle "
+            f"pick, or oracle_epoch=false.")
+
+
 def max_folds_key(config: Any) -> str:
     """The config key that cuts a run to its first folds: ``data.max_folds`` for a main-job config (whose data
     section holds it), else ``max_folds`` (``icegan loso``)."""
@@ -1162,7 +1184,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             (:func:`_prepare_dir`); ``fold_fn``'s (or ``folds_fn``'s) scores of a fold must then not depend on how
             many folds the run has (icegan's seed each fold or group by its first fold's index).
         protocol: ``"CDE"``, ``"SDE"`` or ``"HDE"`` (see :func:`make_folds`; HDE folds hold out a dataset each).
-        oracle_epoch: mark the run as using the published oracle-epoch selection.
+        oracle_epoch: mark the run as using the published oracle-epoch selection. A ``config`` whose recognizer
+            records one epoch's scores per fold (:func:`oracle_candidates_note`) keeps the mark, with a warning and
+            a note at the end of metrics.md that no epoch was picked.
         config: resolved config (dataclass or mapping) saved as ``config.yaml``; a resumed run
             must have the same config.
         dataset: dataset of an SDE run.
@@ -1234,6 +1258,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     if not distributed.is_main():
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
     header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
+    one_candidate = oracle_candidates_note(config) if oracle_epoch else ""
+    if one_candidate:
+        logging.getLogger("icegan").warning("oracle_epoch=true with one candidate epoch: %s", one_candidate)
     if classes != CLASS_NAMES:
         header["classes"] = list(classes)
     if provenance:
@@ -1316,7 +1343,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     label = title + (" [ORACLE EPOCH]" if oracle_epoch else "") + partial_tag(header)
     recipe = recipe_line(config)
     md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
-                       recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config))
+                       recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config),
+                       md_extra=f"\n**Oracle with one candidate:** {one_candidate}\n" if one_candidate else "")
     for k in METRIC_KEYS:
         writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))
         for d, m in metrics["per_dataset"].items():

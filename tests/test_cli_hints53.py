@@ -87,3 +87,54 @@ def test_compare_of_runs_of_one_permute_labels_goes_on(real_and_null, capsys):
     assert main(["compare", f"A={runs['real']}", f"B={runs['real_s1']}", "--resamples", "100"]) == 0
     assert main(["compare", f"A={runs['null']}", f"B={runs['null']}", "--resamples", "100"]) == 0
     assert "permute_labels" not in capsys.readouterr().err
+
+
+def _oracle_run(folder, epochs, every):
+    from icegan.cli import main
+    assert main(["loso", "--out", str(folder), "--no-progress", "data.source=toy", "data.toy_subjects=2",
+                 f"model.epochs={epochs}", f"model.eval_every={every}", "model.batch_size=16", "max_folds=2",
+                 "threads=1", "oracle_epoch=true"]) == 0
+    return (folder / "metrics.md").read_text(encoding="utf-8")
+
+
+def test_oracle_run_of_one_recorded_epoch_says_no_epoch_was_picked(tmp_path, caplog):
+    """model.epochs <= model.eval_every: each fold records its test scores once, so the 'best epoch per test subject'
+    is picked from one; the run keeps its ORACLE label and numbers, and metrics.md and the log say so."""
+    import json
+
+    import pandas as pd
+    with caplog.at_level("WARNING", logger="icegan"):
+        md = _oracle_run(tmp_path / "one", 2, 5)
+    assert md.splitlines()[0].startswith("# loso [ORACLE EPOCH]")                  # the label is kept
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["oracle_epoch"] is True
+    assert (pd.read_csv(tmp_path / "one" / "predictions.csv")["oracle_epoch"] == 0).all()
+    note = md.rstrip("\n").splitlines()[-1]
+    assert note.startswith("**Oracle with one candidate:** model.epochs=2 <= model.eval_every=5, so each fold "
+                           "recorded its test scores once")
+    assert "no epoch was picked on the test subjects" in note and "labelled ORACLE" in note
+    assert "oracle_epoch=true with one candidate epoch: model.epochs=2 <= model.eval_every=5" in caplog.text
+
+
+def test_oracle_run_of_several_recorded_epochs_has_no_such_note(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="icegan"):
+        md = _oracle_run(tmp_path / "two", 2, 1)
+    assert "one candidate" not in md and "one candidate" not in caplog.text
+
+
+@pytest.mark.parametrize("epochs, every", [(1, 5), (5, 5), (3, 2), (6, 5), (2, 1)])
+def test_one_candidate_note_follows_the_epochs_the_recognizer_records(epochs, every):
+    """The note's rule (model.epochs <= model.eval_every) is the recognizer's: one (R, n, K) record of test scores
+    per fold exactly when it holds."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import make_folds, oracle_candidates_note
+    from icegan.recognition import fit_predict_folds
+    cfg = load_config(LosoConfig, None, ["data.source=toy", f"model.epochs={epochs}", f"model.eval_every={every}",
+                                         "model.batch_size=16", "oracle_epoch=true"])
+    fs = make_toy_features(n_subjects_per_dataset=1, clips_per_class=2)
+    folds = make_folds(fs.samples["subject"].tolist())[:1]
+    scores = fit_predict_folds(cfg.model, fs.features, fs.labels, fs.samples["subject"].tolist(), folds,
+                               oracle_epoch=True, progress=False)
+    assert (scores[0].shape[0] == 1) == (oracle_candidates_note(cfg) != "")
+    assert oracle_candidates_note(None) == "" and oracle_candidates_note({"model": {"name": "logreg"}}) == ""
