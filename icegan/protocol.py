@@ -1094,8 +1094,11 @@ def plot_label(name: str) -> str:
 def fit_title(title: str, width_in: float, fontsize: float = 12.0) -> str:
     """``title`` broken into lines that fit a figure ``width_in`` inches wide (at ``fontsize`` points), so that a long
     run name or an ORACLE mark is wrapped instead of cut off at the PNG's edges. A character is taken as 0.6 em wide
-    (DejaVu Sans, matplotlib's default font, averages about 0.55 em), with 5 % of the width kept free."""
+    (DejaVu Sans, matplotlib's default font, averages about 0.55 em), with 5 % of the width kept free. A control
+    character in it (a run or dataset name's tab, newline or ESC) is written escaped first (:func:`plot_label`), as
+    in per_subject.png's labels: the fonts have no glyph for it."""
     import textwrap
+    title = plot_label(title)
     chars = max(20, int(0.95 * width_in * 72 / (0.6 * fontsize)))
     return "\n".join(textwrap.wrap(title, chars, break_long_words=True, break_on_hyphens=False)) or title
 
@@ -1110,7 +1113,8 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
     Args:
         pred: rows with columns dataset, y_true, y_pred (class ids 0..n_classes-1); its ``score_<class>`` columns
             name the classes (:func:`class_names`; MEGC2019's without any).
-        path: the PNG to write. title: the figure's title. n_classes: K.
+        path: the PNG to write. title: the figure's title (wrapped to the figure, control characters escaped:
+            :func:`fit_title`; a dataset's name in its panel's title too). n_classes: K.
 
     Returns:
         ``(panel title, (K, K) float row shares in [0, 1], NaN for a class without clips)`` for every panel drawn.
@@ -1142,7 +1146,7 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
         ax.set_yticks(range(n_classes), names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{name} (n={len(df)})")
+        ax.set_title(f"{plot_label(name)} (n={len(df)})")
         drawn.append((name, share))
     fig.suptitle(fit_title(title, width * 0.93))
     fig.tight_layout(rect=(0, 0, 0.93, 1))

@@ -1,4 +1,6 @@
-"""Hints of the fifty-third session: `icegan gan train --out DIR` names the overrides that choose its run folder."""
+"""Hints of the fifty-third session: `icegan gan train --out DIR` names the overrides that choose its run folder;
+`icegan compare` of a null run names data.permute_labels; an oracle_epoch run of one recorded epoch per fold says no
+epoch was picked; figure titles escape control characters."""
 from __future__ import annotations
 
 import pytest
@@ -138,3 +140,36 @@ def test_one_candidate_note_follows_the_epochs_the_recognizer_records(epochs, ev
                                oracle_epoch=True, progress=False)
     assert (scores[0].shape[0] == 1) == (oracle_candidates_note(cfg) != "")
     assert oracle_candidates_note(None) == "" and oracle_candidates_note({"model": {"name": "logreg"}}) == ""
+
+
+def test_figure_titles_show_control_characters_escaped(tmp_path):
+    """confusion.png's title (a run name with a tab, newline or ESC, through fit_title) and its panels' titles (a
+    dataset's name) reached matplotlib as written ("Glyph 27 missing"; a tab or newline became a space), while
+    per_subject.png's labels escaped them (plot_label); now every title escapes them as plot_label does."""
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from icegan.protocol import confusion_png, fit_title, per_subject_png, per_subject_table
+    assert fit_title("run\x1b[1m a\tb\nc", 7.0) == "run\\x1b[1m a\\tb\\nc"
+    assert fit_title("CDE LOSO", 3.4) == "CDE LOSO"
+    pred = pd.DataFrame({"dataset": ["casme2", "casme2", "samm\x01x"],
+                         "subject": ["casme2/a", "casme2/b", "samm\x01x/c"], "y_true": [0, 1, 2], "y_pred": [0, 2, 2]})
+    titles = []
+    real_savefig = plt.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        titles.append([fig._suptitle.get_text()] + [ax.title.get_text() for ax in fig.axes if ax.title.get_text()])
+        return real_savefig(fig, *args, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # matplotlib's "Glyph 27 (\x1b) missing from font(s)"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(plt.Figure, "savefig", savefig)
+            drawn = confusion_png(pred, tmp_path / "c.png", "run\x1b[1m\tx\ny: CDE LOSO")
+            per_subject_png(per_subject_table(pred.assign(clip=["1", "2", "3"])), tmp_path / "p.png", "run\x07: CDE")
+    assert titles[0] == ["run\\x1b[1m\\tx\\ny: CDE LOSO", "Full (n=3)", "CASME II (n=2)", "samm\\x01x (n=1)"]
+    assert titles[1][0] == "run\\x07: CDE"
+    assert [name for name, _ in drawn] == ["Full", "CASME II", "samm\x01x"]        # the names kept as written
