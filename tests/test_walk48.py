@@ -8,9 +8,6 @@ from icegan.cli import build_parser, parse_with_overrides
 
 
 @pytest.mark.parametrize("argv, command", [
-    # `--out` is the run folder of `icegan loso` and `train.py`; `icegan flow train` names its run with name=
-    (["flow", "train", "--config", "configs/flow_srflownet_fdr.yaml", "train.steps=3", "--out", "runs/ft"],
-     "icegan flow train"),
     (["gan", "eval", "--checkpoint", "last.pt", "--n-pairs", "4"], "icegan gan eval"),
     (["data", "composite", "--annotations-dir", "data/annotations", "--root", "data"], "icegan data composite"),
     (["loso", "--config", "c.yaml", "--outt", "runs/x"], "icegan loso"),
@@ -24,6 +21,19 @@ def test_unknown_option_is_reported_by_its_subcommand(argv, command, capsys):
     assert f"{command}: error: unrecognized arguments: {unknown}" in err
     assert err.startswith(f"usage: {command} ")        # the options this command does take
     assert "COMMAND ..." not in err                      # not the top-level usage
+
+
+def test_flow_train_out_is_refused_by_its_subcommand(capsys):
+    """`--out` is the run folder of `icegan loso` and `train.py`; `icegan flow train` names its run with out_dir= and
+    name=, which its refusal (exit 2, its own usage line) names."""
+    argv = ["flow", "train", "--config", "configs/flow_srflownet_fdr.yaml", "train.steps=3", "--out", "runs/ft"]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_with_overrides(build_parser(), argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "icegan flow train: error: icegan flow train takes no --out" in err and "out_dir=runs/ft name=NAME" in err
+    assert err.startswith("usage: icegan flow train ")
+    assert "COMMAND ..." not in err
 
 
 def test_unknown_option_of_the_top_level_stays_with_it(capsys):

@@ -27,6 +27,19 @@ MIN_FLOW_SIDE = 8
 FLOW_DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
 
 
+class _OutIsAnOverride(argparse.Action):
+    """``icegan flow train --out DIR``: refused (exit 2, the command's usage line) with the overrides that choose the
+    run folder, ``out_dir/name`` of its ``--config``, instead of argparse's bare "unrecognized arguments: --out"."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        folder = values if values and "=" not in values else "DIR"      # `--out train.steps=2`: not a folder
+        config = getattr(namespace, "config", None) or "CONFIG"
+        parser.error(f"icegan flow train takes no {option_string}: it trains into out_dir/name, keys of its --config "
+                     f"(configs/flow_srflownet_fdr.yaml: runs/srflownet_fdr); choose the run folder with the "
+                     f"overrides out_dir={folder} name=NAME, e.g. icegan flow train --config {config} "
+                     f"out_dir={folder}")
+
+
 def register(subparsers) -> None:
     """Add ``flow`` with its actions ``train``, ``eval``, ``run`` and ``train-decflow`` to the ``icegan`` parser.
 
@@ -50,6 +63,8 @@ def register(subparsers) -> None:
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     add_print_config(t)
+    # not an option: `--out DIR`, as icegan loso and flow run take it, is answered with the overrides to use
+    t.add_argument("--out", nargs="?", action=_OutIsAnOverride, help=argparse.SUPPRESS)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
