@@ -127,25 +127,26 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
     runs' score columns (their label set, :func:`icegan.labels.label_set_of_columns`).
 
     Raises:
-        ValueError: a missing, unfinished or damaged run (names the damaged file), or runs of one entry that differ
-            in clips or labels, mix oracle and honest selection (the message names the runs), or are not seeds of one
-            recipe (names the entry, two runs and the keys they differ in, and says to give each recipe its own
-            entry, LABEL=GLOB).
+        ValueError: a missing, unfinished or damaged run (names the damaged file), or runs of one entry that mix
+            oracle and honest selection, are not seeds of one recipe (names the entry, two runs and the keys they
+            differ in, and says to give each recipe its own entry, LABEL=GLOB; checked before the clips, so runs of
+            two recipes that also cover other clips are named by their keys), or, seeds of one recipe, differ in
+            clips or labels (the message names the runs).
     """
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError(f"entry '{label}': no runs")
     headers, preds = zip(*(_read_predictions(r) for r in runs))
+    oracle = {bool(h.get("oracle_epoch")) for h in headers}
+    if len(oracle) > 1:
+        raise ValueError(f"entry '{label}': mixes oracle-epoch and honest runs")
+    from icegan.report import check_one_recipe
+    check_one_recipe(label, runs)       # before the clips: runs of two recipes (other data, too) named by their keys
     keys = preds[0][["subject", "clip", "y_true"]]
     for r, p in zip(runs[1:], preds[1:]):
         if not p[["subject", "clip", "y_true"]].equals(keys):
             raise ValueError(f"entry '{label}': {r} and {runs[0]} differ in clips or labels; runs of one entry must "
                              "cover the same clips")
-    oracle = {bool(h.get("oracle_epoch")) for h in headers}
-    if len(oracle) > 1:
-        raise ValueError(f"entry '{label}': mixes oracle-epoch and honest runs")
-    from icegan.report import check_one_recipe
-    check_one_recipe(label, runs)
     subjects = sorted(keys["subject"].unique())
     from icegan.labels import label_set_of_columns
     sets = {label_set_of_columns(p.columns, str(r)).name for r, p in zip(runs, preds)}
