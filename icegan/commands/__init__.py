@@ -45,6 +45,31 @@ def add_print_config(parser) -> None:
                              "every key and its value")
 
 
+def add_out_hint(parser, command: str, config_folder: str, config_flag: bool = True) -> None:
+    """A hidden ``--out`` for a training command that writes into ``out_dir/name`` of its config (``gan train``,
+    ``flow train``, ``flow train-decflow``): ``--out DIR``, as ``icegan loso`` and ``flow run`` take it, is refused
+    (exit 2, the command's usage line) with the overrides that choose the run folder, instead of argparse's bare
+    "unrecognized arguments: --out" (which also took DIR silently as an override and so left it out of the message).
+
+    Args:
+        command: the subcommand as typed after ``icegan``, e.g. ``"flow train"``.
+        config_folder: the run folder its shipped config gives, for the message (e.g.
+            ``"configs/flow_decflow.yaml: runs/decflow"``).
+        config_flag: the command takes ``--config`` (named in the message's example when given).
+    """
+    import argparse
+
+    class OutIsAnOverride(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            folder = values if values and "=" not in values else "DIR"      # `--out train.steps=2`: not a folder
+            config = getattr(namespace, "config", None) or "CONFIG"
+            example = f"icegan {command}" + (f" --config {config}" if config_flag else "") + f" out_dir={folder}"
+            parser.error(f"icegan {command} takes no {option_string}: it trains into out_dir/name, keys of its "
+                         f"config ({config_folder}); choose the run folder with the overrides out_dir={folder} "
+                         f"name=NAME, e.g. {example}")
+    parser.add_argument("--out", nargs="?", action=OutIsAnOverride, help=argparse.SUPPRESS)
+
+
 def print_config(cfg) -> int:
     """Print ``cfg`` as YAML (what the run would save as config.yaml) for ``--print-config``; returns exit code 0."""
     from icegan.config import config_yaml

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.commands import add_out_hint, add_print_config, one_line_errors, print_config
 from icegan.commands._numbers import integer, number, read_int
 from icegan.paths import config_hint
 
@@ -25,19 +25,6 @@ MIN_FLOW_SIDE = 8
 #: ``--data`` choices of ``icegan flow eval``: flownet.evaluate.DATA_NAMES, repeated here so that building the parser
 #: does not import torch (tests/test_cli_args.py checks that they agree)
 FLOW_DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
-
-
-class _OutIsAnOverride(argparse.Action):
-    """``icegan flow train --out DIR``: refused (exit 2, the command's usage line) with the overrides that choose the
-    run folder, ``out_dir/name`` of its ``--config``, instead of argparse's bare "unrecognized arguments: --out"."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        folder = values if values and "=" not in values else "DIR"      # `--out train.steps=2`: not a folder
-        config = getattr(namespace, "config", None) or "CONFIG"
-        parser.error(f"icegan flow train takes no {option_string}: it trains into out_dir/name, keys of its --config "
-                     f"(configs/flow_srflownet_fdr.yaml: runs/srflownet_fdr); choose the run folder with the "
-                     f"overrides out_dir={folder} name=NAME, e.g. icegan flow train --config {config} "
-                     f"out_dir={folder}")
 
 
 def register(subparsers) -> None:
@@ -63,8 +50,7 @@ def register(subparsers) -> None:
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     add_print_config(t)
-    # not an option: `--out DIR`, as icegan loso and flow run take it, is answered with the overrides to use
-    t.add_argument("--out", nargs="?", action=_OutIsAnOverride, help=argparse.SUPPRESS)
+    add_out_hint(t, "flow train", "configs/flow_srflownet_fdr.yaml: runs/srflownet_fdr")   # --out: flow run's
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
@@ -165,6 +151,7 @@ def register(subparsers) -> None:
     td.add_argument("--config", required=True, help=f"YAML config, e.g. {config_hint('flow_decflow')}")
     td.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_minutes=5")
     td.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    add_out_hint(td, "flow train-decflow", "configs/flow_decflow.yaml: runs/decflow")
     td.set_defaults(func=_train_decflow)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 

@@ -14,20 +14,9 @@ import json
 import logging
 from pathlib import Path
 
-from icegan.commands import add_print_config, one_line_errors, print_config
+from icegan.commands import add_out_hint, add_print_config, one_line_errors, print_config
 from flownet.user_numbers import SEED_MAX, is_ascii_digits
 from icegan.commands._numbers import integer
-
-
-class _OutIsAnOverride(argparse.Action):
-    """``icegan gan train --out DIR``: refused (exit 2, the command's usage line) with the overrides that choose the
-    run folder, ``out_dir/name`` (GanConfig), instead of argparse's bare "unrecognized arguments: --out"."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        folder = values if values and "=" not in values else "DIR"      # `--out train.epochs=2`: not a folder
-        parser.error(f"icegan gan train takes no {option_string}: it trains into out_dir/name, keys of its config "
-                     f"(default config: runs/gan_casme2); choose the run folder with the overrides out_dir={folder} "
-                     f"name=NAME, e.g. icegan gan train out_dir={folder}")
 
 
 def register(subparsers) -> None:
@@ -48,8 +37,7 @@ def register(subparsers) -> None:
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)
-    # not an option: `--out DIR`, as icegan loso / gan eval / generate take it, is answered with the override to use
-    tr.add_argument("--out", nargs="?", action=_OutIsAnOverride, help=argparse.SUPPRESS)
+    add_out_hint(tr, "gan train", "default config: runs/gan_casme2", config_flag=False)   # --out: gan eval's, not here
     tr.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.epochs=2")
     tr.set_defaults(func=_train)
 
