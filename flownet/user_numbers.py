@@ -18,12 +18,24 @@ import math
 import re
 from typing import Callable, Optional
 
-__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "is_ascii_digits", "read_int", "read_number",
-           "integer", "number", "read_frame_number", "check_non_negative"]
+__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "derived_seed", "is_ascii_digits", "read_int",
+           "read_number", "integer", "number", "read_frame_number", "check_non_negative"]
 
 #: the largest seed: numpy's legacy RandomState and scikit-learn's random_state take seeds in [0, 2**32 - 1], numpy's
 #: SeedSequence no negative one
 SEED_MAX = 2 ** 32 - 1
+
+
+def derived_seed(seed: int, offset: int) -> int:
+    """The seed ``offset`` places after ``seed`` (a fold's ``seed + fold.index``, a forest's ``seed + 1000 · index``),
+    wrapped into [0, :data:`SEED_MAX`]: ``(seed + offset) % (SEED_MAX + 1)``. A config takes any seed up to
+    :data:`SEED_MAX`, so a plain sum could pass it and be refused by numpy's legacy seeding or scikit-learn's
+    ``random_state`` only at a later fold, after earlier folds had trained.
+
+    The same as ``seed + offset`` whenever that sum is at most :data:`SEED_MAX`: every run recorded in the README and
+    docs/benchmarks.md (small seeds, far below 2**32 - 100000) draws exactly what it drew with the plain sum.
+    """
+    return (int(seed) + int(offset)) % (SEED_MAX + 1)
 
 #: an integer as typed: ASCII digits, an optional leading sign (to fullmatch)
 INTEGER_TEXT = re.compile(r"[-+]?[0-9]+")

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from flownet.devices import resolve_device
 from flownet.registry import BACKBONES, SHIPPED_WEIGHTS, resolve_weights
+from flownet.user_numbers import derived_seed
 from icegan import distributed
 from icegan.config import ConfigError, check_ranges, did_you_mean, load_config, without_neutral_keys
 from icegan.paths import config_hint
@@ -1029,13 +1030,14 @@ class FoldRunner:
 
         Seeded from ``cfg.seed`` and the fold index alone, so a fold gives the same scores whatever
         ran before it, in this process or in a Ray worker (same torch thread count assumed): the recognizer, the
-        augmentation draw and the joint critic from ``cfg.seed`` plus the fold index, the fold's GAN (its
-        ``train.seed``, and the noise of its sample grid) from ``cfg.seed`` alone, the same in every fold (its
-        training subjects are what differ)."""
+        augmentation draw and the joint critic from ``cfg.seed`` plus the fold index (wrapped into [0, SEED_MAX] by
+        :func:`flownet.user_numbers.derived_seed`), the fold's GAN (its ``train.seed``, and the noise of its sample
+        grid) from ``cfg.seed`` alone, the same in every fold (its training subjects are what differ)."""
         t0 = time.time()
         cfg = self.cfg
-        torch.manual_seed(cfg.seed + fold.index)
-        np.random.seed(cfg.seed + fold.index)
+        fold_seed = derived_seed(cfg.seed, fold.index)
+        torch.manual_seed(fold_seed)
+        np.random.seed(fold_seed)
         _use_threads(cfg)                   # a Ray worker runs folds with this too
         tr, te = fold.train_idx, fold.test_idx
         fold_dir = self.run_dir / "folds" / fold.subject.replace("/", "_")
@@ -1053,7 +1055,7 @@ class FoldRunner:
             scores = self._expcaps_scores(gan_state, te)
         else:
             scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
-                                 seed=cfg.seed + fold.index, sample_weight=weight, n_classes=self.n_classes)
+                                 seed=fold_seed, sample_weight=weight, n_classes=self.n_classes)
         self.fold_seconds[fold.subject] = time.time() - t0
         if fold.writer is not None:
             fold.writer.add_scalar("fold/seconds", self.fold_seconds[fold.subject], fold.index)
@@ -1097,7 +1099,7 @@ class FoldRunner:
         synth_feats = synth_y = None
         if cfg.gan.synthetic_ratio > 0:
             fake, src, cls = balanced_augmentation(g, onset.to(self.device), y_tr,
-                                                   target_per_class=target, seed=cfg.seed + fold.index)
+                                                   target_per_class=target, seed=derived_seed(cfg.seed, fold.index))
             fake01 = (fake.cpu().float() + 1) / 2
             onset01 = (onset[src] + 1) / 2
             with reusing_onsets(self.estimator):       # each onset appears in many synthetic pairs
@@ -1121,7 +1123,7 @@ class FoldRunner:
         classifies the SRFlowNet flow features of (onset, G(onset, z, c)); CE against c."""
         from flownet.strain import flow_features
         cfg = self.cfg
-        critic = fit_critic(cfg.recognizer, feats_tr, y_tr, self.device, seed=cfg.seed + 1000 + fold_index,
+        critic = fit_critic(cfg.recognizer, feats_tr, y_tr, self.device, seed=derived_seed(cfg.seed, 1000 + fold_index),
                             n_classes=self.n_classes)
         for p in critic.parameters():
             p.requires_grad_(False)

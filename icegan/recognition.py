@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from flownet.devices import resolve_device
+from flownet.user_numbers import derived_seed
 from icegan import distributed
 from icegan.models.recognizers import build_recognizer
 from icegan.recognizer_config import MIXUP_ALPHA_FLOOR, SKLEARN_MODELS, RecognizerConfig
@@ -397,8 +398,9 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
                        n_classes: int = 3) -> np.ndarray:
     """``cfg.noise_filter=forest``: the training masks (G, N) of ``folds`` (``S`` copies each) less the training clips
     flagged by :func:`icegan.label_noise.flag_noisy_labels` on that fold's training clips (forest seed: the fold's,
-    ``seed + 1000 · fold.index``). With a TensorBoard ``writer``, the share of each fold's training clips left out is
-    logged as ``noise_filter/dropped_share`` at step = the fold's index."""
+    ``seed + 1000 · fold.index``, wrapped into [0, SEED_MAX] by :func:`flownet.user_numbers.derived_seed`). With a
+    TensorBoard ``writer``, the share of each fold's training clips left out is logged as
+    ``noise_filter/dropped_share`` at step = the fold's index."""
     from tqdm.auto import tqdm
 
     from icegan.label_noise import flag_noisy_labels
@@ -406,7 +408,7 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
     masks = masks.copy()
     for i, f in enumerate(tqdm(folds, desc="noise filter", unit="fold", leave=False, disable=not progress)):
         train, index = np.asarray(f.train_idx), int(getattr(f, "index", i))
-        flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, seed + 1000 * index,
+        flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, derived_seed(seed, 1000 * index),
                                   cfg.class_weighting, n_classes=n_classes, n_jobs=max(1, torch.get_num_threads()))
         masks[i * S:(i + 1) * S, train[flags]] = False
         if writer is not None:
@@ -619,7 +621,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     # `aux` draws the shard-sized randomness (flips, mixup) so `gen`, which orders the batches,
     # advances identically on every process
     net = distributed.wrap_ddp(model, device)
-    aux = gen if distributed.world_size() == 1 else torch.Generator().manual_seed(seed + 7919 * (distributed.rank() + 1))
+    aux = gen if distributed.world_size() == 1 else \
+        torch.Generator().manual_seed(derived_seed(seed, 7919 * (distributed.rank() + 1)))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # the weights that are scored (inner validation, oracle records, snapshots, the returned model): the moving
     # average of the weights with model.ema_decay, else the trained weights themselves
@@ -928,8 +931,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
             dataset of every clip for ``cfg.domain_bn`` and ``cfg.domain_adversarial``).
         folds: :class:`icegan.protocol.Fold` objects (``train_idx``, ``test_idx``, ``index``).
         device: as :func:`train_models` (``auto`` included).
-        seed: base seed; the group's seed is ``seed + 1000 · folds[0].index`` so a group is
-            reproduced exactly when a run resumes.
+        seed: base seed; the group's seed is ``seed + 1000 · folds[0].index`` (wrapped into [0, SEED_MAX] by
+            :func:`flownet.user_numbers.derived_seed`) so a group is reproduced exactly when a run resumes.
         oracle_epoch: return (R, n_test, K) scores recorded every ``cfg.eval_every`` epochs.
         progress, writer: tqdm bar, TensorBoard writer.
         action_units: (targets (N, A), known (N,)) for ``cfg.au_weight`` > 0 (:func:`train_models`); only the
@@ -955,7 +958,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
     masks = np.zeros((len(folds) * S, N), dtype=bool)
     for i, f in enumerate(folds):
         masks[i * S:(i + 1) * S, f.train_idx] = True
-    group_seed = seed + 1000 * int(getattr(folds[0], "index", 0))
+    group_seed = derived_seed(seed, 1000 * int(getattr(folds[0], "index", 0)))
     batch_rows = val = None
     if cfg.inner_val_fraction > 0:
         # validation subjects are drawn from the training subjects as they are before the noise filter: the draws of
@@ -1073,8 +1076,9 @@ def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Te
                              writer: Any, n_classes: int = 3) -> np.ndarray:
     """One LOSO fold of a custom recognizer: (n_test, K) probabilities of ``fold.test_idx`` from models trained on
     ``fold.train_idx`` only (less the inner-validation subjects when ``cfg.inner_val_fraction`` > 0). The fold's
-    seed is ``seed + 1000 · fold.index``, as a grouped network's, so a resumed run retrains it identically."""
-    fold_seed = seed + 1000 * int(getattr(fold, "index", 0))
+    seed is ``seed + 1000 · fold.index`` (:func:`flownet.user_numbers.derived_seed`), as a grouped network's, so a
+    resumed run retrains it identically."""
+    fold_seed = derived_seed(seed, 1000 * int(getattr(fold, "index", 0)))
     train = np.asarray(fold.train_idx)
     x_val = y_val = None
     if cfg.inner_val_fraction > 0:

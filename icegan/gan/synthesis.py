@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from flownet.user_numbers import derived_seed
 from icegan.models.generator import Generator
 
 __all__ = ["synthesize", "balanced_augmentation", "load_generator", "to_uint8"]
@@ -98,7 +99,7 @@ def balanced_augmentation(generator: Generator, onset: Tensor, labels: Tensor | 
     target = int(counts.max()) if target_per_class is None else int(target_per_class)
     if target < int(counts.max()):
         raise ValueError(f"target_per_class {target} is below the largest real class count {int(counts.max())}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, 1)))
     srcs, clss, pos = [], [], 0
     for k in range(generator.n_classes):
         need = target - int(counts[k])
