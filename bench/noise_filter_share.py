@@ -2,8 +2,8 @@
 
 For every CDE fold, the same filter as a run with that seed (:func:`icegan.label_noise.flag_noisy_labels` on the
 fold's training clips, forest seed ``seed + 1000 · fold``) and prints the share dropped per fold and per class, and
-which datasets the clips flagged in most of their folds come from. A ``--seed`` that takes the last fold's forest seed
-past ``SEED_MAX`` (2**32 - 1, the largest scikit-learn takes) is refused before any fold is fitted.
+which datasets the clips flagged in most of their folds come from. The forest seeds wrap past ``SEED_MAX`` (2**32 - 1,
+the largest scikit-learn takes) as a run's do (:func:`flownet.user_numbers.derived_seed`), so every ``--seed`` runs.
 
     .venv/bin/python bench/noise_filter_share.py [--seed 0] [--trees 500]
 """
@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 from tqdm import tqdm
 
-from flownet.user_numbers import SEED_MAX, integer
+from flownet.user_numbers import SEED_MAX, derived_seed, integer
 
 from icegan.data.features import load_megc2019_features
 from icegan.label_noise import flag_noisy_labels
@@ -22,37 +22,23 @@ from icegan.protocol import make_folds
 
 
 def forest_seeds(seed: int, folds) -> list[int]:
-    """The forest seed of each fold, ``seed + 1000 · fold.index`` (as :mod:`icegan.recognition` derives it for
-    ``model.noise_filter=forest``).
-
-    Raises:
-        ValueError: a fold's forest seed past :data:`~flownet.user_numbers.SEED_MAX` (scikit-learn's
-            ``random_state`` takes none larger), naming ``--seed``, the fold and the largest ``--seed`` these folds
-            accept.
-    """
-    seeds = [seed + 1000 * f.index for f in folds]
-    if seeds and max(seeds) > SEED_MAX:
-        last = max(f.index for f in folds)
-        raise ValueError(f"--seed {seed} makes fold {last}'s forest seed {seed} + 1000 * {last} = {max(seeds)}, past "
-                         f"{SEED_MAX} (scikit-learn takes no larger random_state); give --seed <= "
-                         f"{SEED_MAX - 1000 * last} for these {len(folds)} folds")
-    return seeds
+    """The forest seed of each fold, ``derived_seed(seed, 1000 · fold.index)``: ``seed + 1000 · fold.index`` wrapped
+    past :data:`~flownet.user_numbers.SEED_MAX`, as :mod:`icegan.recognition` derives it for
+    ``model.noise_filter=forest``."""
+    return [derived_seed(seed, 1000 * f.index) for f in folds]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=integer(0, SEED_MAX, "the run's seed"), default=0,
-                    help="the run's seed (forest seed = seed + 1000 * fold, at most SEED_MAX = 2**32 - 1)")
+                    help="the run's seed (forest seed = seed + 1000 * fold, wrapped past SEED_MAX = 2**32 - 1)")
     ap.add_argument("--trees", type=integer(1, meaning="model.forest_trees"), default=500, help="model.forest_trees")
     args = ap.parse_args()
     fs = load_megc2019_features()
     s = fs.samples
     x, y = fs.features.reshape(len(s), -1).numpy(), fs.labels.numpy()
     folds = make_folds(s["subject"].tolist(), "CDE")
-    try:                # before fold 0's forest: a seed past SEED_MAX made a later fold crash in scikit-learn
-        seeds = forest_seeds(args.seed, folds)
-    except ValueError as exc:
-        ap.error(str(exc))
+    seeds = forest_seeds(args.seed, folds)
     share, per_class, flagged = [], np.zeros(3), np.zeros(len(y))
     for f, seed in zip(tqdm(folds, desc="folds", unit="fold"), seeds):
         tr = np.asarray(f.train_idx)

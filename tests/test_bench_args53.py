@@ -1,7 +1,7 @@
 """Flags of the ``bench/`` scripts refused where their value means nothing, before any work: ``classical_loso.py
---jobs -1`` (scikit-learn's "all cores", which no --jobs / --workers flag of the project takes), a
-``noise_filter_share.py --seed`` whose per-fold forest seeds pass ``SEED_MAX``, and ``learning_curve.py --target``
-outside a UF1's range [0, 1]."""
+--jobs -1`` (scikit-learn's "all cores", which no --jobs / --workers flag of the project takes) and
+``learning_curve.py --target`` outside a UF1's range [0, 1]; and ``noise_filter_share.py --seed`` near ``SEED_MAX``,
+whose per-fold forest seeds now wrap as a run's do (:func:`flownet.user_numbers.derived_seed`)."""
 import argparse
 import os
 import runpy
@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
-from flownet.user_numbers import SEED_MAX
+from flownet.user_numbers import SEED_MAX, derived_seed
 from _bench import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,39 +78,36 @@ def test_forest_seeds_are_seed_plus_1000_per_fold():
 
 
 @pytest.mark.parametrize("seed", [SEED_MAX, SEED_MAX - 1000 * 67 + 1])
-def test_forest_seeds_past_seed_max_are_refused(seed):
-    """A --seed that argparse accepts (<= SEED_MAX) but whose fold 67 forest seed passes SEED_MAX: refused, naming
-    --seed, the fold and the largest --seed the folds take (scikit-learn refused it at fold 1 or 67, after the
-    forests of the folds before had been fitted)."""
+def test_forest_seeds_past_seed_max_wrap_as_a_runs_do(seed):
+    """A --seed that argparse accepts (<= SEED_MAX) but whose later folds' forest seeds pass SEED_MAX: scikit-learn
+    refused fold 1's or 67's random_state after the forests before it were fitted. The seeds now wrap, as
+    icegan.recognition's noise filter derives them (derived_seed), so the bench measures what a run with that seed
+    drops."""
     mod = load_bench("noise_filter_share")
-    with pytest.raises(ValueError) as exc:
-        mod.forest_seeds(seed, _folds(68))
-    msg = str(exc.value)
-    for word in (f"--seed {seed}", "fold 67", str(SEED_MAX), f"--seed <= {SEED_MAX - 1000 * 67}"):
-        assert word in msg, f"{word!r} not in {msg!r}"
+    seeds = mod.forest_seeds(seed, _folds(68))
+    assert all(0 <= s <= SEED_MAX for s in seeds)
+    assert seeds[0] == seed and seeds[-1] == (seed + 1000 * 67) - (SEED_MAX + 1)
 
 
-def test_noise_filter_share_refuses_the_largest_seed_before_fitting(shared_data, monkeypatch, capsys):
-    """The script with --seed SEED_MAX (which its --seed type accepts) stops with argparse's error before the first
-    fold's forest is fitted."""
+def test_noise_filter_share_seeds_are_the_runs_seeds(shared_data, monkeypatch, capsys):
+    """The script with --seed SEED_MAX fits every fold's forest with the seed the noise filter of icegan.recognition
+    gives that fold in a run (it stopped before any fold at first, and crashed at fold 1 before that)."""
     import icegan.label_noise
     fitted = []
-    monkeypatch.setattr(icegan.label_noise, "flag_noisy_labels", lambda *a, **kw: fitted.append(a[3]) or 1 / 0)
+    monkeypatch.setattr(icegan.label_noise, "flag_noisy_labels",
+                        lambda x, y, trees, seed, *a, **kw: fitted.append(seed) or np.zeros(len(y), dtype=bool))
     path = ROOT / "bench" / "noise_filter_share.py"
     monkeypatch.setattr(sys, "argv", [str(path), "--seed", str(SEED_MAX), "--trees", "1"])
     monkeypatch.setattr(sys, "path", list(sys.path))
     environ = dict(os.environ)
     try:
-        with pytest.raises(SystemExit) as exc:
-            runpy.run_path(str(path), run_name="__main__")
+        runpy.run_path(str(path), run_name="__main__")
     finally:
         os.environ.clear()
         os.environ.update(environ)
-    assert exc.value.code == 2
-    assert fitted == []
-    err = capsys.readouterr().err
-    for word in ("--seed", "fold 67", f"<= {SEED_MAX - 1000 * 67}"):
-        assert word in err, f"{word!r} not in {err!r}"
+    assert len(fitted) == 68
+    assert fitted == [derived_seed(SEED_MAX, 1000 * i) for i in range(68)]
+    assert fitted[:2] == [SEED_MAX, 999]
 
 
 # --- learning_curve.py --target --------------------------------------------------------------------------------------
