@@ -10,9 +10,10 @@ subjects) could reach, never a result: it uses the held-out labels. If the bound
 the missing UF1 is.
 
 A second table asks the same of a label-shift correction per dataset: ``argmax_c (log p_c + λ · log π_d(c))``
-with π_d the class frequencies of the clip's dataset among the *other* subjects (its fold's training side), for
+with π_d the class frequencies of the clip's dataset in the *other* folds (its fold's training side), for
 λ = 0 (argmax), 0.25, 0.5, 0.75, 1 (1 = Bayes rule for that dataset's priors). Every λ is shown, so the reader
-sees the whole curve, not a picked point.
+sees the whole curve, not a picked point. A run whose folds hold out a dataset whole (HDE) has no clip of that
+dataset on the training side, so no honest π_d: refused.
 
 Usage::
 
@@ -52,17 +53,25 @@ def bound(scores: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def dataset_prior_curve(scores: np.ndarray, y: np.ndarray, dataset: np.ndarray, subject: np.ndarray) -> list[float]:
-    """UF1 of ``argmax(log p + λ log π_d)`` for each λ in :data:`LAMBDAS` (π_d from the other subjects of the
-    clip's dataset)."""
+def dataset_prior_curve(scores: np.ndarray, y: np.ndarray, dataset: np.ndarray, fold: np.ndarray) -> list[float]:
+    """UF1 of ``argmax(log p + λ log π_d)`` for each λ in :data:`LAMBDAS`: π_d the class frequencies of the clip's
+    dataset in the other folds (the fold's training side; in a LOSO run, the dataset's other subjects).
+
+    Raises:
+        ValueError: a fold whose training side has no clip of a dataset it tests (an HDE fold holds the dataset out
+            whole): its π_d would come from the held-out labels.
+    """
     logp = np.log(np.clip(scores, 1e-12, None))
     k = scores.shape[1]
     logprior = np.zeros_like(logp)
-    for d, s in {(d, s) for d, s in zip(dataset, subject)}:
-        rows = (dataset == d) & (subject == s)
-        others = (dataset == d) & (subject != s)
+    for d, f in {(d, f) for d, f in zip(dataset, fold)}:
+        rows = (dataset == d) & (fold == f)
+        others = (dataset == d) & (fold != f)
+        if not others.any():
+            raise ValueError(f"fold {f}'s training side has no clip of dataset {d} (a leave-one-dataset-out, HDE, "
+                             "run holds each dataset out whole): no dataset prior without the held-out labels")
         counts = np.bincount(y[others], minlength=k).astype(np.float64)
-        logprior[rows] = np.log(np.clip(counts / max(counts.sum(), 1.0), 1e-12, None))
+        logprior[rows] = np.log(np.clip(counts / counts.sum(), 1e-12, None))
     out = []
     for lam in LAMBDAS:
         out.append(compute_metrics(y, (logp + lam * logprior).argmax(1), n_classes=k)["UF1"])
@@ -85,8 +94,11 @@ def main() -> None:
         if len(cols) != 3 or "oracle_epoch" in p.columns:
             raise SystemExit(f"{path}: needs the three score_* columns of an honest 3-class run, got {cols}")
         r = bound(p[cols].to_numpy(), p["y_true"].to_numpy())
-        curves.append(dataset_prior_curve(p[cols].to_numpy(), p["y_true"].to_numpy(), p["dataset"].to_numpy(),
-                                          p["subject"].astype(str).to_numpy()))
+        try:
+            curves.append(dataset_prior_curve(p[cols].to_numpy(), p["y_true"].to_numpy(), p["dataset"].to_numpy(),
+                                              p["fold"].astype(str).to_numpy()))
+        except ValueError as exc:
+            raise SystemExit(f"{path}: {exc}") from None
         rows.append(r)
         print(f"| {run} | {r[0]:.4f} / {r[1]:.4f} | {r[2]:.4f} / {r[3]:.4f} | {r[4][1]:+.2f}, {r[4][2]:+.2f} |")
     m = np.array([r[:4] for r in rows]).mean(0)

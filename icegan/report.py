@@ -89,12 +89,12 @@ _KINDS = {"run": "an icegan loso / train.py run (config.yaml)", "ensemble": "an 
           "nested selection": "a nested selection (selection.json)", "merged": "a merged run (merged.json)"}
 
 
-def _strip_run_only(d):
-    """``d`` without :data:`RUN_ONLY_KEYS`, at any depth (mappings, and mappings in lists)."""
+def _strip_run_only(d, drop: frozenset = RUN_ONLY_KEYS):
+    """``d`` without the keys ``drop`` (:data:`RUN_ONLY_KEYS`), at any depth (mappings, and mappings in lists)."""
     if isinstance(d, dict):
-        return {k: _strip_run_only(v) for k, v in d.items() if k not in RUN_ONLY_KEYS}
+        return {k: _strip_run_only(v, drop) for k, v in d.items() if k not in drop}
     if isinstance(d, list):
-        return [_strip_run_only(x) for x in d]
+        return [_strip_run_only(x, drop) for x in d]
     return d
 
 
@@ -153,10 +153,12 @@ def _listed(f: Path, header: dict, key: str, kind: type) -> list:
     return items
 
 
-def _recipe(run: Path, chain: tuple[Path, ...] = ()) -> tuple[Optional[dict], str]:
+def _recipe(run: Path, chain: tuple[Path, ...] = (), drop: frozenset = RUN_ONLY_KEYS) -> tuple[Optional[dict], str]:
     """(:func:`run_recipe` of ``run``, why it is None: empty when it is not). ``chain``: the resolved folders whose
     headers led here (the ensemble, selection or merge that lists ``run``, and the ones that list it); a member that
-    is already on it (a header that lists its own folder, or two that list each other) is named, not followed."""
+    is already on it (a header that lists its own folder, or two that list each other) is named, not followed.
+    ``drop``: the config keys left out at any depth (:data:`RUN_ONLY_KEYS`; without ``seed``: the recipe and its
+    seeds, which :func:`check_one_recipe` compares to find one seed run twice)."""
     import yaml
 
     from icegan.config import without_neutral_keys
@@ -170,7 +172,7 @@ def _recipe(run: Path, chain: tuple[Path, ...] = ()) -> tuple[Optional[dict], st
         if not isinstance(cfg, dict):
             raise ValueError(f"{run / 'config.yaml'}: not a config (a YAML mapping)")
         cfg = {k: v for k, v in cfg.items() if k != "name"}
-        return {"kind": "run", **_strip_run_only(without_neutral_keys(cfg))}, ""
+        return {"kind": "run", **_strip_run_only(without_neutral_keys(cfg), drop)}, ""
 
     def part(recorded: str, listed_in: Path) -> tuple[Optional[dict], str]:
         d = _member_dir(run, str(recorded))
@@ -180,7 +182,7 @@ def _recipe(run: Path, chain: tuple[Path, ...] = ()) -> tuple[Optional[dict], st
             what = "its own folder" if d.resolve() == chain[-1] else "a folder that lists this one"
             return None, (f"{listed_in} lists {recorded}, {what} (a cycle of members): edit {listed_in} to list the "
                           "member runs, not a folder on its own chain of members")
-        rec, why = _recipe(d, chain)
+        rec, why = _recipe(d, chain, drop)
         return rec, (f"its member {d} records none ({why})" if rec is None else "")
 
     if (run / "ensemble.json").is_file():
@@ -265,8 +267,9 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
         ValueError: a run listed twice (it would count twice in the mean and in n; overlapping globs do this); two
             runs of different recipes (names the entry, the two runs and up to three differing keys, and
             says to give each recipe its own entry, ``LABEL=GLOB``); a run of several that records no recipe (no
-            ``config.yaml``, and no ensemble, selection or merge header whose members can be read); a header that
-            cannot be read.
+            ``config.yaml``, and no ensemble, selection or merge header whose members can be read); two runs of the
+            same seed(s) (one seed run twice: its scores are not another draw, and would shrink the std and grow n;
+            names the two runs); a header that cannot be read.
     """
     unique: list[Path] = []
     for r in map(Path, runs):
@@ -292,6 +295,20 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
         if rec != recipes[0]:
             raise ValueError(f"entry '{label}': {unique[0]} and {r} are different recipes, not seeds of one "
                              f"({_differences(recipes[0], rec)}); {fix}")
+    seeded: list[tuple[Path, dict]] = []        # the same recipe: the seeds must differ too
+    for r in unique:
+        rec = _recipe(r, drop=RUN_ONLY_KEYS - {"seed"})[0]
+        twin = next((u for u, other in seeded if other == rec), None)
+        if twin is not None:
+            raise ValueError(f"entry '{label}': {twin} and {r} are the same recipe with the same "
+                             f"seed{_seed_text(rec)}: one seed run twice, not two seeds (its scores would count twice, shrinking the std and "
+                             "growing n); keep one of them, or rerun one with another seed=")
+        seeded.append((r, rec))
+
+
+def _seed_text(recipe: dict) -> str:
+    """`` (seed=0)`` for a run's recipe with its top-level seed; empty for an ensemble, selection or merge."""
+    return f" (seed={recipe['seed']})" if "seed" in recipe else ""
 
 
 def _load(run: Path) -> dict:

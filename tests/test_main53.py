@@ -1,10 +1,20 @@
 """The fifty-third session's own fixes: `icegan flow train-decflow --out DIR` names the overrides that choose its run
-folder, as gan train and flow train do (one helper, icegan.commands.add_out_hint, for the three)."""
+folder, as gan train and flow train do (one helper, icegan.commands.add_out_hint, for the three); `icegan table` and
+`icegan compare` refuse one seed run twice as two seeds; bench/decision_rule_bound.py takes its dataset priors from
+the other folds and refuses an HDE run, whose other folds hold no clip of the held-out dataset."""
 from __future__ import annotations
 
+import json
+import sys
+
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
+from _bench import load_bench
 
 from icegan.cli import build_parser, parse_with_overrides
+from icegan.report import TableEntry, check_one_recipe, results_table
 
 
 @pytest.mark.parametrize("argv, folder, config", [
@@ -31,3 +41,90 @@ def test_train_decflow_help_does_not_offer_out_and_overrides_still_parse(capsys)
     args = parse_with_overrides(build_parser(), ["flow", "train-decflow", "--config", "configs/flow_decflow.yaml",
                                                  "train.steps=2"])
     assert args.out is None and args.overrides == ["train.steps=2"]
+
+
+# --- one seed run twice is not two seeds ------------------------------------------------------------------------------
+
+def _finished_run(folder, seed, uf1, **model):
+    """A finished run folder: metrics.json and the config.yaml icegan loso saves (the keys that matter here)."""
+    folder.mkdir()
+    part = {"UF1": uf1, "UAR": uf1}
+    metrics = {"protocol": "CDE", "oracle_epoch": False, "n_folds": 68, "n_samples": 442, "overall": part,
+               "per_dataset": {"casme2": part}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    config = {"name": folder.name, "protocol": "CDE", "seed": seed, "device": "cpu", "out_dir": str(folder.parent),
+              "model": {"name": "ststnet", "epochs": 100, **model}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def test_one_seed_run_twice_is_refused_as_two_seeds(tmp_path):
+    """Two folders of one recipe and one seed (a rerun, a copy) were pooled as n = 2 with a std of 0: the mean ± std
+    over seeds and the bootstrap's seed average got a spread and an n they do not have."""
+    a = _finished_run(tmp_path / "st_a", 0, 0.70)
+    b = _finished_run(tmp_path / "st_b", 0, 0.70)
+    with pytest.raises(ValueError) as exc:
+        results_table([TableEntry("STSTNet", [a, b])])
+    msg = str(exc.value)
+    for word in ("entry 'STSTNet'", str(a), str(b), "same seed (seed=0)", "one seed run twice", "another seed="):
+        assert word in msg, f"{word!r} not in {msg!r}"
+
+
+def test_seeds_of_one_recipe_on_other_machines_still_pool(tmp_path):
+    """Different seeds pool as before; where and how fast a run ran (device, out_dir) is no seed."""
+    a = _finished_run(tmp_path / "st_s0", 0, 0.70)
+    b = _finished_run(tmp_path / "st_s1", 1, 0.74)
+    check_one_recipe("STSTNet", [a, b])
+    row = results_table([TableEntry("STSTNet", [a, b])]).splitlines()[2]
+    assert row.startswith("| STSTNet | honest | CDE | 2 | 0.7200 ± 0.0283 |")
+    c = _finished_run(tmp_path / "st_s0_again", 0, 0.70, epochs=60)        # another recipe: named by its keys
+    with pytest.raises(ValueError, match=r"different recipes.*model.epochs"):
+        check_one_recipe("STSTNet", [a, c])
+
+
+def test_compare_refuses_one_seed_run_twice(tmp_path, capsys):
+    """icegan compare's entries (load_run_set) go through the same check."""
+    from icegan.protocol import run_loso
+    samples = pd.DataFrame({"dataset": "casme2", "subject": [f"casme2/s{i}" for i in range(4) for _ in range(3)],
+                            "clip": [f"c{i}" for i in range(12)], "label": [0, 1, 2] * 4})
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        run_loso(samples, lambda f: np.eye(3)[samples["label"].to_numpy()[f.test_idx]], out, progress=False,
+                 config={"name": name, "seed": 3, "model": {"name": "ststnet"}})
+        runs.append(out)
+    from icegan.significance import load_run_set
+    with pytest.raises(ValueError, match=r"same seed \(seed=3\): one seed run twice"):
+        load_run_set("twice", runs)
+
+
+# --- bench/decision_rule_bound.py: priors from the other folds --------------------------------------------------------
+
+def test_dataset_prior_curve_refuses_a_fold_that_holds_its_dataset_out_whole():
+    """In an HDE run each fold is a whole dataset: the 'other subjects' of the clip's dataset were the fold's own test
+    clips, so the curve rose on the held-out labels (UF1 0.35 -> 0.67 on random scores in the audit)."""
+    bench = load_bench("decision_rule_bound")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    dataset = np.array(["casme2"] * 3 + ["samm"] * 3)
+    scores = np.full((6, 3), 1 / 3)
+    with pytest.raises(ValueError, match=r"fold [01]'s training side has no clip of dataset (casme2|samm) .*HDE"):
+        bench.dataset_prior_curve(scores, y, dataset, np.array(["0"] * 3 + ["1"] * 3))
+    # LOSO folds (one per subject): the same curve as from the subjects
+    fold = np.array(["0", "1", "2", "3", "4", "5"])
+    assert bench.dataset_prior_curve(scores, y, dataset, fold) == bench.dataset_prior_curve(
+        scores, y, dataset, np.array(["a", "b", "c", "d", "e", "f"]))
+
+
+def test_decision_rule_bound_script_names_the_hde_run(tmp_path, monkeypatch, capsys):
+    bench = load_bench("decision_rule_bound")
+    run = tmp_path / "hde"
+    run.mkdir()
+    pd.DataFrame({"fold": [0, 0, 1, 1], "dataset": ["casme2", "casme2", "samm", "samm"],
+                  "subject": ["casme2/s1", "casme2/s2", "samm/006", "samm/007"], "clip": list("abcd"),
+                  "y_true": [0, 1, 2, 0], "y_pred": [0, 1, 2, 0], "score_negative": [0.5, 0.2, 0.1, 0.6],
+                  "score_positive": [0.3, 0.6, 0.1, 0.2], "score_surprise": [0.2, 0.2, 0.8, 0.2]}
+                 ).to_csv(run / "predictions.csv", index=False)
+    monkeypatch.setattr(sys, "argv", ["decision_rule_bound.py", str(run)])
+    with pytest.raises(SystemExit) as exc:
+        bench.main()
+    assert str(run / "predictions.csv") in str(exc.value) and "HDE" in str(exc.value)

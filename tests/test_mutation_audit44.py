@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import torch
 
 from icegan.labels import LABEL_SETS, manifest_labels
@@ -64,8 +65,12 @@ def five_run(tmp_path_factory):
 
 
 def _as_samm_5(run, dest):
-    """A copy of the casme2_5 run ``run`` whose predictions' score columns are samm_5's (same ids 0..4)."""
+    """A copy of the casme2_5 run ``run`` whose predictions' score columns are samm_5's (same ids 0..4), recorded as
+    another seed (an entry's runs of one recipe and one seed are refused as one seed run twice)."""
     shutil.copytree(run, dest)
+    config = yaml.safe_load((dest / "config.yaml").read_text())
+    config["seed"] = int(config.get("seed", 0)) + 1
+    (dest / "config.yaml").write_text(yaml.safe_dump(config))
     pred = pd.read_csv(dest / "predictions.csv")
     ren = dict(zip(LABEL_SETS["casme2_5"].score_columns, LABEL_SETS["samm_5"].score_columns))
     pred.rename(columns=ren).to_csv(dest / "predictions.csv", index=False)

@@ -33,7 +33,9 @@ def _run(root, name, config=None, n_samples=442, **kw):
     m["n_samples"] = n_samples
     (d / "metrics.json").write_text(json.dumps(m))
     if config is not False:
-        (d / "config.yaml").write_text(yaml.safe_dump(_config(name) if config is None else config, sort_keys=False))
+        seed = int(re.search(r"(\d*)$", name).group(1) or 0)      # st_s1: seed 1 (seeds of one recipe differ)
+        (d / "config.yaml").write_text(yaml.safe_dump(_config(name, seed) if config is None else config,
+                                                      sort_keys=False))
     return d
 
 

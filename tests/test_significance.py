@@ -33,9 +33,11 @@ def test_uf1_uar_from_confusion_matches_compute_metrics():
         uf1_uar_from_confusion(np.zeros((3, 2)))
 
 
-def _write_run(d, rows, oracle=False, folds=None, model="ststnet", seed=0):
-    """A finished run folder: predictions.csv, run.json and config.yaml (recipe ``model``, seed ``seed``)."""
+def _write_run(d, rows, oracle=False, folds=None, model="ststnet", seed=None):
+    """A finished run folder: predictions.csv, run.json and config.yaml (recipe ``model``, seed ``seed``; None: the
+    digits that end the folder's name, r_s1: 1, else 0, so that the seeds of one entry differ)."""
     d.mkdir(parents=True)
+    seed = int(re.search(r"(\d*)$", d.name).group(1) or 0) if seed is None else seed
     (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "threads": seed,
                                                    "oracle_epoch": oracle, "model": {"name": model, "epochs": 100}}))
     pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
@@ -153,7 +155,7 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
     base = _rows(30, truth, lambda s, j, y: (y + 1) % 3 if noise[s] and j % 2 == 0 else y)
     better = [(s_, c, y, y if (s_, c) == ("casme2/s00", "c0") else p) for s_, c, y, p in base]   # fixes one clip
     sets = [load_run_set("base", [_write_run(tmp_path / "base", base)]),
-            load_run_set("better", [_write_run(tmp_path / "better", better)]),
+            load_run_set("better", [_write_run(tmp_path / "better", better, seed=1)]),
             load_run_set("seeds", [tmp_path / "base", tmp_path / "better"])]
     rows = bootstrap_compare(sets, resamples=2000, seed=3)
     width = lambda ci: ci[1] - ci[0]  # noqa: E731
@@ -198,7 +200,7 @@ def test_paired_difference_is_tighter_than_the_entries_and_seeds_average(tmp_pat
 def test_errors_name_what_is_wrong(tmp_path):
     truth = [0, 1, 2]
     a = _write_run(tmp_path / "a", _rows(4, truth, lambda s, j, y: y))
-    other = _write_run(tmp_path / "other", _rows(5, truth, lambda s, j, y: y))
+    other = _write_run(tmp_path / "other", _rows(5, truth, lambda s, j, y: y), seed=1)
     cut = _write_run(tmp_path / "cut", _rows(4, truth, lambda s, j, y: y), folds=[f"casme2/s{s:02d}" for s in range(6)])
     oracle = _write_run(tmp_path / "oracle", _rows(4, truth, lambda s, j, y: y), oracle=True)
     with pytest.raises(ValueError, match="unfinished run.*casme2/s04"):
