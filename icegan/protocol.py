@@ -952,6 +952,14 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
                                      if recipe else ""), ""]
     if tuple(classes) != CLASS_NAMES:                # another label set: say which, above every number
         lines[-2] += f" Classes ({len(classes)}): {', '.join(classes)}."
+    seen = metrics.get("real_motion_seen")
+    if seen:
+        subs = seen["subjects"]
+        lines += [f"**Not leak-free:** the flow network that made the features ({seen.get('source') or 'unnamed'}) "
+                  f"was trained on the real onset->apex frames (unlabelled) of {len(subs)} of the "
+                  f"{seen.get('held_out_subjects', '?')} held-out subjects ({', '.join(subs)}): their folds' features "
+                  "come from a network that has seen their motion. For a leak-free run use classical flow "
+                  "(flow.method=tvl1 or farneback) or flow weights trained without them.", ""]
     if folds_total > metrics["n_folds"]:
         lines += [f"**Partial run:** only the first {metrics['n_folds']} of the {folds_total} folds were run "
                   f"(`{folds_key}`, for smoke tests): these numbers pool those folds' clips only and are not a "
@@ -960,7 +968,8 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
              + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
              "|---|---|---|---|" + "---|---|" * len(cols)]
     from icegan.report import markdown_cell
-    row = [f"**this run** ({markdown_cell(title)})", "oracle epoch" if oracle else "honest",
+    row = [f"**this run** ({markdown_cell(title)})",
+           "oracle epoch" if oracle else "NOT leak-free" if seen else "honest",
            _fmt(metrics["overall"]["UF1"]), _fmt(metrics["overall"]["UAR"])]
     for d in cols:
         m = metrics["per_dataset"].get(d)
@@ -1167,7 +1176,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
              folds_fn: Optional[Callable[[list[Fold]], Sequence[Any]]] = None, folds_per_call: int = 1,
              progress: bool = True, n_classes: int = 3, fold_map: Optional[Callable] = None,
              provenance: Optional[dict] = None, group_map: Optional[Callable] = None,
-             classes: Optional[Sequence[str]] = None) -> dict:
+             classes: Optional[Sequence[str]] = None, motion_seen: Sequence[str] = (),
+             motion_seen_by: str = "") -> dict:
     """Run (or resume) a LOSO (CDE, SDE) or leave-one-dataset-out (HDE) evaluation and write every output into
     ``out_dir``.
 
@@ -1218,10 +1228,17 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         provenance: JSON-able facts the config does not capture but the results depend on (e.g. the
             SHA-256 of a weights file the config names only by default); kept in ``run.json``, so a
             resumed run whose provenance changed is refused like one whose config changed.
+        motion_seen: subject ids whose real (unlabelled) onset→apex frames trained the flow network that made the
+            features (:func:`icegan.pipeline.real_motion_seen`, or a feature table's ``provenance.json``); matched by
+            :func:`subject_key`, those among the subjects the run tests make it not leak-free: metrics.json records
+            them, metrics.md says so under its Selection line, ``icegan table`` shows the run as ``NOT leak-free``.
+        motion_seen_by: where ``motion_seen`` comes from (the flow weights, the provenance.json), for the reports.
 
     Returns:
         The metrics.json content: ``{"protocol", "n_folds", "n_samples", "oracle_epoch",
-        "overall": {UF1, UAR, P_M, R_M, F1_M, F1_mu, G_M}, "per_dataset": {dataset: {...}}}``.
+        "overall": {UF1, UAR, P_M, R_M, F1_M, F1_mu, G_M}, "per_dataset": {dataset: {...}}}``, plus, only when some
+        tested subjects are among ``motion_seen``, ``"real_motion_seen": {"subjects": [sorted ids],
+        "held_out_subjects": number of subjects tested, "source": motion_seen_by}``.
 
     Raises:
         ValueError: bad sample table (names the row), bad protocol, bad scores from ``fold_fn``.
@@ -1344,6 +1361,12 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     order = {f.subject: f.index for f in folds}
     allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
     metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
+    tested = sorted({str(s) for s in samples["subject"].to_numpy()[_tested_idx(folds)]})
+    seen_keys = {subject_key(s) for s in motion_seen}
+    seen = [s for s in tested if subject_key(s) in seen_keys]
+    if seen:                            # absent otherwise: metrics.json as before
+        metrics["real_motion_seen"] = {"subjects": seen, "held_out_subjects": len(tested),
+                                       "source": str(motion_seen_by)}
     label = title + (" [ORACLE EPOCH]" if oracle_epoch else "") + partial_tag(header)
     recipe = recipe_line(config)
     md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,

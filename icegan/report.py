@@ -421,7 +421,9 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     """The table of ``entries`` as Markdown (paste into a README), LaTeX (paste into a paper) or CSV (for pandas / a
     spreadsheet).
 
-    Columns: Method, Selection (honest / ORACLE epoch), Protocol, n (runs), Full UF1, Full UAR, then UF1 and UAR per
+    Columns: Method, Selection (honest / ORACLE epoch; ``NOT leak-free`` for a run whose metrics.json records held-out
+    subjects whose real motion trained its flow network, ``real_motion_seen``, :func:`icegan.protocol.run_loso`),
+    Protocol, n (runs), Full UF1, Full UAR, then UF1 and UAR per
     dataset present in any run (SMIC, CASME II, SAMM first), and last ``Folds / clips``: the LOSO folds and the clips
     the row's metrics are pooled over (``68 / 442`` for the composite CDE; a ``max_folds`` smoke run shows fewer), the
     same for every run of the entry. A table with a run of other classes than MEGC2019's three (``data.labels``, read
@@ -473,7 +475,10 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
                    if d is None or d in m["per_dataset"]]
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
         partial = sorted({read_partial_tag(r) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
-        lead = [e.label + "".join(partial), "ORACLE epoch" if ms[0]["oracle_epoch"] else "honest", ms[0]["protocol"]]
+        leaky = any(m.get("real_motion_seen") for m in ms)        # flow that trained on held-out subjects' motion
+        selection = ("ORACLE epoch" + ("; NOT leak-free" if leaky else "") if ms[0]["oracle_epoch"]
+                     else "NOT leak-free" if leaky else "honest")
+        lead = [e.label + "".join(partial), selection, ms[0]["protocol"]]
         lead += [f"{ls.n_classes} ({ls.name})"] if classes else []
         body.append((lead + [str(len(ms))], cells, _folds_clips(ms[0])))
     names = [f"{t} {k}" for t, _ in metric_cols for k in ("UF1", "UAR")]
@@ -504,6 +509,9 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
         caption = (f"Micro-expression recognition: UF1 and UAR pooled over all folds ({which}). n: runs; several "
                    "runs: mean $\\pm$ sample standard deviation over the n runs. Honest: no selection on the "
                    "held-out subject (HDE rows: the held-out dataset). Folds / clips: what each row is scored on.")
+        if any("NOT leak-free" in lead[1] for lead, _, _ in body):
+            caption += (" NOT leak-free: the flow network that made the features was trained on real frames of "
+                        "held-out subjects.")
         return latex_float(tab, caption, "tab:icegan-results")
     out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]
     out += ["| " + " | ".join([markdown_cell(lead[0])] + lead[1:] + [_cell(st) for st in cells] + [size(fc, "—")])

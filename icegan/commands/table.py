@@ -61,8 +61,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "table", help="one results table over finished LOSO runs (UF1 / UAR overall and per dataset; seeds as mean ± std)",
         description="Print one table, a row per entry, of finished runs' metrics.json (icegan loso, train.py or icegan "
-                    "ensemble folders): selection (honest / ORACLE epoch), protocol, number of runs, UF1 and UAR overall "
-                    "and per dataset, and the folds / clips they are pooled over (68 / 442 for the composite CDE); "
+                    "ensemble folders): selection (honest / NOT leak-free / ORACLE epoch), protocol, number of "
+                    "runs, UF1 and UAR overall and per dataset, and the folds / clips they are pooled over "
+                    "(68 / 442 for the composite CDE); "
                     "when a run scores other classes than MEGC2019's three (data.labels=casme2_5 or samm_5), a "
                     "Classes column. "
                     "An entry with several runs (seeds) shows mean ± sample std over them, never the best run. Runs "

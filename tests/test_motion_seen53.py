@@ -1,0 +1,77 @@
+"""Flow weights that learned from the real onset->apex frames of held-out subjects (``real_pair_subjects`` of
+self-supervised or fine-tuned weights): the run's outputs say so, not only a log line. run_loso records them
+(metrics.json ``real_motion_seen``, a bold "Not leak-free" line in metrics.md), ``icegan table`` shows such a run as
+"NOT leak-free", ``icegan features`` writes them into provenance.json (``real_motion_subjects``) and ``icegan loso``
+on those maps warns and passes them on. Without the record every output is as before."""
+import json
+
+import numpy as np
+import pytest
+
+from icegan.data.toy_features import make_toy_features
+from icegan.protocol import run_loso
+from icegan.report import TableEntry, results_table
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+
+
+def _centroid(fs):
+    x = fs.features.flatten(1).numpy()
+    y = fs.labels.numpy()
+
+    def fold_fn(fold):
+        means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
+        return -((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
+    return fold_fn
+
+
+def test_run_loso_records_held_out_subjects_whose_motion_trained_the_flow(toy, tmp_path):
+    subjects = sorted(set(toy.samples["subject"]))
+    first, second = subjects[0], subjects[1]
+    spelt = first.upper()                          # matched as one subject id (icegan.protocol.subject_key)
+    m = run_loso(toy.samples, _centroid(toy), tmp_path / "seen", config={"model": "centroid"}, progress=False,
+                 motion_seen=[spelt, "elsewhere/s9"], motion_seen_by="flow.weights: selfsup.pt")
+    assert m["real_motion_seen"] == {"subjects": [first], "held_out_subjects": len(subjects),
+                                     "source": "flow.weights: selfsup.pt"}
+    assert json.loads((tmp_path / "seen" / "metrics.json").read_text())["real_motion_seen"]["subjects"] == [first]
+    md = (tmp_path / "seen" / "metrics.md").read_text().splitlines()
+    sel = next(i for i, line in enumerate(md) if "Selection:" in line)
+    note = md[sel + 2]
+    assert note.startswith("**Not leak-free:**"), md[:6]
+    assert f"1 of the {len(subjects)} held-out subjects ({first})" in note
+    assert "flow.weights: selfsup.pt" in note and "tvl1 or farneback" in note and "trained without them" in note
+    assert "| NOT leak-free |" in md[sel + 6]
+
+    # the same run without the record, or with a seen subject that the run does not test: metrics.json unchanged
+    plain = run_loso(toy.samples, _centroid(toy), tmp_path / "plain", config={"model": "centroid"}, progress=False)
+    assert "real_motion_seen" not in plain
+    assert {k: v for k, v in m.items() if k != "real_motion_seen"} == plain
+    run_loso(toy.samples, _centroid(toy), tmp_path / "untested", config={"model": "centroid"}, progress=False,
+             max_folds=1, name="cut", motion_seen=[second], motion_seen_by="x")
+    run_loso(toy.samples, _centroid(toy), tmp_path / "cut", config={"model": "centroid"}, progress=False, max_folds=1,
+             name="cut")
+    for name in ("metrics.json", "metrics.md"):
+        assert (tmp_path / "untested" / name).read_text() == (tmp_path / "cut" / name).read_text()
+    assert "leak-free" not in (tmp_path / "plain" / "metrics.md").read_text()
+
+    # icegan table: NOT leak-free in the Selection column of every format, honest for the plain run
+    entries = [TableEntry("seen", [tmp_path / "seen"]), TableEntry("plain", [tmp_path / "plain"])]
+    rows = results_table(entries).splitlines()[2:]
+    assert rows[0].startswith("| seen | NOT leak-free |") and rows[1].startswith("| plain | honest |")
+    csv = results_table(entries, "csv").splitlines()
+    assert csv[1].startswith("seen,NOT leak-free,") and csv[2].startswith("plain,honest,")
+    tex = results_table(entries, "latex")
+    assert "seen & NOT leak-free &" in tex and "plain & honest &" in tex
+    assert "NOT leak-free: the flow network" in tex
+    assert "leak-free" not in results_table([entries[1]], "latex")
+
+
+def test_hde_run_loso_matches_the_subjects_of_the_held_out_datasets(toy, tmp_path):
+    """HDE folds hold out datasets: a seen subject inside one is found through the tested clips' subjects."""
+    one = sorted(set(toy.samples["subject"]))[0]
+    m = run_loso(toy.samples, _centroid(toy), tmp_path / "hde", protocol="HDE", progress=False,
+                 motion_seen=[one], motion_seen_by="w")
+    assert m["real_motion_seen"]["subjects"] == [one]
