@@ -1198,12 +1198,14 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
         raise PrepareError(f"the run's clips: {exc}") from None
     seen = real_motion_seen(estimator, [f.subject for f in folds])
     learned = cfg.flow.component != "total" and cfg.flow.decompose == "learned"    # then DecFlow's weights saw them
+    weights = (cfg.flow.decompose_weights if learned else cfg.flow.weights) or "shipped"
+    seen_by = f"{'flow.decompose_weights' if learned else 'flow.weights'}: {weights}"     # for run_loso's reports
     if seen and distributed.is_main():
         log.warning("the flow weights (%s) were trained on the real onset->apex frames (unlabelled) of %d of this "
                     "run's %d held-out subjects (%s%s): their features come from a network that has seen their "
                     "motion, so their folds are not leak-free; for flow no fold's data touched use "
                     "flow.method=tvl1 or farneback (README, 'What the learned parts have seen')",
-                    (cfg.flow.decompose_weights if learned else cfg.flow.weights) or "shipped", len(seen), len(folds),
+                    weights, len(seen), len(folds),
                     ", ".join(seen[:5]),
                     ", ..." if len(seen) > 5 else "")
     if distributed.is_main():
@@ -1240,7 +1242,8 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
                        progress=progress and distributed.is_main(), fold_map=timed_map,
-                       provenance={**provenance, **recognizer_provenance(cfg.recognizer)}, classes=labels.classes)
+                       provenance={**provenance, **recognizer_provenance(cfg.recognizer)}, classes=labels.classes,
+                       motion_seen=seen, motion_seen_by=seen_by)
     _PRIOR_FLOWS.clear()                # the run's prior flows are not needed after its folds
     if not distributed.is_main():
         return metrics

@@ -75,3 +75,35 @@ def test_hde_run_loso_matches_the_subjects_of_the_held_out_datasets(toy, tmp_pat
     m = run_loso(toy.samples, _centroid(toy), tmp_path / "hde", protocol="HDE", progress=False,
                  motion_seen=[one], motion_seen_by="w")
     assert m["real_motion_seen"]["subjects"] == [one]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """``icegan features`` of the tiny synthetic set through one flow network saved twice: with a record of the
+    real frames of synthetic/s02 and without one."""
+    from _flow_sizes import save_main_job_weights
+
+    from flownet.registry import load_srflownet, save_srflownet
+    from icegan.pipeline import export_features, load_main_config
+    root = tmp_path_factory.mktemp("fx")
+    plain = save_main_job_weights(root / "plain.pt", iters=1)
+    seen = save_srflownet(load_srflownet(plain), root / "seen.pt", meta={"real_pair_subjects": ["synthetic/s02"]})
+    out = {"weights": seen}
+    for name, weights in (("seen", seen), ("plain", plain)):
+        cfg = load_main_config(None, ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "threads=1",
+                                      "device=cpu", f"flow.weights={weights}"])
+        out[name] = export_features(cfg, root / name, progress=False)
+    return out
+
+
+def test_a_main_job_whose_flow_saw_a_tested_subject_records_it(exported, tmp_path):
+    """train.py: the subjects its warning names are in metrics.json and metrics.md too (before: a log line only)."""
+    from icegan.pipeline import load_main_config, run_main
+    cfg = load_main_config(None, ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "threads=1",
+                                  "device=cpu", f"flow.weights={exported['weights']}", "gan.enabled=false",
+                                  "recognizer.name=logreg", "data.max_folds=2"])
+    m = run_main(cfg, tmp_path / "main", progress=False)
+    assert m["real_motion_seen"] == {"subjects": ["synthetic/s02"], "held_out_subjects": 2,
+                                     "source": f"flow.weights: {exported['weights']}"}
+    md = (tmp_path / "main" / "metrics.md").read_text()
+    assert "**Not leak-free:** " in md and "1 of the 2 held-out subjects (synthetic/s02)" in md
