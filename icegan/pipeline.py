@@ -747,8 +747,11 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     ``maps/<subject>_<clip>.npy`` (:func:`map_file_names`: ``/`` and ``\\`` as ``_``, ``_2``, ``_3``, ... after a name
     already used) (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
     ``config.yaml`` (the resolved main config), ``provenance.json`` (flow method, weights' SHA-256, how the faces
-    were prepared (:func:`face_provenance`), size, clips, clips skipped, seconds) and, when preprocessing could not
-    prepare some of the clips (frames not on disk, no face found), ``skipped.csv``: their keys and reasons.
+    were prepared (:func:`face_provenance`), size, clips, clips skipped, seconds, and only when the flow weights
+    record real onset→apex frames of some of the exported clips' subjects (:func:`real_motion_seen`; a warning
+    says so too) ``real_motion_subjects``: those subjects, sorted, which ``icegan loso`` on the table reports as not
+    leak-free) and, when preprocessing could not prepare some of the clips (frames not on disk, no face found),
+    ``skipped.csv``: their keys and reasons.
 
     A folder that holds ``features_labelled.csv`` but no ``features.csv`` is the output of a run stopped between the
     two tables (``features.csv`` is written last, whole, so that a folder that holds it is complete): that table is
@@ -793,6 +796,14 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
             "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "labels": cfg.data.labels, "clips": len(rows),
             "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1)}
+    seen = real_motion_seen(estimator, sorted(set(samples["subject"].astype(str))))
+    if seen:                # absent otherwise: provenance.json as before
+        info["real_motion_subjects"] = seen
+        log.warning("the flow weights were trained on the real onset->apex frames (unlabelled) of %d of the %d "
+                    "subjects whose maps are exported (%s%s): recorded as real_motion_subjects in %s, and a LOSO on "
+                    "these maps reports those folds as not leak-free; for flow no fold's data touched use "
+                    "flow.method=tvl1 or farneback", len(seen), samples["subject"].nunique(), ", ".join(seen[:5]),
+                    ", ..." if len(seen) > 5 else "", out / "provenance.json")
     from flownet.io import write_text_whole
     prov = json.dumps(info, indent=2, default=str)     # whole or not at all: icegan fit / predict / loso read it
     write_text_whole(out / "provenance.json", prov)

@@ -4,6 +4,7 @@ self-supervised or fine-tuned weights): the run's outputs say so, not only a log
 "NOT leak-free", ``icegan features`` writes them into provenance.json (``real_motion_subjects``) and ``icegan loso``
 on those maps warns and passes them on. Without the record every output is as before."""
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -107,3 +108,52 @@ def test_a_main_job_whose_flow_saw_a_tested_subject_records_it(exported, tmp_pat
                                      "source": f"flow.weights: {exported['weights']}"}
     md = (tmp_path / "main" / "metrics.md").read_text()
     assert "**Not leak-free:** " in md and "1 of the 2 held-out subjects (synthetic/s02)" in md
+
+
+def _loso(table, out, *extra):
+    from icegan.cli import main
+    return main(["loso", "--out", str(out), "--no-progress", "data.source=table", f"data.table={table}",
+                 "model.name=logreg", "model.logreg_max_iter=50", "threads=1", *extra])
+
+
+def test_exported_maps_record_the_seen_subjects_and_loso_on_them_says_so(exported, tmp_path, caplog):
+    prov = json.loads((exported["seen"].parent / "provenance.json").read_text())
+    assert prov["real_motion_subjects"] == ["synthetic/s02"]
+    assert "real_motion_subjects" not in json.loads((exported["plain"].parent / "provenance.json").read_text())
+
+    with caplog.at_level(logging.WARNING, logger="icegan"):
+        assert _loso(exported["seen"], tmp_path / "seen") == 0
+    said = [r.getMessage() for r in caplog.records if "real onset->apex frames" in r.getMessage()]
+    assert len(said) == 1 and "1 of its 3 subjects (synthetic/s02)" in said[0] and "provenance.json" in said[0]
+    m = json.loads((tmp_path / "seen" / "metrics.json").read_text())
+    assert m["real_motion_seen"]["subjects"] == ["synthetic/s02"]
+    assert "provenance.json records" in m["real_motion_seen"]["source"]
+    assert "**Not leak-free:** " in (tmp_path / "seen" / "metrics.md").read_text()
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="icegan"):
+        assert _loso(exported["plain"], tmp_path / "plain") == 0
+    assert not [r for r in caplog.records if "real onset->apex frames" in r.getMessage()]
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert {k: v for k, v in m.items() if k != "real_motion_seen"} == plain       # same maps, same numbers
+    assert "leak-free" not in (tmp_path / "plain" / "metrics.md").read_text()
+
+    # a seen subject that the run does not test (max_folds=1 tests synthetic/s01 only): warned, not recorded
+    assert _loso(exported["seen"], tmp_path / "one", "max_folds=1") == 0
+    assert "real_motion_seen" not in json.loads((tmp_path / "one" / "metrics.json").read_text())
+
+
+def test_a_table_without_provenance_or_with_a_bad_record_runs_as_before(exported, tmp_path, caplog):
+    import shutil
+    bare = tmp_path / "bare"
+    shutil.copytree(exported["seen"].parent, bare)
+    (bare / "provenance.json").unlink()
+    assert _loso(bare / "features.csv", tmp_path / "no_prov") == 0
+    assert "real_motion_seen" not in json.loads((tmp_path / "no_prov" / "metrics.json").read_text())
+
+    prov = json.loads((exported["seen"].parent / "provenance.json").read_text())
+    (bare / "provenance.json").write_text(json.dumps({**prov, "real_motion_subjects": "synthetic/s02"}))
+    with caplog.at_level(logging.WARNING, logger="icegan"):
+        assert _loso(bare / "features.csv", tmp_path / "bad") == 0
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "'real_motion_subjects' is not a list of subject ids" in said and str(bare / "provenance.json") in said

@@ -314,7 +314,9 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None, act
     ``feature_set``: the :func:`load_feature_set` of ``cfg.data`` when the caller has loaded it already (the CLI
     does, to report bad input as an error message); None loads it here. ``action_units``: the
     :func:`load_action_units` of ``cfg`` and that feature set when the caller has read them already; None reads
-    them here (when ``model.au_weight`` > 0).
+    them here (when ``model.au_weight`` > 0). A feature table whose ``provenance.json`` records subjects whose real
+    motion trained the flow network of its maps (:func:`table_motion_seen`) is warned about, and the run's reports
+    say it is not leak-free where it tests them.
     """
     from icegan.protocol import run_loso
 
@@ -329,11 +331,41 @@ def run(cfg: LosoConfig, out: Path, progress: bool = True, feature_set=None, act
               f"pipeline scores chance (UF1 about 1/{k} = {1 / k:.2f})", file=sys.stderr)
     from icegan.protocol import data_digest
     from icegan.recognition import recognizer_provenance
+    seen, seen_by = table_motion_seen(cfg.data, fs.samples)
     return run_loso(fs.samples, None, out, protocol=cfg.protocol, oracle_epoch=cfg.oracle_epoch, config=cfg,
                     dataset=cfg.dataset, name=name, max_folds=cfg.max_folds, folds_fn=folds_fn,
                     folds_per_call=per_call, progress=progress, group_map=group_map,
                     classes=get_label_set(cfg.data.labels).classes,
-                    provenance={**recognizer_provenance(cfg.model), "data": data_digest(fs.samples, fs.features)})
+                    provenance={**recognizer_provenance(cfg.model), "data": data_digest(fs.samples, fs.features)},
+                    motion_seen=seen, motion_seen_by=seen_by)
+
+
+def table_motion_seen(data: FeatureDataConfig, samples) -> tuple[list[str], str]:
+    """``(subjects, source)``: the subjects of ``samples`` (a feature table's clips) whose real onset→apex frames
+    trained the flow network that made the table's maps, as the ``provenance.json`` beside ``data.table`` records
+    them (``real_motion_subjects``, written by ``icegan features``; matched by :func:`icegan.protocol.subject_key`),
+    sorted, and ``"as <that provenance.json> records"`` (for the reports); ``([], "")`` for another source, a table
+    without provenance.json or one without the key. When some are found a warning (logging, on stderr) names them:
+    their folds are not leak-free."""
+    if data.source != "table":
+        return [], ""
+    from icegan.data.feature_table import read_provenance
+    from icegan.protocol import subject_key
+    info = read_provenance(data.table, "which subjects' real motion trained the flow network of its maps") or {}
+    keys = {subject_key(s) for s in info.get("real_motion_subjects") or []}
+    subjects = sorted({str(s) for s in samples["subject"]})
+    seen = [s for s in subjects if subject_key(s) in keys]
+    if not seen:
+        return [], ""
+    prov = str(Path(data.table).parent / "provenance.json")
+    import logging
+    logging.getLogger("icegan").warning(
+        "%s: the flow weights that made the maps of %s were trained on the real onset->apex frames (unlabelled) of "
+        "%d of its %d subjects (%s%s): their features come from a network that has seen their motion, so their "
+        "folds are not leak-free (metrics.md and icegan table say so); for flow no fold's data touched export the "
+        "maps with flow.method=tvl1 or farneback, or with flow weights trained without them", prov, data.table,
+        len(seen), len(subjects), ", ".join(seen[:5]), ", ..." if len(seen) > 5 else "")
+    return seen, f"as {prov} records"
 
 
 def fold_runner(cfg: LosoConfig, fs, progress: bool = True, action_units=None):

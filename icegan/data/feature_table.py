@@ -36,7 +36,9 @@ table you made, write it yourself)::
 
 ``icegan fit`` stores it in the model file and ``icegan predict`` warns when a table to score says otherwise
 (:func:`icegan.saved_recognizer.maps_provenance`, :func:`~icegan.saved_recognizer.maps_differ`); without it nothing
-is claimed either way.
+is claimed either way. ``"real_motion_subjects": ["casme2/sub01", ...]`` (written by ``icegan features`` when the flow
+weights learned from those subjects' real onset→apex frames, :func:`icegan.pipeline.real_motion_seen`): ``icegan
+loso`` on the table warns and reports the run as not leak-free when it tests any of them.
 """
 from __future__ import annotations
 
@@ -359,7 +361,8 @@ def read_provenance(table: str | Path, unchecked: str) -> Optional[dict]:
     Returns:
         The JSON object; None when there is no such file, or when it cannot be used: not JSON (cut short by a kill
         of a version that wrote it in place, edited), not a JSON object, or one whose ``flow``, ``weights`` or
-        ``faces`` is not an object or whose ``labels`` is not a name. Then a warning (logging) names the file, the
+        ``faces`` is not an object, whose ``labels`` is not a name or whose ``real_motion_subjects`` is not a list
+        of subject ids. Then a warning (logging) names the file, the
         cause, what goes unchecked and what to do: write the table again with ``icegan features`` into a new
         folder, or mend or remove the file.
     """
@@ -378,6 +381,9 @@ def read_provenance(table: str | Path, unchecked: str) -> Optional[dict]:
                    if info.get(k) is not None and not isinstance(info[k], dict)]
             if info.get("labels") is not None and not isinstance(info["labels"], str):
                 bad.append("'labels' is not a label set's name")
+            motion = info.get("real_motion_subjects")
+            if motion is not None and not (isinstance(motion, list) and all(isinstance(x, str) for x in motion)):
+                bad.append("'real_motion_subjects' is not a list of subject ids")
             if not bad:
                 return info
             why = ", ".join(bad)
