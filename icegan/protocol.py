@@ -1291,6 +1291,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     key = held_out_column(protocol)             # the predictions column naming each row's fold
     done = _read_finished(pred_csv, samples, folds, key, pred_columns(classes))
     finished = set(done[key])
+    if finished:            # a resume: say what is kept (the bar alone started at n/N, silently)
+        left = len(folds) - len(finished)
+        print(f"{title}: resuming {out}: {len(finished)} of {len(folds)} folds finished earlier are kept; "
+              + (f"{left} to train" if left else "none to train, the results are written again"), file=sys.stderr)
     from icegan.environment import append_environment
     append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
                        world_size=distributed.world_size())

@@ -128,3 +128,30 @@ def test_decision_rule_bound_script_names_the_hde_run(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit) as exc:
         bench.main()
     assert str(run / "predictions.csv") in str(exc.value) and "HDE" in str(exc.value)
+
+
+# --- a resumed LOSO says what it keeps --------------------------------------------------------------------------------
+
+def test_a_resumed_run_says_how_many_folds_it_keeps(tmp_path, capsys):
+    """A rerun into the folder of an interrupted run said nothing: only the progress bar started at n/N."""
+    from icegan.protocol import run_loso
+    samples = pd.DataFrame({"dataset": "casme2", "subject": [f"casme2/s{i}" for i in range(4) for _ in range(3)],
+                            "clip": [f"c{i}" for i in range(12)], "label": [0, 1, 2] * 4})
+    calls = []
+
+    def fold_fn(fold):
+        calls.append(fold.subject)
+        if len(calls) == 3:
+            raise KeyboardInterrupt            # Ctrl-C during the third fold
+        return np.eye(3)[samples["label"].to_numpy()[fold.test_idx]]
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(samples, fold_fn, out, progress=False, config={"seed": 0})
+    assert "resuming" not in capsys.readouterr().err          # a first start says nothing of the kind
+    run_loso(samples, fold_fn, out, progress=False, config={"seed": 0})
+    err = capsys.readouterr().err
+    assert f"run: resuming {out}: 2 of 4 folds finished earlier are kept; 2 to train" in err
+    assert calls == ["casme2/s0", "casme2/s1", "casme2/s2", "casme2/s2", "casme2/s3"]
+    run_loso(samples, fold_fn, out, progress=False, config={"seed": 0})
+    assert "4 of 4 folds finished earlier are kept; none to train, the results are written again" in \
+        capsys.readouterr().err
