@@ -30,7 +30,7 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
     """
     from icegan.ensemble import read_finished_run
     from icegan.labels import label_set_of_columns
-    from icegan.protocol import summarize_predictions, write_reports
+    from icegan.protocol import members_motion_record, summarize_predictions, write_reports
     if len(run_dirs) < 2:
         raise ValueError("give at least two finished runs to merge")
     headers, preds = zip(*(read_finished_run(d) for d in run_dirs))
@@ -58,6 +58,8 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
               "folds": folds}
     pred.to_csv(out / "predictions.csv", index=False)
     metrics = summarize_predictions(pred, "+".join(protocols), len(folds), False, k)
+    if seen := members_motion_record(pred, run_dirs):        # a merged run's flow saw held-out motion: say so
+        metrics["real_motion_seen"] = seen
     write_reports(out, pred, metrics, f"merged: {', '.join(protocols)}", "merged ", k)
     (out / "merged.json").write_text(json.dumps(header, indent=1), encoding="utf-8")
     return metrics

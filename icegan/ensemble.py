@@ -29,7 +29,8 @@ from icegan.paths import run_folder_header
 from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
 from icegan.labels import label_set_of_columns
 from icegan.protocol import (PRED_COLUMNS, LosoStateError, held_out_column, partial_tag,
-                             refuse_run_folder_conflict, summarize_predictions, write_reports)
+                             members_motion_record, refuse_run_folder_conflict, summarize_predictions,
+                             write_reports)
 
 __all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "read_finished_run"]
 
@@ -258,7 +259,9 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
 
     Returns:
         The metrics.json content (``{"protocol", "n_folds", "n_samples", "oracle_epoch": false,
-        "overall", "per_dataset"}``).
+        "overall", "per_dataset"}``, and ``real_motion_seen`` when a member records held-out subjects whose real
+        motion trained its flow network: :func:`icegan.protocol.members_motion_record`; the ensemble is then not
+        leak-free either, and its metrics.md and ``icegan table`` say so).
 
     Raises:
         EnsembleError: fewer than two runs, bad weights, a member :func:`load_member` refuses, or
@@ -322,6 +325,8 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     title = name or out.name
     n_folds = len(h0.get("folds") or pred["subject"].unique())
     metrics = summarize_predictions(pred, h0["protocol"], n_folds, False, n_classes)
+    if seen := members_motion_record(pred, dirs):       # a member's flow saw held-out motion: so did the ensemble's
+        metrics["real_motion_seen"] = seen
     member_rows = []
     for d, wi, (_, p) in zip(dirs, w, members):
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]

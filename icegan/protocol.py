@@ -867,6 +867,34 @@ def max_folds_key(config: Any) -> str:
     return "data.max_folds" if isinstance(data, dict) and "max_folds" in data else "max_folds"
 
 
+def real_motion_record(tested: Sequence[str], motion_seen: Sequence[str], source: str) -> Optional[dict]:
+    """metrics.json's ``real_motion_seen`` entry: ``{"subjects": the tested subjects among motion_seen (matched by
+    :func:`subject_key`, sorted), "held_out_subjects": how many subjects were tested, "source": source}``, or None
+    when no tested subject is among them (the run is then reported as before). ``tested``: the subject of every
+    tested clip (repeats allowed); ``motion_seen``: subjects whose real onset→apex frames trained the flow network."""
+    tested = sorted({str(s) for s in tested})
+    keys = {subject_key(s) for s in motion_seen}
+    seen = [s for s in tested if subject_key(s) in keys]
+    return {"subjects": seen, "held_out_subjects": len(tested), "source": str(source)} if seen else None
+
+
+def members_motion_record(pred: pd.DataFrame, member_dirs: Sequence[str | Path]) -> Optional[dict]:
+    """:func:`real_motion_record` of a run built from finished runs (an ensemble's members, a nested selection's
+    candidates, merged runs): the subjects their ``metrics.json`` files record as ``real_motion_seen``, among the
+    subjects of ``pred``, the source naming the members that record them. A member without a readable metrics.json
+    or without the entry adds none."""
+    seen, sources = [], []
+    for d in map(Path, member_dirs):
+        try:
+            rec = json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("real_motion_seen")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("subjects"), list):
+            seen += [str(x) for x in rec["subjects"]]
+            sources.append(f"{d} ({rec.get('source') or 'unnamed'})")
+    return real_motion_record(pred["subject"].astype(str), seen, "members: " + "; ".join(sources)) if seen else None
+
+
 def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot_prefix: str, n_classes: int,
                   md_extra: str = "", recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds") -> str:
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
@@ -1365,12 +1393,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
     order = {f.subject: f.index for f in folds}
     allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
     metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
-    tested = sorted({str(s) for s in samples["subject"].to_numpy()[_tested_idx(folds)]})
-    seen_keys = {subject_key(s) for s in motion_seen}
-    seen = [s for s in tested if subject_key(s) in seen_keys]
+    seen = real_motion_record(samples["subject"].to_numpy()[_tested_idx(folds)], motion_seen, motion_seen_by)
     if seen:                            # absent otherwise: metrics.json as before
-        metrics["real_motion_seen"] = {"subjects": seen, "held_out_subjects": len(tested),
-                                       "source": str(motion_seen_by)}
+        metrics["real_motion_seen"] = seen
     label = title + (" [ORACLE EPOCH]" if oracle_epoch else "") + partial_tag(header)
     recipe = recipe_line(config)
     md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,

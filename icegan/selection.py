@@ -332,8 +332,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run
     from icegan.labels import label_set_of_columns
-    from icegan.protocol import (held_out_column, make_folds, refuse_run_folder_conflict, summarize_predictions,
-                                 write_reports)
+    from icegan.protocol import (held_out_column, make_folds, members_motion_record, refuse_run_folder_conflict,
+                                 summarize_predictions, write_reports)
 
     if len(candidates) < 2:
         raise SelectionError(f"a selection needs at least two candidates, got {len(candidates)}")
@@ -446,6 +446,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     pred = pd.concat(chosen_parts, ignore_index=True)
     pred = pred[[c for c in ("fold", "dataset", "subject", "clip", "y_true", "y_pred", *score_cols) if c in pred.columns]]
     metrics = summarize_predictions(pred, protocol, len(folds), False, n_classes)
+    if seen := members_motion_record(pred, [c.run_dir for c in candidates]):   # a candidate's flow saw their motion
+        metrics["real_motion_seen"] = seen
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
     counts = table["chosen"].value_counts()

@@ -155,3 +155,49 @@ def test_a_resumed_run_says_how_many_folds_it_keeps(tmp_path, capsys):
     run_loso(samples, fold_fn, out, progress=False, config={"seed": 0})
     assert "4 of 4 folds finished earlier are kept; none to train, the results are written again" in \
         capsys.readouterr().err
+
+
+# --- an ensemble / merge of a run whose flow saw held-out motion is not leak-free either ------------------------------
+
+def _prob_run(out, samples, seen=(), only=None):
+    """A finished run of softmax scores (probabilities, as an ensemble needs); ``seen``: its motion_seen."""
+    from icegan.protocol import run_loso
+    rng = np.random.default_rng(len(str(out)))
+
+    def fold_fn(fold):
+        z = rng.normal(size=(len(fold.test_idx), 3))
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    s = samples if only is None else samples[samples["dataset"] == only].reset_index(drop=True)
+    run_loso(s, fold_fn, out, progress=False, config={"seed": len(str(out)), "model": {"name": "x"}},
+             motion_seen=list(seen), motion_seen_by="flow.weights: selfsup.pt")
+    return out
+
+
+def test_ensemble_and_merge_carry_a_members_real_motion_record(tmp_path):
+    """Only run_loso wrote the record: an ensemble (or a merge) of a run whose flow network had trained on held-out
+    subjects' real motion was reported 'honest' in its metrics.md and in icegan table."""
+    from icegan.ensemble import ensemble_runs
+    samples = pd.DataFrame({"dataset": ["casme2"] * 12 + ["samm"] * 6,
+                            "subject": [f"casme2/s{i}" for i in range(4) for _ in range(3)]
+                            + [f"samm/{i:03d}" for i in range(2) for _ in range(3)],
+                            "clip": [f"c{i}" for i in range(18)], "label": [0, 1, 2] * 6})
+    seen = _prob_run(tmp_path / "seen", samples, seen=["casme2/s1", "casme2/S2"])
+    plain = _prob_run(tmp_path / "plain", samples)
+    m = ensemble_runs([plain, seen], tmp_path / "ens")
+    assert m["real_motion_seen"]["subjects"] == ["casme2/s1", "casme2/s2"]
+    assert m["real_motion_seen"]["held_out_subjects"] == 6
+    assert str(seen) in m["real_motion_seen"]["source"] and "flow.weights: selfsup.pt" in m["real_motion_seen"]["source"]
+    md = (tmp_path / "ens" / "metrics.md").read_text()
+    assert "**Not leak-free:**" in md and "2 of the 6 held-out subjects (casme2/s1, casme2/s2)" in md
+    assert "| ens | NOT leak-free |" in results_table([TableEntry("ens", [tmp_path / "ens"])])
+    # members without the record: as before
+    clean = ensemble_runs([plain, _prob_run(tmp_path / "plain2", samples)], tmp_path / "ens_clean")
+    assert "real_motion_seen" not in clean
+    assert "leak-free" not in (tmp_path / "ens_clean" / "metrics.md").read_text()
+
+    merge = load_bench("merge_runs")
+    c = _prob_run(tmp_path / "c_only", samples, seen=["casme2/s3"], only="casme2")
+    s = _prob_run(tmp_path / "s_only", samples, only="samm")
+    merged = merge.merge_runs([c, s], tmp_path / "merged")
+    assert merged["real_motion_seen"]["subjects"] == ["casme2/s3"]
+    assert merged["real_motion_seen"]["held_out_subjects"] == 6
