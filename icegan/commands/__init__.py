@@ -162,16 +162,26 @@ def file_system_error(command: str, exc: OSError) -> int:
 def interrupted(command: str) -> int:
     """Report a Ctrl-C of ``command`` in one line on stderr, without a traceback; returns the exit code 130.
 
-    For a resumable command (:data:`RESUMABLE`) the line says that the finished folds are kept (if any: the folds of
-    a grouped network, all of them by default in ``icegan loso``, finish with their group) and that the same
-    command line resumes from them (:func:`icegan.protocol.run_loso` appends each fold as it finishes); for
-    ``prepare``, that its finished clips are kept (:mod:`icegan.data.prepare`, ``.partial-<hash>``); for a
-    training command with a checkpoint (:data:`CHECKPOINTED`, ``command`` with its action: ``gan train``), that it
-    resumes from its last.pt.
+    For a resumable command (:data:`RESUMABLE`) the line says what is kept and that the same command line resumes
+    from it (:func:`icegan.protocol.run_loso` appends each fold as it finishes): for ``loso``, the finished folds
+    (if any: the folds of a grouped network, all of them by default, finish with their group); for ``train.py``
+    and ``train``, the finished folds and the GAN checkpoint of a fold cut short
+    (``folds/<subject>/gan/checkpoints/last.pt``, which that fold's GAN resumes from); for ``suite``, the finished
+    runs and the folds the interrupted run finished. For ``prepare``, that its finished clips are kept
+    (:mod:`icegan.data.prepare`, ``.partial-<hash>``); for a training command with a checkpoint
+    (:data:`CHECKPOINTED`, ``command`` with its action: ``gan train``), that it resumes from its last.pt.
     """
     name = command if command == "train.py" else f"icegan {command}"
     more = (": the folds finished so far are kept (if any: a grouped network's folds finish together, with their "
             "group); run the same command again to resume from them" if command in RESUMABLE else "")
+    if command in ("train", "train.py"):        # no grouped folds; a fold's GAN resumes from its own last.pt
+        more = (": the folds finished so far are kept, and so is the GAN checkpoint of a fold cut short "
+                "(folds/<subject>/gan/checkpoints/last.pt), if one was written yet; run the same command again to "
+                "resume from them")
+    if command == "suite":
+        more = (": the runs finished so far are kept, and so are the folds the interrupted run finished (a grouped "
+                "network's folds finish together, with their group; a command: train run also keeps its cut fold's "
+                "GAN checkpoint); run the same command again to resume from them")
     if command == "prepare":
         more = ": the clips prepared so far are kept; run the same command again to prepare only the rest"
     if command in CHECKPOINTED:
