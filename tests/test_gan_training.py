@@ -97,7 +97,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
         assert torch.equal(g(on, z, y), full.generator(on, z, y))
         assert torch.equal(d(ap, y).exp, full.discriminator(ap, y).exp)
     # 1 epoch, then resume for the 2nd: same weights as 2 epochs at once (deterministic with the seed)
-    half = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_minutes=0.0))  # stops after epoch 1
+    half = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_minutes=1e-9))  # stops after epoch 1
     assert train_gan(on, ap, y, half, device="cpu", out_dir=tmp_path / "b").epochs_done == 1
     resumed = train_gan(on, ap, y, cfg, device="cpu", out_dir=tmp_path / "b")
     assert resumed.epochs_done == 2 and len(resumed.history) == 2

@@ -1,6 +1,10 @@
 """Interruption audit 53: what a Ctrl-C of train.py / icegan train / icegan suite says is kept is what is kept, and
 the GAN's ``train.max_minutes=0`` means no limit, as flow training's does."""
+import dataclasses
+import logging
+
 import pytest
+import torch
 from _flow_sizes import save_main_job_weights
 
 TRAIN_LINE = ("interrupted: the folds finished so far are kept, and so is the GAN checkpoint of a fold cut short "
@@ -64,3 +68,46 @@ def test_ctrl_c_of_each_resumable_command_says_what_it_keeps(monkeypatch, capsys
     monkeypatch.setattr(loso_cmd, "load_feature_set", ctrl_c)
     assert main(argv) == 130
     assert capsys.readouterr().err.strip() == line
+
+
+def _gan(max_minutes):
+    from _gan_sizes import tiny_gan_config
+    cfg = tiny_gan_config(32)
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.progress, cfg.train.hflip = 2, 8, False, False
+    cfg.loss.perceptual = "none"
+    cfg.train.sample_every = 0
+    cfg.train.max_minutes = max_minutes
+    return cfg
+
+
+def _faces(n=8):
+    gen = torch.Generator().manual_seed(0)
+    on = torch.rand(n, 1, 32, 32, generator=gen) * 2 - 1
+    ap = (on + 0.2 * torch.rand(n, 1, 32, 32, generator=gen)).clamp(-1, 1)
+    return on, ap, torch.arange(n) % 3
+
+
+def test_gan_max_minutes_0_means_no_limit_as_in_flow_training(caplog):
+    """train.max_minutes=0 stopped a GAN after its first epoch ('max_minutes=0.0 reached'), while flow training's 0
+    (configs/flow_decflow.yaml: 'on a GPU: train.max_minutes=0') is no limit. Now 0 trains every epoch, with the
+    weights of max_minutes=None; a positive budget still stops after the epoch that passes it."""
+    from icegan.gan.trainer import train_gan
+    on, ap, y = _faces()
+    caplog.set_level(logging.WARNING, logger="icegan.gan.trainer")
+    zero = train_gan(on, ap, y, _gan(0.0), device="cpu")
+    assert zero.epochs_done == 2 and len(zero.history) == 2
+    assert not [r for r in caplog.records if "max_minutes" in r.getMessage()]
+    unset = train_gan(on, ap, y, _gan(None), device="cpu")
+    for (k, a), b in zip(zero.generator.state_dict().items(), unset.generator.state_dict().values()):
+        assert torch.equal(a, b), k
+    short = train_gan(on, ap, y, _gan(1e-9), device="cpu")
+    assert short.epochs_done == 1
+    assert any("max_minutes=1e-09 reached" in r.getMessage() for r in caplog.records)
+
+
+def test_gan_config_keeps_refusing_a_negative_budget():
+    """0 now means no limit; a negative budget is still refused by name."""
+    from icegan.gan.trainer import GanTrainConfig
+    with pytest.raises(ValueError, match="max_minutes"):
+        GanTrainConfig(max_minutes=-1.0)
+    assert dataclasses.replace(GanTrainConfig(), max_minutes=0.0).max_minutes == 0.0

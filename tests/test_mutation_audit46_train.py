@@ -165,7 +165,7 @@ def test_optimisers_and_cosine_schedules_follow_the_config_through_a_resume(tmp_
     on, ap, y = _faces()
     cfg = _tiny(epochs=3)
     cfg.train.lr, cfg.train.lr_d, cfg.train.beta1, cfg.train.cosine = 1e-3, 4e-3, 0.7, True
-    half = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_minutes=0.0))   # stops after epoch 1
+    half = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_minutes=1e-9))   # stops after epoch 1
     tr.train_gan(on, ap, y, half, device="cpu", out_dir=tmp_path)
     payload = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
     pg, pd = payload["opt_g"]["param_groups"][0], payload["opt_d"]["param_groups"][0]

@@ -172,7 +172,8 @@ class GanTrainConfig:
     ``amp_dtype``: auto|bf16|fp16 (auto: bf16 where the GPU supports it, else fp16 with a gradient
     scaler; on CPU autocast runs only when ``amp_dtype`` is bf16 explicitly: see :func:`amp_policy`);
     ``sample_every``/``checkpoint_every`` in epochs; ``max_minutes``: stop after the epoch that
-    passes this wall-clock budget (None = no limit); ``num_threads``: torch CPU threads (None = keep)."""
+    passes this wall-clock budget (None or 0 = no limit, as flow training's ``train.max_minutes``);
+    ``num_threads``: torch CPU threads (None = keep)."""
     epochs: int = 100
     batch_size: int = 16
     lr: float = 1e-3
@@ -759,8 +760,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         if log is not None:
             log.add_scalar("lr", log_lr, epoch + 1)
         last = epoch + 1 == tc.epochs
-        over = tc.max_minutes is not None and (time.time() - t_start) / 60 >= tc.max_minutes
-        if tc.max_minutes is not None:      # torchrun: rank 0's clock decides, so every process stops after one epoch
+        budget = tc.max_minutes or None     # 0 = no limit, as in flow training (flownet.train: train.max_minutes)
+        over = budget is not None and (time.time() - t_start) / 60 >= budget
+        if budget is not None:              # torchrun: rank 0's clock decides, so every process stops after one epoch
             over = distributed.broadcast_object(over)
         if (log is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
             grid = sample_grid(g, onset_c[show_idx], apex_c[show_idx], seed=tc.seed)
