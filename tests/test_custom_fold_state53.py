@@ -1,7 +1,8 @@
 """A custom recognizer's factory that builds its network once and returns that same object on every call (e.g. to load
-a pretrained backbone once) must not carry trained state from one LOSO fold to the next: every build is a copy of
-what the factory returned, with its pretrained weights, and the factory's object is never trained (nor moved by
-check_custom_recognizer's training step)."""
+a pretrained backbone once) must not carry trained state from one LOSO fold to the next: a build that gets an object
+the factory returned before trains a copy set back to that object's weights as first returned (pretrained ones
+included), whatever an earlier build or check_custom_recognizer's training step did to it; a module the factory builds
+anew is used as it is (no copy: modules deepcopy cannot copy keep working)."""
 import numpy as np
 import pytest
 import torch
@@ -53,6 +54,34 @@ class Locked(nn.Module):
 
     def forward(self, x):
         return self.fc(x.mean((2, 3)))
+
+
+LOCKED = Locked()
+
+
+def reused_locked():
+    return LOCKED
+
+
+class Wrapper(nn.Module):
+    """A new head on a backbone built once (shared by every build)."""
+    def __init__(self, backbone, num_classes):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x).mean((2, 3)))
+
+
+BACKBONE = None
+
+
+def shared_backbone(num_classes):
+    global BACKBONE
+    if BACKBONE is None:
+        BACKBONE = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
+    return Wrapper(BACKBONE, num_classes)
 '''
 
 
@@ -84,24 +113,45 @@ def test_each_build_of_a_reusing_factory_starts_from_the_factory_s_weights(plugi
     opt = torch.optim.SGD(first.parameters(), lr=0.5)
     F.cross_entropy(first.train()(torch.rand(4, 3, 28, 28)), torch.tensor([0, 1, 2, 0])).backward()
     opt.step()
-    global_net = load_recognizer_factory(f"{plugin}:reused").__globals__["NET"]
     assert not torch.equal(first.net[4].weight, pretrained["4.weight"])               # the first build trained
-    for name, value in second.net.state_dict().items():                             # the second did not inherit it
-        torch.testing.assert_close(value, pretrained[name], rtol=0, atol=0, msg=f"second build's {name}")
-        torch.testing.assert_close(global_net.state_dict()[name], pretrained[name], rtol=0, atol=0,
-                                   msg=f"factory's {name}")
-    assert first.net is not global_net and second.net is not global_net
+    third = build_recognizer("custom", module=f"{plugin}:reused", input_size=28)      # after that training
+    for build in (second, third):                                                   # neither inherited it
+        for name, value in build.net.state_dict().items():
+            torch.testing.assert_close(value, pretrained[name], rtol=0, atol=0, msg=f"a later build's {name}")
+    assert len({id(first.net), id(second.net), id(third.net)}) == 3
 
 
-def test_check_custom_recognizer_leaves_a_reused_module_s_batch_norm_statistics(plugin):
+def test_a_fresh_module_is_used_as_returned_and_a_shared_backbone_is_restored(plugin):
+    """A module built anew is not copied (modules copy.deepcopy cannot copy, e.g. old-style weight_norm, a lock, keep
+    working); a new head on a backbone built once gets a copy whose backbone is the backbone as first returned."""
+    net = build_recognizer("custom", module=f"{plugin}:Locked").net
+    assert type(net).__name__ == "Locked" and hasattr(net, "lock")
+    first = build_recognizer("custom", module=f"{plugin}:shared_backbone")
+    start = _state(first.net.backbone)
+    opt = torch.optim.SGD(first.parameters(), lr=0.5)
+    F.cross_entropy(first.train()(torch.rand(4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    assert not torch.equal(first.net.backbone[0].weight, start["0.weight"])
+    second = build_recognizer("custom", module=f"{plugin}:shared_backbone")
+    assert second.net.backbone is not first.net.backbone
+    for name, value in second.net.backbone.state_dict().items():
+        torch.testing.assert_close(value, start[name], rtol=0, atol=0, msg=f"second build's backbone {name}")
+
+
+def test_check_custom_recognizer_s_step_does_not_reach_the_next_build_of_a_reused_module(plugin):
+    """The check's training step on the table's first clips (fold 0's test subject) moves the batch-norm statistics
+    of the module it builds; the fold's build of a factory that returns that module again starts from them as
+    first returned."""
     fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     cfg = RecognizerConfig(name="custom", module=f"{plugin}:reused", epochs=1, batch_size=8)
     factory = load_recognizer_factory(cfg.module)
     before = _state(factory(num_classes=3, input_size=28))
     check_custom_recognizer(cfg, fs.features, 3)
-    after = factory.__globals__["NET"].state_dict()
+    moved = factory.__globals__["NET"].state_dict()
+    assert not torch.equal(moved["1.running_mean"], before["1.running_mean"])      # the check did train it
+    after = build_recognizer("custom", module=cfg.module, input_size=28).net.state_dict()
     for name in ("1.running_mean", "1.running_var", "1.num_batches_tracked"):
-        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, msg=f"factory's BN {name}")
+        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, msg=f"the next build's BN {name}")
 
 
 def test_loso_folds_of_a_reusing_factory_equal_those_of_a_fresh_one(plugin):
@@ -120,10 +170,11 @@ def test_loso_folds_of_a_reusing_factory_equal_those_of_a_fresh_one(plugin):
         np.testing.assert_array_equal(probs["reused"][k], probs["fresh"][k], err_msg=f"fold {k}")
 
 
-def test_a_module_that_cannot_be_copied_is_named(plugin):
-    spec = f"{plugin}:Locked"
+def test_a_module_returned_again_that_cannot_be_copied_is_named(plugin):
+    spec = f"{plugin}:reused_locked"
+    build_recognizer("custom", module=spec, key="recognizer.module")          # the first time: used as it is
     with pytest.raises(ValueError) as exc:
         build_recognizer("custom", module=spec, key="recognizer.module")
     msg = str(exc.value)
-    assert msg.startswith(f"recognizer.module={spec!r} returned a module that copy.deepcopy cannot copy"), msg
-    assert "lock" in msg and "return a new module per call" in msg
+    assert msg.startswith(f"recognizer.module={spec!r} returned a module it had returned before"), msg
+    assert "copy.deepcopy cannot copy it" in msg and "lock" in msg and "return a new module per call" in msg

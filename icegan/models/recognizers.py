@@ -29,14 +29,16 @@ Sources:
 Your own recognizer (``model.name=custom model.module=SPEC``): any ``torch.nn.Module`` that maps (B, C, S, S)
 features to (B, K) class logits, built by the factory that ``SPEC`` names (:func:`load_recognizer_factory`) and
 wrapped in :class:`PlainRecognizer`, so that the same training loop, augmentations, test-time augmentation and LOSO
-protocol apply to it. It is one copy per fold (no grouped weights), trained on that fold's training rows only: every
-build deep-copies what the factory returned, so a factory that returns the same object each call (e.g. a pretrained
-backbone loaded once) gives every fold and seed its weights as loaded, never another fold's trained ones.
+protocol apply to it. It is one copy per fold (no grouped weights), trained on that fold's training rows only. A
+factory that returns an object it returned before, whole or as a submodule (e.g. a pretrained backbone loaded once),
+gets a deep copy with that object's weights and buffers as the factory first gave them (:func:`_own_module`), so no
+fold or seed starts from another's training; a module the factory builds anew is used as it is.
 """
 from __future__ import annotations
 
 import copy
 import math
+import weakref
 from typing import Callable
 
 import torch
@@ -737,8 +739,9 @@ def recognizer_source_sha256(spec: str, key: str = "model.module") -> str:
 class PlainRecognizer(nn.Module):
     """A user's recognizer as one copy of the training loop's recognizers.
 
-    ``net`` is trained in place; :func:`build_recognizer` gives it a deep copy of what the factory returned, never the
-    factory's own object, so no state passes from one fold or seed to the next through a factory that reuses it.
+    ``net`` is trained in place; :func:`build_recognizer` gives it what the factory returned, or, when the factory
+    returned (part of) a module it had returned before, a deep copy as first returned (:func:`_own_module`), so no
+    state passes from one fold or seed to the next through a factory that reuses a module.
 
     ``forward(x, sample_mask=None)``: x (B, C, S, S) → (B, K) logits of the wrapped module. ``sample_mask`` is
     accepted and ignored: the training loop gives a custom recognizer batches of its fold's training rows only
@@ -790,13 +793,51 @@ def _build_custom(spec: str, n_models: int, num_classes: int = 3, in_channels: i
         raise ValueError(f"{key}={spec!r} returned a {type(net).__name__}, not a torch.nn.Module")
     if not any(p.requires_grad for p in net.parameters()):
         raise ValueError(f"{key}={spec!r}: the module has no trainable parameters")
-    try:                # each build trains its own copy: a factory that returns one object cannot carry a fold's state
-        net = copy.deepcopy(net)
+    return PlainRecognizer(_own_module(net, spec, key), num_classes, spec, key)
+
+
+#: every module a custom factory has returned (submodules too, while alive) -> its own parameters and buffers as
+#: returned, cloned: a later build that returns one of them again gets a copy restored to them (:func:`_own_module`)
+_HANDED_OUT: "weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
+
+
+def _own_module(net: nn.Module, spec: str, key: str) -> nn.Module:
+    """``net`` (a custom factory's return) as a module this build alone trains.
+
+    A module none of whose submodules a factory returned before is used as it is (and its parameters and buffers as
+    returned are remembered while it lives). One that returns such a submodule again (a factory that builds its
+    network, or a pretrained backbone, once and returns it on every call) is deep-copied and the copy's tensors of
+    those submodules are set back to their values when first returned: the previous fold or seed trained the object
+    itself (and :func:`icegan.recognition.check_custom_recognizer`'s training step, on the first clips of the table,
+    moved its batch-norm statistics), so using it again would start this fold from another fold's training, which
+    saw this fold's test subject.
+
+    Raises:
+        ValueError: a module returned again that ``copy.deepcopy`` cannot copy (names the key and spec; says to
+            return a new module per call).
+    """
+    def own_tensors(m: nn.Module) -> dict[str, torch.Tensor]:
+        items = list(m._parameters.items()) + list(m._buffers.items())
+        return {n: t.detach().clone() for n, t in items
+                if t is not None and not isinstance(t, nn.parameter.UninitializedTensorMixin)}
+    modules = list(net.modules())
+    if not any(m in _HANDED_OUT for m in modules):
+        for m in modules:
+            _HANDED_OUT[m] = own_tensors(m)
+        return net
+    try:
+        copied = copy.deepcopy(net)
     except Exception as exc:
-        raise ValueError(f"{key}={spec!r} returned a module that copy.deepcopy cannot copy ({type(exc).__name__}: "
-                         f"{exc}); every fold and seed trains its own copy, so return a new module per call and keep "
-                         f"objects that cannot be copied (open files, locks, generators) out of it") from exc
-    return PlainRecognizer(net, num_classes, spec, key)
+        raise ValueError(f"{key}={spec!r} returned a module it had returned before (so trained by an earlier fold or "
+                         f"seed), and copy.deepcopy cannot copy it ({type(exc).__name__}: {exc}); return a new module "
+                         "per call (load pretrained weights into it there)") from exc
+    with torch.no_grad():
+        for orig, dup in zip(modules, copied.modules()):
+            for n, t in _HANDED_OUT.get(orig, {}).items():
+                target = dup._parameters.get(n) if n in dup._parameters else dup._buffers.get(n)
+                if target is not None and target.shape == t.shape:
+                    target.copy_(t)
+    return copied
 
 
 RECOGNIZERS = {"ststnet": STSTNet, "offtanet": OffTANet}
@@ -807,13 +848,13 @@ def build_recognizer(name: str, n_models: int = 1, module: str = "", key: str = 
     """Construct a recognizer by name: ``ststnet``, ``offtanet``, or ``custom`` (the factory ``module`` names,
     :func:`load_recognizer_factory`, wrapped in :class:`PlainRecognizer`; only ``num_classes``, ``in_channels``,
     ``input_size`` and ``dropout`` of ``kwargs`` reach it; ``key``: the config key named in its error messages).
-    A custom module is deep-copied (``copy.deepcopy``) before it is wrapped: each call returns a module of its own,
-    with the weights and buffers the factory gave it (pretrained ones included), even if the factory returns the same
-    object every time; the factory's object itself is never trained.
+    A custom module the factory returned before (whole, or as a submodule) is deep-copied and set back to its weights
+    and buffers as first returned (:func:`_own_module`): each call returns a module of its own that starts where the
+    factory's module started (pretrained weights included), even if the factory returns the same object every time.
 
     Raises:
         ValueError: unknown name (the message lists the known ones); for ``custom``, an empty or unusable
-            ``module``, one that ``copy.deepcopy`` cannot copy, or ``n_models`` > 1.
+            ``module``, a module returned again that ``copy.deepcopy`` cannot copy, or ``n_models`` > 1.
     """
     if name.lower() == "custom":
         if not module:
