@@ -17,21 +17,45 @@ from icegan.cli import build_parser, parse_with_overrides
 from icegan.report import TableEntry, check_one_recipe, results_table
 
 
-@pytest.mark.parametrize("argv, folder, config", [
-    (["--config", "configs/flow_decflow.yaml", "--out", "runs/dec"], "runs/dec", "configs/flow_decflow.yaml"),
-    (["--out=runs/dec", "--config", "configs/flow_decflow.yaml", "train.steps=2"], "runs/dec", "CONFIG"),  # not read yet
-    (["--config", "configs/flow_decflow.yaml", "--out"], "DIR", "configs/flow_decflow.yaml"),
+DECFLOW = "configs/flow_decflow.yaml: runs/decflow"
+
+
+@pytest.mark.parametrize("argv, folder, config, where", [
+    (["--config", "configs/flow_decflow.yaml", "--out", "runs/dec"], "runs/dec", "configs/flow_decflow.yaml", DECFLOW),
+    (["--out=runs/dec", "--config", "configs/flow_decflow.yaml", "train.steps=2"], "runs/dec", "CONFIG",  # not read yet
+     "out_dir/name of its --config"),
+    (["--config", "configs/flow_decflow.yaml", "--out"], "DIR", "configs/flow_decflow.yaml", DECFLOW),
 ])
-def test_train_decflow_out_names_the_out_dir_override(argv, folder, config, capsys):
+def test_train_decflow_out_names_the_out_dir_override(argv, folder, config, where, capsys):
     """It answered a bare 'unrecognized arguments: --out' (DIR silently taken for an override)."""
     with pytest.raises(SystemExit) as exit_info:
         parse_with_overrides(build_parser(), ["flow", "train-decflow", *argv])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: icegan flow train-decflow ")
-    assert "takes no --out: it trains into out_dir/name" in err and "configs/flow_decflow.yaml: runs/decflow" in err
+    assert "takes no --out: it trains into out_dir/name" in err and f"keys of its config ({where})" in err
     assert f"overrides out_dir={folder} name=NAME" in err and "unrecognized" not in err
     assert f"e.g. icegan flow train-decflow --config {config} out_dir={folder}" in err
+
+
+@pytest.mark.parametrize("argv, where, example", [
+    (["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--out", "/tmp/x"],
+     "configs/gan_casme2_cpu.yaml: runs/gan_casme2_cpu_motion",
+     "icegan gan train --config configs/gan_casme2_cpu.yaml out_dir=/tmp/x"),
+    (["gan", "train", "--out", "/tmp/x"], "default config gan_casme2.yaml: runs/gan_casme2",
+     "icegan gan train out_dir=/tmp/x"),
+    (["flow", "train", "--config", "configs/flow_selfsup.yaml", "--out", "/tmp/x"],
+     "configs/flow_selfsup.yaml: runs/flow_selfsup", "icegan flow train --config configs/flow_selfsup.yaml out_dir=/tmp/x"),
+    (["flow", "train", "--config", "configs/no_such.yaml", "--out", "/tmp/x"], "out_dir/name of its --config",
+     "icegan flow train --config configs/no_such.yaml out_dir=/tmp/x"),
+])
+def test_out_hint_names_the_run_folder_of_the_config_given(argv, where, example, capsys):
+    """The hint named one fixed config's folder (flow train: flow_srflownet_fdr's, whatever --config said; gan train:
+    the default config's, and its example dropped --config)."""
+    with pytest.raises(SystemExit):
+        parse_with_overrides(build_parser(), argv)
+    err = capsys.readouterr().err
+    assert f"keys of its config ({where})" in err and err.rstrip().endswith(f"e.g. {example}")
 
 
 def test_train_decflow_help_does_not_offer_out_and_overrides_still_parse(capsys):

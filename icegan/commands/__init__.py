@@ -45,29 +45,48 @@ def add_print_config(parser) -> None:
                              "every key and its value")
 
 
-def add_out_hint(parser, command: str, config_folder: str, config_flag: bool = True) -> None:
+def add_out_hint(parser, command: str, default_config: str = "") -> None:
     """A hidden ``--out`` for a training command that writes into ``out_dir/name`` of its config (``gan train``,
     ``flow train``, ``flow train-decflow``): ``--out DIR``, as ``icegan loso`` and ``flow run`` take it, is refused
     (exit 2, the command's usage line) with the overrides that choose the run folder, instead of argparse's bare
     "unrecognized arguments: --out" (which also took DIR silently as an override and so left it out of the message).
+    The message names the run folder the ``--config`` given before ``--out`` (or ``default_config``) would use.
 
     Args:
         command: the subcommand as typed after ``icegan``, e.g. ``"flow train"``.
-        config_folder: the run folder its shipped config gives, for the message (e.g.
-            ``"configs/flow_decflow.yaml: runs/decflow"``).
-        config_flag: the command takes ``--config`` (named in the message's example when given).
+        default_config: the shipped config the command reads without ``--config`` (``icegan.paths.shipped_config``
+            name, e.g. ``"gan_casme2"``); empty: ``--config`` is required.
     """
     import argparse
 
     class OutIsAnOverride(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
             folder = values if values and "=" not in values else "DIR"      # `--out train.steps=2`: not a folder
-            config = getattr(namespace, "config", None) or "CONFIG"
-            example = f"icegan {command}" + (f" --config {config}" if config_flag else "") + f" out_dir={folder}"
+            config = getattr(namespace, "config", None)
+            example = f"icegan {command}" + (f" --config {config}" if config else
+                                             "" if default_config else " --config CONFIG") + f" out_dir={folder}"
             parser.error(f"icegan {command} takes no {option_string}: it trains into out_dir/name, keys of its "
-                         f"config ({config_folder}); choose the run folder with the overrides out_dir={folder} "
-                         f"name=NAME, e.g. {example}")
+                         f"config ({_run_folder_of(config, default_config)}); choose the run folder with the overrides "
+                         f"out_dir={folder} name=NAME, e.g. {example}")
     parser.add_argument("--out", nargs="?", action=OutIsAnOverride, help=argparse.SUPPRESS)
+
+
+def _run_folder_of(config, default_config: str) -> str:
+    """``"CONFIG: OUT_DIR/NAME"`` of the config file ``config`` (or the shipped ``default_config``) for
+    :func:`add_out_hint`'s message; ``"out_dir/name of its --config"`` where it cannot be read (not given yet, or a
+    typo)."""
+    try:
+        if config:
+            path, shown = config, config
+        else:
+            from icegan.paths import shipped_config
+            path, shown = shipped_config(default_config), f"default config {default_config}.yaml"
+        import yaml
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+        return f"{shown}: {cfg.get('out_dir', 'runs')}/{cfg['name']}"
+    except Exception:           # only a message: an unreadable config is reported when the command reads it
+        return "out_dir/name of its --config"
 
 
 def print_config(cfg) -> int:

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 train.device=cuda")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     add_print_config(t)
-    add_out_hint(t, "flow train", "configs/flow_srflownet_fdr.yaml: runs/srflownet_fdr")   # --out: flow run's
+    add_out_hint(t, "flow train")   # --out: flow run's
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a flow method on Middlebury, KITTI, the synthetic facial test set or "
@@ -151,7 +151,7 @@ def register(subparsers) -> None:
     td.add_argument("--config", required=True, help=f"YAML config, e.g. {config_hint('flow_decflow')}")
     td.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_minutes=5")
     td.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    add_out_hint(td, "flow train-decflow", "configs/flow_decflow.yaml: runs/decflow")
+    add_out_hint(td, "flow train-decflow")
     td.set_defaults(func=_train_decflow)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)
-    add_out_hint(tr, "gan train", "default config: runs/gan_casme2", config_flag=False)   # --out: gan eval's, not here
+    add_out_hint(tr, "gan train", default_config="gan_casme2")   # --out: gan eval's, not here
     tr.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.epochs=2")
     tr.set_defaults(func=_train)
 
