@@ -45,7 +45,8 @@ def test_train_decflow_out_names_the_out_dir_override(argv, folder, config, wher
     (["gan", "train", "--out", "/tmp/x"], "default config gan_casme2.yaml: runs/gan_casme2",
      "icegan gan train out_dir=/tmp/x"),
     (["flow", "train", "--config", "configs/flow_selfsup.yaml", "--out", "/tmp/x"],
-     "configs/flow_selfsup.yaml: runs/flow_selfsup", "icegan flow train --config configs/flow_selfsup.yaml out_dir=/tmp/x"),
+     "configs/flow_selfsup.yaml: runs/flow_selfsup",
+     "icegan flow train --config configs/flow_selfsup.yaml out_dir=/tmp/x"),
     (["flow", "train", "--config", "configs/no_such.yaml", "--out", "/tmp/x"], "out_dir/name of its --config",
      "icegan flow train --config configs/no_such.yaml out_dir=/tmp/x"),
 ])
@@ -210,7 +211,8 @@ def test_ensemble_and_merge_carry_a_members_real_motion_record(tmp_path):
     m = ensemble_runs([plain, seen], tmp_path / "ens")
     assert m["real_motion_seen"]["subjects"] == ["casme2/s1", "casme2/s2"]
     assert m["real_motion_seen"]["held_out_subjects"] == 6
-    assert str(seen) in m["real_motion_seen"]["source"] and "flow.weights: selfsup.pt" in m["real_motion_seen"]["source"]
+    source = m["real_motion_seen"]["source"]
+    assert str(seen) in source and "flow.weights: selfsup.pt" in source
     md = (tmp_path / "ens" / "metrics.md").read_text()
     assert "**Not leak-free:**" in md and "2 of the 6 held-out subjects (casme2/s1, casme2/s2)" in md
     assert "| ens | NOT leak-free |" in results_table([TableEntry("ens", [tmp_path / "ens"])])
