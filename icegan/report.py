@@ -417,6 +417,31 @@ def _folds_clips(m: dict) -> tuple[Optional[int], Optional[int]]:
     return m.get("n_folds"), m.get("n_samples")
 
 
+def selection_word(oracle: bool, leaky: bool, oracle_word: str = "ORACLE epoch") -> str:
+    """The Selection cell of a run (or of an entry's runs) in every table that prints one: ``icegan table``,
+    ``icegan compare``, a suite's results.md, train.py's runs/summary.md and metrics.md's "this run" row.
+
+    ``oracle``: the epochs were picked on the test subjects (metrics.json ``oracle_epoch``); ``leaky``: the flow
+    network that made the features trained on real motion of held-out subjects (metrics.json ``real_motion_seen``,
+    :func:`motion_seen`). Gives ``honest``, ``NOT leak-free``, ``oracle_word`` or ``oracle_word; NOT leak-free``;
+    ``oracle_word`` is how the caller's table has always named an oracle run (``ORACLE epoch``, ``**ORACLE**``).
+    """
+    if oracle:
+        return oracle_word + ("; NOT leak-free" if leaky else "")
+    return "NOT leak-free" if leaky else "honest"
+
+
+def motion_seen(run: str | Path) -> bool:
+    """Whether the finished run in ``run`` records held-out subjects whose real motion trained its flow network
+    (``real_motion_seen`` in its metrics.json, :func:`icegan.protocol.run_loso`). False without a readable
+    metrics.json (as :func:`icegan.protocol.members_motion_record` reads a member)."""
+    try:
+        m = json.loads((Path(run) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and bool(m.get("real_motion_seen"))
+
+
 def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     """The table of ``entries`` as Markdown (paste into a README), LaTeX (paste into a paper) or CSV (for pandas / a
     spreadsheet).
@@ -476,8 +501,7 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
         partial = sorted({read_partial_tag(r) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
         leaky = any(m.get("real_motion_seen") for m in ms)        # flow that trained on held-out subjects' motion
-        selection = ("ORACLE epoch" + ("; NOT leak-free" if leaky else "") if ms[0]["oracle_epoch"]
-                     else "NOT leak-free" if leaky else "honest")
+        selection = selection_word(bool(ms[0]["oracle_epoch"]), leaky)
         lead = [e.label + "".join(partial), selection, ms[0]["protocol"]]
         lead += [f"{ls.n_classes} ({ls.name})"] if classes else []
         body.append((lead + [str(len(ms))], cells, _folds_clips(ms[0])))

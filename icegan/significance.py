@@ -49,6 +49,8 @@ class RunSet:
         clips: the (subject, clip, y_true) rows, sorted: the same for every run of the entry.
         oracle: True when the runs picked epochs on the test subject.
         label_set: the name of the runs' label set (:mod:`icegan.labels`, read from their score columns).
+        leaky: True when a run records held-out subjects whose real motion trained its flow network (metrics.json
+            ``real_motion_seen``, :func:`icegan.report.motion_seen`): its selection prints as NOT leak-free.
     """
     label: str
     runs: list[Path]
@@ -57,6 +59,7 @@ class RunSet:
     clips: pd.DataFrame
     oracle: bool
     label_set: str = "megc2019"
+    leaky: bool = False
 
     def datasets(self) -> list[str]:
         """The dataset prefixes of the subjects (``smic``, ``casme2``, ``samm``), in the order of every table
@@ -75,7 +78,8 @@ class RunSet:
             raise ValueError(f"'{self.label}' has no subject of dataset '{dataset}'")
         subjects = [self.subjects[i] for i in keep]
         clips = self.clips[self.clips["subject"].isin(subjects)].reset_index(drop=True)
-        return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle, self.label_set)
+        return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle, self.label_set,
+                      self.leaky)
 
 
 def scope_title(scope: str, sets: Sequence[RunSet]) -> str:
@@ -140,7 +144,7 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
     oracle = {bool(h.get("oracle_epoch")) for h in headers}
     if len(oracle) > 1:
         raise ValueError(f"entry '{label}': mixes oracle-epoch and honest runs")
-    from icegan.report import check_one_recipe
+    from icegan.report import check_one_recipe, motion_seen
     check_one_recipe(label, runs)       # before the clips: runs of two recipes (other data, too) named by their keys
     keys = preds[0][["subject", "clip", "y_true"]]
     for r, p in zip(runs[1:], preds[1:]):
@@ -158,7 +162,8 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
     cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
     from icegan.protocol import read_partial_tag
     partial = "".join(sorted({read_partial_tag(r) for r in runs} - {""}))   # max_folds smoke runs say so, as in table
-    return RunSet(label + partial, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop(), label_set.name)
+    return RunSet(label + partial, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop(), label_set.name,
+                  any(motion_seen(r) for r in runs))
 
 
 def _statistic(cms: np.ndarray):
@@ -240,10 +245,10 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
             recorded in docs/benchmarks.md.
 
     Returns:
-        One dict per entry: label, runs (count), oracle, UF1, UAR (the point values: mean over the entry's runs
-        on all subjects), UF1_ci, UAR_ci ((low, high)), and for entries other than the baseline dUF1, dUAR
-        (point differences), dUF1_ci, dUAR_ci, p_better (share of resamples where the entry's UF1 is strictly above
-        the baseline's) and p_tie (share where the two are equal, e.g. runs that differ on a few subjects only, in
+        One dict per entry: label, runs (count), oracle, leaky (:attr:`RunSet.leaky`), UF1, UAR (the point values: mean
+        over the entry's runs on all subjects), UF1_ci, UAR_ci ((low, high)), and for entries other than the baseline
+        dUF1, dUAR (point differences), dUF1_ci, dUAR_ci, p_better (share of resamples where the entry's UF1 is strictly
+        above the baseline's) and p_tie (share where the two are equal, e.g. runs that differ on a few subjects only, in
         the resamples that draw none of them).
 
     Raises:
@@ -293,7 +298,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     point = joint(np.arange(n_subj))
     out = []
     for k, s in enumerate(sets):
-        row = {"label": s.label, "runs": len(s.runs), "oracle": s.oracle, "label_set": s.label_set,
+        row = {"label": s.label, "runs": len(s.runs), "oracle": s.oracle, "leaky": s.leaky,
+               "label_set": s.label_set,
                "UF1": float(point[2 * k]),
                "UAR": float(point[2 * k + 1]),
                "UF1_ci": (float(low[2 * k]), float(high[2 * k])),
@@ -327,7 +333,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     ``bootstrap_compare(..., stratify=True)`` over subjects of several datasets; the legend and the caption say that
     the subjects were drawn within each dataset. Rows of another label set than MEGC2019's (their ``label_set``,
     ``data.labels``) name their classes, as ``icegan table`` does: a ``classes`` CSV column, a ``Classes:`` line in
-    the Markdown legend, the classes in the LaTeX caption; MEGC2019 rows give the table as before. The Δ headers
+    the Markdown legend, the classes in the LaTeX caption; MEGC2019 rows give the table as before. The selection
+    cell is :func:`icegan.report.selection_word` (honest, ORACLE, NOT leak-free), as ``icegan table``'s. The Δ headers
     and the caption name the baseline without the ``[PARTIAL: k of n folds]`` tag of a run cut by max_folds, which
     its row shows.
 
@@ -335,6 +342,7 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         ValueError: ``fmt`` not markdown / latex / csv.
     """
     from icegan.labels import DEFAULT_LABELS, get_label_set
+    from icegan.report import selection_word
     # the baseline as the header and the caption name it: without the tag its row carries, which else stood in each of
     # the three Δ columns' headers too
     base = _without_partial_tag(rows[baseline]["label"])
@@ -344,7 +352,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     if fmt == "csv":
         flat = []
         for r in rows:
-            f = {"label": r["label"], "runs": r["runs"], "selection": "ORACLE" if r["oracle"] else "honest"}
+            f = {"label": r["label"], "runs": r["runs"],
+                 "selection": selection_word(r["oracle"], r.get("leaky", False), "ORACLE")}
             if named:
                 f["classes"] = label_set.name
             for key in ("UF1", "UAR", "dUF1", "dUAR"):
@@ -378,7 +387,7 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     for r in rows:
         d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]), better(r)) if "dUF1" in r \
             else ("(baseline)", "", "")
-        sel = ("ORACLE epoch" if latex else "**ORACLE**") if r["oracle"] else "honest"
+        sel = selection_word(r["oracle"], r.get("leaky", False), "ORACLE epoch" if latex else "**ORACLE**")
         body.append([esc(r["label"]), str(r["runs"]), sel, ci(r["UF1"], r["UF1_ci"]),
                      ci(r["UAR"], r["UAR_ci"]), *d])
     within = " within each dataset" if stratified else ""
@@ -461,12 +470,13 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
                 confidence: float = 0.95) -> None:
     """A forest plot of :func:`bootstrap_compare` results: per scope (all subjects, then datasets), UF1 with its
     interval per entry (left) and the paired ΔUF1 to the baseline (right, with a line at 0). Oracle entries are
-    drawn hollow and tagged.
+    drawn hollow and tagged; entries whose flow saw held-out subjects' motion are tagged NOT leak-free.
 
     Args:
         scopes: ``[(name, rows), ...]``, rows of one :func:`bootstrap_compare` call each, same entries in each.
         path: PNG file to write.
     """
+    from icegan.report import selection_word
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -479,7 +489,8 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
     for (name, rows), (ax_l, ax_r) in zip(scopes, axes):
         ys = np.arange(len(rows))[::-1]
         labels = [r["label"] + (f" ({r['runs']} runs)" if r.get("runs", 1) > 1 else "")
-                  + (" [ORACLE]" if r["oracle"] else "") for r in rows]
+                  + ("" if sel == "honest" else f" [{sel}]")
+                  for r, sel in ((r, selection_word(r["oracle"], r.get("leaky", False), "ORACLE")) for r in rows)]
         for y, r in zip(ys, rows):
             face = "white" if r["oracle"] else "C0"
             ax_l.errorbar(r["UF1"], y, xerr=[[r["UF1"] - r["UF1_ci"][0]], [r["UF1_ci"][1] - r["UF1"]]], fmt="o",

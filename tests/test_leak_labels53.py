@@ -1,0 +1,95 @@
+"""A run whose flow network trained on held-out subjects' real motion (metrics.json ``real_motion_seen``) is called
+NOT leak-free wherever a run's selection is printed: icegan compare, a suite's results.md, train.py's runs/summary.md
+and metrics.md's "this run" row, all from one function (icegan.report.selection_word), as icegan table; they said
+honest (or ORACLE alone). A damaged provenance.json is warned about once in an icegan loso run, and a bad field
+other than real_motion_subjects does not hide that record."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fold_fn(x, y):
+    def fold_fn(fold):                   # nearest class mean: a deterministic toy recognizer
+        m = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
+        d = -((x[fold.test_idx][:, None] - m[None]) ** 2).sum(-1) / 100
+        e = np.exp(d - d.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    return fold_fn
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Toy LOSO runs: two seeds whose flow saw one held-out subject's motion, two seeds of another recipe that did
+    not, and an oracle-epoch run that did."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    root = tmp_path_factory.mktemp("leak")
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    fold_fn = _fold_fn(fs.features.flatten(1).numpy(), fs.labels.numpy())
+    first = sorted(set(fs.samples["subject"]))[0]
+    out = {}
+    for s in (0, 1):
+        out[f"seen_s{s}"] = root / f"seen_s{s}"
+        run_loso(fs.samples, fold_fn, out[f"seen_s{s}"], config={"model": "centroid", "seed": s}, progress=False,
+                 motion_seen=[first], motion_seen_by="flow.weights: selfsup.pt")
+        out[f"plain_s{s}"] = root / f"plain_s{s}"
+        run_loso(fs.samples, fold_fn, out[f"plain_s{s}"], config={"model": "centroid2", "seed": s}, progress=False)
+    out["oracle"] = root / "oracle"
+    run_loso(fs.samples, fold_fn, out["oracle"], config={"model": "c"}, oracle_epoch=True, progress=False,
+             motion_seen=[first], motion_seen_by="w")
+    return out
+
+
+def test_selection_word_gives_every_selection():
+    from icegan.report import selection_word
+    assert selection_word(False, False) == "honest"
+    assert selection_word(False, True) == "NOT leak-free"
+    assert selection_word(True, False) == "ORACLE epoch"
+    assert selection_word(True, True) == "ORACLE epoch; NOT leak-free"
+    assert selection_word(True, True, "**ORACLE**") == "**ORACLE**; NOT leak-free"
+
+
+# ------------------------------------------------------------------------------------------------- icegan compare
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_compare_says_not_leak_free(runs, fmt):
+    """icegan compare printed 'honest' for an entry whose runs record real_motion_seen (icegan table said NOT
+    leak-free for the same runs)."""
+    from icegan.significance import bootstrap_compare, comparison_table, load_run_set
+    sets = [load_run_set("plain", [runs["plain_s0"], runs["plain_s1"]]),
+            load_run_set("seen", [runs["seen_s0"], runs["seen_s1"]]), load_run_set("oracle", [runs["oracle"]])]
+    assert [s.leaky for s in sets] == [False, True, True]
+    assert [s.restrict("casme2").leaky for s in sets] == [False, True, True]
+    rows = bootstrap_compare(sets, resamples=100)
+    text = comparison_table(rows, resamples=100, fmt=fmt)
+    lines = {ln.split(",")[0] if fmt == "csv" else ln.split("|")[1].strip() if fmt == "markdown" else
+             ln.split("&")[0].strip(): ln for ln in text.splitlines()
+             if ln.startswith(("plain", "seen", "oracle", "|"))}
+    oracle = {"markdown": "**ORACLE**", "latex": "ORACLE epoch", "csv": "ORACLE"}[fmt]
+    assert "honest" in lines["plain"] and "leak-free" not in lines["plain"]
+    assert "NOT leak-free" in lines["seen"] and "honest" not in lines["seen"]
+    assert f"{oracle}; NOT leak-free" in lines["oracle"]
+
+
+def test_compare_forest_plot_tags_a_leaky_entry(runs, tmp_path, monkeypatch):
+    from icegan.significance import bootstrap_compare, forest_plot, load_run_set
+    import matplotlib.axes
+    said = []
+    real = matplotlib.axes.Axes.set_yticklabels
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_yticklabels",
+                        lambda self, labels, *a, **k: (said.extend(map(str, labels)), real(self, labels, *a, **k))[1])
+    sets = [load_run_set("plain", [runs["plain_s0"]]), load_run_set("seen", [runs["seen_s0"]])]
+    forest_plot([("all", bootstrap_compare(sets, resamples=100))], tmp_path / "c.png")
+    assert "plain" in said and "seen [NOT leak-free]" in said
+
+
