@@ -546,12 +546,14 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
     whole protocol (``metrics.json`` ``overall``), ``–`` where that seed has not finished. A run that is not seeded
     (``seeded: false``, e.g. the deterministic logistic regression) fills one cell, marked "(one run)"; an ensemble
     over the seeds fills the last seed's cell, marked "(one model of all seeds)". A run that picked its epochs on the
-    test subjects (``oracle_epoch``) is marked "[ORACLE]".
+    test subjects (``oracle_epoch``) is marked "[ORACLE]", one whose flow network trained on held-out subjects' real
+    motion (``real_motion_seen``) "[NOT leak-free]" (both: "[ORACLE; NOT leak-free]",
+    :func:`icegan.report.selection_word`).
 
     Raises:
         ValueError: a finished run without a readable ``metrics.json`` (names the folder).
     """
-    from icegan.report import markdown_cell
+    from icegan.report import markdown_cell, selection_word
     seeds = sorted({p.seed for p in plan if p.out in finished})
     head = "| entry | " + " | ".join(f"seed {s}" for s in seeds) + " |"
     rows = [head, "|---|" + "---|" * len(seeds)]
@@ -568,8 +570,9 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
                 m = blob["overall"]
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
-            oracle = " [ORACLE]" if blob.get("oracle_epoch", False) else ""     # the file read once, not twice
-            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + oracle
+            # the file read once, not twice
+            word = selection_word(bool(blob.get("oracle_epoch", False)), bool(blob.get("real_motion_seen")), "ORACLE")
+            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + ("" if word == "honest" else f" [{word}]")
         rows.append(f"| {markdown_cell(lab)} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
     return "\n".join(rows)
 
@@ -581,7 +584,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
 
     Returns the path of results.md, or None when nothing has finished yet.
     """
-    from icegan.report import results_table
+    from icegan.report import motion_seen, results_table
     from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set, scope_title
 
     entries = _entries(suite, plan, finished)
@@ -595,15 +598,19 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
         file_seeds = list(load_suite(suite_path).seeds)
     except (OSError, ValueError):
         file_seeds = list(suite.seeds)
+    done = [p.out for p in plan if p.out in finished]
+    oracle, leaky = any(_is_oracle(d) for d in done), any(motion_seen(d) for d in done)
+    marks = (("Runs marked ORACLE picked each fold's epoch on its test subject (the published practice, NOT an "
+              "honest estimate); " if oracle else "")
+             + (f"{'runs' if oracle else 'Runs'} marked NOT leak-free made their features with a flow network "
+                "trained on real frames of held-out subjects; " if leaky else ""))
     given = ("" if file_seeds == list(suite.seeds) else
              f", given by --seeds; the file lists {', '.join(map(str, file_seeds))}")
     lines = [f"# {suite.name}", "",
              f"Suite `{suite_path}`: {len(seeds_done)} of its {len(suite.seeds)} seed(s) finished (seeds "
              f"{', '.join(map(str, seeds_done))}; the suite's: {', '.join(map(str, suite.seeds))}{given}; "
              f"{time.strftime('%Y-%m-%d %H:%M %Z')}). "
-             + ("Runs marked ORACLE picked each fold's epoch on its test subject (the published practice, NOT an "
-                "honest estimate); every other run is honest (final epoch / final fit); "
-                if any(_is_oracle(p.out) for p in plan if p.out in finished) else
+             + (marks + "every other run is honest (final epoch / final fit); " if marks else
                 "Every run is honest (final epoch / final fit); ")
              + "ensembles average the class probabilities of runs of the same seed"
              + (" (those marked 'one model of all seeds' average the runs of every seed)"

@@ -93,3 +93,46 @@ def test_compare_forest_plot_tags_a_leaky_entry(runs, tmp_path, monkeypatch):
     assert "plain" in said and "seen [NOT leak-free]" in said
 
 
+# -------------------------------------------------------------------------------------------------- icegan suite
+
+@pytest.fixture(scope="module")
+def suite_out(tmp_path_factory):
+    """A one-seed suite of logreg on a feature table whose provenance.json records a subject whose motion trained
+    the flow (seen), and on the same table without it (plain)."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.suite import run_suite
+    root = tmp_path_factory.mktemp("suite")
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    seen = root / "seen"
+    (seen / "maps").mkdir(parents=True)
+    rows = []
+    for i, r in fs.samples.reset_index(drop=True).iterrows():
+        np.save(seen / "maps" / f"{i}.npy", fs.features[i].numpy().astype("float32"))
+        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"], "label": int(fs.labels[i]),
+                     "path": f"maps/{i}.npy"})
+    pd.DataFrame(rows).to_csv(seen / "features.csv", index=False)
+    shutil.copytree(seen, root / "plain")
+    (seen / "provenance.json").write_text(json.dumps({"flow": {"method": "srflownet"},
+                                                      "real_motion_subjects": [rows[0]["subject"]]}))
+    runs = [{"label": lab, "config": str(ROOT / "configs" / "features_logreg.yaml"),
+             "overrides": ["data.source=table", f"data.table={root / lab / 'features.csv'}", "data.size=0",
+                           "threads=1", "workers=1"]} for lab in ("plain", "seen")]
+    (root / "suite.yaml").write_text(yaml.safe_dump({"name": "leak", "seeds": [0], "baseline": "plain",
+                                                     "resamples": 100, "runs": runs}))
+    run_suite(root / "suite.yaml", root / "out", progress=False)
+    return (root / "out" / "results.md").read_text(encoding="utf-8")
+
+
+def test_suite_results_do_not_call_a_leaky_run_honest(suite_out):
+    """results.md said 'Every run is honest' and its compare section 'honest' for a run its own table marked NOT
+    leak-free."""
+    assert "Every run is honest" not in suite_out
+    assert ("Runs marked NOT leak-free made their features with a flow network trained on real frames of held-out "
+            "subjects; every other run is honest (final epoch / final fit)") in suite_out
+    rows = [ln for ln in suite_out.splitlines() if ln.startswith("| seen |")]
+    assert len(rows) >= 3 and all("NOT leak-free" in r and "honest" not in r for r in rows)   # table, every run, CI
+    assert any("[NOT leak-free]" in r for r in rows)                  # the per-seed cell
+    plain = [ln for ln in suite_out.splitlines() if ln.startswith("| plain |")]
+    assert plain and all("leak-free" not in r for r in plain)
+
+
