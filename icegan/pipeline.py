@@ -1310,7 +1310,9 @@ def _describe(cfg: dict) -> dict:
 
 def write_summary(runs_root: str | Path) -> Path:
     """Write ``<runs_root>/summary.md``: one row per finished run folder (metrics.json + config.yaml)
-    comparing the configurations (data, flow, recognizer, GAN skip path, joint loss, UF1, UAR, time)."""
+    comparing the configurations (data, flow, recognizer, GAN skip path, joint loss, UF1, UAR, time). A run that is not
+    honest says so beside its name (``(ORACLE epoch)``, ``(NOT leak-free)`` or both,
+    :func:`icegan.report.selection_word`)."""
     import yaml
     root = Path(runs_root)
     rows = []
@@ -1331,12 +1333,16 @@ def write_summary(runs_root: str | Path) -> Path:
         rows.append((d.name, desc, metrics, o, secs))
     lines = ["# Runs compared", "",
              "Pooled LOSO predictions of each run (UF1/UAR as in MEGC2019). "
-             "Selection: final epoch unless the run says ORACLE.", "",
+             "Selection: final epoch unless the run says ORACLE."
+             + (" NOT leak-free: the run's flow network trained on real frames of held-out subjects."
+                if any(r[2].get("real_motion_seen") for r in rows) else ""), "",
              "| run | data | protocol | folds | flow | recognizer | GAN | joint | UF1 | UAR | fold time (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     from icegan.protocol import read_partial_tag
+    from icegan.report import selection_word
     for name, desc, metrics, o, secs in rows:
-        tag = (" (ORACLE epoch)" if metrics.get("oracle_epoch") else "") + read_partial_tag(root / name)
+        word = selection_word(bool(metrics.get("oracle_epoch")), bool(metrics.get("real_motion_seen")))
+        tag = ("" if word == "honest" else f" ({word})") + read_partial_tag(root / name)
         lines.append(f"| {name}{tag} | {desc['data']} | {metrics.get('protocol')} | {metrics.get('n_folds')} | "
                      f"{desc['flow']} | {desc['recognizer']} | {desc['GAN']} | {desc['joint']} | "
                      f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | "

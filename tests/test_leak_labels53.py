@@ -136,3 +136,35 @@ def test_suite_results_do_not_call_a_leaky_run_honest(suite_out):
     assert plain and all("leak-free" not in r for r in plain)
 
 
+# ---------------------------------------------------------------------------------- summary.md and metrics.md row
+
+def _summary_run(root: Path, name: str, **extra) -> None:
+    (root / name).mkdir()
+    (root / name / "metrics.json").write_text(json.dumps(
+        {"protocol": "CDE", "n_folds": 2, "n_samples": 8, "oracle_epoch": False,
+         "overall": {"UF1": 0.5, "UAR": 0.5}, "per_dataset": {}, **extra}))
+    (root / name / "config.yaml").write_text(yaml.safe_dump({"recognizer": {"name": "ststnet"}}))
+
+
+def test_train_summary_tags_a_leaky_run(tmp_path):
+    """runs/summary.md tagged ORACLE runs only; a run whose flow saw held-out subjects' motion looked honest."""
+    from icegan.pipeline import write_summary
+    seen = {"subjects": ["casme2/sub01"], "held_out_subjects": 2, "source": "train.py"}
+    _summary_run(tmp_path, "plain")
+    _summary_run(tmp_path, "oracle", oracle_epoch=True)
+    _summary_run(tmp_path, "seen", real_motion_seen=seen)
+    _summary_run(tmp_path, "both", oracle_epoch=True, real_motion_seen=seen)
+    text = write_summary(tmp_path).read_text(encoding="utf-8")
+    rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| ") and "UF1" not in ln}
+    assert set(rows) == {"plain", "oracle (ORACLE epoch)", "seen (NOT leak-free)",
+                         "both (ORACLE epoch; NOT leak-free)"}
+    assert "NOT leak-free: the run's flow network trained on real frames of held-out subjects" in text
+
+
+def test_train_summary_without_a_leaky_run_is_as_before(tmp_path):
+    from icegan.pipeline import write_summary
+    _summary_run(tmp_path, "plain")
+    text = write_summary(tmp_path).read_text(encoding="utf-8")
+    assert "Selection: final epoch unless the run says ORACLE.\n" in text and "leak" not in text
+
+
