@@ -995,9 +995,9 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
     lines += ["| Method | Selection | Full UF1 | Full UAR | "
              + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
              "|---|---|---|---|" + "---|---|" * len(cols)]
-    from icegan.report import markdown_cell
+    from icegan.report import markdown_cell, selection_word
     row = [f"**this run** ({markdown_cell(title)})",
-           "oracle epoch" if oracle else "NOT leak-free" if seen else "honest",
+           selection_word(bool(oracle), bool(seen), "oracle epoch"),
            _fmt(metrics["overall"]["UF1"]), _fmt(metrics["overall"]["UAR"])]
     for d in cols:
         m = metrics["per_dataset"].get(d)

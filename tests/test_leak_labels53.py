@@ -168,3 +168,18 @@ def test_train_summary_without_a_leaky_run_is_as_before(tmp_path):
     assert "Selection: final epoch unless the run says ORACLE.\n" in text and "leak" not in text
 
 
+@pytest.mark.parametrize("oracle, seen, word", [(False, False, "honest"), (True, False, "oracle epoch"),
+                                                (False, True, "NOT leak-free"), (True, True,
+                                                                                 "oracle epoch; NOT leak-free")])
+def test_metrics_md_this_run_row(runs, oracle, seen, word):
+    """The metrics.md row of an oracle run whose flow saw held-out motion said 'oracle epoch' only (icegan table:
+    'ORACLE epoch; NOT leak-free')."""
+    from icegan.protocol import _markdown
+    metrics = json.loads((runs["seen_s0"] / "metrics.json").read_text())
+    metrics["oracle_epoch"] = oracle
+    if not seen:
+        del metrics["real_motion_seen"]
+    row = next(ln for ln in _markdown(metrics, "r").splitlines() if ln.startswith("| **this run**"))
+    assert row.split(" | ")[1] == word
+
+
