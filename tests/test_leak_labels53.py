@@ -183,3 +183,75 @@ def test_metrics_md_this_run_row(runs, oracle, seen, word):
     assert row.split(" | ")[1] == word
 
 
+# ----------------------------------------------------------------------------- provenance.json in icegan loso
+
+@pytest.fixture
+def id_table(tmp_path):
+    """A feature table of class ids (as icegan features writes them) over 4 toy subjects."""
+    from icegan.data.toy_features import make_toy_features
+    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    d = tmp_path / "t"
+    (d / "maps").mkdir(parents=True)
+    rows = []
+    for i, r in fs.samples.reset_index(drop=True).iterrows():
+        np.save(d / "maps" / f"{i}.npy", fs.features[i].numpy().astype("float32"))
+        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"], "label": int(fs.labels[i]),
+                     "path": f"maps/{i}.npy"})
+    pd.DataFrame(rows).to_csv(d / "features.csv", index=False)
+    return d / "features.csv", rows[0]["subject"]
+
+
+def _loso(table, out):
+    from icegan.cli import main
+    return main(["loso", "--out", str(out), "--no-progress", "data.source=table", f"data.table={table}",
+                 "model.name=logreg", "model.logreg_max_iter=50", "threads=1"])
+
+
+def test_a_bad_labels_field_does_not_hide_the_motion_record(id_table, tmp_path, caplog):
+    """A provenance.json with a bad 'labels' was read as unusable as a whole: its real_motion_subjects was dropped
+    and the run reported honest although the flow saw a held-out subject's motion."""
+    table, first = id_table
+    (table.parent / "provenance.json").write_text(json.dumps({"flow": {"method": "srflownet"}, "labels": 3,
+                                                              "real_motion_subjects": [first]}))
+    with caplog.at_level(logging.WARNING):
+        assert _loso(table, tmp_path / "o") == 0
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["real_motion_seen"]["subjects"] == [first]
+    said = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(said) == 1 and "'labels' is not a label set's name" in said[0]
+
+
+@pytest.mark.parametrize("text", ['{"flow": {"meth', json.dumps({"flow": {}, "real_motion_subjects": "casme2/s01"})],
+                         ids=["cut short", "bad record"])
+def test_a_damaged_provenance_is_warned_about_once_and_says_the_record_is_lost(id_table, tmp_path, caplog, text):
+    """icegan loso on a table of class ids warned twice about one damaged provenance.json (the label-set check and
+    the motion record, each in full); now once, and it says the run is reported as leak-free without the record."""
+    table, _ = id_table
+    prov = table.parent / "provenance.json"
+    prov.write_text(text)
+    with caplog.at_level(logging.WARNING):
+        assert _loso(table, tmp_path / "o") == 0
+        assert _loso(table, tmp_path / "o2") == 0          # a second run in the process warns again, once
+    said = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(said) == 2 and all(str(prov) in s for s in said)
+    assert "which subjects' real motion trained the flow network of its maps" in said[0]
+    assert "reported as leak-free without that record" in said[0]
+    assert "real_motion_seen" not in json.loads((tmp_path / "o" / "metrics.json").read_text())
+
+
+def test_read_motion_subjects_alone_warns_about_a_damaged_file(id_table, caplog):
+    """Read first (a table of class names: no label-set check before it), the record's reader warns itself."""
+    from icegan.data.feature_table import read_motion_subjects
+    table, first = id_table
+    (table.parent / "provenance.json").write_text("[1]")
+    with caplog.at_level(logging.WARNING):
+        assert read_motion_subjects(table) == []
+        assert read_motion_subjects(table) == []
+    said = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(said) == 2
+    assert "which subjects' real motion trained the flow network of its maps is not checked" in said[0]
+    (table.parent / "provenance.json").write_text(json.dumps({"flow": 1, "real_motion_subjects": [first]}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert read_motion_subjects(table) == [first]
+    assert "its real_motion_subjects is still read" in caplog.text and "without that record" not in caplog.text

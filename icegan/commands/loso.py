@@ -345,14 +345,14 @@ def table_motion_seen(data: FeatureDataConfig, samples) -> tuple[list[str], str]
     trained the flow network that made the table's maps, as the ``provenance.json`` beside ``data.table`` records
     them (``real_motion_subjects``, written by ``icegan features``; matched by :func:`icegan.protocol.subject_key`),
     sorted, and ``"as <that provenance.json> records"`` (for the reports); ``([], "")`` for another source, a table
-    without provenance.json or one without the key. When some are found a warning (logging, on stderr) names them:
-    their folds are not leak-free."""
+    without provenance.json or one without the key (:func:`icegan.data.feature_table.read_motion_subjects`: a file
+    bad in another field still gives its record; a damaged one is warned about once in the command). When some are
+    found a warning (logging, on stderr) names them: their folds are not leak-free."""
     if data.source != "table":
         return [], ""
-    from icegan.data.feature_table import read_provenance
+    from icegan.data.feature_table import read_motion_subjects
     from icegan.protocol import subject_key
-    info = read_provenance(data.table, "which subjects' real motion trained the flow network of its maps") or {}
-    keys = {subject_key(s) for s in info.get("real_motion_subjects") or []}
+    keys = {subject_key(s) for s in read_motion_subjects(data.table)}
     subjects = sorted({str(s) for s in samples["subject"]})
     seen = [s for s in subjects if subject_key(s) in keys]
     if not seen:

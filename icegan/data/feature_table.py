@@ -61,7 +61,8 @@ from icegan.data.features import FeatureSet, dataset_name, keep_datasets, valida
 from icegan.labels import LABEL_SETS, get_label_set
 
 __all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
-           "load_table_features", "minmax_per_clip", "read_provenance"]
+           "load_table_features", "minmax_per_clip", "read_motion_subjects",
+           "read_provenance"]
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +350,34 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
                          f"data.labels={labels}")
 
 
-def read_provenance(table: str | Path, unchecked: str) -> Optional[dict]:
+MOTION_UNCHECKED = "which subjects' real motion trained the flow network of its maps"
+_last_warned: Optional[tuple] = None     # the provenance.json (path, size, mtime) read_provenance warned about last
+
+
+def _parse_provenance(prov: Path) -> tuple[Optional[dict], str, Optional[dict]]:
+    """``(info, why, obj)`` of a provenance.json: ``info`` the whole object when every field can be used, else None
+    with ``why`` the cause; ``obj`` the JSON object even when a field is bad (None when not a JSON object)."""
+    try:
+        info = json.loads(prov.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None, f"{type(exc).__name__}: {str(exc).strip()}", None
+    if not isinstance(info, dict):
+        return None, f"not a JSON object but a {type(info).__name__}", None
+    bad = [f"'{k}' is not an object" for k in ("flow", "weights", "faces")
+           if info.get(k) is not None and not isinstance(info[k], dict)]
+    if info.get("labels") is not None and not isinstance(info["labels"], str):
+        bad.append("'labels' is not a label set's name")
+    if not _motion_ok(info.get("real_motion_subjects")):
+        bad.append("'real_motion_subjects' is not a list of subject ids")
+    return (None if bad else info), ", ".join(bad), info
+
+
+def _motion_ok(motion) -> bool:
+    """Whether a ``real_motion_subjects`` value can be used: absent (None) or a list of subject ids."""
+    return motion is None or (isinstance(motion, list) and all(isinstance(x, str) for x in motion))
+
+
+def read_provenance(table: str | Path, unchecked: str, once: bool = False) -> Optional[dict]:
     """The ``provenance.json`` beside the feature table ``table``: how its maps were made (module docstring;
     ``icegan features`` writes it), as a dict.
 
@@ -357,41 +385,61 @@ def read_provenance(table: str | Path, unchecked: str) -> Optional[dict]:
         table: the feature table's path (the CSV); the file read is ``provenance.json`` in its folder.
         unchecked: what goes unchecked when the file cannot be used, for the warning (e.g. ``"the label set of its
             class ids"``).
+        once: a second reader of the same file in one command (``icegan loso`` reads it for the label set of the
+            class ids, then for :func:`read_motion_subjects`): no warning when the last one was about this file,
+            unchanged since.
 
     Returns:
         The JSON object; None when there is no such file, or when it cannot be used: not JSON (cut short by a kill
         of a version that wrote it in place, edited), not a JSON object, or one whose ``flow``, ``weights`` or
         ``faces`` is not an object, whose ``labels`` is not a name or whose ``real_motion_subjects`` is not a list
         of subject ids. Then a warning (logging) names the file, the
-        cause, what goes unchecked and what to do: write the table again with ``icegan features`` into a new
-        folder, or mend or remove the file.
+        cause, what goes unchecked (also the ``real_motion_subjects`` record, when it cannot be read either: a LOSO
+        run on the table is then reported as leak-free without it) and what to do: write the table again with
+        ``icegan features`` into a new folder, or mend or remove the file.
     """
+    global _last_warned
     prov = Path(table).parent / "provenance.json"
     if not prov.is_file():
         return None
-    try:
-        info = json.loads(prov.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        why = f"{type(exc).__name__}: {str(exc).strip()}"
-    else:
-        if not isinstance(info, dict):
-            why = f"not a JSON object but a {type(info).__name__}"
-        else:
-            bad = [f"'{k}' is not an object" for k in ("flow", "weights", "faces")
-                   if info.get(k) is not None and not isinstance(info[k], dict)]
-            if info.get("labels") is not None and not isinstance(info["labels"], str):
-                bad.append("'labels' is not a label set's name")
-            motion = info.get("real_motion_subjects")
-            if motion is not None and not (isinstance(motion, list) and all(isinstance(x, str) for x in motion)):
-                bad.append("'real_motion_subjects' is not a list of subject ids")
-            if not bad:
-                return info
-            why = ", ".join(bad)
-    log.warning("%s cannot be read (%s): it looks cut short or edited, and %s is not checked; write the table "
+    info, why, obj = _parse_provenance(prov)
+    if info is not None:
+        return info
+    st = prov.stat()
+    key = (str(prov.resolve()), st.st_size, st.st_mtime_ns)
+    if once and key == _last_warned:            # its reader before this one warned already: once is enough
+        _last_warned = None
+        return None
+    _last_warned = None if once else key
+    motion = MOTION_UNCHECKED
+    lost = ("" if motion in unchecked or (obj is not None and _motion_ok(obj.get("real_motion_subjects"))) else
+            f", nor {motion} (a LOSO run on the table is reported as leak-free without that record)")
+    log.warning("%s cannot be read (%s): it looks cut short or edited, and %s is not checked%s; write the table "
                 "again with `icegan features --config %s --out NEW_FOLDER`, or mend or remove the file (one you "
-                "write yourself: a JSON object as icegan.data.feature_table describes)", prov, why, unchecked,
+                "write yourself: a JSON object as icegan.data.feature_table describes)", prov, why, unchecked, lost,
                 prov.parent / "config.yaml")
     return None
+
+
+def read_motion_subjects(table: str | Path) -> list[str]:
+    """The ``real_motion_subjects`` of the ``provenance.json`` beside the feature table ``table`` (module docstring):
+    subjects whose real onset→apex frames trained the flow network of its maps; ``[]`` without the file or the key.
+
+    A file that cannot be used (:func:`read_provenance`, warned about once in a command, ``once=True``) still gives
+    its record when the record itself is a list of subject ids: a bad ``labels`` or ``flow`` field does not hide the
+    motion a run's flow has seen. A file that is not a JSON object, or whose record is not a list of ids, gives
+    ``[]`` after the one warning, which says that which subjects' real motion trained the flow network is not
+    checked and that a LOSO run on the table is reported as leak-free without that record.
+    """
+    prov = Path(table).parent / "provenance.json"
+    if not prov.is_file():
+        return []
+    obj = _parse_provenance(prov)[2]
+    motion = (obj or {}).get("real_motion_subjects")
+    usable = obj is not None and _motion_ok(motion)
+    read_provenance(table, "how its maps were made (its real_motion_subjects is still read)" if usable and motion
+                    else MOTION_UNCHECKED, once=True)
+    return list(motion) if usable and motion else []
 
 
 def _read_map(path: str, where: str) -> np.ndarray:
