@@ -350,8 +350,6 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
                          f"data.labels={labels}")
 
 
-MOTION_UNCHECKED = "which subjects' real motion trained the flow network of its maps"
-_last_warned: Optional[tuple] = None     # the provenance.json (path, size, mtime) read_provenance warned about last
 
 
 def _parse_provenance(prov: Path) -> tuple[Optional[dict], str, Optional[dict]]:
@@ -377,7 +375,7 @@ def _motion_ok(motion) -> bool:
     return motion is None or (isinstance(motion, list) and all(isinstance(x, str) for x in motion))
 
 
-def read_provenance(table: str | Path, unchecked: str, once: bool = False) -> Optional[dict]:
+def read_provenance(table: str | Path, unchecked: str) -> Optional[dict]:
     """The ``provenance.json`` beside the feature table ``table``: how its maps were made (module docstring;
     ``icegan features`` writes it), as a dict.
 
@@ -385,38 +383,25 @@ def read_provenance(table: str | Path, unchecked: str, once: bool = False) -> Op
         table: the feature table's path (the CSV); the file read is ``provenance.json`` in its folder.
         unchecked: what goes unchecked when the file cannot be used, for the warning (e.g. ``"the label set of its
             class ids"``).
-        once: a second reader of the same file in one command (``icegan loso`` reads it for the label set of the
-            class ids, then for :func:`read_motion_subjects`): no warning when the last one was about this file,
-            unchanged since.
 
     Returns:
         The JSON object; None when there is no such file, or when it cannot be used: not JSON (cut short by a kill
         of a version that wrote it in place, edited), not a JSON object, or one whose ``flow``, ``weights`` or
         ``faces`` is not an object, whose ``labels`` is not a name or whose ``real_motion_subjects`` is not a list
         of subject ids. Then a warning (logging) names the file, the
-        cause, what goes unchecked (also the ``real_motion_subjects`` record, when it cannot be read either: a LOSO
-        run on the table is then reported as leak-free without it) and what to do: write the table again with
-        ``icegan features`` into a new folder, or mend or remove the file.
+        cause, what goes unchecked and what to do: write the table again with ``icegan features`` into a new
+        folder, or mend or remove the file (:func:`read_motion_subjects` reads the ``real_motion_subjects`` record
+        of a file bad in another field, and warns on its own when the record itself cannot be read).
     """
-    global _last_warned
     prov = Path(table).parent / "provenance.json"
     if not prov.is_file():
         return None
-    info, why, obj = _parse_provenance(prov)
+    info, why, _ = _parse_provenance(prov)
     if info is not None:
         return info
-    st = prov.stat()
-    key = (str(prov.resolve()), st.st_size, st.st_mtime_ns)
-    if once and key == _last_warned:            # its reader before this one warned already: once is enough
-        _last_warned = None
-        return None
-    _last_warned = None if once else key
-    motion = MOTION_UNCHECKED
-    lost = ("" if motion in unchecked or (obj is not None and _motion_ok(obj.get("real_motion_subjects"))) else
-            f", nor {motion} (a LOSO run on the table is reported as leak-free without that record)")
-    log.warning("%s cannot be read (%s): it looks cut short or edited, and %s is not checked%s; write the table "
+    log.warning("%s cannot be read (%s): it looks cut short or edited, and %s is not checked; write the table "
                 "again with `icegan features --config %s --out NEW_FOLDER`, or mend or remove the file (one you "
-                "write yourself: a JSON object as icegan.data.feature_table describes)", prov, why, unchecked, lost,
+                "write yourself: a JSON object as icegan.data.feature_table describes)", prov, why, unchecked,
                 prov.parent / "config.yaml")
     return None
 
@@ -425,21 +410,24 @@ def read_motion_subjects(table: str | Path) -> list[str]:
     """The ``real_motion_subjects`` of the ``provenance.json`` beside the feature table ``table`` (module docstring):
     subjects whose real onset→apex frames trained the flow network of its maps; ``[]`` without the file or the key.
 
-    A file that cannot be used (:func:`read_provenance`, warned about once in a command, ``once=True``) still gives
-    its record when the record itself is a list of subject ids: a bad ``labels`` or ``flow`` field does not hide the
-    motion a run's flow has seen. A file that is not a JSON object, or whose record is not a list of ids, gives
-    ``[]`` after the one warning, which says that which subjects' real motion trained the flow network is not
-    checked and that a LOSO run on the table is reported as leak-free without that record.
+    The record is read even when another field of the file is bad (:func:`read_provenance` warns about those): a bad
+    ``labels`` or ``flow`` does not hide the motion a run's flow has seen. A file that is not a JSON object, or a
+    record that is not a list of subject ids, gives ``[]`` and a warning that names the file and says that a LOSO
+    run on the table is reported as leak-free without that record.
     """
     prov = Path(table).parent / "provenance.json"
     if not prov.is_file():
         return []
-    obj = _parse_provenance(prov)[2]
+    _, why, obj = _parse_provenance(prov)
     motion = (obj or {}).get("real_motion_subjects")
-    usable = obj is not None and _motion_ok(motion)
-    read_provenance(table, "how its maps were made (its real_motion_subjects is still read)" if usable and motion
-                    else MOTION_UNCHECKED, once=True)
-    return list(motion) if usable and motion else []
+    if obj is not None and _motion_ok(motion):
+        return list(motion or [])
+    log.warning("%s: its real_motion_subjects cannot be read (%s): which subjects' real motion trained the flow "
+                "network of its maps is not checked, and a LOSO run on the table is reported as leak-free without "
+                "that record; write the table again with `icegan features --config %s --out NEW_FOLDER`, or mend the "
+                "file", prov, why if obj is None else "'real_motion_subjects' is not a list of subject ids",
+                prov.parent / "config.yaml")
+    return []
 
 
 def _read_map(path: str, where: str) -> np.ndarray:
