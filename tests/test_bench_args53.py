@@ -2,7 +2,6 @@
 --jobs -1`` (scikit-learn's "all cores", which no --jobs / --workers flag of the project takes) and
 ``learning_curve.py --target`` outside a UF1's range [0, 1]; and ``noise_filter_share.py --seed`` near ``SEED_MAX``,
 whose per-fold forest seeds now wrap as a run's do (:func:`flownet.user_numbers.derived_seed`)."""
-import argparse
 import os
 import runpy
 import sys
@@ -13,30 +12,9 @@ import numpy as np
 import pytest
 
 from flownet.user_numbers import SEED_MAX, derived_seed
-from _bench import load_bench
+from _bench import bench_parser, load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class _Parser(Exception):
-    """Carries the parser a script built, out of its ``main()``."""
-
-
-def bench_parser(name: str, monkeypatch) -> argparse.ArgumentParser:
-    """The argument parser ``bench/<name>.py`` builds in ``main()``, taken at its ``parse_args`` call."""
-    def capture(self, args=None, namespace=None):
-        raise _Parser(self)
-    path = ROOT / "bench" / f"{name}.py"
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
-    monkeypatch.setattr(sys, "argv", [str(path)])
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    try:
-        runpy.run_path(str(path), run_name="__main__")
-    except _Parser as exc:
-        return exc.args[0]
-    finally:
-        monkeypatch.undo()
-    pytest.fail(f"bench/{name}.py ran without parsing its arguments")
 
 
 def _refused(name: str, argv: list[str], monkeypatch, capsys) -> str:

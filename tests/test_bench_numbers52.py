@@ -10,33 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _bench import bench_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if "ArgumentParser(" in p.read_text(encoding="utf-8"))
-
-
-class _Parser(Exception):
-    """Carries the parser a script built, out of its ``main()``."""
-
-
-def bench_parser(name: str, monkeypatch) -> argparse.ArgumentParser:
-    """The argument parser ``bench/<name>.py`` builds, taken at its ``parse_args`` call."""
-    def capture(self, args=None, namespace=None):
-        raise _Parser(self)
-    path = ROOT / "bench" / f"{name}.py"
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
-    monkeypatch.setattr(sys, "argv", [str(path)])
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.chdir(ROOT)
-    environ = dict(os.environ)
-    try:
-        runpy.run_path(str(path), run_name="__main__")
-    except _Parser as exc:
-        return exc.args[0]
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-    pytest.fail(f"bench/{name}.py ran without parsing its arguments")
 
 
 def numeric_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -92,7 +69,6 @@ def test_bad_number_names_the_flag(name, argv, words, monkeypatch, capsys):
     """A number out of range or not a number stops the script with argparse's error, naming the flag, the range
     and the value."""
     parser = bench_parser(name, monkeypatch)
-    monkeypatch.undo()
     with pytest.raises(SystemExit) as exc:
         parser.parse_args(argv)
     assert exc.value.code == 2
@@ -110,7 +86,6 @@ def test_bad_number_names_the_flag(name, argv, words, monkeypatch, capsys):
 ])
 def test_good_numbers_are_read(name, argv, dest, value, monkeypatch):
     parser = bench_parser(name, monkeypatch)
-    monkeypatch.undo()
     assert getattr(parser.parse_args(argv), dest) == value
 
 

@@ -27,6 +27,19 @@ def _fold_fn(x, y):
     return fold_fn
 
 
+def _write_table(d, fs) -> list[dict]:
+    """A feature table of class ids (as icegan features writes them) of the feature set ``fs`` in folder ``d``:
+    ``maps/<i>.npy`` and ``features.csv``; returns its rows."""
+    (d / "maps").mkdir(parents=True)
+    rows = []
+    for i, r in fs.samples.reset_index(drop=True).iterrows():
+        np.save(d / "maps" / f"{i}.npy", fs.features[i].numpy().astype("float32"))
+        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"], "label": int(fs.labels[i]),
+                     "path": f"maps/{i}.npy"})
+    pd.DataFrame(rows).to_csv(d / "features.csv", index=False)
+    return rows
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Toy LOSO runs: two seeds whose flow saw one held-out subject's motion, two seeds of another recipe that did
@@ -102,15 +115,8 @@ def suite_out(tmp_path_factory):
     from icegan.data.toy_features import make_toy_features
     from icegan.suite import run_suite
     root = tmp_path_factory.mktemp("suite")
-    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     seen = root / "seen"
-    (seen / "maps").mkdir(parents=True)
-    rows = []
-    for i, r in fs.samples.reset_index(drop=True).iterrows():
-        np.save(seen / "maps" / f"{i}.npy", fs.features[i].numpy().astype("float32"))
-        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"], "label": int(fs.labels[i]),
-                     "path": f"maps/{i}.npy"})
-    pd.DataFrame(rows).to_csv(seen / "features.csv", index=False)
+    rows = _write_table(seen, make_toy_features(n_subjects_per_dataset=2, clips_per_class=2))
     shutil.copytree(seen, root / "plain")
     (seen / "provenance.json").write_text(json.dumps({"flow": {"method": "srflownet"},
                                                       "real_motion_subjects": [rows[0]["subject"]]}))
@@ -189,15 +195,8 @@ def test_metrics_md_this_run_row(runs, oracle, seen, word):
 def id_table(tmp_path):
     """A feature table of class ids (as icegan features writes them) over 4 toy subjects."""
     from icegan.data.toy_features import make_toy_features
-    fs = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     d = tmp_path / "t"
-    (d / "maps").mkdir(parents=True)
-    rows = []
-    for i, r in fs.samples.reset_index(drop=True).iterrows():
-        np.save(d / "maps" / f"{i}.npy", fs.features[i].numpy().astype("float32"))
-        rows.append({"dataset": r["dataset"], "subject": r["subject"], "clip": r["clip"], "label": int(fs.labels[i]),
-                     "path": f"maps/{i}.npy"})
-    pd.DataFrame(rows).to_csv(d / "features.csv", index=False)
+    rows = _write_table(d, make_toy_features(n_subjects_per_dataset=2, clips_per_class=2))
     return d / "features.csv", rows[0]["subject"]
 
 
