@@ -53,7 +53,7 @@ class Locked(nn.Module):
         self.lock = threading.Lock()
 
     def forward(self, x):
-        return self.fc(x.mean((2, 3)))
+        return self.fc(x.mean((2, 3)) if x.dim() == 4 else x)
 
 
 LOCKED = Locked()
@@ -75,6 +75,40 @@ class Wrapper(nn.Module):
 
 
 BACKBONE = None
+WEIGHT = nn.Parameter(torch.zeros(3, 3))
+HEAD = nn.Linear(3, 3)
+ACT = nn.ReLU()
+LAZY = None
+
+
+class Pool(nn.Module):
+    def forward(self, x):
+        return x.mean((2, 3))
+
+
+def shared_parameter():
+    """New module objects every call, one parameter shared by all of them."""
+    fc = nn.Linear(3, 3)
+    fc.weight = WEIGHT
+    return nn.Sequential(Pool(), fc)
+
+
+def shallow_head():
+    """A shallow copy of a module-level head: a new module object holding the same parameters."""
+    import copy
+    return nn.Sequential(Pool(), copy.copy(HEAD))
+
+
+def shared_activation():
+    """A new network holding a module-level activation (no parameters, no buffers): used as it is."""
+    return nn.Sequential(Pool(), nn.Linear(3, 3), ACT, Locked())
+
+
+def lazy_once():
+    global LAZY
+    if LAZY is None:
+        LAZY = nn.Sequential(Pool(), nn.LazyLinear(3))
+    return LAZY
 
 
 def shared_backbone(num_classes):
@@ -176,5 +210,44 @@ def test_a_module_returned_again_that_cannot_be_copied_is_named(plugin):
     with pytest.raises(ValueError) as exc:
         build_recognizer("custom", module=spec, key="recognizer.module")
     msg = str(exc.value)
-    assert msg.startswith(f"recognizer.module={spec!r} returned a module it had returned before"), msg
-    assert "copy.deepcopy cannot copy it" in msg and "lock" in msg and "return a new module per call" in msg
+    assert msg.startswith(f"recognizer.module={spec!r} returned tensors it had returned before"), msg
+    assert "copy.deepcopy cannot copy the module" in msg and "lock" in msg and "return a new module per call" in msg
+
+
+def _train_step(recognizer):
+    opt = torch.optim.SGD(recognizer.parameters(), lr=0.5)
+    F.cross_entropy(recognizer.train()(torch.rand(4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("factory", ["shared_parameter", "shallow_head"])
+def test_parameters_shared_by_new_module_objects_are_set_back(plugin, factory):
+    """New module objects around parameters the factory returned before (a module-level nn.Parameter, a copy.copy of
+    a module-level head) passed a check by module identity: fold 2 started from fold 1's trained weights."""
+    spec = f"{plugin}:{factory}"
+    first = build_recognizer("custom", module=spec)
+    start = _state(first.net[1])
+    _train_step(first)
+    assert not torch.equal(first.net[1].weight, start["weight"])
+    second = build_recognizer("custom", module=spec)
+    assert second.net[1].weight is not first.net[1].weight
+    shared = ["weight"] + (["bias"] if factory == "shallow_head" else [])       # shared_parameter: a new bias
+    for name in shared:
+        torch.testing.assert_close(second.net[1].state_dict()[name], start[name], rtol=0, atol=0,
+                                   msg=f"second build's {name}")
+
+
+def test_a_shared_module_without_tensors_is_not_a_reuse(plugin):
+    """A new network holding a module-level nn.ReLU (no parameters, no buffers) and a lock: used as it is, every
+    time (it was deep-copied, and refused as 'returned before' since the lock cannot be copied)."""
+    spec = f"{plugin}:shared_activation"
+    nets = [build_recognizer("custom", module=spec).net for _ in range(2)]
+    assert nets[0] is not nets[1] and nets[0][2] is nets[1][2]          # the factory's own objects, not copies
+
+
+def test_a_lazy_module_returned_again_after_materialising_is_refused(plugin):
+    spec = f"{plugin}:lazy_once"
+    first = build_recognizer("custom", module=spec)
+    first(torch.rand(2, 3, 8, 8))                                       # materialised by fold 1
+    with pytest.raises(ValueError, match=r"cannot be set back to its value as first returned .*lazy"):
+        build_recognizer("custom", module=spec)

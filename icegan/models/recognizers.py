@@ -30,9 +30,10 @@ Your own recognizer (``model.name=custom model.module=SPEC``): any ``torch.nn.Mo
 features to (B, K) class logits, built by the factory that ``SPEC`` names (:func:`load_recognizer_factory`) and
 wrapped in :class:`PlainRecognizer`, so that the same training loop, augmentations, test-time augmentation and LOSO
 protocol apply to it. It is one copy per fold (no grouped weights), trained on that fold's training rows only. A
-factory that returns an object it returned before, whole or as a submodule (e.g. a pretrained backbone loaded once),
-gets a deep copy with that object's weights and buffers as the factory first gave them (:func:`_own_module`), so no
-fold or seed starts from another's training; a module the factory builds anew is used as it is.
+factory that returns parameters or buffers it returned before (a network or a pretrained backbone built once, whole,
+in a new wrapper or shallow-copied) gets a deep copy with those tensors as the factory first gave them
+(:func:`_own_module`), so no fold or seed starts from another's training; a module the factory builds anew is used
+as it is.
 """
 from __future__ import annotations
 
@@ -740,8 +741,8 @@ class PlainRecognizer(nn.Module):
     """A user's recognizer as one copy of the training loop's recognizers.
 
     ``net`` is trained in place; :func:`build_recognizer` gives it what the factory returned, or, when the factory
-    returned (part of) a module it had returned before, a deep copy as first returned (:func:`_own_module`), so no
-    state passes from one fold or seed to the next through a factory that reuses a module.
+    returned parameters or buffers it had returned before, a deep copy set back to them as first returned
+    (:func:`_own_module`), so no state passes from one fold or seed to the next through a factory that reuses them.
 
     ``forward(x, sample_mask=None)``: x (B, C, S, S) → (B, K) logits of the wrapped module. ``sample_mask`` is
     accepted and ignored: the training loop gives a custom recognizer batches of its fold's training rows only
@@ -796,47 +797,55 @@ def _build_custom(spec: str, n_models: int, num_classes: int = 3, in_channels: i
     return PlainRecognizer(_own_module(net, spec, key), num_classes, spec, key)
 
 
-#: every module a custom factory has returned (submodules too, while alive) -> its own parameters and buffers as
-#: returned, cloned: a later build that returns one of them again gets a copy restored to them (:func:`_own_module`)
-_HANDED_OUT: "weakref.WeakKeyDictionary[nn.Module, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
+#: id of every parameter and buffer a custom factory has returned (while that tensor lives) -> its value as first
+#: returned, cloned (None: a lazy module's parameter, not yet materialised): a later build that returns one of them
+#: again gets a copy set back to these values (:func:`_own_module`)
+_FIRST_RETURNED: dict[int, "torch.Tensor | None"] = {}
 
 
 def _own_module(net: nn.Module, spec: str, key: str) -> nn.Module:
     """``net`` (a custom factory's return) as a module this build alone trains.
 
-    A module none of whose submodules a factory returned before is used as it is (and its parameters and buffers as
-    returned are remembered while it lives). One that returns such a submodule again (a factory that builds its
-    network, or a pretrained backbone, once and returns it on every call) is deep-copied and the copy's tensors of
-    those submodules are set back to their values when first returned: the previous fold or seed trained the object
-    itself (and :func:`icegan.recognition.check_custom_recognizer`'s training step, on the first clips of the table,
-    moved its batch-norm statistics), so using it again would start this fold from another fold's training, which
-    saw this fold's test subject.
+    A module none of whose parameters and buffers a factory returned before is used as it is (and those tensors'
+    values as returned are remembered while they live). One that holds such a tensor again (a factory that builds its
+    network, or a pretrained backbone or head, once and returns it on every call, whole, in a new wrapper, or shallow-
+    copied) is deep-copied and the copy's tensors that the factory had returned before are set back to their values
+    when first returned: the previous fold or seed trained those tensors themselves (and
+    :func:`icegan.recognition.check_custom_recognizer`'s training step, on the first clips of the table, moved their
+    batch-norm statistics), so using them again would start this fold from another fold's training, which saw this
+    fold's test subject. Modules without parameters or buffers (a shared ``nn.ReLU``) do not count.
 
     Raises:
-        ValueError: a module returned again that ``copy.deepcopy`` cannot copy (names the key and spec; says to
-            return a new module per call).
+        ValueError: a module returned again that ``copy.deepcopy`` cannot copy, or whose tensors cannot be set back
+            (a lazy module materialised since it was first returned, a tensor whose shape changed); names the key and
+            spec and says to return a new module per call.
     """
-    def own_tensors(m: nn.Module) -> dict[str, torch.Tensor]:
-        items = list(m._parameters.items()) + list(m._buffers.items())
-        return {n: t.detach().clone() for n, t in items
-                if t is not None and not isinstance(t, nn.parameter.UninitializedTensorMixin)}
-    modules = list(net.modules())
-    if not any(m in _HANDED_OUT for m in modules):
-        for m in modules:
-            _HANDED_OUT[m] = own_tensors(m)
+    tensors = list(net.parameters()) + list(net.buffers())
+    again = [t for t in tensors if id(t) in _FIRST_RETURNED]
+    if not again:
+        for t in tensors:
+            first = None if isinstance(t, nn.parameter.UninitializedTensorMixin) else t.detach().clone()
+            _FIRST_RETURNED[id(t)] = first
+            weakref.finalize(t, _FIRST_RETURNED.pop, id(t), None)
         return net
+    fix = "return a new module per call (load pretrained weights into it there)"
+    memo: dict = {}
     try:
-        copied = copy.deepcopy(net)
+        copied = copy.deepcopy(net, memo)
     except Exception as exc:
-        raise ValueError(f"{key}={spec!r} returned a module it had returned before (so trained by an earlier fold or "
-                         f"seed), and copy.deepcopy cannot copy it ({type(exc).__name__}: {exc}); return a new module "
-                         "per call (load pretrained weights into it there)") from exc
+        raise ValueError(f"{key}={spec!r} returned tensors it had returned before (so trained by an earlier fold or "
+                         f"seed), and copy.deepcopy cannot copy the module ({type(exc).__name__}: {exc}); "
+                         f"{fix}") from exc
     with torch.no_grad():
-        for orig, dup in zip(modules, copied.modules()):
-            for n, t in _HANDED_OUT.get(orig, {}).items():
-                target = dup._parameters.get(n) if n in dup._parameters else dup._buffers.get(n)
-                if target is not None and target.shape == t.shape:
-                    target.copy_(t)
+        for t in again:
+            first, dup = _FIRST_RETURNED[id(t)], memo.get(id(t))
+            if first is None and isinstance(t, nn.parameter.UninitializedTensorMixin):
+                continue                        # a lazy parameter never materialised: its copy is as first returned
+            if first is None or dup is None or dup.shape != first.shape:
+                raise ValueError(f"{key}={spec!r} returned tensors it had returned before (so trained by an earlier "
+                                 f"fold or seed), and one of shape {tuple(t.shape)} cannot be set back to its value "
+                                 f"as first returned (a lazy module since materialised, or a changed shape); {fix}")
+            dup.copy_(first)
     return copied
 
 
@@ -848,13 +857,15 @@ def build_recognizer(name: str, n_models: int = 1, module: str = "", key: str = 
     """Construct a recognizer by name: ``ststnet``, ``offtanet``, or ``custom`` (the factory ``module`` names,
     :func:`load_recognizer_factory`, wrapped in :class:`PlainRecognizer`; only ``num_classes``, ``in_channels``,
     ``input_size`` and ``dropout`` of ``kwargs`` reach it; ``key``: the config key named in its error messages).
-    A custom module the factory returned before (whole, or as a submodule) is deep-copied and set back to its weights
-    and buffers as first returned (:func:`_own_module`): each call returns a module of its own that starts where the
-    factory's module started (pretrained weights included), even if the factory returns the same object every time.
+    A custom module that holds parameters or buffers the factory returned before (the whole module, a submodule or a
+    shared tensor) is deep-copied and those tensors are set back to their values as first returned
+    (:func:`_own_module`): each call returns a module of its own that starts where the factory's module started
+    (pretrained weights included), even if the factory returns the same object every time.
 
     Raises:
         ValueError: unknown name (the message lists the known ones); for ``custom``, an empty or unusable
-            ``module``, a module returned again that ``copy.deepcopy`` cannot copy, or ``n_models`` > 1.
+            ``module``, a module returned again that cannot be copied and set back (:func:`_own_module`), or
+            ``n_models`` > 1.
     """
     if name.lower() == "custom":
         if not module:
