@@ -227,3 +227,20 @@ def test_ensemble_and_merge_carry_a_members_real_motion_record(tmp_path):
     merged = merge.merge_runs([c, s], tmp_path / "merged")
     assert merged["real_motion_seen"]["subjects"] == ["casme2/s3"]
     assert merged["real_motion_seen"]["held_out_subjects"] == 6
+
+
+def test_metrics_md_selection_line_and_console_summary_of_a_marked_run(tmp_path):
+    """metrics.md's Selection line said 'honest: no model selection ...' right above the Not leak-free line, and the
+    console summary (icegan loso, icegan ensemble) had no tag for a marked run."""
+    from icegan.protocol import summary_text
+    samples = pd.DataFrame({"dataset": "casme2", "subject": [f"casme2/s{i}" for i in range(4) for _ in range(3)],
+                            "clip": [f"c{i}" for i in range(12)], "label": [0, 1, 2] * 4})
+    seen = _prob_run(tmp_path / "seen", samples, seen=["casme2/s1"])
+    plain = _prob_run(tmp_path / "plain", samples)
+    line = next(x for x in (seen / "metrics.md").read_text().splitlines() if "Selection:" in x)
+    assert "Selection: no model selection on the held-out subject, but NOT leak-free (below)." in line
+    assert "honest" not in line
+    assert "Selection: honest: no model selection on the held-out subject." in (plain / "metrics.md").read_text()
+    metrics = json.loads((seen / "metrics.json").read_text())
+    assert "[NOT leak-free: the flow network trained on held-out subjects' real motion]" in summary_text(metrics, "x")
+    assert "leak-free" not in summary_text(json.loads((plain / "metrics.json").read_text()), "x")
