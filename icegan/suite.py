@@ -794,6 +794,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             times[p.out.name] = round(time.time() - t0, 1)
             _write_times(out, times)
         tag = "  [ORACLE EPOCH: selected on the test subjects]" if m.get("oracle_epoch") else ""
+        tag += "  [NOT leak-free: its flow trained on held-out subjects' motion]" if m.get("real_motion_seen") else ""
         tag += read_partial_tag(p.out, "max_folds")      # a smoke run's line says it is not a LOSO result
         print(f"    UF1 {m['overall']['UF1']:.4f}  UAR {m['overall']['UAR']:.4f}{tag}  ({time.time() - t0:.0f} s)",
               file=log, flush=True)

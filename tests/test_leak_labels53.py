@@ -5,6 +5,7 @@ honest (or ORACLE alone). A damaged provenance.json is warned about once in an i
 other than real_motion_subjects does not hide that record."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -125,13 +126,18 @@ def suite_out(tmp_path_factory):
                            "threads=1", "workers=1"]} for lab in ("plain", "seen")]
     (root / "suite.yaml").write_text(yaml.safe_dump({"name": "leak", "seeds": [0], "baseline": "plain",
                                                      "resamples": 100, "runs": runs}))
-    run_suite(root / "suite.yaml", root / "out", progress=False)
-    return (root / "out" / "results.md").read_text(encoding="utf-8")
+    log = io.StringIO()
+    run_suite(root / "suite.yaml", root / "out", progress=False, log=log)
+    return (root / "out" / "results.md").read_text(encoding="utf-8"), log.getvalue()
 
 
 def test_suite_results_do_not_call_a_leaky_run_honest(suite_out):
     """results.md said 'Every run is honest' and its compare section 'honest' for a run its own table marked NOT
-    leak-free."""
+    leak-free; the suite's line per finished run tagged ORACLE runs only."""
+    suite_out, log = suite_out
+    score_lines = [ln for ln in log.splitlines() if ln.lstrip().startswith("UF1 ")]
+    assert len(score_lines) == 2
+    assert sum("[NOT leak-free: its flow trained on held-out subjects' motion]" in ln for ln in score_lines) == 1
     assert "Every run is honest" not in suite_out
     assert ("Runs marked NOT leak-free made their features with a flow network trained on real frames of held-out "
             "subjects; every other run is honest (final epoch / final fit)") in suite_out
