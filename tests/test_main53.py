@@ -44,6 +44,8 @@ def test_train_decflow_out_names_the_out_dir_override(argv, folder, config, wher
      "icegan gan train --config configs/gan_casme2_cpu.yaml out_dir=/tmp/x"),
     (["gan", "train", "--out", "/tmp/x"], "default config gan_casme2.yaml: runs/gan_casme2",
      "icegan gan train out_dir=/tmp/x"),
+    (["gan", "train", "name=foo", "out_dir=mine", "--out", "/tmp/x"], "default config gan_casme2.yaml: mine/foo",
+     "icegan gan train out_dir=/tmp/x"),                    # overrides typed before --out are applied
     (["flow", "train", "--config", "configs/flow_selfsup.yaml", "--out", "/tmp/x"],
      "configs/flow_selfsup.yaml: runs/flow_selfsup",
      "icegan flow train --config configs/flow_selfsup.yaml out_dir=/tmp/x"),

@@ -63,18 +63,21 @@ def add_out_hint(parser, command: str, default_config: str = "") -> None:
         def __call__(self, parser, namespace, values, option_string=None):
             folder = values if values and "=" not in values else "DIR"      # `--out train.steps=2`: not a folder
             config = getattr(namespace, "config", None)
+            given = dict(o.split("=", 1) for o in getattr(namespace, "overrides", None) or [] if "=" in o)
             example = f"icegan {command}" + (f" --config {config}" if config else
                                              "" if default_config else " --config CONFIG") + f" out_dir={folder}"
+            where = _run_folder_of(config, default_config, given)
             parser.error(f"icegan {command} takes no {option_string}: it trains into out_dir/name, keys of its "
-                         f"config ({_run_folder_of(config, default_config)}); choose the run folder with the overrides "
-                         f"out_dir={folder} name=NAME, e.g. {example}")
+                         f"config ({where}); choose the run folder with the overrides out_dir={folder} name=NAME, "
+                         f"e.g. {example}")
     parser.add_argument("--out", nargs="?", action=OutIsAnOverride, help=argparse.SUPPRESS)
 
 
-def _run_folder_of(config, default_config: str) -> str:
+def _run_folder_of(config, default_config: str, given: dict | None = None) -> str:
     """``"CONFIG: OUT_DIR/NAME"`` of the config file ``config`` (or the shipped ``default_config``) for
-    :func:`add_out_hint`'s message; ``"out_dir/name of its --config"`` where it cannot be read (not given yet, or a
-    typo)."""
+    :func:`add_out_hint`'s message, with the ``out_dir=`` / ``name=`` overrides in ``given`` (those typed before
+    ``--out``) applied; ``"out_dir/name of its --config"`` where it cannot be read (not given yet, or a typo)."""
+    given = given or {}
     try:
         if config:
             path, shown = config, config
@@ -84,7 +87,7 @@ def _run_folder_of(config, default_config: str) -> str:
         import yaml
         with open(path, encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
-        return f"{shown}: {cfg.get('out_dir', 'runs')}/{cfg['name']}"
+        return f"{shown}: {given.get('out_dir', cfg.get('out_dir', 'runs'))}/{given.get('name', cfg['name'])}"
     except Exception:           # only a message: an unreadable config is reported when the command reads it
         return "out_dir/name of its --config"
 
