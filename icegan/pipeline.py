@@ -664,16 +664,15 @@ def flow_weights_provenance(cfg: MainConfig) -> dict:
 def real_motion_seen(estimator, subjects: Sequence[str]) -> list[str]:
     """The subjects among ``subjects`` whose real (unlabelled) onset→apex frames trained the flow network: those its
     weights file records under ``meta["real_pair_subjects"]`` (self-supervised weights, :mod:`flownet.selfsup`),
-    matched by :func:`icegan.protocol.subject_key`. Sorted; empty for classical flow and weights without the record.
-    The network is found through the wrappers the main job puts around it (a head/expression component's
+    matched by :func:`icegan.protocol.subjects_among`. Sorted; empty for classical flow and weights without the
+    record. The network is found through the wrappers the main job puts around it (a head/expression component's
     ``decomposer``, a working-resolution or RANSAC decomposer's ``base``)."""
-    from icegan.protocol import subject_key
+    from icegan.protocol import subjects_among
     net = estimator
     for attr in ("decomposer", "base"):
         net = getattr(net, attr, net)
     meta = getattr(getattr(net, "model", None), "meta", None) or {}
-    seen = {subject_key(s) for s in meta.get("real_pair_subjects") or []}
-    return sorted(s for s in {str(x) for x in subjects} if subject_key(s) in seen)
+    return subjects_among(subjects, meta.get("real_pair_subjects") or [])
 
 
 def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, provenance: dict,

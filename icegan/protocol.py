@@ -867,29 +867,42 @@ def max_folds_key(config: Any) -> str:
     return "data.max_folds" if isinstance(data, dict) and "max_folds" in data else "max_folds"
 
 
+def subjects_among(subjects: Sequence[str], listed: Sequence[str]) -> list[str]:
+    """The distinct ``subjects`` (as text, sorted) that ``listed`` names, matched by :func:`subject_key` (so
+    ``casme2/S01`` names ``casme2/s01``): e.g. the held-out subjects whose real motion trained a flow network."""
+    keys = {subject_key(s) for s in listed}
+    return sorted(s for s in {str(x) for x in subjects} if subject_key(s) in keys)
+
+
 def real_motion_record(tested: Sequence[str], motion_seen: Sequence[str], source: str) -> Optional[dict]:
-    """metrics.json's ``real_motion_seen`` entry: ``{"subjects": the tested subjects among motion_seen (matched by
-    :func:`subject_key`, sorted), "held_out_subjects": how many subjects were tested, "source": source}``, or None
+    """metrics.json's ``real_motion_seen`` entry: ``{"subjects": the tested subjects among motion_seen
+    (:func:`subjects_among`), "held_out_subjects": how many subjects were tested, "source": source}``, or None
     when no tested subject is among them (the run is then reported as before). ``tested``: the subject of every
     tested clip (repeats allowed); ``motion_seen``: subjects whose real onset→apex frames trained the flow network."""
-    tested = sorted({str(s) for s in tested})
-    keys = {subject_key(s) for s in motion_seen}
-    seen = [s for s in tested if subject_key(s) in keys]
-    return {"subjects": seen, "held_out_subjects": len(tested), "source": str(source)} if seen else None
+    seen = subjects_among(tested, motion_seen)
+    return ({"subjects": seen, "held_out_subjects": len({str(s) for s in tested}), "source": str(source)}
+            if seen else None)
+
+
+def run_motion_record(run: str | Path) -> Optional[dict]:
+    """The ``real_motion_seen`` entry (:func:`real_motion_record`) of the finished run in ``run``, as its metrics.json
+    records it; None without a readable metrics.json or without a well-formed entry."""
+    try:
+        rec = json.loads((Path(run) / "metrics.json").read_text(encoding="utf-8")).get("real_motion_seen")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("subjects"), list) and rec["subjects"] else None
 
 
 def members_motion_record(pred: pd.DataFrame, member_dirs: Sequence[str | Path]) -> Optional[dict]:
     """:func:`real_motion_record` of a run built from finished runs (an ensemble's members, a nested selection's
-    candidates, merged runs): the subjects their ``metrics.json`` files record as ``real_motion_seen``, among the
-    subjects of ``pred``, the source naming the members that record them. A member without a readable metrics.json
-    or without the entry adds none."""
+    candidates, merged runs): the subjects their ``metrics.json`` files record as ``real_motion_seen``
+    (:func:`run_motion_record`), among the subjects of ``pred``, the source naming the members that record them. A
+    member without a readable metrics.json or without the entry adds none."""
     seen, sources = [], []
     for d in map(Path, member_dirs):
-        try:
-            rec = json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("real_motion_seen")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("subjects"), list):
+        rec = run_motion_record(d)
+        if rec is not None:
             seen += [str(x) for x in rec["subjects"]]
             sources.append(f"{d} ({rec.get('source') or 'unnamed'})")
     return real_motion_record(pred["subject"].astype(str), seen, "members: " + "; ".join(sources)) if seen else None

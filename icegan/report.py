@@ -301,8 +301,8 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
         twin = next((u for u, other in seeded if other == rec), None)
         if twin is not None:
             raise ValueError(f"entry '{label}': {twin} and {r} are the same recipe with the same "
-                             f"seed{_seed_text(rec)}: one seed run twice, not two seeds (its scores would count twice, shrinking the std and "
-                             "growing n); keep one of them, or rerun one with another seed=")
+                             f"seed{_seed_text(rec)}: one seed run twice, not two seeds (its scores would count twice, "
+                             "shrinking the std and growing n); keep one of them, or rerun one with another seed=")
         seeded.append((r, rec))
 
 
@@ -433,13 +433,10 @@ def selection_word(oracle: bool, leaky: bool, oracle_word: str = "ORACLE epoch")
 
 def motion_seen(run: str | Path) -> bool:
     """Whether the finished run in ``run`` records held-out subjects whose real motion trained its flow network
-    (``real_motion_seen`` in its metrics.json, :func:`icegan.protocol.run_loso`). False without a readable
-    metrics.json (as :func:`icegan.protocol.members_motion_record` reads a member)."""
-    try:
-        m = json.loads((Path(run) / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(m, dict) and bool(m.get("real_motion_seen"))
+    (``real_motion_seen`` in its metrics.json, :func:`icegan.protocol.run_motion_record`, as an ensemble reads a
+    member). False without a readable metrics.json."""
+    from icegan.protocol import run_motion_record
+    return run_motion_record(run) is not None
 
 
 def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 from typing import Optional
 
 from icegan.commands._numbers import integer, number
@@ -40,13 +39,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def _permuted(run) -> Optional[int]:
     """The ``data.permute_labels`` of a run's ``config.yaml`` (``icegan loso``: -1 real labels, a seed >= 0 a null run;
-    -1 for a config without it, e.g. train.py's), None where no config.yaml can be read (ensembles, merged runs)."""
-    import yaml
+    -1 for a config without it, e.g. train.py's), read through :func:`icegan.report.run_recipe`; None where no
+    config.yaml can be read (ensembles, merged runs, a damaged file: reported by the entry's own checks)."""
+    from icegan.report import run_recipe
     try:
-        cfg = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        cfg = run_recipe(run)
+    except ValueError:
         return None
-    data = cfg.get("data") if isinstance(cfg, dict) else None
+    data = cfg.get("data") if isinstance(cfg, dict) and cfg.get("kind") == "run" else None
     seed = data.get("permute_labels", -1) if isinstance(data, dict) else None
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 

@@ -351,10 +351,8 @@ def table_motion_seen(data: FeatureDataConfig, samples) -> tuple[list[str], str]
     if data.source != "table":
         return [], ""
     from icegan.data.feature_table import read_motion_subjects
-    from icegan.protocol import subject_key
-    keys = {subject_key(s) for s in read_motion_subjects(data.table)}
-    subjects = sorted({str(s) for s in samples["subject"]})
-    seen = [s for s in subjects if subject_key(s) in keys]
+    from icegan.protocol import subjects_among
+    seen = subjects_among(samples["subject"], read_motion_subjects(data.table))
     if not seen:
         return [], ""
     prov = str(Path(data.table).parent / "provenance.json")
@@ -364,7 +362,7 @@ def table_motion_seen(data: FeatureDataConfig, samples) -> tuple[list[str], str]
         "%d of its %d subjects (%s%s): their features come from a network that has seen their motion, so their "
         "folds are not leak-free (metrics.md and icegan table say so); for flow no fold's data touched export the "
         "maps with flow.method=tvl1 or farneback, or with flow weights trained without them", prov, data.table,
-        len(seen), len(subjects), ", ".join(seen[:5]), ", ..." if len(seen) > 5 else "")
+        len(seen), samples["subject"].nunique(), ", ".join(seen[:5]), ", ..." if len(seen) > 5 else "")
     return seen, f"as {prov} records"
 
 
