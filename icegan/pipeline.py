@@ -675,26 +675,70 @@ def real_motion_seen(estimator, subjects: Sequence[str]) -> list[str]:
     return subjects_among(subjects, meta.get("real_pair_subjects") or [])
 
 
+def _feature_environment(device: torch.device) -> dict:
+    """What, beside the settings and the clips, decides the exact bits of the real flow maps computed on ``device``:
+    the torch and OpenCV versions, the CPU's vector instructions, the threads, the device type and GPU model, and the
+    processes sharing the work under ``torchrun``. Part of the key of a suite's shared maps (:func:`_real_features`):
+    maps are shared only between runs that would have computed the same bits."""
+    import cv2
+
+    device = torch.device(device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"torch": torch.__version__, "cv2": cv2.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "device": device.type, "gpu": gpu,
+            "processes": distributed.world_size()}
+
+
+def _read_feature_cache(path: Path, key: str) -> Optional[torch.Tensor]:
+    """The maps of a feature cache file ``path`` when its key is ``key``; None when the file is absent, made for
+    another key, or unreadable (a warning names it; the maps are computed again)."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+    except Exception as exc:        # cut short by a kill while it was written (before it was written atomically)
+        log.warning("%s cannot be read (%s: %s); computing the flow features again", path, type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "")
+        return None
+    if isinstance(blob, dict) and blob.get("key") == key:
+        return blob["features"]
+    return None
+
+
 def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, provenance: dict,
-                   progress: bool = True) -> torch.Tensor:
+                   progress: bool = True, shared_dir: Optional[Path] = None) -> torch.Tensor:
     """Flow features of every real clip, cached in ``run_dir/features_real.pt`` (keyed by settings and by
     ``provenance``: the SHA-256 of the flow weights from :func:`flow_weights_provenance` and, from :func:`run`, the
-    clips' :func:`icegan.protocol.data_digest`)."""
+    clips' :func:`icegan.protocol.data_digest`).
+
+    ``shared_dir`` (``icegan suite``: ``<suite>/flow_features``): maps shared by the runs of a suite, which differ
+    mostly by seed and compute the same maps. ``<shared_dir>/<hash>.pt`` is keyed by the same key plus
+    :func:`_feature_environment` (torch/OpenCV versions, CPU instructions, threads, device), so a run reads only the
+    exact maps it would have computed; a run that reads them also writes its own ``features_real.pt``.
+
+    Returns:
+        (N, 3, S, S) float32 maps (u, v, optical strain, min–max normalised to [0, 1] per clip), S =
+        ``cfg.recognizer.input_size``, in the order of ``clips.samples``.
+    """
     flow = without_neutral_keys(dataclasses.asdict(cfg.flow), "flow.")      # the keys of older caches
     key = json.dumps({"flow": flow, "size": cfg.recognizer.input_size,
                       "clips": clips.samples["clip"].tolist(),
                       "img": int(clips.onset.shape[-1]), "weights": provenance}, sort_keys=True)
     path = run_dir / "features_real.pt"
+    shared = shared_key = None
+    if shared_dir is not None:
+        env = _feature_environment(resolve_device(cfg.device))
+        shared_key = json.dumps({"run": key, "environment": env}, sort_keys=True)
+        shared = Path(shared_dir) / f"{hashlib.sha256(shared_key.encode()).hexdigest()[:16]}.pt"
     cached = None
-    if distributed.is_main() and path.is_file():
-        try:
-            blob = torch.load(path, weights_only=True)
-        except Exception as exc:        # cut short by a kill while it was written (before it was written atomically)
-            log.warning("%s cannot be read (%s: %s); computing the flow features again", path, type(exc).__name__,
-                        str(exc).splitlines()[0] if str(exc) else "")
-            blob = {}
-        if isinstance(blob, dict) and blob.get("key") == key:
-            cached = blob["features"]
+    from flownet.models.state_dict import save_torch_file
+    if distributed.is_main():
+        cached = _read_feature_cache(path, key)
+        if cached is None and shared is not None:
+            cached = _read_feature_cache(shared, shared_key)
+            if cached is not None:          # the run folder holds its maps, as a run computing them does
+                save_torch_file({"key": key, "features": cached, "seconds": 0.0, "from": str(shared)}, path)
+                log.info("real flow features: %d clips read from %s", len(cached), shared)
     cached = distributed.broadcast_object(cached)          # every process takes the same branch
     if cached is not None:
         return cached
@@ -705,8 +749,11 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
                                  progress=progress and distributed.is_main(), desc="real flow")
     feats = distributed.all_gather_rows(part, mine, len(clips.onset))
     if distributed.is_main():
-        from flownet.models.state_dict import save_torch_file
-        save_torch_file({"key": key, "features": feats, "seconds": time.time() - t0}, path)   # never left cut short
+        seconds = time.time() - t0
+        save_torch_file({"key": key, "features": feats, "seconds": seconds}, path)   # never left cut short
+        if shared is not None:
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            save_torch_file({"key": shared_key, "features": feats, "seconds": seconds}, shared)
     log.info("real flow features: %d clips in %.1f s", len(feats), time.time() - t0)
     return feats
 
@@ -1161,7 +1208,7 @@ class FoldRunner:
 # ---------------------------------------------------------------------------------------------
 
 def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = True,
-             executor: Optional[Any] = None) -> dict:
+             executor: Optional[Any] = None, feature_cache: str | Path | None = None) -> dict:
     """Run (or resume) the main job and return its ``metrics.json`` content.
 
     Writes into ``out`` (default ``<cfg.out_dir>/<cfg.name>``): config.yaml, predictions.csv,
@@ -1173,6 +1220,9 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
         executor: where the folds run: None (one after another here) or a fold map such as
             :class:`icegan.executors.RayExecutor`. Under ``torchrun`` each fold is trained by all
             processes together (:mod:`icegan.distributed`); rank 0 writes the outputs.
+        feature_cache: a folder of real flow maps shared by several runs (``icegan suite`` gives
+            ``<suite>/flow_features``): a run whose maps another run of the same settings, clips and machine
+            computed reads them instead of computing them again (:func:`_real_features`; the same bits).
     """
     from icegan.protocol import run_loso
 
@@ -1227,7 +1277,8 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     # the weights' checksums and the clips themselves (labels and onset/apex pixels): a cache or a resumed run made
     # on other faces with the same clip names is never read back
     provenance = {**flow_weights_provenance(cfg), "data": data_digest(clips.samples, clips.onset, clips.apex)}
-    feats = _real_features(cfg, clips, estimator, run_dir, provenance, progress=progress)
+    feats = _real_features(cfg, clips, estimator, run_dir, provenance, progress=progress,
+                           shared_dir=Path(feature_cache) if feature_cache is not None else None)
     from icegan.protocol import check_shared_maps
     try:                    # one clip under two subject ids: each fold would train on the other's copy
         check_shared_maps(clips.samples, feats, cfg.data.protocol, cfg.data.dataset)

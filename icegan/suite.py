@@ -685,7 +685,9 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
     Args:
         suite_path: the suite YAML.
         out: output folder: one subfolder per run and seed (``<slug>_s<seed>``), ``results.md``, ``compare.png``
-            (None: ``runs/<suite name>``).
+            (None: ``runs/<suite name>``), and ``flow_features/``: the real flow maps of the train.py runs, computed
+            once for the runs of the same flow settings and clips (:func:`icegan.pipeline.run_main`'s
+            ``feature_cache``).
         overrides: ``key=value`` for every member run (see :func:`plan_suite`).
         seeds: replace the suite's seeds.
         progress: tqdm bars of the member runs.
@@ -774,7 +776,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
                     fs, au = checked[p.out]
                     m = run(p.config, p.out, progress=progress, feature_set=fs, action_units=au)
                 else:
-                    m = run_main(p.config, p.out, progress=progress)
+                    m = run_main(p.config, p.out, progress=progress, feature_cache=out / "flow_features")
             except LosoStateError as exc:
                 if sources.get(p.out) is None:
                     raise
