@@ -11,9 +11,13 @@ One step on a batch of real pairs ``(onset, apex, c)``:
   (no real apex exists for it, so it is trained by the adversarial, ExpCaps and perceptual terms
   only; this is what teaches G to follow ``c``);
 * D step: ``λ_adv·L_gan(D) + λ_mer·L_cls(D)`` with ``L_cls`` = margin loss of ExpCaps on the real
-  apexes + β·MSE of their reconstruction;
-* G step: ``λ_adv·L_gan(G) + λ_mes·L_ip + g_cls·L_margin(ExpCaps(fake), c)`` (+ the same for
-  ``fake'`` weighted by ``loss.counterfactual``, without the L1 part) ``+ extra_loss_fn(...)``.
+  apexes + β·MSE of their reconstruction (L_gan(D)'s synthetic terms: one mean over ``fake`` and ``fake'``);
+* G step: ``λ_adv·L_gan(G) + λ_mes·L_ip + g_cls·L_margin(ExpCaps(fake), c)``
+  (+ ``loss.counterfactual·(λ_adv·L_gan(G) + g_cls·L_margin(ExpCaps(fake'), c'))``) ``+ extra_loss_fn(...)``,
+  with ``L_ip = L1(fake, apex) + α·L_per`` (Eq. 4). L_per is one batch mean over the fakes of both branches, so
+  with ``loss.counterfactual > 0`` the perceptual term weighs ``fake`` and ``fake'`` by ``λ_mes·α/2`` each: the
+  true-class fakes get α/2 (0.05), not the paper's α = 0.1, and ``loss.counterfactual`` does not weight this term
+  (any value > 0 gives the same). With ``loss.counterfactual = 0`` there is no ``fake'`` and ``fake`` gets α.
   Using D's ExpCaps on synthetic faces in G's loss is the auxiliary-classifier GAN practice the
   paper's multi-task discriminator implies; Eq. 8 lists L_cls under D only. With
   ``loss.mode_seeking > 0`` a second draw ``G(onset, z'', c)`` joins the generator pass and
@@ -141,10 +145,12 @@ class GanModelConfig:
 class GanLossConfig:
     """Loss weights (Eq. 4-8). ``perceptual``: cost network (``embedding`` offline default, ``vgg16``
     from the local torch cache or ``vgg_weights``, ``none``); ``counterfactual``: weight of the
-    random-other-class branch (0 disables); ``g_cls``: weight of the ExpCaps margin loss of synthetic
-    faces towards their requested class in G's loss (auxiliary-classifier term, not in Eq. 8); ``mode_seeking``: weight of
-    :func:`icegan.gan.losses.diversity_hinge` between the true-class branch and a second noise draw
-    of it (0 disables; our addition), ``mode_seeking_target`` its τ."""
+    random-other-class branch's adversarial and ExpCaps terms in G's loss (0 disables the branch); it does not
+    weight the perceptual term: any value > 0 puts both branches' fakes into one L_per mean, so each branch's fakes
+    get α/2 (the true-class fakes α/2 instead of Eq. 4's α; α with 0); ``g_cls``: weight of the ExpCaps margin loss
+    of synthetic faces towards their requested class in G's loss (auxiliary-classifier term, not in Eq. 8);
+    ``mode_seeking``: weight of :func:`icegan.gan.losses.diversity_hinge` between the true-class branch and a
+    second noise draw of it (0 disables; our addition), ``mode_seeking_target`` its τ."""
     lambda_adv: float = 0.1
     lambda_mes: float = 1.0
     lambda_mer: float = 1.0

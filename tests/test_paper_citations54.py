@@ -1,0 +1,65 @@
+"""What the docstrings say against what the code computes where it reads a paper's equation: the perceptual term's
+weight per branch in ICE-GAN training (Eq. 4), the edge weight of the thesis's smoothness loss (Eq. 3.35), the
+number of PrimaryCaps the capsule discriminator routes, and LiteFlowNet2's section citations."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import icegan.gan.trainer as trainer
+from icegan.gan.perceptual import EmbeddingPerceptual
+from icegan.models.generator import Generator
+
+
+def _tiny_cfg(counterfactual: float) -> trainer.GanConfig:
+    cfg = trainer.GanConfig()
+    cfg.data.img_size = 32
+    m = cfg.model
+    m.g_base_channels, m.g_max_channels, m.d_base_channels, m.id_dim, m.z_dim, m.d_adv, m.d_exp = 8, 16, 8, 16, 8, 8, 8
+    t = cfg.train
+    t.epochs, t.batch_size, t.hflip, t.progress, t.sample_every, t.max_minutes = 1, 4, False, False, 0, None
+    t.device = "cpu"
+    cfg.loss.counterfactual = counterfactual
+    return cfg
+
+
+@pytest.mark.parametrize("counterfactual, rows, weight", [(0.0, 4, 0.1), (1.0, 8, 0.05), (0.5, 8, 0.05)])
+def test_perceptual_weight_on_true_class_fakes(monkeypatch, counterfactual, rows, weight):
+    """One step of train_gan on 4 pairs with a perceptual cost of 1 on each true-class fake (the first B rows the
+    trainer passes) and 0 on each other-class fake: the α·L_per part of L_ip is α = 0.1 without the counterfactual
+    branch, α/2 with it, whatever loss.counterfactual's value."""
+    seen = []
+
+    def per_cost(g, onset, fake, onset_embedding=None):
+        seen.append(len(fake))
+        true_class = (torch.arange(len(fake)) < 4).to(fake.dtype)
+        return (true_class + 0 * fake.mean(dim=(1, 2, 3))).mean()
+
+    monkeypatch.setattr(trainer, "build_perceptual", lambda name, weights=None: per_cost)
+    gen = torch.Generator().manual_seed(0)
+    onset, apex = torch.rand(4, 1, 32, 32, generator=gen) * 2 - 1, torch.rand(4, 1, 32, 32, generator=gen) * 2 - 1
+    state = trainer.train_gan(onset, apex, torch.tensor([0, 1, 2, 0]), _tiny_cfg(counterfactual))
+    assert seen == [rows]
+    rec = state.history[0]
+    assert rec["loss/ip"] - rec["loss/l1"] == pytest.approx(weight, abs=1e-6)
+
+
+def test_embedding_perceptual_over_both_branches_is_the_mean_of_each():
+    """The trainer's one call over the 2B fakes is the mean of the two branches' costs (so each gets α/2)."""
+    torch.manual_seed(0)
+    g = Generator(img_size=32, base_channels=8, max_channels=16).eval()
+    per = EmbeddingPerceptual()
+    on = torch.rand(3, 1, 32, 32) * 2 - 1
+    fake_true, fake_other = torch.rand(3, 1, 32, 32) * 2 - 1, torch.rand(3, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        both = per(g, torch.cat([on, on]), torch.cat([fake_true, fake_other]))
+        halves = (per(g, on, fake_true) + per(g, on, fake_other)) / 2
+    assert both.item() == pytest.approx(halves.item(), rel=1e-5)
+
+
+def test_trainer_docstrings_state_the_perceptual_weights():
+    mod = trainer.__doc__
+    assert "α/2" in mod and "loss.counterfactual" in mod
+    assert "does not weight" in mod                          # the perceptual term is not scaled by counterfactual
+    field = trainer.GanLossConfig.__doc__
+    assert "α/2" in field and "perceptual" in field
