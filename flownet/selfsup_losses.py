@@ -274,7 +274,9 @@ def edge_aware_smoothness(flow: torch.Tensor, img: torch.Tensor, beta: float = 1
     differences (``∂x f(y, x) = f(y, x+1) - f(y, x)``, 0 on the last column / row, so the sum runs over
     H x W), I in [0, 1] averaged over colour channels, |∂ w| summed over the flow components u and v, and
     the result averaged over the batch. Example: a vertical step of height s in u on a constant image gives
-    s / W.
+    s / W. The thesis prints ``|e^{-β ∇I}|`` (signed ∇I; the outer bars change nothing); it is read as
+    ``e^{-β |∇I|}``, because with the signed gradient a darkening edge (∇I < 0) would get a weight > 1, i.e.
+    more smoothing across it than in a flat region, and the loss would depend on the direction of the edge.
 
     Args:
         flow: (B, 2, H, W) pixels. img: (B, 1|3, H, W) [0, 1], the reference image of ``flow``.

@@ -3,9 +3,11 @@ weight per branch in ICE-GAN training (Eq. 4), the edge weight of the thesis's s
 number of PrimaryCaps the capsule discriminator routes, and LiteFlowNet2's section citations."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+import flownet.selfsup_losses as selfsup_losses
 import icegan.gan.trainer as trainer
 from icegan.gan.perceptual import EmbeddingPerceptual
 from icegan.models.generator import Generator
@@ -63,3 +65,24 @@ def test_trainer_docstrings_state_the_perceptual_weights():
     assert "does not weight" in mod                          # the perceptual term is not scaled by counterfactual
     field = trainer.GanLossConfig.__doc__
     assert "α/2" in field and "perceptual" in field
+
+
+def _ramp_image(row: np.ndarray, h: int) -> torch.Tensor:
+    return torch.tensor(np.tile(row, (h, 1))[None, None])
+
+
+def test_smoothness_reads_the_image_gradient_as_its_absolute_value():
+    """Eq. 3.35 prints e^{-β ∇I}; with the signed gradient a darkening edge would get a weight > 1. The loss uses
+    |∇I|, so a darkening ramp weighs the flow exactly as the brightening one (and as e^{-β |∇I|} written out)."""
+    h = w = 8
+    beta = 10.0
+    flow = torch.tensor(np.random.default_rng(0).normal(size=(1, 2, h, w)))
+    up = selfsup_losses.edge_aware_smoothness(flow, _ramp_image(np.linspace(0, 1, w), h), beta)
+    down = selfsup_losses.edge_aware_smoothness(flow, _ramp_image(np.linspace(1, 0, w), h), beta)
+    assert down.item() == pytest.approx(up.item(), rel=1e-12)
+    fl = flow.numpy()[0]
+    fx = np.abs(np.diff(fl, axis=2)).sum(0)
+    abs_weight = ((np.exp(-beta / (w - 1)) * fx).sum() + np.abs(np.diff(fl, axis=1)).sum()) / (h * w)
+    assert down.item() == pytest.approx(abs_weight, rel=1e-9)
+    doc = selfsup_losses.edge_aware_smoothness.__doc__
+    assert "|∇I|" in doc and "darkening" in doc and "> 1" in doc
