@@ -9,7 +9,9 @@ import torch
 
 import flownet.selfsup_losses as selfsup_losses
 import icegan.gan.trainer as trainer
+import icegan.models.discriminator as discriminator
 from icegan.gan.perceptual import EmbeddingPerceptual
+from icegan.models.discriminator import CapsuleDiscriminator
 from icegan.models.generator import Generator
 
 
@@ -86,3 +88,14 @@ def test_smoothness_reads_the_image_gradient_as_its_absolute_value():
     assert down.item() == pytest.approx(abs_weight, rel=1e-9)
     doc = selfsup_losses.edge_aware_smoothness.__doc__
     assert "|∇I|" in doc and "darkening" in doc and "> 1" in doc
+
+
+def test_discriminator_routes_8_capsule_types_at_each_position():
+    d = CapsuleDiscriminator(img_size=128, base_channels=8).eval()
+    routed = []
+    d.adv_caps.register_forward_pre_hook(lambda mod, args: routed.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        d(torch.zeros(1, 1, 128, 128), reconstruct=False)
+    assert routed == [(1, 392, 16)]                          # 8 types x 7 x 7 positions, dimension 16
+    doc = discriminator.__doc__
+    assert "8 PrimaryCaps types at each position" in doc and "392" in doc

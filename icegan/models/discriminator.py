@@ -2,8 +2,9 @@
 
 Source: ``../shared/papers/icegan_identity_aware_capsule_gan.txt`` Section III-B (Fig. 3) and IV-B:
 the 70×70 PatchGAN trunk with PrimaryCaps (3×3, stride 2) in place of its last layer, so that each capsule sees
-62×62 pixels → ``N_prim = 8`` PrimaryCaps of dimension 16 → dynamic routing (3 iterations, the count of Sabour et
-al. 2017, the paper's ref. [13]; the ICE-GAN paper gives none)
+62×62 pixels → 8 PrimaryCaps types at each position of the feature map (``N_prim = 8`` in ICE-GAN Sec. IV-B;
+8 × 7 × 7 = 392 capsules routed at 128 px), of dimension 16 → dynamic routing (3 iterations, the count of Sabour
+et al. 2017, the paper's ref. [13]; the ICE-GAN paper gives none)
 → AdvCaps (real / fake, dimension 256) and ExpCaps (3 classes, dimension 32), plus a reconstruction
 network fed by the masked ExpCaps vector (regularizer of Eq. 6).
 
