@@ -3,10 +3,14 @@ weight per branch in ICE-GAN training (Eq. 4), the edge weight of the thesis's s
 number of PrimaryCaps the capsule discriminator routes, and LiteFlowNet2's section citations."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+import flownet.models.liteflownet2 as liteflownet2
 import flownet.selfsup_losses as selfsup_losses
 import icegan.gan.trainer as trainer
 import icegan.models.discriminator as discriminator
@@ -99,3 +103,21 @@ def test_discriminator_routes_8_capsule_types_at_each_position():
     assert routed == [(1, 392, 16)]                          # 8 types x 7 x 7 positions, dimension 16
     doc = discriminator.__doc__
     assert "8 PrimaryCaps types at each position" in doc and "392" in doc
+
+
+def test_liteflownet2_cites_sec_6_1_for_network_and_training_details(shared_data):
+    src = Path(liteflownet2.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"Sec\. 5\b", src), "liteflownet2.py still cites Sec. 5 (the basis-representation analysis)"
+    assert src.count("Sec. 6.1") >= 6
+    paper = shared_data.parent / "papers" / "liteflownet2.txt"     # ../shared/papers beside ../shared/data
+    assert paper.is_file(), f"{paper} not found"
+    lines = paper.read_text(encoding="utf-8").splitlines()
+    heading = None
+    under = {}
+    for line in lines:
+        if re.match(r"^\d+(\.\d+)? [A-Z]", line):
+            heading = line.split()[0]
+        for key in ("Network Details.", "frac{1}{20}", "0.32, 0.08"):
+            if key in line:
+                under.setdefault(key, heading)
+    assert under == {"Network Details.": "6.1", "frac{1}{20}": "6.1", "0.32, 0.08": "6.1"}

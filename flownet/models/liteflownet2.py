@@ -27,11 +27,11 @@ Appendix (Tables 8–11). The network has two parts:
     levels 4–3) applied to each flow channel by unfolding (Eq. 9, :func:`f_lcon`).
 
 Last-layer kernels of M, S and R are 3x3 at levels 6–5 and 5x5 at levels 4–3 (7x7 at level 2), as in
-Sec. 5 "Network Details". With the defaults the model has about 6.3 M parameters (paper, Table 5:
+Sec. 6.1 "Network Details". With the defaults the model has about 6.3 M parameters (paper, Table 5:
 6.42 M).
 
 Flow units. Inside NetE flows are stored in **full-resolution pixels divided by** ``flow_scale`` (20,
-the paper's ground-truth scaling "by a factor of 1/20", Sec. 5 Training Details) at every level, so
+the paper's ground-truth scaling "by a factor of 1/20", Sec. 6.1 Training Details) at every level, so
 up-sampling between levels changes resolution but not magnitude; warping at level k multiplies by
 ``flow_scale / 2^(k-1)`` to get level-grid pixels.
 
@@ -43,7 +43,7 @@ bilinearly up-sampled by 4 and multiplied by ``flow_scale``), cropped back to H 
 
 Training loss: :func:`multiscale_loss` (L2 end-point error summed over pixels on every inferred flow
 field M, S and R, weights 0.32, 0.08, 0.02, 0.01, 0.005 for levels 6 to 2, plus 6.25e-4 on the
-full-resolution flow, Sec. 5 and 6.2).
+full-resolution flow, Sec. 6.1 and 6.2).
 """
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ class LiteFlowNet2Config:
         corr_radius: search radius D in pixels of the level grid, for levels 6..2 (3, 3, 3, 6, 6).
         corr_stride: matching stride for levels 6..2 (1, 1, 1, 2, 2): stride 2 matches every second
             position and displacement (sparse cost volume, Sec. 3.1).
-        level_loss_weights: loss weights of levels 6..2 (0.32, 0.08, 0.02, 0.01, 0.005, Sec. 5).
+        level_loss_weights: loss weights of levels 6..2 (0.32, 0.08, 0.02, 0.01, 0.005, Sec. 6.1).
         full_loss_weight: weight of the full-resolution flow loss (6.25e-4, Sec. 6.2).
-        flow_scale: ground-truth flow divisor inside the network and the loss (20, Sec. 5).
+        flow_scale: ground-truth flow divisor inside the network and the loss (20, Sec. 6.1).
         leaky_slope: negative slope of the leaky ReLUs (0.1).
         netc_init_gain: factor on NetC's first convolution after MSRA initialisation (10; 1 = plain MSRA).
             Initialisation only (weights files override it). MSRA keeps the second moment of the input,
@@ -494,7 +494,7 @@ def _pad_to(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
 
 def multiscale_loss(out: LiteFlowNet2Output, gt: torch.Tensor, valid: torch.Tensor | None = None,
                     level_weights=(0.32, 0.08, 0.02, 0.01, 0.005), full_weight: float = 6.25e-4) -> torch.Tensor:
-    """LiteFlowNet2 multi-scale training loss (Sec. 5 Training Details and Sec. 6.2).
+    """LiteFlowNet2 multi-scale training loss (Sec. 6.1 Training Details and Sec. 6.2).
 
     ``L = sum_k w_k sum_{p in {x_m, x_s, x_r}} sum_x |p(x) - gt_k(x)|_2 v_k(x)
           + w_full sum_x |flow(x) - gt(x)|_2 v(x) / flow_scale``, averaged over the batch, where
