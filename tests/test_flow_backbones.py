@@ -418,7 +418,7 @@ def test_train_loop_with_liteflownet2_and_cli_eval(tmp_path, shared_data, capsys
 def test_multiscale_loss_counts_only_the_input_grid_not_the_network_padding():
     """A 60x60 pair is padded to 64x64 inside the network; the padding is invalid, so each level sums its error
     over the 60*60/4^(k-1) level pixels' worth of valid area (not 64*64/4^(k-1)): the known value of
-    test_multiscale_loss_known_value with h*w = 3600 (Sec. 5 of ../shared/papers/liteflownet2.txt; loss as in
+    test_multiscale_loss_known_value with h*w = 3600 (Sec. 6.1 of ../shared/papers/liteflownet2.txt; loss as in
     multiscale_loss's docstring)."""
     b, h, w, p = 2, 60, 60, 64
     gt = torch.zeros(b, 2, h, w)
