@@ -33,6 +33,7 @@ from icegan.data.features import subject_dataset
 from icegan.metrics import uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "check_bootstrap_settings",
+           "check_stratify",
            "bootstrap_compare",
            "comparison_table", "subject_interval", "interval_markdown", "interval_line", "forest_plot"]
 
@@ -51,6 +52,9 @@ class RunSet:
         label_set: the name of the runs' label set (:mod:`icegan.labels`, read from their score columns).
         leaky: True when a run records held-out subjects whose real motion trained its flow network (metrics.json
             ``real_motion_seen``, :func:`icegan.report.motion_seen`): its selection prints as NOT leak-free.
+        datasets_of: (S,) the dataset of each subject, in the order of ``subjects``: the predictions' ``dataset``
+            column (:func:`load_run_set`); None: the prefix of each subject id (``casme2/sub01`` → ``casme2``,
+            :func:`icegan.data.features.subject_dataset`).
     """
     label: str
     runs: list[Path]
@@ -60,12 +64,18 @@ class RunSet:
     oracle: bool
     label_set: str = "megc2019"
     leaky: bool = False
+    datasets_of: Optional[list[str]] = None
+
+    def subject_datasets(self) -> list[str]:
+        """(S,) the dataset of each subject (:attr:`datasets_of`, else the prefix of its id): the stratum of
+        ``bootstrap_compare(..., stratify=True)`` and the scope of :meth:`restrict`."""
+        return list(self.datasets_of) if self.datasets_of is not None else [subject_dataset(s) for s in self.subjects]
 
     def datasets(self) -> list[str]:
-        """The dataset prefixes of the subjects (``smic``, ``casme2``, ``samm``), in the order of every table
-        (:func:`icegan.protocol.dataset_order`)."""
+        """The datasets of the subjects (``smic``, ``casme2``, ``samm``; :meth:`subject_datasets`), in the order of
+        every table (:func:`icegan.protocol.dataset_order`)."""
         from icegan.protocol import dataset_order
-        return dataset_order({subject_dataset(s) for s in self.subjects})
+        return dataset_order(set(self.subject_datasets()))
 
     def restrict(self, dataset: str) -> "RunSet":
         """The same runs scored on one dataset's subjects only (their clips were predicted by the same models).
@@ -73,13 +83,14 @@ class RunSet:
         Raises:
             ValueError: no subject of ``dataset``.
         """
-        keep = [i for i, s in enumerate(self.subjects) if subject_dataset(s) == dataset]
+        of = self.subject_datasets()
+        keep = [i for i, d in enumerate(of) if d == dataset]
         if not keep:
             raise ValueError(f"'{self.label}' has no subject of dataset '{dataset}'")
         subjects = [self.subjects[i] for i in keep]
         clips = self.clips[self.clips["subject"].isin(subjects)].reset_index(drop=True)
         return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle, self.label_set,
-                      self.leaky)
+                      self.leaky, None if self.datasets_of is None else [of[i] for i in keep])
 
 
 def scope_title(scope: str, sets: Sequence[RunSet]) -> str:
@@ -128,14 +139,17 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
 
     The runs of one entry must be seeds of one recipe (:func:`icegan.report.check_one_recipe`, as ``icegan table``
     requires): their statistic is the mean over them. K (the classes of the confusion matrices) is read from the
-    runs' score columns (their label set, :func:`icegan.labels.label_set_of_columns`).
+    runs' score columns (their label set, :func:`icegan.labels.label_set_of_columns`). The dataset of a subject
+    (:attr:`RunSet.datasets_of`) is read from the first run's ``dataset`` column where it has one (an empty cell, or
+    no such column: the prefix of the subject id).
 
     Raises:
         ValueError: a missing, unfinished or damaged run (names the damaged file), or runs of one entry that mix
             oracle and honest selection, are not seeds of one recipe (names the entry, two runs and the keys they
             differ in, and says to give each recipe its own entry, LABEL=GLOB; checked before the clips, so runs of
             two recipes that also cover other clips are named by their keys), or, seeds of one recipe, differ in
-            clips or labels (the message names the runs).
+            clips or labels (the message names the runs), or a subject with clips of two datasets in the ``dataset``
+            column (names the file, the subject and the datasets).
     """
     runs = [Path(r) for r in runs]
     if not runs:
@@ -163,7 +177,26 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
     from icegan.protocol import read_partial_tag
     partial = "".join(sorted({read_partial_tag(r) for r in runs} - {""}))   # max_folds smoke runs say so, as in table
     return RunSet(label + partial, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop(), label_set.name,
-                  any(motion_seen(r) for r in runs))
+                  any(motion_seen(r) for r in runs), _datasets_of(preds[0], subjects, runs[0]))
+
+
+def _datasets_of(pred: pd.DataFrame, subjects: Sequence[str], run: Path) -> Optional[list[str]]:
+    """The dataset of each of ``subjects`` from ``pred``'s ``dataset`` column (an empty cell: the subject id's
+    prefix), or None without that column (every subject's prefix, :meth:`RunSet.subject_datasets`).
+
+    Raises:
+        ValueError: a subject whose clips name two datasets (names the file, the subject and the two datasets).
+    """
+    if "dataset" not in pred.columns:
+        return None
+    prefix = pred["subject"].map(subject_dataset)
+    ds = pred["dataset"].where(pred["dataset"].notna(), prefix).astype(str)
+    found = ds.groupby(pred["subject"]).unique()
+    for s in subjects:
+        if len(found[s]) > 1:
+            raise ValueError(f"{run / 'predictions.csv'}: subject '{s}' has clips of two datasets in the dataset "
+                             f"column ({', '.join(sorted(found[s])[:2])}); a subject belongs to one dataset")
+    return [str(found[s][0]) for s in subjects]
 
 
 def _statistic(cms: np.ndarray):
@@ -206,6 +239,27 @@ def stratified_indices(strata: Sequence[str], resamples: int, rng: np.random.Gen
 MIN_RESAMPLES = 100
 
 
+def check_stratify(entry: RunSet, name: str = "stratify") -> None:
+    """Refuse a stratified bootstrap (:func:`bootstrap_compare`'s ``stratify``) of subjects that are each the only
+    subject of their dataset (:meth:`RunSet.subject_datasets`): e.g. ids sub00..sub09 with no dataset prefix and no
+    ``dataset`` column. Every resample would be the original sample and every interval of width zero.
+
+    Raises:
+        ValueError: names ``name`` (``--stratify`` for ``icegan compare``), the entry, the file the datasets were
+            read from and why.
+    """
+    strata = entry.subject_datasets()
+    if len(strata) < 2 or len(set(strata)) < len(strata):       # one subject: refused by bootstrap_compare itself
+        return
+    where = (f"{entry.runs[0] / 'predictions.csv'}: " if entry.runs else "") + \
+        ("its dataset column" if entry.datasets_of is not None else "the prefixes of its subject ids")
+    raise ValueError(f"{name}: each of the {len(strata)} subjects of '{entry.label}' is the only subject of its "
+                     f"dataset ({where}: {', '.join(strata[:3])}{', ...' if len(strata) > 3 else ''}), so every "
+                     "resample drawn within the datasets is the original sample and every interval would have width "
+                     f"zero; name each subject's dataset (a dataset column, or ids such as casme2/sub01) or leave out "
+                     f"{name}")
+
+
 def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None, *, resamples_name: str = "resamples",
                              confidence_name: str = "confidence") -> None:
     """Refuse bootstrap settings no interval can be computed from: the one place of these bounds, for
@@ -242,7 +296,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
             has the composite's number of SMIC, CASME II and SAMM subjects; the intervals then leave out the
             spread that comes from a changing mix of datasets. With subjects of one dataset only, it changes
             nothing (the same draws as without it). Default False: one pool of subjects, as in every interval
-            recorded in docs/benchmarks.md.
+            recorded in docs/benchmarks.md. A subject's dataset is :meth:`RunSet.subject_datasets` (the
+            predictions' ``dataset`` column, else the prefix of its id). Where each subject is the only one of its
+            dataset, every resample is the original sample (intervals of width zero; :func:`check_stratify`).
 
     Returns:
         One dict per entry: label, runs (count), oracle, leaky (:attr:`RunSet.leaky`), UF1, UAR (the point values: mean
@@ -285,7 +341,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         return np.concatenate([f(idx) for f in stats])       # (2 · entries, ...)
 
     alpha = (1 - confidence) / 2
-    strata = [subject_dataset(s) for s in ref.subjects]
+    strata = ref.subject_datasets()
     if stratify and len(set(strata)) > 1:
         idx = stratified_indices(strata, resamples, np.random.default_rng(seed))
         dist = np.concatenate([joint(idx[i:i + 500]) for i in range(0, resamples, 500)], axis=1)

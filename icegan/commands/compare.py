@@ -69,7 +69,8 @@ def _null_run_mismatch(runs_a, runs_b) -> str:
 def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
-    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set, scope_title
+    from icegan.significance import (bootstrap_compare, check_stratify, comparison_table, forest_plot, load_run_set,
+                                     scope_title)
 
     try:
         _check_numbers(args)                            # named by their flags, before any run is read
@@ -91,6 +92,8 @@ def _main(args: argparse.Namespace) -> int:
             if why:
                 raise ValueError(f"'{s.label}' and '{ref.label}' are scored against different labels: {why}; "
                                  "a paired comparison needs runs of one data.permute_labels")
+        if args.stratify:                               # subjects each alone in their dataset: intervals of width 0
+            check_stratify(sets[base], "--stratify")
         scopes = [("all", sets)]
         if args.per_dataset:
             scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]

@@ -1,0 +1,106 @@
+"""icegan compare / icegan suite statistics (the audit of 2026-12): the stratum of a subject read from the
+predictions' dataset column and --stratify refused where every stratum holds one subject; --per-dataset skipping a
+dataset of one subject; the legend's sentence on the number of uncorrected paired intervals."""
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from icegan.cli import main
+from icegan.significance import bootstrap_compare, check_stratify, load_run_set
+
+
+def _run(d, rows, datasets=None, seed=0):
+    """A finished run folder (predictions.csv, run.json, config.yaml) of ``rows`` (subject, clip, y_true, y_pred);
+    ``datasets``: None writes no dataset column (a hand-made file), else a function subject → its dataset cell."""
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "model": {"name": "ststnet"}}))
+    pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
+    pred.insert(0, "fold", pred["subject"].map({s: i for i, s in enumerate(sorted(pred["subject"].unique()))}))
+    if datasets is not None:
+        pred.insert(1, "dataset", pred["subject"].map(datasets))
+    pred.to_csv(d / "predictions.csv", index=False)
+    (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,
+                                            "folds": sorted(pred["subject"].unique())}))
+    return d
+
+
+def _rows(names, seed=0, acc=0.6):
+    """Four clips per subject of ``names``, a prediction right with probability ``acc``."""
+    r = np.random.default_rng(seed)
+    out = []
+    for s in names:
+        for j, y in enumerate(r.integers(0, 3, 4)):
+            out.append((s, f"c{j}", int(y), int(y if r.random() < acc else r.integers(0, 3))))
+    return out
+
+
+_PLAIN = [f"a{i:02d}" for i in range(6)] + [f"b{i:02d}" for i in range(4)]    # a: CASME II, b: SMIC subjects
+
+
+def _dataset(s):
+    return "casme2" if str(s).split("/")[-1].startswith("a") else "smic"
+
+
+# ------------------------------------------------------------------------------------------ 1. --stratify strata
+
+def test_stratify_takes_the_dataset_column_of_unprefixed_subject_ids(tmp_path):
+    """Subjects a00..b03 without a dataset prefix but with a dataset column (casme2 / smic) are drawn within those
+    two datasets: the same intervals, draw for draw, as the same predictions with ids casme2/a00 .. smic/b03 (the
+    same subject order). Before, each unprefixed id was its own stratum: every interval one point."""
+    plain = _run(tmp_path / "plain", _rows(_PLAIN), datasets=_dataset)
+    named = _run(tmp_path / "named", [(f"{_dataset(s)}/{s}", c, y, p) for s, c, y, p in _rows(_PLAIN)],
+                 datasets=_dataset)
+    a, b = load_run_set("a", [plain]), load_run_set("a", [named])
+    ra = bootstrap_compare([a], resamples=300, stratify=True)[0]
+    rb = bootstrap_compare([b], resamples=300, stratify=True)[0]
+    assert ra["UF1_ci"] == rb["UF1_ci"] and ra["UAR_ci"] == rb["UAR_ci"]
+    assert ra["UF1_ci"][1] - ra["UF1_ci"][0] > 0.05
+    assert a.subject_datasets() == [_dataset(s) for s in _PLAIN] and a.datasets() == ["smic", "casme2"]
+    # --per-dataset scopes come from the same column: 4 SMIC and 6 CASME II subjects
+    assert [len(a.restrict(d).subjects) for d in a.datasets()] == [4, 6]
+
+
+def test_project_runs_keep_their_strata_and_intervals(tmp_path):
+    """A run of the project (ids prefixed by the dataset, a dataset column equal to the prefix): the strata are the
+    prefixes, as before, so the stratified intervals are those of the prefixes alone (recorded numbers unchanged)."""
+    run = _run(tmp_path / "r", [(f"{_dataset(s)}/{s}", c, y, p) for s, c, y, p in _rows(_PLAIN, 3)],
+               datasets=_dataset)
+    rs = load_run_set("r", [run])
+    assert rs.subject_datasets() == [s.split("/")[0] for s in rs.subjects]
+    legacy = load_run_set("r", [run])
+    legacy.datasets_of = None                             # the prefixes only, as before the dataset column was read
+    for stratify in (False, True):
+        assert bootstrap_compare([rs], resamples=300, stratify=stratify) == \
+            bootstrap_compare([legacy], resamples=300, stratify=stratify)
+
+
+@pytest.mark.parametrize("datasets", [None, lambda s: s], ids=["no-dataset-column", "one-dataset-per-subject"])
+def test_stratify_is_refused_when_every_stratum_holds_one_subject(tmp_path, capsys, datasets):
+    """sub00..sub09 with no prefix and no dataset column (or a column naming each subject its own dataset): every
+    stratum holds one subject, every stratified resample is the original sample. The tool printed UF1 0.5960
+    [0.5960, 0.5960]; now it refuses, naming --stratify, the file and why. Without --stratify it still works."""
+    run = _run(tmp_path / "plain", _rows([f"sub{i:02d}" for i in range(10)]), datasets=datasets)
+    assert main(["compare", str(run), "--resamples", "200", "--stratify"]) == 2
+    err = capsys.readouterr().err
+    assert "--stratify" in err and str(run / "predictions.csv") in err and "width zero" in err
+    assert "only subject of its dataset" in err
+    assert main(["compare", str(run), "--resamples", "200"]) == 0
+    low, high = map(float, re.search(r"\| [0-9.]+ \[([0-9.]+), ([0-9.]+)\] \|", capsys.readouterr().out).groups())
+    assert high - low > 0.05
+    with pytest.raises(ValueError, match="stratify: each of the 10 subjects"):
+        check_stratify(load_run_set("p", [run]))
+
+
+def test_a_subject_of_two_datasets_in_the_dataset_column_is_refused(tmp_path):
+    rows = _rows(["casme2/s1", "casme2/s2"])
+    run = _run(tmp_path / "r", rows, datasets=lambda s: s.split("/")[0])
+    pred = pd.read_csv(run / "predictions.csv")
+    pred.loc[1, "dataset"] = "samm"
+    pred.to_csv(run / "predictions.csv", index=False)
+    with pytest.raises(ValueError, match=r"predictions.csv: subject 'casme2/s1' has clips of two datasets.*casme2, "
+                                         r"samm"):
+        load_run_set("r", [run])
