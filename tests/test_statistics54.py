@@ -1,6 +1,7 @@
 """icegan compare / icegan suite statistics (the audit of 2026-12): the stratum of a subject read from the
 predictions' dataset column and --stratify refused where every stratum holds one subject; --per-dataset skipping a
 dataset of one subject; the legend's sentence on the number of uncorrected paired intervals."""
+import io
 import json
 import re
 
@@ -104,3 +105,27 @@ def test_a_subject_of_two_datasets_in_the_dataset_column_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"predictions.csv: subject 'casme2/s1' has clips of two datasets.*casme2, "
                                          r"samm"):
         load_run_set("r", [run])
+
+
+# ------------------------------------------------------------------------------- 2. --per-dataset, one subject
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_per_dataset_skips_a_dataset_of_one_subject(tmp_path, capsys, fmt):
+    """Six CASME II subjects and one SMIC subject: --per-dataset aborted the whole command (rc 2, no table). Now the
+    SMIC scope is skipped with one line naming the dataset and why (in the document; on stderr for CSV, where a line
+    would break the table), and the full and CASME II tables are printed, the legend once, under the last."""
+    run = _run(tmp_path / "mix", _rows([f"casme2/s{i}" for i in range(6)] + ["smic/s0"], 4),
+               datasets=lambda s: s.split("/")[0])
+    assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200", "--format", fmt]) == 0
+    cap = capsys.readouterr()
+    note = "SMIC (1 subject): none, a subject bootstrap needs at least two subjects (dataset smic has one, smic/s0)"
+    assert note in (cap.err if fmt == "csv" else cap.out)
+    if fmt == "csv":
+        scopes = pd.read_csv(io.StringIO(cap.out))["scope"]
+        assert list(scopes) == ["all", "all", "casme2", "casme2"]
+    elif fmt == "markdown":
+        assert "## Full (7 subjects)" in cap.out and "## CASME II (6 subjects)" in cap.out
+        assert cap.out.count("Subject-level bootstrap") == 1
+        assert cap.out.index("Subject-level bootstrap") > cap.out.index("## CASME II")
+    else:
+        assert cap.out.count(r"\begin{tabular}") == 2 and cap.out.count("% Subject-level bootstrap") == 1

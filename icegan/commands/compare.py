@@ -98,14 +98,24 @@ def _main(args: argparse.Namespace) -> int:
         if args.per_dataset:
             scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
         parts, plotted = [], []
-        for name, scoped in scopes:
+        # the legend goes under the last table printed: a dataset of one subject has none (skipped below)
+        last = max(k for k, (name, scoped) in enumerate(scopes) if name == "all" or len(scoped[0].subjects) >= 2)
+        for k, (name, scoped) in enumerate(scopes):
+            if name != "all" and len(scoped[0].subjects) < 2:       # as icegan suite's page: that scope skipped
+                why = (f"{scope_title(name, scoped)}: none, a subject bootstrap needs at least two subjects "
+                       f"(dataset {name} has one, {scoped[0].subjects[0]})")
+                if args.format == "csv":             # a line in the table would break it
+                    print(f"icegan compare: note: {why}", file=sys.stderr)
+                else:
+                    parts.append(f"% {why}\n" if args.format == "latex" else f"{why}\n")
+                continue
             rows = bootstrap_compare(scoped, baseline=base, resamples=args.resamples, confidence=args.confidence,
                                      seed=args.seed, stratify=args.stratify)
             # headings and plot titles by the datasets' names (CASME II), as icegan suite writes them; csv keeps the key
             title = scope_title(name, scoped)
             plotted.append((title, rows))
             part = comparison_table(rows, baseline=base, confidence=args.confidence, resamples=args.resamples,
-                                    fmt=args.format, legend=name == scopes[-1][0],
+                                    fmt=args.format, legend=k == last,
                                     scope=title if args.per_dataset else "",
                                     label="tab:icegan-compare" + (f"-{_label_part(name)}" if args.per_dataset else ""),
                                     stratified=args.stratify)
@@ -153,7 +163,8 @@ def register(subparsers) -> None:
                    help="bootstrap resamples of the subjects (default 9999)")
     p.add_argument("--confidence", type=number(), default=0.95, help="level of the percentile intervals (default 0.95)")
     p.add_argument("--per-dataset", action="store_true",
-                   help="also one table per dataset (its subjects resampled alone; the same runs' predictions)")
+                   help="also one table per dataset (its subjects resampled alone; the same runs' predictions); a "
+                        "dataset of one subject is skipped with a note")
     p.add_argument("--stratify", action="store_true",
                    help="draw the subjects within each dataset (every resample keeps the runs' number of SMIC, "
                         "CASME II and SAMM subjects; for a composite CDE). Default: one pool of subjects")
