@@ -381,7 +381,8 @@ def _without_partial_tag(label: str) -> str:
 
 def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
                      fmt: str = "markdown", legend: bool = True, scope: str = "",
-                     label: str = "tab:icegan-compare", stratified: bool = False) -> str:
+                     label: str = "tab:icegan-compare", stratified: bool = False,
+                     paired_intervals: Optional[int] = None) -> str:
     """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``), a LaTeX
     booktabs tabular (the same cells, ``value [low, high]``, labels escaped, the legend as ``%`` comment lines) in a
     ``table*`` float with a caption and ``\\label{label}`` (:func:`icegan.report.latex_float`; ``scope``, e.g.
@@ -393,6 +394,12 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     cell is :func:`icegan.report.selection_word` (honest, ORACLE, NOT leak-free), as ``icegan table``'s. The Δ headers
     and the caption name the baseline without the ``[PARTIAL: k of n folds]`` tag of a run cut by max_folds, which
     its row shows.
+
+    The legend also says how many paired Δ intervals the page shows (``paired_intervals``, all its tables together;
+    None: this table's, ΔUF1 and ΔUAR of each entry but the baseline), that each is at ``confidence`` with no
+    correction for multiple comparisons (about 1 − ``confidence`` of them exclude 0 by chance when no entry differs),
+    and that with few subjects a percentile interval tends to be narrower than its nominal level; no such sentence
+    when there are none.
 
     Raises:
         ValueError: ``fmt`` not markdown / latex / csv.
@@ -447,12 +454,20 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         body.append([esc(r["label"]), str(r["runs"]), sel, ci(r["UF1"], r["UF1_ci"]),
                      ci(r["UAR"], r["UAR_ci"]), *d])
     within = " within each dataset" if stratified else ""
-    note = (f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement{within} (the same subjects "
-            f"for every entry in a resample, so differences are paired), percentile intervals. Several runs in "
-            f"an entry: the mean over its runs. Resamples UF1 > baseline counts strictly higher UF1s; equal ones "
+    own = 2 * sum("dUF1" in r for r in rows)             # ΔUF1 and ΔUAR of each entry but the baseline
+    n_paired = own if paired_intervals is None else paired_intervals
+    where = " in the tables above" if n_paired != own else ""
+    chance = f"{100 * (1 - confidence):.3g} %"
+    several = (f" The {n_paired} paired Δ intervals (ΔUF1 and ΔUAR){where} are each at "
+               f"{pct} without correction for multiple comparisons: when no entry differs from the "
+               f"baseline, about {chance} of them exclude 0 by chance; and with few subjects (e.g. one small dataset's "
+               f"table) a percentile interval tends to be narrower than its nominal {pct}." if n_paired else "")
+    note = (f"Subject-level bootstrap: {resamples} resamples of the subjects with replacement{within} (the same "
+            f"subjects for every entry in a resample, so differences are paired), percentile intervals. Several runs "
+            f"in an entry: the mean over its runs. Resamples UF1 > baseline counts strictly higher UF1s; equal ones "
             f"are given as ties. Intervals describe new subjects like these, not a recipe chosen "
-            f"after seeing these results." + (f" Classes: {label_set.title} (data.labels={label_set.name})."
-                                              if named else ""))
+            f"after seeing these results." + several + (f" Classes: {label_set.title} (data.labels={label_set.name})."
+                                                        if named else ""))
     if latex:
         b, p = esc(base), pct.replace("%", "\\%")
         head = ["Entry", "Runs", "Selection", f"UF1 [{p} CI]", f"UAR [{p} CI]", f"$\\Delta$UF1 vs {b} [{p} CI]",

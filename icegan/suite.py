@@ -623,7 +623,8 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     if suite.per_dataset and len(sets[0].datasets()) > 1:
         scopes += [(d, [x.restrict(d) for x in sets]) for d in sets[0].datasets()]
     plotted = []
-    last = max((k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2), default=-1)
+    shown = [k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2]
+    last, paired = (shown or [-1])[-1], 2 * (len(sets) - 1) * len(shown)   # the legend counts every table's Δs
     for k, (scope, scoped) in enumerate(scopes):
         title = scope_title(scope, scoped)
         head = "Subject-bootstrap intervals" if k == 0 else f"Subject-bootstrap intervals, {title}"
@@ -634,7 +635,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
         plotted.append((title, rows))
         lines += [f"## {head}, paired differences to {labels[base]}", "",
                   comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == last,
-                                   stratified=suite.stratify)]
+                                   stratified=suite.stratify, paired_intervals=paired)]
     if plotted:
         forest_plot(plotted, out / "compare.png", baseline=base)
         lines += ["![UF1 intervals](compare.png)", ""]

@@ -4,6 +4,7 @@ dataset of one subject; the legend's sentence on the number of uncorrected paire
 import io
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,3 +130,72 @@ def test_per_dataset_skips_a_dataset_of_one_subject(tmp_path, capsys, fmt):
         assert cap.out.index("Subject-level bootstrap") > cap.out.index("## CASME II")
     else:
         assert cap.out.count(r"\begin{tabular}") == 2 and cap.out.count("% Subject-level bootstrap") == 1
+
+
+# ------------------------------------------------------------------- 3. uncorrected multiple paired intervals
+
+def _sentence(n, pct="95 %", chance="5 %", where=""):
+    return (f"The {n} paired Δ intervals (ΔUF1 and ΔUAR){where} are each at {pct} without correction for multiple "
+            f"comparisons: when no entry differs from the baseline, about {chance} of them exclude 0 by chance; and "
+            f"with few subjects (e.g. one small dataset's table) a percentile interval tends to be narrower than its "
+            f"nominal {pct}.")
+
+
+def _entries(tmp_path, names, k):
+    """k runs over the same clips and labels (subjects ``names``), each with its own predictions."""
+    r = np.random.default_rng(1)
+    rows = [[(s, c, y, int(y if r.random() < 0.6 else r.integers(0, 3))) for s, c, y, _ in _rows(names)]
+            for _ in range(k)]
+    return [str(_run(tmp_path / f"e{i}", rows[i], datasets=lambda s: s.split("/")[0])) for i in range(k)]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_compare_legend_counts_the_uncorrected_paired_intervals(tmp_path, capsys, k):
+    """k entries, one table: 2·(k − 1) paired intervals (ΔUF1, ΔUAR of each entry but the baseline); --per-dataset
+    over CASME II (6 subjects) and SAMM (4): three tables, 3 · 2·(k − 1), counted once in the one legend; with a
+    third dataset of one subject (skipped, no table) still three. The sentence says each is at the --confidence level
+    uncorrected and about 1 − confidence of them exclude 0 by chance, and in every format that has a legend."""
+    names = [f"casme2/s{i}" for i in range(6)] + [f"samm/s{i}" for i in range(4)]
+    runs = _entries(tmp_path, names, k)
+    assert main(["compare", *runs, "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert _sentence(2 * (k - 1)) in out and out.count("paired Δ intervals") == 1
+    assert main(["compare", *runs, "--resamples", "200", "--per-dataset"]) == 0
+    out = capsys.readouterr().out
+    assert _sentence(6 * (k - 1), where=" in the tables above") in out and out.count("paired Δ intervals") == 1
+    assert main(["compare", *runs, "--resamples", "200", "--per-dataset", "--confidence", "0.9", "--format",
+                 "latex"]) == 0
+    tex = " ".join(ln.lstrip("% ") for ln in capsys.readouterr().out.splitlines() if ln.startswith("% "))
+    assert _sentence(6 * (k - 1), "90 %", "10 %", " in the tables above") in tex
+    one = _entries(tmp_path / "one", names + ["smic/s0"], k)
+    assert main(["compare", *one, "--resamples", "200", "--per-dataset"]) == 0
+    assert _sentence(6 * (k - 1), where=" in the tables above") in capsys.readouterr().out
+
+
+def test_no_multiple_comparison_sentence_without_a_difference(tmp_path, capsys):
+    """One entry: no paired interval, no sentence about them."""
+    run = _entries(tmp_path, [f"casme2/s{i}" for i in range(6)], 1)
+    assert main(["compare", *run, "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "Subject-level bootstrap" in out and "paired Δ intervals" not in out
+
+
+_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_suite_page_legend_counts_the_uncorrected_paired_intervals(tmp_path, k):
+    """A toy suite of k entries over 4 CASME II subjects and 1 SAMM subject (max_folds=5): the full table and the
+    CASME II table are drawn, SAMM (one subject) is not, so the one legend counts 2 · 2·(k − 1) paired intervals."""
+    from icegan.suite import run_suite
+    runs = [f"  - {{label: floor, config: {_CONFIGS}/demo_features.yaml, overrides: [model.name=logreg, workers=1]}}",
+            f"  - {{label: forest, config: {_CONFIGS}/demo_features.yaml, overrides: [model.name=random_forest, "
+            "model.forest_trees=5, workers=1]}",
+            f"  - {{label: forest3, config: {_CONFIGS}/demo_features.yaml, overrides: [model.name=random_forest, "
+            "model.forest_trees=3, workers=1]}"][:k]
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: toy\nseeds: [0]\nresamples: 200\nruns:\n" + "\n".join(runs) + "\n")
+    run_suite(suite, tmp_path / "out", ["threads=1", "max_folds=5"], progress=False)
+    res = (tmp_path / "out" / "results.md").read_text()
+    assert "## Subject-bootstrap intervals, SAMM (1 subject)" in res
+    assert _sentence(4 * (k - 1), where=" in the tables above") in res and res.count("paired Δ intervals") == 1

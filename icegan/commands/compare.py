@@ -99,7 +99,8 @@ def _main(args: argparse.Namespace) -> int:
             scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
         parts, plotted = [], []
         # the legend goes under the last table printed: a dataset of one subject has none (skipped below)
-        last = max(k for k, (name, scoped) in enumerate(scopes) if name == "all" or len(scoped[0].subjects) >= 2)
+        shown = [k for k, (name, scoped) in enumerate(scopes) if name == "all" or len(scoped[0].subjects) >= 2]
+        last, paired = shown[-1], 2 * (len(sets) - 1) * len(shown)     # the legend counts every table's Δ intervals
         for k, (name, scoped) in enumerate(scopes):
             if name != "all" and len(scoped[0].subjects) < 2:       # as icegan suite's page: that scope skipped
                 why = (f"{scope_title(name, scoped)}: none, a subject bootstrap needs at least two subjects "
@@ -118,7 +119,7 @@ def _main(args: argparse.Namespace) -> int:
                                     fmt=args.format, legend=k == last,
                                     scope=title if args.per_dataset else "",
                                     label="tab:icegan-compare" + (f"-{_label_part(name)}" if args.per_dataset else ""),
-                                    stratified=args.stratify)
+                                    stratified=args.stratify, paired_intervals=paired)
             if args.per_dataset and args.format == "markdown":
                 part = f"## {title}\n\n{part}"
             elif args.per_dataset and args.format == "latex":
