@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import paths as _paths
+from .face_models import import_face_recognition
 
 __all__ = ["face_recognition_modules", "AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
            "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
@@ -85,7 +86,10 @@ _FR = None
 
 def face_recognition_modules():
     """``(face_recognition, face_recognition.api)``, imported once (they load the dlib models at import), without
-    face_recognition_models' pkg_resources deprecation warning.
+    face_recognition_models' pkg_resources deprecation warning
+    (:func:`flownet.data.face_models.import_face_recognition`, kept under this module's ``_FR``); the torch-free
+    :mod:`flownet.data.face_models` has the same function for callers that should not import torch
+    (:mod:`icegan.data.landmarks`, the preprocessing workers).
 
     Raises:
         ImportError: face_recognition (or dlib, or its models) is not installed; the message says how to install it
@@ -93,17 +97,7 @@ def face_recognition_modules():
     """
     global _FR
     if _FR is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pkg_resources deprecation warning of face_recognition_models
-            try:
-                import face_recognition
-                import face_recognition.api as api
-            except ImportError as exc:       # not a dependency of the package: the Makefile installs it apart
-                raise ImportError(
-                    f"the 68 facial landmarks need the face_recognition package ({exc}); install it as the Makefile "
-                    f"does, without its dlib dependency (icegan's dlib-bin wheel provides dlib): pip install "
-                    f"--no-deps face_recognition==1.3.0") from exc
-        _FR = (face_recognition, api)
+        _FR = import_face_recognition()
     return _FR
 
 

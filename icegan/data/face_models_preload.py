@@ -6,6 +6,6 @@ import signal
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)    # before the slow imports: a Ctrl-C there would print a traceback
 
-from flownet.data.synthetic_face import face_recognition_modules  # noqa: E402
+from flownet.data.face_models import face_recognition_modules  # noqa: E402
 
 face_recognition_modules()

@@ -11,7 +11,7 @@ from typing import Literal, Optional, Sequence
 
 import numpy as np
 
-from flownet.data.synthetic_face import face_recognition_modules
+from flownet.data.face_models import face_recognition_modules
 
 Detector = Literal["hog", "cnn"]
 Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's convention
