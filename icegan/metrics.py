@@ -31,15 +31,15 @@ epoch as judged on those test scores. Here they are computed once on the predict
 with no epoch chosen on the test subjects (except in an opt-in ``oracle_epoch`` run, :mod:`icegan.protocol`,
 which picks per fold), so our numbers and those of its Tables VII–X are not directly comparable.
 
-The per-class counts come from :func:`sklearn.metrics.precision_recall_fscore_support`.
+The per-class counts come from :func:`sklearn.metrics.precision_recall_fscore_support`, imported inside the functions
+that call it: the module's names and :func:`uf1_uar_from_confusion` load without scikit-learn (``icegan table``,
+``compare`` and ``ensemble`` never need it).
 """
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
-from sklearn.metrics import precision_recall_fscore_support
 
 __all__ = ["CLASS_NAMES", "METRIC_KEYS", "compute_metrics", "per_class_metrics", "confusion_matrix",
            "uf1_uar_from_confusion"]
@@ -83,6 +83,7 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int
     Raises:
         ValueError: different lengths, no samples, or a class id outside ``0..n_classes-1``.
     """
+    from sklearn.metrics import precision_recall_fscore_support
     yt, yp = _check(y_true, y_pred, n_classes)
     labels = np.unique(yt)
     p, r, f, _ = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
@@ -118,6 +119,7 @@ def per_class_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: i
     Raises:
         ValueError: as :func:`compute_metrics`.
     """
+    from sklearn.metrics import precision_recall_fscore_support
     yt, yp = _check(y_true, y_pred, n_classes)
     labels = np.arange(n_classes)
     p, r, f, support = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
@@ -134,6 +136,7 @@ def per_class_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: i
 
 def confusion_matrix(y_true: Iterable[int], y_pred: Iterable[int], n_classes: int = 3) -> np.ndarray:
     """(n_classes, n_classes) int confusion matrix; row = true class, column = predicted class."""
+    from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
     yt, yp = _check(list(y_true), list(y_pred), n_classes)
     return _sk_confusion_matrix(yt, yp, labels=list(range(n_classes)))
 

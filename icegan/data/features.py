@@ -21,18 +21,25 @@ augmentation relies on this (:func:`icegan.recognition.hflip_features`).
 Features are returned as float32 tensors in [0, 1] of shape (3, H, W) (u, v, strain); labels are
 MEGC2019 class ids (negative 0, positive 1, surprise 2); subjects are dataset-prefixed
 (``casme2/sub01``, ``samm/006``, ``smic/s01``).
+
+torch is imported where tensors are made (and :class:`MEGC2019Features`, a ``torch.utils.data.Dataset``, is built on
+first use), so the names, sample tables and subject ids of this module load without it: ``icegan table``, ``compare``
+and ``ensemble`` import :func:`subject_dataset` and :func:`validate_samples` and never touch a tensor.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    import torch
+
+    MEGC2019Features: type          # built by __getattr__ (end of this module) on first use
 
 from flownet.user_numbers import read_int
 from icegan.paths import shared_data_root
@@ -80,6 +87,7 @@ def dataset_indices(subjects: Iterable) -> tuple[torch.Tensor, list[str]]:
     """The dataset of every dataset-prefixed subject id as an index: ``(index (N,) int64 in 0..D-1, the D dataset
     names in index order, sorted)``; e.g. ``["smic/s1", "casme2/sub01"]`` → ``(tensor([1, 0]), ["casme2", "smic"])``.
     """
+    import torch
     names = [subject_dataset(s) for s in subjects]
     order = sorted(set(names))
     position = {d: i for i, d in enumerate(order)}
@@ -300,6 +308,7 @@ class FeatureSet:
     """
 
     def __init__(self, samples: pd.DataFrame, features: torch.Tensor, unlabelled: bool = False, n_classes: int = 3):
+        import torch
         samples = validate_samples(samples, n_classes, unlabelled=unlabelled)
         self.n_classes = int(n_classes)
         self.unlabelled = bool(unlabelled)
@@ -324,6 +333,7 @@ class FeatureSet:
             ValueError: as the constructor (e.g. features of another number of rows than the samples), or ``keep``
                 not of N booleans.
         """
+        import torch
         samples = self.samples if samples is None else samples
         features = self.features if features is None else features
         if keep is not None:
@@ -340,6 +350,7 @@ class FeatureSet:
     @property
     def labels(self) -> torch.Tensor:
         """(N,) int64 class ids."""
+        import torch
         return torch.tensor(self.samples["label"].to_numpy(dtype=np.int64))
 
 
@@ -361,6 +372,7 @@ def load_megc2019_features(root: str | Path | None = None, datasets: Optional[It
         ValueError: a bad label (names the CSV line and clip), an unreadable or wrongly sized PNG (names the
             clip and file).
     """
+    import torch
     table = read_megc2019_table(root, datasets)
     arrays = []
     for p, c in zip(table["path"], table["clip"]):
@@ -396,6 +408,7 @@ def recenter_flow(x: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: ``x`` is not (N, 3, H, W).
     """
+    import torch
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"recenter_flow needs (N, 3, H, W) u/v/strain features, got {tuple(x.shape)}")
     uv = x[:, :2].float()
@@ -403,21 +416,32 @@ def recenter_flow(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([uv - med[..., None, None] + 0.5, x[:, 2:].float()], dim=1)
 
 
-class MEGC2019Features(Dataset):
-    """``torch.utils.data.Dataset`` over the precomputed features of ``megc2019_htnet``.
+def __getattr__(name: str):
+    """:class:`MEGC2019Features`, built on its first use: its base, ``torch.utils.data.Dataset``, needs torch, which
+    the rest of this module does not load (a name lookup such as ``from icegan.data.features import
+    MEGC2019Features`` builds it; every lookup gets the same class)."""
+    if name != "MEGC2019Features":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from torch.utils.data import Dataset
 
-    Item ``i`` is a dict: ``features`` float32 (3, 28, 28) in [0, 1] (u, v, strain), ``label`` int
-    (0 negative, 1 positive, 2 surprise), ``dataset`` str, ``subject`` str (prefixed), ``clip`` str.
-    All files are read once at construction (errors are raised there, naming the clip).
-    """
+    class MEGC2019Features(Dataset):
+        """``torch.utils.data.Dataset`` over the precomputed features of ``megc2019_htnet``.
 
-    def __init__(self, root: str | Path | None = None, datasets: Optional[Iterable[str]] = None):
-        self.data = load_megc2019_features(root, datasets)
+        Item ``i`` is a dict: ``features`` float32 (3, 28, 28) in [0, 1] (u, v, strain), ``label`` int
+        (0 negative, 1 positive, 2 surprise), ``dataset`` str, ``subject`` str (prefixed), ``clip`` str.
+        All files are read once at construction (errors are raised there, naming the clip).
+        """
 
-    def __len__(self) -> int:
-        return len(self.data)
+        def __init__(self, root: str | Path | None = None, datasets: Optional[Iterable[str]] = None):
+            self.data = load_megc2019_features(root, datasets)
 
-    def __getitem__(self, i: int) -> dict:
-        row = self.data.samples.iloc[i]
-        return {"features": self.data.features[i], "label": int(row["label"]), "dataset": row["dataset"],
-                "subject": row["subject"], "clip": row["clip"]}
+        def __len__(self) -> int:
+            return len(self.data)
+
+        def __getitem__(self, i: int) -> dict:
+            row = self.data.samples.iloc[i]
+            return {"features": self.data.features[i], "label": int(row["label"]), "dataset": row["dataset"],
+                    "subject": row["subject"], "clip": row["clip"]}
+
+    MEGC2019Features.__qualname__ = "MEGC2019Features"         # pickled and shown as icegan.data.features.<name>
+    return globals().setdefault(name, MEGC2019Features)
