@@ -42,7 +42,7 @@ from icegan.paths import expand_home
 T = TypeVar("T")
 
 __all__ = ["SEED_MAX", "ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
-           "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges"]
+           "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges", "where_set"]
 
 
 class ConfigError(ValueError):
@@ -613,6 +613,40 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
                               f"the settings into it ('{{}}' runs every key at its code default)")
     cfg = from_dict(cls, data, source=source)
     return apply_overrides(cfg, overrides)
+
+
+def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str] = ()) -> str | None:
+    """Where the dotted config ``key`` (``data.prepare.size``) was given a value by :func:`load_config`'s ``path``
+    and ``overrides``: ``"command line"`` (an override of the key, or of a section above it whose mapping holds it),
+    else the file ``path`` (as text) when it holds the key, else None (the key keeps its code default: a later
+    override that replaces a section above it with a mapping without the key brings the default back). Call it after
+    :func:`load_config` has read the same ``path`` and ``overrides`` (their errors are raised there)."""
+    parts = key.split(".")
+
+    def holds(node: Any, rest: list[str]) -> bool:
+        for part in rest:
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    where = None
+    if path is not None and holds(_yaml_value(Path(path).read_text(encoding="utf-8")), parts):
+        where = str(path)
+    for item in overrides:
+        name, raw = item.split("=", 1) if "=" in item else (item, "")
+        given = name.strip().split(".")
+        if given != parts[:len(given)]:
+            continue
+        if len(given) == len(parts):
+            where = "command line"
+            continue
+        try:
+            value = _yaml_value(raw) if raw.strip() and not raw.strip().startswith(PATH_PLACEHOLDERS) else None
+        except (yaml.YAMLError, _DuplicateKey):
+            value = None
+        where = "command line" if holds(value, parts[len(given):]) else None
+    return where
 
 
 def config_yaml(cfg: Any) -> str:

@@ -336,15 +336,42 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     ``configs/demo.yaml``, also in an installed wheel: :func:`icegan.paths.shipped_config`).
 
     Raises:
-        ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys).
+        ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys); with
+            ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
+            other than ``gray`` given on the command line, or in the file at a value other than the key's default
+            (the main job prepares its faces at ``data.img_size``, in gray, whatever they say). Such a key in the file
+            at its default (a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run at 64 pixels) is
+            a warning.
         FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
             its package data).
     """
     from icegan.paths import shipped_config
-    cfg = load_config(MainConfig, path if path is not None else shipped_config("demo"), overrides)
+    path = path if path is not None else shipped_config("demo")
+    cfg = load_config(MainConfig, path, overrides)
     s = cfg.data.img_size
     if s < 32 or s & (s - 1):
         raise ConfigError(f"data.img_size must be a power of two >= 32, got {s}")
+    if cfg.data.source == "prepared":
+        # load_samples and _gan_config prepare the faces at data.img_size, in gray: a data.prepare.size or color the
+        # run replaces is said now, not recorded in the run's config.yaml as if it had been used
+        from icegan.config import where_set
+        how = {"size": (f"at data.img_size={s} pixels (the side of every stage)",
+                        f"set data.img_size={cfg.data.prepare.size} for faces of that side"),
+               "color": ("in gray (its flow, GAN and maps take one channel)", "set data.prepare.color=gray")}
+        for key, used in (("size", s), ("color", "gray")):
+            value = getattr(cfg.data.prepare, key)
+            where = where_set(f"data.prepare.{key}", path, overrides) if value != used else None
+            if where is None:           # the run's value, or the code default left untouched
+                continue
+            given = "on the command line" if where == "command line" else f"in {where}"
+            text = (f"data.prepare.{key}={value} ({given}) is not used: the main job prepares its faces "
+                    f"{how[key][0]}; {how[key][1]}, or leave data.prepare.{key} out")
+            if where != "command line" and value == getattr(PrepareConfig(), key):
+                # a run's config.yaml records the default the run replaced: it cannot be told from a value written
+                log.warning("%s (a run's config.yaml records data.prepare.%s at its default, %s, whatever the run "
+                            "used)", text, key, value)
+                continue
+            raise ConfigError(text)
     if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:
         raise ConfigError(f"gan.motion_prior={cfg.gan.motion_prior} is the starting flow of the motion head: "
                           "set gan.motion_head=true (or gan.motion_prior=none)")

@@ -1,0 +1,107 @@
+"""A main-job config's data.prepare.size / color that the run would replace (it prepares its faces at data.img_size,
+in gray) is refused or warned at load, naming the key; `icegan features` prints its next commands with every path
+quoted for the shell."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from icegan.config import ConfigError, where_set
+from icegan.pipeline import load_main_config
+
+MAIN_CONFIGS = ["configs/casme2.yaml", "configs/casme2_5class.yaml", "configs/demo.yaml", "configs/megc2019.yaml",
+                "configs/samm_5class.yaml"]
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["data.prepare.size=128"], ["data.prepare.size=128", "on the command line", "data.img_size=64",
+                                 "set data.img_size=128"]),
+    (["data.prepare.color=rgb"], ["data.prepare.color=rgb", "on the command line", "gray",
+                                  "set data.prepare.color=gray"]),
+    (["data.img_size=128", "data.prepare.size=64"], ["data.prepare.size=64", "data.img_size=128"]),
+    # a whole section given on the command line: its size is the user's too
+    (["data.prepare={datasets: [{name: casme2, root: /x}], size: 32}"], ["data.prepare.size=32",
+                                                                           "set data.img_size=32"]),
+])
+def test_a_prepare_size_or_color_the_run_replaces_is_refused(overrides, words):
+    """train.py prepared the faces at data.img_size, in gray, whatever data.prepare said, and recorded the user's
+    size and color in the run's config.yaml as if they had been used."""
+    with pytest.raises(ConfigError) as err:
+        load_main_config("configs/casme2.yaml", ["device=cpu", *overrides])
+    for word in words:
+        assert word in str(err.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    [],                                                 # the code default (128) untouched at data.img_size=64
+    ["data.img_size=128", "data.prepare.size=128"],     # the run's own size
+    ["data.prepare.color=gray"],
+    ["data.prepare.size=32", "data.prepare={datasets: [{name: casme2, root: /x}]}"],   # the section replaced after
+])
+def test_the_run_s_own_values_and_an_untouched_default_load(overrides, caplog):
+    with caplog.at_level(logging.WARNING, logger="icegan.pipeline"):
+        cfg = load_main_config("configs/casme2.yaml", ["device=cpu", *overrides])
+    assert "data.prepare" not in caplog.text
+    assert cfg.data.source == "prepared"
+
+
+def _user_config(tmp_path: Path, prepare_lines: str) -> Path:
+    text = Path("configs/casme2.yaml").read_text(encoding="utf-8")
+    p = tmp_path / "mine.yaml"
+    p.write_text(text.replace("    workers: 2\n", f"    workers: 2\n{prepare_lines}"), encoding="utf-8")
+    return p
+
+
+def test_a_differing_value_in_a_file_is_refused_naming_the_file(tmp_path):
+    p = _user_config(tmp_path, "    color: rgb\n")
+    with pytest.raises(ConfigError) as err:
+        load_main_config(p, ["device=cpu"])
+    assert "data.prepare.color=rgb" in str(err.value) and str(p) in str(err.value)
+    p = _user_config(tmp_path, "    size: 32\n")
+    with pytest.raises(ConfigError, match="data.prepare.size=32 .*set data.img_size=32"):
+        load_main_config(p, ["device=cpu"])
+
+
+def test_the_default_size_written_in_a_file_is_a_warning(tmp_path, caplog):
+    """A run's config.yaml records data.prepare.size: 128 (the default) for a run at 64 pixels: a file's 128 cannot
+    be told from a value the user wrote, and reproducing a run from its config.yaml must still load."""
+    p = _user_config(tmp_path, "    size: 128\n")
+    with caplog.at_level(logging.WARNING, logger="icegan.pipeline"):
+        cfg = load_main_config(p, ["device=cpu"])
+    assert cfg.data.img_size == 64
+    assert "data.prepare.size=128" in caplog.text and str(p) in caplog.text and "data.img_size=64" in caplog.text
+
+
+@pytest.mark.parametrize("path", MAIN_CONFIGS)
+def test_every_shipped_main_config_loads_without_a_prepare_warning(path, caplog):
+    with caplog.at_level(logging.WARNING, logger="icegan.pipeline"):
+        load_main_config(path, ["device=cpu"])
+    assert "data.prepare" not in caplog.text
+
+
+def test_every_shipped_suite_still_plans(tmp_path):
+    """The train runs of the suites load the shipped main configs with their overrides (load_main_config)."""
+    from icegan.suite import load_suite, plan_suite
+    suites = sorted(Path("configs").glob("suite_*.yaml"))
+    assert suites
+    for path in suites:
+        assert plan_suite(load_suite(path), path, tmp_path / path.stem, ["device=cpu"]), path
+
+
+@pytest.mark.parametrize("overrides, without_file, with_file", [
+    ([], None, "FILE"),
+    (["data.prepare.size=64"], "command line", "command line"),
+    (["data.prepare={size: 64}"], "command line", "command line"),
+    (["data={prepare: {size: 64}}"], "command line", "command line"),
+    (["data.prepare={workers: 1}"], None, None),        # the section replaced without it: the default again
+    (["data.prepare.sizes=1"], None, "FILE"),
+    (["data.prepare.workers=1"], None, "FILE"),
+])
+def test_where_set(tmp_path, overrides, without_file, with_file):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  prepare:\n    size: 32\n", encoding="utf-8")
+    assert where_set("data.prepare.size", None, overrides) == without_file
+    assert where_set("data.prepare.size", p, overrides) == (str(p) if with_file == "FILE" else with_file)
+    assert where_set("data.prepare.color", p, overrides) is None
