@@ -4,10 +4,14 @@ quoted for the shell."""
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from icegan.cli import main
 from icegan.config import ConfigError, where_set
 from icegan.pipeline import load_main_config
 
@@ -105,3 +109,36 @@ def test_where_set(tmp_path, overrides, without_file, with_file):
     assert where_set("data.prepare.size", None, overrides) == without_file
     assert where_set("data.prepare.size", p, overrides) == (str(p) if with_file == "FILE" else with_file)
     assert where_set("data.prepare.color", p, overrides) is None
+
+
+def _fake_prepared(monkeypatch, class3):
+    """prepare_dataset replaced by a cache of len(class3) clips whose class is class3 (-1: none)."""
+    import icegan.data.prepare as prepare
+    n = len(class3)
+    manifest = pd.DataFrame({"index": range(n), "key": [f"clips/p{i}/c" for i in range(n)], "dataset": "clips",
+                             "subject": [f"clips/p{i}" for i in range(n)], "clip": "c", "class3": class3})
+    frames = prepare.PreparedFrames(onset=np.zeros((n, 64, 64), np.uint8), apex=np.ones((n, 64, 64), np.uint8),
+                                    apex_neighbours=np.zeros((n, 4, 64, 64), np.uint8),
+                                    landmarks=np.zeros((n, 6, 68, 2), np.float32), cache_dir=Path("."))
+    fake = prepare.PreparedDataset(manifest=manifest, frames=frames, skipped=pd.DataFrame(), cache_dir=Path("."),
+                                   settings={})
+    monkeypatch.setattr(prepare, "prepare_dataset", lambda cfg: fake)
+
+
+def test_the_printed_commands_keep_an_out_folder_with_spaces_whole(monkeypatch, tmp_path, capsys):
+    """--out "feat é s": the printed `icegan loso ... data.table=<path>` and `icegan predict --table <path>` were
+    split by the shell at the spaces when pasted."""
+    _fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset\np,a,v,1\n")          # the fake cache stands for its clips
+    out = tmp_path / "x y" / "feat é s"
+    assert main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(out),
+                 "--no-progress", "device=cpu", "flow.method=farneback"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    loso = next(x for x in printed if x.startswith("run a recognizer on the labelled ones: ")).split(": ", 1)[1]
+    words = shlex.split(loso)
+    assert words[:2] == ["icegan", "loso"] and f"data.table={out / 'features_labelled.csv'}" in words
+    assert words[-2:] == ["protocol=SDE", "dataset=clips"]
+    predict = next(x for x in printed if "icegan predict" in x).split("score them with ", 1)[1]
+    words = shlex.split(predict.split(" (", 1)[0])
+    assert words[words.index("--table") + 1] == str(out / "features.csv")

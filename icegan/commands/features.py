@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from icegan.commands import add_print_config, one_line_errors, print_config
 from icegan.paths import config_hint
@@ -91,14 +92,14 @@ def _run(args: argparse.Namespace) -> int:
                   f"{first['reason']} (all of them in {skipped_csv})")
     if unlabelled:
         print(f"{unlabelled} of the {n} clips with maps have no label: score them with icegan predict --model MODEL.pt "
-              f"--table {table} "
+              f"--table {shlex.quote(str(table))} "
               f"--out predictions.csv (a model from icegan fit on maps made this same way)")
     if unlabelled < n:
         # a LOSO refuses a row without a label: with some, export_features also wrote the labelled rows alone
         labelled = table.parent / "features_labelled.csv" if unlabelled else table
         datasets = sorted(set(written.loc[labelled_rows, "dataset"].astype(str)))
         # one dataset: its own leave-one-subject-out (SDE), as the tables of the field report it
-        scope = f" protocol=SDE dataset={datasets[0]}" if len(datasets) == 1 else ""
+        scope = f" protocol=SDE {shlex.quote(f'dataset={datasets[0]}')}" if len(datasets) == 1 else ""
         subjects = written.loc[labelled_rows, ["dataset", "subject"]].astype(str).drop_duplicates()
         what = "labelled ones" if unlabelled else "clips"
         if len(subjects) < 2:           # icegan loso would refuse: no subject left to train a fold on
@@ -106,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
                   "needs labelled clips of at least 2 subjects")
         else:
             labels = f" data.labels={cfg.data.labels}" if cfg.data.labels != "megc2019" else ""
-            print(f"run a recognizer on the {what}: icegan loso --config {config_hint('features_ststnet', True)} --out "
-                  f"runs/<name> data.source=table data.table={labelled}{labels} data.size={s}{scope}")
+            # every path quoted for the shell (a folder with a space): the line runs as pasted
+            print(f"run a recognizer on the {what}: icegan loso --config "
+                  f"{shlex.quote(config_hint('features_ststnet', True))} --out runs/<name> data.source=table "
+                  f"{shlex.quote(f'data.table={labelled}')}{labels} data.size={s}{scope}")
     return 0
