@@ -340,8 +340,8 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
             other than ``gray`` given on the command line, or in the file at a value other than the key's default
             (the main job prepares its faces at ``data.img_size``, in gray, whatever they say). Such a key in the file
-            at its default (a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run at 64 pixels) is
-            a warning.
+            at its default loads without a word (a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run
+            at 64 pixels, and reproducing the run from it must load).
         FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
             its package data).
     """
@@ -367,9 +367,8 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             text = (f"data.prepare.{key}={value} ({given}) is not used: the main job prepares its faces "
                     f"{how[key][0]}; {how[key][1]}, or leave data.prepare.{key} out")
             if where != "command line" and value == getattr(PrepareConfig(), key):
-                # a run's config.yaml records the default the run replaced: it cannot be told from a value written
-                log.warning("%s (a run's config.yaml records data.prepare.%s at its default, %s, whatever the run "
-                            "used)", text, key, value)
+                # a run's config.yaml records the default the run replaced: it cannot be told from a value written,
+                # and reproducing a run from its config.yaml must load without a word
                 continue
             raise ConfigError(text)
     if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:
