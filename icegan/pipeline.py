@@ -72,7 +72,8 @@ class DataSection:
         n_subjects, clips_per_class, amplitude: synthetic dataset size and peak motion (px at 128).
         img_size: face side in pixels for every stage (power of two; 64 or 128).
         prepare: the preprocessing settings of a ``prepared`` source (same keys as
-            ``configs/prepare_casme2.yaml``); its ``size`` is forced to ``img_size``.
+            ``configs/prepare_casme2.yaml``); its ``size`` is forced to ``img_size`` and its ``color`` to gray
+            (:func:`load_main_config` refuses a ``size`` or ``color`` set to another value).
         protocol: ``CDE`` (all subjects) or ``SDE`` (within ``dataset``). ``HDE`` (leave one dataset out) is
             refused with a pointer to ``icegan loso protocol=HDE``, which runs it on precomputed features.
         dataset: dataset of an SDE run (``casme2``, ``samm``, ``smic``, or ``synthetic``).
