@@ -39,6 +39,10 @@ table you made, write it yourself)::
 is claimed either way. ``"real_motion_subjects": ["casme2/sub01", ...]`` (written by ``icegan features`` when the flow
 weights learned from those subjects' real onset→apex frames, :func:`icegan.pipeline.real_motion_seen`): ``icegan
 loso`` on the table warns and reports the run as not leak-free when it tests any of them.
+
+torch is imported where tensors are made (:func:`minmax_per_clip`, :func:`load_table_features`), so reading a table's
+cells and labels loads without it: :mod:`icegan.data.clip_list` (``icegan prepare``, ``icegan data check``) imports
+its CSV helpers.
 """
 from __future__ import annotations
 
@@ -47,12 +51,14 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Iterable, Literal, Optional
+from typing import TYPE_CHECKING, Iterable, Literal, Optional
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 from flownet.io import not_utf8_csv
 from flownet.paths import expand_home
@@ -505,6 +511,7 @@ def minmax_per_clip(x: torch.Tensor) -> torch.Tensor:
     Returns:
         (N, C, H, W) float32 in [0, 1].
     """
+    import torch
     x = x.float()
     lo = x.amin(dim=(2, 3), keepdim=True)
     span = x.amax(dim=(2, 3), keepdim=True) - lo
@@ -535,6 +542,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         ValueError: as :func:`read_feature_table`; an unreadable file, a wrong shape or size, NaN/Inf, or (with
             ``normalize=none``) values outside [0, 1] (each names the line, the clip and the file).
     """
+    import torch
     table = read_feature_table(csv, datasets, labelled=labelled, labels=labels)
     maps = []
     expected = ("data.size; data.size=0 takes the size of the table's maps, when all have one, and "
