@@ -153,22 +153,71 @@ def _listed(f: Path, header: dict, key: str, kind: type) -> list:
     return items
 
 
+#: the config.yaml files parsed in the :func:`reading_configs` block in progress, by (resolved path, modification
+#: time, size): None outside a block, so that nothing is kept between commands of a long process
+_CONFIGS: Optional[dict] = None
+
+
+class _ConfigReads:
+    """The context manager of :func:`reading_configs`."""
+
+    def __enter__(self) -> None:
+        global _CONFIGS
+        self.outer = _CONFIGS is not None          # a block inside another shares the outer one's files
+        if not self.outer:
+            _CONFIGS = {}
+
+    def __exit__(self, *exc) -> None:
+        global _CONFIGS
+        if not self.outer:
+            _CONFIGS = None
+
+
+def reading_configs() -> _ConfigReads:
+    """``with reading_configs():`` around one command's work (``icegan table``, ``icegan compare``): inside the block
+    each run's ``config.yaml`` is read and parsed once (:func:`run_recipe`, :func:`check_one_recipe`), and read anew
+    when its modification time or size has changed; nothing is kept after the block. Not for threads."""
+    return _ConfigReads()
+
+
+def _parsed_config(f: Path):
+    """The YAML of the run's config file ``f``, as parsed (shared within a :func:`reading_configs` block: not to be
+    changed).
+
+    Raises:
+        ValueError: ``f`` cannot be read or is not YAML (names the file, says it looks damaged or incomplete).
+    """
+    import yaml
+
+    key = None
+    if _CONFIGS is not None:
+        try:
+            st = f.stat()
+            key = (f.resolve(), st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None                             # reported by the read below
+        if key in _CONFIGS:
+            return _CONFIGS[key]
+    try:
+        cfg = yaml.safe_load(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{f}: cannot be read ({exc}); {DAMAGED}: {RERUN}") from None
+    if key is not None and _CONFIGS is not None:
+        _CONFIGS[key] = cfg
+    return cfg
+
+
 def _recipe(run: Path, chain: tuple[Path, ...] = (), drop: frozenset = RUN_ONLY_KEYS) -> tuple[Optional[dict], str]:
     """(:func:`run_recipe` of ``run``, why it is None: empty when it is not). ``chain``: the resolved folders whose
     headers led here (the ensemble, selection or merge that lists ``run``, and the ones that list it); a member that
     is already on it (a header that lists its own folder, or two that list each other) is named, not followed.
     ``drop``: the config keys left out at any depth (:data:`RUN_ONLY_KEYS`; without ``seed``: the recipe and its
     seeds, which :func:`check_one_recipe` compares to find one seed run twice)."""
-    import yaml
-
     from icegan.config import without_neutral_keys
     run = Path(run)
     chain = chain + (run.resolve(),)
     if (run / "config.yaml").is_file():
-        try:
-            cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ValueError(f"{run / 'config.yaml'}: cannot be read ({exc}); {DAMAGED}: {RERUN}") from None
+        cfg = _parsed_config(run / "config.yaml")
         if not isinstance(cfg, dict):
             raise ValueError(f"{run / 'config.yaml'}: not a config (a YAML mapping)")
         cfg = {k: v for k, v in cfg.items() if k != "name"}
@@ -271,16 +320,25 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
             same seed(s) (one seed run twice: its scores are not another draw, and would shrink the std and grow n;
             names the two runs); a header that cannot be read.
     """
-    unique: list[Path] = []
+    first: dict[Path, Path] = {}                # each resolved folder: the run that first named it
     for r in map(Path, runs):
-        twin = next((u for u in unique if r.resolve() == u.resolve()), None)
+        key = r.resolve()
+        twin = first.get(key)
         if twin is not None:
             raise ValueError(f"entry '{label}' lists the run {r} twice" + (f" (also as {twin})" if str(twin) != str(r)
                              else "") + "; it would count twice in the mean over runs: list each run once (two glob "
                              "patterns of one entry may overlap)")
-        unique.append(r)
+        first[key] = r
+    unique = list(first.values())
     if len(unique) < 2:
         return
+    with reading_configs():                     # each config.yaml parsed once for both comparisons below
+        _check_recipes(label, unique)
+
+
+def _check_recipes(label: str, unique: list[Path]) -> None:
+    """The recipe and seed comparisons of :func:`check_one_recipe` over its runs ``unique`` (each listed once, at
+    least two); raises as it does."""
     fix = ('give each recipe its own entry, LABEL=GLOB (e.g. "STSTNet=runs/ststnet_s[0-9]*": a digit after _s, so '
            'ststnet_shifts_s0 is not taken)')
     recipes = []

@@ -67,6 +67,13 @@ def _null_run_mismatch(runs_a, runs_b) -> str:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from icegan.report import reading_configs
+    with reading_configs():     # each run's config.yaml parsed once: the permute_labels and recipe checks share it
+        return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``icegan compare`` with ``args`` (:func:`_main`); the exit code."""
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
     from icegan.significance import (bootstrap_compare, check_stratify, comparison_table, forest_plot, load_run_set,
