@@ -381,13 +381,14 @@ def _ensemble_command(members: Sequence[Path], folder: Path, weights: Optional[S
 REUSED_FROM = "reused_from.txt"
 
 
-def _comparable(config_dict: dict) -> dict:
+def _comparable(config_dict: dict, parsed: bool = False) -> dict:
     """A resolved config as compared for reuse: through YAML (as saved in config.yaml), without ``name`` and without
-    neutral new keys (:func:`icegan.config.without_neutral_keys`)."""
+    neutral new keys (:func:`icegan.config.without_neutral_keys`). ``parsed``: ``config_dict`` was just parsed from a
+    config.yaml (:func:`reusable_runs`), so it is what YAML gives back already and is not dumped and parsed again."""
     import yaml
 
     from icegan.config import without_neutral_keys
-    d = yaml.safe_load(yaml.safe_dump(config_dict, sort_keys=False))
+    d = dict(config_dict) if parsed else yaml.safe_load(yaml.safe_dump(config_dict, sort_keys=False))
     d.pop("name", None)
     return without_neutral_keys(d)
 
@@ -424,7 +425,7 @@ def reusable_runs(folders: Sequence[str | Path]) -> list[tuple[Path, dict]]:
             # a metrics.json cut short or not an object: named, with the rerun that mends it
             oracle = read_run_json(run / "metrics.json", f"--reuse: {RESUME}").get("oracle_epoch", False)
             if isinstance(cfg, dict) and not oracle:
-                found.append((run.resolve(), _comparable(cfg)))
+                found.append((run.resolve(), _comparable(cfg, parsed=True)))   # each config.yaml parsed once
     return found
 
 

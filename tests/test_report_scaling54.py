@@ -152,3 +152,67 @@ def test_a_damaged_config_is_named_inside_a_block_too(tmp_path):
             with reading_configs():
                 results_table([parse_entry(f"ST={tmp_path}/st_s*")])
     assert report._CONFIGS is None
+
+
+CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
+
+
+def _pool_run(d, config: dict, oracle=False):
+    """A finished run folder ``icegan suite --reuse`` offers: config.yaml as ``config``, run.json, predictions.csv
+    and metrics.json."""
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (d / "run.json").write_text("{}")
+    (d / "predictions.csv").write_text("fold,dataset,subject,clip,y_true,y_pred\n")
+    (d / "metrics.json").write_text(json.dumps({"oracle_epoch": oracle}))
+    return d
+
+
+def test_suite_reuse_parses_each_config_once(tmp_path, parses):
+    """reusable_runs parsed each config.yaml, dumped it and parsed it again (the comparable form)."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config, to_dict
+    from icegan.suite import find_reusable_run, reusable_runs
+    for i in range(4):
+        _pool_run(tmp_path / "pool" / f"st_s{i}", {**to_dict(load_config(LosoConfig, CONFIGS / "features_ststnet.yaml",
+                                                                          [f"seed={i}"])), "name": f"st_s{i}"})
+    pool = reusable_runs([tmp_path / "pool"])
+    assert sorted(parses) == [f"st_s{i}" for i in range(4)]
+    want = load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", ["seed=2"])
+    assert find_reusable_run(want, pool) == (tmp_path / "pool" / "st_s2").resolve()
+
+
+def test_suite_reuse_reads_a_changed_config_anew(tmp_path):
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config, to_dict
+    from icegan.suite import find_reusable_run, reusable_runs
+    cfg = load_config(LosoConfig, CONFIGS / "features_ststnet.yaml", ["seed=3"])
+    run = _pool_run(tmp_path / "pool" / "st_s3", to_dict(cfg))
+    assert find_reusable_run(cfg, reusable_runs([tmp_path / "pool"])) == run.resolve()
+    (run / "config.yaml").write_text(yaml.safe_dump({**to_dict(cfg), "seed": 4}, sort_keys=False))
+    assert find_reusable_run(cfg, reusable_runs([tmp_path / "pool"])) is None
+
+
+def _yaml_texts():
+    """Every shipped config as written, and as the run folders of its command hold it (the resolved config,
+    :func:`icegan.config.config_yaml`)."""
+    from test_configs import _config_class
+
+    from icegan.config import config_yaml, load_config
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        yield path.name, path.read_text(encoding="utf-8")
+        yield f"{path.name} resolved", config_yaml(load_config(_config_class(path.name), path, []))
+
+
+def test_a_parsed_config_compares_as_its_yaml_round_trip():
+    """Skipping the dump-and-parse of a config.yaml just parsed gives the same comparable config (equal, and with the
+    same types and reprs, which a near-miss note shows) on every shipped config and the configs of run folders."""
+    from icegan.suite import _comparable
+    n = 0
+    for name, text in _yaml_texts():
+        parsed = yaml.safe_load(text)
+        fast, slow = _comparable(parsed, parsed=True), _comparable(parsed)
+        assert fast == slow and repr(fast) == repr(slow), name
+        assert parsed == yaml.safe_load(text), name             # the parsed dict is left as it was
+        n += 1
+    assert n >= 2 * 40
