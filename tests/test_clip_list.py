@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _prepared import fake_prepared
 
 from icegan.cli import main
 from icegan.data.clip_list import ClipList
@@ -93,25 +94,11 @@ def test_apex_is_spotted_between_onset_and_offset(tmp_path):
     assert spot_record_apex(b, method="middle").apex == 6          # no offset: middle of frames 1..10
 
 
-def _fake_prepared(monkeypatch, class3):
-    """prepare_dataset replaced by a cache of len(class3) clips whose class is class3 (-1: none)."""
-    import icegan.data.prepare as prepare
-    n = len(class3)
-    manifest = pd.DataFrame({"index": range(n), "key": [f"clips/p{i}/c" for i in range(n)], "dataset": "clips",
-                             "subject": [f"clips/p{i}" for i in range(n)], "clip": "c", "class3": class3})
-    frames = prepare.PreparedFrames(onset=np.zeros((n, 64, 64), np.uint8), apex=np.ones((n, 64, 64), np.uint8),
-                                    apex_neighbours=np.zeros((n, 4, 64, 64), np.uint8),
-                                    landmarks=np.zeros((n, 6, 68, 2), np.float32), cache_dir=Path("."))
-    fake = prepare.PreparedDataset(manifest=manifest, frames=frames, skipped=pd.DataFrame(), cache_dir=Path("."),
-                                   settings={})
-    monkeypatch.setattr(prepare, "prepare_dataset", lambda cfg: fake)
-
-
 def test_loso_leaves_out_clips_without_a_class(monkeypatch, caplog):
     """The cache writes class3 = -1 for a clip without a MEGC2019 class: a LOSO run leaves it out (with a warning);
     icegan features keeps it with label -1."""
     from icegan.pipeline import load_main_config, load_samples
-    _fake_prepared(monkeypatch, [0, -1, 2, -1])
+    fake_prepared(monkeypatch, [0, -1, 2, -1])
     cfg = load_main_config("configs/casme2.yaml", ["device=cpu"])
     with caplog.at_level("WARNING"):
         clips = load_samples(cfg, progress=False)
@@ -130,7 +117,7 @@ def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, t
     row without a label, so it cannot read features.csv). A run stopped between the two tables (features.csv is
     written last) left a folder the rerun refused ('features_labelled.csv exists') until the user cleaned it; now
     the rerun says so and writes the folder again, and a complete folder is still never overwritten."""
-    _fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
+    fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
     csv = _write(tmp_path, "subject,clip,frames,onset\np,a,v,1\n")      # the fake cache stands for its clips
     out = tmp_path / "f"
     features = ["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(out),
@@ -172,7 +159,7 @@ def test_the_loso_command_printed_for_a_partly_labelled_list_runs(monkeypatch, t
 def test_no_loso_command_is_suggested_for_labelled_clips_of_one_subject(monkeypatch, tmp_path, capsys):
     """One labelled clip (one subject): icegan features says a LOSO needs 2 subjects instead of printing an
     `icegan loso` line that would fail."""
-    _fake_prepared(monkeypatch, [0, -1, -1])
+    fake_prepared(monkeypatch, [0, -1, -1])
     csv = _write(tmp_path, "subject,clip,frames,onset\np,a,v,1\n")
     assert main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(tmp_path / "f"),
                  "--no-progress", "device=cpu", "flow.method=farneback"]) == 0

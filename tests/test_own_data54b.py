@@ -7,9 +7,8 @@ import logging
 import shlex
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from _prepared import fake_prepared
 
 from icegan.cli import main
 from icegan.config import ConfigError, where_set
@@ -116,24 +115,10 @@ def test_where_set(tmp_path, overrides, without_file, with_file):
     assert where_set("data.prepare.color", p, overrides) is None
 
 
-def _fake_prepared(monkeypatch, class3):
-    """prepare_dataset replaced by a cache of len(class3) clips whose class is class3 (-1: none)."""
-    import icegan.data.prepare as prepare
-    n = len(class3)
-    manifest = pd.DataFrame({"index": range(n), "key": [f"clips/p{i}/c" for i in range(n)], "dataset": "clips",
-                             "subject": [f"clips/p{i}" for i in range(n)], "clip": "c", "class3": class3})
-    frames = prepare.PreparedFrames(onset=np.zeros((n, 64, 64), np.uint8), apex=np.ones((n, 64, 64), np.uint8),
-                                    apex_neighbours=np.zeros((n, 4, 64, 64), np.uint8),
-                                    landmarks=np.zeros((n, 6, 68, 2), np.float32), cache_dir=Path("."))
-    fake = prepare.PreparedDataset(manifest=manifest, frames=frames, skipped=pd.DataFrame(), cache_dir=Path("."),
-                                   settings={})
-    monkeypatch.setattr(prepare, "prepare_dataset", lambda cfg: fake)
-
-
 def test_the_printed_commands_keep_an_out_folder_with_spaces_whole(monkeypatch, tmp_path, capsys):
     """--out "feat é s": the printed `icegan loso ... data.table=<path>` and `icegan predict --table <path>` were
     split by the shell at the spaces when pasted."""
-    _fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
+    fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
     csv = tmp_path / "clips.csv"
     csv.write_text("subject,clip,frames,onset\np,a,v,1\n")          # the fake cache stands for its clips
     out = tmp_path / "x y" / "feat é s"
