@@ -8,8 +8,9 @@
 For each flow method (the recipes of ``configs/suite_casme2_flow.yaml``: the config with ``gan.enabled=false`` and
 ``flow.method=<method>``), the run's clips are loaded as ``train.py`` loads them (a prepared cache) and the real maps
 are made as run_main makes them (:func:`icegan.pipeline._real_features`, same provenance): once computed in a fresh
-run folder, once read from the shared folder by a second run folder. It prints one row per method: the seconds of
-each, whether the read maps equal the computed ones bit for bit, and the seconds a suite of ``--seeds`` seeds saves
+run folder, once read from the shared folder by a second run folder, and once more computed without the shared folder
+in a third (the reference). It prints one row per method: the seconds of the first two, whether the read maps equal
+the reference's bit for bit, and the seconds a suite of ``--seeds`` seeds saves
 ((seeds - 1) x (compute - read)). Threads as the config's ``threads`` (train.py's setup).
 """
 from __future__ import annotations
@@ -52,8 +53,12 @@ def main() -> None:
             t1 = time.perf_counter()
             read = pipeline._real_features(cfg, clips, est, second, prov, progress=False, shared_dir=shared)
             t2 = time.perf_counter()
+            third = Path(tmp) / "c"
+            third.mkdir()
+            # the reference: the maps a run computes itself, without the shared folder (the read ones must equal it)
+            fresh = pipeline._real_features(cfg, clips, est, third, prov, progress=False)
         compute, reread = t1 - t0, t2 - t1
-        print(f"| {method} | {len(made)} | {compute:.2f} | {reread:.2f} | {torch.equal(made, read)} | "
+        print(f"| {method} | {len(made)} | {compute:.2f} | {reread:.2f} | {torch.equal(read, fresh)} | "
               f"{(args.seeds - 1) * (compute - reread):.1f} |", flush=True)
     print(f"threads {torch.get_num_threads()}, torch {torch.__version__}", file=sys.stderr)
 

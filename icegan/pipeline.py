@@ -702,16 +702,20 @@ def real_motion_seen(estimator, subjects: Sequence[str]) -> list[str]:
     return subjects_among(subjects, meta.get("real_pair_subjects") or [])
 
 
-def _feature_environment(device: torch.device) -> dict:
-    """What, beside the settings and the clips, decides the exact bits of the real flow maps computed on ``device``:
-    the torch and OpenCV versions, the CPU's vector instructions, the threads, the device type and GPU model, and the
-    processes sharing the work under ``torchrun``. Part of the key of a suite's shared maps (:func:`_real_features`):
-    maps are shared only between runs that would have computed the same bits."""
+def _feature_environment(device: torch.device, precision: str = "fp32") -> dict:
+    """What, beside the settings and the clips, decides the exact bits of the real flow maps computed on ``device``
+    with ``flow.precision`` = ``precision``: the torch and OpenCV versions, the CPU's vector instructions and whether
+    the device runs bf16 natively (which ``precision=auto`` follows: :func:`flownet.registry.native_bf16`), the
+    precision the network then runs in, the threads, the device type and GPU model, and the processes sharing the
+    work under ``torchrun``. Part of the key of a suite's shared maps (:func:`_real_features`): maps are shared only
+    between runs that would have computed the same bits."""
     import cv2
 
+    from flownet.registry import native_bf16, resolve_precision
     device = torch.device(device)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {"torch": torch.__version__, "cv2": cv2.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": bool(native_bf16(device)), "precision": resolve_precision(precision, device, warn=False),
             "threads": torch.get_num_threads(), "device": device.type, "gpu": gpu,
             "processes": distributed.world_size()}
 
@@ -740,8 +744,10 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
 
     ``shared_dir`` (``icegan suite``: ``<suite>/flow_features``): maps shared by the runs of a suite, which differ
     mostly by seed and compute the same maps. ``<shared_dir>/<hash>.pt`` is keyed by the same key plus
-    :func:`_feature_environment` (torch/OpenCV versions, CPU instructions, threads, device), so a run reads only the
-    exact maps it would have computed; a run that reads them also writes its own ``features_real.pt``.
+    :func:`_feature_environment` (torch/OpenCV versions, CPU instructions, precision, threads, device), so a run
+    reads only the exact maps it would have computed; a run that reads them also writes its own ``features_real.pt``.
+    Several processes may write the shared file at once (each through its own temporary file; the last whole file
+    stays).
 
     Returns:
         (N, 3, S, S) float32 maps (u, v, optical strain, min–max normalised to [0, 1] per clip), S =
@@ -754,7 +760,7 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
     path = run_dir / "features_real.pt"
     shared = shared_key = None
     if shared_dir is not None:
-        env = _feature_environment(resolve_device(cfg.device))
+        env = _feature_environment(resolve_device(cfg.device), cfg.flow.precision)
         shared_key = json.dumps({"run": key, "environment": env}, sort_keys=True)
         shared = Path(shared_dir) / f"{hashlib.sha256(shared_key.encode()).hexdigest()[:16]}.pt"
     cached = None
@@ -778,9 +784,14 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
     if distributed.is_main():
         seconds = time.time() - t0
         save_torch_file({"key": key, "features": feats, "seconds": seconds}, path)   # never left cut short
-        if shared is not None:
+        if shared is not None:     # two suites in one folder may write it at once: each through its own temporary
+            from flownet.io import write_whole
             shared.parent.mkdir(parents=True, exist_ok=True)
-            save_torch_file({"key": shared_key, "features": feats, "seconds": seconds}, shared)
+
+            def save(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:
+                    torch.save({"key": shared_key, "features": feats, "seconds": seconds}, fh)
+            write_whole(shared, save, concurrent=True)
     log.info("real flow features: %d clips in %.1f s", len(feats), time.time() - t0)
     return feats
 

@@ -70,7 +70,8 @@ def test_shared_maps_are_keyed_by_settings_clips_and_machine(tmp_path, counted, 
     call("c", prov="y")
     assert counted == [1, 1, 1]
     env = pipeline._feature_environment(torch.device("cpu"))
-    monkeypatch.setattr(pipeline, "_feature_environment", lambda device: {**env, "threads": env["threads"] + 1})
+    monkeypatch.setattr(pipeline, "_feature_environment",
+                        lambda device, precision: {**env, "threads": env["threads"] + 1})
     call("d")
     assert counted == [1, 1, 1, 1] and len(list(shared.glob("*.pt"))) == 4
     monkeypatch.undo()          # the counter too: count again by files
@@ -84,6 +85,44 @@ def test_the_environment_names_what_decides_the_bits():
     assert env["torch"] == torch.__version__ and env["cv2"] == cv2.__version__
     assert env["threads"] == torch.get_num_threads() and env["device"] == "cpu" and env["gpu"] is None
     assert env["cpu"] == torch.backends.cpu.get_cpu_capability() and env["processes"] == 1
+    assert env["precision"] == "fp32"
+
+
+def test_precision_auto_is_keyed_by_what_it_resolves_to(tmp_path, counted, monkeypatch):
+    """flow.precision=auto runs in bf16 on a CPU with native bf16 kernels and in fp32 elsewhere, which the CPU's
+    vector-instruction name does not tell: maps made where auto meant bf16 are not read where it means fp32. Fails if
+    the key holds the asked precision instead of the resolved one."""
+    import flownet.registry as registry
+    cfg, clips, est = _setup(["flow.precision=auto"])
+    shared = tmp_path / "flow_features"
+    monkeypatch.setattr(registry, "native_bf16", lambda device: True)
+    assert pipeline._feature_environment(torch.device("cpu"), "auto")["precision"] == "bf16"
+    pipeline._real_features(cfg, clips, est, _dir(tmp_path / "a"), {}, progress=False, shared_dir=shared)
+    monkeypatch.setattr(registry, "native_bf16", lambda device: False)
+    assert pipeline._feature_environment(torch.device("cpu"), "auto")["precision"] == "fp32"
+    pipeline._real_features(cfg, clips, est, _dir(tmp_path / "b"), {}, progress=False, shared_dir=shared)
+    assert counted == [1, 1] and len(list(shared.glob("*.pt"))) == 2
+
+
+def test_two_writers_of_the_shared_file_do_not_collide(tmp_path, monkeypatch):
+    """Two suites in one folder may save the same shared maps at the same moment: here a second run saves them while
+    the first is writing. Each writes its own temporary file; with one fixed <name>.tmp the second renamed it away
+    and the first failed after its flow work (FileNotFoundError)."""
+    cfg, clips, est = _setup()
+    shared = tmp_path / "flow_features"
+    real_save = torch.save
+    nested = []
+
+    def save(obj, f, *a, **kw):
+        if isinstance(obj, dict) and '"environment"' in str(obj.get("key")) and not nested:
+            nested.append(1)            # the other writer, in the middle of this one's write
+            pipeline._real_features(cfg, clips, est, _dir(tmp_path / "b"), {}, progress=False, shared_dir=shared)
+        return real_save(obj, f, *a, **kw)
+    monkeypatch.setattr(torch, "save", save)
+    a = pipeline._real_features(cfg, clips, est, _dir(tmp_path / "a"), {}, progress=False, shared_dir=shared)
+    assert nested == [1] and [p.name for p in shared.iterdir()] == [next(shared.glob("*.pt")).name]
+    monkeypatch.undo()
+    assert torch.equal(torch.load(next(shared.glob("*.pt")), weights_only=True)["features"], a)
 
 
 def test_a_broken_shared_file_is_computed_again(tmp_path, counted, caplog):
