@@ -27,6 +27,7 @@ The resolved configuration is written back with :func:`save_config` into every r
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import types
@@ -133,6 +134,20 @@ def _yaml_value(text: str) -> Any:
     """``text`` read as a config's YAML reads it (:class:`_UniqueKeyLoader`: plain decimal numbers only, a key
     written twice refused)."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def override_text(key: str, value: str) -> str:
+    """The override ``key=value`` that :func:`apply_overrides` reads back as the text ``value`` exactly: ``value`` as
+    it is when it is read so (``runs/x/features.csv``, ``{data_root}/x``), else in YAML's double quotes (a path
+    holding `` #``, ``[``, ``: ``, or one YAML would read as a number or a boolean). For a command line the project
+    prints, quote the result for the shell too (``shlex.quote``)."""
+    if value.strip() == value and value.startswith(PATH_PLACEHOLDERS):
+        return f"{key}={value}"              # read as it is, never as YAML
+    try:
+        plain = value != "" and _yaml_value(value) == value
+    except yaml.YAMLError:
+        plain = False
+    return f"{key}={value}" if plain else f"{key}={json.dumps(value, ensure_ascii=False)}"   # JSON: YAML's "..."
 
 
 def _type_name(tp: Any) -> str:

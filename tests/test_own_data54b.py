@@ -132,3 +132,36 @@ def test_the_printed_commands_keep_an_out_folder_with_spaces_whole(monkeypatch, 
     predict = next(x for x in printed if "icegan predict" in x).split("score them with ", 1)[1]
     words = shlex.split(predict.split(" (", 1)[0])
     assert words[words.index("--table") + 1] == str(out / "features.csv")
+
+
+@pytest.mark.parametrize("folder", ["take #2", "[old]", "a: b", "true", "feat é s", "plain"])
+def test_the_printed_loso_command_reads_back_the_table_path_exactly(monkeypatch, tmp_path, capsys, folder):
+    """The value of data.table=... is read as YAML after the shell: an --out folder "take #2" became
+    data.table='.../take' (YAML comment), "[old]" a list, "a: b" a mapping. The printed override, split by the
+    shell and applied as icegan loso applies it, gives the table's path exactly; a plain path prints unquoted."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import apply_overrides
+    fake_prepared(monkeypatch, [0, 1, -1, 2, 0, 1, 2, -1])
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset\np,a,v,1\n")
+    out = tmp_path / folder
+    assert main(["features", "--config", "configs/casme2.yaml", "--clips", str(csv), "--out", str(out),
+                 "--no-progress", "device=cpu", "flow.method=farneback"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    loso = next(x for x in printed if x.startswith("run a recognizer on the labelled ones: ")).split(": ", 1)[1]
+    overrides = [w for w in shlex.split(loso.replace("runs/<name>", "runs/x")) if "=" in w]
+    cfg = apply_overrides(LosoConfig(), overrides)
+    assert cfg.data.table == str(out / "features_labelled.csv") and cfg.data.source == "table"
+    if folder == "plain":
+        assert f" data.table={out / 'features_labelled.csv'} " in loso
+
+
+@pytest.mark.parametrize("value", ["runs/x/features.csv", "take #2/f.csv", "[old]", "a: b", "true", "1e3",
+                                   "{data_root}/x.csv", " lead", "null", "é"])
+def test_override_text_round_trips(value):
+    """override_text gives an override that apply_overrides reads back as the same text."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import apply_overrides, override_text
+    assert apply_overrides(LosoConfig(), ["data.source=table", override_text("data.table", value)]).data.table == value
+    if value == "runs/x/features.csv":
+        assert override_text("data.table", value) == "data.table=runs/x/features.csv"

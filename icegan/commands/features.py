@@ -96,10 +96,11 @@ def _run(args: argparse.Namespace) -> int:
               f"--out predictions.csv (a model from icegan fit on maps made this same way)")
     if unlabelled < n:
         # a LOSO refuses a row without a label: with some, export_features also wrote the labelled rows alone
+        from icegan.config import override_text
         labelled = table.parent / "features_labelled.csv" if unlabelled else table
         datasets = sorted(set(written.loc[labelled_rows, "dataset"].astype(str)))
         # one dataset: its own leave-one-subject-out (SDE), as the tables of the field report it
-        scope = f" protocol=SDE {shlex.quote(f'dataset={datasets[0]}')}" if len(datasets) == 1 else ""
+        scope = f" protocol=SDE {shlex.quote(override_text('dataset', datasets[0]))}" if len(datasets) == 1 else ""
         subjects = written.loc[labelled_rows, ["dataset", "subject"]].astype(str).drop_duplicates()
         what = "labelled ones" if unlabelled else "clips"
         if len(subjects) < 2:           # icegan loso would refuse: no subject left to train a fold on
@@ -107,8 +108,9 @@ def _run(args: argparse.Namespace) -> int:
                   "needs labelled clips of at least 2 subjects")
         else:
             labels = f" data.labels={cfg.data.labels}" if cfg.data.labels != "megc2019" else ""
-            # every path quoted for the shell (a folder with a space): the line runs as pasted
+            # every path quoted for YAML where it needs it (a '#', '[', ': ') and for the shell (a space): the line
+            # runs as pasted
             print(f"run a recognizer on the {what}: icegan loso --config "
                   f"{shlex.quote(config_hint('features_ststnet', True))} --out runs/<name> data.source=table "
-                  f"{shlex.quote(f'data.table={labelled}')}{labels} data.size={s}{scope}")
+                  f"{shlex.quote(override_text('data.table', str(labelled)))}{labels} data.size={s}{scope}")
     return 0
