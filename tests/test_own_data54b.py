@@ -19,14 +19,16 @@ MAIN_CONFIGS = ["configs/casme2.yaml", "configs/casme2_5class.yaml", "configs/de
 
 
 @pytest.mark.parametrize("overrides, words", [
-    (["data.prepare.size=128"], ["data.prepare.size=128", "on the command line", "data.img_size=64",
+    (["data.prepare.size=128"], ["data.prepare.size=128", "given as an override", "data.img_size=64",
                                  "set data.img_size=128"]),
-    (["data.prepare.color=rgb"], ["data.prepare.color=rgb", "on the command line", "gray",
+    (["data.prepare.color=rgb"], ["data.prepare.color=rgb", "given as an override", "gray",
                                   "set data.prepare.color=gray"]),
     (["data.img_size=128", "data.prepare.size=64"], ["data.prepare.size=64", "data.img_size=128"]),
     # a whole section given on the command line: its size is the user's too
     (["data.prepare={datasets: [{name: casme2, root: /x}], size: 32}"], ["data.prepare.size=32",
                                                                            "set data.img_size=32"]),
+    # a size data.img_size cannot take: the fix named is one load_main_config accepts
+    (["data.prepare.size=100"], ["data.prepare.size=100", "a power of two >= 32"]),
 ])
 def test_a_prepare_size_or_color_the_run_replaces_is_refused(overrides, words):
     """train.py prepared the faces at data.img_size, in gray, whatever data.prepare said, and recorded the user's
@@ -35,6 +37,7 @@ def test_a_prepare_size_or_color_the_run_replaces_is_refused(overrides, words):
         load_main_config("configs/casme2.yaml", ["device=cpu", *overrides])
     for word in words:
         assert word in str(err.value)
+    assert "set data.img_size=100" not in str(err.value) and "on the command line" not in str(err.value)
 
 
 @pytest.mark.parametrize("overrides", [
