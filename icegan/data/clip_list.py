@@ -25,6 +25,10 @@ The list has one row per clip::
   ``data.prepare.datasets``) leaves it out of its LOSO with a warning.
 * ``dataset``: optional; a short name for the source of the clips (default ``clips``).
 
+No other column is read, so any other is refused, naming it (with the column it was likely meant for: ``apex_frame``
+→ ``apex``, ``emotion`` → ``label``): a column read under no name would leave its cells unused (every apex spotted, no
+label) with no word. Column names are matched ignoring case and spaces around them.
+
 Every error names the CSV line and the clip.
 """
 from __future__ import annotations
@@ -41,12 +45,64 @@ from .feature_table import parse_class_label, read_csv_cells, short_row_note
 from .features import dataset_name
 from .records import ClipRecord, apex_after_offset_note, duplicate_frame, list_frames
 
-__all__ = ["ClipList", "CLIP_LIST_COLUMNS"]
+__all__ = ["ClipList", "CLIP_LIST_COLUMNS", "meant_column"]
 
 log = logging.getLogger("icegan.data")
 
 #: required columns, then optional ones
 CLIP_LIST_COLUMNS = (("subject", "clip", "frames", "onset"), ("apex", "offset", "label", "dataset"))
+
+#: other names of the columns (letters only, lower case), as other tools and sheets write them
+_COLUMN_SYNONYMS = {
+    "label": ("emotion", "emotions", "class", "classname", "classlabel", "expression", "category", "estimatedemotion"),
+    "subject": ("participant", "person", "subj", "sub", "subjectid", "participantid", "personid"),
+    "clip": ("video", "videoname", "filename", "sequence", "clipname", "clipid"),
+    "frames": ("frame", "folder", "framefolder", "framesfolder", "path", "dir", "directory", "framedir", "framesdir",
+               "framespath", "framepath", "imagefolder", "images"),
+    "onset": ("onsetframe", "onsetframenumber", "startframe", "start"),
+    "apex": ("apexframe", "apexframenumber", "peakframe", "peak"),
+    "offset": ("offsetframe", "offsetframenumber", "endframe", "end"),
+    "dataset": ("source", "datasetname"),
+}
+
+
+def meant_column(name: str) -> Optional[str]:
+    """The clip list column that an unknown column ``name`` (lower case) was likely meant for: a known other name
+    (``emotion`` → ``label``, ``participant`` → ``subject``), a known name written with a ``frame``/``number``/``id``
+    suffix or other separators (``apex_frame``, ``apex frame``, ``Apex-Frame`` → ``apex``), or a near misspelling
+    (``onest`` → ``onset``); None when it looks like none."""
+    import difflib
+    import re
+    known = CLIP_LIST_COLUMNS[0] + CLIP_LIST_COLUMNS[1]
+    letters = re.sub(r"[^a-z]", "", name.lower())
+    if not letters:
+        return None
+    for col in known:
+        if letters == col or letters in _COLUMN_SYNONYMS[col]:
+            return col
+    for col in known:
+        for suffix in ("framenumber", "frame", "number", "no", "nr", "id", "name"):
+            if letters == col + suffix:
+                return col
+    close = difflib.get_close_matches(letters, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_columns_error(csv: Path, columns: Iterable[str]) -> Optional[str]:
+    """The message refusing the columns of a clip list that are none of :data:`CLIP_LIST_COLUMNS` (module
+    docstring), each with the column it was likely meant for (:func:`meant_column`), or None when there is none.
+    A column without a name and without a value (a trailing comma of a spreadsheet's export) is no column."""
+    known = CLIP_LIST_COLUMNS[0] + CLIP_LIST_COLUMNS[1]
+    unknown = [c for c in columns if c not in known]
+    if not unknown:
+        return None
+    parts = []
+    for c in unknown:
+        meant = meant_column(c)
+        parts.append(f"column {c!r}: did you mean {meant!r}? (rename it)" if meant
+                     else f"column {c!r} (rename or remove it)")
+    return (f"{csv}: not a clip list column: {'; '.join(parts)}; a clip list has columns {', '.join(known[:4])} and "
+            f"optionally {', '.join(known[4:])}, no other (a column of another name would be left unread)")
 
 
 def _frame_number(value: str, column: str, where: str, required: bool) -> Optional[int]:
@@ -73,10 +129,12 @@ class ClipList:
 
     Raises:
         FileNotFoundError: the CSV is missing.
-        ValueError: a missing column, an empty required cell, a frame number that is not one, an apex before the
-            onset, an offset before the onset of a clip whose apex is to be spotted, a label that is not a MEGC2019
-            class, a dataset name that is not a short word, a clip listed twice (each names the CSV line and clip), a
-            frames cell starting at the home folder of a user this machine does not have (``~alice/...``).
+        ValueError: a missing column, a column of another name (named, with the column it was likely meant for:
+            ``apex_frame`` → ``apex``, ``emotion`` → ``label``), an empty required cell, a frame number that is not
+            one, an apex before the onset, an offset before the onset of a clip whose apex is to be spotted, a label
+            that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice (each names
+            the CSV line and clip), a frames cell starting at the home folder of a user this machine does not have
+            (``~alice/...``).
     """
 
     name = "clips"
@@ -107,6 +165,11 @@ class ClipList:
     def _read(self) -> list[ClipRecord]:
         csv = self.path
         raw = read_csv_cells(csv)
+        # a header cell left empty (a trailing comma) over empty cells is no column: pandas names it 'unnamed: N'
+        columns = [c for c in raw.columns if not (c.startswith("unnamed: ") and not raw[c].str.strip().any())]
+        unknown = unknown_columns_error(csv, columns)
+        if unknown:
+            raise ValueError(unknown)
         missing = [c for c in CLIP_LIST_COLUMNS[0] if c not in raw.columns]
         if missing:
             raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a clip list needs "

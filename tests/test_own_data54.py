@@ -1,0 +1,62 @@
+"""Defects a new user's walkthrough found on real data (a misnamed subject folder, a clip list column of another name,
+whole recordings prepared as face crops, a bad apex neighbour replaced silently, a typo in a sheet's apex cell): each
+is now said, naming the file, folder or cell."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from icegan.data.clip_list import ClipList
+
+
+def _frames(folder: Path, numbers, shape=(16, 16)) -> None:
+    import cv2
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        cv2.imwrite(str(folder / f"img{n}.jpg"), np.full(shape, 100 + n, np.uint8))
+
+
+# ---- 2. a clip list column of another name ------------------------------------------------------------------------
+@pytest.mark.parametrize("column,meant", [("apex_frame", "apex"), ("ApexFrame", "apex"), ("apex frame", "apex"),
+                                          ("onset_frame", "onset"), ("emotion", "label"), ("class", "label"),
+                                          ("expression", "label"), ("subject_id", "subject"),
+                                          ("participant", "subject"), ("Lable", "label")])
+def test_clip_list_refuses_a_column_meant_as_a_known_one(tmp_path, column, meant):
+    """`apex_frame` for `apex` was ignored (every apex spotted: another score, exit 0), `emotion` for `label` left
+    every clip without a class; both are refused naming the file, the column and the column meant."""
+    _frames(tmp_path / "v" / "a", range(10, 16))
+    header = ["subject", "clip", "frames", "onset", "apex", "label"]
+    header[header.index(meant) if meant in header else 4] = column
+    csv = tmp_path / "clips.csv"
+    csv.write_text(",".join(header) + "\np01,a,v/a,10,13,positive\n")
+    with pytest.raises(ValueError) as err:
+        ClipList(csv).records()
+    msg = str(err.value)
+    assert str(csv) in msg and repr(column.lower()) in msg and f"did you mean {meant!r}" in msg, msg
+
+
+def test_clip_list_refuses_an_unknown_column_with_the_known_ones(tmp_path):
+    """Extra columns are not documented as allowed (none is read): refused with the list of the clip list's columns;
+    an unnamed empty column (a trailing comma of a spreadsheet's export) is still no column."""
+    _frames(tmp_path / "v" / "a", range(10, 16))
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset,apex,comment\np01,a,v/a,10,13,nice\n")
+    with pytest.raises(ValueError, match=r"column 'comment' \(rename or remove it\).*subject, clip, frames, onset "
+                                         r"and optionally apex, offset, label, dataset"):
+        ClipList(csv).records()
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("subject,clip,frames,onset,apex,\np01,a,v/a,10,13,\n")
+    assert [r.apex for r in ClipList(trailing).records()] == [13]
+
+
+def test_data_check_on_a_clip_list_with_a_renamed_column_says_the_same(tmp_path):
+    from icegan.data.check import check_dataset
+    _frames(tmp_path / "v" / "a", range(10, 16))
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset,apex_frame\np01,a,v/a,10,13\n")
+    with pytest.raises(ValueError, match=r"clips\.csv: not a clip list column: column 'apex_frame': did you mean "
+                                         r"'apex'"):
+        check_dataset("clips", csv, read_images=False)
