@@ -60,3 +60,28 @@ def test_data_check_on_a_clip_list_with_a_renamed_column_says_the_same(tmp_path)
     with pytest.raises(ValueError, match=r"clips\.csv: not a clip list column: column 'apex_frame': did you mean "
                                          r"'apex'"):
         check_dataset("clips", csv, read_images=False)
+
+
+# ---- 1. a misnamed subject folder --------------------------------------------------------------------------------
+CASME2_SHEET = "CASME2-coding-20140508.xlsx"
+
+
+@pytest.mark.parametrize("folder,subject", [("sub1", "sub01"), ("1", "sub01"), ("02", "sub02")])
+def test_prepare_names_the_likely_folder_of_a_subject_not_on_disk(shared_data, tmp_path, caplog, folder, subject):
+    """sub01 renamed sub1 (or 1; 02 for sub02): the preprocessing only said "subject folders not on disk, their clips
+    skipped: casme2/sub01 (3)" and went on with fewer subjects; it now says which folder to rename, as `icegan data
+    check` does (one hint code)."""
+    from icegan.data.check import check_dataset
+    from icegan.data.prepare import DatasetSpec, PrepareConfig, PrepareError, prepare_dataset
+    root, sheet = tmp_path / "casme2", shared_data / "annotations" / CASME2_SHEET
+    root.mkdir()
+    (root / "sub03").symlink_to(shared_data / "casme2" / "sub03")
+    (root / folder).symlink_to(shared_data / "casme2" / subject)
+    cfg = PrepareConfig(datasets=[DatasetSpec("casme2", str(root), str(sheet), subjects=[subject])],
+                        cache_root=str(tmp_path / "cache"), progress=False)
+    with caplog.at_level(logging.WARNING, "icegan.data"), pytest.raises(PrepareError, match="no usable clip"):
+        prepare_dataset(cfg)
+    line = next(r.getMessage() for r in caplog.records if "subject folders not on disk" in r.getMessage())
+    assert f"casme2/{subject} (" in line and f"rename {root / folder} to {subject}" in line, line
+    rep = check_dataset("casme2", root, sheet, read_images=False)
+    assert rep.padding_mismatches == {folder: subject} and f"rename {folder} to {subject}" in rep.text()

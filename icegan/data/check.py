@@ -251,7 +251,9 @@ class CheckReport:
 
 def padding_mismatches(folders: list[str], missing: list[str]) -> dict[str, str]:
     """Folder names that are a ``missing`` subject's name but for the zero padding of the number: ``sub2`` for
-    ``sub02`` (CASME II), ``7`` for ``007`` (SAMM). Same letters (ignoring case), same number once read as an int.
+    ``sub02`` (CASME II), ``7`` for ``007`` (SAMM). Same letters (ignoring case), same number once read as an int; or,
+    for a folder of digits alone that no subject matches so, the one missing subject of that number whatever its
+    letters (``1`` or ``01`` for ``sub01``).
 
     Args:
         folders: subject folder names found on disk that the sheet does not name (``sub2``, ``7``).
@@ -264,10 +266,62 @@ def padding_mismatches(folders: list[str], missing: list[str]) -> dict[str, str]
         parts = subject_number(name)
         return (parts[0].lower(), parts[1]) if parts else None
     by_key: dict = {}
+    by_number: dict = {}
     for s in missing:               # the names without a number share the key None, which no folder looks up
         by_key.setdefault(key(s), []).append(s)
-    return {f: by_key[key(f)][0] for f in folders
-            if key(f) is not None and len(by_key.get(key(f), [])) == 1 and by_key[key(f)][0] != f}
+        if key(s) is not None:
+            by_number.setdefault(key(s)[1], []).append(s)
+
+    def match(f: str) -> Optional[str]:
+        k = key(f)
+        if k is None:
+            return None
+        same = by_key.get(k, [])
+        if not same and k[0] == "":                 # digits alone: the letters left out (1 for sub01)
+            same = by_number.get(k[1], [])
+        return same[0] if len(same) == 1 and same[0] != f else None
+    return {f: match(f) for f in folders if match(f) is not None}
+
+
+def rename_hints(ds, missing: list[str], not_in_sheet: Optional[list[str]] = None,
+                 other_folders: Optional[list[str]] = None) -> dict[str, str]:
+    """The folders in a release's root that are likely the folders of subjects of its sheet found missing
+    (:func:`padding_mismatches`: ``sub1``, ``1`` or ``01`` for ``sub01``): the hint of ``icegan data check`` and of
+    the preprocessing's warning about subjects not on disk.
+
+    Args:
+        ds: the dataset's loader (:func:`_loader`); a loader without a sheet (SMIC, a clip list) has none.
+        missing: the sheet's subjects with no folder on disk (``sub01``, without the dataset).
+        not_in_sheet: the clips on disk that the sheet does not name (``casme2/sub1/EP02_01f``); default: listed.
+        other_folders: the root's folders not named as subject folders (``1``); default: listed.
+
+    Returns:
+        folder → the sheet's subject name.
+    """
+    if not missing or not hasattr(ds, "sheet_rows"):
+        return {}
+    if not_in_sheet is None:
+        not_in_sheet = _not_in_sheet(ds, ds.disk_clips())
+    if other_folders is None:
+        other_folders = _other_folders(ds)
+    unsheeted = list(dict.fromkeys(c.split("/")[1] for c in not_in_sheet))     # subjects of clips not in the sheet
+    return padding_mismatches(unsheeted + [f for f in other_folders if f not in unsheeted], missing)
+
+
+def _not_in_sheet(ds, on_disk: list[tuple[str, str]]) -> list[str]:
+    """``dataset/subject/clip`` of the clip folders ``on_disk`` that the sheet does not name (ignoring case)."""
+    if not hasattr(ds, "sheet_rows"):     # SMIC has no sheet; a clip list is the whole dataset
+        return []
+    all_rows = {(r.subject.lower(), r.clip.lower()) for r in ds.sheet_rows()}      # folders found ignoring case
+    return [f"{ds.name}/{s}/{c}" for s, c in on_disk if (s.lower(), c.lower()) not in all_rows]
+
+
+def _other_folders(ds) -> list[str]:
+    """The folders in a release's root not named as its subject folders (``6`` for SAMM's ``006``)."""
+    if hasattr(ds, "looks_like_subject") and Path(ds.root).is_dir():   # a release's tree (not a clip list)
+        return sorted(p.name for p in Path(ds.root).iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and not ds.looks_like_subject(p.name))
+    return []
 
 
 def _loader(dataset: str, root: str | Path, annotations: Optional[str | Path]):
@@ -343,18 +397,10 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
     # listed once (for SMIC a listing also rebuilds the records and logs their layout problems)
     on_disk = ds.disk_clips()
-    if not hasattr(ds, "sheet_rows"):     # SMIC has no sheet; a clip list is the whole dataset
-        not_in_sheet = []
-    else:
-        all_rows = {(r.subject.lower(), r.clip.lower()) for r in ds.sheet_rows()}      # folders found ignoring case
-        not_in_sheet = [f"{dataset}/{s}/{c}" for s, c in on_disk if (s.lower(), c.lower()) not in all_rows]
-    other_folders = []
-    if hasattr(ds, "looks_like_subject") and Path(ds.root).is_dir():   # a release's tree (not a clip list)
-        other_folders = sorted(p.name for p in Path(ds.root).iterdir()
-                               if p.is_dir() and not p.name.startswith(".") and not ds.looks_like_subject(p.name))
+    not_in_sheet = _not_in_sheet(ds, on_disk)
+    other_folders = _other_folders(ds)
     missing_names = [s.split("/", 1)[-1] for s in missing_subjects]            # 'casme2/sub02' -> 'sub02'
-    unsheeted = list(dict.fromkeys(c.split("/")[1] for c in not_in_sheet))     # subjects of clips not in the sheet
-    mismatched = padding_mismatches(unsheeted + [f for f in other_folders if f not in unsheeted], missing_names)
+    mismatched = rename_hints(ds, missing_names, not_in_sheet, other_folders)
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
                        and r.subject not in missing_subjects)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)

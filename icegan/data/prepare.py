@@ -202,13 +202,17 @@ def _expand(path: Optional[str]) -> Optional[str]:
     return path.replace("{data_root}", str(default_data_root()))
 
 
-def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None) -> list[ClipRecord]:
+def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None,
+                    renames: Optional[dict[str, str]] = None) -> list[ClipRecord]:
     """Clip records of one :class:`DatasetSpec` (filters applied, SMIC apex not yet spotted).
 
     Args:
         spec: the dataset entry.
         layout_problems: when given, the loader's folder problems (SMIC: a class folder that is no class, a subject
             without ``micro/``) are appended to it as ``{"key", "reason"}``, for the skipped list.
+        renames: when given, filled with the folders on disk that are likely those of the kept subjects whose folder
+            is not on disk (``sub1``, ``1`` or ``01`` for ``sub01``; :func:`icegan.data.check.rename_hints`, the hint
+            of ``icegan data check``): the folder's path → the subject's name.
 
     Raises:
         PrepareError: a ``subjects`` or ``clips`` filter names something the dataset does not hold (a typo would
@@ -250,6 +254,10 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
                                f"{' of the subjects kept' if spec.subjects else ''} (e.g. "
                                f"{', '.join(r.clip for r in recs[:5])})")
         recs = [r for r in recs if names(r) & want]
+    if renames is not None:
+        from .check import rename_hints
+        missing = list(dict.fromkeys(subject(r.subject) for r in recs if subject_missing(r)))
+        renames.update({str(Path(ds.root) / f): s for f, s in rename_hints(ds, missing).items()})
     return recs
 
 
@@ -713,7 +721,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     skipped: list[dict] = []
     for spec in cfg.datasets:
         layout: list[dict] = []
-        recs = dataset_records(spec, layout)
+        renames: dict[str, str] = {}
+        recs = dataset_records(spec, layout, renames)
         skipped += layout                  # folders the loader could not read as clips (logged by the loader)
         missing_subj: dict[str, int] = {}
         for r in recs:
@@ -729,8 +738,11 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
                 continue
             tasks.append((r, spec.mode))
         if missing_subj:
-            log.warning("%s: subject folders not on disk, their clips skipped: %s", spec.name,
-                        ", ".join(f"{s} ({n})" for s, n in sorted(missing_subj.items())))
+            # a folder named as such a subject but for its number's padding or letters: said as icegan data check does
+            hint = ("; folders named as these subjects but for the zero padding or letters of the number: rename "
+                    + ", ".join(f"{f} to {s}" for f, s in renames.items())) if renames else ""
+            log.warning("%s: subject folders not on disk, their clips skipped: %s%s", spec.name,
+                        ", ".join(f"{s} ({n})" for s, n in sorted(missing_subj.items())), hint)
     digest = inputs_hash(tasks, settings)
     root = cache_root_of(cfg)
     final = root / digest
