@@ -85,3 +85,35 @@ def test_prepare_names_the_likely_folder_of_a_subject_not_on_disk(shared_data, t
     assert f"casme2/{subject} (" in line and f"rename {root / folder} to {subject}" in line, line
     rep = check_dataset("casme2", root, sheet, read_images=False)
     assert rep.padding_mismatches == {folder: subject} and f"rename {folder} to {subject}" in rep.text()
+
+
+# ---- 5. a typo in a sheet's apex cell -----------------------------------------------------------------------------
+def test_a_typo_in_a_sheet_apex_cell_is_a_warning_naming_sheet_row_and_value(shared_data, tmp_path, caplog):
+    """An apex cell 416.7 (a typo) dropped the clip at INFO level among the release's '/' rows; it is now a WARNING
+    naming the sheet, the row and the value, and the '/' row stays an INFO line."""
+    import openpyxl
+
+    from icegan.data.casme2 import CASME2
+    sheet = tmp_path / CASME2_SHEET
+    wb = openpyxl.load_workbook(shared_data / "annotations" / CASME2_SHEET)
+    ws = wb.worksheets[0]
+    header = [str(c.value).strip() if c.value is not None else "" for c in ws[1]]
+    subj, fname, apex = header.index("Subject"), header.index("Filename"), header.index("ApexFrame")
+    row = next(r[0].row for r in ws.iter_rows(min_row=2)
+               if str(r[subj].value).strip() in ("1", "01") and str(r[fname].value).strip() == "EP19_05f")
+    ws.cell(row=row, column=apex + 1, value=416.7)
+    wb.save(sheet)
+    root = tmp_path / "casme2"
+    root.mkdir()
+    (root / "sub01").symlink_to(shared_data / "casme2" / "sub01")
+    with caplog.at_level(logging.INFO, "icegan.data"):
+        ds = CASME2(root, sheet)
+        keys = [r.key for r in ds.records()]
+    assert "casme2/sub01/EP19_05f" not in keys and "casme2/sub01/EP02_01f" in keys
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("sub01/EP19_05f" in m and "416.7" in m and f"sheet row {row}" in m and str(sheet) in m
+               and "correct the cell" in m for m in warned), warned
+    assert not any("EP12_01f" in m for m in warned)          # the release's '/' row: INFO, as before
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any("sub04/EP12_01f (apex is not a frame number (apex cell '/'" in m for m in info), info
+    assert ds.layout_problems and "416.7" in ds.layout_problems[0]["problem"]

@@ -214,7 +214,10 @@ class SheetDataset:
             subjects: restrict to these subjects (``sub01`` or ``casme2/sub01``); empty = all.
 
         Records are returned whether or not their frames are on disk; use
-        :func:`icegan.data.check.record_problems` to see which are usable.
+        :func:`icegan.data.check.record_problems` to see which are usable. A composite row left out by the MEGC2019
+        rules is logged at INFO level, but one whose onset or apex cell holds a typo (``416.7``; not the release's
+        ``/``, :func:`miswritten_frame_cell`) is logged as a WARNING naming the sheet, the row and the cell's value,
+        and listed in ``layout_problems``.
         """
         wanted = {s.split("/")[-1] for s in subjects}
         out = []
@@ -230,7 +233,14 @@ class SheetDataset:
                     log.warning("%s/%s/%s: %s", self.name, row.subject, row.clip, unknown)
                     self.layout_problems.append({"clip": f"{self.name}/{row.subject}/{row.clip}", "problem": unknown})
                 elif composite_emotion(row) is not None:    # a composite emotion its rules leave out
-                    ruled_out.append(f"{row.subject}/{row.clip} ({why})")
+                    typo = miswritten_frame_cell(row)
+                    if typo:            # not the release's '/' (an apex not coded): a cell to correct, said
+                        problem = f"{typo} in sheet {self.sheet_path}: the clip is left out; correct the cell"
+                        log.warning("%s/%s/%s: %s", self.name, row.subject, row.clip, problem)
+                        self.layout_problems.append({"clip": f"{self.name}/{row.subject}/{row.clip}",
+                                                     "problem": problem})
+                    else:
+                        ruled_out.append(f"{row.subject}/{row.clip} ({why})")
                 continue
             rec = self.record(row, c3)
             if unknown:
@@ -243,3 +253,14 @@ class SheetDataset:
 
     def __iter__(self) -> Iterator[ClipRecord]:
         return iter(self.records())
+
+
+def miswritten_frame_cell(row: SheetRow) -> Optional[str]:
+    """The note of a sheet row's onset or apex cell that holds something other than a frame number, an empty cell or
+    the releases' ``/`` (CASME II's apex not coded): a typo such as ``416.7`` or ``41b``
+    (``apex cell 416.7 is not a whole frame number (sheet row 9)``), or None."""
+    for note in row.notes:
+        if (note.startswith(("onset cell ", "apex cell ")) and not note.split(" cell ", 1)[1].startswith("'/' ")
+                and " cell is empty" not in note):
+            return note
+    return None
