@@ -117,3 +117,26 @@ def test_a_typo_in_a_sheet_apex_cell_is_a_warning_naming_sheet_row_and_value(sha
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any("sub04/EP12_01f (apex is not a frame number (apex cell '/'" in m for m in info), info
     assert ds.layout_problems and "416.7" in ds.layout_problems[0]["problem"]
+
+
+# ---- 4. a bad apex neighbour replaced silently --------------------------------------------------------------------
+def test_a_bad_apex_neighbour_is_a_warning_naming_the_file_and_its_replacement(tmp_path, caplog):
+    """apex+1 unreadable, apex-1 of another size: each was replaced by the nearest readable frame with a note in the
+    cache's manifest.csv alone; now each is a warning naming the file and the frame used in its place."""
+    from icegan.data.prepare import DatasetSpec, PrepareConfig, prepare_dataset
+    folder = tmp_path / "v" / "a"
+    _frames(folder, range(10, 17), shape=(32, 32))
+    (folder / "img14.jpg").write_bytes(b"not a jpeg")
+    _frames(folder, [12], shape=(40, 32))
+    csv = tmp_path / "clips.csv"
+    csv.write_text("subject,clip,frames,onset,apex,label\np01,a,v/a,10,13,positive\n")
+    cfg = PrepareConfig(datasets=[DatasetSpec("clips", str(csv))], size=16, cache_root=str(tmp_path / "cache"),
+                        progress=False)
+    with caplog.at_level(logging.WARNING, "icegan.data"):
+        prep = prepare_dataset(cfg)
+    assert list(prep.manifest[["apex_m2", "apex_m1", "apex_p1", "apex_p2"]].iloc[0]) == [11, 13, 13, 15]
+    said = [r.getMessage() for r in caplog.records if "used in its place" in r.getMessage()]
+    assert any(m.startswith("clips/p01/a: apex+1 frame 14") and str(folder / "img14.jpg") in m
+               and "cannot read image" in m and "frame 13 (img13.jpg) used in its place" in m for m in said), said
+    assert any("apex-1 frame 12" in m and str(folder / "img12.jpg") in m and "32×40" in m
+               and "frame 13 (img13.jpg) used in its place" in m for m in said), said

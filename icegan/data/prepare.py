@@ -426,8 +426,10 @@ def _read(path: Path, color: str) -> np.ndarray:
 
 
 def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
-    """Prepare one clip (runs in a worker). Returns a dict of arrays and manifest fields, or
-    ``{"key", "error"}`` when the clip cannot be prepared (the reason names the clip and frame)."""
+    """Prepare one clip (runs in a worker). Returns a dict of arrays and manifest fields (``warnings``: an apex
+    neighbour that could not be read or is of another size, with the file and the frame used in its place, for
+    :func:`prepare_dataset` to log), or ``{"key", "error"}`` when the clip cannot be prepared (the reason names the
+    clip and frame)."""
     import cv2
     cv2.setNumThreads(1)
     from .align import apply_alignment, compute_alignment, resize_cropped
@@ -463,6 +465,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         images[rec.apex] = read_like_onset(rec.apex)
         nb: list[int] = []
         unreadable: set[int] = set()
+        why_not: dict[int, str] = {}            # neighbour frame → why it was not used (unreadable, another size)
         while settings["neighbours"]:
             nb, nb_notes = select_neighbours(rec, rec.apex, unreadable)
             if unreadable.intersection(nb):     # each pass drops one more frame: picking one again would never end
@@ -474,11 +477,17 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                         images[n] = read_like_onset(n)
             except ValueError as exc:
                 unreadable.add(n)               # pick again without it: the nearest readable frame
+                why_not[n] = str(exc)
                 if isinstance(exc, _OddFrameError):
                     notes.append(f"{exc}; not used")
                 continue
             notes += nb_notes
             break
+        # said as a warning by prepare_dataset, not only noted in the manifest: a frame of the clip is broken
+        replaced = [f"apex{d:+d} frame {t} ({rec.frame_path(t)}) not used ({why_not[t]}); frame {n} "
+                    f"({rec.frame_path(n).name}) used in its place"
+                    for d, n, t in zip(NEIGHBOUR_OFFSETS, nb, (rec.apex + d for d in NEIGHBOUR_OFFSETS))
+                    if t in why_not and n != t]
         key_frames = [rec.onset] + nb[:2] + [rec.apex] + nb[2:]  # onset, a-2, a-1, apex, a+1, a+2
         seq: list[int] = []
         if settings["sequences"]:
@@ -543,7 +552,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         out["neighbours"] = np.stack([warp(images[n]) for n in nb]) if nb else None
         out["sequence"] = np.stack([warp(images[n]) for n in seq]) if seq else None
         out.update(landmarks=lm, neighbour_frames=nb, landmark_fallbacks=fallbacks, notes="; ".join(notes),
-                   seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None)
+                   seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None, warnings=replaced)
         return out
     except (ValueError, KeyError, OSError) as exc:
         # never an empty reason (a ValueError() without text): read_skipped takes one for a row cut short
@@ -701,7 +710,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     face on the onset frame nor its neighbours in raw mode) are logged with their reason and listed
     in ``PreparedDataset.skipped`` / ``skipped.csv``; they never stop the run. An apex neighbour that is
     absent or unreadable is replaced by the nearest readable frame (noted in the manifest's ``notes``, as is an apex
-    spotted on the first or last frame searched, :func:`icegan.data.spotting.edge_apex_note`).
+    spotted on the first or last frame searched, :func:`icegan.data.spotting.edge_apex_note`); one that cannot be
+    read or is of another size is also logged as a warning naming its file and the frame used instead, when the clip
+    is prepared.
 
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see
     :func:`worker_context`), so a script calling this must guard its entry point with
@@ -786,6 +797,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             log.warning("%s skipped: %s", rec.key, res["error"])
             continue
         r: ClipRecord = res["record"]
+        for warning in res.get("warnings", ()):       # (a result kept by an older version has none)
+            log.warning("%s: %s", rec.key, warning)
         nb = res["neighbour_frames"] or [None] * 4
         rows.append({"index": len(rows), "key": r.key, "dataset": r.dataset, "subject": r.subject,
                      "clip": r.clip, "emotion": r.emotion,
