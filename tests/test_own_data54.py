@@ -119,6 +119,28 @@ def test_a_typo_in_a_sheet_apex_cell_is_a_warning_naming_sheet_row_and_value(sha
     assert ds.layout_problems and "416.7" in ds.layout_problems[0]["problem"]
 
 
+# ---- 3. whole recordings prepared as face crops --------------------------------------------------------------------
+def test_cropped_mode_on_whole_recordings_warns_once_naming_the_dataset_and_a_clip(shared_data, tmp_path, caplog):
+    """A dataset entry without `mode:` is prepared `cropped` (kept: recorded runs), so whole 640x480 frames were
+    squeezed to a square with no face detection and no word; now a warning says so once, naming the dataset, a clip
+    and the key to set. The shipped (cropped) CASME II gives none."""
+    from icegan.data.prepare import DatasetSpec, PrepareConfig, dataset_records, prepare_dataset, whole_frames_note
+    root, sheet = tmp_path / "casme2", shared_data / "annotations" / CASME2_SHEET
+    root.mkdir()
+    (root / "sub01").symlink_to(shared_data / "casme2_raw" / "sub01")
+    cfg = PrepareConfig(datasets=[DatasetSpec("casme2", str(root), str(sheet), subjects=["sub01"])], size=16,
+                        cache_root=str(tmp_path / "cache"), progress=False)
+    assert cfg.datasets[0].mode == "cropped"                        # the default, unchanged
+    with caplog.at_level(logging.WARNING, "icegan.data"):
+        prepare_dataset(cfg)
+    said = [r.getMessage() for r in caplog.records if "look like whole recordings" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith("casme2: ") and "casme2/sub01/EP02_01f" in said[0] and "640x480" in said[0]
+    assert "mode: raw" in said[0] and "data.prepare.datasets.N.mode" in said[0]
+    shipped = dataset_records(DatasetSpec("casme2", str(shared_data / "casme2"), str(sheet)))
+    assert len(shipped) > 100 and whole_frames_note("casme2", shipped) is None
+
+
 # ---- 4. a bad apex neighbour replaced silently --------------------------------------------------------------------
 def test_a_bad_apex_neighbour_is_a_warning_naming_the_file_and_its_replacement(tmp_path, caplog):
     """apex+1 unreadable, apex-1 of another size: each was replaced by the nearest readable frame with a note in the

@@ -703,6 +703,39 @@ def cache_root_of(cfg: PrepareConfig) -> Path:
     return Path(_expand(cfg.cache_root)) if cfg.cache_root else default_data_root() / "cache"
 
 
+#: a face crop's width / height lies in this range (CASME II's cropped release: 0.82, SMIC's about 1.2); whole
+#: recordings are 4:3 or wider (640x480, SAMM's 960x650)
+CROP_ASPECT = (0.8, 1.25)
+#: a frame of which both sides reach this many pixels is taken for a whole recording rather than a face crop
+#: (CASME II's cropped release: at most about 270x320)
+WHOLE_FRAME_SIDE = 500
+
+
+def whole_frames_note(dataset: str, recs: list[ClipRecord]) -> Optional[str]:
+    """The warning for a dataset prepared in ``cropped`` mode (resize only) whose frames look like whole recordings:
+    the first clip (in ``recs``' order) whose onset frame's width / height is outside :data:`CROP_ASPECT`, or whose
+    sides both reach :data:`WHOLE_FRAME_SIDE` pixels; None when none does. Only frame headers are read (an unreadable
+    onset frame is left to the clip's own skip)."""
+    from flownet.frame_io import oriented_size
+    for r in recs:
+        if r.onset is None or r.onset not in r.frame_numbers:
+            continue
+        path = r.frame_path(r.onset)
+        try:
+            w, h = oriented_size(path)
+        except (OSError, ValueError):
+            continue
+        if not (w and h):
+            continue
+        if not CROP_ASPECT[0] <= w / h <= CROP_ASPECT[1] or min(w, h) >= WHOLE_FRAME_SIDE:
+            return (f"{dataset}: the frames look like whole recordings, not face crops (e.g. clip {r.key}: onset frame "
+                    f"{path} is {w}x{h}), but the dataset is prepared in cropped mode (the default of a dataset "
+                    f"entry): each frame is squeezed to a square with no face detection. Set mode: raw in its entry "
+                    f"(datasets.N.mode in an icegan prepare config, data.prepare.datasets.N.mode in train.py) to "
+                    f"detect, align and crop the face")
+    return None
+
+
 def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     """Prepare (or load from the cache) every usable clip of ``cfg.datasets``.
 
@@ -712,7 +745,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     absent or unreadable is replaced by the nearest readable frame (noted in the manifest's ``notes``, as is an apex
     spotted on the first or last frame searched, :func:`icegan.data.spotting.edge_apex_note`); one that cannot be
     read or is of another size is also logged as a warning naming its file and the frame used instead, when the clip
-    is prepared.
+    is prepared. A dataset in ``cropped`` mode (the default of a dataset entry) whose frames look like whole recordings
+    (:func:`whole_frames_note`) is warned about once, naming an example clip.
 
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see
     :func:`worker_context`), so a script calling this must guard its entry point with
@@ -731,6 +765,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     tasks: list[tuple[ClipRecord, str]] = []
     skipped: list[dict] = []
     for spec in cfg.datasets:
+        first_task = len(tasks)
         layout: list[dict] = []
         renames: dict[str, str] = {}
         recs = dataset_records(spec, layout, renames)
@@ -754,6 +789,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
                     + ", ".join(f"{f} to {s}" for f, s in renames.items())) if renames else ""
             log.warning("%s: subject folders not on disk, their clips skipped: %s%s", spec.name,
                         ", ".join(f"{s} ({n})" for s, n in sorted(missing_subj.items())), hint)
+        if spec.mode == "cropped":
+            note = whole_frames_note(spec.name, [r for r, _ in tasks[first_task:]])
+            if note:
+                log.warning("%s", note)
     digest = inputs_hash(tasks, settings)
     root = cache_root_of(cfg)
     final = root / digest
