@@ -202,17 +202,13 @@ def _expand(path: Optional[str]) -> Optional[str]:
     return path.replace("{data_root}", str(default_data_root()))
 
 
-def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None,
-                    renames: Optional[dict[str, str]] = None) -> list[ClipRecord]:
+def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None) -> list[ClipRecord]:
     """Clip records of one :class:`DatasetSpec` (filters applied, SMIC apex not yet spotted).
 
     Args:
         spec: the dataset entry.
         layout_problems: when given, the loader's folder problems (SMIC: a class folder that is no class, a subject
             without ``micro/``) are appended to it as ``{"key", "reason"}``, for the skipped list.
-        renames: when given, filled with the folders on disk that are likely those of the kept subjects whose folder
-            is not on disk (``sub1``, ``1`` or ``01`` for ``sub01``; :func:`icegan.data.check.rename_hints`, the hint
-            of ``icegan data check``): the folder's path → the subject's name.
 
     Raises:
         PrepareError: a ``subjects`` or ``clips`` filter names something the dataset does not hold (a typo would
@@ -254,11 +250,24 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
                                f"{' of the subjects kept' if spec.subjects else ''} (e.g. "
                                f"{', '.join(r.clip for r in recs[:5])})")
         recs = [r for r in recs if names(r) & want]
-    if renames is not None:
-        from .check import rename_hints
-        missing = list(dict.fromkeys(subject(r.subject) for r in recs if subject_missing(r)))
-        renames.update({str(Path(ds.root) / f): s for f, s in rename_hints(ds, missing).items()})
     return recs
+
+
+def _rename_hint(spec: DatasetSpec, recs: list[ClipRecord], missing: Collection[str]) -> str:
+    """The end of prepare's warning about subject folders not on disk (``missing``: ``casme2/sub01``) that names the
+    folders on disk likely to be theirs (``sub1``, ``1`` or ``01`` for ``sub01``): the hint of ``icegan data check``
+    (:func:`icegan.data.check.rename_hints`); empty when there is none. The sheet is read again only when a folder
+    of the root could be one (:func:`icegan.data.check.padding_mismatches`)."""
+    from .check import _loader, padding_mismatches, rename_hints
+    names = [s.split("/", 1)[-1] for s in missing]
+    roots = {r.subject_dir.parent for r in recs if r.subject_dir is not None}       # a clip list has none
+    folders = [p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()]
+    if not padding_mismatches(folders, names):
+        return ""
+    ds = _loader(spec.name, _expand(spec.root), _expand(spec.annotations))
+    renames = rename_hints(ds, names)
+    return ("; folders named as these subjects but for the zero padding or letters of the number: rename "
+            + ", ".join(f"{Path(ds.root) / f} to {s}" for f, s in renames.items())) if renames else ""
 
 
 def composite_records(dataset: str, root: str | Path, annotations: Optional[str | Path] = None,
@@ -767,8 +776,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     for spec in cfg.datasets:
         first_task = len(tasks)
         layout: list[dict] = []
-        renames: dict[str, str] = {}
-        recs = dataset_records(spec, layout, renames)
+        recs = dataset_records(spec, layout)
         skipped += layout                  # folders the loader could not read as clips (logged by the loader)
         missing_subj: dict[str, int] = {}
         for r in recs:
@@ -785,8 +793,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             tasks.append((r, spec.mode))
         if missing_subj:
             # a folder named as such a subject but for its number's padding or letters: said as icegan data check does
-            hint = ("; folders named as these subjects but for the zero padding or letters of the number: rename "
-                    + ", ".join(f"{f} to {s}" for f, s in renames.items())) if renames else ""
+            hint = _rename_hint(spec, recs, missing_subj)
             log.warning("%s: subject folders not on disk, their clips skipped: %s%s", spec.name,
                         ", ".join(f"{s} ({n})" for s, n in sorted(missing_subj.items())), hint)
         if spec.mode == "cropped":
