@@ -33,7 +33,7 @@ from icegan.data.features import subject_dataset
 from icegan.metrics import uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "check_bootstrap_settings",
-           "check_stratify",
+           "check_stratify", "check_same_datasets",
            "bootstrap_compare",
            "comparison_table", "subject_interval", "interval_markdown", "interval_line", "forest_plot"]
 
@@ -251,13 +251,41 @@ def check_stratify(entry: RunSet, name: str = "stratify") -> None:
     strata = entry.subject_datasets()
     if len(strata) < 2 or len(set(strata)) < len(strata):       # one subject: refused by bootstrap_compare itself
         return
-    where = (f"{entry.runs[0] / 'predictions.csv'}: " if entry.runs else "") + \
-        ("its dataset column" if entry.datasets_of is not None else "the prefixes of its subject ids")
+    where = _datasets_source(entry)
     raise ValueError(f"{name}: each of the {len(strata)} subjects of '{entry.label}' is the only subject of its "
                      f"dataset ({where}: {', '.join(strata[:3])}{', ...' if len(strata) > 3 else ''}), so every "
                      "resample drawn within the datasets is the original sample and every interval would have width "
                      f"zero; name each subject's dataset (a dataset column, or ids such as casme2/sub01) or leave out "
                      f"{name}")
+
+
+def _datasets_source(entry: RunSet) -> str:
+    """Where ``entry``'s subjects' datasets were read from: its first run's ``predictions.csv`` and either its dataset
+    column or the prefixes of its subject ids (:meth:`RunSet.subject_datasets`)."""
+    return (f"{entry.runs[0] / 'predictions.csv'}: " if entry.runs else "") + \
+        ("its dataset column" if entry.datasets_of is not None else "the prefixes of its subject ids")
+
+
+def check_same_datasets(sets: Sequence[RunSet]) -> None:
+    """Refuse entries that put one subject in different datasets (:meth:`RunSet.subject_datasets`, e.g. one entry's
+    runs with a ``dataset`` column, another's without it over unprefixed ids): the strata of
+    ``bootstrap_compare(..., stratify=True)`` and the per-dataset scopes would depend on which entry is read.
+    Subjects of only one entry are left to the clips' check of :func:`bootstrap_compare`.
+
+    Raises:
+        ValueError: names both entries, the files their datasets were read from and one subject with its two datasets.
+    """
+    if not sets:
+        return
+    ref = sets[0]
+    for s in sets[1:]:
+        theirs = dict(zip(s.subjects, s.subject_datasets()))
+        for subject, d in zip(ref.subjects, ref.subject_datasets()):
+            if subject in theirs and theirs[subject] != d:
+                raise ValueError(f"'{s.label}' and '{ref.label}' put subject '{subject}' in different datasets: "
+                                 f"'{theirs[subject]}' ({_datasets_source(s)}) and '{d}' ({_datasets_source(ref)}); "
+                                 "the entries must agree on each subject's dataset (a dataset column in every run, or "
+                                 "ids such as casme2/sub01)")
 
 
 def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None, *, resamples_name: str = "resamples",
@@ -308,8 +336,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         the resamples that draw none of them).
 
     Raises:
-        ValueError: entries over different clips or labels, fewer than two subjects, a bad baseline, resamples < 100,
-            or a confidence outside (0, 1) (:func:`check_bootstrap_settings`).
+        ValueError: entries over different clips or labels, entries that put a subject in different datasets
+            (:func:`check_same_datasets`), fewer than two subjects, a bad baseline, resamples < 100, or a confidence
+            outside (0, 1) (:func:`check_bootstrap_settings`).
     """
     from scipy.stats import bootstrap
 
@@ -330,6 +359,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         if not s.clips.equals(ref.clips):
             raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels; a paired comparison "
                              "needs the same LOSO over the same data")
+    check_same_datasets([ref, *(s for k, s in enumerate(sets) if k != baseline)])
     n_subj = len(ref.subjects)
     # all entries' runs in one array, so one resample draws the same subjects for every entry (paired)
     stats = [_statistic(s.confusions) for s in sets]

@@ -76,8 +76,8 @@ def _compare(args: argparse.Namespace) -> int:
     """``icegan compare`` with ``args`` (:func:`_main`); the exit code."""
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
-    from icegan.significance import (bootstrap_compare, check_stratify, comparison_table, forest_plot, load_run_set,
-                                     scope_title)
+    from icegan.significance import (bootstrap_compare, check_same_datasets, check_stratify, comparison_table,
+                                     forest_plot, load_run_set, scope_title)
 
     try:
         _check_numbers(args)                            # named by their flags, before any run is read
@@ -99,6 +99,7 @@ def _compare(args: argparse.Namespace) -> int:
             if why:
                 raise ValueError(f"'{s.label}' and '{ref.label}' are scored against different labels: {why}; "
                                  "a paired comparison needs runs of one data.permute_labels")
+        check_same_datasets(sets)       # named here, not as a dataset missing in one entry, nor by the baseline's strata
         if args.stratify:                               # subjects each alone in their dataset: intervals of width 0
             check_stratify(sets[base], "--stratify")
         scopes = [("all", sets)]

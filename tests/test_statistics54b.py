@@ -1,0 +1,72 @@
+"""icegan compare / icegan suite statistics, the review of 2026-12: --per-dataset over runs of one dataset (no second,
+identical table, as the suite page), the suite's ``stratify: true`` where every subject is alone in its dataset (the
+page says so and draws from one pool, as compare refuses), and entries that put a subject in different datasets
+(refused, naming both)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from icegan.cli import main
+from icegan.significance import bootstrap_compare, load_run_set
+
+
+def _run(d, names, seed, datasets=None):
+    """A finished run folder: four clips per subject of ``names`` (the same labels in every run), predictions right
+    with probability 0.6 (``seed``); ``datasets``: None writes no dataset column, else a function subject → cell."""
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "model": {"name": "ststnet"}}))
+    labels, r = np.random.default_rng(0), np.random.default_rng(seed)
+    rows = []
+    for s in names:
+        for j, y in enumerate(labels.integers(0, 3, 4)):
+            rows.append((s, f"c{j}", int(y), int(y if r.random() < 0.6 else r.integers(0, 3))))
+    pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
+    pred.insert(0, "fold", pred["subject"].map({s: i for i, s in enumerate(sorted(pred["subject"].unique()))}))
+    if datasets is not None:
+        pred.insert(1, "dataset", pred["subject"].map(datasets))
+    pred.to_csv(d / "predictions.csv", index=False)
+    (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,
+                                            "folds": sorted(pred["subject"].unique())}))
+    return str(d)
+
+
+def _prefix(s):
+    return s.split("/")[0]
+
+
+# ---------------------------------------------------------------- 3. entries that disagree on a subject's dataset
+
+@pytest.mark.parametrize("order", [("col", "nocol"), ("nocol", "col")])
+def test_entries_that_put_a_subject_in_different_datasets_are_refused(tmp_path, capsys, order):
+    """Unprefixed ids a00..b03: one entry's runs name their datasets in a dataset column (casme2, smic), the other's
+    have no such column (each id its own dataset). --stratify depended on which entry was the baseline (refused one
+    way, intervals the other) and --per-dataset said "'nocol' has no subject of dataset 'smic'". Now both refuse,
+    naming both entries, their files and one subject with its two datasets."""
+    names = [f"a{i:02d}" for i in range(6)] + [f"b{i:02d}" for i in range(4)]
+    runs = {"col": _run(tmp_path / "col", names, 1, lambda s: "casme2" if s.startswith("a") else "smic"),
+            "nocol": _run(tmp_path / "nocol", names, 2)}
+    entries = [f"{k}={runs[k]}" for k in order]
+    for flags in (["--stratify"], ["--per-dataset"], ["--stratify", "--baseline", "nocol"]):
+        assert main(["compare", *entries, "--resamples", "200", *flags]) == 2
+        err = capsys.readouterr().err
+        assert "put subject 'a00' in different datasets" in err and "has no subject of dataset" not in err
+        assert "'col'" in err and "'nocol'" in err and "'casme2'" in err and "'a00'" in err
+        assert str(Path(runs["col"]) / "predictions.csv") in err and str(Path(runs["nocol"]) / "predictions.csv") in err
+    sets = [load_run_set(k, [runs[k]]) for k in order]
+    with pytest.raises(ValueError, match="different datasets"):
+        bootstrap_compare(sets, resamples=200)
+
+
+def test_entries_that_agree_on_the_datasets_compare_as_before(tmp_path):
+    """A dataset column equal to the prefix (the project's runs) in one entry, none in the other: the same datasets,
+    so the comparison runs, with the intervals of two prefix-only entries."""
+    names = [f"{d}/s{i}" for d in ("casme2", "smic") for i in range(4)]
+    col = load_run_set("col", [_run(tmp_path / "col", names, 1, _prefix)])
+    nocol = load_run_set("nocol", [_run(tmp_path / "nocol", names, 2)])
+    got = bootstrap_compare([col, nocol], resamples=200, stratify=True)
+    col.datasets_of = None
+    assert got == bootstrap_compare([col, nocol], resamples=200, stratify=True)
