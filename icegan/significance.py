@@ -33,7 +33,7 @@ from icegan.data.features import subject_dataset
 from icegan.metrics import uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "check_bootstrap_settings",
-           "check_stratify", "check_same_datasets",
+           "check_stratify", "check_same_datasets", "comparison_scopes",
            "bootstrap_compare",
            "comparison_table", "subject_interval", "interval_markdown", "interval_line", "forest_plot"]
 
@@ -91,6 +91,21 @@ class RunSet:
         clips = self.clips[self.clips["subject"].isin(subjects)].reset_index(drop=True)
         return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle, self.label_set,
                       self.leaky, None if self.datasets_of is None else [of[i] for i in keep])
+
+
+def comparison_scopes(sets: Sequence[RunSet], per_dataset: bool) -> list[tuple[str, list[RunSet]]]:
+    """The scopes of a comparison, as ``icegan compare`` and ``icegan suite`` draw them: ``("all", sets)``, then with
+    ``per_dataset`` one ``(dataset, sets restricted to it)`` per dataset (:meth:`RunSet.datasets`), only where the
+    subjects are of more than one dataset (one dataset's table would repeat the full one).
+
+    Raises:
+        ValueError: entries that put a subject in different datasets (:func:`check_same_datasets`).
+    """
+    check_same_datasets(sets)
+    scopes = [("all", list(sets))]
+    if per_dataset and len(sets[0].datasets()) > 1:
+        scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
+    return scopes
 
 
 def scope_title(scope: str, sets: Sequence[RunSet]) -> str:

@@ -586,7 +586,8 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     Returns the path of results.md, or None when nothing has finished yet.
     """
     from icegan.report import motion_seen, results_table
-    from icegan.significance import bootstrap_compare, comparison_table, forest_plot, load_run_set, scope_title
+    from icegan.significance import (bootstrap_compare, comparison_scopes, comparison_table,
+                                     forest_plot, load_run_set, scope_title)
 
     entries = _entries(suite, plan, finished)
     if not entries:
@@ -620,9 +621,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
              results_table(entries), "",
              "## Every run (UF1 / UAR of the whole protocol, by seed)", "", per_seed_table(suite, plan, finished), ""]
     sets = [load_run_set(e.label, e.runs) for e in entries]
-    scopes = [("all", sets)]
-    if suite.per_dataset and len(sets[0].datasets()) > 1:
-        scopes += [(d, [x.restrict(d) for x in sets]) for d in sets[0].datasets()]
+    scopes = comparison_scopes(sets, suite.per_dataset)        # one table per dataset only with several, as compare
     plotted = []
     shown = [k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2]
     last, paired = (shown or [-1])[-1], 2 * (len(sets) - 1) * len(shown)   # the legend counts every table's Δs

@@ -2,6 +2,7 @@
 identical table, as the suite page), the suite's ``stratify: true`` where every subject is alone in its dataset (the
 page says so and draws from one pool, as compare refuses), and entries that put a subject in different datasets
 (refused, naming both)."""
+import io
 import json
 from pathlib import Path
 
@@ -36,6 +37,40 @@ def _run(d, names, seed, datasets=None):
 
 def _prefix(s):
     return s.split("/")[0]
+
+
+# --------------------------------------------------------------------------- 1. --per-dataset, one dataset only
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_per_dataset_over_one_dataset_prints_one_table(tmp_path, capsys, fmt):
+    """Two entries over 8 CASME II subjects: --per-dataset printed the full table and a CASME II table with the same
+    cells, and the legend counted 4 paired intervals where the suite page says 2 for the same runs. Now one table,
+    2 intervals, as the suite page (which adds per-dataset tables only over several datasets)."""
+    names = [f"casme2/s{i:02d}" for i in range(8)]
+    a, b = _run(tmp_path / "a", names, 1, _prefix), _run(tmp_path / "b", names, 2, _prefix)
+    assert main(["compare", a, b, "--per-dataset", "--resamples", "200", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "csv":
+        assert list(pd.read_csv(io.StringIO(out))["scope"]) == ["all", "all"]
+    elif fmt == "markdown":
+        assert "## Full (8 subjects)" in out and "CASME II" not in out
+        assert "The 2 paired Δ intervals (ΔUF1 and ΔUAR) are each at 95 %" in out
+    else:
+        assert out.count(r"\begin{tabular}") == 1 and "CASME II" not in out
+    from icegan.significance import comparison_scopes
+    sets = [load_run_set("a", [a]), load_run_set("b", [b])]
+    assert [scope for scope, _ in comparison_scopes(sets, True)] == ["all"]
+
+
+def test_per_dataset_over_several_datasets_keeps_every_table(tmp_path):
+    """The project's composite runs: the full scope and one per dataset, in the tables' order (unchanged)."""
+    from icegan.significance import comparison_scopes
+    names = [f"{d}/s{i}" for d in ("casme2", "samm", "smic") for i in range(3)]
+    sets = [load_run_set("a", [_run(tmp_path / "a", names, 1, _prefix)])]
+    scopes = comparison_scopes(sets, True)
+    assert [scope for scope, _ in scopes] == ["all", "smic", "casme2", "samm"]
+    assert [len(x[0].subjects) for _, x in scopes] == [9, 3, 3, 3]
+    assert [scope for scope, _ in comparison_scopes(sets, False)] == ["all"]
 
 
 # ---------------------------------------------------------------- 3. entries that disagree on a subject's dataset

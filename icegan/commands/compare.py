@@ -76,7 +76,7 @@ def _compare(args: argparse.Namespace) -> int:
     """``icegan compare`` with ``args`` (:func:`_main`); the exit code."""
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
-    from icegan.significance import (bootstrap_compare, check_same_datasets, check_stratify, comparison_table,
+    from icegan.significance import (bootstrap_compare, check_stratify, comparison_scopes, comparison_table,
                                      forest_plot, load_run_set, scope_title)
 
     try:
@@ -99,12 +99,11 @@ def _compare(args: argparse.Namespace) -> int:
             if why:
                 raise ValueError(f"'{s.label}' and '{ref.label}' are scored against different labels: {why}; "
                                  "a paired comparison needs runs of one data.permute_labels")
-        check_same_datasets(sets)       # named here, not as a dataset missing in one entry, nor by the baseline's strata
+        # the entries agree on each subject's dataset (else named here, not as a dataset missing in one of them); one
+        # table per dataset only where there are several, as icegan suite's page
+        scopes = comparison_scopes(sets, args.per_dataset)
         if args.stratify:                               # subjects each alone in their dataset: intervals of width 0
             check_stratify(sets[base], "--stratify")
-        scopes = [("all", sets)]
-        if args.per_dataset:
-            scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
         parts, plotted = [], []
         # the legend goes under the last table printed: a dataset of one subject has none (skipped below)
         shown = [k for k, (name, scoped) in enumerate(scopes) if name == "all" or len(scoped[0].subjects) >= 2]
@@ -172,8 +171,8 @@ def register(subparsers) -> None:
                    help="bootstrap resamples of the subjects (default 9999)")
     p.add_argument("--confidence", type=number(), default=0.95, help="level of the percentile intervals (default 0.95)")
     p.add_argument("--per-dataset", action="store_true",
-                   help="also one table per dataset (its subjects resampled alone; the same runs' predictions); a "
-                        "dataset of one subject is skipped with a note")
+                   help="also one table per dataset (its subjects resampled alone; the same runs' predictions), where "
+                        "the subjects are of more than one dataset; a dataset of one subject is skipped with a note")
     p.add_argument("--stratify", action="store_true",
                    help="draw the subjects within each dataset (every resample keeps the runs' number of SMIC, "
                         "CASME II and SAMM subjects; for a composite CDE). Default: one pool of subjects")
