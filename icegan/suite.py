@@ -583,10 +583,14 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     """Write ``results.md`` (table, every run by seed, bootstrap comparison, commands), ``results.tex`` (the table as a
     LaTeX table float) and ``compare.png`` for the finished folders.
 
+    The comparison is drawn within each dataset where the suite says ``stratify: true``, except in a scope whose
+    subjects are each the only one of their dataset (:func:`icegan.significance.check_stratify`: every interval would
+    have width zero): that scope is drawn from one pool of subjects, under a line saying why.
+
     Returns the path of results.md, or None when nothing has finished yet.
     """
     from icegan.report import motion_seen, results_table
-    from icegan.significance import (bootstrap_compare, comparison_scopes, comparison_table,
+    from icegan.significance import (bootstrap_compare, check_stratify, comparison_scopes, comparison_table,
                                      forest_plot, load_run_set, scope_title)
 
     entries = _entries(suite, plan, finished)
@@ -631,11 +635,17 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
         if len(scoped[0].subjects) < 2:         # a short run (max_folds=1): nothing to resample
             lines += [f"## {head}", "", "None: a subject bootstrap needs at least two subjects.", ""]
             continue
-        rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples, stratify=suite.stratify)
+        stratify, why = suite.stratify, []
+        if stratify:        # subjects each alone in their dataset: not stratified, and the page says why (as compare)
+            try:
+                check_stratify(scoped[base], "stratify")
+            except ValueError as exc:
+                stratify, why = False, [f"Not stratified: {exc}. These intervals draw from one pool of subjects.", ""]
+        rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples, stratify=stratify)
         plotted.append((title, rows))
-        lines += [f"## {head}, paired differences to {labels[base]}", "",
+        lines += [f"## {head}, paired differences to {labels[base]}", "", *why,
                   comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == last,
-                                   stratified=suite.stratify, paired_intervals=paired)]
+                                   stratified=stratify, paired_intervals=paired)]
     if plotted:
         forest_plot(plotted, out / "compare.png", baseline=base)
         lines += ["![UF1 intervals](compare.png)", ""]

@@ -73,6 +73,35 @@ def test_per_dataset_over_several_datasets_keeps_every_table(tmp_path):
     assert [scope for scope, _ in comparison_scopes(sets, False)] == ["all"]
 
 
+# ------------------------------------------------------------------ 2. the suite's stratify: true, one per dataset
+
+_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_suite_stratify_with_every_subject_alone_in_its_dataset_says_so(tmp_path):
+    """A toy suite of one subject per dataset (data.toy_subjects=1: a CASME II and a SAMM subject) with stratify:
+    true. The page drew every resample within the datasets: the original sample each time, every interval of width
+    zero, without a word. Now it is still written, the comparison drawn from one pool, under a line with
+    icegan compare's reason."""
+    from icegan.suite import run_suite
+    over = "workers=1, data.toy_subjects=1"
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: toy\nseeds: [0]\nresamples: 200\nstratify: true\nruns:\n"
+                     f"  - {{label: floor, config: {_CONFIGS}/demo_features.yaml, overrides: [model.name=logreg, "
+                     f"{over}]}}\n"
+                     f"  - {{label: forest, config: {_CONFIGS}/demo_features.yaml, overrides: "
+                     f"[model.name=random_forest, model.forest_trees=5, {over}]}}\n")
+    run_suite(suite, tmp_path / "out", ["threads=1"], progress=False)
+    res = (tmp_path / "out" / "results.md").read_text()
+    note = next(ln for ln in res.splitlines() if ln.startswith("Not stratified"))
+    assert "stratify: each of the 2 subjects of 'floor' is the only subject of its dataset" in note
+    assert "floor_s0/predictions.csv" in note and "width zero" in note and "one pool of subjects" in note
+    forest = [ln for ln in res.splitlines() if ln.startswith("| forest |")][-1]     # the comparison's row
+    low, high = map(float, forest.split("|")[6].split("[")[1].rstrip("] ").split(", "))
+    assert high - low > 0                             # the ΔUF1 interval of the pooled draws, not one point
+    assert "with replacement within each dataset" not in res
+
+
 # ---------------------------------------------------------------- 3. entries that disagree on a subject's dataset
 
 @pytest.mark.parametrize("order", [("col", "nocol"), ("nocol", "col")])
