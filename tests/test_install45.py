@@ -183,8 +183,9 @@ def test_a_checkout_keeps_its_data_folder_and_icegan_data_wins(monkeypatch, tmp_
 
 def test_landmarks_without_face_recognition_say_how_to_install_it(monkeypatch):
     """face_recognition is installed apart (--no-deps, as the Makefile does): a pip user without it is told how."""
+    import flownet.data.face_models as fm
     import flownet.data.synthetic_face as sf
-    monkeypatch.setattr(sf, "_FR", None)
+    monkeypatch.setattr(fm, "_FR", None)            # the one memo (synthetic_face re-exports the loader)
     monkeypatch.setitem(sys.modules, "face_recognition", None)          # import face_recognition raises ImportError
     with pytest.raises(ImportError, match=r"pip install --no-deps face_recognition==1\.3\.0"):
         sf.face_recognition_modules()

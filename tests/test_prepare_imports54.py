@@ -88,3 +88,14 @@ def test_a_raw_prepare_where_torch_cannot_be_imported_gives_the_same_arrays(shar
         assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
     assert np.isfinite(here.frames.landmarks).all()
     assert list(here.manifest["affine"]) == list(without.manifest["affine"])
+
+
+def test_synthetic_face_re_exports_the_one_loader(monkeypatch):
+    """flownet.data.synthetic_face.face_recognition_modules is the torch-free module's function (one memo): a second
+    copy with its own cache let a stub of face_models._FR miss detect_landmarks (found by review)."""
+    import flownet.data.face_models as fm
+    import flownet.data.synthetic_face as sf
+    assert sf.face_recognition_modules is fm.face_recognition_modules
+    stub = (object(), object())
+    monkeypatch.setattr(fm, "_FR", stub)
+    assert sf.face_recognition_modules() is stub

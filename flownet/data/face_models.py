@@ -2,7 +2,8 @@
 
 Torch-free on purpose: :mod:`icegan.data.landmarks` and the preprocessing workers
 (:mod:`icegan.data.face_models_preload`) import it, and ``icegan prepare`` should not pay torch's import (seconds in
-every process) to detect faces. :mod:`flownet.data.synthetic_face` re-exports :func:`face_recognition_modules`.
+every process) to detect faces. :mod:`flownet.data.synthetic_face` re-exports :func:`face_recognition_modules` (the
+same function and memo).
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import paths as _paths
-from .face_models import import_face_recognition
+from .face_models import face_recognition_modules  # noqa: F401 - one loader, imported from here too
 
 __all__ = ["face_recognition_modules", "AU_NAMES", "POSITIVE_AUS", "NEGATIVE_AUS", "SURPRISE_AUS", "shared_data_root",
            "detect_landmarks", "inter_ocular_distance", "au_displacement", "similarity_flow",
@@ -80,25 +80,6 @@ def shared_data_root() -> Path:
 
 
 # --------------------------------------------------------------------------------------------- landmarks
-
-_FR = None
-
-
-def face_recognition_modules():
-    """``(face_recognition, face_recognition.api)``, imported once (they load the dlib models at import), without
-    face_recognition_models' pkg_resources deprecation warning
-    (:func:`flownet.data.face_models.import_face_recognition`, kept under this module's ``_FR``); the torch-free
-    :mod:`flownet.data.face_models` has the same function for callers that should not import torch
-    (:mod:`icegan.data.landmarks`, the preprocessing workers).
-
-    Raises:
-        ImportError: face_recognition (or dlib, or its models) is not installed; the message says how to install it
-            (a ``pip install`` of the package alone lacks it: it is installed with ``--no-deps``).
-    """
-    global _FR
-    if _FR is None:
-        _FR = import_face_recognition()
-    return _FR
 
 
 def detect_landmarks(image_rgb: np.ndarray) -> np.ndarray:
