@@ -272,7 +272,9 @@ def edge_aware_smoothness(flow: torch.Tensor, img: torch.Tensor, beta: float = 1
 
     ``(1 / (H W)) Σ_p [e^{-β |∂x I(p)|}, e^{-β |∂y I(p)|}] · [|∂x w(p)|, |∂y w(p)|]`` with forward
     differences (``∂x f(y, x) = f(y, x+1) - f(y, x)``, 0 on the last column / row, so the sum runs over
-    H x W), I in [0, 1] averaged over colour channels, |∂ w| summed over the flow components u and v, and
+    H x W), I in [0, 1] and, for a colour image, ``|∂x I| = mean_c |∂x I_c|`` (the mean of each channel's
+    absolute difference, not the difference of the channels' mean: a red|green edge whose grey mean is flat still
+    stops the smoothing), |∂ w| summed over the flow components u and v, and
     the result averaged over the batch. Example: a vertical step of height s in u on a constant image gives
     s / W. The thesis prints ``|e^{-β ∇I}|`` (signed ∇I; the outer bars change nothing); it is read as
     ``e^{-β |∇I|}``, because with the signed gradient a darkening edge (∇I < 0) would get a weight > 1, i.e.

@@ -121,3 +121,24 @@ def test_liteflownet2_cites_sec_6_1_for_network_and_training_details(shared_data
             if key in line:
                 under.setdefault(key, heading)
     assert under == {"Network Details.": "6.1", "frac{1}{20}": "6.1", "0.32, 0.08": "6.1"}
+
+
+def test_smoothness_weight_of_a_colour_edge_is_the_mean_of_each_channel_s_gradient():
+    """A red|green edge whose channel mean is flat, and a unit step of u across it: the weight is
+    exp(-beta * mean_c |dI_c|) = exp(-10 * 2/3), not exp(0) = 1 (what the difference of the channels' mean gives);
+    the docstring says mean_c |dI_c| (found by review)."""
+    import math
+
+    import torch
+
+    from flownet.selfsup_losses import edge_aware_smoothness
+    h, w = 4, 8
+    img = torch.zeros(1, 3, h, w)
+    img[:, 0, :, :4] = 1.0          # red on the left
+    img[:, 1, :, 4:] = 1.0          # green on the right: the mean over channels is 1/3 everywhere
+    flow = torch.zeros(1, 2, h, w)
+    flow[:, 0, :, 4:] = 1.0         # u steps by 1 across the edge
+    got = float(edge_aware_smoothness(flow, img, beta=10.0))
+    assert math.isclose(got, h * math.exp(-10.0 * 2 / 3) / (h * w), rel_tol=1e-5)
+    from flownet import selfsup_losses
+    assert "mean_c |∂x I_c|" in selfsup_losses.edge_aware_smoothness.__doc__
