@@ -112,7 +112,9 @@ class SuiteSelection:
 class SuiteConfig:
     """A suite file. ``baseline``: label of the entry the paired differences are taken against (default: the
     first run); ``resamples``: subject-bootstrap resamples of the comparison; ``stratify``: draw the subjects within
-    each dataset (:func:`icegan.significance.bootstrap_compare`; default False, one pool); ``per_dataset``: also one
+    each dataset (:func:`icegan.significance.bootstrap_compare`; default False, one pool; a scope whose subjects are
+    each alone in their dataset is drawn from one pool, under a "Not stratified" line: :func:`write_results`);
+    ``per_dataset``: also one
     comparison per dataset (each dataset's subjects resampled alone) when the runs span several datasets."""
     name: str = "suite"
     seeds: list[int] = field(default_factory=lambda: [0])
