@@ -355,25 +355,9 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if cfg.data.source == "prepared":
         # load_samples and _gan_config prepare the faces at data.img_size, in gray: a data.prepare.size or color the
         # run replaces is said now, not recorded in the run's config.yaml as if it had been used
-        from icegan.config import where_set
-        want = cfg.data.prepare.size
-        how = {"size": (f"at data.img_size={s} pixels (the side of every stage)",
-                        f"set data.img_size={want} for faces of that side" if want >= 32 and not want & (want - 1)
-                        else "set data.img_size (a power of two >= 32, e.g. 64 or 128) for the side you want"),
-               "color": ("in gray (its flow, GAN and maps take one channel)", "set data.prepare.color=gray")}
-        for key, used in (("size", s), ("color", "gray")):
-            value = getattr(cfg.data.prepare, key)
-            where = where_set(f"data.prepare.{key}", path, overrides) if value != used else None
-            if where is None:           # the run's value, or the code default left untouched
-                continue
-            given = "given as an override" if where == "command line" else f"in {where}"    # or a suite's overrides
-            text = (f"data.prepare.{key}={value} ({given}) is not used: the main job prepares its faces "
-                    f"{how[key][0]}; {how[key][1]}, or leave data.prepare.{key} out")
-            if where != "command line" and value == getattr(PrepareConfig(), key):
-                # a run's config.yaml records the default the run replaced: it cannot be told from a value written,
-                # and reproducing a run from its config.yaml must load without a word
-                continue
-            raise ConfigError(text)
+        from icegan.gan.trainer import refuse_replaced_prepare
+        refuse_replaced_prepare(cfg.data.prepare, s, path, overrides, "the main job", "the side of every stage",
+                                "its flow, GAN and maps take one channel")
     if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:
         raise ConfigError(f"gan.motion_prior={cfg.gan.motion_prior} is the starting flow of the motion head: "
                           "set gan.motion_head=true (or gan.motion_prior=none)")

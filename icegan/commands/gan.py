@@ -104,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from icegan.config import load_config, save_config
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
-    from icegan.gan.trainer import GanConfig, build_models, check_resumable, train_gan
+    from icegan.gan.trainer import GanConfig, build_models, check_resumable, refuse_replaced_prepare, train_gan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
@@ -116,6 +116,10 @@ def _train(args: argparse.Namespace) -> int:
         from icegan.paths import shipped_config
         args.config = str(shipped_config("gan_casme2"))
     cfg = load_config(GanConfig, args.config, overrides)
+    if cfg.data.source == "prepared":
+        # load_prepared_pairs prepares the faces at data.img_size, in gray: a data.prepare.size or color it would
+        # replace is refused now, as train.py does, not recorded in the run's config.yaml as if it had been used
+        refuse_replaced_prepare(cfg.data.prepare, cfg.data.img_size, args.config, overrides)
     if args.print_config:
         return print_config(cfg)
     _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
