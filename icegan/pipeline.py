@@ -339,9 +339,9 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     Raises:
         ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys); with
             ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
-            other than ``gray`` given on the command line, or in the file at a value other than the key's default
-            (the main job prepares its faces at ``data.img_size``, in gray, whatever they say). Such a key in the file
-            at its default loads without a word (a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run
+            other than ``gray`` given as an override (the command line, a suite's overrides), or in the file at a
+            value other than the key's default (the main job prepares its faces at ``data.img_size``, in gray,
+            whatever they say). Such a key in the file at its default loads without a word (a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run
             at 64 pixels, and reproducing the run from it must load).
         FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
             its package data).
