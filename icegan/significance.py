@@ -99,9 +99,11 @@ def comparison_scopes(sets: Sequence[RunSet], per_dataset: bool) -> list[tuple[s
     subjects are of more than one dataset (one dataset's table would repeat the full one).
 
     Raises:
-        ValueError: entries that put a subject in different datasets (:func:`check_same_datasets`).
+        ValueError: with ``per_dataset``, entries that put a subject in different datasets
+            (:func:`check_same_datasets`); without it the datasets play no part and are not compared.
     """
-    check_same_datasets(sets)
+    if per_dataset:
+        check_same_datasets(sets)
     scopes = [("all", list(sets))]
     if per_dataset and len(sets[0].datasets()) > 1:
         scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
@@ -351,9 +353,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         the resamples that draw none of them).
 
     Raises:
-        ValueError: entries over different clips or labels, entries that put a subject in different datasets
-            (:func:`check_same_datasets`), fewer than two subjects, a bad baseline, resamples < 100, or a confidence
-            outside (0, 1) (:func:`check_bootstrap_settings`).
+        ValueError: entries over different clips or labels, with ``stratify`` entries that put a subject in
+            different datasets (:func:`check_same_datasets`), fewer than two subjects, a bad baseline, resamples
+            < 100, or a confidence outside (0, 1) (:func:`check_bootstrap_settings`).
     """
     from scipy.stats import bootstrap
 
@@ -374,7 +376,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         if not s.clips.equals(ref.clips):
             raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels; a paired comparison "
                              "needs the same LOSO over the same data")
-    check_same_datasets([ref, *(s for k, s in enumerate(sets) if k != baseline)])
+    if stratify:            # the strata are the baseline's datasets: every entry must agree on them
+        check_same_datasets([ref, *(s for k, s in enumerate(sets) if k != baseline)])
     n_subj = len(ref.subjects)
     # all entries' runs in one array, so one resample draws the same subjects for every entry (paired)
     stats = [_statistic(s.confusions) for s in sets]

@@ -76,8 +76,8 @@ def _compare(args: argparse.Namespace) -> int:
     """``icegan compare`` with ``args`` (:func:`_main`); the exit code."""
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
-    from icegan.significance import (bootstrap_compare, check_stratify, comparison_scopes, comparison_table,
-                                     forest_plot, load_run_set, scope_title)
+    from icegan.significance import (bootstrap_compare, check_same_datasets, check_stratify, comparison_scopes,
+                                     comparison_table, forest_plot, load_run_set, scope_title)
 
     try:
         _check_numbers(args)                            # named by their flags, before any run is read
@@ -99,10 +99,11 @@ def _compare(args: argparse.Namespace) -> int:
             if why:
                 raise ValueError(f"'{s.label}' and '{ref.label}' are scored against different labels: {why}; "
                                  "a paired comparison needs runs of one data.permute_labels")
-        # the entries agree on each subject's dataset (else named here, not as a dataset missing in one of them); one
-        # table per dataset only where there are several, as icegan suite's page
+        # with --per-dataset or --stratify the entries agree on each subject's dataset (else named here, not as a
+        # dataset missing in one of them); one table per dataset only where there are several, as icegan suite's page
         scopes = comparison_scopes(sets, args.per_dataset)
         if args.stratify:                               # subjects each alone in their dataset: intervals of width 0
+            check_same_datasets(sets)
             check_stratify(sets[base], "--stratify")
         parts, plotted = [], []
         # the legend goes under the last table printed: a dataset of one subject has none (skipped below)
