@@ -168,3 +168,19 @@ def test_override_text_round_trips(value):
     assert apply_overrides(LosoConfig(), ["data.source=table", override_text("data.table", value)]).data.table == value
     if value == "runs/x/features.csv":
         assert override_text("data.table", value) == "data.table=runs/x/features.csv"
+
+
+def test_the_release_list_hint_names_a_root_that_reads_back_whole(tmp_path):
+    """The MEGC2019 release's list given as a feature table, in a folder "take #2 [x]": the data.root= override the
+    error names reads back as that folder (it was printed bare: YAML read '.../take' and a comment; found by review)."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import apply_overrides
+    from icegan.data.feature_table import read_feature_table
+    folder = tmp_path / "take #2 [x]"
+    folder.mkdir()
+    csv = folder / "list.csv"
+    csv.write_text("sub,filename_o,label\n006,EP01_01,0\n", encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        read_feature_table(csv, labelled=False)
+    words = shlex.split(str(err.value).split("read it with ", 1)[1].split(";", 1)[0])
+    assert apply_overrides(LosoConfig(), words).data.root == str(folder)

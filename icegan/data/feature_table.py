@@ -236,12 +236,16 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     if missing:
         from icegan.data.clip_list import CLIP_LIST_COLUMNS
         hint = ""
+        import shlex
+
+        from icegan.config import override_text
         if all(c in raw.columns for c in CLIP_LIST_COLUMNS[0]):      # frames and onsets: a clip list, not maps
             hint = (" This is a clip list (frames, onset): compute its maps first with `icegan features --config "
-                    "CONFIG --clips " + str(csv) + "`, then give the feature table it writes.")
+                    "CONFIG --clips " + shlex.quote(str(csv)) + "`, then give the feature table it writes.")
         elif {"sub", "filename_o"} <= set(raw.columns):     # the MEGC2019 release's own list of its maps
+            root = shlex.quote(override_text("data.root", str(csv.parent)))     # as typed: a '#' or space kept whole
             hint = (f" This is the MEGC2019 release's list of the composite (sub, filename_o): icegan loso and icegan "
-                    f"fit read it with data.source=megc2019_htnet data.root={csv.parent}; a feature table lists "
+                    f"fit read it with data.source=megc2019_htnet {root}; a feature table lists "
                     f"its maps, e.g. path flow_uvos_28/<sub>_<filename_o> .png (the release's space before .png).")
         label = "label (optional here), " if not labelled else "label, "
         raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a feature table needs "
