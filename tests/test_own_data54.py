@@ -38,18 +38,21 @@ def test_clip_list_refuses_a_column_meant_as_a_known_one(tmp_path, column, meant
     assert str(csv) in msg and repr(column.lower()) in msg and f"did you mean {meant!r}" in msg, msg
 
 
-def test_clip_list_refuses_an_unknown_column_with_the_known_ones(tmp_path):
-    """Extra columns are not documented as allowed (none is read): refused with the list of the clip list's columns;
-    an unnamed empty column (a trailing comma of a spreadsheet's export) is still no column."""
+def test_clip_list_ignores_an_unknown_column_with_a_warning(tmp_path, caplog):
+    """A column of no known name (a researcher's comment) is left unread with a warning naming it, not refused; an
+    unnamed empty column (a trailing comma of a spreadsheet's export) is no column at all."""
     _frames(tmp_path / "v" / "a", range(10, 16))
     csv = tmp_path / "clips.csv"
     csv.write_text("subject,clip,frames,onset,apex,comment\np01,a,v/a,10,13,nice\n")
-    with pytest.raises(ValueError, match=r"column 'comment' \(rename or remove it\).*subject, clip, frames, onset "
-                                         r"and optionally apex, offset, label, dataset"):
-        ClipList(csv).records()
+    with caplog.at_level(logging.WARNING, logger="icegan.data"):
+        assert [r.apex for r in ClipList(csv).records()] == [13]
+    assert any("'comment' ignored" in r.getMessage() for r in caplog.records)
     trailing = tmp_path / "trailing.csv"
     trailing.write_text("subject,clip,frames,onset,apex,\np01,a,v/a,10,13,\n")
-    assert [r.apex for r in ClipList(trailing).records()] == [13]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="icegan.data"):
+        assert [r.apex for r in ClipList(trailing).records()] == [13]
+    assert not any("ignored" in r.getMessage() for r in caplog.records)
 
 
 def test_data_check_on_a_clip_list_with_a_renamed_column_says_the_same(tmp_path):

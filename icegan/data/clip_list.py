@@ -25,9 +25,11 @@ The list has one row per clip::
   ``data.prepare.datasets``) leaves it out of its LOSO with a warning.
 * ``dataset``: optional; a short name for the source of the clips (default ``clips``).
 
-No other column is read, so any other is refused, naming it (with the column it was likely meant for: ``apex_frame``
-→ ``apex``, ``emotion`` → ``label``): a column read under no name would leave its cells unused (every apex spotted, no
-label) with no word. Column names are matched ignoring case and spaces around them.
+No other column is read. One that looks like a known column that the list lacks (``apex_frame`` → ``apex``,
+``emotion`` → ``label``, a near misspelling) is refused, naming it and the column it was likely meant for: read under
+no name it would leave its cells unused (every apex spotted, no label) with no word. Any other (``notes``, or
+``emotion`` beside a ``label`` column) is left unread with one warning naming the file and the columns ignored. A
+column named twice in the header is refused. Column names are matched ignoring case and spaces around them.
 
 Every error names the CSV line and the clip.
 """
@@ -88,21 +90,39 @@ def meant_column(name: str) -> Optional[str]:
     return close[0] if close else None
 
 
-def unknown_columns_error(csv: Path, columns: Iterable[str]) -> Optional[str]:
-    """The message refusing the columns of a clip list that are none of :data:`CLIP_LIST_COLUMNS` (module
-    docstring), each with the column it was likely meant for (:func:`meant_column`), or None when there is none.
-    A column without a name and without a value (a trailing comma of a spreadsheet's export) is no column."""
+def column_problems(csv: Path, columns: list[str]) -> tuple[Optional[str], list[str]]:
+    """``(error, ignored)`` for the header ``columns`` (stripped, lower case, as :func:`read_csv_cells` gives them) of
+    clip list ``csv``: ``error`` is the message refusing a column named twice (``label,label``, which pandas reads as
+    ``label`` and ``label.1``), a feature table given for a clip list, or a column that looks like a known column the
+    list lacks (:func:`meant_column`: ``apex_frame`` without ``apex``), else None; ``ignored`` the other columns that
+    are none of :data:`CLIP_LIST_COLUMNS` (module docstring), left unread. A column without a name and without a
+    value (a trailing comma of a spreadsheet's export) is to be left out of ``columns`` by the caller."""
+    import re
     known = CLIP_LIST_COLUMNS[0] + CLIP_LIST_COLUMNS[1]
-    unknown = [c for c in columns if c not in known]
-    if not unknown:
-        return None
-    parts = []
-    for c in unknown:
+    mangled = (re.fullmatch(r"(.+)\.[1-9][0-9]*", c) for c in columns)      # pandas' name of a repeated one
+    twice = sorted({c for c in columns if columns.count(c) > 1}
+                   | {m.group(1) for m in mangled if m and m.group(1) in columns})
+    if twice:
+        return (f"{csv}: column(s) {twice} appear more than once in the header (column names ignore case): keep one "
+                f"of each, so that it is clear which cells are read", [])
+    if "path" in columns and "frames" not in columns and "onset" not in columns:     # the maps of icegan features
+        return (f"{csv}: a feature table (a path column to each clip's maps, no frames or onset), not a clip list: "
+                f"give it to icegan loso or fit as data.source=table data.table={csv}, or to icegan predict as --table "
+                f"{csv}; a clip list (--clips, name: clips) has columns {', '.join(known[:4])} and optionally "
+                f"{', '.join(known[4:])}", [])
+    parts, ignored = [], []
+    for c in columns:
+        if c in known:
+            continue
         meant = meant_column(c)
-        parts.append(f"column {c!r}: did you mean {meant!r}? (rename it)" if meant
-                     else f"column {c!r} (rename or remove it)")
-    return (f"{csv}: not a clip list column: {'; '.join(parts)}; a clip list has columns {', '.join(known[:4])} and "
-            f"optionally {', '.join(known[4:])}, no other (a column of another name would be left unread)")
+        if meant is not None and meant not in columns:
+            parts.append(f"column {c!r}: did you mean {meant!r}? (rename it)")
+        else:
+            ignored.append(c)
+    if parts:
+        return (f"{csv}: not a clip list column: {'; '.join(parts)}; a clip list has columns {', '.join(known[:4])} "
+                f"and optionally {', '.join(known[4:])} (a column of another name is left unread)"), ignored
+    return None, ignored
 
 
 def _frame_number(value: str, column: str, where: str, required: bool) -> Optional[int]:
@@ -129,12 +149,13 @@ class ClipList:
 
     Raises:
         FileNotFoundError: the CSV is missing.
-        ValueError: a missing column, a column of another name (named, with the column it was likely meant for:
-            ``apex_frame`` → ``apex``, ``emotion`` → ``label``), an empty required cell, a frame number that is not
-            one, an apex before the onset, an offset before the onset of a clip whose apex is to be spotted, a label
-            that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice (each names
-            the CSV line and clip), a frames cell starting at the home folder of a user this machine does not have
-            (``~alice/...``).
+        ValueError: a missing column, a column of another name where its known column is missing (named, with the
+            column it was likely meant for: ``apex_frame`` → ``apex``, ``emotion`` → ``label``), a column named twice,
+            a feature table (a ``path`` column, no ``frames`` or ``onset``), an empty required cell, a frame number
+            that is not one, an apex before the onset, an offset before the onset of a clip whose apex is to be
+            spotted, a label that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice
+            (each names the CSV line and clip), a frames cell starting at the home folder of a user this machine does
+            not have (``~alice/...``). Any other column is ignored with a warning naming it.
     """
 
     name = "clips"
@@ -167,9 +188,13 @@ class ClipList:
         raw = read_csv_cells(csv)
         # a header cell left empty (a trailing comma) over empty cells is no column: pandas names it 'unnamed: N'
         columns = [c for c in raw.columns if not (c.startswith("unnamed: ") and not raw[c].str.strip().any())]
-        unknown = unknown_columns_error(csv, columns)
-        if unknown:
-            raise ValueError(unknown)
+        error, ignored = column_problems(csv, columns)
+        if error:
+            raise ValueError(error)
+        if ignored:
+            log.warning("%s: %s %s ignored: not a clip list column (a clip list reads %s)", csv,
+                        "column" if len(ignored) == 1 else "columns", ", ".join(map(repr, ignored)),
+                        ", ".join(CLIP_LIST_COLUMNS[0] + CLIP_LIST_COLUMNS[1]))
         missing = [c for c in CLIP_LIST_COLUMNS[0] if c not in raw.columns]
         if missing:
             raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a clip list needs "

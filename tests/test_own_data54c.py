@@ -1,0 +1,71 @@
+"""Review fixes of the clip list's column check, prepare's whole-recording warning and the subject rename hints:
+a column beside its known one is ignored with a warning, not refused; a repeated header or a feature table given for
+a clip list is named as such; --clips-mode is named for a clip list; large face crops are not called whole
+recordings; `icegan data check` and prepare pair each missing subject with one folder, in one wording."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from icegan.data.clip_list import ClipList
+
+
+def _frames(folder: Path, numbers, shape=(16, 16)) -> None:
+    import cv2
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        cv2.imwrite(str(folder / f"img{n}.jpg"), np.full(shape, 100 + n, np.uint8))
+
+
+def _clip_list(tmp_path: Path, header: str, row: str) -> Path:
+    _frames(tmp_path / "v" / "a", range(10, 16))
+    csv = tmp_path / "clips.csv"
+    csv.write_text(header + "\n" + row + "\n")
+    return csv
+
+
+# ---- 1. unknown columns ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra,value", [("emotion", "happiness"), ("apex_frame", "13"), ("notes", "ok"),
+                                         ("Comment", "nice")])
+def test_a_column_beside_its_known_one_or_of_no_known_name_is_ignored_with_a_warning(tmp_path, caplog, extra, value):
+    """`label,emotion` said "did you mean 'label'? (rename it)" (a duplicate label if followed), `notes` was refused:
+    both are read as before, the extra column left unread with one warning naming the file and the column."""
+    csv = _clip_list(tmp_path, f"subject,clip,frames,onset,apex,label,{extra}", f"p01,a,v/a,10,13,positive,{value}")
+    with caplog.at_level(logging.WARNING, logger="icegan.data"):
+        recs = ClipList(csv).records()
+    assert [(r.apex, r.class3) for r in recs] == [(13, 1)]
+    warned = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert len(warned) == 1 and str(csv) in warned[0] and repr(extra.lower()) in warned[0], warned
+
+
+def test_a_column_looking_like_a_missing_known_one_is_still_refused(tmp_path):
+    csv = _clip_list(tmp_path, "subject,clip,frames,onset,apex,emotion", "p01,a,v/a,10,13,positive")
+    with pytest.raises(ValueError, match=r"clips\.csv: not a clip list column: column 'emotion': did you mean "
+                                         r"'label'"):
+        ClipList(csv).records()
+
+
+@pytest.mark.parametrize("header", ["subject,clip,frames,onset,apex,label,label",
+                                    "subject,clip,frames,onset,apex,Label,label"])
+def test_a_column_named_twice_is_refused_as_a_duplicate(tmp_path, header):
+    """`label,label` (pandas' `label.1`) said "'label.1': did you mean 'label'"; `Label,label` failed unnamed."""
+    csv = _clip_list(tmp_path, header, "p01,a,v/a,10,13,positive,positive")
+    with pytest.raises(ValueError) as err:
+        ClipList(csv).records()
+    msg = str(err.value)
+    assert str(csv) in msg and "['label']" in msg and "more than once" in msg and "label.1" not in msg, msg
+
+
+# ---- 2. a feature table given as a clip list --------------------------------------------------------------------
+def test_a_feature_table_given_as_a_clip_list_is_named_as_one(tmp_path):
+    """It said "column 'path': did you mean 'frames'?"; now it names a feature table and where it is given."""
+    csv = tmp_path / "features.csv"
+    csv.write_text("dataset,subject,clip,label,path\nclips,clips/p01,a,positive,maps/a.npy\n")
+    with pytest.raises(ValueError) as err:
+        ClipList(csv).records()
+    msg = str(err.value)
+    assert str(csv) in msg and "a feature table" in msg and f"data.table={csv}" in msg and "--table" in msg, msg
+    assert "did you mean" not in msg
