@@ -69,3 +69,43 @@ def test_a_feature_table_given_as_a_clip_list_is_named_as_one(tmp_path):
     msg = str(err.value)
     assert str(csv) in msg and "a feature table" in msg and f"data.table={csv}" in msg and "--table" in msg, msg
     assert "did you mean" not in msg
+
+
+# ---- 3. and 4. prepare's whole-recording warning ------------------------------------------------------------------
+def _whole_frames_list(tmp_path: Path, shape) -> Path:
+    _frames(tmp_path / "v", range(1, 6), shape=shape)
+    csv = tmp_path / "l.csv"
+    csv.write_text("subject,clip,frames,onset,apex\np01,a,v,1,3\n")
+    return csv
+
+
+def test_whole_recordings_in_a_clip_list_prepared_cropped_name_the_clips_mode_flag(tmp_path, caplog):
+    """`icegan features --clips LIST --clips-mode cropped` on 640x480 frames was told cropped is "the default of a
+    dataset entry" and to set datasets.N.mode, which --clips replaces: the warning names --clips-mode raw."""
+    from icegan.data.prepare import DatasetSpec, PrepareConfig, prepare_dataset
+    csv = _whole_frames_list(tmp_path, (480, 640))
+    spec = DatasetSpec(name="clips", root=str(csv), mode="cropped", composite_only=False)   # as --clips builds it
+    cfg = PrepareConfig(datasets=[spec], size=16, cache_root=str(tmp_path / "cache"), progress=False, workers=1)
+    with caplog.at_level(logging.WARNING, "icegan.data"):
+        prepare_dataset(cfg)
+    said = [r.getMessage() for r in caplog.records if "look like whole recordings" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith("clips: ") and "640x480" in said[0] and "--clips-mode raw" in said[0], said[0]
+    assert "the default of a dataset entry" not in said[0], said[0]
+
+
+def test_the_warning_for_a_sheet_dataset_still_names_its_mode_key(tmp_path):
+    from icegan.data.clip_list import ClipList
+    from icegan.data.prepare import whole_frames_note
+    recs = ClipList(_whole_frames_list(tmp_path, (480, 640))).records()
+    note = whole_frames_note("samm", recs)
+    assert note is not None and "data.prepare.datasets.N.mode" in note and "--clips-mode" not in note, note
+
+
+@pytest.mark.parametrize("w,h", [(600, 720), (720, 720), (1000, 1100)])
+def test_a_large_face_crop_is_not_called_a_whole_recording(tmp_path, w, h):
+    """A 600x720 face crop (aspect 0.83, within a crop's 0.8-1.25) was warned about for its size alone."""
+    from icegan.data.clip_list import ClipList
+    from icegan.data.prepare import whole_frames_note
+    recs = ClipList(_whole_frames_list(tmp_path, (h, w))).records()
+    assert whole_frames_note("clips", recs) is None

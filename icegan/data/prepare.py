@@ -713,18 +713,16 @@ def cache_root_of(cfg: PrepareConfig) -> Path:
 
 
 #: a face crop's width / height lies in this range (CASME II's cropped release: 0.82, SMIC's about 1.2); whole
-#: recordings are 4:3 or wider (640x480, SAMM's 960x650)
+#: recordings are 4:3 or wider (640x480, SAMM's 960x650). Size alone tells nothing: a face crop may be 600x720.
 CROP_ASPECT = (0.8, 1.25)
-#: a frame of which both sides reach this many pixels is taken for a whole recording rather than a face crop
-#: (CASME II's cropped release: at most about 270x320)
-WHOLE_FRAME_SIDE = 500
 
 
 def whole_frames_note(dataset: str, recs: list[ClipRecord]) -> Optional[str]:
     """The warning for a dataset prepared in ``cropped`` mode (resize only) whose frames look like whole recordings:
-    the first clip (in ``recs``' order) whose onset frame's width / height is outside :data:`CROP_ASPECT`, or whose
-    sides both reach :data:`WHOLE_FRAME_SIDE` pixels; None when none does. Only frame headers are read (an unreadable
-    onset frame is left to the clip's own skip)."""
+    the first clip (in ``recs``' order) whose onset frame's width / height is outside :data:`CROP_ASPECT`; None when
+    none is. Only frame headers are read (an unreadable onset frame is left to the clip's own skip). For ``clips`` (a
+    clip list) the warning names ``--clips-mode raw`` of ``icegan features --clips`` as well as the mode key of a
+    dataset entry (a ``name: clips`` entry in a config); for another dataset, the mode key of its entry."""
     from flownet.frame_io import oriented_size
     for r in recs:
         if r.onset is None or r.onset not in r.frame_numbers:
@@ -736,12 +734,17 @@ def whole_frames_note(dataset: str, recs: list[ClipRecord]) -> Optional[str]:
             continue
         if not (w and h):
             continue
-        if not CROP_ASPECT[0] <= w / h <= CROP_ASPECT[1] or min(w, h) >= WHOLE_FRAME_SIDE:
+        if not CROP_ASPECT[0] <= w / h <= CROP_ASPECT[1]:
+            entry = ("datasets.N.mode in an icegan prepare config, data.prepare.datasets.N.mode in train.py")
+            how = (f"the dataset is prepared in cropped mode (the default of a dataset entry): each frame is squeezed "
+                   f"to a square with no face detection. Set mode: raw in its entry ({entry})")
+            if dataset == "clips":       # icegan features --clips LIST --clips-mode cropped, or a name: clips entry
+                how = (f"the clip list is prepared in cropped mode (icegan features --clips-mode cropped, or a "
+                       f"'name: clips' dataset entry without mode: raw): each frame is squeezed to a square with no "
+                       f"face detection. Give --clips-mode raw (its default) to icegan features --clips, or set mode: "
+                       f"raw in the dataset entry ({entry})")
             return (f"{dataset}: the frames look like whole recordings, not face crops (e.g. clip {r.key}: onset frame "
-                    f"{path} is {w}x{h}), but the dataset is prepared in cropped mode (the default of a dataset "
-                    f"entry): each frame is squeezed to a square with no face detection. Set mode: raw in its entry "
-                    f"(datasets.N.mode in an icegan prepare config, data.prepare.datasets.N.mode in train.py) to "
-                    f"detect, align and crop the face")
+                    f"{path} is {w}x{h}), but {how} to detect, align and crop the face")
     return None
 
 
