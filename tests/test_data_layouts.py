@@ -199,7 +199,7 @@ def test_samm_tree(samm_tree, monkeypatch):
     # ... and said to be subject 007 of the sheet, which has no folder
     assert rep.padding_mismatches == {"7": "007"} and rep.as_dict()["padding_mismatches"] == {"7": "007"}
     assert (f"folders in {root / 'SAMM'} named as a subject of the sheet that has no folder, but for the zero padding "
-            f"of its number: rename 7 to 007") in rep.text().splitlines()
+            f"or letters of the number: rename 7 to 007") in rep.text().splitlines()
     skipped = {s["clip"]: s["reason"] for s in rep.clips_skipped}
     assert "apex frame 3948 not on disk (frames present: 3912-3940)" in skipped["samm/006/006_1_3"]
     assert "unreadable image(s) for frame(s) 3925" in [p["problem"] for p in rep.clips_with_problems

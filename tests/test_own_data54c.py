@@ -109,3 +109,49 @@ def test_a_large_face_crop_is_not_called_a_whole_recording(tmp_path, w, h):
     from icegan.data.prepare import whole_frames_note
     recs = ClipList(_whole_frames_list(tmp_path, (h, w))).records()
     assert whole_frames_note("clips", recs) is None
+
+
+# ---- 5. rename hints: one rule, one wording, one folder per subject ----------------------------------------------
+def test_a_missing_subject_is_paired_with_its_closest_folder_alone():
+    """padding_mismatches(['sub1', '1'], ['sub01']) said to rename both folders to sub01."""
+    from icegan.data.check import padding_mismatches
+    assert padding_mismatches(["sub1", "1"], ["sub01"]) == {"sub1": "sub01"}
+    assert padding_mismatches(["1", "sub1"], ["sub01"]) == {"sub1": "sub01"}
+    assert padding_mismatches(["1", "2", "sub2"], ["sub01", "sub02"]) == {"1": "sub01", "sub2": "sub02"}
+    assert len(set(padding_mismatches(["sub1", "Sub01", "01", "1"], ["sub01"]).values())) == 1
+
+
+def test_a_casme2_root_of_bare_number_folders_names_the_renames(tmp_path, shared_data):
+    """A CASME II root holding only 1/ and 2/ was refused "it holds 1/, 2/" with no hint, though icegan data check
+    pairs 1 with sub01."""
+    from icegan.data.base import DatasetLayoutError
+    from icegan.data.casme2 import CASME2
+    for name in ("1", "2"):
+        (tmp_path / name / "EP02_01f").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError) as err:
+        CASME2(tmp_path, shared_data / "annotations" / "CASME2-coding-20140508.xlsx")
+    msg = str(err.value)
+    assert str(tmp_path) in msg and "it holds 1/, 2/" in msg and msg.endswith("rename 1 to sub01, 2 to sub02"), msg
+    assert CASME2.padded_subject("1") == "sub01" and CASME2.padded_subject("s1") is None
+
+
+def test_data_check_and_prepare_say_the_rename_in_one_wording(tmp_path, shared_data, caplog):
+    """`icegan data check` said "but for the zero padding of its number" for 1 -> sub01; prepare "padding or
+    letters": both now say "but for the zero padding or letters of the number"."""
+    from icegan.data.check import check_dataset
+    from icegan.data.prepare import DatasetSpec, PrepareConfig, prepare_dataset
+    sheet = shared_data / "annotations" / "CASME2-coding-20140508.xlsx"
+    root = tmp_path / "casme2"
+    root.mkdir()
+    (root / "sub02").symlink_to(shared_data / "casme2" / "sub02")
+    (root / "1").symlink_to(shared_data / "casme2" / "sub01")
+    rep = check_dataset("casme2", root, sheet, read_images=False)
+    assert rep.padding_mismatches == {"1": "sub01"}
+    wording = "but for the zero padding or letters of the number: rename"
+    assert f"{wording} 1 to sub01" in rep.text(), rep.text()
+    cfg = PrepareConfig(datasets=[DatasetSpec("casme2", str(root), str(sheet), subjects=["sub01", "sub02"])],
+                        size=16, cache_root=str(tmp_path / "cache"), progress=False, workers=1)
+    with caplog.at_level(logging.WARNING, "icegan.data"):
+        prepare_dataset(cfg)
+    said = [r.getMessage() for r in caplog.records if "subject folders not on disk" in r.getMessage()]
+    assert len(said) == 1 and f"{wording} {root / '1'} to sub01" in said[0], said

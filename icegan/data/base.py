@@ -125,7 +125,10 @@ class SheetDataset:
         held = sorted(p.name + ("/" if p.is_dir() else "") for p in looked.iterdir())
         renames = {p.name: cls.padded_subject(p.name) for p in looked.iterdir() if p.is_dir()}
         renames = {a: b for a, b in sorted(renames.items()) if b is not None}
-        fix = ("; subject folders are named with a zero-padded number: rename "
+        renames = {a: b for a, b in renames.items() if a == next(x for x, y in renames.items() if y == b)}  # 1 per name
+        lettered = next((b for a, b in renames.items() if subject_number(a)[0] != subject_number(b)[0]), None)
+        named = f"letters and a zero-padded number ({lettered})" if lettered else "a zero-padded number"
+        fix = (f"; subject folders are named with {named}: rename "
                + ", ".join(f"{a} to {b}" for a, b in list(renames.items())[:6])
                + (", ..." if len(renames) > 6 else "")) if renames else ""
         raise DatasetLayoutError(
@@ -134,16 +137,23 @@ class SheetDataset:
 
     @classmethod
     def padded_subject(cls, name: str) -> Optional[str]:
-        """The subject folder name that ``name`` is but for the zero padding of its number (SAMM's ``6`` → ``006``),
-        or None (a name of no subject, or one that is a subject folder already: CASME II's ``sub1`` is one, as
-        :meth:`looks_like_subject` takes ``sub`` and any digits)."""
+        """The subject folder name that ``name`` is but for the zero padding of its number (SAMM's ``6`` → ``006``)
+        or, for a name of digits alone, its letters too (CASME II's ``1`` → ``sub01``, the letters of the subject
+        folder in :meth:`example_layout`), or None (a name of no subject, or one that is a subject folder already:
+        CASME II's ``sub1`` is one, as :meth:`looks_like_subject` takes ``sub`` and any digits)."""
         parts = subject_number(name)
         if parts is None or cls.looks_like_subject(name):
             return None
-        for width in (2, 3, 4):
-            cand = f"{parts[0]}{parts[1]:0{width}d}"
-            if cls.looks_like_subject(cand):
-                return cand
+        letters = [parts[0]]
+        if not parts[0]:            # digits alone: the letters may be left out as well (1 for sub01)
+            example = next((d for d in cls.example_layout().split("/") if cls.looks_like_subject(d)), None)
+            if example is not None and subject_number(example) and subject_number(example)[0]:
+                letters.append(subject_number(example)[0])
+        for prefix in letters:
+            for width in (2, 3, 4):
+                cand = f"{prefix}{parts[1]:0{width}d}"
+                if cls.looks_like_subject(cand):
+                    return cand
         return None
 
     @staticmethod

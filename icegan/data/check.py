@@ -200,8 +200,8 @@ class CheckReport:
     unreadable_images: list[str] = field(default_factory=list)
     #: folders in the root whose names are not subject folders of the dataset (``6`` for SAMM's ``006``), not read
     other_folders: list[str] = field(default_factory=list)
-    #: subject folders on disk named as a subject of the sheet that is not on disk but for the zero padding of its
-    #: number (folder → the sheet's name: ``sub2`` → ``sub02``, SAMM's ``7`` → ``007``): rename them
+    #: subject folders on disk named as a subject of the sheet that is not on disk but for the zero padding or letters
+    #: of the number (folder → the sheet's name: ``sub2`` or ``2`` → ``sub02``, SAMM's ``7`` → ``007``): rename them
     padding_mismatches: dict[str, str] = field(default_factory=dict)
     #: usable clips in scope per class of each single-dataset label set of this dataset (``data.labels``:
     #: ``casme2_5``, ``samm_5``), a clip's class being its sheet emotion, as the main job reads it
@@ -243,25 +243,30 @@ class CheckReport:
             lines.append(f"folders in {self.root} not named as {self.dataset} subject folders, not read (rename them "
                          f"if they hold clips): " + ", ".join(self.other_folders))
         if self.padding_mismatches:
+            renames = ", ".join(f"{a} to {b}" for a, b in self.padding_mismatches.items())
             lines.append(f"folders in {self.root} named as a subject of the sheet that has no folder, but for the zero "
-                         f"padding of its number: rename " + ", ".join(f"{a} to {b}"
-                                                                       for a, b in self.padding_mismatches.items()))
+                         f"padding or letters of the number: rename {renames}")
         return "\n".join(lines)
 
 
 def padding_mismatches(folders: list[str], missing: list[str]) -> dict[str, str]:
-    """Folder names that are a ``missing`` subject's name but for the zero padding of the number: ``sub2`` for
-    ``sub02`` (CASME II), ``7`` for ``007`` (SAMM). Same letters (ignoring case), same number once read as an int; or,
-    for a folder of digits alone that no subject matches so, the one missing subject of that number whatever its
-    letters (``1`` or ``01`` for ``sub01``).
+    """Folder names that are a ``missing`` subject's name but for the zero padding or letters of the number: ``sub2``
+    for ``sub02`` (CASME II), ``7`` for ``007`` (SAMM): same letters (ignoring case), same number once read as an
+    int; or, for a folder of digits alone that no subject matches so, the one missing subject of that number whatever
+    its letters (``1`` or ``01`` for ``sub01``). Each missing subject is paired with one folder at most, the closest:
+    one of its letters before one of digits alone, then the name most like the subject's, then the first in
+    ``folders`` (``sub1`` and ``1`` for ``sub01``: ``sub1``).
 
     Args:
         folders: subject folder names found on disk that the sheet does not name (``sub2``, ``7``).
         missing: subject names of the sheet with no folder on disk (``sub02``, ``007``; without the dataset).
 
     Returns:
-        folder → sheet name, in ``folders``' order; a folder with no such subject, or with two, is left out.
+        folder → sheet name, in ``folders``' order; a folder with no such subject, or with two, is left out, as is
+        one whose subject has a closer folder.
     """
+    import difflib
+
     def key(name: str):
         parts = subject_number(name)
         return (parts[0].lower(), parts[1]) if parts else None
@@ -272,15 +277,23 @@ def padding_mismatches(folders: list[str], missing: list[str]) -> dict[str, str]
         if key(s) is not None:
             by_number.setdefault(key(s)[1], []).append(s)
 
-    def match(f: str) -> Optional[str]:
+    def match(f: str) -> Optional[tuple[str, int]]:
+        """The subject of folder ``f`` and how far it is (0: same letters, 1: digits alone), or None."""
         k = key(f)
         if k is None:
             return None
-        same = by_key.get(k, [])
+        same, far = by_key.get(k, []), 0
         if not same and k[0] == "":                 # digits alone: the letters left out (1 for sub01)
-            same = by_number.get(k[1], [])
-        return same[0] if len(same) == 1 and same[0] != f else None
-    return {f: match(f) for f in folders if match(f) is not None}
+            same, far = by_number.get(k[1], []), 1
+        return (same[0], far) if len(same) == 1 and same[0] != f else None
+    found = {f: m for f in folders if (m := match(f)) is not None}
+    best: dict[str, str] = {}                       # subject → its closest folder
+    for i, (f, (s, far)) in enumerate(found.items()):
+        rank = (far, -difflib.SequenceMatcher(None, f.lower(), s.lower()).ratio(), i)
+        if s not in best or rank < best[s][0]:
+            best[s] = (rank, f)
+    chosen = {f for _, f in best.values()}
+    return {f: s for f, (s, _) in found.items() if f in chosen}
 
 
 def rename_hints(ds, missing: list[str], not_in_sheet: Optional[list[str]] = None,
