@@ -60,14 +60,22 @@ def test_a_column_named_twice_is_refused_as_a_duplicate(tmp_path, header):
 
 
 # ---- 2. a feature table given as a clip list --------------------------------------------------------------------
-def test_a_feature_table_given_as_a_clip_list_is_named_as_one(tmp_path):
-    """It said "column 'path': did you mean 'frames'?"; now it names a feature table and where it is given."""
-    csv = tmp_path / "features.csv"
+@pytest.mark.parametrize("folder", ["run", "take #2"])
+def test_a_feature_table_given_as_a_clip_list_is_named_as_one(tmp_path, folder):
+    """It said "column 'path': did you mean 'frames'?"; now it names a feature table and where it is given (the
+    path quoted as a shell and an override read it back whole)."""
+    import shlex
+
+    from icegan.config import override_text
+    (tmp_path / folder).mkdir()
+    csv = tmp_path / folder / "features.csv"
     csv.write_text("dataset,subject,clip,label,path\nclips,clips/p01,a,positive,maps/a.npy\n")
     with pytest.raises(ValueError) as err:
         ClipList(csv).records()
     msg = str(err.value)
-    assert str(csv) in msg and "a feature table" in msg and f"data.table={csv}" in msg and "--table" in msg, msg
+    table = shlex.quote(override_text("data.table", str(csv)))
+    assert str(csv) in msg and "a feature table" in msg and f"data.source=table {table}," in msg, msg
+    assert f"--table {shlex.quote(str(csv))};" in msg, msg
     assert "did you mean" not in msg
 
 

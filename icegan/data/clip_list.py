@@ -106,10 +106,14 @@ def column_problems(csv: Path, columns: list[str]) -> tuple[Optional[str], list[
         return (f"{csv}: column(s) {twice} appear more than once in the header (column names ignore case): keep one "
                 f"of each, so that it is clear which cells are read", [])
     if "path" in columns and "frames" not in columns and "onset" not in columns:     # the maps of icegan features
+        import shlex
+
+        from icegan.config import override_text
+        table = shlex.quote(override_text("data.table", str(csv)))       # as typed: a '#' or space kept whole
         return (f"{csv}: a feature table (a path column to each clip's maps, no frames or onset), not a clip list: "
-                f"give it to icegan loso or fit as data.source=table data.table={csv}, or to icegan predict as --table "
-                f"{csv}; a clip list (--clips, name: clips) has columns {', '.join(known[:4])} and optionally "
-                f"{', '.join(known[4:])}", [])
+                f"give it to icegan loso or fit as data.source=table {table}, or to icegan predict as --table "
+                f"{shlex.quote(str(csv))}; a clip list (--clips, name: clips) has columns {', '.join(known[:4])} and "
+                f"optionally {', '.join(known[4:])}", [])
     parts, ignored = [], []
     for c in columns:
         if c in known:
