@@ -445,8 +445,8 @@ def _read_map(path: str, where: str) -> np.ndarray:
 
     Raises:
         FileNotFoundError: the file is missing.
-        ValueError: the path is a folder, or the file is empty, unreadable, of an unknown type, of a wrong shape or
-            dtype, holds NaN/Inf or is not square (``where`` names the CSV line and the clip, then the map file).
+        ValueError: the path is a folder, or the file is empty, unreadable, an .npz archive under a .npy name, of an
+            unknown type, of a wrong shape or dtype, holds NaN/Inf or is not square (``where`` names the CSV line and the clip, then the map file).
     """
     p = Path(path)
     if p.is_dir():
@@ -470,6 +470,10 @@ def _read_map(path: str, where: str) -> np.ndarray:
                                  f"is another kind of file); write the map with numpy.save of a float array (3, H, W) "
                                  f"or (H, W, 3)") from None
             raise ValueError(f"{where}: {p} cannot be read as a NumPy array: {exc}") from None
+        if not isinstance(a, np.ndarray):       # np.savez's zip archive under a .npy name: np.load gives an NpzFile
+            a.close()
+            raise ValueError(f"{where}: {p} is an .npz archive, not one array: save one array with numpy.save "
+                             f"(a float array (3, H, W) or (H, W, 3))")
         if a.ndim == 3 and a.shape[0] == 3:
             pass
         elif a.ndim == 3 and a.shape[-1] == 3:
