@@ -75,6 +75,8 @@ log = logging.getLogger(__name__)
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: how far outside [0, 1] a map's value may lie (float rounding) and be clipped to it under data.normalize=none
+RANGE_TOLERANCE = 1e-6
 
 
 def read_csv_cells(csv: Path) -> pd.DataFrame:
@@ -536,7 +538,8 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         datasets: keep only these datasets (None: all).
         size: expected side of every map in pixels; None accepts the first clip's side, which every other clip must
             then share.
-        normalize: ``none`` keeps the values, which must lie in [0, 1]; ``minmax`` normalises each channel of each
+        normalize: ``none`` keeps the values, which must lie in [0, 1] (values at most 1e-6 outside it, float
+            rounding of a normalisation such as 1.0000001, are clipped to [0, 1]); ``minmax`` normalises each channel of each
             clip to [0, 1] (:func:`minmax_per_clip`).
         labelled: False lets rows go without a label (-1), for scoring new clips (:func:`read_feature_table`).
         labels: the label set of the table's label column (:mod:`icegan.labels`).
@@ -548,7 +551,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     Raises:
         FileNotFoundError: the table or a clip's file is missing (names the line and clip).
         ValueError: as :func:`read_feature_table`; an unreadable file, a wrong shape or size, NaN/Inf, or (with
-            ``normalize=none``) values outside [0, 1] (each names the line, the clip and the file).
+            ``normalize=none``) values more than 1e-6 outside [0, 1] (each names the line, the clip and the file).
     """
     import torch
     table = read_feature_table(csv, datasets, labelled=labelled, labels=labels)
@@ -565,9 +568,11 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         if a.shape[-1] != size:
             raise ValueError(f"{where}: {path} is {a.shape[-1]}×{a.shape[-1]}, expected {size}×{size} ({expected})")
         if normalize == "none" and (a.min() < 0 or a.max() > 1):
-            raise ValueError(f"{where}: {path} holds values in [{a.min():.4g}, {a.max():.4g}]; the recognizers expect "
-                             f"each channel min–max normalised to [0, 1] per clip: set data.normalize=minmax (or "
-                             f"normalise the maps yourself)")
+            if a.min() < -RANGE_TOLERANCE or a.max() > 1 + RANGE_TOLERANCE:
+                raise ValueError(f"{where}: {path} holds values in [{a.min():.7g}, {a.max():.7g}]; the recognizers "
+                                 f"expect each channel min–max normalised to [0, 1] per clip: set data.normalize=minmax "
+                                 f"(or normalise the maps yourself)")
+            a = np.clip(a, 0, 1)        # float rounding of a normalisation (1.0000001): a map in [0, 1] is kept as is
         maps.append(a)
     x = torch.from_numpy(np.stack(maps))
     if normalize == "minmax":
