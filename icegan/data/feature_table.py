@@ -448,7 +448,8 @@ def _read_map(path: str, where: str) -> np.ndarray:
     Raises:
         FileNotFoundError: the file is missing.
         ValueError: the path is a folder, or the file is empty, unreadable, an .npz archive under a .npy name, of an
-            unknown type, of a wrong shape or dtype, holds NaN/Inf or is not square (``where`` names the CSV line and the clip, then the map file).
+            unknown type, of a wrong shape or dtype, holds NaN/Inf or is not square (``where`` names the CSV line and
+            the clip, then the map file).
     """
     p = Path(path)
     if p.is_dir():
@@ -539,8 +540,8 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         size: expected side of every map in pixels; None accepts the first clip's side, which every other clip must
             then share.
         normalize: ``none`` keeps the values, which must lie in [0, 1] (values at most 1e-6 outside it, float
-            rounding of a normalisation such as 1.0000001, are clipped to [0, 1]); ``minmax`` normalises each channel of each
-            clip to [0, 1] (:func:`minmax_per_clip`).
+            rounding of a normalisation such as 1.0000001, are clipped to [0, 1]); ``minmax`` normalises each channel
+            of each clip to [0, 1] (:func:`minmax_per_clip`).
         labelled: False lets rows go without a label (-1), for scoring new clips (:func:`read_feature_table`).
         labels: the label set of the table's label column (:mod:`icegan.labels`).
 
@@ -570,8 +571,8 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
         if normalize == "none" and (a.min() < 0 or a.max() > 1):
             if a.min() < -RANGE_TOLERANCE or a.max() > 1 + RANGE_TOLERANCE:
                 raise ValueError(f"{where}: {path} holds values in [{a.min():.7g}, {a.max():.7g}]; the recognizers "
-                                 f"expect each channel min–max normalised to [0, 1] per clip: set data.normalize=minmax "
-                                 f"(or normalise the maps yourself)")
+                                 f"expect each channel min–max normalised to [0, 1] per clip: set "
+                                 f"data.normalize=minmax (or normalise the maps yourself)")
             a = np.clip(a, 0, 1)        # float rounding of a normalisation (1.0000001): a map in [0, 1] is kept as is
         maps.append(a)
     x = torch.from_numpy(np.stack(maps))
