@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: column names (lower-cased) that a table without a ``label`` column may have meant as its labels
+LABEL_LIKE_COLUMNS = ("emotion", "emotions", "class", "classes", "expression", "labels", "category",
+                      "estimated emotion", "objective class")
 #: how far outside [0, 1] a map's value may lie (float rounding) and be clipped to it under data.normalize=none
 RANGE_TOLERANCE = 1e-6
 
@@ -211,7 +214,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         datasets: keep only these datasets; None keeps all.
         labelled: True (training, LOSO): every row needs a label, and under a label set of one dataset's classes
             every row is of that dataset. False (``icegan predict`` on new clips): the label column may be left out
-            and a label cell left empty; such clips get the label -1 (unknown); a row of another dataset than such a
+            (a warning, logging, names a column headed like one, e.g. ``emotion``, ``class``, ``expression``: the
+            label column is ``label``) and a label cell left empty; such clips get the label -1 (unknown); a row of another dataset than such a
             set's is read when its label is the name of one of the set's classes (:func:`_cross_dataset_label`).
         labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`).
 
@@ -221,7 +225,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
 
     Raises:
         FileNotFoundError: the CSV is missing.
-        ValueError: a missing column, an empty cell, an unusable dataset name, a subject prefixed with another
+        ValueError: a missing column (a label-like column's name is said), an empty cell, an unusable dataset name, a subject prefixed with another
             dataset, a label that is neither 0..2 nor a class name, a duplicated clip, a requested dataset the table
             does not hold, a labelled row of another dataset than the label set's (``samm_5``: SAMM clips; with
             ``labelled`` False, only one whose label is no class name of the set); each names the CSV line and clip.
@@ -231,7 +235,13 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         raise FileNotFoundError(f"feature table not found: {csv} (data.table)")
     raw = read_csv_cells(csv)
     raw = raw[(raw != "").any(axis=1)]
+    like = next((c for c in raw.columns if c in LABEL_LIKE_COLUMNS), None) if "label" not in raw.columns else None
+    like = "" if like is None else (f"its column '{like}' looks like the labels, but the label column is 'label': "
+                                    f"rename it 'label'")
     if not labelled and "label" not in raw.columns:
+        if like:            # the clips would be scored unlabelled, without UF1 / UAR, and nothing said
+            log.warning("%s: no label column, so its clips are scored without labels; %s to have them scored "
+                        "against their labels", csv, like)
         raw["label"] = ""
     need = ["subject", "clip", "label", "path"]
     missing = [c for c in need if c not in raw.columns]
@@ -249,6 +259,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             hint = (f" This is the MEGC2019 release's list of the composite (sub, filename_o): icegan loso and icegan "
                     f"fit read it with data.source=megc2019_htnet {root}; a feature table lists "
                     f"its maps, e.g. path flow_uvos_28/<sub>_<filename_o> .png (the release's space before .png).")
+        elif like:
+            hint = f" {like[0].upper()}{like[1:]}."
         label = "label (optional here), " if not labelled else "label, "
         raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a feature table needs "
                          f"dataset, subject, clip, {label}path; dataset may be left out when every subject is "
