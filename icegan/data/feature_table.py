@@ -454,11 +454,12 @@ def read_motion_subjects(table: str | Path) -> list[str]:
     return []
 
 
-def _read_map(path: str, where: str) -> np.ndarray:
-    """One clip's features as float32 (3, H, W).
+def _read_map(path: str, where: str, folder: Optional[Path] = None) -> np.ndarray:
+    """One clip's features as float32 (3, H, W); ``folder``: the CSV's folder, which relative paths start from.
 
     Raises:
-        FileNotFoundError: the file is missing.
+        FileNotFoundError: the file is missing (a path in ``folder`` says that paths are relative to it, and one
+            holding a backslash that / is the separator).
         ValueError: the path is a folder, or the file is empty, unreadable, an .npz archive under a .npy name, of an
             unknown type, of a wrong shape or dtype, holds NaN/Inf or is not square (``where`` names the CSV line and
             the clip, then the map file).
@@ -467,7 +468,12 @@ def _read_map(path: str, where: str) -> np.ndarray:
     if p.is_dir():
         raise ValueError(f"{where}: {p} is a folder, not a features file (.npy or an image)")
     if not p.is_file():
-        raise FileNotFoundError(f"{where}: features file not found: {p}")
+        note = ""
+        if folder is not None and p.is_relative_to(folder):
+            note = f"; paths are relative to the CSV's folder ({folder if folder.parts else folder.absolute()})"
+        if "\\" in str(p):                  # a Windows path (maps\x.npy) read on Linux or macOS: one file name
+            note += "; use / as the separator"
+        raise FileNotFoundError(f"{where}: features file not found: {p}{note}")
     suffix = p.suffix.lower()
     if suffix == ".npy":
         size = p.stat().st_size
@@ -573,7 +579,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
                 "model.input_size resizes them for the recognizer")   # what set the size a map must have
     for path, clip, line in zip(table["path"], table["clip"], table["line"]):
         where = f"{csv}, line {line} (clip '{clip}')"
-        a = _read_map(path, where)
+        a = _read_map(path, where, Path(csv).parent)
         if size is None:
             size = a.shape[-1]
             expected = (f"the side of the table's first map, line {line} (clip '{clip}', {path}): every map of a "
