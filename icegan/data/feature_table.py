@@ -142,7 +142,8 @@ def short_row_note(raw: pd.DataFrame, line: int) -> str:
 
 
 def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: str = "megc2019",
-                      suggest_labels: bool = True, dataset: Optional[str] = None) -> Optional[int]:
+                      suggest_labels: bool = True, dataset: Optional[str] = None,
+                      model_labels: bool = False) -> Optional[int]:
     """A class written in a CSV cell: a name of the label set ``labels`` (:mod:`icegan.labels`; MEGC2019:
     ``negative``, ``positive``, ``surprise``; any case) or an id 0..K-1 (ASCII digits) → the id; an empty cell → None
     when ``allow_empty``.
@@ -150,11 +151,14 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
     ``suggest_labels``: name the ``data.labels`` setting that reads a label of another set (False where no such
     setting applies: a clip list's labels are MEGC2019 classes). ``dataset``: the row's dataset, when known; a set of
     other datasets' classes is then not suggested (``disgust`` in a SAMM row is no CASME II class), and SAMM's
-    ``other`` / CASME II's ``others`` written in the other's spelling is named as such.
+    ``other`` / CASME II's ``others`` written in the other's spelling is named as such. ``model_labels``: the label
+    set is a saved model's (``icegan predict``, which has no ``data.labels``): the hint names a model of the other set,
+    ``icegan fit ... data.labels=NAME``, instead of the setting.
 
     Raises:
         ValueError: anything else (``where`` names the file, line and clip; a name of another label set is named with
-            the ``data.labels`` setting that reads it), or an unknown label set.
+            the ``data.labels`` setting that reads it, or with ``model_labels`` a model of that set), or an unknown
+            label set.
     """
     label = str(text).strip()
     if not label and allow_empty:
@@ -167,7 +171,8 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
             return int(label)
         other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes
                  and _may_hold(o, dataset)]
-        hint = f"; {label!r} is a class of the label set {other[0]}: set data.labels={other[0]}" if other else ""
+        hint = f"; {label!r} is a class of the label set {other[0]}: {_use_labels(other[0], model_labels)}" \
+            if other else ""
         spelt = _respelt(label, ls)
         if spelt:
             hint = f"; {ls.name}'s class is written {spelt!r}{hint}"
@@ -188,9 +193,19 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
     if suggest_labels:
         for name, other in LABEL_SETS.items():
             if name != "megc2019" and label.lower() in other.classes and _may_hold(other, dataset):
-                hint += f"; or, {label!r} being a class of {other.title}, set data.labels={name} for a table of those"
+                hint += (f"; or, {label!r} being a class of {other.title}, score a table of those with a model of "
+                         f"that label set (`icegan fit ... data.labels={name}`)" if model_labels else
+                         f"; or, {label!r} being a class of {other.title}, set data.labels={name} for a table of those")
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
                      f"of {names}{hint}")
+
+
+def _use_labels(name: str, model_labels: bool) -> str:
+    """What reads labels of the label set ``name``: the ``data.labels`` setting, or (``model_labels``: the set is a
+    saved model's, as in ``icegan predict``) a model of that set."""
+    if model_labels:
+        return f"score it with a model of that label set (`icegan fit ... data.labels={name}`)"
+    return f"set data.labels={name}"
 
 
 def _respelt(label: str, label_set) -> Optional[str]:
@@ -215,9 +230,13 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         labelled: True (training, LOSO): every row needs a label, and under a label set of one dataset's classes
             every row is of that dataset. False (``icegan predict`` on new clips): the label column may be left out
             (a warning, logging, names a column headed like one, e.g. ``emotion``, ``class``, ``expression``: the
-            label column is ``label``) and a label cell left empty; such clips get the label -1 (unknown); a row of another dataset than such a
-            set's is read when its label is the name of one of the set's classes (:func:`_cross_dataset_label`).
-        labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`).
+            label column is ``label``) and a label cell left empty; such clips get the label -1 (unknown); a row of
+            another dataset than such a set's is read when its label is the name of one of the set's classes
+            (:func:`_cross_dataset_label`).
+        labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`); with
+            ``labelled`` False, a model's (``icegan predict``): a label of another set is then refused with a hint
+            to score the table with a model of that set (``icegan fit ... data.labels=NAME``), not to set
+            ``data.labels``.
 
     Returns:
         DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..K-1, or -1 unknown when
@@ -225,10 +244,11 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
 
     Raises:
         FileNotFoundError: the CSV is missing.
-        ValueError: a missing column (a label-like column's name is said), an empty cell, an unusable dataset name, a subject prefixed with another
-            dataset, a label that is neither 0..2 nor a class name, a duplicated clip, a requested dataset the table
-            does not hold, a labelled row of another dataset than the label set's (``samm_5``: SAMM clips; with
-            ``labelled`` False, only one whose label is no class name of the set); each names the CSV line and clip.
+        ValueError: a missing column (a label-like column's name is said), an empty cell, an unusable dataset
+            name, a subject prefixed with another dataset, a label that is neither 0..2 nor a class name, a
+            duplicated clip, a requested dataset the table does not hold, a labelled row of another dataset than
+            the label set's (``samm_5``: SAMM clips; with ``labelled`` False, only one whose label is no class name
+            of the set); each names the CSV line and clip.
     """
     csv = Path(csv)
     if not csv.is_file():
@@ -267,7 +287,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                          f"'dataset/subject').{hint}")
     if raw.empty:
         raise ValueError(f"{csv}: no rows")
-    _check_exported_label_set(csv, raw["label"], labels)
+    _check_exported_label_set(csv, raw["label"], labels, model_labels=not labelled)
     has_dataset = "dataset" in raw.columns
     ls = get_label_set(labels)
     datasets = None if datasets is None else list(datasets)
@@ -313,7 +333,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                                  f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
                                  f"[{', '.join(ls.datasets)}] or use the label set of its dataset{own}")
         else:
-            label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds)
+            label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds,
+                                      model_labels=not labelled)
             label = -1 if label is None else label
         path = Path(expand_home(r["path"].strip(), f"{where}: path"))      # ~ as in a config (no shell reads it)
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
@@ -350,15 +371,16 @@ def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: st
                      f"its dataset's label set{own}")
 
 
-def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
+def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str, model_labels: bool = False) -> None:
     """Refuse class ids of another label set: a table written by ``icegan features`` (its ``provenance.json``
     beside it records ``labels``; before label sets, MEGC2019's) holds ids of that set, and read as ``labels`` an id
     would name another class (MEGC2019's 1, positive, as CASME II's 1, disgust). Names are not checked here: they
-    say their set themselves (:func:`parse_class_label`).
+    say their set themselves (:func:`parse_class_label`). ``model_labels``: ``labels`` is a saved model's (``icegan
+    predict``): the hint names a model of the table's set instead of the setting.
 
     Raises:
         ValueError: an id cell in a table whose ``provenance.json`` records another label set (names both files and
-            the ``data.labels`` to set).
+            the ``data.labels`` to set, or with ``model_labels`` the model to score it with).
     """
     if not cells.map(lambda c: is_ascii_digits(str(c).strip())).any():
         return
@@ -370,8 +392,8 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str) -> None:
     if written != labels:
         raise ValueError(f"{csv}: its labels are class ids of the label set {written} ({prov} records data.labels: "
                          f"{written}, as `icegan features` wrote the table), not of {labels}: read as {labels}, an id "
-                         f"would name another class; set data.labels={written}, or write the table again with "
-                         f"data.labels={labels}")
+                         f"would name another class; {_use_labels(written, model_labels)}, or write the table again "
+                         f"with data.labels={labels}")
 
 
 
