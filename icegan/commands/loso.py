@@ -444,6 +444,27 @@ def load_action_units(cfg: "LosoConfig", fs):
     return au
 
 
+def _warn_absent_classes(labels, folds, classes, label_set: str) -> None:
+    """Warn (logging, on stderr) when a class of the label set has no clip among those the folds test: UF1 and UAR
+    then average over the classes present only, so the run's scores are not comparable with runs over every class.
+
+    Args:
+        labels: (N,) int class of every clip. folds: the run's folds. classes: the label set's class names, in id
+        order. label_set: its name (``data.labels``), for the message.
+    """
+    import numpy as np
+    tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
+    present = set(np.unique(np.asarray(labels)[tested]).tolist())
+    absent = [name for i, name in enumerate(classes) if i not in present]
+    if absent:
+        import logging
+        logging.getLogger("icegan").warning(
+            "no clip in the LOSO's scope is of class %s (data.labels=%s): UF1 and UAR average over the %d classes "
+            "present (%s), not all %d: the run's scores do not compare with a run over every class", ", ".join(absent),
+            label_set, len(classes) - len(absent), ", ".join(n for i, n in enumerate(classes) if i in present),
+            len(classes))
+
+
 def check_run(cfg: "LosoConfig", fs):
     """Every check of a feature LOSO that needs its clips, made before a run folder exists (by ``icegan loso``, and by
     ``icegan suite`` for every member before the first one trains): the folds can be built (an SDE run's dataset
@@ -451,7 +472,8 @@ def check_run(cfg: "LosoConfig", fs):
     subjects (:func:`icegan.protocol.check_shared_maps`), the network builds at
     ``model.input_size``, a custom recognizer builds and returns (B, K) logits (K: the classes of ``data.labels``) on
     two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold trains on several
-    datasets (``model.domain_adversarial``). The settings HDE refuses whatever the data (:func:`hde_conflicts`) were
+    datasets (``model.domain_adversarial``). A class of ``data.labels`` with no clip in scope is warned about (UF1 and
+    UAR then average over the classes present). The settings HDE refuses whatever the data (:func:`hde_conflicts`) were
     refused when ``cfg`` was built.
 
     Args:
@@ -470,6 +492,7 @@ def check_run(cfg: "LosoConfig", fs):
     from icegan.labels import get_label_set
     labels = get_label_set(cfg.data.labels)
     check_classes(fs.samples["label"].to_numpy(), folds, labels.classes)   # two classes at least in scope
+    _warn_absent_classes(fs.samples["label"].to_numpy(), folds, labels.classes, cfg.data.labels)
     check_shared_maps(fs.samples, fs.features, cfg.protocol, cfg.dataset)   # no clip under two held-out units
     check_network_builds(cfg.model)                     # model.input_size fits the network's pooling
     check_custom_recognizer(cfg.model, fs.features, labels.n_classes)   # model.module builds, returns (B, K) logits

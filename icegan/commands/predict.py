@@ -89,6 +89,9 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
         out: the model file to write.
         progress: tqdm bars over epochs.
 
+    A class of ``cfg.data.labels`` that no training clip holds is warned about on stderr before training (the model
+    can never predict it).
+
     Returns:
         (the :class:`icegan.recognition.FittedRecognizer` as trained, its training record
         (:func:`icegan.saved_recognizer.training_record`) plus ``seconds``, the training wall time).
@@ -126,6 +129,12 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
                              f"{sorted(set(fs.samples['dataset']))})")
         fs = fs.replace(keep=keep)
     classes = get_label_set(cfg.data.labels).classes
+    held = set(fs.labels.tolist())
+    absent = [name for i, name in enumerate(classes) if i not in held]
+    if absent:                   # a model of these clips never predicts such a class: say so before training
+        print(f"warning: no training clip is of class {', '.join(absent)} (data.labels={cfg.data.labels}): the model "
+              f"is trained without {'it' if len(absent) == 1 else 'them'} and can never predict "
+              f"{'it' if len(absent) == 1 else 'them'}", file=sys.stderr)
     check_network_builds(cfg.model)
     check_custom_recognizer(cfg.model, fs.features, n_classes=len(classes))
     x, y = fs.features, fs.labels
