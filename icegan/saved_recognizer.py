@@ -316,8 +316,9 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         other entries: config, classes, training, provenance, environment).
 
     Raises:
-        SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer, of another format
-            version, an entry is missing or not what `icegan fit` writes (config, classes, training, members),
+        SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer
+            (no format version included), of another format version, an entry is missing or not what `icegan fit`
+            writes (config, classes, training, members),
             its scikit-learn pickle does not match its checksum, a weight is NaN or Inf, its weights do not fit the
             network its config builds, or a custom network's source changed since training (the message names the
             file).
@@ -343,6 +344,9 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
     if not _is_recognizer(payload):
         raise SavedRecognizerError(f"{path} is not an icegan recognizer (written by `icegan fit`); a LOSO run keeps "
                                    f"no model, and flow or GAN checkpoints are other files")
+    if payload.get("version") is None:
+        raise SavedRecognizerError(f"{path} is not an icegan model file (no format version; `icegan fit` writes one): "
+                                   f"retrain it with `icegan fit`")
     if payload.get("version") != VERSION:
         raise SavedRecognizerError(f"{path} is an icegan recognizer of format version {payload.get('version')}; this "
                                    f"icegan reads version {VERSION}: retrain it with `icegan fit`")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import torch
 from _feature_tables import toy_config, write_feature_table
 
@@ -13,6 +14,7 @@ from icegan.commands.predict import fit
 from icegan.config import load_config
 from icegan.data.features import FeatureSet
 from icegan.data.toy_features import make_toy_features
+from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
 
 
 def _table_without_surprise(tmp_path):
@@ -53,3 +55,18 @@ def test_loso_warns_at_data_load_of_a_class_without_a_clip_in_scope(tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="icegan"):
         check_run(cfg, load_feature_set(cfg.data))
     assert not any("no clip in the LOSO's scope" in r.getMessage() for r in caplog.records)
+
+
+def test_a_model_file_without_a_format_version_is_not_an_icegan_model_file(tmp_path):
+    """No "version" entry: "not an icegan model file (no format version)", naming the file, not "format version
+    None"."""
+    good = {"copies": 1, "snapshots": 0, "state_dict": {"conv.weight": torch.ones(2, 3)}}
+    payload = {"format": "icegan-recognizer", "config": {"model": {"name": "ststnet"}},
+               "classes": ["negative", "positive", "surprise"],
+               "training": {"map_size": 28, "subjects": [], "clip_keys": []}, "members": [good]}
+    torch.save(payload, tmp_path / "nov.pt")
+    with pytest.raises(SavedRecognizerError) as exc:
+        load_recognizer(tmp_path / "nov.pt")
+    msg = str(exc.value)
+    assert msg.startswith(f"{tmp_path / 'nov.pt'} is not an icegan model file (no format version")
+    assert "None" not in msg
