@@ -194,6 +194,18 @@ def _read_payload(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _cut_short(path: Path) -> bool:
+    """Whether ``path`` begins as the zip archive :func:`torch.save` writes but lacks the archive's end (its central
+    directory): a file cut short (an interrupted copy or download)."""
+    import zipfile
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+
+
 def _is_recognizer(payload: Any) -> bool:
     """Whether a loaded payload is one :func:`save_recognizer` wrote (any format version)."""
     return isinstance(payload, dict) and payload.get("format") == FORMAT
@@ -316,7 +328,7 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         other entries: config, classes, training, provenance, environment).
 
     Raises:
-        SavedRecognizerError: the file is missing or unreadable, not an icegan recognizer
+        SavedRecognizerError: the file is missing or unreadable (cut short: said so), not an icegan recognizer
             (no format version included), of another format version, an entry is missing or not what `icegan fit`
             writes (config, classes, training, members),
             its scikit-learn pickle does not match its checksum, a weight is NaN or Inf, its weights do not fit the
@@ -339,6 +351,10 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         said = f"{path} cannot be read: it is not an icegan model file (made by `icegan fit`)"
         if "weights_only" in str(exc):      # a pickle of other objects, or no torch file at all: never torch's advice
             raise SavedRecognizerError(said) from None     # to load it with weights_only=False (runs the file's code)
+        if _cut_short(path):
+            raise SavedRecognizerError(f"{path} cannot be read: the model file is cut short or damaged (an interrupted "
+                                       f"copy or download); write it again with `icegan fit` ({type(exc).__name__}: "
+                                       f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         raise SavedRecognizerError(f"{said}, or a damaged one ({type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not _is_recognizer(payload):

@@ -70,3 +70,31 @@ def test_a_model_file_without_a_format_version_is_not_an_icegan_model_file(tmp_p
     msg = str(exc.value)
     assert msg.startswith(f"{tmp_path / 'nov.pt'} is not an icegan model file (no format version")
     assert "None" not in msg
+
+
+@pytest.mark.parametrize("name", ["ststnet", "logreg"])
+@pytest.mark.parametrize("keep", [0.5, 0.99])
+def test_a_model_file_cut_short_is_said_to_be_cut_short(tmp_path, name, keep):
+    """A truncated model file: "cut short or damaged", rerun `icegan fit`, the file named and torch's error kept in
+    parentheses (it used to be "(OSError: [Errno 22] Invalid argument)" after "not an icegan model file")."""
+    fit(toy_config(f"model.name={name}", "model.epochs=1"), tmp_path / "m.pt", progress=False)
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(SavedRecognizerError) as exc:
+        load_recognizer(tmp_path / "cut.pt")
+    msg = str(exc.value)
+    assert msg.startswith(f"{tmp_path / 'cut.pt'} cannot be read: the model file is cut short or damaged")
+    assert "icegan fit" in msg and msg.endswith(")") and ("(OSError: " in msg or "(RuntimeError: " in msg)
+    assert "not an icegan model file" not in msg
+
+
+def test_a_file_of_another_program_is_not_said_to_be_cut_short(tmp_path):
+    """A whole zip archive that torch cannot read, and a text file, keep "not an icegan model file"."""
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "other.pt", "w") as z:
+        z.writestr("readme.txt", "not a model")
+    (tmp_path / "text.pt").write_text("not a model")
+    for f in ("other.pt", "text.pt"):
+        with pytest.raises(SavedRecognizerError) as exc:
+            load_recognizer(tmp_path / f)
+        assert "not an icegan model file" in str(exc.value) and "cut short" not in str(exc.value)
