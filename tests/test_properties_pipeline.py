@@ -24,8 +24,8 @@ Each property holds for every drawn input (the "suite" profile of tests/conftest
   row is; batches hold ``batch_size`` rows but the last;
 * :func:`predict_models`: permuting the clips permutes the probabilities (prediction order is input order), for any
   chunk size;
-* :func:`padding_mismatches` (layout checker): a folder named as a missing subject but for the zero padding maps
-  to it, a folder matching two or none does not; ``padded_subject`` (icegan/data/base.py) names the CASME II / SAMM
+* :func:`padding_mismatches` (layout checker): a folder named as a missing subject but for the zero padding or
+  letters of its number maps to it, a folder matching two or none does not; ``padded_subject`` (icegan/data/base.py) names the CASME II / SAMM
   subject folder a name is but for its zero padding (SAMM ``6`` → ``006``), None for a folder that is one already
   (CASME II: ``sub`` and any digits) or for no subject;
 * :func:`cpu_contention` warns exactly when others >= 0.75 and others + workers·threads > cpus + 0.5;
