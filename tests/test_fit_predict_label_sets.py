@@ -139,10 +139,11 @@ def test_a_table_of_another_label_set_names_the_model_s_classes(tmp_path, capsys
     labels are read with the model's label set."""
     fit(toy_config("model.name=logreg"), tmp_path / "three.pt", progress=False)
     five = write_five_class_table(tmp_path / "train")
-    with pytest.raises(ValueError, match=r"line 2 \(clip 'EP00'\): label 'happiness'.*three\.pt recognises the "
-                                         r"classes of megc2019.*this table's labels are classes of casme2_5: score it with a model fitted "
-                                         r"with data\.labels=casme2_5"):
+    with pytest.raises(ValueError, match=r"line 2 \(clip 'EP00'\): label 'happiness'.*a model of that label set "
+                                         r"\(`icegan fit \.\.\. data\.labels=casme2_5`\).*three\.pt recognises the "
+                                         r"classes of megc2019.*this table's labels are classes of casme2_5$") as err:
         predict_table([tmp_path / "three.pt"], five)
+    assert str(err.value).count("data.labels=casme2_5") == 1          # said once, not twice
     fit(five_config(five, "model.name=logreg"), tmp_path / "five.pt", progress=False)
     three = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=1, seed=5))
     rc = main(["predict", "--model", str(tmp_path / "five.pt"), "--table", str(three), "--out",

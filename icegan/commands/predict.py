@@ -220,9 +220,9 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         other_set = _label_set_of_table(table, sets[0])
         if other_set is None:      # the table reader names icegan loso's setting; here it is this command's flag
             raise ValueError(str(exc).replace("set data.normalize=minmax", "give --normalize minmax")) from None
+        # the reader's message already says to score such a table with a model of that label set
         raise ValueError(f"{exc} — icegan predict reads the labels as classes of the model's label set, and "
-                         f"{recognises(0)}; this table's labels are classes of {other_set}: score it with a model "
-                         f"fitted with data.labels={other_set}") from None
+                         f"{recognises(0)}; this table's labels are classes of {other_set}") from None
     p = 0
     for wi, path, (fitted, meta) in zip(w, models, loaded):
         pm = np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
