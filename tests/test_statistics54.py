@@ -2,32 +2,21 @@
 predictions' dataset column and --stratify refused where every stratum holds one subject; --per-dataset skipping a
 dataset of one subject; the legend's sentence on the number of uncorrected paired intervals."""
 import io
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from _runs import write_finished_run
 
 from icegan.cli import main
 from icegan.significance import bootstrap_compare, check_stratify, load_run_set
 
 
 def _run(d, rows, datasets=None, seed=0):
-    """A finished run folder (predictions.csv, run.json, config.yaml) of ``rows`` (subject, clip, y_true, y_pred);
-    ``datasets``: None writes no dataset column (a hand-made file), else a function subject → its dataset cell."""
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "model": {"name": "ststnet"}}))
-    pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
-    pred.insert(0, "fold", pred["subject"].map({s: i for i, s in enumerate(sorted(pred["subject"].unique()))}))
-    if datasets is not None:
-        pred.insert(1, "dataset", pred["subject"].map(datasets))
-    pred.to_csv(d / "predictions.csv", index=False)
-    (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,
-                                            "folds": sorted(pred["subject"].unique())}))
-    return d
+    """A finished run folder of ``rows`` (:func:`_runs.write_finished_run`)."""
+    return write_finished_run(d, rows, datasets, seed)
 
 
 def _rows(names, seed=0, acc=0.6):

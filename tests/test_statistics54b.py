@@ -3,13 +3,12 @@ identical table, as the suite page), the suite's ``stratify: true`` where every 
 page says so and draws from one pool, as compare refuses), and entries that put a subject in different datasets
 (refused, naming both)."""
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from _runs import write_finished_run
 
 from icegan.cli import main
 from icegan.significance import bootstrap_compare, load_run_set
@@ -18,21 +17,12 @@ from icegan.significance import bootstrap_compare, load_run_set
 def _run(d, names, seed, datasets=None):
     """A finished run folder: four clips per subject of ``names`` (the same labels in every run), predictions right
     with probability 0.6 (``seed``); ``datasets``: None writes no dataset column, else a function subject → cell."""
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "model": {"name": "ststnet"}}))
     labels, r = np.random.default_rng(0), np.random.default_rng(seed)
     rows = []
     for s in names:
         for j, y in enumerate(labels.integers(0, 3, 4)):
             rows.append((s, f"c{j}", int(y), int(y if r.random() < 0.6 else r.integers(0, 3))))
-    pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
-    pred.insert(0, "fold", pred["subject"].map({s: i for i, s in enumerate(sorted(pred["subject"].unique()))}))
-    if datasets is not None:
-        pred.insert(1, "dataset", pred["subject"].map(datasets))
-    pred.to_csv(d / "predictions.csv", index=False)
-    (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,
-                                            "folds": sorted(pred["subject"].unique())}))
-    return str(d)
+    return str(write_finished_run(d, rows, datasets, seed))
 
 
 def _prefix(s):
