@@ -195,15 +195,16 @@ def _read_payload(path: Path) -> Any:
 
 
 def _cut_short(path: Path) -> bool:
-    """Whether ``path`` begins as the zip archive :func:`torch.save` writes but lacks the archive's end (its central
-    directory): a file cut short (an interrupted copy or download)."""
+    """Whether ``path`` is empty (a copy interrupted before its first byte) or begins as the zip archive
+    :func:`torch.save` writes but lacks the archive's end (its central directory): a file cut short (an interrupted
+    copy or download)."""
     import zipfile
     try:
         with open(path, "rb") as f:
             head = f.read(4)
     except OSError:
         return False
-    return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+    return head == b"" or (head == b"PK\x03\x04" and not zipfile.is_zipfile(path))
 
 
 def _is_recognizer(payload: Any) -> bool:

@@ -763,11 +763,12 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             print(f"note: --reuse: '{p.label}' seed {p.seed} is trained, not copied: {misses[p.out]}", file=log)
     feature_sets: dict[str, object] = {}
     checked: dict[Path, tuple] = {}     # member folder -> (its feature set, its action units)
+    said: set[str] = set()              # the members' data warnings, each given once
     for p in plan:          # every member's data checked before the first one trains (or a folder is made)
         if isinstance(p.config, LosoConfig):
             try:
                 fs = load_feature_set(p.config.data, cache=feature_sets)   # one read of the maps per data section
-                checked[p.out] = fs, check_run(p.config, fs)
+                checked[p.out] = fs, check_run(p.config, fs, said)
             except (ValueError, OSError) as exc:
                 raise type(exc)(f"suite run '{p.label}' (seed {p.seed}): {exc}") from None
     out.mkdir(parents=True, exist_ok=True)

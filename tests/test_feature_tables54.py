@@ -48,8 +48,9 @@ def test_map_a_rounding_hair_over_1_is_clipped_not_refused(tmp_path):
     assert float(x[0].min()) == 0.5 == float(x[0].max())          # an accepted map is kept as it is
 
 
-@pytest.mark.parametrize("lo, hi, shown", [(0.0, 1.000002, "[0, 1.000002]"), (-2e-6, 1.0, "[-2e-06, 1]")])
+@pytest.mark.parametrize("lo, hi, shown", [(0.0, 1.000002, "[0, 1.00000203]"), (-2e-6, 1.0, "[-1.99999999e-06, 1]")])
 def test_map_beyond_the_tolerance_names_its_exact_range(tmp_path, lo, hi, shown):
+    """The range printed with 9 significant digits (float32's): never rounded into [0, 1] or into the tolerance."""
     _maps(tmp_path, 1)
     a = np.full((3, 8, 8), 0.5, dtype=np.float32)
     a[0, 0, 0], a[0, 0, 1] = lo, hi

@@ -444,28 +444,34 @@ def load_action_units(cfg: "LosoConfig", fs):
     return au
 
 
-def _warn_absent_classes(labels, folds, classes, label_set: str) -> None:
+def _warn_absent_classes(labels, folds, classes, label_set: str, said: Optional[set] = None) -> None:
     """Warn (logging, on stderr) when a class of the label set has no clip among those the folds test: UF1 and UAR
     then average over the classes present only, so the run's scores are not comparable with runs over every class.
 
     Args:
         labels: (N,) int class of every clip. folds: the run's folds. classes: the label set's class names, in id
-        order. label_set: its name (``data.labels``), for the message.
+        order. label_set: its name (``data.labels``), for the message. said: the warnings given already (a suite
+        checks every member on the same data: each warning once); the new one is added.
     """
     import numpy as np
     tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
     present = set(np.unique(np.asarray(labels)[tested]).tolist())
     absent = [name for i, name in enumerate(classes) if i not in present]
-    if absent:
-        import logging
-        logging.getLogger("icegan").warning(
-            "no clip in the LOSO's scope is of class %s (data.labels=%s): UF1 and UAR average over the %d classes "
-            "present (%s), not all %d: the run's scores do not compare with a run over every class", ", ".join(absent),
-            label_set, len(classes) - len(absent), ", ".join(n for i, n in enumerate(classes) if i in present),
-            len(classes))
+    if not absent:
+        return
+    text = (f"no clip in the LOSO's scope is of class {', '.join(absent)} (data.labels={label_set}): UF1 and UAR "
+            f"average over the {len(classes) - len(absent)} classes present "
+            f"({', '.join(n for i, n in enumerate(classes) if i in present)}), not all {len(classes)}: the run's "
+            "scores do not compare with a run over every class")
+    if said is not None:
+        if text in said:
+            return
+        said.add(text)
+    import logging
+    logging.getLogger("icegan").warning("%s", text)
 
 
-def check_run(cfg: "LosoConfig", fs):
+def check_run(cfg: "LosoConfig", fs, said: Optional[set] = None):
     """Every check of a feature LOSO that needs its clips, made before a run folder exists (by ``icegan loso``, and by
     ``icegan suite`` for every member before the first one trains): the folds can be built (an SDE run's dataset
     is present, at least two subjects; HDE: at least two datasets, no ``dataset``), no map is listed under two held-out
@@ -477,7 +483,8 @@ def check_run(cfg: "LosoConfig", fs):
     refused when ``cfg`` was built.
 
     Args:
-        cfg: the run's config. fs: its feature set (:func:`load_feature_set`).
+        cfg: the run's config. fs: its feature set (:func:`load_feature_set`). said: warnings given already, each
+            given once (``icegan suite``'s members; see :func:`_warn_absent_classes`).
 
     Returns:
         The action-unit targets for :func:`run` (:func:`load_action_units`; None unless ``model.au_weight`` > 0).
@@ -492,7 +499,7 @@ def check_run(cfg: "LosoConfig", fs):
     from icegan.labels import get_label_set
     labels = get_label_set(cfg.data.labels)
     check_classes(fs.samples["label"].to_numpy(), folds, labels.classes)   # two classes at least in scope
-    _warn_absent_classes(fs.samples["label"].to_numpy(), folds, labels.classes, cfg.data.labels)
+    _warn_absent_classes(fs.samples["label"].to_numpy(), folds, labels.classes, cfg.data.labels, said)
     check_shared_maps(fs.samples, fs.features, cfg.protocol, cfg.dataset)   # no clip under two held-out units
     check_network_builds(cfg.model)                     # model.input_size fits the network's pooling
     check_custom_recognizer(cfg.model, fs.features, labels.n_classes)   # model.module builds, returns (B, K) logits

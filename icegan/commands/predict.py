@@ -220,9 +220,11 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         other_set = _label_set_of_table(table, sets[0])
         if other_set is None:      # the table reader names icegan loso's setting; here it is this command's flag
             raise ValueError(str(exc).replace("set data.normalize=minmax", "give --normalize minmax")) from None
-        # the reader's message already says to score such a table with a model of that label set
+        # the reader's message often says already which model scores such a table: said once, but always said
+        fix = "" if f"data.labels={other_set}" in str(exc) else \
+            f": score it with a model fitted with data.labels={other_set}"
         raise ValueError(f"{exc} — icegan predict reads the labels as classes of the model's label set, and "
-                         f"{recognises(0)}; this table's labels are classes of {other_set}") from None
+                         f"{recognises(0)}; this table's labels are classes of {other_set}{fix}") from None
     p = 0
     for wi, path, (fitted, meta) in zip(w, models, loaded):
         pm = np.asarray(fitted(as_trained(fs.features, meta)), dtype=np.float64)
@@ -247,14 +249,21 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
 def _label_set_of_table(table, model_set):
     """The name of another label set than ``model_set`` whose classes the labels of ``table`` are, when its rows
     read with that set and not with ``model_set`` (a table of another set's labels); None otherwise."""
+    import logging
+
     from icegan.data.feature_table import read_feature_table
     from icegan.labels import LABEL_SETS
 
+    quiet = logging.getLogger("icegan.data.feature_table")
+
     def reads(name: str) -> bool:
+        was, quiet.disabled = quiet.disabled, True      # the first read warned already: these reads only probe
         try:
             read_feature_table(table, labelled=False, labels=name)
         except (ValueError, OSError):
             return False
+        finally:
+            quiet.disabled = was
         return True
     if reads(model_set.name):            # the rows are fine with the model's classes: another error
         return None

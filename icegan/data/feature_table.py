@@ -234,13 +234,14 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             another dataset than such a set's is read when its label is the name of one of the set's classes
             (:func:`_cross_dataset_label`).
         labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`); with
-            ``labelled`` False, a model's (``icegan predict``): a label of another set is then refused with a hint
-            to score the table with a model of that set (``icegan fit ... data.labels=NAME``), not to set
-            ``data.labels``.
+            ``labelled`` False, a model's (``icegan predict``): a label of another set is then refused, with a hint
+            to score the table with a model of that set (``icegan fit ... data.labels=NAME``) where that set may
+            hold the row's dataset (:func:`parse_class_label`), never one to set ``data.labels``.
 
     Returns:
         DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..K-1, or -1 unknown when
-        ``labelled`` is False), path (absolute), line (the CSV line of the row), in file order.
+        ``labelled`` is False), path (absolute), line (the CSV line of the row), relative (whether the cell gave
+        a path relative to the CSV's folder), in file order.
 
     Raises:
         FileNotFoundError: the CSV is missing.
@@ -338,7 +339,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             label = -1 if label is None else label
         path = Path(expand_home(r["path"].strip(), f"{where}: path"))      # ~ as in a config (no shell reads it)
         rows.append({"dataset": ds, "subject": f"{ds}/{rest if slash else subject}", "clip": clip, "label": label,
-                     "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line})
+                     "path": str(path if path.is_absolute() else (csv.parent / path)), "line": line,
+                     "relative": not path.is_absolute()})
     table = keep_datasets(pd.DataFrame(rows), datasets, csv)
     dup = table.duplicated(["subject", "clip"])
     if dup.any():
@@ -480,7 +482,7 @@ def _read_map(path: str, where: str, folder: Optional[Path] = None) -> np.ndarra
     """One clip's features as float32 (3, H, W); ``folder``: the CSV's folder, which relative paths start from.
 
     Raises:
-        FileNotFoundError: the file is missing (a path in ``folder`` says that paths are relative to it, and one
+        FileNotFoundError: the file is missing (a path the CSV gave relative, in ``folder``, says that paths are relative to it, and one
             holding a backslash that / is the separator).
         ValueError: the path is a folder, or the file is empty, unreadable, an .npz archive under a .npy name, of an
             unknown type, of a wrong shape or dtype, holds NaN/Inf or is not square (``where`` names the CSV line and
@@ -599,9 +601,9 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     maps = []
     expected = ("data.size; data.size=0 takes the size of the table's maps, when all have one, and "
                 "model.input_size resizes them for the recognizer")   # what set the size a map must have
-    for path, clip, line in zip(table["path"], table["clip"], table["line"]):
+    for path, clip, line, relative in zip(table["path"], table["clip"], table["line"], table["relative"]):
         where = f"{csv}, line {line} (clip '{clip}')"
-        a = _read_map(path, where, Path(csv).parent)
+        a = _read_map(path, where, Path(csv).parent if relative else None)   # an absolute cell: no relative hint
         if size is None:
             size = a.shape[-1]
             expected = (f"the side of the table's first map, line {line} (clip '{clip}', {path}): every map of a "
@@ -610,7 +612,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
             raise ValueError(f"{where}: {path} is {a.shape[-1]}×{a.shape[-1]}, expected {size}×{size} ({expected})")
         if normalize == "none" and (a.min() < 0 or a.max() > 1):
             if a.min() < -RANGE_TOLERANCE or a.max() > 1 + RANGE_TOLERANCE:
-                raise ValueError(f"{where}: {path} holds values in [{a.min():.7g}, {a.max():.7g}]; the recognizers "
+                raise ValueError(f"{where}: {path} holds values in [{a.min():.9g}, {a.max():.9g}]; the recognizers "
                                  f"expect each channel min–max normalised to [0, 1] per clip: set "
                                  f"data.normalize=minmax (or normalise the maps yourself)")
             a = np.clip(a, 0, 1)        # float rounding of a normalisation (1.0000001): a map in [0, 1] is kept as is
@@ -618,5 +620,5 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
     x = torch.from_numpy(np.stack(maps))
     if normalize == "minmax":
         x = minmax_per_clip(x)
-    return FeatureSet(table.drop(columns=["line"]), x, unlabelled=not labelled,
+    return FeatureSet(table.drop(columns=["line", "relative"]), x, unlabelled=not labelled,
                       n_classes=get_label_set(labels).n_classes)
