@@ -771,13 +771,8 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
         seconds = time.time() - t0
         save_torch_file({"key": key, "features": feats, "seconds": seconds}, path)   # never left cut short
         if shared is not None:     # two suites in one folder may write it at once: each through its own temporary
-            from flownet.io import write_whole
             shared.parent.mkdir(parents=True, exist_ok=True)
-
-            def save(tmp: Path) -> None:
-                with open(tmp, "wb") as fh:
-                    torch.save({"key": shared_key, "features": feats, "seconds": seconds}, fh)
-            write_whole(shared, save, concurrent=True)
+            save_torch_file({"key": shared_key, "features": feats, "seconds": seconds}, shared, concurrent=True)
     log.info("real flow features: %d clips in %.1f s", len(feats), time.time() - t0)
     return feats
 

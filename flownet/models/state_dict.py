@@ -55,15 +55,17 @@ def missing_weights(path: str | Path) -> str:
                                                 else "it holds no .pt file")
 
 
-def save_torch_file(obj: object, path: str | Path) -> Path:
+def save_torch_file(obj: object, path: str | Path, concurrent: bool = False) -> Path:
     """``torch.save`` of ``obj`` to ``path`` through a temporary file in the same folder, renamed when complete: a
-    kill while saving leaves the previous file (a checkpoint to resume from) whole, never one cut short."""
+    kill while saving leaves the previous file (a checkpoint to resume from) whole, never one cut short.
+    ``concurrent``: several processes may write ``path`` at once (a cache shared by runs), each through its own
+    temporary file (:func:`flownet.io.write_whole`)."""
     from ..io import write_whole
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as fh:     # through Python's file: a full disk is an OSError (ENOSPC), not a RuntimeError
             torch.save(obj, fh)         # of torch's own writer ("unexpected pos") that names neither file nor cause
-    return write_whole(path, save)
+    return write_whole(path, save, concurrent=concurrent)
 
 
 def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str = "the model") -> None:
