@@ -341,8 +341,8 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
             other than ``gray`` given as an override (the command line, a suite's overrides), or in the file at a
             value other than the key's default (the main job prepares its faces at ``data.img_size``, in gray,
-            whatever they say). Such a key in the file at its default loads without a word (a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run
-            at 64 pixels, and reproducing the run from it must load).
+            whatever they say). Such a key in the file at its default loads without a word (a run's ``config.yaml``
+            records ``data.prepare.size: 128`` for a run at 64 pixels, and reproducing the run from it must load).
         FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
             its package data).
     """
@@ -355,7 +355,7 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
     if cfg.data.source == "prepared":
         # load_samples and _gan_config prepare the faces at data.img_size, in gray: a data.prepare.size or color the
         # run replaces is said now, not recorded in the run's config.yaml as if it had been used
-        from icegan.gan.trainer import refuse_replaced_prepare
+        from icegan.data.prepare import refuse_replaced_prepare
         refuse_replaced_prepare(cfg.data.prepare, s, path, overrides, "the main job", "the side of every stage",
                                 "its flow, GAN and maps take one channel")
     if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:

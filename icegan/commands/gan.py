@@ -104,7 +104,8 @@ def _train(args: argparse.Namespace) -> int:
 
     from icegan.config import load_config, save_config
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
-    from icegan.gan.trainer import GanConfig, build_models, check_resumable, refuse_replaced_prepare, train_gan
+    from icegan.data.prepare import refuse_replaced_prepare
+    from icegan.gan.trainer import GanConfig, build_models, check_resumable, train_gan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)

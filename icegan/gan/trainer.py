@@ -51,8 +51,7 @@ from .losses import (adversarial_d_loss, adversarial_g_loss, classification_loss
 from .perceptual import build_perceptual
 
 __all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
-           "build_models", "amp_policy", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid",
-           "refuse_replaced_prepare"]
+           "build_models", "amp_policy", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid"]
 
 _logger = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ class GanDataConfig:
     faces preprocessing makes of the datasets in ``prepare``, any of CASME II, SAMM, SMIC or a clip list in its
     official layout, raw or cropped: :func:`icegan.gan.pairs.load_prepared_pairs`, at ``img_size`` pixels in gray
     whatever ``prepare.size`` and ``prepare.color`` say: ``icegan gan train`` refuses other values given,
-    :func:`refuse_replaced_prepare`; ``root`` unused);
+    :func:`icegan.data.prepare.refuse_replaced_prepare`; ``root`` unused);
     ``img_size`` pixels; ``apex_neighbors`` k (pairs onset with apex±1..k too; ≤ 2 when prepared);
     ``holdout_subjects`` are never trained on (a LOSO fold's test subject, or an evaluation split; ``sub01`` means
     ``casme2/sub01``, other datasets' subjects are written with their prefix, ``samm/006``);
@@ -248,42 +247,6 @@ class GanConfig:
     model: GanModelConfig = field(default_factory=GanModelConfig)
     loss: GanLossConfig = field(default_factory=GanLossConfig)
     train: GanTrainConfig = field(default_factory=GanTrainConfig)
-
-
-def refuse_replaced_prepare(prepare: PrepareConfig, img_size: int, path: str | Path | None, overrides=(),
-                            job: str = "icegan gan train", side: str = "the generator's and discriminator's side",
-                            channel: str = "its generator and discriminator take one channel") -> None:
-    """Refuse a ``data.prepare.size`` other than ``img_size`` or a ``data.prepare.color`` other than ``gray`` that a
-    job preparing its faces at ``img_size`` pixels, in gray, would replace (:func:`icegan.gan.pairs.load_prepared_pairs`
-    for ``icegan gan train``, ``load_samples`` for the main job), when given in ``overrides`` or in the file ``path``
-    at a value other than :class:`PrepareConfig`'s default (:func:`icegan.config.where_set`). The default written in
-    a file loads without a word: a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run at 64 pixels,
-    and reproducing the run from it must load. Call it with the ``path`` and ``overrides`` the config was loaded from,
-    when its ``data.source`` is ``prepared``; ``job``, ``side`` and ``channel`` word the message.
-
-    Raises:
-        icegan.config.ConfigError: such a value, naming the key, the value, where it was given (``given as an
-            override``, or the file) and what to set instead (a ``data.img_size`` only where it is a power of two
-            >= 32, a side both jobs accept).
-    """
-    from icegan.config import ConfigError, where_set
-    want = prepare.size
-    how = {"size": (f"at data.img_size={img_size} pixels ({side})",
-                    f"set data.img_size={want} for faces of that side" if want >= 32 and not want & (want - 1)
-                    else "set data.img_size (a power of two >= 32, e.g. 64 or 128) for the side you want"),
-           "color": (f"in gray ({channel})", "set data.prepare.color=gray")}
-    for key, used in (("size", img_size), ("color", "gray")):
-        value = getattr(prepare, key)
-        where = where_set(f"data.prepare.{key}", path, overrides) if value != used else None
-        if where is None:               # the run's value, or the code default left untouched
-            continue
-        if where != "command line" and value == getattr(PrepareConfig(), key):
-            # a run's config.yaml records the default the run replaced: it cannot be told from a value written,
-            # and reproducing a run from its config.yaml must load without a word
-            continue
-        given = "given as an override" if where == "command line" else f"in {where}"    # or a suite's overrides
-        raise ConfigError(f"data.prepare.{key}={value} ({given}) is not used: {job} prepares its faces "
-                          f"{how[key][0]}; {how[key][1]}, or leave data.prepare.{key} out")
 
 
 @dataclass
