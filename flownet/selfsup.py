@@ -20,7 +20,8 @@ Each loss is applied to every recurrent update of SRFlowNet with weights γ^(n-i
 sequence loss); occlusion maps come from the final update (no gradient through them).
 
 A run writes ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events (``tb/``), ``last.pt`` (stage, step,
-model, optimizer, elapsed time: ``resume: true`` continues it, also mid-stage), ``teacher.pt`` (stage-1
+model, optimizer, elapsed time, the init weights' ``real_pair_subjects``: ``resume: true`` continues it, also
+mid-stage, without reading ``train.init_weights`` again), ``teacher.pt`` (stage-1
 model) and ``weights.pt`` (final model) in the SRFlowNet weights format (:func:`flownet.registry.save_srflownet`),
 and ``metrics.json``. Each stage has its own step count and wall-time budget; the synthetic facial test
 pairs are only *monitored* (held-out subjects; never used for training or model selection).
@@ -134,7 +135,7 @@ class SelfSupTrainSection:
     teacher_minutes: float = 0.0   #: stage-1 wall-time budget (0 = none)
     student_steps: int = 500       #: stage-2 steps (0 = no distillation: weights.pt is the teacher)
     student_minutes: float = 0.0   #: stage-2 wall-time budget (0 = none)
-    init_weights: str | None = None  #: start the teacher from an SRFlowNet weights file
+    init_weights: str | None = None  #: start the teacher from an SRFlowNet weights file (not read on resume)
     iters: int = 4                 #: recurrent updates while training (student and teacher)
     teacher_iters: int = 6         #: updates of the frozen teacher when it makes stage-2 targets
     batch_size: int = 8
@@ -316,7 +317,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     Raises:
         ValueError: bad configuration values (named; among them ``data.n_items`` < ``train.batch_size``, or
             ``data.n_items`` null with fewer distinct real pairs than ``train.batch_size``: no whole batch, refused
-            before the run folder is made), init weights not matching ``cfg.model``.
+            before the run folder is made), ``data.n_test`` < 1, ``data.n_occ_pairs`` above the number of real pairs (``data.n_items``,
+            or with null the distinct pairs; refused before the run folder too), init weights not matching
+            ``cfg.model``.
         FileNotFoundError: data or init weights missing.
         FloatingPointError: a non-finite loss (stops before the update).
     """
@@ -334,7 +337,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         if val < 0:
             raise ValueError(f"{key} must be >= 0, got {val}")
     check_intervals(t)
-    if t.teacher_steps == 0 and not t.init_weights:
+    ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
+    resume = t.resume and ckpt_path.is_file()
+    if t.teacher_steps == 0 and not t.init_weights and not resume:     # a resume starts from its checkpoint
         raise ValueError("train.teacher_steps=0 needs train.init_weights (the teacher to distil from)")
     if not 0.0 <= lc.occ_warmup_frac <= 1.0:
         raise ValueError(f"loss.occ_warmup_frac must be in [0, 1], got {lc.occ_warmup_frac}")
@@ -342,14 +347,16 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         raise ValueError(f"train.noisy_min/noisy_max must satisfy 0 <= min <= max, got {t.noisy_min}, {t.noisy_max}")
     if d.n_items is not None:                   # no whole batch: the loader made none and the loop waited forever
         StepShuffle(d.n_items, t.batch_size, t.seed, key="data.n_items")
-    ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
-    resume = t.resume and ckpt_path.is_file()
+    if d.n_test < 1:                # no test pair: the teacher trained, then its evaluation died in torch.cat
+        raise ValueError(f"data.n_test must be >= 1 (the synthetic facial test pairs monitored), got {d.n_test}")
     # checked once, on one throwaway model of the run's config, before start_run rewrites the run's config.yaml: a
     # checkpoint to resume, and initial weights of another model config, leave the folder as it was
     probe = SRFlowNet(cfg.model) if resume or t.init_weights else None
     ck = load_resume_checkpoint(ckpt_path, probe, RESUME_KEYS) if resume else None
     init = None
-    if t.init_weights:
+    # a resume starts from its checkpoint, which records the init weights' real_pair_subjects: train.init_weights is
+    # read only by a fresh run, or by a resume of a checkpoint written before last.pt kept that record
+    if t.init_weights and (ck is None or "real_pair_subjects" not in ck):
         try:
             init = load_srflownet(t.init_weights)
         except FileNotFoundError:               # load_srflownet's message names an option of other commands
@@ -368,6 +375,12 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                          f"{data.subjects} under {data.root}: they hold no whole batch of train.batch_size="
                          f"{t.batch_size}; set 1 <= train.batch_size <= {len(data)}, or data.n_items >= "
                          f"train.batch_size (each item draws a pair at random, repeats included)")
+    if d.n_occ_pairs > len(data):       # the first data.n_occ_pairs items: an IndexError after config.yaml before
+        held = f"data.n_items={d.n_items}" if d.n_items is not None else \
+            f"data.n_items=null (the {len(data)} distinct real pairs of the train subjects)"
+        raise ValueError(f"data.n_occ_pairs={d.n_occ_pairs} reports the occluded fraction on the first that many real "
+                         f"pairs, but {held} holds only {len(data)}; set data.n_occ_pairs <= {len(data)} or "
+                         f"data.n_items >= {d.n_occ_pairs}")
     device, run = start_run(cfg)
     print(f"real pairs: subjects {data.subjects}; consecutive {len(data.pairs['consecutive'])}, "
           f"onset_apex {len(data.pairs['onset_apex'])}; skipped clips {len(data.skipped)}", flush=True)
@@ -385,6 +398,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     state = {"stage": "teacher", "step": 0, "elapsed_s": 0.0}
     if ck is not None:
         model.load_state_dict(ck["model"])         # checked above against a model of this same config
+        if "real_pair_subjects" in ck:             # the init weights' record as the run's start read it
+            init_seen = list(ck["real_pair_subjects"] or [])
         state = {"stage": ck["stage"], "step": int(ck["step"]), "elapsed_s": float(ck["elapsed_s"])}
         print(f"resumed {ckpt_path}: stage {state['stage']} step {state['step']}", flush=True)
 
@@ -419,7 +434,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             if last_saved["at"] == (stage, state["step"]):
                 return
             save_torch_file({"stage": stage, "step": state["step"], "model": model.state_dict(),
-                             "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start}, ckpt_path)
+                             "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start,
+                             "real_pair_subjects": init_seen}, ckpt_path)
             last_saved["at"] = (stage, state["step"])
 
         # the pairs, crops and noise of each step are those of a run never interrupted (functions of the seed, the
@@ -511,7 +527,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         write_text_whole(run / "teacher_metrics.json", json.dumps(results, indent=2))
         state.update(stage="student", step=0, elapsed_s=0.0)
         save_torch_file({"stage": "student", "step": 0, "model": model.state_dict(),
-                         "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0}, ckpt_path)
+                         "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "elapsed_s": 0.0,
+                         "real_pair_subjects": init_seen}, ckpt_path)
     else:       # resumed in the student stage: the teacher's results as its stage wrote them
         try:
             if not (run / "teacher_metrics.json").is_file():      # removed, or a run of a version without it
