@@ -674,8 +674,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     Raises:
         ValueError: unknown regularizer or bad sizes (from the loss / dataset); ``train.keep_best`` without a
             validation set (``data.n_val_subjects`` 0) or without step evaluations (``train.eval_every`` 0); fewer
-            training pairs than a batch; a resume whose settings differ from its checkpoint's (among them
-            ``train.keep_best`` turned on or off).
+            training pairs than a batch; ``data.n_test`` < 1, or ``data.n_val`` < 1 with validation subjects
+            (refused before the run folder is made); a resume whose settings differ from its checkpoint's (among
+            them ``train.keep_best`` turned on or off).
         FileNotFoundError: no CASME II frames under the data root.
     """
     from torch.utils.data import DataLoader
@@ -708,6 +709,12 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         raise ValueError(f"data.generic_fraction must be in [0, 1], got {d.generic_fraction}")
     if d.n_generic_val < 0:
         raise ValueError(f"data.n_generic_val must be >= 0, got {d.n_generic_val}")
+    # scored sets without a pair: the run trained all its steps, then died in its evaluation before weights.pt
+    if d.n_test < 1:
+        raise ValueError(f"data.n_test must be >= 1 (the test pairs the shipped weights are scored on), got {d.n_test}")
+    if d.n_val_subjects and d.n_val < 1:
+        raise ValueError(f"data.n_val must be >= 1 when data.n_val_subjects={d.n_val_subjects} (the validation pairs "
+                         f"monitored during training), got {d.n_val}; or set data.n_val_subjects=0")
     if t.workers < 0:
         raise ValueError(f"train.workers must be >= 0, got {t.workers}")
     check_intervals(t, crop=True)

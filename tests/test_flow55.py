@@ -65,3 +65,21 @@ def test_selfsup_refuses_no_test_pairs_before_the_run_folder(tmp_path, monkeypat
     with pytest.raises(ValueError, match=r"^data\.n_test must be >= 1 .*got 0$"):
         _loop_run(tmp_path, monkeypatch, "data.n_test=0", "train.student_steps=0")
     assert not (tmp_path / "loop").exists()
+
+
+@pytest.mark.parametrize("data, key", [(dict(n_test=0), r"data\.n_test must be >= 1"),
+                                       (dict(n_val_subjects=2, n_val=0), r"data\.n_val must be >= 1 when "
+                                                                         r"data\.n_val_subjects=2")])
+def test_supervised_flow_refuses_an_empty_scored_set_before_the_run_folder(tmp_path, data, key):
+    """data.n_test=0 (or data.n_val=0 with validation subjects) trained every step, then died in torch.cat at the
+    final evaluation before weights.pt, and again on every resume; now refused first, no run folder made."""
+    from _flow_sizes import TINY_SRFLOWNET
+    from flownet.models.srflownet import SRFlowNetConfig
+    from flownet.train import FlowDataConfig, FlowTrainConfig, FlowTrainSection, train
+    cfg = FlowTrainConfig(name="t0", out_dir=str(tmp_path), model=SRFlowNetConfig(**TINY_SRFLOWNET),
+                          data=FlowDataConfig(size=32, n_train=4, frames_per_clip=1, **{"n_test": 1, **data}),
+                          train=FlowTrainSection(regularizer="tvr", batch_size=2, steps=1, eval_every=1, ckpt_every=1,
+                                                 log_every=100, threads=1))
+    with pytest.raises(ValueError, match=key):
+        train(cfg, progress=False)
+    assert not (tmp_path / "t0").exists()
