@@ -2,7 +2,9 @@
 synthetic scenes (``icegan flow eval``).
 
 Result dict: ``{"model", "data", "n_pairs", "mean": {EPE, px1, px3, px5, Fl-all, WAUC},
-"per_pair": [{"name", "EPE", ...}], "pairs_per_s", "seconds_per_pair", "image_size"}``.
+"per_pair": [{"name", "EPE", ...}], "pairs_per_s", "seconds_per_pair", "image_size", "image_sizes"}``
+(``image_size``: the first pair's ``[H, W]``; ``image_sizes``: every distinct ``[H, W]``, in order of first pair:
+Middlebury's sequences come in two sizes).
 ``mean`` is the mean over pairs of the per-pair metrics (each pair weighted equally, as Middlebury
 reports); ``pairs_per_s`` is measured over the same pairs, one at a time (batch 1), after one
 warm-up pair, including the pre-/post-processing of the estimator but not data loading.
@@ -117,10 +119,13 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     all valid pixels, each pair weighted by its ``n_valid`` pixels: the KITTI benchmark's Fl-all, while published
     KITTI EPEs average per image as ``mean`` does; equal to ``mean`` when every pair has the same valid mask),
     ``n_valid_pixels``, ``per_pair`` rows (the metrics of :func:`flownet.metrics.flow_metrics` plus ``name`` and
-    ``n_valid``), and the speed (``pairs_per_s``, ``seconds_per_pair``).
+    ``n_valid``), the speed (``pairs_per_s``, ``seconds_per_pair``), ``image_size`` (the first pair's ``[H, W]``) and
+    ``image_sizes`` (every distinct ``[H, W]``).
 
     Raises ValueError for no pairs, for pairs whose frames differ in size or whose ground truth is not of their size,
-    or for pairs whose ground truth has no valid pixel (each named: a broken ``.flo``)."""
+    for pairs whose ground truth has no valid pixel (each named: a broken ``.flo``), for ``iters`` with a model
+    without recurrent updates (tvl1, farneback, liteflownet2, custom), or for a flow with NaN or infinite values
+    (the model and the pair named)."""
     from tqdm import tqdm
 
     from . import get_estimator
@@ -129,6 +134,10 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     if estimator is None:
         if model == "custom" and iters is not None:
             raise ValueError("iters applies to srflownet and RAFT; a custom network's factory sets its own")
+        from .registry import canonical_name
+        if iters is not None and canonical_name(model) in ("tvl1", "farneback", "liteflownet2"):
+            raise ValueError(f"iters (--iters) applies to the recurrent models (srflownet, RAFT); '{model}' makes no "
+                             f"recurrent updates: leave it out")
         kw = {"iters": iters} if model not in ("tvl1", "farneback", "custom") and iters is not None else {}
         if module:
             kw["module"] = module
@@ -162,21 +171,26 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         if str(device).startswith("cuda"):
             torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - t0
+        bad = int((~torch.isfinite(pred)).any(1).sum())
+        if bad:                      # else an 'EPE nan' without a word, and NaN tokens in the JSON (not JSON)
+            raise ValueError(f"model '{model}' gave a flow with NaN or infinite values at {bad} of "
+                             f"{pred[0, 0].numel()} pixels on pair '{p['name']}'; no metrics reported")
         m = flow_metrics(pred.cpu(), p["flow"], p["valid"])
         per.append({"name": p["name"], **m, "n_valid": n_valid})
     mean = {k: sum(r[k] for r in per) / len(per) for k in METRIC_NAMES}
     n_valid = sum(r["n_valid"] for r in per)
     pooled = {k: sum(r[k] * r["n_valid"] for r in per) / n_valid for k in METRIC_NAMES}
-    h, w = pairs[0]["img1"].shape[-2:]
+    sizes = [list(hw) for hw in dict.fromkeys((int(p["img1"].shape[-2]), int(p["img1"].shape[-1])) for p in pairs)]
     return {"model": model, "data": data, "weights": None if weights is None else str(weights), "tta": tta,
-            "n_pairs": len(per), "image_size": [int(h), int(w)], "mean": mean, "pooled": pooled,
+            "n_pairs": len(per), "image_size": sizes[0], "image_sizes": sizes, "mean": mean, "pooled": pooled,
             "n_valid_pixels": n_valid, "per_pair": per,
             "pairs_per_s": len(per) / elapsed, "seconds_per_pair": elapsed / len(per)}
 
 
 def format_table(res: dict) -> str:
-    """Markdown table: one row per pair, then the mean and the speed; each header says its unit (EPE in pixels, px1/3/5
-    as the share of valid pixels in [0, 1], Fl-all and WAUC in percent: :mod:`flownet.metrics`)."""
+    """Markdown table: one row per pair, then the mean and the speed with every image size (``image_sizes``); each
+    header says its unit (EPE in pixels, px1/3/5 as the share of valid pixels in [0, 1], Fl-all and WAUC in percent:
+    :mod:`flownet.metrics`)."""
     cols = list(METRIC_NAMES)
     unit = {"EPE": "EPE (px)", "px1": "px1 (share < 1 px)", "px3": "px3 (share < 3 px)", "px5": "px5 (share < 5 px)",
             "Fl-all": "Fl-all (%)", "WAUC": "WAUC (%)"}
@@ -190,5 +204,7 @@ def format_table(res: dict) -> str:
         # unequal valid masks (KITTI): the benchmark's figures pool every valid pixel, a pair weighing its pixel count
         lines.append(f"| pooled ({res['n_valid_pixels']} valid pixels) | "
                      + " | ".join(fmt[c].format(res['pooled'][c]) for c in cols) + " |")
+    sizes = res.get("image_sizes") or [res["image_size"]]      # every size: Middlebury's pairs come in two
+    size = f"size {sizes[0]}" if len(sizes) == 1 else f"sizes {', '.join(map(str, sizes))}"
     return "\n".join(lines) + f"\n\n{res['model']} on {res['data']}: {res['pairs_per_s']:.2f} pairs/s " \
-                              f"({res['seconds_per_pair'] * 1000:.0f} ms/pair, size {res['image_size']})"
+                              f"({res['seconds_per_pair'] * 1000:.0f} ms/pair, {size})"

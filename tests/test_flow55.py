@@ -83,3 +83,82 @@ def test_supervised_flow_refuses_an_empty_scored_set_before_the_run_folder(tmp_p
     with pytest.raises(ValueError, match=key):
         train(cfg, progress=False)
     assert not (tmp_path / "t0").exists()
+
+
+# ------------------------------------------------------------------------------------------- icegan flow eval
+
+def _pair(name, h, w, seed=0):
+    """A batch-of-one pair dict for flownet.evaluate.evaluate: a smooth texture moved 1 px right, exact flow."""
+    from test_flow_selfsup import const_flow, smooth_texture
+    img = smooth_texture(h, w, seed=seed)
+    return {"name": name, "img1": img, "img2": torch.roll(img, 1, dims=-1), "flow": const_flow(1, 0, h, w),
+            "valid": torch.ones(1, h, w)}
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--data", "middlebury", "--n-pairs", "1"], r"--n-pairs applies to .* not middlebury"),
+    (["--data", "middlebury", "--size", "64"], r"--size applies to .* not middlebury"),
+    (["--data", "synthetic-face", "--n-pairs", "1", "--size", "32", "--iters", "3"],
+     r"iters \(--iters\) applies to the recurrent models .* 'farneback' makes no recurrent updates")])
+def test_flow_eval_refuses_options_it_would_ignore(tmp_path, capsys, argv, flag):
+    """--n-pairs / --size with Middlebury and --iters with a classical method were accepted and ignored (every
+    Middlebury pair scored at its own size, the method's own iterations); now a usage error naming the option, and
+    no results file."""
+    from icegan.cli import main
+    out = tmp_path / "r.json"
+    assert main(["flow", "eval", "--model", "farneback", *argv, "--json", str(out)]) == 2
+    assert re.search(flag, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_flow_eval_liteflownet2_refuses_iters():
+    from flownet.evaluate import evaluate
+    with pytest.raises(ValueError, match=r"'LiteFlowNet2' makes no recurrent updates"):
+        evaluate("LiteFlowNet2", iters=4, pairs=[_pair("a", 16, 16)], progress=False)
+
+
+def test_flow_eval_reports_every_image_size():
+    """Pairs of two sizes (Middlebury's 388x584 and 480x640): image_sizes lists both in order of first pair, the
+    table's footer says both; image_size stays the first pair's."""
+    from flownet.evaluate import evaluate, format_table
+    res = evaluate("farneback", pairs=[_pair("a", 16, 24), _pair("b", 20, 16), _pair("c", 16, 24)], progress=False)
+    assert res["image_size"] == [16, 24]
+    assert res["image_sizes"] == [[16, 24], [20, 16]]
+    assert format_table(res).endswith("sizes [16, 24], [20, 16])")
+    one = evaluate("farneback", pairs=[_pair("a", 16, 24)], progress=False)
+    assert one["image_sizes"] == [[16, 24]] and format_table(one).endswith("size [16, 24])")
+
+
+def test_flow_eval_refuses_a_non_finite_flow_naming_model_and_pair(tmp_path, capsys):
+    """A network whose flow holds one NaN pixel was scored 'EPE nan' without a word and --json wrote NaN tokens
+    (not JSON); now refused as flow run refuses it, the model and pair named, no results file."""
+    from flownet.evaluate import evaluate
+    from icegan.cli import main
+    spec = tmp_path / "nanflow.py"
+    spec.write_text("import torch\n"
+                    "class NanNet(torch.nn.Module):\n"
+                    "    def __init__(self):\n"
+                    "        super().__init__(); self.w = torch.nn.Parameter(torch.zeros(1))\n"
+                    "    def forward(self, img1, img2):\n"
+                    "        f = torch.zeros(img1.shape[0], 2, *img1.shape[-2:]) + self.w\n"
+                    "        f[:, :, 5, 6] = float('nan')\n"
+                    "        return f\n"
+                    "def make(): return NanNet()\n")
+    out = tmp_path / "r.json"
+    assert main(["flow", "eval", "--model", "custom", "--module", f"{spec}:make", "--data", "synthetic-face",
+                 "--n-pairs", "2", "--size", "32", "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "model 'custom' gave a flow with NaN or infinite values at 1 of 1024 pixels on pair '0000:" in err, err
+    assert not out.exists()
+
+    class Inf:                      # infinite on its third call: the warm-up, pair a, then pair b
+        calls = 0
+
+        def estimate(self, img1, img2):
+            self.calls += 1
+            f = torch.zeros(1, 2, *img1.shape[-2:])
+            if self.calls == 3:
+                f[0, 1, :2] = float("inf")
+            return f
+    with pytest.raises(ValueError, match=r"model 'mine' .* at 32 of 256 pixels on pair 'b'"):
+        evaluate("mine", pairs=[_pair("a", 16, 16), _pair("b", 16, 16)], estimator=Inf(), progress=False)

@@ -208,7 +208,8 @@ def test_evaluate_refuses_ground_truth_of_another_size_and_tta_with_a_given_esti
 
 
 def test_evaluate_passes_iters_to_learned_models_only(monkeypatch):
-    """iters reaches get_estimator for srflownet / RAFT, not for the classical methods (evaluate's docstring)."""
+    """iters reaches get_estimator for srflownet / RAFT; a classical method refuses it (evaluate's docstring; it was
+    dropped without a word)."""
     import flownet
     from flownet.evaluate import evaluate
     seen = []
@@ -217,8 +218,10 @@ def test_evaluate_passes_iters_to_learned_models_only(monkeypatch):
         seen.append((model, kw.get("iters")))
         return _Zero()
     monkeypatch.setattr(flownet, "get_estimator", fake)
-    for model in ("srflownet", "tvl1"):
-        evaluate(model, pairs=[_pair("a")], iters=3, progress=False)
+    evaluate("srflownet", pairs=[_pair("a")], iters=3, progress=False)
+    with pytest.raises(ValueError, match="'tvl1' makes no recurrent updates"):
+        evaluate("tvl1", pairs=[_pair("a")], iters=3, progress=False)
+    evaluate("tvl1", pairs=[_pair("a")], progress=False)
     assert seen == [("srflownet", 3), ("tvl1", None)]
 
 

@@ -27,6 +27,15 @@ MIN_FLOW_SIDE = 8
 FLOW_DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
 
 
+class _Given(argparse.Action):
+    """Stores the value as argparse's own store action does, and adds the option's ``dest`` to ``args.given``: an
+    option whose default is stated in its help can then be refused where it does not apply."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = set(getattr(namespace, "given", None) or ()) | {self.dest}
+
+
 def register(subparsers) -> None:
     """Add ``flow`` with its actions ``train``, ``eval``, ``run`` and ``train-decflow`` to the ``icegan`` parser.
 
@@ -81,16 +90,19 @@ def register(subparsers) -> None:
                         "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA, else ../shared/data beside a checkout; + /middlebury for "
                         "Middlebury)")
-    e.add_argument("--size", type=integer(), default=128, help="synthetic pair side in pixels (default 128)")
-    e.add_argument("--n-pairs", type=integer(), default=200,
+    e.add_argument("--size", type=integer(), default=128, action=_Given,
+                   help="synthetic pair side in pixels (default 128); refused for middlebury and kitti (their pairs "
+                        "keep their own size)")
+    e.add_argument("--n-pairs", type=integer(), default=200, action=_Given,
                    help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 "
                         "are the first half of the default 200. The EPEs in the README and the repository's "
-                        "docs/benchmarks.md use 100")
+                        "docs/benchmarks.md use 100. Refused for middlebury (every sequence is scored)")
     e.add_argument("--max-motion", type=number(0, "pixels"), default=None, metavar="PX",
                    help="synthetic-generic only: largest object translation of the scenes in pixels (default 10; "
                         "the generic checkpoint was trained up to 24)")
     e.add_argument("--iters", type=integer(), default=None,
-                   help="SRFlowNet / RAFT recurrent updates (default: model's)")
+                   help="SRFlowNet / RAFT recurrent updates (default: model's); refused for tvl1, farneback, "
+                        "liteflownet2 and custom")
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 (autocast; fast on CPUs with AVX512-BF16/AMX and on "
                         "GPUs), auto (bf16 where the device has native bf16 kernels)")
@@ -226,6 +238,14 @@ def _eval(args: argparse.Namespace) -> int:
     if args.iters is not None and args.iters < 1:     # else the model's 'iters must be >= 1', naming no flag
         raise ValueError(f"--iters must be >= 1 (recurrent updates; leave it out for the model's own count), "
                          f"got {args.iters}")
+    given = getattr(args, "given", None) or set()       # the options typed (_Given), not left at their default
+    if args.data == "middlebury" and "n_pairs" in given:    # else silently ignored: every sequence was scored
+        raise ValueError(f"--n-pairs applies to --data synthetic-face, synthetic-generic and kitti, not middlebury "
+                         f"(every sequence under the root is scored); leave it out, got --n-pairs {args.n_pairs}")
+    if args.data in ("middlebury", "kitti") and "size" in given:    # else silently ignored: their own sizes scored
+        raise ValueError(f"--size applies to --data synthetic-face and synthetic-generic, not {args.data} (its pairs "
+                         f"are scored at their own size; --input-size computes the flow at another); leave it out, "
+                         f"got --size {args.size}")
     if args.data.startswith("synthetic") and args.n_pairs == 0:     # else 'no pairs to evaluate' (< 0: load_pairs)
         raise ValueError(f"--n-pairs must be >= 1 for --data {args.data} (the synthetic test pairs to make), "
                          f"got {args.n_pairs}")
