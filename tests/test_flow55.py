@@ -162,3 +162,25 @@ def test_flow_eval_refuses_a_non_finite_flow_naming_model_and_pair(tmp_path, cap
             return f
     with pytest.raises(ValueError, match=r"model 'mine' .* at 32 of 256 pixels on pair 'b'"):
         evaluate("mine", pairs=[_pair("a", 16, 16), _pair("b", 16, 16)], estimator=Inf(), progress=False)
+
+
+# ------------------------------------------------------------------------------------------- Middlebury, strain
+
+def test_middlebury_skips_macosx_and_hidden_folders_but_not_a_broken_sequence(tmp_path):
+    """A Middlebury folder unzipped on macOS (__MACOSX/ with ._frame10.png beside the sequences) was refused as a
+    whole; hidden folders and __MACOSX/ are now not sequences, while a sequence missing a frame is still refused."""
+    from flownet.data.middlebury import MiddleburyFlow
+    src = Path(os.environ.get("ICEGAN_SHARED_DATA", "")) / "middlebury"
+    for s in ("Grove2", "RubberWhale"):
+        (tmp_path / s).symlink_to(src / s)
+    (tmp_path / "__MACOSX" / "RubberWhale").mkdir(parents=True)
+    (tmp_path / "__MACOSX" / "RubberWhale" / "._frame10.png").write_bytes(b"\0\5\26\7")
+    (tmp_path / ".Trashes").mkdir()
+    ds = MiddleburyFlow(tmp_path)
+    assert ds.sequences == ["Grove2", "RubberWhale"]
+    assert ds[1]["img1"].shape == (1, 388, 584)
+    (tmp_path / "Broken").mkdir()
+    (tmp_path / "Broken" / "frame10.png").symlink_to(src / "Grove2" / "frame10.png")
+    (tmp_path / "Broken" / "flow10.flo").symlink_to(src / "Grove2" / "flow10.flo")
+    with pytest.raises(FileNotFoundError, match=r"Middlebury sequence Broken: missing .*Broken/frame11\.png"):
+        MiddleburyFlow(tmp_path)

@@ -29,6 +29,12 @@ OFFICIAL_FLOW_DIR = "other-gt-flow"
 OFFICIAL_FRAME_DIRS = ("other-data-gray", "other-data")
 
 
+def _listed(d: Path) -> list[str]:
+    """The names of the folders in ``d`` that may be sequences, sorted: hidden folders (``.name``) and the
+    ``__MACOSX/`` folder of an archive unpacked on macOS (its ``._frame10.png`` files are resource forks) left out."""
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX")
+
+
 def _is_sequence(d: Path) -> bool:
     """Whether folder ``d`` holds a Middlebury sequence's ground truth or first frame (``flow10.flo``,
     ``frame10.png``)."""
@@ -53,7 +59,8 @@ class MiddleburyFlow(torch.utils.data.Dataset):
 
     Args:
         root: a folder of sequence folders, or the official download's root (it holds ``other-gt-flow/``).
-        sequences: names to use (default: every sequence with ground truth).
+        sequences: names to use (default: every sequence with ground truth; hidden folders and ``__MACOSX/`` are
+            not sequences).
 
     Raises:
         FileNotFoundError: root missing, no sequence, a root none of whose folders is a sequence (the message names
@@ -81,12 +88,12 @@ class MiddleburyFlow(torch.utils.data.Dataset):
                 raise FileNotFoundError(f"{gt} holds the ground truth, but no frame folder is beside it: unpack "
                                         f"other-gray-twoframes.zip or other-color-twoframes.zip into {self.root} "
                                         f"(expected one of {list(OFFICIAL_FRAME_DIRS)})")
-            names = sequences or sorted(p.name for p in gt.iterdir() if p.is_dir())
+            names = sequences or _listed(gt)
             self._flow = {n: gt / n / "flow10.flo" for n in names}
             self._frames = {n: next((d / n for d in frame_dirs if (d / n / "frame10.png").is_file()), frame_dirs[0] / n)
                             for n in names}
         else:
-            names = sequences or sorted(p.name for p in self.root.iterdir() if p.is_dir())
+            names = sequences or _listed(self.root)
             if not sequences and names and not any(_is_sequence(self.root / n) for n in names):
                 raise FileNotFoundError(_not_a_middlebury_root(self.root, names))
             self._flow = {n: self.root / n / "flow10.flo" for n in names}
