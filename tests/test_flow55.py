@@ -184,3 +184,20 @@ def test_middlebury_skips_macosx_and_hidden_folders_but_not_a_broken_sequence(tm
     (tmp_path / "Broken" / "flow10.flo").symlink_to(src / "Grove2" / "flow10.flo")
     with pytest.raises(FileNotFoundError, match=r"Middlebury sequence Broken: missing .*Broken/frame11\.png"):
         MiddleburyFlow(tmp_path)
+
+
+def test_strain_docstring_states_what_a_finite_rotation_gives():
+    """The strain of a translation or an infinitesimal rotation is zero (1e-6), of a finite rotation by t
+    sqrt(2) * (1 - cos t), as the module docstring now says (it said a rotation has zero strain)."""
+    import flownet.strain as st
+    h = w = 64
+    y, x = torch.meshgrid(torch.arange(h).double() - 31.5, torch.arange(w).double() - 31.5, indexing="ij")
+    for deg in (0.5, 1.5, 5.0):
+        t = math.radians(deg)
+        finite = torch.stack([(math.cos(t) - 1) * x - math.sin(t) * y, math.sin(t) * x + (math.cos(t) - 1) * y])
+        s = st.optical_strain(finite[None])
+        assert torch.allclose(s, torch.full_like(s, math.sqrt(2) * (1 - math.cos(t))), atol=1e-6)
+        assert float(st.optical_strain(torch.stack([-t * y, t * x])[None]).max()) <= 1e-6 + 1e-15
+    doc = " ".join(st.__doc__.split())
+    assert "a finite rotation by an angle t does not" in doc and "sqrt(2) * (1 - cos t)" in doc
+    assert "4.85e-4 at 1.5" in doc
