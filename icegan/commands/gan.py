@@ -89,9 +89,14 @@ def register(subparsers) -> None:
     ge.add_argument("-n", type=integer(1, meaning="faces per onset and class"), default=1,
                     help="faces per onset (and class; default 1)")
     ge.add_argument("--seed", type=integer(0, SEED_MAX, "a seed of the generator's noise"), default=0,
-                    help="seed of the generator's noise (default 0; same seed, same faces)")
+                    help="seed of the generator's noise (default 0): each face's noise is drawn from (seed, its output "
+                         "NAME, class, draw NN), so the same seed gives the same NAME_CLASS_NN.png whatever other "
+                         "onsets, classes or -n the command has")
     ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
-                                                 "name; a name met again gets -2, -3, ... in the order given)")
+                                                 "name; a name met again gets -2, -3, ... in the order given); a "
+                                                 "file of these names already there is refused, see --overwrite")
+    ge.add_argument("--overwrite", action="store_true",
+                    help="replace output files of the same names already in --out (other files there are kept)")
     ge.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
     ge.set_defaults(func=_generate)
 
@@ -138,6 +143,9 @@ def _train(args: argparse.Namespace) -> int:
         build_models(cfg)
     except ValueError as exc:
         raise ValueError(f"data.img_size={cfg.data.img_size} or the model section: {exc}") from None
+    if cfg.loss.perceptual == "vgg16":               # the weights file: before the pairs load and the folder is written
+        from icegan.gan.perceptual import vgg16_weights_file
+        vgg16_weights_file(cfg.loss.vgg_weights, "loss.vgg_weights")
     run = Path(cfg.out_dir) / cfg.name
     if cfg.data.source == "prepared":        # your own copy of a release, in its official layout
         pairs = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, cfg.data.apex_neighbors)
@@ -184,7 +192,8 @@ def _generate(args: argparse.Namespace) -> int:
     _check_checkpoint_arg(args.checkpoint)
     g, _, gcfg, _ = load_checkpoint(args.checkpoint, _device(args.device))
     names_k = gcfg.model.class_names()          # the classes the generator is conditioned on
-    classes = list(range(g.n_classes)) if args.cls == "all" else [_class_of(args.cls, names_k, args.checkpoint)]
+    every = str(args.cls).strip().lower() == "all"
+    classes = list(range(g.n_classes)) if every else [_class_of(args.cls, names_k, args.checkpoint)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
     faces, names, fitted = load_onsets(onset_arg, gcfg)     # resized as the generator's training faces were
     if fitted:
@@ -195,14 +204,18 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"note: {len(renamed)} onset image(s) share a file name with an earlier one; their outputs are named "
               f"{', '.join(renamed)} (in the order given)")
     names = unique
-    apex, src, cls = synthesize(g, to_tensor(faces), classes, args.n, seed=args.seed)
+    # synthesize's order: onset-major, then class, then draw
+    files = [out / f"{name}_{names_k[c]}_{j:02d}.png" for name in names for c in classes for j in range(args.n)]
+    there = [f for f in files if f.exists()] if out.is_dir() else []
+    if there and not args.overwrite:        # before any face is made: an earlier run's faces are not mixed in
+        raise ValueError(f"--out {out} already holds {len(there)} of the {len(files)} files this would write (e.g. "
+                         f"{there[0].name}), from an earlier run: give another --out, or --overwrite to replace them")
+    # each face's noise from (seed, its output name, class, draw): the same face whatever else the command makes
+    apex, src, cls = synthesize(g, to_tensor(faces), classes, args.n, seed=args.seed, noise_keys=names)
     out.mkdir(parents=True, exist_ok=True)
     imgs = to_uint8(apex)
-    counter: dict[tuple[int, int], int] = {}
-    for img, s, c in zip(imgs, src.tolist(), cls.tolist()):
-        j = counter.get((s, c), 0)
-        counter[(s, c)] = j + 1
-        write_image(out / f"{names[s]}_{names_k[c]}_{j:02d}.png", img)     # OSError naming the file if it fails
+    for img, path in zip(imgs, files):
+        write_image(path, img)     # OSError naming the file if it fails
     print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}")
     return 0
 

@@ -399,16 +399,19 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     when trained with ``data.source=prepared``) or a CASME II folder with ``manifest.csv`` — evaluates the
     ``subjects`` (default: the checkpoint's ``holdout_subjects``), recognizer trained on the
     checkpoint's training subjects; or a folder of onset face images — identity (each image its own
-    identity), controllability (recognizer trained on the checkpoint's training subjects of the
-    shared CASME II data), speed and grids; no ExpCaps MER (no labels); the images are read and resized as the
-    generator's training faces were (:func:`icegan.gan.generate.load_onsets`; the JSON key ``onset_resize`` says
-    what was resized, None when nothing was). Writes the grids and ``eval.md``
+    identity), controllability (recognizer trained on the checkpoint's training subjects of its own data: the
+    shared CASME II copy, or its prepared datasets with ``data.source=prepared``), speed and grids; no ExpCaps MER
+    (no labels); the images are read and resized as the generator's training faces were
+    (:func:`icegan.gan.generate.load_onsets`; the JSON key ``onset_resize`` says what was resized, None when nothing
+    was). Writes the grids and ``eval.md``
     (:func:`metrics_markdown`) into ``out_dir`` (default: ``eval/`` beside the checkpoints folder); the JSON
     key ``report`` names the latter. ``cross_dataset``: also the
     independent controllability of :class:`CrossDatasetRecognizer` (skipped with a log line when
     ``megc2019_htnet`` is absent).
     Raises:
-        ValueError: no subjects to evaluate, or evaluated subjects overlap the training subjects.
+        ValueError: no subjects to evaluate, or evaluated subjects overlap the training subjects; a
+            ``data.source=prepared`` checkpoint's subjects absent from the CASME II folder ``data`` (named, with
+            what to evaluate instead).
         FileNotFoundError: ``data`` is neither ``casme2`` nor an existing path (the message lists what
             ``--data`` accepts).
     """
@@ -440,17 +443,31 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
                          f"every subject of its data, or a main-job fold on data.source=synthetic): pass --subjects "
                          f"with subjects it was not trained on, or --data a folder of onset face images")
 
+    own_prepared = cfg.data.source == "prepared" and (str(data) == "casme2" or not is_casme)
+
     def labelled_pairs(k: int) -> PairSet:
         """The checkpoint's own labelled pairs (its prepared datasets when it was trained on data.source=prepared,
         unless --data names a manifest folder), else the manifest copy at ``root``; apex±1..k."""
-        if cfg.data.source == "prepared" and str(data) == "casme2":
+        if own_prepared:
             from .pairs import load_prepared_pairs
             return load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, k, progress=False)
         return load_casme2_pairs(root, cfg.data.img_size, k)
+
+    def by_subjects(ps: PairSet, include, exclude=()) -> PairSet:
+        try:
+            return ps.by_subjects(include, exclude=exclude)
+        except ValueError as exc:
+            if cfg.data.source != "prepared" or own_prepared:
+                raise
+            named = sorted(set(list(include or []) + list(exclude)))
+            raise ValueError(f"{ckpt} was trained on data.source=prepared, its subjects named "
+                             f"{', '.join(named)}; the CASME II folder --data {data} has no pairs of them ({exc}): "
+                             f"evaluate it on its own prepared data (--data casme2), or on a folder of onset face "
+                             f"images") from None
     recognizer = None
     try:
         train_pairs = labelled_pairs(cfg.data.apex_neighbors)
-        train_pairs = train_pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
+        train_pairs = by_subjects(train_pairs, cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
         recognizer = FlowRecognizer(seed=seed).fit(train_pairs.onset, train_pairs.apex, train_pairs.labels)
     except FileNotFoundError as exc:
         if is_casme:
@@ -463,7 +480,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         except FileNotFoundError as exc:
             log.warning("no megc2019_htnet features (%s): cross-dataset controllability not computed", exc)
     if is_casme:
-        pairs = labelled_pairs(0).by_subjects(holdout)
+        pairs = by_subjects(labelled_pairs(0), holdout)
         trained_on = set() if recognizer is None else set(train_pairs.subjects)
         overlap = trained_on & set(pairs.subjects)
         if overlap:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-__all__ = ["EmbeddingPerceptual", "VGGPerceptual", "build_perceptual", "VGG16_FILE"]
+__all__ = ["EmbeddingPerceptual", "VGGPerceptual", "build_perceptual", "vgg16_weights_file", "VGG16_FILE"]
 
 #: file name torchvision uses for VGG16 ImageNet weights in the torch hub cache
 VGG16_FILE = "vgg16-397923af.pth"
@@ -96,12 +96,7 @@ class VGGPerceptual(nn.Module):
     def __init__(self, weights_path: str | Path | None = None):
         super().__init__()
         from torchvision.models.vgg import cfgs, make_layers
-        path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"VGG16 ImageNet weights not found at {path}. This machine cannot download them: copy "
-                f"torchvision's '{VGG16_FILE}' there (or set TORCH_HOME / pass weights_path), or use the "
-                f"offline perceptual loss (loss.perceptual=embedding).")
+        path = vgg16_weights_file(weights_path)
         features = make_layers(cfgs["D"])[:16]          # VGG16 convolutional layers up to relu3_3
         from flownet.models.state_dict import read_torch_file
         state = read_torch_file(path, "VGG16 weights")
@@ -157,6 +152,28 @@ class VGGPerceptual(nn.Module):
         super().train(mode)
         self.features.eval()
         return self
+
+
+def vgg16_weights_file(weights_path: str | Path | None = None, setting: str = "weights_path") -> Path:
+    """The VGG16 ImageNet weights file :class:`VGGPerceptual` reads: ``weights_path``, or by default
+    ``<torch hub dir>/checkpoints/vgg16-397923af.pth`` (``torch.hub.get_dir()``: ``$TORCH_HOME/hub``). Only the
+    file's presence is checked (nothing is read or downloaded).
+
+    Args:
+        weights_path: a torchvision VGG16 state dict file, or None for the torch cache's.
+        setting: how the caller names ``weights_path`` in the message (``loss.vgg_weights`` for a GAN config).
+    Returns:
+        The path of the file.
+    Raises:
+        FileNotFoundError: the file is absent (names the path and ``setting``).
+    """
+    path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    if not path.is_file():
+        where = f"{setting}={weights_path}" if weights_path else f"the torch cache: {setting} is not set"
+        raise FileNotFoundError(f"VGG16 ImageNet weights not found at {path} ({where}). This machine cannot download "
+                                f"them: copy torchvision's '{VGG16_FILE}' there (or set TORCH_HOME, or {setting} to "
+                                f"the file), or use the offline perceptual loss (loss.perceptual=embedding).")
+    return path
 
 
 def build_perceptual(name: str, weights_path: str | None = None) -> Callable[[nn.Module, Tensor, Tensor], Tensor] | None:

@@ -48,7 +48,7 @@ from icegan.models.capsules import margin_loss
 from icegan import distributed
 from .losses import (adversarial_d_loss, adversarial_g_loss, classification_loss, diversity_hinge,
                      identity_preserving_loss)
-from .perceptual import build_perceptual
+from .perceptual import build_perceptual, vgg16_weights_file
 
 __all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
            "build_models", "amp_policy", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid"]
@@ -489,6 +489,20 @@ def sample_grid(g: Generator, onset: Tensor, apex: Tensor, seed: int = 0) -> Ten
 ExtraLoss = Callable[[Generator, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
+def _continue_cosine(sched, opt, t_max: int, epoch: int) -> None:
+    """A resumed cosine schedule on a run of another length (``train.epochs`` may change on resume,
+    :data:`RESUME_MAY_CHANGE`): ``sched``'s ``T_max`` becomes ``t_max`` and each of ``opt``'s groups takes the
+    closed-form cosine lr of epoch ``epoch`` (0-based, the next to train), ``eta_min + (base_lr - eta_min) ·
+    (1 + cos(π · epoch / t_max)) / 2``, so the remaining epochs follow the schedule of a straight ``t_max``-epoch run
+    (equal up to float rounding). A schedule of the same length is left untouched (a resume stays bit-identical)."""
+    if sched.T_max == t_max:
+        return
+    sched.T_max = t_max
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * min(epoch, t_max) / t_max)) / 2
+    sched._last_lr = [group["lr"] for group in opt.param_groups]
+
+
 def _check_finite(loss: Tensor | float, which: str, epoch: int, step: int, ckpt: Path | None,
                   autocast_dtype: torch.dtype | None = None) -> None:
     """Stop training before a non-finite loss reaches the weights (the last checkpoint stays good).
@@ -527,7 +541,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         device: overrides ``cfg.train.device`` when given.
         out_dir: where ``checkpoints/last.pt`` and ``samples/epoch_XXX.png`` go; None writes nothing.
             With ``cfg.train.resume`` an existing ``last.pt`` there is continued, if it was trained on these same
-            pairs (:func:`training_pairs_sha256`).
+            pairs (:func:`training_pairs_sha256`); with another ``train.epochs`` than it was trained for, the cosine
+            lr of the remaining epochs is that of a straight run of the new length.
         log: a ``torch.utils.tensorboard.SummaryWriter`` (every loss term, capsule accuracies,
             lr, sample grids) or None.
         extra_loss_fn: ``f(G, onset, z, c, fake) → scalar`` added to the generator loss each step
@@ -552,6 +567,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             settings (named, with what to do).
         FloatingPointError: a non-finite generator or discriminator loss (raised before that update;
             the last epoch checkpoint in ``out_dir`` is left as it was).
+        FileNotFoundError: ``loss.perceptual=vgg16`` without its weights file (named with ``loss.vgg_weights``).
     """
     tc, lc = cfg.train, cfg.loss
     s = cfg.data.img_size
@@ -570,6 +586,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     dev = resolve_device(device if device is not None else tc.device, "device" if device is not None else "train.device")
     g, d = init if init is not None else build_models(cfg)
     g, d = g.to(dev), d.to(dev)
+    if lc.perceptual == "vgg16":        # named by the config key, not by VGGPerceptual's Python argument
+        vgg16_weights_file(lc.vgg_weights, "loss.vgg_weights")
     perceptual = build_perceptual(lc.perceptual, lc.vgg_weights)
     if isinstance(perceptual, nn.Module):
         perceptual = perceptual.to(dev)
@@ -603,6 +621,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         if sched_g is not None and "sched_g" in payload:
             sched_g.load_state_dict(payload["sched_g"])
             sched_d.load_state_dict(payload["sched_d"])
+            for sched, opt in ((sched_g, opt_g), (sched_d, opt_d)):
+                _continue_cosine(sched, opt, max(1, tc.epochs), int(payload["epoch"]))
         if scaler.is_enabled() and "scaler" in payload:
             scaler.load_state_dict(payload["scaler"])
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
