@@ -272,7 +272,11 @@ def student_step_loss(flows, targets: dict, img1, img2, lc: SelfSupLossConfig,
 @torch.no_grad()
 def occluded_fraction(model: SRFlowNet, pairs: list[tuple[torch.Tensor, torch.Tensor]], alpha1: float,
                       alpha2_values, iters: int | None = None) -> dict:
-    """Mean forward occluded fraction (Eq. 3.32) of ``model`` on fixed pairs ((1, 1, H, W) each) for each α2."""
+    """Mean forward occluded fraction (Eq. 3.32) of ``model`` on fixed pairs ((1, 1, H, W) each) for each α2, as
+    ``{str(α2): fraction in [0, 1]}``; ``{}`` for no pairs (``data.n_occ_pairs=0``: nothing reported, where a mean
+    over no pairs would write NaN, which is not JSON, into metrics.json)."""
+    if not pairs:
+        return {}
     was = model.training
     model.eval()
     flows = [bidirectional_flows(model, a, b, iters or model.config.iters)[-1] for a, b in pairs]

@@ -201,3 +201,19 @@ def test_strain_docstring_states_what_a_finite_rotation_gives():
     doc = " ".join(st.__doc__.split())
     assert "a finite rotation by an angle t does not" in doc and "sqrt(2) * (1 - cos t)" in doc
     assert "4.85e-4 at 1.5" in doc
+
+
+def test_occluded_fraction_over_no_pairs_reports_nothing_instead_of_nan():
+    """data.n_occ_pairs=0: the occluded fraction over no real pairs is not reported ({}), so metrics.json stays JSON
+    (a mean over no pairs was NaN, written as a bare NaN token)."""
+    import json
+
+    import torch
+
+    from flownet.selfsup import occluded_fraction
+
+    model = torch.nn.Conv2d(1, 1, 1)
+    model.config = type("C", (), {"iters": 1})()
+    res = occluded_fraction(model, [], 0.01, [0.5, 0.05])
+    assert res == {}
+    json.dumps({"final_occ_frac": res}, allow_nan=False)
