@@ -317,21 +317,49 @@ def check_subject_spellings(subjects: Sequence[str], unit: str = "subject") -> N
                              f"them if they are two")
 
 
+#: Pearson correlation of two clips' flattened u, v maps from which :func:`check_shared_maps` takes them for copies of
+#: one clip (the highest between two subjects of the MEGC2019 composite is 0.939; between two copies of one map, 1)
+NEAR_COPY_CORRELATION = 0.999
+
+
+def _unit_rows(maps: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """(n, D) float32: the maps ``maps[rows]`` ((N, ...) maps, n row indices) flattened, each centred and scaled to
+    norm 1 (in float64, ``chunk`` rows at a time), so that the dot product of two is their Pearson correlation; a
+    constant map stays 0."""
+    out = np.zeros((len(rows), int(np.prod(maps.shape[1:]))), np.float32)
+    for a in range(0, len(rows), chunk):
+        z = maps[rows[a:a + chunk]].reshape(len(rows[a:a + chunk]), -1).astype(np.float64)
+        z -= z.mean(1, keepdims=True)
+        norm = np.linalg.norm(z, axis=1, keepdims=True)
+        out[a:a + chunk] = np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
+    return out
+
+
 def check_shared_maps(samples: pd.DataFrame, features: Any, protocol: str = "CDE",
                       dataset: Optional[str] = None) -> None:
-    """Refuse one map listed under two held-out units of the protocol (subjects; HDE: datasets), both in its scope: a
+    """Refuse one clip listed under two held-out units of the protocol (subjects; HDE: datasets), both in its scope: a
     merged table or one person spelled two ways (``casme2/sub01`` and ``casme2_raw/sub01``) would train the fold of
-    each on the other's copy of the clip. Maps compared bit for bit; a map whose u and v channels are constant (no
-    motion) carries nothing to leak and is not compared; copies within one unit stay in one fold and are allowed.
+    each on the other's copy of the clip.
+
+    Compared: the u and v channels (the first two; strain follows from them) of every two maps in scope under
+    different units, flattened into one vector each; a Pearson correlation of :data:`NEAR_COPY_CORRELATION` (0.999) or
+    more is refused. So a bit-identical copy (correlation 1) is refused, and so is a copy exported again with small
+    differences (other threads or precision, rounding, a little noise, one gain and offset for all of u and v). A map
+    whose u and v channels are constant (no motion) carries nothing to leak and is not compared; copies within one unit
+    stay in one fold and are allowed. Not caught: two different crops, alignments or flow computations of one recording
+    (their maps differ by more than a re-export does, as much as two clips of one person can), nor the same person's
+    other clips under a second subject id. Rows are compared as a matrix product of standardised rows, in blocks of
+    rows (memory: the standardised (N, 2·S·S) float32 maps and about 40 MiB; 5000 maps of 28 x 28 take about a
+    second on one CPU thread).
 
     Args:
-        samples: table with columns dataset, subject, clip. features: (N, ...) maps of its rows.
+        samples: table with columns dataset, subject, clip. features: (N, C, ...) maps of its rows (C >= 1 channels,
+            u and v first; a NumPy array or torch tensor).
         protocol, dataset: as :func:`make_folds` (SDE compares the clips of ``dataset`` only).
 
     Raises:
-        ValueError: naming both clips and their subjects.
+        ValueError: naming both clips, their subjects and the correlation of their maps.
     """
-    import hashlib
     key = held_out_column(protocol)
     units = samples[key].astype(str).to_numpy()
     x = np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features)
@@ -339,15 +367,28 @@ def check_shared_maps(samples: pd.DataFrame, features: Any, protocol: str = "CDE
     uv = flat[:, :2]                                                  # u and v (strain follows from them)
     moving = (uv.max(-1) > uv.min(-1)).any(-1)
     scope = moving if protocol != "SDE" else moving & (samples["dataset"].astype(str).to_numpy() == dataset)
-    seen: dict[str, int] = {}
-    for i in np.flatnonzero(scope):
-        j = seen.setdefault(hashlib.sha1(np.ascontiguousarray(flat[i]).tobytes()).hexdigest(), int(i))
-        if j != i and units[j] != units[i]:
+    idx = np.flatnonzero(scope)
+    code = np.unique(units[idx], return_inverse=True)[1].reshape(-1)
+    if len(np.unique(code)) < 2:
+        return
+    z = _unit_rows(uv, idx)
+    step = max(1, (1 << 22) // len(idx))                              # a block of at most 4M correlations
+    for a in range(0, len(idx), step):
+        b = min(a + step, len(idx))
+        r = z[a:b] @ z[:b].T                                          # row i of the block against rows 0 .. b-1
+        before = np.arange(a, b)[:, None] > np.arange(b)[None, :]
+        hit = np.argwhere(before & (code[a:b, None] != code[None, :b]) & (r >= NEAR_COPY_CORRELATION))
+        if len(hit):                                                  # the first row with a copy, its first copy
+            i, j = idx[a + hit[0, 0]], idx[hit[0, 1]]
+            corr = min(float(r[hit[0, 0], hit[0, 1]]), 1.0)
+            what = "the same map" if np.array_equal(flat[i], flat[j]) else "near-copies of one map"
             sub, clip = samples["subject"].astype(str).to_numpy(), samples["clip"].astype(str).to_numpy()
             unit = "dataset" if key == "dataset" else "subject"
-            raise ValueError(f"clip '{clip[j]}' of {sub[j]} and clip '{clip[i]}' of {sub[i]} have the same map: "
-                             f"leaving one {unit} out would train on the other's copy of that clip (the same clip "
-                             f"listed twice, or one person under two subject ids); list it once, under one subject")
+            raise ValueError(f"clip '{clip[j]}' of {sub[j]} and clip '{clip[i]}' of {sub[i]} have {what} (Pearson "
+                             f"correlation {corr:.6f} of their u, v maps; {NEAR_COPY_CORRELATION} or more is taken "
+                             f"for one clip): leaving one {unit} out would train on the other's copy of that clip "
+                             f"(the same clip listed twice, or one person under two subject ids); list it once, "
+                             f"under one subject")
 
 
 def subsample_training_subjects(fold: Fold, subjects: Sequence[str], fraction: float, seed: int) -> Fold:
