@@ -919,7 +919,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
                       folds: Sequence[Any], device: str | torch.device = "cpu", seed: int = 0,
                       oracle_epoch: bool = False, progress: bool = True, writer: Any = None,
                       action_units: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
-                      n_classes: int = 3) -> list[np.ndarray]:
+                      n_classes: int = 3, n_real: Optional[int] = None) -> list[np.ndarray]:
     """Train one grouped network for several LOSO folds (× ``cfg.seeds``) and score their test rows.
 
     Args:
@@ -939,6 +939,11 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
             folds' training rows reach a model, as for the labels.
         n_classes: K, the classes of the run's label set (:mod:`icegan.labels`; 3 for MEGC2019, 5 for CASME II's or
             SAMM's).
+        n_real: rows ``0..n_real-1`` are real clips, the rows after them training-only synthetic clips of the same
+            subjects (``data.synthetic_per_clip``; None: every row is real). With ``cfg.inner_val_fraction`` > 0 the
+            validation subjects are drawn as without them, early stopping is judged on their real clips only
+            (annotated labels, not the action-unit rule's), and none of their rows, real or synthetic (made from
+            their clips), is trained on.
 
     Returns:
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
@@ -951,7 +956,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         if oracle_epoch:
             raise ValueError("oracle_epoch is not available for model.name=custom (it records every epoch's test "
                              "scores inside the grouped networks only); set oracle_epoch=false")
-        return [_fit_predict_custom_fold(cfg, x, y, subjects, f, device, seed, progress, writer, n_classes)
+        return [_fit_predict_custom_fold(cfg, x, y, subjects, f, device, seed, progress, writer, n_classes, n_real)
                 for f in folds]
     N = x.shape[0]
     S = max(1, cfg.seeds)
@@ -972,7 +977,9 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         batch_rows = torch.from_numpy(masks.any(0))
         masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer, n_classes)
     if val is not None:
-        masks = masks & ~val
+        masks = masks & ~val                    # every row of the validation subjects, their synthetic clips too
+        if n_real is not None:
+            val[:, n_real:] = False             # judged on real clips only
         val = torch.from_numpy(val)
     domains = None
     if cfg.domain_bn or cfg.domain_adversarial > 0:
@@ -1073,9 +1080,10 @@ def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = N
 
 def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, subjects: Sequence[str],
                              fold: Any, device: str | torch.device, seed: int, progress: bool,
-                             writer: Any, n_classes: int = 3) -> np.ndarray:
+                             writer: Any, n_classes: int = 3, n_real: Optional[int] = None) -> np.ndarray:
     """One LOSO fold of a custom recognizer: (n_test, K) probabilities of ``fold.test_idx`` from models trained on
-    ``fold.train_idx`` only (less the inner-validation subjects when ``cfg.inner_val_fraction`` > 0). The fold's
+    ``fold.train_idx`` only (less every row of the inner-validation subjects when ``cfg.inner_val_fraction`` > 0;
+    they are validated on their real rows, those before ``n_real``, as in :func:`fit_predict_folds`). The fold's
     seed is ``seed + 1000 · fold.index`` (:func:`flownet.user_numbers.derived_seed`), as a grouped network's, so a
     resumed run retrains it identically."""
     fold_seed = derived_seed(seed, 1000 * int(getattr(fold, "index", 0)))
@@ -1083,6 +1091,8 @@ def _fit_predict_custom_fold(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Te
     x_val = y_val = None
     if cfg.inner_val_fraction > 0:
         train, val = inner_val_split(subjects, train, cfg.inner_val_fraction, fold_seed)
+        if n_real is not None:
+            val = val[val < n_real]                                   # real clips only
         x_val, y_val = x[torch.from_numpy(val)], y[torch.from_numpy(val)]
     index = torch.from_numpy(train)
     predict = fit_recognizer(cfg, x[index], y[index], device=device, seed=fold_seed, x_val=x_val, y_val=y_val,

@@ -143,3 +143,90 @@ def test_the_toy_source_has_no_near_copies_under_two_subjects(subjects):
     fs = make_toy_features(n_subjects_per_dataset=subjects)
     for protocol, dataset in (("CDE", None), ("HDE", None), ("SDE", "casme2")):
         check_shared_maps(fs.samples, fs.features, protocol, dataset)
+
+
+# ---------------------------------------------------------------- inner validation with synthetic training clips
+
+def _synthetic_run(monkeypatch, *overrides):
+    """A CDE toy run's first fold group through icegan loso's fold runner, with two synthetic clips per real clip
+    (load_synthetic_set stubbed: random maps under the real clip's subject and label, rows N..3N-1)."""
+    import icegan.commands.loso as loso
+    from icegan.config import load_config
+    fs = make_toy_features(n_subjects_per_dataset=4, clips_per_class=2)
+
+    def fake_synthetic(cfg, real, progress=False):
+        s = pd.concat([real.samples.assign(clip="syn0:" + real.samples["clip"]),
+                       real.samples.assign(clip="syn1:" + real.samples["clip"])], ignore_index=True)
+        return FeatureSet(s, torch.rand((2 * len(real),) + real.features.shape[1:],
+                                        generator=torch.Generator().manual_seed(1)))
+    monkeypatch.setattr(loso, "load_synthetic_set", fake_synthetic)
+    cfg = load_config(loso.LosoConfig, None, ["data.source=toy", "threads=1", "model.epochs=2", "model.batch_size=16",
+                                              "model.inner_val_fraction=0.25", "model.eval_every=1", *overrides])
+    fn, _, _ = loso.fold_runner(cfg, fs, progress=False)
+    folds = make_folds(fs.samples["subject"].tolist(), "CDE")
+    return fs, fn, folds
+
+
+def test_inner_validation_uses_real_clips_only_and_its_subjects_synthetic_clips_are_not_trained_on(monkeypatch):
+    """data.synthetic_per_clip with model.inner_val_fraction (grouped network): every model's inner-validation rows
+    are real clips (labels annotated, not the action-unit rule's) of its validation subjects, and none of those
+    subjects' rows, real or synthetic, is in its training rows; the other training subjects keep their synthetic
+    clips."""
+    import icegan.recognition as recognition
+    got = {}
+    real_train = recognition.train_models
+
+    def spy(cfg, x, y, train_mask, val_mask=None, **kw):
+        got["train"], got["val"] = train_mask.numpy().copy(), val_mask.numpy().copy()
+        return real_train(cfg, x, y, train_mask, val_mask, **kw)
+    monkeypatch.setattr(recognition, "train_models", spy)
+    fs, fn, folds = _synthetic_run(monkeypatch, "model.folds_per_group=0")
+    fn(folds)
+    n = len(fs)
+    subjects = np.asarray(fs.samples["subject"].tolist() * 3)
+    train, val = got["train"], got["val"]
+    assert train.shape == val.shape == (len(folds), 3 * n)
+    for g, f in enumerate(folds):
+        assert val[g].any() and not val[g, n:].any(), g                    # real rows only
+        held = np.unique(subjects[val[g]])
+        assert len(held) == 2                                               # 0.25 of 7 training subjects, rounded
+        assert np.array_equal(val[g, :n], np.isin(subjects[:n], held))     # all their real clips
+        assert not (train[g] & np.isin(subjects, held)).any()              # none of their rows trained on
+        trained = np.setdiff1d(np.unique(subjects[f.train_idx]), held)
+        assert np.array_equal(train[g, n:], np.isin(subjects[n:], trained))   # the others' synthetic clips
+
+
+def test_a_custom_recognizer_validates_on_real_clips_only_with_synthetic_training_clips(monkeypatch):
+    """The same for model.name=custom (one fold at a time, fit_recognizer): x_val holds real clips of the validation
+    subjects only, and the training rows hold no clip, real or synthetic, of those subjects."""
+    from pathlib import Path
+
+    import icegan.recognition as recognition
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_recognizer.py"
+    calls = []
+    real_fit = recognition.fit_recognizer
+
+    def spy(cfg, x_train, y_train, x_val=None, y_val=None, subjects_train=None, **kw):
+        calls.append((x_train.clone(), x_val.clone(), list(subjects_train)))
+        return real_fit(cfg, x_train, y_train, x_val=x_val, y_val=y_val, subjects_train=subjects_train, **kw)
+    monkeypatch.setattr(recognition, "fit_recognizer", spy)
+    fs, fn, folds = _synthetic_run(monkeypatch, "model.name=custom", f"model.module={example}:TwoLayerCNN",
+                                   "model.epochs=1")
+    fn(folds[:1])
+    x_train, x_val, subjects_train = calls[0]
+    n = len(fs)
+    val_rows, train_rows = _rows_of(x_val, fn.x), _rows_of(x_train, fn.x)
+    assert len(val_rows) and (val_rows >= 0).all() and (train_rows >= 0).all()
+    assert (val_rows < n).all()                                               # real clips only
+    held = set(fs.samples["subject"].to_numpy()[val_rows])
+    assert len(held) == 2 and not held & set(subjects_train)
+    assert len(x_val) == int(fs.samples["subject"].isin(held).sum())          # all their real clips
+    subjects = np.asarray(fn.subjects)
+    assert not np.isin(subjects[train_rows], list(held)).any()               # none of their rows trained on
+    assert (train_rows >= n).sum() == 2 * (train_rows < n).sum()              # the others' synthetic clips
+
+
+def _rows_of(a: torch.Tensor, table: torch.Tensor) -> np.ndarray:
+    """For every map of ``a``, the row of ``table`` that holds the same map (-1: none)."""
+    same = (a.reshape(len(a), 1, -1) == table.reshape(1, len(table), -1)).all(-1)
+    return np.where(same.any(1).numpy(), same.float().argmax(1).numpy(), -1)

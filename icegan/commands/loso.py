@@ -89,7 +89,9 @@ class FeatureDataConfig:
             apex face warped by a class-specific action-unit motion, TV-L1 features like the real ones
             (:func:`icegan.data.synthetic_features.synthetic_au_features`, cached under
             ``<ICEGAN_DATA>/cache/megc2019_roi``). A fold trains on the synthetic clips of its own training
-            subjects only; they are never scored. megc2019_htnet source only; not with ``roi``.
+            subjects only; they are never scored. With ``model.inner_val_fraction`` early stopping is judged on the
+            validation subjects' real clips only, and their synthetic clips are not trained on either.
+            megc2019_htnet source only; not with ``roi``.
         annotations: folder holding the official coding sheets (``CASME2-coding-20140508.xlsx``,
             ``SAMM_Micro_FACS_Codes_v2.xlsx``) under their official names; read only for ``model.au_weight`` > 0
             (:func:`icegan.data.action_units.action_unit_targets`). Default ``<shared data>/annotations``.
@@ -581,7 +583,8 @@ class FeatureFolds:
         from icegan.labels import get_label_set
         return fit_predict_folds(c.model, self.x, self.y, self.subjects, folds, device=c.device, seed=c.seed,
                                  oracle_epoch=c.oracle_epoch, progress=self.progress, writer=folds[0].writer,
-                                 action_units=self.au, n_classes=get_label_set(c.data.labels).n_classes)
+                                 action_units=self.au, n_classes=get_label_set(c.data.labels).n_classes,
+                                 n_real=self.n_real)
 
 
 HELP_EPILOG = """\
