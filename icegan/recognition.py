@@ -229,9 +229,16 @@ def resize_features(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def class_weights(y: torch.Tensor, train_mask: torch.Tensor, n_classes: int = 3, balanced: bool = True) -> torch.Tensor:
-    """(G, K) class weights n_g / (K · n_gc) over each model's training samples (1 when not balanced).
+    """(G, K) class weights n_g / (K_g · n_gc) over each model's training samples (n_g: model g's training samples,
+    n_gc: those of class c, K_g: the classes present in model g's training rows, so scikit-learn's ``"balanced"``
+    over the classes a model sees, not over the ``n_classes`` of the label set); with ``balanced=False``, 1.
 
-    A class absent from a model's training set gets weight 0.
+    A class absent from a model's training set gets weight 0 (balanced or not).
+
+    Args:
+        y: (N,) labels in 0..n_classes-1.
+        train_mask: (G, N) float: 1 for each model's training samples and 0 elsewhere, or their sample weights
+            (then n_g and n_gc are sums of weights).
     """
     onehot = F.one_hot(y, n_classes).to(train_mask.dtype)            # (N, K)
     counts = train_mask @ onehot                                      # (G, K)
