@@ -26,7 +26,7 @@ import pandas as pd
 from flownet.io import write_text_whole, write_whole
 from icegan.csv_names import csv_quoting, read_csv_names
 from icegan.paths import run_folder_header
-from icegan.report import DAMAGED, EDITED, RERUN, RESUME, markdown_cell, read_run_json
+from icegan.report import DAMAGED, EDITED, RERUN, RESUME, _member_dir, markdown_cell, read_run_json
 from icegan.labels import label_set_of_columns
 from icegan.protocol import (PRED_COLUMNS, LosoStateError, held_out_column, partial_tag,
                              members_motion_record, refuse_run_folder_conflict, summarize_predictions,
@@ -252,7 +252,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         out_dir: output folder (created; must not hold another run): ``predictions.csv``,
             ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png``, ``per_subject.csv``,
             ``per_subject.png`` and ``ensemble.json``
-            (members with their own UF1/UAR, weights).
+            (members, as resolved absolute paths, with their own UF1/UAR, weights).
         weights: one non-negative weight per run (default: equal weights); fix them before looking at
             results.
         name: title in metrics.md and the plot (default: the folder name).
@@ -268,7 +268,9 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
             members that differ in protocol, SDE dataset, folds, clips, labels or fold numbers.
         LosoStateError: ``out_dir`` is a member, holds another kind of run (a LOSO run's ``run.json``, a nested
             selection, a merge) or a ``predictions.csv`` without a run header
-            (:func:`icegan.paths.run_folder_conflict`); nothing is overwritten.
+            (:func:`icegan.paths.run_folder_conflict`), or holds another ensemble (its ensemble.json lists other
+            members or weights; the same members and weights, in any order, are written again); nothing is
+            overwritten.
     """
     dirs = [Path(d) for d in run_dirs]
     if len(dirs) < 2:
@@ -280,6 +282,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     if out.resolve() in {d.resolve() for d in dirs}:
         raise LosoStateError(f"{out} is one of the ensemble's members; give the ensemble its own --out")
     refuse_run_folder_conflict(out, "ensemble.json")
+    _refuse_other_ensemble(out, dirs, w)
 
     members = [load_member(d) for d in dirs]
     h0, p0 = members[0]
@@ -330,7 +333,8 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     member_rows = []
     for d, wi, (_, p) in zip(dirs, w, members):
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
-        member_rows.append({"run": str(d), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
+        # the resolved path: the ensemble is read from any cwd (icegan table, compare)
+        member_rows.append({"run": str(d.resolve()), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
     header = {"members": member_rows, "protocol": h0["protocol"], "dataset": h0.get("dataset")}
     if h0.get("folds_total"):        # members cut to their first folds by max_folds: so is the ensemble
         header.update(folds=h0.get("folds"), folds_total=h0["folds_total"])
@@ -349,6 +353,33 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
                   f"{title}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
                   folds_total=header.get("folds_total", 0))
     return metrics
+
+
+def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray) -> None:
+    """Raise :class:`LosoStateError` when ``out`` holds the ``ensemble.json`` of another ensemble than of the members
+    ``dirs`` with the normalised weights ``w`` (in any order; each recorded member looked for as
+    :func:`icegan.report.run_recipe` does). The same ensemble (a suite's rerun) and a header that cannot be read (a
+    kill while it was written) are let through: the ensemble is written again."""
+    f = out / "ensemble.json"
+    try:
+        old = json.loads(f.read_text(encoding="utf-8"))["members"]
+        recorded = [(str(m["run"]), float(m["weight"])) for m in old]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    found = [(_member_dir(out, r) or Path(r), wi) for r, wi in recorded]
+    was = sorted((str(d.resolve()), wi) for d, wi in found)
+    now = sorted((str(d.resolve()), float(wi)) for d, wi in zip(dirs, w))
+    if len(was) == len(now) and all(a == b and np.isclose(x, y, rtol=0, atol=1e-9)
+                                    for (a, x), (b, y) in zip(was, now)):
+        return
+
+    def listed(rows) -> str:
+        return ", ".join(f"{r} (weight {wi:.3g})" for r, wi in rows)
+    what = ("the same members with other weights" if [a for a, _ in was] == [b for b, _ in now]
+            else "other members")
+    raise LosoStateError(f"{out} holds the ensemble of {listed(recorded)}, not of {listed(zip(map(str, dirs), w))} "
+                         f"({what}; ensemble.json); an ensemble folder holds one ensemble: give this one its own "
+                         f"--out, or remove {out} to replace that one")
 
 
 def _first_diff(a: Sequence, b: Sequence) -> str:

@@ -84,6 +84,12 @@ def _shared_name(runs: Sequence[Path]) -> str:
 #: part of the recipe.
 RUN_ONLY_KEYS = frozenset({"seed", "out_dir", "device", "threads", "workers", "progress", "cache_root"})
 
+#: the keys of a run's ``data`` section that say where its data lie, not which: left out of its recipe when its
+#: run.json records the digest of the data it read (``provenance.data``), which takes their place under
+#: :data:`DATA_DIGEST_KEY` (two seeds on the same data, one given ``data.root`` explicitly, are one recipe)
+DATA_PLACE_KEYS = frozenset({"root", "table"})
+DATA_DIGEST_KEY = "data digest (run.json provenance.data)"
+
 #: how :func:`run_recipe` names the kinds of folders in messages
 _KINDS = {"run": "an icegan loso / train.py run (config.yaml)", "ensemble": "an ensemble (ensemble.json)",
           "nested selection": "a nested selection (selection.json)", "merged": "a merged run (merged.json)"}
@@ -128,9 +134,12 @@ def read_run_json(f: Path, fix: str = RERUN, error: type[ValueError] = ValueErro
 
 def _member_dir(folder: Path, recorded: str) -> Optional[Path]:
     """A member / candidate folder named in ``folder``'s header: where it was recorded, else beside ``folder`` (a
-    suite's output moved as a whole)."""
+    suite's output moved as a whole), else, for a path recorded relative (to the cwd of the command that wrote the
+    header, as ``icegan ensemble`` did before it recorded absolute paths), below the nearest folder above ``folder``
+    that holds it (read from another cwd)."""
     p = Path(recorded)
-    for cand in (p, folder.parent / p.name):
+    above = [] if p.is_absolute() or not recorded else [a / p for a in Path(folder).resolve().parents]
+    for cand in (p, folder.parent / p.name, *above):
         if cand.is_dir():
             return cand
     return None
@@ -221,7 +230,13 @@ def _recipe(run: Path, chain: tuple[Path, ...] = (), drop: frozenset = RUN_ONLY_
         if not isinstance(cfg, dict):
             raise ValueError(f"{run / 'config.yaml'}: not a config (a YAML mapping)")
         cfg = {k: v for k, v in cfg.items() if k != "name"}
-        return {"kind": "run", **_strip_run_only(without_neutral_keys(cfg), drop)}, ""
+        rec = {"kind": "run", **_strip_run_only(without_neutral_keys(cfg), drop)}
+        digest = _data_digest(run)
+        if digest is not None and isinstance(rec.get("data"), dict):
+            # the data it read are recorded: where they lay (an explicit or a default data.root) is not the recipe
+            rec["data"] = {k: v for k, v in rec["data"].items() if k not in DATA_PLACE_KEYS}
+            rec[DATA_DIGEST_KEY] = digest
+        return rec, ""
 
     def part(recorded: str, listed_in: Path) -> tuple[Optional[dict], str]:
         d = _member_dir(run, str(recorded))
@@ -273,15 +288,31 @@ def _recipe(run: Path, chain: tuple[Path, ...] = (), drop: frozenset = RUN_ONLY_
     return None, "no config.yaml, ensemble.json, selection.json or merged.json in it"
 
 
+def _data_digest(run: Path) -> Optional[str]:
+    """The digest of the data a run read (its run.json's ``provenance.data``); None where it records none or its
+    run.json cannot be read."""
+    try:
+        h = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    prov = h.get("provenance") if isinstance(h, dict) else None
+    digest = prov.get("data") if isinstance(prov, dict) else None
+    return str(digest) if isinstance(digest, str) and digest else None
+
+
 def run_recipe(run: str | Path) -> Optional[dict]:
     """What a finished run folder records of its recipe, without what only names it, seeds it or says where and how
     fast it ran; None where it records none (a folder of metrics alone, or an ensemble whose member cannot be found).
 
     * ``icegan loso`` / train.py folder: its ``config.yaml`` without the top-level ``name``, without
       :data:`RUN_ONLY_KEYS` at any depth and without the neutral new keys (:func:`icegan.config.without_neutral_keys`,
-      as a suite compares configs before it reuses a run), under ``kind: run``;
+      as a suite compares configs before it reuses a run), under ``kind: run``; where its ``run.json`` records the
+      digest of the data read (``provenance.data``), that digest replaces ``data.root`` and ``data.table``
+      (:data:`DATA_PLACE_KEYS`): runs on the same data are one recipe wherever the data were found, runs on other
+      data (or one without a digest beside one with) are not;
     * ``icegan ensemble`` folder: ``kind: ensemble`` and, from ``ensemble.json``, each member's weight and recipe (a
-      member is looked for where ensemble.json names it, then beside the ensemble's folder);
+      member is looked for where ensemble.json names it, then beside the ensemble's folder, then, for an old
+      relative path, below the folders above it; :func:`check_one_recipe` takes the members in any order);
     * nested selection (``selection.json``): its inner folds, criterion and scope, and each candidate's label and
       recipe; a merged folder (``merged.json``, bench/merge_runs.py): the recipes of the runs merged.
 
@@ -309,8 +340,8 @@ def _differences(a: dict, b: dict, most: int = 3) -> str:
 
 def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
     """Check that the runs of entry ``label`` are one recipe up to the seed, so that averaging them (``icegan table``
-    rows, ``icegan compare`` entries) means averaging seeds: their :func:`run_recipe` must be equal. A single run is
-    its own recipe and is not checked.
+    rows, ``icegan compare`` entries) means averaging seeds: their :func:`run_recipe` must be equal (an ensemble's
+    members with their weights in any order). A single run is its own recipe and is not checked.
 
     Raises:
         ValueError: a run listed twice (it would count twice in the mean and in n; overlapping globs do this); two
@@ -350,18 +381,31 @@ def _check_recipes(label: str, unique: list[Path]) -> None:
                              "(LABEL=DIR)")
         recipes.append(rec)
     for r, rec in zip(unique[1:], recipes[1:]):
-        if rec != recipes[0]:
+        if _unordered(rec) != _unordered(recipes[0]):
             raise ValueError(f"entry '{label}': {unique[0]} and {r} are different recipes, not seeds of one "
                              f"({_differences(recipes[0], rec)}); {fix}")
     seeded: list[tuple[Path, dict]] = []        # the same recipe: the seeds must differ too
     for r in unique:
-        rec = _recipe(r, drop=RUN_ONLY_KEYS - {"seed"})[0]
+        rec = _unordered(_recipe(r, drop=RUN_ONLY_KEYS - {"seed"})[0])
         twin = next((u for u, other in seeded if other == rec), None)
         if twin is not None:
             raise ValueError(f"entry '{label}': {twin} and {r} are the same recipe with the same "
                              f"seed{_seed_text(rec)}: one seed run twice, not two seeds (its scores would count twice, "
                              "shrinking the std and growing n); keep one of them, or rerun one with another seed=")
         seeded.append((r, rec))
+
+
+def _unordered(recipe):
+    """``recipe`` (:func:`run_recipe`) with the members of every ensemble in it, at any depth, in one fixed order:
+    the same members with the same weights listed in another order are the same average, one recipe."""
+    if isinstance(recipe, dict):
+        out = {k: _unordered(v) for k, v in recipe.items()}
+        if out.get("kind") == "ensemble" and isinstance(out.get("members"), list):
+            out["members"] = sorted(out["members"], key=lambda m: json.dumps(m, sort_keys=True, default=str))
+        return out
+    if isinstance(recipe, list):
+        return [_unordered(x) for x in recipe]
+    return recipe
 
 
 def _seed_text(recipe: dict) -> str:
@@ -374,7 +418,10 @@ def _load(run: Path) -> dict:
 
     Raises:
         ValueError: no ``metrics.json``, one that cannot be read or is cut short (:func:`read_run_json`), or one that
-            lacks a key of icegan's metrics (each names the file).
+            lacks a key of icegan's metrics (each names the file); a run whose ``run.json`` lists more folds than its
+            metrics.json's ``n_folds`` (a ``max_folds`` run extended to more folds and stopped before it finished:
+            its metrics are the smoke run's; refused as unfinished, as ``icegan compare`` does; names the folder and
+            says to rerun the command).
     """
     f = run / "metrics.json"
     if not f.is_file():
@@ -395,7 +442,21 @@ def _load(run: Path) -> dict:
             v = part[metric]
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {fix}")
+    listed = _run_json_folds(run)
+    if listed is not None and isinstance(m.get("n_folds"), int) and listed > m["n_folds"]:
+        raise ValueError(f"{run}: unfinished run: its run.json lists {listed} folds, its metrics.json holds "
+                         f"{m['n_folds']} (a max_folds run extended to more folds and stopped before it finished?); "
+                         f"{RESUME}")
     return m
+
+
+def _run_json_folds(run: Path) -> Optional[int]:
+    """How many folds the ``run.json`` of ``run`` lists; None without a readable one (its damage is said elsewhere)."""
+    try:
+        folds = json.loads((run / "run.json").read_text(encoding="utf-8")).get("folds")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return len(folds) if isinstance(folds, list) else None
 
 
 def _stats(values: list[float]) -> tuple[float, float] | None:
@@ -426,6 +487,13 @@ def latex_escape(text: str) -> str:
     r"""``text`` with LaTeX's ten special characters escaped, for a table cell in text mode (``STSTNet_2 & co`` →
     ``STSTNet\_2 \& co``)."""
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def latex_row_start(cell: str) -> str:
+    r"""The first cell of a LaTeX table row (LaTeX already, e.g. :func:`latex_escape`'s), guarded with ``{}`` when it
+    begins with ``[``: after the previous row's ``\`` (or booktabs' ``\midrule``) LaTeX would read ``[ours] RF`` as
+    their optional ``[length]`` argument."""
+    return "{}" + cell if cell.lstrip().startswith("[") else cell
 
 
 def latex_float(tabular: str, caption: str, label: str) -> str:
@@ -511,9 +579,10 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     LaTeX caption names those classes. Markdown cells: the metric of one run, or ``mean ± std`` (sample std) over the
     entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs ``tabular`` (pandas ``DataFrame.to_latex``)
     inside a ``table*`` float with a caption and ``\\label{tab:icegan-results}`` (:func:`latex_float`); its column
-    groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels escaped, ``--`` for a dataset an entry has no
-    runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and ``<metric> std`` (empty for one
-    run), full precision, then ``Folds`` and ``Clips``.
+    groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels and dataset names escaped
+    (:func:`latex_escape`; a label beginning with ``[`` guarded, :func:`latex_row_start`), ``--`` for a dataset an
+    entry has no runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and ``<metric> std``
+    (empty for one run), full precision, then ``Folds`` and ``Clips``.
 
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
@@ -578,9 +647,10 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
         return buf.getvalue()
     if fmt == "latex":
         import pandas as pd
-        cols = pd.MultiIndex.from_tuples([("", h) for h in head] + [(t, k) for t, _ in metric_cols
+        cols = pd.MultiIndex.from_tuples([("", h) for h in head] + [(latex_escape(t), k) for t, _ in metric_cols
                                                                       for k in ("UF1", "UAR")] + [("", size_head)])
-        frame = pd.DataFrame([[latex_escape(x) for x in lead] + [_cell(st, "$\\pm$", "--") for st in cells]
+        frame = pd.DataFrame([[latex_row_start(latex_escape(lead[0]))] + [latex_escape(x) for x in lead[1:]]
+                              + [_cell(st, "$\\pm$", "--") for st in cells]
                               + [size(fc, "--")] for lead, cells, fc in body], columns=cols)
         tab = frame.to_latex(index=False, escape=False, multicolumn=True, multicolumn_format="c",
                              column_format="llc" + ("l" if classes else "") + "r" + "c" * len(names) + "r")

@@ -306,8 +306,9 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             a data section missing from it is read and added).
         out_dir: the selection's folder (created): ``predictions.csv`` (the chosen candidate's outer predictions,
             fold by fold), ``selection.csv`` (per outer fold: each candidate's inner score and the choice),
-            ``selection.json`` (header), ``metrics.json`` / ``metrics.md`` / ``confusion.png`` /
-            ``per_subject.csv`` as for any run.
+            ``selection.json`` (header; with ``folds_total`` when the candidates are ``max_folds`` runs, as their
+            run.json: the selection is then tagged PARTIAL too), ``metrics.json`` / ``metrics.md`` /
+            ``confusion.png`` / ``per_subject.csv`` as for any run.
         k: inner folds per outer fold.
         criterion: ``UF1`` or ``UAR`` of the pooled inner predictions of the outer fold's training subjects.
         scope: ``all``: pooled over all training clips; ``dataset``: over the training clips of the held-out
@@ -332,8 +333,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, read_finished_run
     from icegan.labels import label_set_of_columns
-    from icegan.protocol import (held_out_column, make_folds, members_motion_record, refuse_run_folder_conflict,
-                                 summarize_predictions, write_reports)
+    from icegan.protocol import (held_out_column, make_folds, members_motion_record, partial_tag,
+                                 refuse_run_folder_conflict, summarize_predictions, write_reports)
 
     if len(candidates) < 2:
         raise SelectionError(f"a selection needs at least two candidates, got {len(candidates)}")
@@ -459,6 +460,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     header = {"kind": "nested selection", "protocol": protocol, "dataset": headers[first].get("dataset"),
               "folds": [f.subject for f in folds], "oracle_epoch": False, "inner_folds": k, "criterion": criterion,
               "scope": scope, "candidates": cand_rows}
+    if headers[first].get("folds_total"):      # candidates cut to their first folds by max_folds: so is the selection
+        header["folds_total"] = headers[first]["folds_total"]
     # the header first, each file whole: a kill in between leaves a folder the rerun recognises as this kind's
     write_text_whole(out / "selection.json", json.dumps(header, indent=1))
     write_whole(out / "predictions.csv", lambda p: pred.to_csv(p, index=False, float_format="%.9g",
@@ -471,6 +474,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     lines += ["", "Each outer fold's choice used only its training subjects (selection.csv); the candidates' own "
               "LOSO scores are shown for reference and were not used to choose.", ""]
     title = name or out.name
-    write_reports(out, pred, metrics, f"{title} (nested selection)", f"{title}: nested selection, ", n_classes,
-                  md_extra="\n".join(lines))
+    write_reports(out, pred, metrics, f"{title} (nested selection){partial_tag(header)}",
+                  f"{title}: nested selection, ", n_classes, md_extra="\n".join(lines),
+                  folds_total=header.get("folds_total", 0))
     return metrics

@@ -272,7 +272,9 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     Raises:
         FileNotFoundError: a member config that does not exist (named with the run's label).
         ConfigError: a member's config, overrides or command-line overrides are invalid (named with the run's
-            label); ``seed`` given as an override (the suite sets it); runs of two label sets (``data.labels``).
+            label); ``seed`` given as an override (the suite sets it); runs of two label sets (``data.labels``); two
+            entries planned into one folder (an unseeded ``lr s0`` and a seeded ``lr`` both in ``lr_s0``: names
+            both).
     """
     from icegan.commands.loso import LosoConfig
     from icegan.pipeline import load_main_config
@@ -371,6 +373,15 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
         plan.append(PlannedRun(e.label, suite.seeds[-1], folder, members=members, weights=weights,
                                command=_ensemble_command(members, folder, weights)
                                + f"   # one model of seeds {', '.join(map(str, suite.seeds))}", over_seeds=True))
+    planned: dict[Path, PlannedRun] = {}
+    for p in plan:      # labels of distinct slugs can still meet: an unseeded 'lr s0' and a seeded 'lr' (seed 0)
+        twin = planned.setdefault(p.out, p)
+        if twin is not p:
+            def named(q: PlannedRun) -> str:
+                return f"'{q.label}'" + ("" if q.out.name == slug(q.label) else f" (seed {q.seed})")
+            raise ConfigError(f"suite entries {named(twin)} and {named(p)} are planned into the same folder "
+                              f"{p.out}; the second would refuse (or read) the first's run after it trained: give "
+                              "them labels that differ in more than a seed suffix (_s<seed>)")
     return plan
 
 

@@ -105,7 +105,9 @@ def test_refusals(toy, two_runs, tmp_path):
     with pytest.raises(LosoStateError, match="predictions.csv but no run header"):
         ensemble_runs([r1, r2], tmp_path / "loose")
     ensemble_runs([r1, r2], tmp_path / "ens")
-    ensemble_runs([r1, r2], tmp_path / "ens", weights=[2, 1])      # its own folder: written again
+    ensemble_runs([r1, r2], tmp_path / "ens", weights=[1, 1])      # its own folder: written again
+    with pytest.raises(LosoStateError, match="holds the ensemble of .*the same members with other weights"):
+        ensemble_runs([r1, r2], tmp_path / "ens", weights=[2, 1])  # another ensemble's folder: not replaced
     with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path))}: no run.json; give the folder"):
         ensemble_runs([r1, tmp_path], tmp_path / "a")
 
