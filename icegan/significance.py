@@ -432,7 +432,7 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
                      label: str = "tab:icegan-compare", stratified: bool = False,
                      paired_intervals: Optional[int] = None) -> str:
     """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``), a LaTeX
-    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, the legend as ``%`` comment lines) in a
+    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, one beginning with ``[`` guarded, the legend as ``%`` comment lines) in a
     ``table*`` float with a caption and ``\\label{label}`` (:func:`icegan.report.latex_float`; ``scope``, e.g.
     ``"CASME II (4 subjects)"``, is named in the caption), or CSV. ``stratified``: the rows come from
     ``bootstrap_compare(..., stratify=True)`` over subjects of several datasets; the legend and the caption say that
@@ -479,9 +479,10 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         return table.to_csv(index=False, float_format="%.4f", quoting=csv_quoting(table))
     if fmt not in ("markdown", "latex"):
         raise ValueError(f"unknown format {fmt!r}; expected markdown, latex or csv")
-    from icegan.report import latex_escape, latex_float, markdown_cell
+    from icegan.report import latex_escape, latex_float, latex_row_start, markdown_cell
     latex = fmt == "latex"
     esc = latex_escape if latex else markdown_cell  # labels as LaTeX text, or as Markdown table cells
+    lead = (lambda text: latex_row_start(esc(text))) if latex else esc     # a row's first cell: "[ours]" guarded
     percent = "\\%" if latex else " %"
 
     def ci(v, lohi):
@@ -499,7 +500,7 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
         d = (ci(r["dUF1"], r["dUF1_ci"]), ci(r["dUAR"], r["dUAR_ci"]), better(r)) if "dUF1" in r \
             else ("(baseline)", "", "")
         sel = selection_word(r["oracle"], r.get("leaky", False), "ORACLE epoch" if latex else "**ORACLE**")
-        body.append([esc(r["label"]), str(r["runs"]), sel, ci(r["UF1"], r["UF1_ci"]),
+        body.append([lead(r["label"]), str(r["runs"]), sel, ci(r["UF1"], r["UF1_ci"]),
                      ci(r["UAR"], r["UAR_ci"]), *d])
     within = " within each dataset" if stratified else ""
     own = 2 * sum("dUF1" in r for r in rows)             # ΔUF1 and ΔUAR of each entry but the baseline
