@@ -274,7 +274,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
         ConfigError: a member's config, overrides or command-line overrides are invalid (named with the run's
             label); ``seed`` given as an override (the suite sets it); runs of two label sets (``data.labels``); two
             entries planned into one folder (an unseeded ``lr s0`` and a seeded ``lr`` both in ``lr_s0``: names
-            both).
+            both); an unseeded entry planned into one of the suite's own folders (:data:`SUITE_OWN_FOLDERS`).
     """
     from icegan.commands.loso import LosoConfig
     from icegan.pipeline import load_main_config
@@ -375,6 +375,9 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                                + f"   # one model of seeds {', '.join(map(str, suite.seeds))}", over_seeds=True))
     planned: dict[Path, PlannedRun] = {}
     for p in plan:      # labels of distinct slugs can still meet: an unseeded 'lr s0' and a seeded 'lr' (seed 0)
+        if p.out.name in SUITE_OWN_FOLDERS:
+            raise ConfigError(f"suite entry '{p.label}' would be written into {p.out}, the suite's own folder of "
+                              f"{SUITE_OWN_FOLDERS[p.out.name]}: give it another label")
         twin = planned.setdefault(p.out, p)
         if twin is not p:
             def named(q: PlannedRun) -> str:
@@ -383,6 +386,11 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                               f"{p.out}; the second would refuse (or read) the first's run after it trained: give "
                               "them labels that differ in more than a seed suffix (_s<seed>)")
     return plan
+
+
+SUITE_OWN_FOLDERS = {"inner": "the nested selection's inner-fold predictions",
+                     "flow_features": "the train.py runs' shared real flow maps"}
+"""Folders of a suite's ``--out`` that :func:`run_suite` fills itself, so no entry may be planned into them."""
 
 
 def _ensemble_command(members: Sequence[Path], folder: Path, weights: Optional[Sequence[float]]) -> str:

@@ -224,3 +224,21 @@ runs:
     assert not (tmp_path / "out").exists()
     # seeds [1]: lr_s1 and lr_s0 differ, nothing to refuse
     assert [p.out.name for p in plan_suite(load_suite(path, [1]), path, tmp_path / "out")] == ["lr_s1", "lr_s0"]
+
+
+@pytest.mark.parametrize("label", ["Inner", "flow features"])
+def test_an_unseeded_entry_planned_into_a_suite_own_folder_is_refused(tmp_path, label):
+    """An unseeded entry labelled 'inner' or 'flow features' would be written into the folder the suite fills with
+    inner-fold predictions or shared flow maps: refused at planning, naming the entry."""
+    from icegan.suite import load_suite, plan_suite
+    path = tmp_path / "suite.yaml"
+    path.write_text(f"""\
+name: own
+seeds: [0]
+runs:
+  - {{label: '{label}', config: {CONFIGS}/features_logreg.yaml, seeded: false, overrides: [data.source=toy]}}
+""")
+    with pytest.raises(ConfigError, match=rf"suite entry '{label}' would be written into .*suite's own folder"):
+        plan_suite(load_suite(path), path, tmp_path / "out")
+    path.write_text(path.read_text().replace(f"'{label}'", "'inner lr'"))
+    assert [p.out.name for p in plan_suite(load_suite(path), path, tmp_path / "out")] == ["inner_lr"]
