@@ -1377,29 +1377,58 @@ def _describe(cfg: dict) -> dict:
     }
 
 
+def _summary_row(d: Path, metrics_path: Path) -> Optional[tuple]:
+    """The :func:`write_summary` row of the run folder ``d`` (``(name, description, metrics, overall, seconds)``), or
+    None when ``d`` is no main-job run (its config.yaml, if any, has no ``recognizer`` section: an ``icegan loso``
+    run).
+
+    Raises:
+        OSError, ValueError (a JSONDecodeError among them), yaml.YAMLError: ``metrics_path`` or ``d/config.yaml``
+            cannot be read or parsed, or one of them, its ``overall`` or a config section the row reads is not a
+            mapping, or ``overall``'s UF1/UAR are not numbers (cut short by a kill, or edited by hand).
+        TypeError: a value the row reads is of another type (a number as ``data.source``, text as a fold time).
+    """
+    import yaml
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) if (d / "config.yaml").is_file() else {}
+    for name, value in (("metrics.json", metrics), ("config.yaml", cfg)):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} is not a mapping but {type(value).__name__}")
+    if "recognizer" not in cfg:
+        return None  # not a main-job run
+    for key, value in [("metrics.json: overall", metrics.get("overall", {}))] + [
+            (f"config.yaml: {k}", cfg.get(k, {})) for k in ("data", "flow", "recognizer", "gan")]:
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} is not a mapping but {type(value).__name__}")
+    o = metrics.get("overall", {})
+    for k in ("UF1", "UAR"):
+        if not isinstance(o.get(k, 0.0), (int, float)) or isinstance(o.get(k), bool):
+            raise ValueError(f"metrics.json: overall {k} is not a number but {o[k]!r}")
+    timing = _read_timing(d / "timing.json") if (d / "timing.json").is_file() else {}
+    secs = sum(timing["fold_seconds"].values()) if timing else (0.0 if timing == {} else None)
+    return d.name, _describe(cfg), metrics, o, secs
+
+
 def write_summary(runs_root: str | Path) -> Path:
     """Write ``<runs_root>/summary.md``: one row per finished run folder (metrics.json + config.yaml)
     comparing the configurations (data, flow, recognizer, GAN skip path, joint loss, UF1, UAR, time). A run that is not
     honest says so beside its name (``(ORACLE epoch)``, ``(NOT leak-free)`` or both,
-    :func:`icegan.report.selection_word`)."""
+    :func:`icegan.report.selection_word`). A folder that cannot be read (:func:`_summary_row`: a config.yaml or
+    metrics.json cut short, or not a mapping) is left out with one warning naming it: the summary is written at the
+    end of every train.py run over the folders beside its own, which must not end that run."""
     import yaml
     root = Path(runs_root)
     rows = []
     for m in sorted(root.glob("*/metrics.json")):
         d = m.parent
         try:
-            metrics = json.loads(m.read_text(encoding="utf-8"))
-            cfg = (yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) if (d / "config.yaml").is_file()
-                   else {})
-        except (OSError, ValueError):
+            row = _summary_row(d, m)
+        except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:   # JSONDecodeError, UnicodeDecodeError
+            log.warning("%s left out of %s: it cannot be read (%s: %s)", d, root / "summary.md", type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "")
             continue
-        if not isinstance(cfg, dict) or "recognizer" not in cfg:
-            continue  # not a main-job run
-        timing = _read_timing(d / "timing.json") if (d / "timing.json").is_file() else {}
-        secs = sum(timing["fold_seconds"].values()) if timing else (0.0 if timing == {} else None)
-        desc = _describe(cfg)
-        o = metrics.get("overall", {})
-        rows.append((d.name, desc, metrics, o, secs))
+        if row is not None:
+            rows.append(row)
     lines = ["# Runs compared", "",
              "Pooled LOSO predictions of each run (UF1/UAR as in MEGC2019). "
              "Selection: final epoch unless the run says ORACLE."

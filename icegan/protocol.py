@@ -567,12 +567,25 @@ def _extension_rule(group_size: int) -> str:
            "model.folds_per_group"
 
 
+#: config keys that say how fast, where or how visibly a run is made, never what it computes, left out when a
+#: folder's config.yaml is compared for a resume (:func:`_config_conflict`): ``icegan loso``'s ``workers`` (fold groups
+#: in that many processes: the same scores as one process of the same ``threads``, README "Faster") and the main job's
+#: ``data.prepare`` ``workers`` (clips prepared in parallel), ``progress`` (its bar) and ``cache_root`` (where the
+#: prepared cache lies: its content is run.json's data provenance), and ``out_dir`` (``--out`` names the folder).
+#: ``threads``, ``device`` and ``seed`` are compared: they can change the scores.
+_RESUME_FREE_KEYS = ("workers", "out_dir", "data.prepare.workers", "data.prepare.progress", "data.prepare.cache_root")
+
+
 def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:
     """The message refusing to resume the run folder ``out`` whose ``config.yaml`` (``cfg_path``) differs from the
     run's config ``cfg`` (up to four differing keys, each with both values; ``also``: what else differs, added to
-    the message), or "" when they agree or either is missing. A key icegan added since the run began, at its neutral value (:func:`without_neutral_keys`), is the same
-    experiment; so is another max_folds (:func:`max_folds_key`), as run.json holds the folds run (the same, or
-    extended): one that cut none (max_folds=100 of 8 folds) or the larger one of an extension.
+    the message), or "" when they agree or either is missing. A key icegan added since the run began, at its neutral
+    value (:func:`without_neutral_keys`), is the same experiment; so is another max_folds (:func:`max_folds_key`),
+    as run.json holds the folds run (the same, or extended): one that cut none (max_folds=100 of 8 folds) or the
+    larger one of an extension; and so is another value of a key of :data:`_RESUME_FREE_KEYS` (e.g. a run cut short
+    with workers=2 is resumed with workers=1). Another ``threads`` alone is refused with its own message: the thread
+    count can change the last bits of the scores (``threads=0`` is compared as written: the count it means may
+    differ between machines and worker counts, as between two calls).
 
     Raises:
         LosoStateError: ``config.yaml`` cannot be read (:func:`_read_state_file`).
@@ -583,11 +596,17 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
     old_cfg, new_cfg = (_without_key(without_neutral_keys(c), key) for c in (old_cfg, new_cfg))
+    for free in _RESUME_FREE_KEYS:
+        old_cfg, new_cfg = _without_key(old_cfg, free), _without_key(new_cfg, free)
     if old_cfg == new_cfg:
         return ""
     diff = config_differences(old_cfg, new_cfg)
     shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
     more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+    if [k for k, _, _ in diff] == ["threads"] and not also:
+        return (f"{out} holds a run made with a different config ({cfg_path}: {shown}): the thread count can change "
+                "the last bits of the scores, so its finished folds and the folds still to run would not be one "
+                f"run's: resume with threads={diff[0][1]!r}, or use another --out or delete that folder")
     return (f"{out} holds a run made with a different config ({cfg_path}: {shown}{more}){also}; resuming would mix "
             "two experiments: use another --out or delete that folder")
 
