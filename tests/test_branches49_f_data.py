@@ -36,7 +36,7 @@ def test_smic_uncached_offsets_read_the_sheet_once_and_a_row_without_a_frame_cou
     rows = sheets.read_smic_sheet(tmp_path / "smic.xlsx")
     assert [(r.clip, r.onset, r.offset) for r in rows] == [("s20_ne_01", 100, 116), ("s20_ne_02", 200, None),
                                                            ("s20_po_03", 300, 304)]
-    assert len(reads) == 2      # _rows' read, then one read of the cells for the three uncached offsets
+    assert len(reads) == 1      # one read, for the rows and the cells of the three uncached offsets alike
     assert rows[0].notes == rows[2].notes == []
     assert rows[1].notes == ["offset unknown: the OffsetF formula has no saved value and TotalMF1 holds no frame count "
                              "(sheet row 3); open and save the sheet in a spreadsheet program to store the formula "

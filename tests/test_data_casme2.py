@@ -65,7 +65,8 @@ def test_check_reports_broken_clips_by_name(shared_data, manifest):
     probs = {(p["clip"], p["problem"]) for p in rep.clips_with_problems}
     assert any(c == "casme2/sub02/EP11_01" and "truncated: frames 99-106" in t for c, t in probs)
     assert rep.missing_subjects == {"casme2/sub06": 5, "casme2/sub09": 14, "casme2/sub15": 3, "casme2/sub25": 7}
-    assert rep.clips_usable == len(manifest) - len(unver) - 1  # minus sub04/EP12_01f (apex "/")
+    assert rep.clips_usable == len(manifest) - len(unver) - 2  # minus sub04/EP12_01f (apex "/"), sub05/EP09_05f
+    assert "apex equals onset (69)" in skipped["casme2/sub05/EP09_05f"]
     assert rep.by_class_usable == {"negative": 74, "positive": 25, "surprise": 19}
     assert len(rep.subjects) == 22
 

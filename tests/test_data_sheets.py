@@ -52,7 +52,7 @@ def test_smic_sheet_counts(ann):
     assert len(rows) == 157  # trailing blank rows skipped
     assert len({r.subject for r in rows}) == 16
     by = {e: sum(r.emotion == e for r in rows) for e in ("negative", "positive", "surprise")}
-    assert by == {"negative": 66, "positive": 51, "surprise": 40}
+    assert by == {"negative": 65, "positive": 51, "surprise": 41}      # s18_sur_03 by its file name (sheet: negative)
     assert all(r.apex is None for r in rows)
     r = rows[0]
     assert (r.subject, r.clip, r.onset, r.offset) == ("s20", "s20_ne_01", 17581039, 17581055)
@@ -323,12 +323,14 @@ def test_composite_leaves_out_a_row_with_the_apex_before_the_onset(ann, tmp_path
 
 
 def test_unusable_row_is_an_apex_strictly_before_the_onset():
-    """Only an apex before the onset makes a kept row unusable; an apex on the onset frame is the composite rules'
-    business (CASME II excludes it, SAMM's sheet has none)."""
+    """An apex before the onset makes a kept row unusable, and (since audit 55, as data check and prepare skip it for
+    every label set) an apex on the onset frame, which CASME II's rule excludes and SAMM's sheet has none of; an apex
+    after the onset does not."""
     from icegan.data.composite import unusable_row
     from icegan.data.sheets import SheetRow
     row = SheetRow("samm", "006", "006_1_2", onset=5562, apex=5562, offset=5632, emotion="Anger")
-    assert unusable_row(row) is None
+    assert unusable_row(row) == "apex equals onset (5562): no onset→apex motion (icegan data check and prepare skip it)"
+    assert unusable_row(SheetRow("samm", "006", "006_1_2", 5562, 5563, 5632, "Anger")) is None
     assert unusable_row(SheetRow("samm", "006", "006_1_2", 5562, 5561, 5632, "Anger")) == \
         "apex 5561 is before onset 5562 (icegan data check and prepare skip it)"
 

@@ -197,11 +197,14 @@ def test_two_files_for_the_apex_skip_the_clip_and_two_for_another_frame_warn(tmp
 
 
 def test_an_apex_at_the_onset_and_an_offset_at_the_onset_are_not_out_of_order(tmp_path):
-    """Order checks are strict: apex = onset = 10 and offset = onset = 10 are no problem (a one-frame span), apex 9 or
-    offset 9 is (skip, warning). Mutations killed: ``apex <= onset`` or ``offset <= onset`` reported."""
-    assert problems(clip_record(tmp_path, apex=10, offset=10, frames=range(10, 12))) == []
+    """Order checks are strict: apex = onset = 10 is not out of order (its own skip since audit 55: no onset→apex
+    motion) and offset = onset = 10 is no problem, apex 9 or offset 9 is (skip, warning). Mutations killed:
+    ``apex <= onset`` or ``offset <= onset`` reported as out of order."""
+    assert problems(clip_record(tmp_path, apex=10, offset=10, frames=range(10, 12))) == [
+        ("apex equals onset (10): no onset→apex motion", "skip")]
+    assert problems(clip_record(tmp_path, apex=11, offset=10, frames=range(10, 12))) == []
     assert problems(clip_record(tmp_path, apex=9, offset=10, frames=range(9, 12))) == [("apex 9 is before onset 10", "skip")]
-    assert problems(clip_record(tmp_path, apex=10, offset=9, frames=range(9, 12))) == [("offset 9 is before onset 10",
+    assert problems(clip_record(tmp_path, apex=11, offset=9, frames=range(9, 12))) == [("offset 9 is before onset 10",
                                                                                   "warn")]
 
 

@@ -1,7 +1,8 @@
 """Dataset check: what is on disk versus what the annotation sheet says.
 
 :func:`record_problems` lists the problems of one clip with a severity: ``"skip"`` (the clip cannot
-be used: folder missing, onset or apex frame absent, unreadable or held by two files, no frames) or ``"warn"``
+be used: folder missing, onset or apex frame absent, unreadable or held by two files, an apex on the onset frame (no
+onset→apex motion: MEGC2019 excludes such a clip, sub05/EP09_05f of CASME II), no frames) or ``"warn"``
 (usable, but e.g. truncated before the offset, with gaps between the onset and the offset or apex, an offset
 before the apex (a note of the sheet or clip list), or two files for a frame other than the onset and apex).
 :func:`check_dataset` runs it over a whole dataset and builds the report behind ``icegan data check``; nothing is
@@ -88,7 +89,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
             the apex is to be spotted, for a frame of the span it is spotted on.
 
     Returns:
-        Problems, ``skip`` ones first.
+        Problems, ``skip`` ones first. An apex equal to the onset is a ``skip`` (its onset→apex flow is zero), whatever
+        the label set the clip is used for.
     """
     k = rec.key
     out: list[Problem] = []
@@ -135,6 +137,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         out.append(Problem(k, f"apex frame {rec.apex} not on disk (frames present: {ranges_text(nums)})", SKIP))
     if rec.onset is not None and rec.apex is not None and rec.apex < rec.onset:
         out.append(Problem(k, f"apex {rec.apex} is before onset {rec.onset}", SKIP))
+    if rec.onset is not None and rec.onset == rec.apex:     # as the MEGC2019 rules and clip lists, for any label set
+        out.append(Problem(k, f"apex equals onset ({rec.onset}): no onset→apex motion", SKIP))
     if rec.onset is not None and rec.offset is not None and rec.offset < rec.onset:
         out.append(Problem(k, f"offset {rec.offset} is before onset {rec.onset}", WARN))
     # an offset before the apex is in the record's notes (sheet row or clip-list line), warned about above
@@ -206,11 +210,19 @@ class CheckReport:
     #: usable clips in scope per class of each single-dataset label set of this dataset (``data.labels``:
     #: ``casme2_5``, ``samm_5``), a clip's class being its sheet emotion, as the main job reads it
     by_label_set: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: annotations given that the dataset's loader does not read (SMIC: the class is the folder's), else None
+    unread_sheet: Optional[str] = None
 
     def as_dict(self) -> dict:
         """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
         ``icegan data check --json`` writes; all values are strings, ints, None, or lists / dicts of them."""
         return dict(self.__dict__)
+
+    def _usable_means(self) -> str:
+        """What makes a clip usable here: SMIC's apex is spotted later (prepare), so its clips need only their onset; a
+        clip list's rows may give an apex or leave it to be spotted."""
+        return {"smic": "onset present, apex to be spotted",
+                "clips": "onset present, apex present or to be spotted"}.get(self.dataset, "onset and apex present")
 
     def text(self) -> str:
         """Human-readable summary (what ``icegan data check`` prints)."""
@@ -220,9 +232,12 @@ class CheckReport:
         lines = [first,
                  f"scope: {self.scope}; clips in sheet/tree: {self.clips_in_sheet}; clip folders on disk: "
                  f"{self.clip_folders_on_disk}; frames checked: {self.frames_checked}",
-                 f"clips ok: {self.clips_ok}; usable (onset and apex present): {self.clips_usable}; "
+                 f"clips ok: {self.clips_ok}; usable ({self._usable_means()}): {self.clips_usable}; "
                  f"skipped: {len(self.clips_skipped)}; clips with problems: "
                  f"{len({p['clip'] for p in self.clips_with_problems})} ({len(self.clips_with_problems)} problems)"]
+        if self.unread_sheet:
+            lines.append(f"annotations {self.unread_sheet} not read: {self.dataset} clips take their class from their "
+                         f"folders and their apex is spotted")
         if self.missing_subjects:
             lines.append("subjects in the sheet but not on disk: " +
                          ", ".join(f"{s} ({n} clip{'' if n == 1 else 's'})" for s, n in self.missing_subjects.items()))
@@ -434,4 +449,5 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         subjects=dict(sorted(Counter(r.subject for r in usable).items())),
         frames_checked=len(all_paths) if read_images else 0,
         unreadable_images=sorted(str(p) for p in unreadable), other_folders=other_folders,
-        padding_mismatches=mismatched, by_label_set=by_label_set)
+        padding_mismatches=mismatched, by_label_set=by_label_set,
+        unread_sheet=str(ds.unread_sheet) if getattr(ds, "unread_sheet", None) is not None else None)

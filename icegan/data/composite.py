@@ -13,7 +13,9 @@ Composite (DESIGN.md, "Datasets and the MEGC2019 composite"; 442 clips, 68 subje
 
 Single-dataset (SDE) label sets kept for users who want them: CASME II 5 classes (happiness 0,
 disgust 1, repression 2, surprise 3, others 4; fear and sadness excluded, as in the usual CASME II
-5-class protocol) and the SAMM objective classes 1..7 from the sheet.
+5-class protocol) and the SAMM objective classes 1..7 from the sheet. Their counts here are of sheet rows;
+``icegan data check`` and ``icegan prepare`` skip a clip whose apex equals its onset for these label sets too
+(:func:`icegan.data.check.record_problems`): CASME II's five classes have 209 usable clips in the shared copy, not 210.
 """
 from __future__ import annotations
 
@@ -108,9 +110,13 @@ def composite_rows(rows: list[SheetRow]) -> list[tuple[SheetRow, int]]:
 def unusable_row(row: SheetRow) -> Optional[str]:
     """Why a composite row of a sheet cannot be used although the composite rules keep it (its class stays set, so
     that ``icegan data check`` and ``icegan prepare`` list it as skipped, with the same reason), or None: an apex
-    before the onset (a sheet edited by hand; the official sheets have none)."""
+    before the onset, or (SAMM; CASME II's rule excludes it already) on the onset frame, which
+    :func:`icegan.data.check.record_problems` skips for every label set (a sheet edited by hand; the official SAMM
+    sheet has none)."""
     if row.onset is not None and row.apex is not None and row.apex < row.onset:
         return f"apex {row.apex} is before onset {row.onset} (icegan data check and prepare skip it)"
+    if row.onset is not None and row.apex == row.onset:
+        return f"apex equals onset ({row.onset}): no onset→apex motion (icegan data check and prepare skip it)"
     return None
 
 
@@ -118,7 +124,7 @@ def composite_summary(rows: list[SheetRow]) -> dict:
     """``{"clips", "negative", "positive", "surprise", "subjects"}`` of the usable composite part of a sheet,
     plus ``"excluded"``: list of ``{"clip", "reason"}`` for rows of composite emotions that were
     excluded by a rule (not those whose emotion is simply outside the composite), rows whose emotion is no label of
-    the sheet (:func:`unknown_emotion`) or that cannot be used (:func:`unusable_row`: an apex before the onset,
+    the sheet (:func:`unknown_emotion`) or that cannot be used (:func:`unusable_row`: an apex before or on the onset,
     which ``icegan data check`` skips too)."""
     comp, excluded = [], []
     for r in rows:

@@ -13,7 +13,8 @@ The sheets are read as the dataset owners distribute them, with their quirks:
 
 Numeric cells may hold text (``"/"``, ``"?"``, ``"46 "``): numbers written as text are accepted,
 anything else becomes None with a note naming the sheet row, so the composite rules can exclude the
-clip with a reason. Blank rows are skipped. ``.csv`` exports of the same sheets are accepted too.
+clip with a reason. Blank rows are skipped. ``.csv`` exports of the same sheets are accepted too (comma-, tab- or
+semicolon-separated). An ``.xlsx`` is read whatever size its ``<dimension>`` tag claims.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class SheetRow:
         subject: the subject's folder name (``sub01``, ``006``, ``s20``).
         clip: clip folder name (``EP02_01f``, ``006_1_2``, ``s20_ne_01``).
         onset, apex, offset: frame numbers, None where the cell holds no number.
-        emotion: label as written (``happiness``, ``Anger``, ``negative`` ...).
+        emotion: label as written (``happiness``, ``Anger``, ``negative`` ...); for SMIC, the file name's class
+            where the sheet's Emotion cell contradicts it (:func:`read_smic_sheet`, with a note).
         action_units: FACS action units ('' where absent).
         objective_class: SAMM objective class 1..7 (None elsewhere).
         row: 1-based row number in the sheet (as Excel shows it).
@@ -76,8 +78,6 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
     if not path.is_file():
         raise SheetError(f"annotation sheet not found: {path}")
     if path.suffix.lower() == ".csv":
-        import csv
-        import io
         raw = path.read_bytes()
         try:        # decoded in one go, so that a bad byte's offset and line are the file's, not a read chunk's
             text = raw.decode("utf-8-sig")
@@ -87,7 +87,7 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
             raise SheetError(f"{path}: not UTF-8 text (byte {raw[at]:#04x} at byte {at}, line {line}; "
                              "a spreadsheet's plain 'CSV' export uses the computer's own encoding): save it as "
                              "'CSV UTF-8' or as .xlsx") from None
-        return [tuple(c if c != "" else None for c in r) for r in csv.reader(io.StringIO(text, newline=""))]
+        return _csv_rows(text)
     if path.suffix.lower() == ".xls":
         raise SheetError(f"{path}: the old .xls format is not read; open it in a spreadsheet program and save it as "
                          f".xlsx (the format the datasets are distributed in), or export the clip sheet as .csv")
@@ -100,10 +100,10 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
         if sheet is not None:
             if sheet not in wb.sheetnames:
                 raise SheetError(f"{path}: no worksheet named {sheet!r} (has {wb.sheetnames})")
-            return [tuple(r) for r in wb[sheet].iter_rows(values_only=True)]
+            return _sheet_rows(wb[sheet])
         first = None
         for ws in wb.worksheets:
-            rows = [tuple(r) for r in ws.iter_rows(values_only=True)]
+            rows = _sheet_rows(ws)
             if _header_index(rows) is not None:
                 return rows
             first = rows if first is None else first
@@ -113,6 +113,35 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
         return first or []
     finally:
         wb.close()
+
+
+def _sheet_rows(ws) -> list[tuple]:
+    """Every row of a worksheet opened read-only. The ``<dimension>`` tag a writer saved is not trusted (a stale one,
+    ``A1:I100`` on a 256-row sheet, made openpyxl stop at row 100 without a word): the rows are read as the file
+    holds them."""
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()
+    return [tuple(r) for r in ws.iter_rows(values_only=True)]
+
+
+def _csv_rows(text: str) -> list[tuple]:
+    """The rows of a sheet exported as CSV, empty cells None. Comma-separated, or, when no row starting with
+    ``Subject`` is found so, separated by tabs or semicolons as spreadsheets set to some locales save "CSV" (a
+    header such as ``Subject;Filename;...``, the case :func:`icegan.data.feature_table.read_csv_cells` names for
+    feature tables and clip lists): the first of the two that gives such a header row."""
+    import csv
+    import io
+
+    def parse(sep: str) -> list[tuple]:
+        return [tuple(c if c != "" else None for c in r)
+                for r in csv.reader(io.StringIO(text, newline=""), delimiter=sep)]
+    rows = parse(",")
+    if _header_index(rows) is None:
+        for sep in ("\t", ";"):
+            other = parse(sep)
+            if _header_index(other) is not None:
+                return other
+    return rows
 
 
 def _header_index(rows: list[tuple]) -> Optional[int]:
@@ -181,8 +210,9 @@ def _text(v: Any) -> str:
 
 
 def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_fmt,
-          required: Iterable[str] = ("subject", "clip", "onset", "emotion")) -> list[SheetRow]:
-    table = _read_table(path, sheet)
+          required: Iterable[str] = ("subject", "clip", "onset", "emotion"),
+          table: Optional[list[tuple]] = None) -> list[SheetRow]:
+    table = _read_table(path, sheet) if table is None else table
     h = _find_header(table, path)
     cols = _columns(table[h], wanted, path, required=required)
     out: list[SheetRow] = []
@@ -334,6 +364,36 @@ def read_samm_sheet(path: str | Path) -> list[SheetRow]:
                                          required=("subject", "clip", "onset", "apex", "emotion")), "samm", Path(path))
 
 
+#: SMIC-HS clip names' class codes (``s18_sur_03``): the class the folder tree and the MEGC2019 composite give the clip
+_SMIC_NAME_CLASS = {"ne": "negative", "po": "positive", "sur": "surprise"}
+
+
+def _smic_row_notes(r: SheetRow, raw: tuple, cols: dict[str, int]) -> None:
+    """Add to ``r`` the notes of the SMIC sheet cells that contradict each other (see :func:`read_smic_sheet`); set
+    ``r.emotion`` to the file name's class where the Emotion cell says another."""
+    where = f"sheet row {r.row}"
+    parts = r.clip.lower().split("_")
+    named = _SMIC_NAME_CLASS.get(parts[1]) if len(parts) == 3 else None
+    if named is not None and r.emotion.strip().lower() != named:
+        r.notes.append(f"emotion cell {r.emotion!r} ({where}) contradicts the file name {r.clip} ({named}), as the "
+                       f"SMIC-HS folder tree and the MEGC2019 composite class the clip: {named} used")
+        r.emotion = named
+    first, _ = parse_frame(_cell(raw, cols.get("first")))
+    last, _ = parse_frame(_cell(raw, cols.get("last")))
+    if first is not None and last is not None:
+        for key in ("onset", "offset"):
+            n = getattr(r, key)
+            if n is not None and not first <= n <= last:
+                r.notes.append(f"{key} {n} is outside FirstF..LastF {first}..{last}, the clip's frames ({where}): "
+                               f"one of the cells is wrong; the {key} is used as written")
+    on2, _ = parse_frame(_cell(raw, cols.get("onset2")))
+    if on2 is not None:
+        off2, _ = parse_frame(_cell(raw, cols.get("offset2")))
+        end = "?" if off2 is None else off2
+        r.notes.append(f"a second micro-expression is annotated, Onset2F..Offset2F {on2}..{end} ({where}): not read; "
+                       f"only the first, OnsetF..OffsetF, is")
+
+
 def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
     """Rows of worksheet ``sheet`` of ``SMIC-HS-E_annotation.xlsx`` (HS: 157 clips, 16 subjects).
 
@@ -343,20 +403,27 @@ def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
     ``s20``. Note that the MEGC2019 composite uses the 164-clip SMIC-HS folder tree, whose class
     comes from the folder name, not this sheet.
 
+    Cells that contradict each other are read as follows, each with a note naming the sheet row:
+
+    - an ``Emotion`` cell other than the class of the file name (``s18_sur_03``: ``sur``, surprise; the sheet says
+      negative): the file name's class is used, as the SMIC-HS folder tree and the MEGC2019 composite class the clip
+      (65 negative / 51 positive / 41 surprise over the 157 rows);
+    - an onset or offset outside ``FirstF..LastF`` (``s1_ne_03``): used as written;
+    - a second micro-expression (``Onset2F``/``Offset2F``, 8 clips): not read; the row stands for the first one.
+
     Raises:
         SheetError: as :func:`read_casme2_sheet`, or the worksheet does not exist.
     """
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetf", "onset"],
-              "offset": ["offsetf", "offset"], "emotion": ["emotion"], "n1": ["totalmf1"]}
-    rows = _rows(Path(path), "smic", sheet, wanted, _smic_subject)
-    table = None
+              "offset": ["offsetf", "offset"], "emotion": ["emotion"], "n1": ["totalmf1"],
+              "first": ["firstf"], "last": ["lastf"], "onset2": ["onset2f"], "offset2": ["offset2f"]}
+    table = _read_table(Path(path), sheet)
+    rows = _rows(Path(path), "smic", sheet, wanted, _smic_subject, table=table)
+    cols = _columns(table[_find_header(table, Path(path))], wanted, Path(path), required=())
     for r in rows:
+        raw = table[r.row - 1]
         if r.offset is None and r.onset is not None:
-            if table is None:
-                table = _read_table(Path(path), sheet)
-                h = _find_header(table, Path(path))
-                cols = _columns(table[h], wanted, Path(path), required=())
-            n, _ = parse_frame(_cell(table[r.row - 1], cols.get("n1")))
+            n, _ = parse_frame(_cell(raw, cols.get("n1")))
             if n is not None:
                 r.offset = r.onset + n - 1
                 # an OffsetF cell such as "/" was noted as unusable: say what the offset became instead
@@ -367,6 +434,7 @@ def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
                                f"count (sheet row {r.row}); open and save the sheet in a spreadsheet program to store "
                                "the formula values")
         r.notes = [n for n in r.notes if not n.startswith("apex")]
+        _smic_row_notes(r, raw, cols)
     return rows
 
 

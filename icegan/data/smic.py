@@ -28,10 +28,12 @@ class SMIC:
     Args:
         root: the ``HS`` folder (holding ``s1`` ... ``s20``), or a folder containing
             ``SMIC_all_cropped/HS`` or ``HS``.
-        annotations: accepted for symmetry with the other loaders and ignored (class from folders).
+        annotations: accepted for symmetry with the other loaders, and not read (class from folders): a path given
+            is checked to exist, and a warning says that it is not read.
 
     Raises:
         DatasetLayoutError: root missing or without ``sN`` subject folders.
+        FileNotFoundError: ``annotations`` given but no such file or folder (the message names it).
     """
 
     name = "smic"
@@ -40,6 +42,17 @@ class SMIC:
         root = Path(root)
         if not root.is_dir():
             raise DatasetLayoutError(missing_root_message("smic", root))
+        #: the annotations given, which are not read (``icegan data check`` says so); None when none was given
+        self.unread_sheet: Optional[Path] = None
+        if annotations is not None:
+            sheet = Path(annotations)
+            if not sheet.exists():
+                raise FileNotFoundError(f"SMIC annotations not found: {sheet}; SMIC-HS clips take their class from "
+                                        f"their folders and no sheet is read: leave the annotations out")
+            self.unread_sheet = sheet
+            log.warning("smic: the annotations %s are not read: SMIC-HS clips take their class from their folder "
+                        "(negative/positive/surprise) and their apex is spotted; icegan.data.sheets.read_smic_sheet "
+                        "reads the SMIC-HS-E sheet for those who want it", sheet)
         self.given_root = root
         self.root = self.resolve_root(root)
         self.sheet_path = None      # the class comes from the folders; a sheet given is not read (nor reported)
