@@ -17,6 +17,7 @@ subject), and score columns that are not probabilities (negative, or rows not su
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -252,7 +253,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         out_dir: output folder (created; must not hold another run): ``predictions.csv``,
             ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png``, ``per_subject.csv``,
             ``per_subject.png`` and ``ensemble.json``
-            (members, as resolved absolute paths, with their own UF1/UAR, weights).
+            (members, as resolved absolute paths and as paths relative to ``out_dir``, with their own UF1/UAR, weights).
         weights: one non-negative weight per run (default: equal weights); fix them before looking at
             results.
         name: title in metrics.md and the plot (default: the folder name).
@@ -333,8 +334,10 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     member_rows = []
     for d, wi, (_, p) in zip(dirs, w, members):
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
-        # the resolved path: the ensemble is read from any cwd (icegan table, compare)
-        member_rows.append({"run": str(d.resolve()), "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
+        # the resolved path: the ensemble is read from any cwd (icegan table, compare); "rel", the path from the
+        # ensemble folder: a copy of both (cp -r) is the same ensemble (_refuse_other_ensemble)
+        member_rows.append({"run": str(d.resolve()), "rel": _relative(d, out), "weight": float(wi),
+                            "UF1": m["UF1"], "UAR": m["UAR"]})
     header = {"members": member_rows, "protocol": h0["protocol"], "dataset": h0.get("dataset")}
     if h0.get("folds_total"):        # members cut to their first folds by max_folds: so is the ensemble
         header.update(folds=h0.get("folds"), folds_total=h0["folds_total"])
@@ -355,31 +358,41 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     return metrics
 
 
+def _relative(d: Path, out: Path) -> str:
+    """The path of the folder ``d`` from the folder ``out`` (both resolved; ``../r1`` for a sibling)."""
+    return Path(os.path.relpath(d.resolve(), out.resolve())).as_posix()
+
+
 def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray) -> None:
     """Raise :class:`LosoStateError` when ``out`` holds the ``ensemble.json`` of another ensemble than of the members
-    ``dirs`` with the normalised weights ``w`` (in any order; each recorded member looked for as
-    :func:`icegan.report.run_recipe` does). The same ensemble (a suite's rerun) and a header that cannot be read (a
-    kill while it was written) are let through: the ensemble is written again."""
+    ``dirs`` with the normalised weights ``w`` (in any order). The members are the same when they match by resolved
+    path (each recorded member looked for as :func:`icegan.report.run_recipe` does) or by the recorded path relative
+    to ``out`` (``rel``; a folder copied with its members, cp -r). The same ensemble (a suite's rerun) and a header
+    that cannot be read (a kill while it was written) are let through: the ensemble is written again."""
     f = out / "ensemble.json"
     try:
         old = json.loads(f.read_text(encoding="utf-8"))["members"]
-        recorded = [(str(m["run"]), float(m["weight"])) for m in old]
+        recorded = [(str(m["run"]), float(m["weight"]), m.get("rel")) for m in old]
     except (OSError, ValueError, KeyError, TypeError):
         return
-    found = [(_member_dir(out, r) or Path(r), wi) for r, wi in recorded]
-    was = sorted((str(d.resolve()), wi) for d, wi in found)
-    now = sorted((str(d.resolve()), float(wi)) for d, wi in zip(dirs, w))
-    if len(was) == len(now) and all(a == b and np.isclose(x, y, rtol=0, atol=1e-9)
-                                    for (a, x), (b, y) in zip(was, now)):
+    was_abs = sorted((str((_member_dir(out, r) or Path(r)).resolve()), wi) for r, wi, _ in recorded)
+    now_abs = sorted((str(d.resolve()), float(wi)) for d, wi in zip(dirs, w))
+    was_rel = sorted((str(rel), wi) for _, wi, rel in recorded)     # "None" for a header of before: never matches
+    now_rel = sorted((_relative(d, out), float(wi)) for d, wi in zip(dirs, w))
+
+    def same(was, now, weights=True) -> bool:
+        return len(was) == len(now) and all(a == b and (not weights or np.isclose(x, y, rtol=0, atol=1e-9))
+                                            for (a, x), (b, y) in zip(was, now))
+    if same(was_abs, now_abs) or same(was_rel, now_rel):
         return
 
     def listed(rows) -> str:
         return ", ".join(f"{r} (weight {wi:.3g})" for r, wi in rows)
-    what = ("the same members with other weights" if [a for a, _ in was] == [b for b, _ in now]
-            else "other members")
-    raise LosoStateError(f"{out} holds the ensemble of {listed(recorded)}, not of {listed(zip(map(str, dirs), w))} "
-                         f"({what}; ensemble.json); an ensemble folder holds one ensemble: give this one its own "
-                         f"--out, or remove {out} to replace that one")
+    what = ("the same members with other weights"
+            if same(was_abs, now_abs, weights=False) or same(was_rel, now_rel, weights=False) else "other members")
+    raise LosoStateError(f"{out} holds the ensemble of {listed((r, wi) for r, wi, _ in recorded)}, not of "
+                         f"{listed(zip(map(str, dirs), w))} ({what}; ensemble.json); an ensemble folder holds one "
+                         f"ensemble: give this one its own --out, or remove {out} to replace that one")
 
 
 def _first_diff(a: Sequence, b: Sequence) -> str:
