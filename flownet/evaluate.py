@@ -101,7 +101,8 @@ def _as_batch(it: dict, name: str) -> dict:
 
 
 def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, weights=None, device="cpu",
-             size: int = 128, n_pairs: int = 200, iters: int | None = None, pairs: list[dict] | None = None,
+             size: int | None = None, n_pairs: int | None = None, iters: int | None = None,
+             pairs: list[dict] | None = None,
              estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False,
              input_size="native", tta: str = "none", max_motion: float | None = None,
              module: str | None = None) -> dict:
@@ -113,7 +114,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
     un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it.
     ``max_motion`` (pixels): the generic scenes' largest object translation (:func:`load_pairs`). ``module``: the
-    spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`).
+    spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`). ``size`` (pixels, synthetic data only;
+    None: 128) and ``n_pairs`` (the synthetic pairs to make, KITTI's first n; None: 200) are :func:`load_pairs`'s.
 
     Returns a dict with ``mean`` (each metric averaged over pairs, every pair weighing the same), ``pooled`` (over
     all valid pixels, each pair weighted by its ``n_valid`` pixels: the KITTI benchmark's Fl-all, while published
@@ -125,10 +127,19 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     Raises ValueError for no pairs, for pairs whose frames differ in size or whose ground truth is not of their size,
     for pairs whose ground truth has no valid pixel (each named: a broken ``.flo``), for ``iters`` with a model
     without recurrent updates (tvl1, farneback, liteflownet2, custom), or for a flow with NaN or infinite values
-    (the model and the pair named)."""
+    (the model and the pair named), and for ``n_pairs`` with ``data="middlebury"`` or ``size`` with ``"middlebury"``
+    or ``"kitti"`` (else ignored: every sequence is scored at its own size), before anything is read."""
     from tqdm import tqdm
 
     from . import get_estimator
+    if data == "middlebury" and n_pairs is not None:    # else silently ignored: every sequence was scored
+        raise ValueError(f"--n-pairs applies to --data synthetic-face, synthetic-generic and kitti, not middlebury "
+                         f"(every sequence under the root is scored); leave it out, got --n-pairs {n_pairs}")
+    if data in ("middlebury", "kitti") and size is not None:    # else silently ignored: their own sizes scored
+        raise ValueError(f"--size applies to --data synthetic-face and synthetic-generic, not {data} (its pairs "
+                         f"are scored at their own size; --input-size computes the flow at another); leave it out, "
+                         f"got --size {size}")
+    size, n_pairs = 128 if size is None else size, 200 if n_pairs is None else n_pairs      # load_pairs' defaults
     if estimator is not None and tta != "none":
         raise ValueError("tta applies when evaluate() builds the estimator; give it to get_estimator() instead")
     if estimator is None:

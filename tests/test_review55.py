@@ -62,3 +62,32 @@ def test_an_old_ensemble_json_with_paths_as_typed_is_still_read(suite, tmp_path,
     assert ensemble_runs([f"{root.name}/r1", f"{root.name}/r2"], ens) == m
     with pytest.raises(LosoStateError, match="other weights"):
         ensemble_runs([root / "r1", root / "r2"], ens, weights=[2, 1])
+
+
+@pytest.mark.parametrize("data, kw, message", [
+    ("middlebury", {"n_pairs": 2}, r"--n-pairs applies to --data synthetic-face, synthetic-generic and kitti, not "
+                                   r"middlebury \(every sequence under the root is scored\); leave it out, got "
+                                   r"--n-pairs 2"),
+    ("middlebury", {"size": 64}, r"--size applies to --data synthetic-face and synthetic-generic, not middlebury "
+                                 r"\(its pairs are scored at their own size.*got --size 64"),
+    ("kitti", {"size": 64}, r"--size applies to .* not kitti .*got --size 64")])
+def test_library_evaluate_refuses_n_pairs_and_size_it_would_ignore(data, kw, message):
+    """evaluate('farneback', data='middlebury', n_pairs=2, size=64) scored all 4 Middlebury pairs at their own
+    sizes without a word (only the CLI refused the flags); now the library refuses them, before any data is read
+    (kitti without a root would else say that KITTI is missing)."""
+    from flownet.evaluate import evaluate
+    with pytest.raises(ValueError, match=message):
+        evaluate("farneback", data=data, progress=False, **kw)
+
+
+def test_library_evaluate_defaults_size_and_n_pairs_for_synthetic_data():
+    """size and n_pairs left out (None) are the synthetic data's 128 pixels and 200 pairs; given, they apply."""
+    import inspect
+
+    from flownet.evaluate import evaluate, load_pairs
+    params = inspect.signature(load_pairs).parameters
+    assert (params["size"].default, params["n_pairs"].default) == (128, 200)
+    r = evaluate("farneback", data="synthetic-generic", n_pairs=1, progress=False)
+    assert (r["n_pairs"], r["image_sizes"]) == (1, [[128, 128]])
+    r = evaluate("farneback", data="synthetic-generic", n_pairs=2, size=32, progress=False)
+    assert (r["n_pairs"], r["image_sizes"]) == (2, [[32, 32]])

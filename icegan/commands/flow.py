@@ -238,14 +238,9 @@ def _eval(args: argparse.Namespace) -> int:
     if args.iters is not None and args.iters < 1:     # else the model's 'iters must be >= 1', naming no flag
         raise ValueError(f"--iters must be >= 1 (recurrent updates; leave it out for the model's own count), "
                          f"got {args.iters}")
-    given = getattr(args, "given", None) or set()       # the options typed (_Given), not left at their default
-    if args.data == "middlebury" and "n_pairs" in given:    # else silently ignored: every sequence was scored
-        raise ValueError(f"--n-pairs applies to --data synthetic-face, synthetic-generic and kitti, not middlebury "
-                         f"(every sequence under the root is scored); leave it out, got --n-pairs {args.n_pairs}")
-    if args.data in ("middlebury", "kitti") and "size" in given:    # else silently ignored: their own sizes scored
-        raise ValueError(f"--size applies to --data synthetic-face and synthetic-generic, not {args.data} (its pairs "
-                         f"are scored at their own size; --input-size computes the flow at another); leave it out, "
-                         f"got --size {args.size}")
+    given = getattr(args, "given", None) or set()       # the options typed (_Given), not left at their default:
+    # passed as given (None: not typed), so that evaluate() refuses those it would ignore (--n-pairs for middlebury,
+    # --size for middlebury and kitti)
     if args.data.startswith("synthetic") and args.n_pairs == 0:     # else 'no pairs to evaluate' (< 0: load_pairs)
         raise ValueError(f"--n-pairs must be >= 1 for --data {args.data} (the synthetic test pairs to make), "
                          f"got {args.n_pairs}")
@@ -253,7 +248,8 @@ def _eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device, "--device")     # auto → cuda or cpu; a device this machine lacks: one line
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=device,
-                   size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,
+                   size=args.size if "size" in given else None,
+                   n_pairs=args.n_pairs if "n_pairs" in given else None, iters=args.iters, precision=args.precision,
                    compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta,
                    max_motion=args.max_motion, module=args.module)
     print(format_table(res))
