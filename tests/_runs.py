@@ -1,10 +1,16 @@
-"""Hand-made finished run folders for the comparison tests (icegan compare, icegan.significance)."""
+"""Hand-made finished run folders for the comparison tests (icegan compare, icegan.significance), and the toy
+feature set with a nearest-class-mean fold function for the resume tests (a run cut short, a max_folds run
+extended)."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+import pytest
 import yaml
+
+from icegan.data.toy_features import make_toy_features
 
 
 def write_finished_run(d, rows, datasets=None, seed=0):
@@ -21,3 +27,22 @@ def write_finished_run(d, rows, datasets=None, seed=0):
     (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,
                                             "folds": sorted(pred["subject"].unique())}))
     return d
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The toy feature set of 6 subjects (3 per dataset, 2 clips per class): 6 CDE folds. A fixture: import it."""
+    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+
+
+def centroid_fold_fn(fs, calls):
+    """A fold function of :func:`icegan.protocol.run_loso` over the feature set ``fs``: nearest-class-mean scores
+    (minus the squared distance to each of the 3 class means, (n_test, 3)), trained on the fold's training rows only;
+    appends each fold's subject to the list ``calls`` as it trains it."""
+    x, y = fs.features.flatten(1).numpy(), fs.labels.numpy()
+
+    def fold_fn(fold):
+        calls.append(fold.subject)
+        means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
+        return -((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
+    return fold_fn

@@ -1,6 +1,6 @@
 """Leaks found by the leakage audit of session 55: a clip exported twice under two subjects with small differences
 (check_shared_maps refused only bit-identical maps), early stopping judged on synthetic clips
-(data.synthetic_per_clip with model.inner_val_fraction), and class_weights' formula as its docstring gives it."""
+(data.synthetic_per_clip with model.inner_val_fraction)."""
 import re
 
 import numpy as np
@@ -230,15 +230,3 @@ def _rows_of(a: torch.Tensor, table: torch.Tensor) -> np.ndarray:
     """For every map of ``a``, the row of ``table`` that holds the same map (-1: none)."""
     same = (a.reshape(len(a), 1, -1) == table.reshape(1, len(table), -1)).all(-1)
     return np.where(same.any(1).numpy(), same.float().argmax(1).numpy(), -1)
-
-
-# ------------------------------------------------------------------------------------------------- class weights
-
-def test_class_weights_divide_by_the_classes_present_as_the_docstring_says():
-    """With class 2 absent from the training rows (K = 3): n / (K_present · n_c) = 4 / (2 · 3) and 4 / (2 · 1), 0 for
-    the absent class, as scikit-learn's "balanced" over the classes present; the docstring gives that formula."""
-    from icegan.recognition import class_weights
-    w = class_weights(torch.tensor([0, 0, 0, 1]), torch.ones(1, 4), n_classes=3)
-    assert torch.allclose(w, torch.tensor([[4 / 6, 2.0, 0.0]]))
-    doc = " ".join(class_weights.__doc__.split())
-    assert "n_g / (K_g · n_gc)" in doc and "K_g: the classes present in model g's training rows" in doc, doc

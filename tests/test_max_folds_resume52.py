@@ -3,29 +3,12 @@ holding control characters."""
 import json
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _runs import centroid_fold_fn as _centroid, toy  # noqa: F401 (toy: a fixture)
 
-from icegan.data.toy_features import make_toy_features
 from icegan.protocol import LosoStateError, read_partial_tag, run_loso
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)          # 6 subjects: 6 CDE folds
-
-
-def _centroid(fs, calls):
-    """Nearest-class-mean scores of a fold, trained on its training rows only; records the folds it trains."""
-    x, y = fs.features.flatten(1).numpy(), fs.labels.numpy()
-
-    def fold_fn(fold):
-        calls.append(fold.subject)
-        means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
-        return -((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
-    return fold_fn
 
 
 def _grouped(fs, calls):

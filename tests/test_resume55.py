@@ -4,13 +4,12 @@ refused with a message that says why."""
 import json
 import logging
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _runs import centroid_fold_fn as _centroid, toy  # noqa: F401 (toy: a fixture)
 
 from icegan.cli import main
-from icegan.data.toy_features import make_toy_features
 from icegan.protocol import LosoStateError, run_loso
 
 _METRICS = {"overall": {"UF1": 0.5, "UAR": 0.25}, "protocol": "CDE", "n_folds": 2, "n_samples": 6}
@@ -60,22 +59,6 @@ def test_summary_leaves_out_other_commands_runs_without_a_warning(tmp_path, capl
     with caplog.at_level(logging.WARNING, logger="icegan.pipeline"):
         rows = [line for line in write_summary(tmp_path).read_text().splitlines() if line.startswith("| ")]
     assert len(rows) == 2 and not [r for r in caplog.records if r.levelno >= logging.WARNING]
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)          # 6 subjects: 6 CDE folds
-
-
-def _centroid(fs, calls):
-    """Nearest-class-mean scores of a fold, trained on its training rows only; records the folds it trains."""
-    x, y = fs.features.flatten(1).numpy(), fs.labels.numpy()
-
-    def fold_fn(fold):
-        calls.append(fold.subject)
-        means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
-        return -((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
-    return fold_fn
 
 
 def _cut_after(out, k):
