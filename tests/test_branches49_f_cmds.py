@@ -41,7 +41,8 @@ def test_raw_prepare_with_landmarks_false_detects_no_key_frame_landmarks(tmp_pat
     from icegan.data import prepare as prep
     rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(constant_clip(tmp_path))))[0]
     face = np.random.default_rng(0).uniform(5, 35, (68, 2)).astype(np.float32)
-    monkeypatch.setattr(landmarks, "detect_landmarks", lambda img, detector="hog": face)
+    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None: [(0, 40, 40, 0)])
+    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: face)
     identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
                                refined=True)
     monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)

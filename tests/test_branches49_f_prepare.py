@@ -1,6 +1,6 @@
 """A branch of icegan.data.prepare that no other test takes: a prepare with worker processes started from a thread
 other than the main one (where no signal handler can be set) prepares its clips and leaves the SIGINT handler as it
-was."""
+was (with sequences: clips only resized, without, are prepared in the calling process whatever the workers)."""
 import signal
 import threading
 
@@ -20,7 +20,8 @@ def test_prepare_with_workers_from_another_thread_leaves_the_sigint_handler(tmp_
     csv = tmp_path / "clips.csv"
     csv.write_text("subject,clip,frames,onset,apex,offset\n" + "\n".join(rows) + "\n")
     cfg = PrepareConfig(datasets=[DatasetSpec(name="clips", root=str(csv), mode="cropped")],
-                        cache_root=str(tmp_path / "cache"), size=16, workers=2, progress=False)
+                        cache_root=str(tmp_path / "cache"), size=16, workers=2, progress=False,
+                        sequences=True)
     before = signal.getsignal(signal.SIGINT)
     out = {}
     t = threading.Thread(target=lambda: out.update(ds=prepare_dataset(cfg)))

@@ -29,7 +29,7 @@ def prepared(shared_data, tmp_path_factory):
         datasets=[prep.DatasetSpec(name="casme2", root="{shared_data}/casme2_raw", mode="raw",
                                    annotations="{shared_data}/annotations/CASME2-coding-20140508.xlsx",
                                    subjects=["sub01"])],
-        cache_root=str(tmp_path_factory.mktemp("cache")), workers=1, progress=False)
+        cache_root=str(tmp_path_factory.mktemp("cache")), workers=1, progress=False, landmarks=True)
     return prep.prepare_dataset(cfg)
 
 

@@ -129,12 +129,13 @@ def stand_in_faces(monkeypatch):
     from icegan.data import landmarks
     no_face: set[int] = set()
     face = np.full((68, 2), 20.0, np.float32)
-    monkeypatch.setattr(landmarks, "detect_landmarks",
-                        lambda img, detector="hog": None if int(img.mean()) in no_face else face)
+    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None:
+                        [] if int(img.mean()) in no_face else [(0, 40, 40, 0)])
+    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: face)
     identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
                                refined=True)
     monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)
-    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog": (
+    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog", known=None: (
         np.stack([np.full((68, 2), float(f.mean()), np.float32) for f in frames]), np.arange(len(frames))))
     return no_face
 
@@ -156,7 +157,8 @@ def test_without_neighbours_the_landmarks_rows_of_onset_and_apex_are_theirs(tmp_
     the onset's (grey level 20, times 20 / 40 px = 10), row 3 the apex's (50 → 25), the neighbour rows NaN. Mutation
     killed: the onset's and the apex's landmarks written in each other's row."""
     from icegan.data import prepare as prep
-    out = prep.process_clip(_grey_clip(tmp_path), "raw", prep._settings(prep.PrepareConfig(size=20, neighbours=False)))
+    out = prep.process_clip(_grey_clip(tmp_path), "raw", prep._settings(prep.PrepareConfig(size=20, neighbours=False,
+                                                                                   landmarks=True)))
     assert "error" not in out, out
     lm = out["landmarks"]
     assert lm.shape == (6, 68, 2) and (lm[0] == 10).all() and (lm[3] == 25).all()
@@ -188,9 +190,9 @@ def test_landmark_fallbacks_count_the_key_frames_that_borrowed_a_face_box(tmp_pa
     fallbacks (6 in the manifest's landmark_fallbacks for a clip with no face on its key frames)."""
     from icegan.data import landmarks
     from icegan.data import prepare as prep
-    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog": (
+    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog", known=None: (
         np.full((len(frames), 68, 2), np.nan, np.float32), np.array(src)))
-    out = prep.process_clip(_grey_clip(tmp_path), "raw", prep._settings(prep.PrepareConfig(size=20)))
+    out = prep.process_clip(_grey_clip(tmp_path), "raw", prep._settings(prep.PrepareConfig(size=20, landmarks=True)))
     assert "error" not in out, out
     assert out["landmark_fallbacks"] == fallbacks and note in out["notes"]
 

@@ -48,7 +48,7 @@ def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
                      + "".join(f"p{i % 2},c{i},{frames},46,59,86\n" for i in range(16)))
     cfg = tmp_path / "prepare.yaml"
     cfg.write_text(f"datasets:\n  - name: clips\n    root: {clips}\n    mode: raw\n"
-                   f"cache_root: {tmp_path / 'cache'}\nsize: 32\nworkers: 2\nprogress: false\n")
+                   f"cache_root: {tmp_path / 'cache'}\nsize: 32\nworkers: 2\nprogress: false\nlandmarks: true\n")
     proc = subprocess.Popen([sys.executable, "-m", "icegan.cli", "prepare", "--config", str(cfg)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -145,7 +145,7 @@ def test_unreadable_neighbour_is_replaced_unreadable_onset_or_apex_skips(shared_
 
 def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
     """The preprocessing cache key changes with a clip's class, SAMM objective class or apex frame and with any setting
-    (here the crop margin)."""
+    that applies to it (here the size; the crop margin of a raw clip)."""
     from icegan.data import prepare as prep
     from icegan.data.casme2 import CASME2
     rec = CASME2(shared_data / "casme2", shared_data / "annotations" / "CASME2-coding-20140508.xlsx").records(
@@ -154,7 +154,9 @@ def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
     h = prep.inputs_hash([(rec, "cropped")], s)
     assert h != prep.inputs_hash([(dataclasses.replace(rec, class3=(rec.class3 + 1) % 3), "cropped")], s)
     assert h != prep.inputs_hash([(dataclasses.replace(rec, apex=rec.apex + 1), "cropped")], s)
-    assert h != prep.inputs_hash([(rec, "cropped")], prep._settings(prep.PrepareConfig(margin=0.2)))
+    assert h != prep.inputs_hash([(rec, "cropped")], prep._settings(prep.PrepareConfig(size=64)))
+    assert (prep.inputs_hash([(rec, "raw")], s)
+            != prep.inputs_hash([(rec, "raw")], prep._settings(prep.PrepareConfig(margin=0.2))))
     # SAMM's objective class, a manifest column: a corrected sheet must not leave the old class in the cache
     samm = dataclasses.replace(rec, objective_class=1)
     assert len({h, prep.inputs_hash([(samm, "cropped")], s),
@@ -162,7 +164,7 @@ def test_cache_key_covers_labels_apex_and_every_setting(shared_data):
     # ... while a clip without one (CASME II, SMIC, a clip list) keeps the key it had before: its cache stays valid
     import hashlib
     import json
-    old = hashlib.sha1(json.dumps(s, sort_keys=True).encode())
+    old = hashlib.sha1(json.dumps(prep.key_settings(s, [(rec, "cropped")]), sort_keys=True).encode())
     old.update(json.dumps([rec.key, "cropped", rec.emotion, rec.class3, rec.onset, rec.apex, rec.offset,
                            rec.apex_method]).encode())
     for p in rec.frame_paths:
@@ -198,13 +200,14 @@ def test_raw_mode_landmarks_are_in_key_frame_order(tmp_path, monkeypatch):
     from icegan.data import prepare as prep
     rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(_constant_clip(tmp_path))))[0]
     face = np.random.default_rng(0).uniform(5, 35, (68, 2)).astype(np.float32)
-    monkeypatch.setattr(landmarks, "detect_landmarks", lambda img, detector="hog": face)
+    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None: [(0, 40, 40, 0)])
+    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: face)
     identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
                                refined=True)
     monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)
-    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog": (
+    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog", known=None: (
         np.stack([np.full((68, 2), float(f.mean()), np.float32) for f in frames]), np.arange(len(frames))))
-    out = prep.process_clip(rec, "raw", prep._settings(prep.PrepareConfig(size=20)))
+    out = prep.process_clip(rec, "raw", prep._settings(prep.PrepareConfig(size=20, landmarks=True)))
     assert "error" not in out, out
     np.testing.assert_allclose(out["landmarks"][:, 0, 0], np.array([20, 30, 40, 50, 60, 70]) / 2)   # 20 / 40 px
     assert (out["onset_img"] == 20).all() and (out["apex_img"] == 50).all()
@@ -212,7 +215,8 @@ def test_raw_mode_landmarks_are_in_key_frame_order(tmp_path, monkeypatch):
 
 def test_cache_key_changes_with_each_frame_file_mode_onset_and_setting(tmp_path):
     """inputs_hash is the same for the same inputs, and changes with a frame file's modification time or size (an
-    edited frame), the clip's onset frame, its mode (raw or cropped), and every setting that changes the output."""
+    edited frame), the clip's onset frame, its mode (raw or cropped), and every setting that changes the output (of a
+    raw clip: the raw-mode settings leave a cropped clip's key alone, tests/test_prepare55.py)."""
     import os
 
     from icegan.data import prepare as prep
@@ -223,8 +227,10 @@ def test_cache_key_changes_with_each_frame_file_mode_onset_and_setting(tmp_path)
     assert h != prep.inputs_hash([(rec, "raw")], s)
     assert h != prep.inputs_hash([(dataclasses.replace(rec, onset=3), "cropped")], s)
     for change in ({"size": 64}, {"color": "rgb"}, {"detector": "cnn"}, {"margin": 0.2}, {"refine": False},
-                   {"neighbours": False}, {"sequences": True}, {"landmarks": False}, {"apex_spotting": "middle"}):
-        assert h != prep.inputs_hash([(rec, "cropped")], prep._settings(prep.PrepareConfig(**change))), change
+                   {"neighbours": False}, {"sequences": True}, {"landmarks": True}, {"apex_spotting": "middle"}):
+        task = (dataclasses.replace(rec, apex=None) if "apex_spotting" in change else rec, "raw")   # one to spot
+        other = prep._settings(prep.PrepareConfig(**change))
+        assert prep.inputs_hash([task], s) != prep.inputs_hash([task], other), change
     frame = rec.frame_paths[3]
     st = frame.stat()
     os.utime(frame, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))          # touched: a newer time, same bytes

@@ -69,7 +69,7 @@ def test_a_raw_prepare_where_torch_cannot_be_imported_gives_the_same_arrays(shar
     from icegan.data import prepare as prep
     spec = dict(name="casme2", root="{shared_data}/casme2_raw", mode="raw", subjects=["sub01"], clips=["EP02_01f"],
                 annotations="{shared_data}/annotations/CASME2-coding-20140508.xlsx")
-    settings = dict(size=64, workers=1, progress=False)
+    settings = dict(size=64, workers=1, progress=False, landmarks=True)
     proc = _python(f"""
         import sys
         sys.modules["torch"] = None                  # import torch raises ImportError in this process

@@ -61,8 +61,8 @@ def detect_landmarks(image: np.ndarray, detector: Detector = "hog", upsample: Op
     return landmarks_in_box(image, boxes[0]) if boxes else None
 
 
-def landmarks_on_frames(images: Sequence[np.ndarray], detector: Detector = "hog",
-                        upsample: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+def landmarks_on_frames(images: Sequence[np.ndarray], detector: Detector = "hog", upsample: Optional[int] = None,
+                        known: Optional[dict[int, Optional[Box]]] = None) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks on every frame of a clip, falling back on neighbouring frames.
 
     Faces are detected on every frame. Where detection fails, the face box of the nearest frame with
@@ -70,6 +70,9 @@ def landmarks_on_frames(images: Sequence[np.ndarray], detector: Detector = "hog"
 
     Args:
         images: T frames of one clip, (H, W) or (H, W, 3) uint8, in time order.
+        known: ``{index: box}`` of frames whose faces were already detected with the same ``detector`` and
+            ``upsample`` (the largest box of :func:`detect_faces`, None when it found none): not detected again
+            (:func:`icegan.data.prepare.process_clip` passes the alignment frame's).
 
     Returns:
         ``(points, source)``: (T, 68, 2) float32 landmarks (NaN for every frame when no frame has a
@@ -77,7 +80,11 @@ def landmarks_on_frames(images: Sequence[np.ndarray], detector: Detector = "hog"
         for a direct detection, -1 when no face was found anywhere in the clip).
     """
     boxes: list[Optional[Box]] = []
-    for im in images:
+    known = known or {}
+    for t, im in enumerate(images):
+        if t in known:
+            boxes.append(known[t])
+            continue
         b = detect_faces(im, detector, upsample)
         boxes.append(b[0] if b else None)
     found = [i for i, b in enumerate(boxes) if b is not None]

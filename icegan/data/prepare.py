@@ -6,7 +6,8 @@ For every usable clip of the configured datasets this produces, as uint8 arrays 
 - the onset frame, the apex frame and the apex's four neighbours (apex−2, apex−1, apex+1, apex+2; the
   ICE-GAN paper, Sec. IV-B, uses them as extra apex images of the same intensity);
 - optionally the whole onset..offset sequence (for flow training);
-- in raw mode, the 68 landmarks of every output key frame, in output pixels.
+- in raw mode with ``landmarks: true`` (off by default: no command reads them), the 68 landmarks of every output key
+  frame, in output pixels.
 
 Two input modes per dataset: ``raw`` (full frames: face_recognition detection + 68 landmarks, one
 alignment per clip computed on the onset frame (when it has no face: the nearest frame with one, the earlier at a
@@ -16,7 +17,8 @@ tie) and applied to all frames; see
 The cache lives in ``<cache_root>/<hash>/`` (``cache_root`` default: ``icegan.paths.default_data_root()
 / "cache"``); the hash covers every setting that changes the output and the inputs (clip labels and
 frame numbers, frame files' names, sizes and modification times), so a second run with the same
-inputs is a directory lookup and any changed setting makes a new cache. Contents:
+inputs is a directory lookup and any changed setting makes a new cache (only the settings that apply to the clips:
+:func:`key_settings`; a cropped dataset's cache does not change with the raw-mode settings). Contents:
 
 ==========================  ===================================================================
 ``manifest.csv``            one row per prepared clip (column ``index`` = row in the arrays)
@@ -24,7 +26,7 @@ inputs is a directory lookup and any changed setting makes a new cache. Contents
 ``apex.npy``                (N, H, W) or (N, H, W, 3) uint8
 ``apex_neighbours.npy``     (N, 4, H, W[, 3]) uint8, order apex−2, apex−1, apex+1, apex+2
 ``landmarks.npy``           (N, 6, 68, 2) float32 output pixels, order onset, apex−2, apex−1, apex,
-                            apex+1, apex+2 (NaN in cropped mode)
+                            apex+1, apex+2 (NaN in cropped mode and with ``landmarks: false``)
 ``sequences/<index>.npy``   (T, H, W[, 3]) uint8 when ``sequences: true``
 ``skipped.csv``             every clip not prepared, with the reason (every field quoted when a cell holds a ``\\r``)
 ``settings.json``           settings, input hash, counts, timings
@@ -108,7 +110,9 @@ class PrepareConfig:
         refine: second landmark detection inside the first crop (raw mode).
         neighbours: also output apex±1, apex±2.
         sequences: also output every frame onset..offset present on disk.
-        landmarks: detect landmarks on every output key frame (raw mode).
+        landmarks: raw mode: also detect the 68 landmarks of every output key frame (face detection + predictor on
+            up to six frames per clip) for ``landmarks.npy`` / :attr:`PreparedFrames.landmarks`, in output pixels.
+            False (the default): those rows are NaN; no command reads them, and every other array is the same.
         apex_spotting: how missing apexes (SMIC) are spotted: ``dis`` / ``farneback`` (largest
             head-motion-compensated flow magnitude from the onset in the face) or ``middle``
             (the clip's middle frame); see :mod:`icegan.data.spotting`.
@@ -125,7 +129,7 @@ class PrepareConfig:
     refine: bool = True
     neighbours: bool = True
     sequences: bool = False
-    landmarks: bool = True
+    landmarks: bool = False
     apex_spotting: Literal["dis", "farneback", "middle"] = "dis"
     workers: int = 1
     progress: bool = True
@@ -287,6 +291,26 @@ def _settings(cfg: PrepareConfig) -> dict:
             "apex_spotting": cfg.apex_spotting}
 
 
+#: settings only raw-mode clips use (the alignment's crop and the key-frame landmarks); ``detector`` is used by raw
+#: clips and by apex spotting, ``apex_spotting`` by clips without an apex (SMIC), in either mode
+RAW_ONLY_SETTINGS = ("margin", "refine", "landmarks")
+
+
+def key_settings(settings: dict, tasks: list[tuple[ClipRecord, str]]) -> dict:
+    """The part of ``settings`` (:func:`_settings`) that decides the output of ``tasks``' clips (``(record, mode)``),
+    for the cache key and ``settings.json``: every setting, less :data:`RAW_ONLY_SETTINGS` when no clip is in ``raw``
+    mode, ``apex_spotting`` when every clip has its apex, and ``detector`` when neither applies. So a cropped dataset
+    (resize only) keeps its cache whatever the raw-mode settings."""
+    raw = any(mode == "raw" for _, mode in tasks)
+    spot = any(rec.apex is None for rec, _ in tasks)
+    drop = set() if raw else set(RAW_ONLY_SETTINGS)
+    if not spot:
+        drop.add("apex_spotting")
+    if not (raw or spot):
+        drop.add("detector")
+    return {k: v for k, v in settings.items() if k not in drop}
+
+
 #: whether ``os.kill(pid, 0)`` only asks if a process runs (:data:`flownet.io.PROBE_PIDS`: not on Windows, where a
 #: left ``.tmp`` folder is judged by its age alone); a temporary cache folder of a process that no longer runs is
 #: removed once it is older than :data:`STALE_TMP_SECONDS` (:data:`flownet.io.STALE_TMP_SECONDS`, an hour: a process
@@ -380,9 +404,9 @@ def _keep_partial(partial: Path, res: dict) -> None:
 
 
 def inputs_hash(tasks: list[tuple[ClipRecord, str]], settings: dict) -> str:
-    """16-hex-digit SHA-1 of the settings and the inputs (labels, SAMM's objective class, frame numbers, and each
-    frame file's name, size and mtime), in task order."""
-    h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
+    """16-hex-digit SHA-1 of the settings that apply to ``tasks`` (:func:`key_settings`) and the inputs (labels,
+    SAMM's objective class, frame numbers, and each frame file's name, size and mtime), in task order."""
+    h = hashlib.sha1(json.dumps(key_settings(settings, tasks), sort_keys=True).encode())
     for rec, mode in tasks:
         labels = [rec.key, mode, rec.emotion, rec.class3, rec.onset, rec.apex, rec.offset, rec.apex_method]
         if rec.objective_class is not None:     # SAMM's, a column of the manifest (absent elsewhere: those keys hold)
@@ -442,7 +466,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     import cv2
     cv2.setNumThreads(1)
     from .align import apply_alignment, compute_alignment, resize_cropped
-    from .landmarks import detect_landmarks, landmarks_on_frames
+    from . import landmarks as face
     from .spotting import spot_record_apex
     size, color = settings["size"], settings["color"]
     notes: list[str] = list(rec.notes)            # the sheet's and the frame listing's (data check shows them too)
@@ -521,13 +545,15 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             # alignment on the onset frame, else on the nearest frame (in time) with a face, of the 15 nearest;
             # at equal distance the earlier one (before the onset the face is still neutral)
             order = sorted(rec.frame_numbers, key=lambda n: (abs(n - rec.onset), n))
-            align, align_frame, tried = None, None, 0
+            align, align_frame, tried, box = None, None, 0, None
             for n in order[:15]:
                 im = images.get(n)
                 if im is None:
                     im = _read(rec.frame_path(n), color)
                 tried += 1
-                pts = detect_landmarks(gray(im), settings["detector"])
+                boxes = face.detect_faces(gray(im), settings["detector"])     # as detect_landmarks, box kept
+                box = boxes[0] if boxes else None
+                pts = face.landmarks_in_box(gray(im), box) if box is not None else None
                 if pts is not None:
                     align = compute_alignment(gray(im), settings["detector"], settings["margin"],
                                               settings["refine"], landmarks=pts)
@@ -541,7 +567,9 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             warp = lambda im: apply_alignment(im, align, size)  # noqa: E731 - same matrix for every frame
             if settings["landmarks"]:
                 uniq = sorted(set(key_frames))
-                pts, src = landmarks_on_frames([gray(images[n]) for n in uniq], settings["detector"])
+                # the alignment frame (the onset, mostly) is a key frame: its face box is not detected again
+                known = {uniq.index(align_frame): box} if align_frame in uniq else None
+                pts, src = face.landmarks_on_frames([gray(images[n]) for n in uniq], settings["detector"], known=known)
                 if (src < 0).all():
                     notes.append("landmarks: no face detected on any key frame")
                 fallbacks = int(((src >= 0) & (src != np.arange(len(uniq)))).sum())
@@ -568,20 +596,30 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         return {"key": rec.key, "error": str(exc).strip("'\"") or type(exc).__name__}
 
 
-def worker_context():
+def worker_context(face_models: bool = True):
     """Multiprocessing context for preprocessing workers.
 
-    ``forkserver`` (workers forked from a clean server process that has preloaded this module and
-    the face_recognition models), else ``spawn``. Plain ``fork`` is avoided: forking a process whose
+    ``forkserver`` (workers forked from a clean server process that has preloaded this module and, when
+    ``face_models``, the face_recognition models: a job with no raw clip and no apex to spot never uses them, and
+    loading them in the server costs seconds), else ``spawn``. Plain ``fork`` is avoided: forking a process whose
     OpenCV thread pool (or any other thread) is active can deadlock the child.
     """
     import multiprocessing as mp
     try:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["icegan.data.face_models_preload", "icegan.data.prepare", "icegan.data.landmarks"])
+        # first in either case, a module that makes the server ignore Ctrl-C (see _pool_map)
+        ctx.set_forkserver_preload(["icegan.data.face_models_preload", "icegan.data.prepare", "icegan.data.landmarks"]
+                                   if face_models else ["icegan.data.sigint_preload", "icegan.data.prepare"])
         return ctx
     except ValueError:  # no forkserver on this platform
         return mp.get_context("spawn")
+
+
+def needs_face_models(jobs: list[tuple]) -> bool:
+    """Whether any of ``jobs`` (``(rec, mode, ...)``) detects faces: a clip in ``raw`` mode (detection, alignment) or
+    one whose apex is to be spotted (the face mask of :mod:`icegan.data.spotting`). A cropped clip with its apex is
+    only resized."""
+    return any(mode == "raw" or rec.apex is None for rec, mode, *_ in jobs)
 
 
 def _worker_init() -> None:
@@ -594,7 +632,8 @@ def _worker_init() -> None:
 
 def _pool_map(workers: int, jobs: list[tuple]) -> Iterator[dict]:
     """Run :func:`process_clip` on each ``(rec, mode, settings)`` of ``jobs`` in ``workers`` processes; yield the
-    results in completion order.
+    results in completion order. The face models are preloaded into the workers only when a clip needs them
+    (:func:`needs_face_models`).
 
     Ctrl-C (SIGINT, which a terminal sends to every process of the group) is the parent's alone: the forkserver and
     the workers ignore it (:mod:`icegan.data.face_models_preload`, :func:`_worker_init`), and while the pool runs the
@@ -610,7 +649,8 @@ def _pool_map(workers: int, jobs: list[tuple]) -> Iterator[dict]:
     main = threading.current_thread() is threading.main_thread()   # handlers can only be set there
     caught: list[int] = []
     old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum)) if main else None
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_worker_init)
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(needs_face_models(jobs)),
+                             initializer=_worker_init)
     try:
         pending = {ex.submit(process_clip, *job) for job in jobs}
         while pending and not caught:
@@ -796,9 +836,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     is prepared. A dataset in ``cropped`` mode (the default of a dataset entry) whose frames look like whole recordings
     (:func:`whole_frames_note`) is warned about once, naming an example clip.
 
-    With ``workers > 1`` the workers are started with the ``forkserver`` context (see
-    :func:`worker_context`), so a script calling this must guard its entry point with
-    ``if __name__ == "__main__":`` (as for any non-fork multiprocessing).
+    With ``workers > 1`` the workers are started with the ``forkserver`` context (see :func:`worker_context`), so a
+    script calling this must guard its entry point with ``if __name__ == "__main__":`` (as for any non-fork
+    multiprocessing); a job whose clips are all only resized (cropped mode, apex known, no ``sequences``) runs in this
+    process whatever ``workers``, faster than a pool can start.
 
     Raises:
         PrepareError: no dataset configured, or no clip could be prepared.
@@ -866,7 +907,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     from tqdm import tqdm
     with tqdm(total=len(tasks), initial=len(results), desc="prepare", unit="clip",
               disable=not cfg.progress) as bar:  # closed on Ctrl-C too
-        if cfg.workers <= 1 or len(todo) <= 1:
+        # clips only resized (cropped, apex known, no sequences) take ~10 ms each: starting a pool costs more than
+        # it saves (118 CASME II clips: 1.5 s here, 2.6 s in 2 workers), so they are prepared in this process
+        resize_only = not cfg.sequences and not needs_face_models(todo)
+        if cfg.workers <= 1 or len(todo) <= 1 or resize_only:
             finished = (process_clip(rec, mode, settings) for rec, mode in todo)
         else:
             finished = _pool_map(cfg.workers, [(rec, mode, settings) for rec, mode in todo])
@@ -927,7 +971,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     listed = pd.DataFrame(skipped, columns=["key", "reason"])
     listed.to_csv(tmp / "skipped.csv", index=False, quoting=csv_quoting(listed))
     (tmp / "settings.json").write_text(json.dumps({
-        "settings": settings, "hash": digest,
+        "settings": key_settings(settings, tasks), "hash": digest,
         "datasets": [dataclasses.asdict(s) for s in cfg.datasets],
         "clips_prepared": len(rows), "clips_skipped": len(skipped),
         "seconds": round(time.time() - t0, 2), "workers": cfg.workers,
