@@ -87,6 +87,10 @@ class DecFlowConfig(SRFlowNetConfig):
     head_model: str = "affine"
 
 
+#: SRFlowNet config keys that set no weight (shape or meaning): left out when an init's architecture is compared
+INFERENCE_ONLY_KEYS = ("iters",)
+
+
 def _srflownet_config(cfg: DecFlowConfig) -> SRFlowNetConfig:
     return SRFlowNetConfig(**{f.name: getattr(cfg, f.name) for f in fields(SRFlowNetConfig)})
 
@@ -167,12 +171,19 @@ class DecFlow(nn.Module):
         """Copy an SRFlowNet's weights: shared parts + expression decoder; head decoder = a copy of its update
         block with a zero output layer (so the head flow starts at 0). Returns self.
 
+        The architectures are compared on every config key but ``iters`` (:data:`INFERENCE_ONLY_KEYS`: the default
+        update count at inference, no weights; the shipped SRFlowNet is saved with ``iters`` 2, DecFlow builds with 8).
+
         Raises:
-            ValueError: the SRFlowNet architecture differs from this model's.
+            ValueError: the SRFlowNet architecture differs from this model's; the message names each differing key
+                with both values.
         """
-        if srflownet.config_dict() != self.base.config_dict():
-            raise ValueError(f"SRFlowNet config {srflownet.config_dict()} differs from DecFlow's "
-                             f"{self.base.config_dict()}")
+        theirs, ours = srflownet.config_dict(), self.base.config_dict()
+        differ = [k for k in sorted(set(theirs) | set(ours)) if k not in INFERENCE_ONLY_KEYS
+                  and theirs.get(k) != ours.get(k)]
+        if differ:
+            raise ValueError("SRFlowNet architecture differs from DecFlow's: " + ", ".join(
+                f"{k}={theirs.get(k)!r} (DecFlow: {ours.get(k)!r})" for k in differ))
         self.base.load_state_dict(srflownet.state_dict())
         self.head_update.load_state_dict(srflownet.raft.update_block.state_dict())
         nn.init.zeros_(self.head_update.flow_head.conv2.weight)

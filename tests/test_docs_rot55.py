@@ -1,0 +1,63 @@
+"""Round 55 fixes of shipped commands and their docs: DecFlow's init from the shipped SRFlowNet weights,
+bench/epoch_curve.py's epoch labels, bench/flow_decompose.py's method names, bench/gan_joint_demo.py's --help and
+the doc-command checks of tests/_readme.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ 1. DecFlow from the shipped SRFlowNet weights
+
+class _Started(Exception):
+    """Raised in place of start_run: the run got past every check made before its folder is written."""
+
+
+def test_shipped_decflow_config_takes_the_shipped_srflownet_init(monkeypatch, tmp_path):
+    """``icegan flow train-decflow --config configs/flow_decflow.yaml`` (docs/benchmarks.md "Training record
+    (DecFlow weights)"): the shipped SRFlowNet is saved with ``iters`` 2, DecFlow builds with 8; ``iters`` sets no
+    weight, so the init is taken (it was refused with two whole config dicts)."""
+    import flownet.train
+    from flownet.models.decflow import DecFlowTrainConfig, train_decflow
+    from icegan.config import load_config
+
+    def started(cfg):
+        raise _Started
+    monkeypatch.setattr(flownet.train, "start_run", started)
+    cfg = load_config(DecFlowTrainConfig, str(ROOT / "configs/flow_decflow.yaml"), [f"out_dir={tmp_path}"])
+    assert cfg.train.init_weights == "shipped" and cfg.model.iters == 8
+    with pytest.raises(_Started):
+        train_decflow(cfg, progress=False)
+    assert not (tmp_path / "decflow").exists()
+
+
+def test_shipped_srflownet_weights_initialise_a_decflow_as_the_srflownet():
+    import torch
+    from flownet.models.decflow import DecFlow, DecFlowConfig
+    from flownet.registry import load_srflownet
+    sr = load_srflownet(None).eval()
+    assert sr.config.iters == 2
+    m = DecFlow(DecFlowConfig()).init_from_srflownet(sr).eval()
+    assert m.config.iters == 8
+    for k, v in sr.state_dict().items():
+        assert torch.equal(m.base.state_dict()[k], v), k
+    assert float(m.head_update.flow_head.conv2.weight.detach().abs().max()) == 0.0
+
+
+def test_decflow_init_of_another_architecture_names_the_differing_key_with_both_values():
+    from dataclasses import replace
+
+    from flownet.models.decflow import DecFlow, DecFlowConfig
+    from flownet.models.srflownet import SRFlowNet
+    from flownet.registry import load_srflownet
+    sr = load_srflownet(None)
+    other = SRFlowNet(replace(sr.config, mask_hidden=32, iters=5))
+    with pytest.raises(ValueError) as err:
+        DecFlow(DecFlowConfig()).init_from_srflownet(other)
+    msg = str(err.value)
+    assert "mask_hidden=32 (DecFlow: 96)" in msg
+    assert "iters" not in msg and "feature_layers" not in msg
+    assert len(msg) < 200
