@@ -1,8 +1,8 @@
 """Diagnostic: pooled LOSO UF1 at every recorded epoch, the same epoch for every subject (a learning curve).
 
 Trains the feature recognizer of an ``icegan loso`` config on all folds at once (the grouped engine), records the
-class probabilities every ``model.eval_every`` epochs (the same models as the final-epoch run: recording does not
-change training), and prints the pooled UF1 / UAR of each recorded epoch, per seed and as the mean over seeds.
+class probabilities every ``model.eval_every`` epochs and at the final epoch (the same models as the final-epoch run:
+recording does not change training), and prints the pooled UF1 / UAR of each recorded epoch, per seed and as the mean over seeds.
 
 Two things it answers:
 
@@ -24,6 +24,13 @@ import time
 import numpy as np
 
 from flownet.user_numbers import SEED_MAX, integer
+
+
+def recorded_epochs(epochs: int, every: int) -> list[int]:
+    """The epochs (1-based) the grouped engine records scores at with ``record_every=every`` (``every`` >= 1): every
+    ``every`` epochs and the final one (icegan/recognition.py, ``epoch % record_every == 0 or last``), e.g.
+    ``recorded_epochs(7, 5) == [5, 7]``."""
+    return [e for e in range(1, epochs + 1) if e % every == 0 or e == epochs]
 
 
 def pooled_curve(records: list[np.ndarray], folds, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +78,9 @@ def main() -> None:
         uf1, uar = pooled_curve(rec, folds, y)
         curves.append((uf1, uar))
         print(f"seed {seed}: {len(folds)} folds in {time.time() - start:.0f} s", flush=True)
-    epochs = [cfg.model.eval_every * (r + 1) for r in range(len(curves[0][0]))]
+    epochs = recorded_epochs(cfg.model.epochs, cfg.model.eval_every)
+    if len(epochs) != len(curves[0][0]):
+        raise RuntimeError(f"epoch_curve: {len(curves[0][0])} records for the {len(epochs)} epochs {epochs}")
     print("\n| epoch | " + " | ".join(f"seed {s} UF1 / UAR" for s in args.seeds) + " | mean UF1 |")
     print("|---|" + "---|" * (len(args.seeds) + 1))
     for r, e in enumerate(epochs):

@@ -61,3 +61,25 @@ def test_decflow_init_of_another_architecture_names_the_differing_key_with_both_
     assert "mask_hidden=32 (DecFlow: 96)" in msg
     assert "iters" not in msg and "feature_layers" not in msg
     assert len(msg) < 200
+
+
+# ------------------------------------------------------------------ 2. bench/epoch_curve.py's epoch labels
+
+def test_epoch_curve_labels_the_final_record_with_the_final_epoch(capsys, monkeypatch):
+    """The grouped engine records every eval_every epochs and the final one: a 3-epoch run with eval_every 2 records
+    epochs 2 and 3 (they were printed as 2 and 4, and "final epoch (4)")."""
+    import sys
+
+    from _bench import load_bench
+    bench = load_bench("epoch_curve")
+    assert bench.recorded_epochs(7, 5) == [5, 7]
+    assert bench.recorded_epochs(100, 5) == list(range(5, 101, 5))      # the recorded 100-epoch run: unchanged
+    assert bench.recorded_epochs(4, 2) == [2, 4]
+    monkeypatch.setattr(sys, "argv", ["epoch_curve", "--config", str(ROOT / "configs" / "demo_features.yaml"),
+                                      "--threads", "1", "model.name=ststnet", "model.epochs=3", "model.eval_every=2",
+                                      "max_folds=0"])
+    bench.main()
+    out = capsys.readouterr().out
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "epoch" not in line]
+    assert rows == ["2", "3"]
+    assert "final epoch (3)" in out
