@@ -6,11 +6,12 @@ script reports, over the held-out test subjects' pairs (mean over pairs of the p
 pixels, pixels): EPE of the total, head and expression flow, and pairs/s (batch 1, after one warm-up pair,
 flow estimation + decomposition).
 
-Methods:
+Methods (``--methods``, comma-separated names, all checked before any data is read; default: all but the two
+``-none`` estimator rows):
   * ``none``: head = 0, expression = GT total (what a recognizer gets without decomposing);
     ``tvl1-none`` / ``srflownet-none``: the same with the estimator's total flow;
-  * ``ransac(GT)``: RANSAC on the exact total flow (the decomposition error alone);
-  * ``ransac(tvl1)``, ``ransac(srflownet)``: RANSAC on each estimator's flow (``flownet.decompose``);
+  * ``ransac-gt``: RANSAC on the exact total flow (the decomposition error alone);
+  * ``ransac-tvl1``, ``ransac-srflownet``: RANSAC on each estimator's flow (``flownet.decompose``);
   * ``decflow``: the learned two-decoder network (``flownet.models.decflow``), given with ``--decflow``.
 
 ``--tune N``: first sweep the RANSAC settings (model × threshold × region margin) on N pairs of the
@@ -44,6 +45,8 @@ from flownet.registry import get_estimator  # noqa: E402
 from flownet.user_numbers import integer  # noqa: E402
 
 PARTS = ("total", "head", "expression")
+#: the names --methods takes (module docstring)
+METHODS = ("none", "tvl1-none", "srflownet-none", "ransac-gt", "ransac-tvl1", "ransac-srflownet", "decflow")
 
 
 def _uptime() -> str:
@@ -128,7 +131,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-pairs", type=integer(1, meaning="pairs"), default=100, help="synthetic test pairs")
     ap.add_argument("--size", type=integer(1, meaning="pixels"), default=128)
     ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
-    ap.add_argument("--methods", default="none,ransac-gt,ransac-tvl1,ransac-srflownet,decflow")
+    ap.add_argument("--methods", default="none,ransac-gt,ransac-tvl1,ransac-srflownet,decflow",
+                    help=f"comma-separated, of {', '.join(METHODS)} (default: %(default)s)")
     ap.add_argument("--srflownet", default=None, help="SRFlowNet weights (default: shipped)")
     ap.add_argument("--decflow", default=None, help="DecFlow weights (default: shipped flownet/weights/decflow_facial.pt)")
     ap.add_argument("--iters", type=integer(1, meaning="updates"), default=None,
@@ -143,6 +147,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="runs/flow_decompose/bench.json")
     ap.add_argument("--md", default="runs/flow_decompose/bench.md")
     args = ap.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:                     # before any data is read or any method computed
+        ap.error(f"--methods: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(METHODS)}")
     torch.set_num_threads(args.threads)
     import cv2
     cv2.setNumThreads(args.threads)
@@ -164,7 +172,6 @@ def main(argv=None) -> int:
     ds = SyntheticFaceFlow(root=args.root, split="test", n_pairs=args.n_pairs, size=args.size, seed=0)
     items = [ds[i] for i in range(len(ds))]
     results = []
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
         if m == "none":
             results.append(_run_method("no decomposition (head = 0, expression = GT total)", items, lambda it: {

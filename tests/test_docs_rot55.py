@@ -83,3 +83,32 @@ def test_epoch_curve_labels_the_final_record_with_the_final_epoch(capsys, monkey
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "epoch" not in line]
     assert rows == ["2", "3"]
     assert "final epoch (3)" in out
+
+
+# ------------------------------------------------------------------ 3. bench/flow_decompose.py's method names
+
+def test_flow_decompose_refuses_an_unknown_method_before_reading_any_data(capsys, monkeypatch, tmp_path):
+    """Every --methods name is checked first: ``ransac(tvl1)`` (the docstring's old spelling) was refused only when
+    its turn came, after the methods before it had been computed (and nothing written)."""
+    from _bench import load_bench
+    bench = load_bench("flow_decompose")
+
+    def no_data(*a, **k):
+        raise AssertionError("data read before the method names were checked")
+    monkeypatch.setattr(bench, "SyntheticFaceFlow", no_data)
+    monkeypatch.setattr(bench, "get_estimator", no_data)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--methods", "none,ransac(tvl1),bogus", "--json", str(tmp_path / "b.json"),
+                    "--md", str(tmp_path / "b.md")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "'ransac(tvl1)', 'bogus'" in err and "ransac-tvl1" in err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_flow_decompose_documents_the_method_names_it_takes():
+    from _bench import load_bench
+    bench = load_bench("flow_decompose")
+    for name in bench.METHODS:
+        assert f"``{name}``" in bench.__doc__, name
+    assert "ransac(" not in bench.__doc__
