@@ -1,6 +1,9 @@
 """Controllability experiment: ICE-GAN trained with a recognizer loss through ``train_gan(extra_loss_fn=...)``.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/gan_joint_demo.py [key=value overrides of configs/gan_casme2_cpu.yaml]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/gan_joint_demo.py [--config YAML] [--out DIR] [key=value ...]
+
+(key=value: overrides of the config, default ``configs/gan_casme2_cpu.yaml`` of this repository, found from any
+current folder; the run is written to ``DIR/gan_casme2_cpu_joint``, ``--out`` default ``runs``.)
 
 Same data split and settings as ``configs/gan_casme2_cpu.yaml`` (run name ``gan_casme2_cpu_joint``),
 plus a frozen differentiable recognizer: a small CNN trained first on ``10·(apex − onset)`` of the
@@ -17,7 +20,8 @@ model.d_motion_input=false train.epochs=25 train.max_minutes=18``.
 """
 from __future__ import annotations
 
-import sys
+import argparse
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +39,25 @@ def small_cnn(n_classes: int = 3) -> nn.Module:
                          nn.Dropout(0.3), nn.Linear(64, n_classes))
 
 
-def main(overrides: list[str]) -> None:
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gan_casme2_cpu.yaml"
+
+
+def build_config(argv: list[str] | None = None) -> GanConfig:
+    """The run's :class:`GanConfig` from the command line (module docstring): ``--config`` (default
+    :data:`DEFAULT_CONFIG`), run name ``gan_casme2_cpu_joint``, ``out_dir`` = ``--out`` (default ``runs``), then the
+    key=value overrides. ``--help`` prints the usage and exits 0; a bad argument exits 2 (argparse)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="ICE-GAN YAML (default: %(default)s)")
+    ap.add_argument("--out", default="runs",
+                    help="folder the run folder gan_casme2_cpu_joint is written under (default: %(default)s)")
+    ap.add_argument("overrides", nargs="*", help="key=value config overrides (as icegan gan train)")
+    args = ap.parse_args(argv)
+    return load_config(GanConfig, args.config, ["name=gan_casme2_cpu_joint", f"out_dir={args.out}", *args.overrides])
+
+
+def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
-    cfg = load_config(GanConfig, "configs/gan_casme2_cpu.yaml", ["name=gan_casme2_cpu_joint", *overrides])
+    cfg = build_config(argv)
     weight = 0.5
     pairs = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
     train = pairs.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
@@ -76,7 +96,6 @@ def main(overrides: list[str]) -> None:
 
     from torch.utils.tensorboard import SummaryWriter
     from icegan.config import save_config
-    from pathlib import Path
     run = Path(cfg.out_dir) / cfg.name
     save_config(cfg, run / "config.yaml")
     with SummaryWriter(str(run / "tb")) as writer:
@@ -85,4 +104,4 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

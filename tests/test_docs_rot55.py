@@ -112,3 +112,30 @@ def test_flow_decompose_documents_the_method_names_it_takes():
     for name in bench.METHODS:
         assert f"``{name}``" in bench.__doc__, name
     assert "ransac(" not in bench.__doc__
+
+
+# ------------------------------------------------------------------ 4. bench/gan_joint_demo.py's arguments
+
+def test_gan_joint_demo_help_prints_usage_and_trains_nothing(tmp_path):
+    """``--help`` was read as a config override (a ConfigError traceback); the config was looked up from the
+    current folder."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "gan_joint_demo.py"), "--help"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--out" in r.stdout and "--config" in r.stdout and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gan_joint_demo_config_from_any_folder_and_out(tmp_path, monkeypatch):
+    from _bench import load_bench
+    bench = load_bench("gan_joint_demo")
+    monkeypatch.chdir(tmp_path)
+    cfg = bench.build_config(["train.epochs=1"])
+    assert (cfg.name, cfg.out_dir, cfg.train.epochs) == ("gan_casme2_cpu_joint", "runs", 1)
+    cfg = bench.build_config(["--out", str(tmp_path / "o")])
+    assert cfg.out_dir == str(tmp_path / "o")
+    with pytest.raises(SystemExit) as exc:
+        bench.build_config(["--bogus"])
+    assert exc.value.code == 2
