@@ -2,7 +2,8 @@
 
 Trains the feature recognizer of an ``icegan loso`` config on all folds at once (the grouped engine), records the
 class probabilities every ``model.eval_every`` epochs and at the final epoch (the same models as the final-epoch run:
-recording does not change training), and prints the pooled UF1 / UAR of each recorded epoch, per seed and as the mean over seeds.
+recording does not change training), and prints the pooled UF1 / UAR of each recorded epoch, per seed and as the
+mean over seeds.
 
 Two things it answers:
 

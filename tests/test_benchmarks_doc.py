@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _readme import ROOT, code_lines
+from _readme import ROOT, code_lines, drop_optional_brackets
 
 from icegan.cli import build_parser, parse_with_overrides
 
@@ -25,7 +25,8 @@ SUPERSEDED: set[str] = set()
 
 # the doc's placeholders for a value the command was run with several times (seed=S, for s in 0 1 2; ... $s)
 _PLACEHOLDERS = [(r"(?<=\bseed=)(S|\$\{?s\}?)(?=\s|$)", "0"), (r"(?<=\bdata\.permute_labels=)P\b", "0"),
-                 (r"(?<=\bworkers=)W\b", "1"), (r"\$\{?ds\}?", "casme2"), (r"\$\{?s\}?", "0")]
+                 (r"(?<=\bworkers=)W\b", "1"), (r"\$\{?ds\}?", "casme2"), (r"\$\{?s\}?", "0"),
+                 (r"\$\{?r\}?(?=\.yaml)", "fdr")]
 # what the doc puts before a command: environment variables, a timer, nice, a shell loop
 _PREFIX = re.compile(r"""^(?:[A-Z_][A-Z0-9_]*=\S+\s+|(?:/usr/bin/)?time\s+(?:-v\s+|-f\s+"[^"]*"\s+)?|nice\s+)+""")
 
@@ -40,7 +41,7 @@ def _argv(command: str) -> list[str] | None:
     for pattern, value in _PLACEHOLDERS:
         command = re.sub(pattern, value, command)
     command = re.sub(r"(?:^|\s)\[[^\]]*(?:\.\.\.|\b[A-Z]\b)[^\]]*\]", " ", command)   # [--weights W]: optional, dropped
-    command = re.sub(r"(^|\s)\[([^\]]*)\]", r"\1\2", command)    # [--tta hflip]: optional, shown, so checked
+    command = drop_optional_brackets(command)                   # [--tta hflip]: optional, shown, so checked
     command = re.sub(r"(\S+?)(?:\\?\|\S+)+", r"\1", command)     # a|b: the first
     words = shlex.split(command)
     if "..." in words:

@@ -139,3 +139,65 @@ def test_gan_joint_demo_config_from_any_folder_and_out(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         bench.build_config(["--bogus"])
     assert exc.value.code == 2
+
+
+# ------------------------------------------------------------------ 5. the doc-command checks
+
+_PLAIN = """Text.
+
+```
+OMP_NUM_THREADS=1 icegan flow train-decflow --config configs/flow_decflow.yaml \\
+    --no-progress out_dir=runs/x      # a note
+step 10 loss 1.2 "unbalanced
+cp runs/x/weights.pt flownet/weights/decflow_facial.pt
+.venv/bin/python bench/gan_speed.py --threads 1 2
+```
+
+```python
+icegan loso --config not_a_shell_block.yaml
+```
+
+```bash
+icegan loso --config configs/demo.yaml
+```
+"""
+
+
+def test_code_lines_read_the_commands_of_plain_blocks_too():
+    """Plain ``` blocks of docs/benchmarks.md hold 25 recorded commands (the DecFlow and GAN training records among
+    them) that were never checked; their output lines and other programs stay out."""
+    from _readme import code_lines
+    assert code_lines(_PLAIN) == [
+        "OMP_NUM_THREADS=1 icegan flow train-decflow --config configs/flow_decflow.yaml  --no-progress out_dir=runs/x",
+        ".venv/bin/python bench/gan_speed.py --threads 1 2",
+        "icegan loso --config configs/demo.yaml"]
+    bench = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    lines = code_lines(bench)
+    assert ("OMP_NUM_THREADS=1 icegan flow train-decflow --config configs/flow_decflow.yaml --no-progress "
+            "out_dir=runs/flow_decompose") in lines
+    assert ("OMP_NUM_THREADS=1 .venv/bin/python bench/gan_joint_demo.py train.progress=false "
+            "train.max_minutes=18") in lines
+
+
+def test_doc_checks_find_the_plain_block_commands():
+    import test_benchmarks_doc as tb
+    argvs = [" ".join(a) for a in tb._recorded_commands()]
+    assert "flow train-decflow --config configs/flow_decflow.yaml --no-progress out_dir=runs/flow_decompose" in argvs
+    assert ("flow train --config configs/flow_srflownet_fdr.yaml --no-progress "
+            "data.landmark_cache=runs/flow_core/landmarks.npz") in argvs          # the loop's $r: a shipped config
+    assert ("bench/gan_joint_demo.py", ["train.progress=false", "train.max_minutes=18"]) in tb._bench_commands()
+
+
+@pytest.mark.parametrize("module,fn", [("test_readme", "_icegan_argv"), ("test_shown_commands", "_argv"),
+                                       ("test_benchmarks_doc", "_argv")])
+def test_doc_checks_keep_list_overrides_and_open_optional_parts(module, fn):
+    """``data.holdout_subjects=[sub01]`` reached the checks as ``data.holdout_subjects=sub01`` (every bracket was
+    stripped); the brackets of an optional part (``[--tta hflip]``) still come off, their content checked."""
+    import importlib
+
+    from _readme import drop_optional_brackets
+    assert drop_optional_brackets("a x=[s1,s2] [--tta hflip] [k=v]") == "a x=[s1,s2] --tta hflip k=v"
+    argv = getattr(importlib.import_module(module), fn)(
+        "icegan gan train --config configs/gan_casme2.yaml data.holdout_subjects=[sub01] [--print-config]")
+    assert argv == ["gan", "train", "--config", "configs/gan_casme2.yaml", "data.holdout_subjects=[sub01]",
+                    "--print-config"]

@@ -6,7 +6,7 @@ import re
 import shlex
 
 import pytest
-from _readme import README, ROOT, code_lines
+from _readme import README, ROOT, code_lines, drop_optional_brackets
 
 from icegan.cli import build_parser, parse_with_overrides
 from icegan.config import to_dict
@@ -21,7 +21,7 @@ def _icegan_argv(command: str) -> list[str] | None:
     program or a span that is a pattern rather than a command (``<command>``, ``--help``)."""
     if "<" in command or "--help" in command:
         return None
-    command = command.replace("[", "").replace("]", "")                     # optional parts: shown, so checked
+    command = drop_optional_brackets(command)                               # optional parts: shown, so checked
     command = re.sub(r"(\S+?)(?:\\?\|\S+)+", r"\1", command)              # a|b (a table's a\|b): the first
     words = shlex.split(command)
     if words and words[0] in (".venv/bin/icegan", "icegan"):

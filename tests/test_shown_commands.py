@@ -11,7 +11,7 @@ import re
 import shlex
 
 import pytest
-from _readme import ROOT
+from _readme import ROOT, drop_optional_brackets
 
 from icegan.cli import build_parser, parse_with_overrides
 
@@ -74,7 +74,7 @@ def _shown() -> list[tuple[str, str]]:
 def _argv(command: str) -> list[str] | None:
     """The ``icegan`` arguments of a shown command (``python train.py`` as ``icegan train``); None for a pattern
     with a placeholder to fill in (``<C's weights.pt>``) or a ``--help``."""
-    command = command.replace("[key=value ...]", "").replace("[", "").replace("]", "")   # optional parts: checked
+    command = drop_optional_brackets(command.replace("[key=value ...]", ""))   # optional parts: checked
     command = re.sub(r"(\S+?)(?:\|\S+)+", r"\1", command)              # a|b|c: the first
     if "<" in command or "--help" in command or "..." in command:
         return None
