@@ -316,8 +316,8 @@ def _check_custom_code(cfg: MainConfig) -> None:
         if cfg.flow.method == "custom":
             from flownet.registry import get_estimator
             est = get_estimator("custom", module=cfg.flow.module, weights=cfg.flow.weights)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+            with torch.random.fork_rng(devices=[]):       # the CPU generator only, restored (not the GPUs')
+                torch.default_generator.manual_seed(0)
                 img1, img2 = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32, requires_grad=True)
             est.estimate(img1, img2.detach())
             if cfg.gan.joint and cfg.gan.enabled:

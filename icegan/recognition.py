@@ -1067,8 +1067,8 @@ def check_custom_recognizer(cfg: RecognizerConfig, x: Optional[torch.Tensor] = N
     if cfg.name != "custom":
         return
     key = f"{cfg.SECTION}.module"
-    with torch.random.fork_rng(devices=[]):           # the check leaves the caller's random state as it was
-        torch.manual_seed(0)
+    with torch.random.fork_rng(devices=[]):           # the check leaves the caller's random state as it was:
+        torch.default_generator.manual_seed(0)        # the CPU generator only (fork_rng restores it; not the GPUs')
         batch = (torch.rand(2, 3, cfg.input_size, cfg.input_size) if x is None
                  else resize_features(x[:2].float(), cfg.input_size))
         model = _build(cfg, 1, n_classes=n_classes)

@@ -215,7 +215,7 @@ def amp_policy(device: torch.device, amp: bool, amp_dtype: str = "auto",
     * CUDA, ``amp`` true: ``auto`` → bfloat16 when ``bf16_supported`` (Ampere and later), else float16;
       ``bf16`` / ``fp16`` force the type. float16 gets a gradient scaler (its range underflows small
       gradients); bfloat16 has float32's exponent range and needs none.
-    * CPU: off unless ``amp_dtype`` is ``bf16`` (CPU autocast supports bfloat16 only). Measured on this
+    * CPU: off unless ``amp_dtype`` is ``bf16`` (float16 is refused on the CPU here). Measured on this
       project's 2-core CPU: 1.29× faster GAN steps (docs/benchmarks.md, "Scale and speed"), effect on
       training quality not measured, so it is opt-in. ``fp16`` on CPU is rejected.
     * ``amp`` false: float32 everywhere.
@@ -706,8 +706,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             _check_finite(loss_d, "discriminator", epoch, step, ckpt, amp_dtype if use_amp else None)
             scaler.scale(loss_d).backward()
             distributed.average_gradients(d)     # data parallel under torchrun (no-op otherwise)
-            scaler.step(opt_d)
-            scaler.update()
+            scaler.step(opt_d)      # the scale is updated once per iteration, after both steps (below)
 
             # ---- generator step
             opt_g.zero_grad(set_to_none=True)
@@ -765,7 +764,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             scaler.scale(loss_g).backward()
             distributed.average_gradients(g)
             scaler.step(opt_g)
-            scaler.update()
+            scaler.update()         # once per iteration for both optimizers (PyTorch AMP: several optimizers)
 
             for key, v in vals.items():
                 sums[key] = sums.get(key, 0.0) + v

@@ -18,13 +18,18 @@ def squash(s: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
     (Sabour et al. 2017, ICE-GAN's ref. [13], Eq. 1). In float32 that length rounds to exactly 1.0 once ``r``
     exceeds about 4,000.
 
+    Computed in float32 whatever the input's type, returned in that type: under float16 autocast (``train.amp`` on
+    a GPU without bfloat16) ``s * s`` overflows to inf once a component reaches 256 (the length became inf/inf =
+    NaN) and ``eps`` rounds to 0 (a zero vector gave 0/0). float32 input is computed exactly as before.
+
     Args:
-        s: any shape; capsule vectors along ``dim``.
+        s: any shape, any floating type; capsule vectors along ``dim``.
     Returns:
-        Tensor of the same shape.
+        Tensor of the same shape and type.
     """
-    sq = (s * s).sum(dim=dim, keepdim=True)
-    return s * (sq / (1.0 + sq)) / torch.sqrt(sq + eps)
+    s32 = s.float()
+    sq = (s32 * s32).sum(dim=dim, keepdim=True)
+    return (s32 * (sq / (1.0 + sq)) / torch.sqrt(sq + eps)).to(s.dtype)
 
 
 def dynamic_routing(u_hat: Tensor, iterations: int = 3) -> tuple[Tensor, Tensor]:
