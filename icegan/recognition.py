@@ -940,7 +940,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         device: as :func:`train_models` (``auto`` included).
         seed: base seed; the group's seed is ``seed + 1000 · folds[0].index`` (wrapped into [0, SEED_MAX] by
             :func:`flownet.user_numbers.derived_seed`) so a group is reproduced exactly when a run resumes.
-        oracle_epoch: return (R, n_test, K) scores recorded every ``cfg.eval_every`` epochs.
+        oracle_epoch: return (R, n_test, K) scores recorded every ``cfg.eval_every`` epochs and at the final one.
         progress, writer: tqdm bar, TensorBoard writer.
         action_units: (targets (N, A), known (N,)) for ``cfg.au_weight`` > 0 (:func:`train_models`); only the
             folds' training rows reach a model, as for the labels.

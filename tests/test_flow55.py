@@ -217,3 +217,17 @@ def test_occluded_fraction_over_no_pairs_reports_nothing_instead_of_nan():
     res = occluded_fraction(model, [], 0.01, [0.5, 0.05])
     assert res == {}
     json.dumps({"final_occ_frac": res}, allow_nan=False)
+
+
+def test_selfsup_init_weights_differing_only_in_iters_pass_the_architecture_check():
+    """iters (the default update count at inference) sets no weight: init weights saved with another iters (the
+    shipped SRFlowNet has 2) load into the self-supervised run's model; another architecture key is named with both
+    values (flownet.models.srflownet.architecture_differences, shared with DecFlow's init)."""
+    from dataclasses import replace
+
+    from flownet.models.srflownet import SRFlowNet, SRFlowNetConfig, architecture_differences
+
+    base = SRFlowNet(SRFlowNetConfig(iters=8)).config_dict()
+    assert architecture_differences(SRFlowNet(SRFlowNetConfig(iters=2)).config_dict(), base) == []
+    other = SRFlowNet(replace(SRFlowNetConfig(iters=2), hidden=16)).config_dict()
+    assert architecture_differences(other, base) == ["hidden"]

@@ -67,7 +67,7 @@ from ..schedule import apply_one_cycle, budget_fraction
 from ..train import RESUME_KEYS, FlowDataConfig, StepShuffle, random_crop
 from .inputs import update_count
 from ..user_numbers import check_non_negative
-from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
+from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig, architecture_differences
 from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
@@ -85,10 +85,6 @@ class DecFlowConfig(SRFlowNetConfig):
     ``head_model``: "affine" (head flow projected on global affine fields) or "dense".
     """
     head_model: str = "affine"
-
-
-#: SRFlowNet config keys that set no weight (shape or meaning): left out when an init's architecture is compared
-INFERENCE_ONLY_KEYS = ("iters",)
 
 
 def _srflownet_config(cfg: DecFlowConfig) -> SRFlowNetConfig:
@@ -171,16 +167,16 @@ class DecFlow(nn.Module):
         """Copy an SRFlowNet's weights: shared parts + expression decoder; head decoder = a copy of its update
         block with a zero output layer (so the head flow starts at 0). Returns self.
 
-        The architectures are compared on every config key but ``iters`` (:data:`INFERENCE_ONLY_KEYS`: the default
-        update count at inference, no weights; the shipped SRFlowNet is saved with ``iters`` 2, DecFlow builds with 8).
+        The architectures are compared on every config key but ``iters``
+        (:func:`flownet.models.srflownet.architecture_differences`: the default update count at inference sets no
+        weight; the shipped SRFlowNet is saved with ``iters`` 2, DecFlow builds with 8).
 
         Raises:
             ValueError: the SRFlowNet architecture differs from this model's; the message names each differing key
                 with both values.
         """
         theirs, ours = srflownet.config_dict(), self.base.config_dict()
-        differ = [k for k in sorted(set(theirs) | set(ours)) if k not in INFERENCE_ONLY_KEYS
-                  and theirs.get(k) != ours.get(k)]
+        differ = architecture_differences(theirs, ours)
         if differ:
             raise ValueError("SRFlowNet architecture differs from DecFlow's: " + ", ".join(
                 f"{k}={theirs.get(k)!r} (DecFlow: {ours.get(k)!r})" for k in differ))

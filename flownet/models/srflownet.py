@@ -41,7 +41,19 @@ from ..user_numbers import check_non_negative
 from .inputs import rgb01_batch, update_count
 
 __all__ = ["SRFlowNetConfig", "InstanceNorm2dFast", "depthwise_conv", "SuperKernelBlock", "ConvexMaskPredictor",
-           "SKMotionEncoder", "SKUpdateBlock", "SRFlowNet", "FirstImageCache", "check_non_negative"]
+           "SKMotionEncoder", "SKUpdateBlock", "SRFlowNet", "FirstImageCache", "check_non_negative",
+           "INFERENCE_ONLY_KEYS", "architecture_differences"]
+
+#: SRFlowNet config keys that set no weight (``iters``: the default update count at inference; the shipped weights
+#: are saved with 2): left out when two architectures are compared (:func:`architecture_differences`)
+INFERENCE_ONLY_KEYS = ("iters",)
+
+
+def architecture_differences(theirs: dict, ours: dict) -> list[str]:
+    """The keys of two :meth:`SRFlowNet.config_dict` dicts whose values differ, sorted, leaving out
+    :data:`INFERENCE_ONLY_KEYS`: empty when weights of one architecture load into the other (init weights,
+    DecFlow's init)."""
+    return [k for k in sorted(set(theirs) | set(ours)) if k not in INFERENCE_ONLY_KEYS and theirs.get(k) != ours.get(k)]
 
 
 @dataclass
