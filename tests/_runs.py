@@ -1,16 +1,12 @@
-"""Hand-made finished run folders for the comparison tests (icegan compare, icegan.significance), and the toy
-feature set with a nearest-class-mean fold function for the resume tests (a run cut short, a max_folds run
-extended)."""
+"""Hand-made finished run folders for the comparison tests (icegan compare, icegan.significance), and a
+nearest-class-mean fold function for the resume tests (a run cut short, a max_folds run extended)."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
-
-from icegan.data.toy_features import make_toy_features
 
 
 def write_finished_run(d, rows, datasets=None, seed=0):
@@ -27,12 +23,6 @@ def write_finished_run(d, rows, datasets=None, seed=0):
     (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,
                                             "folds": sorted(pred["subject"].unique())}))
     return d
-
-
-@pytest.fixture(scope="module")
-def toy():
-    """The toy feature set of 6 subjects (3 per dataset, 2 clips per class): 6 CDE folds. A fixture: import it."""
-    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
 
 
 def centroid_fold_fn(fs, calls):

@@ -6,9 +6,16 @@ import warnings
 import pandas as pd
 import pytest
 import yaml
-from _runs import centroid_fold_fn as _centroid, toy  # noqa: F401 (toy: a fixture)
+from _runs import centroid_fold_fn as _centroid
 
+from icegan.data.toy_features import make_toy_features
 from icegan.protocol import LosoStateError, read_partial_tag, run_loso
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The toy feature set of 6 subjects (3 per dataset, 2 clips per class): 6 CDE folds."""
+    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
 
 
 def _grouped(fs, calls):

@@ -7,14 +7,21 @@ import logging
 import pandas as pd
 import pytest
 import yaml
-from _runs import centroid_fold_fn as _centroid, toy  # noqa: F401 (toy: a fixture)
+from _runs import centroid_fold_fn as _centroid
 
 from icegan.cli import main
+from icegan.data.toy_features import make_toy_features
 from icegan.protocol import LosoStateError, run_loso
 
 _METRICS = {"overall": {"UF1": 0.5, "UAR": 0.25}, "protocol": "CDE", "n_folds": 2, "n_samples": 6}
 _CONFIG = {"name": "x", "data": {"source": "toy"}, "flow": {"method": "tvl1"}, "recognizer": {"name": "ststnet"},
            "gan": {"enabled": False}}
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The toy feature set of 6 subjects (3 per dataset, 2 clips per class): 6 CDE folds."""
+    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
 
 
 def _run_folder(root, name, metrics_text, config_text):
