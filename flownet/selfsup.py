@@ -321,9 +321,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     Raises:
         ValueError: bad configuration values (named; among them ``data.n_items`` < ``train.batch_size``, or
             ``data.n_items`` null with fewer distinct real pairs than ``train.batch_size``: no whole batch, refused
-            before the run folder is made), ``data.n_test`` < 1, ``data.n_occ_pairs`` above the number of real pairs (``data.n_items``,
-            or with null the distinct pairs; refused before the run folder too), init weights not matching
-            ``cfg.model``.
+            before the run folder is made), ``data.n_test`` < 1, ``data.n_occ_pairs`` above the number of real
+            pairs (``data.n_items``, or with null the distinct pairs; refused before the run folder too), init
+            weights of another architecture than ``cfg.model`` (``iters`` aside).
         FileNotFoundError: data or init weights missing.
         FloatingPointError: a non-finite loss (stops before the update).
     """

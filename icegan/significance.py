@@ -432,9 +432,10 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
                      label: str = "tab:icegan-compare", stratified: bool = False,
                      paired_intervals: Optional[int] = None) -> str:
     """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``), a LaTeX
-    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, one beginning with ``[`` guarded, the legend as ``%`` comment lines) in a
-    ``table*`` float with a caption and ``\\label{label}`` (:func:`icegan.report.latex_float`; ``scope``, e.g.
-    ``"CASME II (4 subjects)"``, is named in the caption), or CSV. ``stratified``: the rows come from
+    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, one beginning with ``[`` guarded, the
+    legend as ``%`` comment lines) in a ``table*`` float with a caption and ``\\label{label}``
+    (:func:`icegan.report.latex_float`; ``scope``, e.g. ``"CASME II (4 subjects)"``, is named in the caption), or
+    CSV. ``stratified``: the rows come from
     ``bootstrap_compare(..., stratify=True)`` over subjects of several datasets; the legend and the caption say that
     the subjects were drawn within each dataset. Rows of another label set than MEGC2019's (their ``label_set``,
     ``data.labels``) name their classes, as ``icegan table`` does: a ``classes`` CSV column, a ``Classes:`` line in
