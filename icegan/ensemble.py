@@ -335,9 +335,10 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     for d, wi, (_, p) in zip(dirs, w, members):
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
         # the resolved path: the ensemble is read from any cwd (icegan table, compare); "rel", the path from the
-        # ensemble folder: a copy of both (cp -r) is the same ensemble (_refuse_other_ensemble)
-        member_rows.append({"run": str(d.resolve()), "rel": _relative(d, out), "weight": float(wi),
-                            "UF1": m["UF1"], "UAR": m["UAR"]})
+        # ensemble folder, and "predictions", its predictions.csv's SHA-256: a copy of both (cp -r) is the same
+        # ensemble (_refuse_other_ensemble)
+        member_rows.append({"run": str(d.resolve()), "rel": _relative(d, out), "predictions": _digest(d),
+                            "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
     header = {"members": member_rows, "protocol": h0["protocol"], "dataset": h0.get("dataset")}
     if h0.get("folds_total"):        # members cut to their first folds by max_folds: so is the ensemble
         header.update(folds=h0.get("folds"), folds_total=h0["folds_total"])
@@ -358,27 +359,39 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     return metrics
 
 
-def _relative(d: Path, out: Path) -> str:
-    """The path of the folder ``d`` from the folder ``out`` (both resolved; ``../r1`` for a sibling)."""
-    return Path(os.path.relpath(d.resolve(), out.resolve())).as_posix()
+def _relative(d: Path, out: Path) -> Optional[str]:
+    """The path of the folder ``d`` from the folder ``out`` (both resolved; ``../r1`` for a sibling), or None where
+    there is none (Windows: another drive)."""
+    try:
+        return Path(os.path.relpath(d.resolve(), out.resolve())).as_posix()
+    except ValueError:
+        return None
+
+
+def _digest(d: Path) -> str:
+    """SHA-256 (hex) of the run folder ``d``'s ``predictions.csv``: which run a member was, wherever it lies."""
+    import hashlib
+    return hashlib.sha256((d / "predictions.csv").read_bytes()).hexdigest()
 
 
 def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray) -> None:
     """Raise :class:`LosoStateError` when ``out`` holds the ``ensemble.json`` of another ensemble than of the members
     ``dirs`` with the normalised weights ``w`` (in any order). The members are the same when they match by resolved
     path (each recorded member looked for as :func:`icegan.report.run_recipe` does) or by the recorded path relative
-    to ``out`` (``rel``; a folder copied with its members, cp -r). The same ensemble (a suite's rerun) and a header
+    to ``out`` (``rel``) with the same ``predictions.csv`` (a folder copied with its members, cp -r; not other runs
+    that happen to lie where the copied ensemble's members did). The same ensemble (a suite's rerun) and a header
     that cannot be read (a kill while it was written) are let through: the ensemble is written again."""
     f = out / "ensemble.json"
     try:
         old = json.loads(f.read_text(encoding="utf-8"))["members"]
-        recorded = [(str(m["run"]), float(m["weight"]), m.get("rel")) for m in old]
+        recorded = [(str(m["run"]), float(m["weight"]), m.get("rel"), m.get("predictions")) for m in old]
     except (OSError, ValueError, KeyError, TypeError):
         return
-    was_abs = sorted((str((_member_dir(out, r) or Path(r)).resolve()), wi) for r, wi, _ in recorded)
+    was_abs = sorted((str((_member_dir(out, r) or Path(r)).resolve()), wi) for r, wi, _, _ in recorded)
     now_abs = sorted((str(d.resolve()), float(wi)) for d, wi in zip(dirs, w))
-    was_rel = sorted((str(rel), wi) for _, wi, rel in recorded)     # "None" for a header of before: never matches
-    now_rel = sorted((_relative(d, out), float(wi)) for d, wi in zip(dirs, w))
+    # a header of before (no rel or digest) never matches by place: "None|None" is no path
+    was_rel = sorted((f"{rel}|{digest}", wi) for _, wi, rel, digest in recorded)
+    now_rel = sorted((f"{_relative(d, out)}|{_digest(d)}", float(wi)) for d, wi in zip(dirs, w))
 
     def same(was, now, weights=True) -> bool:
         return len(was) == len(now) and all(a == b and (not weights or np.isclose(x, y, rtol=0, atol=1e-9))
@@ -390,7 +403,7 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray) -> No
         return ", ".join(f"{r} (weight {wi:.3g})" for r, wi in rows)
     what = ("the same members with other weights"
             if same(was_abs, now_abs, weights=False) or same(was_rel, now_rel, weights=False) else "other members")
-    raise LosoStateError(f"{out} holds the ensemble of {listed((r, wi) for r, wi, _ in recorded)}, not of "
+    raise LosoStateError(f"{out} holds the ensemble of {listed((r, wi) for r, wi, _, _ in recorded)}, not of "
                          f"{listed(zip(map(str, dirs), w))} ({what}; ensemble.json); an ensemble folder holds one "
                          f"ensemble: give this one its own --out, or remove {out} to replace that one")
 

@@ -50,6 +50,31 @@ def test_an_ensemble_copied_with_its_members_is_remade_from_the_copy(suite, tmp_
         ensemble_runs([copy / "r1", copy / "r3"], copy / "ens")
 
 
+def test_an_ensemble_folder_copied_alone_is_not_matched_by_other_runs_in_its_members_places(suite, tmp_path):
+    """Only ens/ copied to y/ens, then an ensemble of other runs y/r1, y/r2 (where the relative paths point): the
+    relative match alone let it silently replace the recorded ensemble; the members' predictions.csv digests differ,
+    so it is refused as another ensemble."""
+    root, _ = suite
+    y = tmp_path / "y"
+    shutil.copytree(root / "ens", y / "ens")
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+    for s in (1, 2):
+        run_loso(toy.samples, _prob_fn(s + 10), y / f"r{s}", progress=False)
+    with pytest.raises(LosoStateError, match=r"\(other members; ensemble.json\)"):
+        ensemble_runs([y / "r1", y / "r2"], y / "ens")
+
+
+def test_a_member_on_another_drive_has_no_relative_path(monkeypatch, tmp_path):
+    """os.path.relpath raises ValueError across Windows drives: the member is recorded without a relative path
+    instead of the command ending in a traceback."""
+    import icegan.ensemble as ens
+
+    def other_drive(path, start):
+        raise ValueError("path is on mount 'D:', start on mount 'C:'")
+    monkeypatch.setattr(ens.os.path, "relpath", other_drive)
+    assert ens._relative(tmp_path / "r1", tmp_path / "ens") is None
+
+
 def test_an_old_ensemble_json_with_paths_as_typed_is_still_read(suite, tmp_path, monkeypatch):
     """ensemble.json of before (paths relative to the cwd, no relative-to-folder entry): the same ensemble is
     written again from that cwd, another one is refused."""
