@@ -572,8 +572,10 @@ def _extension_rule(group_size: int) -> str:
 #: in that many processes: the same scores as one process of the same ``threads``, README "Faster") and the main job's
 #: ``data.prepare`` ``workers`` (clips prepared in parallel), ``progress`` (its bar) and ``cache_root`` (where the
 #: prepared cache lies: its content is run.json's data provenance), and ``out_dir`` (``--out`` names the folder).
-#: ``threads``, ``device`` and ``seed`` are compared: they can change the scores.
-_RESUME_FREE_KEYS = ("workers", "out_dir", "data.prepare.workers", "data.prepare.progress", "data.prepare.cache_root")
+#: ``data.prepare.landmarks`` too (``landmarks.npy``, read by no command; its default turned false on 2026-12-06, so
+#: a run begun before resumes). ``threads``, ``device`` and ``seed`` are compared: they can change the scores.
+_RESUME_FREE_KEYS = ("workers", "out_dir", "data.prepare.workers", "data.prepare.progress", "data.prepare.cache_root",
+                     "data.prepare.landmarks")
 
 
 def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:

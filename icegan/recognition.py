@@ -525,8 +525,8 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
         device: ``cpu``, ``cuda``, ``cuda:N``, ``auto`` (a GPU where there is one) or a torch.device
             (:func:`flownet.devices.resolve_device`; a device this machine lacks is a ValueError).
         seed: seed of initialisation, batch order, augmentation and dropout.
-        record_every: if > 0, also return probabilities of all N samples every that many epochs
-            (oracle-epoch runs).
+        record_every: if > 0, also return probabilities of all N samples every that many epochs and at the final
+            one (oracle-epoch runs).
         progress: tqdm bar over epochs.
         writer: optional TensorBoard writer (mean training loss per epoch under ``train/<tag>``).
         tag: name used in the progress bar and TensorBoard.
@@ -549,7 +549,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
     Returns:
         (model in eval mode holding the selected weights — a :class:`SnapshotAverage` when
         ``cfg.average_last`` gives more than one snapshot —, list of (N, G, K) probability tensors
-        recorded every ``record_every`` epochs (empty when 0)).
+        recorded every ``record_every`` epochs and at the final one (empty when 0)).
 
     Raises:
         ValueError: shapes disagree, a label outside 0..K-1, a model without training samples,

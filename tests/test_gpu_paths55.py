@@ -74,3 +74,10 @@ def test_the_custom_recognizer_check_does_not_reseed_the_gpu_generators(monkeypa
     check_custom_recognizer(cfg, n_classes=3)
     assert seeded == []
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_squash_keeps_float64_in_float64_so_gradcheck_holds():
+    torch.manual_seed(1)
+    s = torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert squash(s).dtype == torch.float64
+    assert torch.autograd.gradcheck(squash, (s,))

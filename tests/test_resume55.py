@@ -79,6 +79,8 @@ def _cut_after(out, k):
     ({"workers": 2, "threads": 1, "seed": 0}, {"workers": 1, "threads": 1, "seed": 0}),                # icegan loso
     ({"threads": 1, "data": {"prepare": {"workers": 2, "progress": True, "cache_root": "/a"}, "max_folds": 0}},
      {"threads": 1, "data": {"prepare": {"workers": 1, "progress": False, "cache_root": "/b"}, "max_folds": 0}}),
+    # a run begun when data.prepare.landmarks defaulted to true (landmarks.npy, read by no command)
+    ({"threads": 1, "data": {"prepare": {"landmarks": True}}}, {"threads": 1, "data": {"prepare": {"landmarks": False}}}),
 ])
 def test_a_run_is_resumed_with_other_workers(toy, tmp_path, was, now):
     """Keys that do not change the scores (workers, the main job's data.prepare.workers, progress and cache_root) do

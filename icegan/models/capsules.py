@@ -18,16 +18,16 @@ def squash(s: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
     (Sabour et al. 2017, ICE-GAN's ref. [13], Eq. 1). In float32 that length rounds to exactly 1.0 once ``r``
     exceeds about 4,000.
 
-    Computed in float32 whatever the input's type, returned in that type: under float16 autocast (``train.amp`` on
+    float16 and bfloat16 are computed in float32 and returned in their type: under float16 autocast (``train.amp`` on
     a GPU without bfloat16) ``s * s`` overflows to inf once a component reaches 256 (the length became inf/inf =
-    NaN) and ``eps`` rounds to 0 (a zero vector gave 0/0). float32 input is computed exactly as before.
+    NaN) and ``eps`` rounds to 0 (a zero vector gave 0/0). float32 and float64 are computed in their own type.
 
     Args:
         s: any shape, any floating type; capsule vectors along ``dim``.
     Returns:
         Tensor of the same shape and type.
     """
-    s32 = s.float()
+    s32 = s.float() if s.dtype in (torch.float16, torch.bfloat16) else s      # float64 stays float64
     sq = (s32 * s32).sum(dim=dim, keepdim=True)
     return (s32 * (sq / (1.0 + sq)) / torch.sqrt(sq + eps)).to(s.dtype)
 
