@@ -76,7 +76,7 @@ def test_selfsup_all_items_fewer_than_a_batch_are_refused_before_the_run_folder(
     # the same data and a batch it fills gets past the check (to the synthetic test pairs, built after the folder)
     with pytest.raises(_PastTheRefusal):
         train_selfsup(_selfsup_config(tmp_path, "name=fits", f"data.root={root}", "data.n_items=null",
-                                      "train.batch_size=2"), progress=False)
+                                      "train.batch_size=2", "data.n_occ_pairs=2"), progress=False)
     assert (tmp_path / "runs" / "fits" / "config.yaml").is_file()
 
 

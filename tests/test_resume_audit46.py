@@ -124,12 +124,15 @@ def test_icegan_features_names_a_cut_skipped_csv(tmp_path, monkeypatch, capsys, 
     import icegan.pipeline as pipeline
     from icegan.cli import main
     out = tmp_path / "f"
-    out.mkdir()
-    pd.DataFrame([{"dataset": "casme2", "subject": "s1", "clip": "a", "label": "1", "path": "maps/a.npy"},
-                  {"dataset": "casme2", "subject": "s2", "clip": "b", "label": "2", "path": "maps/b.npy"}]).to_csv(
-        out / "features.csv", index=False)
-    (out / "skipped.csv").write_text(text)
-    monkeypatch.setattr(pipeline, "export_features", lambda cfg, o, progress=True: out / "features.csv")
+
+    def export(cfg, o, progress=True):      # what export_features leaves: the table and a cut skipped.csv
+        out.mkdir()
+        pd.DataFrame([{"dataset": "casme2", "subject": "s1", "clip": "a", "label": "1", "path": "maps/a.npy"},
+                      {"dataset": "casme2", "subject": "s2", "clip": "b", "label": "2", "path": "maps/b.npy"}]).to_csv(
+            out / "features.csv", index=False)
+        (out / "skipped.csv").write_text(text)
+        return out / "features.csv"
+    monkeypatch.setattr(pipeline, "export_features", export)
     assert main(["features", "--out", str(out), "--no-progress", *TINY]) == 0
     captured = capsys.readouterr()
     assert f"warning: some clips could not be prepared and have no maps, but {out / 'skipped.csv'} cannot be read (" \
