@@ -2,9 +2,7 @@
 crashed a run late are refused early, icegan flow eval refuses options it would ignore and non-finite flow, a
 Middlebury folder unzipped on macOS is read, and the strain docstring's rotation claim."""
 import math
-import os
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -166,11 +164,11 @@ def test_flow_eval_refuses_a_non_finite_flow_naming_model_and_pair(tmp_path, cap
 
 # ------------------------------------------------------------------------------------------- Middlebury, strain
 
-def test_middlebury_skips_macosx_and_hidden_folders_but_not_a_broken_sequence(tmp_path):
+def test_middlebury_skips_macosx_and_hidden_folders_but_not_a_broken_sequence(tmp_path, shared_data):
     """A Middlebury folder unzipped on macOS (__MACOSX/ with ._frame10.png beside the sequences) was refused as a
     whole; hidden folders and __MACOSX/ are now not sequences, while a sequence missing a frame is still refused."""
     from flownet.data.middlebury import MiddleburyFlow
-    src = Path(os.environ.get("ICEGAN_SHARED_DATA", "")) / "middlebury"
+    src = shared_data / "middlebury"
     for s in ("Grove2", "RubberWhale"):
         (tmp_path / s).symlink_to(src / s)
     (tmp_path / "__MACOSX" / "RubberWhale").mkdir(parents=True)
