@@ -283,9 +283,12 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     if out.resolve() in {d.resolve() for d in dirs}:
         raise LosoStateError(f"{out} is one of the ensemble's members; give the ensemble its own --out")
     refuse_run_folder_conflict(out, "ensemble.json")
-    _refuse_other_ensemble(out, dirs, w)
 
     members = [load_member(d) for d in dirs]
+    # each member's place from the ensemble folder and its predictions' digest, once: compared with an ensemble
+    # already in out, then recorded
+    places = [(_relative(d, out), _digest(d)) for d in dirs]
+    _refuse_other_ensemble(out, dirs, w, places)
     h0, p0 = members[0]
     set0 = label_set_of_columns(p0.columns)
     for d, (h, p) in zip(dirs[1:], members[1:]):
@@ -332,12 +335,12 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     if seen := members_motion_record(pred, dirs):       # a member's flow saw held-out motion: so did the ensemble's
         metrics["real_motion_seen"] = seen
     member_rows = []
-    for d, wi, (_, p) in zip(dirs, w, members):
+    for d, wi, (_, p), (rel, digest) in zip(dirs, w, members, places):
         m = summarize_predictions(p, h0["protocol"], n_folds, False, n_classes)["overall"]
         # the resolved path: the ensemble is read from any cwd (icegan table, compare); "rel", the path from the
         # ensemble folder, and "predictions", its predictions.csv's SHA-256: a copy of both (cp -r) is the same
         # ensemble (_refuse_other_ensemble)
-        member_rows.append({"run": str(d.resolve()), "rel": _relative(d, out), "predictions": _digest(d),
+        member_rows.append({"run": str(d.resolve()), "rel": rel, "predictions": digest,
                             "weight": float(wi), "UF1": m["UF1"], "UAR": m["UAR"]})
     header = {"members": member_rows, "protocol": h0["protocol"], "dataset": h0.get("dataset")}
     if h0.get("folds_total"):        # members cut to their first folds by max_folds: so is the ensemble
@@ -374,9 +377,11 @@ def _digest(d: Path) -> str:
     return hashlib.sha256((d / "predictions.csv").read_bytes()).hexdigest()
 
 
-def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray) -> None:
+def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
+                           places: Sequence[tuple[Optional[str], str]]) -> None:
     """Raise :class:`LosoStateError` when ``out`` holds the ``ensemble.json`` of another ensemble than of the members
-    ``dirs`` with the normalised weights ``w`` (in any order). The members are the same when they match by resolved
+    ``dirs`` with the normalised weights ``w`` (in any order); ``places``: each member's (:func:`_relative`,
+    :func:`_digest`). The members are the same when they match by resolved
     path (each recorded member looked for as :func:`icegan.report.run_recipe` does) or by the recorded path relative
     to ``out`` (``rel``) with the same ``predictions.csv`` (a folder copied with its members, cp -r; not other runs
     that happen to lie where the copied ensemble's members did). The same ensemble (a suite's rerun) and a header
@@ -391,7 +396,7 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray) -> No
     now_abs = sorted((str(d.resolve()), float(wi)) for d, wi in zip(dirs, w))
     # a header of before (no rel or digest) never matches by place: "None|None" is no path
     was_rel = sorted((f"{rel}|{digest}", wi) for _, wi, rel, digest in recorded)
-    now_rel = sorted((f"{_relative(d, out)}|{_digest(d)}", float(wi)) for d, wi in zip(dirs, w))
+    now_rel = sorted((f"{rel}|{digest}", float(wi)) for (rel, digest), wi in zip(places, w))
 
     def same(was, now, weights=True) -> bool:
         return len(was) == len(now) and all(a == b and (not weights or np.isclose(x, y, rtol=0, atol=1e-9))
