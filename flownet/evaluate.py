@@ -149,7 +149,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         if iters is not None and canonical_name(model) in ("tvl1", "farneback", "liteflownet2"):
             raise ValueError(f"iters (--iters) applies to the recurrent models (srflownet, RAFT); '{model}' makes no "
                              f"recurrent updates: leave it out")
-        kw = {"iters": iters} if model not in ("tvl1", "farneback", "custom") and iters is not None else {}
+        kw = {"iters": iters} if iters is not None else {}    # refused above for the models without updates
         if module:
             kw["module"] = module
         estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, tta=tta,
