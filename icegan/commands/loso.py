@@ -456,8 +456,9 @@ def _warn_absent_classes(labels, folds, classes, label_set: str, said: Optional[
         checks every member on the same data: each warning once); the new one is added.
     """
     import numpy as np
-    tested = np.concatenate([f.test_idx for f in folds]) if folds else np.zeros(0, dtype=np.int64)
-    present = set(np.unique(np.asarray(labels)[tested]).tolist())
+
+    from icegan.protocol import _tested_idx
+    present = set(np.unique(np.asarray(labels)[_tested_idx(folds)]).tolist())
     absent = [name for i, name in enumerate(classes) if i not in present]
     if not absent:
         return
