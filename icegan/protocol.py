@@ -597,8 +597,8 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     key = max_folds_key(cfg)
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-    old_cfg, new_cfg = (_without_key(without_neutral_keys(c), key) for c in (old_cfg, new_cfg))
-    for free in _RESUME_FREE_KEYS:
+    old_cfg, new_cfg = (without_neutral_keys(c) for c in (old_cfg, new_cfg))
+    for free in (key, *_RESUME_FREE_KEYS):
         old_cfg, new_cfg = _without_key(old_cfg, free), _without_key(new_cfg, free)
     if old_cfg == new_cfg:
         return ""
