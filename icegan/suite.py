@@ -56,7 +56,7 @@ from typing import Literal, Optional, Sequence
 
 from icegan.config import SEED_MAX, ConfigError, load_config
 from icegan.paths import check_output_folder, run_folder_header
-from icegan.report import RESUME, read_run_json
+from icegan.report import RESUME, read_run_json, reading_configs
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite",
            "load_suite", "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "copy_inner_predictions"]
@@ -835,6 +835,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
               file=log, flush=True)
         last_of_seed = k + 1 == len(plan) or plan[k + 1].seed != p.seed
         if last_of_seed:
-            path = write_results(suite, plan, out, finished, suite_path)
+            with reading_configs():     # the table and the intervals check each run's config: parsed once
+                path = write_results(suite, plan, out, finished, suite_path)
             print(f"    wrote {path}", file=log, flush=True)
     return plan
