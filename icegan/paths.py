@@ -263,3 +263,13 @@ def check_output_folder(path: str | Path, holds: str, fix: str, flag: str = "--o
                 raise ValueError(f"{flag} {path} {what}; {flag} is {holds}: {fix}")
             break
     return path
+
+
+def features_table_taken(out: str | Path) -> str | None:
+    """Why ``icegan features`` / :func:`icegan.pipeline.export_features` refuse the folder ``out`` (it holds a
+    ``features.csv``: another export's), or None when it is free. Torch-free, so the command refuses before
+    importing the pipeline."""
+    table = Path(out) / "features.csv"
+    if table.exists():
+        return f"{table} exists: choose another --out or remove it (its maps are in {Path(out) / 'maps'})"
+    return None

@@ -831,8 +831,9 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     from icegan.config import save_config
     out = Path(out)
     table, labelled_table = out / "features.csv", out / "features_labelled.csv"
-    if table.exists():
-        raise FileExistsError(f"{table} exists: choose another --out or remove it (its maps are in {out / 'maps'})")
+    from icegan.paths import features_table_taken
+    if taken := features_table_taken(out):
+        raise FileExistsError(taken)
     if labelled_table.exists():     # features.csv is written last: without it the folder is a stopped run's
         log.warning("%s is left by a run stopped before it wrote %s (written last, so the folder is incomplete): "
                     "removed; every file of the folder is written again", labelled_table, table.name)

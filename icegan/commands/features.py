@@ -51,14 +51,11 @@ def register(sub) -> None:
 @one_line_errors("icegan features")
 def _run(args: argparse.Namespace) -> int:
     import logging
-    from pathlib import Path
 
     if args.out is not None and not args.print_config:
-        # refused before icegan.pipeline is imported (torch: seconds), with export_features' message
-        out = Path(args.out)
-        if (out / "features.csv").exists():
-            raise ValueError(f"{out / 'features.csv'} exists: choose another --out or remove it (its maps are in "
-                             f"{out / 'maps'})")
+        from icegan.paths import features_table_taken
+        if taken := features_table_taken(args.out):   # before icegan.pipeline is imported (torch: seconds)
+            raise ValueError(taken)
     from icegan.pipeline import export_features, load_main_config, with_clip_list
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
