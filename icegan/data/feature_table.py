@@ -493,7 +493,7 @@ def _read_map(path: str, where: str, folder: Optional[Path] = None) -> np.ndarra
         raise ValueError(f"{where}: {p} is a folder, not a features file (.npy or an image)")
     if not p.is_file():
         note = ""
-        if folder is not None and p.is_relative_to(folder):
+        if folder is not None:              # given for a relative cell only: p is folder / cell
             note = f"; paths are relative to the CSV's folder ({folder if folder.parts else folder.absolute()})"
         if "\\" in str(p):                  # a Windows path (maps\x.npy) read on Linux or macOS: one file name
             note += "; use / as the separator"
