@@ -55,10 +55,16 @@ def landmarks_in_box(image: np.ndarray, box: Box) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
+def detect_face_landmarks(image: np.ndarray, detector: Detector = "hog", upsample: Optional[int] = None
+                          ) -> tuple[Optional[Box], Optional[np.ndarray]]:
+    """(the largest face's box, its (68, 2) float32 landmarks), or (None, None) if no face is detected."""
+    boxes = detect_faces(image, detector, upsample)
+    return (boxes[0], landmarks_in_box(image, boxes[0])) if boxes else (None, None)
+
+
 def detect_landmarks(image: np.ndarray, detector: Detector = "hog", upsample: Optional[int] = None) -> Optional[np.ndarray]:
     """(68, 2) float32 landmarks of the largest face, or None if no face is detected."""
-    boxes = detect_faces(image, detector, upsample)
-    return landmarks_in_box(image, boxes[0]) if boxes else None
+    return detect_face_landmarks(image, detector, upsample)[1]
 
 
 def landmarks_on_frames(images: Sequence[np.ndarray], detector: Detector = "hog", upsample: Optional[int] = None,

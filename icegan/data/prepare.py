@@ -551,11 +551,10 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                 if im is None:
                     im = _read(rec.frame_path(n), color)
                 tried += 1
-                boxes = face.detect_faces(gray(im), settings["detector"])     # as detect_landmarks, box kept
-                box = boxes[0] if boxes else None
-                pts = face.landmarks_in_box(gray(im), box) if box is not None else None
+                g = gray(im)
+                box, pts = face.detect_face_landmarks(g, settings["detector"])   # the box kept for the landmarks
                 if pts is not None:
-                    align = compute_alignment(gray(im), settings["detector"], settings["margin"],
+                    align = compute_alignment(g, settings["detector"], settings["margin"],
                                               settings["refine"], landmarks=pts)
                     align_frame = n
                     break
