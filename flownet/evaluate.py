@@ -21,9 +21,11 @@ __all__ = ["DATA_NAMES", "load_pairs", "evaluate", "format_table"]
 
 #: the ``data`` values :func:`load_pairs` accepts (``icegan flow eval --data``)
 DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
+#: side in pixels and number of the synthetic test pairs when none is given (:func:`load_pairs`, :func:`evaluate`)
+DEFAULT_SIZE, DEFAULT_N_PAIRS = 128, 200
 
 
-def load_pairs(data: str, root=None, size: int = 128, n_pairs: int = 200, seed: int = 0,
+def load_pairs(data: str, root=None, size: int = DEFAULT_SIZE, n_pairs: int = DEFAULT_N_PAIRS, seed: int = 0,
                max_motion: float | None = None) -> list[dict]:
     """Pairs as dicts (name, img1 (1, C, H, W), img2, flow (1, 2, H, W), valid (1, H, W)).
 
@@ -139,7 +141,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         raise ValueError(f"--size applies to --data synthetic-face and synthetic-generic, not {data} (its pairs "
                          f"are scored at their own size; --input-size computes the flow at another); leave it out, "
                          f"got --size {size}")
-    size, n_pairs = 128 if size is None else size, 200 if n_pairs is None else n_pairs      # load_pairs' defaults
+    size = DEFAULT_SIZE if size is None else size
+    n_pairs = DEFAULT_N_PAIRS if n_pairs is None else n_pairs
     if estimator is not None and tta != "none":
         raise ValueError("tta applies when evaluate() builds the estimator; give it to get_estimator() instead")
     if estimator is None:

@@ -79,6 +79,8 @@ def _generic_max_motion() -> float:
 # default of another flag in a parenthesis; each with how the code's value is read, which must be the stated one
 RESOLVED_LATER = {
     ("icegan flow eval", "--max-motion"): ("10", _generic_max_motion),
+    ("icegan flow eval", "--size"): ("128", lambda: __import__("flownet.evaluate").evaluate.DEFAULT_SIZE),
+    ("icegan flow eval", "--n-pairs"): ("200", lambda: __import__("flownet.evaluate").evaluate.DEFAULT_N_PAIRS),
     ("icegan flow run", "--decompose-method"):       # the default of --weights with --decompose-method learned
         ("flownet/weights/decflow_facial.pt", lambda: "flownet/weights/decflow_facial.pt"
          if (ROOT / "flownet/weights/decflow_facial.pt").is_file() else "missing"),

@@ -27,15 +27,6 @@ MIN_FLOW_SIDE = 8
 FLOW_DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
 
 
-class _Given(argparse.Action):
-    """Stores the value as argparse's own store action does, and adds the option's ``dest`` to ``args.given``: an
-    option whose default is stated in its help can then be refused where it does not apply."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        namespace.given = set(getattr(namespace, "given", None) or ()) | {self.dest}
-
-
 def register(subparsers) -> None:
     """Add ``flow`` with its actions ``train``, ``eval``, ``run`` and ``train-decflow`` to the ``icegan`` parser.
 
@@ -90,10 +81,10 @@ def register(subparsers) -> None:
                         "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA, else ../shared/data beside a checkout; + /middlebury for "
                         "Middlebury)")
-    e.add_argument("--size", type=integer(), default=128, action=_Given,
+    e.add_argument("--size", type=integer(), default=None,
                    help="synthetic pair side in pixels (default 128); refused for middlebury and kitti (their pairs "
                         "keep their own size)")
-    e.add_argument("--n-pairs", type=integer(), default=200, action=_Given,
+    e.add_argument("--n-pairs", type=integer(), default=None,
                    help="synthetic test pairs (kitti: the first n pairs); the first n of one fixed sequence, so 100 "
                         "are the first half of the default 200. The EPEs in the README and the repository's "
                         "docs/benchmarks.md use 100. Refused for middlebury (every sequence is scored)")
@@ -238,9 +229,6 @@ def _eval(args: argparse.Namespace) -> int:
     if args.iters is not None and args.iters < 1:     # else the model's 'iters must be >= 1', naming no flag
         raise ValueError(f"--iters must be >= 1 (recurrent updates; leave it out for the model's own count), "
                          f"got {args.iters}")
-    given = getattr(args, "given", None) or set()       # the options typed (_Given), not left at their default:
-    # passed as given (None: not typed), so that evaluate() refuses those it would ignore (--n-pairs for middlebury,
-    # --size for middlebury and kitti)
     if args.data.startswith("synthetic") and args.n_pairs == 0:     # else 'no pairs to evaluate' (< 0: load_pairs)
         raise ValueError(f"--n-pairs must be >= 1 for --data {args.data} (the synthetic test pairs to make), "
                          f"got {args.n_pairs}")
@@ -248,8 +236,7 @@ def _eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device, "--device")     # auto → cuda or cpu; a device this machine lacks: one line
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=device,
-                   size=args.size if "size" in given else None,
-                   n_pairs=args.n_pairs if "n_pairs" in given else None, iters=args.iters, precision=args.precision,
+                   size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,   # None: not typed
                    compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta,
                    max_motion=args.max_motion, module=args.module)
     print(format_table(res))
