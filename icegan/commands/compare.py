@@ -103,7 +103,8 @@ def _compare(args: argparse.Namespace) -> int:
         # dataset missing in one of them); one table per dataset only where there are several, as icegan suite's page
         scopes = comparison_scopes(sets, args.per_dataset)
         if args.stratify:                               # subjects each alone in their dataset: intervals of width 0
-            check_same_datasets(sets)
+            if not args.per_dataset:                    # (with it, comparison_scopes has checked them)
+                check_same_datasets(sets)
             check_stratify(sets[base], "--stratify")
         parts, plotted = [], []
         # the legend goes under the last table printed: a dataset of one subject has none (skipped below)
