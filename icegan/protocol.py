@@ -493,15 +493,22 @@ def partial_tag(header: Optional[dict], setting: str = "") -> str:
     return f" [PARTIAL: {len(header.get('folds') or [])} of {total} folds{why}]"
 
 
-def read_partial_tag(run: str | Path, setting: str = "") -> str:
+def read_partial_tag(run: str | Path, setting: str = "", read: Optional[Callable[[Path], Any]] = None) -> str:
     """:func:`partial_tag` of the run folder ``run``, read from its header (``run.json``, or an ensemble's
-    ``ensemble.json``); "" when it has no readable header."""
+    ``ensemble.json``); "" when it has no readable header. ``read``: how the header file is parsed (path → its JSON,
+    raising OSError or ValueError where it cannot be; default: read and parsed anew; ``icegan table`` passes its cache
+    of the headers it has read, :func:`icegan.report.reading_configs`)."""
     path = run_folder_header(run)
     try:
-        header = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+        header = (read or _json_file)(path) if path is not None else None
     except (OSError, ValueError):
         return ""
     return partial_tag(header, setting) if isinstance(header, dict) else ""
+
+
+def _json_file(path: Path) -> Any:
+    """The JSON value in the file ``path`` (raises OSError or ValueError where it cannot be read or parsed)."""
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:

@@ -162,8 +162,8 @@ def _listed(f: Path, header: dict, key: str, kind: type) -> list:
     return items
 
 
-#: the config.yaml files parsed in the :func:`reading_configs` block in progress, by (resolved path, modification
-#: time, size): None outside a block, so that nothing is kept between commands of a long process
+#: the config.yaml and run.json files parsed in the :func:`reading_configs` block in progress, by (resolved path,
+#: modification time, size): None outside a block, so that nothing is kept between commands of a long process
 _CONFIGS: Optional[dict] = None
 
 
@@ -184,9 +184,48 @@ class _ConfigReads:
 
 def reading_configs() -> _ConfigReads:
     """``with reading_configs():`` around one command's work (``icegan table``, ``icegan compare``): inside the block
-    each run's ``config.yaml`` is read and parsed once (:func:`run_recipe`, :func:`check_one_recipe`), and read anew
-    when its modification time or size has changed; nothing is kept after the block. Not for threads."""
+    each run's ``config.yaml`` is read and parsed once (:func:`run_recipe`, :func:`check_one_recipe`), and so is its
+    ``run.json`` (data digest, folds, partial tag: :func:`results_table`), each read anew when its modification time
+    or size has changed; nothing is kept after the block. Not for threads."""
     return _ConfigReads()
+
+
+def _cache_key(f: Path) -> Optional[tuple]:
+    """The key of the file ``f`` in :data:`_CONFIGS` (resolved path, modification time, size); None outside a
+    :func:`reading_configs` block or where ``f`` cannot be looked at (its read says why)."""
+    if _CONFIGS is None:
+        return None
+    try:
+        st = f.stat()
+    except OSError:
+        return None
+    return f.resolve(), st.st_mtime_ns, st.st_size
+
+
+def _parsed_json(f: Path):
+    """The JSON of the run header ``f`` (``run.json``, ``ensemble.json``, ...), as parsed, any JSON value (shared
+    within a :func:`reading_configs` block: not to be changed).
+
+    Raises:
+        OSError, ValueError: ``f`` cannot be read or is not JSON (the callers say what that means).
+    """
+    key = _cache_key(f)
+    if key is not None and key in _CONFIGS:
+        return _CONFIGS[key]
+    d = json.loads(f.read_text(encoding="utf-8"))
+    if key is not None and _CONFIGS is not None:
+        _CONFIGS[key] = d
+    return d
+
+
+def _run_json(run: Path) -> Optional[dict]:
+    """The ``run.json`` of the run folder ``run`` as a dict (:func:`_parsed_json`, not to be changed); None without a
+    readable one or where it is no JSON object (its damage is said elsewhere)."""
+    try:
+        h = _parsed_json(run / "run.json")
+    except (OSError, ValueError):
+        return None
+    return h if isinstance(h, dict) else None
 
 
 def _parsed_config(f: Path):
@@ -198,15 +237,9 @@ def _parsed_config(f: Path):
     """
     import yaml
 
-    key = None
-    if _CONFIGS is not None:
-        try:
-            st = f.stat()
-            key = (f.resolve(), st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = None                             # reported by the read below
-        if key in _CONFIGS:
-            return _CONFIGS[key]
+    key = _cache_key(f)                            # None where f cannot be looked at: reported by the read below
+    if key is not None and key in _CONFIGS:
+        return _CONFIGS[key]
     try:
         cfg = yaml.safe_load(f.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -291,11 +324,8 @@ def _recipe(run: Path, chain: tuple[Path, ...] = (), drop: frozenset = RUN_ONLY_
 def _data_digest(run: Path) -> Optional[str]:
     """The digest of the data a run read (its run.json's ``provenance.data``); None where it records none or its
     run.json cannot be read."""
-    try:
-        h = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    prov = h.get("provenance") if isinstance(h, dict) else None
+    h = _run_json(run)
+    prov = h.get("provenance") if h is not None else None
     digest = prov.get("data") if isinstance(prov, dict) else None
     return str(digest) if isinstance(digest, str) and digest else None
 
@@ -452,10 +482,8 @@ def _load(run: Path) -> dict:
 
 def _run_json_folds(run: Path) -> Optional[int]:
     """How many folds the ``run.json`` of ``run`` lists; None without a readable one (its damage is said elsewhere)."""
-    try:
-        folds = json.loads((run / "run.json").read_text(encoding="utf-8")).get("folds")
-    except (OSError, ValueError, AttributeError):
-        return None
+    h = _run_json(run)
+    folds = h.get("folds") if h is not None else None
     return len(folds) if isinstance(folds, list) else None
 
 
@@ -592,6 +620,12 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     """
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"format must be markdown, latex or csv, got '{fmt}'")
+    with reading_configs():                     # each run's config.yaml and run.json parsed once
+        return _results_table(entries, fmt)
+
+
+def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
+    """:func:`results_table` of ``entries`` in ``fmt`` (checked), inside its :func:`reading_configs` block."""
     rows, datasets = [], []
     for e in entries:
         ms = [_load(r) for r in e.runs]
@@ -623,7 +657,7 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
             per = [m["overall"] if d is None else m["per_dataset"][d] for m in ms
                    if d is None or d in m["per_dataset"]]
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
-        partial = sorted({read_partial_tag(r) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
+        partial = sorted({read_partial_tag(r, read=_parsed_json) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
         leaky = any(m.get("real_motion_seen") for m in ms)        # flow that trained on held-out subjects' motion
         selection = selection_word(bool(ms[0]["oracle_epoch"]), leaky)
         lead = [e.label + "".join(partial), selection, ms[0]["protocol"]]

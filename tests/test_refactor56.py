@@ -1,0 +1,57 @@
+"""Behaviour-preserving clean-ups of repeated work and twin code (each test could fail on the code before):
+``icegan table`` reads each run's run.json once."""
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_scaling54 import _run  # noqa: E402
+
+import icegan.report as report  # noqa: E402
+from icegan.cli import main  # noqa: E402
+
+
+@pytest.fixture
+def run_json_reads(monkeypatch):
+    """How often each run.json was read (Path.read_text), by folder name."""
+    seen = Counter()
+    real = Path.read_text
+
+    def counting(self, *a, **kw):
+        if self.name == "run.json":
+            seen[self.parent.name] += 1
+        return real(self, *a, **kw)
+    monkeypatch.setattr(Path, "read_text", counting)
+    return seen
+
+
+def test_table_reads_each_run_json_once(tmp_path, run_json_reads, capsys):
+    """A table of 5 seeds read each run.json 4 times (the folds check, the data digest of the recipe and of the seed
+    check, the partial tag): 20 reads, now 5; the table is the same."""
+    for i in range(5):
+        _run(tmp_path, f"st_s{i}")
+    assert main(["table", f"ST={tmp_path}/st_s*"]) == 0
+    out = capsys.readouterr().out
+    assert "| ST | honest | CDE | 5 | 0.6000 ± 0.0000 |" in out and out.rstrip().endswith("| 3 / 12 |")
+    assert run_json_reads == Counter({f"st_s{i}": 1 for i in range(5)})
+    assert report._CONFIGS is None               # nothing kept after the command
+
+
+def test_results_table_reads_run_json_anew_when_it_changed(tmp_path, run_json_reads):
+    """Outside one command nothing is kept: a run.json rewritten (a max_folds run extended) is read anew, and the
+    partial tag and the unfinished-run refusal follow it."""
+    runs = [_run(tmp_path, f"st_s{i}") for i in range(2)]
+    entry = report.TableEntry("ST", runs)
+    assert "[PARTIAL" not in report.results_table([entry])
+    assert sum(run_json_reads.values()) == 2
+    for r in runs:
+        (r / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False, "folds_total": 5,
+                                                "folds": ["casme2/s0", "casme2/s1", "casme2/s2"]}))
+    assert "| ST [PARTIAL: 3 of 5 folds] |" in report.results_table([entry])
+    (runs[0] / "run.json").write_text(json.dumps({"folds": [f"casme2/s{s}" for s in range(4)]}))
+    with pytest.raises(ValueError, match="unfinished run: its run.json lists 4 folds"):
+        report.results_table([entry])
+
