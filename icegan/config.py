@@ -43,7 +43,8 @@ from icegan.paths import expand_home
 T = TypeVar("T")
 
 __all__ = ["SEED_MAX", "ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
-           "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges", "where_set"]
+           "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges", "where_set",
+           "parse_override"]
 
 
 class ConfigError(ValueError):
@@ -409,6 +410,36 @@ def config_differences(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
 PATH_PLACEHOLDERS = ("{data_root}", "{shared_data}")
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """The dotted key and the value of the override ``item`` (``key=value``), as :func:`apply_overrides` sets it and
+    :func:`where_set` reads it: the key stripped; the value read as YAML (:func:`_yaml_value`), except a value that
+    begins with a path placeholder (``{data_root}/x``, :data:`PATH_PLACEHOLDERS`: the text, stripped) and an empty
+    one (``""``). Only the first ``=`` splits (``a=b=c``: key ``a``, value ``b=c``).
+
+    Raises:
+        ConfigError: no ``=`` (says how an override looks, and that a config file is given as ``--config``), a key
+            written twice in a mapping value, or a value YAML cannot parse (says how to quote YAML's special
+            characters); each names the override.
+    """
+    if "=" not in item:
+        # a config file given without --config (`train.py configs/casme2.yaml`) is the likeliest such slip
+        hint = f"; a config file is given as --config {item}" if item.lower().endswith((".yaml", ".yml")) else ""
+        raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=2){hint}")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    try:
+        if raw.strip().startswith(PATH_PLACEHOLDERS):   # a path: '{data_root}/x' is no YAML mapping
+            return key, raw.strip()
+        return key, (_yaml_value(raw) if raw.strip() != "" else "")
+    except _DuplicateKey as exc:
+        raise ConfigError(f"override '{item}': {exc}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"override '{item}': cannot parse value ({first}); a value holding YAML's special "
+                          f"characters ({{ }} [ ] : # ,) as text needs quotes inside the shell's, e.g. "
+                          f"{key}='\"...\"'") from None
+
+
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections; a number
     picks an item of a list, ``data.prepare.datasets.0.root=/x``).
@@ -420,24 +451,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     """
     data = to_dict(cfg)
     for item in overrides:
-        if "=" not in item:
-            # a config file given without --config (`train.py configs/casme2.yaml`) is the likeliest such slip
-            hint = f"; a config file is given as --config {item}" if item.lower().endswith((".yaml", ".yml")) else ""
-            raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=2){hint}")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        try:
-            if raw.strip().startswith(PATH_PLACEHOLDERS):   # a path: '{data_root}/x' is no YAML mapping
-                value = raw.strip()
-            else:
-                value = _yaml_value(raw) if raw.strip() != "" else ""
-        except _DuplicateKey as exc:
-            raise ConfigError(f"override '{item}': {exc}") from None
-        except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0]
-            raise ConfigError(f"override '{item}': cannot parse value ({first}); a value holding YAML's special "
-                              f"characters ({{ }} [ ] : # ,) as text needs quotes inside the shell's, e.g. "
-                              f"{key}='\"...\"'") from None
+        key, value = parse_override(item)
         node = data
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
@@ -649,17 +663,16 @@ def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str]
     if path is not None and holds(_yaml_value(Path(path).read_text(encoding="utf-8")), parts):
         where = str(path)
     for item in overrides:
-        name, raw = item.split("=", 1) if "=" in item else (item, "")
-        given = name.strip().split(".")
+        try:
+            name, value = parse_override(item)      # as apply_overrides reads it
+        except ConfigError:                         # refused by load_config: no value
+            name, value = item.split("=", 1)[0].strip(), None
+        given = name.split(".")
         if given != parts[:len(given)]:
             continue
         if len(given) == len(parts):
             where = "command line"
             continue
-        try:
-            value = _yaml_value(raw) if raw.strip() and not raw.strip().startswith(PATH_PLACEHOLDERS) else None
-        except (yaml.YAMLError, _DuplicateKey):
-            value = None
         where = "command line" if holds(value, parts[len(given):]) else None
     return where
 

@@ -1,5 +1,6 @@
 """Behaviour-preserving clean-ups of repeated work and twin code (each test could fail on the code before):
-``icegan table`` reads each run's run.json once."""
+``icegan table`` reads each run's run.json once; ``where_set`` and ``apply_overrides`` read an override with one
+parser."""
 import json
 import sys
 from collections import Counter
@@ -55,3 +56,41 @@ def test_results_table_reads_run_json_anew_when_it_changed(tmp_path, run_json_re
     with pytest.raises(ValueError, match="unfinished run: its run.json lists 4 folds"):
         report.results_table([entry])
 
+
+def test_where_set_and_apply_overrides_read_an_override_with_one_parser(monkeypatch, tmp_path):
+    """Both read ``key=value`` through config.parse_override: a change of its syntax (here one that reads
+    ``data.prepare=SIZE`` as the mapping {size: SIZE}) changes both alike, so where_set cannot miss a key that
+    apply_overrides set (they had two copies of the split and the YAML read)."""
+    from icegan import config
+    from icegan.pipeline import MainConfig
+
+    real = config.parse_override
+    calls = []
+
+    def changed(item):
+        calls.append(item)
+        key, value = real(item)
+        return (key, {"size": value}) if key == "data.prepare" and isinstance(value, int) else (key, value)
+    monkeypatch.setattr(config, "parse_override", changed)
+    overrides = ["data.prepare=96"]
+    assert config.load_config(MainConfig, None, overrides).data.prepare.size == 96
+    assert config.where_set("data.prepare.size", None, overrides) == "command line"
+    assert config.where_set("data.prepare.color", None, overrides) is None
+    assert calls == overrides * 3
+
+
+@pytest.mark.parametrize("item, key, value", [
+    ("train.epochs=2", "train.epochs", 2), (" data.root = {data_root}/x ", "data.root", "{data_root}/x"),
+    ("name=", "name", ""), ("data.prepare={size: 64}", "data.prepare", {"size": 64}), ("a.b=c=d", "a.b", "c=d")])
+def test_parse_override(item, key, value):
+    from icegan.config import parse_override
+    assert parse_override(item) == (key, value)
+
+
+@pytest.mark.parametrize("item, match", [
+    ("configs/x.yaml", "override 'configs/x.yaml' must look like key=value .*--config configs/x.yaml"),
+    ("a={b: 1, b: 2}", "override 'a=\\{b: 1, b: 2\\}': "), ("a=[1", "override 'a=\\[1': cannot parse value")])
+def test_parse_override_refusals(item, match):
+    from icegan.config import ConfigError, parse_override
+    with pytest.raises(ConfigError, match=match):
+        parse_override(item)
