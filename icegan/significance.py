@@ -33,7 +33,7 @@ from icegan.data.features import subject_dataset
 from icegan.metrics import uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "check_bootstrap_settings",
-           "check_stratify", "check_same_datasets", "comparison_scopes",
+           "check_stratify", "check_same_datasets", "comparison_scopes", "shown_scopes",
            "bootstrap_compare",
            "comparison_table", "subject_interval", "interval_markdown", "interval_line", "forest_plot"]
 
@@ -108,6 +108,16 @@ def comparison_scopes(sets: Sequence[RunSet], per_dataset: bool) -> list[tuple[s
     if per_dataset and len(sets[0].datasets()) > 1:
         scopes += [(d, [s.restrict(d) for s in sets]) for d in sets[0].datasets()]
     return scopes
+
+
+def shown_scopes(scopes: Sequence[tuple[str, Sequence[RunSet]]]) -> tuple[int, int]:
+    """What ``icegan compare`` and ``icegan suite``'s page draw of the scopes of :func:`comparison_scopes`: (the index
+    of the last scope with a table, under which the legend goes; -1 for none; the paired Δ intervals of all those
+    tables together, ΔUF1 and ΔUAR of each entry but the baseline, which the legend counts,
+    :func:`comparison_table`'s ``paired_intervals``). A scope of fewer than two subjects has no table (a subject
+    bootstrap needs two: a dataset of one subject, or a max_folds=1 run)."""
+    shown = [k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2]
+    return (shown or [-1])[-1], 2 * (len(scopes[0][1]) - 1) * len(shown)      # scopes[0]: all, every entry
 
 
 def scope_title(scope: str, sets: Sequence[RunSet]) -> str:

@@ -612,7 +612,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     """
     from icegan.report import motion_seen, results_table
     from icegan.significance import (bootstrap_compare, check_stratify, comparison_scopes, comparison_table,
-                                     forest_plot, load_run_set, scope_title)
+                                     forest_plot, load_run_set, scope_title, shown_scopes)
 
     entries = _entries(suite, plan, finished)
     if not entries:
@@ -648,8 +648,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     sets = [load_run_set(e.label, e.runs) for e in entries]
     scopes = comparison_scopes(sets, suite.per_dataset)        # one table per dataset only with several, as compare
     plotted = []
-    shown = [k for k, (_, scoped) in enumerate(scopes) if len(scoped[0].subjects) >= 2]
-    last, paired = (shown or [-1])[-1], 2 * (len(sets) - 1) * len(shown)   # the legend counts every table's Δs
+    last, paired = shown_scopes(scopes)                         # the legend counts every table's Δs
     for k, (scope, scoped) in enumerate(scopes):
         title = scope_title(scope, scoped)
         head = "Subject-bootstrap intervals" if k == 0 else f"Subject-bootstrap intervals, {title}"

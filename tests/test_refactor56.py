@@ -1,6 +1,6 @@
 """Behaviour-preserving clean-ups of repeated work and twin code (each test could fail on the code before):
 ``icegan table`` reads each run's run.json once; ``where_set`` and ``apply_overrides`` read an override with one
-parser."""
+parser; ``icegan compare`` and ``icegan suite`` count the tables drawn and their paired intervals with one helper."""
 import json
 import sys
 from collections import Counter
@@ -94,3 +94,42 @@ def test_parse_override_refusals(item, match):
     from icegan.config import ConfigError, parse_override
     with pytest.raises(ConfigError, match=match):
         parse_override(item)
+
+
+def _scoped_runs(tmp_path, k, names):
+    """k runs over the same clips and labels (four clips of each subject of ``names``, dataset: the name's prefix),
+    each with its own predictions."""
+    import numpy as np
+    from _runs import write_finished_run
+    r = np.random.default_rng(1)
+    truth = [(s, f"c{j}", int(y)) for s in names for j, y in enumerate(r.integers(0, 3, 4))]
+    return [write_finished_run(tmp_path / f"e{i}", [(s, c, y, int(r.integers(0, 3))) for s, c, y in truth],
+                               lambda s: s.split("/")[0], seed=i) for i in range(k)]
+
+
+def test_shown_scopes_counts_the_tables_drawn(tmp_path):
+    """icegan compare and icegan suite's page counted the drawn tables and their paired Δ intervals with two copies
+    of one rule (compare's also counting a full scope that has no table); now one helper, whose values are these."""
+    from icegan.significance import comparison_scopes, load_run_set, shown_scopes
+    runs = _scoped_runs(tmp_path, 3, [f"casme2/s{i}" for i in range(5)] + ["smic/s0"])
+    sets = [load_run_set(f"E{i}", [r]) for i, r in enumerate(runs)]
+    assert shown_scopes(comparison_scopes(sets, False)) == (0, 4)          # all: ΔUF1, ΔUAR of 2 entries
+    scopes = comparison_scopes(sets, True)                                  # all, smic (one subject), casme2
+    assert [name for name, _ in scopes] == ["all", "smic", "casme2"]
+    assert shown_scopes(scopes) == (2, 8)                                   # the legend under CASME II's table
+    one = [load_run_set("one", [r]).restrict("smic") for r in runs[:2]]
+    assert shown_scopes(comparison_scopes(one, False)) == (-1, 0)
+
+
+def test_compare_legend_counts_with_shown_scopes(tmp_path, capsys, monkeypatch):
+    """icegan compare's legend gives the helper's count, under the last table drawn."""
+    import icegan.significance as sig
+    runs = _scoped_runs(tmp_path, 3, [f"casme2/s{i}" for i in range(5)] + ["smic/s0"])
+    seen = []
+    real = sig.shown_scopes
+    monkeypatch.setattr(sig, "shown_scopes", lambda scopes: seen.append(real(scopes)) or seen[-1])
+    assert main(["compare", *map(str, runs), "--per-dataset", "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [(2, 8)]
+    assert out.count("The 8 paired Δ intervals (ΔUF1 and ΔUAR) in the tables above") == 1
+    assert out.index("The 8 paired") > out.index("## CASME II (5 subjects)")

@@ -77,7 +77,7 @@ def _compare(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
     from icegan.report import parse_entry
     from icegan.significance import (bootstrap_compare, check_same_datasets, check_stratify, comparison_scopes,
-                                     comparison_table, forest_plot, load_run_set, scope_title)
+                                     comparison_table, forest_plot, load_run_set, scope_title, shown_scopes)
 
     try:
         _check_numbers(args)                            # named by their flags, before any run is read
@@ -108,8 +108,7 @@ def _compare(args: argparse.Namespace) -> int:
             check_stratify(sets[base], "--stratify")
         parts, plotted = [], []
         # the legend goes under the last table printed: a dataset of one subject has none (skipped below)
-        shown = [k for k, (name, scoped) in enumerate(scopes) if name == "all" or len(scoped[0].subjects) >= 2]
-        last, paired = shown[-1], 2 * (len(sets) - 1) * len(shown)     # the legend counts every table's Δ intervals
+        last, paired = shown_scopes(scopes)      # the legend counts every table's Δ intervals
         for k, (name, scoped) in enumerate(scopes):
             if name != "all" and len(scoped[0].subjects) < 2:       # as icegan suite's page: that scope skipped
                 why = (f"{scope_title(name, scoped)}: none, a subject bootstrap needs at least two subjects "
