@@ -20,11 +20,11 @@ runs (``icegan ensemble``, ``icegan compare``, nested selection) need no setting
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 __all__ = ["LabelSet", "LABEL_SETS", "DEFAULT_LABELS", "UNNAMED_GENERATOR_SETS", "get_label_set", "score_columns",
            "label_set_of_columns", "label_set_of_classes", "label_set_of_size", "emotion_class_counts",
-           "manifest_labels"]
+           "manifest_labels", "absent_classes"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,14 @@ def get_label_set(name: str) -> LabelSet:
         return LABEL_SETS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown label set {name!r}: use one of {', '.join(LABEL_SETS)}") from None
+
+
+def absent_classes(classes: Sequence[str], labels: Iterable[int]) -> list[str]:
+    """The names of ``classes`` (a label set's, in id order: class i is ``classes[i]``) whose id is not among
+    ``labels`` (class ids of clips, ints; an id outside ``0..len(classes)-1``, such as -1, counts for none), in id
+    order: the classes ``icegan fit`` trains without and an ``icegan loso`` run tests no clip of (their warnings)."""
+    held = set(labels)
+    return [name for i, name in enumerate(classes) if i not in held]
 
 
 def score_columns(classes: Iterable[str]) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """Behaviour-preserving clean-ups of repeated work and twin code (each test could fail on the code before):
 ``icegan table`` reads each run's run.json once; ``where_set`` and ``apply_overrides`` read an override with one
-parser; ``icegan compare`` and ``icegan suite`` count the tables drawn and their paired intervals with one helper."""
+parser; ``icegan compare`` and ``icegan suite`` count the tables drawn and their paired intervals with one helper;
+``icegan fit`` and ``icegan loso`` list the classes without a clip with one helper."""
 import json
 import sys
 from collections import Counter
@@ -133,3 +134,36 @@ def test_compare_legend_counts_with_shown_scopes(tmp_path, capsys, monkeypatch):
     assert seen == [(2, 8)]
     assert out.count("The 8 paired Δ intervals (ΔUF1 and ΔUAR) in the tables above") == 1
     assert out.index("The 8 paired") > out.index("## CASME II (5 subjects)")
+
+
+@pytest.mark.parametrize("labels, absent", [
+    ([0, 1, 1, 0], ["surprise"]), ([2, -1, 2], ["negative", "positive"]), ([], ["negative", "positive", "surprise"]),
+    ([0, 1, 2], []), (__import__("numpy").array([2, 0, 5]), ["positive"])])
+def test_absent_classes(labels, absent):
+    from icegan.labels import absent_classes, get_label_set
+    assert absent_classes(get_label_set("megc2019").classes, labels) == absent
+
+
+def test_fit_and_loso_name_the_absent_classes_with_one_helper(tmp_path, monkeypatch, capsys, caplog):
+    """icegan fit's warning and icegan loso's had two copies of the absent-class list; both now ask
+    labels.absent_classes, and on data without a surprise clip both name surprise alone."""
+    import logging
+
+    import icegan.labels as labels
+    from _feature_tables import toy_config  # noqa: F401  (registers the toy data)
+    from test_predict54 import _table_without_surprise
+
+    from icegan.commands.loso import LosoConfig, check_run, load_feature_set
+    from icegan.config import load_config
+    seen = []
+    real = labels.absent_classes
+    monkeypatch.setattr(labels, "absent_classes", lambda classes, held: seen.append(real(classes, held)) or seen[-1])
+    table = _table_without_surprise(tmp_path)
+    args = ["model.name=logreg", "threads=1", "data.source=table", f"data.table={table}"]
+    assert main(["fit", "--out", str(tmp_path / "m.pt"), "--no-progress", *args]) == 0
+    assert "warning: no training clip is of class surprise (data.labels=megc2019)" in capsys.readouterr().err
+    cfg = load_config(LosoConfig, None, args)
+    with caplog.at_level(logging.WARNING, logger="icegan"):
+        check_run(cfg, load_feature_set(cfg.data))
+    assert any("no clip in the LOSO's scope is of class surprise (" in r.getMessage() for r in caplog.records)
+    assert seen == [["surprise"], ["surprise"]]

@@ -457,9 +457,10 @@ def _warn_absent_classes(labels, folds, classes, label_set: str, said: Optional[
     """
     import numpy as np
 
+    from icegan.labels import absent_classes
     from icegan.protocol import _tested_idx
     present = set(np.unique(np.asarray(labels)[_tested_idx(folds)]).tolist())
-    absent = [name for i, name in enumerate(classes) if i not in present]
+    absent = absent_classes(classes, present)
     if not absent:
         return
     text = (f"no clip in the LOSO's scope is of class {', '.join(absent)} (data.labels={label_set}): UF1 and UAR "

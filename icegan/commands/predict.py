@@ -109,7 +109,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     from icegan.commands.loso import load_feature_set
     from icegan.config import to_dict
     from icegan.environment import describe_environment, limit_threads
-    from icegan.labels import get_label_set
+    from icegan.labels import absent_classes, get_label_set
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
                                     inner_val_split, recognizer_provenance)
     from icegan.saved_recognizer import maps_provenance, save_recognizer, training_record
@@ -129,8 +129,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
                              f"{sorted(set(fs.samples['dataset']))})")
         fs = fs.replace(keep=keep)
     classes = get_label_set(cfg.data.labels).classes
-    held = set(fs.labels.tolist())
-    absent = [name for i, name in enumerate(classes) if i not in held]
+    absent = absent_classes(classes, fs.labels.tolist())
     if absent:                   # a model of these clips never predicts such a class: say so before training
         print(f"warning: no training clip is of class {', '.join(absent)} (data.labels={cfg.data.labels}): the model "
               f"is trained without {'it' if len(absent) == 1 else 'them'} and can never predict "
