@@ -657,7 +657,8 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
             per = [m["overall"] if d is None else m["per_dataset"][d] for m in ms
                    if d is None or d in m["per_dataset"]]
             cells += [_stats([p["UF1"] for p in per]), _stats([p["UAR"] for p in per])]
-        partial = sorted({read_partial_tag(r, read=_parsed_json) for r in e.runs} - {""})     # max_folds smoke runs say so in the row
+        # max_folds smoke runs say so in the row
+        partial = sorted({read_partial_tag(r, read=_parsed_json) for r in e.runs} - {""})
         leaky = any(m.get("real_motion_seen") for m in ms)        # flow that trained on held-out subjects' motion
         selection = selection_word(bool(ms[0]["oracle_epoch"]), leaky)
         lead = [e.label + "".join(partial), selection, ms[0]["protocol"]]
