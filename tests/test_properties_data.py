@@ -158,8 +158,11 @@ def test_a_spotted_apex_is_a_frame_of_the_clip_after_its_onset(clip, method, see
             out = spotting.spot_record_apex(rec, method=method)
     assert out.apex in span[1:] and out.apex_method != "unspotted"
     assert (out.onset, out.offset, out.frame_numbers) == (onset, offset, tuple(numbers))
-    if method == "middle":
-        assert out.apex == span[len(span) // 2]
+    if method == "middle":      # the frame after the first nearest the clip's middle (the later of two equally near)
+        twice = (span[0] if onset is None else onset) + (span[-1] if offset is None else offset)
+        assert out.apex == min(span[1:], key=lambda n: (abs(2 * n - twice), -n))
+        if span == list(range(span[0], span[-1] + 1)) and onset in (None, span[0]) and offset in (None, span[-1]):
+            assert out.apex == span[len(span) // 2]     # every frame of the clip present: its middle frame
 
 
 # ------------------------------------------------------------------------------------------------ alignment

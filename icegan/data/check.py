@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .records import CLASS3_NAMES, ONE_SIZE, ClipRecord, duplicate_frame, ranges_text, subject_number
+from .records import (CLASS3_NAMES, FRAME_EXTENSIONS, ONE_SIZE, OTHER_IMAGE_EXTENSIONS, ClipRecord, duplicate_frame,
+                      frame_number, ranges_text, subject_number)
 
 log = logging.getLogger("icegan.data")
 
@@ -48,6 +49,39 @@ def _readable(path: Path, data: Optional[bytes] = None) -> bool:
     except ValueError:
         return False
     return True
+
+
+def untaken_images_text(folder: Path) -> str:
+    """Why the image files of ``folder``, a clip folder in which :func:`icegan.data.records.list_frames` found no
+    frame, were not taken: ``": N image file(s) found, none taken: "`` then, for those of a frame extension
+    (:data:`~icegan.data.records.FRAME_EXTENSIONS`) whose name does not end in a number, and for those of another
+    image extension (:data:`~icegan.data.records.OTHER_IMAGE_EXTENSIONS`, ``.webp``...), how many and the first five
+    names (in natural order); ``""`` when the folder holds no such file (or cannot be listed). macOS ``._*`` files
+    are not counted."""
+    import re
+
+    def natural(name: str) -> list:
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"([0-9]+)", name)]
+    try:
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith("._")]
+    except OSError:
+        return ""
+    unnumbered = sorted((p.name for p in files if p.suffix.lower() in FRAME_EXTENSIONS and frame_number(p) is None),
+                        key=natural)
+    other = sorted((p.name for p in files if p.suffix.lower() in OTHER_IMAGE_EXTENSIONS), key=natural)
+    if not (unnumbered or other):
+        return ""
+
+    def some(names: list[str]) -> str:
+        return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    why = []
+    if unnumbered:
+        why.append(f"{len(unnumbered)} without a frame number at the end of the name ({some(unnumbered)}): a frame "
+                   f"file is named by its number, e.g. img46.jpg or reg_img46.jpg")
+    if other:
+        why.append(f"{len(other)} of an extension not accepted ({some(other)}), accepted: "
+                   f"{', '.join(FRAME_EXTENSIONS)} (convert them to one of those)")
+    return f": {len(unnumbered) + len(other)} image file(s) found, none taken: " + "; ".join(why)
 
 
 def _frame_size(path: Path) -> Optional[tuple[int, int]]:
@@ -119,7 +153,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     if not nums:
         inner = sorted(p.name + "/" for p in rec.clip_dir.iterdir() if p.is_dir()) if rec.clip_dir else []
         hint = f" (it holds {', '.join(inner[:3])}{', ...' if len(inner) > 3 else ''}: the frames one folder too deep?)"
-        return [Problem(k, f"no frame images in {rec.clip_dir}" + (hint if inner else ""), SKIP)] + out
+        why = untaken_images_text(rec.clip_dir) if rec.clip_dir else ""
+        return [Problem(k, f"no frame images in {rec.clip_dir}" + why + (hint if inner else ""), SKIP)] + out
     present = set(nums)
     if rec.onset is None:
         out.append(Problem(k, "onset is not a frame number in the sheet", SKIP))

@@ -66,8 +66,11 @@ log = logging.getLogger("icegan.data")
 
 #: bump when the preprocessing code changes its output (part of the cache hash). 4 (2026-12-05): a clip with a frame
 #: of another size, or (``color: rgb``) a grey frame among colour ones, is skipped; version 3 resized such a frame on
-#: its own into the clip, so a cache of 3 may hold garbage motion for it
-PIPELINE_VERSION = 4
+#: its own into the clip, so a cache of 3 may hold garbage motion for it. 5 (2026-12-07): apex neighbours stay after
+#: the onset and up to the offset (:func:`select_neighbours`); the alignment search of a clip without a face on its
+#: onset passes over a frame unreadable or of another size (version 4 aligned on such a frame, or skipped the clip);
+#: an apex spotted as ``middle`` is the middle of onset..offset, not of the frames present
+PIPELINE_VERSION = 5
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
 
 
@@ -422,18 +425,30 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
     """Frame numbers for apex−2, apex−1, apex+1, apex+2: the frame itself when present, else the
     present frame nearest to it (ties: towards the apex); returns the numbers and notes on substitutions.
 
-    Frames in ``unreadable`` (files on disk that cannot be decoded) count as absent; the apex must not be one."""
-    nums = np.array([n for n in rec.frame_numbers if n not in unreadable])
+    Neighbours stay after the onset and, when the offset is known and not before the apex, up to the offset: a
+    frame at or before the onset (the neutral face: apex−1 of an apex at onset+1) or after the offset is replaced
+    as an absent one is, by the nearest frame inside (the apex itself, at worst), which
+    :func:`icegan.gan.pairs.load_prepared_pairs` does not pair twice. Frames in ``unreadable`` (files on disk that
+    cannot be decoded) count as absent; the apex must not be one."""
+    last = rec.offset if rec.offset is not None and rec.offset >= apex else None
+
+    def inside(n: int) -> bool:
+        return (rec.onset is None or n > rec.onset) and (last is None or n <= last)
+    nums = np.array([n for n in rec.frame_numbers if n not in unreadable and (inside(n) or n == apex)])
     out, notes = [], []
     for d in NEIGHBOUR_OFFSETS:
         t = apex + d
-        if t in rec.frame_numbers and t not in unreadable:
+        if t in rec.frame_numbers and t not in unreadable and inside(t):
             out.append(t)
             continue
         dist = np.abs(nums - t) * 2 + (np.abs(nums - apex) > abs(d))  # tie-break towards the apex
         n = int(nums[np.argmin(dist)])
         out.append(n)
-        why = f"unreadable ({rec.frame_path(t).name})" if t in unreadable else "not on disk"
+        if not inside(t):
+            why = (f"at or before the onset {rec.onset}" if rec.onset is not None and t <= rec.onset
+                   else f"after the offset {last}")
+        else:
+            why = f"unreadable ({rec.frame_path(t).name})" if t in unreadable else "not on disk"
         notes.append(f"apex{d:+d} frame {t} {why}, used {n}")
     return out, notes
 
@@ -543,13 +558,23 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         if mode == "raw":
             gray = (lambda im: im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_RGB2GRAY))
             # alignment on the onset frame, else on the nearest frame (in time) with a face, of the 15 nearest;
-            # at equal distance the earlier one (before the onset the face is still neutral)
+            # at equal distance the earlier one (before the onset the face is still neutral). A frame of those that
+            # cannot be read or is not like the onset (another size: its crop would be of another place) is passed
+            # over with a note: only an unreadable onset or apex skips a clip
             order = sorted(rec.frame_numbers, key=lambda n: (abs(n - rec.onset), n))
-            align, align_frame, tried, box = None, None, 0, None
+            align, align_frame, tried, passed, box = None, None, 0, 0, None
             for n in order[:15]:
                 im = images.get(n)
                 if im is None:
-                    im = _read(rec.frame_path(n), color)
+                    if n in unreadable:
+                        passed += 1
+                        continue
+                    try:
+                        im = read_like_onset(n)
+                    except ValueError as exc:
+                        passed += 1
+                        notes.append(f"{exc}; not used for the alignment")
+                        continue
                 tried += 1
                 g = gray(im)
                 box, pts = face.detect_face_landmarks(g, settings["detector"])   # the box kept for the landmarks
@@ -559,8 +584,10 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                     align_frame = n
                     break
             if align is None:
+                others = f", {passed} other frame(s) unreadable or of another size" if passed else ""
                 return {"key": rec.key, "error": f"no face detected on the onset frame {rec.onset} nor on "
-                                                 f"its {tried - 1} nearest frames (whole-clip detection failure)"}
+                                                 f"its {tried - 1} nearest frames{others} (whole-clip detection "
+                                                 f"failure)"}
             if align_frame != rec.onset:
                 notes.append(f"no face on onset frame {rec.onset}; aligned on frame {align_frame}")
             warp = lambda im: apply_alignment(im, align, size)  # noqa: E731 - same matrix for every frame
@@ -841,7 +868,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     process whatever ``workers``, faster than a pool can start.
 
     Raises:
-        PrepareError: no dataset configured, or no clip could be prepared.
+        PrepareError: no dataset configured, no clip could be prepared, or a clip key is in two dataset entries (e.g.
+            the raw and the cropped CASME II both holding sub01: said before any clip is prepared, naming both entries
+            and the key).
         DatasetLayoutError / FileNotFoundError / SheetError: a root or sheet is unusable.
     """
     if not cfg.datasets:
@@ -852,7 +881,12 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     settings = _settings(cfg)
     tasks: list[tuple[ClipRecord, str]] = []
     skipped: list[dict] = []
-    for spec in cfg.datasets:
+    entry_of: dict[str, int] = {}          # clip key → the dataset entry that holds it (one entry per key)
+
+    def entry(i: int) -> str:
+        s = cfg.datasets[i]
+        return f"datasets.{i} ({s.name}, root {s.root}, mode {s.mode})"
+    for i_spec, spec in enumerate(cfg.datasets):
         first_task = len(tasks)
         layout: list[dict] = []
         recs = dataset_records(spec, layout)
@@ -869,6 +903,14 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
                 skipped.append({"key": r.key, "reason": reason})
                 log.warning("%s skipped: %s", r.key, reason)
                 continue
+            if r.key in entry_of:
+                # the results are kept by key: a second entry's clip would be a second manifest row holding one of
+                # the two results (the mode of the other), so such a config is refused before any clip is prepared
+                raise PrepareError(f"prepare: clip {r.key} is in two dataset entries, {entry(entry_of[r.key])} and "
+                                   f"{entry(i_spec)}: a clip can be prepared once (one manifest row per clip key); "
+                                   f"keep one of the entries, or narrow them (subjects, clips) so that no clip is in "
+                                   f"both")
+            entry_of[r.key] = i_spec
             tasks.append((r, spec.mode))
         if missing_subj:
             # a folder named as such a subject but for its number's padding or letters: said as icegan data check does

@@ -25,6 +25,10 @@ CLASS3_IDS: dict[str, int] = {name: i for i, name in enumerate(CLASS3_NAMES)}
 
 #: image extensions recognised as frames
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+#: extensions of images that are not taken as frames (not in :data:`FRAME_EXTENSIONS`): named by ``icegan data check``
+#: and prepare when a clip folder holds such files and no frame (:func:`icegan.data.check.record_problems`)
+OTHER_IMAGE_EXTENSIONS = (".webp", ".gif", ".jp2", ".j2k", ".jpe", ".jfif", ".heic", ".heif", ".avif", ".jxl", ".pgm",
+                          ".ppm", ".pbm", ".pnm", ".dib", ".ras", ".sr", ".exr", ".hdr", ".tga", ".dng")
 
 _TRAILING_INT = re.compile(r"([0-9]+)$")
 

@@ -133,6 +133,8 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     """Copy of ``record`` with ``apex`` spotted on its frames from the onset to the offset (the first and last frame
     when they are not set, as for SMIC) and ``apex_method`` set; when the spotted apex is the first or last frame of
     that range (after the onset), an :func:`edge_apex_note` is added to its ``notes`` (the flow methods only).
+    ``"middle"``: the frame present nearest the middle of onset..offset (:func:`middle_frame_index`), not the middle
+    of the frames present.
 
     Raises:
         ValueError: the clip has fewer than 2 frames in that range, an unreadable frame or a frame of another size
@@ -155,9 +157,23 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
                 f"frame {n} ({p.name})", im.shape[::-1], f"the first frame {span[0][0]} ({span[0][1].name})",
                 frames[0].shape[::-1]))
     idx, name, _ = spot_apex_index(frames, method=method, detector=detector)
+    if method == "middle":          # the middle of the clip, not of the frames present (a gap would shift it)
+        idx = middle_frame_index(numbers, record.onset, record.offset)
     note = edge_apex_note(record, numbers, idx) if method != "middle" else None
     return dataclasses.replace(record, apex=numbers[idx], apex_method=name,
                                notes=record.notes + ((note,) if note else ()))
+
+
+def middle_frame_index(numbers: Sequence[int], onset: Optional[int] = None, offset: Optional[int] = None) -> int:
+    """Index in ``numbers`` (the frame numbers searched, ascending, the onset's first; at least two) of the frame
+    after the first nearest the middle of the clip, (onset + offset) / 2 (``onset`` / ``offset`` None: the first /
+    last of ``numbers``); of two equally near, the later. Every frame present: ``len(numbers) // 2``, as
+    :func:`spot_apex_index`'s ``"middle"``; onset 46, offset 86, frames 50-69 missing: frame 70 (the middle of the
+    frames present would be 76)."""
+    first = numbers[0] if onset is None else onset
+    last = numbers[-1] if offset is None else offset
+    twice = first + last                             # 2 × the middle: integers, no rounding
+    return min(range(1, len(numbers)), key=lambda i: (abs(2 * numbers[i] - twice), -numbers[i]))
 
 
 #: how :func:`edge_apex_note` begins, read back by :func:`is_edge_apex_note`

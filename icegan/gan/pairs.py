@@ -350,7 +350,8 @@ def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, p
         img_size: face side in pixels.
         apex_neighbors: k in 0..2: also pair the onset with apex±1 … apex±k, from the cache's neighbour frames
             (``neighbours: true``); a neighbour the clip lacks was replaced by the nearest frame when the cache was
-            made, and a frame already paired is not paired twice.
+            made, a frame already paired is not paired twice, and a frame at or before the onset or after the offset
+            (when the offset is not before the apex) is not paired.
         progress: show preprocessing's progress bar.
 
     Returns:
@@ -384,10 +385,16 @@ def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, p
             continue
         i = int(r.index)
         frames = [(int(r.apex), prepared.frames.apex[i])]
+        # a neighbour at or before the onset (the onset frame itself for an apex at onset + 1) or after the offset
+        # (when not before the apex) is no apex image: left out (a cache made before select_neighbours kept
+        # neighbours inside the clip may hold one)
+        offset = getattr(r, "offset", None)
+        last = offset if offset is not None and offset == offset and offset >= r.apex else None     # NaN: unknown
         for d in sorted(_NEIGHBOUR_SLOTS, key=lambda d: (abs(d), d)):
             slot, col = _NEIGHBOUR_SLOTS[d]
-            if abs(d) <= apex_neighbors:
-                frames.append((int(getattr(r, col)), prepared.frames.apex_neighbours[i, slot]))
+            number = int(getattr(r, col)) if abs(d) <= apex_neighbors else None
+            if number is not None and number > r.onset and (last is None or number <= last):
+                frames.append((number, prepared.frames.apex_neighbours[i, slot]))
         seen: set[int] = set()
         for number, face in frames:
             if number in seen:                              # a substituted neighbour repeats a frame
