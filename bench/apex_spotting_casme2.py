@@ -25,10 +25,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def _job(args):
     import cv2
     cv2.setNumThreads(1)
-    from icegan.data.spotting import spot_apex_index
-    key, paths, numbers, apex, method = args
-    frames = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in paths]
-    idx, name, _ = spot_apex_index(frames, method=method)
+    from icegan.data.spotting import middle_frame_index, spot_apex_index
+    key, paths, numbers, apex, method, onset, offset = args
+    if method == "middle":                           # icegan prepare's rule: the middle of the clip, not of the frames
+        idx, name = middle_frame_index(numbers, onset, offset), "middle-frame"
+    else:
+        frames = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in paths]
+        idx, name, _ = spot_apex_index(frames, method=method)
     return key, numbers[idx] - apex, numbers[-1] - numbers[0] + 1, name
 
 
@@ -47,7 +50,7 @@ def main() -> None:
     for r in ds.records(composite_only=True):
         if r.clip_dir.parent.is_dir() and not any(p.severity == SKIP for p in record_problems(r)):
             keep = [(n, str(p)) for n, p in zip(r.frame_numbers, r.frame_paths) if r.onset <= n <= (r.offset or n)]
-            jobs.append((r.key, [p for _, p in keep], [n for n, _ in keep], r.apex, args.method))
+            jobs.append((r.key, [p for _, p in keep], [n for n, _ in keep], r.apex, args.method, r.onset, r.offset))
     t = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=worker_context()) as ex:
         res = list(ex.map(_job, jobs))
@@ -65,11 +68,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     print(f"| {args.method} (spotted) | {np.median(err):.1f} | {err.mean():.1f} | {(err <= 5).mean():.0%} | "
           f"{(err <= 10).mean():.0%} | {(err <= 20).mean():.0%} |")
-    mid = np.array([abs(ns[len(ns) // 2] - a) for (_, _, ns, a, _) in jobs])
+    from icegan.data.spotting import middle_frame_index
+    mid = np.array([abs(ns[middle_frame_index(ns, on, off)] - a) for (_, _, ns, a, _, on, off) in jobs])
     print(f"| middle frame (baseline) | {np.median(mid):.1f} | {mid.mean():.1f} | {(mid <= 5).mean():.0%} | "
           f"{(mid <= 10).mean():.0%} | {(mid <= 20).mean():.0%} |")
     rng = np.random.default_rng(0)
-    rand = np.array([abs(rng.integers(0, n) - (a - ns[0])) for (_, _, ns, a, _), n in zip(jobs, lengths)])
+    rand = np.array([abs(rng.integers(0, n) - (a - ns[0])) for (_, _, ns, a, *_), n in zip(jobs, lengths)])
     print(f"| random frame (baseline) | {np.median(rand):.1f} | {rand.mean():.1f} | {(rand <= 5).mean():.0%} | "
           f"{(rand <= 10).mean():.0%} | {(rand <= 20).mean():.0%} |")
 

@@ -15,7 +15,7 @@ Validation against CASME II's annotated apexes (118 usable composite clips of th
 onset..offset frames; ``bench/apex_spotting_casme2.py``, docs/benchmarks.md): without the head
 motion compensation the flow maximum is no better than a random frame (median error 19–20 frames
 vs 15); with it, DIS: median 6 frames, 48 % within 5 frames, 68 % within 10, 81 % within 20; the
-middle frame: median 5.5, 50 %, 67 %, 91 % (fewer large misses).
+middle frame of onset..offset: median 5, 51 %, 68 %, 91 % (fewer large misses).
 """
 from __future__ import annotations
 
