@@ -172,8 +172,9 @@ def list_face_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 #: part of the pairs cache's key: bump when :func:`load_casme2_pairs` changes what it writes. 2 (2026-12-05): a clip
-#: whose apex is of another size than its onset is skipped (1 resized that apex on its own into the pair)
-PAIRS_CACHE_VERSION = 2
+#: whose apex is of another size than its onset is skipped (1 resized that apex on its own into the pair). 3
+#: (2026-12-07): apex neighbours stay after the onset and up to the offset
+PAIRS_CACHE_VERSION = 3
 
 
 def _frames_signature(root: Path, df) -> str:
@@ -201,7 +202,9 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
     Args:
         root: folder with ``manifest.csv`` and ``subXX/`` (default ``shared_data_root()/casme2``).
         img_size: output side in pixels.
-        apex_neighbors: also pair the onset with frames apex±1 … apex±k that exist (k ≥ 0).
+        apex_neighbors: also pair the onset with frames apex±1 … apex±k that exist (k ≥ 0), after the onset and, when
+            the manifest's offset is a frame number not before the apex, up to it (apex−1 of an apex at onset+1 is the
+            neutral onset face itself: left out, as :func:`icegan.data.prepare.select_neighbours` does).
         cache: read/write the decoded arrays as ``.npz`` in ``cache_dir``
             (default ``default_data_root()/cache``), keyed by the manifest's content, size, k, the name, size and
             modification time of every file in its clip folders (a frame replaced is read again) and
@@ -284,9 +287,16 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
             raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): onset frame missing: {on_path}")
         on_raw = read_grey(on_path)
         on_img = fit_square(on_raw, img_size)
+        try:
+            offset_f = read_frame_number(r.offset) if hasattr(r, "offset") else None
+        except ValueError:
+            offset_f = None                                  # no offset ('/' in the sheet): neighbours not capped
+        last_f = offset_f if offset_f is not None and offset_f >= apex_f else None
         faces, why = [], None              # an apex of another size than the onset: the clip is skipped, not resized
         for d in range(-apex_neighbors, apex_neighbors + 1):
             fr = apex_f + d
+            if d != 0 and (fr <= onset_f or (last_f is not None and fr > last_f)):
+                continue                                     # the onset face (or before it) or past the offset
             p = _frame_path(root, r.subject, r.filename, fr)
             if not p.is_file():
                 if d == 0:
