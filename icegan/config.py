@@ -3,7 +3,7 @@
 Every experiment section (LOSO, data, GAN, flow, main job) is a ``@dataclass`` whose fields carry
 type annotations and defaults. :func:`load_config` reads a YAML file into such a dataclass, then
 applies command-line overrides written as dotted keys (``train.epochs=2``,
-``model.name=ststnet``, ``data.roots.casme2=/data/CASME2``); a number picks one item of a list
+``model.name=ststnet``, ``data.prepare.size=64``); a number picks one item of a list
 (``data.prepare.datasets.0.root=/data/CASME2``), and a list given as a value replaces the whole list
 (``"data.prepare.datasets=[{name: casme2, root: /data/CASME2}]"``). Values are parsed as YAML scalars
 (``2`` → int, ``1e-3`` → float, ``true`` → bool, ``[1, 2]`` → list, ``null`` → None) and then checked
@@ -418,8 +418,9 @@ def parse_override(item: str) -> tuple[str, Any]:
 
     Raises:
         ConfigError: no ``=`` (says how an override looks, and that a config file is given as ``--config``), a key
-            written twice in a mapping value, or a value YAML cannot parse (says how to quote YAML's special
-            characters); each names the override.
+            written twice in a mapping value, a value YAML cannot parse (says how to quote YAML's special
+            characters), or one holding `` #`` outside quotes, which YAML cuts as a comment (``out_dir=runs #2``
+            would be ``runs``: says how to quote it); each names the override.
     """
     if "=" not in item:
         # a config file given without --config (`train.py configs/casme2.yaml`) is the likeliest such slip
@@ -430,7 +431,13 @@ def parse_override(item: str) -> tuple[str, Any]:
     try:
         if raw.strip().startswith(PATH_PLACEHOLDERS):   # a path: '{data_root}/x' is no YAML mapping
             return key, raw.strip()
-        return key, (_yaml_value(raw) if raw.strip() != "" else "")
+        value = _yaml_value(raw) if raw.strip() != "" else ""
+        if re.search(r"\s#", raw) and raw.count("#") > repr(value).count("#"):     # ' #...' cut as a comment
+            import shlex
+            raise ConfigError(f"override '{item}': YAML reads ' #' and what follows as a comment, which would leave "
+                              f"{value!r}: to keep the '#', quote the value inside the shell's quotes, e.g. "
+                              f"{shlex.quote(override_text(key, raw.strip()))}")
+        return key, value
     except _DuplicateKey as exc:
         raise ConfigError(f"override '{item}': {exc}") from None
     except yaml.YAMLError as exc:
@@ -445,8 +452,9 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     picks an item of a list, ``data.prepare.datasets.0.root=/x``).
 
     Raises:
-        ConfigError: malformed override (no ``=``), unknown key, a list index out of range, or wrong value type.
-            An unknown key is answered with the closest known one: in its own section, else any key of the config
+        ConfigError: malformed override (no ``=``), unknown key, a list index out of range, or wrong value type;
+            a value holding `` #`` outside quotes (YAML's comment: ``out_dir=runs #2`` would be ``runs``). An
+            unknown key is answered with the closest known one: in its own section, else any key of the config
             whose last part is alike (``max_folds`` → ``data.max_folds``).
     """
     data = to_dict(cfg)
@@ -458,6 +466,10 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             if isinstance(node, list):
                 node = node[_list_index(node, parts, i, item)]
                 continue
+            if isinstance(node, dict) and part in node and node[part] is None:      # e.g. weights: null
+                path, whole = ".".join(parts[:i + 1]), "[...]" if is_ascii_digits(parts[i + 1]) else "{...}"
+                raise ConfigError(f"config key '{path}' in override '{item}' is null (unset), with no item or key "
+                                  f"'{parts[i + 1]}' to set: set it whole, e.g. \"{path}={whole}\"")
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], (dict, list)):
                 sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
                 hint = did_you_mean(part, sections, _dotted(parts[:i])) or _did_you_mean_nested(parts[-1], data)
@@ -470,7 +482,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             raise ConfigError(f"config key '{'.'.join(parts[:-1])}' in override '{item}' is a single value, not a "
                               f"section: set it as '{'.'.join(parts[:-1])}=...'")
         if parts[-1] not in node:
-            # dict-typed fields (e.g. data.roots) accept new keys; dataclass sections do not
+            # a dict-typed field (dict[str, float], a bare dict) accepts new keys; dataclass sections do not
             if not _is_open_mapping(type(cfg), parts[:-1]):
                 # a key of this exact name in another section first (train.py's data.datasets is
                 # data.prepare.datasets, not the SDE data.dataset that a spelling match would name)
@@ -494,9 +506,10 @@ def _list_index(items: list, parts: list[str], i: int, item: str) -> int:
     index = is_ascii_digits(part)       # not isdigit(): int() refuses '²' and reads '١' as 1
     if index and int(part) < len(items):
         return int(part)
-    tail = ".".join(parts[i + 1:] if part.isdigit() else parts[i:])       # isdigit: ² and ١ too, meant as indices
+    negative = part.startswith("-") and is_ascii_digits(part[1:])         # -1: Python's last item, meant as an index
+    tail = ".".join(parts[i + 1:] if part.isdigit() or negative else parts[i:])   # isdigit: ² and ١ too, as indices
     what = (f"with no item {part}" if index else f"and '{part}' is no index (ASCII digits 0-9)" if part.isdigit()
-            else "not a section")
+            else f"and negative indices ('{part}') are not accepted" if negative else "not a section")
     n = len(items)
     by_index = (f"set an item by its index ({'0' if n == 1 else f'0 to {n - 1}'}: '{path}.0{'.' + tail if tail else ''}"
                 f"=...'), or " if items else "")

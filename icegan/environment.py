@@ -23,7 +23,11 @@ from icegan.allocator import retaining
 from icegan.paths import REPO_ROOT
 
 __all__ = ["describe_environment", "append_environment", "limit_threads", "usable_cpus", "other_load",
-           "cpu_contention", "ENVIRONMENT_FILE"]
+           "cpu_contention", "ENVIRONMENT_FILE", "THREADS_MAX"]
+
+#: the most CPU threads a config's ``threads`` may ask for: far above any machine's cores, and below the sizes at
+#: which torch.set_num_threads and the BLAS pools fail with a traceback (threads=99999999999)
+THREADS_MAX = 4096
 
 
 def limit_threads(n: int) -> None:

@@ -265,6 +265,28 @@ def check_output_folder(path: str | Path, holds: str, fix: str, flag: str = "--o
     return path
 
 
+def check_run_name(name: str, key: str = "name") -> str:
+    """Refuse a config's run name that is not one folder name: the run is written into ``out_dir/<name>`` (and
+    ``runs/<name>`` without ``--out``), so an empty name (``name=$RUN`` with RUN unset) wrote into ``out_dir`` itself,
+    among other runs, and ``/abs``, ``~`` (the home folder) or ``a/../..`` wrote outside it.
+
+    Args:
+        name: the config's ``name``.
+        key: the config key, for the message.
+
+    Returns:
+        ``name`` unchanged.
+
+    Raises:
+        ValueError: ``name`` is empty or blank, holds ``/`` or ``\\``, or is ``.`` or ``..``; the message names the key
+            and the value.
+    """
+    if not name.strip() or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(f"{key} must be one folder name (the run's folder in out_dir), not empty, without '/' or "
+                         f"'\\' and not '.' or '..', got {name!r}: give e.g. {key}=casme2_s0")
+    return name
+
+
 def features_table_taken(out: str | Path) -> str | None:
     """Why ``icegan features`` / :func:`icegan.pipeline.export_features` refuse the folder ``out`` (it holds a
     ``features.csv``: another export's), or None when it is free. Torch-free, so the command refuses before

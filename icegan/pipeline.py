@@ -50,7 +50,7 @@ from flownet.registry import BACKBONES, SHIPPED_WEIGHTS, resolve_weights
 from flownet.user_numbers import derived_seed
 from icegan import distributed
 from icegan.config import ConfigError, check_ranges, did_you_mean, load_config, without_neutral_keys
-from icegan.paths import config_hint
+from icegan.paths import check_run_name, config_hint
 from icegan.data.prepare import PrepareConfig, read_skipped
 from icegan.recognition import (RecognizerConfig, fit_recognizer, recognizer_provenance, resize_features,
                                 train_models)
@@ -298,8 +298,11 @@ class MainConfig:
 
     def __post_init__(self):
         check_ranges(self, seeds=("seed",))
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (torch CPU threads per fold; 0 = torch's default), got {self.threads}")
+        check_run_name(self.name)
+        from icegan.environment import THREADS_MAX
+        if not 0 <= self.threads <= THREADS_MAX:
+            raise ValueError(f"threads must be >= 0 and <= {THREADS_MAX} (torch CPU threads per fold; 0 = torch's "
+                             f"default), got {self.threads}")
 
 
 def _check_custom_code(cfg: MainConfig) -> None:
@@ -1507,7 +1510,9 @@ def run_from_args(args) -> int:
             from icegan.recognition import check_network_builds
             check_network_builds(cfg.recognizer)     # a recognizer.input_size the network cannot take: one line
     except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"{prog}: error: {error_text(exc)}", file=sys.stderr)
+        from icegan.commands import other_config_hint          # a file of icegan loso or suite: says so
+        hint = other_config_hint(args.config, "train.py") if isinstance(exc, ConfigError) else ""
+        print(f"{prog}: error: {error_text(exc)}{hint}", file=sys.stderr)
         return 2
     if getattr(args, "print_config", False):
         from icegan.commands import print_config

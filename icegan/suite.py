@@ -154,6 +154,10 @@ class SuiteConfig:
         for i, r in enumerate(self.runs):
             if not r.label.strip() or not r.config.strip():
                 raise ValueError(f"runs[{i}] needs a label and a config")
+            for o in r.overrides:            # it would replace the suite's seed={seed} (every seed, one same run)
+                if _suite_key(o):
+                    raise ValueError(f"runs[{i}] ('{r.label}'): override '{o}' sets {_suite_key(o)}: "
+                                     f"{SUITE_SETS}")
         for lab in labels:
             if labels.count(lab) > 1:
                 raise ValueError(f"label '{lab}' is used twice; every run and ensemble needs its own")
@@ -198,6 +202,17 @@ class SuiteConfig:
                                          "loso` recipes (and ensembles of them) can be selected among")
             if len(self.candidates) < 2:
                 raise ValueError(f"a nested selection needs at least two candidates, got {self.candidates}")
+
+
+#: why a ``seed=`` or ``name=`` override is refused, on the command line and in a run's ``overrides`` alike
+SUITE_SETS = "the suite sets each run's seed and name; give seeds with --seeds (or the suite file's seeds)"
+
+
+def _suite_key(override: str) -> str:
+    """``seed`` or ``name`` when ``override`` (``key=value``) sets that key, which the suite sets for every run;
+    else ``""``."""
+    key = override.split("=", 1)[0].strip()
+    return key if key in ("seed", "name") else ""
 
 
 @dataclass
@@ -251,7 +266,8 @@ def load_suite(path: str | Path, seeds: Optional[Sequence[int]] = None) -> Suite
     Raises:
         FileNotFoundError: no such file.
         ConfigError: an unknown key, a wrong type, or an inconsistent suite (duplicate labels, an ensemble member
-            or baseline that is not a label...), with the file's name.
+            or baseline that is not a label, a run whose ``overrides`` set ``seed`` or ``name``, which the suite
+            sets...), with the file's name.
     """
     over = [f"seeds=[{', '.join(str(int(s)) for s in seeds)}]"] if seeds else []
     return load_config(SuiteConfig, path, over)
@@ -282,8 +298,8 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     base = Path(suite_path).parent
     out = Path(out)
     for o in overrides:
-        if o.split("=", 1)[0].strip() in ("seed", "name"):
-            raise ConfigError(f"override '{o}': the suite sets each run's seed and name; give seeds with --seeds")
+        if _suite_key(o):
+            raise ConfigError(f"override '{o}': {SUITE_SETS}")
     plan: list[PlannedRun] = []
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}

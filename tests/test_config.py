@@ -230,9 +230,13 @@ def test_a_boolean_is_not_a_number():
 
 
 def test_an_empty_override_is_an_empty_string():
-    """name= sets the empty string, not None."""
+    """name= is read as the empty string, not None (a text key that may be empty keeps it); a run's name, which is
+    its folder in out_dir, is then refused by the config's own check, naming the key."""
+    from icegan.commands.loso import LosoConfig
     from icegan.config import apply_overrides
     assert apply_overrides(_T(), ["name="]).name == ""
+    with pytest.raises(ConfigError, match="name must be one folder name .*not empty.*got ''"):
+        apply_overrides(LosoConfig(), ["name="])
 
 
 def test_a_data_root_placeholder_is_a_path_and_a_yaml_error_says_to_quote():

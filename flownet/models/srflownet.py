@@ -61,6 +61,11 @@ class SRFlowNetConfig:
     """Architecture hyper-parameters (all stored in checkpoints).
 
     Defaults give 1.37 M parameters: fast enough for 128x128 and 256x256 crops on a 2-core CPU.
+
+    Raises:
+        ValueError: a negative setting, or a layer width, ``corr_levels`` or ``iters`` below 1 (``motion_channels``
+            below 3), naming the key as ``model.<key>``; kernel sizes and ``downsample`` are checked by
+            :class:`SRFlowNet`.
     """
     feature_layers: tuple[int, ...] = (32, 32, 48, 64, 96)     #: FeatureEncoder widths (last = correlation features)
     context_layers: tuple[int, ...] = (32, 32, 48, 64, 128)    #: context encoder; last = hidden + context channels
@@ -84,6 +89,13 @@ class SRFlowNetConfig:
             "hidden", "corr_levels", "corr_radius", "motion_channels", "super_kernel", "small_kernel",
             "flow_head_hidden", "mask_hidden", "iters", "downsample", "motion_corr_channels", "motion_flow_channels",
             "gru_kernel", "ffn_expansion"))
+        # a layer of 0 channels (or 0 pyramid levels, 0 updates) passed here and failed inside torch; the motion
+        # encoder's output holds the 2 flow channels besides at least one of its own
+        low = {"motion_channels": 3, "hidden": 1, "corr_levels": 1, "flow_head_hidden": 1, "mask_hidden": 1,
+               "iters": 1, "motion_corr_channels": 1, "motion_flow_channels": 1, "ffn_expansion": 1}
+        for key, least in low.items():
+            if getattr(self, key) < least:
+                raise ValueError(f"model.{key} must be >= {least}, got {getattr(self, key)}")
 
     @classmethod
     def face(cls) -> "SRFlowNetConfig":

@@ -18,6 +18,58 @@ def error_text(exc: BaseException) -> str:
     return " ".join([str(exc), *[str(n) for n in getattr(exc, "__notes__", ())]])
 
 
+#: the commands that read a YAML config: (command, module and class of its config, how to run a file with it)
+CONFIG_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("icegan loso", "icegan.commands.loso:LosoConfig", "icegan loso --config {path} --out DIR"),
+    ("train.py", "icegan.pipeline:MainConfig", "python train.py --config {path}"),
+    ("icegan suite", "icegan.suite:SuiteConfig", "icegan suite --config {path} --out DIR"),
+    ("icegan gan train", "icegan.gan.trainer:GanConfig", "icegan gan train --config {path}"),
+    ("icegan prepare", "icegan.data.prepare:PrepareConfig", "icegan prepare --config {path}"),
+    ("icegan flow train", "flownet.train:FlowTrainConfig", "icegan flow train --config {path}"),
+    ("icegan flow train --mode selfsup", "flownet.selfsup:SelfSupConfig",
+     "icegan flow train --mode selfsup --config {path}"),
+    ("icegan flow train-decflow", "flownet.models.decflow:DecFlowTrainConfig", "icegan flow train-decflow --config "
+                                                                                "{path}"),
+)
+
+
+def _loads_as(path, command: str) -> bool:
+    """Whether the YAML file ``path`` alone (no overrides) loads as the config of ``command`` (a
+    :data:`CONFIG_KINDS` name): its keys, types and checks."""
+    import importlib
+
+    from icegan.config import load_config
+    module, cls = dict((c, m) for c, m, _ in CONFIG_KINDS)[command].split(":")
+    try:
+        load_config(getattr(importlib.import_module(module), cls), path)
+    except Exception:           # noqa: BLE001 - any failure (a missing file, a wrong key or value): not that kind
+        return False
+    return True
+
+
+def config_kind(path, among=None) -> str | None:
+    """The first command of ``among`` (:data:`CONFIG_KINDS` names; None: all of them) whose config the YAML file
+    ``path`` loads as, alone (no overrides), else None. Used to say which command a refused file is for."""
+    names = [c for c, _, _ in CONFIG_KINDS] if among is None else list(among)
+    return next((c for c in names if _loads_as(path, c)), None)
+
+
+def other_config_hint(path, command: str) -> str:
+    """``"; <path> is a config for `icegan suite`: run icegan suite --config <path> --out DIR"``, for the error of
+    ``command`` (a :data:`CONFIG_KINDS` name) on the config file ``path``, when the file alone does not load as that
+    command's config and does as another's (e.g. a suite file given to ``icegan loso``, whose error named only the
+    first unknown key, with a spelling hint); else ``""`` (no file, or the error came from the overrides or from a
+    file of no command)."""
+    if path is None or _loads_as(path, command):
+        return ""
+    kind = config_kind(path, [c for c, _, _ in CONFIG_KINDS if c != command])
+    if kind is None:
+        return ""
+    import shlex
+    run = dict((c, r) for c, _, r in CONFIG_KINDS)[kind].format(path=shlex.quote(str(path)))
+    return f"; {path} is a config for `{kind}`: run {run}"
+
+
 def one_line_errors(prog: str) -> Callable:
     """Decorator for a subcommand handler ``fn(args) -> int``: a :data:`USER_ERRORS` exception is printed as
     ``"<prog>: error: <message>"`` on stderr and the command exits with code 2.

@@ -188,10 +188,10 @@ def _train(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(kinds[mode], args.config, args.overrides)
     except ConfigError as exc:
+        from icegan.commands import config_kind
         other = "selfsup" if mode == "supervised" else "supervised"
-        try:
-            load_config(kinds[other], args.config)          # is the file itself one of the other mode?
-        except (ValueError, FileNotFoundError):
+        command = {"supervised": "icegan flow train", "selfsup": "icegan flow train --mode selfsup"}[other]
+        if config_kind(args.config, [command]) is None:     # is the file itself one of the other mode?
             raise exc from None
         raise ValueError(f"{exc}; {args.config} is a config for --mode {other}: run icegan flow train --mode {other} "
                          f"--config {args.config}") from None

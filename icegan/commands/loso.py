@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from icegan.commands import add_print_config, print_config
-from icegan.paths import config_hint, with_config_hints
+from icegan.paths import check_run_name, config_hint, with_config_hints
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
@@ -180,10 +180,13 @@ class LosoConfig:
     def __post_init__(self):
         from icegan.config import check_ranges          # not at import: `icegan --help` reads no YAML machinery
         check_ranges(self, seeds=("seed",))
+        check_run_name(self.name)
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (torch CPU threads; 0 = default), got {self.threads}")
+        from icegan.environment import THREADS_MAX
+        if not 0 <= self.threads <= THREADS_MAX:
+            raise ValueError(f"threads must be >= 0 and <= {THREADS_MAX} (torch CPU threads; 0 = default), got "
+                             f"{self.threads}")
         if self.max_folds < 0:
             raise ValueError(f"max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.workers != 1 and not self.device.startswith(("cpu", "auto")) and self.model.name not in SKLEARN_MODELS:
@@ -672,7 +675,9 @@ def _main(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(LosoConfig, args.config, args.overrides)
     except (ConfigError, FileNotFoundError) as exc:
-        print(f"icegan loso: error: {exc}", file=sys.stderr)
+        from icegan.commands import other_config_hint         # a suite's or train.py's file: the command it is for
+        hint = other_config_hint(args.config, "icegan loso") if isinstance(exc, ConfigError) else ""
+        print(f"icegan loso: error: {exc}{hint}", file=sys.stderr)
         return 2
     if args.print_config:
         return print_config(cfg)

@@ -80,7 +80,9 @@ def _main(args: argparse.Namespace) -> int:
                          dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr, reuse=args.reuse)
     except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError,
             FloatingPointError) as exc:             # FloatingPointError: a member's fold diverged (NaN scores)
-        print(f"icegan suite: error: {exc}", file=sys.stderr)
+        from icegan.commands import other_config_hint          # a file of icegan loso or train.py: says so
+        hint = other_config_hint(args.config, "icegan suite") if isinstance(exc, ConfigError) else ""
+        print(f"icegan suite: error: {exc}{hint}", file=sys.stderr)
         return 2
     # any other OSError (a folder that cannot be written, a full disk) and a closed stdout (`--dry-run | head`) go
     # to icegan.cli.main, which reports them as for every command
