@@ -1099,7 +1099,9 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
                   f"clips; their mean, each held-out dataset weighing the same: UF1 {mean_uf1} / UAR {mean_uar}."]
     composite = set(metrics["per_dataset"]) <= set(DATASET_TITLES)
     one = sorted(metrics["per_dataset"]) if len(metrics["per_dataset"]) == 1 else None
-    if metrics["protocol"] == "CDE" and composite and one:
+    # a max_folds run of the composite whose first folds are one dataset's subjects is still composite CDE (trained
+    # on all three datasets): the reference rows, with the clips it scored, below; not "that dataset's own folds"
+    if metrics["protocol"] == "CDE" and composite and one and not folds_total > metrics["n_folds"]:
         title_one = DATASET_TITLES.get(one[0], one[0])
         lines += ["", f"No reference rows: this run holds {title_one} clips only, so its leave-one-subject-out folds are "
                   f"{title_one}'s own (what protocol=SDE dataset={one[0]} runs); the published and measured rows are "

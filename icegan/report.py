@@ -379,7 +379,9 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
             says to give each recipe its own entry, ``LABEL=GLOB``); a run of several that records no recipe (no
             ``config.yaml``, and no ensemble, selection or merge header whose members can be read); two runs of the
             same seed(s) (one seed run twice: its scores are not another draw, and would shrink the std and grow n;
-            names the two runs); a header that cannot be read.
+            names the two runs); two runs, of different seeds too, whose ``predictions.csv`` holds the same rows in
+            any order (a seed-free recipe, e.g. logistic regression, run with two seeds: one draw; names the two
+            runs); a header that cannot be read.
     """
     first: dict[Path, Path] = {}                # each resolved folder: the run that first named it
     for r in map(Path, runs):
@@ -423,6 +425,31 @@ def _check_recipes(label: str, unique: list[Path]) -> None:
                              f"seed{_seed_text(rec)}: one seed run twice, not two seeds (its scores would count twice, "
                              "shrinking the std and growing n); keep one of them, or rerun one with another seed=")
         seeded.append((r, rec))
+    drawn: dict[str, Path] = {}                 # other seeds: still one draw where the predictions are the same
+    for r in unique:
+        digest = _predictions_digest(r)
+        twin = drawn.get(digest) if digest is not None else None
+        if twin is not None:
+            raise ValueError(f"entry '{label}': {twin} and {r} have the same predictions (predictions.csv, the same "
+                             "rows in any order): a recipe that draws nothing from its seed (e.g. logistic regression "
+                             "or gradient boosting, seeded: false in a suite file) gives the same scores for every "
+                             "seed=, so they are one draw, not two (its scores would count twice, shrinking the std "
+                             "and growing n); keep one of them")
+        if digest is not None:
+            drawn[digest] = r
+
+
+def _predictions_digest(run: Path) -> Optional[str]:
+    """SHA-256 (hex) of the run folder ``run``'s ``predictions.csv`` as :func:`icegan.ensemble._digest` takes it, but
+    of its lines in sorted order: the same rows written in another order (two seeds of a seed-free recipe whose
+    folds finished in another order) give the same digest. None where the folder has no readable predictions.csv
+    (a run without one is refused, or shown, by the entry's other checks)."""
+    import hashlib
+    try:
+        text = (run / "predictions.csv").read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(b"\n".join(sorted(text.splitlines()))).hexdigest()
 
 
 def _unordered(recipe):

@@ -440,12 +440,13 @@ def _without_partial_tag(label: str) -> str:
 def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
                      fmt: str = "markdown", legend: bool = True, scope: str = "",
                      label: str = "tab:icegan-compare", stratified: bool = False,
-                     paired_intervals: Optional[int] = None) -> str:
+                     paired_intervals: Optional[int] = None, csv_scope: Optional[str] = None) -> str:
     """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``), a LaTeX
     booktabs tabular (the same cells, ``value [low, high]``, labels escaped, one beginning with ``[`` guarded, the
     legend as ``%`` comment lines) in a ``table*`` float with a caption and ``\\label{label}``
     (:func:`icegan.report.latex_float`; ``scope``, e.g. ``"CASME II (4 subjects)"``, is named in the caption), or
-    CSV. ``stratified``: the rows come from
+    CSV (``csv_scope``, e.g. ``"casme2"`` or ``"all"``: a first column ``scope`` holding it in every row, for tables
+    of several scopes stacked into one CSV; None: no such column). ``stratified``: the rows come from
     ``bootstrap_compare(..., stratify=True)`` over subjects of several datasets; the legend and the caption say that
     the subjects were drawn within each dataset. Rows of another label set than MEGC2019's (their ``label_set``,
     ``data.labels``) name their classes, as ``icegan table`` does: a ``classes`` CSV column, a ``Classes:`` line in
@@ -474,8 +475,9 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     if fmt == "csv":
         flat = []
         for r in rows:
-            f = {"label": r["label"], "runs": r["runs"],
-                 "selection": selection_word(r["oracle"], r.get("leaky", False), "ORACLE")}
+            f = {} if csv_scope is None else {"scope": csv_scope}
+            f |= {"label": r["label"], "runs": r["runs"],
+                  "selection": selection_word(r["oracle"], r.get("leaky", False), "ORACLE")}
             if named:
                 f["classes"] = label_set.name
             for key in ("UF1", "UAR", "dUF1", "dUAR"):

@@ -50,12 +50,14 @@ def test_flow_train_overrides_and_flow_run_out_are_unchanged():
 
 
 def _run(d, n_subjects, lr, dataset="casme2", oracle=False, seed=0):
-    """A finished run folder of ``n_subjects`` subjects of ``dataset`` (three clips each), recipe ``model.lr=lr``."""
+    """A finished run folder of ``n_subjects`` subjects of ``dataset`` (three clips each), recipe ``model.lr=lr``;
+    every clip read right but, for a seed > 0, the first (so that two seeds' predictions differ: one draw else)."""
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "oracle_epoch": oracle,
                                                    "data": {"dataset": dataset},
                                                    "model": {"name": "ststnet", "lr": lr}}))
-    rows = [(f"{dataset}/s{s:02d}", f"c{j}", y, y) for s in range(n_subjects) for j, y in enumerate([0, 1, 2])]
+    rows = [(f"{dataset}/s{s:02d}", f"c{j}", y, (y + seed * (s == j == 0)) % 3) for s in range(n_subjects)
+            for j, y in enumerate([0, 1, 2])]
     pred = pd.DataFrame(rows, columns=["subject", "clip", "y_true", "y_pred"])
     pred.insert(0, "fold", pred["subject"].map({s: i for i, s in enumerate(sorted(pred["subject"].unique()))}))
     pred.insert(1, "dataset", dataset)

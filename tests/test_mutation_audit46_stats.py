@@ -62,12 +62,16 @@ def test_a_seed_whose_rows_are_in_another_order_is_the_same_clips(tmp_path):
     """A run's predictions.csv lists its folds in the order they finished (a resumed run: another order); runs are
     matched clip by clip, so a seed written with its rows reversed is accepted in one entry with the original, and,
     as its own entry, ties the original in every resample. Mutation killed: the predictions not sorted by (subject,
-    clip) when read, which refused such an entry as 'differ in clips or labels'."""
+    clip) when read, which refused such an entry as 'differ in clips or labels'. (The seed in one entry predicts
+    one clip of s1 otherwise: the same predictions would be one draw, refused.)"""
     rows = [(f"casme2/s{s}", f"c{j}", y, (y + s) % 3) for s in range(4) for j, y in enumerate([0, 1, 2, 2])]
     a = _write_run(tmp_path / "st_s0", rows)
     b = _write_run(tmp_path / "st_s1", rows[::-1], seed=1)
-    both = load_run_set("both", [a, b])
-    np.testing.assert_array_equal(both.confusions[0], both.confusions[1])
+    c = _write_run(tmp_path / "st_s2", [r if r[:2] != ("casme2/s1", "c0") else (*r[:3], 0) for r in rows][::-1],
+                   seed=2)                          # s1's clip c0 (a 0, read as 1) read right
+    both = load_run_set("both", [a, c])
+    np.testing.assert_array_equal(both.confusions[0, [0, 2, 3]], both.confusions[1, [0, 2, 3]])
+    np.testing.assert_array_equal(both.confusions[1, 1] - both.confusions[0, 1], [[1, -1, 0], [0, 0, 0], [0, 0, 0]])
     row = bootstrap_compare([load_run_set("a", [a]), load_run_set("b", [b])], resamples=200)[1]
     assert row["dUF1"] == 0.0 and row["dUF1_ci"] == (0.0, 0.0) and row["p_tie"] == 1.0
 

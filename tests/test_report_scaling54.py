@@ -28,13 +28,15 @@ def _config(name, seed, model="ststnet"):
 
 def _run(root, name, seed=None, model="ststnet"):
     """A finished run folder that ``icegan table`` and ``icegan compare`` both read: config.yaml (seed: the digits that
-    end the name), metrics.json, run.json and predictions.csv (3 subjects of 4 clips)."""
+    end the name), metrics.json, run.json and predictions.csv (3 subjects of 4 clips; clip ``seed`` of the 12
+    predicted otherwise, so that two seeds' predictions differ: the same predictions are one draw, refused)."""
     d = root / name
     d.mkdir()
     seed = int(re.search(r"(\d*)$", name).group(1) or 0) if seed is None else seed
     (d / "config.yaml").write_text(yaml.safe_dump(_config(name, seed, model), sort_keys=False))
     (d / "metrics.json").write_text(json.dumps(_metrics()))
-    rows = [(s, "casme2", f"casme2/s{s}", f"c{s}{j}", j % 3, (j + s + seed) % 3) for s in range(3) for j in range(4)]
+    rows = [(s, "casme2", f"casme2/s{s}", f"c{s}{j}", j % 3, (j + s + (4 * s + j == seed)) % 3) for s in range(3)
+            for j in range(4)]
     pd.DataFrame(rows, columns=["fold", "dataset", "subject", "clip", "y_true", "y_pred"]).to_csv(
         d / "predictions.csv", index=False)
     (d / "run.json").write_text(json.dumps({"protocol": "CDE", "oracle_epoch": False,

@@ -127,15 +127,14 @@ def _compare(args: argparse.Namespace) -> int:
                                     fmt=args.format, legend=k == last,
                                     scope=title if args.per_dataset else "",
                                     label="tab:icegan-compare" + (f"-{_label_part(name)}" if args.per_dataset else ""),
-                                    stratified=args.stratify, paired_intervals=paired)
+                                    stratified=args.stratify, paired_intervals=paired,
+                                    csv_scope=name if args.per_dataset else None)
             if args.per_dataset and args.format == "markdown":
                 part = f"## {title}\n\n{part}"
             elif args.per_dataset and args.format == "latex":
                 part = f"% {title}\n{part}"
-            elif args.per_dataset:       # csv: one table, a scope column first
-                lines = part.splitlines()
-                part = "".join((["scope," + lines[0] + "\n"] if not parts else [])
-                               + [f"{name},{ln}\n" for ln in lines[1:]])
+            elif args.per_dataset and parts:     # csv: one table (its scope column first), its header once; the
+                part = part.partition("\n")[2]     # header is column names, one line (a label's line break is not)
             parts.append(part)
         text = ("" if args.format == "csv" else "\n").join(parts)
         if args.plot:
