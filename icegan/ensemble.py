@@ -226,13 +226,21 @@ def _check_values(pred: pd.DataFrame, pred_csv: Path, fix: str, all_scores: tupl
 def mixing_weights(weights: Optional[Sequence[float]], n: int) -> np.ndarray:
     """The (n,) weights of a probability average, normalised to sum 1 (None: equal).
 
+    Weights whose sum overflows float64 (``1e308 1e308``) are divided by their largest first, so that they are not all
+    divided down to 0; any other weights are divided by their sum alone (the floats every recorded ensemble used).
+
     Raises:
         EnsembleError: not n finite non-negative numbers, or all zero.
     """
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.max(initial=0) <= 0:
         raise EnsembleError(f"weights must be {n} non-negative numbers, not all zero; got {weights}")
-    return w / w.sum()
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total):           # finite weights, overflowing sum: scaled to at most 1 first
+        w = w / w.max()
+        total = w.sum()
+    return w / total
 
 
 def _plain(value):

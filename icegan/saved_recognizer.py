@@ -50,7 +50,8 @@ class SavedRecognizerError(ValueError):
 
 
 #: the flow settings that change the maps (batch size, precision of the arithmetic and compilation do not, or barely)
-_MAP_KEYS = ("method", "module", "weights", "iters", "component", "decompose", "decompose_weights", "input_size")
+_MAP_KEYS = ("method", "module", "weights", "iters", "component", "decompose", "decompose_weights", "input_size",
+             "tta")
 
 
 def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
@@ -317,6 +318,38 @@ def _run_folder_advice(folder: Path) -> str:
     return "give the model file that `icegan fit --out` wrote"
 
 
+def _check_sklearn(path: Path, clf: Any, payload: dict) -> None:
+    """Refuse an unpickled scikit-learn model that does not fit its file: class ids (``clf.classes_``) outside the
+    file's K classes or other than those its training record holds clips of (its probability columns would be given
+    to the wrong classes), or another number of inputs than the 3 × S × S values of a clip's map at the file's
+    training map size S (``n_features_in_``; checked when the model records them).
+
+    Raises:
+        SavedRecognizerError: naming the file, what the model holds and what the file says.
+    """
+    import numpy as np
+    classes, training = payload["classes"], payload["training"]
+    ids = getattr(clf, "classes_", None)
+    ids = None if ids is None else np.asarray(ids)
+    fix = "a damaged or edited model file; retrain it with `icegan fit`"
+    if ids is None or ids.ndim != 1 or ids.dtype.kind not in "iu" or ((ids < 0) | (ids >= len(classes))).any():
+        raise SavedRecognizerError(f"{path}: its scikit-learn model predicts class ids "
+                                   f"{None if ids is None else ids.tolist()}, not ids of the file's {len(classes)} "
+                                   f"classes {classes} ({fix})")
+    counts = training.get("classes")
+    if isinstance(counts, dict):      # the classes it was fitted on are those its training clips hold
+        held = [k for k, name in enumerate(classes) if isinstance(counts.get(name), int) and counts[name] > 0]
+        if ids.tolist() != held:
+            raise SavedRecognizerError(f"{path}: its scikit-learn model predicts class ids {ids.tolist()}, but the "
+                                       f"file's training record holds clips of the ids {held} of its classes "
+                                       f"{classes} (counts {counts}) ({fix})")
+    size = int(training["map_size"])
+    n_in = getattr(clf, "n_features_in_", None)
+    if n_in is not None and int(n_in) != 3 * size * size:
+        raise SavedRecognizerError(f"{path}: its scikit-learn model takes {int(n_in)} values per clip, not 3 × {size} "
+                                   f"× {size} = {3 * size * size} (the file's training map size {size}) ({fix})")
+
+
 def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tuple[Any, dict]:
     """Read a file written by :func:`save_recognizer`.
 
@@ -332,7 +365,9 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         SavedRecognizerError: the file is missing or unreadable (cut short: said so), not an icegan recognizer
             (no format version included), of another format version, an entry is missing or not what `icegan fit`
             writes (config, classes, training, members),
-            its scikit-learn pickle does not match its checksum, a weight is NaN or Inf, its weights do not fit the
+            its scikit-learn pickle does not match its checksum or cannot be unpickled (another scikit-learn), its
+            scikit-learn model's class ids or number of inputs do not fit the file's classes, training record and
+            map size (:func:`_check_sklearn`), a weight is NaN or Inf, its weights do not fit the
             network its config builds, or a custom network's source changed since training (the message names the
             file).
     """
@@ -387,7 +422,13 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
         if hashlib.sha256(blob).hexdigest() != payload.get("sklearn_sha256"):
             raise SavedRecognizerError(f"{path}: the stored scikit-learn model does not match its checksum (a damaged "
                                        f"or edited file)")
-        clf = pickle.loads(blob)
+        try:
+            clf = pickle.loads(blob)
+        except Exception as exc:      # a module or class gone (another scikit-learn), a damaged pickle
+            raise SavedRecognizerError(f"{path}: its scikit-learn model cannot be loaded ({type(exc).__name__}: "
+                                       f"{str(exc).splitlines()[0] if str(exc) else ''}); was it fitted with another "
+                                       f"scikit-learn version? Retrain it with `icegan fit`") from None
+        _check_sklearn(path, clf, payload)
     try:
         fitted = FittedRecognizer.from_state(cfg, {"members": payload["members"]}, clf=clf, device=device,
                                              n_classes=len(payload["classes"]))

@@ -66,7 +66,8 @@ def test_fit_with_inner_validation_differs_from_final_epoch(tmp_path):
 def test_fit_refuses_loso_only_settings(tmp_path, key, _on, _why):
     value = {"oracle_epoch": "true", "model.noise_filter": "forest", "model.domain_bn": "true",
              "model.domain_adversarial": "1", "model.au_weight": "1", "data.synthetic_per_clip": "1",
-             "data.permute_labels": "0", "data.roi": "landmarks", "protocol": "HDE"}[key]
+             "data.permute_labels": "0", "data.roi": "landmarks", "protocol": "HDE",
+             "data.train_subject_fraction": "0.5"}[key]
     # landmark regions and synthetic clips need the composite's faces (a toy config refuses them itself): refused
     # before any data is read
     composite_only = key in ("data.roi", "data.synthetic_per_clip")

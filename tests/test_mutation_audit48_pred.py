@@ -187,13 +187,17 @@ def test_clips_of_the_training_set_get_one_warning_not_two(tmp_path, capsys):
 def test_a_model_file_of_map_size_0_or_a_forest_without_its_pickle_is_named(tmp_path):
     """Edited files that must be refused on reading, naming the file and the entry: a training map size of 0 (the
     scored maps would be resized to 0×0 pixels) and a random forest whose pickle was removed (a scikit-learn model
-    has no network weights to fall back on). A map size of 1 is still read. Mutations killed: a map size of 0
+    has no network weights to fall back on). A map size of 1 passes that check (the forest's 2352 inputs then refuse
+    it). Mutations killed: a map size of 0
     accepted, the check of a scikit-learn model's pickle removed."""
     from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
     fit(toy_config("model.name=random_forest", "model.forest_trees=5"), tmp_path / "m.pt", progress=False)
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     torch.save({**payload, "training": {**payload["training"], "map_size": 1}}, tmp_path / "one.pt")
-    assert load_recognizer(tmp_path / "one.pt")[1]["training"]["map_size"] == 1
+    # a map size of 1 passes the file's check, and is then compared with the forest's inputs (2352 of 28×28 maps)
+    with pytest.raises(SavedRecognizerError, match=r"one\.pt: its scikit-learn model takes 2352 values per clip, not "
+                                                   r"3 × 1 × 1 = 3"):
+        load_recognizer(tmp_path / "one.pt")
     torch.save({**payload, "training": {**payload["training"], "map_size": 0}}, tmp_path / "zero.pt")
     with pytest.raises(SavedRecognizerError, match=r"zero\.pt: its 'training' map_size is 0, not a positive integer"):
         load_recognizer(tmp_path / "zero.pt")

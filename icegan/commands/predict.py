@@ -31,7 +31,7 @@ choose with data.datasets=[...] and score the held-out one with icegan predict).
 whose probabilities are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early
 stopping, as in a LOSO fold. Options that need LOSO folds or other inputs are refused: oracle_epoch,
 model.noise_filter, model.domain_bn, model.domain_adversarial, model.au_weight, data.synthetic_per_clip,
-data.permute_labels, data.roi.
+data.permute_labels, data.train_subject_fraction, data.roi.
 data.recenter=median is applied again to the clips `icegan predict` scores. data.labels=casme2_5 or samm_5 (with
 data.source=table) fits CASME II's or SAMM's five classes; the file records the classes of its label set.
 
@@ -44,11 +44,12 @@ PREDICT_EPILOG = """\
 The table has the columns of a feature table (dataset, subject, clip, path; label optional: an empty cell or no
 label column means unknown; labels are read as classes of the models' label set, the one they were fitted with:
 data.labels), one row per clip; see `icegan loso --help` (data.source=table). Models of two label sets are
-refused. A model of one dataset's classes (data.labels=casme2_5 or samm_5) scores clips of any dataset: a labelled
-clip of another dataset is a cross-dataset test (a CASME II clip labelled happiness, scored by a samm_5 model) when
-its label is the name of one of the model's classes (not an id, which there may be one of its own dataset's set);
-another label is refused, naming the line, the label and the model's classes. The maps must be prepared like the
-model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each channel min-max
+refused. A model of one dataset's classes (data.labels=casme2_5 or samm_5) reads class ids only from a table whose
+provenance.json (icegan features) records that label set; elsewhere bare ids, most often MEGC2019's, are refused:
+write class names. Such a model scores clips of any dataset: a labelled clip of another dataset is a cross-dataset
+test (a CASME II clip labelled happiness, scored by a samm_5 model) when its label is the name of one of the model's
+classes (not an id, which there may be one of its own dataset's set); another label is refused, naming the line, the
+label and the model's classes. The maps must be prepared like the model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each channel min-max
 normalised per clip to [0, 1]); their size may differ (they are resized to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
 C being the config whose `icegan features` maps the model was fitted on (a clip list's labels are MEGC2019 classes:
@@ -73,6 +74,8 @@ _UNSUPPORTED = (
     ("model.au_weight", lambda c: c.model.au_weight > 0, "supported by `icegan loso` only"),
     ("data.synthetic_per_clip", lambda c: c.data.synthetic_per_clip > 0, "supported by `icegan loso` only"),
     ("data.permute_labels", lambda c: c.data.permute_labels >= 0, "a model of permuted labels is a null model"),
+    ("data.train_subject_fraction", lambda c: c.data.train_subject_fraction < 1.0, "it keeps a share of each LOSO "
+     "fold's training subjects, a point of a learning curve"),
     ("data.roi", lambda c: c.data.roi != "none", "landmark regions are cut from the composite's apex faces, which "
      "new clips' tables do not have"),
     ("protocol", lambda c: c.protocol == "HDE", "protocol=HDE leaves each dataset out of `icegan loso`'s folds, and a "
@@ -177,13 +180,15 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
             named); bad table rows (named by line and clip; a label of another label set than the
             models' names the first model's classes). A labelled row of another dataset than a one-dataset label
             set's is scored when its label names one of the set's classes (a cross-dataset test,
-            :func:`icegan.data.feature_table.read_feature_table`), and refused otherwise.
-        FileNotFoundError: the table or a clip's map is missing.
+            :func:`icegan.data.feature_table.read_feature_table`), and refused otherwise; with models of a label set
+            other than MEGC2019, bare class ids in a table whose ``provenance.json`` records no label set (they are
+            not guessed to be the model's: the message names the set they would be read as and asks for names).
+        FileNotFoundError: the table (named as ``--table``) or a clip's map is missing.
     """
     import numpy as np
     import pandas as pd
 
-    from icegan.data.feature_table import load_table_features
+    from icegan.data.feature_table import UnrecordedIdsError, load_table_features
     from icegan.ensemble import EnsembleError, mixing_weights
     from icegan.labels import label_set_of_classes
     from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
@@ -215,6 +220,10 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         normalize = norms[0]
     try:
         fs = load_table_features(table, normalize=normalize, labelled=False, labels=sets[0].name)
+    except FileNotFoundError as exc:        # the reader names icegan loso's setting; here it is this command's flag
+        raise FileNotFoundError(str(exc).replace("(data.table)", "(--table)")) from None
+    except UnrecordedIdsError:              # ids of no recorded set: which set they are of is not guessed
+        raise
     except ValueError as exc:
         other_set = _label_set_of_table(table, sets[0])
         if other_set is None:      # the table reader names icegan loso's setting; here it is this command's flag

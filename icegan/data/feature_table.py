@@ -68,7 +68,7 @@ from icegan.labels import LABEL_SETS, get_label_set
 
 __all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
            "load_table_features", "minmax_per_clip", "read_motion_subjects",
-           "read_provenance"]
+           "read_provenance", "UnrecordedIdsError"]
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,9 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`); with
             ``labelled`` False, a model's (``icegan predict``): a label of another set is then refused, with a hint
             to score the table with a model of that set (``icegan fit ... data.labels=NAME``) where that set may
-            hold the row's dataset (:func:`parse_class_label`), never one to set ``data.labels``.
+            hold the row's dataset (:func:`parse_class_label`), never one to set ``data.labels``; and, for a set
+            other than MEGC2019, a bare class id is refused unless the table's ``provenance.json`` records the set of
+            its ids (bare ids are most often MEGC2019's: :func:`_unrecorded_id`).
 
     Returns:
         DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..K-1, or -1 unknown when
@@ -249,7 +251,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             name, a subject prefixed with another dataset, a label that is neither 0..2 nor a class name, a
             duplicated clip, a requested dataset the table does not hold, a labelled row of another dataset than
             the label set's (``samm_5``: SAMM clips; with ``labelled`` False, only one whose label is no class name
-            of the set); each names the CSV line and clip.
+            of the set), with ``labelled`` False a bare id of no recorded set read as one of a set other than
+            MEGC2019 (:class:`UnrecordedIdsError`); each names the CSV line and clip.
     """
     csv = Path(csv)
     if not csv.is_file():
@@ -288,7 +291,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                          f"'dataset/subject').{hint}")
     if raw.empty:
         raise ValueError(f"{csv}: no rows")
-    _check_exported_label_set(csv, raw["label"], labels, model_labels=not labelled)
+    unrecorded = _check_exported_label_set(csv, raw["label"], labels, model_labels=not labelled)
+    unrecorded = unrecorded and not labelled and labels != "megc2019"    # ids a model of another set would misread
     has_dataset = "dataset" in raw.columns
     ls = get_label_set(labels)
     datasets = None if datasets is None else list(datasets)
@@ -334,6 +338,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                                  f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
                                  f"[{', '.join(ls.datasets)}] or use the label set of its dataset{own}")
         else:
+            if unrecorded and is_ascii_digits(r["label"].strip()):
+                raise _unrecorded_id(where, r["label"], csv, labels)
             label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds,
                                       model_labels=not labelled)
             label = -1 if label is None else label
@@ -373,31 +379,56 @@ def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: st
                      f"its dataset's label set{own}")
 
 
-def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str, model_labels: bool = False) -> None:
+def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str, model_labels: bool = False) -> bool:
     """Refuse class ids of another label set: a table written by ``icegan features`` (its ``provenance.json``
     beside it records ``labels``; before label sets, MEGC2019's) holds ids of that set, and read as ``labels`` an id
     would name another class (MEGC2019's 1, positive, as CASME II's 1, disgust). Names are not checked here: they
     say their set themselves (:func:`parse_class_label`). ``model_labels``: ``labels`` is a saved model's (``icegan
     predict``): the hint names a model of the table's set instead of the setting.
 
+    Returns:
+        Whether the table holds id cells whose label set no ``provenance.json`` records (none beside it, a damaged
+        one, or one not written by ``icegan features``); :func:`read_feature_table` then refuses, for a model of a
+        label set other than MEGC2019, the first id it would read (:func:`_unrecorded_id`).
+
     Raises:
         ValueError: an id cell in a table whose ``provenance.json`` records another label set (names both files and
             the ``data.labels`` to set, or with ``model_labels`` the model to score it with).
     """
     if not cells.map(lambda c: is_ascii_digits(str(c).strip())).any():
-        return
+        return False
     prov = csv.parent / "provenance.json"
     info = read_provenance(csv, "the label set of its class ids")
     if info is None or "flow" not in info:          # none, damaged (warned), or not the one `icegan features` writes
-        return
+        return True
     written = info.get("labels") or "megc2019"
     if written != labels:
         raise ValueError(f"{csv}: its labels are class ids of the label set {written} ({prov} records data.labels: "
                          f"{written}, as `icegan features` wrote the table), not of {labels}: read as {labels}, an id "
                          f"would name another class; {_use_labels(written, model_labels)}, or write the table again "
                          f"with data.labels={labels}")
+    return False
 
 
+def _unrecorded_id(where: str, text: str, csv: Path, labels: str) -> "UnrecordedIdsError":
+    """The refusal of the bare class id ``text`` (at ``where``: file, line, clip) in a table scored by ``icegan
+    predict`` with a model of the label set ``labels`` (not MEGC2019) when no ``provenance.json`` records the set of
+    the table's ids: a table's bare ids are most often MEGC2019's (the composite's, a clip list's), and the model would
+    read MEGC2019's 0 (negative) as its own class 0 (CASME II's happiness). Names the set the ids would be read as and
+    asks for its class names."""
+    ls = get_label_set(labels)
+    return UnrecordedIdsError(
+        f"{where}: label {str(text).strip()!r} is a bare class id, and no provenance.json beside {csv.name} (as "
+        f"`icegan features` writes) records the label set of its ids: icegan predict would read it as an id of the "
+        f"model's label set {labels} (" + ", ".join(f"{k} {c}" for k, c in enumerate(ls.classes))
+        + "), while bare ids are most often MEGC2019's (0 negative, 1 positive, 2 surprise); write the class names of "
+        f"{labels} ({', '.join(ls.classes)}) in the label column instead of ids, or leave a cell empty for a clip of "
+        f"unknown class")
+
+
+class UnrecordedIdsError(ValueError):
+    """Bare class ids in a table scored by a model of a label set other than MEGC2019, with no ``provenance.json``
+    recording the set of the ids (:func:`_check_exported_label_set`)."""
 
 
 def _parse_provenance(prov: Path) -> tuple[Optional[dict], str, Optional[dict]]:

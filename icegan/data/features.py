@@ -57,8 +57,10 @@ LAYOUTS = (("icegan", FLOW_DIR, FACE_DIR),
            ("HTNet release", "datasets/STSNet_whole_norm_u_v_os", "datasets/combined_datasets_whole"))
 #: canonical dataset names of the MEGC2019 composite
 DATASETS = ("casme2", "samm", "smic")
-_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "casme_2": "casme2", "samm": "samm",
-            "smic": "smic", "smic_hs": "smic", "smic-hs": "smic"}
+#: known spellings, as :func:`dataset_name` compares them: lower-case, without '-' or '_' (``CASME_II``,
+#: ``casme-2``, ``SMIC-HS``)
+_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "samm": "samm", "smic": "smic", "smichs": "smic"}
+_SEPARATORS = re.compile(r"[-_]+")
 
 
 def default_root() -> Path:
@@ -70,11 +72,12 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 def dataset_name(name) -> Optional[str]:
-    """Canonical dataset name: a known alias mapped (``CASME_2`` → ``casme2``, ``SMIC-HS`` → ``smic``), any other
-    short name of letters, digits, ``_`` and ``-`` lower-cased (a table may hold other datasets, e.g. CAS(ME)³);
-    None when the name is unusable (empty, spaces, ``/``...)."""
+    """Canonical dataset name: a known dataset in any case, with or without ``-`` or ``_`` (``CASME_2``,
+    ``CASME-II``, ``casme_ii`` → ``casme2``; ``SMIC-HS`` → ``smic``), any other short name of letters, digits, ``_``
+    and ``-`` lower-cased (a table may hold other datasets, e.g. CAS(ME)³); None when the name is unusable (empty,
+    spaces, ``/``...)."""
     n = str(name).strip().lower()
-    n = _ALIASES.get(n, n)
+    n = _ALIASES.get(_SEPARATORS.sub("", n), n)
     return n if _NAME_RE.match(n) else None
 
 
@@ -222,8 +225,8 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
         ds = dataset_name(r["dataset"])
         if ds is None:
             raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): dataset name '{r['dataset']}' is not "
-                             f"usable; give a short name of letters, digits, '_' or '-' (known aliases: "
-                             f"{sorted(set(_ALIASES))})")
+                             f"usable; give a short name of letters, digits, '_' or '-' (known datasets, in any "
+                             f"case, with or without '-' or '_': {sorted(set(_ALIASES))})")
         lab = r["label"].strip()
         if lab not in ("0", "1", "2"):
             raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): label {r['label']!r} is not a class id "
