@@ -28,7 +28,7 @@ import os
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 __all__ = ["FoldMap", "sequential_map", "name_fold_in_error", "fold_named_in_errors", "RayExecutor", "ProcessGroupMap",
-           "ray_available", "writable_indices"]
+           "WorkerDiedError", "ray_available", "writable_indices"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,21 @@ def _run_fold_task(fold_fn, fold, threads: int):
 _GROUP_FN: Optional[Callable[[list], Any]] = None
 
 
+class WorkerDiedError(RuntimeError):
+    """A :class:`ProcessGroupMap` worker process died while training (killed from outside, most often by the
+    system's out-of-memory killer). The message names the folds not finished and says that a rerun resumes."""
+
+
+def _worker_died_message(unfinished: list[list]) -> str:
+    """The one-line message of :class:`WorkerDiedError` for the fold groups ``unfinished`` (in fold order)."""
+    subjects = [f.subject for g in unfinished for f in g]
+    shown = ", ".join(subjects[:8]) + (f" and {len(subjects) - 8} more" if len(subjects) > 8 else "")
+    return (f"a worker process died while training (killed from outside, most often by the system when it ran out of "
+            f"memory: fewer workers or smaller fold groups need less): {len(subjects)} fold"
+            f"{'s' if len(subjects) != 1 else ''} not finished: {shown}; the folds finished are kept, and rerunning "
+            f"the same command resumes at the unfinished ones")
+
+
 def _exit_with_parent(parent_pid: int) -> None:
     """Make this process end when ``parent_pid`` does (a killed ``icegan loso`` must not leave workers training).
 
@@ -186,11 +201,14 @@ class ProcessGroupMap:
 
     Args:
         workers: processes (>= 1).
-        threads: torch threads in each worker (0 → max(1, CPU cores // workers)). Scores equal those of a
-            one-process run with the same thread count (every group is seeded from its first fold's index).
+        threads: torch threads in each worker (0 → max(1, usable CPUs // workers): the CPUs this process may run
+            on, :func:`icegan.environment.usable_cpus`). Scores equal those of a one-process run with the same
+            thread count (every group is seeded from its first fold's index).
 
     Raises:
         ValueError: ``workers`` < 1 or ``threads`` < 0.
+        WorkerDiedError: (while iterating) a worker process died, e.g. killed for lack of memory; raised after the
+            groups finished before were yielded, naming every fold not finished (the pool ends all its workers).
     """
 
     def __init__(self, workers: int, threads: int = 0):
@@ -199,11 +217,13 @@ class ProcessGroupMap:
         if threads < 0:
             raise ValueError(f"threads must be >= 0, got {threads}")
         self.workers = int(workers)
-        self.threads = int(threads) or max(1, (os.cpu_count() or 1) // self.workers)
+        from icegan.environment import usable_cpus
+        self.threads = int(threads) or max(1, usable_cpus() // self.workers)
 
     def __call__(self, folds_fn: Callable[[list], Any], groups: list[list]) -> Iterator[tuple[list, list]]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
         if not groups:
             return
@@ -213,10 +233,16 @@ class ProcessGroupMap:
         try:
             with _sigint_ignored():     # the workers start (on submit) ignoring Ctrl-C: a terminal's Ctrl-C reaches
                 futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}   # the parent only
+            broken = []                 # a worker died: the pool gives up every group not finished
             for fut in as_completed(futures):
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    broken.append(futures[fut])
+                    continue
                 with fold_named_in_errors(futures[fut]):    # the worker's exception, as the parent receives it
                     results = fut.result()
                 yield futures[fut], results
+            if broken:
+                raise WorkerDiedError(_worker_died_message(sorted(broken, key=lambda g: g[0].index)))
         except BaseException:           # Ctrl-C, a failed group, or the consumer gone: stop the workers now
             workers = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
@@ -281,8 +307,9 @@ class RayExecutor:
             if self.address:
                 kwargs["address"] = self.address
             else:
-                # a local instance: as many CPUs as the workers need (or the machine has)
-                kwargs["num_cpus"] = max(1, int(self.workers * self.num_cpus) or os.cpu_count() or 1)
+                # a local instance: as many CPUs as the workers need (or this process may use: its affinity mask)
+                from icegan.environment import usable_cpus
+                kwargs["num_cpus"] = max(1, int(self.workers * self.num_cpus) or usable_cpus())
             # the repository must be importable in the workers (editable installs are; a plain checkout too)
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
                 p for p in [_repo_root(), os.environ.get("PYTHONPATH", "")] if p)}}
@@ -304,7 +331,10 @@ class RayExecutor:
         """Submit the folds (at most ``workers`` in flight) and yield ``(fold, scores)`` as they finish.
 
         A failing fold raises its error here after the folds finished before it were yielded (and so
-        recorded by :func:`icegan.protocol.run_loso`); the folds still running are cancelled.
+        recorded by :func:`icegan.protocol.run_loso`); the folds still running are cancelled. The error is the one
+        the fold raised (not Ray's ``RayTaskError``, whose message is the remote traceback), or Ray's own (a worker
+        that crashed or was killed: ``WorkerCrashedError``), with a note naming the fold
+        (:func:`name_fold_in_error`).
         """
         ray = self.ray
         if not ray.is_initialized():
@@ -326,13 +356,28 @@ class RayExecutor:
                 done, _ = ray.wait(list(running), num_returns=1)
                 ref = done[0]
                 fold = by_index[running.pop(ref)]
-                scores, extra = ray.get(ref)
+                with fold_named_in_errors(fold):        # also a crashed worker (WorkerCrashedError) names its fold
+                    scores, extra = _task_result(ray, ref)
                 if extra is not None and hasattr(fold_fn, "merge_report"):
                     fold_fn.merge_report(fold, extra)
                 yield fold, scores
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)
+
+
+def _task_result(ray, ref):
+    """``ray.get(ref)``, a task's own exception raised as itself: Ray raises it inside a ``RayTaskError`` of the
+    exception's class whose ``str`` is the remote traceback (coloured, many lines), where a command prints one line;
+    the task's exception (``cause``, with its notes, e.g. the fold's) is raised instead, from the Ray error (the
+    remote traceback stays in the chain of an uncaught error)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, Exception):
+            raise
+        raise cause from exc
 
 
 def _repo_root() -> str:

@@ -22,7 +22,9 @@ Run directory (``out_dir``), which is also the run's state:
 
 * ``config.yaml`` – resolved config (``icegan.config.save_config``), ``run.json`` – protocol header;
 * ``environment.jsonl`` – one line per start of the run (a resume adds one): library versions, CPU and
-  its kernel level, threads, GPU, git commit (:mod:`icegan.environment`);
+  its kernel level, threads, GPU, git commit (:mod:`icegan.environment`), and the processes training folds at
+  once on this machine with the threads of each (``workers``, ``threads_per_worker``; absent for a Ray cluster
+  elsewhere);
 * ``predictions.csv`` – one row per scored clip, appended fold by fold (fold, dataset, subject,
   clip, y_true, y_pred, score_negative, score_positive, score_surprise [, oracle_epoch]);
   a rerun skips the folds already there (recognised by their ``subject`` column, or ``dataset`` for
@@ -1397,32 +1399,38 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         raise ValueError("group_map (parallel fold groups) cannot be combined with torchrun; use one of them")
     if not distributed.is_main():
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
-    header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
-    one_candidate = oracle_candidates_note(config) if oracle_epoch else ""
-    if one_candidate:
-        logging.getLogger("icegan").warning("oracle_epoch=true with one candidate epoch: %s", one_candidate)
-    if classes != CLASS_NAMES:
-        header["classes"] = list(classes)
-    if provenance:
-        header["provenance"] = dict(provenance)
-    _prepare_dir(out, header, config, 1 if fold_fn is not None else max(folds_per_call, 0))
-    pred_csv = out / "predictions.csv"
-    key = held_out_column(protocol)             # the predictions column naming each row's fold
-    done = _read_finished(pred_csv, samples, folds, key, pred_columns(classes))
-    finished = set(done[key])
-    if finished:            # a resume: say what is kept (the bar alone started at n/N, silently)
-        left = len(folds) - len(finished)
-        print(f"{title}: resuming {out}: {len(finished)} of {len(folds)} folds finished earlier are kept; "
-              + (f"{left} to train" if left else "none to train, the results are written again"), file=sys.stderr)
-    from icegan.environment import append_environment
-    append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
-                       world_size=distributed.world_size())
-    pool = _cpu_workers(fold_map, group_map)
-    if progress and pool and len(finished) < len(folds):
-        from icegan.environment import cpu_contention
-        if (busy := cpu_contention(pool[1], workers=pool[0])) is not None:
-            print(busy, file=sys.stderr)
-    distributed.broadcast_object(sorted(finished))       # the other processes skip the same folds
+    try:        # under torchrun the other processes wait for the finished folds: an error here is told to them
+        header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
+        one_candidate = oracle_candidates_note(config) if oracle_epoch else ""
+        if one_candidate:
+            logging.getLogger("icegan").warning("oracle_epoch=true with one candidate epoch: %s", one_candidate)
+        if classes != CLASS_NAMES:
+            header["classes"] = list(classes)
+        if provenance:
+            header["provenance"] = dict(provenance)
+        _prepare_dir(out, header, config, 1 if fold_fn is not None else max(folds_per_call, 0))
+        pred_csv = out / "predictions.csv"
+        key = held_out_column(protocol)             # the predictions column naming each row's fold
+        done = _read_finished(pred_csv, samples, folds, key, pred_columns(classes))
+        finished = set(done[key])
+        if finished:            # a resume: say what is kept (the bar alone started at n/N, silently)
+            left = len(folds) - len(finished)
+            print(f"{title}: resuming {out}: {len(finished)} of {len(folds)} folds finished earlier are kept; "
+                  + (f"{left} to train" if left else "none to train, the results are written again"), file=sys.stderr)
+        pool = _cpu_workers(fold_map, group_map)
+        from icegan.environment import append_environment
+        append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
+                           world_size=distributed.world_size(), **({"workers": pool[0], "threads_per_worker": pool[1]}
+                                                                   if pool else {}))
+        if progress and pool and len(finished) < len(folds):
+            from icegan.environment import cpu_contention
+            if (busy := cpu_contention(pool[1], workers=pool[0])) is not None:
+                print(busy, file=sys.stderr)
+    except Exception as exc:
+        from icegan.commands import error_text
+        distributed.broadcast_object({"error": error_text(exc)})    # they leave quietly; this process reports it
+        raise
+    distributed.broadcast_object({"finished": sorted(finished)})      # the other processes skip the same folds
 
     from torch.utils.tensorboard import SummaryWriter      # tensorboard is a declared dependency (pyproject.toml)
     writer = SummaryWriter(log_dir=str(out / "tb"))
@@ -1529,9 +1537,18 @@ def _cpu_workers(fold_map, group_map) -> Optional[tuple[int, int]]:
 
 def _follow_main(folds: list[Fold], fold_fn, folds_fn, folds_per_call: int, fold_map, out: Path) -> dict:
     """A non-zero rank under torchrun: run the folds rank 0 runs (their collectives need every
-    process), write nothing, and return rank 0's metrics."""
+    process), write nothing, and return rank 0's metrics.
+
+    Raises:
+        SystemExit: (code 2, nothing printed) rank 0 raised an error before the folds (a run folder of another
+            config, an unreadable predictions.csv): rank 0 prints it, this process leaves without gloo's
+            "Connection closed by peer" traceback.
+    """
     from icegan import distributed
-    finished = set(distributed.broadcast_object(None))
+    started = distributed.broadcast_object(None)
+    if "error" in started:      # rank 0 stopped before the folds and reports its error (once, in one line)
+        raise SystemExit(2)
+    finished = set(started["finished"])
     if fold_fn is not None:
         todo = [f for f in folds if f.subject not in finished]
         if fold_map is None:

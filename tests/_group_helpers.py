@@ -31,3 +31,17 @@ class SigintState:
     def __call__(self, folds):
         import signal
         return [signal.getsignal(signal.SIGINT) == signal.SIG_IGN for _ in folds]
+
+
+class GroupKilled:
+    """A picklable fold-group function whose worker process is killed (SIGKILL, as the out-of-memory killer does)
+    on the group holding fold ``die_on``; the other groups score ``index * 10``."""
+
+    def __init__(self, die_on: int = 1):
+        self.die_on = die_on
+
+    def __call__(self, folds):
+        import signal
+        if any(f.index == self.die_on for f in folds):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [f.index * 10 for f in folds]

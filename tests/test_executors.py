@@ -347,12 +347,11 @@ def test_group_worker_applies_threads_and_allocator_and_ignores_ctrl_c(monkeypat
 
 
 def test_process_group_map_threads_default_and_limits(monkeypatch):
-    """threads=0 shares the cores among the workers (at least 1 each); negative threads are refused; no groups start
-    no workers and yield nothing."""
-    import os
-
+    """threads=0 shares the usable CPUs (this process's affinity mask) among the workers (at least 1 each); negative
+    threads are refused; no groups start no workers and yield nothing."""
+    import icegan.environment
     from icegan.executors import ProcessGroupMap
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(icegan.environment, "usable_cpus", lambda: 8)
     assert [ProcessGroupMap(w).threads for w in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
     assert ProcessGroupMap(16, threads=3).threads == 3
     with pytest.raises(ValueError, match="threads must be >= 0, got -1"):
@@ -363,7 +362,10 @@ def test_process_group_map_threads_default_and_limits(monkeypatch):
 class _FakeRay:
     """The part of the ``ray`` API that RayExecutor uses, run in this process: a task runs when its result is fetched,
     tasks finish in the order they were submitted. Records the task options, the folds each task got, the most tasks
-    in flight, the cancelled tasks, ``init`` arguments and shutdowns."""
+    in flight, the cancelled tasks, ``init`` arguments and shutdowns. A task's exception reaches ``get`` as raised
+    (Ray's RayTaskError wrapping: tests/test_distributed56.py)."""
+
+    exceptions = __import__("types").SimpleNamespace(RayTaskError=type("RayTaskError", (Exception,), {}))
 
     def __init__(self, initialized: bool = True, gpus: int = 0):
         self.initialized, self.gpus = initialized, gpus

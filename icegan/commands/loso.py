@@ -21,7 +21,7 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
     name: run title                       protocol: CDE | SDE | HDE
     dataset: SDE dataset (casme2|samm|smic)  oracle_epoch: false
     seed: 0        device: cpu | cuda | cuda:0 ...   threads: 0 (torch CPU threads; 0 = default)
-    workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per core;
+    workers: 1 (>1: groups of model.folds_per_group folds trained in that many processes; 0 = one per usable CPU;
                CPU only for the networks; logreg, random_forest and gradient_boosting ignore device)
     max_folds: 0 (>0: first k folds only, smoke runs)
     data:  source (megc2019_htnet | table | toy), root, table, normalize (none | minmax), datasets, size (28), recenter (none | median), roi (none | landmarks),
@@ -32,7 +32,6 @@ Config file sections (all keys optional, defaults below; unknown keys are errors
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,7 +406,8 @@ def fold_runner(cfg: LosoConfig, fs, progress: bool = True, action_units=None):
     one_per_call = cfg.model.name in SKLEARN_MODELS or cfg.model.name == "custom" or cfg.protocol == "HDE"
     per_call = 1 if one_per_call else cfg.model.folds_per_group
     group_map = None
-    workers = cfg.workers or (os.cpu_count() or 1)
+    from icegan.environment import usable_cpus
+    workers = cfg.workers or usable_cpus()      # 0: one per CPU this process may run on (its affinity mask)
     if workers > 1 and per_call <= 0:
         print(f"note: workers={cfg.workers} has no effect with model.folds_per_group=0 (all folds in one grouped "
               f"network); set model.folds_per_group to split the folds into groups", file=sys.stderr)
@@ -603,9 +603,9 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds; a rerun with more folds into the same --out
                            extends the run: for ststnet/offtanet only when it filled whole fold groups)
   workers=INT              >1: train the fold groups (model.folds_per_group folds each; scikit-learn recognizers: one fold) in that
-                           many processes with `threads` torch threads each (0: cores // workers); 0 = one per CPU
-                           core; same scores as one process with that thread count; per-epoch TensorBoard losses
-                           and inner bars are off
+                           many processes with `threads` torch threads each (0: CPUs // workers); 0 = one per usable
+                           CPU (this process's affinity mask); same scores as one process with that thread count;
+                           per-epoch TensorBoard losses and inner bars are off
   data.source=megc2019_htnet|table|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
                            (data.root: a megc2019_htnet folder, or a clone of the HTNet release as it is)
   data.table=CSV             table source: your own features, one row per clip: dataset, subject, clip,
@@ -688,11 +688,13 @@ def _main(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
+    from icegan.executors import WorkerDiedError
     from icegan.protocol import LosoStateError
     try:
         metrics = run(cfg, out, progress=not args.no_progress, feature_set=fs, action_units=au)
-    except (LosoStateError, FloatingPointError) as exc:
-        # --out holds another run, an unreadable predictions.csv, or a fold whose training diverged (NaN scores)
+    except (LosoStateError, FloatingPointError, WorkerDiedError) as exc:
+        # --out holds another run, an unreadable predictions.csv, a fold whose training diverged (NaN scores), or a
+        # worker process killed (workers=N: out of memory)
         print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
     from icegan.csv_names import read_csv_names

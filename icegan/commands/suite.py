@@ -72,6 +72,7 @@ def _seed_list(text: str) -> list[int]:
 def _main(args: argparse.Namespace) -> int:
     from icegan.config import ConfigError
     from icegan.ensemble import EnsembleError
+    from icegan.executors import WorkerDiedError
     from icegan.protocol import LosoStateError
     from icegan.suite import run_suite
 
@@ -79,7 +80,7 @@ def _main(args: argparse.Namespace) -> int:
         plan = run_suite(args.config, args.out, args.overrides, seeds=args.seeds, progress=not args.no_progress,
                          dry_run=args.dry_run, log=sys.stdout if args.dry_run else sys.stderr, reuse=args.reuse)
     except (ConfigError, FileNotFoundError, LosoStateError, EnsembleError, ValueError,
-            FloatingPointError) as exc:             # FloatingPointError: a member's fold diverged (NaN scores)
+            FloatingPointError, WorkerDiedError) as exc:    # a member's fold diverged (NaN scores), a worker killed
         from icegan.commands import other_config_hint          # a file of icegan loso or train.py: says so
         hint = other_config_hint(args.config, "icegan suite") if isinstance(exc, ConfigError) else ""
         print(f"icegan suite: error: {exc}{hint}", file=sys.stderr)
