@@ -16,7 +16,9 @@ What counts as complete:
   lengths; inside the entropy-coded scan data a ``FF`` byte is always followed by ``00``, a restart marker
   ``D0``–``D7`` or the segments between the scans of a progressive file, never ``D9``, so a file cut inside its
   scans has no such marker. Bytes after the marker (padding, a camera's trailer, an appended video) are allowed.
-* PNG (starts ``89 50 4E 47``): the ``IEND`` chunk and its 4-byte checksum at the end (at most 8 bytes after it).
+* PNG (starts ``89 50 4E 47``): its length-prefixed chunks, walked from the signature, reach a complete ``IEND``
+  chunk (checksums are not checked); a walk that runs past the end of the file is cut short. Bytes after ``IEND``
+  (padding some transfer and archive tools leave) are allowed, as OpenCV and Pillow allow them.
 * BMP (starts ``BM``): at least as many bytes as the file size in its header.
 * Any other format: decoded as it is (no completeness check).
 
@@ -71,6 +73,30 @@ def _jpeg_problem(data: bytes) -> str | None:
         i = end
 
 
+def _png_problem(data: bytes) -> str | None:
+    """Why a PNG (``data`` starts with its signature) looks cut short, or None (module docstring): each chunk is its
+    4-byte big-endian data length, 4-byte type, the data and a 4-byte checksum; the walk stops at the first complete
+    ``IEND`` chunk (bytes after it allowed). Every step moves at least 12 bytes, so the walk ends."""
+    i, n = 8, len(data)
+    while True:
+        if i + 8 > n:
+            return (f"truncated: no complete PNG IEND chunk (the file's {n} bytes end after its last complete chunk, "
+                    f"at byte {i})" if i == n else
+                    f"truncated: no complete PNG IEND chunk (the file's {n} bytes end inside a chunk header at byte "
+                    f"{i})")
+        length = int.from_bytes(data[i:i + 4], "big")
+        if length >= 2 ** 31:       # not a PNG chunk length (at most 2^31 - 1): malformed, the decoder's to refuse
+            return None
+        end = i + 12 + length
+        if end > n:
+            kind = data[i + 4:i + 8].decode("latin-1")
+            return (f"truncated: no complete PNG IEND chunk (the file's {n} bytes end inside its {kind!r} chunk of "
+                    f"{length} data bytes at byte {i})")
+        if data[i + 4:i + 8] == b"IEND":
+            return None
+        i = end
+
+
 def truncation_problem(data: bytes) -> str | None:
     """Why an encoded image looks cut short, or None when it looks complete (or its format is not checked).
 
@@ -83,9 +109,7 @@ def truncation_problem(data: bytes) -> str | None:
     if data[:2] == b"\xff\xd8":
         return _jpeg_problem(data)
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        end = data.rfind(b"IEND")
-        if end < 0 or not 0 <= len(data) - (end + 8) <= 8:      # "IEND" and its 4-byte CRC end the file
-            return "truncated: no complete PNG IEND chunk at its end"
+        return _png_problem(data)
     elif data[:2] == b"BM" and len(data) >= 6:
         declared = int.from_bytes(data[2:6], "little")
         if len(data) < declared:
@@ -183,13 +207,16 @@ def _orientation(im, path: str | Path, data: bytes | None = None) -> int | None:
     return im.getexif().get(0x0112)
 
 
-def file_orientation(path: str | Path) -> int | None:
+def file_orientation(path: str | Path, data: bytes | None = None) -> int | None:
     """The EXIF Orientation of image file ``path`` (1-8), None when it has none or Pillow cannot open it (a file
-    only OpenCV reads)."""
+    only OpenCV reads). ``data``: the file's bytes when the caller has read them already (then the file is not
+    opened)."""
+    import io
+
     from PIL import Image
     try:
-        with Image.open(path) as im:
-            return _orientation(im, path)
+        with Image.open(path if data is None else io.BytesIO(data)) as im:
+            return _orientation(im, path, data)
     except OSError:
         return None
 

@@ -263,7 +263,9 @@ def read_flo(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def write_flo(path: str | Path, flow, valid=None) -> Path:
     """Write ``flow`` ((H, W, 2) array or (2, H, W) tensor/array, pixels) as a Middlebury ``.flo``.
 
-    Pixels where ``valid`` ((H, W) bool) is False are written as 1e10 (unknown). Parents are created.
+    Pixels where ``valid`` ((H, W) bool) is False, and pixels with a NaN or infinite component, are written as 1e10
+    in both components: Middlebury's unknown flow (|u| or |v| above 1e9; :func:`read_flo` reads them as invalid), as
+    :func:`write_kitti_png` marks them invalid. Parents are created.
 
     Raises:
         ValueError: ``flow`` is not (H, W, 2) or (2, H, W), or ``path`` cannot be written (:func:`check_output_path`).
@@ -274,6 +276,7 @@ def write_flo(path: str | Path, flow, valid=None) -> Path:
         if v.shape != f.shape[:2]:
             raise ValueError(f"valid mask shape {v.shape} does not match flow {f.shape[:2]}")
         f = np.where(v[..., None], f, np.float32(1e10))
+    f = np.where(np.isfinite(f).all(-1, keepdims=True), f, np.float32(1e10))     # NaN / inf: unknown, not stored
     p = check_output_path(path, "flow file")
     p.parent.mkdir(parents=True, exist_ok=True)
     h, w = f.shape[:2]

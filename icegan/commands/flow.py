@@ -255,17 +255,17 @@ def _run(args: argparse.Namespace) -> int:
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
     _input_size(getattr(args, "input_size", "native"))        # a bad --input-size named before the images are read
     _check_run_outputs(args)                                  # before the flow is computed, not after
-    i1, i2 = _read_run_inputs(args)
-    if i1.shape != i2.shape:
-        raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
-                         f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them alike)")
+    i1, i2 = _read_run_inputs(args)         # refuses frames of two sizes, or of two EXIF orientations
     if min(i1.shape[-2:]) < MIN_FLOW_SIDE:        # a 1x1 pair gave a 'flow' of 1.4 px: nothing to estimate there
         raise ValueError(f"{args.img1} and {args.img2} are {i1.shape[-1]}x{i1.shape[-2]} pixels; optical flow needs "
                          f"images of at least {MIN_FLOW_SIDE}x{MIN_FLOW_SIDE} pixels")
     module = {"module": args.module} if getattr(args, "module", None) else {}     # --model custom
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2, module)
-    flow = _estimator(args, i1, module).estimate(i1[None], i2[None])[0].cpu()
+    est = _estimator(args, i1, module)
+    _check_correlation_memory(est, i1, args.device, f"--model {args.model}")
+    with _out_of_memory_in_one_line(i1, args.device, f"--model {args.model}"):
+        flow = est.estimate(i1[None], i2[None])[0].cpu()
     _check_finite(flow, f"--model {args.model}")
     save_flow_image(args.out, flow)
     peak = float(flow_magnitude(flow).max())
@@ -308,14 +308,21 @@ def _read_run_inputs(args: argparse.Namespace):
     with only a warning of libjpeg's on stderr otherwise). Both read as grey, with a note, when one is grey and the
     other colour (decoded again from the bytes in memory).
 
+    OpenCV turns a frame by its EXIF Orientation tag as it reads it (:mod:`flownet.frame_io`): two frames whose tags
+    differ (no tag counts as 1, as stored) would be read turned or mirrored against each other and give a wrong flow
+    without any warning, so they are refused.
+
     Raises:
         ValueError: naming the file: missing, a folder, empty, cut short or not an image, or a 16-bit image whose
-            values stay below 4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels).
+            values stay below 4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels); the two frames
+            differ in size as read (naming a quarter-turn EXIF Orientation tag that swapped a frame's width and
+            height: :func:`flownet.frame_io.quarter_turn_note`), or in their EXIF Orientation tags (naming both
+            files and tags).
     """
     import cv2
     import numpy as np
 
-    from flownet.frame_io import narrow_16_bit_max, read_frame
+    from flownet.frame_io import file_orientation, narrow_16_bit_max, quarter_turn_note, read_frame
     from flownet.io import image_tensor
     flag = cv2.IMREAD_GRAYSCALE if args.gray else cv2.IMREAD_COLOR
     data, imgs = [], []
@@ -340,7 +347,34 @@ def _read_run_inputs(args: argparse.Namespace):
         print(f"note: {grey} is greyscale and {colour} colour: both read as grey (as with --gray)")
         imgs = [image_tensor(read_frame(path, cv2.IMREAD_GRAYSCALE, data=raw))
                 for path, raw in zip((args.img1, args.img2), data)]
+    from flownet.data.orientation import TAG_EFFECTS
+    tags = [file_orientation(path, data=raw) for path, raw in zip((args.img1, args.img2), data)]
+    turns = [t if t in TAG_EFFECTS else 1 for t in tags]     # none, 1 or a value outside 1-8: read as stored
+    i1, i2 = imgs
+    if i1.shape[-2:] != i2.shape[-2:]:
+        turned = quarter_turn_note((args.img1, args.img2), "the other frame") if turns[0] != turns[1] else ""
+        raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
+                         f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them "
+                         f"alike)" + turned)
+    if turns[0] != turns[1]:
+        raise ValueError(_orientation_mismatch(args.img1, args.img2, tags))
     return imgs
+
+
+def _orientation_mismatch(img1, img2, tags) -> str:
+    """The message of ``flow run`` for frames ``img1`` and ``img2`` whose EXIF Orientation ``tags`` (None for a file
+    without one; None, 1 and values outside 1-8 are read as stored) differ."""
+    from flownet.data.orientation import TAG_EFFECTS
+
+    def said(tag) -> str:
+        if tag in TAG_EFFECTS:
+            return f"{tag}, which {TAG_EFFECTS[tag]} as it is read"
+        return f"{'none' if tag is None else tag}, read as stored"
+    return (f"the two frames carry different EXIF Orientation tags ({img1}: {said(tags[0])}; {img2}: "
+            f"{said(tags[1])}): OpenCV turns each frame by its tag, so the two would not line up and the flow would "
+            f"be wrong. Save the tagged frame "
+            f"with its pixels turned as its tag says and without the tag (e.g. Pillow's ImageOps.exif_transpose), "
+            f"or give both frames one tag")
 
 
 def _estimator(args: argparse.Namespace, img, module: dict):
@@ -352,6 +386,98 @@ def _estimator(args: argparse.Namespace, img, module: dict):
     est = flownet.get_estimator(args.model, weights=args.weights, device=args.device, precision=args.precision,
                                 tta=getattr(args, "tta", "none"), **module)
     return at_input_size(est, _input_size(getattr(args, "input_size", "native")), tuple(img.shape[-2:]))
+
+
+def _device_memory(device) -> int | None:
+    """Bytes of memory of ``device`` (a ``torch.device``): the CPU's physical memory (``os.sysconf``), a CUDA GPU's
+    ``total_memory``; None where it is not known (another device, or a system without those ``sysconf`` names)."""
+    import os
+
+    import torch
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    if device.type == "cpu":
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+        except (AttributeError, ValueError, OSError):
+            return None
+    return None
+
+
+def _bytes(n: float) -> str:
+    """``n`` bytes in decimal units, e.g. ``"67.2 GB"``."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _check_correlation_memory(est, img, device, label: str) -> None:
+    """Refuse, before any flow is computed, a pair too large for the all-pairs correlation volume of ``est``'s
+    network (SRFlowNet, RAFT, DecFlow: a torchvision ``CorrBlock``; other estimators are not checked).
+
+    The volume holds one value for every pair of cells of the feature grid, ``(h/k)·(w/k)`` cells (``k`` the
+    network's downsampling, 8; the working size: ``--input-size``, else the images' ``img`` (C, H, W) size, padded up
+    to a multiple of ``k``): ``((h/k)·(w/k))²`` values of 4 bytes (2 under bf16 autocast), for each image of the batch
+    (two with ``--tta hflip``). Building it holds the product and its scaled copy at once (torchvision's
+    ``CorrBlock._compute_corr_volume``), twice the volume; the pooled levels of its pyramid (a quarter, a sixteenth,
+    ... of it) come after the product is freed. Two 3840x2160 frames: 67.2 GB, 134.4 GB to build.
+
+    Raises:
+        ValueError: the bytes to build it exceed the memory of ``device`` (:func:`_device_memory`), giving the
+            estimate, the memory, and ``--input-size`` as the way out.
+    """
+    import math
+
+    import torch
+    from torchvision.models.optical_flow.raft import CorrBlock
+
+    from flownet.resolution import ResizedEstimator
+    model = getattr(est, "model", None)
+    if not isinstance(model, torch.nn.Module) or not any(isinstance(m, CorrBlock) for m in model.modules()):
+        return
+    h, w = est.size if isinstance(est, ResizedEstimator) else tuple(int(v) for v in img.shape[-2:])
+    k = int(getattr(getattr(model, "config", None), "downsample", 8) or 8)
+    gh, gw = math.ceil(h / k), math.ceil(w / k)
+    cells = gh * gw
+    batch = 2 if getattr(est, "tta", "none") == "hflip" else 1
+    width = 2 if getattr(est, "precision", "fp32") == "bf16" else 4
+    volume = batch * cells * cells * width
+    memory = _device_memory(device)
+    if memory is None or 2 * volume <= memory:
+        return
+    kind = "bfloat16" if width == 2 else "float32"
+    pairs = " (the pair and its mirror, --tta hflip)" if batch == 2 else ""
+    raise ValueError(f"{label} computes the flow of {w}x{h} pixels through an all-pairs correlation volume of its "
+                     f"{gw}x{gh} feature grid: ({gw}*{gh})^2 {kind} values = {_bytes(volume)}{pairs}, and about "
+                     f"{_bytes(2 * volume)} while it is built, more than the {_bytes(memory)} of memory of {device}. "
+                     f"Compute the flow at a smaller size with --input-size (auto: the weights' training size, or a "
+                     f"side in pixels such as 512; the flow is resized back to the frames), or crop the frames")
+
+
+class _out_of_memory_in_one_line:
+    """Context manager: an allocation that fails while ``flow run`` computes the flow of images ``img``
+    ((C, H, W)) on ``device`` (``MemoryError``; torch's ``RuntimeError`` of "can't allocate memory" or "out of
+    memory", ``torch.OutOfMemoryError`` included) becomes one ValueError naming ``label`` (the method), the images'
+    size and ``--input-size``; any other error passes unchanged."""
+
+    def __init__(self, img, device, label: str):
+        self.size, self.device, self.label = f"{img.shape[-1]}x{img.shape[-2]}", device, label
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None:
+            return False
+        said = str(exc)
+        if not (isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
+                words in said.lower() for words in ("can't allocate memory", "out of memory")))):
+            return False
+        torch_says = " ".join(said.split())[:200]
+        raise ValueError(f"ran out of memory computing the flow of {self.size} pixels with {self.label} on "
+                         f"{self.device} ({torch_says}); compute it at a smaller size with --input-size (auto, or a "
+                         f"side in pixels such as 512), or crop the frames") from None
 
 
 def _check_finite(flow, source: str) -> None:
@@ -392,25 +518,36 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
     ``get_estimator`` argument of ``--model custom`` (empty otherwise).
 
     Raises:
-        ValueError: ``--precision``, ``--tta`` or ``--input-size`` given with ``--decompose-method learned`` (they set
-            the RANSAC method's base estimator only).
+        ValueError: ``--model``, ``--module``, ``--precision``, ``--tta`` or ``--input-size`` given (other than their
+            defaults) with ``--decompose-method learned`` (they set the RANSAC method's base estimator only; DecFlow
+            is its own network); a pair too large for the network's correlation volume, or memory running out
+            (as for plain ``flow run``).
     """
     from flownet.decompose import get_decomposer
     from flownet.io import save_flow_image, write_flo
     from flownet.metrics import flow_magnitude
     if args.decompose_method == "learned":
         # DecFlow is its own network: the base estimator's options cannot apply, and are not dropped silently
-        given = [flag for flag, value, default in (("--precision", args.precision, "fp32"),
+        given = [flag for flag, value, default in (("--model", args.model, "srflownet"),
+                                                   ("--module", getattr(args, "module", None), None),
+                                                   ("--precision", args.precision, "fp32"),
                                                    ("--tta", getattr(args, "tta", "none"), "none"),
                                                    ("--input-size", getattr(args, "input_size", "native"), "native"))
                  if value != default]
         if given:
             raise ValueError(f"{', '.join(given)} set the base flow estimator of --decompose-method ransac; the "
-                             "learned decomposition (DecFlow) runs in fp32 at the images' own size: leave them out")
+                             "learned decomposition (DecFlow) is its own network (--weights: its weights) and runs "
+                             "in fp32 at the images' own size: leave them out")
         dec = get_decomposer("learned", weights=args.weights, device=args.device)
+        label = "DecFlow (--decompose-method learned)"
+        _check_correlation_memory(dec, i1, args.device, label)
     else:     # the base flow is built as plain `flow run` builds it: precision, test-time flips and input size apply
-        dec = get_decomposer("ransac", base=_estimator(args, i1, module))
-    parts = dec.decompose(i1[None], i2[None])
+        base = _estimator(args, i1, module)
+        label = f"--model {args.model}"
+        _check_correlation_memory(base, i1, args.device, label)
+        dec = get_decomposer("ransac", base=base)
+    with _out_of_memory_in_one_line(i1, args.device, label):
+        parts = dec.decompose(i1[None], i2[None])
     names = ("total", "head", "expression")
     peak = {part: float(flow_magnitude(parts[part][0]).max()) for part in names}
     # one colour scale for the three pictures, so a weak part looks weak (each saturated at its own maximum before)
