@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The main job: joint LOSO training of ICE-GAN, SRFlowNet and a recognizer (see icegan/pipeline.py).
+"""The main job: LOSO training of ICE-GAN and a recognizer on fixed SRFlowNet flow (see icegan/pipeline.py).
 
     python train.py                                  # built-in synthetic demo (configs/demo.yaml)
     python train.py --config configs/casme2.yaml     # real CASME II, SDE LOSO

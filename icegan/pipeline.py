@@ -1,4 +1,6 @@
-"""The main job: joint LOSO training of ICE-GAN, facial optical flow and a recognizer.
+"""The main job: LOSO training of ICE-GAN and a recognizer on facial optical flow.
+
+The flow network is fixed (its weights are never updated); with ``gan.joint`` the GAN is trained through it.
 
 ``python train.py [--config YAML] [--out DIR] [key=value ...]`` (same as ``icegan train``).
 
@@ -13,7 +15,9 @@ One LOSO fold (data flow of ``../shared/DESIGN.md``):
    *Joint loss* (``gan.joint``): each generator step adds
    ``gan.joint_weight · CE(critic(features(SRFlowNet(onset, G(onset, z, c)))), c)``, back-propagated
    through the differentiable SRFlowNet, so a synthetic apex must carry motion that a recognizer
-   reads as class ``c``, not only the appearance of an apex.
+   reads as class ``c``, not only the appearance of an apex. ``c`` is the onset's own class (the branch with the L1
+   loss to the real apex); the counterfactual branch's other class gets no joint term, although most synthetic
+   apexes of step 4 are asked for another class than their onset's (``bench/gan_joint_demo.py`` adds that term).
 4. **Augmentation.** Class-balanced synthetic apexes for the training onsets
    (:func:`icegan.gan.synthesis.balanced_augmentation`: every class filled to (1 + ``gan.synthetic_ratio``) × the
    largest real class count; none when the ratio is 0), their flow features, and a sample grid
@@ -156,7 +160,12 @@ class GanSection:
             ICE-GAN second round); without it the generator ignores the class (33 %).
         lr_d, beta1: discriminator learning rate (None = ``lr``) and Adam β1 (paper 0.9).
         amp: mixed precision for the GAN on a GPU (bfloat16 on Ampere and later, else float16 with a gradient
-            scaler: :func:`icegan.gan.trainer.amp_policy`); false trains it in float32. No effect on a CPU.
+            scaler: :func:`icegan.gan.trainer.amp_policy`); false trains it in float32. No effect on a CPU. The
+            joint loss runs in float32 either way.
+
+    Training pairs: the main job pairs each onset with its apex only (``apex_neighbors=0`` in each fold's GAN
+    config), although ``data.prepare.neighbours`` (on in the shipped configs) prepares the apex's four neighbours;
+    those are paired with the onset by ``icegan gan train`` (``data.apex_neighbors``, prepared pairs).
     """
     enabled: bool = True
     skip: Literal["grm", "plain", "se"] = "grm"
@@ -383,11 +392,13 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             ("au_weight", " (action units as an auxiliary target)", " (a synthetic apex has no coded action units)", 0),
             ("domain_adversarial", " (domain-adversarial training)", " (its recognizer is not given the dataset of "
              "every synthetic apex)", 0),
+            ("domain_bn", " (per-dataset batch norm)", " (its recognizer is not given the dataset of every synthetic "
+             "apex)", False),
             ("inner_val_fraction", " (inner-validation early stopping)", " (its recognizer trains to the final epoch "
              "on every training row)", 0)):
         if getattr(cfg.recognizer, key) != off:
-            raise ConfigError(f"recognizer.{key}{what} is supported by `icegan loso` feature runs, not by the main "
-                              f"job{why}; set it to {str(off).lower()}")
+            raise ConfigError(f"{cfg.recognizer.SECTION}.{key}{what} is supported by `icegan loso` feature runs, not "
+                              f"by the main job{why}; set it to {str(off).lower()}")
     if cfg.oracle_epoch:
         raise ConfigError("oracle_epoch=true (the epoch picked per test subject, the published practice) is "
                           "supported by `icegan loso` feature runs, not by the main job, whose recognizer trains to "
@@ -989,7 +1000,8 @@ def _gan_config(cfg: MainConfig, device: torch.device, held_out: Optional[list[s
     g.train.sample_every = max(1, cfg.gan.epochs)
     # a fold's GAN checkpoint (its resume point inside the fold) at most ten times per fold, and at its last epoch:
     # every epoch, configs/megc2019.yaml's 100 GAN epochs wrote 100 checkpoints per fold and 68 folds per run
-    g.train.checkpoint_every = max(1, cfg.gan.epochs // 10)
+    # (ceil: epochs // 10 was every epoch for 10-19 epochs)
+    g.train.checkpoint_every = max(1, math.ceil(cfg.gan.epochs / 10))
     return g
 
 
@@ -1213,9 +1225,12 @@ class FoldRunner:
         weight, size = cfg.gan.joint_weight, cfg.recognizer.input_size
 
         def loss(g, onset, z, c, fake):
-            flow = self.estimator.forward((onset + 1) / 2, (fake + 1) / 2)
-            logits = critic(flow_features(flow, size, normalize="minmax"))
-            return weight * F.cross_entropy(logits, c)
+            # train_gan calls this inside its autocast block (gan.amp on a GPU): the flow network and the critic run
+            # in float32 all the same (a no-op on a CPU run, which has no autocast)
+            with torch.autocast(device_type=fake.device.type, enabled=False):
+                flow = self.estimator.forward((onset.float() + 1) / 2, (fake.float() + 1) / 2)
+                logits = critic(flow_features(flow, size, normalize="minmax"))
+                return weight * F.cross_entropy(logits, c)
         return loss
 
     def _expcaps_scores(self, gan_state, test_idx) -> np.ndarray:

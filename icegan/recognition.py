@@ -1151,8 +1151,9 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
         raise ValueError(f"{cfg.SECTION}.noise_filter works on LOSO folds (`icegan loso` feature runs), not in this "
                          f"per-fold entry point; set {cfg.SECTION}.noise_filter=none")
     if cfg.domain_bn:
-        raise ValueError("model.domain_bn needs every clip's dataset; it is supported by `icegan loso` feature runs "
-                         "only, not by the main job's per-fold recognizer: set model.domain_bn=false")
+        raise ValueError(f"{cfg.SECTION}.domain_bn needs every clip's dataset; it is supported by `icegan loso` "
+                         f"feature runs only, not by the main job's per-fold recognizer: set "
+                         f"{cfg.SECTION}.domain_bn=false")
     if subjects_train is not None and len(subjects_train) != len(x_train):
         raise ValueError(f"subjects_train holds {len(subjects_train)} subjects for {len(x_train)} training rows")
     key = "subject_weighting" if cfg.subject_weighting else "class_balance"

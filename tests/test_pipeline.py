@@ -537,9 +537,10 @@ def test_exported_features_are_the_main_jobs_and_run_under_icegan_loso(tmp_path,
 
 def test_fold_gan_checkpoints_at_most_ten_times():
     """A fold's GAN saved a checkpoint every epoch: 100 per fold for configs/megc2019.yaml's 100 GAN epochs. It saves
-    every max(1, epochs // 10) epochs now (the trainer also saves the last epoch)."""
+    every max(1, ceil(epochs / 10)) epochs now (the trainer also saves the last epoch; epochs // 10 saved 13 times
+    for 25 epochs, every epoch for 10-19)."""
     from icegan.pipeline import _gan_config, load_main_config
-    for epochs, every in ((100, 10), (25, 2), (5, 1), (1, 1)):
+    for epochs, every in ((100, 10), (25, 3), (15, 2), (5, 1), (1, 1)):
         cfg = load_main_config(None, [f"gan.epochs={epochs}"])
         assert _gan_config(cfg, torch.device("cpu")).train.checkpoint_every == every
 

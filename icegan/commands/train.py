@@ -64,8 +64,9 @@ def register(sub) -> None:
     Args:
         sub: the ``add_subparsers`` action of the ``icegan`` parser.
     """
-    p = sub.add_parser("train", help="joint LOSO training of ICE-GAN + flow + recognizer (same as train.py)",
-                       description="Joint LOSO training of ICE-GAN, SRFlowNet flow and a recognizer; "
+    p = sub.add_parser("train", help="LOSO training of ICE-GAN + recognizer on optical flow (same as train.py)",
+                       description="LOSO training of ICE-GAN and a recognizer on fixed SRFlowNet flow (gan.joint: "
+                                   "the GAN is trained through it); "
                                    "with no --config, the built-in synthetic demo (the shipped demo.yaml; "
                                    "`icegan configs demo` prints it).")
     add_arguments(p)

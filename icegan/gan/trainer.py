@@ -547,7 +547,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             lr, sample grids) or None.
         extra_loss_fn: ``f(G, onset, z, c, fake) → scalar`` added to the generator loss each step
             (e.g. a recognizer's cross-entropy through optical flow of (onset, fake)); it receives the
-            true-class branch (``c`` (B,) long ids) and must be differentiable w.r.t. ``fake``.
+            true-class branch (``c`` (B,) long ids) and must be differentiable w.r.t. ``fake``. It is called inside
+            the generator step's autocast block (``train.amp`` on a GPU): a loss that must run in float32 disables
+            autocast itself, as the main job's joint loss does.
         init: start from these models instead of fresh ones (e.g. a pretrained G for joint training).
         log_level: level of this function's progress messages (one line per epoch with its losses, accuracies and
             lr; the motion prior; a resumed checkpoint). The main job, which trains a GAN in every fold, passes
