@@ -1,4 +1,5 @@
-"""`icegan flow run` and the flownet frame / flow-file I/O (56th audit): frames whose EXIF Orientation tags differ,
+"""`icegan flow run` and the flownet frame / flow-file I/O (56th audit): frames whose EXIF Orientation tags differ
+(read as shown, with a note),
 frames too large for the all-pairs correlation volume of SRFlowNet-like networks, ``--decompose-method learned``
 with a base-estimator ``--model`` / ``--module``, a PNG followed by padding, and NaN / infinite flow in a ``.flo``.
 Frames are tiny pictures written here (a blank 3840x2160 pair for the memory check); no real data is read."""
@@ -25,19 +26,23 @@ def _run(args: list[str]) -> int:
 
 # ------------------------------------------------------------------------------------------- 1: EXIF orientation
 
-def test_flow_run_refuses_frames_whose_orientation_tags_differ(tmp_path, capsys):
-    """img1 tagged 3 (OpenCV turns it half a turn as it reads it), img2 untagged, same stored pixels size: the flow
-    was computed between a turned and an unturned frame (median u -1.12 px for a true 2 px). Now refused before any
-    flow, naming both files and both tags (none for the untagged one), and nothing is written."""
-    a = _texture(32, 32)
-    one = save_tagged(tmp_path / "one.png", a, 3)
+def test_flow_run_reads_frames_of_different_tags_as_shown_with_a_note(tmp_path, capsys):
+    """img1 saved with its pixels turned half a turn and tagged 3 (a viewer, and OpenCV, turn it back), img2 untagged
+    and shifted 2 px right: read as shown, the two line up and the flow is the true +2 px, with a note naming both
+    tags (a wrong tag would turn one frame against the other)."""
+    import cv2
+    from flownet.io import read_flo
+    a = _texture(48, 48)
+    one = save_tagged(tmp_path / "one.png", np.rot90(a, 2).copy(), 3)
     two = save_tagged(tmp_path / "two.png", np.roll(a, 2, axis=1))
-    out = tmp_path / "f.png"
-    assert _run([one, two, "--model", "tvl1", "--out", out]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1
-    assert "different EXIF Orientation tags" in err and f"{one}: 3, which turns it half a turn" in err
-    assert f"{two}: none, read as stored" in err and not out.exists()
+    assert cv2.imread(str(one), cv2.IMREAD_GRAYSCALE).tolist() == a.tolist()       # OpenCV applies the tag
+    flo = tmp_path / "f.flo"
+    assert _run([one, two, "--model", "tvl1", "--out", tmp_path / "f.png", "--flo", flo]) == 0
+    out = capsys.readouterr().out
+    assert "different EXIF Orientation tags" in out and f"{one}: 3, which turns it half a turn" in out
+    assert f"{two}: none, read as stored" in out
+    u = read_flo(flo)[0][..., 0]
+    assert abs(float(np.median(u[8:-8, 8:-8])) - 2.0) < 0.25
 
 
 def test_flow_run_accepts_frames_of_one_orientation_and_tag_1_as_untagged(tmp_path, capsys):

@@ -308,16 +308,16 @@ def _read_run_inputs(args: argparse.Namespace):
     with only a warning of libjpeg's on stderr otherwise). Both read as grey, with a note, when one is grey and the
     other colour (decoded again from the bytes in memory).
 
-    OpenCV turns a frame by its EXIF Orientation tag as it reads it (:mod:`flownet.frame_io`): two frames whose tags
-    differ (no tag counts as 1, as stored) would be read turned or mirrored against each other and give a wrong flow
-    without any warning, so they are refused.
+    OpenCV turns a frame by its EXIF Orientation tag as it reads it (:mod:`flownet.frame_io`), so two frames read as
+    a viewer shows them: frames with different tags (no tag counts as 1, as stored) line up when each tag is right
+    (a frame saved turned by its tag, the other untagged), and are read so with a note naming both tags (a wrong tag
+    would turn one frame against the other).
 
     Raises:
         ValueError: naming the file: missing, a folder, empty, cut short or not an image, or a 16-bit image whose
             values stay below 4096 (10- or 12-bit data: read as 8 bits, at most 16 grey levels); the two frames
             differ in size as read (naming a quarter-turn EXIF Orientation tag that swapped a frame's width and
-            height: :func:`flownet.frame_io.quarter_turn_note`), or in their EXIF Orientation tags (naming both
-            files and tags).
+            height: :func:`flownet.frame_io.quarter_turn_note`).
     """
     import cv2
     import numpy as np
@@ -357,12 +357,12 @@ def _read_run_inputs(args: argparse.Namespace):
                          f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them "
                          f"alike)" + turned)
     if turns[0] != turns[1]:
-        raise ValueError(_orientation_mismatch(args.img1, args.img2, tags))
+        print(f"note: {_orientation_note(args.img1, args.img2, tags)}")
     return imgs
 
 
-def _orientation_mismatch(img1, img2, tags) -> str:
-    """The message of ``flow run`` for frames ``img1`` and ``img2`` whose EXIF Orientation ``tags`` (None for a file
+def _orientation_note(img1, img2, tags) -> str:
+    """The note of ``flow run`` for frames ``img1`` and ``img2`` whose EXIF Orientation ``tags`` (None for a file
     without one; None, 1 and values outside 1-8 are read as stored) differ."""
     from flownet.data.orientation import TAG_EFFECTS
 
@@ -371,10 +371,8 @@ def _orientation_mismatch(img1, img2, tags) -> str:
             return f"{tag}, which {TAG_EFFECTS[tag]} as it is read"
         return f"{'none' if tag is None else tag}, read as stored"
     return (f"the two frames carry different EXIF Orientation tags ({img1}: {said(tags[0])}; {img2}: "
-            f"{said(tags[1])}): OpenCV turns each frame by its tag, so the two would not line up and the flow would "
-            f"be wrong. Save the tagged frame "
-            f"with its pixels turned as its tag says and without the tag (e.g. Pillow's ImageOps.exif_transpose), "
-            f"or give both frames one tag")
+            f"{said(tags[1])}): each is read turned as its tag says (as a viewer shows it); if a tag is wrong, one "
+            f"frame is turned against the other and the flow is wrong")
 
 
 def _estimator(args: argparse.Namespace, img, module: dict):
