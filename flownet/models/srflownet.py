@@ -64,8 +64,9 @@ class SRFlowNetConfig:
 
     Raises:
         ValueError: a negative setting, or a layer width, ``corr_levels`` or ``iters`` below 1 (``motion_channels``
-            below 3), naming the key as ``model.<key>``; kernel sizes and ``downsample`` are checked by
-            :class:`SRFlowNet`.
+            below 3), naming the key as ``model.<key>`` (an item of ``feature_layers`` / ``context_layers`` as
+            ``model.feature_layers[<index>]``); kernel sizes, ``downsample`` and the number of widths (5) are
+            checked by :class:`SRFlowNet`.
     """
     feature_layers: tuple[int, ...] = (32, 32, 48, 64, 96)     #: FeatureEncoder widths (last = correlation features)
     context_layers: tuple[int, ...] = (32, 32, 48, 64, 128)    #: context encoder; last = hidden + context channels
@@ -96,6 +97,10 @@ class SRFlowNetConfig:
         for key, least in low.items():
             if getattr(self, key) < least:
                 raise ValueError(f"model.{key} must be >= {least}, got {getattr(self, key)}")
+        for key in ("feature_layers", "context_layers"):         # a width of 0 failed inside torch's conv.py
+            for i, width in enumerate(getattr(self, key)):
+                if width < 1:
+                    raise ValueError(f"model.{key}[{i}] must be >= 1, got {width}")
 
     @classmethod
     def face(cls) -> "SRFlowNetConfig":

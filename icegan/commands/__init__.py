@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Callable
 
 #: errors that come from the user's input (a missing or unreadable file, a bad value, a missing optional package, a
@@ -33,6 +34,36 @@ CONFIG_KINDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: the top-level keys of each :data:`CONFIG_KINDS` config (its class's dataclass fields), listed here so that
+#: :func:`config_kind` can pass over a file that cannot be of a kind without importing its module (most of them import
+#: torch: seconds and ~0.9 GB for a one-key typo's message); tests/test_review56b.py keeps it equal to the classes
+CONFIG_TOP_KEYS: dict[str, frozenset[str]] = {
+    "icegan loso": frozenset({"name", "protocol", "dataset", "oracle_epoch", "seed", "device", "threads", "workers",
+                              "max_folds", "data", "model"}),
+    "train.py": frozenset({"name", "out_dir", "seed", "device", "threads", "oracle_epoch", "data", "gan", "flow",
+                           "recognizer"}),
+    "icegan suite": frozenset({"name", "seeds", "runs", "ensembles", "baseline", "resamples", "stratify",
+                               "per_dataset", "selection"}),
+    "icegan gan train": frozenset({"name", "out_dir", "data", "model", "loss", "train"}),
+    "icegan prepare": frozenset({"datasets", "cache_root", "size", "color", "detector", "margin", "refine",
+                                 "neighbours", "sequences", "landmarks", "apex_spotting", "workers", "progress"}),
+    "icegan flow train": frozenset({"name", "out_dir", "data", "model", "train", "liteflownet2", "raft", "ptlflow"}),
+    "icegan flow train --mode selfsup": frozenset({"name", "out_dir", "data", "model", "loss", "train"}),
+    "icegan flow train-decflow": frozenset({"name", "out_dir", "data", "model", "train"}),
+}
+
+
+def _top_keys(path) -> set | None:
+    """The top-level keys of the YAML file ``path`` as :func:`icegan.config.load_config` reads them; None when it
+    cannot be read as a mapping (then it loads as no config)."""
+    from icegan.config import _yaml_value
+    try:
+        data = _yaml_value(Path(path).read_text(encoding="utf-8"))
+    except Exception:           # noqa: BLE001 - a missing or unreadable file, not YAML, a key written twice
+        return None
+    return set(data) if isinstance(data, dict) else None
+
+
 def _loads_as(path, command: str) -> bool:
     """Whether the YAML file ``path`` alone (no overrides) loads as the config of ``command`` (a
     :data:`CONFIG_KINDS` name): its keys, types and checks."""
@@ -49,9 +80,15 @@ def _loads_as(path, command: str) -> bool:
 
 def config_kind(path, among=None) -> str | None:
     """The first command of ``among`` (:data:`CONFIG_KINDS` names; None: all of them) whose config the YAML file
-    ``path`` loads as, alone (no overrides), else None. Used to say which command a refused file is for."""
+    ``path`` loads as, alone (no overrides), else None. Used to say which command a refused file is for. A kind
+    whose top-level keys (:data:`CONFIG_TOP_KEYS`) lack one of the file's is passed over without importing its
+    config's module; the others are loaded whole (keys, types and checks at every level)."""
     names = [c for c, _, _ in CONFIG_KINDS] if among is None else list(among)
-    return next((c for c in names if _loads_as(path, c)), None)
+    keys = _top_keys(path)
+    if keys is None:
+        return None
+    # a top-level key a kind does not have rules it out without importing its module: a typo's message stays cheap
+    return next((c for c in names if keys <= CONFIG_TOP_KEYS[c] and _loads_as(path, c)), None)
 
 
 def other_config_hint(path, command: str) -> str:
