@@ -22,7 +22,7 @@ from flownet.paths import expand_home
 from icegan.protocol import DATASET_TITLES, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
-           "check_one_recipe"]
+           "check_one_recipe", "same_predictions_notes"]
 
 
 @dataclass
@@ -379,9 +379,9 @@ def check_one_recipe(label: str, runs: Sequence[str | Path]) -> None:
             says to give each recipe its own entry, ``LABEL=GLOB``); a run of several that records no recipe (no
             ``config.yaml``, and no ensemble, selection or merge header whose members can be read); two runs of the
             same seed(s) (one seed run twice: its scores are not another draw, and would shrink the std and grow n;
-            names the two runs); two runs, of different seeds too, whose ``predictions.csv`` holds the same rows in
-            any order (a seed-free recipe, e.g. logistic regression, run with two seeds: one draw; names the two
-            runs); a header that cannot be read.
+            names the two runs); a header that cannot be read. Runs of different seeds with the same predictions
+            are not refused: they are genuine draws of a recipe whose result does not depend on its seed
+            (:func:`same_predictions_notes` gives the tables' note).
     """
     first: dict[Path, Path] = {}                # each resolved folder: the run that first named it
     for r in map(Path, runs):
@@ -425,18 +425,36 @@ def _check_recipes(label: str, unique: list[Path]) -> None:
                              f"seed{_seed_text(rec)}: one seed run twice, not two seeds (its scores would count twice, "
                              "shrinking the std and growing n); keep one of them, or rerun one with another seed=")
         seeded.append((r, rec))
-    drawn: dict[str, Path] = {}                 # other seeds: still one draw where the predictions are the same
+
+
+def same_predictions_notes(label: str, runs: Sequence[str | Path]) -> list[str]:
+    """The notes of the entry ``label`` whose runs ``runs`` (seeds of one recipe, :func:`check_one_recipe`) include
+    runs with the same predictions (``predictions.csv``'s rows in any order, :func:`_predictions_digest`): a recipe
+    that draws nothing from its seed (logistic regression; a nested selection that picks it in every fold) gives
+    the same scores for every seed. Those runs are genuine draws, counted in n and the std as computed; the note
+    says that their ± 0 is no measured spread. ``icegan table``, ``icegan compare`` and the suite's page show it.
+
+    Returns:
+        One line per group of at least two runs with the same predictions (``entry 'LR': runs A and B have the same
+        predictions ...``), in the order the runs are listed; empty when none (runs without a readable
+        predictions.csv are not compared).
+    """
+    groups: dict[str, list[Path]] = {}
+    unique = list(dict.fromkeys(map(Path, runs)))
     for r in unique:
         digest = _predictions_digest(r)
-        twin = drawn.get(digest) if digest is not None else None
-        if twin is not None:
-            raise ValueError(f"entry '{label}': {twin} and {r} have the same predictions (predictions.csv, the same "
-                             "rows in any order): a recipe that draws nothing from its seed (e.g. logistic regression "
-                             "or gradient boosting, seeded: false in a suite file) gives the same scores for every "
-                             "seed=, so they are one draw, not two (its scores would count twice, shrinking the std "
-                             "and growing n); keep one of them")
         if digest is not None:
-            drawn[digest] = r
+            groups.setdefault(digest, []).append(r)
+    notes = []
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        named = ", ".join(map(str, same[:-1])) + f" and {same[-1]}"
+        spread = ("± 0 is not a measured spread" if len(same) == len(unique) else
+                  "they count as one draw each in its mean ± std")
+        notes.append(f"entry '{label}': runs {named} have the same predictions (predictions.csv, the same rows in any "
+                     f"order): this recipe's result does not depend on its seed here; {spread}")
+    return notes
 
 
 def _predictions_digest(run: Path) -> Optional[str]:
@@ -637,7 +655,9 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels and dataset names escaped
     (:func:`latex_escape`; a label beginning with ``[`` guarded, :func:`latex_row_start`), ``--`` for a dataset an
     entry has no runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and ``<metric> std``
-    (empty for one run), full precision, then ``Folds`` and ``Clips``.
+    (empty for one run), full precision, then ``Folds`` and ``Clips``. An entry with runs of the same predictions
+    (:func:`same_predictions_notes`: n and ± as computed) gets its note under the Markdown table (``Note: ...``) and
+    at the end of the LaTeX caption; CSV has none (``icegan table`` prints it on stderr).
 
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
@@ -653,7 +673,7 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
 
 def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
     """:func:`results_table` of ``entries`` in ``fmt`` (checked), inside its :func:`reading_configs` block."""
-    rows, datasets = [], []
+    rows, datasets, notes = [], [], []
     for e in entries:
         ms = [_load(r) for r in e.runs]
         for key in ("protocol", "oracle_epoch", "n_folds", "n_samples"):
@@ -666,6 +686,7 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
             raise ValueError(f"table entry '{e.label}': its runs score different classes "
                              f"({sorted({ls.name for ls in sets})}, data.labels); give them separate entries")
         check_one_recipe(e.label, e.runs)
+        notes += same_predictions_notes(e.label, e.runs)
         for m in ms:
             datasets += [d for d in m["per_dataset"] if d not in datasets]
         rows.append((e, ms, sets[0]))
@@ -723,8 +744,9 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
         if any("NOT leak-free" in lead[1] for lead, _, _ in body):
             caption += (" NOT leak-free: the flow network that made the features was trained on real frames of "
                         "held-out subjects.")
+        caption += "".join(" " + latex_escape(n).replace("±", "$\\pm$") + "." for n in notes)  # same predictions
         return latex_float(tab, caption, "tab:icegan-results")
     out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]
     out += ["| " + " | ".join([markdown_cell(lead[0])] + lead[1:] + [_cell(st) for st in cells] + [size(fc, "—")])
             + " |" for lead, cells, fc in body]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + "".join(f"\nNote: {n}.\n" for n in notes)

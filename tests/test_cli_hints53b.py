@@ -51,7 +51,7 @@ def test_flow_train_overrides_and_flow_run_out_are_unchanged():
 
 def _run(d, n_subjects, lr, dataset="casme2", oracle=False, seed=0):
     """A finished run folder of ``n_subjects`` subjects of ``dataset`` (three clips each), recipe ``model.lr=lr``;
-    every clip read right but, for a seed > 0, the first (so that two seeds' predictions differ: one draw else)."""
+    every clip read right but, for a seed > 0, the first (two seeds' predictions differ, as a seeded recipe's do)."""
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": seed, "oracle_epoch": oracle,
                                                    "data": {"dataset": dataset},

@@ -23,7 +23,7 @@ def _fold_fn(x, y, seed=0):
     def fold_fn(fold):                   # nearest class mean: a deterministic toy recognizer
         m = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
         d = -((x[fold.test_idx][:, None] - m[None]) ** 2).sum(-1) / 100
-        d[:, 0] += 1e-3 * seed           # seeds score otherwise: the same predictions would be one draw, refused
+        d[:, 0] += 1e-3 * seed           # seeds score otherwise, as a seeded recipe's do
         e = np.exp(d - d.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
     return fold_fn

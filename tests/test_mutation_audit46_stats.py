@@ -63,7 +63,7 @@ def test_a_seed_whose_rows_are_in_another_order_is_the_same_clips(tmp_path):
     matched clip by clip, so a seed written with its rows reversed is accepted in one entry with the original, and,
     as its own entry, ties the original in every resample. Mutation killed: the predictions not sorted by (subject,
     clip) when read, which refused such an entry as 'differ in clips or labels'. (The seed in one entry predicts
-    one clip of s1 otherwise: the same predictions would be one draw, refused.)"""
+    one clip of s1 otherwise, as two draws of a seeded recipe would.)"""
     rows = [(f"casme2/s{s}", f"c{j}", y, (y + s) % 3) for s in range(4) for j, y in enumerate([0, 1, 2, 2])]
     a = _write_run(tmp_path / "st_s0", rows)
     b = _write_run(tmp_path / "st_s1", rows[::-1], seed=1)

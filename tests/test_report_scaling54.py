@@ -29,7 +29,7 @@ def _config(name, seed, model="ststnet"):
 def _run(root, name, seed=None, model="ststnet"):
     """A finished run folder that ``icegan table`` and ``icegan compare`` both read: config.yaml (seed: the digits that
     end the name), metrics.json, run.json and predictions.csv (3 subjects of 4 clips; clip ``seed`` of the 12
-    predicted otherwise, so that two seeds' predictions differ: the same predictions are one draw, refused)."""
+    predicted otherwise, so that two seeds' predictions differ, as a seeded recipe's do)."""
     d = root / name
     d.mkdir()
     seed = int(re.search(r"(\d*)$", name).group(1) or 0) if seed is None else seed

@@ -75,7 +75,7 @@ def _main(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     """``icegan compare`` with ``args`` (:func:`_main`); the exit code."""
     from icegan.paths import check_output_file
-    from icegan.report import parse_entry
+    from icegan.report import parse_entry, same_predictions_notes
     from icegan.significance import (bootstrap_compare, check_same_datasets, check_stratify, comparison_scopes,
                                      comparison_table, forest_plot, load_run_set, scope_title, shown_scopes)
 
@@ -136,6 +136,12 @@ def _compare(args: argparse.Namespace) -> int:
             elif args.per_dataset and parts:     # csv: one table (its scope column first), its header once; the
                 part = part.partition("\n")[2]     # header is column names, one line (a label's line break is not)
             parts.append(part)
+        for e in entries:                               # runs with the same predictions: said under the tables
+            for note in same_predictions_notes(e.label, e.runs):
+                if args.format == "csv":                # a line in the table would break it
+                    print(f"icegan compare: note: {note}", file=sys.stderr)
+                else:
+                    parts.append(f"% Note: {note}.\n" if args.format == "latex" else f"Note: {note}.\n")
         text = ("" if args.format == "csv" else "\n").join(parts)
         if args.plot:
             forest_plot(plotted, args.plot, baseline=base, confidence=args.confidence)

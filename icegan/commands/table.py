@@ -44,16 +44,21 @@ def emit(text: str, out: str | None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
-    from icegan.report import parse_entry, reading_configs, results_table
+    from icegan.report import parse_entry, reading_configs, results_table, same_predictions_notes
 
     try:
         if args.out:
             check_output_file(args.out, "--out", "table.md")      # never over a run's own metrics.md
         with reading_configs():             # each run's config.yaml parsed once, whichever entries list it
-            text = results_table([parse_entry(e) for e in args.entries], fmt=args.format)
+            entries = [parse_entry(e) for e in args.entries]
+            text = results_table(entries, fmt=args.format)
     except ValueError as exc:
         print(f"icegan table: error: {exc}", file=sys.stderr)
         return 2
+    if args.format == "csv":                # markdown and latex carry it; a line in the CSV would break it
+        for e in entries:
+            for note in same_predictions_notes(e.label, e.runs):
+                print(f"icegan table: note: {note}", file=sys.stderr)
     return emit(text, args.out)
 
 
