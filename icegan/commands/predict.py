@@ -45,12 +45,14 @@ The table has the columns of a feature table (dataset, subject, clip, path; labe
 label column means unknown; labels are read as classes of the models' label set, the one they were fitted with:
 data.labels), one row per clip; see `icegan loso --help` (data.source=table). Models of two label sets are
 refused. A model of one dataset's classes (data.labels=casme2_5 or samm_5) reads class ids only from a table whose
-provenance.json (icegan features) records that label set; elsewhere bare ids, most often MEGC2019's, are refused:
-write class names. Such a model scores clips of any dataset: a labelled clip of another dataset is a cross-dataset
-test (a CASME II clip labelled happiness, scored by a samm_5 model) when its label is the name of one of the model's
-classes (not an id, which there may be one of its own dataset's set); another label is refused, naming the line, the
-label and the model's classes. The maps must be prepared like the model's training maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each channel min-max
-normalised per clip to [0, 1]); their size may differ (they are resized to the training maps' size).
+provenance.json (icegan features) records that label set, or, with a model fitted on a table of bare ids of its
+set, from any table; elsewhere bare ids, most often MEGC2019's, are refused: write class names. Such a model scores
+clips of any dataset: a labelled clip of another dataset is a cross-dataset test (a CASME II clip labelled
+happiness, scored by a samm_5 model) when its label is the name of one of the model's classes (not an id, which
+there may be one of its own dataset's set); another label is refused, naming the line, the label and the model's
+classes. The maps must be prepared like the model's training maps: the same flow method and normalisation (the
+MEGC2019 maps: TV-L1, each channel min-max normalised per clip to [0, 1]); their size may differ (they are resized
+to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
 C being the config whose `icegan features` maps the model was fitted on (a clip list's labels are MEGC2019 classes:
 for a model of data.labels=casme2_5 or samm_5 add data.labels=megc2019, which makes the same maps, and leave the
@@ -111,6 +113,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
 
     from icegan.commands.loso import load_feature_set
     from icegan.config import to_dict
+    from icegan.data.feature_table import unrecorded_ids
     from icegan.environment import describe_environment, limit_threads
     from icegan.labels import absent_classes, get_label_set
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
@@ -153,6 +156,8 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     seconds = time.perf_counter() - start
     record = {**training_record(fs.samples, fs.features, classes),
               "maps": maps_provenance(cfg.data.source, cfg.data.table)}
+    if cfg.data.source == "table" and cfg.data.labels != "megc2019" and unrecorded_ids(cfg.data.table):
+        record["bare_ids_of"] = cfg.data.labels     # trained on bare ids read as this set's: predict reads them so
     save_recognizer(out, fitted, to_dict(cfg), record, recognizer_provenance(cfg.model), describe_environment(),
                     classes=classes)
     return fitted, {**record, "seconds": seconds}
@@ -182,7 +187,9 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
             set's is scored when its label names one of the set's classes (a cross-dataset test,
             :func:`icegan.data.feature_table.read_feature_table`), and refused otherwise; with models of a label set
             other than MEGC2019, bare class ids in a table whose ``provenance.json`` records no label set (they are
-            not guessed to be the model's: the message names the set they would be read as and asks for names).
+            not guessed to be the model's: the message names the set they would be read as and asks for names),
+            unless every model was fitted on such a table of bare ids of its set (its training record's
+            ``bare_ids_of``): those ids are then read as the set's, as ``icegan fit`` read them.
         FileNotFoundError: the table (named as ``--table``) or a clip's map is missing.
     """
     import numpy as np
@@ -219,7 +226,9 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
                              f"both; give models fitted with one data.normalize, or choose with --normalize")
         normalize = norms[0]
     try:
-        fs = load_table_features(table, normalize=normalize, labelled=False, labels=sets[0].name)
+        # a model trained on a table of bare ids of its set (no provenance.json) reads such ids as fit read them
+        bare = all(meta["training"].get("bare_ids_of") == sets[0].name for _, meta in loaded)
+        fs = load_table_features(table, normalize=normalize, labelled=False, labels=sets[0].name, bare_ids=bare)
     except FileNotFoundError as exc:        # the reader names icegan loso's setting; here it is this command's flag
         raise FileNotFoundError(str(exc).replace("(data.table)", "(--table)")) from None
     except UnrecordedIdsError:              # ids of no recorded set: which set they are of is not guessed

@@ -68,7 +68,7 @@ from icegan.labels import LABEL_SETS, get_label_set
 
 __all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
            "load_table_features", "minmax_per_clip", "read_motion_subjects",
-           "read_provenance", "UnrecordedIdsError"]
+           "read_provenance", "UnrecordedIdsError", "unrecorded_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def _may_hold(label_set, dataset: Optional[str]) -> bool:
 
 
 def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None,
-                       labelled: bool = True, labels: str = "megc2019") -> pd.DataFrame:
+                       labelled: bool = True, labels: str = "megc2019", bare_ids: bool = False) -> pd.DataFrame:
     """Read and check a feature table (the module docstring gives its columns); the maps are not opened here.
 
     Args:
@@ -238,7 +238,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             to score the table with a model of that set (``icegan fit ... data.labels=NAME``) where that set may
             hold the row's dataset (:func:`parse_class_label`), never one to set ``data.labels``; and, for a set
             other than MEGC2019, a bare class id is refused unless the table's ``provenance.json`` records the set of
-            its ids (bare ids are most often MEGC2019's: :func:`_unrecorded_id`).
+            its ids (bare ids are most often MEGC2019's: :func:`_unrecorded_id`) or ``bare_ids`` is True.
+        bare_ids: with ``labelled`` False, read the bare class ids of a table whose ``provenance.json`` records no
+            label set as ids of ``labels``, as training read them: the model was fitted on a table of such ids (its
+            training record's ``bare_ids_of``, :func:`unrecorded_ids`). Default False: refused as above.
 
     Returns:
         DataFrame with columns dataset, subject (prefixed), clip, label (int64 0..K-1, or -1 unknown when
@@ -292,7 +295,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     if raw.empty:
         raise ValueError(f"{csv}: no rows")
     unrecorded = _check_exported_label_set(csv, raw["label"], labels, model_labels=not labelled)
-    unrecorded = unrecorded and not labelled and labels != "megc2019"    # ids a model of another set would misread
+    # ids a model of another set would misread; not those of a model trained on bare ids of its set (bare_ids)
+    unrecorded = unrecorded and not labelled and labels != "megc2019" and not bare_ids
     has_dataset = "dataset" in raw.columns
     ls = get_label_set(labels)
     datasets = None if datasets is None else list(datasets)
@@ -408,6 +412,19 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str, model_la
                          f"would name another class; {_use_labels(written, model_labels)}, or write the table again "
                          f"with data.labels={labels}")
     return False
+
+
+def unrecorded_ids(csv: str | Path) -> bool:
+    """Whether the feature table ``csv`` (a readable CSV) holds bare class ids (a label cell of ASCII digits) whose
+    label set no ``provenance.json`` beside it records (none, a damaged one, or one not written by ``icegan
+    features``): ``icegan fit`` records it (``bare_ids_of``), so that ``icegan predict`` reads such ids with the model
+    as fit read them (:func:`read_feature_table`'s ``bare_ids``). False without a label column."""
+    raw = read_csv_cells(Path(csv))
+    if "label" not in raw.columns or not raw["label"].map(lambda c: is_ascii_digits(str(c).strip())).any():
+        return False
+    prov = Path(csv).parent / "provenance.json"
+    info = _parse_provenance(prov)[0] if prov.is_file() else None       # quiet: the table's read warned already
+    return info is None or "flow" not in info
 
 
 def _unrecorded_id(where: str, text: str, csv: Path, labels: str) -> "UnrecordedIdsError":
@@ -604,7 +621,7 @@ def minmax_per_clip(x: torch.Tensor) -> torch.Tensor:
 
 def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = None, size: Optional[int] = None,
                         normalize: Literal["none", "minmax"] = "none", labelled: bool = True,
-                        labels: str = "megc2019") -> FeatureSet:
+                        labels: str = "megc2019", bare_ids: bool = False) -> FeatureSet:
     """Load the clips a feature table lists into memory.
 
     Args:
@@ -617,6 +634,8 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
             of each clip to [0, 1] (:func:`minmax_per_clip`).
         labelled: False lets rows go without a label (-1), for scoring new clips (:func:`read_feature_table`).
         labels: the label set of the table's label column (:mod:`icegan.labels`).
+        bare_ids: with ``labelled`` False, read bare ids of no recorded label set as ``labels``' ids
+            (:func:`read_feature_table`).
 
     Returns:
         :class:`~icegan.data.features.FeatureSet`: samples (dataset, subject, clip, label, path) and features
@@ -628,7 +647,7 @@ def load_table_features(csv: str | Path, datasets: Optional[Iterable[str]] = Non
             ``normalize=none``) values more than 1e-6 outside [0, 1] (each names the line, the clip and the file).
     """
     import torch
-    table = read_feature_table(csv, datasets, labelled=labelled, labels=labels)
+    table = read_feature_table(csv, datasets, labelled=labelled, labels=labels, bare_ids=bare_ids)
     maps = []
     expected = ("data.size; data.size=0 takes the size of the table's maps, when all have one, and "
                 "model.input_size resizes them for the recognizer")   # what set the size a map must have
