@@ -150,7 +150,6 @@ def test_fit_and_loso_name_the_absent_classes_with_one_helper(tmp_path, monkeypa
     import logging
 
     import icegan.labels as labels
-    from _feature_tables import toy_config  # noqa: F401  (registers the toy data)
     from test_predict54 import _table_without_surprise
 
     from icegan.commands.loso import LosoConfig, check_run, load_feature_set
