@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .records import (CLASS3_NAMES, FRAME_EXTENSIONS, ONE_SIZE, OTHER_IMAGE_EXTENSIONS, ClipRecord, duplicate_frame,
-                      frame_number, ranges_text, subject_number)
+from .records import (CLASS3_NAMES, FRAME_EXTENSIONS, ONE_SIZE, OTHER_IMAGE_EXTENSIONS, ClipRecord,
+                      dangling_link_target, duplicate_frame, frame_number, ranges_text, subject_number)
 
 log = logging.getLogger("icegan.data")
 
@@ -38,17 +38,25 @@ class Problem:
         return {"clip": self.clip, "problem": self.problem, "severity": self.severity}
 
 
-def _readable(path: Path, data: Optional[bytes] = None) -> bool:
-    """Whether the frame decodes and is not cut short (:func:`flownet.frame_io.read_frame`, at half size; ``data``:
-    its bytes, when read already)."""
+def _unreadable_reason(path: Path, data: Optional[bytes] = None) -> Optional[str]:
+    """Why the frame does not decode or is cut short, as :func:`flownet.frame_io.read_frame` says it (at half size),
+    without its ``"cannot read image <path>: "`` opening (``"the file is empty (0 bytes; ...)"``, ``"not an image
+    OpenCV can decode"``); None for a readable frame. ``data``: its bytes, when read already."""
     import cv2
 
     from flownet.frame_io import read_frame
     try:
         read_frame(path, cv2.IMREAD_REDUCED_GRAYSCALE_2, data=data)
-    except ValueError:
-        return False
-    return True
+    except ValueError as exc:
+        why = str(exc)
+        opening = f"cannot read image {Path(path)}: "
+        return why[len(opening):] if why.startswith(opening) else why
+    return None
+
+
+def _readable(path: Path, data: Optional[bytes] = None) -> bool:
+    """Whether the frame decodes and is not cut short (:func:`_unreadable_reason` is None)."""
+    return _unreadable_reason(path, data) is None
 
 
 def untaken_images_text(folder: Path) -> str:
@@ -56,20 +64,24 @@ def untaken_images_text(folder: Path) -> str:
     frame, were not taken: ``": N image file(s) found, none taken: "`` then, for those of a frame extension
     (:data:`~icegan.data.records.FRAME_EXTENSIONS`) whose name does not end in a number, and for those of another
     image extension (:data:`~icegan.data.records.OTHER_IMAGE_EXTENSIONS`, ``.webp``...), how many and the first five
-    names (in natural order); ``""`` when the folder holds no such file (or cannot be listed). macOS ``._*`` files
-    are not counted."""
+    names (in natural order), and for those named as images that are symbolic links to nothing, how many, the first
+    five names and where the first points (:func:`~icegan.data.records.dangling_link_target`); ``""`` when the folder
+    holds no such file (or cannot be listed). macOS ``._*`` files are not counted."""
     import re
 
     def natural(name: str) -> list:
         return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"([0-9]+)", name)]
     try:
-        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith("._")]
+        entries = [p for p in folder.iterdir() if not p.name.startswith("._")]
     except OSError:
         return ""
+    files = [p for p in entries if p.is_file()]
     unnumbered = sorted((p.name for p in files if p.suffix.lower() in FRAME_EXTENSIONS and frame_number(p) is None),
                         key=natural)
     other = sorted((p.name for p in files if p.suffix.lower() in OTHER_IMAGE_EXTENSIONS), key=natural)
-    if not (unnumbered or other):
+    links = sorted((p for p in entries if p.suffix.lower() in FRAME_EXTENSIONS + OTHER_IMAGE_EXTENSIONS
+                    and dangling_link_target(p) is not None), key=lambda p: natural(p.name))
+    if not (unnumbered or other or links):
         return ""
 
     def some(names: list[str]) -> str:
@@ -81,24 +93,34 @@ def untaken_images_text(folder: Path) -> str:
     if other:
         why.append(f"{len(other)} of an extension not accepted ({some(other)}), accepted: "
                    f"{', '.join(FRAME_EXTENSIONS)} (convert them to one of those)")
-    return f": {len(unnumbered) + len(other)} image file(s) found, none taken: " + "; ".join(why)
+    if links:
+        why.append(f"{len(links)} link(s) to files that do not exist ({some([p.name for p in links])}): "
+                   f"{links[0].name} is a link to {dangling_link_target(links[0])}")
+    return f": {len(unnumbered) + len(other) + len(links)} image file(s) found, none taken: " + "; ".join(why)
 
 
 def _frame_size(path: Path) -> Optional[tuple[int, int]]:
     """``(width, height)`` of a frame that :func:`_readable` accepts (read from its header, turned by its EXIF
     orientation as prepare reads it: :func:`flownet.frame_io.oriented_size`), ``(0, 0)`` when only OpenCV reads
     it, None for an unreadable one. The file is read once."""
+    return _frame_probe(path)[0]
+
+
+def _frame_probe(path: Path) -> tuple[Optional[tuple[int, int]], Optional[str]]:
+    """``(size, reason)``: :func:`_frame_size`'s answer, and for an unreadable frame why
+    (:func:`_unreadable_reason`), else None. The file is read once."""
     try:
         data = path.read_bytes()
-    except OSError:
-        return None
-    if not _readable(path, data):
-        return None
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    why = _unreadable_reason(path, data)
+    if why is not None:
+        return None, why
     from flownet.frame_io import oriented_size
     try:
-        return oriented_size(path, data)
+        return oriented_size(path, data), None
     except (OSError, ValueError):
-        return 0, 0
+        return (0, 0), None
 
 
 def subject_missing(rec: ClipRecord) -> bool:
@@ -108,8 +130,20 @@ def subject_missing(rec: ClipRecord) -> bool:
     return rec.subject_dir is not None and not rec.subject_dir.is_dir()
 
 
+def not_a_folder_text(path: Path) -> Optional[str]:
+    """What stands at ``path`` where a folder belongs, when it is not one: ``"<path> is a link to X, which does not
+    exist"`` (:func:`~icegan.data.records.dangling_link_target`) or ``"<path> is a file, not a folder (an archive
+    not extracted?)"``; None when nothing is there, or a folder."""
+    target = dangling_link_target(path)
+    if target is not None:
+        return f"{path} is a link to {target}, which does not exist"
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder (an archive not extracted?)"
+    return None
+
+
 def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool = True,
-                    unreadable: Optional[set[Path]] = None,
+                    unreadable: Optional[set[Path] | dict[Path, str]] = None,
                     sizes: Optional[dict[Path, tuple[int, int]]] = None) -> list[Problem]:
     """Problems of one clip record.
 
@@ -117,7 +151,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         rec: the clip.
         read_images: decode every frame file and report the ones that fail (slow: ~1 ms/frame).
         need_apex: an absent apex is a ``skip`` problem (False for SMIC before spotting).
-        unreadable: precomputed set of unreadable frame paths (overrides ``read_images``).
+        unreadable: precomputed unreadable frame paths (overrides ``read_images``): a set, or a dict path → why
+            (:func:`_unreadable_reason`), whose problem line then names each file with its reason (the first five).
         sizes: ``(width, height)`` of frame paths (:func:`_frame_size`): frames whose size is not the onset frame's
             are a problem (one crop or alignment is applied to a whole clip), a ``skip`` one for the apex and, when
             the apex is to be spotted, for a frame of the span it is spotted on.
@@ -194,12 +229,16 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     if rec.offset is None and rec.dataset in ("casme2", "samm"):      # optional in SMIC and in a clip list
         out.append(Problem(k, "offset is not a frame number in the sheet", WARN))
     if unreadable is None and read_images:
-        unreadable = {p for p in rec.frame_paths if not _readable(p)}
+        unreadable = {p: why for p in rec.frame_paths if (why := _unreadable_reason(p)) is not None}
     if unreadable:
-        bad = [n for n, p in zip(nums, rec.frame_paths) if p in unreadable]
+        bad = [(n, p) for n, p in zip(nums, rec.frame_paths) if p in unreadable]
         if bad:
-            sev = SKIP if key_frames & set(bad) else WARN
-            out.append(Problem(k, f"unreadable image(s) for frame(s) {ranges_text(bad)}", sev))
+            sev = SKIP if key_frames & {n for n, _ in bad} else WARN
+            what = f"unreadable image(s) for frame(s) {ranges_text([n for n, _ in bad])}"
+            if isinstance(unreadable, dict):        # each file with read_frame's reason, the first five
+                what += ": " + ", ".join(f"{p.name} ({unreadable[p]})" for _, p in bad[:5])
+                what += f", and {len(bad) - 5} more" if len(bad) > 5 else ""
+            out.append(Problem(k, what, sev))
     ref = sizes.get(rec.frame_path(rec.onset)) if sizes and rec.has_frame(rec.onset) else None
     if ref and ref != (0, 0):
         odd = {n: p for n, p in zip(nums, rec.frame_paths) if sizes.get(p, ref) not in (ref, (0, 0))}
@@ -247,6 +286,9 @@ class CheckReport:
     by_label_set: dict[str, dict[str, int]] = field(default_factory=dict)
     #: annotations given that the dataset's loader does not read (SMIC: the class is the folder's), else None
     unread_sheet: Optional[str] = None
+    #: subjects of ``missing_subjects`` whose entry in the root is there but is no folder (subject → what is there,
+    #: :func:`not_a_folder_text`: a file, an archive never extracted; a link to nothing)
+    subjects_not_folders: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
@@ -274,8 +316,10 @@ class CheckReport:
             lines.append(f"annotations {self.unread_sheet} not read: {self.dataset} clips take their class from their "
                          f"folders and their apex is spotted")
         if self.missing_subjects:
+            what = {s: f"; {w}" for s, w in self.subjects_not_folders.items()}
             lines.append("subjects in the sheet but not on disk: " +
-                         ", ".join(f"{s} ({n} clip{'' if n == 1 else 's'})" for s, n in self.missing_subjects.items()))
+                         ", ".join(f"{s} ({n} clip{'' if n == 1 else 's'}{what.get(s, '')})"
+                                   for s, n in self.missing_subjects.items()))
         lines.append("composite classes (usable / in scope): " + ", ".join(
             f"{c} {self.by_class_usable.get(c, 0)}/{self.by_class.get(c, 0)}" for c in CLASS3_NAMES))
         for name, counts in self.by_label_set.items():
@@ -418,7 +462,8 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         progress: show a tqdm bar while decoding.
 
     Rows of subjects whose folder is absent are summarised in ``missing_subjects`` (subject →
-    clip count) rather than listed clip by clip; every other sheet clip missing on disk is listed in
+    clip count) rather than listed clip by clip (a subject entry that is a file or a link to nothing is said so in
+    ``subjects_not_folders``); every other sheet clip missing on disk is listed in
     ``missing_on_disk`` and in ``clips_with_problems``.
 
     Raises:
@@ -426,23 +471,26 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     """
     ds = _loader(dataset, root, annotations)
     recs: list[ClipRecord] = ds.records(composite_only=composite_only)
-    unreadable: set[Path] = set()
+    unreadable: dict[Path, str] = {}            # path → why (read_frame's reason)
     sizes: dict[Path, tuple[int, int]] = {}
     all_paths = [p for r in recs for p in r.frame_paths]
     if read_images and all_paths:
         from tqdm import tqdm
         with ThreadPoolExecutor(max(1, workers)) as ex:
-            found = list(tqdm(ex.map(_frame_size, all_paths, chunksize=64), total=len(all_paths),
+            found = list(tqdm(ex.map(_frame_probe, all_paths, chunksize=64), total=len(all_paths),
                               desc=f"reading {dataset} frames", disable=not progress))
-        unreadable = {p for p, size in zip(all_paths, found) if size is None}
-        sizes = {p: size for p, size in zip(all_paths, found) if size is not None}
+        unreadable = {p: why for p, (size, why) in zip(all_paths, found) if size is None}
+        sizes = {p: size for p, (size, _) in zip(all_paths, found) if size is not None}
     problems: list[Problem] = []
     missing_subjects: Counter = Counter()
+    not_folders: dict[str, str] = {}            # subject → what stands where its folder belongs (a file, a link)
     missing_on_disk, skipped = [], []
     usable: list[ClipRecord] = []
     ok_count = 0
     for r in recs:
         if subject_missing(r):
+            if r.subject not in missing_subjects and (what := not_a_folder_text(r.subject_dir)) is not None:
+                not_folders[r.subject] = what
             missing_subjects[r.subject] += 1
             continue
         ps = record_problems(r, need_apex=r.apex_method != "unspotted", unreadable=unreadable, sizes=sizes)
@@ -485,4 +533,5 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         frames_checked=len(all_paths) if read_images else 0,
         unreadable_images=sorted(str(p) for p in unreadable), other_folders=other_folders,
         padding_mismatches=mismatched, by_label_set=by_label_set,
-        unread_sheet=str(ds.unread_sheet) if getattr(ds, "unread_sheet", None) is not None else None)
+        unread_sheet=str(ds.unread_sheet) if getattr(ds, "unread_sheet", None) is not None else None,
+        subjects_not_folders=dict(sorted(not_folders.items())))

@@ -74,6 +74,32 @@ def apex_after_offset_note(onset: Optional[int], apex: Optional[int], offset: Op
     return f"apex {apex} is after offset {offset} ({where}): one of the two cells is wrong; the apex is used as written"
 
 
+def dangling_link_target(path: str | Path) -> Optional[str]:
+    """Where ``path`` points when it is a symbolic link to nothing (a dataset symlinked from elsewhere, then moved or
+    copied with relative links): the link's text, followed for a relative one by the path it resolves to in
+    parentheses (``../gone/img46.jpg (/data/gone/img46.jpg)``); None when ``path`` is no link, or a link to
+    something that exists."""
+    import os
+    p = Path(path)
+    if not p.is_symlink() or p.exists():
+        return None
+    try:
+        target = os.readlink(p)
+    except OSError:
+        return None
+    if os.path.isabs(target):
+        return target
+    return f"{target} ({os.path.normpath(os.path.join(p.parent, target))})"
+
+
+def _left_out_note(names: list[tuple[str, str]], whats: str) -> str:
+    """One note for the frame files :func:`list_frames` leaves out for one reason: ``"<name>: <why>"`` for the first
+    five (in frame order), ``"; and N more <whats>"`` for the rest, then ``"; not taken as a frame"`` (or frames)."""
+    text = "; ".join(f"{name}: {why}" for name, why in names[:5])
+    more = f"; and {len(names) - 5} more {whats}" if len(names) > 5 else ""
+    return text + more + ("; not taken as a frame" if len(names) == 1 else "; not taken as frames")
+
+
 def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...], list[str]]:
     """Frame files of one clip folder, sorted by frame number.
 
@@ -82,8 +108,10 @@ def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...]
 
     Returns:
         ``(numbers, paths, problems)``: frame numbers (ascending), their paths, and human-readable
-        problems (files whose name carries no frame number, duplicate frame numbers). A folder that
-        does not exist gives empty tuples and one problem.
+        problems (files whose name carries no frame number, duplicate frame numbers; entries named as a frame that are
+        not taken because they are a link to nothing, ``"img59.jpg: link to X, which does not exist; ..."``, or a
+        folder: one note each, naming the first five). A folder that does not exist gives empty tuples and one
+        problem.
     """
     d = Path(clip_dir)
     if not d.is_dir():
@@ -91,9 +119,18 @@ def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...]
                         f"clip folder {d} is a file, not a folder of frames"]
     problems: list[str] = []
     found: dict[int, Path] = {}
+    dangling: list[tuple[str, str]] = []        # (name, why) of entries named as frames that are not files
+    folders: list[tuple[str, str]] = []
     for p in d.iterdir():
-        if p.suffix.lower() not in FRAME_EXTENSIONS or not p.is_file() or p.name.startswith("._"):
+        if p.suffix.lower() not in FRAME_EXTENSIONS or p.name.startswith("._"):
             continue        # ._img46.jpg: the metadata file macOS writes beside img46.jpg on a non-Mac disk, no image
+        if not p.is_file():             # not taken; said so (a dataset symlinked from elsewhere, moved since)
+            target = dangling_link_target(p)
+            if target is not None:
+                dangling.append((p.name, f"link to {target}, which does not exist"))
+            elif p.is_dir():
+                folders.append((p.name, "a folder, not an image file"))
+            continue
         n = frame_number(p)
         if n is None:
             problems.append(f"file without a frame number in its name: {p.name}")
@@ -102,6 +139,10 @@ def list_frames(clip_dir: str | Path) -> tuple[tuple[int, ...], tuple[Path, ...]
             problems.append(f"two files for frame {n}: {found[n].name} and {p.name}")   # :func:`duplicate_frame`
             continue
         found[n] = p
+    for entries, whats in ((dangling, "links to files that do not exist"), (folders, "folders")):
+        if entries:
+            entries.sort(key=lambda e: (frame_number(e[0]) is None, frame_number(e[0]) or 0, e[0]))
+            problems.append(_left_out_note(entries, whats))
     numbers = tuple(sorted(found))
     return numbers, tuple(found[n] for n in numbers), problems
 
