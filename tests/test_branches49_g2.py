@@ -80,7 +80,7 @@ def test_a_non_zero_rank_resuming_skips_the_groups_rank_0_has_finished(toy, tmp_
     from icegan import distributed
     from icegan.protocol import make_folds, run_loso
     subjects = [f.subject for f in make_folds(toy.samples["subject"].tolist(), "CDE", None)]
-    told = iter([subjects[:2], {"from": "rank 0"}])         # rank 0's finished folds, then its metrics
+    told = iter([{"finished": subjects[:2]}, {"from": "rank 0"}])   # rank 0's finished folds, then its metrics
     monkeypatch.setattr(distributed, "is_main", lambda: False)
     monkeypatch.setattr(distributed, "broadcast_object", lambda obj, src=0: next(told))
     groups = []

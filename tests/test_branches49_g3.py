@@ -16,7 +16,7 @@ def test_a_gan_fold_on_another_rank_than_0_trains_but_writes_nothing(monkeypatch
                                   "gan.batch_size=8", "gan.base_channels=8", "gan.synthetic_ratio=0.5",
                                   "recognizer.name=logreg", "threads=1"])
     # rank 0's broadcasts: no feature cache (compute the flow), no fold finished yet, then its metrics
-    told = iter([None, [], {"from": "rank 0"}])
+    told = iter([None, {"finished": []}, {"from": "rank 0"}])
     monkeypatch.setattr(icegan.distributed, "is_main", lambda: False)
     monkeypatch.setattr(icegan.distributed, "broadcast_object", lambda obj, src=0: next(told))
     calls = []

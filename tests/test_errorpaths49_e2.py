@@ -65,7 +65,7 @@ class _Rank1:
     then its metrics."""
 
     def __init__(self, finished):
-        self.sent = [sorted(finished), {"from": "rank 0"}]
+        self.sent = [{"finished": sorted(finished)}, {"from": "rank 0"}]
 
     def broadcast(self, obj, src=0):
         assert obj is None                    # rank 1 sends nothing

@@ -187,7 +187,8 @@ def test_casme2_pairs_are_one_per_existing_apex_neighbour_and_the_cache_round_tr
         fresh = load_casme2_pairs(root, 8, k, cache=True, cache_dir=Path(tmp) / "cache")
         assert len(os.listdir(Path(tmp) / "cache")) == 1
         cached = load_casme2_pairs(root, 8, k, cache=True, cache_dir=Path(tmp) / "cache")
-        want = [(r, fr) for r in usable for fr in range(r[5] - k, r[5] + k + 1) if fr in r[6]]
+        want = [(r, fr) for r in usable for fr in range(r[5] - k, r[5] + k + 1)     # neighbours after the onset
+                if fr in r[6] and (fr == r[5] or fr > r[4])]                        # (no offset column here)
         assert fresh.clips == [f"{r[0]}/{r[1]}" for r, _ in want]
         assert fresh.apex_frames.tolist() == [fr for _, fr in want]
         assert fresh.subjects == [f"casme2/{r[0]}" for r, _ in want]

@@ -255,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
     _input_size(getattr(args, "input_size", "native"))        # a bad --input-size named before the images are read
     _check_run_outputs(args)                                  # before the flow is computed, not after
-    i1, i2 = _read_run_inputs(args)         # refuses frames of two sizes, or of two EXIF orientations
+    i1, i2 = _read_run_inputs(args)         # refuses frames of two sizes (a note when their EXIF tags differ)
     if min(i1.shape[-2:]) < MIN_FLOW_SIDE:        # a 1x1 pair gave a 'flow' of 1.4 px: nothing to estimate there
         raise ValueError(f"{args.img1} and {args.img2} are {i1.shape[-1]}x{i1.shape[-2]} pixels; optical flow needs "
                          f"images of at least {MIN_FLOW_SIDE}x{MIN_FLOW_SIDE} pixels")

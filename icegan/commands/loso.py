@@ -181,7 +181,7 @@ class LosoConfig:
         check_ranges(self, seeds=("seed",))
         check_run_name(self.name)
         if self.workers < 0:
-            raise ValueError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+            raise ValueError(f"workers must be >= 0 (0 = one per usable CPU), got {self.workers}")
         from icegan.environment import THREADS_MAX
         if not 0 <= self.threads <= THREADS_MAX:
             raise ValueError(f"threads must be >= 0 and <= {THREADS_MAX} (torch CPU threads; 0 = default), got "
