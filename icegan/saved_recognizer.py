@@ -14,8 +14,9 @@ The file (``torch.save``, read back with ``weights_only=True``) holds plain valu
                 for MEGC2019, the five of CASME II for casme2_5, of SAMM for samm_5),
      "training": {"clips": N, "subjects": [...], "clip_keys": ["subject/clip", ...], "datasets": {name: N},
                   "classes": {name: N}, "map_size": S, "maps": how the maps were made (maps_provenance),
-                  "bare_ids_of": the label set, only for a five-class model fitted on a table of bare class ids
-                  whose set no provenance.json records (icegan predict then reads such ids as that set's)},
+                  "bare_ids_of": {"labels": the label set, "table_sha256": SHA-256 of the table file}, only for a
+                  five-class model fitted on a table of bare class ids whose set no provenance.json records (icegan
+                  predict then reads such ids as that set's in that very table, the same content, alone)},
      "provenance": {...}  (a custom network's module spec and source SHA-256),
      "environment": {...} (library versions, CPU, git commit at training time),
      "members": [{"copies": G, "snapshots": k, "state_dict": {...}}, ...],

@@ -65,8 +65,9 @@ class SRFlowNetConfig:
     Raises:
         ValueError: a negative setting, or a layer width, ``corr_levels`` or ``iters`` below 1 (``motion_channels``
             below 3), naming the key as ``model.<key>`` (an item of ``feature_layers`` / ``context_layers`` as
-            ``model.feature_layers[<index>]``); kernel sizes, ``downsample`` and the number of widths (5) are
-            checked by :class:`SRFlowNet`.
+            ``model.feature_layers[<index>]``); a last ``context_layers`` width below ``hidden`` (it holds the
+            hidden state and the context channels; equal: no context channels), naming both; kernel sizes,
+            ``downsample`` and the number of widths (5) are checked by :class:`SRFlowNet`.
     """
     feature_layers: tuple[int, ...] = (32, 32, 48, 64, 96)     #: FeatureEncoder widths (last = correlation features)
     context_layers: tuple[int, ...] = (32, 32, 48, 64, 128)    #: context encoder; last = hidden + context channels
@@ -101,6 +102,11 @@ class SRFlowNetConfig:
             for i, width in enumerate(getattr(self, key)):
                 if width < 1:
                     raise ValueError(f"model.{key}[{i}] must be >= 1, got {width}")
+        last = len(self.context_layers) - 1     # hidden state + context channels: narrower failed in torch.split
+        if last >= 0 and self.context_layers[last] < self.hidden:
+            raise ValueError(f"model.context_layers[{last}] ({self.context_layers[last]}) must be >= model.hidden "
+                             f"({self.hidden}): the last context width holds the GRU's hidden state and the context "
+                             f"channels (model.context_layers[{last}] - model.hidden of them)")
 
     @classmethod
     def face(cls) -> "SRFlowNetConfig":

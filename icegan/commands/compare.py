@@ -141,7 +141,9 @@ def _compare(args: argparse.Namespace) -> int:
                 if args.format == "csv":                # a line in the table would break it
                     print(f"icegan compare: note: {note}", file=sys.stderr)
                 else:
-                    parts.append(f"% Note: {note}.\n" if args.format == "latex" else f"Note: {note}.\n")
+                    # LaTeX: every line a comment, as the legend's (a label's line break would end the comment)
+                    parts.append("".join(f"% {ln}\n" for ln in f"Note: {note}.".splitlines())
+                                 if args.format == "latex" else f"Note: {note}.\n")
         text = ("" if args.format == "csv" else "\n").join(parts)
         if args.plot:
             forest_plot(plotted, args.plot, baseline=base, confidence=args.confidence)

@@ -46,13 +46,13 @@ label column means unknown; labels are read as classes of the models' label set,
 data.labels), one row per clip; see `icegan loso --help` (data.source=table). Models of two label sets are
 refused. A model of one dataset's classes (data.labels=casme2_5 or samm_5) reads class ids only from a table whose
 provenance.json (icegan features) records that label set, or, with a model fitted on a table of bare ids of its
-set, from any table; elsewhere bare ids, most often MEGC2019's, are refused: write class names. Such a model scores
-clips of any dataset: a labelled clip of another dataset is a cross-dataset test (a CASME II clip labelled
-happiness, scored by a samm_5 model) when its label is the name of one of the model's classes (not an id, which
-there may be one of its own dataset's set); another label is refused, naming the line, the label and the model's
-classes. The maps must be prepared like the model's training maps: the same flow method and normalisation (the
-MEGC2019 maps: TV-L1, each channel min-max normalised per clip to [0, 1]); their size may differ (they are resized
-to the training maps' size).
+set, from that very table (the same content, whose SHA-256 the model records); elsewhere bare ids, most often
+MEGC2019's, are refused: write class names. Such a model scores clips of any dataset: a labelled clip of another
+dataset is a cross-dataset test (a CASME II clip labelled happiness, scored by a samm_5 model) when its label is the
+name of one of the model's classes (not an id, which there may be one of its own dataset's set); another label is
+refused, naming the line, the label and the model's classes. The maps must be prepared like the model's training
+maps: the same flow method and normalisation (the MEGC2019 maps: TV-L1, each channel min-max normalised per clip to
+[0, 1]); their size may differ (they are resized to the training maps' size).
 Your own recordings: list them in a clip list and make their maps with `icegan features --config C --clips LIST.csv`,
 C being the config whose `icegan features` maps the model was fitted on (a clip list's labels are MEGC2019 classes:
 for a model of data.labels=casme2_5 or samm_5 add data.labels=megc2019, which makes the same maps, and leave the
@@ -113,7 +113,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
 
     from icegan.commands.loso import load_feature_set
     from icegan.config import to_dict
-    from icegan.data.feature_table import unrecorded_ids
+    from icegan.data.feature_table import table_sha256, unrecorded_ids
     from icegan.environment import describe_environment, limit_threads
     from icegan.labels import absent_classes, get_label_set
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
@@ -157,7 +157,8 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     record = {**training_record(fs.samples, fs.features, classes),
               "maps": maps_provenance(cfg.data.source, cfg.data.table)}
     if cfg.data.source == "table" and cfg.data.labels != "megc2019" and unrecorded_ids(cfg.data.table):
-        record["bare_ids_of"] = cfg.data.labels     # trained on bare ids read as this set's: predict reads them so
+        # trained on bare ids read as this set's: predict reads them so in this very table (its digest) alone
+        record["bare_ids_of"] = {"labels": cfg.data.labels, "table_sha256": table_sha256(cfg.data.table)}
     save_recognizer(out, fitted, to_dict(cfg), record, recognizer_provenance(cfg.model), describe_environment(),
                     classes=classes)
     return fitted, {**record, "seconds": seconds}
@@ -188,14 +189,15 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
             :func:`icegan.data.feature_table.read_feature_table`), and refused otherwise; with models of a label set
             other than MEGC2019, bare class ids in a table whose ``provenance.json`` records no label set (they are
             not guessed to be the model's: the message names the set they would be read as and asks for names),
-            unless every model was fitted on such a table of bare ids of its set (its training record's
-            ``bare_ids_of``): those ids are then read as the set's, as ``icegan fit`` read them.
+            unless every model was fitted on this very table (the same content: its training record's
+            ``bare_ids_of`` holds the set and the table's ``table_sha256``): its ids are then read as the set's, as
+            ``icegan fit`` read them.
         FileNotFoundError: the table (named as ``--table``) or a clip's map is missing.
     """
     import numpy as np
     import pandas as pd
 
-    from icegan.data.feature_table import UnrecordedIdsError, load_table_features
+    from icegan.data.feature_table import UnrecordedIdsError, load_table_features, table_sha256
     from icegan.ensemble import EnsembleError, mixing_weights
     from icegan.labels import label_set_of_classes
     from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
@@ -226,8 +228,13 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
                              f"both; give models fitted with one data.normalize, or choose with --normalize")
         normalize = norms[0]
     try:
-        # a model trained on a table of bare ids of its set (no provenance.json) reads such ids as fit read them
-        bare = all(meta["training"].get("bare_ids_of") == sets[0].name for _, meta in loaded)
+        # a model trained on a table of bare ids of its set (no provenance.json) reads the ids of that very table
+        # (the same content) as fit read them; another table's bare ids may be of another set (MEGC2019's 0 negative)
+        records = [meta["training"].get("bare_ids_of") for _, meta in loaded]
+        bare = all(isinstance(r, dict) and r.get("labels") == sets[0].name for r in records) and Path(table).is_file()
+        if bare:
+            digest = table_sha256(table)
+            bare = all(r.get("table_sha256") == digest for r in records)
         fs = load_table_features(table, normalize=normalize, labelled=False, labels=sets[0].name, bare_ids=bare)
     except FileNotFoundError as exc:        # the reader names icegan loso's setting; here it is this command's flag
         raise FileNotFoundError(str(exc).replace("(data.table)", "(--table)")) from None

@@ -47,6 +47,7 @@ its CSV helpers.
 from __future__ import annotations
 
 import csv as csv_module                # the module; `csv` names the table's path in the functions below
+import hashlib
 import json
 import logging
 import warnings
@@ -68,7 +69,7 @@ from icegan.labels import LABEL_SETS, get_label_set
 
 __all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
            "load_table_features", "minmax_per_clip", "read_motion_subjects",
-           "read_provenance", "UnrecordedIdsError", "unrecorded_ids"]
+           "read_provenance", "UnrecordedIdsError", "unrecorded_ids", "table_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -427,20 +428,31 @@ def unrecorded_ids(csv: str | Path) -> bool:
     return info is None or "flow" not in info
 
 
+def table_sha256(csv: str | Path) -> str:
+    """SHA-256 (hex) of the bytes of the feature table ``csv``: ``icegan fit`` records it with ``bare_ids_of`` so that
+    ``icegan predict`` reads bare ids as the model's set only in that very table (the same content).
+
+    Raises:
+        OSError: the file cannot be read."""
+    return hashlib.sha256(Path(csv).read_bytes()).hexdigest()
+
+
 def _unrecorded_id(where: str, text: str, csv: Path, labels: str) -> "UnrecordedIdsError":
     """The refusal of the bare class id ``text`` (at ``where``: file, line, clip) in a table scored by ``icegan
     predict`` with a model of the label set ``labels`` (not MEGC2019) when no ``provenance.json`` records the set of
     the table's ids: a table's bare ids are most often MEGC2019's (the composite's, a clip list's), and the model would
-    read MEGC2019's 0 (negative) as its own class 0 (CASME II's happiness). Names the set the ids would be read as and
-    asks for its class names."""
+    read MEGC2019's 0 (negative) as its own class 0 (CASME II's happiness). Names the set the ids would be read as,
+    the tables whose ids are read as that set's (the one a model was fitted on, by its ``table_sha256``, or one whose
+    provenance.json records the set) and asks for its class names."""
     ls = get_label_set(labels)
     return UnrecordedIdsError(
         f"{where}: label {str(text).strip()!r} is a bare class id, and no provenance.json beside {csv.name} (as "
         f"`icegan features` writes) records the label set of its ids: icegan predict would read it as an id of the "
         f"model's label set {labels} (" + ", ".join(f"{k} {c}" for k, c in enumerate(ls.classes))
-        + "), while bare ids are most often MEGC2019's (0 negative, 1 positive, 2 surprise); write the class names of "
-        f"{labels} ({', '.join(ls.classes)}) in the label column instead of ids, or leave a cell empty for a clip of "
-        f"unknown class")
+        + "), while bare ids are most often MEGC2019's (0 negative, 1 positive, 2 surprise); bare ids are read as "
+        f"ids of {labels} only in the table a model was fitted on (the same content) or in a table whose "
+        f"provenance.json records {labels}; write the class names of {labels} ({', '.join(ls.classes)}) in the label "
+        f"column instead of ids, or leave a cell empty for a clip of unknown class")
 
 
 class UnrecordedIdsError(ValueError):
