@@ -23,11 +23,21 @@ from icegan.allocator import retaining
 from icegan.paths import REPO_ROOT
 
 __all__ = ["describe_environment", "append_environment", "limit_threads", "usable_cpus", "other_load",
-           "cpu_contention", "ENVIRONMENT_FILE", "THREADS_MAX"]
+           "cpu_contention", "ENVIRONMENT_FILE", "THREADS_MAX", "check_threads"]
 
 #: the most CPU threads a config's ``threads`` may ask for: far above any machine's cores, and below the sizes at
 #: which torch.set_num_threads and the BLAS pools fail with a traceback (threads=99999999999)
 THREADS_MAX = 4096
+
+
+def check_threads(threads: int, meaning: str) -> None:
+    """Refuse a config's ``threads`` outside 0..:data:`THREADS_MAX` (``meaning``: what the count is, in the message).
+
+    Raises:
+        ValueError: ``threads must be >= 0 and <= 4096 (<meaning>), got <threads>``.
+    """
+    if not 0 <= threads <= THREADS_MAX:
+        raise ValueError(f"threads must be >= 0 and <= {THREADS_MAX} ({meaning}), got {threads}")
 
 
 def limit_threads(n: int) -> None:

@@ -308,10 +308,8 @@ class MainConfig:
     def __post_init__(self):
         check_ranges(self, seeds=("seed",))
         check_run_name(self.name)
-        from icegan.environment import THREADS_MAX
-        if not 0 <= self.threads <= THREADS_MAX:
-            raise ValueError(f"threads must be >= 0 and <= {THREADS_MAX} (torch CPU threads per fold; 0 = torch's "
-                             f"default), got {self.threads}")
+        from icegan.environment import check_threads
+        check_threads(self.threads, "torch CPU threads per fold; 0 = torch's default")
 
 
 def _check_custom_code(cfg: MainConfig) -> None:

@@ -43,8 +43,8 @@ def test_the_top_level_keys_of_each_config_kind_match_its_class():
     """The torch-free listing other_config_hint reads must follow the config classes: a field added to or removed
     from one of them fails here."""
     from icegan.commands import CONFIG_KINDS, CONFIG_TOP_KEYS
-    assert set(CONFIG_TOP_KEYS) == {c for c, _, _ in CONFIG_KINDS}
-    for command, target, _ in CONFIG_KINDS:
+    assert set(CONFIG_TOP_KEYS) == set(CONFIG_KINDS)
+    for command, (target, _) in CONFIG_KINDS.items():
         module, cls = target.split(":")
         fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
         assert set(CONFIG_TOP_KEYS[command]) == fields, command

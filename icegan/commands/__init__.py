@@ -19,19 +19,19 @@ def error_text(exc: BaseException) -> str:
     return " ".join([str(exc), *[str(n) for n in getattr(exc, "__notes__", ())]])
 
 
-#: the commands that read a YAML config: (command, module and class of its config, how to run a file with it)
-CONFIG_KINDS: tuple[tuple[str, str, str], ...] = (
-    ("icegan loso", "icegan.commands.loso:LosoConfig", "icegan loso --config {path} --out DIR"),
-    ("train.py", "icegan.pipeline:MainConfig", "python train.py --config {path}"),
-    ("icegan suite", "icegan.suite:SuiteConfig", "icegan suite --config {path} --out DIR"),
-    ("icegan gan train", "icegan.gan.trainer:GanConfig", "icegan gan train --config {path}"),
-    ("icegan prepare", "icegan.data.prepare:PrepareConfig", "icegan prepare --config {path}"),
-    ("icegan flow train", "flownet.train:FlowTrainConfig", "icegan flow train --config {path}"),
-    ("icegan flow train --mode selfsup", "flownet.selfsup:SelfSupConfig",
-     "icegan flow train --mode selfsup --config {path}"),
-    ("icegan flow train-decflow", "flownet.models.decflow:DecFlowTrainConfig", "icegan flow train-decflow --config "
-                                                                                "{path}"),
-)
+#: the commands that read a YAML config: command -> (module and class of its config, how to run a file with it)
+CONFIG_KINDS: dict[str, tuple[str, str]] = {
+    "icegan loso": ("icegan.commands.loso:LosoConfig", "icegan loso --config {path} --out DIR"),
+    "train.py": ("icegan.pipeline:MainConfig", "python train.py --config {path}"),
+    "icegan suite": ("icegan.suite:SuiteConfig", "icegan suite --config {path} --out DIR"),
+    "icegan gan train": ("icegan.gan.trainer:GanConfig", "icegan gan train --config {path}"),
+    "icegan prepare": ("icegan.data.prepare:PrepareConfig", "icegan prepare --config {path}"),
+    "icegan flow train": ("flownet.train:FlowTrainConfig", "icegan flow train --config {path}"),
+    "icegan flow train --mode selfsup": ("flownet.selfsup:SelfSupConfig",
+                                         "icegan flow train --mode selfsup --config {path}"),
+    "icegan flow train-decflow": ("flownet.models.decflow:DecFlowTrainConfig",
+                                  "icegan flow train-decflow --config {path}"),
+}
 
 
 #: the top-level keys of each :data:`CONFIG_KINDS` config (its class's dataclass fields), listed here so that
@@ -70,7 +70,7 @@ def _loads_as(path, command: str) -> bool:
     import importlib
 
     from icegan.config import load_config
-    module, cls = dict((c, m) for c, m, _ in CONFIG_KINDS)[command].split(":")
+    module, cls = CONFIG_KINDS[command][0].split(":")
     try:
         load_config(getattr(importlib.import_module(module), cls), path)
     except Exception:           # noqa: BLE001 - any failure (a missing file, a wrong key or value): not that kind
@@ -83,7 +83,7 @@ def config_kind(path, among=None) -> str | None:
     ``path`` loads as, alone (no overrides), else None. Used to say which command a refused file is for. A kind
     whose top-level keys (:data:`CONFIG_TOP_KEYS`) lack one of the file's is passed over without importing its
     config's module; the others are loaded whole (keys, types and checks at every level)."""
-    names = [c for c, _, _ in CONFIG_KINDS] if among is None else list(among)
+    names = list(CONFIG_KINDS) if among is None else list(among)
     keys = _top_keys(path)
     if keys is None:
         return None
@@ -99,11 +99,11 @@ def other_config_hint(path, command: str) -> str:
     file of no command)."""
     if path is None or _loads_as(path, command):
         return ""
-    kind = config_kind(path, [c for c, _, _ in CONFIG_KINDS if c != command])
+    kind = config_kind(path, [c for c in CONFIG_KINDS if c != command])
     if kind is None:
         return ""
     import shlex
-    run = dict((c, r) for c, _, r in CONFIG_KINDS)[kind].format(path=shlex.quote(str(path)))
+    run = CONFIG_KINDS[kind][1].format(path=shlex.quote(str(path)))
     return f"; {path} is a config for `{kind}`: run {run}"
 
 

@@ -182,10 +182,8 @@ class LosoConfig:
         check_run_name(self.name)
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per usable CPU), got {self.workers}")
-        from icegan.environment import THREADS_MAX
-        if not 0 <= self.threads <= THREADS_MAX:
-            raise ValueError(f"threads must be >= 0 and <= {THREADS_MAX} (torch CPU threads; 0 = default), got "
-                             f"{self.threads}")
+        from icegan.environment import check_threads
+        check_threads(self.threads, "torch CPU threads; 0 = default")
         if self.max_folds < 0:
             raise ValueError(f"max_folds must be >= 0 (0 = all folds, k > 0 = the first k), got {self.max_folds}")
         if self.workers != 1 and not self.device.startswith(("cpu", "auto")) and self.model.name not in SKLEARN_MODELS:
