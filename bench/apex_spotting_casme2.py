@@ -25,13 +25,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def _job(args):
     import cv2
     cv2.setNumThreads(1)
-    from icegan.data.spotting import middle_frame_index, spot_apex_index
+    from icegan.data.spotting import spot_apex_index
     key, paths, numbers, apex, method, onset, offset = args
-    if method == "middle":                           # icegan prepare's rule: the middle of the clip, not of the frames
-        idx, name = middle_frame_index(numbers, onset, offset), "middle-frame"
-    else:
-        frames = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in paths]
-        idx, name, _ = spot_apex_index(frames, method=method)
+    frames = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in paths]
+    # "middle": icegan prepare's rule, the middle of the clip, not of the frames present
+    idx, name, _ = spot_apex_index(frames, method=method, numbers=numbers, onset=onset, offset=offset)
     return key, numbers[idx] - apex, numbers[-1] - numbers[0] + 1, name
 
 

@@ -221,14 +221,14 @@ def file_orientation(path: str | Path, data: bytes | None = None) -> int | None:
         return None
 
 
-def quarter_turn_note(paths, other: str) -> str:
+def quarter_turn_note(paths, other: str, tags=None) -> str:
     """``""``, or a sentence (starting ``"; "``) naming each of ``paths`` whose EXIF Orientation turns it a quarter
     turn as :func:`read_frame` reads it (width and height swapped), unlike ``other`` (what its size is compared
     with, e.g. ``"the ground-truth flow"``): the reason two sizes differ. Files Pillow cannot open are passed
-    over."""
-    notes = []
-    for p in paths:
-        o = file_orientation(p)
+    over. ``tags``: the files' Orientation tags already read (:func:`file_orientation`, one per path, None for none),
+    so that no file is opened again; None: each file's is read here."""
+    notes, paths = [], list(paths)
+    for p, o in zip(paths, [file_orientation(p) for p in paths] if tags is None else tags, strict=True):
         if o in _QUARTER_TURNS:
             notes.append(f"{p} carries the EXIF Orientation tag {o}, which {_QUARTER_TURNS[o]} as it is read "
                          f"(width and height swapped)")

@@ -216,7 +216,7 @@ def test_spot_record_apex_returns_the_frame_number_of_the_spotted_index(tmp_path
                      offset=None, frame_numbers=tuple(range(10, 20, 2)), frame_paths=tuple(paths))
     calls = []
 
-    def fake(frames, method="dis", detector="hog"):
+    def fake(frames, method="dis", detector="hog", **middle_of):        # numbers, onset, offset: "middle" only
         calls.append((len(frames), method))
         return 3, "fake-method", np.zeros(len(frames))
     monkeypatch.setattr(spotting, "spot_apex_index", fake)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pandas as pd
 import pytest
 from _clip_records import clip_record, grey_frames, problems
 
@@ -110,27 +109,6 @@ def test_apex_neighbours_of_an_offset_before_the_apex_are_not_capped():
     before (apex+1, apex+2 = 20, 21 on disk)."""
     nb, notes = prep.select_neighbours(_rec(10, 19, 15, range(10, 26)), 19)
     assert nb == [17, 18, 20, 21] and notes == []
-
-
-def test_prepared_gan_pairs_leave_out_neighbours_at_or_before_the_onset_and_after_the_offset(monkeypatch):
-    """A cache made before neighbours were bounded (apex_m1 = the onset 5126, apex_m2 = 5125, apex_p2 = 5131 after
-    the offset 5130): with apex_neighbors 2 the onset is paired with the apex 5127 and apex+1 5128 only, never with
-    itself (an 'apex' image identical to the onset)."""
-    from icegan.gan.pairs import load_prepared_pairs
-    manifest = pd.DataFrame({"index": [0], "key": ["samm/032/032_3_2"], "dataset": ["samm"], "subject": ["samm/032"],
-                             "clip": ["032_3_2"], "class3": [0], "onset": [5126], "apex": [5127], "offset": [5130],
-                             "apex_m2": [5125], "apex_m1": [5126], "apex_p1": [5128], "apex_p2": [5131]})
-    frames = prep.PreparedFrames(onset=np.zeros((1, 8, 8), np.uint8), apex=np.ones((1, 8, 8), np.uint8),
-                                 apex_neighbours=np.arange(4, dtype=np.uint8)[None, :, None, None].repeat(8, 2)
-                                 .repeat(8, 3), landmarks=np.zeros((1, 6, 68, 2), np.float32),
-                                 cache_dir=prep.Path("."))
-    fake = prep.PreparedDataset(manifest=manifest, frames=frames, skipped=pd.DataFrame(), cache_dir=prep.Path("."),
-                                settings={})
-    monkeypatch.setattr(prep, "prepare_dataset", lambda cfg: fake)
-    ps = load_prepared_pairs(prep.PrepareConfig(datasets=[prep.DatasetSpec(name="samm", root="x")]), img_size=8,
-                             apex_neighbors=2, progress=False)
-    assert ps.apex_frames.tolist() == [5127, 5128]
-    assert (ps.apex[1] == 2).all()          # apex+1 is slot 2 of the cache's neighbours
 
 
 # ------------------------------------------------------------------------------------------------ D4: no frames

@@ -263,8 +263,7 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2, module)
     est = _estimator(args, i1, module)
-    _check_correlation_memory(est, i1, args.device, f"--model {args.model}")
-    with _out_of_memory_in_one_line(i1, args.device, f"--model {args.model}"):
+    with _within_memory(est, i1, args.device, f"--model {args.model}"):
         flow = est.estimate(i1[None], i2[None])[0].cpu()
     _check_finite(flow, f"--model {args.model}")
     save_flow_image(args.out, flow)
@@ -352,7 +351,7 @@ def _read_run_inputs(args: argparse.Namespace):
     turns = [t if t in TAG_EFFECTS else 1 for t in tags]     # none, 1 or a value outside 1-8: read as stored
     i1, i2 = imgs
     if i1.shape[-2:] != i2.shape[-2:]:
-        turned = quarter_turn_note((args.img1, args.img2), "the other frame") if turns[0] != turns[1] else ""
+        turned = quarter_turn_note((args.img1, args.img2), "the other frame", tags) if turns[0] != turns[1] else ""
         raise ValueError(f"images differ in size: {args.img1} is {i1.shape[-1]}x{i1.shape[-2]} pixels, {args.img2} "
                          f"{i2.shape[-1]}x{i2.shape[-2]}; flow needs two frames of one size (crop or resize them "
                          f"alike)" + turned)
@@ -453,16 +452,20 @@ def _check_correlation_memory(est, img, device, label: str) -> None:
                      f"side in pixels such as 512; the flow is resized back to the frames), or crop the frames")
 
 
-class _out_of_memory_in_one_line:
-    """Context manager: an allocation that fails while ``flow run`` computes the flow of images ``img``
-    ((C, H, W)) on ``device`` (``MemoryError``; torch's ``RuntimeError`` of "can't allocate memory" or "out of
-    memory", ``torch.OutOfMemoryError`` included) becomes one ValueError naming ``label`` (the method), the images'
-    size and ``--input-size``; any other error passes unchanged."""
+class _within_memory:
+    """Context manager around ``flow run``'s computation by ``est`` of the flow of images ``img`` ((C, H, W)) on
+    ``device``: on entry, :func:`_check_correlation_memory` refuses (ValueError) a pair too large for ``est``'s
+    all-pairs correlation volume, before any flow is computed; inside, an allocation that fails (``MemoryError``;
+    torch's ``RuntimeError`` of "can't allocate memory" or "out of memory", ``torch.OutOfMemoryError`` included)
+    becomes one ValueError naming ``label`` (the method), the images' size and ``--input-size``; any other error
+    passes unchanged."""
 
-    def __init__(self, img, device, label: str):
+    def __init__(self, est, img, device, label: str):
+        self.est, self.img = est, img
         self.size, self.device, self.label = f"{img.shape[-1]}x{img.shape[-2]}", device, label
 
     def __enter__(self):
+        _check_correlation_memory(self.est, self.img, self.device, self.label)
         return self
 
     def __exit__(self, kind, exc, tb):
@@ -537,14 +540,11 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
                              "learned decomposition (DecFlow) is its own network (--weights: its weights) and runs "
                              "in fp32 at the images' own size: leave them out")
         dec = get_decomposer("learned", weights=args.weights, device=args.device)
-        label = "DecFlow (--decompose-method learned)"
-        _check_correlation_memory(dec, i1, args.device, label)
+        net, label = dec, "DecFlow (--decompose-method learned)"
     else:     # the base flow is built as plain `flow run` builds it: precision, test-time flips and input size apply
-        base = _estimator(args, i1, module)
-        label = f"--model {args.model}"
-        _check_correlation_memory(base, i1, args.device, label)
-        dec = get_decomposer("ransac", base=base)
-    with _out_of_memory_in_one_line(i1, args.device, label):
+        net, label = _estimator(args, i1, module), f"--model {args.model}"
+        dec = get_decomposer("ransac", base=net)
+    with _within_memory(net, i1, args.device, label):      # net: the network whose correlation volume is checked
         parts = dec.decompose(i1[None], i2[None])
     names = ("total", "head", "expression")
     peak = {part: float(flow_magnitude(parts[part][0]).max()) for part in names}

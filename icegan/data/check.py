@@ -54,11 +54,6 @@ def _unreadable_reason(path: Path, data: Optional[bytes] = None) -> Optional[str
     return None
 
 
-def _readable(path: Path, data: Optional[bytes] = None) -> bool:
-    """Whether the frame decodes and is not cut short (:func:`_unreadable_reason` is None)."""
-    return _unreadable_reason(path, data) is None
-
-
 def untaken_images_text(folder: Path) -> str:
     """Why the image files of ``folder``, a clip folder in which :func:`icegan.data.records.list_frames` found no
     frame, were not taken: ``": N image file(s) found, none taken: "`` then, for those of a frame extension
@@ -100,9 +95,9 @@ def untaken_images_text(folder: Path) -> str:
 
 
 def _frame_size(path: Path) -> Optional[tuple[int, int]]:
-    """``(width, height)`` of a frame that :func:`_readable` accepts (read from its header, turned by its EXIF
-    orientation as prepare reads it: :func:`flownet.frame_io.oriented_size`), ``(0, 0)`` when only OpenCV reads
-    it, None for an unreadable one. The file is read once."""
+    """``(width, height)`` of a frame that decodes (:func:`_unreadable_reason` is None), read from its header, turned
+    by its EXIF orientation as prepare reads it (:func:`flownet.frame_io.oriented_size`); ``(0, 0)`` when only
+    OpenCV reads it, None for an unreadable one. The file is read once."""
     return _frame_probe(path)[0]
 
 

@@ -60,7 +60,7 @@ from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale
 from ..csv_names import csv_quoting, read_csv_names
 from ..paths import default_data_root, shared_data_root
 from .check import SKIP, record_problems, subject_missing
-from .records import ClipRecord, other_size_text
+from .records import ClipRecord, neighbour_inside, other_size_text
 
 log = logging.getLogger("icegan.data")
 
@@ -430,10 +430,8 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
     as an absent one is, by the nearest frame inside (the apex itself, at worst), which
     :func:`icegan.gan.pairs.load_prepared_pairs` does not pair twice. Frames in ``unreadable`` (files on disk that
     cannot be decoded) count as absent; the apex must not be one."""
-    last = rec.offset if rec.offset is not None and rec.offset >= apex else None
-
-    def inside(n: int) -> bool:
-        return (rec.onset is None or n > rec.onset) and (last is None or n <= last)
+    def inside(n: int) -> bool:             # after the onset, up to the offset (:func:`neighbour_inside`)
+        return neighbour_inside(n, rec.onset, apex, rec.offset)
     nums = np.array([n for n in rec.frame_numbers if n not in unreadable and (inside(n) or n == apex)])
     out, notes = [], []
     for d in NEIGHBOUR_OFFSETS:
@@ -446,7 +444,7 @@ def select_neighbours(rec: ClipRecord, apex: int, unreadable: Collection[int] = 
         out.append(n)
         if not inside(t):
             why = (f"at or before the onset {rec.onset}" if rec.onset is not None and t <= rec.onset
-                   else f"after the offset {last}")
+                   else f"after the offset {rec.offset}")
         else:
             why = f"unreadable ({rec.frame_path(t).name})" if t in unreadable else "not on disk"
         notes.append(f"apex{d:+d} frame {t} {why}, used {n}")

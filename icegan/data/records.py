@@ -74,6 +74,16 @@ def apex_after_offset_note(onset: Optional[int], apex: Optional[int], offset: Op
     return f"apex {apex} is after offset {offset} ({where}): one of the two cells is wrong; the apex is used as written"
 
 
+def neighbour_inside(n: int, onset: Optional[int], apex: int, offset: Optional[int]) -> bool:
+    """Whether frame number ``n`` may stand as one of the apex's neighbours (apex±1, apex±2): after the onset (a
+    frame at or before it is the neutral face: apex−1 of an apex at onset+1 is the onset itself) and, when the offset
+    is known and not before the apex, up to the offset, both as frame numbers; an unknown (None) onset or offset, or
+    an offset before the apex (a wrong cell, :func:`apex_after_offset_note`), sets no bound. The rule of
+    :func:`icegan.data.prepare.select_neighbours` and :func:`icegan.gan.pairs.load_casme2_pairs`."""
+    last = offset if offset is not None and offset >= apex else None
+    return (onset is None or n > onset) and (last is None or n <= last)
+
+
 def dangling_link_target(path: str | Path) -> Optional[str]:
     """Where ``path`` points when it is a symbolic link to nothing (a dataset symlinked from elsewhere, then moved or
     copied with relative links): the link's text, followed for a relative one by the path it resolves to in

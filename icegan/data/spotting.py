@@ -106,10 +106,15 @@ def smooth_curve(curve: np.ndarray, window: int = SMOOTH) -> np.ndarray:
     return np.convolve(padded, np.ones(2 * half + 1) / (2 * half + 1), mode="valid")
 
 
-def spot_apex_index(frames: Sequence[np.ndarray], method: SpotMethod = "dis",
-                    detector: str = "hog") -> tuple[int, str, np.ndarray]:
+def spot_apex_index(frames: Sequence[np.ndarray], method: SpotMethod = "dis", detector: str = "hog",
+                    numbers: Optional[Sequence[int]] = None, onset: Optional[int] = None,
+                    offset: Optional[int] = None) -> tuple[int, str, np.ndarray]:
     """Index of the apex in ``frames`` (onset = index 0), the method name, and the motion curve
     (T,) before smoothing (zeros for ``"middle"``).
+
+    ``"middle"``: :func:`middle_frame_index` of ``numbers`` (the frames' numbers, ascending, one per frame; None:
+    0..T−1, every frame present, which gives T // 2) and ``onset`` / ``offset`` (None: the first / last of
+    ``numbers``), the frame present nearest the middle of the clip; the flow methods do not read them.
 
     Raises:
         ValueError: fewer than 2 frames, or an unknown method.
@@ -117,7 +122,8 @@ def spot_apex_index(frames: Sequence[np.ndarray], method: SpotMethod = "dis",
     if len(frames) < 2:
         raise ValueError(f"apex spotting needs at least 2 frames, got {len(frames)}")
     if method == "middle":
-        return len(frames) // 2, "middle-frame", np.zeros(len(frames))
+        idx = middle_frame_index(range(len(frames)) if numbers is None else numbers, onset, offset)
+        return idx, "middle-frame", np.zeros(len(frames))
     if method not in ("dis", "farneback"):
         raise ValueError(f"unknown apex spotting method {method!r}; expected 'dis', 'farneback' or 'middle'")
     mask = face_hull_mask(frames[0], detector=detector)
@@ -156,9 +162,9 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
             raise ValueError(f"{record.key}: apex spotting: " + other_size_text(
                 f"frame {n} ({p.name})", im.shape[::-1], f"the first frame {span[0][0]} ({span[0][1].name})",
                 frames[0].shape[::-1]))
-    idx, name, _ = spot_apex_index(frames, method=method, detector=detector)
-    if method == "middle":          # the middle of the clip, not of the frames present (a gap would shift it)
-        idx = middle_frame_index(numbers, record.onset, record.offset)
+    # "middle": the middle of the clip, not of the frames present (a gap would shift it)
+    idx, name, _ = spot_apex_index(frames, method=method, detector=detector, numbers=numbers, onset=record.onset,
+                                   offset=record.offset)
     note = edge_apex_note(record, numbers, idx) if method != "middle" else None
     return dataclasses.replace(record, apex=numbers[idx], apex_method=name,
                                notes=record.notes + ((note,) if note else ()))

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from flownet.user_numbers import is_ascii_digits, read_frame_number
+from icegan.data.records import neighbour_inside
 from icegan.paths import default_data_root, shared_data_root
 
 __all__ = ["CLASS_NAMES", "IMAGE_SUFFIXES", "PairSet", "load_casme2_pairs", "load_prepared_pairs", "list_face_files",
@@ -291,11 +292,10 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
             offset_f = read_frame_number(r.offset) if hasattr(r, "offset") else None
         except ValueError:
             offset_f = None                                  # no offset ('/' in the sheet): neighbours not capped
-        last_f = offset_f if offset_f is not None and offset_f >= apex_f else None
         faces, why = [], None              # an apex of another size than the onset: the clip is skipped, not resized
         for d in range(-apex_neighbors, apex_neighbors + 1):
             fr = apex_f + d
-            if d != 0 and (fr <= onset_f or (last_f is not None and fr > last_f)):
+            if d != 0 and not neighbour_inside(fr, onset_f, apex_f, offset_f):
                 continue                                     # the onset face (or before it) or past the offset
             p = _frame_path(root, r.subject, r.filename, fr)
             if not p.is_file():
@@ -359,9 +359,9 @@ def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, p
             gray here).
         img_size: face side in pixels.
         apex_neighbors: k in 0..2: also pair the onset with apex±1 … apex±k, from the cache's neighbour frames
-            (``neighbours: true``); a neighbour the clip lacks was replaced by the nearest frame when the cache was
-            made, a frame already paired is not paired twice, and a frame at or before the onset or after the offset
-            (when the offset is not before the apex) is not paired.
+            (``neighbours: true``); a neighbour the clip lacks, at or before the onset or after the offset (when the
+            offset is not before the apex) was replaced by the nearest frame inside when the cache was made
+            (:func:`icegan.data.prepare.select_neighbours`), and a frame already paired is not paired twice.
         progress: show preprocessing's progress bar.
 
     Returns:
@@ -395,16 +395,10 @@ def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, p
             continue
         i = int(r.index)
         frames = [(int(r.apex), prepared.frames.apex[i])]
-        # a neighbour at or before the onset (the onset frame itself for an apex at onset + 1) or after the offset
-        # (when not before the apex) is no apex image: left out (a cache made before select_neighbours kept
-        # neighbours inside the clip may hold one)
-        offset = getattr(r, "offset", None)
-        last = offset if offset is not None and offset == offset and offset >= r.apex else None     # NaN: unknown
         for d in sorted(_NEIGHBOUR_SLOTS, key=lambda d: (abs(d), d)):
             slot, col = _NEIGHBOUR_SLOTS[d]
-            number = int(getattr(r, col)) if abs(d) <= apex_neighbors else None
-            if number is not None and number > r.onset and (last is None or number <= last):
-                frames.append((number, prepared.frames.apex_neighbours[i, slot]))
+            if abs(d) <= apex_neighbors:     # inside onset..offset: select_neighbours made the cache so
+                frames.append((int(getattr(r, col)), prepared.frames.apex_neighbours[i, slot]))
         seen: set[int] = set()
         for number, face in frames:
             if number in seen:                              # a substituted neighbour repeats a frame
