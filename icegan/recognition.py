@@ -121,9 +121,12 @@ def warp_features(x: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor)
     down) and R(θ) = [[cos θ, −sin θ], [sin θ, cos θ]]: the content turns by θ_b (positive = counter-clockwise as
     displayed, row 0 at the top; 90° equals ``torch.rot90(x, 1, (-2, -1))``) and grows by s_b.
     Bilinear sampling at pixel centres (so θ = 0, s = 1 returns ``x`` exactly); samples outside the map take the
-    nearest border value. The maps are warped as images: the u and v values are not rotated with them (their per-clip
-    min–max normalisation hides the zero and scale a vector rotation would need), which for the few degrees of an
-    alignment jitter is a small approximation. One ``affine_grid`` + ``grid_sample`` for the whole batch.
+    nearest border value. The maps are warped as images: the u and v values are not rotated with them, so the flow's
+    direction is off by up to the angle; for the few degrees of an alignment jitter that is a small approximation
+    (``rotate_deg`` is bounded to 15°). The per-clip min–max normalisation of u and v hides their zero and their
+    scales, so a general rotation of the vectors is not possible on the normalised maps (multiples of 90° would be,
+    by swapping and mirroring u and v, but are out of that range). One ``affine_grid`` + ``grid_sample`` for the
+    whole batch.
 
     Args:
         x: (B, C, S, S) features.
@@ -402,12 +405,14 @@ class SnapshotAverage(torch.nn.Module):
 
 def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, masks: np.ndarray,
                        folds: Sequence[Any], S: int, seed: int, progress: bool, writer: Any = None,
-                       n_classes: int = 3) -> np.ndarray:
+                       n_classes: int = 3, n_real: Optional[int] = None) -> np.ndarray:
     """``cfg.noise_filter=forest``: the training masks (G, N) of ``folds`` (``S`` copies each) less the training clips
     flagged by :func:`icegan.label_noise.flag_noisy_labels` on that fold's training clips (forest seed: the fold's,
-    ``seed + 1000 · fold.index``, wrapped into [0, SEED_MAX] by :func:`flownet.user_numbers.derived_seed`). With a
-    TensorBoard ``writer``, the share of each fold's training clips left out is logged as
-    ``noise_filter/dropped_share`` at step = the fold's index."""
+    ``seed + 1000 · fold.index``, wrapped into [0, SEED_MAX] by :func:`flownet.user_numbers.derived_seed`). With
+    ``n_real`` (rows ``0..n_real-1`` real, the rest synthetic, as :func:`fit_predict_folds`), the forest and its class
+    thresholds see the fold's real training rows only, and no synthetic row is dropped. With a TensorBoard
+    ``writer``, the share of each fold's (real) training clips left out is logged as ``noise_filter/dropped_share``
+    at step = the fold's index."""
     from tqdm.auto import tqdm
 
     from icegan.label_noise import flag_noisy_labels
@@ -415,6 +420,8 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
     masks = masks.copy()
     for i, f in enumerate(tqdm(folds, desc="noise filter", unit="fold", leave=False, disable=not progress)):
         train, index = np.asarray(f.train_idx), int(getattr(f, "index", i))
+        if n_real is not None:
+            train = train[train < n_real]         # real clips only: synthetic ones would raise the class thresholds
         flags = flag_noisy_labels(flat[train], labels[train], cfg.forest_trees, derived_seed(seed, 1000 * index),
                                   cfg.class_weighting, n_classes=n_classes, n_jobs=max(1, torch.get_num_threads()))
         masks[i * S:(i + 1) * S, train[flags]] = False
@@ -950,7 +957,8 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
             subjects (``data.synthetic_per_clip``; None: every row is real). With ``cfg.inner_val_fraction`` > 0 the
             validation subjects are drawn as without them, early stopping is judged on their real clips only
             (annotated labels, not the action-unit rule's), and none of their rows, real or synthetic (made from
-            their clips), is trained on.
+            their clips), is trained on. With ``cfg.noise_filter=forest`` the filter is fitted on, and drops among,
+            each fold's real training rows only; every synthetic training row is kept.
 
     Returns:
         One array per fold: class probabilities (n_test, K) averaged over seeds (and flip TTA), or
@@ -982,7 +990,7 @@ def fit_predict_folds(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, s
         # other fold flags (a flag that depends on its own subject's labels) must not change the batches of the
         # model tested on that subject
         batch_rows = torch.from_numpy(masks.any(0))
-        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer, n_classes)
+        masks = _drop_noisy_labels(cfg, x, y, masks, folds, S, seed, progress, writer, n_classes, n_real)
     if val is not None:
         masks = masks & ~val                    # every row of the validation subjects, their synthetic clips too
         if n_real is not None:

@@ -67,7 +67,8 @@ class RecognizerConfig:
             values replicated); 0 disables.
         rotate_deg: random in-plane rotation of each training map about its centre by an angle drawn uniformly in
             [-rotate_deg, rotate_deg] degrees (bilinear, border values replicated; the map is turned as an image,
-            the u/v values are not rotated: :func:`icegan.recognition.warp_features`); 0 disables; at most 180.
+            the u/v values are not rotated: :func:`icegan.recognition.warp_features`); 0 disables; at most 15
+            (the flow's direction is off by up to the angle, a small approximation only for a few degrees).
         scale_jitter: random isotropic scaling of each training map about its centre by a factor drawn uniformly in
             [1 - scale_jitter, 1 + scale_jitter]; 0 disables; below 1. Applied with ``rotate_deg`` in one warp,
             before the shifts.
@@ -110,7 +111,9 @@ class RecognizerConfig:
             the training clips that confident learning flags as mislabelled, on the out-of-bag probabilities of a
             random forest (``forest_trees`` trees, balanced with ``class_weighting``, fitted on that fold's training
             clips without mirrors; Northcutt et al., JAIR 2021; :mod:`icegan.label_noise`). No threshold to set; the
-            test subject is never involved. The share left out per fold is logged to TensorBoard
+            test subject is never involved. With ``data.synthetic_per_clip`` the forest and its class thresholds
+            are computed on the fold's real training clips only; the synthetic clips are never candidates and are
+            all kept. The share left out per fold is logged to TensorBoard
             (``noise_filter/dropped_share``). With ``inner_val_fraction`` the validation subjects are drawn before
             the filter and keep all their clips. ``icegan loso`` feature runs with ``ststnet`` or ``offtanet``.
         seeds: ensemble members per fold (probabilities averaged).
@@ -218,8 +221,10 @@ class RecognizerConfig:
         if not 0 <= self.cutout_px < self.input_size:
             raise ValueError(f"{sec}.cutout_px must lie in 0..{self.input_size - 1} pixels (0 = off), "
                              f"got {self.cutout_px}")
-        if not 0 <= self.rotate_deg <= 180:
-            raise ValueError(f"{sec}.rotate_deg must lie in 0..180 degrees, got {self.rotate_deg}")
+        if not 0 <= self.rotate_deg <= 15:
+            raise ValueError(f"{sec}.rotate_deg must lie in 0..15 degrees, got {self.rotate_deg}: the maps are turned "
+                             "as images and their u, v vectors are not rotated with them, so the flow's direction is "
+                             "off by up to the angle (a small approximation only for a few degrees)")
         if self.au_weight > 0 and self.name != "ststnet":
             raise ValueError(f"{sec}.au_weight (action units as an auxiliary target) applies to ststnet only, not "
                              f"{self.name}; set {sec}.au_weight=0")

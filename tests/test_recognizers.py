@@ -170,7 +170,7 @@ def test_rotation_and_scale_augmentation_is_used_and_checked():
     assert torch.equal(plain, weights(rotate_deg=0.0, scale_jitter=0.0))
     assert not torch.equal(plain, weights(rotate_deg=5.0))
     assert not torch.equal(plain, weights(scale_jitter=0.05))
-    with pytest.raises(ValueError, match="model.rotate_deg must lie in 0..180"):
+    with pytest.raises(ValueError, match="model.rotate_deg must lie in 0..15"):
         RecognizerConfig(rotate_deg=-1)
     with pytest.raises(ValueError, match=r"model.scale_jitter must lie in \[0, 1\)"):
         RecognizerConfig(scale_jitter=1.0)
@@ -1040,16 +1040,16 @@ def test_a_build_error_that_is_not_the_size_does_not_blame_input_size():
 
 
 @pytest.mark.parametrize("kw, msg", [({"input_size": 0}, "model.input_size must be >= 1"),
-                                     ({"rotate_deg": 180.5}, "model.rotate_deg must lie in 0..180")])
-def test_input_size_0_and_a_rotation_past_180_degrees_are_refused(kw, msg):
-    """The edges of two ranges: input_size must be >= 1 (named as such, not as a cutout error) and rotate_deg <= 180."""
+                                     ({"rotate_deg": 15.5}, "model.rotate_deg must lie in 0..15")])
+def test_input_size_0_and_a_rotation_past_15_degrees_are_refused(kw, msg):
+    """The edges of two ranges: input_size must be >= 1 (named as such, not as a cutout error) and rotate_deg <= 15."""
     with pytest.raises(ValueError, match=msg):
         RecognizerConfig(**kw)
 
 
 def test_the_inclusive_range_edges_are_accepted():
-    """rotate_deg = 180, cutout_px = input_size - 1 and input_size = 1 lie inside their ranges."""
-    assert RecognizerConfig(rotate_deg=180.0, cutout_px=27, input_size=28).rotate_deg == 180.0
+    """rotate_deg = 15, cutout_px = input_size - 1 and input_size = 1 lie inside their ranges."""
+    assert RecognizerConfig(rotate_deg=15.0, cutout_px=27, input_size=28).rotate_deg == 15.0
     assert RecognizerConfig(input_size=1).input_size == 1
 
 

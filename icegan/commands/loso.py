@@ -642,7 +642,7 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
                            average of the weights, updated every step; 0 = the last weights)
   model.sam_rho=FLOAT (sharpness-aware minimisation: the gradient taken at weights moved by rho along each fold
                            model's own normalised gradient; twice the work per step; 0 = off)
-  model.rotate_deg=FLOAT  model.scale_jitter=FLOAT (random rotation in [-a,a] degrees, scale in [1-s,1+s])
+  model.rotate_deg=FLOAT  model.scale_jitter=FLOAT (random rotation in [-a,a] degrees, a <= 15, scale in [1-s,1+s])
   model.cutout_px=INT (cutout: one square of this side per training map, filled with its channel means)
   model.tta_hflip=BOOL  model.tta_shift_px=INT (test-time average over shifts in [-k,k]^2)
   model.inner_val_fraction=FLOAT (early stopping on training subjects)
@@ -654,7 +654,8 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   model.class_balance=pooled|per_dataset (balance the classes over all training clips, or within each dataset:
                            every (dataset, class) cell weighs the same; needs model.class_weighting=true)
   model.noise_filter=none|forest (leave out of each fold's training the clips confident learning flags as
-                           mislabelled, on a random forest's out-of-bag probabilities; ststnet, offtanet only)
+                           mislabelled, on a random forest's out-of-bag probabilities of the real training clips;
+                           synthetic clips are all kept; ststnet, offtanet only)
   model.au_weight=FLOAT (STSTNet: + that times the binary cross-entropy of the 14 EMFACS action units of the
                            training clips coded in the CASME II / SAMM sheets, a second head; 0 = off)
   model.domain_adversarial=FLOAT (STSTNet: + that times the cross-entropy of a second head telling the training
