@@ -14,12 +14,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from flownet.paths import expand_home
-from icegan.protocol import DATASET_TITLES, read_partial_tag
+from icegan.protocol import DATASET_TITLES, _json_file, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
            "check_one_recipe", "same_predictions_notes"]
@@ -202,6 +202,19 @@ def _cache_key(f: Path) -> Optional[tuple]:
     return f.resolve(), st.st_mtime_ns, st.st_size
 
 
+def _cached(f: Path, parse: Callable[[Path], Any]):
+    """``parse(f)``, kept in :data:`_CONFIGS` by :func:`_cache_key` inside a :func:`reading_configs` block and taken
+    from there while ``f`` is unchanged; parsed anew outside a block or where ``f`` cannot be looked at (``parse``
+    then says why). Raises what ``parse`` raises."""
+    key = _cache_key(f)                            # None outside a block, or where f cannot be looked at
+    if key is not None and key in _CONFIGS:
+        return _CONFIGS[key]
+    value = parse(f)
+    if key is not None:
+        _CONFIGS[key] = value
+    return value
+
+
 def _parsed_json(f: Path):
     """The JSON of the run header ``f`` (``run.json``, ``ensemble.json``, ...), as parsed, any JSON value (shared
     within a :func:`reading_configs` block: not to be changed).
@@ -209,13 +222,7 @@ def _parsed_json(f: Path):
     Raises:
         OSError, ValueError: ``f`` cannot be read or is not JSON (the callers say what that means).
     """
-    key = _cache_key(f)
-    if key is not None and key in _CONFIGS:
-        return _CONFIGS[key]
-    d = json.loads(f.read_text(encoding="utf-8"))
-    if key is not None and _CONFIGS is not None:
-        _CONFIGS[key] = d
-    return d
+    return _cached(f, _json_file)
 
 
 def _run_json(run: Path) -> Optional[dict]:
@@ -237,16 +244,12 @@ def _parsed_config(f: Path):
     """
     import yaml
 
-    key = _cache_key(f)                            # None where f cannot be looked at: reported by the read below
-    if key is not None and key in _CONFIGS:
-        return _CONFIGS[key]
-    try:
-        cfg = yaml.safe_load(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{f}: cannot be read ({exc}); {DAMAGED}: {RERUN}") from None
-    if key is not None and _CONFIGS is not None:
-        _CONFIGS[key] = cfg
-    return cfg
+    def parse(f: Path):
+        try:
+            return yaml.safe_load(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"{f}: cannot be read ({exc}); {DAMAGED}: {RERUN}") from None
+    return _cached(f, parse)
 
 
 def _recipe(run: Path, chain: tuple[Path, ...] = (), drop: frozenset = RUN_ONLY_KEYS) -> tuple[Optional[dict], str]:
@@ -686,7 +689,8 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
             raise ValueError(f"table entry '{e.label}': its runs score different classes "
                              f"({sorted({ls.name for ls in sets})}, data.labels); give them separate entries")
         check_one_recipe(e.label, e.runs)
-        notes += same_predictions_notes(e.label, e.runs)
+        if fmt != "csv":                        # CSV carries no note: `icegan table` prints it on stderr
+            notes += same_predictions_notes(e.label, e.runs)
         for m in ms:
             datasets += [d for d in m["per_dataset"] if d not in datasets]
         rows.append((e, ms, sets[0]))

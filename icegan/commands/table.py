@@ -44,14 +44,13 @@ def emit(text: str, out: str | None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
-    from icegan.report import parse_entry, reading_configs, results_table, same_predictions_notes
+    from icegan.report import parse_entry, results_table, same_predictions_notes
 
     try:
         if args.out:
             check_output_file(args.out, "--out", "table.md")      # never over a run's own metrics.md
-        with reading_configs():             # each run's config.yaml parsed once, whichever entries list it
-            entries = [parse_entry(e) for e in args.entries]
-            text = results_table(entries, fmt=args.format)
+        entries = [parse_entry(e) for e in args.entries]
+        text = results_table(entries, fmt=args.format)     # each run's config.yaml and run.json parsed once
     except ValueError as exc:
         print(f"icegan table: error: {exc}", file=sys.stderr)
         return 2

@@ -52,7 +52,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -400,12 +400,10 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str, model_la
         ValueError: an id cell in a table whose ``provenance.json`` records another label set (names both files and
             the ``data.labels`` to set, or with ``model_labels`` the model to score it with).
     """
-    if not cells.map(lambda c: is_ascii_digits(str(c).strip())).any():
-        return False
     prov = csv.parent / "provenance.json"
-    info = read_provenance(csv, "the label set of its class ids")
-    if info is None or "flow" not in info:          # none, damaged (warned), or not the one `icegan features` writes
-        return True
+    ids, info = _ids_and_their_record(cells, lambda: read_provenance(csv, "the label set of its class ids"))
+    if not ids or info is None:                 # no id; or no record: none, damaged (warned), or not `icegan features`'
+        return ids
     written = info.get("labels") or "megc2019"
     if written != labels:
         raise ValueError(f"{csv}: its labels are class ids of the label set {written} ({prov} records data.labels: "
@@ -421,11 +419,23 @@ def unrecorded_ids(csv: str | Path) -> bool:
     features``): ``icegan fit`` records it (``bare_ids_of``), so that ``icegan predict`` reads such ids with the model
     as fit read them (:func:`read_feature_table`'s ``bare_ids``). False without a label column."""
     raw = read_csv_cells(Path(csv))
-    if "label" not in raw.columns or not raw["label"].map(lambda c: is_ascii_digits(str(c).strip())).any():
+    if "label" not in raw.columns:
         return False
     prov = Path(csv).parent / "provenance.json"
-    info = _parse_provenance(prov)[0] if prov.is_file() else None       # quiet: the table's read warned already
-    return info is None or "flow" not in info
+    ids, info = _ids_and_their_record(raw["label"],     # quiet: the table's read warned already
+                                      lambda: _parse_provenance(prov)[0] if prov.is_file() else None)
+    return ids and info is None
+
+
+def _ids_and_their_record(cells: pd.Series, provenance: Callable[[], Optional[dict]]) -> tuple[bool, Optional[dict]]:
+    """(whether the label cells ``cells`` hold a bare class id, a cell of ASCII digits once stripped; the
+    provenance.json that records their label set: ``provenance()``'s, called only when there is an id, where it is the
+    one ``icegan features`` writes (it has ``flow``), else None) for :func:`_check_exported_label_set` and
+    :func:`unrecorded_ids`."""
+    if not cells.map(lambda c: is_ascii_digits(str(c).strip())).any():
+        return False, None
+    info = provenance()
+    return True, (info if info is not None and "flow" in info else None)
 
 
 def table_sha256(csv: str | Path) -> str:
