@@ -49,18 +49,36 @@ def adversarial_g_loss(adv_len_fake: Tensor) -> Tensor:
 
 def classification_loss(exp_len: Tensor, labels: Tensor, recon: Tensor | None, target_img: Tensor | None,
                         beta: float = 5e-4, m_pos: float = 0.9, m_neg: float = 0.1, lam: float = 0.5) -> Tensor:
-    """``L_cls = L_margin(exp_len, labels) + β·MSE(recon, target_img)`` (Eq. 6); no recon term when recon is None."""
+    """``L_cls = L_margin(exp_len, labels) + β·MSE(recon, target_img)`` (Eq. 6); no recon term when recon is None.
+
+    ``exp_len`` (B, K), ``labels`` as in :func:`margin_loss`; ``recon`` and ``target_img`` (B, C, H, W) of one shape.
+    Raises:
+        ValueError: as :func:`margin_loss`; ``recon`` given (with β > 0) but ``target_img`` None or of another shape
+            (no broadcasting).
+    """
     loss = margin_loss(exp_len, labels, m_pos, m_neg, lam)
     if recon is not None and beta > 0:
+        if target_img is None or recon.shape != target_img.shape:
+            got = None if target_img is None else tuple(target_img.shape)
+            raise ValueError(f"classification_loss: recon {tuple(recon.shape)} and target_img {got} must have "
+                             "the same shape")
         loss = loss + beta * F.mse_loss(recon, target_img)
     return loss
 
 
 def identity_preserving_loss(fake: Tensor, apex: Tensor | None, per_term: Tensor | None,
                              alpha: float = 0.1) -> Tensor:
-    """``L_ip = L1(fake, apex) + α·per_term`` (Eq. 4); either part may be None (then it is left out)."""
+    """``L_ip = L1(fake, apex) + α·per_term`` (Eq. 4); either part may be None (then it is left out).
+
+    ``fake`` and ``apex`` (B, C, H, W) of one shape; ``per_term`` a scalar.
+    Raises:
+        ValueError: ``apex`` not of ``fake``'s shape (no broadcasting).
+    """
     loss = fake.new_zeros(())
     if apex is not None:
+        if apex.shape != fake.shape:
+            raise ValueError(f"identity_preserving_loss: fake {tuple(fake.shape)} and apex {tuple(apex.shape)} "
+                             "must have the same shape")
         loss = loss + F.l1_loss(fake, apex)
     if per_term is not None and alpha > 0:
         loss = loss + alpha * per_term

@@ -132,16 +132,24 @@ def balanced_augmentation(generator: Generator, onset: Tensor, labels: Tensor | 
     equally. Onsets of any class may be asked for any class.
 
     Args:
-        onset: (N, 1, H, W) in [-1, 1]; labels: (N,) real class ids of these clips.
+        onset: (N, 1, H, W) in [-1, 1]; labels: (N,) real class ids of these clips, integers in
+            [0, generator.n_classes).
     Returns:
         ``(apex (M, 1, H, W), source_index (M,), class (M,))`` as in :func:`synthesize`, M = Σ_k need_k.
     Raises:
-        ValueError: labels do not match onsets, or target_per_class is below a real count.
+        ValueError: labels do not match onsets, are not integers (floats are not truncated) or lie outside
+            [0, n_classes) (they would be left out of the counts), or target_per_class is below a real count.
     """
-    labels = torch.as_tensor(labels, dtype=torch.long)
+    labels = torch.as_tensor(labels)
     n = onset.shape[0]
     if labels.shape != (n,):
         raise ValueError(f"labels must be ({n},), got {tuple(labels.shape)}")
+    if n and (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool):
+        raise ValueError(f"labels must be integer class ids, got {labels.dtype}")
+    labels = labels.long()
+    k = generator.n_classes
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise ValueError(f"labels must be class ids in [0, {k}), got {sorted(set(labels.tolist()))}")
     counts = torch.bincount(labels, minlength=generator.n_classes)
     target = int(counts.max()) if target_per_class is None else int(target_per_class)
     if target < int(counts.max()):

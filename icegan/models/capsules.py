@@ -143,15 +143,21 @@ def margin_loss(lengths: Tensor, target: Tensor, m_pos: float = 0.9, m_neg: floa
 
     Args:
         lengths: capsule lengths ‖v_k‖ (B, K) in [0, 1).
-        target: (B,) integer class ids or (B, K) {0, 1} / soft targets T_k.
+        target: (B,) integer class ids in [0, K) or (B, K) {0, 1} / soft targets T_k.
     Raises:
-        ValueError: shapes do not match.
+        ValueError: shapes do not match; (B,) class ids not of an integer dtype (floats are not truncated), or,
+            for a CPU tensor, outside [0, K) (not checked on other devices, to keep the step free of syncs).
     """
     if lengths.dim() != 2:
         raise ValueError(f"margin_loss: lengths must be (B, K), got {tuple(lengths.shape)}")
     if target.dim() == 1:
         if target.shape[0] != lengths.shape[0]:
             raise ValueError(f"margin_loss: {target.shape[0]} targets for {lengths.shape[0]} samples")
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise ValueError(f"margin_loss: class ids must be integers, got {target.dtype}")
+        k = lengths.shape[1]
+        if target.device.type == "cpu" and target.numel() and (int(target.min()) < 0 or int(target.max()) >= k):
+            raise ValueError(f"margin_loss: class ids must be in [0, {k}), got {target.tolist()}")
         t = torch.nn.functional.one_hot(target.long(), lengths.shape[1]).to(lengths.dtype)
     elif target.shape == lengths.shape:
         t = target.to(lengths.dtype)

@@ -139,11 +139,17 @@ class CapsuleDiscriminator(nn.Module):
 
         Raises:
             ValueError: ``x`` not (B, in_channels, img_size, img_size); for a motion-input discriminator, ``onset``
-                missing or not of ``x``'s shape.
+                missing or not of ``x``'s shape; ``labels`` not (B,) or not of an integer dtype (shape and dtype
+                only: the range is not checked here, to keep the step free of device syncs).
         """
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(f"CapsuleDiscriminator: input must be (B, {self.in_channels}, {self.img_size}, "
                              f"{self.img_size}), got {tuple(x.shape)}")
+        if labels is not None:
+            if labels.shape != x.shape[:1]:
+                raise ValueError(f"CapsuleDiscriminator: labels must be ({x.shape[0]},), got {tuple(labels.shape)}")
+            if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+                raise ValueError(f"CapsuleDiscriminator: labels must be integer class ids, got {labels.dtype}")
         inp = x
         if self.motion_input:
             if onset is None or onset.shape != x.shape:
