@@ -154,7 +154,9 @@ def test_a_key_of_any_value_gets_plain_numbers(numbers, key):
 # ---------------------------------------------------------------------------------------------------------------------
 # dump then load
 
-any_text = st.text(max_size=12)
+#: any text but one that begins with ~: the loader reads ``~``, ``~/x``, ``~user/x`` as a home folder path by design
+#: (icegan.config's docstring, "Paths"), so such a value does not come back as written (a draw of "~" came back /root)
+any_text = st.text(max_size=12).filter(lambda t: not t.startswith("~"))
 
 
 @st.composite
