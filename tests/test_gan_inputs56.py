@@ -112,3 +112,18 @@ def test_margin_loss_still_takes_soft_targets_and_int32_ids():
     lengths = torch.tensor([[0.95, 0.05, 0.0]])
     assert float(margin_loss(lengths, torch.tensor([0], dtype=torch.int32))) == 0.0
     assert float(margin_loss(lengths, torch.tensor([[1.0, 0.0, 0.0]]))) == 0.0
+
+
+def test_synthesize_refuses_class_ids_that_are_not_integers():
+    """synthesize read classes with int(): [0, 1.9] made faces of classes 0 and 1 without a word. Integer ids of any
+    kind (int, numpy, 0-d torch) are taken; a float is refused, naming the list."""
+    import numpy as np
+
+    from icegan.gan.synthesis import synthesize
+    from icegan.models.generator import Generator
+    g = Generator(img_size=16, n_classes=3, base_channels=4).eval()
+    onset = torch.zeros(1, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"classes must be integer class ids, got \[0, 1.9\]"):
+        synthesize(g, onset, [0, 1.9])
+    _, _, cls = synthesize(g, onset, [np.int64(2), torch.tensor(0), 1])
+    assert cls.tolist() == [2, 0, 1]

@@ -7,6 +7,7 @@ augmentation set for a list of onsets). Both are deterministic for a seed and ru
 """
 from __future__ import annotations
 
+import operator
 from typing import Sequence
 
 import numpy as np
@@ -99,11 +100,14 @@ def synthesize(generator: Generator, onset: Tensor, classes: Sequence[int], n_pe
         ``(apex (M, 1, H, W) in [-1, 1], source_index (M,) long into onset, class (M,) long)`` on CPU,
         M = N·len(classes)·n_per_onset, ordered onset-major, then class, then draw.
     Raises:
-        ValueError: empty/invalid classes, n_per_onset < 1, onset of the wrong shape, ``noise_keys`` not N names.
+        ValueError: empty/invalid classes (not integers, or outside [0, n_classes)), n_per_onset < 1, onset of the wrong shape, ``noise_keys`` not N names.
     """
     if n_per_onset < 1:
         raise ValueError(f"n_per_onset must be >= 1, got {n_per_onset}")
-    classes = [int(c) for c in classes]
+    try:
+        classes = [operator.index(c) for c in classes]      # an int, numpy or 0-d torch integer; 1.9 is not truncated
+    except TypeError:
+        raise ValueError(f"classes must be integer class ids, got {list(classes)}") from None
     if not classes or min(classes) < 0 or max(classes) >= generator.n_classes:
         raise ValueError(f"classes must be non-empty ids in [0, {generator.n_classes}), got {classes}")
     n = onset.shape[0]
