@@ -25,6 +25,18 @@ __all__ = ["endpoint_error", "flow_magnitude", "flow_metrics", "valid_pixel_coun
 METRIC_NAMES = ("EPE", "px1", "px3", "px5", "Fl-all", "WAUC")
 
 
+def _bool_mask(valid: torch.Tensor) -> torch.Tensor:
+    """``valid`` as torch.bool: a bool mask as is; a mask of another dtype only when every value is 0 or 1 (one
+    read on the host, for non-bool masks only), since ``.bool()`` would count a weight of 0.2 as a valid pixel.
+    Raises ValueError naming the dtype."""
+    if valid.dtype == torch.bool:
+        return valid
+    if valid.is_complex() or not bool(((valid == 0) | (valid == 1)).all()):
+        raise ValueError(f"valid mask must be torch.bool or hold only 0 and 1 (1 = valid pixel), got {valid.dtype} "
+                         f"with other values: threshold a weight map yourself (e.g. valid > 0.5)")
+    return valid.bool()
+
+
 def _prep(pred: torch.Tensor, gt: torch.Tensor, valid):
     if pred.shape != gt.shape:
         raise ValueError(f"predicted flow {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in shape")
@@ -35,7 +47,7 @@ def _prep(pred: torch.Tensor, gt: torch.Tensor, valid):
         raise ValueError(f"flow must be (B, 2, H, W) or (2, H, W), got {tuple(pred.shape)}")
     if valid is None:
         valid = torch.ones(pred.shape[0], *pred.shape[2:], dtype=torch.bool, device=pred.device)
-    valid = valid.to(pred.device).bool()
+    valid = _bool_mask(valid).to(pred.device)
     if valid.shape != (pred.shape[0], *pred.shape[2:]):
         raise ValueError(f"valid mask {tuple(valid.shape)} does not match flow {tuple(pred.shape)}")
     return pred.float(), gt.float(), valid
@@ -43,7 +55,8 @@ def _prep(pred: torch.Tensor, gt: torch.Tensor, valid):
 
 def valid_pixel_count(gt: torch.Tensor, valid=None) -> int:
     """The number of valid pixels :func:`flow_metrics` scores for ground truth ``gt`` (B, 2, H, W) / (2, H, W) and
-    ``valid`` (None: every pixel). Raises ValueError as :func:`flow_metrics` for mismatched shapes."""
+    ``valid`` (torch.bool or 0 / 1 values; None: every pixel). Raises ValueError as :func:`flow_metrics` for
+    mismatched shapes or a valid mask with other values."""
     return int(_prep(gt, gt, valid)[2].sum())
 
 
@@ -69,8 +82,11 @@ def endpoint_error(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 def flow_metrics(pred: torch.Tensor, gt: torch.Tensor, valid=None) -> dict[str, float]:
     """EPE, px1, px3, px5, Fl-all and WAUC (definitions in the module docstring) over valid pixels.
 
+    ``pred``, ``gt``: (B, 2, H, W) or (2, H, W) flows in pixels; ``valid``: (B, H, W) / (H, W) torch.bool, or
+    another dtype holding only 0 and 1 (None: every pixel).
+
     Raises:
-        ValueError: shape mismatch, or no valid pixel.
+        ValueError: shape mismatch, a valid mask with values other than 0 / 1 (e.g. 0.2), or no valid pixel.
     """
     pred, gt, valid = _prep(pred, gt, valid)
     e = endpoint_error(pred, gt)[valid].double()

@@ -80,15 +80,35 @@ def _flows(flows) -> list[torch.Tensor]:
     return flows
 
 
-def _mask(mask, flow: torch.Tensor) -> torch.Tensor:
+def _mask(mask, flow: torch.Tensor, against: str = "flow") -> torch.Tensor:
     if mask is None:
         raise ValueError("this regularizer needs the face mask M_bg (B, 1, H, W)")
     m = mask.to(flow.device, flow.dtype)
     if m.dim() == 3:
         m = m[:, None]
     if m.shape[0] != flow.shape[0] or m.shape[1] != 1 or m.shape[-2:] != flow.shape[-2:]:
-        raise ValueError(f"mask {tuple(mask.shape)} does not match flow {tuple(flow.shape)}; expected (B, 1, H, W)")
+        raise ValueError(f"mask {tuple(mask.shape)} does not match {against} {tuple(flow.shape)}; "
+                         f"expected (B, 1, H, W)")
     return m
+
+
+def _check_image(img: torch.Tensor, name: str = "image") -> None:
+    """Refuse an image that is not (B, 1|3, H, W) floating point (expected in [0, 1]): integer frames (0-255) are
+    not rescaled here. Only the dtype is checked (no scan of the values)."""
+    if img.dim() != 4 or img.shape[1] not in (1, 3):
+        raise ValueError(f"{name} must be (B, 1 or 3, H, W), got {tuple(img.shape)}")
+    if not img.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point image in [0, 1], got {img.dtype} "
+                         f"(divide 0-255 frames by 255 first)")
+
+
+def _first_image(img1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``img1`` on the flow's device once it is a (B, 1|3, H, W) float image with the flow's B, H and W."""
+    _check_image(img1, "img1")
+    if img1.shape[0] != flow.shape[0] or img1.shape[-2:] != flow.shape[-2:]:
+        raise ValueError(f"img1 {tuple(img1.shape)} does not match the flow {tuple(flow.shape)}: "
+                         f"expected (B, 1 or 3, H, W) with the flow's B, H and W")
+    return img1.to(flow.device)
 
 
 def tvr(flows, gamma: float = 0.8, lam: float = 0.05) -> torch.Tensor:
@@ -118,9 +138,14 @@ def fdr(flows, mask, gamma: float = 0.8, lam: float = 0.05, stride: int = 1) -> 
 
 
 def image_gradient_magnitude(img: torch.Tensor, image_scale: float = 1.0) -> torch.Tensor:
-    """G_{I1}, Eq. 13: channel mean of the standard-Sobel gradient magnitude, (B, 1, H, W)."""
-    if img.dim() != 4 or img.shape[1] not in (1, 3):
-        raise ValueError(f"image must be (B, 1 or 3, H, W), got {tuple(img.shape)}")
+    """G_{I1}, Eq. 13: channel mean of the standard-Sobel gradient magnitude, (B, 1, H, W).
+
+    ``img``: (B, 1|3, H, W) floating point in [0, 1] (times ``image_scale``).
+
+    Raises:
+        ValueError: another layout, or an integer / bool dtype (0-255 frames are not rescaled).
+    """
+    _check_image(img)
     gx, gy = sobel(img.float() * image_scale, normalized=False)
     return torch.sqrt(gx ** 2 + gy ** 2 + 1e-12).mean(1, keepdim=True)
 
@@ -139,7 +164,7 @@ def igvar_weights(img: torch.Tensor, mask: torch.Tensor, image_scale: float = 1.
     gives base = e).
     """
     g = image_gradient_magnitude(img, image_scale)
-    m = _mask(mask, g)
+    m = _mask(mask, g, against="image gradient")
     n = m.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
     mean = (g * m).sum(dim=(2, 3), keepdim=True) / n
     var = (((g - mean) ** 2) * m).sum(dim=(2, 3), keepdim=True) / n
@@ -174,19 +199,31 @@ def _weighted(flows, weights, m_total, gamma, weight):
 
 def migar(flows, img1, mask, gamma: float = 0.8, weight: float = 1.0, image_scale: float = 1.0,
           mask_mode: str = "interior") -> torch.Tensor:
-    """MIGAR, Eq. 13–18 (module docstring). Returns a scalar tensor."""
+    """MIGAR, Eq. 13–18 (module docstring). Returns a scalar tensor.
+
+    ``img1``: (B, 1|3, H, W) float in [0, 1] with the flows' B, H, W; ``mask``: M_bg (B, 1, H, W).
+
+    Raises:
+        ValueError: img1 or mask not matching the flow, or img1 of an integer dtype.
+    """
     flows = _flows(flows)
     m = _mask(mask, flows[-1])
-    w = migar_weights(img1.to(m.device), image_scale).detach()
+    w = migar_weights(_first_image(img1, flows[-1]), image_scale).detach()
     return _weighted(flows, w, total_mask(m, mask_mode), gamma, weight)
 
 
 def igvar(flows, img1, mask, gamma: float = 0.8, weight: float = 1.0, image_scale: float = 1.0,
           mask_mode: str = "interior") -> torch.Tensor:
-    """IGVAR, Eq. 19 with Eq. 16–18 (module docstring). Returns a scalar tensor."""
+    """IGVAR, Eq. 19 with Eq. 16–18 (module docstring). Returns a scalar tensor.
+
+    ``img1``: (B, 1|3, H, W) float in [0, 1] with the flows' B, H, W; ``mask``: M_bg (B, 1, H, W).
+
+    Raises:
+        ValueError: img1 or mask not matching the flow, or img1 of an integer dtype.
+    """
     flows = _flows(flows)
     m = _mask(mask, flows[-1])
-    w = igvar_weights(img1.to(m.device), m, image_scale).detach()
+    w = igvar_weights(_first_image(img1, flows[-1]), m, image_scale).detach()
     return _weighted(flows, w, total_mask(m, mask_mode), gamma, weight)
 
 

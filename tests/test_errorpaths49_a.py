@@ -144,7 +144,7 @@ def test_regularizers_take_one_tensor_as_a_list_of_one_and_a_mask_without_its_ch
     (lambda r: r.fdr(_smooth_flow(), _face_mask(h=10)), r"mask \(2, 1, 10, 12\) does not match flow"),
     (lambda r: r.fdr(_smooth_flow(), torch.ones(2, 2, 12, 12)), r"mask \(2, 2, 12, 12\) does not match flow"),
     (lambda r: r.regularizer_loss("migar", _smooth_flow(), img1=torch.rand(2, 2, 12, 12), mask=_face_mask()),
-     r"image must be \(B, 1 or 3, H, W\), got \(2, 2, 12, 12\)"),
+     r"img1 must be \(B, 1 or 3, H, W\), got \(2, 2, 12, 12\)"),
     (lambda r: r.regularizer_loss("migar", _smooth_flow(), img1=torch.rand(2, 1, 12, 12), mask=_face_mask(),
                                   mask_mode="edge"), r"mask_mode must be 'interior' or 'literal', got 'edge'"),
     (lambda r: r.regularizer_loss("IGVAR", _smooth_flow(), mask=_face_mask()), r"igvar needs the first image img1"),

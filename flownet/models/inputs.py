@@ -21,11 +21,14 @@ def update_count(iters: int | None, default: int) -> int:
 
 def rgb01_batch(img: torch.Tensor) -> torch.Tensor:
     """Images (B, 1|3, H, W) in [0, 1] as float32 (B, 3, H, W), grey repeated to RGB (a view of float32 input; other
-    dtypes are converted, which copies).
+    floating dtypes are converted, which copies).
 
     Raises:
-        ValueError: not a 4-D tensor with 1 or 3 channels.
+        ValueError: not a 4-D tensor with 1 or 3 channels, or not floating point (0-255 integer frames are
+            refused, not rescaled: the dtype alone is checked, not the values).
     """
     if img.dim() != 4 or img.shape[1] not in (1, 3):
         raise ValueError(f"images must be (B, 1 or 3, H, W) in [0, 1], got {tuple(img.shape)}")
+    if not img.is_floating_point():
+        raise ValueError(f"images must be floating point in [0, 1], got {img.dtype} (divide 0-255 frames by 255)")
     return (img.expand(-1, 3, -1, -1) if img.shape[1] == 1 else img).float()

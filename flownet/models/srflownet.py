@@ -5,9 +5,12 @@ SKFlow backbone): ``FeatureEncoder`` (feature and context encoders, 1/8 resoluti
 (all-pairs correlation pyramid), ``RecurrentBlock`` (separable ConvGRU), ``FlowHead`` and
 ``MaskPredictor`` (convex 8x upsampling), passed to torchvision's ``RAFT`` constructor. The update
 block's motion encoder is replaced by :class:`SKMotionEncoder`, whose correlation and flow branches are
-refined by SKFlow's "super kernels": a large depth-wise kernel (default 15x15) summed with a small one
-(1x1), followed by a point-wise feed-forward layer, each with a residual connection
-(:class:`SuperKernelBlock`).
+refined by SKFlow-style "super kernels" (:class:`SuperKernelBlock`): the outputs of a large depth-wise kernel
+(default 15x15) and a small one (1x1) on the same input are **summed** (one branch, computed as a single
+depth-wise convolution), then a point-wise layer, then a point-wise feed-forward layer, each step with a residual
+connection. This is not SKFlow's own block: SKFlow's ``PCBlock4_Deep_nopool_res`` applies its depth-wise kernels
+**one after the other** (``x = gelu(x + conv(x))`` for each kernel, between two feed-forward layers) and merges no
+kernels.
 
 Input handling (what torchvision's RAFT needs and how :class:`SRFlowNet` provides it):
 
@@ -193,11 +196,15 @@ class SuperKernelBlock(nn.Module):
 
     ``x = x + PW(GELU(DW_k(x) + DW_s(x)))`` then ``x = x + FFN(x)``, where ``DW_k`` is a depth-wise k x k
     convolution (the "super kernel", large receptive field at little cost), ``DW_s`` a small depth-wise
-    kernel, ``PW`` a 1x1 convolution and FFN two 1x1 convolutions (expansion ``ffn_expansion``) with GELU.
+    kernel applied to the same ``x`` (the two branches are summed, in parallel), ``PW`` a 1x1 convolution and
+    FFN two 1x1 convolutions (expansion ``ffn_expansion``) with GELU.
 
     ``DW_k(x) + DW_s(x)`` is computed as one depth-wise convolution whose kernel is the large kernel
     plus the small one added at its centre (the two are linear with the same "same" padding, so this is
-    exact: SKFlow's / RepLKNet's re-parameterisation), through :func:`depthwise_conv`.
+    exact: a merge of two parallel linear branches, as in RepLKNet's structural re-parameterisation), through
+    :func:`depthwise_conv`. SKFlow's block (``PCBlock4_Deep_nopool_res``) differs: it applies its depth-wise
+    kernels in sequence, ``x = GELU(x + DW(x))`` for each, between two feed-forward layers, with no merged
+    kernel; this block keeps SKFlow's large + small kernel sizes but not that ordering.
     """
 
     def __init__(self, channels: int, kernel: int = 15, small: int = 1, ffn_expansion: int = 2):
@@ -217,8 +224,8 @@ class SuperKernelBlock(nn.Module):
         return w, self.dw_large.bias + self.dw_small.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x + PW(GELU(DW_k(x) + DW_s(x)))``, then ``+ FFN`` (class docstring; SKFlow's super kernels, the backbone
-        of ``../shared/papers/srflow_srflownet_facial_flow.txt`` Sec. IV-A).
+        """``x + PW(GELU(DW_k(x) + DW_s(x)))``, then ``+ FFN`` (class docstring: super kernels after SKFlow, the
+        backbone of ``../shared/papers/srflow_srflownet_facial_flow.txt`` Sec. IV-A, summed rather than chained).
 
         Args:
             x: (B, channels, h, w) features.
