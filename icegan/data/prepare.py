@@ -59,7 +59,7 @@ from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale
 
 from ..csv_names import csv_quoting, read_csv_names
 from ..paths import default_data_root, shared_data_root
-from .check import SKIP, record_problems, subject_missing
+from .check import SKIP, not_a_folder_text, record_problems, subject_missing
 from .records import ClipRecord, neighbour_inside, other_size_text
 
 log = logging.getLogger("icegan.data")
@@ -890,10 +890,14 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         recs = dataset_records(spec, layout)
         skipped += layout                  # folders the loader could not read as clips (logged by the loader)
         missing_subj: dict[str, int] = {}
+        not_folders: dict[str, str] = {}        # subject → what stands where its folder belongs (a file, a link)
         for r in recs:
             if subject_missing(r):
+                if r.subject not in missing_subj and (what := not_a_folder_text(r.subject_dir)) is not None:
+                    not_folders[r.subject] = what
                 missing_subj[r.subject] = missing_subj.get(r.subject, 0) + 1
-                skipped.append({"key": r.key, "reason": f"subject folder {r.subject_dir} not on disk"})
+                skipped.append({"key": r.key, "reason": not_folders.get(r.subject)
+                                or f"subject folder {r.subject_dir} not on disk"})
                 continue
             probs = [p for p in record_problems(r, need_apex=r.apex_method != "unspotted") if p.severity == SKIP]
             if probs:
@@ -914,7 +918,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             # a folder named as such a subject but for its number's padding or letters: said as icegan data check does
             hint = _rename_hint(spec, recs, missing_subj)
             log.warning("%s: subject folders not on disk, their clips skipped: %s%s", spec.name,
-                        ", ".join(f"{s} ({n})" for s, n in sorted(missing_subj.items())), hint)
+                        ", ".join(f"{s} ({n}{'; ' + not_folders[s] if s in not_folders else ''})"
+                                  for s, n in sorted(missing_subj.items())), hint)
         if spec.mode == "cropped":
             note = whole_frames_note(spec.name, [r for r, _ in tasks[first_task:]])
             if note:
