@@ -39,6 +39,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from flownet.models.inputs import check_image_batch
+
 __all__ = ["REGULARIZERS", "sobel", "stage_weights", "tvr", "fdr", "image_gradient_magnitude",
            "migar_weights", "igvar_weights", "total_mask", "migar", "igvar", "regularizer_loss"]
 
@@ -92,19 +94,9 @@ def _mask(mask, flow: torch.Tensor, against: str = "flow") -> torch.Tensor:
     return m
 
 
-def _check_image(img: torch.Tensor, name: str = "image") -> None:
-    """Refuse an image that is not (B, 1|3, H, W) floating point (expected in [0, 1]): integer frames (0-255) are
-    not rescaled here. Only the dtype is checked (no scan of the values)."""
-    if img.dim() != 4 or img.shape[1] not in (1, 3):
-        raise ValueError(f"{name} must be (B, 1 or 3, H, W), got {tuple(img.shape)}")
-    if not img.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point image in [0, 1], got {img.dtype} "
-                         f"(divide 0-255 frames by 255 first)")
-
-
 def _first_image(img1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``img1`` on the flow's device once it is a (B, 1|3, H, W) float image with the flow's B, H and W."""
-    _check_image(img1, "img1")
+    check_image_batch(img1, "img1")
     if img1.shape[0] != flow.shape[0] or img1.shape[-2:] != flow.shape[-2:]:
         raise ValueError(f"img1 {tuple(img1.shape)} does not match the flow {tuple(flow.shape)}: "
                          f"expected (B, 1 or 3, H, W) with the flow's B, H and W")
@@ -145,7 +137,7 @@ def image_gradient_magnitude(img: torch.Tensor, image_scale: float = 1.0) -> tor
     Raises:
         ValueError: another layout, or an integer / bool dtype (0-255 frames are not rescaled).
     """
-    _check_image(img)
+    check_image_batch(img, "image")
     gx, gy = sobel(img.float() * image_scale, normalized=False)
     return torch.sqrt(gx ** 2 + gy ** 2 + 1e-12).mean(1, keepdim=True)
 

@@ -58,7 +58,7 @@ def test_integer_images_are_refused_by_the_regularizers(flows, name):
 
 
 def test_integer_images_are_refused_by_the_networks():
-    with pytest.raises(ValueError, match=r"images must be floating point in \[0, 1\], got torch.uint8"):
+    with pytest.raises(ValueError, match=r"images must be a floating-point image in \[0, 1\], got torch.uint8"):
         rgb01_batch(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
     a = (torch.rand(1, 1, 64, 64) * 255).to(torch.uint8)
     with torch.no_grad(), pytest.raises(ValueError, match=r"got torch.uint8"):
