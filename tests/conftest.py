@@ -56,6 +56,26 @@ def shared_data():
 
 
 @pytest.fixture
+def stand_in_faces(monkeypatch):
+    """Raw mode without dlib: a face on every frame but those whose grey level is in the returned set (add to it), an
+    identity alignment of the 40 px frame, and landmarks that are the frame's grey level at every point."""
+    import numpy as np
+
+    from icegan.data import align, landmarks
+    no_face: set[int] = set()
+    face = np.full((68, 2), 20.0, np.float32)
+    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None:
+                        [] if int(img.mean()) in no_face else [(0, 40, 40, 0)])
+    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: face)
+    identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
+                               refined=True)
+    monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)
+    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog", known=None: (
+        np.stack([np.full((68, 2), float(f.mean()), np.float32) for f in frames]), np.arange(len(frames))))
+    return no_face
+
+
+@pytest.fixture
 def htnet_clone(shared_data, tmp_path):
     """The MEGC2019 features in the HTNet release's layout (CSV at the root, ``datasets/STSNet_whole_norm_u_v_os``,
     ``datasets/combined_datasets_whole``), made of symlinks to the real files (nothing is copied)."""

@@ -122,24 +122,6 @@ def _grey_clip(tmp_path, offset="10"):
     return prep.dataset_records(prep.DatasetSpec(name="clips", root=str(csv)))[0]
 
 
-@pytest.fixture
-def stand_in_faces(monkeypatch):
-    """Raw mode without dlib: a face on every frame but those whose grey level is in the returned set, an identity
-    alignment of the 40 px frame, and landmarks that are the frame's grey level at every point."""
-    from icegan.data import landmarks
-    no_face: set[int] = set()
-    face = np.full((68, 2), 20.0, np.float32)
-    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None:
-                        [] if int(img.mean()) in no_face else [(0, 40, 40, 0)])
-    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: face)
-    identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
-                               refined=True)
-    monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)
-    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog", known=None: (
-        np.stack([np.full((68, 2), float(f.mean()), np.float32) for f in frames]), np.arange(len(frames))))
-    return no_face
-
-
 def test_without_a_face_on_the_onset_the_clip_is_aligned_on_the_earlier_of_two_equally_near_frames(tmp_path,
                                                                                                    stand_in_faces):
     """No face on the onset frame 2 (grey level 20): frames 1 and 3 are both one frame away, and the earlier one, 1

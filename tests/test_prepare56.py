@@ -10,25 +10,8 @@ import numpy as np
 import pytest
 from _clip_records import clip_record, grey_frames, problems
 
-from icegan.data import align
 from icegan.data import prepare as prep
 from icegan.data.records import ClipRecord
-
-
-@pytest.fixture
-def stand_in_faces(monkeypatch):
-    """Raw mode without dlib: a face on every frame but those whose grey level is in the returned set, an identity
-    alignment, and landmarks that are the frame's grey level at every point."""
-    from icegan.data import landmarks
-    no_face: set[int] = set()
-    face = np.full((68, 2), 20.0, np.float32)
-    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None:
-                        [] if int(img.mean()) in no_face else [(0, 40, 40, 0)])
-    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: face)
-    identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
-                               refined=True)
-    monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)
-    return no_face
 
 
 def _clip(tmp_path, onset=2, apex=5, offset=10):
