@@ -23,11 +23,14 @@ Metrics (issue #5; the JSON keys in brackets):
     motion prior of a ``motion_prior`` generator, so it can reward class-typical motion almost by
     construction. :class:`CrossDatasetRecognizer` shares neither data nor flow code with it: STSTNet
     (the ``configs/features_ststnet.yaml`` recipe) trained on the MEGC2019 composite's precomputed TV-L1
-    features of the *other* datasets (SAMM and SMIC, ``megc2019_htnet``; no CASME II subject), applied
+    features of the *other* datasets — those of ``megc2019_htnet`` (CASME II, SAMM, SMIC) holding no subject the
+    GAN trained on and none evaluated (:func:`_cross_dataset_datasets`; SAMM and SMIC for a CASME II GAN) — applied
     to (u, v, optical strain) of flownet's TV-L1 flow onset→apex, min–max normalised per map at 28×28
     (:func:`flownet.strain.flow_features`). [``controllability_cross_dataset``] and
     [``controllability_cross_dataset_per_class``], and its accuracy / UF1 on the real held-out pairs
-    (``cross_dataset_real_*``). Computed when ``megc2019_htnet`` is present (otherwise None, with a log line).
+    (``cross_dataset_real_*``), [``cross_dataset_trained_on``] its datasets. Computed when ``megc2019_htnet`` is
+    present and a dataset remains (otherwise None, with a log line and the reason in [``cross_dataset_skipped``]: a
+    fold GAN of the whole composite, ``configs/megc2019.yaml``, has none).
 (c) [``expcaps_uf1``, ``expcaps_uar``] the discriminator's ExpCaps as a recognizer on the held-out
     real apexes (argmax capsule length), macro F1 / recall from scikit-learn; a motion-input
     discriminator (``motion_input``) is given each apex with its own onset. These macro scores (and the
@@ -161,8 +164,9 @@ class FlowRecognizer:
 
 
 class CrossDatasetRecognizer:
-    """An expression recognizer that never saw CASME II: for controllability checks independent of the
-    generator's training data (module docstring, (b')).
+    """An expression recognizer that never saw the generator's training data (with the default ``datasets``: never
+    saw CASME II), for controllability checks independent of it (module docstring, (b')); :func:`run_eval` passes
+    the composite's datasets without a subject the GAN trained on or evaluated (:func:`_cross_dataset_datasets`).
 
     STSTNet (Liong et al. 2019) with the recipe of ``configs/features_ststnet.yaml`` (100 epochs, AdamW
     2e-3, cosine, class weights, flip augmentation + flip TTA, final epoch), trained on the 28×28 (u, v,
@@ -306,6 +310,51 @@ def _save_class_grids(onset: torch.Tensor, syn: torch.Tensor, src: np.ndarray, c
     return paths
 
 
+_COMPOSITE_DATASETS = ("casme2", "samm", "smic")     # the datasets of megc2019_htnet, in its order
+
+
+def _cross_dataset_datasets(cfg, trained_subjects: Sequence[str] | None,
+                            evaluated_subjects: Sequence[str]) -> tuple[list[str], str]:
+    """The datasets of ``megc2019_htnet`` that :class:`CrossDatasetRecognizer` may train on for a checkpoint: those
+    holding no subject the GAN trained on and no evaluated subject, so it has seen no labelled clip of either.
+
+    A dataset is the GAN's when its config names it (``data.source=manifest``: CASME II; ``prepared``: the names of
+    ``data.prepare.datasets``) or a training subject carries its prefix (a clip list's subjects carry their own
+    dataset's); a subject without a prefix is CASME II's (``sub01``).
+
+    Args:
+        cfg: the checkpoint's :class:`icegan.gan.trainer.GanConfig`.
+        trained_subjects: the subjects of the GAN's training pairs; None when they could not be loaded (then
+            ``data.train_subjects``, when the checkpoint records them).
+        evaluated_subjects: the subjects scored (empty for a folder of onset images).
+    Returns:
+        ``(datasets, "")``, datasets in the composite's order (``["samm", "smic"]`` for a CASME II GAN), or ``([],
+        reason)`` when none may be used (a one-line reason naming the datasets and subjects that rule them out).
+    """
+    def dataset(s: str) -> str:
+        return s.split("/", 1)[0] if "/" in s else "casme2"
+    if trained_subjects is None:
+        trained_subjects = list(cfg.data.train_subjects or [])
+    if cfg.data.source == "prepared":
+        names = [d.name for d in cfg.data.prepare.datasets]
+        if "clips" in names and not trained_subjects:
+            return [], ("the GAN was prepared from a clip list whose subjects' datasets are not known without its "
+                        "training pairs, so no dataset can be shown to be unseen")
+        gan = {n for n in names if n != "clips"}
+    else:
+        gan = {"casme2"}
+    gan |= {dataset(s) for s in trained_subjects}
+    evaluated = {dataset(s) for s in evaluated_subjects}
+    keep = [d for d in _COMPOSITE_DATASETS if d not in gan | evaluated]
+    if keep:
+        return keep, ""
+    parts = [f"the GAN trained on {', '.join(sorted(gan))}"]
+    if evaluated_subjects:
+        parts.append(f"evaluates {', '.join(sorted(set(evaluated_subjects)))}")
+    return [], (f"{' and '.join(parts)}: no dataset of megc2019_htnet ({', '.join(_COMPOSITE_DATASETS)}) is left "
+                f"that holds none of their subjects, so no recognizer independent of them can be trained")
+
+
 def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Sequence[str],
                        apex: np.ndarray | None = None, labels: np.ndarray | None = None,
                        recognizer: FlowRecognizer | None = None, n_per_class: int = 2, seed: int = 0,
@@ -406,8 +455,10 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     was). Writes the grids and ``eval.md``
     (:func:`metrics_markdown`) into ``out_dir`` (default: ``eval/`` beside the checkpoints folder); the JSON
     key ``report`` names the latter. ``cross_dataset``: also the
-    independent controllability of :class:`CrossDatasetRecognizer` (skipped with a log line when
-    ``megc2019_htnet`` is absent).
+    independent controllability of :class:`CrossDatasetRecognizer`, trained on the datasets of ``megc2019_htnet``
+    without a subject the GAN trained on or evaluated (:func:`_cross_dataset_datasets`); skipped with a log line
+    and the reason in the key ``cross_dataset_skipped`` when ``megc2019_htnet`` is absent or no dataset remains
+    (a fold GAN of the whole composite).
     Raises:
         ValueError: no subjects to evaluate, or evaluated subjects overlap the training subjects; a
             ``data.source=prepared`` checkpoint's subjects absent from the CASME II folder ``data`` (named, with
@@ -464,7 +515,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
                              f"{', '.join(named)}; the CASME II folder --data {data} has no pairs of them ({exc}): "
                              f"evaluate it on its own prepared data (--data casme2), or on a folder of onset face "
                              f"images") from None
-    recognizer = None
+    recognizer = train_pairs = None
     try:
         train_pairs = labelled_pairs(cfg.data.apex_neighbors)
         train_pairs = by_subjects(train_pairs, cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
@@ -473,12 +524,17 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         if is_casme:
             raise
         log.warning("no CASME II training pairs for the recognizer (%s): controllability not computed", exc)
-    cross = None
-    if cross_dataset:
-        try:
-            cross = CrossDatasetRecognizer(seed=seed)
-        except FileNotFoundError as exc:
-            log.warning("no megc2019_htnet features (%s): cross-dataset controllability not computed", exc)
+    cross, cross_skipped = None, ""
+    if cross_dataset:          # never on a dataset holding a subject the GAN trained on or one evaluated
+        cross_sets, cross_skipped = _cross_dataset_datasets(
+            cfg, None if train_pairs is None else train_pairs.subjects, holdout if is_casme else [])
+        if cross_skipped:
+            log.warning("cross-dataset controllability not computed: %s", cross_skipped)
+        else:
+            try:
+                cross = CrossDatasetRecognizer(cross_sets, seed=seed)
+            except FileNotFoundError as exc:
+                log.warning("no megc2019_htnet features (%s): cross-dataset controllability not computed", exc)
     if is_casme:
         pairs = by_subjects(labelled_pairs(0), holdout)
         trained_on = set() if recognizer is None else set(train_pairs.subjects)
@@ -498,6 +554,8 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
                                  cross_recognizer=cross)
         res["eval_images"] = names
         res["onset_resize"] = note
+    if cross_skipped:
+        res["cross_dataset_skipped"] = cross_skipped
     res["checkpoint"] = str(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     res["report"] = str(out / "eval.md")
@@ -508,7 +566,8 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
 def metrics_markdown(res: dict) -> str:
     """A paste-ready Markdown table of :func:`run_eval`'s result (the issue's targets beside each value).
 
-    Missing or None entries print as "—". Fractions are shown in %, distances with 3 decimals.
+    Missing or None entries print as "—" (a skipped cross-dataset recognizer as "— (skipped: reason)", the key
+    ``cross_dataset_skipped``). Fractions are shown in %, distances with 3 decimals.
     """
     def pct(v):
         return "—" if v is None else f"{100 * v:.1f} %"
@@ -529,6 +588,7 @@ def metrics_markdown(res: dict) -> str:
         ("controllability, recognizer on the generator's training subjects",
          pct(res.get("controllability")) + per_class(res.get("controllability_per_class")), "> 70 %"),
         ("controllability, recognizer trained on other datasets only",
+         f"— (skipped: {res['cross_dataset_skipped']})" if res.get("cross_dataset_skipped") else
          pct(res.get("controllability_cross_dataset")) + per_class(res.get("controllability_cross_dataset_per_class")),
          "> 70 %"),
         ("ExpCaps UF1 on held-out real apexes", num(res.get("expcaps_uf1"), "{:.4f}"), "—"),
