@@ -124,3 +124,59 @@ def test_clip_list_gan_with_unknown_training_subjects_is_skipped(tmp_path):
     _, _, cfg, _ = load_checkpoint(_prepared_checkpoint(tmp_path, ["clips"], []))
     datasets, why = _cross_dataset_datasets(cfg, None, [])
     assert datasets == [] and "clip list" in why
+
+
+# ---- 2, 3. domain_bn / domain_adversarial folds whose test dataset is absent from their training rows --------------
+
+def _lone_smic(datasets=("casme2", "samm", "smic")):
+    """Toy features of 3 subjects per dataset, SMIC keeping one (smic/s03): its CDE fold trains on no SMIC clip."""
+    from icegan.data.toy_features import make_toy_features
+    fs = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2, datasets=datasets)
+    return fs.replace(keep=~fs.samples["subject"].isin(["smic/s01", "smic/s02"]).to_numpy())
+
+
+def _cfg(*overrides):
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config
+    return load_config(LosoConfig, None, ["data.source=toy", "model.epochs=1", "threads=1", *overrides])
+
+
+def test_domain_bn_refuses_a_fold_that_trains_on_no_clip_of_its_test_dataset():
+    from icegan.commands.loso import check_run
+    with pytest.raises(ValueError) as err:
+        check_run(_cfg("model.domain_bn=true"), _lone_smic())
+    msg = str(err.value)
+    assert msg.startswith("model.domain_bn=true")
+    assert "1 fold(s)" in msg and "smic/s03 (tests smic; trains on casme2, samm)" in msg
+    assert "set model.domain_bn=false" in msg
+    assert "casme2/s01" not in msg                      # folds whose dataset has training subjects are not listed
+    check_run(_cfg("model.domain_bn=true"), _lone_smic(("casme2", "samm")))      # no lone subject: accepted
+    check_run(_cfg("model.domain_bn=false"), _lone_smic())                        # off: accepted
+    # a max_folds run whose folds all have their dataset's statistics: accepted (smic/s03 is the last fold)
+    check_run(_cfg("model.domain_bn=true", "max_folds=2"), _lone_smic())
+
+
+def test_domain_adversarial_refuses_a_fold_that_trains_on_one_dataset():
+    """data.datasets=[casme2, smic] with one SMIC subject: the run has two datasets, but fold smic/s03 trains on
+    casme2 only (before: accepted, then a traceback from inside training after the run folder was made)."""
+    from icegan.commands.loso import check_domain_adversarial
+    fs = _lone_smic(("casme2", "smic"))
+    with pytest.raises(ValueError) as err:
+        check_domain_adversarial(_cfg("model.domain_adversarial=0.5"), fs)
+    msg = str(err.value)
+    assert msg.startswith("model.domain_adversarial=0.5")
+    assert "smic/s03 trains on casme2 only" in msg and "1 fold(s)" in msg and "set it to 0" in msg
+    check_domain_adversarial(_cfg("model.domain_adversarial=0.5"), _lone_smic())   # every fold trains on 2 or 3
+
+
+def test_icegan_loso_refuses_the_lone_dataset_fold_before_any_run_folder(tmp_path, monkeypatch, capsys):
+    from icegan.cli import main
+    from icegan.commands import loso
+    for key, shown in (("model.domain_bn=true", "smic/s03 (tests smic; trains on casme2)"),
+                       ("model.domain_adversarial=0.5", "smic/s03 trains on casme2 only")):
+        monkeypatch.setattr(loso, "load_feature_set", lambda cfg, cache=None: _lone_smic(("casme2", "smic")))
+        out = tmp_path / key
+        assert main(["loso", "--out", str(out), "data.source=toy", "model.epochs=1", key, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"icegan loso: error: {key}") and shown in err and "Traceback" not in err
+        assert not out.exists()

@@ -11,7 +11,10 @@ LOSO within ``dataset``, ``HDE`` leave one dataset out (MEGC2018's holdout-datab
 per dataset of the data, tested whole by a model trained on the other datasets; 3 folds on the composite). Under HDE
 the settings that need subject folds or the held-out dataset's own clips are refused before any run folder exists
 (:func:`hde_conflicts`): ``oracle_epoch``, ``model.domain_bn``, ``data.train_subject_fraction`` < 1;
-``model.domain_adversarial`` needs at least three datasets (two in every fold's training). Inner splits of the
+``model.domain_adversarial`` needs at least three datasets (two in every fold's training). Under CDE a held-out
+subject that is the only one of its dataset leaves its fold no clip of that dataset: ``model.domain_bn`` is then refused
+(:func:`check_domain_bn`), and ``model.domain_adversarial`` when the fold trains on one dataset
+(:func:`check_domain_adversarial`), before any run folder exists. Inner splits of the
 training clips (``model.inner_val_fraction``, a suite's nested selection) stay by training subject. Each HDE fold is
 trained alone (``model.folds_per_group`` does not apply), on batches of its own training clips: the model ``icegan
 fit`` trains on the same datasets with the fold's seed.
@@ -42,8 +45,8 @@ from icegan.paths import check_run_name, config_hint, with_config_hints
 from icegan.recognizer_config import SKLEARN_MODELS, RecognizerConfig
 
 __all__ = ["FeatureDataConfig", "LosoConfig", "register", "run", "load_feature_set", "load_synthetic_set",
-           "load_action_units", "check_domain_adversarial", "check_run", "permute_labels", "fold_runner",
-           "hde_conflicts"]
+           "load_action_units", "check_domain_adversarial", "check_domain_bn", "check_run", "permute_labels",
+           "fold_runner", "hde_conflicts"]
 
 
 @dataclass
@@ -482,10 +485,10 @@ def check_run(cfg: "LosoConfig", fs, said: Optional[set] = None):
     is present, at least two subjects; HDE: at least two datasets, no ``dataset``), no map is listed under two held-out
     subjects (:func:`icegan.protocol.check_shared_maps`), the network builds at
     ``model.input_size``, a custom recognizer builds and returns (B, K) logits (K: the classes of ``data.labels``) on
-    two of the clips, the coding sheets hold every clip (``model.au_weight``) and every fold trains on several
-    datasets (``model.domain_adversarial``). A class of ``data.labels`` with no clip in scope is warned about (UF1 and
-    UAR then average over the classes present). The settings HDE refuses whatever the data (:func:`hde_conflicts`) were
-    refused when ``cfg`` was built.
+    two of the clips, the coding sheets hold every clip (``model.au_weight``), every fold trains on several
+    datasets (``model.domain_adversarial``) and on clips of each dataset it tests (``model.domain_bn``). A class of
+    ``data.labels`` with no clip in scope is warned about (UF1 and UAR then average over the classes present). The
+    settings HDE refuses whatever the data (:func:`hde_conflicts`) were refused when ``cfg`` was built.
 
     Args:
         cfg: the run's config. fs: its feature set (:func:`load_feature_set`). said: warnings given already, each
@@ -510,6 +513,7 @@ def check_run(cfg: "LosoConfig", fs, said: Optional[set] = None):
     check_custom_recognizer(cfg.model, fs.features, labels.n_classes)   # model.module builds, returns (B, K) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
     check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
+    check_domain_bn(cfg, fs)                            # model.domain_bn: each fold trains on its test dataset
     check_device(cfg)                                   # a device this machine has; workers > 1 only on the CPU
     return au
 
@@ -528,14 +532,55 @@ def check_device(cfg: "LosoConfig") -> None:
         raise ValueError(_workers_need_cpu(cfg.workers, f"{cfg.device} ({dev})"))
 
 
-def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
-    """For ``model.domain_adversarial`` > 0: every fold of the run trains on clips of at least two datasets, else there
-    is no dataset to be invariant to: a CDE run over at least two datasets, or an HDE run over at least three (each
-    fold trains on all datasets but the one it holds out).
+def _fold_datasets(cfg: "LosoConfig", fs) -> list[tuple[str, list[str], list[str]]]:
+    """``(held-out unit, datasets it tests, datasets it trains on)`` of every fold the run trains (its first
+    ``max_folds`` when set), datasets sorted; a clip's dataset is its subject's prefix, as in the recognizer's domains
+    (:func:`icegan.data.features.dataset_indices`). For :func:`check_domain_bn` and :func:`check_domain_adversarial`.
+    """
+    import numpy as np
+
+    from icegan.data.features import subject_dataset
+    from icegan.protocol import make_folds
+    subjects = fs.samples["subject"].tolist()
+    folds = make_folds(subjects, cfg.protocol, cfg.dataset)
+    if cfg.max_folds > 0:
+        folds = folds[:cfg.max_folds]
+    ds = np.array([subject_dataset(s) for s in subjects])
+    return [(f.subject, sorted(set(ds[f.test_idx].tolist())), sorted(set(ds[f.train_idx].tolist()))) for f in folds]
+
+
+def check_domain_bn(cfg: "LosoConfig", fs) -> None:
+    """For ``model.domain_bn``: every fold the run trains has training clips of each dataset it tests. A test clip is
+    normalised with its own dataset's batch-norm statistics, gathered from the fold's training clips; a held-out
+    subject that is the only subject of its dataset (CDE) would be normalised with statistics never trained and
+    scored near chance (a toy fold: UF1 1.0 without domain_bn, 0.17 with it), so the run is refused before its folder
+    exists. HDE refuses ``model.domain_bn`` whatever the data (:func:`hde_conflicts`).
 
     Raises:
-        ValueError: an SDE run, a CDE run over fewer than two datasets, or an HDE run over fewer than three datasets
-            of ``fs``'s clips (the message starts with the key).
+        ValueError: starting with the key, listing each such fold: ``mylab/s03 (tests mylab; trains on casme2)``.
+    """
+    if not cfg.model.domain_bn:
+        return
+    lone = [f"{unit} (tests {', '.join(test)}; trains on {', '.join(train) or 'nothing'})"
+            for unit, test, train in _fold_datasets(cfg, fs) if set(test) - set(train)]
+    if lone:
+        raise ValueError(f"model.domain_bn=true normalises each test clip with its own dataset's batch-norm "
+                         f"statistics, gathered from the fold's training clips, and {len(lone)} fold(s) train on no "
+                         f"clip of the dataset they test (the only subject of its dataset is held out: its statistics "
+                         f"would never be trained, the fold scored near chance): {'; '.join(lone)}; add subjects of "
+                         f"that dataset, leave it out of data.datasets, or set model.domain_bn=false")
+
+
+def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
+    """For ``model.domain_adversarial`` > 0: every fold of the run trains on clips of at least two datasets, else there
+    is no dataset to be invariant to: a CDE run over at least two datasets, each fold included (a held-out subject
+    that is the only one of its dataset leaves its fold the other datasets only), or an HDE run over at least three
+    (each fold trains on all datasets but the one it holds out).
+
+    Raises:
+        ValueError: an SDE run, a CDE run over fewer than two datasets or with a fold training on one (each such fold
+            listed: ``mylab/s03 trains on casme2 only (mylab has no other subject)``), or an HDE run over fewer than
+            three datasets of ``fs``'s clips (the message starts with the key).
     """
     if cfg.model.domain_adversarial <= 0:
         return
@@ -552,6 +597,12 @@ def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
         raise ValueError(f"{key} learns features that carry less of the dataset: it needs a CDE run over at least "
                          f"two datasets, or an HDE run over at least three (here protocol={cfg.protocol}, datasets "
                          f"{datasets}); set it to 0")
+    one = [f"{unit} trains on {', '.join(train) or 'nothing'} only ({', '.join(test)} has no other subject)"
+           for unit, test, train in _fold_datasets(cfg, fs) if len(train) < 2]
+    if one:
+        raise ValueError(f"{key} learns features that carry less of the dataset, so every fold must train on at least "
+                         f"two datasets; {len(one)} fold(s) train on one: {'; '.join(one)}; add subjects of those "
+                         f"datasets, leave them out of data.datasets, or set it to 0")
 
 
 class FeatureFolds:
