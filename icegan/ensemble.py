@@ -243,6 +243,26 @@ def mixing_weights(weights: Optional[Sequence[float]], n: int) -> np.ndarray:
     return w / total
 
 
+#: class probabilities within this of a row's largest count as tied with it (float rounding of a weighted average:
+#: 0.5*0.4 + 0.5*0.55 = 0.47500000000000003 against 0.5*0.5 + 0.5*0.45 = 0.475)
+TIE_TOLERANCE = 1e-9
+
+
+def argmax_lower_on_tie(probs) -> np.ndarray:
+    """Per row the predicted class of averaged probabilities: the first (lowest) class id whose probability is at
+    least the row's largest minus :data:`TIE_TOLERANCE` (1e-9), so that a tie up to float rounding goes to the lower
+    class id as an exact tie does (``np.argmax``); ties are otherwise not looked at.
+
+    Args:
+        probs: (n, K) finite class probabilities (or any scores on the scale of probabilities).
+
+    Returns:
+        (n,) int64 class ids in 0..K-1.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    return (p >= p.max(1, keepdims=True) - TIE_TOLERANCE).argmax(1)
+
+
 def _plain(value):
     """A numpy scalar as the Python number it holds (``1``, not ``np.int64(1)``, in a message); others unchanged."""
     return value.item() if isinstance(value, np.generic) else value
@@ -253,8 +273,9 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     """Average the class probabilities of finished LOSO runs and score the average.
 
     ``p(clip) = Σ_m w_m p_m(clip) / Σ_m w_m`` over members m, y_pred = argmax (an exact tie goes to the lower class
-    id: negative before positive before surprise); metrics pooled over all folds as in MEGC2019
-    (:func:`icegan.protocol.summarize_predictions`).
+    id: negative before positive before surprise; probabilities within 1e-9 of the row's largest count as tied, so
+    that float rounding of the average does not decide: :func:`argmax_lower_on_tie`); metrics pooled over all folds
+    as in MEGC2019 (:func:`icegan.protocol.summarize_predictions`).
 
     Args:
         run_dirs: two or more run directories of the same protocol, folds and clips.
@@ -332,7 +353,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     n_classes = len(score_cols)
     probs = sum(wi * p[score_cols].to_numpy(np.float64) for wi, (_, p) in zip(w, members))
     pred = p0[["fold", "dataset", "subject", "clip", "y_true"]].copy()
-    pred["y_pred"] = probs.argmax(1)
+    pred["y_pred"] = argmax_lower_on_tie(probs)
     for c, col in enumerate(score_cols):
         pred[col] = probs[:, c]
 

@@ -70,35 +70,40 @@ DATASET_TITLES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
 #: clips of the MEGC2019 composite (SMIC 164, CASME II 145, SAMM 133)
 COMPOSITE_CLIPS = 442
 
-#: Published / measured reference rows for the MEGC2019 composite CDE table (UF1, UAR).
+#: Published / measured reference rows for the MEGC2019 composite CDE table (UF1, UAR), each value a string as its
+#: source gives it (``"0.760"``: three decimals printed as three, a trailing 0 kept; measured rows four).
 #: ``selection`` states how the reported epoch was chosen; ``None`` = not reported.
 REFERENCES: list[dict] = [
     {"method": "Logistic regression, icegan's floor (configs/features_logreg.yaml)",
      "selection": "final fit (honest; measured by icegan, deterministic)",
-     "full": (0.6929, 0.6982), "smic": (0.6650, 0.6714), "casme2": (0.7723, 0.7791), "samm": (0.5800, 0.5775)},
+     "full": ("0.6929", "0.6982"), "smic": ("0.6650", "0.6714"),
+     "casme2": ("0.7723", "0.7791"), "samm": ("0.5800", "0.5775")},
     {"method": "Logistic regression, the project brief's reference point",
      "selection": "final fit (honest; its settings were not recorded and icegan's variants do not reproduce it)",
-     "full": (0.719, 0.729)},
+     "full": ("0.719", "0.729")},
     {"method": "STSTNet, plain loop (100 epochs, class weights), the project brief's reference point",
-     "selection": "final epoch (honest)", "full": (0.7211, 0.7493)},
+     "selection": "final epoch (honest)", "full": ("0.7211", "0.7493")},
     {"method": "STSTNet, authors' Python release", "selection": "final epoch (honest)",
-     "full": (0.7209, 0.725)},
+     "full": ("0.7209", "0.725")},
     {"method": "STSTNet + ±1 px shifts, this project's G recipe, mean of 5 seeds",
      "selection": "final epoch (honest; measured by icegan on a 2-core CPU)",
-     "full": (0.7330, 0.7596), "smic": (0.6834, 0.6976), "casme2": (0.8730, 0.8986), "samm": (0.6074, 0.6545)},
+     "full": ("0.7330", "0.7596"), "smic": ("0.6834", "0.6976"),
+     "casme2": ("0.8730", "0.8986"), "samm": ("0.6074", "0.6545")},
     {"method": "the same averaged with a random forest (icegan ensemble), mean of 5 seeds",
      "selection": "final epoch / fit (honest; measured by icegan; recipe chosen after a first look)",
-     "full": (0.7400, 0.7581), "smic": (0.6875, 0.6958), "casme2": (0.8721, 0.8861), "samm": (0.6283, 0.6724)},
+     "full": ("0.7400", "0.7581"), "smic": ("0.6875", "0.6958"),
+     "casme2": ("0.8721", "0.8861"), "samm": ("0.6283", "0.6724")},
     {"method": "STSTNet (Liong et al. 2019), published", "selection": "as published (selection not stated)",
-     "full": (0.735, 0.760), "smic": (0.680, 0.701), "casme2": (0.838, 0.868), "samm": (0.658, 0.681)},
+     "full": ("0.735", "0.760"), "smic": ("0.680", "0.701"), "casme2": ("0.838", "0.868"), "samm": ("0.658", "0.681")},
     {"method": "STSTNet, this project's C recipe, mean of 3 seeds", "selection": "ORACLE: best epoch per test subject "
      "(measured by icegan; the same recipe's final epoch: 0.7197 / 0.7456)",
-     "full": (0.7973, 0.8296), "smic": (0.7428, 0.7645), "casme2": (0.9236, 0.9514), "samm": (0.6916, 0.7399)},
+     "full": ("0.7973", "0.8296"), "smic": ("0.7428", "0.7645"),
+     "casme2": ("0.9236", "0.9514"), "samm": ("0.6916", "0.7399")},
     {"method": "HTNet (published)", "selection": "ORACLE: best epoch per test subject",
-     "full": (0.8603, 0.8475)},
+     "full": ("0.8603", "0.8475")},
     {"method": "ICE-GAN (published, Table I)", "selection": "ORACLE: best epoch per test subject, as this "
      "project's design records it (the paper itself does not state its selection)",
-     "full": (0.874, 0.883), "smic": (0.782, 0.801), "casme2": (0.895, 0.904), "samm": (0.879, 0.883)},
+     "full": ("0.874", "0.883"), "smic": ("0.782", "0.801"), "casme2": ("0.895", "0.904"), "samm": ("0.879", "0.883")},
 ]
 
 #: the score columns of a MEGC2019 (3-class) run; another label set's run has its own (:func:`pred_columns`)
@@ -1110,10 +1115,10 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
                   "the three-dataset composite's CDE and are not comparable."]
     elif metrics["protocol"] == "CDE" and composite:
         for ref in REFERENCES:
-            r = [ref["method"], ref["selection"], _fmt(ref["full"][0]), _fmt(ref["full"][1])]
+            r = [ref["method"], ref["selection"], *ref["full"]]      # as stored: no digit added
             for d in cols:
                 v = ref.get(d)
-                r += [_fmt(v[0]) if v else "—", _fmt(v[1]) if v else "—"]
+                r += [v[0], v[1]] if v else ["—", "—"]
             lines.append("| " + " | ".join(r) + " |")
         lines += ["", "Reference rows: composite CDE on the MEGC2019 442-clip set; only rows labelled honest are "
                   "comparable with an honest run."]

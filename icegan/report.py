@@ -22,7 +22,7 @@ from flownet.paths import expand_home
 from icegan.protocol import DATASET_TITLES, _json_file, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
-           "check_one_recipe", "same_predictions_notes"]
+           "check_one_recipe", "same_predictions_notes", "parse_entries"]
 
 
 @dataclass
@@ -60,6 +60,30 @@ def parse_entry(text: str) -> TableEntry:
     if not sep and ("," in text or not re.search(r"[^\W_]", re.sub(r"\[[^\]]*\]|[*?]", "", label))):
         label = _shared_name(runs) or text
     return TableEntry(label.strip(), runs)
+
+
+def parse_entries(texts: Sequence[str]) -> list[TableEntry]:
+    """:func:`parse_entry` of each of ``texts`` (the entries of ``icegan table`` / ``icegan compare``), in order.
+
+    Raises:
+        ValueError: as :func:`parse_entry`; or two entries of one label (``runs/lr/s0`` and ``runs/rf/s0``, both
+            ``s0``: a table of two rows of one name, and ``--baseline s0`` would take the first), naming both entries
+            and how to name them apart (``LABEL=DIR``).
+    """
+    entries = [parse_entry(t) for t in texts]
+    for j, e in enumerate(entries):
+        i = next(i for i, f in enumerate(entries) if f.label == e.label)
+        if i != j:
+            raise ValueError(f"entries '{texts[i]}' and '{texts[j]}' are both labelled '{e.label}'; give each its own "
+                             f"label as LABEL=DIR (e.g. '{_example_label(texts[i], e.label)}={texts[i]}')")
+    return entries
+
+
+def _example_label(text: str, label: str) -> str:
+    """A label to suggest for the entry ``text`` labelled ``label``: its folder's parent's name before ``label``
+    (``runs/lr/s0`` → ``lr s0``), else ``label 1``."""
+    parent = Path(text.partition("=")[2] if "=" in text else text.rstrip("/")).parent.name
+    return f"{parent} {label}" if parent and parent not in (".", "..") else f"{label} 1"
 
 
 def _shared_name(runs: Sequence[Path]) -> str:
@@ -653,7 +677,8 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     same for every run of the entry. A table with a run of other classes than MEGC2019's three (``data.labels``, read
     from its predictions, :func:`run_label_set`) has a ``Classes`` column after Protocol (``5 (casme2_5)``), and its
     LaTeX caption names those classes. Markdown cells: the metric of one run, or ``mean ± std`` (sample std) over the
-    entry's runs, to 4 decimals. LaTeX: the same cells in a booktabs ``tabular`` (pandas ``DataFrame.to_latex``)
+    entry's runs, to 4 decimals (a table with such a cell says so in a line under it). LaTeX: the same cells in a
+    booktabs ``tabular`` (pandas ``DataFrame.to_latex``)
     inside a ``table*`` float with a caption and ``\\label{tab:icegan-results}`` (:func:`latex_float`); its column
     groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels and dataset names escaped
     (:func:`latex_escape`; a label beginning with ``[`` guarded, :func:`latex_row_start`), ``--`` for a dataset an
@@ -753,4 +778,7 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
     out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]
     out += ["| " + " | ".join([markdown_cell(lead[0])] + lead[1:] + [_cell(st) for st in cells] + [size(fc, "—")])
             + " |" for lead, cells, fc in body]
-    return "\n".join(out) + "\n" + "".join(f"\nNote: {n}.\n" for n in notes)
+    # what ± is, under a table that shows one (the LaTeX caption says it too)
+    several = any(len(ms) > 1 for _, ms, _ in rows)
+    pm = ["\n± : sample standard deviation (ddof=1) over the entry's n runs.\n"] if several else []
+    return "\n".join(out) + "\n" + "".join(pm) + "".join(f"\nNote: {n}.\n" for n in notes)

@@ -289,8 +289,12 @@ def inner_cache_digest(cfg, feature_set) -> str:
 
 
 def _score(y_true: np.ndarray, probs: np.ndarray, criterion: str, n_classes: int) -> float:
+    """``criterion`` (UF1 / UAR) of the (n, n_classes) inner probabilities ``probs`` against ``y_true`` (n,), each
+    clip predicted as :func:`icegan.ensemble.argmax_lower_on_tie` (an ensemble's average as `icegan ensemble` scores
+    it: a tie within 1e-9 goes to the lower class id)."""
+    from icegan.ensemble import argmax_lower_on_tie
     from icegan.metrics import compute_metrics
-    return float(compute_metrics(y_true, probs.argmax(1), n_classes)[criterion])
+    return float(compute_metrics(y_true, argmax_lower_on_tie(probs), n_classes)[criterion])
 
 
 def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: str | Path, k: int = 4,

@@ -83,7 +83,8 @@ class SuiteEnsemble:
     all the suite's seeds are averaged in one folder ``<slug>`` (a member's weight, 1 by default, is shared equally
     by its runs, so that five seeds of one member and five of another weigh as the two members; an unseeded member
     counts once). Its row is one run, compared like any row; it cannot be a nested-selection candidate (the
-    selection chooses per seed)."""
+    selection chooses per seed). ``weights``: one non-negative number per member, not all zero (`icegan ensemble`'s
+    rule, :func:`icegan.ensemble.mixing_weights`, checked when the suite file is read)."""
     label: str = ""
     members: list[str] = field(default_factory=list)
     weights: Optional[list[float]] = None
@@ -175,6 +176,12 @@ class SuiteConfig:
                     raise ValueError(f"ensemble '{e.label}': member '{m}' is not the label of a run ({run_labels})")
             if e.weights is not None and len(e.weights) != len(e.members):
                 raise ValueError(f"ensemble '{e.label}': {len(e.weights)} weights for {len(e.members)} members")
+            if e.weights is not None:               # icegan ensemble's rule, before any member trains
+                from icegan.ensemble import EnsembleError, mixing_weights
+                try:
+                    mixing_weights(e.weights, len(e.members))
+                except EnsembleError as exc:
+                    raise ValueError(f"ensemble '{e.label}': {exc}") from None
         if self.baseline is not None and self.baseline not in labels:
             raise ValueError(f"baseline '{self.baseline}' is not the label of a run or an ensemble ({labels})")
         from icegan.significance import check_bootstrap_settings
@@ -266,8 +273,9 @@ def load_suite(path: str | Path, seeds: Optional[Sequence[int]] = None) -> Suite
     Raises:
         FileNotFoundError: no such file.
         ConfigError: an unknown key, a wrong type, or an inconsistent suite (duplicate labels, an ensemble member
-            or baseline that is not a label, a run whose ``overrides`` set ``seed`` or ``name``, which the suite
-            sets...), with the file's name.
+            or baseline that is not a label, ensemble weights that are not one non-negative number per member, not
+            all zero, a run whose ``overrides`` set ``seed`` or ``name``, which the suite sets...), with the file's
+            name.
     """
     over = [f"seeds=[{', '.join(str(int(s)) for s in seeds)}]"] if seeds else []
     return load_config(SuiteConfig, path, over)

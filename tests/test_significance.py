@@ -286,12 +286,12 @@ def test_per_dataset_scopes(tmp_path, capsys):
     assert casme["UF1"] == pytest.approx(compute_metrics(pooled["y_true"], pooled["y_pred"])["UF1"])
     with pytest.raises(ValueError, match="smic"):
         rs.restrict("smic")
-    assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200"]) == 0
+    assert main(["compare", f"a={run}", f"b={run}", "--per-dataset", "--resamples", "200"]) == 0
     out = capsys.readouterr().out
     assert "## Full (8 subjects)" in out and "## CASME II (4 subjects)" in out and "## SAMM (4 subjects)" in out
     assert out.count("Subject-level bootstrap") == 1
     png = tmp_path / "forest.png"
-    assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200", "--plot", str(png)]) == 0
+    assert main(["compare", f"a={run}", f"b={run}", "--per-dataset", "--resamples", "200", "--plot", str(png)]) == 0
     from PIL import Image
     with Image.open(png) as im:
         assert im.format == "PNG" and im.size[1] > im.size[0] / 2          # three scopes stacked

@@ -106,7 +106,7 @@ def test_per_dataset_skips_a_dataset_of_one_subject(tmp_path, capsys, fmt):
     would break the table), and the full and CASME II tables are printed, the legend once, under the last."""
     run = _run(tmp_path / "mix", _rows([f"casme2/s{i}" for i in range(6)] + ["smic/s0"], 4),
                datasets=lambda s: s.split("/")[0])
-    assert main(["compare", str(run), str(run), "--per-dataset", "--resamples", "200", "--format", fmt]) == 0
+    assert main(["compare", f"a={run}", f"b={run}", "--per-dataset", "--resamples", "200", "--format", fmt]) == 0
     cap = capsys.readouterr()
     note = "SMIC (1 subject): none, a subject bootstrap needs at least two subjects (dataset smic has one, smic/s0)"
     assert note in (cap.err if fmt == "csv" else cap.out)

@@ -75,7 +75,7 @@ def _main(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     """``icegan compare`` with ``args`` (:func:`_main`); the exit code."""
     from icegan.paths import check_output_file
-    from icegan.report import parse_entry, same_predictions_notes
+    from icegan.report import parse_entries, same_predictions_notes
     from icegan.significance import (bootstrap_compare, check_same_datasets, check_stratify, comparison_scopes,
                                      comparison_table, forest_plot, load_run_set, scope_title, shown_scopes)
 
@@ -84,7 +84,7 @@ def _compare(args: argparse.Namespace) -> int:
         for path, flag, example in ((args.out, "--out", "compare.md"), (args.plot, "--plot", "compare.png")):
             if path:
                 check_output_file(path, flag, example)    # before the resampling: never over a run's own files
-        entries = [parse_entry(e) for e in args.entries]
+        entries = parse_entries(args.entries)
         labels = [e.label for e in entries]
         base = labels.index(args.baseline) if args.baseline is not None else 0
         for e in entries:                               # a null run among seeds: named before the clips' check

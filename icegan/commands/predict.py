@@ -176,7 +176,9 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         device: where the networks run.
 
     Returns:
-        (predictions DataFrame as written by the command, list of each model's metadata, the table's map size).
+        (predictions DataFrame as written by the command, list of each model's metadata, the table's map size);
+        y_pred is the class of the largest weighted-average probability, a tie (within 1e-9, float rounding of
+        the average) going to the lower class id as in `icegan ensemble` (:func:`icegan.ensemble.argmax_lower_on_tie`).
 
     Raises:
         icegan.saved_recognizer.SavedRecognizerError: an unusable model file, or one whose weights give NaN or Inf
@@ -198,7 +200,7 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
     import pandas as pd
 
     from icegan.data.feature_table import UnrecordedIdsError, load_table_features, table_sha256
-    from icegan.ensemble import EnsembleError, mixing_weights
+    from icegan.ensemble import EnsembleError, argmax_lower_on_tie, mixing_weights
     from icegan.labels import label_set_of_classes
     from icegan.saved_recognizer import SavedRecognizerError, load_recognizer
 
@@ -260,7 +262,7 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
                 f"{first['subject']}/{first['clip']}): a damaged or diverged model; retrain it with `icegan fit`")
         p = p + wi * pm
     y_true = fs.samples["label"].to_numpy()
-    y_pred = p.argmax(1)
+    y_pred = argmax_lower_on_tie(p)      # a tie, up to the average's rounding: the lower class id
     out = pd.DataFrame({"dataset": fs.samples["dataset"], "subject": fs.samples["subject"],
                         "clip": fs.samples["clip"],
                         "y_true": pd.array([None if t < 0 else int(t) for t in y_true], dtype="Int64"),

@@ -44,12 +44,12 @@ def emit(text: str, out: str | None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from icegan.paths import check_output_file
-    from icegan.report import parse_entry, results_table, same_predictions_notes
+    from icegan.report import parse_entries, results_table, same_predictions_notes
 
     try:
         if args.out:
             check_output_file(args.out, "--out", "table.md")      # never over a run's own metrics.md
-        entries = [parse_entry(e) for e in args.entries]
+        entries = parse_entries(args.entries)
         text = results_table(entries, fmt=args.format)     # each run's config.yaml and run.json parsed once
     except ValueError as exc:
         print(f"icegan table: error: {exc}", file=sys.stderr)
