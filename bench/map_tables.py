@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(out, index=False)
             print(f"{out}: {len(table)} clips")
-    print(f"{len(subset)} of {len(mixed)} composite clips carry the exported maps in the mixed table")
+    if args.mixed is not None:
+        print(f"{len(subset)} of {len(mixed)} composite clips carry the exported maps in the mixed table")
     return 0
 
 
