@@ -160,6 +160,10 @@ def _train(args: argparse.Namespace) -> int:
     onset, apex, labels = train.tensors()
     # a checkpoint of other pairs, or one cut short: refused before the folder changes
     resume = [check_resumable(run, cfg, onset, apex, labels)]      # last.pt read (None: none to resume)
+    if resume[0] is None:       # a fresh start: the discarded run's grids and events are not left beside the new ones
+        cleared = _clear_previous_run(run)
+        if cleared:
+            print(f"starting afresh in {run}: removed the previous run's {cleared}")
     save_config(cfg, run / "config.yaml")
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
              "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),
@@ -173,9 +177,34 @@ def _train(args: argparse.Namespace) -> int:
         state = train_gan(onset, apex, labels, cfg, out_dir=run, log=writer, resume_payload=resume.pop())
     last = state.history[-1] if state.history else {}
     print(f"done: {state.epochs_done} epochs; last epoch " +
-          " ".join(f"{k}={v:.4f}" for k, v in last.items() if isinstance(v, float)))
+          " ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
     print(f"checkpoint: {run / 'checkpoints' / 'last.pt'}")
     return 0
+
+
+def _clear_previous_run(run: Path) -> str | None:
+    """Remove what an earlier ``icegan gan train`` run wrote into ``run/samples`` (its ``epoch_*.png`` grids) and
+    ``run/tb`` (its ``events.out.tfevents.*`` files), for a run that starts afresh there (``train.resume=false``, or no
+    checkpoint to resume); other files are kept, and each folder is removed only when that leaves it empty.
+
+    Returns:
+        what was removed, in words (e.g. ``"4 sample grid(s) (samples/) and 1 TensorBoard event file(s) (tb/)"``),
+        or None when there was nothing.
+    """
+    said = []
+    for sub, pattern, what in (("samples", "epoch_*.png", "sample grid(s)"),
+                               ("tb", "events.out.tfevents.*", "TensorBoard event file(s)")):
+        folder = run / sub
+        if not folder.is_dir():
+            continue
+        files = [f for f in folder.glob(pattern) if f.is_file()]
+        for f in files:
+            f.unlink()
+        if files:
+            said.append(f"{len(files)} {what} ({sub}/)")
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return " and ".join(said) or None
 
 
 @one_line_errors("icegan generate")
@@ -189,6 +218,7 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
         raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
+    _check_out_not_onset(out, args.onset)
     _check_checkpoint_arg(args.checkpoint)
     g, _, gcfg, _ = load_checkpoint(args.checkpoint, _device(args.device))
     names_k = gcfg.model.class_names()          # the classes the generator is conditioned on
@@ -218,6 +248,21 @@ def _generate(args: argparse.Namespace) -> int:
         write_image(path, img)     # OSError naming the file if it fails
     print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}")
     return 0
+
+
+def _check_out_not_onset(out: Path, onsets: list[str]) -> None:
+    """Refuse an ``--out`` folder that is an ``--onset`` folder or inside one: a rerun (``--overwrite``) would read
+    the faces written there as onsets too (3 faces, then 12, then 39).
+
+    Raises:
+        ValueError: naming ``--out`` and the ``--onset`` folder.
+    """
+    where = out.resolve()
+    for o in map(Path, onsets):
+        if o.is_dir() and (where == o.resolve() or o.resolve() in where.parents):
+            inside = "is" if where == o.resolve() else "is inside"
+            raise ValueError(f"--out {out} {inside} the --onset folder {o}: a rerun would read the faces written there "
+                             f"as onsets too; give an --out outside the onset folders")
 
 
 def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:
@@ -286,8 +331,10 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} is a file; --out is the folder the grids and report are written to")
     _check_checkpoint_arg(args.checkpoint)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    device = _device(args.device)
+    _check_eval_data(args.checkpoint, args.data, args.subjects)     # seconds, not after the recognizers are trained
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
-                       seed=args.seed, out_dir=args.out, device=_device(args.device),
+                       seed=args.seed, out_dir=args.out, device=device,
                        cross_dataset=args.cross_dataset)
     text = json.dumps(metrics, indent=1)
     if args.json:
@@ -298,3 +345,40 @@ def _eval(args: argparse.Namespace) -> int:
                                                                    if args.json else
                                                                    "; --json FILE writes every metric as JSON"))
     return 0
+
+
+def _check_eval_data(checkpoint: str, data: str, subjects: list[str] | None) -> None:
+    """What :func:`icegan.gan.evaluate.run_eval` refuses only after loading every training pair and training its
+    recognizers, refused first with the same messages: a ``--data`` folder of onset faces without images
+    (:func:`icegan.gan.pairs.list_face_files`), and evaluation subjects (``--subjects``, else the checkpoint's
+    ``data.holdout_subjects``) without pairs in the data (:meth:`icegan.gan.pairs.PairSet.by_subjects` on the pairs
+    run_eval evaluates, read from the pairs cache once made). Anything else (a ``--data`` that does not exist, a
+    checkpoint that is not a file or that it refuses, a data.source=prepared checkpoint on a CASME II folder) is left
+    to run_eval.
+
+    Raises:
+        ValueError: a folder without face images (names it); a subject without pairs (names it and the known ones).
+    """
+    from icegan.gan import evaluate                  # its CASME II loader: the pairs run_eval reads
+    from icegan.gan.pairs import list_face_files, load_prepared_pairs
+    from icegan.gan.trainer import load_checkpoint
+    from icegan.labels import DEFAULT_LABELS, LABEL_SETS
+    data_p = Path(str(data))
+    is_casme = str(data) == "casme2" or (data_p / "manifest.csv").is_file()
+    if not is_casme:
+        if data_p.is_dir():
+            list_face_files(data_p)         # ValueError: no face images in the folder
+        return
+    if not Path(checkpoint).is_file():      # run_eval names it
+        return
+    _, _, cfg, _ = load_checkpoint(checkpoint, "cpu")
+    holdout = list(subjects) if subjects else list(cfg.data.holdout_subjects)
+    if not holdout or cfg.model.n_classes != len(LABEL_SETS[DEFAULT_LABELS].classes):
+        return                              # run_eval says so before any pair is loaded
+    if cfg.data.source == "prepared":
+        if str(data) != "casme2":           # its own message, naming the checkpoint's prepared subjects
+            return
+        pairs = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, 0, progress=False)
+    else:
+        pairs = evaluate.load_casme2_pairs(cfg.data.root if str(data) == "casme2" else data_p, cfg.data.img_size, 0)
+    pairs.by_subjects(holdout)              # ValueError: subject 'sub99' has no usable pairs; known subjects: [...]

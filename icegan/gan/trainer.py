@@ -180,7 +180,8 @@ class GanTrainConfig:
     ``amp_dtype``: auto|bf16|fp16 (auto: bf16 where the GPU supports it, else fp16 with a gradient
     scaler; on CPU autocast runs only when ``amp_dtype`` is bf16 explicitly: see :func:`amp_policy`);
     ``sample_every``/``checkpoint_every`` in epochs; ``max_minutes``: stop after the epoch that
-    passes this wall-clock budget (None or 0 = no limit, as flow training's ``train.max_minutes``);
+    passes this wall-clock budget (None or 0 = no limit, as flow training's ``train.max_minutes``), counted
+    across resumes (the checkpoint keeps the training seconds so far, ``elapsed_s``);
     ``num_threads``: torch CPU threads (None = keep)."""
     epochs: int = 100
     batch_size: int = 16
@@ -359,7 +360,8 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
     """Before anything is written to ``out_dir``: raise :class:`GanCheckpointError` (a ValueError) when
     :func:`train_gan` would refuse to resume its ``checkpoints/last.pt`` (trained on other pairs or with other model
     settings), or when that file cannot be read (empty, cut short: named, with what to do). No checkpoint, or
-    ``train.resume=false``: nothing to check. Returns the checkpoint read (for ``train_gan(resume_payload=...)``, which
+    ``train.resume=false``: nothing to check. A checkpoint of more epochs than ``train.epochs`` is refused too (a
+    resume cannot shorten a run). Returns the checkpoint read (for ``train_gan(resume_payload=...)``, which
     then does not read the file again), or None."""
     ckpt = Path(out_dir) / "checkpoints" / "last.pt"
     if cfg.train.resume and ckpt.is_file():
@@ -368,8 +370,20 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
         _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels), GAN_TRAIN_ADVICE)
         _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
         _refuse_other_settings(ckpt, payload, cfg)
+        _refuse_fewer_epochs(ckpt, payload, cfg.train.epochs)
         return payload
     return None
+
+
+def _refuse_fewer_epochs(ckpt: Path, payload: dict, epochs: int) -> None:
+    """Raise :class:`GanCheckpointError` when the checkpoint to resume has trained more epochs than ``epochs`` (the
+    new ``train.epochs``): nothing would be trained, and the run folder's config.yaml would record the shorter
+    length beside a model of the longer one. The message names the file, its epoch, ``epochs`` and what to do."""
+    done = int(payload.get("epoch", 0))
+    if done > epochs:
+        raise GanCheckpointError(f"{ckpt} has trained {done} epochs, more than train.epochs={epochs}; a resume "
+                                 f"cannot shorten a run: resume with train.epochs={done} or more, or "
+                                 f"{GAN_TRAIN_ADVICE}")
 
 
 def _load_models(ckpt: Path, payload: dict, g: nn.Module, d: nn.Module, advice: str = RESUME_ADVICE) -> None:
@@ -418,16 +432,19 @@ def _share_resume_state(start_epoch: int, history: list[dict], opt_g, opt_d, sch
 
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
                     history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None,
-                    data_sha256: str | None = None, scaler=None) -> Path:
+                    data_sha256: str | None = None, scaler=None, elapsed_s: float | None = None) -> Path:
     """Write models, optimisers, schedulers, epoch, history, the resolved config, (when given) the training pairs'
     :func:`training_pairs_sha256` and (when enabled: float16 on a GPU) the gradient scaler's state, whose loss scale
-    a resumed run keeps instead of starting again at 65536 and skipping steps, to ``path`` (atomic)."""
+    a resumed run keeps instead of starting again at 65536 and skipping steps, and (when given) ``elapsed_s``, the
+    training seconds so far across resumes (what ``train.max_minutes`` counts), to ``path`` (atomic)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "icegan-gan-v1", "config": to_dict(cfg), "epoch": epoch, "history": history,
                "generator": g.state_dict(), "discriminator": d.state_dict()}
     if data_sha256 is not None:
         payload["data_sha256"] = data_sha256
+    if elapsed_s is not None:
+        payload["elapsed_s"] = float(elapsed_s)
     for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
         if o is not None:
             payload[k] = o.state_dict()
@@ -542,7 +559,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         out_dir: where ``checkpoints/last.pt`` and ``samples/epoch_XXX.png`` go; None writes nothing.
             With ``cfg.train.resume`` an existing ``last.pt`` there is continued, if it was trained on these same
             pairs (:func:`training_pairs_sha256`); with another ``train.epochs`` than it was trained for, the cosine
-            lr of the remaining epochs is that of a straight run of the new length.
+            lr of the remaining epochs is that of a straight run of the new length. ``train.max_minutes`` and the
+            history's ``seconds`` count the resumed runs' training time too (the checkpoint's ``elapsed_s``; 0 for a
+            checkpoint written before it was kept).
         log: a ``torch.utils.tensorboard.SummaryWriter`` (every loss term, capsule accuracies,
             lr, sample grids) or None.
         extra_loss_fn: ``f(G, onset, z, c, fake) → scalar`` added to the generator loss each step
@@ -611,6 +630,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     ckpt = out / "checkpoints" / "last.pt" if out else None
     history: list[dict] = []
     start_epoch = 0
+    elapsed0 = 0.0                  # training seconds of the runs this one resumes (train.max_minutes counts them)
     data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
     if ckpt is not None and tc.resume and ckpt.is_file():
         # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
@@ -628,6 +648,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         if scaler.is_enabled() and "scaler" in payload:
             scaler.load_state_dict(payload["scaler"])
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
+        elapsed0 = float(payload.get("elapsed_s", 0.0))     # 0: a checkpoint written before it was kept
         _logger.log(log_level, "resumed %s at epoch %d", ckpt, start_epoch)
 
     distributed.broadcast_module(g)    # every process starts from rank 0's models (resumed or fresh)
@@ -781,7 +802,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         else:
             log_lr = opt_g.param_groups[0]["lr"]
         means = host_values(sums)                   # one device-to-host copy
-        rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(time.time() - t_start, 1),
+        rec = {"epoch": epoch + 1, "lr": log_lr, "seconds": round(elapsed0 + time.time() - t_start, 1),
                **{key: v / steps for key, v in means.items()}}
         history.append(rec)
         _logger.log(log_level, "gan epoch %d/%d %s", epoch + 1, tc.epochs,
@@ -790,7 +811,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             log.add_scalar("lr", log_lr, epoch + 1)
         last = epoch + 1 == tc.epochs
         budget = tc.max_minutes or None     # 0 = no limit, as in flow training (flownet.train: train.max_minutes)
-        over = budget is not None and (time.time() - t_start) / 60 >= budget
+        over = budget is not None and (elapsed0 + time.time() - t_start) / 60 >= budget
         if budget is not None:              # torchrun: rank 0's clock decides, so every process stops after one epoch
             over = distributed.broadcast_object(over)
         if (log is not None or out is not None) and (last or over or (tc.sample_every and (epoch + 1) % tc.sample_every == 0)):
@@ -807,7 +828,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 save_image(grid, out / "samples" / f"epoch_{epoch + 1:03d}.png")
         if ckpt is not None and (last or over or (tc.checkpoint_every and (epoch + 1) % tc.checkpoint_every == 0)):
             save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d, data_sha256,
-                            scaler)
+                            scaler, elapsed_s=elapsed0 + time.time() - t_start)
         if over:
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
             break

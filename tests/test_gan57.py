@@ -1,0 +1,195 @@
+"""ICE-GAN command fixes of review 57: a resume with fewer train.epochs than its checkpoint is refused;
+train.max_minutes and the history's seconds count across resumes (elapsed_s in the checkpoint); a fresh start clears
+the previous run's sample grids and TensorBoard events; gan eval refuses an empty onset folder or unknown subjects
+before the recognizers are trained; icegan generate refuses an --out inside an --onset folder; the 'done:' line's lr
+in .4g."""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from _gan_sizes import fake_casme2_pairs, tiny_gan_config, tiny_gan_train_args
+
+from icegan.cli import main
+from icegan.gan.trainer import build_models, save_checkpoint, train_gan
+
+
+@pytest.fixture
+def fake_pairs(monkeypatch, tmp_path):
+    """icegan gan train (and gan eval) read 8 random pairs of sub01/sub02; caches go under tmp_path."""
+    import icegan.gan.evaluate
+    import icegan.gan.pairs
+    monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "data"))
+    pairs = fake_casme2_pairs(8)
+    monkeypatch.setattr(icegan.gan.pairs, "load_casme2_pairs", lambda *a, **k: pairs)
+    monkeypatch.setattr(icegan.gan.evaluate, "load_casme2_pairs", lambda *a, **k: pairs)
+    return pairs
+
+
+def _ckpt(run):
+    return torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+
+
+# ---- 1: a resume with train.epochs below the checkpoint's epoch
+
+def test_gan_train_refuses_a_resume_with_fewer_epochs_than_the_checkpoint(fake_pairs, tmp_path, capsys):
+    args = tiny_gan_train_args(tmp_path)
+    assert main(args + ["train.epochs=2"]) == 0
+    run = tmp_path / "t"
+    config = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(args + ["train.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    ckpt = run / "checkpoints" / "last.pt"
+    assert err.startswith(f"icegan gan train: error: {ckpt} has trained 2 epochs, more than train.epochs=1"), err
+    assert "train.epochs=2 or more" in err and "train.resume=false" in err and "new output folder" in err
+    assert (run / "config.yaml").read_text() == config and _ckpt(run)["epoch"] == 2   # the folder unchanged
+    assert main(args + ["train.epochs=2"]) == 0                    # as many: nothing left to train, not refused
+    assert main(args + ["train.epochs=1", "train.resume=false"]) == 0
+    assert _ckpt(run)["epoch"] == 1
+
+
+# ---- 2: train.max_minutes counts across resumes
+
+def _tiny_cfg(epochs: int, max_minutes):
+    cfg = tiny_gan_config(32)
+    cfg.train = dataclasses.replace(cfg.train, progress=False, batch_size=8, epochs=epochs, max_minutes=max_minutes,
+                                    sample_every=0)
+    return cfg
+
+
+def _pairs(n: int = 8):
+    torch.manual_seed(0)
+    on = torch.rand(n, 1, 32, 32) * 2 - 1
+    return on, (on + 0.1 * torch.randn_like(on)).clamp(-1, 1), torch.arange(n) % 3
+
+
+def _set_elapsed(run, seconds):
+    ck = _ckpt(run)
+    if seconds is None:
+        ck.pop("elapsed_s")
+    else:
+        ck["elapsed_s"] = seconds
+    torch.save(ck, run / "checkpoints" / "last.pt")
+
+
+def test_gan_time_budget_and_history_seconds_count_across_resumes(tmp_path):
+    on, ap, y = _pairs()
+    run = tmp_path / "r"
+    assert train_gan(on, ap, y, _tiny_cfg(4, 1e-9), device="cpu", out_dir=run).epochs_done == 1
+    first = _ckpt(run)
+    # the epoch's seconds (rounded to 0.1 s) are taken before its sample grid and checkpoint: not after elapsed_s
+    assert 0 < first["elapsed_s"] < 600 and first["history"][0]["seconds"] <= first["elapsed_s"] + 0.05
+    _set_elapsed(run, 600.0)        # 10 minutes trained before: a 5-minute budget is spent after one more epoch
+    state = train_gan(on, ap, y, _tiny_cfg(4, 5), device="cpu", out_dir=run)
+    assert state.epochs_done == 2
+    assert state.history[1]["seconds"] >= 600 and _ckpt(run)["elapsed_s"] >= 600
+
+
+def test_gan_checkpoint_without_elapsed_time_resumes_from_zero(tmp_path):
+    on, ap, y = _pairs()
+    run = tmp_path / "r"
+    train_gan(on, ap, y, _tiny_cfg(4, 1e-9), device="cpu", out_dir=run)
+    _set_elapsed(run, None)         # a checkpoint written before elapsed_s was kept
+    state = train_gan(on, ap, y, _tiny_cfg(3, 5), device="cpu", out_dir=run)
+    assert state.epochs_done == 3 and all(h["seconds"] < 300 for h in state.history[1:])
+    assert _ckpt(run)["elapsed_s"] < 300
+
+
+# ---- 3: train.resume=false in a used folder
+
+def test_gan_train_afresh_removes_the_previous_run_s_samples_and_events_only(fake_pairs, tmp_path, capsys):
+    args = tiny_gan_train_args(tmp_path) + ["train.sample_every=1"]
+    run = tmp_path / "t"
+    assert main(args + ["train.epochs=2"]) == 0
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 1
+    (run / "samples" / "notes.txt").write_text("mine")
+    (run / "tb" / "keep").mkdir()
+    capsys.readouterr()
+    assert main(args + ["train.epochs=1", "train.resume=false"]) == 0
+    out = capsys.readouterr().out
+    assert (f"starting afresh in {run}: removed the previous run's 2 sample grid(s) (samples/) and 1 TensorBoard "
+            f"event file(s) (tb/)") in out, out
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "notes.txt"]
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 1 and (run / "tb" / "keep").is_dir()
+    capsys.readouterr()
+    assert main(args + ["train.epochs=2"]) == 0             # a resume keeps them
+    assert "starting afresh" not in capsys.readouterr().out
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 2
+
+
+# ---- 4: gan eval's cheap refusals first
+
+@pytest.fixture
+def eval_checkpoint(tmp_path, monkeypatch, fake_pairs):
+    import icegan.gan.evaluate
+    cfg = tiny_gan_config(32)
+    cfg.data.apex_neighbors = 0
+    cfg.data.holdout_subjects = ["sub02"]
+    g, d = build_models(cfg)
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", cfg, g, d, 1, [])
+    fitted = []
+
+    class Recognizer:                       # records a fit: the refusals must come before it
+        def __init__(self, *a, **k):
+            pass
+
+        def fit(self, *a, **k):
+            fitted.append(1)
+            return self
+    monkeypatch.setattr(icegan.gan.evaluate, "FlowRecognizer", Recognizer)
+    return ckpt, fitted
+
+
+def _eval(ckpt, *extra):
+    return main(["gan", "eval", "--checkpoint", str(ckpt), "--device", "cpu", "--no-cross-dataset", *extra])
+
+
+def test_gan_eval_refuses_an_empty_onset_folder_before_training_a_recognizer(eval_checkpoint, tmp_path, capsys):
+    ckpt, fitted = eval_checkpoint
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _eval(ckpt, "--data", str(empty)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan gan eval: error: no face images (") and f"in folder {empty}" in err, err
+    assert fitted == []
+
+
+def test_gan_eval_refuses_unknown_subjects_before_training_a_recognizer(eval_checkpoint, capsys):
+    ckpt, fitted = eval_checkpoint
+    assert _eval(ckpt, "--subjects", "sub99") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icegan gan eval: error: subject 'sub99' has no usable pairs; known subjects: "
+                          "['casme2/sub01', 'casme2/sub02']"), err
+    assert fitted == []
+
+
+# ---- 6: icegan generate --out in an --onset folder
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_generate_refuses_an_out_folder_in_an_onset_folder(tmp_path, capsys, inside):
+    cfg = tiny_gan_config(32)
+    g, d = build_models(cfg)
+    ckpt = save_checkpoint(tmp_path / "last.pt", cfg, g, d, 0, [])
+    onsets = tmp_path / "faces"
+    onsets.mkdir()
+    cv2.imwrite(str(onsets / "grey.png"), np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8))
+    out = onsets / "gen" if inside else onsets
+    assert main(["generate", "--checkpoint", str(ckpt), "--onset", str(onsets), "--class", "all", "--out", str(out),
+                 "--device", "cpu", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icegan generate: error: --out {out} "), err
+    assert f"the --onset folder {onsets}" in err
+    assert sorted(p.name for p in onsets.iterdir()) == ["grey.png"]       # nothing written
+
+
+# ---- 7: the final line's lr
+
+def test_gan_train_done_line_shows_a_small_lr(fake_pairs, tmp_path, capsys):
+    assert main(tiny_gan_train_args(tmp_path) + ["train.epochs=1", "train.lr=7.3e-05"]) == 0
+    done = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("done:")]
+    assert len(done) == 1 and " lr=7.3e-05 " in done[0] + " ", done
