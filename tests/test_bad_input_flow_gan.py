@@ -349,9 +349,11 @@ def test_generate_reads_folders_among_several_onsets(shared_data, tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short"])
-def test_gan_train_names_a_resume_checkpoint_it_cannot_read(casme2_pairs_copy, tmp_path, capsys, content):
+def test_gan_train_names_a_resume_checkpoint_it_cannot_read(casme2_pairs_copy, tmp_path, capsys, content,
+                                                             monkeypatch):
     """A run folder's checkpoints/last.pt that is empty or cut short (a full disk, a copy interrupted) ended in an
     EOFError / OSError traceback of torch.load when the run was started again; now one line names it and what to do."""
+    monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "data"))     # the pairs cache, not in the repository's data/
     ckpt = tmp_path / "runs" / "x" / "checkpoints" / "last.pt"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(content)
