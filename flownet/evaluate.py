@@ -107,7 +107,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
              pairs: list[dict] | None = None,
              estimator=None, progress: bool = True, precision: str = "fp32", compile: bool = False,
              input_size="native", tta: str = "none", max_motion: float | None = None,
-             module: str | None = None) -> dict:
+             module: str | None = None, module_key: str = "flow.module") -> dict:
     """Run ``model`` (registry name, or a ready ``estimator``) over the pairs and score it. ``iters``,
     ``precision`` (``fp32`` | ``bf16`` | ``auto``, :func:`flownet.registry.resolve_precision`) and ``compile``
     (``torch.compile``; the warm-up pair compiles, and every further image size compiles again inside the timed
@@ -116,8 +116,10 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     scores it at the pairs' own size. ``tta`` (``none`` | ``hflip``, learned models only) averages each flow with the
     un-mirrored flow of the mirrored pair (:class:`flownet.registry._LearnedEstimator`); the speed includes it.
     ``max_motion`` (pixels): the generic scenes' largest object translation (:func:`load_pairs`). ``module``: the
-    spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`). ``size`` (pixels, synthetic data only;
-    None: 128) and ``n_pairs`` (the synthetic pairs to make, KITTI's first n; None: 200) are :func:`load_pairs`'s.
+    spec of ``model="custom"`` (:class:`flownet.registry.CustomFlowEstimator`), and ``module_key`` how it was given
+    (named in its messages: ``flow.module``, or ``--module`` from ``icegan flow eval``). ``size`` (pixels,
+    synthetic data only; None: 128) and ``n_pairs`` (the synthetic pairs to make, KITTI's first n; None: 200) are
+    :func:`load_pairs`'s.
 
     Returns a dict with ``mean`` (each metric averaged over pairs, every pair weighing the same), ``pooled`` (over
     all valid pixels, each pair weighted by its ``n_valid`` pixels: the KITTI benchmark's Fl-all, while published
@@ -154,7 +156,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
                              f"recurrent updates: leave it out")
         kw = {"iters": iters} if iters is not None else {}    # refused above for the models without updates
         if module:
-            kw["module"] = module
+            kw.update(module=module, module_key=module_key)
         estimator = get_estimator(model, weights=weights, device=device, precision=precision, compile=compile, tta=tta,
                                   **kw)
     given = pairs is not None
@@ -174,21 +176,31 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     if input_size != "native":
         from .resolution import at_input_size
         estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))
-    estimator.estimate(pairs[0]["img1"].to(device), pairs[0]["img2"].to(device))  # warm-up
+    from .registry import NonFiniteFlowError
+
+    def non_finite(name, bad, pixels):      # the network's own refusal (a custom one) and ours read the same
+        return ValueError(f"model '{model}' gave a flow with NaN or infinite values at {bad} of {pixels} pixels on "
+                          f"pair '{name}'; no metrics reported")
+    try:
+        estimator.estimate(pairs[0]["img1"].to(device), pairs[0]["img2"].to(device))  # warm-up
+    except NonFiniteFlowError as exc:
+        raise non_finite(pairs[0]["name"], exc.bad_pixels, exc.pixels) from None
     per, elapsed = [], 0.0
     for p, n_valid in zip(tqdm(pairs, disable=not progress, desc=f"eval {model} on {data}"), counts):
         i1, i2 = p["img1"].to(device), p["img2"].to(device)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize(device)     # the estimator's GPU, not the current one (cuda:1...)
         t0 = time.perf_counter()
-        pred = estimator.estimate(i1, i2)
+        try:
+            pred = estimator.estimate(i1, i2)
+        except NonFiniteFlowError as exc:
+            raise non_finite(p["name"], exc.bad_pixels, exc.pixels) from None
         if str(device).startswith("cuda"):
             torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - t0
         bad = int((~torch.isfinite(pred)).any(1).sum())
         if bad:                      # else an 'EPE nan' without a word, and NaN tokens in the JSON (not JSON)
-            raise ValueError(f"model '{model}' gave a flow with NaN or infinite values at {bad} of "
-                             f"{pred[0, 0].numel()} pixels on pair '{p['name']}'; no metrics reported")
+            raise non_finite(p["name"], bad, pred[0, 0].numel())
         m = flow_metrics(pred.cpu(), p["flow"], p["valid"])
         per.append({"name": p["name"], **m, "n_valid": n_valid})
     mean = {k: sum(r[k] for r in per) / len(per) for k in METRIC_NAMES}

@@ -3,9 +3,10 @@
 Used for a custom flow network (:class:`flownet.registry.CustomFlowEstimator`, ``icegan flow eval --model custom
 --module SPEC``, ``flow.method=custom flow.module=SPEC``) and by icegan for a custom recognizer
 (``model.name=custom model.module=SPEC``). A spec names a module (importable, or a ``.py`` file read relative to the
-working directory) and a callable in it (a class or a function; a dotted attribute such as ``Zoo.small`` is
-followed). The SHA-256 of its files and of the user modules they import (:func:`source_sha256`) lets a run refuse to resume, or a cache refuse to be reused,
-after the code changed.
+working directory; a package or module of the working directory is found also when it is not on ``sys.path``,
+as from the installed ``icegan`` script) and a callable in it (a class or a function; a dotted attribute such as
+``Zoo.small`` is followed). The SHA-256 of its files and of the user modules they import (:func:`source_sha256`)
+lets a run refuse to resume, or a cache refuse to be reused, after the code changed.
 """
 from __future__ import annotations
 
@@ -38,6 +39,34 @@ def _file_module_name(path: Path) -> str:
     return "flownet_user_code_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
 
 
+def _in_working_folder(name: str) -> bool:
+    """True when the top-level module ``name`` is a package or a ``.py`` file of the working folder and that folder
+    is not on ``sys.path`` (the installed ``icegan`` script: its ``sys.path[0]`` is its bin folder, where ``python -m
+    icegan`` puts the working folder)."""
+    cwd = Path.cwd()
+    on_path = {cwd if p in ("", ".") else Path(p).resolve() for p in sys.path if isinstance(p, str)}
+    return cwd.resolve() not in on_path and ((cwd / name).is_dir() or (cwd / f"{name}.py").is_file())
+
+
+def _import_module(target: str):
+    """``importlib.import_module(target)``; a top-level module of the working folder missing from ``sys.path`` is
+    retried once with the working folder first on ``sys.path``, as ``python -m`` has it (kept there: the module's
+    later imports of its own submodules need it)."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        top = target.partition(".")[0]
+        if exc.name != top or not _in_working_folder(top):
+            raise
+    sys.path.insert(0, str(Path.cwd()))
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module(target)
+    except BaseException:
+        sys.path.remove(str(Path.cwd()))
+        raise
+
+
 def _import(spec: str, target: str, key: str):
     path = _file(target)
     if path is not None and not path.is_file():
@@ -45,7 +74,7 @@ def _import(spec: str, target: str, key: str):
                          f"directory {Path.cwd()})")
     try:
         if path is None:
-            return importlib.import_module(target)
+            return _import_module(target)
         resolved = path.resolve()
         name = _file_module_name(resolved)
         module = sys.modules.get(name)
@@ -62,8 +91,9 @@ def _import(spec: str, target: str, key: str):
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except ModuleNotFoundError as exc:
-        raise ValueError(f"{key}={spec!r}: cannot import {exc.name!r} ({exc}); give an importable module or a path "
-                         "to a .py file") from None
+        hint = ("install it or put its folder on PYTHONPATH (or give a path to a .py file)"
+                if exc.name == target.partition(".")[0] else "give an importable module or a path to a .py file")
+        raise ValueError(f"{key}={spec!r}: cannot import {exc.name!r} ({exc}); {hint}") from None
     except BaseException as exc:            # SystemExit too: user code must not end the command silently
         raise ValueError(f"{key}={spec!r}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -79,9 +109,10 @@ def load_factory(spec: str, key: str = "module") -> Callable[..., Any]:
         The callable (a class or a function).
 
     Raises:
-        ValueError: a malformed spec, a missing file or module, an error raised while importing it (its type and
-            message are kept), a missing attribute, or one that is not callable; every message names ``key`` and
-            the spec.
+        ValueError: a malformed spec, a missing file or module (a top-level package not found anywhere: "install
+            it or put its folder on PYTHONPATH"; one of the working folder is imported from there, as ``python -m``
+            would), an error raised while importing it (its type and message are kept), a missing attribute, or one
+            that is not callable; every message names ``key`` and the spec.
     """
     target, attr = _split(spec, key)
     obj = _import(spec, target, key)

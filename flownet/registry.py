@@ -38,7 +38,8 @@ __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIP
            "load_srflownet",
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator", "PRECISIONS",
-           "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average", "CustomFlowEstimator"]
+           "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average", "CustomFlowEstimator",
+           "NonFiniteFlowError", "check_finite_flow"]
 
 WEIGHTS_FORMAT = "srflownet-v1"
 BACKBONE_FORMAT = "flownet-backbone-v1"
@@ -490,6 +491,51 @@ class BackboneEstimator(_LearnedEstimator):
         return final_flow(self.model, img1, img2, self.iters, net=net)
 
 
+class NonFiniteFlowError(ValueError, FloatingPointError):
+    """A flow network gave NaN or infinite flow for finite images (:func:`check_finite_flow`).
+
+    A ``ValueError`` (as the other refusals of a network's output) and a ``FloatingPointError`` (as a diverged
+    computation: ``train.py`` and ``icegan`` print it as one ``error:`` line).
+
+    Attributes:
+        pairs: indices, in the batch the network was given, of the pairs whose flow is not finite (ascending).
+        bad_pixels: pixel positions (h, w) whose flow is not finite in some pair of the batch (either channel).
+        pixels: H * W of the flow.
+    """
+
+    def __init__(self, message: str, pairs=(), bad_pixels: int = 0, pixels: int = 0):
+        super().__init__(message)
+        self.pairs, self.bad_pixels, self.pixels = tuple(pairs), int(bad_pixels), int(pixels)
+
+
+def check_finite_flow(flow: torch.Tensor, img1: torch.Tensor, img2: torch.Tensor, network: str) -> None:
+    """Refuse a flow (B, 2, H, W) with NaN or infinite values computed from finite images (B, C, H, W).
+
+    When the flow is finite (the usual case) it costs one sum: any NaN or Inf makes the sum NaN or Inf (a sum
+    overflowing float32 is only a false alarm, checked element-wise); pairs whose images are themselves not finite
+    are not the network's fault and are let through (the caller's own checks name them).
+
+    Args:
+        network: what made the flow, for the message (e.g. ``"flow.module='my_package.flow:MyNet'"``).
+
+    Raises:
+        NonFiniteFlowError: names ``network``, the pairs of the batch and the count of non-finite pixels.
+    """
+    if bool(torch.isfinite(flow.detach().sum(dtype=torch.float32))) or bool(torch.isfinite(flow.detach()).all()):
+        return
+    bad_out = ~torch.isfinite(flow.detach()).flatten(1).all(1)
+    finite_in = torch.isfinite(img1.detach()).flatten(1).all(1) & torch.isfinite(img2.detach()).flatten(1).all(1)
+    pairs = (bad_out & finite_in.to(bad_out.device)).nonzero().flatten().tolist()
+    if not pairs:
+        return
+    bad = int((~torch.isfinite(flow.detach()[pairs])).any(1).any(0).sum())
+    pixels = flow.shape[-2] * flow.shape[-1]
+    raise NonFiniteFlowError(
+        f"{network}: the flow network produced NaN/Inf flow for finite images: pair(s) {pairs} of a batch of "
+        f"{flow.shape[0]} (images {tuple(img1.shape)}), at {bad} of {pixels} pixels; check its forward() (a division "
+        "by zero, a log or square root of a negative number, weights that hold NaN)", pairs, bad, pixels)
+
+
 class CustomFlowEstimator(_LearnedEstimator):
     """Your own flow network behind the estimator interface (``estimate`` / ``forward`` / ``model``, bf16, compile
     and mirrored-pair test-time augmentation as for the shipped networks).
@@ -506,25 +552,28 @@ class CustomFlowEstimator(_LearnedEstimator):
             ``torch.load(weights_only=True)``; keys and shapes must match exactly). None: the network as the
             factory builds it (e.g. one that loads its own weights, or has none).
         device, precision, compile, tta: as for :class:`BackboneEstimator`.
+        key: how the spec was given, named in every message: ``"flow.module"`` (a config key, the default) or
+            ``"--module"`` (icegan flow's option).
 
     Raises:
         ValueError: an unusable spec, a factory that fails or returns no ``torch.nn.Module``, weights that do not fit
-            (names the missing / unexpected keys); in ``estimate``/``forward``, a network output of another shape.
+            (names the missing / unexpected keys); in ``estimate``/``forward``, a network output of another shape,
+            or (:class:`NonFiniteFlowError`, also a ``FloatingPointError``) NaN or infinite flow for finite images.
         FileNotFoundError: ``weights`` is missing.
     """
 
     def __init__(self, module: str, weights=None, device="cpu", precision: str = "fp32", compile: bool = False,
-                 tta: str = "none"):
+                 tta: str = "none", key: str = "flow.module"):
         from .plugins import call_factory, load_factory
-        self.spec = module
+        self.spec, self.key = module, key
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.tta = resolve_tta(tta)
-        model = call_factory(load_factory(module, "flow.module"), {}, module, "flow.module")
+        model = call_factory(load_factory(module, key), {}, module, key)
         if not isinstance(model, torch.nn.Module):
-            raise ValueError(f"flow.module={module!r} returned a {type(model).__name__}, not a torch.nn.Module")
+            raise ValueError(f"{key}={module!r} returned a {type(model).__name__}, not a torch.nn.Module")
         if weights is not None:
-            load_state_dict_file(model, weights, f"flow.weights (--weights) of flow.module={module!r}", "this network")
+            load_state_dict_file(model, weights, f"flow.weights (--weights) of {key}={module!r}", "this network")
         self.model = model.to(self.device).eval()     # as the shipped networks: forward() runs it in eval mode
         self.name = "custom"
         self.compile = bool(compile)
@@ -533,15 +582,16 @@ class CustomFlowEstimator(_LearnedEstimator):
         try:
             out = net(img1, img2)
         except Exception as exc:
-            raise ValueError(f"flow.module={self.spec!r} failed on images {tuple(img1.shape)} (forward(img1, img2), "
+            raise ValueError(f"{self.key}={self.spec!r} failed on images {tuple(img1.shape)} (forward(img1, img2), "
                              f"each (B, C, H, W) in [0, 1]): {type(exc).__name__}: {exc}") from exc
         if isinstance(out, (list, tuple)) and out:
             out = out[-1]
         want = (img1.shape[0], 2, img1.shape[-2], img1.shape[-1])
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"flow.module={self.spec!r} returned {got} for images {tuple(img1.shape)}; a flow network "
+            raise ValueError(f"{self.key}={self.spec!r} returned {got} for images {tuple(img1.shape)}; a flow network "
                              f"must return the flow {want} in pixels")
+        check_finite_flow(out, img1, img2, f"{self.key}={self.spec!r}")     # here, not as NaN maps downstream
         return out
 
 
@@ -549,7 +599,8 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
                   compile: bool = False, tta: str = "none", **kwargs):
     """Return an estimator by name: ``"srflownet"`` | ``"liteflownet2"`` | ``"raft_small"`` |
     ``"raft_large"`` | ``"ptlflow:<name>"`` | ``"tvl1"`` | ``"farneback"`` | ``"custom"`` (with ``module=SPEC``:
-    :class:`CustomFlowEstimator`; ``weights`` an optional state-dict file).
+    :class:`CustomFlowEstimator`; ``weights`` an optional state-dict file; ``module_key``: how the spec was given,
+    named in its messages, default ``"flow.module"``).
 
     ``weights``: a local weights file. For srflownet and liteflownet2 None → the shipped weights
     (:data:`SHIPPED_WEIGHTS`); the other learned backbones have none, so they need ``weights`` (or
@@ -571,6 +622,7 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
     device = resolve_device(device)         # a device this machine lacks: named here, not as a driver error
     n = canonical_name(name)
     module = kwargs.pop("module", None)
+    module_key = kwargs.pop("module_key", "flow.module")
     if n == "custom":
         if not module:
             raise ValueError("flow estimator 'custom' needs module='package.module:factory' or "
@@ -579,7 +631,7 @@ def get_estimator(name: str, weights=None, device="cpu", random_init: bool = Fal
             raise ValueError(f"flow estimator 'custom' takes no options {sorted(kwargs)} (its factory is called "
                              "without arguments)")
         return CustomFlowEstimator(module, weights=weights, device=device, precision=precision, compile=compile,
-                                   tta=tta)
+                                   tta=tta, key=module_key)
     if module:
         raise ValueError(f"module={module!r} is read only by the 'custom' flow estimator, not '{name}'")
     if n == "srflownet" and not random_init:

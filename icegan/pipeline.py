@@ -607,27 +607,64 @@ def build_flow(cfg: MainConfig, device: torch.device):
                                                precision=cfg.flow.precision, tta=cfg.flow.tta, **kwargs))
 
 
+def _clip_names(samples: pd.DataFrame) -> list[str]:
+    """``dataset/subject/clip`` of each row of a clip table (columns dataset, subject, clip; dataset absent: the
+    synthetic clips, ``subject/clip``), for messages."""
+    cols = [c for c in ("dataset", "subject", "clip") if c in samples.columns]
+    return ["/".join(map(str, row)) for row in samples[cols].itertuples(index=False)]
+
+
 def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor, size: int,
                           normalize: str = "minmax", batch_size: int = 32, progress: bool = False,
-                          desc: str = "flow") -> torch.Tensor:
+                          desc: str = "flow", names: Sequence[str] | None = None) -> torch.Tensor:
     """(u, v, optical strain) features of onset→apex pairs, batched, without gradients.
 
     Args:
         estimator: object with ``estimate(img1, img2) -> (B, 2, H, W)`` pixels.
         onset01, apex01: (N, 1, S, S) float in [0, 1].
         size: feature side; normalize: see :func:`flownet.strain.flow_features`.
+        names: the N clips' names (e.g. ``casme2/sub01/EP02_01f``), for the error message; None: pair indices.
 
     Returns:
         (N, 3, size, size) float32 on CPU.
+
+    Raises:
+        FloatingPointError: the flow of some pairs holds NaN or Inf (checked per batch through its sum): names the
+            clips and whether the flow network produced it or the images were already not finite.
     """
     from tqdm.auto import tqdm
 
+    from flownet.registry import NonFiniteFlowError
     from flownet.strain import flow_features
     out = []
     n = onset01.shape[0]
+
+    def named(idx) -> str:
+        idx = sorted(set(idx))
+        shown = [str(names[j]) if names is not None else f"pair {j}" for j in idx[:5]]
+        return ", ".join(shown) + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
+
     with torch.no_grad():
         for i in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
-            flow = estimator.estimate(onset01[i:i + batch_size], apex01[i:i + batch_size])
+            a, b = onset01[i:i + batch_size], apex01[i:i + batch_size]
+            try:
+                flow = estimator.estimate(a, b)
+            except NonFiniteFlowError as exc:     # a custom network refused its own flow: add the clips' names
+                pairs = [i + j % len(a) for j in exc.pairs]      # (a mirrored-pair batch holds each pair twice)
+                raise NonFiniteFlowError(f"clip(s) {named(pairs)}: {exc}", pairs, exc.bad_pixels,
+                                         exc.pixels) from None
+            # every method: NaN maps refused where they are made; a sum is NaN/Inf when any element is (0.02 % of
+            # SRFlowNet's time on 64x64 clips, an element-wise isfinite 0.4 %), an overflow only a false alarm
+            if not bool(torch.isfinite(flow.sum(dtype=torch.float32))) and not bool(torch.isfinite(flow).all()):
+                bad = (~torch.isfinite(flow)).flatten(1).any(1).cpu()
+                pairs = [i + j for j in bad.nonzero().flatten().tolist()]
+                images = (torch.isfinite(a).flatten(1).all(1) & torch.isfinite(b).flatten(1).all(1)).cpu()
+                if not bool(images[bad].all()):
+                    raise FloatingPointError(f"clip(s) {named(pairs)}: NaN/Inf flow of images that are themselves "
+                                             "NaN/Inf (onset or apex); the flow network is not at fault")
+                raise FloatingPointError(f"clip(s) {named(pairs)}: the flow network "
+                                         f"({getattr(estimator, 'name', type(estimator).__name__)}) produced NaN/Inf "
+                                         "flow; its maps would be NaN")
             out.append(flow_features(flow.float(), size, normalize=normalize).cpu())
     return torch.cat(out) if out else torch.zeros(0, 3, size, size)
 
@@ -777,7 +814,8 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
     mine = distributed.split_indices(len(clips.onset))      # all clips, or this process's share under torchrun
     part = compute_flow_features(estimator, to_unit(clips.onset[mine.numpy()]), to_unit(clips.apex[mine.numpy()]),
                                  cfg.recognizer.input_size, "minmax", cfg.flow.batch_size,
-                                 progress=progress and distributed.is_main(), desc="real flow")
+                                 progress=progress and distributed.is_main(), desc="real flow",
+                                 names=list(np.asarray(_clip_names(clips.samples), dtype=object)[mine.numpy()]))
     feats = distributed.all_gather_rows(part, mine, len(clips.onset))
     if distributed.is_main():
         seconds = time.time() - t0
@@ -856,7 +894,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
     clips = load_samples(cfg, progress=progress, unlabelled=True)
     feats = compute_flow_features(estimator, to_unit(clips.onset), to_unit(clips.apex), cfg.recognizer.input_size,
-                                  "minmax", cfg.flow.batch_size, progress=progress, desc="flow features")
+                                  "minmax", cfg.flow.batch_size, progress=progress, desc="flow features",
+                                  names=_clip_names(clips.samples))
     maps = out / "maps"
     maps.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -1193,8 +1232,11 @@ class FoldRunner:
             fake01 = (fake.cpu().float() + 1) / 2
             onset01 = (onset[src] + 1) / 2
             with reusing_onsets(self.estimator):       # each onset appears in many synthetic pairs
+                tr_names = np.asarray(_clip_names(self.clips.samples), dtype=object)[np.asarray(tr)]
                 synth_feats = compute_flow_features(self.estimator, onset01, fake01, cfg.recognizer.input_size,
-                                                    "minmax", cfg.flow.batch_size)
+                                                    "minmax", cfg.flow.batch_size,
+                                                    names=[f"synthetic apex of {tr_names[k]}'s onset"
+                                                           for k in torch.as_tensor(src).cpu().tolist()])
             synth_y = cls.long()
         # sample grid: one onset per class present
         with torch.no_grad():

@@ -256,4 +256,4 @@ def test_flow_eval_and_run_commands(tmp_path, capsys):
     assert main(["flow", "eval", "--model", "custom", "--module", HS, "--iters", "3", "--n-pairs", "1"]) == 2
     assert "iters applies to srflownet and RAFT" in capsys.readouterr().err
     assert main(["flow", "eval", "--model", "custom", "--module", "nope.py:X", "--n-pairs", "1"]) == 2
-    assert "flow.module='nope.py:X': file nope.py not found" in capsys.readouterr().err
+    assert "--module='nope.py:X': file nope.py not found" in capsys.readouterr().err     # the option typed

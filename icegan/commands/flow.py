@@ -238,7 +238,7 @@ def _eval(args: argparse.Namespace) -> int:
     res = evaluate(args.model, data=args.data, root=args.root, weights=args.weights, device=device,
                    size=args.size, n_pairs=args.n_pairs, iters=args.iters, precision=args.precision,   # None: not typed
                    compile=args.compile, input_size=_input_size(args.input_size), tta=args.tta,
-                   max_motion=args.max_motion, module=args.module)
+                   max_motion=args.max_motion, module=args.module, module_key="--module")
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -259,12 +259,18 @@ def _run(args: argparse.Namespace) -> int:
     if min(i1.shape[-2:]) < MIN_FLOW_SIDE:        # a 1x1 pair gave a 'flow' of 1.4 px: nothing to estimate there
         raise ValueError(f"{args.img1} and {args.img2} are {i1.shape[-1]}x{i1.shape[-2]} pixels; optical flow needs "
                          f"images of at least {MIN_FLOW_SIDE}x{MIN_FLOW_SIDE} pixels")
-    module = {"module": args.module} if getattr(args, "module", None) else {}     # --model custom
+    # --model custom; its messages name --module, as typed
+    module = {"module": args.module, "module_key": "--module"} if getattr(args, "module", None) else {}
     if getattr(args, "decompose", False):
         return _run_decomposed(args, i1, i2, module)
     est = _estimator(args, i1, module)
-    with _within_memory(est, i1, args.device, f"--model {args.model}"):
-        flow = est.estimate(i1[None], i2[None])[0].cpu()
+    from flownet.registry import NonFiniteFlowError
+    try:
+        with _within_memory(est, i1, args.device, f"--model {args.model}"):
+            flow = est.estimate(i1[None], i2[None])[0].cpu()
+    except NonFiniteFlowError as exc:      # a custom network's refusal reads as the check below
+        raise ValueError(f"--model {args.model} gave a flow with NaN or infinite values at {exc.bad_pixels} of "
+                         f"{exc.pixels} pixels; nothing written") from None
     _check_finite(flow, f"--model {args.model}")
     save_flow_image(args.out, flow)
     peak = float(flow_magnitude(flow).max())
