@@ -117,6 +117,13 @@ def _untrained_checkpoint(folder, shared_data, n_classes: int = 3):
 
 
 @pytest.fixture(scope="module")
+def pairs_cache_root(tmp_path_factory):
+    """ICEGAN_DATA of the tests that evaluate on the shared CASME II copy: its 32 px pairs cache, decoded once for the
+    module, goes here, not into the repository's data/cache."""
+    return tmp_path_factory.mktemp("icegan_data")
+
+
+@pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, shared_data):
     return _untrained_checkpoint(tmp_path_factory.mktemp("ckpt"), shared_data)
 
@@ -164,7 +171,8 @@ def test_cli_generate_onsets_with_the_same_name(tiny_checkpoint, tmp_path, pairs
     assert len(list((tmp_path / "gen2").iterdir())) == 4
 
 
-def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64, capsys):
+def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64, capsys, monkeypatch, pairs_cache_root):
+    monkeypatch.setenv("ICEGAN_DATA", str(pairs_cache_root))
     js = tmp_path / "m.json"
     assert main(["gan", "eval", "--checkpoint", str(tiny_checkpoint), "--data", "casme2", "--n-per-class", "1",
                  "--out", str(tmp_path / "ev"), "--json", str(js)]) == 0
@@ -240,9 +248,10 @@ def test_controllability_is_the_share_of_synthetic_faces_recognised_as_their_cla
     assert res["cross_dataset_real_accuracy"] == pytest.approx(float(np.mean(labels == 2)))
 
 
-def test_cli_eval_motion_checkpoint(tmp_path, shared_data):
+def test_cli_eval_motion_checkpoint(tmp_path, shared_data, monkeypatch, pairs_cache_root):
     """A checkpoint with the motion head (prior in the state dict) and a motion-input discriminator evaluates;
     its ExpCaps is given each held-out apex with its onset."""
+    monkeypatch.setenv("ICEGAN_DATA", str(pairs_cache_root))
     cfg = tiny_gan_config(32)
     cfg.data.apex_neighbors, cfg.data.holdout_subjects = 0, ["sub01"]
     cfg.data.root = str(shared_data / "casme2")
