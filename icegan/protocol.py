@@ -36,6 +36,7 @@ Run directory (``out_dir``), which is also the run's state:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -48,6 +49,11 @@ from typing import Any, Callable, Literal, Optional, Sequence
 import numpy as np
 import pandas as pd
 import yaml
+
+try:
+    import fcntl
+except ImportError:          # Windows: a run folder is not locked (_RunFolderLock)
+    fcntl = None
 
 from flownet.io import write_text_whole, write_whole
 from icegan.config import config_differences, did_you_mean, without_neutral_keys
@@ -526,6 +532,57 @@ def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:
         raise LosoStateError(conflict)
 
 
+#: the file in a run folder that the process writing the run holds an exclusive lock on, its pid written in it
+#: (:class:`_RunFolderLock`); it stays in the folder (an advisory lock, nothing to clean up after a kill)
+LOCK_FILE = ".lock"
+
+
+class _RunFolderLock:
+    """A non-blocking exclusive ``fcntl.flock`` on ``out/.lock`` (:data:`LOCK_FILE`), taken by :meth:`hold` and
+    released on leaving the ``with`` block (or by the system when the process ends, a kill included), so that two
+    processes never write one run folder at once (before, both appended every clip to predictions.csv and exited 0).
+    Only the process that writes the folder takes it (rank 0 under torchrun); worker processes (``workers``, Ray) only
+    return scores, and inherit no lock (its descriptor is not inheritable and they are spawned). Where there is no
+    ``fcntl`` (Windows), or the file system has no locks, nothing is locked."""
+
+    def __init__(self, out: Path):
+        self.out, self.fd = Path(out), None
+
+    def hold(self) -> None:
+        """Make the folder and lock it.
+
+        Raises:
+            LosoStateError: another process holds the lock (names the folder and that process's pid).
+        """
+        if fcntl is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            pid = os.read(fd, 64).decode("ascii", "replace").strip()
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):   # no locks there (ENOLCK): go on
+                return
+            who = f"the process with pid {pid}" if pid.isdigit() else "another process"
+            raise LosoStateError(f"{self.out} is being written by {who} (it holds {self.out / LOCK_FILE}): two runs "
+                                 "into one folder would mix their predictions; wait for that run to end (or stop it) "
+                                 "and run the command again, or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self.fd = fd
+
+    def __enter__(self) -> "_RunFolderLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 def _read_state_file(path: Path, parse: Callable[[str], Any], kind: type) -> Any:
     """A run folder's ``run.json`` or ``config.yaml``, parsed, for the checks of a resume.
 
@@ -735,8 +792,11 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     ``dataset``); incomplete trailing folds are dropped (rewritten). A run killed while appending can leave the file
     empty or end it in a line cut short (no newline): that line's fold counts as unfinished and is rerun. A fold whose
     rows repeat a clip (two runs appending to one folder) is rerun too, with a warning on stderr naming the file, the
-    fold and the repeated ``subject/clip`` keys (:func:`_repeated_clips`).
-    ``columns``: the run's columns (:func:`pred_columns` of its classes).
+    fold and the repeated ``subject/clip`` keys (:func:`_repeated_clips`), and so is a fold with a damaged row (an
+    empty or non-number score, a y_true / y_pred that is not a class id: ``icegan ensemble``'s checks,
+    :func:`_checked_rows`), with a warning naming the file, line, column and cell.
+    ``columns``: the run's columns (:func:`pred_columns` of its classes). The rows kept have integer y_true / y_pred
+    and float scores, in file order.
 
     Raises:
         LosoStateError: the file is not a predictions table (unparsable, columns missing), names a unit that is not
@@ -762,6 +822,9 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise LosoStateError(f"{pred_csv}: missing column(s) {missing}; delete the file to restart the run")
+    lines = [i + 1 for i, line in enumerate(text.split("\n")) if line.strip()][1:]     # each row's line in the file
+    if len(lines) == len(df):       # (a quoted line break in a name aside) the index is then ensemble's: line - 2
+        df.index = pd.Index(lines) - 2
     by_unit = {f.subject: f for f in folds}
     keep = []
     for unit, rows in df.groupby(key, sort=False):
@@ -777,6 +840,9 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
             print(f"warning: {pred_csv}: the rows of fold '{unit}' repeat {len(repeated)} clip(s): {shown}{more} (was "
                   f"this --out run by two processes at once?); the fold is scored again", file=sys.stderr)
         elif sorted(rows["clip"]) == expected:
+            rows = _checked_rows(rows, pred_csv, unit, columns)
+            if rows is None:
+                continue
             test = samples.iloc[fold.test_idx]
             label = dict(zip(zip(test["subject"].astype(str), test["clip"].astype(str)), test["label"].astype(int)))
             got = zip(zip(rows["subject"].astype(str), rows["clip"].astype(str)), rows["y_true"])
@@ -786,13 +852,33 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
                 raise LosoStateError(f"{pred_csv}: fold '{unit}' was scored on other labels ({len(wrong)} clip(s), "
                                      f"e.g. clip '{c}': y_true {was} there, label {now} now); resuming would mix two "
                                      "annotations: use another --out or delete that folder")
-            keep.append(unit)
-    done = df[df[key].isin(keep)]
+            keep.append(rows)
+    done = pd.concat(keep).sort_index() if keep else df.iloc[:0]    # in file order
     if cut or len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
         # in _append's number format, so that the finished file reads as an uninterrupted run's, byte for byte
         write_whole(pred_csv, lambda p: done.to_csv(p, index=False, float_format=PRED_FLOAT_FORMAT,
                                                           quoting=csv_quoting(done)))
     return done
+
+
+def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequence[str]) -> Optional[pd.DataFrame]:
+    """A finished fold's rows of predictions.csv (index: each row's line − 2) with y_true / y_pred as integers and
+    the scores as floats, after ``icegan ensemble``'s checks of their cells (:func:`icegan.ensemble._check_values`:
+    class ids 0..K−1, finite numbers; an empty cell is read as ``''``); None, with one warning on stderr naming the
+    file, line, column and cell, when one fails: the fold is then scored again (before, a resume kept it and icegan
+    ensemble refused the run again and again)."""
+    from icegan.ensemble import EnsembleError, _check_values
+    scores = tuple(c for c in columns if c.startswith("score_"))
+    cells = ["y_true", "y_pred", *scores]
+    empty = rows[cells].isna()
+    rows = rows.copy()
+    if empty.any(axis=None):
+        rows[cells] = rows[cells].astype(object).mask(empty, "")
+    try:
+        return _check_values(rows, pred_csv, f"the fold '{unit}' is scored again (was the file edited?)", scores)
+    except EnsembleError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
 
 
 def _repeated_clips(rows: pd.DataFrame, test: pd.DataFrame) -> list[tuple[str, int]]:
@@ -1404,117 +1490,121 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         raise ValueError("group_map (parallel fold groups) cannot be combined with torchrun; use one of them")
     if not distributed.is_main():
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
-    try:        # under torchrun the other processes wait for the finished folds: an error here is told to them
-        header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
-        one_candidate = oracle_candidates_note(config) if oracle_epoch else ""
-        if one_candidate:
-            logging.getLogger("icegan").warning("oracle_epoch=true with one candidate epoch: %s", one_candidate)
-        if classes != CLASS_NAMES:
-            header["classes"] = list(classes)
-        if provenance:
-            header["provenance"] = dict(provenance)
-        _prepare_dir(out, header, config, 1 if fold_fn is not None else max(folds_per_call, 0))
-        pred_csv = out / "predictions.csv"
-        key = held_out_column(protocol)             # the predictions column naming each row's fold
-        done = _read_finished(pred_csv, samples, folds, key, pred_columns(classes))
-        finished = set(done[key])
-        if finished:            # a resume: say what is kept (the bar alone started at n/N, silently)
-            left = len(folds) - len(finished)
-            print(f"{title}: resuming {out}: {len(finished)} of {len(folds)} folds finished earlier are kept; "
-                  + (f"{left} to train" if left else "none to train, the results are written again"), file=sys.stderr)
-        pool = _cpu_workers(fold_map, group_map)
-        from icegan.environment import append_environment
-        append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
-                           world_size=distributed.world_size(), **({"workers": pool[0], "threads_per_worker": pool[1]}
-                                                                   if pool else {}))
-        if progress and pool and len(finished) < len(folds):
-            from icegan.environment import cpu_contention
-            if (busy := cpu_contention(pool[1], workers=pool[0])) is not None:
-                print(busy, file=sys.stderr)
-    except Exception as exc:
-        from icegan.commands import error_text
-        distributed.broadcast_object({"error": error_text(exc)})    # they leave quietly; this process reports it
-        raise
-    distributed.broadcast_object({"finished": sorted(finished)})      # the other processes skip the same folds
+    with _RunFolderLock(out) as lock:      # one process writes a run folder at a time; released at the end
+        try:        # under torchrun the other processes wait for the finished folds: an error here is told to them
+            header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
+            one_candidate = oracle_candidates_note(config) if oracle_epoch else ""
+            if one_candidate:
+                logging.getLogger("icegan").warning("oracle_epoch=true with one candidate epoch: %s", one_candidate)
+            if classes != CLASS_NAMES:
+                header["classes"] = list(classes)
+            if provenance:
+                header["provenance"] = dict(provenance)
+            refuse_run_folder_conflict(out, "run.json")     # (again in _prepare_dir) before the folder is made
+            lock.hold()         # makes the folder; LosoStateError while another process writes it
+            _prepare_dir(out, header, config, 1 if fold_fn is not None else max(folds_per_call, 0))
+            pred_csv = out / "predictions.csv"
+            key = held_out_column(protocol)             # the predictions column naming each row's fold
+            done = _read_finished(pred_csv, samples, folds, key, pred_columns(classes))
+            finished = set(done[key])
+            if finished:            # a resume: say what is kept (the bar alone started at n/N, silently)
+                left = len(folds) - len(finished)
+                print(f"{title}: resuming {out}: {len(finished)} of {len(folds)} folds finished earlier are kept; "
+                      + (f"{left} to train" if left else "none to train, the results are written again"),
+                      file=sys.stderr)
+            pool = _cpu_workers(fold_map, group_map)
+            from icegan.environment import append_environment
+            append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
+                               world_size=distributed.world_size(),
+                               **({"workers": pool[0], "threads_per_worker": pool[1]} if pool else {}))
+            if progress and pool and len(finished) < len(folds):
+                from icegan.environment import cpu_contention
+                if (busy := cpu_contention(pool[1], workers=pool[0])) is not None:
+                    print(busy, file=sys.stderr)
+        except Exception as exc:
+            from icegan.commands import error_text
+            distributed.broadcast_object({"error": error_text(exc)})    # they leave quietly; this process reports it
+            raise
+        distributed.broadcast_object({"finished": sorted(finished)})      # the other processes skip the same folds
 
-    from torch.utils.tensorboard import SummaryWriter      # tensorboard is a declared dependency (pyproject.toml)
-    writer = SummaryWriter(log_dir=str(out / "tb"))
-    for f in folds:
-        f.writer = writer
+        from torch.utils.tensorboard import SummaryWriter      # tensorboard is a declared dependency (pyproject.toml)
+        writer = SummaryWriter(log_dir=str(out / "tb"))
+        for f in folds:
+            f.writer = writer
 
-    pooled = [done] if len(done) else []
-    tb = "ORACLE_" if oracle_epoch else ""          # an oracle run's TensorBoard metrics say so in their tags
+        pooled = [done] if len(done) else []
+        tb = "ORACLE_" if oracle_epoch else ""          # an oracle run's TensorBoard metrics say so in their tags
 
-    def record(fold: Fold, scores: Any) -> None:
-        rows = _scores_to_rows(fold, samples, scores, oracle_epoch, classes)
-        _append(pred_csv, rows)
-        pooled.append(rows)
-        finished.add(fold.subject)
-        allp = pd.concat(pooled, ignore_index=True)
-        m = compute_metrics(allp["y_true"], allp["y_pred"], n_classes)
-        step = len(finished)
-        writer.add_scalar(f"{tb}loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
-        writer.add_scalar(f"{tb}loso/running_UF1", m["UF1"], step)
-        writer.add_scalar(f"{tb}loso/running_UAR", m["UAR"], step)
-        writer.flush()
+        def record(fold: Fold, scores: Any) -> None:
+            rows = _scores_to_rows(fold, samples, scores, oracle_epoch, classes)
+            _append(pred_csv, rows)
+            pooled.append(rows)
+            finished.add(fold.subject)
+            allp = pd.concat(pooled, ignore_index=True)
+            m = compute_metrics(allp["y_true"], allp["y_pred"], n_classes)
+            step = len(finished)
+            writer.add_scalar(f"{tb}loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
+            writer.add_scalar(f"{tb}loso/running_UF1", m["UF1"], step)
+            writer.add_scalar(f"{tb}loso/running_UAR", m["UAR"], step)
+            writer.flush()
 
-    todo = [f for f in folds if f.subject not in finished]
-    bar = tqdm(total=len(folds), initial=len(folds) - len(todo), desc=f"{protocol_title(protocol)} {title}",
-               unit="fold", disable=not progress)
-    try:
-        if fold_fn is not None:
-            if fold_map is None:
-                from icegan.executors import sequential_map as fold_map
-            for fold, scores in fold_map(fold_fn, todo):
-                bar.set_postfix_str(fold.subject)
-                record(fold, scores)
-                bar.update(1)
-        else:
-            k = len(folds) if folds_per_call <= 0 else folds_per_call
-            groups = [folds[s:s + k] for s in range(0, len(folds), k)]
-            groups = [g for g in groups if not all(f.subject in finished for f in g)]
-            def one_by_one(fn, gs):
-                from icegan.executors import fold_named_in_errors
-                for g in gs:
-                    bar.set_postfix_str(f"{g[0].subject}..{g[-1].subject}")
-                    with fold_named_in_errors(g):        # which folds raised it (one line of a command's error)
-                        results = fn(g)
-                    yield g, results
+        todo = [f for f in folds if f.subject not in finished]
+        bar = tqdm(total=len(folds), initial=len(folds) - len(todo), desc=f"{protocol_title(protocol)} {title}",
+                   unit="fold", disable=not progress)
+        try:
+            if fold_fn is not None:
+                if fold_map is None:
+                    from icegan.executors import sequential_map as fold_map
+                for fold, scores in fold_map(fold_fn, todo):
+                    bar.set_postfix_str(fold.subject)
+                    record(fold, scores)
+                    bar.update(1)
+            else:
+                k = len(folds) if folds_per_call <= 0 else folds_per_call
+                groups = [folds[s:s + k] for s in range(0, len(folds), k)]
+                groups = [g for g in groups if not all(f.subject in finished for f in g)]
+                def one_by_one(fn, gs):
+                    from icegan.executors import fold_named_in_errors
+                    for g in gs:
+                        bar.set_postfix_str(f"{g[0].subject}..{g[-1].subject}")
+                        with fold_named_in_errors(g):        # which folds raised it (one line of a command's error)
+                            results = fn(g)
+                        yield g, results
 
-            runs = one_by_one(folds_fn, groups) if group_map is None else group_map(folds_fn, groups)
-            for group, results in runs:
-                results = list(results)
-                if len(results) != len(group):
-                    raise ValueError(f"folds_fn returned {len(results)} score arrays for {len(group)} folds")
-                for fold, scores in zip(group, results):
-                    if fold.subject not in finished:
-                        record(fold, scores)
-                        bar.update(1)
-    finally:
-        bar.close()
+                runs = one_by_one(folds_fn, groups) if group_map is None else group_map(folds_fn, groups)
+                for group, results in runs:
+                    results = list(results)
+                    if len(results) != len(group):
+                        raise ValueError(f"folds_fn returned {len(results)} score arrays for {len(group)} folds")
+                    for fold, scores in zip(group, results):
+                        if fold.subject not in finished:
+                            record(fold, scores)
+                            bar.update(1)
+        finally:
+            bar.close()
 
-    allp = pd.concat(pooled, ignore_index=True) if pooled else done
-    order = {f.subject: f.index for f in folds}
-    allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
-    metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
-    seen = real_motion_record(samples["subject"].to_numpy()[_tested_idx(folds)], motion_seen, motion_seen_by)
-    if seen:                            # absent otherwise: metrics.json as before
-        metrics["real_motion_seen"] = seen
-    label = title + (" [ORACLE EPOCH]" if oracle_epoch else "") + partial_tag(header)
-    recipe = recipe_line(config)
-    md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
-                       recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config),
-                       md_extra=f"\n**Oracle with one candidate:** {one_candidate}\n" if one_candidate else "")
-    for k in METRIC_KEYS:
-        writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))
-        for d, m in metrics["per_dataset"].items():
-            writer.add_scalar(f"{tb}final_{d}/{k}", m[k], len(folds))
-    writer.add_text("metrics", md)
-    writer.close()
-    for f in folds:
-        f.writer = None
-    distributed.broadcast_object(metrics)
-    return metrics
+        allp = pd.concat(pooled, ignore_index=True) if pooled else done
+        order = {f.subject: f.index for f in folds}
+        allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
+        metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
+        seen = real_motion_record(samples["subject"].to_numpy()[_tested_idx(folds)], motion_seen, motion_seen_by)
+        if seen:                            # absent otherwise: metrics.json as before
+            metrics["real_motion_seen"] = seen
+        label = title + (" [ORACLE EPOCH]" if oracle_epoch else "") + partial_tag(header)
+        recipe = recipe_line(config)
+        md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
+                           recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config),
+                           md_extra=f"\n**Oracle with one candidate:** {one_candidate}\n" if one_candidate else "")
+        for k in METRIC_KEYS:
+            writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))
+            for d, m in metrics["per_dataset"].items():
+                writer.add_scalar(f"{tb}final_{d}/{k}", m[k], len(folds))
+        writer.add_text("metrics", md)
+        writer.close()
+        for f in folds:
+            f.writer = None
+        distributed.broadcast_object(metrics)
+        return metrics
 
 
 def _cpu_workers(fold_map, group_map) -> Optional[tuple[int, int]]:
