@@ -518,7 +518,8 @@ def reuse_near_miss(config: object, runs: Sequence[tuple[Path, dict]], most: int
 def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     """Copy the finished run ``src`` into the new folder ``dst`` for ``config`` (the same run but for its name).
 
-    Every file and folder is copied (symbolic links followed), except a ``folds`` folder (the main job's per-fold
+    Every file and folder is copied (symbolic links followed), except the writer lock
+    (:data:`icegan.protocol.LOCK_FILE`) and a ``folds`` folder (the main job's per-fold
     checkpoints and sample grids, large and only read), which is linked. ``config.yaml`` is written for ``config``
     (its own name) and ``reused_from.txt`` names ``src``. Nothing in ``src`` is changed.
 
@@ -528,6 +529,7 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     import yaml
 
     from icegan.config import to_dict
+    from icegan.protocol import LOCK_FILE
     if dst.exists():
         raise FileExistsError(f"{dst} exists: a run is only copied into a new folder")
     # copied into a temporary folder, renamed when complete: a kill during the copy never leaves a half-copied run
@@ -538,6 +540,8 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     tmp.mkdir(parents=True)
     for item in sorted(src.iterdir()):
         target = tmp / item.name
+        if item.name == LOCK_FILE:                 # the source run's writer lock (its pid), not part of the results
+            continue
         if item.is_dir() and item.name == "folds":
             target.symlink_to(item.resolve(), target_is_directory=True)
         elif item.is_dir():

@@ -1,4 +1,6 @@
-"""bench/map_tables.py's command line reports only the tables it was asked to write."""
+"""bench/map_tables.py reports only the tables it was asked to write; a reused run leaves its source's writer lock."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -22,3 +24,22 @@ def test_map_tables_subset_only_says_nothing_of_a_mixed_table(shared_data, tmp_p
     assert "s.csv: 1 clips" in out and "mixed table" not in out and not (tmp_path / "x.csv").exists()
     assert mod.main([str(exported), "--megc-root", str(root), "--mixed", str(tmp_path / "x.csv")]) == 0
     assert "1 of 442 composite clips carry the exported maps in the mixed table" in capsys.readouterr().out
+
+
+def test_a_copied_run_leaves_the_source_runs_writer_lock_behind(tmp_path):
+    """copy_finished_run (icegan suite --reuse): the source run's .lock (its writer's pid, icegan.protocol.LOCK_FILE)
+    is not a result and is not copied; every other file is."""
+    from icegan.commands.loso import LosoConfig
+    from icegan.config import load_config
+    from icegan.protocol import LOCK_FILE
+    from icegan.suite import copy_finished_run
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    src = tmp_path / "pool" / "old_s3"
+    src.mkdir(parents=True)
+    (src / "predictions.csv").write_text("clip,y_pred\na,1\n")
+    (src / LOCK_FILE).write_text("12345\n")
+    dst = tmp_path / "new" / "new_s3"
+    copy_finished_run(src, dst, load_config(LosoConfig, configs / "features_ststnet.yaml", ["seed=3", "name=new_s3"]))
+    assert (dst / "predictions.csv").read_text() == "clip,y_pred\na,1\n"
+    assert not (dst / LOCK_FILE).exists() and (src / LOCK_FILE).read_text() == "12345\n"
