@@ -70,8 +70,9 @@ def test_data_composite_names_a_sheet_saved_under_another_name(shared_data, tmp_
     shutil.copy(shared_data / "annotations" / SAMM_SHEET, ann / SAMM_SHEET)
     shutil.copy(shared_data / "annotations" / CASME2_SHEET, ann / "casme2-coding-20140508.xlsx")
     assert main(["data", "composite", "--annotations-dir", str(ann)]) == 0
-    assert (f"casme2: not counted: its sheet {CASME2_SHEET} is not in {ann} ({ann} holds casme2-coding-20140508.xlsx: "
-            f"if that is the sheet, save it as {ann / CASME2_SHEET})\n") in capsys.readouterr().out
+    assert (f"casme2: not counted: its sheet {CASME2_SHEET} (or CASME2-coding-20140508.csv) is not in {ann} "
+            f"({ann} holds casme2-coding-20140508.xlsx: if that is the sheet, save it as {ann / CASME2_SHEET})\n"
+            ) in capsys.readouterr().out
     (ann / SAMM_SHEET).rename(ann / "SAMM_Micro_FACS_Codes_v2 (1).xlsx")
     assert main(["data", "composite", "--annotations-dir", str(ann)]) == 2
     assert capsys.readouterr().err.endswith(

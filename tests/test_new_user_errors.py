@@ -30,7 +30,8 @@ def test_data_composite_counts_the_one_dataset_whose_sheet_a_user_has(shared_dat
     assert main(["data", "composite", "--annotations-dir", str(tmp_path / "ann")]) == 0
     out = capsys.readouterr().out
     assert "casme2     145       88       32       25       24" in out
-    assert f"samm: not counted: its sheet SAMM_Micro_FACS_Codes_v2.xlsx is not in {tmp_path / 'ann'}" in out
+    assert (f"samm: not counted: its sheet SAMM_Micro_FACS_Codes_v2.xlsx (or SAMM_Micro_FACS_Codes_v2.csv) is not in "
+            f"{tmp_path / 'ann'}") in out
     (tmp_path / "empty").mkdir()
     assert main(["data", "composite", "--annotations-dir", str(tmp_path / "empty")]) != 0
     err = capsys.readouterr().err

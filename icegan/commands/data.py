@@ -26,8 +26,8 @@ def register(subparsers) -> None:
                            description="Apply the MEGC2019 3-class composite rules to the CASME II and "
                                        "SAMM annotation sheets and print/write the counts.")
     comp.add_argument("--annotations-dir", required=True, type=Path,
-                      help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (a "
-                           "dataset without its sheet is not counted)")
+                      help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (or "
+                           "each exported as .csv under the same name; a dataset without its sheet is not counted)")
     comp.add_argument("--json", type=Path, default=None, help="write the counts to this JSON file")
     comp.set_defaults(func=_composite)
 
@@ -39,7 +39,8 @@ def register(subparsers) -> None:
                      help="clips: your own clip list (a CSV; --root is its path; icegan/data/clip_list.py)")
     chk.add_argument("--root", required=True, type=Path, help="dataset root (official layout)")
     chk.add_argument("--annotations", type=Path, default=None,
-                     help="annotation sheet (default: the official file found near the root)")
+                     help="annotation sheet (default: the official file, or its .csv export under the same "
+                          "name, found near the root)")
     chk.add_argument("--json", type=Path, default=None, help="write the report to this JSON file")
     chk.add_argument("--composite-only", action="store_true", help="check only MEGC2019 composite clips")
     chk.add_argument("--no-read-images", action="store_true", help="do not decode every frame (faster)")
@@ -74,11 +75,11 @@ def _composite(args: argparse.Namespace) -> int:
         for e in c["excluded"]:
             print(f"  excluded {ds}/{e['clip']}: {e['reason']}")
     from icegan.data.composite import sheet_lookalikes
-    from icegan.data.sheets import CASME2_SHEET, SAMM_SHEET
+    from icegan.data.sheets import CASME2_SHEET, SAMM_SHEET, sheet_names
     for ds, sheet in (("casme2", CASME2_SHEET), ("samm", SAMM_SHEET)):
-        if ds not in out:
+        if ds not in out:               # composite_from_sheets found neither name (official_sheet_in)
             alike = sheet_lookalikes(args.annotations_dir, sheet)     # a browser's "(1)" copy, another case
-            print(f"{ds}: not counted: its sheet {sheet} is not in {args.annotations_dir}"
+            print(f"{ds}: not counted: its sheet {sheet} (or {sheet_names(sheet)[1]}) is not in {args.annotations_dir}"
                   + (f" ({'; '.join(alike)})" if alike else ""))
     # composite_from_sheets reads the CASME II and SAMM sheets only (never "smic"), and at least one of them (it
     # refuses a folder with neither), each with its single-dataset label set (casme2_5, samm_5)

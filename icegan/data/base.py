@@ -9,7 +9,7 @@ from typing import Iterable, Iterator, Optional
 from ..paths import default_data_root, shared_data_root_or_none, unexpanded_note
 from .composite import composite_class, composite_emotion, unknown_emotion
 from .records import ClipRecord, list_frames, subject_number
-from .sheets import SheetRow, read_sheet
+from .sheets import SheetRow, official_sheet_in, read_sheet, sheet_names
 
 log = logging.getLogger("icegan.data")
 
@@ -49,7 +49,8 @@ _SHEET_HINT = ("Point at your copy of the official sheet ({name}) with the `anno
 
 
 def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
-    """The annotation sheet: ``explicit`` if given, else the official file ``name`` found in the root,
+    """The annotation sheet: ``explicit`` if given, else the official file ``name`` (or its CSV export
+    ``<stem>.csv`` beside it, :func:`icegan.data.sheets.official_sheet_in`, the ``.xlsx`` first) found in the root,
     its parents (up to two levels) or an ``annotations/`` folder beside them.
 
     Raises:
@@ -66,11 +67,12 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
         return p
     looked = []
     for base in [root, root.parent, root.parent.parent]:
-        for cand in (base / name, base / "annotations" / name):
-            looked.append(str(cand))
-            if cand.is_file():
-                return cand
-    raise FileNotFoundError(f"annotation sheet {name} not found (looked in {looked}). "
+        for folder in (base, base / "annotations"):
+            looked.append(str(folder / name))
+            found = official_sheet_in(folder, name)
+            if found is not None:
+                return found
+    raise FileNotFoundError(f"annotation sheet {name} (or {sheet_names(name)[1]}) not found (looked in {looked}). "
                             f"{_SHEET_HINT.format(name=name)}")
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Optional
 
 from .records import CLASS3_IDS, CLASS3_NAMES
-from .sheets import CASME2_SHEET, SAMM_SHEET, SheetRow, read_casme2_sheet, read_samm_sheet
+from .sheets import (CASME2_SHEET, SAMM_SHEET, SheetRow, official_sheet_in, read_casme2_sheet, read_samm_sheet,
+                     sheet_names)
 
 log = logging.getLogger("icegan.data")
 
@@ -172,16 +173,23 @@ def sde_summary(rows: list[SheetRow]) -> dict:
 def sheet_lookalikes(folder: Path, sheet: str) -> list[str]:
     """``"FOLDER holds NAME: if that is the sheet, save it as FOLDER/SHEET"`` for each file of ``folder`` whose name
     starts with official sheet ``sheet``'s name but for case and extension (a browser's ``... (1).xlsx``, a
-    lower-case copy, an ``.xls`` or ``.csv`` export): why ``sheet`` is not found there."""
+    lower-case copy, an ``.xls`` or ``.csv`` export): why ``sheet`` is not found there. A ``.csv`` file is to be
+    saved as ``FOLDER/<stem>.csv`` (read as well, :func:`icegan.data.sheets.sheet_names`; a CSV renamed to the
+    ``.xlsx`` name does not read); the names looked up are not listed."""
     if not folder.is_dir():
         return []
     stem = Path(sheet).stem.lower()
-    return [f"{folder} holds {f.name}: if that is the sheet, save it as {folder / sheet}"
-            for f in sorted(folder.iterdir()) if f.is_file() and f.name != sheet and f.name.lower().startswith(stem)]
+    xlsx, csv = sheet_names(sheet)
+    return [f"{folder} holds {f.name}: if that is the sheet, save it as "
+            f"{folder / (csv if f.suffix.lower() == '.csv' else xlsx)}"
+            for f in sorted(folder.iterdir())
+            if f.is_file() and f.name not in (xlsx, csv) and f.name.lower().startswith(stem)]
 
 
 def composite_from_sheets(annotations_dir: str | Path) -> dict:
-    """Composite counts of CASME II and SAMM from their official sheets in ``annotations_dir``.
+    """Composite counts of CASME II and SAMM from their official sheets in ``annotations_dir``: each as distributed
+    (``.xlsx``) or, when that is not there, exported as CSV under its name (``CASME2-coding-20140508.csv``;
+    :func:`icegan.data.sheets.official_sheet_in`).
 
     Returns:
         ``{"casme2": {...}, "samm": {...}}`` as :func:`composite_summary`. On the official sheets:
@@ -201,15 +209,18 @@ def composite_from_sheets(annotations_dir: str | Path) -> dict:
     if not d.is_dir():
         raise SheetError(f"--annotations-dir {d}: no such folder; give the folder that holds {CASME2_SHEET} and/or "
                          f"{SAMM_SHEET}")
-    out = {name: composite_summary(read(d / sheet))
-           for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet), ("samm", SAMM_SHEET, read_samm_sheet))
-           if (d / sheet).is_file()}
+    found = {name: (official_sheet_in(d, sheet), read)
+             for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet),
+                                       ("samm", SAMM_SHEET, read_samm_sheet))}
+    out = {name: composite_summary(read(path)) for name, (path, read) in found.items() if path is not None}
     if not out:
-        below = sorted({str(f.parent) for sheet in (CASME2_SHEET, SAMM_SHEET) for f in d.glob(f"*/{sheet}")})
+        below = sorted(str(sub) for sub in d.iterdir() if sub.is_dir()
+                       and any(official_sheet_in(sub, sheet) for sheet in (CASME2_SHEET, SAMM_SHEET)))
         if below:               # the data folder given, one above the sheets' own (annotations/)
             raise SheetError(f"no coding sheet in {d}, but {below[0]} holds them: give --annotations-dir {below[0]}")
         alike = [note for sheet in (CASME2_SHEET, SAMM_SHEET) for note in sheet_lookalikes(d, sheet)]
         raise SheetError(f"no coding sheet in {d}: expected {CASME2_SHEET} (CASME II) and/or {SAMM_SHEET} (SAMM), as "
-                         f"their owners distribute them; give the folder that holds them with --annotations-dir"
+                         f"their owners distribute them, or each exported as .csv under the same name; give the "
+                         f"folder that holds them with --annotations-dir"
                          + (f" ({'; '.join(alike)})" if alike else ""))
     return out

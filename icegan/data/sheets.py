@@ -34,6 +34,21 @@ SMIC_SHEET = "SMIC-HS-E_annotation.xlsx"
 OFFICIAL_SHEETS = {"casme2": CASME2_SHEET, "samm": SAMM_SHEET, "smic": SMIC_SHEET}
 
 
+def sheet_names(name: str) -> tuple[str, str]:
+    """The file names official sheet ``name`` is looked up under, in that order: ``name`` itself, then the sheet
+    exported as CSV under its name (``CASME2-coding-20140508.xlsx`` → ``(..., 'CASME2-coding-20140508.csv')``),
+    which the readers read as well."""
+    return name, f"{Path(name).stem}.csv"
+
+
+def official_sheet_in(folder: str | Path, name: str) -> Optional[Path]:
+    """The official sheet ``name`` in ``folder``: ``folder/name`` if it is a file, else its CSV export
+    ``folder/<stem>.csv`` (:func:`sheet_names`) if that is; None when neither is (or ``folder`` is no folder).
+    The one lookup of the automatic sheet search (:func:`icegan.data.base.find_sheet`) and of
+    ``icegan data composite`` (:func:`icegan.data.composite.composite_from_sheets`)."""
+    return next((Path(folder) / n for n in sheet_names(name) if (Path(folder) / n).is_file()), None)
+
+
 class SheetError(ValueError):
     """An annotation sheet cannot be read: missing file, no header row, or a required column absent."""
 
@@ -216,7 +231,7 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
     h = _find_header(table, path)
     cols = _columns(table[h], wanted, path, required=required)
     out: list[SheetRow] = []
-    seen: dict[tuple[str, str], int] = {}           # (subject, clip) → index in out
+    seen: dict[tuple[str, str], int] = {}           # (subject, clip) case-folded → index in out
     for i, r in enumerate(table[h + 1:], start=h + 2):
         subj, clip = _cell(r, cols["subject"]), _cell(r, cols["clip"])
         if all(c is None or str(c).strip() == "" for c in r):
@@ -253,15 +268,19 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
                        emotion=_text(_cell(r, cols["emotion"])),
                        action_units=_text(_cell(r, cols.get("au"))),
                        objective_class=obj, row=i, notes=notes)
-        key = (row.subject, row.clip)
+        # case-folded: clip folders are found ignoring case (find_dir), so EP02_01f and ep02_01f are one clip's frames
+        key = (row.subject.casefold(), row.clip.casefold())
         if key in seen:           # a row pasted twice: one clip, counted once; two codings of it: the user decides
             first = out[seen[key]]
             fields = ("onset", "apex", "offset", "emotion", "action_units", "objective_class")
-            differ = [f for f in fields if getattr(first, f) != getattr(row, f)]
+            differ = [f for f in fields if (first.emotion.strip().lower() != row.emotion.strip().lower()
+                                            if f == "emotion" else getattr(first, f) != getattr(row, f))]
             if differ:
                 raise SheetError(f"{path} rows {first.row} and {i}: clip {row.subject}/{row.clip} is listed twice "
                                  f"with different {', '.join(differ)}; delete the wrong row")
-            first.notes.append(f"listed twice (sheet rows {first.row} and {i}, the same cells): counted once")
+            same = (first.clip, first.emotion) == (row.clip, row.emotion)
+            first.notes.append(f"listed twice (sheet rows {first.row} and {i}, the same cells"
+                               f"{'' if same else ' but for letter case'}): counted once")
             continue
         seen[key] = len(out)
         out.append(row)
@@ -338,7 +357,8 @@ def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
             missing, a non-blank row without subject/filename or with a subject that is not a number, or one clip
             on two rows with different cells (message names file and row), or the SAMM sheet given for CASME II (every
             clip named as SAMM's, ``006_1_2``; the SAMM reader refuses the reverse). Two identical rows of one clip
-            are read as one, with a note.
+            are read as one, with a note; the clip name and the emotion are compared ignoring case (``ep02_01f``
+            finds the folder ``EP02_01f``: the same clip, not a second one reading its frames).
     """
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
@@ -366,14 +386,30 @@ def read_samm_sheet(path: str | Path) -> list[SheetRow]:
 
 #: SMIC-HS clip names' class codes (``s18_sur_03``): the class the folder tree and the MEGC2019 composite give the clip
 _SMIC_NAME_CLASS = {"ne": "negative", "po": "positive", "sur": "surprise"}
+_SMIC_CLIP_NAME = re.compile(r"s([0-9]+)_(ne|po|sur)_[0-9]+", re.IGNORECASE)
+
+
+def smic_clip_name(clip: str) -> Optional[tuple[str, str]]:
+    """The subject and class a SMIC-HS clip name says: ``'s18_sur_03'`` → ``('s18', 'surprise')`` (any case;
+    ``S02_NE_01`` → ``('s2', 'negative')``, the subject as its folder is compared, unpadded, lower case).
+
+    The name is the authority on the clip's class (the SMIC-HS folder tree and the MEGC2019 composite agree with it,
+    :func:`read_smic_sheet` uses it over the sheet's Emotion cell) and on its subject.
+
+    Returns:
+        ``(subject, class)``, class one of ``negative | positive | surprise``; None for a name not of the form
+        ``s<number>_<ne|po|sur>_<number>``.
+    """
+    m = _SMIC_CLIP_NAME.fullmatch(clip.strip())
+    return (f"s{int(m.group(1))}", _SMIC_NAME_CLASS[m.group(2).lower()]) if m else None
 
 
 def _smic_row_notes(r: SheetRow, raw: tuple, cols: dict[str, int]) -> None:
     """Add to ``r`` the notes of the SMIC sheet cells that contradict each other (see :func:`read_smic_sheet`); set
     ``r.emotion`` to the file name's class where the Emotion cell says another."""
     where = f"sheet row {r.row}"
-    parts = r.clip.lower().split("_")
-    named = _SMIC_NAME_CLASS.get(parts[1]) if len(parts) == 3 else None
+    parsed = smic_clip_name(r.clip)
+    named = parsed[1] if parsed else None
     if named is not None and r.emotion.strip().lower() != named:
         r.notes.append(f"emotion cell {r.emotion!r} ({where}) contradicts the file name {r.clip} ({named}), as the "
                        f"SMIC-HS folder tree and the MEGC2019 composite class the clip: {named} used")

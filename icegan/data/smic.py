@@ -1,7 +1,8 @@
 """SMIC-HS loader: ``SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106114.bmp``.
 
 The 164 SMIC-HS clips of the MEGC2019 composite (70 negative / 51 positive / 43 surprise,
-16 subjects) take their class from the folder name. No apex is annotated: onset is the first frame,
+16 subjects) take their class from the folder name (a clip folder whose own name, ``s2_sur_02``, says another class
+or subject is skipped as misfiled, with a layout problem). No apex is annotated: onset is the first frame,
 offset the last, and the apex is spotted by :mod:`icegan.data.spotting` (the method is stored in
 ``ClipRecord.apex_method``; ``"unspotted"`` until :meth:`SMIC.records` is asked to spot).
 The ``SMIC-HS-E_annotation.xlsx`` sheet (157 clips of the extended release) is not needed for the
@@ -16,6 +17,7 @@ from typing import Iterable, Optional
 
 from .base import DatasetLayoutError, find_dir, missing_root_message
 from .records import CLASS3_IDS, ClipRecord, list_frames
+from .sheets import smic_clip_name
 
 log = logging.getLogger("icegan.data")
 
@@ -109,7 +111,11 @@ class SMIC:
                 ``apex`` is None and ``apex_method`` is ``"unspotted"``.
 
         Folders that are not ``micro/<negative|positive|surprise>/<clip>`` are reported in
-        :attr:`layout_problems` and logged, never silently dropped.
+        :attr:`layout_problems` and logged, never silently dropped. So is a misfiled clip folder, whose name
+        (``s2_sur_02``, :func:`icegan.data.sheets.smic_clip_name`) says another class than the class folder it is in,
+        or another subject than its subject folder (which would put one person's clip in another's LOSO fold): it is
+        skipped, its key ``smic/<subject folder>/micro/<class folder>/<clip>``. A clip name not of that form takes
+        its class and subject from its folders.
         """
         from .spotting import spot_record_apex
         wanted = {s.split("/")[-1].lower() for s in subjects}
@@ -130,6 +136,10 @@ class SMIC:
                                   f"class folder '{cdir.name}' is not one of {SMIC_CLASSES}; skipped")
                     continue
                 for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
+                    misfiled = self._misfiled(clip, f"s{int(s[1:])}", emotion)
+                    if misfiled:
+                        self._problem(f"smic/{s}/micro/{cdir.name}/{clip.name}", misfiled)
+                        continue
                     numbers, paths, problems = list_frames(clip)
                     rec = ClipRecord(
                         dataset="smic", subject=f"smic/{name}", clip=clip.name, emotion=emotion,
@@ -146,6 +156,24 @@ class SMIC:
                             self._problem(rec.key, f"apex spotting failed: {exc}")
                     out.append(rec)
         return out
+
+    @staticmethod
+    def _misfiled(clip: Path, subject: str, emotion: str) -> Optional[str]:
+        """Why clip folder ``clip``, found in subject folder ``subject`` (``s2``) under class folder ``emotion``, is
+        misfiled by its name's reading (:func:`icegan.data.sheets.smic_clip_name`); None when it agrees, or the name
+        is not of that form."""
+        named = smic_clip_name(clip.name)
+        if named is None:
+            return None
+        said = []
+        if named[0] != subject:
+            said.append(f"its name says subject {named[0]}, but it is in subject {subject}'s folder")
+        if named[1] != emotion:
+            said.append(f"its name says {named[1]}, but it is in the {emotion} folder")
+        if not said:
+            return None
+        return (f"clip folder {clip}: {'; '.join(said)}; skipped (move it to {named[0]}'s micro/{named[1]}/ folder, "
+                f"or rename it if its name is the mistake)")
 
     def _problem(self, clip: str, problem: str) -> None:
         log.warning("%s: %s", clip, problem)
