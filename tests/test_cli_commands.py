@@ -369,7 +369,8 @@ def test_flow_eval_passes_its_options(tmp_path, monkeypatch, capsys):
                  str(js), "--module", "m.py:net"]) == 0
     assert seen == [{"model": "tvl1", "data": "synthetic-generic", "root": "R", "weights": "W",
                      "device": torch.device("cpu"), "size": 64, "n_pairs": 7, "iters": 3, "precision": "bf16",
-                     "compile": True, "input_size": 96, "tta": "hflip", "max_motion": 4.5, "module": "m.py:net"}]
+                     "compile": True, "input_size": 96, "tta": "hflip", "max_motion": 4.5, "module": "m.py:net",
+                     "module_key": "--module"}]
     assert threads == [2] and json.loads(js.read_text()) == {"mean": {"epe": 1.5}}
 
 
