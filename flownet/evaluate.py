@@ -178,13 +178,16 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))
     from .registry import NonFiniteFlowError
 
-    def non_finite(name, bad, pixels):      # the network's own refusal (a custom one) and ours read the same
+    def non_finite(name, bad, pixels):      # our own check of the flow
         return ValueError(f"model '{model}' gave a flow with NaN or infinite values at {bad} of {pixels} pixels on "
                           f"pair '{name}'; no metrics reported")
+
+    def refused(name, exc):                 # the network's own refusal (a custom one: it names the module)
+        return ValueError(f"pair '{name}': {exc}; no metrics reported")
     try:
         estimator.estimate(pairs[0]["img1"].to(device), pairs[0]["img2"].to(device))  # warm-up
     except NonFiniteFlowError as exc:
-        raise non_finite(pairs[0]["name"], exc.bad_pixels, exc.pixels) from None
+        raise refused(pairs[0]["name"], exc) from None
     per, elapsed = [], 0.0
     for p, n_valid in zip(tqdm(pairs, disable=not progress, desc=f"eval {model} on {data}"), counts):
         i1, i2 = p["img1"].to(device), p["img2"].to(device)
@@ -194,7 +197,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         try:
             pred = estimator.estimate(i1, i2)
         except NonFiniteFlowError as exc:
-            raise non_finite(p["name"], exc.bad_pixels, exc.pixels) from None
+            raise refused(p["name"], exc) from None
         if str(device).startswith("cuda"):
             torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - t0

@@ -75,7 +75,8 @@ def parse_entries(texts: Sequence[str]) -> list[TableEntry]:
         i = next(i for i, f in enumerate(entries) if f.label == e.label)
         if i != j:
             raise ValueError(f"entries '{texts[i]}' and '{texts[j]}' are both labelled '{e.label}'; give each its own "
-                             f"label as LABEL=DIR (e.g. '{_example_label(texts[i], e.label)}={texts[i]}')")
+                             f"label as LABEL=DIR (e.g. '{_example_label(texts[i], e.label)}="
+                             f"{texts[i].partition('=')[2] or texts[i]}')")      # DIR: a label given is replaced
     return entries
 
 

@@ -146,7 +146,8 @@ def test_flow_eval_refuses_a_non_finite_flow_naming_model_and_pair(tmp_path, cap
     assert main(["flow", "eval", "--model", "custom", "--module", f"{spec}:make", "--data", "synthetic-face",
                  "--n-pairs", "2", "--size", "32", "--json", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "model 'custom' gave a flow with NaN or infinite values at 1 of 1024 pixels on pair '0000:" in err, err
+    assert "error: pair '0000:" in err and f"--module='{spec}:make': the flow network produced NaN/Inf" in err, err
+    assert "at 1 of 1024 pixels" in err and err.strip().endswith("; no metrics reported"), err
     assert not out.exists()
 
     class Inf:                      # infinite on its third call: the warm-up, pair a, then pair b

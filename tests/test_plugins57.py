@@ -196,4 +196,6 @@ def test_flow_cli_names_the_option_typed(tmp_path, capsys, monkeypatch):
     (tmp_path / "nan57.py").write_text(NAN_NET)
     assert main(["flow", "eval", "--model", "custom", "--module", "nan57.py:Nan", "--data", "synthetic-face",
                  "--n-pairs", "1", "--size", "32"]) == 2
-    assert "gave a flow with NaN or infinite values at 1024 of 1024 pixels on pair '0000" in capsys.readouterr().err
+    err = capsys.readouterr().err        # the network's own message (naming --module as typed), the pair added
+    assert "error: pair '0000" in err and "': --module='nan57.py:Nan': the flow network produced NaN/Inf" in err, err
+    assert "at 1024 of 1024 pixels" in err, err

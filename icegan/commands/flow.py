@@ -261,16 +261,15 @@ def _run(args: argparse.Namespace) -> int:
                          f"images of at least {MIN_FLOW_SIDE}x{MIN_FLOW_SIDE} pixels")
     # --model custom; its messages name --module, as typed
     module = {"module": args.module, "module_key": "--module"} if getattr(args, "module", None) else {}
-    if getattr(args, "decompose", False):
-        return _run_decomposed(args, i1, i2, module)
-    est = _estimator(args, i1, module)
     from flownet.registry import NonFiniteFlowError
     try:
+        if getattr(args, "decompose", False):
+            return _run_decomposed(args, i1, i2, module)
+        est = _estimator(args, i1, module)
         with _within_memory(est, i1, args.device, f"--model {args.model}"):
             flow = est.estimate(i1[None], i2[None])[0].cpu()
-    except NonFiniteFlowError as exc:      # a custom network's refusal reads as the check below
-        raise ValueError(f"--model {args.model} gave a flow with NaN or infinite values at {exc.bad_pixels} of "
-                         f"{exc.pixels} pixels; nothing written") from None
+    except NonFiniteFlowError as exc:      # a custom network's own refusal (it names --module): the frames added
+        raise ValueError(f"frames {args.img1} and {args.img2}: {exc}; nothing written") from None
     _check_finite(flow, f"--model {args.model}")
     save_flow_image(args.out, flow)
     peak = float(flow_magnitude(flow).max())

@@ -177,7 +177,8 @@ def _train(args: argparse.Namespace) -> int:
         state = train_gan(onset, apex, labels, cfg, out_dir=run, log=writer, resume_payload=resume.pop())
     last = state.history[-1] if state.history else {}
     print(f"done: {state.epochs_done} epochs; last epoch " +
-          " ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
+          " ".join(f"{k}={v:.4g}" if k == "lr" else f"{k}={v:.4f}"      # a small lr: 7.3e-05, not 0.0001
+                   for k, v in last.items() if isinstance(v, float)))
     print(f"checkpoint: {run / 'checkpoints' / 'last.pt'}")
     return 0
 
@@ -218,9 +219,9 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
         raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
-    _check_out_not_onset(out, args.onset)
     _check_checkpoint_arg(args.checkpoint)
     g, _, gcfg, _ = load_checkpoint(args.checkpoint, _device(args.device))
+    _check_out_not_onset(out, args.onset)       # after the checkpoint's checks, before any face is made
     names_k = gcfg.model.class_names()          # the classes the generator is conditioned on
     every = str(args.cls).strip().lower() == "all"
     classes = list(range(g.n_classes)) if every else [_class_of(args.cls, names_k, args.checkpoint)]
@@ -251,18 +252,24 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _check_out_not_onset(out: Path, onsets: list[str]) -> None:
-    """Refuse an ``--out`` folder that is an ``--onset`` folder or inside one: a rerun (``--overwrite``) would read
-    the faces written there as onsets too (3 faces, then 12, then 39).
+    """Refuse an ``--out`` folder that is an ``--onset`` folder, or the folder of an ``--onset`` file: a rerun
+    (``--overwrite``; the files given again, e.g. by the shell's ``faces/*.png``) would read the faces written there
+    as onsets too (3 faces, then 12, then 39). A subfolder of an onset folder is allowed: a folder's images are
+    listed flat (:func:`icegan.gan.pairs.list_face_files`), and the faces are written flat into ``--out``. Folders
+    are compared resolved (``faces/.``, ``x/../faces`` and links name the same folder).
 
     Raises:
-        ValueError: naming ``--out`` and the ``--onset`` folder.
+        ValueError: naming ``--out`` and the ``--onset`` folder or file.
     """
     where = out.resolve()
     for o in map(Path, onsets):
-        if o.is_dir() and (where == o.resolve() or o.resolve() in where.parents):
-            inside = "is" if where == o.resolve() else "is inside"
-            raise ValueError(f"--out {out} {inside} the --onset folder {o}: a rerun would read the faces written there "
-                             f"as onsets too; give an --out outside the onset folders")
+        if o.is_dir() and o.resolve() == where:
+            raise ValueError(f"--out {out} is the --onset folder {o}: a rerun would read the faces written there "
+                             f"as onsets too; give another --out (a subfolder of it will do)")
+        if not o.is_dir() and o.parent.resolve() == where:      # the file's own folder, the one a glob lists
+            raise ValueError(f"--out {out} is the folder of the --onset file {o}: a rerun with that folder's images "
+                             f"(e.g. the shell's {o.parent / '*'}{o.suffix}) would read the faces written there as "
+                             f"onsets too; give another --out (a subfolder will do)")
 
 
 def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:

@@ -370,20 +370,20 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
         _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels), GAN_TRAIN_ADVICE)
         _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
         _refuse_other_settings(ckpt, payload, cfg)
-        _refuse_fewer_epochs(ckpt, payload, cfg.train.epochs)
+        _refuse_fewer_epochs(ckpt, payload, cfg.train.epochs, GAN_TRAIN_ADVICE)
         return payload
     return None
 
 
-def _refuse_fewer_epochs(ckpt: Path, payload: dict, epochs: int) -> None:
+def _refuse_fewer_epochs(ckpt: Path, payload: dict, epochs: int, advice: str = RESUME_ADVICE) -> None:
     """Raise :class:`GanCheckpointError` when the checkpoint to resume has trained more epochs than ``epochs`` (the
     new ``train.epochs``): nothing would be trained, and the run folder's config.yaml would record the shorter
-    length beside a model of the longer one. The message names the file, its epoch, ``epochs`` and what to do."""
+    length beside a model of the longer one. The message names the file, its epoch, ``epochs`` and ``advice`` (what
+    else to do). Called by :func:`check_resumable` and by :func:`train_gan`'s resume (the main job's fold GANs)."""
     done = int(payload.get("epoch", 0))
     if done > epochs:
         raise GanCheckpointError(f"{ckpt} has trained {done} epochs, more than train.epochs={epochs}; a resume "
-                                 f"cannot shorten a run: resume with train.epochs={done} or more, or "
-                                 f"{GAN_TRAIN_ADVICE}")
+                                 f"cannot shorten a run: resume with train.epochs={done} or more, or {advice}")
 
 
 def _load_models(ckpt: Path, payload: dict, g: nn.Module, d: nn.Module, advice: str = RESUME_ADVICE) -> None:
@@ -585,7 +585,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     Raises:
         ValueError: shapes/labels inconsistent with the config (message says which). GanCheckpointError (a
             ValueError): a ``last.pt`` to resume that torch cannot read, or trained on other pairs or with other model
-            settings (named, with what to do).
+            settings, or for more epochs than ``train.epochs`` (a resume cannot shorten a run) (named, with what to
+            do).
         FloatingPointError: a non-finite generator or discriminator loss (raised before that update;
             the last epoch checkpoint in ``out_dir`` is left as it was).
         FileNotFoundError: ``loss.perceptual=vgg16`` without its weights file (named with ``loss.vgg_weights``).
@@ -637,6 +638,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         payload = resume_payload if resume_payload is not None else \
             _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
         _refuse_other_pairs(ckpt, payload, data_sha256)
+        _refuse_fewer_epochs(ckpt, payload, tc.epochs)      # else nothing trained, the longer model handed back
         _load_models(ckpt, payload, g, d)
         opt_g.load_state_dict(payload["opt_g"])
         opt_d.load_state_dict(payload["opt_d"])
