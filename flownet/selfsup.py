@@ -601,7 +601,7 @@ def confidence_study(model: SRFlowNet, synthetic_loader, real_pairs, alpha1: flo
 
     Returns:
         {"epe_all": float, "by_alpha2": {α2: {"occ_synthetic", "epe_confident", "epe_flagged", "occ_real"}}}
-        (NaN where a set is empty).
+        (None, JSON null, where a set is empty: NaN is no JSON).
     """
     was = model.training
     model.eval()
@@ -623,10 +623,10 @@ def confidence_study(model: SRFlowNet, synthetic_loader, real_pairs, alpha1: flo
         conf, flag = valid & ~occ, valid & occ
         out["by_alpha2"][str(a2)] = {
             "occ_synthetic": float(occ[valid].float().mean()),
-            "epe_confident": float(err[conf].mean()) if conf.any() else float("nan"),
-            "epe_flagged": float(err[flag].mean()) if flag.any() else float("nan"),
+            "epe_confident": float(err[conf].mean()) if conf.any() else None,
+            "epe_flagged": float(err[flag].mean()) if flag.any() else None,
             "occ_real": float(np.mean([float(forward_backward_occlusion(rf, rb, alpha1, a2).mean())
-                                       for rf, rb in real])) if real else float("nan"),
+                                       for rf, rb in real])) if real else None,
         }
     return out
 
@@ -646,7 +646,7 @@ def _main(argv=None) -> int:
     from .train import collate
     from .user_numbers import integer, number
     count = integer(1)
-    pairs = integer(0)                          # --n-real 0: no real pairs (occ_real NaN)
+    pairs = integer(0)                          # --n-real 0: no real pairs (occ_real null)
     weight = number(0)
     ap = argparse.ArgumentParser(
         prog="python -m flownet.selfsup",
@@ -654,7 +654,8 @@ def _main(argv=None) -> int:
                     "Eq. 3.32); it trains nothing. For each weights file and each --alpha2 it measures, on the first "
                     "--n-synthetic synthetic facial test pairs (held-out subjects, exact flow), the occluded fraction "
                     "and the EPE (pixels) of the pixels kept as confident and of those flagged as occluded, and on "
-                    "--n-real real onset-to-apex pairs of the held-out subjects the occluded fraction. It prints one "
+                    "--n-real real pairs of the held-out subjects (each onset-to-apex with probability 0.5, else two "
+                    "consecutive frames) the occluded fraction. It prints one "
                     "line per weights file (the file, then its study as JSON) and, with --json, writes all studies "
                     "to one JSON file.",
         epilog="To train self-supervised flow, run `icegan flow train --mode selfsup` (README.md).")
@@ -668,7 +669,8 @@ def _main(argv=None) -> int:
     ap.add_argument("--n-synthetic", type=count, default=32,
                     help="synthetic facial test pairs with exact flow, >= 1 (default 32)")
     ap.add_argument("--n-real", type=pairs, default=32,
-                    help="real pairs of the held-out subjects, >= 0; 0: none, occ_real is NaN (default 32)")
+                    help="real pairs of the held-out subjects (onset-to-apex with probability 0.5, else consecutive "
+                         "frames), >= 0; 0: none, occ_real is null (default 32)")
     ap.add_argument("--threads", type=count, default=1, help="CPU threads of torch, >= 1 (default 1)")
     ap.add_argument("--json", default=None, metavar="OUT",
                     help="also write the studies of all weights files to this JSON file (default: print only)")

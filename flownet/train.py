@@ -110,6 +110,9 @@ class FlowDataConfig:
         check_non_negative(self, "data", ("size", "n_train", "n_test", "n_val_subjects", "n_val", "frames_per_clip",
                                           "max_head", "au_min", "au_max", "photometric", "generic_fraction",
                                           "generic_max_motion", "n_generic_val", "seed"))
+        if self.photometric >= 1:   # contrast and gamma are drawn in [1 - p, 1 + p]: <= 0 inverts or whitens frames
+            raise ValueError(f"data.photometric must be in [0, 1) (contrast and gamma are drawn in [1 - p, 1 + p]), "
+                             f"got {self.photometric}")
 
 
 @dataclass
@@ -136,7 +139,7 @@ class FlowTrainSection:
     iters: int = 6                 #: recurrent updates during training
     batch_size: int = 8
     crop: int = 0                  #: random square training crops of this side from each pair (0 = whole)
-    steps: int = 1000
+    steps: int = 1000              #: step budget, >= 1 (the LR schedule's length; max_minutes may end the run sooner)
     max_minutes: float = 0.0       #: stop (and save) after this wall time; 0 = no limit
     lr: float = 4e-4
     weight_decay: float = 1e-4
@@ -674,9 +677,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     Raises:
         ValueError: unknown regularizer or bad sizes (from the loss / dataset); ``train.keep_best`` without a
             validation set (``data.n_val_subjects`` 0) or without step evaluations (``train.eval_every`` 0); fewer
-            training pairs than a batch; ``data.n_test`` < 1, or ``data.n_val`` < 1 with validation subjects
-            (refused before the run folder is made); a resume whose settings differ from its checkpoint's (among
-            them ``train.keep_best`` turned on or off).
+            training pairs than a batch; ``train.steps`` < 1; ``data.n_test`` < 1, or ``data.n_val`` < 1 with
+            validation subjects (refused before the run folder is made); a resume whose settings differ from its
+            checkpoint's (among them ``train.keep_best`` turned on or off).
         FileNotFoundError: no CASME II frames under the data root.
     """
     from torch.utils.data import DataLoader
@@ -717,6 +720,10 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                          f"monitored during training), got {d.n_val}; or set data.n_val_subjects=0")
     if t.workers < 0:
         raise ValueError(f"train.workers must be >= 0, got {t.workers}")
+    if t.steps < 1:                 # the LR schedule needs a step budget (flownet.schedule counts 0 as 1 step)
+        raise ValueError(f"train.steps must be >= 1, got {t.steps}: 0 steps would train nothing and ship untrained "
+                         f"weights. Set a step budget; with train.max_minutes the run stops at whichever ends first "
+                         f"(for a wall-time budget alone, set train.steps above what fits, as the configs do)")
     check_intervals(t, crop=True)
     if t.crop > d.size:                     # the pairs are data.size square (the crop check of each batch, early)
         raise ValueError(f"train.crop={t.crop} is larger than the pairs ({d.size}x{d.size}, data.size)")

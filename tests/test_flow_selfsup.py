@@ -960,7 +960,7 @@ def test_confidence_study_scores_the_valid_pixels_only():
     assert loose["occ_synthetic"] == pytest.approx(26 / n_valid) and loose["epe_flagged"] == pytest.approx(0.0, abs=1e-6)
     assert tight["occ_synthetic"] == pytest.approx(90 / n_valid)
     assert tight["epe_flagged"] == pytest.approx(64 * 0.6 / 90, rel=1e-5) and tight["epe_confident"] < 1e-6
-    assert math.isnan(tight["occ_real"])
+    assert tight["occ_real"] is None                            # no real pair: JSON null, not NaN
 
 
 # ------------------------------------------------------------------- mutation audit: the training loop

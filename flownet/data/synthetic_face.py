@@ -304,10 +304,15 @@ def warp_forward(image: torch.Tensor, flow: torch.Tensor, iters: int = 10,
     out = backward_warp(img, b)
     if not return_valid:
         return out[0] if squeeze else out
-    h, w = img.shape[-2:]
-    src = _base_grid(img.shape[0], h, w, img.device, img.dtype) + b
-    valid = (src[:, 0] >= 0) & (src[:, 0] <= w - 1) & (src[:, 1] >= 0) & (src[:, 1] <= h - 1)
+    valid = _lands_inside(b)
     return (out[0], valid[0]) if squeeze else (out, valid)
+
+
+def _lands_inside(field: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: the pixels x of the field's grid whose x + field(x) lies inside [0, W-1] x [0, H-1]."""
+    b, _, h, w = field.shape
+    p = _base_grid(b, h, w, field.device, field.dtype) + field
+    return (p[:, 0] >= 0) & (p[:, 0] <= w - 1) & (p[:, 1] >= 0) & (p[:, 1] <= h - 1)
 
 
 def face_mask(landmarks, height: int, width: int) -> torch.Tensor:
@@ -425,7 +430,9 @@ def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head
 
     Returns:
         dict with img1, img2 (C, H, W) in [0, 1]; flow, flow_head, flow_expr (2, H, W) px with
-        flow = flow_head + flow_expr; mask (1, H, W) face mask; valid (H, W) bool; aus {name: px}.
+        flow = flow_head + flow_expr; mask (1, H, W) face mask; valid (H, W) bool on frame 1's grid:
+        x + flow(x) inside the image (pixels that leave the view are not scored: frame 2 replicates its border
+        there); aus {name: px}.
     """
     c, h, w = image.shape
     ang, sc = rng.uniform(-1.5, 1.5), 1.0 + rng.uniform(-0.015, 0.015)
@@ -441,7 +448,8 @@ def make_pair(image: torch.Tensor, landmarks, rng: np.random.Generator, max_head
         amplitudes = {AU_NAMES[i]: float(rng.uniform(*au_range)) for i in names}
     expr = au_displacement(landmarks, amplitudes, h, w)
     flow = head + expr
-    img2, valid = warp_forward(image, flow, return_valid=True)
+    img2 = warp_forward(image, flow)
+    valid = _lands_inside(flow[None].to(image.dtype))[0]     # on frame 1's grid, where the flow is scored
     frames = degrade_frames((image, img2), rng, noise, blur)
     return {"img1": frames[0], "img2": frames[1], "flow": flow, "flow_head": head, "flow_expr": expr,
             "mask": face_mask(landmarks, h, w), "valid": valid, "aus": amplitudes}
@@ -472,7 +480,7 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
             that folder are never used, so the test subjects stay unseen). Landmarks are detected on first use.
         hflip: training split only: mirror half of the pairs left-right (images, masks; flow ``u`` negated),
             a cheap source of new-looking identities.
-        photometric: training split only: strength p >= 0 of a brightness / contrast / gamma change applied
+        photometric: training split only: strength p in [0, 1) of a brightness / contrast / gamma change applied
             identically to both frames (contrast and gamma in [1 - p, 1 + p], brightness in [-p/2, p/2]);
             0 = none. The flow is unchanged.
 
@@ -480,8 +488,8 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
     mask (1, size, size); valid (size, size) bool; subject (str); path (str).
 
     Raises:
-        FileNotFoundError: no CASME II frames; ValueError: unknown split, "val" with ``n_val=0``, or "test" with
-            ``n_test=0``;
+        FileNotFoundError: no CASME II frames; ValueError: unknown split, "val" with ``n_val=0``, "test" with
+            ``n_test=0``, or ``photometric`` outside [0, 1);
         OSError: unreadable frame (named).
     """
 
@@ -517,8 +525,8 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
                 idx = np.unique(np.linspace(0, len(fs) - 1, min(frames_per_clip, len(fs))).round().astype(int))
                 keep += [fs[j] for j in idx]
             self.frames = keep
-        if photometric < 0:
-            raise ValueError(f"photometric must be >= 0, got {photometric}")
+        if not 0 <= photometric < 1:        # p >= 1 draws contrast or gamma <= 0: inverted or all-white frames
+            raise ValueError(f"photometric (data.photometric) must be in [0, 1), got {photometric}")
         train = split == "train"
         self.hflip, self.photometric = bool(hflip) and train, float(photometric) if train else 0.0
         if extra_faces and train:
