@@ -209,10 +209,9 @@ def composite_from_sheets(annotations_dir: str | Path) -> dict:
     if not d.is_dir():
         raise SheetError(f"--annotations-dir {d}: no such folder; give the folder that holds {CASME2_SHEET} and/or "
                          f"{SAMM_SHEET}")
-    found = {name: (official_sheet_in(d, sheet), read)
-             for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet),
-                                       ("samm", SAMM_SHEET, read_samm_sheet))}
-    out = {name: composite_summary(read(path)) for name, (path, read) in found.items() if path is not None}
+    out = {name: composite_summary(read(path))
+           for name, sheet, read in (("casme2", CASME2_SHEET, read_casme2_sheet), ("samm", SAMM_SHEET, read_samm_sheet))
+           if (path := official_sheet_in(d, sheet)) is not None}
     if not out:
         below = sorted(str(sub) for sub in d.iterdir() if sub.is_dir()
                        and any(official_sheet_in(sub, sheet) for sheet in (CASME2_SHEET, SAMM_SHEET)))

@@ -273,8 +273,8 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
         if key in seen:           # a row pasted twice: one clip, counted once; two codings of it: the user decides
             first = out[seen[key]]
             fields = ("onset", "apex", "offset", "emotion", "action_units", "objective_class")
-            differ = [f for f in fields if (first.emotion.strip().lower() != row.emotion.strip().lower()
-                                            if f == "emotion" else getattr(first, f) != getattr(row, f))]
+            differ = [f for f in fields if getattr(first, f) != getattr(row, f)
+                      and not (f == "emotion" and first.emotion.lower() == row.emotion.lower())]
             if differ:
                 raise SheetError(f"{path} rows {first.row} and {i}: clip {row.subject}/{row.clip} is listed twice "
                                  f"with different {', '.join(differ)}; delete the wrong row")

@@ -125,6 +125,7 @@ class SMIC:
             if wanted and s.lower() not in wanted:
                 continue
             name = s.lower()                                   # smic/s1 whatever the folder's case
+            number_name = f"s{int(s[1:])}"                     # s1 (subject_folders keeps names s<digits> only)
             micro = find_dir(self.root / s, "micro")
             if not micro.is_dir():
                 self._problem(f"smic/{s}", f"no 'micro' folder in {self.root / s}")
@@ -136,7 +137,7 @@ class SMIC:
                                   f"class folder '{cdir.name}' is not one of {SMIC_CLASSES}; skipped")
                     continue
                 for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
-                    misfiled = self._misfiled(clip, f"s{int(s[1:])}", emotion)
+                    misfiled = self._misfiled(clip, number_name, emotion)
                     if misfiled:
                         self._problem(f"smic/{s}/micro/{cdir.name}/{clip.name}", misfiled)
                         continue
