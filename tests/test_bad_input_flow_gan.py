@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from _nan_flow import NAN_NET
 
 from icegan.cli import main as icegan_main
 
@@ -83,26 +84,6 @@ def test_kitti_png_writes_non_finite_flow_as_invalid_and_checks_the_mask(tmp_pat
         write_kitti_png(tmp_path / "k2.png", f, valid=np.ones((3, 3), bool))
 
 
-NAN_NET = '''
-import torch
-
-
-class NanFlow(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, img1, img2):
-        flow = torch.zeros(img1.shape[0], 2, *img1.shape[2:]) + self.w
-        flow[:, :, :3, :2] = float("nan")
-        return flow
-
-
-def make():
-    return NanFlow()
-'''
-
-
 def _frames(tmp_path, shape=(24, 32)):
     """Two frames of a smooth texture, the second shifted by one pixel; their paths."""
     rng = np.random.default_rng(0)
@@ -113,12 +94,15 @@ def _frames(tmp_path, shape=(24, 32)):
     return [str(p) for p in paths]
 
 
-def test_flow_run_names_a_network_whose_flow_is_not_finite(tmp_path, capsys):
+@pytest.mark.parametrize("decompose", [False, True])
+def test_flow_run_names_a_network_whose_flow_is_not_finite(tmp_path, capsys, decompose):
     """A network (here --model custom) whose flow holds NaN ended in an IndexError deep in torchvision's
-    flow_to_image; now one line names the model and the pixel count, and no file is written."""
+    flow_to_image; now one line names the model and the pixel count, and no file is written. With --decompose too
+    (whose RANSAC fit runs the network) the network's own message was replaced by a generic one."""
     (tmp_path / "nan_net.py").write_text(NAN_NET)
     argv = ["flow", "run", *_frames(tmp_path), "--out", str(tmp_path / "out" / "f.png"), "--flo",
-            str(tmp_path / "out" / "f.flo"), "--model", "custom", "--module", f"{tmp_path / 'nan_net.py'}:make"]
+            str(tmp_path / "out" / "f.flo"), "--model", "custom", "--module", f"{tmp_path / 'nan_net.py'}:make",
+            *(["--decompose"] if decompose else [])]
     assert icegan_main(argv) == 2
     err = capsys.readouterr().err
     f1, f2 = argv[2:4]          # the network's own refusal (naming --module), the frames added

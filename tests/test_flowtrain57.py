@@ -7,21 +7,11 @@ import numpy as np
 import pytest
 import torch
 from _flow_sizes import TINY_SRFLOWNET
+from test_flow_basics import _template_landmarks
 
 import flownet.data.synthetic_face as sf
 from flownet.models.srflownet import SRFlowNetConfig
 from flownet.train import FlowDataConfig, FlowTrainConfig, FlowTrainSection
-
-
-def _landmarks(h, w):
-    """A crude 68-point layout (as tests/test_flow_basics.py's): only anchors the AUs."""
-    lm = np.zeros((68, 2))
-    lm[0:17] = np.stack([np.linspace(0.1, 0.9, 17) * w, (0.5 + 0.4 * np.sin(np.linspace(0, np.pi, 17))) * h], 1)
-    lm[17:27] = np.stack([np.linspace(0.2, 0.8, 10) * w, np.full(10, 0.3 * h)], 1)
-    lm[27:36] = np.stack([np.full(9, 0.5 * w), np.linspace(0.4, 0.6, 9) * h], 1)
-    lm[36:48] = np.stack([np.linspace(0.25, 0.75, 12) * w, np.full(12, 0.4 * h)], 1)
-    lm[48:68] = np.stack([np.linspace(0.35, 0.65, 20) * w, np.full(20, 0.75 * h)], 1)
-    return lm
 
 
 def test_make_pair_valid_marks_frame1_pixels_that_land_inside_frame2(monkeypatch):
@@ -33,29 +23,17 @@ def test_make_pair_valid_marks_frame1_pixels_that_land_inside_frame2(monkeypatch
     r = np.random.default_rng(0)             # make_pair's draws before the head motion's size: 2 + 2 uniforms
     r.uniform(), r.uniform(), r.uniform(size=2)
     max_head = 2.5 / r.uniform()             # the size drawn in [0, max_head] is then 2.5 (to rounding)
-    p = sf.make_pair(torch.rand(1, h, w), _landmarks(h, w), np.random.default_rng(0), max_head=max_head,
+    p = sf.make_pair(torch.rand(1, h, w), _template_landmarks(h, w), np.random.default_rng(0), max_head=max_head,
                      amplitudes={}, noise=0.0, blur=0.0)
     assert torch.allclose(p["flow"][0], torch.full((h, w), 2.5)) and p["flow"][1].abs().max() == 0
     assert p["valid"].shape == (h, w) and p["valid"].dtype == torch.bool
     assert p["valid"][:, :13].all() and not p["valid"][:, 13:].any()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_make_pair_valid_is_x_plus_flow_inside_the_image(seed):
-    """Random head motion up to 6 px and AUs: valid(x) == x + flow(x) in [0, W-1] x [0, H-1], on frame 1's grid."""
-    h, w = 40, 48
-    p = sf.make_pair(torch.rand(1, h, w), _landmarks(h, w), np.random.default_rng(seed), max_head=6.0)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    tx, ty = xs + p["flow"][0], ys + p["flow"][1]
-    want = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    assert not want.all()                   # some pixels do leave the frame: the test can tell the two masks apart
-    assert torch.equal(p["valid"], want)
-
-
 def test_make_pair_frames_and_flow_do_not_depend_on_the_mask():
     """Frame 2 is still warp_forward's (the same pixels as with return_valid=True, whose mask is frame 2's)."""
     h = w = 32
-    img, lm = torch.rand(1, h, w), _landmarks(h, w)
+    img, lm = torch.rand(1, h, w), _template_landmarks(h, w)
     p = sf.make_pair(img, lm, np.random.default_rng(3), noise=0.0, blur=0.0)
     img2, valid2 = sf.warp_forward(img, p["flow"], return_valid=True)
     assert torch.equal(p["img2"], img2.clamp(0, 1)) and not torch.equal(p["valid"], valid2)

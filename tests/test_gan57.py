@@ -1,11 +1,13 @@
 """ICE-GAN command fixes of review 57: a resume with fewer train.epochs than its checkpoint is refused;
 train.max_minutes and the history's seconds count across resumes (elapsed_s in the checkpoint); a fresh start clears
 the previous run's sample grids and TensorBoard events; gan eval refuses an empty onset folder or unknown subjects
-before the recognizers are trained; icegan generate refuses an --out that is an --onset folder; the 'done:' line's lr
-in .4g."""
+before the recognizers are trained; icegan generate refuses an --out that is an --onset folder or the folder of the
+onset files (a subfolder is allowed); the 'done:' line's lr in .4g (the other floats .4f); the library's train_gan
+refuses a resume that would shorten a run."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import cv2
 import numpy as np
@@ -168,21 +170,49 @@ def test_gan_eval_refuses_unknown_subjects_before_training_a_recognizer(eval_che
     assert fitted == []
 
 
-# ---- 6: icegan generate --out an --onset folder (a subfolder is allowed: tests/test_review57.py)
+# ---- 6: icegan generate --out an --onset folder, the folder of the onset files; a subfolder is allowed
 
-def test_generate_refuses_an_out_folder_in_an_onset_folder(tmp_path, capsys):
+@pytest.fixture
+def gen_setup(tmp_path):
+    """A tiny generator checkpoint and a folder of 3 onset faces; the generate arguments without --onset/--out."""
     cfg = tiny_gan_config(32)
     g, d = build_models(cfg)
     ckpt = save_checkpoint(tmp_path / "last.pt", cfg, g, d, 0, [])
-    onsets = tmp_path / "faces"
-    onsets.mkdir()
-    cv2.imwrite(str(onsets / "grey.png"), np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8))
-    out = onsets
-    assert main(["generate", "--checkpoint", str(ckpt), "--onset", str(onsets), "--class", "all", "--out", str(out),
-                 "--device", "cpu", "--overwrite"]) == 2
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(faces / f"f{i}.png"), np.random.default_rng(i).integers(0, 256, (32, 32), dtype=np.uint8))
+    base = ["generate", "--checkpoint", str(ckpt), "--class", "all", "--device", "cpu", "--overwrite"]
+    return base, faces, g.n_classes
+
+
+def test_generate_refuses_an_out_folder_in_an_onset_folder(gen_setup, capsys):
+    base, faces, _ = gen_setup
+    assert main(base + ["--onset", str(faces), "--out", str(faces)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"icegan generate: error: --out {out} is the --onset folder {onsets}: "), err
-    assert sorted(p.name for p in onsets.iterdir()) == ["grey.png"]       # nothing written
+    assert err.startswith(f"icegan generate: error: --out {faces} is the --onset folder {faces}: "), err
+    assert sorted(p.name for p in faces.iterdir()) == ["f0.png", "f1.png", "f2.png"]       # nothing written
+
+
+def test_generate_writes_into_a_subfolder_of_an_onset_folder(gen_setup):
+    """An onset folder's images are listed flat: faces/gen's faces are never read as onsets, reruns stay at 3 x K."""
+    base, faces, k = gen_setup
+    for _ in range(2):
+        assert main(base + ["--onset", str(faces), "--out", str(faces / "gen")]) == 0
+        assert len(list((faces / "gen").glob("*.png"))) == 3 * k
+        assert len(list(faces.glob("*.png"))) == 3
+
+
+def test_generate_refuses_the_folder_of_the_onset_files(gen_setup, capsys):
+    """--onset faces/*.png (the shell's list) with --out faces: each --overwrite rerun read its own outputs (3 faces
+    then 12, then 39)."""
+    base, faces, _ = gen_setup
+    files = [str(p) for p in sorted(faces.glob("*.png"))]
+    assert main(base + ["--onset", *files, "--out", str(faces / ".." / faces.name)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"icegan generate: error: --out {faces / '..' / faces.name} is the folder of the --onset "
+                          f"file {files[0]}"), err
+    assert sorted(p.name for p in faces.iterdir()) == ["f0.png", "f1.png", "f2.png"]       # nothing written
 
 
 # ---- 7: the final line's lr
@@ -191,3 +221,32 @@ def test_gan_train_done_line_shows_a_small_lr(fake_pairs, tmp_path, capsys):
     assert main(tiny_gan_train_args(tmp_path) + ["train.epochs=1", "train.lr=7.3e-05"]) == 0
     done = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("done:")]
     assert len(done) == 1 and " lr=7.3e-05 " in done[0] + " ", done
+
+
+def test_gan_train_done_line_lr_in_g_and_seconds_as_before(fake_pairs, tmp_path, capsys):
+    args = tiny_gan_train_args(tmp_path) + ["train.lr=7.3e-05"]
+    assert main(args + ["train.epochs=1"]) == 0
+    _set_elapsed(tmp_path / "t", 12000.0)       # 3.3 hours trained before: 1.2e+04 in .4g
+    capsys.readouterr()
+    assert main(args + ["train.epochs=2"]) == 0
+    done = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("done:")]
+    assert len(done) == 1 and " lr=" in done[0], done
+    assert re.search(r" seconds=120\d\d\.\d{4}( |$)", done[0]), done
+    values = dict(kv.split("=") for kv in done[0].split("last epoch ")[1].split())
+    assert all(re.fullmatch(r"-?\d+\.\d{4}", v) for k, v in values.items() if k != "lr"), done
+
+
+# ---- 8: the library's train_gan refuses a resume that would shorten a run, as icegan gan train does (section 1)
+
+def test_train_gan_refuses_a_resume_with_fewer_epochs(tmp_path):
+    from icegan.gan.trainer import RESUME_ADVICE, GanCheckpointError
+    on, ap, y = _pairs()
+    run = tmp_path / "r"
+    assert train_gan(on, ap, y, _tiny_cfg(2, None), device="cpu", out_dir=run).epochs_done == 2
+    ckpt = run / "checkpoints" / "last.pt"
+    before = ckpt.read_bytes()
+    with pytest.raises(GanCheckpointError, match=rf"^{re.escape(str(ckpt))} has trained 2 epochs, more than "
+                       rf"train\.epochs=1; a resume cannot shorten a run: resume with train\.epochs=2 or more, or "
+                       rf"{re.escape(RESUME_ADVICE)}$"):
+        train_gan(on, ap, y, _tiny_cfg(1, None), device="cpu", out_dir=run)
+    assert ckpt.read_bytes() == before

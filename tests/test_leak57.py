@@ -17,6 +17,7 @@ import logging
 import numpy as np
 import pytest
 
+from _feature_tables import toy_config
 from _gan_sizes import tiny_gan_config
 
 
@@ -135,25 +136,19 @@ def _lone_smic(datasets=("casme2", "samm", "smic")):
     return fs.replace(keep=~fs.samples["subject"].isin(["smic/s01", "smic/s02"]).to_numpy())
 
 
-def _cfg(*overrides):
-    from icegan.commands.loso import LosoConfig
-    from icegan.config import load_config
-    return load_config(LosoConfig, None, ["data.source=toy", "model.epochs=1", "threads=1", *overrides])
-
-
 def test_domain_bn_refuses_a_fold_that_trains_on_no_clip_of_its_test_dataset():
     from icegan.commands.loso import check_run
     with pytest.raises(ValueError) as err:
-        check_run(_cfg("model.domain_bn=true"), _lone_smic())
+        check_run(toy_config("model.domain_bn=true"), _lone_smic())
     msg = str(err.value)
     assert msg.startswith("model.domain_bn=true")
     assert "1 fold(s)" in msg and "smic/s03 (tests smic; trains on casme2, samm)" in msg
     assert "set model.domain_bn=false" in msg
     assert "casme2/s01" not in msg                      # folds whose dataset has training subjects are not listed
-    check_run(_cfg("model.domain_bn=true"), _lone_smic(("casme2", "samm")))      # no lone subject: accepted
-    check_run(_cfg("model.domain_bn=false"), _lone_smic())                        # off: accepted
+    check_run(toy_config("model.domain_bn=true"), _lone_smic(("casme2", "samm")))      # no lone subject: accepted
+    check_run(toy_config("model.domain_bn=false"), _lone_smic())                        # off: accepted
     # a max_folds run whose folds all have their dataset's statistics: accepted (smic/s03 is the last fold)
-    check_run(_cfg("model.domain_bn=true", "max_folds=2"), _lone_smic())
+    check_run(toy_config("model.domain_bn=true", "max_folds=2"), _lone_smic())
 
 
 def test_domain_adversarial_refuses_a_fold_that_trains_on_one_dataset():
@@ -162,11 +157,11 @@ def test_domain_adversarial_refuses_a_fold_that_trains_on_one_dataset():
     from icegan.commands.loso import check_domain_adversarial
     fs = _lone_smic(("casme2", "smic"))
     with pytest.raises(ValueError) as err:
-        check_domain_adversarial(_cfg("model.domain_adversarial=0.5"), fs)
+        check_domain_adversarial(toy_config("model.domain_adversarial=0.5"), fs)
     msg = str(err.value)
     assert msg.startswith("model.domain_adversarial=0.5")
     assert "smic/s03 trains on casme2 only" in msg and "1 fold(s)" in msg and "set it to 0" in msg
-    check_domain_adversarial(_cfg("model.domain_adversarial=0.5"), _lone_smic())   # every fold trains on 2 or 3
+    check_domain_adversarial(toy_config("model.domain_adversarial=0.5"), _lone_smic())   # every fold trains on 2 or 3
 
 
 def test_icegan_loso_refuses_the_lone_dataset_fold_before_any_run_folder(tmp_path, monkeypatch, capsys):

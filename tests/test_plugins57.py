@@ -7,31 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-NAN_NET = '''
-import torch
-
-
-class Nan(torch.nn.Module):
-    def forward(self, a, b):
-        return torch.full((a.shape[0], 2, a.shape[2], a.shape[3]), float("nan"))
-
-
-class NanOnSecond(torch.nn.Module):
-    """NaN flow for the second pair of each batch only."""
-    def forward(self, a, b):
-        f = torch.zeros(a.shape[0], 2, a.shape[2], a.shape[3])
-        if a.shape[0] > 1:
-            f[1, 0, 2, 3] = float("inf")
-        return f
-
-
-class NanOn64(torch.nn.Module):
-    """Finite on the 32x32 start-up probe, NaN on the 64x64 clips."""
-    def forward(self, a, b):
-        f = torch.zeros(a.shape[0], 2, a.shape[2], a.shape[3])
-        return f * float("nan") if a.shape[-1] == 64 else f
-'''
+from _nan_flow import NAN_NET
 
 
 @pytest.fixture
