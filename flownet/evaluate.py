@@ -178,10 +178,6 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))
     from .registry import NonFiniteFlowError
 
-    def non_finite(name, bad, pixels):      # our own check of the flow
-        return ValueError(f"model '{model}' gave a flow with NaN or infinite values at {bad} of {pixels} pixels on "
-                          f"pair '{name}'; no metrics reported")
-
     def refused(name, exc):                 # the network's own refusal (a custom one: it names the module)
         return ValueError(f"pair '{name}': {exc}; no metrics reported")
     try:
@@ -203,7 +199,8 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
         elapsed += time.perf_counter() - t0
         bad = int((~torch.isfinite(pred)).any(1).sum())
         if bad:                      # else an 'EPE nan' without a word, and NaN tokens in the JSON (not JSON)
-            raise non_finite(p["name"], bad, pred[0, 0].numel())
+            raise ValueError(f"model '{model}' gave a flow with NaN or infinite values at {bad} of "
+                             f"{pred[0, 0].numel()} pixels on pair '{p['name']}'; no metrics reported")
         m = flow_metrics(pred.cpu(), p["flow"], p["valid"])
         per.append({"name": p["name"], **m, "n_valid": n_valid})
     mean = {k: sum(r[k] for r in per) / len(per) for k in METRIC_NAMES}

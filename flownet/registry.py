@@ -39,7 +39,7 @@ __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIP
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator", "PRECISIONS",
            "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average", "CustomFlowEstimator",
-           "NonFiniteFlowError", "check_finite_flow"]
+           "NonFiniteFlowError", "check_finite_flow", "non_finite_flow_masks"]
 
 WEIGHTS_FORMAT = "srflownet-v1"
 BACKBONE_FORMAT = "flownet-backbone-v1"
@@ -508,6 +508,26 @@ class NonFiniteFlowError(ValueError, FloatingPointError):
         self.pairs, self.bad_pixels, self.pixels = tuple(pairs), int(bad_pixels), int(pixels)
 
 
+def non_finite_flow_masks(flow: torch.Tensor, img1: torch.Tensor,
+                          img2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Which pairs of a flow (B, 2, H, W) hold NaN or infinite values, and which pairs' images (B, C, H, W) are
+    finite: the detection of :func:`check_finite_flow` and :func:`icegan.pipeline.flow_maps`, each with its message.
+
+    When the flow is finite (the usual case) it costs one sum: any NaN or Inf makes the sum NaN or Inf (a sum
+    overflowing float32 is only a false alarm, checked element-wise).
+
+    Returns:
+        None when every flow value is finite; else ``(bad, finite_inputs)``, (B,) bool masks on the flow's device:
+        pairs whose flow is not finite anywhere (either channel), pairs whose two images are finite everywhere.
+    """
+    flow = flow.detach()
+    if bool(torch.isfinite(flow.sum(dtype=torch.float32))) or bool(torch.isfinite(flow).all()):
+        return None
+    bad = ~torch.isfinite(flow).flatten(1).all(1)
+    finite_in = torch.isfinite(img1.detach()).flatten(1).all(1) & torch.isfinite(img2.detach()).flatten(1).all(1)
+    return bad, finite_in.to(bad.device)
+
+
 def check_finite_flow(flow: torch.Tensor, img1: torch.Tensor, img2: torch.Tensor, network: str) -> None:
     """Refuse a flow (B, 2, H, W) with NaN or infinite values computed from finite images (B, C, H, W).
 
@@ -521,11 +541,11 @@ def check_finite_flow(flow: torch.Tensor, img1: torch.Tensor, img2: torch.Tensor
     Raises:
         NonFiniteFlowError: names ``network``, the pairs of the batch and the count of non-finite pixels.
     """
-    if bool(torch.isfinite(flow.detach().sum(dtype=torch.float32))) or bool(torch.isfinite(flow.detach()).all()):
+    masks = non_finite_flow_masks(flow, img1, img2)
+    if masks is None:
         return
-    bad_out = ~torch.isfinite(flow.detach()).flatten(1).all(1)
-    finite_in = torch.isfinite(img1.detach()).flatten(1).all(1) & torch.isfinite(img2.detach()).flatten(1).all(1)
-    pairs = (bad_out & finite_in.to(bad_out.device)).nonzero().flatten().tolist()
+    bad_out, finite_in = masks
+    pairs = (bad_out & finite_in).nonzero().flatten().tolist()
     if not pairs:
         return
     bad = int((~torch.isfinite(flow.detach()[pairs])).any(1).any(0).sum())

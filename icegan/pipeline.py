@@ -634,7 +634,7 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
     """
     from tqdm.auto import tqdm
 
-    from flownet.registry import NonFiniteFlowError
+    from flownet.registry import NonFiniteFlowError, non_finite_flow_masks
     from flownet.strain import flow_features
     out = []
     n = onset01.shape[0]
@@ -655,10 +655,10 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
                                          exc.pixels) from None
             # every method: NaN maps refused where they are made; a sum is NaN/Inf when any element is (0.02 % of
             # SRFlowNet's time on 64x64 clips, an element-wise isfinite 0.4 %), an overflow only a false alarm
-            if not bool(torch.isfinite(flow.sum(dtype=torch.float32))) and not bool(torch.isfinite(flow).all()):
-                bad = (~torch.isfinite(flow)).flatten(1).any(1).cpu()
+            masks = non_finite_flow_masks(flow, a, b)
+            if masks is not None:
+                bad, images = (m.cpu() for m in masks)
                 pairs = [i + j for j in bad.nonzero().flatten().tolist()]
-                images = (torch.isfinite(a).flatten(1).all(1) & torch.isfinite(b).flatten(1).all(1)).cpu()
                 if not bool(images[bad].all()):
                     raise FloatingPointError(f"clip(s) {named(pairs)}: NaN/Inf flow of images that are themselves "
                                              "NaN/Inf (onset or apex); the flow network is not at fault")
@@ -1095,6 +1095,7 @@ class FoldRunner:
         self.cfg, self.clips, self.real_feats = cfg, clips, real_feats
         self.estimator, self.run_dir, self.device = estimator, run_dir, device
         self.labels = torch.tensor(clips.samples["label"].to_numpy(), dtype=torch.long)
+        self.clip_names = np.asarray(_clip_names(clips.samples), dtype=object)     # the error messages' names
         from icegan.labels import get_label_set
         self.n_classes = get_label_set(cfg.data.labels).n_classes        # K of data.labels
         self.fold_seconds: dict[str, float] = {}
@@ -1232,7 +1233,7 @@ class FoldRunner:
             fake01 = (fake.cpu().float() + 1) / 2
             onset01 = (onset[src] + 1) / 2
             with reusing_onsets(self.estimator):       # each onset appears in many synthetic pairs
-                tr_names = np.asarray(_clip_names(self.clips.samples), dtype=object)[np.asarray(tr)]
+                tr_names = self.clip_names[np.asarray(tr)]
                 synth_feats = compute_flow_features(self.estimator, onset01, fake01, cfg.recognizer.input_size,
                                                     "minmax", cfg.flow.batch_size,
                                                     names=[f"synthetic apex of {tr_names[k]}'s onset"

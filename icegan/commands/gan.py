@@ -339,7 +339,6 @@ def _eval(args: argparse.Namespace) -> int:
     _check_checkpoint_arg(args.checkpoint)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     device = _device(args.device)
-    _check_eval_data(args.checkpoint, args.data, args.subjects)     # seconds, not after the recognizers are trained
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
                        seed=args.seed, out_dir=args.out, device=device,
                        cross_dataset=args.cross_dataset)
@@ -352,40 +351,3 @@ def _eval(args: argparse.Namespace) -> int:
                                                                    if args.json else
                                                                    "; --json FILE writes every metric as JSON"))
     return 0
-
-
-def _check_eval_data(checkpoint: str, data: str, subjects: list[str] | None) -> None:
-    """What :func:`icegan.gan.evaluate.run_eval` refuses only after loading every training pair and training its
-    recognizers, refused first with the same messages: a ``--data`` folder of onset faces without images
-    (:func:`icegan.gan.pairs.list_face_files`), and evaluation subjects (``--subjects``, else the checkpoint's
-    ``data.holdout_subjects``) without pairs in the data (:meth:`icegan.gan.pairs.PairSet.by_subjects` on the pairs
-    run_eval evaluates, read from the pairs cache once made). Anything else (a ``--data`` that does not exist, a
-    checkpoint that is not a file or that it refuses, a data.source=prepared checkpoint on a CASME II folder) is left
-    to run_eval.
-
-    Raises:
-        ValueError: a folder without face images (names it); a subject without pairs (names it and the known ones).
-    """
-    from icegan.gan import evaluate                  # its CASME II loader: the pairs run_eval reads
-    from icegan.gan.pairs import list_face_files, load_prepared_pairs
-    from icegan.gan.trainer import load_checkpoint
-    from icegan.labels import DEFAULT_LABELS, LABEL_SETS
-    data_p = Path(str(data))
-    is_casme = str(data) == "casme2" or (data_p / "manifest.csv").is_file()
-    if not is_casme:
-        if data_p.is_dir():
-            list_face_files(data_p)         # ValueError: no face images in the folder
-        return
-    if not Path(checkpoint).is_file():      # run_eval names it
-        return
-    _, _, cfg, _ = load_checkpoint(checkpoint, "cpu")
-    holdout = list(subjects) if subjects else list(cfg.data.holdout_subjects)
-    if not holdout or cfg.model.n_classes != len(LABEL_SETS[DEFAULT_LABELS].classes):
-        return                              # run_eval says so before any pair is loaded
-    if cfg.data.source == "prepared":
-        if str(data) != "casme2":           # its own message, naming the checkpoint's prepared subjects
-            return
-        pairs = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, 0, progress=False)
-    else:
-        pairs = evaluate.load_casme2_pairs(cfg.data.root if str(data) == "casme2" else data_p, cfg.data.img_size, 0)
-    pairs.by_subjects(holdout)              # ValueError: subject 'sub99' has no usable pairs; known subjects: [...]

@@ -310,9 +310,6 @@ def _save_class_grids(onset: torch.Tensor, syn: torch.Tensor, src: np.ndarray, c
     return paths
 
 
-_COMPOSITE_DATASETS = ("casme2", "samm", "smic")     # the datasets of megc2019_htnet, in its order
-
-
 def _cross_dataset_datasets(cfg, trained_subjects: Sequence[str] | None,
                             evaluated_subjects: Sequence[str]) -> tuple[list[str], str]:
     """The datasets of ``megc2019_htnet`` that :class:`CrossDatasetRecognizer` may train on for a checkpoint: those
@@ -331,8 +328,10 @@ def _cross_dataset_datasets(cfg, trained_subjects: Sequence[str] | None,
         ``(datasets, "")``, datasets in the composite's order (``["samm", "smic"]`` for a CASME II GAN), or ``([],
         reason)`` when none may be used (a one-line reason naming the datasets and subjects that rule them out).
     """
+    from icegan.data.features import DATASETS, subject_dataset     # megc2019_htnet's datasets, in its order
+
     def dataset(s: str) -> str:
-        return s.split("/", 1)[0] if "/" in s else "casme2"
+        return subject_dataset(s) if "/" in s else "casme2"
     if trained_subjects is None:
         trained_subjects = list(cfg.data.train_subjects or [])
     if cfg.data.source == "prepared":
@@ -345,13 +344,13 @@ def _cross_dataset_datasets(cfg, trained_subjects: Sequence[str] | None,
         gan = {"casme2"}
     gan |= {dataset(s) for s in trained_subjects}
     evaluated = {dataset(s) for s in evaluated_subjects}
-    keep = [d for d in _COMPOSITE_DATASETS if d not in gan | evaluated]
+    keep = [d for d in DATASETS if d not in gan | evaluated]
     if keep:
         return keep, ""
     parts = [f"the GAN trained on {', '.join(sorted(gan))}"]
     if evaluated_subjects:
         parts.append(f"evaluates {', '.join(sorted(set(evaluated_subjects)))}")
-    return [], (f"{' and '.join(parts)}: no dataset of megc2019_htnet ({', '.join(_COMPOSITE_DATASETS)}) is left "
+    return [], (f"{' and '.join(parts)}: no dataset of megc2019_htnet ({', '.join(DATASETS)}) is left "
                 f"that holds none of their subjects, so no recognizer independent of them can be trained")
 
 
@@ -460,7 +459,8 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     and the reason in the key ``cross_dataset_skipped`` when ``megc2019_htnet`` is absent or no dataset remains
     (a fold GAN of the whole composite).
     Raises:
-        ValueError: no subjects to evaluate, or evaluated subjects overlap the training subjects; a
+        ValueError: no subjects to evaluate, an evaluated subject without pairs or a ``data`` folder without face
+            images (both before a recognizer is trained), or evaluated subjects overlap the training subjects; a
             ``data.source=prepared`` checkpoint's subjects absent from the CASME II folder ``data`` (named, with
             what to evaluate instead).
         FileNotFoundError: ``data`` is neither ``casme2`` nor an existing path (the message lists what
@@ -515,6 +515,12 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
                              f"{', '.join(named)}; the CASME II folder --data {data} has no pairs of them ({exc}): "
                              f"evaluate it on its own prepared data (--data casme2), or on a folder of onset face "
                              f"images") from None
+    pairs = None                # refused before a recognizer is trained: an evaluated subject without pairs ...
+    if is_casme and not (cfg.data.source == "prepared" and not own_prepared):
+        pairs = by_subjects(labelled_pairs(0), holdout)
+    elif not is_casme:          # ... or a folder without face images
+        from .pairs import list_face_files
+        list_face_files(data_p)
     recognizer = train_pairs = None
     try:
         train_pairs = labelled_pairs(cfg.data.apex_neighbors)
@@ -536,7 +542,8 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
             except FileNotFoundError as exc:
                 log.warning("no megc2019_htnet features (%s): cross-dataset controllability not computed", exc)
     if is_casme:
-        pairs = by_subjects(labelled_pairs(0), holdout)
+        if pairs is None:       # a prepared checkpoint on a CASME II folder: its training subjects' refusal first
+            pairs = by_subjects(labelled_pairs(0), holdout)
         trained_on = set() if recognizer is None else set(train_pairs.subjects)
         overlap = trained_on & set(pairs.subjects)
         if overlap:
