@@ -690,11 +690,12 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
     resumed (config.yaml is compared without its max_folds key, :func:`_config_conflict`: run.json holds the folds
     run). A ``max_folds`` run of k folds is EXTENDED by the same run with more folds (a larger max_folds, or 0 =
     all) when, and only when, its folds are the first k of the new run's, every other run.json key is equal, its
-    config.yaml differs from ``config`` only in the max_folds key and its k folds filled whole training groups of the new run (``group_size`` divides k: a grouped network's
-    scores depend on every fold of its group, while a fold trained alone is seeded by its index only): its finished
-    folds are then exactly the folds the new run computes first, and are kept (a note on stderr says so). run.json
-    (without ``folds_total`` once the run is whole) and config.yaml are then written for the new run. A smaller
-    max_folds into the folder of a larger run stays refused: its finished folds include folds that run does not run.
+    config.yaml differs from ``config`` only in the max_folds key and its k folds filled whole training groups of the
+    new run (``group_size`` divides k: a grouped network's scores depend on every fold of its group, while a fold
+    trained alone is seeded by its index only): its finished folds are then exactly the folds the new run computes
+    first, and are kept (a note on stderr says so). run.json (without ``folds_total`` once the run is whole) and
+    config.yaml are then written for the new run. A smaller max_folds into the folder of a larger run stays refused:
+    its finished folds include folds that run does not run.
 
     Args:
         out: the run folder. header: the run's run.json (:func:`_header`). config: its config (or None: not compared).
@@ -707,7 +708,6 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             unreadable run.json or config.yaml; the message says what differs and what to do (a provenance that
             differs with the config, e.g. another recognizer.module, is said with the config's keys).
     """
-    refuse_run_folder_conflict(out, "run.json")
     out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json"
     cfg_path = out / "config.yaml"
@@ -1500,7 +1500,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                 header["classes"] = list(classes)
             if provenance:
                 header["provenance"] = dict(provenance)
-            refuse_run_folder_conflict(out, "run.json")     # (again in _prepare_dir) before the folder is made
+            refuse_run_folder_conflict(out, "run.json")     # another kind of run's folder: before it is made
             lock.hold()         # makes the folder; LosoStateError while another process writes it
             _prepare_dir(out, header, config, 1 if fold_fn is not None else max(folds_per_call, 0))
             pred_csv = out / "predictions.csv"

@@ -174,9 +174,9 @@ class SuiteConfig:
             for m in e.members:
                 if m not in run_labels:
                     raise ValueError(f"ensemble '{e.label}': member '{m}' is not the label of a run ({run_labels})")
-            if e.weights is not None and len(e.weights) != len(e.members):
-                raise ValueError(f"ensemble '{e.label}': {len(e.weights)} weights for {len(e.members)} members")
             if e.weights is not None:               # icegan ensemble's rule, before any member trains
+                if len(e.weights) != len(e.members):
+                    raise ValueError(f"ensemble '{e.label}': {len(e.weights)} weights for {len(e.members)} members")
                 from icegan.ensemble import EnsembleError, mixing_weights
                 try:
                     mixing_weights(e.weights, len(e.members))

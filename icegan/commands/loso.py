@@ -512,8 +512,8 @@ def check_run(cfg: "LosoConfig", fs, said: Optional[set] = None):
     check_network_builds(cfg.model)                     # model.input_size fits the network's pooling
     check_custom_recognizer(cfg.model, fs.features, labels.n_classes)   # model.module builds, returns (B, K) logits
     au = load_action_units(cfg, fs)                     # model.au_weight: the sheets hold every clip
-    check_domain_adversarial(cfg, fs)                   # model.domain_adversarial: several datasets
-    check_domain_bn(cfg, fs)                            # model.domain_bn: each fold trains on its test dataset
+    check_domain_adversarial(cfg, fs, folds)            # model.domain_adversarial: several datasets
+    check_domain_bn(cfg, fs, folds)                     # model.domain_bn: each fold trains on its test dataset
     check_device(cfg)                                   # a device this machine has; workers > 1 only on the CPU
     return au
 
@@ -532,24 +532,27 @@ def check_device(cfg: "LosoConfig") -> None:
         raise ValueError(_workers_need_cpu(cfg.workers, f"{cfg.device} ({dev})"))
 
 
-def _fold_datasets(cfg: "LosoConfig", fs) -> list[tuple[str, list[str], list[str]]]:
+def _fold_datasets(cfg: "LosoConfig", fs, folds=None) -> list[tuple[str, list[str], list[str]]]:
     """``(held-out unit, datasets it tests, datasets it trains on)`` of every fold the run trains (its first
     ``max_folds`` when set), datasets sorted; a clip's dataset is its subject's prefix, as in the recognizer's domains
     (:func:`icegan.data.features.dataset_indices`). For :func:`check_domain_bn` and :func:`check_domain_adversarial`.
+    ``folds``: all the run's folds (:func:`icegan.protocol.make_folds` of ``fs``'s subjects, as :func:`check_run`
+    built them), cut here to ``max_folds``; None: built here.
     """
     import numpy as np
 
     from icegan.data.features import subject_dataset
     from icegan.protocol import make_folds
     subjects = fs.samples["subject"].tolist()
-    folds = make_folds(subjects, cfg.protocol, cfg.dataset)
+    if folds is None:
+        folds = make_folds(subjects, cfg.protocol, cfg.dataset)
     if cfg.max_folds > 0:
         folds = folds[:cfg.max_folds]
     ds = np.array([subject_dataset(s) for s in subjects])
     return [(f.subject, sorted(set(ds[f.test_idx].tolist())), sorted(set(ds[f.train_idx].tolist()))) for f in folds]
 
 
-def check_domain_bn(cfg: "LosoConfig", fs) -> None:
+def check_domain_bn(cfg: "LosoConfig", fs, folds=None) -> None:
     """For ``model.domain_bn``: every fold the run trains has training clips of each dataset it tests. A test clip is
     normalised with its own dataset's batch-norm statistics, gathered from the fold's training clips; a held-out
     subject that is the only subject of its dataset (CDE) would be normalised with statistics never trained and
@@ -558,11 +561,13 @@ def check_domain_bn(cfg: "LosoConfig", fs) -> None:
 
     Raises:
         ValueError: starting with the key, listing each such fold: ``mylab/s03 (tests mylab; trains on casme2)``.
+
+    ``folds``: the run's folds when already built (:func:`check_run`), else None (built here).
     """
     if not cfg.model.domain_bn:
         return
     lone = [f"{unit} (tests {', '.join(test)}; trains on {', '.join(train) or 'nothing'})"
-            for unit, test, train in _fold_datasets(cfg, fs) if set(test) - set(train)]
+            for unit, test, train in _fold_datasets(cfg, fs, folds) if set(test) - set(train)]
     if lone:
         raise ValueError(f"model.domain_bn=true normalises each test clip with its own dataset's batch-norm "
                          f"statistics, gathered from the fold's training clips, and {len(lone)} fold(s) train on no "
@@ -571,7 +576,7 @@ def check_domain_bn(cfg: "LosoConfig", fs) -> None:
                          f"that dataset, leave it out of data.datasets, or set model.domain_bn=false")
 
 
-def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
+def check_domain_adversarial(cfg: "LosoConfig", fs, folds=None) -> None:
     """For ``model.domain_adversarial`` > 0: every fold of the run trains on clips of at least two datasets, else there
     is no dataset to be invariant to: a CDE run over at least two datasets, each fold included (a held-out subject
     that is the only one of its dataset leaves its fold the other datasets only), or an HDE run over at least three
@@ -581,6 +586,8 @@ def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
         ValueError: an SDE run, a CDE run over fewer than two datasets or with a fold training on one (each such fold
             listed: ``mylab/s03 trains on casme2 only (mylab has no other subject)``), or an HDE run over fewer than
             three datasets of ``fs``'s clips (the message starts with the key).
+
+    ``folds``: the run's folds when already built (:func:`check_run`), else None (built here).
     """
     if cfg.model.domain_adversarial <= 0:
         return
@@ -598,7 +605,7 @@ def check_domain_adversarial(cfg: "LosoConfig", fs) -> None:
                          f"two datasets, or an HDE run over at least three (here protocol={cfg.protocol}, datasets "
                          f"{datasets}); set it to 0")
     one = [f"{unit} trains on {', '.join(train) or 'nothing'} only ({', '.join(test)} has no other subject)"
-           for unit, test, train in _fold_datasets(cfg, fs) if len(train) < 2]
+           for unit, test, train in _fold_datasets(cfg, fs, folds) if len(train) < 2]
     if one:
         raise ValueError(f"{key} learns features that carry less of the dataset, so every fold must train on at least "
                          f"two datasets; {len(one)} fold(s) train on one: {'; '.join(one)}; add subjects of those "
