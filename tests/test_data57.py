@@ -137,3 +137,17 @@ def test_the_sheet_lookup_finds_a_csv_beside_the_xlsx_name_xlsx_first(tmp_path):
                                          r"or each exported as .csv under the same name"):
         from icegan.data.composite import composite_from_sheets
         composite_from_sheets(ann)
+
+
+def test_action_units_read_the_csv_export_of_an_official_sheet(csv_sheets, shared_data):
+    """model.au_weight > 0 reads the clips' action units from the sheets by their official names: a folder holding
+    the CASME II sheet as its .csv export (read by `icegan data composite`) failed with 'not at ....xlsx'; it now gives
+    the same targets as the .xlsx."""
+    from icegan.data.action_units import action_unit_targets
+    args = (["casme2", "casme2", "samm"], ["sub01", "casme2/sub02", "006"], ["EP02_01f", "EP09_01", "006_1_2"])
+    t_csv, k_csv = action_unit_targets(*args, annotations=csv_sheets)
+    t_xlsx, k_xlsx = action_unit_targets(*args, annotations=shared_data / "annotations")
+    assert k_csv.tolist() == k_xlsx.tolist() and k_csv.any() and (t_csv == t_xlsx).all() and t_csv.sum() > 0
+    with pytest.raises(ValueError, match=r"clip 'EP99_99' of subject 'sub01' \(casme2\) is not in .*/csvann\d*/"
+                                         r"CASME2-coding-20140508\.csv"):
+        action_unit_targets(["casme2"], ["sub01"], ["EP99_99"], annotations=csv_sheets)

@@ -64,7 +64,8 @@ def action_unit_targets(datasets: Sequence[str], subjects: Sequence[str], clips:
         datasets: (N,) dataset of each clip (``casme2``, ``samm``; any other dataset, e.g. ``smic``, has none).
         subjects: (N,) subject of each clip, prefixed (``casme2/sub01``) or not (``sub01``, ``006``).
         clips: (N,) clip names as in the sheets (``EP02_01f``, ``006_1_2``).
-        annotations: folder holding the sheets under their official names (default
+        annotations: folder holding the sheets under their official names, or their CSV exports under the same
+            names with ``.csv`` (:func:`icegan.data.sheets.official_sheet_in`; default
             :func:`default_annotations_dir`); only the sheets of datasets present in ``datasets`` are read.
         units: the A action-unit numbers that become target columns, in this order.
 
@@ -76,7 +77,7 @@ def action_unit_targets(datasets: Sequence[str], subjects: Sequence[str], clips:
         FileNotFoundError: a needed sheet is missing (names the path).
         ValueError: a CASME II or SAMM clip is not in its sheet, or its sheet cell cannot be parsed (names the clip).
     """
-    from icegan.data.sheets import read_sheet
+    from icegan.data.sheets import official_sheet_in, read_sheet
 
     if not (len(datasets) == len(subjects) == len(clips)):
         raise ValueError(f"datasets, subjects and clips must have one entry per clip, got {len(datasets)}, "
@@ -85,8 +86,10 @@ def action_unit_targets(datasets: Sequence[str], subjects: Sequence[str], clips:
     col = {u: i for i, u in enumerate(units)}
     folder = Path(annotations) if annotations else default_annotations_dir()
     coded: dict[tuple[str, str, str], str] = {}
+    sheet_of: dict[str, Path] = {}
     for ds in sorted(set(datasets) & set(_AU_SHEETS)):
-        path = folder / _AU_SHEETS[ds]
+        path = official_sheet_in(folder, _AU_SHEETS[ds]) or folder / _AU_SHEETS[ds]     # the .xlsx or its .csv
+        sheet_of[ds] = path
         if not path.is_file():
             raise FileNotFoundError(f"the {ds} coding sheet is needed for its action units (model.au_weight > 0) "
                                     f"but is not at {path}; set data.annotations to the folder holding "
@@ -101,7 +104,7 @@ def action_unit_targets(datasets: Sequence[str], subjects: Sequence[str], clips:
         sub = str(sub).split("/", 1)[-1]
         key = (ds, sub, str(clip))
         if key not in coded:
-            raise ValueError(f"clip '{clip}' of subject '{sub}' ({ds}) is not in {folder / _AU_SHEETS[ds]}: its "
+            raise ValueError(f"clip '{clip}' of subject '{sub}' ({ds}) is not in {sheet_of[ds]}: its "
                              f"action units are unknown")
         units_i = parse_action_units(coded[key], where=f"{ds} clip '{clip}' of subject '{sub}'")
         if units_i is None:                     # not coded ('?' or empty): no targets, like a SMIC clip
