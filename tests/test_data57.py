@@ -75,7 +75,25 @@ def test_a_misfiled_smic_clip_folder_is_a_layout_problem_not_a_wrongly_labelled_
         {"clip": "smic/s2/micro/negative/s2_sur_02",
          "problem": f"clip folder {wrong_class}: its name says surprise, but it is in the negative folder; "
                     f"skipped (move it to s2's micro/surprise/ folder, or rename it if its name is the mistake)"}]
-    assert ds.disk_clips() == [("s1", "s1_ne_01"), ("s2", "take3"), ("s2", "S02_SUR_01")]
+    assert ds.disk_clips() == [("s1", "s1_ne_01"), ("s2", "take3"), ("s2", "S02_SUR_01"), ("s2", "s1_ne_05"),
+                               ("s2", "s2_sur_02")]
+
+
+def test_data_check_counts_a_misfiled_smic_clip_folder_on_disk_and_as_skipped(tmp_path, capsys):
+    """icegan data check skipped the misfiled folders but said 'clip folders on disk: 3' for 5 and 'skipped: 0' (its
+    JSON clips_skipped empty); they are now counted on disk and listed as skipped with their reason."""
+    import json
+    _smic_clip(tmp_path, "s1", "negative", "s1_ne_01")
+    _smic_clip(tmp_path, "s1", "negative", "s1_sur_02")
+    _smic_clip(tmp_path, "s2", "positive", "s1_po_01")
+    js = tmp_path / "check.json"
+    main(["data", "check", "--dataset", "smic", "--root", str(tmp_path), "--no-read-images", "--json", str(js)])
+    printed = capsys.readouterr().out
+    assert "clip folders on disk: 3" in printed and "skipped: 2" in printed
+    report = json.loads(js.read_text())
+    assert report["clip_folders_on_disk"] == 3 and report["clips_usable"] == 1
+    assert [(c["clip"], "name says" in c["reason"]) for c in report["clips_skipped"]] == [
+        ("smic/s1/micro/negative/s1_sur_02", True), ("smic/s2/micro/positive/s1_po_01", True)]
 
 
 def _sheet_as_csv(xlsx, csv_path):

@@ -501,6 +501,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
             ok_count += not ps
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
+    skipped += [{"clip": key, "reason": why} for key, why in getattr(ds, "skipped_clip_folders", [])]
     # listed once (for SMIC a listing also rebuilds the records and logs their layout problems)
     on_disk = ds.disk_clips()
     not_in_sheet = _not_in_sheet(ds, on_disk)

@@ -88,12 +88,14 @@ class SMIC:
 
     def disk_clips(self) -> list[tuple[str, str]]:
         """``(subject, clip)`` of every clip folder under ``<subject>/micro/<negative|positive|surprise>/``, in
-        :meth:`records` order; ``subject`` in lower case (``s1``), ``clip`` as on disk.
+        :meth:`records` order, then the misfiled ones it skipped (:attr:`skipped_clip_folders`); ``subject`` in lower
+        case (``s1``), ``clip`` as on disk.
 
         Walks the tree again through :meth:`records` (no apex spotting), which resets :attr:`layout_problems` and
         logs the layout problems once more.
         """
-        return [(r.subject.split("/")[-1], r.clip) for r in self.records()]
+        return ([(r.subject.split("/")[-1], r.clip) for r in self.records()]
+                + [(k.split("/")[1].lower(), k.rsplit("/", 1)[-1]) for k, _ in self.skipped_clip_folders])
 
     @staticmethod
     def check_scope(composite_only: bool) -> str:
@@ -114,12 +116,14 @@ class SMIC:
         :attr:`layout_problems` and logged, never silently dropped. So is a misfiled clip folder, whose name
         (``s2_sur_02``, :func:`icegan.data.sheets.smic_clip_name`) says another class than the class folder it is in,
         or another subject than its subject folder (which would put one person's clip in another's LOSO fold): it is
-        skipped, its key ``smic/<subject folder>/micro/<class folder>/<clip>``. A clip name not of that form takes
-        its class and subject from its folders.
+        skipped, its key ``smic/<subject folder>/micro/<class folder>/<clip>``, and listed with its reason in
+        :attr:`skipped_clip_folders` (``icegan data check`` counts it on disk and as skipped). A clip name not of that
+        form takes its class and subject from its folders.
         """
         from .spotting import spot_record_apex
         wanted = {s.split("/")[-1].lower() for s in subjects}
         self.layout_problems = []
+        self.skipped_clip_folders: list[tuple[str, str]] = []       # (key, reason) of misfiled clip folders
         out = []
         for s in self.subject_folders():
             if wanted and s.lower() not in wanted:
@@ -139,7 +143,9 @@ class SMIC:
                 for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
                     misfiled = self._misfiled(clip, number_name, emotion)
                     if misfiled:
-                        self._problem(f"smic/{s}/micro/{cdir.name}/{clip.name}", misfiled)
+                        key = f"smic/{s}/micro/{cdir.name}/{clip.name}"
+                        self._problem(key, misfiled)
+                        self.skipped_clip_folders.append((key, misfiled))
                         continue
                     numbers, paths, problems = list_frames(clip)
                     rec = ClipRecord(
