@@ -215,6 +215,15 @@ def test_generate_refuses_the_folder_of_the_onset_files(gen_setup, capsys):
     assert sorted(p.name for p in faces.iterdir()) == ["f0.png", "f1.png", "f2.png"]       # nothing written
 
 
+def test_generate_names_a_missing_onset_file_not_its_folder(gen_setup, capsys):
+    """A mistyped onset file (faces/f9.png, not there) with --out faces was refused as 'the folder of the --onset
+    file' instead of being named as missing."""
+    base, faces, _ = gen_setup
+    assert main(base + ["--onset", str(faces / "f9.png"), "--out", str(faces)]) == 2
+    err = capsys.readouterr().err
+    assert "f9.png" in err and "is the folder of the --onset file" not in err, err
+
+
 # ---- 7: the final line's lr
 
 def test_gan_train_done_line_shows_a_small_lr(fake_pairs, tmp_path, capsys):

@@ -266,7 +266,7 @@ def _check_out_not_onset(out: Path, onsets: list[str]) -> None:
         if o.is_dir() and o.resolve() == where:
             raise ValueError(f"--out {out} is the --onset folder {o}: a rerun would read the faces written there "
                              f"as onsets too; give another --out (a subfolder of it will do)")
-        if not o.is_dir() and o.parent.resolve() == where:      # the file's own folder, the one a glob lists
+        if o.is_file() and o.parent.resolve() == where:      # the file's own folder, the one a glob lists
             raise ValueError(f"--out {out} is the folder of the --onset file {o}: a rerun with that folder's images "
                              f"(e.g. the shell's {o.parent / '*'}{o.suffix}) would read the faces written there as "
                              f"onsets too; give another --out (a subfolder will do)")
