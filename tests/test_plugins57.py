@@ -4,7 +4,6 @@ with ``pkg`` in the working folder imports from the ``icegan`` console script as
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from _nan_flow import NAN_NET
