@@ -1303,14 +1303,27 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
             ``<suite>/flow_features``): a run whose maps another run of the same settings, clips and machine
             computed reads them instead of computing them again (:func:`_real_features`; the same bits).
     """
-    from icegan.protocol import run_loso
-
     _start_process(cfg)
     requested = resolve_device(cfg.device)
     distributed.init_from_env(device_type=requested.type)     # gloo for device=cpu, also on a GPU machine
     run_dir = Path(out) if out is not None else Path(cfg.out_dir) / cfg.name
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
+    from icegan.protocol import _RunFolderLock, refuse_run_folder_conflict
+    # one process writes a run folder at a time, from the start: a second one is refused before it computes features,
+    # writes skipped.csv or replaces features_real.pt; run_loso's own hold inside is then a no-op (re-entrant)
+    with _RunFolderLock(run_dir) as lock:
+        if distributed.is_main():
+            refuse_run_folder_conflict(run_dir, "run.json")     # another kind of run's folder: no .lock left in it
+            lock.hold()     # LosoStateError while another process writes the folder; released after write_summary
+        return _run_main_held(cfg, run_dir, requested, progress, executor, feature_cache)
+
+
+def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, progress: bool,
+                   executor: Optional[Any], feature_cache: str | Path | None) -> dict:
+    """:func:`run_main`'s work once it holds ``run_dir`` (rank 0; the other torchrun ranks hold nothing)."""
+    from icegan.protocol import run_loso
+
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = distributed.local_device(requested)

@@ -536,6 +536,10 @@ def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:
 #: (:class:`_RunFolderLock`); it stays in the folder (an advisory lock, nothing to clean up after a kill)
 LOCK_FILE = ".lock"
 
+#: the run folders this process holds (:class:`_RunFolderLock`): ``(pid, resolved folder)`` → how many holds are
+#: open (the pid: a forked child does not count as holding its parent's folders)
+_HELD: dict[tuple[int, str], int] = {}
+
 
 class _RunFolderLock:
     """A non-blocking exclusive ``fcntl.flock`` on ``out/.lock`` (:data:`LOCK_FILE`), taken by :meth:`hold` and
@@ -543,10 +547,15 @@ class _RunFolderLock:
     processes never write one run folder at once (before, both appended every clip to predictions.csv and exited 0).
     Only the process that writes the folder takes it (rank 0 under torchrun); worker processes (``workers``, Ray) only
     return scores, and inherit no lock (its descriptor is not inheritable and they are spawned). Where there is no
-    ``fcntl`` (Windows), or the file system has no locks, nothing is locked."""
+    ``fcntl`` (Windows), or the file system has no locks, nothing is locked.
+
+    Re-entrant within one process: a hold of a folder the process already holds (``run_main`` holds its run folder
+    from the start, then :func:`run_loso` holds it again) is a no-op, and its exit releases nothing; the outermost
+    hold's exit releases the folder. (A second ``flock`` descriptor in the same process would refuse the process
+    itself.)"""
 
     def __init__(self, out: Path):
-        self.out, self.fd = Path(out), None
+        self.out, self.fd, self.key = Path(out), None, None
 
     def hold(self) -> None:
         """Make the folder and lock it.
@@ -557,6 +566,11 @@ class _RunFolderLock:
         if fcntl is None:
             return
         self.out.mkdir(parents=True, exist_ok=True)
+        key = (os.getpid(), str(self.out.resolve()))
+        if key in _HELD:                    # this process holds it already (an outer hold): nothing to take
+            _HELD[key] += 1
+            self.key = key
+            return
         fd = os.open(self.out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -571,12 +585,20 @@ class _RunFolderLock:
                                  "and run the command again, or use another --out") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        self.fd = fd
+        self.fd, self.key = fd, key
+        _HELD[key] = 1
 
     def __enter__(self) -> "_RunFolderLock":
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.key is not None:
+            key, self.key = self.key, None
+            if self.fd is None:             # a nested hold: the outermost one releases the folder
+                if key in _HELD:
+                    _HELD[key] -= 1
+                return
+            _HELD.pop(key, None)
         if self.fd is not None:
             fd, self.fd = self.fd, None
             fcntl.flock(fd, fcntl.LOCK_UN)

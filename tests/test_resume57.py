@@ -177,3 +177,89 @@ def test_icegan_protocol_imports_and_runs_without_fcntl(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == str(len(_toy().samples))
+
+
+# ------------------------------------------------------- (3) the main job holds its folder from the start (re-entrant)
+
+class _Stop(Exception):
+    pass
+
+
+def _lock_taken_elsewhere(path):
+    """Whether a new descriptor (as another process would open) is refused an exclusive flock on ``path``."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_the_main_job_is_refused_before_any_work_when_another_process_writes_its_folder(tmp_path, monkeypatch):
+    """Before, run_main took the lock only inside run_loso: a second process first built its flow, computed every
+    flow feature, wrote skipped.csv and replaced the running run's features_real.pt, and only then was refused.
+    Now it is refused before building the flow or reading a clip, and leaves the folder as it was."""
+    from icegan import pipeline
+    from icegan.protocol import LosoStateError
+    calls = []
+
+    def record(name):
+        def fn(*a, **k):
+            calls.append(name)
+            raise _Stop(name)
+        return fn
+    for name in ("build_flow", "load_samples", "_real_features", "write_skipped"):
+        monkeypatch.setattr(pipeline, name, record(name))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "features_real.pt").write_bytes(b"the running run's")
+    holder = _hold_lock(out / ".lock")
+    try:
+        with pytest.raises(LosoStateError) as err:
+            pipeline.run_main(pipeline.load_main_config(None, ["device=cpu"]), out, progress=False)
+        assert str(out) in str(err.value) and f"pid {holder.pid}" in str(err.value)
+        assert calls == []
+        assert sorted(p.name for p in out.iterdir()) == [".lock", "features_real.pt"]
+        assert (out / "features_real.pt").read_bytes() == b"the running run's"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_main_job_holds_its_folder_while_it_reads_the_clips_and_releases_it_after_an_error(tmp_path, monkeypatch):
+    from icegan import pipeline
+    out = tmp_path / "run"
+    seen = []
+
+    def load_samples(*a, **k):
+        seen.append((_lock_taken_elsewhere(out / ".lock"), (out / ".lock").read_text().strip()))
+        raise _Stop()
+    monkeypatch.setattr(pipeline, "build_flow", lambda *a, **k: None)
+    monkeypatch.setattr(pipeline, "load_samples", load_samples)
+    with pytest.raises(_Stop):
+        pipeline.run_main(pipeline.load_main_config(None, ["device=cpu"]), out, progress=False)
+    assert seen == [(True, str(os.getpid()))]
+    assert not _lock_taken_elsewhere(out / ".lock")
+
+
+def test_a_folder_lock_is_re_entrant_in_one_process_and_released_at_the_outermost_exit(tmp_path):
+    """A nested hold of a folder this process holds (run_main, then run_loso inside it) is a no-op: before, its
+    flock on a second descriptor refused the process itself. Only the outermost exit releases the folder."""
+    from icegan.protocol import LOCK_FILE, _RunFolderLock
+    out = tmp_path / "r"
+    with _RunFolderLock(out) as outer:
+        outer.hold()
+        with _RunFolderLock(tmp_path / "." / "r") as inner:      # another spelling of the same folder
+            inner.hold()
+            with _RunFolderLock(out) as innermost:
+                innermost.hold()
+            assert _lock_taken_elsewhere(out / LOCK_FILE)
+        assert _lock_taken_elsewhere(out / LOCK_FILE)           # the nested exits released nothing
+        assert (out / LOCK_FILE).read_text().strip() == str(os.getpid())
+    assert not _lock_taken_elsewhere(out / LOCK_FILE)
+    with _RunFolderLock(out) as again:                           # and the process may take it again
+        again.hold()
+        assert _lock_taken_elsewhere(out / LOCK_FILE)
+    assert not _lock_taken_elsewhere(out / LOCK_FILE)
