@@ -191,22 +191,14 @@ def test_cached_faces_are_the_onset_apex_and_neighbour_frames(tmp_path):
     assert [row[c] for c in ("onset", "apex", "apex_m2", "apex_m1", "apex_p1", "apex_p2")] == [2, 5, 3, 4, 6, 7]
 
 
-def test_raw_mode_landmarks_are_in_key_frame_order(tmp_path, monkeypatch):
+def test_raw_mode_landmarks_are_in_key_frame_order(tmp_path, stand_in_faces):
     """Raw mode: landmarks.npy rows are onset, apex-2, apex-1, apex, apex+1, apex+2, each detected on its own frame
-    (here a stand-in detector marks every point with its frame's grey level) and mapped by the clip's alignment."""
+    (here the stand-in detector of conftest's stand_in_faces marks every point with its frame's grey level) and
+    mapped by the clip's alignment (the identity)."""
     import numpy as np
 
-    from icegan.data import align, landmarks
     from icegan.data import prepare as prep
     rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(_constant_clip(tmp_path))))[0]
-    face = np.random.default_rng(0).uniform(5, 35, (68, 2)).astype(np.float32)
-    monkeypatch.setattr(landmarks, "detect_faces", lambda img, detector="hog", upsample=None: [(0, 40, 40, 0)])
-    monkeypatch.setattr(landmarks, "landmarks_in_box", lambda img, box: face)
-    identity = align.Alignment(matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), native=40, angle_deg=0.0, landmarks=face,
-                               refined=True)
-    monkeypatch.setattr(align, "compute_alignment", lambda img, detector, margin, refine, landmarks=None: identity)
-    monkeypatch.setattr(landmarks, "landmarks_on_frames", lambda frames, detector="hog", known=None: (
-        np.stack([np.full((68, 2), float(f.mean()), np.float32) for f in frames]), np.arange(len(frames))))
     out = prep.process_clip(rec, "raw", prep._settings(prep.PrepareConfig(size=20, landmarks=True)))
     assert "error" not in out, out
     np.testing.assert_allclose(out["landmarks"][:, 0, 0], np.array([20, 30, 40, 50, 60, 70]) / 2)   # 20 / 40 px
