@@ -511,7 +511,8 @@ class NonFiniteFlowError(ValueError, FloatingPointError):
 def non_finite_flow_masks(flow: torch.Tensor, img1: torch.Tensor,
                           img2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Which pairs of a flow (B, 2, H, W) hold NaN or infinite values, and which pairs' images (B, C, H, W) are
-    finite: the detection of :func:`check_finite_flow` and :func:`icegan.pipeline.flow_maps`, each with its message.
+    finite: the detection of :func:`check_finite_flow` and :func:`icegan.pipeline.compute_flow_features`, each with
+    its message.
 
     When the flow is finite (the usual case) it costs one sum: any NaN or Inf makes the sum NaN or Inf (a sum
     overflowing float32 is only a false alarm, checked element-wise).
