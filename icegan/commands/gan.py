@@ -338,9 +338,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} is a file; --out is the folder the grids and report are written to")
     _check_checkpoint_arg(args.checkpoint)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    device = _device(args.device)
     metrics = run_eval(args.checkpoint, args.data, subjects=args.subjects, n_per_class=args.n_per_class,
-                       seed=args.seed, out_dir=args.out, device=device,
+                       seed=args.seed, out_dir=args.out, device=_device(args.device),
                        cross_dataset=args.cross_dataset)
     text = json.dumps(metrics, indent=1)
     if args.json:
