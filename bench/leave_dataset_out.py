@@ -9,9 +9,11 @@ dataset), metrics.md, per_subject.csv and confusion.png, and it works with ``ice
     icegan loso --config configs/features_ststnet.yaml --out runs/hde/G_s0 protocol=HDE model.shift_px=1 seed=0
 
 This script is kept because it measures the other path, a model saved by ``icegan fit`` and scored by
-``icegan predict`` from a feature table. The random forest gave the same per-clip probabilities on both paths (seed
-0); STSTNet does not, because ``icegan loso`` trains the three fold models in one grouped network whose mini-batches
-are drawn from all 442 clips (docs/benchmarks.md, "A model for new clips ..., and leaving one dataset out").
+``icegan predict`` from a feature table. ``icegan loso protocol=HDE`` trains each of its three folds alone, exactly as
+``icegan fit`` trains the recipe on those two datasets, so the two paths differ only through their seeds: a fold is
+seeded ``seed + 1000 × fold index`` (held-out CASME II is fold 0, the same seed on both paths). The STSTNet rows of
+docs/benchmarks.md ("A model for new clips ..., and leaving one dataset out") were recorded when HDE still trained
+the three folds in one grouped network.
 
 For each held-out dataset and seed, the recipes of the given configs are fitted on the composite's clips of the
 other datasets (``data.datasets``), then the held-out dataset's released maps are scored from a feature table that

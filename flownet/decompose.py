@@ -1,4 +1,4 @@
-"""Head / expression decomposition of facial optical flow: the classical (RANSAC affine) method.
+"""Head / expression decomposition of facial optical flow: the classical (RANSAC global-motion fit) method.
 
 DecFlow (``../shared/papers/facialflownet_decflow_supplement.txt``) splits the facial flow ``F_f`` of a
 face video into a head flow ``F_h`` and an expression flow ``F_e`` (supplement Fig. 5: "F_f, F_h and F_e
@@ -213,7 +213,8 @@ def decompose_ransac(flow: torch.Tensor, region: torch.Tensor | None = None,
 
 
 class RansacDecomposer:
-    """Any flow estimator + RANSAC affine decomposition, behind the estimator interface.
+    """Any flow estimator + RANSAC head-motion decomposition (similarity by default, or affine), behind the
+    estimator interface.
 
     ``decompose(img1, img2, region=None) -> dict`` (see :func:`decompose_ransac`); ``estimate`` returns
     the total flow (the base estimator's), so this object is also a plain estimator.
@@ -285,7 +286,8 @@ class ComponentEstimator:
 
 
 def get_decomposer(method: str = "ransac", base="tvl1", weights=None, device="cpu", **kwargs):
-    """A decomposer by name: ``"ransac"`` (``base`` estimator + RANSAC affine) or ``"learned"`` (DecFlow).
+    """A decomposer by name: ``"ransac"`` (``base`` estimator + RANSAC similarity/affine fit) or ``"learned"``
+    (DecFlow).
 
     Args:
         method: "ransac" | "learned".
