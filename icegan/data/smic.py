@@ -81,10 +81,18 @@ class SMIC:
         raise DatasetLayoutError(f"{root}: no SMIC-HS subject folders found (expected e.g. "
                                  f"SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106114.bmp)")
 
+    @staticmethod
+    def subject_id(name: str) -> str:
+        """The subject a SMIC-HS subject folder name is (:meth:`looks_like_subject`): ``s`` and its number without
+        leading zeros, in lower case (``s01``, ``S1`` → ``s1``), as its clip names say it
+        (:func:`icegan.data.sheets.smic_clip_name`); another name in lower case."""
+        return f"s{int(name[1:])}" if SMIC.looks_like_subject(name) else name.lower()
+
     def subject_folders(self) -> list[str]:
-        """Subject folder names in the root, as written on disk (``s1``, ``S2``), sorted by subject number."""
+        """Subject folder names in the root, as written on disk (``s1``, ``S2``, ``s01``), sorted by subject number;
+        of folders naming one subject (``s1`` and ``s01``), the one named as :meth:`subject_id` says first."""
         return sorted((p.name for p in self.root.iterdir() if p.is_dir() and self.looks_like_subject(p.name)),
-                      key=lambda s: int(s[1:]))
+                      key=lambda s: (int(s[1:]), s != self.subject_id(s), s))
 
     def disk_clips(self) -> list[tuple[str, str]]:
         """``(subject, clip)`` of every clip folder under ``<subject>/micro/<negative|positive|surprise>/``, in
@@ -119,17 +127,27 @@ class SMIC:
         skipped, its key ``smic/<subject folder>/micro/<class folder>/<clip>``, and listed with its reason in
         :attr:`skipped_clip_folders` (``icegan data check`` counts it on disk and as skipped). A clip name not of that
         form takes its class and subject from its folders.
+
+        A subject is ``smic/s<number>`` without leading zeros (:meth:`subject_id`: folder ``s01`` is ``smic/s1``). Of
+        two folders naming one subject (``s1`` and ``s01``, ``s1`` and ``S1``: two copies merged) the first of
+        :meth:`subject_folders` is read and the other is not: a layout problem keyed ``smic/<folder>`` names both.
         """
         from .spotting import spot_record_apex
-        wanted = {s.split("/")[-1].lower() for s in subjects}
+        wanted = {self.subject_id(s.split("/")[-1]) for s in subjects}
         self.layout_problems = []
         self.skipped_clip_folders: list[tuple[str, str]] = []       # (key, reason) of misfiled clip folders
         out = []
+        read_as: dict[str, str] = {}                           # s1 → the folder read as subject s1
         for s in self.subject_folders():
-            if wanted and s.lower() not in wanted:
+            number_name = self.subject_id(s)                   # s1 for s1, S1, s01 (one person, one LOSO subject)
+            if wanted and number_name not in wanted:
                 continue
-            name = s.lower()                                   # smic/s1 whatever the folder's case
-            number_name = f"s{int(s[1:])}"                     # s1 (subject_folders keeps names s<digits> only)
+            if number_name in read_as:
+                self._problem(f"smic/{s}", f"subject folders {self.root / read_as[number_name]} and {self.root / s} "
+                                           f"both name subject {number_name}: {s} is not read (keep one folder per "
+                                           f"subject: move its clips into {read_as[number_name]})")
+                continue
+            read_as[number_name] = s
             micro = find_dir(self.root / s, "micro")
             if not micro.is_dir():
                 self._problem(f"smic/{s}", f"no 'micro' folder in {self.root / s}")
@@ -149,7 +167,7 @@ class SMIC:
                         continue
                     numbers, paths, problems = list_frames(clip)
                     rec = ClipRecord(
-                        dataset="smic", subject=f"smic/{name}", clip=clip.name, emotion=emotion,
+                        dataset="smic", subject=f"smic/{number_name}", clip=clip.name, emotion=emotion,
                         class3=CLASS3_IDS[emotion],
                         onset=numbers[0] if numbers else None, apex=None,
                         offset=numbers[-1] if numbers else None,
