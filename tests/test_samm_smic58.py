@@ -45,3 +45,58 @@ def test_smic_two_folders_of_one_subject_are_refused_naming_both(tmp_path):
     rep = check_dataset("smic", tmp_path, read_images=False)
     assert rep.subjects == {"smic/s1": 1}
     assert [p["clip"] for p in rep.clips_with_problems] == ["smic/s01"]
+
+
+def _samm_copy(tmp_path, rows, on_disk=("007_4_2",)):
+    """A SAMM copy: ``SAMM/<subject>/<clip>`` folders of the clips ``on_disk`` (frames onset..offset of their row) and
+    ``annotations/SAMM_Micro_FACS_Codes_v2.xlsx`` holding ``rows`` (subject, clip, onset, apex, offset, emotion)."""
+    import openpyxl
+    (tmp_path / "annotations").mkdir()
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Action Units",
+               "Estimated Emotion", "Objective Classes"])
+    for subject, clip, onset, apex, offset, emotion in rows:
+        ws.append([subject, clip, onset, apex, offset, "4", emotion, 7 if emotion == "Other" else 1])
+        if clip in on_disk:
+            folder = tmp_path / "SAMM" / subject / clip
+            folder.mkdir(parents=True)
+            for n in range(onset, offset + 1):
+                cv2.imwrite(str(folder / f"{subject}_{n:05d}.jpg"), np.full((20, 24), n % 200, np.uint8))
+    wb.save(tmp_path / "annotations" / "SAMM_Micro_FACS_Codes_v2.xlsx")
+    return tmp_path / "SAMM"
+
+
+def _prepare(tmp_path, *specs):
+    from icegan.data import prepare as prep
+    return prep.prepare_dataset(prep.PrepareConfig(datasets=list(specs), cache_root=str(tmp_path / "cache"), size=16,
+                                                   workers=1, progress=False))
+
+
+def test_prepare_without_a_usable_clip_says_why_per_dataset(tmp_path):
+    """A SAMM copy whose clips are all 'Other' under the default composite_only: true: prepare said 'see the warnings
+    above' with nothing above; it now says how many sheet rows it found, that none is a composite clip and how to
+    prepare them all. A composite clip whose subject folder is missing is counted as skipped, and the warnings
+    named."""
+    from icegan.data import prepare as prep
+    root = _samm_copy(tmp_path, [("007", "007_4_2", 100, 103, 106, "Other")])
+    spec = prep.DatasetSpec(name="samm", root=str(root), mode="cropped")
+    with pytest.raises(prep.PrepareError) as err:
+        _prepare(tmp_path, spec)
+    assert str(err.value) == (
+        f"prepare: no usable clip in the configured datasets: datasets.0 (samm, root {root}, mode cropped): 1 sheet "
+        f"row, 0 of them composite clips (composite_only: true keeps the MEGC2019 negative/positive/surprise clips "
+        f"only; set composite_only: false to prepare every sheet row)")
+    other = tmp_path / "other"
+    other.mkdir()
+    root = _samm_copy(other, [("007", "007_4_2", 100, 103, 106, "Other"), ("008", "008_1_1", 10, 12, 14, "Anger"),
+                              ("008", "008_1_2", 20, 22, 24, "Happiness")])
+    with pytest.raises(prep.PrepareError) as err:
+        _prepare(other, prep.DatasetSpec(name="samm", root=str(root), mode="cropped"))
+    assert str(err.value) == (
+        f"prepare: no usable clip in the configured datasets; see the warnings above: datasets.0 (samm, root {root}, "
+        f"mode cropped): 3 sheet rows, 2 of them composite clips, all 2 skipped (2 of subjects whose folder is not on "
+        f"disk)")
+    p = _prepare(other, prep.DatasetSpec(name="samm", root=str(root), mode="cropped", composite_only=False,
+                                         subjects=["007"]))
+    assert list(p.manifest["key"]) == ["samm/007/007_4_2"]

@@ -209,13 +209,40 @@ def _expand(path: Optional[str]) -> Optional[str]:
     return path.replace("{data_root}", str(default_data_root()))
 
 
-def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None) -> list[ClipRecord]:
+def _no_clip_text(found: dict, kept: int, missing: int, problems: int, layout: int) -> str:
+    """Why a dataset entry gave no clip to prepare, from what :func:`dataset_records` ``found`` and the counts of its
+    records ``kept`` by the filters, of those skipped for a ``missing`` subject folder or for ``problems`` of their
+    frames or cells, and of the loader's ``layout`` problems: ``"1 sheet row, 0 of them composite clips
+    (composite_only: true keeps ...; set composite_only: false to prepare every sheet row)"``."""
+    n, what = found["listed"], found["what"]
+    parts = [f"{n} {what}{'' if n == 1 else 's'}"]
+    if found["composite_only"]:
+        parts.append(f"{found['in_scope']} of them composite clips"
+                     + (" (composite_only: true keeps the MEGC2019 negative/positive/surprise clips only; set "
+                        "composite_only: false to prepare every sheet row)" if n and not found["in_scope"] else ""))
+    if kept != found["in_scope"]:
+        parts.append(f"{kept} kept by the subjects/clips filters")
+    if kept:
+        why = [f"{missing} of subjects whose folder is not on disk" if missing else "",
+               f"{problems} for problems of their frames or sheet cells" if problems else ""]
+        parts.append(f"all {kept} skipped ({', '.join(w for w in why if w)})")
+    if layout:
+        parts.append(f"{layout} folder or cell problem{'' if layout == 1 else 's'} skipped")
+    return ", ".join(parts)
+
+
+def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = None,
+                    found: Optional[dict] = None) -> list[ClipRecord]:
     """Clip records of one :class:`DatasetSpec` (filters applied, SMIC apex not yet spotted).
 
     Args:
         spec: the dataset entry.
         layout_problems: when given, the loader's folder problems (SMIC: a class folder that is no class, a subject
             without ``micro/``) are appended to it as ``{"key", "reason"}``, for the skipped list.
+        found: when given, filled with what the loader found before the filters, for the error of a dataset that
+            yields no clip: ``"listed"`` (count), ``"what"`` (``"sheet row"``, ``"clip folder"`` (SMIC) or
+            ``"listed clip"``), ``"in_scope"`` (records before the ``subjects`` / ``clips`` filters) and
+            ``"composite_only"`` (whether ``composite_only`` narrowed the listing: a sheet's, with it true).
 
     Raises:
         PrepareError: a ``subjects`` or ``clips`` filter names something the dataset does not hold (a typo would
@@ -225,6 +252,11 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
     ds = _loader(spec.name, _expand(spec.root), _expand(spec.annotations))
     recs = ds.records(composite_only=spec.composite_only)
     problems = getattr(ds, "layout_problems", [])             # keys like "smic/s2/micro/happy": of subject s2
+    if found is not None:
+        sheet = hasattr(ds, "sheet_rows")
+        found.update(in_scope=len(recs), composite_only=sheet and spec.composite_only,
+                     listed=len(ds.sheet_rows()) if sheet else len(recs) + len(getattr(ds, "skipped_clip_folders", [])),
+                     what="sheet row" if sheet else "clip folder" if spec.name == "smic" else "listed clip")
 
     def subject(key: str) -> str:                               # "casme2/sub01" (or a problem's key) → "sub01"
         return key.split("/")[1]
@@ -866,7 +898,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     process whatever ``workers``, faster than a pool can start.
 
     Raises:
-        PrepareError: no dataset configured, no clip could be prepared, or a clip key is in two dataset entries (e.g.
+        PrepareError: no dataset configured, no clip could be prepared (the message says for each dataset entry how
+            many sheet rows or clip folders it found and why none is usable: outside the composite classes under
+            ``composite_only: true``, left out by the filters, skipped), or a clip key is in two dataset entries (e.g.
             the raw and the cropped CASME II both holding sub01: said before any clip is prepared, naming both entries
             and the key).
         DatasetLayoutError / FileNotFoundError / SheetError: a root or sheet is unusable.
@@ -884,11 +918,14 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     def entry(i: int) -> str:
         s = cfg.datasets[i]
         return f"datasets.{i} ({s.name}, root {s.root}, mode {s.mode})"
+    unused: list[str] = []                 # why each dataset entry gave no clip, for the error when none did
     for i_spec, spec in enumerate(cfg.datasets):
         first_task = len(tasks)
         layout: list[dict] = []
-        recs = dataset_records(spec, layout)
+        found: dict = {}
+        recs = dataset_records(spec, layout, found)
         skipped += layout                  # folders the loader could not read as clips (logged by the loader)
+        n_skipped = len(skipped)
         missing_subj: dict[str, int] = {}
         not_folders: dict[str, str] = {}        # subject → what stands where its folder belongs (a file, a link)
         for r in recs:
@@ -920,6 +957,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             log.warning("%s: subject folders not on disk, their clips skipped: %s%s", spec.name,
                         ", ".join(f"{s} ({n}{'; ' + not_folders[s] if s in not_folders else ''})"
                                   for s, n in sorted(missing_subj.items())), hint)
+        if len(tasks) == first_task:
+            unused.append(f"{entry(i_spec)}: " + _no_clip_text(found, len(recs), sum(missing_subj.values()),
+                                                                len(skipped) - n_skipped - sum(missing_subj.values()),
+                                                                len(layout)))
         if spec.mode == "cropped":
             note = whole_frames_note(spec.name, [r for r, _ in tasks[first_task:]])
             if note:
@@ -942,7 +983,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         hit.skipped = pd.concat([pd.DataFrame(skipped, columns=["key", "reason"]), failed], ignore_index=True)
         return hit
     if not tasks:
-        raise PrepareError("prepare: no usable clip in the configured datasets; see the warnings above")
+        warned = bool(skipped)             # each skipped clip and folder problem was logged as a warning
+        raise PrepareError(f"prepare: no usable clip in the configured datasets"
+                           f"{'; see the warnings above' if warned else ''}: {'; '.join(unused)}")
     results: dict[str, dict] = _read_partial(partial, tasks)
     todo = [(rec, mode) for rec, mode in tasks if rec.key not in results]
     if results:
