@@ -100,3 +100,28 @@ def test_prepare_without_a_usable_clip_says_why_per_dataset(tmp_path):
     p = _prepare(other, prep.DatasetSpec(name="samm", root=str(root), mode="cropped", composite_only=False,
                                          subjects=["007"]))
     assert list(p.manifest["key"]) == ["samm/007/007_4_2"]
+
+
+def test_smic_frames_loose_in_a_class_folder_are_a_layout_problem(tmp_path):
+    """Frames sitting directly in micro/negative/ (no clip folder) were dropped without a word and data check said 0
+    problems: they are a layout problem naming the folder, counted by data check and named by prepare."""
+    from icegan.data import prepare as prep
+    hs = tmp_path / "HS"
+    _clip(hs / "s1" / "micro" / "positive" / "s1_po_01")
+    loose = _clip(hs / "s2" / "micro" / "negative", first=106114, n=4)
+    (loose / "._reg_image106114.bmp").write_bytes(b"")              # macOS metadata: not a frame, not counted
+    (loose / "notes.txt").write_text("x")
+    ds = SMIC(tmp_path)
+    assert [r.key for r in ds.records()] == ["smic/s1/s1_po_01"]
+    assert ds.layout_problems == [{"clip": "smic/s2/micro/negative", "problem": (
+        f"{loose} holds 4 frame files (reg_image106114.bmp, reg_image106115.bmp, reg_image106116.bmp, ...) directly, "
+        f"not in a clip folder: they are not read (put each clip's frames in a folder of their own, named like "
+        f"s2_ne_01)")}]
+    rep = check_dataset("smic", tmp_path, read_images=False)
+    assert [p["clip"] for p in rep.clips_with_problems] == ["smic/s2/micro/negative"]
+    (hs / "s1").rename(tmp_path / "away")
+    with pytest.raises(prep.PrepareError) as err:
+        _prepare(tmp_path, prep.DatasetSpec(name="smic", root=str(tmp_path), mode="cropped"))
+    assert str(err.value) == (f"prepare: no usable clip in the configured datasets; see the warnings above: "
+                              f"datasets.0 (smic, root {tmp_path}, mode cropped): 0 clip folders, 1 layout problem "
+                              f"(folders or sheet cells not read)")

@@ -227,7 +227,7 @@ def _no_clip_text(found: dict, kept: int, missing: int, problems: int, layout: i
                f"{problems} for problems of their frames or sheet cells" if problems else ""]
         parts.append(f"all {kept} skipped ({', '.join(w for w in why if w)})")
     if layout:
-        parts.append(f"{layout} folder or cell problem{'' if layout == 1 else 's'} skipped")
+        parts.append(f"{layout} layout problem{'' if layout == 1 else 's'} (folders or sheet cells not read)")
     return ", ".join(parts)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from .base import DatasetLayoutError, find_dir, missing_root_message
-from .records import CLASS3_IDS, ClipRecord, list_frames
+from .records import CLASS3_IDS, FRAME_EXTENSIONS, ClipRecord, list_frames
 from .sheets import smic_clip_name
 
 log = logging.getLogger("icegan.data")
@@ -120,8 +120,9 @@ class SMIC:
             spot_apex: spot the apex now (reads every frame; ~seconds per clip); otherwise
                 ``apex`` is None and ``apex_method`` is ``"unspotted"``.
 
-        Folders that are not ``micro/<negative|positive|surprise>/<clip>`` are reported in
-        :attr:`layout_problems` and logged, never silently dropped. So is a misfiled clip folder, whose name
+        Folders that are not ``micro/<negative|positive|surprise>/<clip>``, and frame files lying in a class folder
+        itself (no clip folder), are reported in :attr:`layout_problems` and logged, never silently dropped. So is a
+        misfiled clip folder, whose name
         (``s2_sur_02``, :func:`icegan.data.sheets.smic_clip_name`) says another class than the class folder it is in,
         or another subject than its subject folder (which would put one person's clip in another's LOSO fold): it is
         skipped, its key ``smic/<subject folder>/micro/<class folder>/<clip>``, and listed with its reason in
@@ -158,6 +159,14 @@ class SMIC:
                     self._problem(f"smic/{s}/micro/{cdir.name}",
                                   f"class folder '{cdir.name}' is not one of {SMIC_CLASSES}; skipped")
                     continue
+                loose = sorted(p.name for p in cdir.iterdir() if p.is_file() and not p.name.startswith("._")
+                               and p.suffix.lower() in FRAME_EXTENSIONS)
+                if loose:                                      # frames of a clip whose folder is missing
+                    self._problem(f"smic/{s}/micro/{cdir.name}",
+                                  f"{cdir} holds {len(loose)} frame files ({', '.join(loose[:3])}"
+                                  f"{', ...' if len(loose) > 3 else ''}) directly, not in a clip folder: they are not "
+                                  f"read (put each clip's frames in a folder of their own, named like "
+                                  f"{number_name}_{emotion[:3] if emotion == 'surprise' else emotion[:2]}_01)")
                 for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
                     misfiled = self._misfiled(clip, number_name, emotion)
                     if misfiled:
