@@ -3,6 +3,8 @@ subject folders, frames loose in a class folder, a prepare that finds no usable 
 near-miss name, and runs that cover different clips."""
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -125,3 +127,21 @@ def test_smic_frames_loose_in_a_class_folder_are_a_layout_problem(tmp_path):
     assert str(err.value) == (f"prepare: no usable clip in the configured datasets; see the warnings above: "
                               f"datasets.0 (smic, root {tmp_path}, mode cropped): 0 clip folders, 1 layout problem "
                               f"(folders or sheet cells not read)")
+
+
+def test_sheet_not_found_names_a_near_miss_file(tmp_path):
+    """The SAMM sheet saved by a browser as '... (1).xlsx' next to the data: data check and prepare said 'not found'
+    and listed the paths tried, never the file that is there; they now name it, as icegan data composite does."""
+    from icegan.data import prepare as prep
+    root = _samm_copy(tmp_path, [("007", "007_4_2", 100, 103, 106, "Anger")])
+    ann = tmp_path / "annotations"
+    (ann / "SAMM_Micro_FACS_Codes_v2.xlsx").rename(ann / "SAMM_Micro_FACS_Codes_v2 (1).xlsx")
+    hint = (f"{ann} holds SAMM_Micro_FACS_Codes_v2 (1).xlsx: if that is the sheet, save it as "
+            f"{ann / 'SAMM_Micro_FACS_Codes_v2.xlsx'}")
+    with pytest.raises(FileNotFoundError) as err:
+        check_dataset("samm", root, read_images=False)
+    assert str(err.value).startswith("annotation sheet SAMM_Micro_FACS_Codes_v2.xlsx (or "
+                                     "SAMM_Micro_FACS_Codes_v2.csv) not found (looked in [")
+    assert hint in str(err.value) and str(err.value).count(" holds ") == 1
+    with pytest.raises(FileNotFoundError, match=re.escape(hint)):
+        _prepare(tmp_path, prep.DatasetSpec(name="samm", root=str(root), mode="cropped"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..paths import default_data_root, shared_data_root_or_none, unexpanded_note
-from .composite import composite_class, composite_emotion, unknown_emotion
+from .composite import composite_class, composite_emotion, sheet_lookalikes, unknown_emotion
 from .records import ClipRecord, list_frames, subject_number
 from .sheets import SheetRow, official_sheet_in, read_sheet, sheet_names
 
@@ -54,8 +54,9 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
     its parents (up to two levels) or an ``annotations/`` folder beside them.
 
     Raises:
-        FileNotFoundError: ``explicit`` does not exist, or nothing was found (message lists where
-            it looked and how to pass the sheet).
+        FileNotFoundError: ``explicit`` does not exist, or nothing was found (message lists where it looked, the
+            files there named as the sheet but for case, extension or a suffix such as `` (1)``
+            (:func:`icegan.data.composite.sheet_lookalikes`), and how to pass the sheet).
     """
     if explicit is not None:
         p = Path(explicit)
@@ -65,15 +66,16 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
         if not p.is_file():
             raise FileNotFoundError(f"annotation sheet not found: {p}. {_SHEET_HINT.format(name=name)}")
         return p
-    looked = []
+    looked, alike = [], []
     for base in [root, root.parent, root.parent.parent]:
         for folder in (base, base / "annotations"):
             looked.append(str(folder / name))
             found = official_sheet_in(folder, name)
             if found is not None:
                 return found
-    raise FileNotFoundError(f"annotation sheet {name} (or {sheet_names(name)[1]}) not found (looked in {looked}). "
-                            f"{_SHEET_HINT.format(name=name)}")
+            alike += sheet_lookalikes(folder, name)         # a browser's "... (1).xlsx", another case, an .xls
+    raise FileNotFoundError(f"annotation sheet {name} (or {sheet_names(name)[1]}) not found (looked in {looked}"
+                            + (f"; {'; '.join(alike)}" if alike else "") + f"). {_SHEET_HINT.format(name=name)}")
 
 
 def find_dir(parent: Path, name: str) -> Path:
