@@ -363,7 +363,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         the resamples that draw none of them).
 
     Raises:
-        ValueError: entries over different clips or labels, with ``stratify`` entries that put a subject in
+        ValueError: entries over different clips or labels (the message names the first differing
+            ``subject/clip label y``), with ``stratify`` entries that put a subject in
             different datasets (:func:`check_same_datasets`), fewer than two subjects, a bad baseline, resamples
             < 100, or a confidence outside (0, 1) (:func:`check_bootstrap_settings`).
     """
@@ -384,8 +385,14 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
                              f"{ref.confusions.shape[-1]} ({ref.label_set}, data.labels): runs of different label "
                              "sets cannot be compared")
         if not s.clips.equals(ref.clips):
-            raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels; a paired comparison "
-                             "needs the same LOSO over the same data")
+            from icegan.ensemble import _first_diff          # icegan ensemble's words for the same refusal
+
+            def rows(c: pd.DataFrame) -> list[str]:
+                return [f"{subj}/{clip} label {y}" for subj, clip, y in c[["subject", "clip", "y_true"]].to_numpy()]
+            a, b = rows(s.clips), rows(ref.clips)
+            count = f"{len(a)} vs {len(b)} clips, " if len(a) != len(b) else ""
+            raise ValueError(f"'{s.label}' and '{ref.label}' cover different clips or labels ({count}first difference "
+                             f"{_first_diff(a, b)}); a paired comparison needs the same LOSO over the same data")
     if stratify:            # the strata are the baseline's datasets: every entry must agree on them
         check_same_datasets([ref, *(s for k, s in enumerate(sets) if k != baseline)])
     n_subj = len(ref.subjects)

@@ -145,3 +145,35 @@ def test_sheet_not_found_names_a_near_miss_file(tmp_path):
     assert hint in str(err.value) and str(err.value).count(" holds ") == 1
     with pytest.raises(FileNotFoundError, match=re.escape(hint)):
         _prepare(tmp_path, prep.DatasetSpec(name="samm", root=str(root), mode="cropped"))
+
+
+def _run_set(label, rows):
+    """A RunSet of one run over ``rows`` (subject, clip, y_true), each clip predicted right."""
+    import pandas as pd
+    from icegan.significance import RunSet
+    clips = pd.DataFrame(rows, columns=["subject", "clip", "y_true"])
+    subjects = sorted(clips["subject"].unique())
+    conf = np.zeros((1, len(subjects), 3, 3), int)
+    for s, _, y in rows:
+        conf[0, subjects.index(s), y, y] += 1
+    return RunSet(label, [], subjects, conf, clips, False)
+
+
+def test_compare_of_runs_over_different_clips_names_the_first_difference():
+    """compare refused runs that 'cover different clips or labels' without naming a clip (the same SMIC maps under
+    the MEGC2019 table's ids smic/s01, s01_ne_01 and the loader's smic/s1, s1_ne_01); it now names the first
+    differing row, as icegan ensemble does."""
+    from icegan.significance import bootstrap_compare
+    table = [("smic/s01", "s01_ne_01", 0), ("smic/s02", "s02_po_01", 1), ("smic/s03", "s03_sur_01", 2)]
+    loader = [("smic/s1", "s1_ne_01", 0), ("smic/s2", "s2_po_01", 1), ("smic/s3", "s3_sur_01", 2)]
+    with pytest.raises(ValueError) as err:
+        bootstrap_compare([_run_set("table", table), _run_set("loader", loader)], resamples=100)
+    assert str(err.value) == ("'loader' and 'table' cover different clips or labels (first difference "
+                              "'smic/s1/s1_ne_01 label 0' vs 'smic/s01/s01_ne_01 label 0'); a paired comparison "
+                              "needs the same LOSO over the same data")
+    relabelled = table[:2] + [("smic/s03", "s03_sur_01", 1)]
+    with pytest.raises(ValueError, match=r"\(first difference 'smic/s03/s03_sur_01 label 1' vs "
+                                         r"'smic/s03/s03_sur_01 label 2'\)"):
+        bootstrap_compare([_run_set("table", table), _run_set("relabelled", relabelled)], resamples=100)
+    with pytest.raises(ValueError, match=r"\(2 vs 3 clips, first difference in length\)"):
+        bootstrap_compare([_run_set("table", table), _run_set("fewer", table[:2])], resamples=100)
