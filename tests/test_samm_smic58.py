@@ -177,3 +177,45 @@ def test_compare_of_runs_over_different_clips_names_the_first_difference():
         bootstrap_compare([_run_set("table", table), _run_set("relabelled", relabelled)], resamples=100)
     with pytest.raises(ValueError, match=r"\(2 vs 3 clips, first difference in length\)"):
         bootstrap_compare([_run_set("table", table), _run_set("fewer", table[:2])], resamples=100)
+
+
+def test_a_new_cache_of_other_size_does_not_spot_the_smic_apex_again(tmp_path, monkeypatch):
+    """The spotted apex depends on the clip's frames, the method and the detector, never on the size: a second
+    prepare that only changes the size takes it from spotted_apex.json beside the caches (spotting costs seconds per
+    clip); a clip whose frame files changed, or another method, is spotted again."""
+    import os
+
+    from icegan.data import prepare as prep
+    from icegan.data import spotting
+    calls = []
+    real = spotting.spot_record_apex
+
+    def counted(rec, *a, **kw):
+        calls.append(rec.key)
+        return real(rec, *a, **kw)
+    monkeypatch.setattr(spotting, "spot_record_apex", counted)
+    rng = np.random.default_rng(0)
+    hs = tmp_path / "HS"
+    for clip in ("s1/micro/negative/s1_ne_01", "s2/micro/surprise/s2_sur_01"):
+        (hs / clip).mkdir(parents=True)
+        base = (rng.random((40, 40)) * 255).astype(np.uint8)
+        for t in range(5):
+            cv2.imwrite(str(hs / clip / f"reg_image{10 + t}.bmp"), np.roll(base, t * (4 - t), axis=1))
+
+    def prepare(size, method="dis"):
+        cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="smic", root=str(tmp_path))],
+                                 cache_root=str(tmp_path / "cache"), size=size, workers=1, progress=False,
+                                 apex_spotting=method)
+        return prep.prepare_dataset(cfg).manifest
+    first = prepare(16)
+    assert sorted(calls) == ["smic/s1/s1_ne_01", "smic/s2/s2_sur_01"]
+    second = prepare(20)
+    assert len(calls) == 2                                          # not spotted again
+    cols = ["key", "apex", "apex_method", "notes"]
+    assert second[cols].equals(first[cols]) and (first["apex_method"] != "unspotted").all()
+    frame = hs / "s2/micro/surprise/s2_sur_01/reg_image12.bmp"
+    os.utime(frame, ns=(frame.stat().st_atime_ns, frame.stat().st_mtime_ns + 10**9))
+    prepare(24)
+    assert calls[2:] == ["smic/s2/s2_sur_01"]                       # its frames changed: spotted again, alone
+    prepare(24, "middle")
+    assert len(calls) == 5                                          # another method: both spotted

@@ -55,7 +55,7 @@ from typing import Collection, Iterator, Literal, Optional
 import numpy as np
 import pandas as pd
 
-from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale
+from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale, write_text_whole
 
 from ..csv_names import csv_quoting, read_csv_names
 from ..paths import default_data_root, shared_data_root
@@ -351,6 +351,60 @@ def key_settings(settings: dict, tasks: list[tuple[ClipRecord, str]]) -> dict:
 #: removed once it is older than :data:`STALE_TMP_SECONDS` (:data:`flownet.io.STALE_TMP_SECONDS`, an hour: a process
 #: of the same number on another machine sharing the folder is given time to finish its few-second write)
 _PROBE_PIDS = PROBE_PIDS
+
+
+#: the apexes spotted in clips without one (SMIC), in a cache root beside its caches: ``{clip key: {"inputs",
+#: "apex", "apex_method"}}`` (:func:`_spot_inputs`), so that a cache of the same clips in another size, colour or
+#: mode does not spot them again (seconds per clip)
+SPOTTED_APEX_FILE = "spotted_apex.json"
+
+
+def _spot_inputs(rec: ClipRecord, settings: dict) -> str:
+    """SHA-1 of what the apex :func:`icegan.data.spotting.spot_record_apex` spots in ``rec`` depends on: the method
+    (``apex_spotting``), the ``detector`` (its face mask), the onset and offset, and each frame file of the span it
+    reads (path, size, mtime); not the cache's size, colour or mode, which it is never given."""
+    h = hashlib.sha1(json.dumps([settings["apex_spotting"], settings["detector"], rec.onset, rec.offset]).encode())
+    for _, path in rec.spotting_span():
+        st = path.stat()
+        h.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
+def _read_spotted(root: Path) -> dict:
+    """The apexes spotted before (:data:`SPOTTED_APEX_FILE` in ``root``); ``{}`` when there is none or it does not
+    read as JSON (it is only a shortcut: its clips are spotted again)."""
+    try:
+        got = json.loads((root / SPOTTED_APEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
+def _with_spotted_before(rec: ClipRecord, settings: dict, known: dict) -> ClipRecord:
+    """``rec`` with the apex spotted before in the same frame files by the same method and detector (``known``:
+    :func:`_read_spotted`), as :func:`icegan.data.spotting.spot_record_apex` would give it; ``rec`` itself when it has
+    an apex or none was spotted in these inputs."""
+    from .spotting import with_spotted_apex
+    entry = known.get(rec.key)
+    if rec.apex is not None or not isinstance(entry, dict) or entry.get("inputs") != _spot_inputs(rec, settings):
+        return rec
+    try:
+        return with_spotted_apex(rec, entry["apex"], entry["apex_method"], settings["apex_spotting"])
+    except (KeyError, ValueError, TypeError):          # an entry edited by hand: spotted again
+        return rec
+
+
+def _keep_spotted(root: Path, tasks: list[tuple[ClipRecord, str]], results: dict[str, dict], settings: dict) -> None:
+    """Add the apexes spotted in ``tasks`` without one (their ``results``' records) to :data:`SPOTTED_APEX_FILE` in
+    ``root`` (written whole; entries of other clips kept)."""
+    new = {rec.key: {"inputs": _spot_inputs(rec, settings), "apex": int(res["record"].apex),
+                     "apex_method": res["record"].apex_method}
+           for rec, _ in tasks if rec.apex is None and "error" not in (res := results[rec.key])}
+    known = _read_spotted(root)
+    if all(known.get(k) == v for k, v in new.items()):
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    write_text_whole(root / SPOTTED_APEX_FILE, json.dumps({**known, **new}, indent=1, sort_keys=True))
 
 
 def _remove_stale_tmp(root: Path, digest: str) -> None:
@@ -890,7 +944,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     spotted on the first or last frame searched, :func:`icegan.data.spotting.edge_apex_note`); one that cannot be
     read or is of another size is also logged as a warning naming its file and the frame used instead, when the clip
     is prepared. A dataset in ``cropped`` mode (the default of a dataset entry) whose frames look like whole recordings
-    (:func:`whole_frames_note`) is warned about once, naming an example clip.
+    (:func:`whole_frames_note`) is warned about once, naming an example clip. The apex spotted in a clip without one
+    (SMIC) is kept in ``spotted_apex.json`` in the cache root (:data:`SPOTTED_APEX_FILE`) and taken from there by a
+    later cache of the same frame files, method and detector (another size, colour or mode), not spotted again.
 
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see :func:`worker_context`), so a
     script calling this must guard its entry point with ``if __name__ == "__main__":`` (as for any non-fork
@@ -987,7 +1043,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         raise PrepareError(f"prepare: no usable clip in the configured datasets"
                            f"{'; see the warnings above' if warned else ''}: {'; '.join(unused)}")
     results: dict[str, dict] = _read_partial(partial, tasks)
-    todo = [(rec, mode) for rec, mode in tasks if rec.key not in results]
+    # an apex spotted before in the same frames (another size, colour, mode) is not spotted again; the digest above
+    # is of the records without it, as the cache they make is the same
+    known = _read_spotted(root) if any(rec.apex is None for rec, _ in tasks) else {}
+    todo = [(_with_spotted_before(rec, settings, known), mode) for rec, mode in tasks if rec.key not in results]
     if results:
         log.info("prepare: resuming: %d of %d clips were prepared by a run that stopped (%s)", len(results),
                  len(tasks), partial)
@@ -1005,6 +1064,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             _keep_partial(partial, res)
             results[res["key"]] = res
             bar.update()
+    _keep_spotted(root, tasks, results, settings)
     rows, onset, apex, neigh, lms, seqs = [], [], [], [], [], []
     for rec, mode in tasks:
         res = results[rec.key]

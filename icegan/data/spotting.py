@@ -165,9 +165,22 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     # "middle": the middle of the clip, not of the frames present (a gap would shift it)
     idx, name, _ = spot_apex_index(frames, method=method, detector=detector, numbers=numbers, onset=record.onset,
                                    offset=record.offset)
+    return with_spotted_apex(record, numbers[idx], name, method)
+
+
+def with_spotted_apex(record: ClipRecord, apex: int, name: str, method: SpotMethod) -> ClipRecord:
+    """Copy of ``record`` with the apex ``apex`` (a frame number of its :meth:`ClipRecord.spotting_span`) spotted by
+    ``method`` (``name``: :func:`spot_apex_index`'s name of it, the ``apex_method``), with its :func:`edge_apex_note`
+    (flow methods only): what :func:`spot_record_apex` returns, for an apex spotted before (the preprocessing's
+    ``spotted_apex.json``, :func:`icegan.data.prepare.prepare_dataset`).
+
+    Raises:
+        ValueError: ``apex`` is not a frame of the span.
+    """
+    numbers = [n for n, _ in record.spotting_span()]
+    idx = numbers.index(apex)
     note = edge_apex_note(record, numbers, idx) if method != "middle" else None
-    return dataclasses.replace(record, apex=numbers[idx], apex_method=name,
-                               notes=record.notes + ((note,) if note else ()))
+    return dataclasses.replace(record, apex=apex, apex_method=name, notes=record.notes + ((note,) if note else ()))
 
 
 def middle_frame_index(numbers: Sequence[int], onset: Optional[int] = None, offset: Optional[int] = None) -> int:
