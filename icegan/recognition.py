@@ -338,12 +338,20 @@ def inner_val_masks(subjects: Sequence[str], train_masks: np.ndarray, fraction: 
 
     Returns:
         (train, val) bool masks (G, N); disjoint, both inside ``train_masks``; no subject is split.
+
+    Raises:
+        ValueError: a model with fewer than 2 training subjects (the message says 2 are needed), or a ``fraction``
+            that would take all of them (the message says to lower it).
     """
     subj = np.asarray(subjects)
     tr, va = train_masks.copy(), np.zeros_like(train_masks)
     for g in range(train_masks.shape[0]):
         names = np.unique(subj[train_masks[g]])
         k = max(1, int(round(fraction * len(names))))
+        if len(names) < 2:      # no fraction leaves a subject to train on: lowering it cannot help
+            raise ValueError(f"inner validation would take all {len(names)} training subject(s): it holds out whole "
+                             f"subjects and needs at least 2 training subjects, got {len(names)}; train on more "
+                             f"subjects or set inner_val_fraction=0 (no early stopping)")
         if k >= len(names):
             raise ValueError(f"inner validation would take all {len(names)} training subjects; lower inner_val_fraction")
         pick = rng.choice(names, size=k, replace=False)
@@ -358,7 +366,7 @@ def inner_val_split(subjects: Sequence[str], train_idx: np.ndarray, fraction: fl
     subjects of ``train_idx`` moved to validation (:func:`inner_val_masks` with ``np.random.default_rng(seed)``).
 
     Raises:
-        ValueError: the split would leave no training subject (as :func:`inner_val_masks`).
+        ValueError: fewer than 2 training subjects, or a split that would leave none (as :func:`inner_val_masks`).
     """
     mask = np.zeros((1, len(subjects)), dtype=bool)
     mask[0, np.asarray(train_idx)] = True

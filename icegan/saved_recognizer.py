@@ -41,7 +41,7 @@ from icegan.metrics import CLASS_NAMES
 from icegan.paths import config_hint
 
 __all__ = ["FORMAT", "VERSION", "SavedRecognizerError", "save_recognizer", "load_recognizer", "training_record",
-           "maps_provenance", "maps_differ"]
+           "maps_provenance", "maps_differ", "is_model_file"]
 
 FORMAT = "icegan-recognizer"
 VERSION = 1
@@ -216,6 +216,19 @@ def _is_recognizer(payload: Any) -> bool:
     return isinstance(payload, dict) and payload.get("format") == FORMAT
 
 
+def is_model_file(path: str | Path) -> bool:
+    """Whether ``path`` is an existing file that :func:`save_recognizer` wrote (any format version; read with
+    ``weights_only``, never running the file's code). A missing file, a folder, another torch file or any other file
+    is not (False); nothing is raised."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return _is_recognizer(_read_payload(path))
+    except Exception:                 # not a torch file, or a pickle of other objects: not ours either way
+        return False
+
+
 def check_model_output(path: str | Path) -> Path:
     """Check, before training, that ``icegan fit --out path`` may write there: not a folder, not a file a run wrote
     (:func:`icegan.paths.check_output_file`), and an existing file only if it is an icegan recognizer (which
@@ -232,11 +245,7 @@ def check_model_output(path: str | Path) -> Path:
     from icegan.paths import check_output_file
     path = check_output_file(path, "--out", "model.pt")
     if path.exists():
-        try:
-            ours = _is_recognizer(_read_payload(path))
-        except Exception:                 # not a torch file, or a pickle of other objects: not ours either way
-            ours = False
-        if not ours:
+        if not is_model_file(path):
             raise ValueError(f"--out {path} exists and is not an icegan model file (made by `icegan fit`); it would be "
                              f"replaced: give another --out, or delete it first")
     return path

@@ -26,8 +26,9 @@ __all__ = ["register", "fit", "predict_table", "as_trained"]
 FIT_EPILOG = """\
 The recipe is the config's, as `icegan loso` runs it (model.*, seed, device, threads), trained once on every clip
 its data section lists (data.source=megc2019_htnet: the 442 composite clips; data.source=table: your table;
-protocol=SDE with dataset=NAME: that dataset's clips only; protocol=HDE is refused: fit on the datasets you
-choose with data.datasets=[...] and score the held-out one with icegan predict). model.seeds=N trains N members
+protocol=SDE with dataset=NAME: that dataset's clips only, dataset=NAME being refused under protocol=CDE as by
+`icegan loso`; protocol=HDE is refused: fit on the datasets you choose with data.datasets=[...] and score the
+held-out one with icegan predict). Training clips of fewer than 2 classes are refused. model.seeds=N trains N members
 whose probabilities are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early
 stopping, as in a LOSO fold. Options that need LOSO folds or other inputs are refused: oracle_epoch,
 model.noise_filter, model.domain_bn, model.domain_adversarial, model.au_weight, data.synthetic_per_clip,
@@ -103,9 +104,12 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
 
     Raises:
         ValueError: a setting ``icegan fit`` cannot apply (named, with the reason); ``protocol=SDE`` without a
-            ``dataset`` held by the data; ``protocol=HDE`` (a model is fitted on chosen datasets:
-            ``data.datasets``); bad input as :func:`icegan.commands.loso.load_feature_set`; a custom
-            network that fails its check.
+            ``dataset`` held by the data; a ``dataset`` under ``protocol=CDE`` (as ``icegan loso`` refuses it);
+            ``protocol=HDE`` (a model is fitted on chosen datasets: ``data.datasets``); training clips of fewer than
+            2 classes (the table or source and the class counts named: such a model predicts one class always);
+            ``model.inner_val_fraction`` > 0 with fewer than 2 training subjects
+            (:func:`icegan.recognition.inner_val_masks`); bad input as
+            :func:`icegan.commands.loso.load_feature_set`; a custom network that fails its check.
         FileNotFoundError: missing features.
     """
     import numpy as np
@@ -123,6 +127,9 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     for key, on, why in _UNSUPPORTED:
         if on(cfg):
             raise ValueError(f"icegan fit cannot apply {key} ({why}); set it to its default for a fitted model")
+    if cfg.protocol == "CDE" and cfg.dataset is not None:      # as icegan loso (make_folds): never silently ignored
+        raise ValueError(f"protocol CDE runs over all datasets; dataset={cfg.dataset!r} applies to SDE only (to fit on "
+                         f"one dataset's clips: protocol=SDE dataset={cfg.dataset}, or data.datasets=[...])")
     if cfg.threads > 0:
         limit_threads(cfg.threads)
     fs = load_feature_set(cfg.data)
@@ -135,6 +142,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
                              f"{sorted(set(fs.samples['dataset']))})")
         fs = fs.replace(keep=keep)
     classes = get_label_set(cfg.data.labels).classes
+    _check_two_classes(cfg, fs.labels.tolist(), classes)
     absent = absent_classes(classes, fs.labels.tolist())
     if absent:                   # a model of these clips never predicts such a class: say so before training
         print(f"warning: no training clip is of class {', '.join(absent)} (data.labels={cfg.data.labels}): the model "
@@ -162,6 +170,30 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     save_recognizer(out, fitted, to_dict(cfg), record, recognizer_provenance(cfg.model), describe_environment(),
                     classes=classes)
     return fitted, {**record, "seconds": seconds}
+
+
+def _check_two_classes(cfg, labels: list, classes) -> None:
+    """Refuse training clips of fewer than 2 classes: a model fitted on one class predicts it for every clip (and
+    scikit-learn's logistic regression fails with its own message).
+
+    Args:
+        cfg: the fit's :class:`icegan.commands.loso.LosoConfig` (its data section names the clips' table or source).
+        labels: (N,) int class id of every training clip. classes: the label set's class names, in id order.
+
+    Raises:
+        ValueError: fewer than 2 classes among ``labels``; names the table (``data.table``) or the source, the SDE
+            dataset if any, and each class's count.
+    """
+    counts = [labels.count(k) for k in range(len(classes))]
+    held = sum(n > 0 for n in counts)
+    if held >= 2:
+        return
+    where = cfg.data.table if cfg.data.source == "table" else f"data.source={cfg.data.source}"
+    scope = f" of dataset {cfg.dataset}" if cfg.protocol == "SDE" and cfg.dataset else ""
+    raise ValueError(f"{where}: the {len(labels)} training clips{scope} hold {'one class' if held else 'no class'} "
+                     f"({', '.join(f'{c} {n}' for c, n in zip(classes, counts))}): a model needs clips of at least 2 "
+                     f"classes (fitted on fewer than 2 classes, it predicts one class for every clip); check the "
+                     f"label column and the data's datasets (data.datasets, dataset)")
 
 
 def predict_table(models: list, table: str | Path, normalize: str = "auto", weights=None, device: str = "cpu"):
@@ -348,6 +380,37 @@ def _check_out_is_no_input(args: argparse.Namespace) -> None:
                              f"--out a new file, e.g. {out.with_name(out.stem + '_predictions.csv')}")
 
 
+def _check_out_replaces_no_model_or_table(out: str | Path) -> None:
+    """Refuse a predict ``--out`` that exists and is an icegan model file (:func:`icegan.saved_recognizer.
+    is_model_file`) or a feature table (a CSV whose header has a ``path`` column): the predictions would replace a
+    trained model or a table of clips, as ``icegan fit`` never replaces a file that is not a model. An earlier
+    predictions CSV (no ``path`` column) and any other file are replaced.
+
+    Raises:
+        ValueError: naming ``--out``, what it is and what to give instead.
+    """
+    import csv
+
+    from icegan.saved_recognizer import is_model_file
+    out = Path(out)
+    if not out.is_file():
+        return
+    what = None
+    if is_model_file(out):
+        what = "an icegan model file (made by `icegan fit`)"
+    else:
+        try:
+            with open(out, newline="", encoding="utf-8-sig") as f:
+                header = next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            header = []
+        if "path" in {str(c).strip().lower() for c in header}:
+            what = "a feature table (it has a path column)"
+    if what is not None:
+        raise ValueError(f"--out {out} is {what}; the predictions would replace it: give --out a new file, e.g. "
+                         f"{out.with_name(out.stem + '_predictions.csv')}")
+
+
 @one_line_errors("icegan predict")
 def _predict_main(args: argparse.Namespace) -> int:
     from icegan.labels import label_set_of_classes
@@ -359,6 +422,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     from flownet.devices import resolve_device
     check_output_file(args.out, "--out", "predictions.csv")   # never over a LOSO run's predictions.csv
     _check_out_is_no_input(args)
+    _check_out_replaces_no_model_or_table(args.out)
     resolve_device(args.device, "--device")                   # a device this machine lacks: named by its flag, now
     out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
                                      device=args.device)
@@ -445,7 +509,8 @@ def register(subparsers) -> None:
                    help="a model file from `icegan fit`; repeat to average several (e.g. STSTNet and a forest)")
     q.add_argument("--table", metavar="CSV", required=True,
                    help="feature table of the clips to score (dataset, subject, clip, path; label optional)")
-    q.add_argument("--out", metavar="CSV", required=True, help="predictions file to write")
+    q.add_argument("--out", metavar="CSV", required=True,
+                   help="predictions file to write (an earlier one is replaced; a model file or feature table is not)")
     q.add_argument("--weights", metavar="W", nargs="+", type=number(), default=None,
                    help="one non-negative weight per --model (default: equal)")
     q.add_argument("--normalize", choices=("auto", "none", "minmax"), default="auto",
