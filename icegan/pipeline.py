@@ -21,7 +21,7 @@ One LOSO fold (data flow of ``../shared/DESIGN.md``):
 4. **Augmentation.** Class-balanced synthetic apexes for the training onsets
    (:func:`icegan.gan.synthesis.balanced_augmentation`: every class filled to (1 + ``gan.synthetic_ratio``) × the
    largest real class count; none when the ratio is 0), their flow features, and a sample grid
-   ``folds/<subject>/samples.png``.
+   ``folds/<dataset>_<subject>/samples.png``.
 5. **Recognizer** (Off-TANet by default; STSTNet; or the discriminator's ExpCaps on apex faces)
    trained on real + synthetic features of the training subjects only; scores of the held-out
    subject's real clips are returned to :func:`icegan.protocol.run_loso`, which pools them into
@@ -214,8 +214,9 @@ class FlowSection:
             feature-cache key, so editing the network never reuses features of the old one.
         weights: weights file of the learned method, or ``shipped:<name>`` for a named shipped checkpoint
             (None = shipped ``facial``: SRFlowNet and LiteFlowNet2 only; :func:`flownet.registry.resolve_weights`).
-        iters: SRFlowNet / RAFT refinement iterations (None = the weights' default).
-        batch_size: pairs per flow batch.
+        iters: SRFlowNet / RAFT refinement iterations (None = the weights' default; also DecFlow's with
+            ``decompose=learned``); refused with another method, which has none.
+        batch_size: pairs per flow batch (>= 1).
         precision: inference precision of a learned method's flow: ``fp32`` (default), ``bf16`` (autocast;
             faster on CPUs with AVX512-BF16/AMX and on GPUs; mean EPE within 0.005 px of fp32 in
             docs/benchmarks.md) or ``auto`` (bf16 where native). Part of the feature-cache key; ignored by ``tvl1`` / ``farneback`` and by the joint
@@ -266,13 +267,18 @@ class FlowSection:
             raise ValueError(f"flow.module={self.module!r} is read only with flow.method=custom, not {self.method}")
         if self.iters is not None and self.method == "custom":
             raise ValueError("flow.iters applies to srflownet and RAFT; a custom network's factory sets its own")
+        if self.iters is not None and self.method not in ("srflownet", "raft_small", "raft_large", "custom"):
+            # build_flow passes it to those alone (and to DecFlow, which needs srflownet): it would change the run's
+            # config and feature-cache key for nothing
+            raise ValueError(f"flow.iters={self.iters} is not used by flow.method={self.method} (it sets the "
+                             f"refinement iterations of srflownet and RAFT); leave it null")
         if isinstance(self.input_size, int) and self.input_size < 8:
             raise ValueError(f"flow.input_size must be 'auto', 'native' or a side >= 8 pixels, got {self.input_size}")
         if self.tta != "none" and self.method in ("tvl1", "farneback"):
             raise ValueError(f"flow.tta={self.tta} applies to the learned methods, not flow.method={self.method}")
         if self.tta != "none" and self.component != "total" and self.decompose == "learned":
             raise ValueError("flow.tta does not apply to flow.decompose=learned (DecFlow computes its own flow)")
-        check_ranges(self, "flow", at_least={"iters": 0, "batch_size": 0})
+        check_ranges(self, "flow", at_least={"iters": 0, "batch_size": 1})
 
 
 @dataclass
@@ -342,12 +348,37 @@ def _check_custom_code(cfg: MainConfig) -> None:
         raise ConfigError(str(exc)) from None
 
 
+def _check_generator_widths(cfg: MainConfig) -> None:
+    """Refuse ``gan.base_channels`` / ``gan.max_channels`` that give the generator a level it cannot normalise.
+
+    The generator (:class:`icegan.models.generator.Generator`) has ``log2(data.img_size) - 1`` levels of width
+    ``min(base_channels * 2^i, max_channels)``, and normalises each with ``GroupNorm(min(8, C), C)``, which needs
+    ``C`` <= 8 or a multiple of 8. (The discriminator's widths take any value: InstanceNorm.)
+
+    Raises:
+        ConfigError: the first level that fails, naming the key that sets it (``gan.max_channels`` where it is the cap)
+            and every level's width.
+    """
+    g = cfg.gan
+    widths = [min(g.base_channels * 2 ** i, g.max_channels) for i in range(int(math.log2(cfg.data.img_size)) - 1)]
+    i = next((i for i, w in enumerate(widths) if w > 8 and w % 8), None)
+    if i is not None:
+        bad = widths[i]
+        key, value = ("base_channels", g.base_channels) if g.base_channels * 2 ** i <= g.max_channels else \
+            ("max_channels", g.max_channels)
+        raise ConfigError(f"gan.{key}={value} gives the generator a level of {bad} channels (its levels at "
+                          f"data.img_size={cfg.data.img_size}: {', '.join(map(str, widths))}), which its GroupNorm "
+                          f"of 8 groups cannot split: every width min(gan.base_channels * 2^i, gan.max_channels) "
+                          f"must be <= 8 or a multiple of 8 (e.g. gan.base_channels=8, 16 or 32)")
+
+
 def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig:
     """Load and validate a main-job config (``path`` None: the shipped ``demo.yaml``, the repository's
     ``configs/demo.yaml``, also in an installed wheel: :func:`icegan.paths.shipped_config`).
 
     Raises:
-        ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys); with
+        ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys), e.g. generator widths
+            its GroupNorm cannot split (:func:`_check_generator_widths`); with
             ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
             other than ``gray`` given as an override (the command line, a suite's overrides), or in the file at a
             value other than the key's default (the main job prepares its faces at ``data.img_size``, in gray,
@@ -368,6 +399,8 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
         from icegan.data.prepare import refuse_replaced_prepare
         refuse_replaced_prepare(cfg.data.prepare, s, path, overrides, "the main job", "the side of every stage",
                                 "its flow, GAN and maps take one channel")
+    if cfg.gan.enabled:
+        _check_generator_widths(cfg)    # a width GroupNorm cannot split: a message now, not a traceback in fold 1
     if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:
         raise ConfigError(f"gan.motion_prior={cfg.gan.motion_prior} is the starting flow of the motion head: "
                           "set gan.motion_head=true (or gan.motion_prior=none)")
@@ -1087,6 +1120,24 @@ def _flow_networks(estimator) -> list:
     return out
 
 
+def _drop_optimiser_states(ckpt: Path, epochs: int) -> None:
+    """Rewrite a fold's GAN checkpoint ``ckpt`` (``folds/<dataset>_<subject>/gan/checkpoints/last.pt``) without its
+    Adam states (``opt_g``, ``opt_d``: two thirds of the file, 26 of 39 MB at the shipped widths) once it holds all
+    ``epochs``: a finished fold's GAN never trains again (a run resumed with another ``gan.epochs`` is refused), and
+    the readers of the file, ``icegan gan eval`` / ``generate`` (:func:`icegan.gan.trainer.load_checkpoint`) and
+    the fold scored again after its predictions row was lost (:func:`icegan.gan.trainer.train_gan`, which resumes at
+    its last epoch), need its models alone. Atomic (a kill keeps the old file); no file or states, or an epoch short
+    of ``epochs``: left as it is."""
+    if not ckpt.is_file():
+        return
+    from flownet.models.state_dict import read_torch_file, save_torch_file
+    payload = read_torch_file(ckpt, "the fold's GAN checkpoint", weights_only=False)
+    if not isinstance(payload, dict) or int(payload.get("epoch", 0)) < epochs \
+            or not any(k.startswith("opt_") for k in payload):
+        return
+    save_torch_file({k: v for k, v in payload.items() if not k.startswith("opt_")}, ckpt)
+
+
 class FoldRunner:
     """Callable ``fold → scores`` for :func:`icegan.protocol.run_loso` (one LOSO fold of the main job)."""
 
@@ -1222,6 +1273,8 @@ class FoldRunner:
         finally:
             if writer is not None:
                 writer.close()
+        if distributed.is_main():
+            _drop_optimiser_states(fold_dir / "gan" / "checkpoints" / "last.pt", gcfg.train.epochs)
         g = state.generator.eval()
         # class-balanced augmentation for the training onsets
         counts = torch.bincount(y_tr, minlength=self.n_classes)
@@ -1291,9 +1344,10 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     """Run (or resume) the main job and return its ``metrics.json`` content.
 
     Writes into ``out`` (default ``<cfg.out_dir>/<cfg.name>``): config.yaml, predictions.csv,
-    metrics.json/.md, confusion.png, tb/, folds/<subject>/samples.png and GAN checkpoints,
+    metrics.json/.md, confusion.png, tb/, folds/<dataset>_<subject>/samples.png and GAN checkpoints (a finished
+    fold's without optimiser states),
     features_real.pt, timing.json, and skipped.csv when some clips of the data section are not in the run (key,
-    reason); then refreshes ``summary.md`` in the parent folder.
+    reason); then refreshes ``summary.md`` in the parent folder (not one it did not write: :func:`write_summary`).
 
     Args:
         executor: where the folds run: None (one after another here) or a fold map such as
@@ -1482,15 +1536,38 @@ def _summary_row(d: Path, metrics_path: Path) -> Optional[tuple]:
     return d.name, _describe(cfg), metrics, o, secs
 
 
-def write_summary(runs_root: str | Path) -> Path:
+#: the first line of the summary.md that :func:`write_summary` writes: a file that starts otherwise is not its own
+SUMMARY_HEADING = "# Runs compared"
+
+
+def write_summary(runs_root: str | Path) -> Optional[Path]:
     """Write ``<runs_root>/summary.md``: one row per finished run folder (metrics.json + config.yaml)
     comparing the configurations (data, flow, recognizer, GAN skip path, joint loss, UF1, UAR, time). A run that is not
     honest says so beside its name (``(ORACLE epoch)``, ``(NOT leak-free)`` or both,
     :func:`icegan.report.selection_word`). A folder that cannot be read (:func:`_summary_row`: a config.yaml or
     metrics.json cut short, or not a mapping) is left out with one warning naming it: the summary is written at the
-    end of every train.py run over the folders beside its own, which must not end that run."""
+    end of every train.py run over the folders beside its own, which must not end that run.
+
+    An existing summary.md is replaced only when it starts with this function's heading (``# Runs compared``): a file
+    of another origin (``--out ~/exp1`` puts it in the home folder, where a user's own summary.md may lie) is kept,
+    with one warning naming it, and nothing is written.
+
+    Returns:
+        the summary's path, or None when a summary.md not written here was kept.
+    """
     import yaml
     root = Path(runs_root)
+    path = root / "summary.md"
+    if path.exists():
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                own = fh.readline().rstrip("\r\n") == SUMMARY_HEADING
+        except OSError:
+            own = False
+        if not own:
+            log.warning("%s is not written by train.py (it does not start with %r): kept as it is, not replaced by "
+                        "the summary of the runs beside this one", path, SUMMARY_HEADING)
+            return None
     rows = []
     for m in sorted(root.glob("*/metrics.json")):
         d = m.parent
@@ -1502,7 +1579,7 @@ def write_summary(runs_root: str | Path) -> Path:
             continue
         if row is not None:
             rows.append(row)
-    lines = ["# Runs compared", "",
+    lines = [SUMMARY_HEADING, "",
              "Pooled LOSO predictions of each run (UF1/UAR as in MEGC2019). "
              "Selection: final epoch unless the run says ORACLE."
              + (" NOT leak-free: the run's flow network trained on real frames of held-out subjects."
@@ -1518,7 +1595,6 @@ def write_summary(runs_root: str | Path) -> Path:
                      f"{desc['flow']} | {desc['recognizer']} | {desc['GAN']} | {desc['joint']} | "
                      f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | "
                      f"{'?' if secs is None else f'{secs:.0f}'} |")
-    path = root / "summary.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

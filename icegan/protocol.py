@@ -1577,10 +1577,13 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             if fold_fn is not None:
                 if fold_map is None:
                     from icegan.executors import sequential_map as fold_map
+                if todo:                    # the fold that trains now (a pool: the first one not yet back)
+                    bar.set_postfix_str(todo[0].subject)
                 for fold, scores in fold_map(fold_fn, todo):
-                    bar.set_postfix_str(fold.subject)
                     record(fold, scores)
                     bar.update(1)
+                    if (left := next((f for f in todo if f.subject not in finished), None)) is not None:
+                        bar.set_postfix_str(left.subject)
             else:
                 k = len(folds) if folds_per_call <= 0 else folds_per_call
                 groups = [folds[s:s + k] for s in range(0, len(folds), k)]

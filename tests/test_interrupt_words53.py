@@ -8,8 +8,8 @@ import torch
 from _flow_sizes import save_main_job_weights
 
 TRAIN_LINE = ("interrupted: the folds finished so far are kept, and so is the GAN checkpoint of a fold cut short "
-              "(folds/<subject>/gan/checkpoints/last.pt), if one was written yet; run the same command again to "
-              "resume from them")
+              "(folds/<dataset>_<subject>/gan/checkpoints/last.pt), if one was written yet; run the same command "
+              "again to resume from them")
 SUITE_LINE = ("icegan suite: interrupted: the runs finished so far are kept, and so are the folds the interrupted run "
               "finished (a grouped network's folds finish together, with their group; a command: train run also keeps "
               "its cut fold's GAN checkpoint); run the same command again to resume from them")

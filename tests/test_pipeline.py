@@ -235,6 +235,7 @@ def test_synthetic_row_settings_out_of_range_are_refused(override, key):
     ("gan.beta1=1", "gan.beta1 must be in [0, 1), got 1.0"),
     ("gan.counterfactual=-0.5", "gan.counterfactual must be a finite number >= 0, got -0.5"),
     ("gan.max_channels=0", "gan.max_channels must be >= 1, got 0"),
+    ("flow.batch_size=0", "flow.batch_size must be >= 1, got 0"),        # was range()'s "arg 3 must not be zero"
     ("threads=-1", "threads must be >= 0"),
 ])
 def test_main_job_gan_and_thread_settings_out_of_range_are_refused(override, msg):

@@ -277,8 +277,8 @@ def interrupted(command: str) -> int:
     from it (:func:`icegan.protocol.run_loso` appends each fold as it finishes): for ``loso``, the finished folds
     (if any: the folds of a grouped network, all of them by default, finish with their group); for ``train.py``
     and ``train``, the finished folds and the GAN checkpoint of a fold cut short
-    (``folds/<subject>/gan/checkpoints/last.pt``, which that fold's GAN resumes from); for ``suite``, the finished
-    runs and the folds the interrupted run finished. For ``prepare``, that its finished clips are kept
+    (``folds/<dataset>_<subject>/gan/checkpoints/last.pt``, which that fold's GAN resumes from); for ``suite``, the
+    finished runs and the folds the interrupted run finished. For ``prepare``, that its finished clips are kept
     (:mod:`icegan.data.prepare`, ``.partial-<hash>``); for a training command with a checkpoint
     (:data:`CHECKPOINTED`, ``command`` with its action: ``gan train``), that it resumes from its last.pt.
     """
@@ -287,8 +287,8 @@ def interrupted(command: str) -> int:
             "group); run the same command again to resume from them" if command in RESUMABLE else "")
     if command in ("train", "train.py"):        # no grouped folds; a fold's GAN resumes from its own last.pt
         more = (": the folds finished so far are kept, and so is the GAN checkpoint of a fold cut short "
-                "(folds/<subject>/gan/checkpoints/last.pt), if one was written yet; run the same command again to "
-                "resume from them")
+                "(folds/<dataset>_<subject>/gan/checkpoints/last.pt), if one was written yet; run the same command "
+                "again to resume from them")
     if command == "suite":
         more = (": the runs finished so far are kept, and so are the folds the interrupted run finished (a grouped "
                 "network's folds finish together, with their group; a command: train run also keeps its cut fold's "

@@ -585,8 +585,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     Raises:
         ValueError: shapes/labels inconsistent with the config (message says which). GanCheckpointError (a
             ValueError): a ``last.pt`` to resume that torch cannot read, or trained on other pairs or with other model
-            settings, or for more epochs than ``train.epochs`` (a resume cannot shorten a run) (named, with what to
-            do).
+            settings, or for more epochs than ``train.epochs`` (a resume cannot shorten a run), or without optimiser
+            states (a finished main-job fold's) while epochs are left to train (named, with what to do).
         FloatingPointError: a non-finite generator or discriminator loss (raised before that update;
             the last epoch checkpoint in ``out_dir`` is left as it was).
         FileNotFoundError: ``loss.perceptual=vgg16`` without its weights file (named with ``loss.vgg_weights``).
@@ -639,9 +639,15 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
         _refuse_other_pairs(ckpt, payload, data_sha256)
         _refuse_fewer_epochs(ckpt, payload, tc.epochs)      # else nothing trained, the longer model handed back
+        has_opt = "opt_g" in payload and "opt_d" in payload
+        if not has_opt and int(payload["epoch"]) < tc.epochs:
+            raise GanCheckpointError(f"{ckpt} holds no optimiser states (a main-job fold's checkpoint keeps its models "
+                                     f"alone once the fold's GAN is trained): it cannot continue training to "
+                                     f"train.epochs={tc.epochs} from epoch {int(payload['epoch'])}; {RESUME_ADVICE}")
         _load_models(ckpt, payload, g, d)
-        opt_g.load_state_dict(payload["opt_g"])
-        opt_d.load_state_dict(payload["opt_d"])
+        if has_opt:                     # else no epoch is left to train: the models are all that is needed
+            opt_g.load_state_dict(payload["opt_g"])
+            opt_d.load_state_dict(payload["opt_d"])
         if sched_g is not None and "sched_g" in payload:
             sched_g.load_state_dict(payload["sched_g"])
             sched_d.load_state_dict(payload["sched_d"])
