@@ -1,10 +1,13 @@
-"""Preprocessing throughput on raw 640x480 CASME II frames (face detection + 68 landmarks + crop).
+"""Per-frame face detection throughput on raw 640x480 CASME II frames (face detection + 68 landmarks + crop).
 
-Every frame of ../shared/data/casme2_raw (sub01/EP02_01f and sub01/EP19_05f, 92 frames) goes through
-what `icegan prepare` does in raw mode with landmarks on: read (grayscale), HOG face detection,
-68-point landmarks, and the clip's crop (one alignment per clip on its onset frame, then warpAffine +
-resize to 128x128). Workers are processes; each is warmed up (face_recognition models loaded) before
-the clock starts. Prints a Markdown table row per worker count.
+Every frame of ../shared/data/casme2_raw (sub01/EP02_01f and sub01/EP19_05f, 92 frames) is read (grayscale), gets a
+HOG face detection and the 68-point landmarks of its largest face, and is cropped to 128x128 (warpAffine + resize)
+with an alignment computed on the first frame of its job (one job = ``--chunk`` frames). This is per-frame
+detection work, an upper bound of what `icegan prepare` detects: prepare in raw mode detects (and refines) the face
+on a clip's onset frame only (the nearest frame with a face when the onset has none) and applies that one alignment
+to every frame of the clip; with ``landmarks: true`` it also detects the faces of the six key frames (onset, apex and
+its four neighbours), never every frame. Workers are processes; each is warmed up (face_recognition models loaded)
+before the clock starts. Prints a Markdown table row per worker count.
 
     .venv/bin/python bench/preprocess_throughput.py --workers 1 2 --repeats 3
 """
@@ -25,8 +28,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def _init() -> None:
     import cv2
     cv2.setNumThreads(1)
-    from icegan.data.landmarks import _fr
-    _fr()  # load the dlib models before timing
+    from icegan.data.landmarks import face_recognition_modules
+    face_recognition_modules()  # load the dlib models before timing
 
 
 def _clip_job(args: tuple[list[str], str, int]) -> int:

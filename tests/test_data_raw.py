@@ -128,14 +128,16 @@ def test_box_matrix_crop_is_at_least_16_pixels_and_margin_must_be_positive():
 
 
 def test_output_matrix_and_to_output_scale_the_crop_to_the_output_size():
-    """Frame pixels map to output pixels by the crop matrix times size / native, as points and as a matrix."""
+    """Frame pixels map to output pixels by the crop matrix times s = size / native, its translation shifted by
+    0.5 (s - 1) (cv2.resize's pixel centres: crop pixel q goes to (q + 0.5) s - 0.5), as points and as a matrix."""
     m, native, angle = box_matrix(_level_face(), margin=0.1)
     al = Alignment(matrix=m, native=native, angle_deg=angle, landmarks=np.zeros((68, 2), np.float32), refined=False)
-    np.testing.assert_allclose(al.output_matrix(96), m * 2.0)
+    np.testing.assert_allclose(al.output_matrix(96)[:, :2], m[:, :2] * 2.0)
+    np.testing.assert_allclose(al.output_matrix(96)[:, 2], m[:, 2] * 2.0 + 0.5)
     pts = _level_face()
     out = al.to_output(pts, 96)
     np.testing.assert_allclose(out, pts @ al.output_matrix(96)[:, :2].T + al.output_matrix(96)[:, 2], atol=1e-4)
-    np.testing.assert_allclose((out.min(0) + out.max(0)) / 2, [48.0, 48.0], atol=1e-4)
+    np.testing.assert_allclose((out.min(0) + out.max(0)) / 2, [48.5, 48.5], atol=1e-4)
 
 
 def test_to_color_converts_opencv_bgr_to_rgb_and_grey():

@@ -136,14 +136,15 @@ def test_without_a_face_on_the_onset_the_clip_is_aligned_on_the_earlier_of_two_e
 
 def test_without_neighbours_the_landmarks_rows_of_onset_and_apex_are_theirs(tmp_path, stand_in_faces):
     """``neighbours: false``: landmarks.npy keeps its six rows (onset, apex−2, apex−1, apex, apex+1, apex+2); row 0 is
-    the onset's (grey level 20, times 20 / 40 px = 10), row 3 the apex's (50 → 25), the neighbour rows NaN. Mutation
-    killed: the onset's and the apex's landmarks written in each other's row."""
+    the onset's (grey level 20 at 20 / 40 px, in cv2.resize's pixel centres: (20 + 0.5) / 2 - 0.5 = 9.75), row 3 the
+    apex's (50 → 24.75), the neighbour rows NaN. Mutation killed: the onset's and the apex's landmarks written in each
+    other's row."""
     from icegan.data import prepare as prep
     out = prep.process_clip(_grey_clip(tmp_path), "raw", prep._settings(prep.PrepareConfig(size=20, neighbours=False,
                                                                                    landmarks=True)))
     assert "error" not in out, out
     lm = out["landmarks"]
-    assert lm.shape == (6, 68, 2) and (lm[0] == 10).all() and (lm[3] == 25).all()
+    assert lm.shape == (6, 68, 2) and (lm[0] == 9.75).all() and (lm[3] == 24.75).all()
     assert np.isnan(lm[[1, 2, 4, 5]]).all() and out["neighbours"] is None
 
 

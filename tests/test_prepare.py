@@ -194,14 +194,15 @@ def test_cached_faces_are_the_onset_apex_and_neighbour_frames(tmp_path):
 def test_raw_mode_landmarks_are_in_key_frame_order(tmp_path, stand_in_faces):
     """Raw mode: landmarks.npy rows are onset, apex-2, apex-1, apex, apex+1, apex+2, each detected on its own frame
     (here the stand-in detector of conftest's stand_in_faces marks every point with its frame's grey level) and
-    mapped by the clip's alignment (the identity)."""
+    mapped by the clip's alignment (the identity), then to the 20 px output as cv2.resize maps pixel centres."""
     import numpy as np
 
     from icegan.data import prepare as prep
     rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(_constant_clip(tmp_path))))[0]
     out = prep.process_clip(rec, "raw", prep._settings(prep.PrepareConfig(size=20, landmarks=True)))
     assert "error" not in out, out
-    np.testing.assert_allclose(out["landmarks"][:, 0, 0], np.array([20, 30, 40, 50, 60, 70]) / 2)   # 20 / 40 px
+    grey = np.array([20, 30, 40, 50, 60, 70])
+    np.testing.assert_allclose(out["landmarks"][:, 0, 0], (grey + 0.5) * 20 / 40 - 0.5)   # 40 px crop -> 20 px
     assert (out["onset_img"] == 20).all() and (out["apex_img"] == 50).all()
 
 

@@ -73,7 +73,8 @@ def test_the_onset_face_is_detected_once_and_the_landmarks_are_those_detected_an
     frames = [cv2.imread(str(raw_clip.frame_path(n)), cv2.IMREAD_GRAYSCALE) for n in key]
     pts, src = landmarks.landmarks_on_frames(frames)
     mat = np.array([float(v) for v in out["affine"].split()]).reshape(2, 3)
-    want = np.stack([p @ mat[:, :2].T + mat[:, 2] for p in pts]) * 64 / out["crop_native"]
+    s = 64 / out["crop_native"]             # crop -> output pixels as cv2.resize maps them (pixel centres)
+    want = (np.stack([p @ mat[:, :2].T + mat[:, 2] for p in pts]) + 0.5) * s - 0.5
     assert (src == np.arange(6)).all()
     np.testing.assert_allclose(out["landmarks"], want, atol=0.02)   # the affine is written to 6 digits
 

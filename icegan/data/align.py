@@ -13,7 +13,8 @@ ending up with a bounding box decided by the refined 68 landmarks"):
 The result is a single 2×3 affine matrix per clip, applied to every frame with ``cv2.warpAffine`` so
 crop jitter never appears as motion between frames. The matrix maps frame pixels to a square crop of
 ``native`` pixels (the box side, so no resampling loss); the crop is then resized to the output size
-with area interpolation (the same for every frame).
+with area interpolation when it shrinks (size ≤ native) and cubic when it grows (size > native), the same for every
+frame.
 """
 from __future__ import annotations
 
@@ -52,14 +53,22 @@ class Alignment:
     refined: bool
 
     def to_output(self, points: np.ndarray, size: int) -> np.ndarray:
-        """Map (..., 2) frame-pixel points to output pixels of a ``size`` × ``size`` image."""
+        """Map (..., 2) frame-pixel points (x, y) to (..., 2) float32 pixels of the ``size`` × ``size`` image
+        :func:`apply_alignment` makes: where that image shows the frame's point. The crop → output step is
+        ``cv2.resize``'s pixel-centre mapping, ``(q + 0.5) * size / native - 0.5``, not ``q * size / native`` (off by
+        0.5 (size / native - 1) px, e.g. -0.33 px at 128 from a 380 px crop)."""
         p = np.asarray(points, np.float64)
-        q = p @ self.matrix[:, :2].T + self.matrix[:, 2]
-        return (q * (size / self.native)).astype(np.float32)
+        m = self.output_matrix(size)
+        return (p @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
     def output_matrix(self, size: int) -> np.ndarray:
-        """(2, 3) matrix mapping frame pixels straight to ``size`` × ``size`` output pixels."""
-        return self.matrix * (size / self.native)
+        """(2, 3) float64 matrix mapping frame pixels straight to ``size`` × ``size`` output pixels (for
+        ``cv2.warpAffine``; the points :meth:`to_output` maps): the crop matrix scaled by s = size / native, its
+        translation shifted by 0.5 (s - 1) for ``cv2.resize``'s pixel centres."""
+        s = size / self.native
+        m = self.matrix * s
+        m[:, 2] += 0.5 * (s - 1)
+        return m
 
 
 def box_matrix(points: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, int, float]:
@@ -145,7 +154,8 @@ def to_color(image: np.ndarray, color: Color) -> np.ndarray:
 
 
 def apply_alignment(image: np.ndarray, alignment: Alignment, size: int = 128) -> np.ndarray:
-    """Crop ``image`` with the clip's alignment and resize to ``size`` × ``size`` (area interpolation).
+    """Crop ``image`` with the clip's alignment and resize to ``size`` × ``size`` (``cv2.INTER_AREA`` when size ≤
+    ``alignment.native``, ``cv2.INTER_CUBIC`` when the crop is enlarged).
 
     Args:
         image: (H, W) or (H, W, C) uint8 frame of the clip.

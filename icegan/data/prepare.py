@@ -69,8 +69,10 @@ log = logging.getLogger("icegan.data")
 #: its own into the clip, so a cache of 3 may hold garbage motion for it. 5 (2026-12-07): apex neighbours stay after
 #: the onset and up to the offset (:func:`select_neighbours`); the alignment search of a clip without a face on its
 #: onset passes over a frame unreadable or of another size (version 4 aligned on such a frame, or skipped the clip);
-#: an apex spotted as ``middle`` is the middle of onset..offset, not of the frames present
-PIPELINE_VERSION = 5
+#: an apex spotted as ``middle`` is the middle of onset..offset, not of the frames present. 6 (2026-12-07):
+#: ``landmarks.npy`` in ``cv2.resize``'s pixel-centre convention (:meth:`icegan.data.align.Alignment.to_output`; 0.33
+#: px off at 128 from a 380 px crop before); an alignment frame with several faces is noted in ``notes``
+PIPELINE_VERSION = 6
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
 
 
@@ -559,7 +561,8 @@ def _read(path: Path, color: str) -> np.ndarray:
 
 def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     """Prepare one clip (runs in a worker). Returns a dict of arrays and manifest fields (``warnings``: an apex
-    neighbour that could not be read or is of another size, with the file and the frame used in its place, for
+    neighbour that could not be read or is of another size, with the file and the frame used in its place, and a raw
+    clip's alignment frame showing several faces, with their number and the largest one's box, the one used; for
     :func:`prepare_dataset` to log), or ``{"key", "error"}`` when the clip cannot be prepared (the reason names the
     clip and frame)."""
     import cv2
@@ -661,7 +664,9 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                         continue
                 tried += 1
                 g = gray(im)
-                box, pts = face.detect_face_landmarks(g, settings["detector"])   # the box kept for the landmarks
+                boxes = face.detect_faces(g, settings["detector"])
+                box = boxes[0] if boxes else None       # the largest face; the box is kept for the landmarks
+                pts = face.landmarks_in_box(g, box) if box is not None else None
                 if pts is not None:
                     align = compute_alignment(g, settings["detector"], settings["margin"],
                                               settings["refine"], landmarks=pts)
@@ -674,6 +679,12 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                                                  f"failure)"}
             if align_frame != rec.onset:
                 notes.append(f"no face on onset frame {rec.onset}; aligned on frame {align_frame}")
+            if len(boxes) > 1:      # a second person or a poster in view: the crop may be of someone else's face
+                many = (f"{len(boxes)} faces detected on frame {align_frame} ({rec.frame_path(align_frame).name}); "
+                        f"the largest, box (top, right, bottom, left) {tuple(int(v) for v in box)}, was used for the "
+                        f"alignment")
+                notes.append(many)
+                replaced.append(many)
             warp = lambda im: apply_alignment(im, align, size)  # noqa: E731 - same matrix for every frame
             if settings["landmarks"]:
                 uniq = sorted(set(key_frames))
@@ -943,10 +954,13 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     absent or unreadable is replaced by the nearest readable frame (noted in the manifest's ``notes``, as is an apex
     spotted on the first or last frame searched, :func:`icegan.data.spotting.edge_apex_note`); one that cannot be
     read or is of another size is also logged as a warning naming its file and the frame used instead, when the clip
-    is prepared. A dataset in ``cropped`` mode (the default of a dataset entry) whose frames look like whole recordings
-    (:func:`whole_frames_note`) is warned about once, naming an example clip. The apex spotted in a clip without one
-    (SMIC) is kept in ``spotted_apex.json`` in the cache root (:data:`SPOTTED_APEX_FILE`) and taken from there by a
-    later cache of the same frame files, method and detector (another size, colour or mode), not spotted again.
+    is prepared. A raw clip whose alignment frame shows several faces (a second person, a poster) is aligned on the
+    largest, and that is noted and logged as a warning naming the clip, the frame, the number of faces and the box used
+    (the subject's face may be the smaller one). A dataset in ``cropped`` mode (the default of a dataset entry) whose
+    frames look like whole recordings (:func:`whole_frames_note`) is warned about once, naming an example clip. The
+    apex spotted in a clip without one (SMIC) is kept in ``spotted_apex.json`` in the cache root
+    (:data:`SPOTTED_APEX_FILE`) and taken from there by a later cache of the same frame files, method and detector
+    (another size, colour or mode), not spotted again.
 
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see :func:`worker_context`), so a
     script calling this must guard its entry point with ``if __name__ == "__main__":`` (as for any non-fork
