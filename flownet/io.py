@@ -421,8 +421,8 @@ def save_flow_image(path: str | Path, flow, max_flow: float | None = None) -> Pa
 def save_flow_key(path: str | Path, max_flow: float, size: int = 161) -> Path:
     """Save the colour key of :func:`flow_to_color` pictures drawn with ``max_flow``: a disc whose pixel at offset
     (dx, dy) from the centre has the colour of the flow (dx, dy) scaled to ``max_flow`` pixels at the rim (hue =
-    direction, x to the right and y down as in the images; white = no motion; full colour = ``max_flow``), with the
-    scale written under it.
+    direction, x to the right and y down as in the images; white = no motion; full colour = ``max_flow``: the rim
+    has the picture's colour of a vector of ``max_flow`` pixels), with the scale written under it.
 
     Args:
         path: the PNG to write (parents are created).
@@ -441,8 +441,11 @@ def save_flow_key(path: str | Path, max_flow: float, size: int = 161) -> Path:
     r = (size - 1) / 2
     yy, xx = torch.meshgrid(torch.arange(size) - r, torch.arange(size) - r, indexing="ij")
     field = torch.stack([xx, yy]).float() * (max_flow / r)                      # the rim is max_flow pixels
+    outside = xx ** 2 + yy ** 2 > r ** 2
+    # zero outside the disc: the square's corners (max_flow·√2) would set the colour scale, the rim at ~71% colour
+    field[:, outside] = 0.0
     img = flow_to_color(field, max_flow).permute(1, 2, 0).numpy().copy()
-    img[(xx ** 2 + yy ** 2).numpy() > r ** 2] = 255                             # white outside the disc
+    img[outside.numpy()] = 255                                                  # white outside the disc
     fig, ax = plt.subplots(figsize=(2.6, 2.9))
     ax.imshow(img)
     ax.set_axis_off()
