@@ -39,7 +39,7 @@ __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIP
            "save_srflownet", "SRFlowNetEstimator", "get_estimator", "canonical_name", "build_backbone",
            "backbone_name", "save_weights", "load_weights", "final_flow", "BackboneEstimator", "PRECISIONS",
            "native_bf16", "resolve_precision", "TTA_MODES", "resolve_tta", "mirror_average", "CustomFlowEstimator",
-           "NonFiniteFlowError", "check_finite_flow", "non_finite_flow_masks"]
+           "NonFiniteFlowError", "check_finite_flow", "non_finite_flow_masks", "trained_on_grey"]
 
 WEIGHTS_FORMAT = "srflownet-v1"
 BACKBONE_FORMAT = "flownet-backbone-v1"
@@ -396,7 +396,8 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict | None = N
 
 def load_weights(path: str | Path, expected: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Build a backbone from a local weights file (or ``"shipped:<name>"``, :func:`resolve_weights`, with the
-    backbone taken from ``expected``), in eval mode (``model.meta`` holds the file's meta).
+    backbone taken from ``expected``), in eval mode (``model.meta`` holds the file's meta; for a torchvision RAFT or
+    ptlflow file ``{"source": path, "gray": False}``: their released weights were trained on colour frames).
 
     Reads ``flownet-backbone-v1`` and ``srflownet-v1`` files; with ``expected="raft_small"|"raft_large"``
     also a plain torchvision RAFT state dict (e.g. a torchvision release file the user downloaded), and
@@ -441,13 +442,13 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
     if exp in ("raft_small", "raft_large"):
         model = build_backbone(exp)
         model.load_torchvision_state_dict(ckpt, str(p))
-        model.meta = {"source": str(p)}
+        model.meta = {"source": str(p), "gray": False}     # released weights: colour data sets
         return model.to(device).eval()
     if exp is not None and exp.startswith("ptlflow:"):
         model = build_backbone(exp)
         sd = ckpt.get("state_dict", ckpt)
         load_state_dict_strict(model.model, sd, f"{p} ({exp})")
-        model.meta = {"source": str(p)}
+        model.meta = {"source": str(p), "gray": False}     # released weights: colour data sets
         return model.to(device).eval()
     raise ValueError(f"{p}: no 'format' key: not a flownet weights file (a plain state dict is accepted only "
                      f"for raft_small / raft_large / ptlflow:<name>)")
@@ -614,6 +615,39 @@ class CustomFlowEstimator(_LearnedEstimator):
                              f"must return the flow {want} in pixels")
         check_finite_flow(out, img1, img2, f"{self.key}={self.spec!r}")     # here, not as NaN maps downstream
         return out
+
+
+def trained_on_grey(estimator) -> bool:
+    """Whether ``estimator`` is to be given grey frames ((B, 1, H, W)) rather than colour ones: the frames its network
+    was trained on, as ``icegan flow eval`` gives them (Middlebury, KITTI and the synthetic pairs are read grey).
+
+    * ``meta["gray"]`` of its weights where recorded (``icegan flow train``, ``train-decflow`` and the self-supervised
+      training write their data's ``gray``; a torchvision RAFT or ptlflow checkpoint read by :func:`load_weights`:
+      False, they were trained on colour data sets);
+    * otherwise True for this repository's networks (the shipped weights and every ``configs/flow_*.yaml`` train on
+      grey crops, ``SyntheticFaceFlow(gray=True)``) and for the classical methods (they work on grey);
+    * ``custom``: True when the first ``Conv2d`` of its network takes 1 channel, else False (given as the caller has
+      the frames, colour for ``icegan flow run``).
+
+    Wrappers (:class:`flownet.resolution.ResizedEstimator`, :class:`flownet.decompose.RansacDecomposer`) are looked
+    through to their base estimator.
+
+    Args:
+        estimator: an estimator of :func:`get_estimator`, a decomposer of :func:`flownet.decompose.get_decomposer`,
+            or such an object wrapped.
+    """
+    from .decompose import RansacDecomposer
+    from .resolution import ResizedEstimator
+    while isinstance(estimator, (ResizedEstimator, RansacDecomposer)):
+        estimator = estimator.base
+    model = getattr(estimator, "model", None)
+    meta = getattr(model, "meta", None)
+    if isinstance(meta, dict) and "gray" in meta:
+        return bool(meta["gray"])
+    if isinstance(estimator, CustomFlowEstimator):
+        first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        return first is not None and first.in_channels == 1
+    return True
 
 
 def get_estimator(name: str, weights=None, device="cpu", random_init: bool = False, precision: str = "fp32",

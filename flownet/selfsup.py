@@ -524,7 +524,8 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
             run_stage("teacher", t.teacher_steps, t.teacher_minutes, None, opt_state)
             opt_state = None
         save_srflownet(model, run / "teacher.pt", meta={"name": cfg.name, "stage": "teacher",
-                                                          "steps": state["step"], "alpha2": lc.alpha2})
+                                                          "steps": state["step"], "alpha2": lc.alpha2,
+                                                          "gray": True})     # RealFramePairs: grey frames
         results["teacher_steps"] = state["step"]
         results["teacher_minutes"] = round(state["elapsed_s"] / 60, 1)
         results["teacher_test"] = test_metrics("teacher")
@@ -572,7 +573,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     results["final_test"] = metrics
     results["alpha1"], results["alpha2"] = lc.alpha1, lc.alpha2
     results["history_tail"] = {k: v[-5:] for k, v in history.items()}
-    meta = {"name": cfg.name, "mode": "selfsup", "alpha2": lc.alpha2, "size": d.size,
+    meta = {"name": cfg.name, "mode": "selfsup", "alpha2": lc.alpha2, "size": d.size, "gray": True,
             "teacher_steps": results.get("teacher_steps"), "student_steps": results.get("student_steps"),
             "test_metrics_monitor": metrics,
             # whose real (unlabelled) frames it learned from, the init weights' too: a LOSO run with these weights

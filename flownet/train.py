@@ -943,6 +943,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     save_ckpt()
     if ema is not None:  # the raw weights are kept beside the average, which is what ships
         save_weights(model, run / "weights_raw.pt", meta={"name": cfg.name, "steps": step, "size": d.size,
+                                                          "gray": bool(d.gray),
                                                           "weight_average": False,
                                                           **({"real_pair_subjects": real_pair_subjects}
                                                              if real_pair_subjects else {})})
@@ -967,7 +968,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     metrics = evaluate("test", test_loader, shipped_as)
     model = shipped
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer,
-            "train_iters": t.iters, "train_crop": t.crop, "size": d.size, "weight_average": t.ema_decay or False,
+            "train_iters": t.iters, "train_crop": t.crop, "size": d.size, "gray": bool(d.gray),
+            "weight_average": t.ema_decay or False,
             "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1), **sets}
     if kept:
         meta["kept_best"] = kept

@@ -23,10 +23,15 @@ def _pair(tmp_path: Path, grey: tuple[bool, bool]) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-@pytest.mark.parametrize("grey, extra, decodes", [((False, False), [], 1), ((True, True), [], 1),
-                                                  ((False, False), ["--gray"], 1),
-                                                  ((True, False), [], 2)])     # the note's grey re-read: from memory
-def test_flow_run_reads_each_frame_once(tmp_path, monkeypatch, capsys, grey, extra, decodes):
+# farneback (classical) reads grey from the start; srflownet's grey-trained weights get colour frames decoded again
+# grey from memory (the mixed-frames note's re-read, or trained_on_grey's): every flow is of the grey frames
+@pytest.mark.parametrize("grey, extra, model, decodes", [((False, False), [], "farneback", 1),
+                                                         ((True, True), [], "farneback", 1),
+                                                         ((False, False), ["--gray"], "farneback", 1),
+                                                         ((True, False), [], "farneback", 1),
+                                                         ((True, False), [], "srflownet", 2),
+                                                         ((False, False), [], "srflownet", 2)])
+def test_flow_run_reads_each_frame_once(tmp_path, monkeypatch, capsys, grey, extra, model, decodes):
     from flownet import get_estimator
     from flownet.io import read_flo, read_image
     a, b = _pair(tmp_path, grey)
@@ -45,21 +50,20 @@ def test_flow_run_reads_each_frame_once(tmp_path, monkeypatch, capsys, grey, ext
     monkeypatch.setattr(Path, "read_bytes", counting_read_bytes)
     monkeypatch.setattr(frame_io, "read_frame", counting_read_frame)
     rc = main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "o.png"), "--flo", str(tmp_path / "o.flo"),
-               "--model", "farneback", *extra])
+               "--model", model, *extra])
     assert rc == 0
     assert sorted(reads) == sorted([a.name, b.name])                       # each file read from disk once
     assert sorted(decoded) == sorted([a.name, b.name] * decodes)           # and decoded once (twice before)
     monkeypatch.undo()
-    gray = bool(extra) or grey[0] != grey[1]
-    assert ("note:" in capsys.readouterr().out) == (grey[0] != grey[1])
-    i1, i2 = read_image(a, gray=gray), read_image(b, gray=gray)
-    want = get_estimator("farneback").estimate(i1[None], i2[None])[0].permute(1, 2, 0).numpy()
+    assert ("note:" in capsys.readouterr().out) == (grey[0] != grey[1] and model == "srflownet")
+    i1, i2 = read_image(a, gray=True), read_image(b, gray=True)
+    want = get_estimator(model).estimate(i1[None], i2[None])[0].permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(read_flo(tmp_path / "o.flo")[0], want)
 
 
 def test_flow_run_narrow_16_bit_frame_still_named(tmp_path, capsys):
     """A 16-bit frame of 12-bit data is refused by name (now from the one decode of each file); a 16-bit frame using
-    the whole range is read as 8 bits, as read_image reads it."""
+    the whole range is read as 8 bits, as read_image reads it (grey, for the classical method)."""
     from flownet.io import read_flo, read_image
     a, _ = _pair(tmp_path, (False, False))
     full = tmp_path / "full16.png"
@@ -73,5 +77,5 @@ def test_flow_run_narrow_16_bit_frame_still_named(tmp_path, capsys):
     assert main(["flow", "run", str(a), str(full), "--out", str(tmp_path / "o.png"), "--flo", str(tmp_path / "o.flo"),
                  "--model", "farneback"]) == 0
     from flownet import get_estimator
-    want = get_estimator("farneback").estimate(read_image(a)[None], read_image(full)[None])[0]
+    want = get_estimator("farneback").estimate(read_image(a, gray=True)[None], read_image(full, gray=True)[None])[0]
     np.testing.assert_array_equal(read_flo(tmp_path / "o.flo")[0], want.permute(1, 2, 0).numpy())

@@ -578,7 +578,8 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     bar.close()
     save_ckpt()
     metrics = evaluate_decflow(model, test_loader, device)
-    meta = {"name": cfg.name, "steps": step, "train_iters": t.iters, "size": d.size, "init": t.init_weights,
+    meta = {"name": cfg.name, "steps": step, "train_iters": t.iters, "size": d.size, "gray": bool(d.gray),
+            "init": t.init_weights,
             "test_metrics": metrics, "n_test": d.n_test,
             "minutes": round((elapsed0 + time.time() - start) / 60, 1)}
     if seen:                    # it has seen that motion too: a main job with flow.decompose=learned warns about it

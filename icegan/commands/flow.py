@@ -126,7 +126,11 @@ def register(subparsers) -> None:
     r.add_argument("--module", default=None, metavar="SPEC", help="--model custom: as for icegan flow eval")
     r.add_argument("--weights", default=None, help="as for icegan flow eval (see its --help)")
     r.add_argument("--gray", action="store_true",
-                   help="read the images as grey (done anyway, with a note, when one is grey and the other colour)")
+                   help="read the images as grey. Done anyway where the model was trained on grey frames: the shipped "
+                        "weights and any trained with icegan flow (their meta 'gray'), DecFlow, tvl1 and farneback "
+                        "(as icegan flow eval reads its frames), a custom network whose first convolution takes 1 "
+                        "channel; colour frames go to torchvision / ptlflow checkpoints and other custom networks. "
+                        "Also done, with a note, when one image is grey and the other colour")
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
                    help="learned models: fp32 (default), bf16 or auto (see icegan flow eval --help)")
     r.add_argument("--tta", default="none", choices=["none", "hflip"],
@@ -255,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
     args.device = resolve_device(args.device, "--device")     # auto → cuda or cpu, for every estimator built below
     _input_size(getattr(args, "input_size", "native"))        # a bad --input-size named before the images are read
     _check_run_outputs(args)                                  # before the flow is computed, not after
-    i1, i2 = _read_run_inputs(args)         # refuses frames of two sizes (a note when their EXIF tags differ)
+    (i1, i2), data = _read_run_inputs(args)     # refuses frames of two sizes (a note when their EXIF tags differ)
     if min(i1.shape[-2:]) < MIN_FLOW_SIDE:        # a 1x1 pair gave a 'flow' of 1.4 px: nothing to estimate there
         raise ValueError(f"{args.img1} and {args.img2} are {i1.shape[-1]}x{i1.shape[-2]} pixels; optical flow needs "
                          f"images of at least {MIN_FLOW_SIDE}x{MIN_FLOW_SIDE} pixels")
@@ -264,8 +268,9 @@ def _run(args: argparse.Namespace) -> int:
     from flownet.registry import NonFiniteFlowError
     try:
         if getattr(args, "decompose", False):
-            return _run_decomposed(args, i1, i2, module)
+            return _run_decomposed(args, i1, i2, module, data)
         est = _estimator(args, i1, module)
+        i1, i2 = _frames_for(est, args, (i1, i2), data)       # grey for a network trained on grey frames
         with _within_memory(est, i1, args.device, f"--model {args.model}"):
             flow = est.estimate(i1[None], i2[None])[0].cpu()
     except NonFiniteFlowError as exc:      # a custom network's own refusal (it names --module): the frames added
@@ -307,10 +312,11 @@ def _check_run_outputs(args: argparse.Namespace) -> None:
 
 
 def _read_run_inputs(args: argparse.Namespace):
-    """``flow run``'s two frames as :func:`flownet.io.read_image` reads them ((C, H, W) tensors), each file read and
-    decoded once (:func:`flownet.frame_io.read_frame`: a JPEG cut short decodes with grey rows, and a garbage flow,
-    with only a warning of libjpeg's on stderr otherwise). Both read as grey, with a note, when one is grey and the
-    other colour (decoded again from the bytes in memory).
+    """``flow run``'s two frames as :func:`flownet.io.read_image` reads them ((C, H, W) tensors, C = 1 with
+    ``--gray`` or a classical ``--model``, else 3), and the two files' bytes (for :func:`_frames_for`), each file read
+    once and decoded once (:func:`flownet.frame_io.read_frame`: a JPEG cut short decodes with grey rows, and a garbage
+    flow, with only a warning of libjpeg's on stderr otherwise). Both read as grey, with a note, when one is grey and
+    the other colour (decoded again from the bytes in memory).
 
     OpenCV turns a frame by its EXIF Orientation tag as it reads it (:mod:`flownet.frame_io`), so two frames read as
     a viewer shows them: frames with different tags (no tag counts as 1, as stored) line up when each tag is right
@@ -328,7 +334,8 @@ def _read_run_inputs(args: argparse.Namespace):
 
     from flownet.frame_io import file_orientation, narrow_16_bit_max, quarter_turn_note, read_frame
     from flownet.io import image_tensor
-    flag = cv2.IMREAD_GRAYSCALE if args.gray else cv2.IMREAD_COLOR
+    grey = args.gray or _classical(args)       # tvl1 / farneback work on grey: read so, as flow eval reads frames
+    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     data, imgs = [], []
     for path in (args.img1, args.img2):
         try:
@@ -345,8 +352,8 @@ def _read_run_inputs(args: argparse.Namespace):
                                  f"data: times 16) or save them as 8-bit")
             img = read_frame(path, flag, data=data[-1])
         imgs.append(image_tensor(img))
-    grey1 = not args.gray and _is_grey(imgs[0])
-    if not args.gray and grey1 != _is_grey(imgs[1]):             # grey values against colour ones: a wrong flow
+    grey1 = not grey and _is_grey(imgs[0])
+    if not grey and grey1 != _is_grey(imgs[1]):             # grey values against colour ones: a wrong flow
         grey, colour = (args.img1, args.img2) if grey1 else (args.img2, args.img1)
         print(f"note: {grey} is greyscale and {colour} colour: both read as grey (as with --gray)")
         imgs = [image_tensor(read_frame(path, cv2.IMREAD_GRAYSCALE, data=raw))
@@ -362,7 +369,33 @@ def _read_run_inputs(args: argparse.Namespace):
                          f"alike)" + turned)
     if turns[0] != turns[1]:
         print(f"note: {_orientation_note(args.img1, args.img2, tags)}")
-    return imgs
+    return imgs, data
+
+
+def _classical(args: argparse.Namespace) -> bool:
+    """Whether ``--model`` names a classical method (tvl1, farneback; an unknown name: False, refused later)."""
+    from flownet.registry import canonical_name
+    try:
+        return canonical_name(args.model) in ("tvl1", "farneback")
+    except ValueError:
+        return False
+
+
+def _frames_for(est, args: argparse.Namespace, imgs, data):
+    """The frames ``est`` (an estimator or decomposer of ``flow run``) is given: ``imgs`` ((C, H, W) tensors of
+    :func:`_read_run_inputs`) as read, or, when they are colour and ``est`` takes grey frames
+    (:func:`flownet.registry.trained_on_grey`: the shipped and repository-trained weights, DecFlow, the classical
+    methods), the files' bytes ``data`` decoded again as grey, as ``--gray`` reads them (the shipped SRFlowNet on
+    Middlebury RubberWhale's colour frames: EPE 2.05 against 1.77 on its grey frames)."""
+    import cv2
+
+    from flownet.frame_io import read_frame
+    from flownet.io import image_tensor
+    from flownet.registry import trained_on_grey
+    if imgs[0].shape[0] == 1 or not trained_on_grey(est):
+        return imgs
+    return [image_tensor(read_frame(path, cv2.IMREAD_GRAYSCALE, data=raw))
+            for path, raw in zip((args.img1, args.img2), data)]
 
 
 def _orientation_note(img1, img2, tags) -> str:
@@ -519,9 +552,10 @@ def _part_path(path: str, part: str) -> str:
     return str(p) if part == "total" else str(p.with_name(f"{p.stem}_{part}{p.suffix}"))
 
 
-def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
+def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict, data) -> int:
     """``flow run --decompose``: total, head and expression flow pictures (and .flo files); ``module``: the
-    ``get_estimator`` argument of ``--model custom`` (empty otherwise).
+    ``get_estimator`` argument of ``--model custom`` (empty otherwise); ``data``: the two files' bytes (frames read
+    again as grey for a network trained on grey frames, :func:`_frames_for`).
 
     Raises:
         ValueError: ``--model``, ``--module``, ``--precision``, ``--tta`` or ``--input-size`` given (other than their
@@ -549,6 +583,7 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict) -> int:
     else:     # the base flow is built as plain `flow run` builds it: precision, test-time flips and input size apply
         net, label = _estimator(args, i1, module), f"--model {args.model}"
         dec = get_decomposer("ransac", base=net)
+    i1, i2 = _frames_for(net, args, (i1, i2), data)
     with _within_memory(net, i1, args.device, label):      # net: the network whose correlation volume is checked
         parts = dec.decompose(i1[None], i2[None])
     names = ("total", "head", "expression")
