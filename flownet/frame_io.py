@@ -130,8 +130,9 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
 
     Raises:
         ValueError: the file cannot be read, is empty or cut short (the message says how, and to copy the file
-            again), OpenCV cannot decode it, or it is a 16-bit PNG of 10- or 12-bit data read as 8 bits (module
-            docstring); every message names the file.
+            again), OpenCV cannot decode it, it decodes only to floating-point pixels (a 32-bit float TIFF: save it
+            as 8- or 16-bit), or it is a 16-bit PNG of 10- or 12-bit data read as 8 bits (module docstring); every
+            message names the file.
     """
     import cv2
     p = Path(path)
@@ -151,6 +152,7 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
     except cv2.error:
         img = None
     if img is None or img.size == 0:
+        _refuse_floating_point(p, data)
         raise ValueError(f"cannot read image {p}: not an image OpenCV can decode")
     keeps_depth = flag is not None and (flag == cv2.IMREAD_UNCHANGED or (flag > 0 and bool(flag & cv2.IMREAD_ANYDEPTH)))
     if not keeps_depth and _png_bit_depth(data) == 16:
@@ -161,6 +163,19 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
                              f" grey levels. Scale the frames to the full 16-bit range (12-bit data: times 16) or "
                              f"save them as 8-bit")
     return img
+
+
+def _refuse_floating_point(p: Path, data: bytes) -> None:
+    """ValueError naming ``p`` when its bytes decode only unchanged, to floating-point pixels (a 32-bit float TIFF:
+    OpenCV's 8-bit flags cannot read it; the caller's 'not an image OpenCV can decode' would be wrong); else nothing."""
+    import cv2
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        raw = None
+    if raw is not None and raw.size and np.issubdtype(raw.dtype, np.floating):
+        raise ValueError(f"cannot read image {p}: a floating-point image ({raw.dtype} pixels), which is not read as "
+                         f"a frame; save it as an 8- or 16-bit image (values scaled to 0-255 or 0-65535)")
 
 
 def narrow_16_bit_max(img: np.ndarray) -> int | None:

@@ -153,3 +153,28 @@ def test_flow_training_records_the_frames_channels_in_the_weights(tmp_path, shar
     ftrain.train(cfg, progress=False)
     meta = torch.load(tmp_path / "g" / "weights.pt", weights_only=False)["meta"]
     assert meta["gray"] is True
+
+
+# ------------------------------------------------------------------------------------------ 3: a float TIFF frame
+
+def test_a_float_tiff_frame_is_refused_as_floating_point_naming_the_file(tmp_path, capsys):
+    """A 32-bit float TIFF (which OpenCV decodes only unchanged) is refused as a floating-point image, to be saved as
+    8- or 16-bit, naming the file; not as 'not an image OpenCV can decode'."""
+    import cv2
+
+    from flownet.frame_io import read_frame
+    for name, img in (("c.tiff", np.random.default_rng(0).random((24, 32, 3))),
+                      ("g.tiff", np.random.default_rng(1).random((24, 32)))):
+        ok, buf = cv2.imencode(".tiff", img.astype(np.float32))
+        assert ok
+        (tmp_path / name).write_bytes(buf.tobytes())
+        for flag in (cv2.IMREAD_GRAYSCALE, cv2.IMREAD_COLOR):
+            with pytest.raises(ValueError) as err:
+                read_frame(tmp_path / name, flag)
+            said = str(err.value)
+            assert str(tmp_path / name) in said and "floating-point" in said and "8- or 16-bit" in said, said
+            assert "float32" in said
+    one = tmp_path / "c.tiff"
+    assert _run([one, one, "--model", "tvl1", "--out", tmp_path / "f.png"]) != 0
+    err = capsys.readouterr().err
+    assert "floating-point" in err and str(one) in err
