@@ -79,7 +79,8 @@ __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow",
 @dataclass
 class FlowDataConfig:
     """The ``data:`` section of a supervised flow run's YAML (``configs/flow_srflownet_fdr.yaml`` ...;
-    :class:`FlowTrainConfig`); also that of ``configs/flow_decflow.yaml``, which reads only part of it.
+    :class:`FlowTrainConfig`); also that of ``configs/flow_decflow.yaml``, which reads only part of it
+    (:data:`flownet.models.decflow.DECFLOW_DATA_KEYS`; another key at a value other than its default is refused there).
 
     The synthetic facial flow pairs (:class:`flownet.data.synthetic_face.SyntheticFaceFlow`, made from CASME II
     frames under ``root``): pair side, numbers of training / validation / test pairs, the subject split, head and

@@ -4,8 +4,9 @@ Every experiment section (LOSO, data, GAN, flow, main job) is a ``@dataclass`` w
 type annotations and defaults. :func:`load_config` reads a YAML file into such a dataclass, then
 applies command-line overrides written as dotted keys (``train.epochs=2``,
 ``model.name=ststnet``, ``data.prepare.size=64``); a number picks one item of a list
-(``data.prepare.datasets.0.root=/data/CASME2``), and a list given as a value replaces the whole list
-(``"data.prepare.datasets=[{name: casme2, root: /data/CASME2}]"``). Values are parsed as YAML scalars
+(``data.prepare.datasets.0.root=/data/CASME2``), a list given as a value replaces the whole list
+(``"data.prepare.datasets=[{name: casme2, root: /data/CASME2}]"``), and a mapping given for a section is merged
+into it (``"model={epochs: 3}"``: the section's other keys keep their value). Values are parsed as YAML scalars
 (``2`` → int, ``1e-3`` → float, ``true`` → bool, ``[1, 2]`` → list, ``null`` → None) and then checked
 against the annotation.
 
@@ -269,6 +270,20 @@ def check_ranges(cfg: Any, section: str = "", *, at_least: dict[str, int] | None
             raise ValueError(f"{pre}{key} must be {what}, got {value}")
 
 
+def _nest_hint(name: str, value: Any) -> str:
+    """`` (a dotted key is written so only in a key=value override: in YAML nest it, model: {epochs: 3})`` for the
+    key ``name`` written with dots (``model.epochs``) where a nested mapping was meant; ``value``: its value."""
+    shown = getattr(value, "text", None)            # a number as written (_Int, _Float)
+    if shown is None:
+        try:
+            shown = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+        except yaml.YAMLError:                      # a mapping or list holding numbers as written
+            shown = "..."
+    parts = name.split(".")
+    flow = ": {".join(parts) + f": {shown}" + "}" * (len(parts) - 1)
+    return f" (a dotted key is written so only in a key=value override: in YAML nest it, {flow})"
+
+
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -298,8 +313,9 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
         name = bad if isinstance(bad, str) else getattr(bad, "text", None) or str(bad)
         quote = (f" (YAML reads the key written as {'null or ~' if bad is None else 'yes/no, on/off or true/false'} "
                  f"as {bad!r}, not as text)" if bad is None or isinstance(bad, bool) else "")
-        raise ConfigError(f"unknown config key '{prefix}{name}'{where}{quote}{did_you_mean(name, fields, prefix)}; "
-                          f"known keys here: {sorted(fields)}")
+        hint = _nest_hint(name, data[bad]) if name.split(".")[0] in fields else did_you_mean(name, fields, prefix)
+        raise ConfigError(f"unknown config key '{prefix}{name}'{where}{quote}{hint}; known keys here: "
+                          f"{sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(value, hints[name], prefix + name, source)
@@ -425,7 +441,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         # a config file given without --config (`train.py configs/casme2.yaml`) is the likeliest such slip
         hint = f"; a config file is given as --config {item}" if item.lower().endswith((".yaml", ".yml")) else ""
-        raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=2){hint}")
+        raise ConfigError(f"override '{item}' must look like key=value (e.g. seed=1 or data.labels=megc2019){hint}")
     key, raw = item.split("=", 1)
     key = key.strip()
     try:
@@ -449,10 +465,13 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections; a number
-    picks an item of a list, ``data.prepare.datasets.0.root=/x``).
+    picks an item of a list, ``data.prepare.datasets.0.root=/x``). A mapping given for a section is merged into it
+    (``model={forest_trees: 50}`` sets that key; the section's other keys keep their value, from the file or the
+    default); a mapping for a dict-typed field (an open mapping) and a list replace the old value whole.
 
     Raises:
-        ConfigError: malformed override (no ``=``), unknown key, a list index out of range, or wrong value type;
+        ConfigError: malformed override (no ``=``), unknown key, a key below a single value (``seed.x=1``: says it
+            is a single value, not a section), a list index out of range, or wrong value type;
             a value holding `` #`` outside quotes (YAML's comment: ``out_dir=runs #2`` would be ``runs``). An
             unknown key is answered with the closest known one: in its own section, else any key of the config
             whose last part is alike (``max_folds`` → ``data.max_folds``).
@@ -470,6 +489,10 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
                 path, whole = ".".join(parts[:i + 1]), "[...]" if is_ascii_digits(parts[i + 1]) else "{...}"
                 raise ConfigError(f"config key '{path}' in override '{item}' is null (unset), with no item or key "
                                   f"'{parts[i + 1]}' to set: set it whole, e.g. \"{path}={whole}\"")
+            if isinstance(node, dict) and part in node and not isinstance(node[part], (dict, list)):
+                path = ".".join(parts[:i + 1])          # a known key, but no section: it has no keys below it
+                raise ConfigError(f"config key '{path}' in override '{item}' is a single value, not a section: "
+                                  f"set it as '{path}=...'")
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], (dict, list)):
                 sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
                 hint = did_you_mean(part, sections, _dotted(parts[:i])) or _did_you_mean_nested(parts[-1], data)
@@ -491,8 +514,26 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
                         or _did_you_mean_nested(parts[-1], data))
                 raise ConfigError(f"unknown config key '{key}' in override '{item}'{hint}; known keys here: "
                                   f"{sorted(node)}")
+        if (isinstance(node.get(parts[-1]), dict) and isinstance(value, dict)
+                and not _is_open_mapping(type(cfg), parts)):
+            value = _merge_section(type(cfg), parts, node[parts[-1]], value)     # keys not named keep their value
         node[parts[-1]] = value
     return from_dict(type(cfg), data, source="command line")
+
+
+def _merge_section(cls: type, parts: list[str], old: dict, new: dict) -> dict:
+    """The section ``old`` (the dict of the dataclass section at the dotted path ``parts`` of config class ``cls``)
+    with the mapping ``new`` of an override merged in: a key of ``new`` replaces its value, a sub-section given as a
+    mapping is merged the same way, and the keys ``new`` does not name keep their value. A dict-typed field (an open
+    mapping, :func:`_is_open_mapping`) and a list given in ``new`` replace the old value whole. Unknown keys are kept
+    for :func:`from_dict` to refuse."""
+    out = dict(old)
+    for k, v in new.items():
+        sub = [*parts, str(k)]
+        if isinstance(out.get(k), dict) and isinstance(v, dict) and not _is_open_mapping(cls, sub):
+            v = _merge_section(cls, sub, out[k], v)
+        out[k] = v
+    return out
 
 
 def _list_index(items: list, parts: list[str], i: int, item: str) -> int:
@@ -660,9 +701,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
 def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str] = ()) -> str | None:
     """Where the dotted config ``key`` (``data.prepare.size``) was given a value by :func:`load_config`'s ``path``
     and ``overrides``: ``"command line"`` (an override of the key, or of a section above it whose mapping holds it),
-    else the file ``path`` (as text) when it holds the key, else None (the key keeps its code default: a later
-    override that replaces a section above it with a mapping without the key brings the default back). Call it after
-    :func:`load_config` has read the same ``path`` and ``overrides`` (their errors are raised there)."""
+    else the file ``path`` (as text) when it holds the key, else None (the key keeps its code default). An override
+    of a section above the key with a mapping without the key leaves it where it was set (:func:`apply_overrides`
+    merges a mapping into a section); ``key`` is a key of dataclass sections, not one inside a dict-typed field (which
+    a mapping replaces whole). Call it after :func:`load_config` has read the same ``path`` and ``overrides`` (their
+    errors are raised there)."""
     parts = key.split(".")
 
     def holds(node: Any, rest: list[str]) -> bool:
@@ -686,7 +729,10 @@ def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str]
         if len(given) == len(parts):
             where = "command line"
             continue
-        where = "command line" if holds(value, parts[len(given):]) else None
+        if holds(value, parts[len(given):]):
+            where = "command line"
+        elif not isinstance(value, dict):           # the section replaced by a single value (null): no such key
+            where = None
     return where
 
 

@@ -67,7 +67,7 @@ def test_fit_refuses_loso_only_settings(tmp_path, key, _on, _why):
     value = {"oracle_epoch": "true", "model.noise_filter": "forest", "model.domain_bn": "true",
              "model.domain_adversarial": "1", "model.au_weight": "1", "data.synthetic_per_clip": "1",
              "data.permute_labels": "0", "data.roi": "landmarks", "protocol": "HDE",
-             "data.train_subject_fraction": "0.5"}[key]
+             "data.train_subject_fraction": "0.5", "max_folds": "1", "workers": "3"}[key]
     # landmark regions and synthetic clips need the composite's faces (a toy config refuses them itself): refused
     # before any data is read
     composite_only = key in ("data.roi", "data.synthetic_per_clip")

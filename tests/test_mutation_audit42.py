@@ -257,7 +257,10 @@ def _flow_run_config(trainer, tmp_path, shared_data):
         return FlowTrainConfig(name="r", out_dir=str(tmp_path), model=SRFlowNetConfig(**TINY_SRFLOWNET), data=data,
                                train=t)
     if trainer == "decflow":
+        from dataclasses import replace
+
         from flownet.models.decflow import DecFlowConfig, DecFlowTrainConfig, DecFlowTrainSection
+        data = replace(data, frames_per_clip=0)       # not read by DecFlow, which refuses it set
         return DecFlowTrainConfig(name="r", out_dir=str(tmp_path), data=data, model=DecFlowConfig(**TINY_SRFLOWNET),
                                   train=DecFlowTrainSection(init_weights=None, batch_size=2, crop=0, steps=1, iters=1,
                                                                     resume=False))

@@ -27,6 +27,9 @@ MAIN_CONFIGS = ["configs/casme2.yaml", "configs/casme2_5class.yaml", "configs/de
     # a whole section given on the command line: its size is the user's too
     (["data.prepare={datasets: [{name: casme2, root: /x}], size: 32}"], ["data.prepare.size=32",
                                                                            "set data.img_size=32"]),
+    # a section mapping given after the size is merged into the section: the size stays the user's
+    (["data.prepare.size=32", "data.prepare={datasets: [{name: casme2, root: /x}]}"], ["data.prepare.size=32",
+                                                                                        "given as an override"]),
     # a size data.img_size cannot take: the fix named is one load_main_config accepts
     (["data.prepare.size=100"], ["data.prepare.size=100", "a power of two >= 32"]),
 ])
@@ -44,7 +47,7 @@ def test_a_prepare_size_or_color_the_run_replaces_is_refused(overrides, words):
     [],                                                 # the code default (128) untouched at data.img_size=64
     ["data.img_size=128", "data.prepare.size=128"],     # the run's own size
     ["data.prepare.color=gray"],
-    ["data.prepare.size=32", "data.prepare={datasets: [{name: casme2, root: /x}]}"],   # the section replaced after
+    ["data.prepare={datasets: [{name: casme2, root: /x}]}"],   # a section mapping without size: the size untouched
 ])
 def test_the_run_s_own_values_and_an_untouched_default_load(overrides, caplog):
     with caplog.at_level(logging.WARNING, logger="icegan.pipeline"):
@@ -106,7 +109,7 @@ def test_every_shipped_suite_still_plans(tmp_path):
     (["data.prepare.size=64"], "command line", "command line"),
     (["data.prepare={size: 64}"], "command line", "command line"),
     (["data={prepare: {size: 64}}"], "command line", "command line"),
-    (["data.prepare={workers: 1}"], None, None),        # the section replaced without it: the default again
+    (["data.prepare={workers: 1}"], None, "FILE"),      # a mapping is merged into the section: the file's size stays
     (["data.prepare.sizes=1"], None, "FILE"),
     (["data.prepare.workers=1"], None, "FILE"),
 ])

@@ -410,15 +410,38 @@ class DecFlowTrainSection:
                                            "eval_every", "ckpt_every", "threads", "seed"))
 
 
+#: the keys of the ``data`` section (:class:`flownet.train.FlowDataConfig`) that :func:`train_decflow` reads (its
+#: :class:`flownet.data.synthetic_face.SyntheticFaceFlow` pairs); any other key at a value other than its default is
+#: refused (:class:`DecFlowTrainConfig`), not recorded in the run's config.yaml as if it had been used
+DECFLOW_DATA_KEYS = ("root", "size", "n_train", "n_test", "seed", "gray", "max_head", "au_min", "au_max")
+
+
 @dataclass
 class DecFlowTrainConfig:
-    """``configs/flow_decflow.yaml``: sections ``data`` (:class:`flownet.train.FlowDataConfig`), ``model``
-    (:class:`DecFlowConfig`), ``train`` (:class:`DecFlowTrainSection`)."""
+    """``configs/flow_decflow.yaml``: sections ``data`` (:class:`flownet.train.FlowDataConfig`, of which DecFlow reads
+    :data:`DECFLOW_DATA_KEYS`), ``model`` (:class:`DecFlowConfig`), ``train`` (:class:`DecFlowTrainSection`).
+
+    Raises:
+        ValueError: a ``data`` key DecFlow does not read (``hflip``, ``photometric``, ``extra_faces``,
+            ``generic_fraction``, ``n_val_subjects``, ``frames_per_clip``, ...) at a value other than its default,
+            naming each such key and its value (when the config is loaded: before any run folder is made).
+    """
     name: str = "decflow"
     out_dir: str = "runs"
     data: FlowDataConfig = field(default_factory=FlowDataConfig)
     model: DecFlowConfig = field(default_factory=DecFlowConfig)
     train: DecFlowTrainSection = field(default_factory=DecFlowTrainSection)
+
+    def __post_init__(self):
+        default = FlowDataConfig()
+        shown = lambda v: str(v).lower() if isinstance(v, bool) or v is None else v      # as YAML writes it
+        unread = [f"data.{f.name}={shown(getattr(self.data, f.name))}" for f in fields(FlowDataConfig)
+                  if f.name not in DECFLOW_DATA_KEYS and getattr(self.data, f.name) != getattr(default, f.name)]
+        if unread:
+            raise ValueError(f"{', '.join(unread)}: icegan flow train-decflow does not read "
+                             f"{'this key' if len(unread) == 1 else 'these keys'} (its pairs use data."
+                             f"{', data.'.join(DECFLOW_DATA_KEYS)} only; the others are icegan flow train's): leave "
+                             f"{'it' if len(unread) == 1 else 'them'} out or at the default")
 
 
 @torch.no_grad()

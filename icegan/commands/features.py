@@ -39,9 +39,9 @@ def register(sub) -> None:
                         "preprocessing and flow so the maps match the ones a model was trained on; unlabelled clips "
                         "get an empty label, for icegan predict, and the labelled ones are also written alone to "
                         "OUT/features_labelled.csv, for icegan loso or fit")
-    p.add_argument("--clips-mode", choices=("raw", "cropped"), default="raw",
-                   help="with --clips: raw (default) detects, aligns and crops the face on each clip; cropped only "
-                        "resizes frames that are already face crops")
+    p.add_argument("--clips-mode", choices=("raw", "cropped"), default=None,
+                   help="with --clips only (refused without it): raw (default) detects, aligns and crops the face on "
+                        "each clip; cropped only resizes frames that are already face crops")
     add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="main-job config overrides, e.g. flow.method=tvl1 recognizer.input_size=28")
@@ -52,6 +52,10 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     import logging
 
+    if args.clips_mode is not None and not args.clips:      # it would be ignored: the config's datasets keep theirs
+        raise ValueError(f"--clips-mode {args.clips_mode} applies to --clips only (the config's datasets are prepared "
+                         f"in their own mode, data.prepare.datasets.N.mode); add --clips CSV, or leave --clips-mode "
+                         f"out")
     if args.out is not None and not args.print_config:
         from icegan.paths import features_table_taken
         if taken := features_table_taken(args.out):   # before icegan.pipeline is imported (torch: seconds)
@@ -61,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_main_config(args.config, args.overrides)      # ConfigError, PrepareError: ValueErrors, one line
     if args.clips:
-        cfg = with_clip_list(cfg, args.clips, args.clips_mode)
+        cfg = with_clip_list(cfg, args.clips, args.clips_mode or "raw")
     if args.print_config:
         return print_config(cfg)
     if args.out is None:                      # not required by argparse, so that --print-config needs none

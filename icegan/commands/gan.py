@@ -34,7 +34,9 @@ def register(subparsers) -> None:
                                      "TensorBoard logs.")
     tr.add_argument("--config", default=None,
                     help="YAML config (GanConfig; default: the shipped gan_casme2.yaml; `icegan configs` lists them)")
-    tr.add_argument("--fold", default=None, help="hold out this subject (LOSO fold), e.g. sub01")
+    tr.add_argument("--fold", default=None,
+                    help="hold out this subject (LOSO fold), e.g. sub01: it replaces the config's "
+                         "data.holdout_subjects (refused together with a data.holdout_subjects override)")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)
     add_out_hint(tr, "gan train", default_config="gan_casme2")   # --out: gan eval's, not here
@@ -107,21 +109,36 @@ def register(subparsers) -> None:
 def _train(args: argparse.Namespace) -> int:
     from torch.utils.tensorboard import SummaryWriter
 
-    from icegan.config import load_config, save_config
+    from icegan.config import ConfigError, load_config, save_config, where_set
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
     from icegan.data.prepare import refuse_replaced_prepare
     from icegan.gan.trainer import GanConfig, build_models, check_resumable, train_gan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
-    if args.fold:
+    if args.fold is not None:
+        if not args.fold.strip():
+            raise ValueError("--fold needs a subject to hold out, e.g. --fold sub01 (without --fold the config's "
+                             "data.holdout_subjects are held out)")
+        given = [o for o in overrides if o.split("=", 1)[0].strip().startswith("data.holdout_subjects.")
+                 or where_set("data.holdout_subjects", None, [o]) == "command line"]
+        if given:       # --fold would replace it without a word
+            raise ValueError(f"--fold {args.fold} and the override {given[0]} both set data.holdout_subjects (--fold "
+                             f"replaces the config's held-out subjects): give one of them")
         overrides.append(f"data.holdout_subjects=[{args.fold}]")
     if args.device:
         overrides.append(f"train.device={args.device}")
     if args.config is None:
         from icegan.paths import shipped_config
         args.config = str(shipped_config("gan_casme2"))
-    cfg = load_config(GanConfig, args.config, overrides)
+    try:
+        cfg = load_config(GanConfig, args.config, overrides)
+    except ConfigError as exc:
+        from icegan.commands import other_config_hint       # a file of train.py or icegan loso: says which
+        hint = other_config_hint(args.config, "icegan gan train")
+        if not hint:
+            raise
+        raise ConfigError(f"{exc}{hint}") from None
     if cfg.data.source == "prepared":
         # load_prepared_pairs prepares the faces at data.img_size, in gray: a data.prepare.size or color it would
         # replace is refused now, as train.py does, not recorded in the run's config.yaml as if it had been used

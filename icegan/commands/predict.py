@@ -32,7 +32,8 @@ held-out one with icegan predict). Training clips of fewer than 2 classes are re
 whose probabilities are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early
 stopping, as in a LOSO fold. Options that need LOSO folds or other inputs are refused: oracle_epoch,
 model.noise_filter, model.domain_bn, model.domain_adversarial, model.au_weight, data.synthetic_per_clip,
-data.permute_labels, data.train_subject_fraction, data.roi.
+data.permute_labels, data.train_subject_fraction, data.roi, max_folds > 0 and workers > 1 (threads=N sets the
+threads of the one training).
 data.recenter=median is applied again to the clips `icegan predict` scores. data.labels=casme2_5 or samm_5 (with
 data.source=table) fits CASME II's or SAMM's five classes; the file records the classes of its label set.
 
@@ -81,6 +82,11 @@ _UNSUPPORTED = (
      "fold's training subjects, a point of a learning curve"),
     ("data.roi", lambda c: c.data.roi != "none", "landmark regions are cut from the composite's apex faces, which "
      "new clips' tables do not have"),
+    ("max_folds", lambda c: c.max_folds > 0, "it runs only the first LOSO folds, and a fitted model has no folds: it "
+     "trains on every clip"),
+    # workers=0 (one per usable CPU) is what the shipped features configs that `icegan fit` is run with write
+    ("workers", lambda c: c.workers > 1, "it trains LOSO folds in that many processes, and a fitted model is one "
+     "training; threads=N sets its threads"),
     ("protocol", lambda c: c.protocol == "HDE", "protocol=HDE leaves each dataset out of `icegan loso`'s folds, and a "
      "fitted model has no folds; to fit on some datasets and score another, fit with data.datasets=[casme2,samm] "
      "(the datasets to train on) and score the held-out dataset's clips with icegan predict"),
