@@ -179,6 +179,36 @@ def _first_conv(conv: nn.Conv2d, x: torch.Tensor, n_models: int, in_channels: in
     raise ValueError(f"expected features (B, C, H, W) or (B, G, C, H, W), got {tuple(x.shape)}")
 
 
+def _check_maps(net: str, x: torch.Tensor, n_models: int, in_channels: int, input_size: int, hint: str = "") -> None:
+    """Refuse features a recognizer built for (C, S, S) maps (C = ``in_channels``, S = ``input_size``) cannot take.
+
+    Args:
+        net: the network's name for the messages (``"STSTNet"``, ``"OffTANet"``).
+        x: (B, C, S, S) features shared by the ``n_models`` copies, or (B, G, C, S, S) with G = ``n_models``.
+        hint: appended to the size message (Off-TANet: the size its attention block would get).
+
+    Raises:
+        ValueError: another rank or copy count (messages of :func:`_first_conv`), another channel count (names it and
+            the expected maps), or maps of another height or width than ``input_size`` (names the expected
+            (C, S, S) and the shape of ``x``). A shape compare: costs nothing next to the convolutions.
+    """
+    want = (in_channels, input_size, input_size)
+    if x.dim() == 4 and x.shape[1] != in_channels:
+        raise ValueError(f"expected features of shape (B, {in_channels}, H, W), got {tuple(x.shape)}: {x.shape[1]} "
+                         f"channels, not in_channels={in_channels} (maps of (C, S, S) = {want})")
+    if x.dim() == 5 and x.shape[1] == n_models and x.shape[2] != in_channels:
+        raise ValueError(f"expected grouped features (B, {n_models}, {in_channels}, H, W), got {tuple(x.shape)}: "
+                         f"{x.shape[2]} channels, not in_channels={in_channels} (maps of (C, S, S) = {want})")
+    if x.dim() == 5 and x.shape[1] != n_models:
+        raise ValueError(f"expected grouped features (B, {n_models}, {in_channels}, H, W), got {tuple(x.shape)}")
+    if x.dim() not in (4, 5):
+        raise ValueError(f"expected features (B, C, H, W) or (B, G, C, H, W), got {tuple(x.shape)}")
+    if tuple(x.shape[-2:]) != want[1:]:
+        raise ValueError(f"{net}(input_size={input_size}) expects maps of (C, S, S) = {want}, got x of shape "
+                         f"{tuple(x.shape)}{hint}; resize the features to input_size "
+                         f"(icegan.recognition.resize_features) or build the network for their size")
+
+
 class _ConvMaxPool(torch.autograd.Function):
     """Convolution followed by max pooling, computed in chunks of samples (exact, less memory traffic).
 
@@ -416,7 +446,8 @@ class STSTNet(nn.Module):
         Args:
             x: (B, C, S, S) features shared by all copies, or (B, G, C, S, S), copy g reading ``x[:, g]``.
             sample_mask: (B, G) 0/1: the samples in each copy's batch-norm statistics (training mode only), or None.
-            domain: (B,) int64 domain index in 0..D-1 of each sample; required when ``domains`` >= 1, else ignored.
+            domain: (B,) integer (any width, used as int64) domain index in 0..D-1 of each sample; required when
+                ``domains`` >= 1, else ignored.
             with_aux: also return the auxiliary head's logits.
             aux_grad_scale: finite factor on the gradient from the auxiliary head into the shared layers
                 (:func:`scale_gradient`; −λ = gradient reversal).
@@ -426,17 +457,26 @@ class STSTNet(nn.Module):
             auxiliary logits (B, A) or (B, G, A)).
 
         Raises:
-            ValueError: ``with_aux`` without an auxiliary head; ``domain`` missing, of another shape than (B,) or out of
-                range; ``x`` not (B, C, H, W) or (B, G, C, H, W) with C = ``in_channels``; a non-finite
-                ``aux_grad_scale`` (with ``with_aux``).
+            ValueError: ``with_aux`` without an auxiliary head; ``domain`` missing, not a tensor of integers (floating
+                point or bool; other integer types are taken as int64), of another shape than (B,) or out of range;
+                ``x`` not (B, C, S, S) or (B, G, C, S, S) with C = ``in_channels``, S = ``input_size`` (the message
+                names the expected (C, S, S) and the shape of ``x``); a non-finite ``aux_grad_scale`` (with
+                ``with_aux``).
         """
         G, C = self.n_models, sum(self.stream_channels)
+        _check_maps("STSTNet", x, G, self.in_channels, self.input_size)
         if with_aux and self.aux_fc is None:
             raise ValueError("with_aux=True needs an STSTNet built with aux_outputs >= 1")
         if self.domains:
             if domain is None:
                 raise ValueError(f"this STSTNet keeps batch-norm statistics per domain (domains={self.domains}): "
                                  f"pass domain, the (B,) domain index of every sample")
+            if not isinstance(domain, torch.Tensor) or domain.is_floating_point() or domain.is_complex() \
+                    or domain.dtype == torch.bool:
+                got = (str(domain.dtype).replace("torch.", "") + " tensor" if isinstance(domain, torch.Tensor)
+                       else type(domain).__name__)
+                raise ValueError(f"domain must hold integer domain indices in 0..{self.domains - 1}, got a {got}")
+            domain = domain.long()        # one_hot and indexing take int64 (uint8 would index as a mask)
             if domain.shape != (x.shape[0],) or (domain.numel() and (int(domain.min()) < 0 or int(domain.max()) >= self.domains)):
                 raise ValueError(f"domain must be a (B,) = ({x.shape[0]},) tensor of indices in 0..{self.domains - 1}, "
                                  f"got shape {tuple(domain.shape)}"
@@ -682,9 +722,15 @@ class OffTANet(nn.Module):
             Logits (B, K) for one copy with a 4-D ``x``, else (B, G, K).
 
         Raises:
-            ValueError: ``x`` not (B, C, H, W) or (B, G, C, H, W) with C = ``in_channels``; maps reaching the attention
-                block at another size than ``input_size`` gives.
+            ValueError: ``x`` not (B, C, S, S) or (B, G, C, S, S) with C = ``in_channels``, S = ``input_size`` (the
+                message names the expected (C, S, S), the shape of ``x`` and, where they differ, the map size the
+                attention block expects and would get).
         """
+        S, stride, att = self.input_size, self.stem.stride[0], self.att.pos.shape[0]
+        ah, aw = (((n - 1) // stride + 1) // 4 for n in x.shape[-2:]) if x.dim() >= 2 else (att, att)
+        _check_maps("OffTANet", x, self.n_models, self.in_channels, S,
+                    f": its attention block expects {att}×{att} maps, got {ah}×{aw} (check input_size)"
+                    if (ah, aw) != (att, att) else "")
         h, grouped = _first_conv(self.stem, x, self.n_models, self.in_channels)
         h = self.stem_bn(F.relu(h), sample_mask)
         h = self.att(self.res2(self.res1(h, sample_mask), sample_mask), sample_mask)
