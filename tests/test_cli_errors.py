@@ -182,9 +182,9 @@ def test_predict_with_a_file_that_is_no_model_says_so_without_unsafe_advice(tmp_
         assert len(err.strip().splitlines()) == 1 and "weights_only" not in err and "Traceback" not in err
 
 
-def test_flow_train_names_the_mode_a_config_is_for(capsys):
+def test_flow_train_names_the_mode_a_config_is_for(capsys, tmp_path):
     """A self-supervised config given to the supervised trainer (or the reverse) is refused with the command that
-    runs it, not only with the unknown key."""
+    runs it, not only with the unknown key; another command's config is named with its command (other_config_hint)."""
     from icegan.cli import main
     assert main(["flow", "train", "--config", "configs/flow_selfsup.yaml", "train.steps=1"]) == 2
     err = capsys.readouterr().err
@@ -192,7 +192,11 @@ def test_flow_train_names_the_mode_a_config_is_for(capsys):
     assert "configs/flow_selfsup.yaml is a config for --mode selfsup: run icegan flow train --mode selfsup" in err
     assert main(["flow", "train", "--mode", "selfsup", "--config", "configs/flow_srflownet_fast.yaml"]) == 2
     assert "is a config for --mode supervised" in capsys.readouterr().err
-    assert main(["flow", "train", "--config", "configs/gan_casme2_cpu.yaml"]) == 2      # neither: the error alone
+    assert main(["flow", "train", "--config", "configs/gan_casme2_cpu.yaml"]) == 2      # another command's
+    assert ("configs/gan_casme2_cpu.yaml is a config for `icegan gan train`: run icegan gan train --config "
+            "configs/gan_casme2_cpu.yaml") in capsys.readouterr().err
+    (tmp_path / "none.yaml").write_text("foo: 1\n", encoding="utf-8")                  # no command's: the error alone
+    assert main(["flow", "train", "--config", str(tmp_path / "none.yaml")]) == 2
     assert "is a config for" not in capsys.readouterr().err
 
 

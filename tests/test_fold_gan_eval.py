@@ -1,6 +1,6 @@
-"""A main-job fold's GAN checkpoint (`folds/<subject>/gan/checkpoints/last.pt` of train.py on a prepared release)
-records the fold's held-out and training subjects and its faces, so `icegan gan eval` scores it on the held-out
-subject instead of refusing it as "trained on every subject"."""
+"""A main-job fold's GAN checkpoint (`folds/<dataset>_<subject>/gan/checkpoints/last.pt` of train.py on a prepared
+release) records the fold's held-out and training subjects and its faces, so `icegan gan eval` scores it on the
+held-out subject instead of refusing it as "trained on every subject"."""
 from __future__ import annotations
 
 import json

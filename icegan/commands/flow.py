@@ -8,7 +8,8 @@
   "pairs_per_s": x}``.
 * ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``;
   ``--decompose [--decompose-method ransac|learned]`` also writes ``flow_head.png`` / ``flow_expression.png``
-  (and ``.flo``): head / expression decomposition (:mod:`flownet.decompose`, :mod:`flownet.models.decflow`).
+  (and ``.flo``): head / expression decomposition (:mod:`flownet.decompose`, :mod:`flownet.models.decflow`);
+  ``--decompose-method`` without ``--decompose`` is refused (exit 2), not ignored.
 * ``icegan flow train-decflow --config configs/flow_decflow.yaml [key=value ...]``: train DecFlow.
 """
 from __future__ import annotations
@@ -145,9 +146,10 @@ def register(subparsers) -> None:
                         "at the largest motion, in pixels)")
     r.add_argument("--decompose", action="store_true",
                    help="also write the head and expression flow (OUT stem + _head / _expression; same for --flo)")
-    r.add_argument("--decompose-method", default="ransac", choices=["ransac", "learned"],
-                   help="ransac: global similarity fit of --model's flow (flownet.decompose); learned: the DecFlow "
-                        "network (--weights = DecFlow weights, default flownet/weights/decflow_facial.pt)")
+    r.add_argument("--decompose-method", default=None, choices=["ransac", "learned"],
+                   help="with --decompose only (refused without it): ransac (default): global similarity fit of "
+                        "--model's flow (flownet.decompose); learned: the DecFlow network (--weights = DecFlow "
+                        "weights, default flownet/weights/decflow_facial.pt)")
     r.set_defaults(func=_run)
 
     td = sub.add_parser("train-decflow", help="train DecFlow (SRFlowNet with head + expression decoders)",
@@ -194,9 +196,13 @@ def _train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         from icegan.commands import config_kind
         other = "selfsup" if mode == "supervised" else "supervised"
-        command = {"supervised": "icegan flow train", "selfsup": "icegan flow train --mode selfsup"}[other]
-        if config_kind(args.config, [command]) is None:     # is the file itself one of the other mode?
-            raise exc from None
+        commands = {"supervised": "icegan flow train", "selfsup": "icegan flow train --mode selfsup"}
+        if config_kind(args.config, [commands[other]]) is None:     # is the file itself one of the other mode?
+            from icegan.commands import other_config_hint   # or of another command (train-decflow, train.py, ...)?
+            hint = other_config_hint(args.config, commands[mode])
+            if not hint:
+                raise exc from None
+            raise ConfigError(f"{exc}{hint}") from None
         raise ValueError(f"{exc}; {args.config} is a config for --mode {other}: run icegan flow train --mode {other} "
                          f"--config {args.config}") from None
     if args.print_config:
@@ -253,6 +259,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 @one_line_errors("icegan flow {flow_command}")
 def _run(args: argparse.Namespace) -> int:
+    method = getattr(args, "decompose_method", None)
+    if method is not None and not getattr(args, "decompose", False):     # it would be ignored: no decomposition
+        raise ValueError(f"--decompose-method {method} applies to --decompose only (without it the total flow of "
+                         f"--model is written, not decomposed); add --decompose, or leave --decompose-method out")
     from flownet.devices import resolve_device
     from flownet.io import save_flow_image, write_flo
     from flownet.metrics import flow_magnitude
@@ -566,7 +576,7 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict, data) -> int
     from flownet.decompose import get_decomposer
     from flownet.io import save_flow_image, write_flo
     from flownet.metrics import flow_magnitude
-    if args.decompose_method == "learned":
+    if getattr(args, "decompose_method", None) == "learned":      # None (not given): ransac
         # DecFlow is its own network: the base estimator's options cannot apply, and are not dropped silently
         given = [flag for flag, value, default in (("--model", args.model, "srflownet"),
                                                    ("--module", getattr(args, "module", None), None),
@@ -608,7 +618,15 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict, data) -> int
 def _train_decflow(args: argparse.Namespace) -> int:
     from flownet.models.decflow import DecFlowTrainConfig, train_decflow
     from icegan.config import load_config
-    cfg = load_config(DecFlowTrainConfig, args.config, args.overrides)
+    from icegan.config import ConfigError
+    try:
+        cfg = load_config(DecFlowTrainConfig, args.config, args.overrides)
+    except ConfigError as exc:
+        from icegan.commands import other_config_hint       # a flow train, gan train, main-job ... file: says which
+        hint = other_config_hint(args.config, "icegan flow train-decflow")
+        if not hint:
+            raise
+        raise ConfigError(f"{exc}{hint}") from None
     _check_resume_checkpoint(cfg)
     train_decflow(cfg, progress=not args.no_progress)
     return 0

@@ -74,8 +74,8 @@ def register(subparsers) -> None:
     ge = subparsers.add_parser(
         "generate", help="synthesise apex faces of a class from onset faces",
         description="Synthesise apex faces of a chosen class from onset faces with a trained ICE-GAN generator (the "
-                    "checkpoints/last.pt of icegan gan train, or a main-job fold's folds/<subject>/gan/checkpoints/"
-                    "last.pt). The onset faces should be face crops as the training faces were (cropped, "
+                    "checkpoints/last.pt of icegan gan train, or a main-job fold's folds/<dataset>_<subject>/gan/"
+                    "checkpoints/last.pt). The onset faces should be face crops as the training faces were (cropped, "
                     "aligned); each is read grey and resized to the generator's size as its training faces were "
                     "(the checkpoint's data section: the CASME II crops of icegan gan train with INTER_AREA; "
                     "prepared faces with INTER_AREA when shrinking, INTER_CUBIC when enlarging), the aspect ratio "
