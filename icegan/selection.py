@@ -276,16 +276,43 @@ def recipe_digest(cfg) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def inner_cache_digest(cfg, feature_set) -> str:
+def inner_cache_digest(cfg, feature_set, legacy: bool = False) -> str:
     """8 hex digits naming a recipe's inner-prediction cache: its settings (:func:`recipe_digest`) and the data it is
     trained and scored on, ``feature_set``'s clips, labels and maps (:func:`icegan.protocol.data_digest`). Maps
     exported again with the same clips and labels (other flow weights, a corrected crop) were otherwise read back from
-    a cache of the old ones (its clips and labels pass :func:`_cache_ok`)."""
+    a cache of the old ones (its clips and labels pass :func:`_cache_ok`).
+
+    The settings are hashed with the keys a resume may change (:data:`icegan.protocol._RESUME_FREE_KEYS`: ``workers``,
+    how many processes train the folds, never what they compute) at their defaults, so that another ``workers``
+    reads the same cache. ``legacy``: the digest as named before 2026-12-07, those keys as ``cfg`` sets them (equal to
+    the new one where they are at their defaults); :func:`select_nested` reads such a cache under the new name.
+    """
     import hashlib
 
     from icegan.protocol import data_digest
     data = data_digest(feature_set.samples, feature_set.features)
-    return hashlib.sha1(f"{recipe_digest(cfg)}|{data}".encode()).hexdigest()[:8]
+    settings = recipe_digest(cfg if legacy else _resume_free_at_defaults(cfg))
+    return hashlib.sha1(f"{settings}|{data}".encode()).hexdigest()[:8]
+
+
+def _resume_free_at_defaults(cfg):
+    """A copy of the config dataclass ``cfg`` whose keys of :data:`icegan.protocol._RESUME_FREE_KEYS` (dotted, those
+    it has) hold the values of a default ``type(cfg)()``."""
+    from dataclasses import fields, is_dataclass, replace
+
+    from icegan.protocol import _RESUME_FREE_KEYS
+
+    def reset(obj, default, key: str):
+        head, _, rest = key.partition(".")
+        if not is_dataclass(obj) or head not in {f.name for f in fields(obj)}:
+            return obj
+        value = reset(getattr(obj, head), getattr(default, head), rest) if rest else getattr(default, head)
+        return replace(obj, **{head: value})
+
+    default = type(cfg)()
+    for key in _RESUME_FREE_KEYS:
+        cfg = reset(cfg, default, key)
+    return cfg
 
 
 def _score(y_true: np.ndarray, probs: np.ndarray, criterion: str, n_classes: int) -> float:
@@ -319,7 +346,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
             subject's own dataset only (its dataset is known before any label is seen; not for HDE runs, whose
             folds have no training clip of the held-out dataset).
         cache_dir: where inner predictions are kept (default ``out_dir/inner``); one CSV per recipe run folder,
-            inner-fold count and recipe settings.
+            inner-fold count and recipe settings but ``workers`` (:func:`inner_cache_digest`).
         name: title in metrics.md.
 
     Returns:
@@ -404,10 +431,13 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
                                  f"{r.run_dir}; was the run made with another data section?")
         if folds is None:       # every recipe's f holds the scored units, sorted (make_folds): the same list
             folds = f
-        inner[key] = inner_predictions(r.config, fs, f, k,
-                                       cache / f"{Path(r.run_dir).name}_k{k}_{inner_cache_digest(r.config, fs)}.csv",
-                                       progress=progress, log=log).sort_values(["outer", "row"], kind="stable") \
-            .reset_index(drop=True)
+        stem = f"{Path(r.run_dir).name}_k{k}_"
+        path = cache / f"{stem}{inner_cache_digest(r.config, fs)}.csv"
+        before = cache / f"{stem}{inner_cache_digest(r.config, fs, legacy=True)}.csv"
+        if not path.exists() and before.is_file():     # named with the recipe's own workers: the same predictions
+            before.rename(path)
+        inner[key] = inner_predictions(r.config, fs, f, k, path, progress=progress, log=log) \
+            .sort_values(["outer", "row"], kind="stable").reset_index(drop=True)
 
     def inner_of(c: Candidate) -> pd.DataFrame:
         if c.config is not None:

@@ -30,7 +30,11 @@ entry that scored best in an inner cross-validation over that fold's training su
 Resuming: each member run resumes at its first unfinished fold (:func:`icegan.protocol.run_loso`), a finished one
 is only re-read, and ensembles are recomputed from their members (seconds), so rerunning the same command after an
 interruption finishes the suite with the same numbers. A member whose folder holds a run of another config is
-refused (:class:`icegan.protocol.LosoStateError`), never overwritten.
+refused (:class:`icegan.protocol.LosoStateError`), never overwritten. Seeds added to the file (``[0, 1]`` →
+``[0, 1, 2]``) are trained, and an ensemble over the seeds made of the earlier seeds' runs, a subset of today's, is
+made again of them all; one of other runs (a rerun with fewer ``--seeds``) is refused
+(:func:`icegan.ensemble.ensemble_runs`), never overwritten. A nested-selection folder is made by the suite command as a
+whole (results.md says so): ``--seeds <seed>`` alone would rewrite the page for that seed only.
 
 Reusing runs of other suites (``reuse``, ``icegan suite --reuse DIR``): a member run whose folder does not exist yet
 is copied from a finished run in DIR (an earlier suite's output folder, or one run folder) made with the same
@@ -67,7 +71,8 @@ class SuiteRun:
     """One recipe: ``label`` (the table row), ``command`` (``loso``: ``icegan loso`` on precomputed features;
     ``train``: the main job, ``train.py``), ``config`` (that command's YAML; a relative path is relative to the suite
     file's folder), ``overrides`` (``key=value``, as on that command's line) and ``seeded`` (False: a deterministic
-    recipe, e.g. logistic regression, run once with the suite's first seed)."""
+    recipe, e.g. logistic regression, run once with the first seed the suite runs: the file's first, or the first
+    ``--seeds`` value when ``--seeds`` is given)."""
     label: str = ""
     config: str = ""
     command: Literal["loso", "train"] = "loso"
@@ -312,6 +317,11 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}
     label_sets: dict[str, str] = {}         # data.labels -> the first run of that label set
+    try:                            # the seeds the file lists: the suite's command names --seeds only when others ran
+        file_seeds = list(load_suite(suite_path).seeds)
+    except (OSError, ValueError):
+        file_seeds = None
+    given = [] if file_seeds == list(suite.seeds) else ["--seeds", ",".join(map(str, suite.seeds))]
     for i, seed in enumerate(suite.seeds):
         for r in suite.runs:
             if not r.seeded and i > 0:
@@ -379,11 +389,14 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                                   f"held-out unit's own dataset, and the HDE runs {hde} (leave one dataset out) have "
                                   "none in any fold; set selection.scope=all")
             folder = out / f"{slug(sel.label)}_s{seed}"
+            # no command of its own: `--seeds <seed>` alone would rewrite the page for that seed and re-plan an
+            # ensemble over the seeds (and an unseeded run) for it
             plan.append(PlannedRun(sel.label, seed, folder, selection=cands,
                                    command=shlex.join(["icegan", "suite", "--config", str(suite_path), "--out",
-                                                       str(out), "--seeds", str(seed), *overrides])
-                                   + f"   # nested selection: {sel.inner_folds} inner folds, {sel.criterion}, scope "
-                                     f"{sel.scope}, among {len(cands)} candidates"))
+                                                       str(out), *given, *overrides])
+                                   + f"   # nested selection: seed {seed}, made by the suite command as a whole; "
+                                     f"{sel.inner_folds} inner folds, {sel.criterion}, scope {sel.scope}, among "
+                                     f"{len(cands)} candidates"))
     for e in suite.ensembles:
         if not e.over_seeds:
             continue
@@ -563,12 +576,14 @@ def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path
     from icegan.selection import inner_cache_digest
     digest = inner_cache_digest(config, feature_set)
     written = []
-    for f in sorted((src.parent / "inner").glob(f"{glob.escape(src.name)}_k*_{digest}.csv")):
-        target = inner_dir / (dst.name + f.name[len(src.name):])
-        if not target.exists():
-            inner_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-            written.append(target)
+    # a cache named before the digest left workers out (legacy) is copied under today's name
+    for old in dict.fromkeys([digest, inner_cache_digest(config, feature_set, legacy=True)]):
+        for f in sorted((src.parent / "inner").glob(f"{glob.escape(src.name)}_k*_{old}.csv")):
+            target = inner_dir / (dst.name + f.name[len(src.name):-len(f"{old}.csv")] + f"{digest}.csv")
+            if not target.exists():
+                inner_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+                written.append(target)
     return written
 
 
@@ -598,11 +613,13 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
     over the seeds fills the last seed's cell, marked "(one model of all seeds)". A run that picked its epochs on the
     test subjects (``oracle_epoch``) is marked "[ORACLE]", one whose flow network trained on held-out subjects' real
     motion (``real_motion_seen``) "[NOT leak-free]" (both: "[ORACLE; NOT leak-free]",
-    :func:`icegan.report.selection_word`).
+    :func:`icegan.report.selection_word`). A run cut to its first k of n folds by ``max_folds`` is tagged
+    "[PARTIAL: k of n folds]", as in the results table (:func:`icegan.protocol.read_partial_tag`).
 
     Raises:
         ValueError: a finished run without a readable ``metrics.json`` (names the folder).
     """
+    from icegan.protocol import read_partial_tag
     from icegan.report import markdown_cell, selection_word
     seeds = sorted({p.seed for p in plan if p.out in finished})
     head = "| entry | " + " | ".join(f"seed {s}" for s in seeds) + " |"
@@ -622,7 +639,8 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
             # the file read once, not twice
             word = selection_word(bool(blob.get("oracle_epoch", False)), bool(blob.get("real_motion_seen")), "ORACLE")
-            cells[p.seed] = f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + ("" if word == "honest" else f" [{word}]")
+            cells[p.seed] = (f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + read_partial_tag(p.out)
+                             + ("" if word == "honest" else f" [{word}]"))
         rows.append(f"| {markdown_cell(lab)} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
     return "\n".join(rows)
 
@@ -709,6 +727,22 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     path.write_text("\n".join(lines), encoding="utf-8")
     (out / "results.tex").write_text(results_table(entries, "latex"), encoding="utf-8")     # the same table for a paper
     return path
+
+
+def _outgrown(p: PlannedRun) -> bool:
+    """Whether the folder of the ensemble over the seeds ``p`` holds the ensemble of a strict subset of ``p.members``
+    (seeds were added to the suite since it was made): each member its ``ensemble.json`` records is one of them, by
+    resolved path or by its path from the folder with the same ``predictions.csv`` (a suite folder copied whole), as
+    :func:`icegan.ensemble.ensemble_runs` matches an ensemble it writes again. False without a readable header."""
+    from icegan.ensemble import _digest, _relative
+    try:
+        recorded = json.loads((p.out / "ensemble.json").read_text(encoding="utf-8"))["members"]
+        was = [(str(Path(m["run"]).resolve()), f"{m.get('rel')}|{m.get('predictions')}") for m in recorded]
+        now = [(str(d.resolve()), f"{_relative(d, p.out)}|{_digest(d)}") for d in p.members]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    matched = [next((j for j, (a, r) in enumerate(now) if a == was_a or r == was_r), None) for was_a, was_r in was]
+    return None not in matched and len(set(matched)) == len(was) < len(now)
 
 
 def _read_times(out: Path) -> dict:
@@ -829,6 +863,10 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             if isinstance(p.config, LosoConfig) and suite.selection.inner_folds:
                 for f in copy_inner_predictions(sources[p.out], p.out, p.config, out / "inner", checked[p.out][0]):
                     print(f"    reused: inner-fold predictions {f.name}", file=log, flush=True)
+        if p.over_seeds and _outgrown(p):       # seeds added since it was made: derived data, made again
+            shutil.rmtree(p.out)
+            print(f"    note: {p.out} held the ensemble of the runs of fewer seeds (seeds were added since): it is "
+                  "made again of them all", file=log, flush=True)
         was_finished = (p.out / "metrics.json").is_file()
         if p.config is not None:
             try:

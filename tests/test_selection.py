@@ -208,7 +208,9 @@ def test_suite_selection_row(tmp_path, capsys):
         ["floor_k3", "ststnet_s0_k3", "ststnet_s1_k3"]                           # the floor's inner folds: once
     results = (tmp_path / "out" / "results.md").read_text()
     assert re.search(r"\| nested selection \| honest \| CDE \| 2 \|", results)
-    assert "--seeds 1   # nested selection: 3 inner folds, UF1, scope all, among 3 candidates" in results
+    # the suite command as a whole made it (not `--seeds 1`, which would rewrite the page for seed 1 alone)
+    assert f"--out {tmp_path / 'out'}   # nested selection: seed 1, made by the suite command as a whole; 3 inner " \
+        "folds, UF1, scope all, among 3 candidates" in results
     before = (tmp_path / "out" / "nested_selection_s1" / "predictions.csv").read_bytes()
     run_suite(path, tmp_path / "out", progress=False)                          # a rerun re-reads, same result
     assert (tmp_path / "out" / "nested_selection_s1" / "predictions.csv").read_bytes() == before
