@@ -20,7 +20,8 @@ One LOSO fold (data flow of ``../shared/DESIGN.md``):
    apexes of step 4 are asked for another class than their onset's (``bench/gan_joint_demo.py`` adds that term).
 4. **Augmentation.** Class-balanced synthetic apexes for the training onsets
    (:func:`icegan.gan.synthesis.balanced_augmentation`: every class filled to (1 + ``gan.synthetic_ratio``) × the
-   largest real class count; none when the ratio is 0), their flow features, and a sample grid
+   largest real class count; none when the ratio is 0 or the recognizer is ExpCaps, which reads no flow features),
+   their flow features, and a sample grid
    ``folds/<dataset>_<subject>/samples.png``.
 5. **Recognizer** (Off-TANet by default; STSTNet; or the discriminator's ExpCaps on apex faces)
    trained on real + synthetic features of the training subjects only; scores of the held-out
@@ -143,14 +144,18 @@ class GanSection:
         synthetic_ratio: ≥ 0; every class is filled with synthetic apexes up to round((1 + ratio) × the largest
             real class count of the fold's training subjects). 0 adds no synthetic apex at all (the classes are not
             balanced either); with ``enabled`` the GAN is still trained (the ExpCaps recognizer uses the GAN itself).
+            Not read with ``recognizer.name=expcaps``, which classifies apex faces, not flow features: no synthetic
+            apex is made.
         synthetic_weight: > 0; the loss weight of one synthetic row relative to one real row in the recognizer's
             training (class weights are computed on the weighted counts). 1.0 = every row the same. On CASME II
             (118 clips, 74/25/19) ratio 0.5 adds ~200 synthetic rows to ~112 real ones: 0.25 makes their total
-            weight ~0.45 × the real rows' instead of ~1.8 × (docs/benchmarks.md, "Synthetic rows weighing less").
+            weight ~0.60 × the real rows' as trained instead of ~1.8 × (the class weights, on by default, lift the
+            mostly synthetic positive and surprise classes; ~0.45 × with recognizer.class_weighting=false)
+            (docs/benchmarks.md, "Synthetic rows weighing less").
         joint: add the recognizer's classification loss through SRFlowNet to the generator. Off by
             default: on real CASME II (SDE, 20 folds, docs/benchmarks.md) it lowered UF1 from 0.5614
             (GAN without it) to 0.4677 and put checkerboard patterns into the synthetic apexes.
-        joint_weight: weight of that loss.
+        joint_weight: weight of that loss (>= 0; 0 with ``joint`` is refused: set ``joint`` false instead).
         counterfactual: weight of the random-other-class branch of the GAN loss.
         motion_head, motion_prior, d_motion_input: the motion recipe of ``configs/gan_casme2_cpu.yaml`` (our
             additions, off = the paper's model; :class:`icegan.gan.trainer.GanModelConfig`): G warps the
@@ -197,6 +202,12 @@ class GanSection:
         if not math.isfinite(self.synthetic_weight) or self.synthetic_weight <= 0:
             raise ValueError(f"gan.synthetic_weight must be a finite number > 0 (1 = a synthetic row weighs as much "
                              f"as a real one), got {self.synthetic_weight}")
+        if self.enabled and self.joint and self.joint_weight == 0:
+            # the loss times 0 trains nothing, but the critic is fitted and the flow network run forward and backward
+            # in every generator step all the same
+            raise ValueError("gan.joint_weight=0 gives the joint loss no weight, and gan.joint=true would still fit "
+                             "its critic and back-propagate through the flow network in every generator step for "
+                             "nothing: set gan.joint=false (or a gan.joint_weight > 0)")
 
 
 @dataclass
@@ -323,7 +334,9 @@ def _check_custom_code(cfg: MainConfig) -> None:
     (two random 32×32 grey pairs, with a backward pass when ``gan.joint`` will back-propagate through it).
 
     Raises:
-        ConfigError: either fails (the message names ``recognizer.module`` / ``flow.module`` and the error).
+        ConfigError: either fails (the message names ``recognizer.module`` / ``flow.module`` and the error); with
+            ``gan.joint``, also a flow network whose flow has no nonzero finite gradient with respect to its second
+            image (the generator's apex: the joint loss would be a constant that trains nothing).
     """
     from icegan.recognition import check_custom_recognizer
     try:
@@ -344,6 +357,16 @@ def _check_custom_code(cfg: MainConfig) -> None:
                 except Exception as exc:
                     raise ValueError(f"flow.module={cfg.flow.module!r}: gan.joint back-propagates through the flow, "
                                      f"and the backward pass failed: {type(exc).__name__}: {exc}") from exc
+                # the network's own weights may give the backward pass a gradient while the flow does not depend on
+                # the images (NumPy / OpenCV preprocessing): the joint loss would be a constant to the generator
+                g = img2.grad
+                why = ("has no gradient" if g is None else "has a non-finite gradient" if not torch.isfinite(g).all()
+                       else "has a zero gradient" if not g.abs().sum() > 0 else "")
+                if why:
+                    raise ValueError(f"flow.module={cfg.flow.module!r}: the flow {why} with respect to its second "
+                                     f"image (the generator's apex in gan.joint): the joint loss needs a flow "
+                                     f"differentiable in its second frame (no NumPy / OpenCV step on the images, no "
+                                     f".detach()); or set gan.joint=false")
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from None
 
@@ -1280,7 +1303,8 @@ class FoldRunner:
         counts = torch.bincount(y_tr, minlength=self.n_classes)
         target = int(round(int(counts.max()) * (1.0 + cfg.gan.synthetic_ratio)))
         synth_feats = synth_y = None
-        if cfg.gan.synthetic_ratio > 0:
+        # the ExpCaps recognizer scores with the discriminator and reads no flow features: no synthetic apex is made
+        if cfg.gan.synthetic_ratio > 0 and cfg.recognizer.name != "expcaps":
             fake, src, cls = balanced_augmentation(g, onset.to(self.device), y_tr,
                                                    target_per_class=target, seed=derived_seed(cfg.seed, fold.index))
             fake01 = (fake.cpu().float() + 1) / 2
