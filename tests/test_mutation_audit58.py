@@ -38,7 +38,8 @@ def test_subject_weighting_and_per_dataset_class_balance_together_give_their_pro
     assert torch.allclose(both, sw * cw)
     # each alone is its own factor
     only_s = _balance_weights(RecognizerConfig(subject_weighting=True, class_balance="pooled"), subj, y, mask, "t")
-    only_c = _balance_weights(RecognizerConfig(subject_weighting=False, class_balance="per_dataset"), subj, y, mask, "t")
+    only_c = _balance_weights(RecognizerConfig(subject_weighting=False, class_balance="per_dataset"), subj, y, mask,
+                              "t")
     assert torch.allclose(only_s, sw) and torch.allclose(only_c, cw)
 
 
@@ -81,10 +82,9 @@ def test_a_tiny_real_uf1_gain_is_better_not_a_tie():
 def test_an_interval_needs_two_subjects_not_three():
     """Two subjects are enough to resample (the docstring: None with fewer than 2 subjects). Two subjects of 4 clips:
     s1 predicted (0, 1, 1, 0) for truth (0, 1, 2, 0), s2 (1, 2, 2, 1) for (1, 2, 0, 1). A resample of s1 twice gives
-    F1 (1, 2/3, 0), UF1 5/9; of s2 twice: F1 (0, 1, 2/3), UF1 5/9; one of each: F1 class 0 (TP 2, FN 1) 4/5, class 1 (TP 3, FP 1) 6/7, class
-    2 (TP 1, FN 1, FP 1) 1/2, UF1 151/210. With 200 resamples the percentile ends are those two values. One subject:
-    None. Mutation killed:
-    ``len(subjects) < 2`` → ``< 3``."""
+    F1 (1, 2/3, 0), UF1 5/9; of s2 twice: F1 (0, 1, 2/3), UF1 5/9; one of each: F1 class 0 (TP 2, FN 1) 4/5,
+    class 1 (TP 3, FP 1) 6/7, class 2 (TP 1, FN 1, FP 1) 1/2, UF1 151/210. With 200 resamples the percentile ends
+    are those two values. One subject: None. Mutation killed: ``len(subjects) < 2`` → ``< 3``."""
     pred = pd.DataFrame({"subject": ["casme2/s1"] * 4 + ["casme2/s2"] * 4, "clip": [f"c{i}" for i in range(8)],
                          "y_true": [0, 1, 2, 0, 1, 2, 0, 1], "y_pred": [0, 1, 1, 0, 1, 2, 2, 1]})
     ci = subject_interval(pred, resamples=200, n_classes=3)
