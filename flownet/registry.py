@@ -626,8 +626,9 @@ def trained_on_grey(estimator) -> bool:
       False, they were trained on colour data sets);
     * otherwise True for this repository's networks (the shipped weights and every ``configs/flow_*.yaml`` train on
       grey crops, ``SyntheticFaceFlow(gray=True)``) and for the classical methods (they work on grey);
-    * ``custom``: True when the first ``Conv2d`` of its network takes 1 channel, else False (given as the caller has
-      the frames, colour for ``icegan flow run``).
+    * ``custom``: True when the first ``Conv2d`` of its network takes 1 channel, or 2 (the two grey frames stacked,
+      FlowNetS-style), else False (3 or 6 channels: given as the caller has the frames, colour for
+      ``icegan flow run``).
 
     Wrappers (:class:`flownet.resolution.ResizedEstimator`, :class:`flownet.decompose.RansacDecomposer`) are looked
     through to their base estimator.
@@ -646,7 +647,7 @@ def trained_on_grey(estimator) -> bool:
         return bool(meta["gray"])
     if isinstance(estimator, CustomFlowEstimator):
         first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-        return first is not None and first.in_channels == 1
+        return first is not None and first.in_channels in (1, 2)      # 2: two grey frames stacked (FlowNetS)
     return True
 
 

@@ -426,11 +426,33 @@ def config_differences(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
 PATH_PLACEHOLDERS = ("{data_root}", "{shared_data}")
 
 
-def parse_override(item: str) -> tuple[str, Any]:
+#: the overrides :func:`parse_override`'s error shows when it is not told the config's (keys of train.py and loso)
+OVERRIDE_EXAMPLE = "seed=1 or data.labels=megc2019"
+
+
+def override_example(data: dict) -> str:
+    """Overrides that apply to the config whose nested dict (:func:`to_dict`) is ``data``, for the message of an
+    override that is no ``key=value``: the keys of :data:`OVERRIDE_EXAMPLE` the config has (``seed=1``,
+    ``data.labels=megc2019``), else its first integer key inside a section with its value (``train.epochs=10``), else
+    its first integer key, else its first text key (``name=run``), else :data:`OVERRIDE_EXAMPLE`."""
+    leaves = {k: v for k, v in dotted_items(data).items() if "[" not in k}     # members[0].x is no override's key
+    known = [f"{k}={v}" for k, v in (x.split("=") for x in OVERRIDE_EXAMPLE.split(" or ")) if k in leaves]
+    if known:
+        return " or ".join(known)
+    ints = [k for k, v in leaves.items() if isinstance(v, int) and not isinstance(v, bool)]
+    key = next((k for k in ints if "." in k), ints[0] if ints else None)
+    if key is not None:
+        return f"{key}={leaves[key]}"
+    text = next((k for k, v in leaves.items() if isinstance(v, str)), None)
+    return override_text(text, leaves[text]) if text is not None else OVERRIDE_EXAMPLE
+
+
+def parse_override(item: str, example: str = OVERRIDE_EXAMPLE) -> tuple[str, Any]:
     """The dotted key and the value of the override ``item`` (``key=value``), as :func:`apply_overrides` sets it and
     :func:`where_set` reads it: the key stripped; the value read as YAML (:func:`_yaml_value`), except a value that
     begins with a path placeholder (``{data_root}/x``, :data:`PATH_PLACEHOLDERS`: the text, stripped) and an empty
-    one (``""``). Only the first ``=`` splits (``a=b=c``: key ``a``, value ``b=c``).
+    one (``""``). Only the first ``=`` splits (``a=b=c``: key ``a``, value ``b=c``). ``example``: the overrides the
+    error of an ``item`` without ``=`` shows (:func:`override_example` of the config it is for).
 
     Raises:
         ConfigError: no ``=`` (says how an override looks, and that a config file is given as ``--config``), a key
@@ -441,7 +463,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         # a config file given without --config (`train.py configs/casme2.yaml`) is the likeliest such slip
         hint = f"; a config file is given as --config {item}" if item.lower().endswith((".yaml", ".yml")) else ""
-        raise ConfigError(f"override '{item}' must look like key=value (e.g. seed=1 or data.labels=megc2019){hint}")
+        raise ConfigError(f"override '{item}' must look like key=value (e.g. {example}){hint}")
     key, raw = item.split("=", 1)
     key = key.strip()
     try:
@@ -478,7 +500,8 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     """
     data = to_dict(cfg)
     for item in overrides:
-        key, value = parse_override(item)
+        # no '=': refused with an example of this config's keys
+        key, value = parse_override(item) if "=" in item else parse_override(item, override_example(data))
         node = data
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

@@ -48,8 +48,8 @@ def test_unknown_key_named(tmp_path):
         apply_overrides(Cfg(), ["train.epochz=3"])
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides(Cfg(), ["train.epochs"])
-    with pytest.raises(ConfigError, match=r"^override 'configs/x\.yaml' must look like key=value \(e\.g\. seed=1 or "
-                                          r"data\.labels=megc2019\); a config file is given as --config "
+    with pytest.raises(ConfigError, match=r"^override 'configs/x\.yaml' must look like key=value \(e\.g\. "
+                                          r"train\.epochs=10\); a config file is given as --config "
                                           r"configs/x\.yaml$"):
         apply_overrides(Cfg(), ["configs/x.yaml"])
 

@@ -107,6 +107,33 @@ def other_config_hint(path, command: str) -> str:
     return f"; {path} is a config for `{kind}`: run {run}"
 
 
+def config_error_with_hint(exc: Exception, path, command: str) -> Exception:
+    """The error to raise for ``exc``, a ``ConfigError`` of ``command`` (a :data:`CONFIG_KINDS` name) on the config
+    file ``path``: a ``ConfigError`` whose message is ``exc``'s followed by :func:`other_config_hint` (the command
+    the file is for), or ``exc`` itself when there is no such hint."""
+    from icegan.config import ConfigError
+    hint = other_config_hint(path, command)
+    return ConfigError(f"{exc}{hint}") if hint else exc
+
+
+def load_command_config(cls: type, path, overrides, command: str):
+    """``load_config(cls, path, overrides)`` for ``command`` (a :data:`CONFIG_KINDS` name, e.g. ``"icegan prepare"``).
+
+    Raises:
+        ConfigError: the config is refused; when the file alone loads as another command's config, the message
+            ends with :func:`other_config_hint` (``; <path> is a config for `icegan loso`: run ...``).
+        FileNotFoundError: ``path`` does not exist (from :func:`icegan.config.load_config`).
+    """
+    from icegan.config import ConfigError, load_config
+    try:
+        return load_config(cls, path, overrides)
+    except ConfigError as exc:
+        error = config_error_with_hint(exc, path, command)
+        if error is exc:
+            raise
+        raise error from None
+
+
 def one_line_errors(prog: str) -> Callable:
     """Decorator for a subcommand handler ``fn(args) -> int``: a :data:`USER_ERRORS` exception is printed as
     ``"<prog>: error: <message>"`` on stderr and the command exits with code 2.

@@ -133,17 +133,10 @@ def _check_quietly(args: argparse.Namespace) -> int:
 @one_line_errors("icegan prepare")
 def _prepare(args: argparse.Namespace) -> int:
     _logging()
-    from icegan.config import ConfigError, load_config
+    from icegan.commands import load_command_config   # a main-job or loso file: says which command it is for
     from icegan.data.prepare import PrepareConfig, prepare_dataset
     from icegan.labels import DEFAULT_LABELS, get_label_set
-    try:
-        cfg = load_config(PrepareConfig, args.config, args.overrides)
-    except ConfigError as exc:
-        from icegan.commands import other_config_hint       # a main-job or loso file: says which command it is for
-        hint = other_config_hint(args.config, "icegan prepare")
-        if not hint:
-            raise
-        raise ConfigError(f"{exc}{hint}") from None
+    cfg = load_command_config(PrepareConfig, args.config, args.overrides, "icegan prepare")
     p = prepare_dataset(cfg)
     m = p.manifest
     print(f"cache: {p.cache_dir}")

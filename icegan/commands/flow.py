@@ -198,11 +198,8 @@ def _train(args: argparse.Namespace) -> int:
         other = "selfsup" if mode == "supervised" else "supervised"
         commands = {"supervised": "icegan flow train", "selfsup": "icegan flow train --mode selfsup"}
         if config_kind(args.config, [commands[other]]) is None:     # is the file itself one of the other mode?
-            from icegan.commands import other_config_hint   # or of another command (train-decflow, train.py, ...)?
-            hint = other_config_hint(args.config, commands[mode])
-            if not hint:
-                raise exc from None
-            raise ConfigError(f"{exc}{hint}") from None
+            from icegan.commands import config_error_with_hint   # or of another command (train-decflow, ...)?
+            raise config_error_with_hint(exc, args.config, commands[mode]) from None
         raise ValueError(f"{exc}; {args.config} is a config for --mode {other}: run icegan flow train --mode {other} "
                          f"--config {args.config}") from None
     if args.print_config:
@@ -617,16 +614,8 @@ def _run_decomposed(args: argparse.Namespace, i1, i2, module: dict, data) -> int
 @one_line_errors("icegan flow {flow_command}")
 def _train_decflow(args: argparse.Namespace) -> int:
     from flownet.models.decflow import DecFlowTrainConfig, train_decflow
-    from icegan.config import load_config
-    from icegan.config import ConfigError
-    try:
-        cfg = load_config(DecFlowTrainConfig, args.config, args.overrides)
-    except ConfigError as exc:
-        from icegan.commands import other_config_hint       # a flow train, gan train, main-job ... file: says which
-        hint = other_config_hint(args.config, "icegan flow train-decflow")
-        if not hint:
-            raise
-        raise ConfigError(f"{exc}{hint}") from None
+    from icegan.commands import load_command_config   # a flow train, gan train, main-job ... file: says which
+    cfg = load_command_config(DecFlowTrainConfig, args.config, args.overrides, "icegan flow train-decflow")
     _check_resume_checkpoint(cfg)
     train_decflow(cfg, progress=not args.no_progress)
     return 0

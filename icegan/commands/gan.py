@@ -109,7 +109,7 @@ def register(subparsers) -> None:
 def _train(args: argparse.Namespace) -> int:
     from torch.utils.tensorboard import SummaryWriter
 
-    from icegan.config import ConfigError, load_config, save_config, where_set
+    from icegan.config import save_config, where_set
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
     from icegan.data.prepare import refuse_replaced_prepare
     from icegan.gan.trainer import GanConfig, build_models, check_resumable, train_gan
@@ -131,14 +131,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.config is None:
         from icegan.paths import shipped_config
         args.config = str(shipped_config("gan_casme2"))
-    try:
-        cfg = load_config(GanConfig, args.config, overrides)
-    except ConfigError as exc:
-        from icegan.commands import other_config_hint       # a file of train.py or icegan loso: says which
-        hint = other_config_hint(args.config, "icegan gan train")
-        if not hint:
-            raise
-        raise ConfigError(f"{exc}{hint}") from None
+    from icegan.commands import load_command_config       # a file of train.py or icegan loso: says which
+    cfg = load_command_config(GanConfig, args.config, overrides, "icegan gan train")
     if cfg.data.source == "prepared":
         # load_prepared_pairs prepares the faces at data.img_size, in gray: a data.prepare.size or color it would
         # replace is refused now, as train.py does, not recorded in the run's config.yaml as if it had been used

@@ -727,14 +727,13 @@ per tested subject), environment.jsonl (per start: versions, CPU kernel level, t
 
 
 def _main(args: argparse.Namespace) -> int:
-    from icegan.config import ConfigError, load_config
+    from icegan.commands import load_command_config     # a suite's or train.py's file: the command it is for
+    from icegan.config import ConfigError
 
     try:
-        cfg = load_config(LosoConfig, args.config, args.overrides)
+        cfg = load_command_config(LosoConfig, args.config, args.overrides, "icegan loso")
     except (ConfigError, FileNotFoundError) as exc:
-        from icegan.commands import other_config_hint         # a suite's or train.py's file: the command it is for
-        hint = other_config_hint(args.config, "icegan loso") if isinstance(exc, ConfigError) else ""
-        print(f"icegan loso: error: {exc}{hint}", file=sys.stderr)
+        print(f"icegan loso: error: {exc}", file=sys.stderr)
         return 2
     if args.print_config:
         return print_config(cfg)

@@ -51,7 +51,8 @@ _SHEET_HINT = ("Point at your copy of the official sheet ({name}) with the `anno
 def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
     """The annotation sheet: ``explicit`` if given, else the official file ``name`` (or its CSV export
     ``<stem>.csv`` beside it, :func:`icegan.data.sheets.official_sheet_in`, the ``.xlsx`` first) found in the root,
-    its parents (up to two levels) or an ``annotations/`` folder beside them.
+    its parents (up to two levels; each folder once: ``.`` is its own parent) or an ``annotations/`` folder beside
+    them.
 
     Raises:
         FileNotFoundError: ``explicit`` does not exist, or nothing was found (message lists where it looked, the
@@ -66,8 +67,11 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
         if not p.is_file():
             raise FileNotFoundError(f"annotation sheet not found: {p}. {_SHEET_HINT.format(name=name)}")
         return p
-    looked, alike = [], []
+    looked, alike, seen = [], [], set()
     for base in [root, root.parent, root.parent.parent]:
+        if base.resolve() in seen:                          # '.' is its own parent, and '/': searched once
+            continue
+        seen.add(base.resolve())
         for folder in (base, base / "annotations"):
             looked.append(str(folder / name))
             found = official_sheet_in(folder, name)

@@ -87,7 +87,8 @@ class DatasetSpec:
             :func:`icegan.paths.shared_data_root` / :func:`icegan.paths.default_data_root`).
         annotations: sheet path (same placeholders); default: the official sheet found near the root.
         mode: ``raw`` (detect + align) or ``cropped`` (resize only).
-        subjects: restrict to these subjects (``sub01`` or ``casme2/sub01``); empty = all.
+        subjects: restrict to these subjects (``sub01`` or ``casme2/sub01``; SMIC's ``s01`` and ``s1`` name one);
+            empty = all.
         clips: restrict to these clips (``EP02_01f`` or ``sub01/EP02_01f``); empty = all.
         composite_only: only MEGC2019 composite clips (class3 set); False = every sheet clip.
     """
@@ -246,6 +247,10 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
             ``"listed clip"``), ``"in_scope"`` (records before the ``subjects`` / ``clips`` filters) and
             ``"composite_only"`` (whether ``composite_only`` narrowed the listing: a sheet's, with it true).
 
+    A ``subjects`` name and a layout problem's subject folder are read as the dataset's subject (SMIC's
+    ``subject_id``: ``s01``, ``S1`` and ``s1`` are subject ``s1``, with the problems of folder ``s01``); others in
+    lower case.
+
     Raises:
         PrepareError: a ``subjects`` or ``clips`` filter names something the dataset does not hold (a typo would
             otherwise leave no clip, or fewer, with no word of why): the names and examples of real ones.
@@ -269,16 +274,18 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
     def where(key: str) -> str:
         return (f"the {key} filter of dataset '{spec.name}' (datasets.N.{key} in an icegan prepare config, "
                 f"data.prepare.datasets.N.{key} in train.py)")
-    kept = {s.split("/")[-1].lower() for s in spec.subjects}
+    # the subject a filter name or a problem key's folder is: SMIC's folder s01 is subject s1 (SMIC.subject_id)
+    sid = getattr(ds, "subject_id", str.lower)
+    kept = {sid(s.split("/")[-1]) for s in spec.subjects}
     if kept:
         # a subject whose folder the loader could not read (SMIC without micro/) exists: its problem is reported
-        have = {subject(k).lower(): subject(k) for k in [r.subject for r in recs] + [p["clip"] for p in problems]}
-        unknown = [s for s in spec.subjects if s.split("/")[-1].lower() not in have]
+        have = {sid(subject(k)): subject(k) for k in [r.subject for r in recs] + [p["clip"] for p in problems]}
+        unknown = [s for s in spec.subjects if sid(s.split("/")[-1]) not in have]
         if unknown:
             raise PrepareError(f"{where('subjects')}: {unknown} not among its subjects "
                                f"({', '.join(sorted(have.values())[:8])}{', ...' if len(have) > 8 else ''})")
-        recs = [r for r in recs if subject(r.subject).lower() in kept]
-        problems = [p for p in problems if subject(p["clip"]).lower() in kept]
+        recs = [r for r in recs if sid(subject(r.subject)) in kept]
+        problems = [p for p in problems if sid(subject(p["clip"])) in kept]
     if layout_problems is not None:
         layout_problems += [{"key": p["clip"], "reason": p["problem"]} for p in problems]
     if spec.clips:
