@@ -82,9 +82,9 @@ def _clips_with_failing_reasons(tmp_path, monkeypatch):
         i = int(rec.clip.replace("\r", "")[1:])
         return real(rec, mode, settings) if i == 0 else {"key": rec.key, "error": _REASONS[i - 1]}
 
-    def a_key_with_a_carriage_return(spec, layout):    # clip c1 named "c\r1" (a clip list edited on old Mac OS)
+    def a_key_with_a_carriage_return(spec, layout=None, found=None):    # clip c1 named "c\r1" (an old Mac OS list)
         import dataclasses
-        return [dataclasses.replace(r, clip="c\r1") if r.clip == "c1" else r for r in records(spec, layout)]
+        return [dataclasses.replace(r, clip="c\r1") if r.clip == "c1" else r for r in records(spec, layout, found)]
     monkeypatch.setattr(prep, "process_clip", some_fail)
     monkeypatch.setattr(prep, "dataset_records", a_key_with_a_carriage_return)
     return prep, cfg
