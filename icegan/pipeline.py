@@ -225,7 +225,7 @@ class FlowSection:
             feature-cache key, so editing the network never reuses features of the old one.
         weights: weights file of the learned method, or ``shipped:<name>`` for a named shipped checkpoint
             (None = shipped ``facial``: SRFlowNet and LiteFlowNet2 only; :func:`flownet.registry.resolve_weights`).
-        iters: SRFlowNet / RAFT refinement iterations (None = the weights' default; also DecFlow's with
+        iters: SRFlowNet / RAFT refinement iterations, >= 1 (None = the weights' default; also DecFlow's with
             ``decompose=learned``); refused with another method, which has none.
         batch_size: pairs per flow batch (>= 1).
         precision: inference precision of a learned method's flow: ``fp32`` (default), ``bf16`` (autocast;
@@ -289,7 +289,7 @@ class FlowSection:
             raise ValueError(f"flow.tta={self.tta} applies to the learned methods, not flow.method={self.method}")
         if self.tta != "none" and self.component != "total" and self.decompose == "learned":
             raise ValueError("flow.tta does not apply to flow.decompose=learned (DecFlow computes its own flow)")
-        check_ranges(self, "flow", at_least={"iters": 0, "batch_size": 1})
+        check_ranges(self, "flow", at_least={"iters": 1, "batch_size": 1})   # iters 0 read as the default
 
 
 @dataclass
@@ -670,6 +670,30 @@ def _clip_names(samples: pd.DataFrame) -> list[str]:
     return ["/".join(map(str, row)) for row in samples[cols].itertuples(index=False)]
 
 
+def _check_unit_images(onset01, apex01) -> None:
+    """Raise ValueError unless ``onset01`` and ``apex01`` are float torch tensors (N, 1|3, H, W) of one shape with
+    their finite values in [0, 1] (NaN / Inf are left to the flow's own check, which names the clips)."""
+    for name, x in (("onset01", onset01), ("apex01", apex01)):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"compute_flow_features: {name} is a {type(x).__module__}.{type(x).__name__}, not a "
+                             "torch tensor (N, 1|3, H, W) in [0, 1]; convert uint8 frames with icegan.pipeline.to_unit")
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"compute_flow_features: {name} has shape {tuple(x.shape)}, expected (N, 1|3, H, W) "
+                             "(a channel dimension of 1 or 3; to_unit adds it to (N, H, W) frames)")
+        if not x.is_floating_point():
+            raise ValueError(f"compute_flow_features: {name} is {x.dtype}, expected float in [0, 1] "
+                             "(to_unit divides uint8 frames by 255)")
+    if onset01.shape != apex01.shape:
+        raise ValueError(f"compute_flow_features: onset01 {tuple(onset01.shape)} and apex01 {tuple(apex01.shape)} "
+                         "differ in shape; give one apex per onset, the same size")
+    for name, x in (("onset01", onset01), ("apex01", apex01)):
+        if x.numel():
+            lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+            if (lo < 0 and lo != float("-inf")) or (hi > 1 and hi != float("inf")):
+                raise ValueError(f"compute_flow_features: {name} holds values in [{lo:g}, {hi:g}], expected [0, 1] "
+                                 "(frames in 0..255: divide by 255, icegan.pipeline.to_unit)")
+
+
 def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor, size: int,
                           normalize: str = "minmax", batch_size: int = 32, progress: bool = False,
                           desc: str = "flow", names: Sequence[str] | None = None) -> torch.Tensor:
@@ -677,7 +701,8 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
 
     Args:
         estimator: object with ``estimate(img1, img2) -> (B, 2, H, W)`` pixels.
-        onset01, apex01: (N, 1, S, S) float in [0, 1].
+        onset01, apex01: (N, 1 or 3, H, W) float torch tensors in [0, 1] (:func:`to_unit` of uint8 frames), the
+            same shape.
         size: feature side; normalize: see :func:`flownet.strain.flow_features`.
         names: the N clips' names (e.g. ``casme2/sub01/EP02_01f``), for the error message; None: pair indices.
 
@@ -685,6 +710,9 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
         (N, 3, size, size) float32 on CPU.
 
     Raises:
+        ValueError: ``onset01`` or ``apex01`` is not a torch tensor (a NumPy array: :func:`to_unit`), not
+            (N, 1|3, H, W), not floating point, the two differ in shape, or a finite value lies outside [0, 1]
+            (frames in 0..255: :func:`to_unit`); the message names the argument.
         FloatingPointError: the flow of some pairs holds NaN or Inf (checked per batch through its sum): names the
             clips and whether the flow network produced it or the images were already not finite.
     """
@@ -692,6 +720,7 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
 
     from flownet.registry import NonFiniteFlowError, non_finite_flow_masks
     from flownet.strain import flow_features
+    _check_unit_images(onset01, apex01)
     out = []
     n = onset01.shape[0]
 
@@ -906,8 +935,10 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
 
     The clips, the flow method and the feature size are the main job's (``cfg.data``, ``cfg.flow``,
     ``cfg.recognizer.input_size``): the maps are exactly those :func:`run_main` computes once per run (same function,
-    same arguments), so any recognizer, suite or nested selection of ``icegan loso`` can be run on your own
-    prepared clips and flow. No labels are used to compute them (per-clip flow, per-clip min–max).
+    same arguments; the labelled clips in batches of their own, in the main job's order, the unlabelled ones after,
+    so that the labelled clips' maps equal the main job's bit for bit), so any recognizer, suite or nested selection
+    of ``icegan loso`` can be run on your own prepared clips and flow. No label changes a map's values (per-clip
+    flow, per-clip min–max; a label only decides which batch the clip is computed in).
 
     Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2 or empty for a clip without a MEGC2019
     class (with ``data.labels`` other than ``megc2019``: the class name, e.g. ``others``, which ``icegan loso
@@ -949,9 +980,16 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     t0 = time.time()
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
     clips = load_samples(cfg, progress=progress, unlabelled=True)
-    feats = compute_flow_features(estimator, to_unit(clips.onset), to_unit(clips.apex), cfg.recognizer.input_size,
-                                  "minmax", cfg.flow.batch_size, progress=progress, desc="flow features",
-                                  names=_clip_names(clips.samples))
+    # the labelled clips in batches of their own, in the main job's order (a learned flow's output depends slightly
+    # on the batch it runs in: ~1e-5), so that their maps are the main job's bit for bit; the unlabelled ones after
+    has_class = clips.samples["label"].to_numpy() >= 0
+    feats = torch.zeros(len(has_class), 3, cfg.recognizer.input_size, cfg.recognizer.input_size)
+    clip_names = np.asarray(_clip_names(clips.samples), dtype=object)
+    for part in (np.flatnonzero(has_class), np.flatnonzero(~has_class)):
+        if len(part):
+            feats[part] = compute_flow_features(estimator, to_unit(clips.onset[part]), to_unit(clips.apex[part]),
+                                                cfg.recognizer.input_size, "minmax", cfg.flow.batch_size,
+                                                progress=progress, desc="flow features", names=list(clip_names[part]))
     maps = out / "maps"
     maps.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -27,6 +27,7 @@ the file and unpickled on loading: load only model files you made or trust, as f
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import pickle
@@ -85,11 +86,79 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _weights_defaults(path: str, method: str, sha256: str, stamp: tuple) -> tuple:
+    """``(True, default iters or None, trained crop side or None)`` of the flow weights file ``path`` when its SHA-256
+    is ``sha256`` (the file the maps were made with), else ``(False, None, None)``. ``stamp``: the file's (size,
+    mtime), so that a rewritten file is read again."""
+    p = Path(path)
+    if hashlib.sha256(p.read_bytes()).hexdigest() != sha256:
+        return False, None, None
+    from flownet.registry import load_weights
+    model = load_weights(p, method)
+    iters = getattr(getattr(model, "config", None), "iters", None)
+    size = (getattr(model, "meta", None) or {}).get("size")
+    return (True, int(iters) if isinstance(iters, int) and iters > 0 else None,
+            int(size) if isinstance(size, (int, float)) and size > 0 else None)
+
+
+def _resolved_flow(p: dict, other: Optional[dict] = None) -> dict:
+    """The flow settings of a :func:`maps_provenance` as the flow network ran them, so that settings written
+    differently but making the same maps compare equal: the weights file compared by its SHA-256 (the ``weights``
+    record) rather than its path or ``shipped:`` alias; ``decompose`` / ``decompose_weights`` dropped with
+    ``component=total`` (no decomposition runs); a null ``iters`` as the weights' own count and ``input_size``
+    ``auto`` / ``native`` as the side the flow ran at (:func:`flownet.resolution.at_input_size`; the image side is
+    the recorded face size), where the weights file the provenance (or ``other``, the provenance it is compared
+    with) names is on this machine with the recorded SHA-256. A value that cannot be resolved is kept as written."""
+    flow = dict(p.get("flow") or {})
+    weights = p.get("weights") or {}
+    if flow.get("component") == "total":
+        flow.pop("decompose", None)
+        flow.pop("decompose_weights", None)
+    for key, sha in (("weights", "flow_weights_sha256"), ("decompose_weights", "decompose_weights_sha256")):
+        if weights.get(sha):
+            flow.pop(key, None)
+    learned_decompose = flow.get("component") not in (None, "total") and flow.get("decompose") == "learned"
+    method = flow.get("method")
+    known, iters, size = False, None, None
+    from flownet.registry import BACKBONES
+    if method in BACKBONES and weights.get("flow_weights_sha256") and not learned_decompose:
+        from flownet.registry import resolve_weights
+        for q in (p, other or {}):      # the file either side names, if it holds this content
+            try:
+                if (q.get("flow") or {}).get("method") != method:
+                    continue
+                path = resolve_weights((q.get("flow") or {}).get("weights") or None, method)
+                if path.is_file():
+                    st = path.stat()
+                    known, iters, size = _weights_defaults(str(path.resolve()), method,
+                                                           weights["flow_weights_sha256"],
+                                                           (st.st_size, st.st_mtime_ns))
+            except (OSError, ValueError):        # a file gone or unreadable: the settings stay as written
+                known, iters, size = False, None, None
+            if known:
+                break
+    if flow.get("iters") is None and iters is not None:
+        flow["iters"] = iters
+    image = (p.get("faces") or {}).get("size")
+    if not learned_decompose:
+        # auto: the weights' training side, else (classical flow, weights recording none) the image side
+        at_image = bool(image) and (known or method in ("tvl1", "farneback"))
+        if flow.get("input_size") == "auto" and (size is not None or at_image):
+            flow["input_size"] = size if size is not None else image
+        if flow.get("input_size") == "native" and image is not None:
+            flow["input_size"] = image
+    return flow
+
+
 def maps_differ(trained: dict, scored: dict) -> Optional[str]:
     """A sentence saying how the scored maps were made otherwise than the training maps (another source, flow
     setting or checkpoint, or faces prepared otherwise: crop mode, face size, detector, margin), or None when they
     agree or either side is unknown (:func:`maps_provenance`; a flow setting or checkpoint is compared only when both
-    sides record it, the faces only when both sides record them)."""
+    sides record it, the faces only when both sides record them). Flow settings are compared as the flow ran them
+    (:func:`_resolved_flow`: ``flow.weights=shipped:facial`` and unset, ``iters`` null and the weights' own count,
+    ``input_size`` ``auto`` and the side it resolves to, and the decomposition keys with ``component=total`` agree);
+    checkpoints by their SHA-256."""
     if not trained or not scored or trained == scored:
         return None
     def name(p: dict) -> str:
@@ -102,11 +171,16 @@ def maps_differ(trained: dict, scored: dict) -> Optional[str]:
     if source(trained) != source(scored):
         return f"trained on {name(trained)}, these are {name(scored)}"
     reasons = []
-    then_flow, now_flow = trained.get("flow", {}), scored.get("flow", {})
+    then_flow, now_flow = _resolved_flow(trained, scored), _resolved_flow(scored, trained)
     keys = sorted(k for k in set(then_flow) & set(now_flow) if then_flow[k] != now_flow[k])   # both record it
-    if keys:
+    def checksums(p: dict) -> dict:         # the files' contents, not their names
+        return {k: v for k, v in (p.get("weights") or {}).items() if k.endswith("sha256") or k == "flow_module"}
+    other_checkpoint = checksums(trained) and checksums(scored) and checksums(trained) != checksums(scored)
+    if other_checkpoint:        # a null iters / auto size left unresolved means "the checkpoint's own": said below
+        keys = [k for k in keys if not {then_flow[k], now_flow[k]} & {None, "auto"}]
+    if keys:            # other weights follow from other settings: not a second reason
         reasons.append(f"the flow settings differ from the training maps' ({', '.join('flow.' + k for k in keys)})")
-    elif trained.get("weights") and scored.get("weights") and trained["weights"] != scored["weights"]:
+    elif other_checkpoint:
         reasons.append("the flow weights differ from the training maps' (another checkpoint)")
     then, now = trained.get("faces"), scored.get("faces")
     if then and now and then != now:          # unknown on either side (an older table): nothing to say

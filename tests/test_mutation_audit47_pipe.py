@@ -35,7 +35,8 @@ class _DifferenceFlow:
 
 
 class _Generator(torch.nn.Module):
-    """A GAN generator stub: the synthetic apex of class c is the onset brightened by 0.1 · (c + 1)."""
+    """A GAN generator stub: the synthetic apex of class c is the onset brightened by 0.1 · (c + 1), kept in [-1, 1]
+    as a generator's tanh keeps it (compute_flow_features refuses images outside [0, 1])."""
     z_dim = 2
 
     def __init__(self, n_classes: int):
@@ -44,7 +45,7 @@ class _Generator(torch.nn.Module):
         self.unused = torch.nn.Parameter(torch.zeros(1))      # where the synthesis looks for the device
 
     def forward(self, onset, z, c):
-        return onset + 0.1 * (c.float() + 1).view(-1, 1, 1, 1)
+        return (onset + 0.1 * (c.float() + 1).view(-1, 1, 1, 1)).clamp(-1, 1)
 
 
 class _Discriminator:
