@@ -513,9 +513,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
                 raise ConfigError(f"config key '{path}' in override '{item}' is null (unset), with no item or key "
                                   f"'{parts[i + 1]}' to set: set it whole, e.g. \"{path}={whole}\"")
             if isinstance(node, dict) and part in node and not isinstance(node[part], (dict, list)):
-                path = ".".join(parts[:i + 1])          # a known key, but no section: it has no keys below it
-                raise ConfigError(f"config key '{path}' in override '{item}' is a single value, not a section: "
-                                  f"set it as '{path}=...'")
+                raise _not_a_section(".".join(parts[:i + 1]), item)    # a known key with no keys below it
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], (dict, list)):
                 sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
                 hint = did_you_mean(part, sections, _dotted(parts[:i])) or _did_you_mean_nested(parts[-1], data)
@@ -525,8 +523,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             node[_list_index(node, parts, len(parts) - 1, item)] = value
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"config key '{'.'.join(parts[:-1])}' in override '{item}' is a single value, not a "
-                              f"section: set it as '{'.'.join(parts[:-1])}=...'")
+            raise _not_a_section(".".join(parts[:-1]), item)
         if parts[-1] not in node:
             # a dict-typed field (dict[str, float], a bare dict) accepts new keys; dataclass sections do not
             if not _is_open_mapping(type(cfg), parts[:-1]):
@@ -537,11 +534,15 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
                         or _did_you_mean_nested(parts[-1], data))
                 raise ConfigError(f"unknown config key '{key}' in override '{item}'{hint}; known keys here: "
                                   f"{sorted(node)}")
-        if (isinstance(node.get(parts[-1]), dict) and isinstance(value, dict)
-                and not _is_open_mapping(type(cfg), parts)):
-            value = _merge_section(type(cfg), parts, node[parts[-1]], value)     # keys not named keep their value
-        node[parts[-1]] = value
+        # a mapping for a section is merged into it (keys not named keep their value)
+        node[parts[-1]] = _merge_section(type(cfg), parts[:-1], node, {parts[-1]: value})[parts[-1]]
     return from_dict(type(cfg), data, source="command line")
+
+
+def _not_a_section(path: str, item: str) -> ConfigError:
+    """The error for override ``item`` naming a key below ``path``, a known key that holds a single value."""
+    return ConfigError(f"config key '{path}' in override '{item}' is a single value, not a section: "
+                       f"set it as '{path}=...'")
 
 
 def _merge_section(cls: type, parts: list[str], old: dict, new: dict) -> dict:

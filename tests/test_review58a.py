@@ -142,3 +142,19 @@ def test_find_sheet_from_a_relative_root_lists_each_folder_once(tmp_path, monkey
     assert msg.count("holds CASME2-coding-20140508 (1).xlsx") == 1
     looked = eval(re.search(r"looked in (\[.*?\])", msg).group(1))
     assert len(looked) == len(set(looked)) == 4
+
+
+# ------------------------------------ final re-read: the clip-name code in SMIC's loose-frames problem (pinned)
+
+@pytest.mark.parametrize("emotion, code", [("negative", "ne"), ("positive", "po"), ("surprise", "sur")])
+def test_smic_loose_frames_problem_names_a_clip_folder_with_the_class_code(tmp_path, emotion, code):
+    """Frames loose in a SMIC-HS class folder: the problem names a clip folder as SMIC-HS names them (s1_sur_01)."""
+    from icegan.data.smic import SMIC
+    folder = tmp_path / "HS" / "s01" / "micro" / emotion
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "reg_image1.bmp"), np.zeros((20, 24), np.uint8))
+    ds = SMIC(tmp_path / "HS")
+    assert ds.records() == []
+    [problem] = ds.layout_problems
+    assert problem["clip"] == f"smic/s01/micro/{emotion}"
+    assert problem["problem"].endswith(f"named like s1_{code}_01)")

@@ -363,8 +363,7 @@ def _read_run_inputs(args: argparse.Namespace):
     if not grey and grey1 != _is_grey(imgs[1]):             # grey values against colour ones: a wrong flow
         grey, colour = (args.img1, args.img2) if grey1 else (args.img2, args.img1)
         print(f"note: {grey} is greyscale and {colour} colour: both read as grey (as with --gray)")
-        imgs = [image_tensor(read_frame(path, cv2.IMREAD_GRAYSCALE, data=raw))
-                for path, raw in zip((args.img1, args.img2), data)]
+        imgs = _grey_again(args, data)
     from flownet.data.orientation import TAG_EFFECTS
     tags = [file_orientation(path, data=raw) for path, raw in zip((args.img1, args.img2), data)]
     turns = [t if t in TAG_EFFECTS else 1 for t in tags]     # none, 1 or a value outside 1-8: read as stored
@@ -394,13 +393,19 @@ def _frames_for(est, args: argparse.Namespace, imgs, data):
     (:func:`flownet.registry.trained_on_grey`: the shipped and repository-trained weights, DecFlow, the classical
     methods), the files' bytes ``data`` decoded again as grey, as ``--gray`` reads them (the shipped SRFlowNet on
     Middlebury RubberWhale's colour frames: EPE 2.05 against 1.77 on its grey frames)."""
+    from flownet.registry import trained_on_grey
+    if imgs[0].shape[0] == 1 or not trained_on_grey(est):
+        return imgs
+    return _grey_again(args, data)
+
+
+def _grey_again(args: argparse.Namespace, data: list[bytes]):
+    """``flow run``'s two frames (``args.img1``, ``args.img2``) decoded again as grey from their files' bytes
+    ``data`` (:func:`_read_run_inputs`), as ``--gray`` reads them: two (1, H, W) tensors."""
     import cv2
 
     from flownet.frame_io import read_frame
     from flownet.io import image_tensor
-    from flownet.registry import trained_on_grey
-    if imgs[0].shape[0] == 1 or not trained_on_grey(est):
-        return imgs
     return [image_tensor(read_frame(path, cv2.IMREAD_GRAYSCALE, data=raw))
             for path, raw in zip((args.img1, args.img2), data)]
 

@@ -148,8 +148,8 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
                              f"{sorted(set(fs.samples['dataset']))})")
         fs = fs.replace(keep=keep)
     classes = get_label_set(cfg.data.labels).classes
-    _check_two_classes(cfg, fs.labels.tolist(), classes)
     absent = absent_classes(classes, fs.labels.tolist())
+    _check_two_classes(cfg, fs.labels.tolist(), classes, absent)
     if absent:                   # a model of these clips never predicts such a class: say so before training
         print(f"warning: no training clip is of class {', '.join(absent)} (data.labels={cfg.data.labels}): the model "
               f"is trained without {'it' if len(absent) == 1 else 'them'} and can never predict "
@@ -178,22 +178,23 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     return fitted, {**record, "seconds": seconds}
 
 
-def _check_two_classes(cfg, labels: list, classes) -> None:
+def _check_two_classes(cfg, labels: list, classes, absent: list) -> None:
     """Refuse training clips of fewer than 2 classes: a model fitted on one class predicts it for every clip (and
     scikit-learn's logistic regression fails with its own message).
 
     Args:
         cfg: the fit's :class:`icegan.commands.loso.LosoConfig` (its data section names the clips' table or source).
         labels: (N,) int class id of every training clip. classes: the label set's class names, in id order.
+        absent: the names of ``classes`` no clip of ``labels`` is of (:func:`icegan.labels.absent_classes`).
 
     Raises:
         ValueError: fewer than 2 classes among ``labels``; names the table (``data.table``) or the source, the SDE
             dataset if any, and each class's count.
     """
-    counts = [labels.count(k) for k in range(len(classes))]
-    held = sum(n > 0 for n in counts)
+    held = len(classes) - len(absent)
     if held >= 2:
         return
+    counts = [labels.count(k) for k in range(len(classes))]
     where = cfg.data.table if cfg.data.source == "table" else f"data.source={cfg.data.source}"
     scope = f" of dataset {cfg.dataset}" if cfg.protocol == "SDE" and cfg.dataset else ""
     raise ValueError(f"{where}: the {len(labels)} training clips{scope} hold {'one class' if held else 'no class'} "

@@ -69,9 +69,10 @@ def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
         return p
     looked, alike, seen = [], [], set()
     for base in [root, root.parent, root.parent.parent]:
-        if base.resolve() in seen:                          # '.' is its own parent, and '/': searched once
+        resolved = base.resolve()
+        if resolved in seen:                                # '.' is its own parent, and '/': searched once
             continue
-        seen.add(base.resolve())
+        seen.add(resolved)
         for folder in (base, base / "annotations"):
             looked.append(str(folder / name))
             found = official_sheet_in(folder, name)

@@ -389,13 +389,13 @@ def _read_spotted(root: Path) -> dict:
     return got if isinstance(got, dict) else {}
 
 
-def _with_spotted_before(rec: ClipRecord, settings: dict, known: dict) -> ClipRecord:
+def _with_spotted_before(rec: ClipRecord, settings: dict, known: dict, inputs: dict[str, str]) -> ClipRecord:
     """``rec`` with the apex spotted before in the same frame files by the same method and detector (``known``:
     :func:`_read_spotted`), as :func:`icegan.data.spotting.spot_record_apex` would give it; ``rec`` itself when it has
-    an apex or none was spotted in these inputs."""
+    an apex or none was spotted in these inputs (``inputs``: :func:`_spot_inputs` of each clip without an apex)."""
     from .spotting import with_spotted_apex
     entry = known.get(rec.key)
-    if rec.apex is not None or not isinstance(entry, dict) or entry.get("inputs") != _spot_inputs(rec, settings):
+    if rec.apex is not None or not isinstance(entry, dict) or entry.get("inputs") != inputs[rec.key]:
         return rec
     try:
         return with_spotted_apex(rec, entry["apex"], entry["apex_method"], settings["apex_spotting"])
@@ -403,12 +403,15 @@ def _with_spotted_before(rec: ClipRecord, settings: dict, known: dict) -> ClipRe
         return rec
 
 
-def _keep_spotted(root: Path, tasks: list[tuple[ClipRecord, str]], results: dict[str, dict], settings: dict) -> None:
-    """Add the apexes spotted in ``tasks`` without one (their ``results``' records) to :data:`SPOTTED_APEX_FILE` in
-    ``root`` (written whole; entries of other clips kept)."""
-    new = {rec.key: {"inputs": _spot_inputs(rec, settings), "apex": int(res["record"].apex),
+def _keep_spotted(root: Path, tasks: list[tuple[ClipRecord, str]], results: dict[str, dict],
+                  inputs: dict[str, str]) -> None:
+    """Add the apexes spotted in ``tasks`` without one (their ``results``' records; ``inputs``: :func:`_spot_inputs`
+    of each) to :data:`SPOTTED_APEX_FILE` in ``root`` (written whole; entries of other clips kept)."""
+    new = {rec.key: {"inputs": inputs[rec.key], "apex": int(res["record"].apex),
                      "apex_method": res["record"].apex_method}
            for rec, _ in tasks if rec.apex is None and "error" not in (res := results[rec.key])}
+    if not new:
+        return
     known = _read_spotted(root)
     if all(known.get(k) == v for k, v in new.items()):
         return
@@ -1066,8 +1069,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     results: dict[str, dict] = _read_partial(partial, tasks)
     # an apex spotted before in the same frames (another size, colour, mode) is not spotted again; the digest above
     # is of the records without it, as the cache they make is the same
-    known = _read_spotted(root) if any(rec.apex is None for rec, _ in tasks) else {}
-    todo = [(_with_spotted_before(rec, settings, known), mode) for rec, mode in tasks if rec.key not in results]
+    inputs = {rec.key: _spot_inputs(rec, settings) for rec, _ in tasks if rec.apex is None}   # stat'ed once
+    known = _read_spotted(root) if inputs else {}
+    todo = [(_with_spotted_before(rec, settings, known, inputs), mode) for rec, mode in tasks
+            if rec.key not in results]
     if results:
         log.info("prepare: resuming: %d of %d clips were prepared by a run that stopped (%s)", len(results),
                  len(tasks), partial)
@@ -1085,7 +1090,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             _keep_partial(partial, res)
             results[res["key"]] = res
             bar.update()
-    _keep_spotted(root, tasks, results, settings)
+    _keep_spotted(root, tasks, results, inputs)
     rows, onset, apex, neigh, lms, seqs = [], [], [], [], [], []
     for rec, mode in tasks:
         res = results[rec.key]

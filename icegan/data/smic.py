@@ -17,11 +17,13 @@ from typing import Iterable, Optional
 
 from .base import DatasetLayoutError, find_dir, missing_root_message
 from .records import CLASS3_IDS, FRAME_EXTENSIONS, ClipRecord, list_frames
-from .sheets import smic_clip_name
+from .sheets import _SMIC_NAME_CLASS, smic_clip_name
 
 log = logging.getLogger("icegan.data")
 
 SMIC_CLASSES = ("negative", "positive", "surprise")
+#: each class's code in SMIC-HS clip names (``surprise`` → ``sur``, as in ``s18_sur_03``)
+_SMIC_CLASS_CODE = {cls: code for code, cls in _SMIC_NAME_CLASS.items()}
 
 
 class SMIC:
@@ -166,7 +168,7 @@ class SMIC:
                                   f"{cdir} holds {len(loose)} frame files ({', '.join(loose[:3])}"
                                   f"{', ...' if len(loose) > 3 else ''}) directly, not in a clip folder: they are not "
                                   f"read (put each clip's frames in a folder of their own, named like "
-                                  f"{number_name}_{emotion[:3] if emotion == 'surprise' else emotion[:2]}_01)")
+                                  f"{number_name}_{_SMIC_CLASS_CODE[emotion]}_01)")
                 for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
                     misfiled = self._misfiled(clip, number_name, emotion)
                     if misfiled:
