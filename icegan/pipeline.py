@@ -1181,24 +1181,6 @@ def _flow_networks(estimator) -> list:
     return out
 
 
-def _drop_optimiser_states(ckpt: Path, epochs: int) -> None:
-    """Rewrite a fold's GAN checkpoint ``ckpt`` (``folds/<dataset>_<subject>/gan/checkpoints/last.pt``) without its
-    Adam states (``opt_g``, ``opt_d``: two thirds of the file, 26 of 39 MB at the shipped widths) once it holds all
-    ``epochs``: a finished fold's GAN never trains again (a run resumed with another ``gan.epochs`` is refused), and
-    the readers of the file, ``icegan gan eval`` / ``generate`` (:func:`icegan.gan.trainer.load_checkpoint`) and
-    the fold scored again after its predictions row was lost (:func:`icegan.gan.trainer.train_gan`, which resumes at
-    its last epoch), need its models alone. Atomic (a kill keeps the old file); no file or states, or an epoch short
-    of ``epochs``: left as it is."""
-    if not ckpt.is_file():
-        return
-    from flownet.models.state_dict import read_torch_file, save_torch_file
-    payload = read_torch_file(ckpt, "the fold's GAN checkpoint", weights_only=False)
-    if not isinstance(payload, dict) or int(payload.get("epoch", 0)) < epochs \
-            or not any(k.startswith("opt_") for k in payload):
-        return
-    save_torch_file({k: v for k, v in payload.items() if not k.startswith("opt_")}, ckpt)
-
-
 class FoldRunner:
     """Callable ``fold → scores`` for :func:`icegan.protocol.run_loso` (one LOSO fold of the main job)."""
 
@@ -1330,12 +1312,11 @@ class FoldRunner:
         try:
             state = train_gan(onset, apex, y_tr, gcfg, device=self.device,
                               out_dir=fold_dir / "gan" if distributed.is_main() else None, extra_loss_fn=extra,
-                              log=writer, log_level=logging.DEBUG, prior_flows=prior_flows)
+                              log=writer, log_level=logging.DEBUG, prior_flows=prior_flows,
+                              final_optimiser_states=False)     # a finished fold's GAN never trains again
         finally:
             if writer is not None:
                 writer.close()
-        if distributed.is_main():
-            _drop_optimiser_states(fold_dir / "gan" / "checkpoints" / "last.pt", gcfg.train.epochs)
         g = state.generator.eval()
         # class-balanced augmentation for the training onsets
         counts = torch.bincount(y_tr, minlength=self.n_classes)

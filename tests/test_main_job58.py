@@ -134,6 +134,43 @@ def test_gan_resume_with_epochs_left_refuses_a_checkpoint_without_optimiser_stat
         train_gan(onset, apex, labels, cfg, device="cpu", out_dir=tmp_path)
 
 
+def test_train_gan_writes_the_last_epoch_without_optimiser_states_only_when_asked(tmp_path, monkeypatch):
+    """The main job read each fold's finished last.pt back and wrote it again without opt_*; train_gan now writes it
+    so (final_optimiser_states=False). `icegan gan train` (the default) keeps them; the schedulers stay in both, and
+    an earlier epoch's checkpoint (checkpoint_every) keeps them too."""
+    from icegan.gan.trainer import GanConfig, train_gan
+    cfg = GanConfig(name="t")
+    cfg.data.img_size = 32
+    cfg.model.g_base_channels = cfg.model.d_base_channels = 8
+    cfg.model.g_max_channels = 16
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.progress, cfg.train.cosine = 2, 4, False, True
+    cfg.train.checkpoint_every = 1
+    torch.manual_seed(0)
+    onset, apex = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
+    labels = torch.tensor([0, 1, 2, 0])
+    train_gan(onset, apex, labels, cfg, device="cpu", out_dir=tmp_path / "kept")
+    kept = torch.load(tmp_path / "kept" / "checkpoints" / "last.pt", weights_only=False)
+    assert {"opt_g", "opt_d", "sched_g", "sched_d"} <= set(kept) and kept["epoch"] == 2
+    cfg.train.epochs = 1
+    train_gan(onset, apex, labels, cfg, device="cpu", out_dir=tmp_path / "dropped", final_optimiser_states=False)
+    cfg.train.epochs = 2        # epoch 1 of 2 (checkpoint_every=1): not the last, states kept
+    partial = tmp_path / "partial"
+    seen = []
+    import icegan.gan.trainer as trainer
+    real_save = trainer.save_checkpoint
+
+    def spy(path, cfg_, g, d, epoch, history, opt_g=None, opt_d=None, *a, **kw):
+        seen.append((epoch, opt_g is not None, opt_d is not None))
+        return real_save(path, cfg_, g, d, epoch, history, opt_g, opt_d, *a, **kw)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", spy)
+    train_gan(onset, apex, labels, cfg, device="cpu", out_dir=partial, final_optimiser_states=False)
+    assert seen == [(1, True, True), (2, False, False)]
+    dropped = torch.load(tmp_path / "dropped" / "checkpoints" / "last.pt", weights_only=False)
+    assert not [k for k in dropped if k.startswith("opt_")]
+    assert {"sched_g", "sched_d", "generator", "discriminator", "history"} <= set(dropped) and dropped["epoch"] == 1
+
+
 # ------------------------------------------------------------------------------------------------ 6: fold bar, Ctrl-C
 
 def test_fold_bar_names_the_fold_that_is_training(tmp_path, monkeypatch):

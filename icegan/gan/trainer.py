@@ -548,7 +548,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
               init: tuple[Generator, CapsuleDiscriminator] | None = None,
               log_level: int = logging.INFO,
               prior_flows: Tensor | Callable[[], Tensor] | None = None,
-              resume_payload: object | None = None) -> GanState:
+              resume_payload: object | None = None, final_optimiser_states: bool = True) -> GanState:
     """Train ICE-GAN on real pairs.
 
     Args:
@@ -580,6 +580,11 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             when the prior is computed: not when the training resumes from a checkpoint, which holds the prior.
         resume_payload: ``out_dir``'s ``last.pt`` as :func:`check_resumable` returned it (read once, not again
             here); checked against these pairs and models as a file read here is.
+        final_optimiser_states: False writes the checkpoint of the last epoch (``train.epochs`` reached) without
+            the Adam states (``opt_g``, ``opt_d``: two thirds of the file, 26 of 39 MB at the shipped widths); the
+            main job sets it, whose finished fold never trains again and whose readers (``icegan gan eval`` /
+            ``generate``, a fold scored again, which resumes at its last epoch) need the models alone. Checkpoints
+            of earlier epochs (``checkpoint_every``, ``max_minutes``) keep them. True (``icegan gan train``): kept.
     Returns:
         :class:`GanState` with models in eval mode on ``device``.
     Raises:
@@ -835,7 +840,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 (out / "samples").mkdir(parents=True, exist_ok=True)
                 save_image(grid, out / "samples" / f"epoch_{epoch + 1:03d}.png")
         if ckpt is not None and (last or over or (tc.checkpoint_every and (epoch + 1) % tc.checkpoint_every == 0)):
-            save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g, opt_d, sched_g, sched_d, data_sha256,
+            keep_opt = final_optimiser_states or not last
+            save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g if keep_opt else None,
+                            opt_d if keep_opt else None, sched_g, sched_d, data_sha256,
                             scaler, elapsed_s=elapsed0 + time.time() - t_start)
         if over:
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
