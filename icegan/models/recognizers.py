@@ -165,18 +165,13 @@ def _first_conv(conv: nn.Conv2d, x: torch.Tensor, n_models: int, in_channels: in
 
     x (B, cin, H, W) is shared by every copy: one dense convolution with G*cout outputs (fast);
     x (B, G, cin, H, W) gives each copy its own input: grouped convolution. Returns the
-    (B, G*cout, H', W') output and whether the caller's output keeps a G axis.
+    (B, G*cout, H', W') output and whether the caller's output keeps a G axis. Its callers refuse any other
+    ``x`` first (:func:`_check_maps`).
     """
     if x.dim() == 4:
-        if x.shape[1] != in_channels:
-            raise ValueError(f"expected features of shape (B, {in_channels}, H, W), got {tuple(x.shape)}")
         return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding), n_models > 1
-    if x.dim() == 5:
-        if x.shape[1] != n_models or x.shape[2] != in_channels:
-            raise ValueError(f"expected grouped features (B, {n_models}, {in_channels}, H, W), got {tuple(x.shape)}")
-        xg = x.reshape(x.shape[0], n_models * in_channels, x.shape[3], x.shape[4])
-        return F.conv2d(xg, conv.weight, conv.bias, conv.stride, conv.padding, groups=n_models), True
-    raise ValueError(f"expected features (B, C, H, W) or (B, G, C, H, W), got {tuple(x.shape)}")
+    xg = x.reshape(x.shape[0], n_models * in_channels, x.shape[3], x.shape[4])
+    return F.conv2d(xg, conv.weight, conv.bias, conv.stride, conv.padding, groups=n_models), True
 
 
 def _check_maps(net: str, x: torch.Tensor, n_models: int, in_channels: int, input_size: int, hint: str = "") -> None:
@@ -188,7 +183,7 @@ def _check_maps(net: str, x: torch.Tensor, n_models: int, in_channels: int, inpu
         hint: appended to the size message (Off-TANet: the size its attention block would get).
 
     Raises:
-        ValueError: another rank or copy count (messages of :func:`_first_conv`), another channel count (names it and
+        ValueError: another rank or copy count, another channel count (names it and
             the expected maps), or maps of another height or width than ``input_size`` (names the expected
             (C, S, S) and the shape of ``x``). A shape compare: costs nothing next to the convolutions.
     """
@@ -481,7 +476,7 @@ class STSTNet(nn.Module):
                 raise ValueError(f"domain must be a (B,) = ({x.shape[0]},) tensor of indices in 0..{self.domains - 1}, "
                                  f"got shape {tuple(domain.shape)}"
                                  + (f" with values {int(domain.min())}..{int(domain.max())}" if domain.numel() else ""))
-        if x.dim() == 4 and x.shape[1] == self.in_channels:
+        if x.dim() == 4:       # (B, C, S, S) with C = in_channels (_check_maps)
             # Shared input (fast path): the three streams' filters as one dense convolution whose
             # G*16 outputs are ordered model by model (the 3 + 5 + 8 stream channels of copy g are
             # contiguous), convolved and max-pooled in cache-sized chunks.
@@ -649,11 +644,8 @@ class _AttentionResidual(nn.Module):
         self.conv2 = _GConvBNReLU(G, cin, cout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        B, _, H, W = x.shape
+        B, _, H, W = x.shape        # H = W = size: OffTANet.forward refuses other inputs first (_check_maps)
         G, C = self.G, self.cin
-        if H != W or H != self.pos.shape[0]:
-            raise ValueError(f"Off-TANet attention block expects {self.pos.shape[0]}×{self.pos.shape[0]} maps, "
-                             f"got {H}×{W} (check input_size)")
         x0 = self.short(x)
         h = self.conv1(x, mask)
         ca = self.ca_fc2(F.relu(self.ca_fc1(F.adaptive_avg_pool2d(h, 1)))) + \
