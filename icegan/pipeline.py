@@ -375,15 +375,17 @@ def _check_generator_widths(cfg: MainConfig) -> None:
     """Refuse ``gan.base_channels`` / ``gan.max_channels`` that give the generator a level it cannot normalise.
 
     The generator (:class:`icegan.models.generator.Generator`) has ``log2(data.img_size) - 1`` levels of width
-    ``min(base_channels * 2^i, max_channels)``, and normalises each with ``GroupNorm(min(8, C), C)``, which needs
-    ``C`` <= 8 or a multiple of 8. (The discriminator's widths take any value: InstanceNorm.)
+    ``min(base_channels * 2^i, max_channels)`` (:func:`icegan.models.generator.level_widths`), and normalises each
+    with ``GroupNorm(min(8, C), C)``, which needs ``C`` <= 8 or a multiple of 8. (The discriminator's widths take
+    any value: InstanceNorm.)
 
     Raises:
         ConfigError: the first level that fails, naming the key that sets it (``gan.max_channels`` where it is the cap)
             and every level's width.
     """
+    from icegan.models.generator import level_widths
     g = cfg.gan
-    widths = [min(g.base_channels * 2 ** i, g.max_channels) for i in range(int(math.log2(cfg.data.img_size)) - 1)]
+    widths = level_widths(cfg.data.img_size, g.base_channels, g.max_channels)
     i = next((i for i, w in enumerate(widths) if w > 8 and w % 8), None)
     if i is not None:
         bad = widths[i]

@@ -25,6 +25,15 @@ def tiny_weights(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------------ 1: GAN widths
 
+def test_generator_level_widths_are_the_ones_the_generator_builds_and_the_config_check_reads():
+    """The config check re-derived the generator's level widths; both now read icegan.models.generator.level_widths."""
+    from icegan.models.generator import Generator, level_widths
+    assert level_widths(128, 32, 256) == [32, 64, 128, 256, 256, 256]
+    assert level_widths(32, 6, 32) == [6, 12, 24, 32]
+    g = Generator(img_size=32, base_channels=8, max_channels=16, skip="plain")
+    assert g.channels == level_widths(32, 8, 16) == [8, 16, 16, 16] and g.n_levels == 4
+
+
 @pytest.mark.parametrize("overrides, msg", [
     (["gan.base_channels=12"], "gan.base_channels=12 gives the generator a level of 12 channels"),
     (["gan.base_channels=3"], "gan.base_channels=3 gives the generator a level of 12 channels"),

@@ -31,7 +31,7 @@ from torchvision.ops import SqueezeExcitation
 
 from .grm import GraphReasoningModule
 
-__all__ = ["Generator", "one_hot_classes", "warp_backward", "SubpixelConvTranspose2d"]
+__all__ = ["Generator", "level_widths", "one_hot_classes", "warp_backward", "SubpixelConvTranspose2d"]
 
 
 def one_hot_classes(c: Tensor, n_classes: int, batch: int, device, dtype) -> Tensor:
@@ -133,6 +133,15 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
         return F.pixel_shuffle(F.conv2d(x, w.to(x.dtype), b.to(x.dtype), padding=1), 2)
 
 
+def level_widths(img_size: int, base_channels: int, max_channels: int) -> list[int]:
+    """Channel widths of the :class:`Generator`'s encoder levels, finest first: ``min(base_channels * 2^i,
+    max_channels)`` for i = 0 .. log2(img_size) - 2, i.e. ``log2(img_size) - 1`` levels (6 at 128 pixels, down to
+    2×2). ``img_size`` in pixels, a power of two >= 16 (the Generator refuses others; not checked here). Each level
+    is normalised with ``GroupNorm(min(8, C), C)`` (:func:`_norm`), which needs every width <= 8 or a multiple of 8
+    (the main job's config check, ``icegan.pipeline._check_generator_widths``, reads these widths)."""
+    return [min(base_channels * 2 ** i, max_channels) for i in range(int(round(math.log2(img_size))) - 1)]
+
+
 def _norm(ch: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, ch), ch)
 
@@ -207,8 +216,8 @@ class Generator(nn.Module):
         self.motion_head = motion_head
         self.residual_output = residual_output or motion_head
         residual_output = self.residual_output
-        self.n_levels = int(round(math.log2(img_size))) - 1
-        chans = [min(base_channels * 2 ** i, max_channels) for i in range(self.n_levels)]
+        chans = level_widths(img_size, base_channels, max_channels)
+        self.n_levels = len(chans)
         self.channels = chans
         enc, grms = [], []
         prev = in_channels
