@@ -87,18 +87,25 @@ def maps_provenance(source: str, table: Optional[str | Path] = None) -> dict:
 
 
 @functools.lru_cache(maxsize=8)
-def _weights_defaults(path: str, method: str, sha256: str, stamp: tuple) -> tuple:
-    """``(True, default iters or None, trained crop side or None)`` of the flow weights file ``path`` when its SHA-256
-    is ``sha256`` (the file the maps were made with), else ``(False, None, None)``. ``stamp``: the file's (size,
-    mtime), so that a rewritten file is read again."""
-    p = Path(path)
-    if hashlib.sha256(p.read_bytes()).hexdigest() != sha256:
-        return False, None, None
+def _file_sha256(path: str, stamp: tuple) -> str:
+    """SHA-256 (hex) of the bytes of the file ``path``, hashed once per version of the file whatever it is compared
+    with. ``stamp``: the file's (size, mtime in ns), so that a rewritten file is hashed again.
+
+    Raises:
+        OSError: the file cannot be read."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_defaults(path: str, method: str, stamp: tuple) -> tuple:
+    """``(default iters or None, trained crop side or None)`` of the flow weights file ``path`` of ``method`` (loaded
+    once per version of the file). ``stamp``: the file's (size, mtime in ns), so that a rewritten file is read
+    again."""
     from flownet.registry import load_weights
-    model = load_weights(p, method)
+    model = load_weights(Path(path), method)
     iters = getattr(getattr(model, "config", None), "iters", None)
     size = (getattr(model, "meta", None) or {}).get("size")
-    return (True, int(iters) if isinstance(iters, int) and iters > 0 else None,
+    return (int(iters) if isinstance(iters, int) and iters > 0 else None,
             int(size) if isinstance(size, (int, float)) and size > 0 else None)
 
 
@@ -131,9 +138,10 @@ def _resolved_flow(p: dict, other: Optional[dict] = None) -> dict:
                 path = resolve_weights((q.get("flow") or {}).get("weights") or None, method)
                 if path.is_file():
                     st = path.stat()
-                    known, iters, size = _weights_defaults(str(path.resolve()), method,
-                                                           weights["flow_weights_sha256"],
-                                                           (st.st_size, st.st_mtime_ns))
+                    resolved, stamp = str(path.resolve()), (st.st_size, st.st_mtime_ns)
+                    if _file_sha256(resolved, stamp) == weights["flow_weights_sha256"]:    # the file the maps used
+                        known = True
+                        iters, size = _weights_defaults(resolved, method, stamp)
             except (OSError, ValueError):        # a file gone or unreadable: the settings stay as written
                 known, iters, size = False, None, None
             if known:

@@ -180,6 +180,39 @@ def test_train_gan_writes_the_last_epoch_without_optimiser_states_only_when_aske
     assert {"sched_g", "sched_d", "generator", "discriminator", "history"} <= set(dropped) and dropped["epoch"] == 1
 
 
+def test_a_weights_file_is_hashed_once_whatever_sha_it_is_compared_with(tmp_path, monkeypatch):
+    """icegan predict resolves the flow settings with the weights file each provenance names: the file was hashed
+    again for every recorded SHA-256 it was compared with (the cache key held the SHA); now once per file version."""
+    import hashlib
+    import os
+    import shutil
+    from pathlib import Path
+
+    import icegan.pipeline as pipeline
+    import icegan.saved_recognizer as sr
+    shipped = Path(pipeline.__file__).resolve().parents[1] / "flownet" / "weights" / "srflownet_facial.pt"
+    weights = tmp_path / "w.pt"
+    shutil.copyfile(shipped, weights)
+    hashed = []
+
+    class Counting:
+        @staticmethod
+        def sha256(data=b""):
+            hashed.append(len(data))
+            return hashlib.sha256(data)
+
+    monkeypatch.setattr(sr, "hashlib", Counting)
+    flow = {"method": "srflownet", "weights": str(weights), "iters": None, "component": "total"}
+    real = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    other = sr._resolved_flow({"flow": flow, "weights": {"flow_weights_sha256": "0" * 64}})
+    same = sr._resolved_flow({"flow": flow, "weights": {"flow_weights_sha256": real}})
+    assert other["iters"] is None and same["iters"] == 2         # the shipped weights' own count, once matched
+    assert hashed == [weights.stat().st_size]
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10 ** 9))     # rewritten
+    assert sr._resolved_flow({"flow": flow, "weights": {"flow_weights_sha256": real}})["iters"] == 2
+    assert len(hashed) == 2
+
+
 # ------------------------------------------------------------------------------------------------ 6: fold bar, Ctrl-C
 
 def test_fold_bar_names_the_fold_that_is_training(tmp_path, monkeypatch):
