@@ -210,6 +210,10 @@ class GanSection:
                              "nothing: set gan.joint=false (or a gan.joint_weight > 0)")
 
 
+#: flow methods whose refinement iterations ``flow.iters`` sets (:func:`build_flow` passes it to these alone)
+_ITERATED_FLOW_METHODS = ("srflownet", "raft_small", "raft_large")
+
+
 @dataclass
 class FlowSection:
     """Optical flow of onset→apex pairs (real and synthetic).
@@ -278,7 +282,7 @@ class FlowSection:
             raise ValueError(f"flow.module={self.module!r} is read only with flow.method=custom, not {self.method}")
         if self.iters is not None and self.method == "custom":
             raise ValueError("flow.iters applies to srflownet and RAFT; a custom network's factory sets its own")
-        if self.iters is not None and self.method not in ("srflownet", "raft_small", "raft_large", "custom"):
+        if self.iters is not None and self.method not in _ITERATED_FLOW_METHODS:
             # build_flow passes it to those alone (and to DecFlow, which needs srflownet): it would change the run's
             # config and feature-cache key for nothing
             raise ValueError(f"flow.iters={self.iters} is not used by flow.method={self.method} (it sets the "
@@ -647,7 +651,7 @@ def build_flow(cfg: MainConfig, device: torch.device):
     """The flow estimator of ``cfg.flow`` (:func:`flownet.registry.get_estimator`), run at ``flow.input_size``."""
     from flownet.registry import get_estimator
     kwargs = {}
-    if cfg.flow.method in ("srflownet", "raft_small", "raft_large") and cfg.flow.iters is not None:
+    if cfg.flow.method in _ITERATED_FLOW_METHODS and cfg.flow.iters is not None:
         kwargs["iters"] = cfg.flow.iters
     if cfg.flow.method == "custom":     # (decompose=learned, which ignores the method, needs srflownet)
         kwargs["module"] = cfg.flow.module
