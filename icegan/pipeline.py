@@ -1025,9 +1025,8 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     prov = json.dumps(info, indent=2, default=str)     # whole or not at all: icegan fit / predict / loso read it
     write_text_whole(out / "provenance.json", prov)
     written = pd.DataFrame(rows)
-    has_label = written["label"].astype(str) != ""
-    if has_label.any() and not has_label.all():           # icegan loso / fit refuse a row without a label
-        _write_table(written[has_label], labelled_table)
+    if has_class.any() and not has_class.all():           # icegan loso / fit refuse a row without a label
+        _write_table(written[has_class], labelled_table)
     _write_table(written, table)       # last: a table on disk means every map is there
     return table
 
