@@ -647,6 +647,14 @@ def _at_working_size(cfg: MainConfig, estimator):
     return est
 
 
+def flow_reads_iters(method: Optional[str]) -> bool:
+    """Whether ``flow.method=method`` reads ``flow.iters``: one of :data:`_ITERATED_FLOW_METHODS` (srflownet, RAFT;
+    :func:`build_flow` passes it to them alone, and to DecFlow with them). With another method a recorded ``iters``
+    (configs/casme2.yaml set 4 until 2026-11-30) made the maps a null one makes: a resume and ``icegan predict``
+    compare it as null."""
+    return method in _ITERATED_FLOW_METHODS
+
+
 def build_flow(cfg: MainConfig, device: torch.device):
     """The flow estimator of ``cfg.flow`` (:func:`flownet.registry.get_estimator`), run at ``flow.input_size``."""
     from flownet.registry import get_estimator
@@ -1596,9 +1604,10 @@ def write_summary(runs_root: str | Path) -> Optional[Path]:
     metrics.json cut short, or not a mapping) is left out with one warning naming it: the summary is written at the
     end of every train.py run over the folders beside its own, which must not end that run.
 
-    An existing summary.md is replaced only when it starts with this function's heading (``# Runs compared``): a file
-    of another origin (``--out ~/exp1`` puts it in the home folder, where a user's own summary.md may lie) is kept,
-    with one warning naming it, and nothing is written.
+    An existing summary.md is replaced only when it starts with this function's heading (``# Runs compared``) or is
+    empty (a kill while an older train.py wrote it): a file of another origin (``--out ~/exp1`` puts it in the home
+    folder, where a user's own summary.md may lie) is kept, with one warning naming it, and nothing is written. The
+    file is written whole (:func:`flownet.io.write_text_whole`): a kill leaves the previous one.
 
     Returns:
         the summary's path, or None when a summary.md not written here was kept.
@@ -1609,7 +1618,8 @@ def write_summary(runs_root: str | Path) -> Optional[Path]:
     if path.exists():
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:
-                own = fh.readline().rstrip("\r\n") == SUMMARY_HEADING
+                first = fh.readline()       # "": an empty file, left by a kill before this write was atomic
+                own = first == "" or first.rstrip("\r\n") == SUMMARY_HEADING
         except OSError:
             own = False
         if not own:
@@ -1643,7 +1653,8 @@ def write_summary(runs_root: str | Path) -> Optional[Path]:
                      f"{desc['flow']} | {desc['recognizer']} | {desc['GAN']} | {desc['joint']} | "
                      f"{o.get('UF1', float('nan')):.4f} | {o.get('UAR', float('nan')):.4f} | "
                      f"{'?' if secs is None else f'{secs:.0f}'} |")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from flownet.io import write_text_whole
+    write_text_whole(path, "\n".join(lines) + "\n")       # a kill keeps the old file whole, never an empty one
     return path
 
 

@@ -671,11 +671,22 @@ _RESUME_FREE_KEYS = ("workers", "out_dir", "data.prepare.workers", "data.prepare
                      "data.prepare.landmarks")
 
 
+def _iters_as_read(cfg: dict) -> dict:
+    """``cfg`` with ``flow.iters`` null when its ``flow.method`` reads none (:func:`icegan.pipeline.flow_reads_iters`):
+    a TV-L1 run made when configs/casme2.yaml set ``iters: 4`` is the run made today without it."""
+    flow = cfg.get("flow")
+    if not isinstance(flow, dict) or flow.get("iters") is None or "method" not in flow:
+        return cfg
+    from icegan.pipeline import flow_reads_iters
+    return cfg if flow_reads_iters(flow["method"]) else {**cfg, "flow": {**flow, "iters": None}}
+
+
 def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:
     """The message refusing to resume the run folder ``out`` whose ``config.yaml`` (``cfg_path``) differs from the
     run's config ``cfg`` (up to four differing keys, each with both values; ``also``: what else differs, added to
     the message), or "" when they agree or either is missing. A key icegan added since the run began, at its neutral
-    value (:func:`without_neutral_keys`), is the same experiment; so is another max_folds (:func:`max_folds_key`),
+    value (:func:`without_neutral_keys`), is the same experiment, as is a ``flow.iters`` its method never read
+    (:func:`_iters_as_read`); so is another max_folds (:func:`max_folds_key`),
     as run.json holds the folds run (the same, or extended): one that cut none (max_folds=100 of 8 folds) or the
     larger one of an extension; and so is another value of a key of :data:`_RESUME_FREE_KEYS` (e.g. a run cut short
     with workers=2 is resumed with workers=1). Another ``threads`` alone is refused with its own message: the thread
@@ -690,7 +701,7 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     key = max_folds_key(cfg)
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-    old_cfg, new_cfg = (without_neutral_keys(c) for c in (old_cfg, new_cfg))
+    old_cfg, new_cfg = (without_neutral_keys(_iters_as_read(c)) for c in (old_cfg, new_cfg))
     for free in (key, *_RESUME_FREE_KEYS):
         old_cfg, new_cfg = _without_key(old_cfg, free), _without_key(new_cfg, free)
     if old_cfg == new_cfg:

@@ -113,7 +113,8 @@ def _resolved_flow(p: dict, other: Optional[dict] = None) -> dict:
     """The flow settings of a :func:`maps_provenance` as the flow network ran them, so that settings written
     differently but making the same maps compare equal: the weights file compared by its SHA-256 (the ``weights``
     record) rather than its path or ``shipped:`` alias; ``decompose`` / ``decompose_weights`` dropped with
-    ``component=total`` (no decomposition runs); a null ``iters`` as the weights' own count and ``input_size``
+    ``component=total`` (no decomposition runs); ``iters`` null with a method that reads none
+    (:func:`icegan.pipeline.flow_reads_iters`); a null ``iters`` as the weights' own count and ``input_size``
     ``auto`` / ``native`` as the side the flow ran at (:func:`flownet.resolution.at_input_size`; the image side is
     the recorded face size), where the weights file the provenance (or ``other``, the provenance it is compared
     with) names is on this machine with the recorded SHA-256. A value that cannot be resolved is kept as written."""
@@ -148,6 +149,9 @@ def _resolved_flow(p: dict, other: Optional[dict] = None) -> dict:
                 break
     if flow.get("iters") is None and iters is not None:
         flow["iters"] = iters
+    from icegan.pipeline import flow_reads_iters
+    if flow.get("iters") is not None and method is not None and not flow_reads_iters(method):
+        flow["iters"] = None        # never read (TV-L1 tables made when casme2.yaml set iters: 4)
     image = (p.get("faces") or {}).get("size")
     if not learned_decompose:
         # auto: the weights' training side, else (classical flow, weights recording none) the image side
