@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -269,7 +269,7 @@ def _plain(value):
 
 
 def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: Optional[Sequence[float]] = None,
-                  name: Optional[str] = None) -> dict:
+                  name: Optional[str] = None, on_fewer: Optional[Callable[[], None]] = None) -> dict:
     """Average the class probabilities of finished LOSO runs and score the average.
 
     ``p(clip) = Σ_m w_m p_m(clip) / Σ_m w_m`` over members m, y_pred = argmax (an exact tie goes to the lower class
@@ -286,6 +286,10 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         weights: one non-negative weight per run (default: equal weights); fix them before looking at
             results.
         name: title in metrics.md and the plot (default: the folder name).
+        on_fewer: when given, an ensemble in ``out_dir`` of a strict subset of ``run_dirs`` (any weights; members
+            matched as an ensemble written again is, :func:`_refuse_other_ensemble`) is not refused: ``on_fewer()``
+            is called (``icegan suite``: seeds were added since; it says so and removes the folder) and the
+            ensemble of all ``run_dirs`` is written.
 
     Returns:
         The metrics.json content (``{"protocol", "n_folds", "n_samples", "oracle_epoch": false,
@@ -299,8 +303,8 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
         LosoStateError: ``out_dir`` is a member, holds another kind of run (a LOSO run's ``run.json``, a nested
             selection, a merge) or a ``predictions.csv`` without a run header
             (:func:`icegan.paths.run_folder_conflict`), or holds another ensemble (its ensemble.json lists other
-            members or weights; the same members and weights, in any order, are written again); nothing is
-            overwritten.
+            members or weights; the same members and weights, in any order, are written again; with ``on_fewer``,
+            also an ensemble of fewer of them); nothing is overwritten.
     """
     dirs = [Path(d) for d in run_dirs]
     if len(dirs) < 2:
@@ -317,7 +321,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     # each member's place from the ensemble folder and its predictions' digest, once: compared with an ensemble
     # already in out, then recorded
     places = [(_relative(d, out), _digest(d)) for d in dirs]
-    _refuse_other_ensemble(out, dirs, w, places)
+    _refuse_other_ensemble(out, dirs, w, places, on_fewer)
     h0, p0 = members[0]
     set0 = label_set_of_columns(p0.columns)
     for d, (h, p) in zip(dirs[1:], members[1:]):
@@ -407,31 +411,43 @@ def _digest(d: Path) -> str:
 
 
 def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
-                           places: Sequence[tuple[Optional[str], str]]) -> None:
+                           places: Sequence[tuple[Optional[str], str]],
+                           on_fewer: Optional[Callable[[], None]] = None) -> None:
     """Raise :class:`LosoStateError` when ``out`` holds the ``ensemble.json`` of another ensemble than of the members
     ``dirs`` with the normalised weights ``w`` (in any order); ``places``: each member's (:func:`_relative`,
     :func:`_digest`). The members are the same when they match by resolved
     path (each recorded member looked for as :func:`icegan.report.run_recipe` does) or by the recorded path relative
     to ``out`` (``rel``) with the same ``predictions.csv`` (a folder copied with its members, cp -r; not other runs
     that happen to lie where the copied ensemble's members did). The same ensemble (a suite's rerun) and a header
-    that cannot be read (a kill while it was written) are let through: the ensemble is written again."""
+    that cannot be read (a kill while it was written) are let through: the ensemble is written again. With
+    ``on_fewer``, so is an ensemble of a strict subset of ``dirs`` (each recorded member matched, as above, to
+    another of ``dirs``; any weights), after ``on_fewer()`` is called."""
     f = out / "ensemble.json"
     try:
         old = json.loads(f.read_text(encoding="utf-8"))["members"]
         recorded = [(str(m["run"]), float(m["weight"]), m.get("rel"), m.get("predictions")) for m in old]
     except (OSError, ValueError, KeyError, TypeError):
         return
-    was_abs = sorted((str((_member_dir(out, r) or Path(r)).resolve()), wi) for r, wi, _, _ in recorded)
-    now_abs = sorted((str(d.resolve()), float(wi)) for d, wi in zip(dirs, w))
+    was_paths = [str((_member_dir(out, r) or Path(r)).resolve()) for r, _, _, _ in recorded]
+    now_paths = [str(d.resolve()) for d in dirs]
     # a header of before (no rel or digest) never matches by place: "None|None" is no path
-    was_rel = sorted((f"{rel}|{digest}", wi) for _, wi, rel, digest in recorded)
-    now_rel = sorted((f"{rel}|{digest}", float(wi)) for (rel, digest), wi in zip(places, w))
+    was_places = [f"{rel}|{digest}" for _, _, rel, digest in recorded]
+    now_places = [f"{rel}|{digest}" for rel, digest in places]
+    was_w, now_w = [wi for _, wi, _, _ in recorded], [float(wi) for wi in w]
+    was_abs, now_abs = sorted(zip(was_paths, was_w)), sorted(zip(now_paths, now_w))
+    was_rel, now_rel = sorted(zip(was_places, was_w)), sorted(zip(now_places, now_w))
 
     def same(was, now, weights=True) -> bool:
         return len(was) == len(now) and all(a == b and (not weights or np.isclose(x, y, rtol=0, atol=1e-9))
                                             for (a, x), (b, y) in zip(was, now))
     if same(was_abs, now_abs) or same(was_rel, now_rel):
         return
+    if on_fewer is not None and len(recorded) < len(dirs):      # each recorded member another of dirs
+        matched = [next((j for j, (a, r) in enumerate(zip(now_paths, now_places)) if a == was_a or r == was_r), None)
+                   for was_a, was_r in zip(was_paths, was_places)]
+        if None not in matched and len(set(matched)) == len(recorded):
+            on_fewer()
+            return
 
     def listed(rows) -> str:
         return ", ".join(f"{r} (weight {wi:.3g})" for r, wi in rows)

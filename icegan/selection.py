@@ -40,8 +40,8 @@ import pandas as pd
 from flownet.io import write_text_whole, write_whole
 from icegan.csv_names import csv_quoting, read_csv_names
 
-__all__ = ["Candidate", "inner_cache_digest", "inner_folds", "inner_predictions", "recipe_digest", "select_nested",
-           "SelectionError"]
+__all__ = ["Candidate", "inner_cache_digest", "inner_cache_digests", "inner_folds", "inner_predictions", "recipe_digest",
+           "select_nested", "SelectionError"]
 
 INNER_COLUMNS = ("outer", "inner", "row", "dataset", "subject", "clip", "y_true")
 
@@ -264,13 +264,24 @@ def recipe_digest(cfg) -> str:
     """8 hex digits naming a recipe's settings (all but its name; for a custom recognizer also its source file's
     SHA-256): a cache of inner predictions made under other
     settings (a folder reused for another recipe) is never read back."""
+    from icegan.recognition import recognizer_provenance
+    return _settings_digest(_recipe_dict(cfg), recognizer_provenance(cfg.model))
+
+
+def _recipe_dict(cfg) -> dict:
+    """The nested config dict of ``cfg`` (:func:`icegan.config.to_dict`) without its ``name``."""
+    from icegan.config import to_dict
+    return {k: v for k, v in to_dict(cfg).items() if k != "name"}
+
+
+def _settings_digest(d: dict, provenance) -> str:
+    """:func:`recipe_digest` of a recipe's dict ``d`` (:func:`_recipe_dict`) and its model's
+    :func:`icegan.recognition.recognizer_provenance` ``provenance`` (empty: not a custom recognizer)."""
     import hashlib
 
-    from icegan.config import to_dict, without_neutral_keys
-    from icegan.recognition import recognizer_provenance
+    from icegan.config import without_neutral_keys
     # keys added after caches were made, at their neutral values, are left out so that those caches stay valid
-    d = without_neutral_keys({k: v for k, v in to_dict(cfg).items() if k != "name"})
-    provenance = recognizer_provenance(cfg.model)
+    d = without_neutral_keys(d)
     if provenance:                                # a custom recognizer's code is part of its settings
         d["provenance"] = provenance
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -286,33 +297,46 @@ def inner_cache_digest(cfg, feature_set, legacy: bool = False) -> str:
     how many processes train the folds, never what they compute) at their defaults, so that another ``workers``
     reads the same cache. ``legacy``: the digest as named before 2026-12-07, those keys as ``cfg`` sets them (equal to
     the new one where they are at their defaults); :func:`select_nested` reads such a cache under the new name.
+    Both at once, from one hash of the data: :func:`inner_cache_digests`.
     """
+    return inner_cache_digests(cfg, feature_set)[1 if legacy else 0]
+
+
+def inner_cache_digests(cfg, feature_set) -> tuple[str, str]:
+    """``(today's, legacy)`` :func:`inner_cache_digest` of the recipe ``cfg`` on ``feature_set``, each 8 hex digits,
+    from one :func:`icegan.protocol.data_digest` of its maps and one read of its config (and of a custom recognizer's
+    source); the two are equal where the keys a resume may change are at their defaults."""
     import hashlib
 
     from icegan.protocol import data_digest
+    from icegan.recognition import recognizer_provenance
     data = data_digest(feature_set.samples, feature_set.features)
-    settings = recipe_digest(cfg if legacy else _resume_free_at_defaults(cfg))
-    return hashlib.sha1(f"{settings}|{data}".encode()).hexdigest()[:8]
+    d = _recipe_dict(cfg)
+    fresh = _resume_free_at_defaults(d, _recipe_dict(type(cfg)()))
+    provenance = recognizer_provenance(cfg.model)
+
+    def named(settings: dict) -> str:
+        return hashlib.sha1(f"{_settings_digest(settings, provenance)}|{data}".encode()).hexdigest()[:8]
+    new = named(fresh)
+    return new, new if fresh == d else named(d)
 
 
-def _resume_free_at_defaults(cfg):
-    """A copy of the config dataclass ``cfg`` whose keys of :data:`icegan.protocol._RESUME_FREE_KEYS` (dotted, those
-    it has) hold the values of a default ``type(cfg)()``."""
-    from dataclasses import fields, is_dataclass, replace
-
+def _resume_free_at_defaults(d: dict, default: dict) -> dict:
+    """A copy of the nested config dict ``d`` whose keys of :data:`icegan.protocol._RESUME_FREE_KEYS` (dotted, those
+    it has) hold their values in ``default`` (the dict of a default config of its type)."""
     from icegan.protocol import _RESUME_FREE_KEYS
 
-    def reset(obj, default, key: str):
+    def reset(d: dict, default: dict, key: str) -> dict:
         head, _, rest = key.partition(".")
-        if not is_dataclass(obj) or head not in {f.name for f in fields(obj)}:
-            return obj
-        value = reset(getattr(obj, head), getattr(default, head), rest) if rest else getattr(default, head)
-        return replace(obj, **{head: value})
+        if head not in d or not isinstance(default, dict) or head not in default:
+            return d
+        if not rest:
+            return {**d, head: default[head]}
+        return {**d, head: reset(d[head], default[head], rest)} if isinstance(d[head], dict) else d
 
-    default = type(cfg)()
     for key in _RESUME_FREE_KEYS:
-        cfg = reset(cfg, default, key)
-    return cfg
+        d = reset(d, default, key)
+    return d
 
 
 def _score(y_true: np.ndarray, probs: np.ndarray, criterion: str, n_classes: int) -> float:
@@ -432,8 +456,8 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
         if folds is None:       # every recipe's f holds the scored units, sorted (make_folds): the same list
             folds = f
         stem = f"{Path(r.run_dir).name}_k{k}_"
-        path = cache / f"{stem}{inner_cache_digest(r.config, fs)}.csv"
-        before = cache / f"{stem}{inner_cache_digest(r.config, fs, legacy=True)}.csv"
+        digest, legacy = inner_cache_digests(r.config, fs)
+        path, before = cache / f"{stem}{digest}.csv", cache / f"{stem}{legacy}.csv"
         if not path.exists() and before.is_file():     # named with the recipe's own workers: the same predictions
             before.rename(path)
         inner[key] = inner_predictions(r.config, fs, f, k, path, progress=progress, log=log) \

@@ -317,10 +317,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}
     label_sets: dict[str, str] = {}         # data.labels -> the first run of that label set
-    try:                            # the seeds the file lists: the suite's command names --seeds only when others ran
-        file_seeds = list(load_suite(suite_path).seeds)
-    except (OSError, ValueError):
-        file_seeds = None
+    file_seeds = _file_seeds(suite_path)       # the suite's command names --seeds only when others ran
     given = [] if file_seeds == list(suite.seeds) else ["--seeds", ",".join(map(str, suite.seeds))]
     for i, seed in enumerate(suite.seeds):
         for r in suite.runs:
@@ -573,11 +570,11 @@ def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path
     on ``feature_set``'s maps are copied (:func:`icegan.selection.inner_cache_digest`); an existing file is never
     overwritten. Returns the files written.
     """
-    from icegan.selection import inner_cache_digest
-    digest = inner_cache_digest(config, feature_set)
+    from icegan.selection import inner_cache_digests
+    digest, legacy = inner_cache_digests(config, feature_set)
     written = []
     # a cache named before the digest left workers out (legacy) is copied under today's name
-    for old in dict.fromkeys([digest, inner_cache_digest(config, feature_set, legacy=True)]):
+    for old in dict.fromkeys([digest, legacy]):
         for f in sorted((src.parent / "inner").glob(f"{glob.escape(src.name)}_k*_{old}.csv")):
             target = inner_dir / (dst.name + f.name[len(src.name):-len(f"{old}.csv")] + f"{digest}.csv")
             if not target.exists():
@@ -606,6 +603,15 @@ def _is_oracle(run: Path) -> bool:
         return False
 
 
+def _file_seeds(suite_path: str | Path) -> Optional[list[int]]:
+    """The seeds the suite file ``suite_path`` lists (:func:`load_suite`, before ``--seeds``); None where it cannot be
+    read or loaded (OSError, ValueError)."""
+    try:
+        return list(load_suite(suite_path).seeds)
+    except (OSError, ValueError):
+        return None
+
+
 def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set[Path]) -> str:
     """Markdown table of every finished run: one row per entry, one column per seed, cells ``UF1 / UAR`` of the
     whole protocol (``metrics.json`` ``overall``), ``–`` where that seed has not finished. A run that is not seeded
@@ -620,7 +626,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
         ValueError: a finished run without a readable ``metrics.json`` (names the folder).
     """
     from icegan.protocol import read_partial_tag
-    from icegan.report import markdown_cell, selection_word
+    from icegan.report import _parsed_json, markdown_cell, selection_word
     seeds = sorted({p.seed for p in plan if p.out in finished})
     head = "| entry | " + " | ".join(f"seed {s}" for s in seeds) + " |"
     rows = [head, "|---|" + "---|" * len(seeds)]
@@ -639,7 +645,7 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
             # the file read once, not twice
             word = selection_word(bool(blob.get("oracle_epoch", False)), bool(blob.get("real_motion_seen")), "ORACLE")
-            cells[p.seed] = (f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + read_partial_tag(p.out)
+            cells[p.seed] = (f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + read_partial_tag(p.out, read=_parsed_json)
                              + ("" if word == "honest" else f" [{word}]"))
         rows.append(f"| {markdown_cell(lab)} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
     return "\n".join(rows)
@@ -667,10 +673,8 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     want = suite.baseline or suite.runs[0].label
     base = labels.index(want) if want in labels else 0
     seeds_done = sorted({p.seed for p in plan if p.out in finished})
-    try:                            # the seeds the file lists, which --seeds replaces
-        file_seeds = list(load_suite(suite_path).seeds)
-    except (OSError, ValueError):
-        file_seeds = list(suite.seeds)
+    file_seeds = _file_seeds(suite_path)       # the seeds the file lists, which --seeds replaces
+    file_seeds = list(suite.seeds) if file_seeds is None else file_seeds
     done = [p.out for p in plan if p.out in finished]
     oracle, leaky = any(_is_oracle(d) for d in done), any(motion_seen(d) for d in done)
     marks = (("Runs marked ORACLE picked each fold's epoch on its test subject (the published practice, NOT an "
@@ -727,22 +731,6 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     path.write_text("\n".join(lines), encoding="utf-8")
     (out / "results.tex").write_text(results_table(entries, "latex"), encoding="utf-8")     # the same table for a paper
     return path
-
-
-def _outgrown(p: PlannedRun) -> bool:
-    """Whether the folder of the ensemble over the seeds ``p`` holds the ensemble of a strict subset of ``p.members``
-    (seeds were added to the suite since it was made): each member its ``ensemble.json`` records is one of them, by
-    resolved path or by its path from the folder with the same ``predictions.csv`` (a suite folder copied whole), as
-    :func:`icegan.ensemble.ensemble_runs` matches an ensemble it writes again. False without a readable header."""
-    from icegan.ensemble import _digest, _relative
-    try:
-        recorded = json.loads((p.out / "ensemble.json").read_text(encoding="utf-8"))["members"]
-        was = [(str(Path(m["run"]).resolve()), f"{m.get('rel')}|{m.get('predictions')}") for m in recorded]
-        now = [(str(d.resolve()), f"{_relative(d, p.out)}|{_digest(d)}") for d in p.members]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-    matched = [next((j for j, (a, r) in enumerate(now) if a == was_a or r == was_r), None) for was_a, was_r in was]
-    return None not in matched and len(set(matched)) == len(was) < len(now)
 
 
 def _read_times(out: Path) -> dict:
@@ -863,11 +851,14 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             if isinstance(p.config, LosoConfig) and suite.selection.inner_folds:
                 for f in copy_inner_predictions(sources[p.out], p.out, p.config, out / "inner", checked[p.out][0]):
                     print(f"    reused: inner-fold predictions {f.name}", file=log, flush=True)
-        if p.over_seeds and _outgrown(p):       # seeds added since it was made: derived data, made again
+        was_finished = (p.out / "metrics.json").is_file()
+
+        def outgrown(p: PlannedRun = p) -> None:      # seeds added since it was made: derived data, made again
+            nonlocal was_finished
             shutil.rmtree(p.out)
+            was_finished = False
             print(f"    note: {p.out} held the ensemble of the runs of fewer seeds (seeds were added since): it is "
                   "made again of them all", file=log, flush=True)
-        was_finished = (p.out / "metrics.json").is_file()
         if p.config is not None:
             try:
                 if isinstance(p.config, LosoConfig):
@@ -887,7 +878,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             m = select_nested(p.selection, feature_sets, p.out, k=sel.inner_folds, criterion=sel.criterion,
                               scope=sel.scope, cache_dir=out / "inner", name=p.out.name, progress=progress, log=log)
         else:
-            m = ensemble_runs(p.members, p.out, weights=p.weights, name=p.out.name)
+            m = ensemble_runs(p.members, p.out, weights=p.weights, name=p.out.name,
+                              on_fewer=outgrown if p.over_seeds else None)
         finished.add(p.out)
         if not was_finished:                     # the wall time of the call that finished this folder
             times = _read_times(out)

@@ -156,3 +156,34 @@ def test_max_folds_runs_are_tagged_in_the_every_run_table(tmp_path, table):
     rows = [x for x in every.splitlines() if x.startswith("| ") and not x.startswith("| entry")]
     assert [r.split(" | ")[0] for r in rows] == ["| lr", "| rf", "| lr + rf", "| all seeds", "| nested selection"]
     assert all(re.search(r"\d / \d\.\d{4}.* \[PARTIAL: 3 of 8 folds\]", r) for r in rows), rows
+
+
+def test_an_ensemble_of_other_runs_is_refused_even_where_fewer_may_be_rebuilt(suite_copy):
+    """ensemble_runs' on_fewer lets only an ensemble of a strict subset of the members through (the suite's seeds
+    added): the 'all seeds' folder (lr, rf_s0, rf_s1) is refused for fewer members or for one it did not hold."""
+    from icegan.ensemble import ensemble_runs
+    from icegan.protocol import LosoStateError
+    _, out = suite_copy
+    for copy in ("rf_x", "rf_y"):       # other runs (their own folders) of the same clips
+        shutil.copytree(out / "rf_s1", out / copy)
+    called = []
+    for runs in (["lr", "rf_s0"], ["lr", "rf_s0", "rf_x"], ["lr", "rf_s0", "rf_x", "rf_y"]):
+        with pytest.raises(LosoStateError, match="holds the ensemble of .*other members"):
+            ensemble_runs([out / r for r in runs], out / "all_seeds", on_fewer=lambda: called.append(1))
+    assert called == []
+    ensemble_runs([out / r for r in ("lr", "rf_s0", "rf_s1", "rf_x")], out / "all_seeds",
+                  on_fewer=lambda: called.append(1))
+    assert called == [1] and len(json.loads((out / "all_seeds" / "ensemble.json").read_text())["members"]) == 4
+
+
+def test_both_inner_cache_names_at_once_are_the_two_named_apart(suite_copy):
+    """inner_cache_digests (one hash of the maps) gives inner_cache_digest's new and legacy names."""
+    from dataclasses import replace
+
+    from icegan.commands.loso import load_feature_set
+    from icegan.selection import inner_cache_digest, inner_cache_digests
+    path, out = suite_copy
+    rf = next(p for p in plan_suite(load_suite(path), path, out) if p.label == "rf").config
+    fs = load_feature_set(rf.data)
+    for cfg in (rf, replace(rf, workers=0)):
+        assert inner_cache_digests(cfg, fs) == (inner_cache_digest(cfg, fs), inner_cache_digest(cfg, fs, legacy=True))
