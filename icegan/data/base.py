@@ -87,12 +87,42 @@ def find_dir(parent: Path, name: str) -> Path:
     """``parent / name``; when no such folder exists, the one folder of ``parent`` whose name equals ``name`` but for
     case (``Sub01`` for ``sub01``, ``ep03_02f`` for ``EP03_02f``: a copy made on a case-insensitive file system, or
     renamed by hand), so that the sheet's names find it on any file system. ``parent / name`` (absent) when there is
-    none, or several that differ only in case."""
+    none, or several that differ only in case (:func:`case_twins`; said by :func:`case_twins_text`)."""
     exact = parent / name
     if exact.is_dir() or not parent.is_dir():
         return exact
     alike = [p for p in parent.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
     return alike[0] if len(alike) == 1 else exact
+
+
+def case_twins(parent: Path, name: str) -> list[Path]:
+    """The folders of ``parent`` whose names equal ``name`` but for letter case (``sub02``, ``Sub02``, ``SUB02``),
+    sorted by name, when there are two or more (a subject copied twice on a case-sensitive file system): of those
+    :func:`find_dir` reads the one named exactly ``name``, or none; ``[]`` when there are fewer than two, or
+    ``parent`` cannot be listed. Never raises."""
+    try:
+        alike = sorted((p for p in parent.iterdir() if p.name.lower() == name.lower() and p.is_dir()),
+                       key=lambda p: p.name)
+    except OSError:
+        return []
+    return alike if len(alike) > 1 else []
+
+
+def case_twins_text(parent: Path, name: str) -> Optional[str]:
+    """What to say of the folders of ``parent`` named ``name`` but for letter case (:func:`case_twins`), or None when
+    there are not two: ``"duplicate folders differing only in case in /data/casme2: Sub02, sub02; only sub02 is
+    read, Sub02 not used: merge them into one folder sub02"``, or, when none is named exactly ``name``, ``"...;
+    none of them is read (none is named sub02 exactly): merge them into one folder sub02"``. For
+    ``icegan data check`` and the skip reasons of ``icegan prepare``."""
+    twins = case_twins(parent, name)
+    if not twins:
+        return None
+    names = [p.name for p in twins]
+    head = f"duplicate folders differing only in case in {parent}: {', '.join(names)}"
+    if name in names:
+        unused = [n for n in names if n != name]
+        return f"{head}; only {name} is read, {', '.join(unused)} not used: merge them into one folder {name}"
+    return f"{head}; none of them is read (none is named {name} exactly): merge them into one folder {name}"
 
 
 class SheetDataset:

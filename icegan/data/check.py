@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .base import case_twins_text
 from .records import (CLASS3_NAMES, FRAME_EXTENSIONS, ONE_SIZE, OTHER_IMAGE_EXTENSIONS, ClipRecord,
                       dangling_link_target, duplicate_frame, frame_number, ranges_text, subject_number)
 
@@ -127,14 +128,31 @@ def subject_missing(rec: ClipRecord) -> bool:
 
 def not_a_folder_text(path: Path) -> Optional[str]:
     """What stands at ``path`` where a folder belongs, when it is not one: ``"<path> is a link to X, which does not
-    exist"`` (:func:`~icegan.data.records.dangling_link_target`) or ``"<path> is a file, not a folder (an archive
-    not extracted?)"``; None when nothing is there, or a folder."""
+    exist"`` (:func:`~icegan.data.records.dangling_link_target`), ``"<path> is a file, not a folder (an archive
+    not extracted?)"``, or, when nothing is there but two or more folders named so but for letter case (``Sub02`` and
+    ``SUB02`` for ``sub02``, none of which is read), ``"duplicate folders differing only in case in <parent>: SUB02,
+    Sub02; none of them is read ..."`` (:func:`icegan.data.base.case_twins_text`); None when nothing is there, or a
+    folder."""
     target = dangling_link_target(path)
     if target is not None:
         return f"{path} is a link to {target}, which does not exist"
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a folder (an archive not extracted?)"
+    if not path.exists():
+        return case_twins_text(path.parent, path.name)
     return None
+
+
+def case_twin_subjects(recs: list[ClipRecord]) -> dict[str, str]:
+    """The subjects of ``recs`` whose folder is read but has twins named so but for letter case (``sub02/`` read,
+    ``Sub02/`` beside it not, its clips silently missing): subject (``casme2/sub02``) → the text of
+    :func:`icegan.data.base.case_twins_text`, which names the folders. A subject without a folder of its exact name
+    is not here: :func:`not_a_folder_text` says it of a missing subject. Each subject's parent is listed once."""
+    out: dict[str, str] = {}
+    for subject, folder in {r.subject: r.subject_dir for r in recs if r.subject_dir is not None}.items():
+        if folder.is_dir() and (text := case_twins_text(folder.parent, folder.name)) is not None:
+            out[subject] = text
+    return out
 
 
 def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool = True,
@@ -167,8 +185,16 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
             where = f"subject folder {rec.subject_dir}"
         else:
             where = f"clip folder {rec.clip_dir}"
-        return [Problem(k, f"in the {rec.listed_in} but missing on disk ({where} not found)", SKIP)]
+        # the folder read (or none) among folders named so but for case: sub02/ read, the clip in Sub02/ not
+        twins = [t for d in (rec.subject_dir, rec.clip_dir) if d is not None
+                 and (t := case_twins_text(d.parent, d.name)) is not None]
+        return [Problem(k, f"in the {rec.listed_in} but missing on disk ({where} not found)"
+                        + "".join(f"; {t}" for t in twins), SKIP)]
     key_frames = {rec.onset, rec.apex} - {None}
+    if rec.subject_dir is not None and rec.clip_dir is not None:      # a release's tree (a clip list names its own)
+        twins = case_twins_text(rec.clip_dir.parent, rec.clip_dir.name)   # EP02_01f/ read, ep02_01f/ beside it not
+        if twins is not None:
+            out.append(Problem(k, twins, WARN))
     for n in rec.notes:
         # two files with one frame number (img50.jpg, img050.jpg): the listing keeps the first one the folder yields,
         # so which image stands for that frame is arbitrary; for the onset or apex, which prepare reads, the clip is
@@ -281,8 +307,10 @@ class CheckReport:
     by_label_set: dict[str, dict[str, int]] = field(default_factory=dict)
     #: annotations given that the dataset's loader does not read (SMIC: the class is the folder's), else None
     unread_sheet: Optional[str] = None
-    #: subjects of ``missing_subjects`` whose entry in the root is there but is no folder (subject → what is there,
-    #: :func:`not_a_folder_text`: a file, an archive never extracted; a link to nothing)
+    #: subjects of ``missing_subjects`` whose entry in the root is there but is no folder, or that has two or more
+    #: folders named so but for letter case, none read (subject → what is there, :func:`not_a_folder_text`: a file,
+    #: an archive never extracted; a link to nothing; ``duplicate folders differing only in case in ROOT: SUB02,
+    #: Sub02; ...``)
     subjects_not_folders: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -457,9 +485,12 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         progress: show a tqdm bar while decoding.
 
     Rows of subjects whose folder is absent are summarised in ``missing_subjects`` (subject →
-    clip count) rather than listed clip by clip (a subject entry that is a file or a link to nothing is said so in
-    ``subjects_not_folders``); every other sheet clip missing on disk is listed in
-    ``missing_on_disk`` and in ``clips_with_problems``.
+    clip count) rather than listed clip by clip (a subject entry that is a file or a link to nothing, or a subject
+    with several folders named so but for letter case and none exactly, is said so in ``subjects_not_folders``);
+    every other sheet clip missing on disk is listed in ``missing_on_disk`` and in ``clips_with_problems`` (its reason
+    naming folders of its subject or clip that differ only in case, when there are some). A subject folder read beside
+    folders named so but for case (``sub02/`` and ``Sub02/``: only the first is read) is a ``warn`` problem of the
+    subject (``casme2/sub02``) in ``clips_with_problems``, naming the folders.
 
     Raises:
         DatasetLayoutError / FileNotFoundError / SheetError: root or sheet unusable (named).
@@ -499,6 +530,9 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         else:
             usable.append(r)
             ok_count += not ps
+    for subject, text in case_twin_subjects(recs).items():        # sub02/ read, Sub02/ beside it not
+        problems.append(Problem(subject, text, WARN))
+        log.warning("%s: %s", subject, text)
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
     skipped += [{"clip": key, "reason": why} for key, why in getattr(ds, "skipped_clip_folders", [])]

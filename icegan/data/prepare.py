@@ -59,7 +59,7 @@ from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale, write_text_w
 
 from ..csv_names import csv_quoting, read_csv_names
 from ..paths import default_data_root, shared_data_root
-from .check import SKIP, not_a_folder_text, record_problems, subject_missing
+from .check import SKIP, case_twin_subjects, not_a_folder_text, record_problems, subject_missing
 from .records import ClipRecord, neighbour_inside, other_size_text
 
 log = logging.getLogger("icegan.data")
@@ -1031,6 +1031,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
                                    f"both")
             entry_of[r.key] = i_spec
             tasks.append((r, spec.mode))
+        for subject, text in case_twin_subjects(recs).items():     # sub02/ read, Sub02/ beside it not
+            log.warning("%s: %s", subject, text)
         if missing_subj:
             # a folder named as such a subject but for its number's padding or letters: said as icegan data check does
             hint = _rename_hint(spec, recs, missing_subj)
