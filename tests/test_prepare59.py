@@ -1,5 +1,9 @@
-"""Preparation audit (fifty-ninth session): subject folders that differ only in letter case (sub02 and Sub02) are
-named in data check and in prepare's skip reasons. The case tests copy small CASME II clips into tmp_path."""
+"""Preparation audit (fifty-ninth session): a clip skipped for a read error of the file system (permission denied,
+EIO) is prepared again by the next prepare instead of staying skipped in the cache for good; a cache folder left
+without its COMPLETE marker (an interrupted copy) is replaced by the next prepare instead of failing every run;
+subject folders that differ only in letter case (sub02 and Sub02) are named in data check and in prepare's skip
+reasons. Frames are made here (a few pixels) except for the case tests, which copy small CASME II clips into
+tmp_path."""
 from __future__ import annotations
 
 import logging
@@ -50,6 +54,96 @@ def _unreadable_once(monkeypatch, path: pathlib.Path):
         return real(self)
     monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
     return lambda: blocked.__setitem__(0, False)
+
+
+# ------------------------------------------------------------------------------ 1: a read error is not cached for good
+
+def test_a_clip_skipped_for_permission_denied_is_prepared_once_the_file_can_be_read(tmp_path, monkeypatch, caplog):
+    """Clip take2's apex frame cannot be read (Permission denied): the first prepare skips it, saying it will be
+    prepared again, and does not mark its cache complete; after the permission is fixed the same prepare (same
+    inputs: chmod changes no size or mtime) prepares take2 only, taking take1 from the kept results, and the cache
+    is complete with both clips."""
+    csv = _clips(tmp_path, clips=("take1", "take2"))
+    restore = _unreadable_once(monkeypatch, tmp_path / "take2" / "img5.png")
+    first = prep.prepare_dataset(_cfg(tmp_path, csv))
+    assert list(first.manifest["clip"]) == ["take1"]
+    (reason,) = first.skipped.loc[first.skipped["key"] == "clips/p01/take2", "reason"]
+    assert "Permission denied" in reason and "prepared again" in reason, reason
+    assert not (first.cache_dir / "COMPLETE").exists()
+    restore()
+    with caplog.at_level(logging.INFO, logger="icegan.data"):
+        again = prep.prepare_dataset(_cfg(tmp_path, csv))
+    assert again.cache_dir == first.cache_dir
+    assert list(again.manifest["clip"]) == ["take1", "take2"] and len(again.skipped) == 0
+    assert (again.cache_dir / "COMPLETE").is_file()
+    assert "1 of 2 clips were prepared by a run that stopped" in caplog.text
+    assert not list((tmp_path / "cache").glob(".partial-*")) and not list((tmp_path / "cache").glob(".tmp-*"))
+    assert np.array_equal(again.frames.onset[0], first.frames.onset[0])
+    # a third run is a plain cache hit
+    assert len(prep.prepare_dataset(_cfg(tmp_path, csv)).manifest) == 2
+
+
+def test_a_neighbour_replaced_for_a_read_error_is_read_again_by_the_next_prepare(tmp_path, monkeypatch):
+    """Apex+1 (frame 6) cannot be read: the clip is prepared with the nearest frame, the apex 5, in its place, but
+    the cache is not marked complete; once readable, the next prepare uses frame 6."""
+    csv = _clips(tmp_path)
+    restore = _unreadable_once(monkeypatch, tmp_path / "take1" / "img6.png")
+    first = prep.prepare_dataset(_cfg(tmp_path, csv))
+    assert first.manifest["apex_p1"].iloc[0] == 5 and not (first.cache_dir / "COMPLETE").exists()
+    restore()
+    again = prep.prepare_dataset(_cfg(tmp_path, csv))
+    assert again.manifest["apex_p1"].iloc[0] == 6 and (again.cache_dir / "COMPLETE").is_file()
+
+
+def test_a_clip_that_cannot_be_decoded_stays_a_final_skip(tmp_path):
+    """A frame that is no image (a fault of the data, not of the file system) is cached as before: the cache is
+    complete, and its skip reason says nothing of a retry."""
+    csv = _clips(tmp_path, clips=("take1", "take2"))
+    (tmp_path / "take2" / "img5.png").write_bytes(b"not an image")
+    p = prep.prepare_dataset(_cfg(tmp_path, csv))
+    assert (p.cache_dir / "COMPLETE").is_file()
+    assert "prepared again" not in p.skipped["reason"].iloc[0]
+
+
+# ---------------------------------------------------------------------------- 2: a cache folder without COMPLETE
+
+def test_a_cache_folder_left_incomplete_is_replaced_by_the_next_prepare(tmp_path):
+    """The cache folder lost its COMPLETE marker and apex.npy (an interrupted copy): the next prepare writes the
+    cache again in its place and loads it, instead of failing with 'run icegan prepare again' for ever."""
+    csv = _clips(tmp_path)
+    first = prep.prepare_dataset(_cfg(tmp_path, csv))
+    (first.cache_dir / "COMPLETE").unlink()
+    (first.cache_dir / "apex.npy").unlink()
+    again = prep.prepare_dataset(_cfg(tmp_path, csv))
+    assert again.cache_dir == first.cache_dir and (again.cache_dir / "COMPLETE").is_file()
+    assert np.array_equal(again.frames.apex, first.frames.apex)
+    assert [d.name for d in (tmp_path / "cache").iterdir()] == [first.cache_dir.name]
+
+
+def test_a_folder_that_became_complete_meanwhile_is_never_moved_aside(tmp_path, monkeypatch):
+    """A complete folder is left alone; one that another process finished between the check and the move aside is
+    renamed back in place, with its files; an incomplete one is removed, leaving nothing beside it."""
+    final = tmp_path / "abc"
+    final.mkdir()
+    (final / "COMPLETE").write_text("ok\n")
+    (final / "theirs").write_text("x")
+    prep._remove_incomplete(final)
+    assert (final / "theirs").is_file() and [p.name for p in tmp_path.iterdir()] == ["abc"]
+    (final / "COMPLETE").unlink()
+    real = os.rename
+
+    def finished_meanwhile(src, dst):
+        if pathlib.Path(src) == final:
+            (final / "COMPLETE").write_text("ok\n")      # the other process's rename landed just before ours
+        real(src, dst)
+    monkeypatch.setattr(prep.os, "rename", finished_meanwhile)
+    prep._remove_incomplete(final)
+    assert (final / "theirs").is_file() and (final / "COMPLETE").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["abc"]
+    monkeypatch.setattr(prep.os, "rename", real)
+    (final / "COMPLETE").unlink()
+    prep._remove_incomplete(final)
+    assert not final.exists() and not list(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------------------- 3: subject folders differing in case
@@ -127,5 +221,3 @@ def test_a_clip_folder_read_beside_one_differing_in_case_is_a_warning(tmp_path):
     rec = dataclasses.replace(clip_record(tmp_path), clip_dir=subject / "EP02_01f", subject_dir=subject)
     (warn,) = [(p, sev) for p, sev in problems(rec) if "differing only in case" in p]
     assert warn[1] == "warn" and "EP02_01f, ep02_01f; only EP02_01f is read, ep02_01f not used" in warn[0], warn
-
-

@@ -36,6 +36,13 @@ A prepare stopped before it wrote the cache (Ctrl-C, a kill) keeps each clip it 
 ``<cache_root>/.partial-<hash>/`` (one file per clip, written whole); the next prepare of the same inputs and settings
 reads those and prepares only the rest, and removes the folder once the cache is written. A prepare of other inputs or
 settings leaves it alone and names it in its last log line, with its size.
+
+A finished cache holds the marker ``COMPLETE``; only such a folder is a cache hit. A clip that met a read error of the
+file system (permission denied, an I/O error: :class:`FrameAccessError`, which the files' sizes and mtimes in the
+hash do not show) is not kept for good: its cache is marked ``RETRY`` instead (:data:`RETRY_MARKER`), loads, and is
+written anew by the next prepare, which prepares those clips again and the others from the ``.partial-<hash>`` folder
+kept for it. A cache folder without ``COMPLETE`` (that, or a copy of the folder cut short) is replaced by the next
+prepare (:func:`_remove_incomplete`).
 """
 from __future__ import annotations
 
@@ -421,11 +428,55 @@ def _keep_spotted(root: Path, tasks: list[tuple[ClipRecord, str]], results: dict
 
 def _remove_stale_tmp(root: Path, digest: str) -> None:
     """Remove ``root/.tmp-<digest>-<pid>`` folders left by a prepare killed while it wrote its cache (the arrays of
-    every clip: up to gigabytes with ``sequences``), when that process no longer runs here (not asked on Windows,
-    :data:`_PROBE_PIDS`) and the folder is older than :data:`STALE_TMP_SECONDS` (:func:`flownet.io.remove_stale`,
-    the rule of every cache's temporaries); each removal is logged."""
-    remove_stale(root, rf"\.tmp-{digest}-(?P<pid>[0-9]+)", f"the prepared-clip cache {root / digest}",
+    every clip: up to gigabytes with ``sequences``), and ``.incomplete-<digest>-<pid>`` ones left by a prepare killed
+    while it removed an incomplete cache folder (:func:`_remove_incomplete`), when that process no longer runs here
+    (not asked on Windows, :data:`_PROBE_PIDS`) and the folder is older than :data:`STALE_TMP_SECONDS`
+    (:func:`flownet.io.remove_stale`, the rule of every cache's temporaries); each removal is logged."""
+    remove_stale(root, rf"\.(?:tmp|incomplete)-{digest}-(?P<pid>[0-9]+)", f"the prepared-clip cache {root / digest}",
                  probe_pids=_PROBE_PIDS, max_age=STALE_TMP_SECONDS)
+
+
+#: the end of the skip reason of a clip that failed on a read error of the file system (:class:`FrameAccessError`)
+RETRY_NOTE = ("; a read error of the file system, not of the data: the clip is prepared again by the next icegan "
+              "prepare of this config (or job preparing it), once the file can be read (check its permissions)")
+
+#: the marker of a cache written while some of its clips met a read error of the file system (permission denied, an
+#: I/O error: :class:`FrameAccessError`), in place of ``COMPLETE``: the cache loads (:func:`load_prepared`) but is no
+#: cache hit, so the next prepare of the same inputs and settings prepares those clips again, taking the others from
+#: the ``.partial-<hash>`` folder kept beside it, and writes the cache anew in its place (:func:`_remove_incomplete`).
+#: It holds JSON ``{clip key: reason}``.
+RETRY_MARKER = "RETRY"
+
+
+def _remove_incomplete(final: Path) -> None:
+    """Remove the cache folder ``final`` when it has no ``COMPLETE`` marker (a copy of the cache folder cut short, a
+    cache of clips to prepare again: :data:`RETRY_MARKER`), so that the cache written now can take its place; a folder
+    with the marker, or none, is left alone.
+
+    Safe with other prepares of the same cache: the folder is first renamed to ``.incomplete-<hash>-<pid>`` beside
+    it (one process wins the rename; the others find nothing to remove), and removed only if it still has no marker
+    after the rename; one that another prepare finished in the meantime is renamed back (or, its place taken again by
+    a third, removed: the same inputs make the same cache). A process that loaded a folder replaced so and reads its
+    sequences lazily (:meth:`PreparedFrames.sequence`) reads the new folder's. Never raises: a leftover that cannot
+    be removed now is removed later as a stale temporary (:func:`_remove_stale_tmp`)."""
+    if not final.is_dir() or (final / "COMPLETE").is_file():
+        return
+    aside = final.with_name(f".incomplete-{final.name}-{os.getpid()}")
+    try:
+        os.rename(final, aside)
+    except OSError:                 # moved or replaced by another prepare meanwhile: nothing of ours to remove
+        return
+    if (aside / "COMPLETE").is_file():          # finished by another prepare between the check and the rename
+        try:
+            os.rename(aside, final)
+            return
+        except OSError:             # its place taken again meanwhile: that cache is the same; this copy goes
+            pass
+    else:
+        why = ("its clips met read errors of the file system, prepared again now" if (aside / RETRY_MARKER).is_file()
+               else "no COMPLETE marker: a prepare or a copy of the folder stopped before its end")
+        log.info("prepare: replacing the cache folder %s (%s)", final, why)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _note_other_partials(root: Path, digest: str) -> None:
@@ -484,15 +535,18 @@ def _read_partial(partial: Path, tasks: list[tuple[ClipRecord, str]]) -> dict[st
             except Exception as exc:                      # noqa: BLE001 (any unpickling failure: prepare it again)
                 log.warning("prepare: %s cannot be read (%s); clip %s is prepared again", f, exc, rec.key)
                 continue
-            if isinstance(res, dict) and res.get("key") == rec.key:
-                found[rec.key] = res
+            if isinstance(res, dict) and res.get("key") == rec.key and not res.get("retry"):
+                found[rec.key] = res            # (a result touched by a read error of the file system: prepared again)
     return found
 
 
 def _keep_partial(partial: Path, res: dict) -> None:
     """Write one finished clip's result into the ``.partial-<hash>`` folder, whole (a temporary file renamed). A
     failure (the folder removed meanwhile by a concurrent prepare of the same cache that finished) is logged and
-    only costs the resume: the result is in memory."""
+    only costs the resume: the result is in memory. A result marked ``retry`` (:func:`process_clip`: a read error of
+    the file system) is not kept: the next prepare prepares its clip again."""
+    if res.get("retry"):
+        return
     f = _partial_file(partial, res["key"])
     tmp = f.with_name(f.name + f".{os.getpid()}.tmp")
     try:
@@ -559,13 +613,30 @@ def _grey(image: np.ndarray) -> bool:
     return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
 
 
+class FrameAccessError(ValueError):
+    """A frame file that the file system would not let this process read (an ``OSError``: permission denied, an I/O
+    error of the disk, a network share gone): a problem of the environment, not of the data, which the frame file's
+    size and mtime (the cache key, :func:`inputs_hash`) do not show. A ValueError, so that it is handled as any
+    unreadable frame; a clip result it touched lists it in ``retry`` and is not kept for good
+    (:func:`prepare_dataset`)."""
+
+
 def _read(path: Path, color: str) -> np.ndarray:
-    """One frame, grey (H, W) or RGB (H, W, 3) uint8; ValueError naming the file when it cannot be decoded or was
-    cut short (:func:`flownet.frame_io.read_frame`)."""
+    """One frame, grey (H, W) or RGB (H, W, 3) uint8.
+
+    Raises:
+        FrameAccessError: the file cannot be opened or read (an OSError: ``cannot read image <path>: Permission
+            denied``, the text of :func:`flownet.frame_io.read_frame`).
+        ValueError: the file cannot be decoded or was cut short (:func:`flownet.frame_io.read_frame`, naming it).
+    """
     import cv2
 
     from flownet.frame_io import read_frame
-    img = read_frame(path, cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FrameAccessError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    img = read_frame(path, cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR, data=data)
     return img if color == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -574,7 +645,10 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     neighbour that could not be read or is of another size, with the file and the frame used in its place, and a raw
     clip's alignment frame showing several faces, with their number and the largest one's box, the one used; for
     :func:`prepare_dataset` to log), or ``{"key", "error"}`` when the clip cannot be prepared (the reason names the
-    clip and frame)."""
+    clip and frame). A result touched by a :class:`FrameAccessError` or another OSError (a frame the file system would
+    not let this process read: the clip failed, or a neighbour or sequence frame was replaced or left out for it)
+    lists their messages in ``retry`` (empty otherwise): :func:`prepare_dataset` prepares it again next time rather
+    than keep it for good."""
     import cv2
     cv2.setNumThreads(1)
     from .align import apply_alignment, compute_alignment, resize_cropped
@@ -582,12 +656,20 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     from .spotting import spot_record_apex
     size, color = settings["size"], settings["color"]
     notes: list[str] = list(rec.notes)            # the sheet's and the frame listing's (data check shows them too)
+    access: list[str] = []                        # FrameAccessErrors met: the result is not kept for good
+
+    def read(n: int) -> np.ndarray:
+        try:
+            return _read(rec.frame_path(n), color)
+        except FrameAccessError as exc:
+            access.append(str(exc))
+            raise
     try:
         if rec.apex is None:
             rec = spot_record_apex(rec, method=settings["apex_spotting"], detector=settings["detector"])
             notes = list(rec.notes)               # with the note of an apex spotted at the edge of its range
         # an unreadable onset or apex skips the clip (ValueError below); an unreadable neighbour counts as absent
-        images = {rec.onset: _read(rec.frame_path(rec.onset), color)}
+        images = {rec.onset: read(rec.onset)}
         onset_hw = images[rec.onset].shape[:2]
         onset_grey = color == "rgb" and _grey(images[rec.onset])
 
@@ -595,7 +677,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             """Frame ``n``; ValueError when its size is not the onset's (a frame of another release mixed in): one
             crop or alignment is applied to every frame of a clip, so such a frame would give garbage motion. In
             colour, likewise for a grey frame in a colour clip or the reverse."""
-            im = _read(rec.frame_path(n), color)
+            im = read(n)
             if im.shape[:2] != onset_hw:
                 raise _OddFrameError(other_size_text(
                     f"frame {n} ({rec.frame_path(n).name})", im.shape[1::-1],
@@ -720,11 +802,14 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         out["neighbours"] = np.stack([warp(images[n]) for n in nb]) if nb else None
         out["sequence"] = np.stack([warp(images[n]) for n in seq]) if seq else None
         out.update(landmarks=lm, neighbour_frames=nb, landmark_fallbacks=fallbacks, notes="; ".join(notes),
-                   seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None, warnings=replaced)
+                   seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None, warnings=replaced,
+                   retry=access)
         return out
     except (ValueError, KeyError, OSError) as exc:
         # never an empty reason (a ValueError() without text): read_skipped takes one for a row cut short
-        return {"key": rec.key, "error": str(exc).strip("'\"") or type(exc).__name__}
+        error = str(exc).strip("'\"") or type(exc).__name__
+        return {"key": rec.key, "error": error,    # (a FrameAccessError is in access already)
+                "retry": access + ([error] if isinstance(exc, OSError) else [])}
 
 
 def worker_context(face_models: bool = True):
@@ -834,13 +919,25 @@ def read_skipped(path: Path, fix: str, none_ok: bool = False) -> pd.DataFrame:
 def load_prepared(cache_dir: str | Path) -> PreparedDataset:
     """Load a finished cache directory written by :func:`prepare_dataset`.
 
+    A cache marked :data:`RETRY_MARKER` instead of ``COMPLETE`` (some clips met read errors of the file system)
+    loads as a complete one.
+
     Raises:
-        PrepareError: the folder is not a complete cache (names the missing file), or one of its files cannot be read
-            (names the file and says to delete the folder; ``skipped.csv``: as :func:`read_skipped`).
+        PrepareError: the folder is not a complete cache (names the missing file: without its ``COMPLETE`` marker, to
+            run ``icegan prepare`` again, which replaces it; with the marker, a folder damaged after it was written,
+            to delete it), or one of its files cannot be read (names the file and says to delete the folder;
+            ``skipped.csv``: as :func:`read_skipped`).
     """
     d = Path(cache_dir)
-    for name in ("manifest.csv", "onset.npy", "apex.npy", "settings.json", "COMPLETE"):
+    # a cache of clips to prepare again (RETRY) loads as a complete one; the next prepare replaces it
+    marker = RETRY_MARKER if not (d / "COMPLETE").is_file() and (d / RETRY_MARKER).is_file() else "COMPLETE"
+    for name in ("manifest.csv", "onset.npy", "apex.npy", "settings.json", marker):
         if not (d / name).is_file():
+            if (d / marker).is_file():      # finished, then cut (a partial copy): a prepare would hit it again
+                raise PrepareError(f"{d} is not a complete icegan cache: {name} missing (the folder was damaged "
+                                   f"after it was written: a partial copy?); delete the folder {d} and run the "
+                                   f"command again to rebuild it")
+            # no marker: prepare replaces such a folder (_remove_incomplete)
             raise PrepareError(f"{d} is not a complete icegan cache: {name} missing (run `icegan prepare` again)")
     reading = "manifest.csv"
     try:          # a file damaged after the cache was finished (a disk full, a partial copy of the cache folder)
@@ -972,6 +1069,13 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     (:data:`SPOTTED_APEX_FILE`) and taken from there by a later cache of the same frame files, method and detector
     (another size, colour or mode), not spotted again.
 
+    A clip skipped for a read error of the file system (:class:`FrameAccessError`: permission denied, an I/O error),
+    or prepared with a frame replaced or left out for one, is not kept for good: its skip reason ends with
+    :data:`RETRY_NOTE`, the cache is marked :data:`RETRY_MARKER` instead of ``COMPLETE`` (it loads, but is no cache
+    hit), and the next call prepares those clips again (the others from the ``.partial-<hash>`` folder kept for it)
+    and writes the cache in its place. A cache folder without ``COMPLETE`` (a copy cut short) is likewise replaced
+    (:func:`_remove_incomplete`), not left to fail every later load.
+
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see :func:`worker_context`), so a
     script calling this must guard its entry point with ``if __name__ == "__main__":`` (as for any non-fork
     multiprocessing); a job whose clips are all only resized (cropped mode, apex known, no ``sequences``) runs in this
@@ -1094,11 +1198,15 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             bar.update()
     _keep_spotted(root, tasks, results, inputs)
     rows, onset, apex, neigh, lms, seqs = [], [], [], [], [], []
+    retry: dict[str, str] = {}          # clips met by read errors of the file system: prepared again next time
     for rec, mode in tasks:
         res = results[rec.key]
+        if res.get("retry"):
+            retry[rec.key] = res.get("error") or "; ".join(res["retry"])
         if "error" in res:
-            skipped.append({"key": rec.key, "reason": res["error"]})
-            log.warning("%s skipped: %s", rec.key, res["error"])
+            reason = res["error"] + (RETRY_NOTE if res.get("retry") else "")
+            skipped.append({"key": rec.key, "reason": reason})
+            log.warning("%s skipped: %s", rec.key, reason)
             continue
         r: ClipRecord = res["record"]
         for warning in res.get("warnings", ()):       # (a result kept by an older version has none)
@@ -1120,7 +1228,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         lms.append(res["landmarks"])
         seqs.append(res["sequence"])
     if not rows:                # a run that ended, not a stopped one: its failures are not kept for the rerun
-        shutil.rmtree(partial, ignore_errors=True)
+        if not retry:           # (else the partial folder holds no result: a rerun prepares every clip again)
+            shutil.rmtree(partial, ignore_errors=True)
         raise PrepareError("prepare: every clip failed; reasons: " +
                            "; ".join(f"{s['key']}: {s['reason']}" for s in skipped[:10]))
     root.mkdir(parents=True, exist_ok=True)
@@ -1151,12 +1260,25 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         "clips_prepared": len(rows), "clips_skipped": len(skipped),
         "seconds": round(time.time() - t0, 2), "workers": cfg.workers,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2), encoding="utf-8")
-    (tmp / "COMPLETE").write_text("ok\n", encoding="utf-8")
+    if retry:       # no cache hit: the next prepare prepares these clips again (the others from the partial folder)
+        (tmp / RETRY_MARKER).write_text(json.dumps(retry, indent=1), encoding="utf-8")
+    else:
+        (tmp / "COMPLETE").write_text("ok\n", encoding="utf-8")
+    _remove_incomplete(final)       # a folder without COMPLETE (a copy cut short, an earlier RETRY): replaced
     try:
         os.rename(tmp, final)
     except OSError:  # another process finished the same cache first
         shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(partial, ignore_errors=True)       # its clips are in the cache now
+    if retry:
+        others = len(tasks) - len(retry)
+        log.warning("prepare: %d clip(s) met a read error of the file system (%s%s): the cache %s is not marked "
+                    "complete, so the next icegan prepare of this config (or job preparing it) prepares them again%s; "
+                    "make the files readable first (permissions, the disk)",
+                    len(retry), "; ".join(f"{k}: {v}" for k, v in list(retry.items())[:3]),
+                    ", ..." if len(retry) > 3 else "", final,
+                    f", taking the {others} other clip(s) from {partial}" if others else "")
+    else:
+        shutil.rmtree(partial, ignore_errors=True)       # its clips are in the cache now
     log.info("prepare: %d clips prepared, %d skipped, cache %s", len(rows), len(skipped), final)
     _note_other_partials(root, digest)
     return load_prepared(final)
