@@ -2,8 +2,8 @@
 EIO) is prepared again by the next prepare instead of staying skipped in the cache for good; a cache folder left
 without its COMPLETE marker (an interrupted copy) is replaced by the next prepare instead of failing every run;
 subject folders that differ only in letter case (sub02 and Sub02) are named in data check and in prepare's skip
-reasons. Frames are made here (a few pixels) except for the case tests, which copy small CASME II clips into
-tmp_path."""
+reasons; a ``sequences: true`` cache notes the frames missing on disk that its sequence leaves out. Frames are made
+here (a few pixels) except for the case tests, which copy small CASME II clips into tmp_path."""
 from __future__ import annotations
 
 import logging
@@ -221,3 +221,20 @@ def test_a_clip_folder_read_beside_one_differing_in_case_is_a_warning(tmp_path):
     rec = dataclasses.replace(clip_record(tmp_path), clip_dir=subject / "EP02_01f", subject_dir=subject)
     (warn,) = [(p, sev) for p, sev in problems(rec) if "differing only in case" in p]
     assert warn[1] == "warn" and "EP02_01f, ep02_01f; only EP02_01f is read, ep02_01f not used" in warn[0], warn
+
+
+# ------------------------------------------------------------------------ 4: frames missing from a sequence, noted
+
+def test_frames_missing_on_disk_are_noted_when_left_out_of_the_sequence(tmp_path):
+    """Frames 2 and 8 of onset..offset 1..9 are not on disk (neither a key frame: the apex 5's neighbours are 3, 4,
+    6, 7): the sequence holds the 7 others, and the manifest's notes list the two as left out."""
+    csv = _clips(tmp_path, frames=[1, 3, 4, 5, 6, 7, 9])
+    p = prep.prepare_dataset(_cfg(tmp_path, csv, sequences=True))
+    assert p.frames.sequence(0).shape == (7, 16, 16)
+    notes = p.manifest["notes"].iloc[0]
+    assert notes == "sequence frames missing, left out: 2, 8", notes
+
+
+def test_a_whole_sequence_has_no_missing_frame_note(tmp_path):
+    p = prep.prepare_dataset(_cfg(tmp_path, _clips(tmp_path), sequences=True))
+    assert "missing" not in p.manifest["notes"].iloc[0]

@@ -67,7 +67,7 @@ from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale, write_text_w
 from ..csv_names import csv_quoting, read_csv_names
 from ..paths import default_data_root, shared_data_root
 from .check import SKIP, case_twin_subjects, not_a_folder_text, record_problems, subject_missing
-from .records import ClipRecord, neighbour_inside, other_size_text
+from .records import ClipRecord, neighbour_inside, other_size_text, ranges_text
 
 log = logging.getLogger("icegan.data")
 
@@ -648,7 +648,8 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     clip and frame). A result touched by a :class:`FrameAccessError` or another OSError (a frame the file system would
     not let this process read: the clip failed, or a neighbour or sequence frame was replaced or left out for it)
     lists their messages in ``retry`` (empty otherwise): :func:`prepare_dataset` prepares it again next time rather
-    than keep it for good."""
+    than keep it for good. With ``sequences``, the frames of onset..offset not on disk are listed in ``notes``
+    (``sequence frames missing, left out: 400-402``)."""
     import cv2
     cv2.setNumThreads(1)
     from .align import apply_alignment, compute_alignment, resize_cropped
@@ -720,6 +721,9 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         if settings["sequences"]:
             last = rec.offset if rec.offset is not None else rec.frame_numbers[-1]
             seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
+            absent = sorted(set(range(rec.onset, last + 1)) - set(seq))
+            if absent:                          # said as an unreadable one is, below
+                notes.append(f"sequence frames missing, left out: {ranges_text(absent)}")
         for n in sorted(set(seq) - set(images) - unreadable):
             try:
                 images[n] = read_like_onset(n)
