@@ -27,7 +27,8 @@ inputs is a directory lookup and any changed setting makes a new cache (only the
 ``apex_neighbours.npy``     (N, 4, H, W[, 3]) uint8, order apex−2, apex−1, apex+1, apex+2
 ``landmarks.npy``           (N, 6, 68, 2) float32 output pixels, order onset, apex−2, apex−1, apex,
                             apex+1, apex+2 (NaN in cropped mode and with ``landmarks: false``)
-``sequences/<index>.npy``   (T, H, W[, 3]) uint8 when ``sequences: true``
+``sequences/<index>.npy``   (T, H, W[, 3]) uint8 when ``sequences: true`` (T = 0 for a clip whose offset is
+                            before its onset, with a note)
 ``skipped.csv``             every clip not prepared, with the reason (every field quoted when a cell holds a ``\\r``)
 ``settings.json``           settings, input hash, counts, timings
 ==========================  ===================================================================
@@ -177,15 +178,34 @@ class PreparedFrames:
     cache_dir: Path
 
     def sequence(self, index: int) -> np.ndarray:
-        """(T, S, S[, 3]) uint8 onset..offset frames of clip ``index``.
+        """(T, S, S[, 3]) uint8 onset..offset frames of clip ``index`` (manifest row ``index``), read from
+        ``sequences/<index>.npy``: the frames present on disk and readable, in frame order. T = 0 (shape
+        (0, S, S[, 3])) for a clip whose offset is before its onset (a wrong cell, noted in the manifest's ``notes``:
+        ``sequence empty: ...``).
 
         Raises:
             FileNotFoundError: the cache was built with ``sequences: false``.
+            PrepareError: the file holds no frame array (an object array: what an icegan before 2026-12-07 wrote
+                for a clip whose offset is before its onset), naming the clip, the file and the folder to delete.
         """
         p = self.cache_dir / "sequences" / f"{index:05d}.npy"
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no sequence cached (prepare with sequences: true)")
-        return np.load(p)
+        try:
+            return np.load(p)
+        except ValueError as exc:           # "Object arrays cannot be loaded when allow_pickle=False"
+            raise PrepareError(f"clip {self._clip_name(index)}: {p} holds no frame array ({exc}): the cache was "
+                               f"written by an older icegan; delete the folder {self.cache_dir} and prepare "
+                               f"again") from None
+
+    def _clip_name(self, index: int) -> str:
+        """The key of manifest row ``index`` (``casme2/sub01/EP02_01f``) for an error message; ``index <n>`` when
+        the manifest cannot tell."""
+        try:
+            m = pd.read_csv(self.cache_dir / "manifest.csv", usecols=["index", "key"])
+            return str(m.loc[m["index"] == index, "key"].iloc[0])
+        except (OSError, ValueError, KeyError, IndexError):
+            return f"index {index}"
 
 
 @dataclass
@@ -724,6 +744,9 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             absent = sorted(set(range(rec.onset, last + 1)) - set(seq))
             if absent:                          # said as an unreadable one is, below
                 notes.append(f"sequence frames missing, left out: {ranges_text(absent)}")
+            if last < rec.onset:                # a typo of the sheet or clip list, kept with a warning: no frame
+                notes.append(f"sequence empty: offset {rec.offset} is before onset {rec.onset} (a wrong cell); "
+                             f"correct it to cache the clip's frames")
         for n in sorted(set(seq) - set(images) - unreadable):
             try:
                 images[n] = read_like_onset(n)
@@ -804,7 +827,10 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         out["onset_img"] = warp(images[rec.onset])
         out["apex_img"] = warp(images[rec.apex])
         out["neighbours"] = np.stack([warp(images[n]) for n in nb]) if nb else None
-        out["sequence"] = np.stack([warp(images[n]) for n in seq]) if seq else None
+        # a 0-length uint8 array for an empty sequence (offset before onset), never None: sequences/<index>.npy
+        # must load without pickles (np.save(None) writes an object array)
+        out["sequence"] = (np.stack([warp(images[n]) for n in seq]) if seq
+                           else np.zeros((0,) + out["onset_img"].shape, np.uint8) if settings["sequences"] else None)
         out.update(landmarks=lm, neighbour_frames=nb, landmark_fallbacks=fallbacks, notes="; ".join(notes),
                    seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None, warnings=replaced,
                    retry=access)
