@@ -158,6 +158,9 @@ def test_prepare_sequences_and_rgb(tmp_path):
     assert (m.loc["EP11_01", "seq_first"], m.loc["EP11_01", "seq_last"]) == (16, 98)  # truncated before 106
     assert p.frames.sequence(b).shape[0] == 98 - 16 + 1
     assert np.array_equal(p.frames.sequence(a)[0], p.frames.onset[a])
-    assert np.array_equal(p.frames.sequence(a)[59 - 46], p.frames.apex[a])
+    frames = p.frames.sequence_frames(a)       # a frame by number: through the frame numbers kept
+    assert frames.tolist() == list(range(46, 87))
+    assert np.array_equal(p.frames.sequence(a)[np.flatnonzero(frames == 59)[0]], p.frames.apex[a])
+    assert p.frames.sequence_frames(b).tolist() == list(range(16, 99))
     # colour: the released crops are colour images, channels differ
     assert np.abs(p.frames.onset[a, ..., 0].astype(int) - p.frames.onset[a, ..., 2]).mean() > 1

@@ -5,7 +5,8 @@ For every usable clip of the configured datasets this produces, as uint8 arrays 
 
 - the onset frame, the apex frame and the apex's four neighbours (apex−2, apex−1, apex+1, apex+2; the
   ICE-GAN paper, Sec. IV-B, uses them as extra apex images of the same intensity);
-- optionally the whole onset..offset sequence (for flow training);
+- optionally the whole onset..offset sequence, with its frame numbers (no icegan command reads them: read them with
+  :meth:`PreparedFrames.sequence` and :meth:`PreparedFrames.sequence_frames`);
 - in raw mode with ``landmarks: true`` (off by default: no command reads them), the 68 landmarks of every output key
   frame, in output pixels.
 
@@ -28,7 +29,9 @@ inputs is a directory lookup and any changed setting makes a new cache (only the
 ``landmarks.npy``           (N, 6, 68, 2) float32 output pixels, order onset, apex−2, apex−1, apex,
                             apex+1, apex+2 (NaN in cropped mode and with ``landmarks: false``)
 ``sequences/<index>.npy``   (T, H, W[, 3]) uint8 when ``sequences: true`` (T = 0 for a clip whose offset is
-                            before its onset, with a note)
+                            before its onset, with a note), and beside it ``<index>_frames.npy``, (T,) int64, the
+                            frame number of each row (frames missing on disk or unreadable are left out, so row i is
+                            not frame seq_first + i then)
 ``skipped.csv``             every clip not prepared, with the reason (every field quoted when a cell holds a ``\\r``)
 ``settings.json``           settings, input hash, counts, timings
 ==========================  ===================================================================
@@ -81,6 +84,12 @@ log = logging.getLogger("icegan.data")
 #: ``landmarks.npy`` in ``cv2.resize``'s pixel-centre convention (:meth:`icegan.data.align.Alignment.to_output`; 0.33
 #: px off at 128 from a 380 px crop before); an alignment frame with several faces is noted in ``notes``
 PIPELINE_VERSION = 6
+#: bump when the ``sequences: true`` output changes (part of the cache hash of such caches only, as
+#: ``sequences_version`` in :func:`key_settings`, so that a cache without sequences keeps its key). 2 (2026-12-07):
+#: ``sequences/<index>_frames.npy`` holds each sequence's frame numbers; a sequence whose apex is after its offset
+#: runs to the apex; a clip whose offset is before its onset has a 0-length sequence (version 1, unversioned, had no
+#: frame numbers, stopped at such an offset, and saved an object array that does not load for the last)
+SEQUENCES_VERSION = 2
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
 
 
@@ -123,7 +132,8 @@ class PrepareConfig:
         margin: crop margin as a fraction of the landmark box side, each side (raw mode).
         refine: second landmark detection inside the first crop (raw mode).
         neighbours: also output apex±1, apex±2.
-        sequences: also output every frame onset..offset present on disk.
+        sequences: also output every frame onset..offset present on disk (onset..apex when the apex is after the
+            offset), with their frame numbers (:meth:`PreparedFrames.sequence`, :meth:`PreparedFrames.sequence_frames`).
         landmarks: raw mode: also detect the 68 landmarks of every output key frame (face detection + predictor on
             up to six frames per clip) for ``landmarks.npy`` / :attr:`PreparedFrames.landmarks`, in output pixels.
             False (the default): those rows are NaN; no command reads them, and every other array is the same.
@@ -179,9 +189,13 @@ class PreparedFrames:
 
     def sequence(self, index: int) -> np.ndarray:
         """(T, S, S[, 3]) uint8 onset..offset frames of clip ``index`` (manifest row ``index``), read from
-        ``sequences/<index>.npy``: the frames present on disk and readable, in frame order. T = 0 (shape
-        (0, S, S[, 3])) for a clip whose offset is before its onset (a wrong cell, noted in the manifest's ``notes``:
-        ``sequence empty: ...``).
+        ``sequences/<index>.npy``: the frames present on disk and readable, in frame order; onset..apex when the apex
+        is after the offset (a wrong cell, noted), so the apex is in it. T = 0 (shape (0, S, S[, 3])) for a clip whose
+        offset is before its onset (a wrong cell, noted in the manifest's ``notes``: ``sequence empty: ...``).
+
+        Frames missing on disk or unreadable are left out (noted), so row ``i`` is frame ``seq_first + i`` only
+        when none is: index by frame number through :meth:`sequence_frames`, e.g. the apex is
+        ``seq[np.flatnonzero(frames == apex)[0]]`` with ``frames = sequence_frames(index)``.
 
         Raises:
             FileNotFoundError: the cache was built with ``sequences: false``.
@@ -197,6 +211,24 @@ class PreparedFrames:
             raise PrepareError(f"clip {self._clip_name(index)}: {p} holds no frame array ({exc}): the cache was "
                                f"written by an older icegan; delete the folder {self.cache_dir} and prepare "
                                f"again") from None
+
+    def sequence_frames(self, index: int) -> np.ndarray:
+        """(T,) int64 frame numbers (as in the manifest's onset, apex, offset) of the frames of
+        :meth:`sequence` ``(index)``, row for row, ascending; read from ``sequences/<index>_frames.npy``.
+
+        Raises:
+            FileNotFoundError: the cache was built with ``sequences: false``, or by an older icegan that kept no
+                frame numbers (the message names the clip and the folder to delete before preparing again).
+        """
+        d = self.cache_dir / "sequences"
+        p = d / f"{index:05d}_frames.npy"
+        if not p.is_file():
+            if not (d / f"{index:05d}.npy").is_file():
+                raise FileNotFoundError(f"{p}: no sequence cached (prepare with sequences: true)")
+            raise FileNotFoundError(f"clip {self._clip_name(index)}: {p} not found: the cache was written by an "
+                                    f"older icegan that kept no frame numbers; delete the folder {self.cache_dir} "
+                                    f"and prepare again")
+        return np.load(p)
 
     def _clip_name(self, index: int) -> str:
         """The key of manifest row ``index`` (``casme2/sub01/EP02_01f``) for an error message; ``index <n>`` when
@@ -371,7 +403,8 @@ def key_settings(settings: dict, tasks: list[tuple[ClipRecord, str]]) -> dict:
     """The part of ``settings`` (:func:`_settings`) that decides the output of ``tasks``' clips (``(record, mode)``),
     for the cache key and ``settings.json``: every setting, less :data:`RAW_ONLY_SETTINGS` when no clip is in ``raw``
     mode, ``apex_spotting`` when every clip has its apex, and ``detector`` when neither applies. So a cropped dataset
-    (resize only) keeps its cache whatever the raw-mode settings."""
+    (resize only) keeps its cache whatever the raw-mode settings. With ``sequences`` on, also ``sequences_version``
+    (:data:`SEQUENCES_VERSION`)."""
     raw = any(mode == "raw" for _, mode in tasks)
     spot = any(rec.apex is None for rec, _ in tasks)
     drop = set() if raw else set(RAW_ONLY_SETTINGS)
@@ -379,7 +412,10 @@ def key_settings(settings: dict, tasks: list[tuple[ClipRecord, str]]) -> dict:
         drop.add("apex_spotting")
     if not (raw or spot):
         drop.add("detector")
-    return {k: v for k, v in settings.items() if k not in drop}
+    out = {k: v for k, v in settings.items() if k not in drop}
+    if settings.get("sequences"):       # only such caches change with the sequences' layout
+        out["sequences_version"] = SEQUENCES_VERSION
+    return out
 
 
 #: whether ``os.kill(pid, 0)`` only asks if a process runs (:data:`flownet.io.PROBE_PIDS`: not on Windows, where a
@@ -740,6 +776,8 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         seq: list[int] = []
         if settings["sequences"]:
             last = rec.offset if rec.offset is not None else rec.frame_numbers[-1]
+            if rec.onset <= last < rec.apex:    # apex after offset (noted, used as written): the apex is in it
+                last = rec.apex
             seq = [n for n in rec.frame_numbers if rec.onset <= n <= last]
             absent = sorted(set(range(rec.onset, last + 1)) - set(seq))
             if absent:                          # said as an unreadable one is, below
@@ -832,7 +870,8 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
         out["sequence"] = (np.stack([warp(images[n]) for n in seq]) if seq
                            else np.zeros((0,) + out["onset_img"].shape, np.uint8) if settings["sequences"] else None)
         out.update(landmarks=lm, neighbour_frames=nb, landmark_fallbacks=fallbacks, notes="; ".join(notes),
-                   seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None, warnings=replaced,
+                   seq_first=seq[0] if seq else None, seq_last=seq[-1] if seq else None,
+                   sequence_frames=[int(n) for n in seq], warnings=replaced,
                    retry=access)
         return out
     except (ValueError, KeyError, OSError) as exc:
@@ -1256,7 +1295,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         apex.append(res["apex_img"])
         neigh.append(res["neighbours"])
         lms.append(res["landmarks"])
-        seqs.append(res["sequence"])
+        # (.get: a result kept by an older version for a cache without sequences, whose key did not change, has none)
+        seqs.append((res["sequence"], res.get("sequence_frames", ())))
     if not rows:                # a run that ended, not a stopped one: its failures are not kept for the rerun
         if not retry:           # (else the partial folder holds no result: a rerun prepares every clip again)
             shutil.rmtree(partial, ignore_errors=True)
@@ -1276,8 +1316,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     np.save(tmp / "landmarks.npy", np.stack(lms).astype(np.float32))
     if cfg.sequences:
         (tmp / "sequences").mkdir()
-        for i, s in enumerate(seqs):
+        for i, (s, nums) in enumerate(seqs):
             np.save(tmp / "sequences" / f"{i:05d}.npy", s)
+            np.save(tmp / "sequences" / f"{i:05d}_frames.npy", np.asarray(nums, np.int64).reshape(-1))
     manifest = pd.DataFrame(rows)
     manifest.to_csv(tmp / "manifest.csv", index=False, quoting=csv_quoting(manifest))   # a "\r" in a name quoted
     # as manifest.csv: every field quoted when a reason (an exception text) or a key holds a bare '\r', which pandas'
