@@ -21,7 +21,9 @@ sequence loss); occlusion maps come from the final update (no gradient through t
 
 A run writes ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events (``tb/``), ``last.pt`` (stage, step,
 model, optimizer, elapsed time, the init weights' ``real_pair_subjects``: ``resume: true`` continues it, also
-mid-stage, without reading ``train.init_weights`` again), ``teacher.pt`` (stage-1
+mid-stage, without reading ``train.init_weights`` again; ``resume: false`` removes it, ``teacher.pt``,
+``teacher_metrics.json``, ``weights.pt`` and ``metrics.json`` before the new ``config.yaml`` is written:
+:func:`flownet.train.remove_old_run`), ``teacher.pt`` (stage-1
 model) and ``weights.pt`` (final model) in the SRFlowNet weights format (:func:`flownet.registry.save_srflownet`),
 and ``metrics.json``. Each stage has its own step count and wall-time budget; the synthetic facial test
 pairs are only *monitored* (held-out subjects; never used for training or model selection).
@@ -437,8 +439,10 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         def set_lr() -> float:
             return apply_one_cycle(opt, peak, frac())
 
-        def save_ckpt() -> None:
-            if last_saved["at"] == (stage, state["step"]):
+        def save_ckpt(again: bool = False) -> None:
+            """Write last.pt, unless it holds this stage's step already; ``again``: rewrite it anyway (with the
+            elapsed time now)."""
+            if last_saved["at"] == (stage, state["step"]) and not again:
                 return
             save_torch_file({"stage": stage, "step": state["step"], "model": model.state_dict(),
                              "optimizer": opt.state_dict(), "elapsed_s": elapsed0 + time.time() - start,
@@ -511,7 +515,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
                     save_ckpt()
                 if frac() >= 1.0:
                     break
-        save_ckpt()
+        # a wall-time budget: rewrite the step's checkpoint, written just before the budget was found used, so that it
+        # records the time the stage stopped at (else a rerun resumed below the budget and trained on)
+        save_ckpt(again=bool(minutes))
         state["elapsed_s"] = elapsed0 + time.time() - start
         print(f"{stage} stage done: {state['step'] - step0} steps this session, {state['step']} total, "
               f"{state['elapsed_s'] / 60:.1f} min", flush=True)

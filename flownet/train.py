@@ -17,9 +17,11 @@ The configuration is a plain dataclass (:class:`FlowTrainConfig`, sections ``dat
 ``train``, and ``liteflownet2``, ``raft``, ``ptlflow`` for the other backbones) so any YAML loader can fill
 it; the ``icegan`` CLI uses its typed loader with ``key=value`` overrides. A run writes to
 ``<out_dir>/<name>/``: ``config.yaml``, TensorBoard events, ``last.pt``
-(model + optimizer + step + elapsed time: ``resume: true`` continues from it), ``weights.pt`` (the final
+(model + optimizer + step + elapsed time: ``resume: true`` continues from it; ``resume: false`` removes it and the
+old run's outputs before the new ``config.yaml`` is written: :func:`remove_old_run`), ``weights.pt`` (the final
 model in the shipped-weights format) and ``metrics.json`` (test-set metrics of the final model; no
-model selection on the test subjects).
+model selection on the test subjects). A run that used its budget (``train.steps`` or ``train.max_minutes``) and is
+run again trains no more step. Settings the backbone does not read are refused (:func:`check_unread_settings`).
 
 ``train.keep_best: true`` ships instead the weights of lowest validation EPE among the ``train.eval_every`` step
 evaluations and the last step (validation subjects only: refused when ``data.n_val_subjects`` is 0); ``metrics.json``
@@ -73,7 +75,7 @@ __all__ = ["FlowDataConfig", "FlowTrainSection", "FlowTrainConfig", "MixedFlow",
            "random_crop", "collate", "dataset_kwargs", "train",
            "init_weights_file", "load_init_weights", "check_intervals", "evaluate_model", "evaluation_updates",
            "evaluation_set", "describe_evaluation_set", "watched_sets_line", "weight_ema", "build_model",
-           "training_loss", "warn_igvar_scale", "trained_backbone"]
+           "training_loss", "warn_igvar_scale", "trained_backbone", "check_unread_settings", "remove_old_run"]
 
 
 @dataclass
@@ -154,7 +156,7 @@ class FlowTrainSection:
     threads: int = 2
     workers: int = 0               #: DataLoader processes generating training pairs (0 = in the main process; a GPU needs several)
     seed: int = 0
-    resume: bool = True
+    resume: bool = True            #: false: train afresh (the run folder's last.pt and old outputs are removed first)
     init_weights: str | None = None  #: start from this weights file (e.g. self-supervised SRFlowNet) or shipped:<name>; ignored on resume
     ema_decay: float = 0.0         #: exponential moving average of the weights (e.g. 0.999; 0 = off); the average is saved as weights.pt
     keep_best: bool = False        #: ship the evaluated weights of lowest val EPE, not the last (needs n_val_subjects)
@@ -455,18 +457,62 @@ def describe_evaluation_set(info: dict) -> str:
     return f"{info['pairs']} pairs {who} (split {info['split']}), whole {info['size']}x{info['size']} pairs, {updates}"
 
 
-def watched_sets_line(name: str, watched: dict, test: dict, t: FlowTrainSection, size: int, from_init: bool) -> str:
+def watched_sets_line(name: str, watched: dict, test: dict, t: FlowTrainSection, size: int, from_init: bool,
+                      recurrent: bool = True) -> str:
     """The log line a run prints before training: what its ``step N <name>`` evaluations score (``watched``, an
     :func:`evaluation_set` record; ``name`` is ``val``, or ``test`` when ``data.n_val_subjects`` is 0), against what
-    its training batches are (``train.crop`` crops of the ``size`` pairs, ``train.iters`` updates), and that ``icegan
+    its training batches are (``train.crop`` crops of the ``size`` pairs, ``train.iters`` updates, or with
+    ``recurrent`` false "no recurrent updates": LiteFlowNet2, which does not read ``train.iters``), and that ``icegan
     flow eval`` scores the test subjects (``test``) at the weights' own update count. ``from_init``: a fresh run from
     ``train.init_weights`` also scores the initial weights as step 0 (when ``train.eval_every`` is on)."""
     crop = f"{t.crop}x{t.crop} crops" if t.crop else f"whole {size}x{size} pairs"
     step0 = "; step 0 = train.init_weights before any update" if from_init and t.eval_every else ""
     updates = " (the model config's iters)" if watched["updates"] else ""
+    trained = f"{t.iters} updates (train.iters)" if recurrent else "no recurrent updates"
     return (f"{name} (the 'step N {name}' lines, TensorBoard '{name}/'): {describe_evaluation_set(watched)}{updates}"
-            f"{step0}. Training batches: {crop}, {t.iters} updates (train.iters). `icegan flow eval` scores the test "
+            f"{step0}. Training batches: {crop}, {trained}. `icegan flow eval` scores the test "
             f"subjects ({', '.join(test['subjects'])}) at the weights' own update count: not these numbers")
+
+
+#: the ``train`` keys a backbone's training does not read (LiteFlowNet2: no recurrent updates, so no ``train.iters``
+#: and no γ of a sequence loss; its loss is the multi-scale one of its ``liteflownet2`` section), refused at a value
+#: other than their default by :func:`check_unread_settings`
+UNREAD_TRAIN_KEYS = {"liteflownet2": ("iters", "gamma")}
+
+
+def check_unread_settings(cfg: FlowTrainConfig) -> None:
+    """Refuse settings the backbone of ``cfg`` would silently ignore: any ``model.*`` key (SRFlowNet's section) at a
+    value other than its :class:`~flownet.models.srflownet.SRFlowNetConfig` default when ``train.backbone`` is not
+    srflownet (LiteFlowNet2, RAFT and ptlflow networks are set by their own ``liteflownet2`` / ``raft`` / ``ptlflow``
+    sections), and the :data:`UNREAD_TRAIN_KEYS` of the backbone (LiteFlowNet2: ``train.iters``, ``train.gamma``) at
+    a value other than the :class:`FlowTrainSection` default. Called by :func:`train` before the run folder is made.
+    (Before audit 59 LiteFlowNet2 took e.g. ``train.iters=13`` without a word, logged "13 updates (train.iters)" and
+    recorded ``train_iters: 13``; ``icegan flow eval`` already refused ``--iters`` for it.)
+
+    Raises:
+        ValueError: names each such key with its value, the backbone, the section it reads instead and what to do
+            (remove the key from the config and the overrides, or set it to the default named); an unknown
+            ``train.backbone`` (:func:`trained_backbone`).
+    """
+    name = trained_backbone(cfg)
+    if name == "srflownet":
+        return
+    unread = []
+    model_now, model_default = _to_dict(cfg.model), _to_dict(SRFlowNetConfig())
+    unread += [(f"model.{k}", v, model_default[k]) for k, v in model_now.items() if v != model_default[k]]
+    train_default = FlowTrainSection()
+    unread += [(f"train.{k}", getattr(cfg.train, k), getattr(train_default, k)) for k in UNREAD_TRAIN_KEYS.get(name, ())
+               if getattr(cfg.train, k) != getattr(train_default, k)]
+    if not unread:
+        return
+    section = "ptlflow" if name.startswith("ptlflow:") else "raft" if name.startswith("raft") else name
+    why = ("it has no recurrent updates and trains with the multi-scale loss of its liteflownet2 section"
+           if name == "liteflownet2" else f"its network is set by the {section} section")
+    shown = ", ".join(f"{k}={v!r}" for k, v, _ in unread)
+    defaults = ", ".join(f"{k}={d!r}" for k, _, d in unread)
+    raise ValueError(f"{shown} {'is' if len(unread) == 1 else 'are'} not read by train.backbone={cfg.train.backbone} "
+                     f"({why}): remove {'it' if len(unread) == 1 else 'them'} from the config and the overrides, or "
+                     f"set {defaults}")
 
 
 def init_weights_file(value: str | Path, backbone: str = "srflownet") -> Path:
@@ -629,14 +675,45 @@ def refuse_other_settings(cfg) -> None:
                          f"another name= for a new run, or set train.resume=false to train this one afresh")
 
 
+#: what a flow run writes that a fresh start (``train.resume=false``) removes before its ``config.yaml``: the
+#: checkpoint a later run would resume, and the outputs of the run it replaces (self-supervised: ``teacher.pt``,
+#: ``teacher_metrics.json``; ``ema_decay``: ``weights_raw.pt``); TensorBoard events (``tb/``) stay
+OLD_RUN_FILES = ("last.pt", "teacher.pt", "teacher_metrics.json", "weights.pt", "weights_raw.pt", "metrics.json")
+
+
+def remove_old_run(run: Path) -> list[str]:
+    """Remove from the run folder ``run`` the files of :data:`OLD_RUN_FILES` that exist, ``last.pt`` first; returns
+    their names. :func:`start_run` calls it for ``train.resume=false`` before it writes the new ``config.yaml``: a
+    fresh run interrupted before its first checkpoint used to leave the old ``last.pt`` beside the new
+    ``config.yaml``, and the next run (resume on) continued the old model under the new settings without a word
+    (audit 59).
+
+    Raises:
+        OSError: a file that cannot be removed (the message names it); ``config.yaml`` is then not rewritten.
+    """
+    gone = []
+    for name in OLD_RUN_FILES:
+        path = run / name
+        if path.is_file() or path.is_symlink():
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise OSError(f"train.resume=false: cannot remove {path} of the run it replaces ({exc}); remove it "
+                              f"by hand or give another name=") from None
+            gone.append(name)
+    return gone
+
+
 def start_run(cfg) -> tuple[torch.device, Path]:
     """Common start of the flow training commands: torch threads and seed from ``cfg.train`` (``threads``,
-    ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created, its resolved ``config.yaml``
-    written (whole or not at all). Returns ``(device, run folder)``.
+    ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created, and with ``train.resume`` false the
+    previous run's checkpoint and outputs removed from it (:func:`remove_old_run`, said in one line), then its
+    resolved ``config.yaml`` written (whole or not at all). Returns ``(device, run folder)``.
 
     Raises:
         FileNotFoundError: no CASME II frames under ``cfg.data.root`` (:func:`~flownet.data.synthetic_face.list_subjects`),
             before any folder is made.
+        OSError: an old run file that cannot be removed (:func:`remove_old_run`).
     """
     import yaml
 
@@ -648,6 +725,10 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     torch.manual_seed(t.seed)
     run = Path(cfg.out_dir) / cfg.name
     run.mkdir(parents=True, exist_ok=True)
+    if not t.resume:                # before config.yaml: no old last.pt may outlive it (a kill before 1st checkpoint)
+        gone = remove_old_run(run)
+        if gone:
+            print(f"train.resume=false: removed {', '.join(gone)} of the previous run in {run}", flush=True)
     text = yaml.safe_dump(_to_dict(cfg), sort_keys=False)
     write_text_whole(run / "config.yaml", text)    # a kill while writing keeps the old one
     return device, run
@@ -680,7 +761,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             validation set (``data.n_val_subjects`` 0) or without step evaluations (``train.eval_every`` 0); fewer
             training pairs than a batch; ``train.steps`` < 1; ``data.n_test`` < 1, or ``data.n_val`` < 1 with
             validation subjects (refused before the run folder is made); a resume whose settings differ from its
-            checkpoint's (among them ``train.keep_best`` turned on or off).
+            checkpoint's (among them ``train.keep_best`` turned on or off); settings ``train.backbone`` does not read
+            (:func:`check_unread_settings`, before the run folder).
         FileNotFoundError: no CASME II frames under the data root.
     """
     from torch.utils.data import DataLoader
@@ -699,6 +781,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     # made: a train.backbone or model setting that builds no network (an unknown name, ptlflow not installed, an even
     # kernel) is refused with the folder left as it was; start_run seeds torch after it, so the trained model's
     # initialisation is the same
+    check_unread_settings(cfg)
     probe = build_model(cfg)
     ckpt_path = Path(cfg.out_dir) / cfg.name / "last.pt"
     init = None
@@ -737,8 +820,12 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                          "set train.eval_every > 0 or train.keep_best=false")
     StepShuffle(d.n_train, t.batch_size, t.seed)    # refuses pairs that hold no whole batch (an endless wait before)
     resume = t.resume and ckpt_path.is_file()
+    init_state = init_meta = None
     if init is not None:                    # tensors of another architecture: refused before the run folder
-        load_init_weights(probe, init)
+        # read once, here: with train.resume=false start_run removes the run folder's old weights, which may be the
+        # file train.init_weights names (a fine-tune of this run's own weights.pt)
+        init_meta = load_init_weights(probe, init)
+        init_state = {k: v.detach().clone() for k, v in probe.state_dict().items()}
     ck = None                               # read and checked once, before start_run rewrites the run's config.yaml
     seen_by_init: list[str] = []            # for a checkpoint written before last.pt recorded real_pair_subjects
     if resume:
@@ -787,7 +874,8 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     # that motion too, and say so (meta real_pair_subjects, read by icegan.pipeline.real_motion_seen)
     real_pair_subjects: list[str] = []
     if init is not None:
-        real_pair_subjects = list(load_init_weights(model, init).get("real_pair_subjects") or [])
+        model.load_state_dict(init_state)   # the init file's tensors, read (and checked) before start_run
+        real_pair_subjects = list(init_meta.get("real_pair_subjects") or [])
         print(f"initialised from {t.init_weights}" + (f" ({init})" if str(init) != str(t.init_weights) else ""))
     ema = weight_ema(model, t.ema_decay) if t.ema_decay else None
     shipped = model if ema is None else ema.module   # the weights that ship (the average, when there is one)
@@ -812,14 +900,17 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         sets["val_set"] = evaluation_set(mon_ds, model)
     if generic_ds is not None:
         sets["val_generic_set"] = evaluation_set(generic_ds, model)
+    recurrent = not isinstance(model, LiteFlowNet2)     # LiteFlowNet2 reads no train.iters (check_unread_settings)
     print(watched_sets_line(mon_name, sets[f"{mon_name}_set"], sets["test_set"], t, d.size,
-                            from_init=init is not None and ck is None), flush=True)
+                            from_init=init is not None and ck is None, recurrent=recurrent), flush=True)
 
-    saved_at = [None]           # the step last written to last.pt (the final save skips a repeat)
+    saved_at = [None]           # the step last written to last.pt (the final save skips a repeat of a step budget's)
     evaluated: dict = {}        # (set, weights) -> (step, metrics) of the last evaluation
 
-    def save_ckpt():
-        if saved_at[0] == step:
+    def save_ckpt(again: bool = False):
+        """Write last.pt, unless it holds this step already; ``again``: rewrite it anyway (its ``elapsed_s`` then
+        is the time now, not that of the step's checkpoint)."""
+        if saved_at[0] == step and not again:
             return
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
               "elapsed_s": elapsed0 + time.time() - start, "real_pair_subjects": real_pair_subjects}
@@ -895,7 +986,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     start = time.time()
     set_lr()
     bar = tqdm(total=t.steps, initial=step, disable=not progress, desc=f"train {cfg.name}")
-    if step < t.steps:
+    # the budget, not the step count: a run that ended on train.max_minutes and is run again trains no more (its
+    # last.pt records an elapsed time at or past the budget; before, every rerun trained one step and shipped it)
+    if progress_frac() < 1.0:
         for b in loader:                # endless (StepShuffle): left when the budget is used
             b = random_crop(b, t.crop, t.seed, step)   # the corners of this step (the same after a resume)
             loss, parts, final = training_loss(model, b, t, device, cfg.liteflownet2, logs_as_floats=False)
@@ -941,7 +1034,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
             if progress_frac() >= 1.0:
                 break
     bar.close()
-    save_ckpt()
+    # a wall-time budget: rewrite the step's checkpoint, written just before the budget was found used, so that it
+    # records the time the run stopped at (else a rerun resumed below the budget and trained on)
+    save_ckpt(again=bool(t.max_minutes))
     if ema is not None:  # the raw weights are kept beside the average, which is what ships
         save_weights(model, run / "weights_raw.pt", meta={"name": cfg.name, "steps": step, "size": d.size,
                                                           "gray": bool(d.gray),
@@ -969,7 +1064,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     metrics = evaluate("test", test_loader, shipped_as)
     model = shipped
     meta = {"name": cfg.name, "backbone": cfg.train.backbone, "steps": step, "regularizer": t.regularizer,
-            "train_iters": t.iters, "train_crop": t.crop, "size": d.size, "gray": bool(d.gray),
+            "train_iters": t.iters if recurrent else None, "train_crop": t.crop, "size": d.size, "gray": bool(d.gray),
             "weight_average": t.ema_decay or False,
             "test_metrics": metrics, "minutes": round((elapsed0 + time.time() - start) / 60, 1), **sets}
     if kept:

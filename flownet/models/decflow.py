@@ -467,9 +467,10 @@ def train_decflow(cfg: DecFlowTrainConfig, progress: bool = True) -> dict:
     """Train (or resume) DecFlow on the synthetic facial data's head / expression parts.
 
     Writes ``<out_dir>/<name>/``: config.yaml, TensorBoard events, ``last.pt`` (resume; it records the init weights'
-    ``real_pair_subjects``, so that a resume does not read the init file again), ``weights.pt``
-    (:func:`save_decflow`) and ``metrics.json`` (test EPE of head / expression / total of the final model;
-    no model selection). Reuses :class:`flownet.train.FlowDataConfig`, :func:`flownet.train.collate`.
+    ``real_pair_subjects``, so that a resume does not read the init file again; ``train.resume=false`` removes it and
+    the old weights.pt / metrics.json before config.yaml is written: :func:`flownet.train.remove_old_run`),
+    ``weights.pt`` (:func:`save_decflow`) and ``metrics.json`` (test EPE of head / expression / total of the final
+    model; no model selection). Reuses :class:`flownet.train.FlowDataConfig`, :func:`flownet.train.collate`.
 
     Returns:
         the final test metrics dict.
