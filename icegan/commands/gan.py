@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from pathlib import Path
 
 from icegan.commands import add_out_hint, add_print_config, one_line_errors, print_config
@@ -36,7 +37,8 @@ def register(subparsers) -> None:
                     help="YAML config (GanConfig; default: the shipped gan_casme2.yaml; `icegan configs` lists them)")
     tr.add_argument("--fold", default=None,
                     help="hold out this subject (LOSO fold), e.g. sub01: it replaces the config's "
-                         "data.holdout_subjects (refused together with a data.holdout_subjects override)")
+                         "data.holdout_subjects (refused together with a data.holdout_subjects override); one "
+                         "subject only: hold out several with data.holdout_subjects=[sub01,sub02]")
     tr.add_argument("--device", default=None, help="override train.device (cpu, cuda, cuda:1, auto)")
     add_print_config(tr)
     add_out_hint(tr, "gan train", default_config="gan_casme2")   # --out: gan eval's, not here
@@ -125,7 +127,7 @@ def _train(args: argparse.Namespace) -> int:
         if given:       # --fold would replace it without a word
             raise ValueError(f"--fold {args.fold} and the override {given[0]} both set data.holdout_subjects (--fold "
                              f"replaces the config's held-out subjects): give one of them")
-        overrides.append(f"data.holdout_subjects=[{args.fold}]")
+        overrides.append(_fold_override(args.fold))
     if args.device:
         overrides.append(f"train.device={args.device}")
     if args.config is None:
@@ -192,6 +194,33 @@ def _train(args: argparse.Namespace) -> int:
                    for k, v in last.items() if isinstance(v, float)))
     print(f"checkpoint: {run / 'checkpoints' / 'last.pt'}")
     return 0
+
+
+#: characters that make ``--fold`` text more than one subject id once put in the YAML override (a list, a mapping)
+_FOLD_SPECIAL = set(",[]{}:")
+
+
+def _fold_override(fold: str) -> str:
+    """The ``data.holdout_subjects`` override of ``--fold SUBJECT``: a one-item list built in Python and written as
+    JSON (a YAML flow sequence of one quoted string), so the subject is taken as typed (``--fold 006`` stays the
+    string ``"006"``).
+
+    Args:
+        fold: one subject id, e.g. ``sub01`` or ``samm/006``.
+    Returns:
+        ``'data.holdout_subjects=["sub01"]'``.
+    Raises:
+        ValueError: ``fold`` holds ``, [ ] { } :`` or whitespace (``"sub01,sub02"`` was read as two held-out subjects,
+            ``"[sub01]"`` as a nested list); the message says how to hold out several subjects.
+    """
+    bad = sorted({c for c in fold if c in _FOLD_SPECIAL or c.isspace()})
+    if bad:
+        shown = " ".join("whitespace" if c.isspace() else repr(c) for c in dict.fromkeys(bad))
+        several = [s for s in re.split(r"[\s,\[\]{}]+", fold) if s] or ["sub01", "sub02"]
+        raise ValueError(f"--fold {fold!r}: --fold takes one subject (e.g. sub01 or samm/006), and this holds "
+                         f"{shown}; to hold out several subjects give the override data.holdout_subjects=["
+                         f"{','.join(several)}] without --fold")
+    return f"data.holdout_subjects={json.dumps([fold])}"
 
 
 def _clear_previous_run(run: Path) -> str | None:
