@@ -2,7 +2,6 @@
 `gan train --fold` takes one subject, a run stopped by train.max_minutes says so (train and eval), frames named
 reg_img{N}.jpg (the official Cropped release) are found by number, and `icegan generate` writes generated.csv."""
 import csv
-import json
 
 import cv2
 import numpy as np
@@ -92,7 +91,7 @@ def test_gan_train_fold_sets_one_subject(tmp_path, capsys):
     assert cfg["data"]["holdout_subjects"] == ["samm/006"]
 
 
-# --- 3: the done line of a run stopped by train.max_minutes ------------------------------------------------------------
+# --- 3: the done line of a run stopped by train.max_minutes ---------------------------------------------------------
 
 def test_gan_train_stopped_by_max_minutes_says_so_and_how_to_finish(tmp_path, monkeypatch, capsys):
     from icegan.cli import main

@@ -10,6 +10,8 @@ Two kinds of pairs (frame 1 → frame 2):
 * ``consecutive``: ``img{n}.jpg → img{n+1}.jpg`` for every n where both files exist in the clip folder;
 * ``onset_apex``: ``img{onset}.jpg → img{apex}.jpg`` of each clip (the micro-expression's motion).
 
+Frames are found by number: ``img{n}.jpg``, or ``reg_img{n}.jpg`` as the official Cropped release names them.
+
 Clips whose manifest row has ``verified`` false (truncated, missing or mislabelled dumps) are skipped and
 listed in :attr:`RealFramePairs.skipped` with the manifest's note (and one warning); so is, with a warning naming
 each, a clip with a frame of another size than its onset (a frame of another crop mixed in: resized on its own, its
@@ -40,7 +42,9 @@ from .synthetic_face import list_subjects, shared_data_root, split_subjects
 __all__ = ["PAIR_KINDS", "read_manifest", "RealFramePairs"]
 
 PAIR_KINDS = ("consecutive", "onset_apex")
-_FRAME_RE = re.compile(r"^img([0-9]+)\.jpg$")          # ASCII digits: img٣.jpg is no frame
+#: a frame file of a CASME II crop: ``img46.jpg`` (the shared copy) or ``reg_img46.jpg`` (the official Cropped release);
+#: ASCII digits: img٣.jpg is no frame
+_FRAME_RE = re.compile(r"^(?:reg_)?img([0-9]+)\.jpg$")
 _REQUIRED = ("subject", "filename", "onset", "apex", "verified")
 
 
@@ -80,8 +84,37 @@ def _frame_number(text: str, field: str, where: str) -> int:
         raise ValueError(f"{where}: {field} {text!r} is not a frame number") from None
 
 
-def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
-    """Why the frames ``img{n}.jpg`` (n in ``nums``) of ``clip`` cannot be paired, or None: a frame of another size
+def _clip_frames(clip: Path) -> dict[int, Path]:
+    """The frame files of a clip folder by frame number (:data:`_FRAME_RE`: ``img{n}.jpg``, or the official Cropped
+    release's ``reg_img{n}.jpg``); where both names of one number are there, ``img{n}.jpg`` is taken."""
+    found: dict[int, Path] = {}
+    for p in sorted(clip.iterdir(), key=lambda p: (p.name.startswith("reg_"), p.name)):
+        m = _FRAME_RE.match(p.name)
+        if m and int(m.group(1)) not in found:
+            found[int(m.group(1))] = p
+    return found
+
+
+def _casme2_subjects(root: Path) -> list[str]:
+    """The subject folders under ``root/casme2`` holding a frame (``<clip>/img*.jpg`` or ``<clip>/reg_img*.jpg``):
+    those of :func:`flownet.data.synthetic_face.list_subjects` for the shared copy, whose frames are all
+    ``img*.jpg``.
+
+    Raises:
+        FileNotFoundError: ``root/casme2`` missing or without any frames (list_subjects's message).
+    """
+    c2 = root / "casme2"
+    if c2.is_dir():
+        subs = sorted(p.name for p in c2.iterdir()
+                      if p.is_dir() and (any(p.glob("*/img*.jpg")) or any(p.glob("*/reg_img*.jpg"))))
+        if subs:
+            return subs
+    return list_subjects(root)
+
+
+def _mixed_sizes(clip: Path, nums: list[int], onset: str, files: dict[int, Path] | None = None) -> str | None:
+    """Why the frames ``img{n}.jpg`` (n in ``nums``; their files ``files[n]`` when given, e.g. ``reg_img{n}.jpg``) of
+    ``clip`` cannot be paired, or None: a frame of another size
     (width, height read from each file's header, without decoding, turned by its EXIF orientation as read_frame
     reads it: :func:`flownet.frame_io.oriented_size`) than the onset frame (the most common size when the sheet's
     onset is not among them), or a file whose header cannot be read. Found at construction, so that a long training
@@ -91,12 +124,13 @@ def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
     from PIL import UnidentifiedImageError
 
     from ..frame_io import oriented_size
+    files = {n: (files or {}).get(n, clip / f"img{n}.jpg") for n in nums}
     sizes: dict[int, tuple[int, int]] = {}
     for n in nums:
         try:
-            sizes[n] = oriented_size(clip / f"img{n}.jpg")
+            sizes[n] = oriented_size(files[n])
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            return f"frame {clip / f'img{n}.jpg'} cannot be read as an image ({exc}); clip skipped"
+            return f"frame {files[n]} cannot be read as an image ({exc}); clip skipped"
     if len(set(sizes.values())) <= 1:
         return None
     try:
@@ -108,8 +142,9 @@ def _mixed_sizes(clip: Path, nums: list[int], onset: str) -> str | None:
         ref_n = next(n for n in nums if sizes[n] == common)
     odd = [n for n in nums if sizes[n] != sizes[ref_n]]
     (w, h), (rw, rh) = sizes[odd[0]], sizes[ref_n]
-    more = f" (and {len(odd) - 1} more: {', '.join(f'img{n}.jpg' for n in odd[1:4])}{' ...' if len(odd) > 4 else ''})"
-    return (f"frame img{odd[0]}.jpg is {w}x{h} pixels, img{ref_n}.jpg {rw}x{rh}{more if len(odd) > 1 else ''}: the "
+    more = f" (and {len(odd) - 1} more: {', '.join(files[n].name for n in odd[1:4])}{' ...' if len(odd) > 4 else ''})"
+    return (f"frame {files[odd[0]].name} is {w}x{h} pixels, {files[ref_n].name} {rw}x{rh}"
+            f"{more if len(odd) > 1 else ''}: the "
             f"frames of a clip must have one size (a frame of another crop mixed in?); clip skipped")
 
 
@@ -157,7 +192,7 @@ class RealFramePairs(torch.utils.data.Dataset):
         self.size, self.crop, self.flip, self.seed = int(size), int(crop), bool(flip), int(seed)
         self.onset_apex_prob = float(onset_apex_prob)
         c2 = self.root / "casme2"
-        all_subjects = list_subjects(self.root)
+        all_subjects = _casme2_subjects(self.root)
         if subjects is None:
             subjects = split_subjects(all_subjects, n_test, split_seed)[split]
         else:
@@ -182,20 +217,20 @@ class RealFramePairs(torch.utils.data.Dataset):
                 continue
             if not clip.is_dir():
                 raise FileNotFoundError(f"{where} is verified but its folder {clip} does not exist")
-            nums = sorted(int(m.group(1)) for p in clip.iterdir() if (m := _FRAME_RE.match(p.name)))
+            files = _clip_frames(clip)          # img{n}.jpg, or reg_img{n}.jpg of the official Cropped release
+            nums = sorted(files)
             have = set(nums)
             used = nums                     # the frames this run pairs: all of them, or (onset→apex only) two
             if "consecutive" not in kinds:
                 key = {_frame_number(r[f], f, where) for f in ("onset", "apex") if str(r[f]).strip()}
                 used = [n for n in nums if n in key]
-            why = _mixed_sizes(clip, used, r["onset"])
+            why = _mixed_sizes(clip, used, r["onset"], files)
             if why is not None:
                 self.skipped.append(f"{r['subject']}/{r['filename']}: {why}")
                 odd_clips.append(self.skipped[-1])
                 continue
             if "consecutive" in kinds:
-                self.pairs["consecutive"] += [(clip / f"img{n}.jpg", clip / f"img{n + 1}.jpg")
-                                              for n in nums if n + 1 in have]
+                self.pairs["consecutive"] += [(files[n], files[n + 1]) for n in nums if n + 1 in have]
             if "onset_apex" in kinds:
                 if not str(r["apex"]).strip():
                     self.skipped.append(f"{r['subject']}/{r['filename']}: no apex in the sheet (onset→apex skipped)")
@@ -204,9 +239,10 @@ class RealFramePairs(torch.utils.data.Dataset):
                 ap = _frame_number(r["apex"], "apex", where)
                 for n, what in ((on, "onset"), (ap, "apex")):
                     if n not in have:
-                        raise FileNotFoundError(f"{where}: {what} frame {clip / f'img{n}.jpg'} does not exist")
+                        raise FileNotFoundError(f"{where}: {what} frame {clip / f'img{n}.jpg'} does not exist (nor "
+                                                f"reg_img{n}.jpg)")
                 if ap != on:
-                    self.pairs["onset_apex"].append((clip / f"img{on}.jpg", clip / f"img{ap}.jpg"))
+                    self.pairs["onset_apex"].append((files[on], files[ap]))
         self.kinds = tuple(k for k in kinds if self.pairs[k])
         if not self.kinds:              # the warnings below would never be shown: the reasons go in the message
             raise FileNotFoundError(f"no usable frame pair of kinds {list(kinds)} for subjects {self.subjects} "

@@ -1,7 +1,8 @@
 """Onset/apex face pairs for ICE-GAN training and evaluation.
 
 A stop-gap loader over the real CASME II crops in ``<shared data>/casme2`` (``manifest.csv`` +
-``subXX/EPxx_xx/imgN.jpg``) until the dataset layer (``icegan/data/``) provides prepared samples;
+``subXX/EPxx_xx/imgN.jpg``; a frame is found by its number, so the official Cropped release's ``reg_imgN.jpg`` is
+read too) until the dataset layer (``icegan/data/``) provides prepared samples;
 it also reads a folder of onset face images for ``icegan generate`` / ``icegan gan eval --data DIR``.
 
 Rows used: clips of the MEGC2019 composite (``class3`` set: negative 0, positive 1, surprise 2)
@@ -193,7 +194,17 @@ def _frames_signature(root: Path, df) -> str:
 
 
 def _frame_path(root: Path, subject: str, clip: str, frame: int) -> Path:
-    return root / subject / clip / f"img{frame}.jpg"
+    """The file of frame number ``frame`` in ``root/subject/clip``: ``img{frame}.jpg`` (the shared copy's name) when it
+    is there, else the clip's file of that number as :func:`icegan.data.records.list_frames` finds it (the official
+    Cropped release's ``reg_img{frame}.jpg``, as the CASME II loader reads it), else ``img{frame}.jpg`` (absent: the
+    caller names it as missing)."""
+    folder = root / subject / clip
+    plain = folder / f"img{frame}.jpg"
+    if plain.is_file():
+        return plain
+    from icegan.data.records import list_frames
+    numbers, paths, _ = list_frames(folder)
+    return dict(zip(numbers, paths)).get(frame, plain)
 
 
 def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_neighbors: int = 0,
@@ -285,7 +296,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
                              f"are not frame numbers") from None
         on_path = _frame_path(root, r.subject, r.filename, onset_f)
         if not on_path.is_file():
-            raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): onset frame missing: {on_path}")
+            raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): onset frame missing: {on_path} (no file of "
+                                    f"frame {onset_f} in its folder: img{onset_f}.jpg or reg_img{onset_f}.jpg)")
         on_raw = read_grey(on_path)
         on_img = fit_square(on_raw, img_size)
         try:
@@ -300,7 +312,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
             p = _frame_path(root, r.subject, r.filename, fr)
             if not p.is_file():
                 if d == 0:
-                    raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): apex frame missing: {p}")
+                    raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): apex frame missing: {p} (no file "
+                                            f"of frame {fr} in its folder: img{fr}.jpg or reg_img{fr}.jpg)")
                 continue
             raw_face = read_grey(p)
             if raw_face.shape != on_raw.shape:
