@@ -252,11 +252,13 @@ class GanConfig:
 
 @dataclass
 class GanState:
-    """Result of :func:`train_gan`: the models (in eval mode), per-epoch mean losses/accuracies, epochs done."""
+    """Result of :func:`train_gan`: the models (in eval mode), per-epoch mean losses/accuracies, epochs done, and
+    whether ``train.max_minutes`` (counted across resumes) stopped it before ``train.epochs`` (``stopped_by_time``)."""
     generator: Generator
     discriminator: CapsuleDiscriminator
     history: list[dict] = field(default_factory=list)
     epochs_done: int = 0
+    stopped_by_time: bool = False
 
 
 def build_models(cfg: GanConfig) -> tuple[Generator, CapsuleDiscriminator]:
@@ -637,6 +639,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     history: list[dict] = []
     start_epoch = 0
     elapsed0 = 0.0                  # training seconds of the runs this one resumes (train.max_minutes counts them)
+    stopped_by_time = False
     data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
     if ckpt is not None and tc.resume and ckpt.is_file():
         # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
@@ -845,6 +848,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                             opt_d if keep_opt else None, sched_g, sched_d, data_sha256,
                             scaler, elapsed_s=elapsed0 + time.time() - t_start)
         if over:
+            stopped_by_time = not last
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
             break
     if out is not None:
@@ -855,4 +859,4 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     distributed.average_buffers(d)
     g.eval()
     d.eval()
-    return GanState(g, d, history, history[-1]["epoch"] if history else start_epoch)
+    return GanState(g, d, history, history[-1]["epoch"] if history else start_epoch, stopped_by_time)
