@@ -40,7 +40,8 @@ def test_gan_eval_refuses_a_folder_holding_training_onsets_and_names_them(manife
     assert pairs.subjects[0] == "casme2/sub01"          # trained on
     cv2.imwrite(str(faces / "seen.png"), pairs.onset[0])
     cv2.imwrite(str(faces / "fresh.png"), np.full((32, 32), 7, np.uint8))
-    with pytest.raises(ValueError, match=r"--data .*onsets: 1 of its 2 images? .*training.*seen\.png"):
+    with pytest.raises(ValueError, match=r"--data .*onsets: 1 of its 2 images are training faces of .*last\.pt .*"
+                                         r"seen\.png = sub01/c0 onset \(frame 0\).*remove them"):
         run_eval(ckpt, faces, n_per_class=1, out_dir=tmp_path / "ev", cross_dataset=False)
     assert not (tmp_path / "ev" / "eval.md").exists()
 
@@ -55,20 +56,23 @@ def test_gan_eval_of_a_folder_says_images_not_subjects_and_flags_an_unfinished_c
         cv2.imwrite(str(faces / f"f{i}.png"), np.full((32, 32), 30 + 60 * i, np.uint8))
     res = run_eval(ckpt, faces, n_per_class=1, out_dir=tmp_path / "ev", cross_dataset=False)
     assert res["checkpoint_epoch"] == 1 and res["train_epochs"] == 3
-    assert res["subjects_known"] is False and res["training_faces_checked"] == 2   # sub01's 3 pairs, 3 onsets, 2 kinds
+    assert res["subjects_known"] is False and res["n_images"] == 3
+    assert res["training_faces_compared"] == 6          # sub01's 3 pairs: 3 onsets and 3 apexes
     md = (tmp_path / "ev" / "eval.md").read_text()
     head = md.splitlines()[0]
     assert "3 images (subjects unknown; each image treated as its own identity)" in head
-    assert "subjects," not in head and "unfinished (epoch 1 of 3)" in head
+    assert "of 3 subjects" not in head and "unfinished (epoch 1 of 3)" in head
     assert "among 3 images (each its own identity" in md and "among 3 subjects" not in md
 
 
-def test_training_faces_in_are_matched_after_resize_within_one_grey_level():
+def test_training_faces_in_match_copies_not_a_face_one_grey_level_away():
     from icegan.gan.evaluate import training_faces_in
     train = np.stack([np.full((8, 8), 100, np.uint8), np.full((8, 8), 200, np.uint8)])
-    faces = np.stack([np.full((8, 8), 101, np.uint8), np.full((8, 8), 150, np.uint8), train[1]])
-    assert training_faces_in(faces, train) == [0, 2]
-    assert training_faces_in(faces[1:2], train) == []
+    near = train[0].copy()
+    near[0, :4] = 103                                   # 12 / 64 = 0.19 grey levels on average: a lossy copy
+    faces = np.stack([near, np.full((8, 8), 101, np.uint8), train[1]])
+    assert training_faces_in(faces, train) == {0: 0, 2: 1}
+    assert training_faces_in(faces[1:2], train) == {}
     with pytest.raises(ValueError, match="same size"):
         training_faces_in(faces, np.zeros((1, 4, 4), np.uint8))
 

@@ -60,7 +60,8 @@ from .pairs import CLASS_NAMES, PairSet, load_casme2_pairs, to_tensor
 from .synthesis import synthesize, to_uint8
 
 __all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "CrossDatasetRecognizer",
-           "generator_speed", "run_eval", "evaluate_generator", "metrics_markdown"]
+           "generator_speed", "run_eval", "evaluate_generator", "metrics_markdown", "training_faces_in",
+           "TRAINING_FACE_TOLERANCE"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,75 @@ def face_embeddings(faces: np.ndarray, upsample_to: int = 128) -> np.ndarray:
         rgb = np.ascontiguousarray(np.repeat(f[:, :, None], 3, axis=2))
         out[i] = face_recognition.face_encodings(rgb, known_face_locations=[(0, w, h, 0)])[0]
     return out
+
+
+#: mean absolute grey-level difference (0–255) at or under which a face of ``icegan gan eval --data DIR`` is taken for a
+#: training face (:func:`training_faces_in`): a copy of the frame, or the frame saved again without loss, differs by 0;
+#: consecutive frames of one CASME II clip differ by about 0.5 (32×32), 1.0 (64×64) and 1.4 (128×128)
+TRAINING_FACE_TOLERANCE = 0.25
+
+
+def training_faces_in(faces: np.ndarray, train_faces: np.ndarray,
+                      tolerance: float = TRAINING_FACE_TOLERANCE) -> dict[int, int]:
+    """Which of ``faces`` are faces the generator trained on.
+
+    Args:
+        faces: (N, S, S) uint8 faces, resized as the training faces were (:func:`icegan.gan.generate.load_onsets`).
+        train_faces: (M, S, S) uint8 training faces (the onsets and apexes of the checkpoint's training pairs).
+        tolerance: largest mean absolute grey-level difference (0–255) of a match (:data:`TRAINING_FACE_TOLERANCE`).
+    Returns:
+        ``{index in faces: index of its nearest training face}`` for every face within ``tolerance`` of one, in
+        ascending order of the face index (empty when none is).
+    Raises:
+        ValueError: the two sets are not uint8 faces of the same size.
+    """
+    if faces.ndim != 3 or train_faces.ndim != 3 or faces.shape[1:] != train_faces.shape[1:]:
+        raise ValueError(f"training_faces_in: faces {faces.shape} and training faces {train_faces.shape} must be "
+                         f"(N, S, S) faces of the same size")
+    found: dict[int, int] = {}
+    if not len(train_faces):
+        return found
+    train = train_faces.astype(np.int16)
+    means = train.mean(axis=(1, 2))
+    for i, f in enumerate(faces.astype(np.int16)):
+        # |mean(a) - mean(b)| <= mean|a - b|: only training faces of a mean grey level that close can match
+        near = np.flatnonzero(np.abs(means - f.mean()) <= tolerance)
+        if not len(near):
+            continue
+        d = np.abs(train[near] - f).mean(axis=(1, 2))
+        j = int(d.argmin())
+        if d[j] <= tolerance:
+            found[i] = int(near[j])
+    return found
+
+
+def _refuse_training_faces(data: Path, ckpt: Path, faces: np.ndarray, names: Sequence[str], train_pairs: PairSet,
+                           files: Sequence[Path]) -> int:
+    """Refuse a ``--data`` folder of onset images holding faces the checkpoint trained on (the onsets and apexes of
+    its training pairs, :func:`training_faces_in`): they would be scored as held-out faces.
+
+    Returns:
+        the number of distinct training faces compared with.
+    Raises:
+        ValueError: names the folder, the checkpoint and each image that is a training face (the first 5), with the
+            training clip and frame it matches, and what to do.
+    """
+    train = np.concatenate([train_pairs.onset, train_pairs.apex])
+    where = [(c, "onset", int(f)) for c, f in zip(train_pairs.clips, train_pairs.onset_frames)] + \
+            [(c, "apex", int(f)) for c, f in zip(train_pairs.clips, train_pairs.apex_frames)]
+    _, first = np.unique(train.reshape(len(train), -1), axis=0, return_index=True)     # a face once
+    first = np.sort(first)                              # in the pairs' order
+    train, where = train[first], [where[i] for i in first]
+    hits = training_faces_in(faces, train)
+    if hits:
+        shown = "; ".join(f"{files[i].name} = {where[j][0]} {where[j][1]} (frame {where[j][2]})"
+                          for i, j in list(hits.items())[:5])
+        more = f"; and {len(hits) - 5} more" if len(hits) > 5 else ""
+        raise ValueError(f"--data {data}: {len(hits)} of its {len(names)} images are training faces of {ckpt} "
+                         f"(within {TRAINING_FACE_TOLERANCE} grey levels of an onset or apex it trained on: {shown}"
+                         f"{more}); they are not held out and would be scored as if they were: remove them from the "
+                         f"folder, or evaluate the checkpoint's held-out subjects with --data casme2")
+    return len(train)
 
 
 def identity_metrics(onset_emb: np.ndarray, onset_ids: Sequence[str], query_emb: np.ndarray,
@@ -446,9 +516,13 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     ``data``: ``casme2`` (the checkpoint's own data: the shared CASME II copy, or the datasets it was prepared from
     when trained with ``data.source=prepared``) or a CASME II folder with ``manifest.csv`` — evaluates the
     ``subjects`` (default: the checkpoint's ``holdout_subjects``), recognizer trained on the
-    checkpoint's training subjects; or a folder of onset face images — identity (each image its own
-    identity), controllability (recognizer trained on the checkpoint's training subjects of its own data: the
-    shared CASME II copy, or its prepared datasets with ``data.source=prepared``), speed and grids; no ExpCaps MER
+    checkpoint's training subjects; or a folder of onset face images — refused when an image is a face the checkpoint
+    trained on (an onset or apex of its training pairs, within :data:`TRAINING_FACE_TOLERANCE` grey levels:
+    :func:`training_faces_in`; the JSON key ``training_faces_compared`` counts the faces compared, None when its
+    training pairs are absent and nothing could be compared), then identity (subjects unknown: each image its own
+    identity, JSON ``subjects_known`` false, ``n_images``), controllability (recognizer trained on the checkpoint's
+    training subjects of its own data: the shared CASME II copy, or its prepared datasets with
+    ``data.source=prepared``), speed and grids; no ExpCaps MER
     (no labels); the images are read and resized as the generator's training faces were
     (:func:`icegan.gan.generate.load_onsets`; the JSON key ``onset_resize`` says what was resized, None when nothing
     was). Writes the grids and ``eval.md``
@@ -457,9 +531,12 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     independent controllability of :class:`CrossDatasetRecognizer`, trained on the datasets of ``megc2019_htnet``
     without a subject the GAN trained on or evaluated (:func:`_cross_dataset_datasets`); skipped with a log line
     and the reason in the key ``cross_dataset_skipped`` when ``megc2019_htnet`` is absent or no dataset remains
-    (a fold GAN of the whole composite).
+    (a fold GAN of the whole composite). The JSON keys ``checkpoint_epoch`` (the checkpoint's epoch) and
+    ``train_epochs`` (its ``train.epochs``) tell an unfinished checkpoint (one ``train.max_minutes`` stopped early),
+    which ``eval.md``'s first line also names, ``unfinished (epoch N of M)``.
     Raises:
-        ValueError: no subjects to evaluate, an evaluated subject without pairs or a ``data`` folder without face
+        ValueError: a folder of onset images holding training faces (names the files, the training clips and frames),
+            no subjects to evaluate, an evaluated subject without pairs or a ``data`` folder without face
             images (both before a recognizer is trained), or evaluated subjects overlap the training subjects; a
             ``data.source=prepared`` checkpoint's subjects absent from the CASME II folder ``data`` (named, with
             what to evaluate instead).
@@ -472,8 +549,13 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         raise FileNotFoundError(f"--data {data}: not found; --data takes 'casme2' (the checkpoint's held-out subjects "
                                 f"of its own data: the shared CASME II copy, or the datasets it was prepared from), a "
                                 f"CASME II folder with manifest.csv, or a folder of onset face images (or one image)")
-    g, d, cfg, _ = load_checkpoint(checkpoint, device)
+    g, d, cfg, payload = load_checkpoint(checkpoint, device)
     ckpt = Path(checkpoint)
+    ckpt_epoch = payload.get("epoch")
+    ckpt_epoch = int(ckpt_epoch) if ckpt_epoch is not None else None
+    if ckpt_epoch is not None and ckpt_epoch < cfg.train.epochs:    # cut short by train.max_minutes, or a kill
+        log.warning("%s is unfinished: epoch %d of train.epochs=%d (stopped by train.max_minutes or interrupted); "
+                    "its metrics are those of an unfinished generator", ckpt, ckpt_epoch, cfg.train.epochs)
     if g.n_classes != len(CLASS_NAMES):       # its controllability recognizers and reports are MEGC2019's
         from icegan.labels import label_set_of_classes
         try:                                   # named in the checkpoint (model.classes), else an older one's by size
@@ -525,11 +607,23 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     try:
         train_pairs = labelled_pairs(cfg.data.apex_neighbors)
         train_pairs = by_subjects(train_pairs, cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
-        recognizer = FlowRecognizer(seed=seed).fit(train_pairs.onset, train_pairs.apex, train_pairs.labels)
     except FileNotFoundError as exc:
         if is_casme:
             raise
+        train_pairs = None
         log.warning("no CASME II training pairs for the recognizer (%s): controllability not computed", exc)
+    n_compared = None
+    if not is_casme:            # a folder of onset images: faces the generator trained on are refused, before any work
+        from .generate import load_onsets          # resized as the generator's training faces were
+        from .pairs import list_face_files
+        faces, names, note = load_onsets(data_p, cfg)
+        if train_pairs is not None:
+            n_compared = _refuse_training_faces(data_p, ckpt, faces, names, train_pairs, list_face_files(data_p))
+        else:
+            log.warning("the images of --data %s could not be compared with the checkpoint's training faces (its "
+                        "training pairs are not there): make sure they are not faces it trained on", data_p)
+    if train_pairs is not None:
+        recognizer = FlowRecognizer(seed=seed).fit(train_pairs.onset, train_pairs.apex, train_pairs.labels)
     cross, cross_skipped = None, ""
     if cross_dataset:          # never on a dataset holding a subject the GAN trained on or one evaluated
         cross_sets, cross_skipped = _cross_dataset_datasets(
@@ -553,17 +647,21 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         res["eval_subjects"] = sorted(set(pairs.subjects))
         res["class_counts"] = {CLASS_NAMES[c]: int(np.sum(pairs.labels == c)) for c in range(len(CLASS_NAMES))}
     else:
-        from .generate import load_onsets          # resized as the generator's training faces were
-        faces, names, note = load_onsets(data_p, cfg)
         if note:
             log.info("note: %s", note)
-        res = evaluate_generator(g, d, faces, names, None, None, recognizer, n_per_class, seed, out,
-                                 cross_recognizer=cross)
+        # the images' subjects are unknown: each image is its own identity (two files of one stem are two identities)
+        res = evaluate_generator(g, d, faces, [str(i) for i in range(len(names))], None, None, recognizer,
+                                 n_per_class, seed, out, cross_recognizer=cross)
         res["eval_images"] = names
         res["onset_resize"] = note
+        res["subjects_known"] = False
+        res["n_images"] = len(names)
+        res["training_faces_compared"] = n_compared
     if cross_skipped:
         res["cross_dataset_skipped"] = cross_skipped
     res["checkpoint"] = str(ckpt)
+    res["checkpoint_epoch"] = ckpt_epoch
+    res["train_epochs"] = int(cfg.train.epochs)
     out.mkdir(parents=True, exist_ok=True)
     res["report"] = str(out / "eval.md")
     (out / "eval.md").write_text(metrics_markdown(res), encoding="utf-8")
@@ -574,7 +672,9 @@ def metrics_markdown(res: dict) -> str:
     """A paste-ready Markdown table of :func:`run_eval`'s result (the issue's targets beside each value).
 
     Missing or None entries print as "—" (a skipped cross-dataset recognizer as "— (skipped: reason)", the key
-    ``cross_dataset_skipped``). Fractions are shown in %, distances with 3 decimals.
+    ``cross_dataset_skipped``). The first line counts images, not subjects, for a folder of onset images
+    (``subjects_known`` false) and names an unfinished checkpoint (``checkpoint_epoch`` ≠ ``train_epochs``).
+    Fractions are shown in %, distances with 3 decimals.
     """
     def pct(v):
         return "—" if v is None else f"{100 * v:.1f} %"
@@ -586,12 +686,14 @@ def metrics_markdown(res: dict) -> str:
         return "" if not d else " (" + " / ".join(f"{k} {pct(v)}" for k, v in d.items()) + ")"
 
     n_subj = int(res.get("n_subjects") or 0)
+    images = res.get("subjects_known") is False       # a folder of onset images: each image its own identity
+    among = (f"among {n_subj} images (each its own identity" + (f"; chance {100 / n_subj:.0f} %)" if n_subj >= 2 else
+                                                                 "; needs 2 or more)") if images else
+             f"among {n_subj} subjects" + (f" (chance {100 / n_subj:.0f} %)" if n_subj >= 2 else " (needs 2 or more)"))
 
     rows = [
         ("identity distance, synthetic apex vs its onset (mean) ↓", num(res.get("identity_mean_distance")), "≤ 0.20"),
-        (f"identity rank-1 identification among {n_subj} subjects"
-         + (f" (chance {100 / n_subj:.0f} %)" if n_subj >= 2 else " (needs 2 or more)"),
-         pct(res.get("identity_rank1")), "≥ 95 %"),
+        (f"identity rank-1 identification {among}", pct(res.get("identity_rank1")), "≥ 95 %"),
         ("controllability, recognizer on the generator's training subjects",
          pct(res.get("controllability")) + per_class(res.get("controllability_per_class")), "> 70 %"),
         ("controllability, recognizer trained on other datasets only",
@@ -605,8 +707,15 @@ def metrics_markdown(res: dict) -> str:
         ("reference: recognizers on the real held-out pairs (accuracy)",
          f"{pct(res.get('recognizer_real_accuracy'))} / {pct(res.get('cross_dataset_real_accuracy'))}", "—"),
     ]
-    head = (f"ICE-GAN evaluation: {res.get('n_onsets')} onsets of {res.get('n_subjects')} subjects, "
-            f"{res.get('n_synthetic')} synthetic apexes at {res.get('img_size')}×{res.get('img_size')}\n\n")
+    if images:
+        what = f"{res.get('n_onsets')} images (subjects unknown; each image treated as its own identity)"
+    else:
+        what = f"{res.get('n_onsets')} onsets of {res.get('n_subjects')} subjects"
+    done, total = res.get("checkpoint_epoch"), res.get("train_epochs")
+    unfinished = (f"; checkpoint unfinished (epoch {done} of {total}), stopped by train.max_minutes or interrupted"
+                  if done is not None and total is not None and done != total else "")
+    head = (f"ICE-GAN evaluation: {what}, {res.get('n_synthetic')} synthetic apexes at "
+            f"{res.get('img_size')}×{res.get('img_size')}{unfinished}\n\n")
     lines = ["| metric | value | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return head + "\n".join(lines) + "\n"
