@@ -151,15 +151,15 @@ def test_generate_refuses_to_overwrite_an_earlier_run_s_faces(tmp_path, capsys):
     (face,) = _faces(tmp_path, "grey.png")
     out = tmp_path / "gen"
     assert _gen(ckpt, [face], "all", out, "-n", "3", "--seed", "1") == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
     assert len(before) == 9
     capsys.readouterr()
     assert _gen(ckpt, [face], "positive", out, "-n", "1", "--seed", "2") == 2
     err = capsys.readouterr().err
     assert f"{out}" in err and "grey_positive_00.png" in err and "--overwrite" in err
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before            # nothing written
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == before            # nothing written
     assert _gen(ckpt, [face], "positive", out, "-n", "1", "--seed", "2", "--overwrite") == 0
-    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    after = {p.name: p.read_bytes() for p in out.glob("*.png")}
     assert after["grey_positive_00.png"] != before["grey_positive_00.png"]
     assert {k: v for k, v in after.items() if k != "grey_positive_00.png"} == \
         {k: v for k, v in before.items() if k != "grey_positive_00.png"}
@@ -189,7 +189,7 @@ def test_generate_class_all_in_any_case(tmp_path):
     ckpt = _tiny_generator(tmp_path)
     faces = _faces(tmp_path, "f.png")
     assert _gen(ckpt, faces, " ALL ", tmp_path / "g") == 0
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["f_negative_00.png", "f_positive_00.png",
+    assert sorted(p.name for p in (tmp_path / "g").glob("*.png")) == ["f_negative_00.png", "f_positive_00.png",
                                                                   "f_surprise_00.png"]
 
 

@@ -136,12 +136,12 @@ def test_cli_generate(tiny_checkpoint, tmp_path, pairs64, capsys):
     out = tmp_path / "gen"
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(faces / "face0.png"),
                  "--class", "positive", "-n", "3", "--out", str(out)]) == 0
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.glob("*.png"))
     assert files == ["face0_positive_00.png", "face0_positive_01.png", "face0_positive_02.png"]
     assert cv2.imread(str(out / files[0]), cv2.IMREAD_GRAYSCALE).shape == (32, 32)
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(faces), "--class", "all",
                  "--out", str(tmp_path / "gen2")]) == 0
-    assert len(list((tmp_path / "gen2").iterdir())) == 6
+    assert len(list((tmp_path / "gen2").glob("*.png"))) == 6
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(faces), "--class", "fear",
                  "--out", str(tmp_path / "gen3")]) == 2
     assert "icegan generate: error: unknown class" in capsys.readouterr().err
@@ -159,7 +159,7 @@ def test_cli_generate_onsets_with_the_same_name(tiny_checkpoint, tmp_path, pairs
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(tmp_path / "A" / "img46.jpg"),
                  str(tmp_path / "B" / "img46.jpg"), str(tmp_path / "B" / "img47.jpg"), "--class", "all",
                  "--out", str(out), "--device", "cpu"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}_{c}_00.png" for n in ("img46", "img46-2", "img47")
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{n}_{c}_00.png" for n in ("img46", "img46-2", "img47")
                                                             for c in ("negative", "positive", "surprise"))
     printed = capsys.readouterr().out
     assert "wrote 9 synthetic apex faces" in printed and "their outputs are named img46-2" in printed
@@ -168,7 +168,7 @@ def test_cli_generate_onsets_with_the_same_name(tiny_checkpoint, tmp_path, pairs
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(tmp_path / "C"), "--class",
                  "positive", "-n", "2", "--out", str(tmp_path / "gen2"), "--device", "cpu"]) == 0
     assert "wrote 4 synthetic apex faces" in capsys.readouterr().out
-    assert len(list((tmp_path / "gen2").iterdir())) == 4
+    assert len(list((tmp_path / "gen2").glob("*.png"))) == 4
 
 
 def test_cli_eval_json(tiny_checkpoint, tmp_path, pairs64, capsys, monkeypatch, pairs_cache_root):
@@ -438,12 +438,12 @@ def test_generate_names_a_five_class_generators_classes(five_class_checkpoint, t
     cv2.imwrite(str(face), pairs64.onset[0])
     assert main(["generate", "--checkpoint", str(five_class_checkpoint), "--onset", str(face), "--class", "all",
                  "--out", str(tmp_path / "all")]) == 0
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(
+    assert sorted(p.name for p in (tmp_path / "all").glob("*.png")) == sorted(
         f"face0_{c}_00.png" for c in ("happiness", "disgust", "repression", "surprise", "others"))
     for cls in ("Repression", "2"):
         assert main(["generate", "--checkpoint", str(five_class_checkpoint), "--onset", str(face), "--class", cls,
                      "--out", str(tmp_path / cls)]) == 0
-        assert [p.name for p in (tmp_path / cls).iterdir()] == ["face0_repression_00.png"]
+        assert [p.name for p in (tmp_path / cls).glob("*.png")] == ["face0_repression_00.png"]
     capsys.readouterr()
     assert main(["generate", "--checkpoint", str(five_class_checkpoint), "--onset", str(face), "--class", "negative",
                  "--out", str(tmp_path / "neg")]) == 2

@@ -136,10 +136,10 @@ def test_main_job_gan_and_features_on_samm_5(shared_data, tmp_path, samm):
     cv2.imwrite(str(tmp_path / "face.png"), np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8))
     assert main(["generate", "--checkpoint", str(ckpt), "--onset", str(tmp_path / "face.png"), "--class",
                  "Contempt", "--out", str(tmp_path / "faces"), "--device", "cpu"]) == 0
-    assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["face_contempt_00.png"]
+    assert sorted(p.name for p in (tmp_path / "faces").glob("*.png")) == ["face_contempt_00.png"]
     assert main(["generate", "--checkpoint", str(ckpt), "--onset", str(tmp_path / "face.png"), "--class",
                  "all", "--out", str(tmp_path / "all"), "--device", "cpu"]) == 0
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(f"face_{c}_00.png" for c in SAMM5)
+    assert sorted(p.name for p in (tmp_path / "all").glob("*.png")) == sorted(f"face_{c}_00.png" for c in SAMM5)
 
     every = pd.read_csv(pipeline.export_features(cfg, tmp_path / "fx", progress=False))
     assert set(every["label"].dropna()) == set(SAMM5)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -97,8 +98,10 @@ def register(subparsers) -> None:
                          "NAME, class, draw NN), so the same seed gives the same NAME_CLASS_NN.png whatever other "
                          "onsets, classes or -n the command has")
     ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
-                                                 "name; a name met again gets -2, -3, ... in the order given); a "
-                                                 "file of these names already there is refused, see --overwrite")
+                                                 "name; a name met again gets -2, -3, ... in the order given; "
+                                                 "generated.csv beside them names each file's onset image, class, "
+                                                 "draw and seed); a file of these names already there is refused, "
+                                                 "see --overwrite")
     ge.add_argument("--overwrite", action="store_true",
                     help="replace output files of the same names already in --out (other files there are kept)")
     ge.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
@@ -271,6 +274,8 @@ def _generate(args: argparse.Namespace) -> int:
     classes = list(range(g.n_classes)) if every else [_class_of(args.cls, names_k, args.checkpoint)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
     faces, names, fitted = load_onsets(onset_arg, gcfg)     # resized as the generator's training faces were
+    from icegan.gan.pairs import list_face_files
+    sources = list_face_files(onset_arg)                    # the files of those faces, in the same order
     if fitted:
         print(f"note: {fitted}")
     unique = unique_names(names)
@@ -291,8 +296,58 @@ def _generate(args: argparse.Namespace) -> int:
     imgs = to_uint8(apex)
     for img, path in zip(imgs, files):
         write_image(path, img)     # OSError naming the file if it fails
-    print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}")
+    rows = [{"file": files[i].name, "source": os.path.abspath(sources[int(s)]), "class": names_k[int(c)],
+             "draw": i % args.n, "seed": args.seed, "checkpoint": os.path.abspath(args.checkpoint)}
+            for i, (s, c) in enumerate(zip(src.tolist(), cls.tolist()))]
+    table = _write_generated_csv(out, rows)
+    print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}; {table.name} maps each to "
+          f"its onset file")
     return 0
+
+
+#: the columns of ``generated.csv``, the table ``icegan generate`` writes beside its faces
+GENERATED_COLUMNS = ("file", "source", "class", "draw", "seed", "checkpoint")
+
+
+def _write_generated_csv(out: Path, rows: list[dict]) -> Path:
+    """Write ``out/generated.csv``, one row per face in ``out`` that ``icegan generate`` wrote: ``file`` (its name in
+    ``out``), ``source`` (the onset image it was made from, an absolute path: two clips' ``img46.jpg`` give
+    ``img46_*`` and ``img46-2_*``), ``class`` (the class name), ``draw`` (0..n-1, the ``NN`` of its name), ``seed``
+    (``--seed``) and ``checkpoint``. A table already there (an earlier run into ``out``, ``--overwrite``) keeps its
+    rows of files this run did not write that are still in ``out``; one without a ``file`` column (not this table) is
+    replaced, with a note. Written whole (:func:`flownet.io.write_text_whole`): a kill leaves the old table or the
+    new one.
+
+    Args:
+        out: the output folder (exists).
+        rows: this run's rows, dicts of :data:`GENERATED_COLUMNS`.
+    Returns:
+        the table's path.
+    Raises:
+        OSError: it cannot be written (names the file).
+    """
+    import csv
+    import io
+
+    from flownet.io import write_text_whole
+    path = out / "generated.csv"
+    new = {r["file"] for r in rows}
+    kept: list[dict] = []
+    if path.is_file():
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                if "file" not in (reader.fieldnames or []):
+                    raise ValueError("no 'file' column")
+                kept = [r for r in reader if r.get("file") and r["file"] not in new and (out / r["file"]).is_file()]
+        except (UnicodeDecodeError, ValueError, csv.Error) as exc:
+            print(f"note: {path} was not a generated.csv of icegan generate ({exc}); replaced")
+            kept = []
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(GENERATED_COLUMNS), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(kept + rows)
+    return write_text_whole(path, buf.getvalue())
 
 
 def _check_out_not_onset(out: Path, onsets: list[str]) -> None:
