@@ -1495,7 +1495,13 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
 
     def timed_map(fold_fn, folds):
         """The executor's folds, each one's time written to timing.json as it arrives: an interrupted run keeps
-        the times of its finished folds, and the resumed run reports every fold."""
+        the times of its finished folds, and the resumed run reports every fold. Before the first fold trains, a
+        ``folds`` link of a run copied by ``icegan suite --reuse`` becomes a folder of the run's own
+        (:func:`icegan.suite.own_fold_folder`): the folds trained now never write into the source run."""
+        folds = list(folds)
+        if folds and distributed.is_main():
+            from icegan.suite import own_fold_folder
+            own_fold_folder(run_dir)
         for fold, scores in executor_map(fold_fn, folds):
             if distributed.is_main():
                 _update_timing(timing_path, runner)

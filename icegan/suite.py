@@ -48,6 +48,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -63,7 +64,8 @@ from icegan.paths import check_output_folder, run_folder_header
 from icegan.report import RESUME, read_run_json, reading_configs
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite",
-           "load_suite", "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "copy_inner_predictions"]
+           "load_suite", "slug", "reusable_runs", "find_reusable_run", "copy_finished_run", "own_fold_folder",
+           "copy_inner_predictions"]
 
 
 @dataclass
@@ -531,7 +533,9 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     Every file and folder is copied (symbolic links followed), except the writer lock
     (:data:`icegan.protocol.LOCK_FILE`) and a ``folds`` folder (the main job's per-fold
     checkpoints and sample grids, large and only read), which is linked. ``config.yaml`` is written for ``config``
-    (its own name) and ``reused_from.txt`` names ``src``. Nothing in ``src`` is changed.
+    (its own name) and ``reused_from.txt`` names ``src``. Nothing in ``src`` is changed, now or later: before the main
+    job trains a fold into the copy (the copy extended to more folds), :func:`own_fold_folder` replaces the link by a
+    folder of the copy's own.
 
     Raises:
         FileExistsError: ``dst`` exists.
@@ -561,6 +565,53 @@ def copy_finished_run(src: Path, dst: Path, config: object) -> None:
     (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
     (tmp / REUSED_FROM).write_text(f"{src}\n", encoding="utf-8")
     tmp.rename(dst)
+
+
+FOLDS_COPYING = "folds.copying"
+"""The folder :func:`own_fold_folder` copies a linked ``folds`` folder into, renamed to ``folds`` when complete."""
+
+
+def own_fold_folder(run_dir: str | Path) -> bool:
+    """Give the run folder ``run_dir`` a ``folds`` folder of its own where it holds a link (a run copied by
+    :func:`copy_finished_run`), before the main job writes a fold's files (GAN checkpoint, history, sample grids)
+    there: the linked folder's files are copied (links followed) into ``folds.copying``, the link is removed and the
+    copy renamed ``folds``, so nothing is ever written through the link into the source run. A kill between the two
+    steps is mended by the next call (a complete ``folds.copying`` beside no ``folds`` is renamed; one beside the
+    link is copied again). Disk: the finished folds' files once more (their GAN checkpoints without optimiser states,
+    about 13 MB a fold at the shipped widths); a copy that is only read (no fold trained) keeps its link.
+
+    Returns:
+        True when a link was replaced (or a cut-short replacement completed), False when there was nothing to do
+        (``folds`` a folder of its own, or absent).
+
+    Raises:
+        FileNotFoundError: ``folds`` is a link whose target no longer exists (the source run was deleted or moved):
+            the message names the link, its target, the source run in ``reused_from.txt`` and what to do.
+        OSError: the copy cannot be written (a full disk: the link is kept, the run unchanged).
+    """
+    run_dir = Path(run_dir)
+    link, tmp = run_dir / "folds", run_dir / FOLDS_COPYING
+    if not link.is_symlink():
+        if tmp.is_dir() and not link.exists():      # killed after the link was removed: the copy is complete
+            tmp.rename(link)
+            return True
+        return False
+    if not link.is_dir():                           # a dangling link
+        try:
+            source = (run_dir / REUSED_FROM).read_text(encoding="utf-8").strip() or "?"
+        except OSError:
+            source = "?"
+        raise FileNotFoundError(
+            f"{link} links to {os.readlink(link)}, which no longer exists: this run was copied by icegan suite "
+            f"--reuse from {source} (named in {run_dir / REUSED_FROM}) and shares that run's per-fold folder, so it "
+            f"cannot train more folds now; restore that run to extend this one, or delete {run_dir} to train it "
+            "afresh")
+    if tmp.exists():                                # a copy cut short by an earlier kill
+        shutil.rmtree(tmp)
+    shutil.copytree(link, tmp)                      # links followed: files of the copy's own
+    link.unlink()
+    tmp.rename(link)
+    return True
 
 
 def copy_inner_predictions(src: Path, dst: Path, config: object, inner_dir: Path, feature_set) -> list[Path]:
