@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1322,10 +1323,12 @@ class FoldRunner:
             # line per epoch and fold
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(log_dir=str(self.run_dir / "tb" / "gan" / fold_dir.name))
+        resume_payload = self._gan_resume_point(fold, fold_dir / "gan", gcfg)
         try:
             state = train_gan(onset, apex, y_tr, gcfg, device=self.device,
                               out_dir=fold_dir / "gan" if distributed.is_main() else None, extra_loss_fn=extra,
                               log=writer, log_level=logging.DEBUG, prior_flows=prior_flows,
+                              resume_payload=resume_payload,
                               final_optimiser_states=False)     # a finished fold's GAN never trains again
         finally:
             if writer is not None:
@@ -1359,6 +1362,32 @@ class FoldRunner:
         if distributed.is_main():
             _sample_grid_png(fold_dir / "samples.png", onset[pick], apex[pick], fakes)
         return state, synth_feats, synth_y
+
+    def _gan_resume_point(self, fold, gan_dir: Path, gcfg) -> Optional[dict]:
+        """The fold's kept GAN checkpoint (``<gan_dir>/checkpoints/last.pt``, written by an interrupted call), read
+        once for ``train_gan(resume_payload=...)``, with an INFO line saying where the fold's GAN resumes, e.g.
+        ``fold casme2/sub05: GAN resumes at epoch 40 of 100 from folds/casme2_sub05/gan/checkpoints/last.pt`` (the
+        path relative to the run folder); the trainer's own resume line is at DEBUG in the main job. None (nothing
+        said) when there is no checkpoint, ``train.resume`` is off, or on a torchrun process other than rank 0
+        (which reads no checkpoint). A checkpoint torch cannot read raises the trainer's
+        :class:`icegan.gan.trainer.GanCheckpointError` (its file named, with what to do), as ``train_gan`` would;
+        its other checks (pairs, models, epochs) stay ``train_gan``'s."""
+        from icegan.gan.trainer import RESUME_ADVICE, _read_resume
+        ckpt = gan_dir / "checkpoints" / "last.pt"
+        if not (distributed.is_main() and gcfg.train.resume and ckpt.is_file()):
+            return None
+        payload = _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
+        try:
+            where = ckpt.relative_to(self.run_dir)
+        except ValueError:
+            where = ckpt
+        done = payload.get("epoch") if isinstance(payload, dict) else None
+        if isinstance(done, int) and done < gcfg.train.epochs:
+            log.info("fold %s: GAN resumes at epoch %d of %d from %s", fold.subject, done, gcfg.train.epochs, where)
+        elif isinstance(done, int):
+            log.info("fold %s: GAN of %d epochs read from %s (trained earlier; no epoch left to train)", fold.subject,
+                     done, where)
+        return payload
 
     def _joint_loss(self, feats_tr: torch.Tensor, y_tr: torch.Tensor, fold_index: int):
         """Joint generator loss: a critic recognizer (trained on the fold's real features, frozen)
@@ -1438,6 +1467,7 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
     np.random.seed(cfg.seed)
     device = distributed.local_device(requested)
     t0 = time.time()
+    resumed = (run_dir / "run.json").is_file()      # a run folder begun earlier (its folds may all be unfinished)
     from icegan.recognition import check_network_builds
     check_network_builds(cfg.recognizer)    # recognizer.input_size fits the network, before any work
     estimator = build_flow(cfg, device)     # first: a missing weights file fails before any work
@@ -1487,6 +1517,7 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
     except ValueError as exc:
         raise PrepareError(f"the run's clips: {exc}") from None
     runner = FoldRunner(cfg, clips, feats, estimator, run_dir, device)
+    planned = folds[:cfg.data.max_folds] if cfg.data.max_folds > 0 else folds      # the folds run_loso runs
     timing_path = run_dir / "timing.json"
     if executor is None:
         from icegan.executors import sequential_map as executor_map
@@ -1502,6 +1533,12 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
         if folds and distributed.is_main():
             from icegan.suite import own_fold_folder
             own_fold_folder(run_dir)
+            if resumed and len(folds) == len(planned):  # run_loso says a resume only when a fold finished earlier
+                kept = sum((run_dir / "folds" / f.subject.replace("/", "_") / "gan" / "checkpoints" / "last.pt")
+                           .is_file() for f in folds)
+                print(f"{cfg.name}: resuming {run_dir}: none of its {len(folds)} folds finished earlier; "
+                      f"{len(folds)} to train"
+                      + (f", the GAN of {kept} of them from its kept checkpoint" if kept else ""), file=sys.stderr)
         for fold, scores in executor_map(fold_fn, folds):
             if distributed.is_main():
                 _update_timing(timing_path, runner)

@@ -81,3 +81,36 @@ def test_a_dangling_folds_link_is_named_and_a_cut_short_replacement_mended(tmp_p
         own_fold_folder(other)
     assert "a file stands where a folder is needed" not in str(info.value)
     assert (other / "folds").is_symlink()                   # left as it was: restoring the source mends it
+
+
+class _Killed(Exception):
+    """Stands for a kill after a fold's first GAN checkpoint was written."""
+
+
+def test_a_resumed_run_and_a_resumed_fold_gan_are_said(tmp_path, monkeypatch, caplog, capsys):
+    """A run killed inside its first fold's GAN (after the epoch-1 checkpoint): the rerun says that the run folder is
+    resumed though no fold finished, and at INFO that the fold's GAN resumes at epoch 1 of 2 from its checkpoint
+    (the trainer's own line is at DEBUG in the main job)."""
+    import icegan.gan.trainer as trainer
+    from icegan.pipeline import load_main_config, run_main
+    cfg = load_main_config(str(CONFIGS / "demo.yaml"), [*TINY, "gan.epochs=2", "data.max_folds=1"])
+    out = tmp_path / "run"
+    save = trainer.save_checkpoint
+
+    def save_then_die(path, *args, **kwargs):
+        save(path, *args, **kwargs)
+        raise _Killed(path)
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        run_main(cfg, out, progress=False)
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
+    ckpt = next(out.glob("folds/*/gan/checkpoints/last.pt"))
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="icegan"):
+        run_main(cfg, out, progress=False)
+    subject = json.loads((out / "run.json").read_text())["folds"][0]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert f"fold {subject}: GAN resumes at epoch 1 of 2 from {ckpt.relative_to(out)}" in lines
+    err = capsys.readouterr().err
+    assert f"{cfg.name}: resuming {out}: none of its 1 folds finished earlier" in err
+    assert "the GAN of 1 of them from its kept checkpoint" in err
