@@ -1533,6 +1533,8 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
         if folds and distributed.is_main():
             from icegan.suite import own_fold_folder
             own_fold_folder(run_dir)
+            if resumed:
+                _warn_other_device(timing_path, device, cfg.device)
             if resumed and len(folds) == len(planned):  # run_loso says a resume only when a fold finished earlier
                 kept = sum((run_dir / "folds" / f.subject.replace("/", "_") / "gan" / "checkpoints" / "last.pt")
                            .is_file() for f in folds)
@@ -1541,7 +1543,7 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
                       + (f", the GAN of {kept} of them from its kept checkpoint" if kept else ""), file=sys.stderr)
         for fold, scores in executor_map(fold_fn, folds):
             if distributed.is_main():
-                _update_timing(timing_path, runner)
+                _update_timing(timing_path, runner, device=str(device))   # the device its folds are computed on
             yield fold, scores
     timed_map.executor = executor_map       # whose workers and threads the busy-CPU note counts (protocol)
 
@@ -1569,6 +1571,25 @@ def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
     timing.update(extra)
     from flownet.io import write_text_whole
     write_text_whole(path, json.dumps(timing, indent=2))   # a Ctrl-C leaves the old file
+
+
+def _warn_other_device(timing_path: Path, device: torch.device, setting: str) -> None:
+    """Warn (not refuse) when the run folder's ``timing.json`` records that its finished folds were computed on
+    another kind of device (``cuda`` vs ``cpu``; ``cuda:0`` vs ``cuda:1`` is the same kind) than ``device``, the one
+    this call trains its folds on (``setting``: the config's ``device``, e.g. ``auto``). A run begun on a GPU and
+    resumed on a CPU (``device: auto``, which the config comparison of a resume sees as the same) would otherwise mix
+    the folds of both silently: a fold's scores depend on the device (float rounding, cuDNN kernels). A missing or
+    unreadable ``timing.json``, or one written before it recorded the device at every fold: nothing said."""
+    try:
+        recorded = json.loads(timing_path.read_text(encoding="utf-8")).get("device")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(recorded, str) or recorded.split(":")[0] == device.type:
+        return
+    log.warning("%s's finished folds were computed on %s (%s records it), this call trains its folds on %s "
+                "(device: %s): the run mixes folds of both devices, whose scores differ in float rounding; to keep "
+                "one device, stop and resume with device=%s on such a machine, or delete the folder to train it "
+                "afresh", timing_path.parent, recorded, timing_path.name, device, setting, recorded.split(":")[0])
 
 
 def _read_timing(path: Path) -> Optional[dict]:

@@ -114,3 +114,20 @@ def test_a_resumed_run_and_a_resumed_fold_gan_are_said(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert f"{cfg.name}: resuming {out}: none of its 1 folds finished earlier" in err
     assert "the GAN of 1 of them from its kept checkpoint" in err
+
+
+def test_a_resume_on_another_device_warns_naming_both(tmp_path, caplog):
+    """timing.json records the device a run's folds were computed on; a resume (device: auto) that trains folds on
+    another kind of device warns, naming both, and goes on (faked: the record says cuda:0, this machine is a CPU)."""
+    from icegan.pipeline import load_main_config, run_main
+    out = tmp_path / "run"
+    run_main(load_main_config(str(CONFIGS / "demo.yaml"), [*TINY, "data.max_folds=1"]), out, progress=False)
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["device"] == "cpu"
+    (out / "timing.json").write_text(json.dumps({**timing, "device": "cuda:0"}))
+    with caplog.at_level(logging.WARNING, logger="icegan"):
+        run_main(load_main_config(str(CONFIGS / "demo.yaml"), [*TINY, "data.max_folds=0"]), out, progress=False)
+    said = [r.getMessage() for r in caplog.records if "device" in r.getMessage()]
+    assert len(said) == 1 and "cuda:0" in said[0] and "on cpu" in said[0] and "timing.json" in said[0]
+    assert json.loads((out / "timing.json").read_text())["device"] == "cpu"
+    assert json.loads((out / "metrics.json").read_text())["n_folds"] == 2          # warned, not refused
