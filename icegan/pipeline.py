@@ -1588,8 +1588,9 @@ def _warn_other_device(timing_path: Path, device: torch.device, setting: str) ->
         return
     log.warning("%s's finished folds were computed on %s (%s records it), this call trains its folds on %s "
                 "(device: %s): the run mixes folds of both devices, whose scores differ in float rounding; to keep "
-                "one device, stop and resume with device=%s on such a machine, or delete the folder to train it "
-                "afresh", timing_path.parent, recorded, timing_path.name, device, setting, recorded.split(":")[0])
+                "one device, stop and resume it on a machine where device: %s picks %s, or delete the folder to "
+                "train it afresh", timing_path.parent, recorded, timing_path.name, device, setting, setting,
+                recorded.split(":")[0])
 
 
 def _read_timing(path: Path) -> Optional[dict]:
