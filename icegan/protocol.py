@@ -1176,8 +1176,19 @@ def _fmt(v: Optional[float]) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
+#: what the title of a null run's reports begins its tag with (``icegan loso`` with ``data.permute_labels`` >= 0 titles
+#: them ``NAME [NULL RUN: labels permuted ...]``): :func:`_markdown` shows no reference rows under such a title
+NULL_RUN_TITLE = "[NULL RUN"
+
+
 def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds",
               classes: Sequence[str] = CLASS_NAMES) -> str:
+    """The text of a run's ``metrics.md`` (:func:`write_reports`): ``title``, the protocol and selection line (with
+    ``recipe``, :func:`recipe_line`, and the classes when not MEGC2019's ``classes``), the not-leak-free and partial
+    run paragraphs where they apply, the "this run" row, then the reference rows (:data:`REFERENCES`) where they are
+    comparable: a composite CDE run of real labels only; a null run (``title`` holding :data:`NULL_RUN_TITLE`, as
+    ``icegan loso`` titles one with ``data.permute_labels`` >= 0), a one-dataset, HDE, SDE or non-MEGC2019 run gets
+    a line saying why there are none. Last, the table of all metrics (:data:`METRIC_KEYS`) per scope."""
     oracle = metrics["oracle_epoch"]
     hde = metrics["protocol"] == "HDE"
     unit = "dataset" if hde else "subject"
@@ -1232,6 +1243,10 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
         lines += ["", f"No reference rows: this run holds {title_one} clips only, so its leave-one-subject-out folds are "
                   f"{title_one}'s own (what protocol=SDE dataset={one[0]} runs); the published and measured rows are "
                   "the three-dataset composite's CDE and are not comparable."]
+    elif metrics["protocol"] == "CDE" and composite and NULL_RUN_TITLE in title:
+        lines += ["", "No reference rows: this is a null run (data.permute_labels >= 0: its labels were permuted "
+                  "within each dataset), which an honest pipeline scores at chance; it checks the pipeline and is not "
+                  "comparable with the published or measured rows of real labels."]
     elif metrics["protocol"] == "CDE" and composite:
         for ref in REFERENCES:
             r = [ref["method"], ref["selection"], *ref["full"]]      # as stored: no digit added

@@ -22,7 +22,8 @@ from flownet.paths import expand_home
 from icegan.protocol import DATASET_TITLES, _json_file, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
-           "check_one_recipe", "same_predictions_notes", "parse_entries"]
+           "check_one_recipe", "same_predictions_notes", "parse_entries", "is_null_run", "NULL_RUN_TAG",
+           "NULL_RUN_LEGEND"]
 
 
 @dataclass
@@ -32,23 +33,13 @@ class TableEntry:
     runs: list[Path]
 
 
-def parse_entry(text: str) -> TableEntry:
-    """``DIR``, ``LABEL=DIR`` or ``LABEL=DIR,DIR,...``; each DIR may be a glob pattern (``runs/G_s*``, folders only).
-    A leading ``~`` / ``~user/`` of each DIR is that home folder (:func:`flownet.paths.expand_home`: a shell leaves
-    one alone after ``=`` or ``,`` and in quotes). Without a label the row is named after the folder, or after the
-    pattern (``st_s*``); where the pattern's name is a bare wildcard (``runs/suite/*``) or several folders are listed,
-    after what the matched folders' names share once a seed suffix is dropped (``ststnet_s0``, ``ststnet_s1`` →
-    ``ststnet``), else after the entry as written.
+def _resolve_dirs(spec: str, text: str) -> list[Path]:
+    """The run folders of the ``DIR[,DIR...]`` part ``spec`` of the entry ``text``: each DIR a folder (or anything
+    that exists: its checks say what it lacks) or a glob pattern of folders, ``~`` expanded.
 
     Raises:
-        ValueError: a pattern that matches no folder, an empty label or list, or a ``~user`` of no user of this
-            machine (names the entry).
+        ValueError: a DIR that matches nothing, or a ``~user`` of no user (names the entry and the DIR).
     """
-    label, sep, spec = text.partition("=")
-    if not sep:
-        label, spec = Path(text.rstrip("/")).name, text
-    if not label.strip() or not spec.strip():
-        raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
     runs: list[Path] = []
     for pat in spec.split(","):
         pat = expand_home(pat, f"table entry '{text}'")
@@ -57,8 +48,67 @@ def parse_entry(text: str) -> TableEntry:
         if not hits:
             raise ValueError(f"table entry '{text}': '{pat}' matches no run folder")
         runs += [Path(h) for h in hits]
-    if not sep and ("," in text or not re.search(r"[^\W_]", re.sub(r"\[[^\]]*\]|[*?]", "", label))):
-        label = _shared_name(runs) or text
+    return runs
+
+
+def _split_entry(text: str) -> tuple[Optional[str], str, list[Path]]:
+    """(label, or None for none given; the DIR part; its run folders) of the entry ``text`` (:func:`parse_entry`'s
+    rule: the whole text as DIRs where it resolves, else ``LABEL=DIRS`` at the first ``=`` whose DIRS resolve).
+
+    Raises:
+        ValueError: as :func:`parse_entry`.
+    """
+    if "=" not in text:
+        return None, text, _resolve_dirs(text, text)
+    try:                                        # a folder whose name holds '=' (eqdir/logreg_C=1), given bare
+        return None, text, _resolve_dirs(text, text)
+    except ValueError:
+        pass
+    splits = [(text[:i], text[i + 1:]) for i, ch in enumerate(text) if ch == "="]
+    for label, spec in splits:                  # 'LR C=1=lr': the first '=' whose right side is run folders
+        if label.strip() and spec.strip():
+            try:
+                return label, spec, _resolve_dirs(spec, text)
+            except ValueError:
+                continue
+    label, spec = splits[0]                     # nothing resolves: said of the split at the first '='
+    if not label.strip() or not spec.strip():
+        raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
+    return label, spec, _resolve_dirs(spec, text)
+
+
+def _folder_name(text: str) -> str:
+    """The name of the folder ``text`` as a row's label: its last part, or for ``.``, ``..``, ``./`` (no name of
+    their own) the name of the folder they resolve to."""
+    name = Path(text.rstrip("/") or "/").name
+    return Path(text).resolve().name if name in ("", ".", "..") else name
+
+
+def parse_entry(text: str) -> TableEntry:
+    """``DIR``, ``LABEL=DIR`` or ``LABEL=DIR,DIR,...``; each DIR may be a glob pattern (``runs/G_s*``, folders only).
+    A leading ``~`` / ``~user/`` of each DIR is that home folder (:func:`flownet.paths.expand_home`: a shell leaves
+    one alone after ``=`` or ``,`` and in quotes). Without a label the row is named after the folder (``.`` and
+    ``..`` after the folder they are), or after the pattern (``st_s*``); where the pattern's name is a bare wildcard
+    (``runs/suite/*``) or several folders are listed, after what the matched folders' names share once a seed suffix
+    is dropped (``ststnet_s0``, ``ststnet_s1`` → ``ststnet``), else after the entry as written.
+
+    A ``=`` in the text: where the whole text is existing folders or patterns that match folders
+    (``eqdir/logreg_C=1``), it is DIRs without a label; else it is ``LABEL=DIRS`` split at the first ``=`` whose
+    right side is existing folders (``LR C=1=lr``: label ``LR C=1``, folder ``lr``).
+
+    Raises:
+        ValueError: a pattern that matches no folder (said of the split at the first ``=``), an empty label or
+            list, or a ``~user`` of no user of this machine (names the entry).
+    """
+    if not text.strip():
+        raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
+    label, spec, runs = _split_entry(text)
+    if label is None:
+        label = _folder_name(text)
+        if not label.strip():
+            raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
+        if "," in text or not re.search(r"[^\W_]", re.sub(r"\[[^\]]*\]|[*?]", "", label)):
+            label = _shared_name(runs) or text
     return TableEntry(label.strip(), runs)
 
 
@@ -74,16 +124,16 @@ def parse_entries(texts: Sequence[str]) -> list[TableEntry]:
     for j, e in enumerate(entries):
         i = next(i for i, f in enumerate(entries) if f.label == e.label)
         if i != j:
+            spec = _split_entry(texts[i])[1]    # the DIR part: a label given is replaced
             raise ValueError(f"entries '{texts[i]}' and '{texts[j]}' are both labelled '{e.label}'; give each its own "
-                             f"label as LABEL=DIR (e.g. '{_example_label(texts[i], e.label)}="
-                             f"{texts[i].partition('=')[2] or texts[i]}')")      # DIR: a label given is replaced
+                             f"label as LABEL=DIR (e.g. '{_example_label(spec, e.label)}={spec}')")
     return entries
 
 
-def _example_label(text: str, label: str) -> str:
-    """A label to suggest for the entry ``text`` labelled ``label``: its folder's parent's name before ``label``
-    (``runs/lr/s0`` → ``lr s0``), else ``label 1``."""
-    parent = Path(text.partition("=")[2] if "=" in text else text.rstrip("/")).parent.name
+def _example_label(spec: str, label: str) -> str:
+    """A label to suggest for the entry of DIR part ``spec`` labelled ``label``: its folder's parent's name before
+    ``label`` (``runs/lr/s0`` → ``lr s0``), else ``label 1``."""
+    parent = Path(spec.rstrip("/")).parent.name
     return f"{parent} {label}" if parent and parent not in (".", "..") else f"{label} 1"
 
 
@@ -380,6 +430,41 @@ def run_recipe(run: str | Path) -> Optional[dict]:
     return _recipe(Path(run))[0]
 
 
+#: the tag of a null run's row or label (:func:`is_null_run`) in ``icegan table``, ``icegan compare`` (its tables,
+#: CSV and forest plot) and a suite's page
+NULL_RUN_TAG = " [NULL RUN]"
+#: what :data:`NULL_RUN_TAG` means: the line under a Markdown table that shows one (and the LaTeX caption's sentence)
+NULL_RUN_LEGEND = ("[NULL RUN]: a null run (data.permute_labels >= 0: its labels were permuted within each dataset "
+                   "before training and scoring); an honest pipeline scores chance on it (UF1 about 1/K for K "
+                   "classes), so it checks the pipeline and is no result of its recipe.")
+
+
+def _permuted_seeds(recipe) -> list:
+    """The ``data.permute_labels`` of every LOSO run in ``recipe`` (:func:`run_recipe`: a run, or an ensemble,
+    selection or merge of runs, at any depth); -1 for a run that records none."""
+    if isinstance(recipe, list):
+        return [s for r in recipe for s in _permuted_seeds(r)]
+    if not isinstance(recipe, dict):
+        return []
+    if recipe.get("kind") == "run":
+        data = recipe.get("data")
+        return [data.get("permute_labels", -1) if isinstance(data, dict) else -1]
+    return [s for v in recipe.values() if isinstance(v, (dict, list)) for s in _permuted_seeds(v)]
+
+
+def is_null_run(run: str | Path) -> bool:
+    """Whether the finished run folder ``run`` is a null run: ``icegan loso`` with ``data.permute_labels`` >= 0 (the
+    labels permuted within each dataset, :func:`icegan.commands.loso.permute_labels`) in its ``config.yaml``, or an
+    ensemble, nested selection or merge of which a run is one (read through :func:`run_recipe`, as
+    ``icegan compare``'s check of one ``data.permute_labels`` per comparison). False where no recipe can be read
+    (the entry's own checks say why)."""
+    try:
+        seeds = _permuted_seeds(run_recipe(run))
+    except ValueError:
+        return False
+    return any(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+
+
 def _differences(a: dict, b: dict, most: int = 3) -> str:
     """``key (a vs b)`` for the first ``most`` differing dotted keys of two recipes, then how many more."""
     if a.get("kind") != b.get("kind"):
@@ -592,9 +677,10 @@ def latex_escape(text: str) -> str:
 
 def latex_row_start(cell: str) -> str:
     r"""The first cell of a LaTeX table row (LaTeX already, e.g. :func:`latex_escape`'s), guarded with ``{}`` when it
-    begins with ``[``: after the previous row's ``\`` (or booktabs' ``\midrule``) LaTeX would read ``[ours] RF`` as
-    their optional ``[length]`` argument."""
-    return "{}" + cell if cell.lstrip().startswith("[") else cell
+    begins with ``[`` or ``*``: after the previous row's ``\`` (or booktabs' ``\midrule``) LaTeX would read
+    ``[ours] RF`` as their optional ``[length]`` argument, and the ``*`` of ``*LR (ours)`` as the starred form ``\*``
+    (the ``*`` dropped from the row)."""
+    return "{}" + cell if cell.lstrip().startswith(("[", "*")) else cell
 
 
 def latex_float(tabular: str, caption: str, label: str) -> str:
@@ -682,11 +768,13 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     booktabs ``tabular`` (pandas ``DataFrame.to_latex``)
     inside a ``table*`` float with a caption and ``\\label{tab:icegan-results}`` (:func:`latex_float`); its column
     groups (Full, SMIC, CASME II, SAMM) each span UF1 and UAR, labels and dataset names escaped
-    (:func:`latex_escape`; a label beginning with ``[`` guarded, :func:`latex_row_start`), ``--`` for a dataset an
-    entry has no runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and ``<metric> std``
-    (empty for one run), full precision, then ``Folds`` and ``Clips``. An entry with runs of the same predictions
-    (:func:`same_predictions_notes`: n and ± as computed) gets its note under the Markdown table (``Note: ...``) and
-    at the end of the LaTeX caption; CSV has none (``icegan table`` prints it on stderr).
+    (:func:`latex_escape`; a label beginning with ``[`` or ``*`` guarded, :func:`latex_row_start`), ``--`` for a
+    dataset an entry has no runs on. CSV: each metric as two numeric columns, ``<metric>`` (the mean) and
+    ``<metric> std`` (empty for one run), full precision, then ``Folds`` and ``Clips``. An entry with runs of the
+    same predictions (:func:`same_predictions_notes`: n and ± as computed) gets its note under the Markdown table
+    (``Note: ...``) and at the end of the LaTeX caption; CSV has none (``icegan table`` prints it on stderr). A null
+    run's row (:func:`is_null_run`, ``data.permute_labels`` >= 0) has :data:`NULL_RUN_TAG` after its label in every
+    format, and :data:`NULL_RUN_LEGEND` under the Markdown table and in the LaTeX caption.
 
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
@@ -739,7 +827,8 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
         partial = sorted({read_partial_tag(r, read=_parsed_json) for r in e.runs} - {""})
         leaky = any(m.get("real_motion_seen") for m in ms)        # flow that trained on held-out subjects' motion
         selection = selection_word(bool(ms[0]["oracle_epoch"]), leaky)
-        lead = [e.label + "".join(partial), selection, ms[0]["protocol"]]
+        null = NULL_RUN_TAG if any(is_null_run(r) for r in e.runs) else ""       # labels permuted: chance by design
+        lead = [e.label + "".join(partial) + null, selection, ms[0]["protocol"]]
         lead += [f"{ls.n_classes} ({ls.name})"] if classes else []
         body.append((lead + [str(len(ms))], cells, _folds_clips(ms[0])))
     names = [f"{t} {k}" for t, _ in metric_cols for k in ("UF1", "UAR")]
@@ -774,6 +863,8 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
         if any("NOT leak-free" in lead[1] for lead, _, _ in body):
             caption += (" NOT leak-free: the flow network that made the features was trained on real frames of "
                         "held-out subjects.")
+        if any(NULL_RUN_TAG in lead[0] for lead, _, _ in body):
+            caption += " " + latex_escape(NULL_RUN_LEGEND).replace(">=", "$\\geq$")     # '>' is no text-mode sign
         caption += "".join(" " + latex_escape(n).replace("±", "$\\pm$") + "." for n in notes)  # same predictions
         return latex_float(tab, caption, "tab:icegan-results")
     out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]
@@ -782,4 +873,5 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
     # what ± is, under a table that shows one (the LaTeX caption says it too)
     several = any(len(ms) > 1 for _, ms, _ in rows)
     pm = ["\n± : sample standard deviation (ddof=1) over the entry's n runs.\n"] if several else []
+    pm += [f"\n{NULL_RUN_LEGEND}\n"] if any(NULL_RUN_TAG in lead[0] for lead, _, _ in body) else []
     return "\n".join(out) + "\n" + "".join(pm) + "".join(f"\nNote: {n}.\n" for n in notes)

@@ -55,6 +55,10 @@ class RunSet:
         datasets_of: (S,) the dataset of each subject, in the order of ``subjects``: the predictions' ``dataset``
             column (:func:`load_run_set`); None: the prefix of each subject id (``casme2/sub01`` → ``casme2``,
             :func:`icegan.data.features.subject_dataset`).
+        protocol: the LOSO protocol of the runs (``CDE``, ``HDE``, ``SDE``; their header's ``protocol``); None where
+            the header records none (a merge of runs, bench/merge_runs.py, records their ``protocols``).
+        null_run: True when the runs are null runs (``data.permute_labels`` >= 0, :func:`icegan.report.is_null_run`):
+            the label carries :data:`icegan.report.NULL_RUN_TAG`.
     """
     label: str
     runs: list[Path]
@@ -65,6 +69,8 @@ class RunSet:
     label_set: str = "megc2019"
     leaky: bool = False
     datasets_of: Optional[list[str]] = None
+    protocol: Optional[str] = None
+    null_run: bool = False
 
     def subject_datasets(self) -> list[str]:
         """(S,) the dataset of each subject (:attr:`datasets_of`, else the prefix of its id): the stratum of
@@ -90,7 +96,8 @@ class RunSet:
         subjects = [self.subjects[i] for i in keep]
         clips = self.clips[self.clips["subject"].isin(subjects)].reset_index(drop=True)
         return RunSet(self.label, self.runs, subjects, self.confusions[:, keep], clips, self.oracle, self.label_set,
-                      self.leaky, None if self.datasets_of is None else [of[i] for i in keep])
+                      self.leaky, None if self.datasets_of is None else [of[i] for i in keep], self.protocol,
+                      self.null_run)
 
 
 def comparison_scopes(sets: Sequence[RunSet], per_dataset: bool) -> list[tuple[str, list[RunSet]]]:
@@ -161,8 +168,9 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
 
     A run is a folder of ``icegan loso`` or train.py (``run.json`` + ``predictions.csv``) or of
     ``icegan ensemble`` (``ensemble.json`` + ``predictions.csv``). Runs cut to their first folds by ``max_folds`` give
-    the entry's label their tag (``label [PARTIAL: k of n folds]``, :func:`icegan.protocol.partial_tag`), which every
-    table, CSV and plot of the comparison shows.
+    the entry's label their tag (``label [PARTIAL: k of n folds]``, :func:`icegan.protocol.partial_tag`), and null
+    runs (``data.permute_labels`` >= 0, :func:`icegan.report.is_null_run`) the tag ``[NULL RUN]`` after it, which
+    every table, CSV and plot of the comparison shows. :attr:`RunSet.protocol` is the header's ``protocol``.
 
     The runs of one entry must be seeds of one recipe (:func:`icegan.report.check_one_recipe`, as ``icegan table``
     requires): their statistic is the mean over them. K (the classes of the confusion matrices) is read from the
@@ -185,7 +193,7 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
     oracle = {bool(h.get("oracle_epoch")) for h in headers}
     if len(oracle) > 1:
         raise ValueError(f"entry '{label}': mixes oracle-epoch and honest runs")
-    from icegan.report import check_one_recipe, motion_seen
+    from icegan.report import NULL_RUN_TAG, check_one_recipe, is_null_run, motion_seen
     check_one_recipe(label, runs)       # before the clips: runs of two recipes (other data, too) named by their keys
     keys = preds[0][["subject", "clip", "y_true"]]
     for r, p in zip(runs[1:], preds[1:]):
@@ -203,8 +211,12 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
     cms = np.stack([subject_confusions(p, subjects, n_classes) for p in preds])
     from icegan.protocol import read_partial_tag
     partial = "".join(sorted({read_partial_tag(r) for r in runs} - {""}))   # max_folds smoke runs say so, as in table
-    return RunSet(label + partial, runs, subjects, cms, keys.reset_index(drop=True), oracle.pop(), label_set.name,
-                  any(motion_seen(r) for r in runs), _datasets_of(preds[0], subjects, runs[0]))
+    null = any(is_null_run(r) for r in runs)                 # labels permuted: chance by design, tagged as in table
+    protocols = {h.get("protocol") for h in headers}
+    protocol = protocols.pop() if len(protocols) == 1 and isinstance(next(iter(protocols)), str) else None
+    return RunSet(label + partial + (NULL_RUN_TAG if null else ""), runs, subjects, cms, keys.reset_index(drop=True),
+                  oracle.pop(), label_set.name, any(motion_seen(r) for r in runs),
+                  _datasets_of(preds[0], subjects, runs[0]), protocol, null)
 
 
 def _datasets_of(pred: pd.DataFrame, subjects: Sequence[str], run: Path) -> Optional[list[str]]:
@@ -356,7 +368,8 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
             dataset, every resample is the original sample (intervals of width zero; :func:`check_stratify`).
 
     Returns:
-        One dict per entry: label, runs (count), oracle, leaky (:attr:`RunSet.leaky`), UF1, UAR (the point values: mean
+        One dict per entry: label, runs (count), oracle, leaky (:attr:`RunSet.leaky`), null_run
+        (:attr:`RunSet.null_run`), UF1, UAR (the point values: mean
         over the entry's runs on all subjects), UF1_ci, UAR_ci ((low, high)), and for entries other than the baseline
         dUF1, dUAR (point differences), dUF1_ci, dUAR_ci, p_better (share of resamples where the entry's UF1 is strictly
         above the baseline's) and p_tie (share where the two are equal, e.g. runs that differ on a few subjects only, in
@@ -366,7 +379,10 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         ValueError: entries over different clips or labels (the message names the first differing
             ``subject/clip label y``), with ``stratify`` entries that put a subject in
             different datasets (:func:`check_same_datasets`), fewer than two subjects, a bad baseline, resamples
-            < 100, or a confidence outside (0, 1) (:func:`check_bootstrap_settings`).
+            < 100, or a confidence outside (0, 1) (:func:`check_bootstrap_settings`); entries of different
+            protocols (:attr:`RunSet.protocol`, e.g. CDE and HDE over the same clips: names both entries, a run of
+            each and the two protocols, as ``icegan ensemble`` refuses them; an entry whose header records no single
+            protocol, a merge of SDE runs, is not checked).
     """
     from scipy.stats import bootstrap
 
@@ -380,6 +396,10 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
         raise ValueError(f"a subject bootstrap needs at least two subjects; '{ref.label}' has "
                          f"{len(ref.subjects)} ({', '.join(map(str, ref.subjects))})")
     for s in sets:
+        if s.protocol is not None and ref.protocol is not None and s.protocol != ref.protocol:
+            raise ValueError(f"'{s.label}' ({_first_run(s)}) differs from '{ref.label}' ({_first_run(ref)}) in "
+                             f"'protocol' ({s.protocol!r} vs {ref.protocol!r}); only runs of the same LOSO can be "
+                             "compared (their models were trained on other subjects)")
         if s.confusions.shape[-1] != ref.confusions.shape[-1] or s.label_set != ref.label_set:
             raise ValueError(f"'{s.label}' scores {s.confusions.shape[-1]} classes ({s.label_set}) and '{ref.label}' "
                              f"{ref.confusions.shape[-1]} ({ref.label_set}, data.labels): runs of different label "
@@ -420,7 +440,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     out = []
     for k, s in enumerate(sets):
         row = {"label": s.label, "runs": len(s.runs), "oracle": s.oracle, "leaky": s.leaky,
-               "label_set": s.label_set,
+               "label_set": s.label_set, "null_run": s.null_run,
                "UF1": float(point[2 * k]),
                "UAR": float(point[2 * k + 1]),
                "UF1_ci": (float(low[2 * k]), float(high[2 * k])),
@@ -438,10 +458,19 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     return out
 
 
+def _first_run(s: RunSet) -> str:
+    """The first run folder of ``s`` (and how many more), as a message names the entry's runs."""
+    if not s.runs:
+        return "no run folder"
+    return str(s.runs[0]) + (f" and {len(s.runs) - 1} more" if len(s.runs) > 1 else "")
+
+
 def _without_partial_tag(label: str) -> str:
-    """``label`` without the ``[PARTIAL: k of n folds]`` tag(s) :func:`load_run_set` gives a run cut by max_folds: the
-    baseline as a header, a caption or a plot title names it (its own row keeps the tag)."""
-    return re.sub(r" \[PARTIAL: [^\]]*\]", "", label)
+    """``label`` without the ``[PARTIAL: k of n folds]`` tag(s) :func:`load_run_set` gives a run cut by max_folds, and
+    without the ``[NULL RUN]`` tag of a null run: the baseline as a header, a caption or a plot title names it (its own
+    row keeps the tags)."""
+    from icegan.report import NULL_RUN_TAG
+    return re.sub(r" \[PARTIAL: [^\]]*\]", "", label).replace(NULL_RUN_TAG, "")
 
 
 def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float = 0.95, resamples: int = 9999,
@@ -449,8 +478,8 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
                      label: str = "tab:icegan-compare", stratified: bool = False,
                      paired_intervals: Optional[int] = None, csv_scope: Optional[str] = None) -> str:
     """The rows of :func:`bootstrap_compare` as a Markdown table (with a legend unless ``legend=False``), a LaTeX
-    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, one beginning with ``[`` guarded, the
-    legend as ``%`` comment lines) in a ``table*`` float with a caption and ``\\label{label}``
+    booktabs tabular (the same cells, ``value [low, high]``, labels escaped, one beginning with ``[`` or ``*``
+    guarded, the legend as ``%`` comment lines) in a ``table*`` float with a caption and ``\\label{label}``
     (:func:`icegan.report.latex_float`; ``scope``, e.g. ``"CASME II (4 subjects)"``, is named in the caption), or
     CSV (``csv_scope``, e.g. ``"casme2"`` or ``"all"``: a first column ``scope`` holding it in every row, for tables
     of several scopes stacked into one CSV; None: no such column). ``stratified``: the rows come from
@@ -460,7 +489,9 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
     the Markdown legend, the classes in the LaTeX caption; MEGC2019 rows give the table as before. The selection
     cell is :func:`icegan.report.selection_word` (honest, ORACLE, NOT leak-free), as ``icegan table``'s. The Δ headers
     and the caption name the baseline without the ``[PARTIAL: k of n folds]`` tag of a run cut by max_folds, which
-    its row shows.
+    its row shows. A null run's label carries ``[NULL RUN]`` (:func:`load_run_set`; its row shows it, the headers
+    leave it out as the partial tag); where a row is one (``null_run``), the legend says what the tag means
+    (:data:`icegan.report.NULL_RUN_LEGEND`).
 
     The legend also says how many paired Δ intervals the page shows (``paired_intervals``, all its tables together;
     None: this table's, ΔUF1 and ΔUAR of each entry but the baseline), that each is at ``confidence`` with no
@@ -537,6 +568,9 @@ def comparison_table(rows: Sequence[dict], baseline: int = 0, confidence: float 
             f"are given as ties. Intervals describe new subjects like these, not a recipe chosen "
             f"after seeing these results." + several + (f" Classes: {label_set.title} (data.labels={label_set.name})."
                                                         if named else ""))
+    if any(r.get("null_run") for r in rows):            # what the tag of a null run's label means
+        from icegan.report import NULL_RUN_LEGEND
+        note += " " + NULL_RUN_LEGEND
     if latex:
         b, p = esc(base), pct.replace("%", "\\%")
         head = ["Entry", "Runs", "Selection", f"UF1 [{p} CI]", f"UAR [{p} CI]", f"$\\Delta$UF1 vs {b} [{p} CI]",
@@ -610,7 +644,8 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
                 confidence: float = 0.95) -> None:
     """A forest plot of :func:`bootstrap_compare` results: per scope (all subjects, then datasets), UF1 with its
     interval per entry (left) and the paired ΔUF1 to the baseline (right, with a line at 0). Oracle entries are
-    drawn hollow and tagged; entries whose flow saw held-out subjects' motion are tagged NOT leak-free.
+    drawn hollow and tagged; entries whose flow saw held-out subjects' motion are tagged NOT leak-free; null runs carry
+    ``[NULL RUN]`` in their label (:func:`load_run_set`).
 
     Args:
         scopes: ``[(name, rows), ...]``, rows of one :func:`bootstrap_compare` call each, same entries in each.

@@ -671,16 +671,19 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
     test subjects (``oracle_epoch``) is marked "[ORACLE]", one whose flow network trained on held-out subjects' real
     motion (``real_motion_seen``) "[NOT leak-free]" (both: "[ORACLE; NOT leak-free]",
     :func:`icegan.report.selection_word`). A run cut to its first k of n folds by ``max_folds`` is tagged
-    "[PARTIAL: k of n folds]", as in the results table (:func:`icegan.protocol.read_partial_tag`).
+    "[PARTIAL: k of n folds]", as in the results table (:func:`icegan.protocol.read_partial_tag`). A null run
+    (``data.permute_labels`` >= 0, :func:`icegan.report.is_null_run`) is tagged "[NULL RUN]", as in the results
+    table, and a line under the table says what that means (:data:`icegan.report.NULL_RUN_LEGEND`).
 
     Raises:
         ValueError: a finished run without a readable ``metrics.json`` (names the folder).
     """
     from icegan.protocol import read_partial_tag
-    from icegan.report import _parsed_json, markdown_cell, selection_word
+    from icegan.report import NULL_RUN_LEGEND, NULL_RUN_TAG, _parsed_json, is_null_run, markdown_cell, selection_word
     seeds = sorted({p.seed for p in plan if p.out in finished})
     head = "| entry | " + " | ".join(f"seed {s}" for s in seeds) + " |"
     rows = [head, "|---|" + "---|" * len(seeds)]
+    nulls = False                   # a null run among them: the tag explained under the table
     for lab in suite.labels:
         mine = [p for p in plan if p.label == lab and p.out in finished]
         if not mine:
@@ -696,10 +699,12 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
                 raise ValueError(f"{p.out}: no readable metrics.json ({exc})") from None
             # the file read once, not twice
             word = selection_word(bool(blob.get("oracle_epoch", False)), bool(blob.get("real_motion_seen")), "ORACLE")
+            null = is_null_run(p.out)
+            nulls |= null
             cells[p.seed] = (f"{m['UF1']:.4f} / {m['UAR']:.4f}" + mark + read_partial_tag(p.out, read=_parsed_json)
-                             + ("" if word == "honest" else f" [{word}]"))
+                             + ("" if word == "honest" else f" [{word}]") + (NULL_RUN_TAG if null else ""))
         rows.append(f"| {markdown_cell(lab)} | " + " | ".join(cells.get(s, "–") for s in seeds) + " |")
-    return "\n".join(rows)
+    return "\n".join(rows) + (f"\n\n{NULL_RUN_LEGEND}" if nulls else "")
 
 
 def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, finished: set[Path],
