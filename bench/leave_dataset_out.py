@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,21 +48,59 @@ from icegan.paths import shared_data_root
 DATASETS = ("smic", "casme2", "samm")
 
 
-def main() -> None:
+class RecipesAction(argparse.Action):
+    """The ``NAME=CONFIG [key=value ...]`` arguments as ``[(name, config, overrides), ...]``, checked as they are
+    parsed: a name before the first ``=``, non-empty, without ``/`` or ``\\`` (it names the model files
+    ``NAME_without_<dataset>_s<seed>.pt`` in ``--out``) and unique (a second recipe of one name would overwrite the
+    first one's models); after it, a config file that exists and its ``key=value`` overrides (shell words).
+
+    Raises:
+        SystemExit: (``parser.error``, exit 2) the first bad recipe, naming it and what to write instead.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        recipes, seen = [], set()
+        for r in values:
+            name, sep, rest = r.partition("=")
+            try:
+                words = shlex.split(rest)
+            except ValueError as exc:                       # an unbalanced quote
+                parser.error(f"recipe '{r}': cannot split its config and overrides into words ({exc})")
+            if not sep or not name.strip() or not words:
+                parser.error(f"recipe '{r}': expected NAME=CONFIG [key=value ...] (e.g. "
+                             f"\"RF=configs/features_randomforest.yaml\"), quoted as one argument")
+            if "/" in name or "\\" in name:
+                parser.error(f"recipe '{r}': its name '{name}' holds a '/' or '\\'; the name is part of the model "
+                             "files' names in --out: give a name without one")
+            if name in seen:
+                parser.error(f"recipe name '{name}' given twice; its second recipe would overwrite the first one's "
+                             f"models ({name}_without_<dataset>_s<seed>.pt): give each recipe its own NAME")
+            if not Path(words[0]).is_file():
+                parser.error(f"recipe '{r}': no such config file '{words[0]}' (a path from the current folder, e.g. "
+                             "configs/features_randomforest.yaml)")
+            seen.add(name)
+            recipes.append((name, words[0], words[1:]))
+        setattr(namespace, self.dest, recipes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the evaluation of ``argv`` (None: the command line).
+
+    Raises:
+        SystemExit: 2 for bad arguments (argparse's message) or a recipe that ``icegan fit`` refuses (one line on
+            stderr naming the recipe, the held-out dataset and the seed, then fit's message).
+    """
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("recipes", nargs="+", metavar="NAME=CONFIG [key=value ...]",
-                    help="a name, '=', an icegan loso config and its overrides, quoted as one argument")
+    ap.add_argument("recipes", nargs="+", action=RecipesAction, metavar="NAME=CONFIG [key=value ...]",
+                    help="a name (unique, without '/'), '=', an icegan loso config and its overrides, quoted as one "
+                         "argument")
     ap.add_argument("--seeds", type=integer(0, SEED_MAX, "training seeds"), nargs="+", default=[0])
     ap.add_argument("--out", type=Path, required=True, help="folder for the models, tables and results")
     ap.add_argument("--threads", type=integer(0, meaning="torch CPU threads; 0 = default"), default=2)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     composite = read_megc2019_table(shared_data_root() / "megc2019_htnet")
-    recipes = []
-    for r in args.recipes:
-        name, _, rest = r.partition("=")
-        words = shlex.split(rest)
-        recipes.append((name, words[0], words[1:]))
+    recipes = args.recipes
     rows = {}          # (held-out, arm) -> list of (UF1, UAR) over seeds
     for held in DATASETS:
         table = args.out / f"{held}.csv"
@@ -70,10 +109,15 @@ def main() -> None:
         for seed in args.seeds:
             models = []
             for name, config, overrides in recipes:
-                cfg = load_config(LosoConfig, config, [*overrides, f"data.datasets={train_on}", f"seed={seed}",
-                                                       f"threads={args.threads}"])
                 path = args.out / f"{name}_without_{held}_s{seed}.pt"
-                fit(cfg, path, progress=False)
+                try:
+                    cfg = load_config(LosoConfig, config, [*overrides, f"data.datasets={train_on}", f"seed={seed}",
+                                                           f"threads={args.threads}"])
+                    fit(cfg, path, progress=False)
+                except ValueError as exc:           # a bad override, or a recipe icegan fit refuses: one line
+                    print(f"leave_dataset_out: error: recipe {name} ({config}), held out {held}, seed {seed}: "
+                          + str(exc).replace("\n", " "), file=sys.stderr)
+                    sys.exit(2)
                 models.append((name, path))
             arms = [(name, [p]) for name, p in models]
             if len(models) > 1:
