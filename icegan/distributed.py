@@ -167,10 +167,18 @@ def shard(idx: torch.Tensor) -> torch.Tensor:
     """This process's part of a mini-batch of sample indices: ``idx[rank::world_size]``.
 
     Every process draws the same permutation (same seed), so the shards of one step are disjoint and
-    together are the whole batch. A batch smaller than the number of processes is not split (every
-    process takes all of it, so none is left with an empty batch; the averaged gradient is the same).
+    together are the whole batch. A batch of fewer than ``2 * world_size`` rows is not split: every process takes
+    all of it (the averaged gradient is the same), so no process is left with an empty batch or with a batch of one
+    row, on which a training-mode BatchNorm fails ("Expected more than 1 value per channel when training"); a batch
+    that is split gives every process at least 2 rows. Without ``torchrun`` ``idx`` itself is returned.
+
+    Args:
+        idx: (B,) row numbers of one step's batch, the same on every process.
+
+    Returns:
+        (B_local,) this process's rows, in batch order (``idx`` itself when not split).
     """
-    if not is_distributed() or len(idx) < world_size():
+    if not is_distributed() or len(idx) < 2 * world_size():
         return idx
     return idx[rank()::world_size()]
 

@@ -358,7 +358,7 @@ def test_shards_of_all_ranks_partition_the_batch(world, rows):
     for r in range(world):
         with _as_rank(r, world) as D:
             parts.append(D.shard(idx).tolist())
-    if len(rows) < world:                           # too small to split: every rank takes all of it
+    if len(rows) < 2 * world:                       # too small to split (a 1-row shard): every rank takes all of it
         assert all(p == rows for p in parts)
     else:
         assert sorted(x for p in parts for x in p) == sorted(rows)
@@ -366,6 +366,7 @@ def test_shards_of_all_ranks_partition_the_batch(world, rows):
         for p in parts:                            # each rank's rows in batch order
             assert p == [x for x in rows if x in set(p)]
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
+        assert min(map(len, parts)) >= 2
 
 
 @given(st.integers(1, 6), st.integers(0, 30), st.integers(1, 3))
