@@ -180,7 +180,19 @@ def _init_group_worker(folds_fn: Callable[[list], Any], threads: int, parent_pid
     from icegan.environment import limit_threads
     limit_threads(threads)          # torch and the BLAS pools: no oversubscription across workers
     retain_freed_memory()
+    _local_tqdm_lock()
     _GROUP_FN = folds_fn
+
+
+def _local_tqdm_lock() -> None:
+    """Give tqdm (every progress bar class, ``tqdm.auto`` included) a lock of this process's threads before any bar
+    is made. tqdm's default lock holds a named multiprocessing semaphore, which a worker stopped by SIGTERM (Ctrl-C,
+    a failed fold: :class:`ProcessGroupMap`) never unlinks, so Python's resource tracker warned "There appear to be
+    N leaked semaphore objects to clean up at shutdown" after the command's one-line error. A worker's bars are its
+    own (nothing is shared with the parent's), so a thread lock is all they need."""
+    import threading
+    from tqdm import tqdm
+    tqdm.set_lock(threading.RLock())
 
 
 def _run_group_task(folds: list) -> list:
@@ -248,6 +260,12 @@ class ProcessGroupMap:
             pool.shutdown(wait=False, cancel_futures=True)
             for w in workers:           # SIGTERM: a group in progress is dropped; finished folds are recorded
                 w.terminate()
+            for w in workers:           # reaped, and the pool's threads and queues closed, before the error goes on
+                w.join(timeout=10)
+                if w.is_alive():        # a worker stuck in a call that SIGTERM does not interrupt
+                    w.kill()
+                    w.join()
+            pool.shutdown(wait=True)
             raise
         pool.shutdown(wait=True)
 
