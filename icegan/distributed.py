@@ -19,7 +19,7 @@ per shard (no SyncBatchNorm), and each shard's weighted loss is normalised by it
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -29,7 +29,10 @@ from flownet.user_numbers import read_int
 __all__ = ["check_launch", "init_from_env", "is_distributed", "rank", "world_size", "is_main", "shard",
            "wrap_ddp", "average_gradients", "broadcast_module", "broadcast_object", "all_gather_rows",
            "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers",
-           "collective_device"]
+           "collective_device", "main_only_check", "launched_world_size", "launched_rank",
+           "launched_local_world_size"]
+
+T = TypeVar("T")
 
 
 def is_distributed() -> bool:
@@ -254,6 +257,41 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj if rank() == src else None]
     dist.broadcast_object_list(box, src)
     return box[0]
+
+
+def main_only_check(check: Callable[[], T]) -> Optional[T]:
+    """Run ``check`` on rank 0 alone (a check of what only rank 0 reads or holds: the run folder's lock, another
+    run's files in it, a fold's GAN checkpoint), then tell every process whether it failed, so that a refusal on rank
+    0 stops every process cleanly instead of leaving the others to die in their next collective with gloo's
+    "Connection closed by peer" traceback. Every process must call it at the same point (it is a collective). Without
+    ``torchrun`` it is ``check()``.
+
+    Rank 0 broadcasts ``{"error": <message or None>}`` (the message: the exception's text and notes) after
+    ``check`` returns or raises; the other processes wait for it.
+
+    Returns:
+        ``check()``'s value on rank 0 (and in a single process); None on the other ranks.
+
+    Raises:
+        Exception: on rank 0 (and in a single process), whatever ``check`` raised, after the broadcast: the caller
+            reports it once, in one line.
+        SystemExit: (code 2, nothing printed) on the other ranks when rank 0's check raised; rank 0 reports it.
+    """
+    if not is_distributed():
+        return check()
+    if is_main():
+        try:
+            result = check()
+        except Exception as exc:
+            text = " ".join([str(exc), *[str(n) for n in getattr(exc, "__notes__", ())]])
+            broadcast_object({"error": text or type(exc).__name__})
+            raise
+        broadcast_object({"error": None})
+        return result
+    told = broadcast_object(None)
+    if told.get("error") is not None:
+        raise SystemExit(2)
+    return None
 
 
 def all_gather_rows(part: torch.Tensor, index: torch.Tensor, n_total: int) -> torch.Tensor:

@@ -1108,6 +1108,27 @@ def _start_process(cfg: MainConfig) -> None:
     _use_threads(cfg)
 
 
+def _refuse_fold_gan_payload(gan_dir: Path, payload: object, onset: torch.Tensor, apex: torch.Tensor,
+                             labels: torch.Tensor, epochs: int) -> None:
+    """Check a fold's GAN checkpoint to resume (``<gan_dir>/checkpoints/last.pt``, read by
+    :meth:`FoldRunner._gan_resume_point`) as :func:`icegan.gan.trainer.train_gan` checks it (the same messages), so
+    that under ``torchrun`` rank 0 refuses it in :func:`icegan.distributed.main_only_check`, which stops every rank
+    before the GAN's first collective. ``payload``: the checkpoint read (None: there is none, nothing to check);
+    ``onset``/``apex``: the fold's (N, 1, S, S) training pairs in [-1, 1], ``labels`` (N,), ``epochs``:
+    ``gan.train.epochs``.
+
+    Raises:
+        GanCheckpointError: the checkpoint is not an ICE-GAN checkpoint, was trained on other pairs, or has trained
+            more than ``epochs`` epochs; the message names the file and says what to do.
+    """
+    if payload is None:
+        return
+    from icegan.gan.trainer import _refuse_fewer_epochs, _refuse_other_pairs, training_pairs_sha256
+    ckpt = Path(gan_dir) / "checkpoints" / "last.pt"
+    _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels))
+    _refuse_fewer_epochs(ckpt, payload, epochs)
+
+
 def _gan_config(cfg: MainConfig, device: torch.device, held_out: Optional[list[str]] = None,
                 train_subjects: Optional[list[str]] = None):
     """The :class:`icegan.gan.trainer.GanConfig` of one fold (paper loss weights, our budget). ``held_out`` and
@@ -1323,7 +1344,13 @@ class FoldRunner:
             # line per epoch and fold
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(log_dir=str(self.run_dir / "tb" / "gan" / fold_dir.name))
-        resume_payload = self._gan_resume_point(fold, fold_dir / "gan", gcfg)
+        def resume_point():
+            payload = self._gan_resume_point(fold, fold_dir / "gan", gcfg)
+            _refuse_fold_gan_payload(fold_dir / "gan", payload, onset, apex, y_tr, gcfg.train.epochs)
+            return payload
+        # under torchrun rank 0 alone reads the fold's last.pt: one it refuses (damaged, of other pairs, of more
+        # epochs) stops every rank here, before train_gan's first collective (the others leave quietly)
+        resume_payload = distributed.main_only_check(resume_point)
         try:
             state = train_gan(onset, apex, y_tr, gcfg, device=self.device,
                               out_dir=fold_dir / "gan" if distributed.is_main() else None, extra_loss_fn=extra,
@@ -1446,15 +1473,16 @@ def run_main(cfg: MainConfig, out: str | Path | None = None, progress: bool = Tr
     requested = resolve_device(cfg.device)
     distributed.init_from_env(device_type=requested.type)     # gloo for device=cpu, also on a GPU machine
     run_dir = Path(out) if out is not None else Path(cfg.out_dir) / cfg.name
-    if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
     from icegan.protocol import _RunFolderLock, refuse_run_folder_conflict
     # one process writes a run folder at a time, from the start: a second one is refused before it computes features,
     # writes skipped.csv or replaces features_real.pt; run_loso's own hold inside is then a no-op (re-entrant)
     with _RunFolderLock(run_dir) as lock:
-        if distributed.is_main():
+        def hold() -> None:
+            run_dir.mkdir(parents=True, exist_ok=True)
             refuse_run_folder_conflict(run_dir, "run.json")     # another kind of run's folder: no .lock left in it
             lock.hold()     # LosoStateError while another process writes the folder; released after write_summary
+        # rank 0 alone holds the folder; under torchrun the other ranks learn of its refusal and leave quietly
+        distributed.main_only_check(hold)
         return _run_main_held(cfg, run_dir, requested, progress, executor, feature_cache)
 
 
