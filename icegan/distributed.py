@@ -81,6 +81,20 @@ def launched_rank() -> int:
     return _env_int("RANK", 0) if launched_world_size() > 1 else 0
 
 
+def launched_local_world_size() -> int:
+    """The processes torchrun launched on this machine (its ``LOCAL_WORLD_SIZE``; on one machine, its ``WORLD_SIZE``),
+    read from the environment: 1 when not launched as one of several processes (:func:`launched_world_size` is 1) or
+    when ``LOCAL_WORLD_SIZE`` is unset; never below 1.
+
+    Raises:
+        RuntimeError: ``WORLD_SIZE``, or in a launch of several processes ``RANK``, ``LOCAL_RANK`` or
+            ``LOCAL_WORLD_SIZE``, is not an integer (:func:`_env_int`).
+    """
+    if launched_world_size() <= 1:
+        return 1
+    return max(1, _env_int("LOCAL_WORLD_SIZE", 1))
+
+
 def check_launch() -> int:
     """:func:`launched_world_size`, and in a launch of several processes the variables torchrun sets for joining the
     process group (``RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) present: a command calls it before it starts, so

@@ -1663,7 +1663,14 @@ def _cpu_workers(fold_map, group_map) -> Optional[tuple[int, int]]:
     each: ``(1, torch's threads)`` in this process, or a local worker pool's (:class:`icegan.executors.ProcessGroupMap`;
     a local :class:`icegan.executors.RayExecutor`, whose tasks run ``threads`` or else ``num_cpus`` threads and, with
     ``workers=0``, as many at once as ``num_cpus`` fits into the usable CPUs; also behind a map whose ``executor``
-    attribute names it). None when the folds run on a Ray cluster elsewhere (``address`` set)."""
+    attribute names it). None when the folds run on a Ray cluster elsewhere (``address`` set). Under ``torchrun``
+    the folds run in this process on every rank: ``(LOCAL_WORLD_SIZE, torch's threads)``, the processes torchrun
+    started on this machine (1 when it is unset).
+
+    Raises:
+        RuntimeError: a torchrun variable (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``) that is not
+            an integer (:func:`icegan.distributed.launched_local_world_size`).
+    """
     import torch
     for m in (group_map, fold_map):
         m = getattr(m, "executor", m)           # a wrapper of an executor (the main job's timed map) names it
@@ -1678,7 +1685,8 @@ def _cpu_workers(fold_map, group_map) -> Optional[tuple[int, int]]:
         if workers <= 0:
             workers = max(1, usable_cpus() // max(1, int(getattr(m, "num_cpus", 1) or 1)))
         return workers, per_task
-    return 1, torch.get_num_threads()
+    from icegan import distributed
+    return distributed.launched_local_world_size(), torch.get_num_threads()
 
 
 def _follow_main(folds: list[Fold], fold_fn, folds_fn, folds_per_call: int, fold_map, out: Path) -> dict:
