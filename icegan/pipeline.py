@@ -1800,6 +1800,13 @@ def run_from_args(args) -> int:
     from icegan.commands import error_text
     from icegan.commands.train import CPUS_PER_FOLD_DEFAULT
     prog = getattr(args, "prog_name", None) or "train.py"
+    from icegan.commands import reports_errors
+
+    def say(code: int, line: str) -> int:
+        """``line`` on stderr (under torchrun by rank 0 alone: every rank has the same error), then ``code``."""
+        if reports_errors():
+            print(line, file=sys.stderr)
+        return code
     logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_main_config(args.config, args.overrides)
@@ -1809,8 +1816,7 @@ def run_from_args(args) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         from icegan.commands import other_config_hint          # a file of icegan loso or suite: says so
         hint = other_config_hint(args.config, "train.py") if isinstance(exc, ConfigError) else ""
-        print(f"{prog}: error: {error_text(exc)}{hint}", file=sys.stderr)
-        return 2
+        return say(2, f"{prog}: error: {error_text(exc)}{hint}")
     if getattr(args, "print_config", False):
         from icegan.commands import print_config
         return print_config(cfg)
@@ -1821,22 +1827,19 @@ def run_from_args(args) -> int:
     try:
         launched = distributed.check_launch()      # torchrun's variables, checked before anything starts
     except RuntimeError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return say(2, f"{prog}: error: {exc}")
     executor = None
     kind = getattr(args, "executor", "sequential") or "sequential"
     if kind == "ray":
         from icegan.executors import RayExecutor
         if launched > 1:
-            print(f"{prog}: error: --executor ray and torchrun are alternatives: run folds as Ray tasks, or train "
-                  "each fold with DDP under torchrun, not both", file=sys.stderr)
-            return 2
+            return say(2, f"{prog}: error: --executor ray and torchrun are alternatives: run folds as Ray tasks, or "
+                          "train each fold with DDP under torchrun, not both")
         try:
             executor = RayExecutor(address=getattr(args, "ray_address", None), workers=getattr(args, "workers", 0),
                                    num_cpus=getattr(args, "cpus_per_fold", CPUS_PER_FOLD_DEFAULT), threads=cfg.threads)
         except ImportError as exc:
-            print(f"{prog}: error: {error_text(exc)}", file=sys.stderr)
-            return 2
+            return say(2, f"{prog}: error: {error_text(exc)}")
     elif kind == "sequential":
         ray_only = [flag for flag, given in (("--workers", getattr(args, "workers", 0)),
                                              ("--cpus-per-fold", getattr(args, "cpus_per_fold", CPUS_PER_FOLD_DEFAULT)
@@ -1844,13 +1847,11 @@ def run_from_args(args) -> int:
                                              ("--ray-address", getattr(args, "ray_address", None))) if given]
         if ray_only:
             flags = " and ".join(ray_only)
-            print(f"{prog}: error: {flags} {'applies' if len(ray_only) == 1 else 'apply'} to --executor ray only "
-                  f"(the folds would run one after another, in this process); add --executor ray, or leave "
-                  f"{flags} out", file=sys.stderr)
-            return 2
+            return say(2, f"{prog}: error: {flags} {'applies' if len(ray_only) == 1 else 'apply'} to --executor ray "
+                          f"only (the folds would run one after another, in this process); add --executor ray, or "
+                          f"leave {flags} out")
     else:
-        print(f"{prog}: error: unknown --executor {kind!r}; choose sequential or ray", file=sys.stderr)
-        return 2
+        return say(2, f"{prog}: error: unknown --executor {kind!r}; choose sequential or ray")
     try:
         if executor is not None:
             with executor:
@@ -1862,8 +1863,7 @@ def run_from_args(args) -> int:
         # user-fixable problems (missing weights or data, an unreadable coding sheet, too few subjects loaded, a run
         # folder of another config, a diverged fold, a fold's GAN checkpoint that cannot be resumed): one clear line
         # instead of a traceback; finished folds are kept
-        print(f"{prog}: error: {error_text(exc)}", file=sys.stderr)
-        return 2
+        return say(2, f"{prog}: error: {error_text(exc)}")
     finally:
         distributed.shutdown()
     if distributed.launched_rank() != 0:

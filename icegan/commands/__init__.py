@@ -134,9 +134,65 @@ def load_command_config(cls: type, path, overrides, command: str):
         raise error from None
 
 
+def reports_errors() -> bool:
+    """True in the process that prints a command's one-line error or Ctrl-C line: every process except a ``torchrun``
+    rank other than 0, whose line would repeat rank 0's (that rank exits with the same code, silently). A broken
+    launch (``WORLD_SIZE`` or ``RANK`` not an integer) counts as rank 0, so that its error is seen. Reads only the
+    environment (``WORLD_SIZE``, ``RANK``: :func:`icegan.distributed.launched_rank`), and imports torch only when
+    ``WORLD_SIZE`` is set."""
+    import os
+    if not os.environ.get("WORLD_SIZE"):
+        return True
+    from icegan import distributed
+    try:
+        return distributed.launched_rank() == 0
+    except RuntimeError:
+        return True
+
+
+#: the commands that run in one process and never join a ``torchrun`` process group (only ``train.py`` / ``icegan
+#: train`` does), with what to use instead: launched by ``torchrun --nproc_per_node N`` every process would run the
+#: whole command into the same folder
+NO_TORCHRUN: dict[str, str] = {
+    "icegan loso": "use workers=N",
+    "icegan suite": "run it as one process, and give its loso runs workers=N",
+    "icegan gan train": "run it as one process",
+    "icegan flow train": "run it as one process",
+    "icegan flow train-decflow": "run it as one process",
+}
+
+
+def refuse_torchrun(command: str) -> int | None:
+    """Refuse ``command`` (a key of :data:`NO_TORCHRUN`) when ``torchrun`` launched it as one of several processes
+    (``WORLD_SIZE`` > 1): the line ``<command>: error: <command> does not use torchrun; <what instead>`` on stderr
+    (rank 0 alone prints it: :func:`reports_errors`). A torchrun variable that is not an integer is reported in one
+    line too. Call it before the command reads or writes anything.
+
+    Returns:
+        2 (the exit code) when refused; None when the command may run (a plain ``python``/``icegan`` run).
+    """
+    import os
+    if not os.environ.get("WORLD_SIZE"):
+        return None
+    from icegan import distributed
+    try:
+        world = distributed.launched_world_size()
+    except RuntimeError as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return 2
+    if world <= 1:
+        return None
+    if reports_errors():
+        print(f"{command}: error: {command} does not use torchrun (WORLD_SIZE={world}: every process would run the "
+              f"whole command into one folder); {NO_TORCHRUN.get(command, 'run it as one process')}", file=sys.stderr)
+    return 2
+
+
 def one_line_errors(prog: str) -> Callable:
     """Decorator for a subcommand handler ``fn(args) -> int``: a :data:`USER_ERRORS` exception is printed as
-    ``"<prog>: error: <message>"`` on stderr and the command exits with code 2.
+    ``"<prog>: error: <message>"`` on stderr (by rank 0 alone under ``torchrun``: :func:`reports_errors`) and the
+    command exits with code 2. A command of :data:`NO_TORCHRUN` launched by ``torchrun`` is refused first
+    (:func:`refuse_torchrun`).
 
     Args:
         prog: the command's name in the message; ``{field}`` is filled from the parsed arguments
@@ -145,10 +201,14 @@ def one_line_errors(prog: str) -> Callable:
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(args):
+            name = prog.format(**vars(args))
+            if name in NO_TORCHRUN and (refused := refuse_torchrun(name)) is not None:
+                return refused
             try:
                 return fn(args)
             except USER_ERRORS as exc:
-                print(f"{prog.format(**vars(args))}: error: {error_text(exc)}", file=sys.stderr)
+                if reports_errors():
+                    print(f"{name}: error: {error_text(exc)}", file=sys.stderr)
                 return 2
         return wrapper
     return decorate
@@ -271,12 +331,13 @@ def file_system_error(command: str, exc: OSError) -> int:
 
     The line is ``<command>: error: <reason>: <file>``, with what to do for a full disk, a refused access or a file
     where a folder is needed, and, for a full disk under a resumable command (:data:`RESUMABLE`), that the finished
-    folds are kept.
+    folds are kept. Under ``torchrun`` a rank other than 0 prints nothing (:func:`reports_errors`) and returns 2 too.
     """
     import errno
     name = command if command == "train.py" else f"icegan {command}"
     if exc.errno is None:           # raised with a message of the project's own (``FileExistsError(f"{path} exists")``)
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        if reports_errors():
+            print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     code = errno.errorcode.get(exc.errno, "")
     if exc.filename is None and code not in _SPACE_ERRNOS + _ACCESS_ERRNOS:
@@ -293,7 +354,8 @@ def file_system_error(command: str, exc: OSError) -> int:
         hint = "; check the permissions of that path (for an output, a folder you may write)"
     elif code in _FILE_NOT_FOLDER_ERRNOS and exc.filename is not None:
         hint = "; a file stands where a folder is needed: give another path"
-    print(f"{name}: error: {exc.strerror or exc}{where}{hint}", file=sys.stderr)
+    if reports_errors():            # under torchrun rank 0 alone: the others' lines would repeat it
+        print(f"{name}: error: {exc.strerror or exc}{where}{hint}", file=sys.stderr)
     return 2
 
 
@@ -307,7 +369,8 @@ def interrupted(command: str) -> int:
     (``folds/<dataset>_<subject>/gan/checkpoints/last.pt``, which that fold's GAN resumes from); for ``suite``, the
     finished runs and the folds the interrupted run finished. For ``prepare``, that its finished clips are kept
     (:mod:`icegan.data.prepare`, ``.partial-<hash>``); for a training command with a checkpoint
-    (:data:`CHECKPOINTED`, ``command`` with its action: ``gan train``), that it resumes from its last.pt.
+    (:data:`CHECKPOINTED`, ``command`` with its action: ``gan train``), that it resumes from its last.pt. Under
+    ``torchrun`` a rank other than 0 prints nothing (:func:`reports_errors`) and returns the same code.
     """
     name = command if command == "train.py" else f"icegan {command}"
     more = (": the folds finished so far are kept (if any: a grouped network's folds finish together, with their "
@@ -325,5 +388,6 @@ def interrupted(command: str) -> int:
     if command in CHECKPOINTED:
         more = (f": the run folder's last.pt (written every {CHECKPOINTED[command]}), if one was written yet, is "
                 "kept; run the same command again to resume from it")
-    print(f"{name}: interrupted{more}", file=sys.stderr)
+    if reports_errors():            # under torchrun every rank gets the Ctrl-C; rank 0 alone says so
+        print(f"{name}: interrupted{more}", file=sys.stderr)
     return 130

@@ -729,6 +729,9 @@ per tested subject), environment.jsonl (per start: versions, CPU kernel level, t
 def _main(args: argparse.Namespace) -> int:
     from icegan.commands import load_command_config     # a suite's or train.py's file: the command it is for
     from icegan.config import ConfigError
+    from icegan.commands import refuse_torchrun
+    if (refused := refuse_torchrun("icegan loso")) is not None:      # under torchrun every process would run it all
+        return refused
 
     try:
         cfg = load_command_config(LosoConfig, args.config, args.overrides, "icegan loso")

@@ -70,6 +70,9 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from icegan.commands import refuse_torchrun
+    if (refused := refuse_torchrun("icegan suite")) is not None:      # under torchrun every process would run it all
+        return refused
     from icegan.config import ConfigError
     from icegan.ensemble import EnsembleError
     from icegan.executors import WorkerDiedError
