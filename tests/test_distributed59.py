@@ -156,22 +156,37 @@ def test_run_main_other_rank_leaves_when_rank0_refuses(monkeypatch, tmp_path, ca
     assert capsys.readouterr().err == ""
 
 
-def test_damaged_fold_gan_checkpoint_is_refused_before_training(monkeypatch, tmp_path):
+def test_fold_gan_checkpoint_refused_on_rank0_is_broadcast(monkeypatch, tmp_path):
+    """The audit's damaged last.pt: rank 0 alone reads it (FoldRunner._gan_resume_point) and its refusal now goes
+    through main_only_check, before train_gan's first collective; checkpoints of other pairs or more epochs too."""
+    from types import SimpleNamespace
+
     from icegan.gan.trainer import GanCheckpointError
-    from icegan.pipeline import _fold_gan_payload
+    from icegan.pipeline import FoldRunner, _refuse_fold_gan_payload
     g = torch.Generator().manual_seed(0)
     onset = torch.rand(6, 1, 32, 32, generator=g) * 2 - 1
     apex, y = onset.clone(), torch.arange(6) % 3
     gan = tmp_path / "gan"
-    assert _fold_gan_payload(gan, onset, apex, y, 3) is None            # no checkpoint: a fresh fold
+    runner = SimpleNamespace(run_dir=tmp_path)
+    gcfg = SimpleNamespace(train=SimpleNamespace(resume=True, epochs=3))
+
+    def resume_point():         # what FoldRunner._gan_stage runs on rank 0
+        payload = FoldRunner._gan_resume_point(runner, SimpleNamespace(subject="s01"), gan, gcfg)
+        _refuse_fold_gan_payload(gan, payload, onset, apex, y, 3)
+        return payload
+    sent = _fake_rank(monkeypatch, 0, 2)
+    assert D.main_only_check(resume_point) is None and sent == [{"error": None}]     # no checkpoint: a fresh fold
     (gan / "checkpoints").mkdir(parents=True)
     (gan / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")  # a copy cut short
-    with pytest.raises(GanCheckpointError, match="last.pt cannot be read by torch.load"):
-        _fold_gan_payload(gan, onset, apex, y, 3)
-    sent = _fake_rank(monkeypatch, 0, 2)
+    sent.clear()
     with pytest.raises(GanCheckpointError):
-        D.main_only_check(lambda: _fold_gan_payload(gan, onset, apex, y, 3))
-    assert "cannot be read by torch.load" in sent[0]["error"]
+        D.main_only_check(resume_point)
+    assert "last.pt cannot be read by torch.load" in sent[0]["error"]
+    with pytest.raises(GanCheckpointError, match="other training pairs"):
+        _refuse_fold_gan_payload(gan, {"data_sha256": "0" * 64, "epoch": 1}, onset, apex, y, 3)
+    with pytest.raises(GanCheckpointError, match="has trained 5 epochs, more than train.epochs=3"):
+        _refuse_fold_gan_payload(gan, {"epoch": 5}, onset, apex, y, 3)
+    _refuse_fold_gan_payload(gan, None, onset, apex, y, 3)              # nothing to check
 
 
 # ------------------------------------------------------------------ 3. commands that do not use torchrun refuse it
