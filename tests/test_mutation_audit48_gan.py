@@ -191,7 +191,7 @@ def test_gan_train_fold_trains_on_the_other_subjects_pairs_only(tmp_path, monkey
 
     def train(onset, apex, labels, cfg, **kw):
         seen.update(onset=onset, apex=apex, labels=labels)
-        return SimpleNamespace(history=[], epochs_done=0)
+        return SimpleNamespace(history=[], epochs_done=0, stopped_by_time=False)   # as GanState has it
     monkeypatch.setattr(trainer, "train_gan", train)
     assert main(tiny_gan_train_args(tmp_path) + ["--fold", "sub02", "train.epochs=1"]) == 0
     torch.testing.assert_close(seen["onset"], to_tensor(pairs.onset[[0, 2]]), rtol=0, atol=0)

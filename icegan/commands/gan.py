@@ -193,7 +193,7 @@ def _train(args: argparse.Namespace) -> int:
         state = train_gan(onset, apex, labels, cfg, out_dir=run, log=writer, resume_payload=resume.pop())
     last = state.history[-1] if state.history else {}
     # a run the time budget cut short says so: a rerun with the same budget trains only one more epoch
-    cut = getattr(state, "stopped_by_time", False)      # (a stand-in state of the tests may lack it)
+    cut = state.stopped_by_time
     done = (f"stopped at epoch {state.epochs_done} of {cfg.train.epochs} by train.max_minutes (counted across "
             f"resumes); rerun with a larger train.max_minutes or 0 to finish" if cut else
             f"done: {state.epochs_done} epochs")
