@@ -117,6 +117,15 @@ def truncation_problem(data: bytes) -> str | None:
     return None
 
 
+class FrameAccessError(ValueError):
+    """A frame file that the file system would not let this process read (an ``OSError``: permission denied, an I/O
+    error of the disk, a network share gone): a problem of the environment, not of the data, which the frame file's
+    size and mtime (the cache key of :func:`icegan.data.prepare.inputs_hash`) do not show. Raised by
+    :func:`read_frame` for every reader of frames (the preprocessing, its apex spotting, flownet's datasets). A
+    ValueError, so that it is handled as any unreadable frame; the preprocessing prepares a clip it touched again
+    next time rather than keep its result for good (:func:`icegan.data.prepare.prepare_dataset`)."""
+
+
 def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = None) -> np.ndarray:
     """Decode one image file with OpenCV after checking that it is complete (module docstring).
 
@@ -129,7 +138,9 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
         The decoded image as ``cv2.imread`` returns it: uint8 (H, W) for grey flags, (H, W, 3) BGR for colour.
 
     Raises:
-        ValueError: the file cannot be read, is empty or cut short (the message says how, and to copy the file
+        FrameAccessError: the file cannot be opened or read (an OSError: ``cannot read image <path>: Permission
+            denied``); a ValueError.
+        ValueError: the file is empty or cut short (the message says how, and to copy the file
             again), OpenCV cannot decode it, it decodes only to floating-point pixels (a 32-bit float TIFF: save it
             as 8- or 16-bit), or it is a 16-bit PNG of 10- or 12-bit data read as 8 bits (module docstring); every
             message names the file.
@@ -140,7 +151,7 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
         try:
             data = p.read_bytes()
         except OSError as exc:
-            raise ValueError(f"cannot read image {p}: {exc.strerror or exc}") from None
+            raise FrameAccessError(f"cannot read image {p}: {exc.strerror or exc}") from None
     if not data:
         raise ValueError(f"cannot read image {p}: the file is empty (0 bytes; an interrupted copy or unzip?); copy "
                          f"the file again")

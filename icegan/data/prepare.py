@@ -66,6 +66,7 @@ from typing import Collection, Iterator, Literal, Optional
 import numpy as np
 import pandas as pd
 
+from flownet.frame_io import FrameAccessError  # raised by read_frame; also named icegan.data.prepare.FrameAccessError
 from flownet.io import PROBE_PIDS, STALE_TMP_SECONDS, remove_stale, write_text_whole
 
 from ..csv_names import csv_quoting, read_csv_names
@@ -669,14 +670,6 @@ def _grey(image: np.ndarray) -> bool:
     return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
 
 
-class FrameAccessError(ValueError):
-    """A frame file that the file system would not let this process read (an ``OSError``: permission denied, an I/O
-    error of the disk, a network share gone): a problem of the environment, not of the data, which the frame file's
-    size and mtime (the cache key, :func:`inputs_hash`) do not show. A ValueError, so that it is handled as any
-    unreadable frame; a clip result it touched lists it in ``retry`` and is not kept for good
-    (:func:`prepare_dataset`)."""
-
-
 def _read(path: Path, color: str) -> np.ndarray:
     """One frame, grey (H, W) or RGB (H, W, 3) uint8.
 
@@ -688,11 +681,7 @@ def _read(path: Path, color: str) -> np.ndarray:
     import cv2
 
     from flownet.frame_io import read_frame
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise FrameAccessError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    img = read_frame(path, cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR, data=data)
+    img = read_frame(path, cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR)
     return img if color == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -877,8 +866,10 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     except (ValueError, KeyError, OSError) as exc:
         # never an empty reason (a ValueError() without text): read_skipped takes one for a row cut short
         error = str(exc).strip("'\"") or type(exc).__name__
-        return {"key": rec.key, "error": error,    # (a FrameAccessError is in access already)
-                "retry": access + ([error] if isinstance(exc, OSError) else [])}
+        # a FrameAccessError met by read() is in access already; one met elsewhere (apex spotting reads the frames
+        # itself, through flownet.frame_io.read_frame) is added here: either way the result is prepared again
+        met = isinstance(exc, OSError) or (isinstance(exc, FrameAccessError) and str(exc) not in access)
+        return {"key": rec.key, "error": error, "retry": access + ([error] if met else [])}
 
 
 def worker_context(face_models: bool = True):

@@ -143,18 +143,21 @@ def spot_record_apex(record: ClipRecord, method: SpotMethod = "dis", detector: s
     of the frames present.
 
     Raises:
-        ValueError: the clip has fewer than 2 frames in that range, an unreadable frame or a frame of another size
+        FrameAccessError: a frame the file system would not let this process read (an OSError: permission denied,
+            an I/O error; :class:`flownet.frame_io.FrameAccessError`, a ValueError; names the clip and the file).
+        ValueError: the clip has fewer than 2 frames in that range, an undecodable frame or a frame of another size
             than the first (message names the clip and the frame).
     """
     span = record.spotting_span()
     numbers = [n for n, _ in span]
-    from flownet.frame_io import read_frame
+    from flownet.frame_io import FrameAccessError, read_frame
     frames = []
     for _, p in span:
         try:
             frames.append(read_frame(p, cv2.IMREAD_GRAYSCALE))
-        except ValueError as exc:
-            raise ValueError(f"{record.key}: apex spotting: {exc}") from None
+        except ValueError as exc:       # a FrameAccessError stays one: prepare then tries the clip again next time
+            kind = FrameAccessError if isinstance(exc, FrameAccessError) else ValueError
+            raise kind(f"{record.key}: apex spotting: {exc}") from None
     if len(frames) < 2:
         raise ValueError(f"{record.key}: apex spotting needs at least 2 frames, found {len(frames)}")
     for (n, p), im in zip(span, frames):           # named here by frame number and file, not by place in the span
