@@ -10,7 +10,8 @@ Two kinds of pairs (frame 1 → frame 2):
 * ``consecutive``: ``img{n}.jpg → img{n+1}.jpg`` for every n where both files exist in the clip folder;
 * ``onset_apex``: ``img{onset}.jpg → img{apex}.jpg`` of each clip (the micro-expression's motion).
 
-Frames are found by number: ``img{n}.jpg``, or ``reg_img{n}.jpg`` as the official Cropped release names them.
+Frames are found by number: ``img{n}.jpg``, or ``reg_img{n}.jpg`` as the official Cropped release names them
+(:func:`flownet.data.synthetic_face.clip_frames`, the one frame pattern of flownet).
 
 Clips whose manifest row has ``verified`` false (truncated, missing or mislabelled dumps) are skipped and
 listed in :attr:`RealFramePairs.skipped` with the manifest's note (and one warning); so is, with a warning naming
@@ -28,7 +29,6 @@ disk.
 from __future__ import annotations
 
 import csv
-import re
 import warnings
 from pathlib import Path
 
@@ -37,14 +37,11 @@ import torch
 
 from ..io import not_utf8_csv
 from ..user_numbers import read_frame_number
-from .synthetic_face import list_subjects, shared_data_root, split_subjects
+from .synthetic_face import clip_frames, list_subjects, shared_data_root, split_subjects
 
 __all__ = ["PAIR_KINDS", "read_manifest", "RealFramePairs"]
 
 PAIR_KINDS = ("consecutive", "onset_apex")
-#: a frame file of a CASME II crop: ``img46.jpg`` (the shared copy) or ``reg_img46.jpg`` (the official Cropped release);
-#: ASCII digits: img٣.jpg is no frame
-_FRAME_RE = re.compile(r"^(?:reg_)?img([0-9]+)\.jpg$")
 _REQUIRED = ("subject", "filename", "onset", "apex", "verified")
 
 
@@ -82,34 +79,6 @@ def _frame_number(text: str, field: str, where: str) -> int:
         return read_frame_number(text)
     except ValueError:
         raise ValueError(f"{where}: {field} {text!r} is not a frame number") from None
-
-
-def _clip_frames(clip: Path) -> dict[int, Path]:
-    """The frame files of a clip folder by frame number (:data:`_FRAME_RE`: ``img{n}.jpg``, or the official Cropped
-    release's ``reg_img{n}.jpg``); where both names of one number are there, ``img{n}.jpg`` is taken."""
-    found: dict[int, Path] = {}
-    for p in sorted(clip.iterdir(), key=lambda p: (p.name.startswith("reg_"), p.name)):
-        m = _FRAME_RE.match(p.name)
-        if m and int(m.group(1)) not in found:
-            found[int(m.group(1))] = p
-    return found
-
-
-def _casme2_subjects(root: Path) -> list[str]:
-    """The subject folders under ``root/casme2`` holding a frame (``<clip>/img*.jpg`` or ``<clip>/reg_img*.jpg``):
-    those of :func:`flownet.data.synthetic_face.list_subjects` for the shared copy, whose frames are all
-    ``img*.jpg``.
-
-    Raises:
-        FileNotFoundError: ``root/casme2`` missing or without any frames (list_subjects's message).
-    """
-    c2 = root / "casme2"
-    if c2.is_dir():
-        subs = sorted(p.name for p in c2.iterdir()
-                      if p.is_dir() and (any(p.glob("*/img*.jpg")) or any(p.glob("*/reg_img*.jpg"))))
-        if subs:
-            return subs
-    return list_subjects(root)
 
 
 def _mixed_sizes(clip: Path, nums: list[int], onset: str, files: dict[int, Path] | None = None) -> str | None:
@@ -192,7 +161,7 @@ class RealFramePairs(torch.utils.data.Dataset):
         self.size, self.crop, self.flip, self.seed = int(size), int(crop), bool(flip), int(seed)
         self.onset_apex_prob = float(onset_apex_prob)
         c2 = self.root / "casme2"
-        all_subjects = _casme2_subjects(self.root)
+        all_subjects = list_subjects(self.root)
         if subjects is None:
             subjects = split_subjects(all_subjects, n_test, split_seed)[split]
         else:
@@ -217,7 +186,7 @@ class RealFramePairs(torch.utils.data.Dataset):
                 continue
             if not clip.is_dir():
                 raise FileNotFoundError(f"{where} is verified but its folder {clip} does not exist")
-            files = _clip_frames(clip)          # img{n}.jpg, or reg_img{n}.jpg of the official Cropped release
+            files = clip_frames(clip)           # img{n}.jpg, or reg_img{n}.jpg of the official Cropped release
             nums = sorted(files)
             have = set(nums)
             used = nums                     # the frames this run pairs: all of them, or (onset→apex only) two

@@ -23,7 +23,8 @@ ground truth is exact at that size. Convention (DESIGN.md): flow(x) maps pixel x
 x + flow(x) in frame 2.
 
 Data root: ``root`` argument, else ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` of a checkout; the crops are
-read from ``<root>/casme2/<subject>/<clip>/img*.jpg``. Nothing derived is written to disk.
+read from ``<root>/casme2/<subject>/<clip>/img<n>.jpg`` (or ``reg_img<n>.jpg``, :data:`FRAME_RE`). Nothing derived is
+written to disk.
 """
 from __future__ import annotations
 
@@ -330,29 +331,63 @@ def face_mask(landmarks, height: int, width: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- dataset
 
-_FRAME_NAME = re.compile(r"img([0-9]+)\.jpg")
+#: a frame file of a CASME II crop: ``img46.jpg`` (the shared copy) or ``reg_img46.jpg`` (the official Cropped
+#: release); ASCII digits (``img٣.jpg`` is no frame). The one pattern of flownet: :func:`list_subjects`,
+#: :class:`SyntheticFaceFlow` and :class:`flownet.data.real_pairs.RealFramePairs` (:func:`clip_frames`)
+FRAME_RE = re.compile(r"(?:reg_)?img([0-9]+)\.jpg")
 
 
 def _frame_order(path: Path) -> tuple:
-    """Sort key of a clip's frame files in time: ``img<n>.jpg`` by ``n`` (``img99`` before ``img100``, which text
-    order puts first), any other name after them, by name (``img٣.jpg``: ASCII digits only)."""
-    m = _FRAME_NAME.fullmatch(path.name)
+    """Sort key of a clip's frame files in time: ``img<n>.jpg`` / ``reg_img<n>.jpg`` (:data:`FRAME_RE`) by ``n``
+    (``img99`` before ``img100``, which text order puts first), any other name after them, by name (``img٣.jpg``:
+    ASCII digits only)."""
+    m = FRAME_RE.fullmatch(path.name)
     return (0, int(m.group(1)), "") if m else (1, 0, path.name)
 
 
-def list_subjects(root: str | Path | None = None) -> list[str]:
-    """CASME II subject folders (``sub01`` …) under ``<root>/casme2`` that hold at least one frame.
+def clip_frames(clip: Path) -> dict[int, Path]:
+    """The frame files of the clip folder ``clip`` by frame number (:data:`FRAME_RE`: ``img{n}.jpg``, or the
+    official Cropped release's ``reg_img{n}.jpg``), in frame-number order; where both names of one number are
+    there, ``img{n}.jpg`` is taken. Other files are left out.
 
     Raises:
-        FileNotFoundError: ``<root>/casme2`` missing or without any subject frames.
+        OSError: ``clip`` cannot be listed.
+    """
+    found: dict[int, Path] = {}
+    for p in sorted(clip.iterdir(), key=lambda p: (p.name.startswith("reg_"), p.name)):
+        m = FRAME_RE.fullmatch(p.name)
+        if m and int(m.group(1)) not in found:
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def subject_frames(subject: Path) -> list[Path]:
+    """The frame files (:func:`clip_frames`) of every clip folder of the subject folder ``subject``, sorted as
+    paths (the order :class:`SyntheticFaceFlow` indexes its frames in; for the shared copy, whose frames are all
+    ``img*.jpg``, the list and order of the former ``glob("*/img*.jpg")``)."""
+    return sorted(p for clip in subject.iterdir() if clip.is_dir() for p in clip_frames(clip).values())
+
+
+def _has_frame(subject: Path) -> bool:
+    return any(FRAME_RE.fullmatch(f.name) for clip in subject.iterdir() if clip.is_dir() for f in clip.iterdir())
+
+
+def list_subjects(root: str | Path | None = None) -> list[str]:
+    """CASME II subject folders (``sub01`` …) under ``<root>/casme2`` that hold at least one frame
+    (``<clip>/img{n}.jpg`` or ``<clip>/reg_img{n}.jpg``, :data:`FRAME_RE`), sorted by name.
+
+    Raises:
+        FileNotFoundError: ``<root>/casme2`` missing or without any subject frames (names the folder and the data
+            root options).
     """
     base = Path(root) if root is not None else shared_data_root()
     c2 = base / "casme2"
     if not c2.is_dir():
         raise FileNotFoundError(f"CASME II crops not found at {c2}: the data root holds casme2/ (--root of icegan "
                                 f"flow eval, data.root of a flow training config, or $ICEGAN_SHARED_DATA)")
-    subs = sorted(p.name for p in c2.iterdir() if p.is_dir() and any(p.glob("*/img*.jpg")))
+    subs = sorted(p.name for p in c2.iterdir() if p.is_dir() and _has_frame(p))
     if not subs:
+        # (the text tests/test_errorpaths49_a_data.py asserts; reg_img<n>.jpg frames are found as well)
         raise FileNotFoundError(f"no CASME II frames (<subject>/<clip>/img*.jpg) under {c2}")
     return subs
 
@@ -512,7 +547,7 @@ class SyntheticFaceFlow(torch.utils.data.Dataset):
             self.subjects = split_subjects(subjects, n_test, split_seed)[split]
         if not self.subjects:          # only the test side of n_test=0 (list_subjects lists subjects with frames)
             raise ValueError(f"split '{split}' has no subjects with n_test={n_test}: give n_test >= 1")
-        self.frames = sorted(p for s in self.subjects for p in (self.root / "casme2" / s).glob("*/img*.jpg"))
+        self.frames = sorted(p for s in self.subjects for p in subject_frames(self.root / "casme2" / s))
         if frames_per_clip < 0:
             raise ValueError(f"frames_per_clip must be >= 0, got {frames_per_clip}")
         if frames_per_clip:
