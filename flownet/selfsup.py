@@ -336,7 +336,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
     from .data.synthetic_face import SyntheticFaceFlow
     from .registry import load_srflownet, save_srflownet
     from .train import (check_intervals, collate, evaluate_model, evaluation_batches, refuse_other_settings,
-                        start_run)
+                        start_run, time_budget_note)
 
     t, lc, d = cfg.train, cfg.loss, cfg.data
     for key, val in (("train.teacher_steps", t.teacher_steps), ("train.student_steps", t.student_steps)):
@@ -519,6 +519,9 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         # records the time the stage stopped at (else a rerun resumed below the budget and trained on)
         save_ckpt(again=bool(minutes))
         state["elapsed_s"] = elapsed0 + time.time() - start
+        note = time_budget_note(state["step"], n_steps, state["elapsed_s"], minutes, f"train.{stage}_minutes")
+        if note:                # cut short by the stage's wall time (also a rerun that trained 0 steps)
+            print(f"{stage} stage: {note}", flush=True)
         print(f"{stage} stage done: {state['step'] - step0} steps this session, {state['step']} total, "
               f"{state['elapsed_s'] / 60:.1f} min", flush=True)
 

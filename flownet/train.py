@@ -515,6 +515,46 @@ def check_unread_settings(cfg: FlowTrainConfig) -> None:
                      f"set {defaults}")
 
 
+def time_budget_note(step: int, steps: int, elapsed_s: float, max_minutes: float,
+                     option: str = "train.max_minutes") -> str | None:
+    """The line a flow training loop prints when it ended on its wall-time budget before its step budget, else None.
+
+    Args:
+        step: optimiser steps done (of this run and the runs it resumed).
+        steps: the step budget (``train.steps``; a self-supervised stage's ``train.teacher_steps`` ...).
+        elapsed_s: training seconds so far, counted across resumes (the checkpoint's ``elapsed_s`` plus this run's).
+        max_minutes: the wall-time budget in minutes (0: none, then never a note).
+        option: the option that sets ``max_minutes``, named in the line.
+
+    Returns:
+        ``stopped at step N of M by <option> (X min used, counted across resumes); rerun with a larger <option> to
+        train on`` when ``max_minutes`` is set, ``step < steps`` and ``elapsed_s`` reached it; also on a rerun whose
+        budget was used already (it trains 0 steps). None otherwise.
+    """
+    if not max_minutes or step >= steps or elapsed_s < 60.0 * max_minutes:
+        return None
+    return (f"stopped at step {step} of {steps} by {option} ({elapsed_s / 60:.1f} min used, counted across resumes); "
+            f"rerun with a larger {option} to train on")
+
+
+def unread_setting_keys(cfg) -> set[str]:
+    """The flat keys (``"model.iters"``, ``"train.gamma"``) of the settings the backbone of ``cfg`` does not read
+    (:func:`check_unread_settings`): every ``model.*`` key when ``train.backbone`` is not srflownet, and its
+    :data:`UNREAD_TRAIN_KEYS`. Empty for srflownet, and for a config without ``train.backbone`` and ``model``
+    (the self-supervised and DecFlow trainers, which read all their sections) or with an unknown backbone (refused
+    elsewhere, :func:`trained_backbone`)."""
+    if not hasattr(getattr(cfg, "train", None), "backbone") or not hasattr(cfg, "model"):
+        return set()
+    try:
+        name = trained_backbone(cfg)
+    except ValueError:
+        return set()
+    if name == "srflownet":
+        return set()
+    return ({f"model.{k}" for k in _to_dict(cfg.model)} |
+            {f"train.{k}" for k in UNREAD_TRAIN_KEYS.get(name, ())})
+
+
 def init_weights_file(value: str | Path, backbone: str = "srflownet") -> Path:
     """The file a ``train.init_weights`` value names: ``shipped:<name>`` → that shipped checkpoint of ``backbone``
     (:func:`flownet.registry.resolve_weights`, e.g. ``shipped:facial``), anything else a path (relative to the
@@ -651,7 +691,9 @@ def refuse_other_settings(cfg) -> None:
     trained one model with two sets of settings, and the rewritten config.yaml claimed the second for all of it. A
     key missing from the file (added to icegan after the run began) counts as its default; no file, or one that
     cannot be read, is passed over (no file: nothing to compare with; an unreadable one with a warning); the
-    checkpoint's own checks still apply."""
+    checkpoint's own checks still apply. Keys the backbone does not read (:func:`unread_setting_keys`) are not
+    compared: they trained nothing, and a config.yaml written before audit 59 may hold e.g. ``train.iters: 13`` for
+    LiteFlowNet2, which :func:`check_unread_settings` now refuses (each check's advice was refused by the other)."""
     import yaml
     path = Path(cfg.out_dir) / cfg.name / "config.yaml"
     if not path.is_file():
@@ -665,8 +707,9 @@ def refuse_other_settings(cfg) -> None:
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return
     old, now, default = _flat(old), _flat(_to_dict(cfg)), _flat(_to_dict(type(cfg)()))
+    unread = unread_setting_keys(cfg)
     diff = [(k, old.get(k, default.get(k)), v) for k, v in now.items()
-            if k not in RESUME_MAY_CHANGE and old.get(k, default.get(k)) != v]
+            if k not in RESUME_MAY_CHANGE and k not in unread and old.get(k, default.get(k)) != v]
     if diff:
         shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
         more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
@@ -1037,6 +1080,9 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     # a wall-time budget: rewrite the step's checkpoint, written just before the budget was found used, so that it
     # records the time the run stopped at (else a rerun resumed below the budget and trained on)
     save_ckpt(again=bool(t.max_minutes))
+    note = time_budget_note(step, t.steps, elapsed0 + time.time() - start, t.max_minutes)
+    if note:                    # cut short by the wall time (this run, or one before a rerun that trained 0 steps)
+        print(note, flush=True)
     if ema is not None:  # the raw weights are kept beside the average, which is what ships
         save_weights(model, run / "weights_raw.pt", meta={"name": cfg.name, "steps": step, "size": d.size,
                                                           "gray": bool(d.gray),
