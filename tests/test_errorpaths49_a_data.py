@@ -115,7 +115,7 @@ def test_synthetic_face_flow_without_frames_names_the_layout_it_looks_for(tmp_pa
     from flownet.data.synthetic_face import SyntheticFaceFlow
     (tmp_path / "casme2" / "sub01" / "EP01").mkdir(parents=True)
     (tmp_path / "casme2" / "sub01" / "EP01" / "frame1.png").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match=rf"^no CASME II frames \(<subject>/<clip>/img\*\.jpg\) under "
+    with pytest.raises(FileNotFoundError, match=rf"^no CASME II frames \(<subject>/<clip>/img<n>\.jpg or reg_img<n>\.jpg\) under "
                                                 rf"{re.escape(str(tmp_path / 'casme2'))}$"):
         SyntheticFaceFlow(root=tmp_path)
 

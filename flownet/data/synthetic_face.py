@@ -388,7 +388,7 @@ def list_subjects(root: str | Path | None = None) -> list[str]:
     subs = sorted(p.name for p in c2.iterdir() if p.is_dir() and _has_frame(p))
     if not subs:
         # (the text tests/test_errorpaths49_a_data.py asserts; reg_img<n>.jpg frames are found as well)
-        raise FileNotFoundError(f"no CASME II frames (<subject>/<clip>/img*.jpg) under {c2}")
+        raise FileNotFoundError(f"no CASME II frames (<subject>/<clip>/img<n>.jpg or reg_img<n>.jpg) under {c2}")
     return subs
 
 
