@@ -1010,15 +1010,19 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
 
 
 def recipe_line(config: Any) -> str:
-    """One line naming what a run's config trained: its seed and recognizer (name, epochs), so that the pages and
-    figures of two seeds or two epoch counts of one config file do not read alike. Empty without a config (or for a
-    config without these keys).
+    """One line naming what a run's config trained: its seed and recognizer (name, epochs) and, for a main-job config
+    (``icegan.pipeline.MainConfig``: ``flow`` and ``gan`` sections), its flow method and whether it trained with the
+    GAN (and its joint loss), so that the pages, figures and TensorBoard text of two seeds, two epoch counts or two
+    ablations (``gan.enabled=false``, ``flow.method=tvl1``, ``gan.joint=true``) of one config file do not read alike.
+    Empty without a config (or for a config without these keys). Raises nothing.
 
     Args:
         config: the run's config (a dataclass such as ``LosoConfig`` or ``MainConfig``, or its dict), or None.
 
     Returns:
-        e.g. ``"seed 1, ststnet, 5 epochs"``; the parts the config has, in that order.
+        e.g. ``"seed 1, ststnet, 5 epochs"`` or ``"seed 0, ststnet, 100 epochs, srflownet flow, GAN, joint loss"``;
+        the parts the config has, in that order. ``joint loss`` only with the GAN on (``gan.joint`` trains nothing
+        without it); ``gan.enabled`` missing from a dict's ``gan`` section reads as on, the section's default.
     """
     cfg = _config_dict(config)
     if not isinstance(cfg, dict):
@@ -1029,6 +1033,14 @@ def recipe_line(config: Any) -> str:
         parts.append(str(model["name"]))
         if model.get("epochs") and model["name"] not in ("logreg", "random_forest", "gradient_boosting"):
             parts.append(f"{model['epochs']} epochs")
+    flow, gan = cfg.get("flow"), cfg.get("gan")
+    if isinstance(flow, dict) and flow.get("method"):
+        parts.append(f"{flow['method']} flow")
+    if isinstance(gan, dict):
+        on = bool(gan.get("enabled", True))
+        parts.append("GAN" if on else "no GAN")
+        if on and gan.get("joint"):
+            parts.append("joint loss")
     return ", ".join(parts)
 
 
