@@ -31,7 +31,11 @@ Run directory (``out_dir``), which is also the run's state:
   HDE: :func:`held_out_column`) and continues with the first unfinished one; a ``max_folds`` run is extended by the
   same run with more folds (a larger max_folds, or all), which keeps its finished folds (:func:`_prepare_dir`);
 * ``metrics.json``, ``metrics.md``, ``confusion.png``, ``per_subject.csv`` (clips and accuracy per tested
-  subject) and ``per_subject.png`` (the same as bars, one panel per dataset), ``tb/`` (TensorBoard events).
+  subject) and ``per_subject.png`` (the same as bars, one panel per dataset), ``tb/`` (TensorBoard events:
+  ``loso/fold_accuracy``, ``loso/running_UF1``/``_UAR`` and the main job's ``fold/seconds`` at step = folds finished
+  (1-based, also across a resume), ``final/<metric>`` and ``final_<dataset>/<metric>`` at step = folds run; an oracle
+  run's tags start ``ORACLE_``, and the final ones also ``NOT_LEAKFREE_`` (``real_motion_seen``) and ``PARTIAL_``
+  (a ``max_folds`` run), in that order: ``ORACLE_NOT_LEAKFREE_PARTIAL_final/UF1``).
 """
 from __future__ import annotations
 
@@ -1602,8 +1606,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             finished.add(fold.subject)
             allp = pd.concat(pooled, ignore_index=True)
             m = compute_metrics(allp["y_true"], allp["y_pred"], n_classes)
-            step = len(finished)
-            writer.add_scalar(f"{tb}loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), fold.index)
+            step = len(finished)        # every per-fold scalar at the folds finished (1-based), also after a resume
+            writer.add_scalar(f"{tb}loso/fold_accuracy", float((rows["y_true"] == rows["y_pred"]).mean()), step)
             writer.add_scalar(f"{tb}loso/running_UF1", m["UF1"], step)
             writer.add_scalar(f"{tb}loso/running_UAR", m["UAR"], step)
             writer.flush()
@@ -1658,10 +1662,13 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
                            recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config),
                            md_extra=f"\n**Oracle with one candidate:** {one_candidate}\n" if one_candidate else "")
+        # the final metrics' tags say what metrics.md says of the run: ORACLE_, NOT_LEAKFREE_ (the flow network saw
+        # the real motion of tested subjects) and PARTIAL_ (a max_folds run: not a LOSO result), in that order
+        final = tb + ("NOT_LEAKFREE_" if seen else "") + ("PARTIAL_" if header.get("folds_total") else "")
         for k in METRIC_KEYS:
-            writer.add_scalar(f"{tb}final/{k}", metrics["overall"][k], len(folds))
+            writer.add_scalar(f"{final}final/{k}", metrics["overall"][k], len(folds))
             for d, m in metrics["per_dataset"].items():
-                writer.add_scalar(f"{tb}final_{d}/{k}", m[k], len(folds))
+                writer.add_scalar(f"{final}final_{d}/{k}", m[k], len(folds))
         writer.add_text("metrics", md)
         writer.close()
         for f in folds:

@@ -32,3 +32,68 @@ def test_recipe_line_of_the_main_job_dataclass():
     from icegan.pipeline import MainConfig
     cfg = load_config(MainConfig, "configs/casme2.yaml", ["gan.enabled=false", "flow.method=tvl1"])
     assert recipe_line(cfg).endswith(", tvl1 flow, no GAN")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TensorBoard: partial and not-leak-free runs, one step axis per kind of scalar
+# ---------------------------------------------------------------------------------------------------------------
+
+def _events(tb):
+    """The run's TensorBoard events in folder ``tb`` (every event file in it): ``{scalar tag: [steps]}`` and
+    ``{image tag: [steps]}``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    return ({t: [e.step for e in acc.Scalars(t)] for t in tags["scalars"]},
+            {t: [e.step for e in acc.Images(t)] for t in tags["images"]})
+
+
+@pytest.fixture
+def toy():
+    """The toy feature set of 6 subjects (3 per dataset, 2 clips per class): 6 CDE folds."""
+    from icegan.data.toy_features import make_toy_features
+    return make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+
+
+def _centroid(fs, fail_at=None):
+    """Nearest-class-mean scores on the fold's training rows; raises at the fold of index ``fail_at`` (a kill)."""
+    x, y = fs.features.flatten(1).numpy(), fs.labels.numpy()
+
+    def fold_fn(fold):
+        if fold.index == fail_at:
+            raise RuntimeError("killed")
+        means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
+        return -((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
+    return fold_fn
+
+
+def test_partial_and_not_leak_free_runs_final_tags_say_so(toy, tmp_path):
+    """A max_folds run's final/UF1 looked like a finished LOSO result, and so did a run whose flow network saw the
+    real motion of tested subjects: their final* tags are now PARTIAL_ / NOT_LEAKFREE_ (after ORACLE_ where it
+    applies), as metrics.md marks them; a whole honest run keeps final/UF1."""
+    first = sorted(set(toy.samples["subject"]))[0]
+    run_loso(toy.samples, _centroid(toy), tmp_path / "p", config={"max_folds": 2}, max_folds=2, progress=False)
+    run_loso(toy.samples, _centroid(toy), tmp_path / "s", progress=False, motion_seen=[first], motion_seen_by="w")
+    run_loso(toy.samples, lambda f: _centroid(toy)(f)[None], tmp_path / "b", oracle_epoch=True, max_folds=3,
+             progress=False, motion_seen=[first], motion_seen_by="w")
+    run_loso(toy.samples, _centroid(toy), tmp_path / "h", progress=False)
+    partial, seen, both, honest = (set(_events(tmp_path / r / "tb")[0]) for r in "psbh")
+    assert {"PARTIAL_final/UF1", "PARTIAL_final_casme2/UF1"} <= partial
+    assert "NOT_LEAKFREE_final/UF1" in seen
+    assert "ORACLE_NOT_LEAKFREE_PARTIAL_final/UF1" in both
+    for tags in (partial, seen, both):
+        assert not any(t.startswith(("final", "ORACLE_final")) for t in tags)
+    assert "final/UF1" in honest and not any("PARTIAL" in t or "LEAKFREE" in t for t in honest)
+    assert "loso/running_UF1" in partial            # the running metrics are what they say: not renamed
+
+
+def test_per_fold_scalars_are_logged_at_folds_finished(toy, tmp_path):
+    """loso/fold_accuracy was logged at the 0-based fold position, loso/running_UF1 at folds finished: the same fold
+    one step apart. Every per-fold scalar is now at the folds finished, also across a resume."""
+    with pytest.raises(RuntimeError, match="killed"):
+        run_loso(toy.samples, _centroid(toy, fail_at=2), tmp_path / "r", progress=False)
+    run_loso(toy.samples, _centroid(toy), tmp_path / "r", progress=False)
+    scalars, _ = _events(tmp_path / "r" / "tb")
+    assert scalars["loso/fold_accuracy"] == scalars["loso/running_UF1"] == [1, 2, 3, 4, 5, 6]
+    assert scalars["final/UF1"] == [6]
