@@ -1281,8 +1281,6 @@ class FoldRunner:
         """Driver side of :meth:`task_report`."""
         self.fold_peak_rss_mb[fold.subject] = round(float(extra["peak_rss_mb"]), 1)
         self.fold_seconds[fold.subject] = extra["seconds"]
-        if fold.writer is not None:
-            fold.writer.add_scalar("fold/seconds", extra["seconds"], fold.index)
 
     def __call__(self, fold) -> np.ndarray:
         """Train the fold's models on ``fold.train_idx`` and return (n_test, K) scores of ``fold.test_idx``.
@@ -1315,9 +1313,7 @@ class FoldRunner:
         else:
             scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
                                  seed=fold_seed, sample_weight=weight, n_classes=self.n_classes)
-        self.fold_seconds[fold.subject] = time.time() - t0
-        if fold.writer is not None:
-            fold.writer.add_scalar("fold/seconds", self.fold_seconds[fold.subject], fold.index)
+        self.fold_seconds[fold.subject] = time.time() - t0     # in TensorBoard as fold/seconds (run_main)
         return scores
 
     def _gan_stage(self, fold, fold_dir: Path, feats_tr: torch.Tensor, y_tr: torch.Tensor):
@@ -1553,8 +1549,9 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
         executor_map = executor
 
     def timed_map(fold_fn, folds):
-        """The executor's folds, each one's time written to timing.json as it arrives: an interrupted run keeps
-        the times of its finished folds, and the resumed run reports every fold. Before the first fold trains, a
+        """The executor's folds, each one's time written to timing.json as it arrives (and to TensorBoard as
+        ``fold/seconds`` at the folds finished): an interrupted run keeps the times of its finished folds, and the
+        resumed run reports every fold. Before the first fold trains, a
         ``folds`` link of a run copied by ``icegan suite --reuse`` becomes a folder of the run's own
         (:func:`icegan.suite.own_fold_folder`): the folds trained now never write into the source run."""
         folds = list(folds)
@@ -1569,9 +1566,13 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
                 print(f"{cfg.name}: resuming {run_dir}: none of its {len(folds)} folds finished earlier; "
                       f"{len(folds)} to train"
                       + (f", the GAN of {kept} of them from its kept checkpoint" if kept else ""), file=sys.stderr)
-        for fold, scores in executor_map(fold_fn, folds):
+        before = len(planned) - len(folds)      # run_loso passes the folds not finished yet
+        for done, (fold, scores) in enumerate(executor_map(fold_fn, folds), before + 1):
             if distributed.is_main():
                 _update_timing(timing_path, runner, device=str(device))   # the device its folds are computed on
+            if fold.writer is not None and fold.subject in runner.fold_seconds:
+                # at the folds finished (1-based), the step of run_loso's loso/* scalars of this fold
+                fold.writer.add_scalar("fold/seconds", runner.fold_seconds[fold.subject], done)
             yield fold, scores
     timed_map.executor = executor_map       # whose workers and threads the busy-CPU note counts (protocol)
 

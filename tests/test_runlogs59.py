@@ -97,3 +97,24 @@ def test_per_fold_scalars_are_logged_at_folds_finished(toy, tmp_path):
     scalars, _ = _events(tmp_path / "r" / "tb")
     assert scalars["loso/fold_accuracy"] == scalars["loso/running_UF1"] == [1, 2, 3, 4, 5, 6]
     assert scalars["final/UF1"] == [6]
+
+
+@pytest.fixture(scope="module")
+def tiny_flow(tmp_path_factory):
+    from _flow_sizes import save_main_job_weights
+    return save_main_job_weights(tmp_path_factory.mktemp("w") / "tiny.pt", iters=1)
+
+
+MAIN_FAST = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "gan.enabled=false",
+             "recognizer.name=random_forest", "recognizer.forest_trees=5", "threads=1", "device=cpu"]
+
+
+def test_main_job_fold_seconds_are_logged_at_folds_finished(tiny_flow, tmp_path):
+    """The main job's fold/seconds was logged at the 0-based fold position while loso/running_UF1 at the folds
+    finished; both now at the folds finished, also for the folds an extended max_folds run trains."""
+    from icegan.pipeline import load_main_config, run_main
+    for k in (2, 0):                # 2 of the 3 folds, then the whole run: its third fold is the 3rd finished
+        run_main(load_main_config(None, MAIN_FAST + [f"flow.weights={tiny_flow}", f"data.max_folds={k}"]),
+                 tmp_path / "r", progress=False)
+    scalars, _ = _events(tmp_path / "r" / "tb")
+    assert scalars["fold/seconds"] == scalars["loso/running_UF1"] == scalars["loso/fold_accuracy"] == [1, 2, 3]
