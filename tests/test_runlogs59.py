@@ -118,3 +118,29 @@ def test_main_job_fold_seconds_are_logged_at_folds_finished(tiny_flow, tmp_path)
                  tmp_path / "r", progress=False)
     scalars, _ = _events(tmp_path / "r" / "tb")
     assert scalars["fold/seconds"] == scalars["loso/running_UF1"] == scalars["loso/fold_accuracy"] == [1, 2, 3]
+
+
+def test_gan_lr_and_samples_share_the_batch_step_axis_of_its_losses(tmp_path):
+    """The GAN's lr and sample grids were logged at epoch steps (1, 2, ...) on the same event file as its losses at
+    batch steps (0 .. epochs x batches - 1): both now at the batch step reached at the end of each epoch (its last
+    batch's step), where the epoch's last loss is."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from icegan.gan.trainer import GanConfig, train_gan
+    torch.manual_seed(0)
+    n, s = 16, 32
+    onset = torch.rand(n, 1, s, s) * 2 - 1
+    apex = (onset + 0.05 * torch.randn_like(onset)).clamp(-1, 1)
+    cfg = GanConfig(name="t")
+    cfg.data.img_size = s
+    cfg.model.g_base_channels, cfg.model.g_max_channels, cfg.model.d_base_channels = 8, 32, 8
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.sample_every = 3, 8, 2       # 2 batches an epoch
+    cfg.train.progress, cfg.train.device = False, "cpu"
+    w = SummaryWriter(log_dir=str(tmp_path / "tb"))
+    train_gan(onset, apex, torch.arange(n) % 3, cfg, log=w)
+    w.close()
+    scalars, images = _events(tmp_path / "tb")
+    assert scalars["loss/g_total"] == [0, 1, 2, 3, 4, 5]
+    assert scalars["lr"] == [1, 3, 5]                       # the end of epochs 1, 2 and 3
+    assert list(images.values()) == [[3, 5]]                # sample_every=2 and the last epoch

@@ -565,7 +565,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             history's ``seconds`` count the resumed runs' training time too (the checkpoint's ``elapsed_s``; 0 for a
             checkpoint written before it was kept).
         log: a ``torch.utils.tensorboard.SummaryWriter`` (every loss term, capsule accuracies,
-            lr, sample grids) or None.
+            lr, sample grids) or None. One step axis, the batch step (0-based, over every epoch): losses and
+            accuracies at each batch's, the epoch's lr and sample grid at its last batch's.
         extra_loss_fn: ``f(G, onset, z, c, fake) → scalar`` added to the generator loss each step
             (e.g. a recognizer's cross-entropy through optical flow of (onset, fake)); it receives the
             true-class branch (``c`` (B,) long ids) and must be differentiable w.r.t. ``fake``. It is called inside
@@ -823,8 +824,11 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
         history.append(rec)
         _logger.log(log_level, "gan epoch %d/%d %s", epoch + 1, tc.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in rec.items() if isinstance(v, float)))
+        # the epoch's lr and sample grid at the batch step reached at its end (its last batch's, where its last
+        # losses are): one step axis for every tag of the writer
+        end_step = (epoch + 1) * steps - 1
         if log is not None:
-            log.add_scalar("lr", log_lr, epoch + 1)
+            log.add_scalar("lr", log_lr, end_step)
         last = epoch + 1 == tc.epochs
         budget = tc.max_minutes or None     # 0 = no limit, as in flow training (flownet.train: train.max_minutes)
         over = budget is not None and (elapsed0 + time.time() - t_start) / 60 >= budget
@@ -837,7 +841,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
                 # by model.classes when the config names them (the main job's folds), else class0, class1, ...
                 names = mc.classes or [f"class{k}" for k in range(g.n_classes)]
                 tag = "samples/onset_apex_" + "_".join(names)
-                log.add_image(tag, grid, epoch + 1)
+                log.add_image(tag, grid, end_step)
             if out is not None:
                 from torchvision.utils import save_image
                 (out / "samples").mkdir(parents=True, exist_ok=True)
