@@ -721,6 +721,19 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
             "two experiments: use another --out or delete that folder")
 
 
+def _finished_folds(out: Path, header: dict) -> list[str]:
+    """The folds of the run folder ``out`` (its run.json ``header``) that its ``predictions.csv`` holds, in the
+    header's order: the values of the held-out column (:func:`held_out_column` of the header's protocol) that are
+    among ``header["folds"]``. Empty when the file is missing or unreadable (no claim is made from it); raises
+    nothing."""
+    try:
+        held = pd.read_csv(out / "predictions.csv", usecols=[held_out_column(header.get("protocol", ""))], dtype=str)
+    except (OSError, ValueError):
+        return []
+    seen = set(held.iloc[:, 0])
+    return [f for f in header.get("folds") or [] if f in seen]
+
+
 def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> None:
     """Make ``out`` the folder of the run whose ``run.json`` is ``header`` and whose config is ``config``, or check
     that the folder holds that run: a new folder gets both files; the same run (run.json and config.yaml equal) is
@@ -731,8 +744,9 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
     new run (``group_size`` divides k: a grouped network's scores depend on every fold of its group, while a fold
     trained alone is seeded by its index only): its finished folds are then exactly the folds the new run computes
     first, and are kept (a note on stderr says so). run.json (without ``folds_total`` once the run is whole) and
-    config.yaml are then written for the new run. A smaller max_folds into the folder of a larger run stays refused:
-    its finished folds include folds that run does not run.
+    config.yaml are then written for the new run. A smaller max_folds into the folder of a larger run stays refused
+    (its finished folds may include folds that run does not run): the message names the folder's recorded max_folds
+    that resumes it and, only where some are, its finished folds that the smaller run does not run.
 
     Args:
         out: the run folder. header: the run's run.json (:func:`_header`). config: its config (or None: not compared).
@@ -786,9 +800,16 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
                            "weights file changed, or the folder was made before icegan recorded it)")
             elif not why and set(diff) <= {"folds", "folds_total"} and isinstance(was, list) and isinstance(now, list):
                 if len(now) < len(was) and was[:len(now)] == now:
-                    why = (f" (it holds {len(was)} folds, this run the first {len(now)} of them: a smaller "
-                           f"{max_folds_key(cfg)}; its finished folds include folds this run does not run, so it is "
-                           f"resumed only by a run of at least its {len(was)} folds)")
+                    key = max_folds_key(cfg)
+                    recorded = len(was) if old.get("folds_total") else 0        # 0: the whole run
+                    done = _finished_folds(out, old)
+                    beyond = [f for f in was[len(now):] if f in done]
+                    why = (f" (it records a run of {len(was)} folds ({key}={recorded}{': all' if not recorded else ''})"
+                           f", this run the first {len(now)} of them: a smaller {key}"
+                           + (f"; its finished folds include {len(beyond)} this run does not run "
+                              f"({', '.join(beyond)})" if beyond else "")
+                           + f"; resume it with {key}={recorded}"
+                           + (f", or extend it with a larger {key}" if recorded else "") + ")")
                 else:
                     why = (f" (its held-out subjects are other than now: {len(was)} vs {len(now)}, e.g. another "
                            "max_folds; a folder's finished folds are resumed by the same run, or extended by the same "

@@ -323,10 +323,10 @@ def test_resume_refuses_a_feature_set_that_changed(tmp_path):
     shorter = load_config(LosoConfig, None, ["data.source=toy", "model.name=logreg", "max_folds=2", "workers=1"])
     with pytest.raises(LosoStateError) as exc:                       # the folder's 3 folds are more than this run's
         run(shorter, out, progress=False, feature_set=fs)
-    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['folds']) (it holds 3 folds, this run "
-                              f"the first 2 of them: a smaller max_folds; its finished folds include folds this run "
-                              f"does not run, so it is resumed only by a run of at least its 3 folds); use another "
-                              f"--out or delete that folder")
+    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['folds']) (it records a run of 3 folds "
+                              f"(max_folds=3), this run the first 2 of them: a smaller max_folds; its finished folds "
+                              f"include 1 this run does not run (casme2/s03); resume it with max_folds=3, or extend it "
+                              f"with a larger max_folds); use another --out or delete that folder")
 
 
 @pytest.mark.parametrize("over, msg", [

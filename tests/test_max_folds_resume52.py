@@ -58,7 +58,7 @@ def test_a_max_folds_run_is_extended_by_the_whole_run(toy, tmp_path, capsys, con
 def test_a_larger_max_folds_extends_and_a_smaller_one_is_refused(toy, tmp_path, capsys):
     """2 folds, then 5 (still partial: 5 of 6), then the whole run: each trains only its new folds. A smaller
     max_folds into the folder of a larger run stays refused (its finished folds include folds that run does not run),
-    saying so, and leaves the folder as it was."""
+    saying so and naming the max_folds that resumes it, and leaves the folder as it was."""
     out, calls = tmp_path / "x", []
     run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 2}, max_folds=2, progress=False)
     run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 5}, max_folds=5, progress=False)
@@ -69,10 +69,10 @@ def test_a_larger_max_folds_extends_and_a_smaller_one_is_refused(toy, tmp_path, 
     files = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file() and f.name != "environment.jsonl"}
     with pytest.raises(LosoStateError) as exc:
         run_loso(toy.samples, _centroid(toy, calls), out, config={"max_folds": 3}, max_folds=3, progress=False)
-    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['folds', 'folds_total']) (it holds 6 "
-                              "folds, this run the first 3 of them: a smaller max_folds; its finished folds include "
-                              "folds this run does not run, so it is resumed only by a run of at least its 6 folds); "
-                              "use another --out or delete that folder")
+    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['folds', 'folds_total']) (it records a "
+                              "run of 6 folds (max_folds=0: all), this run the first 3 of them: a smaller max_folds; "
+                              "its finished folds include 3 this run does not run (samm/s01, samm/s02, samm/s03); "
+                              "resume it with max_folds=0); use another --out or delete that folder")
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file() and f.name != "environment.jsonl"} == files
 
 

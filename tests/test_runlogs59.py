@@ -144,3 +144,38 @@ def test_gan_lr_and_samples_share_the_batch_step_axis_of_its_losses(tmp_path):
     assert scalars["loss/g_total"] == [0, 1, 2, 3, 4, 5]
     assert scalars["lr"] == [1, 3, 5]                       # the end of epochs 1, 2 and 3
     assert list(images.values()) == [[3, 5]]                # sample_every=2 and the last epoch
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a smaller max_folds into a larger run's folder: the true reason
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_a_killed_run_rerun_with_a_smaller_max_folds_is_refused_for_its_true_reason(toy, tmp_path):
+    """A run of 6 folds killed with 2 finished, rerun with max_folds=3, was refused with "its finished folds include
+    folds this run does not run": false (its 2 are among the first 3). The refusal now says the folder records a run
+    of 6 folds and names the max_folds that resumes it; the finished-folds claim only where true."""
+    from icegan.protocol import LosoStateError
+    out = tmp_path / "r"
+    with pytest.raises(RuntimeError, match="killed"):
+        run_loso(toy.samples, _centroid(toy, fail_at=2), out, config={"max_folds": 0}, progress=False)
+    files = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file() and f.name != "environment.jsonl"}
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid(toy), out, config={"max_folds": 3}, max_folds=3, progress=False)
+    msg = str(exc.value)
+    assert "finished folds include" not in msg and "does not run" not in msg
+    assert msg == (f"{out} holds a different LOSO run (differs in ['folds', 'folds_total']) (it records a run of 6 "
+                   "folds (max_folds=0: all), this run the first 3 of them: a smaller max_folds; resume it with "
+                   "max_folds=0); use another --out or delete that folder")
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file() and f.name != "environment.jsonl"} == files
+    # a max_folds=5 run killed after 4 folds, rerun with 2: its finished folds do include 2 this run does not run
+    with pytest.raises(RuntimeError, match="killed"):
+        run_loso(toy.samples, _centroid(toy, fail_at=4), tmp_path / "k", config={"max_folds": 5}, max_folds=5,
+                 progress=False)
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, _centroid(toy), tmp_path / "k", config={"max_folds": 2}, max_folds=2, progress=False)
+    folds = json.loads((tmp_path / "k" / "run.json").read_text())["folds"]
+    assert str(exc.value) == (
+        f"{tmp_path / 'k'} holds a different LOSO run (differs in ['folds']) (it records a run of 5 folds "
+        f"(max_folds=5), this run the first 2 of them: a smaller max_folds; its finished folds include 2 this run "
+        f"does not run ({folds[2]}, {folds[3]}); resume it with max_folds=5, or extend it "
+        "with a larger max_folds); use another --out or delete that folder")
