@@ -4,7 +4,6 @@ max_folds than the folder's run is refused for its true reason."""
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from icegan.protocol import recipe_line, run_loso
