@@ -389,9 +389,11 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
               "is selected on the test subjects.", ""]
     # the figures name the members (up to four), not only the output folder
     member_names = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
+    from icegan.report import is_null_run
+    # members of permuted labels (data.permute_labels): no published or measured rows of real labels beside it
     write_reports(out, pred, metrics, f"{title} (probability ensemble){partial_tag(header)}",
                   f"{title}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
-                  folds_total=header.get("folds_total", 0))
+                  folds_total=header.get("folds_total", 0), null_run=any(is_null_run(d) for d in dirs))
     return metrics
 
 

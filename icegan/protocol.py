@@ -1099,6 +1099,16 @@ def max_folds_key(config: Any) -> str:
     return "data.max_folds" if isinstance(data, dict) and "max_folds" in data else "max_folds"
 
 
+def config_null_run(config: Any) -> bool:
+    """Whether ``config`` (a dataclass such as ``LosoConfig``, its dict, or None) is a null run's:
+    ``data.permute_labels`` an int >= 0 (``icegan loso``: labels permuted within each dataset). False without the
+    key (the main job, train.py) or a config."""
+    cfg = _config_dict(config)
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    seed = data.get("permute_labels", -1) if isinstance(data, dict) else -1
+    return isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
+
+
 def subjects_among(subjects: Sequence[str], listed: Sequence[str]) -> list[str]:
     """The distinct ``subjects`` (as text, sorted) that ``listed`` names, matched by :func:`subject_key` (so
     ``casme2/S01`` names ``casme2/s01``): e.g. the held-out subjects whose real motion trained a flow network."""
@@ -1141,21 +1151,25 @@ def members_motion_record(pred: pd.DataFrame, member_dirs: Sequence[str | Path])
 
 
 def write_reports(out: Path, pred: pd.DataFrame, metrics: dict, label: str, plot_prefix: str, n_classes: int,
-                  md_extra: str = "", recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds") -> str:
+                  md_extra: str = "", recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds",
+                  null_run: bool = False) -> str:
     """Write a finished run's reports into ``out``: ``metrics.json``, ``per_subject.csv``, ``metrics.md``
     (:func:`_markdown` titled ``label``, with ``recipe`` (:func:`recipe_line`) under the protocol line when given,
     the subject-bootstrap interval of UF1/UAR
     (:func:`icegan.significance.subject_interval`), then ``md_extra`` if given) and ``confusion.png`` (titled
     ``"{plot_prefix}{protocol} LOSO, UF1 .., UAR .."``; HDE: ``leave-one-dataset-out``, :func:`protocol_title`) and
     ``per_subject.png`` (:func:`per_subject_png`). ``folds_total`` > the run's folds: a ``max_folds`` run, said under
-    the title of metrics.md, naming the key ``folds_key`` that did it (:func:`max_folds_key`). Used by :func:`run_loso`
-    and ``icegan ensemble``. Returns the metrics.md text."""
+    the title of metrics.md, naming the key ``folds_key`` that did it (:func:`max_folds_key`). ``null_run``: the
+    predictions are of permuted labels (``data.permute_labels`` >= 0: :func:`config_null_run` for :func:`run_loso`,
+    any member a null run (:func:`icegan.report.is_null_run`) for ``icegan ensemble`` and a nested selection), so
+    metrics.md shows no reference rows (:func:`_markdown`). Used by :func:`run_loso`, ``icegan ensemble`` and
+    ``icegan select``. Returns the metrics.md text."""
     # whole or not at all: a metrics.json marks a finished run (icegan suite --reuse copies it as one)
     write_text_whole(out / "metrics.json", json.dumps(metrics, indent=2))
     per_subject = per_subject_table(pred)
     per_subject.to_csv(out / "per_subject.csv", index=False, float_format="%.4f", quoting=csv_quoting(per_subject))
     from icegan.significance import interval_markdown, subject_interval
-    md = _markdown(metrics, label, recipe, folds_total, folds_key, class_names(pred, n_classes))
+    md = _markdown(metrics, label, recipe, folds_total, folds_key, class_names(pred, n_classes), null_run=null_run)
     ci = interval_markdown(subject_interval(pred, n_classes=n_classes))
     if ci:
         md = md.rstrip("\n") + "\n\n" + ci
@@ -1213,19 +1227,14 @@ def _fmt(v: Optional[float]) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
-#: what the title of a null run's reports begins its tag with (``icegan loso`` with ``data.permute_labels`` >= 0 titles
-#: them ``NAME [NULL RUN: labels permuted ...]``): :func:`_markdown` shows no reference rows under such a title
-NULL_RUN_TITLE = "[NULL RUN"
-
-
 def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds",
-              classes: Sequence[str] = CLASS_NAMES) -> str:
+              classes: Sequence[str] = CLASS_NAMES, null_run: bool = False) -> str:
     """The text of a run's ``metrics.md`` (:func:`write_reports`): ``title``, the protocol and selection line (with
     ``recipe``, :func:`recipe_line`, and the classes when not MEGC2019's ``classes``), the not-leak-free and partial
     run paragraphs where they apply, the "this run" row, then the reference rows (:data:`REFERENCES`) where they are
-    comparable: a composite CDE run of real labels only; a null run (``title`` holding :data:`NULL_RUN_TITLE`, as
-    ``icegan loso`` titles one with ``data.permute_labels`` >= 0), a one-dataset, HDE, SDE or non-MEGC2019 run gets
-    a line saying why there are none. Last, the table of all metrics (:data:`METRIC_KEYS`) per scope."""
+    comparable: a composite CDE run of real labels only; a null run (``null_run`` True: ``data.permute_labels`` >= 0,
+    or an ensemble or selection of such runs; whatever its ``title`` says), a one-dataset, HDE, SDE or non-MEGC2019
+    run gets a line saying why there are none. Last, the table of all metrics (:data:`METRIC_KEYS`) per scope."""
     oracle = metrics["oracle_epoch"]
     hde = metrics["protocol"] == "HDE"
     unit = "dataset" if hde else "subject"
@@ -1280,7 +1289,7 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
         lines += ["", f"No reference rows: this run holds {title_one} clips only, so its leave-one-subject-out folds are "
                   f"{title_one}'s own (what protocol=SDE dataset={one[0]} runs); the published and measured rows are "
                   "the three-dataset composite's CDE and are not comparable."]
-    elif metrics["protocol"] == "CDE" and composite and NULL_RUN_TITLE in title:
+    elif metrics["protocol"] == "CDE" and composite and null_run:
         lines += ["", "No reference rows: this is a null run (data.permute_labels >= 0: its labels were permuted "
                   "within each dataset), which an honest pipeline scores at chance; it checks the pipeline and is not "
                   "comparable with the published or measured rows of real labels."]
@@ -1682,6 +1691,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         recipe = recipe_line(config)
         md = write_reports(out, allp, metrics, label, f"{label}" + (f" ({recipe})" if recipe else "") + ": ", n_classes,
                            recipe=recipe, folds_total=header.get("folds_total", 0), folds_key=max_folds_key(config),
+                           null_run=config_null_run(config),
                            md_extra=f"\n**Oracle with one candidate:** {one_candidate}\n" if one_candidate else "")
         # the final metrics' tags say what metrics.md says of the run: ORACLE_, NOT_LEAKFREE_ (the flow network saw
         # the real motion of tested subjects) and PARTIAL_ (a max_folds run: not a LOSO result), in that order

@@ -532,7 +532,10 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     lines += ["", "Each outer fold's choice used only its training subjects (selection.csv); the candidates' own "
               "LOSO scores are shown for reference and were not used to choose.", ""]
     title = name or out.name
+    from icegan.report import is_null_run
+    # candidates of permuted labels (data.permute_labels): no published or measured rows of real labels beside it
     write_reports(out, pred, metrics, f"{title} (nested selection){partial_tag(header)}",
                   f"{title}: nested selection, ", n_classes, md_extra="\n".join(lines),
-                  folds_total=header.get("folds_total", 0))
+                  folds_total=header.get("folds_total", 0),
+                  null_run=any(is_null_run(c.run_dir) for c in candidates))
     return metrics

@@ -114,7 +114,7 @@ def test_metrics_md_of_a_null_run_has_no_reference_rows():
         part.update({k: part.get(k, 0.5) for k in METRIC_KEYS})
     honest = _markdown(m, "lr")
     assert "comparable with an honest run" in honest
-    null = _markdown(m, "lr [NULL RUN: labels permuted within each dataset, seed 0]")
+    null = _markdown(m, "lr", null_run=True)       # run_loso, ensembles and selections say it; the title does not
     assert "comparable with an honest run" not in null and "Reference rows" not in null
     assert "No reference rows" in null and "data.permute_labels" in null
     assert sum(ln.startswith("| ") for ln in null.splitlines()) < sum(ln.startswith("| ") for ln in honest.splitlines())
