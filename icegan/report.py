@@ -22,7 +22,7 @@ from flownet.paths import expand_home
 from icegan.protocol import DATASET_TITLES, _json_file, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
-           "check_one_recipe", "same_predictions_notes", "parse_entries", "is_null_run", "NULL_RUN_TAG",
+           "check_one_recipe", "same_predictions_notes", "parse_entries", "is_null_run", "permuted_labels", "NULL_RUN_TAG",
            "NULL_RUN_LEGEND"]
 
 
@@ -452,17 +452,34 @@ def _permuted_seeds(recipe) -> list:
     return [s for v in recipe.values() if isinstance(v, (dict, list)) for s in _permuted_seeds(v)]
 
 
-def is_null_run(run: str | Path) -> bool:
-    """Whether the finished run folder ``run`` is a null run: ``icegan loso`` with ``data.permute_labels`` >= 0 (the
-    labels permuted within each dataset, :func:`icegan.commands.loso.permute_labels`) in its ``config.yaml``, or an
-    ensemble, nested selection or merge of which a run is one (read through :func:`run_recipe`, as
-    ``icegan compare``'s check of one ``data.permute_labels`` per comparison). False where no recipe can be read
-    (the entry's own checks say why)."""
+def permuted_labels(run: str | Path) -> tuple[int, ...]:
+    """The distinct ``data.permute_labels`` (sorted) of the LOSO runs that made the finished run folder ``run``: one
+    for a run (``icegan loso``: -1 the real labels, also for a config without the key such as train.py's; a seed
+    >= 0 a null run, labels permuted within each dataset), those of its members for an ensemble, nested selection or
+    merge (bench/merge_runs.py), at any depth (read through :func:`run_recipe`). The one reading of it for
+    :func:`is_null_run` (``icegan table``, suites, ``icegan ensemble``'s reports) and ``icegan compare``'s check of
+    one ``data.permute_labels`` per comparison.
+
+    Returns:
+        e.g. ``(-1,)``, ``(0,)``, ``(-1, 0)`` (an ensemble of a null run and a real one); ``()`` where no recipe
+        can be read (a missing or damaged ``config.yaml`` or header: the entry's own checks say why) or a value is
+        not an int.
+    """
     try:
         seeds = _permuted_seeds(run_recipe(run))
     except ValueError:
-        return False
-    return any(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        return ()
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return ()
+    return tuple(sorted(set(seeds)))
+
+
+def is_null_run(run: str | Path) -> bool:
+    """Whether the finished run folder ``run`` is a null run: ``icegan loso`` with ``data.permute_labels`` >= 0 (the
+    labels permuted within each dataset, :func:`icegan.commands.loso.permute_labels`) in its ``config.yaml``, or an
+    ensemble, nested selection or merge of which a run is one (:func:`permuted_labels`). False where no recipe can be
+    read (the entry's own checks say why)."""
+    return any(s >= 0 for s in permuted_labels(run))
 
 
 def _differences(a: dict, b: dict, most: int = 3) -> str:

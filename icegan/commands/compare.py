@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Optional
 
 from icegan.commands._numbers import integer, number
 from icegan.commands.table import ENTRIES_EPILOG, add_entry_arguments, emit
@@ -37,32 +36,26 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be >= 0 (a seed of numpy's random generator), got {args.seed}")
 
 
-def _permuted(run) -> Optional[int]:
-    """The ``data.permute_labels`` of a run's ``config.yaml`` (``icegan loso``: -1 real labels, a seed >= 0 a null run;
-    -1 for a config without it, e.g. train.py's), read through :func:`icegan.report.run_recipe`; None where no
-    config.yaml can be read (ensembles, merged runs, a damaged file: reported by the entry's own checks)."""
-    from icegan.report import run_recipe
-    try:
-        cfg = run_recipe(run)
-    except ValueError:
-        return None
-    data = cfg.get("data") if isinstance(cfg, dict) and cfg.get("kind") == "run" else None
-    seed = data.get("permute_labels", -1) if isinstance(data, dict) else None
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+def _seeds_text(seeds: tuple) -> str:
+    """``data.permute_labels=0 (a null run, labels permuted)`` for a run's seeds (:func:`icegan.report.permuted_labels`;
+    an ensemble's members may mix several)."""
+    what = " and ".join("the real labels" if s < 0 else "a null run, labels permuted" for s in seeds)
+    return f"data.permute_labels={' and '.join(map(str, seeds))} ({what})"
 
 
 def _null_run_mismatch(runs_a, runs_b) -> str:
     """A phrase naming two runs, one of ``runs_a`` and one of ``runs_b``, whose ``data.permute_labels`` differ (a null
-    run and a real one, or null runs of two seeds: their labels differ), or empty when none do."""
-    def what(seed: int) -> str:
-        return "the real labels" if seed < 0 else "a null run, labels permuted"
-    seeds_b = [(r, _permuted(r)) for r in runs_b]
+    run and a real one, or null runs of two seeds: their labels differ), or empty when none do. A run is a run,
+    ensemble, nested selection or merge folder: its seeds are those of the runs that made it
+    (:func:`icegan.report.permuted_labels`, which ``icegan table``'s ``[NULL RUN]`` tag reads too); one whose
+    config cannot be read is left to the entry's own checks."""
+    from icegan.report import permuted_labels
+    seeds_b = [(r, permuted_labels(r)) for r in runs_b]
     for ra in runs_a:
-        sa = _permuted(ra)
+        sa = permuted_labels(ra)
         for rb, sb in seeds_b:
-            if sa is not None and sb is not None and sa != sb:
-                return (f"{ra} was run with data.permute_labels={sa} ({what(sa)}) and {rb} with "
-                        f"data.permute_labels={sb} ({what(sb)})")
+            if sa and sb and sa != sb:
+                return f"{ra} was run with {_seeds_text(sa)} and {rb} with {_seeds_text(sb)}"
     return ""
 
 
