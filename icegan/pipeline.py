@@ -1590,10 +1590,29 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
     return metrics
 
 
-def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
+def _update_timing(path: Path, runner: FoldRunner, device: Optional[str] = None, **extra) -> None:
     """Merge the runner's fold times (seconds) and peak memory (MiB) by subject, and ``extra``, into ``path``
-    (``timing.json``), keeping the folds of earlier, interrupted calls; written whole or not at all."""
+    (``timing.json``), keeping the folds of earlier, interrupted calls; written whole or not at all.
+
+    Args:
+        device: the device this call computes its folds on (``"cpu"``, ``"cuda:0"``); given, each of the runner's
+            folds is recorded under it in ``fold_device`` ({subject: device}, beside ``fold_seconds`` and merged as
+            it is, so a run resumed on other devices keeps which fold ran where: :func:`_warn_other_device`), and
+            the top-level ``device`` says the device of the latest call that computed folds. A file written before
+            ``fold_device`` gives its earlier folds its top-level ``device``.
+    """
     timing = (_read_timing(path) if path.is_file() else None) or {"fold_seconds": {}}
+    if device is not None:
+        fold_device = timing.setdefault("fold_device", {})
+        old = timing.get("device")
+        if isinstance(old, str) and isinstance(fold_device, dict):    # an older file: its folds ran on its device
+            for s in timing["fold_seconds"]:
+                fold_device.setdefault(s, old)
+        if not isinstance(fold_device, dict):
+            fold_device = timing["fold_device"] = {}
+        fold_device.update({s: device for s in runner.fold_seconds})
+        if runner.fold_seconds:         # the device of the latest folds computed (a call that trained none: kept)
+            timing["device"] = device
     timing["fold_seconds"].update(runner.fold_seconds)
     if runner.fold_peak_rss_mb:
         timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
@@ -1603,23 +1622,37 @@ def _update_timing(path: Path, runner: FoldRunner, **extra) -> None:
 
 
 def _warn_other_device(timing_path: Path, device: torch.device, setting: str) -> None:
-    """Warn (not refuse) when the run folder's ``timing.json`` records that its finished folds were computed on
-    another kind of device (``cuda`` vs ``cpu``; ``cuda:0`` vs ``cuda:1`` is the same kind) than ``device``, the one
-    this call trains its folds on (``setting``: the config's ``device``, e.g. ``auto``). A run begun on a GPU and
-    resumed on a CPU (``device: auto``, which the config comparison of a resume sees as the same) would otherwise mix
-    the folds of both silently: a fold's scores depend on the device (float rounding, cuDNN kernels). A missing or
-    unreadable ``timing.json``, or one written before it recorded the device at every fold: nothing said."""
+    """Warn (not refuse) when the run folder's ``timing.json`` records that any of its finished folds was computed
+    on another kind of device (``cuda`` vs ``cpu``; ``cuda:0`` vs ``cuda:1`` is the same kind) than ``device``, the
+    one this call trains its folds on (``setting``: the config's ``device``, e.g. ``auto``); the warning names those
+    folds and their devices. Read from ``fold_device`` ({subject: device}, :func:`_update_timing`), so a fold of a
+    GPU stays seen after any number of resumes on a CPU; also from the top-level ``device`` (the latest folds', the
+    one record of a file written before ``fold_device``). A
+    run begun on a GPU and resumed on a CPU (``device: auto``, which the config comparison of a resume sees as the
+    same) would otherwise mix the folds of both silently: a fold's scores depend on the device (float rounding,
+    cuDNN kernels). A missing or unreadable ``timing.json``, or one that records no device: nothing said."""
     try:
-        recorded = json.loads(timing_path.read_text(encoding="utf-8")).get("device")
+        timing = json.loads(timing_path.read_text(encoding="utf-8"))
+        per_fold = timing.get("fold_device")
+        recorded = timing.get("device")
     except (OSError, ValueError, AttributeError):
         return
-    if not isinstance(recorded, str) or recorded.split(":")[0] == device.type:
+    other, which = {}, "its finished folds"
+    if isinstance(per_fold, dict) and per_fold:
+        other = {s: d for s, d in per_fold.items() if isinstance(d, str) and d.split(":")[0] != device.type}
+        which = f"{len(other)} of its {len(per_fold)} finished folds"
+    if not other and isinstance(recorded, str) and recorded.split(":")[0] != device.type:
+        other, which = {"its latest folds": recorded}, "its latest folds"    # also a file before fold_device
+    if not other:
         return
-    log.warning("%s's finished folds were computed on %s (%s records it), this call trains its folds on %s "
-                "(device: %s): the run mixes folds of both devices, whose scores differ in float rounding; to keep "
-                "one device, stop and resume it on a machine where device: %s picks %s, or delete the folder to "
-                "train it afresh", timing_path.parent, recorded, timing_path.name, device, setting, setting,
-                recorded.split(":")[0])
+    kinds = sorted(set(other.values()))
+    folds = ", ".join(f"{s} on {d}" for s, d in list(other.items())[:5]) + (
+        f" and {len(other) - 5} more" if len(other) > 5 else "")
+    log.warning("%s: %s were computed on %s (%s records %s), this call trains its folds on %s (device: %s): the "
+                "run mixes folds of both devices, whose scores differ in float rounding; to keep one device, stop and "
+                "resume it on a machine where device: %s picks %s, or delete the folder to train it afresh",
+                timing_path.parent, which, " and ".join(kinds), timing_path.name, folds, device, setting, setting,
+                kinds[0].split(":")[0])
 
 
 def _read_timing(path: Path) -> Optional[dict]:
