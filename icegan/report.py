@@ -64,17 +64,22 @@ def _split_entry(text: str) -> tuple[Optional[str], str, list[Path]]:
         return None, text, _resolve_dirs(text, text)
     except ValueError:
         pass
-    splits = [(text[:i], text[i + 1:]) for i, ch in enumerate(text) if ch == "="]
+    splits = [(label, spec) for label, spec in ((text[:i], text[i + 1:]) for i, ch in enumerate(text) if ch == "=")
+              if label.strip() and spec.strip()]
+    errors = []
     for label, spec in splits:                  # 'LR C=1=lr': the first '=' whose right side is run folders
-        if label.strip() and spec.strip():
-            try:
-                return label, spec, _resolve_dirs(spec, text)
-            except ValueError:
-                continue
-    label, spec = splits[0]                     # nothing resolves: said of the split at the first '='
-    if not label.strip() or not spec.strip():
+        try:
+            return label, spec, _resolve_dirs(spec, text)
+        except ValueError as exc:
+            errors.append(exc)
+    if not splits:                              # '=lr', 'lr=': no label or no folder on either side
         raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
-    return label, spec, _resolve_dirs(spec, text)
+    if len(splits) == 1:                        # one way to read it: what of its DIRs matches nothing
+        raise errors[0]
+    sides = ", ".join(f"'{spec}'" for _, spec in splits)
+    raise ValueError(f"table entry '{text}': no split matches: neither the whole entry nor the right side of any "
+                     f"'=' ({sides}) is existing folders or glob patterns that match folders; write LABEL=DIR with "
+                     "DIR an existing run folder (quote the entry in the shell)")
 
 
 def _folder_name(text: str) -> str:
@@ -94,11 +99,13 @@ def parse_entry(text: str) -> TableEntry:
 
     A ``=`` in the text: where the whole text is existing folders or patterns that match folders
     (``eqdir/logreg_C=1``), it is DIRs without a label; else it is ``LABEL=DIRS`` split at the first ``=`` whose
-    right side is existing folders (``LR C=1=lr``: label ``LR C=1``, folder ``lr``).
+    right side is existing folders (``LR C=1=lr``: label ``LR C=1``, folder ``lr``). The rule is stated in
+    ``icegan table --help`` and ``icegan compare --help`` (:data:`icegan.commands.table.ENTRIES_EPILOG`).
 
     Raises:
-        ValueError: a pattern that matches no folder (said of the split at the first ``=``), an empty label or
-            list, or a ``~user`` of no user of this machine (names the entry).
+        ValueError: names the entry: a DIR that matches no folder (an entry of one ``=``, or none); for an entry of
+            several ``=`` none of whose splits resolves, "no split matches" and the right side of each; an empty
+            label or list; or a ``~user`` of no user of this machine.
     """
     if not text.strip():
         raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")

@@ -15,10 +15,15 @@ from pathlib import Path
 __all__ = ["register", "add_entry_arguments", "emit"]
 
 ENTRIES_EPILOG = ("entries: DIR (row named after the folder), LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob "
-                  "pattern, e.g. \"STSTNet=runs/ststnet_s*\". The runs of one entry are averaged as seeds, so they "
-                  "must be one recipe: their config.yaml equal but for name, seed, out_dir, cache_root, device, "
-                  "threads, workers and progress (ensembles: the same members' recipes and weights); an entry that mixes "
-                  "recipes, or lists one run twice, is refused: give each recipe its own LABEL=GLOB entry")
+                  "pattern, e.g. \"STSTNet=runs/ststnet_s*\". How an entry is read: where the whole entry is an "
+                  "existing folder or a glob pattern that matches folders (a folder named with '=', e.g. "
+                  "runs/logreg_C=1), it is DIRs without a label; else it is LABEL=DIRS split at the first '=' whose "
+                  "right side is existing folders or matching patterns (\"LR C=1=runs/lr\": label 'LR C=1'); "
+                  "where no split matches, the entry is refused. A row without a label is named after its folder, "
+                  "'.' and '..' after the folder they resolve to. The runs of one entry are averaged as seeds, so "
+                  "they must be one recipe: their config.yaml equal but for name, seed, out_dir, cache_root, device, "
+                  "threads, workers and progress (ensembles: the same members' recipes and weights); an entry that "
+                  "mixes recipes, or lists one run twice, is refused: give each recipe its own LABEL=GLOB entry")
 
 
 def add_entry_arguments(p: argparse.ArgumentParser, format_help: str,
