@@ -51,7 +51,8 @@ DATASETS = ("smic", "casme2", "samm")
 class RecipesAction(argparse.Action):
     """The ``NAME=CONFIG [key=value ...]`` arguments as ``[(name, config, overrides), ...]``, checked as they are
     parsed: a name before the first ``=``, non-empty, without ``/`` or ``\\`` (it names the model files
-    ``NAME_without_<dataset>_s<seed>.pt`` in ``--out``) and unique (a second recipe of one name would overwrite the
+    ``NAME_without_<dataset>_s<seed>.pt`` in ``--out``), without ``|`` or ``+`` (a ``|`` splits a cell of
+    results.md; ``+`` joins the names of the ensemble arm, so ``A+B`` would be read as that arm) and unique (a second recipe of one name would overwrite the
     first one's models); after it, a config file that exists and its ``key=value`` overrides (shell words).
 
     Raises:
@@ -72,6 +73,9 @@ class RecipesAction(argparse.Action):
             if "/" in name or "\\" in name:
                 parser.error(f"recipe '{r}': its name '{name}' holds a '/' or '\\'; the name is part of the model "
                              "files' names in --out: give a name without one")
+            if "|" in name or "+" in name:
+                parser.error(f"recipe '{r}': its name '{name}' holds a '|' or '+'; '|' splits the cells of "
+                             "results.md and '+' joins the names of the ensemble arm (A+B): give a name without one")
             if name in seen:
                 parser.error(f"recipe name '{name}' given twice; its second recipe would overwrite the first one's "
                              f"models ({name}_without_<dataset>_s<seed>.pt): give each recipe its own NAME")
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("recipes", nargs="+", action=RecipesAction, metavar="NAME=CONFIG [key=value ...]",
-                    help="a name (unique, without '/'), '=', an icegan loso config and its overrides, quoted as one "
+                    help="a name (unique, without '/', '|' or '+'), '=', an icegan loso config and its overrides, quoted as one "
                          "argument")
     ap.add_argument("--seeds", type=integer(0, SEED_MAX, "training seeds"), nargs="+", default=[0])
     ap.add_argument("--out", type=Path, required=True, help="folder for the models, tables and results")
