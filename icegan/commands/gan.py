@@ -209,21 +209,21 @@ _FOLD_SPECIAL = set(",[]{}:")
 
 
 def _fold_override(fold: str) -> str:
-    """The ``data.holdout_subjects`` override of ``--fold SUBJECT``: a one-item list built in Python and written as
-    JSON (a YAML flow sequence of one quoted string), so the subject is taken as typed (``--fold 006`` stays the
-    string ``"006"``).
+    """The ``data.holdout_subjects`` override of ``--fold SUBJECT``: a one-item list written as JSON (a YAML flow
+    sequence of one quoted string), so the subject is taken as typed (``--fold 006`` stays the string ``"006"``).
 
     Args:
         fold: one subject id, e.g. ``sub01`` or ``samm/006``.
     Returns:
         ``'data.holdout_subjects=["sub01"]'``.
     Raises:
-        ValueError: ``fold`` holds ``, [ ] { } :`` or whitespace (``"sub01,sub02"`` was read as two held-out subjects,
-            ``"[sub01]"`` as a nested list); the message says how to hold out several subjects.
+        ValueError: ``fold`` holds ``, [ ] { } :`` or whitespace (it would be read as several subjects or a nested
+            list); the message names those characters once each ("whitespace" for any kind) and says how to hold
+            out several subjects.
     """
     bad = sorted({c for c in fold if c in _FOLD_SPECIAL or c.isspace()})
     if bad:
-        shown = " ".join("whitespace" if c.isspace() else repr(c) for c in dict.fromkeys(bad))
+        shown = " ".join(dict.fromkeys("whitespace" if c.isspace() else repr(c) for c in bad))
         several = [s for s in re.split(r"[\s,\[\]{}]+", fold) if s] or ["sub01", "sub02"]
         raise ValueError(f"--fold {fold!r}: --fold takes one subject (e.g. sub01 or samm/006), and this holds "
                          f"{shown}; to hold out several subjects give the override data.holdout_subjects=["
@@ -274,9 +274,9 @@ def _generate(args: argparse.Namespace) -> int:
     every = str(args.cls).strip().lower() == "all"
     classes = list(range(g.n_classes)) if every else [_class_of(args.cls, names_k, args.checkpoint)]
     onset_arg = args.onset[0] if len(args.onset) == 1 else args.onset
-    faces, names, fitted = load_onsets(onset_arg, gcfg)     # resized as the generator's training faces were
     from icegan.gan.pairs import list_face_files
-    sources = list_face_files(onset_arg)                    # the files of those faces, in the same order
+    sources = list_face_files(onset_arg)                    # listed once: the files of the faces, in their order
+    faces, names, fitted = load_onsets(sources, gcfg)       # resized as the generator's training faces were
     if fitted:
         print(f"note: {fitted}")
     unique = unique_names(names)

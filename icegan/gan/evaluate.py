@@ -597,12 +597,12 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
                              f"{', '.join(named)}; the CASME II folder --data {data} has no pairs of them ({exc}): "
                              f"evaluate it on its own prepared data (--data casme2), or on a folder of onset face "
                              f"images") from None
-    pairs = None                # refused before a recognizer is trained: an evaluated subject without pairs ...
+    pairs = data_files = None   # refused before a recognizer is trained: an evaluated subject without pairs ...
     if is_casme and not (cfg.data.source == "prepared" and not own_prepared):
         pairs = by_subjects(labelled_pairs(0), holdout)
-    elif not is_casme:          # ... or a folder without face images
+    elif not is_casme:          # ... or a folder without face images (listed once: read below)
         from .pairs import list_face_files
-        list_face_files(data_p)
+        data_files = list_face_files(data_p)
     recognizer = train_pairs = None
     try:
         train_pairs = labelled_pairs(cfg.data.apex_neighbors)
@@ -615,10 +615,9 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     n_compared = None
     if not is_casme:            # a folder of onset images: faces the generator trained on are refused, before any work
         from .generate import load_onsets          # resized as the generator's training faces were
-        from .pairs import list_face_files
-        faces, names, note = load_onsets(data_p, cfg)
+        faces, names, note = load_onsets(data_files, cfg)
         if train_pairs is not None:
-            n_compared = _refuse_training_faces(data_p, ckpt, faces, names, train_pairs, list_face_files(data_p))
+            n_compared = _refuse_training_faces(data_p, ckpt, faces, names, train_pairs, data_files)
         else:
             log.warning("the images of --data %s could not be compared with the checkpoint's training faces (its "
                         "training pairs are not there): make sure they are not faces it trained on", data_p)
@@ -687,9 +686,9 @@ def metrics_markdown(res: dict) -> str:
 
     n_subj = int(res.get("n_subjects") or 0)
     images = res.get("subjects_known") is False       # a folder of onset images: each image its own identity
-    among = (f"among {n_subj} images (each its own identity" + (f"; chance {100 / n_subj:.0f} %)" if n_subj >= 2 else
-                                                                 "; needs 2 or more)") if images else
-             f"among {n_subj} subjects" + (f" (chance {100 / n_subj:.0f} %)" if n_subj >= 2 else " (needs 2 or more)"))
+    chance = f"chance {100 / n_subj:.0f} %" if n_subj >= 2 else "needs 2 or more"
+    among = (f"among {n_subj} images (each its own identity; {chance})" if images else
+             f"among {n_subj} subjects ({chance})")
 
     rows = [
         ("identity distance, synthetic apex vs its onset (mean) ↓", num(res.get("identity_mean_distance")), "≤ 0.20"),
