@@ -486,8 +486,6 @@ def check_unread_settings(cfg: FlowTrainConfig) -> None:
     srflownet (LiteFlowNet2, RAFT and ptlflow networks are set by their own ``liteflownet2`` / ``raft`` / ``ptlflow``
     sections), and the :data:`UNREAD_TRAIN_KEYS` of the backbone (LiteFlowNet2: ``train.iters``, ``train.gamma``) at
     a value other than the :class:`FlowTrainSection` default. Called by :func:`train` before the run folder is made.
-    (Before audit 59 LiteFlowNet2 took e.g. ``train.iters=13`` without a word, logged "13 updates (train.iters)" and
-    recorded ``train_iters: 13``; ``icegan flow eval`` already refused ``--iters`` for it.)
 
     Raises:
         ValueError: names each such key with its value, the backbone, the section it reads instead and what to do
@@ -495,14 +493,9 @@ def check_unread_settings(cfg: FlowTrainConfig) -> None:
             ``train.backbone`` (:func:`trained_backbone`).
     """
     name = trained_backbone(cfg)
-    if name == "srflownet":
-        return
-    unread = []
-    model_now, model_default = _to_dict(cfg.model), _to_dict(SRFlowNetConfig())
-    unread += [(f"model.{k}", v, model_default[k]) for k, v in model_now.items() if v != model_default[k]]
-    train_default = FlowTrainSection()
-    unread += [(f"train.{k}", getattr(cfg.train, k), getattr(train_default, k)) for k in UNREAD_TRAIN_KEYS.get(name, ())
-               if getattr(cfg.train, k) != getattr(train_default, k)]
+    now = {"model": _to_dict(cfg.model), "train": _to_dict(cfg.train)}
+    default = {"model": _to_dict(SRFlowNetConfig()), "train": _to_dict(FlowTrainSection())}
+    unread = [(f"{s}.{k}", now[s][k], default[s][k]) for s, k in _unread_keys(cfg, name) if now[s][k] != default[s][k]]
     if not unread:
         return
     section = "ptlflow" if name.startswith("ptlflow:") else "raft" if name.startswith("raft") else name
@@ -549,10 +542,16 @@ def unread_setting_keys(cfg) -> set[str]:
         name = trained_backbone(cfg)
     except ValueError:
         return set()
+    return {f"{s}.{k}" for s, k in _unread_keys(cfg, name)}
+
+
+def _unread_keys(cfg, name: str) -> list[tuple[str, str]]:
+    """``(section, key)`` of the settings backbone ``name`` (:func:`trained_backbone`) does not read, in the config's
+    order: none for srflownet, else every key of ``cfg.model`` and then the :data:`UNREAD_TRAIN_KEYS` of ``name``
+    (read by :func:`check_unread_settings` and :func:`unread_setting_keys`)."""
     if name == "srflownet":
-        return set()
-    return ({f"model.{k}" for k in _to_dict(cfg.model)} |
-            {f"train.{k}" for k in UNREAD_TRAIN_KEYS.get(name, ())})
+        return []
+    return [("model", k) for k in _to_dict(cfg.model)] + [("train", k) for k in UNREAD_TRAIN_KEYS.get(name, ())]
 
 
 def init_weights_file(value: str | Path, backbone: str = "srflownet") -> Path:
@@ -692,8 +691,8 @@ def refuse_other_settings(cfg) -> None:
     key missing from the file (added to icegan after the run began) counts as its default; no file, or one that
     cannot be read, is passed over (no file: nothing to compare with; an unreadable one with a warning); the
     checkpoint's own checks still apply. Keys the backbone does not read (:func:`unread_setting_keys`) are not
-    compared: they trained nothing, and a config.yaml written before audit 59 may hold e.g. ``train.iters: 13`` for
-    LiteFlowNet2, which :func:`check_unread_settings` now refuses (each check's advice was refused by the other)."""
+    compared: they trained nothing (an old LiteFlowNet2 run's config.yaml may hold ``train.iters: 13``, which
+    :func:`check_unread_settings` refuses)."""
     import yaml
     path = Path(cfg.out_dir) / cfg.name / "config.yaml"
     if not path.is_file():
@@ -726,10 +725,8 @@ OLD_RUN_FILES = ("last.pt", "teacher.pt", "teacher_metrics.json", "weights.pt", 
 
 def remove_old_run(run: Path) -> list[str]:
     """Remove from the run folder ``run`` the files of :data:`OLD_RUN_FILES` that exist, ``last.pt`` first; returns
-    their names. :func:`start_run` calls it for ``train.resume=false`` before it writes the new ``config.yaml``: a
-    fresh run interrupted before its first checkpoint used to leave the old ``last.pt`` beside the new
-    ``config.yaml``, and the next run (resume on) continued the old model under the new settings without a word
-    (audit 59).
+    their names. :func:`start_run` calls it for ``train.resume=false`` before it writes the new ``config.yaml``, so
+    that a fresh run interrupted before its first checkpoint leaves no old ``last.pt`` for the next run to resume.
 
     Raises:
         OSError: a file that cannot be removed (the message names it); ``config.yaml`` is then not rewritten.
@@ -1030,7 +1027,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     set_lr()
     bar = tqdm(total=t.steps, initial=step, disable=not progress, desc=f"train {cfg.name}")
     # the budget, not the step count: a run that ended on train.max_minutes and is run again trains no more (its
-    # last.pt records an elapsed time at or past the budget; before, every rerun trained one step and shipped it)
+    # last.pt records an elapsed time at or past the budget)
     if progress_frac() < 1.0:
         for b in loader:                # endless (StepShuffle): left when the budget is used
             b = random_crop(b, t.crop, t.seed, step)   # the corners of this step (the same after a resume)
