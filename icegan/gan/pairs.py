@@ -193,18 +193,23 @@ def _frames_signature(root: Path, df) -> str:
     return h.hexdigest()
 
 
-def _frame_path(root: Path, subject: str, clip: str, frame: int) -> Path:
+def _frame_path(root: Path, subject: str, clip: str, frame: int, listed: dict[int, Path] | None = None) -> Path:
     """The file of frame number ``frame`` in ``root/subject/clip``: ``img{frame}.jpg`` (the shared copy's name) when it
     is there, else the clip's file of that number as :func:`icegan.data.records.list_frames` finds it (the official
     Cropped release's ``reg_img{frame}.jpg``, as the CASME II loader reads it), else ``img{frame}.jpg`` (absent: the
-    caller names it as missing)."""
+    caller names it as missing). ``listed``: a dict the caller keeps for the clip (empty at first), filled with its
+    frame number → file on the first frame that needs the listing, so the folder is listed once per clip."""
     folder = root / subject / clip
     plain = folder / f"img{frame}.jpg"
     if plain.is_file():
         return plain
-    from icegan.data.records import list_frames
-    numbers, paths, _ = list_frames(folder)
-    return dict(zip(numbers, paths)).get(frame, plain)
+    if listed is None:
+        listed = {}
+    if not listed:
+        from icegan.data.records import list_frames
+        numbers, paths, _ = list_frames(folder)
+        listed.update(zip(numbers, paths))
+    return listed.get(frame, plain)
 
 
 def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_neighbors: int = 0,
@@ -294,7 +299,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
         except ValueError:
             raise ValueError(f"{manifest} row {row_no} ({clip}): onset {r.onset!r} / apex {r.apex!r} "
                              f"are not frame numbers") from None
-        on_path = _frame_path(root, r.subject, r.filename, onset_f)
+        listed: dict[int, Path] = {}                          # the clip's frames, listed once when needed
+        on_path = _frame_path(root, r.subject, r.filename, onset_f, listed)
         if not on_path.is_file():
             raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): onset frame missing: {on_path} (no file of "
                                     f"frame {onset_f} in its folder: img{onset_f}.jpg or reg_img{onset_f}.jpg)")
@@ -309,7 +315,7 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
             fr = apex_f + d
             if d != 0 and not neighbour_inside(fr, onset_f, apex_f, offset_f):
                 continue                                     # the onset face (or before it) or past the offset
-            p = _frame_path(root, r.subject, r.filename, fr)
+            p = _frame_path(root, r.subject, r.filename, fr, listed)
             if not p.is_file():
                 if d == 0:
                     raise FileNotFoundError(f"{manifest} row {row_no} ({clip}): apex frame missing: {p} (no file "
