@@ -91,30 +91,46 @@ def find_dir(parent: Path, name: str) -> Path:
     exact = parent / name
     if exact.is_dir() or not parent.is_dir():
         return exact
-    alike = [p for p in parent.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    alike = _case_alike(parent, name)
     return alike[0] if len(alike) == 1 else exact
 
 
-def case_twins(parent: Path, name: str) -> list[Path]:
+def _case_alike(parent: Path, name: str, listing: Optional[dict[Path, list[Path]]] = None) -> list[Path]:
+    """The folders of ``parent`` whose names equal ``name`` but for letter case, sorted by name. ``listing``: a dict
+    the caller keeps (parent → its folders), so that a parent is listed once for many names.
+
+    Raises:
+        OSError: ``parent`` cannot be listed.
+    """
+    if listing is None:
+        alike = (p for p in parent.iterdir() if p.name.lower() == name.lower() and p.is_dir())
+    else:
+        if parent not in listing:
+            listing[parent] = [p for p in parent.iterdir() if p.is_dir()]
+        alike = (p for p in listing[parent] if p.name.lower() == name.lower())
+    return sorted(alike, key=lambda p: p.name)
+
+
+def case_twins(parent: Path, name: str, listing: Optional[dict[Path, list[Path]]] = None) -> list[Path]:
     """The folders of ``parent`` whose names equal ``name`` but for letter case (``sub02``, ``Sub02``, ``SUB02``),
     sorted by name, when there are two or more (a subject copied twice on a case-sensitive file system): of those
     :func:`find_dir` reads the one named exactly ``name``, or none; ``[]`` when there are fewer than two, or
-    ``parent`` cannot be listed. Never raises."""
+    ``parent`` cannot be listed. ``listing``: a dict kept across calls (parent → its folders) so that each parent is
+    listed once (:func:`icegan.data.check.record_problems` of many clips of one subject). Never raises."""
     try:
-        alike = sorted((p for p in parent.iterdir() if p.name.lower() == name.lower() and p.is_dir()),
-                       key=lambda p: p.name)
+        alike = _case_alike(parent, name, listing)
     except OSError:
         return []
     return alike if len(alike) > 1 else []
 
 
-def case_twins_text(parent: Path, name: str) -> Optional[str]:
+def case_twins_text(parent: Path, name: str, listing: Optional[dict[Path, list[Path]]] = None) -> Optional[str]:
     """What to say of the folders of ``parent`` named ``name`` but for letter case (:func:`case_twins`), or None when
     there are not two: ``"duplicate folders differing only in case in /data/casme2: Sub02, sub02; only sub02 is
     read, Sub02 not used: merge them into one folder sub02"``, or, when none is named exactly ``name``, ``"...;
     none of them is read (none is named sub02 exactly): merge them into one folder sub02"``. For
     ``icegan data check`` and the skip reasons of ``icegan prepare``."""
-    twins = case_twins(parent, name)
+    twins = case_twins(parent, name, listing)
     if not twins:
         return None
     names = [p.name for p in twins]

@@ -157,7 +157,8 @@ def case_twin_subjects(recs: list[ClipRecord]) -> dict[str, str]:
 
 def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool = True,
                     unreadable: Optional[set[Path] | dict[Path, str]] = None,
-                    sizes: Optional[dict[Path, tuple[int, int]]] = None) -> list[Problem]:
+                    sizes: Optional[dict[Path, tuple[int, int]]] = None,
+                    listing: Optional[dict[Path, list[Path]]] = None) -> list[Problem]:
     """Problems of one clip record.
 
     Args:
@@ -169,6 +170,9 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         sizes: ``(width, height)`` of frame paths (:func:`_frame_size`): frames whose size is not the onset frame's
             are a problem (one crop or alignment is applied to a whole clip), a ``skip`` one for the apex and, when
             the apex is to be spotted, for a frame of the span it is spotted on.
+        listing: a dict kept across the records of one check (folder → its folders,
+            :func:`icegan.data.base.case_twins`), so that a subject folder is listed once for the folders of its
+            clips that differ only in case, not once per clip.
 
     Returns:
         Problems, ``skip`` ones first. An apex equal to the onset is a ``skip`` (its onset→apex flow is zero), whatever
@@ -187,12 +191,12 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
             where = f"clip folder {rec.clip_dir}"
         # the folder read (or none) among folders named so but for case: sub02/ read, the clip in Sub02/ not
         twins = [t for d in (rec.subject_dir, rec.clip_dir) if d is not None
-                 and (t := case_twins_text(d.parent, d.name)) is not None]
+                 and (t := case_twins_text(d.parent, d.name, listing)) is not None]
         return [Problem(k, f"in the {rec.listed_in} but missing on disk ({where} not found)"
                         + "".join(f"; {t}" for t in twins), SKIP)]
     key_frames = {rec.onset, rec.apex} - {None}
     if rec.subject_dir is not None and rec.clip_dir is not None:      # a release's tree (a clip list names its own)
-        twins = case_twins_text(rec.clip_dir.parent, rec.clip_dir.name)   # EP02_01f/ read, ep02_01f/ beside it not
+        twins = case_twins_text(rec.clip_dir.parent, rec.clip_dir.name, listing)  # EP02_01f/ read, ep02_01f/ not
         if twins is not None:
             out.append(Problem(k, twins, WARN))
     for n in rec.notes:
@@ -513,13 +517,15 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     missing_on_disk, skipped = [], []
     usable: list[ClipRecord] = []
     ok_count = 0
+    listing: dict[Path, list[Path]] = {}        # folder → its folders, listed once for the case twins of its clips
     for r in recs:
         if subject_missing(r):
             if r.subject not in missing_subjects and (what := not_a_folder_text(r.subject_dir)) is not None:
                 not_folders[r.subject] = what
             missing_subjects[r.subject] += 1
             continue
-        ps = record_problems(r, need_apex=r.apex_method != "unspotted", unreadable=unreadable, sizes=sizes)
+        ps = record_problems(r, need_apex=r.apex_method != "unspotted", unreadable=unreadable, sizes=sizes,
+                             listing=listing)
         problems += ps
         if any(p.severity == SKIP for p in ps):
             reason = "; ".join(p.problem for p in ps if p.severity == SKIP)

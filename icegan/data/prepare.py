@@ -200,8 +200,8 @@ class PreparedFrames:
 
         Raises:
             FileNotFoundError: the cache was built with ``sequences: false``.
-            PrepareError: the file holds no frame array (an object array: what an icegan before 2026-12-07 wrote
-                for a clip whose offset is before its onset), naming the clip, the file and the folder to delete.
+            PrepareError: the file holds no frame array (an object array, as an older icegan wrote for a clip
+                whose offset is before its onset), naming the clip, the file and the folder to delete.
         """
         p = self.cache_dir / "sequences" / f"{index:05d}.npy"
         if not p.is_file():
@@ -1172,6 +1172,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         n_skipped = len(skipped)
         missing_subj: dict[str, int] = {}
         not_folders: dict[str, str] = {}        # subject → what stands where its folder belongs (a file, a link)
+        listing: dict[Path, list[Path]] = {}    # folder → its folders, listed once for the case twins of its clips
         for r in recs:
             if subject_missing(r):
                 if r.subject not in missing_subj and (what := not_a_folder_text(r.subject_dir)) is not None:
@@ -1180,7 +1181,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
                 skipped.append({"key": r.key, "reason": not_folders.get(r.subject)
                                 or f"subject folder {r.subject_dir} not on disk"})
                 continue
-            probs = [p for p in record_problems(r, need_apex=r.apex_method != "unspotted") if p.severity == SKIP]
+            probs = [p for p in record_problems(r, need_apex=r.apex_method != "unspotted", listing=listing)
+                     if p.severity == SKIP]
             if probs:
                 reason = "; ".join(p.problem for p in probs)
                 skipped.append({"key": r.key, "reason": reason})
