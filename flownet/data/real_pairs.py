@@ -81,9 +81,9 @@ def _frame_number(text: str, field: str, where: str) -> int:
         raise ValueError(f"{where}: {field} {text!r} is not a frame number") from None
 
 
-def _mixed_sizes(clip: Path, nums: list[int], onset: str, files: dict[int, Path] | None = None) -> str | None:
-    """Why the frames ``img{n}.jpg`` (n in ``nums``; their files ``files[n]`` when given, e.g. ``reg_img{n}.jpg``) of
-    ``clip`` cannot be paired, or None: a frame of another size
+def _mixed_sizes(nums: list[int], onset: str, files: dict[int, Path]) -> str | None:
+    """Why the frames ``files[n]`` (n in ``nums``; a clip's :func:`~flownet.data.synthetic_face.clip_frames`,
+    ``img{n}.jpg`` or ``reg_img{n}.jpg``) cannot be paired, or None: a frame of another size
     (width, height read from each file's header, without decoding, turned by its EXIF orientation as read_frame
     reads it: :func:`flownet.frame_io.oriented_size`) than the onset frame (the most common size when the sheet's
     onset is not among them), or a file whose header cannot be read. Found at construction, so that a long training
@@ -93,7 +93,6 @@ def _mixed_sizes(clip: Path, nums: list[int], onset: str, files: dict[int, Path]
     from PIL import UnidentifiedImageError
 
     from ..frame_io import oriented_size
-    files = {n: (files or {}).get(n, clip / f"img{n}.jpg") for n in nums}
     sizes: dict[int, tuple[int, int]] = {}
     for n in nums:
         try:
@@ -193,7 +192,7 @@ class RealFramePairs(torch.utils.data.Dataset):
             if "consecutive" not in kinds:
                 key = {_frame_number(r[f], f, where) for f in ("onset", "apex") if str(r[f]).strip()}
                 used = [n for n in nums if n in key]
-            why = _mixed_sizes(clip, used, r["onset"], files)
+            why = _mixed_sizes(used, r["onset"], files)
             if why is not None:
                 self.skipped.append(f"{r['subject']}/{r['filename']}: {why}")
                 odd_clips.append(self.skipped[-1])
