@@ -280,9 +280,6 @@ def main_only_check(check: Callable[[], T]) -> Optional[T]:
     "Connection closed by peer" traceback. Every process must call it at the same point (it is a collective). Without
     ``torchrun`` it is ``check()``.
 
-    Rank 0 broadcasts ``{"error": <message or None>}`` (the message: the exception's text and notes) after
-    ``check`` returns or raises; the other processes wait for it.
-
     Returns:
         ``check()``'s value on rank 0 (and in a single process); None on the other ranks.
 
@@ -296,14 +293,12 @@ def main_only_check(check: Callable[[], T]) -> Optional[T]:
     if is_main():
         try:
             result = check()
-        except Exception as exc:
-            text = " ".join([str(exc), *[str(n) for n in getattr(exc, "__notes__", ())]])
-            broadcast_object({"error": text or type(exc).__name__})
+        except Exception:
+            broadcast_object(True)          # failed: the other ranks leave
             raise
-        broadcast_object({"error": None})
+        broadcast_object(False)
         return result
-    told = broadcast_object(None)
-    if told.get("error") is not None:
+    if broadcast_object(None):
         raise SystemExit(2)
     return None
 
