@@ -58,12 +58,11 @@ def _split_entry(text: str) -> tuple[Optional[str], str, list[Path]]:
     Raises:
         ValueError: as :func:`parse_entry`.
     """
-    if "=" not in text:
-        return None, text, _resolve_dirs(text, text)
-    try:                                        # a folder whose name holds '=' (eqdir/logreg_C=1), given bare
+    try:                                        # also a folder whose name holds '=' (eqdir/logreg_C=1), given bare
         return None, text, _resolve_dirs(text, text)
     except ValueError:
-        pass
+        if "=" not in text:
+            raise
     splits = [(label, spec) for label, spec in ((text[:i], text[i + 1:]) for i, ch in enumerate(text) if ch == "=")
               if label.strip() and spec.strip()]
     errors = []
