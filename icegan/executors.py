@@ -185,11 +185,8 @@ def _init_group_worker(folds_fn: Callable[[list], Any], threads: int, parent_pid
 
 
 def _local_tqdm_lock() -> None:
-    """Give tqdm (every progress bar class, ``tqdm.auto`` included) a lock of this process's threads before any bar
-    is made. tqdm's default lock holds a named multiprocessing semaphore, which a worker stopped by SIGTERM (Ctrl-C,
-    a failed fold: :class:`ProcessGroupMap`) never unlinks, so Python's resource tracker warned "There appear to be
-    N leaked semaphore objects to clean up at shutdown" after the command's one-line error. A worker's bars are its
-    own (nothing is shared with the parent's), so a thread lock is all they need."""
+    """Give tqdm a thread lock of this worker's own instead of its default named semaphore, which a worker stopped by
+    SIGTERM (:class:`ProcessGroupMap`) leaked ("leaked semaphore objects" at exit)."""
     import threading
     from tqdm import tqdm
     tqdm.set_lock(threading.RLock())
