@@ -1108,27 +1108,6 @@ def _start_process(cfg: MainConfig) -> None:
     _use_threads(cfg)
 
 
-def _refuse_fold_gan_payload(gan_dir: Path, payload: object, onset: torch.Tensor, apex: torch.Tensor,
-                             labels: torch.Tensor, epochs: int) -> None:
-    """Check a fold's GAN checkpoint to resume (``<gan_dir>/checkpoints/last.pt``, read by
-    :meth:`FoldRunner._gan_resume_point`) as :func:`icegan.gan.trainer.train_gan` checks it (the same messages), so
-    that under ``torchrun`` rank 0 refuses it in :func:`icegan.distributed.main_only_check`, which stops every rank
-    before the GAN's first collective. ``payload``: the checkpoint read (None: there is none, nothing to check);
-    ``onset``/``apex``: the fold's (N, 1, S, S) training pairs in [-1, 1], ``labels`` (N,), ``epochs``:
-    ``gan.train.epochs``.
-
-    Raises:
-        GanCheckpointError: the checkpoint is not an ICE-GAN checkpoint, was trained on other pairs, or has trained
-            more than ``epochs`` epochs; the message names the file and says what to do.
-    """
-    if payload is None:
-        return
-    from icegan.gan.trainer import _refuse_fewer_epochs, _refuse_other_pairs, training_pairs_sha256
-    ckpt = Path(gan_dir) / "checkpoints" / "last.pt"
-    _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels))
-    _refuse_fewer_epochs(ckpt, payload, epochs)
-
-
 def _gan_config(cfg: MainConfig, device: torch.device, held_out: Optional[list[str]] = None,
                 train_subjects: Optional[list[str]] = None):
     """The :class:`icegan.gan.trainer.GanConfig` of one fold (paper loss weights, our budget). ``held_out`` and
@@ -1297,7 +1276,7 @@ class FoldRunner:
         np.random.seed(fold_seed)
         _use_threads(cfg)                   # a Ray worker runs folds with this too
         tr, te = fold.train_idx, fold.test_idx
-        fold_dir = self.run_dir / "folds" / fold.subject.replace("/", "_")
+        fold_dir = self.fold_dir(fold)
         feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
         gan_state = weight = None
         if cfg.gan.enabled:
@@ -1315,6 +1294,10 @@ class FoldRunner:
                                  seed=fold_seed, sample_weight=weight, n_classes=self.n_classes)
         self.fold_seconds[fold.subject] = time.time() - t0     # in TensorBoard as fold/seconds (run_main)
         return scores
+
+    def fold_dir(self, fold) -> Path:
+        """The folder of ``fold`` (its ``subject``, ``/`` as ``_``) in the run: ``<run_dir>/folds/casme2_sub05``."""
+        return self.run_dir / "folds" / fold.subject.replace("/", "_")
 
     def _gan_stage(self, fold, fold_dir: Path, feats_tr: torch.Tensor, y_tr: torch.Tensor):
         from icegan.gan.synthesis import balanced_augmentation
@@ -1340,13 +1323,10 @@ class FoldRunner:
             # line per epoch and fold
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(log_dir=str(self.run_dir / "tb" / "gan" / fold_dir.name))
-        def resume_point():
-            payload = self._gan_resume_point(fold, fold_dir / "gan", gcfg)
-            _refuse_fold_gan_payload(fold_dir / "gan", payload, onset, apex, y_tr, gcfg.train.epochs)
-            return payload
         # under torchrun rank 0 alone reads the fold's last.pt: one it refuses (damaged, of other pairs, of more
         # epochs) stops every rank here, before train_gan's first collective (the others leave quietly)
-        resume_payload = distributed.main_only_check(resume_point)
+        resume_payload = distributed.main_only_check(
+            lambda: self._gan_resume_point(fold, fold_dir / "gan", gcfg, onset, apex, y_tr))
         try:
             state = train_gan(onset, apex, y_tr, gcfg, device=self.device,
                               out_dir=fold_dir / "gan" if distributed.is_main() else None, extra_loss_fn=extra,
@@ -1386,16 +1366,17 @@ class FoldRunner:
             _sample_grid_png(fold_dir / "samples.png", onset[pick], apex[pick], fakes)
         return state, synth_feats, synth_y
 
-    def _gan_resume_point(self, fold, gan_dir: Path, gcfg) -> Optional[dict]:
-        """The fold's kept GAN checkpoint (``<gan_dir>/checkpoints/last.pt``, written by an interrupted call), read
-        once for ``train_gan(resume_payload=...)``, with an INFO line saying where the fold's GAN resumes, e.g.
-        ``fold casme2/sub05: GAN resumes at epoch 40 of 100 from folds/casme2_sub05/gan/checkpoints/last.pt`` (the
-        path relative to the run folder); the trainer's own resume line is at DEBUG in the main job. None (nothing
-        said) when there is no checkpoint, ``train.resume`` is off, or on a torchrun process other than rank 0
-        (which reads no checkpoint). A checkpoint torch cannot read raises the trainer's
-        :class:`icegan.gan.trainer.GanCheckpointError` (its file named, with what to do), as ``train_gan`` would;
-        its other checks (pairs, models, epochs) stay ``train_gan``'s."""
-        from icegan.gan.trainer import RESUME_ADVICE, _read_resume
+    def _gan_resume_point(self, fold, gan_dir: Path, gcfg, onset: torch.Tensor, apex: torch.Tensor,
+                          labels: torch.Tensor) -> Optional[dict]:
+        """The fold's GAN checkpoint to resume (``<gan_dir>/checkpoints/last.pt``), read and checked as ``train_gan``
+        does (pairs: ``onset``/``apex`` (N, 1, S, S) in [-1, 1], ``labels`` (N,); ``train.epochs``), with an INFO line
+        saying where the fold's GAN resumes. None when there is none, ``train.resume`` is off, or off rank 0.
+
+        Raises:
+            GanCheckpointError: unreadable, of other pairs, or of more epochs (names the file and what to do).
+        """
+        from icegan.gan.trainer import (RESUME_ADVICE, _read_resume, _refuse_fewer_epochs, _refuse_other_pairs,
+                                        training_pairs_sha256)
         ckpt = gan_dir / "checkpoints" / "last.pt"
         if not (distributed.is_main() and gcfg.train.resume and ckpt.is_file()):
             return None
@@ -1410,6 +1391,8 @@ class FoldRunner:
         elif isinstance(done, int):
             log.info("fold %s: GAN of %d epochs read from %s (trained earlier; no epoch left to train)", fold.subject,
                      done, where)
+        _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels))
+        _refuse_fewer_epochs(ckpt, payload, gcfg.train.epochs)
         return payload
 
     def _joint_loss(self, feats_tr: torch.Tensor, y_tr: torch.Tensor, fold_index: int):
@@ -1561,8 +1544,7 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
             if resumed:
                 _warn_other_device(timing_path, device, cfg.device)
             if resumed and len(folds) == len(planned):  # run_loso says a resume only when a fold finished earlier
-                kept = sum((run_dir / "folds" / f.subject.replace("/", "_") / "gan" / "checkpoints" / "last.pt")
-                           .is_file() for f in folds)
+                kept = sum((runner.fold_dir(f) / "gan" / "checkpoints" / "last.pt").is_file() for f in folds)
                 print(f"{cfg.name}: resuming {run_dir}: none of its {len(folds)} folds finished earlier; "
                       f"{len(folds)} to train"
                       + (f", the GAN of {kept} of them from its kept checkpoint" if kept else ""), file=sys.stderr)
@@ -1648,11 +1630,9 @@ def _warn_other_device(timing_path: Path, device: torch.device, setting: str) ->
     kinds = sorted(set(other.values()))
     folds = ", ".join(f"{s} on {d}" for s, d in list(other.items())[:5]) + (
         f" and {len(other) - 5} more" if len(other) > 5 else "")
-    log.warning("%s: %s were computed on %s (%s records %s), this call trains its folds on %s (device: %s): the "
-                "run mixes folds of both devices, whose scores differ in float rounding; to keep one device, stop and "
-                "resume it on a machine where device: %s picks %s, or delete the folder to train it afresh",
-                timing_path.parent, which, " and ".join(kinds), timing_path.name, folds, device, setting, setting,
-                kinds[0].split(":")[0])
+    log.warning("%s: %s were computed on %s (%s records %s), now on %s (device: %s): the run mixes devices; resume "
+                "where %s picks %s or delete the folder", timing_path.parent, which, " and ".join(kinds),
+                timing_path.name, folds, device, setting, setting, kinds[0].split(":")[0])
 
 
 def _read_timing(path: Path) -> Optional[dict]:
