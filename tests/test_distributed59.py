@@ -90,7 +90,7 @@ def test_main_only_check_single_process():
 def test_main_only_check_rank0_broadcasts_its_outcome(monkeypatch):
     sent = _fake_rank(monkeypatch, 0, 2)
     assert D.main_only_check(lambda: "payload") == "payload"
-    assert sent == [{"error": None}]
+    assert sent == [False]
 
     def refuse():
         exc = ValueError("folder x is being written")
@@ -99,17 +99,17 @@ def test_main_only_check_rank0_broadcasts_its_outcome(monkeypatch):
     sent.clear()
     with pytest.raises(ValueError, match="being written"):
         D.main_only_check(refuse)
-    assert sent == [{"error": "folder x is being written (in fold 1)"}]
+    assert sent == [True]
 
 
 def test_main_only_check_other_rank_leaves_quietly(monkeypatch, capsys):
     called = []
-    _fake_rank(monkeypatch, 1, 2, told={"error": "folder x is being written"})
+    _fake_rank(monkeypatch, 1, 2, told=True)
     with pytest.raises(SystemExit) as info:
         D.main_only_check(lambda: called.append(1))
     assert info.value.code == 2 and not called
     assert capsys.readouterr().err == ""
-    _fake_rank(monkeypatch, 1, 2, told={"error": None})
+    _fake_rank(monkeypatch, 1, 2, told=False)
     assert D.main_only_check(lambda: called.append(1)) is None and not called
 
 
@@ -143,13 +143,13 @@ def test_run_main_lock_refused_on_rank0_is_broadcast(monkeypatch, tmp_path):
             pipeline.run_main(_demo_cfg(), run, progress=False)
     finally:
         os.close(fd)
-    assert len(sent) == 1 and "is being written by the process with pid 4242" in sent[0]["error"]
+    assert sent == [True]
 
 
 def test_run_main_other_rank_leaves_when_rank0_refuses(monkeypatch, tmp_path, capsys):
     from icegan import pipeline
     monkeypatch.setattr(pipeline, "_run_main_held", lambda *a, **k: pytest.fail("ran although rank 0 refused"))
-    _fake_rank(monkeypatch, 1, 2, told={"error": "run is being written by the process with pid 4242"})
+    _fake_rank(monkeypatch, 1, 2, told=True)
     with pytest.raises(SystemExit) as info:
         pipeline.run_main(_demo_cfg(), tmp_path / "run", progress=False)
     assert info.value.code == 2 and not (tmp_path / "run").exists()
@@ -157,12 +157,12 @@ def test_run_main_other_rank_leaves_when_rank0_refuses(monkeypatch, tmp_path, ca
 
 
 def test_fold_gan_checkpoint_refused_on_rank0_is_broadcast(monkeypatch, tmp_path):
-    """The audit's damaged last.pt: rank 0 alone reads it (FoldRunner._gan_resume_point) and its refusal now goes
-    through main_only_check, before train_gan's first collective; checkpoints of other pairs or more epochs too."""
+    """The audit's damaged last.pt: rank 0 alone reads it (FoldRunner._gan_resume_point, which also refuses one of
+    other pairs or more epochs) and its refusal goes through main_only_check, before train_gan's first collective."""
     from types import SimpleNamespace
 
     from icegan.gan.trainer import GanCheckpointError
-    from icegan.pipeline import FoldRunner, _refuse_fold_gan_payload
+    from icegan.pipeline import FoldRunner
     g = torch.Generator().manual_seed(0)
     onset = torch.rand(6, 1, 32, 32, generator=g) * 2 - 1
     apex, y = onset.clone(), torch.arange(6) % 3
@@ -171,22 +171,22 @@ def test_fold_gan_checkpoint_refused_on_rank0_is_broadcast(monkeypatch, tmp_path
     gcfg = SimpleNamespace(train=SimpleNamespace(resume=True, epochs=3))
 
     def resume_point():         # what FoldRunner._gan_stage runs on rank 0
-        payload = FoldRunner._gan_resume_point(runner, SimpleNamespace(subject="s01"), gan, gcfg)
-        _refuse_fold_gan_payload(gan, payload, onset, apex, y, 3)
-        return payload
+        return FoldRunner._gan_resume_point(runner, SimpleNamespace(subject="s01"), gan, gcfg, onset, apex, y)
     sent = _fake_rank(monkeypatch, 0, 2)
-    assert D.main_only_check(resume_point) is None and sent == [{"error": None}]     # no checkpoint: a fresh fold
+    assert D.main_only_check(resume_point) is None and sent == [False]     # no checkpoint: a fresh fold
     (gan / "checkpoints").mkdir(parents=True)
     (gan / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")  # a copy cut short
     sent.clear()
-    with pytest.raises(GanCheckpointError):
+    with pytest.raises(GanCheckpointError, match="last.pt cannot be read by torch.load"):
         D.main_only_check(resume_point)
-    assert "last.pt cannot be read by torch.load" in sent[0]["error"]
-    with pytest.raises(GanCheckpointError, match="other training pairs"):
-        _refuse_fold_gan_payload(gan, {"data_sha256": "0" * 64, "epoch": 1}, onset, apex, y, 3)
-    with pytest.raises(GanCheckpointError, match="has trained 5 epochs, more than train.epochs=3"):
-        _refuse_fold_gan_payload(gan, {"epoch": 5}, onset, apex, y, 3)
-    _refuse_fold_gan_payload(gan, None, onset, apex, y, 3)              # nothing to check
+    assert sent == [True]
+    for payload, match in (({"data_sha256": "0" * 64, "epoch": 1}, "other training pairs"),
+                           ({"epoch": 5}, "has trained 5 epochs, more than train.epochs=3")):
+        torch.save(payload, gan / "checkpoints" / "last.pt")
+        sent.clear()
+        with pytest.raises(GanCheckpointError, match=match):
+            D.main_only_check(resume_point)
+        assert sent == [True]
 
 
 # ------------------------------------------------------------------ 3. commands that do not use torchrun refuse it
