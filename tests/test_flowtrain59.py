@@ -13,11 +13,11 @@
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 import torch
 import yaml
+from _fake_clock import fake_clock
 from _flow_sizes import TINY_SRFLOWNET
 
 import flownet.models.decflow as decflow
@@ -204,38 +204,13 @@ def test_rerun_of_a_supervised_run_that_stopped_on_its_time_budget_trains_no_mor
         assert _same(first["state_dict"], again["state_dict"])
 
 
-class _Clock:
-    """A stand-in ``time`` module whose ``time()`` moves only when told (``tick``)."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def time(self):
-        return self.now
-
-    def tick(self, seconds):
-        self.now += seconds
-
-
 def test_supervised_checkpoint_written_just_before_the_time_budget_ran_out_is_not_trained_on_at_rerun(
         tmp_path, shared_data, monkeypatch):
     """Each step takes 1 s and writing a checkpoint 100 s (a fake clock); budget 1 minute. The step-1 checkpoint
     recorded 1 s, the budget was found used up right after it (101 s), and the final save was skipped as a repeat of
     step 1: a rerun resumed at 1 s of 60 and trained on. Now the checkpoint the run ends with records a time at or
     past the budget, and a rerun trains nothing."""
-    clock = _Clock()
-    monkeypatch.setattr(flow_train, "time", types.SimpleNamespace(time=clock.time))
-    real_loss, real_save = flow_train.training_loss, flow_train.save_torch_file
-
-    def loss(*a, **k):
-        clock.tick(1.0)
-        return real_loss(*a, **k)
-
-    def save(*a, **k):
-        clock.tick(100.0)
-        return real_save(*a, **k)
-    monkeypatch.setattr(flow_train, "training_loss", loss)
-    monkeypatch.setattr(flow_train, "save_torch_file", save)
+    fake_clock(monkeypatch, flow_train, training_loss=1.0, save_torch_file=100.0)
     run = tmp_path / "runs" / "r"
     train(_cfg(tmp_path, shared_data, steps=1000, max_minutes=1, ckpt_every=1), progress=False)
     ck = torch.load(run / "last.pt", weights_only=True)
@@ -253,19 +228,7 @@ def test_selfsup_student_checkpoint_written_just_before_the_time_budget_ran_out_
     import flownet.data.real_pairs as real_pairs
     from functools import partial
     monkeypatch.setattr(real_pairs, "RealFramePairs", partial(real_pairs.RealFramePairs, max_clips=3))
-    clock = _Clock()
-    monkeypatch.setattr(ss, "time", types.SimpleNamespace(time=clock.time))
-    real_loss, real_save = ss.student_step_loss, ss.save_torch_file
-
-    def loss(*a, **k):
-        clock.tick(1.0)
-        return real_loss(*a, **k)
-
-    def save(*a, **k):
-        clock.tick(100.0)
-        return real_save(*a, **k)
-    monkeypatch.setattr(ss, "student_step_loss", loss)
-    monkeypatch.setattr(ss, "save_torch_file", save)
+    fake_clock(monkeypatch, ss, student_step_loss=1.0, save_torch_file=100.0)
     args = ["train.teacher_steps=1", "train.student_steps=1000", "train.student_minutes=1"]
     run = tmp_path / "s"
     train_selfsup(_selfsup_cfg(tmp_path, shared_data, *args), progress=False)

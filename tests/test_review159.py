@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import pathlib
 import re
-import types
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import yaml
+from _fake_clock import fake_clock
 from _flow_sizes import TINY_SRFLOWNET
 
 import flownet.selfsup as ss
@@ -213,32 +213,12 @@ def test_supervised_run_stopped_by_its_time_budget_says_so_and_so_does_its_rerun
     assert "stopped at step" not in capsys.readouterr().out      # ended on train.steps: no word
 
 
-class _Clock:
-    """A stand-in ``time`` module whose ``time()`` moves only when told (``tick``)."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def time(self):
-        return self.now
-
-    def tick(self, seconds):
-        self.now += seconds
-
-
 def test_selfsup_stage_stopped_by_its_time_budget_says_so(tmp_path, shared_data, monkeypatch, capsys):
     from functools import partial
 
     import flownet.data.real_pairs as real_pairs
     monkeypatch.setattr(real_pairs, "RealFramePairs", partial(real_pairs.RealFramePairs, max_clips=3))
-    clock = _Clock()
-    monkeypatch.setattr(ss, "time", types.SimpleNamespace(time=clock.time))
-    real_loss = ss.teacher_step_loss
-
-    def loss(*a, **k):
-        clock.tick(40.0)
-        return real_loss(*a, **k)
-    monkeypatch.setattr(ss, "teacher_step_loss", loss)
+    fake_clock(monkeypatch, ss, teacher_step_loss=40.0)
     tiny = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_SRFLOWNET.items()]
 
     def cfg():
