@@ -46,7 +46,7 @@ file system (permission denied, an I/O error: :class:`FrameAccessError`, which t
 hash do not show) is not kept for good: its cache is marked ``RETRY`` instead (:data:`RETRY_MARKER`), loads, and is
 written anew by the next prepare, which prepares those clips again and the others from the ``.partial-<hash>`` folder
 kept for it. A cache folder without ``COMPLETE`` (that, or a copy of the folder cut short) is replaced by the next
-prepare (:func:`_remove_incomplete`).
+prepare (:func:`_remove_incomplete`), unless it is a symbolic link (refused, :func:`_refuse_link`).
 """
 from __future__ import annotations
 
@@ -505,33 +505,87 @@ RETRY_NOTE = ("; a read error of the file system, not of the data: the clip is p
 RETRY_MARKER = "RETRY"
 
 
-def _remove_incomplete(final: Path) -> None:
+def _retry_id(folder: Path) -> Optional[tuple[int, int, int]]:
+    """(device, inode, mtime in ns) of ``folder``'s :data:`RETRY_MARKER`, written once with the cache: it tells the
+    RETRY cache a prepare found when it started from one another prepare of the same inputs put in its place since;
+    None when the folder has no such marker."""
+    try:
+        st = os.stat(folder / RETRY_MARKER)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+def _keep_in_place(folder: Path, found: Optional[tuple[int, int, int]]) -> bool:
+    """Whether the cache folder ``folder`` is one a prepare must not replace: a ``COMPLETE`` cache, or a
+    :data:`RETRY_MARKER` one other than the one this prepare found when it started (``found``: its
+    :func:`_retry_id`, None when there was none), written meanwhile by a concurrent prepare of the same inputs (the
+    ranks of a torchrun job), which may be reading its sequences from it."""
+    return (folder / "COMPLETE").is_file() or _retry_id(folder) not in (None, found)
+
+
+def _refuse_link(final: Path) -> None:
+    """Refuse a cache folder ``final`` that is a symbolic link (a cache moved to another disk and linked back) and
+    holds no complete cache (one that does is a cache hit, and never comes here): replacing it would rename the link
+    and write the new cache into the cache root, leaving the folder behind the link; a link to nothing (the disk not
+    mounted) would fail every load after every clip had been prepared again.
+
+    Raises:
+        PrepareError: ``final`` is such a link, naming it, its target and what to do.
+    """
+    if not final.is_symlink():
+        return
+    target = os.readlink(final)
+    if not final.exists():
+        raise PrepareError(f"prepare: the cache folder {final} is a symbolic link to {target}, which does not exist "
+                           f"(a disk not mounted, a folder moved or deleted?): mount or restore it, or delete the "
+                           f"link {final} to prepare the cache again in {final.parent}")
+    raise PrepareError(f"prepare: the cache folder {final} is a symbolic link to {target}, which holds no complete "
+                       f"cache (no COMPLETE marker: clips to prepare again, or a copy cut short), and prepare does "
+                       f"not replace a folder behind a link: delete the link {final} (and {target}, once you no "
+                       f"longer need it) to prepare the cache again in {final.parent}")
+
+
+def _remove_incomplete(final: Path, found: Optional[tuple[int, int, int]] = None) -> None:
     """Remove the cache folder ``final`` when it has no ``COMPLETE`` marker (a copy of the cache folder cut short, a
     cache of clips to prepare again: :data:`RETRY_MARKER`), so that the cache written now can take its place; a folder
-    with the marker, or none, is left alone.
+    with ``COMPLETE``, a RETRY one other than the one this prepare found when it started (``found``: its
+    :func:`_retry_id`; :func:`_keep_in_place`), or none, is left alone.
 
     Safe with other prepares of the same cache: the folder is first renamed to ``.incomplete-<hash>-<pid>`` beside
-    it (one process wins the rename; the others find nothing to remove), and removed only if it still has no marker
-    after the rename; one that another prepare finished in the meantime is renamed back (or, its place taken again by
-    a third, removed: the same inputs make the same cache). A process that loaded a folder replaced so and reads its
-    sequences lazily (:meth:`PreparedFrames.sequence`) reads the new folder's. Never raises: a leftover that cannot
-    be removed now is removed later as a stale temporary (:func:`_remove_stale_tmp`)."""
-    if not final.is_dir() or (final / "COMPLETE").is_file():
+    it (one process wins the rename; the others find nothing to remove), and removed only if it is still to be
+    replaced after the rename; one that another prepare put in place in the meantime is renamed back (or, its place
+    taken again by a third, removed: the same inputs make the same cache). A leftover that cannot be removed now is
+    removed later as a stale temporary (:func:`_remove_stale_tmp`).
+
+    Raises:
+        PrepareError: ``final`` cannot be renamed (permission denied, an immutable folder, a folder of another user
+            in a sticky cache root: naming it and saying to delete it), or is a symbolic link (:func:`_refuse_link`).
+    """
+    if (final / "COMPLETE").is_file():
         return
+    _refuse_link(final)
+    if not final.is_dir() or _keep_in_place(final, found):
+        return
+    why = ("its clips met read errors of the file system, prepared again now" if (final / RETRY_MARKER).is_file()
+           else "no COMPLETE marker: a prepare or a copy of the folder stopped before its end")
     aside = final.with_name(f".incomplete-{final.name}-{os.getpid()}")
+    shutil.rmtree(aside, ignore_errors=True)        # a leftover of a killed process that had this pid
     try:
         os.rename(final, aside)
-    except OSError:                 # moved or replaced by another prepare meanwhile: nothing of ours to remove
+    except FileNotFoundError:       # moved or replaced by another prepare meanwhile: nothing of ours to remove
         return
-    if (aside / "COMPLETE").is_file():          # finished by another prepare between the check and the rename
+    except OSError as exc:
+        raise PrepareError(f"prepare: cannot replace the cache folder {final} ({why}): renaming it failed "
+                           f"({exc.strerror or exc}); delete that folder (ask its owner if it is not yours) and run "
+                           f"the command again") from None
+    if _keep_in_place(aside, found):            # put in place by another prepare between the check and the rename
         try:
             os.rename(aside, final)
             return
         except OSError:             # its place taken again meanwhile: that cache is the same; this copy goes
             pass
     else:
-        why = ("its clips met read errors of the file system, prepared again now" if (aside / RETRY_MARKER).is_file()
-               else "no COMPLETE marker: a prepare or a copy of the folder stopped before its end")
         log.info("prepare: replacing the cache folder %s (%s)", final, why)
     shutil.rmtree(aside, ignore_errors=True)
 
@@ -1134,7 +1188,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     :data:`RETRY_NOTE`, the cache is marked :data:`RETRY_MARKER` instead of ``COMPLETE`` (it loads, but is no cache
     hit), and the next call prepares those clips again (the others from the ``.partial-<hash>`` folder kept for it)
     and writes the cache in its place. A cache folder without ``COMPLETE`` (a copy cut short) is likewise replaced
-    (:func:`_remove_incomplete`), not left to fail every later load.
+    (:func:`_remove_incomplete`), not left to fail every later load. A RETRY cache that a concurrent prepare of the
+    same inputs (the ranks of a torchrun job) put in place while this one prepared is kept and loaded instead of this
+    call's (:func:`_keep_in_place`): that process may be reading its sequences from it.
 
     With ``workers > 1`` the workers are started with the ``forkserver`` context (see :func:`worker_context`), so a
     script calling this must guard its entry point with ``if __name__ == "__main__":`` (as for any non-fork
@@ -1146,7 +1202,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             many sheet rows or clip folders it found and why none is usable: outside the composite classes under
             ``composite_only: true``, left out by the filters, skipped), or a clip key is in two dataset entries (e.g.
             the raw and the cropped CASME II both holding sub01: said before any clip is prepared, naming both entries
-            and the key).
+            and the key), the cache folder to replace cannot be moved aside or the new one put in its place (naming
+            the folder), or the cache folder is a symbolic link holding no complete cache (:func:`_refuse_link`: said
+            before any clip is prepared, naming the link and its target).
         DatasetLayoutError / FileNotFoundError / SheetError: a root or sheet is unusable.
     """
     if not cfg.datasets:
@@ -1230,6 +1288,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             log.warning("%s skipped: %s", key, reason)
         hit.skipped = pd.concat([pd.DataFrame(skipped, columns=["key", "reason"]), failed], ignore_index=True)
         return hit
+    _refuse_link(final)
+    found = _retry_id(final)            # the RETRY cache this prepare replaces, not one written meanwhile
     if not tasks:
         warned = bool(skipped)             # each skipped clip and folder problem was logged as a warning
         raise PrepareError(f"prepare: no usable clip in the configured datasets"
@@ -1328,11 +1388,24 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         (tmp / RETRY_MARKER).write_text(json.dumps(retry, indent=1), encoding="utf-8")
     else:
         (tmp / "COMPLETE").write_text("ok\n", encoding="utf-8")
-    _remove_incomplete(final)       # a folder without COMPLETE (a copy cut short, an earlier RETRY): replaced
     try:
+        _remove_incomplete(final, found)    # a folder without COMPLETE (a copy cut short, the RETRY found): replaced
         os.rename(tmp, final)
-    except OSError:  # another process finished the same cache first
+    except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not _keep_in_place(final, found):
+            raise PrepareError(f"prepare: cannot put the new cache in place of {final} ({exc.strerror or exc}); "
+                               f"check that folder and {root} (permissions, the disk) and run the command "
+                               f"again") from None
+        # another prepare of the same inputs (a torchrun rank, a second job) put its cache there meanwhile: that one
+        # is loaded (the processes of one job share a cache); this one's clips stay in the partial folder
+        log.info("prepare: another prepare of the same clips and settings put its cache %s in place meanwhile; "
+                 "loading that one%s", final, "" if (final / "COMPLETE").is_file() else
+                 " (marked RETRY: some clips met read errors; the next prepare replaces it)")
+        return load_prepared(final)
+    except PrepareError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if retry:
         others = len(tasks) - len(retry)
         log.warning("prepare: %d clip(s) met a read error of the file system (%s%s): the cache %s is not marked "
