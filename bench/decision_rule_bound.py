@@ -19,7 +19,8 @@ Usage::
 
     .venv/bin/python bench/decision_rule_bound.py runs/eleventh/Q0_s0 runs/eleventh/Q0_s1 ...
 
-Prints one Markdown row per run (UF1 / UAR of argmax, the bound's UF1 and UAR, its offsets) and the mean.
+Prints one Markdown row per run (UF1 / UAR of argmax, the bound's UF1 and UAR, its offsets) and the mean. A run cut
+by ``max_folds`` or a null run (``data.permute_labels`` >= 0) is refused: neither is a LOSO result.
 """
 from __future__ import annotations
 
@@ -82,6 +83,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="finished icegan loso run folders (predictions.csv)")
     args = ap.parse_args()
+    from icegan.report import refuse_partial_or_null
+    for run in args.runs:           # a max_folds or null run is no LOSO result: kept out of the mean, before any row
+        try:
+            refuse_partial_or_null(run, "decision_rule_bound.py")
+        except ValueError as exc:
+            raise SystemExit(f"decision_rule_bound.py: error: {exc}") from None
     print("| run | UF1 / UAR (argmax) | bound UF1 / UAR (offsets chosen on the test labels) | offsets (pos, sur) |")
     print("|---|---|---|---|")
     rows, curves = [], []

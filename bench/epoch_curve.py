@@ -12,6 +12,9 @@ Two things it answers:
   an upper bound of what an honest stopping rule (inner folds of the training subjects) could reach, never a result.
   The oracle of ``oracle_epoch=true`` goes further: it picks the best epoch *per test subject*.
 
+The config's ``max_folds`` (its first folds only: a partial curve, tagged so) and ``data.train_subject_fraction``
+(each fold trains on that share of its training subjects, drawn with each seed) apply as in ``icegan loso``.
+
 Usage::
 
     .venv/bin/python bench/epoch_curve.py --config configs/features_ststnet.yaml --seeds 0 1 2 \
@@ -35,13 +38,15 @@ def recorded_epochs(epochs: int, every: int) -> list[int]:
 
 
 def pooled_curve(records: list[np.ndarray], folds, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(UF1, UAR) per recorded epoch, each (R,), from per-fold (R, n_test, K) scores pooled over the folds (K: the
-    classes of the run's label set, data.labels)."""
+    """(UF1, UAR) per recorded epoch, each (R,), from per-fold (R, n_test, K) scores pooled over the folds' test clips
+    (every clip of ``y`` for a whole run, those of its first folds for a ``max_folds`` one; K: the classes of the
+    run's label set, data.labels)."""
     from icegan.metrics import compute_metrics
     pooled = np.zeros((records[0].shape[0], len(y), records[0].shape[-1]))
     for f, s in zip(folds, records):
         pooled[:, f.test_idx] = s
-    m = [compute_metrics(y, p.argmax(1), n_classes=pooled.shape[-1]) for p in pooled]
+    tested = np.concatenate([f.test_idx for f in folds])
+    m = [compute_metrics(y[tested], p[tested].argmax(1), n_classes=pooled.shape[-1]) for p in pooled]
     return np.array([x["UF1"] for x in m]), np.array([x["UAR"] for x in m])
 
 
@@ -60,7 +65,7 @@ def main() -> None:
 
     from icegan.commands.loso import LosoConfig, load_feature_set
     from icegan.config import load_config
-    from icegan.protocol import make_folds
+    from icegan.protocol import make_folds, partial_tag, subsample_training_subjects
     from icegan.recognition import SKLEARN_MODELS, fit_predict_folds
 
     torch.set_num_threads(args.threads)
@@ -69,16 +74,22 @@ def main() -> None:
         raise SystemExit(f"epoch_curve: {cfg.model.name} has no epochs; use a ststnet or offtanet config")
     fs = load_feature_set(cfg.data)
     subjects = fs.samples["subject"].tolist()
-    folds = make_folds(subjects, cfg.protocol, cfg.dataset)
+    every = make_folds(subjects, cfg.protocol, cfg.dataset)
+    folds = every[:cfg.max_folds] if cfg.max_folds > 0 else every         # the first max_folds, as icegan loso
+    partial = partial_tag({"folds": folds, "folds_total": len(every)} if len(folds) < len(every) else None,
+                          "max_folds")
     y = fs.labels.numpy()
     curves = []
     for seed in args.seeds:
         start = time.time()
-        rec = fit_predict_folds(cfg.model, fs.features, fs.labels, subjects, folds, device=cfg.device, seed=seed,
+        train = folds
+        if cfg.data.train_subject_fraction < 1.0:      # a learning-curve point: as icegan loso's run of this seed
+            train = [subsample_training_subjects(f, subjects, cfg.data.train_subject_fraction, seed) for f in folds]
+        rec = fit_predict_folds(cfg.model, fs.features, fs.labels, subjects, train, device=cfg.device, seed=seed,
                                 oracle_epoch=True, progress=False, n_classes=fs.n_classes)
         uf1, uar = pooled_curve(rec, folds, y)
         curves.append((uf1, uar))
-        print(f"seed {seed}: {len(folds)} folds in {time.time() - start:.0f} s", flush=True)
+        print(f"seed {seed}: {len(folds)} folds{partial} in {time.time() - start:.0f} s", flush=True)
     epochs = recorded_epochs(cfg.model.epochs, cfg.model.eval_every)
     if len(epochs) != len(curves[0][0]):
         raise RuntimeError(f"epoch_curve: {len(curves[0][0])} records for the {len(epochs)} epochs {epochs}")
@@ -89,7 +100,7 @@ def main() -> None:
         print(f"| {e} | {cells} | {np.mean([c[0][r] for c in curves]):.4f} |")
     best = [int(np.argmax(c[0])) for c in curves]
     mean_best = np.mean([c[0][b] for c, b in zip(curves, best)])
-    print(f"\nfinal epoch ({epochs[-1]}): mean UF1 {np.mean([c[0][-1] for c in curves]):.4f}; best epoch per seed "
+    print(f"\nfinal epoch ({epochs[-1]}){partial}: mean UF1 {np.mean([c[0][-1] for c in curves]):.4f}; best epoch per seed "
           f"chosen on the test labels (an upper bound, not a result): {[epochs[b] for b in best]}, mean UF1 "
           f"{mean_best:.4f}")
     if args.plot:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,10 +149,11 @@ def markdown(pts: pd.DataFrame, fits: pd.DataFrame, target: float) -> str:
     lines += ["", f"| curve | fit UF1 = a + b log2(subjects): a | b (per doubling) | subjects where the fit reaches "
               f"UF1 {target:g} | last step: UF1 per doubling | subjects where the last step's line reaches "
               f"{target:g} |", "|---|---|---|---|---|---|"]
-    never = lambda v: "never (slope <= 0)" if np.isnan(v) else f"{v:.0f}"     # noqa: E731
+    def never(at: float, slope: float) -> str:      # slope NaN: a curve of one share, no line to extrapolate
+        return "one share: no fit" if np.isnan(slope) else "never (slope <= 0)" if np.isnan(at) else f"{at:.0f}"
     for r in fits.itertuples():
-        lines.append(f"| {r.curve} | {r.a:.4f} | {r.b:+.4f} | {never(r.subjects_at_target)} | {r.b_last:+.4f} | "
-                     f"{never(r.subjects_at_target_last)} |")
+        lines.append(f"| {r.curve} | {r.a:.4f} | {r.b:+.4f} | {never(r.subjects_at_target, r.b)} | {r.b_last:+.4f} | "
+                     f"{never(r.subjects_at_target_last, r.b_last)} |")
     lines += ["", "Both subject counts are extrapolations beyond the data (a log-linear line; the first, fitted over "
               "every share, is the more optimistic when the curve bends)."]
     return "\n".join(lines)
@@ -189,7 +191,11 @@ def main(argv=None) -> int:
                    help="UF1 line drawn and extrapolated to, in [0, 1] (0.75)")
     p.add_argument("--plot", type=Path, default=None, help="PNG path (default: learning_curve.png beside the first run)")
     args = p.parse_args(argv)
-    df = read_runs(args.runs)
+    try:
+        df = read_runs(args.runs)
+    except (FileNotFoundError, ValueError) as exc:      # a user's slip: one line, not a traceback
+        print(f"learning_curve.py: error: {exc}", file=sys.stderr)
+        return 2
     pts, fits = summarize(df, args.target)
     print(markdown(pts, fits, args.target))
     out = args.plot or args.runs[0].parent / "learning_curve.png"

@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -35,11 +36,24 @@ def map_tables(exported: Path, megc_root: Path) -> tuple[pd.DataFrame, pd.DataFr
         megc_root: the ``megc2019_htnet`` folder.
 
     Raises:
-        ValueError: an exported clip that is not in the composite, or whose label differs from the composite's.
+        FileNotFoundError: ``exported`` or a map it lists is missing (names the file, or the line, map and clip).
+        ValueError: a clip on two lines of ``exported`` (names both), an exported clip that is not in the composite,
+            or whose label differs from the composite's.
     """
     from icegan.data.features import read_megc2019_table
 
-    ours = pd.read_csv(exported)
+    if not exported.is_file():
+        raise FileNotFoundError(f"{exported} not found (give the features.csv that `icegan features` wrote)")
+    ours = pd.read_csv(exported, dtype={"subject": str, "clip": str})
+    line_of = {}
+    for line, (s, c, p) in enumerate(zip(ours["subject"], ours["clip"], ours["path"]), start=2):
+        if (s, c) in line_of:
+            raise ValueError(f"{exported} lines {line_of[(s, c)]} and {line} both hold clip {s}/{c}; keep one row "
+                             "per clip")
+        line_of[(s, c)] = line
+        if not (exported.parent / p).is_file():
+            raise FileNotFoundError(f"{exported} line {line}: the map {exported.parent / p} of {s}/{c} is not "
+                                    "found; rerun `icegan features` or mend the path")
     released = read_megc2019_table(megc_root, ["casme2", "samm", "smic"])[["dataset", "subject", "clip", "label",
                                                                            "path"]]
     key = list(zip(released["subject"], released["clip"]))
@@ -69,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.subset is None and args.mixed is None:
         ap.error("give --subset and/or --mixed")
-    subset, mixed = map_tables(args.exported, args.megc_root)
+    try:
+        subset, mixed = map_tables(args.exported, args.megc_root)
+    except (FileNotFoundError, ValueError) as exc:      # a user's slip: one line, not a traceback
+        print(f"map_tables.py: error: {exc}", file=sys.stderr)
+        return 2
     for table, out in ((subset, args.subset), (mixed, args.mixed)):
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,19 +25,25 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
     """Concatenate finished honest runs over disjoint clips into ``out``; returns the metrics.json content.
 
     Raises:
-        ValueError: fewer than two runs, an oracle-epoch run, runs of two label sets (``data.labels``), a clip in two
-            runs, or an ``out`` that holds a LOSO run or other files.
+        ValueError: fewer than two runs, an oracle-epoch run, a partial (``max_folds``) or null run
+            (:func:`icegan.report.refuse_partial_or_null`), runs of two protocols, runs of two label sets
+            (``data.labels``), a clip in two runs, or an ``out`` that holds a LOSO run or other files.
         icegan.ensemble.EnsembleError: a run that is missing or unfinished.
     """
     from icegan.ensemble import read_finished_run
     from icegan.labels import label_set_of_columns
     from icegan.protocol import members_motion_record, summarize_predictions, write_reports
+    from icegan.report import refuse_partial_or_null
     if len(run_dirs) < 2:
         raise ValueError("give at least two finished runs to merge")
     headers, preds = zip(*(read_finished_run(d) for d in run_dirs))
     for d, h in zip(run_dirs, headers):
         if h.get("oracle_epoch"):
             raise ValueError(f"{d}: an oracle-epoch run; merging it would not be honest")
+        refuse_partial_or_null(d, "merge_runs.py")
+        if h.get("protocol") != headers[0].get("protocol"):
+            raise ValueError(f"{d} is a run of protocol {h.get('protocol')} and {run_dirs[0]} of "
+                             f"{headers[0].get('protocol')}; merge runs of one protocol (e.g. one SDE run per dataset)")
     sets = [label_set_of_columns(p.columns, str(d)) for d, p in zip(run_dirs, preds)]
     for d, ls in zip(run_dirs[1:], sets[1:]):
         if ls != sets[0]:
@@ -70,7 +77,11 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="finished LOSO run folders over disjoint clips")
     p.add_argument("--out", type=Path, required=True, help="folder of the merged prediction set")
     args = p.parse_args(argv)
-    m = merge_runs(args.runs, args.out)
+    try:
+        m = merge_runs(args.runs, args.out)
+    except ValueError as exc:       # EnsembleError too (a missing or unfinished run): one line, not a traceback
+        print(f"merge_runs.py: error: {exc}", file=sys.stderr)
+        return 2
     print(f"merged {m['n_samples']} clips, {m['n_folds']} folds: UF1 {m['overall']['UF1']:.4f}  "
           f"UAR {m['overall']['UAR']:.4f}  -> {args.out}")
     return 0

@@ -32,8 +32,11 @@ def error_shares(run_dirs: list[Path]) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: a run without predictions.csv.
-        ValueError: fewer than two runs, or runs over different clips (names the first one that differs).
+        ValueError: fewer than two runs, a partial (``max_folds``) or null run
+            (:func:`icegan.report.refuse_partial_or_null`), runs over different clips (names the first one that
+            differs), or runs that give a clip two labels (names the clip, both runs and their labels).
     """
+    from icegan.report import refuse_partial_or_null
     if len(run_dirs) < 2:
         raise ValueError("give at least two runs")
     wrong, first = [], None
@@ -41,12 +44,17 @@ def error_shares(run_dirs: list[Path]) -> pd.DataFrame:
         path = Path(d) / "predictions.csv"
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found (a finished LOSO run folder is needed)")
+        refuse_partial_or_null(d, "shared_errors.py")
         df = pd.read_csv(path, dtype={"subject": str, "clip": str}).set_index(KEY).sort_index()
         if first is None:
             first = df
         elif not df.index.equals(first.index):
             raise ValueError(f"{d} holds other clips than {run_dirs[0]} ({len(df)} against {len(first)}; runs of "
                              f"one protocol and data, each whole, not cut by max_folds, are needed)")
+        elif (differ := df["y_true"] != first["y_true"]).any():
+            k = differ.idxmax()
+            raise ValueError(f"{d} labels clip {k[1]}/{k[2]} {df.at[k, 'y_true']} and {run_dirs[0]} "
+                             f"{first.at[k, 'y_true']}; runs of one label table (data.labels, data.table) are needed")
         wrong.append((df["y_pred"] != df["y_true"]).rename(str(d)))
     out = first[["y_true"]].copy()
     out["error"] = pd.concat(wrong, axis=1).mean(axis=1)

@@ -23,7 +23,7 @@ from icegan.protocol import DATASET_TITLES, _json_file, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
            "check_one_recipe", "same_predictions_notes", "parse_entries", "is_null_run", "permuted_labels", "NULL_RUN_TAG",
-           "NULL_RUN_LEGEND"]
+           "NULL_RUN_LEGEND", "refuse_partial_or_null"]
 
 
 @dataclass
@@ -486,6 +486,29 @@ def is_null_run(run: str | Path) -> bool:
     ensemble, nested selection or merge of which a run is one (:func:`permuted_labels`). False where no recipe can be
     read (the entry's own checks say why)."""
     return any(s >= 0 for s in permuted_labels(run))
+
+
+def refuse_partial_or_null(run: str | Path, use: str) -> None:
+    """Refuse the finished run folder ``run`` where it is no whole LOSO result on the real labels, for a merge or
+    diagnostic that would count it as one (bench/merge_runs.py, shared_errors.py, decision_rule_bound.py): a run cut
+    to its first folds by ``max_folds`` (:func:`icegan.protocol.read_partial_tag`) or a null run (:func:`is_null_run`).
+    A folder without a readable header or ``config.yaml`` passes (the caller's own checks say what it lacks).
+
+    Args:
+        run: the run folder.
+        use: what the run is given to, for the message (``"merge_runs.py"``).
+
+    Raises:
+        ValueError: a partial run (names it, its folds, and the rerun without ``max_folds``) or a null run (names it
+            and ``data.permute_labels``).
+    """
+    partial = read_partial_tag(run)
+    if partial:
+        raise ValueError(f"{run} is a partial run{partial} (max_folds): its predictions hold those folds' clips only, "
+                         f"no LOSO result; give {use} whole runs (rerun it with max_folds=0)")
+    if is_null_run(run):
+        raise ValueError(f"{run} is a null run (data.permute_labels >= 0 in its config.yaml: its labels were "
+                         f"permuted, chance by design); give {use} runs on the real labels")
 
 
 def _differences(a: dict, b: dict, most: int = 3) -> str:

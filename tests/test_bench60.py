@@ -1,0 +1,179 @@
+"""bench/ scripts over finished runs refuse what is no whole LOSO result on the real labels (a max_folds run, a null
+run, runs of two protocols, runs that disagree on a clip's label), apply the config keys that cut a run
+(epoch_curve.py: max_folds, data.train_subject_fraction), and say a user's slip in one line (exit 2), not a
+traceback."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from _bench import load_bench
+from _one_line_error import one_line_error
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(d: Path, subjects, y_true, y_pred=None, protocol="SDE", dataset="smic", permute=-1, folds_total=0):
+    """A finished run folder ``d`` (predictions.csv with 3-class scores, run.json, config.yaml): one clip per entry of
+    ``subjects``; ``permute`` >= 0 a null run (data.permute_labels), ``folds_total`` > its folds a max_folds run."""
+    d.mkdir(parents=True)
+    y_pred = list(y_true) if y_pred is None else y_pred
+    scores = np.eye(3)[np.asarray(y_pred)] * 0.8 + 0.2 / 3
+    pd.DataFrame({"fold": [sorted(set(subjects)).index(s) for s in subjects],
+                  "dataset": [s.split("/")[0] for s in subjects], "subject": subjects,
+                  "clip": [f"{s.split('/')[1]}_c{i}" for i, s in enumerate(subjects)], "y_true": y_true,
+                  "y_pred": y_pred, "score_negative": scores[:, 0], "score_positive": scores[:, 1],
+                  "score_surprise": scores[:, 2]}).to_csv(d / "predictions.csv", index=False)
+    header = {"protocol": protocol, "dataset": dataset, "oracle_epoch": False, "folds": sorted(set(subjects))}
+    if folds_total:
+        header["folds_total"] = folds_total
+    (d / "run.json").write_text(json.dumps(header))
+    (d / "config.yaml").write_text(yaml.safe_dump({"name": d.name, "seed": 0, "protocol": protocol,
+                                                   "model": {"name": "logreg"},
+                                                   "data": {"permute_labels": permute}}))
+    return d
+
+
+SMIC = ["smic/s1", "smic/s1", "smic/s2", "smic/s2"]
+SAMM = ["samm/006", "samm/006", "samm/007"]
+
+
+# ------------------------------------------------------------------ 1. + 5. merge_runs.py
+
+def test_merge_runs_refuses_null_partial_and_mixed_protocol_runs(tmp_path, capsys):
+    """A null run, a max_folds run and runs of two protocols were merged silently (the merged metrics.md without the
+    NULL RUN / PARTIAL label); a missing run was an EnsembleError traceback."""
+    mod = load_bench("merge_runs")
+    smic = _run(tmp_path / "smic", SMIC, [0, 1, 2, 0])
+    samm = _run(tmp_path / "samm", SAMM, [0, 1, 2], dataset="samm")
+    assert mod.merge_runs([smic, samm], tmp_path / "ok")["n_samples"] == 7          # whole real runs: merged
+    null = _run(tmp_path / "null", SMIC, [0, 1, 2, 0], permute=0)
+    with pytest.raises(ValueError, match=rf"{null} is a null run \(data.permute_labels >= 0"):
+        mod.merge_runs([null, samm], tmp_path / "m1")
+    part = _run(tmp_path / "part", SAMM, [0, 1, 2], dataset="samm", folds_total=28)
+    with pytest.raises(ValueError, match=rf"{part} is a partial run \[PARTIAL: 2 of 28 folds\].*max_folds"):
+        mod.merge_runs([smic, part], tmp_path / "m2")
+    cde = _run(tmp_path / "cde", ["casme2/sub01", "casme2/sub02"], [0, 1], protocol="CDE", dataset=None)
+    with pytest.raises(ValueError, match=rf"{cde} is a run of protocol CDE and {smic} of SDE; merge runs of one protocol"):
+        mod.merge_runs([smic, cde], tmp_path / "m3")
+    for runs in ([null, samm], [smic, part], [smic, cde], [tmp_path / "nosuch", smic]):
+        assert mod.main([str(r) for r in runs] + ["--out", str(tmp_path / "m4")]) == 2
+        assert one_line_error(capsys, str(runs[0] if runs[0] != smic else runs[1])).startswith(
+            "merge_runs.py: error: ")
+    assert not (tmp_path / "m4").exists() and not (tmp_path / "m1").exists()
+
+
+# ------------------------------------------------------------------ 2. shared_errors.py
+
+def test_shared_errors_refuses_partial_null_and_disagreeing_runs(tmp_path, capsys):
+    """Two max_folds runs of the same folds, a null run beside a real one, and runs whose y_true differ on a clip
+    (the first run's labels were used) were all counted."""
+    mod = load_bench("shared_errors")
+    a = _run(tmp_path / "a", SMIC, [0, 1, 2, 0], [0, 0, 2, 0])
+    b = _run(tmp_path / "b", SMIC, [0, 1, 2, 0], [1, 1, 2, 0])
+    assert mod.error_shares([a, b])["error"].tolist() == [0.5, 0.5, 0.0, 0.0]
+    p0 = _run(tmp_path / "p0", SMIC, [0, 1, 2, 0], folds_total=16)
+    p1 = _run(tmp_path / "p1", SMIC, [0, 1, 2, 0], [0, 0, 0, 0], folds_total=16)
+    with pytest.raises(ValueError, match=rf"{p0} is a partial run \[PARTIAL: 2 of 16 folds\]"):
+        mod.error_shares([p0, p1])
+    null = _run(tmp_path / "null", SMIC, [2, 1, 0, 0], permute=3)
+    with pytest.raises(ValueError, match=rf"{null} is a null run"):
+        mod.error_shares([a, null])
+    other = _run(tmp_path / "other", SMIC, [0, 1, 1, 0])             # the third clip's label differs
+    with pytest.raises(ValueError, match=rf"{other} labels clip smic/s2/s2_c2 1 and {a} 2"):
+        mod.error_shares([a, other])
+    assert mod.main([str(a), str(null)]) == 2
+    assert one_line_error(capsys, str(null)).startswith("shared_errors.py: error: ")
+
+
+# ------------------------------------------------------------------ 3. decision_rule_bound.py
+
+def test_decision_rule_bound_refuses_partial_and_null_runs(tmp_path, monkeypatch, capsys):
+    """A max_folds run and a null run went into the 'mean of N' row."""
+    bench = load_bench("decision_rule_bound")
+    subjects = ["casme2/sub01", "casme2/sub01", "casme2/sub02", "casme2/sub02", "casme2/sub03", "casme2/sub03"]
+    whole = _run(tmp_path / "whole", subjects, [0, 1, 2, 0, 1, 2], protocol="CDE", dataset=None)
+    monkeypatch.setattr(sys, "argv", ["decision_rule_bound.py", str(whole)])
+    bench.main()
+    assert "| mean of 1 |" in capsys.readouterr().out
+    part = _run(tmp_path / "part", subjects, [0, 1, 2, 0, 1, 2], protocol="CDE", dataset=None, folds_total=68)
+    null = _run(tmp_path / "null", subjects, [0, 1, 2, 0, 1, 2], protocol="CDE", dataset=None, permute=0)
+    for bad, what in ((part, r"is a partial run \[PARTIAL: 3 of 68 folds\]"), (null, "is a null run")):
+        monkeypatch.setattr(sys, "argv", ["decision_rule_bound.py", str(whole), str(bad)])
+        with pytest.raises(SystemExit, match=rf"decision_rule_bound.py: error: {bad} {what}"):
+            bench.main()
+        assert "mean of" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ 4. epoch_curve.py
+
+def test_epoch_curve_applies_max_folds_and_the_training_subject_share(monkeypatch, capsys):
+    """max_folds=2 trained all folds and data.train_subject_fraction=0.5 trained on every training subject, printing
+    the numbers of the whole run; both are applied now as icegan loso applies them."""
+    import icegan.recognition as recognition
+    from icegan.protocol import make_folds, subsample_training_subjects
+    bench = load_bench("epoch_curve")
+    seen = []
+
+    def fake(cfg, x, y, subjects, folds, **kw):          # every fold's test clips right at both records
+        seen.append((list(subjects), list(folds)))
+        return [np.stack([np.eye(3)[y.numpy()[f.test_idx]]] * 2) for f in folds]
+    monkeypatch.setattr(recognition, "fit_predict_folds", fake)
+    argv = ["epoch_curve", "--config", str(ROOT / "configs" / "demo_features.yaml"), "--threads", "1",
+            "model.epochs=2", "model.eval_every=1"]
+    monkeypatch.setattr(sys, "argv", argv + ["max_folds=2"])
+    bench.main()
+    out = capsys.readouterr().out
+    assert len(seen[0][1]) == 2 and "seed 0: 2 folds" in out and "[PARTIAL: 2 of 8 folds, max_folds" in out
+    assert "| 2 | 1.0000 / 1.0000 | 1.0000 |" in out           # pooled over the two folds' clips only
+    seen.clear()
+    monkeypatch.setattr(sys, "argv", argv + ["data.train_subject_fraction=0.5"])
+    bench.main()
+    subjects, folds = seen[0]
+    assert len(folds) == 8
+    for f, whole in zip(folds, make_folds(subjects, "CDE")):
+        want = subsample_training_subjects(whole, subjects, 0.5, 0).train_idx       # as FeatureFolds cuts them
+        assert f.train_idx.tolist() == want.tolist() and len(want) < len(whole.train_idx)
+
+
+# ------------------------------------------------------------------ 5. + 6. map_tables.py, learning_curve.py
+
+def test_map_tables_names_a_missing_table_a_missing_map_and_a_clip_listed_twice(tmp_path, capsys):
+    mod = load_bench("map_tables")
+    nowhere = tmp_path / "no_megc"           # the checks come before the released table is read
+    assert mod.main([str(tmp_path / "nosuch.csv"), "--subset", str(tmp_path / "o.csv"),
+                     "--megc-root", str(nowhere)]) == 2
+    assert one_line_error(capsys, str(tmp_path / "nosuch.csv")).startswith("map_tables.py: error: ")
+    (tmp_path / "maps").mkdir()
+    np.save(tmp_path / "maps" / "m0.npy", np.zeros((3, 28, 28), np.float32))
+    rows = [{"dataset": "casme2", "subject": "casme2/sub01", "clip": "EP02_01f", "label": 1, "path": "maps/m0.npy"},
+            {"dataset": "casme2", "subject": "casme2/sub02", "clip": "EP03_02", "label": 0, "path": "maps/m1.npy"}]
+    table = tmp_path / "features.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    with pytest.raises(FileNotFoundError, match=rf"{table} line 3: the map {tmp_path / 'maps' / 'm1.npy'} of "
+                                                r"casme2/sub02/EP03_02 is not found"):
+        mod.map_tables(table, nowhere)
+    pd.DataFrame([rows[0], dict(rows[0], label=2)]).to_csv(table, index=False)
+    with pytest.raises(ValueError, match=rf"{table} lines 2 and 3 both hold clip casme2/sub01/EP02_01f"):
+        mod.map_tables(table, nowhere)
+    assert mod.main([str(table), "--mixed", str(tmp_path / "o.csv"), "--megc-root", str(nowhere)]) == 2
+    assert "lines 2 and 3" in one_line_error(capsys, str(table))
+
+
+def test_learning_curve_names_a_missing_run_and_says_one_share_has_no_fit(tmp_path, capsys):
+    """A missing run folder was a FileNotFoundError traceback; a curve of one share printed 'never (slope <= 0)'
+    beside slope nan."""
+    mod = load_bench("learning_curve")
+    assert mod.main([str(tmp_path / "nosuch"), str(tmp_path / "other")]) == 2
+    assert one_line_error(capsys, str(tmp_path / "nosuch")).startswith("learning_curve.py: error: ")
+    df = pd.DataFrame({"curve": "logreg", "fraction": 0.5, "subjects": [7.0, 7.0], "UF1": [0.4, 0.42],
+                       "UAR": [0.45, 0.47], "run": ["a", "b"], "seed": [0, 1]})
+    pts, fits = mod.summarize(df, 0.75)
+    text = mod.markdown(pts, fits, 0.75)
+    assert text.count("one share: no fit") == 2 and "never (slope <= 0)" not in text, text
