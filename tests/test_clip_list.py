@@ -251,8 +251,9 @@ def test_data_check_reports_frames_missing_between_onset_and_apex(tmp_path):
     """No offset: frames absent between the onset and the apex are a warning of `icegan data check` (prepare reads
     the onset, the apex and its neighbours only); with an offset the span is onset..offset, as before."""
     from icegan.data.check import check_dataset
-    _frames(tmp_path / "v" / "a", [*range(10, 13), *range(16, 22)])
-    csv = _write(tmp_path, "subject,clip,frames,onset,apex,offset\np,a,v/a,10,19,\np,b,v/a,10,19,21\n")
+    for clip in "ab":           # a folder each: one folder with one onset and apex is one clip
+        _frames(tmp_path / "v" / clip, [*range(10, 13), *range(16, 22)])
+    csv = _write(tmp_path, "subject,clip,frames,onset,apex,offset\np,a,v/a,10,19,\np,b,v/b,10,19,21\n")
     rep = check_dataset("clips", csv, read_images=False)
     problems = {p["clip"]: p for p in rep.clips_with_problems}
     assert problems["clips/p/a"] == {"clip": "clips/p/a", "severity": "warn",

@@ -167,6 +167,8 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         need_apex: an absent apex is a ``skip`` problem (False for SMIC before spotting).
         unreadable: precomputed unreadable frame paths (overrides ``read_images``): a set, or a dict path → why
             (:func:`_unreadable_reason`), whose problem line then names each file with its reason (the first five).
+            An unreadable onset or apex is a ``skip`` problem, as is, when the apex is to be spotted, a frame of the
+            span it is spotted on (:meth:`~icegan.data.records.ClipRecord.spotting_span`); another is a ``warn``.
         sizes: ``(width, height)`` of frame paths (:func:`_frame_size`): frames whose size is not the onset frame's
             are a problem (one crop or alignment is applied to a whole clip), a ``skip`` one for the apex and, when
             the apex is to be spotted, for a frame of the span it is spotted on.
@@ -258,7 +260,11 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     if unreadable:
         bad = [(n, p) for n, p in zip(nums, rec.frame_paths) if p in unreadable]
         if bad:
-            sev = SKIP if key_frames & {n for n, _ in bad} else WARN
+            # fatal for the onset or apex, and for any frame of the span an apex is to be spotted on (SMIC, a clip
+            # list): spotting reads each of them, and prepare skips the clip when one does not decode
+            fatal = key_frames & {n for n, _ in bad} or (rec.apex is None and any(
+                p in unreadable for _, p in rec.spotting_span()))
+            sev = SKIP if fatal else WARN
             what = f"unreadable image(s) for frame(s) {ranges_text([n for n, _ in bad])}"
             if isinstance(unreadable, dict):        # each file with read_frame's reason, the first five
                 what += ": " + ", ".join(f"{p.name} ({unreadable[p]})" for _, p in bad[:5])
@@ -542,7 +548,6 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
     skipped += [{"clip": key, "reason": why} for key, why in getattr(ds, "skipped_clip_folders", [])]
-    # listed once (for SMIC a listing also rebuilds the records and logs their layout problems)
     on_disk = ds.disk_clips()
     not_in_sheet = _not_in_sheet(ds, on_disk)
     other_folders = _other_folders(ds)

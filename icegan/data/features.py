@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 from flownet.user_numbers import read_int
 from icegan.paths import shared_data_root
 
+from .records import CLASS3_NAMES
+from .sheets import smic_clip_name
+
 __all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "subject_dataset",
            "dataset_indices",
            "FeatureSet", "read_megc2019_table", "load_megc2019_features", "MEGC2019Features", "validate_samples",
@@ -193,8 +196,9 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
         ValueError: the CSV is empty, unreadable (e.g. a row with more fields than the header) or has no rows; a
             required column is missing; an empty dataset, sub, filename_o or label cell; an unusable dataset name
             (:func:`dataset_name`; names other than the composite's three are accepted), a requested dataset the
-            table does not hold, or a bad label (the message names the CSV and, for a row, its line in the file and
-            the clip).
+            table does not hold, a bad label, or a SMIC label that contradicts the class its clip name says
+            (:func:`icegan.data.sheets.smic_clip_name`: ``s01_ne_01`` labelled 2) (the message names the CSV and, for
+            a row, its line in the file and the clip).
     """
     root = Path(root) if root is not None else default_root()
     csv = root / CSV_NAME
@@ -232,6 +236,11 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
             raise ValueError(f"{csv}, line {line} (clip '{r['filename_o']}'): label {r['label']!r} is not a class id "
                              f"in 0..2 (0 negative, 1 positive, 2 surprise)")
         sub, clip = r["sub"].strip(), r["filename_o"].strip()
+        named = smic_clip_name(clip) if ds == "smic" else None
+        if named is not None and CLASS3_NAMES[int(lab)] != named[1]:
+            raise ValueError(f"{csv}, line {line} (clip '{clip}'): label {lab} ({CLASS3_NAMES[int(lab)]}) contradicts "
+                             f"the clip's name, which says {named[1]} (SMIC-HS clip names give the class, as its "
+                             f"folder tree does): set the label to {CLASS3_NAMES.index(named[1])}")
         face = (r.get("imagename") or "").strip() or f"{sub}_{clip}.jpg"
         rows.append({"dataset": ds, "subject": f"{ds}/{sub}", "clip": clip, "label": int(lab),
                      "path": str(flow_dir / f"{sub}_{clip} .png"), "face_path": str(face_dir / face), "line": line})

@@ -97,15 +97,19 @@ class SMIC:
                       key=lambda s: (int(s[1:]), s != self.subject_id(s), s))
 
     def disk_clips(self) -> list[tuple[str, str]]:
-        """``(subject, clip)`` of every clip folder under ``<subject>/micro/<negative|positive|surprise>/``, in
-        :meth:`records` order, then the misfiled ones it skipped (:attr:`skipped_clip_folders`); ``subject`` in lower
-        case (``s1``), ``clip`` as on disk.
-
-        Walks the tree again through :meth:`records` (no apex spotting), which resets :attr:`layout_problems` and
-        logs the layout problems once more.
-        """
-        return ([(r.subject.split("/")[-1], r.clip) for r in self.records()]
-                + [(k.split("/")[1].lower(), k.rsplit("/", 1)[-1]) for k, _ in self.skipped_clip_folders])
+        """``(subject, clip)`` of every clip folder on disk under ``<subject>/micro/<negative|positive|surprise>/``
+        (class folders in any case), by :meth:`subject_folders` then class folder then clip folder, as written on
+        disk: also those :meth:`records` does not read (misfiled, a twin differing only in letter case, in a second
+        folder of one subject); ``subject`` is :meth:`subject_id` (``s1`` for ``s01``), ``clip`` as on disk.
+        A subject folder without ``micro/`` holds none. Reads no frame and logs nothing."""
+        out = []
+        for s in self.subject_folders():
+            micro = find_dir(self.root / s, "micro")
+            if micro.is_dir():
+                out += [(self.subject_id(s), clip.name)
+                        for cdir in sorted(p for p in micro.iterdir() if p.is_dir() and p.name.lower() in SMIC_CLASSES)
+                        for clip in sorted(p for p in cdir.iterdir() if p.is_dir())]
+        return out
 
     @staticmethod
     def check_scope(composite_only: bool) -> str:
@@ -134,6 +138,10 @@ class SMIC:
         A subject is ``smic/s<number>`` without leading zeros (:meth:`subject_id`: folder ``s01`` is ``smic/s1``). Of
         two folders naming one subject (``s1`` and ``s01``, ``s1`` and ``S1``: two copies merged) the first of
         :meth:`subject_folders` is read and the other is not: a layout problem keyed ``smic/<folder>`` names both.
+        Of clip folders of one subject whose names are equal but for letter case (``negative/s1_ne_01`` and
+        ``Negative/s1_ne_01``, ``s1_po_01`` and ``S1_PO_01``: one clip copied twice), one is read: the one in a class
+        folder named in lower case, then the one named in lower case, then the first by class folder and clip name;
+        each other is skipped as a misfiled one is, its problem naming both folders.
         """
         from .spotting import spot_record_apex
         wanted = {self.subject_id(s.split("/")[-1]) for s in subjects}
@@ -155,6 +163,7 @@ class SMIC:
             if not micro.is_dir():
                 self._problem(f"smic/{s}", f"no 'micro' folder in {self.root / s}")
                 continue
+            found = []                                         # (class folder, class, clip folder) to read
             for cdir in sorted(p for p in micro.iterdir() if p.is_dir()):
                 emotion = cdir.name.lower()                    # Negative/ as negative/ (a copy's case)
                 if emotion not in SMIC_CLASSES:
@@ -172,25 +181,38 @@ class SMIC:
                 for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
                     misfiled = self._misfiled(clip, number_name, emotion)
                     if misfiled:
-                        key = f"smic/{s}/micro/{cdir.name}/{clip.name}"
-                        self._problem(key, misfiled)
-                        self.skipped_clip_folders.append((key, misfiled))
+                        self._skip(f"smic/{s}/micro/{cdir.name}/{clip.name}", misfiled)
                         continue
-                    numbers, paths, problems = list_frames(clip)
-                    rec = ClipRecord(
-                        dataset="smic", subject=f"smic/{number_name}", clip=clip.name, emotion=emotion,
-                        class3=CLASS3_IDS[emotion],
-                        onset=numbers[0] if numbers else None, apex=None,
-                        offset=numbers[-1] if numbers else None,
-                        frame_numbers=numbers, frame_paths=paths, apex_method="unspotted",
-                        clip_dir=clip, notes=tuple(problems), subject_dir=self.root / s,
-                        listed_in="folder tree")
-                    if spot_apex and len(numbers) >= 2:
-                        try:
-                            rec = spot_record_apex(rec, method=flow_method, detector=detector)
-                        except ValueError as exc:
-                            self._problem(rec.key, f"apex spotting failed: {exc}")
-                    out.append(rec)
+                    found.append((cdir, emotion, clip))
+            # clip folders named so but for letter case (negative/s1_ne_01 and Negative/s1_ne_01, s1_po_01 and
+            # S1_PO_01) are one clip: the one in the lower-case class folder, named in lower case, is read
+            read: dict[str, Path] = {}                         # clip name in lower case → the folder read
+            for _, _, clip in sorted(found, key=lambda f: (f[0].name != f[1], f[2].name != f[2].name.lower(),
+                                                           f[0].name, f[2].name)):
+                read.setdefault(clip.name.lower(), clip)
+            for cdir, emotion, clip in found:
+                first = read[clip.name.lower()]
+                if first != clip:
+                    self._skip(f"smic/{s}/micro/{cdir.name}/{clip.name}",
+                               f"clip folders {first} and {clip} are one clip, smic/{number_name}/{first.name} (names "
+                               f"equal but for letter case): {clip} is not read (keep one folder per clip: "
+                               f"merge it into {first})")
+                    continue
+                numbers, paths, problems = list_frames(clip)
+                rec = ClipRecord(
+                    dataset="smic", subject=f"smic/{number_name}", clip=clip.name, emotion=emotion,
+                    class3=CLASS3_IDS[emotion],
+                    onset=numbers[0] if numbers else None, apex=None,
+                    offset=numbers[-1] if numbers else None,
+                    frame_numbers=numbers, frame_paths=paths, apex_method="unspotted",
+                    clip_dir=clip, notes=tuple(problems), subject_dir=self.root / s,
+                    listed_in="folder tree")
+                if spot_apex and len(numbers) >= 2:
+                    try:
+                        rec = spot_record_apex(rec, method=flow_method, detector=detector)
+                    except ValueError as exc:
+                        self._problem(rec.key, f"apex spotting failed: {exc}")
+                out.append(rec)
         return out
 
     @staticmethod
@@ -214,6 +236,12 @@ class SMIC:
     def _problem(self, clip: str, problem: str) -> None:
         log.warning("%s: %s", clip, problem)
         self.layout_problems.append({"clip": clip, "problem": problem})
+
+    def _skip(self, key: str, reason: str) -> None:
+        """Skip clip folder ``key`` (``smic/<subject folder>/micro/<class folder>/<clip>``) for ``reason``: a layout
+        problem, and an entry of :attr:`skipped_clip_folders`."""
+        self._problem(key, reason)
+        self.skipped_clip_folders.append((key, reason))
 
 
 def smic_records(root: str | Path, spot_apex: bool = False) -> list[ClipRecord]:
