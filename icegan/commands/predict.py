@@ -28,8 +28,9 @@ The recipe is the config's, as `icegan loso` runs it (model.*, seed, device, thr
 its data section lists (data.source=megc2019_htnet: the 442 composite clips; data.source=table: your table;
 protocol=SDE with dataset=NAME: that dataset's clips only, dataset=NAME being refused under protocol=CDE as by
 `icegan loso`; protocol=HDE is refused: fit on the datasets you choose with data.datasets=[...] and score the
-held-out one with icegan predict). Training clips of fewer than 2 classes are refused. model.seeds=N trains N members
-whose probabilities are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early
+held-out one with icegan predict). Training clips of fewer than 2 classes are refused (with
+model.inner_val_fraction, also those its split leaves to train on). model.seeds=N trains N members whose
+probabilities are averaged. model.inner_val_fraction > 0 holds out that share of the subjects for early
 stopping, as in a LOSO fold. Options that need LOSO folds or other inputs are refused: oracle_epoch,
 model.noise_filter, model.domain_bn, model.domain_adversarial, model.au_weight, data.synthetic_per_clip,
 data.permute_labels, data.train_subject_fraction, data.roi, max_folds > 0 and workers > 1 (threads=N sets the
@@ -102,17 +103,20 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
         progress: tqdm bars over epochs.
 
     A class of ``cfg.data.labels`` that no training clip holds is warned about on stderr before training (the model
-    can never predict it).
+    can never predict it); with ``model.inner_val_fraction`` > 0, also one that only the held-out subjects hold.
 
     Returns:
         (the :class:`icegan.recognition.FittedRecognizer` as trained, its training record
-        (:func:`icegan.saved_recognizer.training_record`) plus ``seconds``, the training wall time).
+        (:func:`icegan.saved_recognizer.training_record`, of every clip, the inner-validation ones included; with
+        ``model.inner_val_fraction`` > 0 its ``inner_val`` holds the ``clips``, ``subjects``, ``datasets`` and
+        ``classes`` of the held-out part) plus ``seconds``, the training wall time).
 
     Raises:
         ValueError: a setting ``icegan fit`` cannot apply (named, with the reason); ``protocol=SDE`` without a
             ``dataset`` held by the data; a ``dataset`` under ``protocol=CDE`` (as ``icegan loso`` refuses it);
             ``protocol=HDE`` (a model is fitted on chosen datasets: ``data.datasets``); training clips of fewer than
-            2 classes (the table or source and the class counts named: such a model predicts one class always);
+            2 classes (the table or source and the class counts named: such a model predicts one class always),
+            also among those the ``model.inner_val_fraction`` split leaves for training (the split named);
             ``model.inner_val_fraction`` > 0 with fewer than 2 training subjects
             (:func:`icegan.recognition.inner_val_masks`); bad input as
             :func:`icegan.commands.loso.load_feature_set`; a custom network that fails its check.
@@ -150,17 +154,22 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     classes = get_label_set(cfg.data.labels).classes
     absent = absent_classes(classes, fs.labels.tolist())
     _check_two_classes(cfg, fs.labels.tolist(), classes, absent)
-    if absent:                   # a model of these clips never predicts such a class: say so before training
-        print(f"warning: no training clip is of class {', '.join(absent)} (data.labels={cfg.data.labels}): the model "
-              f"is trained without {'it' if len(absent) == 1 else 'them'} and can never predict "
-              f"{'it' if len(absent) == 1 else 'them'}", file=sys.stderr)
+    _warn_absent(cfg, absent)
     check_network_builds(cfg.model)
     check_custom_recognizer(cfg.model, fs.features, n_classes=len(classes))
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].astype(str).tolist()
     x_val = y_val = None
+    held_out = None
     if cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS:
         train, val = inner_val_split(subjects, np.arange(len(x)), cfg.model.inner_val_fraction, cfg.seed)
+        held_out = training_record(fs.samples.iloc[val], fs.features, classes)
+        split = (f" left by model.inner_val_fraction={cfg.model.inner_val_fraction}, which holds out "
+                 f"{held_out['clips']} clips of {_subjects(held_out)} "
+                 f"({', '.join(held_out['subjects'])}) for early stopping,")
+        trained = y[train].tolist()         # the clips the model learns from: checked as all clips were above
+        _check_two_classes(cfg, trained, classes, absent_classes(classes, trained), split)
+        _warn_absent(cfg, [c for c in absent_classes(classes, trained) if c not in absent], split)
         subjects = [subjects[i] for i in train]
         train, val = torch.from_numpy(train), torch.from_numpy(val)
         x, y, x_val, y_val = x[train], y[train], x[val], y[val]
@@ -170,6 +179,8 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     seconds = time.perf_counter() - start
     record = {**training_record(fs.samples, fs.features, classes),
               "maps": maps_provenance(cfg.data.source, cfg.data.table)}
+    if held_out is not None:                # the early-stopping part of the clips above, apart
+        record["inner_val"] = {k: held_out[k] for k in ("clips", "subjects", "datasets", "classes")}
     if cfg.data.source == "table" and cfg.data.labels != "megc2019" and unrecorded_ids(cfg.data.table):
         # trained on bare ids read as this set's: predict reads them so in this very table (its digest) alone
         record["bare_ids_of"] = {"labels": cfg.data.labels, "table_sha256": table_sha256(cfg.data.table)}
@@ -178,7 +189,7 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     return fitted, {**record, "seconds": seconds}
 
 
-def _check_two_classes(cfg, labels: list, classes, absent: list) -> None:
+def _check_two_classes(cfg, labels: list, classes, absent: list, split: str = "") -> None:
     """Refuse training clips of fewer than 2 classes: a model fitted on one class predicts it for every clip (and
     scikit-learn's logistic regression fails with its own message).
 
@@ -186,10 +197,13 @@ def _check_two_classes(cfg, labels: list, classes, absent: list) -> None:
         cfg: the fit's :class:`icegan.commands.loso.LosoConfig` (its data section names the clips' table or source).
         labels: (N,) int class id of every training clip. classes: the label set's class names, in id order.
         absent: the names of ``classes`` no clip of ``labels`` is of (:func:`icegan.labels.absent_classes`).
+        split: ``""`` for every clip of the data; else ``labels`` are those the ``model.inner_val_fraction`` split
+            left for training, and ``split`` says so (`` left by model.inner_val_fraction=F, which holds out ...,``).
 
     Raises:
         ValueError: fewer than 2 classes among ``labels``; names the table (``data.table``) or the source, the SDE
-            dataset if any, and each class's count.
+            dataset if any, the split if any, and each class's count; what to change (the labels and datasets, or
+            with ``split`` the fraction or the seed that draws the held-out subjects).
     """
     held = len(classes) - len(absent)
     if held >= 2:
@@ -197,10 +211,22 @@ def _check_two_classes(cfg, labels: list, classes, absent: list) -> None:
     counts = [labels.count(k) for k in range(len(classes))]
     where = cfg.data.table if cfg.data.source == "table" else f"data.source={cfg.data.source}"
     scope = f" of dataset {cfg.dataset}" if cfg.protocol == "SDE" and cfg.dataset else ""
-    raise ValueError(f"{where}: the {len(labels)} training clips{scope} hold {'one class' if held else 'no class'} "
-                     f"({', '.join(f'{c} {n}' for c, n in zip(classes, counts))}): a model needs clips of at least 2 "
-                     f"classes (fitted on fewer than 2 classes, it predicts one class for every clip); check the "
-                     f"label column and the data's datasets (data.datasets, dataset)")
+    fix = ("lower model.inner_val_fraction (0: no inner validation) or change seed, which draws the held-out "
+           "subjects" if split else "check the label column and the data's datasets (data.datasets, dataset)")
+    raise ValueError(f"{where}: the {len(labels)} training clips{scope}{split} hold "
+                     f"{'one class' if held else 'no class'} ({', '.join(f'{c} {n}' for c, n in zip(classes, counts))}"
+                     f"): a model needs clips of at least 2 classes (fitted on fewer than 2 classes, it predicts one "
+                     f"class for every clip); {fix}")
+
+
+def _warn_absent(cfg, absent: list, split: str = "") -> None:
+    """Warn on stderr, before training, of the classes ``absent`` (names) that no training clip is of: the model is
+    trained without them and can never predict them. ``split``: as :func:`_check_two_classes`'s (the clips the
+    ``model.inner_val_fraction`` split left for training); nothing is said when ``absent`` is empty."""
+    if absent:
+        them = "it" if len(absent) == 1 else "them"
+        print(f"warning: no training clip{split} is of class {', '.join(absent)} (data.labels={cfg.data.labels}): the "
+              f"model is trained without {them} and can never predict {them}", file=sys.stderr)
 
 
 def predict_table(models: list, table: str | Path, normalize: str = "auto", weights=None, device: str = "cpu"):
@@ -363,14 +389,38 @@ def _fit_main(args: argparse.Namespace) -> int:
         raise ValueError("--out FILE is required: the model file to write (e.g. --out models/ststnet.pt)")
     check_model_output(args.out)                          # before training, not after
     _, record = fit(cfg, Path(args.out), progress=not args.no_progress)
-    ds = ", ".join(f"{k} {v}" for k, v in record["datasets"].items())
-    cl = ", ".join(f"{k} {v}" for k, v in record["classes"].items())
-    print(f"{cfg.model.name}: trained on {record['clips']} clips of {len(record['subjects'])} subjects ({ds}; {cl}), "
-          f"{record['map_size']}×{record['map_size']} maps, in {record['seconds']:.1f} s")
+    held_out = record.get("inner_val")
+    trained = record if held_out is None else _less(record, held_out)     # the clips the model learned from
+    stopping = "" if held_out is None else (
+        f", early stopping on {held_out['clips']} clips of {_subjects(held_out)} held out by "
+        f"model.inner_val_fraction={cfg.model.inner_val_fraction} ({', '.join(held_out['subjects'])}; "
+        f"{_counts(held_out)})")
+    print(f"{cfg.model.name}: trained on {trained['clips']} clips of {_subjects(trained)} ({_counts(trained)})"
+          f"{stopping}, {record['map_size']}×{record['map_size']} maps, in {record['seconds']:.1f} s")
     print(f"saved to {args.out}; score new clips with `icegan predict --model {args.out} --table CLIPS.csv --out "
           f"PREDICTIONS.csv` (CLIPS.csv: a feature table, e.g. from `icegan features`). How well "
           f"it does on new subjects is what `icegan loso` measures for this recipe, not its fit on these clips.")
     return 0
+
+
+def _subjects(part: dict) -> str:
+    """``N subject(s)`` of a training record or its ``inner_val`` part."""
+    n = len(part["subjects"])
+    return f"{n} subject{'' if n == 1 else 's'}"
+
+
+def _less(record: dict, held_out: dict) -> dict:
+    """The clips, subjects, datasets and classes of a training record less those of its ``inner_val`` part (held out
+    by whole subjects); a dataset left without clips is dropped, a class keeps its 0 as in the record."""
+    less = {key: {k: v - held_out[key].get(k, 0) for k, v in record[key].items()} for key in ("datasets", "classes")}
+    return {"clips": record["clips"] - held_out["clips"], "classes": less["classes"],
+            "subjects": [s for s in record["subjects"] if s not in held_out["subjects"]],
+            "datasets": {k: v for k, v in less["datasets"].items() if v}}
+
+
+def _counts(part: dict) -> str:
+    """``casme2 9, samm 18; negative 9, ...``: the clips per dataset and per class of a training record or part."""
+    return "; ".join(", ".join(f"{k} {v}" for k, v in part[key].items()) for key in ("datasets", "classes"))
 
 
 def _check_out_is_no_input(args: argparse.Namespace) -> None:

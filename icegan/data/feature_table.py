@@ -9,13 +9,14 @@ The table has one row per clip::
 * ``subject``: the subject id; prefixed with ``<dataset>/`` unless it already is (``casme2/sub01``). LOSO folds are
   per prefixed subject. ``dataset`` may be left out when every subject is prefixed.
 * ``clip``: the clip name (unique within its subject).
-* ``label``: a class id 0..2 or its name: ``negative`` 0, ``positive`` 1, ``surprise`` 2 (MEGC2019); with
-  ``data.labels=casme2_5`` a CASME II class id 0..4 or its name: ``happiness`` 0, ``disgust`` 1, ``repression`` 2,
-  ``surprise`` 3, ``others`` 4; with ``data.labels=samm_5`` a SAMM class id 0..4 or its name: ``anger`` 0,
-  ``contempt`` 1, ``happiness`` 2, ``surprise`` 3, ``other`` 4 (:mod:`icegan.labels`). A label set of one dataset's
-  classes reads labelled rows of that dataset only for training (``icegan loso``, ``icegan fit``); ``icegan predict``
-  reads a row of any dataset, unlabelled, or labelled with the name of one of the set's classes (a cross-dataset
-  test: a CASME II ``happiness`` clip scored by a ``samm_5`` model).
+* ``label``: a class id 0..2 (``2.0``, as pandas writes ids in a column with a blank cell, is 2) or its name:
+  ``negative`` 0, ``positive`` 1, ``surprise`` 2 (MEGC2019); with ``data.labels=casme2_5`` a CASME II class id 0..4 or
+  its name: ``happiness`` 0, ``disgust`` 1, ``repression`` 2, ``surprise`` 3, ``others`` 4; with
+  ``data.labels=samm_5`` a SAMM class id 0..4 or its name: ``anger`` 0, ``contempt`` 1, ``happiness`` 2, ``surprise``
+  3, ``other`` 4 (:mod:`icegan.labels`). A label set of one dataset's classes reads labelled rows of that dataset only
+  for training (``icegan loso``, ``icegan fit``); ``icegan predict`` reads a row of any dataset, unlabelled, or
+  labelled with the name of one of the set's classes (a cross-dataset test: a CASME II ``happiness`` clip scored by a
+  ``samm_5`` model).
 * ``path``: the clip's features, relative to the CSV's folder or absolute (a leading ``~`` is the home folder):
 
   - ``.npy``: a float array (3, H, W) or (H, W, 3), channels u, v, optical strain;
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
 from flownet.io import not_utf8_csv
 from flownet.paths import expand_home
-from flownet.user_numbers import is_ascii_digits
+from flownet.user_numbers import WHOLE_NUMBER_TEXT
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 from icegan.labels import LABEL_SETS, get_label_set
 
@@ -76,9 +77,11 @@ log = logging.getLogger(__name__)
 #: MEGC2019 class names accepted in the label column, and their ids
 CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-#: column names (lower-cased) that a table without a ``label`` column may have meant as its labels
+#: column names (lower-cased) that a table without a ``label`` column may have meant as its labels (besides those
+#: :func:`icegan.data.clip_list.meant_column` takes for ``label``: ``lable``, ``class_name``); ``y_true`` is the
+#: label column of ``icegan predict``'s output
 LABEL_LIKE_COLUMNS = ("emotion", "emotions", "class", "classes", "expression", "labels", "category",
-                      "estimated emotion", "objective class")
+                      "estimated emotion", "objective class", "y_true")
 #: how far outside [0, 1] a map's value may lie (float rounding) and be clipped to it under data.normalize=none
 RANGE_TOLERANCE = 1e-6
 
@@ -94,14 +97,16 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
 
     Raises:
         ValueError: the file is empty (0 bytes or only blank space) or not a readable CSV table (a row with more
-            fields than the header, bad encoding, an Excel workbook, a header separated by tabs or semicolons, as
-            spreadsheets may save); the message names the file.
+            fields than the header, bad encoding, an Excel workbook, an icegan model file (given for the table) or
+            another zip archive, a header separated by tabs or semicolons, as spreadsheets may save); the message
+            names the file.
     """
     with open(csv, "rb") as f:
         head = f.read(4)
-    if head in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):       # .xlsx (a zip) or .xls
-        raise ValueError(f"{csv}: an Excel workbook, not a CSV table: save the sheet as CSV (comma-separated values) "
-                         f"and give that file")
+    if head == b"PK\x03\x04":
+        raise ValueError(f"{csv}: {_zip_kind(csv)}")
+    if head == b"\xd0\xcf\x11\xe0":                             # .xls
+        raise ValueError(f"{csv}: {_WORKBOOK}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
@@ -134,6 +139,30 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     return raw
 
 
+#: what to do with an Excel workbook given for a CSV table
+_WORKBOOK = "an Excel workbook, not a CSV table: save the sheet as CSV (comma-separated values) and give that file"
+
+
+def _zip_kind(path: Path) -> str:
+    """What the zip file ``path`` given for a CSV table is, and what to give instead: an Excel workbook (.xlsx: it
+    holds ``xl/``), an icegan model file (:func:`icegan.saved_recognizer.is_model_file`: a torch file, e.g. the
+    ``--model`` given as ``--table`` too), or another zip archive."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):                       # cut short or damaged: no names to tell by
+        names = []
+    if any(n.startswith("xl/") for n in names):
+        return _WORKBOOK
+    from icegan.saved_recognizer import is_model_file           # imports torch: only for a zip
+    if is_model_file(path):
+        return ("an icegan model file (written by `icegan fit`; icegan predict takes it as --model), not a CSV table: "
+                "--table (and data.table) take the feature table of the clips, a CSV such as the features.csv of "
+                "`icegan features`")
+    return "a zip archive, not a CSV table: give the CSV file itself (unzipped), not an archive or a torch file"
+
+
 def short_row_note(raw: pd.DataFrame, line: int) -> str:
     """`` (the line has K of the header's M fields: a row cut short or a missing comma?)`` when CSV line ``line`` of a
     :func:`read_csv_cells` table had fewer fields than its header, else ``""``."""
@@ -146,8 +175,9 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
                       suggest_labels: bool = True, dataset: Optional[str] = None,
                       model_labels: bool = False) -> Optional[int]:
     """A class written in a CSV cell: a name of the label set ``labels`` (:mod:`icegan.labels`; MEGC2019:
-    ``negative``, ``positive``, ``surprise``; any case) or an id 0..K-1 (ASCII digits) → the id; an empty cell → None
-    when ``allow_empty``.
+    ``negative``, ``positive``, ``surprise``; any case) or an id 0..K-1 (ASCII digits, optionally with a zero
+    fraction as pandas writes a column holding a blank cell: ``2.0``; :func:`_id_text`) → the id; an empty cell →
+    None when ``allow_empty``.
 
     ``suggest_labels``: name the ``data.labels`` setting that reads a label of another set (False where no such
     setting applies: a clip list's labels are MEGC2019 classes). ``dataset``: the row's dataset, when known; a set of
@@ -168,8 +198,9 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
         ls = get_label_set(labels)
         if label.lower() in ls.classes:
             return ls.classes.index(label.lower())
-        if is_ascii_digits(label) and int(label) < ls.n_classes:
-            return int(label)
+        digits = _id_text(label)
+        if digits is not None and int(digits) < ls.n_classes:
+            return int(digits)
         other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes
                  and _may_hold(o, dataset)]
         hint = f"; {label!r} is a class of the label set {other[0]}: {_use_labels(other[0], model_labels)}" \
@@ -181,8 +212,9 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
                          f"0..{ls.n_classes - 1} nor one of {list(ls.classes)} (data.labels={labels}){hint}")
     if label.lower() in CLASS_NAMES:
         return CLASS_NAMES[label.lower()]
-    if label in ("0", "1", "2"):
-        return int(label)
+    digits = _id_text(label)
+    if digits in ("0", "1", "2"):
+        return int(digits)
     names = sorted(CLASS_NAMES, key=CLASS_NAMES.get)
     from .composite import CASME2_TO_CLASS3, SAMM_TO_CLASS3
     emotion = {**CASME2_TO_CLASS3, **SAMM_TO_CLASS3}.get(label.lower())
@@ -199,6 +231,14 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
                          f"; or, {label!r} being a class of {other.title}, set data.labels={name} for a table of those")
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
                      f"of {names}{hint}")
+
+
+def _id_text(text: str) -> Optional[str]:
+    """The digits of a class id written in a (stripped) label cell: ASCII digits, optionally with a zero fraction as
+    pandas writes a column of ids holding a blank cell (``2.0``; the rule of a clip list's frame numbers,
+    :data:`flownet.user_numbers.WHOLE_NUMBER_TEXT`); None for anything else (a name, ``2.5``, ``''``)."""
+    m = WHOLE_NUMBER_TEXT.fullmatch(text)
+    return m.group(1) if m else None
 
 
 def _use_labels(name: str, model_labels: bool) -> str:
@@ -230,10 +270,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         datasets: keep only these datasets; None keeps all.
         labelled: True (training, LOSO): every row needs a label, and under a label set of one dataset's classes
             every row is of that dataset. False (``icegan predict`` on new clips): the label column may be left out
-            (a warning, logging, names a column headed like one, e.g. ``emotion``, ``class``, ``expression``: the
-            label column is ``label``) and a label cell left empty; such clips get the label -1 (unknown); a row of
-            another dataset than such a set's is read when its label is the name of one of the set's classes
-            (:func:`_cross_dataset_label`).
+            (a warning, logging, names a column headed like one, e.g. ``emotion``, ``class``, ``y_true``, or a near
+            misspelling such as ``lable``: the label column is ``label``) and a label cell left empty; such clips get
+            the label -1 (unknown); a row of another dataset than such a set's is read when its label is the name of
+            one of the set's classes (:func:`_cross_dataset_label`).
         labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`); with
             ``labelled`` False, a model's (``icegan predict``): a label of another set is then refused, with a hint
             to score the table with a model of that set (``icegan fit ... data.labels=NAME``) where that set may
@@ -263,7 +303,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         raise FileNotFoundError(f"feature table not found: {csv} (data.table)")
     raw = read_csv_cells(csv)
     raw = raw[(raw != "").any(axis=1)]
-    like = next((c for c in raw.columns if c in LABEL_LIKE_COLUMNS), None) if "label" not in raw.columns else None
+    like = None
+    if "label" not in raw.columns:
+        from icegan.data.clip_list import meant_column      # clip_list imports this module
+        like = next((c for c in raw.columns if c in LABEL_LIKE_COLUMNS or meant_column(c) == "label"), None)
     like = "" if like is None else (f"its column '{like}' looks like the labels, but the label column is 'label': "
                                     f"rename it 'label'")
     if not labelled and "label" not in raw.columns:
@@ -343,7 +386,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                                  f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
                                  f"[{', '.join(ls.datasets)}] or use the label set of its dataset{own}")
         else:
-            if unrecorded and is_ascii_digits(r["label"].strip()):
+            if unrecorded and _id_text(r["label"].strip()) is not None:
                 raise _unrecorded_id(where, r["label"], csv, labels)
             label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds,
                                       model_labels=not labelled)
@@ -374,7 +417,7 @@ def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: st
     if label.lower() in label_set.classes:
         return label_set.classes.index(label.lower())
     why = ("an id is not read in a row of another dataset (it may be an id of its own dataset's classes): write the "
-           "class name" if is_ascii_digits(label) else "no class of those")
+           "class name" if _id_text(label) is not None else "no class of those")
     spelt = _respelt(label, label_set)
     spelt = f" ({label_set.name}'s class is written {spelt!r})" if spelt else ""
     raise ValueError(f"{where}: a {dataset} clip labelled {text!r}, read with the classes of {label_set.name} "
@@ -414,10 +457,10 @@ def _check_exported_label_set(csv: Path, cells: pd.Series, labels: str, model_la
 
 
 def unrecorded_ids(csv: str | Path) -> bool:
-    """Whether the feature table ``csv`` (a readable CSV) holds bare class ids (a label cell of ASCII digits) whose
-    label set no ``provenance.json`` beside it records (none, a damaged one, or one not written by ``icegan
-    features``): ``icegan fit`` records it (``bare_ids_of``), so that ``icegan predict`` reads such ids with the model
-    as fit read them (:func:`read_feature_table`'s ``bare_ids``). False without a label column."""
+    """Whether the feature table ``csv`` (a readable CSV) holds bare class ids (a label cell of ASCII digits, or
+    ``2.0``) whose label set no ``provenance.json`` beside it records (none, a damaged one, or one not written by
+    ``icegan features``): ``icegan fit`` records it (``bare_ids_of``), so that ``icegan predict`` reads such ids with
+    the model as fit read them (:func:`read_feature_table`'s ``bare_ids``). False without a label column."""
     raw = read_csv_cells(Path(csv))
     if "label" not in raw.columns:
         return False
@@ -428,11 +471,11 @@ def unrecorded_ids(csv: str | Path) -> bool:
 
 
 def _ids_and_their_record(cells: pd.Series, provenance: Callable[[], Optional[dict]]) -> tuple[bool, Optional[dict]]:
-    """(whether the label cells ``cells`` hold a bare class id, a cell of ASCII digits once stripped; the
-    provenance.json that records their label set: ``provenance()``'s, called only when there is an id, where it is the
-    one ``icegan features`` writes (it has ``flow``), else None) for :func:`_check_exported_label_set` and
-    :func:`unrecorded_ids`."""
-    if not cells.map(lambda c: is_ascii_digits(str(c).strip())).any():
+    """(whether the label cells ``cells`` hold a bare class id, a cell of ASCII digits once stripped, or ``2.0``
+    (:func:`_id_text`); the provenance.json that records their label set: ``provenance()``'s, called only when there
+    is an id, where it is the one ``icegan features`` writes (it has ``flow``), else None) for
+    :func:`_check_exported_label_set` and :func:`unrecorded_ids`."""
+    if not cells.map(lambda c: _id_text(str(c).strip()) is not None).any():
         return False, None
     info = provenance()
     return True, (info if info is not None and "flow" in info else None)
