@@ -1,5 +1,5 @@
-"""Where the shared real data lives: the one rule for flownet and icegan (:mod:`icegan.paths` uses it; flownet imports
-nothing of icegan).
+"""Where the shared real data lives, and which files make a folder an icegan run's (:data:`RUN_HEADERS`): the one
+rule for flownet and icegan (:mod:`icegan.paths` uses it; flownet imports nothing of icegan).
 
 The shared data root holds the licensed data sets (``casme2/``, ``megc2019_htnet/``, ``middlebury/``, ...):
 ``$ICEGAN_SHARED_DATA``, else ``<repo>/../shared/data`` beside a checkout of the repository. An installed wheel has no
@@ -15,7 +15,8 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "SHARED_DATA_UNSET", "expand_home", "shared_data_root_or_none", "shared_data_root"]
+__all__ = ["REPO_ROOT", "SHARED_DATA_UNSET", "expand_home", "shared_data_root_or_none", "shared_data_root",
+           "RUN_HEADERS", "RUN_KINDS", "run_folder_header"]
 
 #: the folder that holds flownet/ (and icegan/): the repository of a checkout, ``site-packages`` of an installed wheel
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,3 +99,20 @@ def shared_data_root(repo: str | Path | None = REPO_ROOT) -> Path:
     if root is None:
         raise FileNotFoundError(SHARED_DATA_UNSET)
     return root
+
+
+#: Files whose presence makes a folder the output of one icegan run (``icegan loso`` / ``train.py``, ``icegan
+#: ensemble``, a nested selection, a merge of runs): the folder and the files in it belong to that run. Here, not in
+#: :mod:`icegan.paths` (which uses it), so that a flow training refuses such a folder too (flownet imports nothing of
+#: icegan).
+RUN_HEADERS = ("run.json", "ensemble.json", "selection.json", "merged.json")
+
+#: What writes each run header, for messages.
+RUN_KINDS = {"run.json": "a LOSO run of icegan loso or train.py", "ensemble.json": "an ensemble of icegan ensemble",
+             "selection.json": "a nested selection of icegan suite", "merged.json": "a merge of bench/merge_runs.py"}
+
+
+def run_folder_header(folder: str | Path) -> Path | None:
+    """The run header file (:data:`RUN_HEADERS`) held by ``folder``, or None when it holds none (or is no folder)."""
+    folder = Path(folder)
+    return next((folder / n for n in RUN_HEADERS if (folder / n).is_file()), None)

@@ -744,15 +744,52 @@ def remove_old_run(run: Path) -> list[str]:
     return gone
 
 
+def refuse_other_run_folder(run: Path) -> None:
+    """Refuse the run folder ``run`` when it holds another kind of run: an icegan run's header
+    (:data:`flownet.paths.RUN_HEADERS`: ``icegan loso`` / ``train.py``, an ensemble, ...) or a ``config.yaml`` that
+    no flow training wrote (every flow trainer's, supervised, self-supervised and DecFlow, has a ``train`` section
+    with ``ckpt_every``; an ``icegan gan train`` run's has ``checkpoint_every``), so that :func:`start_run` neither
+    removes that run's ``metrics.json`` / ``weights.pt`` (``train.resume=false``) nor writes over them. A new, empty
+    or flow training's folder passes.
+
+    Raises:
+        ValueError: the folder holds another run (the message names it and the file, and says to give another
+            ``name=`` or ``out_dir=``).
+    """
+    import yaml
+
+    from .paths import RUN_KINDS, run_folder_header
+    what = "give this flow training another name= (or out_dir=)"
+    header = run_folder_header(run)
+    if header is not None:
+        raise ValueError(f"{run} holds {RUN_KINDS[header.name]} ({header.name}), not a flow training run, whose "
+                         f"files a flow training would replace: {what}")
+    path = run / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        old = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:    # UnicodeDecodeError: a ValueError
+        raise ValueError(f"{path} cannot be read ({type(exc).__name__}), so {run} may hold another run, whose files "
+                         f"a flow training would replace: {what}, or remove that file") from None
+    train_section = old.get("train") if isinstance(old, dict) else None
+    if not (isinstance(train_section, dict) and "ckpt_every" in train_section):
+        raise ValueError(f"{path} is not a flow training's config (no train.ckpt_every), so {run} holds another run, "
+                         f"whose files a flow training would replace: {what}")
+
+
 def start_run(cfg) -> tuple[torch.device, Path]:
     """Common start of the flow training commands: torch threads and seed from ``cfg.train`` (``threads``,
-    ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created, and with ``train.resume`` false the
+    ``seed``, ``device``), the run folder ``cfg.out_dir/cfg.name`` created (refused when it holds another kind of
+    run: :func:`refuse_other_run_folder`), and with ``train.resume`` false the
     previous run's checkpoint and outputs removed from it (:func:`remove_old_run`, said in one line), then its
     resolved ``config.yaml`` written (whole or not at all). Returns ``(device, run folder)``.
 
     Raises:
         FileNotFoundError: no CASME II frames under ``cfg.data.root`` (:func:`~flownet.data.synthetic_face.list_subjects`),
             before any folder is made.
+        ValueError: the run folder holds another kind of run (:func:`refuse_other_run_folder`), before any file is
+            removed or written.
         OSError: an old run file that cannot be removed (:func:`remove_old_run`).
     """
     import yaml
@@ -764,6 +801,7 @@ def start_run(cfg) -> tuple[torch.device, Path]:
     torch.set_num_threads(max(1, int(t.threads)))
     torch.manual_seed(t.seed)
     run = Path(cfg.out_dir) / cfg.name
+    refuse_other_run_folder(run)
     run.mkdir(parents=True, exist_ok=True)
     if not t.resume:                # before config.yaml: no old last.pt may outlive it (a kill before 1st checkpoint)
         gone = remove_old_run(run)

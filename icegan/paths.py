@@ -157,19 +157,15 @@ def with_config_hints(text: str, runnable: bool = False) -> str:
 
 
 #: Files whose presence makes a folder the output of one run (``icegan loso`` / ``train.py``, ``icegan ensemble``, a
-#: nested selection, a merge of runs): the folder and the files in it belong to that run.
-RUN_HEADERS = ("run.json", "ensemble.json", "selection.json", "merged.json")
+#: nested selection, a merge of runs): the folder and the files in it belong to that run. The one list, in
+#: :mod:`flownet.paths`: a flow training refuses such a folder too (:func:`flownet.train.start_run`).
+RUN_HEADERS = _shared.RUN_HEADERS
 
-
-def run_folder_header(folder: str | Path) -> Path | None:
-    """The run header file (:data:`RUN_HEADERS`) held by ``folder``, or None when it holds none (or is no folder)."""
-    folder = Path(folder)
-    return next((folder / n for n in RUN_HEADERS if (folder / n).is_file()), None)
-
+#: the run header file held by a folder, or None: :func:`flownet.paths.run_folder_header`
+run_folder_header = _shared.run_folder_header
 
 #: What writes each run header, for messages.
-RUN_KINDS = {"run.json": "a LOSO run of icegan loso or train.py", "ensemble.json": "an ensemble of icegan ensemble",
-             "selection.json": "a nested selection of icegan suite", "merged.json": "a merge of bench/merge_runs.py"}
+RUN_KINDS = _shared.RUN_KINDS
 
 
 def run_folder_conflict(folder: str | Path, own_header: str) -> str | None:

@@ -1279,8 +1279,9 @@ class FoldRunner:
         fold_dir = self.fold_dir(fold)
         feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
         gan_state = weight = None
+        earlier_s = 0.0                     # GAN training seconds of the attempts killed before (its checkpoint's)
         if cfg.gan.enabled:
-            gan_state, synth_feats, synth_y = self._gan_stage(fold, fold_dir, feats_tr, y_tr)
+            gan_state, synth_feats, synth_y, earlier_s = self._gan_stage(fold, fold_dir, feats_tr, y_tr)
             if synth_feats is not None and len(synth_feats):
                 if cfg.gan.synthetic_weight != 1.0:     # 1.0: no weights at all, bit-identical to before the option
                     weight = torch.cat([torch.ones(len(feats_tr)),
@@ -1292,7 +1293,9 @@ class FoldRunner:
         else:
             scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
                                  seed=fold_seed, sample_weight=weight, n_classes=self.n_classes)
-        self.fold_seconds[fold.subject] = time.time() - t0     # in TensorBoard as fold/seconds (run_main)
+        # in TensorBoard as fold/seconds (run_main); a fold resumed from its GAN checkpoint adds the GAN seconds spent
+        # before the kill, so timing.json and summary.md do not report the last attempt alone
+        self.fold_seconds[fold.subject] = time.time() - t0 + earlier_s
         return scores
 
     def fold_dir(self, fold) -> Path:
@@ -1300,6 +1303,14 @@ class FoldRunner:
         return self.run_dir / "folds" / fold.subject.replace("/", "_")
 
     def _gan_stage(self, fold, fold_dir: Path, feats_tr: torch.Tensor, y_tr: torch.Tensor):
+        """Train (or resume) the fold's GAN on its training pairs and make its synthetic rows.
+
+        Returns:
+            ``(gan state, synthetic features or None, their labels or None, earlier seconds)``: the synthetic rows
+            are (M, 3, S, S) flow features and (M,) labels (None with ``gan.synthetic_ratio=0`` or ExpCaps); the
+            earlier seconds are the GAN training time of the attempts killed before (``elapsed_s`` of the
+            checkpoint resumed; 0.0 without one, or off rank 0).
+        """
         from icegan.gan.synthesis import balanced_augmentation
         from icegan.gan.trainer import train_gan
         cfg = self.cfg
@@ -1327,6 +1338,7 @@ class FoldRunner:
         # epochs) stops every rank here, before train_gan's first collective (the others leave quietly)
         resume_payload = distributed.main_only_check(
             lambda: self._gan_resume_point(fold, fold_dir / "gan", gcfg, onset, apex, y_tr))
+        earlier_s = float(resume_payload.get("elapsed_s", 0.0)) if resume_payload is not None else 0.0
         try:
             state = train_gan(onset, apex, y_tr, gcfg, device=self.device,
                               out_dir=fold_dir / "gan" if distributed.is_main() else None, extra_loss_fn=extra,
@@ -1364,7 +1376,7 @@ class FoldRunner:
                      for k in range(self.n_classes)]
         if distributed.is_main():
             _sample_grid_png(fold_dir / "samples.png", onset[pick], apex[pick], fakes)
-        return state, synth_feats, synth_y
+        return state, synth_feats, synth_y, earlier_s
 
     def _gan_resume_point(self, fold, gan_dir: Path, gcfg, onset: torch.Tensor, apex: torch.Tensor,
                           labels: torch.Tensor) -> Optional[dict]:
@@ -1655,14 +1667,20 @@ def _read_timing(path: Path) -> Optional[dict]:
 
 
 def _describe(cfg: dict) -> dict:
+    """The description columns of the config dict ``cfg``'s :func:`write_summary` row; its GAN column is the skip
+    path, ``off``, or the skip path and ``(no synthetic apexes)`` for a GAN that reaches no score
+    (:func:`icegan.protocol.gan_reaches_no_score`)."""
+    from icegan.protocol import gan_reaches_no_score
     gan = cfg.get("gan", {})
     data = cfg.get("data", {})
     labels = data.get("labels") or "megc2019"           # another label set is another task: said beside the source
+    skip = gan.get("skip", "?")
     return {
         "data": data.get("source", "?") + (f" ({labels} classes)" if labels != "megc2019" else ""),
         "flow": cfg.get("flow", {}).get("method", "?"),
         "recognizer": cfg.get("recognizer", {}).get("name", "?"),
-        "GAN": (gan.get("skip", "?") if gan.get("enabled") else "off"),
+        "GAN": ((f"{skip} (no synthetic apexes)" if gan_reaches_no_score(cfg) else skip) if gan.get("enabled")
+                else "off"),
         "joint": ("on" if gan.get("enabled") and gan.get("joint") else "off"),
     }
 

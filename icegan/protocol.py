@@ -69,7 +69,8 @@ from icegan.paths import run_folder_conflict, run_folder_header
 
 __all__ = ["Fold", "make_folds", "subsample_training_subjects", "run_loso", "summarize_predictions", "summary_text", "per_subject_table", "per_subject_png", "REFERENCES",
            "DATASET_TITLES", "LosoStateError", "LosoScopeError", "PROTOCOLS", "held_out_column", "protocol_title",
-           "data_digest", "dataset_order", "recipe_line", "refuse_run_folder_conflict"]
+           "data_digest", "dataset_order", "gan_reaches_no_score", "recipe_line",
+           "refuse_run_folder_conflict"]
 
 #: the evaluation protocols :func:`make_folds` builds (see the module docstring)
 PROTOCOLS = ("CDE", "SDE", "HDE")
@@ -685,14 +686,28 @@ def _iters_as_read(cfg: dict) -> dict:
     return cfg if flow_reads_iters(flow["method"]) else {**cfg, "flow": {**flow, "iters": None}}
 
 
+def _gan_as_read(cfg: dict) -> dict:
+    """``cfg`` without the ``gan`` keys its main job never read: all but ``enabled`` with ``gan.enabled=false`` (no
+    GAN is trained), ``joint_weight`` with ``gan.joint=false`` (no joint loss); a run resumed with another value of
+    one is the same experiment. ``cfg`` itself otherwise (or without a ``gan`` mapping: another command's config)."""
+    gan = cfg.get("gan")
+    if not isinstance(gan, dict):
+        return cfg
+    if gan.get("enabled") is False:
+        return {**cfg, "gan": {"enabled": False}}
+    if gan.get("joint") is False and "joint_weight" in gan:
+        return {**cfg, "gan": {k: v for k, v in gan.items() if k != "joint_weight"}}
+    return cfg
+
+
 def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:
     """The message refusing to resume the run folder ``out`` whose ``config.yaml`` (``cfg_path``) differs from the
     run's config ``cfg`` (up to four differing keys, each with both values; ``also``: what else differs, added to
     the message), or "" when they agree or either is missing. A key icegan added since the run began, at its neutral
     value (:func:`without_neutral_keys`), is the same experiment, as is a ``flow.iters`` its method never read
-    (:func:`_iters_as_read`); so is another max_folds (:func:`max_folds_key`),
-    as run.json holds the folds run (the same, or extended): one that cut none (max_folds=100 of 8 folds) or the
-    larger one of an extension; and so is another value of a key of :data:`_RESUME_FREE_KEYS` (e.g. a run cut short
+    (:func:`_iters_as_read`) or a ``gan`` key its GAN settings never read (:func:`_gan_as_read`); so is another
+    max_folds (:func:`max_folds_key`), as run.json holds the folds run (the same, or extended): one that cut none
+    (max_folds=100 of 8 folds) or the larger one of an extension; and so is another value of a key of :data:`_RESUME_FREE_KEYS` (e.g. a run cut short
     with workers=2 is resumed with workers=1). Another ``threads`` alone is refused with its own message: the thread
     count can change the last bits of the scores (``threads=0`` is compared as written: the count it means may
     differ between machines and worker counts, as between two calls).
@@ -705,7 +720,7 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     key = max_folds_key(cfg)
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-    old_cfg, new_cfg = (without_neutral_keys(_iters_as_read(c)) for c in (old_cfg, new_cfg))
+    old_cfg, new_cfg = (without_neutral_keys(_gan_as_read(_iters_as_read(c))) for c in (old_cfg, new_cfg))
     for free in (key, *_RESUME_FREE_KEYS):
         old_cfg, new_cfg = _without_key(old_cfg, free), _without_key(new_cfg, free)
     if old_cfg == new_cfg:
@@ -1034,6 +1049,17 @@ def per_subject_table(pred: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def gan_reaches_no_score(cfg: dict) -> bool:
+    """Whether the main-job config dict ``cfg`` trains a GAN that reaches none of the run's scores: ``gan.enabled``
+    with ``gan.synthetic_ratio=0`` adds no synthetic apex, and a recognizer other than ExpCaps (which scores with the
+    GAN's discriminator) reads the real flow features alone, so the predictions are those of ``gan.enabled=false``.
+    Keys missing from a section read as their defaults (enabled, ratio 1); False for a dict of another config. Raises
+    nothing."""
+    gan, model = cfg.get("gan"), cfg.get("recognizer")
+    return (isinstance(gan, dict) and bool(gan.get("enabled", True)) and gan.get("synthetic_ratio", 1.0) == 0
+            and not (isinstance(model, dict) and model.get("name") == "expcaps"))
+
+
 def recipe_line(config: Any) -> str:
     """One line naming what a run's config trained: its seed and recognizer (name, epochs) and, for a main-job config
     (``icegan.pipeline.MainConfig``: ``flow`` and ``gan`` sections), its flow method and whether it trained with the
@@ -1047,7 +1073,9 @@ def recipe_line(config: Any) -> str:
     Returns:
         e.g. ``"seed 1, ststnet, 5 epochs"`` or ``"seed 0, ststnet, 100 epochs, srflownet flow, GAN, joint loss"``;
         the parts the config has, in that order. ``joint loss`` only with the GAN on (``gan.joint`` trains nothing
-        without it); ``gan.enabled`` missing from a dict's ``gan`` section reads as on, the section's default.
+        without it); ``gan.enabled`` missing from a dict's ``gan`` section reads as on, the section's default. A GAN
+        that reaches no score (:func:`gan_reaches_no_score`: ``gan.synthetic_ratio=0``) is ``GAN trained, no
+        synthetic apexes``.
     """
     cfg = _config_dict(config)
     if not isinstance(cfg, dict):
@@ -1063,7 +1091,7 @@ def recipe_line(config: Any) -> str:
         parts.append(f"{flow['method']} flow")
     if isinstance(gan, dict):
         on = bool(gan.get("enabled", True))
-        parts.append("GAN" if on else "no GAN")
+        parts.append(("GAN trained, no synthetic apexes" if gan_reaches_no_score(cfg) else "GAN") if on else "no GAN")
         if on and gan.get("joint"):
             parts.append("joint loss")
     return ", ".join(parts)
