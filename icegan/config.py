@@ -157,6 +157,18 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
+#: how to keep a YAML 1.1 word (on, no...) as text: in a file and on a command line (inside the shell's quotes)
+_QUOTE_WORD = """: quote it, e.g. "on" in a file, '"on"' on a command line (quotes inside the shell's)"""
+
+
+def _yaml_word_note(value: Any, what: str, fix: str = "") -> str:
+    """`` (YAML reads the <what> written as yes/no, on/off or true/false as True, not as text<fix>)``: why a config
+    message shows ``value`` (a bool, or None: ``null or ~``) that the user wrote as a word; ``what`` is ``key`` or
+    ``value``, ``fix`` what to do about it (``: quote it...``)."""
+    words = "null or ~" if value is None else "yes/no, on/off or true/false"
+    return f" (YAML reads the {what} written as {words} as {value!r}, not as text{fix})"
+
+
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     """Check ``value`` against annotation ``tp`` and convert lossless cases (int → float, list → tuple)."""
     where = f" (in {source})" if source else ""
@@ -175,8 +187,10 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         raise ConfigError(f"config key '{key}'{where}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value not in get_args(tp):
+            texts = isinstance(value, bool) and any(isinstance(a, str) for a in get_args(tp))
+            note = _yaml_word_note(value, "value", _QUOTE_WORD) if texts else ""
             raise ConfigError(
-                f"config key '{key}'{where}: {value!r} is not one of {list(get_args(tp))}")
+                f"config key '{key}'{where}: {value!r} is not one of {list(get_args(tp))}{note}")
         return _plain(value)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -229,7 +243,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             # a subject id written as 42: the characters written (1.10 stays '1.10', not str(1.1); 006 and 010 are
             # read as text: _UniqueKeyLoader)
             return getattr(value, "text", None) or str(value)
-        raise ConfigError(f"config key '{key}'{where}: expected a string, got {value!r}")
+        note = _yaml_word_note(value, "value", _QUOTE_WORD) if isinstance(value, bool) else ""
+        raise ConfigError(f"config key '{key}'{where}: expected a string, got {value!r}{note}")
     if isinstance(tp, type):
         if isinstance(value, tp):
             return _plain(value)
@@ -311,8 +326,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T
         # a key YAML read as a number, true/false (on, yes...) or null is named as text (difflib takes text only)
         bad = unknown[0]
         name = bad if isinstance(bad, str) else getattr(bad, "text", None) or str(bad)
-        quote = (f" (YAML reads the key written as {'null or ~' if bad is None else 'yes/no, on/off or true/false'} "
-                 f"as {bad!r}, not as text)" if bad is None or isinstance(bad, bool) else "")
+        quote = _yaml_word_note(bad, "key") if bad is None or isinstance(bad, bool) else ""
         hint = _nest_hint(name, data[bad]) if name.split(".")[0] in fields else did_you_mean(name, fields, prefix)
         raise ConfigError(f"unknown config key '{prefix}{name}'{where}{quote}{hint}; known keys here: "
                           f"{sorted(fields)}")
@@ -493,15 +507,21 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
 
     Raises:
         ConfigError: malformed override (no ``=``), unknown key, a key below a single value (``seed.x=1``: says it
-            is a single value, not a section), a list index out of range, or wrong value type;
+            is a single value, not a section), a list index out of range, or wrong value type; the same key given
+            twice in ``overrides`` (``model.epochs=3 model.epochs=4``: one command line sets a key once);
             a value holding `` #`` outside quotes (YAML's comment: ``out_dir=runs #2`` would be ``runs``). An
             unknown key is answered with the closest known one: in its own section, else any key of the config
             whose last part is alike (``max_folds`` → ``data.max_folds``).
     """
     data = to_dict(cfg)
+    given: dict[str, str] = {}          # key -> the override that set it
     for item in overrides:
         # no '=': refused with an example of this config's keys
         key, value = parse_override(item) if "=" in item else parse_override(item, override_example(data))
+        if key in given:                # the last would win without a word
+            raise ConfigError(f"config key '{key}' is set twice on one command line ('{given[key]}' and '{item}'): "
+                              f"give it once")
+        given[key] = item
         node = data
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
@@ -529,7 +549,7 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             if not _is_open_mapping(type(cfg), parts[:-1]):
                 # a key of this exact name in another section first (train.py's data.datasets is
                 # data.prepare.datasets, not the SDE data.dataset that a spelling match would name)
-                hint = (_did_you_mean_nested(parts[-1], data, exact=True)
+                hint = (_did_you_mean_nested(parts[-1], data, exact=True, cls=type(cfg))
                         or did_you_mean(parts[-1], node, _dotted(parts[:-1]))
                         or _did_you_mean_nested(parts[-1], data))
                 raise ConfigError(f"unknown config key '{key}' in override '{item}'{hint}; known keys here: "
@@ -614,19 +634,24 @@ def _dotted(parts: list[str]) -> str:
     return "".join(f"{p}." for p in parts)
 
 
-def _did_you_mean_nested(name: str, data: dict, exact: bool = False) -> str:
+def _did_you_mean_nested(name: str, data: dict, exact: bool = False, cls: Any = None) -> str:
     """`` (did you mean 'data.max_folds'?)``: the dotted keys anywhere in the nested config ``data`` whose last part
-    is the closest to ``name`` (difflib; lists are not entered), at most three, else ``""``. ``exact``: only keys
-    whose last part is ``name`` itself."""
+    is the closest to ``name`` (difflib), at most three, else ``""``. ``exact``: only keys whose last part is
+    ``name`` itself. ``cls``: the config dataclass of ``data``; given, the keys of the items of a list of sections
+    are named too, with ``N`` for the index (``data.prepare.datasets.N.root``); lists are not entered otherwise."""
     import difflib
     paths: dict[str, list[str]] = {}
 
-    def walk(node: dict, prefix: str) -> None:
+    def walk(node: dict, prefix: str, tp: Any) -> None:
+        hints = _hints(tp) if dataclasses.is_dataclass(tp) else {}
         for k, v in node.items():
             paths.setdefault(str(k), []).append(prefix + str(k))
+            item = (get_args(hints.get(k)) or [None])[0] if get_origin(hints.get(k)) is list else None
             if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-    walk(data, "")
+                walk(v, f"{prefix}{k}.", hints.get(k))
+            elif dataclasses.is_dataclass(item):      # a list of sections: its items' keys, at index N
+                walk({f.name: None for f in dataclasses.fields(item)}, f"{prefix}{k}.N.", item)
+    walk(data, "", cls)
     close = ([name] if name in paths else []) if exact else difflib.get_close_matches(name, list(paths), n=1,
                                                                                        cutoff=0.75)
     if not close:

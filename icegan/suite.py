@@ -298,7 +298,8 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
         suite_path: the suite file (relative member configs are found next to it).
         out: the suite's output folder.
         overrides: ``key=value`` applied to every member run after its own overrides (e.g. ``device=cuda``,
-            ``data.root=...``, ``threads=2``).
+            ``data.root=...``, ``threads=2``); a run's own override of the same key is dropped (the planned
+            command line sets each key once).
 
     Raises:
         FileNotFoundError: a member config that does not exist (named with the run's label).
@@ -315,6 +316,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     for o in overrides:
         if _suite_key(o):
             raise ConfigError(f"override '{o}': {SUITE_SETS}")
+    layered = {o.split("=", 1)[0].strip() for o in overrides}        # keys the command line sets for every run
     plan: list[PlannedRun] = []
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}
@@ -332,7 +334,9 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 raise FileNotFoundError(f"suite run '{r.label}': config file not found: {cfg_path}")
             folder = out / (f"{slug(r.label)}_s{seed}" if r.seeded else slug(r.label))
             name = folder.name
-            over = [f"seed={seed}", f"name={name}", *r.overrides, *overrides]
+            # the suite's overrides replace the run's own of the same key (one command line sets a key once)
+            own = [o for o in r.overrides if o.split("=", 1)[0].strip() not in layered]
+            over = [f"seed={seed}", f"name={name}", *own, *overrides]
             try:
                 cfg = (load_config(LosoConfig, cfg_path, over) if r.command == "loso"
                        else load_main_config(cfg_path, over))      # load_main_config checks custom code itself
