@@ -48,7 +48,8 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
     argparse stops filling a ``nargs="*"`` positional once an option follows it, so
     ``train.py --config c.yaml a=1 --out runs/x b=2`` would reject ``b=2``; here such trailing
     ``key=value`` words join ``args.overrides`` (for commands that take overrides). Anything else
-    unrecognised is an error, as with ``parse_args``.
+    unrecognised is an error, as with ``parse_args``; so is a key given twice among the overrides
+    (:func:`icegan.config.refuse_repeated_keys`).
     """
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -56,6 +57,12 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
             args.overrides = list(args.overrides or []) + extra
         else:
             _chosen_parser(parser, args).error("unrecognized arguments: " + " ".join(extra))
+    if hasattr(args, "overrides"):
+        from icegan.config import ConfigError, refuse_repeated_keys
+        try:                    # one command line sets a key once (the last would win without a word)
+            refuse_repeated_keys(args.overrides or [])
+        except ConfigError as exc:
+            _chosen_parser(parser, args).error(str(exc))
     _expand_home_in_args(args, _chosen_parser(parser, args))
     return args
 

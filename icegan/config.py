@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 __all__ = ["SEED_MAX", "ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
            "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges", "where_set",
-           "parse_override"]
+           "parse_override", "refuse_repeated_keys"]
 
 
 class ConfigError(ValueError):
@@ -389,7 +389,14 @@ NEUTRAL_NEW_KEYS: dict[str, Any] = {"model.module": "", "recognizer.module": "",
 def without_neutral_keys(d: dict, prefix: str = "") -> dict:
     """A copy of a nested config dict without the :data:`NEUTRAL_NEW_KEYS` that hold their neutral value, so that it
     compares (and hashes) equal to the same config saved before those keys existed. ``prefix``: the dotted path of
-    ``d`` itself (``"flow."`` for a flow section given alone)."""
+    ``d`` itself (``"flow."`` for a flow section given alone). A whole config (``prefix`` "") whose ``data.source``
+    is ``prepared`` holds ``data.prepare.size`` = ``data.img_size`` and ``data.prepare.color`` = ``gray``, the
+    values its faces are prepared at (the main job, ``icegan gan train``): an older run's ``config.yaml`` records
+    the section's defaults there (128, gray) and is the same experiment."""
+    data = d.get("data") if not prefix else None
+    if (isinstance(data, dict) and data.get("source") == "prepared" and isinstance(data.get("prepare"), dict)
+            and "img_size" in data):
+        d = {**d, "data": {**data, "prepare": {**data["prepare"], "size": data["img_size"], "color": "gray"}}}
     out = {}
     for k, v in d.items():
         path = f"{prefix}{k}"
@@ -499,6 +506,26 @@ def parse_override(item: str, example: str = OVERRIDE_EXAMPLE) -> tuple[str, Any
                           f"{key}='\"...\"'") from None
 
 
+def refuse_repeated_keys(overrides: Iterable[str]) -> None:
+    """Refuse a key given twice among the ``key=value`` words of one command line (``model.epochs=3
+    model.epochs=4``): :func:`apply_overrides` applies them in turn, so the last would win without a word. Only the
+    command line is checked (:func:`icegan.cli.parse_with_overrides`): code may layer overrides over defaults of its
+    own (a suite's over a run's). Words without ``=`` are left to :func:`parse_override`'s message.
+
+    Raises:
+        ConfigError: the first key given twice, naming both overrides.
+    """
+    given: dict[str, str] = {}              # key -> the override that set it
+    for item in overrides:
+        if "=" not in item:
+            continue
+        key = item.split("=", 1)[0].strip()
+        if key in given:
+            raise ConfigError(f"config key '{key}' is set twice on one command line ('{given[key]}' and '{item}'): "
+                              f"give it once")
+        given[key] = item
+
+
 def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     """Return a copy of ``cfg`` with ``key=value`` overrides applied (dotted keys for nested sections; a number
     picks an item of a list, ``data.prepare.datasets.0.root=/x``). A mapping given for a section is merged into it
@@ -507,21 +534,15 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
 
     Raises:
         ConfigError: malformed override (no ``=``), unknown key, a key below a single value (``seed.x=1``: says it
-            is a single value, not a section), a list index out of range, or wrong value type; the same key given
-            twice in ``overrides`` (``model.epochs=3 model.epochs=4``: one command line sets a key once);
+            is a single value, not a section), a list index out of range, or wrong value type;
             a value holding `` #`` outside quotes (YAML's comment: ``out_dir=runs #2`` would be ``runs``). An
             unknown key is answered with the closest known one: in its own section, else any key of the config
             whose last part is alike (``max_folds`` → ``data.max_folds``).
     """
     data = to_dict(cfg)
-    given: dict[str, str] = {}          # key -> the override that set it
     for item in overrides:
         # no '=': refused with an example of this config's keys
         key, value = parse_override(item) if "=" in item else parse_override(item, override_example(data))
-        if key in given:                # the last would win without a word
-            raise ConfigError(f"config key '{key}' is set twice on one command line ('{given[key]}' and '{item}'): "
-                              f"give it once")
-        given[key] = item
         node = data
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

@@ -402,6 +402,28 @@ def _check_generator_widths(cfg: MainConfig) -> None:
                           f"must be <= 8 or a multiple of 8 (e.g. gan.base_channels=8, 16 or 32)")
 
 
+def _refuse_unread_prepare(prepare: PrepareConfig, path: str | Path, overrides=()) -> None:
+    """Refuse a ``data.prepare`` key of a ``data.source=synthetic`` main config (whose clips are made in memory: the
+    section is never read) given in ``overrides`` (at any value) or in the file ``path`` at a value other than
+    :class:`PrepareConfig`'s default (:func:`icegan.config.where_set`): a run's ``config.yaml`` records the defaults,
+    and reproducing the run from it must load.
+
+    Raises:
+        ConfigError: the first such key, naming its value, where it was given and what to do instead.
+    """
+    from icegan.config import where_set
+    default = PrepareConfig()
+    for f in dataclasses.fields(PrepareConfig):
+        value = getattr(prepare, f.name)
+        where = where_set(f"data.prepare.{f.name}", path, overrides)
+        if where is None or (where != "command line" and value == getattr(default, f.name)):
+            continue
+        given = "given as an override" if where == "command line" else f"in {where}"
+        raise ConfigError(f"data.prepare.{f.name} ({given}) is not read: data.source=synthetic makes its "
+                          f"clips in memory (data.n_subjects, data.clips_per_class, data.amplitude); set "
+                          f"data.source=prepared to prepare faces, or leave data.prepare.{f.name} out")
+
+
 def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig:
     """Load and validate a main-job config (``path`` None: the shipped ``demo.yaml``, the repository's
     ``configs/demo.yaml``, also in an installed wheel: :func:`icegan.paths.shipped_config`).
@@ -412,8 +434,11 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
             other than ``gray`` given as an override (the command line, a suite's overrides), or in the file at a
             value other than the key's default (the main job prepares its faces at ``data.img_size``, in gray,
-            whatever they say). Such a key in the file at its default loads without a word (a run's ``config.yaml``
-            records ``data.prepare.size: 128`` for a run at 64 pixels, and reproducing the run from it must load).
+            whatever they say; the config returned holds those values). Such a key in the file at its default loads
+            without a word (the ``config.yaml`` of a run made before they were recorded holds
+            ``data.prepare.size: 128`` for a run at 64 pixels, and reproducing the run from it must load).
+            With ``data.source=synthetic``, a ``data.prepare`` key (never read) given likewise
+            (:func:`_refuse_unread_prepare`).
         FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
             its package data).
     """
@@ -429,6 +454,11 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
         from icegan.data.prepare import refuse_replaced_prepare
         refuse_replaced_prepare(cfg.data.prepare, s, path, overrides, "the main job", "the side of every stage",
                                 "its flow, GAN and maps take one channel")
+        # the values used, recorded so (config.yaml, --print-config): not the section's default 128 px beside a run
+        # at 64 (an older run's config.yaml compares equal: icegan.config.without_neutral_keys)
+        cfg.data.prepare = dataclasses.replace(cfg.data.prepare, size=s, color="gray")
+    else:
+        _refuse_unread_prepare(cfg.data.prepare, path, overrides)
     if cfg.gan.enabled:
         _check_generator_widths(cfg)    # a width GroupNorm cannot split: a message now, not a traceback in fold 1
     if cfg.gan.motion_prior != "none" and not cfg.gan.motion_head:

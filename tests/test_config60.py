@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from icegan.commands.loso import LosoConfig
-from icegan.config import ConfigError, apply_overrides, load_config
+from icegan.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "demo_features.yaml"
@@ -31,13 +31,17 @@ def test_quoted_yaml_word_is_text():
         "no", "casme2"]
 
 
-def test_key_repeated_on_one_command_line_is_refused_naming_both():
-    with pytest.raises(ConfigError, match=r"config key 'model.epochs' is set twice on one command line "
-                                          r"\('model.epochs=3' and 'model.epochs=4'\): give it once"):
-        load_config(LosoConfig, DEMO, ["model.epochs=3", "model.epochs=4"])
-    cfg = load_config(LosoConfig, DEMO, ["model.epochs=3"])
-    assert apply_overrides(cfg, ["model.epochs=4"]).model.epochs == 4      # a second layer may set it again
-    assert load_config(LosoConfig, DEMO, ["model={epochs: 3}", "model.epochs=4"]).model.epochs == 4
+def test_key_repeated_on_one_command_line_is_refused_naming_both(capsys):
+    from icegan.cli import main
+    with pytest.raises(SystemExit) as stop:                 # the command's usage line, then the error
+        main(["loso", "--config", str(DEMO), "--print-config", "model.epochs=3", "model.epochs=4"])
+    assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
+        "icegan loso: error: config key 'model.epochs' is set twice on one command line ('model.epochs=3' and "
+        "'model.epochs=4'): give it once")
+    # code layering overrides over its own defaults keeps the last, as before
+    assert load_config(LosoConfig, DEMO, ["model.epochs=3", "model.epochs=4"]).model.epochs == 4
+    assert main(["loso", "--config", str(DEMO), "--print-config", "model={epochs: 3}", "model.epochs=4"]) == 0
+    assert "  epochs: 4\n" in capsys.readouterr().out
 
 
 def test_suite_override_replaces_the_runs_own_and_the_planned_command_sets_the_key_once(tmp_path):
@@ -57,3 +61,80 @@ def test_train_py_data_root_hints_the_root_of_a_prepare_dataset():
                                           r"mean 'data.prepare.datasets.N.root'\?\)"):
         load_main_config(None, ["data.root=/x"])
 
+
+@pytest.mark.parametrize("key, before, after", [("amp", False, True), ("amp_dtype", "auto", "bf16"),
+                                                ("num_threads", 1, 2)])
+def test_gan_train_resume_with_other_precision_or_threads_is_refused_naming_both_values(tmp_path, key, before,
+                                                                                        after):
+    """A resume of `icegan gan train` (check_resumable) with another train.amp, train.amp_dtype or train.num_threads
+    is refused: the epochs still to train would run otherwise and config.yaml claim the new value for all."""
+    import dataclasses
+
+    import torch
+
+    from _gan_sizes import tiny_gan_config
+    from icegan.gan.trainer import GanCheckpointError, check_resumable, train_gan
+    torch.manual_seed(0)
+    on, y = torch.rand(4, 1, 32, 32) * 2 - 1, torch.arange(4) % 3
+    cfg = tiny_gan_config()
+    t = cfg.train
+    t.progress, t.batch_size, t.epochs, t.amp, t.amp_dtype, t.num_threads = False, 4, 1, False, "auto", 1
+    setattr(t, key, before)
+    threads = torch.get_num_threads()
+    try:
+        train_gan(on, on.clone(), y, cfg, device="cpu", out_dir=tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    again = dataclasses.replace(cfg, train=dataclasses.replace(t, epochs=2, **{key: after}))
+    with pytest.raises(GanCheckpointError, match=rf"last.pt was trained with other settings than these \(train.{key}: "
+                                                 rf"{before!r} there, {after!r} now\); resuming would train one GAN "
+                                                 rf"with both"):
+        check_resumable(tmp_path, again, on, on.clone(), y)
+    assert check_resumable(tmp_path, dataclasses.replace(cfg, train=dataclasses.replace(t, epochs=2)), on,
+                           on.clone(), y) is not None
+
+
+def test_loso_refuses_data_root_with_the_toy_source_and_toy_subjects_with_megc2019_htnet():
+    with pytest.raises(ConfigError, match=r"data.root is the megc2019_htnet folder, not read with data.source=toy "
+                                          r"\(its maps are made in memory\): leave data.root out"):
+        load_config(LosoConfig, DEMO, ["data.root=/nonexistent"])
+    with pytest.raises(ConfigError, match=r"data.toy_subjects is read only with data.source=toy, not "
+                                          r"'megc2019_htnet': leave it out"):
+        load_config(LosoConfig, ROOT / "configs" / "features_ststnet.yaml", ["data.toy_subjects=9"])
+    assert load_config(LosoConfig, DEMO, ["data.toy_subjects=9"]).data.toy_subjects == 9
+
+
+def test_main_job_on_synthetic_clips_refuses_the_prepare_settings_it_never_reads(tmp_path):
+    from icegan.config import config_yaml
+    from icegan.pipeline import load_main_config
+    for over, key in (("data.prepare.size=32", "size"), ("data.prepare.datasets=[{name: samm, root: /nowhere}]",
+                                                         "datasets"),
+                      ("data.prepare={workers: 2}", "workers"), ("data.prepare.size=128", "size")):
+        with pytest.raises(ConfigError, match=rf"^data.prepare.{key} \(given as an override\) is not read: "
+                                              r"data.source=synthetic makes its clips in memory"):
+            load_main_config(None, [over])
+    saved = tmp_path / "config.yaml"                   # a synthetic run's config.yaml (the defaults) loads again
+    saved.write_text(config_yaml(load_main_config(None)), encoding="utf-8")
+    assert load_main_config(saved).data.prepare.size == 128
+    saved.write_text(saved.read_text().replace("    workers: 1\n", "    workers: 3\n"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"data.prepare.workers \(in {saved}\) is not read"):
+        load_main_config(saved)
+
+
+def test_main_job_records_the_prepare_size_and_color_used_and_resumes_a_run_that_recorded_the_defaults(tmp_path):
+    import yaml
+
+    from icegan.config import config_yaml, to_dict
+    from icegan.pipeline import load_main_config
+    from icegan.protocol import _config_conflict
+    cfg = load_main_config(ROOT / "configs" / "casme2.yaml")
+    saved = yaml.safe_load(config_yaml(cfg))
+    assert cfg.data.img_size == 64 and saved["data"]["prepare"]["size"] == 64
+    assert saved["data"]["prepare"]["color"] == "gray"
+    old = tmp_path / "config.yaml"                  # the record of a run made before: the section's default 128
+    saved["data"]["prepare"]["size"] = 128
+    old.write_text(yaml.safe_dump(saved, sort_keys=False), encoding="utf-8")
+    assert load_main_config(old).data.prepare.size == 64          # reproducing it from its config.yaml loads
+    assert _config_conflict(tmp_path, old, to_dict(cfg)) == ""     # and resuming it is the same run
+    other = to_dict(load_main_config(ROOT / "configs" / "casme2.yaml", ["data.img_size=32"]))
+    assert "data.img_size: 64 there, 32 now" in _config_conflict(tmp_path, old, other)

@@ -65,7 +65,9 @@ def test_fit_refuses_a_table_of_one_class(tmp_path, capsys, overrides):
         fit(cfg, tmp_path / "m.pt", progress=False)
     assert f"{one}: the 12 training clips hold one class (negative 0, positive 12, surprise 0)" in str(info.value)
     assert not (tmp_path / "m.pt").exists()
-    assert main(["fit", "--out", str(tmp_path / "m.pt"), "--no-progress", *TOY, *overrides, "data.source=table",
+    given = {o.split("=", 1)[0] for o in [*overrides, "data.source="]}
+    toy = [o for o in TOY if o.split("=", 1)[0] not in given]     # one command line sets a key once
+    assert main(["fit", "--out", str(tmp_path / "m.pt"), "--no-progress", *toy, *overrides, "data.source=table",
                  f"data.table={one}"]) == 2
     err = capsys.readouterr().err
     assert "positive 12" in err and "Traceback" not in err and "warning: no training clip" not in err

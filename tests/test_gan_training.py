@@ -296,9 +296,9 @@ def test_cli_train_writes_run(tmp_path, monkeypatch, shared_data, capsys):
     args = ["gan", "train", "--config", "configs/gan_casme2_cpu.yaml", "--fold", "sub02", "name=t",
             f"out_dir={tmp_path}", f"data.root={shared_data / 'casme2'}", "data.img_size=32",
             "data.apex_neighbors=0", "model.g_base_channels=8",
-            "model.g_max_channels=16", "model.d_base_channels=8", "train.epochs=1", "train.batch_size=4",
+            "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
             "train.progress=false", "train.max_minutes=null"]
-    rc = main(args + ["data.train_subjects=[sub01,sub04,sub13,sub16]"])
+    rc = main(args + ["data.train_subjects=[sub01,sub04,sub13,sub16]", "train.epochs=1"])
     assert rc == 0
     run = tmp_path / "t"
     split = __import__("json").loads((run / "split.json").read_text())
@@ -766,9 +766,9 @@ def test_a_non_finite_loss_under_mixed_precision_says_how_to_rule_it_out(tmp_pat
         return fake.sum() * float("nan")
     with pytest.raises(FloatingPointError, match=r"at epoch 1, step 1; training stopped before the update, no "
                                                  r"checkpoint was written yet. It was computed in mixed precision "
-                                                 r"\(bfloat16, train.amp=true\): to train in float32, resume with "
-                                                 r"train.amp=false \(icegan gan train\) or start a new run with "
-                                                 r"gan.amp=false \(train.py: another --out\), or lower the learning "
+                                                 r"\(bfloat16, train.amp=true\): to train in float32, start a new "
+                                                 r"run with train.amp=false \(icegan gan train: another name or "
+                                                 r"out_dir\) or gan.amp=false \(train.py: another --out\), or lower the learning "
                                                  r"rate or check the inputs"):
         train_gan(on, on.clone(), y, tiny_cfg(epochs=1, amp=True, amp_dtype="bf16"), device="cpu",
                   extra_loss_fn=nan)

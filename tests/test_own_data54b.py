@@ -74,13 +74,13 @@ def test_a_differing_value_in_a_file_is_refused_naming_the_file(tmp_path):
 
 
 def test_the_default_size_written_in_a_file_loads_quietly(tmp_path, caplog):
-    """A run's config.yaml records data.prepare.size: 128 (the default) for a run at 64 pixels: a file's 128 cannot
-    be told from a value the user wrote, and reproducing a run from its config.yaml loads without a warning (a run
-    folder's own config.yaml too)."""
+    """An older run's config.yaml records data.prepare.size: 128 (the default) for a run at 64 pixels: a file's 128
+    cannot be told from a value the user wrote, and reproducing a run from its config.yaml loads without a warning (a
+    run folder's own config.yaml too, which records the size used: 64)."""
     p = _user_config(tmp_path, "    size: 128\n")
     with caplog.at_level(logging.WARNING, logger="icegan.pipeline"):
         cfg = load_main_config(p, ["device=cpu"])
-    assert cfg.data.img_size == 64 and cfg.data.prepare.size == 128
+    assert cfg.data.img_size == 64 and cfg.data.prepare.size == 64
     from icegan.config import save_config
     save_config(cfg, tmp_path / "run_config.yaml")
     with caplog.at_level(logging.WARNING, logger="icegan.pipeline"):

@@ -130,6 +130,11 @@ class FeatureDataConfig:
                              "already)")
         if self.root and self.source == "table":
             raise ValueError("data.root is the megc2019_htnet folder; with data.source=table give data.table")
+        if self.root and self.source == "toy":
+            raise ValueError("data.root is the megc2019_htnet folder, not read with data.source=toy (its maps are "
+                             "made in memory): leave data.root out")
+        if self.toy_subjects != type(self).toy_subjects and self.source == "megc2019_htnet":  # the class: default
+            raise ValueError("data.toy_subjects is read only with data.source=toy, not 'megc2019_htnet': leave it out")
         if self.roi != "none" and self.source != "megc2019_htnet":
             raise ValueError(f"data.roi={self.roi} needs the faces of data.source=megc2019_htnet, not {self.source!r}")
         if self.synthetic_per_clip < 0:

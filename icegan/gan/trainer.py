@@ -331,12 +331,13 @@ def _read_resume(ckpt: Path, label: str) -> object:
 
 
 #: keys of ``icegan gan train``'s config that a resume may change: how long it trains and how often it saves and
-#: shows samples, where it runs (device, threads, precision) and where its data lie (the data section: the pairs
-#: themselves are checked by their SHA-256); any other key trains the same weights on, so a resume with another value
-#: is refused (:func:`check_resumable`)
+#: shows samples, where it runs (device) and where its data lie (the data section: the pairs themselves are checked
+#: by their SHA-256); any other key trains the same weights on, so a resume with another value is refused
+#: (:func:`check_resumable`): the precision (train.amp, train.amp_dtype) and the thread count (train.num_threads, as
+#: `icegan loso` refuses another threads) too, which change the numbers of the epochs still to train while the run
+#: folder's config.yaml would claim the new values for all of them
 RESUME_MAY_CHANGE = ("name", "out_dir", "data.", "loss.vgg_weights", "train.epochs", "train.max_minutes",
-                     "train.device", "train.amp", "train.amp_dtype", "train.num_threads", "train.progress",
-                     "train.sample_every", "train.checkpoint_every", "train.resume")
+                     "train.device", "train.progress", "train.sample_every", "train.checkpoint_every", "train.resume")
 
 
 def _refuse_other_settings(ckpt: Path, payload: dict, cfg: GanConfig) -> None:
@@ -537,8 +538,8 @@ def _check_finite(loss: Tensor | float, which: str, epoch: int, step: int, ckpt:
             name = str(autocast_dtype).replace("torch.", "")
             amp = (f"It was computed in mixed precision ({name}, train.amp=true"
                    + ("; float16 overflows beyond 65504" if autocast_dtype == torch.float16 else "")
-                   + "): to train in float32, resume with train.amp=false (icegan gan train) or start a new run "
-                     "with gan.amp=false (train.py: another --out), or ")
+                   + "): to train in float32, start a new run with train.amp=false (icegan gan train: another "
+                     "name or out_dir) or gan.amp=false (train.py: another --out), or ")
         raise FloatingPointError(
             f"ICE-GAN {which} loss is non-finite ({value}) at epoch {epoch + 1}, step {step + 1}; "
             f"training stopped before the update, {kept}. {amp}{'l' if amp else 'L'}ower the learning rate or check "
