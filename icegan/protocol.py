@@ -770,8 +770,8 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
 
     Raises:
         LosoStateError: the folder holds another run (another protocol, data, label set, provenance or config, more
-            folds than this run, or a max_folds run whose folds did not fill whole groups of this run's), or an
-            unreadable run.json or config.yaml; the message says what differs and what to do (a provenance that
+            folds than this run, or a max_folds run whose folds did not fill whole groups of this run's), an
+            unreadable run.json or config.yaml, or no config.yaml beside finished folds; the message says what differs and what to do (a provenance that
             differs with the config, e.g. another recognizer.module, is said with the config's keys).
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -831,6 +831,11 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
                            "run with more folds)")
             raise LosoStateError(f"{out} holds a different LOSO run (differs in {sorted(diff)}){why}; use another "
                                  f"--out or delete that folder")
+        done = _finished_folds(out, old) if cfg is not None and not cfg_path.is_file() else []
+        if done:              # a lost config.yaml: any config would resume, and config.yaml then claim its folds
+            raise LosoStateError(f"{cfg_path}: missing, while {out / 'predictions.csv'} holds {len(done)} finished "
+                                 "fold(s), so they cannot be checked against the run asked for: use another --out, "
+                                 "or delete that folder (or put back its config.yaml)")
         conflict = _config_conflict(out, cfg_path, cfg)
         if conflict:
             raise LosoStateError(conflict)
