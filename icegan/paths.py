@@ -168,12 +168,17 @@ run_folder_header = _shared.run_folder_header
 RUN_KINDS = _shared.RUN_KINDS
 
 
+#: The file that marks a folder as a suite's (``icegan suite --out``: a folder per run and its results page), written
+#: as the suite makes the folder; a suite refuses a folder that holds a run header, and a run one that holds this.
+SUITE_MARK = "suite_times.json"
+
+
 def run_folder_conflict(folder: str | Path, own_header: str) -> str | None:
     """Why a run whose header is ``own_header`` (one of :data:`RUN_HEADERS`) must not write into ``folder``, or None
     when it may: the folder is new or empty, holds no run's files, or holds a run of the same kind (which the
     command resumes or checks itself). A folder that holds another kind of run (its predictions would be read as
-    this run's finished folds, or replaced) or a ``predictions.csv`` without any run header (of unknown origin) is a
-    conflict.
+    this run's finished folds, or replaced), a ``predictions.csv`` without any run header (of unknown origin) or a
+    suite's mark (:data:`SUITE_MARK`: the suite could no longer resume) is a conflict.
 
     Args:
         folder: the ``--out`` folder of the run about to start.
@@ -188,6 +193,9 @@ def run_folder_conflict(folder: str | Path, own_header: str) -> str | None:
     if own_header not in RUN_HEADERS:
         raise ValueError(f"own_header must be one of {RUN_HEADERS}, got {own_header!r}")
     folder = Path(folder)
+    if (folder / SUITE_MARK).is_file():
+        return (f"{folder} holds {SUITE_MARK}: it is the folder of a suite (icegan suite: a folder per run and its "
+                "results page), not one run's; give this run its own --out")
     other = next((folder / n for n in RUN_HEADERS if n != own_header and (folder / n).is_file()), None)
     if other is not None:             # also beside a header of its own kind: the folder holds another run's files
         return (f"{folder} holds {RUN_KINDS[other.name]} ({other.name}), not {RUN_KINDS[own_header]}; "

@@ -14,7 +14,9 @@ and, after the last seed, one ensemble of every seed's runs for an ensemble mark
 results table (``icegan table``: UF1 / UAR overall and per dataset, seeds as mean ± std, folds / clips), every run's
 UF1 / UAR by seed (:func:`per_seed_table`), the subject-bootstrap intervals with paired differences to the baseline
 (``icegan compare``), and the
-equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``);
+equivalent commands with the wall time of the call that finished each (kept in ``<out>/suite_times.json``, written
+as the suite makes ``<out>``: it marks the folder a suite's, which no run may write into,
+:data:`icegan.paths.SUITE_MARK`);
 ``<out>/compare.png`` draws the intervals (forest plot) and ``<out>/results.tex`` holds the results table as a
 LaTeX table float (booktabs, caption, label). ``results.md`` is rewritten after
 every seed, so an interrupted suite still leaves the table of the seeds it finished.
@@ -60,7 +62,7 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from icegan.config import SEED_MAX, ConfigError, load_config
-from icegan.paths import check_output_folder, run_folder_header
+from icegan.paths import SUITE_MARK, check_output_folder, run_folder_header
 from icegan.report import RESUME, read_run_json, reading_configs
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite",
@@ -796,7 +798,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
 def _read_times(out: Path) -> dict:
     """The wall times in ``out/suite_times.json``; one that cannot be read (cut short by a kill while it was written)
     is replaced by an empty one with a warning naming it: the times are only shown on the results page."""
-    f = out / "suite_times.json"
+    f = out / SUITE_MARK
     if not f.is_file():
         return {}
     try:
@@ -815,7 +817,7 @@ def _write_times(out: Path, times: dict) -> None:
     """``out/suite_times.json``, through a temporary file (:func:`flownet.io.write_whole`: a kill while writing keeps
     the old file whole)."""
     from flownet.io import write_text_whole
-    write_text_whole(out / "suite_times.json", json.dumps(times, indent=1))
+    write_text_whole(out / SUITE_MARK, json.dumps(times, indent=1))
 
 
 def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, overrides: Sequence[str] = (),
@@ -900,6 +902,8 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
             except (ValueError, OSError) as exc:
                 raise type(exc)(f"suite run '{p.label}' (seed {p.seed}): {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / SUITE_MARK).is_file():      # the folder is a suite's from now on: no run may write into it
+        _write_times(out, {})
     finished: set[Path] = set()
     for k, p in enumerate(plan):
         t0 = time.time()

@@ -1,0 +1,75 @@
+"""Review 60 (run folders): a run folder whose config.yaml is lost is not resumed with another config, a suite's
+folder is no ``icegan loso --out``, an unreadable run.json is no whole run in ``icegan table``, a hand-edited y_pred
+is scored again on resume, a full disk names the folder, and ``icegan compare`` names itself."""
+import pytest
+from _runs import centroid_fold_fn
+
+from icegan.data.toy_features import make_toy_features
+from icegan.protocol import LosoStateError, run_loso
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The toy feature set of 4 subjects (2 per dataset, 2 clips per class): 4 CDE folds."""
+    return make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
+
+
+def test_a_run_without_its_config_yaml_is_not_resumed(toy, tmp_path):
+    """A run folder with finished folds in predictions.csv but no config.yaml (lost, or not copied along) cannot
+    vouch that the run asked for is its run: the resume is refused as for a damaged config.yaml (before, it resumed
+    with any config, and the config.yaml written then claimed the new config for the old folds too). A folder with
+    run.json but no finished fold (killed between writing run.json and config.yaml) starts."""
+    out = tmp_path / "r"
+    run_loso(toy.samples, centroid_fold_fn(toy, []), out, config={"model": "centroid", "C": 1}, max_folds=2,
+             progress=False)
+    (out / "config.yaml").unlink()
+    calls = []
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, centroid_fold_fn(toy, calls), out, config={"model": "centroid", "C": 0.0001},
+                 progress=False)
+    assert str(exc.value) == (
+        f"{out / 'config.yaml'}: missing, while {out / 'predictions.csv'} holds 2 finished fold(s), so they cannot be "
+        "checked against the run asked for: use another --out, or delete that folder (or put back its config.yaml)")
+    assert calls == [] and not (out / "config.yaml").exists()
+    (out / "predictions.csv").unlink()               # nothing finished: the run starts
+    run_loso(toy.samples, centroid_fold_fn(toy, calls), out, config={"model": "centroid", "C": 0.0001},
+             progress=False)
+    assert len(calls) == 4 and "C: 0.0001" in (out / "config.yaml").read_text()
+
+
+def _tiny_suite(tmp_path):
+    """A suite file of one logistic-regression run on the toy features, and its overrides (3 folds, one thread)."""
+    from pathlib import Path
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: toy\nseeds: [0]\nresamples: 100\nruns:\n  - {{label: floor, config: "
+                     f"{configs}/demo_features.yaml, overrides: [model.name=logreg, workers=1]}}\n")
+    return suite, ["threads=1", "max_folds=3"]
+
+
+def test_a_suites_folder_is_no_run_folder(toy, tmp_path, monkeypatch):
+    """``icegan loso --out SUITE_FOLDER`` wrote its run into the suite's folder, whose next resume then refused it
+    (a suite's --out must hold no run header). The suite marks its folder with suite_times.json as soon as it makes
+    it (a suite killed in its first run included), and a run of any kind refuses a folder that holds it."""
+    import io
+
+    from icegan.paths import run_folder_conflict
+    from icegan.suite import run_suite
+    suite, over = _tiny_suite(tmp_path)
+    out = tmp_path / "out"
+    monkeypatch.setattr("icegan.commands.loso.run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out, over, progress=False, log=io.StringIO())
+    monkeypatch.undo()
+    assert (out / "suite_times.json").is_file()
+    why = (f"{out} holds suite_times.json: it is the folder of a suite (icegan suite: a folder per run and its "
+           "results page), not one run's; give this run its own --out")
+    with pytest.raises(LosoStateError) as exc:
+        run_loso(toy.samples, centroid_fold_fn(toy, []), out, config={"model": "centroid"}, progress=False)
+    assert str(exc.value) == why and not (out / "run.json").exists()
+    for header in ("ensemble.json", "selection.json", "merged.json"):
+        assert run_folder_conflict(out, header) == why
+    run_suite(suite, out, over, progress=False, log=io.StringIO())       # the suite resumes into it
+    assert "floor" in (out / "results.md").read_text()
+    with pytest.raises(LosoStateError):
+        run_loso(toy.samples, centroid_fold_fn(toy, []), out, config={"model": "centroid"}, progress=False)
