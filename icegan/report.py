@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from flownet.paths import expand_home
+from icegan.paths import run_folder_header
 from icegan.protocol import DATASET_TITLES, _json_file, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
@@ -652,7 +653,9 @@ def _load(run: Path) -> dict:
 
     Raises:
         ValueError: no ``metrics.json``, one that cannot be read or is cut short (:func:`read_run_json`), or one that
-            lacks a key of icegan's metrics (each names the file); a run whose ``run.json`` lists more folds than its
+            lacks a key of icegan's metrics (each names the file); a run header (``run.json``, ``ensemble.json``, ...)
+            that cannot be read or is no JSON object (:func:`read_run_json`, as ``icegan compare`` refuses it: its
+            folds, so whether the run is whole, are unknown); a run whose ``run.json`` lists more folds than its
             metrics.json's ``n_folds`` (a ``max_folds`` run extended to more folds and stopped before it finished:
             its metrics are the smoke run's; refused as unfinished, as ``icegan compare`` does; names the folder and
             says to rerun the command).
@@ -676,6 +679,9 @@ def _load(run: Path) -> dict:
             v = part[metric]
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {fix}")
+    header = run_folder_header(run)
+    if header is not None:        # parsed once in a reading_configs block, as the partial tag and the checks read it
+        _cached(header, read_run_json)
     listed = _run_json_folds(run)
     if listed is not None and isinstance(m.get("n_folds"), int) and listed > m["n_folds"]:
         raise ValueError(f"{run}: unfinished run: its run.json lists {listed} folds, its metrics.json holds "

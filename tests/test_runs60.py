@@ -73,3 +73,27 @@ def test_a_suites_folder_is_no_run_folder(toy, tmp_path, monkeypatch):
     assert "floor" in (out / "results.md").read_text()
     with pytest.raises(LosoStateError):
         run_loso(toy.samples, centroid_fold_fn(toy, []), out, config={"model": "centroid"}, progress=False)
+
+
+def test_table_refuses_a_run_json_cut_short_as_compare_does(toy, tmp_path, capsys):
+    """A max_folds run (2 of 4 folds) whose run.json is cut short was listed by ``icegan table`` as a whole run (no
+    [PARTIAL] tag: its header could not be read), while ``icegan compare`` refused it; now both refuse it with one
+    message naming the file."""
+    from icegan.cli import main
+    run = tmp_path / "r"
+    run_loso(toy.samples, centroid_fold_fn(toy, []), run, config={"model": "centroid"}, max_folds=2, progress=False)
+    assert main(["table", str(run)]) == 0 and "[PARTIAL: 2 of 4 folds]" in capsys.readouterr().out
+    header = run / "run.json"
+    header.write_text(header.read_text()[:40])
+    errors = []
+    for command in (["table", str(run)], ["compare", str(run), "--resamples", "100"]):
+        assert main(command) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1
+        errors.append(err.split(": error: ", 1)[1])
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"{header}: cannot be read as JSON (") and errors[0].endswith(
+        "it looks damaged or incomplete (was the run killed while writing it?): rerun that run into a fresh --out "
+        "folder\n")
+
+
