@@ -871,8 +871,9 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     empty or end it in a line cut short (no newline): that line's fold counts as unfinished and is rerun. A fold whose
     rows repeat a clip (two runs appending to one folder) is rerun too, with a warning on stderr naming the file, the
     fold and the repeated ``subject/clip`` keys (:func:`_repeated_clips`), and so is a fold with a damaged row (an
-    empty or non-number score, a y_true / y_pred that is not a class id: ``icegan ensemble``'s checks,
-    :func:`_checked_rows`), with a warning naming the file, line, column and cell.
+    empty or non-number score, a y_true / y_pred that is not a class id: ``icegan ensemble``'s checks; a
+    y_pred that is not the class of its row's highest score: :func:`_checked_rows`), with a warning naming the file,
+    line, column and cell.
     ``columns``: the run's columns (:func:`pred_columns` of its classes). The rows kept have integer y_true / y_pred
     and float scores, in file order.
 
@@ -944,7 +945,10 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
     the scores as floats, after ``icegan ensemble``'s checks of their cells (:func:`icegan.ensemble._check_values`:
     class ids 0..K−1, finite numbers; an empty cell is read as ``''``); None, with one warning on stderr naming the
     file, line, column and cell, when one fails: the fold is then scored again (before, a resume kept it and icegan
-    ensemble refused the run again and again)."""
+    ensemble refused the run again and again). So is a fold with a y_pred that is not the class of its row's highest
+    score (run_loso writes ``y_pred = argmax(scores)``; before, an edited one was kept, and metrics.json counted a
+    class that the scores, which ``icegan compare`` reads, did not say); a y_pred whose score equals the row's
+    highest (a tie, also one made by the CSV's rounding, which keeps the order of two scores) is kept."""
     from icegan.ensemble import EnsembleError, _check_values
     scores = tuple(c for c in columns if c.startswith("score_"))
     cells = ["y_true", "y_pred", *scores]
@@ -952,11 +956,21 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
     rows = rows.copy()
     if empty.any(axis=None):
         rows[cells] = rows[cells].astype(object).mask(empty, "")
+    fix = f"the fold '{unit}' is scored again (was the file edited?)"
     try:
-        return _check_values(rows, pred_csv, f"the fold '{unit}' is scored again (was the file edited?)", scores)
+        rows = _check_values(rows, pred_csv, fix, scores)
     except EnsembleError as exc:
         print(f"warning: {exc}", file=sys.stderr)
         return None
+    s = rows[list(scores)].to_numpy(np.float64)
+    y_pred = rows["y_pred"].to_numpy()
+    bad = np.flatnonzero(s[np.arange(len(s)), y_pred] < s.max(1))
+    if len(bad):
+        i = int(bad[0])
+        print(f"warning: {pred_csv}, line {int(rows.index[i]) + 2}, column y_pred: '{y_pred[i]}' is not the class of "
+              f"the row's highest score ({scores[int(s[i].argmax())]}); {fix}", file=sys.stderr)
+        return None
+    return rows
 
 
 def _repeated_clips(rows: pd.DataFrame, test: pd.DataFrame) -> list[tuple[str, int]]:

@@ -97,3 +97,39 @@ def test_table_refuses_a_run_json_cut_short_as_compare_does(toy, tmp_path, capsy
         "folder\n")
 
 
+def test_a_y_pred_that_is_not_its_rows_top_score_is_scored_again(toy, tmp_path, capsys):
+    """A hand-edited y_pred (not the class of its row's highest score) was kept on resume: metrics.json (icegan
+    table) counted the edited class while the scores said another. Now the fold is scored again, with one warning
+    naming the file and line, as for the other edited cells; a y_pred whose score ties the row's highest (two equal
+    scores, e.g. after the CSV's rounding) is kept."""
+    import pandas as pd
+    out = tmp_path / "r"
+    run_loso(toy.samples, centroid_fold_fn(toy, []), out, config={"model": "centroid"}, max_folds=2, progress=False)
+    pred_csv = out / "predictions.csv"
+    whole = pred_csv.read_text()
+    pred = pd.read_csv(pred_csv)
+    scores = ["score_negative", "score_positive", "score_surprise"]
+    assert (pred[scores].to_numpy().argmax(1) == pred["y_pred"]).all()
+    tied = pred.copy()                  # row 0: another class's score equal to the top one: its y_pred is kept
+    top = int(tied.loc[0, "y_pred"])
+    tied.loc[0, scores[(top + 1) % 3]] = tied.loc[0, scores[top]]
+    tied.to_csv(pred_csv, index=False, float_format="%.9g")
+    calls = []
+    run_loso(toy.samples, centroid_fold_fn(toy, calls), out, config={"model": "centroid"}, max_folds=2,
+             progress=False)
+    assert calls == [] and "warning" not in capsys.readouterr().err
+    edited = pred.copy()                # the last row (second fold): y_pred turned to a class of a lower score
+    last = len(edited) - 1
+    y = int(edited.loc[last, "y_pred"])
+    edited.loc[last, "y_pred"] = (y + 1) % 3
+    edited.to_csv(pred_csv, index=False, float_format="%.9g")
+    run_loso(toy.samples, centroid_fold_fn(toy, calls), out, config={"model": "centroid"}, max_folds=2,
+             progress=False)
+    second = edited.loc[last, "subject"]
+    assert calls == [second] and pred_csv.read_text() == whole
+    warnings = [w for w in capsys.readouterr().err.splitlines() if w.startswith("warning")]
+    assert warnings == [
+        f"warning: {pred_csv}, line {last + 2}, column y_pred: '{(y + 1) % 3}' is not the class of the row's highest "
+        f"score ({scores[y]}); the fold '{second}' is scored again (was the file edited?)"]
+
+
