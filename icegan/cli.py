@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return stdout_closed(exc)
     except OSError as exc:          # a folder that cannot be made or written, a full disk: one line naming the path
         from icegan.commands import file_system_error
-        return file_system_error(_command_name(args), exc)
+        return file_system_error(_command_name(args), exc, vars(args).get("out"))     # the commands that take --out
     return int(rc or 0)
 
 

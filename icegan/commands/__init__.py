@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 #: errors that come from the user's input (a missing or unreadable file, a bad value, a missing optional package, a
 #: training that diverged):
@@ -323,7 +323,7 @@ _ACCESS_ERRNOS = ("EACCES", "EPERM", "EROFS")
 _FILE_NOT_FOLDER_ERRNOS = ("ENOTDIR", "EEXIST")
 
 
-def file_system_error(command: str, exc: OSError) -> int:
+def file_system_error(command: str, exc: OSError, out: Optional[str | Path] = None) -> int:
     """Report an OSError of the file system (a path that cannot be made, read or written; a full disk) in one line
     on stderr, without a traceback, and return exit code 2; one raised with the project's own message (no errno) is
     printed as it is. Raise ``exc`` again when it names no file and is not a full disk or a refused access (then it
@@ -331,7 +331,9 @@ def file_system_error(command: str, exc: OSError) -> int:
 
     The line is ``<command>: error: <reason>: <file>``, with what to do for a full disk, a refused access or a file
     where a folder is needed, and, for a full disk under a resumable command (:data:`RESUMABLE`), that the finished
-    folds are kept. Under ``torchrun`` a rank other than 0 prints nothing (:func:`reports_errors`) and returns 2 too.
+    folds are kept. An error that names no file (a write to an open file on a full disk) names ``out`` instead,
+    ``<reason> (--out <out>)``: the ``--out`` the command was given (None: it was given none, and no path is named).
+    Under ``torchrun`` a rank other than 0 prints nothing (:func:`reports_errors`) and returns 2 too.
     """
     import errno
     name = command if command == "train.py" else f"icegan {command}"
@@ -342,7 +344,7 @@ def file_system_error(command: str, exc: OSError) -> int:
     code = errno.errorcode.get(exc.errno, "")
     if exc.filename is None and code not in _SPACE_ERRNOS + _ACCESS_ERRNOS:
         raise exc
-    where = f": {exc.filename}" if exc.filename is not None else ""
+    where = (f": {exc.filename}" if exc.filename is not None else f" (--out {out})" if out is not None else "")
     if exc.filename2 is not None:
         where += f" -> {exc.filename2}"
     hint = ""
