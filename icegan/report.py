@@ -34,25 +34,26 @@ class TableEntry:
     runs: list[Path]
 
 
-def _resolve_dirs(spec: str, text: str) -> list[Path]:
+def _resolve_dirs(spec: str, text: str, command: str = "table") -> list[Path]:
     """The run folders of the ``DIR[,DIR...]`` part ``spec`` of the entry ``text``: each DIR a folder (or anything
     that exists: its checks say what it lacks) or a glob pattern of folders, ``~`` expanded.
 
     Raises:
-        ValueError: a DIR that matches nothing, or a ``~user`` of no user (names the entry and the DIR).
+        ValueError: a DIR that matches nothing, or a ``~user`` of no user (names the ``command``'s entry, ``table
+            entry '...'``, and the DIR).
     """
     runs: list[Path] = []
     for pat in spec.split(","):
-        pat = expand_home(pat, f"table entry '{text}'")
+        pat = expand_home(pat, f"{command} entry '{text}'")
         hits = (sorted(h for h in glob.glob(pat) if Path(h).is_dir()) if glob.has_magic(pat)
                 else ([pat] if Path(pat).exists() else []))
         if not hits:
-            raise ValueError(f"table entry '{text}': '{pat}' matches no run folder")
+            raise ValueError(f"{command} entry '{text}': '{pat}' matches no run folder")
         runs += [Path(h) for h in hits]
     return runs
 
 
-def _split_entry(text: str) -> tuple[Optional[str], str, list[Path]]:
+def _split_entry(text: str, command: str = "table") -> tuple[Optional[str], str, list[Path]]:
     """(label, or None for none given; the DIR part; its run folders) of the entry ``text`` (:func:`parse_entry`'s
     rule: the whole text as DIRs where it resolves, else ``LABEL=DIRS`` at the first ``=`` whose DIRS resolve).
 
@@ -60,7 +61,7 @@ def _split_entry(text: str) -> tuple[Optional[str], str, list[Path]]:
         ValueError: as :func:`parse_entry`.
     """
     try:                                        # also a folder whose name holds '=' (eqdir/logreg_C=1), given bare
-        return None, text, _resolve_dirs(text, text)
+        return None, text, _resolve_dirs(text, text, command)
     except ValueError:
         if "=" not in text:
             raise
@@ -69,15 +70,15 @@ def _split_entry(text: str) -> tuple[Optional[str], str, list[Path]]:
     errors = []
     for label, spec in splits:                  # 'LR C=1=lr': the first '=' whose right side is run folders
         try:
-            return label, spec, _resolve_dirs(spec, text)
+            return label, spec, _resolve_dirs(spec, text, command)
         except ValueError as exc:
             errors.append(exc)
     if not splits:                              # '=lr', 'lr=': no label or no folder on either side
-        raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
+        raise ValueError(f"{command} entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
     if len(splits) == 1:                        # one way to read it: what of its DIRs matches nothing
         raise errors[0]
     sides = ", ".join(f"'{spec}'" for _, spec in splits)
-    raise ValueError(f"table entry '{text}': no split matches: neither the whole entry nor the right side of any "
+    raise ValueError(f"{command} entry '{text}': no split matches: neither the whole entry nor the right side of any "
                      f"'=' ({sides}) is existing folders or glob patterns that match folders; write LABEL=DIR with "
                      "DIR an existing run folder (quote the entry in the shell)")
 
@@ -89,7 +90,7 @@ def _folder_name(text: str) -> str:
     return Path(text).resolve().name if name in ("", ".", "..") else name
 
 
-def parse_entry(text: str) -> TableEntry:
+def parse_entry(text: str, command: str = "table") -> TableEntry:
     """``DIR``, ``LABEL=DIR`` or ``LABEL=DIR,DIR,...``; each DIR may be a glob pattern (``runs/G_s*``, folders only).
     A leading ``~`` / ``~user/`` of each DIR is that home folder (:func:`flownet.paths.expand_home`: a shell leaves
     one alone after ``=`` or ``,`` and in quotes). Without a label the row is named after the folder (``.`` and
@@ -103,31 +104,33 @@ def parse_entry(text: str) -> TableEntry:
     ``icegan table --help`` and ``icegan compare --help`` (:data:`icegan.commands.table.ENTRIES_EPILOG`).
 
     Raises:
-        ValueError: names the entry: a DIR that matches no folder (an entry of one ``=``, or none); for an entry of
+        ValueError: names the entry as the ``command`` that reads it (``table entry '...'``, ``compare entry
+            '...'``): a DIR that matches no folder (an entry of one ``=``, or none); for an entry of
             several ``=`` none of whose splits resolves, "no split matches" and the right side of each; an empty
             label or list; or a ``~user`` of no user of this machine.
     """
     if not text.strip():
-        raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
-    label, spec, runs = _split_entry(text)
+        raise ValueError(f"{command} entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
+    label, spec, runs = _split_entry(text, command)
     if label is None:
         label = _folder_name(text)
         if not label.strip():
-            raise ValueError(f"table entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
+            raise ValueError(f"{command} entry '{text}': expected DIR or LABEL=DIR[,DIR...]")
         if "," in text or not re.search(r"[^\W_]", re.sub(r"\[[^\]]*\]|[*?]", "", label)):
             label = _shared_name(runs) or text
     return TableEntry(label.strip(), runs)
 
 
-def parse_entries(texts: Sequence[str]) -> list[TableEntry]:
-    """:func:`parse_entry` of each of ``texts`` (the entries of ``icegan table`` / ``icegan compare``), in order.
+def parse_entries(texts: Sequence[str], command: str = "table") -> list[TableEntry]:
+    """:func:`parse_entry` of each of ``texts`` (the entries of ``icegan table`` / ``icegan compare``: ``command``,
+    which its messages name), in order.
 
     Raises:
         ValueError: as :func:`parse_entry`; or two entries of one label (``runs/lr/s0`` and ``runs/rf/s0``, both
             ``s0``: a table of two rows of one name, and ``--baseline s0`` would take the first), naming both entries
             and how to name them apart (``LABEL=DIR``).
     """
-    entries = [parse_entry(t) for t in texts]
+    entries = [parse_entry(t, command) for t in texts]
     for j, e in enumerate(entries):
         i = next(i for i, f in enumerate(entries) if f.label == e.label)
         if i != j:

@@ -159,3 +159,18 @@ def test_a_full_disk_that_names_no_file_names_the_out_folder(tmp_path, capsys, m
     assert capsys.readouterr().err == ("icegan table: error: No space left on device; free space on that disk, or "
                                        "write to another\n")
 
+
+@pytest.mark.parametrize("entry, why", [
+    ("{tmp}/nonexist", "'{tmp}/nonexist' matches no run folder"),
+    ("=lr", "expected DIR or LABEL=DIR[,DIR...]"),
+    ("A=B={tmp}/x=y", "no split matches"),
+])
+def test_an_entry_that_names_no_run_is_said_of_the_command_that_runs(tmp_path, capsys, entry, why):
+    """``icegan compare /nonexist`` said "table entry '/nonexist'": the message names the command that is running
+    (compare entry, table entry)."""
+    from icegan.cli import main
+    entry, why = entry.format(tmp=tmp_path), why.format(tmp=tmp_path)
+    for command in ("compare", "table"):
+        assert main([command, entry]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"icegan {command}: error: {command} entry '{entry}': {why}"), err

@@ -77,7 +77,7 @@ def _compare(args: argparse.Namespace) -> int:
         for path, flag, example in ((args.out, "--out", "compare.md"), (args.plot, "--plot", "compare.png")):
             if path:
                 check_output_file(path, flag, example)    # before the resampling: never over a run's own files
-        entries = parse_entries(args.entries)
+        entries = parse_entries(args.entries, "compare")
         labels = [e.label for e in entries]
         base = labels.index(args.baseline) if args.baseline is not None else 0
         for e in entries:                               # a null run among seeds: named before the clips' check
