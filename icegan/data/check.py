@@ -197,7 +197,9 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         return [Problem(k, f"in the {rec.listed_in} but missing on disk ({where} not found)"
                         + "".join(f"; {t}" for t in twins), SKIP)]
     key_frames = {rec.onset, rec.apex} - {None}
-    if rec.subject_dir is not None and rec.clip_dir is not None:      # a release's tree (a clip list names its own)
+    # a sheet's clip in a release's tree (a clip list names its own folders; SMIC's folder-tree loader reports and
+    # skips the clip folders it does not read itself: icegan.data.smic.SMIC.records)
+    if rec.subject_dir is not None and rec.clip_dir is not None and rec.listed_in != "folder tree":
         twins = case_twins_text(rec.clip_dir.parent, rec.clip_dir.name, listing)  # EP02_01f/ read, ep02_01f/ not
         if twins is not None:
             out.append(Problem(k, twins, WARN))

@@ -36,6 +36,7 @@ Every error names the CSV line and the clip.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -253,7 +254,8 @@ class ClipList:
             if not folder.is_dir() and written.is_dir():    # a folder whose name really begins or ends with a space
                 folder = written
             # one clip under two names or subjects: counted twice, and in two LOSO folds when the subjects differ
-            same = (folder.resolve(), onset, apex)
+            # (os.path.realpath: Path.resolve raises RuntimeError on a link loop, a folder reported as not found)
+            same = (Path(os.path.realpath(folder)), onset, apex)
             if same in shown:
                 first_line, first_clip, first_subject = shown[same]
                 elsewhere = " and put into two subjects' LOSO folds" if first_subject != f"{dataset}/{subject}" else ""

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 from flownet.user_numbers import read_int
 from icegan.paths import shared_data_root
 
-from .records import CLASS3_NAMES
+from .records import CLASS3_IDS, CLASS3_NAMES
 from .sheets import smic_clip_name
 
 __all__ = ["CSV_NAME", "FLOW_DIR", "DATASETS", "LAYOUTS", "megc2019_layout", "dataset_name", "subject_dataset",
@@ -240,7 +240,7 @@ def read_megc2019_table(root: str | Path | None = None, datasets: Optional[Itera
         if named is not None and CLASS3_NAMES[int(lab)] != named[1]:
             raise ValueError(f"{csv}, line {line} (clip '{clip}'): label {lab} ({CLASS3_NAMES[int(lab)]}) contradicts "
                              f"the clip's name, which says {named[1]} (SMIC-HS clip names give the class, as its "
-                             f"folder tree does): set the label to {CLASS3_NAMES.index(named[1])}")
+                             f"folder tree does): set the label to {CLASS3_IDS[named[1]]}")
         face = (r.get("imagename") or "").strip() or f"{sub}_{clip}.jpg"
         rows.append({"dataset": ds, "subject": f"{ds}/{sub}", "clip": clip, "label": int(lab),
                      "path": str(flow_dir / f"{sub}_{clip} .png"), "face_path": str(face_dir / face), "line": line})

@@ -531,11 +531,13 @@ def _refuse_link(final: Path) -> None:
     mounted) would fail every load after every clip had been prepared again.
 
     Raises:
-        PrepareError: ``final`` is such a link, naming it, its target and what to do.
+        PrepareError: ``final`` is such a link, naming it, its target (resolved: an absolute path, whatever the
+            link holds) and what to do (for a link to a folder: delete the link, or set ``cache_root`` to the
+            target's folder).
     """
     if not final.is_symlink():
         return
-    target = os.readlink(final)
+    target = os.path.realpath(final)        # os.readlink may give a path relative to the link's folder
     if not final.exists():
         raise PrepareError(f"prepare: the cache folder {final} is a symbolic link to {target}, which does not exist "
                            f"(a disk not mounted, a folder moved or deleted?): mount or restore it, or delete the "
@@ -543,7 +545,8 @@ def _refuse_link(final: Path) -> None:
     raise PrepareError(f"prepare: the cache folder {final} is a symbolic link to {target}, which holds no complete "
                        f"cache (no COMPLETE marker: clips to prepare again, or a copy cut short), and prepare does "
                        f"not replace a folder behind a link: delete the link {final} (and {target}, once you no "
-                       f"longer need it) to prepare the cache again in {final.parent}")
+                       f"longer need it) to prepare the cache again in {final.parent}, or set cache_root "
+                       f"(data.prepare.cache_root in train.py) to {os.path.dirname(target)} to prepare it there")
 
 
 def _remove_incomplete(final: Path, found: Optional[tuple[int, int, int]] = None) -> None:
@@ -560,7 +563,9 @@ def _remove_incomplete(final: Path, found: Optional[tuple[int, int, int]] = None
 
     Raises:
         PrepareError: ``final`` cannot be renamed (permission denied, an immutable folder, a folder of another user
-            in a sticky cache root: naming it and saying to delete it), or is a symbolic link (:func:`_refuse_link`).
+            in a sticky cache root: naming it and saying to delete it), is a symbolic link (:func:`_refuse_link`),
+            or ``.incomplete-<hash>-<pid>`` of this process's pid, left by a killed prepare, cannot be removed
+            (naming that leftover and saying to delete it).
     """
     if (final / "COMPLETE").is_file():
         return
@@ -571,6 +576,10 @@ def _remove_incomplete(final: Path, found: Optional[tuple[int, int, int]] = None
            else "no COMPLETE marker: a prepare or a copy of the folder stopped before its end")
     aside = final.with_name(f".incomplete-{final.name}-{os.getpid()}")
     shutil.rmtree(aside, ignore_errors=True)        # a leftover of a killed process that had this pid
+    if os.path.lexists(aside):      # (else the rename below fails, 'Directory not empty', naming the cache folder)
+        raise PrepareError(f"prepare: cannot replace the cache folder {final} ({why}): {aside}, left by a prepare "
+                           f"that was killed, is in the way and cannot be removed; delete {aside} (ask its owner if "
+                           f"it is not yours) and run the command again")
     try:
         os.rename(final, aside)
     except FileNotFoundError:       # moved or replaced by another prepare meanwhile: nothing of ours to remove
@@ -1289,7 +1298,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         hit.skipped = pd.concat([pd.DataFrame(skipped, columns=["key", "reason"]), failed], ignore_index=True)
         return hit
     _refuse_link(final)
-    found = _retry_id(final)            # the RETRY cache this prepare replaces, not one written meanwhile
+    retry_at_start = _retry_id(final)   # the RETRY cache this prepare replaces, not one written meanwhile
     if not tasks:
         warned = bool(skipped)             # each skipped clip and folder problem was logged as a warning
         raise PrepareError(f"prepare: no usable clip in the configured datasets"
@@ -1389,11 +1398,11 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     else:
         (tmp / "COMPLETE").write_text("ok\n", encoding="utf-8")
     try:
-        _remove_incomplete(final, found)    # a folder without COMPLETE (a copy cut short, the RETRY found): replaced
+        _remove_incomplete(final, retry_at_start)  # a folder without COMPLETE (a copy cut short, that RETRY): replaced
         os.rename(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not _keep_in_place(final, found):
+        if not _keep_in_place(final, retry_at_start):
             raise PrepareError(f"prepare: cannot put the new cache in place of {final} ({exc.strerror or exc}); "
                                f"check that folder and {root} (permissions, the disk) and run the command "
                                f"again") from None

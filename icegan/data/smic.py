@@ -141,7 +141,9 @@ class SMIC:
         Of clip folders of one subject whose names are equal but for letter case (``negative/s1_ne_01`` and
         ``Negative/s1_ne_01``, ``s1_po_01`` and ``S1_PO_01``: one clip copied twice), one is read: the one in a class
         folder named in lower case, then the one named in lower case, then the first by class folder and clip name;
-        each other is skipped as a misfiled one is, its problem naming both folders.
+        each other is skipped as a misfiled one is, its problem naming both folders. Such folders in the folders of
+        different classes (``negative/take1`` and ``positive/take1``, names not of the ``s1_ne_01`` form, which a
+        misfiled clip has) leave the clip's class ambiguous: each of them is skipped so, none read.
         """
         from .spotting import spot_record_apex
         wanted = {self.subject_id(s.split("/")[-1]) for s in subjects}
@@ -185,13 +187,26 @@ class SMIC:
                         continue
                     found.append((cdir, emotion, clip))
             # clip folders named so but for letter case (negative/s1_ne_01 and Negative/s1_ne_01, s1_po_01 and
-            # S1_PO_01) are one clip: the one in the lower-case class folder, named in lower case, is read
+            # S1_PO_01) in folders of one class are one clip: the one in the lower-case class folder, named in lower
+            # case, is read; in folders of different classes (negative/take1 and positive/take1, names not of the
+            # s1_ne_01 form) the clip's class is ambiguous: none is read
             read: dict[str, Path] = {}                         # clip name in lower case → the folder read
-            for _, _, clip in sorted(found, key=lambda f: (f[0].name != f[1], f[2].name != f[2].name.lower(),
-                                                           f[0].name, f[2].name)):
+            twins: dict[str, list[tuple[str, Path]]] = {}      # clip name in lower case → (class, folder) of each
+            for _, emotion, clip in sorted(found, key=lambda f: (f[0].name != f[1], f[2].name != f[2].name.lower(),
+                                                                 f[0].name, f[2].name)):
                 read.setdefault(clip.name.lower(), clip)
+                twins.setdefault(clip.name.lower(), []).append((emotion, clip))
             for cdir, emotion, clip in found:
                 first = read[clip.name.lower()]
+                classes = sorted({e for e, _ in twins[clip.name.lower()]})
+                if len(classes) > 1:
+                    folders = [str(f) for _, f in twins[clip.name.lower()]]
+                    self._skip(f"smic/{s}/micro/{cdir.name}/{clip.name}",
+                               f"clip folders {', '.join(folders[:-1])} and {folders[-1]} name one clip, "
+                               f"smic/{number_name}/{first.name}, in the folders of different classes "
+                               f"({', '.join(classes)}): its class is ambiguous, so none of them is read (keep the "
+                               f"clip in the folder of its class only, or rename the folder of another clip)")
+                    continue
                 if first != clip:
                     self._skip(f"smic/{s}/micro/{cdir.name}/{clip.name}",
                                f"clip folders {first} and {clip} are one clip, smic/{number_name}/{first.name} (names "
