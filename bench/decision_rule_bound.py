@@ -20,11 +20,13 @@ Usage::
     .venv/bin/python bench/decision_rule_bound.py runs/eleventh/Q0_s0 runs/eleventh/Q0_s1 ...
 
 Prints one Markdown row per run (UF1 / UAR of argmax, the bound's UF1 and UAR, its offsets) and the mean. A run cut
-by ``max_folds`` or a null run (``data.permute_labels`` >= 0) is refused: neither is a LOSO result.
+by ``max_folds`` or a null run (``data.permute_labels`` >= 0) is refused: neither is a LOSO result. A refusal is one
+line on stderr, exit status 2, as the other bench scripts'.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,34 +81,47 @@ def dataset_prior_curve(scores: np.ndarray, y: np.ndarray, dataset: np.ndarray, 
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="finished icegan loso run folders (predictions.csv)")
-    args = ap.parse_args()
+def run_bounds(runs: list[Path]) -> tuple[list[tuple], list[list[float]]]:
+    """(rows, curves): :func:`bound` and :func:`dataset_prior_curve` of every run's ``predictions.csv``, in order.
+
+    Raises:
+        ValueError: a partial or null run (:func:`icegan.report.refuse_partial_or_null`, checked for every run before
+            any is read), a folder without ``predictions.csv``, one without the three ``score_*`` columns of an
+            honest 3-class run, or an HDE run (:func:`dataset_prior_curve`); names the run or file.
+    """
     from icegan.report import refuse_partial_or_null
-    for run in args.runs:           # a max_folds or null run is no LOSO result: kept out of the mean, before any row
-        try:
-            refuse_partial_or_null(run, "decision_rule_bound.py")
-        except ValueError as exc:
-            raise SystemExit(f"decision_rule_bound.py: error: {exc}") from None
-    print("| run | UF1 / UAR (argmax) | bound UF1 / UAR (offsets chosen on the test labels) | offsets (pos, sur) |")
-    print("|---|---|---|---|")
+    for run in runs:            # a max_folds or null run is no LOSO result: kept out of the mean
+        refuse_partial_or_null(run, "decision_rule_bound.py")
     rows, curves = [], []
-    for run in args.runs:
+    for run in runs:
         path = run / "predictions.csv"
         if not path.is_file():
-            raise SystemExit(f"{path}: not found (is {run} a finished icegan loso run?)")
+            raise ValueError(f"{path}: not found (is {run} a finished icegan loso run?)")
         p = pd.read_csv(path)
         cols = [c for c in p.columns if c.startswith("score_")]
         if len(cols) != 3 or "oracle_epoch" in p.columns:
-            raise SystemExit(f"{path}: needs the three score_* columns of an honest 3-class run, got {cols}")
-        r = bound(p[cols].to_numpy(), p["y_true"].to_numpy())
+            raise ValueError(f"{path}: needs the three score_* columns of an honest 3-class run, got {cols}")
+        rows.append(bound(p[cols].to_numpy(), p["y_true"].to_numpy()))
         try:
             curves.append(dataset_prior_curve(p[cols].to_numpy(), p["y_true"].to_numpy(), p["dataset"].to_numpy(),
                                               p["fold"].astype(str).to_numpy()))
         except ValueError as exc:
-            raise SystemExit(f"{path}: {exc}") from None
-        rows.append(r)
+            raise ValueError(f"{path}: {exc}") from None
+    return rows, curves
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="finished icegan loso run folders (predictions.csv)")
+    args = ap.parse_args(argv)
+    try:
+        rows, curves = run_bounds(args.runs)
+    except ValueError as exc:           # a user's slip: one line on stderr, exit 2, before any row
+        print(f"decision_rule_bound.py: error: {exc}", file=sys.stderr)
+        return 2
+    print("| run | UF1 / UAR (argmax) | bound UF1 / UAR (offsets chosen on the test labels) | offsets (pos, sur) |")
+    print("|---|---|---|---|")
+    for run, r in zip(args.runs, rows):
         print(f"| {run} | {r[0]:.4f} / {r[1]:.4f} | {r[2]:.4f} / {r[3]:.4f} | {r[4][1]:+.2f}, {r[4][2]:+.2f} |")
     m = np.array([r[:4] for r in rows]).mean(0)
     print(f"| mean of {len(rows)} | {m[0]:.4f} / {m[1]:.4f} | {m[2]:.4f} / {m[3]:.4f} | |")
@@ -116,7 +131,8 @@ def main() -> None:
     for run, c in zip(args.runs, curves):
         print(f"| {run} | " + " | ".join(f"{v:.4f}" for v in c) + " |")
     print(f"| mean of {len(curves)} | " + " | ".join(f"{v:.4f}" for v in np.mean(curves, 0)) + " |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -76,8 +76,8 @@ def main() -> None:
     subjects = fs.samples["subject"].tolist()
     every = make_folds(subjects, cfg.protocol, cfg.dataset)
     folds = every[:cfg.max_folds] if cfg.max_folds > 0 else every         # the first max_folds, as icegan loso
-    partial = partial_tag({"folds": folds, "folds_total": len(every)} if len(folds) < len(every) else None,
-                          "max_folds")
+    cut = {"folds": folds, "folds_total": len(every)} if len(folds) < len(every) else None
+    partial = partial_tag(cut, "max_folds")
     y = fs.labels.numpy()
     curves = []
     for seed in args.seeds:
@@ -111,8 +111,8 @@ def main() -> None:
         for s, c in zip(args.seeds, curves):
             ax.plot(epochs, c[0], marker=".", label=f"seed {s}")
         ax.set_xlabel("epoch (the same for every held-out subject)")
-        ax.set_ylabel("pooled LOSO UF1")
-        ax.set_title(f"{cfg.name}: UF1 per epoch ({len(folds)} folds)")
+        ax.set_ylabel(f"UF1 pooled over {len(folds)} folds' clips (not a LOSO result)" if cut else "pooled LOSO UF1")
+        ax.set_title(f"{cfg.name}: UF1 per epoch ({len(folds)} folds){partial_tag(cut)}")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

@@ -3,7 +3,8 @@
 Is a recognizer's honest UF1 limited by the number of training subjects (then more subjects, real or synthetic, would
 help) or by its inputs? Give finished ``icegan loso`` run folders (e.g. those of ``icegan suite --config
 configs/suite_learning_curve.yaml``); runs whose configs differ only in ``seed``, ``name`` and
-``data.train_subject_fraction`` form one curve. For every point the script recomputes the training subjects each fold
+``data.train_subject_fraction`` form one curve; a run cut by ``max_folds`` or a null run (``data.permute_labels``
+>= 0) is refused, being no point of a curve. For every point the script recomputes the training subjects each fold
 really had (:func:`icegan.protocol.subsample_training_subjects` on the run's own subjects and seed), so the x axis is
 the mean number of training subjects per fold, not the nominal share. Prints, in Markdown:
 
@@ -70,21 +71,21 @@ def read_runs(run_dirs: list[Path]) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: a folder without config.yaml, metrics.json or predictions.csv.
-        ValueError: a run with ``max_folds`` (not a whole LOSO), or fewer than two runs.
+        ValueError: a partial run (cut by ``max_folds``: not a whole LOSO) or a null run (``data.permute_labels`` >=
+            0: chance by design) (:func:`icegan.report.refuse_partial_or_null`), or fewer than two runs.
     """
     if len(run_dirs) < 2:
         raise ValueError("give at least two finished runs")
     from icegan.config import dotted_items, without_neutral_keys    # older runs group with newer ones
-    from icegan.report import read_run_json
+    from icegan.report import read_run_json, refuse_partial_or_null
     rows = []
     for d in run_dirs:
         d = Path(d)
         for f in ("config.yaml", "metrics.json", "predictions.csv"):
             if not (d / f).is_file():
                 raise FileNotFoundError(f"{d / f} not found (a finished icegan loso run folder is needed)")
+        refuse_partial_or_null(d, "learning_curve.py")       # no learning-curve point, nor its curve one
         cfg = dotted_items(without_neutral_keys(yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) or {}))
-        if cfg.get("max_folds", 0):
-            raise ValueError(f"{d}: max_folds={cfg['max_folds']} is a partial run, not a learning-curve point")
         fraction = float(cfg.get("data.train_subject_fraction", 1.0))
         seed = int(cfg.get("seed", 0))
         metrics = read_run_json(d / "metrics.json")     # a cut-short file named, with the rerun that mends it

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from flownet.user_numbers import whole_number_digits
 from icegan.paths import shared_data_root
 
 
@@ -37,20 +38,29 @@ def map_tables(exported: Path, megc_root: Path) -> tuple[pd.DataFrame, pd.DataFr
 
     Raises:
         FileNotFoundError: ``exported`` or a map it lists is missing (names the file, or the line, map and clip).
-        ValueError: a clip on two lines of ``exported`` (names both), an exported clip that is not in the composite,
-            or whose label differs from the composite's.
+        ValueError: a clip on two lines of ``exported`` (names both), a label that is no MEGC2019 class id 0..2 (an
+            empty one, of a clip without a MEGC2019 class, or a class name of another label set: names the line and
+            clip, and the table to give), an exported clip that is not in the composite, or whose label differs from
+            the composite's.
     """
     from icegan.data.features import read_megc2019_table
 
     if not exported.is_file():
         raise FileNotFoundError(f"{exported} not found (give the features.csv that `icegan features` wrote)")
     ours = pd.read_csv(exported, dtype={"subject": str, "clip": str})
-    line_of = {}
-    for line, (s, c, p) in enumerate(zip(ours["subject"], ours["clip"], ours["path"]), start=2):
+    line_of, label = {}, {}
+    for line, (s, c, y, p) in enumerate(zip(ours["subject"], ours["clip"], ours["label"], ours["path"]), start=2):
         if (s, c) in line_of:
             raise ValueError(f"{exported} lines {line_of[(s, c)]} and {line} both hold clip {s}/{c}; keep one row "
                              "per clip")
         line_of[(s, c)] = line
+        digits = None if pd.isna(y) else whole_number_digits(str(y).strip())     # 1, or 1.0 beside a blank cell
+        if digits is None or int(digits) > 2:
+            raise ValueError(f"{exported} line {line}: {s}/{c} has {'no label' if pd.isna(y) else f'label {y!r}'}, "
+                             "not a MEGC2019 class id 0..2 (the composite's classes); give the table `icegan features` "
+                             "writes with data.labels=megc2019: its features_labelled.csv when some clips have no "
+                             "MEGC2019 class")
+        label[(s, c)] = int(digits)
         if not (exported.parent / p).is_file():
             raise FileNotFoundError(f"{exported} line {line}: the map {exported.parent / p} of {s}/{c} is not "
                                     "found; rerun `icegan features` or mend the path")
@@ -59,11 +69,12 @@ def map_tables(exported: Path, megc_root: Path) -> tuple[pd.DataFrame, pd.DataFr
     key = list(zip(released["subject"], released["clip"]))
     label_of = dict(zip(key, released["label"]))
     ours_path = {}
-    for line, (s, c, y, p) in enumerate(zip(ours["subject"], ours["clip"], ours["label"], ours["path"]), start=2):
+    for line, (s, c, p) in enumerate(zip(ours["subject"], ours["clip"], ours["path"]), start=2):
         if (s, c) not in label_of:
             raise ValueError(f"{exported} line {line}: {s}/{c} is not a clip of the MEGC2019 composite in {megc_root}")
-        if int(label_of[(s, c)]) != int(y):
-            raise ValueError(f"{exported} line {line}: {s}/{c} has label {y}, the composite's is {label_of[(s, c)]}")
+        if int(label_of[(s, c)]) != label[(s, c)]:
+            raise ValueError(f"{exported} line {line}: {s}/{c} has label {label[(s, c)]}, the composite's is "
+                             f"{label_of[(s, c)]}")
         ours_path[(s, c)] = str((exported.parent / p).resolve())
     released["path"] = [str(Path(p).resolve()) for p in released["path"]]
     subset = released[[k in ours_path for k in key]].reset_index(drop=True)

@@ -25,9 +25,10 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
     """Concatenate finished honest runs over disjoint clips into ``out``; returns the metrics.json content.
 
     Raises:
-        ValueError: fewer than two runs, an oracle-epoch run, a partial (``max_folds``) or null run
-            (:func:`icegan.report.refuse_partial_or_null`), runs of two protocols, runs of two label sets
-            (``data.labels``), a clip in two runs, or an ``out`` that holds a LOSO run or other files.
+        ValueError: fewer than two runs, a merge (``merged.json``: its runs are to be given), an oracle-epoch run, a
+            partial (``max_folds``) or null run (:func:`icegan.report.refuse_partial_or_null`), runs of two protocols,
+            runs of two label sets (``data.labels``), a clip in two runs, or an ``out`` that holds a LOSO run or other
+            files.
         icegan.ensemble.EnsembleError: a run that is missing or unfinished.
     """
     from icegan.ensemble import read_finished_run
@@ -38,6 +39,9 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict:
         raise ValueError("give at least two finished runs to merge")
     headers, preds = zip(*(read_finished_run(d) for d in run_dirs))
     for d, h in zip(run_dirs, headers):
+        if "merged_from" in h:          # merged.json: no protocol of its own; merging it again would nest merges
+            raise ValueError(f"{d} is a merge (merged.json) of {', '.join(map(str, h['merged_from']))}: give the runs "
+                             f"it merged")
         if h.get("oracle_epoch"):
             raise ValueError(f"{d}: an oracle-epoch run; merging it would not be honest")
         refuse_partial_or_null(d, "merge_runs.py")

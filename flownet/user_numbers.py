@@ -18,8 +18,9 @@ import math
 import re
 from typing import Callable, Optional
 
-__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "derived_seed", "is_ascii_digits", "read_int",
-           "read_number", "integer", "number", "read_frame_number", "check_non_negative"]
+__all__ = ["INTEGER_TEXT", "NUMBER_TEXT", "WHOLE_NUMBER_TEXT", "SEED_MAX", "derived_seed", "is_ascii_digits",
+           "whole_number_digits", "read_int", "read_number", "integer", "number", "read_frame_number",
+           "check_non_negative"]
 
 #: the largest seed: numpy's legacy RandomState and scikit-learn's random_state take seeds in [0, 2**32 - 1], numpy's
 #: SeedSequence no negative one
@@ -48,9 +49,20 @@ WHOLE_NUMBER_TEXT = re.compile(r"([0-9]+)(?:\.0+)?")
 def is_ascii_digits(text: str) -> bool:
     """Whether ``text`` is one or more ASCII digits 0-9 and nothing else: no sign, blank, fraction or ``_``; not
     ``''``, nor a digit ``str.isdigit()`` / ``str.isdecimal()`` pass that ``int()`` refuses (``²``) or reads (``٣``,
-    fullwidth ``３``). The rule of a class id in a CSV cell (:mod:`icegan.data.feature_table`), an index in a config
-    override's key (``runs.0.seed``, :mod:`icegan.config`) and a class id of :func:`icegan.gan.pairs.class_id`."""
+    fullwidth ``３``). The rule of an index in a config override's key (``runs.0.seed``, :mod:`icegan.config`), a
+    class id of :func:`icegan.gan.pairs.class_id` and of ``icegan gan generate --class``; a class id in a CSV cell
+    may also carry a zero fraction (``2.0``: :func:`whole_number_digits`)."""
     return text.isascii() and text.isdecimal()
+
+
+def whole_number_digits(text: str) -> Optional[str]:
+    """The digits of a whole number written in a (stripped) sheet or CSV cell: ASCII digits, optionally with a zero
+    fraction as a spreadsheet or pandas writes whole numbers in a column of floats (``"6"`` and ``"6.0"`` → ``"6"``,
+    leading zeros kept: ``"006"``); None for anything else (``6.5``, ``1.``, ``-1``, ``٣``, ``''``, blanks). The rule
+    (:data:`WHOLE_NUMBER_TEXT`) of a class id in a feature table's label cell (:mod:`icegan.data.feature_table`), a
+    subject number of a coding sheet (:mod:`icegan.data.sheets`) and a frame number (:func:`read_frame_number`)."""
+    m = WHOLE_NUMBER_TEXT.fullmatch(text)
+    return m.group(1) if m else None
 
 
 def read_int(text: str) -> int:
@@ -144,11 +156,11 @@ def read_frame_number(cell) -> int:
             ``int()`` converts (``sys.get_int_max_str_digits()``, its first 20 characters shown), naming the cell.
     """
     t = str(cell).strip()
-    m = WHOLE_NUMBER_TEXT.fullmatch(t)
-    if m is None:
+    digits = whole_number_digits(t)
+    if digits is None:
         raise ValueError(f"{str(cell)!r} is not a frame number")
     try:            # the digits themselves: through float() they lost precision past 2**53 and overflowed
-        return int(m.group(1))
+        return int(digits)
     except ValueError:          # more digits than int() converts
         raise ValueError(f"{t[:20] + '...'!r} ({len(t)} characters) is not a frame number") from None
 

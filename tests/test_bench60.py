@@ -94,21 +94,19 @@ def test_shared_errors_refuses_partial_null_and_disagreeing_runs(tmp_path, capsy
 
 # ------------------------------------------------------------------ 3. decision_rule_bound.py
 
-def test_decision_rule_bound_refuses_partial_and_null_runs(tmp_path, monkeypatch, capsys):
+def test_decision_rule_bound_refuses_partial_and_null_runs(tmp_path, capsys):
     """A max_folds run and a null run went into the 'mean of N' row."""
     bench = load_bench("decision_rule_bound")
     subjects = ["casme2/sub01", "casme2/sub01", "casme2/sub02", "casme2/sub02", "casme2/sub03", "casme2/sub03"]
     whole = _run(tmp_path / "whole", subjects, [0, 1, 2, 0, 1, 2], protocol="CDE", dataset=None)
-    monkeypatch.setattr(sys, "argv", ["decision_rule_bound.py", str(whole)])
-    bench.main()
+    assert bench.main([str(whole)]) == 0
     assert "| mean of 1 |" in capsys.readouterr().out
     part = _run(tmp_path / "part", subjects, [0, 1, 2, 0, 1, 2], protocol="CDE", dataset=None, folds_total=68)
     null = _run(tmp_path / "null", subjects, [0, 1, 2, 0, 1, 2], protocol="CDE", dataset=None, permute=0)
-    for bad, what in ((part, r"is a partial run \[PARTIAL: 3 of 68 folds\]"), (null, "is a null run")):
-        monkeypatch.setattr(sys, "argv", ["decision_rule_bound.py", str(whole), str(bad)])
-        with pytest.raises(SystemExit, match=rf"decision_rule_bound.py: error: {bad} {what}"):
-            bench.main()
-        assert "mean of" not in capsys.readouterr().out
+    for bad, what in ((part, "is a partial run [PARTIAL: 3 of 68 folds]"), (null, "is a null run")):
+        assert bench.main([str(whole), str(bad)]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f"decision_rule_bound.py: error: {bad} {what}") and "mean of" not in captured.out
 
 
 # ------------------------------------------------------------------ 4. epoch_curve.py
@@ -177,3 +175,120 @@ def test_learning_curve_names_a_missing_run_and_says_one_share_has_no_fit(tmp_pa
     pts, fits = mod.summarize(df, 0.75)
     text = mod.markdown(pts, fits, 0.75)
     assert text.count("one share: no fit") == 2 and "never (slope <= 0)" not in text, text
+
+
+# ------------------------------------------------------------------ review of the above (rbench60)
+
+def test_map_tables_names_a_label_cell_that_is_no_megc2019_class_id(tmp_path, monkeypatch, capsys):
+    """A features.csv with an empty label (a clip without a MEGC2019 class, as ``icegan features`` writes it) or a
+    class name of another label set said only 'map_tables.py: error: cannot convert float NaN to integer' (or
+    "invalid literal for int()"): now the file, line and clip, and the table to give."""
+    import icegan.data.features as features
+    mod = load_bench("map_tables")
+    (tmp_path / "maps").mkdir()
+    for i in range(2):
+        np.save(tmp_path / "maps" / f"m{i}.npy", np.zeros((3, 28, 28), np.float32))
+    composite = pd.DataFrame({"dataset": ["casme2"] * 2, "subject": ["casme2/sub01"] * 2,
+                              "clip": ["EP02_01f", "EP03_02"], "label": [1, 0], "path": ["a.png", "b.png"]})
+    monkeypatch.setattr(features, "read_megc2019_table", lambda root, datasets: composite.copy())
+    table = tmp_path / "features.csv"
+    for cell, said in (("", "has no label"), ("happiness", "has label 'happiness'")):
+        table.write_text("dataset,subject,clip,label,path\ncasme2,casme2/sub01,EP02_01f,1,maps/m0.npy\n"
+                         f"casme2,casme2/sub01,EP03_02,{cell},maps/m1.npy\n")
+        with pytest.raises(ValueError, match=rf"{table} line 3: casme2/sub01/EP03_02 {said}, not a MEGC2019 class id "
+                                             r"0\.\.2.*data\.labels=megc2019.*features_labelled\.csv"):
+            mod.map_tables(table, tmp_path)
+        assert mod.main([str(table), "--subset", str(tmp_path / "o.csv"), "--megc-root", str(tmp_path)]) == 2
+        err = one_line_error(capsys, str(table), "line 3", "EP03_02", "features_labelled.csv")
+        assert "convert" not in err and "int()" not in err
+    # a label column pandas reads as floats (a blank cell elsewhere is refused above; 1.0 itself is the id 1)
+    table.write_text("dataset,subject,clip,label,path\ncasme2,casme2/sub01,EP02_01f,1.0,maps/m0.npy\n"
+                     "casme2,casme2/sub01,EP03_02,0,maps/m1.npy\n")
+    subset, _ = mod.map_tables(table, tmp_path)
+    assert subset["clip"].tolist() == ["EP02_01f", "EP03_02"]
+
+
+def test_learning_curve_refuses_null_and_partial_runs_by_their_records(tmp_path, capsys):
+    """Null runs (data.permute_labels >= 0) made a learning curve like any other, without a NULL label; a partial
+    run was told by the config's max_folds alone. Both are refused as the other bench scripts refuse them
+    (icegan.report.refuse_partial_or_null: the config's permute_labels, run.json's folds_total)."""
+    mod = load_bench("learning_curve")
+    subjects = [f"smic/s{k}" for k in range(1, 7)]
+
+    def point(name, fraction, permute=-1, folds_total=0):
+        d = _run(tmp_path / name, subjects, [0, 1, 2, 0, 1, 2], permute=permute, folds_total=folds_total)
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        cfg["data"]["train_subject_fraction"] = fraction
+        cfg.update(dataset="smic", protocol="SDE")
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (d / "metrics.json").write_text(json.dumps({"overall": {"UF1": 0.33, "UAR": 0.33}}))
+        return d
+    real = [point("r0", 0.5), point("r1", 1.0)]
+    assert len(mod.read_runs(real)) == 2
+    null = [point("n0", 0.5, permute=0), point("n1", 1.0, permute=0)]
+    for runs in (null, [real[0], null[1]]):
+        bad = next(r for r in runs if r in null)
+        with pytest.raises(ValueError, match=rf"{bad} is a null run \(data.permute_labels >= 0"):
+            mod.read_runs(runs)
+        assert mod.main([str(r) for r in runs] + ["--plot", str(tmp_path / "p.png")]) == 2
+        assert one_line_error(capsys, str(bad), "null run").startswith("learning_curve.py: error: ")
+    part = point("p", 1.0, folds_total=12)            # run.json: 6 of 12 folds
+    with pytest.raises(ValueError, match=rf"{part} is a partial run \[PARTIAL: 6 of 12 folds\]"):
+        mod.read_runs([real[0], part])
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_decision_rule_bound_says_a_slip_on_stderr_and_exits_2():
+    """decision_rule_bound.py exited 1 (SystemExit with the message) where the other bench scripts exit 2."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        s = ["casme2/sub01", "casme2/sub01", "casme2/sub02", "casme2/sub02"]
+        whole = _run(Path(tmp) / "whole", s, [0, 1, 2, 0], protocol="CDE", dataset=None)
+        null = _run(Path(tmp) / "null", s, [0, 1, 2, 0], protocol="CDE", dataset=None, permute=0)
+        empty = Path(tmp) / "empty"
+        empty.mkdir()
+        for runs, said in (([whole, null], f"{null} is a null run"),
+                           ([whole, empty], f"{empty / 'predictions.csv'}: not found")):
+            r = subprocess.run([sys.executable, str(ROOT / "bench" / "decision_rule_bound.py"), *map(str, runs)],
+                               capture_output=True, text=True, cwd=ROOT)
+            assert r.returncode == 2, r.stderr
+            assert r.stderr.startswith(f"decision_rule_bound.py: error: {said}") and "Traceback" not in r.stderr
+            assert r.stdout == ""                     # no table begun before the refusal
+
+
+def test_epoch_curve_plot_of_a_max_folds_run_is_tagged_partial(monkeypatch, tmp_path, capsys):
+    """The printed lines of a max_folds curve said PARTIAL, its plot's title and axis did not."""
+    import matplotlib.figure
+
+    import icegan.recognition as recognition
+    bench = load_bench("epoch_curve")
+    monkeypatch.setattr(recognition, "fit_predict_folds", lambda cfg, x, y, subjects, folds, **kw: [
+        np.stack([np.eye(3)[y.numpy()[f.test_idx]]] * 2) for f in folds])
+    seen = {}
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kw: seen.update(
+        title=fig.axes[0].get_title(), ylabel=fig.axes[0].get_ylabel()))
+    argv = ["epoch_curve", "--config", str(ROOT / "configs" / "demo_features.yaml"), "--threads", "1",
+            "--plot", str(tmp_path / "c.png"), "model.epochs=2", "model.eval_every=1"]
+    monkeypatch.setattr(sys, "argv", argv + ["max_folds=2"])
+    bench.main()
+    assert "[PARTIAL: 2 of 8 folds]" in seen["title"] and "not a LOSO result" in seen["ylabel"], seen
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    assert "PARTIAL" not in seen["title"] + seen["ylabel"] and seen["ylabel"] == "pooled LOSO UF1"
+
+
+def test_merge_runs_names_a_merge_given_as_a_run(tmp_path, capsys):
+    """A merged.json folder given to merge again said '... is a run of protocol None'."""
+    mod = load_bench("merge_runs")
+    smic = _run(tmp_path / "smic", SMIC, [0, 1, 2, 0])
+    samm = _run(tmp_path / "samm", SAMM, [0, 1, 2], dataset="samm")
+    casme2 = _run(tmp_path / "casme2", ["casme2/sub01", "casme2/sub02"], [0, 1], dataset="casme2")
+    merged = tmp_path / "merged"
+    mod.merge_runs([smic, samm], merged)
+    for runs in ([merged, casme2], [casme2, merged]):
+        with pytest.raises(ValueError, match=rf"{merged} is a merge \(merged.json\) of {smic}, {samm}: give the "
+                                             r"runs it merged"):
+            mod.merge_runs(runs, tmp_path / "again")
+        assert mod.main([str(r) for r in runs] + ["--out", str(tmp_path / "again")]) == 2
+        assert "protocol None" not in one_line_error(capsys, str(merged), "a merge")

@@ -5,7 +5,6 @@ the other folds and refuses an HDE run, whose other folds hold no clip of the he
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -142,7 +141,7 @@ def test_dataset_prior_curve_refuses_a_fold_that_holds_its_dataset_out_whole():
         scores, y, dataset, np.array(["a", "b", "c", "d", "e", "f"]))
 
 
-def test_decision_rule_bound_script_names_the_hde_run(tmp_path, monkeypatch, capsys):
+def test_decision_rule_bound_script_names_the_hde_run(tmp_path, capsys):
     bench = load_bench("decision_rule_bound")
     run = tmp_path / "hde"
     run.mkdir()
@@ -151,10 +150,9 @@ def test_decision_rule_bound_script_names_the_hde_run(tmp_path, monkeypatch, cap
                   "y_true": [0, 1, 2, 0], "y_pred": [0, 1, 2, 0], "score_negative": [0.5, 0.2, 0.1, 0.6],
                   "score_positive": [0.3, 0.6, 0.1, 0.2], "score_surprise": [0.2, 0.2, 0.8, 0.2]}
                  ).to_csv(run / "predictions.csv", index=False)
-    monkeypatch.setattr(sys, "argv", ["decision_rule_bound.py", str(run)])
-    with pytest.raises(SystemExit) as exc:
-        bench.main()
-    assert str(run / "predictions.csv") in str(exc.value) and "HDE" in str(exc.value)
+    assert bench.main([str(run)]) == 2              # one line on stderr, exit 2, as the other bench scripts
+    err = capsys.readouterr().err
+    assert err.startswith(f"decision_rule_bound.py: error: {run / 'predictions.csv'}: ") and "HDE" in err
 
 
 # --- a resumed LOSO says what it keeps --------------------------------------------------------------------------------

@@ -162,3 +162,50 @@ def test_columns_that_are_no_label_stay_quiet(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="icegan.data.feature_table"):
         assert read_feature_table(csv, labelled=False)["label"].tolist() == [-1]
     assert "looks like the labels" not in caplog.text
+
+
+# ------------------------------------------------------------------ review of the above (rbench60)
+
+def test_a_predictions_file_given_as_the_table_is_named_as_one(tmp_path, caplog):
+    """A predictions.csv of icegan predict / loso (y_true, y_pred, score_*; no path) given as the table was told to
+    rename y_true to 'label', which would not make it a feature table: it is named a predictions file, with the
+    features.csv of `icegan features` to give; y_true is taken as the labels' column only beside a path column."""
+    csv = tmp_path / "predictions.csv"
+    csv.write_text("fold,dataset,subject,clip,y_true,y_pred,score_negative,score_positive,score_surprise\n"
+                   "0,casme2,casme2/sub01,EP02_01f,1,1,0.1,0.8,0.1\n")
+    for labelled in (False, True):
+        with caplog.at_level(logging.WARNING, logger="icegan.data.feature_table"):
+            with pytest.raises(ValueError) as info:
+                read_feature_table(csv, labelled=labelled)
+        msg = str(info.value)
+        assert msg.startswith(f"{csv}: missing column(s)") and "rename" not in msg, msg
+        assert "a predictions file of `icegan predict` / `icegan loso`" in msg
+        assert "give the features.csv that `icegan features` writes" in msg
+        assert "looks like the labels" not in caplog.text
+
+
+@pytest.mark.parametrize("name, members, kind", [
+    ("clips.ods", {"mimetype": "application/vnd.oasis.opendocument.spreadsheet", "content.xml": "<c/>"},
+     "an OpenDocument spreadsheet (.ods)"),
+    ("clips.numbers", {"Index/Document.iwa": "x", "Metadata/Properties.plist": "x"},
+     "an Apple Numbers spreadsheet (.numbers)")])
+def test_an_ods_or_numbers_spreadsheet_is_told_to_be_saved_as_csv(tmp_path, name, members, kind):
+    """An .ods / .numbers spreadsheet (a zip) was told to be unzipped: it is a spreadsheet, to save as CSV."""
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as z:
+        for member, text in members.items():
+            z.writestr(member, text)
+    with pytest.raises(ValueError) as info:
+        read_csv_cells(path)
+    msg = str(info.value)
+    assert msg == f"{path}: {kind}, not a CSV table: save the sheet as CSV (comma-separated values) and give that file"
+    assert "unzipped" not in msg and "archive" not in msg
+
+
+def test_one_rule_reads_a_whole_number_in_a_label_cell_and_a_coding_sheet():
+    """feature_table._id_text and sheets._whole_number_text were two copies of one rule: one public helper now."""
+    from flownet.user_numbers import whole_number_digits
+    from icegan.data.sheets import _samm_subject
+    texts = ("6", "6.0", "06.00", "6.5", "", "٣", "-1", "1.", " 6")
+    assert [whole_number_digits(t) for t in texts] == ["6", "6", "06", None, None, None, None, None, None]
+    assert _samm_subject("6.0") == "006" and parse_class_label("1.00", "t.csv, line 2") == 1

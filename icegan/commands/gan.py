@@ -374,8 +374,9 @@ def _check_out_not_onset(out: Path, onsets: list[str]) -> None:
 
 def _class_of(text: str, classes: tuple[str, ...], checkpoint: str) -> int:
     """The id of ``--class`` among the generator's ``classes``: a name (any case) or an id 0..K-1 in ASCII digits
-    (:func:`flownet.user_numbers.is_ascii_digits`, the rule of a class id in a feature table and of
-    :func:`icegan.gan.pairs.class_id`: no sign, not ``²`` or ``٣``); blanks around it are ignored.
+    (:func:`flownet.user_numbers.is_ascii_digits`, the rule of :func:`icegan.gan.pairs.class_id`: no sign, not ``²``
+    or ``٣``, and, unlike a feature table's label cell (:func:`flownet.user_numbers.whole_number_digits`), no zero
+    fraction: ``2.0`` is refused, as typed on a command line); blanks around it are ignored.
 
     Raises:
         ValueError: neither (names the checkpoint and its classes).

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 from flownet.io import not_utf8_csv
 from flownet.paths import expand_home
-from flownet.user_numbers import WHOLE_NUMBER_TEXT
+from flownet.user_numbers import whole_number_digits
 from icegan.data.features import FeatureSet, dataset_name, keep_datasets, validate_samples
 from icegan.labels import LABEL_SETS, get_label_set
 
@@ -79,7 +79,8 @@ CLASS_NAMES = {"negative": 0, "positive": 1, "surprise": 2}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 #: column names (lower-cased) that a table without a ``label`` column may have meant as its labels (besides those
 #: :func:`icegan.data.clip_list.meant_column` takes for ``label``: ``lable``, ``class_name``); ``y_true`` is the
-#: label column of ``icegan predict``'s output
+#: label column of ``icegan predict``'s output, taken as meant only in a table with a ``path`` column (a predictions
+#: file has none: :func:`_is_predictions_file`)
 LABEL_LIKE_COLUMNS = ("emotion", "emotions", "class", "classes", "expression", "labels", "category",
                       "estimated emotion", "objective class", "y_true")
 #: how far outside [0, 1] a map's value may lie (float rounding) and be clipped to it under data.normalize=none
@@ -98,8 +99,8 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     Raises:
         ValueError: the file is empty (0 bytes or only blank space) or not a readable CSV table (a row with more
             fields than the header, bad encoding, an Excel workbook, an icegan model file (given for the table) or
-            another zip archive, a header separated by tabs or semicolons, as spreadsheets may save); the message
-            names the file.
+            another zip archive, an OpenDocument (.ods) or Apple Numbers spreadsheet, a header separated by tabs or
+            semicolons, as spreadsheets may save); the message names the file.
     """
     with open(csv, "rb") as f:
         head = f.read(4)
@@ -139,14 +140,19 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     return raw
 
 
-#: what to do with an Excel workbook given for a CSV table
-_WORKBOOK = "an Excel workbook, not a CSV table: save the sheet as CSV (comma-separated values) and give that file"
+def _spreadsheet(kind: str) -> str:
+    """What to do with the spreadsheet file of ``kind`` (``"an Excel workbook"``) given for a CSV table."""
+    return f"{kind}, not a CSV table: save the sheet as CSV (comma-separated values) and give that file"
+
+
+_WORKBOOK = _spreadsheet("an Excel workbook")
 
 
 def _zip_kind(path: Path) -> str:
-    """What the zip file ``path`` given for a CSV table is, and what to give instead: an Excel workbook (.xlsx: it
-    holds ``xl/``), an icegan model file (:func:`icegan.saved_recognizer.is_model_file`: a torch file, e.g. the
-    ``--model`` given as ``--table`` too), or another zip archive."""
+    """What the zip file ``path`` given for a CSV table is, and what to give instead: a spreadsheet to save as CSV
+    (an Excel workbook, .xlsx: it holds ``xl/``; an OpenDocument spreadsheet, .ods: ``mimetype`` and ``content.xml``;
+    an Apple Numbers one, .numbers: ``Index/``), an icegan model file (:func:`icegan.saved_recognizer.is_model_file`:
+    a torch file, e.g. the ``--model`` given as ``--table`` too), or another zip archive."""
     import zipfile
     try:
         with zipfile.ZipFile(path) as z:
@@ -155,6 +161,10 @@ def _zip_kind(path: Path) -> str:
         names = []
     if any(n.startswith("xl/") for n in names):
         return _WORKBOOK
+    if "mimetype" in names and "content.xml" in names:
+        return _spreadsheet("an OpenDocument spreadsheet (.ods)")
+    if any(n.startswith("Index/") for n in names):
+        return _spreadsheet("an Apple Numbers spreadsheet (.numbers)")
     from icegan.saved_recognizer import is_model_file           # imports torch: only for a zip
     if is_model_file(path):
         return ("an icegan model file (written by `icegan fit`; icegan predict takes it as --model), not a CSV table: "
@@ -176,8 +186,8 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
                       model_labels: bool = False) -> Optional[int]:
     """A class written in a CSV cell: a name of the label set ``labels`` (:mod:`icegan.labels`; MEGC2019:
     ``negative``, ``positive``, ``surprise``; any case) or an id 0..K-1 (ASCII digits, optionally with a zero
-    fraction as pandas writes a column holding a blank cell: ``2.0``; :func:`_id_text`) → the id; an empty cell →
-    None when ``allow_empty``.
+    fraction as pandas writes a column holding a blank cell: ``2.0``;
+    :func:`~flownet.user_numbers.whole_number_digits`) → the id; an empty cell → None when ``allow_empty``.
 
     ``suggest_labels``: name the ``data.labels`` setting that reads a label of another set (False where no such
     setting applies: a clip list's labels are MEGC2019 classes). ``dataset``: the row's dataset, when known; a set of
@@ -198,7 +208,7 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
         ls = get_label_set(labels)
         if label.lower() in ls.classes:
             return ls.classes.index(label.lower())
-        digits = _id_text(label)
+        digits = whole_number_digits(label)
         if digits is not None and int(digits) < ls.n_classes:
             return int(digits)
         other = [n for n, o in LABEL_SETS.items() if n != labels and label.lower() in o.classes
@@ -212,7 +222,7 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
                          f"0..{ls.n_classes - 1} nor one of {list(ls.classes)} (data.labels={labels}){hint}")
     if label.lower() in CLASS_NAMES:
         return CLASS_NAMES[label.lower()]
-    digits = _id_text(label)
+    digits = whole_number_digits(label)
     if digits in ("0", "1", "2"):
         return int(digits)
     names = sorted(CLASS_NAMES, key=CLASS_NAMES.get)
@@ -231,14 +241,6 @@ def parse_class_label(text: str, where: str, allow_empty: bool = False, labels: 
                          f"; or, {label!r} being a class of {other.title}, set data.labels={name} for a table of those")
     raise ValueError(f"{where}: label {text!r} is neither {'empty, ' if allow_empty else ''}a class id 0..2 nor one "
                      f"of {names}{hint}")
-
-
-def _id_text(text: str) -> Optional[str]:
-    """The digits of a class id written in a (stripped) label cell: ASCII digits, optionally with a zero fraction as
-    pandas writes a column of ids holding a blank cell (``2.0``; the rule of a clip list's frame numbers,
-    :data:`flownet.user_numbers.WHOLE_NUMBER_TEXT`); None for anything else (a name, ``2.5``, ``''``)."""
-    m = WHOLE_NUMBER_TEXT.fullmatch(text)
-    return m.group(1) if m else None
 
 
 def _use_labels(name: str, model_labels: bool) -> str:
@@ -270,10 +272,10 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
         datasets: keep only these datasets; None keeps all.
         labelled: True (training, LOSO): every row needs a label, and under a label set of one dataset's classes
             every row is of that dataset. False (``icegan predict`` on new clips): the label column may be left out
-            (a warning, logging, names a column headed like one, e.g. ``emotion``, ``class``, ``y_true``, or a near
-            misspelling such as ``lable``: the label column is ``label``) and a label cell left empty; such clips get
-            the label -1 (unknown); a row of another dataset than such a set's is read when its label is the name of
-            one of the set's classes (:func:`_cross_dataset_label`).
+            (a warning, logging, names a column headed like one, e.g. ``emotion``, ``class``, ``y_true`` beside a
+            ``path`` column, or a near misspelling such as ``lable``: the label column is ``label``) and a label cell
+            left empty; such clips get the label -1 (unknown); a row of another dataset than such a set's is read
+            when its label is the name of one of the set's classes (:func:`_cross_dataset_label`).
         labels: the label set of the label column (:mod:`icegan.labels`; :func:`parse_class_label`); with
             ``labelled`` False, a model's (``icegan predict``): a label of another set is then refused, with a hint
             to score the table with a model of that set (``icegan fit ... data.labels=NAME``) where that set may
@@ -291,7 +293,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
 
     Raises:
         FileNotFoundError: the CSV is missing.
-        ValueError: a missing column (a label-like column's name is said), an empty cell, an unusable dataset
+        ValueError: a missing column (a label-like column's name is said; a predictions file of ``icegan predict``
+            / ``icegan loso`` is named as one, with the table to give), an empty cell, an unusable dataset
             name, a subject prefixed with another dataset, a label that is neither 0..2 nor a class name, a
             duplicated clip, a requested dataset the table does not hold, a labelled row of another dataset than
             the label set's (``samm_5``: SAMM clips; with ``labelled`` False, only one whose label is no class name
@@ -306,7 +309,8 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     like = None
     if "label" not in raw.columns:
         from icegan.data.clip_list import meant_column      # clip_list imports this module
-        like = next((c for c in raw.columns if c in LABEL_LIKE_COLUMNS or meant_column(c) == "label"), None)
+        like = next((c for c in raw.columns if (c in LABEL_LIKE_COLUMNS and (c != "y_true" or "path" in raw.columns))
+                     or meant_column(c) == "label"), None)
     like = "" if like is None else (f"its column '{like}' looks like the labels, but the label column is 'label': "
                                     f"rename it 'label'")
     if not labelled and "label" not in raw.columns:
@@ -330,6 +334,9 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
             hint = (f" This is the MEGC2019 release's list of the composite (sub, filename_o): icegan loso and icegan "
                     f"fit read it with data.source=megc2019_htnet {root}; a feature table lists "
                     f"its maps, e.g. path flow_uvos_28/<sub>_<filename_o> .png (the release's space before .png).")
+        elif _is_predictions_file(raw.columns):
+            hint = (" This is a predictions file of `icegan predict` / `icegan loso` (y_pred, score_* columns, no "
+                    "path to the maps): give the features.csv that `icegan features` writes, the maps of the clips.")
         elif like:
             hint = f" {like[0].upper()}{like[1:]}."
         label = "label (optional here), " if not labelled else "label, "
@@ -386,7 +393,7 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
                                  f"{', '.join(ls.datasets)} clips only; keep those with data.datasets="
                                  f"[{', '.join(ls.datasets)}] or use the label set of its dataset{own}")
         else:
-            if unrecorded and _id_text(r["label"].strip()) is not None:
+            if unrecorded and whole_number_digits(r["label"].strip()) is not None:
                 raise _unrecorded_id(where, r["label"], csv, labels)
             label = parse_class_label(r["label"], where, allow_empty=not labelled, labels=labels, dataset=ds,
                                       model_labels=not labelled)
@@ -404,6 +411,13 @@ def read_feature_table(csv: str | Path, datasets: Optional[Iterable[str]] = None
     return validate_samples(table, ls.n_classes, source=str(csv), unlabelled=not labelled)
 
 
+def _is_predictions_file(columns: Iterable[str]) -> bool:
+    """Whether a table of the (lower-cased) ``columns`` is a ``predictions.csv`` of ``icegan predict`` / ``icegan
+    loso`` (a ``y_pred`` or ``score_*`` column and no ``path``), not a feature table."""
+    columns = list(columns)
+    return "path" not in columns and any(c == "y_pred" or c.startswith("score_") for c in columns)
+
+
 def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: str) -> int:
     """The id of the label ``text`` of a row of ``dataset``, a dataset outside ``label_set.datasets``, scored by
     ``icegan predict`` (a cross-dataset test): the label must name one of the set's classes (any case). An id is not
@@ -417,7 +431,7 @@ def _cross_dataset_label(text: str, where: str, dataset: str, label_set, own: st
     if label.lower() in label_set.classes:
         return label_set.classes.index(label.lower())
     why = ("an id is not read in a row of another dataset (it may be an id of its own dataset's classes): write the "
-           "class name" if _id_text(label) is not None else "no class of those")
+           "class name" if whole_number_digits(label) is not None else "no class of those")
     spelt = _respelt(label, label_set)
     spelt = f" ({label_set.name}'s class is written {spelt!r})" if spelt else ""
     raise ValueError(f"{where}: a {dataset} clip labelled {text!r}, read with the classes of {label_set.name} "
@@ -472,10 +486,10 @@ def unrecorded_ids(csv: str | Path) -> bool:
 
 def _ids_and_their_record(cells: pd.Series, provenance: Callable[[], Optional[dict]]) -> tuple[bool, Optional[dict]]:
     """(whether the label cells ``cells`` hold a bare class id, a cell of ASCII digits once stripped, or ``2.0``
-    (:func:`_id_text`); the provenance.json that records their label set: ``provenance()``'s, called only when there
-    is an id, where it is the one ``icegan features`` writes (it has ``flow``), else None) for
-    :func:`_check_exported_label_set` and :func:`unrecorded_ids`."""
-    if not cells.map(lambda c: _id_text(str(c).strip()) is not None).any():
+    (:func:`~flownet.user_numbers.whole_number_digits`); the provenance.json that records their label set:
+    ``provenance()``'s, called only when there is an id, where it is the one ``icegan features`` writes (it has
+    ``flow``), else None) for :func:`_check_exported_label_set` and :func:`unrecorded_ids`."""
+    if not cells.map(lambda c: whole_number_digits(str(c).strip()) is not None).any():
         return False, None
     info = provenance()
     return True, (info if info is not None and "flow" in info else None)

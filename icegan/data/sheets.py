@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from flownet.user_numbers import WHOLE_NUMBER_TEXT, read_frame_number
+from flownet.user_numbers import read_frame_number, whole_number_digits
 
 from .records import apex_after_offset_note
 
@@ -289,18 +289,12 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
     return out
 
 
-def _whole_number_text(s: str) -> Optional[str]:
-    """The digits of ``"6"`` or ``"6.0"`` (a sheet exported to CSV with its numbers as floats), else None."""
-    m = WHOLE_NUMBER_TEXT.fullmatch(s)
-    return m.group(1) if m else None
-
-
 def _numbered_subject(v: Any, prefix: str, width: int, dataset: str) -> str:
     """``'1'``, ``1``, ``'1.0'`` or ``'<prefix>1'`` → ``<prefix>`` + the number zero-padded to ``width`` digits."""
     s = _text(v)
     if s.lower().startswith(prefix):
         s = s[len(prefix):]
-    digits = _whole_number_text(s)
+    digits = whole_number_digits(s)
     if digits is None:
         raise SheetError(f"{dataset} subject {v!r} is not a number")
     return f"{prefix}{int(digits):0{width}d}"
@@ -313,7 +307,7 @@ def _casme2_subject(v: Any) -> str:
 def _samm_subject(v: Any) -> str:
     """``6``, ``'6'``, ``'6.0'`` or ``'006'`` → ``'006'``; other text is kept as written."""
     s = _text(v)
-    digits = _whole_number_text(s)
+    digits = whole_number_digits(s)
     return f"{int(digits):03d}" if digits is not None else s
 
 
