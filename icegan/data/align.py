@@ -31,6 +31,10 @@ Color = Literal["gray", "rgb"]
 RIGHT_EYE = slice(36, 42)  # subject's right eye: left side of the image
 LEFT_EYE = slice(42, 48)
 
+#: Smallest width and height, in frame pixels, of a face's levelled landmark box (:func:`box_matrix`): the smallest
+#: face the HOG detector finds (about 20 px at 2 upsamplings) spans more; a box under it is no face.
+MIN_LANDMARK_BOX = 4.0
+
 
 @dataclass
 class Alignment:
@@ -40,7 +44,10 @@ class Alignment:
         matrix: (2, 3) float64 affine matrix mapping frame pixels (x, y) to crop pixels in a
             ``native`` × ``native`` square (use with ``cv2.warpAffine``).
         native: side of the crop in frame pixels (≥ 16).
-        angle_deg: eye-line rotation removed, degrees (positive: counter-clockwise in the image).
+        angle_deg: the rotation that levels the eye line, degrees, in OpenCV's sign (``cv2.getRotationMatrix2D``:
+            positive turns the image counter-clockwise on screen): the eye line's slope angle in image coordinates
+            (y down), positive when it falls towards the image right (a face tilted clockwise on screen). A frame
+            turned counter-clockwise by t degrees gives an angle_deg t lower.
         landmarks: (68, 2) float32 landmarks in frame pixels the box was built from (refined ones
             when ``refined``).
         refined: whether the second detection inside the first crop succeeded.
@@ -83,11 +90,17 @@ def box_matrix(points: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, int
         ``(matrix (2, 3), native side in pixels, angle in degrees)``.
 
     Raises:
-        ValueError: points not (68, 2) or not finite, or margin < 0.
+        ValueError: points not (68, 2), or holding non-finite values (the message counts them), or spanning less than
+            :data:`MIN_LANDMARK_BOX` px in width or height once levelled (all at one spot or on one line: no face;
+            the message gives the box), or margin < 0.
     """
     pts = np.asarray(points, np.float64)
-    if pts.shape != (68, 2) or not np.isfinite(pts).all():
-        raise ValueError(f"box_matrix: expected finite (68, 2) landmarks, got shape {pts.shape}")
+    if pts.shape != (68, 2):
+        raise ValueError(f"box_matrix: expected (68, 2) landmarks, got shape {pts.shape}")
+    bad = int((~np.isfinite(pts)).sum())
+    if bad:
+        raise ValueError(f"box_matrix: the (68, 2) landmarks hold non-finite values ({bad} of the 136 coordinates are "
+                         f"NaN or infinite): pass the landmarks of a detected face")
     if margin < 0:
         raise ValueError(f"box_matrix: margin must be ≥ 0, got {margin}")
     r_eye, l_eye = pts[RIGHT_EYE].mean(0), pts[LEFT_EYE].mean(0)
@@ -97,6 +110,10 @@ def box_matrix(points: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, int
     rot = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), angle, 1.0)  # levels the eye line
     q = pts @ rot[:, :2].T + rot[:, 2]
     lo, hi = q.min(0), q.max(0)
+    if (hi - lo).min() < MIN_LANDMARK_BOX:
+        raise ValueError(f"box_matrix: the landmark box is {hi[0] - lo[0]:.1f} × {hi[1] - lo[1]:.1f} px (width × "
+                         f"height, eye line levelled), under {MIN_LANDMARK_BOX:g} px: the 68 points are no face (all "
+                         f"at one spot or on one line); pass the landmarks of a detected face")
     side = float((hi - lo).max()) * (1 + 2 * margin)
     native = max(16, int(round(side)))
     mid = (lo + hi) / 2
@@ -121,6 +138,10 @@ def compute_alignment(image: np.ndarray, detector: Detector = "hog", margin: flo
         margin: box margin, see :func:`box_matrix`.
         refine: detect the landmarks again inside the first crop and rebuild the box from them.
         landmarks: (68, 2) landmarks of ``image`` if already detected (skips the first detection).
+
+    Raises:
+        ValueError: landmarks that are no face (non-finite, or a box of a few pixels) or a margin < 0
+            (:func:`box_matrix`).
     """
     pts = landmarks if landmarks is not None else detect_landmarks(image, detector)
     if pts is None:

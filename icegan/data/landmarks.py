@@ -18,10 +18,17 @@ Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition'
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """``image`` as dlib takes it: a C-contiguous (H, W) grey or (H, W, 3) RGB uint8 array.
+
+    Raises:
+        ValueError: another dtype, or another shape (RGBA, (H, W, 1), (H, W, 2): dlib would stop with a RuntimeError
+            naming no shape); the message names the dtype or shape.
+    """
     if image.dtype != np.uint8:
         raise ValueError(f"landmark detection needs a uint8 image, got {image.dtype}")
-    if image.ndim not in (2, 3):
-        raise ValueError(f"landmark detection needs an (H, W) or (H, W, 3) image, got shape {image.shape}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"landmark detection needs an (H, W) or (H, W, 3) image, got shape {image.shape} (convert "
+                         f"RGBA or single-channel (H, W, 1) images to RGB or (H, W) grey first)")
     return np.ascontiguousarray(image)
 
 

@@ -910,7 +910,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                 if not settings["neighbours"]:
                     lm[0], lm[3] = by_frame[rec.onset], by_frame[rec.apex]
             out.update(align_frame=align_frame, align_angle_deg=round(align.angle_deg, 3),
-                       crop_native=align.native, affine=" ".join(f"{v:.6g}" for v in align.matrix.ravel()))
+                       crop_native=align.native, affine=" ".join(repr(float(v)) for v in align.matrix.ravel()))
         else:
             warp = lambda im: resize_cropped(im, size)  # noqa: E731
             out.update(align_frame=None, align_angle_deg=None, crop_native=None, affine="")

@@ -25,7 +25,6 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps
 
 __all__ = ["ROI_POINTS", "align_by_eyes", "face_paths", "files_cache_key", "face_landmarks_megc2019", "roi_centers", "roi_patches",
            "landmark_roi_features"]
@@ -41,13 +40,21 @@ ROI_POINTS: tuple[tuple[int, ...], ...] = (
 
 
 def _read_face(path: Path, clip: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB face, turned by its EXIF orientation as an image viewer and
-    :func:`flownet.frame_io.read_frame` show it."""
+    """(H, W, 3) uint8 RGB face, read by :func:`flownet.frame_io.read_frame` as the preprocessing reads a frame: turned
+    by its EXIF orientation as an image viewer shows it, a 16-bit image kept to its top 8 bits (Pillow's
+    ``convert("RGB")`` clipped every 16-bit value to 255: a white face), a file cut short refused.
+
+    Raises:
+        ValueError: the file cannot be read or decoded, was cut short, or holds 10- or 12-bit data in 16 bits (the
+            message names the clip and :func:`~flownet.frame_io.read_frame`'s reason, which names the file).
+    """
+    import cv2
+
+    from flownet.frame_io import read_frame
     try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
-    except OSError as exc:
-        raise ValueError(f"apex face of clip '{clip}' cannot be read as an image: {path}: {exc}") from None
+        return cv2.cvtColor(read_frame(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    except ValueError as exc:
+        raise ValueError(f"apex face of clip '{clip}' cannot be read as an image: {exc}") from None
 
 
 def face_paths(samples: pd.DataFrame) -> list[Path]:
@@ -69,8 +76,9 @@ def face_paths(samples: pd.DataFrame) -> list[Path]:
 
 
 #: How the apex faces are read, part of every cache key of values computed from them: a cache made by another
-#: reader is not reused. 2: turned by their EXIF orientation (before, a face tagged 5-8 was read sideways).
-FACE_READER_VERSION = 2
+#: reader is not reused. 2: turned by their EXIF orientation (before, a face tagged 5-8 was read sideways). 3: read by
+#: :func:`flownet.frame_io.read_frame` (before, a 16-bit face was read all white; an 8-bit face decodes the same).
+FACE_READER_VERSION = 3
 
 
 def files_cache_key(paths: Sequence[Path]) -> str:
