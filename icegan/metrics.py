@@ -59,7 +59,11 @@ def _check(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> tupl
         raise ValueError("cannot compute metrics on zero samples")
     for name, arr in (("y_true", yt), ("y_pred", yp)):
         if not np.issubdtype(arr.dtype, np.integer):
-            if not np.all(np.equal(np.mod(arr, 1), 0)):
+            try:
+                whole = np.all(np.equal(np.mod(arr, 1), 0))
+            except TypeError:                       # strings, None, ...: no remainder to take
+                whole = False
+            if not whole:
                 raise ValueError(f"{name} must hold integer class ids, got {arr[:5]}...")
         bad = np.flatnonzero((arr < 0) | (arr >= n_classes))
         if len(bad):
@@ -81,7 +85,8 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int
         predicted contributes precision 0 and F1 0.
 
     Raises:
-        ValueError: different lengths, no samples, or a class id outside ``0..n_classes-1``.
+        ValueError: different lengths, no samples, labels that are not integer class ids (strings, fractions) or a
+            class id outside ``0..n_classes-1``.
     """
     from sklearn.metrics import precision_recall_fscore_support
     yt, yp = _check(y_true, y_pred, n_classes)
@@ -154,11 +159,15 @@ def uf1_uar_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``(uf1, uar)``, each of shape ``cm.shape[:-2]``, float64 in [0, 1]; NaN where a matrix is empty.
 
     Raises:
-        ValueError: ``cm`` is not (..., C, C).
+        ValueError: ``cm`` is not (..., C, C), or holds a negative, NaN or infinite count.
     """
     cm = np.asarray(cm, dtype=np.float64)
     if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
         raise ValueError(f"confusion matrices must be (..., C, C), got shape {cm.shape}")
+    bad = ~(np.isfinite(cm) & (cm >= 0))
+    if bad.any():
+        raise ValueError(f"confusion matrices must hold finite non-negative counts, got {cm[bad][0]} at index "
+                         f"{tuple(int(i) for i in np.argwhere(bad)[0])}")
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     n_true = cm.sum(-1)
     n_pred = cm.sum(-2)

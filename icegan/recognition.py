@@ -451,8 +451,10 @@ def predict_models(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool = Tr
         domains: (N,) int64 dataset index of every clip, for a model with per-dataset batch-norm
             statistics (``RecognizerConfig.domain_bn``); None otherwise.
     Raises:
-        ValueError: a negative ``tta_shift_px`` or one that is not below the map size.
+        ValueError: no rows in ``x``, a negative ``tta_shift_px`` or one that is not below the map size.
     """
+    if len(x) == 0:         # callers never score an empty table (feature tables and clip lists refuse to be empty)
+        raise ValueError(f"predict_models needs at least one row of features, got x of shape {tuple(x.shape)}")
     if tta_shift_px < 0 or tta_shift_px >= x.shape[-1]:
         raise ValueError(f"model.tta_shift_px must lie in 0..{x.shape[-1] - 1} pixels, got {tta_shift_px}")
     offsets = [(dy, dx) for dy in range(-tta_shift_px, tta_shift_px + 1) for dx in range(-tta_shift_px, tta_shift_px + 1)]

@@ -46,7 +46,9 @@ class RecognizerConfig:
         lr: AdamW learning rate.
         weight_decay: AdamW decoupled weight decay.
         lr_schedule: ``constant`` or ``cosine`` (to 0 over all steps).
-        dropout: dropout probability of the network.
+        dropout: dropout probability of the network, in [0, 1). STSTNet draws its mask in steps of 1/256 (one byte
+            per element, :func:`icegan.models.recognizers.fast_dropout`) when 256 · dropout is a whole number (0.5,
+            0.25, ...) and uses torch's exact dropout for any other value (slower on a CPU).
         class_weighting: weight the cross-entropy of class c by n / (K · n_c) of the model's
             training samples (also ``class_weight='balanced'`` for logreg).
         subject_weighting: weight every training subject equally: each clip of subject s counts 1 / n_s
@@ -64,7 +66,7 @@ class RecognizerConfig:
             (:data:`SKLEARN_MODELS`) are fitted on the training clips and their mirrors instead.
         shift_px: random translation of each training sample by an integer offset drawn
             uniformly in [-shift_px, shift_px] pixels per axis (of the ``input_size`` maps; border
-            values replicated); 0 disables.
+            values replicated); 0 disables; below ``input_size``.
         rotate_deg: random in-plane rotation of each training map about its centre by an angle drawn uniformly in
             [-rotate_deg, rotate_deg] degrees (bilinear, border values replicated; the map is turned as an image,
             the u/v values are not rotated: :func:`icegan.recognition.warp_features`); 0 disables; at most 15
@@ -118,7 +120,8 @@ class RecognizerConfig:
             the filter and keep all their clips. ``icegan loso`` feature runs with ``ststnet`` or ``offtanet``.
         seeds: ensemble members per fold (probabilities averaged).
         tta_hflip: average the probabilities of the features and of their mirror at test time (every recognizer).
-        tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time.
+        tta_shift_px: if k > 0, also average over every integer translation in [-k, k]² pixels at test time; below
+            ``input_size``.
         inner_val_fraction: fraction of each fold's training subjects held out for early
             stopping (0 = use the final epoch).
         eval_every: epochs between inner-validation checks (and oracle records).
@@ -218,9 +221,10 @@ class RecognizerConfig:
                 verb, it = ("applies", "it") if len(used) == 1 else ("apply", "them")
                 raise ValueError(f"{', '.join(used)} {verb} to the networks (ststnet, offtanet), not to "
                                  f"{self.name}; set {it} to 0")
-        if not 0 <= self.cutout_px < self.input_size:
-            raise ValueError(f"{sec}.cutout_px must lie in 0..{self.input_size - 1} pixels (0 = off), "
-                             f"got {self.cutout_px}")
+        for key in ("cutout_px", "shift_px", "tta_shift_px"):     # sides and shifts of the input_size maps
+            value = getattr(self, key)
+            if not 0 <= value < self.input_size:
+                raise ValueError(f"{sec}.{key} must lie in 0..{self.input_size - 1} pixels (0 = off), got {value}")
         if not 0 <= self.rotate_deg <= 15:
             raise ValueError(f"{sec}.rotate_deg must lie in 0..15 degrees, got {self.rotate_deg}: the maps are turned "
                              "as images and their u, v vectors are not rotated with them, so the flow's direction is "

@@ -356,10 +356,9 @@ def test_train_py_recognizer_fit_errors_name_the_recognizer_section():
 
     from icegan.pipeline import RecognizerSection
     from icegan.recognition import fit_recognizer
-    cfg = RecognizerSection(name="ststnet", epochs=1, shift_px=40)
     x, y = torch.rand(6, 3, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
-    with pytest.raises(ValueError, match=r"^recognizer.shift_px must lie in 0..27 pixels, got 40"):
-        fit_recognizer(cfg, x, y, progress=False)
+    with pytest.raises(ValueError, match=r"^recognizer.shift_px must lie in 0..27 pixels \(0 = off\), got 40"):
+        fit_recognizer(RecognizerSection(name="ststnet", epochs=1, shift_px=40), x, y, progress=False)  # settings
 
 
 def test_a_closed_stdout_ends_the_command_quietly():

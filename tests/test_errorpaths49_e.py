@@ -127,7 +127,6 @@ def test_fast_dropout_of_every_element_gives_zeros():
     x = torch.rand(4, 5) + 1
     out = fast_dropout(x, 1.0, training=True)
     assert torch.equal(out, torch.zeros(4, 5)) and out.dtype == x.dtype
-    assert torch.equal(fast_dropout(x, 0.999, training=True), torch.zeros(4, 5))    # rounds to 256/256
     assert torch.equal(fast_dropout(x, 1.0, training=False), x)
 
 

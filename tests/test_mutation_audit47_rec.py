@@ -288,7 +288,7 @@ def test_train_models_refuses_the_edge_values_of_its_own_checks():
     with pytest.raises(ValueError, match=r"^model 1 has no training samples$"):
         train_models(_plain(epochs=1), x, y, empty, progress=False)
     with pytest.raises(ValueError, match=r"^model\.shift_px must lie in 0\.\.27 pixels, got 28$"):
-        train_models(_plain(epochs=1, shift_px=28), x, y, ones, progress=False)
+        train_models(_plain(epochs=1, input_size=56, shift_px=28), x, y, ones, progress=False)   # 28-pixel maps
     with pytest.raises(ValueError, match=r"^model\.tta_shift_px must lie in 0\.\.27 pixels, got 28$"):
         predict_models(STSTNet(), x, tta_shift_px=28)
 

@@ -346,7 +346,8 @@ def in_range(draw):
     kind = draw(st.sampled_from(["at_least", "positive", "non_negative", "unit"]))
     if kind == "at_least":
         key = draw(st.sampled_from(sorted(_AT_LEAST)))
-        return key, draw(st.integers(_AT_LEAST[key], _AT_LEAST[key] + 10**6))
+        high = 27 if key in ("shift_px", "tta_shift_px") else _AT_LEAST[key] + 10**6   # shifts: below input_size 28
+        return key, draw(st.integers(_AT_LEAST[key], high))
     if kind == "positive":
         return draw(st.sampled_from(_POSITIVE)), draw(st.floats(min_value=0, exclude_min=True, allow_infinity=False))
     if kind == "non_negative":

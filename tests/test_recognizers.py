@@ -580,10 +580,11 @@ def test_fast_dropout_rate_scale_and_eval_identity():
     assert fast_dropout(x, 0.5, False) is x and fast_dropout(x, 0.0, True) is x
 
 
-@pytest.mark.parametrize("p", [0.5, 0.3])
+@pytest.mark.parametrize("p", [0.5, 0.25, 77 / 256, 1 / 256])
 def test_fast_dropout_mask_is_the_byte_draw_scaled(p):
-    """The kept elements are x * 256 / (256 - round(256 p)), the dropped ones 0, exactly, with the keep mask of
-    the byte draws (the value of the former torch.where(keep, scale, 0) expression, whatever the mask's arithmetic)."""
+    """For p on the 1/256 grid (the shipped and recorded 0.5 and 0.25 among them) the kept elements are
+    x * 256 / (256 - 256 p), the dropped ones 0, exactly, with the keep mask of the byte draws (the value of the
+    former torch.where(keep, scale, 0) expression, whatever the mask's arithmetic)."""
     x = torch.randn(3, 5, 7, 11)
     torch.manual_seed(3)
     y = fast_dropout(x, p, True)

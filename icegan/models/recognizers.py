@@ -341,15 +341,19 @@ def conv_maxpool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padd
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout with a byte-resolution keep mask (p rounded to a multiple of 1/256).
+    """Inverted dropout of probability p in [0, 1]: a byte-resolution keep mask when p is a multiple of 1/256.
 
-    ``torch.bernoulli`` draws one random number per element, which is slow on a CPU; here eight
-    mask bytes come from each 64-bit draw of torch's generator (seeded by ``torch.manual_seed``).
-    Kept elements are scaled by 256 / (256 − round(256 p)). Identity when not training or p = 0.
+    ``torch.bernoulli`` draws one random number per element, which is slow on a CPU; for p = m / 256 (m whole: 0.5,
+    0.25, ...) eight mask bytes come from each 64-bit draw of torch's generator (seeded by ``torch.manual_seed``), an
+    element is kept when its byte is >= m, and kept elements are scaled by 256 / (256 − m). Any other p, which the
+    1/256 steps would round (0.001 to 0, 0.999 to 1), takes torch's exact ``F.dropout``. Identity when not training
+    or p = 0.
     """
     if not training or p <= 0:
         return x
-    thr = int(round(256 * p))
+    if not float(256 * p).is_integer():        # off the 1/256 grid (exact: 256 p is p with another exponent)
+        return F.dropout(x, p, training=True)
+    thr = int(256 * p)
     if thr >= 256:
         return torch.zeros_like(x)
     n = x.numel()
