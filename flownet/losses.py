@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .metrics import _bool_mask, flow_magnitude
-from .regularizers import REGULARIZERS, regularizer_loss, stage_weights
+from .regularizers import REGULARIZERS, _flows, regularizer_loss, stage_weights
 
 __all__ = ["sequence_loss", "srflownet_loss", "NO_VALID_PIXEL"]
 
@@ -36,7 +36,8 @@ def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, ga
             on the host once then) (None → all); pixels with |gt| >= max_flow are ignored.
 
     Raises:
-        ValueError: shape mismatch, a valid mask with values other than 0 / 1 (e.g. 0.2), or no valid pixel.
+        ValueError: an empty ``flows`` list, a prediction not (B, 2, H, W), shape mismatch, a valid mask with values
+            other than 0 / 1 (e.g. 0.2), or no valid pixel.
     """
     return _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid=True)[0]
 
@@ -44,7 +45,7 @@ def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, ga
 def _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid):
     """:func:`sequence_loss` and the batch's number of valid flow values (a tensor); ``check_valid=False`` leaves
     the refusal of 0 (a read of the count on the host) to the caller."""
-    flows = [flows] if isinstance(flows, torch.Tensor) else list(flows)
+    flows = _flows(flows)       # a tensor as a list of one; refuses an empty list (the sum over none was float 0.0)
     bad = next((i for i, f in enumerate(flows) if f.shape != gt.shape), None)
     if bad is not None:         # the stage that differs is named (the first one's shape was shown, maybe a good one)
         raise ValueError(f"prediction {bad} of {len(flows)} is {tuple(flows[bad].shape)}, which does not match the "

@@ -115,10 +115,22 @@ def tvr(flows, gamma: float = 0.8, lam: float = 0.05) -> torch.Tensor:
 
 
 def fdr(flows, mask, gamma: float = 0.8, lam: float = 0.05, stride: int = 1) -> torch.Tensor:
-    """FDR, Eq. 11–12 (module docstring). ``mask``: M_bg (B, 1, H, W). Returns a scalar tensor."""
+    """FDR, Eq. 11–12 (module docstring). ``mask``: M_bg (B, 1, H, W). Returns a scalar tensor.
+
+    ``stride``: pixels between the two ends of a forward difference (the differences are divided by it).
+
+    Raises:
+        ValueError: as :func:`_flows` and :func:`_mask`; ``stride`` not in ``[1, min(H, W))`` (0 has no difference,
+            and from min(H, W) on the difference grid is empty, its mean NaN).
+    """
     flows = _flows(flows)
     m = _mask(mask, flows[-1])
     s = int(stride)
+    side = min(flows[-1].shape[-2:])
+    if not 1 <= s < side:
+        raise ValueError(f"fdr: stride must be in [1, {side}) for a {tuple(flows[-1].shape[-2:])} flow "
+                         f"(1 <= stride < min(H, W)), got {stride}; use a stride below the flow's smaller side "
+                         "(a flow of one row or column has no forward difference)")
     mx, my = m[..., :, :-s], m[..., :-s, :]
     total = 0.0
     for w, f in zip(stage_weights(len(flows), gamma), flows):

@@ -28,11 +28,17 @@ _EPS = 1e-6
 def _bce(p: Tensor, target: float) -> Tensor:
     """Binary cross-entropy of probabilities ``p`` (any shape, in [0, 1]) against one target, in float32 outside
     autocast: CUDA autocast refuses ``F.binary_cross_entropy`` on probabilities ("unsafe to autocast"), which
-    stopped ``train.amp`` GAN training at its first step, and a bf16 log near 0 or 1 is coarse anyway."""
+    stopped ``train.amp`` GAN training at its first step, and a bf16 log near 0 or 1 is coarse anyway.
+
+    ``p`` is clamped to [1e-6, 1 - 1e-6] in the forward value only (a straight-through clamp): a length beyond the
+    clamp (D confidently wrong, e.g. a fake read as real 1e-7) gets the gradient of the clamp edge, ±1/1e-6 per
+    element before the mean, where a hard clamp gave 0 and so no signal to G (non-saturating loss) or to D's
+    correction. Inside the clamp the value and gradient are plain ``F.binary_cross_entropy``'s."""
     off = (torch.autocast(device_type=p.device.type, enabled=False)
            if torch.amp.is_autocast_available(p.device.type) else contextlib.nullcontext())   # e.g. the meta device
     with off:
-        p = p.float().clamp(_EPS, 1 - _EPS)
+        p = p.float()
+        p = p + (p.clamp(_EPS, 1 - _EPS) - p).detach()          # p itself inside the clamp (adds an exact 0)
         return F.binary_cross_entropy(p, torch.full_like(p, target))
 
 

@@ -177,8 +177,9 @@ class Generator(nn.Module):
             ``torchvision.ops.SqueezeExcitation`` with a channel reduction of 4.
         residual_output: False (the paper's form): the last deconvolution's tanh is the image.
             True (our addition, not in the paper): the decoder predicts a change of the onset in
-            tanh space, ``apex = tanh(atanh(0.999·onset) + r)``, so a zero decoder output
-            reproduces the onset (micro-expression apexes differ from their onsets by a few grey
+            tanh space, ``apex = tanh(atanh(0.999·onset) + r)``, so a zero decoder output gives
+            ``0.999·onset`` (the 0.999 keeps atanh finite at ±1): the onset to within 0.001, at
+            most 0.13 grey levels (micro-expression apexes differ from their onsets by a few grey
             levels); still in (-1, 1) and differentiable.
         motion_head: False (paper): the decoder outputs the image (or its residual). True (our
             addition, not in the paper): the last deconvolution outputs ``in_channels + 2``
@@ -350,6 +351,6 @@ class Generator(nn.Module):
             flow = torch.einsum("bk,kchw->bchw", onehot, self.motion_prior.to(f.dtype)) + delta
             moved = warp_backward(onset.to(f.dtype), flow, self._grid.to(f.dtype))
             return torch.tanh(torch.atanh(0.999 * moved) + r)
-        if self.residual_output:
+        if self.residual_output:                    # f = 0 gives 0.999·onset, not the onset (class docstring)
             return torch.tanh(torch.atanh(0.999 * onset) + f)
         return f

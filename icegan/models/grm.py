@@ -17,8 +17,9 @@ For one encoder feature map ``f ∈ R^{C×H×W}``:
    the free parameter ``A ∈ R^{C×C}`` is initialised from ``N(0, 1)`` (as in the paper) and used as
    ``Ã = sigmoid((A + Aᵀ)/2)``: symmetric (the paper's graph is undirected) with every edge in
    (0, 1). ``Ã + I`` (self loops) is then symmetrically degree-normalised by DenseGCNConv,
-   ``D^{-1/2}(Ã + I)D^{-1/2}``, whose spectral radius is ≤ 1, so the propagation can neither blow
-   up nor flip sign, however ``A`` drifts during training.
+   ``D^{-1/2}(Ã + I)D^{-1/2}``, whose spectral radius is ≤ 1, so the propagation cannot blow up,
+   however ``A`` drifts during training. It is not positive semi-definite (its smallest eigenvalue is
+   negative: about -0.03 at initialisation for C = 256), so propagation can flip a feature's sign.
 4. ``T⁻¹(·)``: ``M̂`` mixes the channels of the supernode features, ``M̂ f̂ ∈ R^{C×N̂s}``, which are
    scattered back to pixels with the same assignment ``P`` (``(M̂ f̂) P ∈ R^{C×HW}``) and passed
    through a 1×1 convolution; the output is ``g = f + T⁻¹(M̂)``.
