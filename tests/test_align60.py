@@ -112,3 +112,40 @@ def test_the_manifests_affine_rewarps_the_cached_frames_exactly(shared_data, tmp
     al = Alignment(matrix=m, native=int(out["crop_native"]), angle_deg=out["align_angle_deg"],
                    landmarks=np.zeros((68, 2), np.float32), refined=True)
     assert np.array_equal(apply_alignment(_onset_frame(shared_data), al, 128), out["onset_img"])
+
+
+# ------------------------------------------------------------------------------------------------ 6: synthetic faces
+
+def test_a_16_bit_apex_face_is_warped_into_synthetic_clips_as_its_8_bit_copy(tmp_path, monkeypatch):
+    """synthetic_au_features reads an apex face as face_landmarks_megc2019 does (roi._read_face): a 16-bit PNG
+    (grey × 257) gives make_pair the same face as its 8-bit copy, a grey ramp from 0 to 1. Before, Pillow's
+    convert("L") clipped every 16-bit value to 255: an all-white face, and flow features of nothing."""
+    import torch
+
+    import flownet.classical
+    import flownet.data.synthetic_face as sf
+    import icegan.data.roi as roi
+    from icegan.data.features import FeatureSet
+    from icegan.data.synthetic_features import synthetic_au_features
+    g = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))             # 64 × 64, 0 .. 252 left to right
+    cv2.imwrite(str(tmp_path / "face8.png"), g)
+    cv2.imwrite(str(tmp_path / "face16.png"), g.astype(np.uint16) * 257)
+    rows = [{"dataset": "samm", "subject": "samm/006", "clip": f"006_1_{k}", "label": 0,
+             "face_path": str(tmp_path / f"face{bits}.png")} for k, bits in enumerate((8, 16))]
+    faces = []
+    monkeypatch.setattr(roi, "face_landmarks_megc2019",
+                        lambda s, cache_dir=None: (np.zeros((2, 68, 2), np.float32), np.full((2, 2), 64)))
+
+    def make_pair(face, lm, rng, **kw):
+        faces.append(face)
+        return {"img1": face, "img2": face}
+    monkeypatch.setattr(sf, "make_pair", make_pair)
+
+    class TVL1:
+        def estimate(self, a, b):
+            return torch.rand(1, 2, *a.shape[-2:])
+    monkeypatch.setattr(flownet.classical, "TVL1Estimator", TVL1)
+    synthetic_au_features(FeatureSet(pd.DataFrame(rows), torch.zeros(2, 3, 28, 28)), size=64)
+    assert len(faces) == 2 and faces[0].shape == (1, 64, 64)
+    assert torch.equal(faces[1], faces[0])
+    np.testing.assert_allclose(faces[0][0, 0].numpy(), np.arange(0, 256, 4) / 255, atol=1e-6)

@@ -32,7 +32,7 @@ SYNTHETIC_PREFIX = "syn"
 
 def _settings(per_clip: int, size: int, amp_range: tuple[float, float], max_head: float, seed: int) -> dict:
     return {"per_clip": per_clip, "size": size, "amp_range": list(amp_range), "max_head": max_head, "seed": seed,
-            "version": 1}
+            "version": 2}      # 2: faces read by roi._read_face (version 1 clipped a 16-bit face to white)
 
 
 def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tuple[float, float] = (0.5, 1.5),
@@ -55,11 +55,12 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         clip ``syn<k>:<source clip>``, label from the AU rule; features (M, 3, 28, 28) in [0, 1] (u, v, strain).
 
     Raises:
-        ValueError: ``per_clip`` < 1, a bad amplitude range, no ``face_path`` column.
+        ValueError: ``per_clip`` < 1, a bad amplitude range, no ``face_path`` column, a face that cannot be read as
+            an image (names the clip and the file).
         FileNotFoundError: a missing face (names the clip).
     """
     from icegan.data.features import FeatureSet
-    from icegan.data.roi import face_landmarks_megc2019, face_paths, files_cache_key
+    from icegan.data.roi import _read_face, face_landmarks_megc2019, face_paths, files_cache_key
 
     if per_clip < 1:
         raise ValueError(f"per_clip must be >= 1, got {per_clip}")
@@ -87,7 +88,7 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         if z is not None:
             return FeatureSet(syn, torch.from_numpy(z["features"]))
 
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     from flownet.classical import TVL1Estimator
     from flownet.data.synthetic_face import make_pair
@@ -103,8 +104,10 @@ def synthetic_au_features(fs, per_clip: int = 1, size: int = 128, amp_range: tup
         order = tqdm(order, desc="synthetic AU clips", unit="clip")
     for j in order:
         i = j % n
-        with Image.open(paths[i]) as im:       # turned by its EXIF orientation, as its landmarks were found
-            grey = ImageOps.exif_transpose(im).convert("L").resize((size, size), Image.BILINEAR)
+        # read as its landmarks were found (turned by its EXIF orientation, a 16-bit face kept to its top 8 bits);
+        # Pillow's grey of that RGB face: on 8-bit faces the same pixels as Pillow's own reading of the file
+        rgb = _read_face(paths[i], str(samples["clip"][i]))
+        grey = Image.fromarray(rgb).convert("L").resize((size, size), Image.BILINEAR)
         face = torch.from_numpy(np.asarray(grey, np.float32) / 255.0)[None]
         lm = (points[i] + 0.5) * (size / sizes[i]) - 0.5
         amps = {au: base * float(rng.uniform(*amp_range)) for au, base in CLASS_AUS[int(syn["label"][j])].items()}
