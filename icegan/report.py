@@ -502,17 +502,43 @@ def refuse_partial_or_null(run: str | Path, use: str) -> None:
         run: the run folder.
         use: what the run is given to, for the message (``"merge_runs.py"``).
 
+    A ``run.json`` written before icegan recorded ``folds_total`` (b6cc5bc) does not say that a run was cut: such a
+    run is told partial by its ``config.yaml`` (:func:`_unrecorded_partial_tag`).
+
     Raises:
         ValueError: a partial run (names it, its folds, and the rerun without ``max_folds``) or a null run (names it
             and ``data.permute_labels``).
     """
-    partial = read_partial_tag(run)
+    partial = read_partial_tag(run) or _unrecorded_partial_tag(Path(run))
     if partial:
         raise ValueError(f"{run} is a partial run{partial} (max_folds): its predictions hold those folds' clips only, "
                          f"no LOSO result; give {use} whole runs (rerun it with max_folds=0)")
     if is_null_run(run):
         raise ValueError(f"{run} is a null run (data.permute_labels >= 0 in its config.yaml: its labels were "
                          f"permuted, chance by design); give {use} runs on the real labels")
+
+
+def _unrecorded_partial_tag(run: Path) -> str:
+    """``" [PARTIAL: k folds, max_folds: m in its config.yaml]"`` for a run whose ``run.json`` lists k folds and has no
+    ``folds_total`` (written before icegan recorded it) while its ``config.yaml`` has 0 < max_folds (or
+    data.max_folds, :func:`icegan.protocol.max_folds_key`) m <= k: the run was cut to its first m folds (a max_folds
+    of exactly the protocol's fold count, which cut nothing, is told partial too: the header cannot say otherwise).
+    "" otherwise, and where either file cannot be read (the caller's own checks say what it lacks)."""
+    from icegan.config import dotted_items
+    from icegan.protocol import max_folds_key
+    header = _run_json(run)
+    folds = header.get("folds") if header is not None and "folds_total" not in header else None
+    try:
+        cfg = _parsed_config(run / "config.yaml") if isinstance(folds, list) else None
+    except ValueError:
+        return ""
+    if not isinstance(cfg, dict):
+        return ""
+    key = max_folds_key(cfg)
+    cut = dotted_items(cfg).get(key, 0)
+    if isinstance(cut, bool) or not isinstance(cut, int) or not 0 < cut <= len(folds):
+        return ""
+    return f" [PARTIAL: {len(folds)} folds, {key}: {cut} in its config.yaml]"
 
 
 def _differences(a: dict, b: dict, most: int = 3) -> str:

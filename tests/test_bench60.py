@@ -238,6 +238,29 @@ def test_learning_curve_refuses_null_and_partial_runs_by_their_records(tmp_path,
     assert not (tmp_path / "p.png").exists()
 
 
+def test_learning_curve_refuses_an_older_max_folds_run_whose_run_json_has_no_folds_total(tmp_path):
+    """A max_folds run made before run.json recorded folds_total (b6cc5bc): its header lists the 3 folds it ran and
+    nothing more, its config.yaml says max_folds: 3. learning_curve.py refused it by that key until 4691982, then took
+    it as a curve point (refuse_partial_or_null read folds_total only). Refused again, naming the key and the folds;
+    an older run whose max_folds cut nothing (100 of 6 folds) is still a point."""
+    mod = load_bench("learning_curve")
+
+    def point(name, subjects, max_folds):
+        d = _run(tmp_path / name, subjects, [0, 1, 2, 0, 1, 2][:len(subjects)])
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        cfg.update(dataset="smic", protocol="SDE", max_folds=max_folds)
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (d / "metrics.json").write_text(json.dumps({"overall": {"UF1": 0.33, "UAR": 0.33}}))
+        return d
+    six = [f"smic/s{k}" for k in range(1, 7)]
+    whole, uncut = point("whole", six, 0), point("uncut", six, 100)
+    assert len(mod.read_runs([whole, uncut])) == 2
+    old = point("old", six[:3], 3)                       # run.json: folds s1..s3, no folds_total
+    with pytest.raises(ValueError, match=rf"{old} is a partial run \[PARTIAL: 3 folds, max_folds: 3 in its "
+                                         rf"config.yaml\] \(max_folds\)"):
+        mod.read_runs([whole, old])
+
+
 def test_decision_rule_bound_says_a_slip_on_stderr_and_exits_2():
     """decision_rule_bound.py exited 1 (SystemExit with the message) where the other bench scripts exit 2."""
     import subprocess
