@@ -456,13 +456,14 @@ def test_a_folder_that_cannot_be_made_or_a_full_disk_is_one_line(tmp_path, capsy
         return write
     monkeypatch.setattr(protocol, "write_text_whole", refused(errno.ENOSPC))
     assert main([*loso, "--out", str(tmp_path / "full")]) == 2
-    assert capsys.readouterr().err == (f"icegan loso: error: message of the system (--out {tmp_path / 'full'}); free "
-                                       "space on that disk, or write to another, then run the same command again: the "
-                                       "finished folds are kept\n")
+    assert capsys.readouterr().err == (f"icegan loso: error: message of the system (writing to --out "
+                                       f"{tmp_path / 'full'} or the data cache); free space on that disk, or write to "
+                                       "another, then run the same command again: the finished folds are kept\n")
     monkeypatch.setattr(protocol, "write_text_whole", refused(errno.EROFS))
     assert main([*loso, "--out", str(tmp_path / "ro")]) == 2
-    assert capsys.readouterr().err == (f"icegan loso: error: message of the system (--out {tmp_path / 'ro'}); check "
-                                       "the permissions of that path (for an output, a folder you may write)\n")
+    assert capsys.readouterr().err == (f"icegan loso: error: message of the system (writing to --out "
+                                       f"{tmp_path / 'ro'} or the data cache); check the permissions of that path "
+                                       "(for an output, a folder you may write)\n")
     monkeypatch.setattr(protocol, "write_text_whole", refused(errno.EIO))
     with pytest.raises(OSError, match="message of the system"):
         main([*loso, "--out", str(tmp_path / "io")])
@@ -508,9 +509,9 @@ def test_suite_reports_a_full_disk_like_the_other_commands(tmp_path, capsys, mon
         return run_suite
     monkeypatch.setattr(suite, "run_suite", failing(errno.ENOSPC))
     assert main(["suite", "--config", "configs/suite_composite.yaml", "--out", str(tmp_path / "s")]) == 2
-    assert capsys.readouterr().err == (f"icegan suite: error: message of the system (--out {tmp_path / 's'}); free "
-                                       "space on that disk, or write to another, then run the same command again: the "
-                                       "finished folds are kept\n")
+    assert capsys.readouterr().err == (f"icegan suite: error: message of the system (writing to --out "
+                                       f"{tmp_path / 's'} or the data cache); free space on that disk, or write to "
+                                       "another, then run the same command again: the finished folds are kept\n")
     monkeypatch.setattr(suite, "run_suite", failing(errno.EIO))
     with pytest.raises(OSError, match="message of the system"):
         main(["suite", "--config", "configs/suite_composite.yaml", "--out", str(tmp_path / "s")])

@@ -133,10 +133,12 @@ def test_a_y_pred_that_is_not_its_rows_top_score_is_scored_again(toy, tmp_path, 
         f"score ({scores[y]}); the fold '{second}' is scored again (was the file edited?)"]
 
 
-def test_a_full_disk_that_names_no_file_names_the_out_folder(tmp_path, capsys, monkeypatch):
+def test_a_full_disk_that_names_no_file_names_what_was_being_written(tmp_path, capsys, monkeypatch):
     """A full disk raised by a write to an open file names no file (OSError.filename None): the line named no path,
-    so which disk to free was left to guess. Now it names the --out folder the command writes; an error that names
-    its file is unchanged, and so is one of a command given no --out."""
+    so which disk to free was left to guess. It names the --out the command writes to and, for a command that can
+    also write the data cache (icegan loso: its face and feature caches, often on another disk), that cache: "--out
+    X" alone sent the user to free the wrong disk. For icegan table, whose --out is a file and which writes no cache,
+    --out alone. An error that names its file is unchanged, and so is one of a command given no --out."""
     import errno
 
     import icegan.protocol as protocol
@@ -149,9 +151,12 @@ def test_a_full_disk_that_names_no_file_names_the_out_folder(tmp_path, capsys, m
     out = tmp_path / "full" / "x"
     assert main(["loso", "--config", "configs/features_logreg.yaml", "--no-progress", "data.source=toy",
                  "max_folds=1", "--out", str(out)]) == 2
-    assert capsys.readouterr().err == (f"icegan loso: error: No space left on device (--out {out}); free space on that "
-                                       "disk, or write to another, then run the same command again: the finished "
-                                       "folds are kept\n")
+    assert capsys.readouterr().err == (f"icegan loso: error: No space left on device (writing to --out {out} or the "
+                                       "data cache); free space on that disk, or write to another, then run the same "
+                                       "command again: the finished folds are kept\n")
+    assert file_system_error("table", OSError(errno.ENOSPC, "No space left on device"), "/r/t.md") == 2
+    assert capsys.readouterr().err == ("icegan table: error: No space left on device (writing to --out /r/t.md); free "
+                                       "space on that disk, or write to another\n")
     assert file_system_error("table", OSError(errno.ENOSPC, "No space left on device", "/r/t.md"), "/r/t.md") == 2
     assert capsys.readouterr().err == ("icegan table: error: No space left on device: /r/t.md; free space on that "
                                        "disk, or write to another\n")

@@ -278,6 +278,10 @@ def print_config(cfg) -> int:
 #: commands whose finished work (LOSO folds, suite runs) is kept on disk and picked up by the same command line
 RESUMABLE = ("loso", "suite", "train", "train.py")
 
+#: commands given --out that may also write the data cache (``<data root>/cache``, ``cache_root``: prepared faces,
+#: GAN pairs, MEGC2019 landmarks and synthetic clips), often on another disk than --out (:func:`file_system_error`)
+WRITES_DATA_CACHE = ("loso", "suite", "train", "features", "fit", "gan eval")
+
 #: training commands that resume from their run folder's last.pt, with the key that sets how often it is written
 CHECKPOINTED = {"gan train": "train.checkpoint_every epochs", "flow train": "train.ckpt_every steps",
                 "flow train-decflow": "train.ckpt_every steps"}
@@ -331,8 +335,10 @@ def file_system_error(command: str, exc: OSError, out: Optional[str | Path] = No
 
     The line is ``<command>: error: <reason>: <file>``, with what to do for a full disk, a refused access or a file
     where a folder is needed, and, for a full disk under a resumable command (:data:`RESUMABLE`), that the finished
-    folds are kept. An error that names no file (a write to an open file on a full disk) names ``out`` instead,
-    ``<reason> (--out <out>)``: the ``--out`` the command was given (None: it was given none, and no path is named).
+    folds are kept. An error that names no file (a write to an open file on a full disk) says what was being written
+    instead, ``<reason> (writing to --out <out>)``: the ``--out`` the command was given (a file or a folder; None: it
+    was given none, and no path is named), ``... or the data cache)`` for a command that may write that too
+    (:data:`WRITES_DATA_CACHE`).
     Under ``torchrun`` a rank other than 0 prints nothing (:func:`reports_errors`) and returns 2 too.
     """
     import errno
@@ -344,7 +350,9 @@ def file_system_error(command: str, exc: OSError, out: Optional[str | Path] = No
     code = errno.errorcode.get(exc.errno, "")
     if exc.filename is None and code not in _SPACE_ERRNOS + _ACCESS_ERRNOS:
         raise exc
-    where = (f": {exc.filename}" if exc.filename is not None else f" (--out {out})" if out is not None else "")
+    cache = " or the data cache" if command in WRITES_DATA_CACHE else ""
+    where = (f": {exc.filename}" if exc.filename is not None
+             else f" (writing to --out {out}{cache})" if out is not None else "")
     if exc.filename2 is not None:
         where += f" -> {exc.filename2}"
     hint = ""
