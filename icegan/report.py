@@ -290,7 +290,11 @@ def _cache_key(f: Path) -> Optional[tuple]:
 def _cached(f: Path, parse: Callable[[Path], Any]):
     """``parse(f)``, kept in :data:`_CONFIGS` by :func:`_cache_key` inside a :func:`reading_configs` block and taken
     from there while ``f`` is unchanged; parsed anew outside a block or where ``f`` cannot be looked at (``parse``
-    then says why). Raises what ``parse`` raises."""
+    then says why). Raises what ``parse`` raises.
+
+    The key is the file alone: a file read by two parsers (a header by :func:`_parsed_json`, any JSON value, and by
+    :func:`read_run_json`, a JSON object or an error) gets the value of the first read, so the stricter caller
+    checks what it is given (:func:`_load`)."""
     key = _cache_key(f)                            # None outside a block, or where f cannot be looked at
     if key is not None and key in _CONFIGS:
         return _CONFIGS[key]
@@ -710,7 +714,8 @@ def _load(run: Path) -> dict:
                 raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {fix}")
     header = run_folder_header(run)
     if header is not None:        # parsed once in a reading_configs block, as the partial tag and the checks read it
-        _cached(header, read_run_json)
+        if not isinstance(_cached(header, read_run_json), dict):    # parsed first by _parsed_json: any JSON value
+            read_run_json(header)                                   # refused as read_run_json refuses it
     listed = _run_json_folds(run)
     if listed is not None and isinstance(m.get("n_folds"), int) and listed > m["n_folds"]:
         raise ValueError(f"{run}: unfinished run: its run.json lists {listed} folds, its metrics.json holds "

@@ -97,6 +97,25 @@ def test_table_refuses_a_run_json_cut_short_as_compare_does(toy, tmp_path, capsy
         "folder\n")
 
 
+def test_a_run_json_that_is_no_object_is_refused_even_when_read_first_as_any_json(toy, tmp_path):
+    """Inside a reading_configs block a header is parsed once and shared: read first by _parsed_json (any JSON value,
+    as the partial tag reads it), a run.json holding a list was handed to _load's check as if read_run_json had
+    accepted it, and the run passed as one with no header. Now _load refuses it as read_run_json does, naming the
+    file, whichever read came first."""
+    from icegan.report import _load, _parsed_json, reading_configs
+    run = tmp_path / "r"
+    run_loso(toy.samples, centroid_fold_fn(toy, []), run, config={"model": "centroid"}, max_folds=2, progress=False)
+    header = run / "run.json"
+    header.write_text("[1, 2]")
+    want = rf"{header}: not a JSON object \(got a list\)"
+    with pytest.raises(ValueError, match=want):
+        _load(run)
+    with reading_configs():
+        assert _parsed_json(header) == [1, 2]
+        with pytest.raises(ValueError, match=want):
+            _load(run)
+
+
 def test_a_y_pred_that_is_not_its_rows_top_score_is_scored_again(toy, tmp_path, capsys):
     """A hand-edited y_pred (not the class of its row's highest score) was kept on resume: metrics.json (icegan
     table) counted the edited class while the scores said another. Now the fold is scored again, with one warning
