@@ -182,7 +182,8 @@ def test_learning_curve_names_a_missing_run_and_says_one_share_has_no_fit(tmp_pa
 def test_map_tables_names_a_label_cell_that_is_no_megc2019_class_id(tmp_path, monkeypatch, capsys):
     """A features.csv with an empty label (a clip without a MEGC2019 class, as ``icegan features`` writes it) or a
     class name of another label set said only 'map_tables.py: error: cannot convert float NaN to integer' (or
-    "invalid literal for int()"): now the file, line and clip, and the table to give."""
+    "invalid literal for int()"): now the file, line and clip, and the table to give. So is a whole number above 2
+    (a class id of a larger label set), not told as a label that differs from the composite's."""
     import icegan.data.features as features
     mod = load_bench("map_tables")
     (tmp_path / "maps").mkdir()
@@ -192,7 +193,7 @@ def test_map_tables_names_a_label_cell_that_is_no_megc2019_class_id(tmp_path, mo
                               "clip": ["EP02_01f", "EP03_02"], "label": [1, 0], "path": ["a.png", "b.png"]})
     monkeypatch.setattr(features, "read_megc2019_table", lambda root, datasets: composite.copy())
     table = tmp_path / "features.csv"
-    for cell, said in (("", "has no label"), ("happiness", "has label 'happiness'")):
+    for cell, said in (("", "has no label"), ("happiness", "has label 'happiness'"), ("3", "has label 3")):
         table.write_text("dataset,subject,clip,label,path\ncasme2,casme2/sub01,EP02_01f,1,maps/m0.npy\n"
                          f"casme2,casme2/sub01,EP03_02,{cell},maps/m1.npy\n")
         with pytest.raises(ValueError, match=rf"{table} line 3: casme2/sub01/EP03_02 {said}, not a MEGC2019 class id "
