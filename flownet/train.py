@@ -754,7 +754,8 @@ def refuse_other_run_folder(run: Path) -> None:
 
     Raises:
         ValueError: the folder holds another run (the message names it and the file, and says to give another
-            ``name=`` or ``out_dir=``).
+            ``name=`` or ``out_dir=``, or, for a ``config.yaml`` that cannot be read or is no flow training's, to
+            remove it if it is this flow run's, damaged: cut short or emptied).
     """
     import yaml
 
@@ -775,7 +776,8 @@ def refuse_other_run_folder(run: Path) -> None:
     train_section = old.get("train") if isinstance(old, dict) else None
     if not (isinstance(train_section, dict) and "ckpt_every" in train_section):
         raise ValueError(f"{path} is not a flow training's config (no train.ckpt_every), so {run} holds another run, "
-                         f"whose files a flow training would replace: {what}")
+                         f"whose files a flow training would replace: {what}, or remove that file if it is this flow "
+                         f"run's damaged config")
 
 
 def start_run(cfg) -> tuple[torch.device, Path]:

@@ -768,6 +768,22 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     return apply_overrides(cfg, overrides)
 
 
+def _value_at(node: Any, parts: list[str]) -> Any:
+    """The value below the keys ``parts`` of the nested mapping ``node``, or :data:`ABSENT` where one is missing."""
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return ABSENT
+        node = node[part]
+    return node
+
+
+def file_value(key: str, path: str | Path) -> Any:
+    """The value the YAML file ``path`` gives the dotted config ``key`` (``data.img_size``), as written (not
+    coerced to the field's type: a section as a dict), or :data:`ABSENT` when the file lacks it. Call it after
+    :func:`load_config` has read ``path`` (its errors are raised there)."""
+    return _value_at(_yaml_value(Path(path).read_text(encoding="utf-8")), key.split("."))
+
+
 def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str] = ()) -> str | None:
     """Where the dotted config ``key`` (``data.prepare.size``) was given a value by :func:`load_config`'s ``path``
     and ``overrides``: ``"command line"`` (an override of the key, or of a section above it whose mapping holds it),
@@ -778,15 +794,8 @@ def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str]
     errors are raised there)."""
     parts = key.split(".")
 
-    def holds(node: Any, rest: list[str]) -> bool:
-        for part in rest:
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
     where = None
-    if path is not None and holds(_yaml_value(Path(path).read_text(encoding="utf-8")), parts):
+    if path is not None and file_value(key, path) is not ABSENT:
         where = str(path)
     for item in overrides:
         try:
@@ -799,7 +808,7 @@ def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str]
         if len(given) == len(parts):
             where = "command line"
             continue
-        if holds(value, parts[len(given):]):
+        if _value_at(value, parts[len(given):]) is not ABSENT:
             where = "command line"
         elif not isinstance(value, dict):           # the section replaced by a single value (null): no such key
             where = None

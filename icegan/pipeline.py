@@ -405,18 +405,21 @@ def _check_generator_widths(cfg: MainConfig) -> None:
 def _refuse_unread_prepare(prepare: PrepareConfig, path: str | Path, overrides=()) -> None:
     """Refuse a ``data.prepare`` key of a ``data.source=synthetic`` main config (whose clips are made in memory: the
     section is never read) given in ``overrides`` (at any value) or in the file ``path`` at a value other than
-    :class:`PrepareConfig`'s default (:func:`icegan.config.where_set`): a run's ``config.yaml`` records the defaults,
-    and reproducing the run from it must load.
+    :class:`PrepareConfig`'s default (:func:`icegan.config.where_set`), unless the file's ``data.prepare`` section
+    holds every key of :class:`PrepareConfig`: a run's ``config.yaml`` records the whole section at the defaults of
+    its time (``apex_spotting: farneback`` before ``dis``), and reproducing or resuming the run from it must load.
 
     Raises:
         ConfigError: the first such key, naming its value, where it was given and what to do instead.
     """
-    from icegan.config import where_set
+    from icegan.config import file_value, where_set
     default = PrepareConfig()
+    section = file_value("data.prepare", path)
+    recorded = isinstance(section, dict) and all(f.name in section for f in dataclasses.fields(PrepareConfig))
     for f in dataclasses.fields(PrepareConfig):
         value = getattr(prepare, f.name)
         where = where_set(f"data.prepare.{f.name}", path, overrides)
-        if where is None or (where != "command line" and value == getattr(default, f.name)):
+        if where is None or (where != "command line" and (recorded or value == getattr(default, f.name))):
             continue
         given = "given as an override" if where == "command line" else f"in {where}"
         raise ConfigError(f"data.prepare.{f.name} ({given}) is not read: data.source=synthetic makes its "
@@ -434,10 +437,12 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
             ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
             other than ``gray`` given as an override (the command line, a suite's overrides), or in the file at a
             value other than the key's default (the main job prepares its faces at ``data.img_size``, in gray,
-            whatever they say; the config returned holds those values). Such a key in the file at its default loads
-            without a word (the ``config.yaml`` of a run made before they were recorded holds
-            ``data.prepare.size: 128`` for a run at 64 pixels, and reproducing the run from it must load).
-            With ``data.source=synthetic``, a ``data.prepare`` key (never read) given likewise
+            whatever they say; the config returned holds those values). Such a key in the file at its default, or
+            a size equal to the file's own ``data.img_size``, loads without a word (the ``config.yaml`` of a run
+            made before they were recorded holds ``data.prepare.size: 128`` for a run at 64 pixels, a later one the
+            size used, and reproducing the run from it, at that or another ``data.img_size``, must load:
+            :func:`icegan.data.prepare.refuse_replaced_prepare`). With ``data.source=synthetic``, a ``data.prepare``
+            key (never read) given likewise, a file's only where its section is not a run's whole record
             (:func:`_refuse_unread_prepare`).
         FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
             its package data).

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from icegan.config import SEED_MAX, ConfigError, load_config
+from icegan.config import SEED_MAX, ConfigError, load_config, refuse_repeated_keys
 from icegan.paths import SUITE_MARK, check_output_folder, run_folder_header
 from icegan.report import RESUME, read_run_json, reading_configs
 
@@ -168,6 +168,10 @@ class SuiteConfig:
                 if _suite_key(o):
                     raise ValueError(f"runs[{i}] ('{r.label}'): override '{o}' sets {_suite_key(o)}: "
                                      f"{SUITE_SETS}")
+            try:                             # its planned command line gives them: `icegan loso` would refuse it
+                refuse_repeated_keys(r.overrides)
+            except ConfigError as exc:
+                raise ValueError(f"runs[{i}] ('{r.label}') overrides: {exc}") from None
         for lab in labels:
             if labels.count(lab) > 1:
                 raise ValueError(f"label '{lab}' is used twice; every run and ensemble needs its own")
@@ -283,8 +287,8 @@ def load_suite(path: str | Path, seeds: Optional[Sequence[int]] = None) -> Suite
         FileNotFoundError: no such file.
         ConfigError: an unknown key, a wrong type, or an inconsistent suite (duplicate labels, an ensemble member
             or baseline that is not a label, ensemble weights that are not one non-negative number per member, not
-            all zero, a run whose ``overrides`` set ``seed`` or ``name``, which the suite sets...), with the file's
-            name.
+            all zero, a run whose ``overrides`` set ``seed`` or ``name``, which the suite sets, or give a key twice,
+            which its planned command line would...), with the file's name.
     """
     over = [f"seeds=[{', '.join(str(int(s)) for s in seeds)}]"] if seeds else []
     return load_config(SuiteConfig, path, over)

@@ -116,9 +116,10 @@ def test_main_job_on_synthetic_clips_refuses_the_prepare_settings_it_never_reads
     saved = tmp_path / "config.yaml"                   # a synthetic run's config.yaml (the defaults) loads again
     saved.write_text(config_yaml(load_main_config(None)), encoding="utf-8")
     assert load_main_config(saved).data.prepare.size == 128
-    saved.write_text(saved.read_text().replace("    workers: 1\n", "    workers: 3\n"), encoding="utf-8")
-    with pytest.raises(ConfigError, match=rf"data.prepare.workers \(in {saved}\) is not read"):
-        load_main_config(saved)
+    hand = tmp_path / "hand.yaml"       # a section written by hand, not a run's whole record (test_rconfig60)
+    hand.write_text("data:\n  prepare:\n    workers: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"data.prepare.workers \(in {hand}\) is not read"):
+        load_main_config(hand)
 
 
 def test_main_job_records_the_prepare_size_and_color_used_and_resumes_a_run_that_recorded_the_defaults(tmp_path):

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -67,7 +67,8 @@ class FeatureDataConfig:
             empty = all.
         size: side of the flow-map PNGs in pixels (28); 0 accepts any square size that all files share (e.g.
             112×112 maps; the model resizes to its ``input_size``). megc2019_htnet and table sources.
-        toy_subjects: toy source only: subjects per dataset.
+        toy_subjects: toy source only: subjects per dataset (refused with ``megc2019_htnet``; a ``table`` run,
+            whose table names its subjects, ignores it).
         recenter: ``none`` keeps the features as read; ``median`` moves the median of each clip's
             u and v maps to 0.5 (:func:`icegan.data.features.recenter_flow`: undoes the offset the
             per-image min–max normalisation gives zero motion; per clip, no other clip involved).
@@ -133,7 +134,10 @@ class FeatureDataConfig:
         if self.root and self.source == "toy":
             raise ValueError("data.root is the megc2019_htnet folder, not read with data.source=toy (its maps are "
                              "made in memory): leave data.root out")
-        if self.toy_subjects != type(self).toy_subjects and self.source == "megc2019_htnet":  # the class: default
+        toy_default = next(f.default for f in fields(self) if f.name == "toy_subjects")
+        # not refused with table: a table run may be built over a toy run's overrides (tests' TOY), and its table
+        # names its subjects; megc2019_htnet's are the release's
+        if self.toy_subjects != toy_default and self.source == "megc2019_htnet":
             raise ValueError("data.toy_subjects is read only with data.source=toy, not 'megc2019_htnet': leave it out")
         if self.roi != "none" and self.source != "megc2019_htnet":
             raise ValueError(f"data.roi={self.roi} needs the faces of data.source=megc2019_htnet, not {self.source!r}")

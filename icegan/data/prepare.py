@@ -1098,9 +1098,11 @@ def refuse_replaced_prepare(prepare: PrepareConfig, img_size: int, path: str | P
     """Refuse a ``data.prepare.size`` other than ``img_size`` or a ``data.prepare.color`` other than ``gray`` that a
     job preparing its faces at ``img_size`` pixels, in gray, would replace (:func:`icegan.gan.pairs.load_prepared_pairs`
     for ``icegan gan train``, ``load_samples`` for the main job), when given in ``overrides`` or in the file ``path``
-    at a value other than :class:`PrepareConfig`'s default (:func:`icegan.config.where_set`). The default written in
-    a file loads without a word: a run's ``config.yaml`` records ``data.prepare.size: 128`` for a run at 64 pixels,
-    and reproducing the run from it must load. Call it with the ``path`` and ``overrides`` the config was loaded from,
+    at a value other than :class:`PrepareConfig`'s default (:func:`icegan.config.where_set`) and, for the size,
+    other than the file's own ``data.img_size`` (the size it records as used). Both load without a word: a run's
+    ``config.yaml`` records ``data.prepare.size: 128`` for a run at 64 pixels (made before the main job recorded the
+    size used) or the size used, and reproducing the run from it must load, also at another ``data.img_size`` given
+    as an override. Call it with the ``path`` and ``overrides`` the config was loaded from,
     when its ``data.source`` is ``prepared``; ``job``, ``side`` and ``channel`` word the message.
 
     Raises:
@@ -1108,7 +1110,7 @@ def refuse_replaced_prepare(prepare: PrepareConfig, img_size: int, path: str | P
             override``, or the file) and what to set instead (a ``data.img_size`` only where it is a power of two
             >= 32, a side both jobs accept).
     """
-    from icegan.config import ConfigError, where_set
+    from icegan.config import ConfigError, file_value, where_set
     want = prepare.size
     how = {"size": (f"at data.img_size={img_size} pixels ({side})",
                     f"set data.img_size={want} for faces of that side" if want >= 32 and not want & (want - 1)
@@ -1119,9 +1121,10 @@ def refuse_replaced_prepare(prepare: PrepareConfig, img_size: int, path: str | P
         where = where_set(f"data.prepare.{key}", path, overrides) if value != used else None
         if where is None:               # the run's value, or the code default left untouched
             continue
-        if where != "command line" and value == getattr(PrepareConfig(), key):
-            # a run's config.yaml records the default the run replaced: it cannot be told from a value written,
-            # and reproducing a run from its config.yaml must load without a word
+        if where != "command line" and (value == getattr(PrepareConfig(), key) or
+                                        key == "size" and value == file_value("data.img_size", path)):
+            # a run's config.yaml records the default the run replaced (an older run) or the value it used: neither
+            # can be told from a value written, and reproducing a run from its config.yaml must load without a word
             continue
         given = "given as an override" if where == "command line" else f"in {where}"    # or a suite's overrides
         raise ConfigError(f"data.prepare.{key}={value} ({given}) is not used: {job} prepares its faces "
