@@ -17,19 +17,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .models.inputs import check_image_batch
+
 __all__ = ["to_gray_uint8", "TVL1Estimator", "FarnebackEstimator"]
 
 
+#: how far above 1 a float image may reach and still be clamped (a resampling's rounding), not refused as 0-255
+_OVER_ONE = 0.01
+
+
 def to_gray_uint8(img: torch.Tensor) -> np.ndarray:
-    """(B, 1|3, H, W) float [0, 1] → (B, H, W) uint8 grey.
+    """(B, 1|3, H, W) float [0, 1] → (B, H, W) uint8 grey (values clamped to [0, 1] first).
 
     Raises:
-        ValueError: wrong shape.
+        ValueError: wrong shape; an integer or bool dtype (0-255 frames: the message of
+            :func:`flownet.models.inputs.check_image_batch`, as SRFlowNet's); or a float image whose largest value is
+            above ``1 + 0.01`` (0-255 frames as floats). Either was clamped to a blank image: zero flow, no error.
     """
     if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[1] not in (1, 3):
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
         raise ValueError(f"images must be (B, 1 or 3, H, W) float tensors in [0, 1], got {shape}")
+    check_image_batch(img)
     x = img.detach().float().cpu()
+    top = float(x.max()) if x.numel() else 0.0
+    if top > 1.0 + _OVER_ONE:
+        raise ValueError(f"images must be in [0, 1]: the largest value is {top:.1f} (0-255 frames? divide 0-255 "
+                         f"frames by 255 first); the classical methods would see a blank image and give zero flow")
     if x.shape[1] == 3:
         x = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
     else:

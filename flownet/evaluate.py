@@ -2,9 +2,10 @@
 synthetic scenes (``icegan flow eval``).
 
 Result dict: ``{"model", "data", "n_pairs", "mean": {EPE, px1, px3, px5, Fl-all, WAUC},
-"per_pair": [{"name", "EPE", ...}], "pairs_per_s", "seconds_per_pair", "image_size", "image_sizes"}``
-(``image_size``: the first pair's ``[H, W]``; ``image_sizes``: every distinct ``[H, W]``, in order of first pair:
-Middlebury's sequences come in two sizes).
+"per_pair": [{"name", "EPE", ...}], "pairs_per_s", "seconds_per_pair", "image_size", "image_sizes", "input_size",
+"precision", "iters"}`` (``image_size``: the first pair's ``[H, W]``; ``image_sizes``: every distinct ``[H, W]``, in
+order of first pair: Middlebury's sequences come in two sizes; ``input_size``, ``precision``, ``iters``: the settings
+the flow was computed with, resolved, as :func:`evaluate` says: each moves the score).
 ``mean`` is the mean over pairs of the per-pair metrics (each pair weighted equally, as Middlebury
 reports); ``pairs_per_s`` is measured over the same pairs, one at a time (batch 1), after one
 warm-up pair, including the pre-/post-processing of the estimator but not data loading.
@@ -16,6 +17,7 @@ import time
 import torch
 
 from .metrics import METRIC_NAMES, flow_metrics, valid_pixel_count
+from .models.inputs import update_count
 
 __all__ = ["DATA_NAMES", "load_pairs", "evaluate", "format_table"]
 
@@ -23,6 +25,8 @@ __all__ = ["DATA_NAMES", "load_pairs", "evaluate", "format_table"]
 DATA_NAMES = ("middlebury", "kitti", "synthetic-face", "synthetic-generic")
 #: side in pixels and number of the synthetic test pairs when none is given (:func:`load_pairs`, :func:`evaluate`)
 DEFAULT_SIZE, DEFAULT_N_PAIRS = 128, 200
+#: :func:`format_table` lists the per-pair rows of results of at most this many pairs
+_MAX_ROWS = 20
 
 
 def load_pairs(data: str, root=None, size: int = DEFAULT_SIZE, n_pairs: int = DEFAULT_N_PAIRS, seed: int = 0,
@@ -30,16 +34,21 @@ def load_pairs(data: str, root=None, size: int = DEFAULT_SIZE, n_pairs: int = DE
     """Pairs as dicts (name, img1 (1, C, H, W), img2, flow (1, 2, H, W), valid (1, H, W)).
 
     ``max_motion`` (pixels, ``synthetic-generic`` only; default 10, the scenes' own default) is the largest object
-    translation of the generic scenes (:func:`flownet.data.synthetic_generic.make_scene_pair`).
+    translation of the generic scenes (:func:`flownet.data.synthetic_generic.make_scene_pair`). ``root``: the data
+    folder of ``middlebury``, ``kitti`` and ``synthetic-face``; ``synthetic-generic`` draws its scenes and reads none.
 
     Raises:
-        ValueError: unknown ``data``, ``max_motion`` given for data other than ``synthetic-generic``, ``n_pairs`` < 0,
+        ValueError: unknown ``data``, ``max_motion`` given for data other than ``synthetic-generic``, ``root`` given
+        for ``synthetic-generic`` (it was ignored), ``n_pairs`` < 0,
         ``size`` < 8 for synthetic data, or a pair whose frames differ in size (named, with its files for Middlebury);
         FileNotFoundError: data missing.
     """
     generic = data in ("synthetic-generic", "synthetic_generic")
     if max_motion is not None and not generic:
         raise ValueError(f"max_motion applies to data 'synthetic-generic' only, not '{data}'")
+    if root is not None and generic:        # else silently ignored: the scenes are drawn, no file is read
+        raise ValueError(f"--root applies to --data middlebury, kitti and synthetic-face, not synthetic-generic (its "
+                         f"scenes are drawn, no file is read); leave it out, got --root {root}")
     if n_pairs < 0:                         # else 'len() should return >= 0' from the synthetic datasets
         raise ValueError(f"n_pairs (--n-pairs) must be >= 0, got {n_pairs}")
     if data.startswith("synthetic") and size < 8:      # as icegan flow run: no neighbourhood to match below it
@@ -125,8 +134,12 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     all valid pixels, each pair weighted by its ``n_valid`` pixels: the KITTI benchmark's Fl-all, while published
     KITTI EPEs average per image as ``mean`` does; equal to ``mean`` when every pair has the same valid mask),
     ``n_valid_pixels``, ``per_pair`` rows (the metrics of :func:`flownet.metrics.flow_metrics` plus ``name`` and
-    ``n_valid``), the speed (``pairs_per_s``, ``seconds_per_pair``), ``image_size`` (the first pair's ``[H, W]``) and
-    ``image_sizes`` (every distinct ``[H, W]``).
+    ``n_valid``), the speed (``pairs_per_s``, ``seconds_per_pair``), ``image_size`` (the first pair's ``[H, W]``),
+    ``image_sizes`` (every distinct ``[H, W]``) and the settings that move the score (shipped SRFlowNet on Middlebury:
+    EPE 0.62 at one working size, 0.24 at another), resolved: ``input_size`` (the working ``[H, W]`` the flow was
+    computed at, or ``"native"``: each pair's own size), ``precision`` (``"fp32"`` or ``"bf16"``, ``auto`` resolved;
+    None for the classical methods, which run OpenCV in float32) and ``iters`` (SRFlowNet: the updates run, its
+    config's when not given; other models: ``iters`` as given, None for their own count or none).
 
     Raises ValueError for no pairs, for pairs whose frames differ in size or whose ground truth is not of their size,
     for pairs whose ground truth has no valid pixel (each named: a broken ``.flo``), for ``iters`` with a model
@@ -173,9 +186,15 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     if empty:
         raise ValueError(f"{len(empty)} pair(s) have no valid ground-truth pixel (every flow value unknown: above "
                          f"1e9 or not finite, or masked out), e.g. {', '.join(empty[:3])}: check their .flo files")
+    from .registry import SRFlowNetEstimator, _LearnedEstimator
+    from .resolution import ResizedEstimator, at_input_size
     if input_size != "native":
-        from .resolution import at_input_size
         estimator = at_input_size(estimator, input_size, tuple(pairs[0]["img1"].shape[-2:]))
+    resized = isinstance(estimator, ResizedEstimator)
+    working = list(estimator.size) if resized else "native"
+    base = estimator.base if resized else estimator
+    used_precision = base.precision if isinstance(base, _LearnedEstimator) else None
+    used_iters = update_count(base.iters, base.model.config.iters) if isinstance(base, SRFlowNetEstimator) else iters
     from .registry import NonFiniteFlowError
 
     def refused(name, exc):                 # the network's own refusal (a custom one: it names the module)
@@ -209,20 +228,22 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     sizes = [list(hw) for hw in dict.fromkeys((int(p["img1"].shape[-2]), int(p["img1"].shape[-1])) for p in pairs)]
     return {"model": model, "data": data, "weights": None if weights is None else str(weights), "tta": tta,
             "n_pairs": len(per), "image_size": sizes[0], "image_sizes": sizes, "mean": mean, "pooled": pooled,
-            "n_valid_pixels": n_valid, "per_pair": per,
-            "pairs_per_s": len(per) / elapsed, "seconds_per_pair": elapsed / len(per)}
+            "n_valid_pixels": n_valid, "per_pair": per, "input_size": working, "precision": used_precision,
+            "iters": used_iters, "pairs_per_s": len(per) / elapsed, "seconds_per_pair": elapsed / len(per)}
 
 
 def format_table(res: dict) -> str:
-    """Markdown table: one row per pair, then the mean and the speed with every image size (``image_sizes``); each
-    header says its unit (EPE in pixels, px1/3/5 as the share of valid pixels in [0, 1], Fl-all and WAUC in percent:
+    """Markdown table: one row per pair when there are at most 20 pairs (else none, and a line saying how many rows
+    are left out: the ``per_pair`` of the result, ``--json``, holds them all), then the mean, and a footer line with
+    the working size (``input_size``) and the speed with every image size (``image_sizes``); each header says its
+    unit (EPE in pixels, px1/3/5 as the share of valid pixels in [0, 1], Fl-all and WAUC in percent:
     :mod:`flownet.metrics`)."""
     cols = list(METRIC_NAMES)
     unit = {"EPE": "EPE (px)", "px1": "px1 (share < 1 px)", "px3": "px3 (share < 3 px)", "px5": "px5 (share < 5 px)",
             "Fl-all": "Fl-all (%)", "WAUC": "WAUC (%)"}
     lines = [f"| pair | {' | '.join(unit.get(c, c) for c in cols)} |", "|" + "---|" * (len(cols) + 1)]
     fmt = {"EPE": "{:.3f}", "px1": "{:.4f}", "px3": "{:.4f}", "px5": "{:.4f}", "Fl-all": "{:.2f}", "WAUC": "{:.2f}"}
-    rows = res["per_pair"] if len(res["per_pair"]) <= 20 else []
+    rows = res["per_pair"] if len(res["per_pair"]) <= _MAX_ROWS else []
     for r in rows:
         lines.append(f"| {r['name']} | " + " | ".join(fmt[c].format(r[c]) for c in cols) + " |")
     lines.append(f"| **mean ({res['n_pairs']} pairs)** | " + " | ".join(fmt[c].format(res['mean'][c]) for c in cols) + " |")
@@ -230,7 +251,12 @@ def format_table(res: dict) -> str:
         # unequal valid masks (KITTI): the benchmark's figures pool every valid pixel, a pair weighing its pixel count
         lines.append(f"| pooled ({res['n_valid_pixels']} valid pixels) | "
                      + " | ".join(fmt[c].format(res['pooled'][c]) for c in cols) + " |")
+    if len(res["per_pair"]) > _MAX_ROWS:
+        lines.append(f"\n{len(res['per_pair'])} per-pair rows left out (the table lists them up to {_MAX_ROWS} pairs; "
+                     f"--json holds every one)")
     sizes = res.get("image_sizes") or [res["image_size"]]      # every size: Middlebury's pairs come in two
     size = f"size {sizes[0]}" if len(sizes) == 1 else f"sizes {', '.join(map(str, sizes))}"
-    return "\n".join(lines) + f"\n\n{res['model']} on {res['data']}: {res['pairs_per_s']:.2f} pairs/s " \
-                              f"({res['seconds_per_pair'] * 1000:.0f} ms/pair, {size})"
+    working = res.get("input_size", "native")                  # a result of before the key: computed at native size
+    at = working if working == "native" else f"{working[0]}x{working[1]}"
+    return "\n".join(lines) + f"\n\n{res['model']} on {res['data']}, input size {at}: {res['pairs_per_s']:.2f} " \
+                              f"pairs/s ({res['seconds_per_pair'] * 1000:.0f} ms/pair, {size})"

@@ -97,7 +97,7 @@ def test_farneback_runs_with_the_documented_parameters():
 
 
 def test_grey_quantisation_clamps_before_rounding_and_pairs_must_match():
-    img = torch.tensor([-0.2, 0.0, 0.5, 1.0, 1.5]).view(1, 1, 1, 5)
+    img = torch.tensor([-0.2, 0.0, 0.5, 1.0, 1.005]).view(1, 1, 1, 5)
     assert to_gray_uint8(img).tolist() == [[[0, 0, 128, 255, 255]]]
     with pytest.raises(ValueError, match="shapes differ"):
         TVL1Estimator().estimate(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 20))

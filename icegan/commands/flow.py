@@ -5,7 +5,7 @@
   ``--mode selfsup --config configs/flow_selfsup.yaml``: self-supervised on unlabelled real CASME II pairs.
 * ``icegan flow eval --model srflownet|liteflownet2|raft_small|raft_large|ptlflow:<name>|tvl1|farneback [--weights W] --data middlebury|synthetic-face|synthetic-generic
   [--root DIR] [--json OUT]``: metrics table + JSON ``{"mean": {...}, "pooled": {...}, "per_pair": [...],
-  "pairs_per_s": x}``.
+  "pairs_per_s": x, "input_size", "precision", "iters"}`` (the settings the flow was computed with, resolved).
 * ``icegan flow run IMG1 IMG2 --out flow.png [--flo flow.flo] [--model M] [--weights W]``;
   ``--decompose [--decompose-method ransac|learned]`` also writes ``flow_head.png`` / ``flow_expression.png``
   (and ``.flo``): head / expression decomposition (:mod:`flownet.decompose`, :mod:`flownet.models.decflow`);
@@ -81,7 +81,7 @@ def register(subparsers) -> None:
                         "other-gt-flow/ beside other-data-gray/), KITTI folder (holding training/), or the shared "
                         "data root holding casme2/ "
                         "(default: $ICEGAN_SHARED_DATA, else ../shared/data beside a checkout; + /middlebury for "
-                        "Middlebury)")
+                        "Middlebury); refused for synthetic-generic (its scenes are drawn, no file is read)")
     e.add_argument("--size", type=integer(), default=None,
                    help="synthetic pair side in pixels (default 128); refused for middlebury and kitti (their pairs "
                         "keep their own size)")
@@ -110,7 +110,9 @@ def register(subparsers) -> None:
                         "(the learned weights' training crop size), or a side in pixels (see icegan flow run --help)")
     e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     e.add_argument("--threads", type=integer(), default=0, help="torch CPU threads (default 0: leave as is)")
-    e.add_argument("--json", default=None, help="write the results JSON here")
+    e.add_argument("--json", default=None,
+                   help="write the results JSON here: every per-pair row (the table lists them up to 20 pairs) and "
+                        "the resolved input_size, precision and iters")
     e.set_defaults(func=_eval)
 
     r = sub.add_parser("run", help="estimate the flow between two images",
