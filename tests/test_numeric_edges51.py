@@ -69,11 +69,10 @@ def _clips_with_failing_reasons(tmp_path, monkeypatch):
     _REASONS (as an exception text would)."""
     from _clip_records import grey_frames
     from icegan.data import prepare as prep
-    frames = grey_frames(tmp_path / "c1")
     n = len(_REASONS) + 1
-    clips = tmp_path / "clips.csv"
+    clips = tmp_path / "clips.csv"                      # a frames folder each: one folder listed twice is refused
     clips.write_text("subject,clip,frames,onset,apex,offset\n"
-                     + "".join(f"p{i},c{i},{frames},2,5,10\n" for i in range(n)))
+                     + "".join(f"p{i},c{i},{grey_frames(tmp_path / f'c{i}')},2,5,10\n" for i in range(n)))
     cfg = prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(clips))],
                              cache_root=str(tmp_path / "cache"), size=16, workers=1, progress=False)
     real, records = prep.process_clip, prep.dataset_records
