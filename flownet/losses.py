@@ -45,7 +45,7 @@ def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, ga
 def _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid):
     """:func:`sequence_loss` and the batch's number of valid flow values (a tensor); ``check_valid=False`` leaves
     the refusal of 0 (a read of the count on the host) to the caller."""
-    flows = _flows(flows)       # a tensor as a list of one; refuses an empty list (the sum over none was float 0.0)
+    flows = _flows(flows)       # a tensor as a list of one; refuses an empty list
     bad = next((i for i, f in enumerate(flows) if f.shape != gt.shape), None)
     if bad is not None:         # the stage that differs is named (the first one's shape was shown, maybe a good one)
         raise ValueError(f"prediction {bad} of {len(flows)} is {tuple(flows[bad].shape)}, which does not match the "

@@ -290,11 +290,7 @@ def _cache_key(f: Path) -> Optional[tuple]:
 def _cached(f: Path, parse: Callable[[Path], Any]):
     """``parse(f)``, kept in :data:`_CONFIGS` by :func:`_cache_key` inside a :func:`reading_configs` block and taken
     from there while ``f`` is unchanged; parsed anew outside a block or where ``f`` cannot be looked at (``parse``
-    then says why). Raises what ``parse`` raises.
-
-    The key is the file alone: a file read by two parsers (a header by :func:`_parsed_json`, any JSON value, and by
-    :func:`read_run_json`, a JSON object or an error) gets the value of the first read, so the stricter caller
-    checks what it is given (:func:`_load`)."""
+    then says why). Raises what ``parse`` raises."""
     key = _cache_key(f)                            # None outside a block, or where f cannot be looked at
     if key is not None and key in _CONFIGS:
         return _CONFIGS[key]
@@ -498,16 +494,14 @@ def is_null_run(run: str | Path) -> bool:
 
 def refuse_partial_or_null(run: str | Path, use: str) -> None:
     """Refuse the finished run folder ``run`` where it is no whole LOSO result on the real labels, for a merge or
-    diagnostic that would count it as one (bench/merge_runs.py, shared_errors.py, decision_rule_bound.py): a run cut
-    to its first folds by ``max_folds`` (:func:`icegan.protocol.read_partial_tag`) or a null run (:func:`is_null_run`).
+    diagnostic that would count it as one: a run cut to its first folds by ``max_folds``
+    (:func:`icegan.protocol.read_partial_tag`; older run.json files without ``folds_total``:
+    :func:`_unrecorded_partial_tag`) or a null run (:func:`is_null_run`).
     A folder without a readable header or ``config.yaml`` passes (the caller's own checks say what it lacks).
 
     Args:
         run: the run folder.
         use: what the run is given to, for the message (``"merge_runs.py"``).
-
-    A ``run.json`` written before icegan recorded ``folds_total`` (b6cc5bc) does not say that a run was cut: such a
-    run is told partial by its ``config.yaml`` (:func:`_unrecorded_partial_tag`).
 
     Raises:
         ValueError: a partial run (names it, its folds, and the rerun without ``max_folds``) or a null run (names it
@@ -713,9 +707,12 @@ def _load(run: Path) -> dict:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {fix}")
     header = run_folder_header(run)
-    if header is not None:        # parsed once in a reading_configs block, as the partial tag and the checks read it
-        if not isinstance(_cached(header, read_run_json), dict):    # parsed first by _parsed_json: any JSON value
-            read_run_json(header)                                   # refused as read_run_json refuses it
+    try:                          # parsed once in a reading_configs block, as the partial tag and the checks read it
+        whole = header is None or isinstance(_parsed_json(header), dict)
+    except (OSError, ValueError):
+        whole = False
+    if not whole:
+        read_run_json(header)     # refused, worded as read_run_json words it
     listed = _run_json_folds(run)
     if listed is not None and isinstance(m.get("n_folds"), int) and listed > m["n_folds"]:
         raise ValueError(f"{run}: unfinished run: its run.json lists {listed} folds, its metrics.json holds "

@@ -168,8 +168,9 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
                  f"{held_out['clips']} clips of {_subjects(held_out)} "
                  f"({', '.join(held_out['subjects'])}) for early stopping,")
         trained = y[train].tolist()         # the clips the model learns from: checked as all clips were above
-        _check_two_classes(cfg, trained, classes, absent_classes(classes, trained), split)
-        _warn_absent(cfg, [c for c in absent_classes(classes, trained) if c not in absent], split)
+        absent_trained = absent_classes(classes, trained)
+        _check_two_classes(cfg, trained, classes, absent_trained, split)
+        _warn_absent(cfg, [c for c in absent_trained if c not in absent], split)
         subjects = [subjects[i] for i in train]
         train, val = torch.from_numpy(train), torch.from_numpy(val)
         x, y, x_val, y_val = x[train], y[train], x[val], y[val]

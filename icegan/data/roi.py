@@ -41,8 +41,8 @@ ROI_POINTS: tuple[tuple[int, ...], ...] = (
 
 def _read_face(path: Path, clip: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB face, read by :func:`flownet.frame_io.read_frame` as the preprocessing reads a frame: turned
-    by its EXIF orientation as an image viewer shows it, a 16-bit image kept to its top 8 bits (Pillow's
-    ``convert("RGB")`` clipped every 16-bit value to 255: a white face), a file cut short refused.
+    by its EXIF orientation as an image viewer shows it, a 16-bit image kept to its top 8 bits, a file cut
+    short refused.
 
     Raises:
         ValueError: the file cannot be read or decoded, was cut short, or holds 10- or 12-bit data in 16 bits (the

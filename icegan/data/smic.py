@@ -190,14 +190,12 @@ class SMIC:
             # S1_PO_01) in folders of one class are one clip: the one in the lower-case class folder, named in lower
             # case, is read; in folders of different classes (negative/take1 and positive/take1, names not of the
             # s1_ne_01 form) the clip's class is ambiguous: none is read
-            read: dict[str, Path] = {}                         # clip name in lower case → the folder read
-            twins: dict[str, list[tuple[str, Path]]] = {}      # clip name in lower case → (class, folder) of each
+            twins: dict[str, list[tuple[str, Path]]] = {}      # clip name in lower case → (class, folder), read first
             for _, emotion, clip in sorted(found, key=lambda f: (f[0].name != f[1], f[2].name != f[2].name.lower(),
                                                                  f[0].name, f[2].name)):
-                read.setdefault(clip.name.lower(), clip)
                 twins.setdefault(clip.name.lower(), []).append((emotion, clip))
             for cdir, emotion, clip in found:
-                first = read[clip.name.lower()]
+                first = twins[clip.name.lower()][0][1]
                 classes = sorted({e for e, _ in twins[clip.name.lower()]})
                 if len(classes) > 1:
                     folders = [str(f) for _, f in twins[clip.name.lower()]]
