@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 __all__ = ["SEED_MAX", "ConfigError", "load_config", "apply_overrides", "from_dict", "to_dict", "save_config",
            "NEUTRAL_NEW_KEYS", "without_neutral_keys", "check_ranges", "where_set",
-           "parse_override", "refuse_repeated_keys"]
+           "parse_override", "override_key", "refuse_repeated_keys"]
 
 
 class ConfigError(ValueError):
@@ -506,11 +506,15 @@ def parse_override(item: str, example: str = OVERRIDE_EXAMPLE) -> tuple[str, Any
                           f"{key}='\"...\"'") from None
 
 
+def override_key(item: str) -> str:
+    """The dotted key of the override ``item`` (``key=value``), stripped: the text before its first ``=`` (all of
+    ``item`` when it has none), as :func:`parse_override` reads it."""
+    return item.split("=", 1)[0].strip()
+
+
 def refuse_repeated_keys(overrides: Iterable[str]) -> None:
-    """Refuse a key given twice among the ``key=value`` words of one command line (``model.epochs=3
-    model.epochs=4``): :func:`apply_overrides` applies them in turn, so the last would win without a word. Only the
-    command line is checked (:func:`icegan.cli.parse_with_overrides`): code may layer overrides over defaults of its
-    own (a suite's over a run's). Words without ``=`` are left to :func:`parse_override`'s message.
+    """Refuse a key given twice among ``overrides`` (the last would win without a word); words without ``=`` are
+    left to :func:`parse_override`.
 
     Raises:
         ConfigError: the first key given twice, naming both overrides.
@@ -519,7 +523,7 @@ def refuse_repeated_keys(overrides: Iterable[str]) -> None:
     for item in overrides:
         if "=" not in item:
             continue
-        key = item.split("=", 1)[0].strip()
+        key = override_key(item)
         if key in given:
             raise ConfigError(f"config key '{key}' is set twice on one command line ('{given[key]}' and '{item}'): "
                               f"give it once")
@@ -801,7 +805,7 @@ def where_set(key: str, path: str | Path | None = None, overrides: Iterable[str]
         try:
             name, value = parse_override(item)      # as apply_overrides reads it
         except ConfigError:                         # refused by load_config: no value
-            name, value = item.split("=", 1)[0].strip(), None
+            name, value = override_key(item), None
         given = name.split(".")
         if given != parts[:len(given)]:
             continue

@@ -418,8 +418,9 @@ def _refuse_unread_prepare(prepare: PrepareConfig, path: str | Path, overrides=(
     recorded = isinstance(section, dict) and all(f.name in section for f in dataclasses.fields(PrepareConfig))
     for f in dataclasses.fields(PrepareConfig):
         value = getattr(prepare, f.name)
-        where = where_set(f"data.prepare.{f.name}", path, overrides)
-        if where is None or (where != "command line" and (recorded or value == getattr(default, f.name))):
+        file = None if recorded or value == getattr(default, f.name) else path   # the file's value may be let pass
+        where = where_set(f"data.prepare.{f.name}", file, overrides)
+        if where is None:
             continue
         given = "given as an override" if where == "command line" else f"in {where}"
         raise ConfigError(f"data.prepare.{f.name} ({given}) is not read: data.source=synthetic makes its "
@@ -433,17 +434,8 @@ def load_main_config(path: str | Path | None = None, overrides=()) -> MainConfig
 
     Raises:
         ConfigError: unknown key, wrong type, or an inconsistent combination (names the keys), e.g. generator widths
-            its GroupNorm cannot split (:func:`_check_generator_widths`); with
-            ``data.source=prepared``, a ``data.prepare.size`` other than ``data.img_size`` or a ``data.prepare.color``
-            other than ``gray`` given as an override (the command line, a suite's overrides), or in the file at a
-            value other than the key's default (the main job prepares its faces at ``data.img_size``, in gray,
-            whatever they say; the config returned holds those values). Such a key in the file at its default, or
-            a size equal to the file's own ``data.img_size``, loads without a word (the ``config.yaml`` of a run
-            made before they were recorded holds ``data.prepare.size: 128`` for a run at 64 pixels, a later one the
-            size used, and reproducing the run from it, at that or another ``data.img_size``, must load:
-            :func:`icegan.data.prepare.refuse_replaced_prepare`). With ``data.source=synthetic``, a ``data.prepare``
-            key (never read) given likewise, a file's only where its section is not a run's whole record
-            (:func:`_refuse_unread_prepare`).
+            its GroupNorm cannot split (:func:`_check_generator_widths`), ``data.prepare`` keys the run replaces
+            (:func:`icegan.data.prepare.refuse_replaced_prepare`) or never reads (:func:`_refuse_unread_prepare`).
         FileNotFoundError: ``path`` is missing, or None and the shipped configs are missing (an install without
             its package data).
     """

@@ -695,7 +695,7 @@ def _gan_as_read(cfg: dict) -> dict:
         return cfg
     if gan.get("enabled") is False:
         return {**cfg, "gan": {"enabled": False}}
-    if gan.get("joint") is False and "joint_weight" in gan:
+    if gan.get("joint") is False:
         return {**cfg, "gan": {k: v for k, v in gan.items() if k != "joint_weight"}}
     return cfg
 
@@ -944,11 +944,10 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
     """A finished fold's rows of predictions.csv (index: each row's line − 2) with y_true / y_pred as integers and
     the scores as floats, after ``icegan ensemble``'s checks of their cells (:func:`icegan.ensemble._check_values`:
     class ids 0..K−1, finite numbers; an empty cell is read as ``''``); None, with one warning on stderr naming the
-    file, line, column and cell, when one fails: the fold is then scored again (before, a resume kept it and icegan
-    ensemble refused the run again and again). So is a fold with a y_pred that is not the class of its row's highest
-    score (run_loso writes ``y_pred = argmax(scores)``; before, an edited one was kept, and metrics.json counted a
-    class that the scores, which ``icegan compare`` reads, did not say); a y_pred whose score equals the row's
-    highest (a tie, also one made by the CSV's rounding, which keeps the order of two scores) is kept."""
+    file, line, column and cell, when one fails: the fold is then scored again. So is a fold with a y_pred that is
+    not the class of its row's highest score (run_loso writes ``y_pred = argmax(scores)``); a y_pred whose score
+    equals the row's highest (a tie, also one made by the CSV's rounding, which keeps the order of two scores) is
+    kept."""
     from icegan.ensemble import EnsembleError, _check_values
     scores = tuple(c for c in columns if c.startswith("score_"))
     cells = ["y_true", "y_pred", *scores]

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from icegan.config import SEED_MAX, ConfigError, load_config, refuse_repeated_keys
+from icegan.config import SEED_MAX, ConfigError, load_config, override_key, refuse_repeated_keys
 from icegan.paths import SUITE_MARK, check_output_folder, run_folder_header
 from icegan.report import RESUME, read_run_json, reading_configs
 
@@ -231,7 +231,7 @@ SUITE_SETS = "the suite sets each run's seed and name; give seeds with --seeds (
 def _suite_key(override: str) -> str:
     """``seed`` or ``name`` when ``override`` (``key=value``) sets that key, which the suite sets for every run;
     else ``""``."""
-    key = override.split("=", 1)[0].strip()
+    key = override_key(override)
     return key if key in ("seed", "name") else ""
 
 
@@ -322,7 +322,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     for o in overrides:
         if _suite_key(o):
             raise ConfigError(f"override '{o}': {SUITE_SETS}")
-    layered = {o.split("=", 1)[0].strip() for o in overrides}        # keys the command line sets for every run
+    layered = {override_key(o) for o in overrides}        # keys the command line sets for every run
     plan: list[PlannedRun] = []
     by_key: dict[tuple[str, int], Path] = {}
     configs: dict[tuple[str, int], object] = {}
@@ -341,7 +341,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             folder = out / (f"{slug(r.label)}_s{seed}" if r.seeded else slug(r.label))
             name = folder.name
             # the suite's overrides replace the run's own of the same key (one command line sets a key once)
-            own = [o for o in r.overrides if o.split("=", 1)[0].strip() not in layered]
+            own = [o for o in r.overrides if override_key(o) not in layered]
             over = [f"seed={seed}", f"name={name}", *own, *overrides]
             try:
                 cfg = (load_config(LosoConfig, cfg_path, over) if r.command == "loso"

@@ -105,6 +105,9 @@ def test_loso_refuses_data_root_with_the_toy_source_and_toy_subjects_with_megc20
 
 
 def test_main_job_on_synthetic_clips_refuses_the_prepare_settings_it_never_reads(tmp_path):
+    """A data.prepare key given on the command line (at any value, even over a run's record) or written by hand in a
+    file (not a whole recorded section) at a non-default value is refused; a synthetic run's config.yaml, which
+    records the section at its time's defaults (apex_spotting: farneback before 9e52833), loads."""
     from icegan.config import config_yaml
     from icegan.pipeline import load_main_config
     for over, key in (("data.prepare.size=32", "size"), ("data.prepare.datasets=[{name: samm, root: /nowhere}]",
@@ -113,12 +116,17 @@ def test_main_job_on_synthetic_clips_refuses_the_prepare_settings_it_never_reads
         with pytest.raises(ConfigError, match=rf"^data.prepare.{key} \(given as an override\) is not read: "
                                               r"data.source=synthetic makes its clips in memory"):
             load_main_config(None, [over])
-    saved = tmp_path / "config.yaml"                   # a synthetic run's config.yaml (the defaults) loads again
-    saved.write_text(config_yaml(load_main_config(None)), encoding="utf-8")
-    assert load_main_config(saved).data.prepare.size == 128
-    hand = tmp_path / "hand.yaml"       # a section written by hand, not a run's whole record (test_rconfig60)
-    hand.write_text("data:\n  prepare:\n    workers: 3\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=rf"data.prepare.workers \(in {hand}\) is not read"):
+    old = tmp_path / "config.yaml"          # an old synthetic run's config.yaml: its time's defaults
+    old.write_text(config_yaml(load_main_config(None)).replace("apex_spotting: dis", "apex_spotting: farneback"),
+                   encoding="utf-8")
+    assert "apex_spotting: farneback" in old.read_text()
+    assert load_main_config(old).data.prepare.apex_spotting == "farneback"
+    with pytest.raises(ConfigError, match=r"^data.prepare.workers \(given as an override\) is not read"):
+        load_main_config(old, ["data.prepare.workers=3"])
+    hand = tmp_path / "hand.yaml"           # a section written by hand, not a run's whole record
+    hand.write_text("data:\n  source: synthetic\n  prepare:\n    apex_spotting: farneback\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^data.prepare.apex_spotting \(in {hand}\) is not read: "
+                                          r"data.source=synthetic makes its clips in memory"):
         load_main_config(hand)
 
 

@@ -1,7 +1,7 @@
 """Review of the config commits of review 60 (9aec522, e2a6c98) and the flow training's refusal (536f901): a saved
-main-job config.yaml reruns at another data.img_size, a suite run's own overrides give each key once, an old
-synthetic run's config.yaml (its time's data.prepare defaults) loads, the flow training's message for a damaged
-config.yaml of its own run, and data.toy_subjects' default read off the dataclass field."""
+main-job config.yaml reruns at another data.img_size, a suite run's own overrides give each key once, the flow
+training's message for a damaged config.yaml of its own run, and data.toy_subjects' default read off the dataclass
+field. (An old synthetic run's config.yaml, its time's data.prepare defaults, loads: test_config60.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,25 +41,6 @@ def test_a_suite_run_whose_own_overrides_repeat_a_key_is_refused_naming_the_file
     assert "config key 'model.epochs' is set twice" in msg and "('model.epochs=1' and 'model.epochs=2')" in msg
 
 
-def test_an_old_synthetic_runs_config_yaml_loads_and_a_hand_written_prepare_key_is_refused(tmp_path):
-    """A synthetic run's config.yaml records its time's data.prepare defaults (apex_spotting: farneback before
-    9e52833): it loads. A data.prepare key written by hand (not a whole recorded section) at a non-default value,
-    or any given on the command line, is refused."""
-    from icegan.pipeline import load_main_config
-    old = tmp_path / "config.yaml"
-    old.write_text(config_yaml(load_main_config(None)).replace("apex_spotting: dis", "apex_spotting: farneback"),
-                   encoding="utf-8")
-    assert "apex_spotting: farneback" in old.read_text()
-    assert load_main_config(old).data.prepare.apex_spotting == "farneback"
-    hand = tmp_path / "hand.yaml"
-    hand.write_text("data:\n  source: synthetic\n  prepare:\n    apex_spotting: farneback\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=rf"^data.prepare.apex_spotting \(in {hand}\) is not read: "
-                                          r"data.source=synthetic makes its clips in memory"):
-        load_main_config(hand)
-    with pytest.raises(ConfigError, match=r"^data.prepare.workers \(given as an override\) is not read"):
-        load_main_config(old, ["data.prepare.workers=3"])
-
-
 def test_a_flow_runs_damaged_config_yaml_says_it_may_be_removed(tmp_path):
     from flownet.train import refuse_other_run_folder
     (tmp_path / "last.pt").write_bytes(b"")
@@ -70,11 +51,10 @@ def test_a_flow_runs_damaged_config_yaml_says_it_may_be_removed(tmp_path):
                                    "it is this flow run's damaged config")
 
 
-def test_toy_subjects_is_refused_with_megc2019_htnet_only():
-    """The default is the dataclass field's; a table run (tests build them over toy overrides) keeps it."""
+def test_toy_subjects_at_its_default_loads_with_megc2019_htnet_and_a_table_run_keeps_it():
+    """The default is the dataclass field's; a table run (tests build them over toy overrides) keeps it. (Another
+    value with megc2019_htnet is refused: test_config60.)"""
     from icegan.commands.loso import LosoConfig
-    with pytest.raises(ConfigError, match=r"data.toy_subjects is read only with data.source=toy"):
-        load_config(LosoConfig, ROOT / "configs" / "features_ststnet.yaml", ["data.toy_subjects=9"])
     assert load_config(LosoConfig, ROOT / "configs" / "features_ststnet.yaml",
                        ["data.toy_subjects=4"]).data.toy_subjects == 4
     cfg = load_config(LosoConfig, None, ["data.source=table", "data.table=/x/t.csv", "data.toy_subjects=2"])

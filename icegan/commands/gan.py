@@ -114,7 +114,7 @@ def register(subparsers) -> None:
 def _train(args: argparse.Namespace) -> int:
     from torch.utils.tensorboard import SummaryWriter
 
-    from icegan.config import save_config, where_set
+    from icegan.config import override_key, save_config, where_set
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
     from icegan.data.prepare import refuse_replaced_prepare
     from icegan.gan.trainer import GanConfig, build_models, check_resumable, train_gan
@@ -125,7 +125,7 @@ def _train(args: argparse.Namespace) -> int:
         if not args.fold.strip():
             raise ValueError("--fold needs a subject to hold out, e.g. --fold sub01 (without --fold the config's "
                              "data.holdout_subjects are held out)")
-        given = [o for o in overrides if o.split("=", 1)[0].strip().startswith("data.holdout_subjects.")
+        given = [o for o in overrides if override_key(o).startswith("data.holdout_subjects.")
                  or where_set("data.holdout_subjects", None, [o]) == "command line"]
         if given:       # --fold would replace it without a word
             raise ValueError(f"--fold {args.fold} and the override {given[0]} both set data.holdout_subjects (--fold "

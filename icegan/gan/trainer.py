@@ -330,12 +330,7 @@ def _read_resume(ckpt: Path, label: str) -> object:
         raise GanCheckpointError(str(exc)) from None
 
 
-#: keys of ``icegan gan train``'s config that a resume may change: how long it trains and how often it saves and
-#: shows samples, where it runs (device) and where its data lie (the data section: the pairs themselves are checked
-#: by their SHA-256); any other key trains the same weights on, so a resume with another value is refused
-#: (:func:`check_resumable`): the precision (train.amp, train.amp_dtype) and the thread count (train.num_threads, as
-#: `icegan loso` refuses another threads) too, which change the numbers of the epochs still to train while the run
-#: folder's config.yaml would claim the new values for all of them
+#: keys of ``icegan gan train``'s config a resume may change; another value of any other is refused (check_resumable)
 RESUME_MAY_CHANGE = ("name", "out_dir", "data.", "loss.vgg_weights", "train.epochs", "train.max_minutes",
                      "train.device", "train.progress", "train.sample_every", "train.checkpoint_every", "train.resume")
 
