@@ -22,8 +22,8 @@ from icegan import __version__
 from icegan.allocator import retaining
 from icegan.paths import REPO_ROOT
 
-__all__ = ["describe_environment", "append_environment", "limit_threads", "usable_cpus", "other_load",
-           "cpu_contention", "ENVIRONMENT_FILE", "THREADS_MAX", "check_threads"]
+__all__ = ["describe_environment", "append_environment", "limit_threads", "limit_sklearn_threads", "usable_cpus",
+           "other_load", "cpu_contention", "ENVIRONMENT_FILE", "THREADS_MAX", "check_threads"]
 
 #: the most CPU threads a config's ``threads`` may ask for: far above any machine's cores, and below the sizes at
 #: which torch.set_num_threads and the BLAS pools fail with a traceback (threads=99999999999)
@@ -40,10 +40,16 @@ def check_threads(threads: int, meaning: str) -> None:
         raise ValueError(f"threads must be >= 0 and <= {THREADS_MAX} ({meaning}), got {threads}")
 
 
+#: ``n`` of this process's last :func:`limit_threads` call; None where it was never called (no limit to re-apply)
+_THREADS: Optional[int] = None
+
+
 def limit_threads(n: int) -> None:
     """Use ``n`` threads for all CPU math of this process: torch's intra-op pool and the BLAS / OpenMP pools of
-    NumPy, SciPy and scikit-learn (through ``threadpoolctl``). Those libraries are imported first, so that
-    their pools exist when the limit is set (``threadpoolctl`` only limits libraries already loaded).
+    NumPy now (through ``threadpoolctl``), and those of SciPy and scikit-learn (their own BLAS and OpenMP copies)
+    once a scikit-learn model is fitted: :func:`limit_sklearn_threads` re-applies ``n`` there, since
+    ``threadpoolctl`` only limits libraries already loaded. SciPy and scikit-learn are not imported here: that took
+    1.4-2 s in every process (a fifth of a cached ``icegan features`` run, which uses neither).
 
     Why: scikit-learn's logistic regression otherwise runs OpenBLAS with one thread per core next to torch's
     limit; on the 2-core CPU a 68-fold logistic-regression LOSO took 115.6 s with ``threads=1`` before and
@@ -52,15 +58,33 @@ def limit_threads(n: int) -> None:
     Raises:
         ValueError: ``n`` < 1.
     """
+    global _THREADS
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
-    import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
+    from importlib import import_module
+
     import torch
     from threadpoolctl import threadpool_limits
+    import_module("numpy")          # loaded for its OpenBLAS pool (threadpoolctl limits loaded libraries only)
     torch.set_num_threads(n)
     threadpool_limits(n)
+    _THREADS = n
+
+
+def limit_sklearn_threads() -> None:
+    """Load the thread pools of scikit-learn and SciPy (scikit-learn's OpenMP runtime, SciPy's own OpenBLAS) and
+    limit them, like those loaded before, to the ``n`` of this process's last :func:`limit_threads` call; nothing
+    where :func:`limit_threads` was never called (``threads=0``: the libraries' defaults). Called where a
+    scikit-learn model is fitted or predicts (:func:`icegan.recognition.one_blas_thread`, the label-noise forest),
+    so those run under the limit although :func:`limit_threads` no longer imports them."""
+    if _THREADS is None:
+        return
+    from importlib import import_module
+
+    from threadpoolctl import threadpool_limits
+    for module in ("scipy.linalg", "sklearn.linear_model"):      # loaded for their pools
+        import_module(module)
+    threadpool_limits(_THREADS)
 
 
 def usable_cpus() -> int:

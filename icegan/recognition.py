@@ -423,7 +423,9 @@ def _drop_noisy_labels(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, 
     at step = the fold's index."""
     from tqdm.auto import tqdm
 
+    from icegan.environment import limit_sklearn_threads
     from icegan.label_noise import flag_noisy_labels
+    limit_sklearn_threads()                 # the forest's OpenMP under the process's threads limit
     flat, labels = x.reshape(len(x), -1).numpy(), y.numpy()
     masks = masks.copy()
     for i, f in enumerate(tqdm(folds, desc="noise filter", unit="fold", leave=False, disable=not progress)):
@@ -1341,8 +1343,12 @@ def one_blas_thread():
     their matrices are small (a fold of 28×28 maps: about 430 × 2352), where a second BLAS thread costs more than it
     gives (logistic regression 0.24 s against 1.32 s per fold on a 2-core Intel Xeon, ``bench/sklearn_threads.py``),
     and their predictions then no longer depend on the thread count (float summation order). Folds in parallel
-    processes (``workers``) are where these recognizers get their parallelism."""
+    processes (``workers``) are where these recognizers get their parallelism. OpenMP (and SciPy's BLAS) keep the
+    process's ``threads`` limit (:func:`icegan.environment.limit_sklearn_threads`, applied here)."""
     from threadpoolctl import threadpool_limits
+
+    from icegan.environment import limit_sklearn_threads
+    limit_sklearn_threads()
     return threadpool_limits(limits=1, user_api="blas")
 
 

@@ -43,9 +43,11 @@ def test_retain_freed_memory_applies_once_and_can_be_switched_off():
 
 def test_limit_threads_sets_torch_and_blas_pools():
     """In a fresh process: torch and every BLAS / OpenMP pool threadpoolctl sees run one thread afterwards."""
-    # SciPy's own OpenBLAS and scikit-learn's OpenMP are imported after the call: limit_threads must have loaded them
-    code = ("import json, torch; from threadpoolctl import threadpool_info; from icegan.environment import limit_threads; "
-            "limit_threads(1); import scipy.linalg, sklearn.linear_model; "
+    # SciPy's own OpenBLAS and scikit-learn's OpenMP are imported after the call: limit_sklearn_threads (called where
+    # scikit-learn fits) loads them and applies limit_threads' count
+    code = ("import json, torch; from threadpoolctl import threadpool_info; "
+            "from icegan.environment import limit_sklearn_threads, limit_threads; "
+            "limit_threads(1); import scipy.linalg, sklearn.linear_model; limit_sklearn_threads(); "
             "print(json.dumps([torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()}), "
             "sorted({p['user_api'] for p in threadpool_info()})]))")
     # 2 threads by default (conftest sets OMP_NUM_THREADS=1, under which every pool starts at 1 and nothing is shown)

@@ -45,10 +45,6 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-with warnings.catch_warnings():     # torch_geometric 2.8 scripts helpers at import; torch 2.14 deprecates jit.script
-    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
-    from torch_geometric.nn import DenseGCNConv
-
 __all__ = ["GraphReasoningModule"]
 
 
@@ -84,6 +80,12 @@ class GraphReasoningModule(nn.Module):
         self.phi = nn.Linear(n_nodes, self.attn_dim)                        # φ
         self.theta = nn.Linear(n_nodes, self.attn_dim)                      # θ
         self.adj = nn.Parameter(torch.randn(channels, channels))            # A ~ N(0, 1)
+        # imported here, not with the module: torch_geometric (0.4-1 s) is not needed by a process that only reads
+        # icegan.models.generator.level_widths (the config check of `icegan features`)
+        # torch_geometric 2.8 scripts helpers at import; torch 2.14 deprecates jit.script
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+            from torch_geometric.nn import DenseGCNConv
         self.gcn = DenseGCNConv(channels, channels)                         # (Ã+I) M W (+ bias)
         self.out = nn.Conv2d(channels, channels, kernel_size=1)             # last step of T⁻¹(·)
 
