@@ -9,34 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from _gan_kill import run_killed_after_first_gan_checkpoint
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TINY = ["data.n_subjects=2", "data.clips_per_class=1", "data.img_size=32", "recognizer.epochs=1",
         "recognizer.batch_size=16", "gan.joint=false", "flow.method=farneback", "threads=1"]
 
 
-class _Killed(Exception):
-    """Stands for a kill after a fold's first GAN checkpoint was written."""
-
-
 def test_a_fold_resumed_from_its_gan_checkpoint_counts_the_seconds_spent_before(tmp_path, monkeypatch):
     """Killed after the epoch-1 GAN checkpoint (of 2), whose ``elapsed_s`` says 1000 s of GAN training were spent;
     the resumed fold's timing.json ``fold_seconds`` (and so summary.md's fold time) holds those 1000 s too, not the
     last attempt's few seconds alone."""
-    import icegan.gan.trainer as trainer
     from icegan.pipeline import load_main_config, run_main
     cfg = load_main_config(str(CONFIGS / "demo.yaml"), [*TINY, "gan.epochs=2", "data.max_folds=1"])
     out = tmp_path / "run"
-    save = trainer.save_checkpoint
-
-    def save_then_die(path, *args, **kwargs):
-        save(path, *args, **kwargs)
-        raise _Killed(path)
-    monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)
-    with pytest.raises(_Killed):
-        run_main(cfg, out, progress=False)
-    monkeypatch.setattr(trainer, "save_checkpoint", save)
-    ckpt = next(out.glob("folds/*/gan/checkpoints/last.pt"))
+    ckpt = run_killed_after_first_gan_checkpoint(cfg, out, monkeypatch)
     payload = torch.load(ckpt, weights_only=False)
     assert payload["epoch"] == 1
     payload["elapsed_s"] = 1000.0                   # the GAN seconds of the attempt killed

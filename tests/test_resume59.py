@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _gan_kill import run_killed_after_first_gan_checkpoint
 
 from icegan.suite import REUSED_FROM, run_suite
 
@@ -83,28 +84,14 @@ def test_a_dangling_folds_link_is_named_and_a_cut_short_replacement_mended(tmp_p
     assert (other / "folds").is_symlink()                   # left as it was: restoring the source mends it
 
 
-class _Killed(Exception):
-    """Stands for a kill after a fold's first GAN checkpoint was written."""
-
-
 def test_a_resumed_run_and_a_resumed_fold_gan_are_said(tmp_path, monkeypatch, caplog, capsys):
     """A run killed inside its first fold's GAN (after the epoch-1 checkpoint): the rerun says that the run folder is
     resumed though no fold finished, and at INFO that the fold's GAN resumes at epoch 1 of 2 from its checkpoint
     (the trainer's own line is at DEBUG in the main job)."""
-    import icegan.gan.trainer as trainer
     from icegan.pipeline import load_main_config, run_main
     cfg = load_main_config(str(CONFIGS / "demo.yaml"), [*TINY, "gan.epochs=2", "data.max_folds=1"])
     out = tmp_path / "run"
-    save = trainer.save_checkpoint
-
-    def save_then_die(path, *args, **kwargs):
-        save(path, *args, **kwargs)
-        raise _Killed(path)
-    monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)
-    with pytest.raises(_Killed):
-        run_main(cfg, out, progress=False)
-    monkeypatch.setattr(trainer, "save_checkpoint", save)
-    ckpt = next(out.glob("folds/*/gan/checkpoints/last.pt"))
+    ckpt = run_killed_after_first_gan_checkpoint(cfg, out, monkeypatch)
     capsys.readouterr()
     with caplog.at_level(logging.INFO, logger="icegan"):
         run_main(cfg, out, progress=False)
