@@ -1,5 +1,6 @@
 """The small ICE-GAN widths the GAN tests build models with (a generator and capsule discriminator that run in
 milliseconds on a CPU)."""
+from icegan.config import override_key
 from icegan.gan.trainer import GanConfig
 
 
@@ -26,9 +27,12 @@ def fake_casme2_pairs(n: int = 8, size: int = 32, seed: int = 0):
                    np.zeros(n, dtype=int), np.ones(n, dtype=int))
 
 
-def tiny_gan_train_args(out_dir) -> list[str]:
+def tiny_gan_train_args(out_dir, *overrides: str) -> list[str]:
     """``icegan gan train`` arguments of a run named t under ``out_dir`` with the tests' tiny models, 32 px faces,
-    batches of 4, no progress bar, no time budget and no sample grids (add ``train.epochs=N``)."""
-    return ["gan", "train", "name=t", f"out_dir={out_dir}", "data.img_size=32", "data.apex_neighbors=0",
-            "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
-            "train.progress=false", "train.max_minutes=null", "train.sample_every=0"]
+    batches of 4, no progress bar, no time budget and no sample grids, then ``overrides`` (``train.epochs=N``, flags),
+    which replace its own settings of the same keys: a command line may set a key once."""
+    keys = {override_key(item) for item in overrides}
+    own = ["gan", "train", "name=t", f"out_dir={out_dir}", "data.img_size=32", "data.apex_neighbors=0",
+           "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
+           "train.progress=false", "train.max_minutes=null", "train.sample_every=0"]
+    return [*(item for item in own if override_key(item) not in keys), *overrides]

@@ -104,7 +104,7 @@ def test_gan_checkpoint_without_elapsed_time_resumes_from_zero(tmp_path):
 # ---- 3: train.resume=false in a used folder
 
 def test_gan_train_afresh_removes_the_previous_run_s_samples_and_events_only(fake_pairs, tmp_path, capsys):
-    args = tiny_gan_train_args(tmp_path) + ["train.sample_every=1"]
+    args = tiny_gan_train_args(tmp_path, "train.sample_every=1")
     run = tmp_path / "t"
     assert main(args + ["train.epochs=2"]) == 0
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]

@@ -102,12 +102,12 @@ def test_gan_train_stopped_by_max_minutes_says_so_and_how_to_finish(tmp_path, mo
     from icegan.gan import pairs as gan_pairs
     pairs = fake_casme2_pairs(8)
     monkeypatch.setattr(gan_pairs, "load_casme2_pairs", lambda *a, **k: pairs)
-    args = tiny_gan_train_args(tmp_path) + ["train.epochs=3", "train.max_minutes=0.000001"]
+    args = tiny_gan_train_args(tmp_path, "train.epochs=3", "train.max_minutes=0.000001")
     assert main(args) == 0
     out = capsys.readouterr().out
     assert ("stopped at epoch 1 of 3 by train.max_minutes (counted across resumes); rerun with a larger "
             "train.max_minutes or 0 to finish") in out
-    assert main(tiny_gan_train_args(tmp_path) + ["train.epochs=3", "train.max_minutes=0"]) == 0
+    assert main(tiny_gan_train_args(tmp_path, "train.epochs=3", "train.max_minutes=0")) == 0
     out = capsys.readouterr().out
     assert "done: 3 epochs" in out and "stopped at" not in out
 

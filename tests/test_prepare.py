@@ -43,9 +43,11 @@ def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
     then to the whole process group (as ``timeout -s INT`` sends it; a terminal's Ctrl-C goes to the group): the one
     line "icegan prepare: interrupted" (with what is kept), exit code 130, no traceback nor leaked-semaphore warning, no process left."""
     frames = shared_data / "casme2_raw" / "sub01" / "EP02_01f"       # raw 640x480 frames: ~2 s of detection a clip
+    for i in range(16):                                  # a folder a clip: a clip list refuses one clip listed twice
+        shutil.copytree(frames, tmp_path / f"c{i}")
     clips = tmp_path / "clips.csv"
     clips.write_text("subject,clip,frames,onset,apex,offset\n"
-                     + "".join(f"p{i % 2},c{i},{frames},46,59,86\n" for i in range(16)))
+                     + "".join(f"p{i % 2},c{i},{tmp_path / f'c{i}'},46,59,86\n" for i in range(16)))
     cfg = tmp_path / "prepare.yaml"
     cfg.write_text(f"datasets:\n  - name: clips\n    root: {clips}\n    mode: raw\n"
                    f"cache_root: {tmp_path / 'cache'}\nsize: 32\nworkers: 2\nprogress: false\nlandmarks: true\n")
@@ -61,7 +63,7 @@ def test_ctrl_c_with_workers_ends_in_one_line(shared_data, tmp_path, when):
             elif sum(tree.get(ppid) == proc.pid for ppid in tree.values()) >= 2:   # workers: the forkserver's
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, f"prepare ended before the signal ({when})"
+        assert proc.poll() is None, f"prepare ended before the signal ({when}): {proc.communicate()[1]}"
         time.sleep(0.3 if when == "forkserver_loading" else 1.0)   # inside the model import / the first clips
         os.kill(proc.pid, signal.SIGINT)
         os.killpg(proc.pid, signal.SIGINT)
