@@ -42,7 +42,8 @@ def test_a_number_given_for_a_text_key_is_text_and_a_boolean_is_refused():
     the key. Mutations killed: numbers refused for text keys; booleans turned into "True"."""
     assert apply_overrides(_Cfg(), ["name=2024"]).name == "2024"
     assert from_dict(_Cfg, {"name": 2.5}).name == "2.5"
-    with pytest.raises(ConfigError, match=r"^config key 'name' \(in command line\): expected a string, got True \(YAML "):
+    with pytest.raises(ConfigError,
+                       match=r"^config key 'name' \(in command line\): expected a string, got True \(YAML "):
         apply_overrides(_Cfg(), ["name=true"])
 
 
