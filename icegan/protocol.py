@@ -790,18 +790,19 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             old_data = (old.get("provenance") or {}).get("data")
             new_data = (header.get("provenance") or {}).get("data")
             was, now = old.get("folds"), header.get("folds")
+            # the same run (or its extension: a max_folds run asked for more folds) but for the provenance
+            same_but_provenance = "provenance" in diff and (diff == ["provenance"] or _extends(
+                {**old, "provenance": header.get("provenance")}, header))
             if "classes" in diff:             # a run folder of one label set resumed with another
                 was, now = (h.get("classes") or list(CLASS_NAMES) for h in (old, header))
                 why = (f" (its classes {', '.join(was)} vs now {', '.join(now)}: another label set, data.labels; its "
                        "clips' labels then differ too)")
-            elif diff == ["provenance"] and old_data and new_data and old_data != new_data:
+            elif same_but_provenance and old_data and new_data and old_data != new_data:
                 why = (f" (its data {old_data} vs now {new_data}: the clips, their labels or their maps changed, e.g. a "
                        "corrected annotation sheet or a regenerated feature table)")
-            if "provenance" in diff and not why and (diff == ["provenance"] or _extends(
-                    {**old, "provenance": header.get("provenance")}, header)):
-                # the same run (or its extension) but for the provenance: the config keys that differ too (e.g.
-                # another recognizer.module) say what changed better than a hash alone; a damaged config.yaml leaves
-                # the provenance message
+            if same_but_provenance and not why:
+                # the config keys that differ too (e.g. another recognizer.module) say what changed better than a
+                # hash alone; a damaged config.yaml leaves the provenance message
                 was_p, now_p = (h.get("provenance") or {} for h in (old, header))
                 changed = sorted(k for k in set(was_p) | set(now_p) if was_p.get(k) != now_p.get(k))
                 try:
