@@ -33,3 +33,21 @@ def test_extending_a_smoke_run_after_a_relabelled_clip_names_the_data_change(tmp
         assert "holds a different LOSO run" in err and "the clips, their labels or their maps changed" in err, err
     assert (out / "predictions.csv").read_bytes() == before
 
+
+def test_data_composite_prints_the_note_of_a_sheet_row_pasted_twice(tmp_path, capsys):
+    """README: "A coding-sheet row pasted twice is read once (with a note)". `icegan data check` printed the note,
+    `icegan data composite` counted the clip once and said nothing; it prints the sheet's notes now, as data check's
+    lines, and a note its excluded line already gives (an apex cell '/') is not said twice."""
+    rows = ["Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion",
+            "1,EP01_01,10,13,16,4,happiness", "1,EP01_02,20,25,30,4,disgust", "2,EP02_01,10,/,16,4,surprise",
+            "1,EP01_01,10,13,16,4,happiness"]                    # sheet row 5: row 2 pasted again
+    (tmp_path / "CASME2-coding-20140508.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "composite.json"
+    assert main(["data", "composite", "--annotations-dir", str(tmp_path), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "casme2       2        1        1        0        1\n" in printed
+    assert ("  [warn] casme2/sub01/EP01_01: listed twice (sheet rows 2 and 5, the same cells): counted once"
+            in printed.splitlines())
+    assert printed.count("'/'") == 1, printed                   # in the excluded line only
+    assert json.loads(out.read_text())["casme2"]["notes"] == [
+        {"clip": "sub01/EP01_01", "note": "listed twice (sheet rows 2 and 5, the same cells): counted once"}]

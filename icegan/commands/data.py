@@ -74,6 +74,8 @@ def _composite(args: argparse.Namespace) -> int:
         print(f"{ds:8s} {c['clips']:5d} {c['negative']:8d} {c['positive']:8d} {c['surprise']:8d} {c['subjects']:8d}")
         for e in c["excluded"]:
             print(f"  excluded {ds}/{e['clip']}: {e['reason']}")
+        for n in c["notes"]:            # as icegan data check says them
+            print(f"  [warn] {ds}/{n['clip']}: {n['note']}")
     from icegan.data.composite import sheet_lookalikes
     from icegan.data.sheets import CASME2_SHEET, SAMM_SHEET, sheet_names
     for ds, sheet in (("casme2", CASME2_SHEET), ("samm", SAMM_SHEET)):

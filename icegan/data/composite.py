@@ -126,7 +126,9 @@ def composite_summary(rows: list[SheetRow]) -> dict:
     plus ``"excluded"``: list of ``{"clip", "reason"}`` for rows of composite emotions that were
     excluded by a rule (not those whose emotion is simply outside the composite), rows whose emotion is no label of
     the sheet (:func:`unknown_emotion`) or that cannot be used (:func:`unusable_row`: an apex before or on the onset,
-    which ``icegan data check`` skips too)."""
+    which ``icegan data check`` skips too); ``"notes"``: list of ``{"clip", "note"}``, the sheet's notes on its rows
+    (:attr:`icegan.data.sheets.SheetRow.notes`, e.g. a row pasted twice, counted once) that ``icegan data check``
+    warns of too, but for one the clip's excluded reason already gives."""
     comp, excluded = [], []
     for r in rows:
         c, why = composite_class(r)
@@ -139,9 +141,12 @@ def composite_summary(rows: list[SheetRow]) -> dict:
         if typo or composite_emotion(r) is not None:
             excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": typo or why})
     counts = Counter(CLASS3_NAMES[c] for _, c in comp)
+    said = {e["clip"]: e["reason"] for e in excluded}
+    notes = [{"clip": clip, "note": n} for r in rows for clip in [f"{r.subject}/{r.clip}"] for n in r.notes
+             if n not in said.get(clip, "")]
     return {"clips": len(comp), "negative": counts["negative"], "positive": counts["positive"],
             "surprise": counts["surprise"], "subjects": len({r.subject for r, _ in comp}),
-            "excluded": excluded, "sde": sde_summary(rows)}
+            "excluded": excluded, "notes": notes, "sde": sde_summary(rows)}
 
 
 def sde_summary(rows: list[SheetRow]) -> dict:
