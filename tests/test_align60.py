@@ -34,6 +34,19 @@ def test_a_16_bit_apex_face_gives_the_landmarks_of_its_8_bit_copy(shared_data, t
     assert np.abs(points[1] - points[0]).max() <= 1.0
 
 
+def test_the_landmark_cache_key_is_not_the_one_of_the_reader_that_read_16_bit_faces_white(tmp_path, monkeypatch):
+    """The cache key of a face file differs from the key the version-2 reader gave it (the reader that read a 16-bit
+    face all white), so landmarks cached by that reader are never reused for the same unchanged file."""
+    import icegan.data.roi as roi
+    face = tmp_path / "face16.png"
+    cv2.imwrite(str(face), np.full((64, 64, 3), 30000, np.uint16))
+    key = roi.files_cache_key([face])
+    monkeypatch.setattr(roi, "FACE_READER_VERSION", 2)
+    assert roi.files_cache_key([face]) != key
+    monkeypatch.undo()
+    assert roi.files_cache_key([face]) == key           # the same file, the same reader: the same key
+
+
 # ------------------------------------------------------------------------------------------------ 2: image shapes
 
 @pytest.mark.parametrize("shape", [(48, 40, 4), (48, 40, 1), (48, 40, 2)])

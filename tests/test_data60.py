@@ -138,3 +138,24 @@ def test_clip_list_refuses_one_frames_folder_listed_twice(tmp_path, second):
         + "; keep one of the two lines")
     csv.write_text(f"subject,clip,frames,onset,apex\np01,take1,EP02_01f,2,5\n{second},EP02_01f,3,5\n")
     assert [r.key for r in ClipList(csv).records()] == ["clips/p01/take1", f"clips/{second.replace(',', '/')}"]
+
+
+@pytest.mark.parametrize("alias", ["alias", "other/../EP02_01f"])
+def test_clip_list_refuses_one_frames_folder_listed_twice_through_a_link_or_dotdot(tmp_path, alias):
+    """The same frames folder named a second time through a symbolic link to it, or as ``other/../EP02_01f``, is the
+    same clip: compared by its real path (a plain Path comparison read both as two clips in two LOSO folds)."""
+    from icegan.data.clip_list import ClipList
+    frames = grey_frames(tmp_path / "EP02_01f", range(1, 11))
+    (tmp_path / "other").mkdir()
+    try:
+        (tmp_path / "alias").symlink_to(frames, target_is_directory=True)
+    except OSError as e:                # e.g. Windows without the right to make links
+        pytest.skip(f"cannot make a symbolic link here: {e}")
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"subject,clip,frames,onset,apex\np01,take1,EP02_01f,2,5\np02,take1,{alias},2,5\n")
+    with pytest.raises(ValueError) as err:
+        ClipList(csv).records()
+    assert str(err.value) == (
+        f"{csv}, line 3 (clip 'take1'): frames folder {frames.resolve()} with onset 2 and apex 5 is listed on line 2 "
+        f"too (clip 'take1' of subject 'clips/p01'): one clip listed twice would be counted twice and put into two "
+        f"subjects' LOSO folds; keep one of the two lines")

@@ -50,6 +50,14 @@ def test_confusion_counts_that_are_not_counts_are_refused(bad, what):
     assert uf1.tolist() == [1.0] and uar.tolist() == [1.0]
 
 
+def test_confusion_counts_with_two_bad_cells_name_the_first_and_its_index():
+    """With two bad cells the message names the first bad value (row-major order) with its own index, not the index
+    of another bad cell."""
+    with pytest.raises(ValueError) as err:
+        uf1_uar_from_confusion(np.array([[1, -1], [2, np.nan]]))
+    assert str(err.value) == "confusion matrices must hold finite non-negative counts, got -1.0 at index (0, 1)"
+
+
 @pytest.mark.parametrize("labels", [["0", "1"], np.array(["0", "1"], dtype=object), [None, 1]])
 def test_labels_that_are_not_class_ids_are_refused(labels):
     """String labels crashed in np.mod with a TypeError; now a ValueError that says what the labels must be."""
