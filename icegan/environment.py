@@ -42,6 +42,8 @@ def check_threads(threads: int, meaning: str) -> None:
 
 #: ``n`` of this process's last :func:`limit_threads` call; None where it was never called (no limit to re-apply)
 _THREADS: Optional[int] = None
+#: the files of the thread-pool libraries that carry that limit (set once each: a caller's later limit stays)
+_LIMITED: set[str] = set()
 
 
 def limit_threads(n: int) -> None:
@@ -64,11 +66,15 @@ def limit_threads(n: int) -> None:
     from importlib import import_module
 
     import torch
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
     import_module("numpy")          # loaded for its OpenBLAS pool (threadpoolctl limits loaded libraries only)
     torch.set_num_threads(n)
-    threadpool_limits(n)
+    pools = ThreadpoolController().lib_controllers
+    for pool in pools:
+        pool.set_num_threads(n)
     _THREADS = n
+    _LIMITED.clear()
+    _LIMITED.update(pool.filepath for pool in pools)
 
 
 def limit_sklearn_threads() -> None:
@@ -76,15 +82,19 @@ def limit_sklearn_threads() -> None:
     limit them, like those loaded before, to the ``n`` of this process's last :func:`limit_threads` call; nothing
     where :func:`limit_threads` was never called (``threads=0``: the libraries' defaults). Called where a
     scikit-learn model is fitted or predicts (:func:`icegan.recognition.one_blas_thread`, the label-noise forest),
-    so those run under the limit although :func:`limit_threads` no longer imports them."""
+    so those run under the limit although :func:`limit_threads` no longer imports them. Only pools not limited
+    before are set: a limit a caller put on a pool since (``threadpoolctl.threadpool_limits``) stays."""
     if _THREADS is None:
         return
     from importlib import import_module
 
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
     for module in ("scipy.linalg", "sklearn.linear_model"):      # loaded for their pools
         import_module(module)
-    threadpool_limits(_THREADS)
+    for pool in ThreadpoolController().lib_controllers:
+        if pool.filepath not in _LIMITED:
+            pool.set_num_threads(_THREADS)
+            _LIMITED.add(pool.filepath)
 
 
 def usable_cpus() -> int:
