@@ -70,3 +70,25 @@ def test_config_check_does_not_import_torch_geometric():
     code = ("import sys; from icegan.pipeline import load_main_config; "
             "load_main_config('configs/casme2.yaml'); print('torch_geometric' in sys.modules)")
     assert _python(code) == "False"
+
+
+def test_a_callers_blas_limit_stays_after_a_scikit_learn_model_ran():
+    """After limit_threads(1), a caller's own ``threadpool_limits(2)`` on NumPy's BLAS is back at 2 once a
+    scikit-learn model ran inside it (``one_blas_thread``): limit_sklearn_threads limits only pools not limited before,
+    where it re-limited every pool to 1 (the clean-clone CI failure of test_gan_eval's one-BLAS-thread probe)."""
+    code = (
+        "import json, numpy as np\n"
+        "from threadpoolctl import threadpool_info, threadpool_limits\n"
+        "from icegan.environment import limit_threads\n"
+        "from icegan.recognition import one_blas_thread\n"
+        "limit_threads(1)\n"
+        "numpy_blas = lambda: [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'\n"
+        "                      and i['filepath'] in {j['filepath'] for j in np_pools}]\n"
+        "np_pools = [i for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "with threadpool_limits(limits=2, user_api='blas'):\n"
+        "    with one_blas_thread():\n"
+        "        inside = numpy_blas()\n"
+        "    after = numpy_blas()\n"
+        "print(json.dumps([inside, after]))\n")
+    inside, after = json.loads(_python(code))
+    assert inside and set(inside) == {1} and set(after) == {2}, (inside, after)
