@@ -168,11 +168,14 @@ def test_a_spotted_apex_is_a_frame_of_the_clip_after_its_onset(clip, method, see
 # ------------------------------------------------------------------------------------------------ alignment
 @st.composite
 def faces(draw):
-    """(68, 2) landmarks of a plausible face: random points in a box, eyes apart horizontally (not coinciding)."""
+    """(68, 2) landmarks of a plausible face: random points in a box, eyes apart horizontally (not coinciding) and the
+    chin below them, so the face is at least 20 px wide and tall (6 px at the smallest similarity scale, 0.3; box_matrix
+    refuses a landmark box under 4 px as no face)."""
     pts = draw(hnp.arrays(np.float64, (68, 2), elements=st.floats(0, 100)))
-    gap = draw(st.floats(10, 60))
+    gap, height = draw(st.floats(20, 60)), draw(st.floats(20, 60))
     pts[RIGHT_EYE] = pts[RIGHT_EYE] * 0.05 + [20, 30]
     pts[LEFT_EYE] = pts[LEFT_EYE] * 0.05 + [20 + gap, 30]
+    pts[8] = [20 + gap / 2, 30 + height]            # the chin
     return pts
 
 
