@@ -135,8 +135,7 @@ def evaluate(model: str = "srflownet", data: str = "synthetic-face", root=None, 
     KITTI EPEs average per image as ``mean`` does; equal to ``mean`` when every pair has the same valid mask),
     ``n_valid_pixels``, ``per_pair`` rows (the metrics of :func:`flownet.metrics.flow_metrics` plus ``name`` and
     ``n_valid``), the speed (``pairs_per_s``, ``seconds_per_pair``), ``image_size`` (the first pair's ``[H, W]``),
-    ``image_sizes`` (every distinct ``[H, W]``) and the settings that move the score (shipped SRFlowNet on Middlebury:
-    EPE 0.62 at one working size, 0.24 at another), resolved: ``input_size`` (the working ``[H, W]`` the flow was
+    ``image_sizes`` (every distinct ``[H, W]``) and the settings that move the score, resolved: ``input_size`` (the working ``[H, W]`` the flow was
     computed at, or ``"native"``: each pair's own size), ``precision`` (``"fp32"`` or ``"bf16"``, ``auto`` resolved;
     None for the classical methods, which run OpenCV in float32) and ``iters`` (SRFlowNet: the updates run, its
     config's when not given; other models: ``iters`` as given, None for their own count or none).
