@@ -280,9 +280,9 @@ class SheetDataset:
 
         Records are returned whether or not their frames are on disk; use
         :func:`icegan.data.check.record_problems` to see which are usable. A composite row left out by the MEGC2019
-        rules is logged at INFO level, but one whose onset or apex cell holds a typo (``416.7``; not the release's
-        ``/``, :func:`miswritten_frame_cell`) is logged as a WARNING naming the sheet, the row and the cell's value,
-        and listed in ``layout_problems``.
+        rules is logged at INFO level, but one whose onset or apex cell holds a typo (``416.7``, or in SAMM an empty
+        cell; not the release's ``/``, :func:`miswritten_frame_cell`) is logged as a WARNING naming the sheet, the
+        row and the cell's value, and listed in ``layout_problems``.
         """
         wanted = {s.split("/")[-1] for s in subjects}
         out = []
@@ -321,11 +321,12 @@ class SheetDataset:
 
 
 def miswritten_frame_cell(row: SheetRow) -> Optional[str]:
-    """The note of a sheet row's onset or apex cell that holds something other than a frame number, an empty cell or
-    the releases' ``/`` (CASME II's apex not coded): a typo such as ``416.7`` or ``41b``
-    (``apex cell 416.7 is not a whole frame number (sheet row 9)``), or None."""
+    """The note of a sheet row's onset or apex cell that holds something other than a frame number or the releases'
+    ``/`` (CASME II's apex not coded): a typo such as ``416.7`` or ``41b`` (``apex cell 416.7 is not a whole frame
+    number (sheet row 9)``), or None. An empty cell is one too in a SAMM row (``apex cell is empty (sheet row 15)``:
+    the SAMM sheet has no empty onset or apex cell), not in a CASME II row, where it is left out as ``/`` is."""
     for note in row.notes:
         if (note.startswith(("onset cell ", "apex cell ")) and not note.split(" cell ", 1)[1].startswith("'/' ")
-                and " cell is empty" not in note):
+                and (" cell is empty" not in note or row.dataset == "samm")):
             return note
     return None

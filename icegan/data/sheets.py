@@ -65,7 +65,8 @@ class SheetRow:
         emotion: label as written (``happiness``, ``Anger``, ``negative`` ...); for SMIC, the file name's class
             where the sheet's Emotion cell contradicts it (:func:`read_smic_sheet`, with a note).
         action_units: FACS action units ('' where absent).
-        objective_class: SAMM objective class 1..7 (None elsewhere).
+        objective_class: SAMM objective class 1..7 (None elsewhere, and where the cell holds no number of 1..7, with
+            a note).
         row: 1-based row number in the sheet (as Excel shows it).
         notes: quirks met while parsing this row.
     """
@@ -175,7 +176,14 @@ def _find_header(rows: list[tuple], path: Path) -> int:
     return i
 
 
-def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, required: Iterable[str]) -> dict[str, int]:
+def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, required: Iterable[str],
+             dataset: Optional[str] = None) -> dict[str, int]:
+    """Column index of each ``wanted`` key (the first of its normalised aliases found in ``header``).
+
+    Raises:
+        SheetError: a ``required`` key has no column; when the header is another dataset's official sheet's
+            (:func:`_other_sheet_header`, ``dataset`` the one expected), the message says which sheet to give.
+    """
     names = [_norm(h) for h in header]
     out: dict[str, int] = {}
     for key, aliases in wanted.items():
@@ -185,7 +193,9 @@ def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, requir
                 break
     missing = [k for k in required if k not in out]
     if missing:
-        raise SheetError(f"{path}: header row lacks column(s) {missing}; header is {list(header)}")
+        other = _other_sheet_header(header, dataset) if dataset is not None else None
+        raise SheetError(f"{path}: {other}" if other else
+                         f"{path}: header row lacks column(s) {missing}; header is {list(header)}")
     return out
 
 
@@ -229,7 +239,7 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
           table: Optional[list[tuple]] = None) -> list[SheetRow]:
     table = _read_table(path, sheet) if table is None else table
     h = _find_header(table, path)
-    cols = _columns(table[h], wanted, path, required=required)
+    cols = _columns(table[h], wanted, path, required=required, dataset=dataset)
     out: list[SheetRow] = []
     seen: dict[tuple[str, str], int] = {}           # (subject, clip) case-folded → index in out
     for i, r in enumerate(table[h + 1:], start=h + 2):
@@ -263,6 +273,9 @@ def _rows(path: Path, dataset: str, sheet: Optional[str], wanted: dict, subject_
             if why and why != "empty":
                 notes.append(f"objective class {_text(_cell(r, cols['objective']))!r} is not a class number "
                              f"(sheet row {i})")
+            elif obj is not None and not 1 <= obj <= 7:
+                notes.append(f"objective class {obj} is outside SAMM's classes 1..7 (sheet row {i}): not used")
+                obj = None
         row = SheetRow(dataset=dataset, subject=subject, clip=_text(clip),
                        onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
                        emotion=_text(_cell(r, cols["emotion"])),
@@ -318,7 +331,24 @@ def _smic_subject(v: Any) -> str:
 #: clip names of each sheet: CASME II ``EP02_01f``, SAMM ``006_1_2`` (subject, inducement, number)
 _CLIP_NAMES = {"casme2": (re.compile(r"EP\d+\w*$", re.IGNORECASE), "EP02_01f"),      # (the sheet has EP09f too)
                "samm": (re.compile(r"\d{3}_\d+_\d+$"), "006_1_2")}
-_SHEET_TITLES = {"casme2": "CASME II", "samm": "SAMM"}
+_SHEET_TITLES = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS-E"}
+#: header columns (normalised) that tell each official sheet, the SAMM sheet's before CASME II's (it has both of those)
+_SHEET_HEADERS = {"smic": ("onsetf", "totalmf1"), "samm": ("onsetframe", "objectiveclasses"),
+                  "casme2": ("onsetframe", "apexframe")}
+
+
+def _other_sheet_header(header: tuple, dataset: str) -> Optional[str]:
+    """What to say of a header row that is another dataset's official sheet's than ``dataset``'s, or None:
+    ``"its header (OnsetF, TotalMF1) is the SMIC-HS-E sheet's (SMIC-HS-E_annotation.xlsx), not SAMM's: give
+    SAMM_Micro_FACS_Codes_v2.xlsx as the SAMM sheet"``."""
+    names = [_norm(h) for h in header]
+    for other, cols in _SHEET_HEADERS.items():
+        if other != dataset and all(c in names for c in cols):
+            shown = ", ".join(_text(header[names.index(c)]) for c in cols)
+            return (f"its header ({shown}) is the {_SHEET_TITLES[other]} sheet's ({OFFICIAL_SHEETS[other]}), not "
+                    f"{_SHEET_TITLES[dataset]}'s: give {OFFICIAL_SHEETS[dataset]} as the {_SHEET_TITLES[dataset]} "
+                    f"sheet")
+    return None
 
 
 def _refuse_the_other_sheet(rows: list[SheetRow], dataset: str, path: Path) -> list[SheetRow]:
@@ -350,9 +380,10 @@ def read_casme2_sheet(path: str | Path) -> list[SheetRow]:
             not UTF-8), no ``Subject`` header row, a required column (subject, filename, onset, apex, emotion)
             missing, a non-blank row without subject/filename or with a subject that is not a number, or one clip
             on two rows with different cells (message names file and row), or the SAMM sheet given for CASME II (every
-            clip named as SAMM's, ``006_1_2``; the SAMM reader refuses the reverse). Two identical rows of one clip
-            are read as one, with a note; the clip name and the emotion are compared ignoring case (``ep02_01f``
-            finds the folder ``EP02_01f``: the same clip, not a second one reading its frames).
+            clip named as SAMM's, ``006_1_2``; the SAMM reader refuses the reverse), or the SMIC sheet given (a header
+            with ``OnsetF`` and ``TotalMF1``: said to be the SMIC sheet, by the SAMM reader too). Two identical rows
+            of one clip are read as one, with a note; the clip name and the emotion are compared ignoring case
+            (``ep02_01f`` finds the folder ``EP02_01f``: the same clip, not a second one reading its frames).
     """
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetframe", "onset"],
               "apex": ["apexframe", "apex"], "offset": ["offsetframe", "offset"],
@@ -416,12 +447,23 @@ def _smic_row_notes(r: SheetRow, raw: tuple, cols: dict[str, int]) -> None:
             if n is not None and not first <= n <= last:
                 r.notes.append(f"{key} {n} is outside FirstF..LastF {first}..{last}, the clip's frames ({where}): "
                                f"one of the cells is wrong; the {key} is used as written")
-    on2, _ = parse_frame(_cell(raw, cols.get("onset2")))
-    if on2 is not None:
-        off2, _ = parse_frame(_cell(raw, cols.get("offset2")))
-        end = "?" if off2 is None else off2
-        r.notes.append(f"a second micro-expression is annotated, Onset2F..Offset2F {on2}..{end} ({where}): not read; "
-                       f"only the first, OnsetF..OffsetF, is")
+    more, second = [], None     # (which, span) of the second and third micro-expressions; the second's frames
+    for n, which in ((2, "second"), (3, "third")):
+        on, _ = parse_frame(_cell(raw, cols.get(f"onset{n}")))
+        off, _ = parse_frame(_cell(raw, cols.get(f"offset{n}")))
+        if n == 2:
+            second = (on, off)
+        # the release's Onset3F formula gives a frame before FirstF where no third is coded (s20_ne_06), and
+        # s9_sur_01 repeats its second: neither is a third micro-expression
+        elif (on, off) == second or (first is not None and last is not None and on is not None
+                                     and not first <= on <= last):
+            continue
+        if on is not None:
+            more.append((which, f"Onset{n}F..Offset{n}F {on}..{'?' if off is None else off}"))
+    if more:
+        spans = f"{more[0][1]}" + "".join(f", and a {which}, {span}" for which, span in more[1:])
+        r.notes.append(f"a {more[0][0]} micro-expression is annotated, {spans} ({where}): not read; only the first, "
+                       f"OnsetF..OffsetF, is")
 
 
 def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
@@ -439,15 +481,31 @@ def read_smic_sheet(path: str | Path, sheet: str = "HS") -> list[SheetRow]:
       negative): the file name's class is used, as the SMIC-HS folder tree and the MEGC2019 composite class the clip
       (65 negative / 51 positive / 41 surprise over the 157 rows);
     - an onset or offset outside ``FirstF..LastF`` (``s1_ne_03``): used as written;
-    - a second micro-expression (``Onset2F``/``Offset2F``, 8 clips): not read; the row stands for the first one.
+    - a second micro-expression (``Onset2F``/``Offset2F``, 8 clips) or a third (``Onset3F``/``Offset3F`` inside
+      ``FirstF..LastF`` and not the second's frames again: s4_ne_04): not read, one note naming both; the row stands
+      for the first one.
 
     Raises:
-        SheetError: as :func:`read_casme2_sheet`, or the worksheet does not exist.
+        SheetError: as :func:`read_casme2_sheet`, or the worksheet does not exist; the SAMM or CASME II sheet given
+            (no worksheet ``sheet`` in its workbook, or its CSV export's header) is said to be that sheet, naming the
+            SMIC one to give.
     """
     wanted = {"subject": ["subject"], "clip": ["filename"], "onset": ["onsetf", "onset"],
               "offset": ["offsetf", "offset"], "emotion": ["emotion"], "n1": ["totalmf1"],
-              "first": ["firstf"], "last": ["lastf"], "onset2": ["onset2f"], "offset2": ["offset2f"]}
-    table = _read_table(Path(path), sheet)
+              "first": ["firstf"], "last": ["lastf"], "onset2": ["onset2f"], "offset2": ["offset2f"],
+              "onset3": ["onset3f"], "offset3": ["offset3f"]}
+    try:
+        table = _read_table(Path(path), sheet)
+    except SheetError as exc:       # no worksheet ``sheet``: the SAMM or CASME II workbook given, said as such
+        try:
+            found = _read_table(Path(path), None)
+        except SheetError:
+            raise exc from None
+        h = _header_index(found)
+        other = _other_sheet_header(found[h], "smic") if h is not None else None
+        if other is None:
+            raise exc from None
+        raise SheetError(f"{exc}; {other}") from None
     rows = _rows(Path(path), "smic", sheet, wanted, _smic_subject, table=table)
     cols = _columns(table[_find_header(table, Path(path))], wanted, Path(path), required=())
     for r in rows:
