@@ -269,7 +269,8 @@ def _plain(value):
 
 
 def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: Optional[Sequence[float]] = None,
-                  name: Optional[str] = None, on_fewer: Optional[Callable[[], None]] = None) -> dict:
+                  name: Optional[str] = None, on_fewer: Optional[Callable[[], None]] = None,
+                  own_members: bool = False) -> dict:
     """Average the class probabilities of finished LOSO runs and score the average.
 
     ``p(clip) = Σ_m w_m p_m(clip) / Σ_m w_m`` over members m, y_pred = argmax (an exact tie goes to the lower class
@@ -290,6 +291,10 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
             matched as an ensemble written again is, :func:`_refuse_other_ensemble`) is not refused: ``on_fewer()``
             is called (``icegan suite``: seeds were added since; it says so and removes the folder) and the
             ensemble of all ``run_dirs`` is written.
+        own_members: the caller vouches that ``run_dirs`` are the runs of the ensemble in ``out_dir``, wherever that
+            folder was copied (``icegan suite``: its own run folders, resumed or extended since): a recorded member
+            matches by its path relative to ``out_dir`` alone, whatever its predictions (a copied suite rerun with a
+            higher max_folds is made again, as in place).
 
     Returns:
         The metrics.json content (``{"protocol", "n_folds", "n_samples", "oracle_epoch": false,
@@ -304,7 +309,9 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
             selection, a merge) or a ``predictions.csv`` without a run header
             (:func:`icegan.paths.run_folder_conflict`), or holds another ensemble (its ensemble.json lists other
             members or weights; the same members and weights, in any order, are written again; with ``on_fewer``,
-            also an ensemble of fewer of them); nothing is overwritten.
+            also an ensemble of fewer of them); nothing is overwritten. Members in the recorded places (relative to
+            ``out_dir``) whose predictions differ from the recorded ones are refused without ``own_members``: other
+            runs there, or these runs rerun or extended since (the message says so, not "other members").
     """
     dirs = [Path(d) for d in run_dirs]
     if len(dirs) < 2:
@@ -321,7 +328,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     # each member's place from the ensemble folder and its predictions' digest, once: compared with an ensemble
     # already in out, then recorded
     places = [(_relative(d, out), _digest(d)) for d in dirs]
-    _refuse_other_ensemble(out, dirs, w, places, on_fewer)
+    _refuse_other_ensemble(out, dirs, w, places, on_fewer, own_members)
     h0, p0 = members[0]
     set0 = label_set_of_columns(p0.columns)
     for d, (h, p) in zip(dirs[1:], members[1:]):
@@ -414,7 +421,7 @@ def _digest(d: Path) -> str:
 
 def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
                            places: Sequence[tuple[Optional[str], str]],
-                           on_fewer: Optional[Callable[[], None]] = None) -> None:
+                           on_fewer: Optional[Callable[[], None]] = None, own_members: bool = False) -> None:
     """Raise :class:`LosoStateError` when ``out`` holds the ``ensemble.json`` of another ensemble than of the members
     ``dirs`` with the normalised weights ``w`` (in any order); ``places``: each member's (:func:`_relative`,
     :func:`_digest`). The members are the same when they match by resolved
@@ -423,7 +430,8 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
     that happen to lie where the copied ensemble's members did). The same ensemble (a suite's rerun) and a header
     that cannot be read (a kill while it was written) are let through: the ensemble is written again. With
     ``on_fewer``, so is an ensemble of a strict subset of ``dirs`` (each recorded member matched, as above, to
-    another of ``dirs``; any weights), after ``on_fewer()`` is called."""
+    another of ``dirs``; any weights), after ``on_fewer()`` is called. With ``own_members`` (the caller's own run
+    folders, :func:`ensemble_runs`), ``rel`` alone matches: the members' predictions may have changed since."""
     f = out / "ensemble.json"
     try:
         old = json.loads(f.read_text(encoding="utf-8"))["members"]
@@ -433,8 +441,10 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
     was_paths = [str((_member_dir(out, r) or Path(r)).resolve()) for r, _, _, _ in recorded]
     now_paths = [str(d.resolve()) for d in dirs]
     # a header of before (no rel or digest) never matches by place: "None|None" is no path
-    was_places = [f"{rel}|{digest}" for _, _, rel, digest in recorded]
-    now_places = [f"{rel}|{digest}" for rel, digest in places]
+    def place(rel: Optional[str], digest: Optional[str], by_rel_alone: bool) -> str:
+        return f"{rel}|" if by_rel_alone and rel is not None else f"{rel}|{digest}"
+    was_places = [place(rel, digest, own_members) for _, _, rel, digest in recorded]
+    now_places = [place(rel, digest, own_members) for rel, digest in places]
     was_w, now_w = [wi for _, wi, _, _ in recorded], [float(wi) for wi in w]
     was_abs, now_abs = sorted(zip(was_paths, was_w)), sorted(zip(now_paths, now_w))
     was_rel, now_rel = sorted(zip(was_places, was_w)), sorted(zip(now_places, now_w))
@@ -453,8 +463,13 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
 
     def listed(rows) -> str:
         return ", ".join(f"{r} (weight {wi:.3g})" for r, wi in rows)
+    # the recorded places hold the members, with other predictions: other runs there, or these rerun since
+    moved = same(sorted((place(rel, d, True), wi) for _, wi, rel, d in recorded),
+                 sorted((place(rel, d, True), wi) for (rel, d), wi in zip(places, now_w)), weights=False)
     what = ("the same members with other weights"
-            if same(was_abs, now_abs, weights=False) or same(was_rel, now_rel, weights=False) else "other members")
+            if same(was_abs, now_abs, weights=False) or same(was_rel, now_rel, weights=False) else
+            "the same member places with other predictions (other runs there, or these runs rerun or extended "
+            "since it was made)" if moved else "other members")
     raise LosoStateError(f"{out} holds the ensemble of {listed((r, wi) for r, wi, _, _ in recorded)}, not of "
                          f"{listed(zip(map(str, dirs), w))} ({what}; ensemble.json); an ensemble folder holds one "
                          f"ensemble: give this one its own --out, or remove {out} to replace that one")

@@ -947,7 +947,7 @@ def run_suite(suite_path: str | Path, out: Optional[str | Path] = None, override
                               scope=sel.scope, cache_dir=out / "inner", name=p.out.name, progress=progress, log=log)
         else:
             m = ensemble_runs(p.members, p.out, weights=p.weights, name=p.out.name,
-                              on_fewer=outgrown if p.over_seeds else None)
+                              on_fewer=outgrown if p.over_seeds else None, own_members=True)
         finished.add(p.out)
         if not was_finished:                     # the wall time of the call that finished this folder
             times = _read_times(out)

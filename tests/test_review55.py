@@ -53,14 +53,15 @@ def test_an_ensemble_copied_with_its_members_is_remade_from_the_copy(suite, tmp_
 def test_an_ensemble_folder_copied_alone_is_not_matched_by_other_runs_in_its_members_places(suite, tmp_path):
     """Only ens/ copied to y/ens, then an ensemble of other runs y/r1, y/r2 (where the relative paths point): the
     relative match alone let it silently replace the recorded ensemble; the members' predictions.csv digests differ,
-    so it is refused as another ensemble."""
+    so it is refused as another ensemble (other predictions in the members' places: not called "other members" since
+    the 61st session, as these may be the same runs rerun)."""
     root, _ = suite
     y = tmp_path / "y"
     shutil.copytree(root / "ens", y / "ens")
     toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     for s in (1, 2):
         run_loso(toy.samples, _prob_fn(s + 10), y / f"r{s}", progress=False)
-    with pytest.raises(LosoStateError, match=r"\(other members; ensemble.json\)"):
+    with pytest.raises(LosoStateError, match=r"\(the same member places with other predictions \(other runs there"):
         ensemble_runs([y / "r1", y / "r2"], y / "ens")
 
 
