@@ -32,7 +32,8 @@ def to_gray_uint8(img: torch.Tensor) -> np.ndarray:
     Raises:
         ValueError: wrong shape; an integer or bool dtype (0-255 frames: the message of
             :func:`flownet.models.inputs.check_image_batch`, as SRFlowNet's); or a float image whose largest value is
-            above ``1 + 0.01`` (0-255 frames as floats). Either was clamped to a blank image: zero flow, no error.
+            above ``1 + 0.01`` (0-255 frames as floats; the message gives that value to 6 decimals and the 0.01).
+            Either was clamped to a blank image: zero flow, no error.
     """
     if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[1] not in (1, 3):
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
@@ -41,8 +42,9 @@ def to_gray_uint8(img: torch.Tensor) -> np.ndarray:
     x = img.detach().float().cpu()
     top = float(x.max()) if x.numel() else 0.0
     if top > 1.0 + _OVER_ONE:
-        raise ValueError(f"images must be in [0, 1]: the largest value is {top:.1f} (0-255 frames? divide 0-255 "
-                         f"frames by 255 first); the classical methods would see a blank image and give zero flow")
+        raise ValueError(f"images must be in [0, 1]: the largest value is {round(top, 6)} (above 1 + {_OVER_ONE}, the "
+                         f"most a resampling's rounding may add; 0-255 frames? divide 0-255 frames by 255 first); "
+                         f"the classical methods would see a blank image and give zero flow")
     if x.shape[1] == 3:
         x = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
     else:
