@@ -208,14 +208,15 @@ def test_features_of_your_own_clips_then_predict(shared_data, tmp_path, capsys):
 
 
 def test_data_check_reports_a_clip_list(shared_data, tmp_path):
-    """`icegan data check --dataset clips`: usable clips, a missing folder and an apex outside the frames, named."""
+    """`icegan data check --dataset clips`: usable clips, a missing folder and an apex outside the frames, named.
+    The clips of one frames folder have onsets 46, 47 and 48 (one folder with one onset is one clip, refused twice)."""
     import json
     root = shared_data / "casme2" / "sub01"
     csv = _write(tmp_path, f"subject,clip,frames,onset,apex,offset,label\n"
                            f"me,happy,{root / 'EP02_01f'},46,59,86,positive\n"
-                           f"me,spotted,{root / 'EP02_01f'},46,,,\n"
+                           f"me,spotted,{root / 'EP02_01f'},47,,,\n"
                            f"me,gone,{tmp_path / 'nowhere' / 'take1'},1,,,\n"
-                           f"me,late,{root / 'EP02_01f'},46,999,,\n")
+                           f"me,late,{root / 'EP02_01f'},48,999,,\n")
     assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--json", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert (report["clips_in_sheet"], report["clips_usable"], report["scope"]) == (4, 2, "all listed clips")

@@ -159,9 +159,10 @@ class ClipList:
             a feature table (a ``path`` column, no ``frames`` or ``onset``), an empty required cell, a frame number
             that is not one, an apex before the onset, an offset before the onset of a clip whose apex is to be
             spotted, a label that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice
-            (by subject and clip name, or by frames folder, onset and apex under another name or subject) (each names
-            the CSV line and clip), a frames cell starting at the home folder of a user this machine does
-            not have (``~alice/...``). Any other column is ignored with a warning naming it.
+            (by subject and clip name, or by frames folder and onset under another name or subject, whatever the
+            apexes and offsets) (each names the CSV line and clip; a clip listed twice names both lines), a frames
+            cell starting at the home folder of a user this machine does not have (``~alice/...``). Any other column
+            is ignored with a warning naming it.
     """
 
     name = "clips"
@@ -209,7 +210,7 @@ class ClipList:
             if c not in raw.columns:
                 raw[c] = ""
         out, seen = [], {}
-        shown: dict[tuple, tuple] = {}   # (resolved frames folder, onset, apex) → (line, clip, subject) listing it
+        shown: dict[tuple, tuple] = {}   # (resolved frames folder, onset) → (line, clip, subject, apex) listing it
         for i, r in raw.iterrows():
             line = int(i) + 2
             if not any(str(v).strip() for v in r.to_numpy()):
@@ -253,17 +254,19 @@ class ClipList:
             folder, written = (f if f.is_absolute() else csv.parent / f for f in (folder, written))
             if not folder.is_dir() and written.is_dir():    # a folder whose name really begins or ends with a space
                 folder = written
-            # one clip under two names or subjects: counted twice, and in two LOSO folds when the subjects differ
+            # one clip under two names or subjects: counted twice, and in two LOSO folds when the subjects differ;
+            # one folder and onset are one clip whatever the apexes (one spotted, one given) and offsets say
             # (os.path.realpath: Path.resolve raises RuntimeError on a link loop, a folder reported as not found)
-            same = (Path(os.path.realpath(folder)), onset, apex)
+            same = (Path(os.path.realpath(folder)), onset)
             if same in shown:
-                first_line, first_clip, first_subject = shown[same]
+                first_line, first_clip, first_subject, first_apex = shown[same]
                 elsewhere = " and put into two subjects' LOSO folds" if first_subject != f"{dataset}/{subject}" else ""
-                raise ValueError(f"{where}: frames folder {same[0]} with onset {onset} and apex "
-                                 f"{'to be spotted' if apex is None else apex} is listed on line {first_line} too "
-                                 f"(clip '{first_clip}' of subject '{first_subject}'): one clip listed twice would be "
-                                 f"counted twice{elsewhere}; keep one of the two lines")
-            shown[same] = (line, clip, f"{dataset}/{subject}")
+                this_apex, other_apex = ("to be spotted" if a is None else a for a in (apex, first_apex))
+                other = "" if first_apex == apex else f", apex {other_apex}"
+                raise ValueError(f"{where}: frames folder {same[0]} with onset {onset} and apex {this_apex} is listed "
+                                 f"on line {first_line} too (clip '{first_clip}' of subject '{first_subject}'{other}): "
+                                 f"one clip listed twice would be counted twice{elsewhere}; keep one of the two lines")
+            shown[same] = (line, clip, f"{dataset}/{subject}", apex)
             numbers, paths, problems = list_frames(folder) if folder.is_dir() else ((), (), [])
             for problem in problems:         # said here too, as icegan features (prepare) does not print warnings
                 what = ("; the first is used (the clip is skipped if it is the onset or apex frame): keep one"
