@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from _clip_records import grey_frames
 
+from icegan.data import prepare as prep
 from icegan.data.clip_list import ClipList
 
 
@@ -31,3 +32,52 @@ def test_clip_list_refuses_one_folder_and_onset_listed_twice_whatever_the_apexes
                    f"p02,take1copy,{frames},3,{second},9\n")
     assert [r.key for r in ClipList(csv).records()] == ["clips/p01/take1", "clips/p02/take1copy"]
 
+
+def _two_lists(tmp_path, second_onset: int) -> prep.PrepareConfig:
+    """Two clip lists, a.csv (subject p01) and b.csv (subject p02), each listing frames folder c1 (onset 2 in a.csv,
+    ``second_onset`` in b.csv): two clip keys, clips/p01/c1 and clips/p02/c1."""
+    frames = grey_frames(tmp_path / "c1")
+    (tmp_path / "a.csv").write_text(f"subject,clip,frames,onset,apex,offset\np01,c1,{frames},2,5,10\n")
+    (tmp_path / "b.csv").write_text(f"subject,clip,frames,onset,apex,offset\np02,c1,{tmp_path}/./c1,"
+                                    f"{second_onset},5,10\n")
+    return prep.PrepareConfig(datasets=[prep.DatasetSpec(name="clips", root=str(tmp_path / "a.csv")),
+                                        prep.DatasetSpec(name="clips", root=str(tmp_path / "b.csv"))],
+                              cache_root=str(tmp_path / "cache"), size=8, workers=1, progress=False)
+
+
+def test_two_entries_listing_one_folder_and_onset_under_two_keys_are_refused(tmp_path, monkeypatch):
+    """clips/p01/c1 (a.csv) and clips/p02/c1 (b.csv) are one frames folder with onset 2: one clip in two subjects'
+    LOSO folds. Refused before any clip is prepared or a cache folder made, naming both keys, both entries and the
+    folder; with onset 3 in b.csv they are two clips and both are prepared."""
+    cfg = _two_lists(tmp_path, 2)
+    with monkeypatch.context() as m:
+        m.setattr(prep, "process_clip", lambda *a: pytest.fail("a clip was prepared"))
+        with pytest.raises(prep.PrepareError) as e:
+            prep.prepare_dataset(cfg)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert str(e.value) == (
+        f"prepare: clip clips/p02/c1 of datasets.1 (clips, root {b}, mode cropped) is clip clips/p01/c1 of "
+        f"datasets.0 (clips, root {a}, mode cropped): frames folder {(tmp_path / 'c1').resolve()} with onset 2 in "
+        f"both, so one clip would be prepared twice and put into two subjects' LOSO folds; keep it in one of the "
+        f"entries (remove its row, or narrow the entries with subjects or clips)")
+    assert not (tmp_path / "cache").exists()
+    assert list(prep.prepare_dataset(_two_lists(tmp_path, 3)).manifest["key"]) == ["clips/p01/c1", "clips/p02/c1"]
+
+
+def test_a_clip_list_row_of_a_casme2_clip_beside_the_casme2_entry_is_refused(shared_data, tmp_path, monkeypatch):
+    """The CASME II entry (subject sub01) and a clip list listing sub01's EP02_01f folder (onset 46) as clips/p99/mine:
+    refused naming casme2/sub01/EP02_01f and clips/p99/mine, before a clip is prepared."""
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"subject,clip,frames,onset,apex,offset,label\n"
+                   f"p99,mine,{shared_data}/casme2/sub01/EP02_01f,46,59,86,positive\n")
+    cfg = prep.PrepareConfig(datasets=[
+        prep.DatasetSpec(name="casme2", root=str(shared_data / "casme2"), subjects=["sub01"],
+                         annotations=str(shared_data / "annotations" / "CASME2-coding-20140508.xlsx")),
+        prep.DatasetSpec(name="clips", root=str(csv))], cache_root=str(tmp_path / "cache"), size=8, workers=1,
+        progress=False)
+    monkeypatch.setattr(prep, "process_clip", lambda *a: pytest.fail("a clip was prepared"))
+    with pytest.raises(prep.PrepareError) as e:
+        prep.prepare_dataset(cfg)
+    msg = str(e.value)
+    assert msg.startswith("prepare: clip clips/p99/mine of datasets.1 (clips, ") and "casme2/sub01/EP02_01f" in msg
+    assert "with onset 46 in both" in msg and not (tmp_path / "cache").exists()

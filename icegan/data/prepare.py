@@ -1214,9 +1214,12 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             many sheet rows or clip folders it found and why none is usable: outside the composite classes under
             ``composite_only: true``, left out by the filters, skipped), or a clip key is in two dataset entries (e.g.
             the raw and the cropped CASME II both holding sub01: said before any clip is prepared, naming both entries
-            and the key), the cache folder to replace cannot be moved aside or the new one put in its place (naming
-            the folder), or the cache folder is a symbolic link holding no complete cache (:func:`_refuse_link`: said
-            before any clip is prepared, naming the link and its target).
+            and the key), or two clip keys of two dataset entries are one frames folder (its real path) with one onset
+            (e.g. a CASME II clip's folder also in a clip list: one clip in two subjects' LOSO folds; said before any
+            clip is prepared, naming both keys, both entries and the folder), the cache folder to replace cannot be
+            moved aside or the new one put in its place (naming the folder), or the cache folder is a symbolic link
+            holding no complete cache (:func:`_refuse_link`: said before any clip is prepared, naming the link and its
+            target).
         DatasetLayoutError / FileNotFoundError / SheetError: a root or sheet is unusable.
     """
     if not cfg.datasets:
@@ -1228,6 +1231,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     tasks: list[tuple[ClipRecord, str]] = []
     skipped: list[dict] = []
     entry_of: dict[str, int] = {}          # clip key → the dataset entry that holds it (one entry per key)
+    # (real clip folder, onset) → (record, its entry): one clip under two keys of two entries (a CASME II clip's
+    # folder also in a clip list) would be in two subjects' LOSO folds; compared only when there are several entries
+    folder_of: dict[tuple[str, int], tuple[ClipRecord, int]] = {}
 
     def entry(i: int) -> str:
         s = cfg.datasets[i]
@@ -1266,6 +1272,16 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
                                    f"keep one of the entries, or narrow them (subjects, clips) so that no clip is in "
                                    f"both")
             entry_of[r.key] = i_spec
+            if len(cfg.datasets) > 1 and r.clip_dir is not None:
+                # once per record; a link or '..' names the same folder (Path.resolve raises on a link loop)
+                real = os.path.realpath(r.clip_dir)
+                first, i_first = folder_of.setdefault((real, r.onset), (r, i_spec))
+                if i_first != i_spec:
+                    folds = " and put into two subjects' LOSO folds" if first.subject != r.subject else ""
+                    raise PrepareError(f"prepare: clip {r.key} of {entry(i_spec)} is clip {first.key} of "
+                                       f"{entry(i_first)}: frames folder {real} with onset {r.onset} in both, so "
+                                       f"one clip would be prepared twice{folds}; keep it in one of the entries "
+                                       f"(remove its row, or narrow the entries with subjects or clips)")
             tasks.append((r, spec.mode))
         for subject, text in case_twin_subjects(recs).items():     # sub02/ read, Sub02/ beside it not
             log.warning("%s: %s", subject, text)
