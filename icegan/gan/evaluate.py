@@ -32,12 +32,12 @@ Metrics (issue #5; the JSON keys in brackets):
     present and a dataset remains (otherwise None, with a log line and the reason in [``cross_dataset_skipped``]: a
     fold GAN of the whole composite, ``configs/megc2019.yaml``, has none).
 (c) [``expcaps_uf1``, ``expcaps_uar``] the discriminator's ExpCaps as a recognizer on the held-out
-    real apexes (argmax capsule length), macro F1 / recall from scikit-learn; a motion-input
-    discriminator (``motion_input``) is given each apex with its own onset. These macro scores (and the
-    ``*_real_uf1`` of (b), (b')) average over all ``n_classes`` classes, a class absent from the held-out labels
-    counting 0, whereas :func:`icegan.metrics.compute_metrics` (UF1 / UAR of the LOSO runs) averages over the
-    classes present; the two agree whenever every class is held out (as in the 5-subject CASME II sets of
-    docs/benchmarks.md: 19 / 6 / 4 clips).
+    real apexes (argmax capsule length); a motion-input discriminator (``motion_input``) is given each apex with
+    its own onset. These scores (and the ``*_real_uf1`` of (b), (b')) are MEGC UF1 / UAR,
+    :func:`icegan.metrics.compute_metrics` as in the LOSO runs: means over the classes present in the held-out
+    labels, so a class with no held-out clip takes no part (labels [2, 0, 0, 0, 0] all answered 0: UF1 4/9, UAR
+    1/2). With every class held out (the 5-subject CASME II sets of docs/benchmarks.md: 19 / 6 / 4 clips) this is
+    scikit-learn's macro F1 / recall over all classes.
     Also reported, to read (a) and (b) together: [``z_diversity``] mean absolute grey-level
     difference (0–255) between the first two noise draws of the same (onset, class);
     [``class_diversity``] the same between requested classes (first draw); [``mean_abs_change_from_onset``]
@@ -440,7 +440,7 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
     Returns:
         dict with the JSON keys of the module docstring (None where not computable).
     """
-    from sklearn.metrics import f1_score, recall_score
+    from icegan.metrics import compute_metrics
     dev = next(generator.parameters()).device
     k = generator.n_classes
     on_t = to_tensor(onset)
@@ -472,7 +472,7 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
         if apex is not None and labels is not None:
             pr = recognizer.predict(onset, apex)
             res["recognizer_real_accuracy"] = float(np.mean(pr == labels))
-            res["recognizer_real_uf1"] = float(f1_score(labels, pr, labels=list(range(k)), average="macro", zero_division=0))
+            res["recognizer_real_uf1"] = compute_metrics(labels, pr, k)["UF1"]
 
     res["controllability_cross_dataset"] = res["controllability_cross_dataset_per_class"] = None
     if cross_recognizer is not None:
@@ -484,8 +484,7 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
         if apex is not None and labels is not None:
             pr = cross_recognizer.predict(onset, apex)
             res["cross_dataset_real_accuracy"] = float(np.mean(pr == labels))
-            res["cross_dataset_real_uf1"] = float(f1_score(labels, pr, labels=list(range(k)), average="macro",
-                                                           zero_division=0))
+            res["cross_dataset_real_uf1"] = compute_metrics(labels, pr, k)["UF1"]
 
     res.update(diversity_metrics(syn_u8, onset, src_np, k, n_per_class))
 
@@ -498,8 +497,8 @@ def evaluate_generator(generator, discriminator, onset: np.ndarray, subjects: Se
                                                ).exp_len.cpu()
                                  for i in range(0, len(apex), 64)])
         pe = exp_len.argmax(1).numpy()
-        res["expcaps_uf1"] = float(f1_score(labels, pe, labels=list(range(k)), average="macro", zero_division=0))
-        res["expcaps_uar"] = float(recall_score(labels, pe, labels=list(range(k)), average="macro", zero_division=0))
+        m = compute_metrics(labels, pe, k)          # MEGC: over the classes present in the held-out labels
+        res["expcaps_uf1"], res["expcaps_uar"] = m["UF1"], m["UAR"]
         res["expcaps_accuracy"] = float(np.mean(pe == labels))
     res["faces_per_s"] = generator_speed(generator)
     res["threads"] = torch.get_num_threads()

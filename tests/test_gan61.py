@@ -1,0 +1,47 @@
+"""ICE-GAN fixes of round 61: `gan eval`'s UF1 / UAR average over the classes present in the held-out labels (MEGC,
+as icegan.metrics.compute_metrics); a class the generator had no training pair of is recorded in the checkpoint and
+named by `icegan generate` and eval.md; a resume with another model width names the setting, not tensor shapes."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import torch
+
+
+def _grey_level(faces, upsample_to=128):
+    return np.repeat(faces.reshape(len(faces), -1).astype(float).mean(1)[:, None], 128, axis=1)
+
+
+# ---- 1: UF1 / UAR over the classes present (MEGC) -------------------------------------------------------------------
+
+def test_gan_eval_uf1_and_uar_average_over_the_classes_present(monkeypatch):
+    """Held-out labels [2, 0, 0, 0, 0] (class 1 absent), every answer class 0: F1 8/9 (class 0) and 0 (class 2), so
+    UF1 4/9 and UAR 1/2 (icegan.metrics.compute_metrics), not 8/27 and 1/3 with the absent class counted as 0."""
+    import icegan.gan.evaluate as ev
+    from _gan_sizes import tiny_gan_config
+
+    from icegan.gan.trainer import build_models
+    monkeypatch.setattr(ev, "face_embeddings", _grey_level)
+    monkeypatch.setattr(ev, "generator_speed", lambda g: 1.0)
+
+    class Always0:
+        datasets = ["samm"]
+
+        def predict(self, onset, apex):
+            return np.zeros(len(onset), int)
+
+    class D:
+        def __call__(self, x, reconstruct=False, onset=None):
+            return types.SimpleNamespace(exp_len=torch.tensor([[1.0, 0.0, 0.0]]).repeat(len(x), 1))
+    torch.manual_seed(0)
+    g = build_models(tiny_gan_config(32))[0].eval()
+    onset = np.stack([np.full((32, 32), v, np.uint8) for v in (20, 60, 100, 140, 180)])
+    res = ev.evaluate_generator(g, D(), onset, ["s1", "s1", "s2", "s2", "s3"], apex=onset + 20,
+                                labels=np.array([2, 0, 0, 0, 0]), recognizer=Always0(), n_per_class=1,
+                                cross_recognizer=Always0())
+    assert res["expcaps_uf1"] == pytest.approx(4 / 9) and res["expcaps_uar"] == pytest.approx(0.5)
+    assert res["recognizer_real_uf1"] == pytest.approx(4 / 9)
+    assert res["cross_dataset_real_uf1"] == pytest.approx(4 / 9)
+    assert res["expcaps_accuracy"] == pytest.approx(0.8)
