@@ -8,6 +8,9 @@ import types
 import numpy as np
 import pytest
 import torch
+from _gan_sizes import fake_casme2_pairs, tiny_gan_train_args
+
+from icegan.cli import main
 
 
 def _grey_level(faces, upsample_to=128):
@@ -45,3 +48,18 @@ def test_gan_eval_uf1_and_uar_average_over_the_classes_present(monkeypatch):
     assert res["recognizer_real_uf1"] == pytest.approx(4 / 9)
     assert res["cross_dataset_real_uf1"] == pytest.approx(4 / 9)
     assert res["expcaps_accuracy"] == pytest.approx(0.8)
+
+
+# ---- 3: a resume with another model width ---------------------------------------------------------------------------
+
+def test_gan_train_resume_with_another_model_width_names_the_setting(tmp_path, monkeypatch, capsys):
+    import icegan.gan.pairs as gp
+    monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "data"))
+    pairs = fake_casme2_pairs(8)
+    monkeypatch.setattr(gp, "load_casme2_pairs", lambda *a, **k: pairs)
+    assert main(tiny_gan_train_args(tmp_path, "train.epochs=1")) == 0
+    capsys.readouterr()
+    assert main(tiny_gan_train_args(tmp_path, "train.epochs=2", "model.g_base_channels=4")) == 2
+    err = capsys.readouterr().err
+    assert "model.g_base_channels: 8 there, 4 now" in err, err
+    assert "size mismatch" not in err and "shape" not in err, err

@@ -366,8 +366,9 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
         payload = _read_resume(ckpt, "the checkpoint to resume (train.resume=true; remove it, or set "
                                      "train.resume=false, to train afresh)")
         _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels), GAN_TRAIN_ADVICE)
-        _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
+        # the settings first: a changed model width names its key and both values, not the tensor shapes it changes
         _refuse_other_settings(ckpt, payload, cfg)
+        _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
         _refuse_fewer_epochs(ckpt, payload, cfg.train.epochs, GAN_TRAIN_ADVICE)
         return payload
     return None
