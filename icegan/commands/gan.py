@@ -181,8 +181,11 @@ def _train(args: argparse.Namespace) -> int:
         if cleared:
             print(f"starting afresh in {run}: removed the previous run's {cleared}")
     save_config(cfg, run / "config.yaml")
+    labels_seen = labels.tolist()
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
-             "n_train_pairs": len(train), "n_train_clips": len(set(train.clips)),
+             "n_train_pairs": len(train),
+             "n_train_pairs_per_class": {name: labels_seen.count(c) for c, name in enumerate(megc)},
+             "n_train_clips": len(set(train.clips)),
              "skipped_clips": [list(s) for s in pairs.skipped]}
     from flownet.io import write_text_whole
     write_text_whole(run / "split.json", json.dumps(split, indent=1))   # never left cut short
@@ -262,13 +265,13 @@ def _generate(args: argparse.Namespace) -> int:
     from icegan.gan.generate import load_onsets
     from icegan.gan.pairs import to_tensor
     from icegan.gan.synthesis import synthesize, to_uint8
-    from icegan.gan.trainer import load_checkpoint
+    from icegan.gan.trainer import load_checkpoint, untrained_classes
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():       # else a FileExistsError traceback after the faces are made
         raise ValueError(f"--out {out} is a file; --out is the folder the faces are written to")
     _check_checkpoint_arg(args.checkpoint)
-    g, _, gcfg, _ = load_checkpoint(args.checkpoint, _device(args.device))
+    g, _, gcfg, payload = load_checkpoint(args.checkpoint, _device(args.device))
     _check_out_not_onset(out, args.onset)       # after the checkpoint's checks, before any face is made
     names_k = gcfg.model.class_names()          # the classes the generator is conditioned on
     every = str(args.cls).strip().lower() == "all"
@@ -279,6 +282,13 @@ def _generate(args: argparse.Namespace) -> int:
     faces, names, fitted = load_onsets(sources, gcfg)       # resized as the generator's training faces were
     if fitted:
         print(f"note: {fitted}")
+    untrained = untrained_classes(payload)                  # None: a checkpoint that did not record its counts
+    if untrained is not None:
+        missing, counts = untrained
+        shown = ", ".join(f"{names_k[c]} {n}" for c, n in enumerate(counts))
+        for c in (c for c in classes if c in missing):
+            print(f"note: class {names_k[c]}: the generator had no training pair of it (0 of its {sum(counts)} "
+                  f"training pairs; {shown}), so its faces of this class come from a condition it never learned")
     unique = unique_names(names)
     renamed = [u for n, u in zip(names, unique) if n != u]
     if renamed:                 # A/img46.jpg and B/img46.jpg, or x.png and x.jpg: else the outputs overwrite each other

@@ -532,7 +532,10 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     and the reason in the key ``cross_dataset_skipped`` when ``megc2019_htnet`` is absent or no dataset remains
     (a fold GAN of the whole composite). The JSON keys ``checkpoint_epoch`` (the checkpoint's epoch) and
     ``train_epochs`` (its ``train.epochs``) tell an unfinished checkpoint (one ``train.max_minutes`` stopped early),
-    which ``eval.md``'s first line also names, ``unfinished (epoch N of M)``.
+    which ``eval.md``'s first line also names, ``unfinished (epoch N of M)``. The JSON key ``untrained_classes``
+    names the classes the generator had no training pair of (the checkpoint's per-class counts:
+    :func:`icegan.gan.trainer.untrained_classes`; None for a checkpoint that did not record them), which ``eval.md``
+    marks ``(no training pair)`` in its per-class controllability and names in its first line.
     Raises:
         ValueError: a folder of onset images holding training faces (names the files, the training clips and frames),
             no subjects to evaluate, an evaluated subject without pairs or a ``data`` folder without face
@@ -542,7 +545,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         FileNotFoundError: ``data`` is neither ``casme2`` nor an existing path (the message lists what
             ``--data`` accepts).
     """
-    from .trainer import load_checkpoint
+    from .trainer import load_checkpoint, untrained_classes
     data_p = Path(str(data))
     if str(data) != "casme2" and not data_p.exists():      # before the checkpoint and the recognizer are loaded
         raise FileNotFoundError(f"--data {data}: not found; --data takes 'casme2' (the checkpoint's held-out subjects "
@@ -659,6 +662,8 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         res["cross_dataset_skipped"] = cross_skipped
     res["checkpoint"] = str(ckpt)
     res["checkpoint_epoch"] = ckpt_epoch
+    untrained = untrained_classes(payload)      # None: a checkpoint written before it recorded its per-class pairs
+    res["untrained_classes"] = None if untrained is None else [CLASS_NAMES[c] for c in untrained[0]]
     res["train_epochs"] = int(cfg.train.epochs)
     out.mkdir(parents=True, exist_ok=True)
     res["report"] = str(out / "eval.md")
@@ -671,7 +676,9 @@ def metrics_markdown(res: dict) -> str:
 
     Missing or None entries print as "—" (a skipped cross-dataset recognizer as "— (skipped: reason)", the key
     ``cross_dataset_skipped``). The first line counts images, not subjects, for a folder of onset images
-    (``subjects_known`` false) and names an unfinished checkpoint (``checkpoint_epoch`` ≠ ``train_epochs``).
+    (``subjects_known`` false), names an unfinished checkpoint (``checkpoint_epoch`` ≠ ``train_epochs``) and the
+    classes the generator had no training pair of (``untrained_classes``), whose per-class controllability is marked
+    ``(no training pair)``.
     Fractions are shown in %, distances with 3 decimals.
     """
     def pct(v):
@@ -680,8 +687,11 @@ def metrics_markdown(res: dict) -> str:
     def num(v, fmt="{:.3f}"):
         return "—" if v is None else fmt.format(v)
 
+    untrained = res.get("untrained_classes") or []
+
     def per_class(d):
-        return "" if not d else " (" + " / ".join(f"{k} {pct(v)}" for k, v in d.items()) + ")"
+        return "" if not d else " (" + " / ".join(f"{k} {pct(v)}" + (" (no training pair)" if k in untrained else "")
+                                                  for k, v in d.items()) + ")"
 
     n_subj = int(res.get("n_subjects") or 0)
     images = res.get("subjects_known") is False       # a folder of onset images: each image its own identity
@@ -712,6 +722,9 @@ def metrics_markdown(res: dict) -> str:
     done, total = res.get("checkpoint_epoch"), res.get("train_epochs")
     unfinished = (f"; checkpoint unfinished (epoch {done} of {total}), stopped by train.max_minutes or interrupted"
                   if done is not None and total is not None and done != total else "")
+    if untrained:
+        unfinished += (f"; the generator had no training pair of class {', '.join(untrained)} (its faces of that class "
+                       f"come from a condition it never learned)")
     head = (f"ICE-GAN evaluation: {what}, {res.get('n_synthetic')} synthetic apexes at "
             f"{res.get('img_size')}×{res.get('img_size')}{unfinished}\n\n")
     lines = ["| metric | value | target |", "|---|---|---|"]

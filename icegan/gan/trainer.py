@@ -51,7 +51,8 @@ from .losses import (adversarial_d_loss, adversarial_g_loss, classification_loss
 from .perceptual import build_perceptual, vgg16_weights_file
 
 __all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
-           "build_models", "amp_policy", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid"]
+           "build_models", "amp_policy", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid",
+           "untrained_classes"]
 
 _logger = logging.getLogger(__name__)
 
@@ -431,11 +432,14 @@ def _share_resume_state(start_epoch: int, history: list[dict], opt_g, opt_d, sch
 
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
                     history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None,
-                    data_sha256: str | None = None, scaler=None, elapsed_s: float | None = None) -> Path:
+                    data_sha256: str | None = None, scaler=None, elapsed_s: float | None = None,
+                    class_pairs: list[int] | None = None) -> Path:
     """Write models, optimisers, schedulers, epoch, history, the resolved config, (when given) the training pairs'
     :func:`training_pairs_sha256` and (when enabled: float16 on a GPU) the gradient scaler's state, whose loss scale
-    a resumed run keeps instead of starting again at 65536 and skipping steps, and (when given) ``elapsed_s``, the
-    training seconds so far across resumes (what ``train.max_minutes`` counts), to ``path`` (atomic)."""
+    a resumed run keeps instead of starting again at 65536 and skipping steps, (when given) ``elapsed_s``, the
+    training seconds so far across resumes (what ``train.max_minutes`` counts), and (when given) ``class_pairs``, the
+    number of training pairs of each class id (a 0 is a class the generator never saw: :func:`untrained_classes`),
+    to ``path`` (atomic)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "icegan-gan-v1", "config": to_dict(cfg), "epoch": epoch, "history": history,
@@ -444,6 +448,8 @@ def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module
         payload["data_sha256"] = data_sha256
     if elapsed_s is not None:
         payload["elapsed_s"] = float(elapsed_s)
+    if class_pairs is not None:
+        payload["class_pairs"] = [int(n) for n in class_pairs]
     for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
         if o is not None:
             payload[k] = o.state_dict()
@@ -483,6 +489,24 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     load_state_dict_strict(d, payload["discriminator"], str(p), "the discriminator its config describes")
     dev = resolve_device(device)
     return g.to(dev).eval(), d.to(dev).eval(), cfg, payload
+
+
+def untrained_classes(payload: dict) -> tuple[list[int], list[int]] | None:
+    """The classes a checkpoint's generator had no training pair of, from the per-class counts ``class_pairs`` that
+    :func:`train_gan` records (its conditioning on them was never trained on an example: with a motion prior, their
+    prior stays zero).
+
+    Args:
+        payload: a checkpoint as :func:`load_checkpoint` returns it.
+    Returns:
+        ``(class ids without a training pair, the training pairs of every class id)``, e.g. ``([2], [2, 2, 0])``;
+        None for a checkpoint written before the counts were recorded (nothing known).
+    """
+    counts = payload.get("class_pairs")
+    if counts is None:
+        return None
+    counts = [int(n) for n in counts]
+    return [c for c, n in enumerate(counts) if n == 0], counts
 
 
 @torch.no_grad()
@@ -639,6 +663,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     elapsed0 = 0.0                  # training seconds of the runs this one resumes (train.max_minutes counts them)
     stopped_by_time = False
     data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
+    class_pairs = torch.bincount(labels.long().cpu(), minlength=k).tolist()     # a 0: a class G never saw
     if ckpt is not None and tc.resume and ckpt.is_file():
         # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
         payload = resume_payload if resume_payload is not None else \
@@ -847,7 +872,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             keep_opt = final_optimiser_states or not last
             save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g if keep_opt else None,
                             opt_d if keep_opt else None, sched_g, sched_d, data_sha256,
-                            scaler, elapsed_s=elapsed0 + time.time() - t_start)
+                            scaler, elapsed_s=elapsed0 + time.time() - t_start, class_pairs=class_pairs)
         if over:
             stopped_by_time = not last
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
