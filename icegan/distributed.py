@@ -1,4 +1,5 @@
-"""Multi-process data parallelism for the main job (``torchrun --nproc_per_node N train.py ...``).
+"""Multi-process data parallelism for the main job (``torchrun --nproc_per_node N -m icegan train ...``; in a
+checkout ``train.py`` in place of ``-m icegan train``).
 
 Under ``torchrun`` every process runs the same LOSO folds in lockstep; inside a fold each training
 step's mini-batch is split over the processes (:func:`shard`), the recognizer is wrapped in
@@ -111,7 +112,7 @@ def check_launch() -> int:
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ] if ws > 1 else []
     if missing:
         raise RuntimeError(f"WORLD_SIZE={ws} but {missing} are not set: launch with "
-                           "`torchrun --nproc_per_node N train.py ...`")
+                           "`torchrun --nproc_per_node N -m icegan train ...`")
     return ws
 
 

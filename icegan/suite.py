@@ -361,7 +361,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 raise ConfigError(f"suite runs '{run_a}' (data.labels={a}) and '{run_b}' (data.labels={b}) score "
                                   "different classes, and a suite compares its runs on the same clips and classes: "
                                   "give every run the same data.labels, or each label set its own suite")
-            prog = "icegan loso" if r.command == "loso" else "python train.py"
+            prog = "icegan loso" if r.command == "loso" else "icegan train"
             configs[(r.label, seed)] = cfg
             plan.append(PlannedRun(r.label, seed, folder, config=cfg,
                                    command=shlex.join([*prog.split(), "--config", str(cfg_path), "--out", str(folder),

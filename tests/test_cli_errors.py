@@ -121,7 +121,8 @@ def test_gan_and_data_commands_report_bad_input_in_one_line(tmp_path, capsys):
                "--device", "cpu"], "icegan generate: error: ICE-GAN checkpoint"),
              (["data", "check", "--dataset", "casme2", "--root", str(tmp_path / "nowhere")],
               "icegan data check: error: casme2 root not found: " + str(tmp_path / "nowhere") + ". Put or symlink "
-              "your copy of the casme2 release there, in its official layout (the repository's data/README.md)"),
+              "your copy of the casme2 release there, in its official layout (e.g. "
+              "CASME2_RAW_selected/sub01/EP02_01f/img46.jpg in it)"),
              (["data", "check", "--dataset", "smic", "--root", str(tmp_path / "nowhere")],
               "icegan data check: error: smic root not found: " + str(tmp_path / "nowhere") + ". Put or symlink"),
              (["data", "check", "--dataset", "samm", "--root", str(tmp_path)],
@@ -141,8 +142,8 @@ def test_a_missing_root_is_pointed_at_the_way_the_command_takes_it(tmp_path, cap
     from icegan.pipeline import main as train_main
     nowhere = tmp_path / "nowhere"
     assert main(["data", "check", "--dataset", "samm", "--root", str(nowhere)]) == 2
-    assert capsys.readouterr().err.strip().endswith("in its official layout (the repository's data/README.md), or "
-                                                    "give its folder with --root")
+    assert capsys.readouterr().err.strip().endswith("in its official layout (e.g. SAMM/006/006_1_2/006_05562.jpg in "
+                                                    "it), or give its folder with --root")
     monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "mine"))
     for argv, run in ((["prepare", "--config", "configs/prepare_casme2.yaml", f"datasets.0.root={nowhere}",
                         f"cache_root={tmp_path / 'cache'}"], main),

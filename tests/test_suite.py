@@ -246,7 +246,7 @@ def test_shipped_casme2_flow_suite_plans(tmp_path):
     assert len(plan) == 4 * 3 and all(isinstance(p.config, MainConfig) for p in plan)
     assert [p.config.flow.method for p in plan[:4]] == ["srflownet", "farneback", "tvl1", "liteflownet2"]
     assert not any(p.config.gan.enabled for p in plan)
-    assert plan[0].command.startswith("python train.py --config")
+    assert plan[0].command.startswith("icegan train --config")
 
 
 def test_train_command_runs_the_main_job(tmp_path):

@@ -207,8 +207,37 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         return print_config(cfg)
     _check_resume_checkpoint(cfg)
-    (train_selfsup if mode == "selfsup" else train)(cfg, progress=not args.no_progress)
+    try:
+        (train_selfsup if mode == "selfsup" else train)(cfg, progress=not args.no_progress)
+    except FileNotFoundError as exc:
+        if str(exc).startswith("train.init_weights") and (made_by := _init_weights_made_by(cfg.train.init_weights)):
+            exc.add_note(made_by)
+        raise
     return 0
+
+
+def _init_weights_made_by(value) -> str:
+    """What writes a missing ``train.init_weights`` file of the form ``<dir>/<name>/weights.pt`` where ``<name>`` is a
+    shipped config (the weights a flow training of that config writes, e.g. flow_selfsup_finetune.yaml's
+    ``runs/flow_selfsup/weights.pt``): ``"(runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup
+    --config configs/flow_selfsup.yaml`)"``, the config named as this install reaches it
+    (:func:`icegan.paths.config_hint`), or ``""`` for another value or an existing file. Lives here, not in
+    :mod:`flownet.train`, whose error it completes, because flownet never imports icegan."""
+    import shlex
+
+    from icegan.commands import CONFIG_KINDS, config_kind
+    from icegan.paths import shipped_config
+    p = Path(str(value or ""))
+    if p.name != "weights.pt" or not p.parent.name or p.is_file():
+        return ""
+    try:
+        kind = config_kind(shipped_config(p.parent.name))
+    except FileNotFoundError:                # no shipped config of that name
+        return ""
+    if kind is None:
+        return ""
+    run = CONFIG_KINDS[kind][1].format(path=shlex.quote(config_hint(p.parent.name, runnable=True)))
+    return f"({p} is made by `{run}`)"
 
 
 def _check_resume_checkpoint(cfg) -> None:

@@ -42,7 +42,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--executor", choices=("sequential", "ray"), default="sequential",
                         help="where the LOSO folds run: one after another in this process (default), or as Ray "
                              "tasks (needs `pip install 'icegan[ray]'`; same results, same resume). For DDP "
-                             "inside each fold launch with `torchrun --nproc_per_node N train.py ...` instead")
+                             "inside each fold launch with `torchrun --nproc_per_node N -m icegan train ...` "
+                             "instead")
     parser.add_argument("--ray-address", default=None, metavar="ADDR",
                         help="Ray cluster to join (e.g. auto, HOST:6379, ray://HOST:10001); default: start a local "
                              "Ray instance. Workers on other machines must see the run directory (shared file system)")

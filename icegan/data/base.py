@@ -28,11 +28,17 @@ def missing_root_message(name: str, root: str | Path, given_by: Optional[str] = 
             config, whose ``root:`` and the ``{data_root}`` / ``{shared_data}`` placeholders in it are named.
 
     A root holding a ``~`` or ``$`` that nothing expanded (``--root=~/CASME2``: the shell leaves it) is said to be
-    one, with the full path to write (:func:`icegan.paths.unexpanded_note`).
+    one, with the full path to write (:func:`icegan.paths.unexpanded_note`). The official layout is shown by a frame
+    path of it (the loader's ``example_layout``), so that the message needs no document of the repository.
     """
+    from .casme2 import CASME2        # here: they import this module
+    from .samm import SAMM
+    from .smic import SMIC
+    loaders = {c.name: c for c in (CASME2, SAMM, SMIC)}
+    example = f" (e.g. {loaders[name].example_layout()} in it)" if name in loaders else ""
     where = f"{root} is a file, not a folder" if Path(root).is_file() else f"not found: {root}{unexpanded_note(root)}"
     head = (f"{name} root {where}. Put or symlink your copy of the {name} release there, in its official "
-            f"layout (the repository's data/README.md), or ")
+            f"layout{example}, or ")
     if given_by:
         return head + f"give its folder with {given_by}"
     return head + (f"point at it with the `root:` of the {name} entry in the config's dataset list "

@@ -80,8 +80,12 @@ class SMIC:
         for cand in (root / "SMIC_all_cropped" / "HS", root / "HS", root):
             if cand.is_dir() and any(cls.looks_like_subject(p.name) for p in cand.iterdir() if p.is_dir()):
                 return cand
-        raise DatasetLayoutError(f"{root}: no SMIC-HS subject folders found (expected e.g. "
-                                 f"SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106114.bmp)")
+        raise DatasetLayoutError(f"{root}: no SMIC-HS subject folders found (expected e.g. {cls.example_layout()})")
+
+    @staticmethod
+    def example_layout() -> str:
+        """An official-layout frame path for error messages: ``SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/...``."""
+        return "SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_image106114.bmp"
 
     @staticmethod
     def subject_id(name: str) -> str:
