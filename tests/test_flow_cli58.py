@@ -73,7 +73,7 @@ def test_flow_run_help_says_decompose_method_needs_decompose_and_names_the_decfl
     (["flow", "train", "--print-config"], "configs/flow_decflow.yaml", "icegan flow train-decflow",
      "icegan flow train-decflow --config configs/flow_decflow.yaml"),
     (["flow", "train", "--print-config"], "configs/casme2.yaml", "train.py",
-     "python train.py --config configs/casme2.yaml"),
+     "icegan train --config configs/casme2.yaml"),
     (["flow", "train", "--mode", "selfsup", "--print-config"], "configs/flow_decflow.yaml", "icegan flow train-decflow",
      "icegan flow train-decflow --config configs/flow_decflow.yaml"),
     (["flow", "train-decflow"], "configs/flow_srflownet_fdr.yaml", "icegan flow train",

@@ -22,7 +22,7 @@ def error_text(exc: BaseException) -> str:
 #: the commands that read a YAML config: command -> (module and class of its config, how to run a file with it)
 CONFIG_KINDS: dict[str, tuple[str, str]] = {
     "icegan loso": ("icegan.commands.loso:LosoConfig", "icegan loso --config {path} --out DIR"),
-    "train.py": ("icegan.pipeline:MainConfig", "python train.py --config {path}"),
+    "train.py": ("icegan.pipeline:MainConfig", "icegan train --config {path}"),   # train.py only in a checkout
     "icegan suite": ("icegan.suite:SuiteConfig", "icegan suite --config {path} --out DIR"),
     "icegan gan train": ("icegan.gan.trainer:GanConfig", "icegan gan train --config {path}"),
     "icegan prepare": ("icegan.data.prepare:PrepareConfig", "icegan prepare --config {path}"),

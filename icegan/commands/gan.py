@@ -154,7 +154,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"model.n_classes={cfg.model.n_classes}{named}: icegan gan train trains on its pairs' "
                          f"classes, MEGC2019's three classes ({', '.join(megc)}), so model.n_classes must be 3 and "
                          f"model.classes empty or those names; a generator of another label set is trained per fold "
-                         f"by the main job: python train.py --config C data.labels=casme2_5|samm_5 gan.enabled=true")
+                         f"by the main job: icegan train --config C data.labels=casme2_5|samm_5 gan.enabled=true")
     try:                                            # model settings they refuse (data.img_size 30): before any work
         build_models(cfg)
     except ValueError as exc:
