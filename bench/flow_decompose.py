@@ -129,10 +129,44 @@ def casme2_stats(decflow_weights=None, iters=None) -> dict:
     return out
 
 
+def method_estimators(methods: list[str], args: argparse.Namespace) -> dict:
+    """Each selected method's flow network, built (its weights read) before any data is read, one per method as it
+    runs it: ``{method: estimator}`` for the ``tvl1`` / ``srflownet`` / ``decflow`` methods, and under
+    ``"middlebury"`` the DecFlow of ``--middlebury`` (``--casme2``: its DecFlow weights are read here too).
+
+    Raises:
+        FileNotFoundError, ValueError: a ``--srflownet`` / ``--decflow`` file that is missing or does not load, the
+            message prefixed with the option.
+    """
+    from flownet.models.decflow import DecFlowEstimator
+
+    def srflownet():
+        return get_estimator("srflownet", weights=args.srflownet, iters=args.iters)
+
+    def decflow():
+        return DecFlowEstimator(weights=args.decflow, iters=args.iters)
+    # name → (the option giving its weights, how it is built)
+    builds = {"tvl1-none": (None, lambda: get_estimator("tvl1")), "ransac-tvl1": (None, lambda: get_estimator("tvl1")),
+              "srflownet-none": ("--srflownet", srflownet), "ransac-srflownet": ("--srflownet", srflownet),
+              "decflow": ("--decflow", decflow), "middlebury": ("--decflow", decflow), "casme2": ("--decflow", decflow)}
+    wanted = methods + ["middlebury"] * args.middlebury + ["casme2"] * args.casme2
+    ests = {}
+    for m in (m for m in wanted if m in builds):
+        flag, build = builds[m]
+        try:
+            ests[m] = build()
+        except (FileNotFoundError, ValueError) as exc:
+            raise type(exc)(f"{flag}: {exc}") from None
+    ests.pop("casme2", None)           # only checked: casme2_stats builds its own, with the main job's flow.iters
+    return ests
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n-pairs", type=integer(1, meaning="pairs"), default=100, help="synthetic test pairs")
-    ap.add_argument("--size", type=integer(1, meaning="pixels"), default=128)
+    ap.add_argument("--n-pairs", type=integer(1, meaning="pairs"), default=100,
+                    help="synthetic test pairs (default: %(default)s)")
+    ap.add_argument("--size", type=integer(1, meaning="pixels"), default=128,
+                    help="side of the square synthetic pairs (default: %(default)s)")
     ap.add_argument("--root", default=None, help="shared data root (default $ICEGAN_SHARED_DATA or ../shared/data)")
     ap.add_argument("--methods", default="none,ransac-gt,ransac-tvl1,ransac-srflownet,decflow",
                     help=f"comma-separated, of {', '.join(METHODS)} (default: %(default)s)")
@@ -141,20 +175,26 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=integer(1, meaning="updates"), default=None,
                     help="updates of SRFlowNet / DecFlow (default: the model's)")
     ap.add_argument("--tune", type=integer(0, meaning="training pairs; 0 = no sweep"), default=0,
-                    help="sweep RANSAC settings on N training pairs first")
+                    help="sweep RANSAC settings on N training pairs first (default: %(default)s, no sweep)")
     ap.add_argument("--middlebury", action="store_true", help="also DecFlow total-flow EPE on Middlebury")
     ap.add_argument("--casme2", action="store_true",
                     help="also the size of the head / expression parts on the real CASME II onset→apex pairs "
                          "of configs/casme2.yaml (prepared cache; no ground truth)")
-    ap.add_argument("--threads", type=integer(1, meaning="CPU threads"), default=1)
-    ap.add_argument("--json", default="runs/flow_decompose/bench.json")
-    ap.add_argument("--md", default="runs/flow_decompose/bench.md")
+    ap.add_argument("--threads", type=integer(1, meaning="CPU threads"), default=1,
+                    help="torch and OpenCV threads (default: %(default)s)")
+    ap.add_argument("--json", default="runs/flow_decompose/bench.json", help="results (default: %(default)s)")
+    ap.add_argument("--md", default="runs/flow_decompose/bench.md", help="markdown table (default: %(default)s)")
     args = ap.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:                     # before any data is read or any method computed
         ap.error(f"--methods: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(METHODS)}")
     torch.set_num_threads(args.threads)
+    try:            # every method's weights before any data is read or method run: a bad file is one line, not a
+        ests = method_estimators(methods, args)     # traceback after the other methods ran
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"flow_decompose.py: error: {exc}", file=sys.stderr)
+        return 2
     import cv2
     cv2.setNumThreads(args.threads)
     info = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "uptime_before": _uptime(),
@@ -180,8 +220,7 @@ def main(argv=None) -> int:
             results.append(_run_method("no decomposition (head = 0, expression = GT total)", items, lambda it: {
                 "total": it["flow"][None], "head": torch.zeros_like(it["flow"])[None], "expression": it["flow"][None]}))
         elif m in ("tvl1-none", "srflownet-none"):
-            base = m.split("-")[0]
-            est = get_estimator(base, **({"weights": args.srflownet, "iters": args.iters} if base == "srflownet" else {}))
+            base, est = m.split("-")[0], ests[m]
 
             def plain(it, est=est):
                 f = est.estimate(it["img1"][None], it["img2"][None])
@@ -190,16 +229,15 @@ def main(argv=None) -> int:
         elif m == "ransac-gt":
             results.append(_run_method("RANSAC on the exact total flow", items, lambda it: ransac(it["flow"][None])))
         elif m == "ransac-tvl1":
-            tv = get_estimator("tvl1")
+            tv = ests[m]
             results.append(_run_method("RANSAC on TV-L1", items,
                                        lambda it: ransac(tv.estimate(it["img1"][None], it["img2"][None]))))
         elif m == "ransac-srflownet":
-            sr = get_estimator("srflownet", weights=args.srflownet, iters=args.iters)
+            sr = ests[m]
             results.append(_run_method("RANSAC on SRFlowNet-FDR", items,
                                        lambda it: ransac(sr.estimate(it["img1"][None], it["img2"][None]))))
         elif m == "decflow":
-            from flownet.models.decflow import DecFlowEstimator
-            dec = DecFlowEstimator(weights=args.decflow, iters=args.iters)
+            dec = ests[m]
             results.append(_run_method("DecFlow (learned)", items,
                                        lambda it: dec.decompose(it["img1"][None], it["img2"][None])))
         else:
@@ -210,9 +248,8 @@ def main(argv=None) -> int:
     mb = None
     if args.middlebury:
         from flownet.evaluate import evaluate
-        from flownet.models.decflow import DecFlowEstimator
         res = evaluate("decflow", data="middlebury", root=args.root and str(Path(args.root) / "middlebury"),
-                       estimator=DecFlowEstimator(weights=args.decflow, iters=args.iters), progress=False)
+                       estimator=ests["middlebury"], progress=False)
         mb = {"EPE": res["mean"]["EPE"], "pairs_per_s": res["pairs_per_s"],
               "per_pair": {r["name"]: r["EPE"] for r in res["per_pair"]}}
         print("DecFlow Middlebury", mb, flush=True)
@@ -246,6 +283,7 @@ def main(argv=None) -> int:
         lines += ["", f"CASME II ({casme['n_clips']} onset→apex pairs, {casme['size']}x{casme['size']}), mean |flow| px: "
                   + "; ".join(f"{m}: " + ", ".join(f"{k} {v:.3f}" for k, v in casme[m].items())
                               for m in ("ransac_tvl1", "decflow"))]
+    Path(args.md).parent.mkdir(parents=True, exist_ok=True)
     Path(args.md).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

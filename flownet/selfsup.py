@@ -60,8 +60,8 @@ import torch
 from .devices import host_values
 from .io import write_text_whole
 from .metrics import flow_magnitude
-from .models.srflownet import SRFlowNet, SRFlowNetConfig, architecture_differences
-from .models.state_dict import load_resume_checkpoint, save_torch_file
+from .models.srflownet import SRFlowNet, SRFlowNetConfig
+from .models.state_dict import check_architecture, load_resume_checkpoint, save_torch_file
 from .regularizers import stage_weights
 from .schedule import apply_one_cycle, budget_fraction
 from .selfsup_losses import (census_transform, confidence_map, forward_backward_occlusion, student_loss,
@@ -368,12 +368,10 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         except FileNotFoundError:               # load_srflownet's message names an option of other commands
             raise FileNotFoundError(f"train.init_weights={t.init_weights}: no such file; give SRFlowNet weights to "
                                     f"start the teacher from, or null to train it from scratch") from None
-        theirs, ours = init.config_dict(), probe.config_dict()
-        differ = architecture_differences(theirs, ours)   # iters sets no weight: the shipped weights have 2
-        if differ:
-            raise ValueError(f"train.init_weights={t.init_weights}: another architecture than the run's model "
-                             "section: " + ", ".join(f"{k}={theirs.get(k)!r} (model.{k}: {ours.get(k)!r})"
-                                                     for k in differ))
+        except ValueError as exc:               # a training checkpoint, DecFlow weights: named with the key
+            raise ValueError(f"train.init_weights={t.init_weights}: {exc}") from None
+        # iters sets no weight: the shipped weights have 2
+        check_architecture(init.config_dict(), probe.config_dict(), f"train.init_weights={t.init_weights}")
     if resume:
         refuse_other_settings(cfg)
     # listed before the run folder is made: with data.n_items null its length is known only now

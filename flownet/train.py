@@ -498,7 +498,7 @@ def check_unread_settings(cfg: FlowTrainConfig) -> None:
     unread = [(f"{s}.{k}", now[s][k], default[s][k]) for s, k in _unread_keys(cfg, name) if now[s][k] != default[s][k]]
     if not unread:
         return
-    section = "ptlflow" if name.startswith("ptlflow:") else "raft" if name.startswith("raft") else name
+    section = backbone_section(name)
     why = ("it has no recurrent updates and trains with the multi-scale loss of its liteflownet2 section"
            if name == "liteflownet2" else f"its network is set by the {section} section")
     shown = ", ".join(f"{k}={v!r}" for k, v, _ in unread)
@@ -543,6 +543,14 @@ def unread_setting_keys(cfg) -> set[str]:
     except ValueError:
         return set()
     return {f"{s}.{k}" for s, k in _unread_keys(cfg, name)}
+
+
+def backbone_section(name: str) -> str:
+    """The config section that sets the network of backbone ``name`` (:func:`trained_backbone`): ``model``
+    (srflownet), ``liteflownet2``, ``raft`` (raft_small / raft_large) or ``ptlflow`` (ptlflow:<name>)."""
+    if name == "srflownet":
+        return "model"
+    return "ptlflow" if name.startswith("ptlflow:") else "raft" if name.startswith("raft") else name
 
 
 def _unread_keys(cfg, name: str) -> list[tuple[str, str]]:
@@ -607,11 +615,17 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, backbone: str = 
 
     Raises:
         FileNotFoundError: the file does not exist (the message says how to get it or what to set instead).
-        ValueError: unreadable, or its tensors do not match ``model`` (names the file and the first mismatching
-            keys).
+        ValueError: unreadable; a training checkpoint (names its run's weights.pt); weights of another format
+            (DecFlow's, another backbone's) or of another architecture than ``model``, named as the self-supervised
+            trainer names them (each differing key of the model's section with both values); or tensors that do not
+            match ``model`` (names the file and the first mismatching keys).
     """
+    from .registry import BACKBONE_FORMAT, WEIGHTS_FORMAT, backbone_name
+    name = backbone_name(model)
     ck = load_state_dict_file(model, init_weights_file(path, backbone), "train.init_weights",
-                              "the model of this config", plain=False)
+                              "the model of this config", plain=False,
+                              fmt=WEIGHTS_FORMAT if name == "srflownet" else BACKBONE_FORMAT,
+                              section=backbone_section(name))
     meta = ck.get("meta")                                   # ck is a dict with a state_dict (plain=False)
     return dict(meta) if isinstance(meta, dict) else {}
 

@@ -9,23 +9,26 @@ import pytest
 from icegan.cli import main
 
 
-@pytest.mark.parametrize("model, what", [("srflownet", "SRFlowNet weights"), ("raft_small", "flow weights"),
-                                         ("decflow", "DecFlow weights")])
-def test_flow_run_names_weights_that_are_a_run_folder(tmp_path, capsys, model, what):
+@pytest.mark.parametrize("model, what, fmt", [("srflownet", "SRFlowNet weights", "srflownet-v1"),
+                                              ("raft_small", "flow weights", "flownet-backbone-v1"),
+                                              ("decflow", "DecFlow weights", "decflow-v1")])
+def test_flow_run_names_weights_that_are_a_run_folder(tmp_path, capsys, model, what, fmt):
     """--weights given a training run's folder (which holds weights.pt) was answered 'weights not found: DIR'; now the
-    folder is named as a folder, with the weights files in it. A missing file keeps its 'not found'."""
+    folder is named as a folder, with the weights files in it that load (not last.pt, a training checkpoint: audit
+    61). A missing file keeps its 'not found'."""
+    import torch
     img = (np.random.default_rng(0).random((16, 16)) * 255).astype(np.uint8)
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     cv2.imwrite(str(a), img)
     cv2.imwrite(str(b), img)
     run = tmp_path / "runs" / "mine"
     run.mkdir(parents=True)
-    for name in ("weights.pt", "last.pt"):
-        (run / name).write_bytes(b"")
+    torch.save({"format": fmt, "config": {}, "state_dict": {}}, run / "weights.pt")     # only its format is read
+    torch.save({"model": {}, "optimizer": {}, "step": 1}, run / "last.pt")
     (run / "config.yaml").write_text("name: mine\n")
     (tmp_path / "empty").mkdir()
     flags = ["--decompose", "--decompose-method", "learned"] if model == "decflow" else ["--model", model]
-    for weights, said in ((run, f"{run} is a folder, not a file: give a weights file in it (last.pt, weights.pt)"),
+    for weights, said in ((run, f"{run} is a folder, not a file: give a weights file in it (weights.pt)"),
                           (tmp_path / "empty", f"{tmp_path / 'empty'} is a folder, not a file: it holds no .pt file"),
                           (tmp_path / "nope.pt", f"not found: {tmp_path / 'nope.pt'}")):
         assert main(["flow", "run", str(a), str(b), "--out", str(tmp_path / "o.png"), "--weights", str(weights),

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-__all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file", "read_torch_file", "save_torch_file"]
+__all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file", "read_torch_file", "save_torch_file",
+           "check_architecture"]
 
 
 def _load_error_detail(exc: Exception) -> str:
@@ -43,16 +44,94 @@ def read_torch_file(path: str | Path, label: str, weights_only: bool = True) -> 
                          f"complete? ({type(exc).__name__}: {_load_error_detail(exc)})") from None
 
 
-def missing_weights(path: str | Path) -> str:
+#: where files of the project's weights formats are given, for the message that refuses one given elsewhere:
+#: format → (the network, the options that load it)
+FORMAT_USES = {
+    "srflownet-v1": ("SRFlowNet", "--weights of the flow commands (flow run without --decompose-method learned), "
+                                  "flow.weights in a main-job config"),
+    "decflow-v1": ("DecFlow", "`icegan flow run --decompose --decompose-method learned --weights FILE`, "
+                              "flow.decompose_weights (with flow.decompose=learned) in a main-job config"),
+    "flownet-backbone-v1": ("flow backbone", "--model <its backbone> --weights FILE of the flow commands, "
+                                             "flow.weights (with flow.method=<its backbone>) in a main-job config"),
+}
+#: entries of a training run's ``last.pt`` besides ``model`` (the supervised and DecFlow trainers' ``optimizer`` and
+#: ``step``, the self-supervised one's ``stage``), which no weights file holds
+_CHECKPOINT_KEYS = ("optimizer", "step", "stage")
+
+
+def training_checkpoint_keys(obj: object) -> list[str]:
+    """The keys of ``obj`` when it is a training run's checkpoint (``last.pt``: ``model`` with ``optimizer``,
+    ``step`` or ``stage``, no ``format``); empty for anything else (a weights file, a bare state dict)."""
+    if not (isinstance(obj, dict) and "model" in obj and "format" not in obj
+            and any(k in obj for k in _CHECKPOINT_KEYS)):
+        return []
+    return [str(k) for k in obj]
+
+
+def training_checkpoint_fix(path: Path, keys: list[str], what: str) -> str:
+    """The message for a training checkpoint ``path`` (its ``keys``) given where weights are read: ``"P is a
+    training checkpoint (keys), not <what>: use <its folder>/weights.pt (...)"``."""
+    return (f"{path} is a training checkpoint ({', '.join(keys)}), not {what}: use {path.parent / 'weights.pt'} "
+            f"(the weights its run writes when it ends) instead")
+
+
+def _folder_entry(path: Path, fmt: str | None) -> str:
+    """Why the ``.pt`` file ``path`` of a folder does not load as weights of format ``fmt`` (None: any weights
+    file), read with mmap (its tensors are not read); empty when it loads."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip file torch wrote, cut short, ...
+        return "cannot be read by torch.load"
+    if training_checkpoint_keys(obj):
+        return "a training checkpoint"
+    if not isinstance(obj, dict):
+        return f"a {type(obj).__name__}, not a weights file"
+    if fmt is not None and obj.get("format") != fmt:
+        return f"format {obj.get('format')!r}"
+    return ""
+
+
+def missing_weights(path: str | Path, fmt: str | None = None) -> str:
     """How a weights path that is not a file is wrong, to follow ``"<what> weights "``: ``"not found: P"``, or for a
     folder (a training run's, given for the weights file in it) ``"P is a folder, not a file: give a weights file in
-    it (last.pt, weights.pt)"``."""
+    it (weights.pt)"``, listing only the files that load (of format ``fmt`` when given; never a training
+    checkpoint), else why none does (``"... holds no weights file that loads here (last.pt: a training
+    checkpoint)"``)."""
     p = Path(path)
     if not p.is_dir():
         return f"not found: {p}"
-    pts = sorted(f.name for f in p.glob("*.pt") if f.is_file())
-    return f"{p} is a folder, not a file: " + (f"give a weights file in it ({', '.join(pts)})" if pts
-                                                else "it holds no .pt file")
+    why = {f.name: _folder_entry(f, fmt) for f in sorted(p.glob("*.pt")) if f.is_file()}
+    loads = [name for name, reason in why.items() if not reason]
+    if loads:
+        return f"{p} is a folder, not a file: give a weights file in it ({', '.join(loads)})"
+    if not why:
+        return f"{p} is a folder, not a file: it holds no .pt file"
+    return (f"{p} is a folder, not a file, and holds no weights file that loads here ("
+            + "; ".join(f"{name}: {reason}" for name, reason in why.items()) + ")")
+
+
+def format_mismatch(got: object, fmt: str) -> str:
+    """Weights of format ``got`` where ``fmt`` is read, naming the network of each (:data:`FORMAT_USES`):
+    ``"DecFlow weights (format 'decflow-v1'), not SRFlowNet weights (format 'srflownet-v1')"``."""
+    def name(f: object) -> str:
+        return f"{FORMAT_USES[f][0]} weights" if isinstance(f, str) and f in FORMAT_USES else "weights"
+    return f"{name(got)} (format {got!r}), not {name(fmt)} (format '{fmt}')"
+
+
+def check_architecture(theirs: dict, ours: dict, source: str, section: str = "model") -> None:
+    """Refuse weights whose network config ``theirs`` (a weights file's ``config``) differs from ``ours`` (the
+    model's ``config_dict()``) on a key that sets weights (:func:`flownet.models.srflownet.architecture_differences`:
+    ``iters`` aside).
+
+    Raises:
+        ValueError: ``"<source>: another architecture than the run's <section> section: key=theirs
+            (<section>.key: ours), ..."``, each differing key with both values.
+    """
+    from .srflownet import architecture_differences
+    differ = architecture_differences(theirs, ours)
+    if differ:
+        raise ValueError(f"{source}: another architecture than the run's {section} section: " + ", ".join(
+            f"{k}={theirs.get(k)!r} ({section}.{k}: {ours.get(k)!r})" for k in differ))
 
 
 def save_torch_file(obj: object, path: str | Path, concurrent: bool = False) -> Path:
@@ -131,7 +210,7 @@ def load_resume_checkpoint(path: str | Path, model: nn.Module, keys: tuple[str, 
 
 
 def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: str = "the model",
-                         plain: bool = True) -> object:
+                         plain: bool = True, fmt: str | None = None, section: str | None = None) -> object:
     """Load the state dict a file holds into ``module`` (strictly, :func:`load_state_dict_strict`); returns what the
     file holds (e.g. a weights file's dict with its ``meta``).
 
@@ -140,16 +219,30 @@ def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: 
         label: how errors name the file's role (``train.init_weights``, ``weights of flow.module='...'``).
         what: how errors name the model.
         plain: also accept a bare state dict (a dict of tensors); otherwise the file must be a dict with a
-            ``state_dict`` entry, as the project's weights files and training checkpoints are.
+            ``state_dict`` entry, as the project's weights files are.
+        fmt: the weights format ``module`` loads (``srflownet-v1``): a file of another ``format`` is refused naming
+            both (a file without one is read as it is).
+        section: the config section ``module`` is built from (``model``); given, ``module`` has ``config_dict()``,
+            and a file with a ``config`` is first compared with it on the file's keys (:func:`check_architecture`;
+            a key an older file lacks is left to the strict load).
 
     Raises:
-        FileNotFoundError: the file does not exist. ValueError: unreadable (first line of torch's message), no state
-            dict in it, or tensors that do not match ``module``.
+        FileNotFoundError: the file does not exist. ValueError: unreadable (first line of torch's message), a
+            training checkpoint (names its run's weights.pt), another format, another architecture (each differing
+            key with both values), no state dict in it, or tensors that do not match ``module``.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{label}: weights file not found: {p}")
     ck = read_torch_file(p, label)
+    keys = training_checkpoint_keys(ck)
+    if keys:
+        raise ValueError(f"{label}: {training_checkpoint_fix(p, keys, 'a weights file')}")
+    if fmt is not None and isinstance(ck, dict) and ck.get("format") not in (None, fmt):
+        raise ValueError(f"{label}: {p}: {format_mismatch(ck.get('format'), fmt)}")
+    if section is not None and isinstance(ck, dict) and isinstance(ck.get("config"), dict):
+        ours = module.config_dict()     # on the file's keys: those an older file lacks built as the defaults then
+        check_architecture(ck["config"], {k: ours.get(k) for k in ck["config"]}, f"{label}: {p}", section)
     sd = ck.get("state_dict") if isinstance(ck, dict) else None
     if not isinstance(sd, dict):
         if not (plain and isinstance(ck, dict)):
@@ -181,14 +274,20 @@ def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{what} weights {missing_weights(p)}. {hint}")
+        raise FileNotFoundError(f"{what} weights {missing_weights(p, fmt)}. {hint}")
     article = "an" if what[:1].upper() in "AEIOUS" else "a"     # "an SRFlowNet", "a DecFlow"
     ckpt = read_torch_file(p, f"{article} {what} weights file")
-    if isinstance(ckpt, dict) and "model" in ckpt and "format" not in ckpt:
-        ckpt = ckpt["model"]  # a training checkpoint: take its model part
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "format" in ckpt["model"] \
+            and "format" not in ckpt:
+        ckpt = ckpt["model"]  # a checkpoint holding a weights file as its model part
+    keys = training_checkpoint_keys(ckpt)
+    if keys:                  # last.pt of a training run: its model part is a bare state dict, without its config
+        where = FORMAT_USES[fmt][1] if fmt in FORMAT_USES else "where the weights are given"
+        raise ValueError(f"{training_checkpoint_fix(p, keys, f'{article} {what} weights file')}, with {where}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{p}: not {article} {what} weights file (format {got!r}, expected '{fmt}')")
+        uses = f"; {FORMAT_USES[got][0]} weights load with {FORMAT_USES[got][1]}" if got in FORMAT_USES else ""
+        raise ValueError(f"{p}: not {article} {what} weights file (format {got!r}, expected '{fmt}'){uses}")
     cfg_d = dict(ckpt.get("config") or {})
     unknown = [k for k in cfg_d if k not in config_cls.__dataclass_fields__]
     if unknown:
