@@ -65,7 +65,7 @@ def main() -> None:
 
     from icegan.commands.loso import LosoConfig, load_feature_set
     from icegan.config import load_config
-    from icegan.protocol import make_folds, partial_tag, subsample_training_subjects
+    from icegan.protocol import make_folds, partial_tag, plot_label, subsample_training_subjects
     from icegan.recognition import SKLEARN_MODELS, fit_predict_folds
 
     torch.set_num_threads(args.threads)
@@ -112,7 +112,7 @@ def main() -> None:
             ax.plot(epochs, c[0], marker=".", label=f"seed {s}")
         ax.set_xlabel("epoch (the same for every held-out subject)")
         ax.set_ylabel(f"UF1 pooled over {len(folds)} folds' clips (not a LOSO result)" if cut else "pooled LOSO UF1")
-        ax.set_title(f"{cfg.name}: UF1 per epoch ({len(folds)} folds){partial_tag(cut)}")
+        ax.set_title(f"{plot_label(cfg.name)}: UF1 per epoch ({len(folds)} folds){partial_tag(cut)}")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

@@ -1276,7 +1276,8 @@ def _fmt(v: Optional[float]) -> str:
 
 def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0, folds_key: str = "max_folds",
               classes: Sequence[str] = CLASS_NAMES, null_run: bool = False) -> str:
-    """The text of a run's ``metrics.md`` (:func:`write_reports`): ``title``, the protocol and selection line (with
+    """The text of a run's ``metrics.md`` (:func:`write_reports`): ``title`` (a heading, and in the "this run" row:
+    Markdown's specials escaped, :func:`icegan.report.markdown_cell`), the protocol and selection line (with
     ``recipe``, :func:`recipe_line`, and the classes when not MEGC2019's ``classes``), the not-leak-free and partial
     run paragraphs where they apply, the "this run" row, then the reference rows (:data:`REFERENCES`) where they are
     comparable: a composite CDE run of real labels only; a null run (``null_run`` True: ``data.permute_labels`` >= 0,
@@ -1293,7 +1294,8 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
     cols = dataset_order(metrics["per_dataset"]) or ["smic", "casme2", "samm"]     # the datasets this run scored
     what = (" (holdout-database evaluation, leave-one-dataset-out: each dataset's clips scored by a model trained on "
             "the other datasets only)" if hde else "")
-    lines = [f"# {title}" + (" — HDE, leave-one-dataset-out" if hde else ""), "",
+    from icegan.report import markdown_cell, selection_word
+    lines = [f"# {markdown_cell(title)}" + (" — HDE, leave-one-dataset-out" if hde else ""), "",
              f"Protocol {metrics['protocol']}{what}, {metrics['n_folds']} folds, {metrics['n_samples']} samples. "
              f"Selection: {sel}." + (f" Recipe: {recipe} (the whole config: `config.yaml` beside this file)."
                                      if recipe else ""), ""]
@@ -1314,7 +1316,6 @@ def _markdown(metrics: dict, title: str, recipe: str = "", folds_total: int = 0,
     lines += ["| Method | Selection | Full UF1 | Full UAR | "
              + " | ".join(f"{DATASET_TITLES.get(d, d)} {k}" for d in cols for k in ("UF1", "UAR")) + " |",
              "|---|---|---|---|" + "---|---|" * len(cols)]
-    from icegan.report import markdown_cell, selection_word
     row = [f"**this run** ({markdown_cell(title)})",
            selection_word(bool(oracle), bool(seen), "oracle epoch"),
            _fmt(metrics["overall"]["UF1"]), _fmt(metrics["overall"]["UAR"])]
@@ -1392,7 +1393,7 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
         to bottom within a panel (subjects in ``table``'s order), names as in ``table``. Bars below 0.5 are red, the
         others blue (a legend under the panels says so). A subject or dataset name holding a control character
         (kept as written, :mod:`icegan.csv_names`) is drawn with it escaped (``"\\r"``, ``"\\x01"``:
-        :func:`plot_label`), as the fonts have no glyph for it.
+        :func:`plot_label`), as the fonts have no glyph for it; a ``$`` in a name or the title is drawn as written.
 
     Raises:
         ValueError: ``table`` has no rows.
@@ -1444,13 +1445,17 @@ def per_subject_png(table: pd.DataFrame, path: Path, title: str) -> list[tuple[s
     return drawn
 
 
-def plot_label(name: str) -> str:
-    """``name`` with every control character (Unicode category Cc: ``"\\r"``, ``"\\t"``, ``"\\x01"``, ...) written as
-    its Python escape (``sub``, a carriage return, ``01`` → ``sub``, a backslash, ``r01``), for a plot's labels:
-    matplotlib's fonts have no glyph for them (it warns "Glyph 13 missing"). A name without one is returned
+def plot_label(name: str, dollars: bool = True) -> str:
+    """``name`` (a run, entry, dataset, subject or class name: user text) as matplotlib draws it as written, for
+    every title, tick label and legend of a figure: each control character (Unicode category Cc: ``"\\r"``,
+    ``"\\t"``, ``"\\x01"``, ...) written as its Python escape (``sub``, a carriage return, ``01`` → ``sub``, a
+    backslash, ``r01``): matplotlib's fonts have no glyph for them (it warns "Glyph 13 missing"); and each ``$``
+    escaped as ``\\$`` (``dollars`` True): two dollars would start mathtext, which dropped them (``LR $5 vs $10``
+    drawn as "LR 5vs10") or raised a parse error at savefig (``LR $x^{2$``). A name without either is returned
     unchanged."""
     import unicodedata
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in name)
+    text = "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in name)
+    return text.replace("$", "\\$") if dollars else text
 
 
 def fit_title(title: str, width_in: float, fontsize: float = 12.0) -> str:
@@ -1458,11 +1463,13 @@ def fit_title(title: str, width_in: float, fontsize: float = 12.0) -> str:
     run name or an ORACLE mark is wrapped instead of cut off at the PNG's edges. A character is taken as 0.6 em wide
     (DejaVu Sans, matplotlib's default font, averages about 0.55 em), with 5 % of the width kept free. A control
     character in it (a run or dataset name's tab, newline or ESC) is written escaped first (:func:`plot_label`), as
-    in per_subject.png's labels: the fonts have no glyph for it."""
+    in per_subject.png's labels: the fonts have no glyph for it; its dollars are escaped after the wrap, in each
+    line, so that no line break falls between an escape and its ``$``."""
     import textwrap
-    title = plot_label(title)
+    title = plot_label(title, dollars=False)
     chars = max(20, int(0.95 * width_in * 72 / (0.6 * fontsize)))
-    return "\n".join(textwrap.wrap(title, chars, break_long_words=True, break_on_hyphens=False)) or title
+    lines = textwrap.wrap(title, chars, break_long_words=True, break_on_hyphens=False) or [title]
+    return "\n".join(plot_label(line) for line in lines)
 
 
 def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3) -> list[tuple[str, np.ndarray]]:
@@ -1475,8 +1482,8 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
     Args:
         pred: rows with columns dataset, y_true, y_pred (class ids 0..n_classes-1); its ``score_<class>`` columns
             name the classes (:func:`class_names`; MEGC2019's without any).
-        path: the PNG to write. title: the figure's title (wrapped to the figure, control characters escaped:
-            :func:`fit_title`; a dataset's name in its panel's title too). n_classes: K.
+        path: the PNG to write. title: the figure's title (wrapped to the figure, control characters and dollars
+            escaped: :func:`fit_title`; a dataset's name in its panel's title and the class names too). n_classes: K.
 
     Returns:
         ``(panel title, (K, K) float row shares in [0, 1], NaN for a class without clips)`` for every panel drawn.
@@ -1489,7 +1496,7 @@ def confusion_png(pred: pd.DataFrame, path: Path, title: str, n_classes: int = 3
                                  for d in dataset_order(pred["dataset"].unique())]
     width = 3.6 * len(scopes) + 0.8
     fig, axes = plt.subplots(1, len(scopes), figsize=(width, 3.9), squeeze=False)
-    names = list(class_names(pred, n_classes))
+    names = [plot_label(c) for c in class_names(pred, n_classes)]
     cmap = plt.get_cmap("Blues").with_extremes(bad="#dddddd")
     drawn, image = [], None
     for ax, (name, df) in zip(axes[0], scopes):

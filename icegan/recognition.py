@@ -786,7 +786,7 @@ def train_models(cfg: RecognizerConfig, x: torch.Tensor, y: torch.Tensor, train_
                 sched.step()
             ep_loss_t += loss_g.detach().mean()
         ep_loss = float(ep_loss_t) / steps
-        bar.set_postfix(loss=f"{ep_loss:.3f}")
+        bar.set_postfix(loss=f"{ep_loss:.3f}", refresh=False)   # shown at the next redraw: one per epoch, not two
         if writer is not None:
             writer.add_scalar(f"train/{tag or cfg.name}/loss", ep_loss, epoch)
             if dom_t is not None:           # chance level: ln(number of datasets), e.g. 1.0986 for three

@@ -650,7 +650,10 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
     Args:
         scopes: ``[(name, rows), ...]``, rows of one :func:`bootstrap_compare` call each, same entries in each.
         path: PNG file to write.
+
+    Labels and scope names are drawn as written (:func:`icegan.protocol.plot_label`: a ``$`` is no mathtext).
     """
+    from icegan.protocol import plot_label
     from icegan.report import selection_word
     import matplotlib
     matplotlib.use("Agg")
@@ -663,7 +666,7 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
     pct = f"{100 * confidence:g} %"
     for (name, rows), (ax_l, ax_r) in zip(scopes, axes):
         ys = np.arange(len(rows))[::-1]
-        labels = [r["label"] + (f" ({r['runs']} runs)" if r.get("runs", 1) > 1 else "")
+        labels = [plot_label(r["label"]) + (f" ({r['runs']} runs)" if r.get("runs", 1) > 1 else "")
                   + ("" if sel == "honest" else f" [{sel}]")
                   for r, sel in ((r, selection_word(r["oracle"], r.get("leaky", False), "ORACLE")) for r in rows)]
         for y, r in zip(ys, rows):
@@ -685,8 +688,8 @@ def forest_plot(scopes: Sequence[tuple[str, Sequence[dict]]], path: str | Path, 
         ax_r.set_yticklabels([])
         ax_r.axvline(0, color="k", lw=0.8)
         # two short titles per row (long ones ran into each other): the scope on the left, the baseline on the right
-        ax_l.set_title(f"{name}: UF1, {pct} interval", fontsize=10, loc="left")
-        ax_r.set_title(textwrap.shorten(f"paired ΔUF1 vs {base}", width=48, placeholder="…"), fontsize=10,
+        ax_l.set_title(f"{plot_label(name)}: UF1, {pct} interval", fontsize=10, loc="left")
+        ax_r.set_title(plot_label(textwrap.shorten(f"paired ΔUF1 vs {base}", width=48, placeholder="…")), fontsize=10,
                        loc="left")
     axes[-1][0].set_xlabel(f"UF1 ({pct} subject-bootstrap interval)")
     # two lines: on one, the key ran past the figure's right edge and was cut (a 6-entry suite page)
