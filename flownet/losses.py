@@ -36,8 +36,9 @@ def sequence_loss(flows, gt: torch.Tensor, valid: torch.Tensor | None = None, ga
             on the host once then) (None → all); pixels with |gt| >= max_flow are ignored.
 
     Raises:
-        ValueError: an empty ``flows`` list, a prediction not (B, 2, H, W), shape mismatch, a valid mask with values
-            other than 0 / 1 (e.g. 0.2), or no valid pixel.
+        ValueError: an empty ``flows`` list, a prediction not (B, 2, H, W), shape mismatch, a valid mask not
+            (B, H, W) (a (B, 1, H, W) or (H, W) mask is refused, not broadcast) or with values other than 0 / 1
+            (e.g. 0.2), or no valid pixel.
     """
     return _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid=True)[0]
 
@@ -50,8 +51,11 @@ def _sequence_loss(flows, gt, valid, gamma, max_flow, check_valid):
     if bad is not None:         # the stage that differs is named (the first one's shape was shown, maybe a good one)
         raise ValueError(f"prediction {bad} of {len(flows)} is {tuple(flows[bad].shape)}, which does not match the "
                          f"ground truth {tuple(gt.shape)}: every prediction must be (B, 2, H, W) of its shape")
-    v = (torch.ones(gt.shape[0], *gt.shape[2:], dtype=torch.bool, device=gt.device) if valid is None
-         else _bool_mask(valid))
+    want = (gt.shape[0], *gt.shape[2:])
+    if valid is not None and tuple(valid.shape) != want:    # (B, 1, H, W) or (H, W) would broadcast across samples
+        raise ValueError(f"valid mask {tuple(valid.shape)} must be (B, H, W) = {want}, one mask per sample of the "
+                         f"ground truth {tuple(gt.shape)}")
+    v = torch.ones(want, dtype=torch.bool, device=gt.device) if valid is None else _bool_mask(valid)
     v = v & (flow_magnitude(gt) < max_flow)
     vf = v[:, None].to(gt.dtype)
     n = vf.sum() * 2.0

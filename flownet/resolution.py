@@ -9,12 +9,39 @@ estimator, so every caller (real features, synthetic apexes, the joint loss) get
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize_flow", "training_size", "ResizedEstimator", "at_input_size"]
+__all__ = ["resize_flow", "training_size", "ResizedEstimator", "at_input_size", "check_size"]
+
+
+def check_size(size, where: str, square: bool = False) -> tuple[int, int]:
+    """An output size as (H, W) ints, pixels: ``size`` a length-2 sequence (H, W) (tuple, list, ``torch.Size``) of
+    whole numbers >= 1, or with ``square`` one such number (the side, returned as (side, side)). Whole floats
+    (8.0) are taken as ints; fractions (7.9, not truncated), NaN, inf, bools and strings are refused.
+
+    Raises:
+        ValueError: ``"<where>: size must be ..., got <size>"``, ``where`` naming the function.
+    """
+    def whole(v) -> Optional[int]:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            return None
+        if isinstance(v, numbers.Integral):
+            return int(v)
+        return int(v) if math.isfinite(v) and float(v).is_integer() else None
+
+    if square:
+        hw = (whole(size),) * 2
+    else:
+        hw = tuple(whole(v) for v in size) if isinstance(size, (tuple, list)) else ()
+    if len(hw) != 2 or any(v is None or v < 1 for v in hw):
+        what = "one whole number >= 1" if square else "(H, W), two whole numbers >= 1"
+        raise ValueError(f"{where}: size must be {what}, got {size!r}")
+    return hw
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -29,13 +56,12 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         by W / w and v by H / h, so a displacement keeps its meaning in the new image. Differentiable.
 
     Raises:
-        ValueError: ``flow`` is not (B, 2, h, w) or ``size`` is not two positive ints.
+        ValueError: ``flow`` is not (B, 2, h, w) or ``size`` is not a length-2 sequence of whole numbers >= 1
+            (:func:`check_size`: an int, (8,), (8, 8, 8), (7.9, 8) are refused).
     """
     if flow.dim() != 4 or flow.shape[1] != 2:
         raise ValueError(f"resize_flow expects a (B, 2, H, W) flow, got {tuple(flow.shape)}")
-    H, W = (int(size[0]), int(size[1]))
-    if H < 1 or W < 1:
-        raise ValueError(f"resize_flow: target size must be positive, got {size}")
+    H, W = check_size(size, "resize_flow")
     h, w = flow.shape[-2:]
     if (h, w) == (H, W):
         return flow

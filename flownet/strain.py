@@ -19,7 +19,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["flow_gradients", "optical_strain", "flow_features"]
+from .resolution import check_size
+
+__all__ = ["flow_gradients", "optical_strain", "flow_features", "FEATURE_MODES"]
+
+#: the resampling modes of :func:`flow_features` (``F.interpolate``'s modes for (B, C, H, W) input)
+FEATURE_MODES = ("bilinear", "bicubic", "nearest", "nearest-exact", "area")
 
 
 def _check_flow(flow: torch.Tensor) -> None:
@@ -81,17 +86,20 @@ def flow_features(flow: torch.Tensor, size: int = 28, normalize: str = "minmax",
 
     Args:
         flow: (B, 2, H, W) in pixels.
-        size: output side (e.g. 28 for STSTNet, 112 for Off-TANet).
+        size: output side, one whole number >= 1 (e.g. 28 for STSTNet, 112 for Off-TANet).
+        mode: ``F.interpolate``'s resampling, one of :data:`FEATURE_MODES`.
 
     Returns:
         (B, 3, size, size) float tensor: channel 0 = u, 1 = v, 2 = strain.
 
     Raises:
-        ValueError: bad flow shape, size < 1, or unknown ``normalize``.
+        ValueError: bad flow shape, ``size`` not one whole number >= 1 (2.5, 0, (8, 8): :func:`check_size`),
+            unknown ``normalize`` or ``mode``.
     """
     _check_flow(flow)
-    if int(size) < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
+    size = check_size(size, "flow_features", square=True)[0]
+    if mode not in FEATURE_MODES:
+        raise ValueError(f"flow_features: mode must be one of {FEATURE_MODES}, got {mode!r}")
     if normalize not in ("minmax", "maxabs", "none"):
         raise ValueError(f"normalize must be 'minmax', 'maxabs' or 'none', got {normalize!r}")
     h, w = flow.shape[-2:]

@@ -42,12 +42,28 @@ from typing import Iterable, Sequence
 import numpy as np
 
 __all__ = ["CLASS_NAMES", "METRIC_KEYS", "compute_metrics", "per_class_metrics", "confusion_matrix",
-           "uf1_uar_from_confusion"]
+           "uf1_uar_from_confusion", "check_whole_ids"]
 
 #: class id → name (MEGC2019 composite, 3 classes)
 CLASS_NAMES: tuple[str, ...] = ("negative", "positive", "surprise")
 #: keys of every metrics dict, in table order
 METRIC_KEYS: tuple[str, ...] = ("UF1", "UAR", "P_M", "R_M", "F1_M", "F1_mu", "G_M")
+
+
+def check_whole_ids(name: str, arr: np.ndarray) -> None:
+    """Refuse class ids (any shape) that are not whole numbers: fractions (1.7 would be truncated to 1), NaN,
+    strings, None. An integer dtype passes; floats pass when every value is whole (0.0, 2.0).
+
+    Raises:
+        ValueError: ``"<name> must hold integer class ids, got [first five]..."``; ``name``: the column or argument.
+    """
+    if not np.issubdtype(arr.dtype, np.integer):
+        try:
+            whole = np.all(np.equal(np.mod(arr, 1), 0))
+        except TypeError:                       # strings, None, ...: no remainder to take
+            whole = False
+        if not whole:
+            raise ValueError(f"{name} must hold integer class ids, got {arr[:5]}...")
 
 
 def _check(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,13 +74,7 @@ def _check(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> tupl
     if len(yt) == 0:
         raise ValueError("cannot compute metrics on zero samples")
     for name, arr in (("y_true", yt), ("y_pred", yp)):
-        if not np.issubdtype(arr.dtype, np.integer):
-            try:
-                whole = np.all(np.equal(np.mod(arr, 1), 0))
-            except TypeError:                       # strings, None, ...: no remainder to take
-                whole = False
-            if not whole:
-                raise ValueError(f"{name} must hold integer class ids, got {arr[:5]}...")
+        check_whole_ids(name, arr)
         bad = np.flatnonzero((arr < 0) | (arr >= n_classes))
         if len(bad):
             raise ValueError(f"{name}[{bad[0]}] = {arr[bad[0]]} is outside the class ids 0..{n_classes - 1}")

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from icegan.data.features import subject_dataset
-from icegan.metrics import uf1_uar_from_confusion
+from icegan.metrics import check_whole_ids, uf1_uar_from_confusion
 
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "check_bootstrap_settings",
            "check_stratify", "check_same_datasets", "comparison_scopes", "shown_scopes",
@@ -137,12 +137,19 @@ def scope_title(scope: str, sets: Sequence[RunSet]) -> str:
 
 
 def subject_confusions(pred: pd.DataFrame, subjects: Sequence[str], n_classes: int = 3) -> np.ndarray:
-    """(S, C, C) confusion counts of each subject's clips (rows of ``pred``: subject, y_true, y_pred)."""
+    """(S, C, C) confusion counts of each subject's clips (rows of ``pred``: subject, y_true, y_pred).
+
+    Raises:
+        ValueError: a subject not in ``subjects``; class ids that are not whole numbers (1.7, NaN: the message names
+            the column, :func:`icegan.metrics.check_whole_ids`) or outside 0..n_classes-1.
+    """
     index = {s: i for i, s in enumerate(subjects)}
     mapped = pred["subject"].map(index)
     if mapped.isna().any():
         raise ValueError(f"prediction of an unknown subject {pred['subject'][mapped.isna()].iloc[0]}")
     s = mapped.to_numpy()
+    for col in ("y_true", "y_pred"):
+        check_whole_ids(col, pred[col].to_numpy())
     t, p = pred["y_true"].to_numpy(int), pred["y_pred"].to_numpy(int)
     if ((t < 0) | (t >= n_classes) | (p < 0) | (p >= n_classes)).any():
         raise ValueError(f"class ids outside 0..{n_classes - 1} in predictions")
@@ -334,7 +341,7 @@ def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None,
     and a suite file's ``resamples`` key.
 
     Args:
-        resamples: bootstrap resamples B; at least :data:`MIN_RESAMPLES`.
+        resamples: bootstrap resamples B: an int (or NumPy integer), at least :data:`MIN_RESAMPLES`.
         confidence: level of the two-sided percentile intervals, in the open interval (0, 1); None: not checked.
         resamples_name, confidence_name: what the messages call them (an argument's, a flag's or a key's name).
 
@@ -342,6 +349,9 @@ def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None,
         ValueError: the first bad value, naming it by ``resamples_name`` / ``confidence_name``, with the allowed
             range and the value given.
     """
+    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)):   # NaN, 150.5, 200.0, True
+        raise ValueError(f"{resamples_name} must be a whole number of resamples (an int >= {MIN_RESAMPLES}), got "
+                         f"{resamples!r}")
     if resamples < MIN_RESAMPLES:
         raise ValueError(f"{resamples_name} must be >= {MIN_RESAMPLES} (percentile intervals need that many "
                          f"resamples; the default is 9999), got {resamples}")

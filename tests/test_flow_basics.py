@@ -612,7 +612,7 @@ def test_flow_features_resize_on_pixel_centres():
 def test_strain_and_features_refuse_what_they_cannot_compute():
     with pytest.raises(ValueError, match=r"^flow must be at least 2x2 to take derivatives, got \(1, 2, 1, 5\)$"):
         optical_strain(torch.zeros(1, 2, 1, 5))
-    with pytest.raises(ValueError, match="^size must be >= 1, got 0$"):
+    with pytest.raises(ValueError, match="^flow_features: size must be one whole number >= 1, got 0$"):
         flow_features(torch.zeros(1, 2, 8, 8), 0)
     with pytest.raises(ValueError, match="^normalize must be 'minmax', 'maxabs' or 'none', got 'zscore'$"):
         flow_features(torch.zeros(1, 2, 8, 8), 8, normalize="zscore")

@@ -224,7 +224,7 @@ class _Pair:
 
 
 def test_resize_flow_refuses_an_empty_target():
-    with pytest.raises(ValueError, match=r"target size must be positive, got \(0, 8\)"):
+    with pytest.raises(ValueError, match=r"^resize_flow: size must be \(H, W\), two whole numbers >= 1, got \(0, 8\)$"):
         resize_flow(torch.zeros(1, 2, 4, 4), (0, 8))
 
 

@@ -234,7 +234,7 @@ def test_strain_refuses_a_field_below_2x2_and_features_a_bad_size_or_normalisati
         with pytest.raises(ValueError, match="at least 2x2"):
             flow_gradients(flow)
     else:
-        with pytest.raises(ValueError, match="size must be >= 1"):
+        with pytest.raises(ValueError, match="size must be one whole number >= 1"):
             flow_features(flow, size=2 - h)
         with pytest.raises(ValueError, match="normalize must be"):
             flow_features(flow, normalize="zscore")
@@ -430,7 +430,7 @@ def test_resizing_refuses_bad_sizes(small, bad):
     with pytest.raises(ValueError, match="input size must be"):
         at_input_size(_ConstantFlow(0, 0), bad, 32)
     if small < 1:
-        with pytest.raises(ValueError, match="target size must be positive"):
+        with pytest.raises(ValueError, match=r"resize_flow: size must be \(H, W\), two whole numbers >= 1"):
             resize_flow(torch.zeros(1, 2, 4, 4), (small, 4))
     with pytest.raises(ValueError, match="expects a \\(B, 2, H, W\\) flow"):
         resize_flow(torch.zeros(1, 3, 4, 4), (4, 4))

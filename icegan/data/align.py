@@ -92,7 +92,7 @@ def box_matrix(points: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, int
     Raises:
         ValueError: points not (68, 2), or holding non-finite values (the message counts them), or spanning less than
             :data:`MIN_LANDMARK_BOX` px in width or height once levelled (all at one spot or on one line: no face;
-            the message gives the box), or margin < 0.
+            the message gives the box), or margin < 0 or NaN.
     """
     pts = np.asarray(points, np.float64)
     if pts.shape != (68, 2):
@@ -101,7 +101,7 @@ def box_matrix(points: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, int
     if bad:
         raise ValueError(f"box_matrix: the (68, 2) landmarks hold non-finite values ({bad} of the 136 coordinates are "
                          f"NaN or infinite): pass the landmarks of a detected face")
-    if margin < 0:
+    if not margin >= 0:                 # NaN fails this too (``margin < 0`` let it through)
         raise ValueError(f"box_matrix: margin must be ≥ 0, got {margin}")
     r_eye, l_eye = pts[RIGHT_EYE].mean(0), pts[LEFT_EYE].mean(0)
     dx, dy = l_eye - r_eye

@@ -415,7 +415,9 @@ def recenter_flow(x: torch.Tensor) -> torch.Tensor:
         x: (N, 3, H, W) features, channels u, v, strain (values of any range; [0, 1] for the PNGs).
 
     Returns:
-        (N, 3, H, W) float tensor; u and v then lie in [-0.5, 1.5], strain unchanged.
+        (N, 3, H, W) float tensor, strain unchanged; for u and v in [0, 1] (the PNGs) they then lie in
+        [-0.5, 1.5] (a shift by 0.5 - median, median in [0, 1]); inputs of another range are shifted the same
+        way, so their values keep their spread around 0.5 (u, v in [-5, 5] can reach 10.5).
 
     Raises:
         ValueError: ``x`` is not (N, 3, H, W).

@@ -101,10 +101,10 @@ def diversity_hinge(fake_a: Tensor, fake_b: Tensor, target: float = 0.01) -> Ten
     only for a mean absolute difference of ``τ`` (0.01 in [-1, 1] ≈ 1.3 grey levels) and its gradient
     is bounded by 1/τ per unit of image difference. Zero once the draws differ by τ or more.
     Raises:
-        ValueError: shapes differ or ``target`` ≤ 0.
+        ValueError: shapes differ or ``target`` ≤ 0 or NaN.
     """
     if fake_a.shape != fake_b.shape:
         raise ValueError(f"diversity_hinge: shapes differ {tuple(fake_a.shape)} vs {tuple(fake_b.shape)}")
-    if target <= 0:
+    if not target > 0:                  # NaN fails this too (``target <= 0`` let it through: a NaN loss)
         raise ValueError(f"diversity_hinge: target must be > 0, got {target}")
     return torch.clamp(target - (fake_a - fake_b).abs().mean(), min=0) / target

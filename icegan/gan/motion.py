@@ -74,7 +74,7 @@ def class_mean_flow(onset: Tensor, apex: Tensor, labels: Tensor, n_classes: int,
 
     Args:
         onset, apex: (N, 1, H, W) float in [-1, 1] (the GAN's range).
-        labels: (N,) int class ids in [0, n_classes).
+        labels: (N,) class ids in [0, n_classes), of an integer dtype (float and bool labels are refused).
         method: ``tvl1`` (OpenCV Dual TV-L1, default parameters) or ``farneback``.
         symmetric: average each class mean with its mirror (:func:`mirror_flow`).
         flows: precomputed (N, 2, H, W) flows in pixels (then ``method`` is not used).
@@ -82,7 +82,8 @@ def class_mean_flow(onset: Tensor, apex: Tensor, labels: Tensor, n_classes: int,
         (n_classes, 2, H, W) float32 flow in pixels (channel 0 = u, 1 = v); a class without pairs
         gets zeros (logged as a warning).
     Raises:
-        ValueError: unknown method, or shapes / labels inconsistent.
+        ValueError: unknown method, or shapes / labels inconsistent (labels not (N,), not of an integer dtype, or
+            outside [0, n_classes)).
     """
     if method not in PRIOR_METHODS:
         raise ValueError(f"motion prior method must be one of {PRIOR_METHODS}, got {method!r}")
@@ -91,6 +92,8 @@ def class_mean_flow(onset: Tensor, apex: Tensor, labels: Tensor, n_classes: int,
     n, _, h, w = onset.shape
     if labels.shape != (n,):
         raise ValueError(f"class_mean_flow: labels must be ({n},), got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:    # 1.7 would match no class
+        raise ValueError(f"class_mean_flow: labels must be integer class ids, got {labels.dtype}")
     if n and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
         raise ValueError(f"class_mean_flow: labels must be in [0, {n_classes})")
     if flows is None:
