@@ -379,14 +379,15 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     Raises:
         SelectionError: fewer than two candidates, candidates over different clips, folds or protocols, an
             ensemble without members, ``scope="dataset"`` for HDE runs, or as :func:`inner_predictions`.
-        icegan.ensemble.EnsembleError: an outer run that is unfinished or has no probabilities.
+        icegan.ensemble.EnsembleError: an outer run that is unfinished or has no probabilities, or an ensemble's
+            ``weights`` that :func:`icegan.ensemble.mixing_weights` refuses.
         icegan.protocol.LosoStateError: ``out_dir`` holds another kind of run (``icegan loso``, ensemble, merge) or
             a ``predictions.csv`` without a run header (:func:`icegan.paths.run_folder_conflict`).
     """
     log = sys.stderr if log is None else log      # the stream of the call, not of the import
     from icegan.commands.loso import load_feature_set
     from icegan.data.features import subject_dataset
-    from icegan.ensemble import load_member, read_finished_run
+    from icegan.ensemble import load_member, mixing_weights, read_finished_run
     from icegan.labels import label_set_of_columns
     from icegan.protocol import (held_out_column, make_folds, members_motion_record, partial_tag,
                                  refuse_run_folder_conflict, summarize_predictions, write_reports)
@@ -466,8 +467,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     def inner_of(c: Candidate) -> pd.DataFrame:
         if c.config is not None:
             return inner[str(Path(c.run_dir))]
-        w = np.ones(len(c.members)) if c.weights is None else np.asarray(c.weights, dtype=np.float64)
-        w = w / w.sum()
+        w = mixing_weights(c.weights, len(c.members))      # `icegan ensemble`'s rule, as the outer probabilities
         parts = [inner[str(Path(m.run_dir))] for m in c.members]
         df = parts[0][list(INNER_COLUMNS)].copy()
         for m, part in zip(c.members[1:], parts[1:]):
