@@ -545,6 +545,14 @@ def unread_setting_keys(cfg) -> set[str]:
     return {f"{s}.{k}" for s, k in _unread_keys(cfg, name)}
 
 
+#: the keys of each backbone's section that set its tensors' shapes, on which ``train.init_weights`` is compared with
+#: the run's section (:func:`load_init_weights`); the others (LiteFlowNet2's loss weights and netc_init_gain, RAFT's
+#: iters, ptlflow's multiple and bgr) set none, and weights saved with other values load. SRFlowNet's ``model``
+#: section is compared on every key but ``iters`` (:func:`flownet.models.srflownet.architecture_differences`).
+WEIGHT_SHAPING_KEYS = {"liteflownet2": ("netc_channels", "last_level", "corr_radius", "corr_stride"),
+                       "raft": ("variant",), "ptlflow": ("name",)}
+
+
 def backbone_section(name: str) -> str:
     """The config section that sets the network of backbone ``name`` (:func:`trained_backbone`): ``model``
     (srflownet), ``liteflownet2``, ``raft`` (raft_small / raft_large) or ``ptlflow`` (ptlflow:<name>)."""
@@ -617,15 +625,17 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, backbone: str = 
         FileNotFoundError: the file does not exist (the message says how to get it or what to set instead).
         ValueError: unreadable; a training checkpoint (names its run's weights.pt); weights of another format
             (DecFlow's, another backbone's) or of another architecture than ``model``, named as the self-supervised
-            trainer names them (each differing key of the model's section with both values); or tensors that do not
-            match ``model`` (names the file and the first mismatching keys).
+            trainer names them (each differing key of the model's section with both values: for SRFlowNet every
+            key but ``iters``, for the others their :data:`WEIGHT_SHAPING_KEYS`); or tensors that do not match
+            ``model`` (names the file and the first mismatching keys).
     """
     from .registry import BACKBONE_FORMAT, WEIGHTS_FORMAT, backbone_name
     name = backbone_name(model)
+    section = backbone_section(name)
     ck = load_state_dict_file(model, init_weights_file(path, backbone), "train.init_weights",
                               "the model of this config", plain=False,
                               fmt=WEIGHTS_FORMAT if name == "srflownet" else BACKBONE_FORMAT,
-                              section=backbone_section(name))
+                              section=section, shaping=WEIGHT_SHAPING_KEYS.get(section))
     meta = ck.get("meta")                                   # ck is a dict with a state_dict (plain=False)
     return dict(meta) if isinstance(meta, dict) else {}
 

@@ -20,7 +20,8 @@ from icegan.significance import check_bootstrap_settings, subject_confusions, su
 # 1. sequence_loss: the valid mask must be (B, H, W)
 
 def test_sequence_loss_masks_per_sample():
-    """Only sample 1 is wrong (by (1, 1) px) and only sample 0 is valid: the loss is 0.0."""
+    """Only sample 1 is wrong (by (1, 1) px) and only sample 0 is valid: the loss is 0.0. Passed before the fix too:
+    it guards that a (B, H, W) mask, the valid input, is used unchanged by the new shape check."""
     gt = torch.zeros(2, 2, 4, 4)
     pred = gt.clone()
     pred[1] += 1.0
@@ -75,6 +76,8 @@ def test_resize_flow_refuses_a_size_that_is_not_two_whole_numbers(size):
 
 
 def test_resize_flow_values_unchanged():
+    """Passed before the fix too: it guards that valid sizes (whole numbers as ints, floats, numpy ints or a
+    torch.Size) give the same flow, its u and v scaled by the width and height ratios, under the new size check."""
     out = resize_flow(torch.ones(1, 2, 4, 4), (8, 2))
     assert out.shape == (1, 2, 8, 2)
     assert out.mean((0, 2, 3)).tolist() == [0.5, 2.0]
@@ -134,6 +137,8 @@ def test_diversity_hinge_refuses_a_nan_target():
 # 7. recenter_flow: u, v in [-0.5, 1.5] for features in [0, 1]
 
 def test_recenter_flow_bound_for_unit_range_features():
+    """Passed before the fix too: it guards that features in [0, 1], the valid input, are recentred as before (flow
+    channels within [-0.5, 1.5], the bound reached at an extreme median; the third channel untouched)."""
     g = torch.Generator().manual_seed(0)
     x = torch.rand(5, 3, 8, 8, generator=g)
     x[0, :2] = 0.0

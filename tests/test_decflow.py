@@ -202,8 +202,9 @@ def test_train_decflow_refuses_a_crop_or_init_weights_it_cannot_use_before_the_r
                                                             iters=1))
     with pytest.raises(ValueError, match=r"^train.crop=96 is larger than the pairs \(64x64, data.size\)$"):
         train_decflow(cfg(crop=96), progress=False)
-    with pytest.raises(ValueError, match=rf"^train.init_weights={re.escape(str(other))}: SRFlowNet architecture "
-                                         r"differs from DecFlow's: .*\bhidden=16 \(DecFlow: \d+\)"):
+    with pytest.raises(ValueError, match=rf"^train.init_weights={re.escape(str(other))}: SRFlowNet weights: another "
+                                         r"architecture than the run's model section: .*\bhidden=16 "
+                                         r"\(model\.hidden: \d+\)"):
         train_decflow(cfg(init=str(other)), progress=False)
     assert not (tmp_path / "runs").exists()
 

@@ -58,7 +58,7 @@ def test_decflow_init_of_another_architecture_names_the_differing_key_with_both_
     with pytest.raises(ValueError) as err:
         DecFlow(DecFlowConfig()).init_from_srflownet(other)
     msg = str(err.value)
-    assert "mask_hidden=32 (DecFlow: 96)" in msg
+    assert "mask_hidden=32 (model.mask_hidden: 96)" in msg
     assert "iters" not in msg and "feature_layers" not in msg
     assert len(msg) < 200
 

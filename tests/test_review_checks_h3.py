@@ -75,7 +75,8 @@ def test_train_decflow_names_its_init_weights_key_when_the_file_is_missing_or_of
                                                 r"SRFlowNet weights \(a path, or 'shipped'\), or null to train DecFlow "
                                                 r"from scratch$"):
         train_decflow(cfg(str(missing)), progress=False)
-    with pytest.raises(ValueError, match=rf"^train.init_weights={re.escape(str(other))}: SRFlowNet architecture "
-                                         r"differs from DecFlow's: .*\bhidden=16 \(DecFlow: \d+\)"):
+    with pytest.raises(ValueError, match=rf"^train.init_weights={re.escape(str(other))}: SRFlowNet weights: another "
+                                         r"architecture than the run's model section: .*\bhidden=16 "
+                                         r"\(model\.hidden: \d+\)"):
         train_decflow(cfg(str(other)), progress=False)
     assert not (tmp_path / "runs").exists()

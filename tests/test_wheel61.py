@@ -111,9 +111,24 @@ def test_missing_weights_of_a_shipped_flow_recipe_name_the_command_that_writes_t
                           "runs/flow_selfsup/weights.pt; ")
     assert err.endswith(" (runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup --config "
                         "configs/flow_selfsup.yaml`)")
-    for other in ("runs/my_run/weights.pt", "runs/flow_selfsup/last.pt"):
+    for other in ("runs/my_run/weights.pt", "runs/flow_selfsup/last.pt",
+                  "runs/flow_srflownet_fdr/weights.pt",     # a config's file name: its run is named srflownet_fdr
+                  "runs/casme2/weights.pt", "out/flow_selfsup/weights.pt"):   # the main job writes no weights.pt
         err = _flow_train_error(tmp_path, monkeypatch, capsys, "flow_selfsup_finetune", f"train.init_weights={other}")
         assert f"weights file not found: {other}; " in err and "made by" not in err
+
+
+@pytest.mark.parametrize("init, config, command", [
+    ("runs/srflownet_fdr/weights.pt", "flow_srflownet_fdr", "icegan flow train"),
+    ("./runs/liteflownet2_fdr_v2/weights.pt", "flow_liteflownet2", "icegan flow train"),
+    ("runs/decflow/weights.pt", "flow_decflow", "icegan flow train-decflow")])
+def test_missing_weights_hint_matches_the_run_folder_a_flow_config_writes(tmp_path, monkeypatch, capsys, init, config,
+                                                                          command):
+    """A flow training writes <out_dir>/<its config's name>/weights.pt, and the name differs from the file's in 11 of
+    the 12 shipped flow configs: the hint is found by that folder (was: by the file name, so runs/srflownet_fdr/
+    weights.pt, which configs/flow_srflownet_fdr.yaml writes, got none)."""
+    err = _flow_train_error(tmp_path, monkeypatch, capsys, "flow_selfsup_finetune", f"train.init_weights={init}")
+    assert err.endswith(f" ({Path(init)} is made by `{command} --config configs/{config}.yaml`)")
 
 
 def test_missing_weights_hint_names_the_installed_config_path(tmp_path, monkeypatch, capsys):

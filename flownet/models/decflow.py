@@ -67,8 +67,8 @@ from ..schedule import apply_one_cycle, budget_fraction
 from ..train import RESUME_KEYS, FlowDataConfig, StepShuffle, random_crop
 from .inputs import update_count
 from ..user_numbers import check_non_negative
-from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig, architecture_differences
-from .state_dict import load_model_file, load_resume_checkpoint, save_torch_file
+from .srflownet import SKMotionEncoder, SKUpdateBlock, SRFlowNet, SRFlowNetConfig
+from .state_dict import check_architecture, load_model_file, load_resume_checkpoint, save_torch_file
 
 __all__ = ["DecFlowConfig", "DecFlow", "affine_project", "decflow_loss", "DECFLOW_FORMAT",
            "default_decflow_path", "save_decflow", "load_decflow", "DecFlowEstimator",
@@ -168,18 +168,15 @@ class DecFlow(nn.Module):
         block with a zero output layer (so the head flow starts at 0). Returns self.
 
         The architectures are compared on every config key but ``iters``
-        (:func:`flownet.models.srflownet.architecture_differences`: the default update count at inference sets no
+        (:func:`flownet.models.state_dict.check_architecture`: the default update count at inference sets no
         weight; the shipped SRFlowNet is saved with ``iters`` 2, DecFlow builds with 8).
 
         Raises:
-            ValueError: the SRFlowNet architecture differs from this model's; the message names each differing key
-                with both values.
+            ValueError: the SRFlowNet architecture differs from this model's (its ``model`` section in
+                train-decflow): ``"SRFlowNet weights: another architecture than the run's model section: hidden=16
+                (model.hidden: 64)"``, each differing key with both values.
         """
-        theirs, ours = srflownet.config_dict(), self.base.config_dict()
-        differ = architecture_differences(theirs, ours)
-        if differ:
-            raise ValueError("SRFlowNet architecture differs from DecFlow's: " + ", ".join(
-                f"{k}={theirs.get(k)!r} (DecFlow: {ours.get(k)!r})" for k in differ))
+        check_architecture(srflownet.config_dict(), self.base.config_dict(), "SRFlowNet weights")
         self.base.load_state_dict(srflownet.state_dict())
         self.head_update.load_state_dict(srflownet.raft.update_block.state_dict())
         nn.init.zeros_(self.head_update.flow_head.conv2.weight)

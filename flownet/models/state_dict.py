@@ -210,7 +210,8 @@ def load_resume_checkpoint(path: str | Path, model: nn.Module, keys: tuple[str, 
 
 
 def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: str = "the model",
-                         plain: bool = True, fmt: str | None = None, section: str | None = None) -> object:
+                         plain: bool = True, fmt: str | None = None, section: str | None = None,
+                         shaping: tuple[str, ...] | None = None) -> object:
     """Load the state dict a file holds into ``module`` (strictly, :func:`load_state_dict_strict`); returns what the
     file holds (e.g. a weights file's dict with its ``meta``).
 
@@ -225,24 +226,32 @@ def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: 
         section: the config section ``module`` is built from (``model``); given, ``module`` has ``config_dict()``,
             and a file with a ``config`` is first compared with it on the file's keys (:func:`check_architecture`;
             a key an older file lacks is left to the strict load).
+        shaping: with ``section``, the only config keys compared (those that set the tensors' shapes: a
+            LiteFlowNet2's loss weights set none); None: every key but SRFlowNet's ``iters``.
 
     Raises:
         FileNotFoundError: the file does not exist. ValueError: unreadable (first line of torch's message), a
-            training checkpoint (names its run's weights.pt), another format, another architecture (each differing
-            key with both values), no state dict in it, or tensors that do not match ``module``.
+            training checkpoint (with ``fmt``, a flownet run's last.pt: names its run's weights.pt; without, a
+            user's own: says to save its ``model`` part as a weights file), another format, another architecture
+            (each differing key with both values), no state dict in it, or tensors that do not match ``module``.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{label}: weights file not found: {p}")
     ck = read_torch_file(p, label)
     keys = training_checkpoint_keys(ck)
-    if keys:
+    if keys and fmt is not None:        # read as flownet's weights: a flownet run's last.pt (the run writes weights.pt)
         raise ValueError(f"{label}: {training_checkpoint_fix(p, keys, 'a weights file')}")
+    if keys:                            # a custom network's: no run of ours wrote it, nor a weights.pt beside it
+        raise ValueError(f"{label}: {p} is a training checkpoint ({', '.join(keys)}), not a weights file: save its "
+                         f"model part as one (in Python: torch.save(torch.load({str(p)!r})['model'], 'weights.pt')) "
+                         f"and give that file")
     if fmt is not None and isinstance(ck, dict) and ck.get("format") not in (None, fmt):
         raise ValueError(f"{label}: {p}: {format_mismatch(ck.get('format'), fmt)}")
     if section is not None and isinstance(ck, dict) and isinstance(ck.get("config"), dict):
         ours = module.config_dict()     # on the file's keys: those an older file lacks built as the defaults then
-        check_architecture(ck["config"], {k: ours.get(k) for k in ck["config"]}, f"{label}: {p}", section)
+        theirs = {k: v for k, v in ck["config"].items() if shaping is None or k in shaping}
+        check_architecture(theirs, {k: ours.get(k) for k in theirs}, f"{label}: {p}", section)
     sd = ck.get("state_dict") if isinstance(ck, dict) else None
     if not isinstance(sd, dict):
         if not (plain and isinstance(ck, dict)):

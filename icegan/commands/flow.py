@@ -217,27 +217,40 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _init_weights_made_by(value) -> str:
-    """What writes a missing ``train.init_weights`` file of the form ``<dir>/<name>/weights.pt`` where ``<name>`` is a
-    shipped config (the weights a flow training of that config writes, e.g. flow_selfsup_finetune.yaml's
-    ``runs/flow_selfsup/weights.pt``): ``"(runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup
-    --config configs/flow_selfsup.yaml`)"``, the config named as this install reaches it
-    (:func:`icegan.paths.config_hint`), or ``""`` for another value or an existing file. Lives here, not in
+    """What writes a missing ``train.init_weights`` file that a shipped flow-training config (``icegan flow train``,
+    ``--mode selfsup`` or ``train-decflow``) writes when its run ends, ``<its out_dir>/<its name>/weights.pt`` (e.g.
+    flow_selfsup_finetune.yaml's ``runs/flow_selfsup/weights.pt``, or ``runs/srflownet_fdr/weights.pt`` of
+    flow_srflownet_fdr.yaml): ``"(runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup --config
+    configs/flow_selfsup.yaml`)"``, the config named as this install reaches it (:func:`icegan.paths.config_hint`),
+    or ``""`` for another value (the main job's configs write no weights.pt) or an existing file. Lives here, not in
     :mod:`flownet.train`, whose error it completes, because flownet never imports icegan."""
+    import os
     import shlex
 
+    from flownet.models.decflow import DecFlowTrainConfig
+    from flownet.selfsup import SelfSupConfig
+    from flownet.train import FlowTrainConfig
     from icegan.commands import CONFIG_KINDS, config_kind
-    from icegan.paths import shipped_config
+    from icegan.config import load_config
+    from icegan.paths import shipped_config_dir
     p = Path(str(value or ""))
-    if p.name != "weights.pt" or not p.parent.name or p.is_file():
+    if p.name != "weights.pt" or p.is_file():
         return ""
+    trainings = {"icegan flow train": FlowTrainConfig, "icegan flow train --mode selfsup": SelfSupConfig,
+                 "icegan flow train-decflow": DecFlowTrainConfig}
     try:
-        kind = config_kind(shipped_config(p.parent.name))
-    except FileNotFoundError:                # no shipped config of that name
+        configs = sorted(shipped_config_dir().glob("*.yaml"))
+    except FileNotFoundError:                # an install without its configs
         return ""
-    if kind is None:
-        return ""
-    run = CONFIG_KINDS[kind][1].format(path=shlex.quote(config_hint(p.parent.name, runnable=True)))
-    return f"({p} is made by `{run}`)"
+    for config in configs:
+        kind = config_kind(config, list(trainings))
+        if kind is None:
+            continue
+        cfg = load_config(trainings[kind], config)
+        if os.path.abspath(Path(cfg.out_dir) / cfg.name / "weights.pt") == os.path.abspath(p):
+            run = CONFIG_KINDS[kind][1].format(path=shlex.quote(config_hint(config.stem, runnable=True)))
+            return f"({p} is made by `{run}`)"
+    return ""
 
 
 def _check_resume_checkpoint(cfg) -> None:

@@ -117,7 +117,7 @@ def _train(args: argparse.Namespace) -> int:
     from icegan.config import override_key, save_config, where_set
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
     from icegan.data.prepare import refuse_replaced_prepare
-    from icegan.gan.trainer import GanConfig, build_models, check_resumable, train_gan
+    from icegan.gan.trainer import GanConfig, build_models, check_resumable, class_pair_counts, train_gan
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
@@ -181,10 +181,9 @@ def _train(args: argparse.Namespace) -> int:
         if cleared:
             print(f"starting afresh in {run}: removed the previous run's {cleared}")
     save_config(cfg, run / "config.yaml")
-    labels_seen = labels.tolist()
     split = {"train_subjects": sorted(set(train.subjects)), "holdout_subjects": cfg.data.holdout_subjects,
              "n_train_pairs": len(train),
-             "n_train_pairs_per_class": {name: labels_seen.count(c) for c, name in enumerate(megc)},
+             "n_train_pairs_per_class": dict(zip(megc, class_pair_counts(labels, len(megc)))),
              "n_train_clips": len(set(train.clips)),
              "skipped_clips": [list(s) for s in pairs.skipped]}
     from flownet.io import write_text_whole

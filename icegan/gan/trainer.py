@@ -52,7 +52,7 @@ from .perceptual import build_perceptual, vgg16_weights_file
 
 __all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
            "build_models", "amp_policy", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid",
-           "untrained_classes"]
+           "untrained_classes", "class_pair_counts"]
 
 _logger = logging.getLogger(__name__)
 
@@ -491,6 +491,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     return g.to(dev).eval(), d.to(dev).eval(), cfg, payload
 
 
+def class_pair_counts(labels: Tensor, k: int) -> list[int]:
+    """The number of training pairs of each class id 0..k-1 (a 0: a class the generator never sees), as the checkpoint
+    records it (``class_pairs``, :func:`untrained_classes`) and ``icegan gan train``'s split.json shows it by name.
+
+    Args:
+        labels: (N,) integer class ids in [0, k) (any device; :func:`train_gan` checks them).
+        k: the number of classes.
+    Returns:
+        ``k`` counts, e.g. ``[1, 3, 0]`` for labels ``[1, 0, 1, 1]`` and ``k=3``.
+    """
+    return torch.bincount(labels.long().cpu(), minlength=k).tolist()
+
+
 def untrained_classes(payload: dict) -> tuple[list[int], list[int]] | None:
     """The classes a checkpoint's generator had no training pair of, from the per-class counts ``class_pairs`` that
     :func:`train_gan` records (its conditioning on them was never trained on an example: with a motion prior, their
@@ -663,7 +676,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     elapsed0 = 0.0                  # training seconds of the runs this one resumes (train.max_minutes counts them)
     stopped_by_time = False
     data_sha256 = training_pairs_sha256(onset, apex, labels) if ckpt is not None else None
-    class_pairs = torch.bincount(labels.long().cpu(), minlength=k).tolist()     # a 0: a class G never saw
+    class_pairs = class_pair_counts(labels, k)                  # a 0: a class G never saw
     if ckpt is not None and tc.resume and ckpt.is_file():
         # a damaged file (a disk error, a copy cut short) named, not an unpickling error deep in torch
         payload = resume_payload if resume_payload is not None else \
