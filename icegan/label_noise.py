@@ -14,22 +14,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from icegan.metrics import check_whole_ids
+
 __all__ = ["confident_joint_flags", "forest_out_of_bag_probabilities", "flag_noisy_labels"]
 
 
-def _check_class_ids(labels: np.ndarray, n_classes: int) -> None:
-    """Refuse (n,) ``labels`` that are not integer class ids in 0..n_classes-1.
+def _check_class_ids(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n,) ``labels`` as int class ids, refused unless each is a whole number in 0..n_classes-1 (an integer dtype,
+    or whole floats such as 0., 1., 2.: :func:`icegan.metrics.check_whole_ids`).
 
     Raises:
-        ValueError: a label of another dtype (float, str, bool: ``labels must lie in 0..K-1 as integer class ids``)
-            or outside 0..n_classes-1 (``labels must lie in 0..K-1, got MIN..MAX``).
+        ValueError: a fraction, NaN or string (``labels must hold integer class ids, got [...]...``), or a label
+            outside 0..n_classes-1 (``labels must lie in 0..K-1, got MIN..MAX``).
     """
-    if not len(labels):
-        return
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must lie in 0..{n_classes - 1} as integer class ids, got {labels.dtype} labels")
-    if labels.min() < 0 or labels.max() >= n_classes:
+    check_whole_ids("labels", labels)
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {labels.min()}..{labels.max()}")
+    return labels.astype(int)
 
 
 def confident_joint_flags(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -38,7 +39,7 @@ def confident_joint_flags(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     Args:
         probs: (n, K) out-of-sample class probabilities, rows summing to 1; a row of NaN (no out-of-sample
             prediction) is never flagged.
-        labels: (n,) given labels, integers in 0..K-1.
+        labels: (n,) given labels: class ids 0..K-1 (integers, or whole floats such as 1.0).
 
     Returns:
         (n,) bool: True where the clip has at least one confident class (p_j >= t_j, t_j = mean of p_j over the clips
@@ -46,14 +47,14 @@ def confident_joint_flags(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         and is never confident.
 
     Raises:
-        ValueError: shapes disagree, or a label is not an integer in 0..K-1.
+        ValueError: shapes disagree, or a label is not a whole number in 0..K-1.
     """
     probs = np.asarray(probs, dtype=float)
     labels = np.asarray(labels)
     if probs.ndim != 2 or labels.shape != (probs.shape[0],):
         raise ValueError(f"probs (n, K) and labels (n,) disagree: {probs.shape}, {labels.shape}")
     K = probs.shape[1]
-    _check_class_ids(labels, K)
+    labels = _check_class_ids(labels, K)
     valid = np.isfinite(probs).all(1)
     thresholds = np.full(K, np.inf)
     for j in range(K):
@@ -72,7 +73,7 @@ def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: in
 
     Args:
         x: (n, D) features (e.g. flattened flow maps).
-        labels: (n,) integer labels in 0..n_classes-1.
+        labels: (n,) class ids 0..n_classes-1 (integers, or whole floats such as 1.0).
         trees: forest size (each clip, of any class, is out of the bag of about 37 % of the trees).
         seed: the forest's random state.
         balanced: weigh the classes equally in each tree, after its bootstrap is drawn
@@ -87,14 +88,14 @@ def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: in
         tree.
 
     Raises:
-        ValueError: a label that is not an integer in 0..n_classes-1 (as :func:`confident_joint_flags`), before any
+        ValueError: a label that is not a whole number in 0..n_classes-1 (as :func:`confident_joint_flags`), before any
             tree is fitted.
     """
     import warnings
 
     from sklearn.ensemble import RandomForestClassifier
     labels = np.asarray(labels)
-    _check_class_ids(labels, n_classes)
+    labels = _check_class_ids(labels, n_classes)
     clf = RandomForestClassifier(n_estimators=trees, class_weight="balanced_subsample" if balanced else None,
                                  random_state=seed, n_jobs=n_jobs, oob_score=True)
     with warnings.catch_warnings():          # "some inputs do not have OOB scores": those rows are NaN below

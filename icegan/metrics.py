@@ -55,7 +55,8 @@ def check_whole_ids(name: str, arr: np.ndarray) -> None:
     strings, None. An integer dtype passes; floats pass when every value is whole (0.0, 2.0).
 
     Raises:
-        ValueError: ``"<name> must hold integer class ids, got [first five]..."``; ``name``: the column or argument.
+        ValueError: ``"<name> must hold integer class ids, got [first five]..."`` (the first five values in C order,
+            of a 0-d array its one value); ``name``: the column or argument.
     """
     if not np.issubdtype(arr.dtype, np.integer):
         try:
@@ -63,7 +64,7 @@ def check_whole_ids(name: str, arr: np.ndarray) -> None:
         except TypeError:                       # strings, None, ...: no remainder to take
             whole = False
         if not whole:
-            raise ValueError(f"{name} must hold integer class ids, got {arr[:5]}...")
+            raise ValueError(f"{name} must hold integer class ids, got {arr.ravel()[:5]}...")
 
 
 def _check(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> tuple[np.ndarray, np.ndarray]:

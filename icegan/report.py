@@ -746,17 +746,22 @@ LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-#: what :func:`markdown_cell` escapes: a backslash, backtick, ``*`` or ``|`` anywhere; a ``]`` before ``(`` or ``[``
-#: (the end of a link's text); a ``_`` unless a letter or digit is on both sides (``features_ststnet_s0`` cannot
-#: start or end emphasis and stays as written, as do ``[PARTIAL: 2 of 3 folds]`` and ``STSTNet + shifts``)
-MARKDOWN_SPECIAL = re.compile(r"[\\`*|]|\](?=[(\[])|(?<![^\W_])_|_(?![^\W_])")
+#: what :func:`markdown_cell` escapes: a backslash, backtick, ``*``, ``|``, ``<`` or ``~`` anywhere; a ``]``
+#: before ``(`` or ``[`` (the end of a link's text); a ``_`` unless a letter or digit is on both sides
+#: (``features_ststnet_s0`` cannot start or end emphasis and stays as written, as do ``[PARTIAL: 2 of 3 folds]`` and
+#: ``STSTNet + shifts``)
+MARKDOWN_SPECIAL = re.compile(r"[\\`*|<~]|\](?=[(\[])|(?<![^\W_])_|_(?![^\W_])")
 
 
 def markdown_cell(text: str) -> str:
-    """``text`` as the cell of a Markdown table, or a heading's text: every character that would change how it
-    renders (:data:`MARKDOWN_SPECIAL`: a ``|`` would end the cell, ``*`` and ``_`` make emphasis, a backtick code,
-    ``[a](b)`` a link) escaped with a backslash, a backslash doubled; line breaks as spaces. ``lr|c*1*`` →
-    ``lr\\|c\\*1\\*``; removing each escaping backslash gives ``text`` back (line breaks aside)."""
+    """``text`` as the cell of a Markdown table, or a heading's text, with the characters of
+    :data:`MARKDOWN_SPECIAL` escaped with a backslash (a backslash doubled): a ``|`` would end the cell, ``*`` and
+    ``_`` make emphasis, a backtick code, ``[a](b)`` a link, ``<`` raw HTML or an autolink (``<!--`` would hide the
+    rest of the page), ``~`` strikethrough; line breaks as spaces. ``lr|c*1*`` → ``lr\\|c\\*1\\*``; removing
+    each escaping backslash gives ``text`` back (line breaks aside).
+
+    Not escaped, so these still render as Markdown would: ``&`` (``&copy;`` shows as ©) and ``#`` (a heading's
+    text ending in `` #`` loses that ``#``)."""
     return MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), str(text)).replace("\r", " ").replace("\n", " ")
 
 

@@ -527,12 +527,12 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False, quoting=csv_quoting(table)))
     lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "
              f"{scope})", "", "| Candidate | chosen in folds | its own LOSO UF1 | UAR |", "|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['chosen_folds']} of {len(folds)} | {r['UF1']:.4f} | {r['UAR']:.4f} |"
-              for r in cand_rows]
+    from icegan.report import is_null_run, markdown_cell
+    lines += [f"| {markdown_cell(r['label'])} | {r['chosen_folds']} of {len(folds)} | {r['UF1']:.4f} | "
+              f"{r['UAR']:.4f} |" for r in cand_rows]
     lines += ["", "Each outer fold's choice used only its training subjects (selection.csv); the candidates' own "
               "LOSO scores are shown for reference and were not used to choose.", ""]
     title = name or out.name
-    from icegan.report import is_null_run
     # candidates of permuted labels (data.permute_labels): no published or measured rows of real labels beside it
     write_reports(out, pred, metrics, f"{title} (nested selection){partial_tag(header)}",
                   f"{title}: nested selection, ", n_classes, md_extra="\n".join(lines),

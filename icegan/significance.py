@@ -341,7 +341,9 @@ def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None,
     and a suite file's ``resamples`` key.
 
     Args:
-        resamples: bootstrap resamples B: an int (or NumPy integer), at least :data:`MIN_RESAMPLES`.
+        resamples: bootstrap resamples B: an int (or NumPy integer), at least :data:`MIN_RESAMPLES`; a float is
+            refused even when whole (200.0), its message naming the type given. (A suite file's ``resamples: 2000.0``
+            is refused before this, by the config loader: "expected an integer".)
         confidence: level of the two-sided percentile intervals, in the open interval (0, 1); None: not checked.
         resamples_name, confidence_name: what the messages call them (an argument's, a flag's or a key's name).
 
@@ -351,7 +353,7 @@ def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None,
     """
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)):   # NaN, 150.5, 200.0, True
         raise ValueError(f"{resamples_name} must be a whole number of resamples (an int >= {MIN_RESAMPLES}), got "
-                         f"{resamples!r}")
+                         f"{resamples!r} (a {type(resamples).__name__}, not an int)")
     if resamples < MIN_RESAMPLES:
         raise ValueError(f"{resamples_name} must be >= {MIN_RESAMPLES} (percentile intervals need that many "
                          f"resamples; the default is 9999), got {resamples}")

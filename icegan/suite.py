@@ -728,7 +728,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
 
     Returns the path of results.md, or None when nothing has finished yet.
     """
-    from icegan.report import motion_seen, results_table
+    from icegan.report import markdown_cell, motion_seen, results_table
     from icegan.significance import (bootstrap_compare, check_stratify, comparison_scopes, comparison_table,
                                      forest_plot, load_run_set, scope_title, shown_scopes)
 
@@ -749,7 +749,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
                 "trained on real frames of held-out subjects; " if leaky else ""))
     given = ("" if file_seeds == list(suite.seeds) else
              f", given by --seeds; the file lists {', '.join(map(str, file_seeds))}")
-    lines = [f"# {suite.name}", "",
+    lines = [f"# {markdown_cell(suite.name)}", "",
              f"Suite `{suite_path}`: {len(seeds_done)} of its {len(suite.seeds)} seed(s) finished (seeds "
              f"{', '.join(map(str, seeds_done))}; the suite's: {', '.join(map(str, suite.seeds))}{given}; "
              f"{time.strftime('%Y-%m-%d %H:%M %Z')}). "
@@ -779,7 +779,7 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
                 stratify, why = False, [f"Not stratified: {exc}. These intervals draw from one pool of subjects.", ""]
         rows = bootstrap_compare(scoped, baseline=base, resamples=suite.resamples, stratify=stratify)
         plotted.append((title, rows))
-        lines += [f"## {head}, paired differences to {labels[base]}", "", *why,
+        lines += [f"## {head}, paired differences to {markdown_cell(labels[base])}", "", *why,
                   comparison_table(rows, baseline=base, resamples=suite.resamples, legend=k == last,
                                    stratified=stratify, paired_intervals=paired)]
     if plotted:

@@ -35,10 +35,13 @@ def test_plot_label_escapes_dollars_so_matplotlib_draws_them_as_written():
         assert label.replace("\\$", "$") == name           # what matplotlib draws for a text without math
     assert plot_label("LR $5 vs $10") == "LR \\$5 vs \\$10" and plot_label("CDE LOSO") == "CDE LOSO"
     assert plot_label("a\tb$") == "a\\tb\\$"
-    # a long word broken by the wrap never splits an escape from its dollar
-    title = fit_title("x" * 19 + "$" + "y" * 40 + "$z", 3.0)
-    assert all(not is_math_text(line) for line in title.split("\n"))
-    assert title.replace("\n", "").replace("\\$", "$") == "x" * 19 + "$" + "y" * 40 + "$z"
+    # a long word broken by the wrap never splits an escape from its dollar: escaped before the wrap, the break fell
+    # between the backslash and its "$", leaving two bare dollars that make the whole title mathtext
+    name = "x" * 27 + "$" + "y" * 26 + "$z"
+    title = fit_title(name, 3.0)
+    assert not is_math_text(title), title
+    assert not any(re.search(r"(?<!\\)\\$", line) for line in title.split("\n")), title   # no lone "\" at a line end
+    assert title.replace("\n", "").replace("\\$", "$") == name
 
 
 def test_a_run_name_with_dollars_runs_and_draws_its_figures(tmp_path, capsys):

@@ -40,13 +40,18 @@ def test_an_ensemble_weighted_1e308_1e308_is_scored_inner_as_the_equal_weight_on
     assert not np.array_equal(table["inner_UF1[logreg]"].to_numpy(), table["inner_UF1[forest]"].to_numpy())
 
 
-@pytest.mark.parametrize("bad", [-1, 3, 1.5, "a"], ids=["minus-one", "K", "float", "str"])
-def test_forest_out_of_bag_probabilities_refuse_labels_outside_the_class_ids(bad):
+@pytest.mark.parametrize("bad, msg", [(-1, r"labels must lie in 0\.\.2, got -1\.\.2"),
+                                      (3, r"labels must lie in 0\.\.2, got 0\.\.3"),
+                                      (1.5, r"labels must hold integer class ids"),
+                                      ("a", r"labels must hold integer class ids")],
+                         ids=["minus-one", "K", "float", "str"])
+def test_forest_out_of_bag_probabilities_refuse_labels_outside_the_class_ids(bad, msg):
     """Label K raised IndexError deep in numpy, a float or str label IndexError too, and {-1, 0} put class -1's
-    votes in the last column silently; now the ValueError of confident_joint_flags, before any forest is fitted."""
+    votes in the last column silently; now the ValueError of confident_joint_flags, before any forest is fitted
+    (a fraction or string: :func:`icegan.metrics.check_whole_ids`' message, whole floats pass: test_review61b.py)."""
     x = np.arange(12, dtype=float).reshape(6, 2)
     labels = np.array([0, 1, 2, 0, 1, bad])                 # int64, int64, float64, <U21
-    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2") as err:
+    with pytest.raises(ValueError, match=msg) as err:
         forest_out_of_bag_probabilities(x, labels, trees=5, n_classes=3)
     with pytest.raises(ValueError) as same:
         confident_joint_flags(np.full((6, 3), 1 / 3), labels)
