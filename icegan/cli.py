@@ -8,7 +8,9 @@ namespace; returns an exit code or None). Heavy imports (torch, cv2) happen insi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import sys
 from pathlib import Path
 
@@ -50,20 +52,26 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
     ``key=value`` words join ``args.overrides`` (for commands that take overrides). Anything else
     unrecognised is an error, as with ``parse_args``; so is a key given twice among the overrides
     (:func:`icegan.config.refuse_repeated_keys`).
+
+    Under ``torchrun`` a rank other than 0 exits on such an error (``SystemExit(2)``) printing nothing: every rank
+    parses the same command line, and rank 0 prints the usage and the error once
+    (:func:`icegan.commands.reports_errors`).
     """
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
-            args.overrides = list(args.overrides or []) + extra
-        else:
-            _chosen_parser(parser, args).error("unrecognized arguments: " + " ".join(extra))
-    if hasattr(args, "overrides"):
-        from icegan.config import ConfigError, refuse_repeated_keys
-        try:                    # one command line sets a key once (the last would win without a word)
-            refuse_repeated_keys(args.overrides or [])
-        except ConfigError as exc:
-            _chosen_parser(parser, args).error(str(exc))
-    _expand_home_in_args(args, _chosen_parser(parser, args))
+    from icegan.commands import reports_errors
+    with contextlib.nullcontext() if reports_errors() else contextlib.redirect_stderr(io.StringIO()):
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+                args.overrides = list(args.overrides or []) + extra
+            else:
+                _chosen_parser(parser, args).error("unrecognized arguments: " + " ".join(extra))
+        if hasattr(args, "overrides"):
+            from icegan.config import ConfigError, refuse_repeated_keys
+            try:                    # one command line sets a key once (the last would win without a word)
+                refuse_repeated_keys(args.overrides or [])
+            except ConfigError as exc:
+                _chosen_parser(parser, args).error(str(exc))
+        _expand_home_in_args(args, _chosen_parser(parser, args))
     return args
 
 

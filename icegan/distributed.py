@@ -19,8 +19,9 @@ per shard (no SyncBatchNorm), and each shard's weighted loss is normalised by it
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -31,7 +32,7 @@ __all__ = ["check_launch", "init_from_env", "is_distributed", "rank", "world_siz
            "wrap_ddp", "average_gradients", "broadcast_module", "broadcast_object", "all_gather_rows",
            "local_device", "shutdown", "split_indices", "params_equal_across_ranks", "average_buffers",
            "collective_device", "main_only_check", "launched_world_size", "launched_rank",
-           "launched_local_world_size"]
+           "launched_local_world_size", "own_share", "raised_in_own_share"]
 
 T = TypeVar("T")
 
@@ -302,6 +303,31 @@ def main_only_check(check: Callable[[], T]) -> Optional[T]:
     if broadcast_object(None):
         raise SystemExit(2)
     return None
+
+
+#: the exceptions raised in :func:`own_share` under torchrun (a process records the few it raises, then ends)
+_SHARE_ERRORS: list[BaseException] = []
+
+
+@contextlib.contextmanager
+def own_share() -> Iterator[None]:
+    """Around the work of this process's own share under ``torchrun`` (the flow of its clips, a fold's training on its
+    shard of every batch): an exception raised in it may be this rank's alone (a NaN clip of its share, a non-finite
+    loss of its shard), while rank 0, which reports the errors every rank raises alike, dies in its next collective.
+    The exception is recorded for :func:`raised_in_own_share` and propagates unchanged. Without torchrun nothing is
+    recorded."""
+    try:
+        yield
+    except Exception as exc:
+        if is_distributed():
+            _SHARE_ERRORS.append(exc)
+        raise
+
+
+def raised_in_own_share(exc: BaseException) -> bool:
+    """True when ``exc`` (the very object) was raised in :func:`own_share` under ``torchrun``: the rank that raised it
+    reports it itself (``rank N: ...``), as rank 0 may never learn of it."""
+    return any(exc is e for e in _SHARE_ERRORS)
 
 
 def all_gather_rows(part: torch.Tensor, index: torch.Tensor, n_total: int) -> torch.Tensor:

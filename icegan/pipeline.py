@@ -939,10 +939,11 @@ def _real_features(cfg: MainConfig, clips: Clips, estimator, run_dir: Path, prov
         return cached
     t0 = time.time()
     mine = distributed.split_indices(len(clips.onset))      # all clips, or this process's share under torchrun
-    part = compute_flow_features(estimator, to_unit(clips.onset[mine.numpy()]), to_unit(clips.apex[mine.numpy()]),
-                                 cfg.recognizer.input_size, "minmax", cfg.flow.batch_size,
-                                 progress=progress and distributed.is_main(), desc="real flow",
-                                 names=list(np.asarray(_clip_names(clips.samples), dtype=object)[mine.numpy()]))
+    with distributed.own_share():           # a NaN clip of this share: this rank's error alone, reported by it
+        part = compute_flow_features(estimator, to_unit(clips.onset[mine.numpy()]), to_unit(clips.apex[mine.numpy()]),
+                                     cfg.recognizer.input_size, "minmax", cfg.flow.batch_size,
+                                     progress=progress and distributed.is_main(), desc="real flow",
+                                     names=list(np.asarray(_clip_names(clips.samples), dtype=object)[mine.numpy()]))
     feats = distributed.all_gather_rows(part, mine, len(clips.onset))
     if distributed.is_main():
         seconds = time.time() - t0
@@ -1307,19 +1308,20 @@ class FoldRunner:
         feats_tr, y_tr = self.real_feats[tr], self.labels[tr]
         gan_state = weight = None
         earlier_s = 0.0                     # GAN training seconds of the attempts killed before (its checkpoint's)
-        if cfg.gan.enabled:
-            gan_state, synth_feats, synth_y, earlier_s = self._gan_stage(fold, fold_dir, feats_tr, y_tr)
-            if synth_feats is not None and len(synth_feats):
-                if cfg.gan.synthetic_weight != 1.0:     # 1.0: no weights at all, bit-identical to before the option
-                    weight = torch.cat([torch.ones(len(feats_tr)),
-                                        torch.full((len(synth_feats),), float(cfg.gan.synthetic_weight))])
-                feats_tr = torch.cat([feats_tr, synth_feats])
-                y_tr = torch.cat([y_tr, synth_y])
-        if cfg.recognizer.name == "expcaps":
-            scores = self._expcaps_scores(gan_state, te)
-        else:
-            scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
-                                 seed=fold_seed, sample_weight=weight, n_classes=self.n_classes)
+        with distributed.own_share():       # a non-finite loss of this rank's shard: its error alone, reported by it
+            if cfg.gan.enabled:
+                gan_state, synth_feats, synth_y, earlier_s = self._gan_stage(fold, fold_dir, feats_tr, y_tr)
+                if synth_feats is not None and len(synth_feats):
+                    if cfg.gan.synthetic_weight != 1.0:     # 1.0: no weights at all, bit-identical to before the option
+                        weight = torch.cat([torch.ones(len(feats_tr)),
+                                            torch.full((len(synth_feats),), float(cfg.gan.synthetic_weight))])
+                    feats_tr = torch.cat([feats_tr, synth_feats])
+                    y_tr = torch.cat([y_tr, synth_y])
+            if cfg.recognizer.name == "expcaps":
+                scores = self._expcaps_scores(gan_state, te)
+            else:
+                scores = fit_predict(cfg.recognizer, feats_tr, y_tr, self.real_feats[te], self.device,
+                                     seed=fold_seed, sample_weight=weight, n_classes=self.n_classes)
         # in TensorBoard as fold/seconds (run_main); a fold resumed from its GAN checkpoint adds the GAN seconds spent
         # before the kill, so timing.json and summary.md do not report the last attempt alone
         self.fold_seconds[fold.subject] = time.time() - t0 + earlier_s
@@ -1546,15 +1548,19 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
                     weights, len(seen), len(folds),
                     ", ".join(seen[:5]),
                     ", ..." if len(seen) > 5 else "")
+    from icegan.protocol import check_run_folder, data_digest
+    # the weights' checksums and the clips themselves (labels and onset/apex pixels): a cache or a resumed run made
+    # on other faces with the same clip names is never read back
+    provenance = {**flow_weights_provenance(cfg), "data": data_digest(clips.samples, clips.onset, clips.apex)}
+    # a folder of another run is refused (as run_loso would) before its skipped.csv and features_real.pt are replaced
+    distributed.main_only_check(lambda: check_run_folder(
+        run_dir, clips.samples, cfg.data.protocol, cfg.data.dataset, cfg.oracle_epoch, cfg.data.max_folds, cfg,
+        {**provenance, **recognizer_provenance(cfg.recognizer)}, labels.classes))
     if distributed.is_main():
         write_skipped(run_dir / "skipped.csv", clips.skipped)
         if len(clips.skipped):
             log.warning("%d clip(s) of the data section are not in this run (%s, ...): all of them, with the reason, "
                         "in %s", len(clips.skipped), clips.skipped["key"].iloc[0], run_dir / "skipped.csv")
-    from icegan.protocol import data_digest
-    # the weights' checksums and the clips themselves (labels and onset/apex pixels): a cache or a resumed run made
-    # on other faces with the same clip names is never read back
-    provenance = {**flow_weights_provenance(cfg), "data": data_digest(clips.samples, clips.onset, clips.apex)}
     feats = _real_features(cfg, clips, estimator, run_dir, provenance, progress=progress,
                            shared_dir=Path(feature_cache) if feature_cache is not None else None)
     from icegan.protocol import check_shared_maps
@@ -1582,6 +1588,7 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
             own_fold_folder(run_dir)
             if resumed:
                 _warn_other_device(timing_path, device, cfg.device)
+                _warn_other_world_size(timing_path, distributed.world_size())
             if resumed and len(folds) == len(planned):  # run_loso says a resume only when a fold finished earlier
                 kept = sum((runner.fold_dir(f) / "gan" / "checkpoints" / "last.pt").is_file() for f in folds)
                 print(f"{cfg.name}: resuming {run_dir}: none of its {len(folds)} folds finished earlier; "
@@ -1590,7 +1597,8 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
         before = len(planned) - len(folds)      # run_loso passes the folds not finished yet
         for done, (fold, scores) in enumerate(executor_map(fold_fn, folds), before + 1):
             if distributed.is_main():
-                _update_timing(timing_path, runner, device=str(device))   # the device its folds are computed on
+                # the device and the process count its folds are computed with
+                _update_timing(timing_path, runner, device=str(device), world_size=distributed.world_size())
             if fold.writer is not None and fold.subject in runner.fold_seconds:
                 # at the folds finished (1-based), the step of run_loso's loso/* scalars of this fold
                 fold.writer.add_scalar("fold/seconds", runner.fold_seconds[fold.subject], done)
@@ -1606,12 +1614,14 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
     if not distributed.is_main():
         return metrics
     _update_timing(timing_path, runner, executor=type(executor).__name__ if executor is not None else "sequential",
-                   last_call_seconds=round(time.time() - t0, 1), device=str(device))
+                   last_call_seconds=round(time.time() - t0, 1), device=str(device),
+                   world_size=distributed.world_size())
     write_summary(run_dir.parent)
     return metrics
 
 
-def _update_timing(path: Path, runner: FoldRunner, device: Optional[str] = None, **extra) -> None:
+def _update_timing(path: Path, runner: FoldRunner, device: Optional[str] = None, world_size: Optional[int] = None,
+                   **extra) -> None:
     """Merge the runner's fold times (seconds) and peak memory (MiB) by subject, and ``extra``, into ``path``
     (``timing.json``), keeping the folds of earlier, interrupted calls; written whole or not at all.
 
@@ -1621,6 +1631,10 @@ def _update_timing(path: Path, runner: FoldRunner, device: Optional[str] = None,
             it is, so a run resumed on other devices keeps which fold ran where: :func:`_warn_other_device`), and
             the top-level ``device`` says the device of the latest call that computed folds. A file written before
             ``fold_device`` gives its earlier folds its top-level ``device``.
+        world_size: the torchrun process count (1: one process) this call computes its folds with; given, each of
+            the runner's folds is recorded under it in ``fold_world_size`` ({subject: count}, merged as
+            ``fold_device``: :func:`_warn_other_world_size`). A file written before it leaves its earlier folds
+            unrecorded.
     """
     timing = (_read_timing(path) if path.is_file() else None) or {"fold_seconds": {}}
     if device is not None:
@@ -1634,6 +1648,11 @@ def _update_timing(path: Path, runner: FoldRunner, device: Optional[str] = None,
         fold_device.update({s: device for s in runner.fold_seconds})
         if runner.fold_seconds:         # the device of the latest folds computed (a call that trained none: kept)
             timing["device"] = device
+    if world_size is not None:
+        fold_world_size = timing.get("fold_world_size")
+        if not isinstance(fold_world_size, dict):
+            fold_world_size = timing["fold_world_size"] = {}
+        fold_world_size.update({s: int(world_size) for s in runner.fold_seconds})
     timing["fold_seconds"].update(runner.fold_seconds)
     if runner.fold_peak_rss_mb:
         timing.setdefault("fold_peak_rss_mb", {}).update(runner.fold_peak_rss_mb)
@@ -1672,6 +1691,34 @@ def _warn_other_device(timing_path: Path, device: torch.device, setting: str) ->
     log.warning("%s: %s were computed on %s (%s records %s), now on %s (device: %s): the run mixes devices; resume "
                 "where %s picks %s or delete the folder", timing_path.parent, which, " and ".join(kinds),
                 timing_path.name, folds, device, setting, setting, kinds[0].split(":")[0])
+
+
+def _warn_other_world_size(timing_path: Path, world_size: int) -> None:
+    """Warn (not refuse), as :func:`_warn_other_device`, when the run folder's ``timing.json`` records that any of its
+    finished folds was trained by another torchrun process count than ``world_size`` (this call's, 1: one process);
+    the warning names those folds and their counts. Read from ``fold_world_size`` ({subject: count},
+    :func:`_update_timing`). A run begun with ``torchrun --nproc_per_node 2`` and resumed in one process (which the
+    config comparison of a resume sees as the same) would otherwise mix the folds of both silently: a fold's scores
+    depend on the process count (batch-norm statistics per process, each shard's loss normalised by itself). A
+    missing or unreadable ``timing.json``, or one that records no process count (written before icegan recorded
+    it): nothing said."""
+    try:
+        per_fold = json.loads(timing_path.read_text(encoding="utf-8")).get("fold_world_size")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(per_fold, dict):
+        return
+    other = {s: n for s, n in per_fold.items() if isinstance(n, int) and n != world_size}
+    if not other:
+        return
+    counts = sorted(set(other.values()))
+    folds = ", ".join(f"{s} by {n}" for s, n in list(other.items())[:5]) + (
+        f" and {len(other) - 5} more" if len(other) > 5 else "")
+    log.warning("%s: %d of its %d finished folds were trained by %s process(es) (%s records %s), now by %d: the run "
+                "mixes process counts, and a fold's scores depend on them (batch-norm statistics per process); resume "
+                "with %s or delete the folder", timing_path.parent, len(other), len(per_fold),
+                " and ".join(map(str, counts)), timing_path.name, folds, world_size,
+                "one process (no torchrun)" if counts[0] == 1 else f"torchrun --nproc_per_node {counts[0]}")
 
 
 def _read_timing(path: Path) -> Optional[dict]:
@@ -1861,10 +1908,14 @@ def run_from_args(args) -> int:
     prog = getattr(args, "prog_name", None) or "train.py"
     from icegan.commands import reports_errors
 
-    def say(code: int, line: str) -> int:
-        """``line`` on stderr (under torchrun by rank 0 alone: every rank has the same error), then ``code``."""
+    def say(code: int, line: str, exc: Optional[BaseException] = None) -> int:
+        """``line`` on stderr (under torchrun by rank 0 alone: every rank has the same error), then ``code``. An
+        error ``exc`` that another rank raised in its own share (:func:`icegan.distributed.raised_in_own_share`: rank
+        0 never learns of it, and dies in its next collective) is printed by that rank, as ``rank N: <line>``."""
         if reports_errors():
             print(line, file=sys.stderr)
+        elif exc is not None and distributed.raised_in_own_share(exc):
+            print(f"rank {distributed.launched_rank()}: {line}", file=sys.stderr)
         return code
     logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -1922,7 +1973,7 @@ def run_from_args(args) -> int:
         # user-fixable problems (missing weights or data, an unreadable coding sheet, too few subjects loaded, a run
         # folder of another config, a diverged fold, a fold's GAN checkpoint that cannot be resumed): one clear line
         # instead of a traceback; finished folds are kept
-        return say(2, f"{prog}: error: {error_text(exc)}")
+        return say(2, f"{prog}: error: {error_text(exc)}", exc)
     finally:
         distributed.shutdown()
     if distributed.launched_rank() != 0:

@@ -489,14 +489,47 @@ def data_digest(samples: pd.DataFrame, *arrays: Any) -> str:
 
 
 def _header(samples: pd.DataFrame, protocol: str, dataset: Optional[str], oracle_epoch: bool,
-            folds: list[Fold], folds_total: int) -> dict:
+            folds: list[Fold], folds_total: int, classes: Sequence[str] = CLASS_NAMES,
+            provenance: Optional[dict] = None) -> dict:
     """A run's ``run.json``: its protocol, the folds it runs and, for a ``max_folds`` run that runs fewer folds than
-    the protocol has, ``folds_total`` (the protocol's count; absent for a whole run)."""
+    the protocol has, ``folds_total`` (the protocol's count; absent for a whole run); ``classes`` when they are not
+    :data:`CLASS_NAMES`, and ``provenance`` when given (not empty)."""
     header = {"protocol": protocol, "dataset": dataset, "oracle_epoch": bool(oracle_epoch),
               "n_samples_in_table": int(len(samples)), "folds": [f.subject for f in folds]}
     if len(folds) < folds_total:
         header["folds_total"] = int(folds_total)
+    if tuple(classes) != CLASS_NAMES:
+        header["classes"] = list(classes)
+    if provenance:
+        header["provenance"] = dict(provenance)
     return header
+
+
+def check_run_folder(out: str | Path, samples: pd.DataFrame, protocol: str, dataset: Optional[str],
+                     oracle_epoch: bool, max_folds: int, config: Any, provenance: Optional[dict],
+                     classes: Sequence[str] = CLASS_NAMES) -> None:
+    """Refuse, before any work, the run folder ``out`` that :func:`run_loso` (one fold per call, the same arguments)
+    would refuse in :func:`_prepare_dir`: a folder of another run, another config or a smaller max_folds. Reads
+    only; writes and prints nothing (a folder without ``run.json`` passes: :func:`run_loso` makes it). For a caller
+    that writes into ``out`` before :func:`run_loso` (the main job's ``features_real.pt`` and ``skipped.csv``), so that
+    a refused folder keeps the files of its own run.
+
+    Args:
+        samples: the run's clips (:func:`run_loso`'s ``samples``: subject and label columns, one row per clip).
+        max_folds: 0 = all folds. config, provenance, classes: as given to :func:`run_loso`.
+
+    Raises:
+        LosoStateError: as :func:`_prepare_dir` (the message names the folder, what differs and what to do).
+        ValueError: ``samples`` that :func:`run_loso` refuses too (:func:`validate_samples`, :func:`make_folds`).
+    """
+    out = Path(out)
+    if not (out / "run.json").is_file():
+        return
+    samples = validate_samples(samples, len(classes))
+    folds = make_folds(samples["subject"].tolist(), protocol, dataset)
+    header = _header(samples, protocol, dataset, oracle_epoch, folds[:max_folds] if max_folds > 0 else folds,
+                     len(folds), tuple(classes), provenance)
+    _prepare_dir(out, header, config, write=False)
 
 
 def partial_tag(header: Optional[dict], setting: str = "") -> str:
@@ -749,7 +782,7 @@ def _finished_folds(out: Path, header: dict) -> list[str]:
     return [f for f in header.get("folds") or [] if f in seen]
 
 
-def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> None:
+def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1, write: bool = True) -> None:
     """Make ``out`` the folder of the run whose ``run.json`` is ``header`` and whose config is ``config``, or check
     that the folder holds that run: a new folder gets both files; the same run (run.json and config.yaml equal) is
     resumed (config.yaml is compared without its max_folds key, :func:`_config_conflict`: run.json holds the folds
@@ -767,6 +800,7 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
         out: the run folder. header: the run's run.json (:func:`_header`). config: its config (or None: not compared).
         group_size: the folds the new run trains per call: 1 (``fold_fn``, or ``folds_per_call=1``), else
             ``folds_per_call`` (0 = all folds in one call).
+        write: False: the checks alone (:func:`check_run_folder`): nothing is made, written or printed.
 
     Raises:
         LosoStateError: the folder holds another run (another protocol, data, label set, provenance or config, more
@@ -774,14 +808,16 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             unreadable run.json or config.yaml, or no config.yaml beside finished folds; the message says what differs and what to do (a provenance that
             differs with the config, e.g. another recognizer.module, is said with the config's keys).
     """
-    out.mkdir(parents=True, exist_ok=True)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json"
     cfg_path = out / "config.yaml"
     cfg = _config_dict(config)
     if run_json.is_file():
         old = _read_state_file(run_json, json.loads, dict)
         if "folds_total" not in old and old == {k: v for k, v in header.items() if k != "folds_total"}:
-            write_text_whole(run_json, json.dumps(header, indent=1))   # a max_folds run begun before icegan recorded it
+            if write:       # a max_folds run begun before icegan recorded it
+                write_text_whole(run_json, json.dumps(header, indent=1))
             old = header
         extending = old != header and _extends(old, header)
         if old != header and not extending:
@@ -851,9 +887,13 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
                                      "grouped network's scores depend on every fold of its group, so its finished "
                                      f"folds are not the ones this run computes; use another --out or delete that "
                                      f"folder ({_extension_rule(group_size)})")
+            if not write:
+                return
             print(f"note: {out} holds a {key}={k} run, the first {k} of this run's {n} folds: extending it to {n} "
                   "folds (its finished folds are kept)", file=sys.stderr)
             write_text_whole(run_json, json.dumps(header, indent=1))
+    elif not write:
+        return
     else:                     # whole or not at all: run.json and config.yaml vouch for the run's finished folds
         write_text_whole(run_json, json.dumps(header, indent=1))
         k = len(header.get("folds") or [])
@@ -861,7 +901,7 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1) -> N
             print(f"note: this {max_folds_key(cfg)}={k} run trains its folds in a grouped network "
                   f"(model.folds_per_group): a later run with more folds cannot extend {out}, and needs another --out "
                   f"({_extension_rule(group_size)})", file=sys.stderr)
-    if cfg is not None:       # written again on every resume: a kill then must not leave it cut short
+    if cfg is not None and write:       # written again on every resume: a kill then must not leave it cut short
         write_text_whole(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
 
 
@@ -1640,14 +1680,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         return _follow_main(folds, fold_fn, folds_fn, folds_per_call, fold_map, out)
     with _RunFolderLock(out) as lock:      # one process writes a run folder at a time; released at the end
         try:        # under torchrun the other processes wait for the finished folds: an error here is told to them
-            header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total)
+            header = _header(samples, protocol, dataset, oracle_epoch, folds, folds_total, classes, provenance)
             one_candidate = oracle_candidates_note(config) if oracle_epoch else ""
             if one_candidate:
                 logging.getLogger("icegan").warning("oracle_epoch=true with one candidate epoch: %s", one_candidate)
-            if classes != CLASS_NAMES:
-                header["classes"] = list(classes)
-            if provenance:
-                header["provenance"] = dict(provenance)
             refuse_run_folder_conflict(out, "run.json")     # another kind of run's folder: before it is made
             lock.hold()         # makes the folder; LosoStateError while another process writes it
             _prepare_dir(out, header, config, 1 if fold_fn is not None else max(folds_per_call, 0))
