@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from icegan.config import SEED_MAX, ConfigError, load_config, override_key, refuse_repeated_keys
-from icegan.paths import SUITE_MARK, check_output_folder, run_folder_header
+from icegan.paths import SUITE_MARK, check_output_folder, run_folder_header, shipped_config_dir
 from icegan.report import RESUME, read_run_json, reading_configs
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite",
@@ -74,7 +74,7 @@ __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "Planne
 class SuiteRun:
     """One recipe: ``label`` (the table row), ``command`` (``loso``: ``icegan loso`` on precomputed features;
     ``train``: the main job, ``train.py``), ``config`` (that command's YAML; a relative path is relative to the suite
-    file's folder), ``overrides`` (``key=value``, as on that command's line) and ``seeded`` (False: a deterministic
+    file's folder, else names a shipped config), ``overrides`` (``key=value``, as on that command's line) and ``seeded`` (False: a deterministic
     recipe, e.g. logistic regression, run once with the first seed the suite runs: the file's first, or the first
     ``--seeds`` value when ``--seeds`` is given)."""
     label: str = ""
@@ -294,6 +294,30 @@ def load_suite(path: str | Path, seeds: Optional[Sequence[int]] = None) -> Suite
     return load_config(SuiteConfig, path, over)
 
 
+def member_config_path(run: SuiteRun, base: Path) -> Path:
+    """The config file of the suite recipe ``run``: its ``config`` as given when absolute; a relative one next to the
+    suite file (``base``, its folder), else the shipped config of that name (:func:`icegan.paths.shipped_config_dir`),
+    so that a suite copied out with ``icegan configs suite_composite > mine.yaml`` runs the shipped recipes. The
+    planned command lines name the file used.
+
+    Raises:
+        FileNotFoundError: neither file exists; names the run's label and both places looked in.
+    """
+    given = Path(run.config)
+    if given.is_absolute():
+        if given.is_file():
+            return given
+        raise FileNotFoundError(f"suite run '{run.label}': config file not found: {given}")
+    beside = base / given
+    if beside.is_file():
+        return beside
+    shipped = shipped_config_dir() / given
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(f"suite run '{run.label}': config file not found: {beside} (a relative config is looked "
+                            f"for next to the suite file, then among the shipped configs of `icegan configs`)")
+
+
 def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                overrides: Sequence[str] = ()) -> list[PlannedRun]:
     """Every folder of the suite, in the order they are filled (seed by seed: the runs, then the ensembles), with
@@ -301,7 +325,8 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
 
     Args:
         suite: the loaded suite.
-        suite_path: the suite file (relative member configs are found next to it).
+        suite_path: the suite file (relative member configs are found next to it, else among the shipped configs:
+            :func:`member_config_path`).
         out: the suite's output folder.
         overrides: ``key=value`` applied to every member run after its own overrides (e.g. ``device=cuda``,
             ``data.root=...``, ``threads=2``); a run's own override of the same key is dropped (the planned
@@ -335,9 +360,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                 by_key[(r.label, seed)] = by_key[(r.label, suite.seeds[0])]
                 configs[(r.label, seed)] = configs[(r.label, suite.seeds[0])]
                 continue
-            cfg_path = Path(r.config) if Path(r.config).is_absolute() else base / r.config
-            if not cfg_path.is_file():
-                raise FileNotFoundError(f"suite run '{r.label}': config file not found: {cfg_path}")
+            cfg_path = member_config_path(r, base)
             folder = out / (f"{slug(r.label)}_s{seed}" if r.seeded else slug(r.label))
             name = folder.name
             # the suite's overrides replace the run's own of the same key (one command line sets a key once)
