@@ -571,7 +571,8 @@ def refuse_run_folder_conflict(out: str | Path, own_header: str) -> None:
 
 
 #: the file in a run folder that the process writing the run holds an exclusive lock on, its pid written in it
-#: (:class:`_RunFolderLock`); it stays in the folder (an advisory lock, nothing to clean up after a kill)
+#: (:class:`_RunFolderLock`); it stays in the folder (an advisory lock, nothing to clean up after a kill), but for a
+#: folder the run made and left holding nothing else
 LOCK_FILE = ".lock"
 
 #: the run folders this process holds (:class:`_RunFolderLock`): ``(pid, resolved folder)`` → how many holds are
@@ -590,10 +591,16 @@ class _RunFolderLock:
     Re-entrant within one process: a hold of a folder the process already holds (``run_main`` holds its run folder
     from the start, then :func:`run_loso` holds it again) is a no-op, and its exit releases nothing; the outermost
     hold's exit releases the folder. (A second ``flock`` descriptor in the same process would refuse the process
-    itself.)"""
+    itself.)
+
+    A folder that did not exist when the lock was made and holds nothing but :data:`LOCK_FILE` at the exit (a run
+    that failed before writing anything: a missing data root, too few subjects) is removed there, so that no empty
+    run folder is left behind (``icegan table "runs/*"`` refused it: no metrics.json); a folder that existed before
+    is never removed (nor one where nothing was locked: no ``fcntl``, or a file system without locks)."""
 
     def __init__(self, out: Path):
         self.out, self.fd, self.key = Path(out), None, None
+        self.made = not self.out.exists()        # this start makes the folder: removed at the exit if left unused
 
     def hold(self) -> None:
         """Make the folder and lock it.
@@ -638,9 +645,22 @@ class _RunFolderLock:
                 return
             _HELD.pop(key, None)
         if self.fd is not None:
+            if self.made:           # only a folder this lock held: never one another process holds meanwhile
+                self._remove_if_unused()
             fd, self.fd = self.fd, None
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def _remove_if_unused(self) -> None:
+        """Remove :attr:`out` when it holds nothing but :data:`LOCK_FILE` (or nothing), still locked, so that no other
+        process starts writing into it meanwhile; a folder that cannot be read or removed is left as it is."""
+        try:
+            if {p.name for p in self.out.iterdir()} - {LOCK_FILE}:
+                return
+            (self.out / LOCK_FILE).unlink(missing_ok=True)
+            self.out.rmdir()
+        except OSError:
+            pass
 
 
 def _read_state_file(path: Path, parse: Callable[[str], Any], kind: type) -> Any:
@@ -1612,7 +1632,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             fixed slices of the full fold list (so a resumed run retrains exactly the same
             groups); a group whose folds are all finished is skipped.
         folds_per_call: group size for ``folds_fn`` (0 = all folds in one call).
-        progress: show a tqdm bar over folds.
+        progress: show a tqdm bar over folds (the busy-CPU note of :func:`icegan.environment.cpu_contention` is
+            printed either way).
         n_classes: number of classes (3), when ``classes`` is not given (the first ``n_classes`` MEGC2019 names).
         classes: the class names in id order (:mod:`icegan.labels`, e.g. CASME II's five); they name the score
             columns of predictions.csv (``score_<class>``) and the classes in every report. A set other than
@@ -1701,7 +1722,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
                                world_size=distributed.world_size(),
                                **({"workers": pool[0], "threads_per_worker": pool[1]} if pool else {}))
-            if progress and pool and len(finished) < len(folds):
+            if pool and len(finished) < len(folds):      # with or without a progress bar (README: it says so)
                 from icegan.environment import cpu_contention
                 if (busy := cpu_contention(pool[1], workers=pool[0])) is not None:
                     print(busy, file=sys.stderr)

@@ -231,6 +231,7 @@ def test_the_main_job_is_refused_before_any_work_when_another_process_writes_its
 def test_the_main_job_holds_its_folder_while_it_reads_the_clips_and_releases_it_after_an_error(tmp_path, monkeypatch):
     from icegan import pipeline
     out = tmp_path / "run"
+    out.mkdir()         # a folder made by the run itself and left with only .lock is removed (test_newuser61.py)
     seen = []
 
     def load_samples(*a, **k):
@@ -249,6 +250,7 @@ def test_a_folder_lock_is_re_entrant_in_one_process_and_released_at_the_outermos
     flock on a second descriptor refused the process itself. Only the outermost exit releases the folder."""
     from icegan.protocol import LOCK_FILE, _RunFolderLock
     out = tmp_path / "r"
+    out.mkdir()         # a folder made by the lock and left with only .lock is removed (test_newuser61.py)
     with _RunFolderLock(out) as outer:
         outer.hold()
         with _RunFolderLock(tmp_path / "." / "r") as inner:      # another spelling of the same folder

@@ -1,0 +1,63 @@
+"""Defects a new user met walking README (audit 61): the busy-CPU note without a progress bar, no run folder left
+behind by a run that fails before training, resuming with a data root spelled another way, and summary.md's fold
+time column."""
+import numpy as np
+import pytest
+
+
+def test_a_loso_run_on_a_busy_cpu_says_so_without_a_progress_bar(tmp_path, monkeypatch, capsys):
+    """README: a LOSO run that starts on a busy CPU says so; --no-progress (train.py, icegan loso) said nothing."""
+    import icegan.environment as env
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1, size=8, seed=0)
+
+    def fold_fn(fold):
+        return np.zeros((len(fold.test_idx), 3))
+    monkeypatch.setattr(env, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(env, "other_load", lambda: 8.0)
+    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=False)
+    assert "note: the CPU is busy: other processes keep about 8.0 of its 2 usable CPUs" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_before_training_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    """train.py with a data root that is not there fails before training; it left its --out holding only .lock,
+    which then stopped `icegan table "runs/*"` ("no metrics.json"). A folder that was there before is kept."""
+    from icegan.pipeline import main
+    monkeypatch.setenv("ICEGAN_SHARED_DATA", str(tmp_path / "nothing"))
+    out = tmp_path / "runs" / "noroot"
+    args = ["--config", "configs/casme2.yaml", "--no-progress", "data.max_folds=1"]
+    assert main([*args, "--out", str(out)]) != 0
+    assert "nothing" in capsys.readouterr().err         # the error names the missing root
+    assert not out.exists()
+    kept = tmp_path / "runs" / "mine"
+    kept.mkdir()
+    assert main([*args, "--out", str(kept)]) != 0
+    assert kept.is_dir()
+
+
+def test_the_folder_lock_removes_only_a_folder_it_made_and_held_that_holds_nothing_else(tmp_path):
+    import fcntl
+    import os
+
+    from icegan.protocol import LOCK_FILE, LosoStateError, _RunFolderLock
+    made = tmp_path / "runs" / "made"
+    with _RunFolderLock(made) as lock:
+        lock.hold()
+        assert (made / LOCK_FILE).is_file()
+    assert not made.exists() and (tmp_path / "runs").is_dir()         # the folder only, not its parents
+    with _RunFolderLock(made) as lock:                                 # made and written to: kept
+        lock.hold()
+        (made / "run.json").write_text("{}")
+    assert sorted(p.name for p in made.iterdir()) == [LOCK_FILE, "run.json"]
+    other = tmp_path / "other"
+    lock = _RunFolderLock(other)                                      # made for this lock, ...
+    other.mkdir()
+    fd = os.open(other / LOCK_FILE, os.O_RDWR | os.O_CREAT)          # ... but another holder took it first
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LosoStateError), lock:
+            lock.hold()
+        assert sorted(p.name for p in other.iterdir()) == [LOCK_FILE]   # that holder's folder is left alone
+    finally:
+        os.close(fd)
