@@ -89,7 +89,8 @@ def _tiny_gan(**train):
 def test_gan_step_reads_two_values_on_the_host_and_the_epoch_one(with_log):
     """Per step one host read for the discriminator's finiteness check (before its update) and one for the
     generator's, which carries the step's logged scalars with it; per epoch one for the history's means (the
-    previous loop read 2-3 per step and one per scalar per epoch). The history still averages the logged steps."""
+    previous loop read 2-3 per step and one per scalar per epoch); once per run one for the training pairs per class
+    that the checkpoint records (``class_pair_counts``). The history still averages the logged steps."""
     from icegan.gan.trainer import train_gan
     torch.manual_seed(0)
     on = torch.rand(16, 1, 32, 32) * 2 - 1
@@ -97,7 +98,7 @@ def test_gan_step_reads_two_values_on_the_host_and_the_epoch_one(with_log):
     with HostReads() as reads:
         st = train_gan(on, on * 0.9, torch.arange(16) % 3, _tiny_gan(epochs=2), device="cpu", log=log)
     steps = 2 * 2                                   # 2 epochs of 16 pairs / 8
-    assert reads.n == 2 * steps + 2
+    assert reads.n == 2 * steps + 2 + 1
     if with_log:
         for epoch, rec in enumerate(st.history):
             for key in ("loss/g_total", "loss/d_total", "acc/exp_real"):
