@@ -753,12 +753,50 @@ def _gan_as_read(cfg: dict) -> dict:
     return cfg
 
 
+#: the path keys of a dataset entry (``data.prepare.datasets[i]``, :class:`icegan.data.prepare.DatasetSpec`) that a
+#: resume compares as the folders they name (:func:`_data_paths_as_read`)
+_DATASET_PATH_KEYS = ("root", "annotations")
+
+
+def _data_paths_as_read(old: dict, new: dict) -> dict:
+    """``new`` with each ``data.prepare.datasets[i]`` root or sheet path (:data:`_DATASET_PATH_KEYS`) spelled as in
+    ``old`` where both name the same file or folder once their placeholders are replaced (as the clips were read:
+    ``icegan.data.prepare._expand``) and they are resolved (:meth:`pathlib.Path.resolve`): ``'{shared_data}/casme2'``
+    in a run's config.yaml and ``data.prepare.datasets.0.root=/work/shared/data/casme2`` now are the same data
+    (run.json's data digest guards what the folder holds). A path that cannot be resolved (no shared data root) stays
+    as written. ``new`` itself where there is no such list in both."""
+    def datasets(c: dict) -> Any:
+        data = c.get("data")
+        prepare = data.get("prepare") if isinstance(data, dict) else None
+        return prepare.get("datasets") if isinstance(prepare, dict) else None
+    was, now = datasets(old), datasets(new)
+    if not isinstance(was, list) or not isinstance(now, list):
+        return new
+    from icegan.data.prepare import _expand
+
+    def resolved(path: Any) -> Optional[Path]:
+        try:
+            return Path(_expand(path)).resolve() if isinstance(path, str) else None
+        except (OSError, ValueError, RuntimeError):         # FileNotFoundError: no shared data root to expand
+            return None
+    entries = []
+    for i, entry in enumerate(now):
+        old_entry = was[i] if i < len(was) else None
+        if isinstance(entry, dict) and isinstance(old_entry, dict):
+            entry = {**entry, **{k: old_entry[k] for k in _DATASET_PATH_KEYS if k in entry and k in old_entry
+                                 and entry[k] != old_entry[k] and resolved(entry[k]) is not None
+                                 and resolved(entry[k]) == resolved(old_entry[k])}}
+        entries.append(entry)
+    return {**new, "data": {**new["data"], "prepare": {**new["data"]["prepare"], "datasets": entries}}}
+
+
 def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:
     """The message refusing to resume the run folder ``out`` whose ``config.yaml`` (``cfg_path``) differs from the
     run's config ``cfg`` (up to four differing keys, each with both values; ``also``: what else differs, added to
     the message), or "" when they agree or either is missing. A key icegan added since the run began, at its neutral
     value (:func:`without_neutral_keys`), is the same experiment, as is a ``flow.iters`` its method never read
-    (:func:`_iters_as_read`) or a ``gan`` key its GAN settings never read (:func:`_gan_as_read`); so is another
+    (:func:`_iters_as_read`), a ``gan`` key its GAN settings never read (:func:`_gan_as_read`) or a dataset root or
+    sheet spelled another way that names the same folder or file (:func:`_data_paths_as_read`); so is another
     max_folds (:func:`max_folds_key`), as run.json holds the folds run (the same, or extended): one that cut none
     (max_folds=100 of 8 folds) or the larger one of an extension; and so is another value of a key of :data:`_RESUME_FREE_KEYS` (e.g. a run cut short
     with workers=2 is resumed with workers=1). Another ``threads`` alone is refused with its own message: the thread
@@ -774,6 +812,7 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
     old_cfg, new_cfg = (without_neutral_keys(_gan_as_read(_iters_as_read(c))) for c in (old_cfg, new_cfg))
+    new_cfg = _data_paths_as_read(old_cfg, new_cfg)
     for free in (key, *_RESUME_FREE_KEYS):
         old_cfg, new_cfg = _without_key(old_cfg, free), _without_key(new_cfg, free)
     if old_cfg == new_cfg:

@@ -61,3 +61,50 @@ def test_the_folder_lock_removes_only_a_folder_it_made_and_held_that_holds_nothi
         assert sorted(p.name for p in other.iterdir()) == [LOCK_FILE]   # that holder's folder is left alone
     finally:
         os.close(fd)
+
+
+def _roots_config(root: str, annotations: str = "{shared_data}/annotations/sheet.xlsx") -> dict:
+    return {"name": "r", "data": {"prepare": {"datasets": [{"name": "casme2", "root": root,
+                                                            "annotations": annotations}]}}}
+
+
+def test_a_resume_with_the_same_data_root_spelled_another_way_is_the_same_run(tmp_path, monkeypatch):
+    """The run's config.yaml says '{shared_data}/casme2'; resuming with data.prepare.datasets.0.root=<that folder>
+    (or $ICEGAN_SHARED_DATA with a trailing slash) was refused as "a different config ... would mix two experiments"."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import run_loso
+    shared = tmp_path / "shared"
+    (shared / "casme2").mkdir(parents=True)
+    monkeypatch.setenv("ICEGAN_SHARED_DATA", str(shared))
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1, size=8, seed=0)
+    calls = []
+
+    def fold_fn(fold):
+        calls.append(fold.subject)
+        return np.eye(3)[toy.samples["label"].to_numpy()[fold.test_idx]]
+    out = tmp_path / "run"
+    ref = run_loso(toy.samples, fold_fn, out, config=_roots_config("{shared_data}/casme2"), max_folds=1, progress=False)
+    for root, sheet in ((f"{shared}/casme2", f"{shared}/annotations/sheet.xlsx"),
+                        (f"{shared}/./casme2/", "{shared_data}/annotations/../annotations/sheet.xlsx")):
+        assert run_loso(toy.samples, fold_fn, out, config=_roots_config(root, sheet), max_folds=1,
+                        progress=False) == ref
+    assert len(calls) == 1                      # trained once, then resumed twice
+    monkeypatch.setenv("ICEGAN_SHARED_DATA", f"{shared}/")
+    assert run_loso(toy.samples, fold_fn, out, config=_roots_config("{shared_data}/casme2"), max_folds=1,
+                    progress=False) == ref
+
+
+def test_a_resume_with_a_data_root_of_another_folder_is_still_refused(tmp_path, monkeypatch):
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import LosoStateError, run_loso
+    monkeypatch.setenv("ICEGAN_SHARED_DATA", str(tmp_path / "shared"))
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1, size=8, seed=0)
+
+    def fold_fn(fold):
+        return np.zeros((len(fold.test_idx), 3))
+    out = tmp_path / "run"
+    run_loso(toy.samples, fold_fn, out, config=_roots_config("{shared_data}/casme2"), max_folds=1, progress=False)
+    with pytest.raises(LosoStateError, match=r"data\.prepare\.datasets\[0\]\.root: .* there, .*casme2_copy' now\); "
+                                             "resuming would mix two experiments"):
+        run_loso(toy.samples, fold_fn, out, config=_roots_config(str(tmp_path / "casme2_copy")), max_folds=1,
+                 progress=False)
