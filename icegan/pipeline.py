@@ -1760,7 +1760,8 @@ def _describe(cfg: dict) -> dict:
 
 
 def _summary_row(d: Path, metrics_path: Path) -> Optional[tuple]:
-    """The :func:`write_summary` row of the run folder ``d`` (``(name, description, metrics, overall, seconds)``), or
+    """The :func:`write_summary` row of the run folder ``d`` (``(name, description, metrics, overall, seconds)``;
+    seconds: the sum over its folds of timing.json's ``fold_seconds``, 0 without timing.json, None unreadable), or
     None when ``d`` is no main-job run (its config.yaml, if any, has no ``recognizer`` section: an ``icegan loso``
     run).
 
@@ -1797,7 +1798,8 @@ SUMMARY_HEADING = "# Runs compared"
 
 def write_summary(runs_root: str | Path) -> Optional[Path]:
     """Write ``<runs_root>/summary.md``: one row per finished run folder (metrics.json + config.yaml)
-    comparing the configurations (data, flow, recognizer, GAN skip path, joint loss, UF1, UAR, time). A run that is not
+    comparing the configurations (data, flow, recognizer, GAN skip path, joint loss, UF1, UAR, and the seconds of all
+    its folds together: the sum of timing.json's ``fold_seconds``, ``?`` where it cannot be read). A run that is not
     honest says so beside its name (``(ORACLE epoch)``, ``(NOT leak-free)`` or both,
     :func:`icegan.report.selection_word`). A folder that cannot be read (:func:`_summary_row`: a config.yaml or
     metrics.json cut short, or not a mapping) is left out with one warning naming it: the summary is written at the
@@ -1841,7 +1843,7 @@ def write_summary(runs_root: str | Path) -> Optional[Path]:
              "Selection: final epoch unless the run says ORACLE."
              + (" NOT leak-free: the run's flow network trained on real frames of held-out subjects."
                 if any(r[2].get("real_motion_seen") for r in rows) else ""), "",
-             "| run | data | protocol | folds | flow | recognizer | GAN | joint | UF1 | UAR | fold time (s) |",
+             "| run | data | protocol | folds | flow | recognizer | GAN | joint | UF1 | UAR | total fold time (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     from icegan.protocol import read_partial_tag
     from icegan.report import selection_word

@@ -108,3 +108,26 @@ def test_a_resume_with_a_data_root_of_another_folder_is_still_refused(tmp_path, 
                                              "resuming would mix two experiments"):
         run_loso(toy.samples, fold_fn, out, config=_roots_config(str(tmp_path / "casme2_copy")), max_folds=1,
                  progress=False)
+
+
+def test_summary_md_names_its_time_column_the_total_over_the_folds(tmp_path):
+    """summary.md's "fold time (s)" held the sum of the folds' seconds (116 for folds of 28.7, 43.7 and 43.7 s), read
+    as the time of one fold; the column is named what it holds."""
+    import json
+
+    import yaml
+
+    from icegan.pipeline import write_summary
+    run = tmp_path / "casme2"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"protocol": "SDE", "n_folds": 3,
+                                                  "overall": {"UF1": 0.5926, "UAR": 0.7222}}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"source": "prepared"}, "flow": {"method": "tvl1"},
+                                                     "recognizer": {"name": "ststnet"}, "gan": {"enabled": False}}))
+    (run / "timing.json").write_text(json.dumps({"fold_seconds": {"casme2/sub01": 28.7, "casme2/sub02": 43.7,
+                                                                  "casme2/sub03": 43.7}}))
+    lines = write_summary(tmp_path).read_text(encoding="utf-8").splitlines()
+    header = next(line for line in lines if line.startswith("| run |"))
+    assert header.endswith("| UF1 | UAR | total fold time (s) |")
+    row = next(line for line in lines if line.startswith("| casme2"))
+    assert row.endswith("| 0.5926 | 0.7222 | 116 |")
