@@ -50,18 +50,6 @@ def test_cpu_workers_of_a_local_pool_with_workers_0_use_every_usable_cpu(monkeyp
     assert _cpu_workers(SimpleNamespace(workers=0, threads=2, address=None), None) == (3, 2)
 
 
-def test_a_loso_run_without_progress_prints_no_busy_cpu_note(tmp_path, monkeypatch, capsys):
-    import icegan.environment as env
-    from icegan.data.toy_features import make_toy_features
-    from icegan.protocol import run_loso
-    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1, size=8, seed=0)
-    monkeypatch.setattr(env, "usable_cpus", lambda: 2)
-    monkeypatch.setattr(env, "other_load", lambda: 3.0)
-    run_loso(toy.samples, lambda fold: np.zeros((len(fold.test_idx), 3)), tmp_path / "run", max_folds=1,
-             progress=False)
-    assert "CPU is busy" not in capsys.readouterr().err
-
-
 # ------------------------------------------------------------------------------------- metrics.md, per class
 
 def test_per_class_markdown_hand_computed_for_the_pooled_predictions_and_each_dataset():
