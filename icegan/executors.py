@@ -2,7 +2,8 @@
 
 :func:`icegan.protocol.run_loso` hands its unfinished folds to a *fold map*,
 ``fold_map(fold_fn, folds) -> iterator of (fold, scores)``, and records each result in
-``predictions.csv`` the moment it arrives. Two fold maps exist (and, for runs that train groups of folds
+``predictions.csv`` the moment it arrives (once every fold is finished, a file whose folds arrived out of order is
+rewritten in fold order: a sequential run's bytes). Two fold maps exist (and, for runs that train groups of folds
 together such as ``icegan loso``, :class:`ProcessGroupMap`, which trains the groups in local processes):
 
 * :func:`sequential_map` (the default): one fold after another in this process.

@@ -992,11 +992,12 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     ``maps/<subject>_<clip>.npy`` (:func:`map_file_names`: ``/`` and ``\\`` as ``_``, ``_2``, ``_3``, ... after a name
     already used) (3, S, S) float32 u, v, optical strain each min–max normalised to [0, 1] per clip,
     ``config.yaml`` (the resolved main config), ``provenance.json`` (flow method, weights' SHA-256, how the faces
-    were prepared (:func:`face_provenance`), size, clips, clips skipped, seconds, and only when the flow weights
-    record real onset→apex frames of some of the exported clips' subjects (:func:`real_motion_seen`; a warning
-    says so too) ``real_motion_subjects``: those subjects, sorted, which ``icegan loso`` on the table reports as not
-    leak-free) and, when preprocessing could not prepare some of the clips (frames not on disk, no face found),
-    ``skipped.csv``: their keys and reasons.
+    were prepared (:func:`face_provenance`), size, clips, clips skipped, seconds, ``environment``: the threads, CPU
+    kernel level, versions and device the maps' last bits depend on (:func:`_feature_environment`), and only when
+    the flow weights record real onset→apex frames of some of the exported clips' subjects (:func:`real_motion_seen`;
+    a warning says so too) ``real_motion_subjects``: those subjects, sorted, which ``icegan loso`` on the table
+    reports as not leak-free) and, when preprocessing could not prepare some of the clips (frames not on disk, no
+    face found), ``skipped.csv``: their keys and reasons.
 
     A folder that holds ``features_labelled.csv`` but no ``features.csv`` is the output of a run stopped between the
     two tables (``features.csv`` is written last, whole, so that a folder that holds it is complete): that table is
@@ -1049,7 +1050,10 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     write_skipped(out / "skipped.csv", clips.skipped)
     info = {"flow": dataclasses.asdict(cfg.flow), "weights": flow_weights_provenance(cfg),
             "faces": face_provenance(cfg), "size": int(feats.shape[-1]), "labels": cfg.data.labels, "clips": len(rows),
-            "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1)}
+            "clips_skipped": len(clips.skipped), "seconds": round(time.time() - t0, 1),
+            # the threads, CPU kernel level, versions and device the maps' last bits depend on (threads=0: the
+            # environment's count)
+            "environment": _feature_environment(device, cfg.flow.precision)}
     seen = real_motion_seen(estimator, sorted(set(samples["subject"].astype(str))))
     if seen:                # absent otherwise: provenance.json as before
         info["real_motion_subjects"] = seen

@@ -25,8 +25,10 @@ Run directory (``out_dir``), which is also the run's state:
   its kernel level, threads, GPU, git commit (:mod:`icegan.environment`), and the processes training folds at
   once on this machine with the threads of each (``workers``, ``threads_per_worker``; absent for a Ray cluster
   elsewhere);
-* ``predictions.csv`` – one row per scored clip, appended fold by fold (fold, dataset, subject,
-  clip, y_true, y_pred, score_negative, score_positive, score_surprise [, oracle_epoch]);
+* ``predictions.csv`` – one row per scored clip, appended fold by fold as each finishes (fold, dataset, subject,
+  clip, y_true, y_pred, score_negative, score_positive, score_surprise [, oracle_epoch]); once every fold of the run is
+  finished, a file whose folds finished out of order (workers, Ray, a resume) is rewritten in fold order, so the same
+  command gives the same bytes as a sequential run;
   a rerun skips the folds already there (recognised by their ``subject`` column, or ``dataset`` for
   HDE: :func:`held_out_column`) and continues with the first unfinished one; a ``max_folds`` run is extended by the
   same run with more folds (a larger max_folds, or all), which keeps its finished folds (:func:`_prepare_dir`);
@@ -1095,6 +1097,20 @@ def _append(pred_csv: Path, rows: pd.DataFrame) -> None:
         os.fsync(fh.fileno())
 
 
+def _write_in_fold_order(pred_csv: Path, pred: pd.DataFrame, key: str) -> None:
+    """Rewrite ``pred_csv`` (atomically: :func:`flownet.io.write_whole`) as the rows ``pred`` (a finished run's
+    predictions, already in fold order, each fold's rows in the samples' order, as :func:`_scores_to_rows` gives
+    them), fold by fold as :func:`_append` writes them (each fold's quoting its own, the same number format): the
+    bytes a sequential run appends, whatever order the folds finished in. ``key``: the column naming each row's fold
+    (:func:`held_out_column`). Raises OSError where the file cannot be written."""
+    def write(path: Path) -> None:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            for i, (_, rows) in enumerate(pred.groupby(key, sort=False)):
+                rows.to_csv(fh, index=False, header=i == 0, float_format=PRED_FLOAT_FORMAT,
+                            quoting=csv_quoting(rows))
+    write_whole(pred_csv, write)
+
+
 def _scores_to_rows(fold: Fold, samples: pd.DataFrame, scores: Any, oracle_epoch: bool,
                     classes: Sequence[str]) -> pd.DataFrame:
     n_classes = len(classes)
@@ -1832,7 +1848,15 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
 
         allp = pd.concat(pooled, ignore_index=True) if pooled else done
         order = {f.subject: f.index for f in folds}
-        allp = allp.assign(_o=allp[key].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
+        # fold order, then each fold's clips in the samples' order (a sequential run's, _scores_to_rows)
+        at: dict = {}
+        for i, c in enumerate(zip(samples["subject"].astype(str), samples["clip"].astype(str))):
+            at.setdefault(c, i)
+        clip_at = [at.get(c, -1) for c in zip(allp["subject"].astype(str), allp["clip"].astype(str))]
+        allp = allp.assign(_o=allp[key].map(order), _c=clip_at).sort_values(["_o", "_c"], kind="stable") \
+            .drop(columns=["_o", "_c"])
+        if allp.index.tolist() != sorted(allp.index):      # folds that finished out of order (workers, Ray, a resume)
+            _write_in_fold_order(pred_csv, allp, key)
         metrics = summarize_predictions(allp, protocol, len(folds), oracle_epoch, n_classes)
         seen = real_motion_record(samples["subject"].to_numpy()[_tested_idx(folds)], motion_seen, motion_seen_by)
         if seen:                            # absent otherwise: metrics.json as before

@@ -112,6 +112,7 @@ def register(subparsers) -> None:
 
 @one_line_errors("icegan gan train")
 def _train(args: argparse.Namespace) -> int:
+    import torch
     from torch.utils.tensorboard import SummaryWriter
 
     from icegan.config import override_key, save_config, where_set
@@ -185,7 +186,10 @@ def _train(args: argparse.Namespace) -> int:
              "n_train_pairs": len(train),
              "n_train_pairs_per_class": dict(zip(megc, class_pair_counts(labels, len(megc)))),
              "n_train_clips": len(set(train.clips)),
-             "skipped_clips": [list(s) for s in pairs.skipped]}
+             "skipped_clips": [list(s) for s in pairs.skipped],
+             # the CPU threads it trains with (train_gan sets train.num_threads; null keeps the environment's): the
+             # weights' last bits depend on them
+             "torch_threads": cfg.train.num_threads or torch.get_num_threads()}
     from flownet.io import write_text_whole
     write_text_whole(run / "split.json", json.dumps(split, indent=1))   # never left cut short
     print(f"training ICE-GAN on {len(train)} pairs ({split['n_train_clips']} clips, "

@@ -433,13 +433,14 @@ def _share_resume_state(start_epoch: int, history: list[dict], opt_g, opt_d, sch
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
                     history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None,
                     data_sha256: str | None = None, scaler=None, elapsed_s: float | None = None,
-                    class_pairs: list[int] | None = None) -> Path:
+                    class_pairs: list[int] | None = None, torch_threads: int | None = None) -> Path:
     """Write models, optimisers, schedulers, epoch, history, the resolved config, (when given) the training pairs'
     :func:`training_pairs_sha256` and (when enabled: float16 on a GPU) the gradient scaler's state, whose loss scale
     a resumed run keeps instead of starting again at 65536 and skipping steps, (when given) ``elapsed_s``, the
     training seconds so far across resumes (what ``train.max_minutes`` counts), and (when given) ``class_pairs``, the
     number of training pairs of each class id (a 0 is a class the generator never saw: :func:`untrained_classes`),
-    to ``path`` (atomic)."""
+    and (when given) ``torch_threads``, the CPU thread count the training ran with (the weights' last bits depend on
+    it), to ``path`` (atomic)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "icegan-gan-v1", "config": to_dict(cfg), "epoch": epoch, "history": history,
@@ -450,6 +451,8 @@ def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module
         payload["elapsed_s"] = float(elapsed_s)
     if class_pairs is not None:
         payload["class_pairs"] = [int(n) for n in class_pairs]
+    if torch_threads is not None:
+        payload["torch_threads"] = int(torch_threads)
     for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
         if o is not None:
             payload[k] = o.state_dict()
@@ -885,7 +888,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             keep_opt = final_optimiser_states or not last
             save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g if keep_opt else None,
                             opt_d if keep_opt else None, sched_g, sched_d, data_sha256,
-                            scaler, elapsed_s=elapsed0 + time.time() - t_start, class_pairs=class_pairs)
+                            scaler, elapsed_s=elapsed0 + time.time() - t_start, class_pairs=class_pairs,
+                            torch_threads=torch.get_num_threads())
         if over:
             stopped_by_time = not last
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
