@@ -130,8 +130,8 @@ def casme2_stats(decflow_weights=None, iters=None) -> dict:
 
 
 def method_estimators(methods: list[str], args: argparse.Namespace) -> dict:
-    """Each selected method's flow network, built (its weights read) before any data is read, one per method as it
-    runs it: ``{method: estimator}`` for the ``tvl1`` / ``srflownet`` / ``decflow`` methods, and under
+    """Each selected method's flow network, built (its weights read) before any data is read, once for all the
+    methods that run it: ``{method: estimator}`` for the ``tvl1`` / ``srflownet`` / ``decflow`` methods, and under
     ``"middlebury"`` the DecFlow of ``--middlebury`` (``--casme2``: its DecFlow weights are read here too).
 
     Raises:
@@ -140,23 +140,28 @@ def method_estimators(methods: list[str], args: argparse.Namespace) -> dict:
     """
     from flownet.models.decflow import DecFlowEstimator
 
+    def tvl1():
+        return get_estimator("tvl1")
+
     def srflownet():
         return get_estimator("srflownet", weights=args.srflownet, iters=args.iters)
 
     def decflow():
         return DecFlowEstimator(weights=args.decflow, iters=args.iters)
     # name → (the option giving its weights, how it is built)
-    builds = {"tvl1-none": (None, lambda: get_estimator("tvl1")), "ransac-tvl1": (None, lambda: get_estimator("tvl1")),
+    builds = {"tvl1-none": (None, tvl1), "ransac-tvl1": (None, tvl1),
               "srflownet-none": ("--srflownet", srflownet), "ransac-srflownet": ("--srflownet", srflownet),
               "decflow": ("--decflow", decflow), "middlebury": ("--decflow", decflow), "casme2": ("--decflow", decflow)}
     wanted = methods + ["middlebury"] * args.middlebury + ["casme2"] * args.casme2
-    ests = {}
+    built, ests = {}, {}              # built: builder → its estimator, so each network's weights are read once
     for m in (m for m in wanted if m in builds):
         flag, build = builds[m]
-        try:
-            ests[m] = build()
-        except (FileNotFoundError, ValueError) as exc:
-            raise type(exc)(f"{flag}: {exc}") from None
+        if build not in built:
+            try:
+                built[build] = build()
+            except (FileNotFoundError, ValueError) as exc:
+                raise type(exc)(f"{flag}: {exc}") from None
+        ests[m] = built[build]
     ests.pop("casme2", None)           # only checked: casme2_stats builds its own, with the main job's flow.iters
     return ests
 

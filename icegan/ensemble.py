@@ -309,9 +309,8 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
             selection, a merge) or a ``predictions.csv`` without a run header
             (:func:`icegan.paths.run_folder_conflict`), or holds another ensemble (its ensemble.json lists other
             members or weights; the same members and weights, in any order, are written again; with ``on_fewer``,
-            also an ensemble of fewer of them); nothing is overwritten. Members in the recorded places (relative to
-            ``out_dir``) whose predictions differ from the recorded ones are refused without ``own_members``: other
-            runs there, or these runs rerun or extended since (the message says so, not "other members").
+            also an ensemble of fewer of them); nothing is overwritten. A recorded member whose predictions changed
+            is refused unless ``own_members`` (the message says so, not "other members").
     """
     dirs = [Path(d) for d in run_dirs]
     if len(dirs) < 2:

@@ -94,8 +94,7 @@ def forest_out_of_bag_probabilities(x: np.ndarray, labels: np.ndarray, trees: in
     import warnings
 
     from sklearn.ensemble import RandomForestClassifier
-    labels = np.asarray(labels)
-    labels = _check_class_ids(labels, n_classes)
+    labels = _check_class_ids(np.asarray(labels), n_classes)
     clf = RandomForestClassifier(n_estimators=trees, class_weight="balanced_subsample" if balanced else None,
                                  random_state=seed, n_jobs=n_jobs, oob_score=True)
     with warnings.catch_warnings():          # "some inputs do not have OOB scores": those rows are NaN below

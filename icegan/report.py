@@ -755,10 +755,8 @@ MARKDOWN_SPECIAL = re.compile(r"[\\`*|<~]|\](?=[(\[])|(?<![^\W_])_|_(?![^\W_])")
 
 def markdown_cell(text: str) -> str:
     """``text`` as the cell of a Markdown table, or a heading's text, with the characters of
-    :data:`MARKDOWN_SPECIAL` escaped with a backslash (a backslash doubled): a ``|`` would end the cell, ``*`` and
-    ``_`` make emphasis, a backtick code, ``[a](b)`` a link, ``<`` raw HTML or an autolink (``<!--`` would hide the
-    rest of the page), ``~`` strikethrough; line breaks as spaces. ``lr|c*1*`` → ``lr\\|c\\*1\\*``; removing
-    each escaping backslash gives ``text`` back (line breaks aside).
+    :data:`MARKDOWN_SPECIAL` escaped with a backslash (a backslash doubled) and line breaks as spaces.
+    ``lr|c*1*`` → ``lr\\|c\\*1\\*``; removing each escaping backslash gives ``text`` back (line breaks aside).
 
     Not escaped, so these still render as Markdown would: ``&`` (``&copy;`` shows as ©) and ``#`` (a heading's
     text ending in `` #`` loses that ``#``)."""

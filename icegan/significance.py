@@ -342,8 +342,7 @@ def check_bootstrap_settings(resamples: int, confidence: Optional[float] = None,
 
     Args:
         resamples: bootstrap resamples B: an int (or NumPy integer), at least :data:`MIN_RESAMPLES`; a float is
-            refused even when whole (200.0), its message naming the type given. (A suite file's ``resamples: 2000.0``
-            is refused before this, by the config loader: "expected an integer".)
+            refused even when whole (200.0), its message naming the type given.
         confidence: level of the two-sided percentile intervals, in the open interval (0, 1); None: not checked.
         resamples_name, confidence_name: what the messages call them (an argument's, a flag's or a key's name).
 

@@ -217,13 +217,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _init_weights_made_by(value) -> str:
-    """What writes a missing ``train.init_weights`` file that a shipped flow-training config (``icegan flow train``,
-    ``--mode selfsup`` or ``train-decflow``) writes when its run ends, ``<its out_dir>/<its name>/weights.pt`` (e.g.
-    flow_selfsup_finetune.yaml's ``runs/flow_selfsup/weights.pt``, or ``runs/srflownet_fdr/weights.pt`` of
-    flow_srflownet_fdr.yaml): ``"(runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup --config
-    configs/flow_selfsup.yaml`)"``, the config named as this install reaches it (:func:`icegan.paths.config_hint`),
-    or ``""`` for another value (the main job's configs write no weights.pt) or an existing file. Lives here, not in
-    :mod:`flownet.train`, whose error it completes, because flownet never imports icegan."""
+    """``"(runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup --config ...`)"``: the shipped
+    flow-training config whose ``<out_dir>/<name>/weights.pt`` is the missing ``value``, else ``""``."""
     import os
     import shlex
 
@@ -234,7 +229,7 @@ def _init_weights_made_by(value) -> str:
     from icegan.config import load_config
     from icegan.paths import shipped_config_dir
     p = Path(str(value or ""))
-    if p.name != "weights.pt" or p.is_file():
+    if p.name != "weights.pt":              # the caller's FileNotFoundError: no such file
         return ""
     trainings = {"icegan flow train": FlowTrainConfig, "icegan flow train --mode selfsup": SelfSupConfig,
                  "icegan flow train-decflow": DecFlowTrainConfig}

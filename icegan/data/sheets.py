@@ -447,21 +447,21 @@ def _smic_row_notes(r: SheetRow, raw: tuple, cols: dict[str, int]) -> None:
             if n is not None and not first <= n <= last:
                 r.notes.append(f"{key} {n} is outside FirstF..LastF {first}..{last}, the clip's frames ({where}): "
                                f"one of the cells is wrong; the {key} is used as written")
-    more, second = [], None     # (which, span) of the second and third micro-expressions; the second's frames
+    # (onset, offset) of the second and third micro-expressions
+    frames = {n: tuple(parse_frame(_cell(raw, cols.get(f"{key}{n}")))[0] for key in ("onset", "offset"))
+              for n in (2, 3)}
+    more = []                   # (which, span) of those annotated
     for n, which in ((2, "second"), (3, "third")):
-        on, _ = parse_frame(_cell(raw, cols.get(f"onset{n}")))
-        off, _ = parse_frame(_cell(raw, cols.get(f"offset{n}")))
-        if n == 2:
-            second = (on, off)
+        on, off = frames[n]
         # the release's Onset3F formula gives a frame before FirstF where no third is coded (s20_ne_06), and
         # s9_sur_01 repeats its second: neither is a third micro-expression
-        elif (on, off) == second or (first is not None and last is not None and on is not None
-                                     and not first <= on <= last):
+        if n == 3 and (frames[3] == frames[2] or (first is not None and last is not None and on is not None
+                                                  and not first <= on <= last)):
             continue
         if on is not None:
             more.append((which, f"Onset{n}F..Offset{n}F {on}..{'?' if off is None else off}"))
     if more:
-        spans = f"{more[0][1]}" + "".join(f", and a {which}, {span}" for which, span in more[1:])
+        spans = more[0][1] + "".join(f", and a {which}, {span}" for which, span in more[1:])
         r.notes.append(f"a {more[0][0]} micro-expression is annotated, {spans} ({where}): not read; only the first, "
                        f"OnsetF..OffsetF, is")
 
