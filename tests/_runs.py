@@ -1,5 +1,6 @@
-"""Hand-made finished run folders for the comparison tests (icegan compare, icegan.significance), and a
-nearest-class-mean fold function for the resume tests (a run cut short, a max_folds run extended)."""
+"""Hand-made finished run folders for the comparison tests (icegan compare, icegan.significance), a
+nearest-class-mean fold function for the resume tests (a run cut short, a max_folds run extended), and a fold function
+of seeded random probabilities for the ensemble tests."""
 from __future__ import annotations
 
 import json
@@ -35,4 +36,14 @@ def centroid_fold_fn(fs, calls):
         calls.append(fold.subject)
         means = np.stack([x[fold.train_idx][y[fold.train_idx] == c].mean(0) for c in range(3)])
         return -((x[fold.test_idx][:, None] - means[None]) ** 2).sum(-1)
+    return fold_fn
+
+
+def random_prob_fn(seed):
+    """A fold function of :func:`icegan.protocol.run_loso`: pseudo-random class probabilities ((n_test, 3), rows
+    summing to 1), the same for the same ``seed`` and fold."""
+    def fold_fn(fold):
+        z = np.random.default_rng(seed * 1000 + fold.index).normal(size=(len(fold.test_idx), 3))
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
     return fold_fn

@@ -1,59 +1,27 @@
-"""Mutation audit 61: tests for mutants that survived the audit. Each test names the mutant it kills: the edited
-y_pred check of a resumed run (icegan.protocol._checked_rows), epoch_curve.py's partial-run tag at max_folds = n - 1,
-the classical methods' tolerance above 1 for float images (and its message), and fit's report of a dataset whose clips
-are all held out for inner validation."""
+"""Mutation audit 61: tests for mutants that survived the audit. Each test names the mutant it kills: epoch_curve.py's
+partial-run tag at max_folds = n - 1, the classical methods' tolerance above 1 for float images (and its message), and
+fit's report of a dataset whose clips are all held out for inner validation (the edited y_pred check of a resumed run,
+icegan.protocol._checked_rows, is tested by tests/test_runs60.py)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from _bench import load_bench
 from _feature_tables import write_feature_table
-from _runs import centroid_fold_fn
 
 from flownet.classical import to_gray_uint8
 from icegan.cli import main
 from icegan.data.toy_features import make_toy_features
-from icegan.protocol import run_loso
 from icegan.recognition import inner_val_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# ------------------------------------------------------------------ 1. protocol: an edited y_pred just below the top
-
-def test_a_y_pred_whose_score_is_just_below_the_top_is_scored_again(tmp_path, capsys):
-    """Kills ``s[i, y_pred] < s.max(1) - 0.5`` in _checked_rows: a y_pred edited to a class whose score is 1e-3 below
-    the row's highest (not a tie) is not run_loso's argmax; the fold is scored again, with the one warning."""
-    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
-    out = tmp_path / "r"
-    run_loso(toy.samples, centroid_fold_fn(toy, []), out, config={"model": "centroid"}, max_folds=2, progress=False)
-    pred_csv = out / "predictions.csv"
-    whole = pred_csv.read_text()
-    edited = pd.read_csv(pred_csv)
-    scores = ["score_negative", "score_positive", "score_surprise"]
-    last = len(edited) - 1
-    y = int(edited.loc[last, "y_pred"])
-    other = (y + 1) % 3
-    edited.loc[last, scores[other]] = edited.loc[last, scores[y]] - 1e-3      # a close second, not a tie
-    edited.loc[last, "y_pred"] = other
-    edited.to_csv(pred_csv, index=False, float_format="%.9g")
-    calls = []
-    run_loso(toy.samples, centroid_fold_fn(toy, calls), out, config={"model": "centroid"}, max_folds=2,
-             progress=False)
-    second = edited.loc[last, "subject"]
-    assert calls == [second] and pred_csv.read_text() == whole
-    warnings = [w for w in capsys.readouterr().err.splitlines() if w.startswith("warning")]
-    assert warnings == [
-        f"warning: {pred_csv}, line {last + 2}, column y_pred: '{other}' is not the class of the row's highest "
-        f"score ({scores[y]}); the fold '{second}' is scored again (was the file edited?)"]
-
-
-# ------------------------------------------------------------------ 2. bench/epoch_curve.py: max_folds = n - 1 and n
+# ------------------------------------------------------------------ 1. bench/epoch_curve.py: max_folds = n - 1 and n
 
 def test_epoch_curve_tags_max_folds_one_short_of_all_and_not_all(monkeypatch, capsys):
     """Kills ``len(folds) < len(every) - 1`` in epoch_curve.py: max_folds=7 of the 8 folds is a partial curve (tagged
@@ -74,7 +42,7 @@ def test_epoch_curve_tags_max_folds_one_short_of_all_and_not_all(monkeypatch, ca
     assert "seed 0: 8 folds in " in out and "PARTIAL" not in out
 
 
-# ------------------------------------------------------------------ 3. flownet/classical.py: the tolerance above 1
+# ------------------------------------------------------------------ 2. flownet/classical.py: the tolerance above 1
 
 def test_grey_quantisation_refuses_1_02_and_clamps_1_009():
     """Kills ``top > 1.0 + 0.5`` in to_gray_uint8: 1.009 (within the 0.01 a resampling's rounding may add) is
@@ -88,7 +56,7 @@ def test_grey_quantisation_refuses_1_02_and_clamps_1_009():
         to_gray_uint8(img)
 
 
-# ------------------------------------------------------------------ 4. icegan fit: a dataset held out whole
+# ------------------------------------------------------------------ 3. icegan fit: a dataset held out whole
 
 def test_fit_leaves_out_of_trained_on_a_dataset_whose_clips_are_all_held_out(tmp_path, capsys):
     """Kills ``"datasets": less["datasets"]`` in predict._less: when the only subject of a dataset (smic) is the one

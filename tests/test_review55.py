@@ -4,20 +4,13 @@ import json
 import re
 import shutil
 
-import numpy as np
 import pytest
 
 from icegan.data.toy_features import make_toy_features
 from icegan.ensemble import ensemble_runs
 from icegan.protocol import LosoStateError, run_loso
 
-
-def _prob_fn(seed):
-    def fold_fn(fold):
-        z = np.random.default_rng(seed * 1000 + fold.index).normal(size=(len(fold.test_idx), 3))
-        e = np.exp(z - z.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
-    return fold_fn
+from _runs import random_prob_fn
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +19,7 @@ def suite(tmp_path_factory):
     root = tmp_path_factory.mktemp("suite") / "suite_v1"
     toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     for s in (1, 2):
-        run_loso(toy.samples, _prob_fn(s), root / f"r{s}", progress=False)
+        run_loso(toy.samples, random_prob_fn(s), root / f"r{s}", progress=False)
     m = ensemble_runs([root / "r1", root / "r2"], root / "ens")
     return root, m
 
@@ -60,7 +53,7 @@ def test_an_ensemble_folder_copied_alone_is_not_matched_by_other_runs_in_its_mem
     shutil.copytree(root / "ens", y / "ens")
     toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     for s in (1, 2):
-        run_loso(toy.samples, _prob_fn(s + 10), y / f"r{s}", progress=False)
+        run_loso(toy.samples, random_prob_fn(s + 10), y / f"r{s}", progress=False)
     with pytest.raises(LosoStateError, match=r"\(the same member places with other predictions \(other runs there"):
         ensemble_runs([y / "r1", y / "r2"], y / "ens")
 

@@ -140,6 +140,7 @@ def test_a_y_pred_that_is_not_its_rows_top_score_is_scored_again(toy, tmp_path, 
     edited = pred.copy()                # the last row (second fold): y_pred turned to a class of a lower score
     last = len(edited) - 1
     y = int(edited.loc[last, "y_pred"])
+    edited.loc[last, scores[(y + 1) % 3]] = edited.loc[last, scores[y]] - 1e-3      # a close second, not a tie
     edited.loc[last, "y_pred"] = (y + 1) % 3
     edited.to_csv(pred_csv, index=False, float_format="%.9g")
     run_loso(toy.samples, centroid_fold_fn(toy, calls), out, config={"model": "centroid"}, max_folds=2,

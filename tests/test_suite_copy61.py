@@ -16,6 +16,7 @@ from icegan.protocol import LosoStateError, run_loso
 from icegan.suite import run_suite
 
 from _feature_tables import write_feature_table
+from _runs import random_prob_fn
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DATA = "data.source=table, data.table={table}, data.normalize=minmax, data.size=0, workers=1, threads=1"
@@ -58,28 +59,18 @@ def test_a_copied_suite_rerun_with_more_folds_remakes_its_ensembles(tmp_path):
     assert len(_folds(tmp_path / "full" / "lr_rf_s0")) == 2         # the source is left as it was
 
 
-def _prob_fn(seed):
-    import numpy as np
-
-    def fold_fn(fold):
-        z = np.random.default_rng(seed * 1000 + fold.index).normal(size=(len(fold.test_idx), 3))
-        e = np.exp(z - z.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
-    return fold_fn
-
-
 def test_members_in_the_recorded_places_with_other_predictions_are_not_called_other_members(tmp_path):
     """icegan ensemble (no suite vouching for its members) still refuses an ensemble folder whose members' places
     hold other predictions, but says so rather than "other members"; members in other places and other weights
     are refused as before."""
     toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     for s in (1, 2):
-        run_loso(toy.samples, _prob_fn(s), tmp_path / "a" / f"r{s}", progress=False)
+        run_loso(toy.samples, random_prob_fn(s), tmp_path / "a" / f"r{s}", progress=False)
     ensemble_runs([tmp_path / "a" / "r1", tmp_path / "a" / "r2"], tmp_path / "a" / "ens")
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     b = tmp_path / "b"
     shutil.rmtree(b / "r2")
-    run_loso(toy.samples, _prob_fn(3), b / "r2", progress=False)         # r2 rerun with other predictions
+    run_loso(toy.samples, random_prob_fn(3), b / "r2", progress=False)         # r2 rerun with other predictions
     with pytest.raises(LosoStateError, match=re.escape(f"{b / 'ens'} holds the ensemble of")) as exc:
         ensemble_runs([b / "r1", b / "r2"], b / "ens")
     assert "other members" not in str(exc.value)
