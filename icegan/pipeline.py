@@ -767,9 +767,7 @@ def compute_flow_features(estimator, onset01: torch.Tensor, apex01: torch.Tensor
     n = onset01.shape[0]
 
     def named(idx) -> str:
-        idx = sorted(set(idx))
-        shown = [str(names[j]) if names is not None else f"pair {j}" for j in idx[:5]]
-        return ", ".join(shown) + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
+        return _first_five([str(names[j]) if names is not None else f"pair {j}" for j in sorted(set(idx))])
 
     with torch.no_grad():
         for i in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
@@ -1556,10 +1554,11 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
     # the weights' checksums and the clips themselves (labels and onset/apex pixels): a cache or a resumed run made
     # on other faces with the same clip names is never read back
     provenance = {**flow_weights_provenance(cfg), "data": data_digest(clips.samples, clips.onset, clips.apex)}
+    run_provenance = {**provenance, **recognizer_provenance(cfg.recognizer)}       # what run.json records
     # a folder of another run is refused (as run_loso would) before its skipped.csv and features_real.pt are replaced
     distributed.main_only_check(lambda: check_run_folder(
         run_dir, clips.samples, cfg.data.protocol, cfg.data.dataset, cfg.oracle_epoch, cfg.data.max_folds, cfg,
-        {**provenance, **recognizer_provenance(cfg.recognizer)}, labels.classes))
+        run_provenance, labels.classes))
     if distributed.is_main():
         write_skipped(run_dir / "skipped.csv", clips.skipped)
         if len(clips.skipped):
@@ -1612,7 +1611,7 @@ def _run_main_held(cfg: MainConfig, run_dir: Path, requested: torch.device, prog
     metrics = run_loso(clips.samples, runner, run_dir, protocol=cfg.data.protocol, dataset=cfg.data.dataset,
                        oracle_epoch=cfg.oracle_epoch, config=cfg, name=cfg.name, max_folds=cfg.data.max_folds,
                        progress=progress and distributed.is_main(), fold_map=timed_map,
-                       provenance={**provenance, **recognizer_provenance(cfg.recognizer)}, classes=labels.classes,
+                       provenance=run_provenance, classes=labels.classes,
                        motion_seen=seen, motion_seen_by=seen_by)
     _PRIOR_FLOWS.clear()                # the run's prior flows are not needed after its folds
     if not distributed.is_main():
@@ -1665,6 +1664,22 @@ def _update_timing(path: Path, runner: FoldRunner, device: Optional[str] = None,
     write_text_whole(path, json.dumps(timing, indent=2))   # a Ctrl-C leaves the old file
 
 
+def _first_five(parts: list[str]) -> str:
+    """``parts`` joined with ", ", the first five only and ``" and N more"`` after them: ``"a, b, c, d, e and 2
+    more"`` for seven."""
+    return ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+
+
+def _recorded_timing(path: Path) -> dict:
+    """The run's ``timing.json`` at ``path`` as a dict, for the resume warnings; ``{}`` when it is missing,
+    unreadable, not JSON or not a mapping (those warnings then say nothing)."""
+    try:
+        timing = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return timing if isinstance(timing, dict) else {}
+
+
 def _warn_other_device(timing_path: Path, device: torch.device, setting: str) -> None:
     """Warn (not refuse) when the run folder's ``timing.json`` records that any of its finished folds was computed
     on another kind of device (``cuda`` vs ``cpu``; ``cuda:0`` vs ``cuda:1`` is the same kind) than ``device``, the
@@ -1675,12 +1690,8 @@ def _warn_other_device(timing_path: Path, device: torch.device, setting: str) ->
     run begun on a GPU and resumed on a CPU (``device: auto``, which the config comparison of a resume sees as the
     same) would otherwise mix the folds of both silently: a fold's scores depend on the device (float rounding,
     cuDNN kernels). A missing or unreadable ``timing.json``, or one that records no device: nothing said."""
-    try:
-        timing = json.loads(timing_path.read_text(encoding="utf-8"))
-        per_fold = timing.get("fold_device")
-        recorded = timing.get("device")
-    except (OSError, ValueError, AttributeError):
-        return
+    timing = _recorded_timing(timing_path)
+    per_fold, recorded = timing.get("fold_device"), timing.get("device")
     other, which = {}, "its finished folds"
     if isinstance(per_fold, dict) and per_fold:
         other = {s: d for s, d in per_fold.items() if isinstance(d, str) and d.split(":")[0] != device.type}
@@ -1690,34 +1701,26 @@ def _warn_other_device(timing_path: Path, device: torch.device, setting: str) ->
     if not other:
         return
     kinds = sorted(set(other.values()))
-    folds = ", ".join(f"{s} on {d}" for s, d in list(other.items())[:5]) + (
-        f" and {len(other) - 5} more" if len(other) > 5 else "")
+    folds = _first_five([f"{s} on {d}" for s, d in other.items()])
     log.warning("%s: %s were computed on %s (%s records %s), now on %s (device: %s): the run mixes devices; resume "
                 "where %s picks %s or delete the folder", timing_path.parent, which, " and ".join(kinds),
                 timing_path.name, folds, device, setting, setting, kinds[0].split(":")[0])
 
 
 def _warn_other_world_size(timing_path: Path, world_size: int) -> None:
-    """Warn (not refuse), as :func:`_warn_other_device`, when the run folder's ``timing.json`` records that any of its
-    finished folds was trained by another torchrun process count than ``world_size`` (this call's, 1: one process);
-    the warning names those folds and their counts. Read from ``fold_world_size`` ({subject: count},
-    :func:`_update_timing`). A run begun with ``torchrun --nproc_per_node 2`` and resumed in one process (which the
-    config comparison of a resume sees as the same) would otherwise mix the folds of both silently: a fold's scores
-    depend on the process count (batch-norm statistics per process, each shard's loss normalised by itself). A
-    missing or unreadable ``timing.json``, or one that records no process count (written before icegan recorded
-    it): nothing said."""
-    try:
-        per_fold = json.loads(timing_path.read_text(encoding="utf-8")).get("fold_world_size")
-    except (OSError, ValueError, AttributeError):
-        return
+    """As :func:`_warn_other_device`, for the torchrun process count: warn when ``timing.json``'s
+    ``fold_world_size`` ({subject: count}) records a finished fold trained by another count than ``world_size``
+    (this call's, 1: one process), e.g. a run begun with ``torchrun --nproc_per_node 2`` resumed in one process: a
+    fold's scores depend on it (batch-norm statistics per process, each shard's loss normalised by itself). A file
+    written before icegan recorded the count: nothing said."""
+    per_fold = _recorded_timing(timing_path).get("fold_world_size")
     if not isinstance(per_fold, dict):
         return
     other = {s: n for s, n in per_fold.items() if isinstance(n, int) and n != world_size}
     if not other:
         return
     counts = sorted(set(other.values()))
-    folds = ", ".join(f"{s} by {n}" for s, n in list(other.items())[:5]) + (
-        f" and {len(other) - 5} more" if len(other) > 5 else "")
+    folds = _first_five([f"{s} by {n}" for s, n in other.items()])
     log.warning("%s: %d of its %d finished folds were trained by %s process(es) (%s records %s), now by %d: the run "
                 "mixes process counts, and a fold's scores depend on them (batch-norm statistics per process); resume "
                 "with %s or delete the folder", timing_path.parent, len(other), len(per_fold),

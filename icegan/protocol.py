@@ -530,7 +530,7 @@ def check_run_folder(out: str | Path, samples: pd.DataFrame, protocol: str, data
     samples = validate_samples(samples, len(classes))
     folds = make_folds(samples["subject"].tolist(), protocol, dataset)
     header = _header(samples, protocol, dataset, oracle_epoch, folds[:max_folds] if max_folds > 0 else folds,
-                     len(folds), tuple(classes), provenance)
+                     len(folds), classes, provenance)
     _prepare_dir(out, header, config, write=False)
 
 
@@ -953,9 +953,7 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1, writ
             print(f"note: {out} holds a {key}={k} run, the first {k} of this run's {n} folds: extending it to {n} "
                   "folds (its finished folds are kept)", file=sys.stderr)
             write_text_whole(run_json, json.dumps(header, indent=1))
-    elif not write:
-        return
-    else:                     # whole or not at all: run.json and config.yaml vouch for the run's finished folds
+    elif write:               # whole or not at all: run.json and config.yaml vouch for the run's finished folds
         write_text_whole(run_json, json.dumps(header, indent=1))
         k = len(header.get("folds") or [])
         if header.get("folds_total") and not _fills_groups(k, group_size):     # said before the smoke run trains
@@ -1565,8 +1563,7 @@ def plot_label(name: str, dollars: bool = True) -> str:
     every title, tick label and legend of a figure: each control character (Unicode category Cc: ``"\\r"``,
     ``"\\t"``, ``"\\x01"``, ...) written as its Python escape (``sub``, a carriage return, ``01`` → ``sub``, a
     backslash, ``r01``): matplotlib's fonts have no glyph for them (it warns "Glyph 13 missing"); and each ``$``
-    escaped as ``\\$`` (``dollars`` True): two dollars would start mathtext, which dropped them (``LR $5 vs $10``
-    drawn as "LR 5vs10") or raised a parse error at savefig (``LR $x^{2$``). A name without either is returned
+    escaped as ``\\$`` (``dollars`` True): two dollars would start mathtext. A name without either is returned
     unchanged."""
     import unicodedata
     text = "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in name)
