@@ -180,4 +180,4 @@ def test_gan_train_refuses_classes_its_pairs_do_not_have(overrides, capsys, monk
     assert main(["gan", "train", *overrides]) == 2
     err = capsys.readouterr().err
     assert "icegan gan train: error:" in err and "MEGC2019's three classes" in err
-    assert "python train.py" in err and "data.labels" in err and "gan.enabled=true" in err
+    assert "icegan train --config" in err and "data.labels" in err and "gan.enabled=true" in err
