@@ -597,12 +597,16 @@ class _RunFolderLock:
 
     A folder that did not exist when the lock was made and holds nothing but :data:`LOCK_FILE` at the exit (a run
     that failed before writing anything: a missing data root, too few subjects) is removed there, so that no empty
-    run folder is left behind (``icegan table "runs/*"`` refused it: no metrics.json); a folder that existed before
-    is never removed (nor one where nothing was locked: no ``fcntl``, or a file system without locks)."""
+    run folder is left behind (``icegan table "runs/*"`` refused it: no metrics.json), and so are the parents
+    :meth:`hold` made for it that hold nothing else then (``--out runs/sweep/a`` left ``runs/sweep``); a folder that
+    existed before is never removed (nor one where nothing was locked: no ``fcntl``, or a file system without locks)."""
 
     def __init__(self, out: Path):
         self.out, self.fd, self.key = Path(out), None, None
         self.made = not self.out.exists()        # this start makes the folder: removed at the exit if left unused
+        # the highest folder of out's path (out or a parent) that does not exist yet: the exit removes the empty
+        # parents up to it too (None where out exists)
+        self.top = next((p for p in reversed([self.out, *self.out.parents]) if not p.exists()), None)
 
     def hold(self) -> None:
         """Make the folder and lock it.
@@ -618,7 +622,11 @@ class _RunFolderLock:
             _HELD[key] += 1
             self.key = key
             return
-        fd = os.open(self.out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:           # another run that made the folder removed it unused since the mkdir
+            self.out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -655,12 +663,19 @@ class _RunFolderLock:
 
     def _remove_if_unused(self) -> None:
         """Remove :attr:`out` when it holds nothing but :data:`LOCK_FILE` (or nothing), still locked, so that no other
-        process starts writing into it meanwhile; a folder that cannot be read or removed is left as it is."""
+        process starts writing into it meanwhile, then each parent up to :attr:`top` (the parents :meth:`hold` made)
+        while it is empty; a folder that cannot be read or removed (a parent written to meanwhile) is left as it is,
+        and so are those above it."""
         try:
             if {p.name for p in self.out.iterdir()} - {LOCK_FILE}:
                 return
             (self.out / LOCK_FILE).unlink(missing_ok=True)
             self.out.rmdir()
+            if self.top is not None and self.top != self.out:
+                for parent in self.out.parents:
+                    parent.rmdir()          # OSError where not empty: stop there
+                    if parent == self.top:
+                        break
         except OSError:
             pass
 
@@ -1034,9 +1049,9 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
             keep.append(rows)
     done = pd.concat(keep).sort_index() if keep else df.iloc[:0]    # in file order
     if cut or len(done) != len(df):  # a fold was cut off while being written: keep complete folds only
-        # in _append's number format, so that the finished file reads as an uninterrupted run's, byte for byte
-        write_whole(pred_csv, lambda p: done.to_csv(p, index=False, float_format=PRED_FLOAT_FORMAT,
-                                                          quoting=csv_quoting(done)))
+        # as _append writes them (each fold's quoting its own, the same number format), so that the finished file
+        # reads as an uninterrupted run's, byte for byte; done is in file order, each fold's rows together
+        _write_in_fold_order(pred_csv, done, key)
     return done
 
 
@@ -1845,7 +1860,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
 
         allp = pd.concat(pooled, ignore_index=True) if pooled else done
         order = {f.subject: f.index for f in folds}
-        # fold order, then each fold's clips in the samples' order (a sequential run's, _scores_to_rows)
+        # fold order, then each fold's clips in the samples' order (a sequential run's, _scores_to_rows); the clip
+        # key only matters for a hand-edited file: make_folds gives test_idx ascending, so each fold's rows are in it
         at: dict = {}
         for i, c in enumerate(zip(samples["subject"].astype(str), samples["clip"].astype(str))):
             at.setdefault(c, i)

@@ -218,7 +218,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _init_weights_made_by(value) -> str:
     """``"(runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup --config ...`)"``: the shipped
-    flow-training config whose ``<out_dir>/<name>/weights.pt`` is the missing ``value``, else ``""``."""
+    flow-training config whose ``<out_dir>/<name>/weights.pt`` is the missing ``value``, else ``""``. Called only
+    where the init-weights file is missing (the FileNotFoundError of ``train.init_weights``), so it does not check
+    that ``value`` exists."""
     import os
     import shlex
 
