@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -53,12 +54,15 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
     unrecognised is an error, as with ``parse_args``; so is a key given twice among the overrides
     (:func:`icegan.config.refuse_repeated_keys`).
 
-    Under ``torchrun`` a rank other than 0 exits on such an error (``SystemExit(2)``) printing nothing: every rank
-    parses the same command line, and rank 0 prints the usage and the error once
-    (:func:`icegan.commands.reports_errors`).
+    Under ``torchrun`` (``TORCHELASTIC_RUN_ID`` set, as torchrun sets it) a rank other than 0 exits on such an
+    error (``SystemExit(2)``) printing nothing: every rank parses the same command line, and rank 0 prints the usage
+    and the error once (:func:`icegan.commands.reports_errors`). A process of another launcher (``RANK`` and
+    ``WORLD_SIZE`` set without torchrun, e.g. a Kubernetes PyTorchJob worker) prints its error: it may be the only
+    one to have it.
     """
     from icegan.commands import reports_errors
-    with contextlib.nullcontext() if reports_errors() else contextlib.redirect_stderr(io.StringIO()):
+    silent = bool(os.environ.get("TORCHELASTIC_RUN_ID")) and not reports_errors()
+    with contextlib.redirect_stderr(io.StringIO()) if silent else contextlib.nullcontext():
         args, extra = parser.parse_known_args(argv)
         if extra:
             if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):

@@ -314,8 +314,10 @@ def own_share() -> Iterator[None]:
     """Around the work of this process's own share under ``torchrun`` (the flow of its clips, a fold's training on its
     shard of every batch): an exception raised in it may be this rank's alone (a NaN clip of its share, a non-finite
     loss of its shard), while rank 0, which reports the errors every rank raises alike, dies in its next collective.
-    The exception is recorded for :func:`raised_in_own_share` and propagates unchanged. Without torchrun nothing is
-    recorded."""
+    The exception is recorded for :func:`raised_in_own_share` (until :func:`forget_share_errors`) and propagates
+    unchanged, so a rank other than 0 prints every error raised in its own share, also one that every rank raised
+    alike there: that error is then printed by each rank (rank 0's line, and ``rank N: <line>`` of each other rank).
+    Without torchrun nothing is recorded."""
     try:
         yield
     except Exception as exc:
@@ -328,6 +330,11 @@ def raised_in_own_share(exc: BaseException) -> bool:
     """True when ``exc`` (the very object) was raised in :func:`own_share` under ``torchrun``: the rank that raised it
     reports it itself (``rank N: ...``), as rank 0 may never learn of it."""
     return any(exc is e for e in _SHARE_ERRORS)
+
+
+def forget_share_errors() -> None:
+    """Drop the exceptions :func:`own_share` recorded (and the tracebacks they keep alive), once reported."""
+    _SHARE_ERRORS.clear()
 
 
 def all_gather_rows(part: torch.Tensor, index: torch.Tensor, n_total: int) -> torch.Tensor:

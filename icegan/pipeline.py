@@ -1711,21 +1711,28 @@ def _warn_other_world_size(timing_path: Path, world_size: int) -> None:
     """As :func:`_warn_other_device`, for the torchrun process count: warn when ``timing.json``'s
     ``fold_world_size`` ({subject: count}) records a finished fold trained by another count than ``world_size``
     (this call's, 1: one process), e.g. a run begun with ``torchrun --nproc_per_node 2`` resumed in one process: a
-    fold's scores depend on it (batch-norm statistics per process, each shard's loss normalised by itself). A file
-    written before icegan recorded the count: nothing said."""
+    fold's scores depend on it (batch-norm statistics per process, each shard's loss normalised by itself). The
+    advice names a count to resume with only when every recorded fold shares one; folds of several counts already
+    mix them, and no resume can undo that: another ``--out`` or deleting the folder is advised. A file written
+    before icegan recorded the count: nothing said."""
     per_fold = _recorded_timing(timing_path).get("fold_world_size")
     if not isinstance(per_fold, dict):
         return
-    other = {s: n for s, n in per_fold.items() if isinstance(n, int) and n != world_size}
+    counted = {s: n for s, n in per_fold.items() if isinstance(n, int)}
+    other = {s: n for s, n in counted.items() if n != world_size}
     if not other:
         return
     counts = sorted(set(other.values()))
     folds = _first_five([f"{s} by {n}" for s, n in other.items()])
+    if len(set(counted.values())) > 1:      # the recorded folds already mix counts: no count to resume with
+        advice = "the run already mixes process counts; use another --out or delete the folder"
+    else:
+        advice = "resume with " + ("one process (no torchrun)" if counts[0] == 1
+                                   else f"torchrun --nproc_per_node {counts[0]}") + " or delete the folder"
     log.warning("%s: %d of its %d finished folds were trained by %s process(es) (%s records %s), now by %d: the run "
-                "mixes process counts, and a fold's scores depend on them (batch-norm statistics per process); resume "
-                "with %s or delete the folder", timing_path.parent, len(other), len(per_fold),
-                " and ".join(map(str, counts)), timing_path.name, folds, world_size,
-                "one process (no torchrun)" if counts[0] == 1 else f"torchrun --nproc_per_node {counts[0]}")
+                "mixes process counts, and a fold's scores depend on them (batch-norm statistics per process); %s",
+                timing_path.parent, len(other), len(per_fold), " and ".join(map(str, counts)), timing_path.name,
+                folds, world_size, advice)
 
 
 def _read_timing(path: Path) -> Optional[dict]:
@@ -1918,13 +1925,17 @@ def run_from_args(args) -> int:
     from icegan.commands import reports_errors
 
     def say(code: int, line: str, exc: Optional[BaseException] = None) -> int:
-        """``line`` on stderr (under torchrun by rank 0 alone: every rank has the same error), then ``code``. An
-        error ``exc`` that another rank raised in its own share (:func:`icegan.distributed.raised_in_own_share`: rank
-        0 never learns of it, and dies in its next collective) is printed by that rank, as ``rank N: <line>``."""
+        """``line`` on stderr (under torchrun by rank 0, the one process that prints an error every rank raised
+        outside its own share), then ``code``. An error ``exc`` raised in a rank's own share
+        (:func:`icegan.distributed.raised_in_own_share`: rank 0 may never learn of it, and dies in its next
+        collective) is printed by that rank, as ``rank N: <line>``; if every rank raised it there, each prints it
+        (rank 0 its ``line``). The recorded own-share errors are forgotten after
+        (:func:`icegan.distributed.forget_share_errors`)."""
         if reports_errors():
             print(line, file=sys.stderr)
         elif exc is not None and distributed.raised_in_own_share(exc):
             print(f"rank {distributed.launched_rank()}: {line}", file=sys.stderr)
+        distributed.forget_share_errors()
         return code
     logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     try:

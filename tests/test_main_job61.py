@@ -105,7 +105,8 @@ def test_a_resume_with_another_process_count_warns_naming_its_folds(tmp_path, ca
     assert json.loads(path.read_text())["fold_world_size"] == {"a/s1": 2, "a/s2": 1}
     with caplog.at_level(logging.WARNING, logger="icegan"):
         _warn_other_world_size(path, 2)             # resumed again under torchrun: a/s2 is the other one now
-    assert "a/s2 by 1" in caplog.text and "a/s1" not in caplog.text and "one process (no torchrun)" in caplog.text
+    assert "a/s2 by 1" in caplog.text and "a/s1" not in caplog.text and "one process (no torchrun)" not in caplog.text
+    assert "the run already mixes process counts; use another --out or delete the folder" in caplog.text
     caplog.clear()
     older = tmp_path / "older.json"                 # written before the process count was recorded
     older.write_text(json.dumps({"fold_seconds": {"a/s1": 1.0}, "device": "cpu"}))
@@ -121,7 +122,8 @@ def test_a_command_line_error_is_printed_by_rank0_alone(monkeypatch, capsys, arg
     (README: rank 0 alone reports an error); the other ranks now exit 2 printing nothing."""
     from icegan import cli, pipeline
     for rank in (1, 0):
-        for k, v in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}.items():
+        for k, v in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                     "TORCHELASTIC_RUN_ID": "none"}.items():         # as torchrun sets them
             monkeypatch.setenv(k, v)
         with pytest.raises(SystemExit) as info:
             pipeline.main(argv) if entry == "train.py" else cli.main(["train", *argv])

@@ -112,13 +112,13 @@ def register(subparsers) -> None:
 
 @one_line_errors("icegan gan train")
 def _train(args: argparse.Namespace) -> int:
-    import torch
     from torch.utils.tensorboard import SummaryWriter
 
     from icegan.config import override_key, save_config, where_set
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
     from icegan.data.prepare import refuse_replaced_prepare
-    from icegan.gan.trainer import GanConfig, build_models, check_resumable, class_pair_counts, train_gan
+    from icegan.gan.trainer import (GanConfig, apply_num_threads, build_models, check_resumable,
+                                    class_pair_counts, train_gan)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
@@ -187,9 +187,9 @@ def _train(args: argparse.Namespace) -> int:
              "n_train_pairs_per_class": dict(zip(megc, class_pair_counts(labels, len(megc)))),
              "n_train_clips": len(set(train.clips)),
              "skipped_clips": [list(s) for s in pairs.skipped],
-             # the CPU threads it trains with (train_gan sets train.num_threads; null keeps the environment's): the
-             # weights' last bits depend on them
-             "torch_threads": cfg.train.num_threads or torch.get_num_threads()}
+             # the CPU threads it trains with (set here as train_gan sets them: train.num_threads, null keeps the
+             # environment's; the checkpoint records the same count): the weights' last bits depend on them
+             "torch_threads": apply_num_threads(cfg.train)}
     from flownet.io import write_text_whole
     write_text_whole(run / "split.json", json.dumps(split, indent=1))   # never left cut short
     print(f"training ICE-GAN on {len(train)} pairs ({split['n_train_clips']} clips, "

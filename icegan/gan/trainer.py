@@ -210,6 +210,15 @@ class GanTrainConfig:
                      seeds=("seed",))
 
 
+def apply_num_threads(tc: GanTrainConfig) -> int:
+    """Set torch's CPU thread count to ``tc.num_threads`` (None or 0: keep the environment's) and return the count
+    then in force: the one :func:`train_gan` trains with, recorded once as ``torch_threads`` by its checkpoints and
+    by ``icegan gan train``'s ``split.json`` (the weights' last bits depend on it)."""
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    return torch.get_num_threads()
+
+
 def amp_policy(device: torch.device, amp: bool, amp_dtype: str = "auto",
                bf16_supported: bool = False) -> tuple[bool, torch.dtype, bool]:
     """Decide mixed precision for :func:`train_gan`: ``(autocast on, autocast dtype, GradScaler on)``.
@@ -648,8 +657,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     k = cfg.model.n_classes
     if int(labels.min()) < 0 or int(labels.max()) >= k:
         raise ValueError(f"train_gan: labels must be in [0, {k}), got {sorted(set(labels.tolist()))}")
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
+    threads = apply_num_threads(tc)     # read once: a count changed during training is not the one trained with
     dev = resolve_device(device if device is not None else tc.device, "device" if device is not None else "train.device")
     g, d = init if init is not None else build_models(cfg)
     g, d = g.to(dev), d.to(dev)
@@ -889,7 +897,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g if keep_opt else None,
                             opt_d if keep_opt else None, sched_g, sched_d, data_sha256,
                             scaler, elapsed_s=elapsed0 + time.time() - t_start, class_pairs=class_pairs,
-                            torch_threads=torch.get_num_threads())
+                            torch_threads=threads)
         if over:
             stopped_by_time = not last
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
