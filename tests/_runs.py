@@ -47,3 +47,23 @@ def random_prob_fn(seed):
         e = np.exp(z - z.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
     return fold_fn
+
+
+def index_scores(folds):
+    """A ``folds_fn`` for :func:`icegan.protocol.run_loso`: scores of each fold, a function of the fold's index and
+    test clips only (as a seeded fold is)."""
+    import numpy as np
+    return [np.stack([np.sin(f.test_idx + f.index), np.cos(f.test_idx * 0.37), 0.1 * f.test_idx / 7], 1) / 3
+            for f in folds]
+
+
+def reversed_group_map(fn, groups):
+    """A fake group map whose groups come back last submitted first (a pool's completion order)."""
+    for g in reversed(groups):
+        yield g, fn(g)
+
+
+#: overrides of configs/demo.yaml for a main job of seconds (3 synthetic subjects, one epoch, Farneback flow), for
+#: tests of run_main's resume records (timing.json)
+TINY_MAIN_JOB = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "recognizer.epochs=1",
+                 "recognizer.batch_size=16", "gan.epochs=1", "gan.joint=false", "flow.method=farneback", "threads=1"]

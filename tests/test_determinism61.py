@@ -2,21 +2,10 @@
 thread counts that change a GAN's weights or a feature table's maps are recorded."""
 import numpy as np
 import pytest
+from _runs import index_scores, reversed_group_map
 
 from icegan.data.toy_features import make_toy_features
 from icegan.protocol import run_loso
-
-
-def _scores(folds):
-    """Scores of each fold, a function of the fold's index and test clips only (as a seeded fold is)."""
-    return [np.stack([np.sin(f.test_idx + f.index), np.cos(f.test_idx * 0.37), 0.1 * f.test_idx / 7], 1) / 3
-            for f in folds]
-
-
-def _reversed_map(fn, groups):
-    """A fake group map whose groups come back last submitted first (a pool's completion order)."""
-    for g in reversed(groups):
-        yield g, fn(g)
 
 
 def test_a_parallel_run_writes_the_sequential_runs_bytes(tmp_path):
@@ -25,25 +14,25 @@ def test_a_parallel_run_writes_the_sequential_runs_bytes(tmp_path):
     also when the run was cut short and resumed (y_pred repair and extension keep reading it)."""
     toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=2)
     seq = tmp_path / "seq"
-    ref = run_loso(toy.samples, None, seq, folds_fn=_scores, folds_per_call=1, progress=False)
+    ref = run_loso(toy.samples, None, seq, folds_fn=index_scores, folds_per_call=1, progress=False)
     want = (seq / "predictions.csv").read_bytes()
     folds = [int(line.split(b",")[0]) for line in want.splitlines()[1:]]
     assert folds == sorted(folds) and len(set(folds)) == 4
     par = tmp_path / "par"
-    assert run_loso(toy.samples, None, par, folds_fn=_scores, folds_per_call=1, group_map=_reversed_map,
+    assert run_loso(toy.samples, None, par, folds_fn=index_scores, folds_per_call=1, group_map=reversed_group_map,
                     progress=False) == ref
     assert (par / "predictions.csv").read_bytes() == want
     # a max_folds=2 run extended to all folds by a parallel run: again the sequential bytes
     ext = tmp_path / "ext"
-    run_loso(toy.samples, None, ext, folds_fn=_scores, folds_per_call=1, group_map=_reversed_map, max_folds=2,
+    run_loso(toy.samples, None, ext, folds_fn=index_scores, folds_per_call=1, group_map=reversed_group_map, max_folds=2,
              progress=False)
-    assert run_loso(toy.samples, None, ext, folds_fn=_scores, folds_per_call=1, group_map=_reversed_map,
+    assert run_loso(toy.samples, None, ext, folds_fn=index_scores, folds_per_call=1, group_map=reversed_group_map,
                     progress=False) == ref
     assert (ext / "predictions.csv").read_bytes() == want
     # a file left in arrival order (a run killed before the end) is put in order by the resume that finishes it
     (par / "predictions.csv").write_bytes(want.splitlines(keepends=True)[0]
                                           + b"".join(want.splitlines(keepends=True)[:0:-1]))
-    assert run_loso(toy.samples, None, par, folds_fn=_scores, folds_per_call=1, progress=False) == ref
+    assert run_loso(toy.samples, None, par, folds_fn=index_scores, folds_per_call=1, progress=False) == ref
     assert (par / "predictions.csv").read_bytes() == want
 
 

@@ -271,7 +271,10 @@ def test_own_cpu_rate_counts_this_process_cpu_time():
     assert 0 < cpu1 <= wall1 * os.cpu_count() + 0.1       # no more CPU time than the cores could give
 
 
-def test_a_loso_run_on_a_busy_cpu_says_so_and_a_quiet_one_does_not(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_loso_run_on_a_busy_cpu_says_so_and_a_quiet_one_does_not(tmp_path, monkeypatch, capsys, progress):
+    """README: a LOSO run that starts on a busy CPU says so, with or without its progress bar (--no-progress runs of
+    train.py and icegan loso said nothing before audit 61)."""
     import icegan.environment as env
     from icegan.data.toy_features import make_toy_features
     from icegan.protocol import run_loso
@@ -281,12 +284,12 @@ def test_a_loso_run_on_a_busy_cpu_says_so_and_a_quiet_one_does_not(tmp_path, mon
         return np.zeros((len(fold.test_idx), 3))
     monkeypatch.setattr(env, "usable_cpus", lambda: 2)
     monkeypatch.setattr(env, "other_load", lambda: 3.0)
-    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=True)
+    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=progress)
     assert "note: the CPU is busy: other processes keep about 3.0 of its 2 usable CPUs" in capsys.readouterr().err
-    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=True)      # nothing left to run
+    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=progress)      # nothing left to run
     assert "CPU is busy" not in capsys.readouterr().err
     monkeypatch.setattr(env, "other_load", lambda: 0.2)
-    run_loso(toy.samples, fold_fn, tmp_path / "quiet", max_folds=1, progress=True)
+    run_loso(toy.samples, fold_fn, tmp_path / "quiet", max_folds=1, progress=progress)
     assert "CPU is busy" not in capsys.readouterr().err
 
 

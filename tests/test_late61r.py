@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from _runs import TINY_MAIN_JOB
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,10 +42,8 @@ def test_run_main_resume_warns_of_another_process_count_and_records_its_own(tmp_
     import icegan.protocol as protocol
     from icegan.pipeline import load_main_config, run_main
     demo = str(REPO / "configs" / "demo.yaml")
-    tiny = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "recognizer.epochs=1",
-            "recognizer.batch_size=16", "gan.epochs=1", "gan.joint=false", "flow.method=farneback", "threads=1"]
     out = tmp_path / "run"
-    run_main(load_main_config(demo, [*tiny, "data.max_folds=1"]), out, progress=False)
+    run_main(load_main_config(demo, [*TINY_MAIN_JOB, "data.max_folds=1"]), out, progress=False)
     t = json.loads((out / "timing.json").read_text())
     (first,) = t["fold_world_size"]
     t["fold_world_size"][first] = 2
@@ -56,7 +55,7 @@ def test_run_main_resume_warns_of_another_process_count_and_records_its_own(tmp_
         raise KeyboardInterrupt("cut after the folds")
     monkeypatch.setattr(protocol, "run_loso", cut_after_folds)
     with caplog.at_level(logging.WARNING, logger="icegan"), pytest.raises(KeyboardInterrupt):
-        run_main(load_main_config(demo, [*tiny, "data.max_folds=2"]), out, progress=False)
+        run_main(load_main_config(demo, [*TINY_MAIN_JOB, "data.max_folds=2"]), out, progress=False)
     said = [r.getMessage() for r in caplog.records if "process count" in r.getMessage()]
     assert len(said) == 1 and f"{first} by 2" in said[0] and "now by 1" in said[0], said
     counts = json.loads((out / "timing.json").read_text())["fold_world_size"]

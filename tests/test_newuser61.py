@@ -1,23 +1,8 @@
-"""Defects a new user met walking README (audit 61): the busy-CPU note without a progress bar, no run folder left
-behind by a run that fails before training, resuming with a data root spelled another way, and summary.md's fold
-time column."""
+"""Defects a new user met walking README (audit 61): no run folder left behind by a run that fails before
+training, resuming with a data root spelled another way, and summary.md's fold time column (the busy-CPU note without a
+progress bar: tests/test_environment.py)."""
 import numpy as np
 import pytest
-
-
-def test_a_loso_run_on_a_busy_cpu_says_so_without_a_progress_bar(tmp_path, monkeypatch, capsys):
-    """README: a LOSO run that starts on a busy CPU says so; --no-progress (train.py, icegan loso) said nothing."""
-    import icegan.environment as env
-    from icegan.data.toy_features import make_toy_features
-    from icegan.protocol import run_loso
-    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1, size=8, seed=0)
-
-    def fold_fn(fold):
-        return np.zeros((len(fold.test_idx), 3))
-    monkeypatch.setattr(env, "usable_cpus", lambda: 2)
-    monkeypatch.setattr(env, "other_load", lambda: 8.0)
-    run_loso(toy.samples, fold_fn, tmp_path / "busy", max_folds=1, progress=False)
-    assert "note: the CPU is busy: other processes keep about 8.0 of its 2 usable CPUs" in capsys.readouterr().err
 
 
 def test_a_run_that_fails_before_training_leaves_no_run_folder(tmp_path, monkeypatch, capsys):

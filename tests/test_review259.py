@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from _bench import bench_parser
+from _runs import TINY_MAIN_JOB
 from icegan.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,10 +177,8 @@ def test_main_job_warns_at_every_resume_after_a_gpu_fold(tmp_path, caplog):
     warned nothing before (the one top-level device said cpu by then)."""
     from icegan.pipeline import load_main_config, run_main
     demo = str(REPO / "configs" / "demo.yaml")
-    tiny = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "recognizer.epochs=1",
-            "recognizer.batch_size=16", "gan.epochs=1", "gan.joint=false", "flow.method=farneback", "threads=1"]
     out = tmp_path / "run"
-    run_main(load_main_config(demo, [*tiny, "data.max_folds=1"]), out, progress=False)
+    run_main(load_main_config(demo, [*TINY_MAIN_JOB, "data.max_folds=1"]), out, progress=False)
     t = json.loads((out / "timing.json").read_text())
     (first,) = t["fold_device"]
     t["fold_device"][first] = t["device"] = "cuda:0"
@@ -187,7 +186,7 @@ def test_main_job_warns_at_every_resume_after_a_gpu_fold(tmp_path, caplog):
     for max_folds in (2, 0):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="icegan"):
-            run_main(load_main_config(demo, [*tiny, f"data.max_folds={max_folds}"]), out, progress=False)
+            run_main(load_main_config(demo, [*TINY_MAIN_JOB, f"data.max_folds={max_folds}"]), out, progress=False)
         said = [r.getMessage() for r in caplog.records if "device" in r.getMessage()]
         assert len(said) == 1 and f"{first} on cuda:0" in said[0], max_folds
     t = json.loads((out / "timing.json").read_text())
