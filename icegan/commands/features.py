@@ -35,7 +35,8 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--clips", metavar="CSV", default=None,
                    help="your own clips instead of the config's datasets: a clip list (subject, clip, frames, onset; "
-                        "optional apex, offset, label, dataset; icegan/data/clip_list.py), prepared with the config's "
+                        "optional apex, offset, label, dataset; frames folders absolute or relative to the CSV's folder; "
+                        "icegan/data/clip_list.py), prepared with the config's "
                         "preprocessing and flow so the maps match the ones a model was trained on; unlabelled clips "
                         "get an empty label, for icegan predict, and the labelled ones are also written alone to "
                         "OUT/features_labelled.csv, for icegan loso or fit")
