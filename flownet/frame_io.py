@@ -135,7 +135,10 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
         data: the file's bytes when the caller has read them already (then not read again).
 
     Returns:
-        The decoded image as ``cv2.imread`` returns it: uint8 (H, W) for grey flags, (H, W, 3) BGR for colour.
+        The decoded image as ``cv2.imread`` returns it: uint8 (H, W) for grey flags, (H, W, 3) BGR for colour. A
+        colour PNG read grey is decoded in colour and converted by ``cv2.cvtColor(BGR2GRAY)``, the grey that a JPEG
+        or BMP of the same picture reads as (libpng's own conversion, which ``cv2.imdecode`` uses, differs by up to
+        a grey level).
 
     Raises:
         FrameAccessError: the file cannot be opened or read (an OSError: ``cannot read image <path>: Permission
@@ -158,15 +161,23 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
     why = truncation_problem(data)
     if why is not None:
         raise ValueError(f"cannot read image {p}: {why} (an interrupted copy or unzip?); copy the file again")
+    flag = cv2.IMREAD_GRAYSCALE if flag is None else flag
+    header = _png_header(data)
+    # a colour PNG read grey: decoded in colour and converted as every other format is (libpng's own conversion,
+    # which cv2.imdecode uses, has other weights: -0.5 grey levels on average on a CASME II frame)
+    colour_png = (header is not None and header[1] in (2, 3, 6) and flag >= 0
+                  and not flag & (cv2.IMREAD_COLOR | cv2.IMREAD_ANYCOLOR))
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if flag is None else flag)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_COLOR if colour_png else flag)
+        if colour_png and img is not None and img.size:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     except cv2.error:
         img = None
     if img is None or img.size == 0:
         _refuse_floating_point(p, data)
         raise ValueError(f"cannot read image {p}: not an image OpenCV can decode")
-    keeps_depth = flag is not None and (flag == cv2.IMREAD_UNCHANGED or (flag > 0 and bool(flag & cv2.IMREAD_ANYDEPTH)))
-    if not keeps_depth and _png_bit_depth(data) == 16:
+    keeps_depth = flag == cv2.IMREAD_UNCHANGED or (flag > 0 and bool(flag & cv2.IMREAD_ANYDEPTH))
+    if not keeps_depth and header is not None and header[0] == 16:
         top = narrow_16_bit_max(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
         if top is not None:
             raise ValueError(f"cannot read image {p}: a 16-bit image whose values reach only {top} of "
@@ -198,10 +209,11 @@ def narrow_16_bit_max(img: np.ndarray) -> int | None:
     return top if top < 4096 else None
 
 
-def _png_bit_depth(data: bytes) -> int | None:
-    """The bit depth of a PNG's IHDR chunk (1, 2, 4, 8 or 16), or None for another format."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 24 and data[12:16] == b"IHDR":
-        return data[24]
+def _png_header(data: bytes) -> tuple[int, int] | None:
+    """``(bit depth, colour type)`` of a PNG's IHDR chunk (depth 1, 2, 4, 8 or 16; colour type 0 grey, 2 RGB,
+    3 palette, 4 grey and alpha, 6 RGB and alpha), or None for another format."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[12:16] == b"IHDR":
+        return data[24], data[25]
     return None
 
 

@@ -157,8 +157,9 @@ def test_the_cache_key_holds_the_settings_that_apply_to_the_clips(tmp_path):
         other = prep._settings(prep.PrepareConfig(**change))
         for task in ((rec, "cropped"), (rec, "raw"), (spot, "cropped")):
             assert prep.inputs_hash([task], s) != prep.inputs_hash([task], other), change
-    assert prep.key_settings(s, [(rec, "cropped")]) == {k: s[k] for k in ("pipeline_version", "size", "color",
-                                                                          "neighbours", "sequences")}
+    assert prep.key_settings(s, [(rec, "cropped")]) == {**{k: s[k] for k in ("pipeline_version", "size", "color",
+                                                                             "neighbours", "sequences")},
+                                                        "png_version": prep.PNG_VERSION}      # PNG frames
 
 
 def test_a_cropped_dataset_is_not_prepared_again_for_a_raw_only_setting(tmp_path, caplog):

@@ -130,6 +130,27 @@ def column_problems(csv: Path, columns: list[str]) -> tuple[Optional[str], list[
     return None, ignored
 
 
+def _check_spellings(csv: Path, subjects: dict[str, int]) -> None:
+    """Refuse two subject ids of clip list ``csv`` that one LOSO would take for two people though they may be one
+    (``clips/sub01`` and ``clips/SUB01``: :func:`icegan.protocol.check_subject_spellings`, which ``icegan loso`` and
+    the main job apply) when the list is read, not after ``icegan features``. ``subjects``: each id (with its dataset)
+    and the line it first appears on.
+
+    Raises:
+        ValueError: naming the file, both lines and the two ids.
+    """
+    from icegan.protocol import check_subject_spellings, subject_key
+    first: dict[str, str] = {}
+    for subject in subjects:
+        other = first.setdefault(subject_key(subject), subject)
+        if other != subject:
+            try:
+                check_subject_spellings([other, subject])
+            except ValueError as exc:           # its message names the two ids in sorted order: the lines so too
+                a, b = sorted((other, subject))
+                raise ValueError(f"{csv}, lines {subjects[a]} and {subjects[b]}: {exc}") from None
+
+
 def _frame_number(value: str, column: str, where: str, required: bool) -> Optional[int]:
     value = value.strip()
     if not value:
@@ -161,8 +182,11 @@ class ClipList:
             spotted, a label that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice
             (by subject and clip name, or by frames folder and onset under another name or subject, whatever the
             apexes and offsets) (each names the CSV line and clip; a clip listed twice names both lines), a frames
-            cell starting at the home folder of a user this machine does not have (``~alice/...``). Any other column
-            is ignored with a warning naming it.
+            cell starting at the home folder of a user this machine does not have (``~alice/...``), a row with fewer
+            fields than the header that lacks the cell of a column read here ("K of the header's M fields"), two
+            subject ids that differ only in case, leading zeros or '/' against '_'
+            (:func:`icegan.protocol.check_subject_spellings`; naming both lines). Any other column is ignored with a
+            warning naming it.
     """
 
     name = "clips"
@@ -206,10 +230,11 @@ class ClipList:
         if missing:
             raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a clip list needs "
                              f"{', '.join(CLIP_LIST_COLUMNS[0])}; optional: {', '.join(CLIP_LIST_COLUMNS[1])})")
+        header = list(raw.columns)
         for c in CLIP_LIST_COLUMNS[1]:
             if c not in raw.columns:
                 raw[c] = ""
-        out, seen = [], {}
+        out, seen, subjects = [], {}, {}
         shown: dict[tuple, tuple] = {}   # (resolved frames folder, onset) → (line, clip, subject, apex) listing it
         for i, r in raw.iterrows():
             line = int(i) + 2
@@ -220,6 +245,11 @@ class ClipList:
             for c in ("subject", "clip", "frames"):
                 if not r[c].strip():
                     raise ValueError(f"{where}: empty {c}{short_row_note(raw, line)}")
+            cut = [c for c in header[raw.attrs["fields"].get(line, len(header)):]        # past a short row's end
+                   if c in CLIP_LIST_COLUMNS[0] + CLIP_LIST_COLUMNS[1]]
+            if cut:         # else its apex would be spotted and its label dropped with no word
+                raise ValueError(f"{where}: no cell for {', '.join(cut)}{short_row_note(raw, line)}; give every "
+                                 f"column's cell, an empty one as an empty field (46,59,,)")
             given = r["dataset"].strip() or self.name
             subject = r["subject"].strip()
             if "/" in subject:
@@ -249,6 +279,7 @@ class ClipList:
                 raise ValueError(f"{where}: clip '{clip}' of subject '{dataset}/{subject}' is listed twice (first on "
                                  f"line {seen[key]})")
             seen[key] = line
+            subjects.setdefault(f"{dataset}/{subject}", line)
             # a leading ~ is the home folder, as in a config (a cell is read by no shell)
             folder, written = (Path(expand_home(v, f"{where}: frames")) for v in (r["frames"].strip(), r["frames"]))
             folder, written = (f if f.is_absolute() else csv.parent / f for f in (folder, written))
@@ -280,6 +311,7 @@ class ClipList:
                                   listed_in="clip list"))
         if not out:
             raise ValueError(f"{csv}: no clips listed")
+        _check_spellings(csv, subjects)
         return out
 
     def records(self, composite_only: bool = True, subjects: Iterable[str] = ()) -> list[ClipRecord]:

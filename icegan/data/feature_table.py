@@ -98,9 +98,10 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
 
     Raises:
         ValueError: the file is empty (0 bytes or only blank space) or not a readable CSV table (a row with more
-            fields than the header, bad encoding, an Excel workbook, an icegan model file (given for the table) or
-            another zip archive, an OpenDocument (.ods) or Apple Numbers spreadsheet, a header separated by tabs or
-            semicolons, as spreadsheets may save); the message names the file.
+            fields than the header, named by its line; bad encoding, UTF-16 or UTF-32 named as such; an Excel
+            workbook, an icegan model file (given for the table) or another zip archive, an OpenDocument (.ods) or
+            Apple Numbers spreadsheet, a header separated by tabs or semicolons, as spreadsheets may save); the
+            message names the file.
     """
     with open(csv, "rb") as f:
         head = f.read(4)
@@ -108,6 +109,10 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
         raise ValueError(f"{csv}: {_zip_kind(csv)}")
     if head == b"\xd0\xcf\x11\xe0":                             # .xls
         raise ValueError(f"{csv}: {_WORKBOOK}")
+    wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+    if wide is not None:            # Excel's 'Unicode Text', PowerShell: not a binary file, though it holds 0 bytes
+        raise ValueError(f"{csv}: {wide} text (it begins with a {wide} byte-order mark), not UTF-8: save it as CSV "
+                         f"UTF-8 (a spreadsheet's 'CSV UTF-8' format)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
@@ -127,6 +132,12 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
         raise ValueError(f"{csv}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}): is it "
                          f"an image, a workbook or another binary file? Give the feature table, a CSV file") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning, csv_module.Error) as exc:
+        long = _first_long_row(csv)
+        if long is not None:        # pandas names no line when it is the first data row
+            line, n, width = long
+            raise ValueError(f"{csv}: not a readable CSV table: line {line} has {n} fields, the header {width} (a "
+                             f"comma in a cell not in quotes, a cell past the last column?); quote that cell, remove "
+                             f"the surplus field or name its column in the header") from None
         raise ValueError(f"{csv}: not a readable CSV table (a row with more fields than the header?): {exc}") from None
     width = lengths[0] if lengths else 0
     if width == 1:
@@ -138,6 +149,26 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
     raw.attrs["fields"] = {i + 1: n for i, n in enumerate(lengths) if 0 < n < width}      # blank lines have 0
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     return raw
+
+
+#: byte-order marks of text that is not UTF-8, longest first (UTF-32 LE begins as UTF-16 LE does)
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+              (b"\xfe\xff", "UTF-16"))
+
+
+def _first_long_row(csv: Path) -> Optional[tuple[int, int, int]]:
+    """``(line, fields, header fields)`` of the first row of UTF-8 CSV ``csv`` with more fields than its header
+    (line numbers of the file, 1 = the header), or None when there is none or the file cannot be read so."""
+    try:
+        with open(csv, newline="", encoding="utf-8") as f:
+            rows = csv_module.reader(f)
+            width = len(next(rows, []))
+            for row in rows:
+                if len(row) > width:
+                    return rows.line_num, len(row), width
+    except (OSError, UnicodeDecodeError, csv_module.Error):
+        return None
+    return None
 
 
 def _spreadsheet(kind: str) -> str:

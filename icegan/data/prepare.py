@@ -91,6 +91,11 @@ PIPELINE_VERSION = 6
 #: runs to the apex; a clip whose offset is before its onset has a 0-length sequence (version 1, unversioned, had no
 #: frame numbers, stopped at such an offset, and saved an object array that does not load for the last)
 SEQUENCES_VERSION = 2
+#: bump when the decoding of PNG frames changes (part of the cache hash of caches with PNG frames only, as
+#: ``png_version`` in :func:`key_settings`, so that the caches of JPEG datasets keep their keys). 1 (2026-12-07): a
+#: colour PNG read grey is converted by ``cv2.cvtColor``, as other formats (:func:`flownet.frame_io.read_frame`; before
+#: by libpng, -0.5 grey levels on average)
+PNG_VERSION = 1
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)
 
 
@@ -405,7 +410,7 @@ def key_settings(settings: dict, tasks: list[tuple[ClipRecord, str]]) -> dict:
     for the cache key and ``settings.json``: every setting, less :data:`RAW_ONLY_SETTINGS` when no clip is in ``raw``
     mode, ``apex_spotting`` when every clip has its apex, and ``detector`` when neither applies. So a cropped dataset
     (resize only) keeps its cache whatever the raw-mode settings. With ``sequences`` on, also ``sequences_version``
-    (:data:`SEQUENCES_VERSION`)."""
+    (:data:`SEQUENCES_VERSION`); with a PNG frame among the clips', ``png_version`` (:data:`PNG_VERSION`)."""
     raw = any(mode == "raw" for _, mode in tasks)
     spot = any(rec.apex is None for rec, _ in tasks)
     drop = set() if raw else set(RAW_ONLY_SETTINGS)
@@ -416,6 +421,8 @@ def key_settings(settings: dict, tasks: list[tuple[ClipRecord, str]]) -> dict:
     out = {k: v for k, v in settings.items() if k not in drop}
     if settings.get("sequences"):       # only such caches change with the sequences' layout
         out["sequences_version"] = SEQUENCES_VERSION
+    if any(Path(f).suffix.lower() == ".png" for rec, _ in tasks for f in rec.frame_paths):
+        out["png_version"] = PNG_VERSION
     return out
 
 
