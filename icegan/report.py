@@ -743,7 +743,8 @@ def _cell(st: tuple[float, float] | None, pm: str = "±", missing: str = "—") 
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
 #: what :func:`markdown_cell` escapes: a backslash, backtick, ``*``, ``|``, ``<`` or ``~`` anywhere; a ``]``
@@ -765,7 +766,8 @@ def markdown_cell(text: str) -> str:
 
 def latex_escape(text: str) -> str:
     r"""``text`` with LaTeX's ten special characters escaped, for a table cell in text mode (``STSTNet_2 & co`` →
-    ``STSTNet\_2 \& co``)."""
+    ``STSTNet\_2 \& co``), and ``|``, ``<``, ``>`` as ``\textbar{}``, ``\textless{}``, ``\textgreater{}`` (with LaTeX's
+    default OT1 font encoding the bare characters print as an em dash, ¡ and ¿)."""
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
@@ -871,8 +873,8 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     format, and :data:`NULL_RUN_LEGEND` under the Markdown table and in the LaTeX caption.
 
     Raises:
-        ValueError: a run without metrics.json; an entry whose runs differ in protocol, in oracle selection, or in the
-            number of folds or samples (pooling them would mix different experiments), or are not seeds of one recipe
+        ValueError: a run without metrics.json; an entry whose runs differ in protocol, in SDE dataset (the
+            ``dataset`` of the run header), in oracle selection, or in the number of folds or samples (pooling them would mix different experiments), or are not seeds of one recipe
             (:func:`check_one_recipe`: names the entry, two runs and the keys they differ in), or score different
             classes; ``fmt`` not markdown / latex / csv.
     """
@@ -887,8 +889,10 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
     rows, datasets, notes = [], [], []
     for e in entries:
         ms = [_load(r) for r in e.runs]
-        for key in ("protocol", "oracle_epoch", "n_folds", "n_samples"):
-            vals = {str(m.get(key)) for m in ms}
+        # the SDE dataset from the run header (_load read it), before the counts it explains (as ensemble checks)
+        sde = [(_parsed_json(h) if (h := run_folder_header(r)) else {}).get("dataset") for r in e.runs]
+        for key in ("protocol", "dataset", "oracle_epoch", "n_folds", "n_samples"):
+            vals = {str(d if key == "dataset" else m.get(key)) for m, d in zip(ms, sde)}
             if len(vals) > 1:
                 raise ValueError(f"table entry '{e.label}': its runs differ in {key} ({sorted(vals)}); give them "
                                  "separate entries")
@@ -958,7 +962,7 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
             caption += (" NOT leak-free: the flow network that made the features was trained on real frames of "
                         "held-out subjects.")
         if any(NULL_RUN_TAG in lead[0] for lead, _, _ in body):
-            caption += " " + latex_escape(NULL_RUN_LEGEND).replace(">=", "$\\geq$")     # '>' is no text-mode sign
+            caption += " " + latex_escape(NULL_RUN_LEGEND).replace(latex_escape(">="), "$\\geq$")
         caption += "".join(" " + latex_escape(n).replace("±", "$\\pm$") + "." for n in notes)  # same predictions
         return latex_float(tab, caption, "tab:icegan-results")
     out = ["| " + " | ".join(head + names + [size_head]) + " |", "|" + "---|" * (len(head) + len(names) + 1)]

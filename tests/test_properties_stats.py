@@ -343,9 +343,11 @@ def test_results_table_cells_are_numpys_mean_and_sample_std(runs, rnd):
             assert cells[4 + k] == f"{mean:.4f} ± {std:.4f}"
 
 
-#: LaTeX's ten special characters in text mode and their escapes (written out here, not read from icegan.report)
+#: LaTeX's ten special characters in text mode, and | < > (no text-mode signs in OT1), and their escapes (written out
+#: here, not read from icegan.report)
 _UNESCAPE = {r"\textbackslash{}": "\\", r"\&": "&", r"\%": "%", r"\$": "$", r"\#": "#", r"\_": "_", r"\{": "{",
-             r"\}": "}", r"\textasciitilde{}": "~", r"\textasciicircum{}": "^"}
+             r"\}": "}", r"\textasciitilde{}": "~", r"\textasciicircum{}": "^", r"\textbar{}": "|",
+             r"\textless{}": "<", r"\textgreater{}": ">"}
 
 
 def _latex_unescape(text: str) -> str:
@@ -353,11 +355,11 @@ def _latex_unescape(text: str) -> str:
     return re.sub(pattern, lambda m: _UNESCAPE[m.group()], text)
 
 
-@given(st.text(alphabet=st.sampled_from(list("ab _&%$#{}~^\\|\n\rxé1*`[]()")), max_size=30))
+@given(st.text(alphabet=st.sampled_from(list("ab _&%$#{}~^\\|<>\n\rxé1*`[]()")), max_size=30))
 def test_latex_escape_round_trips_and_markdown_cells_stay_one_cell(text):
     escaped = latex_escape(text)
     assert _latex_unescape(escaped) == text
-    for ch in "&%$#_~^":
+    for ch in "&%$#_~^|<>":
         assert re.search(rf"(?<!\\){re.escape(ch)}", escaped) is None
     cell = markdown_cell(text)
     assert "\n" not in cell and "\r" not in cell
