@@ -18,7 +18,7 @@ import os
 
 __all__ = ["retain_freed_memory", "retaining", "ENV_VAR"]
 
-#: set to 0 to leave glibc's defaults alone
+#: set to 0 (or false, no, off, in any case) to leave glibc's defaults alone
 ENV_VAR = "ICEGAN_RETAIN_FREED_MEMORY"
 
 # mallopt parameter numbers (glibc <malloc.h>)
@@ -38,12 +38,13 @@ def retain_freed_memory(mmap_threshold: int = 1 << 30, trim_threshold: int = (1 
 
     Returns:
         True when the setting is in effect (set now or by an earlier call); False when the C library is not glibc
-        (macOS, musl) or ``$ICEGAN_RETAIN_FREED_MEMORY`` is ``0``, in which case nothing changes.
+        (macOS, musl) or ``$ICEGAN_RETAIN_FREED_MEMORY`` is ``0``, ``false``, ``no`` or ``off`` (any case, spaces
+        around ignored), in which case nothing changes.
     """
     global _applied
     if _applied:
         return True
-    if os.environ.get(ENV_VAR, "1").strip() in ("0", "false", "no"):
+    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     name = ctypes.util.find_library("c")
     try:

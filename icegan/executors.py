@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -86,9 +87,10 @@ def sequential_map(fold_fn: Callable[[Any], Any], folds: list) -> Iterator[tuple
 def ray_available() -> bool:
     """True when the optional ``ray`` package can be imported."""
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError:
         return False
+    del ray                     # imported only to see that it can be
     return True
 
 
@@ -301,6 +303,9 @@ class RayExecutor:
 
     Raises:
         ImportError: ``ray`` is not installed (message says ``pip install 'icegan[ray]'``).
+        ValueError: (on entering, or before the first fold is submitted) one fold needs more CPUs (``num_cpus``,
+            ``--cpus-per-fold``) than the local instance (with ``workers`` 0: the CPUs this process may use) or the
+            cluster (``cluster_resources()["CPU"]``) has: no fold could ever be scheduled.
     """
 
     def __init__(self, address: Optional[str] = None, workers: int = 0, num_cpus: float = 1,
@@ -323,9 +328,12 @@ class RayExecutor:
             if self.address:
                 kwargs["address"] = self.address
             else:
-                # a local instance: as many CPUs as the workers need (or this process may use: its affinity mask)
+                # a local instance: whole CPUs enough for the workers at once (rounded first: 10 × 0.3 is 3, not
+                # 3.0000000000000004), or as many as this process may use (its affinity mask) when workers is 0
                 from icegan.environment import usable_cpus
-                kwargs["num_cpus"] = max(1, int(self.workers * self.num_cpus) or usable_cpus())
+                cpus = math.ceil(round(self.workers * self.num_cpus, 6)) if self.workers else usable_cpus()
+                self._refuse_a_fold_larger_than(cpus, "the local Ray instance", ", the CPUs this process may use")
+                kwargs["num_cpus"] = cpus
             # the repository must be importable in the workers (editable installs are; a plain checkout too)
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
                 p for p in [_repo_root(), os.environ.get("PYTHONPATH", "")] if p)}}
@@ -337,6 +345,16 @@ class RayExecutor:
         if self._started:
             self.ray.shutdown()
             self._started = False
+
+    def _refuse_a_fold_larger_than(self, cpus: float, where: str, which: str = "") -> None:
+        """Raise ValueError when one fold task asks for more CPUs (``num_cpus``) than ``where`` has (``cpus``, e.g.
+        ``cluster_resources()["CPU"]``; ``which``, e.g. ``", the CPUs this process may use"``, follows the count in
+        the message): Ray would keep every fold pending for ever."""
+        if self.num_cpus <= cpus:
+            return
+        fix = (f"give --cpus-per-fold {cpus:g} or less" if cpus > 0 else "add nodes with CPUs to the cluster")
+        raise ValueError(f"--cpus-per-fold {self.num_cpus:g} asks for more CPUs per fold than {where} has "
+                         f"({cpus:g}{which}): no fold could ever start; {fix}")
 
     def _gpus_per_task(self) -> float:
         if self.num_gpus is not None:
@@ -357,6 +375,8 @@ class RayExecutor:
             with self:
                 yield from self(fold_fn, folds)
             return
+        self._refuse_a_fold_larger_than(float(ray.cluster_resources().get("CPU", 0.0)),
+                                        f"the Ray cluster at {self.address}" if self.address else "the Ray cluster")
         threads = self.threads or max(1, int(self.num_cpus))
         task = ray.remote(num_cpus=self.num_cpus, num_gpus=self._gpus_per_task(), max_retries=0)(_run_fold_task)
         fn_ref = ray.put(fold_fn)
