@@ -213,7 +213,7 @@ def test_an_emotion_the_sheet_does_not_use_is_reported_not_dropped(casme2_copy, 
     assert dict(zip(p.skipped["key"], p.skipped["reason"])) == {"casme2/sub02/EP09_01": why}
     assert _problems(check_dataset("casme2", root))["casme2/sub02/EP09_01"] == [f"[warn] {why}"]       # all rows
     assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(root), "--composite-only",
-                        "--no-read-images"]) == 0
+                        "--no-read-images"]) == 1      # a clip skipped
     assert f"[skip] casme2/sub02/EP09_01: {why}" in capsys.readouterr().out
     # labels outside the composite, any case, are no typo
     for label in ("Others", "fear", " sadness "):
@@ -255,7 +255,7 @@ def test_data_composite_lists_a_misspelt_emotion_among_the_excluded(shared_data,
     wb.save(tmp_path / SHEET)
     (tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx").symlink_to(shared_data / "annotations" / "SAMM_Micro_FACS_Codes_v2.xlsx")
     out = tmp_path / "composite.json"
-    assert icegan_main(["data", "composite", "--annotations-dir", str(tmp_path), "--json", str(out)]) == 0
+    assert icegan_main(["data", "composite", "--annotations-dir", str(tmp_path), "--json", str(out)]) == 1
     d = json.loads(out.read_text())
     assert (d["casme2"]["clips"], d["casme2"]["positive"], d["samm"]["clips"]) == (144, 31, 133)
     why = (f"emotion 'hapiness' (sheet row {row[0].row}) is not a label of the casme2 sheet (happiness, disgust, "

@@ -217,7 +217,7 @@ def test_data_check_reports_a_clip_list(shared_data, tmp_path):
                            f"me,spotted,{root / 'EP02_01f'},47,,,\n"
                            f"me,gone,{tmp_path / 'nowhere' / 'take1'},1,,,\n"
                            f"me,late,{root / 'EP02_01f'},48,999,,\n")
-    assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--json", str(tmp_path / "r.json")]) == 0
+    assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--json", str(tmp_path / "r.json")]) == 1
     report = json.loads((tmp_path / "r.json").read_text())
     assert (report["clips_in_sheet"], report["clips_usable"], report["scope"]) == (4, 2, "all listed clips")
     assert report["by_class_usable"] == {"negative": 0, "positive": 1, "surprise": 0}

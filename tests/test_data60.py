@@ -84,15 +84,17 @@ def test_smic_clip_with_an_unreadable_frame_of_its_spotting_span_is_skipped_by_c
 
 def test_smic_disk_clips_counts_the_clips_of_an_unread_subject_folder(tmp_path):
     """Subject folders s1 and s01 (one person, s01 not read): data check said 1 clip folder on disk where there are 2;
-    every clip folder is counted, in subject folder order."""
+    every clip folder is counted, in subject folder order. A clip folder in a class folder that is no class (happy/)
+    is no clip of disk_clips, but data check counts it on disk and as skipped (test_datacheck62)."""
     hs = tmp_path / "HS"
     _clip(hs / "s1" / "micro" / "negative" / "s1_ne_01")
     _clip(hs / "s01" / "micro" / "negative" / "s1_ne_02")
-    _clip(hs / "s1" / "micro" / "happy" / "s1_ha_01")           # no SMIC-HS class: not a clip folder
+    _clip(hs / "s1" / "micro" / "happy" / "s1_ha_01")           # no SMIC-HS class: not a disk_clips folder
     ds = SMIC(tmp_path)
     assert ds.disk_clips() == [("s1", "s1_ne_01"), ("s1", "s1_ne_02")]
     rep = check_dataset("smic", tmp_path, read_images=False)
-    assert (rep.clip_folders_on_disk, rep.clips_usable) == (2, 1)
+    assert (rep.clip_folders_on_disk, rep.clips_usable) == (3, 1)
+    assert [s["clip"] for s in rep.clips_skipped] == ["smic/s1/micro/happy/s1_ha_01"]
 
 
 def _megc_table(tmp_path, smic_label):

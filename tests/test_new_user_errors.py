@@ -27,7 +27,7 @@ def test_data_composite_counts_the_one_dataset_whose_sheet_a_user_has(shared_dat
     (tmp_path / "ann").mkdir()
     (tmp_path / "ann" / "CASME2-coding-20140508.xlsx").symlink_to(
         shared_data / "annotations" / "CASME2-coding-20140508.xlsx")
-    assert main(["data", "composite", "--annotations-dir", str(tmp_path / "ann")]) == 0
+    assert main(["data", "composite", "--annotations-dir", str(tmp_path / "ann")]) == 1    # 2 rows excluded
     out = capsys.readouterr().out
     assert "casme2     145       88       32       25       24" in out
     assert (f"samm: not counted: its sheet SAMM_Micro_FACS_Codes_v2.xlsx (or SAMM_Micro_FACS_Codes_v2.csv) is not in "
@@ -75,7 +75,7 @@ def test_a_clip_list_row_naming_a_video_file_says_to_extract_its_frames(tmp_path
     (tmp_path / "take1.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     csv = tmp_path / "clips.csv"
     csv.write_text("subject,clip,frames,onset,apex,label\np01,take1,take1.mp4,1,10,positive\n")
-    assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--no-read-images"]) == 0
+    assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--no-read-images"]) == 1   # skipped
     out = capsys.readouterr().out
     assert (f"[skip] clips/p01/take1: {tmp_path / 'take1.mp4'} is a file, not a folder of frames: give the folder "
             f"that holds the clip's frames, one image per frame, numbered (a video: extract its frames first)") in out

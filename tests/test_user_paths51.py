@@ -153,7 +153,7 @@ def test_icegan_data_check_reads_a_root_with_a_space_and_chinese_letters_and_a_s
     link.symlink_to(tiny_casme2, target_is_directory=True)
     for root in (tiny_casme2, link):
         out = tmp_path / f"报告 {len(reports)}.json"
-        assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(root), "--json", str(out)]) == 0
+        assert icegan_main(["data", "check", "--dataset", "casme2", "--root", str(root), "--json", str(out)]) == 1
         reports.append(json.loads(out.read_text(encoding="utf-8")))
     for root, d in zip((tiny_casme2, link), reports):
         assert d["root"] == str(root) and d["clip_folders_on_disk"] == 2 and d["clips_usable"] == 2
@@ -165,7 +165,8 @@ def test_a_root_flag_with_an_unexpanded_tilde_is_the_home_folder(tiny_casme2, ho
     """`--root=~/...`: the shell expands no ~ after `--root=`; the command line's values are expanded as a config's
     (icegan.cli), so the check reads the tree in the home folder. Called from Python, a reader given a ~ path says
     the ~ was not expanded, with the full path ('not found: ~/...' only, before)."""
-    assert icegan_main(["data", "check", "--dataset", "casme2", "--root=~/微表情 数据/CASME2"]) == 0
+    # read: exit 1, as the sheet's other subjects are not on disk (2, a fatal error, when the root is not found)
+    assert icegan_main(["data", "check", "--dataset", "casme2", "--root=~/微表情 数据/CASME2"]) == 1
     assert "not found" not in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match=r"clip list not found: ~/clips\.csv \(the ~ in it was not expanded"):
         ClipList("~/clips.csv")

@@ -24,7 +24,11 @@ def register(subparsers) -> None:
 
     comp = dsub.add_parser("composite", help="MEGC2019 composite counts from the official sheets alone",
                            description="Apply the MEGC2019 3-class composite rules to the CASME II and "
-                                       "SAMM annotation sheets and print/write the counts.")
+                                       "SAMM annotation sheets and print/write the counts. Exit status 0: no row "
+                                       "excluded; 1: a row is excluded (left out by the MEGC2019 rules, as 2 rows "
+                                       "of the official CASME II sheet are, or for a typo such as an emotion that "
+                                       "is no label of the sheet) or no clip is counted; 2: a fatal error (a sheet "
+                                       "missing or unreadable).")
     comp.add_argument("--annotations-dir", required=True, type=Path,
                       help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (or "
                            "each exported as .csv under the same name; a dataset without its sheet is not counted)")
@@ -34,7 +38,13 @@ def register(subparsers) -> None:
     chk = dsub.add_parser("check", help="report what is on disk versus the annotation sheet",
                           description="Clips found, clips in the sheet but missing on disk, missing "
                                       "frames, onset/apex outside the frames present, unreadable images, "
-                                      "counts per class and subject. Never stops at a bad clip.")
+                                      "counts per class and subject. A bad clip on disk never stops the check "
+                                      "(it is reported and skipped); a malformed row of the clip list or sheet "
+                                      "stops it, naming the file and line. Exit status 0: every clip in scope is "
+                                      "usable (warnings alone, such as a clip truncated after its apex, leave it "
+                                      "0); 1: a clip is skipped or excluded (the official CASME II sheet has such "
+                                      "rows: an apex not coded, an apex on the onset), or none is usable; 2: a "
+                                      "fatal error (the root, sheet or clip list unusable).")
     chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "clips"],
                      help="clips: your own clip list (a CSV; --root is its path; icegan/data/clip_list.py)")
     chk.add_argument("--root", required=True, type=Path, help="dataset root (official layout)")
@@ -98,7 +108,8 @@ def _composite(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
-    return 0
+    # 1: a row excluded (its reason printed above) or nothing counted, as icegan data check exits for a skipped clip
+    return int(any(c["excluded"] for c in out.values()) or not sum(c["clips"] for c in out.values()))
 
 
 @one_line_errors("icegan data check")
@@ -129,7 +140,7 @@ def _check_quietly(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
-    return 0
+    return int(rep.problems_found())      # 1: a clip skipped or excluded, or none usable
 
 
 @one_line_errors("icegan prepare")

@@ -324,11 +324,22 @@ class CheckReport:
     #: an archive never extracted; a link to nothing; ``duplicate folders differing only in case in ROOT: SUB02,
     #: Sub02; ...``)
     subjects_not_folders: dict[str, str] = field(default_factory=dict)
+    #: warnings about the annotations themselves, of no one clip: a clip list's columns left unread
+    #: (:attr:`icegan.data.clip_list.ClipList.column_note`); printed as ``[warn]`` lines under ``notes:``
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
         ``icegan data check --json`` writes; all values are strings, ints, None, or lists / dicts of them."""
         return dict(self.__dict__)
+
+    def problems_found(self) -> bool:
+        """Whether the check found clips in scope it cannot use: a clip skipped (``clips_skipped``), a ``skip``
+        problem (a folder or sheet row left unread: an SMIC class folder that is no class, a typo in a composite
+        row), clips of subjects not on disk (``missing_subjects``), or no usable clip at all. Warnings alone (a clip
+        truncated after its apex, a column left unread) are not. ``icegan data check`` exits 1 when True, else 0."""
+        return bool(self.clips_skipped or self.missing_subjects or self.clips_usable == 0
+                    or any(p["severity"] == SKIP for p in self.clips_with_problems))
 
     def _usable_means(self) -> str:
         """What makes a clip usable here: SMIC's apex is spotted later (prepare), so its clips need only their onset; a
@@ -365,6 +376,9 @@ class CheckReport:
             lines.append("problems:")
             for p in self.clips_with_problems:
                 lines.append(f"  [{p['severity']}] {p['clip']}: {p['problem']}")
+        if self.notes:
+            lines.append("notes:")
+            lines += [f"  [{WARN}] {n}" for n in self.notes]
         if self.not_in_sheet:
             lines.append(f"clip folders on disk not in the sheet ({len(self.not_in_sheet)}): "
                          + ", ".join(self.not_in_sheet))
@@ -466,6 +480,36 @@ def _other_folders(ds) -> list[str]:
     return []
 
 
+def unread_class_folder_clips(ds) -> list[tuple[str, str, Optional[str]]]:
+    """The clip folders of an SMIC-HS tree that :meth:`icegan.data.smic.SMIC.records` does not read because their
+    class folder is no class (``micro/surprised/s1_sur_01``; the class folder is a ``skip`` layout problem of its
+    own), in the subject folders it reads: ``(key, reason, class)``, ``key`` as a misfiled clip folder's
+    (``smic/<subject folder>/micro/<class folder>/<clip>``), ``class`` the one its name says
+    (:func:`icegan.data.sheets.smic_clip_name`: ``surprise`` for ``s1_sur_01``) or None. Empty for the loader of
+    another dataset (:func:`_loader`)."""
+    from .base import find_dir
+    from .sheets import smic_clip_name
+    from .smic import SMIC, SMIC_CLASSES
+    if not isinstance(ds, SMIC):
+        return []
+    out: list[tuple[str, str, Optional[str]]] = []
+    read: set[str] = set()
+    for s in ds.subject_folders():
+        if ds.subject_id(s) in read:            # a second folder of one subject: not read (a layout problem)
+            continue
+        read.add(ds.subject_id(s))
+        micro = find_dir(ds.root / s, "micro")
+        if not micro.is_dir():
+            continue
+        for cdir in sorted(p for p in micro.iterdir() if p.is_dir() and p.name.lower() not in SMIC_CLASSES):
+            why = (f"in class folder {cdir}, which is not one of {SMIC_CLASSES}: not read (rename the folder to "
+                   f"its class)")
+            for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
+                named = smic_clip_name(clip.name)
+                out.append((f"smic/{s}/micro/{cdir.name}/{clip.name}", why, named[1] if named else None))
+    return out
+
+
 def _loader(dataset: str, root: str | Path, annotations: Optional[str | Path]):
     if dataset == "casme2":
         from .casme2 import CASME2
@@ -502,7 +546,10 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     every other sheet clip missing on disk is listed in ``missing_on_disk`` and in ``clips_with_problems`` (its reason
     naming folders of its subject or clip that differ only in case, when there are some). A subject folder read beside
     folders named so but for case (``sub02/`` and ``Sub02/``: only the first is read) is a ``warn`` problem of the
-    subject (``casme2/sub02``) in ``clips_with_problems``, naming the folders.
+    subject (``casme2/sub02``) in ``clips_with_problems``, naming the folders. The clip folders of an SMIC class
+    folder that is no class (:func:`unread_class_folder_clips`) are skipped, and counted in ``clips_in_sheet``,
+    ``clip_folders_on_disk`` and, by the class their name says, ``by_class``. A clip list's columns left unread are
+    in ``notes``.
 
     Raises:
         DatasetLayoutError / FileNotFoundError / SheetError: root or sheet unusable (named).
@@ -550,13 +597,15 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
     skipped += [{"clip": key, "reason": why} for key, why in getattr(ds, "skipped_clip_folders", [])]
+    unread = unread_class_folder_clips(ds)         # in a class folder that is no class: skipped, and counted
+    skipped += [{"clip": key, "reason": why} for key, why, _ in unread]
     on_disk = ds.disk_clips()
     not_in_sheet = _not_in_sheet(ds, on_disk)
     other_folders = _other_folders(ds)
     missing_names = [s.split("/", 1)[-1] for s in missing_subjects]            # 'casme2/sub02' -> 'sub02'
     mismatched = rename_hints(ds, missing_names, not_in_sheet, other_folders)
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
-                       and r.subject not in missing_subjects)
+                       and r.subject not in missing_subjects) + Counter(c for _, _, c in unread if c is not None)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
     from icegan.labels import emotion_class_counts
     by_label_set = {name: s["classes"]
@@ -564,7 +613,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     return CheckReport(
         dataset=dataset, root=str(ds.root), sheet=str(ds.sheet_path) if ds.sheet_path else None,
         scope=ds.check_scope(composite_only),
-        clips_in_sheet=len(recs), clip_folders_on_disk=len(on_disk),
+        clips_in_sheet=len(recs) + len(unread), clip_folders_on_disk=len(on_disk) + len(unread),
         clips_ok=ok_count, clips_usable=len(usable),
         clips_with_problems=[p.as_dict() for p in problems], clips_skipped=skipped,
         missing_on_disk=missing_on_disk, not_in_sheet=not_in_sheet,
@@ -577,4 +626,5 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         unreadable_images=sorted(str(p) for p in unreadable), other_folders=other_folders,
         padding_mismatches=mismatched, by_label_set=by_label_set,
         unread_sheet=str(ds.unread_sheet) if getattr(ds, "unread_sheet", None) is not None else None,
-        subjects_not_folders=dict(sorted(not_folders.items())))
+        subjects_not_folders=dict(sorted(not_folders.items())),
+        notes=[ds.column_note] if dataset == "clips" and ds.column_note else [])

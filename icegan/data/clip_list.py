@@ -203,6 +203,9 @@ class ClipList:
                                     f"{', '.join(CLIP_LIST_COLUMNS[0])} and optionally {', '.join(CLIP_LIST_COLUMNS[1])})")
         self._records: Optional[list[ClipRecord]] = None
         self.root, self.sheet_path = self.path.parent, self.path      # where `icegan data check` reports them
+        #: the warning about the list's columns left unread (``"<csv>: column 'notes' ignored: ..."``), once
+        #: :meth:`records` has read the list; None when every column is read (``icegan data check`` reports it)
+        self.column_note: Optional[str] = None
 
     def disk_clips(self) -> list[tuple[str, str]]:
         """``(subject, clip)`` of the listed clips whose frame folder exists."""
@@ -223,9 +226,10 @@ class ClipList:
         if error:
             raise ValueError(error)
         if ignored:
-            log.warning("%s: %s %s ignored: not a clip list column (a clip list reads %s)", csv,
-                        "column" if len(ignored) == 1 else "columns", ", ".join(map(repr, ignored)),
-                        ", ".join(CLIP_LIST_COLUMNS[0] + CLIP_LIST_COLUMNS[1]))
+            self.column_note = (f"{csv}: {'column' if len(ignored) == 1 else 'columns'} "
+                                f"{', '.join(map(repr, ignored))} ignored: not a clip list column (a clip list reads "
+                                f"{', '.join(CLIP_LIST_COLUMNS[0] + CLIP_LIST_COLUMNS[1])})")
+            log.warning("%s", self.column_note)
         missing = [c for c in CLIP_LIST_COLUMNS[0] if c not in raw.columns]
         if missing:
             raise ValueError(f"{csv}: missing column(s) {missing}; found {list(raw.columns)} (a clip list needs "

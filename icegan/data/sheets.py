@@ -178,19 +178,23 @@ def _find_header(rows: list[tuple], path: Path) -> int:
 
 def _columns(header: tuple, wanted: dict[str, Iterable[str]], path: Path, required: Iterable[str],
              dataset: Optional[str] = None) -> dict[str, int]:
-    """Column index of each ``wanted`` key (the first of its normalised aliases found in ``header``).
+    """Column index of each ``wanted`` key (the column whose normalised name is one of its aliases).
 
     Raises:
         SheetError: a ``required`` key has no column; when the header is another dataset's official sheet's
-            (:func:`_other_sheet_header`, ``dataset`` the one expected), the message says which sheet to give.
+            (:func:`_other_sheet_header`, ``dataset`` the one expected), the message says which sheet to give. Two
+            columns for one key (``Estimated Emotion`` and ``Emotion``, ``ApexFrame`` twice): the message names both,
+            in header order (which one is meant is unknown; the first was read silently before).
     """
     names = [_norm(h) for h in header]
     out: dict[str, int] = {}
     for key, aliases in wanted.items():
-        for a in aliases:
-            if a in names:
-                out[key] = names.index(a)
-                break
+        found = [i for i, n in enumerate(names) if n in aliases]
+        if len(found) > 1:          # as a clip list refuses a column named twice (clip_list.column_problems)
+            raise SheetError(f"{path}: columns {' and '.join(repr(str(header[i]).strip()) for i in found[:2])} "
+                             f"both give the {key}: keep one of them, so that it is clear which cells are read")
+        if found:
+            out[key] = found[0]
     missing = [k for k in required if k not in out]
     if missing:
         other = _other_sheet_header(header, dataset) if dataset is not None else None
