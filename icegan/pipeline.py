@@ -978,8 +978,9 @@ def export_features(cfg: MainConfig, out: str | Path, progress: bool = True) -> 
     ``cfg.recognizer.input_size``): the maps are exactly those :func:`run_main` computes once per run (same function,
     same arguments; the labelled clips in batches of their own, in the main job's order, the unlabelled ones after,
     so that the labelled clips' maps equal the main job's bit for bit), so any recognizer, suite or nested selection
-    of ``icegan loso`` can be run on your own prepared clips and flow. No label changes a map's values (per-clip
-    flow, per-clip min–max; a label only decides which batch the clip is computed in).
+    of ``icegan loso`` can be run on your own prepared clips and flow. The flow and the min–max are per clip, but a
+    label changes which clips share a flow batch, so a map can differ at float rounding (~1e-5) with and without a
+    label (a learned flow's output depends slightly on the other pairs of its batch).
 
     Writes into ``out``: ``features.csv`` (dataset, subject, clip, label 0–2 or empty for a clip without a MEGC2019
     class (with ``data.labels`` other than ``megc2019``: the class name, e.g. ``others``, which ``icegan loso

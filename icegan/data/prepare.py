@@ -383,6 +383,23 @@ def _rename_hint(spec: DatasetSpec, recs: list[ClipRecord], missing: Collection[
             + ", ".join(f"{Path(ds.root) / f} to {s}" for f, s in renames.items())) if renames else ""
 
 
+def _unsheeted_hint(spec: DatasetSpec, rec: ClipRecord, found: dict[str, list[str]]) -> str:
+    """The end of prepare's warning about a clip of the sheet whose clip folder is not on disk (its subject folder is):
+    the clip folders of that subject folder that the sheet does not name (``EP02_01`` for ``EP02_01f``, a typo or a
+    rename), as ``icegan data check`` lists them (:func:`icegan.data.check._not_in_sheet`); empty when there is none,
+    and for a dataset without a sheet (SMIC, a clip list). ``found`` caches the listing of the dataset's entry (the
+    sheet is read again, and the root listed, once per entry; pass one empty dict per entry)."""
+    if "unsheeted" not in found:
+        from .check import _loader, _not_in_sheet
+        ds = _loader(spec.name, _expand(spec.root), _expand(spec.annotations))
+        found["unsheeted"] = _not_in_sheet(ds, ds.disk_clips())         # "casme2/sub01/EP02_01"
+    here = [c.split("/")[2] for c in found["unsheeted"] if c.split("/")[1].lower() == rec.subject_dir.name.lower()]
+    if not here:
+        return ""
+    return (f"; clip folders in {rec.subject_dir} that the sheet does not name: {', '.join(here[:8])}"
+            f"{', ...' if len(here) > 8 else ''} (if one is this clip's, rename it {rec.clip})")
+
+
 def composite_records(dataset: str, root: str | Path, annotations: Optional[str | Path] = None,
                       composite_only: bool = True):
     """Yield the (composite) :class:`ClipRecord` s of a dataset root + sheet, in sheet/tree order.
@@ -758,8 +775,11 @@ def _read(path: Path, color: str) -> np.ndarray:
 def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     """Prepare one clip (runs in a worker). Returns a dict of arrays and manifest fields (``warnings``: an apex
     neighbour that could not be read or is of another size, with the file and the frame used in its place, and a raw
-    clip's alignment frame showing several faces, with their number and the largest one's box, the one used; for
-    :func:`prepare_dataset` to log), or ``{"key", "error"}`` when the clip cannot be prepared (the reason names the
+    clip's alignment frame showing several faces, with their number and the largest one's box, the one used; a raw
+    clip's onset frame without a face (aligned on another frame, the onset image kept); a raw clip whose crop lies
+    more than :data:`OUTSIDE_WARN` outside its frame (face crops prepared in mode raw), with the share; an onset or
+    apex crop of one grey level (a blank frame: its flow map is meaningless), with the frame's file; each also in
+    ``notes``; for :func:`prepare_dataset` to log), or ``{"key", "error"}`` when the clip cannot be prepared (the reason names the
     clip and frame). A result touched by a :class:`FrameAccessError` or another OSError (a frame the file system would
     not let this process read: the clip failed, or a neighbour or sequence frame was replaced or left out for it)
     lists their messages in ``retry`` (empty otherwise): :func:`prepare_dataset` prepares it again next time rather
@@ -767,7 +787,7 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     (``sequence frames missing, left out: 400-402``)."""
     import cv2
     cv2.setNumThreads(1)
-    from .align import apply_alignment, compute_alignment, resize_cropped
+    from .align import apply_alignment, compute_alignment, outside_share, resize_cropped
     from . import landmarks as face
     from .spotting import spot_record_apex
     size, color = settings["size"], settings["color"]
@@ -895,6 +915,20 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                                                  f"failure)"}
             if align_frame != rec.onset:
                 notes.append(f"no face on onset frame {rec.onset}; aligned on frame {align_frame}")
+                # said as a warning too: the onset frame is still the clip's onset image (blank, a blink, no face?)
+                replaced.append(f"no face on onset frame {rec.onset} ({rec.frame_path(rec.onset).name}); aligned on "
+                                f"frame {align_frame}, but frame {rec.onset} is still the onset image of the flow: "
+                                f"check it (a blank or faceless onset gives a meaningless flow map)")
+            share = outside_share(align, images[rec.onset].shape)     # every frame read is the onset's size
+            if share > OUTSIDE_WARN:
+                outside = (f"{share:.0%} of the face crop ({align.native} px box on frame {align_frame}) lies outside "
+                           f"the {images[rec.onset].shape[1]}x{images[rec.onset].shape[0]} frame and is filled by "
+                           f"repeating its edge pixels: the frames look like face crops already, not whole "
+                           f"recordings; prepare them in mode cropped (mode: cropped in the dataset entry: "
+                           f"datasets.N.mode in an icegan prepare config, data.prepare.datasets.N.mode in train.py; "
+                           f"or --clips-mode cropped of icegan features --clips)")
+                notes.append(outside)
+                replaced.append(outside)
             if len(boxes) > 1:      # a second person or a poster in view: the crop may be of someone else's face
                 many = (f"{len(boxes)} faces detected on frame {align_frame} ({rec.frame_path(align_frame).name}); "
                         f"the largest, box (top, right, bottom, left) {tuple(int(v) for v in box)}, was used for the "
@@ -923,6 +957,13 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
             out.update(align_frame=None, align_angle_deg=None, crop_native=None, affine="")
         out["onset_img"] = warp(images[rec.onset])
         out["apex_img"] = warp(images[rec.apex])
+        for what, n in (("onset", rec.onset), ("apex", rec.apex)):
+            if out[f"{what}_img"].std() == 0:     # one grey level (a blank or black frame): no motion to see
+                flat = (f"the {what} crop of frame {n} ({rec.frame_path(n).name}) is constant (every pixel "
+                        f"{int(out[f'{what}_img'].flat[0])}): a flow map from it is meaningless; check the frame, or "
+                        f"correct the clip's {what} in its sheet or clip list")
+                notes.append(flat)
+                replaced.append(flat)
         out["neighbours"] = np.stack([warp(images[n]) for n in nb]) if nb else None
         # a 0-length uint8 array for an empty sequence (offset before onset), never None: sequences/<index>.npy
         # must load without pickles (np.save(None) writes an object array)
@@ -1149,6 +1190,11 @@ def cache_root_of(cfg: PrepareConfig) -> Path:
     return Path(_expand(cfg.cache_root)) if cfg.cache_root else default_data_root() / "cache"
 
 
+#: a raw-mode clip whose face crop lies more than this share outside its frame (:func:`icegan.data.align.outside_share`)
+#: is warned about: its frames are likely face crops already (56 % on CASME II's cropped release; 8-11 % on its raw one)
+OUTSIDE_WARN = 0.25
+
+
 #: a face crop's width / height lies in this range (CASME II's cropped release: 0.82, SMIC's about 1.2); whole
 #: recordings are 4:3 or wider (640x480, SAMM's 960x650). Size alone tells nothing: a face crop may be 600x720.
 CROP_ASPECT = (0.8, 1.25)
@@ -1196,7 +1242,11 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
     read or is of another size is also logged as a warning naming its file and the frame used instead, when the clip
     is prepared. A raw clip whose alignment frame shows several faces (a second person, a poster) is aligned on the
     largest, and that is noted and logged as a warning naming the clip, the frame, the number of faces and the box used
-    (the subject's face may be the smaller one). A dataset in ``cropped`` mode (the default of a dataset entry) whose
+    (the subject's face may be the smaller one). So are a raw clip's onset frame without a face, a raw clip whose
+    crop lies more than :data:`OUTSIDE_WARN` outside its frames (face crops prepared in mode raw: the warning says
+    mode cropped) and an onset or apex crop of one grey level (:func:`process_clip`); a clip of the sheet whose clip
+    folder is not on disk is logged naming the clip folders of its subject folder the sheet does not name
+    (:func:`_unsheeted_hint`). A dataset in ``cropped`` mode (the default of a dataset entry) whose
     frames look like whole recordings (:func:`whole_frames_note`) is warned about once, naming an example clip. The
     apex spotted in a clip without one (SMIC) is kept in ``spotted_apex.json`` in the cache root
     (:data:`SPOTTED_APEX_FILE`) and taken from there by a later cache of the same frame files, method and detector
@@ -1256,6 +1306,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         missing_subj: dict[str, int] = {}
         not_folders: dict[str, str] = {}        # subject → what stands where its folder belongs (a file, a link)
         listing: dict[Path, list[Path]] = {}    # folder → its folders, listed once for the case twins of its clips
+        unsheeted: dict[str, list[str]] = {}    # the clip folders on disk the sheet does not name (_unsheeted_hint)
         for r in recs:
             if subject_missing(r):
                 if r.subject not in missing_subj and (what := not_a_folder_text(r.subject_dir)) is not None:
@@ -1269,7 +1320,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             if probs:
                 reason = "; ".join(p.problem for p in probs)
                 skipped.append({"key": r.key, "reason": reason})
-                log.warning("%s skipped: %s", r.key, reason)
+                # a clip folder missing in a subject folder that is on disk: a folder there the sheet does not name?
+                hint = (_unsheeted_hint(spec, r, unsheeted) if r.clip_dir is not None and r.subject_dir is not None
+                        and not r.clip_dir.exists() else "")
+                log.warning("%s skipped: %s%s", r.key, reason, hint)
                 continue
             if r.key in entry_of:
                 # the results are kept by key: a second entry's clip would be a second manifest row holding one of
