@@ -260,7 +260,7 @@ def test_data_composite_lists_a_misspelt_emotion_among_the_excluded(shared_data,
     assert (d["casme2"]["clips"], d["casme2"]["positive"], d["samm"]["clips"]) == (144, 31, 133)
     why = (f"emotion 'hapiness' (sheet row {row[0].row}) is not a label of the casme2 sheet (happiness, disgust, "
            "repression, surprise, others, fear, sadness): the clip is left out of the composite; correct the cell")
-    assert {"clip": "sub02/EP09_01", "reason": why} in d["casme2"]["excluded"]
+    assert {"clip": "sub02/EP09_01", "reason": why, "rule": "unknown_emotion"} in d["casme2"]["excluded"]
     assert len(d["casme2"]["excluded"]) == 3 and d["samm"]["excluded"] == []
     assert f"excluded casme2/sub02/EP09_01: {why}" in capsys.readouterr().out
 

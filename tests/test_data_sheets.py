@@ -196,7 +196,7 @@ def test_a_clip_on_two_rows_and_sheets_users_export_badly(tmp_path):
 
 def test_cli_composite_json(ann, tmp_path, capsys):
     out = tmp_path / "composite.json"
-    assert icegan_main(["data", "composite", "--annotations-dir", str(ann), "--json", str(out)]) == 1  # rows excluded
+    assert icegan_main(["data", "composite", "--annotations-dir", str(ann), "--json", str(out)]) == 0  # rows ruled out
     d = json.loads(out.read_text())
     assert {k: d["casme2"][k] for k in ("clips", "negative", "positive", "surprise", "subjects")} == \
         {"clips": 145, "negative": 88, "positive": 32, "surprise": 25, "subjects": 24}
@@ -227,7 +227,7 @@ def test_sde_label_sets(ann):
 def test_cli_composite_prints_the_single_dataset_label_sets(ann, capsys):
     """`icegan data composite` also says how many sheet clips each five-class protocol has, per class, and which
     emotions have no class (before: the counts were computed and never shown)."""
-    assert icegan_main(["data", "composite", "--annotations-dir", str(ann)]) == 1      # the sheets' excluded rows
+    assert icegan_main(["data", "composite", "--annotations-dir", str(ann)]) == 0      # 2 rows ruled out: 0
     out = capsys.readouterr().out
     assert ("  samm_5 (samm): anger 57, contempt 12, happiness 26, surprise 15, other 26 = 136 clips; no class: "
             "disgust 9, fear 8, sadness 6") in out.splitlines()
@@ -314,11 +314,11 @@ def test_composite_leaves_out_a_row_with_the_apex_before_the_onset(ann, tmp_path
     row[col["OnsetFrame"]].value = 200
     wb.save(tmp_path / "CASME2-coding-20140508.xlsx")
     out = tmp_path / "composite.json"
-    assert icegan_main(["data", "composite", "--annotations-dir", str(tmp_path), "--json", str(out)]) == 1
+    assert icegan_main(["data", "composite", "--annotations-dir", str(tmp_path), "--json", str(out)]) == 0  # a rule
     d = json.loads(out.read_text())["casme2"]
     assert (d["clips"], d["positive"]) == (144, 31)
-    assert {"clip": "sub01/EP02_01f", "reason": "apex 59 is before onset 200 (icegan data check and prepare skip it)"} \
-        in d["excluded"]
+    assert {"clip": "sub01/EP02_01f", "reason": "apex 59 is before onset 200 (icegan data check and prepare skip it)",
+            "rule": "megc2019"} in d["excluded"]
     assert "excluded casme2/sub01/EP02_01f: apex 59 is before onset 200" in capsys.readouterr().out
 
 

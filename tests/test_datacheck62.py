@@ -74,10 +74,12 @@ def test_the_help_of_data_check_says_what_stops_it_and_the_exit_statuses(capsys)
     assert "Never stops at a bad clip" not in text
     assert "a malformed row of the clip list or sheet stops it, naming the file and line" in text
     assert "A bad clip on disk never stops the check" in text
-    assert "Exit status 0: every clip in scope is usable" in text and "1: a clip is skipped or excluded" in text
+    assert "Exit status 0: every clip in scope is usable" in text
+    assert "1: a problem of the copy on disk or of your input" in text       # not the sheet's coding (exitstatus62)
     with pytest.raises(SystemExit):
         main(["data", "composite", "--help"])
-    assert "Exit status 0: no row excluded; 1: a row is excluded" in " ".join(capsys.readouterr().out.split())
+    assert "1: a row is excluded because its emotion is no label of the sheet" in " ".join(
+        capsys.readouterr().out.split())
 
 
 def test_a_malformed_clip_list_row_stops_the_check_naming_file_and_line(tmp_path, capsys):

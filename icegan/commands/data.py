@@ -24,11 +24,12 @@ def register(subparsers) -> None:
 
     comp = dsub.add_parser("composite", help="MEGC2019 composite counts from the official sheets alone",
                            description="Apply the MEGC2019 3-class composite rules to the CASME II and "
-                                       "SAMM annotation sheets and print/write the counts. Exit status 0: no row "
-                                       "excluded; 1: a row is excluded (left out by the MEGC2019 rules, as 2 rows "
-                                       "of the official CASME II sheet are, or for a typo such as an emotion that "
-                                       "is no label of the sheet) or no clip is counted; 2: a fatal error (a sheet "
-                                       "missing or unreadable).")
+                                       "SAMM annotation sheets and print/write the counts. Exit status 0: every row "
+                                       "counted or left out by the MEGC2019 rules (an apex not coded, an apex on or "
+                                       "before the onset: 2 rows of the official CASME II sheet), each excluded row "
+                                       "printed; 1: a row is excluded because its emotion is no label of the sheet "
+                                       "(a typo), or no clip is counted; 2: a fatal error (a sheet missing or "
+                                       "unreadable).")
     comp.add_argument("--annotations-dir", required=True, type=Path,
                       help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (or "
                            "each exported as .csv under the same name; a dataset without its sheet is not counted)")
@@ -41,10 +42,14 @@ def register(subparsers) -> None:
                                       "counts per class and subject. A bad clip on disk never stops the check "
                                       "(it is reported and skipped); a malformed row of the clip list or sheet "
                                       "stops it, naming the file and line. Exit status 0: every clip in scope is "
-                                      "usable (warnings alone, such as a clip truncated after its apex, leave it "
-                                      "0); 1: a clip is skipped or excluded (the official CASME II sheet has such "
-                                      "rows: an apex not coded, an apex on the onset), or none is usable; 2: a "
-                                      "fatal error (the root, sheet or clip list unusable).")
+                                      "usable or skipped only for its sheet row's onset/apex coding (an onset or "
+                                      "apex not a frame number, an apex on or before the onset, as 2 rows of the "
+                                      "official CASME II sheet: listed as skipped); warnings alone, such as a clip "
+                                      "truncated after its apex, leave it 0; 1: a problem of the copy on disk or of "
+                                      "your input (a clip folder or frame missing, unreadable, ambiguous or of "
+                                      "another size, subjects of the sheet not on disk, a folder left unread, a "
+                                      "typo in a composite row), or no clip usable; 2: a fatal error (the root, "
+                                      "sheet or clip list unusable).")
     chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "clips"],
                      help="clips: your own clip list (a CSV; --root is its path; icegan/data/clip_list.py)")
     chk.add_argument("--root", required=True, type=Path, help="dataset root (official layout)")
@@ -108,8 +113,11 @@ def _composite(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
-    # 1: a row excluded (its reason printed above) or nothing counted, as icegan data check exits for a skipped clip
-    return int(any(c["excluded"] for c in out.values()) or not sum(c["clips"] for c in out.values()))
+    # 1: a row excluded for an emotion that is no label of its sheet (a typo; its reason printed above) or nothing
+    # counted; a row the MEGC2019 rules leave out (2 of the official CASME II sheet) leaves 0
+    from icegan.data.composite import UNKNOWN_EMOTION
+    return int(any(e["rule"] == UNKNOWN_EMOTION for c in out.values() for e in c["excluded"])
+               or not sum(c["clips"] for c in out.values()))
 
 
 @one_line_errors("icegan data check")
@@ -140,7 +148,7 @@ def _check_quietly(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
-    return int(rep.problems_found())      # 1: a clip skipped or excluded, or none usable
+    return int(rep.problems_found())      # 1: a problem of the copy or input, or none usable (not the sheet's coding)
 
 
 @one_line_errors("icegan prepare")

@@ -28,11 +28,16 @@ SKIP, WARN = "skip", "warn"
 
 @dataclass
 class Problem:
-    """One problem of one clip. ``severity`` is ``"skip"`` (unusable) or ``"warn"`` (usable)."""
+    """One problem of one clip. ``severity`` is ``"skip"`` (unusable) or ``"warn"`` (usable). ``sheet_coding``: a
+    ``skip`` due to the sheet row's own onset/apex cells (an onset or apex not a frame number, an apex before or on
+    the onset), which the MEGC2019 rules leave out (the official CASME II sheet's sub04/EP12_01f and sub05/EP09_05f),
+    not to the copy on disk: a clip skipped for such problems alone does not make ``icegan data check`` exit 1
+    (:meth:`CheckReport.problems_found`). Not in :meth:`as_dict`."""
 
     clip: str
     problem: str
     severity: str
+    sheet_coding: bool = False
 
     def as_dict(self) -> dict:
         """``{"clip", "problem", "severity"}``: a new JSON-ready dict (an entry of ``clips_with_problems``)."""
@@ -178,9 +183,11 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
 
     Returns:
         Problems, ``skip`` ones first. An apex equal to the onset is a ``skip`` (its onset→apex flow is zero), whatever
-        the label set the clip is used for.
+        the label set the clip is used for. The ``skip`` problems of a sheet row's onset/apex cells (not a frame
+        number, an apex before or on the onset) have :attr:`Problem.sheet_coding` set.
     """
     k = rec.key
+    coding = rec.listed_in == "sheet"       # the sheet's own onset/apex cells (a clip list refuses such rows)
     out: list[Problem] = []
     if rec.clip_dir is not None and not rec.clip_dir.is_dir():
         if rec.clip_dir.exists():            # a video file, say, where a folder of its frames belongs
@@ -221,12 +228,12 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
         return [Problem(k, f"no frame images in {rec.clip_dir}" + why + (hint if inner else ""), SKIP)] + out
     present = set(nums)
     if rec.onset is None:
-        out.append(Problem(k, "onset is not a frame number in the sheet", SKIP))
+        out.append(Problem(k, "onset is not a frame number in the sheet", SKIP, coding))
     elif rec.onset not in present:
         out.append(Problem(k, f"onset frame {rec.onset} not on disk (frames present: {ranges_text(nums)})", SKIP))
     if rec.apex is None:
         if need_apex:
-            out.append(Problem(k, "apex is not a frame number in the sheet", SKIP))
+            out.append(Problem(k, "apex is not a frame number in the sheet", SKIP, coding))
         else:                    # to be spotted (icegan.data.spotting.spot_record_apex): needs two frames
             span = len(rec.spotting_span())
             if span < 2:
@@ -235,9 +242,9 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     elif rec.apex not in present:
         out.append(Problem(k, f"apex frame {rec.apex} not on disk (frames present: {ranges_text(nums)})", SKIP))
     if rec.onset is not None and rec.apex is not None and rec.apex < rec.onset:
-        out.append(Problem(k, f"apex {rec.apex} is before onset {rec.onset}", SKIP))
+        out.append(Problem(k, f"apex {rec.apex} is before onset {rec.onset}", SKIP, coding))
     if rec.onset is not None and rec.onset == rec.apex:     # as the MEGC2019 rules and clip lists, for any label set
-        out.append(Problem(k, f"apex equals onset ({rec.onset}): no onset→apex motion", SKIP))
+        out.append(Problem(k, f"apex equals onset ({rec.onset}): no onset→apex motion", SKIP, coding))
     if rec.onset is not None and rec.offset is not None and rec.offset < rec.onset:
         out.append(Problem(k, f"offset {rec.offset} is before onset {rec.onset}", WARN))
     # an offset before the apex is in the record's notes (sheet row or clip-list line), warned about above
@@ -327,6 +334,10 @@ class CheckReport:
     #: warnings about the annotations themselves, of no one clip: a clip list's columns left unread
     #: (:attr:`icegan.data.clip_list.ClipList.column_note`); printed as ``[warn]`` lines under ``notes:``
     notes: list[str] = field(default_factory=list)
+    #: clips of ``clips_skipped`` whose ``skip`` problems are all of their sheet row's onset/apex coding
+    #: (:attr:`Problem.sheet_coding`: the official CASME II sheet's sub04/EP12_01f, apex '/', and sub05/EP09_05f,
+    #: apex = onset): listed as skipped, but no problem of the copy (:meth:`problems_found`)
+    skipped_for_sheet_coding: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """Every field by name (a shallow copy: the lists and dicts are the report's own): the JSON that
@@ -334,12 +345,16 @@ class CheckReport:
         return dict(self.__dict__)
 
     def problems_found(self) -> bool:
-        """Whether the check found clips in scope it cannot use: a clip skipped (``clips_skipped``), a ``skip``
-        problem (a folder or sheet row left unread: an SMIC class folder that is no class, a typo in a composite
-        row), clips of subjects not on disk (``missing_subjects``), or no usable clip at all. Warnings alone (a clip
-        truncated after its apex, a column left unread) are not. ``icegan data check`` exits 1 when True, else 0."""
-        return bool(self.clips_skipped or self.missing_subjects or self.clips_usable == 0
-                    or any(p["severity"] == SKIP for p in self.clips_with_problems))
+        """Whether the check found problems of the copy on disk or of the user's input: a clip skipped
+        (``clips_skipped``) or a ``skip`` problem (a folder or sheet row left unread: an SMIC class folder that is no
+        class, a typo in a composite row) other than those of ``skipped_for_sheet_coding`` (a sheet row's own
+        onset/apex coding, which the MEGC2019 rules leave out), clips of subjects not on disk
+        (``missing_subjects``), or no usable clip at all. Warnings alone (a clip truncated after its apex, a column
+        left unread) are not. ``icegan data check`` exits 1 when True, else 0."""
+        coded = set(self.skipped_for_sheet_coding)
+        return bool(self.missing_subjects or self.clips_usable == 0
+                    or any(s["clip"] not in coded for s in self.clips_skipped)
+                    or any(p["severity"] == SKIP and p["clip"] not in coded for p in self.clips_with_problems))
 
     def _usable_means(self) -> str:
         """What makes a clip usable here: SMIC's apex is spotted later (prepare), so its clips need only their onset; a
@@ -549,7 +564,8 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     subject (``casme2/sub02``) in ``clips_with_problems``, naming the folders. The clip folders of an SMIC class
     folder that is no class (:func:`unread_class_folder_clips`) are skipped, and counted in ``clips_in_sheet``,
     ``clip_folders_on_disk`` and, by the class their name says, ``by_class``. A clip list's columns left unread are
-    in ``notes``.
+    in ``notes``. A clip skipped only for its sheet row's onset/apex coding (:attr:`Problem.sheet_coding`) is also
+    named in ``skipped_for_sheet_coding``.
 
     Raises:
         DatasetLayoutError / FileNotFoundError / SheetError: root or sheet unusable (named).
@@ -570,6 +586,7 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     missing_subjects: Counter = Counter()
     not_folders: dict[str, str] = {}            # subject → what stands where its folder belongs (a file, a link)
     missing_on_disk, skipped = [], []
+    coded: list[str] = []                       # skipped for the sheet row's onset/apex coding alone
     usable: list[ClipRecord] = []
     ok_count = 0
     listing: dict[Path, list[Path]] = {}        # folder → its folders, listed once for the case twins of its clips
@@ -585,6 +602,8 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         if any(p.severity == SKIP for p in ps):
             reason = "; ".join(p.problem for p in ps if p.severity == SKIP)
             skipped.append({"clip": r.key, "reason": reason})
+            if all(p.sheet_coding for p in ps if p.severity == SKIP):
+                coded.append(r.key)
             log.warning("%s skipped: %s", r.key, reason)
             if r.clip_dir is not None and not r.clip_dir.is_dir():
                 missing_on_disk.append(r.key)
@@ -627,4 +646,4 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         padding_mismatches=mismatched, by_label_set=by_label_set,
         unread_sheet=str(ds.unread_sheet) if getattr(ds, "unread_sheet", None) is not None else None,
         subjects_not_folders=dict(sorted(not_folders.items())),
-        notes=[ds.column_note] if dataset == "clips" and ds.column_note else [])
+        notes=[ds.column_note] if dataset == "clips" and ds.column_note else [], skipped_for_sheet_coding=coded)

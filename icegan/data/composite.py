@@ -40,6 +40,10 @@ CASME2_CLASS5 = ("happiness", "disgust", "repression", "surprise", "others")
 CASME2_EMOTIONS = CASME2_CLASS5 + ("fear", "sadness")
 SAMM_EMOTIONS = ("anger", "contempt", "disgust", "sadness", "fear", "happiness", "surprise", "other")
 SHEET_EMOTIONS = {"casme2": CASME2_EMOTIONS, "samm": SAMM_EMOTIONS}
+#: the ``"rule"`` of an excluded row of :func:`composite_summary`: left out by the MEGC2019 rules (an apex not coded,
+#: an apex on or before the onset: the official CASME II sheet's sub04/EP12_01f and sub05/EP09_05f), or because its
+#: emotion is no label of the sheet (:func:`unknown_emotion`, a typo: ``icegan data composite`` exits 1 for it)
+MEGC2019_RULE, UNKNOWN_EMOTION = "megc2019", "unknown_emotion"
 
 
 def unknown_emotion(row: SheetRow) -> Optional[str]:
@@ -123,10 +127,11 @@ def unusable_row(row: SheetRow) -> Optional[str]:
 
 def composite_summary(rows: list[SheetRow]) -> dict:
     """``{"clips", "negative", "positive", "surprise", "subjects"}`` of the usable composite part of a sheet,
-    plus ``"excluded"``: list of ``{"clip", "reason"}`` for rows of composite emotions that were
+    plus ``"excluded"``: list of ``{"clip", "reason", "rule"}`` for rows of composite emotions that were
     excluded by a rule (not those whose emotion is simply outside the composite), rows whose emotion is no label of
-    the sheet (:func:`unknown_emotion`) or that cannot be used (:func:`unusable_row`: an apex before or on the onset,
-    which ``icegan data check`` skips too); ``"notes"``: list of ``{"clip", "note"}``, the sheet's notes on its rows
+    the sheet (:func:`unknown_emotion`; ``"rule"`` :data:`UNKNOWN_EMOTION`) or that cannot be used
+    (:func:`unusable_row`: an apex before or on the onset, which ``icegan data check`` skips too; ``"rule"``
+    :data:`MEGC2019_RULE`, as for the rows :func:`composite_class` rules out); ``"notes"``: list of ``{"clip", "note"}``, the sheet's notes on its rows
     (:attr:`icegan.data.sheets.SheetRow.notes`, e.g. a row pasted twice, counted once) that ``icegan data check``
     warns of too, but for one the clip's excluded reason already gives."""
     comp, excluded = [], []
@@ -139,7 +144,8 @@ def composite_summary(rows: list[SheetRow]) -> dict:
                 continue
         typo = unknown_emotion(r)
         if typo or composite_emotion(r) is not None:
-            excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": typo or why})
+            excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": typo or why,
+                             "rule": UNKNOWN_EMOTION if typo else MEGC2019_RULE})
     counts = Counter(CLASS3_NAMES[c] for _, c in comp)
     said = {e["clip"]: e["reason"] for e in excluded}
     notes = [{"clip": clip, "note": n} for r in rows for clip in [f"{r.subject}/{r.clip}"] for n in r.notes
