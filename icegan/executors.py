@@ -132,6 +132,11 @@ class WorkerDiedError(RuntimeError):
     system's out-of-memory killer). The message names the folds not finished and says that a rerun resumes."""
 
 
+class FoldTooLargeError(ValueError):
+    """A fold task asks for more CPUs (``--cpus-per-fold``) than the Ray instance or cluster has: no fold could ever
+    start. ``train.py`` prints its message as one line (exit status 2)."""
+
+
 def _worker_died_message(unfinished: list[list]) -> str:
     """The one-line message of :class:`WorkerDiedError` for the fold groups ``unfinished`` (in fold order)."""
     subjects = [f.subject for g in unfinished for f in g]
@@ -303,8 +308,8 @@ class RayExecutor:
 
     Raises:
         ImportError: ``ray`` is not installed (message says ``pip install 'icegan[ray]'``).
-        ValueError: (on entering, or before the first fold is submitted) one fold needs more CPUs (``num_cpus``,
-            ``--cpus-per-fold``) than the local instance (with ``workers`` 0: the CPUs this process may use) or the
+        FoldTooLargeError: (a ValueError; on entering, or before the first fold is submitted) one fold needs more
+            CPUs (``num_cpus``, ``--cpus-per-fold``) than the local instance (with ``workers`` 0: the CPUs this process may use) or the
             cluster (``cluster_resources()["CPU"]``) has: no fold could ever be scheduled.
     """
 
@@ -347,13 +352,13 @@ class RayExecutor:
             self._started = False
 
     def _refuse_a_fold_larger_than(self, cpus: float, where: str, which: str = "") -> None:
-        """Raise ValueError when one fold task asks for more CPUs (``num_cpus``) than ``where`` has (``cpus``, e.g.
+        """Raise :class:`FoldTooLargeError` when one fold task asks for more CPUs (``num_cpus``) than ``where`` has (``cpus``, e.g.
         ``cluster_resources()["CPU"]``; ``which``, e.g. ``", the CPUs this process may use"``, follows the count in
         the message): Ray would keep every fold pending for ever."""
         if self.num_cpus <= cpus:
             return
         fix = (f"give --cpus-per-fold {cpus:g} or less" if cpus > 0 else "add nodes with CPUs to the cluster")
-        raise ValueError(f"--cpus-per-fold {self.num_cpus:g} asks for more CPUs per fold than {where} has "
+        raise FoldTooLargeError(f"--cpus-per-fold {self.num_cpus:g} asks for more CPUs per fold than {where} has "
                          f"({cpus:g}{which}): no fold could ever start; {fix}")
 
     def _gpus_per_task(self) -> float:

@@ -1953,6 +1953,7 @@ def run_from_args(args) -> int:
         return print_config(cfg)
     from icegan.data.prepare import PrepareError
     from icegan.data.sheets import SheetError
+    from icegan.executors import FoldTooLargeError
     from icegan.gan.trainer import GanCheckpointError
     from icegan.protocol import LosoScopeError, LosoStateError
     try:
@@ -1990,9 +1991,10 @@ def run_from_args(args) -> int:
         else:
             metrics = run_main(cfg, args.out, progress=not args.no_progress)
     except (FileNotFoundError, PrepareError, SheetError, LosoScopeError, LosoStateError, FloatingPointError,
-            GanCheckpointError) as exc:
+            GanCheckpointError, FoldTooLargeError) as exc:
         # user-fixable problems (missing weights or data, an unreadable coding sheet, too few subjects loaded, a run
-        # folder of another config, a diverged fold, a fold's GAN checkpoint that cannot be resumed): one clear line
+        # folder of another config, a diverged fold, a fold's GAN checkpoint that cannot be resumed, a Ray fold larger
+        # than the instance or cluster): one clear line
         # instead of a traceback; finished folds are kept
         return say(2, f"{prog}: error: {error_text(exc)}", exc)
     finally:

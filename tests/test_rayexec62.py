@@ -89,6 +89,20 @@ def test_a_cluster_without_cpus_is_refused_with_what_to_do(sized_ray):
     assert fake.tasks == []
 
 
+def test_train_py_prints_a_fold_too_large_for_ray_as_one_line(sized_ray, tmp_path, capsys):
+    """``train.py --executor ray --cpus-per-fold 3`` on 2 CPUs: exit 2 with the refusal as one line (it ended in a
+    traceback), before any fold or run folder."""
+    from icegan.pipeline import main
+    fake = sized_ray()
+    out = tmp_path / "run"
+    assert main(["--executor", "ray", "--cpus-per-fold", "3", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "train.py: error: --cpus-per-fold 3 asks for more CPUs per fold than the local Ray instance has (2, the CPUs "
+        "this process may use): no fold could ever start; give --cpus-per-fold 2 or less"]
+    assert fake.init_kwargs is None and fake.tasks == [] and not out.exists()
+
+
 # ------------------------------------------------------------------ ICEGAN_RETAIN_FREED_MEMORY
 
 @pytest.mark.parametrize("value", ["False", "OFF", "off", " No ", "FALSE", "0"])
