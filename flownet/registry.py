@@ -30,8 +30,9 @@ from pathlib import Path
 import torch
 
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
-from .models.state_dict import (load_model_file, load_state_dict_file, load_state_dict_strict, missing_weights,
-                                 read_torch_file, save_torch_file)
+from .models.state_dict import (format_uses, load_model_file, load_state_dict_file, load_state_dict_strict,
+                                 missing_weights, read_torch_file, save_torch_file, training_checkpoint_fix,
+                                 training_checkpoint_keys)
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -251,14 +252,16 @@ def load_srflownet(path: str | Path | None = None, device: str | torch.device = 
 
     Raises:
         FileNotFoundError: the file does not exist (message says how to get weights).
-        ValueError: the file is not an SRFlowNet weights file, or its tensors do not match the model
-            built from its config (names the file and the first mismatching keys).
+        ValueError: the file is not an SRFlowNet weights file (a training checkpoint, a bare state dict, another
+            format: :func:`flownet.models.state_dict.load_model_file`), its tensors do not match the model built
+            from its config, or some hold NaN/Inf (names the file and the first mismatching keys).
     """
     p = resolve_weights(path, "srflownet")
     model = load_model_file(p, WEIGHTS_FORMAT, "SRFlowNet", SRFlowNet, SRFlowNetConfig,
-                            "Train some with `icegan flow train --config configs/flow_srflownet_fdr.yaml` (`icegan "
-                            "configs` shows where an installed icegan keeps it) or give an existing file (--weights of the flow commands; "
-                            "flow.weights in a main-job config).")
+                            "Train some with `icegan flow train --config configs/flow_srflownet_fdr.yaml "
+                            "train.init_weights=null` (from scratch; `icegan configs` shows where an installed icegan "
+                            "keeps the config) or give an existing file (--weights of the flow commands; flow.weights "
+                            "in a main-job config).")
     return model.to(device)
 
 
@@ -406,8 +409,9 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
 
     Raises:
         FileNotFoundError: the file does not exist (names it).
-        ValueError: unreadable file, unknown format, a file of another backbone than ``expected``, or
-            tensors that do not match the model built from its config (names the file and keys).
+        ValueError: unreadable file, a training run's checkpoint (names the run's weights.pt), unknown format, a
+            file of another backbone than ``expected`` (names the ``--model`` that loads it), tensors that do not
+            match the model built from its config, or NaN/Inf among them (names the file and keys).
         ImportError: a ptlflow backbone without ptlflow installed.
     """
     exp = canonical_name(expected) if expected is not None else None
@@ -419,10 +423,17 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
     ckpt = read_torch_file(p, "flow weights file")
     if not isinstance(ckpt, dict):
         raise ValueError(f"{p}: not a flow weights file (a {type(ckpt).__name__}, expected a dict)")
+    keys = training_checkpoint_keys(ckpt)
+    if keys:                # a training run's last.pt: its model part is a bare state dict, without its config
+        what = f"a {exp} weights file" if exp is not None else "a flow weights file"
+        uses = "" if exp is None else ", with " + format_uses(WEIGHTS_FORMAT if exp == "srflownet" else BACKBONE_FORMAT,
+                                                              exp)
+        raise ValueError(training_checkpoint_fix(p, keys, what) + uses)
     fmt = ckpt.get("format")
     if fmt == WEIGHTS_FORMAT:
         if exp not in (None, "srflownet"):
-            raise ValueError(f"{p}: an SRFlowNet weights file, not {exp}")
+            raise ValueError(f"{p}: an SRFlowNet weights file, not {exp}: use --model srflownet "
+                             f"(flow.method=srflownet)")
         return load_srflownet(p, device=device)
     if fmt == BACKBONE_FORMAT:
         try:        # a backbone name or config that builds no model: the message names the file

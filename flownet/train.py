@@ -1181,14 +1181,17 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     which = f"kept (step {kept['step']})" if kept else "final"
     if d.n_val_subjects:
         meta["val_metrics"] = evaluate("val", mon_loader, shipped_as)
-        print(f"{which} val metrics ({d.n_val} pairs): {json.dumps(meta['val_metrics'])}")
+        print(f"{which} val metrics ({d.n_val} pairs, pooled over valid pixels): "
+              f"{json.dumps(meta['val_metrics'])}")
     if generic_loader is not None:
         meta["val_generic_metrics"] = evaluate("generic", generic_loader, shipped_as)
-        print(f"{which} generic val metrics ({d.n_generic_val} pairs): {json.dumps(meta['val_generic_metrics'])}")
+        print(f"{which} generic val metrics ({d.n_generic_val} pairs, pooled over valid pixels): "
+              f"{json.dumps(meta['val_generic_metrics'])}")
     save_weights(model, run / "weights.pt", meta=meta)
     write_text_whole(run / "metrics.json", json.dumps(meta, indent=2))  # never left cut short
     writer.close()
-    print(f"{which} test metrics ({d.n_test} pairs): {json.dumps(metrics)}")
+    # pooled (evaluate_model): `icegan flow eval` heads its table with the mean over pairs, a different number
+    print(f"{which} test metrics ({d.n_test} pairs, pooled over valid pixels): {json.dumps(metrics)}")
     if note_init_beat_fine_tune:
         print(note_init_beat_fine_tune, flush=True)
     return metrics

@@ -158,7 +158,8 @@ def test_load_weights_reads_an_srflownet_file_unless_another_backbone_is_expecte
         model = load_weights(path, expected=expected)
         assert isinstance(model, SRFlowNet) and model.meta["steps"] == 7 and not model.training
         assert model.config == SRFlowNetConfig(**TINY_SRFLOWNET)
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: an SRFlowNet weights file, not liteflownet2$"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: an SRFlowNet weights file, not liteflownet2: "
+                                         rf"use --model srflownet \(flow\.method=srflownet\)$"):
         load_weights(path, expected="lfn2")
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["load_state_dict_strict", "load_model_file", "load_state_dict_file", "read_torch_file", "save_torch_file",
-           "check_architecture"]
+           "check_architecture", "format_uses", "is_bare_state_dict"]
 
 
 def _load_error_detail(exc: Exception) -> str:
@@ -45,15 +45,28 @@ def read_torch_file(path: str | Path, label: str, weights_only: bool = True) -> 
 
 
 #: where files of the project's weights formats are given, for the message that refuses one given elsewhere:
-#: format → (the network, the options that load it)
+#: format → (the network, the options that load it, the function that writes such a file); ``<its backbone>`` in
+#: the options stands for the backbone a ``flownet-backbone-v1`` file records (:func:`format_uses`)
 FORMAT_USES = {
     "srflownet-v1": ("SRFlowNet", "--weights of the flow commands (flow run without --decompose-method learned), "
-                                  "flow.weights in a main-job config"),
+                                  "flow.weights in a main-job config", "flownet.registry.save_srflownet"),
     "decflow-v1": ("DecFlow", "`icegan flow run --decompose --decompose-method learned --weights FILE`, "
-                              "flow.decompose_weights (with flow.decompose=learned) in a main-job config"),
+                              "flow.decompose_weights (with flow.decompose=learned) in a main-job config",
+                   "flownet.models.decflow.save_decflow"),
     "flownet-backbone-v1": ("flow backbone", "--model <its backbone> --weights FILE of the flow commands, "
-                                             "flow.weights (with flow.method=<its backbone>) in a main-job config"),
+                                             "flow.weights (with flow.method=<its backbone>) in a main-job config",
+                            "flownet.registry.save_weights"),
 }
+
+
+def format_uses(fmt: str, backbone: object = None) -> str:
+    """The options that load a file of format ``fmt`` (:data:`FORMAT_USES`, which must hold it), with
+    ``<its backbone>`` replaced by ``backbone`` (the name a ``flownet-backbone-v1`` file records) when that is a
+    non-empty string: ``"--model liteflownet2 --weights FILE of the flow commands, ..."``."""
+    uses = FORMAT_USES[fmt][1]
+    return uses.replace("<its backbone>", backbone) if isinstance(backbone, str) and backbone else uses
+
+
 #: entries of a training run's ``last.pt`` besides ``model`` (the supervised and DecFlow trainers' ``optimizer`` and
 #: ``step``, the self-supervised one's ``stage``), which no weights file holds
 _CHECKPOINT_KEYS = ("optimizer", "step", "stage")
@@ -68,11 +81,13 @@ def training_checkpoint_keys(obj: object) -> list[str]:
     return [str(k) for k in obj]
 
 
-def training_checkpoint_fix(path: Path, keys: list[str], what: str) -> str:
+def training_checkpoint_fix(path: Path, keys: list[str], what: str, fix: str | None = None) -> str:
     """The message for a training checkpoint ``path`` (its ``keys``) given where weights are read: ``"P is a
-    training checkpoint (keys), not <what>: use <its folder>/weights.pt (...)"``."""
-    return (f"{path} is a training checkpoint ({', '.join(keys)}), not {what}: use {path.parent / 'weights.pt'} "
-            f"(the weights its run writes when it ends) instead")
+    training checkpoint (keys), not <what>: <fix>"``; ``fix`` None: ``"use <its folder>/weights.pt (...) instead"``
+    (a flownet run's ``last.pt``, whose run writes that file)."""
+    if fix is None:
+        fix = f"use {path.parent / 'weights.pt'} (the weights its run writes when it ends) instead"
+    return f"{path} is a training checkpoint ({', '.join(keys)}), not {what}: {fix}"
 
 
 def _folder_entry(path: Path, fmt: str | None) -> str:
@@ -108,6 +123,12 @@ def missing_weights(path: str | Path, fmt: str | None = None) -> str:
         return f"{p} is a folder, not a file: it holds no .pt file"
     return (f"{p} is a folder, not a file, and holds no weights file that loads here ("
             + "; ".join(f"{name}: {reason}" for name, reason in why.items()) + ")")
+
+
+def is_bare_state_dict(obj: object) -> bool:
+    """Whether ``obj`` (what a ``.pt`` file holds) is a bare state dict: a non-empty dict of names to tensors, as
+    ``torch.save(model.state_dict(), path)`` writes, rather than one of the project's weights files."""
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def format_mismatch(got: object, fmt: str) -> str:
@@ -160,8 +181,9 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
         what: how errors name the model (e.g. ``SRFlowNet({config})``).
 
     Raises:
-        ValueError: ``sd`` is not a dict of tensors, or keys are missing / unexpected / of the wrong shape
-            (names ``source``, ``what`` and the first three keys of each kind with their counts).
+        ValueError: ``sd`` is not a dict of tensors, keys are missing / unexpected / of the wrong shape (names
+            ``source``, ``what`` and the first three keys of each kind with their counts), or a floating-point tensor
+            holds NaN or Inf (names ``source``, the first such key, its count of bad values and the tensors').
     """
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ValueError(f"{source}: not a state dict of tensors")
@@ -172,6 +194,12 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
     if missing or extra or wrong:
         raise ValueError(f"{source}: weights do not match {what}: missing {missing[:3]} ({len(missing)}), "
                          f"unexpected {extra[:3]} ({len(extra)}), wrong shape {wrong[:3]} ({len(wrong)})")
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:     # refused here, not later as a network that "gave a flow with NaN"
+        n = int((~torch.isfinite(sd[bad[0]])).sum())
+        raise ValueError(f"{source}: weight {bad[0]!r} holds NaN or infinite values ({n} of its {sd[bad[0]].numel()}"
+                         f"; {len(bad)} of the {len(sd)} tensors hold some): the training that wrote them diverged; give weights saved "
+                         f"before it did (an earlier checkpoint's) or train again")
     module.load_state_dict(sd)
 
 
@@ -243,9 +271,9 @@ def load_state_dict_file(module: nn.Module, path: str | Path, label: str, what: 
     if keys and fmt is not None:        # read as flownet's weights: a flownet run's last.pt (the run writes weights.pt)
         raise ValueError(f"{label}: {training_checkpoint_fix(p, keys, 'a weights file')}")
     if keys:                            # a custom network's: no run of ours wrote it, nor a weights.pt beside it
-        raise ValueError(f"{label}: {p} is a training checkpoint ({', '.join(keys)}), not a weights file: save its "
-                         f"model part as one (in Python: torch.save(torch.load({str(p)!r})['model'], 'weights.pt')) "
-                         f"and give that file")
+        raise ValueError(f"{label}: " + training_checkpoint_fix(
+            p, keys, "a weights file", f"save its model part as one (in Python: torch.save(torch.load({str(p)!r})"
+                                       f"['model'], 'weights.pt')) and give that file"))
     if fmt is not None and isinstance(ck, dict) and ck.get("format") not in (None, fmt):
         raise ValueError(f"{label}: {p}: {format_mismatch(ck.get('format'), fmt)}")
     if section is not None and isinstance(ck, dict) and isinstance(ck.get("config"), dict):
@@ -278,8 +306,10 @@ def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls
 
     Raises:
         FileNotFoundError: no such file (names it, then ``hint``).
-        ValueError: unreadable file, another format, unknown config keys, no state dict, or tensors that do not
-            match the network built from the file's config (names the file).
+        ValueError: unreadable file, a training checkpoint, a bare state dict (names ``fmt`` and the function that
+            writes it), another format (with the options that load it; a backbone file's with its backbone),
+            unknown config keys, no state dict, tensors that do not match the network built from the file's config,
+            or NaN/Inf among them (names the file).
     """
     p = Path(path)
     if not p.is_file():
@@ -291,11 +321,17 @@ def load_model_file(path: Path, fmt: str, what: str, model_cls: type, config_cls
         ckpt = ckpt["model"]  # a checkpoint holding a weights file as its model part
     keys = training_checkpoint_keys(ckpt)
     if keys:                  # last.pt of a training run: its model part is a bare state dict, without its config
-        where = FORMAT_USES[fmt][1] if fmt in FORMAT_USES else "where the weights are given"
+        where = format_uses(fmt) if fmt in FORMAT_USES else "where the weights are given"
         raise ValueError(f"{training_checkpoint_fix(p, keys, f'{article} {what} weights file')}, with {where}")
+    if is_bare_state_dict(ckpt):
+        save = f" (written by {FORMAT_USES[fmt][2]}(model, path))" if fmt in FORMAT_USES else ""
+        raise ValueError(f"{p}: a bare state dict (names to tensors, no format or config), not {article} {what} "
+                         f"weights file: those hold {{'format': '{fmt}', 'config', 'state_dict', 'meta'}}{save}; load "
+                         f"the state dict into the {what} it belongs to and save that network so")
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        uses = f"; {FORMAT_USES[got][0]} weights load with {FORMAT_USES[got][1]}" if got in FORMAT_USES else ""
+        uses = (f"; {FORMAT_USES[got][0]} weights load with {format_uses(got, ckpt.get('backbone'))}"
+                if got in FORMAT_USES else "")
         raise ValueError(f"{p}: not {article} {what} weights file (format {got!r}, expected '{fmt}'){uses}")
     cfg_d = dict(ckpt.get("config") or {})
     unknown = [k for k in cfg_d if k not in config_cls.__dataclass_fields__]
