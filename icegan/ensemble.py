@@ -33,7 +33,7 @@ from icegan.protocol import (PRED_COLUMNS, LosoStateError, held_out_column, part
                              members_motion_record, refuse_run_folder_conflict, summarize_predictions,
                              write_reports)
 
-__all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "read_finished_run"]
+__all__ = ["EnsembleError", "ensemble_runs", "load_member", "not_probabilities", "off_top_score", "read_finished_run"]
 
 
 class EnsembleError(ValueError):
@@ -53,7 +53,10 @@ def read_finished_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
         EnsembleError: no header or ``predictions.csv``, one of them damaged (not JSON / an empty, unreadable or
             cut-short CSV: the message names the file and says to rerun), a missing column, a y_true / y_pred cell
             that is not a class id or a score cell that is not a finite number (``inf``, ``1e999``; names the line and
-            column), an unfinished run (a fold of the header without predictions), or a clip listed twice.
+            column), a y_pred that is not the class of its row's highest score (:func:`off_top_score`), an unfinished
+            run (a fold of the header without predictions), a clip listed twice, or a ``metrics.json`` (where the
+            folder has one) that cannot be read or whose ``n_samples`` is not the number of rows (rows deleted, or
+            the files of two runs). The same checks as ``icegan table`` makes of a run folder with a predictions.csv.
     """
     d = Path(run_dir)
     # a LOSO run's run.json, else an ensemble's, nested selection's or merge's header: finished, honest by construction
@@ -90,6 +93,16 @@ def load_member(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     return header, pred.sort_values(["fold", "subject", "clip"], kind="stable").reset_index(drop=True)
 
 
+def off_top_score(scores: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """(n,) True for the rows of (n, K) ``scores`` whose class id ``y_pred`` (n,) is not the class of the row's
+    highest score: ``icegan loso`` writes ``y_pred = argmax(scores)``, ``icegan ensemble``
+    :func:`argmax_lower_on_tie` of its average. A tie is kept: a y_pred whose score is within 2 × :data:`TIE_TOLERANCE`
+    of the row's highest (an ensemble's tie up to float rounding, and the rounding of predictions.csv's 9 significant
+    digits, which keeps the order of two scores but may make them equal)."""
+    s = np.asarray(scores, dtype=np.float64)
+    return s[np.arange(len(s)), np.asarray(y_pred, dtype=np.int64)] < s.max(1) - 2 * TIE_TOLERANCE
+
+
 def not_probabilities(p: np.ndarray) -> np.ndarray:
     """(n,) True for the rows of (n, K) scores that are not class probabilities: a non-finite or negative
     (below −1e-6) value, or a sum off 1 by more than 1e-3."""
@@ -101,8 +114,10 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
 
     Raises:
         EnsembleError: a missing, unreadable, empty or cut-short header or ``predictions.csv`` (names the file, and
-            the line of a row cut short), a missing column, a bad cell (:func:`_check_values`), an unfinished run or a
-            clip listed twice.
+            the line of a row cut short), a missing column, a bad cell (:func:`_check_values`), a y_pred that is not
+            the class of its row's highest score (:func:`off_top_score`), an unfinished run, a clip listed twice, or
+            a ``metrics.json`` (where there is one) that cannot be read or whose ``n_samples`` differs from the
+            number of rows.
     """
     pred_csv = d / "predictions.csv"
     for f in (run_json, pred_csv):
@@ -138,6 +153,14 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
         raise EnsembleError(f"{pred_csv}, line {int(pred.index[i]) + 2}: empty {', '.join(empty)} (a row cut "
                             f"short, or cells left empty); {damaged}")
     pred = _check_values(pred, pred_csv, f"{EDITED} {RERUN}", all_scores)
+    scores = [c for c in all_scores if c in pred.columns]
+    if scores:                                 # as `icegan loso` checks a finished fold before it keeps it
+        off = np.flatnonzero(off_top_score(pred[scores].to_numpy(np.float64), pred["y_pred"].to_numpy()))
+        if len(off):
+            r = pred.iloc[off[0]]
+            top = scores[int(r[scores].to_numpy(np.float64).argmax())]
+            raise EnsembleError(f"{pred_csv}, line {int(pred.index[off[0]]) + 2}, column y_pred: '{r['y_pred']}' is "
+                                f"not the class of the row's highest score ({top}); {EDITED} {RESUME}")
     pred = pred.reset_index(drop=True)
     if blank_lines:                            # their NaN made the integer columns float: back to integers
         for c in ("fold", "y_true", "y_pred"):
@@ -152,6 +175,11 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
     if dup.any():
         r = pred[dup].iloc[0]
         raise EnsembleError(f"{pred_csv}: clip {r['subject']}/{r['clip']} appears more than once")
+    if (d / "metrics.json").is_file():         # a hand-made folder may have none (icegan table requires one)
+        n = read_run_json(d / "metrics.json", RESUME, EnsembleError).get("n_samples")
+        if isinstance(n, int) and not isinstance(n, bool) and n != len(pred):
+            raise EnsembleError(f"{d}: its predictions.csv holds {len(pred)} rows, its metrics.json was computed on "
+                                f"n_samples {n} (rows deleted, or files of two runs?); {EDITED} {RESUME}")
     return header, pred
 
 

@@ -1060,10 +1060,10 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
     the scores as floats, after ``icegan ensemble``'s checks of their cells (:func:`icegan.ensemble._check_values`:
     class ids 0..K−1, finite numbers; an empty cell is read as ``''``); None, with one warning on stderr naming the
     file, line, column and cell, when one fails: the fold is then scored again. So is a fold with a y_pred that is
-    not the class of its row's highest score (run_loso writes ``y_pred = argmax(scores)``); a y_pred whose score
-    equals the row's highest (a tie, also one made by the CSV's rounding, which keeps the order of two scores) is
-    kept."""
-    from icegan.ensemble import EnsembleError, _check_values
+    not the class of its row's highest score (run_loso writes ``y_pred = argmax(scores)``); a y_pred tied with the
+    row's highest (also by the CSV's rounding, which keeps the order of two scores) is kept: the check of
+    :func:`icegan.ensemble.off_top_score`, as ``icegan compare``, ``ensemble`` and ``table`` make it."""
+    from icegan.ensemble import EnsembleError, _check_values, off_top_score
     scores = tuple(c for c in columns if c.startswith("score_"))
     cells = ["y_true", "y_pred", *scores]
     empty = rows[cells].isna()
@@ -1078,7 +1078,7 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
         return None
     s = rows[list(scores)].to_numpy(np.float64)
     y_pred = rows["y_pred"].to_numpy()
-    bad = np.flatnonzero(s[np.arange(len(s)), y_pred] < s.max(1))
+    bad = np.flatnonzero(off_top_score(s, y_pred))
     if len(bad):
         i = int(bad[0])
         print(f"warning: {pred_csv}, line {int(rows.index[i]) + 2}, column y_pred: '{y_pred[i]}' is not the class of "

@@ -8,6 +8,7 @@ last column gives the folds and clips the row is scored on. The runs of one entr
 """
 from __future__ import annotations
 
+import copy
 import glob
 import json
 import os
@@ -204,12 +205,15 @@ def read_run_json(f: Path, fix: str = RERUN, error: type[ValueError] = ValueErro
     message about a damaged file says to do; ``error``: the ValueError class raised (e.g.
     :class:`icegan.ensemble.EnsembleError`).
 
+    Read once in a :func:`reading_configs` block (:func:`_cached`: ``icegan table`` checks a run's metrics and its
+    predictions' header), each call getting its own copy.
+
     Raises:
         ValueError (``error``): the file cannot be read, is not JSON (e.g. cut short) or not a JSON object; the message
             names the file, says it looks damaged or incomplete, and gives ``fix``.
     """
     try:
-        d = json.loads(f.read_text(encoding="utf-8"))
+        d = copy.deepcopy(_cached(f, _json_file))
     except (OSError, ValueError) as exc:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise error(f"{f}: cannot be read as JSON ({exc}); {DAMAGED}: {fix}") from None
     if not isinstance(d, dict):
@@ -685,7 +689,10 @@ def _load(run: Path) -> dict:
             folds, so whether the run is whole, are unknown); a run whose ``run.json`` lists more folds than its
             metrics.json's ``n_folds`` (a ``max_folds`` run extended to more folds and stopped before it finished:
             its metrics are the smoke run's; refused as unfinished, as ``icegan compare`` does; names the folder and
-            says to rerun the command).
+            says to rerun the command); a ``predictions.csv`` (where the folder has one: one copied with its metrics
+            alone is shown) that ``icegan compare`` refuses (:func:`icegan.ensemble.read_finished_run`: damaged, a
+            y_pred not its row's top score, a fold of the header without predictions, or fewer or more rows than
+            metrics.json's ``n_samples``).
     """
     f = run / "metrics.json"
     if not f.is_file():
@@ -718,6 +725,9 @@ def _load(run: Path) -> dict:
         raise ValueError(f"{run}: unfinished run: its run.json lists {listed} folds, its metrics.json holds "
                          f"{m['n_folds']} (a max_folds run extended to more folds and stopped before it finished?); "
                          f"{RESUME}")
+    if (run / "predictions.csv").is_file():     # the rows these metrics were computed on: checked as compare checks
+        from icegan.ensemble import read_finished_run
+        read_finished_run(run)
     return m
 
 
@@ -747,17 +757,19 @@ LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
-#: what :func:`markdown_cell` escapes: a backslash, backtick, ``*``, ``|``, ``<`` or ``~`` anywhere; a ``]``
+#: what :func:`markdown_cell` escapes: a backslash, backtick, ``*``, ``|``, ``<``, ``~`` or ``$`` (GitHub renders
+#: ``$x$`` as maths) anywhere; a ``]``
 #: before ``(`` or ``[`` (the end of a link's text); a ``_`` unless a letter or digit is on both sides
 #: (``features_ststnet_s0`` cannot start or end emphasis and stays as written, as do ``[PARTIAL: 2 of 3 folds]`` and
 #: ``STSTNet + shifts``)
-MARKDOWN_SPECIAL = re.compile(r"[\\`*|<~]|\](?=[(\[])|(?<![^\W_])_|_(?![^\W_])")
+MARKDOWN_SPECIAL = re.compile(r"[\\`*|<~$]|\](?=[(\[])|(?<![^\W_])_|_(?![^\W_])")
 
 
 def markdown_cell(text: str) -> str:
     """``text`` as the cell of a Markdown table, or a heading's text, with the characters of
     :data:`MARKDOWN_SPECIAL` escaped with a backslash (a backslash doubled) and line breaks as spaces.
-    ``lr|c*1*`` → ``lr\\|c\\*1\\*``; removing each escaping backslash gives ``text`` back (line breaks aside).
+    ``lr|c*1*`` → ``lr\\|c\\*1\\*``, ``$x$`` → ``\\$x\\$``; removing each escaping backslash gives ``text`` back
+    (line breaks aside).
 
     Not escaped, so these still render as Markdown would: ``&`` (``&copy;`` shows as ©) and ``#`` (a heading's
     text ending in `` #`` loses that ``#``)."""

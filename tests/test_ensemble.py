@@ -364,7 +364,9 @@ def test_members_of_other_clips_or_score_columns_are_named(two_runs, tmp_path):
     not the wrong clip, not an average of other clips' scores."""
     r1 = two_runs / "r1"
     first = _read(r1)
-    _edit_predictions(r1, tmp_path / "short", lambda p: p.drop(index=1))
+    short = _edit_predictions(r1, tmp_path / "short", lambda p: p.drop(index=1)).parent
+    m = json.loads((short / "metrics.json").read_text())
+    (short / "metrics.json").write_text(json.dumps({**m, "n_samples": m["n_samples"] - 1}))   # a run of one clip less
     with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'short'))} differs from {re.escape(str(r1))} "
                                             rf"in 'subject' \({len(first) - 1} vs {len(first)} clips\); only runs"):
         ensemble_runs([r1, tmp_path / "short"], tmp_path / "a")
@@ -381,16 +383,18 @@ def test_members_of_other_clips_or_score_columns_are_named(two_runs, tmp_path):
                                             rf"\(clip {subj}/zz_renamed: 'zz_renamed' vs '{old}'\)"):
         ensemble_runs([r1, tmp_path / "renamed"], tmp_path / "a")
 
-    # two classes only (no y_true 2): one member wrote three score columns, the other two
+    # two classes only (no y_true 2, no surprise score, y_pred the top of the two): one member wrote three score
+    # columns, the other two
     def two_class(p):
-        for c in ("y_true", "y_pred"):
-            p[c] = (p[c].astype(int) % 2).astype(str)
+        p["y_true"] = (p["y_true"].astype(int) % 2).astype(str)
+        s = p[SCORES].astype(float).to_numpy() * [1, 1, 0]
+        s /= s.sum(1, keepdims=True)
+        p[SCORES] = s
+        p["y_pred"] = s.argmax(1).astype(str)
     _edit_predictions(r1, tmp_path / "three", two_class)
 
     def two_columns(p):
         two_class(p)
-        s = p[["score_negative", "score_positive"]].astype(float)
-        p[["score_negative", "score_positive"]] = (s / s.sum(axis=1).to_numpy()[:, None]).astype(str)
         return p.drop(columns="score_surprise")
     _edit_predictions(r1, tmp_path / "two", two_columns)
     with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'two'))}: score columns differ from "

@@ -57,7 +57,8 @@ def _lr_run(root, name, seed, rows):
                                             "folds": sorted({r[2] for r in rows})}))
     m = {"UF1": 0.5, "UAR": 0.5}
     (d / "metrics.json").write_text(json.dumps(
-        {"protocol": "CDE", "oracle_epoch": False, "n_folds": 2, "n_samples": 4, "overall": m,
+        {"protocol": "CDE", "oracle_epoch": False, "n_folds": len({r[2] for r in rows}), "n_samples": len(rows),
+         "overall": m,
          "per_dataset": {"casme2": m, "samm": m}}))
     return d
 
@@ -93,8 +94,10 @@ def test_per_dataset_csv_keeps_a_label_with_a_line_break_in_one_cell(tmp_path, c
     rows = [(i, d, s, f"c{j}", y, (y + (s.endswith("1") and j == 0)) % 3, 0.3, 0.3, 0.4)
             for i, (d, s) in enumerate([("casme2", "casme2/s1"), ("casme2", "casme2/s2"), ("samm", "samm/001"),
                                         ("samm", "samm/002")]) for j, y in enumerate((0, 1, 2))]
-    a = _lr_run(tmp_path, "a", 0, rows)
-    b = _lr_run(tmp_path, "b", 0, [(*r[:5], r[4], *r[6:]) for r in rows])
+    def top(r, y_pred):          # the row with y_pred and its top score there, as a run writes it
+        return (*r[:5], y_pred, *(0.6 if k == y_pred else 0.2 for k in range(3)))
+    a = _lr_run(tmp_path, "a", 0, [top(r, r[5]) for r in rows])
+    b = _lr_run(tmp_path, "b", 0, [top(r, r[4]) for r in rows])
     assert main(["compare", str(a), f"rf\nnew={b}", "--per-dataset", "--format", "csv", "--resamples", "200"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out), keep_default_na=False)
     assert table["scope"].tolist() == ["all", "all", "casme2", "casme2", "samm", "samm"]

@@ -2,14 +2,18 @@
 finished run folder for all three; an entry mixing two SDE datasets named by its dataset; ``$`` in Markdown cells."""
 import json
 import re
+import shutil
 
+import pandas as pd
 import pytest
 
 from icegan.cli import main
 from icegan.data.toy_features import make_toy_features
+from icegan.ensemble import EnsembleError, ensemble_runs
 from icegan.protocol import run_loso
 from icegan.report import NULL_RUN_LEGEND, TableEntry, latex_escape, results_table
-from tests._runs import random_prob_fn
+from icegan.significance import load_run_set
+from _runs import random_prob_fn
 
 
 @pytest.fixture(scope="module")
@@ -84,4 +88,84 @@ def test_an_entry_of_two_sde_datasets_is_refused_for_its_datasets(tmp_path):
         results_table([TableEntry("SDE", runs)])
     assert str(e.value) == ("table entry 'SDE': its runs differ in dataset (['casme2', 'samm']); give them separate "
                             "entries")
+
+
+def _damaged(runs, tmp_path, name, edit):
+    """A copy of the finished run ``r1`` whose predictions.csv ``edit`` (DataFrame → DataFrame) changed."""
+    d = tmp_path / name
+    shutil.copytree(runs / "r1", d)
+    p = pd.read_csv(d / "predictions.csv", dtype={"subject": str, "clip": str})
+    edit(p).to_csv(d / "predictions.csv", index=False)
+    return d
+
+
+def _refusals(runs, tmp_path, d) -> list[str]:
+    """What ``icegan table``, ``compare`` and ``ensemble`` say of the run folder ``d`` (each must refuse it)."""
+    said = []
+    with pytest.raises(ValueError) as e:
+        results_table([TableEntry("A", [d])])
+    said.append(str(e.value))
+    with pytest.raises(ValueError) as e:
+        load_run_set("A", [d])
+    said.append(str(e.value))
+    with pytest.raises(EnsembleError) as e:
+        ensemble_runs([runs / "r2", d], tmp_path / f"ens_{d.name}")
+    said.append(str(e.value))
+    return said
+
+
+def _wrong_class(p):
+    scores = p.filter(like="score_").to_numpy()
+    p.loc[3, "y_pred"] = (scores[3].argmax() + 1) % 3
+    return p
+
+
+def test_a_y_pred_off_the_top_score_is_refused_by_table_compare_and_ensemble(runs, tmp_path):
+    """`icegan loso` calls such a row damage when it resumes (and scores its fold again): so do the three readers."""
+    d = _damaged(runs, tmp_path, "argm", _wrong_class)
+    top = pd.read_csv(d / "predictions.csv").filter(like="score_").iloc[3].idxmax()
+    for said in _refusals(runs, tmp_path, d):
+        assert said.startswith(f"{d / 'predictions.csv'}, line 5, column y_pred: ")
+        assert f"is not the class of the row's highest score ({top}); icegan writes no such file" in said
+        assert "run the command that wrote this folder again with the same --out" in said
+
+
+def test_a_fold_without_rows_is_refused_by_table_as_by_compare(runs, tmp_path):
+    first = pd.read_csv(runs / "r1" / "predictions.csv", dtype={"subject": str})["subject"].iloc[0]
+    d = _damaged(runs, tmp_path, "nofold", lambda p: p[p["subject"] != first])
+    for said in _refusals(runs, tmp_path, d):
+        assert said == (f"{d}: unfinished run, no predictions for 1 fold(s) (first: {first}); resume it with the "
+                        "same command first")
+
+
+def test_rows_deleted_within_a_fold_are_refused_for_their_count(runs, tmp_path):
+    d = _damaged(runs, tmp_path, "norow", lambda p: p.drop(index=[5]))
+    for said in _refusals(runs, tmp_path, d):
+        assert said.startswith(f"{d}: its predictions.csv holds 35 rows, its metrics.json was computed on n_samples "
+                               "36 (rows deleted, or files of two runs?); icegan writes no such file")
+
+
+def test_a_tied_top_score_and_a_folder_with_metrics_alone_are_still_shown(runs, tmp_path):
+    def tie(p):            # row 3's y_pred tied with another class at the top: run_loso's argmax keeps either
+        cols = list(p.filter(like="score_").columns)
+        y = int(p.loc[3, "y_pred"])
+        p.loc[3, cols[(y + 1) % 3]] = p.loc[3, cols[y]]
+        return p
+    d = _damaged(runs, tmp_path, "tie", tie)
+    table = results_table([TableEntry("T", [d])])
+    assert table.splitlines()[2] == results_table([TableEntry("T", [runs / "r1"])]).splitlines()[2]
+    assert load_run_set("T", [d]).label == "T"
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(runs / "r1" / "metrics.json", alone)
+    assert results_table([TableEntry("T", [alone])]).splitlines()[2] == table.splitlines()[2]
+
+
+def test_markdown_cells_escape_dollars(runs):
+    """GitHub renders ``$x$`` in a table cell or heading as maths: each ``$`` is escaped, undone by removing the
+    backslashes."""
+    from icegan.report import markdown_cell
+    assert markdown_cell("LR $x$ costs $5") == r"LR \$x\$ costs \$5"
+    row = results_table([TableEntry("LR $x$", [runs / "r1"])]).splitlines()[2]
+    assert row.startswith(r"| LR \$x\$ | honest | CDE | 1 | ")
 
