@@ -66,8 +66,10 @@ def test_train_py_data_root_hints_the_root_of_a_prepare_dataset():
                                                 ("num_threads", 1, 2)])
 def test_gan_train_resume_with_other_precision_or_threads_is_refused_naming_both_values(tmp_path, key, before,
                                                                                         after):
-    """A resume of `icegan gan train` (check_resumable) with another train.amp, train.amp_dtype or train.num_threads
-    is refused: the epochs still to train would run otherwise and config.yaml claim the new value for all."""
+    """A resume of `icegan gan train` (check_resumable) with another train.amp or train.amp_dtype that changes the
+    precision trained in (here float32, then bfloat16 autocast on the CPU), or another train.num_threads, is refused:
+    the epochs still to train would run otherwise and config.yaml claim the new value for all. (One that changes no
+    precision, train.amp=false on a CPU, resumes: tests/test_precision62.py.)"""
     import dataclasses
 
     import torch
@@ -78,7 +80,7 @@ def test_gan_train_resume_with_other_precision_or_threads_is_refused_naming_both
     on, y = torch.rand(4, 1, 32, 32) * 2 - 1, torch.arange(4) % 3
     cfg = tiny_gan_config()
     t = cfg.train
-    t.progress, t.batch_size, t.epochs, t.amp, t.amp_dtype, t.num_threads = False, 4, 1, False, "auto", 1
+    t.progress, t.batch_size, t.epochs, t.amp, t.amp_dtype, t.num_threads = False, 4, 1, True, "bf16", 1
     setattr(t, key, before)
     threads = torch.get_num_threads()
     try:
@@ -86,9 +88,11 @@ def test_gan_train_resume_with_other_precision_or_threads_is_refused_naming_both
     finally:
         torch.set_num_threads(threads)
     again = dataclasses.replace(cfg, train=dataclasses.replace(t, epochs=2, **{key: after}))
-    with pytest.raises(GanCheckpointError, match=rf"last.pt was trained with other settings than these \(train.{key}: "
-                                                 rf"{before!r} there, {after!r} now\); resuming would train one GAN "
-                                                 rf"with both"):
+    match = (rf"last.pt was trained with other settings than these \(train.{key}: {before!r} there, {after!r} now\); "
+             rf"resuming would train one GAN with both" if key == "num_threads" else
+             r"last.pt was trained in float32 \(no autocast\), and this run would train in bfloat16 autocast \(on cpu, "
+             r"with train.amp=True, train.amp_dtype=bf16\); resuming would train one GAN in both")
+    with pytest.raises(GanCheckpointError, match=match):
         check_resumable(tmp_path, again, on, on.clone(), y)
     assert check_resumable(tmp_path, dataclasses.replace(cfg, train=dataclasses.replace(t, epochs=2)), on,
                            on.clone(), y) is not None

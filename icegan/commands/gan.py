@@ -118,7 +118,7 @@ def _train(args: argparse.Namespace) -> int:
     from icegan.gan.pairs import load_casme2_pairs, load_prepared_pairs
     from icegan.data.prepare import refuse_replaced_prepare
     from icegan.gan.trainer import (GanConfig, apply_num_threads, build_models, check_resumable,
-                                    class_pair_counts, train_gan)
+                                    class_pair_counts, gan_precision, train_gan)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
@@ -145,7 +145,8 @@ def _train(args: argparse.Namespace) -> int:
         refuse_replaced_prepare(cfg.data.prepare, cfg.data.img_size, args.config, overrides)
     if args.print_config:
         return print_config(cfg)
-    _device(cfg.train.device, "train.device")       # a device this machine lacks: a message now, not after loading
+    # a device this machine lacks, or train.amp_dtype=fp16 on a CPU: a message now, not after loading
+    precision = gan_precision(_device(cfg.train.device, "train.device"), cfg.train)
     from icegan.labels import DEFAULT_LABELS, LABEL_SETS
     megc = LABEL_SETS[DEFAULT_LABELS].classes
     if cfg.model.n_classes != len(megc) or (cfg.model.classes and tuple(cfg.model.classes) != megc):
@@ -189,7 +190,10 @@ def _train(args: argparse.Namespace) -> int:
              "skipped_clips": [list(s) for s in pairs.skipped],
              # the CPU threads it trains with (set here as train_gan sets them: train.num_threads, null keeps the
              # environment's; the checkpoint records the same count): the weights' last bits depend on them
-             "torch_threads": apply_num_threads(cfg.train)}
+             "torch_threads": apply_num_threads(cfg.train),
+             # the precision it trains in (autocast, its dtype, the gradient scaler), not only the amp keys asked
+             # for: train.amp=true on a CPU trains in float32 (the checkpoint records the same)
+             "precision": precision}
     from flownet.io import write_text_whole
     write_text_whole(run / "split.json", json.dumps(split, indent=1))   # never left cut short
     print(f"training ICE-GAN on {len(train)} pairs ({split['n_train_clips']} clips, "

@@ -52,7 +52,7 @@ from .perceptual import build_perceptual, vgg16_weights_file
 
 __all__ = ["GanDataConfig", "GanModelConfig", "GanLossConfig", "GanTrainConfig", "GanConfig", "GanState",
            "build_models", "amp_policy", "train_gan", "save_checkpoint", "load_checkpoint", "resolve_device", "sample_grid",
-           "untrained_classes", "class_pair_counts"]
+           "untrained_classes", "class_pair_counts", "gan_precision"]
 
 _logger = logging.getLogger(__name__)
 
@@ -249,6 +249,30 @@ def amp_policy(device: torch.device, amp: bool, amp_dtype: str = "auto",
     return False, torch.float32, False
 
 
+def gan_precision(device: torch.device, tc: "GanTrainConfig") -> dict:
+    """The precision :func:`train_gan` trains in on ``device`` with ``tc``'s ``amp`` / ``amp_dtype``
+    (:func:`amp_policy`, bf16 where ``device`` runs it natively: :func:`flownet.registry.native_bf16`), as recorded in
+    its checkpoints and ``icegan gan train``'s ``split.json``: ``{"autocast": bool, "dtype": "float32" | "bfloat16" |
+    "float16" (autocast's; float32 when off), "scaler": bool (float16's gradient scaler)}``. ``train.amp=true`` on a
+    CPU is ``{"autocast": false, "dtype": "float32", ...}``, as ``train.amp=false`` is: what ran, not what was asked.
+
+    Raises:
+        ValueError: ``train.amp_dtype=fp16`` on a CPU, or an unknown ``amp_dtype`` (:func:`amp_policy`).
+    """
+    from flownet.registry import native_bf16
+    on, dtype, scaler = amp_policy(device, tc.amp, tc.amp_dtype,
+                                   bf16_supported=device.type == "cuda" and native_bf16(device))   # not emulation (T4)
+    return {"autocast": on, "dtype": str(dtype).removeprefix("torch."), "scaler": scaler}
+
+
+def _precision_words(p: dict) -> str:
+    """A :func:`gan_precision` record in words: ``float32 (no autocast)``, ``bfloat16 autocast``, ``float16 autocast
+    with a gradient scaler``."""
+    if not p.get("autocast"):
+        return "float32 (no autocast)"
+    return f"{p.get('dtype')} autocast" + (" with a gradient scaler" if p.get("scaler") else "")
+
+
 @dataclass
 class GanConfig:
     """``icegan gan train`` configuration (``configs/gan_casme2.yaml``); runs go to ``out_dir/name``."""
@@ -344,18 +368,26 @@ def _read_resume(ckpt: Path, label: str) -> object:
 RESUME_MAY_CHANGE = ("name", "out_dir", "data.", "loss.vgg_weights", "train.epochs", "train.max_minutes",
                      "train.device", "train.progress", "train.sample_every", "train.checkpoint_every", "train.resume")
 
+#: the keys that choose a GAN run's precision; a checkpoint that records the precision that ran (``precision``:
+#: :func:`gan_precision`) is compared by that record instead (:func:`_refuse_other_precision`), so that these may change
+#: when the precision does not (train.amp=false on a CPU, which runs float32 either way)
+PRECISION_KEYS = ("train.amp", "train.amp_dtype")
+
 
 def _refuse_other_settings(ckpt: Path, payload: dict, cfg: GanConfig) -> None:
     """Raise :class:`GanCheckpointError` when the config recorded in the checkpoint differs from ``cfg`` in a key
     outside :data:`RESUME_MAY_CHANGE` (the model, loss and optimisation settings, the seed), naming the keys and both
-    values; a key the checkpoint lacks (added after it was written) counts as its default."""
+    values; a key the checkpoint lacks (added after it was written) counts as its default. The
+    :data:`PRECISION_KEYS` are left to :func:`_refuse_other_precision` where the checkpoint records its precision."""
     from icegan.config import ABSENT, config_differences
     saved = payload.get("config")
     if not isinstance(saved, dict):             # a checkpoint written before it recorded its config
         return
+    # a checkpoint written before it recorded its precision: its amp keys are compared as written (as then)
+    free = RESUME_MAY_CHANGE + (PRECISION_KEYS if "precision" in payload else ())
     default = {k: b for k, _, b in config_differences({}, to_dict(GanConfig()))}
     diff = [(k, a, b) for k, a, b in config_differences(saved, to_dict(cfg))
-            if not k.startswith(RESUME_MAY_CHANGE) and not (a is ABSENT and default.get(k, ABSENT) == b)
+            if not k.startswith(free) and not (a is ABSENT and default.get(k, ABSENT) == b)
             and b is not ABSENT]
     if diff:
         shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
@@ -364,10 +396,26 @@ def _refuse_other_settings(ckpt: Path, payload: dict, cfg: GanConfig) -> None:
                                  f"train one GAN with both: resume with its settings, or {GAN_TRAIN_ADVICE}")
 
 
+def _refuse_other_precision(ckpt: Path, payload: dict, now: dict, device: torch.device, tc: "GanTrainConfig",
+                            advice: str = RESUME_ADVICE) -> None:
+    """Raise :class:`GanCheckpointError` when the checkpoint to resume records another precision (``precision``:
+    :func:`gan_precision`) than ``now``, the one this run would train in (e.g. a CPU run resumed on a GPU, where the
+    same train.amp=true turns autocast on); the message names both, ``device`` (resolved: ``auto`` as it resolved
+    here), ``tc``'s amp keys and ``advice``. A checkpoint written before it recorded its precision is not checked
+    here: :func:`_refuse_other_settings` compares its amp keys as written, as it did then."""
+    was = payload.get("precision")
+    if isinstance(was, dict) and was != now:
+        raise GanCheckpointError(f"{ckpt} was trained in {_precision_words(was)}, and this run would train in "
+                                 f"{_precision_words(now)} (on {device}, with train.amp={tc.amp}, "
+                                 f"train.amp_dtype={tc.amp_dtype}); resuming would train one GAN in both: resume on "
+                                 f"a device and with amp settings that train in {_precision_words(was)}, or {advice}")
+
+
 def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> object:
     """Before anything is written to ``out_dir``: raise :class:`GanCheckpointError` (a ValueError) when
     :func:`train_gan` would refuse to resume its ``checkpoints/last.pt`` (trained on other pairs or with other model
-    settings), or when that file cannot be read (empty, cut short: named, with what to do). No checkpoint, or
+    settings, or in another precision than ``cfg.train`` gives on its device: :func:`_refuse_other_precision`), or
+    when that file cannot be read (empty, cut short: named, with what to do). No checkpoint, or
     ``train.resume=false``: nothing to check. A checkpoint of more epochs than ``train.epochs`` is refused too (a
     resume cannot shorten a run). Returns the checkpoint read (for ``train_gan(resume_payload=...)``, which
     then does not read the file again), or None."""
@@ -378,6 +426,8 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
         _refuse_other_pairs(ckpt, payload, training_pairs_sha256(onset, apex, labels), GAN_TRAIN_ADVICE)
         # the settings first: a changed model width names its key and both values, not the tensor shapes it changes
         _refuse_other_settings(ckpt, payload, cfg)
+        dev = resolve_device(cfg.train.device, "train.device")
+        _refuse_other_precision(ckpt, payload, gan_precision(dev, cfg.train), dev, cfg.train, GAN_TRAIN_ADVICE)
         _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
         _refuse_fewer_epochs(ckpt, payload, cfg.train.epochs, GAN_TRAIN_ADVICE)
         return payload
@@ -442,13 +492,15 @@ def _share_resume_state(start_epoch: int, history: list[dict], opt_g, opt_d, sch
 def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module, epoch: int,
                     history: list[dict], opt_g=None, opt_d=None, sched_g=None, sched_d=None,
                     data_sha256: str | None = None, scaler=None, elapsed_s: float | None = None,
-                    class_pairs: list[int] | None = None, torch_threads: int | None = None) -> Path:
+                    class_pairs: list[int] | None = None, torch_threads: int | None = None,
+                    precision: dict | None = None) -> Path:
     """Write models, optimisers, schedulers, epoch, history, the resolved config, (when given) the training pairs'
     :func:`training_pairs_sha256` and (when enabled: float16 on a GPU) the gradient scaler's state, whose loss scale
     a resumed run keeps instead of starting again at 65536 and skipping steps, (when given) ``elapsed_s``, the
     training seconds so far across resumes (what ``train.max_minutes`` counts), and (when given) ``class_pairs``, the
     number of training pairs of each class id (a 0 is a class the generator never saw: :func:`untrained_classes`),
     and (when given) ``torch_threads``, the CPU thread count the training ran with (the weights' last bits depend on
+    it), and (when given) ``precision``, the precision the training ran in (:func:`gan_precision`: a resume compares
     it), to ``path`` (atomic)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -462,6 +514,8 @@ def save_checkpoint(path: str | Path, cfg: GanConfig, g: nn.Module, d: nn.Module
         payload["class_pairs"] = [int(n) for n in class_pairs]
     if torch_threads is not None:
         payload["torch_threads"] = int(torch_threads)
+    if precision is not None:
+        payload["precision"] = dict(precision)
     for k, o in (("opt_g", opt_g), ("opt_d", opt_d), ("sched_g", sched_g), ("sched_d", sched_d)):
         if o is not None:
             payload[k] = o.state_dict()
@@ -674,10 +728,9 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     else:
         sched_g = sched_d = None
     from flownet.devices import host_values
-    from flownet.registry import native_bf16
-    use_amp, amp_dtype, use_scaler = amp_policy(
-        dev, tc.amp, tc.amp_dtype,
-        bf16_supported=dev.type == "cuda" and native_bf16(dev))     # bf16 hardware, not emulation (T4, V100)
+    precision = gan_precision(dev, tc)      # what runs (recorded in the checkpoints: a resume compares it)
+    use_amp, use_scaler = precision["autocast"], precision["scaler"]
+    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision["dtype"], torch.float32)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     out = Path(out_dir) if out_dir is not None else None
@@ -694,6 +747,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
         _refuse_other_pairs(ckpt, payload, data_sha256)
         _refuse_fewer_epochs(ckpt, payload, tc.epochs)      # else nothing trained, the longer model handed back
+        _refuse_other_precision(ckpt, payload, precision, dev, tc)   # e.g. the same "cuda" on a GPU without bf16
         has_opt = "opt_g" in payload and "opt_d" in payload
         if not has_opt and int(payload["epoch"]) < tc.epochs:
             raise GanCheckpointError(f"{ckpt} holds no optimiser states (a main-job fold's checkpoint keeps its models "
@@ -897,7 +951,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             save_checkpoint(ckpt, cfg, g, d, epoch + 1, history, opt_g if keep_opt else None,
                             opt_d if keep_opt else None, sched_g, sched_d, data_sha256,
                             scaler, elapsed_s=elapsed0 + time.time() - t_start, class_pairs=class_pairs,
-                            torch_threads=threads)
+                            torch_threads=threads, precision=precision)
         if over:
             stopped_by_time = not last
             _logger.warning("gan training stopped after epoch %d: max_minutes=%s reached", epoch + 1, tc.max_minutes)
