@@ -62,7 +62,7 @@ except ImportError:          # Windows: a run folder is not locked (_RunFolderLo
     fcntl = None
 
 from flownet.io import write_text_whole, write_whole
-from icegan.config import config_differences, did_you_mean, without_neutral_keys
+from icegan.config import ABSENT, config_differences, did_you_mean, dotted_items, without_neutral_keys
 from icegan.csv_names import csv_quoting, read_csv_names
 from icegan.data.features import subject_dataset, validate_samples
 from icegan.labels import label_set_of_columns, score_columns
@@ -807,18 +807,66 @@ def _data_paths_as_read(old: dict, new: dict) -> dict:
     return {**new, "data": {**new["data"], "prepare": {**new["data"]["prepare"], "datasets": entries}}}
 
 
+def _resolved_device(cfg: Optional[dict]) -> Optional[str]:
+    """The device the top-level ``device`` of the config dict ``cfg`` resolves to on this machine
+    (:func:`flownet.devices.resolve_device`: ``auto`` → ``cuda`` or ``cpu``), as text; None where ``cfg`` has no such
+    key (another command's config) or this machine cannot resolve it (the run's own check says why)."""
+    device = cfg.get("device") if isinstance(cfg, dict) else None
+    if not isinstance(device, str):
+        return None
+    from flownet.devices import resolve_device
+    try:
+        return str(resolve_device(device))
+    except ValueError:
+        return None
+
+
+def _recorded_device(out: Path) -> Optional[str]:
+    """The resolved device the last start of the run folder ``out`` recorded in its ``environment.jsonl``
+    (:func:`run_loso`: ``device``), or None: no such file or record (a folder made before icegan recorded it), or an
+    unreadable one."""
+    from icegan.environment import ENVIRONMENT_FILE
+    try:
+        lines = (out / ENVIRONMENT_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    device = None
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:          # a line cut short by a kill: the others still say
+            continue
+        if isinstance(record, dict) and isinstance(record.get("device"), str):
+            device = record["device"]
+    return device
+
+
+def _devices_as_resolved(out: Path, old: dict, new: dict) -> tuple[dict, dict]:
+    """``old`` (the folder's config) and ``new`` (the run's) with their ``device`` replaced by the device each
+    resolves to: the one ``out``'s environment.jsonl records (:func:`_recorded_device`) and the one ``new``'s
+    resolves to on this machine now (:func:`_resolved_device`), so that ``cpu`` and ``auto`` on a CPU machine are the
+    same device and ``auto`` on a CPU machine and then on a GPU machine are not. Both as given where either is
+    unknown (a folder made before the record: its device is compared as spelled, as then)."""
+    was, now = _recorded_device(out), _resolved_device(new)
+    if was is None or now is None or "device" not in old:
+        return old, new
+    return {**old, "device": was}, {**new, "device": now}
+
+
 def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:
     """The message refusing to resume the run folder ``out`` whose ``config.yaml`` (``cfg_path``) differs from the
     run's config ``cfg`` (up to four differing keys, each with both values; ``also``: what else differs, added to
     the message), or "" when they agree or either is missing. A key icegan added since the run began, at its neutral
     value (:func:`without_neutral_keys`), is the same experiment, as is a ``flow.iters`` its method never read
     (:func:`_iters_as_read`), a ``gan`` key its GAN settings never read (:func:`_gan_as_read`) or a dataset root or
-    sheet spelled another way that names the same folder or file (:func:`_data_paths_as_read`); so is another
+    sheet spelled another way that names the same folder or file (:func:`_data_paths_as_read`), or a ``device``
+    spelled another way that resolves to the same device (:func:`_devices_as_resolved`); so is another
     max_folds (:func:`max_folds_key`), as run.json holds the folds run (the same, or extended): one that cut none
     (max_folds=100 of 8 folds) or the larger one of an extension; and so is another value of a key of :data:`_RESUME_FREE_KEYS` (e.g. a run cut short
     with workers=2 is resumed with workers=1). Another ``threads`` alone is refused with its own message: the thread
     count can change the last bits of the scores (``threads=0`` is compared as written: the count it means may
-    differ between machines and worker counts, as between two calls).
+    differ between machines and worker counts, as between two calls). The values shown are those the two configs
+    hold, neutral keys included (config.yaml's ``gan.amp: true``, not "(absent)"); a ``device`` as it resolved.
 
     Raises:
         LosoStateError: ``config.yaml`` cannot be read (:func:`_read_state_file`).
@@ -828,13 +876,19 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     key = max_folds_key(cfg)
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-    old_cfg, new_cfg = (without_neutral_keys(_gan_as_read(_iters_as_read(c))) for c in (old_cfg, new_cfg))
-    new_cfg = _data_paths_as_read(old_cfg, new_cfg)
+    old_raw, new_raw = (_gan_as_read(_iters_as_read(c)) for c in (old_cfg, new_cfg))
+    new_raw = _data_paths_as_read(old_raw, new_raw)
+    old_raw, new_raw = _devices_as_resolved(out, old_raw, new_raw)
     for free in (key, *_RESUME_FREE_KEYS):
-        old_cfg, new_cfg = _without_key(old_cfg, free), _without_key(new_cfg, free)
+        old_raw, new_raw = _without_key(old_raw, free), _without_key(new_raw, free)
+    old_cfg, new_cfg = without_neutral_keys(old_raw), without_neutral_keys(new_raw)
     if old_cfg == new_cfg:
         return ""
-    diff = config_differences(old_cfg, new_cfg)
+    # the keys that differ once neutral keys are dropped, shown with the values the configs hold (a stripped
+    # gan.amp: true read "(absent) there" beside a config.yaml that says true)
+    old_leaves, new_leaves = dotted_items(old_cfg), dotted_items(new_cfg)
+    diff = [(k, a, b) for k, a, b in config_differences(old_raw, new_raw)
+            if old_leaves.get(k, ABSENT) != new_leaves.get(k, ABSENT)] or config_differences(old_cfg, new_cfg)
     shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
     more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
     if [k for k, _, _ in diff] == ["threads"] and not also:
@@ -1786,8 +1840,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                       file=sys.stderr)
             pool = _cpu_workers(fold_map, group_map)
             from icegan.environment import append_environment
+            # the resolved device: a resume compares it, not its spelling (_devices_as_resolved)
+            device = _resolved_device(_config_dict(config))
             append_environment(out, folds_finished_at_start=len(finished), folds_total=len(folds),
-                               world_size=distributed.world_size(),
+                               world_size=distributed.world_size(), **({"device": device} if device else {}),
                                **({"workers": pool[0], "threads_per_worker": pool[1]} if pool else {}))
             if pool and len(finished) < len(folds):      # with or without a progress bar (README: it says so)
                 from icegan.environment import cpu_contention

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from _gan_sizes import fake_casme2_pairs, tiny_gan_config, tiny_gan_train_args
+from _runs import centroid_fold_fn
 
 FP32 = {"autocast": False, "dtype": "float32", "scaler": False}
 
@@ -110,3 +111,43 @@ def test_fp16_on_cpu_is_refused_before_the_pairs_load_or_a_folder_is_made(tmp_pa
     assert main(tiny_gan_train_args(tmp_path, "train.amp_dtype=fp16", "--device", "cpu")) == 2
     assert "train.amp_dtype=fp16 needs a CUDA device" in capsys.readouterr().err
     assert loads == [] and not (tmp_path / "t").exists()
+
+
+def test_a_resume_message_shows_the_values_config_yaml_holds(tmp_path):
+    """config.yaml's gan.amp: true is its neutral value (stripped for the comparison); the message shows it."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import LosoStateError, run_loso
+    toy = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+    run_loso(toy.samples, centroid_fold_fn(toy, []), tmp_path / "r", config={"gan": {"amp": True}}, progress=False)
+    with pytest.raises(LosoStateError, match=r"config\.yaml: gan\.amp: True there, False now\)"):
+        run_loso(toy.samples, centroid_fold_fn(toy, []), tmp_path / "r", config={"gan": {"amp": False}},
+                 progress=False)
+
+
+def test_device_is_compared_as_resolved(tmp_path, monkeypatch):
+    """cpu then auto on a CPU machine: the same device, resumed. auto on a CPU machine then auto where CUDA is found:
+    another device, refused with both resolutions. A folder whose environment.jsonl records no device (made before
+    it did) keeps the rule of then: compared as spelled."""
+    from icegan.data.toy_features import make_toy_features
+    from icegan.protocol import LosoStateError, run_loso
+    toy = make_toy_features(n_subjects_per_dataset=3, clips_per_class=2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def run(out, device):
+        return run_loso(toy.samples, centroid_fold_fn(toy, []), tmp_path / out, config={"device": device},
+                        progress=False)
+    run("a", "cpu")
+    run("a", "auto")
+    records = [json.loads(line) for line in (tmp_path / "a" / "environment.jsonl").read_text().splitlines()]
+    assert [r["device"] for r in records] == ["cpu", "cpu"]
+    run("b", "auto")
+    with monkeypatch.context() as m:
+        _fake_gpu(m)
+        with pytest.raises(LosoStateError, match=r"config\.yaml: device: 'cpu' there, 'cuda' now\)"):
+            run("b", "auto")
+    run("c", "cpu")
+    env = tmp_path / "c" / "environment.jsonl"
+    env.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "device"}) + "\n"
+                           for line in env.read_text().splitlines()))
+    with pytest.raises(LosoStateError, match=r"device: 'cpu' there, 'auto' now"):
+        run("c", "auto")
