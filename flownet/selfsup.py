@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .devices import host_values
+from .devices import host_values, resolve_device
 from .io import write_text_whole
 from .metrics import flow_magnitude
 from .models.srflownet import SRFlowNet, SRFlowNetConfig
@@ -374,6 +374,7 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         check_architecture(init.config_dict(), probe.config_dict(), f"train.init_weights={t.init_weights}")
     if resume:
         refuse_other_settings(cfg)
+    resolve_device(t.device, "train.device")    # a device this machine lacks: before the pairs are listed (and read)
     # listed before the run folder is made: with data.n_items null its length is known only now
     data = RealFramePairs(root=d.root, split="train", size=d.size, crop=0, onset_apex_prob=d.onset_apex_prob,
                           flip=d.flip, seed=d.seed, n_items=d.n_items, preload=d.preload)

@@ -151,3 +151,17 @@ def test_device_is_compared_as_resolved(tmp_path, monkeypatch):
                            for line in env.read_text().splitlines()))
     with pytest.raises(LosoStateError, match=r"device: 'cpu' there, 'auto' now"):
         run("c", "auto")
+
+
+def test_selfsup_checks_the_device_before_the_dataset(tmp_path, monkeypatch):
+    from flownet.data import real_pairs
+    from flownet.selfsup import SelfSupConfig, train_selfsup
+    built = []
+    monkeypatch.setattr(real_pairs, "RealFramePairs", lambda *a, **k: built.append(k) or (_ for _ in ()).throw(
+        AssertionError("the dataset was built")))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = SelfSupConfig()
+    cfg.out_dir, cfg.train.device = str(tmp_path), "cuda"
+    with pytest.raises(ValueError, match=r"train\.device='cuda'"):
+        train_selfsup(cfg)
+    assert built == [] and list(tmp_path.iterdir()) == []
