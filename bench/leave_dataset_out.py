@@ -11,7 +11,8 @@ dataset), metrics.md, per_subject.csv and confusion.png, and it works with ``ice
 This script is kept because it measures the other path, a model saved by ``icegan fit`` and scored by
 ``icegan predict`` from a feature table. ``icegan loso protocol=HDE`` trains each of its three folds alone, exactly as
 ``icegan fit`` trains the recipe on those two datasets, so the two paths differ only through their seeds: a fold is
-seeded ``seed + 1000 × fold index`` (held-out CASME II is fold 0, the same seed on both paths). The STSTNet rows of
+seeded ``seed + 1000 × fold index`` (held-out CASME II is fold 0, the same seed on both paths); a forest, logistic
+regression or gradient boosting is seeded ``seed`` in every fold. The STSTNet rows of
 docs/benchmarks.md ("A model for new clips ..., and leaving one dataset out") were recorded when HDE still trained
 the three folds in one grouped network.
 
