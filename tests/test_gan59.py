@@ -170,8 +170,9 @@ def test_generate_writes_generated_csv_mapping_outputs_to_their_sources(tmp_path
     assert main(["generate", "--checkpoint", str(ckpt), "--onset", *map(str, srcs), "--class", "positive", "-n", "2",
                  "--seed", "5", "--out", str(out), "--device", "cpu"]) == 0
     rows = list(csv.DictReader((out / "generated.csv").open(encoding="utf-8")))
-    assert [r["file"] for r in rows] == ["img46_positive_00.png", "img46_positive_01.png", "img46-2_positive_00.png",
-                                         "img46-2_positive_01.png"]
+    a, b = (f"{tmp_path.name}_{clip}_img46" for clip in "AB")    # frames named by their clip folder and its parent
+    assert [r["file"] for r in rows] == [f"{a}_positive_00.png", f"{a}_positive_01.png", f"{b}_positive_00.png",
+                                         f"{b}_positive_01.png"]
     assert [r["source"] for r in rows] == [str(srcs[0])] * 2 + [str(srcs[1])] * 2
     assert {r["class"] for r in rows} == {"positive"} and [r["draw"] for r in rows] == ["0", "1", "0", "1"]
     assert {r["seed"] for r in rows} == {"5"}
@@ -186,5 +187,5 @@ def test_generate_writes_generated_csv_mapping_outputs_to_their_sources(tmp_path
     rows = list(csv.DictReader((out / "generated.csv").open(encoding="utf-8")))
     by_file = {r["file"]: r for r in rows}
     assert len(rows) == 6 and by_file["x_surprise_00.png"]["source"] == str(other)
-    assert by_file["img46_surprise_00.png"]["source"] == str(srcs[0])
-    assert by_file["img46-2_positive_01.png"]["source"] == str(srcs[1])
+    assert by_file[f"{a}_surprise_00.png"]["source"] == str(srcs[0])
+    assert by_file[f"{b}_positive_01.png"]["source"] == str(srcs[1])

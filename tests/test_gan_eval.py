@@ -149,7 +149,8 @@ def test_cli_generate(tiny_checkpoint, tmp_path, pairs64, capsys):
 
 def test_cli_generate_onsets_with_the_same_name(tiny_checkpoint, tmp_path, pairs64, capsys):
     """Onset images of one file name (A/img46.jpg and B/img46.jpg; x.png and x.jpg in one folder) each get their own
-    outputs: the count printed is the count of files written; names met once stay as they were."""
+    outputs: the count printed is the count of files written; frames (imgN) are named by their clip folder and its
+    parent, other names met again get -2."""
     for d in ("A", "B", "C"):
         (tmp_path / d).mkdir()
     cv2.imwrite(str(tmp_path / "A" / "img46.jpg"), pairs64.onset[0])
@@ -159,15 +160,17 @@ def test_cli_generate_onsets_with_the_same_name(tiny_checkpoint, tmp_path, pairs
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(tmp_path / "A" / "img46.jpg"),
                  str(tmp_path / "B" / "img46.jpg"), str(tmp_path / "B" / "img47.jpg"), "--class", "all",
                  "--out", str(out), "--device", "cpu"]) == 0
-    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{n}_{c}_00.png" for n in ("img46", "img46-2", "img47")
+    frames = [f"{tmp_path.name}_{n}" for n in ("A_img46", "B_img46", "B_img47")]    # named by folder and its parent
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{n}_{c}_00.png" for n in frames
                                                             for c in ("negative", "positive", "surprise"))
     printed = capsys.readouterr().out
-    assert "wrote 9 synthetic apex faces" in printed and "their outputs are named img46-2" in printed
+    assert "wrote 9 synthetic apex faces" in printed and "share a file name" not in printed
     cv2.imwrite(str(tmp_path / "C" / "x.png"), pairs64.onset[0])
     cv2.imwrite(str(tmp_path / "C" / "x.jpg"), pairs64.onset[1])
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--onset", str(tmp_path / "C"), "--class",
                  "positive", "-n", "2", "--out", str(tmp_path / "gen2"), "--device", "cpu"]) == 0
-    assert "wrote 4 synthetic apex faces" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 4 synthetic apex faces" in printed and "their outputs are named x-2" in printed
     assert len(list((tmp_path / "gen2").glob("*.png"))) == 4
 
 

@@ -192,7 +192,7 @@ def test_generate_fits_an_onset_exactly_as_icegan_gan_train_fitted_its_crops(tmp
     pairs = load_casme2_pairs(tmp_path / "casme2", 32, cache=False)
     cfg = load_checkpoint(_gan_checkpoint(tmp_path), "cpu")[2]
     faces, names, note = load_onsets(clip / "img1.jpg", cfg)
-    assert names == ["img1"] and np.array_equal(faces[0], pairs.onset[0]) and "46x57" in note
+    assert names == ["sub01_EP01_01_img1"] and np.array_equal(faces[0], pairs.onset[0]) and "46x57" in note
 
 
 @pytest.mark.parametrize("w, h", [(20, 26), (70, 90)], ids=["enlarged", "shrunk"])

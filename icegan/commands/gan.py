@@ -55,7 +55,10 @@ def register(subparsers) -> None:
     ev.add_argument("--data", default="casme2",
                     help="'casme2' (the checkpoint's held-out subjects of its own data: the shared CASME II copy, "
                          "or the datasets it was prepared from with data.source=prepared; the default), a CASME II "
-                         "folder with manifest.csv, or a folder of onset face images")
+                         "folder with manifest.csv, or a folder of onset face images (refused when one is an onset "
+                         "or apex of the checkpoint's training pairs or the mirror image of one; other frames of its "
+                         "training clips, shifted or re-cropped copies and other images of its training subjects are "
+                         "not caught)")
     ev.add_argument("--subjects", nargs="*", default=None,
                     help="subjects to evaluate, e.g. sub01 or samm/006 (default: the checkpoint's holdout_subjects)")
     ev.add_argument("--n-per-class", type=integer(1, meaning="synthetic faces per onset and class"), default=2,
@@ -63,7 +66,8 @@ def register(subparsers) -> None:
     ev.add_argument("--seed", default=0,
                     type=integer(0, SEED_MAX, "a seed of numpy's random generator, as the recognizers take it"),
                     help="seed of the generator's noise and of the recognizers the metrics train (default 0; same "
-                         "seed, same synthetic faces and metrics)")
+                         "seed, same synthetic faces and metrics; the noise is drawn in order over the evaluated "
+                         "onsets, so the faces are not those icegan generate --seed makes for the same onsets)")
     ev.add_argument("--out", default=None,
                     help="folder for the grids and eval.md (default: eval/ beside the checkpoint's folder, e.g. "
                          "runs/NAME/eval for runs/NAME/checkpoints/last.pt)")
@@ -98,10 +102,12 @@ def register(subparsers) -> None:
                          "NAME, class, draw NN), so the same seed gives the same NAME_CLASS_NN.png whatever other "
                          "onsets, classes or -n the command has")
     ge.add_argument("--out", required=True, help="output folder (PNG files NAME_CLASS_NN.png, NAME: the onset's file "
-                                                 "name; a name met again gets -2, -3, ... in the order given; "
-                                                 "generated.csv beside them names each file's onset image, class, "
-                                                 "draw and seed); a file of these names already there is refused, "
-                                                 "see --overwrite")
+                                                 "name without suffix, SUBJECT_CLIP_imgN for a CASME II frame "
+                                                 "SUBJECT/CLIP/imgN.jpg; a name met again gets -2, -3, ... in the "
+                                                 "order given; generated.csv beside them names each file's onset "
+                                                 "image, class, draw, seed and whether the onset is a face the "
+                                                 "generator trained on); a file of these names already there is "
+                                                 "refused, see --overwrite")
     ge.add_argument("--overwrite", action="store_true",
                     help="replace output files of the same names already in --out (other files there are kept)")
     ge.add_argument("--device", default="auto", help="auto (default: cuda when present, else cpu), cpu, cuda or cuda:N")
@@ -296,9 +302,10 @@ def _generate(args: argparse.Namespace) -> int:
         for c in (c for c in classes if c in missing):
             print(f"note: class {names_k[c]}: the generator had no training pair of it (0 of its {sum(counts)} "
                   f"training pairs; {shown}), so its faces of this class come from a condition it never learned")
+    in_training = _training_face_warning(faces, sources, gcfg, args.checkpoint)
     unique = unique_names(names)
     renamed = [u for n, u in zip(names, unique) if n != u]
-    if renamed:                 # A/img46.jpg and B/img46.jpg, or x.png and x.jpg: else the outputs overwrite each other
+    if renamed:                 # A/face.png and B/face.png, or x.png and x.jpg: else the outputs overwrite each other
         print(f"note: {len(renamed)} onset image(s) share a file name with an earlier one; their outputs are named "
               f"{', '.join(renamed)} (in the order given)")
     names = unique
@@ -315,7 +322,8 @@ def _generate(args: argparse.Namespace) -> int:
     for img, path in zip(imgs, files):
         write_image(path, img)     # OSError naming the file if it fails
     rows = [{"file": files[i].name, "source": os.path.abspath(sources[int(s)]), "class": names_k[int(c)],
-             "draw": i % args.n, "seed": args.seed, "checkpoint": os.path.abspath(args.checkpoint)}
+             "draw": i % args.n, "seed": args.seed, "checkpoint": os.path.abspath(args.checkpoint),
+             "in_gan_training": in_training[int(s)]}
             for i, (s, c) in enumerate(zip(src.tolist(), cls.tolist()))]
     table = _write_generated_csv(out, rows)
     print(f"wrote {len(imgs)} synthetic apex faces ({g.img_size}x{g.img_size}) to {out}; {table.name} maps each to "
@@ -324,14 +332,50 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 #: the columns of ``generated.csv``, the table ``icegan generate`` writes beside its faces
-GENERATED_COLUMNS = ("file", "source", "class", "draw", "seed", "checkpoint")
+GENERATED_COLUMNS = ("file", "source", "class", "draw", "seed", "checkpoint", "in_gan_training")
+
+
+def _training_face_warning(faces, sources: list[Path], gcfg, checkpoint: str) -> list[str]:
+    """Warn (one printed line) about onset images that are faces the generator trained on, the check ``icegan gan
+    eval --data DIR`` refuses them by (:func:`icegan.gan.evaluate.training_face_matches`): their synthetic apexes
+    are not faces of an unseen person.
+
+    Args:
+        faces: (N, S, S) uint8 onset faces as :func:`icegan.gan.generate.load_onsets` read them from ``sources``.
+        gcfg: the checkpoint's :class:`icegan.gan.trainer.GanConfig`.
+    Returns:
+        N values of generated.csv's ``in_gan_training``: ``yes``, ``no``, or ``unknown`` for all when the
+        checkpoint's training pairs are not on this machine (a note says so).
+    """
+    from icegan.gan.evaluate import TRAINING_FACE_CHECK, TRAINING_FACE_TOLERANCE, checkpoint_training_pairs, \
+        training_face_matches
+    logging.disable(logging.WARNING)        # the loader's lines on training clips it skips: not about these onsets
+    try:
+        train = checkpoint_training_pairs(gcfg)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"note: the onsets could not be compared with the training faces of {checkpoint} ({exc}); "
+              f"generated.csv's in_gan_training says unknown")
+        return ["unknown"] * len(faces)
+    finally:
+        logging.disable(logging.NOTSET)
+    hits, _ = training_face_matches(faces, train)
+    if hits:
+        shown = "; ".join(f"{sources[i].name} = {w}" for i, w in list(hits.items())[:5])
+        more = f"; and {len(hits) - 5} more" if len(hits) > 5 else ""
+        print(f"warning: {len(hits)} of the {len(faces)} onset images are training faces of {checkpoint} ({shown}"
+              f"{more}; compared with {TRAINING_FACE_CHECK.format(tol=TRAINING_FACE_TOLERANCE)}): their synthetic "
+              f"apexes are not faces of a person it has not seen (icegan gan eval --data refuses them); "
+              f"generated.csv marks them in_gan_training=yes")
+    return ["yes" if i in hits else "no" for i in range(len(faces))]
 
 
 def _write_generated_csv(out: Path, rows: list[dict]) -> Path:
     """Write ``out/generated.csv``, one row per face in ``out`` that ``icegan generate`` wrote: ``file`` (its name in
     ``out``), ``source`` (the onset image it was made from, an absolute path: two clips' ``img46.jpg`` give
-    ``img46_*`` and ``img46-2_*``), ``class`` (the class name), ``draw`` (0..n-1, the ``NN`` of its name), ``seed``
-    (``--seed``) and ``checkpoint``. A table already there (an earlier run into ``out``, ``--overwrite``) keeps its
+    ``sub01_EP02_01f_img46_*`` and ``sub02_EP01_11f_img46_*``: :func:`icegan.gan.generate.onset_name`), ``class``
+    (the class name), ``draw`` (0..n-1, the ``NN`` of its name), ``seed`` (``--seed``), ``checkpoint`` and
+    ``in_gan_training`` (``yes`` when the onset is a face the generator trained on, ``no``, or ``unknown``:
+    :func:`_training_face_warning`). A table already there (an earlier run into ``out``, ``--overwrite``) keeps its
     rows of files this run did not write that are still in ``out``; one without a ``file`` column (not this table) is
     replaced, with a note. Written whole (:func:`flownet.io.write_text_whole`): a kill leaves the old table or the
     new one.

@@ -61,7 +61,7 @@ from .synthesis import synthesize, to_uint8
 
 __all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "CrossDatasetRecognizer",
            "generator_speed", "run_eval", "evaluate_generator", "metrics_markdown", "training_faces_in",
-           "TRAINING_FACE_TOLERANCE"]
+           "TRAINING_FACE_TOLERANCE", "TRAINING_FACE_CHECK", "training_face_matches", "checkpoint_training_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -133,33 +133,75 @@ def training_faces_in(faces: np.ndarray, train_faces: np.ndarray,
     return found
 
 
-def _refuse_training_faces(data: Path, ckpt: Path, faces: np.ndarray, names: Sequence[str], train_pairs: PairSet,
-                           files: Sequence[Path]) -> int:
-    """Refuse a ``--data`` folder of onset images holding faces the checkpoint trained on (the onsets and apexes of
-    its training pairs, :func:`training_faces_in`): they would be scored as held-out faces.
+#: what the training-face check (:func:`training_face_matches`) compares an image with, and what it cannot catch
+TRAINING_FACE_CHECK = ("the onsets and apexes of its training pairs (apex neighbours included when it trained on "
+                       "them) and their mirror images, within {tol} grey levels; not checked: other frames of the "
+                       "training clips, shifted or re-cropped copies, and other images of the training subjects")
 
+
+def training_face_matches(faces: np.ndarray, train_pairs: PairSet) -> tuple[dict[int, str], int]:
+    """Which of ``faces`` are faces a generator trained on: an onset or apex of its training pairs, or the mirror
+    image of one (training flips faces left-right, ``train.hflip``), within :data:`TRAINING_FACE_TOLERANCE` grey
+    levels (:func:`training_faces_in`; :data:`TRAINING_FACE_CHECK` says what is not caught).
+
+    Args:
+        faces: (N, S, S) uint8 faces, resized as the training faces were (:func:`icegan.gan.generate.load_onsets`).
+        train_pairs: the generator's training pairs (:func:`checkpoint_training_pairs`), faces of size S.
     Returns:
-        the number of distinct training faces compared with.
+        ``({index in faces: "CLIP onset|apex (frame F)[, mirrored]"}, number of distinct training faces compared)``,
+        the dict in ascending order of the face index.
     Raises:
-        ValueError: names the folder, the checkpoint and each image that is a training face (the first 5), with the
-            training clip and frame it matches, and what to do.
+        ValueError: the faces are not of the training faces' size.
     """
     train = np.concatenate([train_pairs.onset, train_pairs.apex])
-    where = [(c, "onset", int(f)) for c, f in zip(train_pairs.clips, train_pairs.onset_frames)] + \
-            [(c, "apex", int(f)) for c, f in zip(train_pairs.clips, train_pairs.apex_frames)]
+    where = [f"{c} onset (frame {int(f)})" for c, f in zip(train_pairs.clips, train_pairs.onset_frames)] + \
+            [f"{c} apex (frame {int(f)})" for c, f in zip(train_pairs.clips, train_pairs.apex_frames)]
     _, first = np.unique(train.reshape(len(train), -1), axis=0, return_index=True)     # a face once
     first = np.sort(first)                              # in the pairs' order
     train, where = train[first], [where[i] for i in first]
-    hits = training_faces_in(faces, train)
+    both = np.concatenate([train, train[:, :, ::-1]])   # each face, then its mirror image
+    hits = training_faces_in(faces, both)
+    return {i: where[j % len(train)] + (", mirrored" if j >= len(train) else "") for i, j in hits.items()}, len(train)
+
+
+def checkpoint_training_pairs(cfg) -> PairSet:
+    """The training pairs of the generator of the :class:`icegan.gan.trainer.GanConfig` ``cfg`` (its checkpoint's),
+    from its own data: the shared CASME II copy (``data.source=manifest``) or the datasets it was prepared from
+    (``prepared``), apex±1..``data.apex_neighbors`` included, of ``data.train_subjects`` without
+    ``data.holdout_subjects``.
+
+    Raises:
+        FileNotFoundError: that data is not on this machine; ValueError: as :meth:`PairSet.by_subjects`.
+    """
+    if cfg.data.source == "prepared":
+        from .pairs import load_prepared_pairs
+        ps = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, cfg.data.apex_neighbors, progress=False)
+    else:
+        ps = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
+    return ps.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)
+
+
+def _refuse_training_faces(data: Path, ckpt: Path, faces: np.ndarray, names: Sequence[str], train_pairs: PairSet,
+                           files: Sequence[Path]) -> int:
+    """Refuse a ``--data`` folder of onset images holding faces the checkpoint trained on
+    (:func:`training_face_matches`): they would be scored as held-out faces.
+
+    Returns:
+        the number of distinct training faces compared with (each also mirrored).
+    Raises:
+        ValueError: names the folder, the checkpoint and each image that is a training face (the first 5), with the
+            training clip and frame it matches, what is checked (:data:`TRAINING_FACE_CHECK`), and what to do.
+    """
+    hits, n_train = training_face_matches(faces, train_pairs)
     if hits:
-        shown = "; ".join(f"{files[i].name} = {where[j][0]} {where[j][1]} (frame {where[j][2]})"
-                          for i, j in list(hits.items())[:5])
+        shown = "; ".join(f"{files[i].name} = {w}" for i, w in list(hits.items())[:5])
         more = f"; and {len(hits) - 5} more" if len(hits) > 5 else ""
         raise ValueError(f"--data {data}: {len(hits)} of its {len(names)} images are training faces of {ckpt} "
-                         f"(within {TRAINING_FACE_TOLERANCE} grey levels of an onset or apex it trained on: {shown}"
-                         f"{more}); they are not held out and would be scored as if they were: remove them from the "
-                         f"folder, or evaluate the checkpoint's held-out subjects with --data casme2")
-    return len(train)
+                         f"({shown}{more}; compared with "
+                         f"{TRAINING_FACE_CHECK.format(tol=TRAINING_FACE_TOLERANCE)}); they are not held out and would "
+                         f"be scored as if they were: remove them from the folder, or evaluate the checkpoint's "
+                         f"held-out subjects with --data casme2")
+    return n_train
 
 
 def identity_metrics(onset_emb: np.ndarray, onset_ids: Sequence[str], query_emb: np.ndarray,
@@ -516,9 +558,11 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     when trained with ``data.source=prepared``) or a CASME II folder with ``manifest.csv`` — evaluates the
     ``subjects`` (default: the checkpoint's ``holdout_subjects``), recognizer trained on the
     checkpoint's training subjects; or a folder of onset face images — refused when an image is a face the checkpoint
-    trained on (an onset or apex of its training pairs, within :data:`TRAINING_FACE_TOLERANCE` grey levels:
-    :func:`training_faces_in`; the JSON key ``training_faces_compared`` counts the faces compared, None when its
-    training pairs are absent and nothing could be compared), then identity (subjects unknown: each image its own
+    trained on (:func:`training_face_matches`: an onset or apex of its training pairs or its mirror image, within
+    :data:`TRAINING_FACE_TOLERANCE` grey levels; other frames of the training clips, shifted or re-cropped copies and
+    other images of the training subjects are not caught; the JSON key ``training_faces_compared`` counts the training
+    faces compared, each also mirrored, None when its training pairs are absent and nothing could be compared), then
+    identity (subjects unknown: each image its own
     identity, JSON ``subjects_known`` false, ``n_images``), controllability (recognizer trained on the checkpoint's
     training subjects of its own data: the shared CASME II copy, or its prepared datasets with
     ``data.source=prepared``), speed and grids; no ExpCaps MER
@@ -535,7 +579,16 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
     which ``eval.md``'s first line also names, ``unfinished (epoch N of M)``. The JSON key ``untrained_classes``
     names the classes the generator had no training pair of (the checkpoint's per-class counts:
     :func:`icegan.gan.trainer.untrained_classes`; None for a checkpoint that did not record them), which ``eval.md``
-    marks ``(no training pair)`` in its per-class controllability and names in its first line.
+    marks ``(no training pair)`` in its per-class controllability and names in its first line. The JSON keys
+    ``seed``, ``n_per_class``, ``data`` (``--data`` as given), ``subjects_requested`` (``--subjects``, None for the
+    default), ``cross_dataset`` (False with ``--no-cross-dataset``) and ``eval_clips`` (the evaluated clips, ``--data``
+    casme2 or a CASME II folder; ``eval_images`` for a folder of onset images) record what was evaluated and how, and
+    ``eval.md``'s second line repeats them.
+
+    The synthetic faces are drawn by :func:`icegan.gan.synthesis.synthesize` in order over all (onset, class, draw)
+    of the evaluation set (no ``noise_keys``), as when the recorded numbers of README.md and docs/benchmarks.md were
+    made: they are not the faces ``icegan generate --seed`` makes for the same onsets (drawn per output name), and a
+    face depends on the other onsets evaluated; the metrics are means over such draws.
     Raises:
         ValueError: a folder of onset images holding training faces (names the files, the training clips and frames),
             no subjects to evaluate, an evaluated subject without pairs or a ``data`` folder without face
@@ -636,6 +689,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
                 cross = CrossDatasetRecognizer(cross_sets, seed=seed)
             except FileNotFoundError as exc:
                 log.warning("no megc2019_htnet features (%s): cross-dataset controllability not computed", exc)
+                cross_skipped = f"no megc2019_htnet features here ({exc})"
     if is_casme:
         if pairs is None:       # a prepared checkpoint on a CASME II folder: its training subjects' refusal first
             pairs = by_subjects(labelled_pairs(0), holdout)
@@ -646,6 +700,7 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         res = evaluate_generator(g, d, pairs.onset, pairs.subjects, pairs.apex, pairs.labels, recognizer,
                                  n_per_class, seed, out, cross_recognizer=cross)
         res["eval_subjects"] = sorted(set(pairs.subjects))
+        res["eval_clips"] = list(pairs.clips)
         res["class_counts"] = {CLASS_NAMES[c]: int(np.sum(pairs.labels == c)) for c in range(len(CLASS_NAMES))}
     else:
         if note:
@@ -660,6 +715,9 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
         res["training_faces_compared"] = n_compared
     if cross_skipped:
         res["cross_dataset_skipped"] = cross_skipped
+    res["seed"], res["n_per_class"], res["data"] = seed, n_per_class, str(data)
+    res["subjects_requested"] = list(subjects) if subjects else None
+    res["cross_dataset"] = bool(cross_dataset)
     res["checkpoint"] = str(ckpt)
     res["checkpoint_epoch"] = ckpt_epoch
     untrained = untrained_classes(payload)      # None: a checkpoint written before it recorded its per-class pairs
@@ -674,11 +732,16 @@ def run_eval(checkpoint: str | Path, data: str | Path = "casme2", subjects: Sequ
 def metrics_markdown(res: dict) -> str:
     """A paste-ready Markdown table of :func:`run_eval`'s result (the issue's targets beside each value).
 
-    Missing or None entries print as "—" (a skipped cross-dataset recognizer as "— (skipped: reason)", the key
-    ``cross_dataset_skipped``). The first line counts images, not subjects, for a folder of onset images
+    Missing or None entries print as "—", with the reason where it is known: a skipped cross-dataset recognizer as
+    "— (skipped: reason)" (the key ``cross_dataset_skipped``), one switched off as "— (off: --no-cross-dataset)"
+    (``cross_dataset`` false); for a folder of onset images, ExpCaps as "— (no labels: ...)" and the real-apex
+    references as "— (no real apexes: ...)"; controllability without training pairs for its recognizer
+    (``training_faces_compared`` None) as "— (no recognizer: ...)". The first line counts images, not subjects, for a folder of onset images
     (``subjects_known`` false), names an unfinished checkpoint (``checkpoint_epoch`` ≠ ``train_epochs``) and the
     classes the generator had no training pair of (``untrained_classes``), whose per-class controllability is marked
-    ``(no training pair)``.
+    ``(no training pair)``. The second line, for a result that records them (``seed`` present), gives the seed,
+    draws per onset and class, ``--data``, the evaluated subjects and clips (or image count) and whether the
+    cross-dataset check ran.
     Fractions are shown in %, distances with 3 decimals.
     """
     def pct(v):
@@ -699,21 +762,32 @@ def metrics_markdown(res: dict) -> str:
     among = (f"among {n_subj} images (each its own identity; {chance})" if images else
              f"among {n_subj} subjects ({chance})")
 
+    folder = "a folder of onset images"
+    no_real = f"— (no real apexes: {folder})" if images else None
+    if res.get("cross_dataset_skipped"):
+        cross = f"— (skipped: {res['cross_dataset_skipped']})"
+    elif res.get("cross_dataset") is False:
+        cross = "— (off: --no-cross-dataset)"
+    else:
+        cross = pct(res.get("controllability_cross_dataset")) + per_class(
+            res.get("controllability_cross_dataset_per_class"))
+    control = pct(res.get("controllability")) + per_class(res.get("controllability_per_class"))
+    if res.get("controllability") is None and images and res.get("training_faces_compared", 0) is None:
+        control = "— (no recognizer: the checkpoint's training pairs are not on this machine)"
     rows = [
         ("identity distance, synthetic apex vs its onset (mean) ↓", num(res.get("identity_mean_distance")), "≤ 0.20"),
         (f"identity rank-1 identification {among}", pct(res.get("identity_rank1")), "≥ 95 %"),
-        ("controllability, recognizer on the generator's training subjects",
-         pct(res.get("controllability")) + per_class(res.get("controllability_per_class")), "> 70 %"),
-        ("controllability, recognizer trained on other datasets only",
-         f"— (skipped: {res['cross_dataset_skipped']})" if res.get("cross_dataset_skipped") else
-         pct(res.get("controllability_cross_dataset")) + per_class(res.get("controllability_cross_dataset_per_class")),
-         "> 70 %"),
-        ("ExpCaps UF1 on held-out real apexes", num(res.get("expcaps_uf1"), "{:.4f}"), "—"),
+        ("controllability, recognizer on the generator's training subjects", control, "> 70 %"),
+        ("controllability, recognizer trained on other datasets only", cross, "> 70 %"),
+        ("ExpCaps UF1 on held-out real apexes",
+         f"— (no labels: {folder})" if images else num(res.get("expcaps_uf1"), "{:.4f}"), "—"),
         (f"synthesis speed at {res.get('img_size')}×{res.get('img_size')} (faces/s)", num(res.get("faces_per_s"), "{:.1f}"),
          "≥ 50 at 128×128"),
-        ("reference: identity distance, real apex vs onset", num(res.get("real_apex_identity_mean_distance")), "—"),
+        ("reference: identity distance, real apex vs onset",
+         no_real or num(res.get("real_apex_identity_mean_distance")), "—"),
         ("reference: recognizers on the real held-out pairs (accuracy)",
-         f"{pct(res.get('recognizer_real_accuracy'))} / {pct(res.get('cross_dataset_real_accuracy'))}", "—"),
+         no_real or f"{pct(res.get('recognizer_real_accuracy'))} / {pct(res.get('cross_dataset_real_accuracy'))}",
+         "—"),
     ]
     if images:
         what = f"{res.get('n_onsets')} images (subjects unknown; each image treated as its own identity)"
@@ -727,6 +801,17 @@ def metrics_markdown(res: dict) -> str:
                        f"come from a condition it never learned)")
     head = (f"ICE-GAN evaluation: {what}, {res.get('n_synthetic')} synthetic apexes at "
             f"{res.get('img_size')}×{res.get('img_size')}{unfinished}\n\n")
+    if "seed" in res:                   # a result that records how it was made (older JSON files do not)
+        k = res.get("n_per_class")
+        if images:
+            which = f"{len(res.get('eval_images') or [])} images (JSON key eval_images)"
+        else:
+            clips = res.get("eval_clips") or []
+            which = (f"subjects {', '.join(res.get('eval_subjects') or [])} ({len(clips)} clips: "
+                     f"{', '.join(clips)})")
+        switch = "cross-dataset check " + ("on" if res.get("cross_dataset") else "off (--no-cross-dataset)")
+        head += (f"seed {res['seed']}, {k} synthetic face{'' if k == 1 else 's'} per onset and class, --data "
+                 f"{res.get('data')}, {which}, {switch}\n\n")
     lines = ["| metric | value | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return head + "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ the checkpoint's config (:class:`icegan.gan.trainer.GanDataConfig`):
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["TrainingFit", "training_fit", "load_onsets"]
+__all__ = ["TrainingFit", "training_fit", "load_onsets", "onset_name"]
+
+#: a CASME II frame's file name (without suffix): ``img46`` (the shared copy), ``reg_img46`` (the official Cropped
+#: release); such a name says which frame, not which face
+_FRAME_STEM = re.compile(r"(reg_)?img[0-9]+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,24 @@ def training_fit(cfg) -> TrainingFit:
                        "(data.source=manifest)")
 
 
+def onset_name(path: str | Path) -> str:
+    """The name of the onset image ``path`` in output names and noise keys (``icegan generate``'s ``NAME``): its file
+    name without suffix, except a CASME II frame of the official layout ``SUBJECT/CLIP/imgN.jpg`` (or
+    ``reg_imgN.jpg``), named ``SUBJECT_CLIP_imgN`` (``sub02/EP01_11f/img46.jpg`` → ``sub02_EP01_11f_img46``), so that
+    frames of the same number in two clips get two names, each the same whatever other onsets are given.
+
+    Args:
+        path: an image file (relative paths are taken from the working folder).
+    Returns:
+        the name (a frame without two named parent folders keeps its file name).
+    """
+    p = Path(path)
+    if not _FRAME_STEM.fullmatch(p.stem):
+        return p.stem
+    clip = p.absolute().parent
+    return f"{clip.parent.name}_{clip.name}_{p.stem}" if clip.name and clip.parent.name else p.stem
+
+
 def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarray, list[str], str | None]:
     """Onset faces for the generator of ``cfg``, read grey and resized as its training faces were.
 
@@ -74,9 +97,9 @@ def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarr
         cfg: the generator's :class:`icegan.gan.trainer.GanConfig` (its checkpoint's).
 
     Returns:
-        ``(faces (N, S, S) uint8, names (file stems, in order), note)``: ``note`` is one line saying how many images
-        were resized from which sizes to S×S and how (:func:`training_fit`), and, when some were not square, that
-        their aspect ratio changed; None when every image already was S×S.
+        ``(faces (N, S, S) uint8, names (:func:`onset_name` of each file, in order), note)``: ``note`` is one line
+        saying how many images were resized from which sizes to S×S and how (:func:`training_fit`), and, when some
+        were not square, that their aspect ratio changed; None when every image already was S×S.
 
     Raises:
         FileNotFoundError: an image is missing; ValueError: a folder without images, an unreadable image (named).
@@ -88,7 +111,7 @@ def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarr
     faces = np.stack([fit.resize(img) for img in raw])
     sizes = Counter((img.shape[1], img.shape[0]) for img in raw if img.shape != (fit.size, fit.size))
     if not sizes:
-        return faces, [f.stem for f in files], None
+        return faces, [onset_name(f) for f in files], None
     n = sum(sizes.values())
     listed = ", ".join(f"{w}x{h}" + (f" ({k})" if len(sizes) > 1 else "") for (w, h), k in sizes.most_common())
     note = f"{n} onset image(s) of {listed} pixels resized to {fit.size}x{fit.size} {fit.how}"
@@ -99,4 +122,4 @@ def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarr
     elif squashed:
         note += (f"; {squashed} not square: aspect ratio changed, while the training faces were square aligned "
                  f"crops: give square aligned face crops for an input like the generator's training faces")
-    return faces, [f.stem for f in files], note
+    return faces, [onset_name(f) for f in files], note
