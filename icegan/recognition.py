@@ -1140,7 +1140,8 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
                    device: str | torch.device = "cpu", seed: int = 0, x_val: Optional[torch.Tensor] = None,
                    y_val: Optional[torch.Tensor] = None, progress: bool = True, writer: Any = None,
                    subjects_train: Optional[Sequence[str]] = None,
-                   sample_weight: Optional[torch.Tensor] = None, n_classes: int = 3) -> "FittedRecognizer":
+                   sample_weight: Optional[torch.Tensor] = None, n_classes: int = 3,
+                   val_masks: Optional[np.ndarray] = None) -> "FittedRecognizer":
     """Train one recognizer (× ``cfg.seeds`` ensemble) for one fold (or, in ``icegan fit``, on every clip); return it
     as a function of the features.
 
@@ -1157,6 +1158,10 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
             ``gan.synthetic_weight`` for its synthetic rows), multiplied with the subject weights when both are
             given; the class weights are computed on the weighted counts. None = 1.
         n_classes: K, the classes of the label set (:mod:`icegan.labels`; 3 for MEGC2019).
+        val_masks: (S, N) bool, ``S = cfg.seeds``, for the grouped networks (``ststnet``, ``offtanet``) instead of
+            ``x_val``: copy g of the group early-stops on the rows ``val_masks[g]`` of ``x_train`` and learns from the
+            others (``icegan fit``'s split per member, drawn as :func:`fit_predict_folds` draws a fold's by
+            :func:`inner_val_masks`); ``subjects_train`` and ``sample_weight`` then cover all N rows.
 
     Returns:
         :class:`FittedRecognizer`: ``fitted(x) -> np.ndarray (n, K)`` class probabilities for features (n, 3, H, W).
@@ -1164,9 +1169,17 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     Raises:
         ValueError: ``cfg.domain_bn`` (this entry point has no dataset ids), ``cfg.noise_filter`` (no LOSO folds); ``cfg.subject_weighting`` without
             ``subjects_train`` (or with another number of them than training rows); a ``sample_weight`` of
-            another length than the training rows, negative or not finite.
+            another length than the training rows, negative or not finite; ``val_masks`` with ``x_val``, for a
+            recognizer other than ststnet / offtanet, or of another shape than (``cfg.seeds``, N).
     """
     device = resolve_device(device)
+    S = max(1, cfg.seeds)
+    if val_masks is not None:
+        val_masks = np.asarray(val_masks, dtype=bool)
+        if x_val is not None or cfg.name not in ("ststnet", "offtanet") or val_masks.shape != (S, len(x_train)):
+            raise ValueError(f"val_masks ({val_masks.shape}) is one row per member of a grouped network ({S}, "
+                             f"{len(x_train)}) for {cfg.SECTION}.name=ststnet or offtanet without x_val; got "
+                             f"{cfg.SECTION}.name={cfg.name}{' with x_val' if x_val is not None else ''}")
     if cfg.noise_filter != "none":
         raise ValueError(f"{cfg.SECTION}.noise_filter works on LOSO folds (`icegan loso` feature runs), not in this "
                          f"per-fold entry point; set {cfg.SECTION}.noise_filter=none")
@@ -1177,10 +1190,12 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     if subjects_train is not None and len(subjects_train) != len(x_train):
         raise ValueError(f"subjects_train holds {len(subjects_train)} subjects for {len(x_train)} training rows")
     key = "subject_weighting" if cfg.subject_weighting else "class_balance"
-    weights = _balance_weights(cfg, subjects_train, y_train.numpy(), np.ones((1, len(x_train)), dtype=bool),
+    learn = np.ones((1, len(x_train)), dtype=bool) if val_masks is None else ~val_masks   # (1 or S, N)
+    weights = _balance_weights(cfg, subjects_train, y_train.numpy(), learn,
                                f"it is supported by `icegan loso` feature runs and `icegan fit`, not by the main job's "
                                f"per-fold recognizer: set {cfg.SECTION}.{key} to its default")
-    weights = None if weights is None else weights[0]                                          # (N,)
+    if weights is not None and val_masks is None:
+        weights = weights[0]                                                                    # (N,)
     if sample_weight is not None:
         sample_weight = torch.as_tensor(sample_weight, dtype=torch.float32)
         _check_sample_weight(sample_weight, (len(x_train),), f"have one weight per training row ({len(x_train)},)")
@@ -1188,7 +1203,6 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     if cfg.name in SKLEARN_MODELS:
         return FittedRecognizer(cfg, clf=_fit_sklearn(cfg, seed, x_train, y_train, weights, n_classes),
                                 device=device, n_classes=n_classes)
-    S = max(1, cfg.seeds)
     xs = x_train if x_val is None else torch.cat([x_train, x_val])
     ys = y_train if y_val is None else torch.cat([y_train, y_val])
     n = len(x_train)
@@ -1199,6 +1213,9 @@ def fit_recognizer(cfg: RecognizerConfig, x_train: torch.Tensor, y_train: torch.
     if x_val is not None:
         vm = torch.zeros_like(tm)
         vm[:, n:] = True
+    elif val_masks is not None:             # each copy's own held-out rows, as a LOSO fold's (fit_predict_folds)
+        vm = torch.from_numpy(val_masks)
+        tm = ~vm
     sw = None
     if weights is not None:
         sw = torch.zeros(copies, len(xs))

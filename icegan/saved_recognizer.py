@@ -16,7 +16,11 @@ The file (``torch.save``, read back with ``weights_only=True``) holds plain valu
                   "classes": {name: N}, "map_size": S, "maps": how the maps were made (maps_provenance),
                   "bare_ids_of": {"labels": the label set, "table_sha256": SHA-256 of the table file}, only for a
                   five-class model fitted on a table of bare class ids whose set no provenance.json records (icegan
-                  predict then reads such ids as that set's in that very table, the same content, alone)},
+                  predict then reads such ids as that set's in that very table, the same content, alone),
+                  "map_sha256": [SHA-256 of each training map file, ...] for a model fitted on a feature table
+                  (icegan predict knows its training maps by content too; a file without it: by names only),
+                  "inner_val": the early-stopping part of the clips (one per member for ststnet / offtanet with
+                  model.seeds > 1), only with model.inner_val_fraction > 0},
      "provenance": {...}  (a custom network's module spec and source SHA-256),
      "environment": {...} (library versions, CPU, git commit at training time),
      "members": [{"copies": G, "snapshots": k, "state_dict": {...}}, ...],
@@ -367,6 +371,9 @@ def _check_payload(path: Path, payload: dict) -> None:
             raise bad(f"its 'training' {key} is not a list of names")
     if not isinstance(training.get("maps") or {}, dict):
         raise bad("its 'training' maps is not a mapping")
+    digests = training.get("map_sha256", [])     # absent in a file written before it was recorded
+    if not isinstance(digests, list) or not all(isinstance(v, str) for v in digests):
+        raise bad("its 'training' map_sha256 is not a list of SHA-256 digests")
     if not isinstance(payload.get("provenance") or {}, dict):
         raise bad("its 'provenance' is not a mapping")
     members = payload["members"]
@@ -497,8 +504,13 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> tup
     if payload.get("version") is None:
         raise SavedRecognizerError(f"{path} is not an icegan model file (no format version; `icegan fit` writes one): "
                                    f"retrain it with `icegan fit`")
-    if payload.get("version") != VERSION:
-        raise SavedRecognizerError(f"{path} is an icegan recognizer of format version {payload.get('version')}; this "
+    version = payload["version"]
+    if isinstance(version, bool) or not isinstance(version, int):   # '1', 1.0, True: never a version fit writes
+        raise SavedRecognizerError(f"{path}: its format version is {version!r} ({type(version).__name__}), not an "
+                                   f"integer as `icegan fit` writes (version {VERSION}): a damaged or hand-edited "
+                                   f"model file; retrain it with `icegan fit`")
+    if version != VERSION:
+        raise SavedRecognizerError(f"{path} is an icegan recognizer of format version {version}; this "
                                    f"icegan reads version {VERSION}: retrain it with `icegan fit`")
     _check_payload(path, payload)
     try:

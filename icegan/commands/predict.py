@@ -67,7 +67,8 @@ per class of the models' label set (MEGC2019: score_negative, score_positive, sc
 averaged over the --model files with equal weights or --weights).
 When every clip has a label, UF1 / UAR are printed (overall, and per dataset when the table holds several) and the
 confusion matrices are drawn beside the output (OUT_confusion.png), with a warning when clips or subjects of the
-table were in a model's training set (then it is not a test).
+table were in a model's training set (then it is not a test): by name, and for a model fitted on a feature table
+also by the content of its map files (the same maps under other dataset, subject or clip names).
 """
 
 #: settings of a LOSO recipe that `icegan fit` cannot apply, with why
@@ -109,7 +110,9 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
         (the :class:`icegan.recognition.FittedRecognizer` as trained, its training record
         (:func:`icegan.saved_recognizer.training_record`, of every clip, the inner-validation ones included; with
         ``model.inner_val_fraction`` > 0 its ``inner_val`` holds the ``clips``, ``subjects``, ``datasets`` and
-        ``classes`` of the held-out part) plus ``seconds``, the training wall time).
+        ``classes`` of the held-out part; with ``model.seeds`` S > 1 of ststnet / offtanet, a list of S such parts,
+        one per member, each drawn as `icegan loso` draws a fold's members' (so that fit is the one-fold run, e.g.
+        an HDE fold, at that fold's seed)) plus ``seconds``, the training wall time).
 
     Raises:
         ValueError: a setting ``icegan fit`` cannot apply (named, with the reason); ``protocol=SDE`` without a
@@ -131,7 +134,9 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     from icegan.environment import describe_environment, limit_threads
     from icegan.labels import absent_classes, get_label_set
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
-                                    inner_val_split, recognizer_provenance)
+                                    inner_val_masks, inner_val_split, recognizer_provenance)
+
+    from flownet.user_numbers import derived_seed
     from icegan.saved_recognizer import maps_provenance, save_recognizer, training_record
 
     for key, on, why in _UNSUPPORTED:
@@ -159,9 +164,29 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     check_custom_recognizer(cfg.model, fs.features, n_classes=len(classes))
     x, y = fs.features, fs.labels
     subjects = fs.samples["subject"].astype(str).tolist()
-    x_val = y_val = None
+    x_val = y_val = val_masks = None
     held_out = None
-    if cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS:
+    S = max(1, cfg.model.seeds)
+    if cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS and S > 1 \
+            and cfg.model.name != "custom":
+        # the copies of a grouped network hold out subjects of their own, drawn as `icegan loso` draws a fold's
+        # (fit_predict_folds: S rows, the group's generator; a one-fold run's seed is the fold-0 seed, cfg.seed), so
+        # that fit on some datasets is the HDE fold that tests the other one
+        val_masks = inner_val_masks(subjects, np.ones((S, len(x)), dtype=bool), cfg.model.inner_val_fraction,
+                                    np.random.default_rng(derived_seed(cfg.seed, 0)))[1]
+        held_out = []
+        for g, val in enumerate(val_masks):
+            part = training_record(fs.samples[val], fs.features, classes)
+            split = (f" left by model.inner_val_fraction={cfg.model.inner_val_fraction} for member {g + 1} of {S}, "
+                     f"which holds out {part['clips']} clips of {_subjects(part)} "
+                     f"({', '.join(part['subjects'])}) for its early stopping,")
+            trained = y[torch.from_numpy(~val)].tolist()    # the clips member g learns from
+            absent_trained = absent_classes(classes, trained)
+            _check_two_classes(cfg, trained, classes, absent_trained, split)
+            _warn_absent(cfg, [c for c in absent_trained if c not in absent], split)
+            held_out.append(part)
+    elif cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS:
+        # one split for every member: a custom recognizer's LOSO fold draws one too (_fit_predict_custom_fold)
         train, val = inner_val_split(subjects, np.arange(len(x)), cfg.model.inner_val_fraction, cfg.seed)
         held_out = training_record(fs.samples.iloc[val], fs.features, classes)
         split = (f" left by model.inner_val_fraction={cfg.model.inner_val_fraction}, which holds out "
@@ -176,12 +201,17 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
         x, y, x_val, y_val = x[train], y[train], x[val], y[val]
     start = time.perf_counter()
     fitted = fit_recognizer(cfg.model, x, y, device=cfg.device, seed=cfg.seed, x_val=x_val, y_val=y_val,
-                            progress=progress, subjects_train=subjects, n_classes=len(classes))
+                            progress=progress, subjects_train=subjects, n_classes=len(classes), val_masks=val_masks)
     seconds = time.perf_counter() - start
     record = {**training_record(fs.samples, fs.features, classes),
               "maps": maps_provenance(cfg.data.source, cfg.data.table)}
-    if held_out is not None:                # the early-stopping part of the clips above, apart
-        record["inner_val"] = {k: held_out[k] for k in ("clips", "subjects", "datasets", "classes")}
+    keep = ("clips", "subjects", "datasets", "classes")
+    if isinstance(held_out, list):          # each member's early-stopping part, apart
+        record["inner_val"] = [{k: part[k] for k in keep} for part in held_out]
+    elif held_out is not None:              # the early-stopping part of the clips above, apart
+        record["inner_val"] = {k: held_out[k] for k in keep}
+    if cfg.data.source == "table":          # each training map's content: predict knows it under any other name
+        record["map_sha256"] = [table_sha256(path) for path in fs.samples["path"]]
     if cfg.data.source == "table" and cfg.data.labels != "megc2019" and unrecorded_ids(cfg.data.table):
         # trained on bare ids read as this set's: predict reads them so in this very table (its digest) alone
         record["bare_ids_of"] = {"labels": cfg.data.labels, "table_sha256": table_sha256(cfg.data.table)}
@@ -231,6 +261,12 @@ def _warn_absent(cfg, absent: list, split: str = "") -> None:
 
 
 def predict_table(models: list, table: str | Path, normalize: str = "auto", weights=None, device: str = "cpu"):
+    """Score the clips of a feature table with one or several saved recognizers: :func:`_score_table`'s first three
+    (the predictions, the models' metadata, the map size), with its arguments and errors."""
+    return _score_table(models, table, normalize=normalize, weights=weights, device=device)[:3]
+
+
+def _score_table(models: list, table: str | Path, normalize: str = "auto", weights=None, device: str = "cpu"):
     """Score the clips of a feature table with one or several saved recognizers.
 
     Args:
@@ -242,7 +278,8 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
         device: where the networks run.
 
     Returns:
-        (predictions DataFrame as written by the command, list of each model's metadata, the table's map size);
+        (predictions DataFrame as written by the command, list of each model's metadata, the table's map size,
+        the absolute path of every scored clip's map file in the predictions' order);
         y_pred is the class of the largest weighted-average probability, a tie (within 1e-9, float rounding of
         the average) going to the lower class id as in `icegan ensemble` (:func:`icegan.ensemble.argmax_lower_on_tie`).
 
@@ -335,7 +372,7 @@ def predict_table(models: list, table: str | Path, normalize: str = "auto", weig
                         "y_pred": y_pred, "predicted": [classes[i] for i in y_pred]})
     for k, col in enumerate(sets[0].score_columns):
         out[col] = p[:, k]
-    return out, [meta for _, meta in loaded], int(fs.features.shape[-1])
+    return out, [meta for _, meta in loaded], int(fs.features.shape[-1]), fs.samples["path"].tolist()
 
 
 def _label_set_of_table(table, model_set):
@@ -391,11 +428,17 @@ def _fit_main(args: argparse.Namespace) -> int:
     check_model_output(args.out)                          # before training, not after
     _, record = fit(cfg, Path(args.out), progress=not args.no_progress)
     held_out = record.get("inner_val")
-    trained = record if held_out is None else _less(record, held_out)     # the clips the model learned from
-    stopping = "" if held_out is None else (
-        f", early stopping on {held_out['clips']} clips of {_subjects(held_out)} held out by "
-        f"model.inner_val_fraction={cfg.model.inner_val_fraction} ({', '.join(held_out['subjects'])}; "
-        f"{_counts(held_out)})")
+    if isinstance(held_out, list):          # the members learned from different clips: every clip is said
+        trained = record
+        stopping = (f", each of its {len(held_out)} members early stopping on the subjects its own "
+                    f"model.inner_val_fraction={cfg.model.inner_val_fraction} split held out ("
+                    + "; ".join(f"member {g + 1}: {', '.join(p['subjects'])}" for g, p in enumerate(held_out)) + ")")
+    else:
+        trained = record if held_out is None else _less(record, held_out)     # the clips the model learned from
+        stopping = "" if held_out is None else (
+            f", early stopping on {held_out['clips']} clips of {_subjects(held_out)} held out by "
+            f"model.inner_val_fraction={cfg.model.inner_val_fraction} ({', '.join(held_out['subjects'])}; "
+            f"{_counts(held_out)})")
     print(f"{cfg.model.name}: trained on {trained['clips']} clips of {_subjects(trained)} ({_counts(trained)})"
           f"{stopping}, {record['map_size']}×{record['map_size']} maps, in {record['seconds']:.1f} s")
     print(f"saved to {args.out}; score new clips with `icegan predict --model {args.out} --table CLIPS.csv --out "
@@ -482,12 +525,13 @@ def _predict_main(args: argparse.Namespace) -> int:
     _check_out_is_no_input(args)
     _check_out_replaces_no_model_or_table(args.out)
     resolve_device(args.device, "--device")                   # a device this machine lacks: named by its flag, now
-    out, metas, size = predict_table(args.model, args.table, normalize=args.normalize, weights=args.weights,
-                                     device=args.device)
+    out, metas, size, map_paths = _score_table(args.model, args.table, normalize=args.normalize,
+                                               weights=args.weights, device=args.device)
     scored_maps = maps_provenance("table", args.table)
     # clips and subjects matched by subject_key: one subject spelt two ways (the MEGC2019 table's smic/s01, a
     # prepared SMIC's smic/s1; samm/006 and samm/6) is one person
-    keys = {subject_key(k) for k in out["subject"] + "/" + out["clip"]}
+    keys = [subject_key(k) for k in out["subject"] + "/" + out["clip"]]
+    digests = None                          # the scored maps' SHA-256, read once if a model recorded its maps'
     for path, meta in zip(args.model, metas):
         trained = meta["training"]
         differ = maps_differ(trained.get("maps") or {}, scored_maps)
@@ -498,7 +542,15 @@ def _predict_main(args: argparse.Namespace) -> int:
             print(f"note: {path} was trained on {trained['map_size']}×{trained['map_size']} maps, these are "
                   f"{size}×{size}; they are resized to the training size, but maps made another way than the training "
                   f"maps are a distribution shift", file=sys.stderr)
-        seen_clips = len(keys & {subject_key(k) for k in trained["clip_keys"]})
+        trained_keys = {subject_key(k) for k in trained["clip_keys"]}
+        seen = [k in trained_keys for k in keys]
+        if trained.get("map_sha256"):       # also the same maps under other names (a model fitted before: names only)
+            if digests is None:
+                from icegan.data.feature_table import table_sha256
+                digests = [table_sha256(p) for p in map_paths]
+            trained_maps = set(trained["map_sha256"])
+            seen = [a or d in trained_maps for a, d in zip(seen, digests)]
+        seen_clips = len({k for k, a in zip(keys, seen) if a})     # clips, a clip listed twice once
         trained_subjects = {subject_key(s) for s in trained["subjects"]}
         seen_subjects = sorted(s for s in set(out["subject"].astype(str)) if subject_key(s) in trained_subjects)
         if seen_clips:

@@ -528,7 +528,9 @@ def _ids_and_their_record(cells: pd.Series, provenance: Callable[[], Optional[di
 
 def table_sha256(csv: str | Path) -> str:
     """SHA-256 (hex) of the bytes of the feature table ``csv``: ``icegan fit`` records it with ``bare_ids_of`` so that
-    ``icegan predict`` reads bare ids as the model's set only in that very table (the same content).
+    ``icegan predict`` reads bare ids as the model's set only in that very table (the same content). Any file's
+    bytes alike: ``icegan fit`` records each training map file's (``map_sha256``), so that ``icegan predict`` knows
+    its own training maps under other dataset, subject or clip names.
 
     Raises:
         OSError: the file cannot be read."""
