@@ -165,8 +165,12 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
     header = _png_header(data)
     # a colour PNG read grey: decoded in colour and converted as every other format is (libpng's own conversion,
     # which cv2.imdecode uses, has other weights: -0.5 grey levels on average on a CASME II frame)
-    colour_png = (header is not None and header[1] in (2, 3, 6) and flag >= 0
-                  and not flag & (cv2.IMREAD_COLOR | cv2.IMREAD_ANYCOLOR))
+    # grey: IMREAD_GRAYSCALE or a reduced one, with or without ANYDEPTH or IGNORE_ORIENTATION (not told from the
+    # colour bits, which OpenCV 5's IMREAD_COLOR_RGB, 256, lacks)
+    grey = flag >= 0 and flag & ~(cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION) in (
+        cv2.IMREAD_GRAYSCALE, cv2.IMREAD_REDUCED_GRAYSCALE_2, cv2.IMREAD_REDUCED_GRAYSCALE_4,
+        cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    colour_png = header is not None and header[1] in (2, 3, 6) and grey
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_COLOR if colour_png else flag)
         if colour_png and img is not None and img.size:

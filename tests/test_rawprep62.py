@@ -122,13 +122,22 @@ def test_outside_share_of_hand_made_crops():
 
 def test_raw_mode_on_face_crops_is_warned_and_real_raw_frames_are_not(shared_data, tmp_path, caplog):
     """CASME II's cropped release (EP02_01f: 231x282 face crops) prepared in mode raw: 57 % of the 387 px crop box
-    is outside the frame (filled by BORDER_REPLICATE smear), said naming the clip, the share and mode cropped. The
-    raw 640x480 clip of the same name: 8 % (7.8), no warning."""
+    is outside the frame (filled by BORDER_REPLICATE smear), said in the clip's manifest note with the share, box and
+    frame, and on the console once for the dataset entry (not once per clip: ~255 identical lines on the whole
+    release) with the count of clips, the range of shares and mode cropped. The raw 640x480 clip of the same name:
+    8 % (7.8), no warning."""
     from icegan.data.align import outside_share
-    _, warned = _prepare(caplog, shared_data / "casme2", shared_data / SHEET, "raw", tmp_path, clips=["EP02_01f"])
-    assert re.search(r"casme2/sub01/EP02_01f: 57% of the face crop \(387 px box on frame 46\) lies outside the "
-                     r"231x282 frame and is filled by repeating its edge pixels: the frames look like face crops "
-                     r"already.*prepare them in mode cropped.*--clips-mode cropped", warned), warned
+    data, warned = _prepare(caplog, shared_data / "casme2", shared_data / SHEET, "raw", tmp_path,
+                            clips=["EP02_01f", "EP19_05f"])
+    note = dict(zip(data.manifest["clip"], data.manifest["notes"]))["EP02_01f"]
+    assert re.search(r"57% of the face crop \(387 px box on frame 46\) lies outside the 231x282 frame and is filled "
+                     r"by repeating its edge pixels: the frames look like face crops already.*prepare them in mode "
+                     r"cropped.*--clips-mode cropped", note), note
+    assert warned.count("of the face crop") == 1, warned
+    assert re.search(r"datasets.0 \(casme2, root .*, mode raw\): 2 of 2 clips: \d\d-57% of the face crop lies "
+                     r"outside the frame and is filled by repeating its edge pixels \(each clip's box and frame in its "
+                     r"manifest notes\): the frames look like face crops already.*prepare them in mode cropped"
+                     r".*--clips-mode cropped", warned), warned
     caplog.clear()
     data, warned = _prepare(caplog, shared_data / "casme2_raw", shared_data / SHEET, "raw", tmp_path / "r",
                             clips=["EP02_01f"])

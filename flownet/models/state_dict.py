@@ -185,7 +185,7 @@ def load_state_dict_strict(module: nn.Module, sd: object, source: str, what: str
             ``source``, ``what`` and the first three keys of each kind with their counts), or a floating-point tensor
             holds NaN or Inf (names ``source``, the first such key, its count of bad values and the tensors').
     """
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+    if not is_bare_state_dict(sd) and not (isinstance(sd, dict) and not sd):    # {}: a module without tensors
         raise ValueError(f"{source}: not a state dict of tensors")
     own = module.state_dict()
     missing = [k for k in own if k not in sd]

@@ -28,8 +28,9 @@ def register(subparsers) -> None:
                                        "counted or left out by the MEGC2019 rules (an apex not coded, an apex on or "
                                        "before the onset: 2 rows of the official CASME II sheet), each excluded row "
                                        "printed; 1: a row is excluded because its emotion is no label of the sheet "
-                                       "(a typo), or no clip is counted; 2: a fatal error (a sheet missing or "
-                                       "unreadable).")
+                                       "(a typo) or because an onset or apex cell mistyped (5.7, an empty SAMM cell) "
+                                       "is no frame number, or no clip is counted; 2: a fatal error (a sheet missing "
+                                       "or unreadable).")
     comp.add_argument("--annotations-dir", required=True, type=Path,
                       help="folder holding CASME2-coding-20140508.xlsx and/or SAMM_Micro_FACS_Codes_v2.xlsx (or "
                            "each exported as .csv under the same name; a dataset without its sheet is not counted)")
@@ -43,13 +44,13 @@ def register(subparsers) -> None:
                                       "(it is reported and skipped); a malformed row of the clip list or sheet "
                                       "stops it, naming the file and line. Exit status 0: every clip in scope is "
                                       "usable or skipped only for its sheet row's onset/apex coding (an onset or "
-                                      "apex not a frame number, an apex on or before the onset, as 2 rows of the "
+                                      "apex not coded, '/', an apex on or before the onset, as 2 rows of the "
                                       "official CASME II sheet: listed as skipped); warnings alone, such as a clip "
                                       "truncated after its apex, leave it 0; 1: a problem of the copy on disk or of "
                                       "your input (a clip folder or frame missing, unreadable, ambiguous or of "
                                       "another size, subjects of the sheet not on disk, a folder left unread, a "
-                                      "typo in a composite row), or no clip usable; 2: a fatal error (the root, "
-                                      "sheet or clip list unusable).")
+                                      "typo in a composite row, an onset or apex cell mistyped such as 5.7), or no "
+                                      "clip usable; 2: a fatal error (the root, sheet or clip list unusable).")
     chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "clips"],
                      help="clips: your own clip list (a CSV; --root is its path; icegan/data/clip_list.py)")
     chk.add_argument("--root", required=True, type=Path, help="dataset root (official layout)")
@@ -113,10 +114,10 @@ def _composite(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
-    # 1: a row excluded for an emotion that is no label of its sheet (a typo; its reason printed above) or nothing
-    # counted; a row the MEGC2019 rules leave out (2 of the official CASME II sheet) leaves 0
-    from icegan.data.composite import UNKNOWN_EMOTION
-    return int(any(e["rule"] == UNKNOWN_EMOTION for c in out.values() for e in c["excluded"])
+    # 1: a row excluded for an emotion that is no label of its sheet or a mistyped onset/apex cell (a typo; its reason
+    # printed above) or nothing counted; a row the MEGC2019 rules leave out (2 of the official CASME II sheet) leaves 0
+    from icegan.data.composite import MISWRITTEN_CELL, UNKNOWN_EMOTION
+    return int(any(e["rule"] in (UNKNOWN_EMOTION, MISWRITTEN_CELL) for c in out.values() for e in c["excluded"])
                or not sum(c["clips"] for c in out.values()))
 
 

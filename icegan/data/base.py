@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..paths import default_data_root, shared_data_root_or_none, unexpanded_note
-from .composite import composite_class, composite_emotion, sheet_lookalikes, unknown_emotion
+from .composite import (composite_class, composite_emotion, miswritten_frame_cell, sheet_lookalikes,
+                        unknown_emotion)
 from .records import ClipRecord, list_frames, subject_number
 from .sheets import SheetRow, official_sheet_in, read_sheet, sheet_names
 
@@ -325,14 +326,3 @@ class SheetDataset:
     def __iter__(self) -> Iterator[ClipRecord]:
         return iter(self.records())
 
-
-def miswritten_frame_cell(row: SheetRow) -> Optional[str]:
-    """The note of a sheet row's onset or apex cell that holds something other than a frame number or the releases'
-    ``/`` (CASME II's apex not coded): a typo such as ``416.7`` or ``41b`` (``apex cell 416.7 is not a whole frame
-    number (sheet row 9)``), or None. An empty cell is one too in a SAMM row (``apex cell is empty (sheet row 15)``:
-    the SAMM sheet has no empty onset or apex cell), not in a CASME II row, where it is left out as ``/`` is."""
-    for note in row.notes:
-        if (note.startswith(("onset cell ", "apex cell ")) and not note.split(" cell ", 1)[1].startswith("'/' ")
-                and (" cell is empty" not in note or row.dataset == "samm")):
-            return note
-    return None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from .base import case_twins_text
+from .composite import miswritten_frame_cell
 from .records import (CLASS3_NAMES, FRAME_EXTENSIONS, ONE_SIZE, OTHER_IMAGE_EXTENSIONS, ClipRecord,
                       dangling_link_target, duplicate_frame, frame_number, ranges_text, subject_number)
 
@@ -29,10 +30,10 @@ SKIP, WARN = "skip", "warn"
 @dataclass
 class Problem:
     """One problem of one clip. ``severity`` is ``"skip"`` (unusable) or ``"warn"`` (usable). ``sheet_coding``: a
-    ``skip`` due to the sheet row's own onset/apex cells (an onset or apex not a frame number, an apex before or on
-    the onset), which the MEGC2019 rules leave out (the official CASME II sheet's sub04/EP12_01f and sub05/EP09_05f),
-    not to the copy on disk: a clip skipped for such problems alone does not make ``icegan data check`` exit 1
-    (:meth:`CheckReport.problems_found`). Not in :meth:`as_dict`."""
+    ``skip`` due to the sheet row's own onset/apex cells (an onset or apex not a frame number, but not a mistyped cell
+    such as ``5.7``; an apex before or on the onset), which the MEGC2019 rules leave out (the official CASME II
+    sheet's sub04/EP12_01f and sub05/EP09_05f), not to the copy on disk: a clip skipped for such problems alone does
+    not make ``icegan data check`` exit 1 (:meth:`CheckReport.problems_found`). Not in :meth:`as_dict`."""
 
     clip: str
     problem: str
@@ -184,10 +185,13 @@ def record_problems(rec: ClipRecord, read_images: bool = False, need_apex: bool 
     Returns:
         Problems, ``skip`` ones first. An apex equal to the onset is a ``skip`` (its onset→apex flow is zero), whatever
         the label set the clip is used for. The ``skip`` problems of a sheet row's onset/apex cells (not a frame
-        number, an apex before or on the onset) have :attr:`Problem.sheet_coding` set.
+        number, an apex before or on the onset) have :attr:`Problem.sheet_coding` set, unless a note of the record
+        is a mistyped onset or apex cell (:func:`icegan.data.composite.miswritten_frame_cell`: ``5.7``, an empty SAMM
+        cell), a typo to correct.
     """
     k = rec.key
-    coding = rec.listed_in == "sheet"       # the sheet's own onset/apex cells (a clip list refuses such rows)
+    # the sheet's own onset/apex cells (a clip list refuses such rows), unless one is mistyped (apex '5.7'): a typo
+    coding = rec.listed_in == "sheet" and miswritten_frame_cell(rec) is None
     out: list[Problem] = []
     if rec.clip_dir is not None and not rec.clip_dir.is_dir():
         if rec.clip_dir.exists():            # a video file, say, where a folder of its frames belongs
@@ -347,13 +351,13 @@ class CheckReport:
     def problems_found(self) -> bool:
         """Whether the check found problems of the copy on disk or of the user's input: a clip skipped
         (``clips_skipped``) or a ``skip`` problem (a folder or sheet row left unread: an SMIC class folder that is no
-        class, a typo in a composite row) other than those of ``skipped_for_sheet_coding`` (a sheet row's own
-        onset/apex coding, which the MEGC2019 rules leave out), clips of subjects not on disk
+        class, a typo in a composite row, a mistyped onset/apex cell) other than those of ``skipped_for_sheet_coding``
+        (a sheet row's own onset/apex coding, which the MEGC2019 rules leave out), clips of subjects not on disk
         (``missing_subjects``), or no usable clip at all. Warnings alone (a clip truncated after its apex, a column
         left unread) are not. ``icegan data check`` exits 1 when True, else 0."""
         coded = set(self.skipped_for_sheet_coding)
+        # (every clip of clips_skipped has a skip problem of its own or of its folder: tested in test_review62a)
         return bool(self.missing_subjects or self.clips_usable == 0
-                    or any(s["clip"] not in coded for s in self.clips_skipped)
                     or any(p["severity"] == SKIP and p["clip"] not in coded for p in self.clips_with_problems))
 
     def _usable_means(self) -> str:
@@ -495,36 +499,6 @@ def _other_folders(ds) -> list[str]:
     return []
 
 
-def unread_class_folder_clips(ds) -> list[tuple[str, str, Optional[str]]]:
-    """The clip folders of an SMIC-HS tree that :meth:`icegan.data.smic.SMIC.records` does not read because their
-    class folder is no class (``micro/surprised/s1_sur_01``; the class folder is a ``skip`` layout problem of its
-    own), in the subject folders it reads: ``(key, reason, class)``, ``key`` as a misfiled clip folder's
-    (``smic/<subject folder>/micro/<class folder>/<clip>``), ``class`` the one its name says
-    (:func:`icegan.data.sheets.smic_clip_name`: ``surprise`` for ``s1_sur_01``) or None. Empty for the loader of
-    another dataset (:func:`_loader`)."""
-    from .base import find_dir
-    from .sheets import smic_clip_name
-    from .smic import SMIC, SMIC_CLASSES
-    if not isinstance(ds, SMIC):
-        return []
-    out: list[tuple[str, str, Optional[str]]] = []
-    read: set[str] = set()
-    for s in ds.subject_folders():
-        if ds.subject_id(s) in read:            # a second folder of one subject: not read (a layout problem)
-            continue
-        read.add(ds.subject_id(s))
-        micro = find_dir(ds.root / s, "micro")
-        if not micro.is_dir():
-            continue
-        for cdir in sorted(p for p in micro.iterdir() if p.is_dir() and p.name.lower() not in SMIC_CLASSES):
-            why = (f"in class folder {cdir}, which is not one of {SMIC_CLASSES}: not read (rename the folder to "
-                   f"its class)")
-            for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):
-                named = smic_clip_name(clip.name)
-                out.append((f"smic/{s}/micro/{cdir.name}/{clip.name}", why, named[1] if named else None))
-    return out
-
-
 def _loader(dataset: str, root: str | Path, annotations: Optional[str | Path]):
     if dataset == "casme2":
         from .casme2 import CASME2
@@ -562,10 +536,10 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     naming folders of its subject or clip that differ only in case, when there are some). A subject folder read beside
     folders named so but for case (``sub02/`` and ``Sub02/``: only the first is read) is a ``warn`` problem of the
     subject (``casme2/sub02``) in ``clips_with_problems``, naming the folders. The clip folders of an SMIC class
-    folder that is no class (:func:`unread_class_folder_clips`) are skipped, and counted in ``clips_in_sheet``,
-    ``clip_folders_on_disk`` and, by the class their name says, ``by_class``. A clip list's columns left unread are
-    in ``notes``. A clip skipped only for its sheet row's onset/apex coding (:attr:`Problem.sheet_coding`) is also
-    named in ``skipped_for_sheet_coding``.
+    folder that is no class (:attr:`icegan.data.smic.SMIC.class_folder_skips`) are skipped, and counted in
+    ``clips_in_sheet``, ``clip_folders_on_disk`` and, by the class their name says, ``by_class``. A clip list's
+    columns left unread are in ``notes``. A clip skipped only for its sheet row's onset/apex coding
+    (:attr:`Problem.sheet_coding`) is also named in ``skipped_for_sheet_coding``.
 
     Raises:
         DatasetLayoutError / FileNotFoundError / SheetError: root or sheet unusable (named).
@@ -616,15 +590,15 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     for lp in getattr(ds, "layout_problems", []):
         problems.append(Problem(lp["clip"], lp["problem"], SKIP))
     skipped += [{"clip": key, "reason": why} for key, why in getattr(ds, "skipped_clip_folders", [])]
-    unread = unread_class_folder_clips(ds)         # in a class folder that is no class: skipped, and counted
-    skipped += [{"clip": key, "reason": why} for key, why, _ in unread]
+    # SMIC: the clips of a class folder that is no class, skipped above: counted in the tree, on disk and by class
+    unread = getattr(ds, "class_folder_skips", {})
     on_disk = ds.disk_clips()
     not_in_sheet = _not_in_sheet(ds, on_disk)
     other_folders = _other_folders(ds)
     missing_names = [s.split("/", 1)[-1] for s in missing_subjects]            # 'casme2/sub02' -> 'sub02'
     mismatched = rename_hints(ds, missing_names, not_in_sheet, other_folders)
     by_class = Counter(r.class3_name for r in recs if r.class3 is not None
-                       and r.subject not in missing_subjects) + Counter(c for _, _, c in unread if c is not None)
+                       and r.subject not in missing_subjects) + Counter(c for c in unread.values() if c is not None)
     by_class_usable = Counter(r.class3_name for r in usable if r.class3 is not None)
     from icegan.labels import emotion_class_counts
     by_label_set = {name: s["classes"]

@@ -41,9 +41,10 @@ CASME2_EMOTIONS = CASME2_CLASS5 + ("fear", "sadness")
 SAMM_EMOTIONS = ("anger", "contempt", "disgust", "sadness", "fear", "happiness", "surprise", "other")
 SHEET_EMOTIONS = {"casme2": CASME2_EMOTIONS, "samm": SAMM_EMOTIONS}
 #: the ``"rule"`` of an excluded row of :func:`composite_summary`: left out by the MEGC2019 rules (an apex not coded,
-#: an apex on or before the onset: the official CASME II sheet's sub04/EP12_01f and sub05/EP09_05f), or because its
-#: emotion is no label of the sheet (:func:`unknown_emotion`, a typo: ``icegan data composite`` exits 1 for it)
-MEGC2019_RULE, UNKNOWN_EMOTION = "megc2019", "unknown_emotion"
+#: an apex on or before the onset: the official CASME II sheet's sub04/EP12_01f and sub05/EP09_05f), because its
+#: emotion is no label of the sheet (:func:`unknown_emotion`, a typo), or because an onset or apex cell is mistyped
+#: (:func:`miswritten_frame_cell`: ``5.7``, an empty SAMM cell); ``icegan data composite`` exits 1 for the last two
+MEGC2019_RULE, UNKNOWN_EMOTION, MISWRITTEN_CELL = "megc2019", "unknown_emotion", "miswritten_cell"
 
 
 def unknown_emotion(row: SheetRow) -> Optional[str]:
@@ -54,6 +55,20 @@ def unknown_emotion(row: SheetRow) -> Optional[str]:
         return None
     return (f"emotion {row.emotion!r} (sheet row {row.row}) is not a label of the {row.dataset} sheet "
             f"({', '.join(labels)}): the clip is left out of the composite; correct the cell")
+
+
+def miswritten_frame_cell(row) -> Optional[str]:
+    """The note of a sheet row's onset or apex cell that holds something other than a frame number or the releases'
+    ``/`` (CASME II's apex not coded): a typo such as ``416.7`` or ``41b`` (``apex cell 416.7 is not a whole frame
+    number (sheet row 9)``), or None. An empty cell is one too in a SAMM row (``apex cell is empty (sheet row 15)``:
+    the SAMM sheet has no empty onset or apex cell), not in a CASME II row, where it is left out as ``/`` is.
+    ``row``: a :class:`~icegan.data.sheets.SheetRow` or the :class:`~icegan.data.records.ClipRecord` made of one
+    (its ``notes`` and ``dataset`` are read)."""
+    for note in row.notes:
+        if (note.startswith(("onset cell ", "apex cell ")) and not note.split(" cell ", 1)[1].startswith("'/' ")
+                and (" cell is empty" not in note or row.dataset == "samm")):
+            return note
+    return None
 
 
 def casme2_class5(emotion: str) -> Optional[int]:
@@ -127,11 +142,12 @@ def unusable_row(row: SheetRow) -> Optional[str]:
 
 def composite_summary(rows: list[SheetRow]) -> dict:
     """``{"clips", "negative", "positive", "surprise", "subjects"}`` of the usable composite part of a sheet,
-    plus ``"excluded"``: list of ``{"clip", "reason", "rule"}`` for rows of composite emotions that were
-    excluded by a rule (not those whose emotion is simply outside the composite), rows whose emotion is no label of
-    the sheet (:func:`unknown_emotion`; ``"rule"`` :data:`UNKNOWN_EMOTION`) or that cannot be used
-    (:func:`unusable_row`: an apex before or on the onset, which ``icegan data check`` skips too; ``"rule"``
-    :data:`MEGC2019_RULE`, as for the rows :func:`composite_class` rules out); ``"notes"``: list of ``{"clip", "note"}``, the sheet's notes on its rows
+    plus ``"excluded"``: list of ``{"clip", "reason", "rule"}`` for rows of composite emotions that were excluded by a
+    rule (not those whose emotion is simply outside the composite), rows whose emotion is no label of the sheet
+    (:func:`unknown_emotion`; ``"rule"`` :data:`UNKNOWN_EMOTION`) or that cannot be used (:func:`unusable_row`: an
+    apex before or on the onset, which ``icegan data check`` skips too; ``"rule"`` :data:`MEGC2019_RULE`, as for the
+    rows :func:`composite_class` rules out, but :data:`MISWRITTEN_CELL` for a row whose onset or apex cell is
+    mistyped, :func:`miswritten_frame_cell`); ``"notes"``: list of ``{"clip", "note"}``, the sheet's notes on its rows
     (:attr:`icegan.data.sheets.SheetRow.notes`, e.g. a row pasted twice, counted once) that ``icegan data check``
     warns of too, but for one the clip's excluded reason already gives."""
     comp, excluded = [], []
@@ -144,8 +160,8 @@ def composite_summary(rows: list[SheetRow]) -> dict:
                 continue
         typo = unknown_emotion(r)
         if typo or composite_emotion(r) is not None:
-            excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": typo or why,
-                             "rule": UNKNOWN_EMOTION if typo else MEGC2019_RULE})
+            rule = UNKNOWN_EMOTION if typo else MISWRITTEN_CELL if miswritten_frame_cell(r) else MEGC2019_RULE
+            excluded.append({"clip": f"{r.subject}/{r.clip}", "reason": typo or why, "rule": rule})
     counts = Counter(CLASS3_NAMES[c] for _, c in comp)
     said = {e["clip"]: e["reason"] for e in excluded}
     notes = [{"clip": clip, "note": n} for r in rows for clip in [f"{r.subject}/{r.clip}"] for n in r.notes

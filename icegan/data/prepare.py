@@ -774,17 +774,19 @@ def _read(path: Path, color: str) -> np.ndarray:
 
 def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     """Prepare one clip (runs in a worker). Returns a dict of arrays and manifest fields (``warnings``: an apex
-    neighbour that could not be read or is of another size, with the file and the frame used in its place, and a raw
-    clip's alignment frame showing several faces, with their number and the largest one's box, the one used; a raw
-    clip's onset frame without a face (aligned on another frame, the onset image kept); a raw clip whose crop lies
-    more than :data:`OUTSIDE_WARN` outside its frame (face crops prepared in mode raw), with the share; an onset or
-    apex crop of one grey level (a blank frame: its flow map is meaningless), with the frame's file; each also in
-    ``notes``; for :func:`prepare_dataset` to log), or ``{"key", "error"}`` when the clip cannot be prepared (the reason names the
-    clip and frame). A result touched by a :class:`FrameAccessError` or another OSError (a frame the file system would
-    not let this process read: the clip failed, or a neighbour or sequence frame was replaced or left out for it)
-    lists their messages in ``retry`` (empty otherwise): :func:`prepare_dataset` prepares it again next time rather
-    than keep it for good. With ``sequences``, the frames of onset..offset not on disk are listed in ``notes``
-    (``sequence frames missing, left out: 400-402``)."""
+    neighbour that could not be read or is of another size, with the file and the frame used in its place, and a
+    raw clip's alignment frame showing several faces, with their number and the largest one's box, the one used; a
+    raw clip's onset frame without a face (aligned on another frame, the onset image kept); an onset or apex crop
+    of one grey level (a blank frame: its flow map is meaningless), with the frame's file; each also in ``notes``;
+    for :func:`prepare_dataset` to log; ``outside_share``, for a raw clip whose crop lies more than
+    :data:`OUTSIDE_WARN` outside its frame (face crops prepared in mode raw), the share, said in ``notes`` with
+    the box and frame and warned of once per dataset entry by :func:`prepare_dataset`, :func:`outside_text`), or
+    ``{"key", "error"}`` when the clip cannot be prepared (the reason names the clip and frame). A result touched
+    by a :class:`FrameAccessError` or another OSError (a frame the file system would not let this process read:
+    the clip failed, or a neighbour or sequence frame was replaced or left out for it) lists their messages in
+    ``retry`` (empty otherwise): :func:`prepare_dataset` prepares it again next time rather than keep it for good.
+    With ``sequences``, the frames of onset..offset not on disk are listed in ``notes`` (``sequence frames
+    missing, left out: 400-402``)."""
     import cv2
     cv2.setNumThreads(1)
     from .align import apply_alignment, compute_alignment, outside_share, resize_cropped
@@ -920,15 +922,11 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                                 f"frame {align_frame}, but frame {rec.onset} is still the onset image of the flow: "
                                 f"check it (a blank or faceless onset gives a meaningless flow map)")
             share = outside_share(align, images[rec.onset].shape)     # every frame read is the onset's size
-            if share > OUTSIDE_WARN:
-                outside = (f"{share:.0%} of the face crop ({align.native} px box on frame {align_frame}) lies outside "
-                           f"the {images[rec.onset].shape[1]}x{images[rec.onset].shape[0]} frame and is filled by "
-                           f"repeating its edge pixels: the frames look like face crops already, not whole "
-                           f"recordings; prepare them in mode cropped (mode: cropped in the dataset entry: "
-                           f"datasets.N.mode in an icegan prepare config, data.prepare.datasets.N.mode in train.py; "
-                           f"or --clips-mode cropped of icegan features --clips)")
-                notes.append(outside)
-                replaced.append(outside)
+            if share > OUTSIDE_WARN:        # warned once per dataset entry, by prepare_dataset (outside_text)
+                notes.append(f"{share:.0%} of the face crop ({align.native} px box on frame {align_frame}) lies "
+                             f"outside the {images[rec.onset].shape[1]}x{images[rec.onset].shape[0]} frame and is "
+                             f"filled by repeating its edge pixels: {OUTSIDE_ADVICE}")
+                out["outside_share"] = share
             if len(boxes) > 1:      # a second person or a poster in view: the crop may be of someone else's face
                 many = (f"{len(boxes)} faces detected on frame {align_frame} ({rec.frame_path(align_frame).name}); "
                         f"the largest, box (top, right, bottom, left) {tuple(int(v) for v in box)}, was used for the "
@@ -1193,6 +1191,21 @@ def cache_root_of(cfg: PrepareConfig) -> Path:
 #: a raw-mode clip whose face crop lies more than this share outside its frame (:func:`icegan.data.align.outside_share`)
 #: is warned about: its frames are likely face crops already (56 % on CASME II's cropped release; 8-11 % on its raw one)
 OUTSIDE_WARN = 0.25
+#: what a crop mostly outside its frame says of the frames and what to do (a manifest note, :func:`outside_text`)
+OUTSIDE_ADVICE = ("the frames look like face crops already, not whole recordings; prepare them in mode cropped "
+                  "(mode: cropped in the dataset entry: datasets.N.mode in an icegan prepare config, "
+                  "data.prepare.datasets.N.mode in train.py; or --clips-mode cropped of icegan features --clips)")
+
+
+def outside_text(shares: list[float], clips: int) -> str:
+    """The one warning of a dataset entry prepared in mode raw whose face crops lie more than :data:`OUTSIDE_WARN`
+    outside their frames: ``shares`` (fractions 0-1) of the clips that do, of ``clips`` prepared in mode raw:
+    ``"212 of 217 clips: 55-57% of the face crop lies outside the frame ..."`` (one share: ``57%``); each clip's
+    manifest note gives its own share, box and frame."""
+    lo, hi = f"{min(shares):.0%}", f"{max(shares):.0%}"
+    return (f"{len(shares)} of {clips} clip{'' if clips == 1 else 's'}: {lo if lo == hi else lo[:-1] + '-' + hi} of "
+            f"the face crop lies outside the frame and is filled by repeating its edge pixels (each clip's box and "
+            f"frame in its manifest notes): {OUTSIDE_ADVICE}")
 
 
 #: a face crop's width / height lies in this range (CASME II's cropped release: 0.82, SMIC's about 1.2); whole
@@ -1409,6 +1422,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             bar.update()
     _keep_spotted(root, tasks, results, inputs)
     rows, onset, apex, neigh, lms, seqs = [], [], [], [], [], []
+    outside: dict[int, list[float]] = {}    # dataset entry → the outside shares of its raw clips warned of
+    raw_clips: dict[int, int] = {}          # dataset entry → its clips prepared in mode raw
     retry: dict[str, str] = {}          # clips met by read errors of the file system: prepared again next time
     for rec, mode in tasks:
         res = results[rec.key]
@@ -1422,6 +1437,10 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         r: ClipRecord = res["record"]
         for warning in res.get("warnings", ()):       # (a result kept by an older version has none)
             log.warning("%s: %s", rec.key, warning)
+        if mode == "raw":
+            raw_clips[entry_of[rec.key]] = raw_clips.get(entry_of[rec.key], 0) + 1
+            if res.get("outside_share") is not None:
+                outside.setdefault(entry_of[rec.key], []).append(res["outside_share"])
         nb = res["neighbour_frames"] or [None] * 4
         rows.append({"index": len(rows), "key": r.key, "dataset": r.dataset, "subject": r.subject,
                      "clip": r.clip, "emotion": r.emotion,
@@ -1439,6 +1458,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
         lms.append(res["landmarks"])
         # (.get: a result kept by an older version for a cache without sequences, whose key did not change, has none)
         seqs.append((res["sequence"], res.get("sequence_frames", ())))
+    for i, shares in outside.items():       # once per dataset entry, not once per clip (~250 identical lines)
+        log.warning("%s: %s", entry(i), outside_text(shares, raw_clips[i]))
     if not rows:                # a run that ended, not a stopped one: its failures are not kept for the rerun
         if not retry:           # (else the partial folder holds no result: a rerun prepares every clip again)
             shutil.rmtree(partial, ignore_errors=True)

@@ -137,7 +137,10 @@ class SMIC:
         or another subject than its subject folder (which would put one person's clip in another's LOSO fold): it is
         skipped, its key ``smic/<subject folder>/micro/<class folder>/<clip>``, and listed with its reason in
         :attr:`skipped_clip_folders` (``icegan data check`` counts it on disk and as skipped). A clip name not of that
-        form takes its class and subject from its folders.
+        form takes its class and subject from its folders. Each clip folder of a class folder that is no class
+        (``micro/surprised/s1_sur_01``) is skipped so too, its reason naming the class folder (whose layout problem
+        says it: no problem of its own), and the class its name says (``surprise``, or None for a name not of that
+        form) kept in :attr:`class_folder_skips`, key → class, which ``icegan data check`` counts by class.
 
         A subject is ``smic/s<number>`` without leading zeros (:meth:`subject_id`: folder ``s01`` is ``smic/s1``). Of
         two folders naming one subject (``s1`` and ``s01``, ``s1`` and ``S1``: two copies merged) the first of
@@ -153,6 +156,7 @@ class SMIC:
         wanted = {self.subject_id(s.split("/")[-1]) for s in subjects}
         self.layout_problems = []
         self.skipped_clip_folders: list[tuple[str, str]] = []       # (key, reason) of misfiled clip folders
+        self.class_folder_skips: dict[str, Optional[str]] = {}      # key → class its name says, of those below
         out = []
         read_as: dict[str, str] = {}                           # s1 → the folder read as subject s1
         for s in self.subject_folders():
@@ -175,6 +179,13 @@ class SMIC:
                 if emotion not in SMIC_CLASSES:
                     self._problem(f"smic/{s}/micro/{cdir.name}",
                                   f"class folder '{cdir.name}' is not one of {SMIC_CLASSES}; skipped")
+                    why = (f"in class folder {cdir}, which is not one of {SMIC_CLASSES}: not read (rename the "
+                           f"folder to its class)")
+                    for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):     # said by the folder's problem
+                        key = f"smic/{s}/micro/{cdir.name}/{clip.name}"
+                        self._skip(key, why, said=True)
+                        named = smic_clip_name(clip.name)
+                        self.class_folder_skips[key] = named[1] if named else None
                     continue
                 loose = sorted(p.name for p in cdir.iterdir() if p.is_file() and not p.name.startswith("._")
                                and p.suffix.lower() in FRAME_EXTENSIONS)
@@ -254,10 +265,12 @@ class SMIC:
         log.warning("%s: %s", clip, problem)
         self.layout_problems.append({"clip": clip, "problem": problem})
 
-    def _skip(self, key: str, reason: str) -> None:
+    def _skip(self, key: str, reason: str, said: bool = False) -> None:
         """Skip clip folder ``key`` (``smic/<subject folder>/micro/<class folder>/<clip>``) for ``reason``: a layout
-        problem, and an entry of :attr:`skipped_clip_folders`."""
-        self._problem(key, reason)
+        problem (unless ``said``: the clip's class folder is one already), and an entry of
+        :attr:`skipped_clip_folders`."""
+        if not said:
+            self._problem(key, reason)
         self.skipped_clip_folders.append((key, reason))
 
 
