@@ -131,7 +131,8 @@ def test_the_help_texts_give_the_exit_rule(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ("Exit status 0: every row counted or left out by the MEGC2019 rules (an apex not coded, an apex on or "
             "before the onset: 2 rows of the official CASME II sheet), each excluded row printed; 1: a row is excluded "
-            "because its emotion is no label of the sheet (a typo), or no clip is counted") in text
+            "because its emotion is no label of the sheet (a typo) or because an onset or apex cell mistyped (5.7, an "
+            "empty SAMM cell) is no frame number, or no clip is counted") in text        # (review62a)
     with pytest.raises(SystemExit):
         main(["data", "check", "--help"])
     text = " ".join(capsys.readouterr().out.split())
