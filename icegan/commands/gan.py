@@ -345,19 +345,32 @@ def _training_face_warning(faces, sources: list[Path], gcfg, checkpoint: str) ->
         gcfg: the checkpoint's :class:`icegan.gan.trainer.GanConfig`.
     Returns:
         N values of generated.csv's ``in_gan_training``: ``yes``, ``no``, or ``unknown`` for all when the
-        checkpoint's training pairs are not on this machine (a note says so).
+        checkpoint's training pairs are not on this machine (data.source=prepared: its faces are read from a cache
+        already there only, never prepared here) or cannot be read (a PrepareError, a ValueError, an OSError); a
+        note says why.
     """
+    from icegan.data.prepare import cache_root_of
     from icegan.gan.evaluate import TRAINING_FACE_CHECK, TRAINING_FACE_TOLERANCE, checkpoint_training_pairs, \
         training_face_matches
-    logging.disable(logging.WARNING)        # the loader's lines on training clips it skips: not about these onsets
-    try:
-        train = checkpoint_training_pairs(gcfg)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"note: the onsets could not be compared with the training faces of {checkpoint} ({exc}); "
+
+    def unknown(why) -> list[str]:
+        print(f"note: the onsets could not be compared with the training faces of {checkpoint} ({why}); "
               f"generated.csv's in_gan_training says unknown")
         return ["unknown"] * len(faces)
+
+    logging.disable(logging.WARNING)        # the loader's lines on training clips it skips: not about these onsets
+    try:
+        train = checkpoint_training_pairs(gcfg, cache_only=True)   # preparing them is minutes of face detection
+    except (OSError, ValueError) as exc:    # PrepareError, SheetError are ValueErrors
+        return unknown(exc)
     finally:
         logging.disable(logging.NOTSET)
+    if train is None:
+        return unknown(f"its training faces are not prepared on this machine: no cache of its data.prepare datasets "
+                       f"at {gcfg.data.img_size} pixels in {cache_root_of(gcfg.data.prepare)}; prepare them with "
+                       f"icegan prepare (the config: the data.prepare section of its run's config.yaml, with "
+                       f"size={gcfg.data.img_size} color=gray) or icegan gan eval --checkpoint {checkpoint}, then run "
+                       f"icegan generate again")
     hits, _ = training_face_matches(faces, train)
     if hits:
         shown = "; ".join(f"{sources[i].name} = {w}" for i, w in list(hits.items())[:5])

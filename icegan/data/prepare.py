@@ -1292,6 +1292,24 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             target).
         DatasetLayoutError / FileNotFoundError / SheetError: a root or sheet is unusable.
     """
+    return _prepare(cfg)
+
+
+def cached_dataset(cfg: PrepareConfig) -> Optional[PreparedDataset]:
+    """The cache :func:`prepare_dataset` would load for ``cfg`` (a cache hit: a folder of the same clips and settings
+    marked ``COMPLETE``), loaded as it loads it, or None when there is none on this machine (none yet, or one marked
+    :data:`RETRY_MARKER`, whose clips a prepare would prepare again): nothing is prepared, detected or written (the
+    clips are only listed, as :func:`prepare_dataset` lists them to find its cache).
+
+    Raises:
+        as :func:`prepare_dataset` before it prepares a clip (a bad config, a root or sheet that is unusable, a
+        damaged cache folder: :func:`load_prepared`).
+    """
+    return _prepare(cfg, cache_only=True)
+
+
+def _prepare(cfg: PrepareConfig, cache_only: bool = False) -> Optional[PreparedDataset]:
+    """:func:`prepare_dataset`; with ``cache_only`` (:func:`cached_dataset`), None where it would prepare."""
     if not cfg.datasets:
         raise PrepareError("prepare: no datasets configured (add a 'datasets:' list to the config)")
     if cfg.size < 8:
@@ -1390,6 +1408,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PreparedDataset:
             log.warning("%s skipped: %s", key, reason)
         hit.skipped = pd.concat([pd.DataFrame(skipped, columns=["key", "reason"]), failed], ignore_index=True)
         return hit
+    if cache_only:
+        return None
     _refuse_link(final)
     retry_at_start = _retry_id(final)   # the RETRY cache this prepare replaces, not one written meanwhile
     if not tasks:

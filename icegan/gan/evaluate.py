@@ -164,18 +164,28 @@ def training_face_matches(faces: np.ndarray, train_pairs: PairSet) -> tuple[dict
     return {i: where[j % len(train)] + (", mirrored" if j >= len(train) else "") for i, j in hits.items()}, len(train)
 
 
-def checkpoint_training_pairs(cfg) -> PairSet:
+def checkpoint_training_pairs(cfg, cache_only: bool = False) -> PairSet | None:
     """The training pairs of the generator of the :class:`icegan.gan.trainer.GanConfig` ``cfg`` (its checkpoint's),
     from its own data: the shared CASME II copy (``data.source=manifest``) or the datasets it was prepared from
     (``prepared``), apex±1..``data.apex_neighbors`` included, of ``data.train_subjects`` without
     ``data.holdout_subjects``.
 
+    Args:
+        cache_only: ``prepared``: read the faces from a cache already on this machine only, never prepare them
+            (face detection over every clip: minutes); None when there is none
+            (:func:`icegan.gan.pairs.load_prepared_pairs`).
+    Returns:
+        the pairs; None: ``cache_only`` and the prepared faces are not on this machine.
     Raises:
-        FileNotFoundError: that data is not on this machine; ValueError: as :meth:`PairSet.by_subjects`.
+        FileNotFoundError: that data is not on this machine; ValueError: as :meth:`PairSet.by_subjects`;
+        :class:`icegan.data.prepare.PrepareError` (a ValueError): preprocessing cannot run or its cache is damaged.
     """
     if cfg.data.source == "prepared":
         from .pairs import load_prepared_pairs
-        ps = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, cfg.data.apex_neighbors, progress=False)
+        ps = load_prepared_pairs(cfg.data.prepare, cfg.data.img_size, cfg.data.apex_neighbors, progress=False,
+                                 cache_only=cache_only)
+        if ps is None:
+            return None
     else:
         ps = load_casme2_pairs(cfg.data.root, cfg.data.img_size, cfg.data.apex_neighbors)
     return ps.by_subjects(cfg.data.train_subjects, exclude=cfg.data.holdout_subjects)

@@ -368,7 +368,8 @@ def load_casme2_pairs(root: str | Path | None = None, img_size: int = 128, apex_
 _NEIGHBOUR_SLOTS = {-2: (0, "apex_m2"), -1: (1, "apex_m1"), 1: (2, "apex_p1"), 2: (3, "apex_p2")}
 
 
-def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, progress: bool = True) -> PairSet:
+def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, progress: bool = True,
+                        cache_only: bool = False) -> PairSet | None:
     """Onset/apex pairs of the MEGC2019 composite clips of any prepared dataset (CASME II, SAMM, SMIC or a clip list
     in its official layout, raw or cropped): the faces :func:`icegan.data.prepare.prepare_dataset` detects, aligns
     and caches, as the main job uses them.
@@ -382,11 +383,14 @@ def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, p
             offset is not before the apex) was replaced by the nearest frame inside when the cache was made
             (:func:`icegan.data.prepare.select_neighbours`), and a frame already paired is not paired twice.
         progress: show preprocessing's progress bar.
+        cache_only: read the faces from a cache already on this machine only
+            (:func:`icegan.data.prepare.cached_dataset`): nothing is prepared, and None is returned when there is
+            no such cache.
 
     Returns:
         :class:`PairSet`: subjects prefixed (``samm/006``), clips ``<subject>/<clip>`` (``006/006_1_2``); clips the
         cache could not prepare in ``skipped`` (with the reason), clips outside the 3 classes counted in
-        ``n_not_composite``.
+        ``n_not_composite``. None: ``cache_only`` and the faces are not prepared on this machine.
 
     Raises:
         ValueError: ``apex_neighbors`` outside 0..2, or > 0 with ``prepare.neighbours`` off; no composite clip.
@@ -395,7 +399,7 @@ def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, p
     """
     import dataclasses
 
-    from icegan.data.prepare import prepare_dataset
+    from icegan.data.prepare import cached_dataset, prepare_dataset
     if not 0 <= apex_neighbors <= 2:
         raise ValueError(f"apex_neighbors must lie in 0..2 for prepared datasets (the cache holds apex±1 and apex±2), "
                          f"got {apex_neighbors}")
@@ -403,7 +407,9 @@ def load_prepared_pairs(prepare, img_size: int = 128, apex_neighbors: int = 0, p
         raise ValueError(f"apex_neighbors={apex_neighbors} needs the neighbour frames in the cache: set "
                          f"data.prepare.neighbours=true (or data.apex_neighbors=0)")
     cfg = dataclasses.replace(prepare, size=img_size, color="gray", progress=prepare.progress and progress)
-    prepared = prepare_dataset(cfg)
+    prepared = cached_dataset(cfg) if cache_only else prepare_dataset(cfg)
+    if prepared is None:
+        return None
     m = prepared.manifest
     onsets, apexes, labels, subjects, clips, of, af = [], [], [], [], [], [], []
     n_not = 0
