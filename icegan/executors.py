@@ -310,7 +310,8 @@ class RayExecutor:
         ImportError: ``ray`` is not installed (message says ``pip install 'icegan[ray]'``).
         FoldTooLargeError: (a ValueError; on entering, or before the first fold is submitted) one fold needs more
             CPUs (``num_cpus``, ``--cpus-per-fold``) than the local instance (with ``workers`` 0: the CPUs this process may use) or the
-            cluster (``cluster_resources()["CPU"]``) has: no fold could ever be scheduled.
+            largest alive node of the cluster (``ray.nodes()``: a task runs on one node) has: no fold could ever be
+            scheduled. A cluster with no node with CPUs yet (an autoscaler) is only warned about.
     """
 
     def __init__(self, address: Optional[str] = None, workers: int = 0, num_cpus: float = 1,
@@ -353,13 +354,28 @@ class RayExecutor:
 
     def _refuse_a_fold_larger_than(self, cpus: float, where: str, which: str = "") -> None:
         """Raise :class:`FoldTooLargeError` when one fold task asks for more CPUs (``num_cpus``) than ``where`` has (``cpus``, e.g.
-        ``cluster_resources()["CPU"]``; ``which``, e.g. ``", the CPUs this process may use"``, follows the count in
+        the largest alive node's CPUs; ``which``, e.g. ``", the CPUs this process may use"``, follows the count in
         the message): Ray would keep every fold pending for ever."""
         if self.num_cpus <= cpus:
             return
         fix = (f"give --cpus-per-fold {cpus:g} or less" if cpus > 0 else "add nodes with CPUs to the cluster")
         raise FoldTooLargeError(f"--cpus-per-fold {self.num_cpus:g} asks for more CPUs per fold than {where} has "
                          f"({cpus:g}{which}): no fold could ever start; {fix}")
+
+    def _check_cluster_cpus(self) -> None:
+        """Before the first fold is submitted to a running Ray cluster: Ray places a task on one node, so a fold must
+        fit the largest alive node's CPUs (``ray.nodes()``: ``"Alive"``, ``"Resources"["CPU"]``), not the cluster's
+        total: :class:`FoldTooLargeError` (:meth:`_refuse_a_fold_larger_than`) when it does not. A cluster with no
+        alive node that has CPUs (an autoscaler with no workers up yet) is logged as a warning, not refused: its
+        folds wait until such a node joins."""
+        largest = max((float(n.get("Resources", {}).get("CPU", 0.0)) for n in self.ray.nodes() if n.get("Alive")),
+                      default=0.0)
+        where = f"the Ray cluster at {self.address}" if self.address else "the Ray cluster"
+        if largest <= 0:
+            log.warning("%s has no node with CPUs yet (an autoscaler with no workers up?): the folds wait until a "
+                        "node with %g CPUs or more joins", where, self.num_cpus)
+            return
+        self._refuse_a_fold_larger_than(largest, f"the largest node of {where}")
 
     def _gpus_per_task(self) -> float:
         if self.num_gpus is not None:
@@ -380,8 +396,7 @@ class RayExecutor:
             with self:
                 yield from self(fold_fn, folds)
             return
-        self._refuse_a_fold_larger_than(float(ray.cluster_resources().get("CPU", 0.0)),
-                                        f"the Ray cluster at {self.address}" if self.address else "the Ray cluster")
+        self._check_cluster_cpus()
         threads = self.threads or max(1, int(self.num_cpus))
         task = ray.remote(num_cpus=self.num_cpus, num_gpus=self._gpus_per_task(), max_retries=0)(_run_fold_task)
         fn_ref = ray.put(fold_fn)

@@ -809,16 +809,26 @@ def _data_paths_as_read(old: dict, new: dict) -> dict:
 
 def _resolved_device(cfg: Optional[dict]) -> Optional[str]:
     """The device the top-level ``device`` of the config dict ``cfg`` resolves to on this machine
-    (:func:`flownet.devices.resolve_device`: ``auto`` → ``cuda`` or ``cpu``), as text; None where ``cfg`` has no such
-    key (another command's config) or this machine cannot resolve it (the run's own check says why)."""
+    (:func:`flownet.devices.resolve_device`: ``auto`` → ``cuda`` or ``cpu``), as text with a GPU's index
+    (:func:`_indexed_device`: ``cuda`` and ``cuda:0`` are one device); None where ``cfg`` has no such key (another
+    command's config) or this machine cannot resolve it (the run's own check says why)."""
     device = cfg.get("device") if isinstance(cfg, dict) else None
     if not isinstance(device, str):
         return None
     from flownet.devices import resolve_device
     try:
-        return str(resolve_device(device))
+        return _indexed_device(str(resolve_device(device)))
     except ValueError:
         return None
+
+
+def _indexed_device(device: str) -> str:
+    """A resolved device as text, a bare ``cuda`` (torch's current GPU) named by its index (``cuda:0`` where the
+    current GPU is the first) where CUDA is available here; any other text as given."""
+    import torch
+    if device == "cuda" and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
+    return device
 
 
 def _recorded_device(out: Path) -> Optional[str]:
@@ -846,11 +856,12 @@ def _devices_as_resolved(out: Path, old: dict, new: dict) -> tuple[dict, dict]:
     resolves to: the one ``out``'s environment.jsonl records (:func:`_recorded_device`) and the one ``new``'s
     resolves to on this machine now (:func:`_resolved_device`), so that ``cpu`` and ``auto`` on a CPU machine are the
     same device and ``auto`` on a CPU machine and then on a GPU machine are not. Both as given where either is
-    unknown (a folder made before the record: its device is compared as spelled, as then)."""
+    unknown (a folder made before the record: its device is compared as spelled, as then). A recorded bare ``cuda``
+    (a record made before devices were indexed) is read as this machine's current GPU (:func:`_indexed_device`)."""
     was, now = _recorded_device(out), _resolved_device(new)
     if was is None or now is None or "device" not in old:
         return old, new
-    return {**old, "device": was}, {**new, "device": now}
+    return {**old, "device": _indexed_device(was)}, {**new, "device": now}
 
 
 def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str = "") -> str:
@@ -866,7 +877,9 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     with workers=2 is resumed with workers=1). Another ``threads`` alone is refused with its own message: the thread
     count can change the last bits of the scores (``threads=0`` is compared as written: the count it means may
     differ between machines and worker counts, as between two calls). The values shown are those the two configs
-    hold, neutral keys included (config.yaml's ``gan.amp: true``, not "(absent)"); a ``device`` as it resolved.
+    hold, neutral keys included (config.yaml's ``gan.amp: true``, not "(absent)"); a ``device`` as spelled and as it
+    resolved (``device: 'auto' there (ran on cpu), 'auto' now (resolves to cuda:0)``); another device alone is
+    refused with what to resume with (``device=cpu``).
 
     Raises:
         LosoStateError: ``config.yaml`` cannot be read (:func:`_read_state_file`).
@@ -878,7 +891,10 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
     old_raw, new_raw = (_gan_as_read(_iters_as_read(c)) for c in (old_cfg, new_cfg))
     new_raw = _data_paths_as_read(old_raw, new_raw)
-    old_raw, new_raw = _devices_as_resolved(out, old_raw, new_raw)
+    resolved_old, resolved_new = _devices_as_resolved(out, old_raw, new_raw)
+    # a device resolved (cpu / cuda:N): shown beside its spelling ('auto' there (ran on cpu), 'auto' now (...))
+    spelled = (old_raw.get("device"), new_raw.get("device")) if resolved_old is not old_raw else None
+    old_raw, new_raw = resolved_old, resolved_new
     for free in (key, *_RESUME_FREE_KEYS):
         old_raw, new_raw = _without_key(old_raw, free), _without_key(new_raw, free)
     old_cfg, new_cfg = without_neutral_keys(old_raw), without_neutral_keys(new_raw)
@@ -889,8 +905,13 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     old_leaves, new_leaves = dotted_items(old_cfg), dotted_items(new_cfg)
     diff = [(k, a, b) for k, a, b in config_differences(old_raw, new_raw)
             if old_leaves.get(k, ABSENT) != new_leaves.get(k, ABSENT)] or config_differences(old_cfg, new_cfg)
-    shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
+    shown = ", ".join(f"{k}: {spelled[0]!r} there (ran on {a}), {spelled[1]!r} now (resolves to {b})"
+                      if k == "device" and spelled else f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
     more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+    if [k for k, _, _ in diff] == ["device"] and spelled and not also:
+        return (f"{out} holds a run made on another device ({cfg_path}: {shown}): its finished folds and the folds "
+                f"still to run would not be one run's: resume with device={diff[0][1]}, or use another --out or "
+                "delete that folder")
     if [k for k, _, _ in diff] == ["threads"] and not also:
         return (f"{out} holds a run made with a different config ({cfg_path}: {shown}): the thread count can change "
                 "the last bits of the scores, so its finished folds and the folds still to run would not be one "

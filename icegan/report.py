@@ -689,8 +689,8 @@ def _load(run: Path) -> dict:
             folds, so whether the run is whole, are unknown); a run whose ``run.json`` lists more folds than its
             metrics.json's ``n_folds`` (a ``max_folds`` run extended to more folds and stopped before it finished:
             its metrics are the smoke run's; refused as unfinished, as ``icegan compare`` does; names the folder and
-            says to rerun the command); a ``predictions.csv`` (where the folder has one: one copied with its metrics
-            alone is shown) that ``icegan compare`` refuses (:func:`icegan.ensemble.read_finished_run`: damaged, a
+            says to rerun the command); a ``predictions.csv`` (where the folder has one and a run header: one copied
+            with its metrics alone, or with metrics.json and no run.json, is shown) that ``icegan compare`` refuses (:func:`icegan.ensemble.read_finished_run`: damaged, a
             y_pred not its row's top score, a fold of the header without predictions, or fewer or more rows than
             metrics.json's ``n_samples``).
     """
@@ -725,7 +725,9 @@ def _load(run: Path) -> dict:
         raise ValueError(f"{run}: unfinished run: its run.json lists {listed} folds, its metrics.json holds "
                          f"{m['n_folds']} (a max_folds run extended to more folds and stopped before it finished?); "
                          f"{RESUME}")
-    if (run / "predictions.csv").is_file():     # the rows these metrics were computed on: checked as compare checks
+    # the rows these metrics were computed on, checked as compare checks them; a folder without run.json (metrics.json
+    # and predictions.csv copied alone) is shown on its metrics.json, as before that check
+    if header is not None and (run / "predictions.csv").is_file():
         from icegan.ensemble import read_finished_run
         read_finished_run(run)
     return m
@@ -886,7 +888,8 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
 
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in SDE dataset (the
-            ``dataset`` of the run header), in oracle selection, or in the number of folds or samples (pooling them would mix different experiments), or are not seeds of one recipe
+            ``dataset`` of the run header; of a run without one, its metrics' single dataset; a run whose dataset is
+            still unknown is not compared), in oracle selection, or in the number of folds or samples (pooling them would mix different experiments), or are not seeds of one recipe
             (:func:`check_one_recipe`: names the entry, two runs and the keys they differ in), or score different
             classes; ``fmt`` not markdown / latex / csv.
     """
@@ -901,10 +904,14 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
     rows, datasets, notes = [], [], []
     for e in entries:
         ms = [_load(r) for r in e.runs]
-        # the SDE dataset from the run header (_load read it), before the counts it explains (as ensemble checks)
+        # the SDE dataset from the run header (_load read it), before the counts it explains (as ensemble checks);
+        # a run without one (metrics.json copied alone) by its metrics' single dataset, else not compared
         sde = [(_parsed_json(h) if (h := run_folder_header(r)) else {}).get("dataset") for r in e.runs]
+        sde = [d if d is not None or len(m["per_dataset"]) != 1 else next(iter(m["per_dataset"]))
+               for m, d in zip(ms, sde)]
         for key in ("protocol", "dataset", "oracle_epoch", "n_folds", "n_samples"):
-            vals = {str(d if key == "dataset" else m.get(key)) for m, d in zip(ms, sde)}
+            vals = {str(d if key == "dataset" else m.get(key)) for m, d in zip(ms, sde)
+                    if key != "dataset" or d is not None}
             if len(vals) > 1:
                 raise ValueError(f"table entry '{e.label}': its runs differ in {key} ({sorted(vals)}); give them "
                                  "separate entries")

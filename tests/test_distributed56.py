@@ -80,6 +80,9 @@ class _FakeRay:
     def cluster_resources(self):
         return {"CPU": 2.0}
 
+    def nodes(self):
+        return [{"Alive": True, "Resources": self.cluster_resources()}]
+
     def put(self, obj):
         return obj
 

@@ -385,6 +385,10 @@ class _FakeRay:
     def cluster_resources(self):
         return {"CPU": 4.0, "GPU": float(self.gpus)}
 
+    def nodes(self):
+        """One alive node holding the whole cluster's resources."""
+        return [{"Alive": True, "Resources": self.cluster_resources()}]
+
     def put(self, obj):
         return obj
 

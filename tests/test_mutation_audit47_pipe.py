@@ -211,6 +211,9 @@ class _LastFirstRay:
     def cluster_resources(self):
         return {"CPU": 4.0}
 
+    def nodes(self):
+        return [{"Alive": True, "Resources": self.cluster_resources()}]
+
     def put(self, obj):
         return obj
 

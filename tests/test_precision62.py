@@ -17,6 +17,7 @@ def _fake_gpu(monkeypatch, bf16: bool = True):
     """torch.cuda as on a one-GPU machine (Ampere and later with ``bf16``), for device resolution alone."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
 
 
@@ -80,7 +81,8 @@ def test_the_main_jobs_fold_gan_refuses_another_precision_on_resume(tmp_path, mo
     from icegan.gan import trainer as tr
     cfg, (on, ap, y) = _trained(tmp_path)
     cfg.train.epochs = 2
-    monkeypatch.setattr(tr, "gan_precision", lambda dev, tc: {"autocast": True, "dtype": "bfloat16", "scaler": False})
+    monkeypatch.setattr(tr, "_amp_and_precision", lambda dev, tc: (
+        (True, torch.bfloat16, False), {"autocast": True, "dtype": "bfloat16", "scaler": False}))
     with pytest.raises(tr.GanCheckpointError, match=r"trained in float32 \(no autocast\), and this run would train "
                                                     r"in bfloat16 autocast \(on cpu, with train\.amp=True"):
         tr.train_gan(on, ap, y, cfg, out_dir=tmp_path / "run")
@@ -143,7 +145,9 @@ def test_device_is_compared_as_resolved(tmp_path, monkeypatch):
     run("b", "auto")
     with monkeypatch.context() as m:
         _fake_gpu(m)
-        with pytest.raises(LosoStateError, match=r"config\.yaml: device: 'cpu' there, 'cuda' now\)"):
+        with pytest.raises(LosoStateError, match=r"config\.yaml: device: 'auto' there \(ran on cpu\), 'auto' now "
+                                                 r"\(resolves to cuda:0\)\): .* resume with device=cpu, or use another "
+                                                 r"--out"):
             run("b", "auto")
     run("c", "cpu")
     env = tmp_path / "c" / "environment.jsonl"

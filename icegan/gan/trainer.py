@@ -259,10 +259,17 @@ def gan_precision(device: torch.device, tc: "GanTrainConfig") -> dict:
     Raises:
         ValueError: ``train.amp_dtype=fp16`` on a CPU, or an unknown ``amp_dtype`` (:func:`amp_policy`).
     """
+    return _amp_and_precision(device, tc)[1]
+
+
+def _amp_and_precision(device: torch.device, tc: "GanTrainConfig") -> tuple[tuple[bool, torch.dtype, bool], dict]:
+    """:func:`amp_policy`'s ``(autocast on, autocast dtype, GradScaler on)`` on ``device`` with ``tc``'s ``amp`` /
+    ``amp_dtype`` (bf16 where ``device`` runs it natively), and the :func:`gan_precision` record made from it: what
+    :func:`train_gan` trains with and what it records. Raises as :func:`gan_precision`."""
     from flownet.registry import native_bf16
     on, dtype, scaler = amp_policy(device, tc.amp, tc.amp_dtype,
                                    bf16_supported=device.type == "cuda" and native_bf16(device))   # not emulation (T4)
-    return {"autocast": on, "dtype": str(dtype).removeprefix("torch."), "scaler": scaler}
+    return (on, dtype, scaler), {"autocast": on, "dtype": str(dtype).removeprefix("torch."), "scaler": scaler}
 
 
 def _precision_words(p: dict) -> str:
@@ -402,7 +409,9 @@ def _refuse_other_precision(ckpt: Path, payload: dict, now: dict, device: torch.
     :func:`gan_precision`) than ``now``, the one this run would train in (e.g. a CPU run resumed on a GPU, where the
     same train.amp=true turns autocast on); the message names both, ``device`` (resolved: ``auto`` as it resolved
     here), ``tc``'s amp keys and ``advice``. A checkpoint written before it recorded its precision is not checked
-    here: :func:`_refuse_other_settings` compares its amp keys as written, as it did then."""
+    here: :func:`_refuse_other_settings` compares its amp keys as written, as it did then. Its callers call it only
+    where epochs remain to train (a checkpoint's epoch below ``train.epochs``): a finished GAN (a LOSO fold's, resumed
+    on another device) only has its models loaded, in no precision."""
     was = payload.get("precision")
     if isinstance(was, dict) and was != now:
         raise GanCheckpointError(f"{ckpt} was trained in {_precision_words(was)}, and this run would train in "
@@ -414,7 +423,8 @@ def _refuse_other_precision(ckpt: Path, payload: dict, now: dict, device: torch.
 def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Tensor, labels: Tensor) -> object:
     """Before anything is written to ``out_dir``: raise :class:`GanCheckpointError` (a ValueError) when
     :func:`train_gan` would refuse to resume its ``checkpoints/last.pt`` (trained on other pairs or with other model
-    settings, or in another precision than ``cfg.train`` gives on its device: :func:`_refuse_other_precision`), or
+    settings, or, where epochs remain to train, in another precision than ``cfg.train`` gives on its device:
+    :func:`_refuse_other_precision`), or
     when that file cannot be read (empty, cut short: named, with what to do). No checkpoint, or
     ``train.resume=false``: nothing to check. A checkpoint of more epochs than ``train.epochs`` is refused too (a
     resume cannot shorten a run). Returns the checkpoint read (for ``train_gan(resume_payload=...)``, which
@@ -427,7 +437,8 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
         # the settings first: a changed model width names its key and both values, not the tensor shapes it changes
         _refuse_other_settings(ckpt, payload, cfg)
         dev = resolve_device(cfg.train.device, "train.device")
-        _refuse_other_precision(ckpt, payload, gan_precision(dev, cfg.train), dev, cfg.train, GAN_TRAIN_ADVICE)
+        if int(payload.get("epoch", 0)) < cfg.train.epochs:     # else nothing is trained: only the models load
+            _refuse_other_precision(ckpt, payload, gan_precision(dev, cfg.train), dev, cfg.train, GAN_TRAIN_ADVICE)
         _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
         _refuse_fewer_epochs(ckpt, payload, cfg.train.epochs, GAN_TRAIN_ADVICE)
         return payload
@@ -728,9 +739,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
     else:
         sched_g = sched_d = None
     from flownet.devices import host_values
-    precision = gan_precision(dev, tc)      # what runs (recorded in the checkpoints: a resume compares it)
-    use_amp, use_scaler = precision["autocast"], precision["scaler"]
-    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision["dtype"], torch.float32)
+    # what runs, and its record (in the checkpoints: a resume compares it)
+    (use_amp, amp_dtype, use_scaler), precision = _amp_and_precision(dev, tc)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     out = Path(out_dir) if out_dir is not None else None
@@ -747,7 +757,8 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
         _refuse_other_pairs(ckpt, payload, data_sha256)
         _refuse_fewer_epochs(ckpt, payload, tc.epochs)      # else nothing trained, the longer model handed back
-        _refuse_other_precision(ckpt, payload, precision, dev, tc)   # e.g. the same "cuda" on a GPU without bf16
+        if int(payload["epoch"]) < tc.epochs:       # a finished GAN (a LOSO fold's) trains no step: only loaded
+            _refuse_other_precision(ckpt, payload, precision, dev, tc)  # e.g. the same "cuda" on a GPU without bf16
         has_opt = "opt_g" in payload and "opt_d" in payload
         if not has_opt and int(payload["epoch"]) < tc.epochs:
             raise GanCheckpointError(f"{ckpt} holds no optimiser states (a main-job fold's checkpoint keeps its models "
