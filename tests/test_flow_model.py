@@ -879,11 +879,12 @@ def test_cli_run_grey_and_colour_pair_is_read_as_grey(tmp_path, shared_data, cap
     no note for it)."""
     import cv2
     from icegan.cli import main
+    from flownet.frame_io import read_frame
     from flownet.io import read_flo
     mb = shared_data / "middlebury" / "RubberWhale"
     for k, name in ((10, "a"), (11, "b")):
         cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.imread(str(mb / f"frame{k}_rgb.png"))[100:228, 200:328])
-        grey = cv2.imread(str(tmp_path / f"{name}.png"), cv2.IMREAD_GRAYSCALE)     # as --gray reads the colour file
+        grey = read_frame(tmp_path / f"{name}.png")        # the colour file's grey as every reader makes it (cvtColor)
         cv2.imwrite(str(tmp_path / f"{name}_gray.png"), grey)
 
     def flow(*images: str) -> np.ndarray:
