@@ -163,8 +163,7 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
         raise ValueError(f"cannot read image {p}: {why} (an interrupted copy or unzip?); copy the file again")
     flag = cv2.IMREAD_GRAYSCALE if flag is None else flag
     header = _png_header(data)
-    # a colour PNG read grey: decoded in colour and converted as every other format is (libpng's own conversion,
-    # which cv2.imdecode uses, has other weights: -0.5 grey levels on average on a CASME II frame)
+    # a colour PNG read grey: decoded in colour, then cv2.cvtColor (docstring)
     # grey: IMREAD_GRAYSCALE or a reduced one, with or without ANYDEPTH or IGNORE_ORIENTATION (not told from the
     # colour bits, which OpenCV 5's IMREAD_COLOR_RGB, 256, lacks)
     grey = flag >= 0 and flag & ~(cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION) in (

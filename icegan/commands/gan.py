@@ -350,8 +350,7 @@ def _training_face_warning(faces, sources: list[Path], gcfg, checkpoint: str) ->
         note says why.
     """
     from icegan.data.prepare import cache_root_of
-    from icegan.gan.evaluate import TRAINING_FACE_CHECK, TRAINING_FACE_TOLERANCE, checkpoint_training_pairs, \
-        training_face_matches
+    from icegan.gan.evaluate import checkpoint_training_pairs, training_face_matches, training_face_text
 
     def unknown(why) -> list[str]:
         print(f"note: the onsets could not be compared with the training faces of {checkpoint} ({why}); "
@@ -373,11 +372,9 @@ def _training_face_warning(faces, sources: list[Path], gcfg, checkpoint: str) ->
                        f"icegan generate again")
     hits, _ = training_face_matches(faces, train)
     if hits:
-        shown = "; ".join(f"{sources[i].name} = {w}" for i, w in list(hits.items())[:5])
-        more = f"; and {len(hits) - 5} more" if len(hits) > 5 else ""
-        print(f"warning: {len(hits)} of the {len(faces)} onset images are training faces of {checkpoint} ({shown}"
-              f"{more}; compared with {TRAINING_FACE_CHECK.format(tol=TRAINING_FACE_TOLERANCE)}): their synthetic "
-              f"apexes are not faces of a person it has not seen (icegan gan eval --data refuses them); "
+        print(f"warning: {len(hits)} of the {len(faces)} onset images are training faces of {checkpoint} "
+              f"({training_face_text(hits, sources)}): their synthetic apexes are not faces of a person it has not "
+              f"seen (icegan gan eval --data refuses them); "
               f"generated.csv marks them in_gan_training=yes")
     return ["yes" if i in hits else "no" for i in range(len(faces))]
 

@@ -310,7 +310,8 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
         found: when given, filled with what the loader found before the filters, for the error of a dataset that
             yields no clip: ``"listed"`` (count), ``"what"`` (``"sheet row"``, ``"clip folder"`` (SMIC) or
             ``"listed clip"``), ``"in_scope"`` (records before the ``subjects`` / ``clips`` filters) and
-            ``"composite_only"`` (whether ``composite_only`` narrowed the listing: a sheet's, with it true).
+            ``"composite_only"`` (whether ``composite_only`` narrowed the listing: a sheet's, with it true), and
+            ``"loader"`` (the dataset's loader, its sheet read: for :func:`_unsheeted_hint`).
 
     A ``subjects`` name and a layout problem's subject folder are read as the dataset's subject (SMIC's
     ``subject_id``: ``s01``, ``S1`` and ``s1`` are subject ``s1``, with the problems of folder ``s01``); others in
@@ -326,7 +327,7 @@ def dataset_records(spec: DatasetSpec, layout_problems: Optional[list[dict]] = N
     problems = getattr(ds, "layout_problems", [])             # keys like "smic/s2/micro/happy": of subject s2
     if found is not None:
         sheet = hasattr(ds, "sheet_rows")
-        found.update(in_scope=len(recs), composite_only=sheet and spec.composite_only,
+        found.update(in_scope=len(recs), composite_only=sheet and spec.composite_only, loader=ds,
                      listed=len(ds.sheet_rows()) if sheet else len(recs) + len(getattr(ds, "skipped_clip_folders", [])),
                      what="sheet row" if sheet else "clip folder" if spec.name == "smic" else "listed clip")
 
@@ -383,15 +384,15 @@ def _rename_hint(spec: DatasetSpec, recs: list[ClipRecord], missing: Collection[
             + ", ".join(f"{Path(ds.root) / f} to {s}" for f, s in renames.items())) if renames else ""
 
 
-def _unsheeted_hint(spec: DatasetSpec, rec: ClipRecord, found: dict[str, list[str]]) -> str:
+def _unsheeted_hint(ds, rec: ClipRecord, found: dict[str, list[str]]) -> str:
     """The end of prepare's warning about a clip of the sheet whose clip folder is not on disk (its subject folder is):
     the clip folders of that subject folder that the sheet does not name (``EP02_01`` for ``EP02_01f``, a typo or a
     rename), as ``icegan data check`` lists them (:func:`icegan.data.check._not_in_sheet`); empty when there is none,
-    and for a dataset without a sheet (SMIC, a clip list). ``found`` caches the listing of the dataset's entry (the
-    sheet is read again, and the root listed, once per entry; pass one empty dict per entry)."""
+    and for a dataset without a sheet (SMIC, a clip list). ``ds``: the dataset entry's loader (:func:`dataset_records`'
+    ``found["loader"]``); ``found`` caches the listing of the entry (the root listed once per entry; pass one empty
+    dict per entry)."""
     if "unsheeted" not in found:
-        from .check import _loader, _not_in_sheet
-        ds = _loader(spec.name, _expand(spec.root), _expand(spec.annotations))
+        from .check import _not_in_sheet
         found["unsheeted"] = _not_in_sheet(ds, ds.disk_clips())         # "casme2/sub01/EP02_01"
     here = [c.split("/")[2] for c in found["unsheeted"] if c.split("/")[1].lower() == rec.subject_dir.name.lower()]
     if not here:
@@ -438,7 +439,7 @@ def key_settings(settings: dict, tasks: list[tuple[ClipRecord, str]]) -> dict:
     out = {k: v for k, v in settings.items() if k not in drop}
     if settings.get("sequences"):       # only such caches change with the sequences' layout
         out["sequences_version"] = SEQUENCES_VERSION
-    if any(Path(f).suffix.lower() == ".png" for rec, _ in tasks for f in rec.frame_paths):
+    if any(f.suffix.lower() == ".png" for rec, _ in tasks for f in rec.frame_paths):
         out["png_version"] = PNG_VERSION
     return out
 
@@ -1352,8 +1353,8 @@ def _prepare(cfg: PrepareConfig, cache_only: bool = False) -> Optional[PreparedD
                 reason = "; ".join(p.problem for p in probs)
                 skipped.append({"key": r.key, "reason": reason})
                 # a clip folder missing in a subject folder that is on disk: a folder there the sheet does not name?
-                hint = (_unsheeted_hint(spec, r, unsheeted) if r.clip_dir is not None and r.subject_dir is not None
-                        and not r.clip_dir.exists() else "")
+                hint = (_unsheeted_hint(found["loader"], r, unsheeted) if r.clip_dir is not None
+                        and r.subject_dir is not None and not r.clip_dir.exists() else "")
                 log.warning("%s skipped: %s%s", r.key, reason, hint)
                 continue
             if r.key in entry_of:

@@ -183,7 +183,7 @@ class SMIC:
                            f"folder to its class)")
                     for clip in sorted(p for p in cdir.iterdir() if p.is_dir()):     # said by the folder's problem
                         key = f"smic/{s}/micro/{cdir.name}/{clip.name}"
-                        self._skip(key, why, said=True)
+                        self.skipped_clip_folders.append((key, why))
                         named = smic_clip_name(clip.name)
                         self.class_folder_skips[key] = named[1] if named else None
                     continue
@@ -265,12 +265,10 @@ class SMIC:
         log.warning("%s: %s", clip, problem)
         self.layout_problems.append({"clip": clip, "problem": problem})
 
-    def _skip(self, key: str, reason: str, said: bool = False) -> None:
+    def _skip(self, key: str, reason: str) -> None:
         """Skip clip folder ``key`` (``smic/<subject folder>/micro/<class folder>/<clip>``) for ``reason``: a layout
-        problem (unless ``said``: the clip's class folder is one already), and an entry of
-        :attr:`skipped_clip_folders`."""
-        if not said:
-            self._problem(key, reason)
+        problem and an entry of :attr:`skipped_clip_folders`."""
+        self._problem(key, reason)
         self.skipped_clip_folders.append((key, reason))
 
 

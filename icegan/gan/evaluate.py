@@ -61,7 +61,8 @@ from .synthesis import synthesize, to_uint8
 
 __all__ = ["face_embeddings", "identity_metrics", "diversity_metrics", "FlowRecognizer", "CrossDatasetRecognizer",
            "generator_speed", "run_eval", "evaluate_generator", "metrics_markdown", "training_faces_in",
-           "TRAINING_FACE_TOLERANCE", "TRAINING_FACE_CHECK", "training_face_matches", "checkpoint_training_pairs"]
+           "TRAINING_FACE_TOLERANCE", "TRAINING_FACE_CHECK", "training_face_text", "training_face_matches",
+           "checkpoint_training_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,24 @@ def training_faces_in(faces: np.ndarray, train_faces: np.ndarray,
 
 #: what the training-face check (:func:`training_face_matches`) compares an image with, and what it cannot catch
 TRAINING_FACE_CHECK = ("the onsets and apexes of its training pairs (apex neighbours included when it trained on "
-                       "them) and their mirror images, within {tol} grey levels; not checked: other frames of the "
-                       "training clips, shifted or re-cropped copies, and other images of the training subjects")
+                       f"them) and their mirror images, within {TRAINING_FACE_TOLERANCE} grey levels; not checked: "
+                       "other frames of the training clips, shifted or re-cropped copies, and other images of the "
+                       "training subjects")
+
+
+def training_face_text(hits: dict[int, str], files: Sequence[Path]) -> str:
+    """The text naming training-face hits, for ``icegan gan eval --data`` (refused) and ``icegan generate`` (warned).
+
+    Args:
+        hits: image index -> the training clip and frame it matches (:func:`training_face_matches`).
+        files: the images, indexed as in ``hits`` (only their names are shown).
+    Returns:
+        ``"a.jpg = <clip frame>; ...; and N more; compared with <TRAINING_FACE_CHECK>"``: the first 5 hits, then a
+        count of the rest.
+    """
+    shown = "; ".join(f"{files[i].name} = {w}" for i, w in list(hits.items())[:5])
+    more = f"; and {len(hits) - 5} more" if len(hits) > 5 else ""
+    return f"{shown}{more}; compared with {TRAINING_FACE_CHECK}"
 
 
 def training_face_matches(faces: np.ndarray, train_pairs: PairSet) -> tuple[dict[int, str], int]:
@@ -204,13 +221,10 @@ def _refuse_training_faces(data: Path, ckpt: Path, faces: np.ndarray, names: Seq
     """
     hits, n_train = training_face_matches(faces, train_pairs)
     if hits:
-        shown = "; ".join(f"{files[i].name} = {w}" for i, w in list(hits.items())[:5])
-        more = f"; and {len(hits) - 5} more" if len(hits) > 5 else ""
         raise ValueError(f"--data {data}: {len(hits)} of its {len(names)} images are training faces of {ckpt} "
-                         f"({shown}{more}; compared with "
-                         f"{TRAINING_FACE_CHECK.format(tol=TRAINING_FACE_TOLERANCE)}); they are not held out and would "
-                         f"be scored as if they were: remove them from the folder, or evaluate the checkpoint's "
-                         f"held-out subjects with --data casme2")
+                         f"({training_face_text(hits, files)}); they are not held out and would be scored as if "
+                         f"they were: remove them from the folder, or evaluate the checkpoint's held-out subjects "
+                         f"with --data casme2")
     return n_train
 
 

@@ -409,9 +409,11 @@ def _refuse_other_precision(ckpt: Path, payload: dict, now: dict, device: torch.
     :func:`gan_precision`) than ``now``, the one this run would train in (e.g. a CPU run resumed on a GPU, where the
     same train.amp=true turns autocast on); the message names both, ``device`` (resolved: ``auto`` as it resolved
     here), ``tc``'s amp keys and ``advice``. A checkpoint written before it recorded its precision is not checked
-    here: :func:`_refuse_other_settings` compares its amp keys as written, as it did then. Its callers call it only
-    where epochs remain to train (a checkpoint's epoch below ``train.epochs``): a finished GAN (a LOSO fold's, resumed
-    on another device) only has its models loaded, in no precision."""
+    here: :func:`_refuse_other_settings` compares its amp keys as written, as it did then. Nor is a checkpoint with
+    no epochs left to train (its epoch at or above ``tc.epochs``): a finished GAN (a LOSO fold's, resumed on another
+    device) only has its models loaded, in no precision."""
+    if int(payload.get("epoch", 0)) >= tc.epochs:
+        return
     was = payload.get("precision")
     if isinstance(was, dict) and was != now:
         raise GanCheckpointError(f"{ckpt} was trained in {_precision_words(was)}, and this run would train in "
@@ -437,8 +439,7 @@ def check_resumable(out_dir: str | Path, cfg: GanConfig, onset: Tensor, apex: Te
         # the settings first: a changed model width names its key and both values, not the tensor shapes it changes
         _refuse_other_settings(ckpt, payload, cfg)
         dev = resolve_device(cfg.train.device, "train.device")
-        if int(payload.get("epoch", 0)) < cfg.train.epochs:     # else nothing is trained: only the models load
-            _refuse_other_precision(ckpt, payload, gan_precision(dev, cfg.train), dev, cfg.train, GAN_TRAIN_ADVICE)
+        _refuse_other_precision(ckpt, payload, gan_precision(dev, cfg.train), dev, cfg.train, GAN_TRAIN_ADVICE)
         _load_models(ckpt, payload, *build_models(cfg), advice=GAN_TRAIN_ADVICE)
         _refuse_fewer_epochs(ckpt, payload, cfg.train.epochs, GAN_TRAIN_ADVICE)
         return payload
@@ -757,8 +758,7 @@ def train_gan(onset: Tensor, apex: Tensor, labels: Tensor, cfg: GanConfig, devic
             _read_resume(ckpt, f"the GAN checkpoint to resume ({RESUME_ADVICE})")
         _refuse_other_pairs(ckpt, payload, data_sha256)
         _refuse_fewer_epochs(ckpt, payload, tc.epochs)      # else nothing trained, the longer model handed back
-        if int(payload["epoch"]) < tc.epochs:       # a finished GAN (a LOSO fold's) trains no step: only loaded
-            _refuse_other_precision(ckpt, payload, precision, dev, tc)  # e.g. the same "cuda" on a GPU without bf16
+        _refuse_other_precision(ckpt, payload, precision, dev, tc)  # e.g. the same "cuda" on a GPU without bf16
         has_opt = "opt_g" in payload and "opt_d" in payload
         if not has_opt and int(payload["epoch"]) < tc.epochs:
             raise GanCheckpointError(f"{ckpt} holds no optimiser states (a main-job fold's checkpoint keeps its models "
