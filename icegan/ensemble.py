@@ -103,6 +103,22 @@ def off_top_score(scores: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return s[np.arange(len(s)), np.asarray(y_pred, dtype=np.int64)] < s.max(1) - 2 * TIE_TOLERANCE
 
 
+def check_top_scores(pred: pd.DataFrame, pred_csv: Path, fix: str, scores: Sequence[str]) -> None:
+    """Check that each row of ``pred`` (rows of ``pred_csv``, index: each row's line − 2; an integer column
+    ``y_pred`` and the float columns ``scores``, at least one) holds in y_pred the class of its highest score,
+    as :func:`off_top_score` tells.
+
+    Raises:
+        EnsembleError: at the first row that does not, naming ``pred_csv``, its line, its y_pred and the column of
+            its highest score, followed by ``fix`` (what to do about it)."""
+    s = pred[list(scores)].to_numpy(np.float64)
+    off = np.flatnonzero(off_top_score(s, pred["y_pred"].to_numpy()))
+    if len(off):
+        i = int(off[0])
+        raise EnsembleError(f"{pred_csv}, line {int(pred.index[i]) + 2}, column y_pred: '{pred['y_pred'].iloc[i]}' is "
+                            f"not the class of the row's highest score ({scores[int(s[i].argmax())]}); {fix}")
+
+
 def not_probabilities(p: np.ndarray) -> np.ndarray:
     """(n,) True for the rows of (n, K) scores that are not class probabilities: a non-finite or negative
     (below −1e-6) value, or a sum off 1 by more than 1e-3."""
@@ -155,12 +171,7 @@ def _read(d: Path, run_json: Path, need: list[str], kinds: str, need_scores: boo
     pred = _check_values(pred, pred_csv, f"{EDITED} {RERUN}", all_scores)
     scores = [c for c in all_scores if c in pred.columns]
     if scores:                                 # as `icegan loso` checks a finished fold before it keeps it
-        off = np.flatnonzero(off_top_score(pred[scores].to_numpy(np.float64), pred["y_pred"].to_numpy()))
-        if len(off):
-            r = pred.iloc[off[0]]
-            top = scores[int(r[scores].to_numpy(np.float64).argmax())]
-            raise EnsembleError(f"{pred_csv}, line {int(pred.index[off[0]]) + 2}, column y_pred: '{r['y_pred']}' is "
-                                f"not the class of the row's highest score ({top}); {EDITED} {RESUME}")
+        check_top_scores(pred, pred_csv, f"{EDITED} {RESUME}", scores)
     pred = pred.reset_index(drop=True)
     if blank_lines:                            # their NaN made the integer columns float: back to integers
         for c in ("fold", "y_true", "y_pred"):

@@ -309,9 +309,9 @@ class RayExecutor:
     Raises:
         ImportError: ``ray`` is not installed (message says ``pip install 'icegan[ray]'``).
         FoldTooLargeError: (a ValueError; on entering, or before the first fold is submitted) one fold needs more
-            CPUs (``num_cpus``, ``--cpus-per-fold``) than the local instance (with ``workers`` 0: the CPUs this process may use) or the
-            largest alive node of the cluster (``ray.nodes()``: a task runs on one node) has: no fold could ever be
-            scheduled. A cluster with no node with CPUs yet (an autoscaler) is only warned about.
+            CPUs (``num_cpus``, ``--cpus-per-fold``) than the local instance (with ``workers`` 0: the CPUs this
+            process may use) or the largest alive node of the cluster (``ray.nodes()``: a task runs on one node) has:
+            no fold could ever be scheduled. A cluster with no node with CPUs yet (an autoscaler) is only warned about.
     """
 
     def __init__(self, address: Optional[str] = None, workers: int = 0, num_cpus: float = 1,
@@ -353,14 +353,14 @@ class RayExecutor:
             self._started = False
 
     def _refuse_a_fold_larger_than(self, cpus: float, where: str, which: str = "") -> None:
-        """Raise :class:`FoldTooLargeError` when one fold task asks for more CPUs (``num_cpus``) than ``where`` has (``cpus``, e.g.
-        the largest alive node's CPUs; ``which``, e.g. ``", the CPUs this process may use"``, follows the count in
-        the message): Ray would keep every fold pending for ever."""
+        """Raise :class:`FoldTooLargeError` when one fold task asks for more CPUs (``num_cpus``) than ``where`` has
+        (``cpus``, e.g. the largest alive node's CPUs; ``which``, e.g. ``", the CPUs this process may use"``, follows
+        the count in the message): Ray would keep every fold pending for ever."""
         if self.num_cpus <= cpus:
             return
         fix = (f"give --cpus-per-fold {cpus:g} or less" if cpus > 0 else "add nodes with CPUs to the cluster")
         raise FoldTooLargeError(f"--cpus-per-fold {self.num_cpus:g} asks for more CPUs per fold than {where} has "
-                         f"({cpus:g}{which}): no fold could ever start; {fix}")
+                                f"({cpus:g}{which}): no fold could ever start; {fix}")
 
     def _check_cluster_cpus(self) -> None:
         """Before the first fold is submitted to a running Ray cluster: Ray places a task on one node, so a fold must

@@ -1138,7 +1138,7 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
     not the class of its row's highest score (run_loso writes ``y_pred = argmax(scores)``); a y_pred tied with the
     row's highest (also by the CSV's rounding, which keeps the order of two scores) is kept: the check of
     :func:`icegan.ensemble.off_top_score`, as ``icegan compare``, ``ensemble`` and ``table`` make it."""
-    from icegan.ensemble import EnsembleError, _check_values, off_top_score
+    from icegan.ensemble import EnsembleError, _check_values, check_top_scores
     scores = tuple(c for c in columns if c.startswith("score_"))
     cells = ["y_true", "y_pred", *scores]
     empty = rows[cells].isna()
@@ -1151,13 +1151,10 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
     except EnsembleError as exc:
         print(f"warning: {exc}", file=sys.stderr)
         return None
-    s = rows[list(scores)].to_numpy(np.float64)
-    y_pred = rows["y_pred"].to_numpy()
-    bad = np.flatnonzero(off_top_score(s, y_pred))
-    if len(bad):
-        i = int(bad[0])
-        print(f"warning: {pred_csv}, line {int(rows.index[i]) + 2}, column y_pred: '{y_pred[i]}' is not the class of "
-              f"the row's highest score ({scores[int(s[i].argmax())]}); {fix}", file=sys.stderr)
+    try:
+        check_top_scores(rows, pred_csv, fix, scores)
+    except EnsembleError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
         return None
     return rows
 

@@ -213,7 +213,7 @@ def read_run_json(f: Path, fix: str = RERUN, error: type[ValueError] = ValueErro
             names the file, says it looks damaged or incomplete, and gives ``fix``.
     """
     try:
-        d = copy.deepcopy(_cached(f, _json_file))
+        d = copy.deepcopy(_parsed_json(f))
     except (OSError, ValueError) as exc:        # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise error(f"{f}: cannot be read as JSON ({exc}); {DAMAGED}: {fix}") from None
     if not isinstance(d, dict):
@@ -690,9 +690,9 @@ def _load(run: Path) -> dict:
             metrics.json's ``n_folds`` (a ``max_folds`` run extended to more folds and stopped before it finished:
             its metrics are the smoke run's; refused as unfinished, as ``icegan compare`` does; names the folder and
             says to rerun the command); a ``predictions.csv`` (where the folder has one and a run header: one copied
-            with its metrics alone, or with metrics.json and no run.json, is shown) that ``icegan compare`` refuses (:func:`icegan.ensemble.read_finished_run`: damaged, a
-            y_pred not its row's top score, a fold of the header without predictions, or fewer or more rows than
-            metrics.json's ``n_samples``).
+            with its metrics alone, or with metrics.json and no run.json, is shown) that ``icegan compare`` refuses
+            (:func:`icegan.ensemble.read_finished_run`: damaged, a y_pred not its row's top score, a fold of the
+            header without predictions, or fewer or more rows than metrics.json's ``n_samples``).
     """
     f = run / "metrics.json"
     if not f.is_file():
@@ -725,8 +725,8 @@ def _load(run: Path) -> dict:
         raise ValueError(f"{run}: unfinished run: its run.json lists {listed} folds, its metrics.json holds "
                          f"{m['n_folds']} (a max_folds run extended to more folds and stopped before it finished?); "
                          f"{RESUME}")
-    # the rows these metrics were computed on, checked as compare checks them; a folder without run.json (metrics.json
-    # and predictions.csv copied alone) is shown on its metrics.json, as before that check
+    # the rows behind these metrics, checked as compare checks them; a folder without a run header is shown on its
+    # metrics.json
     if header is not None and (run / "predictions.csv").is_file():
         from icegan.ensemble import read_finished_run
         read_finished_run(run)
@@ -889,9 +889,10 @@ def results_table(entries: Sequence[TableEntry], fmt: str = "markdown") -> str:
     Raises:
         ValueError: a run without metrics.json; an entry whose runs differ in protocol, in SDE dataset (the
             ``dataset`` of the run header; of a run without one, its metrics' single dataset; a run whose dataset is
-            still unknown is not compared), in oracle selection, or in the number of folds or samples (pooling them would mix different experiments), or are not seeds of one recipe
-            (:func:`check_one_recipe`: names the entry, two runs and the keys they differ in), or score different
-            classes; ``fmt`` not markdown / latex / csv.
+            still unknown is not compared), in oracle selection, or in the number of folds or samples (pooling them
+            would mix different experiments), or are not seeds of one recipe (:func:`check_one_recipe`: names the
+            entry, two runs and the keys they differ in), or score different classes; ``fmt`` not markdown / latex /
+            csv.
     """
     if fmt not in ("markdown", "latex", "csv"):
         raise ValueError(f"format must be markdown, latex or csv, got '{fmt}'")
@@ -910,8 +911,7 @@ def _results_table(entries: Sequence[TableEntry], fmt: str) -> str:
         sde = [d if d is not None or len(m["per_dataset"]) != 1 else next(iter(m["per_dataset"]))
                for m, d in zip(ms, sde)]
         for key in ("protocol", "dataset", "oracle_epoch", "n_folds", "n_samples"):
-            vals = {str(d if key == "dataset" else m.get(key)) for m, d in zip(ms, sde)
-                    if key != "dataset" or d is not None}
+            vals = {str(d) for d in sde if d is not None} if key == "dataset" else {str(m.get(key)) for m in ms}
             if len(vals) > 1:
                 raise ValueError(f"table entry '{e.label}': its runs differ in {key} ({sorted(vals)}); give them "
                                  "separate entries")

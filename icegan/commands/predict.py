@@ -135,8 +135,6 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     from icegan.labels import absent_classes, get_label_set
     from icegan.recognition import (SKLEARN_MODELS, check_custom_recognizer, check_network_builds, fit_recognizer,
                                     inner_val_masks, inner_val_split, recognizer_provenance)
-
-    from flownet.user_numbers import derived_seed
     from icegan.saved_recognizer import maps_provenance, save_recognizer, training_record
 
     for key, on, why in _UNSUPPORTED:
@@ -167,23 +165,20 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
     x_val = y_val = val_masks = None
     held_out = None
     S = max(1, cfg.model.seeds)
-    if cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS and S > 1 \
-            and cfg.model.name != "custom":
+    if cfg.model.inner_val_fraction > 0 and cfg.model.name in ("ststnet", "offtanet") and S > 1:
         # the copies of a grouped network hold out subjects of their own, drawn as `icegan loso` draws a fold's
         # (fit_predict_folds: S rows, the group's generator; a one-fold run's seed is the fold-0 seed, cfg.seed), so
         # that fit on some datasets is the HDE fold that tests the other one
         val_masks = inner_val_masks(subjects, np.ones((S, len(x)), dtype=bool), cfg.model.inner_val_fraction,
-                                    np.random.default_rng(derived_seed(cfg.seed, 0)))[1]
+                                    np.random.default_rng(cfg.seed))[1]
         held_out = []
         for g, val in enumerate(val_masks):
             part = training_record(fs.samples[val], fs.features, classes)
             split = (f" left by model.inner_val_fraction={cfg.model.inner_val_fraction} for member {g + 1} of {S}, "
                      f"which holds out {part['clips']} clips of {_subjects(part)} "
                      f"({', '.join(part['subjects'])}) for its early stopping,")
-            trained = y[torch.from_numpy(~val)].tolist()    # the clips member g learns from
-            absent_trained = absent_classes(classes, trained)
-            _check_two_classes(cfg, trained, classes, absent_trained, split)
-            _warn_absent(cfg, [c for c in absent_trained if c not in absent], split)
+            # the clips member g learns from
+            _check_split_classes(cfg, y[torch.from_numpy(~val)].tolist(), classes, absent, split)
             held_out.append(part)
     elif cfg.model.inner_val_fraction > 0 and cfg.model.name not in SKLEARN_MODELS:
         # one split for every member: a custom recognizer's LOSO fold draws one too (_fit_predict_custom_fold)
@@ -192,10 +187,8 @@ def fit(cfg, out: Path, progress: bool = True) -> tuple:
         split = (f" left by model.inner_val_fraction={cfg.model.inner_val_fraction}, which holds out "
                  f"{held_out['clips']} clips of {_subjects(held_out)} "
                  f"({', '.join(held_out['subjects'])}) for early stopping,")
-        trained = y[train].tolist()         # the clips the model learns from: checked as all clips were above
-        absent_trained = absent_classes(classes, trained)
-        _check_two_classes(cfg, trained, classes, absent_trained, split)
-        _warn_absent(cfg, [c for c in absent_trained if c not in absent], split)
+        # the clips the model learns from: checked as all clips were above
+        _check_split_classes(cfg, y[train].tolist(), classes, absent, split)
         subjects = [subjects[i] for i in train]
         train, val = torch.from_numpy(train), torch.from_numpy(val)
         x, y, x_val, y_val = x[train], y[train], x[val], y[val]
@@ -248,6 +241,19 @@ def _check_two_classes(cfg, labels: list, classes, absent: list, split: str = ""
                      f"{'one class' if held else 'no class'} ({', '.join(f'{c} {n}' for c, n in zip(classes, counts))}"
                      f"): a model needs clips of at least 2 classes (fitted on fewer than 2 classes, it predicts one "
                      f"class for every clip); {fix}")
+
+
+def _check_split_classes(cfg, trained: list, classes, absent: list, split: str) -> None:
+    """:func:`_check_two_classes` and :func:`_warn_absent` of the clips the ``model.inner_val_fraction`` split left
+    for training: ``trained`` (N,) int class ids, ``classes`` the label set's class names, ``absent`` the names
+    already warned about for every clip of the data (not repeated), ``split`` as :func:`_check_two_classes`'s.
+
+    Raises:
+        ValueError: as :func:`_check_two_classes`."""
+    from icegan.labels import absent_classes
+    absent_trained = absent_classes(classes, trained)
+    _check_two_classes(cfg, trained, classes, absent_trained, split)
+    _warn_absent(cfg, [c for c in absent_trained if c not in absent], split)
 
 
 def _warn_absent(cfg, absent: list, split: str = "") -> None:
