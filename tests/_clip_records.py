@@ -39,3 +39,15 @@ def constant_clip(tmp_path: Path, name: str = "c1", numbers=range(1, 11), offset
     csv = tmp_path / f"{name}.csv"
     csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,{name},{frames},2,5,{offset}\n")
     return csv
+
+
+CASME2_SHEET_HEADER = "Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
+
+
+def casme2_sheet(folder: Path, *rows: str) -> Path:
+    """A CASME II sheet exported as CSV under its official name in ``folder`` (made), ``rows`` under
+    :data:`CASME2_SHEET_HEADER`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "CASME2-coding-20140508.csv"
+    path.write_text(CASME2_SHEET_HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return path

@@ -36,3 +36,26 @@ def tiny_gan_train_args(out_dir, *overrides: str) -> list[str]:
            "model.g_base_channels=8", "model.g_max_channels=16", "model.d_base_channels=8", "train.batch_size=4",
            "train.progress=false", "train.max_minutes=null", "train.sample_every=0"]
     return [*(item for item in own if override_key(item) not in keys), *overrides]
+
+
+def stubbed_manifest_checkpoint(tmp_path, monkeypatch, epochs: int):
+    """A tiny manifest-trained checkpoint holding out sub02 (trained on sub01 of fake_casme2_pairs(6)), saved at epoch
+    1 of ``train.epochs=epochs`` in ``tmp_path/run/checkpoints/last.pt``; the evaluation's pair loader, face
+    embeddings and speed replaced by fast stand-ins. Returns ``(checkpoint, pairs)``."""
+    import numpy as np
+
+    import icegan.gan.evaluate as ev
+    from icegan.gan.trainer import build_models, save_checkpoint
+    cfg = tiny_gan_config(32)
+    cfg.data.apex_neighbors = 0
+    cfg.data.holdout_subjects = ["sub02"]
+    cfg.train.epochs = epochs
+    g, d = build_models(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
+    save_checkpoint(ckpt, cfg, g, d, 1, [])
+    pairs = fake_casme2_pairs(6, 32)
+    monkeypatch.setattr(ev, "load_casme2_pairs", lambda root, size, k, **kw: pairs)
+    monkeypatch.setattr(ev, "face_embeddings",
+                        lambda f, upsample_to=128: np.repeat(f.reshape(len(f), -1).mean(1)[:, None], 128, axis=1))
+    monkeypatch.setattr(ev, "generator_speed", lambda g: 1.0)
+    return ckpt, pairs

@@ -11,18 +11,7 @@ import pytest
 from icegan.cli import main
 from icegan.data.check import SKIP, check_dataset, record_problems
 
-from _clip_records import clip_record, grey_frames
-
-HEADER = "Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
-
-
-def _sheet(folder, *rows):
-    """A CASME II sheet exported as CSV under its official name in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "CASME2-coding-20140508.csv"
-    path.write_text(HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
-    return path
-
+from _clip_records import casme2_sheet, clip_record, grey_frames
 
 # --------------------------------------------------------------------------------------------- data composite
 
@@ -42,20 +31,20 @@ def test_data_composite_exits_0_on_the_official_sheets(shared_data, tmp_path, ca
 def test_data_composite_exits_1_for_an_emotion_typo_and_0_for_rows_the_rules_leave_out(tmp_path, capsys):
     ruled = ["1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,/,9,4,happiness", "1,EP01_03,3,3,9,4,surprise",
              "1,EP01_04,6,4,9,4,repression"]
-    _sheet(tmp_path / "ruled", *ruled)
+    casme2_sheet(tmp_path / "ruled", *ruled)
     js = tmp_path / "ruled.json"
     assert main(["data", "composite", "--annotations-dir", str(tmp_path / "ruled"), "--json", str(js)]) == 0
     excluded = json.loads(js.read_text())["casme2"]["excluded"]
     assert [(e["clip"], e["rule"]) for e in excluded] == [("sub01/EP01_02", "megc2019"), ("sub01/EP01_03", "megc2019"),
                                                           ("sub01/EP01_04", "megc2019")]
     assert "excluded casme2/sub01/EP01_04: apex 4 is before onset 6" in capsys.readouterr().out
-    _sheet(tmp_path / "typo", *ruled, "1,EP01_05,2,5,9,4,digust")
+    casme2_sheet(tmp_path / "typo", *ruled, "1,EP01_05,2,5,9,4,digust")
     js = tmp_path / "typo.json"
     assert main(["data", "composite", "--annotations-dir", str(tmp_path / "typo"), "--json", str(js)]) == 1
     assert "excluded casme2/sub01/EP01_05: emotion 'digust'" in capsys.readouterr().out
     assert json.loads(js.read_text())["casme2"]["excluded"][-1]["rule"] == "unknown_emotion"
     # nothing counted: 1, though no row is a typo
-    _sheet(tmp_path / "none", "1,EP01_02,2,/,9,4,happiness", "1,EP01_06,2,5,9,4,others")
+    casme2_sheet(tmp_path / "none", "1,EP01_02,2,/,9,4,happiness", "1,EP01_06,2,5,9,4,others")
     assert main(["data", "composite", "--annotations-dir", str(tmp_path / "none")]) == 1
 
 
@@ -66,7 +55,7 @@ def _tree(tmp_path, *extra_rows):
     EP01_02 apex '/', EP01_03 apex = onset, EP01_04 apex before onset; ``extra_rows`` appended."""
     for c in ("EP01_01", "EP01_02", "EP01_03", "EP01_04"):
         grey_frames(tmp_path / "casme2" / "sub01" / c)
-    return _sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,/,9,4,happiness",
+    return casme2_sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,/,9,4,happiness",
                   "1,EP01_03,3,3,9,4,surprise", "1,EP01_04,6,4,9,4,others", *extra_rows)
 
 
@@ -109,7 +98,7 @@ def test_data_check_exits_1_for_a_missing_frame_beside_the_sheets_coding(tmp_pat
 def test_data_check_exits_1_when_only_the_sheets_coding_clips_are_there(tmp_path):
     """Nothing usable is still 1, even when every clip is left out by the sheet's coding alone."""
     grey_frames(tmp_path / "casme2" / "sub01" / "EP01_02")
-    sheet = _sheet(tmp_path / "ann", "1,EP01_02,2,/,9,4,happiness")
+    sheet = casme2_sheet(tmp_path / "ann", "1,EP01_02,2,/,9,4,happiness")
     assert main(["data", "check", "--dataset", "casme2", "--root", str(tmp_path / "casme2"), "--annotations",
                  str(sheet), "--no-read-images"]) == 1
 

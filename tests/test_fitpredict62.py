@@ -50,13 +50,19 @@ def test_fit_reports_each_members_held_out_subjects(tmp_path, capsys):
             f"(member 1: {', '.join(held[0])}; member 2: {', '.join(held[1])})") in said
 
 
-def test_predict_warns_of_training_maps_under_another_dataset_name(tmp_path, capsys):
-    """The very maps a model was fitted on, their dataset column renamed, were scored as test clips without a word."""
-    fs = make_toy_features(n_subjects_per_dataset=2)
-    csv = write_feature_table(tmp_path, fs)
+def _fitted_logreg(tmp_path):
+    """``icegan fit`` of a logistic regression on a toy feature table of 2 subjects per dataset (36 clips) written in
+    ``tmp_path``: returns ``(table csv, model file)``."""
+    csv = write_feature_table(tmp_path, make_toy_features(n_subjects_per_dataset=2))
     model = tmp_path / "m.pt"
     assert main(["fit", "--out", str(model), "--no-progress", "data.source=table", f"data.table={csv}",
                  "model.name=logreg", "threads=1"]) == 0
+    return csv, model
+
+
+def test_predict_warns_of_training_maps_under_another_dataset_name(tmp_path, capsys):
+    """The very maps a model was fitted on, their dataset column renamed, were scored as test clips without a word."""
+    csv, model = _fitted_logreg(tmp_path)
     training = load_recognizer(model)[1]["training"]
     assert len(training["map_sha256"]) == 36 and all(len(h) == 64 for h in training["map_sha256"])
     table = pd.read_csv(csv)
@@ -72,11 +78,7 @@ def test_predict_warns_of_training_maps_under_another_dataset_name(tmp_path, cap
 
 def test_predict_of_a_model_without_map_hashes_keeps_the_name_check(tmp_path, capsys):
     """A model saved before map hashes were recorded: the name check as before, no error."""
-    fs = make_toy_features(n_subjects_per_dataset=2)
-    csv = write_feature_table(tmp_path, fs)
-    model = tmp_path / "m.pt"
-    assert main(["fit", "--out", str(model), "--no-progress", "data.source=table", f"data.table={csv}",
-                 "model.name=logreg", "threads=1"]) == 0
+    csv, model = _fitted_logreg(tmp_path)
     payload = torch.load(model, weights_only=True)
     del payload["training"]["map_sha256"]
     torch.save(payload, model)

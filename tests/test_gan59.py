@@ -6,7 +6,7 @@ import csv
 import cv2
 import numpy as np
 import pytest
-from _gan_sizes import fake_casme2_pairs, tiny_gan_config, tiny_gan_train_args
+from _gan_sizes import fake_casme2_pairs, stubbed_manifest_checkpoint, tiny_gan_config, tiny_gan_train_args
 
 
 # --- 1 and 3: gan eval of a folder of onset images ------------------------------------------------------------------
@@ -15,21 +15,7 @@ from _gan_sizes import fake_casme2_pairs, tiny_gan_config, tiny_gan_train_args
 def manifest_checkpoint(tmp_path, monkeypatch):
     """A tiny manifest-trained checkpoint holding out sub02 (trained on sub01 of fake_casme2_pairs(6)), saved at epoch
     1 of train.epochs=3; the pair loader, face embeddings and speed replaced by fast stand-ins."""
-    import icegan.gan.evaluate as ev
-    from icegan.gan.trainer import build_models, save_checkpoint
-    cfg = tiny_gan_config(32)
-    cfg.data.apex_neighbors = 0
-    cfg.data.holdout_subjects = ["sub02"]
-    cfg.train.epochs = 3
-    g, d = build_models(cfg)
-    ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
-    save_checkpoint(ckpt, cfg, g, d, 1, [])
-    pairs = fake_casme2_pairs(6, 32)
-    monkeypatch.setattr(ev, "load_casme2_pairs", lambda root, size, k, **kw: pairs)
-    monkeypatch.setattr(ev, "face_embeddings",
-                        lambda f, upsample_to=128: np.repeat(f.reshape(len(f), -1).mean(1)[:, None], 128, axis=1))
-    monkeypatch.setattr(ev, "generator_speed", lambda g: 1.0)
-    return ckpt, pairs
+    return stubbed_manifest_checkpoint(tmp_path, monkeypatch, epochs=3)
 
 
 def test_gan_eval_refuses_a_folder_holding_training_onsets_and_names_them(manifest_checkpoint, tmp_path):

@@ -13,18 +13,7 @@ import pytest
 from icegan.cli import main
 from icegan.data.check import check_dataset, record_problems
 
-from _clip_records import clip_record, grey_frames
-
-HEADER = "Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
-
-
-def _sheet(folder, *rows):
-    """A CASME II sheet exported as CSV under its official name in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "CASME2-coding-20140508.csv"
-    path.write_text(HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
-    return path
-
+from _clip_records import casme2_sheet, clip_record, grey_frames
 
 # --------------------------------------------------------------------- 1: a mistyped onset/apex cell gives 1
 
@@ -33,7 +22,7 @@ def test_data_check_exits_1_for_a_mistyped_apex_cell(tmp_path, composite_only):
     """apex '5.7' was 'the sheet's own coding' (exit 0) without --composite-only and a layout problem (1) with it."""
     for c in ("EP01_01", "EP01_02"):
         grey_frames(tmp_path / "casme2" / "sub01" / c)
-    sheet = _sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,5.7,9,4,happiness")
+    sheet = casme2_sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,5.7,9,4,happiness")
     js = tmp_path / "check.json"
     assert main(["data", "check", "--dataset", "casme2", "--root", str(tmp_path / "casme2"), "--annotations",
                  str(sheet), "--no-read-images", "--json", str(js)] + ["--composite-only"] * composite_only) == 1
@@ -55,7 +44,7 @@ def test_a_release_slash_still_is_the_sheets_coding_and_a_samm_empty_cell_is_not
 
 def test_data_composite_exits_1_for_a_mistyped_apex_cell(tmp_path, capsys):
     """The row was excluded with rule 'megc2019' and exit 0, as the release's own apex '/'."""
-    _sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,5.7,9,4,happiness",
+    casme2_sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,5.7,9,4,happiness",
            "1,EP01_03,2,/,9,4,surprise")
     js = tmp_path / "c.json"
     assert main(["data", "composite", "--annotations-dir", str(tmp_path / "ann"), "--json", str(js)]) == 1
@@ -117,7 +106,7 @@ def test_every_clip_skipped_outside_the_sheets_coding_has_a_skip_problem(tmp_pat
     _smic(tmp_path / "smic")
     for c in ("EP01_01", "EP01_02", "EP01_03"):
         grey_frames(tmp_path / "casme2" / "sub01" / c)
-    sheet = _sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,/,9,4,happiness",
+    sheet = casme2_sheet(tmp_path / "ann", "1,EP01_01,2,5,9,4,disgust", "1,EP01_02,2,/,9,4,happiness",
                    "1,EP01_03,2,15,20,4,surprise", "1,EP01_04,2,5,9,4,surprise")
     for rep in (check_dataset("smic", tmp_path / "smic", read_images=False),
                 check_dataset("casme2", tmp_path / "casme2", sheet, read_images=False)):
