@@ -879,7 +879,8 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     differ between machines and worker counts, as between two calls). The values shown are those the two configs
     hold, neutral keys included (config.yaml's ``gan.amp: true``, not "(absent)"); a ``device`` as spelled and as it
     resolved (``device: 'auto' there (ran on cpu), 'auto' now (resolves to cuda:0)``); another device alone is
-    refused with what to resume with (``device=cpu``).
+    refused with what to resume with (``device=cpu``). A ``gan`` key that one side never read (``gan.enabled=false``)
+    is named only where its value as written changed (``gan.enabled: True there, False now`` alone).
 
     Raises:
         LosoStateError: ``config.yaml`` cannot be read (:func:`_read_state_file`).
@@ -889,6 +890,7 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     key = max_folds_key(cfg)
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
+    old_given, new_given = (dotted_items(_iters_as_read(c)) for c in (old_cfg, new_cfg))
     old_raw, new_raw = (_gan_as_read(_iters_as_read(c)) for c in (old_cfg, new_cfg))
     new_raw = _data_paths_as_read(old_raw, new_raw)
     resolved_old, resolved_new = _devices_as_resolved(out, old_raw, new_raw)
@@ -905,6 +907,10 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     old_leaves, new_leaves = dotted_items(old_cfg), dotted_items(new_cfg)
     diff = [(k, a, b) for k, a, b in config_differences(old_raw, new_raw)
             if old_leaves.get(k, ABSENT) != new_leaves.get(k, ABSENT)] or config_differences(old_cfg, new_cfg)
+    # a gan key one side's _gan_as_read dropped (gan.enabled=false there or here) is named only where its value as
+    # given changed, with both values as given (not "gan.skip: 'grm' there, (absent) now" beside gan.enabled)
+    diff = [(k, old_given.get(k, ABSENT), new_given.get(k, ABSENT)) if k.startswith("gan.") else (k, a, b)
+            for k, a, b in diff if not k.startswith("gan.") or old_given.get(k, ABSENT) != new_given.get(k, ABSENT)]
     shown = ", ".join(f"{k}: {spelled[0]!r} there (ran on {a}), {spelled[1]!r} now (resolves to {b})"
                       if k == "device" and spelled else f"{k}: {a!r} there, {b!r} now" for k, a, b in diff[:4])
     more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
@@ -987,9 +993,10 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1, writ
             elif same_but_provenance and old_data and new_data and old_data != new_data:
                 why = (f" (its data {old_data} vs now {new_data}: the clips, their labels or their maps changed, e.g. a "
                        "corrected annotation sheet or a regenerated feature table)")
-            if same_but_provenance and not why:
-                # the config keys that differ too (e.g. another recognizer.module) say what changed better than a
-                # hash alone; a damaged config.yaml leaves the provenance message
+            if same_but_provenance:
+                # the config keys that differ too (e.g. another recognizer.module, or data.img_size beside another
+                # data digest) say what changed better than a hash alone; a damaged config.yaml, or configs that
+                # agree, leave the provenance (or data) message
                 was_p, now_p = (h.get("provenance") or {} for h in (old, header))
                 changed = sorted(k for k in set(was_p) | set(now_p) if was_p.get(k) != now_p.get(k))
                 try:
@@ -998,7 +1005,7 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1, writ
                     conflict = ""
                 if conflict:
                     raise LosoStateError(conflict)
-                if diff == ["provenance"]:
+                if diff == ["provenance"] and not why:
                     why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
                            "weights file changed, or the folder was made before icegan recorded it)")
             elif not why and set(diff) <= {"folds", "folds_total"} and isinstance(was, list) and isinstance(now, list):
@@ -1094,6 +1101,10 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     lines = [i + 1 for i, line in enumerate(text.split("\n")) if line.strip()][1:]     # each row's line in the file
     if len(lines) == len(df):       # (a quoted line break in a name aside) the index is then ensemble's: line - 2
         df.index = pd.Index(lines) - 2
+    # the cells as written (only an empty cell missing), for a warning naming a 'nan' or 'NA' cell as it is written
+    written = None
+    if df.isna().any(axis=None):
+        written = read_csv_names(io.StringIO(text), list(df.columns)).set_axis(df.index)
     by_unit = {f.subject: f for f in folds}
     keep = []
     for unit, rows in df.groupby(key, sort=False):
@@ -1109,7 +1120,7 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
             print(f"warning: {pred_csv}: the rows of fold '{unit}' repeat {len(repeated)} clip(s): {shown}{more} (was "
                   f"this --out run by two processes at once?); the fold is scored again", file=sys.stderr)
         elif sorted(rows["clip"]) == expected:
-            rows = _checked_rows(rows, pred_csv, unit, columns)
+            rows = _checked_rows(rows, pred_csv, unit, columns, None if written is None else written.loc[rows.index])
             if rows is None:
                 continue
             test = samples.iloc[fold.test_idx]
@@ -1130,11 +1141,14 @@ def _read_finished(pred_csv: Path, samples: pd.DataFrame, folds: list[Fold], key
     return done
 
 
-def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequence[str]) -> Optional[pd.DataFrame]:
+def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequence[str],
+                  written: Optional[pd.DataFrame] = None) -> Optional[pd.DataFrame]:
     """A finished fold's rows of predictions.csv (index: each row's line − 2) with y_true / y_pred as integers and
     the scores as floats, after ``icegan ensemble``'s checks of their cells (:func:`icegan.ensemble._check_values`:
-    class ids 0..K−1, finite numbers; an empty cell is read as ``''``); None, with one warning on stderr naming the
-    file, line, column and cell, when one fails: the fold is then scored again. So is a fold with a y_pred that is
+    class ids 0..K−1, finite numbers; a missing cell is read as written: ``written``, the same rows read as text
+    with only an empty cell missing, so ``'nan'`` or ``'NA'``; ``''`` where empty or without ``written``); None,
+    with one warning on stderr naming the file, line, column and cell, when one fails: the fold is then scored
+    again. So is a fold with a y_pred that is
     not the class of its row's highest score (run_loso writes ``y_pred = argmax(scores)``); a y_pred tied with the
     row's highest (also by the CSV's rounding, which keeps the order of two scores) is kept: the check of
     :func:`icegan.ensemble.off_top_score`, as ``icegan compare``, ``ensemble`` and ``table`` make it."""
@@ -1144,7 +1158,7 @@ def _checked_rows(rows: pd.DataFrame, pred_csv: Path, unit: str, columns: Sequen
     empty = rows[cells].isna()
     rows = rows.copy()
     if empty.any(axis=None):
-        rows[cells] = rows[cells].astype(object).mask(empty, "")
+        rows[cells] = rows[cells].astype(object).mask(empty, "" if written is None else written[cells].fillna(""))
     fix = f"the fold '{unit}' is scored again (was the file edited?)"
     try:
         rows = _check_values(rows, pred_csv, fix, scores)

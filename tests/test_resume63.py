@@ -1,0 +1,87 @@
+"""LOSO resume 63: (1) a resume with another data.img_size (so another data digest) was refused blaming the data
+("a corrected annotation sheet ...") without naming the config key that changed; now the differing config keys are
+named first. (2) A finished fold's score cell 'nan' (or 'NA') was reported as ``''`` (the missing cell masked before
+the check); the warning now shows the cell as written. (3) A resume with gan.enabled=false listed every gan key the
+run never read ("gan.skip: 'grm' there, (absent) now, ... and 12 more"); now only the keys whose value changed."""
+import pandas as pd
+import pytest
+import yaml
+from test_resume_audit44 import _one_hot_folds
+
+from icegan.protocol import LosoStateError, _config_conflict, _prepare_dir
+
+
+# ------------------------------------------------------------------- (1) another data digest with another config
+
+def test_another_data_digest_with_another_config_names_the_config_keys_first(tmp_path):
+    """data.img_size 64 → 32 changes the data digest too: the message names data.img_size with both values (and that
+    the provenance differs in its data); with the same config, the data message stays."""
+    out = tmp_path / "r"
+    cfg = {"seed": 0, "data": {"img_size": 64, "labels": "megc2019"}}
+    header = {"protocol": "SDE", "folds": ["s1", "s2"], "provenance": {"data": "d1", "weights": "w1"}}
+    _prepare_dir(out, header, cfg)
+    moved = {**header, "provenance": {"data": "d2", "weights": "w1"}}
+    with pytest.raises(LosoStateError) as exc:
+        _prepare_dir(out, moved, {"seed": 0, "data": {"img_size": 32, "labels": "megc2019"}}, write=False)
+    assert str(exc.value) == (f"{out} holds a run made with a different config ({out / 'config.yaml'}: data.img_size: "
+                              "64 there, 32 now) and its provenance differs in ['data']; resuming would mix two "
+                              "experiments: use another --out or delete that folder")
+    with pytest.raises(LosoStateError) as exc:
+        _prepare_dir(out, moved, cfg, write=False)
+    assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['provenance']) (its data d1 vs now d2: the "
+                              "clips, their labels or their maps changed, e.g. a corrected annotation sheet or a "
+                              "regenerated feature table); use another --out or delete that folder")
+
+
+# ------------------------------------------------------------------------- (2) a score cell 'nan' shown as written
+
+@pytest.mark.parametrize("cell", ["nan", "NA", ""])
+def test_a_missing_value_score_cell_is_shown_as_written(tmp_path, capsys, cell):
+    """The warning shows the cell's text ('nan', 'NA'; an empty cell ''), as icegan ensemble's checks name cells; the
+    fold is trained again and the result is the uninterrupted run's."""
+    from test_resume57 import CFG, _toy
+
+    from icegan.protocol import run_loso
+    toy = _toy()
+    out = tmp_path / "r"
+    ref = run_loso(toy.samples, _one_hot_folds([]), out, config=CFG, progress=False)
+    pred_csv = out / "predictions.csv"
+    rows = pd.read_csv(pred_csv, dtype=str, keep_default_na=False)
+    rows.loc[2, "score_negative"] = cell             # line 4 of the file: the first fold's third clip
+    rows.to_csv(pred_csv, index=False)
+    capsys.readouterr()
+    calls = []
+    assert run_loso(toy.samples, _one_hot_folds(calls), out, config=CFG, progress=False) == ref
+    assert calls == [0]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert warnings == [f"warning: {pred_csv}, line 4, column score_negative: {cell!r} is not a number; the fold "
+                        f"'{rows['subject'][2]}' is scored again (was the file edited?)"]
+
+
+# ------------------------------------------------------------------ (3) gan.enabled=false: only the changed keys
+
+def _gan_conflict(tmp_path, old_gan: dict, new_gan: dict) -> str:
+    """:func:`_config_conflict` of a folder whose config.yaml has the gan section ``old_gan`` against ``new_gan``."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"seed": 0, "gan": old_gan}, sort_keys=False))
+    return _config_conflict(tmp_path, path, {"seed": 0, "gan": new_gan})
+
+
+GAN = {"enabled": True, "skip": "grm", "epochs": 1, "batch_size": 16, "lr": 0.0002, "joint": False}
+
+
+def test_a_resume_with_gan_disabled_names_only_the_keys_that_changed(tmp_path):
+    """gan.enabled true → false (the other gan keys as they were): only gan.enabled is named, not the keys a run
+    without a GAN never reads as "(absent) now"; a key also changed is named with the values both configs hold; and
+    the other way round (false → true) too."""
+    todo = "; resuming would mix two experiments: use another --out or delete that folder"
+    where = tmp_path / "config.yaml"
+    off = {**GAN, "enabled": False}
+    assert _gan_conflict(tmp_path, GAN, off) == (f"{tmp_path} holds a run made with a different config ({where}: "
+                                                 f"gan.enabled: True there, False now){todo}")
+    assert _gan_conflict(tmp_path, off, GAN) == (f"{tmp_path} holds a run made with a different config ({where}: "
+                                                 f"gan.enabled: False there, True now){todo}")
+    assert _gan_conflict(tmp_path, GAN, {**off, "epochs": 7}) == (
+        f"{tmp_path} holds a run made with a different config ({where}: gan.enabled: True there, False now, "
+        f"gan.epochs: 1 there, 7 now){todo}")
+    assert _gan_conflict(tmp_path, off, {**off, "epochs": 7}) == ""     # a key it never read: the same experiment
