@@ -27,14 +27,33 @@ def _colour(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (24, 32, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("flag", [None, cv2.IMREAD_GRAYSCALE, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH])
-def test_a_colour_png_read_grey_is_converted_by_cvtcolor(tmp_path, flag):
-    """A colour 8-bit PNG read grey was converted by libpng inside cv2.imdecode, with other weights than
-    cv2.cvtColor (which a JPEG or BMP of a CASME II frame read grey matches): mean -0.5 grey levels on a CASME II
-    frame. Now decoded in colour and converted by cv2.cvtColor, for every grey flag."""
-    from flownet.frame_io import read_frame
+def _colour_png(path: Path, kind: str) -> np.ndarray:
+    """Write a colour PNG of :func:`_colour` at ``path``: ``"bgr"`` (colour type 2), ``"palette"`` (type 3, Pillow's
+    256-colour quantization) or ``"bgra"`` (type 6, opaque). Returns the (24, 32, 3) BGR picture it holds."""
     bgr = _colour()
-    assert cv2.imwrite(str(tmp_path / "f.png"), bgr)
+    if kind == "palette":
+        from PIL import Image
+        im = Image.fromarray(bgr[:, :, ::-1].copy()).quantize(256)
+        im.save(path)
+        bgr = np.array(im.convert("RGB"))[:, :, ::-1].copy()
+    elif kind == "bgra":
+        assert cv2.imwrite(str(path), np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]))
+    else:
+        assert cv2.imwrite(str(path), bgr)
+    assert path.read_bytes()[25] == {"bgr": 2, "palette": 3, "bgra": 6}[kind]     # the IHDR colour type
+    return bgr
+
+
+@pytest.mark.parametrize("kind", ["bgr", "palette", "bgra"])
+@pytest.mark.parametrize("flag", [None, cv2.IMREAD_GRAYSCALE, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH])
+def test_a_colour_png_read_grey_is_converted_by_cvtcolor(tmp_path, flag, kind):
+    """A colour 8-bit PNG read grey was converted by libpng inside cv2.imdecode, with other weights than
+    cv2.cvtColor (which a JPEG or BMP of a CASME II frame read grey nearly matches): mean -0.5 grey levels on a
+    CASME II frame. Now decoded in colour and converted by cv2.cvtColor, for every grey flag and every colour type:
+    RGB, palette (3) and RGB with alpha (6), whose libpng grey differs too (audit 63: leaving type 3 or 6 out of
+    read_frame's colour types went unnoticed)."""
+    from flownet.frame_io import read_frame
+    bgr = _colour_png(tmp_path / "f.png", kind)
     png = read_frame(tmp_path / "f.png", flag)
     assert png.dtype == np.uint8 and png.ndim == 2
     np.testing.assert_array_equal(png, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
