@@ -439,7 +439,8 @@ def load_weights(path: str | Path, expected: str | None = None, device: str | to
         try:        # a backbone name or config that builds no model: the message names the file
             name = canonical_name(ckpt.get("backbone", "?"))
             if exp is not None and name != exp:
-                raise ValueError(f"weights of backbone '{name}', not '{exp}'")
+                raise ValueError(f"weights of backbone '{name}', not '{exp}': use --model {name} "
+                                 f"(flow.method={name})")
             model = build_backbone(name, ckpt.get("config"))
         except ValueError as exc:
             raise ValueError(f"{p}: {exc}") from None

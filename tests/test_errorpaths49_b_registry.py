@@ -178,5 +178,5 @@ def test_load_weights_names_the_file_whose_backbone_or_config_builds_no_model(tm
         with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'bad.pt'))}: {re.escape(message)}"):
             load_weights(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: weights of backbone 'liteflownet2', not "
-                                         rf"'raft_small'$"):
+                                         rf"'raft_small': use --model liteflownet2 \(flow.method=liteflownet2\)$"):
         load_weights(path, expected="raft_small")

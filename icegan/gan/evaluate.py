@@ -112,8 +112,13 @@ def training_faces_in(faces: np.ndarray, train_faces: np.ndarray,
         ``{index in faces: index of its nearest training face}`` for every face within ``tolerance`` of one, in
         ascending order of the face index (empty when none is).
     Raises:
-        ValueError: the two sets are not uint8 faces of the same size.
+        ValueError: either set is not uint8 (names the argument and its dtype: float faces, e.g. in [0, 1], would
+            be compared as other grey levels), or the two are not (N, S, S) faces of the same size.
     """
+    for arg, a in (("faces", faces), ("train_faces", train_faces)):
+        if a.dtype != np.uint8:
+            raise ValueError(f"training_faces_in: {arg} must be uint8 faces (0-255), got {a.dtype}: give grey levels "
+                             f"0-255 as np.uint8, as icegan.gan.generate.load_onsets and the training pairs hold them")
     if faces.ndim != 3 or train_faces.ndim != 3 or faces.shape[1:] != train_faces.shape[1:]:
         raise ValueError(f"training_faces_in: faces {faces.shape} and training faces {train_faces.shape} must be "
                          f"(N, S, S) faces of the same size")

@@ -229,10 +229,10 @@ def amp_policy(device: torch.device, amp: bool, amp_dtype: str = "auto",
     * CPU: off unless ``amp_dtype`` is ``bf16`` (float16 is refused on the CPU here). Measured on this
       project's 2-core CPU: 1.29× faster GAN steps (docs/benchmarks.md, "Scale and speed"), effect on
       training quality not measured, so it is opt-in. ``fp16`` on CPU is rejected.
-    * ``amp`` false: float32 everywhere.
+    * ``amp`` false: float32 everywhere, whatever ``amp_dtype`` (``fp16`` on CPU included).
 
     Raises:
-        ValueError: ``amp_dtype`` not one of auto|bf16|fp16, or fp16 asked for on CPU.
+        ValueError: ``amp_dtype`` not one of auto|bf16|fp16, or fp16 asked for on CPU with ``amp`` true.
     """
     if amp_dtype not in ("auto", "bf16", "fp16"):
         raise ValueError(f"train.amp_dtype must be auto, bf16 or fp16, got {amp_dtype!r}")
@@ -253,11 +253,14 @@ def gan_precision(device: torch.device, tc: "GanTrainConfig") -> dict:
     """The precision :func:`train_gan` trains in on ``device`` with ``tc``'s ``amp`` / ``amp_dtype``
     (:func:`amp_policy`, bf16 where ``device`` runs it natively: :func:`flownet.registry.native_bf16`), as recorded in
     its checkpoints and ``icegan gan train``'s ``split.json``: ``{"autocast": bool, "dtype": "float32" | "bfloat16" |
-    "float16" (autocast's; float32 when off), "scaler": bool (float16's gradient scaler)}``. ``train.amp=true`` on a
-    CPU is ``{"autocast": false, "dtype": "float32", ...}``, as ``train.amp=false`` is: what ran, not what was asked.
+    "float16" (autocast's; float32 when off), "scaler": bool (float16's gradient scaler)}``: what ran, not what was
+    asked. On a CPU, ``train.amp=true`` with ``train.amp_dtype=bf16``: ``{"autocast": true, "dtype": "bfloat16",
+    "scaler": false}``; with ``auto``: ``{"autocast": false, "dtype": "float32", "scaler": false}``, as
+    ``train.amp=false`` is with any ``amp_dtype`` (``fp16`` included).
 
     Raises:
-        ValueError: ``train.amp_dtype=fp16`` on a CPU, or an unknown ``amp_dtype`` (:func:`amp_policy`).
+        ValueError: ``train.amp=true`` with ``train.amp_dtype=fp16`` on a CPU, or an ``amp_dtype`` not auto|bf16|fp16,
+            even with ``train.amp=false`` (:func:`amp_policy`).
     """
     return _amp_and_precision(device, tc)[1]
 
