@@ -61,8 +61,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from icegan.config import SEED_MAX, ConfigError, load_config, override_key, refuse_repeated_keys
-from icegan.paths import SUITE_MARK, check_output_folder, run_folder_header, shipped_config_dir
+from icegan.config import SEED_MAX, ConfigError, apply_overrides, load_config, override_key, refuse_repeated_keys
+from icegan.paths import SUITE_MARK, check_output_folder, check_run_name, run_folder_header, shipped_config_dir
 from icegan.report import RESUME, read_run_json, reading_configs
 
 __all__ = ["SuiteRun", "SuiteEnsemble", "SuiteSelection", "SuiteConfig", "PlannedRun", "plan_suite", "run_suite",
@@ -120,12 +120,13 @@ class SuiteSelection:
 
 @dataclass
 class SuiteConfig:
-    """A suite file. ``baseline``: label of the entry the paired differences are taken against (default: the
-    first run); ``resamples``: subject-bootstrap resamples of the comparison; ``stratify``: draw the subjects within
-    each dataset (:func:`icegan.significance.bootstrap_compare`; default False, one pool; a scope whose subjects are
-    each alone in their dataset is drawn from one pool, under a "Not stratified" line: :func:`write_results`);
-    ``per_dataset``: also one
-    comparison per dataset (each dataset's subjects resampled alone) when the runs span several datasets."""
+    """A suite file. ``name``: one folder name (the default ``--out`` is ``runs/<name>``;
+    :func:`icegan.paths.check_run_name`); ``baseline``: label of the entry the paired differences are taken against
+    (default: the first run); ``resamples``: subject-bootstrap resamples of the comparison; ``stratify``: draw the
+    subjects within each dataset (:func:`icegan.significance.bootstrap_compare`; default False, one pool; a scope
+    whose subjects are each alone in their dataset is drawn from one pool, under a "Not stratified" line:
+    :func:`write_results`); ``per_dataset``: also one comparison per dataset (each dataset's subjects resampled
+    alone) when the runs span several datasets."""
     name: str = "suite"
     seeds: list[int] = field(default_factory=lambda: [0])
     runs: list[SuiteRun] = field(default_factory=list)
@@ -153,6 +154,7 @@ class SuiteConfig:
         return [lab for lab in every if lab in self.selection.candidates] if self.selection.candidates else every
 
     def __post_init__(self):
+        check_run_name(self.name)         # the default --out is runs/<name>: "" is runs/ itself, "../x" outside it
         if not self.runs:
             raise ValueError("a suite needs at least one entry in 'runs'")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -187,6 +189,8 @@ class SuiteConfig:
             for m in e.members:
                 if m not in run_labels:
                     raise ValueError(f"ensemble '{e.label}': member '{m}' is not the label of a run ({run_labels})")
+                if e.members.count(m) > 1:          # icegan ensemble refuses it, but only after the members trained
+                    raise ValueError(f"ensemble '{e.label}': member '{m}' is listed twice; use weights")
             if e.weights is not None:               # icegan ensemble's rule, before any member trains
                 if len(e.weights) != len(e.members):
                     raise ValueError(f"ensemble '{e.label}': {len(e.weights)} weights for {len(e.members)} members")
@@ -285,8 +289,9 @@ def load_suite(path: str | Path, seeds: Optional[Sequence[int]] = None) -> Suite
 
     Raises:
         FileNotFoundError: no such file.
-        ConfigError: an unknown key, a wrong type, or an inconsistent suite (duplicate labels, an ensemble member
-            or baseline that is not a label, ensemble weights that are not one non-negative number per member, not
+        ConfigError: an unknown key, a wrong type, or an inconsistent suite (a ``name`` that is not one folder name,
+            duplicate labels, an ensemble member or baseline that is not a label, a member listed twice in one
+            ensemble, ensemble weights that are not one non-negative number per member, not
             all zero, a run whose ``overrides`` set ``seed`` or ``name``, which the suite sets, or give a key twice,
             which its planned command line would...), with the file's name.
     """
@@ -334,19 +339,19 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
 
     Raises:
         FileNotFoundError: a member config that does not exist (named with the run's label).
-        ConfigError: a member's config, overrides or command-line overrides are invalid (named with the run's
-            label); ``seed`` given as an override (the suite sets it); runs of two label sets (``data.labels``); two
-            entries planned into one folder (an unseeded ``lr s0`` and a seeded ``lr`` both in ``lr_s0``: names
-            both); an unseeded entry planned into one of the suite's own folders (:data:`SUITE_OWN_FOLDERS`).
+        ConfigError: a member's config or overrides are invalid (named with the run's label; an error of the run's
+            own overrides also with the suite file and ``runs[i].overrides``), a command-line override is invalid
+            (``command-line override '...'``: :func:`_check_command_line`); ``seed`` given as an override (the suite
+            sets it); runs of two label sets (``data.labels``); two entries planned into one folder (an unseeded
+            ``lr s0`` and a seeded ``lr`` both in ``lr_s0``: names both); an unseeded entry planned into one of the
+            suite's own folders (:data:`SUITE_OWN_FOLDERS`).
     """
-    from icegan.commands.loso import LosoConfig
-    from icegan.pipeline import load_main_config
-
     base = Path(suite_path).parent
     out = Path(out)
     for o in overrides:
         if _suite_key(o):
             raise ConfigError(f"override '{o}': {SUITE_SETS}")
+    _check_command_line(suite, base, overrides)        # a typo there is the command line's, not the first run's
     layered = {override_key(o) for o in overrides}        # keys the command line sets for every run
     plan: list[PlannedRun] = []
     by_key: dict[tuple[str, int], Path] = {}
@@ -355,7 +360,7 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
     file_seeds = _file_seeds(suite_path)       # the suite's command names --seeds only when others ran
     given = [] if file_seeds == list(suite.seeds) else ["--seeds", ",".join(map(str, suite.seeds))]
     for i, seed in enumerate(suite.seeds):
-        for r in suite.runs:
+        for j, r in enumerate(suite.runs):
             if not r.seeded and i > 0:
                 by_key[(r.label, seed)] = by_key[(r.label, suite.seeds[0])]
                 configs[(r.label, seed)] = configs[(r.label, suite.seeds[0])]
@@ -367,17 +372,16 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
             own = [o for o in r.overrides if override_key(o) not in layered]
             over = [f"seed={seed}", f"name={name}", *own, *overrides]
             try:
-                cfg = (load_config(LosoConfig, cfg_path, over) if r.command == "loso"
-                       else load_main_config(cfg_path, over))      # load_main_config checks custom code itself
-                if r.command == "loso":
-                    from icegan.labels import get_label_set
-                    from icegan.recognition import check_custom_recognizer
-                    try:                                           # a wrong network fails here, before any run
-                        check_custom_recognizer(cfg.model, n_classes=get_label_set(cfg.data.labels).n_classes)
-                    except ValueError as exc:
-                        raise ConfigError(str(exc)) from None
+                cfg = _load_member(r, cfg_path, over)
             except ConfigError as exc:
-                raise ConfigError(f"suite run '{r.label}' ({r.command}): {exc}") from None
+                where = ""           # the run loads without its own overrides: they are what to fix
+                if own:
+                    try:
+                        _load_member(r, cfg_path, [f"seed={seed}", f"name={name}", *overrides])
+                        where = f", in {suite_path}, runs[{j}].overrides"
+                    except ConfigError:
+                        pass
+                raise ConfigError(f"suite run '{r.label}' ({r.command}{where}): {exc}") from None
             label_sets.setdefault(cfg.data.labels, r.label)
             if len(label_sets) > 1:                # their comparison would be refused after every run had trained
                 (a, run_a), (b, run_b) = list(label_sets.items())[:2]
@@ -455,6 +459,72 @@ def plan_suite(suite: SuiteConfig, suite_path: str | Path, out: str | Path,
                               f"{p.out}; the second would refuse (or read) the first's run after it trained: give "
                               "them labels that differ in more than a seed suffix (_s<seed>)")
     return plan
+
+
+def _load_member(run: SuiteRun, path: Path, over: Sequence[str]) -> object:
+    """The config of the suite recipe ``run`` from its file ``path`` with the overrides ``over``: a
+    :class:`icegan.commands.loso.LosoConfig` (``command: loso``; a custom network is checked for the run's label set)
+    or a :class:`icegan.pipeline.MainConfig` (``command: train``; :func:`icegan.pipeline.load_main_config` checks
+    custom code itself).
+
+    Raises:
+        ConfigError: the file or the overrides are invalid, or a custom network does not fit (the message of the
+            check, without the run's label).
+    """
+    from icegan.commands.loso import LosoConfig
+    from icegan.pipeline import load_main_config
+    if run.command != "loso":
+        return load_main_config(path, over)
+    cfg = load_config(LosoConfig, path, over)
+    from icegan.labels import get_label_set
+    from icegan.recognition import check_custom_recognizer
+    try:                                           # a wrong network fails here, before any run
+        check_custom_recognizer(cfg.model, n_classes=get_label_set(cfg.data.labels).n_classes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg
+
+
+def _check_command_line(suite: SuiteConfig, base: Path, overrides: Sequence[str]) -> None:
+    """Check the command line's ``overrides`` once, before the runs are planned: applied to the first run of each
+    command (``loso``, ``train``), loaded with its own overrides but those of the keys the command line sets, so that
+    a typo there is reported as the command line's, not as that run's. A run whose own config or overrides fail is
+    left to :func:`plan_suite`, which names it.
+
+    Args:
+        suite: the loaded suite.
+        base: the suite file's folder (:func:`member_config_path`).
+        overrides: the command line's ``key=value`` for every run.
+
+    Raises:
+        ConfigError: ``command-line override '<key=value>': <why>``, naming the first override that fails on its own
+            (all of them when only their combination fails), and the run it failed on when the suite has runs of
+            both commands.
+        FileNotFoundError: that run's config file does not exist (:func:`member_config_path`).
+    """
+    from icegan.commands.loso import LosoConfig
+    from icegan.pipeline import MainConfig
+    layered = {override_key(o) for o in overrides}
+    commands = list(dict.fromkeys(r.command for r in suite.runs)) if overrides else []
+    for command in commands:
+        r = next(x for x in suite.runs if x.command == command)
+        # runs of both commands: the keys of which one (icegan loso's or train.py's)
+        on = f" (on the command: {command} run '{r.label}')" if len(commands) > 1 else ""
+        own = [o for o in r.overrides if override_key(o) not in layered]
+        try:
+            cfg = load_config(LosoConfig if command == "loso" else MainConfig, member_config_path(r, base),
+                              [f"seed={suite.seeds[0]}", f"name={slug(r.label)}", *own])
+        except ConfigError:
+            continue
+        try:
+            apply_overrides(cfg, overrides)
+        except ConfigError as exc:
+            for o in overrides:
+                try:
+                    apply_overrides(cfg, [o])
+                except ConfigError as alone:
+                    raise ConfigError(f"command-line override '{o}'{on}: {alone}") from None
+            raise ConfigError(f"command-line overrides {shlex.join(overrides)}{on}: {exc}") from None
 
 
 SUITE_OWN_FOLDERS = {"inner": "the nested selection's inner-fold predictions",
@@ -743,7 +813,8 @@ def per_seed_table(suite: SuiteConfig, plan: Sequence[PlannedRun], finished: set
 def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, finished: set[Path],
                   suite_path: str | Path) -> Optional[Path]:
     """Write ``results.md`` (table, every run by seed, bootstrap comparison, commands), ``results.tex`` (the table as a
-    LaTeX table float) and ``compare.png`` for the finished folders.
+    LaTeX table float) and ``compare.png`` for the finished folders (no compare.png when no scope has two subjects
+    to resample, e.g. ``max_folds=1``: one left by an earlier run of ``out`` is removed).
 
     The comparison is drawn within each dataset where the suite says ``stratify: true``, except in a scope whose
     subjects are each the only one of their dataset (:func:`icegan.significance.check_stratify`: every interval would
@@ -808,6 +879,8 @@ def write_results(suite: SuiteConfig, plan: Sequence[PlannedRun], out: Path, fin
     if plotted:
         forest_plot(plotted, out / "compare.png", baseline=base)
         lines += ["![UF1 intervals](compare.png)", ""]
+    else:                   # not one bootstrap (runs of one subject): no plot of an earlier run's beside this page
+        (out / "compare.png").unlink(missing_ok=True)
     times = _read_times(out)
     lines += ["## Commands (what the suite ran, one folder each; # wall seconds of the call that finished it)", "",
               "```bash"]

@@ -110,7 +110,7 @@ def test_suite_file_errors(tiny, edit, msg):
 
 def test_member_errors_name_the_run(tiny, tmp_path):
     suite = load_suite(tiny)
-    with pytest.raises(ConfigError, match="suite run 'logistic regression'.*model.epoch'"):
+    with pytest.raises(ConfigError, match="command-line override 'model.epoch=3': .*model.epoch'"):
         plan_suite(suite, tiny, tmp_path, ["model.epoch=3"])
     with pytest.raises(ConfigError, match="sets each run's seed"):
         plan_suite(suite, tiny, tmp_path, ["seed=3"])
@@ -251,7 +251,7 @@ def test_shipped_casme2_flow_suite_plans(tmp_path):
 
 def test_train_command_runs_the_main_job(tmp_path):
     """command: train runs train.py's job into the suite's folder: the same predictions as run_main by hand, and
-    train.py's own keys are checked (an `icegan loso` key is an error naming the run)."""
+    train.py's own keys are checked (an `icegan loso` key on the command line is an error naming that override)."""
     from icegan.pipeline import load_main_config, run_main
     tiny = ["data.n_subjects=3", "data.clips_per_class=1", "data.img_size=32", "data.max_folds=2",
             "recognizer.epochs=2", "recognizer.batch_size=16", "gan.enabled=false", "gan.joint=false",
@@ -267,7 +267,7 @@ def test_train_command_runs_the_main_job(tmp_path):
     assert json.loads((tmp_path / "out" / "farneback_s3" / "metrics.json").read_text())["overall"] == \
         by_hand["overall"]
     assert "| Farneback | honest |" in _whole((tmp_path / "out" / "results.md").read_text())
-    with pytest.raises(ConfigError, match=r"suite run 'Farneback' \(train\).*max_folds"):
+    with pytest.raises(ConfigError, match=r"command-line override 'max_folds=2': .*did you mean 'data.max_folds'"):
         plan_suite(load_suite(suite), suite, tmp_path, ["max_folds=2"])
 
 

@@ -51,7 +51,8 @@ holds selection.csv: per outer fold each candidate's inner score and the choice)
 per recipe run), results.md (results table with seeds as mean ± std, every run's UF1 / UAR by seed,
 subject-bootstrap intervals and paired differences, the equivalent commands with their wall times; rewritten after
 every seed), results.tex (the results table as a LaTeX table float with caption and label), compare.png (forest
-plot), suite_times.json. Rerunning the same command resumes: finished runs and inner folds are only re-read. With
+plot; none when no comparison has two subjects, e.g. max_folds=1), suite_times.json. Rerunning the same command
+resumes: finished runs and inner folds are only re-read. With
 --reuse DIR, runs another suite already made (same config, seed, threads, device) are copied, not retrained:
   icegan suite --config configs/suite_cutout.yaml --out runs/cutout --reuse runs/composite
 """
@@ -90,8 +91,10 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     # any other OSError (a folder that cannot be written, a full disk) and a closed stdout (`--dry-run | head`) go
     # to icegan.cli.main, which reports them as for every command
-    if not args.dry_run:
-        print(f"results in {plan[0].out.parent}/results.md (and results.tex, compare.png)")
+    if not args.dry_run:        # no compare.png when nothing could be resampled (runs of one subject: max_folds=1)
+        out = plan[0].out.parent
+        plot = ", compare.png" if (out / "compare.png").is_file() else ""
+        print(f"results in {out}/results.md (and results.tex{plot})")
     return 0
 
 
