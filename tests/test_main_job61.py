@@ -28,12 +28,13 @@ def test_a_refused_out_of_another_run_keeps_its_feature_cache_and_skipped_list(t
     """A finished run's --out reused by a different run (another seed: other synthetic clips) was refused ("holds a
     different LOSO run") only after features_real.pt had been replaced by the new run's maps and skipped.csv
     rewritten (here: removed, the new run skipping none); the folder is now compared before any feature is computed
-    or written."""
+    or written. (The message names the config key that changed beside the data digest, test_resume63.)"""
     out = tmp_path / "run"
     run_main(load_main_config(None, TINY + [f"flow.weights={tiny_weights}"]), out, progress=False)
     (out / "skipped.csv").write_text("key,reason\ns9/clip,no face found\n")     # as a run on real data leaves it
     before = {name: _md5(out / name) for name in ("features_real.pt", "skipped.csv", "run.json", "config.yaml")}
-    with pytest.raises(LosoStateError, match="holds a different LOSO run"):
+    with pytest.raises(LosoStateError, match=r"holds a run made with a different config \(.*seed: 0 there, 1 now\) "
+                                             r"and its provenance differs in \['data'\]"):
         run_main(load_main_config(None, TINY + [f"flow.weights={tiny_weights}", "seed=1"]), out, progress=False)
     assert {name: _md5(out / name) for name in before} == before
 
