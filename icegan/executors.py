@@ -217,10 +217,11 @@ class ProcessGroupMap:
     main process ends, also when it is killed.
 
     Args:
-        workers: processes (>= 1).
-        threads: torch threads in each worker (0 → max(1, usable CPUs // workers): the CPUs this process may run
-            on, :func:`icegan.environment.usable_cpus`). Scores equal those of a one-process run with the same
-            thread count (every group is seeded from its first fold's index).
+        workers: processes (>= 1); a call with fewer groups starts one per group (:meth:`sizes`).
+        threads: torch threads in each worker (0 → max(1, usable CPUs // the workers started): the CPUs this process
+            may run on, :func:`icegan.environment.usable_cpus`). Scores equal those of a one-process run with the same
+            thread count (every group is seeded from its first fold's index). ``self.threads``: each worker's threads
+            when all ``workers`` start.
 
     Raises:
         ValueError: ``workers`` < 1 or ``threads`` < 0.
@@ -234,8 +235,16 @@ class ProcessGroupMap:
         if threads < 0:
             raise ValueError(f"threads must be >= 0, got {threads}")
         self.workers = int(workers)
+        self.given_threads = int(threads)
+        self.threads = self.sizes(self.workers)[1]
+
+    def sizes(self, groups: int) -> tuple[int, int]:
+        """``(processes, threads of each)`` that a call with ``groups`` groups of folds starts: min(workers, groups)
+        processes (at least 1), each with ``threads`` or else max(1, usable CPUs // those processes) threads: 16
+        workers asked for 2 groups on 16 CPUs start 2 processes of 8 threads, not 2 of 1."""
         from icegan.environment import usable_cpus
-        self.threads = int(threads) or max(1, usable_cpus() // self.workers)
+        started = max(1, min(self.workers, groups))
+        return started, self.given_threads or max(1, usable_cpus() // started)
 
     def __call__(self, folds_fn: Callable[[list], Any], groups: list[list]) -> Iterator[tuple[list, list]]:
         import multiprocessing
@@ -244,9 +253,9 @@ class ProcessGroupMap:
 
         if not groups:
             return
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(groups)),
-                                   mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_group_worker, initargs=(folds_fn, self.threads, os.getpid()))
+        workers, threads = self.sizes(len(groups))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_group_worker, initargs=(folds_fn, threads, os.getpid()))
         try:
             with _sigint_ignored():     # the workers start (on submit) ignoring Ctrl-C: a terminal's Ctrl-C reaches
                 futures = {pool.submit(_run_group_task, [_strip(f) for f in g]): g for g in groups}   # the parent only

@@ -1870,7 +1870,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                 print(f"{title}: resuming {out}: {len(finished)} of {len(folds)} folds finished earlier are kept; "
                       + (f"{left} to train" if left else "none to train, the results are written again"),
                       file=sys.stderr)
-            pool = _cpu_workers(fold_map, group_map)
+            # the tasks the pool gets: a pool of more workers starts only that many (records what ran)
+            tasks = (len(folds) - len(finished) if fold_fn is not None
+                     else len(_groups_to_run(folds, folds_per_call, finished)))
+            pool = _cpu_workers(fold_map, group_map, tasks)
             from icegan.environment import append_environment
             # the resolved device: a resume compares it, not its spelling (_devices_as_resolved)
             device = _resolved_device(_config_dict(config))
@@ -1923,9 +1926,7 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                     if (left := next((f for f in todo if f.subject not in finished), None)) is not None:
                         bar.set_postfix_str(left.subject)
             else:
-                k = len(folds) if folds_per_call <= 0 else folds_per_call
-                groups = [folds[s:s + k] for s in range(0, len(folds), k)]
-                groups = [g for g in groups if not all(f.subject in finished for f in g)]
+                groups = _groups_to_run(folds, folds_per_call, finished)
                 def one_by_one(fn, gs):
                     from icegan.executors import fold_named_in_errors
                     for g in gs:
@@ -1983,14 +1984,24 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
         return metrics
 
 
-def _cpu_workers(fold_map, group_map) -> Optional[tuple[int, int]]:
+def _groups_to_run(folds: list[Fold], folds_per_call: int, finished: set) -> list[list[Fold]]:
+    """The groups of ``folds`` that ``folds_fn`` trains in one call each (``folds_per_call`` folds, <= 0: all in
+    one), in order, without those whose folds are all ``finished`` (subjects)."""
+    k = len(folds) if folds_per_call <= 0 else folds_per_call
+    groups = [folds[s:s + k] for s in range(0, len(folds), k)]
+    return [g for g in groups if not all(f.subject in finished for f in g)]
+
+
+def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None) -> Optional[tuple[int, int]]:
     """``(workers, threads)``: the processes a LOSO run keeps busy on this machine at once and the CPU threads of
     each: ``(1, torch's threads)`` in this process, or a local worker pool's (:class:`icegan.executors.ProcessGroupMap`;
     a local :class:`icegan.executors.RayExecutor`, whose tasks run ``threads`` or else ``num_cpus`` threads and, with
     ``workers=0``, as many at once as ``num_cpus`` fits into the usable CPUs; also behind a map whose ``executor``
     attribute names it). None when the folds run on a Ray cluster elsewhere (``address`` set). Under ``torchrun``
     the folds run in this process on every rank: ``(LOCAL_WORLD_SIZE, torch's threads)``, the processes torchrun
-    started on this machine (1 when it is unset).
+    started on this machine (1 when it is unset). ``tasks``: the groups (or folds) the pool gets; a pool then runs
+    at most that many at once (at least 1), and a ProcessGroupMap's default threads are those of the processes it
+    starts (:meth:`icegan.executors.ProcessGroupMap.sizes`); None: the pool's workers as given.
 
     Raises:
         RuntimeError: a torchrun variable (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``) that is not
@@ -2005,11 +2016,14 @@ def _cpu_workers(fold_map, group_map) -> Optional[tuple[int, int]]:
         if getattr(m, "address", None):
             return None
         from icegan.environment import usable_cpus
+        from icegan.executors import ProcessGroupMap
+        if isinstance(m, ProcessGroupMap) and tasks is not None:
+            return m.sizes(tasks)
         per_task = getattr(m, "threads", 0) or (max(1, int(m.num_cpus)) if hasattr(m, "num_cpus")
                                                 else torch.get_num_threads())
         if workers <= 0:
             workers = max(1, usable_cpus() // max(1, int(getattr(m, "num_cpus", 1) or 1)))
-        return workers, per_task
+        return (workers if tasks is None else max(1, min(workers, tasks))), per_task
     from icegan import distributed
     return distributed.launched_local_world_size(), torch.get_num_threads()
 
@@ -2035,9 +2049,6 @@ def _follow_main(folds: list[Fold], fold_fn, folds_fn, folds_per_call: int, fold
         for _ in fold_map(fold_fn, todo):
             pass
     else:
-        k = len(folds) if folds_per_call <= 0 else folds_per_call
-        for start in range(0, len(folds), k):
-            group = folds[start:start + k]
-            if not all(f.subject in finished for f in group):
-                list(folds_fn(group))
+        for group in _groups_to_run(folds, folds_per_call, finished):
+            list(folds_fn(group))
     return distributed.broadcast_object(None)

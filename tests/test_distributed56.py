@@ -246,13 +246,14 @@ def _uniform(fold):
 def test_environment_jsonl_records_the_workers_and_their_threads(tmp_path):
     from icegan.data.toy_features import make_toy_features
     from icegan.protocol import run_loso
-    toy = make_toy_features(n_subjects_per_dataset=1, clips_per_class=1)
-    run_loso(toy.samples, _uniform, tmp_path / "a", progress=False, max_folds=1, fold_map=_PoolMap())
+    toy = make_toy_features(n_subjects_per_dataset=2, clips_per_class=1)
+    run_loso(toy.samples, _uniform, tmp_path / "a", progress=False, fold_map=_PoolMap())     # 3 workers, more folds
     run_loso(toy.samples, _uniform, tmp_path / "b", progress=False, max_folds=1)
-    a = json.loads((tmp_path / "a" / "environment.jsonl").read_text().splitlines()[-1])
-    b = json.loads((tmp_path / "b" / "environment.jsonl").read_text().splitlines()[-1])
+    run_loso(toy.samples, _uniform, tmp_path / "c", progress=False, max_folds=1, fold_map=_PoolMap())
+    a, b, c = (json.loads((tmp_path / r / "environment.jsonl").read_text().splitlines()[-1]) for r in "abc")
     assert (a["workers"], a["threads_per_worker"]) == (3, 2)
     assert (b["workers"], b["threads_per_worker"]) == (1, torch.get_num_threads())
+    assert (c["workers"], c["threads_per_worker"]) == (1, 2)     # 1 fold: the pool runs 1 at once (test_resume63)
 
 
 # ------------------------------------------------------------------ torchrun: rank 0's error before the folds
