@@ -369,7 +369,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     _refuse_other_ensemble(out, dirs, w, places, on_fewer, own_members)
     h0, p0 = members[0]
     set0 = label_set_of_columns(p0.columns)
-    for d, (h, p) in zip(dirs[1:], members[1:]):
+    for i, (d, (h, p)) in enumerate(zip(dirs[1:], members[1:]), 1):
         ls = label_set_of_columns(p.columns)
         if ls != set0:          # checked first: their y_true ids, too, mean other classes
             raise EnsembleError(f"{d} scores the classes of the label set {ls.name} ({', '.join(ls.classes)}) and "
@@ -379,6 +379,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
             if h.get(key) != h0.get(key):
                 raise EnsembleError(f"{d} differs from {dirs[0]} in '{key}' ({h.get(key)!r} vs {h0.get(key)!r}); "
                                     "only runs of the same LOSO can be averaged")
+        h, p = members[i] = _in_spellings_of(h, p, h0, p0)    # smic/s1 averaged with the first member's smic/s01
         if h.get("folds") != h0.get("folds"):
             raise EnsembleError(f"{d} differs from {dirs[0]} in its folds ({len(h.get('folds') or [])} vs "
                                 f"{len(h0.get('folds') or [])} subjects, first difference "
@@ -440,6 +441,40 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
                   f"{title}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
                   folds_total=header.get("folds_total", 0), null_run=any(is_null_run(d) for d in dirs))
     return metrics
+
+
+def _in_spellings_of(h: dict, p: pd.DataFrame, h0: dict, p0: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """A member's header ``h`` and predictions ``p`` (:func:`load_member`) with the held-out units, subjects and clips
+    that :func:`icegan.protocol.subject_key` makes equal to the first member's (``h0``, ``p0``) spelt as there (the
+    MEGC2019 table's ``smic/s01``, ``s01_ne_01`` for the SMIC tree's ``smic/s1``, ``s1_ne_01``), and, where its
+    folds so respelt are the first member's in another order (``smic/s1``, ``smic/s11`` … against ``smic/s01``,
+    ``smic/s02`` …), its folds and fold numbers in the first member's order; rows sorted again by (fold, subject,
+    clip). Other ids are left as they are, for :func:`ensemble_runs`'s checks to name."""
+    from icegan.protocol import subject_key
+    folds0, folds = h0.get("folds"), h.get("folds")
+    if isinstance(folds0, list) and isinstance(folds, list):
+        unit_of = {subject_key(f): f for f in folds0}
+        spelt = [unit_of.get(subject_key(f), f) for f in folds]
+        if spelt != folds and sorted(spelt) == sorted(folds0) and len(set(spelt)) == len(spelt):
+            number = {k: folds0.index(f) for k, f in enumerate(spelt)}
+            p = p.assign(fold=p["fold"].map(lambda k: number.get(k, k)))
+            spelt = folds0
+        h = {**h, "folds": spelt}
+    return h, _respelt(p, p0).sort_values(["fold", "subject", "clip"], kind="stable").reset_index(drop=True)
+
+
+def _respelt(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (columns subject, clip, ...) with each subject, and each clip of a subject, that
+    :func:`icegan.protocol.subject_key` makes equal to one of ``like``'s (the same columns) spelt as in ``like``
+    (``smic/s1``, ``s1_ne_01`` → ``smic/s01``, ``s01_ne_01``); other ids, the row order and the dtypes unchanged. The
+    one matching of ``icegan ensemble``'s members and ``icegan compare``'s entries."""
+    from icegan.protocol import subject_key
+    subject_of = {subject_key(x): x for x in like["subject"].unique()}
+    clip_of = {(subject_key(a), subject_key(c)): c for a, c in like[["subject", "clip"]].to_numpy()}
+    keys = frame["subject"].map(subject_key)
+    return frame.assign(clip=[clip_of.get((k, subject_key(c)), c) for k, c in zip(keys, frame["clip"])],
+                        subject=[subject_of.get(k, x) for k, x in zip(keys, frame["subject"])]
+                        ).astype(frame.dtypes.to_dict())
 
 
 def _relative(d: Path, out: Path) -> Optional[str]:

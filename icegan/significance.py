@@ -35,7 +35,23 @@ from icegan.metrics import check_whole_ids, uf1_uar_from_confusion
 __all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices", "check_bootstrap_settings",
            "check_stratify", "check_same_datasets", "comparison_scopes", "shown_scopes",
            "bootstrap_compare",
-           "comparison_table", "subject_interval", "interval_markdown", "interval_line", "forest_plot"]
+           "comparison_table", "subject_interval", "subject_order", "interval_markdown", "interval_line",
+           "forest_plot"]
+
+
+def subject_order(subjects: Sequence[str]) -> list[str]:
+    """The distinct ``subjects`` (as text) in the order a subject bootstrap indexes them: by
+    :func:`icegan.protocol.subject_key` with its numbers compared as numbers (``smic/s1``, ``smic/s2``, ``smic/s10``),
+    then by the id itself. Two spellings of one subject (the MEGC2019 table's ``smic/s01``, the SMIC tree's
+    ``smic/s1``) take the same place, so the same predictions get the same intervals in either; zero-padded ids
+    (``casme2/sub01``, ``samm/006``, ``smic/s01``) keep the order of ``sorted``, in which every recorded interval
+    was drawn."""
+    from icegan.protocol import subject_key
+
+    def key(s: str) -> tuple[str, str]:
+        # a number as its digit count (2 places) and its digits: 1 < 2 < 10, and still a digit against a letter
+        return re.sub(r"[0-9]+", lambda m: f"{len(m.group()):02d}{m.group()}", subject_key(s)), s
+    return sorted({str(s) for s in subjects}, key=key)
 
 
 @dataclass
@@ -45,7 +61,7 @@ class RunSet:
     Attributes:
         label: the entry's name.
         runs: the run folders.
-        subjects: (S,) subject ids, sorted.
+        subjects: (S,) subject ids, in :func:`subject_order`.
         confusions: (R, S, C, C) int counts per run and subject (row = true, column = predicted).
         clips: the (subject, clip, y_true) rows, sorted: the same for every run of the entry.
         oracle: True when the runs picked epochs on the test subject.
@@ -207,7 +223,7 @@ def load_run_set(label: str, runs: Sequence[str | Path]) -> RunSet:
         if not p[["subject", "clip", "y_true"]].equals(keys):
             raise ValueError(f"entry '{label}': {r} and {runs[0]} differ in clips or labels; runs of one entry must "
                              "cover the same clips")
-    subjects = sorted(keys["subject"].unique())
+    subjects = subject_order(keys["subject"].unique())
     from icegan.labels import label_set_of_columns
     sets = {label_set_of_columns(p.columns, str(r)).name for r, p in zip(runs, preds)}
     if len(sets) > 1:
@@ -316,20 +332,24 @@ def check_same_datasets(sets: Sequence[RunSet]) -> None:
     """Refuse entries that put one subject in different datasets (:meth:`RunSet.subject_datasets`, e.g. one entry's
     runs with a ``dataset`` column, another's without it over unprefixed ids): the strata of
     ``bootstrap_compare(..., stratify=True)`` and the per-dataset scopes would depend on which entry is read.
-    Subjects of only one entry are left to the clips' check of :func:`bootstrap_compare`.
+    Subjects are matched by :func:`icegan.protocol.subject_key` (``smic/s1`` is ``smic/s01``, as the clips' check of
+    :func:`bootstrap_compare` pairs them); subjects of only one entry are left to that check.
 
     Raises:
-        ValueError: names both entries, the files their datasets were read from and one subject with its two datasets.
+        ValueError: names both entries, the files their datasets were read from and one subject (as the first entry
+            spells it) with its two datasets.
     """
     if not sets:
         return
+    from icegan.protocol import subject_key
     ref = sets[0]
     for s in sets[1:]:
-        theirs = dict(zip(s.subjects, s.subject_datasets()))
+        theirs = {subject_key(x): d for x, d in zip(s.subjects, s.subject_datasets())}
         for subject, d in zip(ref.subjects, ref.subject_datasets()):
-            if subject in theirs and theirs[subject] != d:
+            other = theirs.get(subject_key(subject), d)
+            if other != d:
                 raise ValueError(f"'{s.label}' and '{ref.label}' put subject '{subject}' in different datasets: "
-                                 f"'{theirs[subject]}' ({_datasets_source(s)}) and '{d}' ({_datasets_source(ref)}); "
+                                 f"'{other}' ({_datasets_source(s)}) and '{d}' ({_datasets_source(ref)}); "
                                  "the entries must agree on each subject's dataset (a dataset column in every run, or "
                                  "ids such as casme2/sub01)")
 
@@ -406,6 +426,7 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     if len(ref.subjects) < 2:
         raise ValueError(f"a subject bootstrap needs at least two subjects; '{ref.label}' has "
                          f"{len(ref.subjects)} ({', '.join(map(str, ref.subjects))})")
+    sets = [_in_spellings_of(s, ref) for s in sets]         # smic/s1 paired with the baseline's smic/s01
     for s in sets:
         if s.protocol is not None and ref.protocol is not None and s.protocol != ref.protocol:
             raise ValueError(f"'{s.label}' ({_first_run(s)}) differs from '{ref.label}' ({_first_run(ref)}) in "
@@ -467,6 +488,30 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
             row["p_tie"] = float(np.mean(tie))
         out.append(row)
     return out
+
+
+def _in_spellings_of(s: RunSet, ref: RunSet) -> RunSet:
+    """``s`` with its subject and clip ids that :func:`icegan.protocol.subject_key` makes equal to ``ref``'s spelt as
+    in ``ref`` (the MEGC2019 table's ``smic/s01``, ``s01_ne_01`` for the SMIC tree's ``smic/s1``, ``s1_ne_01``), its
+    clips sorted again and, where it then has ``ref``'s subjects, its subjects (confusions, datasets) in ``ref``'s
+    order, so that a resample draws the same subjects of both. Other ids are left as they are: the clips' check of
+    :func:`bootstrap_compare` names the first difference. ``ref`` itself, or ``s`` without a clip column, is
+    returned unchanged."""
+    if s is ref or "clip" not in s.clips.columns or "clip" not in ref.clips.columns:
+        return s
+    from dataclasses import replace
+
+    from icegan.ensemble import _respelt                # icegan ensemble's matching of its members
+    from icegan.protocol import subject_key
+    subject_of = {subject_key(x): x for x in ref.subjects}
+    clips = _respelt(s.clips, ref.clips).sort_values(["subject", "clip"], kind="stable")
+    subjects = [subject_of.get(subject_key(x), x) for x in s.subjects]
+    if sorted(subjects) != sorted(ref.subjects):
+        return replace(s, subjects=subjects, clips=clips.reset_index(drop=True))
+    order = [subjects.index(x) for x in ref.subjects]
+    return replace(s, subjects=list(ref.subjects), confusions=s.confusions[:, order],
+                   clips=clips.reset_index(drop=True),
+                   datasets_of=None if s.datasets_of is None else [s.datasets_of[i] for i in order])
 
 
 def _first_run(s: RunSet) -> str:
@@ -620,7 +665,7 @@ def subject_interval(pred: pd.DataFrame, resamples: int = 9999, confidence: floa
         with fewer than 2 subjects (nothing to resample).
     """
     pred = pred.assign(subject=pred["subject"].astype(str))
-    subjects = sorted(pred["subject"].unique())
+    subjects = subject_order(pred["subject"].unique())
     if len(subjects) < 2:
         return None
     if n_classes is None:
