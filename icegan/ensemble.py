@@ -318,7 +318,10 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
     as in MEGC2019 (:func:`icegan.protocol.summarize_predictions`).
 
     Args:
-        run_dirs: two or more run directories of the same protocol, folds and clips.
+        run_dirs: two or more run directories of the same protocol, folds and clips; held-out units, subjects and
+            clips are matched by :func:`icegan.protocol.subject_key` (the SMIC tree's ``smic/s1``, ``s1_ne_01`` is the
+            MEGC2019 table's ``smic/s01``, ``s01_ne_01``; :func:`_in_spellings_of`), and the ensemble spells them as
+            the first run does.
         out_dir: output folder (created; must not hold another run): ``predictions.csv``,
             ``metrics.json`` (the LOSO schema), ``metrics.md``, ``confusion.png``, ``per_subject.csv``,
             ``per_subject.png`` and ``ensemble.json``

@@ -385,7 +385,9 @@ def bootstrap_compare(sets: Sequence[RunSet], baseline: int = 0, resamples: int 
     """Subject-bootstrap intervals of UF1 and UAR for each entry and of its paired difference to the baseline.
 
     Args:
-        sets: entries (:func:`load_run_set`) over the same clips and labels.
+        sets: entries (:func:`load_run_set`) over the same clips and labels; subjects and clips are matched by
+            :func:`icegan.protocol.subject_key` (the SMIC tree's ``smic/s1``, ``s1_ne_01`` is the MEGC2019 table's
+            ``smic/s01``, ``s01_ne_01``), and the rows and messages spell them as the baseline does.
         baseline: index of the entry the differences are taken against.
         resamples: bootstrap resamples B (≥ :data:`MIN_RESAMPLES`).
         confidence: level of the two-sided percentile intervals, in (0, 1).
