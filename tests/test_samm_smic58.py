@@ -162,14 +162,19 @@ def _run_set(label, rows):
 def test_compare_of_runs_over_different_clips_names_the_first_difference():
     """compare refused runs that 'cover different clips or labels' without naming a clip (the same SMIC maps under
     the MEGC2019 table's ids smic/s01, s01_ne_01 and the loader's smic/s1, s1_ne_01); it now names the first
-    differing row, as icegan ensemble does."""
+    differing row, as icegan ensemble does. Those two spellings are one clip's and now pair (subject_key,
+    tests/test_smicids63.py); a clip of the loader's that is no clip of the table's is named, its subject as the
+    baseline spells it."""
     from icegan.significance import bootstrap_compare
     table = [("smic/s01", "s01_ne_01", 0), ("smic/s02", "s02_po_01", 1), ("smic/s03", "s03_sur_01", 2)]
     loader = [("smic/s1", "s1_ne_01", 0), ("smic/s2", "s2_po_01", 1), ("smic/s3", "s3_sur_01", 2)]
+    rows = bootstrap_compare([_run_set("table", table), _run_set("loader", loader)], resamples=100)
+    assert rows[1]["dUF1_ci"] == (0.0, 0.0) and rows[1]["p_tie"] == 1.0
     with pytest.raises(ValueError) as err:
-        bootstrap_compare([_run_set("table", table), _run_set("loader", loader)], resamples=100)
+        bootstrap_compare([_run_set("table", table), _run_set("loader", loader[:2] + [("smic/s3", "s3_ne_01", 2)])],
+                          resamples=100)
     assert str(err.value) == ("'loader' and 'table' cover different clips or labels (first difference "
-                              "'smic/s1/s1_ne_01 label 0' vs 'smic/s01/s01_ne_01 label 0'); a paired comparison "
+                              "'smic/s03/s3_ne_01 label 2' vs 'smic/s03/s03_sur_01 label 2'); a paired comparison "
                               "needs the same LOSO over the same data")
     relabelled = table[:2] + [("smic/s03", "s03_sur_01", 1)]
     with pytest.raises(ValueError, match=r"\(first difference 'smic/s03/s03_sur_01 label 1' vs "
