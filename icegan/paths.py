@@ -142,9 +142,17 @@ def config_hint(name: str, runnable: bool = False) -> str:
     installed icegan, whose user has no ``configs/``, the shipped file's path in the package when ``runnable`` (a
     command line to copy: ``--config <site-packages>/icegan/configs/NAME.yaml``), else ``NAME.yaml of `icegan
     configs``` (short, for argparse help, which wraps a long path mid-word).
+
+    A ``runnable`` name works from the current folder: in a checkout, ``configs/NAME.yaml`` only when that folder is
+    the repository root, else the file's absolute path ``<repo>/configs/NAME.yaml`` (a command printed to a user in
+    another folder, e.g. by ``icegan features --out`` elsewhere, runs as pasted).
     """
     if is_checkout():
-        return f"configs/{name}.yaml"
+        try:
+            at_root = Path.cwd().resolve() == REPO_ROOT
+        except OSError:                     # the current folder was removed: a relative path reaches nothing
+            at_root = False
+        return f"configs/{name}.yaml" if at_root or not runnable else str(REPO_ROOT / "configs" / f"{name}.yaml")
     if runnable:
         return str(Path(__file__).resolve().parent / "configs" / f"{name}.yaml")
     return f"{name}.yaml of `icegan configs`"
@@ -152,7 +160,8 @@ def config_hint(name: str, runnable: bool = False) -> str:
 
 def with_config_hints(text: str, runnable: bool = False) -> str:
     """``text`` (a help epilog written for a checkout) with each ``configs/NAME.yaml`` in it replaced by
-    :func:`config_hint` ``(NAME, runnable)``; unchanged in a checkout."""
+    :func:`config_hint` ``(NAME, runnable)``; unchanged in a checkout, except for ``runnable`` outside the repository
+    root (the absolute path then)."""
     return re.sub(r"(?<![\w/.-])configs/([\w-]+)\.yaml", lambda m: config_hint(m.group(1), runnable), text)
 
 

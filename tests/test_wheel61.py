@@ -128,7 +128,8 @@ def test_missing_weights_hint_matches_the_run_folder_a_flow_config_writes(tmp_pa
     the 12 shipped flow configs: the hint is found by that folder (was: by the file name, so runs/srflownet_fdr/
     weights.pt, which configs/flow_srflownet_fdr.yaml writes, got none)."""
     err = _flow_train_error(tmp_path, monkeypatch, capsys, "flow_selfsup_finetune", f"train.init_weights={init}")
-    assert err.endswith(f" ({Path(init)} is made by `{command} --config configs/{config}.yaml`)")
+    # run from tmp_path: the shipped file's absolute path, which works there
+    assert err.endswith(f" ({Path(init)} is made by `{command} --config {paths.shipped_config(config)}`)")
 
 
 def test_missing_weights_hint_names_the_installed_config_path(tmp_path, monkeypatch, capsys):

@@ -68,7 +68,8 @@ averaged over the --model files with equal weights or --weights).
 When every clip has a label, UF1 / UAR are printed (overall, and per dataset when the table holds several) and the
 confusion matrices are drawn beside the output (OUT_confusion.png), with a warning when clips or subjects of the
 table were in a model's training set (then it is not a test): by name, and for a model fitted on a feature table
-also by the content of its map files (the same maps under other dataset, subject or clip names).
+also by the content of its map files (the same maps under other dataset, subject or clip names); the figure's title
+says so too. With an unlabelled clip no figure is drawn, and an earlier OUT_confusion.png is removed.
 """
 
 #: settings of a LOSO recipe that `icegan fit` cannot apply, with why
@@ -538,6 +539,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     # prepared SMIC's smic/s1; samm/006 and samm/6) is one person
     keys = [subject_key(k) for k in out["subject"] + "/" + out["clip"]]
     digests = None                          # the scored maps' SHA-256, read once if a model recorded its maps'
+    caveat = ""                             # the confusion figure's title says what the warnings below say
     for path, meta in zip(args.model, metas):
         trained = meta["training"]
         differ = maps_differ(trained.get("maps") or {}, scored_maps)
@@ -562,10 +564,12 @@ def _predict_main(args: argparse.Namespace) -> int:
         if seen_clips:
             print(f"warning: {seen_clips} of these {len(out)} clips were in the training set of {path}: their "
                   f"predictions are not a test", file=sys.stderr)
+            caveat = "training clips: not a test"
         elif seen_subjects:
             print(f"warning: {len(seen_subjects)} of these subjects ({', '.join(seen_subjects[:5])}"
                   f"{', ...' if len(seen_subjects) > 5 else ''}) were in the training set of {path}: not a "
                   f"subject-independent test", file=sys.stderr)
+            caveat = caveat or "training subjects: not subject-independent"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     from icegan.csv_names import csv_quoting
     out.to_csv(args.out, index=False, quoting=csv_quoting(out))   # a clip name holding "\r" is quoted
@@ -580,6 +584,7 @@ def _predict_main(args: argparse.Namespace) -> int:
     counts = out["predicted"].value_counts()
     print(f"{len(out)} clips scored with {len(args.model)} model(s): "
           + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in classes))
+    png = Path(args.out).with_name(Path(args.out).stem + "_confusion.png")
     if out["y_true"].notna().all():
         parts = [("all", out)] + ([(d, g) for d, g in out.groupby("dataset", sort=True)]
                                   if out["dataset"].nunique() > 1 else [])
@@ -588,12 +593,17 @@ def _predict_main(args: argparse.Namespace) -> int:
             print(f"against the table's labels, {name} ({len(g)} clips): UF1 {m['UF1']:.4f} / UAR {m['UAR']:.4f} "
                   f"(accuracy {(g['y_true'] == g['y_pred']).mean():.4f})")
         from icegan.protocol import confusion_png
-        png = Path(args.out).with_name(Path(args.out).stem + "_confusion.png")
         confusion_png(out.assign(y_true=out["y_true"].astype(int)), png,
-                      f"icegan predict: {len(args.model)} model(s) on {Path(args.table).name}", n_classes=len(classes))
+                      f"icegan predict: {len(args.model)} model(s) on {Path(args.table).name}"
+                      + (f" ({caveat})" if caveat else ""), n_classes=len(classes))
         print(f"confusion matrices in {png}")
-    elif out["y_true"].notna().any():
-        print(f"{int(out['y_true'].notna().sum())} of {len(out)} clips have a label; metrics need all of them")
+    else:
+        if out["y_true"].notna().any():
+            print(f"{int(out['y_true'].notna().sum())} of {len(out)} clips have a label; metrics need all of them")
+        if png.is_file():                   # an earlier run's figure would pass for these predictions'
+            png.unlink()
+            print(f"removed {png}, an earlier run's confusion figure: these predictions have unlabelled clips, "
+                  f"so none is drawn")
     print(f"predictions in {args.out}")
     return 0
 
