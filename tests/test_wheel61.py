@@ -110,7 +110,7 @@ def test_missing_weights_of_a_shipped_flow_recipe_name_the_command_that_writes_t
     assert err.startswith("icegan flow train: error: train.init_weights: weights file not found: "
                           "runs/flow_selfsup/weights.pt; ")
     assert err.endswith(" (runs/flow_selfsup/weights.pt is made by `icegan flow train --mode selfsup --config "
-                        "configs/flow_selfsup.yaml`)")
+                        f"{paths.shipped_config('flow_selfsup')}`)")      # run from tmp_path: the absolute path
     for other in ("runs/my_run/weights.pt", "runs/flow_selfsup/last.pt",
                   "runs/flow_srflownet_fdr/weights.pt",     # a config's file name: its run is named srflownet_fdr
                   "runs/casme2/weights.pt", "out/flow_selfsup/weights.pt"):   # the main job writes no weights.pt
