@@ -47,6 +47,7 @@ its CSV helpers.
 """
 from __future__ import annotations
 
+import codecs
 import csv as csv_module                # the module; `csv` names the table's path in the functions below
 import hashlib
 import json
@@ -70,7 +71,7 @@ from icegan.labels import LABEL_SETS, get_label_set
 
 __all__ = ["CLASS_NAMES", "parse_class_label", "read_csv_cells", "short_row_note", "read_feature_table",
            "load_table_features", "minmax_per_clip", "read_motion_subjects",
-           "read_provenance", "UnrecordedIdsError", "unrecorded_ids", "table_sha256"]
+           "read_provenance", "UnrecordedIdsError", "unrecorded_ids", "table_sha256", "wide_text"]
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +99,29 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
 
     Raises:
         ValueError: the file is empty (0 bytes or only blank space) or not a readable CSV table (a row with more
-            fields than the header, named by its line; bad encoding, UTF-16 or UTF-32 named as such; an Excel
+            fields than the header, named by its line; bad encoding, UTF-16 or UTF-32 named as such, with or
+            without a byte-order mark; NUL bytes in the first 4 KiB of otherwise UTF-8 text; an Excel
             workbook, an icegan model file (given for the table) or another zip archive, an OpenDocument (.ods) or
             Apple Numbers spreadsheet, a header separated by tabs or semicolons, as spreadsheets may save); the
             message names the file.
     """
     with open(csv, "rb") as f:
-        head = f.read(4)
-    if head == b"PK\x03\x04":
+        head = f.read(4096)
+    if head.startswith(b"PK\x03\x04"):
         raise ValueError(f"{csv}: {_zip_kind(csv)}")
-    if head == b"\xd0\xcf\x11\xe0":                             # .xls
+    if head.startswith(b"\xd0\xcf\x11\xe0"):                   # .xls
         raise ValueError(f"{csv}: {_WORKBOOK}")
-    wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+    wide = wide_text(head)
     if wide is not None:            # Excel's 'Unicode Text', PowerShell: not a binary file, though it holds 0 bytes
-        raise ValueError(f"{csv}: {wide} text (it begins with a {wide} byte-order mark), not UTF-8: save it as CSV "
-                         f"UTF-8 (a spreadsheet's 'CSV UTF-8' format)")
+        raise ValueError(f"{csv}: {wide}, not UTF-8: save it as CSV UTF-8 (a spreadsheet's 'CSV UTF-8' format)")
+    if b"\x00" in head:             # UTF-8 text never holds one; a binary file that is no UTF-8 is named below
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head)   # a character cut at the head's end is no error
+        except UnicodeDecodeError:
+            pass
+        else:
+            raise ValueError(f"{csv}: holds NUL bytes (byte {head.index(0)}): not a text CSV (a file padded with "
+                             f"zeros when its writing stopped, or a binary file?); give the table as CSV UTF-8 text")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)     # a row longer than the header
@@ -154,6 +163,31 @@ def read_csv_cells(csv: Path) -> pd.DataFrame:
 #: byte-order marks of text that is not UTF-8, longest first (UTF-32 LE begins as UTF-16 LE does)
 _WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
               (b"\xfe\xff", "UTF-16"))
+#: which bytes of each 4 are NUL in most of a text's characters (those below U+0100: a CSV table's commas, digits and
+#: Latin letters) in each encoding of text that is not UTF-8, and its name
+_WIDE_NULS = {(False, True, False, True): "UTF-16 text (little-endian",
+              (True, False, True, False): "UTF-16 text (big-endian",
+              (False, True, True, True): "UTF-32 text (little-endian",
+              (True, True, True, False): "UTF-32 text (big-endian"}
+
+
+def wide_text(head: bytes) -> Optional[str]:
+    """What the file beginning with the bytes ``head`` (its first 4 KiB) is, when it is UTF-16 or UTF-32 text rather
+    than UTF-8 (``"UTF-16 text (it begins with a UTF-16 byte-order mark)"``, ``"UTF-16 text (little-endian, without
+    a byte-order mark: ...)"``), else None. Without a byte-order mark the encoding is told by where NUL bytes fall:
+    the bytes of ``head`` at each offset modulo 4 are NUL at least half the time exactly at the offsets where that
+    encoding puts a NUL in a character below U+0100 (``a`` is ``61 00`` in UTF-16 LE, ``00 00 00 61`` in UTF-32 BE),
+    so that the head of a binary file, or UTF-8 text with a NUL in it, is rarely taken for one."""
+    wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+    if wide is not None:
+        return f"{wide} text (it begins with a {wide} byte-order mark)"
+    n = len(head) // 4
+    if n == 0 or 0 not in head:
+        return None
+    name = _WIDE_NULS.get(tuple(2 * head[i:4 * n:4].count(0) >= n for i in range(4)))
+    if name is None:
+        return None
+    return f"{name}, without a byte-order mark: NUL bytes between its characters)"
 
 
 def _first_long_row(csv: Path) -> Optional[tuple[int, int, int]]:

@@ -94,7 +94,11 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
     if not path.is_file():
         raise SheetError(f"annotation sheet not found: {path}")
     if path.suffix.lower() == ".csv":
+        from icegan.data.feature_table import wide_text     # that module imports this one (through features)
         raw = path.read_bytes()
+        wide = wide_text(raw[:4096])        # UTF-16 without a BOM decodes as UTF-8, with a NUL beside each character
+        if wide is not None:
+            raise SheetError(f"{path}: {wide}, not UTF-8: save it as 'CSV UTF-8' or as .xlsx")
         try:        # decoded in one go, so that a bad byte's offset and line are the file's, not a read chunk's
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
