@@ -51,3 +51,15 @@ def casme2_sheet(folder: Path, *rows: str) -> Path:
     path = folder / "CASME2-coding-20140508.csv"
     path.write_text(CASME2_SHEET_HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def smic_clip(root: Path, subject: str, cls: str, clip: str, first: int = 100, n: int = 4,
+              frame: bytes = b"BM") -> Path:
+    """An SMIC-HS clip folder ``root/SMIC_all_cropped/HS/<subject>/micro/<cls>/<clip>`` (made) of ``n`` frames
+    ``reg_image<k>.bmp`` from ``first``, each file holding ``frame`` (by default 2 bytes that do not decode: enough
+    for a check that reads no image). Returns the folder."""
+    d = root / "SMIC_all_cropped" / "HS" / subject / "micro" / cls / clip
+    d.mkdir(parents=True)
+    for k in range(first, first + n):
+        (d / f"reg_image{k}.bmp").write_bytes(frame)
+    return d

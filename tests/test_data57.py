@@ -10,6 +10,7 @@ import pytest
 
 from icegan.cli import main
 from icegan.data.sheets import CASME2_SHEET, SAMM_SHEET, SheetError, read_casme2_sheet
+from _clip_records import smic_clip
 
 HEADER = "Subject,Filename,OnsetFrame,ApexFrame,OffsetFrame,Action Units,Estimated Emotion\n"
 
@@ -45,25 +46,17 @@ def test_a_row_pasted_twice_with_its_emotion_in_other_case_is_one_clip(tmp_path)
                                       "1,EP02_01f,46,59,86,12,surprise"))
 
 
-def _smic_clip(root, subject, cls, clip, first=100, n=4):
-    d = root / "SMIC_all_cropped" / "HS" / subject / "micro" / cls / clip
-    d.mkdir(parents=True)
-    for k in range(first, first + n):
-        (d / f"reg_image{k}.bmp").write_bytes(b"BM")
-    return d
-
-
 def test_a_misfiled_smic_clip_folder_is_a_layout_problem_not_a_wrongly_labelled_clip(tmp_path):
     """s2/micro/negative/s2_sur_02 (the name says surprise) was a negative clip, s2/micro/negative/s1_ne_05 (the name
     says subject s1) a clip of s2's LOSO fold; the clip's name is the authority (as read_smic_sheet takes it), so each
     is now skipped with a layout problem naming its folder and both readings. Names in the pattern that agree (any
     case, s02 for s2) and names off the pattern are read as before."""
     from icegan.data.smic import SMIC
-    _smic_clip(tmp_path, "s1", "negative", "s1_ne_01")
-    _smic_clip(tmp_path, "s2", "surprise", "S02_SUR_01")
-    _smic_clip(tmp_path, "s2", "positive", "take3")
-    wrong_class = _smic_clip(tmp_path, "s2", "negative", "s2_sur_02")
-    wrong_subject = _smic_clip(tmp_path, "s2", "negative", "s1_ne_05")
+    smic_clip(tmp_path, "s1", "negative", "s1_ne_01")
+    smic_clip(tmp_path, "s2", "surprise", "S02_SUR_01")
+    smic_clip(tmp_path, "s2", "positive", "take3")
+    wrong_class = smic_clip(tmp_path, "s2", "negative", "s2_sur_02")
+    wrong_subject = smic_clip(tmp_path, "s2", "negative", "s1_ne_05")
     ds = SMIC(tmp_path)
     recs = ds.records()
     assert [(r.subject, r.clip, r.emotion) for r in recs] == [
@@ -83,9 +76,9 @@ def test_data_check_counts_a_misfiled_smic_clip_folder_on_disk_and_as_skipped(tm
     """icegan data check skipped the misfiled folders but said 'clip folders on disk: 3' for 5 and 'skipped: 0' (its
     JSON clips_skipped empty); they are now counted on disk and listed as skipped with their reason."""
     import json
-    _smic_clip(tmp_path, "s1", "negative", "s1_ne_01")
-    _smic_clip(tmp_path, "s1", "negative", "s1_sur_02")
-    _smic_clip(tmp_path, "s2", "positive", "s1_po_01")
+    smic_clip(tmp_path, "s1", "negative", "s1_ne_01")
+    smic_clip(tmp_path, "s1", "negative", "s1_sur_02")
+    smic_clip(tmp_path, "s2", "positive", "s1_po_01")
     js = tmp_path / "check.json"
     main(["data", "check", "--dataset", "smic", "--root", str(tmp_path), "--no-read-images", "--json", str(js)])
     printed = capsys.readouterr().out

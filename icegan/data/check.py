@@ -382,7 +382,8 @@ class CheckReport:
                          f"folders and their apex is spotted")
         if self.missing_subjects:
             what = {s: f"; {w}" for s, w in self.subjects_not_folders.items()}
-            lines.append("subjects in the sheet but not on disk: " +
+            where = "of the MEGC2019 composite" if self.dataset == "smic" else "in the sheet but"
+            lines.append(f"subjects {where} not on disk: " +
                          ", ".join(f"{s} ({n} clip{'' if n == 1 else 's'}{what.get(s, '')})"
                                    for s, n in self.missing_subjects.items()))
         lines.append("composite classes (usable / in scope): " + ", ".join(
@@ -539,7 +540,11 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
     folder that is no class (:attr:`icegan.data.smic.SMIC.class_folder_skips`) are skipped, and counted in
     ``clips_in_sheet``, ``clip_folders_on_disk`` and, by the class their name says, ``by_class``. A clip list's
     columns left unread are in ``notes``. A clip skipped only for its sheet row's onset/apex coding
-    (:attr:`Problem.sheet_coding`) is also named in ``skipped_for_sheet_coding``.
+    (:attr:`Problem.sheet_coding`) is also named in ``skipped_for_sheet_coding``. SMIC has no sheet: with
+    ``composite_only`` its tree is compared with the MEGC2019 composite's subjects and clip counts
+    (:meth:`icegan.data.smic.SMIC.composite_gaps`): a composite subject without a folder is in ``missing_subjects``
+    (its composite clip count), a subject with fewer clips of a class than the composite is a ``skip`` problem of the
+    subject (``smic/s3``) in ``clips_with_problems``.
 
     Raises:
         DatasetLayoutError / FileNotFoundError / SheetError: root or sheet unusable (named).
@@ -584,6 +589,15 @@ def check_dataset(dataset: str, root: str | Path, annotations: Optional[str | Pa
         else:
             usable.append(r)
             ok_count += not ps
+    if dataset == "smic" and composite_only:    # no sheet: the composite's subjects and clip counts stand for one
+        lacking, short = ds.composite_gaps(recs)
+        for subject, n in lacking.items():
+            if (what := not_a_folder_text(ds.root / subject.split("/")[1])) is not None:
+                not_folders[subject] = what
+            missing_subjects[subject] = n
+        for subject, text in short.items():
+            problems.append(Problem(subject, text, SKIP))
+            log.warning("%s: %s", subject, text)
     for subject, text in case_twin_subjects(recs).items():        # sub02/ read, Sub02/ beside it not
         problems.append(Problem(subject, text, WARN))
         log.warning("%s: %s", subject, text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -22,6 +23,15 @@ from .sheets import _SMIC_NAME_CLASS, smic_clip_name
 log = logging.getLogger("icegan.data")
 
 SMIC_CLASSES = ("negative", "positive", "surprise")
+#: the SMIC-HS clips of the MEGC2019 composite: subject → its (negative, positive, surprise) clip counts; 16 subjects,
+#: 164 clips (70 / 51 / 43). Counted once from the composite's label list (``megc2019_htnet``'s
+#: ``combined_3_class2_for_optical_flow.csv``, whose ``s01`` is subject ``s1`` here: :meth:`SMIC.subject_id`); ids and
+#: counts only. ``icegan data check --composite-only`` compares a tree with it (:meth:`SMIC.composite_gaps`).
+SMIC_COMPOSITE: dict[str, tuple[int, int, int]] = {
+    "smic/s1": (3, 2, 1), "smic/s2": (0, 1, 5), "smic/s3": (22, 11, 6), "smic/s4": (10, 4, 5), "smic/s5": (1, 0, 1),
+    "smic/s6": (2, 0, 2), "smic/s8": (9, 4, 0), "smic/s9": (0, 1, 3), "smic/s11": (3, 3, 1), "smic/s12": (0, 8, 1),
+    "smic/s13": (0, 10, 0), "smic/s14": (3, 2, 5), "smic/s15": (1, 1, 2), "smic/s18": (2, 0, 5),
+    "smic/s19": (0, 1, 1), "smic/s20": (14, 3, 5)}
 #: each class's code in SMIC-HS clip names (``surprise`` → ``sur``, as in ``s18_sur_03``)
 _SMIC_CLASS_CODE = {cls: code for code, cls in _SMIC_NAME_CLASS.items()}
 
@@ -114,6 +124,37 @@ class SMIC:
                         for cdir in sorted(p for p in micro.iterdir() if p.is_dir() and p.name.lower() in SMIC_CLASSES)
                         for clip in sorted(p for p in cdir.iterdir() if p.is_dir())]
         return out
+
+    def composite_gaps(self, records: list[ClipRecord]) -> tuple[dict[str, int], dict[str, str]]:
+        """What the tree lacks of the MEGC2019 composite (:data:`SMIC_COMPOSITE`), which names no clip: SMIC has no
+        sheet, so its subjects and clip counts stand for one (``icegan data check --composite-only``).
+
+        Args:
+            records: this tree's clip records (:meth:`records`).
+
+        Returns:
+            ``(missing, short)``: ``missing``, subject (``smic/s3``) → its composite clip count, for each composite
+            subject without a subject folder (``s3``, ``s03``, ``S3``) in the root; ``short``, subject → what its
+            folder lacks, for each other composite subject with fewer clips read in a class than the composite has
+            (``"fewer clips in <folder> than the MEGC2019 composite's 39: negative 21 of 22 (copy the missing clip
+            folders in)"``). A clip beyond the composite's counts is not said.
+        """
+        folders: dict[str, str] = {}                   # subject → the folder read as it (s1 before s01)
+        for name in self.subject_folders():
+            folders.setdefault(f"smic/{self.subject_id(name)}", name)
+        have = Counter((r.subject, r.emotion) for r in records)
+        missing: dict[str, int] = {}
+        short: dict[str, str] = {}
+        for subject, counts in SMIC_COMPOSITE.items():
+            if subject not in folders:
+                missing[subject] = sum(counts)
+                continue
+            lacking = [f"{cls} {have[subject, cls]} of {n}" for cls, n in zip(SMIC_CLASSES, counts)
+                       if have[subject, cls] < n]
+            if lacking:
+                short[subject] = (f"fewer clips in {self.root / folders[subject]} than the MEGC2019 composite's "
+                                  f"{sum(counts)}: {', '.join(lacking)} (copy the missing clip folders in)")
+        return missing, short
 
     @staticmethod
     def check_scope(composite_only: bool) -> str:
