@@ -98,9 +98,19 @@ def off_top_score(scores: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     highest score: ``icegan loso`` writes ``y_pred = argmax(scores)``, ``icegan ensemble``
     :func:`argmax_lower_on_tie` of its average. A tie is kept: a y_pred whose score is within 2 × :data:`TIE_TOLERANCE`
     of the row's highest (an ensemble's tie up to float rounding, and the rounding of predictions.csv's 9 significant
-    digits, which keeps the order of two scores but may make them equal)."""
+    digits, which keeps the order of two scores but may make them equal).
+
+    Raises:
+        ValueError: a ``y_pred`` that is not a class id 0..K−1 of the K score columns (a negative one would else be
+            read from the end of the row, one of K or more fail in numpy's indexing); names the first such id.
+    """
     s = np.asarray(scores, dtype=np.float64)
-    return s[np.arange(len(s)), np.asarray(y_pred, dtype=np.int64)] < s.max(1) - 2 * TIE_TOLERANCE
+    y = np.asarray(y_pred, dtype=np.int64)
+    bad = (y < 0) | (y >= s.shape[1])
+    if bad.any():
+        raise ValueError(f"y_pred holds class id {int(y[bad][0])}, outside the class ids 0..{s.shape[1] - 1} of the "
+                         f"{s.shape[1]} score columns; give each row's predicted class as one of them")
+    return s[np.arange(len(s)), y] < s.max(1) - 2 * TIE_TOLERANCE
 
 
 def check_top_scores(pred: pd.DataFrame, pred_csv: Path, fix: str, scores: Sequence[str]) -> None:
@@ -438,11 +448,14 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
               "is selected on the test subjects.", ""]
     # the figures name the members (up to four), not only the output folder
     member_names = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
-    from icegan.report import is_null_run
-    # members of permuted labels (data.permute_labels): no published or measured rows of real labels beside it
-    write_reports(out, pred, metrics, f"{title} (probability ensemble){partial_tag(header)}",
-                  f"{title}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
-                  folds_total=header.get("folds_total", 0), null_run=any(is_null_run(d) for d in dirs))
+    from icegan.report import NULL_RUN_TAG, is_null_run
+    # members of permuted labels (data.permute_labels): tagged as a LOSO null run's title is, in metrics.md and the
+    # figures, and no published or measured rows of real labels beside it
+    null_run = any(is_null_run(d) for d in dirs)
+    tags = (NULL_RUN_TAG if null_run else "") + partial_tag(header)
+    write_reports(out, pred, metrics, f"{title} (probability ensemble){tags}",
+                  f"{title}{tags}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
+                  folds_total=header.get("folds_total", 0), null_run=null_run)
     return metrics
 
 

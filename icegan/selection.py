@@ -527,15 +527,17 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False, quoting=csv_quoting(table)))
     lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "
              f"{scope})", "", "| Candidate | chosen in folds | its own LOSO UF1 | UAR |", "|---|---|---|---|"]
-    from icegan.report import is_null_run, markdown_cell
+    from icegan.report import NULL_RUN_TAG, is_null_run, markdown_cell
     lines += [f"| {markdown_cell(r['label'])} | {r['chosen_folds']} of {len(folds)} | {r['UF1']:.4f} | "
               f"{r['UAR']:.4f} |" for r in cand_rows]
     lines += ["", "Each outer fold's choice used only its training subjects (selection.csv); the candidates' own "
               "LOSO scores are shown for reference and were not used to choose.", ""]
     title = name or out.name
-    # candidates of permuted labels (data.permute_labels): no published or measured rows of real labels beside it
-    write_reports(out, pred, metrics, f"{title} (nested selection){partial_tag(header)}",
-                  f"{title}: nested selection, ", n_classes, md_extra="\n".join(lines),
-                  folds_total=header.get("folds_total", 0),
-                  null_run=any(is_null_run(c.run_dir) for c in candidates))
+    # candidates of permuted labels (data.permute_labels): tagged as a LOSO null run's title is, in metrics.md and
+    # the figures, and no published or measured rows of real labels beside it
+    null_run = any(is_null_run(c.run_dir) for c in candidates)
+    tags = (NULL_RUN_TAG if null_run else "") + partial_tag(header)
+    write_reports(out, pred, metrics, f"{title} (nested selection){tags}",
+                  f"{title}{tags}: nested selection, ", n_classes, md_extra="\n".join(lines),
+                  folds_total=header.get("folds_total", 0), null_run=null_run)
     return metrics

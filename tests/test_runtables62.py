@@ -145,6 +145,17 @@ def test_rows_deleted_within_a_fold_are_refused_for_their_count(runs, tmp_path):
                                "36 (rows deleted, or files of two runs?); icegan writes no such file")
 
 
+def test_a_metrics_json_of_fewer_samples_than_rows_is_refused_for_their_count(runs, tmp_path):
+    """The other direction: a metrics.json (of a smaller run) whose n_samples is below the predictions' rows."""
+    d = _damaged(runs, tmp_path, "fewer", lambda p: p)
+    m = json.loads((d / "metrics.json").read_text())
+    m["n_samples"] -= 6
+    (d / "metrics.json").write_text(json.dumps(m))
+    for said in _refusals(runs, tmp_path, d):
+        assert said.startswith(f"{d}: its predictions.csv holds 36 rows, its metrics.json was computed on n_samples "
+                               "30 (rows deleted, or files of two runs?); icegan writes no such file")
+
+
 def test_a_tied_top_score_and_a_folder_with_metrics_alone_are_still_shown(runs, tmp_path):
     def tie(p):            # row 3's y_pred tied with another class at the top: run_loso's argmax keeps either
         cols = list(p.filter(like="score_").columns)
