@@ -48,7 +48,9 @@ def register(subparsers) -> None:
                                       "official CASME II sheet: listed as skipped); warnings alone, such as a clip "
                                       "truncated after its apex, leave it 0; 1: a problem of the copy on disk or of "
                                       "your input (a clip folder or frame missing, unreadable, ambiguous or of "
-                                      "another size, subjects of the sheet not on disk, a folder left unread, a "
+                                      "another size, subjects of the sheet (SMIC with --composite-only: of the "
+                                      "MEGC2019 composite, or fewer clips of a class) not on disk, a folder left "
+                                      "unread, a "
                                       "typo in a composite row, an onset or apex cell mistyped such as 5.7), or no "
                                       "clip usable; 2: a fatal error (the root, sheet or clip list unusable).")
     chk.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "clips"],
