@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _clip_records import casme2_sheet
 from _feature_tables import toy_config
@@ -121,3 +122,40 @@ def test_an_annotation_sheet_saved_as_utf16_csv_is_named_by_its_encoding(tmp_pat
     with pytest.raises(SheetError) as exc:
         read_casme2_sheet(sheet)
     assert str(exc.value) == f"{sheet}: {name}, not UTF-8: save it as 'CSV UTF-8' or as .xlsx"
+
+
+def _int_array(path: Path, kind: str) -> Path:
+    """``path`` holding an int16 .npy map (28x28x3, values 0-199) or a raw little-endian int32 array of those
+    values: their high bytes are NUL as in UTF-16 / UTF-32 text of Latin letters."""
+    values = np.random.default_rng(0).integers(0, 200, size=(28, 28, 3))
+    if kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, values.astype(np.int16))
+    else:
+        path.write_bytes(values.astype("<i4").tobytes())
+    return path
+
+
+@pytest.mark.parametrize("kind", ["npy", "raw int32"])
+def test_16_and_32_bit_numbers_are_a_binary_file_not_wide_text(tmp_path, kind):
+    """An int16 .npy was called "UTF-16 text (little-endian, without a byte-order mark...)" by its NUL bytes; its
+    code units decode to control characters (NUL, \\x01, ...), so it is a binary file as before the NUL-pattern
+    guess, for read_csv_cells and for an annotation sheet given as .csv."""
+    path = _int_array(tmp_path / "map.csv", kind)
+    with pytest.raises(ValueError, match=rf"^{path}: not UTF-8 text \(byte \d+ is .*: is it an image, a workbook "
+                                         r"or another binary file\?") as exc:
+        read_csv_cells(path)
+    assert "UTF-16" not in str(exc.value) and "UTF-32" not in str(exc.value)
+    with pytest.raises(SheetError, match=rf"^{path}: not UTF-8 text \(byte 0x[0-9a-f]+ at byte \d+, line") as exc:
+        read_casme2_sheet(path)
+    assert "UTF-16" not in str(exc.value) and "UTF-32" not in str(exc.value)
+
+
+def test_a_surrogate_pair_cut_at_the_first_4_kib_is_still_utf16(tmp_path):
+    """The head read for the guess ends inside a surrogate pair (an emoji at bytes 4094-4097): still UTF-16 text,
+    not a binary file, now that the head must decode."""
+    cell = "x" * ((4094 - len(TABLE) * 2) // 2)
+    csv = _wide(tmp_path / "clips.csv", TABLE + cell + "\U0001F600,sub02,b,negative,maps/b.npy\n", "utf-16-le")
+    assert csv.read_bytes()[4094:4096] == "\U0001F600".encode("utf-16-le")[:2]
+    with pytest.raises(ValueError, match=rf"^{csv}: UTF-16 text \(little-endian, without a byte-order mark"):
+        read_csv_cells(csv)

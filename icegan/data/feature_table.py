@@ -52,6 +52,7 @@ import csv as csv_module                # the module; `csv` names the table's pa
 import hashlib
 import json
 import logging
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Literal, Optional
@@ -177,7 +178,11 @@ def wide_text(head: bytes) -> Optional[str]:
     a byte-order mark: ...)"``), else None. Without a byte-order mark the encoding is told by where NUL bytes fall:
     the bytes of ``head`` at each offset modulo 4 are NUL at least half the time exactly at the offsets where that
     encoding puts a NUL in a character below U+0100 (``a`` is ``61 00`` in UTF-16 LE, ``00 00 00 61`` in UTF-32 BE),
-    so that the head of a binary file, or UTF-8 text with a NUL in it, is rarely taken for one."""
+    and the head's whole code units decode in that encoding to characters none of which is a control character
+    other than tab, CR and LF (a ``\\x00`` or ``\\x01`` decoded from 16- or 32-bit numbers of a binary file, such
+    as an int16 ``.npy``, whose high bytes are NUL as well; also no invalid code unit or surrogate), so that a
+    binary file or UTF-8 text with a NUL in it is seldom taken for one (numbers that are all codes of printable
+    characters still are)."""
     wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
     if wide is not None:
         return f"{wide} text (it begins with a {wide} byte-order mark)"
@@ -186,6 +191,14 @@ def wide_text(head: bytes) -> Optional[str]:
         return None
     name = _WIDE_NULS.get(tuple(2 * head[i:4 * n:4].count(0) >= n for i in range(4)))
     if name is None:
+        return None
+    width = 4 if name.startswith("UTF-32") else 2
+    codec = f"utf-{8 * width}-{'le' if 'little' in name else 'be'}"
+    try:            # incremental: a surrogate pair cut at the head's end is no error
+        text = codecs.getincrementaldecoder(codec)().decode(head[:len(head) // width * width])
+    except UnicodeDecodeError:
+        return None
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\r\n" for c in text):
         return None
     return f"{name}, without a byte-order mark: NUL bytes between its characters)"
 
