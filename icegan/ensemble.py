@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -465,12 +466,13 @@ def _in_spellings_of(h: dict, p: pd.DataFrame, h0: dict, p0: pd.DataFrame) -> tu
     MEGC2019 table's ``smic/s01``, ``s01_ne_01`` for the SMIC tree's ``smic/s1``, ``s1_ne_01``), and, where its
     folds so respelt are the first member's in another order (``smic/s1``, ``smic/s11`` … against ``smic/s01``,
     ``smic/s02`` …), its folds and fold numbers in the first member's order; rows sorted again by (fold, subject,
-    clip). Other ids are left as they are, for :func:`ensemble_runs`'s checks to name."""
+    clip). Only a key that one id of each side has is respelt (:func:`_spellings`); other ids are left as they are,
+    for :func:`ensemble_runs`'s checks to name."""
     from icegan.protocol import subject_key
     folds0, folds = h0.get("folds"), h.get("folds")
     if isinstance(folds0, list) and isinstance(folds, list):
-        unit_of = {subject_key(f): f for f in folds0}
-        spelt = [unit_of.get(subject_key(f), f) for f in folds]
+        unit_of = _spellings(folds, folds0, subject_key)
+        spelt = [unit_of.get(f, f) for f in folds]
         if spelt != folds and sorted(spelt) == sorted(folds0) and len(set(spelt)) == len(spelt):
             number = {k: folds0.index(f) for k, f in enumerate(spelt)}
             p = p.assign(fold=p["fold"].map(lambda k: number.get(k, k)))
@@ -482,15 +484,31 @@ def _in_spellings_of(h: dict, p: pd.DataFrame, h0: dict, p0: pd.DataFrame) -> tu
 def _respelt(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (columns subject, clip, ...) with each subject, and each clip of a subject, that
     :func:`icegan.protocol.subject_key` makes equal to one of ``like``'s (the same columns) spelt as in ``like``
-    (``smic/s1``, ``s1_ne_01`` → ``smic/s01``, ``s01_ne_01``); other ids, the row order and the dtypes unchanged. The
-    one matching of ``icegan ensemble``'s members and ``icegan compare``'s entries."""
+    (``smic/s1``, ``s1_ne_01`` → ``smic/s01``, ``s01_ne_01``), where that key is one id's on each side
+    (:func:`_spellings`: ``EP01_1`` and ``EP01_01`` of one subject, or subjects ``sub1`` and ``sub01``, stay as they
+    are); other ids, the row order and the dtypes unchanged. The one matching of ``icegan ensemble``'s members and
+    ``icegan compare``'s entries."""
     from icegan.protocol import subject_key
-    subject_of = {subject_key(x): x for x in like["subject"].unique()}
-    clip_of = {(subject_key(a), subject_key(c)): c for a, c in like[["subject", "clip"]].to_numpy()}
-    keys = frame["subject"].map(subject_key)
-    return frame.assign(clip=[clip_of.get((k, subject_key(c)), c) for k, c in zip(keys, frame["clip"])],
-                        subject=[subject_of.get(k, x) for k, x in zip(keys, frame["subject"])]
-                        ).astype(frame.dtypes.to_dict())
+
+    def clip_key(pair) -> tuple[str, str]:
+        return subject_key(pair[0]), subject_key(pair[1])
+    subject_of = _spellings(frame["subject"], like["subject"], subject_key)
+    pairs = list(zip(frame["subject"], frame["clip"]))
+    clip_of = _spellings(pairs, zip(like["subject"], like["clip"]), clip_key)
+    return frame.assign(clip=[clip_of.get(p, p)[1] for p in pairs],
+                        subject=[subject_of.get(x, x) for x in frame["subject"]]).astype(frame.dtypes.to_dict())
+
+
+def _spellings(ids, like, key) -> dict:
+    """{id: its spelling in ``like``} for each of ``ids`` (hashable) not itself in ``like`` whose ``key(id)`` is the
+    key of exactly one distinct id of ``ids`` and of exactly one of ``like``: ids that a key makes equal within one
+    side (``EP01_1`` and ``EP01_01``: two clips) are never respelt as one."""
+    ids, like = set(ids), set(like)
+    ours = Counter(key(x) for x in ids)
+    theirs = Counter(key(x) for x in like)
+    spelling = {key(x): x for x in like}
+    return {x: spelling[key(x)] for x in ids
+            if x not in like and ours[key(x)] == 1 and theirs[key(x)] == 1}
 
 
 def _relative(d: Path, out: Path) -> Optional[str]:

@@ -40,17 +40,16 @@ __all__ = ["RunSet", "load_run_set", "subject_confusions", "stratified_indices",
 
 
 def subject_order(subjects: Sequence[str]) -> list[str]:
-    """The distinct ``subjects`` (as text) in the order a subject bootstrap indexes them: by
-    :func:`icegan.protocol.subject_key` with its numbers compared as numbers (``smic/s1``, ``smic/s2``, ``smic/s10``),
-    then by the id itself. Two spellings of one subject (the MEGC2019 table's ``smic/s01``, the SMIC tree's
-    ``smic/s1``) take the same place, so the same predictions get the same intervals in either; zero-padded ids
-    (``casme2/sub01``, ``samm/006``, ``smic/s01``) keep the order of ``sorted``, in which every recorded interval
-    was drawn."""
-    from icegan.protocol import subject_key
-
+    """The distinct ``subjects`` (as text) in the order a subject bootstrap indexes them: by the id with its numbers
+    compared as numbers (``smic/s1``, ``smic/s2``, ``smic/s10``; a number without its leading zeros, as
+    :func:`icegan.protocol.subject_key` reads it), then by the id itself. Two spellings of one subject (the MEGC2019
+    table's ``smic/s01``, the SMIC tree's ``smic/s1``) take the same place, so the same predictions get the same
+    intervals in either; zero-padded ids (``casme2/sub01``, ``samm/006``, ``smic/s01``; any case, prefix or
+    separator) keep the order of ``sorted``, in which every recorded interval was drawn."""
     def key(s: str) -> tuple[str, str]:
-        # a number as its digit count (2 places) and its digits: 1 < 2 < 10, and still a digit against a letter
-        return re.sub(r"[0-9]+", lambda m: f"{len(m.group()):02d}{m.group()}", subject_key(s)), s
+        # a number as its value's digit count (2 places) and its value: 1 < 2 < 10, 01 = 1, and still sorted as a
+        # digit ('0') against any other character
+        return re.sub(r"[0-9]+", lambda m: f"{len(str(int(m.group()))):02d}{int(m.group())}", s), s
     return sorted({str(s) for s in subjects}, key=key)
 
 
@@ -496,18 +495,19 @@ def _in_spellings_of(s: RunSet, ref: RunSet) -> RunSet:
     """``s`` with its subject and clip ids that :func:`icegan.protocol.subject_key` makes equal to ``ref``'s spelt as
     in ``ref`` (the MEGC2019 table's ``smic/s01``, ``s01_ne_01`` for the SMIC tree's ``smic/s1``, ``s1_ne_01``), its
     clips sorted again and, where it then has ``ref``'s subjects, its subjects (confusions, datasets) in ``ref``'s
-    order, so that a resample draws the same subjects of both. Other ids are left as they are: the clips' check of
+    order, so that a resample draws the same subjects of both. Only a key that one id of each side has is respelt
+    (:func:`icegan.ensemble._spellings`); other ids are left as they are: the clips' check of
     :func:`bootstrap_compare` names the first difference. ``ref`` itself, or ``s`` without a clip column, is
     returned unchanged."""
     if s is ref or "clip" not in s.clips.columns or "clip" not in ref.clips.columns:
         return s
     from dataclasses import replace
 
-    from icegan.ensemble import _respelt                # icegan ensemble's matching of its members
+    from icegan.ensemble import _respelt, _spellings    # icegan ensemble's matching of its members
     from icegan.protocol import subject_key
-    subject_of = {subject_key(x): x for x in ref.subjects}
+    subject_of = _spellings(s.subjects, ref.subjects, subject_key)
     clips = _respelt(s.clips, ref.clips).sort_values(["subject", "clip"], kind="stable")
-    subjects = [subject_of.get(subject_key(x), x) for x in s.subjects]
+    subjects = [subject_of.get(x, x) for x in s.subjects]
     if sorted(subjects) != sorted(ref.subjects):
         return replace(s, subjects=subjects, clips=clips.reset_index(drop=True))
     order = [subjects.index(x) for x in ref.subjects]
