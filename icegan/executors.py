@@ -216,12 +216,16 @@ class ProcessGroupMap:
     are started with ``spawn`` (no fork of a process that already runs torch threads) and end when the
     main process ends, also when it is killed.
 
+    ``group_map(folds_fn, groups, scope=n)``: ``n`` fold groups in the whole run, those finished before included (a
+    resume), which size the default threads as for the uninterrupted run (:meth:`sizes`); None: ``len(groups)``.
+
     Args:
         workers: processes (>= 1); a call with fewer groups starts one per group (:meth:`sizes`).
-        threads: torch threads in each worker (0 → max(1, usable CPUs // the workers started): the CPUs this process
-            may run on, :func:`icegan.environment.usable_cpus`). Scores equal those of a one-process run with the same
-            thread count (every group is seeded from its first fold's index). ``self.threads``: each worker's threads
-            when all ``workers`` start.
+        threads: torch threads in each worker (0 → max(1, usable CPUs // min(workers, the run's groups ``scope``)):
+            the CPUs this process may run on, :func:`icegan.environment.usable_cpus`). Scores equal those of a
+            one-process run with the same thread count (every group is seeded from its first fold's index), so a
+            resumed run trains its folds with the threads an uninterrupted one does. ``self.threads``: each worker's
+            threads when all ``workers`` start.
 
     Raises:
         ValueError: ``workers`` < 1 or ``threads`` < 0.
@@ -238,22 +242,26 @@ class ProcessGroupMap:
         self.given_threads = int(threads)
         self.threads = self.sizes(self.workers)[1]
 
-    def sizes(self, groups: int) -> tuple[int, int]:
-        """``(processes, threads of each)`` that a call with ``groups`` groups of folds starts: min(workers, groups)
-        processes (at least 1), each with ``threads`` or else max(1, usable CPUs // those processes) threads: 16
-        workers asked for 2 groups on 16 CPUs start 2 processes of 8 threads, not 2 of 1."""
+    def sizes(self, groups: int, scope: Optional[int] = None) -> tuple[int, int]:
+        """``(processes, threads of each)`` that a call with ``groups`` groups of folds to run, of ``scope`` groups in
+        the whole run (finished ones included; None: ``groups``), starts: min(workers, groups) processes (at least 1),
+        each with ``threads`` or else max(1, usable CPUs // min(workers, scope)) threads: 16 workers asked for a run
+        of 2 groups on 16 CPUs start 2 processes of 8 threads, not 2 of 1; 4 workers with 2 groups left of 10 start
+        2 processes of 4 threads, as the uninterrupted run's 4 processes had (not 2 of 8: other scores)."""
         from icegan.environment import usable_cpus
         started = max(1, min(self.workers, groups))
-        return started, self.given_threads or max(1, usable_cpus() // started)
+        sharing = max(1, min(self.workers, groups if scope is None else scope))
+        return started, self.given_threads or max(1, usable_cpus() // sharing)
 
-    def __call__(self, folds_fn: Callable[[list], Any], groups: list[list]) -> Iterator[tuple[list, list]]:
+    def __call__(self, folds_fn: Callable[[list], Any], groups: list[list],
+                 scope: Optional[int] = None) -> Iterator[tuple[list, list]]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from concurrent.futures.process import BrokenProcessPool
 
         if not groups:
             return
-        workers, threads = self.sizes(len(groups))
+        workers, threads = self.sizes(len(groups), scope)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_group_worker, initargs=(folds_fn, threads, os.getpid()))
         try:

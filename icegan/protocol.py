@@ -1797,7 +1797,8 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             Under ``torchrun`` (:mod:`icegan.distributed`) every process runs the same folds in
             lockstep and only rank 0 writes the run directory; the others return rank 0's metrics.
         group_map: where ``folds_fn`` runs: ``group_map(folds_fn, groups)`` yields ``(group, results)`` in any
-            order (:class:`icegan.executors.ProcessGroupMap`: groups in parallel processes); None = one
+            order (:class:`icegan.executors.ProcessGroupMap`: groups in parallel processes, also given
+            ``scope=`` the run's groups in all, finished ones included, which size its default threads); None = one
             group after another in this process. Not under ``torchrun``.
         provenance: JSON-able facts the config does not capture but the results depend on (e.g. the
             SHA-256 of a weights file the config names only by default); kept in ``run.json``, so a
@@ -1870,10 +1871,12 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                 print(f"{title}: resuming {out}: {len(finished)} of {len(folds)} folds finished earlier are kept; "
                       + (f"{left} to train" if left else "none to train, the results are written again"),
                       file=sys.stderr)
-            # the tasks the pool gets: a pool of more workers starts only that many (records what ran)
+            # the tasks the pool gets: a pool of more workers starts only that many (records what ran); the run's
+            # tasks in all (scope) size its default threads, so a resume trains with an uninterrupted run's threads
+            scope = len(folds) if fold_fn is not None else len(_groups_to_run(folds, folds_per_call, set()))
             tasks = (len(folds) - len(finished) if fold_fn is not None
                      else len(_groups_to_run(folds, folds_per_call, finished)))
-            pool = _cpu_workers(fold_map, group_map, tasks)
+            pool = _cpu_workers(fold_map, group_map, tasks, scope)
             from icegan.environment import append_environment
             # the resolved device: a resume compares it, not its spelling (_devices_as_resolved)
             device = _resolved_device(_config_dict(config))
@@ -1935,7 +1938,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                             results = fn(g)
                         yield g, results
 
-                runs = one_by_one(folds_fn, groups) if group_map is None else group_map(folds_fn, groups)
+                from icegan.executors import ProcessGroupMap
+                runs = (one_by_one(folds_fn, groups) if group_map is None
+                        else group_map(folds_fn, groups, scope=scope) if isinstance(group_map, ProcessGroupMap)
+                        else group_map(folds_fn, groups))
                 for group, results in runs:
                     results = list(results)
                     if len(results) != len(group):
@@ -1992,7 +1998,8 @@ def _groups_to_run(folds: list[Fold], folds_per_call: int, finished: set) -> lis
     return [g for g in groups if not all(f.subject in finished for f in g)]
 
 
-def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None) -> Optional[tuple[int, int]]:
+def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None,
+                 scope: Optional[int] = None) -> Optional[tuple[int, int]]:
     """``(workers, threads)``: the processes a LOSO run keeps busy on this machine at once and the CPU threads of
     each: ``(1, torch's threads)`` in this process, or a local worker pool's (:class:`icegan.executors.ProcessGroupMap`;
     a local :class:`icegan.executors.RayExecutor`, whose tasks run ``threads`` or else ``num_cpus`` threads and, with
@@ -2000,8 +2007,9 @@ def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None) -> Optional[t
     attribute names it). None when the folds run on a Ray cluster elsewhere (``address`` set). Under ``torchrun``
     the folds run in this process on every rank: ``(LOCAL_WORLD_SIZE, torch's threads)``, the processes torchrun
     started on this machine (1 when it is unset). ``tasks``: the groups (or folds) the pool gets; a pool then runs
-    at most that many at once (at least 1), and a ProcessGroupMap's default threads are those of the processes it
-    starts (:meth:`icegan.executors.ProcessGroupMap.sizes`); None: the pool's workers as given.
+    at most that many at once (at least 1); None: the pool's workers as given. ``scope``: the run's tasks in all,
+    finished ones included (a resume), which size a ProcessGroupMap's default threads as for the uninterrupted run
+    (:meth:`icegan.executors.ProcessGroupMap.sizes`); None: ``tasks``.
 
     Raises:
         RuntimeError: a torchrun variable (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``) that is not
@@ -2018,7 +2026,7 @@ def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None) -> Optional[t
         from icegan.environment import usable_cpus
         from icegan.executors import ProcessGroupMap
         if isinstance(m, ProcessGroupMap) and tasks is not None:
-            return m.sizes(tasks)
+            return m.sizes(tasks, scope)
         per_task = getattr(m, "threads", 0) or (max(1, int(m.num_cpus)) if hasattr(m, "num_cpus")
                                                 else torch.get_num_threads())
         if workers <= 0:

@@ -144,7 +144,7 @@ def test_environment_jsonl_records_the_workers_that_ran_and_an_old_record_still_
 
     class InProcess(ProcessGroupMap):
         """The pool's sizes, its groups trained in this process (no spawned workers in a unit test)."""
-        def __call__(self, folds_fn, groups):
+        def __call__(self, folds_fn, groups, scope=None):
             for g in groups:
                 yield g, folds_fn(g)
 

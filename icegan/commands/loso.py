@@ -668,8 +668,9 @@ config overrides (key=value, dotted for sections; values parsed as YAML):
   seed=INT  device=STR  threads=INT  max_folds=INT (0 = all folds; a rerun with more folds into the same --out
                            extends the run: for ststnet/offtanet only when it filled whole fold groups)
   workers=INT              >1: train the fold groups (model.folds_per_group folds each; scikit-learn recognizers: one fold) in that
-                           many processes with `threads` torch threads each (0: CPUs // workers); 0 = one per usable
-                           CPU (this process's affinity mask); same scores as one process with that thread count;
+                           many processes (at most one per group left) with `threads` torch threads each (0: CPUs //
+                           min(workers, the run's fold groups), also on a resume); 0 = one per usable CPU (this
+                           process's affinity mask); same scores as one process with that thread count;
                            per-epoch TensorBoard losses and inner bars are off
   data.source=megc2019_htnet|table|toy  data.root=PATH  data.datasets=[casme2,samm]  data.toy_subjects=INT
                            (data.root: a megc2019_htnet folder, or a clone of the HTNet release as it is)
