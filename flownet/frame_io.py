@@ -29,7 +29,12 @@ around the decoding, under a lock, since a descriptor is the whole process's: th
 ``icegan data check``'s, take turns; other output of that moment is passed on to stderr) and refuses the file. JPEG
 has no checksum: damage that libjpeg decodes without a complaint cannot be told (of one byte changed at random in
 the scan of CASME II frames, about 3 in 4; of 3 bytes, half; of 20, 1 in 50). An intact file decodes as
-``cv2.imdecode`` decodes it.
+``cv2.imdecode`` decodes it. An ``os.fork`` (``multiprocessing``'s ``fork`` start method included) waits for a
+decoding of another thread to end; a child process started without the fork hooks of ``os.register_at_fork``
+(``subprocess``, the ``spawn`` and ``forkserver`` start methods) while another thread decodes a JPEG is not
+covered: it gets that temporary file as its stderr, and its error output is lost. On Windows (``os.name == "nt"``: no
+``os.register_at_fork``, and OpenCV's libjpeg may write through a C runtime of its own, whose descriptor 2
+``os.dup2`` does not reach) stderr is not watched: a damaged JPEG is decoded as ``cv2.imdecode`` decodes it.
 
 OpenCV turns a picture by its EXIF Orientation tag (JPEG, PNG, TIFF, WebP), as an image viewer shows it, except
 with ``IMREAD_UNCHANGED``; Pillow's ``size`` is the stored one. :func:`oriented_size` gives the size from the header
@@ -129,11 +134,14 @@ def truncation_problem(data: bytes) -> str | None:
     return None
 
 
+#: whether JPEG decodings are watched for libjpeg's "Corrupt JPEG data" line (not on Windows; module docstring)
+_WATCH_STDERR = os.name != "nt"
 #: held while file descriptor 2 is sent to :data:`_stderr_sink` around a JPEG decoding (:func:`_imdecode_jpeg`), and
-#: across a fork (a child started by another thread meanwhile would keep that file as its stderr, and the lock held)
+#: across an ``os.fork`` (a child forked by another thread meanwhile would keep that file as its stderr, and the lock
+#: held); children started without the fork hooks (``subprocess``, ``spawn``) are not covered (module docstring)
 _STDERR_LOCK = threading.Lock()
-#: the temporary file that catches libjpeg's output (:func:`_imdecode_jpeg`), made at the first JPEG decoded; left
-#: empty between decodings. A forked child makes its own (its copy shares the parent's file position).
+#: the temporary file that catches libjpeg's output (:func:`_imdecode_jpeg`), made at the first JPEG decoded and
+#: emptied before each decoding. A forked child makes its own (its copy shares the parent's file position).
 _stderr_sink = None
 
 
@@ -146,8 +154,9 @@ def _after_fork_in_child() -> None:
     _STDERR_LOCK.release()
 
 
-os.register_at_fork(before=_STDERR_LOCK.acquire, after_in_parent=_STDERR_LOCK.release,
-                    after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):     # not on Windows
+    os.register_at_fork(before=_STDERR_LOCK.acquire, after_in_parent=_STDERR_LOCK.release,
+                        after_in_child=_after_fork_in_child)
 
 
 def _imdecode_jpeg(data: bytes, flag: int) -> tuple[np.ndarray | None, str | None]:
@@ -156,8 +165,9 @@ def _imdecode_jpeg(data: bytes, flag: int) -> tuple[np.ndarray | None, str | Non
     Returns:
         The decoded image (None when OpenCV cannot decode it) and libjpeg's ``"Corrupt JPEG data: ..."`` line
         without that opening (e.g. ``"premature end of data segment"``), or None when it wrote none. Other text
-        written to stderr meanwhile (another thread's, another libjpeg warning) is written to stderr after it.
-        Without an open stderr, the decoding is not watched.
+        written to stderr meanwhile (another thread's, another libjpeg warning) is written to stderr after it,
+        also when ``cv2.imdecode`` raises. Without an open stderr, or on Windows (:data:`_WATCH_STDERR`), the
+        decoding is not watched.
 
     Raises:
         cv2.error: as ``cv2.imdecode``.
@@ -166,6 +176,9 @@ def _imdecode_jpeg(data: bytes, flag: int) -> tuple[np.ndarray | None, str | Non
     global _stderr_sink
     import cv2
     buf = np.frombuffer(data, np.uint8)
+    if not _WATCH_STDERR:
+        return cv2.imdecode(buf, flag), None
+    opening = b"Corrupt JPEG data: "
     with _STDERR_LOCK:
         try:
             saved = os.dup(2)
@@ -174,23 +187,21 @@ def _imdecode_jpeg(data: bytes, flag: int) -> tuple[np.ndarray | None, str | Non
         try:
             if _stderr_sink is None:
                 _stderr_sink = tempfile.TemporaryFile(buffering=0)
-            os.dup2(_stderr_sink.fileno(), 2)
+            _stderr_sink.seek(0)
+            _stderr_sink.truncate()
             try:
+                os.dup2(_stderr_sink.fileno(), 2)
                 img = cv2.imdecode(buf, flag)
             finally:
                 os.dup2(saved, 2)
+                _stderr_sink.seek(0)
+                lines = _stderr_sink.read().splitlines(keepends=True)
+                others = b"".join(line for line in lines if not line.startswith(opening))
+                if others:
+                    os.write(2, others)
         finally:
             os.close(saved)
-        _stderr_sink.seek(0)
-        lines = _stderr_sink.read().splitlines(keepends=True)
-        if lines:
-            _stderr_sink.seek(0)
-            _stderr_sink.truncate()
-    opening = b"Corrupt JPEG data: "
     corrupt = [line for line in lines if line.startswith(opening)]
-    others = b"".join(line for line in lines if not line.startswith(opening))
-    if others:
-        os.write(2, others)
     return img, corrupt[0][len(opening):].decode("latin-1").strip() if corrupt else None
 
 
@@ -284,7 +295,8 @@ def _refuse_floating_point(p: Path, data: bytes) -> None:
     OpenCV's 8-bit flags cannot read it; the caller's 'not an image OpenCV can decode' would be wrong); else nothing."""
     import cv2
     try:
-        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        raw = (_imdecode_jpeg(data, cv2.IMREAD_UNCHANGED)[0] if data[:2] == b"\xff\xd8" else     # libjpeg's line caught
+               cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
     except cv2.error:
         raw = None
     if raw is not None and raw.size and np.issubdtype(raw.dtype, np.floating):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,9 +61,27 @@ def test_a_jpeg_damaged_inside_its_scan_is_refused_by_name(tmp_path, capfd, flag
     assert capfd.readouterr().err == "stderr still reaches its file\n"
 
 
-def test_damaged_and_intact_jpegs_read_by_threads_are_each_told_apart(tmp_path):
+def _slow_imdecode(monkeypatch, seconds: float = 0.01, started=None) -> None:
+    """Make ``cv2.imdecode`` sleep ``seconds`` after decoding (the GIL released), so that threads reading frames
+    interleave inside the JPEG stderr watch; ``started`` (a threading.Event): set as each decoding ends."""
+    real = cv2.imdecode
+
+    def slow(buf, flag):
+        img = real(buf, flag)
+        if started is not None:
+            started.set()
+        time.sleep(seconds)
+        return img
+
+    monkeypatch.setattr(cv2, "imdecode", slow)
+
+
+def test_damaged_and_intact_jpegs_read_by_threads_are_each_told_apart(tmp_path, monkeypatch):
     """``icegan data check`` decodes frames in threads, and libjpeg's line goes to the process's one stderr: each
-    damaged file among intact ones read concurrently is refused, and only they are."""
+    damaged file among intact ones read concurrently is refused, and only they are. Each decoding sleeps 10 ms
+    after it ends, so that without the watch's lock the threads' decodings overlap (it failed then at every run,
+    where the plain test passed 4 runs in 5)."""
+    _slow_imdecode(monkeypatch)
     pairs = [_jpegs(tmp_path, seed) for seed in range(4)]
     files = [p for pair in pairs for p in pair] * 3
 
@@ -76,6 +97,40 @@ def test_damaged_and_intact_jpegs_read_by_threads_are_each_told_apart(tmp_path):
     for path, why in zip(files, got):
         assert (why is not None) == path.name.startswith("bad"), (path, why)
         assert why is None or f"{path}: corrupt JPEG data" in why
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_child_forked_while_another_thread_decodes_refuses_a_damaged_jpeg(tmp_path, monkeypatch):
+    """A fork while another thread is inside the JPEG stderr watch (its lock held, fd 2 on the watch's file): the
+    fork waits for that decoding to end, and the child has its stderr back, the lock free and a watch's file of its
+    own, so that it refuses a damaged JPEG (without the fork hooks it would hang on the lock, its stderr lost)."""
+    good, bad = _jpegs(tmp_path)
+    started = threading.Event()
+    _slow_imdecode(monkeypatch, 0.5, started)
+    stderr_before = os.fstat(2)
+    reader = threading.Thread(target=read_frame, args=(good,))
+    reader.start()
+    assert started.wait(30)
+    pid = os.fork()
+    if pid == 0:                                     # the child: never returns into pytest
+        code = 1
+        try:
+            assert os.path.samestat(os.fstat(2), stderr_before)
+            try:
+                read_frame(bad)
+            except ValueError as exc:
+                code = 0 if "bad0.jpg: corrupt JPEG data (libjpeg: " in str(exc) else 3
+        finally:
+            os._exit(code)
+    reader.join()
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done[0] == pid, "the forked child hung"
+    assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
 def test_data_check_counts_a_damaged_jpeg_unreadable_and_exits_1(tmp_path, capsys):
