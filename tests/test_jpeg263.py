@@ -103,3 +103,19 @@ def test_without_the_watch_a_jpeg_decodes_as_cv2_imdecode_decodes_it(tmp_path, m
         np.testing.assert_array_equal(read_frame(path), cv2.imdecode(np.fromfile(path, np.uint8),
                                                                      cv2.IMREAD_GRAYSCALE))
     assert "Corrupt JPEG data: " in capfd.readouterr().err
+
+
+def test_another_libjpeg_warning_during_the_watch_is_passed_on_to_stderr(tmp_path, capfd):
+    """A JPEG whose JFIF version says 2.01 decodes, and libjpeg's warning about it (not "Corrupt JPEG data") reaches
+    stderr as before the watch: the watch passes on what is not its own line (a surviving mutant dropped it)."""
+    img = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
+    data = bytearray(cv2.imencode(".jpg", img)[1].tobytes())
+    data[data.index(b"JFIF\x00") + 5] = 2           # JFIF major version 1 -> 2
+    path = tmp_path / "jfif2.jpg"
+    path.write_bytes(bytes(data))
+    capfd.readouterr()
+    out = read_frame(path, cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(out, cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_GRAYSCALE))
+    err = capfd.readouterr().err
+    assert "JFIF revision number 2.01" in err
+    assert "Corrupt JPEG data" not in err
