@@ -26,13 +26,16 @@ from __future__ import annotations
 import contextlib
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from .models.srflownet import SRFlowNet, SRFlowNetConfig
 from .models.state_dict import (format_uses, load_model_file, load_state_dict_file, load_state_dict_strict,
                                  missing_weights, read_torch_file, save_torch_file, training_checkpoint_fix,
                                  training_checkpoint_keys)
+
+if TYPE_CHECKING:   # imported where it is built: it pulls in torchvision's RAFT and torch._dynamo (seconds), which a
+    from .models.srflownet import SRFlowNet       # TV-L1 or Farneback run never uses
 
 __all__ = ["ESTIMATORS", "BACKBONES", "WEIGHTS_FORMAT", "BACKBONE_FORMAT", "SHIPPED_WEIGHTS", "SHIPPED_CHECKPOINTS", "default_weights_path",
            "resolve_weights",
@@ -256,6 +259,7 @@ def load_srflownet(path: str | Path | None = None, device: str | torch.device = 
             format: :func:`flownet.models.state_dict.load_model_file`), its tensors do not match the model built
             from its config, or some hold NaN/Inf (names the file and the first mismatching keys).
     """
+    from .models.srflownet import SRFlowNet, SRFlowNetConfig
     p = resolve_weights(path, "srflownet")
     model = load_model_file(p, WEIGHTS_FORMAT, "SRFlowNet", SRFlowNet, SRFlowNetConfig,
                             "Train some with `icegan flow train --config configs/flow_srflownet_fdr.yaml "
@@ -342,6 +346,7 @@ def build_backbone(name: str, config=None) -> torch.nn.Module:
     from .models.liteflownet2 import LiteFlowNet2, LiteFlowNet2Config
     n = canonical_name(name)
     if n == "srflownet":
+        from .models.srflownet import SRFlowNet, SRFlowNetConfig
         return SRFlowNet(_config_from(SRFlowNetConfig, config, n))
     if n == "liteflownet2":
         return LiteFlowNet2(_config_from(LiteFlowNet2Config, config, n))
@@ -371,6 +376,7 @@ def backbone_name(model: torch.nn.Module) -> str:
     """
     from .models.backbones import PtlflowBackbone, RAFTBackbone
     from .models.liteflownet2 import LiteFlowNet2
+    from .models.srflownet import SRFlowNet
     if isinstance(model, SRFlowNet):
         return "srflownet"
     if isinstance(model, LiteFlowNet2):

@@ -388,7 +388,7 @@ def _check_generator_widths(cfg: MainConfig) -> None:
         ConfigError: the first level that fails, naming the key that sets it (``gan.max_channels`` where it is the cap)
             and every level's width.
     """
-    from icegan.models.generator import level_widths
+    from icegan.models.levels import level_widths     # no torch import: this check runs on every main config
     g = cfg.gan
     widths = level_widths(cfg.data.img_size, g.base_channels, g.max_channels)
     i = next((i for i, w in enumerate(widths) if w > 8 and w % 8), None)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torchvision.ops import SqueezeExcitation
 
 from .grm import GraphReasoningModule
+from .levels import level_widths   # re-exported: the public name stays icegan.models.generator.level_widths
 
 __all__ = ["Generator", "level_widths", "one_hot_classes", "warp_backward", "SubpixelConvTranspose2d"]
 
@@ -131,15 +132,6 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
         """
         w, b = self.subpixel_weight()
         return F.pixel_shuffle(F.conv2d(x, w.to(x.dtype), b.to(x.dtype), padding=1), 2)
-
-
-def level_widths(img_size: int, base_channels: int, max_channels: int) -> list[int]:
-    """Channel widths of the :class:`Generator`'s encoder levels, finest first: ``min(base_channels * 2^i,
-    max_channels)`` for i = 0 .. log2(img_size) - 2, i.e. ``log2(img_size) - 1`` levels (6 at 128 pixels, down to
-    2×2). ``img_size`` in pixels, a power of two >= 16 (the Generator refuses others; not checked here). Each level
-    is normalised with ``GroupNorm(min(8, C), C)`` (:func:`_norm`), which needs every width <= 8 or a multiple of 8
-    (the main job's config check, ``icegan.pipeline._check_generator_widths``, reads these widths)."""
-    return [min(base_channels * 2 ** i, max_channels) for i in range(int(round(math.log2(img_size))) - 1)]
 
 
 def _norm(ch: int) -> nn.GroupNorm:
