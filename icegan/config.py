@@ -560,9 +560,11 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             if isinstance(node, dict) and part in node and not isinstance(node[part], (dict, list)):
                 raise _not_a_section(".".join(parts[:i + 1]), item)    # a known key with no keys below it
             if not isinstance(node, dict) or part not in node or not isinstance(node[part], (dict, list)):
-                sections = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
+                # a section or a list (data.prepare.datasets): both have items below them
+                sections = [k for k, v in node.items() if isinstance(v, (dict, list))] if isinstance(node, dict) else []
                 hint = did_you_mean(part, sections, _dotted(parts[:i])) or _did_you_mean_nested(parts[-1], data)
-                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'{hint}")
+                known = f"; known keys here: {sorted(node)}" if isinstance(node, dict) else ""
+                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override '{item}'{hint}{known}")
             node = node[part]
         if isinstance(node, list):
             node[_list_index(node, parts, len(parts) - 1, item)] = value

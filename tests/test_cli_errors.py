@@ -145,16 +145,16 @@ def test_a_missing_root_is_pointed_at_the_way_the_command_takes_it(tmp_path, cap
     assert capsys.readouterr().err.strip().endswith("in its official layout (e.g. SAMM/006/006_1_2/006_05562.jpg in "
                                                     "it), or give its folder with --root")
     monkeypatch.setenv("ICEGAN_DATA", str(tmp_path / "mine"))
-    for argv, run in ((["prepare", "--config", "configs/prepare_casme2.yaml", f"datasets.0.root={nowhere}",
-                        f"cache_root={tmp_path / 'cache'}"], main),
-                      (["--config", "configs/casme2.yaml", f"data.prepare.datasets.0.root={nowhere}", "--out",
-                        str(tmp_path / "run"), f"data.prepare.cache_root={tmp_path / 'cache'}", "--no-progress"],
-                       train_main)):
+    for argv, run, key in ((["prepare", "--config", "configs/prepare_casme2.yaml", f"datasets.0.root={nowhere}",
+                             f"cache_root={tmp_path / 'cache'}"], main, " datasets.N.root=DIR"),
+                           (["--config", "configs/casme2.yaml", f"data.prepare.datasets.0.root={nowhere}", "--out",
+                             str(tmp_path / "run"), f"data.prepare.cache_root={tmp_path / 'cache'}", "--no-progress"],
+                            train_main, " data.prepare.datasets.N.root=DIR")):     # the key of its own config
         assert run(argv) == 2, argv
         err = capsys.readouterr().err
         assert f"casme2 root not found: {nowhere}" in err and "Traceback" not in err, err
         assert "--root" not in err and "`root:` of the casme2 entry" in err
-        assert "data.prepare.datasets.N.root=DIR" in err
+        assert key in err, err
         assert f"{{data_root}} is {tmp_path / 'mine'} (set ICEGAN_DATA to move it)" in err
 
 

@@ -438,8 +438,8 @@ def test_root_and_sheet_errors_name_what_is_missing(tmp_path, shared_data):
     msg = str(e.value)
     assert str(root / CASME2_SHEET) in msg and str(tmp_path / "annotations" / CASME2_SHEET) in msg
     hint = (f"Point at your copy of the official sheet ({CASME2_SHEET}) with the `annotations:` of the dataset's "
-            f"entry in the config (on the command line data.prepare.datasets.N.annotations=FILE, N its place from 0; "
-            f"`datasets` in an icegan prepare config), or with --annotations FILE for icegan data check")
+            f"entry in the config (on the command line data.prepare.datasets.N.annotations=FILE, N its place from 0)")
+    # (icegan prepare and icegan data check word it for themselves: tests/test_hints263.py)
     assert msg.endswith(hint)
     with pytest.raises(FileNotFoundError) as e:
         CASME2(root, tmp_path / "no.xlsx")

@@ -123,6 +123,16 @@ def _composite(args: argparse.Namespace) -> int:
                or not sum(c["clips"] for c in out.values()))
 
 
+def _word_for(exc: FileNotFoundError, command: str) -> None:
+    """Reword in place the root and sheet hints in ``exc`` (a missing root or sheet: :mod:`icegan.data.base`,
+    which names train.py's override keys) for ``command``, whose keys or flags they then name
+    (:func:`icegan.data.base.hint_for_command`); an error with no such hint, or an OS error (errno set: its text is
+    not its args), is left as it is."""
+    from icegan.data.base import hint_for_command
+    if exc.errno is None and len(exc.args) == 1:
+        exc.args = (hint_for_command(str(exc.args[0]), command),)
+
+
 @one_line_errors("icegan data check")
 def _check(args: argparse.Namespace) -> int:
     _logging()
@@ -144,8 +154,12 @@ def _check_quietly(args: argparse.Namespace) -> int:
         check_output_path(args.json, "--json (the report file)", example="check.json")
     if args.dataset != "clips" and not args.root.is_dir():      # (a clip list's --root is its CSV)
         raise DatasetLayoutError(missing_root_message(args.dataset, args.root, given_by="--root"))
-    rep = check_dataset(args.dataset, args.root, args.annotations, composite_only=args.composite_only,
-                        read_images=not args.no_read_images, workers=args.workers, progress=True)
+    try:
+        rep = check_dataset(args.dataset, args.root, args.annotations, composite_only=args.composite_only,
+                            read_images=not args.no_read_images, workers=args.workers, progress=True)
+    except FileNotFoundError as exc:
+        _word_for(exc, "icegan data check")
+        raise
     print(rep.text())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +175,11 @@ def _prepare(args: argparse.Namespace) -> int:
     from icegan.data.prepare import PrepareConfig, prepare_dataset
     from icegan.labels import DEFAULT_LABELS, get_label_set
     cfg = load_command_config(PrepareConfig, args.config, args.overrides, "icegan prepare")
-    p = prepare_dataset(cfg)
+    try:
+        p = prepare_dataset(cfg)
+    except FileNotFoundError as exc:
+        _word_for(exc, "icegan prepare")
+        raise
     m = p.manifest
     print(f"cache: {p.cache_dir}")
     print(f"prepared {len(p)} clips ({p.frames.onset.shape[1]}x{p.frames.onset.shape[2]} {cfg.color}), "

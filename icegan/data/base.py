@@ -43,16 +43,44 @@ def missing_root_message(name: str, root: str | Path, given_by: Optional[str] = 
     if given_by:
         return head + f"give its folder with {given_by}"
     return head + (f"point at it with the `root:` of the {name} entry in the config's dataset list "
-                   f"(data.prepare.datasets; on the command line data.prepare.datasets.N.root=DIR, N its place "
-                   f"from 0; `datasets` in an icegan prepare config); in a root, {{data_root}} is "
+                   f"{_root_keys(CONFIG_DATASETS)}; in a root, {{data_root}} is "
                    f"{default_data_root()} (set ICEGAN_DATA to move it) and {{shared_data}} is "
                    f"{shared_data_root_or_none() or 'unset'} (ICEGAN_SHARED_DATA)")
 
 
+#: the key of the dataset list in the configs that hold it in their ``data`` section (train.py, icegan train,
+#: icegan features, icegan gan train), as the root and sheet hints name it; icegan prepare's config holds the list at
+#: its top, as ``datasets`` (:func:`hint_for_command`)
+CONFIG_DATASETS = "data.prepare.datasets"
+
+
+def _root_keys(datasets: str) -> str:
+    """How a dataset entry's root is set, for the dataset list at key ``datasets`` (in parentheses)."""
+    return f"({datasets}; on the command line {datasets}.N.root=DIR, N its place from 0)"
+
+
+def _sheet_keys(datasets: str) -> str:
+    """How a dataset entry's sheet is set, for the dataset list at key ``datasets``."""
+    return (f"the `annotations:` of the dataset's entry in the config (on the command line "
+            f"{datasets}.N.annotations=FILE, N its place from 0)")
+
+
 #: how to point at a coding sheet, for the errors of :func:`find_sheet`
-_SHEET_HINT = ("Point at your copy of the official sheet ({name}) with the `annotations:` of the dataset's entry in "
-               "the config (on the command line data.prepare.datasets.N.annotations=FILE, N its place from 0; "
-               "`datasets` in an icegan prepare config), or with --annotations FILE for icegan data check")
+_SHEET_HINT = "Point at your copy of the official sheet ({name}) with " + _sheet_keys(CONFIG_DATASETS)
+
+
+def hint_for_command(text: str, command: str) -> str:
+    """``text`` (an error message) with the hints of :func:`missing_root_message` and :func:`find_sheet` in it,
+    which name the override keys of a config with ``data.prepare.datasets`` (:data:`CONFIG_DATASETS`), worded for
+    ``command``: ``datasets.N.root=DIR`` / ``datasets.N.annotations=FILE`` for ``"icegan prepare"`` (its config
+    holds the list at its top), ``--annotations FILE`` for ``"icegan data check"`` (its root's hint names
+    ``--root`` already: ``given_by``). Other text, and other commands, are returned as they are."""
+    if command == "icegan prepare":
+        return (text.replace(_root_keys(CONFIG_DATASETS), _root_keys("datasets"))
+                .replace(_sheet_keys(CONFIG_DATASETS), _sheet_keys("datasets")))
+    if command == "icegan data check":
+        return text.replace(_sheet_keys(CONFIG_DATASETS), "--annotations FILE")
+    return text
 
 
 def find_sheet(explicit: Optional[str | Path], name: str, root: Path) -> Path:
