@@ -189,7 +189,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
 
     from icegan.commands.loso import fold_runner
     from icegan.ensemble import not_probabilities
-    from icegan.executors import sequential_map
+    from icegan.executors import ProcessGroupMap, sequential_map
     from icegan.labels import get_label_set
 
     if cfg.oracle_epoch:
@@ -216,6 +216,9 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     # the chunks of outer folds are fixed, so a resumed chunk is trained exactly as in an uninterrupted run
     outer_per_call = 1 if per_call == 1 else max(1, (per_call if per_call > 0 else n_outer) // k)
     chunks = [list(outer_folds[s:s + outer_per_call]) for s in range(0, n_outer, outer_per_call)]
+    # the selection's groups in all, finished ones included: they size a ProcessGroupMap's default threads, so a
+    # resumed selection trains with an uninterrupted one's threads (as run_loso's scope)
+    scope = n_outer * k if per_call == 1 else len(chunks)
     chunks = [c for c in chunks if not all(f.subject in finished_outer for f in c)]
     todo = [f for c in chunks for f in c]      # not empty: a run with every outer fold finished returned above
     if finished_outer & {f.subject for f in todo}:     # a chunk cut short: drop its rows, train it again whole
@@ -229,7 +232,9 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     label = samples["label"].to_numpy()
     pending: dict[str, list[pd.DataFrame]] = {f.subject: [] for f in todo}
 
-    runs = (sequential_map if group_map is None else group_map)(folds_fn, groups)
+    runs = (sequential_map(folds_fn, groups) if group_map is None
+            else group_map(folds_fn, groups, scope=scope) if isinstance(group_map, ProcessGroupMap)
+            else group_map(folds_fn, groups))
     bar = tqdm(total=len(todo), desc=f"inner folds {cfg.name}", unit="outer fold", disable=not progress, leave=False)
     parts = [done]
     for group, results in runs:
