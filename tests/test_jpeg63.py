@@ -133,10 +133,8 @@ def test_a_child_forked_while_another_thread_decodes_refuses_a_damaged_jpeg(tmp_
     assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
-def test_data_check_counts_a_damaged_jpeg_unreadable_and_exits_1(tmp_path, capsys):
-    """The damaged apex frame of a clip list clip: `icegan data check` skips the clip for it (exit 1) and names the
-    file with the reason; before, the check found nothing (exit 0)."""
-    from icegan.cli import main
+def _clip_with_damaged_apex(tmp_path):
+    """A clip list of one clip, frames img1..img10.jpg in ``tmp_path/c1``, whose apex img5.jpg alone is damaged."""
     folder = tmp_path / "c1"
     for n in range(1, 11):
         good, bad = _jpegs(folder, n)
@@ -144,6 +142,14 @@ def test_data_check_counts_a_damaged_jpeg_unreadable_and_exits_1(tmp_path, capsy
         (good if n == 5 else bad).unlink()
     csv = tmp_path / "c1.csv"
     csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,c1,{folder},2,5,10\n")
+    return csv
+
+
+def test_data_check_counts_a_damaged_jpeg_unreadable_and_exits_1(tmp_path, capsys):
+    """The damaged apex frame of a clip list clip: `icegan data check` skips the clip for it (exit 1) and names the
+    file with the reason; before, the check found nothing (exit 0)."""
+    from icegan.cli import main
+    csv = _clip_with_damaged_apex(tmp_path)
     assert main(["data", "check", "--dataset", "clips", "--root", str(csv), "--workers", "2"]) == 1
     out = capsys.readouterr().out
     assert "unreadable image(s) for frame(s) 5" in out
@@ -154,13 +160,7 @@ def test_preparation_skips_the_clip_of_a_damaged_apex_jpeg(tmp_path):
     """A cropped clip whose apex JPEG is damaged: process_clip's error names the file and the damage (before, the
     garbage apex was used)."""
     from icegan.data import prepare as prep
-    folder = tmp_path / "c1"
-    for n in range(1, 11):
-        good, bad = _jpegs(folder, n)
-        (bad if n == 5 else good).rename(folder / f"img{n}.jpg")
-        (good if n == 5 else bad).unlink()
-    csv = tmp_path / "c1.csv"
-    csv.write_text(f"subject,clip,frames,onset,apex,offset\nme,c1,{folder},2,5,10\n")
+    csv = _clip_with_damaged_apex(tmp_path)
     rec = prep.dataset_records(prep.DatasetSpec(name="clips", root=str(csv), mode="cropped"))[0]
     out = prep.process_clip(rec, "cropped", prep._settings(prep.PrepareConfig()))
     assert "img5.jpg: corrupt JPEG data" in out.get("error", ""), out

@@ -29,6 +29,8 @@ CFG = {"name": "r", "model": {"name": "one_hot"}}
 @pytest.mark.parametrize("column, cell, why", [
     ("score_positive", "", "'' is not a number"),
     ("score_negative", "abc", "'abc' is not a number"),
+    ("score_negative", "nan", "'nan' is not a number"),     # a missing-value cell as written (round 63; was '')
+    ("score_negative", "NA", "'NA' is not a number"),
     ("y_pred", "9", "'9' is outside the class ids 0..2"),
     ("y_true", "x", "'x' is not a class id (an integer 0..2)"),
 ])

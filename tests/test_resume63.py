@@ -1,9 +1,8 @@
 """LOSO resume 63: (1) a resume with another data.img_size (so another data digest) was refused blaming the data
 ("a corrected annotation sheet ...") without naming the config key that changed; now the differing config keys are
 named first. (2) A finished fold's score cell 'nan' (or 'NA') was reported as ``''`` (the missing cell masked before
-the check); the warning now shows the cell as written. (3) A resume with gan.enabled=false listed every gan key the
+the check); the warning now shows the cell as written (cases of test_resume57's damaged-row test). (3) A resume with gan.enabled=false listed every gan key the
 run never read ("gan.skip: 'grm' there, (absent) now, ... and 12 more"); now only the keys whose value changed."""
-import pandas as pd
 import pytest
 import yaml
 from test_resume_audit44 import _one_hot_folds
@@ -31,31 +30,6 @@ def test_another_data_digest_with_another_config_names_the_config_keys_first(tmp
     assert str(exc.value) == (f"{out} holds a different LOSO run (differs in ['provenance']) (its data d1 vs now d2: the "
                               "clips, their labels or their maps changed, e.g. a corrected annotation sheet or a "
                               "regenerated feature table); use another --out or delete that folder")
-
-
-# ------------------------------------------------------------------------- (2) a score cell 'nan' shown as written
-
-@pytest.mark.parametrize("cell", ["nan", "NA", ""])
-def test_a_missing_value_score_cell_is_shown_as_written(tmp_path, capsys, cell):
-    """The warning shows the cell's text ('nan', 'NA'; an empty cell ''), as icegan ensemble's checks name cells; the
-    fold is trained again and the result is the uninterrupted run's."""
-    from test_resume57 import CFG, _toy
-
-    from icegan.protocol import run_loso
-    toy = _toy()
-    out = tmp_path / "r"
-    ref = run_loso(toy.samples, _one_hot_folds([]), out, config=CFG, progress=False)
-    pred_csv = out / "predictions.csv"
-    rows = pd.read_csv(pred_csv, dtype=str, keep_default_na=False)
-    rows.loc[2, "score_negative"] = cell             # line 4 of the file: the first fold's third clip
-    rows.to_csv(pred_csv, index=False)
-    capsys.readouterr()
-    calls = []
-    assert run_loso(toy.samples, _one_hot_folds(calls), out, config=CFG, progress=False) == ref
-    assert calls == [0]
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
-    assert warnings == [f"warning: {pred_csv}, line 4, column score_negative: {cell!r} is not a number; the fold "
-                        f"'{rows['subject'][2]}' is scored again (was the file edited?)"]
 
 
 # ------------------------------------------------------------------ (3) gan.enabled=false: only the changed keys
