@@ -27,8 +27,7 @@ its end marker, and ``cv2.imdecode`` decodes it to garbage, with only libjpeg's 
 stderr, naming no file. :func:`read_frame` catches that line (stderr, file descriptor 2, sent to a temporary file
 around the decoding, under a lock, since a descriptor is the whole process's: the JPEG decodings of threads, such as
 ``icegan data check``'s, take turns; other output of that moment is passed on to stderr) and refuses the file. JPEG
-has no checksum: damage that libjpeg decodes without a complaint cannot be told (of one byte changed at random in
-the scan of CASME II frames, about 3 in 4; of 3 bytes, half; of 20, 1 in 50). An intact file decodes as
+has no checksum: damage libjpeg does not complain about goes undetected. An intact file decodes as
 ``cv2.imdecode`` decodes it. An ``os.fork`` (``multiprocessing``'s ``fork`` start method included) waits for a
 decoding of another thread to end; a child process started without the fork hooks of ``os.register_at_fork``
 (``subprocess``, the ``spawn`` and ``forkserver`` start methods) while another thread decodes a JPEG is not
@@ -57,6 +56,8 @@ import numpy as np
 __all__ = ["read_frame", "truncation_problem", "narrow_16_bit_max", "oriented_size", "file_orientation",
            "quarter_turn_note"]
 
+#: the start-of-image marker every JPEG begins with
+_JPEG_SOI = b"\xff\xd8"
 #: what each EXIF Orientation that swaps width and height does to the stored picture as it is read
 _QUARTER_TURNS = {5: "mirrors it across its main diagonal", 6: "turns it a quarter turn clockwise",
                   7: "mirrors it across its other diagonal", 8: "turns it a quarter turn anticlockwise"}
@@ -123,7 +124,7 @@ def truncation_problem(data: bytes) -> str | None:
     Returns:
         A short reason, e.g. ``"truncated: no JPEG end marker (FF D9) after its image data"``, or None.
     """
-    if data[:2] == b"\xff\xd8":
+    if data.startswith(_JPEG_SOI):
         return _jpeg_problem(data)
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         return _png_problem(data)
@@ -136,9 +137,7 @@ def truncation_problem(data: bytes) -> str | None:
 
 #: whether JPEG decodings are watched for libjpeg's "Corrupt JPEG data" line (not on Windows; module docstring)
 _WATCH_STDERR = os.name != "nt"
-#: held while file descriptor 2 is sent to :data:`_stderr_sink` around a JPEG decoding (:func:`_imdecode_jpeg`), and
-#: across an ``os.fork`` (a child forked by another thread meanwhile would keep that file as its stderr, and the lock
-#: held); children started without the fork hooks (``subprocess``, ``spawn``) are not covered (module docstring)
+#: held while fd 2 goes to :data:`_stderr_sink` around a JPEG decoding, and across an ``os.fork`` (module docstring)
 _STDERR_LOCK = threading.Lock()
 #: the temporary file that catches libjpeg's output (:func:`_imdecode_jpeg`), made at the first JPEG decoded and
 #: emptied before each decoding. A forked child makes its own (its copy shares the parent's file position).
@@ -164,10 +163,8 @@ def _imdecode_jpeg(data: bytes, flag: int) -> tuple[np.ndarray | None, str | Non
 
     Returns:
         The decoded image (None when OpenCV cannot decode it) and libjpeg's ``"Corrupt JPEG data: ..."`` line
-        without that opening (e.g. ``"premature end of data segment"``), or None when it wrote none. Other text
-        written to stderr meanwhile (another thread's, another libjpeg warning) is written to stderr after it,
-        also when ``cv2.imdecode`` raises. Without an open stderr, or on Windows (:data:`_WATCH_STDERR`), the
-        decoding is not watched.
+        without that opening (e.g. ``"premature end of data segment"``), or None when it wrote none (or stderr is
+        not watched: no open stderr, or Windows). Other stderr output of that moment is passed on to stderr.
 
     Raises:
         cv2.error: as ``cv2.imdecode``.
@@ -265,7 +262,7 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
     colour_png = header is not None and header[1] in (2, 3, 6) and grey
     corrupt = None
     try:
-        if data[:2] == b"\xff\xd8":
+        if data.startswith(_JPEG_SOI):
             img, corrupt = _imdecode_jpeg(data, flag)
         else:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_COLOR if colour_png else flag)
@@ -292,11 +289,13 @@ def read_frame(path: str | Path, flag: int | None = None, data: bytes | None = N
 
 def _refuse_floating_point(p: Path, data: bytes) -> None:
     """ValueError naming ``p`` when its bytes decode only unchanged, to floating-point pixels (a 32-bit float TIFF:
-    OpenCV's 8-bit flags cannot read it; the caller's 'not an image OpenCV can decode' would be wrong); else nothing."""
+    OpenCV's 8-bit flags cannot read it; the caller's 'not an image OpenCV can decode' would be wrong); else nothing.
+    A JPEG never decodes to floating point, so it is not decoded again."""
     import cv2
+    if data.startswith(_JPEG_SOI):
+        return
     try:
-        raw = (_imdecode_jpeg(data, cv2.IMREAD_UNCHANGED)[0] if data[:2] == b"\xff\xd8" else     # libjpeg's line caught
-               cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:
         raw = None
     if raw is not None and raw.size and np.issubdtype(raw.dtype, np.floating):

@@ -12,7 +12,9 @@ at the file level; :func:`flow_to_tensor` converts to the (2, H, W) torch layout
 """
 from __future__ import annotations
 
+import codecs
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,8 @@ import numpy as np
 __all__ = ["FLO_MAGIC", "UNKNOWN_FLOW_THRESH", "read_flo", "write_flo", "read_kitti_png",
            "write_kitti_png", "flow_to_color", "save_flow_image", "flow_to_tensor", "read_image", "check_output_path",
            "write_whole", "write_text_whole", "read_npz_whole", "read_npz_cache", "image_tensor", "remove_stale",
-           "remove_stale_temps_of", "STALE_TMP_SECONDS", "PROBE_PIDS", "not_utf8_csv"]
+           "remove_stale_temps_of", "STALE_TMP_SECONDS", "PROBE_PIDS", "not_utf8_csv",
+           "wide_text"]
 
 
 #: a temporary file or folder of a process that no longer runs is removed once it is older than this (seconds): a
@@ -516,3 +519,45 @@ def not_utf8_csv(path: str | Path, exc: UnicodeDecodeError) -> ValueError:
     :func:`flownet.data.synthetic_face.extra_face_paths`, the tables of :func:`icegan.data.feature_table.read_csv_cells`:
     feature tables, the composite's sheet, clip lists)."""
     return ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as 'CSV UTF-8'")
+
+
+#: byte-order marks of text that is not UTF-8, longest first (UTF-32 LE begins as UTF-16 LE does)
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+              (b"\xfe\xff", "UTF-16"))
+#: which bytes of each 4 are NUL in most of a text's characters (those below U+0100: a CSV table's commas, digits and
+#: Latin letters) in each encoding of text that is not UTF-8, and its name
+_WIDE_NULS = {(False, True, False, True): "UTF-16 text (little-endian",
+              (True, False, True, False): "UTF-16 text (big-endian",
+              (False, True, True, True): "UTF-32 text (little-endian",
+              (True, True, True, False): "UTF-32 text (big-endian"}
+
+
+def wide_text(head: bytes) -> str | None:
+    """What the file beginning with the bytes ``head`` (its first 4 KiB) is, when it is UTF-16 or UTF-32 text rather
+    than UTF-8 (``"UTF-16 text (it begins with a UTF-16 byte-order mark)"``, ``"UTF-16 text (little-endian, without
+    a byte-order mark: ...)"``), else None. Without a byte-order mark the encoding is told by where NUL bytes fall:
+    the bytes of ``head`` at each offset modulo 4 are NUL at least half the time exactly at the offsets where that
+    encoding puts a NUL in a character below U+0100 (``a`` is ``61 00`` in UTF-16 LE, ``00 00 00 61`` in UTF-32 BE),
+    and the head's whole code units decode in that encoding to characters none of which is a control character
+    other than tab, CR and LF (a ``\\x00`` or ``\\x01`` decoded from 16- or 32-bit numbers of a binary file, such
+    as an int16 ``.npy``, whose high bytes are NUL as well; also no invalid code unit or surrogate), so that a
+    binary file or UTF-8 text with a NUL in it is seldom taken for one (numbers that are all codes of printable
+    characters still are)."""
+    wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+    if wide is not None:
+        return f"{wide} text (it begins with a {wide} byte-order mark)"
+    n = len(head) // 4
+    if n == 0 or 0 not in head:
+        return None
+    name = _WIDE_NULS.get(tuple(2 * head[i:4 * n:4].count(0) >= n for i in range(4)))
+    if name is None:
+        return None
+    width = 4 if name.startswith("UTF-32") else 2
+    codec = f"utf-{8 * width}-{'le' if 'little' in name else 'be'}"
+    try:            # incremental: a surrogate pair cut at the head's end is no error
+        text = codecs.getincrementaldecoder(codec)().decode(head[:len(head) // width * width])
+    except UnicodeDecodeError:
+        return None
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\r\n" for c in text):
+        return None
+    return f"{name}, without a byte-order mark: NUL bytes between its characters)"

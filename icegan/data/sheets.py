@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from flownet.io import wide_text
 from flownet.user_numbers import read_frame_number, whole_number_digits
 
 from .records import apex_after_offset_note
@@ -94,7 +95,6 @@ def _read_table(path: Path, sheet: Optional[str]) -> list[tuple]:
     if not path.is_file():
         raise SheetError(f"annotation sheet not found: {path}")
     if path.suffix.lower() == ".csv":
-        from icegan.data.feature_table import wide_text     # that module imports this one (through features)
         raw = path.read_bytes()
         wide = wide_text(raw[:4096])        # UTF-16 without a BOM decodes as UTF-8, with a NUL beside each character
         if wide is not None:
