@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -28,9 +27,9 @@ import pandas as pd
 from flownet.io import write_text_whole, write_whole
 from icegan.csv_names import csv_quoting, read_csv_names
 from icegan.paths import run_folder_header
-from icegan.report import DAMAGED, EDITED, RERUN, RESUME, _member_dir, markdown_cell, read_run_json
+from icegan.report import DAMAGED, EDITED, RERUN, RESUME, _member_dir, markdown_cell, read_run_json, run_tags
 from icegan.labels import label_set_of_columns
-from icegan.protocol import (PRED_COLUMNS, LosoStateError, held_out_column, partial_tag,
+from icegan.protocol import (PRED_COLUMNS, LosoStateError, held_out_column,
                              members_motion_record, refuse_run_folder_conflict, summarize_predictions,
                              write_reports)
 
@@ -449,11 +448,9 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
               "is selected on the test subjects.", ""]
     # the figures name the members (up to four), not only the output folder
     member_names = " + ".join(d.name for d in dirs) if len(dirs) <= 4 else f"{len(dirs)} runs"
-    from icegan.report import NULL_RUN_TAG, is_null_run
     # members of permuted labels (data.permute_labels): tagged as a LOSO null run's title is, in metrics.md and the
     # figures, and no published or measured rows of real labels beside it
-    null_run = any(is_null_run(d) for d in dirs)
-    tags = (NULL_RUN_TAG if null_run else "") + partial_tag(header)
+    null_run, tags = run_tags(dirs, header)
     write_reports(out, pred, metrics, f"{title} (probability ensemble){tags}",
                   f"{title}{tags}: ensemble of {member_names}, ", n_classes, md_extra="\n".join(lines),
                   folds_total=header.get("folds_total", 0), null_run=null_run)
@@ -466,49 +463,19 @@ def _in_spellings_of(h: dict, p: pd.DataFrame, h0: dict, p0: pd.DataFrame) -> tu
     MEGC2019 table's ``smic/s01``, ``s01_ne_01`` for the SMIC tree's ``smic/s1``, ``s1_ne_01``), and, where its
     folds so respelt are the first member's in another order (``smic/s1``, ``smic/s11`` … against ``smic/s01``,
     ``smic/s02`` …), its folds and fold numbers in the first member's order; rows sorted again by (fold, subject,
-    clip). Only a key that one id of each side has is respelt (:func:`_spellings`); other ids are left as they are,
-    for :func:`ensemble_runs`'s checks to name."""
-    from icegan.protocol import subject_key
+    clip). Only a key that one id of each side has is respelt (:func:`icegan.protocol.spellings_like`); other ids are
+    left as they are, for :func:`ensemble_runs`'s checks to name."""
+    from icegan.protocol import respelt_like, spellings_like, subject_key
     folds0, folds = h0.get("folds"), h.get("folds")
     if isinstance(folds0, list) and isinstance(folds, list):
-        unit_of = _spellings(folds, folds0, subject_key)
+        unit_of = spellings_like(folds, folds0, subject_key)
         spelt = [unit_of.get(f, f) for f in folds]
         if spelt != folds and sorted(spelt) == sorted(folds0) and len(set(spelt)) == len(spelt):
             number = {k: folds0.index(f) for k, f in enumerate(spelt)}
             p = p.assign(fold=p["fold"].map(lambda k: number.get(k, k)))
             spelt = folds0
         h = {**h, "folds": spelt}
-    return h, _respelt(p, p0).sort_values(["fold", "subject", "clip"], kind="stable").reset_index(drop=True)
-
-
-def _respelt(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` (columns subject, clip, ...) with each subject, and each clip of a subject, that
-    :func:`icegan.protocol.subject_key` makes equal to one of ``like``'s (the same columns) spelt as in ``like``
-    (``smic/s1``, ``s1_ne_01`` → ``smic/s01``, ``s01_ne_01``), where that key is one id's on each side
-    (:func:`_spellings`: ``EP01_1`` and ``EP01_01`` of one subject, or subjects ``sub1`` and ``sub01``, stay as they
-    are); other ids, the row order and the dtypes unchanged. The one matching of ``icegan ensemble``'s members and
-    ``icegan compare``'s entries."""
-    from icegan.protocol import subject_key
-
-    def clip_key(pair) -> tuple[str, str]:
-        return subject_key(pair[0]), subject_key(pair[1])
-    subject_of = _spellings(frame["subject"], like["subject"], subject_key)
-    pairs = list(zip(frame["subject"], frame["clip"]))
-    clip_of = _spellings(pairs, zip(like["subject"], like["clip"]), clip_key)
-    return frame.assign(clip=[clip_of.get(p, p)[1] for p in pairs],
-                        subject=[subject_of.get(x, x) for x in frame["subject"]]).astype(frame.dtypes.to_dict())
-
-
-def _spellings(ids, like, key) -> dict:
-    """{id: its spelling in ``like``} for each of ``ids`` (hashable) not itself in ``like`` whose ``key(id)`` is the
-    key of exactly one distinct id of ``ids`` and of exactly one of ``like``: ids that a key makes equal within one
-    side (``EP01_1`` and ``EP01_01``: two clips) are never respelt as one."""
-    ids, like = set(ids), set(like)
-    ours = Counter(key(x) for x in ids)
-    theirs = Counter(key(x) for x in like)
-    spelling = {key(x): x for x in like}
-    return {x: spelling[key(x)] for x in ids
-            if x not in like and ours[key(x)] == 1 and theirs[key(x)] == 1}
+    return h, respelt_like(p, p0).sort_values(["fold", "subject", "clip"], kind="stable").reset_index(drop=True)
 
 
 def _relative(d: Path, out: Path) -> Optional[str]:

@@ -84,6 +84,18 @@ def sequential_map(fold_fn: Callable[[Any], Any], folds: list) -> Iterator[tuple
         yield fold, scores
 
 
+def map_groups(group_map: Optional[Callable], folds_fn: Callable[[list], Any], groups: list,
+               scope: int) -> Iterator[tuple[Any, Any]]:
+    """``(group, results)`` of ``group_map(folds_fn, groups)`` (None: :func:`sequential_map`, in order); a
+    :class:`ProcessGroupMap` is also given ``scope``, the run's groups in all, finished ones included
+    (:meth:`ProcessGroupMap.sizes`)."""
+    if group_map is None:
+        return sequential_map(folds_fn, groups)
+    if isinstance(group_map, ProcessGroupMap):
+        return group_map(folds_fn, groups, scope=scope)
+    return group_map(folds_fn, groups)
+
+
 def ray_available() -> bool:
     """True when the optional ``ray`` package can be imported."""
     try:
@@ -217,15 +229,13 @@ class ProcessGroupMap:
     main process ends, also when it is killed.
 
     ``group_map(folds_fn, groups, scope=n)``: ``n`` fold groups in the whole run, those finished before included (a
-    resume), which size the default threads as for the uninterrupted run (:meth:`sizes`); None: ``len(groups)``.
+    resume; :meth:`sizes`); None: ``len(groups)``.
 
     Args:
         workers: processes (>= 1); a call with fewer groups starts one per group (:meth:`sizes`).
-        threads: torch threads in each worker (0 → max(1, usable CPUs // min(workers, the run's groups ``scope``)):
-            the CPUs this process may run on, :func:`icegan.environment.usable_cpus`). Scores equal those of a
-            one-process run with the same thread count (every group is seeded from its first fold's index), so a
-            resumed run trains its folds with the threads an uninterrupted one does. ``self.threads``: each worker's
-            threads when all ``workers`` start.
+        threads: torch threads in each worker (0: from the CPUs this process may run on, :meth:`sizes`). Scores
+            equal those of a one-process run with the same thread count (every group is seeded from its first fold's
+            index). ``self.threads``: each worker's threads when all ``workers`` start.
 
     Raises:
         ValueError: ``workers`` < 1 or ``threads`` < 0.
@@ -245,9 +255,11 @@ class ProcessGroupMap:
     def sizes(self, groups: int, scope: Optional[int] = None) -> tuple[int, int]:
         """``(processes, threads of each)`` that a call with ``groups`` groups of folds to run, of ``scope`` groups in
         the whole run (finished ones included; None: ``groups``), starts: min(workers, groups) processes (at least 1),
-        each with ``threads`` or else max(1, usable CPUs // min(workers, scope)) threads: 16 workers asked for a run
-        of 2 groups on 16 CPUs start 2 processes of 8 threads, not 2 of 1; 4 workers with 2 groups left of 10 start
-        2 processes of 4 threads, as the uninterrupted run's 4 processes had (not 2 of 8: other scores)."""
+        each with ``threads`` or else max(1, usable CPUs // min(workers, scope)) threads
+        (:func:`icegan.environment.usable_cpus`), so that a resume trains with the uninterrupted run's threads: 16
+        workers asked for a run of 2 groups on 16 CPUs start 2 processes of 8 threads, not 2 of 1; 4 workers with 2
+        groups left of 10 start 2 processes of 4 threads, as the uninterrupted run's 4 processes had (not 2 of 8:
+        other scores)."""
         from icegan.environment import usable_cpus
         started = max(1, min(self.workers, groups))
         sharing = max(1, min(self.workers, groups if scope is None else scope))

@@ -313,6 +313,35 @@ def subject_key(subject: str) -> str:
     return re.sub(r"[0-9]+", lambda m: str(int(m.group())), str(subject).lower().replace("/", "_"))
 
 
+def respelt_like(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (columns subject, clip, ...) with each subject, and each clip of a subject, that
+    :func:`subject_key` makes equal to one of ``like``'s (the same columns) spelt as in ``like``
+    (``smic/s1``, ``s1_ne_01`` → ``smic/s01``, ``s01_ne_01``), where that key is one id's on each side
+    (:func:`spellings_like`: ``EP01_1`` and ``EP01_01`` of one subject, or subjects ``sub1`` and ``sub01``, stay as
+    they are); other ids, the row order and the dtypes unchanged. The one matching of ``icegan ensemble``'s members and
+    ``icegan compare``'s entries (:mod:`icegan.ensemble`, :mod:`icegan.significance`)."""
+    def clip_key(pair) -> tuple[str, str]:
+        return subject_key(pair[0]), subject_key(pair[1])
+    subject_of = spellings_like(frame["subject"], like["subject"], subject_key)
+    pairs = list(zip(frame["subject"], frame["clip"]))
+    clip_of = spellings_like(pairs, zip(like["subject"], like["clip"]), clip_key)
+    return frame.assign(clip=[clip_of.get(p, p)[1] for p in pairs],
+                        subject=[subject_of.get(x, x) for x in frame["subject"]]).astype(frame.dtypes.to_dict())
+
+
+def spellings_like(ids, like, key) -> dict:
+    """{id: its spelling in ``like``} for each of ``ids`` (hashable) not itself in ``like`` whose ``key(id)`` is the
+    key of exactly one distinct id of ``ids`` and of exactly one of ``like``: ids that a key makes equal within one
+    side (``EP01_1`` and ``EP01_01``: two clips) are never respelt as one."""
+    from collections import Counter
+    ids, like = set(ids), set(like)
+    ours = Counter(key(x) for x in ids)
+    theirs = Counter(key(x) for x in like)
+    spelling = {key(x): x for x in like}
+    return {x: spelling[key(x)] for x in ids
+            if x not in like and ours[key(x)] == 1 and theirs[key(x)] == 1}
+
+
 def check_subject_spellings(subjects: Sequence[str], unit: str = "subject") -> None:
     """Refuse distinct ids that :func:`subject_key` makes equal (``samm/6`` and ``samm/006``, ``Sub01`` and ``sub01``,
     ``lab_a/x`` and ``lab/a_x``; with ``unit="dataset"``, ``CASME2`` and ``casme2``): leave-one-out would hold them out
@@ -890,8 +919,9 @@ def _config_conflict(out: Path, cfg_path: Path, cfg: Optional[dict], also: str =
     key = max_folds_key(cfg)
     old_cfg = _read_state_file(cfg_path, yaml.safe_load, dict)
     new_cfg = yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False))
-    old_given, new_given = (dotted_items(_iters_as_read(c)) for c in (old_cfg, new_cfg))
-    old_raw, new_raw = (_gan_as_read(_iters_as_read(c)) for c in (old_cfg, new_cfg))
+    old_it, new_it = _iters_as_read(old_cfg), _iters_as_read(new_cfg)
+    old_given, new_given = dotted_items(old_it), dotted_items(new_it)
+    old_raw, new_raw = _gan_as_read(old_it), _gan_as_read(new_it)
     new_raw = _data_paths_as_read(old_raw, new_raw)
     resolved_old, resolved_new = _devices_as_resolved(out, old_raw, new_raw)
     # a device resolved (cpu / cuda:N): shown beside its spelling ('auto' there (ran on cpu), 'auto' now (...))
@@ -1798,8 +1828,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
             lockstep and only rank 0 writes the run directory; the others return rank 0's metrics.
         group_map: where ``folds_fn`` runs: ``group_map(folds_fn, groups)`` yields ``(group, results)`` in any
             order (:class:`icegan.executors.ProcessGroupMap`: groups in parallel processes, also given
-            ``scope=`` the run's groups in all, finished ones included, which size its default threads); None = one
-            group after another in this process. Not under ``torchrun``.
+            ``scope=`` the run's groups in all, finished ones included, for its
+            :meth:`~icegan.executors.ProcessGroupMap.sizes`); None = one group after another in this process. Not
+            under ``torchrun``.
         provenance: JSON-able facts the config does not capture but the results depend on (e.g. the
             SHA-256 of a weights file the config names only by default); kept in ``run.json``, so a
             resumed run whose provenance changed is refused like one whose config changed.
@@ -1872,10 +1903,10 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                       + (f"{left} to train" if left else "none to train, the results are written again"),
                       file=sys.stderr)
             # the tasks the pool gets: a pool of more workers starts only that many (records what ran); the run's
-            # tasks in all (scope) size its default threads, so a resume trains with an uninterrupted run's threads
+            # tasks in all (scope) size its default threads (ProcessGroupMap.sizes)
             scope = len(folds) if fold_fn is not None else len(_groups_to_run(folds, folds_per_call, set()))
-            tasks = (len(folds) - len(finished) if fold_fn is not None
-                     else len(_groups_to_run(folds, folds_per_call, finished)))
+            groups = None if fold_fn is not None else _groups_to_run(folds, folds_per_call, finished)
+            tasks = len(folds) - len(finished) if groups is None else len(groups)
             pool = _cpu_workers(fold_map, group_map, tasks, scope)
             from icegan.environment import append_environment
             # the resolved device: a resume compares it, not its spelling (_devices_as_resolved)
@@ -1929,7 +1960,6 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                     if (left := next((f for f in todo if f.subject not in finished), None)) is not None:
                         bar.set_postfix_str(left.subject)
             else:
-                groups = _groups_to_run(folds, folds_per_call, finished)
                 def one_by_one(fn, gs):
                     from icegan.executors import fold_named_in_errors
                     for g in gs:
@@ -1938,10 +1968,9 @@ def run_loso(samples: pd.DataFrame, fold_fn: Optional[Callable[[Fold], Any]], ou
                             results = fn(g)
                         yield g, results
 
-                from icegan.executors import ProcessGroupMap
+                from icegan.executors import map_groups
                 runs = (one_by_one(folds_fn, groups) if group_map is None
-                        else group_map(folds_fn, groups, scope=scope) if isinstance(group_map, ProcessGroupMap)
-                        else group_map(folds_fn, groups))
+                        else map_groups(group_map, folds_fn, groups, scope))
                 for group, results in runs:
                     results = list(results)
                     if len(results) != len(group):
@@ -2008,8 +2037,7 @@ def _cpu_workers(fold_map, group_map, tasks: Optional[int] = None,
     the folds run in this process on every rank: ``(LOCAL_WORLD_SIZE, torch's threads)``, the processes torchrun
     started on this machine (1 when it is unset). ``tasks``: the groups (or folds) the pool gets; a pool then runs
     at most that many at once (at least 1); None: the pool's workers as given. ``scope``: the run's tasks in all,
-    finished ones included (a resume), which size a ProcessGroupMap's default threads as for the uninterrupted run
-    (:meth:`icegan.executors.ProcessGroupMap.sizes`); None: ``tasks``.
+    finished ones included (:meth:`icegan.executors.ProcessGroupMap.sizes`); None: ``tasks``.
 
     Raises:
         RuntimeError: a torchrun variable (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``) that is not

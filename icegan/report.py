@@ -21,11 +21,11 @@ import numpy as np
 
 from flownet.paths import expand_home
 from icegan.paths import run_folder_header
-from icegan.protocol import DATASET_TITLES, _json_file, read_partial_tag
+from icegan.protocol import DATASET_TITLES, _json_file, partial_tag, read_partial_tag
 
 __all__ = ["read_run_json", "TableEntry", "parse_entry", "results_table", "latex_escape", "RUN_ONLY_KEYS", "run_recipe",
            "check_one_recipe", "same_predictions_notes", "parse_entries", "is_null_run", "permuted_labels", "NULL_RUN_TAG",
-           "NULL_RUN_LEGEND", "refuse_partial_or_null"]
+           "NULL_RUN_LEGEND", "refuse_partial_or_null", "run_tags"]
 
 
 @dataclass
@@ -494,6 +494,15 @@ def is_null_run(run: str | Path) -> bool:
     ensemble, nested selection or merge of which a run is one (:func:`permuted_labels`). False where no recipe can be
     read (the entry's own checks say why)."""
     return any(s >= 0 for s in permuted_labels(run))
+
+
+def run_tags(runs: Sequence[str | Path], header: Optional[dict]) -> tuple[bool, str]:
+    """``(null_run, tags)`` of a result made from the run folders ``runs`` (an ensemble's members, a nested
+    selection's candidates) with the ``run.json`` header ``header``: whether one of them is a null run
+    (:func:`is_null_run`), and the tags its titles carry after the name: :data:`NULL_RUN_TAG` for a null run, then
+    :func:`icegan.protocol.partial_tag` of ``header`` ("" for a whole run on the real labels)."""
+    null_run = any(is_null_run(r) for r in runs)
+    return null_run, (NULL_RUN_TAG if null_run else "") + partial_tag(header)
 
 
 def refuse_partial_or_null(run: str | Path, use: str) -> None:

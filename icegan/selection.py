@@ -189,7 +189,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
 
     from icegan.commands.loso import fold_runner
     from icegan.ensemble import not_probabilities
-    from icegan.executors import ProcessGroupMap, sequential_map
+    from icegan.executors import map_groups
     from icegan.labels import get_label_set
 
     if cfg.oracle_epoch:
@@ -216,8 +216,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     # the chunks of outer folds are fixed, so a resumed chunk is trained exactly as in an uninterrupted run
     outer_per_call = 1 if per_call == 1 else max(1, (per_call if per_call > 0 else n_outer) // k)
     chunks = [list(outer_folds[s:s + outer_per_call]) for s in range(0, n_outer, outer_per_call)]
-    # the selection's groups in all, finished ones included: they size a ProcessGroupMap's default threads, so a
-    # resumed selection trains with an uninterrupted one's threads (as run_loso's scope)
+    # the selection's groups in all, finished ones included: a ProcessGroupMap's scope (ProcessGroupMap.sizes)
     scope = n_outer * k if per_call == 1 else len(chunks)
     chunks = [c for c in chunks if not all(f.subject in finished_outer for f in c)]
     todo = [f for c in chunks for f in c]      # not empty: a run with every outer fold finished returned above
@@ -232,9 +231,7 @@ def inner_predictions(cfg, feature_set, outer_folds: Sequence, k: int, cache: Pa
     label = samples["label"].to_numpy()
     pending: dict[str, list[pd.DataFrame]] = {f.subject: [] for f in todo}
 
-    runs = (sequential_map(folds_fn, groups) if group_map is None
-            else group_map(folds_fn, groups, scope=scope) if isinstance(group_map, ProcessGroupMap)
-            else group_map(folds_fn, groups))
+    runs = map_groups(group_map, folds_fn, groups, scope)
     bar = tqdm(total=len(todo), desc=f"inner folds {cfg.name}", unit="outer fold", disable=not progress, leave=False)
     parts = [done]
     for group, results in runs:
@@ -394,7 +391,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     from icegan.data.features import subject_dataset
     from icegan.ensemble import load_member, mixing_weights, read_finished_run
     from icegan.labels import label_set_of_columns
-    from icegan.protocol import (held_out_column, make_folds, members_motion_record, partial_tag,
+    from icegan.protocol import (held_out_column, make_folds, members_motion_record,
                                  refuse_run_folder_conflict, summarize_predictions, write_reports)
 
     if len(candidates) < 2:
@@ -532,7 +529,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     write_whole(out / "selection.csv", lambda p: table.to_csv(p, index=False, quoting=csv_quoting(table)))
     lines = ["", f"## Nested selection ({k} inner folds by subject, {criterion} of the inner predictions, scope "
              f"{scope})", "", "| Candidate | chosen in folds | its own LOSO UF1 | UAR |", "|---|---|---|---|"]
-    from icegan.report import NULL_RUN_TAG, is_null_run, markdown_cell
+    from icegan.report import markdown_cell, run_tags
     lines += [f"| {markdown_cell(r['label'])} | {r['chosen_folds']} of {len(folds)} | {r['UF1']:.4f} | "
               f"{r['UAR']:.4f} |" for r in cand_rows]
     lines += ["", "Each outer fold's choice used only its training subjects (selection.csv); the candidates' own "
@@ -540,8 +537,7 @@ def select_nested(candidates: Sequence[Candidate], feature_sets: dict, out_dir: 
     title = name or out.name
     # candidates of permuted labels (data.permute_labels): tagged as a LOSO null run's title is, in metrics.md and
     # the figures, and no published or measured rows of real labels beside it
-    null_run = any(is_null_run(c.run_dir) for c in candidates)
-    tags = (NULL_RUN_TAG if null_run else "") + partial_tag(header)
+    null_run, tags = run_tags([c.run_dir for c in candidates], header)
     write_reports(out, pred, metrics, f"{title} (nested selection){tags}",
                   f"{title}{tags}: nested selection, ", n_classes, md_extra="\n".join(lines),
                   folds_total=header.get("folds_total", 0), null_run=null_run)

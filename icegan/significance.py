@@ -496,17 +496,16 @@ def _in_spellings_of(s: RunSet, ref: RunSet) -> RunSet:
     in ``ref`` (the MEGC2019 table's ``smic/s01``, ``s01_ne_01`` for the SMIC tree's ``smic/s1``, ``s1_ne_01``), its
     clips sorted again and, where it then has ``ref``'s subjects, its subjects (confusions, datasets) in ``ref``'s
     order, so that a resample draws the same subjects of both. Only a key that one id of each side has is respelt
-    (:func:`icegan.ensemble._spellings`); other ids are left as they are: the clips' check of
+    (:func:`icegan.protocol.spellings_like`); other ids are left as they are: the clips' check of
     :func:`bootstrap_compare` names the first difference. ``ref`` itself, or ``s`` without a clip column, is
     returned unchanged."""
     if s is ref or "clip" not in s.clips.columns or "clip" not in ref.clips.columns:
         return s
     from dataclasses import replace
 
-    from icegan.ensemble import _respelt, _spellings    # icegan ensemble's matching of its members
-    from icegan.protocol import subject_key
-    subject_of = _spellings(s.subjects, ref.subjects, subject_key)
-    clips = _respelt(s.clips, ref.clips).sort_values(["subject", "clip"], kind="stable")
+    from icegan.protocol import respelt_like, spellings_like, subject_key    # icegan ensemble's matching too
+    subject_of = spellings_like(s.subjects, ref.subjects, subject_key)
+    clips = respelt_like(s.clips, ref.clips).sort_values(["subject", "clip"], kind="stable")
     subjects = [subject_of.get(x, x) for x in s.subjects]
     if sorted(subjects) != sorted(ref.subjects):
         return replace(s, subjects=subjects, clips=clips.reset_index(drop=True))

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from icegan.cli import main
-from icegan.ensemble import _respelt, ensemble_runs
-from icegan.protocol import run_loso
+from icegan.ensemble import ensemble_runs
+from icegan.protocol import respelt_like, run_loso
 from icegan.significance import subject_order
 
 
@@ -63,14 +63,14 @@ def test_respelt_keeps_verbatim_ids_and_respells_only_unique_keys():
     # the other spelling of a key unique on both sides is respelt; twins of one key are left as they are
     frame = like.assign(subject=["smic/s1", "smic/s1", "casme2/sub01", "casme2/sub01", "casme2/sub1"],
                         clip=["s1_ne_01", "s1_po_01", "EP01_01", "EP01_1", "EP03"])
-    out = _respelt(frame, like)
+    out = respelt_like(frame, like)
     assert list(out["subject"]) == list(like["subject"])
     assert list(out["clip"]) == ["s01_ne_01", "s01_po_01", "EP01_01", "EP01_1", "EP03"]
     # a key twice in ``like`` but once in ``frame``: which of like's ids it is cannot be told
-    out = _respelt(pd.DataFrame({"subject": ["casme2/sub01"], "clip": ["EP1_1"]}), like)
+    out = respelt_like(pd.DataFrame({"subject": ["casme2/sub01"], "clip": ["EP1_1"]}), like)
     assert list(out["clip"]) == ["EP1_1"]
     # a key twice in ``frame`` and once in ``like``: not both respelt as one
-    out = _respelt(pd.DataFrame({"subject": ["smic/s1", "smic/s001"], "clip": ["x", "y"]}), like)
+    out = respelt_like(pd.DataFrame({"subject": ["smic/s1", "smic/s001"], "clip": ["x", "y"]}), like)
     assert list(out["subject"]) == ["smic/s1", "smic/s001"]
 
 
