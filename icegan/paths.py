@@ -278,7 +278,8 @@ def check_output_folder(path: str | Path, holds: str, fix: str, flag: str = "--o
     return path
 
 
-def check_run_name(name: str, key: str = "name") -> str:
+def check_run_name(name: str, key: str = "name", folder: str = "the run's folder in out_dir",
+                   example: str = "casme2_s0") -> str:
     """Refuse a config's run name that is not one folder name: the run is written into ``out_dir/<name>`` (and
     ``runs/<name>`` without ``--out``), so an empty name (``name=$RUN`` with RUN unset) wrote into ``out_dir`` itself,
     among other runs, and ``/abs``, ``~`` (the home folder) or ``a/../..`` wrote outside it.
@@ -286,6 +287,8 @@ def check_run_name(name: str, key: str = "name") -> str:
     Args:
         name: the config's ``name``.
         key: the config key, for the message.
+        folder: what the folder named so is, for the message (a suite's: its folder, runs/<name> without --out).
+        example: a good name, for the message.
 
     Returns:
         ``name`` unchanged.
@@ -295,8 +298,8 @@ def check_run_name(name: str, key: str = "name") -> str:
             and the value.
     """
     if not name.strip() or "/" in name or "\\" in name or name in (".", ".."):
-        raise ValueError(f"{key} must be one folder name (the run's folder in out_dir), not empty, without '/' or "
-                         f"'\\' and not '.' or '..', got {name!r}: give e.g. {key}=casme2_s0")
+        raise ValueError(f"{key} must be one folder name ({folder}), not empty, without '/' or "
+                         f"'\\' and not '.' or '..', got {name!r}: give e.g. {key}={example}")
     return name
 
 

@@ -154,7 +154,8 @@ class SuiteConfig:
         return [lab for lab in every if lab in self.selection.candidates] if self.selection.candidates else every
 
     def __post_init__(self):
-        check_run_name(self.name)         # the default --out is runs/<name>: "" is runs/ itself, "../x" outside it
+        # the default --out is runs/<name>: "" is runs/ itself, "../x" outside it
+        check_run_name(self.name, folder="the suite's folder, runs/<name> without --out", example="composite")
         if not self.runs:
             raise ValueError("a suite needs at least one entry in 'runs'")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):

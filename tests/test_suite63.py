@@ -33,8 +33,9 @@ def test_a_suite_name_that_is_not_one_folder_name_is_refused(tmp_path, name):
     path.write_text(TINY.replace("name: tiny", f"name: {name!r}"))
     with pytest.raises(ConfigError) as exc:
         load_suite(path)
-    assert str(exc.value).startswith(f"config (in {path}): name must be one folder name")
-    assert f"got {name!r}" in str(exc.value)
+    assert str(exc.value).startswith(f"config (in {path}): name must be one folder name (the suite's folder, "
+                                     "runs/<name> without --out)")
+    assert f"got {name!r}" in str(exc.value) and str(exc.value).endswith("give e.g. name=composite")
 
 
 def test_a_run_override_error_names_the_suite_file_and_the_run_entry(tmp_path):
