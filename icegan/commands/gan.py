@@ -86,7 +86,10 @@ def register(subparsers) -> None:
                     "aligned); each is read grey and resized to the generator's size as its training faces were "
                     "(the checkpoint's data section: the CASME II crops of icegan gan train with INTER_AREA; "
                     "prepared faces with INTER_AREA when shrinking, INTER_CUBIC when enlarging), the aspect ratio "
-                    "not kept (a 231x282 crop becomes 128x128, as in training); a line says what was resized.")
+                    "not kept (a 231x282 crop becomes 128x128, as in training); a line says what was resized. With "
+                    "-n above 1, a warning says when the draws of every onset and class are copies (within 1 grey "
+                    "level): a generator that ignores its noise input, as after short training (icegan gan eval's "
+                    "z_diversity about 0); the faces are still written.")
     ge.add_argument("--checkpoint", required=True,
                     help="an ICE-GAN checkpoint (last.pt) written by icegan gan train or by a main-job fold with the "
                          "GAN on")
@@ -96,7 +99,8 @@ def register(subparsers) -> None:
                          "main-job run of data.labels=casme2_5 or samm_5: its classes, e.g. happiness|disgust|"
                          "repression|surprise|others, or 0..4; the checkpoint names them)")
     ge.add_argument("-n", type=integer(1, meaning="faces per onset and class"), default=1,
-                    help="faces per onset (and class; default 1)")
+                    help="faces per onset (and class; default 1), each from its own noise; a generator that ignores "
+                         "its noise makes copies, and a warning says so")
     ge.add_argument("--seed", type=integer(0, SEED_MAX, "a seed of the generator's noise"), default=0,
                     help="seed of the generator's noise (default 0): each face's noise is drawn from (seed, its output "
                          "NAME, class, draw NN), so the same seed gives the same NAME_CLASS_NN.png whatever other "
@@ -275,7 +279,7 @@ def _clear_previous_run(run: Path) -> str | None:
 @one_line_errors("icegan generate")
 def _generate(args: argparse.Namespace) -> int:
     from flownet.io import write_image
-    from icegan.gan.generate import load_onsets
+    from icegan.gan.generate import draws_are_copies, load_onsets
     from icegan.gan.pairs import to_tensor
     from icegan.gan.synthesis import synthesize, to_uint8
     from icegan.gan.trainer import load_checkpoint, untrained_classes
@@ -321,6 +325,11 @@ def _generate(args: argparse.Namespace) -> int:
     imgs = to_uint8(apex)
     for img, path in zip(imgs, files):
         write_image(path, img)     # OSError naming the file if it fails
+    if draws_are_copies(imgs, args.n):     # one line for the run: its faces are still written, as asked
+        print(f"warning: the {args.n} draws of each of the {len(imgs) // args.n} (onset, class) are copies (within 1 "
+              f"grey level): the generator of this checkpoint ignores its noise input ({args.checkpoint}; icegan gan "
+              f"eval reports it as z_diversity about 0), so these are not {args.n} different synthetic samples per "
+              f"onset and class: use -n 1, or a checkpoint trained longer")
     rows = [{"file": files[i].name, "source": os.path.abspath(sources[int(s)]), "class": names_k[int(c)],
              "draw": i % args.n, "seed": args.seed, "checkpoint": os.path.abspath(args.checkpoint),
              "in_gan_training": in_training[int(s)]}

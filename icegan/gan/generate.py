@@ -14,6 +14,8 @@ the checkpoint's config (:class:`icegan.gan.trainer.GanDataConfig`):
 
 :func:`load_onsets` reads the images grey and applies that resize, and says what it did when it changed an image
 (its size, and its aspect ratio when the image is not square), so that a squashed face is never a silent surprise.
+:func:`draws_are_copies` tells ``icegan generate -n N`` that its N draws are copies of one face (a generator that
+ignores its noise input), so that N copies are never counted as N samples.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["TrainingFit", "training_fit", "load_onsets", "onset_name"]
+__all__ = ["TrainingFit", "training_fit", "load_onsets", "onset_name", "draws_are_copies"]
 
 #: a CASME II frame's file name (without suffix): ``img46`` (the shared copy), ``reg_img46`` (the official Cropped
 #: release); such a name says which frame, not which face
@@ -123,3 +125,27 @@ def load_onsets(paths: str | Path | Sequence[str | Path], cfg) -> tuple[np.ndarr
         note += (f"; {squashed} not square: aspect ratio changed, while the training faces were square aligned "
                  f"crops: give square aligned face crops for an input like the generator's training faces")
     return faces, [onset_name(f) for f in files], note
+
+
+def draws_are_copies(faces: np.ndarray, n: int, tolerance: int = 1) -> bool:
+    """Whether the ``n`` noise draws of every (onset, class) are copies of one face: the generator ignores its noise
+    input (``icegan gan eval``'s ``z_diversity``, the mean grey-level difference of two draws, is then about 0).
+
+    Args:
+        faces: (M, S, S) uint8 faces as written, ordered onset-major, then class, then draw (the order of
+            :func:`icegan.gan.synthesis.synthesize`), M a multiple of ``n``.
+        n: draws per (onset, class).
+        tolerance: the largest difference in grey levels (0-255) between two draws of one (onset, class), at any
+            pixel, that still counts as a copy (1: the rounding of a noise effect under half a grey level).
+    Returns:
+        True when ``n >= 2`` and, for every (onset, class), every pixel of its draws is within ``tolerance`` grey
+        levels; False when ``n < 2`` (nothing to compare) or some (onset, class) has draws that differ more.
+    Raises:
+        ValueError: M is not a multiple of ``n``.
+    """
+    if len(faces) % n:
+        raise ValueError(f"draws_are_copies: {len(faces)} faces are not whole groups of {n} draws")
+    if n < 2 or not len(faces):
+        return False
+    groups = faces.reshape(len(faces) // n, n, -1)
+    return int(np.ptp(groups, axis=1).max()) <= tolerance      # max − min per pixel: the largest pairwise difference
