@@ -39,8 +39,8 @@ def _cfg(tmp_path, csv, **kw):
 
 
 def test_prepare_refuses_a_size_below_8_pixels(tmp_path):
-    with pytest.raises(prep.PrepareError, match=r"prepare: size must be ≥ 8 pixels, got 4"):
-        prep.prepare_dataset(_cfg(tmp_path, _clips(tmp_path), size=4))
+    with pytest.raises(ValueError, match=r"^size must be >= 8, got 4$"):      # one bound, said once (PrepareConfig)
+        _cfg(tmp_path, _clips(tmp_path), size=4)
 
 
 def test_prepare_of_datasets_without_a_usable_clip_is_refused(tmp_path):

@@ -717,11 +717,11 @@ def test_prepared_pairs_skip_a_substituted_neighbour_and_count_unlabelled_clips(
         got.append(cfg)
         return types.SimpleNamespace(manifest=manifest, frames=frames, skipped={"key": ["samm/007/x"], "reason": ["r"]})
     monkeypatch.setattr(prep, "prepare_dataset", prepare_dataset)
-    ps = load_prepared_pairs(PrepareConfig(progress=False), img_size=4, apex_neighbors=2, progress=False)
+    ps = load_prepared_pairs(PrepareConfig(progress=False), img_size=8, apex_neighbors=2, progress=False)
     assert ps.apex_frames.tolist() == [20, 19, 18] and ps.onset_frames.tolist() == [10, 10, 10]
     assert ps.labels.tolist() == [2, 2, 2] and ps.clips == ["006/006_1_2"] * 3 and ps.subjects == ["samm/006"] * 3
     assert ps.n_not_composite == 1 and ps.skipped == [("samm/007/x", "r")]
-    assert (got[0].size, got[0].color) == (4, "gray") and dataclasses.is_dataclass(got[0])
+    assert (got[0].size, got[0].color) == (8, "gray") and dataclasses.is_dataclass(got[0])
 
 
 def test_a_float16_runs_gradient_scaler_is_kept_in_the_checkpoint_and_resumed(tmp_path, monkeypatch):

@@ -15,9 +15,9 @@ The list has one row per clip::
   Frame files are matched by the number at the end of their name (``img46.jpg``, ``frame_0046.png``), as in the
   official releases.
 * ``onset``: the onset frame number. ``apex``: the apex frame number, or empty to spot it on the clip's frames (the
-  SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; one before the apex is kept with a note (as a
-  sheet row is), one before the onset is refused when the apex is to be spotted. A frame number is ASCII digits
-  (``46``, or ``46.0`` as a spreadsheet exports it; :func:`flownet.user_numbers.read_frame_number`).
+  SMIC method, ``data.prepare.apex_spotting``). ``offset``: optional; one before the apex is refused (a sheet row of
+  that kind is kept with a note), one before the onset is refused when the apex is to be spotted. A frame number is
+  ASCII digits (``46``, or ``46.0`` as a spreadsheet exports it; :func:`flownet.user_numbers.read_frame_number`).
 * ``label``: optional; a MEGC2019 class name or id (``negative`` 0, ``positive`` 1, ``surprise`` 2), or empty for a
   clip without one. ``icegan features`` keeps such a clip in ``features.csv`` with an empty label, for
   ``icegan predict``, and writes the labelled clips alone to ``features_labelled.csv``, the table for ``icegan loso``
@@ -46,7 +46,7 @@ from flownet.user_numbers import read_frame_number
 from ..paths import unexpanded_note
 from .feature_table import parse_class_label, read_csv_cells, short_row_note
 from .features import dataset_name
-from .records import ClipRecord, apex_after_offset_note, duplicate_frame, list_frames
+from .records import ClipRecord, duplicate_frame, list_frames
 
 __all__ = ["ClipList", "CLIP_LIST_COLUMNS", "meant_column"]
 
@@ -178,13 +178,13 @@ class ClipList:
         ValueError: a missing column, a column of another name where its known column is missing (named, with the
             column it was likely meant for: ``apex_frame`` → ``apex``, ``emotion`` → ``label``), a column named twice,
             a feature table (a ``path`` column, no ``frames`` or ``onset``), an empty required cell, a frame number
-            that is not one, an apex before the onset, an offset before the onset of a clip whose apex is to be
-            spotted, a label that is not a MEGC2019 class, a dataset name that is not a short word, a clip listed twice
-            (by subject and clip name, or by frames folder and onset under another name or subject, whatever the
-            apexes and offsets) (each names the CSV line and clip; a clip listed twice names both lines), a frames
-            cell starting at the home folder of a user this machine does not have (``~alice/...``), a row with fewer
-            fields than the header that lacks the cell of a column read here ("K of the header's M fields"), two
-            subject ids that differ only in case, leading zeros or '/' against '_'
+            that is not one, an apex before the onset or after the offset, an offset before the onset of a clip whose
+            apex is to be spotted, a label that is not a MEGC2019 class, a dataset name that is not a short word, a
+            clip listed twice (by subject and clip name, or by frames folder and onset under another name or subject,
+            whatever the apexes and offsets) (each names the CSV line and clip; a clip listed twice names both
+            lines), a frames cell starting at the home folder of a user this machine does not have (``~alice/...``), a
+            row with fewer fields than the header that lacks the cell of a column read here ("K of the header's M
+            fields"), two subject ids that differ only in case, leading zeros or '/' against '_'
             (:func:`icegan.protocol.check_subject_spellings`; naming both lines). Any other column is ignored with a
             warning naming it.
     """
@@ -273,9 +273,11 @@ class ClipList:
             if offset is not None and offset < onset and apex is None:
                 raise ValueError(f"{where}: offset {offset} is before onset {onset}, so no apex can be spotted "
                                  f"between them: give the apex, or fix or empty the offset cell")
-            # an offset before the apex, as a coding sheet may hold: kept with the note a sheet row gets, which
-            # icegan data check warns about
-            quirk = apex_after_offset_note(onset, apex, offset, where)
+            # an offset before the apex: refused as an apex before the onset is (a clip list is the user's own; the
+            # official sheets' rows of this kind are kept with a note, :func:`apex_after_offset_note`)
+            if apex is not None and offset is not None and onset <= offset < apex:
+                raise ValueError(f"{where}: apex {apex} is after offset {offset}: one of the two cells is wrong; "
+                                 f"correct it, or empty the offset cell")
             label = r["label"].strip()
             class3 = parse_class_label(label, where, allow_empty=True, suggest_labels=False)   # MEGC2019 classes
             key = f"{dataset}/{subject}/{clip}"
@@ -310,7 +312,7 @@ class ClipList:
             out.append(ClipRecord(dataset=dataset, subject=f"{dataset}/{subject}", clip=clip, emotion=label,
                                   class3=class3, onset=onset, apex=apex, offset=offset, frame_numbers=numbers,
                                   frame_paths=paths, apex_method="annotated" if apex is not None else "unspotted",
-                                  clip_dir=folder, notes=tuple(problems + ([quirk] if quirk else [])),
+                                  clip_dir=folder, notes=tuple(problems),
                                   subject_dir=None,
                                   listed_in="clip list"))
         if not out:

@@ -132,7 +132,7 @@ class PrepareConfig:
     Attributes:
         datasets: the datasets to prepare (one cache holds them all).
         cache_root: where caches go; None = ``default_data_root()/cache``.
-        size: output side in pixels (square).
+        size: output side in pixels (square), at least 8 (ValueError ``size must be >= 8, got 4`` otherwise).
         color: ``gray`` (H, W) or ``rgb`` (H, W, 3).
         detector: face detector of face_recognition: ``hog`` (default) or ``cnn``.
         margin: crop margin as a fraction of the landmark box side, each side (raw mode).
@@ -166,7 +166,7 @@ class PrepareConfig:
 
     def __post_init__(self):
         from icegan.config import check_ranges
-        check_ranges(self, at_least={"size": 0, "workers": 0}, non_negative=("margin",))
+        check_ranges(self, at_least={"size": 8, "workers": 0}, non_negative=("margin",))
 
 
 class PrepareError(ValueError):
@@ -775,7 +775,8 @@ def _read(path: Path, color: str) -> np.ndarray:
 
 def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
     """Prepare one clip (runs in a worker). Returns a dict of arrays and manifest fields (``warnings``: an apex
-    neighbour that could not be read or is of another size, with the file and the frame used in its place, and a
+    neighbour that could not be read or is of another size, with the file and the frame used in its place, one not on
+    disk though inside the clip (after the onset, up to the offset), with its folder and the frame used, and a
     raw clip's alignment frame showing several faces, with their number and the largest one's box, the one used; a
     raw clip's onset frame without a face (aligned on another frame, the onset image kept); an onset or apex crop
     of one grey level (a blank frame: its flow map is meaningless), with the frame's file; each also in ``notes``;
@@ -849,11 +850,14 @@ def process_clip(rec: ClipRecord, mode: str, settings: dict) -> dict:
                 continue
             notes += nb_notes
             break
-        # said as a warning by prepare_dataset, not only noted in the manifest: a frame of the clip is broken
-        replaced = [f"apex{d:+d} frame {t} ({rec.frame_path(t)}) not used ({why_not[t]}); frame {n} "
-                    f"({rec.frame_path(n).name}) used in its place"
+        # said as a warning by prepare_dataset, not only noted in the manifest: a frame of the clip is broken, or
+        # missing inside onset..offset (one outside is the rule of neighbour_inside, noted only)
+        folder = rec.frame_path(rec.onset).parent
+        replaced = [f"apex{d:+d} frame {t} ({rec.frame_path(t) if t in why_not else f'no file in {folder}'}) not used "
+                    f"({why_not.get(t, 'not on disk')}); frame {n} ({rec.frame_path(n).name}) used in its place"
                     for d, n, t in zip(NEIGHBOUR_OFFSETS, nb, (rec.apex + d for d in NEIGHBOUR_OFFSETS))
-                    if t in why_not and n != t]
+                    if n != t and (t in why_not or (not rec.has_frame(t)
+                                                    and neighbour_inside(t, rec.onset, rec.apex, rec.offset)))]
         key_frames = [rec.onset] + nb[:2] + [rec.apex] + nb[2:]  # onset, a-2, a-1, apex, a+1, a+2
         seq: list[int] = []
         if settings["sequences"]:
@@ -1313,8 +1317,6 @@ def _prepare(cfg: PrepareConfig, cache_only: bool = False) -> Optional[PreparedD
     """:func:`prepare_dataset`; with ``cache_only`` (:func:`cached_dataset`), None where it would prepare."""
     if not cfg.datasets:
         raise PrepareError("prepare: no datasets configured (add a 'datasets:' list to the config)")
-    if cfg.size < 8:
-        raise PrepareError(f"prepare: size must be ≥ 8 pixels, got {cfg.size}")
     t0 = time.time()
     settings = _settings(cfg)
     tasks: list[tuple[ClipRecord, str]] = []

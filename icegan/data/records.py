@@ -64,11 +64,11 @@ def duplicate_frame(note: str) -> Optional[int]:
 
 def apex_after_offset_note(onset: Optional[int], apex: Optional[int], offset: Optional[int],
                            where: str) -> Optional[str]:
-    """The note a clip gets when its apex lies after its offset (a quirk of some coding-sheet rows: one of the two
-    cells is wrong), for the sheets and the clip lists alike; the apex is used as written and the clip is kept
-    (prepare reads the onset and the apex). None when the frames are in order or one of them is unset; an offset
-    before the onset is not this note (``icegan data check`` warns about it). ``where``: the row, e.g.
-    ``"sheet row 12"``."""
+    """The note a sheet row gets when its apex lies after its offset (a quirk of some coding-sheet rows: one of the
+    two cells is wrong); the apex is used as written and the clip is kept (prepare reads the onset and the apex). A
+    clip list refuses such a row instead (:mod:`icegan.data.clip_list`, naming the file and line). None when the
+    frames are in order or one of them is unset; an offset before the onset is not this note (``icegan data check``
+    warns about it). ``where``: the row, e.g. ``"sheet row 12"``."""
     if None in (onset, apex, offset) or not onset <= offset < apex:
         return None
     return f"apex {apex} is after offset {offset} ({where}): one of the two cells is wrong; the apex is used as written"
