@@ -701,7 +701,8 @@ def _load(run: Path) -> dict:
             says to rerun the command); a ``predictions.csv`` (where the folder has one and a run header: one copied
             with its metrics alone, or with metrics.json and no run.json, is shown) that ``icegan compare`` refuses
             (:func:`icegan.ensemble.read_finished_run`: damaged, a y_pred not its row's top score, a fold of the
-            header without predictions, or fewer or more rows than metrics.json's ``n_samples``).
+            header without predictions, or fewer or more rows than metrics.json's ``n_samples``); a UF1 / UAR that
+            is no number, or not finite or outside [0, 1] (:func:`check_metric_value`).
     """
     f = run / "metrics.json"
     if not f.is_file():
@@ -719,9 +720,7 @@ def _load(run: Path) -> dict:
         for metric in ("UF1", "UAR"):           # what a table row shows
             if metric not in part:
                 raise ValueError(f"{f}: no '{where}.{metric}' (not an icegan metrics.json, or cut down); {fix}")
-            v = part[metric]
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {fix}")
+            check_metric_value(f, where, metric, part[metric])
     header = run_folder_header(run)
     try:                          # parsed once in a reading_configs block, as the partial tag and the checks read it
         whole = header is None or isinstance(_parsed_json(header), dict)
@@ -740,6 +739,19 @@ def _load(run: Path) -> dict:
         from icegan.ensemble import read_finished_run
         read_finished_run(run)
     return m
+
+
+def check_metric_value(f: Path, where: str, metric: str, v: Any) -> None:
+    """Refuse ``v``, the ``metric`` (UF1 / UAR) of ``where`` (``overall``, ``per_dataset.<dataset>``) in the
+    metrics.json ``f``, where it is no number, or one that is not finite or outside [0, 1] (no icegan run writes one).
+
+    Raises:
+        ValueError: names ``f``, the key and the value, and says to restore the file or rerun the run's command.
+    """
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number; {EDITED} {RESUME}")
+    if not 0.0 <= v <= 1.0:          # NaN fails too
+        raise ValueError(f"{f}: '{where}.{metric}' is {v!r}, not a number in [0, 1]; {EDITED} {RESUME}")
 
 
 def _run_json_folds(run: Path) -> Optional[int]:

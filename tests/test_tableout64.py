@@ -1,0 +1,63 @@
+"""``icegan table`` output: a metrics.json that its own predictions.csv contradicts, or that holds a UF1 / UAR that is
+not a finite number in [0, 1], is refused (table and the suite's "Every run" table); ``--out FILE`` without --format
+takes the format from FILE's extension, and a --format that contradicts it is refused."""
+import json
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from _runs import write_finished_run
+from icegan.cli import main
+from icegan.protocol import summarize_predictions
+from icegan.report import TableEntry, results_table
+
+ROWS = [(f"{ds}/s{i}", f"c{j}", (i + j) % 3, (i + 2 * j) % 3)
+        for ds in ("casme2", "samm") for i in range(3) for j in range(3)]
+
+
+def _run(root, name, rows=ROWS):
+    """A finished run folder (predictions.csv, run.json, config.yaml) with the metrics.json icegan writes for it."""
+    d = write_finished_run(root / name, rows, datasets=lambda s: s.split("/")[0])
+    pred = pd.read_csv(d / "predictions.csv")
+    (d / "metrics.json").write_text(json.dumps(summarize_predictions(pred, "CDE", pred["fold"].nunique(), False)))
+    return d
+
+
+def _edit(d, where, metric, value):
+    f = d / "metrics.json"
+    m = json.loads(f.read_text())
+    part = m["overall"] if where == "overall" else m["per_dataset"][where]
+    part[metric] = value
+    f.write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("value,said", [(float("nan"), "nan"), (float("inf"), "inf"), (1.5, "1.5"), (-0.1, "-0.1")])
+@pytest.mark.parametrize("with_predictions", [True, False])
+def test_a_uf1_that_is_not_finite_or_outside_0_1_is_refused(tmp_path, value, said, with_predictions):
+    d = _run(tmp_path, "st")
+    if not with_predictions:                # a folder with its metrics.json alone: shown on it, but checked
+        for f in ("predictions.csv", "run.json"):
+            (d / f).unlink()
+    _edit(d, "casme2", "UAR", value)
+    with pytest.raises(ValueError, match=rf"'per_dataset\.casme2\.UAR' is {said}, not a number in \[0, 1\]"):
+        results_table([TableEntry("st", [d])])
+
+
+def test_two_seeds_one_of_them_nan_are_refused_not_shown_as_nan(tmp_path, capsys):
+    a, b = _run(tmp_path, "st_s0"), _run(tmp_path, "st_s1")
+    _edit(b, "overall", "UF1", float("nan"))
+    assert main(["table", f"st={a},{b}"]) == 2
+    assert "'overall.UF1' is nan" in capsys.readouterr().err
+
+
+def test_the_suite_every_run_table_refuses_a_nan_or_out_of_range_metric(tmp_path):
+    from icegan.suite import per_seed_table
+    d = _run(tmp_path, "st")
+    plan = [SimpleNamespace(label="ST", seed=0, out=d, over_seeds=False)]
+    suite = SimpleNamespace(labels=["ST"], seeds=[0])
+    assert "| ST |" in per_seed_table(suite, plan, {d})
+    for value, said in [(float("nan"), "nan"), (1.5, "1.5")]:
+        _edit(d, "overall", "UAR", value)
+        with pytest.raises(ValueError, match=rf"metrics\.json: 'overall\.UAR' is {said}, not a number in \[0, 1\]"):
+            per_seed_table(suite, plan, {d})
