@@ -1,6 +1,8 @@
 """``icegan table`` output: a metrics.json that its own predictions.csv contradicts, or that holds a UF1 / UAR that is
 not a finite number in [0, 1], is refused (table and the suite's "Every run" table); ``--out FILE`` without --format
 takes the format from FILE's extension, and a --format that contradicts it is refused."""
+import csv
+import io
 import json
 from types import SimpleNamespace
 
@@ -61,3 +63,48 @@ def test_the_suite_every_run_table_refuses_a_nan_or_out_of_range_metric(tmp_path
         _edit(d, "overall", "UAR", value)
         with pytest.raises(ValueError, match=rf"metrics\.json: 'overall\.UAR' is {said}, not a number in \[0, 1\]"):
             per_seed_table(suite, plan, {d})
+
+
+# --out's extension picks the format --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ext,fmt", [("tex", "latex"), ("csv", "csv"), ("md", "markdown"), ("txt", "markdown")])
+def test_out_without_format_takes_the_format_from_the_extension(tmp_path, capsys, ext, fmt):
+    d = _run(tmp_path, "st")
+    out = tmp_path / f"table.{ext}"
+    assert main(["table", str(d), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text == results_table([TableEntry("st", [d])], fmt=fmt)
+    if fmt == "csv":
+        assert next(csv.reader(io.StringIO(text)))[0] == "Method"
+    elif fmt == "latex":
+        assert "\\begin{table" in text
+
+
+@pytest.mark.parametrize("ext,fmt", [("tex", "csv"), ("csv", "latex"), ("md", "latex"), ("tex", "markdown")])
+def test_a_format_that_contradicts_the_extension_is_refused(tmp_path, capsys, ext, fmt):
+    d = _run(tmp_path, "st")
+    out = tmp_path / f"table.{ext}"
+    assert main(["table", str(d), "--out", str(out), "--format", fmt]) == 2
+    err = capsys.readouterr().err
+    assert f"--format {fmt}" in err and f"table.{ext}" in err and not out.exists()
+
+
+@pytest.mark.parametrize("ext,fmt", [("tex", "latex"), ("txt", "csv"), ("csv", "csv")])
+def test_a_format_that_agrees_or_an_unknown_extension_is_kept(tmp_path, ext, fmt):
+    d = _run(tmp_path, "st")
+    out = tmp_path / f"table.{ext}"
+    assert main(["table", str(d), "--out", str(out), "--format", fmt]) == 0
+    assert out.read_text() == results_table([TableEntry("st", [d])], fmt=fmt)
+
+
+def test_printing_without_out_stays_markdown(tmp_path, capsys):
+    d = _run(tmp_path, "st")
+    assert main(["table", str(d)]) == 0
+    assert capsys.readouterr().out == results_table([TableEntry("st", [d])])
+
+
+def test_the_help_says_the_extension_picks_the_format(capsys):
+    with pytest.raises(SystemExit):
+        main(["table", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ".tex" in help_text and "extension" in help_text

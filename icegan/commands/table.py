@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["register", "add_entry_arguments", "emit"]
+__all__ = ["register", "add_entry_arguments", "emit", "table_format"]
 
 ENTRIES_EPILOG = ("entries: DIR (row named after the folder), LABEL=DIR, or LABEL=DIR,DIR,... ; DIR may be a quoted glob "
                   "pattern, e.g. \"STSTNet=runs/ststnet_s*\". How an entry is read: where the whole entry is an "
@@ -26,14 +26,45 @@ ENTRIES_EPILOG = ("entries: DIR (row named after the folder), LABEL=DIR, or LABE
                   "mixes recipes, or lists one run twice, is refused: give each recipe its own LABEL=GLOB entry")
 
 
+#: the format ``icegan table`` writes to an --out file of each extension when no --format is given (any other
+#: extension: markdown)
+FORMAT_OF_EXTENSION = {".tex": "latex", ".csv": "csv", ".md": "markdown"}
+
+
 def add_entry_arguments(p: argparse.ArgumentParser, format_help: str,
-                        formats: tuple[str, ...] = ("markdown", "csv")) -> None:
+                        formats: tuple[str, ...] = ("markdown", "csv"), format_from_out: bool = False) -> None:
     """The run-entry arguments shared by ``icegan table`` and ``icegan compare``: entries, --format (one of
-    ``formats``, the first the default), --out."""
+    ``formats``, the first the default; with ``format_from_out`` no default: :func:`table_format` takes it from
+    --out's extension), --out."""
     p.add_argument("entries", nargs="+", metavar="ENTRY",
                    help="DIR | LABEL=DIR[,DIR...] (glob patterns allowed; the runs of one entry: seeds of one recipe)")
-    p.add_argument("--format", choices=formats, default=formats[0], help=f"{format_help} (default {formats[0]})")
+    if format_from_out:
+        p.add_argument("--format", choices=formats, default=None,
+                       help=f"{format_help} (default: from --out's extension: "
+                            + ", ".join(f"{e} {f}" for e, f in FORMAT_OF_EXTENSION.items())
+                            + f", any other {formats[0]}; {formats[0]} when printed; a --format that contradicts a "
+                              f"{', '.join(FORMAT_OF_EXTENSION)} extension is refused)")
+    else:
+        p.add_argument("--format", choices=formats, default=formats[0], help=f"{format_help} (default {formats[0]})")
     p.add_argument("--out", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
+
+
+def table_format(fmt: str | None, out: str | None) -> str:
+    """The format ``icegan table`` writes: ``fmt`` (--format) where given, else the one of ``out``'s extension
+    (:data:`FORMAT_OF_EXTENSION`; case ignored), markdown for any other extension or without ``out``.
+
+    Raises:
+        ValueError: ``fmt`` given and ``out``'s extension is one of :data:`FORMAT_OF_EXTENSION` with another format
+            (``--format csv --out paper.tex``); names both and what to change.
+    """
+    implied = FORMAT_OF_EXTENSION.get(Path(out).suffix.lower()) if out else None
+    if fmt is None:
+        return implied or "markdown"
+    if implied is not None and implied != fmt:
+        ext = {f: e for e, f in FORMAT_OF_EXTENSION.items()}[fmt]
+        raise ValueError(f"--format {fmt} contradicts --out {out}, whose extension {Path(out).suffix} means "
+                         f"{implied}: leave --format out for {implied}, or name the --out file *{ext} for {fmt}")
+    return fmt
 
 
 def emit(text: str, out: str | None) -> int:
@@ -54,12 +85,13 @@ def _main(args: argparse.Namespace) -> int:
     try:
         if args.out:
             check_output_file(args.out, "--out", "table.md")      # never over a run's own metrics.md
+        fmt = table_format(args.format, args.out)
         entries = parse_entries(args.entries)
-        text = results_table(entries, fmt=args.format)     # each run's config.yaml and run.json parsed once
+        text = results_table(entries, fmt=fmt)     # each run's config.yaml and run.json parsed once
     except ValueError as exc:
         print(f"icegan table: error: {exc}", file=sys.stderr)
         return 2
-    if args.format == "csv":                # markdown and latex carry it; a line in the CSV would break it
+    if fmt == "csv":                # markdown and latex carry it; a line in the CSV would break it
         for e in entries:
             for note in same_predictions_notes(e.label, e.runs):
                 print(f"icegan table: note: {note}", file=sys.stderr)
@@ -83,5 +115,5 @@ def register(subparsers) -> None:
     add_entry_arguments(p, "markdown (cells 'mean ± std', 4 decimals), latex (the same as a booktabs table float "
                            "for a paper, with caption and label) or csv (mean and std as separate numeric columns; "
                            "folds and clips as two columns)",
-                        formats=("markdown", "latex", "csv"))
+                        formats=("markdown", "latex", "csv"), format_from_out=True)
     p.set_defaults(func=_main)
