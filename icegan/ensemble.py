@@ -394,10 +394,9 @@ def ensemble_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, weights: 
                                     "only runs of the same LOSO can be averaged")
         h, p = members[i] = _in_spellings_of(h, p, h0, p0)    # smic/s1 averaged with the first member's smic/s01
         if h.get("folds") != h0.get("folds"):
-            raise EnsembleError(f"{d} differs from {dirs[0]} in its folds ({len(h.get('folds') or [])} vs "
-                                f"{len(h0.get('folds') or [])} subjects, first difference "
-                                f"{_first_diff(h.get('folds') or [], h0.get('folds') or [])}); only runs of the "
-                                "same LOSO can be averaged")
+            raise EnsembleError(f"{d} differs from {dirs[0]} in its folds "
+                                f"({_folds_difference(h.get('folds') or [], h0.get('folds') or [], d, dirs[0], h0)}); "
+                                "only runs of the same LOSO can be averaged")
         for col in ("subject", "clip", "fold", "y_true"):
             a, b = p[col].to_numpy(), p0[col].to_numpy()
             if len(a) != len(b) or (a != b).any():
@@ -547,6 +546,21 @@ def _refuse_other_ensemble(out: Path, dirs: Sequence[Path], w: np.ndarray,
     raise LosoStateError(f"{out} holds the ensemble of {listed((r, wi) for r, wi, _, _ in recorded)}, not of "
                          f"{listed(zip(map(str, dirs), w))} ({what}; ensemble.json); an ensemble folder holds one "
                          f"ensemble: give this one its own --out, or remove {out} to replace that one")
+
+
+def _folds_difference(a: list, b: list, d: Path, d0: Path, h0: dict) -> str:
+    """How the held-out folds ``a`` of run folder ``d`` differ from ``b`` of the first member ``d0`` (whose run.json
+    header is ``h0``), for :func:`ensemble_runs`'s refusal: their counts in the protocol's held-out unit (subjects;
+    datasets for HDE, :func:`icegan.protocol.held_out_column`), then, where the counts differ, the folds each run
+    has and the other lacks (up to 5 each), else the first difference. Raises nothing."""
+    said = f"{len(a)} vs {len(b)} {held_out_column(str(h0.get('protocol') or ''))}s"
+    parts = []
+    for x, y, where in ((a, b, d), (b, a, d0)):
+        missing = [f for f in x if f not in y] if len(a) != len(b) else []
+        if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            parts.append(f"{', '.join(map(str, missing[:5]))}{more} only in {where}")
+    return f"{said}; {'; '.join(parts)}" if parts else f"{said}, first difference {_first_diff(a, b)}"
 
 
 def _first_diff(a: Sequence, b: Sequence) -> str:

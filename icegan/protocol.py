@@ -969,6 +969,33 @@ def _finished_folds(out: Path, header: dict) -> list[str]:
     return [f for f in header.get("folds") or [] if f in seen]
 
 
+# the run.json provenance keys (icegan.recognition.recognizer_provenance, icegan.pipeline.flow_weights_provenance)
+# whose change :func:`_provenance_hint` words: the key of the spec beside a source hash, or the weights flag
+_SOURCE_KEYS = {"recognizer_source_sha256": "recognizer_module", "flow_module_sha256": "flow_module"}
+_WEIGHTS_KEYS = {"flow_weights": "flow.weights", "flow_weights_sha256": "flow.weights",
+                 "decompose_weights": "flow.decompose_weights", "decompose_weights_sha256": "flow.decompose_weights"}
+
+
+def _provenance_hint(was: dict, now: dict, changed: list[str]) -> str:
+    """What the change of the provenance keys ``changed`` (between a folder's run.json provenance ``was`` and the
+    run's ``now``) means, for the message of :func:`_prepare_dir`: a key the folder did not record: the folder was
+    made before icegan recorded it; a custom module's source hash: that module's source file changed; a weights
+    file or its hash: that weights file changed; other keys (or none): the general hint. Raises nothing."""
+    general = "e.g. the weights file changed, or the folder was made before icegan recorded it"
+    said = []
+    for k in changed:
+        if k not in was:
+            said.append(f"the folder was made before icegan recorded {k}")
+        elif k in _SOURCE_KEYS:
+            spec = now.get(_SOURCE_KEYS[k]) or was.get(_SOURCE_KEYS[k])
+            said.append(f"the module's source file changed ({spec})" if spec else "the module's source file changed")
+        elif k in _WEIGHTS_KEYS:
+            said.append(f"the weights file changed ({_WEIGHTS_KEYS[k]})")
+        else:
+            return general
+    return "; ".join(dict.fromkeys(said)) or general
+
+
 def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1, write: bool = True) -> None:
     """Make ``out`` the folder of the run whose ``run.json`` is ``header`` and whose config is ``config``, or check
     that the folder holds that run: a new folder gets both files; the same run (run.json and config.yaml equal) is
@@ -1035,9 +1062,10 @@ def _prepare_dir(out: Path, header: dict, config: Any, group_size: int = 1, writ
                     conflict = ""
                 if conflict:
                     raise LosoStateError(conflict)
-                if diff == ["provenance"] and not why:
-                    why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: e.g. the "
-                           "weights file changed, or the folder was made before icegan recorded it)")
+                diff = ["provenance"]     # its folds alone would be an allowed extension: not the cause
+                if not why:
+                    why = (f" (its provenance {old.get('provenance')} vs now {header.get('provenance')}: "
+                           f"{_provenance_hint(was_p, now_p, changed)})")
             elif not why and set(diff) <= {"folds", "folds_total"} and isinstance(was, list) and isinstance(now, list):
                 if len(now) < len(was) and was[:len(now)] == now:
                     key = max_folds_key(cfg)

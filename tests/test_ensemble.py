@@ -129,7 +129,8 @@ def test_refusals(toy, two_runs, tmp_path):
         ensemble_runs([r1, tmp_path / "sde"], tmp_path / "a")
     run_loso(toy.samples, _random_prob_fn(6), tmp_path / "four", max_folds=4, progress=False)
     with pytest.raises(EnsembleError, match=f"^{re.escape(str(tmp_path / 'four'))} differs from {re.escape(str(r1))} "
-                                            r"in its folds \(4 vs 6 subjects, first difference in length\)"):
+                                            r"in its folds \(4 vs 6 subjects; samm/s02, samm/s03 only in "
+                                            f"{re.escape(str(r1))}\\); only runs of the same LOSO"):
         ensemble_runs([r1, tmp_path / "four"], tmp_path / "a")
 
     # an unfinished run: the last fold's rows cut off

@@ -86,7 +86,7 @@ def test_an_extension_that_differs_in_another_setting_is_refused(toy, tmp_path):
                                              r"there, 1 now\); resuming would mix two experiments"):
         run_loso(toy.samples, _centroid(toy, []), out, config={"max_folds": 0, "seed": 1}, provenance={"data": "d1"},
                  progress=False)
-    with pytest.raises(LosoStateError, match=r"differs in \['folds', 'folds_total', 'provenance'\]"):
+    with pytest.raises(LosoStateError, match=r"differs in \['provenance'\]\) \(its data d1 vs now d2"):
         run_loso(toy.samples, _centroid(toy, []), out, config={"max_folds": 0, "seed": 0}, provenance={"data": "d2"},
                  progress=False)
     with pytest.raises(LosoStateError, match=r"differs in \['dataset', 'folds', 'folds_total', 'protocol'\]"):
