@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Optional
 
 import torch
@@ -76,6 +77,26 @@ def training_size(estimator) -> Optional[int]:
     model = getattr(estimator, "model", None)
     size = getattr(model, "meta", {}).get("size") if model is not None else None
     return int(size) if isinstance(size, (int, float)) and size > 0 else None
+
+
+#: the notes :func:`at_input_size` printed in this process (each is printed once, not once per fold or call)
+_NOTED: set[str] = set()
+
+
+def _note_no_training_size(estimator, hw: tuple[int, int]) -> None:
+    """Print on stderr, once per weights, that ``input size auto`` computes ``estimator``'s flow at the image size
+    ``hw`` (H, W) because its loaded weights (``model.meta``) record no ``size``; silent for classical methods and
+    untrained networks (no weights, no ``meta``)."""
+    meta = getattr(getattr(estimator, "model", None), "meta", None)
+    if meta is None:
+        return
+    label = meta.get("source") or meta.get("name")
+    note = (f"note: input size auto: the flow weights{f' {label!r}' if label else ''} record no training crop size "
+            f"(meta 'size'), so the flow is computed at the image size {hw[0]}x{hw[1]}; give the side they were "
+            f"trained at (--input-size N, flow.input_size=N) to compute it there")
+    if note not in _NOTED:
+        _NOTED.add(note)
+        print(note, file=sys.stderr, flush=True)
 
 
 class ResizedEstimator:
@@ -144,7 +165,8 @@ def at_input_size(estimator, input_size, image_size):
     Args:
         estimator: any estimator (``estimate``).
         input_size: ``"auto"`` (the crop size the weights were trained at, :func:`training_size`, square; the
-            image size for classical methods and weights that do not record one), ``"native"`` (the image size),
+            image size for classical methods and weights that do not record one, the latter with a note on stderr,
+            once per weights), ``"native"`` (the image size),
             or an int side in pixels (square).
         image_size: the images' side (int) or (H, W).
 
@@ -160,6 +182,7 @@ def at_input_size(estimator, input_size, image_size):
     if input_size == "auto":
         size = training_size(estimator)
         if size is None:
+            _note_no_training_size(estimator, hw)
             return estimator
     elif isinstance(input_size, int) and not isinstance(input_size, bool):
         size = input_size

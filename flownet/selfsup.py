@@ -531,9 +531,13 @@ def train_selfsup(cfg: SelfSupConfig, progress: bool = True) -> dict:
         if t.teacher_steps > 0:
             run_stage("teacher", t.teacher_steps, t.teacher_minutes, None, opt_state)
             opt_state = None
+        # SRFlowNet weights (flow.weights, --input-size auto): the record of weights.pt below, for the teacher. Its
+        # real frames: those of the train subjects once it trained a step, else the init weights' alone
+        teacher_seen = {f"casme2/{s}" for s in data.subjects} if state["step"] > 0 else set()
         save_srflownet(model, run / "teacher.pt", meta={"name": cfg.name, "stage": "teacher",
                                                           "steps": state["step"], "alpha2": lc.alpha2,
-                                                          "gray": True})     # RealFramePairs: grey frames
+                                                          "size": d.size, "gray": True,   # RealFramePairs: grey
+                                                          "real_pair_subjects": sorted(teacher_seen | set(init_seen))})
         results["teacher_steps"] = state["step"]
         results["teacher_minutes"] = round(state["elapsed_s"] / 60, 1)
         results["teacher_test"] = test_metrics("teacher")

@@ -1124,7 +1124,7 @@ def train(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                 writer.add_scalar("train/lr", lr_now, step)
                 bar.set_postfix(loss=f"{loss_value:.3f}", epe=f"{epe:.3f}")
                 print(f"step {step} loss {loss_value:.4f} epe {epe:.4f} reg {parts['reg_loss']:.4f} "
-                      f"elapsed {time.time() - start:.0f}s", flush=True)
+                      f"elapsed {elapsed0 + time.time() - start:.0f}s", flush=True)     # across resumes
             if t.eval_every and step % t.eval_every == 0:
                 report(mon_name, mon_loader)
                 if generic_loader is not None:

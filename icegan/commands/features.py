@@ -45,7 +45,9 @@ def register(sub) -> None:
                         "each clip; cropped only resizes frames that are already face crops")
     add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="main-job config overrides, e.g. flow.method=tvl1 recognizer.input_size=28")
+                   help="main-job config overrides, e.g. flow.method=tvl1 recognizer.input_size=28; flow from a "
+                        "trained flow checkpoint: flow.weights=runs/NAME/weights.pt (with flow.method set to its "
+                        "backbone, srflownet by default)")
     p.set_defaults(func=_run)
 
 
